@@ -1,0 +1,530 @@
+"""Typed configuration (DESIGN.md sections 3.2 and 4).
+
+One pydantic-settings root, one ``Section`` model per subsystem; every model forbids unknown
+keys. Sources, lowest priority first: built-in defaults, the YAML file given by ``--config``,
+environment variables ``CRYPTOMON_<SECTION>__<KEY>`` (``__`` separates nesting levels; lists
+and dicts take JSON). Any ``SecretStr`` field ``X`` may instead be given as ``X_file: PATH``,
+whose stripped content becomes the value.
+
+:func:`load_settings` turns every problem into a :class:`~cryptomon.errors.ConfigError` whose
+lines name the key path, the offending value and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from cryptomon.errors import ConfigError, Problem
+
+ENV_PREFIX = "CRYPTOMON_"
+SUBSCRIPTIONS = (
+    "trades",
+    "orderbook",
+    "ticker",
+    "candles",
+    "funding",
+    "liquidations",
+    "open_interest",
+)
+Subscription = Literal[
+    "trades", "orderbook", "ticker", "candles", "funding", "liquidations", "open_interest"
+]
+_DEFAULT_SUBS: tuple[Subscription, ...] = ("trades", "orderbook", "ticker", "candles")
+SeverityName = Literal["low", "medium", "high", "critical"]
+
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]+([-/][A-Z0-9]+)+$")
+
+
+def normalize_symbol(value: str) -> str:
+    """``btc/usdt`` -> ``BTC-USDT`` (cryptofeed's normalized form)."""
+    s = value.strip().upper()
+    if not _SYMBOL_RE.match(s):
+        raise ValueError(f"a symbol like BTC/USDT or BTC-USDT, not {value!r}")
+    return s.replace("/", "-")
+
+
+def _is_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    return any(_is_secret(a) for a in get_args(annotation))
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors; ``X_file`` loads secret ``X``."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for key in list(out):
+            if not (isinstance(key, str) and key.endswith("_file")):
+                continue
+            base = key[: -len("_file")]
+            field = cls.model_fields.get(base)
+            if field is None or not _is_secret(field.annotation):
+                continue
+            path = Path(str(out.pop(key))).expanduser()
+            try:
+                out[base] = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"{key}: cannot read secret file {str(path)!r} ({exc.strerror or exc})"
+                ) from None
+        return out
+
+
+# --------------------------------------------------------------------------- exchanges
+
+
+class ExchangeConfig(Section):
+    """One market data source: a cryptofeed exchange, the built-in simulator, or a replay."""
+
+    name: str = Field(min_length=1, description="cryptofeed exchange name, or 'simulator'")
+    enabled: bool = True
+    source: Literal["live", "replay"] = "live"
+    files: list[str] = Field(default_factory=list, description="recordings for source: replay")
+    replay_speed: str = Field(default="max", pattern=r"^(max|\d+(\.\d+)?x)$")
+    symbols: list[str] = Field(default_factory=list)
+    subscriptions: list[Subscription] = Field(default_factory=lambda: list(_DEFAULT_SUBS))
+    depth: int = Field(default=20, ge=1, le=1000, description="order book depth kept")
+    book_levels: int = Field(default=10, ge=1, le=1000, description="levels summed in BookTop")
+    book_snapshot_interval_s: float = Field(default=1.0, gt=0)
+    stale_after_s: float | None = Field(
+        default=None, gt=0, description="stall watchdog; None = sized per channel"
+    )
+    url: str | None = Field(default=None, description="endpoint override (simulator address)")
+    candle_interval: str = "1m"
+
+    @field_validator("name")
+    @classmethod
+    def _lower_name(cls, v: str) -> str:
+        return v.strip().lower()
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str]) -> list[str]:
+        out = [normalize_symbol(s) for s in v]
+        dup = {s for s in out if out.count(s) > 1}
+        if dup:
+            raise ValueError(f"each symbol once; repeated: {', '.join(sorted(dup))}")
+        return out
+
+    @model_validator(mode="after")
+    def _check(self) -> ExchangeConfig:
+        if self.enabled and self.source == "live" and not self.symbols:
+            raise ValueError("an enabled exchange needs at least one symbol in 'symbols'")
+        if self.source == "replay" and not self.files:
+            raise ValueError("source: replay needs recording paths in 'files'")
+        if self.book_levels > self.depth:
+            raise ValueError(f"book_levels ({self.book_levels}) <= depth ({self.depth})")
+        return self
+
+
+# --------------------------------------------------------------------------- detection
+
+
+class AnomalyDetectionConfig(Section):
+    """Thresholds of the detectors; any of them may be overridden per ``exchange:symbol``."""
+
+    enabled: bool = True
+    volume_threshold_multiplier: float = Field(default=3.0, gt=0, description="z-score")
+    price_change_percentage: float = Field(default=5.0, gt=0)
+    lookback_window_minutes: float = Field(default=60, gt=0)
+    min_samples: int = Field(default=30, ge=2)
+    bucket_seconds: float = Field(default=60, gt=0)
+    cooldown_s: float = Field(default=300, ge=0)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    _not_overridable: ClassVar[frozenset[str]] = frozenset({"overrides", "enabled"})
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _override_keys(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        out: dict[str, Any] = {}
+        for key, val in v.items():
+            exchange, sep, symbol = str(key).partition(":")
+            if not sep or not exchange or not symbol:
+                raise ValueError(f"override keys look like 'binance:BTC/USDT', not {key!r}")
+            out[f"{exchange.strip().lower()}:{normalize_symbol(symbol)}"] = val
+        return out
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> AnomalyDetectionConfig:
+        for key, values in self.overrides.items():
+            if not isinstance(values, dict):
+                raise ValueError(f"overrides[{key!r}] must be a mapping of threshold: value")
+            bad = [
+                k for k in values if k not in type(self).model_fields or k in self._not_overridable
+            ]
+            if bad:
+                raise ValueError(
+                    f"overrides[{key!r}]: unknown threshold(s) {', '.join(map(str, bad))}"
+                )
+            self._merged(values)  # validates the values
+        return self
+
+    def _merged(self, values: dict[str, Any]) -> AnomalyDetectionConfig:
+        base = self.model_dump(exclude={"overrides"})
+        base.update(values)
+        return type(self).model_validate(base)
+
+    def for_symbol(self, exchange: str, symbol: str) -> AnomalyDetectionConfig:
+        """The thresholds for one market: this section with its override applied."""
+        values = self.overrides.get(f"{exchange.lower()}:{symbol}")
+        return self._merged(values) if values else self
+
+
+# --------------------------------------------------------------------------- trading
+
+
+class TradingConfig(Section):
+    auto_trading_enabled: bool = False
+    mode: Literal["paper", "live"] = "paper"
+    max_position_size: float = Field(default=1000.0, gt=0, description="quote currency")
+    risk_percentage: float = Field(default=2.0, gt=0, le=100)
+    stop_loss_percentage: float = Field(default=3.0, gt=0, lt=100)
+    take_profit_percentage: float = Field(default=6.0, gt=0)
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+class ChannelConfig(Section):
+    name: str = Field(min_length=1)
+    url: SecretStr
+    min_severity: SeverityName = "medium"
+    kinds: list[str] | None = None
+    exchanges: list[str] | None = None
+    symbols: list[str] | None = None
+    format: Literal["auto", "markdown", "text"] = "auto"
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [normalize_symbol(s) for s in v]
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        if "://" not in v.get_secret_value():
+            raise ValueError("an apprise URL such as tgram://TOKEN/CHAT or mailto://...")
+        return v
+
+
+class AlertsConfig(Section):
+    enabled: bool = True
+    channels: list[ChannelConfig] = Field(default_factory=list)
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, v: list[ChannelConfig]) -> list[ChannelConfig]:
+        names = [c.name for c in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"unique channel names; repeated: {', '.join(sorted(dup))}")
+        return v
+
+
+# --------------------------------------------------------------------------- storage
+
+
+class DatabaseConfig(Section):
+    url: str = "sqlite+aiosqlite:///./cryptomon.db"
+    auto_migrate: bool = True
+    pool_size: int = Field(default=5, ge=1)
+    max_overflow: int = Field(default=5, ge=0)
+    pool_timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^(sqlite\+aiosqlite|postgresql\+psycopg)://", v):
+            raise ValueError(
+                "sqlite+aiosqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+            )
+        return v
+
+
+class StorageConfig(Section):
+    trades: bool = False
+    book_sample_s: float = Field(default=1.0, gt=0)
+    retention_days: float = Field(default=30, gt=0)
+    batch_size: int = Field(default=1000, ge=1)
+    batch_max_age_s: float = Field(default=1.0, gt=0)
+    market_buffer: int = Field(default=100_000, ge=1, description="market rows kept in memory")
+
+
+# --------------------------------------------------------------------------- api
+
+
+Scope = Literal["read", "trade", "admin"]
+_DEFAULT_SCOPES: tuple[Scope, ...] = ("read",)
+
+
+class TokenConfig(Section):
+    name: str = Field(min_length=1)
+    token: SecretStr | None = None
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    scopes: list[Scope] = Field(default_factory=lambda: list(_DEFAULT_SCOPES))
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TokenConfig:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("exactly one of token, token_file or token_sha256")
+        return self
+
+
+class ApiConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    public_read: bool = False
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["auto", "console", "json"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+# --------------------------------------------------------------------------- root
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    exchanges: list[ExchangeConfig] = Field(default_factory=list)
+    anomaly_detection: AnomalyDetectionConfig = Field(default_factory=AnomalyDetectionConfig)
+    trading: TradingConfig = Field(default_factory=TradingConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    @field_validator("exchanges")
+    @classmethod
+    def _unique_exchanges(cls, v: list[ExchangeConfig]) -> list[ExchangeConfig]:
+        names = [e.name for e in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"each exchange once; repeated: {', '.join(sorted(dup))}")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: it wins over the YAML document, which arrives as init kwargs.
+        return (env_settings, init_settings)
+
+    def secret_values(self) -> list[str]:
+        """Every secret string in this config, for the log redaction processor."""
+        found: list[str] = []
+
+        def walk(obj: Any) -> None:
+            if isinstance(obj, SecretStr):
+                val = obj.get_secret_value()
+                if val:
+                    found.append(val)
+            elif isinstance(obj, BaseModel):
+                for name in type(obj).model_fields:
+                    walk(getattr(obj, name))
+            elif isinstance(obj, list | tuple):
+                for item in obj:
+                    walk(item)
+            elif isinstance(obj, dict):
+                for item in obj.values():
+                    walk(item)
+
+        walk(self)
+        pw = _url_password(self.database.url)
+        if pw:
+            found.append(pw)
+        return found
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective configuration as plain data with every secret replaced by ``***``."""
+        from cryptomon.log import redact_url
+
+        data = self.model_dump(mode="json")
+
+        def walk(model: Any, obj: Any) -> Any:
+            if isinstance(model, SecretStr):
+                return "***"
+            if isinstance(model, BaseModel) and isinstance(obj, dict):
+                return {k: walk(getattr(model, k), v) for k, v in obj.items()}
+            if isinstance(model, list) and isinstance(obj, list):
+                return [walk(m, o) for m, o in zip(model, obj, strict=True)]
+            return obj
+
+        out = walk(self, data)
+        out["database"]["url"] = redact_url(self.database.url)
+        return out
+
+
+def _url_password(url: str) -> str | None:
+    m = re.match(r"^[a-z0-9+.-]+://[^:/@]+:([^@]+)@", url, re.IGNORECASE)
+    return m.group(1) if m else None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse the YAML config file; every failure is a ConfigError naming the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(p), None, "an existing YAML config file")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(str(p), None, f"a readable file ({exc.strerror})")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([Problem(where, None, f"valid YAML ({problem})")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(p), data, "a YAML mapping of sections at the top level")])
+    return data
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    data: dict[str, Any] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from a YAML file (and/or a dict) plus ``CRYPTOMON_*`` env vars
+    (which win).
+
+    Raises :class:`ConfigError` with one :class:`Problem` per invalid key.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = read_yaml(path)
+    if data is not None:
+        raw = {**raw, **data}
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(problems_from(exc)) from None
+
+
+def problems_from(exc: ValidationError) -> list[Problem]:
+    """One Problem per pydantic error: dotted key path, offending value, what was expected."""
+    out: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err.get("loc", ())]
+        path = ".".join(loc) or "config"
+        kind = err.get("type", "")
+        value = err.get("input")
+        msg = str(err.get("msg", ""))
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(err.get("loc", ())[:-1])
+            expected = "no such key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        elif kind == "missing":
+            expected = "a value (this key is required)"
+            value = None
+        else:
+            expected = _expected(msg)
+        if isinstance(value, dict | list) and len(repr(value)) > 80:
+            value = f"<{type(value).__name__}>"
+        if _looks_secret(loc):
+            value = "***"
+        out.append(Problem(path, value, expected))
+    return out
+
+
+def _looks_secret(loc: list[str]) -> bool:
+    return any(p in {"url", "token", "api_key", "secret", "password"} for p in loc[-1:])
+
+
+def _expected(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    for prefix in ("Input should be ", "String should "):
+        if msg.startswith(prefix):
+            rest = msg[len(prefix) :]
+            return rest if prefix == "Input should be " else "a string that should " + rest
+    return msg[:1].lower() + msg[1:]
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        if model is None:
+            return []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is not None or get_args(annotation):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,77 @@
+"""The error families every component uses (DESIGN.md 3.4).
+
+- ``ConfigError``: bad configuration or CLI input; the process exits 2 with one line per problem.
+- ``TemporaryError``: worth retrying (network blips, 429, 5xx, database failover); callers retry
+  with capped exponential backoff and jitter (see :func:`backoff_delays`).
+- ``FatalError``: the component cannot go on; it stops and the failure is reported.
+- ``RiskRejected``: an order intent failed a risk check; carries the reason.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One configuration problem: where, what was found, what was expected."""
+
+    path: str
+    value: object
+    expected: str
+
+    def __str__(self) -> str:
+        shown = repr(self.value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return f"{self.path}: got {shown}; expected {self.expected}"
+
+
+class CryptomonError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(CryptomonError):
+    """Invalid configuration or command-line input."""
+
+    def __init__(self, problems: list[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(path="config", value=None, expected=problems)]
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class TemporaryError(CryptomonError):
+    """A failure that may go away: retry with backoff."""
+
+
+class FatalError(CryptomonError):
+    """A failure that stops the component."""
+
+
+class RiskRejected(CryptomonError):
+    """An order intent rejected by a risk check."""
+
+    def __init__(self, reason: str, *, check: str = "") -> None:
+        self.reason = reason
+        self.check = check
+        super().__init__(reason)
+
+
+def backoff_delays(
+    *,
+    initial: float = 0.5,
+    cap: float = 30.0,
+    factor: float = 2.0,
+    jitter: float = 0.2,
+    rng: random.Random | None = None,
+) -> Iterator[float]:
+    """Yield capped exponential delays with +/- ``jitter`` relative noise, forever."""
+    rand = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    delay = initial
+    while True:
+        spread = delay * jitter
+        yield max(0.0, delay + rand.uniform(-spread, spread))
+        delay = min(cap, delay * factor)

@@ -1,0 +1,318 @@
+"""Every message that travels on the hub (DESIGN.md 3.1).
+
+Events are frozen, slotted, keyword-only dataclasses. Each carries ``exchange``, ``symbol``
+(cryptofeed-normalized, e.g. ``BTC-USDT``), ``ts`` (exchange/event time, epoch seconds) and
+``ts_recv`` (when this process received or created it). Market data fields are ``float``;
+order, fill, position and PnL amounts are ``Decimal``.
+
+The hub routes on the concrete class, so the class *is* the topic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+Side = Literal["buy", "sell"]
+
+
+def new_id() -> str:
+    """A random 32-hex-character identifier for anomalies, signals and the like."""
+    return uuid.uuid4().hex
+
+
+class Severity(StrEnum):
+    """Anomaly severity, ordered: compare with :meth:`rank`."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Common fields of every hub message."""
+
+    exchange: str
+    symbol: str
+    ts: float
+    ts_recv: float
+
+
+# --------------------------------------------------------------------------- market data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trade(Event):
+    """One public trade. ``side`` is the taker side."""
+
+    price: float
+    amount: float
+    side: Side
+    trade_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BookTop(Event):
+    """Best bid/ask plus depth summary over the top ``levels`` levels of each side.
+
+    ``imbalance`` = (bid_depth - ask_depth) / (bid_depth + ask_depth), in [-1, 1];
+    depths are in base currency.
+    """
+
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    spread: float
+    spread_bps: float
+    bid_depth: float
+    ask_depth: float
+    imbalance: float
+    levels: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BookSnapshot(Event):
+    """Top N levels of each side, best first: ``((price, size), ...)``."""
+
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ticker(Event):
+    bid: float
+    ask: float
+    last: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candle(Event):
+    """OHLCV for ``interval`` (e.g. ``1m``) starting at ``start`` (epoch seconds)."""
+
+    interval: str
+    start: float
+    end: float
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trades: int | None = None
+    closed: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Funding(Event):
+    rate: float
+    mark_price: float | None = None
+    predicted_rate: float | None = None
+    next_funding_time: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Liquidation(Event):
+    side: Side
+    price: float
+    amount: float
+    status: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenInterest(Event):
+    open_interest: float
+
+
+MARKET_DATA: tuple[type[Event], ...] = (
+    Trade,
+    BookTop,
+    BookSnapshot,
+    Ticker,
+    Candle,
+    Funding,
+    Liquidation,
+    OpenInterest,
+)
+
+# --------------------------------------------------------------------------- detection
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anomaly(Event):
+    """A detector finding. ``ts`` is the time of the triggering event, ``ts_detected`` when the
+    detector published it. ``reasons`` are short human strings such as ``"Z-score: 3.50"``."""
+
+    kind: str
+    severity: Severity
+    value: float
+    threshold: float
+    confidence: float
+    z_score: float | None = None
+    price_change_pct: float | None = None
+    reasons: tuple[str, ...] = ()
+    window_mean: float | None = None
+    window_std: float | None = None
+    samples: int = 0
+    ts_detected: float = 0.0
+    id: str = field(default_factory=new_id)
+
+
+# --------------------------------------------------------------------------- trading
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Signal(Event):
+    """A trading idea: ``side`` with ``strength`` in [0, 1], caused by ``anomaly_id`` or a rule."""
+
+    side: Side
+    strength: float
+    source: str
+    reason: str = ""
+    price: float | None = None
+    anomaly_id: str | None = None
+    id: str = field(default_factory=new_id)
+
+
+OrderType = Literal["market", "limit", "stop_market", "stop_limit", "take_profit"]
+OrderOrigin = Literal["signal", "manual", "stop_loss", "take_profit", "kill_switch", "reconcile"]
+
+
+class OrderState(StrEnum):
+    NEW = "new"
+    SUBMITTED = "submitted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCEL_PENDING = "cancel_pending"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_STATES
+
+
+_TERMINAL_STATES = frozenset(
+    {OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderIntent(Event):
+    """What the engine wants to send; written to the database before it is sent."""
+
+    client_order_id: str
+    side: Side
+    type: OrderType
+    amount: Decimal
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    reduce_only: bool = False
+    origin: OrderOrigin = "signal"
+    signal_id: str | None = None
+    anomaly_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderUpdate(Event):
+    """A change of an order's state as the engine knows it."""
+
+    client_order_id: str
+    state: OrderState
+    side: Side
+    type: OrderType
+    amount: Decimal
+    filled: Decimal = Decimal(0)
+    price: Decimal | None = None
+    avg_price: Decimal | None = None
+    exchange_order_id: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fill(Event):
+    """One execution of an order; unique per (exchange, trade_id)."""
+
+    trade_id: str
+    client_order_id: str
+    side: Side
+    amount: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    liquidity: Literal["maker", "taker"] = "taker"
+    exchange_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionUpdate(Event):
+    """A position after a fill or a mark. ``amount`` is signed (negative = short)."""
+
+    amount: Decimal
+    avg_price: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    mark_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskEvent(Event):
+    """A risk rejection or a change of the risk state (active / reducing / halted)."""
+
+    kind: Literal["rejected", "state_change", "kill_switch", "limit"]
+    state: str
+    reason: str
+    client_order_id: str | None = None
+    check: str = ""
+
+
+# --------------------------------------------------------------------------- operations
+
+FeedState = Literal["connecting", "live", "stale", "disconnected", "gap", "resync", "error"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedStatus(Event):
+    """Health change of one exchange channel. ``symbol`` is empty for the whole connection."""
+
+    channel: str
+    status: FeedState
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notice(Event):
+    """A system notice (daemon start/stop, database unreachable, ...). ``exchange`` and
+    ``symbol`` are empty when not about a market."""
+
+    code: str
+    message: str
+    level: Literal["info", "warning", "error", "critical"] = "info"
+
+
+DURABLE: tuple[type[Event], ...] = (
+    Anomaly,
+    Signal,
+    OrderIntent,
+    OrderUpdate,
+    Fill,
+    PositionUpdate,
+    RiskEvent,
+)
+"""Kinds that are never dropped by any queue (DESIGN.md section 5)."""

@@ -1,0 +1,145 @@
+"""Logging: the only ``structlog.configure()`` call (DESIGN.md 3.9).
+
+Console renderer on a TTY, JSON lines otherwise (``logging.format: auto``). Logs go to stderr so
+commands that print results (``--json``) keep stdout clean. A redaction processor removes
+secrets from every event: the config's secret values, ``key=``/``secret=``/``token=``/
+``password=`` pairs, passwords inside URLs (``postgresql://user:pw@``) and the credential part of
+notification URLs (``tgram://TOKEN/CHAT``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+REDACTED = "***"
+
+_PAIR_RE = re.compile(
+    r"(?i)\b((?:api[_-]?)?(?:key|secret|token|password|passwd|pwd|passphrase|apikey))"
+    r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&\"'}]+)"
+)
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/@:]*):([^\s/@]*)@")
+# apprise-style URLs whose first path segments are credentials
+_NOTIFY_SCHEMES = (
+    "tgram|telegram|wecombot|feishu|lark|dingtalk|slack|discord|twilio|json|jsons|xml|xmls|"
+    "form|forms|pover|pbul|msteams|mmost|mmosts|rocket|rockets|gotify|gotifys|ntfy|ntfys|"
+    "signal|signals|matrix|matrixs|mailto|mailtos|sns|bark|barks|line|zulip|kook|wxpusher|serverchan|schan"
+)
+_NOTIFY_RE = re.compile(rf"(?i)\b({_NOTIFY_SCHEMES})://[^\s\"']+")
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of ``scheme://user:password@host`` URLs."""
+    return _USERINFO_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", url)
+
+
+def redact_notify_url(url: str) -> str:
+    """``tgram://TOKEN/CHAT`` -> ``tgram://***``; any other URL loses its password only."""
+    scheme, sep, _ = url.partition("://")
+    if sep and re.fullmatch(_NOTIFY_SCHEMES, scheme.lower()):
+        return f"{scheme}://{REDACTED}"
+    return redact_url(url)
+
+
+class Redactor:
+    """structlog processor that scrubs secrets from every string in the event dict."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        for s in secrets:
+            if s and len(s) >= 4 and s not in self.secrets:
+                self.secrets.append(s)
+        # longest first so a secret containing another is replaced whole
+        self.secrets.sort(key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for s in self.secrets:
+            if s in text:
+                text = text.replace(s, REDACTED)
+        if "://" in text:
+            text = _NOTIFY_RE.sub(lambda m: redact_notify_url(m.group(0)), text)
+            text = redact_url(text)
+        if "=" in text or ":" in text:
+            text = _PAIR_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+        return text
+
+    def _value(self, key: str, value: Any) -> Any:
+        if isinstance(value, str):
+            if _SECRET_KEY_RE.search(key):
+                return REDACTED
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._value(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._value(key, v) for v in value)
+        return value
+
+    def __call__(
+        self, logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in list(event_dict.items()):
+            if key == "exc_info":
+                continue
+            event_dict[key] = self._value(key, value)
+        return event_dict
+
+
+_SECRET_KEY_RE = re.compile(r"(?i)^(api_?key|secret|token|password|passphrase)$")
+
+
+class _RedactingFormatter(logging.Formatter):
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor.scrub(super().format(record))
+
+
+def configure(
+    *,
+    level: str = "INFO",
+    fmt: str = "auto",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> Redactor:
+    """Configure structlog (and the stdlib loggers of libraries) once for the process."""
+    out = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if out.isatty() else "json"
+    redactor = Redactor(secrets)
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redactor,
+    ]
+    if fmt == "json":
+        processors.append(structlog.processors.format_exc_info)
+    processors.append(renderer)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (cryptofeed, ccxt, aiohttp, sqlalchemy) log through the stdlib.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(_RedactingFormatter(redactor))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))
+    return redactor
