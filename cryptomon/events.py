@@ -306,6 +306,30 @@ class Notice(Event):
     level: Literal["info", "warning", "error", "critical"] = "info"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationRecord(Event):
+    """The final outcome of one notification on one channel (persisted by the store)."""
+
+    channel: str
+    status: Literal["sent", "failed", "suppressed", "digested"]
+    title: str
+    body: str = ""
+    attempts: int = 0
+    error: str = ""
+    priority: str = ""
+    event_type: str = ""
+    ref_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry(Event):
+    """A manual action or configuration change: who did what, with which payload (JSON text)."""
+
+    actor: str
+    action: str
+    payload: str = "{}"
+
+
 DURABLE: tuple[type[Event], ...] = (
     Anomaly,
     Signal,
@@ -314,5 +338,7 @@ DURABLE: tuple[type[Event], ...] = (
     Fill,
     PositionUpdate,
     RiskEvent,
+    NotificationRecord,
+    AuditEntry,
 )
 """Kinds that are never dropped by any queue (DESIGN.md section 5)."""

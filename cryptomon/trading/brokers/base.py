@@ -1,0 +1,97 @@
+"""The broker protocol every order venue implements (paper, ccxt).
+
+The order engine talks only to this protocol. Amounts and prices are ``Decimal``.
+
+Error contract:
+- ``OrderOutcomeUnknown`` (a ``TemporaryError``): the request may or may not have reached the
+  venue (timeout, 5xx, 429, dropped response). The engine marks the order ``unknown`` and
+  settles it with :meth:`Broker.fetch_order` by client order id, never by resubmitting.
+- ``OrderRejectedError`` (a ``FatalError`` for that order only): the venue refused it.
+- ``TemporaryError`` from reads: retry with backoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from cryptomon.errors import FatalError, TemporaryError
+from cryptomon.events import Fill, OrderIntent, OrderState
+
+
+class OrderOutcomeUnknown(TemporaryError):
+    """The placement's outcome is unknown; settle by lookup, never resubmit."""
+
+    def __init__(self, client_order_id: str, detail: str, *, retry_after_s: float | None = None):
+        self.client_order_id = client_order_id
+        self.retry_after_s = retry_after_s
+        super().__init__(f"order {client_order_id}: outcome unknown ({detail})")
+
+
+class OrderRejectedError(FatalError):
+    """The venue refused the order."""
+
+    def __init__(self, client_order_id: str, reason: str) -> None:
+        self.client_order_id = client_order_id
+        self.reason = reason
+        super().__init__(f"order {client_order_id} rejected: {reason}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketInfo:
+    """Venue limits for one symbol (from exchangeInfo / ccxt markets)."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_amount: Decimal = Decimal(0)
+    min_notional: Decimal = Decimal(0)
+    max_leverage: Decimal = Decimal(1)
+    native_stop_loss: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerOrder:
+    """An order as the venue reports it."""
+
+    client_order_id: str
+    exchange: str
+    symbol: str
+    state: OrderState
+    side: str
+    type: str
+    amount: Decimal
+    filled: Decimal = Decimal(0)
+    price: Decimal | None = None
+    avg_price: Decimal | None = None
+    exchange_order_id: str | None = None
+    fills: tuple[Fill, ...] = field(default=())
+    ts: float = 0.0
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """An order venue. ``name`` is ``paper`` or ``ccxt:<exchange>``."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def market(self, symbol: str) -> MarketInfo: ...
+
+    async def place_order(self, intent: OrderIntent) -> BrokerOrder: ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> BrokerOrder: ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> BrokerOrder | None: ...
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]: ...
+
+    async def fetch_fills(self, symbol: str, since: float | None = None) -> list[Fill]: ...
+
+    async def fetch_balances(self) -> dict[str, Decimal]: ...
