@@ -1,0 +1,103 @@
+"""Latest market state per (exchange, symbol), kept in memory from the hub.
+
+An inline hub subscriber that remembers the last BookTop, BookSnapshot and Ticker, a bounded
+ring of recent trades, and whether the symbol's feed is stale (from ``FeedStatus``). The API
+reads it for ``/market/*``; the order engine reads it for marks, paper fills and the
+"trading pauses while the feed is stale" rule.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from cryptomon.events import BookSnapshot, BookTop, FeedStatus, Ticker, Trade
+from cryptomon.hub import Hub
+
+_Key = tuple[str, str]
+_STALE_STATES = frozenset({"stale", "disconnected", "error"})
+
+
+class MarketState:
+    """What the daemon currently knows about each market."""
+
+    name = "market-state"
+
+    def __init__(self, *, hub: Hub, trades_kept: int = 200) -> None:
+        self.trades_kept = trades_kept
+        self._tops: dict[_Key, BookTop] = {}
+        self._snapshots: dict[_Key, BookSnapshot] = {}
+        self._tickers: dict[_Key, Ticker] = {}
+        self._trades: dict[_Key, deque[Trade]] = {}
+        # stale markers: (exchange, "") marks the whole exchange connection
+        self._stale: set[_Key] = set()
+        hub.subscribe(BookTop, self._on_top, name="market-state.top")
+        hub.subscribe(BookSnapshot, self._on_snapshot, name="market-state.snapshot")
+        hub.subscribe(Ticker, self._on_ticker, name="market-state.ticker")
+        hub.subscribe(Trade, self._on_trade, name="market-state.trade")
+        hub.subscribe(FeedStatus, self._on_status, name="market-state.status")
+
+    # ------------------------------------------------------------------ hub handlers
+
+    def _on_top(self, ev: BookTop) -> None:
+        self._tops[(ev.exchange, ev.symbol)] = ev
+
+    def _on_snapshot(self, ev: BookSnapshot) -> None:
+        self._snapshots[(ev.exchange, ev.symbol)] = ev
+
+    def _on_ticker(self, ev: Ticker) -> None:
+        self._tickers[(ev.exchange, ev.symbol)] = ev
+
+    def _on_trade(self, ev: Trade) -> None:
+        key = (ev.exchange, ev.symbol)
+        ring = self._trades.get(key)
+        if ring is None:
+            ring = self._trades[key] = deque(maxlen=self.trades_kept)
+        ring.append(ev)
+
+    def _on_status(self, ev: FeedStatus) -> None:
+        key = (ev.exchange, ev.symbol)
+        if ev.status in _STALE_STATES:
+            self._stale.add(key)
+        elif ev.status == "live":
+            self._stale.discard(key)
+            if not ev.symbol:
+                # the whole connection is live again: clear its per-symbol markers too
+                self._stale = {k for k in self._stale if k[0] != ev.exchange}
+
+    # ------------------------------------------------------------------ queries
+
+    def top(self, exchange: str, symbol: str) -> BookTop | None:
+        return self._tops.get((exchange, symbol))
+
+    def snapshot(self, exchange: str, symbol: str) -> BookSnapshot | None:
+        return self._snapshots.get((exchange, symbol))
+
+    def ticker(self, exchange: str, symbol: str) -> Ticker | None:
+        return self._tickers.get((exchange, symbol))
+
+    def trades(self, exchange: str, symbol: str, limit: int = 100) -> list[Trade]:
+        """Most recent trades, newest last."""
+        ring = self._trades.get((exchange, symbol))
+        if not ring:
+            return []
+        return list(ring)[-limit:]
+
+    def mid(self, exchange: str, symbol: str) -> float | None:
+        """Book mid, else ticker mid, else the last trade price."""
+        top = self._tops.get((exchange, symbol))
+        if top is not None and top.bid > 0 and top.ask > 0:
+            return (top.bid + top.ask) / 2
+        tick = self._tickers.get((exchange, symbol))
+        if tick is not None and tick.bid > 0 and tick.ask > 0:
+            return (tick.bid + tick.ask) / 2
+        ring = self._trades.get((exchange, symbol))
+        return ring[-1].price if ring else None
+
+    def is_stale(self, exchange: str, symbol: str) -> bool:
+        """True while the symbol's feed (or its whole exchange connection) is not live."""
+        return (exchange, symbol) in self._stale or (exchange, "") in self._stale
+
+    def markets(self) -> list[tuple[str, str]]:
+        """Every (exchange, symbol) seen so far."""
+        keys = set(self._tops) | set(self._tickers) | set(self._trades) | set(self._snapshots)
+        return sorted(keys)
