@@ -108,7 +108,8 @@ class App:
 
         Returns False when a component failed to stop or the time ran out.
         """
-        if self.started and self.started_at is not None:
+        if self.started_at is not None:
+            self.started_at = None
             self.hub.publish(_notice(self.clock, "daemon_stop", "cryptomon stopping"))
         deadline = time.monotonic() + self.shutdown_timeout_s
         clean = True

@@ -1,0 +1,170 @@
+"""Lifecycle: start order, reverse stop, rollback on a failed start, signals, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cryptomon.app import App, StartupError, build_app
+from cryptomon.clock import ManualClock
+from cryptomon.config import load_settings
+from cryptomon.events import Notice
+from cryptomon.hub import Hub
+
+
+class Recorder:
+    """A component that records start/stop calls into a shared journal."""
+
+    def __init__(
+        self, name: str, journal: list[str], *, fail_start: bool = False, hang_stop: bool = False
+    ) -> None:
+        self.name = name
+        self.journal = journal
+        self.fail_start = fail_start
+        self.hang_stop = hang_stop
+
+    async def start(self) -> None:
+        if self.fail_start:
+            raise RuntimeError(f"{self.name} cannot start")
+        self.journal.append(f"start {self.name}")
+
+    async def stop(self) -> None:
+        if self.hang_stop:
+            await asyncio.Event().wait()
+        self.journal.append(f"stop {self.name}")
+
+
+def make_app(components: list[Recorder], timeout: float = 5.0) -> App:
+    return App(components, hub=Hub(), clock=ManualClock(), shutdown_timeout_s=timeout)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_start_in_order_and_stop_in_reverse() -> None:
+    """Components start in the given order and stop in reverse."""
+    journal: list[str] = []
+    app = make_app([Recorder(n, journal) for n in ("db", "detect", "feeds")])
+    await app.start()
+    assert await app.stop() is True
+    assert journal == [
+        "start db",
+        "start detect",
+        "start feeds",
+        "stop feeds",
+        "stop detect",
+        "stop db",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_failed_start_stops_the_started_ones() -> None:
+    """A component that fails to start rolls back the ones already started, in reverse."""
+    journal: list[str] = []
+    app = make_app(
+        [Recorder("a", journal), Recorder("b", journal), Recorder("c", journal, fail_start=True)]
+    )
+    with pytest.raises(StartupError) as exc:
+        await app.start()
+    assert exc.value.component == "c"
+    assert "c cannot start" in str(exc.value)
+    assert journal == ["start a", "start b", "stop b", "stop a"]
+
+
+@pytest.mark.asyncio
+async def test_run_returns_1_when_a_component_fails_to_start() -> None:
+    """App.run reports a failed start with exit code 1."""
+    journal: list[str] = []
+    app = make_app([Recorder("a", journal), Recorder("b", journal, fail_start=True)])
+    assert await app.run() == 1
+    assert journal == ["start a", "stop a"]
+
+
+@pytest.mark.asyncio
+async def test_stop_respects_the_shutdown_timeout() -> None:
+    """A hanging component is abandoned at the deadline; the others still stop."""
+    journal: list[str] = []
+    app = make_app([Recorder("a", journal), Recorder("hang", journal, hang_stop=True)], timeout=0.2)
+    await app.start()
+    assert await app.stop() is False
+    assert journal[-1] == "stop a"
+
+
+@pytest.mark.asyncio
+async def test_start_and_stop_publish_notices() -> None:
+    """The daemon announces its start and stop on the hub."""
+    hub = Hub()
+    notices: list[Notice] = []
+    hub.subscribe(Notice, notices.append)
+    app = App([], hub=hub, clock=ManualClock())
+    await app.start()
+    await app.stop()
+    assert [n.code for n in notices] == ["daemon_start", "daemon_stop"]
+
+
+@pytest.mark.asyncio
+async def test_run_stops_when_requested() -> None:
+    """request_stop() ends run() with exit code 0 after a clean stop."""
+    journal: list[str] = []
+    app = make_app([Recorder("a", journal)])
+    task = asyncio.create_task(app.run())
+    while "start a" not in journal:
+        await asyncio.sleep(0.001)
+    app.request_stop()
+    assert await asyncio.wait_for(task, 5) == 0
+    assert journal == ["start a", "stop a"]
+
+
+def test_duplicate_component_names_are_refused() -> None:
+    """Two components with one name is a programming error caught at build time."""
+    with pytest.raises(ValueError, match="unique"):
+        make_app([Recorder("a", []), Recorder("a", [])])
+
+
+def test_build_app_with_defaults_has_the_hub_first() -> None:
+    """The composition root starts with the hub component."""
+    app = build_app(load_settings())
+    assert app.components[0].name == "hub"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_daemon_exits_0_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    """The real daemon process logs that it runs and exits 0 within the timeout on a signal."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/x.db'}}\n"
+        "api: {port: 0}\nshutdown_timeout_s: 5\n"
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cryptomon", "--config", str(cfg), "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if '"daemon.running"' in line:
+            break
+    assert any('"daemon.running"' in ln for ln in seen), "".join(seen)
+    proc.send_signal(sig)
+    started = time.monotonic()
+    rc = proc.wait(timeout=30)
+    rest = proc.stderr.read()
+    assert rc == 0, "".join(seen) + rest
+    assert time.monotonic() - started < 10
+    assert '"daemon.stopped"' in rest
+    assert "Traceback" not in rest

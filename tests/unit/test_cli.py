@@ -1,0 +1,99 @@
+"""crypto-monitor CLI: check-config output and exit codes for every kind of bad config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cryptomon.cli import main
+
+
+def write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "config.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_check_config_prints_effective_config_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A valid config exits 0 and prints the effective YAML with secrets as ***."""
+    cfg = write(
+        tmp_path,
+        "alerts:\n  channels: [{name: ops, url: 'tgram://BOTSECRET/1'}]\n"
+        "database: {url: 'postgresql+psycopg://me:DBSECRET@h/db'}\n",
+    )
+    assert main(["check-config", "--config", cfg]) == 0
+    out = capsys.readouterr().out
+    assert "BOTSECRET" not in out
+    assert "DBSECRET" not in out
+    doc = yaml.safe_load(out)
+    assert doc["alerts"]["channels"][0]["url"] == "***"
+    assert doc["trading"]["mode"] == "paper"
+
+
+def test_check_config_without_config_uses_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --config the built-in defaults are valid."""
+    assert main(["check-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["api"]["host"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (None, "an existing YAML config file"),  # missing file
+        ("api: {port: [1,\n", "valid YAML"),  # bad YAML
+        ("api: {port: eighty}\n", "api.port: got 'eighty'"),  # wrong type
+        ("api: {prot: 80}\n", "api.prot: got 80; expected no such key"),  # unknown key
+        (
+            "anomaly_detection: {volume_threshold_multiplier: -2}\n",
+            "anomaly_detection.volume_threshold_multiplier: got -2; expected greater than 0",
+        ),  # impossible value
+        ("exchanges: [{name: binance, symbols: ['???']}]\n", "exchanges.0.symbols"),
+    ],
+)
+def test_bad_config_exits_2_with_one_line_per_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None, needle: str
+) -> None:
+    """Each bad-config kind exits 2 and names the key path, the value and the expectation."""
+    cfg = str(tmp_path / "missing.yaml") if text is None else write(tmp_path, text)
+    assert main(["check-config", "--config", cfg]) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration" in err
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_run_with_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The daemon refuses a bad config the same way, before starting anything."""
+    cfg = write(tmp_path, "shutdown_timeout_s: -1\n")
+    assert main(["--config", cfg]) == 2
+    assert "shutdown_timeout_s" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown options and bad choices are usage errors with exit status 2."""
+    with pytest.raises(SystemExit) as exc:
+        main(["check-config", "--log-format", "xml"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_module_entry_point_reports_without_traceback(tmp_path: Path) -> None:
+    """`python -m cryptomon check-config` on a bad file prints problems, no traceback."""
+    cfg = write(tmp_path, "trading: {mode: yolo, risk_percentage: 0}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cryptomon", "check-config", "--config", cfg],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "trading.mode" in proc.stderr
+    assert "trading.risk_percentage" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,200 @@
+"""Configuration: sources, precedence, normalization, secrets and error reporting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cryptomon.config import load_settings, normalize_symbol
+from cryptomon.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
+
+
+def problems(exc: pytest.ExceptionInfo[ConfigError]) -> dict[str, str]:
+    return {p.path: str(p) for p in exc.value.problems}
+
+
+def test_defaults_are_safe() -> None:
+    """Without a file: paper trading, auto trading off, SQLite, API on loopback, no exchanges."""
+    s = load_settings()
+    assert s.trading.mode == "paper"
+    assert s.trading.auto_trading_enabled is False
+    assert s.database.url.startswith("sqlite+aiosqlite://")
+    assert s.api.host == "127.0.0.1"
+    assert s.exchanges == []
+    assert s.shutdown_timeout_s == 10.0
+
+
+def test_example_config_is_valid() -> None:
+    """config.example.yaml loads without error."""
+    s = load_settings(EXAMPLE)
+    assert s.exchanges[0].name == "binance"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("BTC/USDT", "BTC-USDT"), ("btc-usdt", "BTC-USDT"), (" eth/btc ", "ETH-BTC")],
+)
+def test_symbols_accept_slash_or_dash(given: str, expected: str) -> None:
+    """BTC/USDT and BTC-USDT are both accepted and normalized to cryptofeed's form."""
+    assert normalize_symbol(given) == expected
+
+
+def test_exchange_symbols_are_normalized_and_name_lowercased() -> None:
+    """Exchange names are case-insensitive and symbols normalized at load time."""
+    s = load_settings(data={"exchanges": [{"name": "Binance", "symbols": ["btc/usdt"]}]})
+    assert s.exchanges[0].name == "binance"
+    assert s.exchanges[0].symbols == ["BTC-USDT"]
+
+
+def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CRYPTOMON_<SECTION>__<KEY> wins over the YAML file; siblings from YAML are kept."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("api: {port: 9000, host: 127.0.0.1}\nlogging: {level: debug}\n")
+    monkeypatch.setenv("CRYPTOMON_API__PORT", "9100")
+    monkeypatch.setenv("CRYPTOMON_SHUTDOWN_TIMEOUT_S", "3")
+    s = load_settings(cfg)
+    assert s.api.port == 9100
+    assert s.api.host == "127.0.0.1"
+    assert s.logging.level == "DEBUG"
+    assert s.shutdown_timeout_s == 3.0
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    """A secret key given as <key>_file is read from that file, stripped."""
+    secret = tmp_path / "tg"
+    secret.write_text("tgram://123:ABC/456\n")
+    s = load_settings(data={"alerts": {"channels": [{"name": "ops", "url_file": str(secret)}]}})
+    assert s.alerts.channels[0].url.get_secret_value() == "tgram://123:ABC/456"
+    assert "tgram://123:ABC/456" in s.secret_values()
+
+
+def test_missing_secret_file_is_a_clear_error(tmp_path: Path) -> None:
+    """A <key>_file that cannot be read names the key and the path."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"api": {"tokens": [{"name": "t", "token_file": "/nonexistent/x"}]}})
+    text = str(exc.value)
+    assert "token_file" in text
+    assert "/nonexistent/x" in text
+
+
+def test_redacted_hides_every_secret() -> None:
+    """redacted() replaces secret values and database passwords with ***."""
+    s = load_settings(
+        data={
+            "alerts": {"channels": [{"name": "ops", "url": "tgram://SECRET1/42"}]},
+            "api": {"tokens": [{"name": "t", "token": "SECRET2-token"}]},
+            "database": {"url": "postgresql+psycopg://u:SECRET3@db:5432/x"},
+        }
+    )
+    text = repr(s.redacted())
+    for secret in ("SECRET1", "SECRET2", "SECRET3"):
+        assert secret not in text
+    assert s.redacted()["database"]["url"] == "postgresql+psycopg://u:***@db:5432/x"
+
+
+def test_unknown_key_names_path_and_allowed_keys() -> None:
+    """An unknown key is an error listing the allowed keys of that section."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"trading": {"max_postion_size": 5}})
+    found = problems(exc)
+    assert "trading.max_postion_size" in found
+    assert "max_position_size" in found["trading.max_postion_size"]
+
+
+def test_unknown_top_level_section_is_an_error() -> None:
+    """A misspelled section is rejected, not ignored."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"anomaly_detecton": {}})
+    assert "anomaly_detecton" in problems(exc)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    """Several bad values give one problem line each, with value and expectation."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(
+            data={
+                "api": {"port": 70000},
+                "trading": {"mode": "yolo", "stop_loss_percentage": -1},
+                "anomaly_detection": {"volume_threshold_multiplier": "lots"},
+            }
+        )
+    found = problems(exc)
+    assert set(found) == {
+        "api.port",
+        "trading.mode",
+        "trading.stop_loss_percentage",
+        "anomaly_detection.volume_threshold_multiplier",
+    }
+    assert "70000" in found["api.port"]
+    assert "'paper' or 'live'" in found["trading.mode"]
+    assert "greater than 0" in found["trading.stop_loss_percentage"]
+
+
+def test_bad_symbol_and_empty_symbols() -> None:
+    """A malformed symbol and an enabled live exchange without symbols are errors."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"exchanges": [{"name": "binance", "symbols": ["BTC USDT"]}]})
+    assert "BTC/USDT or BTC-USDT" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"exchanges": [{"name": "binance", "symbols": []}]})
+    assert "at least one symbol" in str(exc.value)
+
+
+def test_overrides_apply_per_symbol_and_are_validated() -> None:
+    """Per-market overrides change only that market and reject unknown or bad thresholds."""
+    s = load_settings(
+        data={
+            "anomaly_detection": {
+                "overrides": {"Binance:btc/usdt": {"price_change_percentage": 2.0}}
+            }
+        }
+    )
+    ad = s.anomaly_detection
+    assert ad.for_symbol("binance", "BTC-USDT").price_change_percentage == 2.0
+    assert ad.for_symbol("binance", "ETH-USDT").price_change_percentage == 5.0
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"anomaly_detection": {"overrides": {"binance:BTC/USDT": {"x": 1}}}})
+    assert "unknown threshold" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"anomaly_detection": {"overrides": {"BTC/USDT": {"min_samples": 5}}}})
+    assert "binance:BTC/USDT" in str(exc.value)
+    with pytest.raises(ConfigError):
+        load_settings(
+            data={
+                "anomaly_detection": {
+                    "overrides": {"binance:BTC/USDT": {"price_change_percentage": -3}}
+                }
+            }
+        )
+
+
+def test_yaml_errors(tmp_path: Path) -> None:
+    """Missing file, broken YAML and a non-mapping document are clear errors."""
+    with pytest.raises(ConfigError, match="an existing YAML config file"):
+        load_settings(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("api:\n  port: [1,\n")
+    with pytest.raises(ConfigError, match="valid YAML"):
+        load_settings(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings(lst)
+
+
+def test_empty_file_means_defaults(tmp_path: Path) -> None:
+    """An empty YAML file is the defaults."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_settings(empty).api.port == 8080
+
+
+def test_secret_values_are_masked_in_problem_lines() -> None:
+    """A bad secret is reported without echoing it."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"alerts": {"channels": [{"name": "a", "url": "SECRETVALUE"}]}})
+    assert "SECRETVALUE" not in str(exc.value)
+    assert "alerts.channels.0.url" in str(exc.value)
