@@ -17,6 +17,7 @@ from cryptomon.clock import ManualClock
 from cryptomon.config import load_settings
 from cryptomon.events import Notice
 from cryptomon.hub import Hub
+from tests.util import wait_until
 
 
 class Recorder:
@@ -113,8 +114,7 @@ async def test_run_stops_when_requested() -> None:
     journal: list[str] = []
     app = make_app([Recorder("a", journal)])
     task = asyncio.create_task(app.run())
-    while "start a" not in journal:
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: "start a" in journal, message="component started")
     app.request_stop()
     assert await asyncio.wait_for(task, 5) == 0
     assert journal == ["start a", "stop a"]
