@@ -16,6 +16,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 
 from cryptomon.events import Trade
 from cryptomon.hub import Hub
@@ -76,7 +77,7 @@ async def _queued(n: int) -> float:
     hub = Hub()
     counts = [0, 0, 0]
 
-    def make(i: int):  # noqa: ANN202 - local factory
+    def make(i: int) -> Callable[[list[Trade]], Awaitable[None]]:
         async def handler(batch: list[Trade]) -> None:
             counts[i] += len(batch)
 
