@@ -1,0 +1,93 @@
+"""MarketState: latest book/ticker/trades per market and feed staleness from the hub."""
+
+from __future__ import annotations
+
+from cryptomon.events import BookTop, FeedStatus, Ticker, Trade
+from cryptomon.feeds.state import MarketState
+from cryptomon.hub import Hub
+
+
+def top(bid: float, ask: float, exchange: str = "binance") -> BookTop:
+    return BookTop(
+        exchange=exchange,
+        symbol="BTC-USDT",
+        ts=1,
+        ts_recv=1,
+        bid=bid,
+        bid_size=1,
+        ask=ask,
+        ask_size=1,
+        spread=ask - bid,
+        spread_bps=(ask - bid) / ((ask + bid) / 2) * 1e4,
+        bid_depth=1,
+        ask_depth=1,
+        imbalance=0,
+        levels=1,
+    )
+
+
+def status(state: str, symbol: str = "", exchange: str = "binance") -> FeedStatus:
+    return FeedStatus(
+        exchange=exchange,
+        symbol=symbol,
+        ts=1,
+        ts_recv=1,
+        channel="trades",
+        status=state,  # type: ignore[arg-type]
+    )
+
+
+def test_keeps_latest_top_ticker_and_bounded_trades() -> None:
+    """The newest BookTop/Ticker win; trades are a bounded ring, newest last."""
+    hub = Hub()
+    state = MarketState(hub=hub, trades_kept=3)
+    hub.publish(top(99, 101))
+    hub.publish(top(100, 102))
+    hub.publish(Ticker(exchange="binance", symbol="BTC-USDT", ts=1, ts_recv=1, bid=1, ask=2))
+    for i in range(5):
+        hub.publish(
+            Trade(
+                exchange="binance",
+                symbol="BTC-USDT",
+                ts=i,
+                ts_recv=i,
+                price=100 + i,
+                amount=1,
+                side="buy",
+            )
+        )
+    assert state.top("binance", "BTC-USDT").bid == 100  # type: ignore[union-attr]
+    assert [t.price for t in state.trades("binance", "BTC-USDT")] == [102, 103, 104]
+    assert state.mid("binance", "BTC-USDT") == 101
+    assert state.mid("binance", "ETH-USDT") is None
+    assert state.markets() == [("binance", "BTC-USDT")]
+
+
+def test_mid_falls_back_to_ticker_then_last_trade() -> None:
+    """Without a book the ticker mid is used, without a ticker the last trade."""
+    hub = Hub()
+    state = MarketState(hub=hub)
+    hub.publish(
+        Trade(exchange="x", symbol="A-B", ts=1, ts_recv=1, price=7.5, amount=1, side="sell")
+    )
+    assert state.mid("x", "A-B") == 7.5
+    hub.publish(Ticker(exchange="x", symbol="A-B", ts=1, ts_recv=1, bid=8, ask=10))
+    assert state.mid("x", "A-B") == 9
+
+
+def test_staleness_per_symbol_and_per_connection() -> None:
+    """A stale symbol or connection marks the market stale until a live status clears it."""
+    hub = Hub()
+    state = MarketState(hub=hub)
+    assert not state.is_stale("binance", "BTC-USDT")
+    hub.publish(status("stale", "BTC-USDT"))
+    assert state.is_stale("binance", "BTC-USDT")
+    assert not state.is_stale("binance", "ETH-USDT")
+    hub.publish(status("live", "BTC-USDT"))
+    assert not state.is_stale("binance", "BTC-USDT")
+    hub.publish(status("disconnected"))
+    assert state.is_stale("binance", "ETH-USDT")
+    assert not state.is_stale("okx", "ETH-USDT")
+    hub.publish(status("stale", "BTC-USDT"))
+    hub.publish(status("live"))
+    assert not state.is_stale("binance", "BTC-USDT")
