@@ -1,0 +1,1 @@
+"""Offline loopback exchange simulator: market model, Binance-protocol server, scenarios."""

@@ -1,0 +1,436 @@
+"""``SimExchange``: a loopback exchange speaking the Binance public spot subset cryptofeed uses.
+
+REST (plain HTTP):
+  ``GET /api/v3/exchangeInfo`` -- the simulated symbols (status TRADING, PRICE_FILTER tick);
+  ``GET /api/v3/depth?symbol=BTCUSDT&limit=N`` -- a snapshot with ``lastUpdateId``.
+WebSocket: ``GET /stream?streams=btcusdt@aggTrade/btcusdt@depth@100ms/btcusdt@bookTicker/
+btcusdt@kline_1m`` -- Binance combined streams ``{"stream": ..., "data": ...}``; depth diffs
+carry contiguous ``U``/``u`` update ids, so snapshot + diffs reproduce the book exactly.
+
+The model (:class:`~cryptomon.sim.market.MarketModel`) is stepped every ``interval`` seconds
+of the injected :class:`~cryptomon.clock.Clock`. With a :class:`~cryptomon.clock.ManualClock`
+a driver runs scenarios at full speed with :meth:`SimExchange.advance` (steps the model and
+sends every message, no waiting); with a live clock :meth:`start` runs the stepping task.
+
+For other subsystems:
+- ``sim.app.router`` / :meth:`SimExchange.add_routes` add routes BEFORE :meth:`start`
+  (e.g. order endpoints of the trading engineer's ``sim/trading.py``).
+- ``sim.market`` is the model: ``sim.market.book(symbol, depth)`` -> best-first bids/asks
+  lists of ``(price, size)`` floats; ``sim.apply_trade(symbol, side, amount)`` consumes
+  liquidity like a taker order, returns the ``(price, size)`` fills, and the fills appear as
+  public ``aggTrade`` messages and book diffs.
+- ``sim.rest_url`` (``http://127.0.0.1:PORT``) and ``sim.ws_url`` (``ws://127.0.0.1:PORT``);
+  the cryptomon exchange config is ``{name: simulator, url: sim.rest_url}``.
+- Faults (used by :mod:`cryptomon.sim.scenarios`): :meth:`stall`, :meth:`disconnect`,
+  :meth:`gap`, :meth:`malformed`; :meth:`add_step_hook` runs a callable at every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from cryptomon.clock import Clock, LiveClock
+from cryptomon.sim.market import MarketModel, Side, SymbolMarket
+
+log = structlog.get_logger()
+
+CHANNELS = ("aggTrade", "depth", "bookTicker", "kline")
+StepHook = Callable[["SimExchange", float], None]
+
+
+class _Client:
+    """One websocket connection and the (exchange symbol, channel) pairs it subscribed to."""
+
+    __slots__ = ("streams", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse, streams: dict[tuple[str, str], str]) -> None:
+        self.ws = ws
+        self.streams = streams  # (EXCHSYM, channel) -> stream name as requested
+
+
+class SimExchange:
+    """The loopback exchange; see the module docstring."""
+
+    name = "sim-exchange"
+
+    def __init__(
+        self,
+        market: MarketModel | None = None,
+        *,
+        clock: Clock | None = None,
+        interval: float = 0.1,
+        kline_every_s: float = 1.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.market = market or MarketModel()
+        self.clock = clock or LiveClock()
+        self.interval = interval
+        self.kline_every_s = kline_every_s
+        self.host = host
+        self.port = port
+        self.app = web.Application()
+        self.app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
+        self.app.router.add_get("/api/v3/depth", self._depth)
+        self.app.router.add_get("/stream", self._stream)
+        self.clients: list[_Client] = []
+        self.connections = 0  # websocket connections accepted so far
+        self.snapshots = 0  # depth snapshots served so far
+        self.messages_sent = 0
+        self._hooks: list[StepHook] = []
+        self._stalled: dict[str, float] = {}  # channel ("*" = all) -> until (clock time)
+        self._candles: dict[str, dict[str, Any]] = {}
+        self._last_kline = 0.0
+        self._last_top: dict[str, tuple[int, float, int, float]] = {}
+        self._runner: web.AppRunner | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        """Add aiohttp routes (call before :meth:`start`)."""
+        self.app.router.add_routes(list(routes))
+
+    def add_step_hook(self, hook: StepHook) -> None:
+        """Call ``hook(sim, now)`` at the start of every step (scenarios inject here)."""
+        self._hooks.append(hook)
+
+    async def start(self, *, run: bool = True) -> None:
+        """Listen on ``host:port`` (0 = ephemeral); with ``run`` also step the model in a task."""
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self._last_kline = self.clock.time()
+        if run:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="sim-exchange")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.disconnect()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    async def _run(self) -> None:
+        while True:
+            await self.clock.sleep(self.interval)
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the simulator must keep going for the tests around it
+                log.error("sim.step_failed", error=repr(exc), exc_info=exc)
+
+    async def advance(self, seconds: float) -> None:
+        """Drive a ManualClock-based simulator ``seconds`` forward at full speed."""
+        set_time = getattr(self.clock, "set", None)
+        if set_time is None:
+            raise TypeError("advance() needs a controllable clock (ManualClock)")
+        end = self.clock.time() + seconds
+        while self.clock.time() + self.interval <= end + 1e-9:
+            set_time(self.clock.time() + self.interval)
+            await self.step()
+
+    # ------------------------------------------------------------------ the model
+
+    async def step(self) -> None:
+        """One model step: hooks, model, then every resulting message to every client."""
+        now = self.clock.time()
+        for hook in list(self._hooks):
+            hook(self, now)
+        self.market.step(self.interval, now)
+        await self.flush(now)
+
+    def apply_trade(self, symbol: str, side: Side, amount: float) -> list[tuple[float, float]]:
+        """A taker order against the simulated book (fills are published on the next flush)."""
+        return self.market.apply_trade(symbol, side, amount, self.clock.time())
+
+    async def flush(self, now: float | None = None) -> None:
+        """Send every trade, book diff, top change and (periodically) kline produced so far."""
+        now = self.clock.time() if now is None else now
+        ms = int(now * 1000)
+        kline_due = now - self._last_kline >= self.kline_every_s
+        if kline_due:
+            self._last_kline = now
+        out: list[tuple[str, str, dict[str, Any]]] = []  # (EXCHSYM, channel, data)
+        for m in self.market.markets.values():
+            sym = m.spec.exchange_symbol
+            for t in m.take_trades():
+                self._candle_add(m, t.price, t.amount, now)
+                out.append(
+                    (
+                        sym,
+                        "aggTrade",
+                        _agg_trade(
+                            m, tid=t.trade_id, price=t.price, amount=t.amount, side=t.side, ms=ms
+                        ),
+                    )
+                )
+            changes = m.take_changes()
+            if changes is not None:
+                out.append(
+                    (
+                        sym,
+                        "depth",
+                        {
+                            "e": "depthUpdate",
+                            "E": ms,
+                            "s": sym,
+                            "U": changes.first_id,
+                            "u": changes.last_id,
+                            "b": [
+                                [m.fmt(m.price(p)), m.fmt(s, 8)]
+                                for p, s in sorted(changes.bids.items(), reverse=True)
+                            ],
+                            "a": [
+                                [m.fmt(m.price(p)), m.fmt(s, 8)]
+                                for p, s in sorted(changes.asks.items())
+                            ],
+                        },
+                    )
+                )
+            top = (m.best_bid, m.bids[m.best_bid], m.best_ask, m.asks[m.best_ask])
+            if self._last_top.get(sym) != top:
+                self._last_top[sym] = top
+                out.append(
+                    (
+                        sym,
+                        "bookTicker",
+                        {
+                            "u": m.update_id,
+                            "s": sym,
+                            "b": m.fmt(m.price(top[0])),
+                            "B": m.fmt(top[1], 8),
+                            "a": m.fmt(m.price(top[2])),
+                            "A": m.fmt(top[3], 8),
+                        },
+                    )
+                )
+            if kline_due:
+                out.append((sym, "kline", self._kline(m, now)))
+        await self._broadcast(out, now)
+
+    def _candle_add(self, m: SymbolMarket, price: float, amount: float, now: float) -> None:
+        start = int(now // 60 * 60)
+        c = self._candles.get(m.spec.symbol)
+        if c is None or c["t"] != start:
+            c = self._candles[m.spec.symbol] = {
+                "t": start,
+                "o": price,
+                "h": price,
+                "l": price,
+                "c": price,
+                "v": 0.0,
+                "n": 0,
+                "q": 0.0,
+            }
+        c["h"], c["l"], c["c"] = max(c["h"], price), min(c["l"], price), price
+        c["v"] += amount
+        c["q"] += amount * price
+        c["n"] += 1
+
+    def _kline(self, m: SymbolMarket, now: float) -> dict[str, Any]:
+        start = int(now // 60 * 60)
+        c = self._candles.get(m.spec.symbol)
+        if c is None or c["t"] != start:
+            px = m.price(round(m.mid_ticks))
+            c = {"t": start, "o": px, "h": px, "l": px, "c": px, "v": 0.0, "n": 0, "q": 0.0}
+        sym = m.spec.exchange_symbol
+        return {
+            "e": "kline",
+            "E": int(now * 1000),
+            "s": sym,
+            "k": {
+                "t": c["t"] * 1000,
+                "T": c["t"] * 1000 + 59_999,
+                "s": sym,
+                "i": "1m",
+                "f": 0,
+                "L": c["n"],
+                "o": m.fmt(c["o"]),
+                "c": m.fmt(c["c"]),
+                "h": m.fmt(c["h"]),
+                "l": m.fmt(c["l"]),
+                "v": m.fmt(c["v"], 8),
+                "n": c["n"],
+                "x": now - c["t"] >= 59.0,
+                "q": m.fmt(c["q"], 8),
+                "V": "0",
+                "Q": "0",
+                "B": "0",
+            },
+        }
+
+    async def _broadcast(self, out: list[tuple[str, str, dict[str, Any]]], now: float) -> None:
+        if not out or not self.clients:
+            return
+        for client in list(self.clients):
+            for sym, channel, data in out:
+                stream = client.streams.get((sym, channel))
+                if stream is None or self._is_stalled(channel, now):
+                    continue
+                await self.send_raw(client, json.dumps({"stream": stream, "data": data}))
+
+    async def send_raw(self, client: _Client, text: str) -> None:
+        if client.ws.closed:
+            return
+        try:
+            await client.ws.send_str(text)
+            self.messages_sent += 1
+        except (ConnectionError, RuntimeError):
+            with contextlib.suppress(ValueError):
+                self.clients.remove(client)
+
+    # ------------------------------------------------------------------ faults
+
+    def stall(self, seconds: float, channels: Iterable[str] = ("*",)) -> None:
+        """Send nothing on ``channels`` (``*`` = all) for ``seconds`` of clock time."""
+        until = self.clock.time() + seconds
+        for ch in channels:
+            self._stalled[ch] = until
+
+    def _is_stalled(self, channel: str, now: float) -> bool:
+        return self._stalled.get(channel, 0.0) > now or self._stalled.get("*", 0.0) > now
+
+    async def disconnect(self) -> None:
+        """Close every websocket connection from the server side."""
+        clients, self.clients = self.clients, []
+        for c in clients:
+            with contextlib.suppress(Exception):
+                await c.ws.close()
+
+    def gap(self, symbol: str, skip: int = 5) -> None:
+        """Skip ``skip`` depth update ids of ``symbol``: the next diff does not connect."""
+        self.market.market(symbol).take_changes()  # those changes are lost, as in a lost packet
+        self.market.market(symbol).skip_ids(skip)
+
+    async def malformed(self, symbol: str, text: str | None = None) -> None:
+        """Send a message the client cannot parse on the symbol's trade stream."""
+        sym = self.market.market(symbol).spec.exchange_symbol
+        for client in list(self.clients):
+            stream = client.streams.get((sym, "aggTrade")) or next(
+                iter(client.streams.values()), None
+            )
+            if stream is None:
+                continue
+            bad = text or json.dumps(
+                {"stream": stream, "data": {"e": "aggTrade", "s": sym, "p": "not-a-number"}}
+            )
+            await self.send_raw(client, bad)
+
+    # ------------------------------------------------------------------ HTTP handlers
+
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        symbols = []
+        for m in self.market.markets.values():
+            spec = m.spec
+            symbols.append(
+                {
+                    "symbol": spec.exchange_symbol,
+                    "status": "TRADING",
+                    "baseAsset": spec.base,
+                    "quoteAsset": spec.quote,
+                    "baseAssetPrecision": 8,
+                    "quoteAssetPrecision": 8,
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": m.fmt(spec.tick),
+                            "maxPrice": "1000000",
+                            "tickSize": m.fmt(spec.tick),
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": f"{spec.lot:.8f}",
+                            "maxQty": "9000",
+                            "stepSize": f"{spec.lot:.8f}",
+                        },
+                    ],
+                    "permissions": ["SPOT"],
+                }
+            )
+        return web.json_response(
+            {"timezone": "UTC", "serverTime": int(self.clock.time() * 1000), "symbols": symbols}
+        )
+
+    async def _depth(self, request: web.Request) -> web.Response:
+        m = self.market.by_exchange_symbol(request.query.get("symbol", ""))
+        if m is None:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            return web.json_response(
+                {"code": -1100, "msg": "Illegal characters in parameter 'limit'."}, status=400
+            )
+        self.snapshots += 1
+        bids, asks = m.book(limit)
+        return web.json_response(
+            {
+                "lastUpdateId": m.update_id,
+                "bids": [[m.fmt(p), m.fmt(s, 8)] for p, s in bids],
+                "asks": [[m.fmt(p), m.fmt(s, 8)] for p, s in asks],
+            }
+        )
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        streams: dict[tuple[str, str], str] = {}
+        for name in request.query.get("streams", "").split("/"):
+            sym, _, chan = name.partition("@")
+            channel = chan.split("@", 1)[0].split("_", 1)[0]
+            if channel in CHANNELS and self.market.by_exchange_symbol(sym) is not None:
+                streams[(sym.upper(), channel)] = name
+        if not streams:
+            return web.json_response({"code": -1121, "msg": "Invalid streams."}, status=400)
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        client = _Client(ws, streams)
+        self.clients.append(client)
+        self.connections += 1
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                    break
+        finally:
+            with contextlib.suppress(ValueError):
+                self.clients.remove(client)
+        return ws
+
+
+def _agg_trade(
+    m: SymbolMarket, *, tid: int, price: float, amount: float, side: Side, ms: int
+) -> dict[str, Any]:
+    return {
+        "e": "aggTrade",
+        "E": ms,
+        "s": m.spec.exchange_symbol,
+        "a": tid,
+        "p": m.fmt(price),
+        "q": m.fmt(amount, 8),
+        "f": tid,
+        "l": tid,
+        "T": ms,
+        "m": side == "sell",
+        "M": True,
+    }
