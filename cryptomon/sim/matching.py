@@ -1,0 +1,601 @@
+"""A matching engine for the simulator's Binance spot trading endpoints.
+
+It trades against a :class:`BookSource` (the simulated market's book, best-first ``(price,
+size)`` levels): market orders walk the book and consume its liquidity
+(:meth:`BookSource.take`); limit orders that cross take what they can and rest; resting limit
+orders fill (maker, at their price) when the simulated market moves through them
+(:meth:`MatchingEngine.on_market`, called after every market step); ``STOP_LOSS`` /
+``TAKE_PROFIT`` orders trigger when the price they would execute at (best bid for sells, best
+ask for buys) crosses their stop price. Balances are kept per asset (``free``/``locked``); fees
+are charged in the quote asset at the maker or taker rate.
+
+Every accepted order and every fill is recorded (``orders``, ``fills``), and every reuse of a
+client order id is rejected like Binance does (``-2010 Duplicate order sent.``) and counted in
+``duplicate_client_order_ids`` so tests can assert that nothing was sent twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from typing import Protocol
+
+ZERO = Decimal(0)
+Level = tuple[float, float]
+ORDER_TYPES = (
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+)
+_TRIGGERED = {"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
+_RESTING = {"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"}
+_OPEN = {"NEW", "PARTIALLY_FILLED"}
+
+
+class BookSource(Protocol):
+    """The simulated market as the matching engine sees it."""
+
+    def book(self, symbol: str) -> tuple[Sequence[Level], Sequence[Level]]:
+        """``(bids, asks)`` best first, for a Binance symbol id such as ``BTCUSDT``."""
+        ...
+
+    def take(self, symbol: str, side: str, amount: float) -> list[Level]:
+        """A taker order of ``amount`` walks the book and consumes it; returns its fills."""
+        ...
+
+
+class SimError(Exception):
+    """A Binance-style error: HTTP status, error code and message."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        self.status = status
+        self.code = code
+        self.msg = msg
+        super().__init__(f"{status} {code} {msg}")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRules:
+    """One tradable symbol and its filters (served by exchangeInfo)."""
+
+    symbol: str  # Binance id, e.g. BTCUSDT
+    base: str
+    quote: str
+    tick_size: Decimal = Decimal("0.01")
+    step_size: Decimal = Decimal("0.00001")
+    min_qty: Decimal = Decimal("0.00001")
+    max_qty: Decimal = Decimal("9000")
+    min_price: Decimal = Decimal("0.01")
+    max_price: Decimal = Decimal("1000000")
+    min_notional: Decimal = Decimal("5")
+
+    def exchange_info(self) -> dict[str, object]:
+        """This symbol as a Binance ``exchangeInfo`` ``symbols`` entry."""
+        return {
+            "symbol": self.symbol,
+            "status": "TRADING",
+            "baseAsset": self.base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": self.quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "baseCommissionPrecision": 8,
+            "quoteCommissionPrecision": 8,
+            "orderTypes": list(ORDER_TYPES),
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "quoteOrderQtyMarketAllowed": True,
+            "allowTrailingStop": False,
+            "cancelReplaceAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": str(self.min_price),
+                    "maxPrice": str(self.max_price),
+                    "tickSize": str(self.tick_size),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": str(self.min_qty),
+                    "maxQty": str(self.max_qty),
+                    "stepSize": str(self.step_size),
+                },
+                {
+                    "filterType": "NOTIONAL",
+                    "minNotional": str(self.min_notional),
+                    "applyMinToMarket": True,
+                    "maxNotional": "9000000",
+                    "applyMaxToMarket": False,
+                    "avgPriceMins": 5,
+                },
+            ],
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
+            "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+            "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER"],
+        }
+
+
+@dataclass(slots=True)
+class SimOrder:
+    """An accepted order and its execution so far."""
+
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str  # BUY | SELL
+    type: str
+    time_in_force: str
+    orig_qty: Decimal
+    price: Decimal
+    stop_price: Decimal
+    time_ms: int
+    status: str = "NEW"
+    executed_qty: Decimal = ZERO
+    cumm_quote: Decimal = ZERO
+    update_ms: int = 0
+    working: bool = True
+    locked: Decimal = ZERO  # still locked for this order (quote for buys, base for sells)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.orig_qty - self.executed_qty
+
+    def as_binance(self) -> dict[str, object]:
+        """The order as ``GET /api/v3/order`` returns it."""
+        return {
+            "symbol": self.symbol,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "clientOrderId": self.client_order_id,
+            "price": _fmt(self.price),
+            "origQty": _fmt(self.orig_qty),
+            "executedQty": _fmt(self.executed_qty),
+            "cummulativeQuoteQty": _fmt(self.cumm_quote),
+            "status": self.status,
+            "timeInForce": self.time_in_force,
+            "type": self.type,
+            "side": self.side,
+            "stopPrice": _fmt(self.stop_price),
+            "icebergQty": "0.00000000",
+            "time": self.time_ms,
+            "updateTime": self.update_ms or self.time_ms,
+            "isWorking": self.working,
+            "workingTime": self.time_ms if self.working else -1,
+            "origQuoteOrderQty": "0.00000000",
+            "selfTradePreventionMode": "NONE",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SimFill:
+    """One execution of one of our orders."""
+
+    trade_id: int
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    time_ms: int
+    is_maker: bool
+
+    def as_binance(self) -> dict[str, object]:
+        """The fill as ``GET /api/v3/myTrades`` returns it."""
+        return {
+            "symbol": self.symbol,
+            "id": self.trade_id,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "price": _fmt(self.price),
+            "qty": _fmt(self.qty),
+            "quoteQty": _fmt(self.price * self.qty),
+            "commission": _fmt(self.commission),
+            "commissionAsset": self.commission_asset,
+            "time": self.time_ms,
+            "isBuyer": self.side == "BUY",
+            "isMaker": self.is_maker,
+            "isBestMatch": True,
+        }
+
+    def as_order_fill(self) -> dict[str, object]:
+        """The fill inside a ``newOrderRespType=FULL`` placement response."""
+        return {
+            "price": _fmt(self.price),
+            "qty": _fmt(self.qty),
+            "commission": _fmt(self.commission),
+            "commissionAsset": self.commission_asset,
+            "tradeId": self.trade_id,
+        }
+
+
+@dataclass(slots=True)
+class Balance:
+    free: Decimal = ZERO
+    locked: Decimal = ZERO
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value:.8f}"
+
+
+def _dec(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+@dataclass
+class MatchingEngine:
+    """Orders, fills and balances of one simulated account on one simulated market."""
+
+    books: BookSource
+    symbols: dict[str, SymbolRules]
+    maker_fee: Decimal = Decimal("0.001")
+    taker_fee: Decimal = Decimal("0.001")
+    now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    balances: dict[str, Balance] = field(default_factory=dict)
+    orders: dict[int, SimOrder] = field(default_factory=dict)
+    fills: list[SimFill] = field(default_factory=list)
+    duplicate_client_order_ids: int = 0
+    rejected: int = 0
+    last_price: dict[str, Decimal] = field(default_factory=dict)
+    _by_client: dict[str, int] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _trade_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # ------------------------------------------------------------------ account
+
+    def deposit(self, asset: str, amount: Decimal) -> None:
+        self.balances.setdefault(asset, Balance()).free += amount
+
+    def balance(self, asset: str) -> Balance:
+        return self.balances.setdefault(asset, Balance())
+
+    def spec(self, symbol: str) -> SymbolRules:
+        try:
+            return self.symbols[symbol]
+        except KeyError:
+            raise SimError(400, -1121, "Invalid symbol.") from None
+
+    # ------------------------------------------------------------------ queries
+
+    def order(self, symbol: str, *, order_id: int | None, client_order_id: str | None) -> SimOrder:
+        oid = order_id if order_id is not None else self._by_client.get(client_order_id or "")
+        found = self.orders.get(oid) if oid is not None else None
+        if found is None or found.symbol != symbol:
+            raise SimError(400, -2013, "Order does not exist.")
+        return found
+
+    def open_orders(self, symbol: str | None = None) -> list[SimOrder]:
+        return [
+            o
+            for o in self.orders.values()
+            if o.status in _OPEN and (symbol is None or o.symbol == symbol)
+        ]
+
+    def client_order_ids(self) -> list[str]:
+        """Every accepted client order id, in acceptance order."""
+        return [o.client_order_id for o in self.orders.values()]
+
+    def position(self, asset: str) -> Decimal:
+        bal = self.balance(asset)
+        return bal.free + bal.locked
+
+    # ------------------------------------------------------------------ placement
+
+    def place(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        type: str,
+        quantity: Decimal,
+        price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        client_order_id: str,
+        time_in_force: str = "GTC",
+    ) -> tuple[SimOrder, list[SimFill]]:
+        """Validate, accept and match an order; raise :class:`SimError` when refused."""
+        spec = self.spec(symbol)
+        if client_order_id in self._by_client:
+            self.duplicate_client_order_ids += 1
+            raise SimError(400, -2010, "Duplicate order sent.")
+        try:
+            self._validate(
+                spec=spec,
+                side=side,
+                type=type,
+                quantity=quantity,
+                price=price,
+                stop_price=stop_price,
+            )
+        except SimError:
+            self.rejected += 1
+            raise
+        now = self.now_ms()
+        order = SimOrder(
+            order_id=next(self._ids),
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            type=type,
+            time_in_force=time_in_force
+            if type not in {"MARKET", "STOP_LOSS", "TAKE_PROFIT"}
+            else "GTC",
+            orig_qty=quantity,
+            price=price or ZERO,
+            stop_price=stop_price or ZERO,
+            time_ms=now,
+            update_ms=now,
+            working=type not in _TRIGGERED,
+        )
+        self._lock(spec, order)
+        self.orders[order.order_id] = order
+        self._by_client[client_order_id] = order.order_id
+        before = len(self.fills)
+        if order.working:
+            self._match_on_entry(spec, order)
+        return order, self.fills[before:]
+
+    def _validate(
+        self,
+        *,
+        spec: SymbolRules,
+        side: str,
+        type: str,
+        quantity: Decimal,
+        price: Decimal | None,
+        stop_price: Decimal | None,
+    ) -> None:
+        if side not in {"BUY", "SELL"}:
+            raise SimError(400, -1100, "Illegal characters found in parameter 'side'.")
+        if type not in ORDER_TYPES:
+            raise SimError(400, -1116, "Invalid orderType.")
+        needs_price = type in {"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"}
+        if needs_price and price is None:
+            raise SimError(400, -1102, "Mandatory parameter 'price' was not sent.")
+        if type in _TRIGGERED and stop_price is None:
+            raise SimError(400, -1102, "Mandatory parameter 'stopPrice' was not sent.")
+        if quantity < spec.min_qty or quantity > spec.max_qty or quantity % spec.step_size:
+            raise SimError(400, -1013, "Filter failure: LOT_SIZE")
+        for p in (price if needs_price else None, stop_price):
+            if p is not None and (p < spec.min_price or p > spec.max_price or p % spec.tick_size):
+                raise SimError(400, -1013, "Filter failure: PRICE_FILTER")
+        ref = price if needs_price else stop_price
+        if ref is None:
+            ref = self._reference_price(spec.symbol, side)
+        if ref is not None and quantity * ref < spec.min_notional:
+            raise SimError(400, -1013, "Filter failure: NOTIONAL")
+
+    def _reference_price(self, symbol: str, side: str) -> Decimal | None:
+        bids, asks = self.books.book(symbol)
+        levels = asks if side == "BUY" else bids
+        if levels:
+            return _dec(levels[0][0])
+        return self.last_price.get(symbol)
+
+    def _lock(self, spec: SymbolRules, order: SimOrder) -> None:
+        """Reserve what the order may spend; refuse it when the account cannot pay."""
+        if order.side == "SELL":
+            need, asset = order.orig_qty, spec.base
+        elif order.type in {"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"}:
+            need, asset = order.orig_qty * order.price * (1 + self.taker_fee), spec.quote
+        elif order.type == "MARKET":
+            cost = self._walk_cost(spec.symbol, order.orig_qty)
+            need, asset = cost * (1 + self.taker_fee), spec.quote
+        else:  # buy stop/take-profit market: paid when triggered
+            return
+        bal = self.balance(asset)
+        if bal.free < need:
+            self.rejected += 1
+            raise SimError(400, -2010, "Account has insufficient balance for requested action.")
+        bal.free -= need
+        bal.locked += need
+        order.locked = need
+
+    def _walk_cost(self, symbol: str, qty: Decimal) -> Decimal:
+        _, asks = self.books.book(symbol)
+        cost, left = ZERO, qty
+        for p, s in asks:
+            take = min(left, _dec(s))
+            cost += take * _dec(p)
+            left -= take
+            if left <= 0:
+                break
+        return cost
+
+    # ------------------------------------------------------------------ matching
+
+    def _match_on_entry(self, spec: SymbolRules, order: SimOrder) -> None:
+        """Take what the book offers up to the order's limit (taker), then rest or end."""
+        market = order.type in {"MARKET", "STOP_LOSS", "TAKE_PROFIT"}
+        limit = None if market else order.price
+        takeable = self._takeable(order, limit)
+        if order.type == "LIMIT_MAKER" and takeable > 0:
+            self._finish(spec, order, "EXPIRED")
+            return
+        qty = min(order.remaining, takeable).quantize(spec.step_size, rounding=ROUND_DOWN)
+        if qty > 0:
+            for p, s in self.books.take(order.symbol, order.side.lower(), float(qty)):
+                self._execute(spec, order, _dec(p), min(_dec(s), order.remaining), maker=False)
+        if order.remaining <= 0:
+            self._finish(spec, order, "FILLED")
+        elif market or order.time_in_force in {"IOC", "FOK"}:
+            self._finish(spec, order, "EXPIRED")
+
+    def _takeable(self, order: SimOrder, limit: Decimal | None) -> Decimal:
+        """Liquidity on the opposite side at prices no worse than ``limit``."""
+        bids, asks = self.books.book(order.symbol)
+        total = ZERO
+        for p, s in asks if order.side == "BUY" else bids:
+            price = _dec(p)
+            if limit is not None and (
+                (order.side == "BUY" and price > limit) or (order.side == "SELL" and price < limit)
+            ):
+                break
+            total += _dec(s)
+        return total
+
+    def on_market(self, symbol: str) -> list[SimFill]:
+        """The simulated market moved: trigger stops whose price the book crossed, and fill
+        resting limit orders the book now trades through (at their limit price, maker).
+        Returns the new fills."""
+        spec = self.symbols.get(symbol)
+        if spec is None:
+            return []
+        bids, asks = self.books.book(symbol)
+        if not bids or not asks:
+            return []
+        bid, ask = _dec(bids[0][0]), _dec(asks[0][0])
+        before = len(self.fills)
+        for order in sorted(self.open_orders(symbol), key=lambda o: o.order_id):
+            if order.working:
+                continue
+            px = bid if order.side == "SELL" else ask
+            if self._triggered(order, px):
+                order.working = True
+                order.update_ms = self.now_ms()
+                if order.type in {"STOP_LOSS", "TAKE_PROFIT"} and order.side == "BUY":
+                    self._lock_triggered_buy(spec, order)
+                    if order.status not in _OPEN:
+                        continue
+                self._match_on_entry(spec, order)
+        for order in sorted(self.open_orders(symbol), key=lambda o: o.order_id):
+            if not order.working or order.type not in _RESTING:
+                continue
+            crossing = self._takeable(order, order.price)
+            qty = min(order.remaining, crossing).quantize(spec.step_size, rounding=ROUND_DOWN)
+            if qty <= 0:
+                continue
+            self.books.take(symbol, order.side.lower(), float(qty))
+            self._execute(spec, order, order.price, qty, maker=True)
+            if order.remaining <= 0:
+                self._finish(spec, order, "FILLED")
+        if before != len(self.fills):
+            self.last_price[symbol] = self.fills[-1].price
+        return self.fills[before:]
+
+    def on_market_all(self) -> list[SimFill]:
+        """:meth:`on_market` for every symbol with open orders."""
+        out: list[SimFill] = []
+        for symbol in sorted({o.symbol for o in self.open_orders()}):
+            out.extend(self.on_market(symbol))
+        return out
+
+    @staticmethod
+    def _triggered(order: SimOrder, px: Decimal) -> bool:
+        stop_loss = order.type.startswith("STOP_LOSS")
+        if order.side == "SELL":
+            return px <= order.stop_price if stop_loss else px >= order.stop_price
+        return px >= order.stop_price if stop_loss else px <= order.stop_price
+
+    def _lock_triggered_buy(self, spec: SymbolRules, order: SimOrder) -> None:
+        need = self._walk_cost(spec.symbol, order.orig_qty) * (1 + self.taker_fee)
+        bal = self.balance(spec.quote)
+        if bal.free < need:
+            self._finish(spec, order, "EXPIRED")
+            return
+        bal.free -= need
+        bal.locked += need
+        order.locked = need
+
+    def _execute(
+        self, spec: SymbolRules, order: SimOrder, price: Decimal, qty: Decimal, *, maker: bool
+    ) -> None:
+        quote_qty = price * qty
+        fee = quote_qty * (self.maker_fee if maker else self.taker_fee)
+        base, quote = self.balance(spec.base), self.balance(spec.quote)
+        if order.side == "BUY":
+            spend = quote_qty + fee
+            quote.locked -= spend
+            order.locked -= spend
+            base.free += qty
+        else:
+            base.locked -= qty
+            order.locked -= qty
+            quote.free += quote_qty - fee
+        order.executed_qty += qty
+        order.cumm_quote += quote_qty
+        order.update_ms = self.now_ms()
+        order.status = "FILLED" if order.remaining <= 0 else "PARTIALLY_FILLED"
+        self.last_price[spec.symbol] = price
+        self.fills.append(
+            SimFill(
+                trade_id=next(self._trade_ids),
+                order_id=order.order_id,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                price=price,
+                qty=qty,
+                commission=fee,
+                commission_asset=spec.quote,
+                time_ms=order.update_ms,
+                is_maker=maker,
+            )
+        )
+
+    def _finish(self, spec: SymbolRules, order: SimOrder, status: str) -> None:
+        """Terminal state: release whatever the order still has locked."""
+        order.status = status
+        order.update_ms = self.now_ms()
+        if order.locked:
+            asset = spec.quote if order.side == "BUY" else spec.base
+            bal = self.balance(asset)
+            bal.locked -= order.locked
+            bal.free += order.locked
+            order.locked = ZERO
+
+    def cancel(self, symbol: str, *, order_id: int | None, client_order_id: str | None) -> SimOrder:
+        """Cancel an open order; ``-2011 Unknown order sent.`` when it is not open."""
+        try:
+            order = self.order(symbol, order_id=order_id, client_order_id=client_order_id)
+        except SimError:
+            raise SimError(400, -2011, "Unknown order sent.") from None
+        if order.status not in _OPEN:
+            raise SimError(400, -2011, "Unknown order sent.")
+        self._finish(self.spec(symbol), order, "CANCELED")
+        return order
+
+
+class StaticBook:
+    """A hand-set book (tests, standalone use): takers consume its levels."""
+
+    def __init__(self) -> None:
+        self._books: dict[str, tuple[list[list[float]], list[list[float]]]] = {}
+        self.taken: list[tuple[str, str, float]] = []  # (symbol, side, amount) of every take
+
+    def set(self, symbol: str, bids: Sequence[Level], asks: Sequence[Level]) -> None:
+        self._books[symbol] = ([list(b) for b in bids], [list(a) for a in asks])
+
+    def book(self, symbol: str) -> tuple[Sequence[Level], Sequence[Level]]:
+        bids, asks = self._books.get(symbol, ([], []))
+        return [(p, s) for p, s in bids], [(p, s) for p, s in asks]
+
+    def take(self, symbol: str, side: str, amount: float) -> list[Level]:
+        self.taken.append((symbol, side, amount))
+        bids, asks = self._books.get(symbol, ([], []))
+        levels = asks if side == "buy" else bids
+        fills: list[Level] = []
+        left = amount
+        while left > 1e-12 and levels:
+            price, size = levels[0]
+            take = min(left, size)
+            fills.append((price, take))
+            left -= take
+            if size - take <= 1e-12:
+                levels.pop(0)
+            else:
+                levels[0][1] = size - take
+        return fills

@@ -1,0 +1,527 @@
+"""The live broker: any ccxt exchange through ``ccxt.async_support``.
+
+Exchange differences are data: :data:`EXCHANGE_OPTIONS` holds per-exchange ccxt options
+(e.g. Binance: no private currency/margin calls at start, spot markets only), merged under the
+user's ``options``; ``url`` rewrites the origin of every ccxt API URL (the loopback simulator)
+and ``urls`` overrides single API sections. The shared code never branches on the exchange
+name; it uses ccxt's unified parameters (``clientOrderId``, ``stopLossPrice``,
+``takeProfitPrice``) which each ccxt exchange class maps to its own fields (Binance:
+``newClientOrderId`` / ``origClientOrderId``, ``STOP_LOSS`` / ``TAKE_PROFIT`` order types).
+
+Placement is never retried here (ccxt's ``maxRetriesOnFailure`` is 0): a timeout, a dropped
+connection, a 5xx or a 429 raises :class:`OrderOutcomeUnknown` (with ``Retry-After`` when the
+venue sent one) and the engine settles the order with :meth:`CcxtBroker.fetch_order` by client
+order id. A venue refusal (insufficient funds, invalid order, bad symbol, bad request,
+authentication) raises :class:`OrderRejectedError`. A "duplicate order" answer means the order
+already exists, so it is looked up and returned instead. Reads raise ``TemporaryError`` on
+network trouble (the engine retries with backoff).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import structlog
+from pydantic import SecretStr
+
+from cryptomon.clock import Clock, LiveClock
+from cryptomon.errors import ConfigError, FatalError, TemporaryError, backoff_delays
+from cryptomon.events import Fill, OrderIntent, OrderState
+from cryptomon.trading.brokers.base import (
+    BrokerOrder,
+    MarketInfo,
+    OrderOutcomeUnknown,
+    OrderRejectedError,
+)
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
+    # Spot only, and no private /sapi calls while loading markets; openOrders without a
+    # symbol is allowed (reconciliation needs every open order).
+    "binance": {
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchOpenOrders": {"warnWithoutSymbol": False},
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+        "defaultType": "spot",
+    },
+}
+"""ccxt options per exchange id, applied before the user's ``options``."""
+
+_STATES = {
+    "closed": OrderState.FILLED,
+    "canceled": OrderState.CANCELED,
+    "expired": OrderState.EXPIRED,
+    "rejected": OrderState.REJECTED,
+    "canceling": OrderState.CANCEL_PENDING,
+}
+
+
+class LiveSettings(Protocol):
+    """The fields of ``trading.live`` the broker reads (``LiveTradingConfig``)."""
+
+    exchange: str
+    api_key: SecretStr | None
+    secret: SecretStr | None
+    password: SecretStr | None
+    sandbox: bool
+    url: str | None
+    timeout_ms: int
+    enable_rate_limit: bool
+    recv_window_ms: int
+    options: dict[str, Any]
+    native_stop_loss: bool
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return out if out.is_finite() else None
+
+
+def rewrite_origin(url: str, base: str) -> str:
+    """``https://api.binance.com/api/v3`` + ``http://127.0.0.1:9`` -> ``http://127.0.0.1:9/api/v3``."""
+    parts = urlsplit(url)
+    rest = url[len(f"{parts.scheme}://{parts.netloc}") :] if parts.netloc else url
+    return base.rstrip("/") + rest
+
+
+def _rewrite_urls(api: Any, base: str) -> Any:
+    if isinstance(api, str):
+        return rewrite_origin(api, base)
+    if isinstance(api, dict):
+        return {k: _rewrite_urls(v, base) for k, v in api.items()}
+    return api
+
+
+class CcxtBroker:
+    """A :class:`~cryptomon.trading.brokers.base.Broker` over one ccxt exchange account."""
+
+    def __init__(
+        self,
+        settings: LiveSettings,
+        *,
+        clock: Clock | None = None,
+        exchange_name: str | None = None,
+        urls: dict[str, str] | None = None,
+        read_attempts: int = 3,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or LiveClock()
+        self.exchange_id = settings.exchange
+        self.exchange_name = exchange_name or settings.exchange
+        self.name = f"ccxt:{settings.exchange}"
+        self.urls = dict(urls or {})
+        self.read_attempts = read_attempts
+        self.exchange: Any = None
+        self._order_ids: dict[str, str] = {}  # exchange order id -> client order id
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _build(self) -> Any:
+        import ccxt.async_support as ccxt_async
+
+        cls = getattr(ccxt_async, self.exchange_id, None)
+        if cls is None or not isinstance(cls, type):
+            raise ConfigError(f"trading.live.exchange: {self.exchange_id!r} is not a ccxt exchange")
+        s = self.settings
+        options: dict[str, Any] = {
+            **EXCHANGE_OPTIONS.get(self.exchange_id, {}),
+            "recvWindow": s.recv_window_ms,
+            "maxRetriesOnFailure": 0,  # never let ccxt resend anything, orders least of all
+        }
+        options.update(s.options)
+        params: dict[str, Any] = {
+            "enableRateLimit": s.enable_rate_limit,
+            "timeout": s.timeout_ms,
+            "options": options,
+        }
+        creds = {
+            "apiKey": _secret(s.api_key),
+            "secret": _secret(s.secret),
+            "password": _secret(s.password),
+        }
+        params.update({k: v for k, v in creds.items() if v})
+        exchange = cls(params)
+        if s.sandbox:
+            exchange.set_sandbox_mode(True)
+        if s.url:
+            exchange.urls["api"] = _rewrite_urls(exchange.urls.get("api"), s.url)
+        if self.urls:
+            api = exchange.urls.get("api")
+            if isinstance(api, dict):
+                api.update(self.urls)
+            else:
+                exchange.urls["api"] = dict(self.urls)
+        return exchange
+
+    async def start(self) -> None:
+        self.exchange = self._build()
+        try:
+            await self._read(self.exchange.load_markets)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info(
+            "broker.ccxt.ready",
+            exchange=self.exchange_id,
+            markets=len(self.exchange.markets or {}),
+            url=self.settings.url or "",
+        )
+
+    async def stop(self) -> None:
+        if self.exchange is not None:
+            with contextlib.suppress(Exception):
+                await self.exchange.close()
+            self.exchange = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _ex(self) -> Any:
+        if self.exchange is None:
+            raise TemporaryError(f"{self.name}: broker not started")
+        return self.exchange
+
+    def _market(self, symbol: str) -> dict[str, Any]:
+        """The ccxt market of a cryptofeed symbol (``BTC-USDT`` -> ``BTC/USDT``)."""
+        ex = self._ex()
+        unified = symbol.replace("-", "/", 1)
+        market = (ex.markets or {}).get(unified)
+        if market is None:
+            raise OrderRejectedError("", f"{symbol} is not a market of {self.exchange_id}")
+        return dict(market)
+
+    @staticmethod
+    def _symbol(market: dict[str, Any]) -> str:
+        return f"{market['base']}-{market['quote']}"
+
+    def _retry_after(self) -> float | None:
+        headers = getattr(self.exchange, "last_response_headers", None) or {}
+        for key, value in dict(headers).items():
+            if str(key).lower() == "retry-after":
+                with contextlib.suppress(TypeError, ValueError):
+                    return float(value)
+        return None
+
+    async def _read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """A read call: network trouble is retried a few times, then a TemporaryError."""
+        import ccxt
+
+        delays = backoff_delays(initial=0.2, cap=2.0)
+        for attempt in range(1, self.read_attempts + 1):
+            try:
+                return await fn(*args, **kwargs)
+            except (ccxt.NetworkError, ccxt.BadResponse) as exc:
+                if attempt >= self.read_attempts:
+                    raise TemporaryError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+                await self.clock.sleep(next(delays))
+            except ccxt.AuthenticationError as exc:
+                raise FatalError(f"{self.name}: authentication failed: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ protocol
+
+    async def market(self, symbol: str) -> MarketInfo:
+        ex = self._ex()
+        m = self._market(symbol)
+        precision = m.get("precision") or {}
+        limits = m.get("limits") or {}
+        tick = self._step(ex, precision.get("price"))
+        lot = self._step(ex, precision.get("amount"))
+        leverage = _dec((limits.get("leverage") or {}).get("max")) or Decimal(1)
+        has = ex.has or {}
+        native = bool(self.settings.native_stop_loss and has.get("createStopLossOrder"))
+        return MarketInfo(
+            symbol=symbol,
+            base=m["base"],
+            quote=m["quote"],
+            tick_size=tick,
+            lot_size=lot,
+            min_amount=_dec((limits.get("amount") or {}).get("min")) or Decimal(0),
+            min_notional=_dec((limits.get("cost") or {}).get("min")) or Decimal(0),
+            max_leverage=leverage,
+            native_stop_loss=native,
+        )
+
+    @staticmethod
+    def _step(ex: Any, precision: Any) -> Decimal:
+        """A ccxt precision as a step size, whatever the exchange's precision mode."""
+        from ccxt.base.decimal_to_precision import TICK_SIZE
+
+        value = _dec(precision)
+        if value is None:
+            return Decimal("1e-8")
+        if ex.precisionMode == TICK_SIZE:
+            return value
+        return Decimal(1).scaleb(-int(value))  # DECIMAL_PLACES (and digits as an approximation)
+
+    def _request(
+        self, intent: OrderIntent, m: dict[str, Any]
+    ) -> tuple[str, float, float | None, dict[str, Any]]:
+        """ccxt (type, amount, price, params) for an intent, rounded to the market's precision."""
+        ex = self._ex()
+        sym = m["symbol"]
+        amount = float(ex.amount_to_precision(sym, str(intent.amount)))
+        params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+        price: float | None = None
+        kind = intent.type
+        if kind in {"limit", "stop_limit"}:
+            if intent.price is None:
+                raise OrderRejectedError(intent.client_order_id, f"{kind} order without a price")
+            price = float(ex.price_to_precision(sym, str(intent.price)))
+        if kind in {"stop_market", "stop_limit", "take_profit"}:
+            trigger = intent.stop_price if intent.stop_price is not None else intent.price
+            if trigger is None:
+                raise OrderRejectedError(intent.client_order_id, f"{kind} order without a stop")
+            key = "takeProfitPrice" if kind == "take_profit" else "stopLossPrice"
+            params[key] = float(ex.price_to_precision(sym, str(trigger)))
+        ccxt_type = "limit" if kind in {"limit", "stop_limit"} else "market"
+        if intent.reduce_only and m.get("contract"):
+            params["reduceOnly"] = True
+        return ccxt_type, amount, price, params
+
+    async def place_order(self, intent: OrderIntent) -> BrokerOrder:
+        import ccxt
+
+        ex = self._ex()
+        cid = intent.client_order_id
+        m = self._market(intent.symbol)
+        try:
+            ccxt_type, amount, price, params = self._request(intent, m)
+        except ccxt.BaseError as exc:
+            raise OrderRejectedError(cid, f"{type(exc).__name__}: {exc}") from exc
+        if amount <= 0:
+            raise OrderRejectedError(cid, f"amount {intent.amount} rounds to 0 at this lot size")
+        log.info(
+            "broker.ccxt.place",
+            order_id=cid,
+            symbol=intent.symbol,
+            side=intent.side,
+            type=intent.type,
+            amount=amount,
+            price=price,
+        )
+        try:
+            raw = await ex.create_order(m["symbol"], ccxt_type, intent.side, amount, price, params)
+        except ccxt.DuplicateOrderId:
+            return await self._existing(intent.symbol, cid)
+        except (
+            ccxt.InsufficientFunds,
+            ccxt.InvalidOrder,
+            ccxt.BadRequest,
+            ccxt.NotSupported,
+        ) as exc:
+            if "duplicate order" in str(exc).lower():
+                return await self._existing(intent.symbol, cid)
+            raise OrderRejectedError(cid, f"{type(exc).__name__}: {exc}") from exc
+        except ccxt.AuthenticationError as exc:
+            raise OrderRejectedError(cid, f"authentication failed: {exc}") from exc
+        except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as exc:
+            retry = self._retry_after()
+            raise OrderOutcomeUnknown(cid, f"rate limited: {exc}", retry_after_s=retry) from exc
+        except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
+            raise OrderOutcomeUnknown(cid, f"{type(exc).__name__}: {exc}") from exc
+        except ccxt.ExchangeError as exc:  # an error we cannot classify: do not assume refusal
+            raise OrderOutcomeUnknown(cid, f"{type(exc).__name__}: {exc}") from exc
+        order = self._order(raw, m, intent=intent)
+        log.info("broker.ccxt.placed", order_id=cid, state=order.state, filled=str(order.filled))
+        return order
+
+    async def _existing(self, symbol: str, cid: str) -> BrokerOrder:
+        found = await self.fetch_order(symbol, cid)
+        if found is None:
+            raise OrderOutcomeUnknown(cid, "venue says duplicate but the order is not found")
+        return found
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> BrokerOrder:
+        import ccxt
+
+        ex = self._ex()
+        m = self._market(symbol)
+        try:
+            raw = await ex.cancel_order("", m["symbol"], {"clientOrderId": client_order_id})
+        except ccxt.OrderNotFound:
+            found = await self.fetch_order(symbol, client_order_id)
+            if found is None:
+                raise OrderRejectedError(client_order_id, "cancel: no such order") from None
+            return found
+        except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
+            raise TemporaryError(f"{self.name}: cancel {client_order_id}: {exc}") from exc
+        except ccxt.ExchangeError as exc:
+            raise OrderRejectedError(client_order_id, f"cancel: {exc}") from exc
+        # A cancel answer may carry the cancel request's own id; the order's is the one we asked.
+        return self._order(raw, m, client_order_id=client_order_id)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
+        import ccxt
+
+        ex = self._ex()
+        m = self._market(symbol)
+        try:
+            raw = await self._read(
+                ex.fetch_order, "", m["symbol"], {"clientOrderId": client_order_id}
+            )
+        except ccxt.OrderNotFound:
+            return None
+        order = self._order(raw, m, client_order_id=client_order_id)
+        if order.filled > 0 and not order.fills and order.exchange_order_id:
+            fills = await self._order_fills(m, order.exchange_order_id, client_order_id)
+            order = _with_fills(order, fills)
+        return order
+
+    async def _order_fills(self, m: dict[str, Any], order_id: str, cid: str) -> tuple[Fill, ...]:
+        ex = self._ex()
+        if (ex.has or {}).get("fetchOrderTrades"):
+            trades = await self._read(ex.fetch_order_trades, order_id, m["symbol"])
+        else:
+            trades = [
+                t
+                for t in await self._read(ex.fetch_my_trades, m["symbol"])
+                if str(t.get("order")) == order_id
+            ]
+        return tuple(self._fill(t, m, cid) for t in trades)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
+        ex = self._ex()
+        unified = self._market(symbol)["symbol"] if symbol else None
+        raws = await self._read(ex.fetch_open_orders, unified)
+        out = []
+        for raw in raws:
+            m = dict((ex.markets or {}).get(raw.get("symbol"), {}))
+            if m:
+                out.append(self._order(raw, m))
+        return out
+
+    async def fetch_fills(self, symbol: str, since: float | None = None) -> list[Fill]:
+        import ccxt
+
+        ex = self._ex()
+        m = self._market(symbol)
+        since_ms = int(since * 1000) if since is not None else None
+        trades = await self._read(ex.fetch_my_trades, m["symbol"], since_ms)
+        out: list[Fill] = []
+        for t in trades:
+            oid = str(t.get("order") or "")
+            cid = self._order_ids.get(oid)
+            if cid is None and oid:
+                try:
+                    raw = await self._read(ex.fetch_order, oid, m["symbol"])
+                except ccxt.OrderNotFound:
+                    raw = {}
+                cid = raw.get("clientOrderId") or ""
+                if cid:
+                    self._order_ids[oid] = cid
+            out.append(self._fill(t, m, cid or ""))
+        return out
+
+    async def fetch_balances(self) -> dict[str, Decimal]:
+        ex = self._ex()
+        raw = await self._read(ex.fetch_balance)
+        totals = raw.get("total") or {}
+        out: dict[str, Decimal] = {}
+        for asset, value in totals.items():
+            amount = _dec(value)
+            if amount is not None and amount != 0:
+                out[asset] = amount
+        return out
+
+    # ------------------------------------------------------------------ mapping
+
+    def _order(
+        self,
+        raw: dict[str, Any],
+        m: dict[str, Any],
+        *,
+        intent: OrderIntent | None = None,
+        client_order_id: str | None = None,
+    ) -> BrokerOrder:
+        cid = (
+            intent.client_order_id
+            if intent is not None
+            else client_order_id or str(raw.get("clientOrderId") or "")
+        )
+        oid = str(raw["id"]) if raw.get("id") is not None else None
+        if oid and cid:
+            self._order_ids[oid] = cid
+        filled = _dec(raw.get("filled")) or Decimal(0)
+        amount = _dec(raw.get("amount"))
+        if amount is None:
+            amount = intent.amount if intent is not None else filled
+        status = raw.get("status")
+        if status == "open" or (status is None and oid):
+            state = OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.SUBMITTED
+        else:
+            state = _STATES.get(str(status), OrderState.UNKNOWN)
+        order_type = intent.type if intent is not None else self._order_type(raw)
+        fills = tuple(self._fill(t, m, cid, raw=raw) for t in raw.get("trades") or ())
+        ts = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
+        return BrokerOrder(
+            client_order_id=cid,
+            exchange=self.exchange_name,
+            symbol=self._symbol(m),
+            state=state,
+            side=str(raw.get("side") or (intent.side if intent else "")),
+            type=order_type,
+            amount=amount,
+            filled=filled,
+            price=_dec(raw.get("price")) or None,
+            avg_price=_dec(raw.get("average")) or None,
+            exchange_order_id=oid,
+            fills=fills,
+            ts=ts / 1000 if ts else self.clock.time(),
+        )
+
+    @staticmethod
+    def _order_type(raw: dict[str, Any]) -> str:
+        base = str(raw.get("type") or "market")
+        if raw.get("takeProfitPrice"):
+            return "take_profit"
+        if raw.get("triggerPrice") or raw.get("stopPrice"):
+            return "stop_limit" if base == "limit" else "stop_market"
+        return "limit" if base == "limit" else "market"
+
+    def _fill(
+        self, t: dict[str, Any], m: dict[str, Any], cid: str, *, raw: dict[str, Any] | None = None
+    ) -> Fill:
+        fee = t.get("fee") or {}
+        ts_ms = t.get("timestamp") or (raw or {}).get("timestamp")
+        now = self.clock.time()
+        oid = t.get("order") or (raw or {}).get("id")
+        side = t.get("side") or (raw or {}).get("side") or ""
+        return Fill(
+            exchange=self.exchange_name,
+            symbol=self._symbol(m),
+            ts=ts_ms / 1000 if ts_ms else now,
+            ts_recv=now,
+            # trade ids are unique per market on many venues: qualify them with the market id
+            trade_id=f"{m['id']}:{t.get('id')}",
+            client_order_id=cid,
+            side="buy" if side == "buy" else "sell",
+            amount=_dec(t.get("amount")) or Decimal(0),
+            price=_dec(t.get("price")) or Decimal(0),
+            fee=_dec(fee.get("cost")) or Decimal(0),
+            fee_currency=str(fee.get("currency") or m["quote"]),
+            liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
+            exchange_order_id=str(oid) if oid is not None else None,
+        )
+
+
+def _with_fills(order: BrokerOrder, fills: tuple[Fill, ...]) -> BrokerOrder:
+    from dataclasses import replace
+
+    return replace(order, fills=fills)
