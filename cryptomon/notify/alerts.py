@@ -1,0 +1,307 @@
+"""Hub events -> :class:`Alert`: event type, category, severity, priority, dedup key, fields.
+
+Priorities: P0 = act now (critical anomaly, kill switch, critical notice), P1 = soon (high
+severity, stop-loss/take-profit exits, feed down, risk state changes), P2 = informational.
+The tables below are the whole mapping; routing and templates only read the Alert.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from cryptomon.events import (
+    Anomaly,
+    Event,
+    FeedStatus,
+    Fill,
+    Notice,
+    OrderIntent,
+    OrderOrigin,
+    OrderState,
+    OrderUpdate,
+    RiskEvent,
+    Severity,
+)
+
+Category = Literal["anomaly", "trading", "system"]
+Priority = Literal["P0", "P1", "P2"]
+
+PRIORITY_BY_SEVERITY: Mapping[Severity, Priority] = {
+    Severity.CRITICAL: "P0",
+    Severity.HIGH: "P1",
+    Severity.MEDIUM: "P2",
+    Severity.LOW: "P2",
+}
+RISK_SEVERITY: Mapping[str, Severity] = {
+    "kill_switch": Severity.CRITICAL,
+    "state_change": Severity.HIGH,
+    "limit": Severity.HIGH,
+    "rejected": Severity.MEDIUM,
+}
+NOTICE_LEVEL_SEVERITY: Mapping[str, Severity] = {
+    "critical": Severity.CRITICAL,
+    "error": Severity.HIGH,
+    "warning": Severity.MEDIUM,
+    "info": Severity.LOW,
+}
+NOTICE_CODE_SEVERITY: Mapping[str, Severity] = {
+    "daemon_start": Severity.MEDIUM,
+    "daemon_stop": Severity.MEDIUM,
+    "db_unreachable": Severity.HIGH,
+}
+EXIT_ORIGINS: Mapping[str, str] = {"stop_loss": "stop-loss", "take_profit": "take-profit"}
+_ORIGIN_MEMORY = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert:
+    """One thing worth telling people, before routing."""
+
+    event_type: str
+    category: Category
+    severity: Severity
+    priority: Priority
+    exchange: str
+    symbol: str
+    kind: str
+    ts: float
+    dedup_key: tuple[str, ...] | None
+    ref_id: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def market(self) -> str:
+        return f"{self.exchange} {self.symbol}".strip() or "cryptomon"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def priority_of(severity: Severity) -> Priority:
+    return PRIORITY_BY_SEVERITY[severity]
+
+
+class AlertBuilder:
+    """Turns hub events into alerts. Remembers order origins to recognise SL/TP exits."""
+
+    def __init__(self, *, api_base_url: str) -> None:
+        self.api = api_base_url.rstrip("/")
+        self._origins: OrderedDict[str, OrderOrigin] = OrderedDict()
+
+    def link(self, path: str, **query: Any) -> str:
+        q = {k: v for k, v in query.items() if v not in (None, "")}
+        return f"{self.api}{path}" + (f"?{urlencode(q)}" if q else "")
+
+    def _alert(
+        self,
+        event: Event,
+        *,
+        event_type: str,
+        category: Category,
+        severity: Severity,
+        kind: str,
+        dedup_key: tuple[str, ...] | None,
+        link: str,
+        ref_id: str | None = None,
+        ts: float | None = None,
+        **fields: Any,
+    ) -> Alert:
+        prio = priority_of(severity)
+        when = event.ts if ts is None else ts
+        common = {
+            "event_type": event_type,
+            "priority": prio,
+            "severity": str(severity),
+            "exchange": event.exchange,
+            "symbol": event.symbol,
+            "kind": kind,
+            "time": iso(when),
+            "link": link,
+        }
+        return Alert(
+            event_type=event_type,
+            category=category,
+            severity=severity,
+            priority=prio,
+            exchange=event.exchange,
+            symbol=event.symbol,
+            kind=kind,
+            ts=when,
+            dedup_key=dedup_key,
+            ref_id=ref_id,
+            fields={**common, **fields},
+        )
+
+    def build(self, event: Event) -> Alert | None:
+        """The alert for ``event``, or None when it is not worth a notification."""
+        if isinstance(event, Anomaly):
+            return self._anomaly(event)
+        if isinstance(event, OrderIntent):
+            self._remember(event.client_order_id, event.origin)
+            return None
+        if isinstance(event, OrderUpdate):
+            return self._order_update(event)
+        if isinstance(event, Fill):
+            return self._fill(event)
+        if isinstance(event, RiskEvent):
+            return self._risk(event)
+        if isinstance(event, Notice):
+            return self._notice(event)
+        return None
+
+    def _remember(self, cid: str, origin: OrderOrigin) -> None:
+        self._origins[cid] = origin
+        self._origins.move_to_end(cid)
+        while len(self._origins) > _ORIGIN_MEMORY:
+            self._origins.popitem(last=False)
+
+    def _anomaly(self, a: Anomaly) -> Alert:
+        return self._alert(
+            a,
+            event_type="anomaly",
+            category="anomaly",
+            severity=Severity(a.severity),
+            kind=a.kind,
+            dedup_key=(a.exchange, a.symbol, a.kind),
+            link=self.link("/api/v1/anomalies", exchange=a.exchange, symbol=a.symbol, kind=a.kind),
+            ref_id=a.id,
+            value=a.value,
+            threshold=a.threshold,
+            reasons="; ".join(a.reasons) or "-",
+            confidence=a.confidence,
+            z_score=a.z_score,
+            price_change_pct=a.price_change_pct,
+            id=a.id,
+        )
+
+    def _exit_kind(self, cid: str, reason: str) -> str | None:
+        origin = self._origins.get(cid)
+        if origin is not None and origin in EXIT_ORIGINS:
+            return EXIT_ORIGINS[origin]
+        return EXIT_ORIGINS.get(reason)
+
+    def _order_update(self, u: OrderUpdate) -> Alert | None:
+        exit_kind = self._exit_kind(u.client_order_id, u.reason)
+        if u.state.is_terminal:
+            self._origins.pop(u.client_order_id, None)
+        if exit_kind is None or u.state != OrderState.FILLED:
+            return None
+        return self._alert(
+            u,
+            event_type="exit",
+            category="trading",
+            severity=Severity.HIGH,
+            kind=exit_kind.replace("-", "_"),
+            dedup_key=None,
+            link=self.link("/api/v1/orders", client_order_id=u.client_order_id),
+            ref_id=u.client_order_id,
+            exit_kind=exit_kind,
+            side=u.side,
+            amount=u.filled or u.amount,
+            avg_price=u.avg_price if u.avg_price is not None else u.price,
+            client_order_id=u.client_order_id,
+            reason=u.reason or exit_kind,
+        )
+
+    def _fill(self, f: Fill) -> Alert | None:
+        if self._origins.get(f.client_order_id) in EXIT_ORIGINS:
+            return None  # the exit alert of its order update says it better
+        return self._alert(
+            f,
+            event_type="fill",
+            category="trading",
+            severity=Severity.MEDIUM,
+            kind="fill",
+            dedup_key=None,
+            link=self.link("/api/v1/orders", client_order_id=f.client_order_id),
+            ref_id=f.trade_id,
+            side=f.side,
+            amount=f.amount,
+            price=f.price,
+            fee=f.fee,
+            fee_currency=f.fee_currency,
+            liquidity=f.liquidity,
+            client_order_id=f.client_order_id,
+        )
+
+    def _risk(self, r: RiskEvent) -> Alert:
+        severity = RISK_SEVERITY.get(r.kind, Severity.MEDIUM)
+        if r.kind == "kill_switch":
+            return self._alert(
+                r,
+                event_type="kill_switch",
+                category="trading",
+                severity=severity,
+                kind="kill_switch",
+                dedup_key=None,
+                link=self.link("/api/v1/risk"),
+                state=r.state,
+                reason=r.reason,
+            )
+        key = None if r.kind == "rejected" else (r.exchange, r.symbol, f"risk_{r.kind}", r.state)
+        return self._alert(
+            r,
+            event_type="risk",
+            category="trading",
+            severity=severity,
+            kind=f"risk_{r.kind}",
+            dedup_key=key,
+            link=self.link("/api/v1/risk"),
+            ref_id=r.client_order_id,
+            state=r.state,
+            reason=r.reason,
+            check=r.check or "-",
+            client_order_id=r.client_order_id or "-",
+        )
+
+    def _notice(self, n: Notice) -> Alert:
+        by_code = NOTICE_CODE_SEVERITY.get(n.code, Severity.LOW)
+        by_level = NOTICE_LEVEL_SEVERITY.get(n.level, Severity.MEDIUM)
+        return self._alert(
+            n,
+            event_type="notice",
+            category="system",
+            severity=max(by_code, by_level, key=lambda s: s.rank),
+            kind=n.code,
+            dedup_key=(n.exchange, n.symbol, f"notice:{n.code}"),
+            link=self.link("/api/v1/status"),
+            code=n.code,
+            message=n.message,
+            level=n.level,
+        )
+
+    def feed_down(self, status: FeedStatus, since: float, now: float) -> Alert:
+        return self._alert(
+            status,
+            event_type="feed_down",
+            category="system",
+            severity=Severity.HIGH,
+            kind="feed_down",
+            dedup_key=(status.exchange, status.symbol, f"feed_down:{status.channel}"),
+            link=self.link("/api/v1/status"),
+            ts=since,
+            channel=status.channel,
+            status=status.status,
+            detail=status.detail,
+            down_for_s=now - since,
+        )
+
+    def feed_recovered(self, status: FeedStatus, since: float, now: float) -> Alert:
+        return self._alert(
+            status,
+            event_type="feed_recovered",
+            category="system",
+            severity=Severity.MEDIUM,
+            kind="feed_recovered",
+            dedup_key=None,
+            link=self.link("/api/v1/status"),
+            ts=now,
+            channel=status.channel,
+            down_for_s=now - since,
+        )

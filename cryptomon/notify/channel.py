@@ -1,0 +1,109 @@
+"""One configured channel at run time: routing filter, spam-control state, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptomon.config import ChannelConfig
+from cryptomon.events import Severity
+from cryptomon.notify.alerts import Alert
+from cryptomon.notify.delivery import AppriseSender
+from cryptomon.notify.ratelimit import Deduper, QuietHours, TokenBucket
+from cryptomon.notify.templates import Format, Rendered, format_for, scheme_of
+
+ROUTING_FIELDS = frozenset(
+    {
+        "min_severity",
+        "kinds",
+        "exchanges",
+        "symbols",
+        "events",
+        "format",
+        "rate_limit_per_min",
+        "rate_limit_burst",
+        "digest_interval_s",
+        "quiet_hours",
+        "quiet_hours_tz",
+    }
+)
+"""What ``update_routing`` may change; never ``name`` or ``url``."""
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A message waiting for delivery on one channel."""
+
+    title: str
+    body: str
+    priority: str
+    event_type: str
+    alert: Alert | None = None
+    digest: list[tuple[Alert, Rendered]] = field(default_factory=list)
+
+
+class ChannelState:
+    """Routing and spam control of one channel; the router owns the worker task."""
+
+    def __init__(
+        self, cfg: ChannelConfig, *, sender: AppriseSender, dedup_window_s: float, now: float
+    ) -> None:
+        self.sender = sender
+        self.dedup = Deduper(dedup_window_s)
+        self.outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
+        self.digest: list[tuple[Alert, Rendered]] = []
+        self.digest_due: float | None = None
+        self.in_flight: Outgoing | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.apply(cfg, now=now)
+
+    def apply(self, cfg: ChannelConfig, *, now: float) -> None:
+        """(Re)configure routing, format, bucket and quiet hours from ``cfg``."""
+        self.cfg = cfg
+        self.name = cfg.name
+        self.format: Format = format_for(cfg.url.get_secret_value(), cfg.format)
+        self.min_rank = Severity(cfg.min_severity).rank
+        self.kinds = None if cfg.kinds is None else frozenset(cfg.kinds)
+        self.exchanges = None if cfg.exchanges is None else frozenset(cfg.exchanges)
+        self.symbols = None if cfg.symbols is None else frozenset(cfg.symbols)
+        self.categories = frozenset(cfg.events)
+        old = getattr(self, "bucket", None)
+        self.bucket = TokenBucket(rate_per_min=cfg.rate_limit_per_min, burst=cfg.burst, now=now)
+        if old is not None:  # keep what was already spent
+            spent = old.burst - old.available(now)
+            self.bucket._tokens = max(0.0, min(self.bucket.burst, self.bucket.burst - spent))
+        self.quiet = QuietHours(cfg.quiet_hours, cfg.quiet_hours_tz) if cfg.quiet_hours else None
+
+    def accepts(self, alert: Alert) -> bool:
+        """The channel's routing filter (min_severity, events, kinds, exchanges, symbols)."""
+        if alert.category not in self.categories or alert.severity.rank < self.min_rank:
+            return False
+        if alert.category == "anomaly" and self.kinds is not None and alert.kind not in self.kinds:
+            return False
+        if alert.exchange and self.exchanges is not None and alert.exchange not in self.exchanges:
+            return False
+        return not (alert.symbol and self.symbols is not None and alert.symbol not in self.symbols)
+
+    def pending(self) -> int:
+        return self.outbox.qsize() + (1 if self.in_flight is not None else 0)
+
+    def redacted(self) -> dict[str, Any]:
+        c = self.cfg
+        return {
+            "name": c.name,
+            "url": self.sender.redacted_url,
+            "scheme": scheme_of(c.url.get_secret_value()),
+            "format": self.format,
+            "format_setting": c.format,
+            "min_severity": c.min_severity,
+            "events": list(c.events),
+            "kinds": c.kinds,
+            "exchanges": c.exchanges,
+            "symbols": c.symbols,
+            "rate_limit_per_min": c.rate_limit_per_min,
+            "rate_limit_burst": c.burst,
+            "digest_interval_s": c.digest_interval_s,
+            "quiet_hours": c.quiet_hours,
+            "quiet_hours_tz": c.quiet_hours_tz,
+        }

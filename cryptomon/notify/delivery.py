@@ -1,0 +1,166 @@
+"""Delivery to one apprise URL: per-attempt timeout and retries with capped backoff, all
+waiting done on the injected Clock.
+
+apprise runs each service's blocking ``send()`` in its own worker thread pool; ``async_notify``
+awaits that. The attempt timeout races the call against ``clock.sleep``; the service's socket
+timeouts are set to the attempt timeout too, so an abandoned worker thread ends about when we
+stop waiting for it. Error texts are scrubbed of the URL's credentials before they are logged
+or recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import apprise
+import structlog
+
+from cryptomon.clock import Clock
+from cryptomon.errors import backoff_delays
+from cryptomon.log import Redactor, redact_notify_url
+from cryptomon.notify.templates import Format
+
+log = structlog.get_logger()
+
+BODY_FORMATS: Mapping[str, str] = {
+    "markdown": apprise.NotifyFormat.MARKDOWN,
+    "text": apprise.NotifyFormat.TEXT,
+}
+NOTIFY_TYPES: Mapping[str, str] = {
+    "P0": apprise.NotifyType.FAILURE,
+    "P1": apprise.NotifyType.WARNING,
+    "P2": apprise.NotifyType.INFO,
+}
+_SPLIT = re.compile(r"[/:@?&=,]+")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    ok: bool
+    attempts: int
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "attempts": self.attempts, "error": self.error}
+
+
+class InvalidChannelURL(ValueError):
+    """apprise does not understand the URL (the message never contains the URL)."""
+
+
+class AppriseSender:
+    """Sends titled messages to one apprise URL."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        url: str,
+        clock: Clock,
+        attempt_timeout_s: float,
+        retries: int,
+        retry_backoff_s: float,
+        retry_backoff_cap_s: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self.attempt_timeout_s = attempt_timeout_s
+        self.retries = retries
+        self.retry_backoff_s = retry_backoff_s
+        self.retry_backoff_cap_s = retry_backoff_cap_s
+        self._rng = rng
+        self.redacted_url = redact_notify_url(url)
+        plugin = apprise.Apprise.instantiate(url)
+        if plugin is None:
+            raise InvalidChannelURL(
+                f"channel {name!r}: {self.redacted_url} is not a URL apprise supports "
+                "(see https://github.com/caronc/apprise/wiki for the URL forms)"
+            )
+        plugin.socket_connect_timeout = min(float(plugin.socket_connect_timeout), attempt_timeout_s)
+        plugin.socket_read_timeout = attempt_timeout_s
+        self._apprise = apprise.Apprise()
+        self._apprise.add(plugin)
+        self._redactor = Redactor(_secret_parts(plugin, url))
+
+    def scrub(self, text: str) -> str:
+        return self._redactor.scrub(text)
+
+    async def attempt(self, title: str, body: str, fmt: Format, priority: str = "P2") -> str | None:
+        """One try; None on success, else the (scrubbed) reason."""
+        call = asyncio.ensure_future(
+            self._apprise.async_notify(
+                body=body,
+                title=title,
+                body_format=BODY_FORMATS[fmt],
+                notify_type=NOTIFY_TYPES.get(priority, apprise.NotifyType.INFO),
+            )
+        )
+        timer = asyncio.ensure_future(self.clock.sleep(self.attempt_timeout_s))
+        try:
+            done, _ = await asyncio.wait({call, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not call.done():
+                call.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await call
+        if call not in done:
+            return f"no answer within {self.attempt_timeout_s:g}s"
+        try:
+            result = call.result()
+        except Exception as exc:  # apprise reports failures in its result; this is a crash
+            return self.scrub(f"apprise error: {exc!r}")
+        if result:
+            return None
+        messages = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR")]
+        reason = " | ".join(dict.fromkeys(messages)) or f"apprise status {result.status.name}"
+        return self.scrub(reason)
+
+    async def send(
+        self, title: str, body: str, fmt: Format, priority: str = "P2", *, attempts: int = 0
+    ) -> DeliveryResult:
+        """Try up to ``attempts`` times (default ``1 + retries``), backing off in between."""
+        total = attempts or 1 + self.retries
+        delays = backoff_delays(
+            initial=self.retry_backoff_s, cap=self.retry_backoff_cap_s, rng=self._rng
+        )
+        error = ""
+        for n in range(1, total + 1):
+            failed = await self.attempt(title, body, fmt, priority)
+            if failed is None:
+                return DeliveryResult(ok=True, attempts=n)
+            error = failed
+            log.warning(
+                "notify.attempt_failed",
+                channel=self.name,
+                url=self.redacted_url,
+                attempt=n,
+                of=total,
+                error=error,
+            )
+            if n < total:
+                await self.clock.sleep(next(delays))
+        return DeliveryResult(
+            ok=False, attempts=total, error=f"failed after {total} attempt(s): {error}"
+        )
+
+
+def _secret_parts(plugin: Any, url: str) -> list[str]:
+    """Tokens of the URL that apprise itself hides in its privacy form (tokens, passwords)."""
+    try:
+        full = str(plugin.url(privacy=False))
+        private = str(plugin.url(privacy=True))
+    except Exception:  # a plugin that cannot print itself: hide the whole URL only
+        return [url]
+    public = set(_SPLIT.split(private))
+    parts = {p for p in _SPLIT.split(full) if p and p not in public}
+    parts |= {p for p in _SPLIT.split(url.partition("://")[2]) if p and p not in public}
+    # the URL itself, then the parts (short parts would only mangle unrelated text)
+    return [url, *(p for p in parts if len(p) >= 6)]

@@ -1,0 +1,464 @@
+"""The notifier component: hub events -> alerts -> channels -> apprise, off the hot path.
+
+Flow per alert and matching channel: quiet hours (only P0 passes) -> dedup by
+(exchange, symbol, kind) within ``dedup_window_s`` -> token bucket (P0 always passes and is
+counted) -> send, or collapse into the channel's digest, flushed once per
+``digest_interval_s`` when a token is available. Each channel has its own outbox and worker
+task, so a dead channel only delays itself. Every outcome is published on the hub as a
+:class:`~cryptomon.events.NotificationRecord` (sent / failed / suppressed / digested).
+
+Time comes from the injected clock, except the shutdown budget (``stop_timeout_s``), which is
+real time because it bounds the process's own exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from cryptomon.clock import Clock
+from cryptomon.config import AlertsConfig, ChannelConfig, problems_from
+from cryptomon.errors import ConfigError, Problem
+from cryptomon.events import (
+    Anomaly,
+    Event,
+    FeedStatus,
+    Fill,
+    Notice,
+    NotificationRecord,
+    OrderIntent,
+    OrderUpdate,
+    RiskEvent,
+)
+from cryptomon.hub import Hub, QueuedSubscription
+from cryptomon.notify.alerts import Alert, AlertBuilder, iso
+from cryptomon.notify.channel import ROUTING_FIELDS, ChannelState, Outgoing
+from cryptomon.notify.delivery import AppriseSender, DeliveryResult, InvalidChannelURL
+from cryptomon.notify.feedwatch import FeedWatch
+from cryptomon.notify.templates import Renderer, render_digest
+
+log = structlog.get_logger()
+
+TOPICS: tuple[type[Event], ...] = (
+    Anomaly,
+    OrderIntent,
+    OrderUpdate,
+    Fill,
+    RiskEvent,
+    FeedStatus,
+    Notice,
+)
+
+
+class UnknownChannelError(ValueError):
+    """A channel name that is not configured; ``valid`` lists the configured names."""
+
+    def __init__(self, name: str, valid: Sequence[str]) -> None:
+        self.name = name
+        self.valid = list(valid)
+        names = ", ".join(self.valid) or "(none configured)"
+        super().__init__(f"unknown channel {name!r}; configured channels: {names}")
+
+
+class NotificationRouter:
+    """Queued (never_drop) hub subscriber that routes alerts to apprise channels."""
+
+    name = "notifier"
+
+    def __init__(self, *, hub: Hub, clock: Clock, config: AlertsConfig) -> None:
+        self.hub = hub
+        self.clock = clock
+        self.config = config
+        self.builder = AlertBuilder(api_base_url=config.api_base_url)
+        self.renderer = Renderer(config.templates)
+        self.feeds = FeedWatch(config.feed_down_after_s)
+        self.channels: dict[str, ChannelState] = {}
+        problems: list[Problem] = []
+        for i, cfg in enumerate(config.channels):
+            try:
+                sender = self._sender(cfg)
+            except InvalidChannelURL as exc:
+                problems.append(Problem(f"alerts.channels.{i}.url", "***", str(exc)))
+                continue
+            self.channels[cfg.name] = ChannelState(
+                cfg, sender=sender, dedup_window_s=config.dedup_window_s, now=clock.monotonic()
+            )
+        if problems:
+            raise ConfigError(problems)
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._sub: QueuedSubscription | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._running = False
+
+    def _sender(self, cfg: ChannelConfig) -> AppriseSender:
+        c = self.config
+        return AppriseSender(
+            name=cfg.name,
+            url=cfg.url.get_secret_value(),
+            clock=self.clock,
+            attempt_timeout_s=c.attempt_timeout_s,
+            retries=c.retries,
+            retry_backoff_s=c.retry_backoff_s,
+            retry_backoff_cap_s=c.retry_backoff_cap_s,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._running = True
+        for ch in self.channels.values():
+            ch.task = asyncio.get_running_loop().create_task(
+                self._worker(ch), name=f"notify:{ch.name}"
+            )
+        if self.config.enabled:
+            self._sub = self.hub.subscribe_queued(
+                TOPICS, self._on_batch, name=self.name, policy="never_drop", batch_size=500
+            )
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+        log.info(
+            "notify.started",
+            enabled=self.config.enabled,
+            channels=[c.redacted()["url"] for c in self.channels.values()],
+        )
+
+    async def stop(self) -> None:
+        """Route what the hub still holds, flush digests, deliver within ``stop_timeout_s``;
+        whatever is left is recorded as failed."""
+        budget = self.config.stop_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget
+        if self._sub is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sub.join(), budget)
+            self._sub.close()
+            self._sub = None
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        for ch in self.channels.values():
+            if ch.digest:
+                self._flush_digest(ch)
+        joins = [ch.outbox.join() for ch in self.channels.values() if ch.task is not None]
+        if joins:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*joins), max(0.0, deadline - loop.time()))
+        self._running = False
+        for ch in self.channels.values():
+            if ch.task is not None:
+                ch.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ch.task
+                ch.task = None
+            self._abandon(ch)
+
+    def _abandon(self, ch: ChannelState) -> None:
+        left = [ch.in_flight] if ch.in_flight is not None else []
+        ch.in_flight = None
+        while not ch.outbox.empty():
+            left.append(ch.outbox.get_nowait())
+            ch.outbox.task_done()
+        for msg in left:
+            self._finish(ch, msg, DeliveryResult(False, 0, "not delivered before shutdown"))
+
+    # ------------------------------------------------------------------ intake
+
+    async def _on_batch(self, events: list[Event]) -> None:
+        now_m, now = self.clock.monotonic(), self.clock.time()
+        for event in events:
+            try:
+                if isinstance(event, FeedStatus):
+                    back = self.feeds.on_status(event, now_m, now)
+                    if back is not None:
+                        self.route(self.builder.feed_recovered(back[0], back[1], now))
+                    continue
+                alert = self.builder.build(event)
+                if alert is not None:
+                    self.route(alert)
+            except Exception as exc:  # one bad event must not lose the rest of the batch
+                log.error("notify.event_failed", event_type=type(event).__name__, error=repr(exc))
+
+    def route(self, alert: Alert) -> None:
+        """Decide, per matching channel: suppress, send, or collapse into the digest."""
+        now_m, now = self.clock.monotonic(), self.clock.time()
+        for ch in self.channels.values():
+            if not ch.accepts(alert):
+                continue
+            rendered = self.renderer.render(alert.event_type, alert.fields, ch.format)
+            if ch.quiet is not None and alert.priority != "P0" and ch.quiet.active(now):
+                self._record(
+                    ch, alert, "suppressed", rendered.title, rendered.body, error="quiet hours"
+                )
+            elif not ch.dedup.admit(alert.dedup_key, alert.severity.rank, now_m):
+                why = f"duplicate of {'/'.join(alert.dedup_key or ())} within "
+                why += f"{self.config.dedup_window_s:g}s"
+                self._record(ch, alert, "suppressed", rendered.title, rendered.body, error=why)
+            elif alert.priority == "P0":
+                ch.bucket.force(now_m)
+                ch.outbox.put_nowait(
+                    Outgoing(rendered.title, rendered.body, alert.priority, alert.event_type, alert)
+                )
+            elif not ch.digest and ch.bucket.take(now_m):
+                ch.outbox.put_nowait(
+                    Outgoing(rendered.title, rendered.body, alert.priority, alert.event_type, alert)
+                )
+            else:
+                if not ch.digest:
+                    ch.digest_due = now_m + ch.cfg.digest_interval_s
+                ch.digest.append((alert, rendered))
+
+    # ------------------------------------------------------------------ timers
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.tick_s)
+            try:
+                self.tick()
+            except Exception as exc:
+                log.error("notify.tick_failed", error=repr(exc))
+
+    def tick(self) -> None:
+        """Report feeds down long enough; flush due digests that have a token."""
+        now_m = self.clock.monotonic()
+        for status, since, down_for in self.feeds.due(now_m):
+            self.route(self.builder.feed_down(status, since, since + down_for))
+        for ch in self.channels.values():
+            due = ch.digest_due
+            if ch.digest and due is not None and now_m >= due and ch.bucket.take(now_m):
+                self._flush_digest(ch)
+            ch.dedup.prune(now_m)
+
+    def _flush_digest(self, ch: ChannelState) -> None:
+        items, ch.digest, ch.digest_due = ch.digest, [], None
+        top = min((a.priority for a, _ in items), default="P2")
+        title, body = render_digest(
+            ch.name,
+            [(a.priority, iso(a.ts), a.market, r) for a, r in items],
+            ch.format,
+            ch.cfg.digest_interval_s,
+        )
+        ch.outbox.put_nowait(Outgoing(title, body, top, "digest", None, items))
+
+    # ------------------------------------------------------------------ delivery
+
+    async def _worker(self, ch: ChannelState) -> None:
+        while True:
+            msg = await ch.outbox.get()
+            ch.in_flight = msg
+            try:
+                result = await ch.sender.send(msg.title, msg.body, ch.format, msg.priority)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                result = DeliveryResult(False, 1, ch.sender.scrub(f"delivery crashed: {exc!r}"))
+            ch.in_flight = None
+            self._finish(ch, msg, result)
+            ch.outbox.task_done()
+
+    def _finish(self, ch: ChannelState, msg: Outgoing, result: DeliveryResult) -> None:
+        status = "sent" if result.ok else "failed"
+        if msg.alert is not None:
+            self._record(
+                ch,
+                msg.alert,
+                status,
+                msg.title,
+                msg.body,
+                error=result.error,
+                attempts=result.attempts,
+            )
+            return
+        now = self.clock.time()
+        self._publish(
+            channel=ch.name,
+            status=status,
+            title=msg.title,
+            body=msg.body,
+            attempts=result.attempts,
+            error=result.error,
+            priority=msg.priority,
+            event_type="digest",
+            ref_id=None,
+            exchange="",
+            symbol="",
+            ts=now,
+        )
+        err = "" if result.ok else f"digest not delivered: {result.error}"
+        for alert, rendered in msg.digest:
+            self._record(ch, alert, "digested", rendered.title, rendered.body, error=err)
+        if not result.ok:
+            log.error("notify.digest_failed", channel=ch.name, items=len(msg.digest), error=err)
+
+    # ------------------------------------------------------------------ records
+
+    def _record(
+        self,
+        ch: ChannelState,
+        alert: Alert,
+        status: str,
+        title: str,
+        body: str,
+        *,
+        error: str = "",
+        attempts: int = 0,
+    ) -> None:
+        self._publish(
+            channel=ch.name,
+            status=status,
+            title=title,
+            body=body,
+            attempts=attempts,
+            error=error,
+            priority=alert.priority,
+            event_type=alert.event_type,
+            ref_id=alert.ref_id,
+            exchange=alert.exchange,
+            symbol=alert.symbol,
+            ts=alert.ts,
+        )
+
+    def _publish(
+        self,
+        *,
+        channel: str,
+        status: Any,
+        title: str,
+        body: str,
+        attempts: int,
+        error: str,
+        priority: str,
+        event_type: str,
+        ref_id: str | None,
+        exchange: str,
+        symbol: str,
+        ts: float,
+    ) -> None:
+        self.counts[(channel, status)] += 1
+        if status == "failed":
+            log.error("notify.failed", channel=channel, event_type=event_type, error=error)
+        self.hub.publish(
+            NotificationRecord(
+                exchange=exchange,
+                symbol=symbol,
+                ts=ts,
+                ts_recv=self.clock.time(),
+                channel=channel,
+                status=status,
+                title=title,
+                body=body,
+                attempts=attempts,
+                error=error,
+                priority=priority,
+                event_type=event_type,
+                ref_id=ref_id,
+            )
+        )
+
+    # ------------------------------------------------------------------ for the API and CLI
+
+    def channels_redacted(self) -> list[dict[str, Any]]:
+        """Every channel with its routing and a redacted URL (never the secret)."""
+        return [ch.redacted() for ch in self.channels.values()]
+
+    def _channel(self, name: str) -> ChannelState:
+        ch = self.channels.get(name)
+        if ch is None:
+            raise UnknownChannelError(name, list(self.channels))
+        return ch
+
+    def update_routing(self, name: str, **fields: Any) -> dict[str, Any]:
+        """Change routing/rate fields of one channel (validated; never name or URL).
+
+        Raises :class:`UnknownChannelError` or :class:`ConfigError` (one problem per field).
+        """
+        ch = self._channel(name)
+        bad = sorted(set(fields) - ROUTING_FIELDS)
+        if bad:
+            allowed = ", ".join(sorted(ROUTING_FIELDS))
+            raise ConfigError(
+                [
+                    Problem(
+                        f"alerts.channels.{name}.{k}",
+                        "***" if k == "url" else fields[k],
+                        f"a routing field ({allowed}); name and url come from config only",
+                    )
+                    for k in bad
+                ]
+            )
+        data = {**ch.cfg.model_dump(), **fields}
+        try:
+            cfg = ChannelConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(
+                [
+                    Problem(f"alerts.channels.{name}.{p.path}", p.value, p.expected)
+                    for p in problems_from(exc)
+                ]
+            ) from None
+        ch.apply(cfg, now=self.clock.monotonic())
+        log.info("notify.routing_updated", channel=name, fields=sorted(fields))
+        return ch.redacted()
+
+    async def send_test(self, channel: str | None = None) -> dict[str, dict[str, Any]]:
+        """Send one test message (one attempt) to ``channel`` or to every channel."""
+        targets = [self._channel(channel)] if channel is not None else list(self.channels.values())
+        now = self.clock.time()
+
+        async def one(ch: ChannelState) -> DeliveryResult:
+            fields = {
+                "event_type": "test",
+                "priority": "P2",
+                "severity": "low",
+                "exchange": "",
+                "symbol": "",
+                "kind": "test",
+                "time": iso(now),
+                "link": "",
+                "channel_name": ch.name,
+                "message": "If you can read this, the channel works.",
+            }
+            r = self.renderer.render("test", fields, ch.format)
+            try:
+                res = await ch.sender.send(r.title, r.body, ch.format, "P2", attempts=1)
+            except Exception as exc:
+                res = DeliveryResult(False, 1, ch.sender.scrub(f"delivery crashed: {exc!r}"))
+            self._publish(
+                channel=ch.name,
+                status="sent" if res.ok else "failed",
+                title=r.title,
+                body=r.body,
+                attempts=res.attempts,
+                error=res.error,
+                priority="P2",
+                event_type="test",
+                ref_id=None,
+                exchange="",
+                symbol="",
+                ts=now,
+            )
+            return res
+
+        results = await asyncio.gather(*(one(ch) for ch in targets))
+        return {ch.name: res.as_dict() for ch, res in zip(targets, results, strict=True)}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``/metrics``: records by channel and status, queue depths, digests."""
+        by_channel: dict[str, dict[str, int]] = {}
+        for (channel, status), n in self.counts.items():
+            by_channel.setdefault(channel, {})[status] = n
+        sub = self._sub
+        return {
+            "enabled": self.config.enabled,
+            "notifications": by_channel,
+            "queue_depth": len(sub.queue) if sub is not None else 0,
+            "outbox": {n: ch.pending() for n, ch in self.channels.items()},
+            "digest_pending": {n: len(ch.digest) for n, ch in self.channels.items()},
+            "feeds_down": self.feeds.down,
+        }
