@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -177,11 +177,20 @@ def _notice(clock: Clock, code: str, message: str) -> Notice:
     return Notice(exchange="", symbol="", ts=now, ts_recv=now, code=code, message=message)
 
 
+if TYPE_CHECKING:
+    from cryptomon.store.db import Database
+    from cryptomon.store.queries import Queries
+    from cryptomon.store.writer import StoreWriter
+
+
 @dataclass
 class Services:
     """What the builders below hand to each other (only inside this module)."""
 
     extra: dict[str, Any] = field(default_factory=dict)
+    db: Database | None = None  # the store's Database (engine, sessionmaker), set by _build_store
+    queries: Queries | None = None  # the store's read side for the API, set by _build_store
+    store_writer: StoreWriter | None = None  # its stats() feed /metrics, set by _build_store
 
 
 def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None = None) -> App:
@@ -215,7 +224,18 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
 def _build_store(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
 ) -> list[Component]:
-    return []
+    from cryptomon.store.db import Database
+    from cryptomon.store.queries import Queries
+    from cryptomon.store.retention import Retention
+    from cryptomon.store.writer import StoreWriter
+
+    db = Database(settings.database)
+    services.db = db
+    services.queries = Queries(db=db)
+    writer = StoreWriter(hub=hub, db=db, config=settings.storage, clock=clock)
+    services.store_writer = writer
+    retention = Retention(db=db, config=settings.storage, clock=clock)
+    return [db, writer, retention]
 
 
 def _build_notify(

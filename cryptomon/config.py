@@ -392,6 +392,11 @@ class StorageConfig(Section):
     batch_size: int = Field(default=1000, ge=1)
     batch_max_age_s: float = Field(default=1.0, gt=0)
     market_buffer: int = Field(default=100_000, ge=1, description="market rows kept in memory")
+    retry_max_s: float = Field(default=30.0, gt=0, description="cap of the write retry backoff")
+    retention_interval_s: float = Field(
+        default=3600.0, gt=0, description="how often old market data is deleted"
+    )
+    retention_batch: int = Field(default=10_000, ge=1, description="rows deleted per statement")
 
 
 # --------------------------------------------------------------------------- api

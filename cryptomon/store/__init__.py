@@ -1,0 +1,1 @@
+"""Persistence: models, migrations, the batched writer, the read side (DESIGN.md 3.8)."""

@@ -1,0 +1,91 @@
+"""Alembic, driven programmatically (no ``alembic.ini`` needed, so a wheel install works).
+
+The migration environment lives inside the package (``cryptomon/store/migrations``). These
+helpers build the alembic ``Config`` and run commands on a connection of a started
+:class:`~cryptomon.store.db.Database` (the env.py "connection sharing" path).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from cryptomon.store.db import Database
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An alembic Config pointing at the packaged migrations."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _run(cfg: Config, fn: Any, *args: Any) -> Any:
+    def inner(conn: Connection) -> Any:
+        cfg.attributes["connection"] = conn
+        return fn(cfg, *args)
+
+    return inner
+
+
+async def upgrade(db: Database, revision: str = "head") -> None:
+    cfg = alembic_config()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_run(cfg, command.upgrade, revision))
+
+
+async def downgrade(db: Database, revision: str) -> None:
+    cfg = alembic_config()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_run(cfg, command.downgrade, revision))
+
+
+async def current(db: Database) -> tuple[str, ...]:
+    """The revision(s) the database is at (empty when unversioned)."""
+
+    def heads(conn: Connection) -> tuple[str, ...]:
+        return tuple(MigrationContext.configure(conn).get_current_heads())
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(heads)
+
+
+def history() -> list[str]:
+    """One line per revision, newest first: ``rev (head) <- down: message``."""
+    script = ScriptDirectory.from_config(alembic_config())
+    heads = set(script.get_heads())
+    out = []
+    for rev in script.walk_revisions():
+        mark = " (head)" if rev.revision in heads else ""
+        down = rev.down_revision or "base"
+        out.append(f"{down} -> {rev.revision}{mark}: {rev.doc}")
+    return out
+
+
+def head() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def compare(db: Database) -> list[Any]:
+    """Differences alembic autogenerate finds between the models and the database."""
+    from alembic.autogenerate import compare_metadata
+
+    from cryptomon.store.models import Base
+
+    def diff(conn: Connection) -> list[Any]:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(ctx, Base.metadata))
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(diff)

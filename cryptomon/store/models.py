@@ -1,0 +1,351 @@
+"""The schema: one DeclarativeBase, ``Mapped[]`` columns (DESIGN.md 3.8).
+
+Schema changes go through alembic only (``cryptomon/store/migrations``); a test proves that
+autogenerate finds no difference between these models and the migrations on both dialects.
+
+Conventions: times are :class:`~cryptomon.store.types.UTCDateTime`; order, fill, position and
+equity amounts are :class:`~cryptomon.store.types.Money` (exact ``Decimal``); market data and
+detector outputs are float64. Rows that come from hub events without a natural key carry an
+``event_key`` (a digest of the event) with a unique constraint, so a retried batch is written
+exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cryptomon.store.types import Money, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments "INTEGER PRIMARY KEY"; PostgreSQL gets BIGINT identity/serial.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        datetime: UTCDateTime(),
+        Decimal: Money(),
+        float: Double(),
+        str: String(64),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+# --------------------------------------------------------------------------- market data
+
+
+class CandleRow(Base):
+    """OHLCV per market and interval; upserted on (exchange, symbol, interval, open_time)."""
+
+    __tablename__ = "candles"
+    __table_args__ = (
+        UniqueConstraint("exchange", "symbol", "interval", "open_time"),
+        Index("ix_candles_open_time", "open_time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    interval: Mapped[str] = mapped_column(String(8))
+    open_time: Mapped[datetime]
+    close_time: Mapped[datetime]
+    open: Mapped[float]
+    high: Mapped[float]
+    low: Mapped[float]
+    close: Mapped[float]
+    volume: Mapped[float]
+    trade_count: Mapped[int | None] = mapped_column(Integer)
+    buy_volume: Mapped[float | None]
+    sell_volume: Mapped[float | None]
+    closed: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(16), default="trades")
+
+
+class TradeRow(Base):
+    """Public trades (only with ``storage.trades: true``); subject to retention."""
+
+    __tablename__ = "trades"
+    __table_args__ = (Index("ix_trades_market_time", "exchange", "symbol", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime]
+    price: Mapped[float]
+    amount: Mapped[float]
+    side: Mapped[str] = mapped_column(String(4))
+    trade_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class BookTopRow(Base):
+    """Best bid/ask and depth summary sampled every ``storage.book_sample_s`` per market."""
+
+    __tablename__ = "book_tops"
+    __table_args__ = (Index("ix_book_tops_market_time", "exchange", "symbol", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime]
+    bid: Mapped[float]
+    bid_size: Mapped[float]
+    ask: Mapped[float]
+    ask_size: Mapped[float]
+    spread: Mapped[float]
+    spread_bps: Mapped[float]
+    bid_depth: Mapped[float]
+    ask_depth: Mapped[float]
+    imbalance: Mapped[float]
+    levels: Mapped[int] = mapped_column(Integer)
+
+
+# --------------------------------------------------------------------------- detection
+
+
+class AnomalyRow(Base):
+    """A detector finding, keyed by the event's id."""
+
+    __tablename__ = "anomalies"
+    __table_args__ = (
+        Index("ix_anomalies_market_time", "exchange", "symbol", "ts_detected"),
+        Index("ix_anomalies_kind_time", "kind", "severity", "ts_detected"),
+        Index("ix_anomalies_time_id", "ts_detected", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    severity_rank: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float]
+    threshold: Mapped[float]
+    confidence: Mapped[float]
+    z_score: Mapped[float | None]
+    price_change_pct: Mapped[float | None]
+    reasons: Mapped[list[Any]]
+    window_mean: Mapped[float | None]
+    window_std: Mapped[float | None]
+    samples: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[datetime]
+    ts_detected: Mapped[datetime]
+
+
+# --------------------------------------------------------------------------- trading
+
+
+class SignalRow(Base):
+    __tablename__ = "signals"
+    __table_args__ = (Index("ix_signals_market_time", "exchange", "symbol", "ts"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime]
+    side: Mapped[str] = mapped_column(String(4))
+    strength: Mapped[float]
+    source: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    price: Mapped[float | None]
+    anomaly_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class OrderRow(Base):
+    """One order by its deterministic client order id; created from the intent."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_market_time", "exchange", "symbol", "created_at"),
+        Index("ix_orders_state", "state"),
+    )
+
+    client_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exchange_order_id: Mapped[str | None] = mapped_column(String(64))
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(24))
+    side: Mapped[str] = mapped_column(String(4))
+    type: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal]
+    price: Mapped[Decimal | None]
+    stop_price: Mapped[Decimal | None]
+    stop_loss: Mapped[Decimal | None]
+    take_profit: Mapped[Decimal | None]
+    filled: Mapped[Decimal]
+    avg_price: Mapped[Decimal | None]
+    reduce_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    origin: Mapped[str] = mapped_column(String(16))
+    signal_id: Mapped[str | None] = mapped_column(String(64))
+    anomaly_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FillRow(Base):
+    """One execution; unique per (exchange, trade_id)."""
+
+    __tablename__ = "fills"
+    __table_args__ = (
+        UniqueConstraint("exchange", "trade_id"),
+        Index("ix_fills_market_time", "exchange", "symbol", "ts"),
+        Index("ix_fills_client_order_id", "client_order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    trade_id: Mapped[str] = mapped_column(String(64))
+    client_order_id: Mapped[str] = mapped_column(String(64))
+    exchange_order_id: Mapped[str | None] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(4))
+    amount: Mapped[Decimal]
+    price: Mapped[Decimal]
+    fee: Mapped[Decimal]
+    fee_currency: Mapped[str] = mapped_column(String(16))
+    liquidity: Mapped[str] = mapped_column(String(8))
+    ts: Mapped[datetime]
+
+
+class PositionRow(Base):
+    """The latest state of each position (signed amount; negative = short)."""
+
+    __tablename__ = "positions"
+
+    exchange: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    amount: Mapped[Decimal]
+    avg_price: Mapped[Decimal]
+    realized_pnl: Mapped[Decimal]
+    unrealized_pnl: Mapped[Decimal]
+    fees: Mapped[Decimal]
+    mark_price: Mapped[Decimal | None]
+    updated_at: Mapped[datetime]
+
+
+class EquitySnapshotRow(Base):
+    """Account equity over time (written by the portfolio)."""
+
+    __tablename__ = "equity_snapshots"
+    __table_args__ = (Index("ix_equity_snapshots_ts", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime]
+    equity: Mapped[Decimal]
+    cash: Mapped[Decimal]
+    unrealized_pnl: Mapped[Decimal]
+    realized_pnl: Mapped[Decimal]
+    exposure: Mapped[Decimal]
+
+
+class RiskEventRow(Base):
+    __tablename__ = "risk_events"
+    __table_args__ = (
+        UniqueConstraint("event_key"),
+        Index("ix_risk_events_ts", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_key: Mapped[str] = mapped_column(String(40))
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    client_order_id: Mapped[str | None] = mapped_column(String(64))
+    check: Mapped[str] = mapped_column(String(64))
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class NotificationRow(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("event_key"),
+        Index("ix_notifications_channel_time", "channel", "ts"),
+        Index("ix_notifications_status_time", "status", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_key: Mapped[str] = mapped_column(String(40))
+    ts: Mapped[datetime]
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(16))
+    event_type: Mapped[str] = mapped_column(String(32))
+    ref_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditRow(Base):
+    """Every manual order, config change and kill switch: who, what, with which payload."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        UniqueConstraint("event_key"),
+        Index("ix_audit_log_ts", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_key: Mapped[str] = mapped_column(String(40))
+    ts: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+
+
+class FeedEventRow(Base):
+    """Connect, disconnect, stall, gap and resync of the feeds."""
+
+    __tablename__ = "feed_events"
+    __table_args__ = (
+        UniqueConstraint("event_key"),
+        Index("ix_feed_events_market_time", "exchange", "symbol", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_key: Mapped[str] = mapped_column(String(40))
+    ts: Mapped[datetime]
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+MARKET_TABLES = (TradeRow, BookTopRow, CandleRow)
+"""Tables subject to ``storage.retention_days`` (time column: ``ts`` or ``open_time``)."""

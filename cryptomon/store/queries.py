@@ -1,0 +1,337 @@
+"""The read side the API uses. Every method returns plain data: dicts with epoch-second floats
+for times, ``Decimal`` for money, lists for JSON columns. Bad arguments raise ``ValueError``
+with a message naming the argument and what is expected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Select, and_, func, or_, select
+
+from cryptomon.events import Severity
+from cryptomon.store.models import (
+    AnomalyRow,
+    AuditRow,
+    BookTopRow,
+    CandleRow,
+    EquitySnapshotRow,
+    FeedEventRow,
+    FillRow,
+    NotificationRow,
+    OrderRow,
+    PositionRow,
+    SignalRow,
+)
+from cryptomon.store.types import utc
+
+if TYPE_CHECKING:
+    from cryptomon.store.db import Database
+
+MAX_LIMIT = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HIDDEN = frozenset({"event_key", "severity_rank"})
+_S = TypeVar("_S", bound=Select)
+
+
+def _limit(limit: int, name: str = "limit") -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"{name} must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
+    return limit
+
+
+def _time(value: float | datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return utc(float(value))
+    raise ValueError(f"{name} must be epoch seconds or a datetime, got {value!r}")
+
+
+def _plain(mapping: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if key in _HIDDEN:
+            continue
+        out[key] = value.timestamp() if isinstance(value, datetime) else value
+    return out
+
+
+def encode_cursor(ts: datetime, key: str) -> str:
+    micros = (ts - _EPOCH) // timedelta(microseconds=1)
+    raw = json.dumps([micros, key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Inverse of :func:`encode_cursor`; ValueError for anything it did not produce."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        micros, key = json.loads(raw)
+        if not isinstance(micros, int) or not isinstance(key, str):
+            raise TypeError
+        return _EPOCH + timedelta(microseconds=micros), key
+    except (ValueError, TypeError, binascii.Error, OverflowError):
+        raise ValueError(
+            f"invalid cursor {cursor[:40]!r}: pass the next_cursor value of a previous page"
+        ) from None
+
+
+def _range(stmt: _S, col: Any, since: Any, until: Any) -> _S:
+    lo, hi = _time(since, "since"), _time(until, "until")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"since ({since}) must not be after until ({until})")
+    if lo is not None:
+        stmt = stmt.where(col >= lo)
+    if hi is not None:
+        stmt = stmt.where(col <= hi)
+    return stmt
+
+
+class Queries:
+    """Read-only queries over the store (``Queries(db=database)``)."""
+
+    def __init__(self, *, db: Database) -> None:
+        self.db = db
+
+    async def _all(self, stmt: Select[Any]) -> list[dict[str, Any]]:
+        async with self.db.sessionmaker() as session:
+            result = await session.execute(stmt)
+            return [_plain(r._mapping) for r in result]
+
+    # ------------------------------------------------------------------ anomalies
+
+    async def anomalies(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        kind: str | None = None,
+        min_severity: str | Severity | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first (by detection time, then id); returns (page, next_cursor or None)."""
+        limit = _limit(limit)
+        t = AnomalyRow.__table__
+        stmt = select(t)
+        if exchange is not None:
+            stmt = stmt.where(t.c.exchange == exchange)
+        if symbol is not None:
+            stmt = stmt.where(t.c.symbol == symbol)
+        if kind is not None:
+            stmt = stmt.where(t.c.kind == kind)
+        if min_severity is not None:
+            try:
+                rank = Severity(str(min_severity).lower()).rank
+            except ValueError:
+                allowed = ", ".join(s.value for s in Severity)
+                raise ValueError(
+                    f"min_severity must be one of {allowed}, got {min_severity!r}"
+                ) from None
+            stmt = stmt.where(t.c.severity_rank >= rank)
+        stmt = _range(stmt, t.c.ts_detected, since, until)
+        if cursor:
+            c_ts, c_id = decode_cursor(cursor)
+            stmt = stmt.where(
+                or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id))
+            )
+        stmt = stmt.order_by(t.c.ts_detected.desc(), t.c.id.desc()).limit(limit + 1)
+        async with self.db.sessionmaker() as session:
+            raw = list((await session.execute(stmt)).mappings())
+        more = len(raw) > limit
+        raw = raw[:limit]
+        next_cursor = encode_cursor(raw[-1]["ts_detected"], raw[-1]["id"]) if more else None
+        return [_plain(r) for r in raw], next_cursor
+
+    async def anomaly(self, anomaly_id: str) -> dict[str, Any] | None:
+        rows = await self._all(select(AnomalyRow.__table__).where(AnomalyRow.id == anomaly_id))
+        return rows[0] if rows else None
+
+    async def anomaly_stats(
+        self, *, since: float | datetime | None = None, until: float | datetime | None = None
+    ) -> dict[str, Any]:
+        """Counts over a detection-time range: total, by kind, by severity, by symbol."""
+        out: dict[str, Any] = {"total": 0}
+        async with self.db.sessionmaker() as session:
+            for name, col in (
+                ("by_kind", AnomalyRow.kind),
+                ("by_severity", AnomalyRow.severity),
+                ("by_symbol", AnomalyRow.symbol),
+            ):
+                stmt = _range(
+                    select(col, func.count()).group_by(col), AnomalyRow.ts_detected, since, until
+                )
+                counts = {str(k): int(n) for k, n in (await session.execute(stmt)).all()}
+                out[name] = counts
+            out["total"] = sum(out["by_kind"].values())
+        return out
+
+    # ------------------------------------------------------------------ market data
+
+    async def candles(
+        self,
+        *,
+        exchange: str,
+        symbol: str,
+        interval: str = "1m",
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Candles oldest first: the first ``limit`` from ``since``, else the latest ``limit``."""
+        limit = _limit(limit)
+        t = CandleRow.__table__
+        stmt = select(t).where(
+            t.c.exchange == exchange, t.c.symbol == symbol, t.c.interval == interval
+        )
+        stmt = _range(stmt, t.c.open_time, since, until)
+        if since is not None:
+            return await self._all(stmt.order_by(t.c.open_time.asc()).limit(limit))
+        rows = await self._all(stmt.order_by(t.c.open_time.desc()).limit(limit))
+        rows.reverse()
+        return rows
+
+    async def latest_book_top(self, exchange: str, symbol: str) -> dict[str, Any] | None:
+        t = BookTopRow.__table__
+        stmt = (
+            select(t)
+            .where(t.c.exchange == exchange, t.c.symbol == symbol)
+            .order_by(t.c.ts.desc())
+            .limit(1)
+        )
+        rows = await self._all(stmt)
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------------ trading
+
+    async def orders(
+        self, *, state: str | None = None, symbol: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Newest first."""
+        t = OrderRow.__table__
+        stmt = select(t)
+        if state is not None:
+            stmt = stmt.where(t.c.state == state)
+        if symbol is not None:
+            stmt = stmt.where(t.c.symbol == symbol)
+        return await self._all(stmt.order_by(t.c.created_at.desc()).limit(_limit(limit)))
+
+    async def order(self, client_order_id: str) -> dict[str, Any] | None:
+        t = OrderRow.__table__
+        rows = await self._all(select(t).where(t.c.client_order_id == client_order_id))
+        return rows[0] if rows else None
+
+    async def fills(
+        self, *, symbol: str | None = None, client_order_id: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Newest first."""
+        t = FillRow.__table__
+        stmt = select(t)
+        if symbol is not None:
+            stmt = stmt.where(t.c.symbol == symbol)
+        if client_order_id is not None:
+            stmt = stmt.where(t.c.client_order_id == client_order_id)
+        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))
+
+    async def positions(self) -> list[dict[str, Any]]:
+        t = PositionRow.__table__
+        return await self._all(select(t).order_by(t.c.exchange, t.c.symbol))
+
+    async def signals(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest first."""
+        t = SignalRow.__table__
+        stmt = select(t)
+        if exchange is not None:
+            stmt = stmt.where(t.c.exchange == exchange)
+        if symbol is not None:
+            stmt = stmt.where(t.c.symbol == symbol)
+        stmt = _range(stmt, t.c.ts, since, until)
+        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))
+
+    async def equity_snapshots(
+        self,
+        *,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Oldest first (the latest ``limit`` when ``since`` is not given)."""
+        t = EquitySnapshotRow.__table__
+        stmt = _range(select(t), t.c.ts, since, until)
+        if since is not None:
+            return await self._all(stmt.order_by(t.c.ts.asc()).limit(_limit(limit)))
+        rows = await self._all(stmt.order_by(t.c.ts.desc()).limit(_limit(limit)))
+        rows.reverse()
+        return rows
+
+    # ------------------------------------------------------------------ operations
+
+    async def notifications(
+        self, *, channel: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Newest first."""
+        t = NotificationRow.__table__
+        stmt = select(t)
+        if channel is not None:
+            stmt = stmt.where(t.c.channel == channel)
+        if status is not None:
+            stmt = stmt.where(t.c.status == status)
+        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))
+
+    async def feed_events(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        status: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest first."""
+        t = FeedEventRow.__table__
+        stmt = select(t)
+        if exchange is not None:
+            stmt = stmt.where(t.c.exchange == exchange)
+        if symbol is not None:
+            stmt = stmt.where(t.c.symbol == symbol)
+        if status is not None:
+            stmt = stmt.where(t.c.status == status)
+        stmt = _range(stmt, t.c.ts, since, until)
+        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))
+
+    async def audit_log(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest first."""
+        t = AuditRow.__table__
+        stmt = select(t)
+        if actor is not None:
+            stmt = stmt.where(t.c.actor == actor)
+        if action is not None:
+            stmt = stmt.where(t.c.action == action)
+        stmt = _range(stmt, t.c.ts, since, until)
+        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))

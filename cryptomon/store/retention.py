@@ -1,0 +1,89 @@
+"""Retention: deletes market data older than ``storage.retention_days`` (DESIGN.md 5).
+
+Runs once at start and then every ``storage.retention_interval_s`` (sleeping on the injected
+clock), deleting at most ``storage.retention_batch`` rows per statement so a large backlog
+never holds a long lock. Durable tables (anomalies, orders, fills, ...) are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import delete, select
+
+from cryptomon.clock import Clock
+from cryptomon.config import StorageConfig
+from cryptomon.store.models import MARKET_TABLES
+from cryptomon.store.types import utc
+
+if TYPE_CHECKING:
+    from cryptomon.store.db import Database
+
+log = structlog.get_logger()
+DAY_S = 86_400.0
+
+
+class Retention:
+    """Periodic bounded deletes of old trades, book tops and candles."""
+
+    name = "store-retention"
+
+    def __init__(self, *, db: Database, config: StorageConfig, clock: Clock) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.runs = 0
+        self.deleted: dict[str, int] = {}
+        self.last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an outage must not end retention; try next time
+                self.last_error = repr(exc)
+                log.warning("store.retention_failed", error=self.last_error)
+            await self.clock.sleep(self.config.retention_interval_s)
+
+    async def run_once(self) -> dict[str, int]:
+        """Delete everything older than the retention horizon; returns rows per table."""
+        cutoff = utc(self.clock.time() - self.config.retention_days * DAY_S)
+        batch = self.config.retention_batch
+        out: dict[str, int] = {}
+        for model in MARKET_TABLES:
+            table: Any = model.__table__
+            time_col = table.c.open_time if "open_time" in table.c else table.c.ts
+            total = 0
+            while True:
+                ids = select(table.c.id).where(time_col < cutoff).limit(batch).scalar_subquery()
+                async with self.db.sessionmaker() as session, session.begin():
+                    result: Any = await session.execute(delete(table).where(table.c.id.in_(ids)))
+                n = int(result.rowcount or 0)
+                total += n
+                if n < batch:
+                    break
+            out[table.name] = total
+            self.deleted[table.name] = self.deleted.get(table.name, 0) + total
+        self.runs += 1
+        if any(out.values()):
+            log.info("store.retention", deleted=out, cutoff=cutoff.isoformat())
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        return {"runs": self.runs, "deleted": dict(self.deleted), "last_error": self.last_error}

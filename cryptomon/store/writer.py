@@ -1,0 +1,313 @@
+"""The store writer: hub events -> database, in batches (DESIGN.md sections 5 and 6).
+
+Two queued hub subscriptions:
+
+- durable kinds (``events.DURABLE`` and ``FeedStatus``), ``policy="never_drop"``: anomalies,
+  signals, orders, fills, positions, risk events, notifications, audit entries, feed events;
+- market data, ``policy="drop_oldest"`` bounded by ``storage.market_buffer``: trades (rows only
+  with ``storage.trades``; always aggregated into 1-minute candles), book tops sampled every
+  ``storage.book_sample_s`` per market, closed exchange candles.
+
+A batch is written when it reaches ``storage.batch_size`` rows or ``storage.batch_max_age_s``
+after its first row, in one transaction, with bulk statements (``COPY`` on PostgreSQL for
+trades and book tops). On a database error the batch is kept and retried with capped backoff
+and jitter, forever: durable rows are never dropped; while a retry blocks, market data piles up
+in the bounded hub queue, which drops the oldest and counts it. A batch the database refuses
+for good (bad data, not an outage) is split and the offending rows are logged and counted as
+``rejected``. ``stop()`` drains the queues and flushes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cryptomon.clock import Clock
+from cryptomon.config import StorageConfig
+from cryptomon.errors import backoff_delays
+from cryptomon.events import DURABLE, BookTop, Candle, Event, FeedStatus, Trade
+from cryptomon.hub import Hub, QueuedSubscription
+from cryptomon.store import repos
+from cryptomon.store.candles import CandleAggregator
+
+if TYPE_CHECKING:
+    from cryptomon.store.db import Database
+
+log = structlog.get_logger()
+
+Work = Callable[[AsyncSession], Awaitable[dict[str, int]]]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures an outage explains (retry); False for data the database refuses."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError)
+
+
+class StoreWriter:
+    """Persists hub events in batches; see the module docstring."""
+
+    name = "store-writer"
+
+    def __init__(self, *, hub: Hub, db: Database, config: StorageConfig, clock: Clock) -> None:
+        self.hub = hub
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.candles = CandleAggregator()
+        self._durable: list[Event] = []
+        self._durable_since = 0.0
+        self._trades: list[tuple[Any, ...]] = []
+        self._tops: list[tuple[Any, ...]] = []
+        self._exchange_candles: list[dict[str, Any]] = []
+        self._market_since = 0.0
+        self._last_sample: dict[tuple[str, str], float] = {}
+        self._durable_lock = asyncio.Lock()
+        self._market_lock = asyncio.Lock()
+        self._subs: list[QueuedSubscription] = []
+        self._timer: asyncio.Task[None] | None = None
+        # stats
+        self.rows: dict[str, int] = {}
+        self.batches = 0
+        self.retries = 0
+        self.rejected = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+        self.latency_last = 0.0
+        self.latency_max = 0.0
+        self._latency_sum = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        cfg = self.config
+        self._subs = [
+            self.hub.subscribe_queued(
+                (*DURABLE, FeedStatus),
+                self._on_durable,
+                name="store-writer.durable",
+                policy="never_drop",
+                batch_size=cfg.batch_size,
+            ),
+            self.hub.subscribe_queued(
+                (Trade, BookTop, Candle),
+                self._on_market,
+                name="store-writer.market",
+                policy="drop_oldest",
+                maxsize=cfg.market_buffer,
+                batch_size=cfg.batch_size,
+            ),
+        ]
+        for sub in self._subs:
+            sub.start()  # drain even before the hub starts (the hub then skips it)
+        self._timer = asyncio.get_running_loop().create_task(self._tick(), name="store-writer")
+
+    async def stop(self) -> None:
+        """Drain both queues, then write everything still buffered."""
+        for sub in self._subs:
+            await sub.stop(timeout=3600)
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
+        try:
+            await self.flush(final=True)
+        finally:
+            for sub in self._subs:
+                sub.close()
+            self._subs = []
+            left = len(self._durable)
+            if left:
+                log.error("store.unsaved_durable_events", count=left)
+
+    async def flush(self, *, final: bool = False) -> None:
+        """Write every buffered row now (``final`` also writes the open candles)."""
+        await self._flush_durable()
+        await self._flush_market(final=final)
+
+    # ------------------------------------------------------------------ hub handlers
+
+    async def _on_durable(self, batch: list[Event]) -> None:
+        if not self._durable:
+            self._durable_since = self.clock.monotonic()
+        self._durable.extend(batch)
+        if len(self._durable) >= self.config.batch_size:
+            await self._flush_durable()
+
+    async def _on_market(self, batch: list[Event]) -> None:
+        if not (self._trades or self._tops or self._exchange_candles):
+            self._market_since = self.clock.monotonic()
+        keep_trades = self.config.trades
+        sample = self.config.book_sample_s
+        agg = self.candles.add
+        trades = self._trades
+        last = self._last_sample
+        for ev in batch:
+            cls = ev.__class__
+            if cls is Trade:
+                agg(ev)  # type: ignore[arg-type]
+                if keep_trades:
+                    trades.append(repos.trade_tuple(ev))  # type: ignore[arg-type]
+            elif cls is BookTop:
+                key = (ev.exchange, ev.symbol)
+                prev = last.get(key)
+                if prev is None or ev.ts - prev >= sample:
+                    last[key] = ev.ts
+                    self._tops.append(repos.book_top_tuple(ev))  # type: ignore[arg-type]
+            elif cls is Candle and ev.closed:  # type: ignore[attr-defined]
+                self._exchange_candles.append(repos.candle_row(ev))  # type: ignore[arg-type]
+        if len(self._trades) + len(self._tops) >= self.config.batch_size:
+            await self._flush_market(final=False)
+
+    async def _tick(self) -> None:
+        """Flush partial batches once they are ``batch_max_age_s`` old."""
+        max_age = self.config.batch_max_age_s
+        while True:
+            await self.clock.sleep(max_age / 2)
+            now = self.clock.monotonic()
+            try:
+                if self._durable and now - self._durable_since >= max_age:
+                    await self._flush_durable()
+                if now - self._market_since >= max_age:
+                    await self._flush_market(final=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the timer die
+                log.error("store.flush_failed", error=repr(exc))
+
+    # ------------------------------------------------------------------ writing
+
+    async def _flush_durable(self) -> None:
+        async with self._durable_lock:
+            while self._durable:
+                batch = self._durable[: self.config.batch_size]
+                await self._write_durable(batch)
+                del self._durable[: len(batch)]
+                self._durable_since = self.clock.monotonic()
+
+    async def _write_durable(self, batch: list[Event]) -> None:
+        async def work(session: AsyncSession) -> dict[str, int]:
+            return await repos.write_durable(session, batch)
+
+        if await self._write(work, len(batch)):
+            return
+        # refused for good: write one by one, count what still fails
+        for ev in batch:
+
+            async def one(session: AsyncSession, ev: Event = ev) -> dict[str, int]:
+                return await repos.write_durable(session, [ev])
+
+            if not await self._write(one, 1):
+                self.rejected += 1
+                log.error(
+                    "store.event_rejected", event_type=type(ev).__name__, error=self.last_error
+                )
+
+    async def _flush_market(self, *, final: bool) -> None:
+        async with self._market_lock:
+            trades, self._trades = self._trades, []
+            tops, self._tops = self._tops, []
+            candles = self._exchange_candles
+            self._exchange_candles = []
+            self._market_since = self.clock.monotonic()
+            candles = candles + self.candles.take(include_open=True)
+            if not (trades or tops or candles):
+                return
+
+            async def work(session: AsyncSession) -> dict[str, int]:
+                out: dict[str, int] = {}
+                if trades:
+                    out["trades"] = await repos.copy_rows(
+                        session, "trades", repos.TRADE_COLUMNS, trades
+                    )
+                if tops:
+                    out["book_tops"] = await repos.copy_rows(
+                        session, "book_tops", repos.BOOK_TOP_COLUMNS, tops
+                    )
+                if candles:
+                    out["candles"] = await repos.upsert_candles(session, candles)
+                return out
+
+            if not await self._write(work, len(trades) + len(tops) + len(candles)):
+                self.rejected += len(trades) + len(tops) + len(candles)
+                log.error("store.market_batch_rejected", rows=len(trades) + len(tops))
+
+    async def _write(self, work: Work, size: int) -> bool:
+        """Run ``work`` in one transaction; retry transient failures forever with backoff.
+
+        Returns False when the database refuses the data itself (not an outage).
+        """
+        delays = None
+        while True:
+            t0 = time.perf_counter()
+            try:
+                async with self.db.sessionmaker() as session, session.begin():
+                    counts = await work(session)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = (
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                )
+                if not is_transient(exc):
+                    log.error("store.write_refused", rows=size, error=self.last_error)
+                    return False
+                self.retries += 1
+                if delays is None:
+                    delays = backoff_delays(initial=0.2, cap=self.config.retry_max_s)
+                delay = next(delays)
+                log.warning(
+                    "store.write_retry",
+                    rows=size,
+                    retry_in_s=round(delay, 2),
+                    error=self.last_error,
+                )
+                await self.clock.sleep(delay)
+                continue
+            elapsed = time.perf_counter() - t0
+            self.batches += 1
+            self.latency_last = elapsed
+            self.latency_max = max(self.latency_max, elapsed)
+            self._latency_sum += elapsed
+            for table, n in counts.items():
+                self.rows[table] = self.rows.get(table, 0) + n
+            if delays is not None:
+                log.info("store.write_recovered", retries=self.retries)
+            return True
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``/metrics``."""
+        hub_depth = {s.name: len(s.queue) for s in self._subs}
+        hub_dropped = sum(s.dropped for s in self._subs)
+        return {
+            "rows": dict(self.rows),
+            "batches": self.batches,
+            "retries": self.retries,
+            "rejected": self.rejected,
+            "last_error": self.last_error,
+            "backlog": {
+                "durable": len(self._durable),
+                "market": len(self._trades) + len(self._tops) + len(self._exchange_candles),
+                "queued": sum(hub_depth.values()),
+            },
+            "dropped": self.dropped + hub_dropped,
+            "late_trades": self.candles.late,
+            "write_latency_s": {
+                "last": self.latency_last,
+                "max": self.latency_max,
+                "avg": self._latency_sum / self.batches if self.batches else 0.0,
+            },
+        }
