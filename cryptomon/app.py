@@ -178,6 +178,8 @@ def _notice(clock: Clock, code: str, message: str) -> Notice:
 
 
 if TYPE_CHECKING:
+    from cryptomon.feeds.manager import FeedManager
+    from cryptomon.feeds.state import MarketState
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.writer import StoreWriter
@@ -191,6 +193,8 @@ class Services:
     db: Database | None = None  # the store's Database (engine, sessionmaker), set by _build_store
     queries: Queries | None = None  # the store's read side for the API, set by _build_store
     store_writer: StoreWriter | None = None  # its stats() feed /metrics, set by _build_store
+    feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics, by _build_feeds
+    market: MarketState | None = None  # latest market state; the first builder needing it creates it
 
 
 def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None = None) -> App:
@@ -265,4 +269,12 @@ def _build_api(
 def _build_feeds(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
 ) -> list[Component]:
-    return []
+    from cryptomon.feeds.manager import FeedManager, build_sources
+    from cryptomon.feeds.state import MarketState
+
+    if services.market is None:
+        services.market = MarketState(hub=hub)
+    sources = build_sources(settings.exchanges, hub=hub, clock=clock)
+    manager = FeedManager(sources, hub=hub, clock=clock)
+    services.feeds = manager
+    return [manager]

@@ -1,0 +1,362 @@
+"""The cryptofeed adapter: every cryptofeed exchange by name, plus the loopback simulator.
+
+One ``FeedHandler`` per exchange, run on the daemon's loop
+(``run(start_loop=False, install_signal_handlers=False)``); its feed is a subclass of the
+cryptofeed exchange class with the :class:`_Supervised` mixin, which replaces cryptofeed's
+``ConnectionHandler`` by :class:`Supervisor`: reconnect forever with capped backoff + jitter,
+malformed messages counted and skipped (never a reconnect), health hooks.
+
+cryptofeed's global state is kept behind this module: the symbol table (``Symbols``) is
+(re)loaded for the class in a worker thread before the feed is built (the sync HTTP call never
+blocks the loop), and the simulator uses its own exchange id ``SIMULATOR``.
+
+Exchange differences are class data: the simulator is :class:`SimulatorBinance`, cryptofeed's
+``Binance`` with other endpoint addresses (``plain_ws`` lets it use ``ws://`` on loopback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+from typing import Any, ClassVar
+
+import structlog
+from cryptofeed import FeedHandler
+from cryptofeed.connection import Connection, RestEndpoint, Routes, WebsocketEndpoint
+from cryptofeed.exchanges import EXCHANGE_MAP, Binance
+from cryptofeed.feed import Feed
+from cryptofeed.symbols import Symbols
+
+from cryptomon.clock import Clock
+from cryptomon.config import ExchangeConfig
+from cryptomon.errors import ConfigError, Problem, backoff_delays
+from cryptomon.feeds.convert import CF_CHANNELS, Converter
+from cryptomon.feeds.health import FeedHealth
+from cryptomon.feeds.registry import FeedPlugin, FeedSource
+from cryptomon.hub import Hub
+
+log = structlog.get_logger()
+
+CF_CONFIG: dict[str, Any] = {"log": {"disabled": True}, "uvloop": False}
+SYMBOL_TIMEOUT_S = 20.0
+
+
+class Supervisor:
+    """Runs one cryptofeed connection forever (duck-types cryptofeed's ConnectionHandler)."""
+
+    def __init__(
+        self, conn: Any, subscribe: Any, handler: Any, authenticate: Any, owner: Any
+    ) -> None:
+        self.conn = conn
+        self.subscribe = subscribe
+        self.handler = handler
+        self.authenticate = authenticate
+        self.owner = owner
+        self.running = True
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.task = loop.create_task(self._run(), name=f"feed-conn:{self.conn.uuid}")
+
+    async def _run(self) -> None:
+        owner = self.owner
+        health: FeedHealth = owner.health
+        delays = backoff_delays(initial=owner.backoff_initial_s, cap=owner.backoff_cap_s)
+        while self.running:
+            health.on_connecting()
+            received = False
+            detail = "closed by the exchange"
+            try:
+                async with self.conn.connect() as conn:
+                    await self.authenticate(conn)
+                    await self.subscribe(conn)
+                    owner.on_connected()
+                    async for msg in conn.read():
+                        if not self.running:
+                            break
+                        received = True
+                        try:
+                            await self.handler(msg, conn, conn.last_message)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:  # malformed message: count, skip, go on
+                            health.on_parse_error(exc, msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                detail = f"connection failed: {exc!r}"[:300]
+            if not self.running:
+                break
+            health.on_disconnected(detail)
+            if received:
+                delays = backoff_delays(initial=owner.backoff_initial_s, cap=owner.backoff_cap_s)
+            delay = next(delays)
+            log.warning(
+                "feed.reconnecting",
+                exchange=health.exchange,
+                delay_s=round(delay, 2),
+                reason=detail,
+            )
+            await owner.clock.sleep(delay)
+
+
+class _Supervised:
+    """Mixin for cryptofeed feed classes: supervised connections instead of ConnectionHandler."""
+
+    plain_ws: ClassVar[bool] = False
+    _cm_owner: Any = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        feed: Any = self
+        for conn, sub, handler, auth in feed.connect():
+            if self.plain_ws and getattr(conn, "address", "").startswith("wss://"):
+                conn.address = "ws://" + conn.address[len("wss://") :]
+            sup = Supervisor(conn, sub, handler, auth, self._cm_owner)
+            feed.connection_handlers.append(sup)
+            sup.start(loop)
+
+
+class SimulatorBinance(Binance):
+    """cryptofeed's Binance spot feed pointed at :class:`~cryptomon.sim.exchange.SimExchange`."""
+
+    id = "SIMULATOR"
+
+
+def simulator_class(url: str) -> type[Feed]:
+    """``SimulatorBinance`` with endpoints at ``url`` (``http://127.0.0.1:PORT``)."""
+    rest = url.rstrip("/")
+    host = rest.split("://", 1)[-1]
+    secure = rest.startswith("https://")
+    attrs = {
+        "websocket_endpoints": [WebsocketEndpoint(f"wss://{host}")],
+        "rest_endpoints": [
+            RestEndpoint(
+                rest,
+                routes=Routes("/api/v3/exchangeInfo", l2book="/api/v3/depth?symbol={}&limit={}"),
+            )
+        ],
+        "plain_ws": not secure,
+    }
+    return type("SimulatorBinance", (_Supervised, SimulatorBinance), attrs)
+
+
+def valid_exchange_names() -> list[str]:
+    return sorted([n.lower() for n in EXCHANGE_MAP] + ["simulator"])
+
+
+def exchange_class(name: str) -> type[Feed]:
+    """The cryptofeed class of exchange ``name`` (case-insensitive); ConfigError if unknown."""
+    for key, cls in EXCHANGE_MAP.items():
+        if key.lower() == name.lower():
+            return cls
+    valid = valid_exchange_names()
+    close = difflib.get_close_matches(name.lower(), valid, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ConfigError(
+        [Problem(f"exchanges[{name}].name", name, f"one of {', '.join(valid)}{hint}")]
+    )
+
+
+def check_channels(config: ExchangeConfig, cls: type[Feed]) -> None:
+    have = set(cls.websocket_channels) | set(getattr(cls, "rest_channels", ()) or ())
+    bad = [s for s in config.subscriptions if CF_CHANNELS[s] not in have]
+    if bad:
+        ok = sorted(c for c, cf in CF_CHANNELS.items() if cf in have)
+        raise ConfigError(
+            [
+                Problem(
+                    f"exchanges[{config.name}].subscriptions",
+                    bad,
+                    f"channels {config.name} supports: {', '.join(ok)}",
+                )
+            ]
+        )
+
+
+def check_symbols(config: ExchangeConfig, known: list[str]) -> None:
+    """Every configured symbol must be listed by the exchange; suggest close matches."""
+    problems = []
+    for sym in config.symbols:
+        if sym in known:
+            continue
+        close = difflib.get_close_matches(sym, known, n=3, cutoff=0.6)
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        problems.append(
+            Problem(
+                f"exchanges[{config.name}].symbols",
+                sym,
+                f"a symbol {config.name} lists ({len(known)} known){hint}",
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+
+
+class CryptofeedFeed:
+    """One exchange through cryptofeed: FeedHandler on the daemon loop, events to the hub."""
+
+    backoff_initial_s = 0.5
+    backoff_cap_s = 30.0
+
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        *,
+        feed_class: type[Feed],
+        hub: Hub,
+        clock: Clock,
+        raw_data: Any = None,
+    ) -> None:
+        self.config = config
+        self.exchange = config.name
+        self.name = f"feed:{config.name}"
+        self.clock = clock
+        self.hub = hub
+        self.raw_data = raw_data
+        self.feed_class: type[Feed] = (
+            feed_class
+            if issubclass(feed_class, _Supervised)
+            else type(feed_class.__name__, (_Supervised, feed_class), {})
+        )
+        self.health = FeedHealth(
+            config.name,
+            list(config.subscriptions),
+            hub=hub,
+            clock=clock,
+            stale_after_s=config.stale_after_s,
+        )
+        self.health.on_stale = self._on_stale
+        self.converter = Converter(
+            config.name,
+            hub=hub,
+            health=self.health,
+            book_levels=config.book_levels,
+            depth=config.depth,
+            book_snapshot_interval_s=config.book_snapshot_interval_s,
+        )
+        self.converter.on_crossed = self.resync
+        self.handler: FeedHandler | None = None
+        self.feed: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def _load_symbols(self) -> list[str]:
+        cls: Any = self.feed_class
+        await asyncio.wait_for(
+            asyncio.to_thread(cls.symbol_mapping, True), timeout=SYMBOL_TIMEOUT_S
+        )
+        return list(Symbols.get(cls.id)[0])
+
+    async def start(self) -> None:
+        if self.raw_data is not None:
+            Connection.raw_data_callback = self.raw_data  # cryptofeed's recorder hook
+        try:
+            known = await self._load_symbols()
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                [Problem(f"exchanges[{self.exchange}]", None, f"a reachable symbol list ({exc!r})")]
+            ) from None
+        check_symbols(self.config, known)
+        self.feed = self.feed_class(
+            symbols=list(self.config.symbols),
+            channels=[CF_CHANNELS[s] for s in self.config.subscriptions],
+            callbacks=self.converter.callbacks(list(self.config.subscriptions)),
+            max_depth=self.config.depth,
+            candle_interval=self.config.candle_interval,
+            candle_closed_only=False,
+            checksum_validation=True,
+            retries=-1,
+            config=CF_CONFIG,
+        )
+        self.feed._cm_owner = self
+        self.handler = FeedHandler(config=CF_CONFIG, raw_data_collection=self.raw_data)
+        self.handler.add_feed(self.feed)
+        self.handler.run(start_loop=False, install_signal_handlers=False)
+        log.info("feed.started", exchange=self.exchange, symbols=self.config.symbols)
+
+    async def stop(self) -> None:
+        if self.handler is not None:
+            with contextlib.suppress(Exception):
+                await self.handler.stop_async()
+            for sup in list(self.feed.connection_handlers):
+                if sup.task is not None:
+                    sup.task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await sup.task
+            self.handler = None
+        for t in list(self._tasks):
+            t.cancel()
+        if self.raw_data is not None:
+            Connection.raw_data_callback = None
+        self.health.on_disconnected("stopped")
+
+    # ------------------------------------------------------------------ health hooks
+
+    def on_connected(self) -> None:
+        self.converter.reset_connection()
+        self.health.on_connected()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_stale(self, channels: str) -> None:
+        log.warning("feed.stale", exchange=self.exchange, channels=channels)
+        self.force_reconnect()
+
+    def force_reconnect(self) -> None:
+        """Close every connection; the supervisors reconnect (and resync) with backoff."""
+        if self.feed is None:
+            return
+        for sup in self.feed.connection_handlers:
+            self._spawn(sup.conn.close())
+
+    def resync(self, symbol: str) -> None:
+        """Rebuild one symbol's book: drop it so the exchange class re-fetches its snapshot
+        (classes with a REST book route), else reconnect."""
+        log.warning("feed.crossed_book", exchange=self.exchange, symbol=symbol)
+        self.health.publish("resync", channel="orderbook", symbol=symbol, detail="crossed book")
+        feed = self.feed
+        routes = getattr(feed.rest_endpoints[0], "routes", None) if feed.rest_endpoints else None
+        if routes is not None and getattr(routes, "l2book", None) and hasattr(feed, "_snapshot"):
+            feed._l2_book.pop(symbol, None)
+        else:
+            self.force_reconnect()
+
+
+class CryptofeedPlugin(FeedPlugin):
+    """Every exchange cryptofeed supports, by (case-insensitive) name."""
+
+    name = "cryptofeed"
+
+    def feed_class(self, config: ExchangeConfig) -> type[Feed]:
+        return exchange_class(config.name)
+
+    def validate(self, config: ExchangeConfig) -> None:
+        check_channels(config, self.feed_class(config))
+
+    def create(self, config: ExchangeConfig, *, hub: Hub, clock: Clock) -> FeedSource:
+        self.validate(config)
+        return CryptofeedFeed(config, feed_class=self.feed_class(config), hub=hub, clock=clock)
+
+
+class SimulatorPlugin(CryptofeedPlugin):
+    """The loopback simulator (``url`` = its REST address) through cryptofeed's Binance code."""
+
+    name = "simulator"
+
+    def feed_class(self, config: ExchangeConfig) -> type[Feed]:
+        if not config.url:
+            raise ConfigError(
+                [
+                    Problem(
+                        f"exchanges[{config.name}].url",
+                        None,
+                        "the simulator's address, e.g. http://127.0.0.1:8901",
+                    )
+                ]
+            )
+        return simulator_class(config.url)

@@ -1,0 +1,244 @@
+"""Feed health: counters per exchange and channel, state changes published as ``FeedStatus``.
+
+The hot path only bumps ``messages`` and stores ``last`` (monotonic seconds) on a
+:class:`ChannelHealth`; state changes (live / stale / gap / resync / disconnected) go through
+:class:`FeedHealth`, which publishes a :class:`~cryptomon.events.FeedStatus` for each.
+:meth:`FeedHealth.check_stale` is the stall watchdog, called periodically by the
+:class:`~cryptomon.feeds.manager.FeedManager`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from cryptomon.clock import Clock
+from cryptomon.events import FeedState, FeedStatus
+from cryptomon.hub import Hub
+
+log = structlog.get_logger()
+
+# Default stall watchdog per channel (seconds without a message); None = no watchdog
+# (liquidations are legitimately silent for long stretches).
+DEFAULT_STALE_AFTER: dict[str, float | None] = {
+    "orderbook": 15.0,
+    "ticker": 30.0,
+    "trades": 60.0,
+    "candles": 120.0,
+    "funding": 300.0,
+    "open_interest": 300.0,
+    "liquidations": None,
+}
+_RATE_WINDOW_S = 10.0
+
+
+class ChannelHealth:
+    """Counters of one channel of one exchange."""
+
+    __slots__ = (
+        "_samples",
+        "channel",
+        "gaps",
+        "last",
+        "last_recv",
+        "messages",
+        "resyncs",
+        "stale_after",
+        "stalls",
+        "state",
+    )
+
+    def __init__(self, channel: str, stale_after: float | None) -> None:
+        self.channel = channel
+        self.stale_after = stale_after
+        self.messages = 0
+        self.last = 0.0  # monotonic time of the last message (0 = never)
+        self.last_recv = 0.0
+        self.gaps = 0
+        self.resyncs = 0
+        self.stalls = 0
+        self.state: FeedState = "connecting"
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def rate(self, now: float) -> float:
+        """Messages per second over the last ~10 seconds."""
+        s = self._samples
+        s.append((now, self.messages))
+        while len(s) > 2 and now - s[1][0] >= _RATE_WINDOW_S:
+            s.popleft()
+        t0, n0 = s[0]
+        return (self.messages - n0) / (now - t0) if now > t0 else 0.0
+
+
+class FeedHealth:
+    """Health of one exchange feed: its channels, reconnects and parse errors."""
+
+    def __init__(
+        self,
+        exchange: str,
+        channels: list[str],
+        *,
+        hub: Hub,
+        clock: Clock,
+        stale_after_s: float | None = None,
+        source: str = "live",
+    ) -> None:
+        self.exchange = exchange
+        self.hub = hub
+        self.clock = clock
+        self.source = source
+        self.channels: dict[str, ChannelHealth] = {
+            ch: ChannelHealth(
+                ch, stale_after_s if stale_after_s is not None else DEFAULT_STALE_AFTER.get(ch)
+            )
+            for ch in channels
+        }
+        self.state: FeedState = "connecting"
+        self.connected = False
+        self.connections = 0
+        self.reconnects = 0
+        self.parse_errors = 0
+        self.crossed = 0
+        self.connected_at = 0.0
+        self._last_error_log = -1e18
+        self._suppressed = 0
+        self.on_stale: Callable[[str], None] | None = None  # set by the feed: force a reconnect
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(
+        self, status: FeedState, *, channel: str = "", symbol: str = "", detail: str = ""
+    ) -> None:
+        now = self.clock.time()
+        self.hub.publish(
+            FeedStatus(
+                exchange=self.exchange,
+                symbol=symbol,
+                ts=now,
+                ts_recv=now,
+                channel=channel,
+                status=status,
+                detail=detail,
+            )
+        )
+
+    # ------------------------------------------------------------------ connection
+
+    def on_connecting(self) -> None:
+        self.state = "connecting"
+        self.publish("connecting", detail="opening connection")
+
+    def on_connected(self) -> None:
+        now = time.monotonic()
+        self.connections += 1
+        if self.connections > 1:
+            self.reconnects += 1
+        self.connected = True
+        self.connected_at = now
+        for ch in self.channels.values():
+            ch.last = max(ch.last, now)  # the watchdog counts from the (re)connection
+
+    def on_disconnected(self, detail: str) -> None:
+        was = self.connected
+        self.connected = False
+        if self.state != "disconnected" or was:
+            self.state = "disconnected"
+            for ch in self.channels.values():
+                ch.state = "disconnected"
+            self.publish("disconnected", detail=detail)
+
+    def on_parse_error(self, exc: BaseException, message: object) -> None:
+        """A message that could not be handled: counted, logged at most every 10 s."""
+        self.parse_errors += 1
+        now = time.monotonic()
+        if now - self._last_error_log >= 10.0:
+            text = message if isinstance(message, str) else repr(message)
+            log.warning(
+                "feed.malformed_message",
+                exchange=self.exchange,
+                error=repr(exc)[:200],
+                message=text[:200],
+                suppressed=self._suppressed,
+            )
+            self._last_error_log = now
+            self._suppressed = 0
+        else:
+            self._suppressed += 1
+
+    # ------------------------------------------------------------------ channels
+
+    def became_live(self, ch: ChannelHealth) -> None:
+        """First message on a channel since (re)connection or a stall (called off the hot path)."""
+        previous = ch.state
+        ch.state = "live"
+        if self.state != "live":
+            self.state = "live"
+            self.publish("live", detail="receiving data")
+        if previous == "stale":
+            self.publish("live", channel=ch.channel, detail="recovered from stall")
+
+    def gap(self, channel: str, symbol: str, detail: str) -> None:
+        ch = self.channels.get(channel)
+        if ch is not None:
+            ch.gaps += 1
+            ch.resyncs += 1
+        log.warning("feed.gap", exchange=self.exchange, symbol=symbol, detail=detail)
+        self.publish("gap", channel=channel, symbol=symbol, detail=detail)
+        self.publish("resync", channel=channel, symbol=symbol, detail="book resynchronised")
+
+    def check_stale(self) -> list[str]:
+        """The stall watchdog: channels silent longer than their ``stale_after``; returns them."""
+        now = time.monotonic()
+        stale = []
+        for ch in self.channels.values():
+            if ch.stale_after is None or ch.state == "stale" or not self.connected:
+                continue
+            if ch.last and now - ch.last > ch.stale_after:
+                ch.state = "stale"
+                ch.stalls += 1
+                stale.append(ch.channel)
+                self.publish(
+                    "stale",
+                    channel=ch.channel,
+                    detail=f"no {ch.channel} message for {now - ch.last:.1f}s "
+                    f"(stale_after_s={ch.stale_after:g})",
+                )
+                ch.last = now  # count the next stall from here
+        if stale:
+            self.state = "stale"
+            if self.on_stale is not None:
+                self.on_stale(",".join(stale))
+        return stale
+
+    # ------------------------------------------------------------------ reporting
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ``/api/v1/feeds`` entry of this exchange."""
+        now = time.monotonic()
+        channels = {}
+        for name, ch in self.channels.items():
+            channels[name] = {
+                "state": ch.state,
+                "messages": ch.messages,
+                "messages_per_s": round(ch.rate(now), 3),
+                "last_message_age_s": round(now - ch.last, 3) if ch.messages else None,
+                "gaps": ch.gaps,
+                "resyncs": ch.resyncs,
+                "stalls": ch.stalls,
+                "stale_after_s": ch.stale_after,
+            }
+        return {
+            "source": self.source,
+            "state": self.state,
+            "connected": self.connected,
+            "reconnects": self.reconnects,
+            "parse_errors": self.parse_errors,
+            "crossed_books": self.crossed,
+            "messages": sum(c.messages for c in self.channels.values()),
+            "gaps": sum(c.gaps for c in self.channels.values()),
+            "channels": channels,
+        }

@@ -1,0 +1,107 @@
+"""Feed plugins, discovered through the entry-point group ``cryptomon.feeds``.
+
+A plugin is a :class:`FeedPlugin` subclass registered under a name, e.g. in a third-party
+package's ``pyproject.toml``::
+
+    [project.entry-points."cryptomon.feeds"]
+    myexchange = "mypkg.feed:MyExchangePlugin"
+
+The built-ins are registered the same way: ``cryptofeed`` (every cryptofeed exchange by name),
+``simulator`` (the loopback simulator through cryptofeed's Binance code) and ``replay``
+(recordings). An exchange config picks its plugin: ``source: replay`` -> ``replay``; an
+exchange ``name`` equal to a plugin's name -> that plugin; anything else -> ``cryptofeed``.
+
+Duplicate names and entry points that are not ``FeedPlugin`` subclasses are rejected with a
+:class:`~cryptomon.errors.ConfigError` naming the offender.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from cryptomon.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from cryptomon.clock import Clock
+    from cryptomon.config import ExchangeConfig
+    from cryptomon.feeds.health import FeedHealth
+    from cryptomon.hub import Hub
+
+GROUP = "cryptomon.feeds"
+_GENERIC = ("cryptofeed", "replay")
+
+
+class FeedSource(Protocol):
+    """What a plugin creates: one exchange feed component."""
+
+    name: str
+    exchange: str
+    health: FeedHealth
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class FeedPlugin(ABC):
+    """Creates feed components for exchange configs."""
+
+    name: ClassVar[str] = ""
+
+    def validate(self, config: ExchangeConfig) -> None:  # noqa: B027 - optional hook
+        """Raise ConfigError for a config this plugin cannot serve (no network here)."""
+
+    @abstractmethod
+    def create(self, config: ExchangeConfig, *, hub: Hub, clock: Clock) -> FeedSource:
+        """A component that publishes this exchange's events on ``hub``."""
+
+
+def load_plugins(eps: Iterable[EntryPoint] | None = None) -> dict[str, type[FeedPlugin]]:
+    """Every registered plugin class by name; bad registrations raise ConfigError."""
+    found = list(entry_points(group=GROUP) if eps is None else eps)
+    out: dict[str, type[FeedPlugin]] = {}
+    origin: dict[str, str] = {}
+    problems: list[Problem] = []
+    for ep in found:
+        where = f"entry point {GROUP}:{ep.name} = {ep.value}"
+        if ep.name in out:
+            problems.append(
+                Problem(
+                    where, ep.name, f"a unique feed name (also registered by {origin[ep.name]})"
+                )
+            )
+            continue
+        try:
+            obj: Any = ep.load()
+        except Exception as exc:
+            problems.append(Problem(where, ep.value, f"an importable object ({exc!r})"))
+            continue
+        if not (isinstance(obj, type) and issubclass(obj, FeedPlugin)):
+            problems.append(
+                Problem(where, obj, "a subclass of cryptomon.feeds.registry.FeedPlugin")
+            )
+            continue
+        out[ep.name] = obj
+        origin[ep.name] = ep.value
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def plugin_for(config: ExchangeConfig, plugins: dict[str, type[FeedPlugin]]) -> FeedPlugin:
+    """The plugin (instance) that serves ``config``."""
+    if config.source == "replay":
+        key = "replay"
+    elif config.name in plugins and config.name not in _GENERIC:
+        key = config.name
+    else:
+        key = "cryptofeed"
+    cls = plugins.get(key)
+    if cls is None:
+        raise ConfigError(
+            [Problem(f"exchanges[{config.name}]", config.name, f"an installed '{key}' feed plugin")]
+        )
+    return cls()

@@ -1,0 +1,351 @@
+"""Replay of recordings in cryptofeed's raw-data format through the same adapter.
+
+Files (as written by ``crypto-monitor record`` / cryptofeed's ``AsyncFileCallback``):
+``EXCHANGE.0`` (REST symbol lists + a ``configuration:`` line with the recorded subscription),
+``EXCHANGE.http.N.M`` (REST responses, e.g. book snapshots), ``EXCHANGE.ws.N.M`` (websocket
+traffic, ``timestamp: message`` per line).
+
+The recorded messages go through the real cryptofeed exchange class and the same
+:class:`~cryptomon.feeds.convert.Converter` as a live feed, so the callback counts equal
+``cryptofeed.raw_data_collection.playback``. Unlike ``playback`` nothing global is patched:
+the recorded symbol lists are served by a class attribute of a per-replay subclass
+(``http_sync``), recorded REST responses by the feed instance's ``http_conn``; and it runs on
+the daemon's loop.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import structlog
+from cryptofeed.feed import Feed
+
+from cryptomon.clock import Clock
+from cryptomon.config import ExchangeConfig
+from cryptomon.errors import ConfigError, Problem
+from cryptomon.feeds.convert import CONFIG_CHANNELS, Converter
+from cryptomon.feeds.cryptofeed import CF_CONFIG, SimulatorBinance, exchange_class
+from cryptomon.feeds.health import FeedHealth
+from cryptomon.feeds.registry import FeedPlugin, FeedSource
+from cryptomon.hub import Hub
+
+log = structlog.get_logger()
+
+_YIELD_EVERY = 256
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` -> None (as fast as possible), ``10x`` -> 10.0."""
+    if text == "max":
+        return None
+    try:
+        value = float(text.removesuffix("x"))
+    except ValueError:
+        value = -1.0
+    if not text.endswith("x") or value <= 0:
+        raise ConfigError([Problem("speed", text, "max or a positive multiple such as 1x or 10x")])
+    return value
+
+
+class Recording:
+    """The parsed non-websocket parts of a recording plus its websocket file list."""
+
+    def __init__(self, files: list[str | Path]) -> None:
+        self.subscription: dict[str, list[str]] = {}
+        self.symbol_data: list[Any] = []
+        self.http: dict[str, list[str]] = defaultdict(list)
+        self.ws_files: list[Path] = []
+        paths = [Path(f) for f in files]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise ConfigError([Problem("files", m, "an existing recording file") for m in missing])
+        for p in paths:
+            if ".ws." in p.name:
+                self.ws_files.append(p)
+            elif ".http." in p.name:
+                self._read_http(p)
+            else:
+                self._read_main(p)
+        if not self.subscription:
+            raise ConfigError(
+                [
+                    Problem(
+                        "files",
+                        [str(p) for p in paths],
+                        "the EXCHANGE.0 file with a 'configuration:' line",
+                    )
+                ]
+            )
+        self.total_bytes = sum(p.stat().st_size for p in self.ws_files)
+
+    def _read_main(self, p: Path) -> None:
+        for line in p.read_text(encoding="utf-8").splitlines():
+            if not line.strip() or ": " not in line:
+                continue
+            payload = line.split(": ", 1)[1]
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                raise ConfigError(
+                    [Problem(str(p), line[:60], "recorded JSON after 'TIMESTAMP: '")]
+                ) from None
+            if line.startswith("configuration:"):
+                self.subscription = data
+            self.symbol_data.append(data)
+
+    def _read_http(self, p: Path) -> None:
+        with p.open(encoding="utf-8") as fp:
+            for line in fp:
+                if line.startswith("http") and " -> " in line:
+                    url, data = line.split(" -> ", 1)
+                    self.http[url].append(data.split(": ", 1)[1])
+
+
+class _RecordedSymbols:
+    """Stands in for cryptofeed's ``HTTPSync`` on the replay subclass: recorded symbol lists."""
+
+    def __init__(self, data: list[Any]) -> None:
+        self.data = list(data)
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        return self.data.pop(0)
+
+
+def _url_key(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    parts = urlsplit(url)
+    query = tuple(sorted((k, v) for k, v in parse_qsl(parts.query) if k != "limit"))
+    return parts.path, query
+
+
+class _RecordedHTTP:
+    """Stands in for the feed's ``http_conn``: recorded REST responses by URL (a request that
+    differs only in host or depth ``limit`` gets the recorded response of the same route)."""
+
+    def __init__(self, cache: dict[str, list[str]]) -> None:
+        self.cache = {k: list(v) for k, v in cache.items()}
+
+    async def read(self, address: str, **kwargs: Any) -> Any:
+        queue = self.cache.get(address)
+        if not queue:
+            key = _url_key(address)
+            queue = next((q for u, q in self.cache.items() if q and _url_key(u) == key), None)
+        if not queue:
+            raise LookupError(f"no recorded response for {address}")
+        data = queue.pop(0)
+        if " header: " in data:
+            body, header = data.split(" header: ", 1)
+            return body, json.loads(header.strip())
+        return data
+
+    async def close(self) -> None:
+        return None
+
+
+class _RecordedConn:
+    """The connection object handed to the feed's subscribe/handler during replay."""
+
+    conn_type = "wss"
+    uuid = "1"
+    last_message: float | None = None
+
+    def __init__(self, subscription: dict[str, list[str]]) -> None:
+        self.subscription = subscription
+
+    async def write(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def read(self, *args: Any, **kwargs: Any) -> Any:
+        raise LookupError("replay connections do not read")
+
+
+def replay_feed_class(name: str) -> type[Feed]:
+    """The cryptofeed class used to parse recordings of exchange ``name``."""
+    return SimulatorBinance if name.lower() == "simulator" else exchange_class(name)
+
+
+class ReplayFeed:
+    """Feeds recorded files through the exchange class and the Converter, then sets ``done``."""
+
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        *,
+        feed_class: type[Feed],
+        hub: Hub,
+        clock: Clock,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.exchange = config.name
+        self.name = f"feed:{config.name}"
+        self.clock = clock
+        self.base_class = feed_class
+        self.speed = parse_speed(config.replay_speed)
+        self.progress = progress
+        self.recording = Recording(list(config.files))
+        channels = [CONFIG_CHANNELS[c] for c in self.recording.subscription if c in CONFIG_CHANNELS]
+        self.health = FeedHealth(config.name, channels, hub=hub, clock=clock, source="replay")
+        for ch in self.health.channels.values():
+            ch.stale_after = None  # a replay has no live pace to watch
+        self.converter = Converter(
+            config.name,
+            hub=hub,
+            health=self.health,
+            book_levels=config.book_levels,
+            depth=config.depth,
+            book_snapshot_interval_s=config.book_snapshot_interval_s,
+        )
+        self.messages = 0
+        self.done = asyncio.Event()
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self.feed: Any = None
+
+    def counts(self) -> dict[str, int]:
+        """Callbacks per cryptofeed channel (``trades``, ``l2_book``, ...), as ``playback``."""
+        from cryptomon.feeds.convert import CF_CHANNELS
+
+        return {CF_CHANNELS[n]: ch.messages for n, ch in self.health.channels.items()}
+
+    def _build(self) -> Any:
+        rec = self.recording
+        cls: Any = type(
+            f"Replay{self.base_class.__name__}",
+            (self.base_class,),
+            {"http_sync": _RecordedSymbols(rec.symbol_data)},
+        )
+        cls.symbol_mapping(refresh=True)
+        sub = {k: v for k, v in rec.subscription.items() if k in CONFIG_CHANNELS}
+        feed = cls(
+            candle_closed_only=False,
+            config=CF_CONFIG,
+            subscription=sub,
+            callbacks=self.converter.callbacks([CONFIG_CHANNELS[c] for c in sub]),
+            max_depth=self.config.depth,
+        )
+        feed.http_conn = _RecordedHTTP(rec.http)
+        return feed
+
+    async def start(self) -> None:
+        try:
+            self.feed = self._build()
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                [
+                    Problem(
+                        f"exchanges[{self.exchange}].files",
+                        list(self.config.files),
+                        f"a recording of {self.base_class.__name__} ({exc!r})",
+                    )
+                ]
+            ) from None
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        t_start = time.perf_counter()
+        try:
+            await self._replay()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.error = exc
+            log.error("replay.failed", exchange=self.exchange, error=repr(exc))
+        finally:
+            self.seconds = time.perf_counter() - t_start
+            self.health.connected = False
+            self.health.state = "disconnected"
+            self.done.set()
+
+    async def _replay(self) -> None:
+        feed = self.feed
+        rec = self.recording
+        conn = _RecordedConn({})
+        conn.subscription = {
+            feed.std_channel_to_exchange(chan): [
+                feed.std_symbol_to_exchange_symbol(s) for s in syms
+            ]
+            for chan, syms in rec.subscription.items()
+            if chan in CONFIG_CHANNELS
+        }
+        handler: Any = None
+        for _, subscribe, conn_handler, _auth in feed.connect():
+            await subscribe(conn)
+            handler = conn_handler
+        if handler is None:
+            return
+        self.health.on_connected()
+        health = self.health
+        speed = self.speed
+        first_ts: float | None = None
+        wall0 = self.clock.monotonic()
+        done_bytes = 0
+        n = 0
+        for path in rec.ws_files:
+            with path.open(encoding="utf-8") as fp:
+                for line in fp:
+                    done_bytes += len(line)
+                    if line == "\n":
+                        continue
+                    start = line[:3]
+                    if start == "wss":
+                        continue
+                    if start == "htt":
+                        self.messages += 1
+                        continue
+                    ts_text, _, message = line.partition(": ")
+                    self.messages += 1
+                    n += 1
+                    try:
+                        ts = float(ts_text)
+                        if message.startswith(("b'", 'b"')):
+                            message = ast.literal_eval(message.strip())
+                        if speed is not None:
+                            first_ts = ts if first_ts is None else first_ts
+                            wait = (ts - first_ts) / speed - (self.clock.monotonic() - wall0)
+                            if wait > 0:
+                                await self.clock.sleep(wait)
+                        await handler(message, conn, ts)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # a bad line is counted and skipped
+                        health.on_parse_error(exc, line)
+                    if n % _YIELD_EVERY == 0:
+                        if self.progress is not None:
+                            self.progress(done_bytes, rec.total_bytes)
+                        await asyncio.sleep(0)
+        if self.progress is not None:
+            self.progress(rec.total_bytes, rec.total_bytes)
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.feed is not None:
+            with contextlib.suppress(Exception):
+                await self.feed.shutdown()
+
+
+class ReplayPlugin(FeedPlugin):
+    """``source: replay`` exchanges: recordings through the exchange's cryptofeed class."""
+
+    name = "replay"
+
+    def validate(self, config: ExchangeConfig) -> None:
+        replay_feed_class(config.name)
+        parse_speed(config.replay_speed)
+
+    def create(self, config: ExchangeConfig, *, hub: Hub, clock: Clock) -> FeedSource:
+        return ReplayFeed(config, feed_class=replay_feed_class(config.name), hub=hub, clock=clock)
