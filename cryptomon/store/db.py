@@ -127,7 +127,7 @@ class Database:
             ) from None
         self._engine = engine
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        log.info("db.connected", url=self.safe_url, dialect=self.dialect)
+        log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate:
             from cryptomon.store.migrate import upgrade
 
