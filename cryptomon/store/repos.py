@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.events import (
     Anomaly,
     AuditEntry,
-    BookTop,
-    Candle,
     Event,
     FeedStatus,
     Fill,
@@ -38,13 +34,23 @@ from cryptomon.events import (
     RiskEvent,
     Severity,
     Signal,
-    Trade,
+)
+from cryptomon.store.bulk import (
+    BOOK_TOP_COLUMNS,
+    TRADE_COLUMNS,
+    book_top_tuple,
+    candle_row,
+    copy_rows,
+    dialect_insert,
+    insert_book_tops,
+    insert_ignore,
+    insert_trades,
+    trade_tuple,
+    upsert_candles,
 )
 from cryptomon.store.models import (
     AnomalyRow,
     AuditRow,
-    BookTopRow,
-    CandleRow,
     EquitySnapshotRow,
     FeedEventRow,
     FillRow,
@@ -53,40 +59,36 @@ from cryptomon.store.models import (
     PositionRow,
     RiskEventRow,
     SignalRow,
-    TradeRow,
 )
 from cryptomon.store.types import utc
 
+__all__ = [
+    "BOOK_TOP_COLUMNS",
+    "TRADE_COLUMNS",
+    "book_top_tuple",
+    "candle_row",
+    "copy_rows",
+    "event_key",
+    "insert_anomalies",
+    "insert_audit",
+    "insert_book_tops",
+    "insert_equity_snapshot",
+    "insert_feed_events",
+    "insert_fills",
+    "insert_notifications",
+    "insert_risk_events",
+    "insert_signals",
+    "insert_trades",
+    "record_intent",
+    "trade_tuple",
+    "upsert_candles",
+    "upsert_orders",
+    "upsert_positions",
+    "write_durable",
+]
+
 if TYPE_CHECKING:
     from cryptomon.store.db import Database
-
-TRADE_COLUMNS = ("exchange", "symbol", "ts", "price", "amount", "side", "trade_id")
-BOOK_TOP_COLUMNS = (
-    "exchange",
-    "symbol",
-    "ts",
-    "bid",
-    "bid_size",
-    "ask",
-    "ask_size",
-    "spread",
-    "spread_bps",
-    "bid_depth",
-    "ask_depth",
-    "imbalance",
-    "levels",
-)
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    """The dialect's INSERT (both have on_conflict_do_nothing / on_conflict_do_update)."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
 def event_key(event: Event) -> str:
@@ -182,10 +184,12 @@ async def upsert_orders(session: AsyncSession, events: Sequence[OrderIntent | Or
     fresh = [r for cid, r in rows.items() if cid not in updated]
     changed = [r for cid, r in rows.items() if cid in updated]
     if fresh:
-        stmt = _insert(session, OrderRow).on_conflict_do_nothing(index_elements=["client_order_id"])
+        stmt = dialect_insert(session, OrderRow).on_conflict_do_nothing(
+            index_elements=["client_order_id"]
+        )
         await session.execute(stmt, fresh)
     if changed:
-        ins = _insert(session, OrderRow)
+        ins = dialect_insert(session, OrderRow)
         ex = ins.excluded
         stmt = ins.on_conflict_do_update(
             index_elements=["client_order_id"],
@@ -238,7 +242,7 @@ async def insert_fills(session: AsyncSession, events: Sequence[Fill]) -> int:
         for ev in events
     ]
     if rows:
-        stmt = _insert(session, FillRow).on_conflict_do_nothing(
+        stmt = dialect_insert(session, FillRow).on_conflict_do_nothing(
             index_elements=["exchange", "trade_id"]
         )
         await session.execute(stmt, rows)
@@ -261,7 +265,7 @@ async def upsert_positions(session: AsyncSession, events: Sequence[PositionUpdat
             "updated_at": utc(ev.ts),
         }
     if latest:
-        ins = _insert(session, PositionRow)
+        ins = dialect_insert(session, PositionRow)
         cols = ("amount", "avg_price", "realized_pnl", "unrealized_pnl", "fees", "mark_price")
         set_ = {c: ins.excluded[c] for c in (*cols, "updated_at")}
         stmt = ins.on_conflict_do_update(index_elements=["exchange", "symbol"], set_=set_)
@@ -285,7 +289,7 @@ async def insert_signals(session: AsyncSession, events: Sequence[Signal]) -> int
         }
         for ev in events
     ]
-    return await _insert_ignore(session, SignalRow, rows, ["id"])
+    return await insert_ignore(session, SignalRow, rows, ["id"])
 
 
 async def insert_risk_events(session: AsyncSession, events: Sequence[RiskEvent]) -> int:
@@ -303,7 +307,7 @@ async def insert_risk_events(session: AsyncSession, events: Sequence[RiskEvent])
         }
         for ev in events
     ]
-    return await _insert_ignore(session, RiskEventRow, rows, ["event_key"])
+    return await insert_ignore(session, RiskEventRow, rows, ["event_key"])
 
 
 async def insert_equity_snapshot(
@@ -324,7 +328,7 @@ async def insert_equity_snapshot(
         "realized_pnl": realized_pnl,
         "exposure": exposure,
     }
-    await session.execute(_insert(session, EquitySnapshotRow), [row])
+    await session.execute(dialect_insert(session, EquitySnapshotRow), [row])
 
 
 # --------------------------------------------------------------------------- detection
@@ -353,7 +357,7 @@ async def insert_anomalies(session: AsyncSession, events: Sequence[Anomaly]) -> 
         }
         for ev in events
     ]
-    return await _insert_ignore(session, AnomalyRow, rows, ["id"])
+    return await insert_ignore(session, AnomalyRow, rows, ["id"])
 
 
 # --------------------------------------------------------------------------- operations
@@ -378,7 +382,7 @@ async def insert_notifications(session: AsyncSession, events: Sequence[Notificat
         }
         for ev in events
     ]
-    return await _insert_ignore(session, NotificationRow, rows, ["event_key"])
+    return await insert_ignore(session, NotificationRow, rows, ["event_key"])
 
 
 def _payload(text: str) -> Any:
@@ -401,7 +405,7 @@ async def insert_audit(session: AsyncSession, events: Sequence[AuditEntry]) -> i
         }
         for ev in events
     ]
-    return await _insert_ignore(session, AuditRow, rows, ["event_key"])
+    return await insert_ignore(session, AuditRow, rows, ["event_key"])
 
 
 async def insert_feed_events(session: AsyncSession, events: Sequence[FeedStatus]) -> int:
@@ -417,128 +421,7 @@ async def insert_feed_events(session: AsyncSession, events: Sequence[FeedStatus]
         }
         for ev in events
     ]
-    return await _insert_ignore(session, FeedEventRow, rows, ["event_key"])
-
-
-async def _insert_ignore(
-    session: AsyncSession, table: Any, rows: list[dict[str, Any]], key: list[str]
-) -> int:
-    if rows:
-        stmt = _insert(session, table).on_conflict_do_nothing(index_elements=key)
-        await session.execute(stmt, rows)
-    return len(rows)
-
-
-# --------------------------------------------------------------------------- market data
-
-
-def candle_row(ev: Candle) -> dict[str, Any]:
-    """A candle row from an exchange ``Candle`` event."""
-    return {
-        "exchange": ev.exchange,
-        "symbol": ev.symbol,
-        "interval": ev.interval,
-        "open_time": utc(ev.start),
-        "close_time": utc(ev.end),
-        "open": ev.open,
-        "high": ev.high,
-        "low": ev.low,
-        "close": ev.close,
-        "volume": ev.volume,
-        "trade_count": ev.trades,
-        "buy_volume": None,
-        "sell_volume": None,
-        "closed": ev.closed,
-        "source": "exchange",
-    }
-
-
-async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
-    """Upsert candle rows (``CandleRow`` columns). A row from the exchange (``source:
-    exchange``) always wins; a row aggregated from trades never replaces an exchange row."""
-    latest: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
-    for r in rows:
-        latest[(r["exchange"], r["symbol"], r["interval"], r["open_time"])] = r
-    if not latest:
-        return 0
-    ins = _insert(session, CandleRow)
-    ex = ins.excluded
-    cols = (
-        "close_time",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "trade_count",
-        "buy_volume",
-        "sell_volume",
-        "closed",
-        "source",
-    )
-    stmt = ins.on_conflict_do_update(
-        index_elements=["exchange", "symbol", "interval", "open_time"],
-        set_={c: ex[c] for c in cols},
-        where=(CandleRow.source != "exchange") | (ex.source == "exchange"),
-    )
-    await session.execute(stmt, list(latest.values()))
-    return len(latest)
-
-
-def trade_tuple(ev: Trade) -> tuple[Any, ...]:
-    return (ev.exchange, ev.symbol, utc(ev.ts), ev.price, ev.amount, ev.side, ev.trade_id)
-
-
-def book_top_tuple(ev: BookTop) -> tuple[Any, ...]:
-    return (
-        ev.exchange,
-        ev.symbol,
-        utc(ev.ts),
-        ev.bid,
-        ev.bid_size,
-        ev.ask,
-        ev.ask_size,
-        ev.spread,
-        ev.spread_bps,
-        ev.bid_depth,
-        ev.ask_depth,
-        ev.imbalance,
-        ev.levels,
-    )
-
-
-async def copy_rows(
-    session: AsyncSession, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-) -> int:
-    """Bulk-insert tuples: PostgreSQL ``COPY ... FROM STDIN`` on the session's own connection
-    (same transaction); SQLite ``executemany``."""
-    if not rows:
-        return 0
-    conn = await session.connection()
-    if conn.dialect.name == "postgresql":
-        raw = await conn.get_raw_connection()
-        pg: Any = raw.driver_connection
-        cols = ", ".join(columns)
-        async with pg.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                await copy.write_row(row)
-        return len(rows)
-    model = {"trades": TradeRow, "book_tops": BookTopRow}[table]
-    await session.execute(
-        model.__table__.insert(),  # type: ignore[attr-defined]
-        [dict(zip(columns, r, strict=True)) for r in rows],
-    )
-    return len(rows)
-
-
-async def insert_trades(session: AsyncSession, events: Sequence[Trade]) -> int:
-    return await copy_rows(session, "trades", TRADE_COLUMNS, [trade_tuple(e) for e in events])
-
-
-async def insert_book_tops(session: AsyncSession, events: Sequence[BookTop]) -> int:
-    return await copy_rows(
-        session, "book_tops", BOOK_TOP_COLUMNS, [book_top_tuple(e) for e in events]
-    )
+    return await insert_ignore(session, FeedEventRow, rows, ["event_key"])
 
 
 # --------------------------------------------------------------------------- dispatch

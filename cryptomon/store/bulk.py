@@ -1,0 +1,159 @@
+"""Bulk writes of market data: candles (upsert), trades and book tops (``COPY`` on PostgreSQL,
+``executemany`` on SQLite). Re-exported by :mod:`cryptomon.store.repos`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cryptomon.events import BookTop, Candle, Trade
+from cryptomon.store.models import BookTopRow, CandleRow, TradeRow
+from cryptomon.store.types import utc
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT (both have on_conflict_do_nothing / on_conflict_do_update)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def insert_ignore(
+    session: AsyncSession, table: Any, rows: list[dict[str, Any]], key: list[str]
+) -> int:
+    """Bulk INSERT ... ON CONFLICT (key) DO NOTHING."""
+    if rows:
+        stmt = dialect_insert(session, table).on_conflict_do_nothing(index_elements=key)
+        await session.execute(stmt, rows)
+    return len(rows)
+
+
+TRADE_COLUMNS = ("exchange", "symbol", "ts", "price", "amount", "side", "trade_id")
+BOOK_TOP_COLUMNS = (
+    "exchange",
+    "symbol",
+    "ts",
+    "bid",
+    "bid_size",
+    "ask",
+    "ask_size",
+    "spread",
+    "spread_bps",
+    "bid_depth",
+    "ask_depth",
+    "imbalance",
+    "levels",
+)
+
+
+def candle_row(ev: Candle) -> dict[str, Any]:
+    """A candle row from an exchange ``Candle`` event."""
+    return {
+        "exchange": ev.exchange,
+        "symbol": ev.symbol,
+        "interval": ev.interval,
+        "open_time": utc(ev.start),
+        "close_time": utc(ev.end),
+        "open": ev.open,
+        "high": ev.high,
+        "low": ev.low,
+        "close": ev.close,
+        "volume": ev.volume,
+        "trade_count": ev.trades,
+        "buy_volume": None,
+        "sell_volume": None,
+        "closed": ev.closed,
+        "source": "exchange",
+    }
+
+
+async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
+    """Upsert candle rows (``CandleRow`` columns). A row from the exchange (``source:
+    exchange``) always wins; a row aggregated from trades never replaces an exchange row."""
+    latest: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
+    for r in rows:
+        latest[(r["exchange"], r["symbol"], r["interval"], r["open_time"])] = r
+    if not latest:
+        return 0
+    ins = dialect_insert(session, CandleRow)
+    ex = ins.excluded
+    cols = (
+        "close_time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "trade_count",
+        "buy_volume",
+        "sell_volume",
+        "closed",
+        "source",
+    )
+    stmt = ins.on_conflict_do_update(
+        index_elements=["exchange", "symbol", "interval", "open_time"],
+        set_={c: ex[c] for c in cols},
+        where=(CandleRow.source != "exchange") | (ex.source == "exchange"),
+    )
+    await session.execute(stmt, list(latest.values()))
+    return len(latest)
+
+
+def trade_tuple(ev: Trade) -> tuple[Any, ...]:
+    return (ev.exchange, ev.symbol, utc(ev.ts), ev.price, ev.amount, ev.side, ev.trade_id)
+
+
+def book_top_tuple(ev: BookTop) -> tuple[Any, ...]:
+    return (
+        ev.exchange,
+        ev.symbol,
+        utc(ev.ts),
+        ev.bid,
+        ev.bid_size,
+        ev.ask,
+        ev.ask_size,
+        ev.spread,
+        ev.spread_bps,
+        ev.bid_depth,
+        ev.ask_depth,
+        ev.imbalance,
+        ev.levels,
+    )
+
+
+async def copy_rows(
+    session: AsyncSession, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> int:
+    """Bulk-insert tuples: PostgreSQL ``COPY ... FROM STDIN`` on the session's own connection
+    (same transaction); SQLite ``executemany``."""
+    if not rows:
+        return 0
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        raw = await conn.get_raw_connection()
+        pg: Any = raw.driver_connection
+        cols = ", ".join(columns)
+        async with pg.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                await copy.write_row(row)
+        return len(rows)
+    model = {"trades": TradeRow, "book_tops": BookTopRow}[table]
+    await session.execute(
+        model.__table__.insert(),  # type: ignore[attr-defined]
+        [dict(zip(columns, r, strict=True)) for r in rows],
+    )
+    return len(rows)
+
+
+async def insert_trades(session: AsyncSession, events: Sequence[Trade]) -> int:
+    return await copy_rows(session, "trades", TRADE_COLUMNS, [trade_tuple(e) for e in events])
+
+
+async def insert_book_tops(session: AsyncSession, events: Sequence[BookTop]) -> int:
+    return await copy_rows(
+        session, "book_tops", BOOK_TOP_COLUMNS, [book_top_tuple(e) for e in events]
+    )
