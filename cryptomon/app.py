@@ -263,7 +263,28 @@ def _build_trading(
 def _build_api(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
 ) -> list[Component]:
-    return []
+    if not settings.api.enabled:
+        return []
+    from cryptomon.api import ApiServer
+    from cryptomon.feeds.state import MarketState
+
+    if services.market is None:
+        services.market = MarketState(hub=hub)
+
+    def late_services() -> dict[str, Any]:
+        # Resolved at start: the feeds are built (and started) after the API.
+        return {
+            "queries": services.queries,
+            "db": services.db,
+            "writer": services.store_writer,
+            "market": services.market,
+            "feeds": services.feeds,
+            "notifier": getattr(services, "notifier", None),
+            "detectors": getattr(services, "detectors", None),
+            "trading": getattr(services, "trading", None),
+        }
+
+    return [ApiServer(config=settings.api, hub=hub, clock=clock, late_services=late_services)]
 
 
 def _build_feeds(

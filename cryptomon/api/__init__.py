@@ -1,0 +1,5 @@
+"""REST + WebSocket API (DESIGN.md sections 1 and 5). Only ``cryptomon.app`` imports this."""
+
+from cryptomon.api.server import ApiServer
+
+__all__ = ["ApiServer"]

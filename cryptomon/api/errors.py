@@ -1,0 +1,77 @@
+"""The one error shape of the API: ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """Raised by handlers and middleware; rendered as the error JSON with ``status``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _CODES.get(status, "error")
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def not_found(message: str, **details: Any) -> ApiError:
+    return ApiError(404, message, details=details or None)
+
+
+def error_response(err: ApiError, request_id: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"code": err.code, "message": err.message, "details": err.details}
+    if request_id:
+        body["request_id"] = request_id
+    headers = dict(err.headers)
+    if err.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="cryptomon"')
+    return web.Response(
+        status=err.status,
+        text=json.dumps({"error": body}, default=str),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def validation_error(exc: ValidationError, where: str) -> ApiError:
+    """422 naming every offending field (``query.limit``, ``body.amount``...)."""
+    fields = []
+    for e in exc.errors(include_url=False, include_context=False):
+        loc = ".".join(str(p) for p in e.get("loc", ()))
+        value = e.get("input")
+        if isinstance(value, dict | list):
+            value = None
+        fields.append(
+            {"field": f"{where}.{loc}" if loc else where, "message": e["msg"], "value": value}
+        )
+    names = ", ".join(str(f["field"]) for f in fields)
+    return ApiError(422, f"invalid {where}: {names}", details={"fields": fields})

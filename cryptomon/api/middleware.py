@@ -1,0 +1,115 @@
+"""Request id, access log, error rendering and CORS for every request."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from cryptomon.api.errors import ApiError, error_response
+from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
+
+log = structlog.get_logger()
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REQUEST_ID = web.RequestKey("request_id", str)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-ID", "")
+    return given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex[:16]
+
+
+def _from_http_exception(exc: web.HTTPException, max_body: int) -> ApiError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return ApiError(
+            413,
+            f"request body larger than api.max_body_bytes ({max_body} bytes)",
+            details={"max_body_bytes": max_body},
+        )
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return ApiError(
+            405,
+            f"method {exc.method} not allowed; allowed: {', '.join(sorted(exc.allowed_methods))}",
+            headers={"Allow": ",".join(sorted(exc.allowed_methods))},
+        )
+    if isinstance(exc, web.HTTPNotFound):
+        return ApiError(404, "no such endpoint (see /api/v1/openapi.json)")
+    return ApiError(exc.status, exc.reason)
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id + access log line + one error shape + CORS headers."""
+    start = time.perf_counter()
+    rid = _request_id(request)
+    request[REQUEST_ID] = rid
+    ctx = request.app[CONTEXT]
+    origin = request.headers.get("Origin")
+    resp: web.StreamResponse
+    try:
+        if request.method == "OPTIONS" and origin is not None:
+            resp = _preflight(request, origin)
+        else:
+            resp = await handler(request)
+    except ApiError as err:
+        resp = error_response(err, rid)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        resp = error_response(_from_http_exception(exc, ctx.config.max_body_bytes), rid)
+    except Exception as exc:
+        log.error(
+            "api.handler_error", request_id=rid, path=request.path, error=repr(exc), exc_info=exc
+        )
+        resp = error_response(ApiError(500, "internal error; see the daemon log"), rid)
+    if not resp.prepared:
+        resp.headers["X-Request-ID"] = rid
+        if origin is not None:
+            _cors_headers(ctx.config.cors_origins, ctx.config.cors_allow_credentials, origin, resp)
+    key = (request.method, resp.status)
+    ctx.requests[key] = ctx.requests.get(key, 0) + 1
+    principal = request.get(PRINCIPAL)
+    log.info(
+        "api.request",
+        request_id=rid,
+        method=request.method,
+        path=request.path,
+        status=resp.status,
+        duration_ms=round((time.perf_counter() - start) * 1000, 3),
+        client=client_address(request),
+        principal=principal.name if principal is not None else None,
+    )
+    return resp
+
+
+def _allowed(origins: list[str], origin: str) -> bool:
+    return "*" in origins or origin in origins
+
+
+def _cors_headers(
+    origins: list[str], credentials: bool, origin: str, resp: web.StreamResponse
+) -> None:
+    if not _allowed(origins, origin):
+        return
+    # Never '*' together with credentials: echo the one allowed origin instead.
+    resp.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+    resp.headers["Vary"] = "Origin"
+    resp.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After"
+    if credentials and "*" not in origins:
+        resp.headers["Access-Control-Allow-Credentials"] = "true"
+
+
+def _preflight(request: web.Request, origin: str) -> web.StreamResponse:
+    cfg = request.app[CONTEXT].config
+    if not _allowed(cfg.cors_origins, origin):
+        raise ApiError(403, f"origin {origin!r} is not in api.cors_origins")
+    resp = web.Response(status=204)
+    resp.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+    resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID"
+    resp.headers["Access-Control-Max-Age"] = "600"
+    return resp

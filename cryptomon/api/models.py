@@ -1,0 +1,266 @@
+"""Request and response models (pydantic) of the API: the handlers validate and serialize
+with them and ``openapi.py`` documents them, so code and document cannot drift.
+
+Trading and alerts models live in ``models_trading.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cryptomon.config import normalize_symbol
+
+SeverityName = Literal["low", "medium", "high", "critical"]
+_NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+class Query(BaseModel):
+    """Base of query-string models: unknown parameters are errors (they are usually typos)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Out(BaseModel):
+    """Base of response models: read from dicts or attribute objects alike."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --------------------------------------------------------------------------- errors / system
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="machine-readable error code, e.g. validation_error")
+    message: str = Field(description="what was wrong and what was expected")
+    details: Any = Field(default=None, description="e.g. the offending fields")
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(Out):
+    status: Literal["ok"] = "ok"
+
+
+class Check(Out):
+    ok: bool
+    detail: str = ""
+
+
+class Ready(Out):
+    ready: bool
+    checks: dict[str, Check]
+
+
+class Status(Out):
+    version: str
+    uptime_s: float
+    components: dict[str, str]
+    hub: dict[str, Any]
+    feeds: dict[str, Any] | None = None
+    websocket: dict[str, Any]
+
+
+class Feeds(Out):
+    feeds: dict[str, Any] = Field(description="health per exchange and channel")
+
+
+# --------------------------------------------------------------------------- market
+
+
+class MarketQuery(Query):
+    exchange: str = Field(pattern=_NAME, description="e.g. binance")
+    symbol: str = Field(min_length=3, max_length=40, description="BTC-USDT or BTC/USDT")
+
+    @field_validator("exchange")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str) -> str:
+        return normalize_symbol(v)
+
+
+class OrderbookQuery(MarketQuery):
+    depth: int = Field(default=10, ge=1, le=1000, description="levels per side")
+
+
+class TradesQuery(MarketQuery):
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class HistoryQuery(MarketQuery):
+    interval: str = Field(default="1m", pattern=r"^[0-9]{1,3}[smhdw]$", description="e.g. 1m")
+    since: float | None = Field(default=None, ge=0, description="epoch seconds")
+    until: float | None = Field(default=None, ge=0, description="epoch seconds")
+    limit: int = Field(default=500, ge=1, le=5000)
+
+    @model_validator(mode="after")
+    def _range(self) -> HistoryQuery:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError("until must not be before since")
+        return self
+
+
+class StatsQuery(Query):
+    exchange: str | None = Field(default=None, pattern=_NAME)
+
+
+class TickerOut(Out):
+    exchange: str
+    symbol: str
+    ts: float
+    bid: float
+    ask: float
+    last: float | None = None
+    stale: bool = False
+
+
+class BookTopOut(Out):
+    ts: float
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    spread: float
+    spread_bps: float
+    bid_depth: float
+    ask_depth: float
+    imbalance: float
+    levels: int
+
+
+class OrderbookOut(Out):
+    exchange: str
+    symbol: str
+    ts: float | None = None
+    bids: list[tuple[float, float]] = Field(description="[price, size], best first")
+    asks: list[tuple[float, float]]
+    top: BookTopOut | None = None
+    stale: bool = False
+
+
+class TradeOut(Out):
+    ts: float
+    price: float
+    amount: float
+    side: Literal["buy", "sell"]
+    trade_id: str | None = None
+
+
+class TradesOut(Out):
+    exchange: str
+    symbol: str
+    trades: list[TradeOut] = Field(description="newest last")
+
+
+class CandleOut(Out):
+    start: float
+    end: float | None = None
+    interval: str | None = None
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trades: int | None = None
+
+
+class HistoryOut(Out):
+    exchange: str
+    symbol: str
+    interval: str
+    candles: list[CandleOut]
+
+
+class MarketSummary(Out):
+    exchange: str
+    symbol: str
+    mid: float | None = None
+    bid: float | None = None
+    ask: float | None = None
+    spread_bps: float | None = None
+    last: float | None = None
+    last_trade_ts: float | None = None
+    recent_trades: int = 0
+    stale: bool = False
+
+
+class MarketStatsOut(Out):
+    markets: list[MarketSummary]
+
+
+# --------------------------------------------------------------------------- anomalies
+
+
+class AnomalyQuery(Query):
+    exchange: str | None = Field(default=None, pattern=_NAME)
+    symbol: str | None = Field(default=None, min_length=3, max_length=40)
+    kind: str | None = Field(default=None, pattern=_NAME)
+    min_severity: SeverityName | None = None
+    since: float | None = Field(default=None, ge=0, description="epoch seconds (ts >= since)")
+    until: float | None = Field(default=None, ge=0, description="epoch seconds (ts < until)")
+    limit: int = Field(default=50, ge=1, le=10_000, description="<= api.max_page_size")
+    cursor: str | None = Field(
+        default=None, max_length=256, description="next_cursor of the previous page"
+    )
+
+    @field_validator("exchange")
+    @classmethod
+    def _lower(cls, v: str | None) -> str | None:
+        return None if v is None else v.lower()
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str | None) -> str | None:
+        return None if v is None else normalize_symbol(v)
+
+    @model_validator(mode="after")
+    def _range(self) -> AnomalyQuery:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError("until must not be before since")
+        return self
+
+
+class AnomalyStatsQuery(Query):
+    since: float | None = Field(default=None, ge=0, description="epoch seconds")
+    until: float | None = Field(default=None, ge=0, description="epoch seconds")
+
+
+class AnomalyOut(Out):
+    id: str
+    exchange: str
+    symbol: str
+    kind: str
+    severity: str
+    ts: float
+    ts_detected: float | None = None
+    value: float | None = None
+    threshold: float | None = None
+    confidence: float | None = None
+    z_score: float | None = None
+    price_change_pct: float | None = None
+    reasons: list[str] = Field(default_factory=list)
+    window_mean: float | None = None
+    window_std: float | None = None
+    samples: int | None = None
+
+
+class AnomalyPage(Out):
+    items: list[AnomalyOut]
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null at end")
+
+
+class AnomalyStatsOut(Out):
+    model_config = ConfigDict(from_attributes=True, extra="allow")
+
+    total: int = 0
+    by_kind: dict[str, int] = Field(default_factory=dict)
+    by_severity: dict[str, int] = Field(default_factory=dict)
+    by_symbol: dict[str, int] = Field(default_factory=dict)

@@ -1,0 +1,246 @@
+"""Request and response models of the trading and alerts endpoints."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from cryptomon.api.models import Out, Query, SeverityName
+from cryptomon.config import normalize_symbol
+
+_NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+def _as_str(v: Any) -> Any:
+    return None if v is None else str(v)
+
+
+DecimalStr = Annotated[str, BeforeValidator(_as_str)]
+"""A Decimal amount serialized as a string (exact money, no float rounding)."""
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are errors naming the field."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------- trading
+
+
+class RiskConfigOut(Out):
+    config: dict[str, Any] = Field(description="current risk limits and trading switches")
+
+
+class RiskConfigUpdate(Body):
+    """A partial update of the risk limits: only the fields given change."""
+
+    auto_trading_enabled: bool | None = None
+    max_position_size: float | None = Field(default=None, gt=0, description="quote")
+    risk_percentage: float | None = Field(default=None, gt=0, le=100)
+    stop_loss_percentage: float | None = Field(default=None, gt=0, lt=100)
+    take_profit_percentage: float | None = Field(default=None, gt=0)
+    max_open_positions: int | None = Field(default=None, ge=1, le=1000)
+    max_symbol_exposure: float | None = Field(default=None, gt=0, description="quote")
+    max_total_exposure: float | None = Field(default=None, gt=0, description="quote")
+    daily_loss_limit: float | None = Field(default=None, gt=0, description="quote")
+    max_orders_per_minute: int | None = Field(default=None, ge=1, le=10_000)
+    price_band_percentage: float | None = Field(default=None, gt=0, le=100)
+    max_leverage: float | None = Field(default=None, ge=1, le=125)
+    allow_short: bool | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RiskConfigUpdate:
+        if not self.changes():
+            raise ValueError("at least one risk limit to change")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+class PositionOut(Out):
+    exchange: str
+    symbol: str
+    amount: DecimalStr = Field(description="signed base amount (negative = short)")
+    avg_price: DecimalStr
+    mark_price: DecimalStr | None = None
+    realized_pnl: DecimalStr
+    unrealized_pnl: DecimalStr
+    fees: DecimalStr = "0"
+
+
+class PositionsOut(Out):
+    positions: list[PositionOut]
+
+
+class OrderOut(Out):
+    client_order_id: str
+    exchange: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    type: str
+    state: str
+    amount: DecimalStr
+    filled: DecimalStr = "0"
+    price: DecimalStr | None = None
+    avg_price: DecimalStr | None = None
+    origin: str | None = None
+    exchange_order_id: str | None = None
+    reason: str = ""
+
+
+class OrdersOut(Out):
+    orders: list[OrderOut]
+
+
+class OrdersQuery(Query):
+    symbol: str | None = Field(default=None, min_length=3, max_length=40)
+    open_only: bool = False
+    limit: int = Field(default=100, ge=1, le=1000)
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str | None) -> str | None:
+        return None if v is None else normalize_symbol(v)
+
+
+class OrderCreate(Body):
+    """A manual order; it goes through the same risk checks as automatic ones."""
+
+    exchange: str = Field(pattern=_NAME)
+    symbol: str = Field(min_length=3, max_length=40)
+    side: Literal["buy", "sell"]
+    type: Literal["market", "limit"] = "market"
+    amount: Decimal = Field(gt=0, max_digits=30, decimal_places=12, description="base amount")
+    price: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
+    stop_loss: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
+    take_profit: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
+
+    @field_validator("exchange")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str) -> str:
+        return normalize_symbol(v)
+
+    @model_validator(mode="after")
+    def _price(self) -> OrderCreate:
+        if self.type == "limit" and self.price is None:
+            raise ValueError("price is required for a limit order")
+        if self.type == "market" and self.price is not None:
+            raise ValueError("price must be omitted for a market order")
+        return self
+
+
+class KillSwitch(Body):
+    engage: bool = Field(default=True, description="true engages, false releases")
+    reason: str = Field(default="manual", min_length=1, max_length=200)
+
+
+class KillSwitchOut(Out):
+    model_config = ConfigDict(from_attributes=True, extra="allow")
+
+    engaged: bool
+    state: str
+
+
+class TradingStatsOut(Out):
+    risk_state: str
+    stats: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+class ChannelOut(Out):
+    model_config = ConfigDict(from_attributes=True, extra="allow")
+
+    name: str
+    url: str = Field(description="redacted apprise URL")
+    min_severity: str | None = None
+    kinds: list[str] | None = None
+    exchanges: list[str] | None = None
+    symbols: list[str] | None = None
+
+
+class AlertsConfigOut(Out):
+    channels: list[ChannelOut]
+
+
+_Name = Annotated[str, Field(pattern=_NAME)]
+
+
+class AlertRoutingUpdate(Body):
+    """Routing and thresholds of one channel; URLs and names come from the config file only."""
+
+    channel: str = Field(min_length=1, max_length=64)
+    min_severity: SeverityName | None = None
+    kinds: list[_Name] | None = Field(default=None, max_length=50)
+    exchanges: list[_Name] | None = Field(default=None, max_length=50)
+    symbols: list[Annotated[str, Field(min_length=3, max_length=40)]] | None = Field(
+        default=None, max_length=200
+    )
+    events: list[Literal["anomaly", "trading", "system"]] | None = Field(default=None, min_length=1)
+    format: Literal["auto", "markdown", "text"] | None = None
+    rate_limit_per_min: float | None = Field(default=None, gt=0, le=6000)
+    rate_limit_burst: int | None = Field(default=None, ge=1, le=10_000)
+    digest_interval_s: float | None = Field(default=None, gt=0, le=86_400)
+    quiet_hours: str | None = Field(
+        default=None, pattern=r"^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]$"
+    )
+    quiet_hours_tz: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [normalize_symbol(s) for s in v]
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AlertRoutingUpdate:
+        if not self.changes():
+            raise ValueError("at least one routing field to change besides channel")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"channel"})
+
+
+class AlertHistoryQuery(Query):
+    channel: str | None = Field(default=None, min_length=1, max_length=64)
+    status: Literal["sent", "failed", "suppressed", "digested"] | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class NotificationOut(Out):
+    model_config = ConfigDict(from_attributes=True, extra="allow")
+
+    ts: float
+    channel: str
+    status: str
+    title: str
+    body: str | None = None
+    attempts: int | None = None
+    error: str | None = None
+    event_type: str | None = None
+    ref_id: str | None = None
+
+
+class NotificationsOut(Out):
+    items: list[NotificationOut] = Field(description="newest first")
+
+
+class AlertTest(Body):
+    channel: str = Field(min_length=1, max_length=64)
+
+
+class AlertTestOut(Out):
+    channel: str
+    ok: bool
+    attempts: int = 0
+    error: str = ""

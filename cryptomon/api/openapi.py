@@ -1,0 +1,139 @@
+"""OpenAPI 3.1 document generated from the routes and their pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from cryptomon.api.models import ErrorResponse
+from cryptomon.api.routing import Route
+
+_REF = "#/components/schemas/{model}"
+_STATUS_TEXT = {
+    200: "OK",
+    400: "Malformed request (e.g. body is not JSON)",
+    401: "Missing or invalid bearer token",
+    403: "The token lacks the required scope",
+    404: "Not found, or the capability is not available in this daemon",
+    409: "Conflict with the current state (e.g. risk rejection, order already closed)",
+    413: "Request body larger than api.max_body_bytes",
+    422: "Validation error; details.fields names each offending field",
+    429: "Rate limited or too many failed authentications; see Retry-After",
+    503: "Not ready",
+}
+WS_DESCRIPTION = (
+    "WebSocket at GET /ws (same bearer token, or ?token=). Client messages: "
+    '{"msg_type": "Subscribe"|"Unsubscribe"|"Ping", "data": {"channel": '
+    '"anomalies"|"trades"|"book"|"ticker"|"orders"|"positions"|"feeds", "symbols": [...], '
+    '"exchanges": [...]}}. Server pushes {"channel", "data"}.'
+)
+
+
+def _param_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters cannot be null: drop the null branch of optional fields."""
+    out = {k: v for k, v in schema.items() if k != "title"}
+    any_of = out.get("anyOf")
+    if any_of:
+        rest = [s for s in any_of if s.get("type") != "null"]
+        if len(rest) == 1:
+            out.pop("anyOf")
+            out.update(rest[0])
+        else:
+            out["anyOf"] = rest
+    if out.get("default") is None:
+        out.pop("default", None)
+    return out
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in re.findall(r"{(\w+)}", route.path)
+    ]
+    if route.query is None:
+        return params
+    schema = route.query.model_json_schema()
+    required = set(schema.get("required", []))
+    for name, prop in schema.get("properties", {}).items():
+        p: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": _param_schema(prop),
+        }
+        if "description" in prop:
+            p["description"] = prop["description"]
+        params.append(p)
+    return params
+
+
+def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``routes``."""
+    models: set[type[BaseModel]] = {ErrorResponse}
+    for r in routes:
+        if isinstance(r.response, type) and issubclass(r.response, BaseModel):
+            models.add(r.response)
+    bodies = {r.body for r in routes if r.body is not None}
+    pairs = [(mdl, "serialization") for mdl in models] + [(b, "validation") for b in bodies]
+    keys, defs = models_json_schema(
+        sorted(pairs, key=lambda p: (p[0].__name__, p[1])),  # type: ignore[arg-type]
+        ref_template=_REF,
+    )
+    schemas = defs.get("$defs", {})
+    paths: dict[str, dict[str, Any]] = {}
+    for r in routes:
+        responses: dict[str, Any] = {}
+        ok_ref = keys[(r.response, "serialization")]
+        responses["200"] = {
+            "description": "OK",
+            "content": {"application/json": {"schema": ok_ref}},
+        }
+        err_ref = keys[(ErrorResponse, "serialization")]
+        for status in r.statuses():
+            schema = ok_ref if status == 503 else err_ref
+            entry: dict[str, Any] = {
+                "description": _STATUS_TEXT.get(status, "Error"),
+                "content": {"application/json": {"schema": schema}},
+            }
+            if status == 429:
+                entry["headers"] = {
+                    "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
+                }
+            responses[str(status)] = entry
+        op: dict[str, Any] = {
+            "operationId": r.operation_id,
+            "summary": r.summary,
+            "tags": [r.tag],
+            "parameters": _parameters(r),
+            "responses": responses,
+        }
+        if r.description:
+            op["description"] = r.description
+        if r.scope is not None:
+            op["security"] = [{"bearer": [r.scope]}]
+            op["x-required-scope"] = r.scope
+        else:
+            op["security"] = []
+        if r.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": keys[(r.body, "validation")]}},
+            }
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cryptomon API",
+            "version": version,
+            "description": "Market data, anomalies, trading and alerts of a cryptomon daemon. "
+            + WS_DESCRIPTION,
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

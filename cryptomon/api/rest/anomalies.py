@@ -1,0 +1,79 @@
+"""Stored anomalies with filters and keyset pagination, and their statistics."""
+
+from __future__ import annotations
+
+from cryptomon.api import models as m
+from cryptomon.api.errors import ApiError
+from cryptomon.api.routing import Call, RouteTable
+from cryptomon.api.services import QUERIES
+
+table = RouteTable("anomalies")
+
+
+def _invalid(exc: ValueError) -> ApiError:
+    text = str(exc)
+    name = next((n for n in ("cursor", "since", "until", "min_severity") if n in text), "query")
+    field = f"query.{name}" if name != "query" else "query"
+    return ApiError(
+        422,
+        f"invalid query: {field} ({text})",
+        details={"fields": [{"field": field, "message": text}]},
+    )
+
+
+@table.get(
+    "/api/v1/anomalies",
+    scope="read",
+    response=m.AnomalyPage,
+    query=m.AnomalyQuery,
+    needs=(QUERIES,),
+    cache_group="anomalies",
+    description="Newest first. Keyset pagination: pass next_cursor back as cursor.",
+)
+async def list_anomalies(call: Call) -> bytes:
+    """Stored anomalies, newest first, filtered and paginated."""
+    q: m.AnomalyQuery = call.query
+    cap = call.ctx.config.max_page_size
+    if q.limit > cap:
+        raise ApiError(
+            422,
+            f"invalid query: query.limit (at most api.max_page_size = {cap})",
+            details={
+                "fields": [{"field": "query.limit", "message": f"<= {cap}", "value": q.limit}]
+            },
+        )
+    try:
+        rows, next_cursor = await call.service(QUERIES).anomalies(
+            exchange=q.exchange,
+            symbol=q.symbol,
+            kind=q.kind,
+            min_severity=q.min_severity,
+            since=q.since,
+            until=q.until,
+            limit=q.limit,
+            cursor=q.cursor,
+        )
+    except ValueError as exc:  # the store names the argument (e.g. a malformed cursor)
+        raise _invalid(exc) from None
+    page = m.AnomalyPage(
+        items=[m.AnomalyOut.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+    return page.model_dump_json().encode()
+
+
+@table.get(
+    "/api/v1/anomalies/stats",
+    scope="read",
+    response=m.AnomalyStatsOut,
+    query=m.AnomalyStatsQuery,
+    needs=(QUERIES,),
+    cache_group="anomalies",
+)
+async def anomaly_stats(call: Call) -> m.AnomalyStatsOut:
+    """Counts of stored anomalies by kind and severity."""
+    q: m.AnomalyStatsQuery = call.query
+    try:
+        stats = await call.service(QUERIES).anomaly_stats(since=q.since, until=q.until)
+    except ValueError as exc:
+        raise _invalid(exc) from None
+    return m.AnomalyStatsOut.model_validate(dict(stats))

@@ -1,0 +1,215 @@
+"""Declarative routes: one :class:`Route` per endpoint carries everything the wrapper needs
+(scope, services, query/body/response models) and everything ``openapi.py`` documents, so
+the document is generated from the same models the handlers use and cannot drift."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from cryptomon.api.auth import Authenticator, Principal, Scope
+from cryptomon.api.cache import ResponseCache
+from cryptomon.api.errors import ApiError, validation_error
+from cryptomon.api.services import CAPABILITY_NAMES
+from cryptomon.config import ApiConfig
+
+T = TypeVar("T")
+log = structlog.get_logger()
+
+
+@dataclass
+class ApiContext:
+    """Server-wide state the handlers share (one per ``ApiServer``)."""
+
+    config: ApiConfig
+    auth: Authenticator
+    cache: ResponseCache
+    version: str
+    started_monotonic: float
+    components: Callable[[], dict[str, str]] = dict
+    requests: dict[tuple[str, int], int] = field(default_factory=dict)
+    ws_stats: Callable[[], dict[str, Any]] = dict
+
+
+CONTEXT = web.AppKey("api_context", ApiContext)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+@dataclass
+class Call:
+    """One parsed request as handed to a handler."""
+
+    request: web.Request
+    principal: Principal
+    query: Any = None
+    body: Any = None
+
+    @property
+    def ctx(self) -> ApiContext:
+        return self.request.app[CONTEXT]
+
+    def service(self, key: web.AppKey[T]) -> T:
+        return self.request.app[key]
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    scope: Scope | None
+    response: Any
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    needs: tuple[web.AppKey[Any], ...] = ()
+    errors: tuple[int, ...] = ()
+    cache_group: str | None = None
+    description: str = ""
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+    def statuses(self) -> list[int]:
+        out = set(self.errors) | {404}
+        if self.scope is not None:
+            out |= {401, 403, 429}
+        if self.query is not None:
+            out.add(422)
+        if self.body is not None:
+            out |= {400, 413, 422}
+        return sorted(out)
+
+
+class RouteTable:
+    """Collects the routes of one module: ``@table.get(path, ...)``."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.routes: list[Route] = []
+
+    def route(self, method: str, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            summary = kw.pop("summary", None) or (fn.__doc__ or "").strip().splitlines()[0]
+            self.routes.append(Route(method, path, fn, summary, self.tag, **kw))
+            return fn
+
+        return deco
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def authorize(request: web.Request, scope: Scope) -> Principal:
+    """Authenticate the request for ``scope`` (raises 401/403/429) and remember who it was."""
+    ctx = request.app[CONTEXT]
+    principal = ctx.auth.authenticate(
+        request.headers.get("Authorization"), client_address(request), scope
+    )
+    request[PRINCIPAL] = principal
+    return principal
+
+
+_ANON = Principal("anonymous", frozenset(), "", 1.0, 1)
+
+
+def _parse_query(route: Route, request: web.Request) -> Any:
+    assert route.query is not None
+    raw: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        raw[key] = values[0] if len(values) == 1 else values
+    try:
+        return route.query.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc, "query") from None
+
+
+async def _parse_body(route: Route, request: web.Request) -> Any:
+    assert route.body is not None
+    raw = await request.read()  # client_max_size bounds this (413)
+    if not raw:
+        data: Any = {}
+    else:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    try:
+        return route.body.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, "body") from None
+
+
+def _dump(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump_json().encode()
+    return json.dumps(value, default=str).encode()
+
+
+def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler of ``route``: auth, service presence, parsing, cache, serialization."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        principal = authorize(request, route.scope) if route.scope else _ANON
+        for need in route.needs:
+            if request.app.get(need) is None:
+                capability = CAPABILITY_NAMES.get(need, "service")
+                raise ApiError(
+                    404,
+                    f"{capability} is not available in this daemon",
+                    code="capability_unavailable",
+                    details={"capability": capability},
+                )
+        call = Call(request, principal)
+        if route.query is not None:
+            call.query = _parse_query(route, request)
+        if route.body is not None:
+            call.body = await _parse_body(route, request)
+        ctx = request.app[CONTEXT]
+        if route.cache_group is not None and ctx.cache.enabled:
+            key = f"{route.path}?{call.query.model_dump_json() if call.query else ''}"
+
+            async def load() -> bytes:
+                return _dump(await route.handler(call))
+
+            body = await ctx.cache.get(route.cache_group, key, load)
+        else:
+            result = await route.handler(call)
+            if isinstance(result, web.StreamResponse):
+                return result
+            body = _dump(result)
+        return web.Response(body=body, content_type="application/json")
+
+    handle.__name__ = route.operation_id
+    return handle
+
+
+def monotonic_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

@@ -1,0 +1,190 @@
+"""``ApiServer``: the embedded aiohttp server (``AppRunner`` + ``TCPSite``) as a component."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from cryptomon import __version__
+from cryptomon.api import services as svc
+from cryptomon.api.auth import Authenticator
+from cryptomon.api.cache import ResponseCache
+from cryptomon.api.metrics import METRICS_REGISTRY, make_registry, metrics_handler
+from cryptomon.api.middleware import api_middleware
+from cryptomon.api.openapi import build_openapi
+from cryptomon.api.rest import all_routes
+from cryptomon.api.routing import CONTEXT, ApiContext, make_handler
+from cryptomon.api.ws import WsManager
+from cryptomon.clock import Clock
+from cryptomon.config import ApiConfig
+from cryptomon.errors import ConfigError
+from cryptomon.events import Anomaly, NotificationRecord
+from cryptomon.hub import Hub, InlineSubscription
+
+log = structlog.get_logger()
+_SERVICE_KEYS: dict[str, web.AppKey[Any]] = {
+    "queries": svc.QUERIES,
+    "market": svc.MARKET,
+    "feeds": svc.FEEDS,
+    "detectors": svc.DETECTORS,
+    "notifier": svc.NOTIFIER,
+    "trading": svc.TRADING,
+    "db": svc.DATABASE,
+    "writer": svc.WRITER,
+}
+
+
+class ApiServer:
+    """REST + WebSocket API. Every service is optional: its endpoints answer 404 without it."""
+
+    name = "api"
+
+    def __init__(
+        self,
+        *,
+        config: ApiConfig,
+        hub: Hub,
+        clock: Clock,
+        queries: svc.StoreQueries | None = None,
+        market: svc.Market | None = None,
+        feeds: svc.Feeds | None = None,
+        detectors: svc.Detectors | None = None,
+        notifier: svc.Notifier | None = None,
+        trading: svc.Trading | None = None,
+        db: svc.Database | None = None,
+        writer: svc.Stats | None = None,
+        version: str = __version__,
+        components: Callable[[], dict[str, str]] | None = None,
+        late_services: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.config = config
+        self.hub = hub
+        self.clock = clock
+        self.version = version
+        self.ws = WsManager(hub=hub, config=config, clock=clock)
+        self.cache = ResponseCache(
+            clock=clock, ttl_s=config.cache_ttl_s, max_entries=config.cache_entries
+        )
+        self.routes = all_routes()
+        self.openapi = build_openapi(self.routes, version=version)
+        self._openapi_body = json.dumps(self.openapi).encode()
+        self.app = web.Application(
+            middlewares=[api_middleware], client_max_size=config.max_body_bytes
+        )
+        self.app[CONTEXT] = ApiContext(
+            config=config,
+            auth=Authenticator(config, clock=clock),
+            cache=self.cache,
+            version=version,
+            started_monotonic=clock.monotonic(),
+            components=components or self._components,
+            ws_stats=self.ws.stats,
+        )
+        self.app[svc.HUB] = hub
+        self.app[svc.CLOCK] = clock
+        self.late_services = late_services
+        self.bind(
+            queries=queries,
+            market=market,
+            feeds=feeds,
+            detectors=detectors,
+            notifier=notifier,
+            trading=trading,
+            db=db,
+            writer=writer,
+        )
+        self.app[METRICS_REGISTRY] = make_registry(self.app)
+        for route in self.routes:
+            self.app.router.add_route(route.method, route.path, make_handler(route))
+        self.app.router.add_get("/api/v1/openapi.json", self._openapi)
+        self.app.router.add_get("/metrics", metrics_handler)
+        self.app.router.add_get("/ws", self.ws.handle)
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._invalidators: list[InlineSubscription] = []
+        self.port: int | None = None
+
+    def bind(self, **services: Any) -> None:
+        """Attach services by name (``queries=``, ``feeds=``...) before :meth:`start`;
+        ``None`` leaves a service absent (its endpoints answer 404)."""
+        for name, value in services.items():
+            key = _SERVICE_KEYS.get(name)
+            if key is None:
+                raise TypeError(f"unknown API service {name!r}: one of {sorted(_SERVICE_KEYS)}")
+            if value is not None:
+                self.app[key] = value
+
+    def _components(self) -> dict[str, str]:
+        return {
+            svc.CAPABILITY_NAMES[key]: "available" if self.app.get(key) is not None else "absent"
+            for key in _SERVICE_KEYS.values()
+        }
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._openapi_body, content_type="application/json")
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server (``http://127.0.0.1:PORT``)."""
+        if self.port is None:
+            raise RuntimeError("the API server is not running")
+        host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        cfg = self.config
+        if self.late_services is not None:
+            # services built after the API (feeds start last) are bound here
+            self.bind(**{k: v for k, v in self.late_services().items() if v is not None})
+        if not cfg.tokens and not cfg.is_loopback:
+            raise ConfigError(
+                f"api.host {cfg.host!r} is not a loopback address and api.tokens is empty: "
+                "refusing to serve the API unauthenticated on the network (configure tokens "
+                "or bind 127.0.0.1)"
+            )
+        self._invalidators = [
+            self.hub.subscribe(
+                Anomaly, lambda ev: self.cache.invalidate("anomalies"), name="api.cache.anomalies"
+            ),
+            self.hub.subscribe(
+                NotificationRecord,
+                lambda ev: self.cache.invalidate("notifications"),
+                name="api.cache.notifications",
+            ),
+        ]
+        self._runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=cfg.shutdown_timeout_s
+        )
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, cfg.host, cfg.port, reuse_address=True)
+        try:
+            await self._site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ConfigError(
+                f"api: cannot listen on {cfg.host}:{cfg.port} ({exc.strerror})"
+            ) from None
+        addresses = self._runner.addresses  # the bound port (api.port: 0 = ephemeral)
+        self.port = int(addresses[0][1]) if addresses else cfg.port
+        log.info(
+            "api.listening",
+            host=cfg.host,
+            port=self.port,
+            tokens=len(cfg.tokens),
+            public_read=cfg.public_read,
+        )
+
+    async def stop(self) -> None:
+        for sub in self._invalidators:
+            sub.close()
+        self._invalidators = []
+        await self.ws.close_all(timeout=min(2.0, self.config.shutdown_timeout_s))
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.port = None

@@ -1,0 +1,170 @@
+"""What the API calls on the other subsystems: small Protocols, one per capability.
+
+``ApiServer`` takes each service as an optional keyword argument; an endpoint whose service
+is absent answers 404. Handlers reach the services through the typed ``web.AppKey``s below.
+Rows returned by queries may be dicts or objects with attributes: the response models read
+both (``from_attributes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from cryptomon.clock import Clock
+from cryptomon.events import BookSnapshot, BookTop, Ticker, Trade
+from cryptomon.hub import Hub
+
+Page = tuple[Sequence[Any], str | None]
+
+
+class StoreQueries(Protocol):
+    """Read side of the store (``cryptomon.store.queries.Queries``)."""
+
+    async def anomalies(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        kind: str | None = None,
+        min_severity: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page: ...
+
+    async def anomaly_stats(
+        self, *, since: float | None = None, until: float | None = None
+    ) -> Mapping[str, Any]: ...
+
+    async def candles(
+        self,
+        *,
+        exchange: str,
+        symbol: str,
+        interval: str,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 500,
+    ) -> Sequence[Any]: ...
+
+    async def notifications(
+        self, *, channel: str | None = None, status: str | None = None, limit: int = 100
+    ) -> Sequence[Any]: ...
+
+
+class Database(Protocol):
+    """``cryptomon.store.db.Database``: reachability for ``/ready``."""
+
+    async def ping(self) -> bool: ...
+
+
+class Market(Protocol):
+    """``cryptomon.feeds.state.MarketState``: the live market in memory."""
+
+    def top(self, exchange: str, symbol: str) -> BookTop | None: ...
+
+    def snapshot(self, exchange: str, symbol: str) -> BookSnapshot | None: ...
+
+    def ticker(self, exchange: str, symbol: str) -> Ticker | None: ...
+
+    def trades(self, exchange: str, symbol: str, limit: int = 100) -> list[Trade]: ...
+
+    def mid(self, exchange: str, symbol: str) -> float | None: ...
+
+    def is_stale(self, exchange: str, symbol: str) -> bool: ...
+
+    def markets(self) -> list[tuple[str, str]]: ...
+
+
+class Feeds(Protocol):
+    """The feed manager: per exchange and channel health."""
+
+    def health(self) -> Mapping[str, Any]: ...
+
+
+class Detectors(Protocol):
+    """The detector engine: anomalies by kind, latency histogram."""
+
+    def stats(self) -> Mapping[str, Any]: ...
+
+
+class Notifier(Protocol):
+    """``cryptomon.notify.router.NotificationRouter``."""
+
+    def channels_redacted(self) -> Sequence[Mapping[str, Any]]: ...
+
+    def update_routing(self, name: str, **fields: Any) -> Mapping[str, Any]: ...
+
+    async def send_test(self, channel: str | None = None) -> Mapping[str, Mapping[str, Any]]: ...
+
+    def stats(self) -> Mapping[str, Any]: ...
+
+
+class Trading(Protocol):
+    """The order engine: positions, orders, manual orders through the risk checks, limits."""
+
+    def risk_config(self) -> Mapping[str, Any]: ...
+
+    async def update_risk_config(self, *, actor: str, **fields: Any) -> Mapping[str, Any]: ...
+
+    def positions(self) -> Sequence[Any]: ...
+
+    async def orders(
+        self, *, symbol: str | None = None, open_only: bool = False, limit: int = 100
+    ) -> Sequence[Any]: ...
+
+    async def place_manual_order(
+        self,
+        *,
+        actor: str,
+        exchange: str,
+        symbol: str,
+        side: str,
+        type: str,
+        amount: Any,
+        price: Any = None,
+        stop_loss: Any = None,
+        take_profit: Any = None,
+    ) -> Any: ...
+
+    async def cancel_order(self, client_order_id: str, *, actor: str) -> Any: ...
+
+    async def kill_switch(self, *, actor: str, reason: str, engage: bool = True) -> Any: ...
+
+    def stats(self) -> Mapping[str, Any]: ...
+
+    def risk_state(self) -> str: ...
+
+    def reconciled(self) -> bool: ...
+
+
+class Stats(Protocol):
+    def stats(self) -> Mapping[str, Any]: ...
+
+
+# Typed application keys: the only way handlers reach services.
+HUB = web.AppKey("hub", Hub)
+CLOCK = web.AppKey("clock", Clock)
+QUERIES = web.AppKey("queries", StoreQueries)
+DATABASE = web.AppKey("database", Database)
+MARKET = web.AppKey("market", Market)
+FEEDS = web.AppKey("feeds", Feeds)
+DETECTORS = web.AppKey("detectors", Detectors)
+NOTIFIER = web.AppKey("notifier", Notifier)
+TRADING = web.AppKey("trading", Trading)
+WRITER = web.AppKey("writer", Stats)
+
+CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
+    QUERIES: "store",
+    DATABASE: "database",
+    MARKET: "market data",
+    FEEDS: "feeds",
+    DETECTORS: "detection",
+    NOTIFIER: "notifications",
+    TRADING: "trading",
+    WRITER: "store writer",
+}

@@ -1,0 +1,332 @@
+"""WebSocket ``GET /ws``: live events pushed to subscribed clients.
+
+Client messages: ``{"msg_type": "Subscribe"|"Unsubscribe"|"Ping", "data": {"channel": ...,
+"symbols": [...], "exchanges": [...]}}``. The server pushes ``{"channel", "data"}``; replies
+use the channels ``subscribed``, ``unsubscribed``, ``pong``, ``error`` and ``notice``.
+
+Each client has a bounded queue of serialized messages. A slow client loses its oldest
+messages (counted; a ``notice`` with the count is sent before the next message); a send that
+stays blocked for ``ws_send_timeout_s`` disconnects it. Hub handlers only append to deques:
+the daemon never waits for a client. A channel has a hub subscription only while some client
+is subscribed to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections import deque
+from dataclasses import fields
+from typing import Any, Literal
+
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cryptomon.api.errors import ApiError
+from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
+from cryptomon.clock import Clock
+from cryptomon.config import ApiConfig, normalize_symbol
+from cryptomon.events import (
+    Anomaly,
+    BookSnapshot,
+    BookTop,
+    Event,
+    FeedStatus,
+    Fill,
+    OrderUpdate,
+    PositionUpdate,
+    Ticker,
+    Trade,
+)
+from cryptomon.hub import Hub, InlineSubscription
+
+log = structlog.get_logger()
+
+Channel = Literal["anomalies", "trades", "book", "ticker", "orders", "positions", "feeds"]
+CHANNELS: dict[str, tuple[type[Event], ...]] = {
+    "anomalies": (Anomaly,),
+    "trades": (Trade,),
+    "book": (BookTop, BookSnapshot),
+    "ticker": (Ticker,),
+    "orders": (OrderUpdate, Fill),
+    "positions": (PositionUpdate,),
+    "feeds": (FeedStatus,),
+}
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def event_payload(channel: str, ev: Event) -> str:
+    """``{"channel", "data"}`` JSON text of one event (Decimals as strings)."""
+    cls = type(ev)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(ev))
+    data = {n: getattr(ev, n) for n in names}
+    data["type"] = cls.__name__
+    return json.dumps({"channel": channel, "data": data}, default=str)
+
+
+class SubscriptionData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    symbols: list[str] | None = Field(default=None, max_length=500)
+    exchanges: list[str] | None = Field(default=None, max_length=100)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [normalize_symbol(s) for s in v]
+
+    @field_validator("exchanges")
+    @classmethod
+    def _exchanges(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [e.strip().lower() for e in v]
+
+
+class ClientMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    msg_type: Literal["Subscribe", "Unsubscribe", "Ping"]
+    data: SubscriptionData | None = None
+
+
+class WsClient:
+    """One connection: filters per channel, a bounded queue and its sender task."""
+
+    def __init__(
+        self, cid: int, ws: web.WebSocketResponse, request: web.Request, maxsize: int
+    ) -> None:
+        self.id = cid
+        self.ws = ws
+        self.request = request
+        self.queue: deque[str] = deque()
+        self.maxsize = maxsize
+        self.filters: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {}
+        self.dropped = 0
+        self.unnoticed = 0
+        self.sent = 0
+        self.wake = asyncio.Event()
+
+    def matches(self, channel: str, ev: Event) -> bool:
+        flt = self.filters.get(channel)
+        if flt is None:
+            return False
+        exchanges, symbols = flt
+        if exchanges is not None and ev.exchange not in exchanges:
+            return False
+        return symbols is None or ev.symbol in symbols or not ev.symbol
+
+    def put(self, text: str) -> bool:
+        """Queue ``text``; returns True when an older message was dropped for it."""
+        dropped = False
+        if len(self.queue) >= self.maxsize:
+            self.queue.popleft()
+            self.dropped += 1
+            self.unnoticed += 1
+            dropped = True
+        self.queue.append(text)
+        self.wake.set()
+        return dropped
+
+
+class WsManager:
+    """Connections, per-channel hub subscriptions, the fan-out and the counters."""
+
+    def __init__(self, *, hub: Hub, config: ApiConfig, clock: Clock) -> None:
+        self.hub = hub
+        self.config = config
+        self.clock = clock
+        self.clients: dict[int, WsClient] = {}
+        self._ids = itertools.count(1)
+        self._by_channel: dict[str, set[WsClient]] = {c: set() for c in CHANNELS}
+        self._hub_subs: dict[str, InlineSubscription] = {}
+        self.dropped = 0
+        self.disconnected_slow = 0
+        self.rejected = 0
+        self.connected_total = 0
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "clients": len(self.clients),
+            "connected_total": self.connected_total,
+            "rejected": self.rejected,
+            "dropped": self.dropped,
+            "disconnected_slow": self.disconnected_slow,
+            "queued": sum(len(c.queue) for c in self.clients.values()),
+            "channels": {c: len(s) for c, s in self._by_channel.items() if s},
+        }
+
+    # ------------------------------------------------------------------ fan-out
+
+    def _fanout(self, channel: str) -> Any:
+        clients = self._by_channel[channel]
+
+        def on_event(ev: Event) -> None:
+            text: str | None = None
+            for client in clients:
+                if client.matches(channel, ev):
+                    if text is None:
+                        text = event_payload(channel, ev)
+                    if client.put(text):
+                        self.dropped += 1
+
+        on_event.__qualname__ = f"api.ws.{channel}"
+        return on_event
+
+    def _subscribe(self, client: WsClient, sub: SubscriptionData) -> None:
+        ch = sub.channel
+        client.filters[ch] = (
+            None if sub.exchanges is None else frozenset(sub.exchanges),
+            None if sub.symbols is None else frozenset(sub.symbols),
+        )
+        self._by_channel[ch].add(client)
+        if ch not in self._hub_subs:
+            self._hub_subs[ch] = self.hub.subscribe(
+                CHANNELS[ch], self._fanout(ch), name=f"api.ws.{ch}"
+            )
+
+    def _unsubscribe(self, client: WsClient, channel: str) -> None:
+        client.filters.pop(channel, None)
+        members = self._by_channel[channel]
+        members.discard(client)
+        if not members and channel in self._hub_subs:
+            self.hub.unsubscribe(self._hub_subs.pop(channel))
+
+    # ------------------------------------------------------------------ connection
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /ws``: authenticate (read scope), enforce the client cap, then serve."""
+        ctx = request.app[CONTEXT]
+        header = request.headers.get("Authorization")
+        token = request.query.get("token")
+        if header is None and token:
+            header = f"Bearer {token}"
+        request[PRINCIPAL] = ctx.auth.authenticate(header, client_address(request), "read")
+        if len(self.clients) >= self.config.ws_max_clients:
+            self.rejected += 1
+            raise ApiError(
+                503,
+                f"WebSocket client limit reached ({self.config.ws_max_clients})",
+                code="too_many_clients",
+                headers={"Retry-After": "5"},
+            )
+        ws = web.WebSocketResponse(
+            heartbeat=self.config.ws_heartbeat_s, max_msg_size=self.config.max_body_bytes
+        )
+        await ws.prepare(request)
+        client = WsClient(next(self._ids), ws, request, self.config.ws_queue_size)
+        self.clients[client.id] = client
+        self.connected_total += 1
+        sender = asyncio.get_running_loop().create_task(
+            self._send_loop(client), name=f"api.ws.send:{client.id}"
+        )
+        log.info("api.ws_connected", client_id=client.id, client=client_address(request))
+        try:
+            await self._receive_loop(client)
+        finally:
+            for ch in list(client.filters):
+                self._unsubscribe(client, ch)
+            self.clients.pop(client.id, None)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            if not ws.closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 1.0)
+            log.info(
+                "api.ws_disconnected", client_id=client.id, dropped=client.dropped, sent=client.sent
+            )
+        return ws
+
+    async def _receive_loop(self, client: WsClient) -> None:
+        async for msg in client.ws:
+            if msg.type == WSMsgType.TEXT:
+                reply = self._on_text(client, msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                reply = _error("binary messages are not supported; send JSON text")
+            else:  # ERROR / CLOSE are ended by the iterator
+                continue
+            self._control(client, reply)
+
+    def _control(self, client: WsClient, reply: dict[str, Any]) -> None:
+        """Replies go through the client's queue, in order with the events."""
+        client.put(json.dumps(reply, default=str))
+
+    def _on_text(self, client: WsClient, text: str) -> dict[str, Any]:
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            return _error(f"message is not valid JSON: {exc}")
+        try:
+            msg = ClientMessage.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+            return _error(f"{where}: {first['msg']}", field=where)
+        if msg.msg_type == "Ping":
+            return {"channel": "pong", "data": {"ts": self.clock.time()}}
+        if msg.data is None:
+            return _error(f"data: {msg.msg_type} needs data.channel", field="data")
+        if msg.msg_type == "Subscribe":
+            self._subscribe(client, msg.data)
+            return {"channel": "subscribed", "data": msg.data.model_dump()}
+        self._unsubscribe(client, msg.data.channel)
+        return {"channel": "unsubscribed", "data": {"channel": msg.data.channel}}
+
+    async def _send_loop(self, client: WsClient) -> None:
+        q = client.queue
+        timeout = self.config.ws_send_timeout_s
+        try:
+            while not client.ws.closed:
+                await client.wake.wait()
+                client.wake.clear()
+                while q and not client.ws.closed:
+                    if client.unnoticed:
+                        notice = {
+                            "channel": "notice",
+                            "data": {
+                                "code": "dropped",
+                                "dropped": client.unnoticed,
+                                "dropped_total": client.dropped,
+                                "message": "client too slow: oldest messages dropped",
+                            },
+                        }
+                        client.unnoticed = 0
+                        await asyncio.wait_for(client.ws.send_str(json.dumps(notice)), timeout)
+                        continue
+                    await asyncio.wait_for(client.ws.send_str(q.popleft()), timeout)
+                    client.sent += 1
+        except TimeoutError:
+            self.disconnected_slow += 1
+            log.warning(
+                "api.ws_slow_client_disconnected",
+                client_id=client.id,
+                queued=len(q),
+                dropped=client.dropped,
+            )
+            transport = client.request.transport
+            if transport is not None:
+                transport.abort()
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("api.ws_send_failed", client_id=client.id, error=repr(exc))
+
+    async def close_all(self, timeout: float) -> None:
+        """Close every connection (going away) within ``timeout`` seconds."""
+
+        async def close(c: WsClient) -> None:
+            with contextlib.suppress(Exception):
+                await c.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+        if self.clients:
+            await asyncio.wait(
+                [asyncio.ensure_future(close(c)) for c in list(self.clients.values())],
+                timeout=timeout,
+            )
+
+
+def _error(message: str, *, field: str | None = None) -> dict[str, Any]:
+    return {"channel": "error", "data": {"message": message, "field": field}}
