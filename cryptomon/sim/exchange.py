@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import structlog
@@ -42,7 +43,7 @@ from cryptomon.sim.market import MarketModel, Side, SymbolMarket
 log = structlog.get_logger()
 
 CHANNELS = ("aggTrade", "depth", "bookTicker", "kline")
-StepHook = Callable[["SimExchange", float], None]
+StepHook = Callable[["SimExchange", float], Awaitable[None] | None]
 
 
 class _Client:
@@ -99,7 +100,7 @@ class SimExchange:
         self.app.router.add_routes(list(routes))
 
     def add_step_hook(self, hook: StepHook) -> None:
-        """Call ``hook(sim, now)`` at the start of every step (scenarios inject here)."""
+        """Call ``hook(sim, now)`` (sync, or returning an awaitable) at the start of every step."""
         self._hooks.append(hook)
 
     async def start(self, *, run: bool = True) -> None:
@@ -158,7 +159,9 @@ class SimExchange:
         """One model step: hooks, model, then every resulting message to every client."""
         now = self.clock.time()
         for hook in list(self._hooks):
-            hook(self, now)
+            result = hook(self, now)
+            if inspect.isawaitable(result):
+                await result
         self.market.step(self.interval, now)
         await self.flush(now)
 
