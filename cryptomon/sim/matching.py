@@ -271,6 +271,7 @@ class MatchingEngine:
     # ------------------------------------------------------------------ queries
 
     def order(self, symbol: str, *, order_id: int | None, client_order_id: str | None) -> SimOrder:
+        self.spec(symbol)
         oid = order_id if order_id is not None else self._by_client.get(client_order_id or "")
         found = self.orders.get(oid) if oid is not None else None
         if found is None or found.symbol != symbol:
@@ -559,6 +560,7 @@ class MatchingEngine:
 
     def cancel(self, symbol: str, *, order_id: int | None, client_order_id: str | None) -> SimOrder:
         """Cancel an open order; ``-2011 Unknown order sent.`` when it is not open."""
+        self.spec(symbol)
         try:
             order = self.order(symbol, order_id=order_id, client_order_id=client_order_id)
         except SimError:

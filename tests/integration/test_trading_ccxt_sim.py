@@ -35,7 +35,7 @@ class Venue:
 def intent(cid: str, side: str = "buy", type_: str = "market", amount: str = "0.01", **kw):
     now = time.time()
     return OrderIntent(
-        exchange="binance",
+        exchange="simulator",
         symbol="BTC-USDT",
         ts=now,
         ts_recv=now,
@@ -62,7 +62,7 @@ async def venue() -> AsyncIterator[Venue]:
         balances={"USDT": Decimal(10_000), "BTC": Decimal("0.5")},
     )
     await sim.start(run=False)
-    broker = CcxtBroker(live_config(sim.rest_url), clock=clock)
+    broker = CcxtBroker(live_config(sim.rest_url), clock=clock, exchange_name="simulator")
     await broker.start()
     try:
         yield Venue(sim, endpoints, broker, clock)
@@ -78,13 +78,14 @@ def best(venue: Venue) -> tuple[float, float]:
 
 @pytest.mark.asyncio
 async def test_market_info_comes_from_the_simulator_filters(venue: Venue) -> None:
-    """MarketInfo carries the tick, lot and min notional the simulator publishes."""
+    """MarketInfo carries the simulator's tick, lot and min notional; no native SL/TP legs on
+    spot (two resting sells would both lock the base asset)."""
     info = await venue.broker.market("BTC-USDT")
     assert (info.base, info.quote) == ("BTC", "USDT")
     assert info.tick_size == Decimal("0.01")
     assert info.lot_size == Decimal("0.00001")
     assert info.min_notional == Decimal(5)
-    assert info.native_stop_loss is True
+    assert info.native_stop_loss is False
 
 
 @pytest.mark.asyncio
@@ -97,6 +98,7 @@ async def test_market_buy_fills_at_the_book_with_taker_fee_and_moves_balances(
     order = await venue.broker.place_order(intent("cm-mkt-1", amount="0.01"))
     assert order.state is OrderState.FILLED
     assert order.client_order_id == "cm-mkt-1"
+    assert {f.exchange for f in order.fills} == {"simulator"}
     assert order.filled == Decimal("0.01")
     assert sum(f.amount for f in order.fills) == Decimal("0.01")
     assert order.fills[0].price == Decimal(str(ask))
@@ -108,6 +110,10 @@ async def test_market_buy_fills_at_the_book_with_taker_fee_and_moves_balances(
     assert before["USDT"] - after["USDT"] == cost + fee
     sim_order = venue.endpoints.engine.orders[1]
     assert sim_order.client_order_id == "cm-mkt-1"
+    fetched = await venue.broker.fetch_fills("BTC-USDT")
+    assert [(f.trade_id, f.client_order_id) for f in fetched] == [
+        (f.trade_id, "cm-mkt-1") for f in order.fills
+    ]
 
 
 @pytest.mark.asyncio
@@ -235,9 +241,10 @@ async def test_resting_limit_fills_as_maker_when_the_market_moves_through_it(
     assert order.state is OrderState.FILLED
     assert [(f.price, f.liquidity) for f in order.fills] == [(price, "maker")]
     fills = await venue.broker.fetch_fills("BTC-USDT")
-    assert [(f.client_order_id, f.fee) for f in fills] == [
-        ("cm-tp-1", price * Decimal("0.01") * Decimal("0.001"))
+    assert [(f.exchange, f.client_order_id, f.fee) for f in fills] == [
+        ("simulator", "cm-tp-1", price * Decimal("0.01") * Decimal("0.001"))
     ]
+    assert fills[0].trade_id == order.fills[0].trade_id
 
 
 @pytest.mark.asyncio

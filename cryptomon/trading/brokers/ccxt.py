@@ -29,7 +29,7 @@ import structlog
 from pydantic import SecretStr
 
 from cryptomon.clock import Clock, LiveClock
-from cryptomon.errors import ConfigError, FatalError, TemporaryError, backoff_delays
+from cryptomon.errors import ConfigError, FatalError, Problem, TemporaryError, backoff_delays
 from cryptomon.events import Fill, OrderIntent, OrderState
 from cryptomon.trading.brokers.base import (
     BrokerOrder,
@@ -131,6 +131,12 @@ class CcxtBroker:
         self.exchange: Any = None
         self._order_ids: dict[str, str] = {}  # exchange order id -> client order id
 
+    @classmethod
+    def from_config(cls, trading: Any, *, clock: Clock | None = None) -> CcxtBroker:
+        """The live broker of a ``TradingConfig``: ``trading.live`` settings; events carry the
+        traded market data exchange (``trading.exchange``, else the ccxt id)."""
+        return cls(trading.live, clock=clock, exchange_name=trading.exchange or None)
+
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> Any:
@@ -138,7 +144,15 @@ class CcxtBroker:
 
         cls = getattr(ccxt_async, self.exchange_id, None)
         if cls is None or not isinstance(cls, type):
-            raise ConfigError(f"trading.live.exchange: {self.exchange_id!r} is not a ccxt exchange")
+            raise ConfigError(
+                [
+                    Problem(
+                        "trading.live.exchange",
+                        self.exchange_id,
+                        "a ccxt exchange id such as binance, kraken or okx",
+                    )
+                ]
+            )
         s = self.settings
         options: dict[str, Any] = {
             **EXCHANGE_OPTIONS.get(self.exchange_id, {}),
@@ -245,7 +259,15 @@ class CcxtBroker:
         lot = self._step(ex, precision.get("amount"))
         leverage = _dec((limits.get("leverage") or {}).get("max")) or Decimal(1)
         has = ex.has or {}
-        native = bool(self.settings.native_stop_loss and has.get("createStopLossOrder"))
+        # Venue-side protection needs both legs (stop-loss and take-profit) resting at once.
+        # On spot markets each resting sell locks the base asset, so the second leg would be
+        # refused for insufficient balance: native legs only on contract markets.
+        native = bool(
+            self.settings.native_stop_loss
+            and has.get("createStopLossOrder")
+            and has.get("createTakeProfitOrder")
+            and m.get("contract")
+        )
         return MarketInfo(
             symbol=symbol,
             base=m["base"],
@@ -468,11 +490,14 @@ class CcxtBroker:
         else:
             state = _STATES.get(str(status), OrderState.UNKNOWN)
         order_type = intent.type if intent is not None else self._order_type(raw)
-        fills = tuple(self._fill(t, m, cid, raw=raw) for t in raw.get("trades") or ())
+        fills = tuple(
+            self._fill(t, m, cid, raw=raw, exchange=intent.exchange if intent else None)
+            for t in raw.get("trades") or ()
+        )
         ts = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
         return BrokerOrder(
             client_order_id=cid,
-            exchange=self.exchange_name,
+            exchange=intent.exchange if intent is not None else self.exchange_name,
             symbol=self._symbol(m),
             state=state,
             side=str(raw.get("side") or (intent.side if intent else "")),
@@ -496,7 +521,13 @@ class CcxtBroker:
         return "limit" if base == "limit" else "market"
 
     def _fill(
-        self, t: dict[str, Any], m: dict[str, Any], cid: str, *, raw: dict[str, Any] | None = None
+        self,
+        t: dict[str, Any],
+        m: dict[str, Any],
+        cid: str,
+        *,
+        raw: dict[str, Any] | None = None,
+        exchange: str | None = None,
     ) -> Fill:
         fee = t.get("fee") or {}
         ts_ms = t.get("timestamp") or (raw or {}).get("timestamp")
@@ -504,7 +535,7 @@ class CcxtBroker:
         oid = t.get("order") or (raw or {}).get("id")
         side = t.get("side") or (raw or {}).get("side") or ""
         return Fill(
-            exchange=self.exchange_name,
+            exchange=exchange or self.exchange_name,
             symbol=self._symbol(m),
             ts=ts_ms / 1000 if ts_ms else now,
             ts_recv=now,

@@ -1,0 +1,104 @@
+"""CcxtBroker construction and configuration: URL rewriting, exchange options as data,
+secrets from the environment or files, clear errors for bad settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cryptomon.config import LiveTradingConfig, load_settings
+from cryptomon.errors import ConfigError, TemporaryError
+from cryptomon.trading.brokers.ccxt import EXCHANGE_OPTIONS, CcxtBroker, rewrite_origin
+
+
+def test_rewrite_origin_keeps_the_path() -> None:
+    """Only scheme and host change when pointing ccxt at the simulator."""
+    assert (
+        rewrite_origin("https://api.binance.com/api/v3", "http://127.0.0.1:9/")
+        == "http://127.0.0.1:9/api/v3"
+    )
+    assert rewrite_origin("https://x.test", "http://h:1") == "http://h:1"
+
+
+def test_build_points_every_api_url_at_the_base_url_and_applies_options() -> None:
+    """url rewrites every API section; per-exchange options, then the user's, are applied;
+    ccxt's own retries are off."""
+    cfg = LiveTradingConfig(
+        exchange="binance",
+        api_key="k",
+        secret="s",
+        url="http://127.0.0.1:5555",
+        options={"recvWindow": 7000, "adjustForTimeDifference": True},
+    )
+    ex = CcxtBroker(cfg)._build()
+    api = ex.urls["api"]
+    assert api["public"] == "http://127.0.0.1:5555/api/v3"
+    assert api["private"] == "http://127.0.0.1:5555/api/v3"
+    assert all(v.startswith("http://127.0.0.1:5555/") for v in api.values())
+    assert ex.options["fetchCurrencies"] is EXCHANGE_OPTIONS["binance"]["fetchCurrencies"]
+    assert ex.options["recvWindow"] == 7000
+    assert ex.options["adjustForTimeDifference"] is True
+    assert ex.options["maxRetriesOnFailure"] == 0
+    assert ex.enableRateLimit is True
+    assert (ex.apiKey, ex.secret) == ("k", "s")
+
+
+def test_other_exchanges_build_without_name_branches() -> None:
+    """Any ccxt exchange id builds; per-API url overrides are applied as given."""
+    cfg = LiveTradingConfig(exchange="kraken", api_key="k", secret="czM=")
+    broker = CcxtBroker(cfg, urls={"public": "http://127.0.0.1:1/public"})
+    ex = broker._build()
+    assert ex.id == "kraken"
+    assert ex.urls["api"]["public"] == "http://127.0.0.1:1/public"
+    assert broker.name == "ccxt:kraken"
+
+
+def test_unknown_exchange_is_a_config_error_naming_the_key() -> None:
+    """A typo in the exchange id is reported as a config problem, not a traceback."""
+    with pytest.raises(ConfigError) as info:
+        CcxtBroker(LiveTradingConfig(exchange="nosuchex"))._build()
+    assert str(info.value) == (
+        "trading.live.exchange: got 'nosuchex'; expected a ccxt exchange id such as binance, "
+        "kraken or okx"
+    )
+
+
+def test_keys_come_from_files_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """api_key_file / secret_file and CRYPTOMON_TRADING__LIVE__* fill the secrets."""
+    (tmp_path / "key").write_text("file-key\n")
+    monkeypatch.setenv("CRYPTOMON_TRADING__LIVE__SECRET", "env-secret")
+    settings = load_settings(data={"trading": {"live": {"api_key_file": str(tmp_path / "key")}}})
+    ex = CcxtBroker(settings.trading.live)._build()
+    assert (ex.apiKey, ex.secret) == ("file-key", "env-secret")
+    assert "file-key" in settings.secret_values()
+    assert "env-secret" in settings.secret_values()
+
+
+def test_from_config_labels_events_with_the_traded_exchange() -> None:
+    """Fills and orders carry trading.exchange (the market data name), else the ccxt id."""
+    settings = load_settings(data={"trading": {"exchange": "simulator"}})
+    assert CcxtBroker.from_config(settings.trading).exchange_name == "simulator"
+    plain = load_settings(data={})
+    assert CcxtBroker.from_config(plain.trading).exchange_name == "binance"
+
+
+@pytest.mark.asyncio
+async def test_calls_before_start_are_temporary_errors() -> None:
+    """Using the broker before start() raises a TemporaryError, not an AttributeError."""
+    broker = CcxtBroker(LiveTradingConfig())
+    with pytest.raises(TemporaryError, match="not started"):
+        await broker.fetch_balances()
+
+
+@pytest.mark.asyncio
+async def test_unreachable_venue_fails_start_with_a_temporary_error() -> None:
+    """start() against a closed port retries, then raises TemporaryError and cleans up."""
+    broker = CcxtBroker(
+        LiveTradingConfig(url="http://127.0.0.1:9", timeout_ms=500), read_attempts=2
+    )
+    with pytest.raises(TemporaryError, match="ccxt:binance"):
+        await broker.start()
+    assert broker.exchange is None
