@@ -183,6 +183,7 @@ if TYPE_CHECKING:
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.writer import StoreWriter
+    from cryptomon.trading.engine import TradingEngine
 
 
 @dataclass
@@ -195,6 +196,7 @@ class Services:
     store_writer: StoreWriter | None = None  # its stats() feed /metrics, set by _build_store
     feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics, by _build_feeds
     market: MarketState | None = None  # latest market state; the first builder needing it creates it
+    trading: TradingEngine | None = None  # order engine for the API, set by _build_trading
 
 
 def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None = None) -> App:
@@ -257,7 +259,36 @@ def _build_detect(
 def _build_trading(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
 ) -> list[Component]:
-    return []
+    from cryptomon.feeds.state import MarketState
+    from cryptomon.trading.brokers.base import Broker
+    from cryptomon.trading.engine import TradingEngine
+    from cryptomon.trading.journal import Journal, MemoryJournal, StoreJournal
+    from cryptomon.trading.signals import SignalGenerator
+
+    cfg = settings.trading
+    if services.market is None:
+        services.market = MarketState(hub=hub)
+    market = services.market
+    broker: Broker
+    if cfg.mode == "live":
+        from cryptomon.trading.brokers.ccxt import CcxtBroker  # the live engineer's module
+
+        broker = CcxtBroker.from_config(cfg, clock=clock)
+    else:
+        from cryptomon.trading.brokers.paper import PaperBroker
+
+        broker = PaperBroker(
+            config=cfg.paper, market=market, hub=hub, clock=clock, allow_short=cfg.allow_short
+        )
+    journal: Journal = (
+        StoreJournal(db=services.db) if services.db is not None else MemoryJournal(hub=hub)
+    )
+    signals = SignalGenerator(config=cfg, hub=hub, clock=clock, market=market)
+    engine = TradingEngine(
+        config=cfg, hub=hub, clock=clock, broker=broker, market=market, journal=journal
+    )
+    services.trading = engine
+    return [signals, engine]
 
 
 def _build_api(

@@ -1,0 +1,307 @@
+"""Paper broker: a simulated venue that fills against the live market data.
+
+- Market orders walk the latest book (``MarketState.snapshot`` levels, with the newer
+  ``BookTop`` replacing stale best levels) and pay the taker fee; what the visible book cannot
+  fill expires (IOC), like a venue market order on a thin book.
+- Limit orders that cross the book on arrival take liquidity up to their price (taker); the
+  rest rests and fills at its limit price when a public trade crosses it (maker fee),
+  up to the trade's size.
+- Balances per currency, starting with ``starting_balance`` of ``quote_currency``. Buys need
+  the quote (price * amount + fee); sells need the base unless shorting is allowed.
+- Client order ids are unique: placing the same id again returns the existing order (a venue
+  would refuse the duplicate; the engine never resends, this is a second guard).
+
+Fills of resting orders happen outside ``place_order``: the engine registers a callback with
+:meth:`set_listener` and also polls :meth:`fetch_order`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import structlog
+
+from cryptomon.clock import Clock
+from cryptomon.events import Fill, OrderIntent, OrderState, Trade
+from cryptomon.feeds.state import MarketState
+from cryptomon.hub import Hub
+from cryptomon.trading.brokers.base import BrokerOrder, MarketInfo, OrderRejectedError
+
+if TYPE_CHECKING:
+    from cryptomon.config import PaperBrokerConfig
+
+log = structlog.get_logger()
+ZERO = Decimal(0)
+
+
+def d(x: float) -> Decimal:
+    return Decimal(str(x))
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """``BTC-USDT`` -> (``BTC``, ``USDT``)."""
+    base, _, quote = symbol.rpartition("-")
+    return (base or symbol), quote
+
+
+class _PaperOrder:
+    __slots__ = ("exchange_order_id", "fills", "intent", "state")
+
+    def __init__(self, intent: OrderIntent, exchange_order_id: str) -> None:
+        self.intent = intent
+        self.exchange_order_id = exchange_order_id
+        self.state = OrderState.SUBMITTED
+        self.fills: list[Fill] = []
+
+    @property
+    def filled(self) -> Decimal:
+        return sum((f.amount for f in self.fills), ZERO)
+
+
+class PaperBroker:
+    """The default broker: no money moves, fills follow the real book."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        *,
+        config: PaperBrokerConfig,
+        market: MarketState,
+        hub: Hub,
+        clock: Clock,
+        allow_short: bool = False,
+    ) -> None:
+        self.config = config
+        self.market_state = market
+        self.hub = hub
+        self.clock = clock
+        self.allow_short = allow_short
+        self.quote = config.quote_currency
+        self.balances: dict[str, Decimal] = {self.quote: d(config.starting_balance)}
+        self._orders: dict[str, _PaperOrder] = {}
+        self._seq = 0
+        self._listener: Callable[[BrokerOrder], None] | None = None
+        self._sub = hub.subscribe(Trade, self._on_trade, name="paper-broker.trade")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._sub.close()
+
+    def set_listener(self, callback: Callable[[BrokerOrder], None] | None) -> None:
+        """Called with the order after each fill that happens outside ``place_order``."""
+        self._listener = callback
+
+    def restore(self, balances: dict[str, Decimal]) -> None:
+        """Start from known balances (the engine's persisted state after a restart)."""
+        self.balances = dict(balances)
+
+    # ------------------------------------------------------------------ protocol
+
+    async def market(self, symbol: str) -> MarketInfo:
+        base, quote = split_symbol(symbol)
+        return MarketInfo(
+            symbol=symbol,
+            base=base,
+            quote=quote,
+            tick_size=d(self.config.tick_size),
+            lot_size=d(self.config.lot_size),
+            min_notional=d(self.config.min_notional),
+            native_stop_loss=False,
+        )
+
+    async def place_order(self, intent: OrderIntent) -> BrokerOrder:
+        existing = self._orders.get(intent.client_order_id)
+        if existing is not None:
+            return self._view(existing)
+        if intent.type not in ("market", "limit"):
+            raise OrderRejectedError(
+                intent.client_order_id, f"paper supports market and limit orders, not {intent.type}"
+            )
+        if intent.type == "limit" and intent.price is None:
+            raise OrderRejectedError(intent.client_order_id, "limit order without price")
+        self._check_funds(intent)
+        self._seq += 1
+        order = _PaperOrder(intent, f"paper-{self._seq}")
+        self._orders[intent.client_order_id] = order
+        self._take(order, limit=intent.price if intent.type == "limit" else None)
+        if intent.type == "market" and order.state == OrderState.SUBMITTED:
+            filled = order.filled
+            order.state = OrderState.FILLED if filled >= intent.amount else OrderState.EXPIRED
+        return self._view(order)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> BrokerOrder:
+        order = self._orders.get(client_order_id)
+        if order is None:
+            raise OrderRejectedError(client_order_id, "unknown order")
+        if order.state in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED):
+            order.state = OrderState.CANCELED
+        return self._view(order)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
+        order = self._orders.get(client_order_id)
+        return None if order is None else self._view(order)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
+        return [
+            self._view(o)
+            for o in self._orders.values()
+            if o.state in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)
+            and (symbol is None or o.intent.symbol == symbol)
+        ]
+
+    async def fetch_fills(self, symbol: str, since: float | None = None) -> list[Fill]:
+        return [
+            f
+            for o in self._orders.values()
+            if o.intent.symbol == symbol
+            for f in o.fills
+            if since is None or f.ts >= since
+        ]
+
+    async def fetch_balances(self) -> dict[str, Decimal]:
+        return {k: v for k, v in self.balances.items() if v != 0}
+
+    # ------------------------------------------------------------------ matching
+
+    def _check_funds(self, intent: OrderIntent) -> None:
+        base, quote = split_symbol(intent.symbol)
+        if intent.side == "buy":
+            price = intent.price
+            if price is None:
+                top = self.market_state.top(intent.exchange, intent.symbol)
+                mid = self.market_state.mid(intent.exchange, intent.symbol)
+                price = d(top.ask) if top is not None else (d(mid) if mid else None)
+            if price is None:
+                raise OrderRejectedError(intent.client_order_id, "no market price")
+            need = intent.amount * price * (1 + d(self.config.taker_fee))
+            if self.balances.get(quote, ZERO) < need and not intent.reduce_only:
+                raise OrderRejectedError(
+                    intent.client_order_id,
+                    f"insufficient balance: {need} {quote} needed, "
+                    f"{self.balances.get(quote, ZERO)} available",
+                )
+        elif not self.allow_short and self.balances.get(base, ZERO) < intent.amount:
+            raise OrderRejectedError(
+                intent.client_order_id,
+                f"insufficient balance: {intent.amount} {base} needed, "
+                f"{self.balances.get(base, ZERO)} available",
+            )
+
+    def _levels(self, intent: OrderIntent) -> list[tuple[Decimal, Decimal]]:
+        """Opposite side of the book, best first, with a newer BookTop taking precedence."""
+        buy = intent.side == "buy"
+        snap = self.market_state.snapshot(intent.exchange, intent.symbol)
+        top = self.market_state.top(intent.exchange, intent.symbol)
+        levels: list[tuple[float, float]] = []
+        if snap is not None:
+            levels = list(snap.asks if buy else snap.bids)
+        if top is not None and (snap is None or top.ts >= snap.ts):
+            best = (top.ask, top.ask_size) if buy else (top.bid, top.bid_size)
+            if best[0] > 0:
+                worse = [lv for lv in levels if (lv[0] > best[0] if buy else lv[0] < best[0])]
+                levels = [best, *worse]
+        return [(d(p), d(s)) for p, s in levels if p > 0 and s > 0]
+
+    def _take(self, order: _PaperOrder, *, limit: Decimal | None) -> None:
+        intent = order.intent
+        buy = intent.side == "buy"
+        remaining = intent.amount - order.filled
+        for price, size in self._levels(intent):
+            if remaining <= 0:
+                break
+            if limit is not None and (price > limit if buy else price < limit):
+                break
+            qty = min(remaining, size)
+            self._fill(order, qty, price, "taker")
+            remaining -= qty
+        if order.filled >= intent.amount:
+            order.state = OrderState.FILLED
+        elif order.filled > 0:
+            order.state = OrderState.PARTIALLY_FILLED
+
+    def _fill(self, order: _PaperOrder, qty: Decimal, price: Decimal, liquidity: str) -> Fill:
+        intent = order.intent
+        base, quote = split_symbol(intent.symbol)
+        rate = d(self.config.taker_fee if liquidity == "taker" else self.config.maker_fee)
+        notional = qty * price
+        fee = notional * rate
+        if intent.side == "buy":
+            self.balances[quote] = self.balances.get(quote, ZERO) - notional - fee
+            self.balances[base] = self.balances.get(base, ZERO) + qty
+        else:
+            self.balances[quote] = self.balances.get(quote, ZERO) + notional - fee
+            self.balances[base] = self.balances.get(base, ZERO) - qty
+        self._seq += 1
+        now = self.clock.time()
+        fill = Fill(
+            exchange=intent.exchange,
+            symbol=intent.symbol,
+            ts=now,
+            ts_recv=now,
+            trade_id=f"paper-t{self._seq}",
+            client_order_id=intent.client_order_id,
+            side=intent.side,
+            amount=qty,
+            price=price,
+            fee=fee,
+            fee_currency=quote,
+            liquidity="taker" if liquidity == "taker" else "maker",
+            exchange_order_id=order.exchange_order_id,
+        )
+        order.fills.append(fill)
+        return fill
+
+    def _on_trade(self, trade: Trade) -> None:
+        for order in list(self._orders.values()):
+            intent = order.intent
+            if (
+                order.state not in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)
+                or intent.type != "limit"
+                or intent.symbol != trade.symbol
+                or intent.exchange != trade.exchange
+                or intent.price is None
+            ):
+                continue
+            price = d(trade.price)
+            crosses = price <= intent.price if intent.side == "buy" else price >= intent.price
+            if not crosses:
+                continue
+            qty = min(intent.amount - order.filled, d(trade.amount))
+            if qty <= 0:
+                continue
+            self._fill(order, qty, intent.price, "maker")
+            order.state = (
+                OrderState.FILLED if order.filled >= intent.amount else OrderState.PARTIALLY_FILLED
+            )
+            if self._listener is not None:
+                try:
+                    self._listener(self._view(order))
+                except Exception as exc:  # the listener must not break the hub
+                    log.error("paper.listener_failed", error=repr(exc))
+
+    def _view(self, order: _PaperOrder) -> BrokerOrder:
+        intent = order.intent
+        filled = order.filled
+        cost = sum((f.amount * f.price for f in order.fills), ZERO)
+        return BrokerOrder(
+            client_order_id=intent.client_order_id,
+            exchange=intent.exchange,
+            symbol=intent.symbol,
+            state=order.state,
+            side=intent.side,
+            type=intent.type,
+            amount=intent.amount,
+            filled=filled,
+            price=intent.price,
+            avg_price=cost / filled if filled > 0 else None,
+            exchange_order_id=order.exchange_order_id,
+            fills=tuple(order.fills),
+            ts=self.clock.time(),
+        )

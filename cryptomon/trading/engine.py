@@ -1,0 +1,614 @@
+"""The order engine: signals -> risk -> orders -> broker -> fills -> positions -> protection.
+
+``start()`` rebuilds positions from the journal's fills, re-arms the protection of open
+positions, reconciles with the broker (:mod:`cryptomon.trading.reconcile`) and only then
+leaves the ``reducing`` state it starts in; then it follows ``Signal`` and ``BookTop`` events
+and polls open orders. ``stop()`` ends its tasks (orders stay at the venue; the next start
+reconciles them).
+
+Signals (only with ``auto_trading_enabled`` and ``strength >= min_signal_strength``): a buy
+opens a long when flat, closes a short; a sell closes a long, opens a short only with
+``allow_short``. Entries are sized from ``risk_percentage`` and the stop distance, capped by
+``max_position_size``; every entry gets a stop-loss and take-profit, native when the venue
+supports it (``MarketInfo.native_stop_loss``), else emulated here from the book.
+
+API for the web layer (JSON-ready dicts; Decimals as strings):
+
+- ``positions() -> list[dict]``: open positions with avg price, mark, realized/unrealized PnL.
+- ``orders(symbol=None, open_only=False, limit=100) -> list[dict]``: newest first.
+- ``await place_manual_order(actor=, exchange=, symbol=, side=, amount=, type="market",
+  price=None, stop_loss=None, take_profit=None, reduce_only=False, request_id=None) -> dict``:
+  risk-checked like every order, audited; raises ``RiskRejected`` (``.reason``, ``.check``)
+  or ``ValueError`` on bad input. The same ``request_id`` never places a second order.
+- ``await cancel_order(client_order_id, actor) -> dict``; ``LookupError`` when unknown.
+- ``await kill_switch(actor, flatten=None) -> dict``: halt, cancel every open order and,
+  with ``flatten`` (default ``kill_switch_flatten``), close every position.
+- ``await resume(actor) -> str``: back to ``active`` (refused until reconciled).
+- ``limits() -> dict`` / ``update_limits(actor, **fields) -> dict``: validated like the
+  config (``ConfigError`` naming each bad key), audited.
+- ``stats() -> dict``; ``risk_state`` (``RiskState``); ``reconciled`` (bool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+import structlog
+from pydantic import ValidationError
+
+from cryptomon.config import TradingConfig, normalize_symbol, problems_from
+from cryptomon.errors import ConfigError, Problem, RiskRejected
+from cryptomon.events import BookTop, Fill, OrderIntent, OrderState, Side, Signal
+from cryptomon.trading.execution import EngineCore, dec
+from cryptomon.trading.orders import OrderRecord, client_order_id
+from cryptomon.trading.portfolio import Position
+from cryptomon.trading.protection import Protection, bracket, position_size, round_down
+from cryptomon.trading.reconcile import reconcile
+from cryptomon.trading.risk import Limits, RiskState
+
+log = structlog.get_logger()
+ZERO = Decimal(0)
+S = OrderState
+ENTRY_ORIGINS = frozenset({"signal", "manual"})
+LIMIT_FIELDS = (
+    "auto_trading_enabled",
+    "max_position_size",
+    "risk_percentage",
+    "stop_loss_percentage",
+    "take_profit_percentage",
+    "trailing_stop_percentage",
+    "max_open_positions",
+    "max_symbol_exposure",
+    "max_total_exposure",
+    "daily_loss_limit",
+    "max_orders_per_minute",
+    "price_band_percentage",
+    "max_leverage",
+    "allow_short",
+    "min_signal_strength",
+    "kill_switch_flatten",
+)
+
+
+class TradingEngine(EngineCore):
+    """See the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._queue: asyncio.Queue[Signal] = asyncio.Queue()
+        self._subs: list[Any] = []
+        self._daily_day: int | None = None
+
+    async def start(self) -> None:
+        stored = await self.journal.open_orders()
+        for so in stored:
+            self.book.add(
+                OrderRecord(
+                    intent=so.intent, state=so.state, exchange_order_id=so.exchange_order_id
+                )
+            )
+        for fill in await self.journal.fills():
+            self._replay(fill)
+        restore = getattr(self.broker, "restore", None)
+        if callable(restore):
+            restore(self._balances())
+        for pos in self.portfolio.open_positions():
+            self._arm_default(pos)
+        await self.broker.start()
+        set_listener = getattr(self.broker, "set_listener", None)
+        if callable(set_listener):
+            set_listener(self._on_broker_update)
+        if self.config.reconcile_on_start:
+            await reconcile(self)
+        else:
+            self.reconciled = True
+            self.set_risk_state(RiskState.ACTIVE, "reconciliation disabled by config")
+        self._subs = [
+            self.hub.subscribe(Signal, self.on_signal, name="trading-engine.signal"),
+            self.hub.subscribe(BookTop, self.on_top, name="trading-engine.top"),
+        ]
+        self._spawn(self._signal_worker(), "trading-signals-worker")
+        self._spawn(self._poll(), "trading-poll")
+        log.info(
+            "trading.started",
+            broker=self.broker.name,
+            state=str(self.risk_state),
+            positions=len(self.portfolio.open_positions()),
+            open_orders=len(self.book.open()),
+        )
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            sub.close()
+        await self.stop_tasks()
+        await self.broker.stop()
+
+    def _replay(self, fill: Fill) -> None:
+        key = (fill.exchange, fill.trade_id)
+        if key in self._trade_ids:
+            return
+        self._trade_ids.add(key)
+        record = self.book.get(fill.client_order_id)
+        if record is not None:
+            record.add_fill(fill)
+        self.portfolio.apply_fill(fill)
+
+    def _balances(self) -> dict[str, Decimal]:
+        out = {self.portfolio.quote: self.portfolio.cash}
+        for pos in self.portfolio.open_positions():
+            base = pos.symbol.rpartition("-")[0] or pos.symbol
+            out[base] = out.get(base, ZERO) + pos.amount
+        return out
+
+    # ------------------------------------------------------------------ events in
+
+    def on_signal(self, signal: Signal) -> None:
+        self._queue.put_nowait(signal)
+
+    async def _signal_worker(self) -> None:
+        while True:
+            sig = await self._queue.get()
+            try:
+                await self.handle_signal(sig)
+            except RiskRejected:
+                pass  # already published as a RiskEvent
+            except Exception as exc:
+                log.error("trading.signal_failed", signal_id=sig.id, error=repr(exc))
+
+    async def handle_signal(self, sig: Signal) -> OrderRecord | None:
+        """Turn one signal into an order when auto trading, strength and position allow."""
+        cfg = self.config
+        if not cfg.auto_trading_enabled or sig.strength < cfg.min_signal_strength:
+            log.debug(
+                "trading.signal_ignored",
+                signal_id=sig.id,
+                strength=sig.strength,
+                auto=cfg.auto_trading_enabled,
+            )
+            return None
+        key = (sig.exchange, sig.symbol)
+        pos = self.portfolio.amount(*key)
+        pending = [r for r in self.book.open(*key) if not r.intent.reduce_only]
+        if pending or (pos > 0 and sig.side == "buy") or (pos < 0 and sig.side == "sell"):
+            return None
+        if pos != 0:  # opposite signal: close the position
+            return await self.submit(
+                self._exit_intent(key, abs(pos), "signal", ref=sig.id, leg="close", signal=sig)
+            )
+        if sig.side == "sell" and not cfg.allow_short:
+            return None
+        mid = self.mid(*key)
+        if mid is None:
+            return None
+        info = await self.market_info(sig.symbol)
+        amount = position_size(
+            equity=self.portfolio.equity,
+            price=mid,
+            stop_pct=dec(cfg.stop_loss_percentage),
+            risk_pct=dec(cfg.risk_percentage),
+            max_notional=min(dec(cfg.max_position_size), dec(cfg.max_symbol_exposure)),
+            lot=info.lot_size,
+        )
+        stop, take = bracket(
+            side=sig.side,
+            price=mid,
+            stop_pct=dec(cfg.stop_loss_percentage),
+            take_pct=dec(cfg.take_profit_percentage),
+            tick=info.tick_size,
+        )
+        now = self._now()
+        intent = OrderIntent(
+            exchange=sig.exchange,
+            symbol=sig.symbol,
+            ts=now,
+            ts_recv=now,
+            client_order_id=client_order_id(sig.id, "entry", "signal"),
+            side=sig.side,
+            type="market",
+            amount=amount,
+            stop_loss=stop,
+            take_profit=take,
+            origin="signal",
+            signal_id=sig.id,
+            anomaly_id=sig.anomaly_id,
+        )
+        return await self.submit(intent)
+
+    def _exit_intent(
+        self,
+        key: tuple[str, str],
+        amount: Decimal,
+        origin: Any,
+        *,
+        ref: str,
+        leg: str,
+        signal: Signal | None = None,
+    ) -> OrderIntent:
+        pos = self.portfolio.amount(*key)
+        side: Side = "sell" if pos > 0 else "buy"
+        info = self._infos.get(key[1])
+        if info is not None and info.lot_size > 0 and amount % info.lot_size != 0:
+            amount = round_down(amount, info.lot_size)
+        now = self._now()
+        return OrderIntent(
+            exchange=key[0],
+            symbol=key[1],
+            ts=now,
+            ts_recv=now,
+            client_order_id=client_order_id(ref, leg, origin),
+            side=side,
+            type="market",
+            amount=amount,
+            reduce_only=True,
+            origin=origin,
+            signal_id=signal.id if signal else None,
+            anomaly_id=signal.anomaly_id if signal else None,
+        )
+
+    def _on_broker_update(self, bo: Any) -> None:
+        record = self.book.get(bo.client_order_id)
+        if record is not None:
+            self._spawn(self.apply_broker_order(record, bo), f"update:{bo.client_order_id}")
+
+    async def _poll(self) -> None:
+        """Poll open orders, publish marks, watch the daily loss limit."""
+        last_marks = 0.0
+        while True:
+            await self.clock.sleep(self.config.poll_interval_s)
+            for record in self.book.open():
+                if record.state == S.UNKNOWN:
+                    self.settle_later(record)
+                    continue
+                i = record.intent
+                try:
+                    bo = await self.broker.fetch_order(i.symbol, i.client_order_id)
+                except Exception as exc:
+                    log.warning(
+                        "trading.poll_failed", client_order_id=i.client_order_id, error=repr(exc)
+                    )
+                    continue
+                if bo is not None:
+                    await self.apply_broker_order(record, bo)
+            now = self._now()
+            if now - last_marks >= self.config.mark_interval_s:
+                last_marks = now
+                for pos in self.portfolio.open_positions():
+                    self.publish_position(pos)
+                self.portfolio.snapshot(now)
+            self.check_daily_loss()
+
+    def check_daily_loss(self) -> None:
+        now = self._now()
+        pnl = self.portfolio.daily_pnl(now)
+        limit = self._limits.daily_loss_limit
+        if pnl <= -limit and self.risk_state == RiskState.ACTIVE:
+            self.set_risk_state(
+                RiskState.REDUCING, f"daily loss {pnl} reached the limit -{limit}", kind="limit"
+            )
+            self._daily_day = int(now // 86400)
+        elif (
+            self.risk_state == RiskState.REDUCING
+            and self._daily_day is not None
+            and int(now // 86400) != self._daily_day
+        ):
+            self._daily_day = None
+            self.set_risk_state(RiskState.ACTIVE, "new UTC day: daily loss limit reset")
+
+    # ------------------------------------------------------------------ protection
+
+    def on_fill(self, record: OrderRecord | None, fill: Fill, pos: Position) -> None:
+        key = (fill.exchange, fill.symbol)
+        if pos.amount == 0:
+            prot = self.protections.pop(key, None)
+            if prot is not None and prot.native:
+                for coid in (prot.stop_order, prot.take_order):
+                    other = self.book.get(coid) if coid else None
+                    if other is not None and other.is_open:
+                        self._spawn(self.cancel(other), f"cancel-leg:{coid}")
+            self.check_daily_loss()
+            return
+        if (
+            record is not None
+            and record.intent.origin in ENTRY_ORIGINS
+            and not record.intent.reduce_only
+        ):
+            self._arm(pos, record.intent)
+        self.check_daily_loss()
+
+    def on_order_state(self, record: OrderRecord) -> None:
+        i = record.intent
+        prot = self.protections.get((i.exchange, i.symbol))
+        if (
+            prot is not None
+            and prot.exiting
+            and i.origin in ("stop_loss", "take_profit")
+            and record.state.is_terminal
+            and not prot.native
+            and self.portfolio.amount(i.exchange, i.symbol) != 0
+        ):
+            prot.exiting = False  # the exit did not close it: trigger again on the book
+            prot.attempt += 1
+        if (
+            prot is not None
+            and not prot.native
+            and i.origin in ENTRY_ORIGINS
+            and record.state == S.FILLED
+            and self._infos.get(i.symbol) is not None
+            and self._infos[i.symbol].native_stop_loss
+        ):
+            self._spawn(self._place_native(prot), f"native-legs:{i.client_order_id}")
+
+    def _arm(self, pos: Position, intent: OrderIntent) -> None:
+        cfg = self.config
+        long = pos.amount > 0
+        stop, take = intent.stop_loss, intent.take_profit
+        if stop is None or take is None:
+            tick = self._infos[pos.symbol].tick_size if pos.symbol in self._infos else ZERO
+            s2, t2 = bracket(
+                side="buy" if long else "sell",
+                price=pos.avg_price,
+                stop_pct=dec(cfg.stop_loss_percentage),
+                take_pct=dec(cfg.take_profit_percentage),
+                tick=tick,
+            )
+            stop, take = stop or s2, take or t2
+        trail = dec(cfg.trailing_stop_percentage) if cfg.trailing_stop_percentage else None
+        self.protections[(pos.exchange, pos.symbol)] = Protection(
+            exchange=pos.exchange,
+            symbol=pos.symbol,
+            long=long,
+            stop=stop,
+            take=take,
+            entry_id=intent.client_order_id,
+            trail_pct=trail,
+            best=pos.avg_price,
+        )
+
+    def _arm_default(self, pos: Position) -> None:
+        now = self._now()
+        ref = f"restart:{pos.exchange}:{pos.symbol}:{pos.opened}"
+        intent = OrderIntent(
+            exchange=pos.exchange,
+            symbol=pos.symbol,
+            ts=now,
+            ts_recv=now,
+            client_order_id=client_order_id(ref, "entry", "reconcile"),
+            side="buy" if pos.amount > 0 else "sell",
+            type="market",
+            amount=abs(pos.amount),
+            origin="reconcile",
+        )
+        self._arm(pos, intent)
+
+    async def _place_native(self, prot: Protection) -> None:
+        """Venue-side stop-loss and take-profit legs (reduce-only) for a filled entry."""
+        key = (prot.exchange, prot.symbol)
+        amount = abs(self.portfolio.amount(*key))
+        prot.native = True
+        legs: list[tuple[Literal["stop_loss", "take_profit"], Decimal | None]] = [
+            ("stop_loss", prot.stop),
+            ("take_profit", prot.take),
+        ]
+        for origin, price in legs:
+            if price is None:
+                continue
+            base = self._exit_intent(key, amount, origin, ref=prot.entry_id, leg=origin)
+            intent = OrderIntent(
+                **{
+                    **_fields(base),
+                    "type": "stop_market" if origin == "stop_loss" else "take_profit",
+                    "stop_price": price,
+                }
+            )
+            try:
+                rec = await self.submit(intent)
+            except RiskRejected:
+                prot.native = False  # fall back to emulation
+                continue
+            if origin == "stop_loss":
+                prot.stop_order = rec.client_order_id
+            else:
+                prot.take_order = rec.client_order_id
+
+    def on_top(self, top: BookTop) -> None:
+        key = (top.exchange, top.symbol)
+        pos = self.portfolio.positions.get(key)
+        if pos is None or pos.amount == 0:
+            return
+        if top.bid > 0 and top.ask > 0:
+            pos.mark = dec((top.bid + top.ask) / 2)
+        prot = self.protections.get(key)
+        if prot is None or prot.exiting or top.bid <= 0 or top.ask <= 0:
+            return
+        origin = prot.trigger(dec(top.bid), dec(top.ask))
+        if origin is not None:
+            prot.exiting = True
+            log.info(
+                "trading.protection_triggered",
+                symbol=top.symbol,
+                origin=origin,
+                bid=top.bid,
+                ask=top.ask,
+                stop=str(prot.stop),
+                take=str(prot.take),
+            )
+            self._spawn(self._exit(prot, origin), f"exit:{top.symbol}")
+
+    async def _exit(self, prot: Protection, origin: Any) -> None:
+        key = (prot.exchange, prot.symbol)
+        amount = abs(self.portfolio.amount(*key))
+        if amount == 0:
+            return
+        intent = self._exit_intent(
+            key, amount, origin, ref=prot.entry_id, leg=f"{origin}:{prot.attempt}"
+        )
+        try:
+            await self.submit(intent)
+        except Exception as exc:
+            log.warning("trading.exit_failed", symbol=prot.symbol, error=repr(exc))
+            prot.exiting = False
+            prot.attempt += 1
+
+    # ------------------------------------------------------------------ API
+
+    def positions(self) -> list[dict[str, Any]]:
+        return [p.to_dict() for p in self.portfolio.open_positions()]
+
+    def orders(
+        self, symbol: str | None = None, open_only: bool = False, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        recs = self.book.open() if open_only else self.book.all()
+        recs = [r for r in recs if symbol is None or r.intent.symbol == symbol]
+        recs.sort(key=lambda r: r.intent.ts, reverse=True)
+        return [r.to_dict() for r in recs[: max(0, limit)]]
+
+    def stats(self) -> dict[str, Any]:
+        out = self.portfolio.stats()
+        out.update(
+            risk_state=str(self.risk_state),
+            risk_reason=self.state_reason,
+            reconciled=self.reconciled,
+            open_orders=len(self.book.open()),
+        )
+        return out
+
+    def limits(self) -> dict[str, Any]:
+        return {k: getattr(self.config, k) for k in LIMIT_FIELDS}
+
+    def update_limits(self, actor: str, **fields: Any) -> dict[str, Any]:
+        bad = [k for k in fields if k not in LIMIT_FIELDS]
+        if bad:
+            raise ConfigError(
+                [
+                    Problem(f"trading.{k}", fields[k], "one of " + ", ".join(LIMIT_FIELDS))
+                    for k in bad
+                ]
+            )
+        data = {**self.config.model_dump(), **fields}
+        try:
+            new = TradingConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(
+                [Problem(f"trading.{p.path}", p.value, p.expected) for p in problems_from(exc)]
+            ) from None
+        self.config = new
+        self._limits = Limits.from_config(new)
+        self.audit(actor, "update_limits", {"changes": fields})
+        return self.limits()
+
+    async def place_manual_order(
+        self,
+        *,
+        actor: str,
+        exchange: str,
+        symbol: str,
+        side: str,
+        amount: Any,
+        type: str = "market",
+        price: Any = None,
+        stop_loss: Any = None,
+        take_profit: Any = None,
+        reduce_only: bool = False,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        if side not in ("buy", "sell"):
+            raise ValueError(f"side: expected 'buy' or 'sell', got {side!r}")
+        if type not in ("market", "limit"):
+            raise ValueError(f"type: expected 'market' or 'limit', got {type!r}")
+        sym = normalize_symbol(symbol)
+        amt, px = _decimal("amount", amount), _decimal("price", price, optional=True)
+        sl = _decimal("stop_loss", stop_loss, optional=True)
+        tp = _decimal("take_profit", take_profit, optional=True)
+        if amt is None or amt <= 0:
+            raise ValueError(f"amount: expected a positive number, got {amount!r}")
+        if type == "limit" and px is None:
+            raise ValueError("price: a limit order needs a price")
+        now = self._now()
+        ref = request_id or f"{actor}:{now}:{sym}:{side}:{amt}"
+        intent = OrderIntent(
+            exchange=exchange.lower(),
+            symbol=sym,
+            ts=now,
+            ts_recv=now,
+            client_order_id=client_order_id(ref, "manual", "manual"),
+            side=side,  # type: ignore[arg-type]
+            type=type,  # type: ignore[arg-type]
+            amount=amt,
+            price=px if type == "limit" else None,
+            stop_loss=sl,
+            take_profit=tp,
+            reduce_only=reduce_only,
+            origin="manual",
+        )
+        self.audit(actor, "place_order", {**_fields(intent), "request_id": request_id})
+        record = await self.submit(intent)
+        return record.to_dict()
+
+    async def cancel_order(self, client_order_id: str, actor: str) -> dict[str, Any]:
+        record = self.book.get(client_order_id)
+        if record is None:
+            raise LookupError(f"no order with client_order_id {client_order_id!r}")
+        self.audit(
+            actor,
+            "cancel_order",
+            {"client_order_id": client_order_id, "symbol": record.intent.symbol},
+        )
+        await self.cancel(record)
+        return record.to_dict()
+
+    async def kill_switch(self, actor: str, flatten: bool | None = None) -> dict[str, Any]:
+        flatten = self.config.kill_switch_flatten if flatten is None else flatten
+        self.audit(actor, "kill_switch", {"flatten": flatten})
+        reason = f"kill switch by {actor}" + (" (flatten)" if flatten else "")
+        if self.risk_state == RiskState.HALTED:
+            self._risk_event("kill_switch", reason)
+        self.set_risk_state(RiskState.HALTED, reason, kind="kill_switch")
+        canceled = []
+        for record in self.book.open():
+            await self.cancel(record)
+            canceled.append(record.client_order_id)
+        flattened = []
+        if flatten:
+            now = self._now()
+            for pos in self.portfolio.open_positions():
+                key = (pos.exchange, pos.symbol)
+                intent = self._exit_intent(
+                    key,
+                    abs(pos.amount),
+                    "kill_switch",
+                    ref=f"kill:{actor}:{now}",
+                    leg=f"{key[0]}:{key[1]}",
+                )
+                try:
+                    rec = await self.submit(intent)
+                    flattened.append(rec.to_dict())
+                except RiskRejected as exc:
+                    flattened.append({"symbol": pos.symbol, "rejected": exc.reason})
+        return {"state": str(self.risk_state), "canceled": canceled, "flatten": flattened}
+
+    async def resume(self, actor: str) -> str:
+        if not self.reconciled:
+            raise RiskRejected("not reconciled with the broker yet", check="reconcile")
+        self.audit(actor, "resume", {"from": str(self.risk_state)})
+        self.set_risk_state(RiskState.ACTIVE, f"resumed by {actor}")
+        return str(self.risk_state)
+
+
+def _fields(intent: OrderIntent) -> dict[str, Any]:
+    return {k: getattr(intent, k) for k in OrderIntent.__dataclass_fields__}
+
+
+def _decimal(name: str, value: Any, *, optional: bool = False) -> Decimal | None:
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{name}: a number is required")
+    try:
+        out = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    if not out.is_finite():
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return out

@@ -1,0 +1,193 @@
+"""What the engine needs from persistence, as a small protocol.
+
+- :meth:`Journal.record_intent` is the write-before-send guarantee: it returns only after the
+  intent is committed. Everything else the engine produces (updates, fills, positions, risk
+  events, audit entries) is published on the hub and persisted by the store's queued writer.
+- At startup the engine rebuilds itself from :meth:`Journal.fills` (positions, cash, trade
+  statistics, the set of seen trade ids) and :meth:`Journal.open_orders` (orders whose last
+  known state is not terminal: they are reconciled with the broker before any new order).
+
+:class:`MemoryJournal` keeps all of it in memory (tests, or a daemon without a database);
+:class:`StoreJournal` reads and writes the real database through ``cryptomon.store``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate
+from cryptomon.hub import Hub
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    """A persisted order: its intent and last known state."""
+
+    intent: OrderIntent
+    state: OrderState = OrderState.NEW
+    exchange_order_id: str | None = None
+
+
+@runtime_checkable
+class Journal(Protocol):
+    async def record_intent(self, intent: OrderIntent) -> None: ...
+
+    async def open_orders(self) -> list[StoredOrder]: ...
+
+    async def fills(self) -> list[Fill]: ...
+
+    async def record_equity(self, **values: Any) -> None: ...
+
+
+class MemoryJournal:
+    """In-memory journal; follows OrderUpdate and Fill events on the hub like the store does."""
+
+    def __init__(self, *, hub: Hub | None = None) -> None:
+        self.intents: dict[str, OrderIntent] = {}
+        self.states: dict[str, tuple[OrderState, str | None]] = {}
+        self._fills: dict[tuple[str, str], Fill] = {}
+        self.writes = 0
+        self.equity: list[dict[str, Any]] = []
+        self.fail_next: Exception | None = None
+        self._subs: list[Any] = []
+        if hub is not None:
+            self.follow(hub)
+
+    def follow(self, hub: Hub) -> None:
+        self._subs.append(hub.subscribe(OrderUpdate, self._on_update, name="memory-journal.u"))
+        self._subs.append(hub.subscribe(Fill, self._on_fill, name="memory-journal.f"))
+
+    def close(self) -> None:
+        for sub in self._subs:
+            sub.close()
+        self._subs.clear()
+
+    def _on_update(self, ev: OrderUpdate) -> None:
+        self.states[ev.client_order_id] = (ev.state, ev.exchange_order_id)
+
+    def _on_fill(self, ev: Fill) -> None:
+        self._fills.setdefault((ev.exchange, ev.trade_id), ev)
+
+    async def record_intent(self, intent: OrderIntent) -> None:
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        self.intents.setdefault(intent.client_order_id, intent)
+        self.writes += 1
+
+    async def record_equity(self, **values: Any) -> None:
+        self.equity.append(values)
+
+    async def open_orders(self) -> list[StoredOrder]:
+        out = []
+        for coid, intent in self.intents.items():
+            state, xid = self.states.get(coid, (OrderState.NEW, None))
+            if not state.is_terminal:
+                out.append(StoredOrder(intent=intent, state=state, exchange_order_id=xid))
+        return out
+
+    async def fills(self) -> list[Fill]:
+        return sorted(self._fills.values(), key=lambda f: f.ts)
+
+
+class StoreJournal:
+    """The real database through ``cryptomon.store`` (SQLite or PostgreSQL).
+
+    ``open_orders`` also returns orders whose persisted fills do not add up to their recorded
+    filled amount (the process died before the writer flushed the fills): they come back in
+    state ``unknown`` so reconciliation fetches them from the venue again.
+    """
+
+    def __init__(self, *, db: Any) -> None:
+        self.db = db
+
+    async def record_intent(self, intent: OrderIntent) -> None:
+        from cryptomon.store.repos import record_intent
+
+        await record_intent(self.db, intent)
+
+    async def record_equity(self, **values: Any) -> None:
+        from cryptomon.store.repos import insert_equity_snapshot
+
+        async with self.db.sessionmaker() as session, session.begin():
+            await insert_equity_snapshot(session, **values)
+
+    async def open_orders(self) -> list[StoredOrder]:
+        from sqlalchemy import func, select
+
+        from cryptomon.store.models import FillRow, OrderRow
+        from cryptomon.store.types import epoch
+
+        filled = (
+            select(FillRow.client_order_id, func.sum(FillRow.amount).label("amt"))
+            .group_by(FillRow.client_order_id)
+            .subquery()
+        )
+        stmt = select(OrderRow, filled.c.amt).outerjoin(
+            filled, filled.c.client_order_id == OrderRow.client_order_id
+        )
+        out: list[StoredOrder] = []
+        async with self.db.sessionmaker() as session:
+            rows = (await session.execute(stmt)).all()
+        for row, amt in rows:
+            state = OrderState(row.state)
+            have = Decimal(str(amt)) if amt is not None else Decimal(0)
+            if state.is_terminal and row.filled <= have:
+                continue
+            if state.is_terminal:
+                state = OrderState.UNKNOWN
+            ts = epoch(row.created_at) or 0.0
+            intent = OrderIntent(
+                exchange=row.exchange,
+                symbol=row.symbol,
+                ts=ts,
+                ts_recv=ts,
+                client_order_id=row.client_order_id,
+                side=row.side,
+                type=row.type,
+                amount=row.amount,
+                price=row.price,
+                stop_price=row.stop_price,
+                stop_loss=row.stop_loss,
+                take_profit=row.take_profit,
+                reduce_only=bool(row.reduce_only),
+                origin=row.origin,
+                signal_id=row.signal_id,
+                anomaly_id=row.anomaly_id,
+            )
+            out.append(
+                StoredOrder(intent=intent, state=state, exchange_order_id=row.exchange_order_id)
+            )
+        return out
+
+    async def fills(self) -> list[Fill]:
+        from sqlalchemy import select
+
+        from cryptomon.store.models import FillRow
+        from cryptomon.store.types import epoch
+
+        async with self.db.sessionmaker() as session:
+            rows = (await session.scalars(select(FillRow).order_by(FillRow.ts, FillRow.id))).all()
+        out = []
+        for r in rows:
+            ts = epoch(r.ts) or 0.0
+            out.append(
+                Fill(
+                    exchange=r.exchange,
+                    symbol=r.symbol,
+                    ts=ts,
+                    ts_recv=ts,
+                    trade_id=r.trade_id,
+                    client_order_id=r.client_order_id,
+                    side=r.side,
+                    amount=r.amount,
+                    price=r.price,
+                    fee=r.fee,
+                    fee_currency=r.fee_currency,
+                    liquidity=r.liquidity,
+                    exchange_order_id=r.exchange_order_id,
+                )
+            )
+        return out

@@ -1,0 +1,248 @@
+"""Order state machine, deterministic client order ids and the engine's order book.
+
+States (``cryptomon.events.OrderState``)::
+
+    new ─▶ submitted ─▶ partially_filled ─▶ filled
+     │        │  ▲            │
+     │        ▼  │            ▼
+     ├──▶ unknown ◀──── cancel_pending ─▶ canceled
+     └──▶ rejected / expired / canceled / filled (a venue may answer with a final state)
+
+``unknown`` means "the placement may or may not have reached the venue"; it is settled only
+by looking the order up by its client order id, never by sending it again. Terminal states
+(filled, canceled, rejected, expired) accept no transition. Fills are applied once per
+trade id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate
+
+S = OrderState
+
+TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
+    S.NEW: frozenset(
+        {S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.UNKNOWN}
+    ),
+    S.SUBMITTED: frozenset(
+        {
+            S.PARTIALLY_FILLED,
+            S.FILLED,
+            S.CANCEL_PENDING,
+            S.CANCELED,
+            S.REJECTED,
+            S.EXPIRED,
+            S.UNKNOWN,
+        }
+    ),
+    S.PARTIALLY_FILLED: frozenset(
+        {S.PARTIALLY_FILLED, S.FILLED, S.CANCEL_PENDING, S.CANCELED, S.EXPIRED, S.UNKNOWN}
+    ),
+    S.CANCEL_PENDING: frozenset(
+        {S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED, S.UNKNOWN, S.CANCEL_PENDING}
+    ),
+    S.UNKNOWN: frozenset(
+        {
+            S.SUBMITTED,
+            S.PARTIALLY_FILLED,
+            S.FILLED,
+            S.CANCEL_PENDING,
+            S.CANCELED,
+            S.REJECTED,
+            S.EXPIRED,
+            S.UNKNOWN,
+        }
+    ),
+    S.FILLED: frozenset(),
+    S.CANCELED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+
+ORIGIN_CODES = {
+    "signal": "s",
+    "manual": "m",
+    "stop_loss": "l",
+    "take_profit": "p",
+    "kill_switch": "k",
+    "reconcile": "r",
+}
+CLIENT_ID_PREFIX = "cm"
+CLIENT_ID_LENGTH = 32  # Binance allows 36; leave room for venue-side prefixes
+
+
+class IllegalTransition(ValueError):
+    """An order state change the state machine does not allow."""
+
+    def __init__(self, client_order_id: str, old: OrderState, new: OrderState) -> None:
+        self.client_order_id = client_order_id
+        self.old = old
+        self.new = new
+        super().__init__(f"order {client_order_id}: illegal transition {old} -> {new}")
+
+
+def client_order_id(key: str, leg: str, origin: str = "signal") -> str:
+    """Deterministic id: the same (key, leg) always gives the same 32-character id.
+
+    ``key`` is what makes the order unique (a signal id, a manual request id, an entry's
+    client order id for its protective legs); ``leg`` distinguishes the orders of one key.
+    """
+    digest = hashlib.sha256(f"{key}|{leg}".encode()).hexdigest()
+    code = ORIGIN_CODES.get(origin, "x")
+    head = f"{CLIENT_ID_PREFIX}{code}"
+    return head + digest[: CLIENT_ID_LENGTH - len(head)]
+
+
+def is_ours(client_order_id: str) -> bool:
+    """Whether a venue order carries an id this engine generates."""
+    return (
+        len(client_order_id) == CLIENT_ID_LENGTH
+        and client_order_id.startswith(CLIENT_ID_PREFIX)
+        and client_order_id[2:3] in ORIGIN_CODES.values()
+    )
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    """One order as the engine knows it (mutable; the events are the immutable history)."""
+
+    intent: OrderIntent
+    state: OrderState = S.NEW
+    filled: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)  # sum of fill amount * price
+    fees: Decimal = Decimal(0)
+    exchange_order_id: str | None = None
+    reason: str = ""
+    updated: float = 0.0
+    trade_ids: set[str] = field(default_factory=set)
+
+    @property
+    def client_order_id(self) -> str:
+        return self.intent.client_order_id
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(Decimal(0), self.intent.amount - self.filled)
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        return self.cost / self.filled if self.filled > 0 else None
+
+    @property
+    def is_open(self) -> bool:
+        return not self.state.is_terminal
+
+    def transition(self, new: OrderState, *, reason: str = "", ts: float = 0.0) -> bool:
+        """Move to ``new``. Returns False when already there (except partial fills, which may
+        repeat); raises :class:`IllegalTransition` when the machine forbids it."""
+        if new == self.state and new != S.PARTIALLY_FILLED:
+            return False
+        if new not in TRANSITIONS[self.state]:
+            raise IllegalTransition(self.client_order_id, self.state, new)
+        self.state = new
+        if reason:
+            self.reason = reason
+        self.updated = ts
+        return True
+
+    def add_fill(self, fill: Fill) -> bool:
+        """Count a fill once per trade id. Returns False for a duplicate."""
+        if fill.trade_id in self.trade_ids:
+            return False
+        self.trade_ids.add(fill.trade_id)
+        self.filled += fill.amount
+        self.cost += fill.amount * fill.price
+        self.fees += fill.fee
+        return True
+
+    def update_event(self, ts: float, ts_recv: float) -> OrderUpdate:
+        i = self.intent
+        return OrderUpdate(
+            exchange=i.exchange,
+            symbol=i.symbol,
+            ts=ts,
+            ts_recv=ts_recv,
+            client_order_id=i.client_order_id,
+            state=self.state,
+            side=i.side,
+            type=i.type,
+            amount=i.amount,
+            filled=self.filled,
+            price=i.price,
+            avg_price=self.avg_price,
+            exchange_order_id=self.exchange_order_id,
+            reason=self.reason,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (Decimals as strings) for the API."""
+        i = self.intent
+        avg = self.avg_price
+        return {
+            "client_order_id": i.client_order_id,
+            "exchange": i.exchange,
+            "symbol": i.symbol,
+            "side": i.side,
+            "type": i.type,
+            "amount": str(i.amount),
+            "price": None if i.price is None else str(i.price),
+            "stop_price": None if i.stop_price is None else str(i.stop_price),
+            "state": str(self.state),
+            "filled": str(self.filled),
+            "avg_price": None if avg is None else str(avg),
+            "fees": str(self.fees),
+            "origin": i.origin,
+            "reduce_only": i.reduce_only,
+            "signal_id": i.signal_id,
+            "exchange_order_id": self.exchange_order_id,
+            "reason": self.reason,
+            "created": i.ts,
+            "updated": self.updated,
+        }
+
+
+class OrderBook:
+    """Every order of this run by client order id, open ones first in queries."""
+
+    def __init__(self, *, keep_closed: int = 1000) -> None:
+        self._orders: dict[str, OrderRecord] = {}
+        self.keep_closed = keep_closed
+
+    def __contains__(self, client_order_id: str) -> bool:
+        return client_order_id in self._orders
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def add(self, record: OrderRecord) -> OrderRecord:
+        existing = self._orders.get(record.client_order_id)
+        if existing is not None:
+            return existing
+        self._orders[record.client_order_id] = record
+        self._trim()
+        return record
+
+    def get(self, client_order_id: str) -> OrderRecord | None:
+        return self._orders.get(client_order_id)
+
+    def open(self, exchange: str | None = None, symbol: str | None = None) -> list[OrderRecord]:
+        return [
+            o
+            for o in self._orders.values()
+            if o.is_open
+            and (exchange is None or o.intent.exchange == exchange)
+            and (symbol is None or o.intent.symbol == symbol)
+        ]
+
+    def all(self) -> list[OrderRecord]:
+        return list(self._orders.values())
+
+    def _trim(self) -> None:
+        closed = [k for k, o in self._orders.items() if not o.is_open]
+        for key in closed[: max(0, len(closed) - self.keep_closed)]:
+            del self._orders[key]

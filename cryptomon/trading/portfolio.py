@@ -1,0 +1,264 @@
+"""Positions, cash, PnL and performance statistics, all in ``Decimal`` (quote currency).
+
+A position is signed (negative = short). Fills move it: adding keeps a volume-weighted average
+price; reducing realizes ``closed * (price - avg)`` (sign-adjusted). Unrealized PnL is marked
+to the book mid. A *round trip* ends when a position returns to zero (or flips); its net PnL
+(realized minus every fee paid on the way) feeds the statistics.
+
+Equity = cash + sum(position amount * mark). Cash moves with every fill: a buy pays
+``amount * price + fee``, a sell receives ``amount * price - fee``. Fees charged in another
+currency than the quote (e.g. the base on Binance buys) are valued at the fill price.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from cryptomon.events import Fill, PositionUpdate
+
+ZERO = Decimal(0)
+_Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TradeResult:
+    """One closed round trip."""
+
+    exchange: str
+    symbol: str
+    side: str  # "long" or "short"
+    opened: float
+    closed: float
+    entry_notional: Decimal
+    pnl: Decimal  # realized minus fees
+
+    @property
+    def ret(self) -> float:
+        return float(self.pnl / self.entry_notional) if self.entry_notional else 0.0
+
+
+@dataclass(slots=True)
+class Position:
+    exchange: str
+    symbol: str
+    amount: Decimal = ZERO
+    avg_price: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    mark: Decimal | None = None
+    opened: float = 0.0
+    updated: float = 0.0
+    # current round trip
+    trip_pnl: Decimal = ZERO
+    trip_fees: Decimal = ZERO
+    trip_notional: Decimal = ZERO
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        if self.amount == 0 or self.mark is None:
+            return ZERO
+        return self.amount * (self.mark - self.avg_price)
+
+    def notional(self, price: Decimal | None = None) -> Decimal:
+        p = price if price is not None else (self.mark if self.mark is not None else self.avg_price)
+        return abs(self.amount) * p
+
+    def apply(
+        self, side: str, amount: Decimal, price: Decimal, fee: Decimal, ts: float
+    ) -> TradeResult | None:
+        """Apply one fill; returns the round trip it closed, if any."""
+        signed = amount if side == "buy" else -amount
+        self.fees += fee
+        self.trip_fees += fee
+        self.updated = ts
+        result: TradeResult | None = None
+        if self.amount == 0 or (self.amount > 0) == (signed > 0):
+            total = abs(self.amount) + amount
+            if self.amount == 0:
+                self.opened = ts
+            self.avg_price = (abs(self.amount) * self.avg_price + amount * price) / total
+            self.amount += signed
+            self.trip_notional += amount * price
+            return None
+        closing = min(amount, abs(self.amount))
+        direction = Decimal(1) if self.amount > 0 else Decimal(-1)
+        pnl = closing * (price - self.avg_price) * direction
+        self.realized_pnl += pnl
+        self.trip_pnl += pnl
+        self.amount += signed
+        if self.amount == 0 or (self.amount > 0) != (direction > 0):
+            result = TradeResult(
+                exchange=self.exchange,
+                symbol=self.symbol,
+                side="long" if direction > 0 else "short",
+                opened=self.opened,
+                closed=ts,
+                entry_notional=self.trip_notional,
+                pnl=self.trip_pnl - self.trip_fees,
+            )
+            self.trip_pnl = ZERO
+            self.trip_fees = ZERO
+            self.trip_notional = ZERO
+            if self.amount == 0:
+                self.avg_price = ZERO
+            else:  # flipped: the rest opens a new trip at this price
+                self.avg_price = price
+                self.opened = ts
+                self.trip_notional = abs(self.amount) * price
+        return result
+
+    def event(self, ts: float, ts_recv: float) -> PositionUpdate:
+        return PositionUpdate(
+            exchange=self.exchange,
+            symbol=self.symbol,
+            ts=ts,
+            ts_recv=ts_recv,
+            amount=self.amount,
+            avg_price=self.avg_price,
+            realized_pnl=self.realized_pnl,
+            unrealized_pnl=self.unrealized_pnl,
+            fees=self.fees,
+            mark_price=self.mark,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "amount": str(self.amount),
+            "avg_price": str(self.avg_price),
+            "mark_price": None if self.mark is None else str(self.mark),
+            "notional": str(self.notional()),
+            "realized_pnl": str(self.realized_pnl),
+            "unrealized_pnl": str(self.unrealized_pnl),
+            "fees": str(self.fees),
+            "opened": self.opened,
+            "updated": self.updated,
+        }
+
+
+@dataclass(slots=True)
+class Portfolio:
+    """Cash and positions of one account in ``quote`` currency."""
+
+    quote: str
+    cash: Decimal
+    positions: dict[_Key, Position] = field(default_factory=dict)
+    trades: list[TradeResult] = field(default_factory=list)
+    equity_curve: deque[tuple[float, Decimal]] = field(
+        default_factory=lambda: deque(maxlen=100_000)
+    )
+    _day: str = ""
+    day_start_equity: Decimal = ZERO
+    peak_equity: Decimal = ZERO
+    max_drawdown: Decimal = ZERO  # fraction of the peak
+
+    def position(self, exchange: str, symbol: str) -> Position:
+        key = (exchange, symbol)
+        pos = self.positions.get(key)
+        if pos is None:
+            pos = self.positions[key] = Position(exchange=exchange, symbol=symbol)
+        return pos
+
+    def amount(self, exchange: str, symbol: str) -> Decimal:
+        pos = self.positions.get((exchange, symbol))
+        return pos.amount if pos is not None else ZERO
+
+    def open_positions(self) -> list[Position]:
+        return [p for p in self.positions.values() if p.amount != 0]
+
+    def apply_fill(self, fill: Fill) -> TradeResult | None:
+        """Move cash and the position by one fill (dedup is the order book's job)."""
+        fee = fill.fee if fill.fee_currency in (self.quote, "") else fill.fee * fill.price
+        notional = fill.amount * fill.price
+        self.cash += -notional - fee if fill.side == "buy" else notional - fee
+        pos = self.position(fill.exchange, fill.symbol)
+        if pos.mark is None:
+            pos.mark = fill.price
+        result = pos.apply(fill.side, fill.amount, fill.price, fee, fill.ts)
+        if result is not None:
+            self.trades.append(result)
+        self.snapshot(fill.ts)
+        return result
+
+    def mark(self, exchange: str, symbol: str, price: Decimal) -> Position | None:
+        pos = self.positions.get((exchange, symbol))
+        if pos is not None:
+            pos.mark = price
+        return pos
+
+    def exposure(self, exchange: str | None = None, symbol: str | None = None) -> Decimal:
+        return sum(
+            (
+                p.notional()
+                for p in self.positions.values()
+                if (exchange is None or p.exchange == exchange)
+                and (symbol is None or p.symbol == symbol)
+            ),
+            ZERO,
+        )
+
+    @property
+    def equity(self) -> Decimal:
+        return self.cash + sum(
+            (p.amount * (p.mark if p.mark is not None else p.avg_price))
+            for p in self.positions.values()
+        )
+
+    def snapshot(self, ts: float) -> Decimal:
+        """Record equity at ``ts``; rolls the UTC day and tracks the drawdown."""
+        eq = self.equity
+        day = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+        if day != self._day:
+            self._day = day
+            self.day_start_equity = eq
+        self.equity_curve.append((ts, eq))
+        self.peak_equity = max(self.peak_equity, eq)
+        if self.peak_equity > 0:
+            self.max_drawdown = max(self.max_drawdown, (self.peak_equity - eq) / self.peak_equity)
+        return eq
+
+    def daily_pnl(self, ts: float) -> Decimal:
+        """Equity change since the start of the UTC day of ``ts``."""
+        day = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+        if day != self._day:
+            self.snapshot(ts)
+        return self.equity - self.day_start_equity
+
+    def stats(self) -> dict[str, Any]:
+        """Trades, win rate, average win/loss, profit factor, max drawdown, Sharpe, PnL."""
+        wins = [t.pnl for t in self.trades if t.pnl > 0]
+        losses = [t.pnl for t in self.trades if t.pnl <= 0]
+        gross_win = sum(wins, ZERO)
+        gross_loss = -sum(losses, ZERO)
+        n = len(self.trades)
+        rets = [t.ret for t in self.trades]
+        sharpe: float | None = None
+        if n >= 2:
+            mean = sum(rets) / n
+            var = sum((r - mean) ** 2 for r in rets) / (n - 1)
+            sharpe = mean / math.sqrt(var) * math.sqrt(n) if var > 0 else None
+        return {
+            "trades": n,
+            "wins": len(wins),
+            "losses": len(losses),
+            "win_rate": len(wins) / n if n else None,
+            "avg_win": str(gross_win / len(wins)) if wins else None,
+            "avg_loss": str(-gross_loss / len(losses)) if losses else None,
+            "profit_factor": float(gross_win / gross_loss) if gross_loss > 0 else None,
+            "net_pnl": str(sum((t.pnl for t in self.trades), ZERO)),
+            "realized_pnl": str(sum((p.realized_pnl for p in self.positions.values()), ZERO)),
+            "unrealized_pnl": str(sum((p.unrealized_pnl for p in self.positions.values()), ZERO)),
+            "fees": str(sum((p.fees for p in self.positions.values()), ZERO)),
+            "max_drawdown": float(self.max_drawdown),
+            "sharpe": sharpe,
+            "equity": str(self.equity),
+            "cash": str(self.cash),
+            "quote_currency": self.quote,
+            "open_positions": len(self.open_positions()),
+        }

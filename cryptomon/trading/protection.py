@@ -1,0 +1,110 @@
+"""Position sizing, stop-loss / take-profit prices and the emulated protection of a position.
+
+Sizing risks ``risk_percentage`` of equity over the stop distance
+(``amount = equity * risk% / (price * stop%)``), capped by ``max_position_size`` (and the
+per-symbol exposure limit) in quote, rounded down to the venue's lot size.
+
+An emulated :class:`Protection` watches the live book: a long exits when the bid falls to the
+stop or rises to the take-profit; a short when the ask rises to the stop or falls to the
+take-profit. With a trailing percentage the stop follows the best price seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from typing import Literal
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+def round_down(value: Decimal, step: Decimal) -> Decimal:
+    """Largest multiple of ``step`` not above ``value`` (``step`` <= 0 leaves it alone)."""
+    if step <= 0:
+        return value
+    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def round_price(value: Decimal, tick: Decimal, *, up: bool) -> Decimal:
+    if tick <= 0:
+        return value
+    mode = ROUND_CEILING if up else ROUND_FLOOR
+    return (value / tick).to_integral_value(rounding=mode) * tick
+
+
+def position_size(
+    *,
+    equity: Decimal,
+    price: Decimal,
+    stop_pct: Decimal,
+    risk_pct: Decimal,
+    max_notional: Decimal,
+    lot: Decimal,
+) -> Decimal:
+    """Base amount risking ``risk_pct`` of ``equity`` with a stop ``stop_pct`` away."""
+    if price <= 0 or stop_pct <= 0 or equity <= 0:
+        return ZERO
+    stop_distance = price * stop_pct / HUNDRED
+    amount = equity * risk_pct / HUNDRED / stop_distance
+    amount = min(amount, max_notional / price)
+    return round_down(amount, lot)
+
+
+def bracket(
+    *,
+    side: Literal["buy", "sell"],
+    price: Decimal,
+    stop_pct: Decimal,
+    take_pct: Decimal,
+    tick: Decimal,
+) -> tuple[Decimal, Decimal]:
+    """(stop_loss, take_profit) prices for an entry at ``price``, rounded away from it."""
+    if side == "buy":
+        stop = round_price(price * (1 - stop_pct / HUNDRED), tick, up=False)
+        take = round_price(price * (1 + take_pct / HUNDRED), tick, up=True)
+    else:
+        stop = round_price(price * (1 + stop_pct / HUNDRED), tick, up=True)
+        take = round_price(price * (1 - take_pct / HUNDRED), tick, up=False)
+    return stop, take
+
+
+@dataclass(slots=True)
+class Protection:
+    """Stop-loss / take-profit of one position, emulated from the book or native legs."""
+
+    exchange: str
+    symbol: str
+    long: bool
+    stop: Decimal
+    take: Decimal | None
+    entry_id: str  # client order id of the entry: the key of the exit order ids
+    trail_pct: Decimal | None = None
+    best: Decimal = ZERO
+    native: bool = False
+    stop_order: str | None = None
+    take_order: str | None = None
+    exiting: bool = False
+    attempt: int = 0
+
+    def trigger(self, bid: Decimal, ask: Decimal) -> Literal["stop_loss", "take_profit"] | None:
+        """Update the trailing stop with the book and say which exit fires, if any."""
+        if self.native:
+            return None
+        if self.long:
+            if self.trail_pct is not None and bid > self.best:
+                self.best = bid
+                self.stop = max(self.stop, bid * (1 - self.trail_pct / HUNDRED))
+            if bid <= self.stop:
+                return "stop_loss"
+            if self.take is not None and bid >= self.take:
+                return "take_profit"
+            return None
+        if self.trail_pct is not None and (self.best == 0 or ask < self.best):
+            self.best = ask
+            self.stop = min(self.stop, ask * (1 + self.trail_pct / HUNDRED))
+        if ask >= self.stop:
+            return "stop_loss"
+        if self.take is not None and ask <= self.take:
+            return "take_profit"
+        return None

@@ -1,0 +1,111 @@
+"""Startup reconciliation: make the engine's view agree with the broker before any new order.
+
+1. Every order the journal still has open is looked up by client order id: the venue's
+   state and fills are applied; an order the venue never saw (the process died after writing
+   the intent, before or while sending it) is closed as rejected, never sent again.
+2. Open venue orders carrying one of our client order ids but unknown to the journal are
+   orphans: they are canceled (a mismatch).
+3. Long positions are checked against the venue's base-currency balances: holding less than
+   the engine believes is a mismatch.
+
+Mismatches keep the engine in ``reducing`` (no new entries) with a RiskEvent naming them until
+an operator resumes; a clean run moves it to ``active``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+import structlog
+
+from cryptomon.errors import TemporaryError, backoff_delays
+from cryptomon.events import OrderState
+from cryptomon.trading.brokers.paper import split_symbol
+from cryptomon.trading.orders import is_ours
+from cryptomon.trading.risk import RiskState
+
+if TYPE_CHECKING:
+    from cryptomon.trading.execution import EngineCore
+
+log = structlog.get_logger()
+T = TypeVar("T")
+ZERO = Decimal(0)
+_ATTEMPTS = 8
+
+
+async def _retry(core: EngineCore, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Reads during reconciliation retry TemporaryError with capped backoff."""
+    delays = backoff_delays(initial=min(core.config.poll_interval_s, 1.0), cap=10.0)
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return await call()
+        except TemporaryError as exc:
+            if attempt == _ATTEMPTS:
+                raise
+            log.warning("trading.reconcile_retry", what=what, attempt=attempt, error=str(exc))
+            await core.clock.sleep(next(delays))
+    raise AssertionError("unreachable")
+
+
+async def reconcile(core: EngineCore) -> list[str]:
+    """Run the three steps; returns the mismatches (empty when everything agreed)."""
+    mismatches: list[str] = []
+    broker = core.broker
+    for record in core.book.open():
+        i = record.intent
+        bo = await _retry(
+            core, "fetch_order", partial(broker.fetch_order, i.symbol, i.client_order_id)
+        )
+        if bo is None:
+            if record.state in (
+                OrderState.SUBMITTED,
+                OrderState.PARTIALLY_FILLED,
+                OrderState.CANCEL_PENDING,
+            ):
+                mismatches.append(
+                    f"order {i.client_order_id} was {record.state} locally but "
+                    f"is unknown at the venue"
+                )
+            core._move(record, OrderState.REJECTED, "never reached the venue (reconciliation)")
+            continue
+        await core.apply_broker_order(record, bo)
+        if record.state == OrderState.UNKNOWN:
+            core.settle_later(record)
+
+    for bo in await _retry(core, "fetch_open_orders", broker.fetch_open_orders):
+        coid = bo.client_order_id
+        if coid in core.book or not is_ours(coid):
+            continue
+        mismatches.append(f"orphan order {coid} ({bo.symbol}) open at the venue: canceled")
+        try:
+            await broker.cancel_order(bo.symbol, coid)
+        except Exception as exc:
+            log.error("trading.orphan_cancel_failed", client_order_id=coid, error=repr(exc))
+
+    balances = await _retry(core, "fetch_balances", broker.fetch_balances)
+    held: dict[str, Decimal] = {}
+    for pos in core.portfolio.open_positions():
+        if pos.amount > 0:
+            base, _ = split_symbol(pos.symbol)
+            held[base] = held.get(base, ZERO) + pos.amount
+    for base, amount in held.items():
+        have = balances.get(base, ZERO)
+        if have < amount:
+            mismatches.append(f"position needs {amount} {base} but the venue holds {have}")
+
+    core.reconciled = True
+    if mismatches:
+        reason = "reconciliation mismatch: " + "; ".join(mismatches)
+        log.error("trading.reconcile_mismatch", mismatches=mismatches)
+        if core.risk_state == RiskState.REDUCING:
+            core._risk_event("state_change", reason)
+            core.state_reason = reason
+        else:
+            core.set_risk_state(RiskState.REDUCING, reason)
+    elif core.risk_state == RiskState.REDUCING:
+        core.set_risk_state(RiskState.ACTIVE, "reconciled with the broker")
+    log.info("trading.reconciled", mismatches=len(mismatches), open_orders=len(core.book.open()))
+    return mismatches

@@ -1,0 +1,289 @@
+"""Pre-trade risk: a pure function of (intent, portfolio view, market view, limits, state).
+
+:func:`check` returns a :class:`Decision`; it reads nothing else and changes nothing, so it
+can be property-tested in isolation. The engine builds the views, calls it before every
+order (automatic, manual and protective alike) and publishes a ``RiskEvent`` per rejection.
+
+Exposure is measured on the *projected* position: the current position plus the remaining
+amount of open non-reduce-only orders plus this intent, valued at the limit price or the mid.
+An order *increases* exposure when the projected absolute amount grows; only such orders
+are subject to the size, count, exposure, leverage, short and daily-loss limits.
+
+Risk states: ``active`` (everything allowed), ``reducing`` (only orders that reduce
+exposure), ``halted`` (only reduce-only exits: stop loss, take profit, kill switch, manual).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from cryptomon.events import OrderIntent
+from cryptomon.trading.brokers.base import MarketInfo
+
+if TYPE_CHECKING:
+    from cryptomon.config import TradingConfig
+
+ZERO = Decimal(0)
+_Key = tuple[str, str]
+
+PROTECTIVE_ORIGINS = frozenset({"stop_loss", "take_profit", "kill_switch", "reconcile"})
+HALTED_ORIGINS = frozenset({"stop_loss", "take_profit", "kill_switch", "manual", "reconcile"})
+
+# Every check name a rejection can carry (RiskEvent.check).
+CHECKS = (
+    "halted",
+    "reducing",
+    "auto_trading_disabled",
+    "stale_feed",
+    "no_market_price",
+    "invalid_amount",
+    "lot_size",
+    "min_amount",
+    "tick_size",
+    "min_notional",
+    "price_band",
+    "max_orders_per_minute",
+    "reduce_only",
+    "short_not_allowed",
+    "daily_loss_limit",
+    "max_open_positions",
+    "max_position_size",
+    "max_symbol_exposure",
+    "max_total_exposure",
+    "max_leverage",
+)
+
+
+class RiskState(StrEnum):
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits :func:`check` enforces (quote amounts as Decimal)."""
+
+    auto_trading_enabled: bool = False
+    max_position_size: Decimal = Decimal(1000)
+    max_open_positions: int = 3
+    max_symbol_exposure: Decimal = Decimal(1000)
+    max_total_exposure: Decimal = Decimal(3000)
+    daily_loss_limit: Decimal = Decimal(500)
+    max_orders_per_minute: int = 10
+    price_band_percentage: Decimal = Decimal(5)
+    max_leverage: Decimal = Decimal(1)
+    allow_short: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: TradingConfig) -> Limits:
+        def d(x: float) -> Decimal:
+            return Decimal(str(x))
+
+        return cls(
+            auto_trading_enabled=cfg.auto_trading_enabled,
+            max_position_size=d(cfg.max_position_size),
+            max_open_positions=cfg.max_open_positions,
+            max_symbol_exposure=d(cfg.max_symbol_exposure),
+            max_total_exposure=d(cfg.max_total_exposure),
+            daily_loss_limit=d(cfg.daily_loss_limit),
+            max_orders_per_minute=cfg.max_orders_per_minute,
+            price_band_percentage=d(cfg.price_band_percentage),
+            max_leverage=d(cfg.max_leverage),
+            allow_short=cfg.allow_short,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioView:
+    """What risk needs to know about the account.
+
+    ``positions`` and ``pending`` are signed base amounts per (exchange, symbol); ``pending``
+    sums the remaining amount of open orders that are not reduce-only. ``marks`` values each
+    key for exposure (missing keys use their average price in ``avg_prices``).
+    """
+
+    equity: Decimal
+    daily_pnl: Decimal = ZERO
+    positions: Mapping[_Key, Decimal] = field(default_factory=dict)
+    pending: Mapping[_Key, Decimal] = field(default_factory=dict)
+    marks: Mapping[_Key, Decimal] = field(default_factory=dict)
+    orders_last_minute: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    """The traded market: mid price (None when unknown), feed staleness, venue limits."""
+
+    mid: Decimal | None
+    stale: bool = False
+    info: MarketInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    approved: bool
+    reason: str = ""
+    check: str = ""
+
+
+APPROVED = Decision(True)
+
+
+def _reject(check: str, reason: str) -> Decision:
+    return Decision(False, reason, check)
+
+
+def _multiple(value: Decimal, step: Decimal) -> bool:
+    return step <= 0 or (value % step) == 0
+
+
+def signed(intent: OrderIntent) -> Decimal:
+    return intent.amount if intent.side == "buy" else -intent.amount
+
+
+def increases_exposure(intent: OrderIntent, portfolio: PortfolioView) -> bool:
+    """True when the intent grows the absolute projected position of its market."""
+    if intent.reduce_only:
+        return False
+    key = (intent.exchange, intent.symbol)
+    base = portfolio.positions.get(key, ZERO) + portfolio.pending.get(key, ZERO)
+    return abs(base + signed(intent)) > abs(base)
+
+
+def check(
+    intent: OrderIntent,
+    portfolio: PortfolioView,
+    market: MarketView,
+    limits: Limits,
+    state: RiskState = RiskState.ACTIVE,
+) -> Decision:
+    """Approve or reject ``intent``; the first failing check gives the reason."""
+    origin = intent.origin
+    growing = increases_exposure(intent, portfolio)
+    key = (intent.exchange, intent.symbol)
+
+    if state == RiskState.HALTED and not (intent.reduce_only and origin in HALTED_ORIGINS):
+        return _reject("halted", "trading is halted: only reduce-only exits are allowed")
+    if state == RiskState.REDUCING and growing:
+        return _reject("reducing", "risk state is reducing: only orders that reduce exposure")
+    if origin == "signal" and not limits.auto_trading_enabled:
+        return _reject("auto_trading_disabled", "auto trading is disabled")
+    if market.stale and origin != "kill_switch":
+        return _reject("stale_feed", f"market data for {intent.symbol} is stale")
+    if market.mid is None or market.mid <= 0:
+        return _reject("no_market_price", f"no market price for {intent.symbol}")
+    if intent.amount <= 0:
+        return _reject("invalid_amount", f"amount must be > 0, got {intent.amount}")
+    mid = market.mid
+    price = intent.price if intent.price is not None else mid
+
+    info = market.info
+    if info is not None:
+        if not _multiple(intent.amount, info.lot_size):
+            return _reject(
+                "lot_size", f"amount {intent.amount} is not a multiple of lot size {info.lot_size}"
+            )
+        if intent.amount < info.min_amount:
+            return _reject("min_amount", f"amount {intent.amount} < minimum {info.min_amount}")
+        for name, px in (("price", intent.price), ("stop price", intent.stop_price)):
+            if px is not None and not _multiple(px, info.tick_size):
+                return _reject(
+                    "tick_size", f"{name} {px} is not a multiple of tick size {info.tick_size}"
+                )
+        if intent.amount * price < info.min_notional:
+            return _reject(
+                "min_notional", f"notional {intent.amount * price} < minimum {info.min_notional}"
+            )
+
+    if intent.price is not None and intent.type in ("limit", "stop_limit"):
+        band = abs(intent.price - mid) / mid * 100
+        if band > limits.price_band_percentage:
+            return _reject(
+                "price_band",
+                f"limit price {intent.price} is {band:.2f}% from mid "
+                f"{mid} (band {limits.price_band_percentage}%)",
+            )
+
+    if origin not in PROTECTIVE_ORIGINS and (
+        portfolio.orders_last_minute >= limits.max_orders_per_minute
+    ):
+        return _reject(
+            "max_orders_per_minute",
+            f"{portfolio.orders_last_minute} orders in the "
+            f"last minute (max {limits.max_orders_per_minute})",
+        )
+
+    position = portfolio.positions.get(key, ZERO)
+    if intent.reduce_only:
+        reduces = (position > 0 and intent.side == "sell") or (
+            position < 0 and intent.side == "buy"
+        )
+        if not reduces or intent.amount > abs(position):
+            return _reject(
+                "reduce_only",
+                f"reduce-only {intent.side} {intent.amount} does not reduce position {position}",
+            )
+        return APPROVED
+    if not growing:
+        return APPROVED
+
+    projected = position + portfolio.pending.get(key, ZERO) + signed(intent)
+    if projected < 0 and not limits.allow_short:
+        return _reject(
+            "short_not_allowed",
+            f"{intent.side} {intent.amount} would open a short "
+            f"position ({projected}); shorting is disabled",
+        )
+    if portfolio.daily_pnl <= -limits.daily_loss_limit:
+        return _reject(
+            "daily_loss_limit",
+            f"daily loss {portfolio.daily_pnl} reached the limit -{limits.daily_loss_limit}",
+        )
+    open_keys = {
+        k
+        for k in set(portfolio.positions) | set(portfolio.pending)
+        if portfolio.positions.get(k, ZERO) + portfolio.pending.get(k, ZERO) != 0
+    }
+    if key not in open_keys and len(open_keys) >= limits.max_open_positions:
+        return _reject(
+            "max_open_positions",
+            f"{len(open_keys)} positions open (max {limits.max_open_positions})",
+        )
+    notional = abs(projected) * price
+    if notional > limits.max_position_size:
+        return _reject(
+            "max_position_size", f"position would be {notional} (max {limits.max_position_size})"
+        )
+
+    def value(k: _Key) -> Decimal:
+        amt = portfolio.positions.get(k, ZERO) + portfolio.pending.get(k, ZERO)
+        return abs(amt) * portfolio.marks.get(k, mid if k == key else ZERO)
+
+    others = [k for k in open_keys if k != key]
+    symbol_exposure = notional + sum((value(k) for k in others if k[1] == intent.symbol), ZERO)
+    if symbol_exposure > limits.max_symbol_exposure:
+        return _reject(
+            "max_symbol_exposure",
+            f"{intent.symbol} exposure would be "
+            f"{symbol_exposure} (max {limits.max_symbol_exposure})",
+        )
+    total = notional + sum((value(k) for k in others), ZERO)
+    if total > limits.max_total_exposure:
+        return _reject(
+            "max_total_exposure",
+            f"total exposure would be {total} (max {limits.max_total_exposure})",
+        )
+    max_lev = limits.max_leverage
+    if info is not None:
+        max_lev = min(max_lev, max(info.max_leverage, Decimal(1)))
+    if portfolio.equity <= 0 or total / portfolio.equity > max_lev:
+        return _reject(
+            "max_leverage",
+            f"exposure {total} on equity {portfolio.equity} exceeds leverage {max_lev}",
+        )
+    return APPROVED
