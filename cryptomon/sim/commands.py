@@ -1,0 +1,221 @@
+"""``crypto-monitor demo``: the simulator and the whole daemon in one process, offline.
+
+Built-in demo settings: the ``simulator`` exchange (BTC-USDT, ETH-USDT) on a loopback
+:class:`~cryptomon.sim.exchange.SimExchange` with a scenario injecting a market event every few
+seconds, SQLite in a temporary directory, paper trading with auto trading on, detectors tuned
+to warm up within seconds, and the API on 127.0.0.1:8080 (an ephemeral port if 8080 is taken,
+or ``--port``). ``--json`` prints a summary as the last line: events by type, anomalies by
+kind, orders, fills, notifications (counted from the hub).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from cryptomon.cli import EXIT_USAGE, run_async, setup_logging
+
+DEMO_SYMBOLS = ("BTC-USDT", "ETH-USDT")
+
+
+def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        parents=[parent],
+        help="run the simulator and the daemon together, offline, with a demo config",
+    )
+    demo.add_argument(
+        "--duration", type=float, default=None, metavar="S", help="stop after S seconds"
+    )
+    demo.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    demo.add_argument(
+        "--port", type=int, default=None, metavar="PORT", help="API port (default 8080)"
+    )
+    demo.add_argument("--seed", type=int, default=42, help="market model seed")
+    demo.set_defaults(handler=cmd_demo)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(requested: int | None) -> int:
+    if requested is not None:
+        return requested
+    if _port_free(8080):
+        return 8080
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_settings_data(*, sim_url: str, db_path: Path, port: int) -> dict[str, Any]:
+    """The built-in demo configuration (only keys the installed sections know)."""
+    from cryptomon.config import AnomalyDetectionConfig, TradingConfig
+
+    def known(model: Any, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k in model.model_fields}
+
+    return {
+        "exchanges": [
+            {
+                "name": "simulator",
+                "url": sim_url,
+                "symbols": list(DEMO_SYMBOLS),
+                "subscriptions": ["trades", "orderbook", "ticker", "candles"],
+                "depth": 20,
+                "stale_after_s": 10.0,
+            }
+        ],
+        "anomaly_detection": known(
+            AnomalyDetectionConfig,
+            {
+                "price_change_percentage": 1.0,
+                "lookback_window_minutes": 1.0,
+                "bucket_seconds": 1.0,
+                "min_samples": 5,
+                "cooldown_s": 5.0,
+            },
+        ),
+        "trading": known(TradingConfig, {"auto_trading_enabled": True, "mode": "paper"}),
+        "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
+        "api": {"host": "127.0.0.1", "port": port},
+        "shutdown_timeout_s": 10.0,
+    }
+
+
+def demo_scenario(symbol: str = "BTC-USDT", warmup_s: float = 8.0) -> Any:
+    """A market event every 4 seconds after a short warm-up, repeated for a long demo."""
+    from cryptomon.sim.scenarios import Injection, Scenario
+
+    cycle = [
+        ("volume", 10.0, 3.0),
+        ("price_change", 2.5, 2.0),
+        ("whale", 150.0, 1.0),
+        ("book_imbalance", 8.0, 3.0),
+        ("spread", 60.0, 3.0),
+        ("price_change", -2.5, 2.0),
+    ]
+    injections = [
+        Injection(kind, symbol, warmup_s + n * 4.0, duration, magnitude)
+        for n, (kind, magnitude, duration) in enumerate(cycle * 150)
+    ]
+    return Scenario("demo", injections)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.duration is not None and args.duration <= 0:
+        sys.stderr.write(
+            "crypto-monitor: --duration: expected a positive number of seconds, "
+            f"got {args.duration}\n"
+        )
+        return EXIT_USAGE
+    if args.port is not None and not 0 <= args.port <= 65535:
+        sys.stderr.write(f"crypto-monitor: --port: expected 0..65535, got {args.port}\n")
+        return EXIT_USAGE
+    return run_async(_demo(args))
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from cryptomon.app import build_app
+    from cryptomon.config import load_settings
+    from cryptomon.events import (
+        MARKET_DATA,
+        Anomaly,
+        Fill,
+        NotificationRecord,
+        OrderIntent,
+        OrderUpdate,
+    )
+    from cryptomon.hub import Hub
+    from cryptomon.sim.exchange import SimExchange
+    from cryptomon.sim.market import MarketModel
+
+    sim = SimExchange(MarketModel(DEMO_SYMBOLS, seed=args.seed))
+    await sim.start()
+    scenario = demo_scenario().attach(sim)
+    with tempfile.TemporaryDirectory(prefix="cryptomon-demo-") as tmp:
+        port = _pick_port(args.port)
+        data = demo_settings_data(sim_url=sim.rest_url, db_path=Path(tmp) / "demo.db", port=port)
+        settings = load_settings(data=data)
+        if getattr(args, "log_level", None):
+            settings.logging.level = args.log_level
+        elif args.json:
+            settings.logging.level = "WARNING"
+        if getattr(args, "log_format", None):
+            settings.logging.format = args.log_format
+        setup_logging(settings)
+        hub = Hub()
+        events: Counter[str] = Counter()
+        anomalies: Counter[str] = Counter()
+        orders: set[str] = set()
+        counts = {"fills": 0, "notifications": 0}
+
+        def on_market(ev: Any) -> None:
+            events[type(ev).__name__] += 1
+
+        def on_anomaly(ev: Anomaly) -> None:
+            anomalies[ev.kind] += 1
+
+        def on_order(ev: Any) -> None:
+            orders.add(ev.client_order_id)
+
+        def on_count(key: str) -> Any:
+            return lambda _ev: counts.__setitem__(key, counts[key] + 1)
+
+        hub.subscribe(list(MARKET_DATA), on_market, name="demo.events")
+        hub.subscribe(Anomaly, on_anomaly, name="demo.anomalies")
+        hub.subscribe((OrderIntent, OrderUpdate), on_order, name="demo.orders")
+        hub.subscribe(Fill, on_count("fills"), name="demo.fills")
+        hub.subscribe(NotificationRecord, on_count("notifications"), name="demo.notifications")
+        app = build_app(settings, hub=hub)
+        if not args.json:
+            sys.stderr.write(
+                f"demo: simulator at {sim.rest_url}, API on http://127.0.0.1:{port} "
+                f"(Ctrl-C to stop)\n"
+            )
+
+        async def until() -> None:
+            import asyncio
+
+            if args.duration is None:
+                await asyncio.Event().wait()
+            await asyncio.sleep(args.duration)
+
+        t0 = time.perf_counter()
+        try:
+            code = await app.run(until=until)
+        finally:
+            await sim.stop()
+        summary = {
+            "seconds": round(time.perf_counter() - t0, 3),
+            "events": dict(sorted(events.items())),
+            "anomalies": dict(sorted(anomalies.items())),
+            "orders": len(orders),
+            "fills": counts["fills"],
+            "notifications": counts["notifications"],
+            "injected": scenario.applied,
+            "api": f"http://127.0.0.1:{port}",
+            "exit_code": code,
+        }
+    if args.json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        sys.stdout.write(
+            "demo summary: "
+            + ", ".join(f"{k}={v}" for k, v in summary.items() if k != "exit_code")
+            + "\n"
+        )
+    return int(code)
