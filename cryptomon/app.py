@@ -178,6 +178,8 @@ def _notice(clock: Clock, code: str, message: str) -> Notice:
 
 
 if TYPE_CHECKING:
+    from cryptomon.detect.engine import DetectorEngine
+    from cryptomon.notify.router import NotificationRouter
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.feeds.state import MarketState
     from cryptomon.store.db import Database
@@ -194,9 +196,11 @@ class Services:
     db: Database | None = None  # the store's Database (engine, sessionmaker), set by _build_store
     queries: Queries | None = None  # the store's read side for the API, set by _build_store
     store_writer: StoreWriter | None = None  # its stats() feed /metrics, set by _build_store
+    notifier: NotificationRouter | None = None  # channels, send_test, stats; by _build_notify
     feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics, by _build_feeds
     market: MarketState | None = None  # latest market state; the first builder needing it creates it
     trading: TradingEngine | None = None  # order engine for the API, set by _build_trading
+    detectors: DetectorEngine | None = None  # stats() for /metrics, set by _build_detect
 
 
 def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None = None) -> App:
@@ -247,13 +251,25 @@ def _build_store(
 def _build_notify(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
 ) -> list[Component]:
-    return []
+    # Always built, even with alerts disabled or no channels: the API lists channels and
+    # sends tests through it. Disabled = it does not subscribe to the hub (nothing routed).
+    from cryptomon.notify.router import NotificationRouter
+
+    notifier = NotificationRouter(hub=hub, clock=clock, config=settings.alerts)
+    services.notifier = notifier
+    return [notifier]
 
 
 def _build_detect(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
 ) -> list[Component]:
-    return []
+    if not settings.anomaly_detection.enabled:
+        return []
+    from cryptomon.detect.engine import DetectorEngine
+
+    detectors = DetectorEngine(hub=hub, clock=clock, config=settings.anomaly_detection)
+    services.detectors = detectors
+    return [detectors]
 
 
 def _build_trading(

@@ -1,0 +1,85 @@
+"""Shared pieces of the detectors: symbol ids, column batches, growable state arrays.
+
+Every (exchange, symbol) gets a small integer id; the detectors keep their state in 2-D
+arrays whose row is that id and grow them by reallocating when new symbols appear.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.detect.kernels_nb import R_COLS, R_MIN, R_W, grow
+
+
+@dataclass(slots=True)
+class SymbolInfo:
+    """One market known to the engine."""
+
+    sid: int
+    exchange: str
+    symbol: str
+    quote: str
+    cfg: AnomalyDetectionConfig
+
+
+def quote_of(symbol: str) -> str:
+    """``BTC-USDT`` -> ``USDT``; ``BTC-USD-PERP`` -> ``USD``."""
+    parts = symbol.split("-")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def buckets(cfg: AnomalyDetectionConfig) -> int:
+    """Completed buckets in the lookback window."""
+    return max(2, math.ceil(cfg.lookback_window_minutes * 60.0 / cfg.bucket_seconds))
+
+
+@dataclass(slots=True)
+class TradeCols:
+    """A micro-batch of trades as columns (row i = the i-th buffered event)."""
+
+    sid: np.ndarray
+    ts: np.ndarray
+    px: np.ndarray
+    amt: np.ndarray
+    buy: np.ndarray
+
+
+@dataclass(slots=True)
+class BookCols:
+    """A micro-batch of book tops (spread in bps, depth imbalance, mid)."""
+
+    sid: np.ndarray
+    ts: np.ndarray
+    spread: np.ndarray
+    imb: np.ndarray
+    mid: np.ndarray
+
+
+class Rolling:
+    """Ring buffers + state of one rolling window per symbol id (see kernels_nb)."""
+
+    __slots__ = ("buf", "st")
+
+    def __init__(self) -> None:
+        self.buf = np.zeros((0, 1))
+        self.st = np.zeros((0, R_COLS))
+
+    def resize(self, n: int) -> None:
+        self.buf = grow(self.buf, n)
+        self.st = grow(self.st, n)
+
+    def configure(self, sid: int, window: int, min_samples: int) -> None:
+        self.buf = grow(self.buf, sid + 1, window)
+        self.st = grow(self.st, sid + 1)
+        self.st[sid, :] = 0.0
+        self.st[sid, R_W] = window
+        self.st[sid, R_MIN] = min_samples
+
+
+def grow_rows(arr: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
+    """Rows up to ``n``; new rows filled with ``fill``."""
+    return grow(arr, n, fill=fill)

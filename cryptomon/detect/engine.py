@@ -1,0 +1,403 @@
+"""The detector engine: an inline hub subscriber that micro-batches market data into the numba
+detectors and publishes :class:`~cryptomon.events.Anomaly` events (DESIGN.md 3.6 and 6).
+
+Inline handlers only append the event to a list. The batch is flushed (columns built, one
+kernel call per detector) when it reaches ``batch_size`` or at the end of the current loop
+iteration (``loop.call_soon``); without a running loop call :meth:`DetectorEngine.flush`.
+Findings pass a cooldown per (exchange, symbol, kind) in event time, where a higher severity
+passes; the time from receipt (``ts_recv``) to publication is recorded as a histogram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import math
+from collections import Counter
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+import structlog
+
+from cryptomon.clock import Clock
+from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.detect import detectors_nb as k
+from cryptomon.detect.base import BookCols, SymbolInfo, TradeCols, quote_of
+from cryptomon.detect.book import BookDetector
+from cryptomon.detect.divergence import DivergenceDetector
+from cryptomon.detect.findings import build_anomaly
+from cryptomon.detect.funding import FundingDetector
+from cryptomon.detect.price import PriceDetector
+from cryptomon.detect.volume import LiquidationDetector, VolumeDetector
+from cryptomon.detect.whale import WhaleDetector
+from cryptomon.events import BookTop, Event, Funding, Liquidation, Ticker, Trade
+from cryptomon.hub import Hub, InlineSubscription
+
+log = structlog.get_logger()
+
+KINDS = (
+    "volume",
+    "volume_imbalance",
+    "price_change",
+    "volatility",
+    "ma_deviation",
+    "book_imbalance",
+    "spread",
+    "whale",
+    "whale_burst",
+    "divergence",
+    "liquidations",
+    "funding",
+)
+SEVERITY_NAMES = ("low", "medium", "high", "critical")
+# detector latency histogram: upper bounds in seconds (cumulative counts, Prometheus style)
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0)
+
+_TS = attrgetter("ts")
+_PRICE = attrgetter("price")
+_AMOUNT = attrgetter("amount")
+_SIDE = attrgetter("side")
+_BUY = {"buy": 1.0, "sell": 0.0}
+_SPREAD = attrgetter("spread_bps")
+_IMB = attrgetter("imbalance")
+_BID = attrgetter("bid")
+_ASK = attrgetter("ask")
+
+
+def _f64(getter: Any, evs: list[Any]) -> np.ndarray:
+    return np.fromiter(map(getter, evs), np.float64, len(evs))
+
+
+class DetectorEngine:
+    """Routes Trade, BookTop, Ticker, Liquidation and Funding events to the detectors."""
+
+    name = "detectors"
+
+    def __init__(self, *, hub: Hub, clock: Clock, config: AnomalyDetectionConfig) -> None:
+        self.hub = hub
+        self.clock = clock
+        self.config = config
+        self._cap = config.batch_size
+        self._infos: list[SymbolInfo] = []
+        self._sids: dict[tuple[str, str], int] = {}
+        self.volume = VolumeDetector()
+        self.price = PriceDetector()
+        self.whale = WhaleDetector()
+        self.book = BookDetector()
+        self.divergence = DivergenceDetector()
+        self.liquidations = LiquidationDetector()
+        self.funding = FundingDetector()
+        self._all: tuple[Any, ...] = (  # each has configure(info)
+            self.volume,
+            self.price,
+            self.whale,
+            self.book,
+            self.divergence,
+            self.liquidations,
+        )
+        self._has_book: set[int] = set()
+        self._trades: list[Trade] = []
+        self._books: list[BookTop] = []
+        self._tickers: list[Ticker] = []
+        self._liqs: list[Liquidation] = []
+        self._fires = np.zeros((4 * self._cap + 64, k.F_COLS))
+        self._scheduled = False
+        self._cooldown: dict[tuple[str, str, str], tuple[float, int]] = {}
+        self.by_kind: Counter[str] = Counter()
+        self.by_severity: Counter[str] = Counter()
+        self.events: Counter[str] = Counter()
+        self.suppressed = 0
+        self.batches = 0
+        self.errors = 0
+        self._lat_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._lat_sum = 0.0
+        self._subs: list[InlineSubscription] = [
+            hub.subscribe(Trade, self._on_trade, name="detectors.trade"),
+            hub.subscribe(BookTop, self._on_book, name="detectors.book"),
+            hub.subscribe(Ticker, self._on_ticker, name="detectors.ticker"),
+            hub.subscribe(Liquidation, self._on_liquidation, name="detectors.liquidation"),
+            hub.subscribe(Funding, self._on_funding, name="detectors.funding"),
+        ]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Compile (or load from the numba cache) every kernel before data flows."""
+        warmup()
+
+    async def stop(self) -> None:
+        self.flush()
+        for sub in self._subs:
+            sub.close()
+        self._subs = []
+
+    # ------------------------------------------------------------------ symbols
+
+    def symbol_id(self, exchange: str, symbol: str) -> int:
+        """The id of a market, registering (and configuring every detector for) it if new."""
+        key = (exchange, symbol)
+        sid = self._sids.get(key)
+        if sid is None:
+            sid = len(self._infos)
+            info = SymbolInfo(
+                sid=sid,
+                exchange=exchange,
+                symbol=symbol,
+                quote=quote_of(symbol),
+                cfg=self.config.for_symbol(exchange, symbol),
+            )
+            self._infos.append(info)
+            for det in self._all:
+                det.configure(info)
+            self._sids[key] = sid
+        return sid
+
+    def _sid_array(self, evs: list[Any]) -> np.ndarray:
+        get = self._sids.get
+        ids = [get((e.exchange, e.symbol)) for e in evs]
+        if None in ids:
+            ids = [self.symbol_id(e.exchange, e.symbol) for e in evs]
+        return np.array(ids, dtype=np.int64)
+
+    # ------------------------------------------------------------------ hub handlers
+
+    def _on_trade(self, ev: Trade) -> None:
+        q = self._trades
+        q.append(ev)
+        if len(q) >= self._cap:
+            self._flush_trades()
+        elif not self._scheduled:
+            self._schedule()
+
+    def _on_book(self, ev: BookTop) -> None:
+        q = self._books
+        q.append(ev)
+        if len(q) >= self._cap:
+            self._flush_books()
+        elif not self._scheduled:
+            self._schedule()
+
+    def _on_ticker(self, ev: Ticker) -> None:
+        self._tickers.append(ev)
+        if len(self._tickers) >= self._cap:
+            self._flush_tickers()
+        elif not self._scheduled:
+            self._schedule()
+
+    def _on_liquidation(self, ev: Liquidation) -> None:
+        self._liqs.append(ev)
+        if len(self._liqs) >= self._cap:
+            self._flush_liquidations()
+        elif not self._scheduled:
+            self._schedule()
+
+    def _on_funding(self, ev: Funding) -> None:
+        self.events["funding"] += 1
+        sid = self.symbol_id(ev.exchange, ev.symbol)
+        row = self.funding.update(self._infos[sid], float(ev.rate))
+        if row is not None:
+            self._emit(self.funding.kinds, row[None, :], 1, [ev], np.array([sid]))
+
+    def _schedule(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (sync use): flush() by hand or when a batch fills
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    # ------------------------------------------------------------------ flushing
+
+    def flush(self) -> None:
+        """Run the kernels over everything buffered and publish what they found."""
+        self._scheduled = False
+        if self._trades:
+            self._flush_trades()
+        if self._books:
+            self._flush_books()
+        if self._tickers:
+            self._flush_tickers()
+        if self._liqs:
+            self._flush_liquidations()
+
+    def _flush_trades(self) -> None:
+        evs, self._trades = self._trades, []
+        n = len(evs)
+        cols = TradeCols(
+            sid=self._sid_array(evs),
+            ts=_f64(_TS, evs),
+            px=_f64(_PRICE, evs),
+            amt=_f64(_AMOUNT, evs),
+            buy=np.fromiter(map(_BUY.get, map(_SIDE, evs)), np.float64, n),
+        )
+        self.events["trades"] += n
+        self.batches += 1
+        for det in (self.price, self.volume, self.whale):
+            m = det.process(cols, self._fires, 0)
+            if m:
+                self._emit(det.kinds, self._fires, m, evs, cols.sid)
+
+    def _flush_books(self) -> None:
+        evs, self._books = self._books, []
+        bid = _f64(_BID, evs)
+        ask = _f64(_ASK, evs)
+        cols = BookCols(
+            sid=self._sid_array(evs),
+            ts=_f64(_TS, evs),
+            spread=_f64(_SPREAD, evs),
+            imb=_f64(_IMB, evs),
+            mid=(bid + ask) * 0.5,
+        )
+        self._has_book.update(np.unique(cols.sid).tolist())
+        self.events["books"] += len(evs)
+        self.batches += 1
+        for det in (self.book, self.divergence):
+            m = det.process(cols, self._fires, 0)
+            if m:
+                self._emit(det.kinds, self._fires, m, evs, cols.sid)
+
+    def _flush_tickers(self) -> None:
+        evs, self._tickers = self._tickers, []
+        self.events["tickers"] += len(evs)
+        sid = self._sid_array(evs)
+        keep = [i for i, s in enumerate(sid.tolist()) if s not in self._has_book]
+        if not keep:
+            return
+        evs = [evs[i] for i in keep]
+        bid = _f64(_BID, evs)
+        ask = _f64(_ASK, evs)
+        nan = np.full(len(evs), math.nan)
+        cols = BookCols(sid=sid[keep], ts=_f64(_TS, evs), spread=nan, imb=nan, mid=(bid + ask) / 2)
+        m = self.divergence.process(cols, self._fires, 0)
+        if m:
+            self._emit(self.divergence.kinds, self._fires, m, evs, cols.sid)
+
+    def _flush_liquidations(self) -> None:
+        evs, self._liqs = self._liqs, []
+        n = len(evs)
+        cols = TradeCols(
+            sid=self._sid_array(evs),
+            ts=_f64(_TS, evs),
+            px=_f64(_PRICE, evs),
+            amt=_f64(_AMOUNT, evs),
+            buy=np.fromiter(map(_BUY.get, map(_SIDE, evs)), np.float64, n),
+        )
+        self.events["liquidations"] += n
+        m = self.liquidations.process(cols, self._fires, 0)
+        if m:
+            self._emit(self.liquidations.kinds, self._fires, m, evs, cols.sid)
+
+    # ------------------------------------------------------------------ publishing
+
+    def _emit(
+        self,
+        kinds: dict[int, str],
+        fires: np.ndarray,
+        m: int,
+        evs: list[Any],
+        sids: np.ndarray,
+    ) -> None:
+        for r in range(m):
+            row = fires[r].copy()
+            i = int(row[k.F_ROW])
+            ev: Event = evs[i]
+            kind = kinds[int(row[k.F_CODE])]
+            level = int(row[k.F_LEVEL])
+            info = self._infos[int(sids[i])]
+            key = (ev.exchange, ev.symbol, kind)
+            prev = self._cooldown.get(key)
+            if prev is not None and ev.ts - prev[0] < info.cfg.cooldown_s and level <= prev[1]:
+                self.suppressed += 1
+                continue
+            self._cooldown[key] = (ev.ts, level)
+            try:
+                anomaly = build_anomaly(
+                    kind,
+                    row,
+                    ev,
+                    quote=info.quote,
+                    min_samples=info.cfg.min_samples,
+                    pct=self.price.change_pct(info.sid),
+                    now=self.clock.time(),
+                )
+            except (ValueError, OverflowError) as exc:  # a degenerate value; never crash
+                self.errors += 1
+                log.warning("detect.anomaly_failed", kind=kind, error=str(exc))
+                continue
+            self.hub.publish(anomaly)
+            self.by_kind[kind] += 1
+            self.by_severity[anomaly.severity.value] += 1
+            lat = max(0.0, self.clock.time() - ev.ts_recv)
+            self._lat_counts[bisect.bisect_left(LATENCY_BUCKETS, lat)] += 1
+            self._lat_sum += lat
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``/metrics``: events, anomalies by kind/severity, latency histogram."""
+        cum = 0
+        buckets: dict[str, int] = {}
+        for le, c in zip((*map(str, LATENCY_BUCKETS), "+Inf"), self._lat_counts, strict=True):
+            cum += c
+            buckets[le] = cum
+        return {
+            "events": dict(self.events),
+            "events_processed": sum(self.events.values()),
+            "symbols": len(self._infos),
+            "batches": self.batches,
+            "anomalies": {
+                "total": sum(self.by_kind.values()),
+                "by_kind": {kind: self.by_kind.get(kind, 0) for kind in KINDS},
+                "by_severity": {s: self.by_severity.get(s, 0) for s in SEVERITY_NAMES},
+            },
+            "suppressed_by_cooldown": self.suppressed,
+            "errors": self.errors,
+            "latency_seconds": {"buckets": buckets, "count": cum, "sum": self._lat_sum},
+        }
+
+
+def warmup() -> None:
+    """Run every kernel once on a throw-away engine so compilation happens up front."""
+    from cryptomon.hub import Hub as _Hub
+
+    class _Zero:
+        def time(self) -> float:
+            return 0.0
+
+        def monotonic(self) -> float:
+            return 0.0
+
+        async def sleep(self, seconds: float) -> None:
+            return None
+
+    eng = DetectorEngine(hub=_Hub(), clock=_Zero(), config=AnomalyDetectionConfig(batch_size=4))
+    t = Trade(exchange="x", symbol="A-B", ts=1.0, ts_recv=1.0, price=1.0, amount=1.0, side="buy")
+    b = BookTop(
+        exchange="x",
+        symbol="A-B",
+        ts=1.0,
+        ts_recv=1.0,
+        bid=1.0,
+        bid_size=1.0,
+        ask=1.1,
+        ask_size=1.0,
+        spread=0.1,
+        spread_bps=10.0,
+        bid_depth=1.0,
+        ask_depth=1.0,
+        imbalance=0.0,
+        levels=1,
+    )
+    tk = Ticker(exchange="y", symbol="A-B", ts=1.0, ts_recv=1.0, bid=1.0, ask=1.1)
+    liq = Liquidation(
+        exchange="x", symbol="A-B", ts=1.0, ts_recv=1.0, side="sell", price=1.0, amount=1.0
+    )
+    eng._on_trade(t)
+    eng._on_book(b)
+    eng._on_ticker(tk)
+    eng._on_liquidation(liq)
+    eng.flush()
+    from cryptomon.detect.kernels_nb import rolling_zscore_nb
+
+    rolling_zscore_nb(np.zeros(2), 2, 2)
