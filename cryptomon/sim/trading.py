@@ -179,6 +179,11 @@ class TradingEndpoints:
                 early = await self._apply(fault, request)
                 if early is not None:
                     return early
+                # Like Binance's matching engine: a request that waited past its recvWindow
+                # is refused, so "not found" is final once recvWindow has passed.
+                expired = self._check_window(params)
+                if expired is not None:
+                    return expired
             try:
                 result = handler(params)
                 response = web.json_response(result)
@@ -204,7 +209,9 @@ class TradingEndpoints:
         expected = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.split("&", 1)[0]):
             return _error(400, -1022, "Signature for this request is not valid.")
-        params = dict(parse_qsl(payload))
+        return self._check_window(dict(parse_qsl(payload)))
+
+    def _check_window(self, params: dict[str, str]) -> web.Response | None:
         try:
             ts = int(params["timestamp"])
             window = int(params.get("recvWindow", "5000"))

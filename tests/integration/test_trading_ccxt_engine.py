@@ -1,0 +1,185 @@
+"""The order engine with the ccxt broker on the simulator: placements whose outcome is
+unknown (dropped response, 429, 5xx, timeout) are settled by lookup, never sent twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+
+from cryptomon.clock import LiveClock, ManualClock
+from cryptomon.config import TradingConfig
+from cryptomon.events import BookTop, OrderIntent, OrderState
+from cryptomon.feeds.state import MarketState
+from cryptomon.hub import Hub
+from cryptomon.sim.exchange import SimExchange
+from cryptomon.sim.market import MarketModel
+from cryptomon.sim.trading import Fault, TradingEndpoints, install
+from cryptomon.trading.brokers.ccxt import CcxtBroker
+from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.journal import MemoryJournal
+from cryptomon.trading.orders import OrderRecord, client_order_id
+from cryptomon.trading.risk import RiskState
+from tests.util import wait_until
+
+KEY, SECRET = "engine-key", "engine-secret"
+SYMBOL = "BTC-USDT"
+
+
+@dataclass
+class Rig:
+    sim: SimExchange
+    endpoints: TradingEndpoints
+    engine: TradingEngine
+    hub: Hub
+
+
+def publish_top(rig: Rig) -> None:
+    bids, asks = rig.sim.market.book(SYMBOL)
+    now = time.time()
+    (bid, bid_size), (ask, ask_size) = bids[0], asks[0]
+    rig.hub.publish(
+        BookTop(
+            exchange="simulator",
+            symbol=SYMBOL,
+            ts=now,
+            ts_recv=now,
+            bid=bid,
+            bid_size=bid_size,
+            ask=ask,
+            ask_size=ask_size,
+            spread=ask - bid,
+            spread_bps=(ask - bid) / bid * 1e4,
+            bid_depth=bid_size,
+            ask_depth=ask_size,
+            imbalance=0.0,
+            levels=1,
+        )
+    )
+
+
+@pytest_asyncio.fixture
+async def rig() -> AsyncIterator[Rig]:
+    sim = SimExchange(MarketModel([SYMBOL], seed=11), clock=ManualClock(time.time()))
+    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(10_000)})
+    await sim.start(run=False)
+    cfg = TradingConfig.model_validate(
+        {
+            "auto_trading_enabled": True,
+            "mode": "live",
+            "exchange": "simulator",
+            "poll_interval_s": 0.05,
+            "mark_interval_s": 0.05,
+            "order_timeout_s": 0.5,
+            "unknown_lookups": 3,
+            "live": {"exchange": "binance", "api_key": KEY, "secret": SECRET, "url": sim.rest_url},
+        }
+    )
+    hub = Hub()
+    await hub.start()
+    clock = LiveClock()
+    market = MarketState(hub=hub)
+    engine = TradingEngine(
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=CcxtBroker.from_config(cfg, clock=clock),
+        market=market,
+        journal=MemoryJournal(hub=hub),
+    )
+    r = Rig(sim, endpoints, engine, hub)
+    publish_top(r)
+    await engine.start()
+    try:
+        assert engine.risk_state == RiskState.ACTIVE
+        yield r
+    finally:
+        await engine.stop()
+        await hub.stop(1.0)
+        await sim.stop()
+
+
+def buy(key: str, amount: str = "0.01") -> OrderIntent:
+    now = time.time()
+    return OrderIntent(
+        exchange="simulator",
+        symbol=SYMBOL,
+        ts=now,
+        ts_recv=now,
+        client_order_id=client_order_id(key, "entry", "manual"),
+        side="buy",
+        type="market",
+        amount=Decimal(amount),
+        origin="manual",
+    )
+
+
+def assert_sent_once(rig: Rig, record: OrderRecord) -> None:
+    engine = rig.endpoints.engine
+    assert rig.endpoints.order_posts == 1
+    assert engine.duplicate_client_order_ids == 0
+    assert engine.client_order_ids() in ([], [record.client_order_id])
+
+
+@pytest.mark.asyncio
+async def test_dropped_response_is_settled_by_lookup_into_one_filled_order(rig: Rig) -> None:
+    """Accepted but the response was lost: unknown, then filled by lookup; one order."""
+    rig.endpoints.faults.add(Fault(kind="drop", after_accept=True))
+    record = await rig.engine.submit(buy("drop"))
+    assert record.state is OrderState.UNKNOWN
+    await wait_until(lambda: record.state is OrderState.FILLED, message="settled fill")
+    assert_sent_once(rig, record)
+    assert rig.endpoints.engine.client_order_ids() == [record.client_order_id]
+    assert rig.engine.portfolio.amount("simulator", SYMBOL) == Decimal("0.01")
+    assert record.filled == Decimal("0.01")
+
+
+@pytest.mark.asyncio
+async def test_429_without_acceptance_settles_as_rejected_without_resending(rig: Rig) -> None:
+    """A 429 the venue did not act on: unknown, then rejected after the lookups; no resend."""
+    rig.endpoints.faults.add(Fault(kind="status", status=429, retry_after_s=0, after_accept=False))
+    record = await rig.engine.submit(buy("429"))
+    assert record.state is OrderState.UNKNOWN
+    await wait_until(lambda: record.state is OrderState.REJECTED, message="settled reject")
+    assert_sent_once(rig, record)
+    assert rig.endpoints.engine.orders == {}
+    assert rig.engine.portfolio.amount("simulator", SYMBOL) == 0
+
+
+@pytest.mark.asyncio
+async def test_429_after_acceptance_settles_into_the_accepted_order(rig: Rig) -> None:
+    """A 429 answered although the order went through: the lookup finds it; one order."""
+    rig.endpoints.faults.add(Fault(kind="status", status=429, retry_after_s=0))
+    record = await rig.engine.submit(buy("429b"))
+    await wait_until(lambda: record.state is OrderState.FILLED, message="settled fill")
+    assert_sent_once(rig, record)
+    assert rig.endpoints.engine.client_order_ids() == [record.client_order_id]
+
+
+@pytest.mark.asyncio
+async def test_5xx_after_acceptance_settles_into_the_accepted_order(rig: Rig) -> None:
+    """A 503 after acceptance: unknown, then filled by lookup; one order."""
+    rig.endpoints.faults.add(Fault(kind="status", status=503))
+    record = await rig.engine.submit(buy("503"))
+    assert record.state is OrderState.UNKNOWN
+    await wait_until(lambda: record.state is OrderState.FILLED, message="settled fill")
+    assert_sent_once(rig, record)
+
+
+@pytest.mark.asyncio
+async def test_timeout_then_late_acceptance_is_found_not_resent(rig: Rig) -> None:
+    """The venue holds the request past the engine's timeout and accepts it later: the
+    engine's lookups find the late order; it is never sent a second time."""
+    fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
+    record = await rig.engine.submit(buy("late"))
+    assert record.state is OrderState.UNKNOWN
+    assert fault.reached.is_set()
+    assert rig.endpoints.engine.orders == {}
+    fault.release()
+    await wait_until(lambda: record.state is OrderState.FILLED, message="late fill found")
+    assert_sent_once(rig, record)
+    assert rig.endpoints.engine.client_order_ids() == [record.client_order_id]
