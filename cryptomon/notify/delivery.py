@@ -4,7 +4,8 @@ waiting done on the injected Clock.
 apprise runs each service's blocking ``send()`` in its own worker thread pool; ``async_notify``
 awaits that. The attempt timeout races the call against ``clock.sleep``; the service's socket
 timeouts are set to the attempt timeout too, so an abandoned worker thread ends about when we
-stop waiting for it. Error texts are scrubbed of the URL's credentials before they are logged
+stop waiting for it. apprise's per-service throttle is switched off: the channel's token
+bucket does the spacing. Error texts are scrubbed of the URL's credentials before they are logged
 or recorded.
 """
 
@@ -80,11 +81,14 @@ class AppriseSender:
         plugin = apprise.Apprise.instantiate(url)
         if plugin is None:
             raise InvalidChannelURL(
-                f"channel {name!r}: {self.redacted_url} is not a URL apprise supports "
+                f"channel {name!r}: {url.partition('://')[0]}://*** is not a URL apprise supports "
                 "(see https://github.com/caronc/apprise/wiki for the URL forms)"
             )
         plugin.socket_connect_timeout = min(float(plugin.socket_connect_timeout), attempt_timeout_s)
         plugin.socket_read_timeout = attempt_timeout_s
+        # Spacing is the channel's token bucket; apprise's own throttle would time.sleep() in a
+        # shared worker thread, outside the injected clock (5.5 s per email by default).
+        plugin.request_rate_per_sec = 0
         self._apprise = apprise.Apprise()
         self._apprise.add(plugin)
         self._redactor = Redactor(_secret_parts(plugin, url))

@@ -42,7 +42,8 @@ def anomaly(
 
 
 def alerts_config(channels: list[dict[str, Any]], **kw: Any) -> AlertsConfig:
-    base: dict[str, Any] = {"attempt_timeout_s": 5.0, "retries": 0, "retry_backoff_s": 1.0}
+    # a long attempt timeout: advancing the ManualClock must not abandon a real delivery
+    base: dict[str, Any] = {"attempt_timeout_s": 300.0, "retries": 0, "retry_backoff_s": 1.0}
     base.update(kw)
     return AlertsConfig.model_validate({"channels": channels, **base})
 

@@ -1,0 +1,131 @@
+"""Notifications end to end: hub -> router -> apprise -> a real HTTP sink and a real SMTP
+server; a hung channel never delays the hub or the other channels."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from cryptomon.events import Notice, Severity
+from tests.unit.notify.factories import T0, anomaly, running_router
+from tests.unit.notify.sinks import DeadSink, HttpSink, SmtpSink
+from tests.util import wait_until
+
+
+@pytest_asyncio.fixture
+async def web_sink() -> AsyncIterator[HttpSink]:
+    sink = await HttpSink().start()
+    yield sink
+    await sink.close()
+
+
+@pytest_asyncio.fixture
+async def hung_sink() -> AsyncIterator[DeadSink]:
+    sink = await DeadSink().start()
+    yield sink
+    await sink.close()
+
+
+@pytest.fixture
+def mail_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.close()
+
+
+@pytest.mark.asyncio
+async def test_anomaly_reaches_webhook_as_markdown_and_email_as_text(
+    web_sink: HttpSink, mail_sink: SmtpSink
+) -> None:
+    """The same anomaly arrives as Markdown on a chat-format webhook and as plain-text email,
+    both with market, kind, value vs threshold, reasons, severity, time and the API link."""
+    channels = [
+        {"name": "chat", "url": web_sink.url("chat"), "format": "markdown"},
+        {"name": "mail", "url": mail_sink.url()},  # auto: mailto -> text
+    ]
+    async with running_router(channels, api_base_url="https://mon.example.com/") as run:
+        run.hub.publish(
+            anomaly(
+                symbol="ETH-USDT",
+                kind="price",
+                value=6.25,
+                threshold=5.0,
+                reasons=("Price change: 6.25%", "Z-score: 4.10"),
+            )
+        )
+        await wait_until(lambda: len(web_sink.messages) == 1 and len(mail_sink.messages) == 1)
+        await wait_until(lambda: len(run.by("mail", "sent")) == 1)
+    link = "https://mon.example.com/api/v1/anomalies?exchange=binance&symbol=ETH-USDT&kind=price"
+    chat = web_sink.messages[0]
+    assert chat["title"] == "[P1] binance ETH-USDT: price anomaly (high)"
+    assert "**Value:** 6.25 vs threshold 5" in chat["message"]
+    assert "**Reasons:** Price change: 6.25%; Z-score: 4.10" in chat["message"]
+    assert "**Time:** 2023-11-14T22:13:20Z" in chat["message"]
+    assert f"[Open in cryptomon]({link})" in chat["message"]
+    assert chat["type"] == "warning"
+    subject, text = mail_sink.texts()[0]
+    assert subject == "[P1] binance ETH-USDT: price anomaly (high)"
+    assert "Value: 6.25 vs threshold 5" in text
+    assert "Severity: high (P1)" in text
+    assert f"Link: {link}" in text
+    assert "**" not in text
+    assert mail_sink.messages[0]["To"] == "ops@example.com"
+
+
+@pytest.mark.asyncio
+async def test_hung_channel_never_delays_hub_or_other_channels(
+    web_sink: HttpSink, mail_sink: SmtpSink, hung_sink: DeadSink
+) -> None:
+    """With one channel hanging on its first message, the hub drains at once and the other
+    channels get every alert; the hung one fails by its timeout and retries, then gives up."""
+    fast = {"rate_limit_per_min": 600}
+    channels = [
+        {"name": "hung", "url": hung_sink.url(), **fast},
+        {"name": "web", "url": web_sink.url("web"), **fast},
+        {"name": "mail", "url": mail_sink.url(), **fast},
+    ]
+    async with running_router(channels, attempt_timeout_s=60, retries=1, stop_timeout_s=0.5) as run:
+        for i in range(20):
+            run.hub.publish(anomaly(symbol=f"C{i}-USDT"))
+        await run.hub.join()  # the hub's queue to the notifier is empty right away
+        assert run.router.stats()["queue_depth"] == 0
+        await wait_until(lambda: len(web_sink.messages) == 20 and len(mail_sink.messages) == 20)
+        await wait_until(lambda: len(run.by("mail", "sent")) == 20)
+        assert hung_sink.connections >= 1
+        assert run.router.stats()["outbox"]["hung"] == 20  # still on its first message
+        assert run.by("hung") == []
+
+        def first_failed() -> bool:  # attempt timeouts and backoff run on the clock
+            if run.clock.sleepers:
+                run.clock.advance(5)
+            return bool(run.by("hung", "failed"))
+
+        await wait_until(first_failed)
+        failed = run.by("hung", "failed")[0]
+        assert failed.attempts == 2
+        assert "no answer within 60s" in failed.error
+        assert run.clock.time() - T0 >= 120  # two attempts, each abandoned at 60 s
+
+
+@pytest.mark.asyncio
+async def test_daemon_notice_reaches_email(mail_sink: SmtpSink) -> None:
+    """System notices (daemon start) are routed like alerts, as plain-text email."""
+    async with running_router([{"name": "mail", "url": mail_sink.url()}]) as run:
+        run.hub.publish(
+            Notice(
+                exchange="",
+                symbol="",
+                ts=T0,
+                ts_recv=T0,
+                code="daemon_start",
+                message="cryptomon 0.1.0 running",
+            )
+        )
+        run.hub.publish(anomaly(severity=Severity.LOW))  # below the channel's min_severity
+        await wait_until(lambda: len(mail_sink.messages) == 1)
+        await run.hub.join()
+    subject, text = mail_sink.texts()[0]
+    assert subject == "[P2] cryptomon: cryptomon 0.1.0 running"
+    assert "Notice: daemon_start" in text

@@ -1,0 +1,255 @@
+"""NotificationRouter: routing, dedup, rate limit + digest, quiet hours, feed-down, API helpers.
+Deliveries are real: apprise json:// to a loopback aiohttp sink."""
+
+from __future__ import annotations
+
+import random
+import re
+from decimal import Decimal
+
+import pytest
+from structlog.testing import capture_logs
+
+from cryptomon.errors import ConfigError
+from cryptomon.events import FeedStatus, OrderIntent, OrderState, OrderUpdate, RiskEvent, Severity
+from cryptomon.notify.router import UnknownChannelError
+from tests.unit.notify.factories import T0, anomaly, running_router
+from tests.unit.notify.sinks import HttpSink
+from tests.util import wait_until
+
+
+def _ch(name: str, sink: HttpSink, **kw: object) -> dict[str, object]:
+    return {"name": name, "url": sink.url(name), **kw}
+
+
+@pytest.mark.asyncio
+async def test_routing_by_severity_kind_exchange_and_symbol(http_sink: HttpSink) -> None:
+    """Each channel gets only the alerts its min_severity, kinds, exchanges and symbols allow."""
+    channels = [
+        _ch("all", http_sink, min_severity="low"),
+        _ch("price_high", http_sink, min_severity="high", kinds=["price"]),
+        _ch("eth", http_sink, symbols=["ETH/USDT"], exchanges=["binance"]),
+    ]
+    async with running_router(channels) as run:
+        run.hub.publish(anomaly(kind="volume", severity=Severity.MEDIUM))
+        run.hub.publish(anomaly(kind="price", severity=Severity.HIGH))
+        run.hub.publish(anomaly(symbol="ETH-USDT", severity=Severity.HIGH))
+        run.hub.publish(anomaly(exchange="okx", symbol="ETH-USDT", severity=Severity.HIGH))
+        await wait_until(lambda: len(http_sink.messages) == 6)
+        got = sorted(zip(http_sink.paths, http_sink.titles(), strict=True))
+    assert [t for p, t in got if p == "/price_high"] == [
+        "[P1] binance BTC-USDT: price anomaly (high)"
+    ]
+    assert [t for p, t in got if p == "/eth"] == ["[P1] binance ETH-USDT: volume anomaly (high)"]
+    assert len([p for p, _ in got if p == "/all"]) == 4
+    assert all(r.status == "sent" for r in run.records)
+
+
+@pytest.mark.asyncio
+async def test_dedup_within_window_then_again_after(http_sink: HttpSink) -> None:
+    """Same exchange+symbol+kind is sent once per window; a higher severity or a new window
+    passes; duplicates are recorded as suppressed."""
+    async with running_router([_ch("ops", http_sink)], dedup_window_s=120) as run:
+        for _ in range(3):
+            run.hub.publish(anomaly())
+        await run.hub.join()
+        run.hub.publish(anomaly(severity=Severity.CRITICAL))  # escalation passes
+        await wait_until(lambda: len(run.by("ops", "sent")) == 2)
+        run.clock.advance(121)
+        run.hub.publish(anomaly())
+        await wait_until(lambda: len(run.by("ops", "sent")) == 3)
+    suppressed = run.by("ops", "suppressed")
+    assert len(suppressed) == 2
+    assert "duplicate of binance/BTC-USDT/volume within 120s" in suppressed[0].error
+    assert len(http_sink.messages) == 3
+    assert http_sink.titles()[1].startswith("[P0]")
+
+
+@pytest.mark.asyncio
+async def test_alert_storm_is_rate_limited_and_digested(http_sink: HttpSink) -> None:
+    """1,000 anomalies in one minute: at most the bucket's messages, every distinct alert that
+    was not sent alone appears in exactly one digest, duplicates are suppressed."""
+    rng = random.Random(7)
+    keys = [(f"C{i}-USDT", kind) for i in range(125) for kind in ("volume", "price")]
+    storm = [rng.choice(keys) for _ in range(1000)]
+    storm[: len(keys)] = keys  # every key occurs at least once
+    rng.shuffle(storm)
+    channel = _ch("ops", http_sink, rate_limit_per_min=6, digest_interval_s=60)
+    async with running_router([channel]) as run:
+        for chunk in range(10):  # 100 anomalies every 6 s: the whole storm within 60 s
+            for sym, kind in storm[chunk * 100 : (chunk + 1) * 100]:
+                run.hub.publish(anomaly(symbol=sym, kind=kind, ts=run.clock.time()))
+            await run.hub.join()
+            run.clock.advance(6)
+            await wait_until(lambda: run.clock.sleepers > 0)
+        run.clock.advance(2)  # t = 62 s: the digest is due and has a token
+        await wait_until(lambda: run.router.stats()["digest_pending"]["ops"] == 0)
+        await wait_until(lambda: len(run.by("ops", "digested")) + len(run.by("ops", "sent")) >= 250)
+        elapsed_min = (run.clock.time() - T0) / 60
+    assert len(http_sink.messages) <= 6 + 6 * elapsed_min
+    digests = [m for m in http_sink.messages if m["title"].startswith("[digest]")]
+    singles = [m for m in http_sink.messages if not m["title"].startswith("[digest]")]
+    assert len(digests) == 1
+    assert len(singles) == 6
+    alone = {re.search(r"binance (\S+): (\w+) anomaly", m["title"]).groups() for m in singles}
+    listed = set(re.findall(r"binance (\S+): (\w+) 7\.5 vs 3", digests[0]["message"]))
+    assert alone | listed == set(keys)
+    assert not alone & listed
+    assert len(run.by("ops", "digested")) == len(listed) == 244
+    assert len(run.by("ops", "suppressed")) == 750
+    assert digests[0]["title"] == "[digest] 244 alerts for ops (rate limit reached)"
+
+
+@pytest.mark.asyncio
+async def test_quiet_hours_let_only_p0_through(http_sink: HttpSink) -> None:
+    """In a channel's quiet hours (in its time zone) only P0 alerts are sent."""
+    channels = [  # T0 is 22:13 UTC = 07:13 in Tokyo
+        _ch("night_utc", http_sink, quiet_hours="22:00-07:00", quiet_hours_tz="UTC"),
+        _ch("night_tokyo", http_sink, quiet_hours="22:00-07:00", quiet_hours_tz="Asia/Tokyo"),
+    ]
+    async with running_router(channels) as run:
+        run.hub.publish(anomaly(severity=Severity.HIGH))
+        run.hub.publish(anomaly(kind="price", severity=Severity.CRITICAL))
+        await wait_until(lambda: len(http_sink.messages) == 3)
+    quiet = run.by("night_utc", "suppressed")
+    assert [r.error for r in quiet] == ["quiet hours"]
+    assert [r.priority for r in run.by("night_utc", "sent")] == ["P0"]
+    assert len(run.by("night_tokyo", "sent")) == 2
+
+
+def _feed(status: str, ts: float) -> FeedStatus:
+    return FeedStatus(
+        exchange="binance", symbol="BTC-USDT", ts=ts, ts_recv=ts, channel="trades", status=status
+    )  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_feed_down_only_when_not_recovered_in_time(http_sink: HttpSink) -> None:
+    """A stale feed is reported after feed_down_after_s unless it recovered first; its
+    recovery is then reported too."""
+    async with running_router([_ch("ops", http_sink)], feed_down_after_s=60) as run:
+        run.hub.publish(_feed("stale", T0))
+        await run.hub.join()
+        run.clock.advance(30)
+        run.hub.publish(_feed("live", run.clock.time()))  # recovered in time: nothing
+        await run.hub.join()
+        run.hub.publish(_feed("disconnected", run.clock.time()))
+        await run.hub.join()
+        for _ in range(3):
+            run.clock.advance(30)
+            await wait_until(lambda: run.clock.sleepers > 0)
+        await wait_until(lambda: len(http_sink.messages) == 1)
+        assert http_sink.titles() == ["[P1] feed down: binance BTC-USDT trades"]
+        run.hub.publish(_feed("live", run.clock.time()))
+        await wait_until(lambda: len(http_sink.messages) == 2)
+    assert http_sink.titles()[1] == "[P2] feed recovered: binance BTC-USDT trades"
+    assert "Down for: 90s" in http_sink.bodies()[1]
+
+
+@pytest.mark.asyncio
+async def test_stop_loss_exit_and_kill_switch_are_notified(http_sink: HttpSink) -> None:
+    """A filled stop-loss order is reported as an exit (P1); the kill switch is P0."""
+    async with running_router([_ch("ops", http_sink)]) as run:
+        common = {"exchange": "binance", "symbol": "BTC-USDT", "ts": T0, "ts_recv": T0}
+        run.hub.publish(
+            OrderIntent(
+                **common,
+                client_order_id="sl-1",
+                side="sell",
+                type="market",
+                amount=Decimal("0.5"),
+                origin="stop_loss",
+            )
+        )
+        run.hub.publish(
+            OrderUpdate(
+                **common,
+                client_order_id="sl-1",
+                state=OrderState.FILLED,
+                side="sell",
+                type="market",
+                amount=Decimal("0.5"),
+                filled=Decimal("0.5"),
+                avg_price=Decimal("41000"),
+            )
+        )
+        run.hub.publish(
+            RiskEvent(**common, kind="kill_switch", state="halted", reason="daily loss limit")
+        )
+        await wait_until(lambda: len(http_sink.messages) == 2)
+    titles = sorted(http_sink.titles())
+    assert titles == [
+        "[P0] KILL SWITCH: trading halted",
+        "[P1] binance BTC-USDT: stop-loss hit",
+    ]
+    exit_body = next(b for b in http_sink.bodies() if "Exit:" in b)
+    assert "Exit: stop-loss: sell 0.5 @ 41000" in exit_body
+    assert "client_order_id=sl-1" in exit_body
+
+
+@pytest.mark.asyncio
+async def test_update_routing_validates_and_applies(http_sink: HttpSink) -> None:
+    """update_routing changes routing at run time, rejects URL/name changes and bad values."""
+    async with running_router([_ch("ops", http_sink)]) as run:
+        out = run.router.update_routing("ops", min_severity="critical", kinds=["price"])
+        assert out["min_severity"] == "critical"
+        assert out["kinds"] == ["price"]
+        with pytest.raises(ConfigError, match=r"alerts\.channels\.ops\.url"):
+            run.router.update_routing("ops", url="json://evil.example/x")
+        with pytest.raises(ConfigError, match=r"alerts\.channels\.ops\.min_severity"):
+            run.router.update_routing("ops", min_severity="loud")
+        with pytest.raises(ConfigError, match=r"alerts\.channels\.ops\.rate_limit_per_min"):
+            run.router.update_routing("ops", rate_limit_per_min=0)
+        with pytest.raises(UnknownChannelError, match="configured channels: ops"):
+            run.router.update_routing("nope", min_severity="low")
+        run.hub.publish(anomaly(kind="volume", severity=Severity.CRITICAL))
+        run.hub.publish(anomaly(kind="price", severity=Severity.HIGH))
+        run.hub.publish(anomaly(kind="price", symbol="ETH-USDT", severity=Severity.CRITICAL))
+        await wait_until(lambda: len(http_sink.messages) == 1)
+        await run.hub.join()
+    assert http_sink.titles() == ["[P0] binance ETH-USDT: price anomaly (critical)"]
+    assert run.router.channels["ops"].cfg.url.get_secret_value() == http_sink.url("ops")
+
+
+@pytest.mark.asyncio
+async def test_telegram_channel_is_markdown_and_never_shows_its_token() -> None:
+    """A tgram:// channel renders Markdown; its token appears in no listing and no log line."""
+    token = "123456789:AAF-secretTokenValue_x"
+    with capture_logs() as logs:
+        async with running_router(
+            [{"name": "tg", "url": f"tgram://{token}/-100200300"}], enabled=True
+        ) as run:
+            listed = run.router.channels_redacted()
+            rendered = run.router.renderer.render(
+                "anomaly", run.router.builder.build(anomaly()).fields, "markdown"
+            )
+    assert listed[0]["format"] == "markdown"
+    assert listed[0]["url"] == "tgram://***"
+    assert token not in repr(listed)
+    assert "secretTokenValue" not in repr(logs)
+    assert "**Value:** 7.5 vs threshold 3" in rendered.body
+    assert "[Open in cryptomon](http://127.0.0.1:8080/api/v1/anomalies?" in rendered.body
+
+
+@pytest.mark.asyncio
+async def test_stats_count_records_by_channel_and_status(http_sink: HttpSink) -> None:
+    """stats() reports notifications by channel and status plus queue depths."""
+    async with running_router([_ch("ops", http_sink)]) as run:
+        run.hub.publish(anomaly())
+        run.hub.publish(anomaly())
+        await wait_until(lambda: len(run.by("ops", "sent")) == 1)
+        stats = run.router.stats()
+    assert stats["notifications"] == {"ops": {"sent": 1, "suppressed": 1}}
+    assert stats["queue_depth"] == 0
+    assert stats["outbox"] == {"ops": 0}
+
+
+@pytest.mark.asyncio
+async def test_disabled_alerts_route_nothing_but_send_test_works(http_sink: HttpSink) -> None:
+    """With alerts.enabled false nothing is routed; send_test still reaches the channel."""
+    async with running_router([_ch("ops", http_sink)], enabled=False) as run:
+        run.hub.publish(anomaly(severity=Severity.CRITICAL))
+        result = await run.router.send_test("ops")
+    assert result == {"ops": {"ok": True, "attempts": 1, "error": ""}}
+    assert http_sink.titles() == ["cryptomon test notification"]
+    assert [r.event_type for r in run.records] == ["test"]
