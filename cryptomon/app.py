@@ -178,7 +178,6 @@ def _notice(clock: Clock, code: str, message: str) -> Notice:
 
 
 if TYPE_CHECKING:
-    from cryptomon.notify.router import NotificationRouter
     from cryptomon.detect.engine import DetectorEngine
     from cryptomon.notify.router import NotificationRouter
     from cryptomon.feeds.manager import FeedManager
