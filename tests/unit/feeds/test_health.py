@@ -1,0 +1,80 @@
+"""FeedHealth: stall watchdog, recovery, parse errors, reconnect counting, snapshot shape."""
+
+from __future__ import annotations
+
+import time
+
+from structlog.testing import capture_logs
+
+from cryptomon.clock import LiveClock
+from cryptomon.events import FeedStatus
+from cryptomon.feeds.health import DEFAULT_STALE_AFTER, FeedHealth
+from cryptomon.hub import Hub
+
+
+def make(stale: float | None = 5.0) -> tuple[FeedHealth, list[FeedStatus]]:
+    hub = Hub()
+    seen: list[FeedStatus] = []
+    hub.subscribe(FeedStatus, seen.append)
+    return FeedHealth(
+        "x", ["trades", "liquidations"], hub=hub, clock=LiveClock(), stale_after_s=stale
+    ), seen
+
+
+def test_default_stale_after_is_sized_per_channel() -> None:
+    """Without stale_after_s, busy channels get short watchdogs and liquidations none."""
+    h = FeedHealth("x", ["orderbook", "trades", "liquidations"], hub=Hub(), clock=LiveClock())
+    assert h.channels["orderbook"].stale_after == DEFAULT_STALE_AFTER["orderbook"]
+    assert h.channels["orderbook"].stale_after < h.channels["trades"].stale_after  # type: ignore[operator]
+    assert h.channels["liquidations"].stale_after is None
+
+
+def test_silent_channel_goes_stale_once_and_forces_reconnect() -> None:
+    """A channel silent past stale_after publishes stale once and calls on_stale."""
+    h, seen = make(stale=5.0)
+    forced: list[str] = []
+    h.on_stale = forced.append
+    h.on_connected()
+    ch = h.channels["trades"]
+    ch.last = time.monotonic() - 6.0
+    assert h.check_stale() == ["trades"]
+    assert h.check_stale() == []
+    assert forced == ["trades"]
+    stale = [s for s in seen if s.status == "stale"]
+    assert len(stale) == 1 and stale[0].channel == "trades"
+    assert "stale_after_s=5" in stale[0].detail
+    h.became_live(ch)
+    assert [s.status for s in seen][-1] == "live"
+    assert ch.stalls == 1
+
+
+def test_parse_errors_are_counted_and_logs_rate_limited() -> None:
+    """Many malformed messages: every one counted, one log line per 10 s."""
+    h, _ = make()
+    with capture_logs() as logs:
+        for _ in range(50):
+            h.on_parse_error(ValueError("bad"), "{garbage")
+    assert h.parse_errors == 50
+    assert len([e for e in logs if e["event"] == "feed.malformed_message"]) == 1
+
+
+def test_reconnects_and_snapshot_shape() -> None:
+    """Second connection counts as a reconnect; the snapshot has every documented key."""
+    h, seen = make()
+    h.on_connected()
+    h.on_disconnected("closed")
+    h.on_connected()
+    snap = h.snapshot()
+    assert snap["reconnects"] == 1
+    assert {"source", "state", "connected", "parse_errors", "messages", "gaps", "channels"} <= set(
+        snap
+    )
+    assert set(snap["channels"]["trades"]) >= {
+        "state",
+        "messages",
+        "messages_per_s",
+        "last_message_age_s",
+        "gaps",
+        "stale_after_s",
+    }
+    assert any(s.status == "disconnected" and s.symbol == "" for s in seen)

@@ -1,0 +1,105 @@
+"""Replay of cryptofeed raw-data recordings: exact callback counts, bad input handling."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cryptomon.clock import LiveClock
+from cryptomon.config import ExchangeConfig
+from cryptomon.errors import ConfigError
+from cryptomon.events import BookTop, Candle, Ticker, Trade
+from cryptomon.feeds.replay import ReplayFeed, parse_speed, replay_feed_class
+from cryptomon.hub import Hub
+
+# ../shared/data/cryptofeed-sample/README.md: callbacks of cryptofeed 2.4.1's own playback
+EXPECTED = {
+    "BINANCE": (265, {"trades": 2, "l2_book": 176, "ticker": 84, "candles": 2}),
+    "BINANCE_FUTURES": (1535, {"trades": 91, "l2_book": 756, "ticker": 613, "candles": 67}),
+    "OKX": (410, {"trades": 74, "l2_book": 290, "ticker": 28}),
+    "KRAKEN": (4430, {"trades": 10, "l2_book": 4279, "ticker": 18}),
+    "BITFINEX": (1693, {"trades": 210, "l2_book": 1600, "ticker": 21}),
+    "GATEIO": (239, {"trades": 9, "l2_book": 169, "ticker": 22, "candles": 14}),
+}
+
+
+def files_of(data: Path, exchange: str) -> list[str]:
+    return sorted(str(p) for p in data.glob(f"{exchange}.*"))
+
+
+async def run_replay(name: str, files: list[str], hub: Hub, depth: int = 20) -> ReplayFeed:
+    cfg = ExchangeConfig(name=name.lower(), source="replay", files=files, depth=depth)
+    feed = ReplayFeed(cfg, feed_class=replay_feed_class(name), hub=hub, clock=LiveClock())
+    await feed.start()
+    await feed.done.wait()
+    await feed.stop()
+    return feed
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("exchange", sorted(EXPECTED))
+async def test_replay_yields_exactly_playback_counts(shared_data: Path, exchange: str) -> None:
+    """Each shared recording replays to cryptofeed's own playback callback counts."""
+    hub = Hub()
+    published: dict[type, int] = {}
+    hub.subscribe(
+        (Trade, BookTop, Ticker, Candle),
+        lambda e: published.__setitem__(type(e), published.get(type(e), 0) + 1),
+    )
+    feed = await run_replay(exchange, files_of(shared_data, exchange), hub)
+    messages, counts = EXPECTED[exchange]
+    assert feed.error is None
+    assert feed.messages == messages
+    assert feed.counts() == counts
+    assert feed.health.parse_errors == 0
+    assert published.get(Trade, 0) == counts["trades"]
+    assert published.get(Ticker, 0) == counts["ticker"]
+    assert published.get(Candle, 0) == counts.get("candles", 0)
+    assert 0 < published[BookTop] <= counts["l2_book"]
+
+
+@pytest.mark.asyncio
+async def test_malformed_line_is_counted_and_skipped(shared_data: Path, tmp_path: Path) -> None:
+    """A garbage line in a recording is counted as a parse error; every other line still counts."""
+    for f in files_of(shared_data, "BINANCE"):
+        shutil.copy(f, tmp_path)
+    ws = tmp_path / "BINANCE.ws.1.0"
+    lines = ws.read_text().splitlines(keepends=True)
+    lines.insert(5, "1633998512.1: {this is not json\n")
+    ws.write_text("".join(lines))
+    feed = await run_replay("BINANCE", sorted(str(p) for p in tmp_path.iterdir()), Hub())
+    assert feed.health.parse_errors == 1
+    assert feed.counts() == EXPECTED["BINANCE"][1]
+    assert feed.messages == EXPECTED["BINANCE"][0] + 1
+
+
+def test_missing_files_and_missing_configuration_are_config_errors(tmp_path: Path) -> None:
+    """Nonexistent files, or no EXCHANGE.0 with a configuration line, are clear errors."""
+    with pytest.raises(ConfigError, match="an existing recording file"):
+        ReplayFeed(
+            ExchangeConfig(name="binance", source="replay", files=[str(tmp_path / "nope")]),
+            feed_class=replay_feed_class("binance"),
+            hub=Hub(),
+            clock=LiveClock(),
+        )
+    only_ws = tmp_path / "BINANCE.ws.1.0"
+    only_ws.write_text("1.0: {}\n")
+    with pytest.raises(ConfigError, match="configuration"):
+        ReplayFeed(
+            ExchangeConfig(name="binance", source="replay", files=[str(only_ws)]),
+            feed_class=replay_feed_class("binance"),
+            hub=Hub(),
+            clock=LiveClock(),
+        )
+
+
+def test_parse_speed() -> None:
+    """max is unpaced, Nx is a multiple, anything else is a ConfigError."""
+    assert parse_speed("max") is None
+    assert parse_speed("10x") == 10.0
+    assert parse_speed("1x") == 1.0
+    for bad in ("fast", "0x", "-1x", "10"):
+        with pytest.raises(ConfigError):
+            parse_speed(bad)
