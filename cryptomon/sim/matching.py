@@ -20,10 +20,11 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Protocol
 
 ZERO = Decimal(0)
+_COMMISSION = Decimal("1E-8")
 Level = tuple[float, float]
 ORDER_TYPES = (
     "LIMIT",
@@ -515,7 +516,10 @@ class MatchingEngine:
         self, spec: SymbolRules, order: SimOrder, price: Decimal, qty: Decimal, *, maker: bool
     ) -> None:
         quote_qty = price * qty
-        fee = quote_qty * (self.maker_fee if maker else self.taker_fee)
+        # the venue charges (and reports) the commission at 8 decimals
+        fee = (quote_qty * (self.maker_fee if maker else self.taker_fee)).quantize(
+            _COMMISSION, rounding=ROUND_HALF_UP
+        )
         base, quote = self.balance(spec.base), self.balance(spec.quote)
         if order.side == "BUY":
             spend = quote_qty + fee
