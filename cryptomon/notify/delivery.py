@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import re
 from collections.abc import Mapping
@@ -89,6 +90,11 @@ class AppriseSender:
         # Spacing is the channel's token bucket; apprise's own throttle would time.sleep() in a
         # shared worker thread, outside the injected clock (5.5 s per email by default).
         plugin.request_rate_per_sec = 0
+        # apprise reports why a send failed through its logger; a logger quieter than WARNING
+        # (e.g. --log-level ERROR) would leave our error text empty.
+        alog = logging.getLogger("apprise")
+        if alog.getEffectiveLevel() > logging.WARNING:
+            alog.setLevel(logging.WARNING)
         self._apprise = apprise.Apprise()
         self._apprise.add(plugin)
         self._redactor = Redactor(_secret_parts(plugin, url))
