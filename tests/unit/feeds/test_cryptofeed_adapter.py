@@ -33,7 +33,8 @@ def test_unknown_exchange_lists_valid_names_and_close_matches() -> None:
     text = str(info.value)
     assert "exchanges[binanse].name" in text
     assert "did you mean binance" in text
-    assert "kraken" in text and "simulator" in text
+    assert "kraken" in text
+    assert "simulator" in text
 
 
 def test_unknown_exchange_fails_the_build_with_config_error() -> None:

@@ -41,7 +41,8 @@ def test_silent_channel_goes_stale_once_and_forces_reconnect() -> None:
     assert h.check_stale() == []
     assert forced == ["trades"]
     stale = [s for s in seen if s.status == "stale"]
-    assert len(stale) == 1 and stale[0].channel == "trades"
+    assert len(stale) == 1
+    assert stale[0].channel == "trades"
     assert "stale_after_s=5" in stale[0].detail
     h.became_live(ch)
     assert [s.status for s in seen][-1] == "live"

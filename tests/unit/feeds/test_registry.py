@@ -41,7 +41,7 @@ def test_duplicate_names_are_rejected() -> None:
 
 def test_wrong_type_is_rejected() -> None:
     """An entry point that is not a FeedPlugin subclass is refused with the expected type."""
-    with pytest.raises(ConfigError, match="subclass of cryptomon.feeds.registry.FeedPlugin"):
+    with pytest.raises(ConfigError, match=r"subclass of cryptomon\.feeds\.registry\.FeedPlugin"):
         load_plugins([ep("bogus", "cryptomon.feeds.health:FeedHealth")])
 
 

@@ -60,16 +60,21 @@ async def test_replay_yields_exactly_playback_counts(shared_data: Path, exchange
     assert 0 < published[BookTop] <= counts["l2_book"]
 
 
-@pytest.mark.asyncio
-async def test_malformed_line_is_counted_and_skipped(shared_data: Path, tmp_path: Path) -> None:
-    """A garbage line in a recording is counted as a parse error; every other line still counts."""
+def with_garbage_line(shared_data: Path, tmp_path: Path) -> list[str]:
     for f in files_of(shared_data, "BINANCE"):
         shutil.copy(f, tmp_path)
     ws = tmp_path / "BINANCE.ws.1.0"
     lines = ws.read_text().splitlines(keepends=True)
     lines.insert(5, "1633998512.1: {this is not json\n")
     ws.write_text("".join(lines))
-    feed = await run_replay("BINANCE", sorted(str(p) for p in tmp_path.iterdir()), Hub())
+    return sorted(str(p) for p in tmp_path.glob("BINANCE.*"))
+
+
+@pytest.mark.asyncio
+async def test_malformed_line_is_counted_and_skipped(shared_data: Path, tmp_path: Path) -> None:
+    """A garbage line in a recording is counted as a parse error; every other line still counts."""
+    files = with_garbage_line(shared_data, tmp_path)
+    feed = await run_replay("BINANCE", files, Hub())
     assert feed.health.parse_errors == 1
     assert feed.counts() == EXPECTED["BINANCE"][1]
     assert feed.messages == EXPECTED["BINANCE"][0] + 1

@@ -16,7 +16,7 @@ from cryptomon.sim.market import MarketModel
 
 @pytest.mark.asyncio
 async def test_rest_exchange_info_and_depth() -> None:
-    """exchangeInfo lists the symbols; depth returns a snapshot with lastUpdateId; bad symbol 400."""
+    """exchangeInfo lists the symbols; depth is a snapshot with lastUpdateId; bad symbol: 400."""
     sim = SimExchange(MarketModel(["BTC-USDT"]), clock=ManualClock())
     await sim.start(run=False)
     try:
@@ -53,7 +53,8 @@ async def test_stream_rebuilds_the_book_from_snapshot_and_diffs() -> None:
     try:
         async with aiohttp.ClientSession() as s:
             async with s.get(f"{sim.rest_url}/api/v3/hello") as r:
-                assert r.status == 200 and added
+                assert r.status == 200
+                assert added
             ws = await s.ws_connect(f"{sim.ws_url}/stream?streams={streams}")
             await sim.advance(0.5)
             async with s.get(f"{sim.rest_url}/api/v3/depth?symbol=BTCUSDT&limit=1000") as r:

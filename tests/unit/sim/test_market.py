@@ -70,4 +70,5 @@ def test_changes_carry_contiguous_update_ids() -> None:
     mk.skip_ids(5)
     m.step(0.1, 99.0)
     ch = mk.take_changes()
-    assert ch is not None and ch.first_id == last + 6
+    assert ch is not None
+    assert ch.first_id == last + 6

@@ -58,7 +58,8 @@ async def test_injections_happen_at_their_times() -> None:
     await sim.advance(4.0)
     bids, asks = m.book(1)
     assert round((asks[0][0] - bids[0][0]) / m.spec.tick) <= 2
-    assert sc.applied == 4 and sc.finished(clock.time())
+    assert sc.applied == 4
+    assert sc.finished(clock.time())
 
 
 def test_whale_trade_is_a_large_public_trade() -> None:
