@@ -71,7 +71,11 @@ def validation_error(exc: ValidationError, where: str) -> ApiError:
         if isinstance(value, dict | list):
             value = None
         fields.append(
-            {"field": f"{where}.{loc}" if loc else where, "message": e["msg"], "value": value}
+            {
+                "field": f"{where}.{loc}" if loc else where,
+                "message": str(e["msg"]).removeprefix("Value error, "),
+                "value": value,
+            }
         )
     names = ", ".join(str(f["field"]) for f in fields)
     return ApiError(422, f"invalid {where}: {names}", details={"fields": fields})

@@ -8,6 +8,7 @@ API's own (requests, auth, WebSocket clients and drops, response cache).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -171,8 +172,11 @@ class ServiceCollector(Collector):
             "clients disconnected for being stuck",
             value=ws.get("disconnected_slow", 0),
         )
+        feeds = app.get(FEEDS)
+        if feeds is not None:
+            with contextlib.suppress(Exception):
+                yield from _feed_metrics(feeds.health())
         sources: list[tuple[web.AppKey[Any], str, Sequence[str]]] = [
-            (FEEDS, "cryptomon_feed", ("exchange", "channel")),
             (DETECTORS, "cryptomon_detect", ("group",)),
             (NOTIFIER, "cryptomon_notify", ("group",)),
             (TRADING, "cryptomon_trading", ("group",)),
@@ -183,7 +187,7 @@ class ServiceCollector(Collector):
             if svc is None:
                 continue
             try:
-                stats = svc.health() if key is FEEDS else svc.stats()
+                stats = svc.stats()
             except Exception:  # noqa: S112 - one failing source must not break the scrape
                 continue
             flat = _Flat(prefix, levels)
@@ -216,6 +220,67 @@ class ServiceCollector(Collector):
                 dropped.add_metric([name], s.get("dropped", 0))
                 depth.add_metric([name], s.get("depth", 0))
         yield from (dropped, depth, errors)
+
+
+_FEED_EXCHANGE = {
+    "reconnects": ("cryptomon_feed_reconnects", "counter", "reconnects per exchange"),
+    "parse_errors": ("cryptomon_feed_parse_errors", "counter", "malformed messages skipped"),
+    "crossed_books": ("cryptomon_feed_crossed_books", "counter", "crossed books resynced"),
+    "connected": ("cryptomon_feed_connected", "gauge", "1 while connected"),
+}
+_FEED_CHANNEL = {
+    "messages": ("cryptomon_feed_messages", "counter", "messages per exchange and channel"),
+    "last_message_age_s": (
+        "cryptomon_feed_message_age_seconds",
+        "gauge",
+        "seconds since the channel's last message",
+    ),
+    "messages_per_s": ("cryptomon_feed_messages_per_second", "gauge", "recent message rate"),
+    "gaps": ("cryptomon_feed_gaps", "counter", "sequence gaps"),
+    "resyncs": ("cryptomon_feed_resyncs", "counter", "book resyncs"),
+    "stalls": ("cryptomon_feed_stalls", "counter", "stall watchdog firings"),
+}
+
+
+def _family(name: str, kind: str, doc: str, labels: list[str]) -> Metric:
+    if kind == "counter":
+        return CounterMetricFamily(name, doc, labels=labels)
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+def _feed_metrics(health: Mapping[str, Any]) -> Iterator[Metric]:
+    """Per exchange and channel feed health (``FeedManager.health()``)."""
+    ex_fams = {
+        k: _family(n, kind, doc, ["exchange"]) for k, (n, kind, doc) in _FEED_EXCHANGE.items()
+    }
+    ch_fams = {
+        k: _family(n, kind, doc, ["exchange", "channel"])
+        for k, (n, kind, doc) in _FEED_CHANNEL.items()
+    }
+    live = GaugeMetricFamily(
+        "cryptomon_feed_live", "1 while the channel is live", labels=["exchange", "channel"]
+    )
+    for exchange, snap in health.items():
+        if not isinstance(snap, Mapping):
+            continue
+        for key, fam in ex_fams.items():
+            v = _num(snap.get(key))
+            if v is not None:
+                fam.add_metric([str(exchange)], v)  # type: ignore[attr-defined]
+        channels = snap.get("channels")
+        if not isinstance(channels, Mapping):
+            continue
+        for channel, ch in channels.items():
+            if not isinstance(ch, Mapping):
+                continue
+            for key, fam in ch_fams.items():
+                v = _num(ch.get(key))
+                if v is not None:
+                    fam.add_metric([str(exchange), str(channel)], v)  # type: ignore[attr-defined]
+            live.add_metric([str(exchange), str(channel)], float(ch.get("state") == "live"))
+    yield from ex_fams.values()
+    yield from ch_fams.values()
+    yield live
 
 
 def make_registry(app: web.Application) -> CollectorRegistry:

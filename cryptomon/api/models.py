@@ -161,15 +161,18 @@ class TradesOut(Out):
 
 
 class CandleOut(Out):
-    start: float
-    end: float | None = None
-    interval: str | None = None
+    open_time: float = Field(description="epoch seconds")
+    close_time: float | None = None
     open: float
     high: float
     low: float
     close: float
     volume: float
-    trades: int | None = None
+    trade_count: int | None = None
+    buy_volume: float | None = None
+    sell_volume: float | None = None
+    closed: bool = True
+    source: str | None = Field(default=None, description="exchange or aggregated trades")
 
 
 class HistoryOut(Out):

@@ -108,6 +108,10 @@ class ApiServer:
         self._invalidators: list[InlineSubscription] = []
         self.port: int | None = None
 
+    @property
+    def app_context(self) -> ApiContext:
+        return self.app[CONTEXT]
+
     def bind(self, **services: Any) -> None:
         """Attach services by name (``queries=``, ``feeds=``...) before :meth:`start`;
         ``None`` leaves a service absent (its endpoints answer 404)."""

@@ -266,7 +266,8 @@ class WsManager:
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "message"
-            return _error(f"{where}: {first['msg']}", field=where)
+            text = str(first["msg"]).removeprefix("Value error, ")
+            return _error(f"{where}: {text}", field=where)
         if msg.msg_type == "Ping":
             return {"channel": "pong", "data": {"ts": self.clock.time()}}
         if msg.data is None:

@@ -1,0 +1,122 @@
+"""/api/v1/alerts/* with the real NotificationRouter delivering to a loopback webhook sink."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from cryptomon.clock import LiveClock
+from cryptomon.config import AlertsConfig
+from cryptomon.events import AuditEntry, NotificationRecord
+from cryptomon.hub import Hub
+from cryptomon.notify.router import NotificationRouter
+from tests.unit.api.conftest import READ, StartApi
+from tests.unit.notify.sinks import HttpSink
+
+T0 = 1_700_000_000.0
+
+
+@pytest_asyncio.fixture
+async def sink() -> AsyncIterator[HttpSink]:
+    s = await HttpSink().start()
+    yield s
+    await s.close()
+
+
+def router(hub: Hub, sink: HttpSink) -> NotificationRouter:
+    cfg = AlertsConfig.model_validate(
+        {"channels": [{"name": "ops", "url": sink.url("secret-path"), "min_severity": "high"}]}
+    )
+    return NotificationRouter(hub=hub, clock=LiveClock(), config=cfg)
+
+
+@pytest.mark.asyncio
+async def test_config_is_redacted(start_api: StartApi, sink: HttpSink) -> None:
+    """Channels are listed with routing and without the URL's secret part."""
+    hub = Hub()
+    api = await start_api(hub=hub, notifier=router(hub, sink))
+    status, body = await api.get("/api/v1/alerts/config")
+    assert status == 200
+    (ch,) = body["channels"]
+    assert ch["name"] == "ops"
+    assert ch["min_severity"] == "high"
+    assert "secret-path" not in str(body)
+
+
+@pytest.mark.asyncio
+async def test_routing_update_is_validated_and_audited(start_api: StartApi, sink: HttpSink) -> None:
+    """Routing changes apply and are audited; a url field is 422; unknown channel 404."""
+    hub = Hub()
+    notifier = router(hub, sink)
+    api = await start_api(hub=hub, notifier=notifier)
+    audits: list[AuditEntry] = []
+    hub.subscribe(AuditEntry, audits.append)
+    status, body = await api.post(
+        "/api/v1/alerts/config",
+        {"channel": "ops", "min_severity": "critical", "symbols": ["eth/usdt"]},
+    )
+    assert status == 200, body
+    assert body["channels"][0]["min_severity"] == "critical"
+    assert notifier.channels["ops"].cfg.symbols == ["ETH-USDT"]
+    assert [a.action for a in audits] == ["alerts.config.update"]
+    status, body = await api.post(
+        "/api/v1/alerts/config", {"channel": "ops", "url": "json://evil.example/x"}
+    )
+    assert status == 422
+    assert body["error"]["details"]["fields"][0]["field"] == "body.url"
+    assert notifier.channels["ops"].cfg.url.get_secret_value() == sink.url("secret-path")
+    status, body = await api.post(
+        "/api/v1/alerts/config", {"channel": "nope", "min_severity": "low"}
+    )
+    assert status == 404
+    assert body["error"]["details"]["channels"] == ["ops"]
+    status, body = await api.post(
+        "/api/v1/alerts/config", {"channel": "ops", "quiet_hours_tz": "Mars/Olympus"}
+    )
+    assert status == 422
+    assert "body.quiet_hours_tz" in body["error"]["message"]
+
+
+@pytest.mark.asyncio
+async def test_send_test_reaches_the_sink(start_api: StartApi, sink: HttpSink) -> None:
+    """POST /alerts/test delivers one real message and reports ok."""
+    hub = Hub()
+    api = await start_api(hub=hub, notifier=router(hub, sink))
+    status, body = await api.post("/api/v1/alerts/test", {"channel": "ops"})
+    assert status == 200, body
+    assert body == {"channel": "ops", "ok": True, "attempts": 1, "error": ""}
+    assert len(sink.messages) == 1
+    status, _ = await api.post("/api/v1/alerts/test", {"channel": "ops"}, token=READ)
+    assert status == 403
+
+
+@pytest.mark.asyncio
+async def test_history_from_the_store(start_api: StartApi, queries: Any, database: Any) -> None:
+    """Notification records stored by the store are listed newest first, filterable."""
+    from cryptomon.store.repos import insert_notifications
+
+    records = [
+        NotificationRecord(
+            exchange="",
+            symbol="",
+            ts=T0 + i,
+            ts_recv=T0 + i,
+            channel="ops",
+            status="sent" if i % 2 else "failed",
+            title=f"t{i}",
+            attempts=1,
+        )
+        for i in range(4)
+    ]
+    async with database.sessionmaker() as session, session.begin():
+        await insert_notifications(session, records)
+    api = await start_api(queries=queries)
+    status, body = await api.get("/api/v1/alerts/history?channel=ops&status=sent")
+    assert status == 200
+    assert [n["title"] for n in body["items"]] == ["t3", "t1"]
+    status, body = await api.get("/api/v1/alerts/history?status=lost")
+    assert status == 422
+    assert "query.status" in body["error"]["message"]

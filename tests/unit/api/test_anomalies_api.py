@@ -1,0 +1,117 @@
+"""/api/v1/anomalies over the real store: filters, keyset pagination, stats, the cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cryptomon.events import Anomaly, Severity
+from tests.unit.api.conftest import StartApi, api_config, insert_anomalies
+
+T0 = 1_700_000_000.0
+
+
+def anomaly(i: int, **kw: Any) -> Anomaly:
+    base: dict[str, Any] = {
+        "exchange": "binance" if i % 2 == 0 else "okx",
+        "symbol": "BTC-USDT" if i % 3 else "ETH-USDT",
+        "ts": T0 + i,
+        "ts_recv": T0 + i,
+        "kind": "volume" if i % 4 else "price",
+        "severity": [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL][i % 4],
+        "value": float(i),
+        "threshold": 3.0,
+        "confidence": 0.5,
+        "z_score": 4.0,
+        "reasons": (f"Z-score: {i}",),
+        "ts_detected": T0 + i + 0.5,
+        "id": f"a{i:05d}",
+    }
+    base.update(kw)
+    return Anomaly(**base)
+
+
+@pytest.mark.asyncio
+async def test_pages_cover_everything_once_newest_first(
+    start_api: StartApi, queries: Any, database: Any
+) -> None:
+    """Following next_cursor yields every anomaly once, newest first, then null."""
+    await insert_anomalies(database, [anomaly(i) for i in range(23)])
+    api = await start_api(queries=queries)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        path = "/api/v1/anomalies?limit=10" + (f"&cursor={cursor}" if cursor else "")
+        status, body = await api.get(path)
+        assert status == 200
+        seen += [a["id"] for a in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"a{i:05d}" for i in reversed(range(23))]
+
+
+@pytest.mark.asyncio
+async def test_filters(start_api: StartApi, queries: Any, database: Any) -> None:
+    """exchange, symbol (either spelling), kind, min_severity, since/until all filter."""
+    await insert_anomalies(database, [anomaly(i) for i in range(24)])
+    api = await start_api(queries=queries)
+    _, body = await api.get("/api/v1/anomalies?exchange=OKX&symbol=btc/usdt&limit=100")
+    assert body["items"]
+    assert all(a["exchange"] == "okx" and a["symbol"] == "BTC-USDT" for a in body["items"])
+    _, body = await api.get("/api/v1/anomalies?kind=price&min_severity=high&limit=100")
+    assert body["items"] == []  # price anomalies here are all low
+    _, body = await api.get("/api/v1/anomalies?min_severity=critical&limit=100")
+    assert {a["severity"] for a in body["items"]} == {"critical"}
+    assert len(body["items"]) == 6
+    _, body = await api.get(f"/api/v1/anomalies?since={T0 + 10}&until={T0 + 13}&limit=100")
+    assert [a["id"] for a in body["items"]] == ["a00012", "a00011", "a00010"]
+    item = body["items"][0]
+    assert item["reasons"] == ["Z-score: 12"]
+    assert item["ts"] == T0 + 12
+
+
+@pytest.mark.asyncio
+async def test_bad_cursor_and_page_cap_are_422(start_api: StartApi, queries: Any) -> None:
+    """A cursor the store did not issue and a limit above max_page_size name the field."""
+    api = await start_api(config=api_config(max_page_size=100), queries=queries)
+    status, body = await api.get("/api/v1/anomalies?cursor=garbage!")
+    assert status == 422
+    assert body["error"]["details"]["fields"][0]["field"] == "query.cursor"
+    status, body = await api.get("/api/v1/anomalies?limit=101")
+    assert status == 422
+    assert "query.limit" in body["error"]["message"]
+    status, body = await api.get(f"/api/v1/anomalies?since={T0 + 5}&until={T0}")
+    assert status == 422
+
+
+@pytest.mark.asyncio
+async def test_stats(start_api: StartApi, queries: Any, database: Any) -> None:
+    """Counts by kind and severity come from the store."""
+    await insert_anomalies(database, [anomaly(i) for i in range(8)])
+    api = await start_api(queries=queries)
+    status, body = await api.get("/api/v1/anomalies/stats")
+    assert status == 200
+    assert body["total"] == 8
+    assert body["by_kind"] == {"price": 2, "volume": 6}
+    assert body["by_severity"] == {"low": 2, "medium": 2, "high": 2, "critical": 2}
+
+
+@pytest.mark.asyncio
+async def test_cache_is_cleared_by_a_new_anomaly(
+    start_api: StartApi, queries: Any, database: Any
+) -> None:
+    """Cached pages are reused, and dropped as soon as a new anomaly is published."""
+    await insert_anomalies(database, [anomaly(i) for i in range(3)])
+    api = await start_api(config=api_config(cache_ttl_s=60), queries=queries)
+    _, first = await api.get("/api/v1/anomalies")
+    _, again = await api.get("/api/v1/anomalies")
+    cache = api.server.cache
+    assert first == again
+    assert cache.hits == 1
+    new = anomaly(99)
+    await insert_anomalies(database, [new])
+    api.hub.publish(new)
+    _, after = await api.get("/api/v1/anomalies")
+    assert after["items"][0]["id"] == "a00099"

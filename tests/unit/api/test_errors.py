@@ -1,0 +1,238 @@
+"""Every error status in the one JSON shape; request ids, access log, CORS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.unit.api.conftest import ADMIN, READ, TRADE, StartApi, api_config, bearer
+from tests.unit.api.fakes import FakeTrading
+
+
+def assert_error(body: dict, code: str) -> dict:
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert {"code", "message", "details"} <= set(err)
+    assert err["code"] == code
+    assert err["message"]
+    return err
+
+
+@pytest.mark.asyncio
+async def test_400_body_not_json(start_api: StartApi) -> None:
+    """A body that is not JSON is 400 saying so."""
+    api = await start_api(trading=FakeTrading())
+    async with api.http.post(
+        api.url + "/api/v1/trading/orders",
+        data=b"{nope",
+        headers={**bearer(TRADE), "Content-Type": "application/json"},
+    ) as r:
+        assert r.status == 400
+        err = assert_error(await r.json(), "bad_request")
+    assert "not valid JSON" in err["message"]
+
+
+@pytest.mark.asyncio
+async def test_400_body_not_an_object(start_api: StartApi) -> None:
+    """A JSON array body is 400: an object is expected."""
+    api = await start_api(trading=FakeTrading())
+    status, body = await api.post("/api/v1/trading/orders", [1, 2], token=TRADE)
+    assert status == 400
+    assert "JSON object" in assert_error(body, "bad_request")["message"]
+
+
+@pytest.mark.asyncio
+async def test_404_unknown_path_and_missing_capability(start_api: StartApi) -> None:
+    """Unknown paths and endpoints of absent subsystems are 404 with distinct codes."""
+    api = await start_api()
+    status, body = await api.get("/api/v1/nothing-here")
+    assert status == 404
+    assert_error(body, "not_found")
+    status, body = await api.get("/api/v1/trading/positions")
+    assert status == 404
+    err = assert_error(body, "capability_unavailable")
+    assert err["details"] == {"capability": "trading"}
+
+
+@pytest.mark.asyncio
+async def test_405_wrong_method(start_api: StartApi) -> None:
+    """A wrong method is 405 with Allow, in the error shape."""
+    api = await start_api()
+    async with api.http.put(api.url + "/health") as r:
+        assert r.status == 405
+        assert "GET" in r.headers["Allow"]
+        assert_error(await r.json(), "method_not_allowed")
+
+
+@pytest.mark.asyncio
+async def test_409_risk_rejection_and_closed_order(start_api: StartApi) -> None:
+    """A risk rejection and cancelling a closed order are 409 conflicts."""
+    trading = FakeTrading()
+    api = await start_api(trading=trading)
+    status, body = await api.post(
+        "/api/v1/trading/orders",
+        {"exchange": "binance", "symbol": "BTC/USDT", "side": "buy", "amount": "5"},
+        token=TRADE,
+    )
+    assert status == 409
+    err = assert_error(body, "risk_rejected")
+    assert err["details"]["check"] == "max_position_size"
+    status, order = await api.post(
+        "/api/v1/trading/orders",
+        {"exchange": "binance", "symbol": "BTC-USDT", "side": "buy", "amount": "0.1"},
+        token=TRADE,
+    )
+    assert status == 200
+    url = f"{api.url}/api/v1/trading/orders/{order['client_order_id']}"
+    async with api.http.delete(url, headers=bearer(TRADE)) as r:
+        assert r.status == 200
+    async with api.http.delete(url, headers=bearer(TRADE)) as r:
+        assert r.status == 409
+        assert_error(await r.json(), "conflict")
+
+
+@pytest.mark.asyncio
+async def test_413_body_too_large(start_api: StartApi) -> None:
+    """A body above api.max_body_bytes is 413 naming the limit."""
+    api = await start_api(config=api_config(max_body_bytes=2048), trading=FakeTrading())
+    big = {
+        "exchange": "binance",
+        "symbol": "BTC-USDT",
+        "side": "buy",
+        "amount": "1",
+        "pad": "x" * 5000,
+    }
+    status, body = await api.post("/api/v1/trading/orders", big, token=TRADE)
+    assert status == 413
+    err = assert_error(body, "payload_too_large")
+    assert err["details"]["max_body_bytes"] == 2048
+
+
+@pytest.mark.asyncio
+async def test_422_query_validation_names_the_field(start_api: StartApi, queries: Any) -> None:
+    """Bad query values are 422 and name each field."""
+    api = await start_api(queries=queries)
+    status, body = await api.get("/api/v1/anomalies?limit=0&min_severity=extreme")
+    assert status == 422
+    err = assert_error(body, "validation_error")
+    fields = {f["field"] for f in err["details"]["fields"]}
+    assert fields == {"query.limit", "query.min_severity"}
+    status, body = await api.get("/api/v1/anomalies?limt=5")
+    assert status == 422
+    assert "query.limt" in assert_error(body, "validation_error")["message"]
+
+
+@pytest.mark.asyncio
+async def test_422_body_validation_names_the_field(start_api: StartApi) -> None:
+    """Bad body values are 422 naming body.<field>; a limit order without price too."""
+    api = await start_api(trading=FakeTrading())
+    status, body = await api.post(
+        "/api/v1/trading/orders",
+        {"exchange": "binance", "symbol": "BTC-USDT", "side": "hold", "amount": "-1"},
+        token=TRADE,
+    )
+    assert status == 422
+    fields = {f["field"] for f in assert_error(body, "validation_error")["details"]["fields"]}
+    assert fields == {"body.side", "body.amount"}
+    status, body = await api.post(
+        "/api/v1/trading/orders",
+        {
+            "exchange": "binance",
+            "symbol": "BTC-USDT",
+            "side": "buy",
+            "amount": "1",
+            "type": "limit",
+        },
+        token=TRADE,
+    )
+    assert status == 422
+    assert "price is required" in str(body)
+
+
+@pytest.mark.asyncio
+async def test_500_is_an_error_shape_without_traceback(start_api: StartApi) -> None:
+    """A handler crash is a 500 in the error shape; the trace goes to the log only."""
+
+    class Broken(FakeTrading):
+        def positions(self) -> list:
+            raise RuntimeError("boom inside")
+
+    api = await start_api(trading=Broken())
+    with capture_logs() as logs:
+        status, body = await api.get("/api/v1/trading/positions")
+    assert status == 500
+    err = assert_error(body, "internal_error")
+    assert "boom" not in err["message"]
+    assert any(e["event"] == "api.handler_error" for e in logs)
+
+
+@pytest.mark.asyncio
+async def test_request_id_and_access_log(start_api: StartApi) -> None:
+    """Each request gets an X-Request-ID (a sane given one is kept) and one access log line."""
+    api = await start_api()
+    with capture_logs() as logs:
+        async with api.http.get(api.url + "/health", headers={"X-Request-ID": "abc-123"}) as r:
+            assert r.headers["X-Request-ID"] == "abc-123"
+        async with api.http.get(api.url + "/health", headers={"X-Request-ID": "bad id\u00e9"}) as r:
+            generated = r.headers["X-Request-ID"]
+        async with api.http.get(api.url + "/api/v1/status", headers=bearer(READ)) as r:
+            assert r.status == 200
+    assert generated != "bad id\u00e9"
+    assert len(generated) == 16
+    lines = [e for e in logs if e["event"] == "api.request"]
+    assert [e["request_id"] for e in lines[:2]] == ["abc-123", generated]
+    assert lines[2]["principal"] == "reader"
+    assert lines[2]["status"] == 200
+    assert lines[2]["path"] == "/api/v1/status"
+    assert "duration_ms" in lines[2]
+
+
+@pytest.mark.asyncio
+async def test_cors_allowlist(start_api: StartApi) -> None:
+    """Allowed origins are echoed (never '*' with credentials); others get no CORS headers."""
+    cfg = api_config(cors_origins=["https://dash.example.com"], cors_allow_credentials=True)
+    api = await start_api(config=cfg)
+    ok = {"Origin": "https://dash.example.com", **bearer(READ)}
+    async with api.http.get(api.url + "/api/v1/status", headers=ok) as r:
+        assert r.headers["Access-Control-Allow-Origin"] == "https://dash.example.com"
+        assert r.headers["Access-Control-Allow-Credentials"] == "true"
+    async with api.http.get(
+        api.url + "/api/v1/status", headers={"Origin": "https://evil.example", **bearer(READ)}
+    ) as r:
+        assert "Access-Control-Allow-Origin" not in r.headers
+    pre = {"Origin": "https://dash.example.com", "Access-Control-Request-Method": "POST"}
+    async with api.http.options(api.url + "/api/v1/trading/orders", headers=pre) as r:
+        assert r.status == 204
+        assert "POST" in r.headers["Access-Control-Allow-Methods"]
+        assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+    bad = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    async with api.http.options(api.url + "/api/v1/trading/orders", headers=bad) as r:
+        assert r.status == 403
+
+
+def test_cors_wildcard_with_credentials_is_a_config_error() -> None:
+    """cors_origins ['*'] together with credentials is rejected at config load."""
+    from cryptomon.config import load_settings
+    from cryptomon.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"api": {"cors_origins": ["*"], "cors_allow_credentials": True}})
+    assert "cors_allow_credentials" in str(exc.value)
+
+
+@pytest.mark.asyncio
+async def test_admin_token_used_for_audit_actor(start_api: StartApi) -> None:
+    """Writes are audited on the hub with the token's name as actor."""
+    from cryptomon.events import AuditEntry
+
+    trading = FakeTrading()
+    api = await start_api(trading=trading)
+    seen: list[AuditEntry] = []
+    api.hub.subscribe(AuditEntry, seen.append)
+    status, body = await api.post("/api/v1/trading/config", {"max_open_positions": 2}, token=ADMIN)
+    assert status == 200
+    assert body["config"]["max_open_positions"] == 2
+    assert [(e.actor, e.action) for e in seen] == [("admin", "trading.config.update")]
+    assert '"max_open_positions": 2' in seen[0].payload

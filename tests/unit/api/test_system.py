@@ -1,0 +1,172 @@
+"""/health, /ready, /api/v1/status, /api/v1/feeds, the OpenAPI document and /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cryptomon.api.rest import all_routes
+from cryptomon.config import DatabaseConfig
+from cryptomon.events import Trade
+from cryptomon.store.db import Database
+from tests.unit.api.conftest import READ, StartApi, api_config, bearer
+from tests.unit.api.fakes import FakeDetectors, FakeFeeds, FakeTrading
+
+
+@pytest.mark.asyncio
+async def test_health_is_open(start_api: StartApi) -> None:
+    """/health answers without a token."""
+    api = await start_api()
+    assert await api.get("/health", token=None) == (200, {"status": "ok"})
+
+
+@pytest.mark.asyncio
+async def test_ready_checks_database_feeds_trading(start_api: StartApi, database: Any) -> None:
+    """/ready is 200 when the database answers and feeds are live, 503 naming what is not."""
+    feeds = FakeFeeds("live")
+    api = await start_api(db=database, feeds=feeds, trading=FakeTrading())
+    status, body = await api.get("/ready", token=None)
+    assert status == 200
+    assert body["ready"] is True
+    assert set(body["checks"]) == {"database", "feeds", "trading"}
+    feeds.state = "stale"
+    status, body = await api.get("/ready", token=None)
+    assert status == 503
+    assert body["checks"]["feeds"] == {"ok": False, "detail": "not live: stale"}
+
+
+@pytest.mark.asyncio
+async def test_ready_reports_unreachable_database(start_api: StartApi) -> None:
+    """A database that is not running makes /ready 503 with the database check failing."""
+    db = Database(DatabaseConfig(url="sqlite+aiosqlite:///never-started.db"))
+    api = await start_api(db=db)
+    status, body = await api.get("/ready", token=None)
+    assert status == 503
+    assert body["checks"]["database"]["ok"] is False
+
+
+@pytest.mark.asyncio
+async def test_status(start_api: StartApi) -> None:
+    """/api/v1/status: version, uptime, which capabilities exist, hub stats, feed health."""
+    api = await start_api(feeds=FakeFeeds())
+    api.hub.publish(
+        Trade(exchange="x", symbol="A-B", ts=1, ts_recv=1, price=1, amount=1, side="buy")
+    )
+    status, body = await api.get("/api/v1/status")
+    assert status == 200
+    assert body["version"]
+    assert body["uptime_s"] >= 0
+    assert body["components"]["feeds"] == "available"
+    assert body["components"]["trading"] == "absent"
+    assert body["hub"]["topics"]["Trade"]["published"] == 1
+    assert body["feeds"]["binance"]["state"] == "live"
+    assert body["websocket"]["clients"] == 0
+
+
+@pytest.mark.asyncio
+async def test_feeds(start_api: StartApi) -> None:
+    """/api/v1/feeds returns the feed manager's health; 404 without feeds."""
+    api = await start_api(feeds=FakeFeeds())
+    status, body = await api.get("/api/v1/feeds")
+    assert status == 200
+    assert body["feeds"]["binance"]["reconnects"] == 2
+    bare = await start_api()
+    assert (await bare.get("/api/v1/feeds"))[0] == 404
+
+
+@pytest.mark.asyncio
+async def test_openapi_documents_every_route(start_api: StartApi) -> None:
+    """The OpenAPI 3.1 document lists every route with its scope, models and errors."""
+    api = await start_api()
+    status, doc = await api.get("/api/v1/openapi.json", token=None)
+    assert status == 200
+    assert doc["openapi"] == "3.1.0"
+    for route in all_routes():
+        op = doc["paths"][route.path][route.method.lower()]
+        assert "200" in op["responses"]
+        if route.scope:
+            assert op["x-required-scope"] == route.scope
+            assert {"401", "403", "429"} <= set(op["responses"])
+        if route.body is not None:
+            assert {"400", "413", "422"} <= set(op["responses"])
+    orders = doc["paths"]["/api/v1/trading/orders"]["post"]
+    ref = orders["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert {"exchange", "symbol", "side", "amount"} <= set(schema["required"])
+    params = {p["name"] for p in doc["paths"]["/api/v1/anomalies"]["get"]["parameters"]}
+    assert params == {
+        "exchange",
+        "symbol",
+        "kind",
+        "min_severity",
+        "since",
+        "until",
+        "limit",
+        "cursor",
+    }
+
+
+def _families(text: str) -> dict[str, Any]:
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+@pytest.mark.asyncio
+async def test_metrics_prometheus_text(start_api: StartApi) -> None:
+    """/metrics is Prometheus text with hub, API, feed and detector series read at scrape."""
+    api = await start_api(feeds=FakeFeeds(), detectors=FakeDetectors(), trading=FakeTrading())
+    api.hub.publish(
+        Trade(exchange="x", symbol="A-B", ts=1, ts_recv=1, price=1, amount=1, side="buy")
+    )
+    await api.get("/health", token=None)
+    async with api.http.get(api.url + "/metrics", headers=bearer(READ)) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain")
+        fams = _families(await r.text())
+    trades = [s for s in fams["cryptomon_hub_events"].samples if s.labels.get("topic") == "Trade"]
+    assert trades[0].value == 1
+    assert any(
+        s.labels == {"method": "GET", "status": "200"}
+        for s in fams["cryptomon_api_requests"].samples
+    )
+    assert "cryptomon_ws_dropped" in fams
+    feed_age = fams["cryptomon_feed_message_age_seconds"].samples
+    assert feed_age[0].labels == {"exchange": "binance", "channel": "trades"}
+    assert feed_age[0].value == 0.5
+    assert fams["cryptomon_feed_reconnects"].samples[0].value == 2
+    hist = fams["cryptomon_detect_latency_s"]
+    assert hist.type == "histogram"
+    count = next(s for s in hist.samples if s.name.endswith("_count"))
+    assert count.value == 8
+
+
+@pytest.mark.asyncio
+async def test_metrics_registries_are_per_server(start_api: StartApi) -> None:
+    """Two servers in one process keep separate registries (no global registry)."""
+    a = await start_api()
+    b = await start_api()
+    for _ in range(3):
+        await a.get("/health", token=None)
+    async with b.http.get(b.url + "/metrics", headers=bearer(READ)) as r:
+        fams = _families(await r.text())
+    health = [s for s in fams["cryptomon_api_requests"].samples if s.labels["status"] == "200"]
+    assert sum(s.value for s in health) == 0
+    assert a.server.app[_registry_key()] is not b.server.app[_registry_key()]
+
+
+def _registry_key() -> Any:
+    from cryptomon.api.metrics import METRICS_REGISTRY
+
+    return METRICS_REGISTRY
+
+
+@pytest.mark.asyncio
+async def test_metrics_needs_read_scope(start_api: StartApi) -> None:
+    """/metrics needs a read token unless public_read."""
+    api = await start_api()
+    async with api.http.get(api.url + "/metrics") as r:
+        assert r.status == 401
+    public = await start_api(config=api_config(public_read=True))
+    async with public.http.get(public.url + "/metrics") as r:
+        assert r.status == 200

@@ -1,0 +1,195 @@
+"""WebSocket /ws: subscriptions with filters, control messages, bad input, caps, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from cryptomon.events import Anomaly, Severity, Trade
+from tests.unit.api.conftest import READ, Running, StartApi, api_config, bearer
+from tests.util import wait_until
+
+T0 = 1_700_000_000.0
+
+
+def trade(exchange: str, symbol: str, price: float = 1.0, pad: str = "") -> Trade:
+    return Trade(
+        exchange=exchange,
+        symbol=symbol,
+        ts=T0,
+        ts_recv=T0,
+        price=price,
+        amount=1.0,
+        side="buy",
+        trade_id=pad or None,
+    )
+
+
+async def connect(api: Running, **kw: Any) -> aiohttp.ClientWebSocketResponse:
+    return await api.http.ws_connect(api.url + "/ws", headers=bearer(READ), **kw)
+
+
+async def send(ws: aiohttp.ClientWebSocketResponse, msg: Any) -> dict[str, Any]:
+    await ws.send_str(msg if isinstance(msg, str) else json.dumps(msg))
+    return await ws.receive_json(timeout=5)
+
+
+def subscribe(channel: str, **filters: Any) -> dict[str, Any]:
+    return {"msg_type": "Subscribe", "data": {"channel": channel, **filters}}
+
+
+@pytest.mark.asyncio
+async def test_filters_deliver_only_matching_events(start_api: StartApi) -> None:
+    """A client subscribed with symbol+exchange filters receives exactly the matching events."""
+    api = await start_api()
+    ws = await connect(api)
+    ack = await send(ws, subscribe("trades", symbols=["btc/usdt"], exchanges=["Binance"]))
+    assert ack == {
+        "channel": "subscribed",
+        "data": {"channel": "trades", "symbols": ["BTC-USDT"], "exchanges": ["binance"]},
+    }
+    published = [
+        trade("binance", "BTC-USDT", 1),
+        trade("okx", "BTC-USDT", 2),
+        trade("binance", "ETH-USDT", 3),
+        trade("binance", "BTC-USDT", 4),
+    ]
+    for ev in published:
+        api.hub.publish(ev)
+    api.hub.publish(
+        Anomaly(
+            exchange="binance",
+            symbol="BTC-USDT",
+            ts=T0,
+            ts_recv=T0,
+            kind="volume",
+            severity=Severity.HIGH,
+            value=1,
+            threshold=1,
+            confidence=1,
+        )
+    )  # other channel: not subscribed
+    got = [await ws.receive_json(timeout=5) for _ in range(2)]
+    assert [(m["channel"], m["data"]["price"]) for m in got] == [("trades", 1.0), ("trades", 4.0)]
+    assert got[0]["data"]["type"] == "Trade"
+    pong = await send(ws, {"msg_type": "Ping"})
+    assert pong["channel"] == "pong"  # nothing else was queued before it
+    await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_unsubscribe_stops_delivery_and_hub_subscription(start_api: StartApi) -> None:
+    """After Unsubscribe no events arrive and the channel's hub subscription is gone."""
+    api = await start_api()
+    ws = await connect(api)
+    await send(ws, subscribe("anomalies"))
+    assert "api.ws.anomalies" in api.hub.stats()["subscribers"]
+    reply = await send(ws, {"msg_type": "Unsubscribe", "data": {"channel": "anomalies"}})
+    assert reply == {"channel": "unsubscribed", "data": {"channel": "anomalies"}}
+    assert "api.ws.anomalies" not in api.hub.stats()["subscribers"]
+    await ws.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("{not json", "not valid JSON"),
+        ({"msg_type": "Subscribe"}, "data"),
+        ({"msg_type": "Dance", "data": {"channel": "trades"}}, "msg_type"),
+        (subscribe("weather"), "data.channel"),
+        (subscribe("trades", symbols=["b@d"]), "data.symbols: a symbol like BTC/USDT"),
+        ({"msg_type": "Subscribe", "data": {"channel": "trades", "colour": 1}}, "data.colour"),
+        ([1, 2], "message"),
+    ],
+)
+async def test_invalid_messages_get_an_error_not_a_disconnect(
+    start_api: StartApi, message: Any, expected: str
+) -> None:
+    """Each malformed message gets an error naming what was wrong; the socket stays usable."""
+    api = await start_api()
+    ws = await connect(api)
+    reply = await send(ws, message)
+    assert reply["channel"] == "error"
+    assert expected in reply["data"]["message"]
+    assert (await send(ws, {"msg_type": "Ping"}))["channel"] == "pong"
+    await ws.send_bytes(b"\x00\x01")
+    assert "binary" in (await ws.receive_json(timeout=5))["data"]["message"]
+    await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_ws_needs_a_token_and_accepts_query_token(start_api: StartApi) -> None:
+    """No token: 401 before the upgrade; ?token= works for browsers."""
+    api = await start_api()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await api.http.ws_connect(api.url + "/ws")
+    assert exc.value.status == 401
+    ws = await api.http.ws_connect(api.url + f"/ws?token={READ}")
+    assert (await send(ws, {"msg_type": "Ping"}))["channel"] == "pong"
+    await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_client_cap(start_api: StartApi) -> None:
+    """Connections beyond ws_max_clients are refused with 503; a freed slot is reusable."""
+    api = await start_api(config=api_config(ws_max_clients=2))
+    first, second = await connect(api), await connect(api)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await connect(api)
+    assert exc.value.status == 503
+    await first.close()
+    await wait_until(lambda: api.server.ws.stats()["clients"] == 1)
+    third = await connect(api)
+    assert (await send(third, {"msg_type": "Ping"}))["channel"] == "pong"
+    await second.close()
+    await third.close()
+    assert api.server.ws.rejected == 1
+
+
+@pytest.mark.asyncio
+async def test_slow_client_drops_are_counted_and_daemon_unaffected(start_api: StartApi) -> None:
+    """A client that does not read loses its oldest events (counted, notice sent) while the
+    hub, a fast client and the REST API go on; a client stuck too long is disconnected."""
+    api = await start_api(config=api_config(ws_queue_size=50, ws_send_timeout_s=0.3))
+    slow = await connect(api, max_msg_size=0)
+    fast = await connect(api)
+    await send(slow, subscribe("trades", symbols=["BTC-USDT"]))
+    await send(fast, subscribe("trades", symbols=["ETH-USDT"]))
+    pad = "x" * 2000
+    for i in range(2000):
+        api.hub.publish(trade("binance", "BTC-USDT", float(i), pad))
+    api.hub.publish(trade("binance", "ETH-USDT", 7.0))
+    ws_stats = api.server.ws.stats()
+    assert ws_stats["dropped"] >= 2000 - 50 - 1
+    # the fast client and the REST API are served meanwhile
+    assert (await fast.receive_json(timeout=5))["data"]["price"] == 7.0
+    assert (await api.get("/api/v1/status"))[0] == 200
+    # the slow client reads now: a drop notice precedes the newest events
+    first = await slow.receive_json(timeout=5)
+    assert first["channel"] == "notice"
+    assert first["data"]["code"] == "dropped"
+    assert first["data"]["dropped"] >= 1900
+
+    # keep flooding without reading until the stuck client is cut off
+    async def flood() -> bool:
+        for i in range(200):
+            api.hub.publish(trade("binance", "BTC-USDT", float(i), pad))
+        await asyncio.sleep(0)
+        return api.server.ws.disconnected_slow == 1
+
+    await wait_until(flood, timeout=30, interval=0.01, message="slow client disconnected")
+    await wait_until(lambda: api.server.ws.stats()["clients"] == 1)
+    assert api.hub.stats()["subscribers"]["api.ws.trades"]["errors"] == 0
+    async with api.http.get(api.url + "/metrics", headers=bearer(READ)) as r:
+        text = await r.text()
+    assert "cryptomon_ws_dropped_total" in text
+    assert "cryptomon_ws_disconnected_slow_total 1.0" in text
+    api.hub.publish(trade("binance", "ETH-USDT", 8.0))
+    assert (await fast.receive_json(timeout=5))["data"]["price"] == 8.0
+    await fast.close()
+    await slow.close()
