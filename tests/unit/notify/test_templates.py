@@ -1,0 +1,114 @@
+"""Templates: format by URL scheme, Markdown vs text bodies, overrides, digests, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from cryptomon.notify.alerts import AlertBuilder
+from cryptomon.notify.templates import (
+    DEFAULTS,
+    FIELDS,
+    Renderer,
+    check_override,
+    format_for,
+    render_digest,
+)
+from tests.unit.notify.factories import anomaly
+
+
+@pytest.mark.parametrize(
+    ("url", "configured", "expected"),
+    [
+        ("tgram://123:abc/456", "auto", "markdown"),
+        ("discord://id/token", "auto", "markdown"),
+        ("mailto://user:pw@example.com", "auto", "text"),
+        ("twilio://sid:token@15551234567/15557654321", "auto", "text"),
+        ("json://127.0.0.1:9/x", "auto", "text"),
+        ("somethingnew://x", "auto", "text"),
+        ("mailto://user:pw@example.com", "markdown", "markdown"),
+        ("tgram://123:abc/456", "text", "text"),
+    ],
+)
+def test_format_is_chosen_by_scheme_unless_configured(
+    url: str, configured: str, expected: str
+) -> None:
+    """format: auto picks Markdown for chat schemes and text for email/SMS/unknown."""
+    assert format_for(url, configured) == expected
+
+
+def _fields() -> dict[str, object]:
+    return dict(AlertBuilder(api_base_url="http://h:1").build(anomaly()).fields)  # type: ignore[union-attr]
+
+
+def test_markdown_and_text_bodies_carry_the_same_facts() -> None:
+    """Both formats show market, kind, value vs threshold, reasons, severity, time and link."""
+    r = Renderer()
+    md = r.render("anomaly", _fields(), "markdown")
+    tx = r.render("anomaly", _fields(), "text")
+    assert md.title == tx.title == "[P1] binance BTC-USDT: volume anomaly (high)"
+    for fact in (
+        "binance BTC-USDT",
+        "7.5 vs threshold 3",
+        "Z-score: 7.50",
+        "high (P1)",
+        "2023-11-14T22:13:20Z",
+    ):
+        assert fact in md.body
+        assert fact in tx.body
+    link = "http://h:1/api/v1/anomalies?exchange=binance&symbol=BTC-USDT&kind=volume"
+    assert f"[Open in cryptomon]({link})" in md.body
+    assert f"Link: {link}" in tx.body
+    assert "**" not in tx.body
+    assert "](" not in tx.body
+
+
+def test_overrides_replace_title_and_body() -> None:
+    """Config overrides are str.format templates over the event type's fields."""
+    r = Renderer({"anomaly": {"title": "{symbol} {kind} {value:.1f}", "body": "see {link}"}})
+    out = r.render("anomaly", _fields(), "markdown")
+    assert out.title == "BTC-USDT volume 7.5"
+    assert out.body.startswith("see http://h:1/api/v1/anomalies?")
+
+
+def test_override_failing_at_run_time_falls_back_to_the_default() -> None:
+    """A format spec that cannot take a missing (None) value falls back to the built-in text."""
+    r = Renderer({"anomaly": {"title": "{z_score:.2f}"}})
+    out = r.render("anomaly", _fields(), "text")  # z_score is None here
+    assert out.title == "[P1] binance BTC-USDT: volume anomaly (high)"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{nope}", "unknown field {nope} for anomaly"),
+        ("{symbol.__class__}", "unknown field {symbol.__class__}"),
+        ("{value:zz}", "formats with sample values"),
+        ("{unclosed", "a str.format template"),
+    ],
+)
+def test_bad_override_is_rejected_with_a_reason(text: str, message: str) -> None:
+    """Override validation names the unknown field or the formatting problem."""
+    with pytest.raises(ValueError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        check_override("anomaly", text)
+
+
+def test_built_in_templates_use_only_their_event_types_fields() -> None:
+    """Every built-in title, summary and line formats with its event type's fields only."""
+    for event_type, tpl in DEFAULTS.items():
+        for text in (tpl.title, tpl.summary, *(v for _, v in tpl.lines)):
+            check_override(event_type, text)
+    assert set(DEFAULTS) == set(FIELDS)
+
+
+def test_digest_lists_every_item() -> None:
+    """A digest has one line per collapsed alert, with its priority, time and market."""
+    r = Renderer()
+    items = [
+        ("P1", "2023-11-14T22:13:20Z", f"binance C{i}-USDT", r.render("anomaly", _fields(), "text"))
+        for i in range(30)
+    ]
+    title, body = render_digest("ops", items, "text", 60)
+    assert title == "[digest] 30 alerts for ops (rate limit reached)"
+    lines = body.splitlines()
+    assert len(lines) == 31
+    assert lines[1] == "* [P1] 2023-11-14T22:13:20Z binance C0-USDT: volume 7.5 vs 3 (high)"
