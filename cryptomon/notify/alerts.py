@@ -37,6 +37,8 @@ PRIORITY_BY_SEVERITY: Mapping[Severity, Priority] = {
     Severity.MEDIUM: "P2",
     Severity.LOW: "P2",
 }
+RISK_STATE_SEVERITY: Mapping[str, Severity] = {"active": Severity.MEDIUM}
+"""Risk state changes are P1, except back to normal (``active``), which is P2."""
 RISK_SEVERITY: Mapping[str, Severity] = {
     "kill_switch": Severity.CRITICAL,
     "state_change": Severity.HIGH,
@@ -232,6 +234,8 @@ class AlertBuilder:
 
     def _risk(self, r: RiskEvent) -> Alert:
         severity = RISK_SEVERITY.get(r.kind, Severity.MEDIUM)
+        if r.kind == "state_change":
+            severity = RISK_STATE_SEVERITY.get(r.state, severity)
         if r.kind == "kill_switch":
             return self._alert(
                 r,

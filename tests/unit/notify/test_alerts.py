@@ -112,7 +112,7 @@ def test_exit_recognised_from_update_reason_without_intent() -> None:
     ],
 )
 def test_risk_events(kind: str, event_type: str, priority: str) -> None:
-    """Kill switch is P0; state changes and limits P1; rejections P2."""
+    """Kill switch is P0; state changes (to halted) and limits P1; rejections P2."""
     alert = _b().build(RiskEvent(**C, kind=kind, state="halted", reason="r"))  # type: ignore[arg-type]
     assert alert is not None
     assert (alert.event_type, alert.priority, alert.category) == (event_type, priority, "trading")
@@ -139,3 +139,10 @@ def test_notice_severity_by_code_and_level(code: str, level: str, severity: Seve
 def test_market_data_is_not_an_alert() -> None:
     """Events that are not notification-worthy give no alert."""
     assert _b().build(Ticker(**C, bid=1.0, ask=2.0)) is None
+
+
+def test_risk_back_to_active_is_informational() -> None:
+    """A risk state change back to active is P2, not P1."""
+    alert = _b().build(RiskEvent(**C, kind="state_change", state="active", reason="reconciled"))
+    assert alert is not None
+    assert alert.priority == "P2"
