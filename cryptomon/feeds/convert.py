@@ -9,9 +9,9 @@ update, and copies the top ``depth`` levels for a :class:`~cryptomon.events.Book
 most every ``book_snapshot_interval_s`` (receipt time, so replays are throttled by data time).
 
 A crossed book (best bid >= best ask) is not published: it is counted and the feed is asked to
-resync that symbol (``on_crossed``). A full book arriving for a symbol that was being updated
-by deltas means the exchange adapter detected a sequence gap and re-synchronised: counted as a
-gap and published as ``FeedStatus(gap)`` + ``FeedStatus(resync)``.
+resync that symbol (``on_crossed``). On an exchange that updates books by deltas, a second
+full book for a symbol on the same connection means the exchange class detected a sequence gap
+and re-synchronised: counted as a gap, published as ``FeedStatus(gap)`` + ``FeedStatus(resync)``.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ class Converter:
         self.depth = depth
         self.snapshot_interval = book_snapshot_interval_s
         self._last_snapshot: dict[str, float] = {}
-        self._delta_seen: set[str] = set()
+        self._book_seen: set[str] = set()  # symbols with a book on this connection
+        self._uses_deltas = False  # the exchange updates books by deltas (not full books)
         self.on_crossed: Callable[[str], None] | None = None
 
     def _ch(self, channel: str) -> ChannelHealth:
@@ -106,7 +107,7 @@ class Converter:
 
     def reset_connection(self) -> None:
         """After a (re)connection every book starts from a fresh snapshot: not a gap."""
-        self._delta_seen.clear()
+        self._book_seen.clear()
 
     def _seen(self, ch: ChannelHealth, receipt: float) -> None:
         ch.messages += 1
@@ -150,11 +151,12 @@ class Converter:
         self._seen(ch, receipt)
         symbol = ob.symbol
         if ob.delta is None:
-            if symbol in self._delta_seen:
-                self._delta_seen.discard(symbol)
-                self.health.gap("orderbook", symbol, "full book after deltas (sequence gap)")
-        else:
-            self._delta_seen.add(symbol)
+            if self._uses_deltas and symbol in self._book_seen:
+                self.health.gap("orderbook", symbol, "new full book on a live connection")
+            self._book_seen.add(symbol)
+        elif not self._uses_deltas:
+            self._uses_deltas = True
+            self._book_seen.add(symbol)
         bids = ob.book.bids
         asks = ob.book.asks
         nb = len(bids)

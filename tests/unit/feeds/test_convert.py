@@ -105,7 +105,7 @@ async def test_crossed_book_is_not_published_and_resyncs() -> None:
 
 @pytest.mark.asyncio
 async def test_full_book_after_deltas_is_a_gap() -> None:
-    """A full book after deltas on the same connection is counted as a gap and resync."""
+    """On a delta-based feed, a second full book on one connection is a gap and a resync."""
     conv, seen = make()
     await conv.book(book({"99": "1"}, {"101": "1"}), 1.0)  # initial snapshot: not a gap
     await conv.book(book({"99": "1"}, {"101": "1"}, delta={"bid": []}), 1.1)
