@@ -1,0 +1,83 @@
+"""record/replay/demo command lines: bad arguments exit 2 with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cryptomon.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_replay_bad_speed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--speed fast is refused naming the accepted forms."""
+    code, err = run(capsys, "replay", "--exchange", "binance", str(tmp_path), "--speed", "fast")
+    assert code == 2
+    assert "--speed" in err
+    assert "1x" in err
+
+
+def test_replay_unknown_exchange(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """An unknown exchange lists valid names and a close match."""
+    code, err = run(capsys, "replay", "--exchange", "krakn", str(tmp_path / "x"))
+    assert code == 2
+    assert "kraken" in err
+    assert "'krakn'" in err
+
+
+def test_replay_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A recording file that does not exist is named in the error."""
+    code, err = run(capsys, "replay", "--exchange", "binance", str(tmp_path / "BINANCE.0"))
+    assert code == 2
+    assert "BINANCE.0" in err
+    assert "not found" in err
+
+
+def test_record_needs_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """record without --config says it needs one."""
+    code, err = run(capsys, "record", "--out", str(tmp_path))
+    assert code == 2
+    assert "--config" in err
+
+
+def test_record_bad_duration(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A non-positive --duration is refused."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("exchanges: []\n")
+    code, err = run(
+        capsys, "record", "--config", str(cfg), "--out", str(tmp_path), "--duration", "0"
+    )
+    assert code == 2
+    assert "--duration" in err
+
+
+def test_record_without_live_exchange(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A config without any enabled live exchange has nothing to record: exit 2."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("exchanges: []\n")
+    code, err = run(capsys, "record", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert "no enabled live exchange" in err
+
+
+def test_demo_bad_duration_and_port(capsys: pytest.CaptureFixture[str]) -> None:
+    """demo refuses a non-positive duration and an out-of-range port."""
+    code, err = run(capsys, "demo", "--duration", "-1")
+    assert code == 2
+    assert "--duration" in err
+    code, err = run(capsys, "demo", "--port", "70000")
+    assert code == 2
+    assert "--port" in err
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing required option (replay without --exchange) is an argparse error, exit 2."""
+    with pytest.raises(SystemExit) as info:
+        main(["replay", "x"])
+    assert info.value.code == 2
+    assert "--exchange" in capsys.readouterr().err
