@@ -8,123 +8,28 @@ API's own (requests, auth, WebSocket clients and drops, response cache).
 
 from __future__ import annotations
 
-import contextlib
-import math
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cryptomon.api import metrics_sources as src
 from cryptomon.api.routing import CONTEXT, authorize
-from cryptomon.api.services import DETECTORS, FEEDS, HUB, NOTIFIER, TRADING, WRITER
-
-_BAD = re.compile(r"[^a-zA-Z0-9_]")
-_COUNTER_HINTS = (
-    "total",
-    "count",
-    "published",
-    "dropped",
-    "errors",
-    "sent",
-    "failed",
-    "reconnects",
-    "written",
-    "received",
-    "delivered",
-    "enqueued",
+from cryptomon.api.services import (
+    CAPABILITY_NAMES,
+    DETECTORS,
+    FEEDS,
+    HUB,
+    NOTIFIER,
+    TRADING,
+    WRITER,
 )
 
-
-def _name(*parts: str) -> str:
-    return _BAD.sub("_", "_".join(p for p in parts if p)).strip("_").lower()
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return float(v)
-    if isinstance(v, int | float):
-        return float(v) if math.isfinite(float(v)) or math.isinf(float(v)) else None
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return None
-    return None
-
-
-class _Flat:
-    """Collects gauges from an arbitrary nested stats mapping, labelled by nesting level."""
-
-    def __init__(self, prefix: str, levels: Sequence[str]) -> None:
-        self.prefix = prefix
-        self.levels = tuple(levels)
-        self.families: dict[str, tuple[tuple[str, ...], list[tuple[list[str], float]]]] = {}
-
-    def walk(self, obj: Any, labels: list[str] | None = None, path: tuple[str, ...] = ()) -> None:
-        labels = labels or []
-        if isinstance(obj, Mapping):
-            if _is_histogram(obj):
-                return
-            for k, v in obj.items():
-                if isinstance(v, Mapping) and len(labels) < len(self.levels) and not path:
-                    self.walk(v, [*labels, str(k)], ())
-                else:
-                    self.walk(v, labels, (*path, str(k)))
-            return
-        value = _num(obj)
-        if value is None or not path:
-            return
-        name = _name(self.prefix, *path)
-        names = self.levels[: len(labels)]
-        fam = self.families.setdefault(name, (names, []))
-        if fam[0] == names:
-            fam[1].append((labels, value))
-
-    def metrics(self) -> Iterator[Metric]:
-        for name, (names, samples) in self.families.items():
-            if name.endswith("_total") or any(name.endswith(h) for h in _COUNTER_HINTS):
-                fam: Metric = CounterMetricFamily(name.removesuffix("_total"), name, labels=names)
-            else:
-                fam = GaugeMetricFamily(name, name, labels=names)
-            for labels, value in samples:
-                fam.add_metric(labels, value)  # type: ignore[attr-defined]
-            yield fam
-
-
-def _is_histogram(obj: Mapping[str, Any]) -> bool:
-    return "buckets" in obj and "counts" in obj
-
-
-def _histograms(prefix: str, obj: Any, path: tuple[str, ...] = ()) -> Iterator[Metric]:
-    """``{"buckets": [upper bounds], "counts": [per bucket], "sum": s}`` -> a histogram."""
-    if not isinstance(obj, Mapping):
-        return
-    if _is_histogram(obj):
-        bounds = [float(b) for b in obj["buckets"]]
-        counts = [float(c) for c in obj["counts"]]
-        cum, acc = [], 0.0
-        for b, c in zip(bounds, counts, strict=False):
-            acc += c
-            cum.append((repr(b) if not math.isinf(b) else "+Inf", acc))
-        if len(counts) > len(bounds):
-            acc += sum(counts[len(bounds) :])
-        if not cum or cum[-1][0] != "+Inf":
-            cum.append(("+Inf", acc))
-        h = HistogramMetricFamily(_name(prefix, *path), "histogram from component stats")
-        h.add_metric([], cum, sum_value=float(obj.get("sum", 0.0)))
-        yield h
-        return
-    for k, v in obj.items():
-        yield from _histograms(prefix, v, (*path, str(k)))
+log = structlog.get_logger()
 
 
 class ServiceCollector(Collector):
@@ -172,28 +77,25 @@ class ServiceCollector(Collector):
             "clients disconnected for being stuck",
             value=ws.get("disconnected_slow", 0),
         )
-        feeds = app.get(FEEDS)
-        if feeds is not None:
-            with contextlib.suppress(Exception):
-                yield from _feed_metrics(feeds.health())
-        sources: list[tuple[web.AppKey[Any], str, Sequence[str]]] = [
-            (DETECTORS, "cryptomon_detect", ("group",)),
-            (NOTIFIER, "cryptomon_notify", ("group",)),
-            (TRADING, "cryptomon_trading", ("group",)),
-            (WRITER, "cryptomon_store", ("group",)),
+        sources: list[tuple[web.AppKey[Any], Callable[[Any], Iterator[Metric]]]] = [
+            (FEEDS, lambda f: src.feed_metrics(f.health())),
+            (DETECTORS, lambda d: src.detector_metrics(d.stats())),
+            (WRITER, lambda w: src.writer_metrics(w.stats())),
+            (NOTIFIER, lambda n: src.notifier_metrics(n.stats())),
+            (TRADING, _trading),
         ]
-        for key, prefix, levels in sources:
-            svc = app.get(key)
-            if svc is None:
+        for key, collect in sources:
+            service = app.get(key)
+            if service is None:
                 continue
             try:
-                stats = svc.stats()
-            except Exception:  # noqa: S112 - one failing source must not break the scrape
+                families = list(collect(service))
+            except Exception as exc:  # one failing source must not break the scrape
+                log.warning(
+                    "api.metrics_source_failed", source=CAPABILITY_NAMES[key], error=repr(exc)
+                )
                 continue
-            flat = _Flat(prefix, levels)
-            flat.walk(stats)
-            yield from flat.metrics()
-            yield from _histograms(prefix, stats)
+            yield from families
 
     @staticmethod
     def _hub(stats: Mapping[str, Any]) -> Iterator[Metric]:
@@ -222,65 +124,8 @@ class ServiceCollector(Collector):
         yield from (dropped, depth, errors)
 
 
-_FEED_EXCHANGE = {
-    "reconnects": ("cryptomon_feed_reconnects", "counter", "reconnects per exchange"),
-    "parse_errors": ("cryptomon_feed_parse_errors", "counter", "malformed messages skipped"),
-    "crossed_books": ("cryptomon_feed_crossed_books", "counter", "crossed books resynced"),
-    "connected": ("cryptomon_feed_connected", "gauge", "1 while connected"),
-}
-_FEED_CHANNEL = {
-    "messages": ("cryptomon_feed_messages", "counter", "messages per exchange and channel"),
-    "last_message_age_s": (
-        "cryptomon_feed_message_age_seconds",
-        "gauge",
-        "seconds since the channel's last message",
-    ),
-    "messages_per_s": ("cryptomon_feed_messages_per_second", "gauge", "recent message rate"),
-    "gaps": ("cryptomon_feed_gaps", "counter", "sequence gaps"),
-    "resyncs": ("cryptomon_feed_resyncs", "counter", "book resyncs"),
-    "stalls": ("cryptomon_feed_stalls", "counter", "stall watchdog firings"),
-}
-
-
-def _family(name: str, kind: str, doc: str, labels: list[str]) -> Metric:
-    if kind == "counter":
-        return CounterMetricFamily(name, doc, labels=labels)
-    return GaugeMetricFamily(name, doc, labels=labels)
-
-
-def _feed_metrics(health: Mapping[str, Any]) -> Iterator[Metric]:
-    """Per exchange and channel feed health (``FeedManager.health()``)."""
-    ex_fams = {
-        k: _family(n, kind, doc, ["exchange"]) for k, (n, kind, doc) in _FEED_EXCHANGE.items()
-    }
-    ch_fams = {
-        k: _family(n, kind, doc, ["exchange", "channel"])
-        for k, (n, kind, doc) in _FEED_CHANNEL.items()
-    }
-    live = GaugeMetricFamily(
-        "cryptomon_feed_live", "1 while the channel is live", labels=["exchange", "channel"]
-    )
-    for exchange, snap in health.items():
-        if not isinstance(snap, Mapping):
-            continue
-        for key, fam in ex_fams.items():
-            v = _num(snap.get(key))
-            if v is not None:
-                fam.add_metric([str(exchange)], v)  # type: ignore[attr-defined]
-        channels = snap.get("channels")
-        if not isinstance(channels, Mapping):
-            continue
-        for channel, ch in channels.items():
-            if not isinstance(ch, Mapping):
-                continue
-            for key, fam in ch_fams.items():
-                v = _num(ch.get(key))
-                if v is not None:
-                    fam.add_metric([str(exchange), str(channel)], v)  # type: ignore[attr-defined]
-            live.add_metric([str(exchange), str(channel)], float(ch.get("state") == "live"))
-    yield from ex_fams.values()
-    yield from ch_fams.values()
-    yield live
+def _trading(t: Any) -> Iterator[Metric]:
+    return src.trading_metrics(t.stats(), list(t.orders(limit=100_000)), str(t.risk_state))
 
 
 def make_registry(app: web.Application) -> CollectorRegistry:

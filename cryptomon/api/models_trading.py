@@ -35,13 +35,15 @@ class RiskConfigOut(Out):
 
 
 class RiskConfigUpdate(Body):
-    """A partial update of the risk limits: only the fields given change."""
+    """A partial update of the risk limits: only the fields given change (validated again by
+    the order engine exactly like the config file)."""
 
     auto_trading_enabled: bool | None = None
     max_position_size: float | None = Field(default=None, gt=0, description="quote")
     risk_percentage: float | None = Field(default=None, gt=0, le=100)
     stop_loss_percentage: float | None = Field(default=None, gt=0, lt=100)
     take_profit_percentage: float | None = Field(default=None, gt=0)
+    trailing_stop_percentage: float | None = Field(default=None, gt=0, lt=100)
     max_open_positions: int | None = Field(default=None, ge=1, le=1000)
     max_symbol_exposure: float | None = Field(default=None, gt=0, description="quote")
     max_total_exposure: float | None = Field(default=None, gt=0, description="quote")
@@ -50,6 +52,8 @@ class RiskConfigUpdate(Body):
     price_band_percentage: float | None = Field(default=None, gt=0, le=100)
     max_leverage: float | None = Field(default=None, ge=1, le=125)
     allow_short: bool | None = None
+    min_signal_strength: float | None = Field(default=None, ge=0, le=1)
+    kill_switch_flatten: bool | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> RiskConfigUpdate:
@@ -67,9 +71,12 @@ class PositionOut(Out):
     amount: DecimalStr = Field(description="signed base amount (negative = short)")
     avg_price: DecimalStr
     mark_price: DecimalStr | None = None
+    notional: DecimalStr | None = None
     realized_pnl: DecimalStr
     unrealized_pnl: DecimalStr
     fees: DecimalStr = "0"
+    opened: float | None = None
+    updated: float | None = None
 
 
 class PositionsOut(Out):
@@ -86,14 +93,20 @@ class OrderOut(Out):
     amount: DecimalStr
     filled: DecimalStr = "0"
     price: DecimalStr | None = None
+    stop_price: DecimalStr | None = None
     avg_price: DecimalStr | None = None
+    fees: DecimalStr | None = None
     origin: str | None = None
+    reduce_only: bool = False
+    signal_id: str | None = None
     exchange_order_id: str | None = None
     reason: str = ""
+    created: float | None = None
+    updated: float | None = None
 
 
 class OrdersOut(Out):
-    orders: list[OrderOut]
+    orders: list[OrderOut] = Field(description="newest first")
 
 
 class OrdersQuery(Query):
@@ -118,6 +131,7 @@ class OrderCreate(Body):
     price: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
     stop_loss: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
     take_profit: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
+    reduce_only: bool = False
 
     @field_validator("exchange")
     @classmethod
@@ -139,19 +153,23 @@ class OrderCreate(Body):
 
 
 class KillSwitch(Body):
-    engage: bool = Field(default=True, description="true engages, false releases")
-    reason: str = Field(default="manual", min_length=1, max_length=200)
+    action: Literal["engage", "release"] = Field(
+        default="engage", description="engage halts trading; release resumes it"
+    )
+    flatten: bool | None = Field(
+        default=None, description="engage: also close every position (default from config)"
+    )
 
 
 class KillSwitchOut(Out):
-    model_config = ConfigDict(from_attributes=True, extra="allow")
-
-    engaged: bool
-    state: str
+    state: str = Field(description="risk state after the action: active, reducing, halted")
+    canceled: list[str] = Field(default_factory=list, description="orders canceled")
+    flatten: list[dict[str, Any]] = Field(default_factory=list, description="closing orders")
 
 
 class TradingStatsOut(Out):
     risk_state: str
+    reconciled: bool
     stats: dict[str, Any]
 
 

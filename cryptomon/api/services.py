@@ -105,17 +105,26 @@ class Notifier(Protocol):
 
 
 class Trading(Protocol):
-    """The order engine: positions, orders, manual orders through the risk checks, limits."""
+    """``cryptomon.trading.engine.TradingEngine``: JSON-ready dicts, Decimals as strings.
 
-    def risk_config(self) -> Mapping[str, Any]: ...
+    Raises ``RiskRejected`` (risk checks), ``ValueError`` (bad input), ``LookupError``
+    (unknown order) and ``ConfigError`` (bad limits, one problem per key).
+    """
 
-    async def update_risk_config(self, *, actor: str, **fields: Any) -> Mapping[str, Any]: ...
+    reconciled: bool
 
-    def positions(self) -> Sequence[Any]: ...
+    @property
+    def risk_state(self) -> Any: ...
 
-    async def orders(
-        self, *, symbol: str | None = None, open_only: bool = False, limit: int = 100
-    ) -> Sequence[Any]: ...
+    def limits(self) -> Mapping[str, Any]: ...
+
+    def update_limits(self, actor: str, **fields: Any) -> Mapping[str, Any]: ...
+
+    def positions(self) -> Sequence[Mapping[str, Any]]: ...
+
+    def orders(
+        self, symbol: str | None = None, open_only: bool = False, limit: int = 100
+    ) -> Sequence[Mapping[str, Any]]: ...
 
     async def place_manual_order(
         self,
@@ -124,22 +133,22 @@ class Trading(Protocol):
         exchange: str,
         symbol: str,
         side: str,
-        type: str,
         amount: Any,
+        type: str = "market",
         price: Any = None,
         stop_loss: Any = None,
         take_profit: Any = None,
-    ) -> Any: ...
+        reduce_only: bool = False,
+        request_id: str | None = None,
+    ) -> Mapping[str, Any]: ...
 
-    async def cancel_order(self, client_order_id: str, *, actor: str) -> Any: ...
+    async def cancel_order(self, client_order_id: str, actor: str) -> Mapping[str, Any]: ...
 
-    async def kill_switch(self, *, actor: str, reason: str, engage: bool = True) -> Any: ...
+    async def kill_switch(self, actor: str, flatten: bool | None = None) -> Mapping[str, Any]: ...
+
+    async def resume(self, actor: str) -> str: ...
 
     def stats(self) -> Mapping[str, Any]: ...
-
-    def risk_state(self) -> str: ...
-
-    def reconciled(self) -> bool: ...
 
 
 class Stats(Protocol):

@@ -1,7 +1,7 @@
 """Trading: risk limits, positions, orders, manual orders, cancel, kill switch, stats.
 
-Every write needs a token with the ``trade`` scope (config changes: ``admin``) and is
-audited: an ``AuditEntry`` naming the token goes on the hub (the store persists it).
+Writes need a token with the ``trade`` scope (risk limits: ``admin``). The order engine
+audits every write itself with the token's name as actor.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from cryptomon.api import models_trading as mt
 from cryptomon.api.errors import ApiError
 from cryptomon.api.routing import Call, RouteTable
 from cryptomon.api.services import CLOCK, HUB, TRADING
-from cryptomon.errors import RiskRejected
-from cryptomon.events import AuditEntry
+from cryptomon.errors import ConfigError, RiskRejected
+from cryptomon.events import AuditEntry, OrderState
 
 table = RouteTable("trading")
+_TERMINAL = {str(s) for s in OrderState if s.is_terminal}
 
 
 def audit(
     call: Call, action: str, payload: dict[str, Any], *, exchange: str = "", symbol: str = ""
 ) -> None:
+    """Publish an ``AuditEntry`` naming the caller's token (the store persists it)."""
     now = call.service(CLOCK).time()
     call.service(HUB).publish(
         AuditEntry(
@@ -45,10 +47,19 @@ def _rejected(exc: RiskRejected) -> ApiError:
     )
 
 
+def _config_error(exc: ConfigError) -> ApiError:
+    fields = [
+        {"field": "body." + p.path.rsplit(".", 1)[-1], "message": p.expected, "value": p.value}
+        for p in exc.problems
+    ]
+    names = ", ".join(str(f["field"]) for f in fields)
+    return ApiError(422, f"invalid body: {names}", details={"fields": fields})
+
+
 @table.get("/api/v1/trading/config", scope="read", response=mt.RiskConfigOut, needs=(TRADING,))
 async def get_trading_config(call: Call) -> mt.RiskConfigOut:
     """The current risk limits and trading switches."""
-    return mt.RiskConfigOut(config=dict(call.service(TRADING).risk_config()))
+    return mt.RiskConfigOut(config=dict(call.service(TRADING).limits()))
 
 
 @table.post(
@@ -60,12 +71,10 @@ async def get_trading_config(call: Call) -> mt.RiskConfigOut:
 )
 async def update_trading_config(call: Call) -> mt.RiskConfigOut:
     """Validated partial update of the risk limits (audited)."""
-    changes = call.body.changes()
     try:
-        new = await call.service(TRADING).update_risk_config(actor=call.principal.name, **changes)
-    except ValueError as exc:
-        raise ApiError(422, f"invalid body: {exc}", details={"fields": sorted(changes)}) from None
-    audit(call, "trading.config.update", changes)
+        new = call.service(TRADING).update_limits(call.principal.name, **call.body.changes())
+    except ConfigError as exc:
+        raise _config_error(exc) from None
     return mt.RiskConfigOut(config=dict(new))
 
 
@@ -84,9 +93,9 @@ async def list_positions(call: Call) -> mt.PositionsOut:
     needs=(TRADING,),
 )
 async def list_orders(call: Call) -> mt.OrdersOut:
-    """Orders of this run, open ones first."""
+    """Orders of this run, newest first."""
     q: mt.OrdersQuery = call.query
-    rows = await call.service(TRADING).orders(symbol=q.symbol, open_only=q.open_only, limit=q.limit)
+    rows = call.service(TRADING).orders(symbol=q.symbol, open_only=q.open_only, limit=q.limit)
     return mt.OrdersOut(orders=[mt.OrderOut.model_validate(r) for r in rows])
 
 
@@ -97,36 +106,26 @@ async def list_orders(call: Call) -> mt.OrdersOut:
     response=mt.OrderOut,
     needs=(TRADING,),
     errors=(409,),
-    description="Goes through the same risk checks as automatic orders; a rejection is 409.",
+    description="Goes through the same risk checks as automatic orders; a rejection is 409. "
+    "An Idempotency-Key header makes a retried request return the same order.",
 )
 async def place_order(call: Call) -> mt.OrderOut:
-    """Place a manual order through the risk checks."""
+    """Place a manual order through the risk checks (audited)."""
     b: mt.OrderCreate = call.body
-    fields = b.model_dump()
+    key = call.request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 128:
+        raise ApiError(400, "Idempotency-Key must be 1 to 128 characters")
     try:
-        order = await call.service(TRADING).place_manual_order(actor=call.principal.name, **fields)
-    except RiskRejected as exc:
-        audit(
-            call,
-            "trading.order.rejected",
-            {**fields, "reason": exc.reason},
-            exchange=b.exchange,
-            symbol=b.symbol,
+        order = await call.service(TRADING).place_manual_order(
+            actor=call.principal.name,
+            request_id=f"{call.principal.name}:{key}" if key else None,
+            **b.model_dump(),
         )
+    except RiskRejected as exc:
         raise _rejected(exc) from None
-    except LookupError as exc:
-        raise ApiError(404, str(exc)) from None
     except ValueError as exc:
         raise ApiError(422, f"invalid body: {exc}") from None
-    out = mt.OrderOut.model_validate(order)
-    audit(
-        call,
-        "trading.order.place",
-        {**fields, "client_order_id": out.client_order_id},
-        exchange=b.exchange,
-        symbol=b.symbol,
-    )
-    return out
+    return mt.OrderOut.model_validate(order)
 
 
 @table.delete(
@@ -138,17 +137,23 @@ async def place_order(call: Call) -> mt.OrderOut:
     description="404 for an unknown order, 409 when it is already closed.",
 )
 async def cancel_order(call: Call) -> mt.OrderOut:
-    """Cancel an open order by client order id."""
+    """Cancel an open order by client order id (audited)."""
     coid = call.request.match_info["client_order_id"]
+    trading = call.service(TRADING)
+    known = {o["client_order_id"]: o for o in trading.orders(limit=1_000_000)}
+    current = known.get(coid)
+    if current is None:
+        raise ApiError(404, f"no order {coid!r}", details={"client_order_id": coid})
+    if str(current["state"]) in _TERMINAL:
+        raise ApiError(
+            409,
+            f"order {coid!r} is already {current['state']}",
+            details={"client_order_id": coid, "state": str(current["state"])},
+        )
     try:
-        order = await call.service(TRADING).cancel_order(coid, actor=call.principal.name)
+        order = await trading.cancel_order(coid, call.principal.name)
     except LookupError:
         raise ApiError(404, f"no order {coid!r}", details={"client_order_id": coid}) from None
-    except ValueError as exc:  # e.g. already filled/canceled
-        raise ApiError(
-            409, f"order {coid!r} cannot be canceled: {exc}", details={"client_order_id": coid}
-        ) from None
-    audit(call, "trading.order.cancel", {"client_order_id": coid})
     return mt.OrderOut.model_validate(order)
 
 
@@ -158,19 +163,30 @@ async def cancel_order(call: Call) -> mt.OrderOut:
     body=mt.KillSwitch,
     response=mt.KillSwitchOut,
     needs=(TRADING,),
+    errors=(409,),
+    description="engage: halt trading, cancel open orders, optionally close positions. "
+    "release: resume (409 until the engine has reconciled with the broker).",
 )
 async def kill_switch(call: Call) -> mt.KillSwitchOut:
-    """Engage (halt trading, cancel orders) or release the kill switch (audited)."""
+    """Engage or release the kill switch (audited)."""
     b: mt.KillSwitch = call.body
-    result = await call.service(TRADING).kill_switch(
-        actor=call.principal.name, reason=b.reason, engage=b.engage
-    )
-    audit(call, "trading.kill_switch", {"engage": b.engage, "reason": b.reason})
-    return mt.KillSwitchOut.model_validate(result)
+    trading = call.service(TRADING)
+    if b.action == "engage":
+        result = await trading.kill_switch(call.principal.name, flatten=b.flatten)
+        return mt.KillSwitchOut.model_validate(dict(result))
+    try:
+        state = await trading.resume(call.principal.name)
+    except RiskRejected as exc:
+        raise _rejected(exc) from None
+    return mt.KillSwitchOut(state=str(state))
 
 
 @table.get("/api/v1/trading/stats", scope="read", response=mt.TradingStatsOut, needs=(TRADING,))
 async def trading_stats(call: Call) -> mt.TradingStatsOut:
-    """Trading statistics (PnL, win rate, drawdown) and the risk state."""
+    """Trading statistics (PnL, win rate, drawdown), the risk state and reconciliation."""
     trading = call.service(TRADING)
-    return mt.TradingStatsOut(risk_state=str(trading.risk_state()), stats=dict(trading.stats()))
+    return mt.TradingStatsOut(
+        risk_state=str(trading.risk_state),
+        reconciled=bool(trading.reconciled),
+        stats=dict(trading.stats()),
+    )

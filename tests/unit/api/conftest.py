@@ -51,14 +51,14 @@ class Running:
         return self.server.url
 
     async def get(self, path: str, token: str | None = READ, **kw: Any) -> tuple[int, Any]:
-        headers = bearer(token) if token else {}
+        headers = {**(bearer(token) if token else {}), **kw.pop("headers", {})}
         async with self.http.get(self.url + path, headers=headers, **kw) as r:
             return r.status, await r.json(content_type=None)
 
     async def post(
         self, path: str, body: Any, token: str | None = ADMIN, **kw: Any
     ) -> tuple[int, Any]:
-        headers = bearer(token) if token else {}
+        headers = {**(bearer(token) if token else {}), **kw.pop("headers", {})}
         async with self.http.post(self.url + path, json=body, headers=headers, **kw) as r:
             return r.status, await r.json(content_type=None)
 

@@ -8,95 +8,126 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from cryptomon.errors import RiskRejected
+from cryptomon.errors import ConfigError, Problem, RiskRejected
 
 
 class FakeTrading:
-    """An order engine with in-memory orders, one risk rule and a kill switch."""
+    """An order engine with the documented API of ``TradingEngine``: in-memory orders, one
+    risk rule (max amount), a kill switch, limits validated like the config."""
 
     def __init__(self, *, max_amount: Decimal = Decimal(1)) -> None:
-        self.limits: dict[str, Any] = {"max_position_size": 1000.0, "auto_trading_enabled": False}
+        self._limits: dict[str, Any] = {"max_position_size": 1000.0, "max_open_positions": 3}
         self.max_amount = max_amount
-        self.orders_by_id: dict[str, dict[str, Any]] = {}
-        self.halted = False
-        self.calls: list[tuple[str, str]] = []
-        self._n = 0
+        self.book: dict[str, dict[str, Any]] = {}
+        self.risk_state = "active"
+        self.reconciled = True
+        self.audits: list[tuple[str, str]] = []
+        self.request_ids: dict[str, str] = {}
 
-    def risk_config(self) -> Mapping[str, Any]:
-        return dict(self.limits)
+    def limits(self) -> Mapping[str, Any]:
+        return dict(self._limits)
 
-    async def update_risk_config(self, *, actor: str, **fields: Any) -> Mapping[str, Any]:
-        self.calls.append(("config", actor))
-        self.limits.update(fields)
-        return dict(self.limits)
+    def update_limits(self, actor: str, **fields: Any) -> Mapping[str, Any]:
+        if fields.get("max_open_positions", 1) > 100:
+            raise ConfigError(
+                [
+                    Problem(
+                        "trading.max_open_positions",
+                        fields["max_open_positions"],
+                        "at most 100 here",
+                    )
+                ]
+            )
+        self.audits.append((actor, "update_limits"))
+        self._limits.update(fields)
+        return dict(self._limits)
 
     def positions(self) -> list[dict[str, Any]]:
         return [
             {
                 "exchange": "binance",
                 "symbol": "BTC-USDT",
-                "amount": Decimal("0.5"),
-                "avg_price": Decimal("100"),
-                "mark_price": Decimal("110"),
-                "realized_pnl": Decimal(0),
-                "unrealized_pnl": Decimal(5),
-                "fees": Decimal("0.1"),
+                "amount": "0.5",
+                "avg_price": "100",
+                "mark_price": "110",
+                "notional": "55",
+                "realized_pnl": "0",
+                "unrealized_pnl": "5",
+                "fees": "0.1",
+                "opened": 1.0,
+                "updated": 2.0,
             }
         ]
 
-    async def orders(
-        self, *, symbol: str | None = None, open_only: bool = False, limit: int = 100
+    def orders(
+        self, symbol: str | None = None, open_only: bool = False, limit: int = 100
     ) -> list[dict[str, Any]]:
         rows = [
             o
-            for o in self.orders_by_id.values()
+            for o in reversed(self.book.values())
             if (symbol is None or o["symbol"] == symbol)
             and (not open_only or o["state"] == "submitted")
         ]
         return rows[:limit]
 
-    async def place_manual_order(self, *, actor: str, **f: Any) -> dict[str, Any]:
-        self.calls.append(("place", actor))
-        if self.halted:
-            raise RiskRejected("kill switch engaged", check="kill_switch")
-        if f["amount"] > self.max_amount:
+    async def place_manual_order(
+        self, *, actor: str, request_id: str | None = None, **f: Any
+    ) -> dict[str, Any]:
+        if request_id is not None and request_id in self.request_ids:
+            return self.book[self.request_ids[request_id]]
+        if self.risk_state == "halted":
+            raise RiskRejected("trading is halted", check="risk_state")
+        if Decimal(str(f["amount"])) > self.max_amount:
             raise RiskRejected(f"amount above {self.max_amount}", check="max_position_size")
-        self._n += 1
+        self.audits.append((actor, "place_order"))
+        coid = f"cmM{len(self.book) + 1:06d}"
         order = {
-            "client_order_id": f"cmM{self._n:06d}",
+            "client_order_id": coid,
             "exchange": f["exchange"],
             "symbol": f["symbol"],
             "side": f["side"],
             "type": f["type"],
             "state": "submitted",
-            "amount": f["amount"],
-            "price": f.get("price"),
+            "amount": str(f["amount"]),
+            "price": None if f.get("price") is None else str(f["price"]),
+            "filled": "0",
             "origin": "manual",
         }
-        self.orders_by_id[order["client_order_id"]] = order
+        self.book[coid] = order
+        if request_id is not None:
+            self.request_ids[request_id] = coid
         return order
 
-    async def cancel_order(self, client_order_id: str, *, actor: str) -> dict[str, Any]:
-        order = self.orders_by_id.get(client_order_id)
+    async def cancel_order(self, client_order_id: str, actor: str) -> dict[str, Any]:
+        order = self.book.get(client_order_id)
         if order is None:
             raise LookupError(client_order_id)
-        if order["state"] != "submitted":
-            raise ValueError(f"order is {order['state']}")
-        order["state"] = "canceled"
+        self.audits.append((actor, "cancel_order"))
+        if order["state"] == "submitted":
+            order["state"] = "canceled"
         return order
 
-    async def kill_switch(self, *, actor: str, reason: str, engage: bool = True) -> dict[str, Any]:
-        self.halted = engage
-        return {"engaged": engage, "state": "halted" if engage else "active", "reason": reason}
+    async def kill_switch(self, actor: str, flatten: bool | None = None) -> dict[str, Any]:
+        self.audits.append((actor, "kill_switch"))
+        self.risk_state = "halted"
+        canceled = [o["client_order_id"] for o in self.book.values() if o["state"] == "submitted"]
+        for coid in canceled:
+            self.book[coid]["state"] = "canceled"
+        return {"state": "halted", "canceled": canceled, "flatten": []}
+
+    async def resume(self, actor: str) -> str:
+        if not self.reconciled:
+            raise RiskRejected("not reconciled with the broker yet", check="reconcile")
+        self.risk_state = "active"
+        return "active"
 
     def stats(self) -> Mapping[str, Any]:
-        return {"trades": 0, "net_pnl": "0", "orders": {"submitted": len(self.orders_by_id)}}
-
-    def risk_state(self) -> str:
-        return "halted" if self.halted else "active"
-
-    def reconciled(self) -> bool:
-        return True
+        return {
+            "trades": 0,
+            "net_pnl": "0",
+            "open_orders": len(self.orders(open_only=True)),
+            "reconciled": self.reconciled,
+        }
 
 
 class FakeFeeds:
@@ -118,8 +149,21 @@ class FakeFeeds:
 
 
 class FakeDetectors:
+    """Detector statistics in the documented ``DetectorEngine.stats()`` shape."""
+
     def stats(self) -> Mapping[str, Any]:
         return {
-            "anomalies": {"volume": 3, "price": 1},
-            "latency_s": {"buckets": [0.001, 0.01, 0.1], "counts": [5, 2, 1], "sum": 0.05},
+            "events": {"Trade": 10, "BookTop": 4},
+            "anomalies": {
+                "total": 4,
+                "by_kind": {"volume": 3, "price": 1},
+                "by_severity": {"high": 4},
+            },
+            "suppressed_by_cooldown": 1,
+            "errors": 0,
+            "latency_seconds": {
+                "buckets": {"0.001": 5, "0.01": 7, "0.1": 8, "+Inf": 8},
+                "count": 8,
+                "sum": 0.05,
+            },
         }

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from tests.unit.api.conftest import ADMIN, READ, TRADE, StartApi, api_config, bearer
+from tests.unit.api.conftest import READ, TRADE, StartApi, api_config, bearer
 from tests.unit.api.fakes import FakeTrading
 
 
@@ -220,19 +220,3 @@ def test_cors_wildcard_with_credentials_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(data={"api": {"cors_origins": ["*"], "cors_allow_credentials": True}})
     assert "cors_allow_credentials" in str(exc.value)
-
-
-@pytest.mark.asyncio
-async def test_admin_token_used_for_audit_actor(start_api: StartApi) -> None:
-    """Writes are audited on the hub with the token's name as actor."""
-    from cryptomon.events import AuditEntry
-
-    trading = FakeTrading()
-    api = await start_api(trading=trading)
-    seen: list[AuditEntry] = []
-    api.hub.subscribe(AuditEntry, seen.append)
-    status, body = await api.post("/api/v1/trading/config", {"max_open_positions": 2}, token=ADMIN)
-    assert status == 200
-    assert body["config"]["max_open_positions"] == 2
-    assert [(e.actor, e.action) for e in seen] == [("admin", "trading.config.update")]
-    assert '"max_open_positions": 2' in seen[0].payload

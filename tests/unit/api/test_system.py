@@ -135,7 +135,11 @@ async def test_metrics_prometheus_text(start_api: StartApi) -> None:
     assert feed_age[0].labels == {"exchange": "binance", "channel": "trades"}
     assert feed_age[0].value == 0.5
     assert fams["cryptomon_feed_reconnects"].samples[0].value == 2
-    hist = fams["cryptomon_detect_latency_s"]
+    kinds = {s.labels["kind"]: s.value for s in fams["cryptomon_detect_anomalies"].samples}
+    assert kinds == {"volume": 3.0, "price": 1.0}
+    risk = {s.labels["state"]: s.value for s in fams["cryptomon_trading_risk_state"].samples}
+    assert risk == {"active": 1.0, "reducing": 0.0, "halted": 0.0}
+    hist = fams["cryptomon_detect_latency_seconds"]
     assert hist.type == "histogram"
     count = next(s for s in hist.samples if s.name.endswith("_count"))
     assert count.value == 8

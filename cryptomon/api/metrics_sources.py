@@ -1,0 +1,274 @@
+"""Prometheus families built from each subsystem's ``stats()``/``health()`` at scrape time.
+
+One function per source, written against the shapes those components document; a missing
+key simply yields no sample. Counters keep the components' own totals (nothing is counted
+twice here).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+
+def num(v: Any) -> float | None:
+    """A finite-or-infinite float from a number or numeric string; None otherwise."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | float):
+        f = float(v)
+    elif isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return None
+    else:
+        return None
+    return None if math.isnan(f) else f
+
+
+def _m(obj: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(p)
+    return obj
+
+
+def _counter(name: str, doc: str, value: Any) -> Iterator[Metric]:
+    v = num(value)
+    if v is not None:
+        yield CounterMetricFamily(name, doc, value=v)
+
+
+def _gauge(name: str, doc: str, value: Any) -> Iterator[Metric]:
+    v = num(value)
+    if v is not None:
+        yield GaugeMetricFamily(name, doc, value=v)
+
+
+def _labelled(
+    cls: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    doc: str,
+    label: str,
+    values: Any,
+) -> Iterator[Metric]:
+    if not isinstance(values, Mapping):
+        return
+    fam = cls(name, doc, labels=[label])
+    for key, value in sorted(values.items(), key=lambda kv: str(kv[0])):
+        v = num(value)
+        if v is not None:
+            fam.add_metric([str(key)], v)
+    yield fam
+
+
+def histogram(name: str, doc: str, h: Any) -> Iterator[Metric]:
+    """``{"buckets": {"0.001": cumulative, ..., "+Inf": n}, "count": n, "sum": s}``."""
+    buckets = _m(h, "buckets")
+    if not isinstance(buckets, Mapping):
+        return
+    points: list[tuple[float, str, float]] = []
+    for le, count in buckets.items():
+        bound = num(le) if le != "+Inf" else math.inf
+        c = num(count)
+        if bound is not None and c is not None:
+            points.append((bound, "+Inf" if math.isinf(bound) else str(le), c))
+    points.sort()
+    if not points or not math.isinf(points[-1][0]):
+        points.append((math.inf, "+Inf", num(_m(h, "count")) or (points[-1][2] if points else 0)))
+    fam = HistogramMetricFamily(name, doc)
+    fam.add_metric([], [(le, c) for _, le, c in points], sum_value=num(_m(h, "sum")) or 0.0)
+    yield fam
+
+
+# --------------------------------------------------------------------------- feeds
+
+_FEED_EXCHANGE = {
+    "reconnects": ("cryptomon_feed_reconnects", True, "reconnects per exchange"),
+    "parse_errors": ("cryptomon_feed_parse_errors", True, "malformed messages skipped"),
+    "crossed_books": ("cryptomon_feed_crossed_books", True, "crossed books resynced"),
+    "connected": ("cryptomon_feed_connected", False, "1 while connected"),
+}
+_FEED_CHANNEL = {
+    "messages": ("cryptomon_feed_messages", True, "messages per exchange and channel"),
+    "last_message_age_s": (
+        "cryptomon_feed_message_age_seconds",
+        False,
+        "seconds since the channel's last message",
+    ),
+    "messages_per_s": ("cryptomon_feed_messages_per_second", False, "recent message rate"),
+    "gaps": ("cryptomon_feed_gaps", True, "sequence gaps"),
+    "resyncs": ("cryptomon_feed_resyncs", True, "book resyncs"),
+    "stalls": ("cryptomon_feed_stalls", True, "stall watchdog firings"),
+}
+
+
+def _family(name: str, counter: bool, doc: str, labels: list[str]) -> Any:
+    cls = CounterMetricFamily if counter else GaugeMetricFamily
+    return cls(name, doc, labels=labels)
+
+
+def feed_metrics(health: Mapping[str, Any]) -> Iterator[Metric]:
+    """``FeedManager.health()``: ``{exchange: {..., "channels": {channel: {...}}}}``."""
+    ex = {k: _family(n, c, d, ["exchange"]) for k, (n, c, d) in _FEED_EXCHANGE.items()}
+    ch = {k: _family(n, c, d, ["exchange", "channel"]) for k, (n, c, d) in _FEED_CHANNEL.items()}
+    live = GaugeMetricFamily(
+        "cryptomon_feed_live", "1 while the channel is live", labels=["exchange", "channel"]
+    )
+    for exchange, snap in health.items():
+        if not isinstance(snap, Mapping):
+            continue
+        for key, fam in ex.items():
+            v = num(snap.get(key))
+            if v is not None:
+                fam.add_metric([str(exchange)], v)
+        channels = snap.get("channels")
+        for channel, c in channels.items() if isinstance(channels, Mapping) else ():
+            if not isinstance(c, Mapping):
+                continue
+            for key, fam in ch.items():
+                v = num(c.get(key))
+                if v is not None:
+                    fam.add_metric([str(exchange), str(channel)], v)
+            live.add_metric([str(exchange), str(channel)], float(c.get("state") == "live"))
+    yield from ex.values()
+    yield from ch.values()
+    yield live
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def detector_metrics(s: Mapping[str, Any]) -> Iterator[Metric]:
+    """``DetectorEngine.stats()``."""
+    yield from _labelled(
+        CounterMetricFamily,
+        "cryptomon_detect_events",
+        "events seen by detectors",
+        "type",
+        s.get("events"),
+    )
+    yield from _labelled(
+        CounterMetricFamily,
+        "cryptomon_detect_anomalies",
+        "anomalies by kind",
+        "kind",
+        _m(s, "anomalies", "by_kind"),
+    )
+    yield from _labelled(
+        CounterMetricFamily,
+        "cryptomon_detect_anomalies_by_severity",
+        "anomalies by severity",
+        "severity",
+        _m(s, "anomalies", "by_severity"),
+    )
+    yield from _counter(
+        "cryptomon_detect_suppressed",
+        "anomalies held back by cooldown",
+        s.get("suppressed_by_cooldown"),
+    )
+    yield from _counter("cryptomon_detect_errors", "detector errors", s.get("errors"))
+    yield from histogram(
+        "cryptomon_detect_latency_seconds",
+        "receipt of an event to publication of its anomaly",
+        s.get("latency_seconds"),
+    )
+
+
+# --------------------------------------------------------------------------- store
+
+
+def writer_metrics(s: Mapping[str, Any]) -> Iterator[Metric]:
+    """``StoreWriter.stats()``."""
+    yield from _labelled(
+        CounterMetricFamily,
+        "cryptomon_store_rows",
+        "rows written per table",
+        "table",
+        s.get("rows"),
+    )
+    yield from _counter("cryptomon_store_batches", "write transactions", s.get("batches"))
+    yield from _counter("cryptomon_store_retries", "write retries", s.get("retries"))
+    yield from _counter(
+        "cryptomon_store_dropped", "market rows dropped (bound reached)", s.get("dropped")
+    )
+    yield from _labelled(
+        GaugeMetricFamily,
+        "cryptomon_store_backlog",
+        "rows waiting per kind",
+        "kind",
+        s.get("backlog"),
+    )
+    yield from _labelled(
+        GaugeMetricFamily,
+        "cryptomon_store_write_latency_seconds",
+        "write transaction latency",
+        "stat",
+        s.get("write_latency_s"),
+    )
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def notifier_metrics(s: Mapping[str, Any]) -> Iterator[Metric]:
+    """``NotificationRouter.stats()``."""
+    fam = CounterMetricFamily(
+        "cryptomon_notifications",
+        "notifications by channel and status",
+        labels=["channel", "status"],
+    )
+    by_channel = s.get("notifications")
+    for channel, statuses in by_channel.items() if isinstance(by_channel, Mapping) else ():
+        for status, n in statuses.items() if isinstance(statuses, Mapping) else ():
+            v = num(n)
+            if v is not None:
+                fam.add_metric([str(channel), str(status)], v)
+    yield fam
+    yield from _gauge(
+        "cryptomon_notify_queue_depth", "alerts waiting to be routed", s.get("queue_depth")
+    )
+    yield from _labelled(
+        GaugeMetricFamily, "cryptomon_notify_outbox", "messages pending", "channel", s.get("outbox")
+    )
+
+
+# --------------------------------------------------------------------------- trading
+
+RISK_STATES = ("active", "reducing", "halted")
+
+
+def trading_metrics(
+    s: Mapping[str, Any], orders: list[Mapping[str, Any]], state: str
+) -> Iterator[Metric]:
+    """``TradingEngine.stats()``, its risk state and its orders grouped by state."""
+    risk = GaugeMetricFamily(
+        "cryptomon_trading_risk_state", "1 for the current risk state", labels=["state"]
+    )
+    for name in RISK_STATES:
+        risk.add_metric([name], float(state == name))
+    yield risk
+    by_state: dict[str, int] = {}
+    for o in orders:
+        key = str(o.get("state", "unknown"))
+        by_state[key] = by_state.get(key, 0) + 1
+    yield from _labelled(
+        GaugeMetricFamily, "cryptomon_trading_orders", "orders by state", "state", by_state
+    )
+    for key in ("realized_pnl", "unrealized_pnl", "net_pnl", "equity", "fees", "max_drawdown"):
+        yield from _gauge(f"cryptomon_trading_{key}", f"{key} (quote currency)", s.get(key))
+    yield from _gauge("cryptomon_trading_open_positions", "open positions", s.get("open_positions"))
+    yield from _counter("cryptomon_trading_trades", "closed round trips", s.get("trades"))
+    yield from _gauge(
+        "cryptomon_trading_reconciled", "1 once reconciled with the broker", s.get("reconciled")
+    )
