@@ -22,6 +22,7 @@ from typing import Any
 from cryptomon.events import Fill, PositionUpdate
 
 ZERO = Decimal(0)
+_BASIS_Q = Decimal("1e-12")  # cost basis removed on a partial close: exact sums afterwards
 _Key = tuple[str, str]
 
 
@@ -44,10 +45,13 @@ class TradeResult:
 
 @dataclass(slots=True)
 class Position:
+    """One market's position. ``cost`` is the signed cost basis (amount * entry prices), so
+    unrealized PnL ``amount * mark - cost`` is exact; ``avg_price`` = cost / amount."""
+
     exchange: str
     symbol: str
     amount: Decimal = ZERO
-    avg_price: Decimal = ZERO
+    cost: Decimal = ZERO
     realized_pnl: Decimal = ZERO
     fees: Decimal = ZERO
     mark: Decimal | None = None
@@ -59,14 +63,18 @@ class Position:
     trip_notional: Decimal = ZERO
 
     @property
+    def avg_price(self) -> Decimal:
+        return self.cost / self.amount if self.amount != 0 else ZERO
+
+    @property
     def unrealized_pnl(self) -> Decimal:
         if self.amount == 0 or self.mark is None:
             return ZERO
-        return self.amount * (self.mark - self.avg_price)
+        return self.amount * self.mark - self.cost
 
     def notional(self, price: Decimal | None = None) -> Decimal:
-        p = price if price is not None else (self.mark if self.mark is not None else self.avg_price)
-        return abs(self.amount) * p
+        p = price if price is not None else self.mark
+        return abs(self.amount * p) if p is not None else abs(self.cost)
 
     def apply(
         self, side: str, amount: Decimal, price: Decimal, fee: Decimal, ts: float
@@ -76,40 +84,41 @@ class Position:
         self.fees += fee
         self.trip_fees += fee
         self.updated = ts
-        result: TradeResult | None = None
         if self.amount == 0 or (self.amount > 0) == (signed > 0):
-            total = abs(self.amount) + amount
             if self.amount == 0:
                 self.opened = ts
-            self.avg_price = (abs(self.amount) * self.avg_price + amount * price) / total
+            self.cost += signed * price
             self.amount += signed
             self.trip_notional += amount * price
             return None
-        closing = min(amount, abs(self.amount))
+        held = abs(self.amount)
+        closing = min(amount, held)
         direction = Decimal(1) if self.amount > 0 else Decimal(-1)
-        pnl = closing * (price - self.avg_price) * direction
+        removed = self.cost if closing == held else (self.cost * closing / held).quantize(_BASIS_Q)
+        pnl = direction * closing * price - removed
         self.realized_pnl += pnl
         self.trip_pnl += pnl
+        self.cost -= removed
         self.amount += signed
-        if self.amount == 0 or (self.amount > 0) != (direction > 0):
-            result = TradeResult(
-                exchange=self.exchange,
-                symbol=self.symbol,
-                side="long" if direction > 0 else "short",
-                opened=self.opened,
-                closed=ts,
-                entry_notional=self.trip_notional,
-                pnl=self.trip_pnl - self.trip_fees,
-            )
-            self.trip_pnl = ZERO
-            self.trip_fees = ZERO
-            self.trip_notional = ZERO
-            if self.amount == 0:
-                self.avg_price = ZERO
-            else:  # flipped: the rest opens a new trip at this price
-                self.avg_price = price
-                self.opened = ts
-                self.trip_notional = abs(self.amount) * price
+        if self.amount != 0 and (self.amount > 0) == (direction > 0):
+            return None
+        result = TradeResult(
+            exchange=self.exchange,
+            symbol=self.symbol,
+            side="long" if direction > 0 else "short",
+            opened=self.opened,
+            closed=ts,
+            entry_notional=self.trip_notional,
+            pnl=self.trip_pnl - self.trip_fees,
+        )
+        self.trip_pnl = ZERO
+        self.trip_fees = ZERO
+        self.trip_notional = ZERO
+        self.cost = ZERO
+        if self.amount != 0:  # flipped: the rest opens a new trip at this price
+            self.cost = self.amount * price
+            self.opened = ts
+            self.trip_notional = abs(self.amount) * price
         return result
 
     def event(self, ts: float, ts_recv: float) -> PositionUpdate:
@@ -206,8 +215,7 @@ class Portfolio:
     @property
     def equity(self) -> Decimal:
         return self.cash + sum(
-            (p.amount * (p.mark if p.mark is not None else p.avg_price))
-            for p in self.positions.values()
+            (p.amount * p.mark if p.mark is not None else p.cost) for p in self.positions.values()
         )
 
     def snapshot(self, ts: float) -> Decimal:

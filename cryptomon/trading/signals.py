@@ -12,11 +12,15 @@ volume z-score from the strongest ``volume`` anomaly. The first matching rule
 fires; the strength is the rule's ``strength`` or the anomaly's confidence. The signal's
 ``reason`` says what caused it and ``anomaly_id`` links it.
 
-The indicator strategy votes on closed candles of ``indicators.interval``: RSI(14) below
-oversold / above overbought, MACD(12,26,9) histogram sign, close outside Bollinger(20, 2),
-SMA(20) vs SMA(50), EMA(12) vs EMA(26). Each vote is +1 (buy), -1 (sell) or 0; the score is
-their mean, the side its sign, the strength its magnitude in [0, 1]. Signals below
-``min_signal_strength`` are not published.
+The indicator strategy votes on closed candles of ``indicators.interval``: it buys pullbacks
+in an uptrend and sells rallies in a downtrend. Trend votes: SMA(20) vs SMA(50), EMA(12) vs
+EMA(26), the MACD(12,26,9) line above/below zero. Oscillator votes (contrarian): RSI(14)
+below oversold (buy) / above overbought (sell), the close below the lower (buy) / above the
+upper (sell) Bollinger(20, 2) band. Each vote is +1, -1 or 0. With T the mean trend vote and
+O the mean oscillator vote, the side is the sign of T, the strength ``(|T| + |O|) / 2`` in
+[0, 1], and nothing fires when the oscillators point against the trend (an overextended move)
+or T is 0. Uptrend + close under the lower band scores 0.75, with RSI oversold too 1.0.
+Signals below ``min_signal_strength`` are not published.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def evaluate_rule(
 
 def indicator_votes(closes: np.ndarray, cfg: IndicatorStrategyConfig) -> dict[str, float] | None:
     """The five votes on the newest close, or None without enough history."""
-    need = max(
+    need = 1 + max(
         cfg.sma_slow,
         cfg.macd_slow + cfg.macd_signal,
         cfg.bb_period,
@@ -86,7 +90,7 @@ def indicator_votes(closes: np.ndarray, cfg: IndicatorStrategyConfig) -> dict[st
         return None
     close = closes[-1]
     rsi = rsi_nb(closes, cfg.rsi_period)[-1]
-    _, _, hist = macd_nb(closes, cfg.macd_fast, cfg.macd_slow, cfg.macd_signal)
+    line, _, _ = macd_nb(closes, cfg.macd_fast, cfg.macd_slow, cfg.macd_signal)
     _, upper, lower = bollinger_nb(closes, cfg.bb_period, cfg.bb_std)
     sma_f = sma_nb(closes, cfg.sma_fast)[-1]
     sma_s = sma_nb(closes, cfg.sma_slow)[-1]
@@ -94,7 +98,7 @@ def indicator_votes(closes: np.ndarray, cfg: IndicatorStrategyConfig) -> dict[st
     ema_s = ema_nb(closes, cfg.ema_slow)[-1]
     return {
         "rsi": 1.0 if rsi <= cfg.rsi_oversold else (-1.0 if rsi >= cfg.rsi_overbought else 0.0),
-        "macd": float(np.sign(hist[-1])),
+        "macd": float(np.sign(line[-1])),
         "bollinger": 1.0 if close < lower[-1] else (-1.0 if close > upper[-1] else 0.0),
         "sma": float(np.sign(sma_f - sma_s)),
         "ema": float(np.sign(ema_f - ema_s)),
@@ -102,13 +106,17 @@ def indicator_votes(closes: np.ndarray, cfg: IndicatorStrategyConfig) -> dict[st
     }
 
 
+TREND_VOTES = ("sma", "ema", "macd")
+OSCILLATOR_VOTES = ("rsi", "bollinger")
+
+
 def score(votes: dict[str, float]) -> tuple[Side | None, float]:
-    """Mean vote -> (side, strength in [0, 1])."""
-    vals = [v for k, v in votes.items() if not k.startswith("_")]
-    mean = sum(vals) / len(vals)
-    if mean == 0:
+    """Votes -> (side, strength in [0, 1]); see the module docstring."""
+    trend = sum(votes[k] for k in TREND_VOTES) / len(TREND_VOTES)
+    osc = sum(votes[k] for k in OSCILLATOR_VOTES) / len(OSCILLATOR_VOTES)
+    if trend == 0 or trend * osc < 0:
         return None, 0.0
-    return ("buy" if mean > 0 else "sell"), min(1.0, abs(mean))
+    return ("buy" if trend > 0 else "sell"), min(1.0, (abs(trend) + abs(osc)) / 2)
 
 
 class SignalGenerator:

@@ -131,9 +131,9 @@ class PaperBroker:
         order = _PaperOrder(intent, f"paper-{self._seq}")
         self._orders[intent.client_order_id] = order
         self._take(order, limit=intent.price if intent.type == "limit" else None)
-        if intent.type == "market" and order.state == OrderState.SUBMITTED:
-            filled = order.filled
-            order.state = OrderState.FILLED if filled >= intent.amount else OrderState.EXPIRED
+        if intent.type == "market":  # immediate-or-cancel: what the book cannot fill expires
+            full = order.filled >= intent.amount
+            order.state = OrderState.FILLED if full else OrderState.EXPIRED
         return self._view(order)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> BrokerOrder:

@@ -173,3 +173,23 @@ class Collector:
 
 def d(x: float | str) -> Decimal:
     return Decimal(str(x))
+
+
+async def advance_until(
+    clock: ManualClock,
+    predicate: Any,
+    *,
+    step: float = 1.0,
+    limit: int = 500,
+    message: str = "condition",
+) -> None:
+    """Move a ManualClock forward in steps, letting tasks run, until ``predicate()``."""
+    import asyncio
+
+    for _ in range(limit):
+        if predicate():
+            return
+        clock.advance(step)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    raise AssertionError(f"{message} not reached after {limit} steps of {step}s")

@@ -1,0 +1,325 @@
+"""Engine order path: write-before-send, unknown outcomes settled by lookup and never resent,
+fill de-duplication, protective exits (emulated, trailing, native)."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from cryptomon.clock import ManualClock
+from cryptomon.errors import RiskRejected, TemporaryError
+from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEvent, Signal
+from cryptomon.trading.brokers.paper import PaperBroker
+from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.journal import MemoryJournal
+from cryptomon.trading.orders import client_order_id
+from tests.unit.trading.brokers_for_tests import ScriptedBroker
+from tests.unit.trading.helpers import (
+    EX,
+    SYM,
+    Collector,
+    advance_until,
+    book,
+    d,
+    paper_engine,
+    trading_config,
+)
+from tests.util import wait_until
+
+S = OrderState
+
+
+def scripted_engine(
+    native: bool = False, **cfg: object
+) -> tuple[TradingEngine, ScriptedBroker, MemoryJournal, Collector, ManualClock]:
+    engine, paper, hub, market, clock = paper_engine(config=trading_config(**cfg))
+    broker = ScriptedBroker(paper, native=native)
+    journal = engine.journal
+    assert isinstance(journal, MemoryJournal)
+    engine = TradingEngine(
+        config=engine.config, hub=hub, clock=clock, broker=broker, market=market, journal=journal
+    )
+    col = Collector(hub, OrderIntent, OrderUpdate, Fill, RiskEvent)
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    assert isinstance(clock, ManualClock)
+    return engine, broker, journal, col, clock
+
+
+def signal(side: str = "buy", strength: float = 0.9, sid: str = "sig-1") -> Signal:
+    return Signal(
+        exchange=EX,
+        symbol=SYM,
+        ts=0.0,
+        ts_recv=0.0,
+        side=side,  # type: ignore[arg-type]
+        strength=strength,
+        source="test",
+        reason="test",
+        id=sid,
+    )
+
+
+def states(col: Collector, coid: str) -> list[OrderState]:
+    return [u.state for u in col.of(OrderUpdate) if u.client_order_id == coid]
+
+
+@pytest.mark.asyncio
+async def test_intent_is_written_before_the_order_is_sent() -> None:
+    """The journal holds the intent when the broker receives it; a failed write sends nothing."""
+    engine, broker, journal, _, _ = scripted_engine()
+    await engine.start()
+    seen_in_journal: list[bool] = []
+    place = broker.place_order
+
+    async def checking(intent: OrderIntent):  # type: ignore[no-untyped-def]
+        seen_in_journal.append(intent.client_order_id in journal.intents)
+        return await place(intent)
+
+    broker.place_order = checking  # type: ignore[method-assign]
+    rec = await engine.handle_signal(signal())
+    assert rec is not None and rec.state == S.FILLED
+    assert seen_in_journal == [True]
+    journal.fail_next = OSError("disk full")
+    with pytest.raises(TemporaryError, match="could not be written"):
+        await engine.handle_signal(signal("sell", sid="sig-2"))
+    assert sum(broker.calls.values()) == 1
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_dropped_response_settles_by_lookup_without_resending() -> None:
+    """Venue accepted, response lost: unknown -> filled via fetch_order; placed exactly once."""
+    engine, broker, _, col, clock = scripted_engine()
+    await engine.start()
+    broker.mode = "drop"
+    rec = await engine.handle_signal(signal())
+    assert rec is not None and rec.state == S.UNKNOWN
+    await advance_until(clock, lambda: rec.state == S.FILLED, message="settled")
+    assert broker.calls[rec.client_order_id] == 1 and broker.placed[rec.client_order_id] == 1
+    assert states(col, rec.client_order_id) == [S.NEW, S.UNKNOWN, S.FILLED]
+    assert engine.portfolio.amount(EX, SYM) == rec.intent.amount
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_placement_timeout_is_unknown_and_settles() -> None:
+    """The venue never answers within order_timeout_s: unknown, then settled by lookup."""
+    engine, broker, _, _, clock = scripted_engine(order_timeout_s=0.05)
+    await engine.start()
+    broker.mode = "hang"
+    rec = await engine.handle_signal(signal())
+    assert rec is not None and rec.state == S.UNKNOWN
+    assert "placement failed" in rec.reason
+    await advance_until(clock, lambda: rec.state == S.FILLED, message="settled")
+    assert broker.calls[rec.client_order_id] == 1
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_429_never_reaching_the_venue_ends_rejected_after_lookups() -> None:
+    """A 429 (Retry-After 2 s) for an order the venue never saw: looked up unknown_lookups
+    times, honouring Retry-After first, then rejected; never resent."""
+    engine, broker, _, _, clock = scripted_engine(unknown_lookups=3)
+    await engine.start()
+    broker.mode = "429"
+    rec = await engine.handle_signal(signal())
+    assert rec is not None and rec.state == S.UNKNOWN
+    before = broker.lookups
+    clock.advance(1.0)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert broker.lookups == before  # Retry-After 2 s not yet over
+    await advance_until(clock, lambda: rec.state == S.REJECTED, message="rejected")
+    assert "not found at the venue after 3 lookups" in rec.reason
+    assert broker.calls[rec.client_order_id] == 1 and rec.client_order_id not in broker.placed
+    assert engine.portfolio.amount(EX, SYM) == 0
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_same_signal_never_places_a_second_order() -> None:
+    """The client order id derives from the signal id: handling it again is a no-op."""
+    engine, broker, _, _, _ = scripted_engine()
+    await engine.start()
+    first = await engine.handle_signal(signal())
+    assert first is not None
+    assert first.client_order_id == client_order_id("sig-1", "entry", "signal")
+    assert await engine.handle_signal(signal()) is None  # already long
+    again = await engine.submit(first.intent)
+    assert again is first
+    assert sum(broker.calls.values()) == 1
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_fills_are_applied_once_per_trade_id() -> None:
+    """The same fills arriving from placement, polling and the listener count once."""
+    engine, broker, _, col, _ = scripted_engine()
+    await engine.start()
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    bo = await broker.fetch_order(SYM, rec.client_order_id)
+    assert bo is not None
+    await engine.apply_broker_order(rec, bo)
+    await engine.apply_broker_order(rec, bo)
+    assert len(col.of(Fill)) == len(bo.fills)
+    assert engine.portfolio.amount(EX, SYM) == rec.intent.amount == rec.filled
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_weak_or_disabled_signals_place_nothing() -> None:
+    """Below min_signal_strength, or with auto trading off, a signal is ignored."""
+    engine, broker, _, _, _ = scripted_engine()
+    await engine.start()
+    assert await engine.handle_signal(signal(strength=0.5)) is None
+    engine.update_limits("test", auto_trading_enabled=False)
+    assert await engine.handle_signal(signal()) is None
+    assert sum(broker.calls.values()) == 0
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_entry_sized_from_risk_and_stop_distance() -> None:
+    """2% of 10000 over a 3% stop at mid 100.1 is 66.6 BTC, capped at 1000 quote -> 9.99."""
+    engine, _, _, _, _ = scripted_engine(
+        max_position_size=10000.0,
+        max_symbol_exposure=10000.0,
+        max_total_exposure=20000.0,
+        max_leverage=3.0,
+        risk_percentage=0.2,
+    )
+    await engine.start()
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    # 0.2% of 10000 = 20 quote risked; stop distance 3% of 100.1 = 3.003 -> 6.6600 BTC
+    assert rec.intent.amount == d("6.6600")
+    assert rec.intent.stop_loss == d("97.09") and rec.intent.take_profit == d("106.11")
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_emulated_stop_loss_closes_the_position() -> None:
+    """Bid falling to the stop sends one reduce-only market exit; the position closes."""
+    engine, broker, _, col, clock = scripted_engine()
+    await engine.start()
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    book(engine.hub, clock, bid=97.5, ask=97.7, size=10.0)
+    assert engine.portfolio.amount(EX, SYM) > 0  # above the stop: nothing
+    book(engine.hub, clock, bid=97.0, ask=97.2, size=10.0)
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    exits = [i for i in col.of(OrderIntent) if i.origin == "stop_loss"]
+    assert len(exits) == 1 and exits[0].reduce_only and exits[0].side == "sell"
+    assert (EX, SYM) not in engine.protections
+    stats = engine.stats()
+    assert stats["trades"] == 1 and stats["losses"] == 1
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_trailing_stop_follows_the_best_bid() -> None:
+    """With a 2% trail the stop rises with the bid and fires on the pullback."""
+    engine, _, _, col, clock = scripted_engine(
+        trailing_stop_percentage=2.0, take_profit_percentage=50.0
+    )
+    await engine.start()
+    await engine.handle_signal(signal())
+    for bid in (102.0, 104.0, 105.0):
+        book(engine.hub, clock, bid=bid, ask=bid + 0.2, size=10.0)
+    prot = engine.protections[(EX, SYM)]
+    assert prot.stop == d("105.0") * d("0.98")
+    book(engine.hub, clock, bid=103.0, ask=103.2, size=10.0)  # above the trailed stop 102.9
+    assert not engine.protections[(EX, SYM)].exiting
+    book(engine.hub, clock, bid=102.5, ask=102.7, size=10.0)
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    exit_fill = [f for f in col.of(Fill) if f.side == "sell"]
+    assert exit_fill[0].price == d("102.5")
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_native_stop_and_take_profit_legs_one_cancels_the_other() -> None:
+    """With native support the entry gets reduce-only stop_market and take_profit orders at
+    the venue; when the stop fills, the take-profit leg is canceled."""
+    engine, broker, _, col, _ = scripted_engine(native=True)
+    await engine.start()
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    await wait_until(lambda: len(broker.native_orders) == 2, timeout=5)
+    legs = {i.type: i for i in col.of(OrderIntent) if i.origin in ("stop_loss", "take_profit")}
+    assert legs["stop_market"].stop_price == d("97.09") and legs["stop_market"].reduce_only
+    assert legs["take_profit"].stop_price == d("106.11")
+    prot = engine.protections[(EX, SYM)]
+    assert prot.native
+    sl = legs["stop_market"].client_order_id
+    tp = legs["take_profit"].client_order_id
+    order = broker.fill_native(sl, d("97.09"))
+    sl_rec = engine.book.get(sl)
+    assert sl_rec is not None
+    await engine.apply_broker_order(sl_rec, order)
+    assert engine.portfolio.amount(EX, SYM) == 0
+    await wait_until(lambda: tp in broker.canceled, timeout=5)
+    await wait_until(lambda: S.CANCELED in states(col, tp), timeout=5)
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_exit_rejected_by_risk_is_retried_on_the_next_book() -> None:
+    """A stop exit refused because the feed went stale fires again once it is live."""
+    from tests.unit.trading.helpers import status
+
+    engine, _, _, col, clock = scripted_engine()
+    await engine.start()
+    await engine.handle_signal(signal())
+    status(engine.hub, clock, "stale")
+    book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
+    await wait_until(lambda: any(r.check == "stale_feed" for r in col.of(RiskEvent)), timeout=5)
+    assert engine.portfolio.amount(EX, SYM) > 0
+    await wait_until(lambda: not engine.protections[(EX, SYM)].exiting, timeout=5)
+    status(engine.hub, clock, "live")
+    book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_manual_order_rejection_raises_and_publishes() -> None:
+    """A manual order failing a check raises RiskRejected and publishes a RiskEvent."""
+    engine, _, _, col, _ = scripted_engine()
+    await engine.start()
+    with pytest.raises(RiskRejected) as err:
+        await engine.place_manual_order(
+            actor="alice", exchange=EX, symbol="BTC/USDT", side="buy", amount="50"
+        )
+    assert err.value.check == "max_position_size"
+    ev = [r for r in col.of(RiskEvent) if r.kind == "rejected"]
+    assert ev and ev[-1].check == "max_position_size"
+    assert ev[-1].client_order_id is not None
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_unknown_order_counts_as_pending_exposure() -> None:
+    """While an entry is unknown, a second entry on the same market is sized against it."""
+    engine, broker, _, _, _ = scripted_engine()
+    await engine.start()
+    broker.mode = "lost"
+    rec = await engine.place_manual_order(
+        actor="a", exchange=EX, symbol=SYM, side="buy", amount="9", request_id="r1"
+    )
+    assert rec["state"] == "unknown"
+    with pytest.raises(RiskRejected, match="position would be"):
+        await engine.place_manual_order(
+            actor="a", exchange=EX, symbol=SYM, side="buy", amount="2", request_id="r2"
+        )
+    await engine.stop()
+
+
+def test_paper_engine_helper_builds_a_paper_broker() -> None:
+    """The helper wires the real paper broker (sanity check for the other tests)."""
+    _, paper, _, _, _ = paper_engine()
+    assert isinstance(paper, PaperBroker)
+    assert Decimal(1) == d("1")

@@ -1,0 +1,168 @@
+"""Portfolio accounting: positions, realized/unrealized PnL, fees, cash, equity and stats."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cryptomon.events import Fill
+from cryptomon.trading.portfolio import Portfolio, Position
+
+D = Decimal
+_SEQ = [0]
+
+
+def fill(
+    side: str,
+    amount: str,
+    price: str,
+    fee: str = "0",
+    ts: float = 1.0,
+    symbol: str = "BTC-USDT",
+    fee_currency: str = "USDT",
+) -> Fill:
+    _SEQ[0] += 1
+    n = _SEQ
+    return Fill(
+        exchange="binance",
+        symbol=symbol,
+        ts=ts,
+        ts_recv=ts,
+        trade_id=f"t{n[0]}",
+        client_order_id="cm",
+        side=side,
+        amount=D(amount),  # type: ignore[arg-type]
+        price=D(price),
+        fee=D(fee),
+        fee_currency=fee_currency,
+    )
+
+
+def test_long_round_trip_pnl_by_hand() -> None:
+    """Buy 2 @100 (fee 0.2), buy 1 @106 (0.106), sell 3 @110 (0.33): hand-computed PnL."""
+    p = Portfolio(quote="USDT", cash=D(1000))
+    p.apply_fill(fill("buy", "2", "100", "0.2"))
+    p.apply_fill(fill("buy", "1", "106", "0.106"))
+    pos = p.position("binance", "BTC-USDT")
+    assert pos.avg_price == D(102)
+    assert pos.amount == 3
+    result = p.apply_fill(fill("sell", "3", "110", "0.33", ts=5.0))
+    assert result is not None
+    assert result.side == "long"
+    assert pos.realized_pnl == D(24)  # 3 * (110 - 102)
+    assert result.pnl == D(24) - D("0.636")
+    assert p.cash == D(1000) - 200 - D("0.2") - 106 - D("0.106") + 330 - D("0.33")
+    assert pos.amount == 0
+    assert pos.avg_price == 0
+
+
+def test_short_round_trip_and_unrealized_mark() -> None:
+    """A short gains when the price falls; unrealized PnL follows the mark."""
+    p = Portfolio(quote="USDT", cash=D(1000))
+    p.apply_fill(fill("sell", "1", "100"))
+    p.mark("binance", "BTC-USDT", D(90))
+    pos = p.position("binance", "BTC-USDT")
+    assert pos.unrealized_pnl == D(10)
+    assert p.equity == D(1010)
+    result = p.apply_fill(fill("buy", "1", "95"))
+    assert result is not None
+    assert result.side == "short"
+    assert result.pnl == D(5)
+
+
+def test_flip_closes_one_trip_and_opens_another() -> None:
+    """Selling more than the long closes it and opens a short at the fill price."""
+    pos = Position(exchange="binance", symbol="BTC-USDT")
+    pos.apply("buy", D(1), D(100), D(0), 1.0)
+    result = pos.apply("sell", D(3), D(110), D(0), 2.0)
+    assert result is not None
+    assert result.pnl == D(10)
+    assert pos.amount == D(-2)
+    assert pos.avg_price == D(110)
+
+
+def test_base_currency_fee_is_valued_at_the_fill_price() -> None:
+    """A fee charged in BTC costs fee * price in quote."""
+    p = Portfolio(quote="USDT", cash=D(1000))
+    p.apply_fill(fill("buy", "1", "100", "0.001", fee_currency="BTC"))
+    assert p.cash == D(1000) - 100 - D("0.1")
+
+
+def test_stats_win_rate_profit_factor_drawdown_sharpe() -> None:
+    """Two wins and one loss: win rate, averages, profit factor, drawdown and Sharpe."""
+    p = Portfolio(quote="USDT", cash=D(1000))
+    p.snapshot(0.0)
+    for buy, sell in (("100", "110"), ("100", "95"), ("100", "120")):
+        p.apply_fill(fill("buy", "1", buy))
+        p.apply_fill(fill("sell", "1", sell))
+    s = p.stats()
+    assert s["trades"] == 3
+    assert s["wins"] == 2
+    assert s["losses"] == 1
+    assert s["win_rate"] == pytest.approx(2 / 3)
+    assert D(s["avg_win"]) == D(15)
+    assert D(s["avg_loss"]) == D(-5)
+    assert s["profit_factor"] == pytest.approx(30 / 5)
+    assert s["max_drawdown"] == pytest.approx(5 / 1010)
+    rets = [0.10, -0.05, 0.20]
+    mean = sum(rets) / 3
+    sd = (sum((r - mean) ** 2 for r in rets) / 2) ** 0.5
+    assert s["sharpe"] == pytest.approx(mean / sd * 3**0.5)
+    assert D(s["net_pnl"]) == D(25)
+    assert D(s["equity"]) == D(1025)
+
+
+def test_daily_pnl_resets_at_utc_midnight() -> None:
+    """Daily PnL counts from the first equity of the UTC day."""
+    p = Portfolio(quote="USDT", cash=D(1000))
+    day = 1_700_006_400.0  # 2023-11-15 00:00 UTC
+    p.snapshot(day + 10)
+    p.apply_fill(fill("buy", "1", "100", ts=day + 20))
+    p.mark("binance", "BTC-USDT", D(80))
+    assert p.daily_pnl(day + 30) == D(-20)
+    assert p.daily_pnl(day + 86_400 + 5) == 0
+
+
+fills_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["buy", "sell"]),
+        st.integers(min_value=1, max_value=50),  # amount in 0.1
+        st.integers(min_value=50, max_value=150),  # price
+        st.integers(min_value=0, max_value=30),  # fee in 0.01
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fills_strategy, st.integers(min_value=50, max_value=150))
+def test_pnl_and_positions_reconcile_with_fills(
+    raw: list[tuple[str, int, int, int]], mark: int
+) -> None:
+    """For any fills: position = signed sum of fill amounts; cash = the fills' flows;
+    equity - start = realized + unrealized - fees; closed trips sum to realized - their fees."""
+    start = D(10000)
+    p = Portfolio(quote="USDT", cash=start)
+    signed = D(0)
+    flows = D(0)
+    fees = D(0)
+    for side, amt, price, fee in raw:
+        f = fill(side, str(D(amt) / 10), str(price), str(D(fee) / 100))
+        p.apply_fill(f)
+        signed += f.amount if side == "buy" else -f.amount
+        flows += (-f.amount if side == "buy" else f.amount) * f.price - f.fee
+        fees += f.fee
+    p.mark("binance", "BTC-USDT", D(mark))
+    pos = p.position("binance", "BTC-USDT")
+    assert pos.amount == signed
+    assert p.cash == start + flows
+    assert pos.fees == fees
+    assert p.equity - start == pos.realized_pnl + pos.unrealized_pnl - pos.fees
+    open_trip_fees = pos.trip_fees
+    assert sum((t.pnl for t in p.trades), D(0)) == pos.realized_pnl - pos.trip_pnl - (
+        fees - open_trip_fees
+    )

@@ -1,0 +1,174 @@
+"""Anomaly rules and the indicator strategy turn hub events into Signals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cryptomon.clock import ManualClock
+from cryptomon.config import IndicatorStrategyConfig, SignalRuleConfig
+from cryptomon.events import Candle, Signal
+from cryptomon.hub import Hub
+from cryptomon.trading.signals import SignalGenerator, evaluate_rule, indicator_votes, score
+from tests.unit.trading.helpers import EX, SYM, Collector, anomaly, trading_config
+
+MOMENTUM = SignalRuleConfig(
+    name="mom", style="momentum", min_price_change_pct=1.0, min_volume_z=3.0
+)
+REVERSION = SignalRuleConfig(
+    name="rev",
+    style="reversion",
+    kinds=["price_change"],
+    min_price_change_pct=2.0,
+    max_price_change_pct=8.0,
+    strength=0.7,
+)
+
+
+def test_momentum_follows_the_move_with_volume() -> None:
+    """Price up with volume z >= 3 -> buy; price down -> sell; the reason says why."""
+    clock = ManualClock()
+    up = evaluate_rule(MOMENTUM, anomaly(clock, change=2.5, z=4.0), [])
+    assert up is not None
+    assert up[0] == "buy"
+    assert up[1] == 0.9
+    assert "price change +2.50%" in up[2]
+    assert "volume z 4.00" in up[2]
+    down = evaluate_rule(MOMENTUM, anomaly(clock, change=-2.5, z=4.0), [])
+    assert down is not None
+    assert down[0] == "sell"
+
+
+def test_momentum_needs_enough_volume_and_move() -> None:
+    """Low volume z or a small move: no signal."""
+    clock = ManualClock()
+    assert evaluate_rule(MOMENTUM, anomaly(clock, change=2.5, z=2.0), []) is None
+    assert evaluate_rule(MOMENTUM, anomaly(clock, change=0.5, z=5.0), []) is None
+
+
+def test_volume_z_may_come_from_a_recent_volume_anomaly() -> None:
+    """A price_change anomaly fires with the z-score of a volume anomaly seen just before."""
+    clock = ManualClock()
+    vol = anomaly(clock, change=0.2, z=5.0, kind="volume")
+    price = anomaly(clock, change=3.0, z=None, kind="price_change")
+    fired = evaluate_rule(MOMENTUM, price, [vol])
+    assert fired is not None
+    assert fired[0] == "buy"
+    assert "volume z 5.00" in fired[2]
+    assert evaluate_rule(MOMENTUM, price, []) is None
+
+
+def test_reversion_fades_the_move_within_bounds() -> None:
+    """Mean reversion: a spike up -> sell, a drop -> buy; crashes beyond the cap are skipped."""
+    clock = ManualClock()
+    spike = evaluate_rule(REVERSION, anomaly(clock, change=3.0, kind="price_change"), [])
+    assert spike is not None
+    assert spike[0] == "sell"
+    assert spike[1] == 0.7
+    drop = evaluate_rule(REVERSION, anomaly(clock, change=-3.0, kind="price_change"), [])
+    assert drop is not None
+    assert drop[0] == "buy"
+    assert evaluate_rule(REVERSION, anomaly(clock, change=-9.0, kind="price_change"), []) is None
+    assert evaluate_rule(REVERSION, anomaly(clock, change=3.0, kind="volume"), []) is None
+
+
+def test_generator_publishes_signal_linked_to_anomaly_for_traded_markets_only() -> None:
+    """An anomaly on a traded market yields a Signal with anomaly_id; others are ignored."""
+    hub, clock = Hub(), ManualClock()
+    cfg = trading_config(exchange="binance", symbols=["BTC/USDT"])
+    SignalGenerator(config=cfg, hub=hub, clock=clock)
+    col = Collector(hub, Signal)
+    a = anomaly(clock, change=2.0, z=4.0)
+    hub.publish(a)
+    hub.publish(anomaly(clock, change=2.0, z=4.0, symbol="ETH-USDT"))
+    hub.publish(anomaly(clock, change=2.0, z=4.0, exchange="okx"))
+    sigs = col.of(Signal)
+    assert len(sigs) == 1
+    assert sigs[0].anomaly_id == a.id
+    assert sigs[0].source == "rule:momentum"
+    assert sigs[0].side == "buy"
+    assert sigs[0].symbol == SYM
+    assert sigs[0].exchange == EX
+
+
+def _candles(hub: Hub, closes: np.ndarray, interval: str = "1m", symbol: str = SYM) -> None:
+    for n, c in enumerate(closes):
+        start = 1_700_000_000.0 + 60 * n
+        hub.publish(
+            Candle(
+                exchange=EX,
+                symbol=symbol,
+                ts=start + 60,
+                ts_recv=start + 60,
+                interval=interval,
+                start=start,
+                end=start + 60,
+                open=c,
+                high=c,
+                low=c,
+                close=float(c),
+                volume=1.0,
+            )
+        )
+
+
+UPTREND = 100 + np.arange(60, dtype=np.float64) * 0.3
+DIP = np.concatenate([UPTREND, UPTREND[-1] - np.arange(1, 6, dtype=np.float64) * 1.5])
+
+
+def test_indicator_votes_and_score_on_a_pullback_in_an_uptrend() -> None:
+    """Uptrend then a sharp dip below the lower band: trend and Bollinger vote buy, 0.75."""
+    cfg = IndicatorStrategyConfig()
+    votes = indicator_votes(DIP, cfg)
+    assert votes is not None
+    assert votes["sma"] == votes["ema"] == votes["macd"] == votes["bollinger"] == 1
+    assert score(votes) == ("buy", 0.75)
+    assert indicator_votes(DIP[:30], cfg) is None
+
+
+def test_score_refuses_oscillators_against_the_trend() -> None:
+    """A trend whose oscillators say overextended (close above the upper band) gives nothing."""
+    votes = {"sma": 1.0, "ema": 1.0, "macd": 1.0, "rsi": -1.0, "bollinger": -1.0}
+    assert score(votes) == (None, 0.0)
+    assert score({"sma": -1.0, "ema": -1.0, "macd": -1.0, "rsi": -1.0, "bollinger": -1.0}) == (
+        "sell",
+        1.0,
+    )
+    assert score({"sma": 0.0, "ema": 0.0, "macd": 0.0, "rsi": 1.0, "bollinger": 1.0}) == (None, 0.0)
+
+
+def test_indicator_strategy_emits_strong_signals_only_with_cooldown() -> None:
+    """The pullback yields one buy signal (strength >= 0.65) caused by the indicators; a
+    second dip inside the cooldown does not."""
+    hub, clock = Hub(), ManualClock()
+    SignalGenerator(config=trading_config(), hub=hub, clock=clock)
+    col = Collector(hub, Signal)
+    _candles(hub, np.concatenate([DIP, DIP[-1:] - 0.5]))
+    sigs = col.of(Signal)
+    assert len(sigs) == 1
+    sig = sigs[0]
+    assert sig.source == "indicators"
+    assert sig.side == "buy"
+    assert sig.strength >= 0.65
+    assert "bollinger +1" in sig.reason
+    assert "RSI" in sig.reason
+    assert sig.anomaly_id is None
+
+
+def test_indicator_strategy_below_threshold_is_silent() -> None:
+    """A plain uptrend or noise never reaches the default 0.65 strength."""
+    hub, clock = Hub(), ManualClock()
+    SignalGenerator(config=trading_config(), hub=hub, clock=clock)
+    col = Collector(hub, Signal)
+    rng = np.random.default_rng(1)
+    _candles(hub, UPTREND)
+    _candles(hub, 100 + rng.normal(0, 0.05, 80), symbol="ETH-USDT")
+    assert col.of(Signal) == []
+
+
+def test_indicator_strategy_ignores_other_intervals_and_open_candles() -> None:
+    """5m candles (strategy on 1m) produce nothing."""
+    hub, clock = Hub(), ManualClock()
+    SignalGenerator(config=trading_config(), hub=hub, clock=clock)
+    col = Collector(hub, Signal)
+    _candles(hub, 100 - np.arange(100, dtype=np.float64), interval="5m")
+    assert col.of(Signal) == []
