@@ -79,7 +79,8 @@ async def test_intent_is_written_before_the_order_is_sent() -> None:
 
     broker.place_order = checking  # type: ignore[method-assign]
     rec = await engine.handle_signal(signal())
-    assert rec is not None and rec.state == S.FILLED
+    assert rec is not None
+    assert rec.state == S.FILLED
     assert seen_in_journal == [True]
     journal.fail_next = OSError("disk full")
     with pytest.raises(TemporaryError, match="could not be written"):
@@ -95,9 +96,11 @@ async def test_dropped_response_settles_by_lookup_without_resending() -> None:
     await engine.start()
     broker.mode = "drop"
     rec = await engine.handle_signal(signal())
-    assert rec is not None and rec.state == S.UNKNOWN
+    assert rec is not None
+    assert rec.state == S.UNKNOWN
     await advance_until(clock, lambda: rec.state == S.FILLED, message="settled")
-    assert broker.calls[rec.client_order_id] == 1 and broker.placed[rec.client_order_id] == 1
+    assert broker.calls[rec.client_order_id] == 1
+    assert broker.placed[rec.client_order_id] == 1
     assert states(col, rec.client_order_id) == [S.NEW, S.UNKNOWN, S.FILLED]
     assert engine.portfolio.amount(EX, SYM) == rec.intent.amount
     await engine.stop()
@@ -110,7 +113,8 @@ async def test_placement_timeout_is_unknown_and_settles() -> None:
     await engine.start()
     broker.mode = "hang"
     rec = await engine.handle_signal(signal())
-    assert rec is not None and rec.state == S.UNKNOWN
+    assert rec is not None
+    assert rec.state == S.UNKNOWN
     assert "placement failed" in rec.reason
     await advance_until(clock, lambda: rec.state == S.FILLED, message="settled")
     assert broker.calls[rec.client_order_id] == 1
@@ -125,7 +129,8 @@ async def test_429_never_reaching_the_venue_ends_rejected_after_lookups() -> Non
     await engine.start()
     broker.mode = "429"
     rec = await engine.handle_signal(signal())
-    assert rec is not None and rec.state == S.UNKNOWN
+    assert rec is not None
+    assert rec.state == S.UNKNOWN
     before = broker.lookups
     clock.advance(1.0)
     for _ in range(5):
@@ -133,7 +138,8 @@ async def test_429_never_reaching_the_venue_ends_rejected_after_lookups() -> Non
     assert broker.lookups == before  # Retry-After 2 s not yet over
     await advance_until(clock, lambda: rec.state == S.REJECTED, message="rejected")
     assert "not found at the venue after 3 lookups" in rec.reason
-    assert broker.calls[rec.client_order_id] == 1 and rec.client_order_id not in broker.placed
+    assert broker.calls[rec.client_order_id] == 1
+    assert rec.client_order_id not in broker.placed
     assert engine.portfolio.amount(EX, SYM) == 0
     await engine.stop()
 
@@ -196,14 +202,15 @@ async def test_entry_sized_from_risk_and_stop_distance() -> None:
     assert rec is not None
     # 0.2% of 10000 = 20 quote risked; stop distance 3% of 100.1 = 3.003 -> 6.6600 BTC
     assert rec.intent.amount == d("6.6600")
-    assert rec.intent.stop_loss == d("97.09") and rec.intent.take_profit == d("106.11")
+    assert rec.intent.stop_loss == d("97.09")
+    assert rec.intent.take_profit == d("106.11")
     await engine.stop()
 
 
 @pytest.mark.asyncio
 async def test_emulated_stop_loss_closes_the_position() -> None:
     """Bid falling to the stop sends one reduce-only market exit; the position closes."""
-    engine, broker, _, col, clock = scripted_engine()
+    engine, _broker, _, col, clock = scripted_engine()
     await engine.start()
     rec = await engine.handle_signal(signal())
     assert rec is not None
@@ -212,10 +219,13 @@ async def test_emulated_stop_loss_closes_the_position() -> None:
     book(engine.hub, clock, bid=97.0, ask=97.2, size=10.0)
     await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
     exits = [i for i in col.of(OrderIntent) if i.origin == "stop_loss"]
-    assert len(exits) == 1 and exits[0].reduce_only and exits[0].side == "sell"
+    assert len(exits) == 1
+    assert exits[0].reduce_only
+    assert exits[0].side == "sell"
     assert (EX, SYM) not in engine.protections
     stats = engine.stats()
-    assert stats["trades"] == 1 and stats["losses"] == 1
+    assert stats["trades"] == 1
+    assert stats["losses"] == 1
     await engine.stop()
 
 
@@ -250,7 +260,8 @@ async def test_native_stop_and_take_profit_legs_one_cancels_the_other() -> None:
     assert rec is not None
     await wait_until(lambda: len(broker.native_orders) == 2, timeout=5)
     legs = {i.type: i for i in col.of(OrderIntent) if i.origin in ("stop_loss", "take_profit")}
-    assert legs["stop_market"].stop_price == d("97.09") and legs["stop_market"].reduce_only
+    assert legs["stop_market"].stop_price == d("97.09")
+    assert legs["stop_market"].reduce_only
     assert legs["take_profit"].stop_price == d("106.11")
     prot = engine.protections[(EX, SYM)]
     assert prot.native
@@ -296,7 +307,8 @@ async def test_manual_order_rejection_raises_and_publishes() -> None:
         )
     assert err.value.check == "max_position_size"
     ev = [r for r in col.of(RiskEvent) if r.kind == "rejected"]
-    assert ev and ev[-1].check == "max_position_size"
+    assert ev
+    assert ev[-1].check == "max_position_size"
     assert ev[-1].client_order_id is not None
     await engine.stop()
 
