@@ -228,6 +228,22 @@ class Balance:
     locked: Decimal = ZERO
 
 
+def _exact(taken: Sequence[Level], qty: Decimal, step: Decimal) -> list[tuple[Decimal, Decimal]]:
+    """The book's float fills as lot-sized Decimals that add up to exactly ``qty`` (float
+    noise such as 1.9999999999999998 goes to the last fill)."""
+    out: list[tuple[Decimal, Decimal]] = []
+    left = qty
+    for p, s in taken:
+        size = min(_dec(s).quantize(step, rounding=ROUND_HALF_UP), left)
+        if size > 0:
+            out.append((_dec(p), size))
+            left -= size
+    if out and 0 < left < step * 2:
+        price, size = out[-1]
+        out[-1] = (price, size + left)
+    return out
+
+
 def _fmt(value: Decimal) -> str:
     return f"{value:.8f}"
 
@@ -249,6 +265,7 @@ class MatchingEngine:
     orders: dict[int, SimOrder] = field(default_factory=dict)
     fills: list[SimFill] = field(default_factory=list)
     duplicate_client_order_ids: int = 0
+    paused: bool = False  # fault switch: resting orders neither trigger nor fill while set
     rejected: int = 0
     last_price: dict[str, Decimal] = field(default_factory=dict)
     _by_client: dict[str, int] = field(default_factory=dict)
@@ -429,8 +446,9 @@ class MatchingEngine:
             return
         qty = min(order.remaining, takeable).quantize(spec.step_size, rounding=ROUND_DOWN)
         if qty > 0:
-            for p, s in self.books.take(order.symbol, order.side.lower(), float(qty)):
-                self._execute(spec, order, _dec(p), min(_dec(s), order.remaining), maker=False)
+            taken = self.books.take(order.symbol, order.side.lower(), float(qty))
+            for price, size in _exact(taken, qty, spec.step_size):
+                self._execute(spec, order, price, size, maker=False)
         if order.remaining <= 0:
             self._finish(spec, order, "FILLED")
         elif market or order.time_in_force in {"IOC", "FOK"}:
@@ -454,7 +472,7 @@ class MatchingEngine:
         resting limit orders the book now trades through (at their limit price, maker).
         Returns the new fills."""
         spec = self.symbols.get(symbol)
-        if spec is None:
+        if spec is None or self.paused:
             return []
         bids, asks = self.books.book(symbol)
         if not bids or not asks:

@@ -63,8 +63,15 @@ class Fault:
     reached: asyncio.Event = field(default_factory=asyncio.Event)
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
 
+    abandoned: bool = False
+
     def release(self) -> None:
         """Let held requests go on."""
+        self._gate.set()
+
+    def abandon(self) -> None:
+        """Let held requests go without processing them (as if they never arrived)."""
+        self.abandoned = True
         self._gate.set()
 
 
@@ -179,6 +186,8 @@ class TradingEndpoints:
                 early = await self._apply(fault, request)
                 if early is not None:
                     return early
+                if fault.abandoned:
+                    return _error(503, -1001, "Internal error; request dropped.")
                 # Like Binance's matching engine: a request that waited past its recvWindow
                 # is refused, so "not found" is final once recvWindow has passed.
                 expired = self._check_window(params)

@@ -170,3 +170,28 @@ def test_cancel_releases_locked_funds_and_unknown_cancel_is_2011() -> None:
     with pytest.raises(SimError) as info:
         engine.cancel(SYM, order_id=None, client_order_id="s")
     assert info.value.code == -2011
+
+
+class NoisyBook(StaticBook):
+    """A book whose taker fills carry float noise, like the simulator's model."""
+
+    def take(self, symbol: str, side: str, amount: float) -> list[tuple[float, float]]:
+        super().take(symbol, side, amount)
+        return [(101.0, amount * 0.3), (101.0, amount * 0.7 - 2e-16)]
+
+
+def test_float_noise_in_book_fills_never_reaches_the_account() -> None:
+    """Fills are lot-sized Decimals adding up to exactly the ordered quantity."""
+    book = NoisyBook()
+    book.set(SYM, bids=[(99.0, 5.0)], asks=[(101.0, 5.0)])
+    rules = SymbolRules(
+        symbol=SYM, base="BTC", quote="USDT", step_size=D("0.001"), min_qty=D("0.001")
+    )
+    engine = MatchingEngine(books=book, symbols={SYM: rules})
+    engine.deposit("USDT", D(1000))
+    order, fills = engine.place(
+        symbol=SYM, side="BUY", type="MARKET", quantity=D(2), client_order_id="n"
+    )
+    assert [f.qty for f in fills] == [D("0.6"), D("1.4")]
+    assert (order.status, order.executed_qty) == ("FILLED", D(2))
+    assert engine.balance("BTC").free == D(2)
