@@ -618,13 +618,21 @@ class AlertsConfig(Section):
 
 
 class DatabaseConfig(Section):
-    url: str = "sqlite+aiosqlite:///./cryptomon.db"
-    auto_migrate: bool = True
-    pool_size: int = Field(default=5, ge=1)
-    max_overflow: int = Field(default=5, ge=0)
-    pool_timeout_s: float = Field(default=10.0, gt=0)
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    echo: bool = False
+    """Where everything is stored (``cryptomon.store``)."""
+
+    url: str = Field(
+        default="sqlite+aiosqlite:///./cryptomon.db",
+        description="sqlite+aiosqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB",
+    )
+    auto_migrate: bool = Field(default=True, description="run `db upgrade head` at start")
+    pool_size: int = Field(default=5, ge=1, description="PostgreSQL connections kept open")
+    max_overflow: int = Field(default=5, ge=0, description="extra connections under load")
+    pool_timeout_s: float = Field(default=10.0, gt=0, description="wait for a free connection")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="connect attempt limit")
+    sqlite_busy_timeout_s: float = Field(
+        default=10.0, gt=0, description="SQLite: wait this long for a lock held by another process"
+    )
+    echo: bool = Field(default=False, description="log every SQL statement")
 
     @field_validator("url")
     @classmethod
@@ -637,11 +645,13 @@ class DatabaseConfig(Section):
 
 
 class StorageConfig(Section):
-    trades: bool = False
-    book_sample_s: float = Field(default=1.0, gt=0)
-    retention_days: float = Field(default=30, gt=0)
-    batch_size: int = Field(default=1000, ge=1)
-    batch_max_age_s: float = Field(default=1.0, gt=0)
+    """What the store writer persists, how it batches, how long market data is kept."""
+
+    trades: bool = Field(default=False, description="persist every public trade (heavy)")
+    book_sample_s: float = Field(default=1.0, gt=0, description="book top sampling period")
+    retention_days: float = Field(default=30, gt=0, description="market data kept this long")
+    batch_size: int = Field(default=1000, ge=1, description="rows per write transaction")
+    batch_max_age_s: float = Field(default=1.0, gt=0, description="flush a partial batch after")
     market_buffer: int = Field(default=100_000, ge=1, description="market rows kept in memory")
     retry_max_s: float = Field(default=30.0, gt=0, description="cap of the write retry backoff")
     retention_interval_s: float = Field(

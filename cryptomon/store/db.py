@@ -29,16 +29,22 @@ from cryptomon.log import redact_url
 log = structlog.get_logger()
 
 Dialect = Literal["sqlite", "postgresql"]
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_ms: int) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        _apply_pragmas(dbapi_conn, busy_ms)
+
+    return on_connect
+
+
+def _apply_pragmas(dbapi_conn: Any, busy_ms: int) -> None:
     cur = dbapi_conn.cursor()
     try:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
     finally:
         cur.close()
 
@@ -94,7 +100,7 @@ class Database:
             database = self.url.database or ""
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": cfg.connect_timeout_s}
+            kwargs["connect_args"] = {"timeout": cfg.sqlite_busy_timeout_s}
         else:
             kwargs.update(
                 pool_size=cfg.pool_size,
@@ -104,7 +110,8 @@ class Database:
             )
         engine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            busy_ms = round(self.config.sqlite_busy_timeout_s * 1000)
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_ms))
         return engine
 
     async def start(self) -> None:

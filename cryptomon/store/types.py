@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Numeric, String
@@ -18,6 +18,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MONEY_PRECISION = 36
 MONEY_SCALE = 18
+_WIDE = Context(prec=MONEY_PRECISION + 4)  # exact for every NUMERIC(36, 18) value
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -73,8 +74,8 @@ def canonical(value: Decimal) -> Decimal:
     if not value.is_finite():
         return value
     if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
+        return value.quantize(Decimal(1), context=_WIDE)
+    return value.normalize(context=_WIDE)
 
 
 def utc(ts: float) -> datetime:

@@ -1,0 +1,137 @@
+"""Schema through alembic: upgrade, autogenerate parity with the models, downgrade, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from sqlalchemy import inspect
+
+from cryptomon.cli import main
+from cryptomon.config import DatabaseConfig
+from cryptomon.store import migrate
+from cryptomon.store.db import Database
+from cryptomon.store.models import Base
+
+APP_TABLES = set(Base.metadata.tables)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI configures logging on pytest's captured stderr; undo it for later tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+async def _tables(db: Database) -> set[str]:
+    async with db.engine.connect() as conn:
+        names = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    return set(names) - {"alembic_version"}
+
+
+@pytest.mark.asyncio
+async def test_auto_migrate_creates_every_table(db: Database) -> None:
+    """start() with auto_migrate brings an empty database to head with all model tables."""
+    assert await _tables(db) == APP_TABLES
+    assert await migrate.current(db) == (migrate.head(),)
+
+
+@pytest.mark.asyncio
+async def test_autogenerate_finds_no_difference(db: Database) -> None:
+    """alembic autogenerate sees no difference between the models and the migrated schema."""
+    assert await migrate.compare(db) == []
+
+
+@pytest.mark.asyncio
+async def test_downgrade_base_removes_schema_and_upgrade_restores(db: Database) -> None:
+    """downgrade base drops every table; upgrade head recreates them."""
+    await migrate.downgrade(db, "base")
+    assert await _tables(db) == set()
+    assert await migrate.current(db) == ()
+    await migrate.upgrade(db, "head")
+    assert await _tables(db) == APP_TABLES
+
+
+@pytest.mark.asyncio
+async def test_no_auto_migrate_leaves_database_empty(db_url: str) -> None:
+    """auto_migrate: false connects without creating tables."""
+    database = Database(DatabaseConfig(url=db_url, auto_migrate=False))
+    await database.start()
+    try:
+        assert await _tables(database) == set()
+        assert await database.ping()
+    finally:
+        await database.stop()
+    assert not await database.ping()
+
+
+def _tables_now(url: str) -> set[str]:
+    async def go() -> set[str]:
+        database = Database(DatabaseConfig(url=url, auto_migrate=False))
+        await database.start()
+        try:
+            return await _tables(database)
+        finally:
+            await database.stop()
+
+    return asyncio.run(go())
+
+
+def test_cli_upgrade_and_downgrade(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`crypto-monitor db upgrade` creates the schema, `db downgrade base` removes it."""
+    monkeypatch.setenv("CRYPTOMON_DATABASE__URL", db_url)
+    assert main(["db", "current"]) == 0
+    assert "base (no schema)" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    assert "now at 0001" in capsys.readouterr().out
+    assert _tables_now(db_url) == APP_TABLES
+    assert main(["db", "current"]) == 0
+    assert capsys.readouterr().out.strip() == "0001"
+    assert main(["db", "downgrade", "base"]) == 0
+    assert _tables_now(db_url) == set()
+
+
+def test_cli_history_lists_revisions(capsys: pytest.CaptureFixture[str]) -> None:
+    """`db history` lists the packaged revisions without a database."""
+    assert main(["db", "history"]) == 0
+    assert "base -> 0001 (head)" in capsys.readouterr().out
+
+
+def test_cli_unknown_revision_is_a_usage_error(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown revision exits 2 naming it and the valid choices."""
+    monkeypatch.setenv("CRYPTOMON_DATABASE__URL", sqlite_url)
+    assert main(["db", "downgrade", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown revision 'nope'" in err
+    assert "0001" in err
+
+
+def test_cli_db_without_action_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """`crypto-monitor db` alone exits 2 and lists the actions."""
+    assert main(["db"]) == 2
+    assert "upgrade, downgrade, current, history" in capsys.readouterr().err
+
+
+def test_cli_unreachable_database_names_redacted_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreachable database exits 1 with one line naming the URL, password hidden."""
+    monkeypatch.setenv(
+        "CRYPTOMON_DATABASE__URL", "postgresql+psycopg://bob:hunter22@127.0.0.1:1/nowhere"
+    )
+    assert main(["db", "upgrade"]) == 1
+    err = capsys.readouterr().err
+    assert "postgresql+psycopg://bob:***@127.0.0.1:1/nowhere is unreachable" in err
+    assert "hunter22" not in err
+    assert "Traceback" not in err

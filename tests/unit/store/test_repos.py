@@ -1,0 +1,260 @@
+"""Idempotent writes: replaying any batch leaves exactly one row per event."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from cryptomon.events import (
+    AuditEntry,
+    Candle,
+    FeedStatus,
+    NotificationRecord,
+    OrderState,
+    PositionUpdate,
+    RiskEvent,
+    Signal,
+)
+from cryptomon.store import repos
+from cryptomon.store.db import Database
+from cryptomon.store.models import (
+    AnomalyRow,
+    AuditRow,
+    CandleRow,
+    FeedEventRow,
+    FillRow,
+    NotificationRow,
+    OrderRow,
+    PositionRow,
+    RiskEventRow,
+    SignalRow,
+)
+from tests.unit.store.factories import T0, anomaly, fill, intent, update
+
+
+async def _count(db: Database, model: type) -> int:
+    async with db.sessionmaker() as s:
+        return int((await s.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def _write(db: Database, fn, events) -> None:  # type: ignore[no-untyped-def]
+    async with db.sessionmaker() as s, s.begin():
+        await fn(s, events)
+
+
+@pytest.mark.asyncio
+async def test_anomalies_and_signals_are_keyed_by_event_id(db: Database) -> None:
+    """The same anomaly/signal written twice is one row; its fields round-trip."""
+    a = anomaly()
+    sig = Signal(
+        exchange="binance",
+        symbol="BTC-USDT",
+        ts=T0,
+        ts_recv=T0,
+        side="buy",
+        strength=0.7,
+        source="volume",
+        anomaly_id=a.id,
+    )
+    for _ in range(2):
+        await _write(db, repos.insert_anomalies, [a, a])
+        await _write(db, repos.insert_signals, [sig])
+    assert await _count(db, AnomalyRow) == 1
+    assert await _count(db, SignalRow) == 1
+    async with db.sessionmaker() as s:
+        row = (await s.execute(select(AnomalyRow))).scalar_one()
+    assert row.reasons == ["Z-score: 5.00"]
+    assert row.severity == "high"
+    assert row.severity_rank == 2
+    assert row.ts_detected == datetime.fromtimestamp(T0 + 0.001, UTC)
+
+
+@pytest.mark.asyncio
+async def test_record_intent_commits_new_order(db: Database) -> None:
+    """record_intent writes the order in state 'new' in its own committed transaction."""
+    await repos.record_intent(db, intent())
+    await repos.record_intent(db, intent())  # a retry is harmless
+    async with db.sessionmaker() as s:
+        row = (await s.execute(select(OrderRow))).scalar_one()
+    assert row.state == "new"
+    assert row.amount == Decimal("0.123456789012345678")
+    assert row.filled == 0
+    assert row.stop_loss == Decimal("63000")
+
+
+@pytest.mark.asyncio
+async def test_order_updates_apply_and_replay_is_harmless(db: Database) -> None:
+    """Updates set state/filled/avg/exchange id; a replayed intent never resets the order."""
+    await repos.record_intent(db, intent())
+    batch = [
+        intent(),
+        update(state=OrderState.SUBMITTED, exchange_order_id="X1"),
+        update(
+            state=OrderState.FILLED,
+            filled=Decimal("0.123456789012345678"),
+            avg_price=Decimal("64999.5"),
+            ts=T0 + 5,
+        ),
+    ]
+    for _ in range(2):
+        await _write(db, repos.upsert_orders, batch)
+    await _write(db, repos.upsert_orders, [intent()])
+    async with db.sessionmaker() as s:
+        row = (await s.execute(select(OrderRow))).scalar_one()
+    assert row.state == "filled"
+    assert row.exchange_order_id == "X1"  # kept although the last update had none
+    assert row.avg_price == Decimal("64999.5")
+    assert row.filled == Decimal("0.123456789012345678")
+    assert row.price == Decimal("65000.1")
+    assert row.updated_at.timestamp() == T0 + 5
+    assert row.created_at.timestamp() == T0
+
+
+@pytest.mark.asyncio
+async def test_update_for_unknown_order_creates_it(db: Database) -> None:
+    """An update whose intent was never seen (reconciliation) creates the order row."""
+    await _write(db, repos.upsert_orders, [update("cm-x", OrderState.CANCELED, reason="gone")])
+    async with db.sessionmaker() as s:
+        row = (await s.execute(select(OrderRow))).scalar_one()
+    assert (row.client_order_id, row.state, row.origin, row.reason) == (
+        "cm-x",
+        "canceled",
+        "reconcile",
+        "gone",
+    )
+
+
+@pytest.mark.asyncio
+async def test_fills_unique_per_exchange_trade_id(db: Database) -> None:
+    """A fill replayed (same exchange + trade id) is stored once; another trade id is new."""
+    await _write(db, repos.insert_fills, [fill("t-1"), fill("t-1")])
+    await _write(db, repos.insert_fills, [fill("t-1"), fill("t-2")])
+    assert await _count(db, FillRow) == 2
+
+
+@pytest.mark.asyncio
+async def test_positions_last_update_wins(db: Database) -> None:
+    """One row per market holding the latest update."""
+
+    def pos(amount: str, ts: float) -> PositionUpdate:
+        return PositionUpdate(
+            exchange="binance",
+            symbol="BTC-USDT",
+            ts=ts,
+            ts_recv=ts,
+            amount=Decimal(amount),
+            avg_price=Decimal("100"),
+            realized_pnl=Decimal("1.5"),
+            unrealized_pnl=Decimal("-2"),
+            fees=Decimal("0.01"),
+        )
+
+    await _write(db, repos.upsert_positions, [pos("1", T0), pos("2", T0 + 1)])
+    await _write(db, repos.upsert_positions, [pos("-0.5", T0 + 2)])
+    async with db.sessionmaker() as s:
+        row = (await s.execute(select(PositionRow))).scalar_one()
+    assert row.amount == Decimal("-0.5")
+    assert row.unrealized_pnl == Decimal(-2)
+
+
+@pytest.mark.asyncio
+async def test_operations_rows_exactly_once(db: Database) -> None:
+    """Notifications, audit entries, feed events and risk events survive a replayed batch once."""
+    note = NotificationRecord(
+        exchange="binance",
+        symbol="BTC-USDT",
+        ts=T0,
+        ts_recv=T0,
+        channel="ops",
+        status="sent",
+        title="Volume spike",
+        attempts=1,
+    )
+    audit = AuditEntry(
+        exchange="",
+        symbol="",
+        ts=T0,
+        ts_recv=T0,
+        actor="api:admin",
+        action="kill_switch",
+        payload=json.dumps({"on": True}),
+    )
+    bad_audit = AuditEntry(
+        exchange="", symbol="", ts=T0, ts_recv=T0, actor="cli", action="x", payload="not json"
+    )
+    feed = FeedStatus(
+        exchange="binance", symbol="", ts=T0, ts_recv=T0, channel="trades", status="disconnected"
+    )
+    risk = RiskEvent(
+        exchange="binance",
+        symbol="BTC-USDT",
+        ts=T0,
+        ts_recv=T0,
+        kind="rejected",
+        state="active",
+        reason="max position",
+        client_order_id="cm-1",
+    )
+    batch = [note, audit, bad_audit, feed, risk]
+    for _ in range(2):
+        async with db.sessionmaker() as s, s.begin():
+            counts = await repos.write_durable(s, batch)
+    assert counts == {"notifications": 1, "audit_log": 2, "feed_events": 1, "risk_events": 1}
+    assert await _count(db, NotificationRow) == 1
+    assert await _count(db, AuditRow) == 2
+    assert await _count(db, FeedEventRow) == 1
+    assert await _count(db, RiskEventRow) == 1
+    async with db.sessionmaker() as s:
+        payloads = {r.action: r.payload for r in (await s.execute(select(AuditRow))).scalars()}
+    assert payloads == {"kill_switch": {"on": True}, "x": {"raw": "not json"}}
+
+
+@pytest.mark.asyncio
+async def test_exchange_candle_wins_over_aggregated_one(db: Database) -> None:
+    """An exchange candle replaces a trade-aggregated row; an aggregated row never replaces it."""
+    start = datetime.fromtimestamp(T0, UTC)
+    agg = {
+        "exchange": "binance",
+        "symbol": "BTC-USDT",
+        "interval": "1m",
+        "open_time": start,
+        "close_time": datetime.fromtimestamp(T0 + 60, UTC),
+        "open": 1.0,
+        "high": 2.0,
+        "low": 0.5,
+        "close": 1.5,
+        "volume": 10.0,
+        "trade_count": 3,
+        "buy_volume": 6.0,
+        "sell_volume": 4.0,
+        "closed": False,
+        "source": "trades",
+    }
+    exch = Candle(
+        exchange="binance",
+        symbol="BTC-USDT",
+        ts=T0 + 60,
+        ts_recv=T0 + 60,
+        interval="1m",
+        start=T0,
+        end=T0 + 60,
+        open=1.1,
+        high=2.1,
+        low=0.4,
+        close=1.6,
+        volume=11.0,
+        trades=4,
+    )
+    async with db.sessionmaker() as s, s.begin():
+        await repos.upsert_candles(s, [agg])
+    async with db.sessionmaker() as s, s.begin():
+        await repos.upsert_candles(s, [repos.candle_row(exch)])
+    async with db.sessionmaker() as s, s.begin():
+        await repos.upsert_candles(s, [{**agg, "volume": 99.0}])
+    async with db.sessionmaker() as s:
+        row = (await s.execute(select(CandleRow))).scalar_one()
+    assert (row.source, row.volume, row.trade_count, row.closed) == ("exchange", 11.0, 4, True)

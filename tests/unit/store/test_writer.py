@@ -1,0 +1,191 @@
+"""StoreWriter: batching by size and age, sampling, candles, flush on stop, stats."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from cryptomon.clock import ManualClock
+from cryptomon.config import StorageConfig
+from cryptomon.events import BookTop, Candle, OrderState
+from cryptomon.hub import Hub
+from cryptomon.store.db import Database
+from cryptomon.store.models import (
+    AnomalyRow,
+    BookTopRow,
+    CandleRow,
+    FillRow,
+    OrderRow,
+    TradeRow,
+)
+from cryptomon.store.writer import StoreWriter
+from tests.unit.store.factories import T0, anomaly, fill, intent, trade, update
+from tests.util import wait_until
+
+M = T0 - T0 % 60
+
+
+async def count(db: Database, model: type) -> int:
+    async with db.sessionmaker() as s:
+        return int((await s.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+class Rig:
+    def __init__(self, db: Database, **storage: Any) -> None:
+        self.db = db
+        self.hub = Hub()
+        self.clock = ManualClock(T0)
+        self.writer = StoreWriter(
+            hub=self.hub, db=db, config=StorageConfig(**storage), clock=self.clock
+        )
+
+
+@pytest_asyncio.fixture
+async def rig_factory(db: Database) -> AsyncIterator[Any]:
+    rigs: list[Rig] = []
+
+    async def make(**storage: Any) -> Rig:
+        rig = Rig(db, **storage)
+        await rig.writer.start()
+        await rig.hub.start()
+        rigs.append(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        if rig.writer._subs:
+            await rig.writer.stop()
+
+
+@pytest.mark.asyncio
+async def test_stop_flushes_everything_buffered(db: Database, rig_factory: Any) -> None:
+    """Nothing is written before the age/size limits; stop() writes every buffered row."""
+    rig = await rig_factory(trades=True, batch_size=10_000, batch_max_age_s=3600)
+    for i in range(50):
+        rig.hub.publish(anomaly(ts_detected=T0 + i))
+        rig.hub.publish(trade(M + i))
+    await rig.hub.join()
+    assert await count(db, AnomalyRow) == 0
+    assert await count(db, TradeRow) == 0
+    await rig.writer.stop()
+    assert await count(db, AnomalyRow) == 50
+    assert await count(db, TradeRow) == 50
+    assert await count(db, CandleRow) == 1  # the open minute is written on stop
+    stats = rig.writer.stats()
+    assert stats["rows"]["anomalies"] == 50
+    assert stats["backlog"] == {"durable": 0, "market": 0, "queued": 0}
+
+
+@pytest.mark.asyncio
+async def test_batches_by_size_then_by_age(db: Database, rig_factory: Any) -> None:
+    """Full batches are written at once; the partial rest after batch_max_age_s."""
+    rig = await rig_factory(batch_size=10, batch_max_age_s=5)
+    for i in range(25):
+        rig.hub.publish(anomaly(ts_detected=T0 + i))
+    await rig.hub.join()
+    await wait_until(lambda: rig.writer.stats()["rows"].get("anomalies", 0) == 20)
+    assert await count(db, AnomalyRow) == 20
+    rig.clock.advance(5)
+    await wait_until(lambda: rig.writer.stats()["rows"].get("anomalies", 0) == 25)
+    assert await count(db, AnomalyRow) == 25
+    assert rig.writer.stats()["batches"] >= 3
+
+
+@pytest.mark.asyncio
+async def test_book_tops_sampled_per_market(db: Database, rig_factory: Any) -> None:
+    """One book top per book_sample_s per market is kept."""
+    rig = await rig_factory(book_sample_s=1.0)
+    for sym in ("BTC-USDT", "ETH-USDT"):
+        for i in range(12):  # every 0.25 s for 3 s
+            ts = T0 + i * 0.25
+            rig.hub.publish(
+                BookTop(
+                    exchange="binance",
+                    symbol=sym,
+                    ts=ts,
+                    ts_recv=ts,
+                    bid=1,
+                    bid_size=1,
+                    ask=2,
+                    ask_size=1,
+                    spread=1,
+                    spread_bps=1,
+                    bid_depth=1,
+                    ask_depth=1,
+                    imbalance=0,
+                    levels=5,
+                )
+            )
+    await rig.writer.stop()
+    assert await count(db, BookTopRow) == 6
+
+
+@pytest.mark.asyncio
+async def test_candles_from_trades_without_trade_rows(db: Database, rig_factory: Any) -> None:
+    """With storage.trades off, trades still become candles but no trade rows."""
+    rig = await rig_factory()
+    for minute in range(3):
+        for k in range(4):
+            rig.hub.publish(trade(M + 60 * minute + k, price=100 + minute + k, amount=0.5))
+    await rig.writer.stop()
+    assert await count(db, TradeRow) == 0
+    async with db.sessionmaker() as s:
+        rows = (await s.execute(select(CandleRow).order_by(CandleRow.open_time))).scalars().all()
+    assert [(r.open, r.high, r.close, r.volume, r.trade_count) for r in rows] == [
+        (100, 103, 103, 2.0, 4),
+        (101, 104, 104, 2.0, 4),
+        (102, 105, 105, 2.0, 4),
+    ]
+    assert [r.closed for r in rows] == [True, True, False]
+
+
+@pytest.mark.asyncio
+async def test_only_closed_exchange_candles_are_stored(db: Database, rig_factory: Any) -> None:
+    """Exchange candles are upserted when closed; in-progress ones are ignored."""
+    rig = await rig_factory()
+    for closed, start in ((True, M), (False, M + 60)):
+        rig.hub.publish(
+            Candle(
+                exchange="binance",
+                symbol="BTC-USDT",
+                ts=start,
+                ts_recv=start,
+                interval="1m",
+                start=start,
+                end=start + 60,
+                open=1,
+                high=2,
+                low=0.5,
+                close=1.5,
+                volume=3,
+                closed=closed,
+            )
+        )
+    await rig.writer.stop()
+    async with db.sessionmaker() as s:
+        rows = (await s.execute(select(CandleRow))).scalars().all()
+    assert [(r.open_time.timestamp(), r.source) for r in rows] == [(M, "exchange")]
+
+
+@pytest.mark.asyncio
+async def test_order_lifecycle_through_the_hub(db: Database, rig_factory: Any) -> None:
+    """Intent, updates and fills published on the hub end as one order in its last state."""
+    rig = await rig_factory()
+    for ev in (
+        intent("o1"),
+        update("o1", OrderState.SUBMITTED, exchange_order_id="E1"),
+        fill("f1", "o1"),
+        update("o1", OrderState.FILLED, filled=Decimal("0.05"), avg_price=Decimal("65000.05")),
+        fill("f1", "o1"),  # a duplicate report of the same execution
+    ):
+        rig.hub.publish(ev)
+    await rig.writer.stop()
+    async with db.sessionmaker() as s:
+        order = (await s.execute(select(OrderRow))).scalar_one()
+    assert (order.state, order.exchange_order_id, order.filled) == ("filled", "E1", Decimal("0.05"))
+    assert await count(db, FillRow) == 1
