@@ -14,6 +14,7 @@ from cryptomon.config import normalize_symbol
 
 SeverityName = Literal["low", "medium", "high", "critical"]
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+MAX_EPOCH = 32_503_680_000.0  # year 3000: larger times are input errors, not dates
 
 
 class Query(BaseModel):
@@ -97,8 +98,8 @@ class TradesQuery(MarketQuery):
 
 class HistoryQuery(MarketQuery):
     interval: str = Field(default="1m", pattern=r"^[0-9]{1,3}[smhdw]$", description="e.g. 1m")
-    since: float | None = Field(default=None, ge=0, description="epoch seconds")
-    until: float | None = Field(default=None, ge=0, description="epoch seconds")
+    since: float | None = Field(default=None, ge=0, le=MAX_EPOCH, description="epoch seconds")
+    until: float | None = Field(default=None, ge=0, le=MAX_EPOCH, description="epoch seconds")
     limit: int = Field(default=500, ge=1, le=5000)
 
     @model_validator(mode="after")
@@ -207,8 +208,12 @@ class AnomalyQuery(Query):
     symbol: str | None = Field(default=None, min_length=3, max_length=40)
     kind: str | None = Field(default=None, pattern=_NAME)
     min_severity: SeverityName | None = None
-    since: float | None = Field(default=None, ge=0, description="epoch seconds (ts >= since)")
-    until: float | None = Field(default=None, ge=0, description="epoch seconds (ts < until)")
+    since: float | None = Field(
+        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts >= since)"
+    )
+    until: float | None = Field(
+        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts < until)"
+    )
     limit: int = Field(default=50, ge=1, le=10_000, description="<= api.max_page_size")
     cursor: str | None = Field(
         default=None, max_length=256, description="next_cursor of the previous page"
@@ -232,8 +237,8 @@ class AnomalyQuery(Query):
 
 
 class AnomalyStatsQuery(Query):
-    since: float | None = Field(default=None, ge=0, description="epoch seconds")
-    until: float | None = Field(default=None, ge=0, description="epoch seconds")
+    since: float | None = Field(default=None, ge=0, le=MAX_EPOCH, description="epoch seconds")
+    until: float | None = Field(default=None, ge=0, le=MAX_EPOCH, description="epoch seconds")
 
 
 class AnomalyOut(Out):
