@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from cryptomon.events import (
     Anomaly,
@@ -85,6 +85,16 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def feed_name(status: FeedStatus) -> str:
+    """``binance BTC-USDT trades``; ``binance connection`` for the whole connection."""
+    parts = [
+        status.exchange,
+        status.symbol,
+        status.channel or ("" if status.symbol else "connection"),
+    ]
+    return " ".join(p for p in parts if p)
+
+
 def priority_of(severity: Severity) -> Priority:
     return PRIORITY_BY_SEVERITY[severity]
 
@@ -99,6 +109,9 @@ class AlertBuilder:
     def link(self, path: str, **query: Any) -> str:
         q = {k: v for k, v in query.items() if v not in (None, "")}
         return f"{self.api}{path}" + (f"?{urlencode(q)}" if q else "")
+
+    def order_link(self, client_order_id: str) -> str:
+        return self.link(f"/api/v1/trading/orders/{quote(client_order_id, safe='')}")
 
     def _alert(
         self,
@@ -201,7 +214,7 @@ class AlertBuilder:
             severity=Severity.HIGH,
             kind=exit_kind.replace("-", "_"),
             dedup_key=None,
-            link=self.link("/api/v1/orders", client_order_id=u.client_order_id),
+            link=self.order_link(u.client_order_id),
             ref_id=u.client_order_id,
             exit_kind=exit_kind,
             side=u.side,
@@ -221,7 +234,7 @@ class AlertBuilder:
             severity=Severity.MEDIUM,
             kind="fill",
             dedup_key=None,
-            link=self.link("/api/v1/orders", client_order_id=f.client_order_id),
+            link=self.order_link(f.client_order_id),
             ref_id=f.trade_id,
             side=f.side,
             amount=f.amount,
@@ -244,7 +257,7 @@ class AlertBuilder:
                 severity=severity,
                 kind="kill_switch",
                 dedup_key=None,
-                link=self.link("/api/v1/risk"),
+                link=self.link("/api/v1/status"),
                 state=r.state,
                 reason=r.reason,
             )
@@ -256,7 +269,7 @@ class AlertBuilder:
             severity=severity,
             kind=f"risk_{r.kind}",
             dedup_key=key,
-            link=self.link("/api/v1/risk"),
+            link=self.link("/api/v1/status"),
             ref_id=r.client_order_id,
             state=r.state,
             reason=r.reason,
@@ -288,7 +301,8 @@ class AlertBuilder:
             severity=Severity.HIGH,
             kind="feed_down",
             dedup_key=(status.exchange, status.symbol, f"feed_down:{status.channel}"),
-            link=self.link("/api/v1/status"),
+            link=self.link("/api/v1/feeds"),
+            feed=feed_name(status),
             ts=since,
             channel=status.channel,
             status=status.status,
@@ -304,7 +318,8 @@ class AlertBuilder:
             severity=Severity.MEDIUM,
             kind="feed_recovered",
             dedup_key=None,
-            link=self.link("/api/v1/status"),
+            link=self.link("/api/v1/feeds"),
+            feed=feed_name(status),
             ts=now,
             channel=status.channel,
             down_for_s=now - since,

@@ -30,9 +30,10 @@ class FeedWatch:
 
     def on_status(
         self, status: FeedStatus, now_mono: float, now_wall: float
-    ) -> tuple[FeedStatus, float] | None:
-        """Record a status change; returns ``(status, down_since_wall)`` when a feed that was
-        reported down is live again."""
+    ) -> list[tuple[FeedStatus, float]]:
+        """Record a status change; returns ``(down status, down_since_wall)`` of every feed that
+        was reported down and is live again. A connection-wide ``live`` (empty channel and
+        symbol) clears every channel of that exchange."""
         key = (status.exchange, status.symbol, status.channel)
         if status.status in DOWN_STATES:
             entry = self._down.get(key)
@@ -40,12 +41,15 @@ class FeedWatch:
                 self._down[key] = _Down(status, now_mono, now_wall)
             else:
                 entry.status = status  # keep the first "since"
-            return None
-        if status.status in UP_STATES:
-            entry = self._down.pop(key, None)
-            if entry is not None and entry.notified:
-                return status, entry.since_wall
-        return None  # connecting / gap / resync: transitional, no change
+            return []
+        if status.status not in UP_STATES:
+            return []  # connecting / gap / resync: transitional, no change
+        if status.channel or status.symbol:
+            keys = [key] if key in self._down else []
+        else:
+            keys = [k for k in self._down if k[0] == status.exchange]
+        back = [self._down.pop(k) for k in keys]
+        return [(e.status, e.since_wall) for e in back if e.notified]
 
     def due(self, now_mono: float) -> list[tuple[FeedStatus, float, float]]:
         """Feeds down for ``after_s`` and not yet reported: ``(status, since_wall, down_for)``;

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +30,6 @@ from cryptomon.events import (
     FeedStatus,
     Fill,
     Notice,
-    NotificationRecord,
     OrderIntent,
     OrderUpdate,
     RiskEvent,
@@ -41,6 +39,7 @@ from cryptomon.notify.alerts import Alert, AlertBuilder, iso
 from cryptomon.notify.channel import ROUTING_FIELDS, ChannelState, Outgoing
 from cryptomon.notify.delivery import AppriseSender, DeliveryResult, InvalidChannelURL
 from cryptomon.notify.feedwatch import FeedWatch
+from cryptomon.notify.records import Recorder
 from cryptomon.notify.templates import Renderer, render_digest
 
 log = structlog.get_logger()
@@ -91,7 +90,7 @@ class NotificationRouter:
             )
         if problems:
             raise ConfigError(problems)
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self.records = Recorder(hub=hub, clock=clock)
         self._sub: QueuedSubscription | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._running = False
@@ -175,9 +174,8 @@ class NotificationRouter:
         for event in events:
             try:
                 if isinstance(event, FeedStatus):
-                    back = self.feeds.on_status(event, now_m, now)
-                    if back is not None:
-                        self.route(self.builder.feed_recovered(back[0], back[1], now))
+                    for down, since in self.feeds.on_status(event, now_m, now):
+                        self.route(self.builder.feed_recovered(down, since, now))
                     continue
                 alert = self.builder.build(event)
                 if alert is not None:
@@ -192,14 +190,16 @@ class NotificationRouter:
             if not ch.accepts(alert):
                 continue
             rendered = self.renderer.render(alert.event_type, alert.fields, ch.format)
+            why = ""
             if ch.quiet is not None and alert.priority != "P0" and ch.quiet.active(now):
-                self._record(
-                    ch, alert, "suppressed", rendered.title, rendered.body, error="quiet hours"
-                )
+                why = "quiet hours"
             elif not ch.dedup.admit(alert.dedup_key, alert.severity.rank, now_m):
-                why = f"duplicate of {'/'.join(alert.dedup_key or ())} within "
-                why += f"{self.config.dedup_window_s:g}s"
-                self._record(ch, alert, "suppressed", rendered.title, rendered.body, error=why)
+                key = "/".join(alert.dedup_key or ())
+                why = f"duplicate of {key} within {self.config.dedup_window_s:g}s"
+            if why:
+                self.records.alert(
+                    ch.name, alert, "suppressed", rendered.title, rendered.body, error=why
+                )
             elif alert.priority == "P0":
                 ch.bucket.force(now_m)
                 ch.outbox.put_nowait(
@@ -265,8 +265,8 @@ class NotificationRouter:
     def _finish(self, ch: ChannelState, msg: Outgoing, result: DeliveryResult) -> None:
         status = "sent" if result.ok else "failed"
         if msg.alert is not None:
-            self._record(
-                ch,
+            self.records.alert(
+                ch.name,
                 msg.alert,
                 status,
                 msg.title,
@@ -276,7 +276,7 @@ class NotificationRouter:
             )
             return
         now = self.clock.time()
-        self._publish(
+        self.records.publish(
             channel=ch.name,
             status=status,
             title=msg.title,
@@ -292,74 +292,9 @@ class NotificationRouter:
         )
         err = "" if result.ok else f"digest not delivered: {result.error}"
         for alert, rendered in msg.digest:
-            self._record(ch, alert, "digested", rendered.title, rendered.body, error=err)
+            self.records.alert(ch.name, alert, "digested", rendered.title, rendered.body, error=err)
         if not result.ok:
             log.error("notify.digest_failed", channel=ch.name, items=len(msg.digest), error=err)
-
-    # ------------------------------------------------------------------ records
-
-    def _record(
-        self,
-        ch: ChannelState,
-        alert: Alert,
-        status: str,
-        title: str,
-        body: str,
-        *,
-        error: str = "",
-        attempts: int = 0,
-    ) -> None:
-        self._publish(
-            channel=ch.name,
-            status=status,
-            title=title,
-            body=body,
-            attempts=attempts,
-            error=error,
-            priority=alert.priority,
-            event_type=alert.event_type,
-            ref_id=alert.ref_id,
-            exchange=alert.exchange,
-            symbol=alert.symbol,
-            ts=alert.ts,
-        )
-
-    def _publish(
-        self,
-        *,
-        channel: str,
-        status: Any,
-        title: str,
-        body: str,
-        attempts: int,
-        error: str,
-        priority: str,
-        event_type: str,
-        ref_id: str | None,
-        exchange: str,
-        symbol: str,
-        ts: float,
-    ) -> None:
-        self.counts[(channel, status)] += 1
-        if status == "failed":
-            log.error("notify.failed", channel=channel, event_type=event_type, error=error)
-        self.hub.publish(
-            NotificationRecord(
-                exchange=exchange,
-                symbol=symbol,
-                ts=ts,
-                ts_recv=self.clock.time(),
-                channel=channel,
-                status=status,
-                title=title,
-                body=body,
-                attempts=attempts,
-                error=error,
-                priority=priority,
-                event_type=event_type,
-                ref_id=ref_id,
-            )
-        )
 
     # ------------------------------------------------------------------ for the API and CLI
 
@@ -429,7 +364,7 @@ class NotificationRouter:
                 res = await ch.sender.send(r.title, r.body, ch.format, "P2", attempts=1)
             except Exception as exc:
                 res = DeliveryResult(False, 1, ch.sender.scrub(f"delivery crashed: {exc!r}"))
-            self._publish(
+            self.records.publish(
                 channel=ch.name,
                 status="sent" if res.ok else "failed",
                 title=r.title,
@@ -451,7 +386,7 @@ class NotificationRouter:
     def stats(self) -> dict[str, Any]:
         """Counters for ``/metrics``: records by channel and status, queue depths, digests."""
         by_channel: dict[str, dict[str, int]] = {}
-        for (channel, status), n in self.counts.items():
+        for (channel, status), n in self.records.counts.items():
             by_channel.setdefault(channel, {})[status] = n
         sub = self._sub
         return {

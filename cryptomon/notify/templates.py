@@ -62,8 +62,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "exit": (*_COMMON, "exit_kind", "side", "amount", "avg_price", "client_order_id", "reason"),
     "risk": (*_COMMON, "state", "reason", "check", "client_order_id"),
     "kill_switch": (*_COMMON, "state", "reason"),
-    "feed_down": (*_COMMON, "channel", "status", "detail", "down_for_s"),
-    "feed_recovered": (*_COMMON, "channel", "down_for_s"),
+    "feed_down": (*_COMMON, "feed", "channel", "status", "detail", "down_for_s"),
+    "feed_recovered": (*_COMMON, "feed", "channel", "down_for_s"),
     "notice": (*_COMMON, "code", "message", "level"),
     "test": (*_COMMON, "channel_name", "message"),
 }
@@ -107,6 +107,7 @@ _SAMPLE_EXTRA: dict[str, Any] = {
     "message": "cryptomon running",
     "level": "info",
     "channel_name": "ops",
+    "feed": "binance BTC-USDT trades",
 }
 
 
@@ -178,19 +179,19 @@ DEFAULTS: dict[str, Template] = {
         lines=(("State", "{state}"), ("Reason", "{reason}"), ("Time", "{time}")),
     ),
     "feed_down": Template(
-        title="[{priority}] feed down: {exchange} {symbol} {channel}",
-        summary="feed {channel} {status} for {down_for_s:.0f}s",
+        title="[{priority}] feed down: {feed}",
+        summary="feed down ({status}) for {down_for_s:.0f}s: {feed}",
         lines=(
-            ("Feed", "{exchange} {symbol} {channel}"),
+            ("Feed", "{feed}"),
             ("Status", "{status} for {down_for_s:.0f}s {detail}"),
             ("Since", "{time}"),
         ),
     ),
     "feed_recovered": Template(
-        title="[{priority}] feed recovered: {exchange} {symbol} {channel}",
-        summary="feed {channel} live again after {down_for_s:.0f}s",
+        title="[{priority}] feed recovered: {feed}",
+        summary="feed live again after {down_for_s:.0f}s: {feed}",
         lines=(
-            ("Feed", "{exchange} {symbol} {channel}"),
+            ("Feed", "{feed}"),
             ("Down for", "{down_for_s:.0f}s"),
             ("Time", "{time}"),
         ),

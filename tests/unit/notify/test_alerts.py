@@ -89,7 +89,7 @@ def test_take_profit_exit_from_intent_origin_and_its_fill_is_not_repeated() -> N
     assert exit_alert is not None
     assert (exit_alert.event_type, exit_alert.priority) == ("exit", "P1")
     assert exit_alert.fields["exit_kind"] == "take-profit"
-    assert exit_alert.fields["link"] == "http://api:8080/api/v1/orders?client_order_id=tp-1"
+    assert exit_alert.fields["link"] == "http://api:8080/api/v1/trading/orders/tp-1"
     fill = b.build(_fill("sig-1"))
     assert fill is not None
     assert (fill.event_type, fill.priority, fill.dedup_key) == ("fill", "P2", None)

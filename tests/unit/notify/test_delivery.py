@@ -32,7 +32,7 @@ def _sender(url: str, clock: ManualClock, **kw: float) -> AppriseSender:
     )
 
 
-async def _drive(clock: ManualClock, task: asyncio.Future[object], step: float = 5.0) -> None:
+async def _drive(clock: ManualClock, task: asyncio.Future[object], step: float) -> None:
     """Advance the clock whenever the task waits on it, until the task is done."""
 
     def go() -> bool:
@@ -48,9 +48,10 @@ async def test_retry_then_success(http_sink: HttpSink) -> None:
     """Two HTTP 500 answers, then success: sent on attempt 3 after clock-driven backoff."""
     clock = ManualClock(T0)
     http_sink.fail_next = 2
-    sender = _sender(http_sink.url(), clock, retries=3)
+    # the attempt timeout is far beyond the clock steps: only the backoff waits are driven
+    sender = _sender(http_sink.url(), clock, retries=3, attempt_timeout_s=300.0)
     task = asyncio.ensure_future(sender.send("title", "body", "text"))
-    await _drive(clock, task)
+    await _drive(clock, task, step=1.0)
     result = task.result()
     assert (result.ok, result.attempts) == (True, 3)
     assert http_sink.requests == 3

@@ -184,7 +184,7 @@ async def test_stop_loss_exit_and_kill_switch_are_notified(http_sink: HttpSink) 
     ]
     exit_body = next(b for b in http_sink.bodies() if "Exit:" in b)
     assert "Exit: stop-loss: sell 0.5 @ 41000" in exit_body
-    assert "client_order_id=sl-1" in exit_body
+    assert "http://127.0.0.1:8080/api/v1/trading/orders/sl-1" in exit_body
 
 
 @pytest.mark.asyncio
