@@ -9,7 +9,8 @@ import pytest
 
 from cryptomon.config import LiveTradingConfig, load_settings
 from cryptomon.errors import ConfigError, TemporaryError
-from cryptomon.trading.brokers.ccxt import EXCHANGE_OPTIONS, CcxtBroker, rewrite_origin
+from cryptomon.trading.brokers.ccxt import CcxtBroker
+from cryptomon.trading.brokers.ccxt_client import EXCHANGE_OPTIONS, rewrite_origin
 
 
 def test_rewrite_origin_keeps_the_path() -> None:

@@ -1,0 +1,218 @@
+"""Operator controls: kill switch, resume, manual orders and limit changes (all audited),
+the daily loss limit and the stale-feed pause."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cryptomon.errors import ConfigError, RiskRejected
+from cryptomon.events import AuditEntry, OrderState, RiskEvent
+from cryptomon.trading.risk import RiskState
+from tests.unit.trading.helpers import (
+    EX,
+    SYM,
+    Collector,
+    book,
+    d,
+    paper_engine,
+    status,
+    trade,
+    trading_config,
+)
+from tests.util import wait_until
+
+
+async def _started(**cfg: object):  # type: ignore[no-untyped-def]
+    engine, broker, hub, _market, clock = paper_engine(config=trading_config(**cfg))
+    col = Collector(hub, AuditEntry, RiskEvent)
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    await engine.start()
+    return engine, broker, hub, clock, col
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_cancels_flattens_halts_and_audits() -> None:
+    """Kill switch: open orders canceled, positions closed, state halted, audit + RiskEvent;
+    entries are refused until resume."""
+    engine, broker, _, _, col = await _started()
+    await engine.place_manual_order(actor="alice", exchange=EX, symbol=SYM, side="buy", amount="5")
+    resting = await engine.place_manual_order(
+        actor="alice", exchange=EX, symbol=SYM, side="buy", amount="1", type="limit", price="99"
+    )
+    assert resting["state"] == "submitted"
+    out = await engine.kill_switch("bob", flatten=True)
+    assert out["state"] == "halted"
+    assert out["canceled"] == [resting["client_order_id"]]
+    assert out["flatten"][0]["state"] == "filled"
+    assert engine.portfolio.amount(EX, SYM) == 0
+    assert engine.book.get(resting["client_order_id"]).state == OrderState.CANCELED  # type: ignore[union-attr]
+    assert (await broker.fetch_open_orders()) == []
+    assert any(e.kind == "kill_switch" and e.state == "halted" for e in col.of(RiskEvent))
+    audit = [(a.actor, a.action) for a in col.of(AuditEntry)]
+    assert ("bob", "kill_switch") in audit
+    assert audit.count(("alice", "place_order")) == 2
+    with pytest.raises(RiskRejected) as err:
+        await engine.place_manual_order(
+            actor="alice", exchange=EX, symbol=SYM, side="buy", amount="1"
+        )
+    assert err.value.check == "halted"
+    assert await engine.resume("bob") == "active"
+    assert ("bob", "resume") in [(a.actor, a.action) for a in col.of(AuditEntry)]
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_without_flatten_keeps_positions() -> None:
+    """flatten=False cancels and halts but leaves the position; the default comes from config."""
+    engine, _, _, _, _ = await _started(kill_switch_flatten=False)
+    await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="2")
+    out = await engine.kill_switch("ops")
+    assert out["flatten"] == []
+    assert engine.portfolio.amount(EX, SYM) == d(2)
+    assert engine.risk_state == RiskState.HALTED
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_manual_order_validation_and_idempotency() -> None:
+    """Bad sides, amounts and prices raise ValueError naming the field; the same request id
+    returns the same order."""
+    engine, _broker, _, _, col = await _started()
+    for kwargs, field in (
+        ({"side": "hold"}, "side"),
+        ({"amount": "-1"}, "amount"),
+        ({"amount": "abc"}, "amount"),
+        ({"type": "limit"}, "price"),
+        ({"type": "iceberg"}, "type"),
+    ):
+        args = {"actor": "a", "exchange": EX, "symbol": SYM, "side": "buy", "amount": "1", **kwargs}
+        with pytest.raises(ValueError, match=field):
+            await engine.place_manual_order(**args)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="symbol"):
+        await engine.place_manual_order(
+            actor="a", exchange=EX, symbol="bad symbol!", side="buy", amount="1"
+        )
+    first = await engine.place_manual_order(
+        actor="a", exchange=EX, symbol=SYM, side="buy", amount="1", request_id="req-7"
+    )
+    again = await engine.place_manual_order(
+        actor="a", exchange=EX, symbol=SYM, side="buy", amount="1", request_id="req-7"
+    )
+    assert first["client_order_id"] == again["client_order_id"]
+    assert engine.portfolio.amount(EX, SYM) == d(1)
+    payload = json.loads(col.of(AuditEntry)[-1].payload)
+    assert payload["request_id"] == "req-7"
+    assert payload["amount"] == "1"
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_manual_entry_gets_stop_loss_and_take_profit() -> None:
+    """A manual entry without SL/TP is protected with the configured percentages."""
+    engine, _, _, _, _ = await _started()
+    await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="1")
+    prot = engine.protections[(EX, SYM)]
+    assert prot.stop == d("97.19")
+    assert prot.take == d("106.22")
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_update_limits_validates_applies_and_audits() -> None:
+    """Valid changes apply at once and are audited; bad values and unknown keys raise
+    ConfigError naming the key."""
+    engine, _, _, _, col = await _started()
+    out = engine.update_limits("admin", max_open_positions=1, daily_loss_limit=50.0)
+    assert out["max_open_positions"] == 1
+    assert engine.limits()["daily_loss_limit"] == 50.0
+    assert engine._limits.max_open_positions == 1
+    entry = col.of(AuditEntry)[-1]
+    assert entry.action == "update_limits"
+    assert "max_open_positions" in entry.payload
+    with pytest.raises(ConfigError, match=r"trading\.max_open_positions"):
+        engine.update_limits("admin", max_open_positions=0)
+    with pytest.raises(ConfigError, match=r"trading\.max_symbol_exposure"):
+        engine.update_limits("admin", max_symbol_exposure=99999.0)
+    with pytest.raises(ConfigError, match=r"trading\.leverage"):
+        engine.update_limits("admin", leverage=3)
+    assert engine.limits()["max_open_positions"] == 1
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_daily_loss_limit_moves_to_reducing_and_back_next_day() -> None:
+    """Losing more than daily_loss_limit: reducing (RiskEvent kind limit); entries refused;
+    the next UTC day restores active."""
+    engine, _, hub, clock, col = await _started(daily_loss_limit=20.0)
+    await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="9")
+    book(hub, clock, bid=97.4, ask=97.6, size=10.0)  # above the 97.19 stop, -25 unrealized
+    engine.check_daily_loss()
+    assert engine.risk_state == RiskState.REDUCING
+    assert col.of(RiskEvent)[-1].kind == "limit"
+    with pytest.raises(RiskRejected):
+        await engine.place_manual_order(
+            actor="a", exchange=EX, symbol="ETH-USDT", side="buy", amount="1"
+        )
+    clock.advance(86_400)
+    engine.check_daily_loss()
+    assert engine.risk_state == RiskState.ACTIVE
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_stale_feed_pauses_signal_orders() -> None:
+    """While the feed is stale a manual entry is refused with stale_feed; live again, it
+    passes."""
+    engine, _, hub, clock, col = await _started()
+    status(hub, clock, "stale")
+    with pytest.raises(RiskRejected) as err:
+        await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="1")
+    assert err.value.check == "stale_feed"
+    assert col.of(RiskEvent)[-1].check == "stale_feed"
+    status(hub, clock, "live")
+    await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="1")
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_limit_order_fills_through_the_listener_and_cancel_is_audited() -> None:
+    """A resting limit fills when a trade crosses it (engine sees it without polling);
+    canceling an unknown id raises LookupError."""
+    engine, _, hub, clock, col = await _started()
+    o = await engine.place_manual_order(
+        actor="a", exchange=EX, symbol=SYM, side="buy", amount="2", type="limit", price="99.5"
+    )
+    trade(hub, clock, price=99.5, amount=5.0, side="sell")
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == d(2), timeout=5)
+    assert engine.orders(open_only=True) == []
+    assert engine.orders()[0]["state"] == "filled"
+    with pytest.raises(LookupError):
+        await engine.cancel_order("nope", "a")
+    o2 = await engine.place_manual_order(
+        actor="a", exchange=EX, symbol=SYM, side="buy", amount="1", type="limit", price="99"
+    )
+    canceled = await engine.cancel_order(o2["client_order_id"], "carol")
+    assert canceled["state"] == "canceled"
+    assert ("carol", "cancel_order") in [(a.actor, a.action) for a in col.of(AuditEntry)]
+    assert o["client_order_id"] != o2["client_order_id"]
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_positions_and_stats_views() -> None:
+    """positions() and stats() are JSON-ready (Decimals as strings) with risk state."""
+    engine, _, _, _, _ = await _started()
+    await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="1")
+    [pos] = engine.positions()
+    assert pos["amount"] == "1"
+    assert pos["avg_price"] == "100.2"
+    assert pos["symbol"] == SYM
+    stats = engine.stats()
+    assert stats["risk_state"] == "active"
+    assert stats["reconciled"] is True
+    assert json.dumps(stats)
+    assert json.dumps(engine.positions())
+    assert json.dumps(engine.orders())
+    await engine.stop()

@@ -1,0 +1,226 @@
+"""Startup reconciliation: the engine starts in ``reducing``, settles what the journal left
+open, cancels orphans, checks balances, and only then allows new orders."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from cryptomon.errors import RiskRejected
+from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEvent
+from cryptomon.trading.brokers.base import BrokerOrder
+from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.journal import MemoryJournal
+from cryptomon.trading.orders import client_order_id
+from cryptomon.trading.risk import RiskState
+from tests.unit.trading.brokers_for_tests import ScriptedBroker
+from tests.unit.trading.helpers import EX, SYM, Collector, book, d, paper_engine
+from tests.util import wait_until
+
+S = OrderState
+
+
+def _intent(coid: str, amount: str = "1") -> OrderIntent:
+    return OrderIntent(
+        exchange=EX,
+        symbol=SYM,
+        ts=0.0,
+        ts_recv=0.0,
+        client_order_id=coid,
+        side="buy",
+        type="market",
+        amount=d(amount),
+        origin="manual",
+    )
+
+
+def _engine(
+    journal: MemoryJournal | None = None,
+) -> tuple[TradingEngine, ScriptedBroker, MemoryJournal, Collector]:
+    engine, paper, hub, market, clock = paper_engine()
+    broker = ScriptedBroker(paper)
+    journal = journal or MemoryJournal()
+    journal.follow(hub)
+    engine = TradingEngine(
+        config=engine.config, hub=hub, clock=clock, broker=broker, market=market, journal=journal
+    )
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    return engine, broker, journal, Collector(hub, OrderUpdate, RiskEvent, Fill)
+
+
+@pytest.mark.asyncio
+async def test_no_order_before_reconciliation_finishes() -> None:
+    """Until reconciliation completes the engine is reducing and refuses entries."""
+    engine, broker, _, _ = _engine()
+    assert engine.risk_state == RiskState.REDUCING
+    assert not engine.reconciled
+    broker.hold.clear()  # fetch_open_orders blocks: reconciliation is in progress
+    starting = asyncio.ensure_future(engine.start())
+    await wait_until(lambda: broker.lookups >= 0 and not broker.hold.is_set())
+    with pytest.raises(RiskRejected) as err:
+        await engine.place_manual_order(
+            actor="ops", exchange=EX, symbol=SYM, side="buy", amount="1"
+        )
+    assert err.value.check == "reducing"
+    assert sum(broker.calls.values()) == 0
+    broker.hold.set()
+    await starting
+    assert engine.reconciled
+    assert engine.risk_state == RiskState.ACTIVE
+    await engine.place_manual_order(actor="ops", exchange=EX, symbol=SYM, side="buy", amount="1")
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_intent_written_but_never_sent_is_closed_not_sent() -> None:
+    """A journal intent the venue never saw ends rejected; it is never placed."""
+    journal = MemoryJournal()
+    coid = client_order_id("crash-1", "manual", "manual")
+    await journal.record_intent(_intent(coid))
+    engine, broker, _, col = _engine(journal)
+    await engine.start()
+    rec = engine.book.get(coid)
+    assert rec is not None
+    assert rec.state == S.REJECTED
+    assert "never reached the venue" in rec.reason
+    assert broker.calls[coid] == 0
+    assert engine.risk_state == RiskState.ACTIVE  # a never-sent intent is not a mismatch
+    assert [u.state for u in col.of(OrderUpdate) if u.client_order_id == coid] == [S.REJECTED]
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_order_filled_while_down_is_settled_with_its_fills() -> None:
+    """An order sent before the crash and filled meanwhile: its fills become the position."""
+    engine0, broker0, journal, _ = _engine()
+    await engine0.start()
+    rec = await engine0.submit(_intent(client_order_id("r", "manual", "manual"), "2"))
+    assert rec.state == S.FILLED
+    # simulate: the journal only knew it as submitted and never got its fills
+    journal.states[rec.client_order_id] = (S.SUBMITTED, None)
+    journal._fills.clear()
+    await engine0.stop()
+    engine, broker, _, col = _engine(journal)
+    broker.paper = broker0.paper  # same venue
+    await engine.start()
+    again = engine.book.get(rec.client_order_id)
+    assert again is not None
+    assert again.state == S.FILLED
+    assert engine.portfolio.amount(EX, SYM) == d(2)
+    assert len(col.of(Fill)) == 1
+    assert engine.risk_state == RiskState.ACTIVE
+    assert (EX, SYM) in engine.protections  # protection re-armed for the position
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_orphan_order_is_canceled_and_keeps_reducing() -> None:
+    """An open venue order with our id prefix that the journal does not know is canceled;
+    the mismatch keeps the engine reducing with a RiskEvent naming it until resumed."""
+    engine, broker, _, col = _engine()
+    orphan = client_order_id("ghost", "entry", "signal")
+    broker.extra_open.append(
+        BrokerOrder(
+            client_order_id=orphan,
+            exchange=EX,
+            symbol=SYM,
+            state=S.SUBMITTED,
+            side="buy",
+            type="limit",
+            amount=Decimal(1),
+            price=Decimal(90),
+        )
+    )
+    broker.extra_open.append(
+        BrokerOrder(
+            client_order_id="users-own-order",
+            exchange=EX,
+            symbol=SYM,
+            state=S.SUBMITTED,
+            side="buy",
+            type="limit",
+            amount=Decimal(1),
+            price=Decimal(90),
+        )
+    )
+    await engine.start()
+    assert broker.canceled == [orphan]
+    assert engine.risk_state == RiskState.REDUCING
+    assert engine.reconciled
+    events = [e for e in col.of(RiskEvent) if e.kind == "state_change"]
+    assert "orphan order" in events[-1].reason
+    assert await engine.resume("ops") == "active"
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_balance_short_of_position_is_a_mismatch() -> None:
+    """Fills say we hold 2 BTC, the venue holds 0.5: reducing, with the numbers in the reason."""
+    journal = MemoryJournal()
+    coid = client_order_id("old", "manual", "manual")
+    await journal.record_intent(_intent(coid, "2"))
+    journal.states[coid] = (S.FILLED, "x1")
+    journal._fills[(EX, "t1")] = Fill(
+        exchange=EX,
+        symbol=SYM,
+        ts=1.0,
+        ts_recv=1.0,
+        trade_id="t1",
+        client_order_id=coid,
+        side="buy",
+        amount=d(2),
+        price=d(100),
+        fee=d("0.2"),
+        fee_currency="USDT",
+    )
+    engine, broker, _, col = _engine(journal)
+    broker.balances_override = {"USDT": d(9000), "BTC": d("0.5")}
+    await engine.start()
+    assert engine.portfolio.amount(EX, SYM) == d(2)
+    assert engine.risk_state == RiskState.REDUCING
+    reason = list(col.of(RiskEvent))[-1].reason
+    assert "needs 2 BTC but the venue holds 0.5" in reason
+    with pytest.raises(RiskRejected):
+        await engine.place_manual_order(
+            actor="ops", exchange=EX, symbol=SYM, side="buy", amount="1"
+        )
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_restart_rebuilds_positions_and_stats_from_fills() -> None:
+    """Positions, cash and closed trades come back from the journal's fills; the paper
+    broker is restored to the same balances so reconciliation agrees."""
+    journal = MemoryJournal()
+    engine0, _, hub0, _, clock0 = paper_engine(journal=journal)
+    journal.follow(hub0)
+    book(hub0, clock0, bid=100.0, ask=100.2, size=10.0)
+    await engine0.start()
+    await engine0.submit(_intent(client_order_id("a", "m", "manual"), "3"))
+    sell = OrderIntent(
+        exchange=EX,
+        symbol=SYM,
+        ts=0.0,
+        ts_recv=0.0,
+        client_order_id=client_order_id("b", "m", "manual"),
+        side="sell",
+        type="market",
+        amount=d(1),
+        origin="manual",
+    )
+    await engine0.submit(sell)
+    before = engine0.stats()
+    await engine0.stop()
+    journal.close()
+    engine, _, hub, _, clock = paper_engine(journal=journal)
+    journal.follow(hub)
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    await engine.start()
+    after = engine.stats()
+    assert engine.portfolio.amount(EX, SYM) == d(2)
+    assert after["cash"] == before["cash"]
+    assert after["realized_pnl"] == before["realized_pnl"]
+    assert engine.risk_state == RiskState.ACTIVE
+    await engine.stop()
