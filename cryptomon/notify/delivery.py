@@ -90,6 +90,11 @@ class AppriseSender:
         # Spacing is the channel's token bucket; apprise's own throttle would time.sleep() in a
         # shared worker thread, outside the injected clock (5.5 s per email by default).
         plugin.request_rate_per_sec = 0
+        # A long digest must arrive whole: split it at the service's size limit (Telegram 4096)
+        # instead of letting the service reject it, unless the URL chose its own ?overflow=.
+        if "overflow=" not in url:
+            plugin.overflow_mode = apprise.common.OverflowMode.SPLIT
+        self.plugin = plugin
         # apprise reports why a send failed through its logger; a logger quieter than WARNING
         # (e.g. --log-level ERROR) would leave our error text empty.
         alog = logging.getLogger("apprise")

@@ -225,13 +225,16 @@ class NotificationRouter:
                 log.error("notify.tick_failed", error=repr(exc))
 
     def tick(self) -> None:
-        """Report feeds down long enough; flush due digests that have a token."""
-        now_m = self.clock.monotonic()
+        """Report feeds down long enough; flush due digests that have a token (not during the
+        channel's quiet hours)."""
+        now_m, now = self.clock.monotonic(), self.clock.time()
         for status, since, down_for in self.feeds.due(now_m):
             self.route(self.builder.feed_down(status, since, since + down_for))
         for ch in self.channels.values():
             due = ch.digest_due
-            if ch.digest and due is not None and now_m >= due and ch.bucket.take(now_m):
+            quiet = ch.quiet is not None and ch.quiet.active(now)  # held until quiet hours end
+            ready = ch.digest and due is not None and now_m >= due and not quiet
+            if ready and ch.bucket.take(now_m):
                 self._flush_digest(ch)
             ch.dedup.prune(now_m)
 

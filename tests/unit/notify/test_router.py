@@ -225,6 +225,7 @@ async def test_telegram_channel_is_markdown_and_never_shows_its_token() -> None:
             )
     assert listed[0]["format"] == "markdown"
     assert listed[0]["url"] == "tgram://***"
+    assert run.router.channels["tg"].sender.plugin.overflow_mode == "split"  # long digests
     assert token not in repr(listed)
     assert "secretTokenValue" not in repr(logs)
     assert "**Value:** 7.5 vs threshold 3" in rendered.body
@@ -253,3 +254,23 @@ async def test_disabled_alerts_route_nothing_but_send_test_works(http_sink: Http
     assert result == {"ops": {"ok": True, "attempts": 1, "error": ""}}
     assert http_sink.titles() == ["cryptomon test notification"]
     assert [r.event_type for r in run.records] == ["test"]
+
+
+@pytest.mark.asyncio
+async def test_digest_due_in_quiet_hours_waits_for_their_end(http_sink: HttpSink) -> None:
+    """A digest that falls due inside quiet hours is sent when they end, not during them."""
+    channel = _ch(
+        "ops", http_sink, rate_limit_per_min=1, digest_interval_s=60, quiet_hours="22:14-23:00"
+    )
+    async with running_router([channel]) as run:  # T0 = 22:13:20 UTC
+        run.hub.publish(anomaly(kind="volume"))
+        run.hub.publish(anomaly(kind="price"))  # no token left: into the digest
+        await wait_until(lambda: len(http_sink.messages) == 1)
+        for _ in range(10):  # 22:14:20 .. 22:23:20: due but quiet
+            run.clock.advance(60)
+            await wait_until(lambda: run.clock.sleepers > 0)
+        assert run.router.stats()["digest_pending"]["ops"] == 1
+        run.clock.set(T0 + 47 * 60)  # 23:00:20
+        await wait_until(lambda: len(http_sink.messages) == 2)
+    assert http_sink.titles()[1] == "[digest] 1 alerts for ops (rate limit reached)"
+    assert "binance BTC-USDT: price" in http_sink.bodies()[1]
