@@ -23,18 +23,18 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Protocol
 
-ZERO = Decimal(0)
+from cryptomon.sim.records import (
+    ORDER_TYPES,
+    ZERO,
+    Balance,
+    SimError,
+    SimFill,
+    SimOrder,
+    SymbolRules,
+)
+
 _COMMISSION = Decimal("1E-8")
 Level = tuple[float, float]
-ORDER_TYPES = (
-    "LIMIT",
-    "LIMIT_MAKER",
-    "MARKET",
-    "STOP_LOSS",
-    "STOP_LOSS_LIMIT",
-    "TAKE_PROFIT",
-    "TAKE_PROFIT_LIMIT",
-)
 _TRIGGERED = {"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
 _RESTING = {"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"}
 _OPEN = {"NEW", "PARTIALLY_FILLED"}
@@ -52,182 +52,6 @@ class BookSource(Protocol):
         ...
 
 
-class SimError(Exception):
-    """A Binance-style error: HTTP status, error code and message."""
-
-    def __init__(self, status: int, code: int, msg: str) -> None:
-        self.status = status
-        self.code = code
-        self.msg = msg
-        super().__init__(f"{status} {code} {msg}")
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolRules:
-    """One tradable symbol and its filters (served by exchangeInfo)."""
-
-    symbol: str  # Binance id, e.g. BTCUSDT
-    base: str
-    quote: str
-    tick_size: Decimal = Decimal("0.01")
-    step_size: Decimal = Decimal("0.00001")
-    min_qty: Decimal = Decimal("0.00001")
-    max_qty: Decimal = Decimal("9000")
-    min_price: Decimal = Decimal("0.01")
-    max_price: Decimal = Decimal("1000000")
-    min_notional: Decimal = Decimal("5")
-
-    def exchange_info(self) -> dict[str, object]:
-        """This symbol as a Binance ``exchangeInfo`` ``symbols`` entry."""
-        return {
-            "symbol": self.symbol,
-            "status": "TRADING",
-            "baseAsset": self.base,
-            "baseAssetPrecision": 8,
-            "quoteAsset": self.quote,
-            "quotePrecision": 8,
-            "quoteAssetPrecision": 8,
-            "baseCommissionPrecision": 8,
-            "quoteCommissionPrecision": 8,
-            "orderTypes": list(ORDER_TYPES),
-            "icebergAllowed": True,
-            "ocoAllowed": True,
-            "quoteOrderQtyMarketAllowed": True,
-            "allowTrailingStop": False,
-            "cancelReplaceAllowed": True,
-            "isSpotTradingAllowed": True,
-            "isMarginTradingAllowed": False,
-            "filters": [
-                {
-                    "filterType": "PRICE_FILTER",
-                    "minPrice": str(self.min_price),
-                    "maxPrice": str(self.max_price),
-                    "tickSize": str(self.tick_size),
-                },
-                {
-                    "filterType": "LOT_SIZE",
-                    "minQty": str(self.min_qty),
-                    "maxQty": str(self.max_qty),
-                    "stepSize": str(self.step_size),
-                },
-                {
-                    "filterType": "NOTIONAL",
-                    "minNotional": str(self.min_notional),
-                    "applyMinToMarket": True,
-                    "maxNotional": "9000000",
-                    "applyMaxToMarket": False,
-                    "avgPriceMins": 5,
-                },
-            ],
-            "permissions": [],
-            "permissionSets": [["SPOT"]],
-            "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-            "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER"],
-        }
-
-
-@dataclass(slots=True)
-class SimOrder:
-    """An accepted order and its execution so far."""
-
-    order_id: int
-    client_order_id: str
-    symbol: str
-    side: str  # BUY | SELL
-    type: str
-    time_in_force: str
-    orig_qty: Decimal
-    price: Decimal
-    stop_price: Decimal
-    time_ms: int
-    status: str = "NEW"
-    executed_qty: Decimal = ZERO
-    cumm_quote: Decimal = ZERO
-    update_ms: int = 0
-    working: bool = True
-    locked: Decimal = ZERO  # still locked for this order (quote for buys, base for sells)
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.orig_qty - self.executed_qty
-
-    def as_binance(self) -> dict[str, object]:
-        """The order as ``GET /api/v3/order`` returns it."""
-        return {
-            "symbol": self.symbol,
-            "orderId": self.order_id,
-            "orderListId": -1,
-            "clientOrderId": self.client_order_id,
-            "price": _fmt(self.price),
-            "origQty": _fmt(self.orig_qty),
-            "executedQty": _fmt(self.executed_qty),
-            "cummulativeQuoteQty": _fmt(self.cumm_quote),
-            "status": self.status,
-            "timeInForce": self.time_in_force,
-            "type": self.type,
-            "side": self.side,
-            "stopPrice": _fmt(self.stop_price),
-            "icebergQty": "0.00000000",
-            "time": self.time_ms,
-            "updateTime": self.update_ms or self.time_ms,
-            "isWorking": self.working,
-            "workingTime": self.time_ms if self.working else -1,
-            "origQuoteOrderQty": "0.00000000",
-            "selfTradePreventionMode": "NONE",
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class SimFill:
-    """One execution of one of our orders."""
-
-    trade_id: int
-    order_id: int
-    client_order_id: str
-    symbol: str
-    side: str
-    price: Decimal
-    qty: Decimal
-    commission: Decimal
-    commission_asset: str
-    time_ms: int
-    is_maker: bool
-
-    def as_binance(self) -> dict[str, object]:
-        """The fill as ``GET /api/v3/myTrades`` returns it."""
-        return {
-            "symbol": self.symbol,
-            "id": self.trade_id,
-            "orderId": self.order_id,
-            "orderListId": -1,
-            "price": _fmt(self.price),
-            "qty": _fmt(self.qty),
-            "quoteQty": _fmt(self.price * self.qty),
-            "commission": _fmt(self.commission),
-            "commissionAsset": self.commission_asset,
-            "time": self.time_ms,
-            "isBuyer": self.side == "BUY",
-            "isMaker": self.is_maker,
-            "isBestMatch": True,
-        }
-
-    def as_order_fill(self) -> dict[str, object]:
-        """The fill inside a ``newOrderRespType=FULL`` placement response."""
-        return {
-            "price": _fmt(self.price),
-            "qty": _fmt(self.qty),
-            "commission": _fmt(self.commission),
-            "commissionAsset": self.commission_asset,
-            "tradeId": self.trade_id,
-        }
-
-
-@dataclass(slots=True)
-class Balance:
-    free: Decimal = ZERO
-    locked: Decimal = ZERO
-
-
 def _exact(taken: Sequence[Level], qty: Decimal, step: Decimal) -> list[tuple[Decimal, Decimal]]:
     """The book's float fills as lot-sized Decimals that add up to exactly ``qty`` (float
     noise such as 1.9999999999999998 goes to the last fill)."""
@@ -242,10 +66,6 @@ def _exact(taken: Sequence[Level], qty: Decimal, step: Decimal) -> list[tuple[De
         price, size = out[-1]
         out[-1] = (price, size + left)
     return out
-
-
-def _fmt(value: Decimal) -> str:
-    return f"{value:.8f}"
 
 
 def _dec(value: float) -> Decimal:
@@ -591,35 +411,3 @@ class MatchingEngine:
             raise SimError(400, -2011, "Unknown order sent.")
         self._finish(self.spec(symbol), order, "CANCELED")
         return order
-
-
-class StaticBook:
-    """A hand-set book (tests, standalone use): takers consume its levels."""
-
-    def __init__(self) -> None:
-        self._books: dict[str, tuple[list[list[float]], list[list[float]]]] = {}
-        self.taken: list[tuple[str, str, float]] = []  # (symbol, side, amount) of every take
-
-    def set(self, symbol: str, bids: Sequence[Level], asks: Sequence[Level]) -> None:
-        self._books[symbol] = ([list(b) for b in bids], [list(a) for a in asks])
-
-    def book(self, symbol: str) -> tuple[Sequence[Level], Sequence[Level]]:
-        bids, asks = self._books.get(symbol, ([], []))
-        return [(p, s) for p, s in bids], [(p, s) for p, s in asks]
-
-    def take(self, symbol: str, side: str, amount: float) -> list[Level]:
-        self.taken.append((symbol, side, amount))
-        bids, asks = self._books.get(symbol, ([], []))
-        levels = asks if side == "buy" else bids
-        fills: list[Level] = []
-        left = amount
-        while left > 1e-12 and levels:
-            price, size = levels[0]
-            take = min(left, size)
-            fills.append((price, take))
-            left -= take
-            if size - take <= 1e-12:
-                levels.pop(0)
-            else:
-                levels[0][1] = size - take
-        return fills

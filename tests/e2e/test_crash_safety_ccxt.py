@@ -35,7 +35,8 @@ import pytest_asyncio
 
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel, SymbolSpec
-from cryptomon.sim.trading import Fault, TradingEndpoints, install
+from cryptomon.sim.trading import Fault, TradingEndpoints
+from cryptomon.sim.venue import install
 from tests.util import wait_until
 
 KEY, SECRET, TOKEN = "crash-key", "crash-secret", "crash-token-0123456789"

@@ -18,7 +18,8 @@ from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
-from cryptomon.sim.trading import Fault, TradingEndpoints, install
+from cryptomon.sim.trading import Fault, TradingEndpoints
+from cryptomon.sim.venue import install
 from cryptomon.trading.brokers.ccxt import CcxtBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal

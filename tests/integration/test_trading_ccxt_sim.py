@@ -17,7 +17,8 @@ from cryptomon.errors import FatalError
 from cryptomon.events import OrderIntent, OrderState
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
-from cryptomon.sim.trading import Fault, TradingEndpoints, install
+from cryptomon.sim.trading import Fault, TradingEndpoints
+from cryptomon.sim.venue import install
 from cryptomon.trading.brokers.base import OrderOutcomeUnknown, OrderRejectedError
 from cryptomon.trading.brokers.ccxt import CcxtBroker
 

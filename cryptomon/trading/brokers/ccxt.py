@@ -1,9 +1,7 @@
 """The live broker: any ccxt exchange through ``ccxt.async_support``.
 
-Exchange differences are data: :data:`EXCHANGE_OPTIONS` holds per-exchange ccxt options
-(e.g. Binance: no private currency/margin calls at start, spot markets only), merged under the
-user's ``options``; ``url`` rewrites the origin of every ccxt API URL (the loopback simulator)
-and ``urls`` overrides single API sections. The shared code never branches on the exchange
+Exchange differences are data (:mod:`cryptomon.trading.brokers.ccxt_client`: per-exchange
+ccxt options, URL overrides for the simulator). The shared code never branches on the exchange
 name; it uses ccxt's unified parameters (``clientOrderId``, ``stopLossPrice``,
 ``takeProfitPrice``) which each ccxt exchange class maps to its own fields (Binance:
 ``newClientOrderId`` / ``origClientOrderId``, ``STOP_LOSS`` / ``TAKE_PROFIT`` order types).
@@ -21,92 +19,26 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import structlog
-from pydantic import SecretStr
 
 from cryptomon.clock import Clock, LiveClock
-from cryptomon.errors import ConfigError, FatalError, Problem, TemporaryError, backoff_delays
-from cryptomon.events import Fill, OrderIntent, OrderState
+from cryptomon.errors import FatalError, TemporaryError, backoff_delays
+from cryptomon.events import Fill, OrderIntent
 from cryptomon.trading.brokers.base import (
     BrokerOrder,
     MarketInfo,
     OrderOutcomeUnknown,
     OrderRejectedError,
 )
+from cryptomon.trading.brokers.ccxt_client import LiveSettings, build_exchange
+from cryptomon.trading.brokers.ccxt_map import dec, to_fill, to_order
 
 log = structlog.get_logger()
 T = TypeVar("T")
-
-EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
-    # Spot only, and no private /sapi calls while loading markets; openOrders without a
-    # symbol is allowed (reconciliation needs every open order).
-    "binance": {
-        "fetchCurrencies": False,
-        "fetchMargins": False,
-        "fetchMarkets": {"types": ["spot"]},
-        "fetchOpenOrders": {"warnWithoutSymbol": False},
-        "warnOnFetchOpenOrdersWithoutSymbol": False,
-        "defaultType": "spot",
-    },
-}
-"""ccxt options per exchange id, applied before the user's ``options``."""
-
-_STATES = {
-    "closed": OrderState.FILLED,
-    "canceled": OrderState.CANCELED,
-    "expired": OrderState.EXPIRED,
-    "rejected": OrderState.REJECTED,
-    "canceling": OrderState.CANCEL_PENDING,
-}
-
-
-class LiveSettings(Protocol):
-    """The fields of ``trading.live`` the broker reads (``LiveTradingConfig``)."""
-
-    exchange: str
-    api_key: SecretStr | None
-    secret: SecretStr | None
-    password: SecretStr | None
-    sandbox: bool
-    url: str | None
-    timeout_ms: int
-    enable_rate_limit: bool
-    recv_window_ms: int
-    options: dict[str, Any]
-    native_stop_loss: bool
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value is not None else None
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        out = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return out if out.is_finite() else None
-
-
-def rewrite_origin(url: str, base: str) -> str:
-    """``https://api.binance.com/api/v3`` + ``http://127.0.0.1:9`` -> ``http://127.0.0.1:9/api/v3``."""
-    parts = urlsplit(url)
-    rest = url[len(f"{parts.scheme}://{parts.netloc}") :] if parts.netloc else url
-    return base.rstrip("/") + rest
-
-
-def _rewrite_urls(api: Any, base: str) -> Any:
-    if isinstance(api, str):
-        return rewrite_origin(api, base)
-    if isinstance(api, dict):
-        return {k: _rewrite_urls(v, base) for k, v in api.items()}
-    return api
 
 
 class CcxtBroker:
@@ -140,49 +72,7 @@ class CcxtBroker:
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> Any:
-        import ccxt.async_support as ccxt_async
-
-        cls = getattr(ccxt_async, self.exchange_id, None)
-        if cls is None or not isinstance(cls, type):
-            raise ConfigError(
-                [
-                    Problem(
-                        "trading.live.exchange",
-                        self.exchange_id,
-                        "a ccxt exchange id such as binance, kraken or okx",
-                    )
-                ]
-            )
-        s = self.settings
-        options: dict[str, Any] = {
-            **EXCHANGE_OPTIONS.get(self.exchange_id, {}),
-            "recvWindow": s.recv_window_ms,
-            "maxRetriesOnFailure": 0,  # never let ccxt resend anything, orders least of all
-        }
-        options.update(s.options)
-        params: dict[str, Any] = {
-            "enableRateLimit": s.enable_rate_limit,
-            "timeout": s.timeout_ms,
-            "options": options,
-        }
-        creds = {
-            "apiKey": _secret(s.api_key),
-            "secret": _secret(s.secret),
-            "password": _secret(s.password),
-        }
-        params.update({k: v for k, v in creds.items() if v})
-        exchange = cls(params)
-        if s.sandbox:
-            exchange.set_sandbox_mode(True)
-        if s.url:
-            exchange.urls["api"] = _rewrite_urls(exchange.urls.get("api"), s.url)
-        if self.urls:
-            api = exchange.urls.get("api")
-            if isinstance(api, dict):
-                api.update(self.urls)
-            else:
-                exchange.urls["api"] = dict(self.urls)
-        return exchange
+        return build_exchange(self.settings, urls=self.urls)
 
     async def start(self) -> None:
         self.exchange = self._build()
@@ -220,10 +110,6 @@ class CcxtBroker:
             raise OrderRejectedError("", f"{symbol} is not a market of {self.exchange_id}")
         return dict(market)
 
-    @staticmethod
-    def _symbol(market: dict[str, Any]) -> str:
-        return f"{market['base']}-{market['quote']}"
-
     def _retry_after(self) -> float | None:
         headers = getattr(self.exchange, "last_response_headers", None) or {}
         for key, value in dict(headers).items():
@@ -257,7 +143,7 @@ class CcxtBroker:
         limits = m.get("limits") or {}
         tick = self._step(ex, precision.get("price"))
         lot = self._step(ex, precision.get("amount"))
-        leverage = _dec((limits.get("leverage") or {}).get("max")) or Decimal(1)
+        leverage = dec((limits.get("leverage") or {}).get("max")) or Decimal(1)
         has = ex.has or {}
         # Venue-side protection needs both legs (stop-loss and take-profit) resting at once.
         # On spot markets each resting sell locks the base asset, so the second leg would be
@@ -274,8 +160,8 @@ class CcxtBroker:
             quote=m["quote"],
             tick_size=tick,
             lot_size=lot,
-            min_amount=_dec((limits.get("amount") or {}).get("min")) or Decimal(0),
-            min_notional=_dec((limits.get("cost") or {}).get("min")) or Decimal(0),
+            min_amount=dec((limits.get("amount") or {}).get("min")) or Decimal(0),
+            min_notional=dec((limits.get("cost") or {}).get("min")) or Decimal(0),
             max_leverage=leverage,
             native_stop_loss=native,
         )
@@ -285,7 +171,7 @@ class CcxtBroker:
         """A ccxt precision as a step size, whatever the exchange's precision mode."""
         from ccxt.base.decimal_to_precision import TICK_SIZE
 
-        value = _dec(precision)
+        value = dec(precision)
         if value is None:
             return Decimal("1e-8")
         if ex.precisionMode == TICK_SIZE:
@@ -403,7 +289,7 @@ class CcxtBroker:
         order = self._order(raw, m, client_order_id=client_order_id)
         if order.filled > 0 and not order.fills and order.exchange_order_id:
             fills = await self._order_fills(m, order.exchange_order_id, client_order_id)
-            order = _with_fills(order, fills)
+            order = replace(order, fills=fills)
         return order
 
     async def _order_fills(self, m: dict[str, Any], order_id: str, cid: str) -> tuple[Fill, ...]:
@@ -457,7 +343,7 @@ class CcxtBroker:
         totals = raw.get("total") or {}
         out: dict[str, Decimal] = {}
         for asset, value in totals.items():
-            amount = _dec(value)
+            amount = dec(value)
             if amount is not None and amount != 0:
                 out[asset] = amount
         return out
@@ -472,87 +358,17 @@ class CcxtBroker:
         intent: OrderIntent | None = None,
         client_order_id: str | None = None,
     ) -> BrokerOrder:
-        cid = (
-            intent.client_order_id
-            if intent is not None
-            else client_order_id or str(raw.get("clientOrderId") or "")
+        order = to_order(
+            raw,
+            m,
+            exchange=self.exchange_name,
+            now=self.clock.time(),
+            intent=intent,
+            client_order_id=client_order_id,
         )
-        oid = str(raw["id"]) if raw.get("id") is not None else None
-        if oid and cid:
-            self._order_ids[oid] = cid
-        filled = _dec(raw.get("filled")) or Decimal(0)
-        amount = _dec(raw.get("amount"))
-        if amount is None:
-            amount = intent.amount if intent is not None else filled
-        status = raw.get("status")
-        if status == "open" or (status is None and oid):
-            state = OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.SUBMITTED
-        else:
-            state = _STATES.get(str(status), OrderState.UNKNOWN)
-        order_type = intent.type if intent is not None else self._order_type(raw)
-        fills = tuple(
-            self._fill(t, m, cid, raw=raw, exchange=intent.exchange if intent else None)
-            for t in raw.get("trades") or ()
-        )
-        ts = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
-        return BrokerOrder(
-            client_order_id=cid,
-            exchange=intent.exchange if intent is not None else self.exchange_name,
-            symbol=self._symbol(m),
-            state=state,
-            side=str(raw.get("side") or (intent.side if intent else "")),
-            type=order_type,
-            amount=amount,
-            filled=filled,
-            price=_dec(raw.get("price")) or None,
-            avg_price=_dec(raw.get("average")) or None,
-            exchange_order_id=oid,
-            fills=fills,
-            ts=ts / 1000 if ts else self.clock.time(),
-        )
+        if order.exchange_order_id and order.client_order_id:
+            self._order_ids[order.exchange_order_id] = order.client_order_id
+        return order
 
-    @staticmethod
-    def _order_type(raw: dict[str, Any]) -> str:
-        base = str(raw.get("type") or "market")
-        if raw.get("takeProfitPrice"):
-            return "take_profit"
-        if raw.get("triggerPrice") or raw.get("stopPrice"):
-            return "stop_limit" if base == "limit" else "stop_market"
-        return "limit" if base == "limit" else "market"
-
-    def _fill(
-        self,
-        t: dict[str, Any],
-        m: dict[str, Any],
-        cid: str,
-        *,
-        raw: dict[str, Any] | None = None,
-        exchange: str | None = None,
-    ) -> Fill:
-        fee = t.get("fee") or {}
-        ts_ms = t.get("timestamp") or (raw or {}).get("timestamp")
-        now = self.clock.time()
-        oid = t.get("order") or (raw or {}).get("id")
-        side = t.get("side") or (raw or {}).get("side") or ""
-        return Fill(
-            exchange=exchange or self.exchange_name,
-            symbol=self._symbol(m),
-            ts=ts_ms / 1000 if ts_ms else now,
-            ts_recv=now,
-            # trade ids are unique per market on many venues: qualify them with the market id
-            trade_id=f"{m['id']}:{t.get('id')}",
-            client_order_id=cid,
-            side="buy" if side == "buy" else "sell",
-            amount=_dec(t.get("amount")) or Decimal(0),
-            price=_dec(t.get("price")) or Decimal(0),
-            fee=_dec(fee.get("cost")) or Decimal(0),
-            fee_currency=str(fee.get("currency") or m["quote"]),
-            liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
-            exchange_order_id=str(oid) if oid is not None else None,
-        )
-
-
-def _with_fills(order: BrokerOrder, fills: tuple[Fill, ...]) -> BrokerOrder:
-    from dataclasses import replace
-
-    return replace(order, fills=fills)
+    def _fill(self, t: dict[str, Any], m: dict[str, Any], cid: str) -> Fill:
+        return to_fill(t, m, cid, exchange=self.exchange_name, now=self.clock.time())

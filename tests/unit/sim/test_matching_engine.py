@@ -7,7 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from cryptomon.sim.matching import MatchingEngine, SimError, StaticBook, SymbolRules
+from cryptomon.sim.matching import MatchingEngine
+from cryptomon.sim.records import SimError, SymbolRules
+from cryptomon.sim.venue import StaticBook
 
 D = Decimal
 SYM = "BTCUSDT"

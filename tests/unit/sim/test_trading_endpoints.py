@@ -16,8 +16,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from cryptomon.sim.matching import MatchingEngine, StaticBook, SymbolRules
-from cryptomon.sim.trading import Fault, TradingEndpoints, TradingSimServer
+from cryptomon.sim.matching import MatchingEngine
+from cryptomon.sim.records import SymbolRules
+from cryptomon.sim.trading import Fault, TradingEndpoints
+from cryptomon.sim.venue import StaticBook, TradingSimServer
 
 KEY, SECRET = "k", "s3cret"
 

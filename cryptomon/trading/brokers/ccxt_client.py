@@ -1,0 +1,111 @@
+"""Building the ccxt client of the live broker from ``trading.live``.
+
+Exchange differences are data: :data:`EXCHANGE_OPTIONS` holds per-exchange ccxt options,
+applied before the user's ``options``; ``url`` rewrites the origin of every ccxt API URL (the
+loopback simulator) and ``urls`` overrides single API sections. ccxt's own retries are off.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from cryptomon.errors import ConfigError, Problem
+
+EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
+    # Spot only, and no private /sapi calls while loading markets; openOrders without a
+    # symbol is allowed (reconciliation needs every open order).
+    "binance": {
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchOpenOrders": {"warnWithoutSymbol": False},
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+        "defaultType": "spot",
+    },
+}
+"""ccxt options per exchange id, applied before the user's ``options``."""
+
+
+class LiveSettings(Protocol):
+    """The fields of ``trading.live`` the broker reads (``LiveTradingConfig``)."""
+
+    exchange: str
+    api_key: SecretStr | None
+    secret: SecretStr | None
+    password: SecretStr | None
+    sandbox: bool
+    url: str | None
+    timeout_ms: int
+    enable_rate_limit: bool
+    recv_window_ms: int
+    options: dict[str, Any]
+    native_stop_loss: bool
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def rewrite_origin(url: str, base: str) -> str:
+    """``https://api.binance.com/api/v3`` + ``http://127.0.0.1:9`` -> ``http://127.0.0.1:9/api/v3``."""
+    parts = urlsplit(url)
+    rest = url[len(f"{parts.scheme}://{parts.netloc}") :] if parts.netloc else url
+    return base.rstrip("/") + rest
+
+
+def _rewrite_urls(api: Any, base: str) -> Any:
+    if isinstance(api, str):
+        return rewrite_origin(api, base)
+    if isinstance(api, dict):
+        return {k: _rewrite_urls(v, base) for k, v in api.items()}
+    return api
+
+
+def build_exchange(settings: LiveSettings, *, urls: dict[str, str] | None = None) -> Any:
+    """The configured ccxt async exchange (not yet connected)."""
+    import ccxt.async_support as ccxt_async
+
+    cls = getattr(ccxt_async, settings.exchange, None)
+    if cls is None or not isinstance(cls, type):
+        raise ConfigError(
+            [
+                Problem(
+                    "trading.live.exchange",
+                    settings.exchange,
+                    "a ccxt exchange id such as binance, kraken or okx",
+                )
+            ]
+        )
+    s = settings
+    options: dict[str, Any] = {
+        **EXCHANGE_OPTIONS.get(settings.exchange, {}),
+        "recvWindow": s.recv_window_ms,
+        "maxRetriesOnFailure": 0,  # never let ccxt resend anything, orders least of all
+    }
+    options.update(s.options)
+    params: dict[str, Any] = {
+        "enableRateLimit": s.enable_rate_limit,
+        "timeout": s.timeout_ms,
+        "options": options,
+    }
+    creds = {
+        "apiKey": _secret(s.api_key),
+        "secret": _secret(s.secret),
+        "password": _secret(s.password),
+    }
+    params.update({k: v for k, v in creds.items() if v})
+    exchange = cls(params)
+    if s.sandbox:
+        exchange.set_sandbox_mode(True)
+    if s.url:
+        exchange.urls["api"] = _rewrite_urls(exchange.urls.get("api"), s.url)
+    if urls:
+        api = exchange.urls.get("api")
+        if isinstance(api, dict):
+            api.update(urls)
+        else:
+            exchange.urls["api"] = dict(urls)
+    return exchange

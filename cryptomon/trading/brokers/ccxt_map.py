@@ -1,0 +1,129 @@
+"""ccxt's unified order and trade structures as :class:`BrokerOrder` and :class:`Fill`.
+
+Amounts, prices and fees become ``Decimal`` (through their string form, never a float
+round trip); symbols become cryptofeed's ``BASE-QUOTE``; trade ids are qualified with the
+venue's market id because many venues number trades per market.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from cryptomon.events import Fill, OrderIntent, OrderState
+from cryptomon.trading.brokers.base import BrokerOrder
+
+ZERO = Decimal(0)
+STATES = {
+    "closed": OrderState.FILLED,
+    "canceled": OrderState.CANCELED,
+    "expired": OrderState.EXPIRED,
+    "rejected": OrderState.REJECTED,
+    "canceling": OrderState.CANCEL_PENDING,
+}
+"""ccxt order status -> engine state (``open`` depends on the filled amount)."""
+
+
+def dec(value: Any) -> Decimal | None:
+    """A ccxt number or numeric string as a finite Decimal; None when absent or not a number."""
+    if value is None or value == "":
+        return None
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return out if out.is_finite() else None
+
+
+def symbol_of(market: dict[str, Any]) -> str:
+    """``BTC/USDT`` market -> ``BTC-USDT``."""
+    return f"{market['base']}-{market['quote']}"
+
+
+def order_type(raw: dict[str, Any]) -> str:
+    """The engine's order type of a ccxt order (trigger prices make stop / take-profit)."""
+    base = str(raw.get("type") or "market")
+    if raw.get("takeProfitPrice"):
+        return "take_profit"
+    if raw.get("triggerPrice") or raw.get("stopPrice"):
+        return "stop_limit" if base == "limit" else "stop_market"
+    return "limit" if base == "limit" else "market"
+
+
+def to_order(
+    raw: dict[str, Any],
+    m: dict[str, Any],
+    *,
+    exchange: str,
+    now: float,
+    intent: OrderIntent | None = None,
+    client_order_id: str | None = None,
+) -> BrokerOrder:
+    """A ccxt order as a BrokerOrder. The client order id is the intent's or the one asked
+    for when known (a cancel answer may carry the cancel request's own id)."""
+    cid = (
+        intent.client_order_id
+        if intent is not None
+        else client_order_id or str(raw.get("clientOrderId") or "")
+    )
+    oid = str(raw["id"]) if raw.get("id") is not None else None
+    filled = dec(raw.get("filled")) or ZERO
+    amount = dec(raw.get("amount"))
+    if amount is None:
+        amount = intent.amount if intent is not None else filled
+    status = raw.get("status")
+    if status == "open" or (status is None and oid):
+        state = OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.SUBMITTED
+    else:
+        state = STATES.get(str(status), OrderState.UNKNOWN)
+    venue = intent.exchange if intent is not None else exchange
+    fills = tuple(
+        to_fill(t, m, cid, exchange=venue, now=now, raw=raw) for t in raw.get("trades") or ()
+    )
+    ts = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
+    return BrokerOrder(
+        client_order_id=cid,
+        exchange=venue,
+        symbol=symbol_of(m),
+        state=state,
+        side=str(raw.get("side") or (intent.side if intent else "")),
+        type=intent.type if intent is not None else order_type(raw),
+        amount=amount,
+        filled=filled,
+        price=dec(raw.get("price")) or None,
+        avg_price=dec(raw.get("average")) or None,
+        exchange_order_id=oid,
+        fills=fills,
+        ts=ts / 1000 if ts else now,
+    )
+
+
+def to_fill(
+    t: dict[str, Any],
+    m: dict[str, Any],
+    cid: str,
+    *,
+    exchange: str,
+    now: float,
+    raw: dict[str, Any] | None = None,
+) -> Fill:
+    """A ccxt trade (alone, or inside the order ``raw``) as a Fill of order ``cid``."""
+    fee = t.get("fee") or {}
+    ts_ms = t.get("timestamp") or (raw or {}).get("timestamp")
+    oid = t.get("order") or (raw or {}).get("id")
+    side = t.get("side") or (raw or {}).get("side") or ""
+    return Fill(
+        exchange=exchange,
+        symbol=symbol_of(m),
+        ts=ts_ms / 1000 if ts_ms else now,
+        ts_recv=now,
+        trade_id=f"{m['id']}:{t.get('id')}",
+        client_order_id=cid,
+        side="buy" if side == "buy" else "sell",
+        amount=dec(t.get("amount")) or ZERO,
+        price=dec(t.get("price")) or ZERO,
+        fee=dec(fee.get("cost")) or ZERO,
+        fee_currency=str(fee.get("currency") or m["quote"]),
+        liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
+        exchange_order_id=str(oid) if oid is not None else None,
+    )
