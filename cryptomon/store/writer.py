@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.clock import Clock
@@ -134,7 +135,7 @@ class StoreWriter:
     async def flush(self, *, final: bool = False) -> None:
         """Write every buffered row now (``final`` also writes the open candles)."""
         await self._flush_durable()
-        await self._flush_market(final=final)
+        await self._flush_market(with_open_candles=True)
 
     # ------------------------------------------------------------------ hub handlers
 
@@ -168,7 +169,7 @@ class StoreWriter:
             elif cls is Candle and ev.closed:  # type: ignore[attr-defined]
                 self._exchange_candles.append(repos.candle_row(ev))  # type: ignore[arg-type]
         if len(self._trades) + len(self._tops) >= self.config.batch_size:
-            await self._flush_market(final=False)
+            await self._flush_market(with_open_candles=False)
 
     async def _tick(self) -> None:
         """Flush partial batches once they are ``batch_max_age_s`` old."""
@@ -180,7 +181,7 @@ class StoreWriter:
                 if self._durable and now - self._durable_since >= max_age:
                     await self._flush_durable()
                 if now - self._market_since >= max_age:
-                    await self._flush_market(final=False)
+                    await self._flush_market(with_open_candles=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let the timer die
@@ -214,19 +215,25 @@ class StoreWriter:
                     "store.event_rejected", event_type=type(ev).__name__, error=self.last_error
                 )
 
-    async def _flush_market(self, *, final: bool) -> None:
+    async def _flush_market(self, *, with_open_candles: bool) -> None:
+        """Write buffered market rows; open (growing) candles only on the age timer and at
+        stop, so size-triggered flushes stay pure bulk inserts."""
         async with self._market_lock:
             trades, self._trades = self._trades, []
             tops, self._tops = self._tops, []
             candles = self._exchange_candles
             self._exchange_candles = []
             self._market_since = self.clock.monotonic()
-            candles = candles + self.candles.take(include_open=True)
+            candles = candles + self.candles.take(include_open=with_open_candles)
             if not (trades or tops or candles):
                 return
 
             async def work(session: AsyncSession) -> dict[str, int]:
                 out: dict[str, int] = {}
+                if self.db.dialect == "postgresql":
+                    # Market data may lose its last few hundred ms in a server crash (never
+                    # corrupt): don't wait for the WAL flush. Durable kinds keep full commits.
+                    await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 if trades:
                     out["trades"] = await repos.copy_rows(
                         session, "trades", repos.TRADE_COLUMNS, trades

@@ -1,0 +1,171 @@
+"""Store writer throughput (DESIGN.md section 6, target: ratio >= 0.5).
+
+Measures, in the same run, on the same 200k trades:
+- rows/s persisted into PostgreSQL through the real path: ``Hub.publish`` -> the writer's
+  bounded market queue -> batches (1-minute candle aggregation included) -> ``COPY`` in one
+  transaction per batch; timed from the first publish until ``StoreWriter.stop()`` returns
+  (everything flushed and committed);
+- the baseline (the ceiling): psycopg ``COPY`` of the same rows, built from the same events,
+  in one transaction, on a plain psycopg async connection;
+- the SQLite figure through the writer (for reference).
+
+A fresh PostgreSQL database is created (from $CRYPTOMON_TEST_DATABASE_URL or
+postgresql+psycopg://postgres@127.0.0.1:5432/test) and dropped at the end.
+Prints a final JSON line: value = writer rows/s on PostgreSQL, baseline = COPY rows/s.
+Usage: python benchmarks/bench_store.py [--rows N] [--repeats R] [--batch-size B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from cryptomon.cli import run_async
+from cryptomon.clock import LiveClock
+from cryptomon.config import DatabaseConfig, StorageConfig
+from cryptomon.events import Trade
+from cryptomon.hub import Hub
+from cryptomon.store.db import Database
+from cryptomon.store.repos import TRADE_COLUMNS, trade_tuple
+from cryptomon.store.writer import StoreWriter
+
+DEFAULT_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def make_trades(n: int) -> list[Trade]:
+    rng = random.Random(7)
+    symbols = [f"C{i}-USDT" for i in range(20)]
+    t0 = 1_700_000_000.0
+    return [
+        Trade(
+            exchange="binance",
+            symbol=symbols[i % 20],
+            ts=t0 + i * 0.01,
+            ts_recv=t0 + i * 0.01,
+            price=100.0 + rng.random(),
+            amount=rng.random(),
+            side="buy" if i & 1 else "sell",
+            trade_id=str(i),
+        )
+        for i in range(n)
+    ]
+
+
+async def through_writer(url: str, trades: list[Trade], batch_size: int) -> float:
+    """rows/s from first publish until the writer has committed everything."""
+    db = Database(DatabaseConfig(url=url))
+    await db.start()
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("DELETE FROM trades")
+        await conn.exec_driver_sql("DELETE FROM candles")
+    hub = Hub()
+    config = StorageConfig(
+        trades=True, batch_size=batch_size, batch_max_age_s=0.5, market_buffer=len(trades) + 1
+    )
+    writer = StoreWriter(hub=hub, db=db, config=config, clock=LiveClock())
+    await writer.start()
+    await hub.start()
+    t0 = time.perf_counter()
+    publish = hub.publish
+    for i, ev in enumerate(trades):
+        publish(ev)
+        if i % 5000 == 4999:
+            await asyncio.sleep(0)  # a feed yields to the loop between network reads
+    await writer.stop()
+    elapsed = time.perf_counter() - t0
+    await hub.stop()
+    stats = writer.stats()
+    async with db.engine.connect() as conn:
+        stored = (await conn.exec_driver_sql("SELECT count(*) FROM trades")).scalar_one()
+    await db.stop()
+    if stored != len(trades) or stats["dropped"]:
+        raise SystemExit(f"writer stored {stored} of {len(trades)} (dropped {stats['dropped']})")
+    return len(trades) / elapsed
+
+
+async def plain_copy(url: str, trades: list[Trade]) -> float:
+    """rows/s of psycopg COPY of the same rows in one transaction."""
+    async with await psycopg.AsyncConnection.connect(plain(url)) as conn:
+        await conn.execute("DELETE FROM trades")
+        await conn.commit()
+        cols = ", ".join(TRADE_COLUMNS)
+        t0 = time.perf_counter()
+        async with conn.cursor() as cur, cur.copy(f"COPY trades ({cols}) FROM STDIN") as copy:
+            for ev in trades:
+                await copy.write_row(trade_tuple(ev))
+        await conn.commit()
+        elapsed = time.perf_counter() - t0
+        cur2 = await conn.execute("SELECT count(*) FROM trades")
+        row = await cur2.fetchone()
+        assert row is not None and row[0] == len(trades)
+    return len(trades) / elapsed
+
+
+async def main(args: argparse.Namespace) -> int:
+    admin = os.environ.get("CRYPTOMON_TEST_DATABASE_URL", DEFAULT_ADMIN)
+    name = f"bench_store_{uuid.uuid4().hex[:8]}"
+    base = admin.rpartition("/")[0]
+    url = f"{base}/{name}"
+    with psycopg.connect(plain(admin), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    trades = make_trades(args.rows)
+    schema = Database(DatabaseConfig(url=url))  # auto_migrate creates the schema
+    await schema.start()
+    await schema.stop()
+    writer_pg: list[float] = []
+    copy_pg: list[float] = []
+    writer_sqlite: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+            for r in range(args.repeats):
+                copy_pg.append(await plain_copy(url, trades))
+                writer_pg.append(await through_writer(url, trades, args.batch_size))
+                writer_sqlite.append(await through_writer(sqlite_url, trades, args.batch_size))
+                print(
+                    f"run {r + 1}: writer->PostgreSQL {writer_pg[-1]:,.0f} rows/s, "
+                    f"COPY {copy_pg[-1]:,.0f} rows/s, writer->SQLite {writer_sqlite[-1]:,.0f} rows/s"
+                )
+    finally:
+        with psycopg.connect(plain(admin), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    value = statistics.median(writer_pg)
+    baseline = statistics.median(copy_pg)
+    sqlite_rate = statistics.median(writer_sqlite)
+    print(f"median over {args.repeats} runs of {args.rows:,} trades:")
+    print(f"  writer -> PostgreSQL: {value:,.0f} rows/s")
+    print(f"  psycopg COPY:         {baseline:,.0f} rows/s (baseline)")
+    print(f"  writer -> SQLite:     {sqlite_rate:,.0f} rows/s")
+    result = {
+        "bench": "store",
+        "value": round(value),
+        "unit": "rows/s",
+        "baseline": round(baseline),
+        "ratio": round(value / baseline, 3),
+        "target": 0.5,
+        "sqlite": round(sqlite_rate),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=StorageConfig().batch_size)
+    raise SystemExit(run_async(main(parser.parse_args())))
