@@ -111,7 +111,8 @@ async def plain_copy(url: str, trades: list[Trade]) -> float:
         elapsed = time.perf_counter() - t0
         cur2 = await conn.execute("SELECT count(*) FROM trades")
         row = await cur2.fetchone()
-        assert row is not None and row[0] == len(trades)
+        if row is None or row[0] != len(trades):
+            raise SystemExit(f"COPY stored {row} of {len(trades)} rows")
     return len(trades) / elapsed
 
 
@@ -138,7 +139,8 @@ async def main(args: argparse.Namespace) -> int:
                 writer_sqlite.append(await through_writer(sqlite_url, trades, args.batch_size))
                 print(
                     f"run {r + 1}: writer->PostgreSQL {writer_pg[-1]:,.0f} rows/s, "
-                    f"COPY {copy_pg[-1]:,.0f} rows/s, writer->SQLite {writer_sqlite[-1]:,.0f} rows/s"
+                    f"COPY {copy_pg[-1]:,.0f} rows/s, "
+                    f"writer->SQLite {writer_sqlite[-1]:,.0f} rows/s"
                 )
     finally:
         with psycopg.connect(plain(admin), autocommit=True) as conn:
