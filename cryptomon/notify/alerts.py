@@ -7,6 +7,7 @@ The tables below are the whole mapping; routing and templates only read the Aler
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ NOTICE_CODE_SEVERITY: Mapping[str, Severity] = {
 }
 EXIT_ORIGINS: Mapping[str, str] = {"stop_loss": "stop-loss", "take_profit": "take-profit"}
 _ORIGIN_MEMORY = 10_000
+_LINK_CACHE = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,8 +83,14 @@ class Alert:
         return f"{self.exchange} {self.symbol}".strip() or "cryptomon"
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``2024-01-01T00:00:00Z`` (UTC, whole seconds)."""
+    return _iso_second(int(ts))
 
 
 def feed_name(status: FeedStatus) -> str:
@@ -105,10 +113,22 @@ class AlertBuilder:
     def __init__(self, *, api_base_url: str) -> None:
         self.api = api_base_url.rstrip("/")
         self._origins: OrderedDict[str, OrderOrigin] = OrderedDict()
+        self._links: dict[tuple[str, str, str], str] = {}
 
     def link(self, path: str, **query: Any) -> str:
         q = {k: v for k, v in query.items() if v not in (None, "")}
         return f"{self.api}{path}" + (f"?{urlencode(q)}" if q else "")
+
+    def _anomaly_link(self, exchange: str, symbol: str, kind: str) -> str:
+        key = (exchange, symbol, kind)
+        link = self._links.get(key)
+        if link is None:
+            if len(self._links) >= _LINK_CACHE:
+                self._links.clear()
+            link = self._links[key] = self.link(
+                "/api/v1/anomalies", exchange=exchange, symbol=symbol, kind=kind
+            )
+        return link
 
     def order_link(self, client_order_id: str) -> str:
         return self.link(f"/api/v1/trading/orders/{quote(client_order_id, safe='')}")
@@ -184,7 +204,7 @@ class AlertBuilder:
             severity=Severity(a.severity),
             kind=a.kind,
             dedup_key=(a.exchange, a.symbol, a.kind),
-            link=self.link("/api/v1/anomalies", exchange=a.exchange, symbol=a.symbol, kind=a.kind),
+            link=self._anomaly_link(a.exchange, a.symbol, a.kind),
             ref_id=a.id,
             value=a.value,
             threshold=a.threshold,

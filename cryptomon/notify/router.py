@@ -40,7 +40,7 @@ from cryptomon.notify.channel import ROUTING_FIELDS, ChannelState, Outgoing
 from cryptomon.notify.delivery import AppriseSender, DeliveryResult, InvalidChannelURL
 from cryptomon.notify.feedwatch import FeedWatch
 from cryptomon.notify.records import Recorder
-from cryptomon.notify.templates import Renderer, render_digest
+from cryptomon.notify.templates import Rendered, Renderer, render_digest
 
 log = structlog.get_logger()
 
@@ -184,35 +184,48 @@ class NotificationRouter:
                 log.error("notify.event_failed", event_type=type(event).__name__, error=repr(exc))
 
     def route(self, alert: Alert) -> None:
-        """Decide, per matching channel: suppress, send, or collapse into the digest."""
+        """Decide, per matching channel: suppress, send, or collapse into the digest.
+
+        Cheap checks first; rendering happens once per format, and suppressed alerts are
+        recorded with their title only."""
         now_m, now = self.clock.monotonic(), self.clock.time()
+        rendered: dict[str, Rendered] = {}
+        title = dup_why = ""
         for ch in self.channels.values():
             if not ch.accepts(alert):
                 continue
-            rendered = self.renderer.render(alert.event_type, alert.fields, ch.format)
             why = ""
             if ch.quiet is not None and alert.priority != "P0" and ch.quiet.active(now):
                 why = "quiet hours"
             elif not ch.dedup.admit(alert.dedup_key, alert.severity.rank, now_m):
-                key = "/".join(alert.dedup_key or ())
-                why = f"duplicate of {key} within {self.config.dedup_window_s:g}s"
+                why = dup_why or self._dup_why(alert)
+                dup_why = why
             if why:
-                self.records.alert(
-                    ch.name, alert, "suppressed", rendered.title, rendered.body, error=why
+                title = title or self.renderer.title(alert.event_type, alert.fields)
+                self.records.alert(ch.name, alert, "suppressed", title, "", error=why)
+                continue
+            r = rendered.get(ch.format)
+            if r is None:
+                r = rendered[ch.format] = self.renderer.render(
+                    alert.event_type, alert.fields, ch.format
                 )
-            elif alert.priority == "P0":
+            if alert.priority == "P0":
                 ch.bucket.force(now_m)
                 ch.outbox.put_nowait(
-                    Outgoing(rendered.title, rendered.body, alert.priority, alert.event_type, alert)
+                    Outgoing(r.title, r.body, alert.priority, alert.event_type, alert)
                 )
             elif not ch.digest and ch.bucket.take(now_m):
                 ch.outbox.put_nowait(
-                    Outgoing(rendered.title, rendered.body, alert.priority, alert.event_type, alert)
+                    Outgoing(r.title, r.body, alert.priority, alert.event_type, alert)
                 )
             else:
                 if not ch.digest:
                     ch.digest_due = now_m + ch.cfg.digest_interval_s
-                ch.digest.append((alert, rendered))
+                ch.digest.append((alert, r))
+
+    def _dup_why(self, alert: Alert) -> str:
+        key = "/".join(alert.dedup_key or ())
+        return f"duplicate of {key} within {self.config.dedup_window_s:g}s"
 
     # ------------------------------------------------------------------ timers
 

@@ -298,6 +298,16 @@ class Renderer:
             body = getattr(ov, "body", None) if not isinstance(ov, dict) else ov.get("body")
             self._overrides[event_type] = (title, body)
 
+    def title(self, event_type: str, fields: Mapping[str, Any]) -> str:
+        """The title alone (for records of suppressed alerts)."""
+        title_ov = self._overrides.get(event_type, (None, None))[0]
+        if title_ov:
+            try:
+                return title_ov.format_map(fields)
+            except (ValueError, TypeError, KeyError):
+                pass  # render() logs it
+        return DEFAULTS[event_type].title.format_map(_Lenient(fields))
+
     def render(self, event_type: str, fields: Mapping[str, Any], fmt: Format) -> Rendered:
         tpl = DEFAULTS[event_type]
         title_ov, body_ov = self._overrides.get(event_type, (None, None))
