@@ -6,7 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptomon.config import ChannelConfig
+from pydantic import ValidationError
+
+from cryptomon.config import ChannelConfig, problems_from
+from cryptomon.errors import ConfigError, Problem
 from cryptomon.events import Severity
 from cryptomon.notify.alerts import Alert
 from cryptomon.notify.delivery import AppriseSender
@@ -74,6 +77,30 @@ class ChannelState:
             spent = old.burst - old.available(now)
             self.bucket._tokens = max(0.0, min(self.bucket.burst, self.bucket.burst - spent))
         self.quiet = QuietHours(cfg.quiet_hours, cfg.quiet_hours_tz) if cfg.quiet_hours else None
+
+    def validated_update(self, fields: dict[str, Any]) -> ChannelConfig:
+        """This channel's config with ``fields`` changed; ConfigError per bad field. Only
+        :data:`ROUTING_FIELDS` may change (never ``name`` or ``url``)."""
+        where = f"alerts.channels.{self.name}"
+        bad = sorted(set(fields) - ROUTING_FIELDS)
+        if bad:
+            allowed = ", ".join(sorted(ROUTING_FIELDS))
+            raise ConfigError(
+                [
+                    Problem(
+                        f"{where}.{k}",
+                        "***" if k == "url" else fields[k],
+                        f"a routing field ({allowed}); name and url come from config only",
+                    )
+                    for k in bad
+                ]
+            )
+        try:
+            return ChannelConfig.model_validate({**self.cfg.model_dump(), **fields})
+        except ValidationError as exc:
+            raise ConfigError(
+                [Problem(f"{where}.{p.path}", p.value, p.expected) for p in problems_from(exc)]
+            ) from None
 
     def accepts(self, alert: Alert) -> bool:
         """The channel's routing filter (min_severity, events, kinds, exchanges, symbols)."""

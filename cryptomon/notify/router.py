@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
 from cryptomon.clock import Clock
-from cryptomon.config import AlertsConfig, ChannelConfig, problems_from
+from cryptomon.config import AlertsConfig, ChannelConfig
 from cryptomon.errors import ConfigError, Problem
 from cryptomon.events import (
     Anomaly,
@@ -36,7 +35,7 @@ from cryptomon.events import (
 )
 from cryptomon.hub import Hub, QueuedSubscription
 from cryptomon.notify.alerts import Alert, AlertBuilder, iso
-from cryptomon.notify.channel import ROUTING_FIELDS, ChannelState, Outgoing
+from cryptomon.notify.channel import ChannelState, Outgoing
 from cryptomon.notify.delivery import AppriseSender, DeliveryResult, InvalidChannelURL
 from cryptomon.notify.feedwatch import FeedWatch
 from cryptomon.notify.records import Recorder
@@ -330,29 +329,7 @@ class NotificationRouter:
         Raises :class:`UnknownChannelError` or :class:`ConfigError` (one problem per field).
         """
         ch = self._channel(name)
-        bad = sorted(set(fields) - ROUTING_FIELDS)
-        if bad:
-            allowed = ", ".join(sorted(ROUTING_FIELDS))
-            raise ConfigError(
-                [
-                    Problem(
-                        f"alerts.channels.{name}.{k}",
-                        "***" if k == "url" else fields[k],
-                        f"a routing field ({allowed}); name and url come from config only",
-                    )
-                    for k in bad
-                ]
-            )
-        data = {**ch.cfg.model_dump(), **fields}
-        try:
-            cfg = ChannelConfig.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(
-                [
-                    Problem(f"alerts.channels.{name}.{p.path}", p.value, p.expected)
-                    for p in problems_from(exc)
-                ]
-            ) from None
+        cfg = ch.validated_update(fields)
         ch.apply(cfg, now=self.clock.monotonic())
         log.info("notify.routing_updated", channel=name, fields=sorted(fields))
         return ch.redacted()
