@@ -205,6 +205,7 @@ class TradingEngine(EngineControls):
     async def _poll(self) -> None:
         """Poll open orders, publish marks, watch the daily loss limit."""
         last_marks = 0.0
+        last_equity = 0.0
         while True:
             await self.clock.sleep(self.config.poll_interval_s)
             for record in self.book.open():
@@ -227,7 +228,26 @@ class TradingEngine(EngineControls):
                 for pos in self.portfolio.open_positions():
                     self.publish_position(pos)
                 self.portfolio.snapshot(now)
+            if now - last_equity >= self.config.equity_snapshot_interval_s:
+                last_equity = now
+                await self.record_equity(now)
             self.check_daily_loss()
+
+    async def record_equity(self, now: float) -> None:
+        """Write one equity snapshot (equity, cash, PnL, exposure) through the journal."""
+        pf = self.portfolio
+        positions = pf.positions.values()
+        try:
+            await self.journal.record_equity(
+                ts=now,
+                equity=pf.equity,
+                cash=pf.cash,
+                unrealized_pnl=sum((p.unrealized_pnl for p in positions), ZERO),
+                realized_pnl=sum((p.realized_pnl for p in positions), ZERO),
+                exposure=pf.exposure(),
+            )
+        except Exception as exc:  # a snapshot is not worth stopping the engine for
+            log.warning("trading.equity_snapshot_failed", error=repr(exc))
 
     def check_daily_loss(self) -> None:
         now = self._now()

@@ -1,0 +1,243 @@
+"""``crypto-monitor trades [--json] [--orders N]``: positions, performance and recent orders,
+read from the database (the daemon need not run).
+
+Statistics are recomputed from the stored fills (starting from ``trading.paper.
+starting_balance`` in paper mode), positions come from the positions table with their last
+mark, and the maximum drawdown also considers the stored equity snapshots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "trades",
+        parents=[parent],
+        help="show positions, trading statistics and recent orders from the database",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document instead")
+    p.add_argument(
+        "--orders", type=int, default=10, metavar="N", help="recent orders to list (default 10)"
+    )
+    p.set_defaults(handler=cmd_trades)
+
+
+def cmd_trades(args: argparse.Namespace) -> int:
+    from cryptomon.cli import run_async, settings_from_args, setup_logging
+
+    if not 0 <= args.orders <= 10_000:
+        sys.stderr.write(f"crypto-monitor trades: --orders must be 0..10000, got {args.orders}\n")
+        return EXIT_USAGE
+    settings = settings_from_args(args)
+    setup_logging(settings)
+    return run_async(_main(settings, args))
+
+
+async def _main(settings: Any, args: argparse.Namespace) -> int:
+    from cryptomon.errors import CryptomonError
+    from cryptomon.store.db import Database
+
+    db = Database(settings.database)
+    try:
+        await db.start()
+    except CryptomonError as exc:
+        sys.stderr.write(f"crypto-monitor trades: {exc}\n")
+        return EXIT_FAILURE
+    try:
+        report = await build_report(db, settings.trading, orders=args.orders)
+    finally:
+        await db.stop()
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(render(report))
+    return EXIT_OK
+
+
+async def build_report(db: Any, trading: Any, *, orders: int = 10) -> dict[str, Any]:
+    """Positions, stats and recent orders as plain data (Decimals as strings)."""
+    from cryptomon.store.queries import Queries
+    from cryptomon.trading.journal import StoreJournal
+    from cryptomon.trading.portfolio import Portfolio
+
+    q = Queries(db=db)
+    start = Decimal(str(trading.paper.starting_balance))
+    pf = Portfolio(quote=trading.paper.quote_currency, cash=start)
+    for fill in await StoreJournal(db=db).fills():
+        pf.apply_fill(fill)
+    positions = []
+    for row in await q.positions():
+        if row["amount"] == 0:
+            continue
+        mark = row.get("mark_price")
+        if mark is not None:
+            pf.mark(row["exchange"], row["symbol"], Decimal(str(mark)))
+        positions.append({k: _plain(row.get(k)) for k in _POSITION_KEYS})
+    snaps = await q.equity_snapshots(limit=10_000)
+    peak = Decimal(0)
+    dd = Decimal(str(pf.max_drawdown))
+    for snap in snaps:
+        eq = Decimal(str(snap["equity"]))
+        peak = max(peak, eq)
+        if peak > 0:
+            dd = max(dd, (peak - eq) / peak)
+    stats = pf.stats()
+    stats["max_drawdown"] = float(dd)
+    stats["mode"] = trading.mode
+    recent = await q.orders(limit=orders) if orders else []
+    return {
+        "positions": positions,
+        "stats": stats,
+        "orders": [{k: _plain(o.get(k)) for k in _ORDER_KEYS} for o in recent],
+    }
+
+
+_POSITION_KEYS = (
+    "exchange",
+    "symbol",
+    "amount",
+    "avg_price",
+    "mark_price",
+    "unrealized_pnl",
+    "realized_pnl",
+    "fees",
+)
+_ORDER_KEYS = (
+    "created_at",
+    "client_order_id",
+    "symbol",
+    "side",
+    "type",
+    "amount",
+    "filled",
+    "avg_price",
+    "state",
+    "origin",
+)
+_STAT_KEYS = (
+    ("trades", "Trades"),
+    ("win_rate", "Win rate"),
+    ("avg_win", "Average win"),
+    ("avg_loss", "Average loss"),
+    ("profit_factor", "Profit factor"),
+    ("max_drawdown", "Max drawdown"),
+    ("sharpe", "Sharpe (per trade)"),
+    ("net_pnl", "Net PnL"),
+    ("realized_pnl", "Realized PnL"),
+    ("unrealized_pnl", "Unrealized PnL"),
+    ("fees", "Fees"),
+    ("equity", "Equity"),
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    return value
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key in ("win_rate", "max_drawdown"):
+        return f"{float(value) * 100:.2f}%"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, str):
+        try:
+            return f"{Decimal(value):.2f}"
+        except ArithmeticError:
+            return value
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as plain-text tables."""
+    parts = ["Positions\n"]
+    if report["positions"]:
+        parts.append(
+            _table(
+                [
+                    "Exchange",
+                    "Symbol",
+                    "Amount",
+                    "Avg price",
+                    "Mark",
+                    "Unrealized",
+                    "Realized",
+                    "Fees",
+                ],
+                [
+                    [
+                        str(p["exchange"]),
+                        str(p["symbol"]),
+                        str(p["amount"]),
+                        str(p["avg_price"]),
+                        str(p["mark_price"] or "-"),
+                        str(p["unrealized_pnl"]),
+                        str(p["realized_pnl"]),
+                        str(p["fees"]),
+                    ]
+                    for p in report["positions"]
+                ],
+            )
+        )
+    else:
+        parts.append("(no open positions)\n")
+    stats = report["stats"]
+    parts.append(f"\nStatistics ({stats.get('mode', '')}, {stats.get('quote_currency', '')})\n")
+    parts.append(
+        _table(
+            ["Metric", "Value"], [[label, _fmt(key, stats.get(key))] for key, label in _STAT_KEYS]
+        )
+    )
+    if report["orders"]:
+        parts.append("\nRecent orders\n")
+        parts.append(
+            _table(
+                [
+                    "Client order id",
+                    "Symbol",
+                    "Side",
+                    "Type",
+                    "Amount",
+                    "Filled",
+                    "State",
+                    "Origin",
+                ],
+                [
+                    [
+                        str(o["client_order_id"]),
+                        str(o["symbol"]),
+                        str(o["side"]),
+                        str(o["type"]),
+                        str(o["amount"]),
+                        str(o["filled"]),
+                        str(o["state"]),
+                        str(o["origin"]),
+                    ]
+                    for o in report["orders"]
+                ],
+            )
+        )
+    return "".join(parts)
