@@ -435,6 +435,9 @@ class TradingConfig(Section):
     )
     poll_interval_s: float = Field(default=1.0, gt=0, description="open order polling")
     mark_interval_s: float = Field(default=1.0, gt=0, description="position marks published")
+    equity_snapshot_interval_s: float = Field(
+        default=60.0, gt=0, description="equity snapshots written to the database"
+    )
 
     @field_validator("symbols")
     @classmethod
