@@ -200,7 +200,6 @@ class Services:
     feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics, by _build_feeds
     market: MarketState | None = None  # latest market state; the first builder needing it creates it
     trading: TradingEngine | None = None  # order engine for the API, set by _build_trading
-    trading: TradingEngine | None = None  # order engine for the API, set by _build_trading
     detectors: DetectorEngine | None = None  # stats() for /metrics, set by _build_detect
 
 
