@@ -149,35 +149,42 @@ def _update_base(ev: OrderUpdate) -> dict[str, Any]:
     return row
 
 
+_UPDATED_FIELDS = ("state", "filled", "avg_price", "reason", "updated_at", "exchange_order_id")
+
+
 async def upsert_orders(session: AsyncSession, events: Sequence[OrderIntent | OrderUpdate]) -> int:
-    """Intents create the row in state ``new`` (no-op if it exists); updates set state, filled,
-    avg_price, reason and exchange_order_id (creating the row when the intent is unknown)."""
+    """Intents create the row in state ``new`` (no-op if it exists); updates, applied in order,
+    set state, filled, avg_price, reason and exchange_order_id (creating the row when the
+    intent is unknown). A missing exchange id, price or average price never erases a known one.
+    """
     rows: dict[str, dict[str, Any]] = {}
     updated: set[str] = set()
     for ev in events:
         cid = ev.client_order_id
         if isinstance(ev, OrderIntent):
-            intent = _intent_row(ev)
-            if cid in rows:  # the update came first in this batch: keep its mutable fields
-                for k, v in intent.items():
-                    if k not in updated_fields or k not in rows[cid]:
-                        rows[cid][k] = v
-            else:
-                rows[cid] = intent
+            row = _intent_row(ev)
+            if cid in updated:  # an update came first in this batch: keep what it set
+                row.update(
+                    {k: v for k, v in rows[cid].items() if k in _UPDATED_FIELDS and v is not None}
+                )
+            rows[cid] = row
             continue
         row = rows.get(cid) or _update_base(ev)
         rows[cid] = row
         row.update(
             state=OrderState(ev.state).value,
             filled=ev.filled,
-            avg_price=ev.avg_price,
             reason=ev.reason,
             updated_at=utc(ev.ts),
         )
-        if ev.exchange_order_id is not None:
-            row["exchange_order_id"] = ev.exchange_order_id
-        if ev.price is not None:
-            row["price"] = ev.price
+        for key, value in (
+            ("exchange_order_id", ev.exchange_order_id),
+            ("price", ev.price),
+            ("avg_price", ev.avg_price),
+        ):
+            if value is not None:
+                row[key] = value
+        row.setdefault("avg_price", None)
         updated.add(cid)
     if not rows:
         return 0
@@ -196,9 +203,9 @@ async def upsert_orders(session: AsyncSession, events: Sequence[OrderIntent | Or
             set_={
                 "state": ex.state,
                 "filled": ex.filled,
-                "avg_price": ex.avg_price,
                 "reason": ex.reason,
                 "updated_at": ex.updated_at,
+                "avg_price": func.coalesce(ex.avg_price, OrderRow.avg_price),
                 "exchange_order_id": func.coalesce(
                     ex.exchange_order_id, OrderRow.exchange_order_id
                 ),
@@ -207,11 +214,6 @@ async def upsert_orders(session: AsyncSession, events: Sequence[OrderIntent | Or
         )
         await session.execute(stmt, changed)
     return len(rows)
-
-
-updated_fields = frozenset(
-    {"state", "filled", "avg_price", "reason", "updated_at", "exchange_order_id", "price"}
-)
 
 
 async def record_intent(db: Database, intent: OrderIntent) -> None:

@@ -123,17 +123,20 @@ class StoreWriter:
                 await self._timer
             self._timer = None
         try:
-            await self.flush(final=True)
+            await self.flush()
         finally:
+            durable_kinds = (*DURABLE, FeedStatus)
+            left = len(self._durable) + sum(
+                1 for sub in self._subs for ev in sub.queue if isinstance(ev, durable_kinds)
+            )
             for sub in self._subs:
                 sub.close()
             self._subs = []
-            left = len(self._durable)
-            if left:
+            if left:  # only when stop was cut short (shutdown budget) during an outage
                 log.error("store.unsaved_durable_events", count=left)
 
-    async def flush(self, *, final: bool = False) -> None:
-        """Write every buffered row now (``final`` also writes the open candles)."""
+    async def flush(self) -> None:
+        """Write every buffered row now, open candles included."""
         await self._flush_durable()
         await self._flush_market(with_open_candles=True)
 

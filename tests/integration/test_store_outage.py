@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from structlog.testing import capture_logs
 
 from cryptomon.clock import LiveClock
 from cryptomon.config import DatabaseConfig, StorageConfig
@@ -219,4 +220,29 @@ async def test_sqlite_locked_database_loses_and_duplicates_nothing(sqlite_url: s
     finally:
         if writer._subs:
             await writer.stop()
+        await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_stop_cut_short_during_outage_reports_unsaved_events(sqlite_url: str) -> None:
+    """If the shutdown budget ends while the database is locked, the loss is logged and counted."""
+    db = Database(DatabaseConfig(url=sqlite_url, sqlite_busy_timeout_s=0.05))
+    await db.start()
+    hub, writer = _writer(db)
+    await writer.start()
+    path = make_url(sqlite_url).database
+    locker = sqlite3.connect(str(path), timeout=5, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        for i in range(7):
+            hub.publish(anomaly(ts_detected=1_700_000_000.0 + i))
+        await wait_until(lambda: writer.retries >= 1, message="a failed write")
+        with capture_logs() as logs, pytest.raises(TimeoutError):
+            await asyncio.wait_for(writer.stop(), 0.3)
+        unsaved = [e for e in logs if e["event"] == "store.unsaved_durable_events"]
+        assert unsaved
+        assert unsaved[0]["count"] == 7
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
         await db.stop()

@@ -258,3 +258,42 @@ async def test_exchange_candle_wins_over_aggregated_one(db: Database) -> None:
     async with db.sessionmaker() as s:
         row = (await s.execute(select(CandleRow))).scalar_one()
     assert (row.source, row.volume, row.trade_count, row.closed) == ("exchange", 11.0, 4, True)
+
+
+@pytest.mark.asyncio
+async def test_update_before_intent_in_one_batch_keeps_both(db: Database) -> None:
+    """An update queued ahead of its intent keeps its state; the intent supplies the rest."""
+    await _write(
+        db,
+        repos.upsert_orders,
+        [update("cm-2", OrderState.SUBMITTED, exchange_order_id="X2", price=None), intent("cm-2")],
+    )
+    async with db.sessionmaker() as s:
+        row = (await s.execute(select(OrderRow))).scalar_one()
+    assert (row.state, row.exchange_order_id, row.origin) == ("submitted", "X2", "signal")
+    assert row.price == Decimal("65000.1")
+    assert row.stop_loss == Decimal("63000")
+
+
+@pytest.mark.asyncio
+async def test_update_without_avg_price_keeps_the_known_one(db: Database) -> None:
+    """A later update lacking avg_price/exchange id does not erase the stored values."""
+    await repos.record_intent(db, intent())
+    await _write(
+        db,
+        repos.upsert_orders,
+        [
+            update(
+                state=OrderState.PARTIALLY_FILLED,
+                filled=Decimal("0.1"),
+                avg_price=Decimal("64000"),
+                exchange_order_id="X9",
+            )
+        ],
+    )
+    await _write(
+        db, repos.upsert_orders, [update(state=OrderState.CANCELED, filled=Decimal("0.1"))]
+    )
+    async with db.sessionmaker() as s:
+        row = (await s.execute(select(OrderRow))).scalar_one()
+    assert (row.state, row.avg_price, row.exchange_order_id) == ("canceled", Decimal(64000), "X9")
