@@ -122,3 +122,14 @@ async def test_notify_test_bad_template_is_a_config_error(tmp_path: Path) -> Non
     assert "alerts.templates" in err
     assert "unknown field {bogus} for anomaly" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.asyncio
+async def test_notify_test_unsupported_url_is_a_config_error(tmp_path: Path) -> None:
+    """A URL apprise cannot use exits 2 naming the channel's key, without echoing the URL."""
+    cfg = _config(tmp_path, [{"name": "ops", "url": "nosuchservice://sekrit-token@host/x"}])
+    code, _, err = await _cli("notify-test", "--config", cfg)
+    assert code == 2
+    assert "alerts.channels.0.url" in err
+    assert "not a URL apprise supports" in err
+    assert "sekrit-token" not in err

@@ -274,3 +274,17 @@ async def test_digest_due_in_quiet_hours_waits_for_their_end(http_sink: HttpSink
         await wait_until(lambda: len(http_sink.messages) == 2)
     assert http_sink.titles()[1] == "[digest] 1 alerts for ops (rate limit reached)"
     assert "binance BTC-USDT: price" in http_sink.bodies()[1]
+
+
+@pytest.mark.asyncio
+async def test_malformed_event_is_skipped_not_fatal(http_sink: HttpSink) -> None:
+    """An anomaly with an impossible severity is logged and skipped; the next one is sent."""
+    bad = anomaly(kind="bad")
+    object.__setattr__(bad, "severity", "loud")
+    async with running_router([_ch("ops", http_sink)]) as run:
+        with capture_logs() as logs:
+            run.hub.publish(bad)
+            run.hub.publish(anomaly(kind="good"))
+            await wait_until(lambda: len(http_sink.messages) == 1)
+    assert "good anomaly" in http_sink.titles()[0]
+    assert any(e["event"] == "notify.event_failed" for e in logs)
