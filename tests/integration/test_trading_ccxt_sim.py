@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from cryptomon.clock import ManualClock
 from cryptomon.config import LiveTradingConfig
-from cryptomon.errors import FatalError
+from cryptomon.errors import FatalError, TemporaryError
 from cryptomon.events import OrderIntent, OrderState
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
@@ -63,7 +63,7 @@ async def venue() -> AsyncIterator[Venue]:
         balances={"USDT": Decimal(10_000), "BTC": Decimal("0.5")},
     )
     await sim.start(run=False)
-    broker = CcxtBroker(live_config(sim.rest_url), clock=clock, exchange_name="simulator")
+    broker = CcxtBroker(live_config(sim.rest_url), exchange_name="simulator")  # live clock
     await broker.start()
     try:
         yield Venue(sim, endpoints, broker, clock)
@@ -280,3 +280,33 @@ async def test_wrong_secret_is_an_authentication_failure_not_a_retry(venue: Venu
     finally:
         await broker.stop()
     assert venue.endpoints.engine.orders == {}
+
+
+@pytest.mark.asyncio
+async def test_reads_retry_a_passing_5xx_and_give_up_as_temporary(venue: Venue) -> None:
+    """A 503 on a read is retried; when it persists the caller gets a TemporaryError."""
+    path = "/api/v3/account"
+    venue.endpoints.faults.add(Fault(kind="status", status=503, method="GET", path=path))
+    balances = await venue.broker.fetch_balances()
+    assert balances["USDT"] == Decimal(10_000)
+    assert venue.endpoints.requests[("GET", path)] == 2
+    venue.endpoints.faults.add(Fault(kind="status", status=503, method="GET", path=path, times=10))
+    with pytest.raises(TemporaryError, match="ExchangeNotAvailable"):
+        await venue.broker.fetch_balances()
+
+
+@pytest.mark.asyncio
+async def test_unknown_symbol_is_a_rejection_naming_it(venue: Venue) -> None:
+    """An order for a market the venue does not list is rejected with the symbol named."""
+    bad = OrderIntent(
+        exchange="simulator",
+        symbol="DOGE-USDT",
+        ts=0.0,
+        ts_recv=0.0,
+        client_order_id="cm-doge",
+        side="buy",
+        type="market",
+        amount=Decimal(1),
+    )
+    with pytest.raises(OrderRejectedError, match="DOGE-USDT is not a market of binance"):
+        await venue.broker.place_order(bad)

@@ -119,19 +119,27 @@ class CcxtBroker:
         return None
 
     async def _read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """A read call: network trouble is retried a few times, then a TemporaryError."""
+        """A read call. Trouble that may pass (network, 5xx, 429, unknown venue errors) is
+        retried a few times, then raised as TemporaryError; authentication and other venue
+        refusals are FatalError naming the cause; ``OrderNotFound`` passes through."""
         import ccxt
 
         delays = backoff_delays(initial=0.2, cap=2.0)
         for attempt in range(1, self.read_attempts + 1):
             try:
                 return await fn(*args, **kwargs)
-            except (ccxt.NetworkError, ccxt.BadResponse) as exc:
+            except ccxt.OrderNotFound:
+                raise
+            except ccxt.OperationFailed as exc:  # NetworkError, BadResponse, -1000/-1001...
                 if attempt >= self.read_attempts:
                     raise TemporaryError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
                 await self.clock.sleep(next(delays))
             except ccxt.AuthenticationError as exc:
                 raise FatalError(f"{self.name}: authentication failed: {exc}") from exc
+            except ccxt.BaseError as exc:
+                raise FatalError(
+                    f"{self.name}: venue refused: {type(exc).__name__}: {exc}"
+                ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ protocol
