@@ -206,6 +206,7 @@ class TradingEngine(EngineControls):
         """Poll open orders, publish marks, watch the daily loss limit."""
         last_marks = 0.0
         last_equity = 0.0
+        last_reconcile = self._now()
         while True:
             await self.clock.sleep(self.config.poll_interval_s)
             for record in self.book.open():
@@ -231,6 +232,12 @@ class TradingEngine(EngineControls):
             if now - last_equity >= self.config.equity_snapshot_interval_s:
                 last_equity = now
                 await self.record_equity(now)
+            if now - last_reconcile >= self.config.reconcile_interval_s:
+                last_reconcile = now
+                try:
+                    await reconcile(self, periodic=True)
+                except Exception as exc:
+                    log.warning("trading.reconcile_failed", error=repr(exc))
             self.check_daily_loss()
 
     async def record_equity(self, now: float) -> None:

@@ -96,6 +96,7 @@ class EngineCore:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._settling: set[str] = set()
         self.protections: dict[_Key, Protection] = {}
+        self.last_mismatches: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
 

@@ -50,30 +50,17 @@ async def _retry(core: EngineCore, what: str, call: Callable[[], Awaitable[T]]) 
     raise AssertionError("unreachable")
 
 
-async def reconcile(core: EngineCore) -> list[str]:
-    """Run the three steps; returns the mismatches (empty when everything agreed)."""
+async def reconcile(core: EngineCore, *, periodic: bool = False) -> list[str]:
+    """Run the three steps; returns the mismatches (empty when everything agreed).
+
+    ``periodic`` (the engine's timer) skips the order lookups (polling does them), reports
+    only mismatches seen twice in a row (a fill in flight is not a mismatch) and never
+    changes the state back to active.
+    """
     mismatches: list[str] = []
     broker = core.broker
-    for record in core.book.open():
-        i = record.intent
-        bo = await _retry(
-            core, "fetch_order", partial(broker.fetch_order, i.symbol, i.client_order_id)
-        )
-        if bo is None:
-            if record.state in (
-                OrderState.SUBMITTED,
-                OrderState.PARTIALLY_FILLED,
-                OrderState.CANCEL_PENDING,
-            ):
-                mismatches.append(
-                    f"order {i.client_order_id} was {record.state} locally but "
-                    f"is unknown at the venue"
-                )
-            core._move(record, OrderState.REJECTED, "never reached the venue (reconciliation)")
-            continue
-        await core.apply_broker_order(record, bo)
-        if record.state == OrderState.UNKNOWN:
-            core.settle_later(record)
+    if not periodic:
+        await _settle_journal_orders(core, mismatches)
 
     for bo in await _retry(core, "fetch_open_orders", broker.fetch_open_orders):
         coid = bo.client_order_id
@@ -96,16 +83,50 @@ async def reconcile(core: EngineCore) -> list[str]:
         if have < amount:
             mismatches.append(f"position needs {amount} {base} but the venue holds {have}")
 
+    if periodic:
+        previous = core.last_mismatches
+        core.last_mismatches = set(mismatches)
+        mismatches = [m for m in mismatches if m in previous or m.startswith("orphan")]
     core.reconciled = True
     if mismatches:
         reason = "reconciliation mismatch: " + "; ".join(mismatches)
         log.error("trading.reconcile_mismatch", mismatches=mismatches)
-        if core.risk_state == RiskState.REDUCING:
-            core._risk_event("state_change", reason)
-            core.state_reason = reason
-        else:
+        if core.risk_state == RiskState.ACTIVE:
             core.set_risk_state(RiskState.REDUCING, reason)
-    elif core.risk_state == RiskState.REDUCING:
+        else:
+            core.state_reason = reason
+            core._risk_event("state_change", reason)
+    elif not periodic and core.risk_state == RiskState.REDUCING:
         core.set_risk_state(RiskState.ACTIVE, "reconciled with the broker")
-    log.info("trading.reconciled", mismatches=len(mismatches), open_orders=len(core.book.open()))
+    log.info(
+        "trading.reconciled",
+        mismatches=len(mismatches),
+        periodic=periodic,
+        open_orders=len(core.book.open()),
+    )
     return mismatches
+
+
+async def _settle_journal_orders(core: EngineCore, mismatches: list[str]) -> None:
+    """Step 1: look up every order the journal left open; close what the venue never saw."""
+    broker = core.broker
+    for record in core.book.open():
+        i = record.intent
+        bo = await _retry(
+            core, "fetch_order", partial(broker.fetch_order, i.symbol, i.client_order_id)
+        )
+        if bo is None:
+            if record.state in (
+                OrderState.SUBMITTED,
+                OrderState.PARTIALLY_FILLED,
+                OrderState.CANCEL_PENDING,
+            ):
+                mismatches.append(
+                    f"order {i.client_order_id} was {record.state} locally but "
+                    f"is unknown at the venue"
+                )
+            core._move(record, OrderState.REJECTED, "never reached the venue (reconciliation)")
+            continue
+        await core.apply_broker_order(record, bo)
+        if record.state == OrderState.UNKNOWN:
+            core.settle_later(record)

@@ -224,3 +224,25 @@ async def test_restart_rebuilds_positions_and_stats_from_fills() -> None:
     assert after["realized_pnl"] == before["realized_pnl"]
     assert engine.risk_state == RiskState.ACTIVE
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_periodic_reconcile_needs_a_mismatch_twice_and_never_reactivates() -> None:
+    """A balance gap seen once may be a fill in flight; seen twice it moves to reducing. A
+    clean periodic run does not undo a reducing state set for another reason."""
+    from cryptomon.trading.reconcile import reconcile
+
+    engine, broker, _, col = _engine()
+    await engine.start()
+    await engine.place_manual_order(actor="ops", exchange=EX, symbol=SYM, side="buy", amount="1")
+    broker.balances_override = {"USDT": d(9000), "BTC": d(0)}
+    assert await reconcile(engine, periodic=True) == []
+    assert engine.risk_state == RiskState.ACTIVE
+    [gap] = await reconcile(engine, periodic=True)
+    assert "needs 1 BTC" in gap
+    assert engine.risk_state == RiskState.REDUCING
+    assert col.of(RiskEvent)[-1].state == "reducing"
+    broker.balances_override = None
+    assert await reconcile(engine, periodic=True) == []
+    assert engine.risk_state == RiskState.REDUCING
+    await engine.stop()
