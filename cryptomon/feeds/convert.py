@@ -40,6 +40,8 @@ from cryptomon.events import (
     Ticker,
     Trade,
 )
+from cryptomon.feeds.booktop import TopTracker
+from cryptomon.feeds.fastevents import factory
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
 from cryptomon.hub import Hub
 
@@ -56,6 +58,11 @@ CF_CHANNELS: dict[str, str] = {
 CONFIG_CHANNELS: dict[str, str] = {v: k for k, v in CF_CHANNELS.items()}
 
 Callback = Callable[[Any, float], Awaitable[None]]
+
+_CACHE_ATTR = {"trades": "_trades_ch", "ticker": "_ticker_ch", "orderbook": "_book_ch"}
+_new_trade = factory(Trade)
+_new_ticker = factory(Ticker)
+_new_top = factory(BookTop)
 
 
 def _f(value: Any) -> float | None:
@@ -84,12 +91,21 @@ class Converter:
         self._last_snapshot: dict[str, float] = {}
         self._book_seen: set[str] = set()  # symbols with a book on this connection
         self._uses_deltas = False  # the exchange updates books by deltas (not full books)
+        self._tops = TopTracker(book_levels)
         self.on_crossed: Callable[[str], None] | None = None
+        self._trades_ch: ChannelHealth | None = None
+        self._ticker_ch: ChannelHealth | None = None
+        self._book_ch: ChannelHealth | None = None
 
     def _ch(self, channel: str) -> ChannelHealth:
         ch = self.health.channels.get(channel)
         if ch is None:  # a channel the recording has but the config did not ask for
             ch = self.health.channels[channel] = ChannelHealth(channel, None)
+        return ch
+
+    def _init_ch(self, channel: str) -> ChannelHealth:
+        ch = self._ch(channel)
+        setattr(self, _CACHE_ATTR[channel], ch)
         return ch
 
     def callbacks(self, channels: list[str]) -> dict[str, Callback]:
@@ -119,36 +135,40 @@ class Converter:
     # ------------------------------------------------------------------ callbacks
 
     async def trade(self, t: Any, receipt: float) -> None:
-        self._seen(self._ch("trades"), receipt)
+        self._seen(self._trades_ch or self._init_ch("trades"), receipt)
+        receipt = float(receipt)
         self.hub.publish(
-            Trade(
-                exchange=self.exchange,
-                symbol=t.symbol,
-                ts=float(t.timestamp or receipt),
-                ts_recv=float(receipt),
-                price=float(t.price),
-                amount=float(t.amount),
-                side=t.side,
-                trade_id=None if t.id is None else str(t.id),
+            # exchange, symbol, ts, ts_recv, price, amount, side, trade_id
+            _new_trade(
+                self.exchange,
+                t.symbol,
+                float(t.timestamp or receipt),
+                receipt,
+                float(t.price),
+                float(t.amount),
+                t.side,
+                None if t.id is None else str(t.id),
             )
         )
 
     async def ticker(self, t: Any, receipt: float) -> None:
-        self._seen(self._ch("ticker"), receipt)
+        self._seen(self._ticker_ch or self._init_ch("ticker"), receipt)
+        receipt = float(receipt)
+        # exchange, symbol, ts, ts_recv, bid, ask, last
         self.hub.publish(
-            Ticker(
-                exchange=self.exchange,
-                symbol=t.symbol,
-                ts=float(t.timestamp or receipt),
-                ts_recv=float(receipt),
-                bid=float(t.bid),
-                ask=float(t.ask),
+            _new_ticker(
+                self.exchange,
+                t.symbol,
+                float(t.timestamp or receipt),
+                receipt,
+                float(t.bid),
+                float(t.ask),
+                None,
             )
         )
 
     async def book(self, ob: Any, receipt: float) -> None:
-        ch = self._ch("orderbook")
-        self._seen(ch, receipt)
+        self._seen(self._book_ch or self._init_ch("orderbook"), receipt)
         symbol = ob.symbol
         if ob.delta is None:
             if self._uses_deltas and symbol in self._book_seen:
@@ -157,63 +177,32 @@ class Converter:
         elif not self._uses_deltas:
             self._uses_deltas = True
             self._book_seen.add(symbol)
-        bids = ob.book.bids
-        asks = ob.book.asks
-        nb = len(bids)
-        na = len(asks)
-        if not nb or not na:
-            return
-        bid, bid_size = bids.index(0)
-        ask, ask_size = asks.index(0)
-        bid_f = float(bid)
-        ask_f = float(ask)
-        if bid_f >= ask_f:
-            self.health.crossed += 1
-            if self.on_crossed is not None:
-                self.on_crossed(symbol)
-            return
         receipt = float(receipt)
         ts = float(ob.timestamp or receipt)
-        levels = self.book_levels
-        bid_depth = float(bid_size)
-        for i in range(1, min(levels, nb)):
-            bid_depth += float(bids.index(i)[1])
-        ask_depth = float(ask_size)
-        for i in range(1, min(levels, na)):
-            ask_depth += float(asks.index(i)[1])
-        total = bid_depth + ask_depth
-        spread = ask_f - bid_f
-        mid = (ask_f + bid_f) / 2
-        self.hub.publish(
-            BookTop(
-                exchange=self.exchange,
-                symbol=symbol,
-                ts=ts,
-                ts_recv=receipt,
-                bid=bid_f,
-                bid_size=float(bid_size),
-                ask=ask_f,
-                ask_size=float(ask_size),
-                spread=spread,
-                spread_bps=spread / mid * 10_000 if mid > 0 else 0.0,
-                bid_depth=bid_depth,
-                ask_depth=ask_depth,
-                imbalance=(bid_depth - ask_depth) / total if total > 0 else 0.0,
-                levels=min(levels, nb, na),
-            )
-        )
+        vals = self._tops.update(symbol, ob.book, ob.delta)
+        if vals is None:
+            if self._tops.crossed(ob.book):
+                self.health.crossed += 1
+                if self.on_crossed is not None:
+                    self.on_crossed(symbol)
+            return
+        # exchange, symbol, ts, ts_recv, bid, bid_size, ask, ask_size, spread, spread_bps,
+        # bid_depth, ask_depth, imbalance, levels
+        self.hub.publish(_new_top(self.exchange, symbol, ts, receipt, *vals))
         last = self._last_snapshot.get(symbol)
         if last is None or receipt - last >= self.snapshot_interval:
             self._last_snapshot[symbol] = receipt
             depth = self.depth
+            bl = ob.book.bids.to_list()
+            al = ob.book.asks.to_list()
             self.hub.publish(
                 BookSnapshot(
                     exchange=self.exchange,
                     symbol=symbol,
                     ts=ts,
                     ts_recv=receipt,
-                    bids=tuple((float(p), float(s)) for p, s in bids.to_list()[:depth]),
-                    asks=tuple((float(p), float(s)) for p, s in asks.to_list()[:depth]),
+                    bids=tuple([(float(p), float(q)) for p, q in bl[:depth]]),
+                    asks=tuple([(float(p), float(q)) for p, q in al[:depth]]),
                 )
             )
 

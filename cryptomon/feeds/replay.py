@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 from cryptofeed.feed import Feed
+from yapic import json as fast_json
 
 from cryptomon.clock import Clock
 from cryptomon.config import ExchangeConfig
@@ -93,7 +94,7 @@ class Recording:
                 continue
             payload = line.split(": ", 1)[1]
             try:
-                data = json.loads(payload)
+                data = fast_json.loads(payload)
             except ValueError:
                 raise ConfigError(
                     [Problem(str(p), line[:60], "recorded JSON after 'TIMESTAMP: '")]
