@@ -1,8 +1,10 @@
 """schemathesis against the live OpenAPI document: no 5xx, every response conforms to it.
 
 The server runs with real services (SQLite store with anomalies and notifications, a
-MarketState fed through the hub, the notification router delivering to a loopback webhook)
-on its own event loop in a thread, because schemathesis sends requests synchronously.
+MarketState fed through the hub, the detector engine, the paper-trading engine, the feed
+manager over a networkless source, the notification router delivering to a loopback
+webhook) on its own event loop in a thread, because schemathesis sends requests
+synchronously.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.unit.api.conftest import ADMIN, api_config, insert_anomalies
-from tests.unit.api.fakes import FakeDetectors, FakeFeeds, FakeTrading
+from tests.unit.api.fakes import feed_manager
 from tests.unit.api.test_anomalies_api import anomaly
 from tests.unit.api.test_market_api import feed
 
@@ -49,18 +51,20 @@ class LiveApi:
 async def _start(tmp: Path, stop: asyncio.Event, ready: Future[LiveApi]) -> None:
     from cryptomon.api import ApiServer
     from cryptomon.clock import LiveClock
-    from cryptomon.config import AlertsConfig, DatabaseConfig
+    from cryptomon.config import AlertsConfig, AnomalyDetectionConfig, DatabaseConfig
+    from cryptomon.detect.engine import DetectorEngine
     from cryptomon.events import NotificationRecord
-    from cryptomon.feeds.state import MarketState
-    from cryptomon.hub import Hub
     from cryptomon.notify.router import NotificationRouter
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.repos import insert_notifications
     from tests.unit.notify.sinks import HttpSink
+    from tests.unit.trading.helpers import paper_engine, trading_config
 
-    hub = Hub()
-    market = MarketState(hub=hub)
+    clock = LiveClock()
+    trading, _broker, hub, market, _ = paper_engine(config=trading_config(), clock=clock)
+    detectors = DetectorEngine(hub=hub, clock=clock, config=AnomalyDetectionConfig())
+    feeds, _source = feed_manager(hub, clock)
     db = Database(DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp / 'api.db'}"))
     await db.start()
     await insert_anomalies(db, [anomaly(i) for i in range(30)])
@@ -93,17 +97,21 @@ async def _start(tmp: Path, stop: asyncio.Event, ready: Future[LiveApi]) -> None
         queries=Queries(db=db),
         db=db,
         market=market,
-        feeds=FakeFeeds(),
-        detectors=FakeDetectors(),
+        feeds=feeds,
+        detectors=detectors,
         notifier=notifier,
-        trading=FakeTrading(),
+        trading=trading,
     )
+    feed(hub)  # a book for the paper broker and the market endpoints
     await hub.start()
+    await detectors.start()
+    await trading.start()
     await server.start()
-    feed(hub)
     ready.set_result(LiveApi(server.url, asyncio.get_running_loop()))
     await stop.wait()
     await server.stop()
+    await trading.stop()
+    await detectors.stop()
     await hub.stop(1.0)
     await sink.close()
     await db.stop()

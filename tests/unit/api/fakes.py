@@ -1,14 +1,20 @@
-"""Small honest in-test implementations of the API's service Protocols, for subsystems whose
-real object is not needed (or not available) in a test. They keep real state and fail like
-the real ones (LookupError, ValueError, RiskRejected)."""
+"""In-test stand-ins: ``FakeTrading`` implements the documented TradingEngine API with
+in-memory state (for error paths that are awkward to reach on the paper broker; it fails
+like the real one: LookupError, ConfigError, RiskRejected); ``HealthSource`` gives the real
+FeedManager a networkless source whose real FeedHealth the test drives."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from cryptomon.clock import Clock
 from cryptomon.errors import ConfigError, Problem, RiskRejected
+from cryptomon.feeds.health import FeedHealth
+from cryptomon.feeds.manager import FeedManager
+from cryptomon.hub import Hub
 
 
 class FakeTrading:
@@ -130,40 +136,38 @@ class FakeTrading:
         }
 
 
-class FakeFeeds:
-    """A feed manager whose per-exchange health the test sets."""
+class HealthSource:
+    """A feed source without a network connection: a real ``FeedHealth`` the test drives
+    through the same calls a cryptofeed connection makes."""
 
-    def __init__(self, state: str = "live") -> None:
-        self.state = state
+    def __init__(self, exchange: str, channels: list[str], *, hub: Hub, clock: Clock) -> None:
+        self.name = f"feed:{exchange}"
+        self.exchange = exchange
+        self.health = FeedHealth(exchange, channels, hub=hub, clock=clock)
 
-    def health(self) -> Mapping[str, Any]:
-        return {
-            "binance": {
-                "state": self.state,
-                "reconnects": 2,
-                "channels": {
-                    "trades": {"state": self.state, "messages": 10, "last_message_age_s": 0.5}
-                },
-            }
-        }
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def connected(self, *, reconnects: int = 0) -> None:
+        """(Re)connect ``reconnects + 1`` times, then receive one message per channel."""
+        for _ in range(reconnects + 1):
+            self.health.on_connecting()
+            self.health.on_connected()
+        for ch in self.health.channels.values():
+            ch.messages += 1  # what the converter does for each message
+            ch.last = time.monotonic()
+            self.health.became_live(ch)
+
+    def disconnected(self) -> None:
+        self.health.on_disconnected("connection reset by peer")
 
 
-class FakeDetectors:
-    """Detector statistics in the documented ``DetectorEngine.stats()`` shape."""
-
-    def stats(self) -> Mapping[str, Any]:
-        return {
-            "events": {"Trade": 10, "BookTop": 4},
-            "anomalies": {
-                "total": 4,
-                "by_kind": {"volume": 3, "price": 1},
-                "by_severity": {"high": 4},
-            },
-            "suppressed_by_cooldown": 1,
-            "errors": 0,
-            "latency_seconds": {
-                "buckets": {"0.001": 5, "0.01": 7, "0.1": 8, "+Inf": 8},
-                "count": 8,
-                "sum": 0.05,
-            },
-        }
+def feed_manager(hub: Hub, clock: Clock, *, live: bool = True) -> tuple[FeedManager, HealthSource]:
+    """The real FeedManager over one networkless binance source (trades, orderbook)."""
+    src = HealthSource("binance", ["trades", "orderbook"], hub=hub, clock=clock)
+    if live:
+        src.connected(reconnects=2)
+    return FeedManager([src], hub=hub, clock=clock), src

@@ -8,11 +8,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cryptomon.api.rest import all_routes
+from cryptomon.clock import LiveClock
 from cryptomon.config import DatabaseConfig
 from cryptomon.events import Trade
+from cryptomon.hub import Hub
 from cryptomon.store.db import Database
 from tests.unit.api.conftest import READ, StartApi, api_config, bearer
-from tests.unit.api.fakes import FakeDetectors, FakeFeeds, FakeTrading
+from tests.unit.api.fakes import FakeTrading, feed_manager
+from tests.util import wait_until
 
 
 @pytest.mark.asyncio
@@ -25,16 +28,17 @@ async def test_health_is_open(start_api: StartApi) -> None:
 @pytest.mark.asyncio
 async def test_ready_checks_database_feeds_trading(start_api: StartApi, database: Any) -> None:
     """/ready is 200 when the database answers and feeds are live, 503 naming what is not."""
-    feeds = FakeFeeds("live")
-    api = await start_api(db=database, feeds=feeds, trading=FakeTrading())
+    hub = Hub()
+    feeds, source = feed_manager(hub, LiveClock())
+    api = await start_api(hub=hub, db=database, feeds=feeds, trading=FakeTrading())
     status, body = await api.get("/ready", token=None)
     assert status == 200
     assert body["ready"] is True
     assert set(body["checks"]) == {"database", "feeds", "trading"}
-    feeds.state = "stale"
+    source.disconnected()
     status, body = await api.get("/ready", token=None)
     assert status == 503
-    assert body["checks"]["feeds"] == {"ok": False, "detail": "not live: stale"}
+    assert body["checks"]["feeds"] == {"ok": False, "detail": "not live: disconnected"}
 
 
 @pytest.mark.asyncio
@@ -50,7 +54,8 @@ async def test_ready_reports_unreachable_database(start_api: StartApi) -> None:
 @pytest.mark.asyncio
 async def test_status(start_api: StartApi) -> None:
     """/api/v1/status: version, uptime, which capabilities exist, hub stats, feed health."""
-    api = await start_api(feeds=FakeFeeds())
+    hub = Hub()
+    api = await start_api(hub=hub, feeds=feed_manager(hub, LiveClock())[0])
     api.hub.publish(
         Trade(exchange="x", symbol="A-B", ts=1, ts_recv=1, price=1, amount=1, side="buy")
     )
@@ -68,7 +73,8 @@ async def test_status(start_api: StartApi) -> None:
 @pytest.mark.asyncio
 async def test_feeds(start_api: StartApi) -> None:
     """/api/v1/feeds returns the feed manager's health; 404 without feeds."""
-    api = await start_api(feeds=FakeFeeds())
+    hub = Hub()
+    api = await start_api(hub=hub, feeds=feed_manager(hub, LiveClock())[0])
     status, body = await api.get("/api/v1/feeds")
     assert status == 200
     assert body["feeds"]["binance"]["reconnects"] == 2
@@ -114,35 +120,58 @@ def _families(text: str) -> dict[str, Any]:
 
 @pytest.mark.asyncio
 async def test_metrics_prometheus_text(start_api: StartApi) -> None:
-    """/metrics is Prometheus text with hub, API, feed and detector series read at scrape."""
-    api = await start_api(feeds=FakeFeeds(), detectors=FakeDetectors(), trading=FakeTrading())
-    api.hub.publish(
-        Trade(exchange="x", symbol="A-B", ts=1, ts_recv=1, price=1, amount=1, side="buy")
+    """/metrics is Prometheus text with hub, API, feed, detector and trading series, read
+    from the real detector engine's stats at scrape time."""
+    from cryptomon.config import AnomalyDetectionConfig
+    from cryptomon.detect.engine import KINDS, DetectorEngine
+
+    hub = Hub()
+    detectors = DetectorEngine(hub=hub, clock=LiveClock(), config=AnomalyDetectionConfig())
+    await detectors.start()
+    api = await start_api(
+        hub=hub, feeds=feed_manager(hub, LiveClock())[0], detectors=detectors, trading=FakeTrading()
     )
+    for i in range(5):
+        hub.publish(
+            Trade(
+                exchange="x",
+                symbol="A-B",
+                ts=1.0 + i,
+                ts_recv=1.0 + i,
+                price=1,
+                amount=1,
+                side="buy",
+            )
+        )
+    await wait_until(lambda: sum(detectors.stats()["events"].values()) >= 5)
     await api.get("/health", token=None)
     async with api.http.get(api.url + "/metrics", headers=bearer(READ)) as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/plain")
         fams = _families(await r.text())
+    await detectors.stop()
     trades = [s for s in fams["cryptomon_hub_events"].samples if s.labels.get("topic") == "Trade"]
-    assert trades[0].value == 1
+    assert trades[0].value == 5
     assert any(
         s.labels == {"method": "GET", "status": "200"}
         for s in fams["cryptomon_api_requests"].samples
     )
     assert "cryptomon_ws_dropped" in fams
     feed_age = fams["cryptomon_feed_message_age_seconds"].samples
-    assert feed_age[0].labels == {"exchange": "binance", "channel": "trades"}
-    assert feed_age[0].value == 0.5
+    assert {s.labels["channel"] for s in feed_age} == {"trades", "orderbook"}
+    assert all(0 <= s.value < 60 for s in feed_age)
+    live = {s.labels["channel"]: s.value for s in fams["cryptomon_feed_live"].samples}
+    assert live == {"trades": 1.0, "orderbook": 1.0}
     assert fams["cryptomon_feed_reconnects"].samples[0].value == 2
-    kinds = {s.labels["kind"]: s.value for s in fams["cryptomon_detect_anomalies"].samples}
-    assert kinds == {"volume": 3.0, "price": 1.0}
-    risk = {s.labels["state"]: s.value for s in fams["cryptomon_trading_risk_state"].samples}
-    assert risk == {"active": 1.0, "reducing": 0.0, "halted": 0.0}
+    seen = sum(s.value for s in fams["cryptomon_detect_events"].samples)
+    assert seen >= 5
+    kinds = {s.labels["kind"] for s in fams["cryptomon_detect_anomalies"].samples}
+    assert kinds == set(KINDS)
     hist = fams["cryptomon_detect_latency_seconds"]
     assert hist.type == "histogram"
-    count = next(s for s in hist.samples if s.name.endswith("_count"))
-    assert count.value == 8
+    assert any(s.labels.get("le") == "+Inf" for s in hist.samples)
+    risk = {s.labels["state"]: s.value for s in fams["cryptomon_trading_risk_state"].samples}
+    assert risk == {"active": 1.0, "reducing": 0.0, "halted": 0.0}
 
 
 @pytest.mark.asyncio

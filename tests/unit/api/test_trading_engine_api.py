@@ -1,0 +1,104 @@
+"""/api/v1/trading/* against the real TradingEngine on the paper broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from cryptomon.events import AuditEntry
+from tests.unit.api.conftest import ADMIN, READ, TRADE, Running, StartApi, bearer
+from tests.unit.trading.helpers import EX, SYM, book, paper_engine, trading_config
+
+
+@pytest_asyncio.fixture
+async def engine_api(start_api: StartApi) -> AsyncIterator[tuple[Running, Any, list[Any]]]:
+    """A started paper-trading engine with a book, behind a running API server."""
+    engine, _broker, hub, market, clock = paper_engine(
+        config=trading_config(max_position_size=1000.0, kill_switch_flatten=False)
+    )
+    audits: list[AuditEntry] = []
+    hub.subscribe(AuditEntry, audits.append)
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    await engine.start()
+    api = await start_api(hub=hub, market=market, trading=engine)
+    yield api, engine, audits
+    await engine.stop()
+
+
+BUY = {"exchange": EX, "symbol": "btc/usdt", "side": "buy", "amount": "2"}
+
+
+@pytest.mark.asyncio
+async def test_manual_order_fills_and_shows_in_positions(engine_api: Any) -> None:
+    """A manual market order fills on the paper broker; the position and the audit appear."""
+    api, _engine, audits = engine_api
+    status, order = await api.post("/api/v1/trading/orders", BUY, token=TRADE)
+    assert status == 200, order
+    assert order["state"] == "filled"
+    assert order["symbol"] == SYM
+    _, body = await api.get("/api/v1/trading/positions", token=READ)
+    (pos,) = body["positions"]
+    assert pos["amount"] == "2"
+    _, orders = await api.get("/api/v1/trading/orders?symbol=BTC-USDT")
+    assert orders["orders"][0]["client_order_id"] == order["client_order_id"]
+    assert ("trader", "place_order") in [(a.actor, a.action) for a in audits]
+    url = f"{api.url}/api/v1/trading/orders/{order['client_order_id']}"
+    async with api.http.delete(url, headers=bearer(TRADE)) as r:
+        assert r.status == 409  # already filled
+
+
+@pytest.mark.asyncio
+async def test_risk_rejection_is_409(engine_api: Any) -> None:
+    """An order above max_position_size is refused by the engine's risk checks: 409."""
+    api, _engine, _ = engine_api
+    status, body = await api.post("/api/v1/trading/orders", {**BUY, "amount": "50"}, token=TRADE)
+    assert status == 409
+    assert body["error"]["code"] == "risk_rejected"
+    assert body["error"]["details"]["check"]
+
+
+@pytest.mark.asyncio
+async def test_resting_limit_order_cancel(engine_api: Any) -> None:
+    """A resting limit order is cancelled through DELETE."""
+    api, _engine, _ = engine_api
+    status, order = await api.post(
+        "/api/v1/trading/orders", {**BUY, "type": "limit", "price": "99"}, token=TRADE
+    )
+    assert (status, order["state"]) == (200, "submitted")
+    url = f"{api.url}/api/v1/trading/orders/{order['client_order_id']}"
+    async with api.http.delete(url, headers=bearer(TRADE)) as r:
+        assert r.status == 200
+        assert (await r.json())["state"] in ("canceled", "cancel_pending")
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_and_resume(engine_api: Any) -> None:
+    """Engage halts the engine (orders refused), release resumes it; stats follow."""
+    api, _engine, audits = engine_api
+    status, body = await api.post("/api/v1/trading/kill-switch", {"action": "engage"}, token=TRADE)
+    assert (status, body["state"]) == (200, "halted")
+    _, stats = await api.get("/api/v1/trading/stats")
+    assert stats["risk_state"] == "halted"
+    status, body = await api.post("/api/v1/trading/orders", BUY, token=TRADE)
+    assert status == 409
+    status, body = await api.post("/api/v1/trading/kill-switch", {"action": "release"}, token=TRADE)
+    assert (status, body["state"]) == (200, "active")
+    assert ("trader", "kill_switch") in [(a.actor, a.action) for a in audits]
+
+
+@pytest.mark.asyncio
+async def test_limits_update_validated_by_the_engine(engine_api: Any) -> None:
+    """Limits change through the engine's own validation; its errors name the field."""
+    api, engine, _ = engine_api
+    status, body = await api.post("/api/v1/trading/config", {"max_open_positions": 7}, token=ADMIN)
+    assert status == 200
+    assert body["config"]["max_open_positions"] == 7
+    assert engine.limits()["max_open_positions"] == 7
+    status, body = await api.post(
+        "/api/v1/trading/config", {"max_symbol_exposure": 999_999.0}, token=ADMIN
+    )
+    assert status == 422, body
+    assert engine.limits()["max_symbol_exposure"] != 999_999.0
