@@ -92,7 +92,6 @@ class NotificationRouter:
         self.records = Recorder(hub=hub, clock=clock)
         self._sub: QueuedSubscription | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._running = False
 
     def _sender(self, cfg: ChannelConfig) -> AppriseSender:
         c = self.config
@@ -109,7 +108,6 @@ class NotificationRouter:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        self._running = True
         for ch in self.channels.values():
             ch.task = asyncio.get_running_loop().create_task(
                 self._worker(ch), name=f"notify:{ch.name}"
@@ -135,7 +133,10 @@ class NotificationRouter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sub.join(), budget)
             self._sub.close()
+            leftover = list(self._sub.queue)  # routing never awaits: safe to finish here
+            self._sub.queue.clear()
             self._sub = None
+            await self._on_batch(leftover)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -148,7 +149,6 @@ class NotificationRouter:
         if joins:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*joins), max(0.0, deadline - loop.time()))
-        self._running = False
         for ch in self.channels.values():
             if ch.task is not None:
                 ch.task.cancel()
