@@ -326,9 +326,9 @@ def _build_api(
             "writer": services.store_writer,
             "market": services.market,
             "feeds": services.feeds,
-            "notifier": getattr(services, "notifier", None),
-            "detectors": getattr(services, "detectors", None),
-            "trading": getattr(services, "trading", None),
+            "notifier": services.notifier,
+            "detectors": services.detectors,
+            "trading": services.trading,
         }
 
     return [ApiServer(config=settings.api, hub=hub, clock=clock, late_services=late_services)]

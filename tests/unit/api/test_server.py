@@ -97,7 +97,16 @@ async def test_build_app_wires_the_api_to_the_real_services(tmp_path: Path) -> N
                 assert (await r.json())["items"] == []
             async with http.get(api.url + "/ready") as r:
                 assert r.status == 200
-        for capability in ("store", "database", "market data", "notifications"):
+        for capability in (
+            "store",
+            "database",
+            "market data",
+            "notifications",
+            "detection",
+            "trading",
+            "feeds",
+            "store writer",
+        ):
             assert status["components"][capability] == "available", capability
     finally:
         await app.stop()
