@@ -6,7 +6,8 @@
 2. Open venue orders carrying one of our client order ids but unknown to the journal are
    orphans: they are canceled (a mismatch).
 3. Long positions are checked against the venue's base-currency balances: holding less than
-   the engine believes is a mismatch.
+   the engine believes is a mismatch. With a real venue (no ``restore``), the engine's cash
+   becomes the venue's quote-currency balance.
 
 Mismatches keep the engine in ``reducing`` (no new entries) with a RiskEvent naming them until
 an operator resumes; a clean run moves it to ``active``.
@@ -73,6 +74,10 @@ async def reconcile(core: EngineCore, *, periodic: bool = False) -> list[str]:
             log.error("trading.orphan_cancel_failed", client_order_id=coid, error=repr(exc))
 
     balances = await _retry(core, "fetch_balances", broker.fetch_balances)
+    quote = core.portfolio.quote
+    if not periodic and not callable(getattr(broker, "restore", None)) and quote in balances:
+        core.portfolio.cash = balances[quote]  # a real venue's cash is the truth
+        core.portfolio.snapshot(core.clock.time())
     held: dict[str, Decimal] = {}
     for pos in core.portfolio.open_positions():
         if pos.amount > 0:
