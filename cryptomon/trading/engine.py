@@ -151,8 +151,9 @@ class TradingEngine(EngineControls):
             return None
         key = (sig.exchange, sig.symbol)
         pos = self.portfolio.amount(*key)
-        pending = [r for r in self.book.open(*key) if not r.intent.reduce_only]
-        if pending or (pos > 0 and sig.side == "buy") or (pos < 0 and sig.side == "sell"):
+        if self.book.open(*key):  # an entry or an exit of this market is still working
+            return None
+        if (pos > 0 and sig.side == "buy") or (pos < 0 and sig.side == "sell"):
             return None
         if pos != 0:  # opposite signal: close the position
             return await self.submit(
