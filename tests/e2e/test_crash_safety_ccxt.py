@@ -314,7 +314,9 @@ async def test_sigkill_mid_fill_recovers_every_fill_made_while_down(rig: Rig) ->
     is down: after the restart the daemon has every fill and the venue's position."""
     rig.venue.engine.paused = True  # resting orders wait until we say so
     _, ask = rig.best()
-    body = {**MARKET_BUY, "type": "limit", "price": f"{ask:.2f}", "amount": "6"}
+    # 3 ticks above the ask: crosses the first few levels (~2.5 units) even if the book moves
+    # a tick before the order arrives; 9 units is more than they hold, so the rest rests.
+    body = {**MARKET_BUY, "type": "limit", "price": f"{ask + 0.03:.2f}", "amount": "9"}
     task = place(rig, body)
     await wait_until(lambda: bool(rig.venue.engine.orders), timeout=20, message="order placed")
     order = next(iter(rig.venue.engine.orders.values()))
@@ -339,8 +341,8 @@ async def test_sigkill_mid_fill_recovers_every_fill_made_while_down(rig: Rig) ->
     await restart_and_settle(rig)
 
     assert_no_duplicates_or_orphans(rig, orders_sent=1)
-    assert rig.venue_position() == Decimal(6)
-    assert await daemon_position(rig) == Decimal(6)
+    assert rig.venue_position() == Decimal(9)
+    assert await daemon_position(rig) == Decimal(9)
     venue_trades = {f"{EXSYM}:{f.trade_id}" for f in rig.venue.engine.fills}
     await wait_until(
         lambda: {r[0] for r in rig.db_rows("SELECT trade_id FROM fills")} == venue_trades,
