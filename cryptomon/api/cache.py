@@ -24,6 +24,7 @@ class ResponseCache:
         self._generation: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
+        self.evictions = 0
 
     @property
     def enabled(self) -> bool:
@@ -68,4 +69,5 @@ class ResponseCache:
             self._entries.move_to_end(k)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+                self.evictions += 1
         return body

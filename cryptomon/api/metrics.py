@@ -65,6 +65,11 @@ class ServiceCollector(Collector):
         yield CounterMetricFamily(
             "cryptomon_api_cache_misses", "response cache misses", value=ctx.cache.misses
         )
+        yield CounterMetricFamily(
+            "cryptomon_api_cache_evictions",
+            "response cache entries evicted at the api.cache_entries bound",
+            value=ctx.cache.evictions,
+        )
         ws = ctx.ws_stats()
         yield GaugeMetricFamily(
             "cryptomon_ws_clients", "connected WebSocket clients", value=ws.get("clients", 0)

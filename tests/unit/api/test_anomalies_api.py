@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cryptomon.events import Anomaly, Severity
-from tests.unit.api.conftest import StartApi, api_config, insert_anomalies
+from tests.unit.api.conftest import READ, StartApi, api_config, bearer, insert_anomalies
 
 T0 = 1_700_000_000.0
 
@@ -115,3 +115,14 @@ async def test_cache_is_cleared_by_a_new_anomaly(
     api.hub.publish(new)
     _, after = await api.get("/api/v1/anomalies")
     assert after["items"][0]["id"] == "a00099"
+
+
+@pytest.mark.asyncio
+async def test_cache_is_bounded_and_evictions_counted(start_api: StartApi, queries: Any) -> None:
+    """Beyond cache_entries the least recently used page is evicted and counted in /metrics."""
+    api = await start_api(config=api_config(cache_ttl_s=60, cache_entries=2), queries=queries)
+    for limit in (1, 2, 3, 4):
+        assert (await api.get(f"/api/v1/anomalies?limit={limit}"))[0] == 200
+    assert api.server.cache.evictions == 2
+    async with api.http.get(api.url + "/metrics", headers=bearer(READ)) as r:
+        assert "cryptomon_api_cache_evictions_total 2.0" in await r.text()
