@@ -61,7 +61,9 @@ def _pick_port(requested: int | None) -> int:
         return int(s.getsockname()[1])
 
 
-def demo_settings_data(*, sim_url: str, db_path: Path, port: int) -> dict[str, Any]:
+def demo_settings_data(
+    *, sim_url: str, db_path: Path, port: int, notify_url: str | None = None
+) -> dict[str, Any]:
     """The built-in demo configuration (only keys the installed sections know)."""
     from cryptomon.config import AnomalyDetectionConfig, TradingConfig
 
@@ -90,6 +92,11 @@ def demo_settings_data(*, sim_url: str, db_path: Path, port: int) -> dict[str, A
             },
         ),
         "trading": known(TradingConfig, {"auto_trading_enabled": True, "mode": "paper"}),
+        "alerts": {
+            "channels": (
+                [{"name": "demo", "url": notify_url, "min_severity": "low"}] if notify_url else []
+            )
+        },
         "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
         "api": {"host": "127.0.0.1", "port": port},
         "shutdown_timeout_s": 10.0,
@@ -129,6 +136,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
     from cryptomon.app import build_app
     from cryptomon.config import load_settings
     from cryptomon.events import (
@@ -144,11 +153,25 @@ async def _demo(args: argparse.Namespace) -> int:
     from cryptomon.sim.market import MarketModel
 
     sim = SimExchange(MarketModel(DEMO_SYMBOLS, seed=args.seed))
+    received = [0]
+
+    async def notify_sink(request: web.Request) -> web.Response:
+        await request.read()
+        received[0] += 1
+        return web.json_response({"ok": True})
+
+    # an offline notification channel: apprise posts JSON to the simulator's web server
+    sim.add_routes([web.post("/demo/notify", notify_sink)])
     await sim.start()
     scenario = demo_scenario().attach(sim)
     with tempfile.TemporaryDirectory(prefix="cryptomon-demo-") as tmp:
         port = _pick_port(args.port)
-        data = demo_settings_data(sim_url=sim.rest_url, db_path=Path(tmp) / "demo.db", port=port)
+        data = demo_settings_data(
+            sim_url=sim.rest_url,
+            db_path=Path(tmp) / "demo.db",
+            port=port,
+            notify_url=f"json://127.0.0.1:{sim.port}/demo/notify",
+        )
         settings = load_settings(data=data)
         if getattr(args, "log_level", None):
             settings.logging.level = args.log_level
@@ -206,6 +229,7 @@ async def _demo(args: argparse.Namespace) -> int:
             "orders": len(orders),
             "fills": counts["fills"],
             "notifications": counts["notifications"],
+            "notifications_delivered": received[0],
             "injected": scenario.applied,
             "api": f"http://127.0.0.1:{port}",
             "exit_code": code,
