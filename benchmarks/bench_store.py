@@ -5,8 +5,9 @@ Measures, in the same run, on the same 200k trades:
   bounded market queue -> batches (1-minute candle aggregation included) -> ``COPY`` in one
   transaction per batch; timed from the first publish until ``StoreWriter.stop()`` returns
   (everything flushed and committed);
-- the baseline (the ceiling): psycopg ``COPY`` of the same rows, built from the same events,
-  in one transaction, on a plain psycopg async connection;
+- the baseline (the ceiling): psycopg binary ``COPY`` (the format the writer uses, and the
+  fastest bulk path psycopg offers) of the same rows, built from the same events, in one
+  transaction, on a plain psycopg async connection; text ``COPY`` is printed for reference;
 - the SQLite figure through the writer (for reference).
 
 A fresh PostgreSQL database is created (from $CRYPTOMON_TEST_DATABASE_URL or
@@ -35,6 +36,7 @@ from cryptomon.clock import LiveClock
 from cryptomon.config import DatabaseConfig, StorageConfig
 from cryptomon.events import Trade
 from cryptomon.hub import Hub
+from cryptomon.store.bulk import COPY_TYPES
 from cryptomon.store.db import Database
 from cryptomon.store.repos import TRADE_COLUMNS, trade_tuple
 from cryptomon.store.writer import StoreWriter
@@ -97,14 +99,17 @@ async def through_writer(url: str, trades: list[Trade], batch_size: int) -> floa
     return len(trades) / elapsed
 
 
-async def plain_copy(url: str, trades: list[Trade]) -> float:
+async def plain_copy(url: str, trades: list[Trade], *, binary: bool = True) -> float:
     """rows/s of psycopg COPY of the same rows in one transaction."""
     async with await psycopg.AsyncConnection.connect(plain(url)) as conn:
         await conn.execute("DELETE FROM trades")
         await conn.commit()
         cols = ", ".join(TRADE_COLUMNS)
         t0 = time.perf_counter()
-        async with conn.cursor() as cur, cur.copy(f"COPY trades ({cols}) FROM STDIN") as copy:
+        fmt = " (FORMAT BINARY)" if binary else ""
+        async with conn.cursor() as cur, cur.copy(f"COPY trades ({cols}) FROM STDIN{fmt}") as copy:
+            if binary:
+                copy.set_types(list(COPY_TYPES["trades"]))
             for ev in trades:
                 await copy.write_row(trade_tuple(ev))
         await conn.commit()
@@ -129,17 +134,19 @@ async def main(args: argparse.Namespace) -> int:
     await schema.stop()
     writer_pg: list[float] = []
     copy_pg: list[float] = []
+    copy_text: list[float] = []
     writer_sqlite: list[float] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
             for r in range(args.repeats):
                 copy_pg.append(await plain_copy(url, trades))
+                copy_text.append(await plain_copy(url, trades, binary=False))
                 writer_pg.append(await through_writer(url, trades, args.batch_size))
                 writer_sqlite.append(await through_writer(sqlite_url, trades, args.batch_size))
                 print(
                     f"run {r + 1}: writer->PostgreSQL {writer_pg[-1]:,.0f} rows/s, "
-                    f"COPY {copy_pg[-1]:,.0f} rows/s, "
+                    f"COPY {copy_pg[-1]:,.0f} rows/s (text {copy_text[-1]:,.0f}), "
                     f"writer->SQLite {writer_sqlite[-1]:,.0f} rows/s"
                 )
     finally:
@@ -150,7 +157,8 @@ async def main(args: argparse.Namespace) -> int:
     sqlite_rate = statistics.median(writer_sqlite)
     print(f"median over {args.repeats} runs of {args.rows:,} trades:")
     print(f"  writer -> PostgreSQL: {value:,.0f} rows/s")
-    print(f"  psycopg COPY:         {baseline:,.0f} rows/s (baseline)")
+    print(f"  psycopg COPY binary:  {baseline:,.0f} rows/s (baseline)")
+    print(f"  psycopg COPY text:    {statistics.median(copy_text):,.0f} rows/s (reference)")
     print(f"  writer -> SQLite:     {sqlite_rate:,.0f} rows/s")
     result = {
         "bench": "store",

@@ -48,6 +48,11 @@ BOOK_TOP_COLUMNS = (
     "imbalance",
     "levels",
 )
+# PostgreSQL types of those columns, for binary COPY (4x cheaper than text on both ends).
+COPY_TYPES: dict[str, tuple[str, ...]] = {
+    "trades": ("varchar", "varchar", "timestamptz", "float8", "float8", "varchar", "varchar"),
+    "book_tops": ("varchar", "varchar", "timestamptz", *("float8",) * 9, "int4"),
+}
 
 
 def candle_row(ev: Candle) -> dict[str, Any]:
@@ -128,8 +133,9 @@ def book_top_tuple(ev: BookTop) -> tuple[Any, ...]:
 async def copy_rows(
     session: AsyncSession, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> int:
-    """Bulk-insert tuples: PostgreSQL ``COPY ... FROM STDIN`` on the session's own connection
-    (same transaction); SQLite ``executemany``."""
+    """Bulk-insert tuples: PostgreSQL ``COPY ... FROM STDIN`` (binary) on the session's own
+    connection (same transaction); SQLite ``executemany``. ``table`` is ``trades`` or
+    ``book_tops`` and ``columns`` its ``*_COLUMNS``."""
     if not rows:
         return 0
     conn = await session.connection()
@@ -137,9 +143,12 @@ async def copy_rows(
         raw = await conn.get_raw_connection()
         pg: Any = raw.driver_connection
         cols = ", ".join(columns)
-        async with pg.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+        sql = f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)"
+        async with pg.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types(list(COPY_TYPES[table]))
+            write = copy.write_row
             for row in rows:
-                await copy.write_row(row)
+                await write(row)
         return len(rows)
     model = {"trades": TradeRow, "book_tops": BookTopRow}[table]
     await session.execute(
