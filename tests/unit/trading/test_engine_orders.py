@@ -335,3 +335,35 @@ def test_paper_engine_helper_builds_a_paper_broker() -> None:
     _, paper, _, _, _ = paper_engine()
     assert isinstance(paper, PaperBroker)
     assert Decimal(1) == d("1")
+
+
+@pytest.mark.asyncio
+async def test_unavailable_market_info_rejects_instead_of_trading_blind() -> None:
+    """When the venue's market info cannot be read the order is refused (check market_info)."""
+    engine, broker, _, col, _ = scripted_engine()
+    await engine.start()
+
+    async def broken(symbol: str) -> None:
+        raise TemporaryError("exchangeInfo timed out")
+
+    broker.market = broken  # type: ignore[assignment,method-assign]
+    engine._infos.clear()
+    with pytest.raises(RiskRejected) as err:
+        await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="1")
+    assert err.value.check == "market_info"
+    assert "exchangeInfo timed out" in col.of(RiskEvent)[-1].reason
+    assert sum(broker.calls.values()) == 0
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_signal_on_the_hub_becomes_an_order() -> None:
+    """A Signal published on the hub reaches the engine's worker and is traded."""
+    engine, _broker, _, col, _ = scripted_engine()
+    await engine.start()
+    engine.hub.publish(signal(sid="hub-signal"))
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) > 0, timeout=5)
+    [intent] = col.of(OrderIntent)
+    assert intent.signal_id == "hub-signal"
+    assert intent.client_order_id == client_order_id("hub-signal", "entry", "signal")
+    await engine.stop()
