@@ -1,6 +1,8 @@
-"""End to end on the simulator with the ccxt broker: an injected anomaly becomes a signal, an
-order, a fill at the simulated venue, then a take-profit or stop-loss exit closes the
-position; the engine's PnL equals the hand computation from the venue's fills and fees."""
+"""End to end on the simulator with the ccxt broker: market data flows from the simulator
+through the real cryptofeed code into the hub; an injected anomaly becomes a signal, an order
+sent by the real ccxt code to the simulated venue, a fill, then a take-profit or stop-loss exit
+(triggered by the book the feed reports) closes the position; the engine's PnL equals the hand
+computation from the venue's own fills and fees."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import pytest
 import pytest_asyncio
 
 from cryptomon.clock import LiveClock, ManualClock
-from cryptomon.config import TradingConfig
-from cryptomon.events import Anomaly, BookTop, Fill, OrderUpdate, Severity, Signal
+from cryptomon.config import ExchangeConfig, TradingConfig
+from cryptomon.events import Anomaly, Fill, OrderUpdate, Severity, Signal
+from cryptomon.feeds.manager import FeedManager, build_sources
 from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
 from cryptomon.sim.exchange import SimExchange
@@ -44,40 +47,24 @@ class Rig:
     def of(self, cls: type) -> list[object]:
         return [e for e in self.events if isinstance(e, cls)]
 
-    def publish_top(self) -> None:
-        """The feed's part: the simulator's current best levels as a BookTop."""
-        bids, asks = self.sim.market.book(SYMBOL)
-        (bid, bsz), (ask, asz) = bids[0], asks[0]
-        now = time.time()
-        self.hub.publish(
-            BookTop(
-                exchange=EXCHANGE,
-                symbol=SYMBOL,
-                ts=now,
-                ts_recv=now,
-                bid=bid,
-                bid_size=bsz,
-                ask=ask,
-                ask_size=asz,
-                spread=ask - bid,
-                spread_bps=(ask - bid) / bid * 1e4,
-                bid_depth=bsz,
-                ask_depth=asz,
-                imbalance=0.0,
-                levels=1,
-            )
-        )
-
     async def move(self, pct: float) -> None:
-        """Move the simulated market by ``pct`` percent and let the feed report it."""
+        """Jump the simulated mid and step the simulator until the engine is flat."""
         self.sim.market.market(SYMBOL).jump(pct)
-        await self.sim.advance(0.2)
-        self.publish_top()
+        for _ in range(100):
+            await self.sim.advance(0.1)
+            try:
+                await wait_until(
+                    lambda: self.engine.portfolio.amount(EXCHANGE, SYMBOL) == 0, timeout=0.1
+                )
+            except AssertionError:
+                continue
+            return
+        raise AssertionError("the position did not close")
 
 
 @pytest_asyncio.fixture
 async def rig() -> AsyncIterator[Rig]:
-    sim = SimExchange(MarketModel([SYMBOL], seed=5), clock=ManualClock(time.time()))
+    sim = SimExchange(MarketModel([SYMBOL], seed=5), clock=ManualClock(time.time()), interval=0.05)
     endpoints = install(
         sim,
         api_key=KEY,
@@ -128,16 +115,31 @@ async def rig() -> AsyncIterator[Rig]:
         market=market,
         journal=MemoryJournal(hub=hub),
     )
+    feed = ExchangeConfig(
+        name=EXCHANGE,
+        url=sim.rest_url,
+        symbols=[SYMBOL],
+        depth=100,
+        book_snapshot_interval_s=0.01,
+        stale_after_s=3600,
+    )
+    manager = FeedManager(
+        build_sources([feed], hub=hub, clock=clock), hub=hub, clock=clock, watchdog_interval_s=0.05
+    )
     r = Rig(sim, endpoints, engine, hub, events)
-    r.publish_top()
-    await signals.start()
-    await engine.start()
+    await manager.start()
     try:
+        await wait_until(lambda: sim.clients, message="cryptofeed connected")
+        await sim.advance(0.5)
+        await wait_until(lambda: market.mid(EXCHANGE, SYMBOL) is not None, message="first book")
+        await signals.start()
+        await engine.start()
         assert engine.risk_state == RiskState.ACTIVE
         yield r
     finally:
         await engine.stop()
         await signals.stop()
+        await manager.stop()
         await hub.stop(1.0)
         await sim.stop()
 
