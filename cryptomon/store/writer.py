@@ -130,6 +130,7 @@ class StoreWriter:
                 1 for sub in self._subs for ev in sub.queue if isinstance(ev, durable_kinds)
             )
             for sub in self._subs:
+                self.dropped += sub.dropped  # keep the count visible after stop
                 sub.close()
             self._subs = []
             if left:  # only when stop was cut short (shutdown budget) during an outage

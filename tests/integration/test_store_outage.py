@@ -24,9 +24,9 @@ from cryptomon.config import DatabaseConfig, StorageConfig
 from cryptomon.events import Event, OrderState
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
-from cryptomon.store.models import AnomalyRow, FillRow, OrderRow
+from cryptomon.store.models import AnomalyRow, FillRow, OrderRow, TradeRow
 from cryptomon.store.writer import StoreWriter
-from tests.unit.store.factories import anomaly, fill, intent, update
+from tests.unit.store.factories import anomaly, fill, intent, trade, update
 from tests.util import wait_until
 
 
@@ -245,4 +245,45 @@ async def test_stop_cut_short_during_outage_reports_unsaved_events(sqlite_url: s
     finally:
         locker.execute("ROLLBACK")
         locker.close()
+        await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_market_data_beyond_the_bound_is_dropped_and_counted(sqlite_url: str) -> None:
+    """While the database is locked, trades beyond market_buffer are dropped (oldest first) and
+    counted; every trade is either stored or counted, and no anomaly is lost."""
+    db = Database(DatabaseConfig(url=sqlite_url, sqlite_busy_timeout_s=0.05))
+    await db.start()
+    hub = Hub()
+    config = StorageConfig(
+        trades=True, batch_size=20, batch_max_age_s=0.05, retry_max_s=0.2, market_buffer=50
+    )
+    writer = StoreWriter(hub=hub, db=db, config=config, clock=LiveClock())
+    await writer.start()
+    path = make_url(sqlite_url).database
+    locker = sqlite3.connect(str(path), timeout=5, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    anomalies = [anomaly(ts_detected=1_700_000_000.0 + i) for i in range(30)]
+    try:
+        for i in range(500):
+            hub.publish(trade(1_700_000_000.0 + i * 0.01))
+            if i % 20 == 0:
+                hub.publish(anomalies[i // 20])
+                await asyncio.sleep(0)  # let the writer take batches and block on the lock
+        for a in anomalies[25:]:
+            hub.publish(a)
+        await wait_until(lambda: writer.retries >= 2, message="retries while locked")
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    try:
+        await writer.stop()
+        stats = writer.stats()
+        async with db.sessionmaker() as s:
+            stored = (await s.execute(select(func.count()).select_from(TradeRow))).scalar_one()
+            ids = set((await s.execute(select(AnomalyRow.id))).scalars())
+        assert stats["dropped"] > 0
+        assert stored + stats["dropped"] == 500
+        assert ids == {a.id for a in anomalies}
+    finally:
         await db.stop()
