@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import structlog
 
 from cryptomon.clock import Clock
-from cryptomon.errors import FatalError, RiskRejected, TemporaryError, backoff_delays
+from cryptomon.errors import RiskRejected, TemporaryError, backoff_delays
 from cryptomon.events import (
     AuditEntry,
     BookTop,
@@ -255,7 +255,7 @@ class EngineCore:
             except OrderOutcomeUnknown as exc:
                 self._unknown(record, str(exc), exc.retry_after_s)
                 return record
-            except (TimeoutError, TemporaryError, FatalError, OSError) as exc:
+            except Exception as exc:  # timeout, network, a broker bug: it may have been sent
                 self._unknown(record, f"placement failed: {exc!r}", None)
                 return record
         await self.apply_broker_order(record, bo)
@@ -341,6 +341,7 @@ class EngineCore:
         """Bring ``record`` in line with the venue's view: fills first, then the state."""
         if bo.exchange_order_id and bo.exchange_order_id != record.exchange_order_id:
             record.exchange_order_id = bo.exchange_order_id
+        filled_before = record.filled
         for fill in bo.fills:
             self.apply_fill(record, fill)
         if bo.filled > record.filled:
@@ -360,6 +361,8 @@ class EngineCore:
             return
         if state in (S.SUBMITTED, S.NEW) and record.state not in (S.NEW, S.UNKNOWN):
             return
+        if state == record.state == S.PARTIALLY_FILLED and record.filled == filled_before:
+            return  # nothing new (polling a resting, partly filled order)
         self._move(record, state if state != S.NEW else S.SUBMITTED)
 
     def apply_fill(self, record: OrderRecord | None, fill: Fill) -> bool:

@@ -24,7 +24,8 @@ class ScriptedBroker:
     - ``drop``: the venue accepts the order, the response is lost (OrderOutcomeUnknown);
     - ``hang``: the venue accepts, the response never comes (the engine's timeout fires);
     - ``429``: refused before reaching the matching engine, with Retry-After, not found later;
-    - ``lost``: the request never arrives (OrderOutcomeUnknown, the venue never sees it).
+    - ``lost``: the request never arrives (OrderOutcomeUnknown, the venue never sees it);
+    - ``boom``: the venue accepts, then the broker code raises an unexpected error.
     """
 
     name = "scripted"
@@ -88,6 +89,8 @@ class ScriptedBroker:
             raise OrderOutcomeUnknown(intent.client_order_id, "response dropped")
         if mode == "hang":
             await asyncio.Event().wait()
+        if mode == "boom":
+            raise RuntimeError("unexpected broker failure after the venue accepted")
         return result
 
     def fill_native(self, coid: str, price: Decimal) -> BrokerOrder:

@@ -367,3 +367,39 @@ async def test_signal_on_the_hub_becomes_an_order() -> None:
     assert intent.signal_id == "hub-signal"
     assert intent.client_order_id == client_order_id("hub-signal", "entry", "signal")
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_unexpected_broker_error_is_unknown_not_lost() -> None:
+    """Any other error from place_order may hide an accepted order: unknown, then settled."""
+    engine, broker, _, _, clock = scripted_engine()
+    await engine.start()
+    broker.mode = "boom"
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    assert rec.state == S.UNKNOWN
+    assert "RuntimeError" in rec.reason
+    await advance_until(clock, lambda: rec.state == S.FILLED, message="settled")
+    assert broker.calls[rec.client_order_id] == 1
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_polling_a_partly_filled_order_publishes_only_changes() -> None:
+    """Re-reading a partially filled resting order without new fills publishes nothing."""
+    engine, broker, _, col, clock = scripted_engine()
+    book(engine.hub, clock, bid=100.0, ask=100.2, size=4.0, levels=2)  # 4 @100.2, 4 @101.2
+    await engine.start()
+    out = await engine.place_manual_order(
+        actor="a", exchange=EX, symbol=SYM, side="buy", amount="9", type="limit", price="100.5"
+    )
+    rec = engine.book.get(out["client_order_id"])
+    assert rec is not None
+    assert rec.state == S.PARTIALLY_FILLED
+    before = len(col.of(OrderUpdate))
+    bo = await broker.fetch_order(SYM, rec.client_order_id)
+    assert bo is not None
+    await engine.apply_broker_order(rec, bo)
+    await engine.apply_broker_order(rec, bo)
+    assert len(col.of(OrderUpdate)) == before
+    await engine.stop()
