@@ -184,6 +184,18 @@ class Authenticator:
             )
         return self._limit(principal)
 
+    def limit_address(self, client: str) -> None:
+        """Rate-limit an unauthenticated endpoint (health, readiness, the document) per IP."""
+        self._limit(
+            Principal(
+                "anonymous",
+                frozenset(),
+                f"ip:{client}",
+                self.config.rate_limit_per_s,
+                self.config.rate_limit_burst,
+            )
+        )
+
     def _limit(self, principal: Principal) -> Principal:
         wait = self.limiter.take(principal.rate_key, principal.rate_per_s, principal.burst)
         if wait > 0:

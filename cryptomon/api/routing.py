@@ -83,9 +83,9 @@ class Route:
         return self.handler.__name__
 
     def statuses(self) -> list[int]:
-        out = set(self.errors) | {404}
+        out = set(self.errors) | {404, 429}
         if self.scope is not None:
-            out |= {401, 403, 429}
+            out |= {401, 403}
         if self.query is not None:
             out.add(422)
         if self.body is not None:
@@ -177,7 +177,11 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
     """The aiohttp handler of ``route``: auth, service presence, parsing, cache, serialization."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        principal = authorize(request, route.scope) if route.scope else _ANON
+        if route.scope is not None:
+            principal = authorize(request, route.scope)
+        else:
+            request.app[CONTEXT].auth.limit_address(client_address(request))
+            principal = _ANON
         for need in route.needs:
             if request.app.get(need) is None:
                 capability = CAPABILITY_NAMES.get(need, "service")

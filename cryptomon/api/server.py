@@ -17,7 +17,7 @@ from cryptomon.api.metrics import METRICS_REGISTRY, make_registry, metrics_handl
 from cryptomon.api.middleware import api_middleware
 from cryptomon.api.openapi import build_openapi
 from cryptomon.api.rest import all_routes
-from cryptomon.api.routing import CONTEXT, ApiContext, make_handler
+from cryptomon.api.routing import CONTEXT, ApiContext, client_address, make_handler
 from cryptomon.api.ws import WsManager
 from cryptomon.clock import Clock
 from cryptomon.config import ApiConfig
@@ -129,6 +129,7 @@ class ApiServer:
         }
 
     async def _openapi(self, request: web.Request) -> web.Response:
+        self.app_context.auth.limit_address(client_address(request))
         return web.Response(body=self._openapi_body, content_type="application/json")
 
     @property

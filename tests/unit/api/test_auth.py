@@ -178,3 +178,14 @@ def test_authenticator_never_logs_the_token() -> None:
         auth.authenticate("Bearer s3cr3t-guess-value", "1.2.3.4", "read")
     assert "s3cr3t" not in exc.value.message
     assert "s3cr3t" not in repr(logs)
+
+
+@pytest.mark.asyncio
+async def test_open_endpoints_are_rate_limited_per_address(start_api: StartApi) -> None:
+    """/health, /ready and the OpenAPI document need no token but are limited per client IP."""
+    api = await start_api(config=api_config(rate_limit_per_s=0.01, rate_limit_burst=2))
+    statuses = [(await api.get("/health", token=None))[0] for _ in range(2)]
+    async with api.http.get(api.url + "/api/v1/openapi.json") as r:
+        statuses.append(r.status)
+        assert r.headers["Retry-After"]
+    assert statuses == [200, 200, 429]
