@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import structlog
 
-from cryptomon.errors import RiskRejected
+from cryptomon.errors import RiskRejected, backoff_delays
 from cryptomon.events import BookTop, Fill, OrderIntent, OrderState, Signal
 from cryptomon.trading.control import EngineControls, fields_of
 from cryptomon.trading.execution import dec
@@ -82,7 +82,14 @@ class TradingEngine(EngineControls):
         if callable(set_listener):
             set_listener(self._on_broker_update)
         if self.config.reconcile_on_start:
-            await reconcile(self)
+            try:
+                await reconcile(self)
+            except Exception as exc:  # the venue is unreachable: keep trying, trade nothing
+                reason = f"reconciliation failed, retrying: {exc}"
+                log.error("trading.reconcile_failed", error=repr(exc))
+                self.state_reason = reason
+                self._risk_event("state_change", reason)
+                self._spawn(self._reconcile_until_done(), "trading-reconcile")
         else:
             self.reconciled = True
             self.set_risk_state(RiskState.ACTIVE, "reconciliation disabled by config")
@@ -99,6 +106,15 @@ class TradingEngine(EngineControls):
             positions=len(self.portfolio.open_positions()),
             open_orders=len(self.book.open()),
         )
+
+    async def _reconcile_until_done(self) -> None:
+        delays = backoff_delays(initial=self.config.poll_interval_s, cap=60.0)
+        while not self.reconciled:
+            await self.clock.sleep(next(delays))
+            try:
+                await reconcile(self)
+            except Exception as exc:
+                log.warning("trading.reconcile_failed", error=repr(exc))
 
     async def stop(self) -> None:
         for sub in self._subs:

@@ -211,6 +211,8 @@ class EngineCore:
             existing = self.book.get(intent.client_order_id)
             if existing is not None:
                 return existing
+            if not self.reconciled:
+                self._reject(intent, "not reconciled with the broker yet", "not_reconciled")
             try:
                 info: MarketInfo | None = await self.market_info(intent.symbol)
             except Exception as exc:  # venue metadata unreachable: do not trade blind

@@ -35,6 +35,8 @@ HALTED_ORIGINS = frozenset({"stop_loss", "take_profit", "kill_switch", "manual",
 
 # Every check name a rejection can carry (RiskEvent.check).
 CHECKS = (
+    "not_reconciled",  # engine-level: no order before startup reconciliation
+    "market_info",  # engine-level: the venue's market limits could not be read
     "halted",
     "reducing",
     "auto_trading_disabled",

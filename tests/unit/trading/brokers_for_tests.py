@@ -8,6 +8,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
+from cryptomon.errors import TemporaryError
 from cryptomon.events import Fill, OrderIntent, OrderState
 from cryptomon.trading.brokers.base import (
     BrokerOrder,
@@ -43,6 +44,7 @@ class ScriptedBroker:
         self.balances_override: dict[str, Decimal] | None = None
         self.hold = asyncio.Event()
         self.hold.set()
+        self.fail_reads = 0  # fetch_open_orders raises TemporaryError while > 0
 
     async def start(self) -> None:
         await self.paper.start()
@@ -138,6 +140,9 @@ class ScriptedBroker:
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
         await self.hold.wait()
+        if self.fail_reads > 0:
+            self.fail_reads -= 1
+            raise TemporaryError("venue unreachable")
         return [*await self.paper.fetch_open_orders(symbol), *self.extra_open]
 
     async def fetch_fills(self, symbol: str, since: float | None = None) -> list[Fill]:

@@ -52,7 +52,7 @@ def _engine(
 
 @pytest.mark.asyncio
 async def test_no_order_before_reconciliation_finishes() -> None:
-    """Until reconciliation completes the engine is reducing and refuses entries."""
+    """Until reconciliation completes the engine is reducing and refuses every order."""
     engine, broker, _, _ = _engine()
     assert engine.risk_state == RiskState.REDUCING
     assert not engine.reconciled
@@ -63,7 +63,7 @@ async def test_no_order_before_reconciliation_finishes() -> None:
         await engine.place_manual_order(
             actor="ops", exchange=EX, symbol=SYM, side="buy", amount="1"
         )
-    assert err.value.check == "reducing"
+    assert err.value.check == "not_reconciled"
     assert sum(broker.calls.values()) == 0
     broker.hold.set()
     await starting
@@ -245,4 +245,31 @@ async def test_periodic_reconcile_needs_a_mismatch_twice_and_never_reactivates()
     broker.balances_override = None
     assert await reconcile(engine, periodic=True) == []
     assert engine.risk_state == RiskState.REDUCING
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_unreachable_venue_at_startup_keeps_retrying_without_trading() -> None:
+    """If the venue cannot be read at startup the engine still starts (monitoring goes on),
+    stays unreconciled and refuses orders, and reconciles once the venue answers."""
+    from cryptomon.clock import ManualClock
+    from tests.unit.trading.helpers import advance_until
+
+    engine, broker, _, col = _engine()
+    clock = engine.clock
+    assert isinstance(clock, ManualClock)
+    broker.fail_reads = 1000
+    starting = asyncio.ensure_future(engine.start())
+    await advance_until(clock, starting.done, step=30, message="start returned")
+    await starting
+    assert not engine.reconciled
+    assert engine.risk_state == RiskState.REDUCING
+    assert "reconciliation failed" in col.of(RiskEvent)[-1].reason
+    with pytest.raises(RiskRejected):
+        await engine.place_manual_order(
+            actor="ops", exchange=EX, symbol=SYM, side="buy", amount="1"
+        )
+    broker.fail_reads = 0
+    await advance_until(clock, lambda: engine.reconciled, step=30, message="reconciled")
+    assert engine.risk_state == RiskState.ACTIVE
     await engine.stop()
