@@ -1,10 +1,11 @@
 """BookTop numbers from a cryptofeed order book, kept up to date from its deltas.
 
 Reading the top of a cryptofeed book re-sorts it after every inserted level (DESIGN.md 6), so
-:class:`TopTracker` reads the sorted levels (``SortedDict.to_list``) only when it must: on a
-full book, and when a delta inserts or removes a level within the top ``levels`` of a side.
-Size changes of levels already in the top are applied arithmetically (Decimal, exact) and
-changes deeper than the ``levels``-th level are ignored -- they cannot change the numbers.
+:class:`TopTracker` copies the sorted levels (``SortedDict.to_list``) only on a full book (or
+when a delta is too tangled to follow). Otherwise it follows the delta: changes deeper than the
+``levels``-th level are ignored (they cannot change the numbers); size changes in the top and
+a new level entering the top are applied arithmetically (Decimal, exact); a level leaving the
+top brings the next one up with one indexed read of the (already updated) book side.
 """
 
 from __future__ import annotations
@@ -53,28 +54,52 @@ class _Side:
         self.edge = head[-1][0] if len(levels) >= n else None
         return True
 
-    def apply(self, changes: Any) -> bool:
-        """Apply delta ``(price, size)`` changes; False when the top must be re-read."""
+    def apply(self, changes: Any, side: Any) -> bool:
+        """Apply delta ``(price, size)`` changes (``side`` = the book side, already updated);
+        False when the top must be re-read."""
         edge = self.edge
         if edge is None:
             return not changes
         top = self.top
         is_bid = self.is_bid
-        changed = False
+        inside = 0  # changes at or above the n-th level when the delta began
+        for price, _ in changes:
+            if not ((price < edge) if is_bid else (price > edge)):
+                inside += 1
+        if not inside:
+            return True
         for price, size in changes:
             if (price < edge) if is_bid else (price > edge):
-                continue  # deeper than the top n levels
+                continue  # deeper than the (current) n-th level
             old = top.get(price)
-            if old is None or not size:
-                return False  # a level enters or leaves the top: re-read
-            top[price] = size
-            self.depth += size - old
-            if price == self.best:
-                self.best_size_f = float(size)
-            changed = True
-        if changed:
-            self.depth_f = float(self.depth)
+            if old is not None and size:  # a top level's size changed
+                top[price] = size
+                self.depth += size - old
+                if price == self.best:
+                    self.best_size_f = float(size)
+            elif old is not None:  # a top level left: the next one moves up
+                if inside > 1 or len(side) < self.n:
+                    return False
+                del top[price]
+                edge_price, edge_size = side.index(self.n - 1)
+                top[edge_price] = edge_size
+                self.depth += edge_size - old
+                self.edge = edge_price
+                if price == self.best:
+                    self._set_best(*side.index(0))
+            elif size:  # a new level inside the top pushes the n-th one out
+                self.depth += size - top.pop(edge)
+                top[price] = size
+                self.edge = edge = min(top) if is_bid else max(top)
+                if (price > self.best) if is_bid else (price < self.best):
+                    self._set_best(price, size)
+        self.depth_f = float(self.depth)
         return True
+
+    def _set_best(self, price: Any, size: Any) -> None:
+        self.best = price
+        self.best_f = float(price)
+        self.best_size_f = float(size)
 
 
 class TopTracker:
@@ -96,20 +121,17 @@ class TopTracker:
             sides = self._sides[symbol] = (_Side(True, self.levels), _Side(False, self.levels))
             delta = None
         bid, ask = sides
-        reread = False
-        if delta is None or not bid.apply(delta.get(BID, ())):
+        if delta is None or not bid.apply(delta.get(BID, ()), book.bids):
             self.reads += 1
-            reread = True
             if not bid.load(book.bids.to_list()):
                 self.forget(symbol)
                 return None
-        if delta is None or not ask.apply(delta.get(ASK, ())):
+        if delta is None or not ask.apply(delta.get(ASK, ()), book.asks):
             self.reads += 1
-            reread = True
             if not ask.load(book.asks.to_list()):
                 self.forget(symbol)
                 return None
-        if reread and bid.best >= ask.best:
+        if bid.best >= ask.best:
             self.forget(symbol)
             return None
         bid_f = bid.best_f
