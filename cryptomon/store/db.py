@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import structlog
 from sqlalchemy import event, make_url, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -56,6 +57,15 @@ def _short_error(exc: BaseException, url: str) -> str:
     if password:
         first = first.replace(str(password), "***")
     return redact_url(first)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures an outage explains (retry); False for data the database refuses."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError)
 
 
 class Database:

@@ -1,19 +1,26 @@
 """The read side the API uses. Every method returns plain data: dicts with epoch-second floats
 for times, ``Decimal`` for money, lists for JSON columns. Bad arguments raise ``ValueError``
-with a message naming the argument and what is expected.
+with a message naming the argument and what is expected; an unreachable database raises
+:class:`~cryptomon.errors.TemporaryError` (URL password redacted).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from cryptomon.errors import TemporaryError
 from cryptomon.events import Severity
+from cryptomon.log import redact_url
+from cryptomon.store.db import is_transient
 from cryptomon.store.models import (
     AnomalyRow,
     AuditRow,
@@ -100,8 +107,22 @@ class Queries:
     def __init__(self, *, db: Database) -> None:
         self.db = db
 
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        """A read session; an unreachable database becomes a ``TemporaryError``."""
+        try:
+            async with self.db.sessionmaker() as session:
+                yield session
+        except Exception as exc:
+            if is_transient(exc):
+                first = str(getattr(exc, "orig", None) or exc).splitlines()[:1]
+                raise TemporaryError(
+                    f"database {self.db.safe_url} unavailable: {redact_url(''.join(first))}"
+                ) from None
+            raise
+
     async def _all(self, stmt: Select[Any]) -> list[dict[str, Any]]:
-        async with self.db.sessionmaker() as session:
+        async with self._session() as session:
             result = await session.execute(stmt)
             return [_plain(r._mapping) for r in result]
 
@@ -145,7 +166,7 @@ class Queries:
                 or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id))
             )
         stmt = stmt.order_by(t.c.ts_detected.desc(), t.c.id.desc()).limit(limit + 1)
-        async with self.db.sessionmaker() as session:
+        async with self._session() as session:
             raw = list((await session.execute(stmt)).mappings())
         more = len(raw) > limit
         raw = raw[:limit]
@@ -161,7 +182,7 @@ class Queries:
     ) -> dict[str, Any]:
         """Counts over a detection-time range: total, by kind, by severity, by symbol."""
         out: dict[str, Any] = {"total": 0}
-        async with self.db.sessionmaker() as session:
+        async with self._session() as session:
             for name, col in (
                 ("by_kind", AnomalyRow.kind),
                 ("by_severity", AnomalyRow.severity),

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +36,7 @@ from cryptomon.events import DURABLE, BookTop, Candle, Event, FeedStatus, Trade
 from cryptomon.hub import Hub, QueuedSubscription
 from cryptomon.store import repos
 from cryptomon.store.candles import CandleAggregator
+from cryptomon.store.db import is_transient
 
 if TYPE_CHECKING:
     from cryptomon.store.db import Database
@@ -44,15 +44,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 Work = Callable[[AsyncSession], Awaitable[dict[str, int]]]
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures an outage explains (retry); False for data the database refuses."""
-    if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(
-            exc, sa_exc.OperationalError | sa_exc.InterfaceError
-        )
-    return isinstance(exc, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError)
 
 
 class StoreWriter:

@@ -21,10 +21,12 @@ from structlog.testing import capture_logs
 
 from cryptomon.clock import LiveClock
 from cryptomon.config import DatabaseConfig, StorageConfig
+from cryptomon.errors import TemporaryError
 from cryptomon.events import Event, OrderState
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
 from cryptomon.store.models import AnomalyRow, FillRow, OrderRow, TradeRow
+from cryptomon.store.queries import Queries
 from cryptomon.store.writer import StoreWriter
 from tests.unit.store.factories import anomaly, fill, intent, trade, update
 from tests.util import wait_until
@@ -287,3 +289,37 @@ async def test_market_data_beyond_the_bound_is_dropped_and_counted(sqlite_url: s
         assert ids == {a.id for a in anomalies}
     finally:
         await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_queries_raise_temporary_error_while_database_is_away(pg_url: str) -> None:
+    """The read side turns an unreachable database into a TemporaryError with a redacted URL,
+    and works again once the database is back."""
+    direct = Database(DatabaseConfig(url=pg_url))
+    await direct.start()
+    url = make_url(pg_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.up()
+    proxied = url.set(host="127.0.0.1", port=proxy.port, password="pw-secret-1")
+    db = Database(
+        DatabaseConfig(
+            url=proxied.render_as_string(hide_password=False),
+            auto_migrate=False,
+            connect_timeout_s=2,
+        )
+    )
+    await db.start()
+    queries = Queries(db=db)
+    try:
+        assert await queries.anomalies() == ([], None)
+        await proxy.down()
+        with pytest.raises(TemporaryError, match=r"unavailable") as info:
+            await queries.anomalies()
+        assert "pw-secret-1" not in str(info.value)
+        assert ":***@127.0.0.1" in str(info.value)
+        await proxy.up()
+        assert await queries.orders() == []
+    finally:
+        await db.stop()
+        await direct.stop()
+        await proxy.close()
