@@ -728,6 +728,9 @@ class ApiConfig(Section):
         default=5.0, gt=0, description="a send stuck this long disconnects the client"
     )
     ws_heartbeat_s: float = Field(default=30.0, gt=0, description="WebSocket ping interval")
+    request_timeout_s: float = Field(
+        default=15.0, gt=0, le=600, description="a request taking longer answers 503"
+    )
     shutdown_timeout_s: float = Field(default=5.0, gt=0, description="grace for open requests")
 
     @field_validator("cors_origins")

@@ -11,6 +11,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from cryptomon.api.errors import ApiError
 from cryptomon.clock import Clock
 
 
@@ -55,6 +56,19 @@ class ResponseCache:
         self._inflight[k] = fut
         try:
             body = await load()
+        except asyncio.CancelledError:
+            # the loading request went away (timeout, client gone): its waiters get a 503
+            if not fut.done():
+                fut.set_exception(
+                    ApiError(
+                        503,
+                        "the shared query was cancelled; try again",
+                        code="timeout",
+                        headers={"Retry-After": "1"},
+                    )
+                )
+                fut.exception()
+            raise
         except BaseException as exc:
             if not fut.done():
                 fut.set_exception(exc)

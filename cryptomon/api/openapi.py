@@ -22,7 +22,7 @@ _STATUS_TEXT = {
     413: "Request body larger than api.max_body_bytes",
     422: "Validation error; details.fields names each offending field",
     429: "Rate limited or too many failed authentications; see Retry-After",
-    503: "Not ready",
+    503: "Not ready, the store is unavailable, or no answer within api.request_timeout_s",
 }
 WS_DESCRIPTION = (
     "WebSocket at GET /ws (same bearer token, or ?token=). Client messages: "
@@ -93,7 +93,8 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
         }
         err_ref = keys[(ErrorResponse, "serialization")]
         for status in r.statuses():
-            schema = ok_ref if status == 503 else err_ref
+            # a 503 declared by the route itself (readiness) carries its normal body
+            schema = ok_ref if status in r.errors and status == 503 else err_ref
             entry: dict[str, Any] = {
                 "description": _STATUS_TEXT.get(status, "Error"),
                 "content": {"application/json": {"schema": schema}},

@@ -4,6 +4,7 @@ the document is generated from the same models the handlers use and cannot drift
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -13,12 +14,14 @@ from typing import Any, TypeVar
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from cryptomon.api.auth import Authenticator, Principal, Scope
 from cryptomon.api.cache import ResponseCache
 from cryptomon.api.errors import ApiError, validation_error
 from cryptomon.api.services import CAPABILITY_NAMES
 from cryptomon.config import ApiConfig
+from cryptomon.errors import TemporaryError
 
 T = TypeVar("T")
 log = structlog.get_logger()
@@ -83,7 +86,7 @@ class Route:
         return self.handler.__name__
 
     def statuses(self) -> list[int]:
-        out = set(self.errors) | {404, 429}
+        out = set(self.errors) | {404, 429, 503}
         if self.scope is not None:
             out |= {401, 403}
         if self.query is not None:
@@ -197,18 +200,35 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
         if route.body is not None:
             call.body = await _parse_body(route, request)
         ctx = request.app[CONTEXT]
-        if route.cache_group is not None and ctx.cache.enabled:
-            key = f"{route.path}?{call.query.model_dump_json() if call.query else ''}"
+        try:
+            async with asyncio.timeout(ctx.config.request_timeout_s):
+                if route.cache_group is not None and ctx.cache.enabled:
+                    key = f"{route.path}?{call.query.model_dump_json() if call.query else ''}"
 
-            async def load() -> bytes:
-                return _dump(await route.handler(call))
+                    async def load() -> bytes:
+                        return _dump(await route.handler(call))
 
-            body = await ctx.cache.get(route.cache_group, key, load)
-        else:
-            result = await route.handler(call)
-            if isinstance(result, web.StreamResponse):
-                return result
-            body = _dump(result)
+                    body = await ctx.cache.get(route.cache_group, key, load)
+                else:
+                    result = await route.handler(call)
+                    if isinstance(result, web.StreamResponse):
+                        return result
+                    body = _dump(result)
+        except TimeoutError:
+            raise ApiError(
+                503,
+                f"no answer within api.request_timeout_s ({ctx.config.request_timeout_s:g} s)",
+                code="timeout",
+                headers={"Retry-After": "5"},
+            ) from None
+        except (TemporaryError, SQLAlchemyError) as exc:
+            log.warning("api.store_error", path=request.path, error=type(exc).__name__)
+            raise ApiError(
+                503,
+                f"the store is unavailable ({type(exc).__name__}); try again later",
+                code="store_unavailable",
+                headers={"Retry-After": "5"},
+            ) from None
         return web.Response(body=body, content_type="application/json")
 
     handle.__name__ = route.operation_id

@@ -220,3 +220,43 @@ def test_cors_wildcard_with_credentials_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(data={"api": {"cors_origins": ["*"], "cors_allow_credentials": True}})
     assert "cors_allow_credentials" in str(exc.value)
+
+
+@pytest.mark.asyncio
+async def test_503_when_the_store_is_unusable(start_api: StartApi, sqlite_url: str) -> None:
+    """A store whose queries fail answers 503 store_unavailable with Retry-After, not 500."""
+    from cryptomon.config import DatabaseConfig
+    from cryptomon.store.db import Database
+    from cryptomon.store.queries import Queries
+
+    db = Database(DatabaseConfig(url=sqlite_url, auto_migrate=False))  # no tables
+    await db.start()
+    try:
+        api = await start_api(queries=Queries(db=db))
+        async with api.http.get(api.url + "/api/v1/anomalies", headers=bearer(READ)) as r:
+            assert r.status == 503
+            assert r.headers["Retry-After"] == "5"
+            err = assert_error(await r.json(), "store_unavailable")
+    finally:
+        await db.stop()
+    assert "try again" in err["message"]
+
+
+@pytest.mark.asyncio
+async def test_503_when_a_request_takes_too_long(start_api: StartApi) -> None:
+    """A handler that does not answer within request_timeout_s gives 503 timeout."""
+    import asyncio
+
+    class Stuck(FakeTrading):
+        async def place_manual_order(self, **kw: Any) -> dict:  # type: ignore[override]
+            await asyncio.Event().wait()
+            return {}
+
+    api = await start_api(config=api_config(request_timeout_s=0.2), trading=Stuck())
+    status, body = await api.post(
+        "/api/v1/trading/orders",
+        {"exchange": "binance", "symbol": "BTC-USDT", "side": "buy", "amount": "0.1"},
+        token=TRADE,
+    )
+    assert status == 503
+    assert "request_timeout_s" in assert_error(body, "timeout")["message"]
