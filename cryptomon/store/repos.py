@@ -11,8 +11,6 @@ inserts; on PostgreSQL they go through ``COPY``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -50,15 +48,18 @@ from cryptomon.store.bulk import (
 )
 from cryptomon.store.models import (
     AnomalyRow,
-    AuditRow,
     EquitySnapshotRow,
-    FeedEventRow,
     FillRow,
-    NotificationRow,
     OrderRow,
     PositionRow,
-    RiskEventRow,
     SignalRow,
+)
+from cryptomon.store.ops import (
+    event_key,
+    insert_audit,
+    insert_feed_events,
+    insert_notifications,
+    insert_risk_events,
 )
 from cryptomon.store.types import utc
 
@@ -89,11 +90,6 @@ __all__ = [
 
 if TYPE_CHECKING:
     from cryptomon.store.db import Database
-
-
-def event_key(event: Event) -> str:
-    """A stable 40-hex digest of an event's fields (for kinds without an id)."""
-    return hashlib.blake2b(repr(event).encode(), digest_size=20).hexdigest()
 
 
 # --------------------------------------------------------------------------- orders
@@ -294,24 +290,6 @@ async def insert_signals(session: AsyncSession, events: Sequence[Signal]) -> int
     return await insert_ignore(session, SignalRow, rows, ["id"])
 
 
-async def insert_risk_events(session: AsyncSession, events: Sequence[RiskEvent]) -> int:
-    rows = [
-        {
-            "event_key": event_key(ev),
-            "exchange": ev.exchange,
-            "symbol": ev.symbol,
-            "ts": utc(ev.ts),
-            "kind": ev.kind,
-            "state": ev.state,
-            "reason": ev.reason,
-            "client_order_id": ev.client_order_id,
-            "check": ev.check,
-        }
-        for ev in events
-    ]
-    return await insert_ignore(session, RiskEventRow, rows, ["event_key"])
-
-
 async def insert_equity_snapshot(
     session: AsyncSession,
     *,
@@ -360,70 +338,6 @@ async def insert_anomalies(session: AsyncSession, events: Sequence[Anomaly]) -> 
         for ev in events
     ]
     return await insert_ignore(session, AnomalyRow, rows, ["id"])
-
-
-# --------------------------------------------------------------------------- operations
-
-
-async def insert_notifications(session: AsyncSession, events: Sequence[NotificationRecord]) -> int:
-    rows = [
-        {
-            "event_key": event_key(ev),
-            "ts": utc(ev.ts),
-            "exchange": ev.exchange,
-            "symbol": ev.symbol,
-            "channel": ev.channel,
-            "status": ev.status,
-            "title": ev.title,
-            "body": ev.body,
-            "attempts": ev.attempts,
-            "error": ev.error,
-            "priority": ev.priority,
-            "event_type": ev.event_type,
-            "ref_id": ev.ref_id,
-        }
-        for ev in events
-    ]
-    return await insert_ignore(session, NotificationRow, rows, ["event_key"])
-
-
-def _payload(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, TypeError):
-        return {"raw": text}
-
-
-async def insert_audit(session: AsyncSession, events: Sequence[AuditEntry]) -> int:
-    rows = [
-        {
-            "event_key": event_key(ev),
-            "ts": utc(ev.ts),
-            "actor": ev.actor,
-            "action": ev.action,
-            "exchange": ev.exchange,
-            "symbol": ev.symbol,
-            "payload": _payload(ev.payload),
-        }
-        for ev in events
-    ]
-    return await insert_ignore(session, AuditRow, rows, ["event_key"])
-
-
-async def insert_feed_events(session: AsyncSession, events: Sequence[FeedStatus]) -> int:
-    rows = [
-        {
-            "event_key": event_key(ev),
-            "ts": utc(ev.ts),
-            "exchange": ev.exchange,
-            "symbol": ev.symbol,
-            "channel": ev.channel,
-            "status": ev.status,
-            "detail": ev.detail,
-        }
-        for ev in events
-    ]
-    return await insert_ignore(session, FeedEventRow, rows, ["event_key"])
 
 
 # --------------------------------------------------------------------------- dispatch
