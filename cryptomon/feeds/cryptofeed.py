@@ -39,7 +39,7 @@ from cryptomon.hub import Hub
 log = structlog.get_logger()
 
 CF_CONFIG: dict[str, Any] = {"log": {"disabled": True}, "uvloop": False}
-SYMBOL_TIMEOUT_S = 20.0
+SYMBOL_TIMEOUT_S = 10.0
 
 
 class Supervisor:
@@ -248,17 +248,44 @@ class CryptofeedFeed:
         return list(Symbols.get(cls.id)[0])
 
     async def start(self) -> None:
+        """Load and check the symbol list, then run the feed. An unknown symbol is a
+        ConfigError; an unreachable exchange is retried in the background (with backoff,
+        forever) so the daemon still starts."""
         if self.raw_data is not None:
             Connection.raw_data_callback = self.raw_data  # cryptofeed's recorder hook
         try:
             known = await self._load_symbols()
-        except ConfigError:
-            raise
         except Exception as exc:
-            raise ConfigError(
-                [Problem(f"exchanges[{self.exchange}]", None, f"a reachable symbol list ({exc!r})")]
-            ) from None
+            self._unreachable(exc)
+            self._spawn(self._start_when_reachable())
+            return
         check_symbols(self.config, known)
+        self._run_feed()
+
+    def _unreachable(self, exc: BaseException) -> None:
+        detail = f"symbol list unavailable: {exc!r}"[:300]
+        log.warning("feed.symbols_unavailable", exchange=self.exchange, error=repr(exc)[:200])
+        self.health.state = "error"
+        self.health.publish("error", detail=detail)
+
+    async def _start_when_reachable(self) -> None:
+        for delay in backoff_delays(initial=self.backoff_initial_s * 4, cap=self.backoff_cap_s):
+            await self.clock.sleep(delay)
+            try:
+                known = await self._load_symbols()
+            except Exception as exc:
+                self._unreachable(exc)
+                continue
+            try:
+                check_symbols(self.config, known)
+            except ConfigError as exc:
+                log.error("feed.bad_symbols", exchange=self.exchange, error=str(exc))
+                self.health.publish("error", detail=str(exc)[:300])
+                return
+            self._run_feed()
+            return
+
+    def _run_feed(self) -> None:
         self.feed = self.feed_class(
             symbols=list(self.config.symbols),
             channels=[CF_CHANNELS[s] for s in self.config.subscriptions],
@@ -277,6 +304,8 @@ class CryptofeedFeed:
         log.info("feed.started", exchange=self.exchange, symbols=self.config.symbols)
 
     async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
         if self.handler is not None:
             with contextlib.suppress(Exception):
                 await self.handler.stop_async()
@@ -286,8 +315,6 @@ class CryptofeedFeed:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await sup.task
             self.handler = None
-        for t in list(self._tasks):
-            t.cancel()
         if self.raw_data is not None:
             Connection.raw_data_callback = None
         self.health.on_disconnected("stopped")

@@ -185,3 +185,30 @@ async def test_stall_is_detected_within_stale_after_and_recovers() -> None:
     finally:
         await r.manager.stop()
         await r.sim.stop()
+
+
+@pytest.mark.asyncio
+async def test_unreachable_exchange_at_startup_is_retried_until_it_appears() -> None:
+    """The feed starts while the exchange is down (FeedStatus error) and goes live once it is up."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hub, clock = Hub(), LiveClock()
+    statuses: list[FeedStatus] = []
+    hub.subscribe(FeedStatus, statuses.append)
+    cfg = ExchangeConfig(name="simulator", url=f"http://127.0.0.1:{port}", symbols=["BTC-USDT"])
+    manager = FeedManager(build_sources([cfg], hub=hub, clock=clock), hub=hub, clock=clock)
+    manager.source("simulator").backoff_initial_s = 0.05  # type: ignore[attr-defined]
+    sim = SimExchange(MarketModel(["BTC-USDT"]), port=port, interval=0.05)
+    try:
+        await manager.start()
+        assert [s.status for s in statuses] == ["error"]
+        assert "symbol list unavailable" in statuses[0].detail
+        await sim.start()
+        await wait_until(lambda: any(s.status == "live" for s in statuses), message="live")
+        assert manager.health()["simulator"]["messages"] > 0
+    finally:
+        await manager.stop()
+        await sim.stop()
