@@ -330,18 +330,20 @@ class IndicatorStrategyConfig(Section):
 
     enabled: bool = Field(default=True, description="emit indicator signals")
     interval: str = Field(default="1m", min_length=1, description="candle interval used")
-    rsi_period: int = Field(default=14, ge=2, le=500)
-    rsi_overbought: float = Field(default=70.0, gt=50, lt=100)
-    rsi_oversold: float = Field(default=30.0, gt=0, lt=50)
-    macd_fast: int = Field(default=12, ge=1, le=500)
-    macd_slow: int = Field(default=26, ge=2, le=500)
-    macd_signal: int = Field(default=9, ge=1, le=500)
-    bb_period: int = Field(default=20, ge=2, le=500)
-    bb_std: float = Field(default=2.0, gt=0, le=10)
-    sma_fast: int = Field(default=20, ge=1, le=1000)
-    sma_slow: int = Field(default=50, ge=2, le=1000)
-    ema_fast: int = Field(default=12, ge=1, le=1000)
-    ema_slow: int = Field(default=26, ge=2, le=1000)
+    rsi_period: int = Field(default=14, ge=2, le=500, description="RSI lookback (candles)")
+    rsi_overbought: float = Field(
+        default=70.0, gt=50, lt=100, description="RSI above this votes sell"
+    )
+    rsi_oversold: float = Field(default=30.0, gt=0, lt=50, description="RSI below this votes buy")
+    macd_fast: int = Field(default=12, ge=1, le=500, description="MACD fast EMA")
+    macd_slow: int = Field(default=26, ge=2, le=500, description="MACD slow EMA")
+    macd_signal: int = Field(default=9, ge=1, le=500, description="MACD signal EMA")
+    bb_period: int = Field(default=20, ge=2, le=500, description="Bollinger SMA period")
+    bb_std: float = Field(default=2.0, gt=0, le=10, description="Bollinger band width (std devs)")
+    sma_fast: int = Field(default=20, ge=1, le=1000, description="fast SMA (trend vote)")
+    sma_slow: int = Field(default=50, ge=2, le=1000, description="slow SMA (trend vote)")
+    ema_fast: int = Field(default=12, ge=1, le=1000, description="fast EMA (trend vote)")
+    ema_slow: int = Field(default=26, ge=2, le=1000, description="slow EMA (trend vote)")
     max_candles: int = Field(default=500, ge=60, le=100_000, description="candles kept")
     cooldown_s: float = Field(default=300.0, ge=0, description="min gap between signals")
 
@@ -397,35 +399,53 @@ class TradingConfig(Section):
     """Order engine: signals, risk limits, protection, brokers."""
 
     auto_trading_enabled: bool = Field(default=False, description="signals become orders")
-    mode: Literal["paper", "live"] = "paper"
+    mode: Literal["paper", "live"] = Field(default="paper", description="paper or live (ccxt)")
     exchange: str | None = Field(
         default=None, description="market data exchange traded; None = every exchange"
     )
     symbols: list[str] = Field(default_factory=list, description="traded symbols; [] = all")
     max_position_size: float = Field(default=1000.0, gt=0, description="quote currency")
     risk_percentage: float = Field(default=2.0, gt=0, le=100, description="% equity risked")
-    stop_loss_percentage: float = Field(default=3.0, gt=0, lt=100)
-    take_profit_percentage: float = Field(default=6.0, gt=0)
+    stop_loss_percentage: float = Field(
+        default=3.0, gt=0, lt=100, description="stop distance from the entry, %"
+    )
+    take_profit_percentage: float = Field(
+        default=6.0, gt=0, description="take-profit distance from the entry, %"
+    )
     trailing_stop_percentage: float | None = Field(
         default=None, gt=0, lt=100, description="trail the stop this % behind the best price"
     )
-    max_open_positions: int = Field(default=3, ge=1, le=1000)
+    max_open_positions: int = Field(
+        default=3, ge=1, le=1000, description="markets with a position or entry"
+    )
     max_symbol_exposure: float = Field(default=1000.0, gt=0, description="quote, per symbol")
     max_total_exposure: float = Field(default=3000.0, gt=0, description="quote, all symbols")
     daily_loss_limit: float = Field(
         default=500.0, gt=0, description="quote; entries halt for the UTC day"
     )
-    max_orders_per_minute: int = Field(default=10, ge=1, le=10_000)
+    max_orders_per_minute: int = Field(
+        default=10, ge=1, le=10_000, description="new orders per minute (exits exempt)"
+    )
     price_band_percentage: float = Field(
         default=5.0, gt=0, le=100, description="max limit price distance from mid"
     )
     max_leverage: float = Field(default=1.0, ge=1, le=125, description="exposure / equity")
     allow_short: bool = Field(default=False, description="sell signals may open shorts")
-    min_signal_strength: float = Field(default=0.65, ge=0, le=1)
-    signal_rules: list[SignalRuleConfig] = Field(default_factory=_default_rules)
-    indicators: IndicatorStrategyConfig = Field(default_factory=IndicatorStrategyConfig)
-    paper: PaperBrokerConfig = Field(default_factory=PaperBrokerConfig)
-    live: LiveTradingConfig = Field(default_factory=LiveTradingConfig)
+    min_signal_strength: float = Field(
+        default=0.65, ge=0, le=1, description="weaker signals are ignored"
+    )
+    signal_rules: list[SignalRuleConfig] = Field(
+        default_factory=_default_rules, description="anomaly -> signal rules, first match wins"
+    )
+    indicators: IndicatorStrategyConfig = Field(
+        default_factory=IndicatorStrategyConfig, description="the indicator strategy"
+    )
+    paper: PaperBrokerConfig = Field(
+        default_factory=PaperBrokerConfig, description="the paper broker (mode: paper)"
+    )
+    live: LiveTradingConfig = Field(
+        default_factory=LiveTradingConfig, description="the ccxt broker (mode: live)"
+    )
     kill_switch_flatten: bool = Field(default=True, description="kill switch closes positions")
     reconcile_on_start: bool = Field(default=True, description="reconcile before trading")
     reconcile_interval_s: float = Field(default=60.0, gt=0, description="periodic reconcile")
