@@ -166,6 +166,10 @@ class TradingEngine(EngineControls):
             )
             return None
         key = (sig.exchange, sig.symbol)
+        if (cfg.exchange is not None and cfg.exchange != sig.exchange) or (
+            cfg.symbols and sig.symbol not in cfg.symbols
+        ):
+            return None  # not a traded market
         pos = self.portfolio.amount(*key)
         if self.book.open(*key):  # an entry or an exit of this market is still working
             return None

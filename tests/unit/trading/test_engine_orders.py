@@ -403,3 +403,14 @@ async def test_polling_a_partly_filled_order_publishes_only_changes() -> None:
     await engine.apply_broker_order(rec, bo)
     assert len(col.of(OrderUpdate)) == before
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_signals_for_untraded_markets_are_ignored() -> None:
+    """With trading.exchange / trading.symbols set, other markets' signals place nothing."""
+    engine, broker, _, _, _ = scripted_engine(exchange="okx")
+    await engine.start()
+    assert await engine.handle_signal(signal()) is None
+    engine.update_limits("t", auto_trading_enabled=True)
+    assert sum(broker.calls.values()) == 0
+    await engine.stop()
