@@ -1,9 +1,10 @@
 """``crypto-monitor trades [--json] [--orders N]``: positions, performance and recent orders,
 read from the database (the daemon need not run).
 
-Statistics are recomputed from the stored fills (starting from ``trading.paper.
-starting_balance`` in paper mode), positions come from the positions table with their last
-mark, and the maximum drawdown also considers the stored equity snapshots.
+Statistics are recomputed from the stored fills (cash from ``trading.paper.starting_balance``
+in paper mode; in live mode equity and cash are the latest stored equity snapshot), positions
+come from the positions table with their last mark, and the maximum drawdown also considers
+the stored equity snapshots.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ async def build_report(db: Any, trading: Any, *, orders: int = 10) -> dict[str, 
             dd = max(dd, (peak - eq) / peak)
     stats = pf.stats()
     stats["max_drawdown"] = float(dd)
+    if trading.mode == "live" and snaps:  # the venue's cash, not the paper starting balance
+        stats["equity"] = _plain(snaps[-1]["equity"])
+        stats["cash"] = _plain(snaps[-1]["cash"])
     stats["mode"] = trading.mode
     recent = await q.orders(limit=orders) if orders else []
     return {
