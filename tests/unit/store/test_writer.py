@@ -189,3 +189,19 @@ async def test_order_lifecycle_through_the_hub(db: Database, rig_factory: Any) -
         order = (await s.execute(select(OrderRow))).scalar_one()
     assert (order.state, order.exchange_order_id, order.filled) == ("filled", "E1", Decimal("0.05"))
     assert await count(db, FillRow) == 1
+
+
+@pytest.mark.asyncio
+async def test_row_the_database_refuses_is_rejected_alone(db: Database, rig_factory: Any) -> None:
+    """A malformed event (NOT NULL column empty) is logged and counted; the rest of its batch
+    is stored and the writer is not stuck retrying it."""
+    rig = await rig_factory(batch_size=10, batch_max_age_s=3600)
+    good = [anomaly(ts_detected=T0 + i) for i in range(9)]
+    bad = anomaly(kind=None)
+    for ev in [*good[:4], bad, *good[4:]]:
+        rig.hub.publish(ev)
+    await rig.hub.join()
+    await wait_until(lambda: rig.writer.stats()["rejected"] == 1, message="one rejected row")
+    assert await count(db, AnomalyRow) == 9
+    assert rig.writer.stats()["retries"] == 0
+    assert "IntegrityError" in (rig.writer.stats()["last_error"] or "")
