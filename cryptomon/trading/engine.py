@@ -337,6 +337,20 @@ class TradingEngine(EngineControls):
             and self._infos[i.symbol].native_stop_loss
         ):
             self._spawn(self._place_native(prot), f"native-legs:{i.client_order_id}")
+        if (
+            prot is not None
+            and prot.native
+            and record.client_order_id in (prot.stop_order, prot.take_order)
+            and record.state in (S.CANCELED, S.REJECTED, S.EXPIRED)
+            and self.portfolio.amount(i.exchange, i.symbol) != 0
+        ):
+            prot.native = False  # a venue leg is gone: the engine watches the book again
+            log.warning(
+                "trading.native_leg_lost",
+                client_order_id=record.client_order_id,
+                state=str(record.state),
+                symbol=i.symbol,
+            )
 
     def _arm(self, pos: Position, intent: OrderIntent) -> None:
         cfg = self.config

@@ -414,3 +414,20 @@ async def test_signals_for_untraded_markets_are_ignored() -> None:
     engine.update_limits("t", auto_trading_enabled=True)
     assert sum(broker.calls.values()) == 0
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_canceled_native_leg_falls_back_to_emulation() -> None:
+    """Kill switch without flatten cancels the venue SL/TP legs; the position stays
+    protected by the engine watching the book."""
+    engine, broker, _, col, clock = scripted_engine(native=True)
+    await engine.start()
+    await engine.handle_signal(signal())
+    await wait_until(lambda: len(broker.native_orders) == 2, timeout=5)
+    await engine.kill_switch("ops", flatten=False)
+    prot = engine.protections[(EX, SYM)]
+    assert not prot.native
+    book(engine.hub, clock, bid=97.0, ask=97.2, size=10.0)
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    assert [i.origin for i in col.of(OrderIntent) if i.type == "market"][-1] == "stop_loss"
+    await engine.stop()
