@@ -24,7 +24,18 @@ TopValues = tuple[float, float, float, float, float, float, float, float, float,
 class _Side:
     """Top ``n`` levels of one side: sizes by price, their sum, the best level, the edge."""
 
-    __slots__ = ("best", "best_f", "best_size_f", "depth", "depth_f", "edge", "is_bid", "n", "top")
+    __slots__ = (
+        "best",
+        "best_f",
+        "best_size_f",
+        "count",
+        "depth",
+        "depth_f",
+        "edge",
+        "is_bid",
+        "n",
+        "top",
+    )
 
     def __init__(self, is_bid: bool, n: int) -> None:
         self.is_bid = is_bid
@@ -36,6 +47,7 @@ class _Side:
         self.depth: Any = _ZERO
         self.depth_f = 0.0
         self.edge: Any = None  # the n-th price; None while the side has fewer than n levels
+        self.count = 0  # levels in ``top`` (n once the side has n levels)
 
     def load(self, levels: list[tuple[Any, Any]]) -> bool:
         """Read the sorted levels (best first); False if the side is empty."""
@@ -46,6 +58,7 @@ class _Side:
         n = self.n
         head = levels[:n]
         self.top = dict(head)
+        self.count = len(head)
         self.best, best_size = head[0]
         self.best_f = float(self.best)
         self.best_size_f = float(best_size)
@@ -54,9 +67,9 @@ class _Side:
         self.edge = head[-1][0] if len(levels) >= n else None
         return True
 
-    def apply(self, changes: Any, side: Any) -> bool:
-        """Apply delta ``(price, size)`` changes (``side`` = the book side, already updated);
-        False when the top must be re-read."""
+    def apply(self, changes: Any, book: Any) -> bool:
+        """Apply delta ``(price, size)`` changes (``book`` is already updated); False when the
+        top must be re-read."""
         edge = self.edge
         if edge is None:
             return not changes
@@ -78,6 +91,7 @@ class _Side:
                 if price == self.best:
                     self.best_size_f = float(size)
             elif old is not None:  # a top level left: the next one moves up
+                side = book.bids if is_bid else book.asks
                 if inside > 1 or len(side) < self.n:
                     return False
                 del top[price]
@@ -121,12 +135,12 @@ class TopTracker:
             sides = self._sides[symbol] = (_Side(True, self.levels), _Side(False, self.levels))
             delta = None
         bid, ask = sides
-        if delta is None or not bid.apply(delta.get(BID, ()), book.bids):
+        if delta is None or not bid.apply(delta.get(BID, ()), book):
             self.reads += 1
             if not bid.load(book.bids.to_list()):
                 self.forget(symbol)
                 return None
-        if delta is None or not ask.apply(delta.get(ASK, ()), book.asks):
+        if delta is None or not ask.apply(delta.get(ASK, ()), book):
             self.reads += 1
             if not ask.load(book.asks.to_list()):
                 self.forget(symbol)
@@ -151,7 +165,7 @@ class TopTracker:
             bd,
             ad,
             (bd - ad) / total if total > 0 else 0.0,
-            min(len(bid.top), len(ask.top)),
+            bid.count if bid.count < ask.count else ask.count,
         )
 
     @staticmethod
