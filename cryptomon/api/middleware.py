@@ -55,7 +55,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         if request.method == "OPTIONS" and origin is not None:
             resp = _preflight(request, origin)
         else:
-            resp = await handler(request)
+            # every log line of this request (ours and the services') carries its id
+            with structlog.contextvars.bound_contextvars(request_id=rid):
+                resp = await handler(request)
     except ApiError as err:
         resp = error_response(err, rid)
     except web.HTTPException as exc:

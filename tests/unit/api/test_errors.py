@@ -260,3 +260,24 @@ async def test_503_when_a_request_takes_too_long(start_api: StartApi) -> None:
     )
     assert status == 503
     assert "request_timeout_s" in assert_error(body, "timeout")["message"]
+
+
+@pytest.mark.asyncio
+async def test_service_log_lines_carry_the_request_id(start_api: StartApi) -> None:
+    """Log lines emitted by a service while handling a request carry its request id."""
+    import structlog
+
+    class Chatty(FakeTrading):
+        def positions(self) -> list:
+            structlog.get_logger().info("positions.read")
+            return []
+
+    api = await start_api(trading=Chatty())
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        async with api.http.get(
+            api.url + "/api/v1/trading/positions",
+            headers={**bearer(READ), "X-Request-ID": "trace-42"},
+        ) as r:
+            assert r.status == 200
+    (line,) = [e for e in logs if e["event"] == "positions.read"]
+    assert line["request_id"] == "trace-42"
