@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -26,6 +27,7 @@ from cryptomon.events import Anomaly, NotificationRecord
 from cryptomon.hub import Hub, InlineSubscription
 
 log = structlog.get_logger()
+_INDEX_HTML = (Path(__file__).parent / "static" / "index.html").read_bytes()
 _SERVICE_KEYS: dict[str, web.AppKey[Any]] = {
     "queries": svc.QUERIES,
     "market": svc.MARKET,
@@ -100,6 +102,7 @@ class ApiServer:
         self.app[METRICS_REGISTRY] = make_registry(self.app)
         for route in self.routes:
             self.app.router.add_route(route.method, route.path, make_handler(route))
+        self.app.router.add_get("/", self._index)
         self.app.router.add_get("/api/v1/openapi.json", self._openapi)
         self.app.router.add_get("/metrics", metrics_handler)
         self.app.router.add_get("/ws", self.ws.handle)
@@ -127,6 +130,17 @@ class ApiServer:
             svc.CAPABILITY_NAMES[key]: "available" if self.app.get(key) is not None else "absent"
             for key in _SERVICE_KEYS.values()
         }
+
+    async def _index(self, request: web.Request) -> web.Response:
+        """A small dashboard page (static; it holds no data, it calls the API itself)."""
+        self.app_context.auth.limit_address(client_address(request))
+        resp = web.Response(body=_INDEX_HTML, content_type="text/html", charset="utf-8")
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+            "connect-src 'self' ws: wss:"
+        )
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
 
     async def _openapi(self, request: web.Request) -> web.Response:
         self.app_context.auth.limit_address(client_address(request))

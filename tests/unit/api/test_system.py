@@ -203,3 +203,16 @@ async def test_metrics_needs_read_scope(start_api: StartApi) -> None:
     public = await start_api(config=api_config(public_read=True))
     async with public.http.get(public.url + "/metrics") as r:
         assert r.status == 200
+
+
+@pytest.mark.asyncio
+async def test_dashboard_page_is_served_without_data(start_api: StartApi) -> None:
+    """GET / serves the static dashboard (no token needed: it holds no data) with a CSP."""
+    api = await start_api()
+    async with api.http.get(api.url + "/") as r:
+        assert r.status == 200
+        assert r.content_type == "text/html"
+        assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+        html = await r.text()
+    assert "<title>cryptomon</title>" in html
+    assert "/api/v1/anomalies" in html
