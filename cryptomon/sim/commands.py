@@ -204,15 +204,18 @@ async def _demo(args: argparse.Namespace) -> int:
         hub.subscribe(Fill, on_count("fills"), name="demo.fills")
         hub.subscribe(NotificationRecord, on_count("notifications"), name="demo.notifications")
         app = build_app(settings, hub=hub)
-        if not args.json:
-            sys.stderr.write(
-                f"demo: simulator at {sim.rest_url}, API on http://127.0.0.1:{port} "
-                f"(Ctrl-C to stop)\n"
-            )
+        api_url = [f"http://127.0.0.1:{port}" if settings.api.enabled else ""]
 
         async def until() -> None:
             import asyncio
 
+            api = next((c for c in app.started if c.name == "api"), None)
+            api_url[0] = str(getattr(api, "url", "")) if api is not None else ""
+            if not args.json:
+                sys.stderr.write(
+                    f"demo: simulator at {sim.rest_url}, API on {api_url[0] or '(not running)'}"
+                    " (Ctrl-C to stop)\n"
+                )
             if args.duration is None:
                 await asyncio.Event().wait()
             await asyncio.sleep(args.duration)
@@ -231,7 +234,7 @@ async def _demo(args: argparse.Namespace) -> int:
             "notifications": counts["notifications"],
             "notifications_delivered": received[0],
             "injected": scenario.applied,
-            "api": f"http://127.0.0.1:{port}",
+            "api": api_url[0],
             "exit_code": code,
         }
     if args.json:
