@@ -53,3 +53,16 @@ def test_openapi_writes_the_document(tmp_path: Path) -> None:
     assert doc["openapi"] == "3.1.0"
     assert "/api/v1/anomalies" in doc["paths"]
     assert main(["api", "openapi", "--output", str(tmp_path / "missing" / "x.json")]) == 2
+
+
+def test_public_bind_without_tokens_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon refuses a public api.host without tokens: exit 2 naming the key."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("api: {host: 0.0.0.0, port: 0}\n")
+    assert main(["run", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "api: got" in err
+    assert "not a loopback address" in err
+    assert "api.tokens" in err
