@@ -90,7 +90,11 @@ class TradeRow(Base):
     """Public trades (only with ``storage.trades: true``); subject to retention."""
 
     __tablename__ = "trades"
-    __table_args__ = (Index("ix_trades_market_time", "exchange", "symbol", "ts"),)
+    __table_args__ = (
+        Index("ix_trades_market_time", "exchange", "symbol", "ts"),
+        # retention deletes by time alone: BRIN on PostgreSQL (tiny, cheap on append-only data)
+        Index("ix_trades_ts", "ts", postgresql_using="brin"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     exchange: Mapped[str] = mapped_column(String(32))
@@ -106,7 +110,10 @@ class BookTopRow(Base):
     """Best bid/ask and depth summary sampled every ``storage.book_sample_s`` per market."""
 
     __tablename__ = "book_tops"
-    __table_args__ = (Index("ix_book_tops_market_time", "exchange", "symbol", "ts"),)
+    __table_args__ = (
+        Index("ix_book_tops_market_time", "exchange", "symbol", "ts"),
+        Index("ix_book_tops_ts", "ts", postgresql_using="brin"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     exchange: Mapped[str] = mapped_column(String(32))

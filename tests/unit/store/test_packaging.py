@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cryptomon.store import migrate
 from tests.conftest import REPO
 
 
@@ -64,5 +65,5 @@ def test_built_package_ships_migrations_and_upgrades(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    assert "now at 0001" in out.stdout
+    assert f"now at {migrate.head()}" in out.stdout
     assert not list(run.glob("alembic.ini"))
