@@ -17,6 +17,7 @@ log = structlog.get_logger()
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 REQUEST_ID = web.RequestKey("request_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _request_id(request: web.Request) -> str:
@@ -73,7 +74,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         resp.headers["X-Request-ID"] = rid
         if origin is not None:
             _cors_headers(ctx.config.cors_origins, ctx.config.cors_allow_credentials, origin, resp)
-    key = (request.method, resp.status)
+    method = request.method if request.method in _METHODS else "OTHER"  # bounded labels
+    key = (method, resp.status)
     ctx.requests[key] = ctx.requests.get(key, 0) + 1
     principal = request.get(PRINCIPAL)
     log.info(
