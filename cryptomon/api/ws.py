@@ -254,7 +254,8 @@ class WsManager:
 
     def _control(self, client: WsClient, reply: dict[str, Any]) -> None:
         """Replies go through the client's queue, in order with the events."""
-        client.put(json.dumps(reply, default=str))
+        if client.put(json.dumps(reply, default=str)):
+            self.dropped += 1
 
     def _on_text(self, client: WsClient, text: str) -> dict[str, Any]:
         try:
