@@ -77,8 +77,8 @@ class TradingEngine(GuardedEngine):
         for fill in await self.journal.fills():
             self._replay(fill)
         restore = getattr(self.broker, "restore", None)
-        if callable(restore):
-            restore(self._balances())
+        if callable(restore):  # a simulated venue restarts from the persisted state
+            restore(self._balances(), [(r.intent, r.filled, r.state) for r in self.book.open()])
         for pos in self.portfolio.open_positions():
             self._arm_default(pos)
         await self.broker.start()

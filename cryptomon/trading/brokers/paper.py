@@ -17,14 +17,14 @@ Fills of resting orders happen outside ``place_order``: the engine registers a c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import structlog
 
 from cryptomon.clock import Clock
-from cryptomon.events import Fill, OrderIntent, OrderState, Trade
+from cryptomon.events import Fill, OrderIntent, OrderState, Trade, new_id
 from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
 from cryptomon.trading.brokers.base import BrokerOrder, MarketInfo, OrderRejectedError
@@ -47,17 +47,18 @@ def split_symbol(symbol: str) -> tuple[str, str]:
 
 
 class _PaperOrder:
-    __slots__ = ("exchange_order_id", "fills", "intent", "state")
+    __slots__ = ("exchange_order_id", "fills", "intent", "prior", "state")
 
     def __init__(self, intent: OrderIntent, exchange_order_id: str) -> None:
         self.intent = intent
         self.exchange_order_id = exchange_order_id
         self.state = OrderState.SUBMITTED
         self.fills: list[Fill] = []
+        self.prior = ZERO  # filled before a restart (those fills live in the journal)
 
     @property
     def filled(self) -> Decimal:
-        return sum((f.amount for f in self.fills), ZERO)
+        return self.prior + sum((f.amount for f in self.fills), ZERO)
 
 
 class PaperBroker:
@@ -83,6 +84,7 @@ class PaperBroker:
         self.balances: dict[str, Decimal] = {self.quote: d(config.starting_balance)}
         self._orders: dict[str, _PaperOrder] = {}
         self._seq = 0
+        self._run = new_id()[:8]  # trade and order ids stay unique across restarts
         self._listener: Callable[[BrokerOrder], None] | None = None
         self._sub = hub.subscribe(Trade, self._on_trade, name="paper-broker.trade")
 
@@ -98,9 +100,25 @@ class PaperBroker:
         """Called with the order after each fill that happens outside ``place_order``."""
         self._listener = callback
 
-    def restore(self, balances: dict[str, Decimal]) -> None:
-        """Start from known balances (the engine's persisted state after a restart)."""
+    def restore(
+        self,
+        balances: dict[str, Decimal],
+        orders: Iterable[tuple[OrderIntent, Decimal, OrderState]] = (),
+    ) -> None:
+        """Start from the engine's persisted state after a restart: balances, and the limit
+        orders that were resting (``(intent, filled, state)``); a pending cancel completes."""
         self.balances = dict(balances)
+        for intent, filled, state in orders:
+            if intent.type != "limit" or intent.client_order_id in self._orders:
+                continue
+            self._seq += 1
+            order = _PaperOrder(intent, f"paper-{self._run}-{self._seq}")
+            order.prior = filled
+            if state == OrderState.CANCEL_PENDING:
+                order.state = OrderState.CANCELED
+            elif filled > 0:
+                order.state = OrderState.PARTIALLY_FILLED
+            self._orders[intent.client_order_id] = order
 
     # ------------------------------------------------------------------ protocol
 
@@ -128,7 +146,7 @@ class PaperBroker:
             raise OrderRejectedError(intent.client_order_id, "limit order without price")
         self._check_funds(intent)
         self._seq += 1
-        order = _PaperOrder(intent, f"paper-{self._seq}")
+        order = _PaperOrder(intent, f"paper-{self._run}-{self._seq}")
         self._orders[intent.client_order_id] = order
         self._take(order, limit=intent.price if intent.type == "limit" else None)
         if intent.type == "market":  # immediate-or-cancel: what the book cannot fill expires
@@ -245,7 +263,7 @@ class PaperBroker:
             symbol=intent.symbol,
             ts=now,
             ts_recv=now,
-            trade_id=f"paper-t{self._seq}",
+            trade_id=f"paper-{self._run}-t{self._seq}",
             client_order_id=intent.client_order_id,
             side=intent.side,
             amount=qty,
@@ -289,6 +307,7 @@ class PaperBroker:
     def _view(self, order: _PaperOrder) -> BrokerOrder:
         intent = order.intent
         filled = order.filled
+        new = filled - order.prior
         cost = sum((f.amount * f.price for f in order.fills), ZERO)
         return BrokerOrder(
             client_order_id=intent.client_order_id,
@@ -300,7 +319,7 @@ class PaperBroker:
             amount=intent.amount,
             filled=filled,
             price=intent.price,
-            avg_price=cost / filled if filled > 0 else None,
+            avg_price=cost / new if new > 0 else None,  # of the fills since the restart
             exchange_order_id=order.exchange_order_id,
             fills=tuple(order.fills),
             ts=self.clock.time(),

@@ -273,3 +273,38 @@ async def test_unreachable_venue_at_startup_keeps_retrying_without_trading() -> 
     await advance_until(clock, lambda: engine.reconciled, step=30, message="reconciled")
     assert engine.risk_state == RiskState.ACTIVE
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_paper_restart_keeps_resting_limit_orders() -> None:
+    """A resting paper limit order survives a restart: no mismatch, and it still fills when a
+    trade crosses it, counting the part filled before the restart."""
+    from tests.unit.trading.helpers import trade
+
+    journal = MemoryJournal()
+    engine0, _, hub0, _, clock0 = paper_engine(journal=journal)
+    journal.follow(hub0)
+    book(hub0, clock0, bid=100.0, ask=100.2, size=10.0)
+    await engine0.start()
+    out = await engine0.place_manual_order(
+        actor="a", exchange=EX, symbol=SYM, side="buy", amount="3", type="limit", price="99.5"
+    )
+    trade(hub0, clock0, price=99.5, amount=1.0, side="sell")
+    await wait_until(lambda: engine0.portfolio.amount(EX, SYM) == d(1), timeout=5)
+    await engine0.stop()
+    journal.close()
+
+    engine, paper, hub, _, clock = paper_engine(journal=journal)
+    journal.follow(hub)
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    await engine.start()
+    assert engine.risk_state == RiskState.ACTIVE
+    rec = engine.book.get(out["client_order_id"])
+    assert rec is not None
+    assert rec.state == S.PARTIALLY_FILLED
+    assert rec.filled == d(1)
+    trade(hub, clock, price=99.4, amount=5.0, side="sell")
+    await wait_until(lambda: rec.state == S.FILLED, timeout=5)
+    assert engine.portfolio.amount(EX, SYM) == d(3)
+    assert (await paper.fetch_balances())["BTC"] == d(3)
+    await engine.stop()
