@@ -313,22 +313,32 @@ def _build_api(
     if not settings.api.enabled:
         return []
     from cryptomon.api import ApiServer
+    from cryptomon.api import services as api
     from cryptomon.feeds.state import MarketState
 
     if services.market is None:
         services.market = MarketState(hub=hub)
 
     def late_services() -> dict[str, Any]:
-        # Resolved at start: the feeds are built (and started) after the API.
+        # Resolved at start: the feeds are built (and started) after the API. The annotations
+        # make mypy check each real object against the API's Protocol for it.
+        queries: api.StoreQueries | None = services.queries
+        db: api.Database | None = services.db
+        writer: api.Stats | None = services.store_writer
+        market: api.Market | None = services.market
+        feeds: api.Feeds | None = services.feeds
+        notifier: api.Notifier | None = services.notifier
+        detectors: api.Detectors | None = services.detectors
+        trading: api.Trading | None = services.trading
         return {
-            "queries": services.queries,
-            "db": services.db,
-            "writer": services.store_writer,
-            "market": services.market,
-            "feeds": services.feeds,
-            "notifier": services.notifier,
-            "detectors": services.detectors,
-            "trading": services.trading,
+            "queries": queries,
+            "db": db,
+            "writer": writer,
+            "market": market,
+            "feeds": feeds,
+            "notifier": notifier,
+            "detectors": detectors,
+            "trading": trading,
         }
 
     return [ApiServer(config=settings.api, hub=hub, clock=clock, late_services=late_services)]
