@@ -102,3 +102,16 @@ async def test_limits_update_validated_by_the_engine(engine_api: Any) -> None:
     )
     assert status == 422, body
     assert engine.limits()["max_symbol_exposure"] != 999_999.0
+
+
+@pytest.mark.asyncio
+async def test_idempotency_key_on_the_real_engine(engine_api: Any) -> None:
+    """A retried POST with the same Idempotency-Key does not place a second order."""
+    api, engine, _ = engine_api
+    headers = {"Idempotency-Key": "retry-1"}
+    _, first = await api.post("/api/v1/trading/orders", BUY, token=TRADE, headers=headers)
+    _, again = await api.post("/api/v1/trading/orders", BUY, token=TRADE, headers=headers)
+    assert first["client_order_id"] == again["client_order_id"]
+    assert len(engine.orders()) == 1
+    _, pos = await api.get("/api/v1/trading/positions")
+    assert pos["positions"][0]["amount"] == "2"
