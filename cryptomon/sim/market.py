@@ -193,6 +193,15 @@ class SymbolMarket:
         for px, size in list(book.items()):
             self._set(book, pending, px, size * factor)
 
+    def add_liquidity(self, side: Literal["bid", "ask"], amount: float) -> None:
+        """Make the best level of one book side hold at least ``amount`` (an iceberg order)."""
+        book, pending = (
+            (self.bids, self._pending_bids) if side == "bid" else (self.asks, self._pending_asks)
+        )
+        px = max(book) if side == "bid" else min(book)
+        if book[px] < amount:
+            self._set(book, pending, px, amount)
+
     def book(
         self, depth: int | None = None
     ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:

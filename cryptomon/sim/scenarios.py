@@ -51,7 +51,8 @@ class Injection:
     """One event: ``kind`` on ``symbol`` at ``at`` seconds after the scenario start.
 
     ``magnitude`` by kind: volume = trade-rate multiple (10); price_change = percent move
-    (+8 / -8); whale = multiple of the median trade size (150); book_imbalance = bid-size
+    (+8 / -8); whale = multiple of the median trade size (150; negative = a sell), filled in
+    one print against an iceberg at the best level; book_imbalance = bid-size
     multiple (8); spread = multiple of the normal spread (60); unused by the faults.
     """
 
@@ -137,8 +138,11 @@ class Scenario:
         elif inj.kind == "price_change":
             m.jump(mag)
         elif inj.kind == "whale":
+            # one taker order against an iceberg at the best level: a single large print
             side: Side = "buy" if mag > 0 else "sell"
-            sim.apply_trade(inj.symbol, side, abs(mag) * m.spec.trade_size)
+            amount = abs(mag) * m.spec.trade_size
+            m.add_liquidity("ask" if side == "buy" else "bid", amount * 1.05)
+            sim.apply_trade(inj.symbol, side, amount)
         elif inj.kind == "book_imbalance":
             m.bid_size_mult = mag
             m.rescale_side("bid", mag)
