@@ -69,11 +69,13 @@ class TradingEngine(GuardedEngine):
     async def start(self) -> None:
         stored = await self.journal.open_orders()
         for so in stored:
-            self.book.add(
+            record = self.book.add(
                 OrderRecord(
                     intent=so.intent, state=so.state, exchange_order_id=so.exchange_order_id
                 )
             )
+            if so.missing_fills:
+                self.incomplete.append(record)
         for fill in await self.journal.fills():
             self._replay(fill)
         restore = getattr(self.broker, "restore", None)

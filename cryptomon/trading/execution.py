@@ -97,6 +97,7 @@ class EngineCore:
         self._settling: set[str] = set()
         self.protections: dict[_Key, Protection] = {}
         self.last_mismatches: set[str] = set()
+        self.incomplete: list[OrderRecord] = []  # terminal orders whose fills were not stored
 
     # ------------------------------------------------------------------ helpers
 

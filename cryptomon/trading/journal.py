@@ -28,6 +28,7 @@ class StoredOrder:
     intent: OrderIntent
     state: OrderState = OrderState.NEW
     exchange_order_id: str | None = None
+    missing_fills: bool = False  # terminal, but its stored fills do not add up to ``filled``
 
 
 @runtime_checkable
@@ -95,9 +96,9 @@ class MemoryJournal:
 class StoreJournal:
     """The real database through ``cryptomon.store`` (SQLite or PostgreSQL).
 
-    ``open_orders`` also returns orders whose persisted fills do not add up to their recorded
-    filled amount (the process died before the writer flushed the fills): they come back in
-    state ``unknown`` so reconciliation fetches them from the venue again.
+    ``open_orders`` also returns terminal orders whose persisted fills do not add up to their
+    recorded filled amount (the process died before the writer flushed the fills), flagged
+    ``missing_fills``, so reconciliation fetches their fills from the venue again.
     """
 
     def __init__(self, *, db: Any) -> None:
@@ -136,8 +137,6 @@ class StoreJournal:
             have = Decimal(str(amt)) if amt is not None else Decimal(0)
             if state.is_terminal and row.filled <= have:
                 continue
-            if state.is_terminal:
-                state = OrderState.UNKNOWN
             ts = epoch(row.created_at) or 0.0
             intent = OrderIntent(
                 exchange=row.exchange,
@@ -158,7 +157,12 @@ class StoreJournal:
                 anomaly_id=row.anomaly_id,
             )
             out.append(
-                StoredOrder(intent=intent, state=state, exchange_order_id=row.exchange_order_id)
+                StoredOrder(
+                    intent=intent,
+                    state=state,
+                    exchange_order_id=row.exchange_order_id,
+                    missing_fills=state.is_terminal,
+                )
             )
         return out
 

@@ -1,8 +1,9 @@
 """Startup reconciliation: make the engine's view agree with the broker before any new order.
 
-1. Every order the journal still has open is looked up by client order id: the venue's
-   state and fills are applied; an order the venue never saw (the process died after writing
-   the intent, before or while sending it) is closed as rejected, never sent again.
+1. Every order the journal still has open (or finished without all its fills stored) is
+   looked up by client order id: the venue's state and fills are applied; an order the
+   venue never saw (the process died after writing the intent, before or while sending it)
+   is closed as rejected, never sent again.
 2. Open venue orders carrying one of our client order ids but unknown to the journal are
    orphans: they are canceled (a mismatch).
 3. Long positions are checked against the venue's base-currency balances: holding less than
@@ -135,3 +136,17 @@ async def _settle_journal_orders(core: EngineCore, mismatches: list[str]) -> Non
         await core.apply_broker_order(record, bo)
         if record.state == OrderState.UNKNOWN:
             core.settle_later(record)
+    for record in core.incomplete:  # finished orders whose fills the crash lost
+        i = record.intent
+        bo = await _retry(
+            core, "fetch_order", partial(broker.fetch_order, i.symbol, i.client_order_id)
+        )
+        if bo is None:
+            log.error(
+                "trading.fills_lost",
+                client_order_id=i.client_order_id,
+                detail="the venue no longer knows this order",
+            )
+            continue
+        await core.apply_broker_order(record, bo)
+    core.incomplete.clear()

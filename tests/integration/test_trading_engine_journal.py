@@ -96,7 +96,7 @@ async def test_intent_round_trip_as_an_open_order(db: Database) -> None:
 @pytest.mark.asyncio
 async def test_terminal_orders_are_skipped_unless_their_fills_are_missing(db: Database) -> None:
     """A filled order with all fills stored is done; one whose fills were lost comes back
-    as unknown for reconciliation; fills read back exactly."""
+    flagged for reconciliation; fills read back exactly."""
     journal = StoreJournal(db=db)
     for coid in ("complete", "missing", "open"):
         await journal.record_intent(_intent(coid))
@@ -118,8 +118,13 @@ async def test_terminal_orders_are_skipped_unless_their_fills_are_missing(db: Da
                 _fill("open", "t4", "0.2"),
             ],
         )
-    got = {s.intent.client_order_id: s.state for s in await journal.open_orders()}
-    assert got == {"missing": OrderState.UNKNOWN, "open": OrderState.PARTIALLY_FILLED}
+    got = {
+        s.intent.client_order_id: (s.state, s.missing_fills) for s in await journal.open_orders()
+    }
+    assert got == {
+        "missing": (OrderState.FILLED, True),
+        "open": (OrderState.PARTIALLY_FILLED, False),
+    }
     fills = await journal.fills()
     assert [f.trade_id for f in fills] == ["t1", "t2", "t3", "t4"]
     assert fills[0] == _fill("complete", "t1", "0.3")

@@ -308,3 +308,35 @@ async def test_paper_restart_keeps_resting_limit_orders() -> None:
     assert engine.portfolio.amount(EX, SYM) == d(3)
     assert (await paper.fetch_balances())["BTC"] == d(3)
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_finished_order_with_lost_fills_gets_them_from_the_venue() -> None:
+    """An order stored as filled whose fills never reached the database: reconciliation
+    fetches its fills; the position is right and the order stays filled."""
+    from cryptomon.trading.journal import StoredOrder
+
+    engine0, broker0, _journal, _ = _engine()
+    await engine0.start()
+    rec = await engine0.submit(_intent(client_order_id("lost", "manual", "manual"), "2"))
+    assert rec.state == S.FILLED
+    await engine0.stop()
+
+    class LostFills(MemoryJournal):
+        async def open_orders(self) -> list[StoredOrder]:
+            return [StoredOrder(intent=rec.intent, state=S.FILLED, missing_fills=True)]
+
+        async def fills(self) -> list[Fill]:
+            return []
+
+    engine, broker, _, col = _engine(LostFills())
+    broker.paper = broker0.paper
+    await engine.start()
+    assert engine.portfolio.amount(EX, SYM) == d(2)
+    assert len(col.of(Fill)) == 1
+    again = engine.book.get(rec.client_order_id)
+    assert again is not None
+    assert again.state == S.FILLED
+    assert engine.risk_state == RiskState.ACTIVE
+    assert not [u for u in col.of(OrderUpdate) if u.client_order_id == rec.client_order_id]
+    await engine.stop()
