@@ -744,6 +744,9 @@ class ApiConfig(Section):
     cache_entries: int = Field(default=256, ge=1, description="read response cache bound")
     ws_max_clients: int = Field(default=100, ge=1, description="concurrent WebSocket clients")
     ws_queue_size: int = Field(default=1000, ge=1, description="events queued per client")
+    ws_channel_queue_size: int = Field(
+        default=10_000, ge=1, description="events queued per channel before the fan-out"
+    )
     ws_send_timeout_s: float = Field(
         default=5.0, gt=0, description="a send stuck this long disconnects the client"
     )

@@ -4,11 +4,12 @@ Client messages: ``{"msg_type": "Subscribe"|"Unsubscribe"|"Ping", "data": {"chan
 "symbols": [...], "exchanges": [...]}}``. The server pushes ``{"channel", "data"}``; replies
 use the channels ``subscribed``, ``unsubscribed``, ``pong``, ``error`` and ``notice``.
 
-Each client has a bounded queue of serialized messages. A slow client loses its oldest
-messages (counted; a ``notice`` with the count is sent before the next message); a send that
-stays blocked for ``ws_send_timeout_s`` disconnects it. Hub handlers only append to deques:
-the daemon never waits for a client. A channel has a hub subscription only while some client
-is subscribed to it.
+A channel has a queued hub subscription (``drop_oldest``, ``ws_channel_queue_size``) only
+while some client is subscribed to it; its task serializes each event once and appends it
+to the queue of every matching client. Each client has a bounded queue of serialized
+messages (``ws_queue_size``). A slow client loses its oldest messages (counted; a ``notice``
+with the count is sent before the next message); a send that stays blocked for
+``ws_send_timeout_s`` disconnects it. Nothing here ever makes the publisher wait.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from cryptomon.events import (
     Ticker,
     Trade,
 )
-from cryptomon.hub import Hub, InlineSubscription
+from cryptomon.hub import Hub, QueuedSubscription
 
 log = structlog.get_logger()
 
@@ -143,7 +144,7 @@ class WsManager:
         self.clients: dict[int, WsClient] = {}
         self._ids = itertools.count(1)
         self._by_channel: dict[str, set[WsClient]] = {c: set() for c in CHANNELS}
-        self._hub_subs: dict[str, InlineSubscription] = {}
+        self._hub_subs: dict[str, QueuedSubscription] = {}
         self.dropped = 0
         self.disconnected_slow = 0
         self.rejected = 0
@@ -163,19 +164,21 @@ class WsManager:
     # ------------------------------------------------------------------ fan-out
 
     def _fanout(self, channel: str) -> Any:
+        """The batch handler of a channel's queued hub subscription: serialize each event once,
+        append it to every matching client's queue (never waits for a client)."""
         clients = self._by_channel[channel]
 
-        def on_event(ev: Event) -> None:
-            text: str | None = None
-            for client in clients:
-                if client.matches(channel, ev):
-                    if text is None:
-                        text = event_payload(channel, ev)
-                    if client.put(text):
-                        self.dropped += 1
+        async def on_batch(events: list[Event]) -> None:
+            for ev in events:
+                text: str | None = None
+                for client in clients:
+                    if client.matches(channel, ev):
+                        if text is None:
+                            text = event_payload(channel, ev)
+                        if client.put(text):
+                            self.dropped += 1
 
-        on_event.__qualname__ = f"api.ws.{channel}"
-        return on_event
+        return on_batch
 
     def _subscribe(self, client: WsClient, sub: SubscriptionData) -> None:
         ch = sub.channel
@@ -185,9 +188,17 @@ class WsManager:
         )
         self._by_channel[ch].add(client)
         if ch not in self._hub_subs:
-            self._hub_subs[ch] = self.hub.subscribe(
-                CHANNELS[ch], self._fanout(ch), name=f"api.ws.{ch}"
+            # queued: serialization and fan-out run off the publisher's hot path
+            hub_sub = self.hub.subscribe_queued(
+                CHANNELS[ch],
+                self._fanout(ch),
+                name=f"api.ws.{ch}",
+                policy="drop_oldest",
+                maxsize=self.config.ws_channel_queue_size,
+                batch_size=500,
             )
+            hub_sub.start()  # also before the hub itself starts
+            self._hub_subs[ch] = hub_sub
 
     def _unsubscribe(self, client: WsClient, channel: str) -> None:
         client.filters.pop(channel, None)
