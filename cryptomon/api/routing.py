@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -233,7 +232,3 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
 
     handle.__name__ = route.operation_id
     return handle
-
-
-def monotonic_ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
