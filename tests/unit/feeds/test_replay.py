@@ -108,3 +108,41 @@ def test_parse_speed() -> None:
     for bad in ("fast", "0x", "-1x", "10"):
         with pytest.raises(ConfigError):
             parse_speed(bad)
+
+
+def recording_span(files: list[str]) -> float:
+    stamps = [
+        float(line.split(": ", 1)[0])
+        for f in files
+        if ".ws." in f
+        for line in Path(f).read_text().splitlines()
+        if line[:1].isdigit()
+    ]
+    return max(stamps) - min(stamps)
+
+
+@pytest.mark.asyncio
+async def test_paced_replay_follows_the_clock(shared_data: Path) -> None:
+    """At 1x the replay waits on the injected clock between messages and completes once the
+    clock has moved by the recording's span, with the same counts as at max speed."""
+    from cryptomon.clock import ManualClock
+    from tests.util import wait_until
+
+    files = files_of(shared_data, "BINANCE")
+    span = recording_span(files)
+    clock = ManualClock()
+    cfg = ExchangeConfig(name="binance", source="replay", files=files, replay_speed="1x")
+    feed = ReplayFeed(cfg, feed_class=replay_feed_class("binance"), hub=Hub(), clock=clock)
+    await feed.start()
+    try:
+        await wait_until(lambda: clock.sleepers == 1, message="replay waiting on the clock")
+        assert not feed.done.is_set()
+        assert feed.messages < EXPECTED["BINANCE"][0]
+        clock.advance(span / 2)
+        await wait_until(lambda: clock.sleepers == 1, message="replay waiting again")
+        assert not feed.done.is_set()
+        clock.advance(span)
+        await wait_until(feed.done.is_set, message="replay done")
+        assert feed.counts() == EXPECTED["BINANCE"][1]
+    finally:
+        await feed.stop()
