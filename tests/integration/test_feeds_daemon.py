@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,16 @@ def test_unknown_exchange_in_config_exits_2(
     err = capsys.readouterr().err
     assert "exchanges[binanse].name" in err
     assert "did you mean binance" in err
+
+
+def test_replay_command_json_counts(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """crypto-monitor replay --json through the full daemon prints cryptofeed's playback counts."""
+    files = sorted(str(p) for p in shared_data.glob("KRAKEN.*"))
+    assert main(["replay", "--exchange", "KRAKEN", *files, "--json", "--log-level", "WARNING"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads(last)
+    assert summary["exchange"] == "kraken"
+    assert summary["messages"] == 4430
+    assert summary["events"] == {"trades": 10, "l2_book": 4279, "ticker": 18}
+    assert isinstance(summary["anomalies"], int)
+    assert summary["seconds"] > 0
