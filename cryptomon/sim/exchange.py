@@ -38,7 +38,8 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from cryptomon.clock import Clock, LiveClock
-from cryptomon.sim.market import MarketModel, Side, SymbolMarket
+from cryptomon.sim import protocol
+from cryptomon.sim.market import MarketModel, Side
 
 log = structlog.get_logger()
 
@@ -87,7 +88,7 @@ class SimExchange:
         self.messages_sent = 0
         self._hooks: list[StepHook] = []
         self._stalled: dict[str, float] = {}  # channel ("*" = all) -> until (clock time)
-        self._candles: dict[str, dict[str, Any]] = {}
+        self._candles = protocol.Candles()
         self._last_kline = 0.0
         self._last_top: dict[str, tuple[int, float, int, float]] = {}
         self._runner: web.AppRunner | None = None
@@ -180,110 +181,19 @@ class SimExchange:
         for m in self.market.markets.values():
             sym = m.spec.exchange_symbol
             for t in m.take_trades():
-                self._candle_add(m, t.price, t.amount, now)
-                out.append(
-                    (
-                        sym,
-                        "aggTrade",
-                        _agg_trade(
-                            m, tid=t.trade_id, price=t.price, amount=t.amount, side=t.side, ms=ms
-                        ),
-                    )
-                )
+                self._candles.add(m.spec.symbol, t.price, t.amount, now)
+                out.append((sym, "aggTrade", protocol.agg_trade(m, t, ms)))
             changes = m.take_changes()
             if changes is not None:
-                out.append(
-                    (
-                        sym,
-                        "depth",
-                        {
-                            "e": "depthUpdate",
-                            "E": ms,
-                            "s": sym,
-                            "U": changes.first_id,
-                            "u": changes.last_id,
-                            "b": [
-                                [m.fmt(m.price(p)), m.fmt(s, 8)]
-                                for p, s in sorted(changes.bids.items(), reverse=True)
-                            ],
-                            "a": [
-                                [m.fmt(m.price(p)), m.fmt(s, 8)]
-                                for p, s in sorted(changes.asks.items())
-                            ],
-                        },
-                    )
-                )
+                out.append((sym, "depth", protocol.depth_update(m, changes, ms)))
             top = (m.best_bid, m.bids[m.best_bid], m.best_ask, m.asks[m.best_ask])
             if self._last_top.get(sym) != top:
                 self._last_top[sym] = top
-                out.append(
-                    (
-                        sym,
-                        "bookTicker",
-                        {
-                            "u": m.update_id,
-                            "s": sym,
-                            "b": m.fmt(m.price(top[0])),
-                            "B": m.fmt(top[1], 8),
-                            "a": m.fmt(m.price(top[2])),
-                            "A": m.fmt(top[3], 8),
-                        },
-                    )
-                )
+                out.append((sym, "bookTicker", protocol.book_ticker(m)))
             if kline_due:
-                out.append((sym, "kline", self._kline(m, now)))
+                candle = self._candles.current(m.spec.symbol, now, m.price(round(m.mid_ticks)))
+                out.append((sym, "kline", protocol.kline(m, candle, now)))
         await self._broadcast(out, now)
-
-    def _candle_add(self, m: SymbolMarket, price: float, amount: float, now: float) -> None:
-        start = int(now // 60 * 60)
-        c = self._candles.get(m.spec.symbol)
-        if c is None or c["t"] != start:
-            c = self._candles[m.spec.symbol] = {
-                "t": start,
-                "o": price,
-                "h": price,
-                "l": price,
-                "c": price,
-                "v": 0.0,
-                "n": 0,
-                "q": 0.0,
-            }
-        c["h"], c["l"], c["c"] = max(c["h"], price), min(c["l"], price), price
-        c["v"] += amount
-        c["q"] += amount * price
-        c["n"] += 1
-
-    def _kline(self, m: SymbolMarket, now: float) -> dict[str, Any]:
-        start = int(now // 60 * 60)
-        c = self._candles.get(m.spec.symbol)
-        if c is None or c["t"] != start:
-            px = m.price(round(m.mid_ticks))
-            c = {"t": start, "o": px, "h": px, "l": px, "c": px, "v": 0.0, "n": 0, "q": 0.0}
-        sym = m.spec.exchange_symbol
-        return {
-            "e": "kline",
-            "E": int(now * 1000),
-            "s": sym,
-            "k": {
-                "t": c["t"] * 1000,
-                "T": c["t"] * 1000 + 59_999,
-                "s": sym,
-                "i": "1m",
-                "f": 0,
-                "L": c["n"],
-                "o": m.fmt(c["o"]),
-                "c": m.fmt(c["c"]),
-                "h": m.fmt(c["h"]),
-                "l": m.fmt(c["l"]),
-                "v": m.fmt(c["v"], 8),
-                "n": c["n"],
-                "x": now - c["t"] >= 59.0,
-                "q": m.fmt(c["q"], 8),
-                "V": "0",
-                "Q": "0",
-                "B": "0",
-            },
-        }
 
     async def _broadcast(self, out: list[tuple[str, str, dict[str, Any]]], now: float) -> None:
         if not out or not self.clients:
@@ -345,37 +255,8 @@ class SimExchange:
     # ------------------------------------------------------------------ HTTP handlers
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        symbols = []
-        for m in self.market.markets.values():
-            spec = m.spec
-            symbols.append(
-                {
-                    "symbol": spec.exchange_symbol,
-                    "status": "TRADING",
-                    "baseAsset": spec.base,
-                    "quoteAsset": spec.quote,
-                    "baseAssetPrecision": 8,
-                    "quoteAssetPrecision": 8,
-                    "filters": [
-                        {
-                            "filterType": "PRICE_FILTER",
-                            "minPrice": m.fmt(spec.tick),
-                            "maxPrice": "1000000",
-                            "tickSize": m.fmt(spec.tick),
-                        },
-                        {
-                            "filterType": "LOT_SIZE",
-                            "minQty": f"{spec.lot:.8f}",
-                            "maxQty": "9000",
-                            "stepSize": f"{spec.lot:.8f}",
-                        },
-                    ],
-                    "permissions": ["SPOT"],
-                }
-            )
-        return web.json_response(
-            {"timezone": "UTC", "serverTime": int(self.clock.time() * 1000), "symbols": symbols}
-        )
+        markets = list(self.market.markets.values())
+        return web.json_response(protocol.exchange_info(markets, int(self.clock.time() * 1000)))
 
     async def _depth(self, request: web.Request) -> web.Response:
         m = self.market.by_exchange_symbol(request.query.get("symbol", ""))
@@ -388,14 +269,7 @@ class SimExchange:
                 {"code": -1100, "msg": "Illegal characters in parameter 'limit'."}, status=400
             )
         self.snapshots += 1
-        bids, asks = m.book(limit)
-        return web.json_response(
-            {
-                "lastUpdateId": m.update_id,
-                "bids": [[m.fmt(p), m.fmt(s, 8)] for p, s in bids],
-                "asks": [[m.fmt(p), m.fmt(s, 8)] for p, s in asks],
-            }
-        )
+        return web.json_response(protocol.depth_snapshot(m, limit))
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         streams: dict[tuple[str, str], str] = {}
@@ -419,21 +293,3 @@ class SimExchange:
             with contextlib.suppress(ValueError):
                 self.clients.remove(client)
         return ws
-
-
-def _agg_trade(
-    m: SymbolMarket, *, tid: int, price: float, amount: float, side: Side, ms: int
-) -> dict[str, Any]:
-    return {
-        "e": "aggTrade",
-        "E": ms,
-        "s": m.spec.exchange_symbol,
-        "a": tid,
-        "p": m.fmt(price),
-        "q": m.fmt(amount, 8),
-        "f": tid,
-        "l": tid,
-        "T": ms,
-        "m": side == "sell",
-        "M": True,
-    }
