@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate
+from cryptomon.trading.portfolio import money
 
 S = OrderState
 
@@ -189,13 +190,13 @@ class OrderRecord:
             "symbol": i.symbol,
             "side": i.side,
             "type": i.type,
-            "amount": str(i.amount),
-            "price": None if i.price is None else str(i.price),
-            "stop_price": None if i.stop_price is None else str(i.stop_price),
+            "amount": money(i.amount),
+            "price": None if i.price is None else money(i.price),
+            "stop_price": None if i.stop_price is None else money(i.stop_price),
             "state": str(self.state),
-            "filled": str(self.filled),
-            "avg_price": None if avg is None else str(avg),
-            "fees": str(self.fees),
+            "filled": money(self.filled),
+            "avg_price": None if avg is None else money(avg),
+            "fees": money(self.fees),
             "origin": i.origin,
             "reduce_only": i.reduce_only,
             "signal_id": i.signal_id,

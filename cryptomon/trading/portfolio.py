@@ -22,6 +22,13 @@ from typing import Any
 from cryptomon.events import Fill, PositionUpdate
 
 ZERO = Decimal(0)
+
+
+def money(value: Decimal) -> str:
+    """A Decimal as a plain string without exponent or trailing zeros (``1E+2`` -> ``100``)."""
+    return f"{value.normalize():f}"
+
+
 _BASIS_Q = Decimal("1e-12")  # cost basis removed on a partial close: exact sums afterwards
 _Key = tuple[str, str]
 
@@ -139,13 +146,13 @@ class Position:
         return {
             "exchange": self.exchange,
             "symbol": self.symbol,
-            "amount": str(self.amount),
-            "avg_price": str(self.avg_price),
-            "mark_price": None if self.mark is None else str(self.mark),
-            "notional": str(self.notional()),
-            "realized_pnl": str(self.realized_pnl),
-            "unrealized_pnl": str(self.unrealized_pnl),
-            "fees": str(self.fees),
+            "amount": money(self.amount),
+            "avg_price": money(self.avg_price),
+            "mark_price": None if self.mark is None else money(self.mark),
+            "notional": money(self.notional()),
+            "realized_pnl": money(self.realized_pnl),
+            "unrealized_pnl": money(self.unrealized_pnl),
+            "fees": money(self.fees),
             "opened": self.opened,
             "updated": self.updated,
         }
@@ -256,17 +263,17 @@ class Portfolio:
             "wins": len(wins),
             "losses": len(losses),
             "win_rate": len(wins) / n if n else None,
-            "avg_win": str(gross_win / len(wins)) if wins else None,
-            "avg_loss": str(-gross_loss / len(losses)) if losses else None,
+            "avg_win": money(gross_win / len(wins)) if wins else None,
+            "avg_loss": money(-gross_loss / len(losses)) if losses else None,
             "profit_factor": float(gross_win / gross_loss) if gross_loss > 0 else None,
-            "net_pnl": str(sum((t.pnl for t in self.trades), ZERO)),
-            "realized_pnl": str(sum((p.realized_pnl for p in self.positions.values()), ZERO)),
-            "unrealized_pnl": str(sum((p.unrealized_pnl for p in self.positions.values()), ZERO)),
-            "fees": str(sum((p.fees for p in self.positions.values()), ZERO)),
+            "net_pnl": money(sum((t.pnl for t in self.trades), ZERO)),
+            "realized_pnl": money(sum((p.realized_pnl for p in self.positions.values()), ZERO)),
+            "unrealized_pnl": money(sum((p.unrealized_pnl for p in self.positions.values()), ZERO)),
+            "fees": money(sum((p.fees for p in self.positions.values()), ZERO)),
             "max_drawdown": float(self.max_drawdown),
             "sharpe": sharpe,
-            "equity": str(self.equity),
-            "cash": str(self.cash),
+            "equity": money(self.equity),
+            "cash": money(self.cash),
             "quote_currency": self.quote,
             "open_positions": len(self.open_positions()),
         }

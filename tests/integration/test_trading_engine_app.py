@@ -37,7 +37,7 @@ async def test_build_app_wires_and_starts_the_paper_engine(tmp_path: Path) -> No
     try:
         assert engine.reconciled
         assert engine.risk_state == RiskState.ACTIVE
-        assert engine.stats()["equity"] == "2500.0"
+        assert engine.stats()["equity"] == "2500"
     finally:
         assert await app.stop()
 
