@@ -16,7 +16,6 @@ and re-synchronised: counted as a gap, published as ``FeedStatus(gap)`` + ``Feed
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -93,6 +92,7 @@ class Converter:
         self._uses_deltas = False  # the exchange updates books by deltas (not full books)
         self._tops = TopTracker(book_levels)
         self.on_crossed: Callable[[str], None] | None = None
+        self._mono = health.clock.monotonic  # the injected clock's monotonic time
         self._trades_ch: ChannelHealth | None = None
         self._ticker_ch: ChannelHealth | None = None
         self._book_ch: ChannelHealth | None = None
@@ -127,7 +127,7 @@ class Converter:
 
     def _seen(self, ch: ChannelHealth, receipt: float) -> None:
         ch.messages += 1
-        ch.last = time.monotonic()
+        ch.last = self._mono()
         ch.last_recv = receipt
         if ch.state != "live":
             self.health.became_live(ch)

@@ -1,7 +1,7 @@
 """Feed health: counters per exchange and channel, state changes published as ``FeedStatus``.
 
-The hot path only bumps ``messages`` and stores ``last`` (monotonic seconds) on a
-:class:`ChannelHealth`; state changes (live / stale / gap / resync / disconnected) go through
+The hot path only bumps ``messages`` and stores ``last`` (the injected clock's monotonic
+seconds) on a :class:`ChannelHealth`; state changes (live / stale / gap / resync / disconnected) go through
 :class:`FeedHealth`, which publishes a :class:`~cryptomon.events.FeedStatus` for each.
 :meth:`FeedHealth.check_stale` is the stall watchdog, called periodically by the
 :class:`~cryptomon.feeds.manager.FeedManager`.
@@ -9,7 +9,6 @@ The hot path only bumps ``messages`` and stores ``last`` (monotonic seconds) on 
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -133,7 +132,7 @@ class FeedHealth:
         self.publish("connecting", detail="opening connection")
 
     def on_connected(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self.connections += 1
         if self.connections > 1:
             self.reconnects += 1
@@ -154,7 +153,7 @@ class FeedHealth:
     def on_parse_error(self, exc: BaseException, message: object) -> None:
         """A message that could not be handled: counted, logged at most every 10 s."""
         self.parse_errors += 1
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._last_error_log >= 10.0:
             text = message if isinstance(message, str) else repr(message)
             log.warning(
@@ -192,7 +191,7 @@ class FeedHealth:
 
     def check_stale(self) -> list[str]:
         """The stall watchdog: channels silent longer than their ``stale_after``; returns them."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         stale = []
         for ch in self.channels.values():
             if ch.stale_after is None or ch.state == "stale" or not self.connected:
@@ -218,7 +217,7 @@ class FeedHealth:
 
     def snapshot(self) -> dict[str, Any]:
         """The ``/api/v1/feeds`` entry of this exchange."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         channels = {}
         for name, ch in self.channels.items():
             channels[name] = {

@@ -79,3 +79,16 @@ def test_reconnects_and_snapshot_shape() -> None:
         "stale_after_s",
     }
     assert any(s.status == "disconnected" and s.symbol == "" for s in seen)
+
+
+def test_watchdog_runs_on_the_injected_clock() -> None:
+    """With a ManualClock, a channel goes stale exactly when the clock passes stale_after."""
+    from cryptomon.clock import ManualClock
+
+    clock = ManualClock()
+    h = FeedHealth("x", ["trades"], hub=Hub(), clock=clock, stale_after_s=5.0)
+    h.on_connected()
+    clock.advance(4.9)
+    assert h.check_stale() == []
+    clock.advance(0.2)
+    assert h.check_stale() == ["trades"]
