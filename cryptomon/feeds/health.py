@@ -55,7 +55,7 @@ class ChannelHealth:
         self.channel = channel
         self.stale_after = stale_after
         self.messages = 0
-        self.last = 0.0  # monotonic time of the last message (0 = never)
+        self.last = -1.0  # clock.monotonic() of the last message or (re)connection; -1 = never
         self.last_recv = 0.0
         self.gaps = 0
         self.resyncs = 0
@@ -196,7 +196,7 @@ class FeedHealth:
         for ch in self.channels.values():
             if ch.stale_after is None or ch.state == "stale" or not self.connected:
                 continue
-            if ch.last and now - ch.last > ch.stale_after:
+            if ch.last >= 0 and now - ch.last > ch.stale_after:
                 ch.state = "stale"
                 ch.stalls += 1
                 stale.append(ch.channel)
