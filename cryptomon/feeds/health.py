@@ -2,7 +2,8 @@
 
 The hot path only bumps ``messages`` and stores ``last`` (the injected clock's monotonic
 seconds) on a :class:`ChannelHealth`; state changes (live / stale / gap / resync /
-disconnected) go through :class:`FeedHealth`, which publishes a :class:`~cryptomon.events.FeedStatus` for each.
+disconnected) go through :class:`FeedHealth`, which publishes a
+:class:`~cryptomon.events.FeedStatus` for each.
 :meth:`FeedHealth.check_stale` is the stall watchdog, called periodically by the
 :class:`~cryptomon.feeds.manager.FeedManager`.
 """
