@@ -675,6 +675,9 @@ class StorageConfig(Section):
     retention_days: float = Field(default=30, gt=0, description="market data kept this long")
     batch_size: int = Field(default=1000, ge=1, description="rows per write transaction")
     batch_max_age_s: float = Field(default=1.0, gt=0, description="flush a partial batch after")
+    market_batch_size: int = Field(
+        default=5000, ge=1, description="market rows (trades, book tops) per write transaction"
+    )
     market_buffer: int = Field(default=100_000, ge=1, description="market rows kept in memory")
     retry_max_s: float = Field(default=30.0, gt=0, description="cap of the write retry backoff")
     retention_interval_s: float = Field(

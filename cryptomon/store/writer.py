@@ -8,7 +8,8 @@ Two queued hub subscriptions:
   with ``storage.trades``; always aggregated into 1-minute candles), book tops sampled every
   ``storage.book_sample_s`` per market, closed exchange candles.
 
-A batch is written when it reaches ``storage.batch_size`` rows or ``storage.batch_max_age_s``
+A batch is written when it reaches ``storage.batch_size`` rows (``market_batch_size`` for
+market data: fewer, larger COPY transactions) or ``storage.batch_max_age_s``
 after its first row, in one transaction, with bulk statements (``COPY`` on PostgreSQL for
 trades and book tops). On a database error the batch is kept and retried with capped backoff
 and jitter, forever: durable rows are never dropped; while a retry blocks, market data piles up
@@ -67,7 +68,7 @@ class StoreWriter:
         self._durable_lock = asyncio.Lock()
         self._market_lock = asyncio.Lock()
         self._subs: list[QueuedSubscription] = []
-        self._timer: asyncio.Task[None] | None = None
+        self._timers: list[asyncio.Task[None]] = []
         # stats
         self.rows: dict[str, int] = {}
         self.batches = 0
@@ -97,22 +98,26 @@ class StoreWriter:
                 name="store-writer.market",
                 policy="drop_oldest",
                 maxsize=cfg.market_buffer,
-                batch_size=cfg.batch_size,
+                batch_size=cfg.market_batch_size,
             ),
         ]
         for sub in self._subs:
             sub.start()  # drain even before the hub starts (the hub then skips it)
-        self._timer = asyncio.get_running_loop().create_task(self._tick(), name="store-writer")
+        loop = asyncio.get_running_loop()
+        self._timers = [
+            loop.create_task(self._tick(stream), name=f"store-writer.{stream}")
+            for stream in ("durable", "market")
+        ]
 
     async def stop(self) -> None:
         """Drain both queues, then write everything still buffered."""
         for sub in self._subs:
             await sub.stop(timeout=3600)
-        if self._timer is not None:
-            self._timer.cancel()
+        for timer in self._timers:
+            timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-            self._timer = None
+                await timer
+        self._timers = []
         try:
             await self.flush()
         finally:
@@ -163,24 +168,27 @@ class StoreWriter:
                     self._tops.append(repos.book_top_tuple(ev))  # type: ignore[arg-type]
             elif cls is Candle and ev.closed:  # type: ignore[attr-defined]
                 self._exchange_candles.append(repos.candle_row(ev))  # type: ignore[arg-type]
-        if len(self._trades) + len(self._tops) >= self.config.batch_size:
+        if len(self._trades) + len(self._tops) >= self.config.market_batch_size:
             await self._flush_market(with_open_candles=False)
 
-    async def _tick(self) -> None:
-        """Flush partial batches once they are ``batch_max_age_s`` old."""
+    async def _tick(self, stream: str) -> None:
+        """Flush one stream's partial batch once it is ``batch_max_age_s`` old. One task per
+        stream, so a durable batch retrying through an outage never stalls market flushes
+        (whose bounded buffers must keep draining to drop, not grow)."""
         max_age = self.config.batch_max_age_s
         while True:
             await self.clock.sleep(max_age / 2)
             now = self.clock.monotonic()
             try:
-                if self._durable and now - self._durable_since >= max_age:
-                    await self._flush_durable()
-                if now - self._market_since >= max_age:
+                if stream == "durable":
+                    if self._durable and now - self._durable_since >= max_age:
+                        await self._flush_durable()
+                elif now - self._market_since >= max_age:
                     await self._flush_market(with_open_candles=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let the timer die
-                log.error("store.flush_failed", error=repr(exc))
+                log.error("store.flush_failed", stream=stream, error=repr(exc))
 
     # ------------------------------------------------------------------ writing
 

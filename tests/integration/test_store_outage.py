@@ -258,7 +258,12 @@ async def test_market_data_beyond_the_bound_is_dropped_and_counted(sqlite_url: s
     await db.start()
     hub = Hub()
     config = StorageConfig(
-        trades=True, batch_size=20, batch_max_age_s=0.05, retry_max_s=0.2, market_buffer=50
+        trades=True,
+        batch_size=20,
+        market_batch_size=20,
+        batch_max_age_s=0.05,
+        retry_max_s=0.2,
+        market_buffer=50,
     )
     writer = StoreWriter(hub=hub, db=db, config=config, clock=LiveClock())
     await writer.start()
