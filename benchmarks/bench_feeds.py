@@ -87,6 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     rounds_ours: list[float] = []
     rounds_base: list[float] = []
+    per_exchange: dict[str, list[float]] = {ex: [] for ex in EXCHANGES}
     for r in range(args.rounds):
         totals = {"ours": [0, 0.0], "base": [0, 0.0]}
         for ex in EXCHANGES:
@@ -94,13 +95,18 @@ def main() -> None:
             order = (("ours", ours_once), ("base", baseline_once))
             if r % 2:
                 order = order[::-1]
+            rates = {}
             for name, fn in order:
                 n, t = measure(fn, ex, files, args.seconds)
                 totals[name][0] += n
                 totals[name][1] += t
+                rates[name] = n / t
                 print(f"round {r} {ex:16s} {name:5s} {n / t:10.0f} callbacks/s")
+            per_exchange[ex].append(rates["ours"] / rates["base"])
         rounds_ours.append(totals["ours"][0] / totals["ours"][1])
         rounds_base.append(totals["base"][0] / totals["base"][1])
+    for ex, ratios in per_exchange.items():
+        print(f"{ex:16s} ratio (median of rounds) {statistics.median(ratios):.3f}")
     value = statistics.median(rounds_ours)
     baseline = statistics.median(rounds_base)
     print(
