@@ -70,17 +70,25 @@ class _Side:
     def apply(self, changes: Any, book: Any) -> bool:
         """Apply delta ``(price, size)`` changes (``book`` is already updated); False when the
         top must be re-read."""
+        if not changes:
+            return True
         edge = self.edge
         if edge is None:
-            return not changes
+            return False
         top = self.top
         is_bid = self.is_bid
-        inside = 0  # changes at or above the n-th level when the delta began
-        for price, _ in changes:
-            if not ((price < edge) if is_bid else (price > edge)):
-                inside += 1
-        if not inside:
-            return True
+        if len(changes) == 1:  # the common case: one level changed
+            price = changes[0][0]
+            if (price < edge) if is_bid else (price > edge):
+                return True
+            inside = 1
+        else:
+            inside = 0  # changes at or above the n-th level when the delta began
+            for price, _ in changes:
+                if not ((price < edge) if is_bid else (price > edge)):
+                    inside += 1
+            if not inside:
+                return True
         for price, size in changes:
             if (price < edge) if is_bid else (price > edge):
                 continue  # deeper than the (current) n-th level
