@@ -54,6 +54,7 @@ class Supervisor:
         self.authenticate = authenticate
         self.owner = owner
         self.running = True
+        self.connected_before = False
         self.task: asyncio.Task[None] | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -71,7 +72,8 @@ class Supervisor:
                 async with self.conn.connect() as conn:
                     await self.authenticate(conn)
                     await self.subscribe(conn)
-                    owner.on_connected()
+                    owner.on_connected(reconnect=self.connected_before)
+                    self.connected_before = True
                     async for msg in conn.read():
                         if not self.running:
                             break
@@ -321,9 +323,9 @@ class CryptofeedFeed:
 
     # ------------------------------------------------------------------ health hooks
 
-    def on_connected(self) -> None:
+    def on_connected(self, *, reconnect: bool = False) -> None:
         self.converter.reset_connection()
-        self.health.on_connected()
+        self.health.on_connected(reconnect=reconnect)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -132,10 +132,12 @@ class FeedHealth:
         self.state = "connecting"
         self.publish("connecting", detail="opening connection")
 
-    def on_connected(self) -> None:
+    def on_connected(self, *, reconnect: bool = False) -> None:
+        """A connection is up; ``reconnect`` when that connection had been up before (a feed
+        may hold several connections, e.g. one per websocket endpoint)."""
         now = self.clock.monotonic()
         self.connections += 1
-        if self.connections > 1:
+        if reconnect:
             self.reconnects += 1
         self.connected = True
         self.connected_at = now

@@ -60,11 +60,12 @@ def test_parse_errors_are_counted_and_logs_rate_limited() -> None:
 
 
 def test_reconnects_and_snapshot_shape() -> None:
-    """Second connection counts as a reconnect; the snapshot has every documented key."""
+    """Only a connection coming back counts as a reconnect; the snapshot has every key."""
     h, seen = make()
     h.on_connected()
+    h.on_connected()  # a second connection of the same feed (another endpoint)
     h.on_disconnected("closed")
-    h.on_connected()
+    h.on_connected(reconnect=True)
     snap = h.snapshot()
     assert snap["reconnects"] == 1
     assert {"source", "state", "connected", "parse_errors", "messages", "gaps", "channels"} <= set(
