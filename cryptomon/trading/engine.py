@@ -68,6 +68,8 @@ class TradingEngine(GuardedEngine):
 
     async def start(self) -> None:
         stored = await self.journal.open_orders()
+        last_state = getattr(self.journal, "last_risk_state", None)
+        was_halted = callable(last_state) and await last_state() == RiskState.HALTED
         for so in stored:
             record = self.book.add(
                 OrderRecord(
@@ -99,6 +101,8 @@ class TradingEngine(GuardedEngine):
         else:
             self.reconciled = True
             self.set_risk_state(RiskState.ACTIVE, "reconciliation disabled by config")
+        if was_halted:  # the kill switch stays on across restarts until someone resumes
+            self.set_risk_state(RiskState.HALTED, "halted before the restart (kill switch)")
         self._subs = [
             self.hub.subscribe(Signal, self.on_signal, name="trading-engine.signal"),
             self.hub.subscribe(BookTop, self.on_top, name="trading-engine.top"),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate
+from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEvent
 from cryptomon.hub import Hub
 
 
@@ -41,6 +41,8 @@ class Journal(Protocol):
 
     async def record_equity(self, **values: Any) -> None: ...
 
+    async def last_risk_state(self) -> str | None: ...
+
 
 class MemoryJournal:
     """In-memory journal; follows OrderUpdate and Fill events on the hub like the store does."""
@@ -51,6 +53,7 @@ class MemoryJournal:
         self._fills: dict[tuple[str, str], Fill] = {}
         self.writes = 0
         self.equity: list[dict[str, Any]] = []
+        self.risk_state: str | None = None
         self.fail_next: Exception | None = None
         self._subs: list[Any] = []
         if hub is not None:
@@ -59,6 +62,7 @@ class MemoryJournal:
     def follow(self, hub: Hub) -> None:
         self._subs.append(hub.subscribe(OrderUpdate, self._on_update, name="memory-journal.u"))
         self._subs.append(hub.subscribe(Fill, self._on_fill, name="memory-journal.f"))
+        self._subs.append(hub.subscribe(RiskEvent, self._on_risk, name="memory-journal.r"))
 
     def close(self) -> None:
         for sub in self._subs:
@@ -67,6 +71,12 @@ class MemoryJournal:
 
     def _on_update(self, ev: OrderUpdate) -> None:
         self.states[ev.client_order_id] = (ev.state, ev.exchange_order_id)
+
+    def _on_risk(self, ev: RiskEvent) -> None:
+        self.risk_state = ev.state
+
+    async def last_risk_state(self) -> str | None:
+        return self.risk_state
 
     def _on_fill(self, ev: Fill) -> None:
         self._fills.setdefault((ev.exchange, ev.trade_id), ev)
@@ -114,6 +124,20 @@ class StoreJournal:
 
         async with self.db.sessionmaker() as session, session.begin():
             await insert_equity_snapshot(session, **values)
+
+    async def last_risk_state(self) -> str | None:
+        """The risk state of the newest stored RiskEvent (a kill switch survives restarts)."""
+        from sqlalchemy import select
+
+        from cryptomon.store.models import RiskEventRow
+
+        stmt = (
+            select(RiskEventRow.state)
+            .order_by(RiskEventRow.ts.desc(), RiskEventRow.id.desc())
+            .limit(1)
+        )
+        async with self.db.sessionmaker() as session:
+            return (await session.execute(stmt)).scalar_one_or_none()
 
     async def open_orders(self) -> list[StoredOrder]:
         from sqlalchemy import func, select

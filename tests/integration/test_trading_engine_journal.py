@@ -145,3 +145,28 @@ async def test_equity_snapshot_is_written(db: Database) -> None:
     [row] = await Queries(db=db).equity_snapshots()
     assert row["equity"] == D("10057.88")
     assert row["realized_pnl"] == D("59.94")
+
+
+@pytest.mark.asyncio
+async def test_last_risk_state_is_the_newest_risk_event(db: Database) -> None:
+    """last_risk_state reads the state of the newest stored RiskEvent (None when none)."""
+    from cryptomon.events import RiskEvent
+    from cryptomon.store.repos import insert_risk_events
+
+    journal = StoreJournal(db=db)
+    assert await journal.last_risk_state() is None
+    events = [
+        RiskEvent(
+            exchange="",
+            symbol="",
+            ts=1_700_000_000.0 + n,
+            ts_recv=0.0,
+            kind=kind,
+            state=state,
+            reason=kind,
+        )  # type: ignore[arg-type]
+        for n, (kind, state) in enumerate([("state_change", "active"), ("kill_switch", "halted")])
+    ]
+    async with db.sessionmaker() as session, session.begin():
+        await insert_risk_events(session, events)
+    assert await journal.last_risk_state() == "halted"

@@ -216,3 +216,29 @@ async def test_positions_and_stats_views() -> None:
     assert json.dumps(engine.positions())
     assert json.dumps(engine.orders())
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_survives_a_restart_until_resumed() -> None:
+    """A halted engine restarted from the same journal comes back halted, not active."""
+    from cryptomon.trading.journal import MemoryJournal
+
+    journal = MemoryJournal()
+    engine0, _, hub0, _, clock0 = paper_engine(journal=journal)
+    journal.follow(hub0)
+    book(hub0, clock0, bid=100.0, ask=100.2, size=10.0)
+    await engine0.start()
+    await engine0.kill_switch("ops", flatten=False)
+    await engine0.stop()
+    journal.close()
+    engine, _, hub, _, clock = paper_engine(journal=journal)
+    journal.follow(hub)
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    await engine.start()
+    assert engine.reconciled
+    assert engine.risk_state == RiskState.HALTED
+    with pytest.raises(RiskRejected):
+        await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="1")
+    await engine.resume("ops")
+    assert engine.risk_state == RiskState.ACTIVE
+    await engine.stop()
