@@ -5,7 +5,6 @@ FeedManager a networkless source whose real FeedHealth the test drives."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -153,12 +152,12 @@ class HealthSource:
 
     def connected(self, *, reconnects: int = 0) -> None:
         """(Re)connect ``reconnects + 1`` times, then receive one message per channel."""
-        for _ in range(reconnects + 1):
+        for i in range(reconnects + 1):
             self.health.on_connecting()
-            self.health.on_connected()
+            self.health.on_connected(reconnect=i > 0)
         for ch in self.health.channels.values():
             ch.messages += 1  # what the converter does for each message
-            ch.last = time.monotonic()
+            ch.last = self.health.clock.monotonic()
             self.health.became_live(ch)
 
     def disconnected(self) -> None:
