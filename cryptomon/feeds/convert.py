@@ -121,6 +121,11 @@ class Converter:
         }
         return {CF_CHANNELS[c]: table[c] for c in channels}
 
+    def forget_book(self, symbol: str) -> None:
+        """The feed drops this symbol's book to re-snapshot it: the next full book is expected."""
+        self._book_seen.discard(symbol)
+        self._tops.forget(symbol)
+
     def reset_connection(self) -> None:
         """After a (re)connection every book starts from a fresh snapshot: not a gap."""
         self._book_seen.clear()

@@ -40,6 +40,7 @@ log = structlog.get_logger()
 
 CF_CONFIG: dict[str, Any] = {"log": {"disabled": True}, "uvloop": False}
 SYMBOL_TIMEOUT_S = 10.0
+RESYNC_MIN_INTERVAL_S = 2.0
 
 
 class Supervisor:
@@ -241,6 +242,7 @@ class CryptofeedFeed:
         self.handler: FeedHandler | None = None
         self.feed: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._resynced: dict[str, float] = {}
 
     async def _load_symbols(self) -> list[str]:
         cls: Any = self.feed_class
@@ -346,12 +348,19 @@ class CryptofeedFeed:
     def resync(self, symbol: str) -> None:
         """Rebuild one symbol's book: drop it so the exchange class re-fetches its snapshot
         (classes with a REST book route), else reconnect."""
+        now = self.clock.monotonic()
+        if now - self._resynced.get(symbol, -1e18) < RESYNC_MIN_INTERVAL_S:
+            return  # one resync at a time per symbol; crossed updates meanwhile are dropped
+        self._resynced[symbol] = now
         log.warning("feed.crossed_book", exchange=self.exchange, symbol=symbol)
         self.health.publish("resync", channel="orderbook", symbol=symbol, detail="crossed book")
         feed = self.feed
+        if feed is None:
+            return
         routes = getattr(feed.rest_endpoints[0], "routes", None) if feed.rest_endpoints else None
         if routes is not None and getattr(routes, "l2book", None) and hasattr(feed, "_snapshot"):
             feed._l2_book.pop(symbol, None)
+            self.converter.forget_book(symbol)
         else:
             self.force_reconnect()
 

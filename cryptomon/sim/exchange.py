@@ -22,7 +22,8 @@ For other subsystems:
 - ``sim.rest_url`` (``http://127.0.0.1:PORT``) and ``sim.ws_url`` (``ws://127.0.0.1:PORT``);
   the cryptomon exchange config is ``{name: simulator, url: sim.rest_url}``.
 - Faults (used by :mod:`cryptomon.sim.scenarios`): :meth:`stall`, :meth:`disconnect`,
-  :meth:`gap`, :meth:`malformed`; :meth:`add_step_hook` runs a callable at every step.
+  :meth:`gap`, :meth:`malformed`, :meth:`crossed`; :meth:`add_step_hook` runs a callable at
+  every step.
 """
 
 from __future__ import annotations
@@ -237,6 +238,27 @@ class SimExchange:
         """Skip ``skip`` depth update ids of ``symbol``: the next diff does not connect."""
         self.market.market(symbol).take_changes()  # those changes are lost, as in a lost packet
         self.market.market(symbol).skip_ids(skip)
+
+    async def crossed(self, symbol: str) -> None:
+        """Send a depth diff that puts a bid above the best ask (bad exchange data; the model's
+        own book stays consistent, so a client that re-snapshots is whole again)."""
+        await self.flush()
+        m = self.market.market(symbol)
+        m.skip_ids(1)  # the bad diff takes the next update id: the stream stays contiguous
+        sym = m.spec.exchange_symbol
+        data = {
+            "e": "depthUpdate",
+            "E": int(self.clock.time() * 1000),
+            "s": sym,
+            "U": m.update_id,
+            "u": m.update_id,
+            "b": [[m.fmt(m.price(m.best_ask + 1)), "1.00000000"]],
+            "a": [],
+        }
+        for client in list(self.clients):
+            stream = client.streams.get((sym, "depth"))
+            if stream is not None:
+                await self.send_raw(client, json.dumps({"stream": stream, "data": data}))
 
     async def malformed(self, symbol: str, text: str | None = None) -> None:
         """Send a message the client cannot parse on the symbol's trade stream."""

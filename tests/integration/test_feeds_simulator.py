@@ -212,3 +212,27 @@ async def test_unreachable_exchange_at_startup_is_retried_until_it_appears() -> 
     finally:
         await manager.stop()
         await sim.stop()
+
+
+@pytest.mark.asyncio
+async def test_crossed_book_resyncs_that_symbol(rig: Rig) -> None:
+    """A diff that crosses the book is not published; that symbol alone is re-snapshotted and
+    its book matches the simulator's again."""
+    await settle(rig)
+    snapshots = rig.sim.snapshots
+    tops = rig.count("BookTop")
+    await rig.sim.crossed("BTC-USDT")
+    await rig.sim.advance(0.2)
+    await wait_until(lambda: rig.status("resync", "BTC-USDT"), message="resync status")
+    await settle(rig)
+    assert rig.feed.health.crossed >= 1
+    assert rig.sim.snapshots == snapshots + 1  # only BTC-USDT was re-fetched
+    assert rig.count("BookTop") > tops
+    assert rig.sim.connections == 1
+    assert rig.manager.health()["simulator"]["gaps"] == 0  # a resync, not a sequence gap
+    crossed = [
+        e
+        for e in rig.events
+        if type(e).__name__ == "BookTop" and e.bid >= e.ask  # type: ignore[attr-defined]
+    ]
+    assert crossed == []
