@@ -18,13 +18,27 @@ INTERVAL = "1m"
 
 
 class _Bar:
-    __slots__ = ("buy", "close", "count", "high", "low", "open", "sell", "start", "volume")
+    __slots__ = (
+        "buy",
+        "close",
+        "count",
+        "dirty",
+        "end",
+        "high",
+        "low",
+        "open",
+        "sell",
+        "start",
+        "volume",
+    )
 
-    def __init__(self, start: float, price: float) -> None:
+    def __init__(self, start: float, end: float, price: float) -> None:
         self.start = start
+        self.end = end
         self.open = self.high = self.low = self.close = price
         self.volume = self.buy = self.sell = 0.0
         self.count = 0
+        self.dirty = True
 
 
 class CandleAggregator:
@@ -35,24 +49,25 @@ class CandleAggregator:
         self.interval = interval
         self._bars: dict[tuple[str, str], _Bar] = {}
         self._closed: list[dict[str, Any]] = []
-        self._dirty: set[tuple[str, str]] = set()
         self.data_time = 0.0
         self.late = 0
 
     def add(self, ev: Trade) -> None:
+        """Fold one trade into its market's bar (hot path: one dict lookup, no allocation
+        unless a new bar starts)."""
         key = (ev.exchange, ev.symbol)
         ts = ev.ts
-        start = ts - ts % self.interval_s
-        bar = self._bars.get(key)
         price = ev.price
-        if bar is None or start > bar.start:
+        bar = self._bars.get(key)
+        if bar is None or ts >= bar.end:
             if bar is not None:
                 self._closed.append(self._row(key, bar, closed=True))
-            bar = self._bars[key] = _Bar(start, price)
-        elif start < bar.start:
+            start = ts - ts % self.interval_s
+            bar = self._bars[key] = _Bar(start, start + self.interval_s, price)
+        elif ts < bar.start:
             self.late += 1
             return
-        if price > bar.high:
+        elif price > bar.high:
             bar.high = price
         elif price < bar.low:
             bar.low = price
@@ -64,7 +79,7 @@ class CandleAggregator:
         else:
             bar.sell += amount
         bar.count += 1
-        self._dirty.add(key)
+        bar.dirty = True
         if ts > self.data_time:  # noqa: PLR1730 - hot path: a branch is cheaper than max()
             self.data_time = ts
 
@@ -87,10 +102,6 @@ class CandleAggregator:
             "source": "trades",
         }
 
-    @property
-    def pending(self) -> int:
-        return len(self._closed) + len(self._dirty)
-
     def take(self, *, include_open: bool = True) -> list[dict[str, Any]]:
         """Closed bars since the last call, plus (by default) open bars that changed."""
         horizon = self.data_time - 2 * self.interval_s
@@ -98,18 +109,10 @@ class CandleAggregator:
             if bar.start <= horizon:
                 self._closed.append(self._row(key, bar, closed=True))
                 del self._bars[key]
-                self._dirty.discard(key)
         rows, self._closed = self._closed, []
         if include_open:
-            rows.extend(
-                self._row(k, self._bars[k], closed=False) for k in self._dirty if k in self._bars
-            )
-            self._dirty.clear()
+            for key, bar in self._bars.items():
+                if bar.dirty:
+                    rows.append(self._row(key, bar, closed=False))
+                    bar.dirty = False
         return rows
-
-    def restore(self, rows: list[dict[str, Any]]) -> None:
-        """Put back rows a failed write took (they are re-sent on the next take)."""
-        self._closed[:0] = [r for r in rows if r["closed"]]
-        for r in rows:
-            if not r["closed"]:
-                self._dirty.add((r["exchange"], r["symbol"]))

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -154,12 +155,24 @@ class StoreWriter:
         agg = self.candles.add
         trades = self._trades
         last = self._last_sample
+        fromts = datetime.fromtimestamp
         for ev in batch:
             cls = ev.__class__
             if cls is Trade:
-                agg(ev)  # type: ignore[arg-type]
-                if keep_trades:
-                    trades.append(repos.trade_tuple(ev))  # type: ignore[arg-type]
+                t: Any = ev
+                agg(t)
+                if keep_trades:  # repos.trade_tuple inlined (hot path), TRADE_COLUMNS order
+                    trades.append(
+                        (
+                            t.exchange,
+                            t.symbol,
+                            fromts(t.ts, UTC),
+                            t.price,
+                            t.amount,
+                            t.side,
+                            t.trade_id,
+                        )
+                    )
             elif cls is BookTop:
                 key = (ev.exchange, ev.symbol)
                 prev = last.get(key)

@@ -75,6 +75,17 @@ async def test_stop_flushes_everything_buffered(db: Database, rig_factory: Any) 
     await rig.writer.stop()
     assert await count(db, AnomalyRow) == 50
     assert await count(db, TradeRow) == 50
+    async with db.sessionmaker() as s:
+        first = (await s.execute(select(TradeRow).order_by(TradeRow.ts).limit(1))).scalar_one()
+    assert (first.exchange, first.symbol, first.price, first.amount, first.side) == (
+        "binance",
+        "BTC-USDT",
+        100.0,
+        1.0,
+        "buy",
+    )
+    assert first.ts.timestamp() == M
+    assert first.trade_id is not None
     assert await count(db, CandleRow) == 1  # the open minute is written on stop
     stats = rig.writer.stats()
     assert stats["rows"]["anomalies"] == 50
