@@ -173,16 +173,19 @@ class AnomalyDetectionConfig(Section):
         default=3.0, gt=0, description="% distance from the moving average of bucket closes"
     )
     book_imbalance_threshold: float = Field(
-        default=0.8, gt=0, le=1, description="|bid-ask|/(bid+ask) depth over the top levels"
+        default=0.5, gt=0, le=1, description="|bid-ask|/(bid+ask) depth (smoothed) that fires"
     )
     book_imbalance_min_s: float = Field(
-        default=10.0, ge=0, description="seconds the imbalance must persist"
+        default=3.0, ge=0, description="seconds the imbalance must persist"
+    )
+    book_imbalance_smoothing_s: float = Field(
+        default=1.0, gt=0, description="half-life of the imbalance smoothing"
     )
     spread_z_threshold: float = Field(
         default=6.0, gt=0, description="z-score of the spread (bps) against its EWMA"
     )
-    spread_min_excess_bps: float = Field(
-        default=5.0, gt=0, description="spread must also exceed its mean by this many bps"
+    spread_min_ratio: float = Field(
+        default=3.0, gt=1, description="spread must also be this multiple of its mean"
     )
     spread_halflife_s: float = Field(
         default=300.0, gt=0, description="half-life of the spread/imbalance/gap EWMAs"
@@ -199,7 +202,7 @@ class AnomalyDetectionConfig(Section):
         description="single-trade notional that fires, per quote currency",
     )
     whale_k_std: float = Field(
-        default=6.0, gt=0, description="or this many std above the mean log notional"
+        default=5.0, gt=0, description="or this many std above the mean log notional"
     )
     whale_window_trades: int = Field(
         default=1000, ge=2, le=100_000, description="recent trades behind the whale statistics"

@@ -22,6 +22,7 @@ class BookDetector:
         self.bst = np.zeros((0, k.B_COLS))
         self.sest = np.zeros((0, E_COLS))
         self.iest = np.zeros((0, E_COLS))
+        self.mest = np.zeros((0, E_COLS))
         self.prm = np.zeros((0, k.PB_COLS))
 
     def configure(self, info: SymbolInfo) -> None:
@@ -32,6 +33,8 @@ class BookDetector:
         self.bst[s, k.B_START] = math.nan
         self.sest = grow_rows(self.sest, s + 1)
         self.iest = grow_rows(self.iest, s + 1)
+        self.mest = grow_rows(self.mest, s + 1)
+        self.mest[s, :] = 0.0
         self.sest[s, :] = 0.0
         self.iest[s, :] = 0.0
         self.prm = grow_rows(self.prm, s + 1)
@@ -39,14 +42,25 @@ class BookDetector:
             cfg.book_imbalance_threshold,
             cfg.book_imbalance_min_s,
             cfg.spread_z_threshold,
-            cfg.spread_min_excess_bps,
+            cfg.spread_min_ratio,
             cfg.spread_halflife_s,
             cfg.min_samples,
+            cfg.book_imbalance_smoothing_s,
         )
 
     def process(self, c: BookCols, fires: np.ndarray, m: int) -> int:
         return int(
             k.book_batch_nb(
-                c.sid, c.ts, c.spread, c.imb, self.bst, self.sest, self.iest, self.prm, fires, m
+                c.sid,
+                c.ts,
+                c.spread,
+                c.imb,
+                self.bst,
+                self.sest,
+                self.iest,
+                self.mest,
+                self.prm,
+                fires,
+                m,
             )
         )

@@ -334,8 +334,11 @@ def price_batch_nb(
         nc = cst[s, R_N]
         if abs(pct) >= thr:
             lvl = level_nb(abs(pct) / thr)
-            if lvl + 1 > pst[s, P_ARM_PC]:
-                pst[s, P_ARM_PC] = lvl + 1
+            armed = pst[s, P_ARM_PC]  # signed: + for an up move, - for a down move
+            if armed * pct < 0.0:
+                armed = 0.0
+            if lvl + 1 > abs(armed):
+                pst[s, P_ARM_PC] = math.copysign(lvl + 1, pct)
                 ref = lo_all if up >= -dn else hi_all
                 m = _fire_nb(fires, m, i, C_PRICE, pct, thr, zr, cmean, cstd, nc, lvl, ref)
         elif abs(pct) < _REARM * thr:
@@ -368,8 +371,11 @@ def price_batch_nb(
             mthr = prm[s, PP_MA]
             if abs(dev) >= mthr:
                 lvl = level_nb(abs(dev) / mthr)
-                if lvl + 1 > pst[s, P_ARM_MA]:
-                    pst[s, P_ARM_MA] = lvl + 1
+                armed = pst[s, P_ARM_MA]
+                if armed * dev < 0.0:
+                    armed = 0.0
+                if lvl + 1 > abs(armed):
+                    pst[s, P_ARM_MA] = math.copysign(lvl + 1, dev)
                     zd = (p - cmean) / cstd if cstd > 0.0 else math.nan
                     m = _fire_nb(fires, m, i, C_MA, dev, mthr, zd, cmean, cstd, nc, lvl, pct)
             elif abs(dev) < _REARM * mthr:
@@ -381,7 +387,12 @@ def price_batch_nb(
 
 W_N = 0  # + side*2: large trades in the burst ring of that side
 W_POS = 1  # + side*2
-W_COLS = 4
+W_AGG = 4  # notional of the running taker order (consecutive fills, same time and side)
+W_AGG_TS = 5
+W_AGG_SIDE = 6
+W_AGG_LVL = 7  # fired level + 1 of the running order
+W_AGG_LARGE = 8  # the running order was counted for bursts
+W_COLS = 9
 
 PW_ABS = 0  # absolute notional threshold (0 = none)
 PW_K = 1  # k standard deviations of log notional
@@ -409,21 +420,35 @@ def whale_batch_nb(
     fires: np.ndarray,
     m: int,
 ) -> int:
-    """Single trades above an absolute notional or k std of recent log notionals, and bursts
-    of same-side large trades within a time window."""
+    """Taker orders (consecutive fills with the same time and side, summed) above an absolute
+    notional or k std above recent log notionals; bursts of same-side large orders within a
+    time window. The statistics window holds completed orders only."""
     for i in range(sid.shape[0]):
         s = sid[i]
+        t = ts[i]
         notional = px[i] * amt[i]
-        if not (notional > 0.0 and notional < math.inf and math.isfinite(ts[i])):
+        if not (notional > 0.0 and notional < math.inf and math.isfinite(t)):
             continue
-        ln = math.log(notional)
+        side = 1.0 if buy[i] > 0.0 else 0.0
+        if wst[s, W_AGG] > 0.0 and t == wst[s, W_AGG_TS] and side == wst[s, W_AGG_SIDE]:
+            agg = wst[s, W_AGG] + notional
+        else:
+            if wst[s, W_AGG] > 0.0:
+                _push_nb(buf, st, s, math.log(wst[s, W_AGG]))
+            agg = notional
+            wst[s, W_AGG_TS] = t
+            wst[s, W_AGG_SIDE] = side
+            wst[s, W_AGG_LVL] = 0.0
+            wst[s, W_AGG_LARGE] = 0.0
+        wst[s, W_AGG] = agg
+        ln = math.log(agg)
         z = _z_nb(st, s, ln)
         mean = _mean_nb(st, s)
         std = _std_nb(st, s)
         n = st[s, R_N]
         absthr = prm[s, PW_ABS]
         k = prm[s, PW_K]
-        r_abs = notional / absthr if absthr > 0.0 else 0.0
+        r_abs = agg / absthr if absthr > 0.0 else 0.0
         r_z = z / k if not math.isnan(z) else 0.0
         if r_abs >= 1.0 or r_z >= 1.0:
             if r_abs >= r_z:
@@ -432,27 +457,29 @@ def whale_batch_nb(
             else:
                 thr = math.exp(mean + k * std)
                 lvl = level_nb(r_z)
-            m = _fire_nb(
-                fires, m, i, C_WHALE, notional, thr, z, math.exp(mean), std, n, lvl, buy[i]
-            )
+            if lvl + 1 > wst[s, W_AGG_LVL]:
+                wst[s, W_AGG_LVL] = lvl + 1
+                m = _fire_nb(fires, m, i, C_WHALE, agg, thr, z, math.exp(mean), std, n, lvl, side)
         large = (not math.isnan(z) and z >= prm[s, PW_BURST_K]) or (
-            absthr > 0.0 and notional >= prm[s, PW_BURST_FRAC] * absthr
+            absthr > 0.0 and agg >= prm[s, PW_BURST_FRAC] * absthr
         )
-        if large:
-            side = 0 if buy[i] > 0.0 else 1
+        if large and wst[s, W_AGG_LARGE] == 0.0:
+            wst[s, W_AGG_LARGE] = 1.0
+            sd = int(1.0 - side)  # ring 0 = buy, 1 = sell
             need = int(prm[s, PW_BURST_N])
-            cnt = int(wst[s, W_N + 2 * side])
-            pos = int(wst[s, W_POS + 2 * side])
-            bring[s, side * MAX_BURST + pos] = ts[i]
-            wst[s, W_POS + 2 * side] = (pos + 1) % need
+            cnt = int(wst[s, W_N + 2 * sd])
+            pos = int(wst[s, W_POS + 2 * sd])
+            bring[s, sd * MAX_BURST + pos] = t
+            wst[s, W_POS + 2 * sd] = (pos + 1) % need
             cnt = min(cnt + 1, need)
-            wst[s, W_N + 2 * side] = cnt
+            wst[s, W_N + 2 * sd] = cnt
             if cnt >= need:
                 inside = 0
                 for j in range(need):
-                    if ts[i] - bring[s, side * MAX_BURST + j] <= prm[s, PW_BURST_S]:
+                    if t - bring[s, sd * MAX_BURST + j] <= prm[s, PW_BURST_S]:
                         inside += 1
                 if inside >= need:
+                    lvl = level_nb(z / prm[s, PW_BURST_K]) if z > 0 else 0
                     m = _fire_nb(
                         fires,
                         m,
@@ -464,12 +491,11 @@ def whale_batch_nb(
                         math.exp(mean),
                         std,
                         n,
-                        level_nb(z / k) if z > 0 else 0,
-                        buy[i],
+                        lvl,
+                        side,
                     )
-                    wst[s, W_N + 2 * side] = 0.0
-                    wst[s, W_POS + 2 * side] = 0.0
-        _push_nb(buf, st, s, ln)
+                    wst[s, W_N + 2 * sd] = 0.0
+                    wst[s, W_POS + 2 * sd] = 0.0
     return m
 
 
@@ -484,10 +510,11 @@ B_COLS = 4
 PB_IMB = 0
 PB_IMB_S = 1
 PB_SPREAD_Z = 2
-PB_SPREAD_BPS = 3  # minimum excess over the mean, bps
+PB_SPREAD_RATIO = 3  # spread must also be this multiple of its mean
 PB_HALFLIFE = 4
 PB_MIN = 5
-PB_COLS = 6
+PB_SMOOTH = 6  # half-life of the smoothed imbalance, s
+PB_COLS = 7
 
 
 @njit(cache=True)
@@ -499,76 +526,79 @@ def book_batch_nb(
     bst: np.ndarray,
     sest: np.ndarray,
     iest: np.ndarray,
+    mest: np.ndarray,
     prm: np.ndarray,
     fires: np.ndarray,
     m: int,
 ) -> int:
-    """Spread blow-out as a z-score against a time-decayed EWMA of the spread (std floored at
-    min-excess / z so a constant spread still gives a finite z), and depth imbalance beyond a
-    threshold persisting for a minimum time."""
+    """Spread blow-out: z of the spread against its time-decayed EWMA (std floored at
+    (ratio - 1) * mean / z, so a constant spread still gives a finite z) and at least ``ratio``
+    times that mean. Depth imbalance: its short EWMA (``PB_SMOOTH`` half-life) beyond a
+    threshold, with the same sign, for a minimum time."""
     for i in range(sid.shape[0]):
         s = sid[i]
         t = ts[i]
         if not math.isfinite(t):
             continue
         sp = spread[i]
-        if not math.isfinite(sp):
-            sp = math.nan
-        n = sest[s, E_N]
-        mean = sest[s, E_MEAN]
-        std = math.sqrt(sest[s, E_VAR])
-        zthr = prm[s, PB_SPREAD_Z]
-        if n >= prm[s, PB_MIN] and not math.isnan(sp):
-            excess = sp - mean
-            std_eff = max(std, prm[s, PB_SPREAD_BPS] / zthr, 1e-12)
-            z = excess / std_eff
-            if z >= zthr and excess >= prm[s, PB_SPREAD_BPS]:
-                lvl = level_nb(z / zthr)
-                if lvl + 1 > bst[s, B_LVL_SPREAD]:
-                    bst[s, B_LVL_SPREAD] = lvl + 1
-                    m = _fire_nb(
-                        fires,
-                        m,
-                        i,
-                        C_SPREAD,
-                        sp,
-                        mean + zthr * std_eff,
-                        z,
-                        mean,
-                        std,
-                        n,
-                        lvl,
-                        excess,
-                    )
-            elif z < _REARM * zthr:
-                bst[s, B_LVL_SPREAD] = 0.0
-        if not math.isnan(sp):
+        if math.isfinite(sp) and sp >= 0.0:
+            n = sest[s, E_N]
+            mean = sest[s, E_MEAN]
+            std = math.sqrt(sest[s, E_VAR])
+            zthr = prm[s, PB_SPREAD_Z]
+            ratio = prm[s, PB_SPREAD_RATIO]
+            if n >= prm[s, PB_MIN]:
+                excess = sp - mean
+                std_eff = max(std, (ratio - 1.0) * abs(mean) / zthr, 1e-12)
+                z = excess / std_eff
+                if z >= zthr and sp >= ratio * mean:
+                    lvl = level_nb(z / zthr)
+                    if lvl + 1 > bst[s, B_LVL_SPREAD]:
+                        bst[s, B_LVL_SPREAD] = lvl + 1
+                        m = _fire_nb(
+                            fires,
+                            m,
+                            i,
+                            C_SPREAD,
+                            sp,
+                            mean + zthr * std_eff,
+                            z,
+                            mean,
+                            std,
+                            n,
+                            lvl,
+                            sp / mean if mean > 0.0 else math.inf,
+                        )
+                elif z < _REARM * zthr:
+                    bst[s, B_LVL_SPREAD] = 0.0
             _ewma_push_nb(sest, s, sp, t, prm[s, PB_HALFLIFE])
         x = imb[i]
         if not math.isfinite(x):
             continue
+        _ewma_push_nb(mest, s, x, t, prm[s, PB_SMOOTH])
+        xs = mest[s, E_MEAN]
         thr = prm[s, PB_IMB]
-        if abs(x) >= thr:
-            sign = 1.0 if x > 0 else -1.0
+        if abs(xs) >= thr:
+            sign = 1.0 if xs > 0 else -1.0
             if math.isnan(bst[s, B_START]) or bst[s, B_SIGN] != sign:
                 bst[s, B_START] = t
                 bst[s, B_SIGN] = sign
                 bst[s, B_LVL_IMB] = 0.0
             dur = t - bst[s, B_START]
             if dur >= prm[s, PB_IMB_S]:
-                lvl = level_nb(abs(x) / thr)
+                lvl = level_nb(abs(xs) / thr)
                 if lvl + 1 > bst[s, B_LVL_IMB]:
                     bst[s, B_LVL_IMB] = lvl + 1
                     imean = iest[s, E_MEAN]
                     istd = math.sqrt(iest[s, E_VAR])
-                    zi = (x - imean) / istd if istd > 0.0 else math.nan
+                    zi = (xs - imean) / istd if istd > 0.0 else math.nan
                     m = _fire_nb(
                         fires,
                         m,
                         i,
                         C_BOOK_IMB,
-                        x,
-                        thr if x > 0 else -thr,
+                        xs,
+                        thr if xs > 0 else -thr,
                         zi,
                         imean,
                         istd,

@@ -69,6 +69,11 @@ def _f64(getter: Any, evs: list[Any]) -> np.ndarray:
     return np.fromiter(map(getter, evs), np.float64, len(evs))
 
 
+def _mid(evs: list[Any]) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):  # bad quotes become NaN, skipped
+        return (_f64(_BID, evs) + _f64(_ASK, evs)) * 0.5
+
+
 class DetectorEngine:
     """Routes Trade, BookTop, Ticker, Liquidation and Funding events to the detectors."""
 
@@ -240,14 +245,12 @@ class DetectorEngine:
 
     def _flush_books(self) -> None:
         evs, self._books = self._books, []
-        bid = _f64(_BID, evs)
-        ask = _f64(_ASK, evs)
         cols = BookCols(
             sid=self._sid_array(evs),
             ts=_f64(_TS, evs),
             spread=_f64(_SPREAD, evs),
             imb=_f64(_IMB, evs),
-            mid=(bid + ask) * 0.5,
+            mid=_mid(evs),
         )
         self._has_book.update(np.unique(cols.sid).tolist())
         self.events["books"] += len(evs)
@@ -265,10 +268,8 @@ class DetectorEngine:
         if not keep:
             return
         evs = [evs[i] for i in keep]
-        bid = _f64(_BID, evs)
-        ask = _f64(_ASK, evs)
         nan = np.full(len(evs), math.nan)
-        cols = BookCols(sid=sid[keep], ts=_f64(_TS, evs), spread=nan, imb=nan, mid=(bid + ask) / 2)
+        cols = BookCols(sid=sid[keep], ts=_f64(_TS, evs), spread=nan, imb=nan, mid=_mid(evs))
         m = self.divergence.process(cols, self._fires, 0)
         if m:
             self._emit(self.divergence.kinds, self._fires, m, evs, cols.sid)

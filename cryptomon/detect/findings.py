@@ -52,10 +52,10 @@ def _reasons(kind: str, row: np.ndarray, quote: str, pct: float | None) -> tuple
     elif kind == "book_imbalance":
         out.append(f"Book imbalance: {value:+.2f} for {aux:.1f}s")
     elif kind == "spread":
-        out.append(f"Spread: {value:.2f} bps (mean {mean:.2f} bps)")
+        out.append(f"Spread: {value:.3g} bps, {aux:.1f}x its mean of {mean:.3g} bps")
     elif kind == "whale":
         side = "buy" if aux > 0 else "sell"
-        out.append(f"Trade notional: {value:,.0f} {quote} ({side})".replace("  ", " "))
+        out.append(f"Taker order notional: {value:,.0f} {quote} ({side})".replace("  ", " "))
         out.append(f"Threshold: {thr:,.0f} {quote}".rstrip())
     elif kind == "whale_burst":
         side = "buy" if aux > 0 else "sell"

@@ -1,0 +1,112 @@
+"""A tiny synthetic market for detector tests: trades and book tops published on a hub."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cryptomon.clock import ManualClock
+from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.detect.engine import DetectorEngine
+from cryptomon.events import Anomaly, BookTop, Trade
+from cryptomon.hub import Hub
+
+T0 = 1_700_000_000.0
+FAST = {
+    "bucket_seconds": 1.0,
+    "lookback_window_minutes": 1.0,
+    "min_samples": 10,
+    "volume_threshold_multiplier": 4.0,
+}
+
+
+class Market:
+    """Calm random market of one (exchange, symbol); knobs inject events."""
+
+    def __init__(
+        self,
+        eng: DetectorEngine,
+        *,
+        exchange: str = "x",
+        symbol: str = "BTC-USDT",
+        price: float = 100.0,
+        seed: int = 0,
+    ) -> None:
+        self.eng = eng
+        self.hub = eng.hub
+        self.exchange = exchange
+        self.symbol = symbol
+        self.price = price
+        self.rng = np.random.default_rng(seed)
+        self.t = T0
+        self.spread_bps = 2.0
+        self.imbalance = 0.0
+        self.trade_rate = 20.0
+        self.size = 1.0
+        self.buy_prob = 0.5
+
+    def trade(self, amount: float, side: str = "buy", price: float | None = None) -> None:
+        self.hub.publish(
+            Trade(
+                exchange=self.exchange,
+                symbol=self.symbol,
+                ts=self.t,
+                ts_recv=self.t,
+                price=self.price if price is None else price,
+                amount=amount,
+                side=side,
+            )
+        )
+
+    def book(self, spread_bps: float | None = None, imbalance: float | None = None) -> None:
+        sp = self.spread_bps if spread_bps is None else spread_bps
+        imb = self.imbalance if imbalance is None else imbalance
+        half = self.price * sp / 2e4
+        self.hub.publish(
+            BookTop(
+                exchange=self.exchange,
+                symbol=self.symbol,
+                ts=self.t,
+                ts_recv=self.t,
+                bid=self.price - half,
+                bid_size=1.0,
+                ask=self.price + half,
+                ask_size=1.0,
+                spread=2 * half,
+                spread_bps=sp,
+                bid_depth=1 + imb,
+                ask_depth=1 - imb,
+                imbalance=imb,
+                levels=10,
+            )
+        )
+
+    def run(self, seconds: float, dt: float = 0.1) -> None:
+        """Advance ``seconds``: random walk, Poisson trades, a noisy book top every step."""
+        rng = self.rng
+        for _ in range(round(seconds / dt)):
+            self.t += dt
+            self.price *= math.exp(rng.normal(0.0, 2e-4 * math.sqrt(dt)))
+            for _ in range(rng.poisson(self.trade_rate * dt)):
+                side = "buy" if rng.random() < self.buy_prob else "sell"
+                self.trade(self.size * rng.lognormal(0.0, 0.5), side)
+            self.book(
+                self.spread_bps * (1 + 0.05 * rng.normal()),
+                float(np.clip(self.imbalance + 0.1 * rng.normal(), -1, 1)),
+            )
+        self.eng.flush()
+
+
+def engine(**overrides: object) -> tuple[DetectorEngine, list[Anomaly]]:
+    """A DetectorEngine on a fresh hub with fast windows; the list collects its anomalies."""
+    hub = Hub()
+    got: list[Anomaly] = []
+    hub.subscribe(Anomaly, got.append)
+    values = {**FAST, **overrides}
+    cfg = AnomalyDetectionConfig.model_validate(values)
+    return DetectorEngine(hub=hub, clock=ManualClock(T0), config=cfg), got
+
+
+def kinds(got: list[Anomaly]) -> list[str]:
+    return [a.kind for a in got]

@@ -1,0 +1,279 @@
+"""Each detector fires on its event and stays quiet on the calm market around it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from cryptomon.detect.detectors_nb import W_AGG
+from cryptomon.events import Anomaly, Funding, Liquidation, Severity
+from tests.unit.detect.market import Market, engine, kinds
+
+
+def assert_filled(a: Anomaly, *, price: bool = True) -> None:
+    """Every field of a published anomaly is set (the price change needs trades)."""
+    assert a.kind
+    assert isinstance(a.severity, Severity)
+    for name in ("value", "threshold", "confidence", "ts", "ts_recv", "ts_detected"):
+        assert math.isfinite(getattr(a, name)), name
+    assert 0 <= a.confidence <= 100
+    assert a.z_score is not None
+    assert math.isfinite(a.z_score)
+    assert (a.price_change_pct is not None) == price
+    assert a.window_mean is not None
+    assert a.window_std is not None
+    assert a.samples > 0
+    assert a.reasons
+    assert all(isinstance(r, str) and r for r in a.reasons)
+
+
+def calm(**overrides: object) -> tuple[Market, list[Anomaly]]:
+    eng, got = engine(**overrides)
+    m = Market(eng)
+    m.run(120)
+    assert got == [], kinds(got)
+    return m, got
+
+
+def test_volume_spike_fires_with_z_score() -> None:
+    """A burst of volume in one bucket fires 'volume' with z above the threshold."""
+    m, got = calm()
+    m.trade_rate = 150.0
+    m.run(1.0)
+    vol = [a for a in got if a.kind == "volume"]
+    assert vol
+    # the bucket keeps filling: later alerts only at a higher severity (escalation)
+    assert [a.severity.rank for a in vol] == sorted({a.severity.rank for a in vol})
+    assert vol[0].z_score is not None
+    assert vol[0].z_score >= 4.0
+    assert any(r.startswith("Z-score: ") for r in vol[0].reasons)
+    assert_filled(vol[0])
+
+
+def test_one_sided_busy_bucket_fires_volume_imbalance() -> None:
+    """A busy bucket of buys only fires 'volume_imbalance' with value near +1."""
+    m, got = calm()
+    m.trade_rate, m.buy_prob = 60.0, 1.0
+    m.run(1.0)
+    imb = [a for a in got if a.kind == "volume_imbalance"]
+    assert len(imb) == 1
+    assert imb[0].value > 0.8
+    assert_filled(imb[0])
+
+
+@pytest.mark.parametrize("pct", [8.0, -8.0])
+def test_price_jump_fires_price_change(pct: float) -> None:
+    """A jump of 8% fires 'price_change' with the signed change; volatility fires too."""
+    m, got = calm()
+    m.price *= 1 + pct / 100
+    m.run(1.0)
+    pc = [a for a in got if a.kind == "price_change"]
+    assert len(pc) == 1
+    assert pc[0].price_change_pct is not None
+    assert math.isclose(pc[0].price_change_pct, pct, abs_tol=1.0)
+    assert f"Price change: {pc[0].price_change_pct:.2f}%" in pc[0].reasons
+    assert pc[0].severity == Severity.HIGH  # 8 / 5 = 1.6: medium from 1.25, high from 1.6
+    assert "volatility" in kinds(got)
+    assert_filled(pc[0])
+
+
+def test_price_change_rearms_on_a_move_the_other_way() -> None:
+    """After an up-move alert, a crash below the window high fires again."""
+    m, got = calm(cooldown_s=0)
+    m.price *= 1.08
+    m.run(2.0)
+    m.price *= 0.9
+    m.run(2.0)
+    pcs = [a.value for a in got if a.kind == "price_change"]
+    assert len(pcs) == 2
+    assert pcs[0] > 0 > pcs[1]
+
+
+def test_drift_away_from_moving_average_fires_ma_deviation() -> None:
+    """A 4% level shift fires 'ma_deviation' against the moving average of closes."""
+    m, got = calm(price_change_percentage=50.0)
+    m.price *= 1.04
+    m.run(1.0)
+    ma = [a for a in got if a.kind == "ma_deviation"]
+    assert len(ma) == 1
+    assert ma[0].value > 3.0
+    assert_filled(ma[0])
+
+
+def test_persistent_book_imbalance_fires_after_min_time_only() -> None:
+    """An imbalance lasting less than book_imbalance_min_s is quiet; a longer one fires."""
+    m, got = calm()
+    m.imbalance = 0.8
+    m.run(2.0)
+    m.imbalance = 0.0
+    m.run(10.0)
+    assert "book_imbalance" not in kinds(got)
+    m.imbalance = 0.8
+    m.run(6.0)
+    bi = [a for a in got if a.kind == "book_imbalance"]
+    assert bi
+    assert bi[0].value >= 0.5
+    assert bi[0].ts - bi[0].ts_recv == 0
+    assert [a.severity.rank for a in bi] == sorted({a.severity.rank for a in bi})
+    assert any("for " in r and r.endswith("s") for r in bi[0].reasons)
+    assert_filled(bi[0])
+
+
+def test_spread_blowout_fires_and_a_doubling_does_not() -> None:
+    """A spread at 2x its mean stays quiet (min ratio 3); at 20x it fires 'spread'."""
+    m, got = calm()
+    m.spread_bps = 4.0
+    m.run(0.5)
+    assert "spread" not in kinds(got)
+    m.spread_bps = 2.0
+    m.run(30)
+    m.spread_bps = 40.0
+    m.run(0.5)
+    sp = [a for a in got if a.kind == "spread"]
+    assert len(sp) == 1
+    assert sp[0].value > 30
+    assert sp[0].severity == Severity.CRITICAL
+    assert_filled(sp[0])
+
+
+def test_whale_fires_on_k_std_of_log_notional() -> None:
+    """A trade far above recent notionals fires 'whale' with z >= whale_k_std."""
+    m, got = calm()
+    m.t += 0.01
+    m.trade(200.0)
+    m.eng.flush()
+    wh = [a for a in got if a.kind == "whale"]
+    assert wh
+    assert wh[0].z_score is not None
+    assert wh[0].z_score >= 5.0
+    assert_filled(wh[0])
+
+
+def test_whale_fires_on_absolute_notional_per_quote() -> None:
+    """A 2M USDT trade passes the 1M USDT threshold; the same size in XYZ (none) does not."""
+    m, got = calm(whale_k_std=1000.0, whale_burst_k_std=1000.0)
+    m.t += 0.01
+    m.trade(20_000.0, price=100.0)
+    m.eng.flush()
+    wh = [a for a in got if a.kind == "whale"]
+    assert len(wh) == 1
+    assert wh[0].threshold == 1_000_000.0
+    assert wh[0].value == 2_000_000.0
+    assert "Taker order notional: 2,000,000 USDT (buy)" in wh[0].reasons
+    x, got_x = calm(whale_k_std=1000.0, whale_burst_k_std=1000.0)
+    x.symbol = "BTC-XYZ"
+    x.run(60)
+    x.trade(20_000.0, price=100.0)
+    x.eng.flush()
+    assert "whale" not in kinds(got_x)
+
+
+def test_fills_of_one_taker_order_are_summed() -> None:
+    """Ten fills with the same time and side count as one order (and fire once)."""
+    m, got = calm()
+    m.t += 0.01
+    for i in range(10):
+        m.trade(20.0, price=100.0 + i * 0.01)
+    m.eng.flush()
+    wh = [a for a in got if a.kind == "whale"]
+    assert wh
+    assert [a.severity.rank for a in wh] == sorted({a.severity.rank for a in wh})
+    partial = [sum(20.0 * (100.0 + i * 0.01) for i in range(k)) for k in range(1, 11)]
+    assert all(any(math.isclose(a.value, p) for p in partial[1:]) for a in wh)
+    sid = m.eng.symbol_id("x", "BTC-USDT")
+    assert math.isclose(m.eng.whale.wst[sid, W_AGG], partial[-1])
+
+
+def test_burst_of_large_same_side_trades_fires_whale_burst() -> None:
+    """Five large sells within the burst window fire 'whale_burst'."""
+    m, got = calm(whale_k_std=50.0)
+    for _ in range(5):
+        m.t += 1.0
+        m.trade(12.0, side="sell")
+    m.eng.flush()
+    wb = [a for a in got if a.kind == "whale_burst"]
+    assert len(wb) == 1
+    assert wb[0].value == 5
+    assert "Burst: 5 large sell trades" in wb[0].reasons
+    assert_filled(wb[0])
+
+
+def test_cross_exchange_divergence_needs_min_time() -> None:
+    """A 100 bps gap between two exchanges fires after divergence_min_s, not before."""
+    eng, got = engine()
+    a = Market(eng, exchange="a", seed=1)
+    b = Market(eng, exchange="b", seed=2)
+    for _ in range(30):
+        a.run(1.0)
+        b.t, b.price = a.t, a.price
+        b.book()
+    eng.flush()
+    assert got == []
+    for step in range(8):
+        a.t += 1.0
+        a.book()
+        b.t, b.price = a.t, a.price * 1.01
+        b.book()
+        eng.flush()
+        if step < 4:
+            assert "divergence" not in kinds(got)
+    dv = [x for x in got if x.kind == "divergence"]
+    assert {x.exchange for x in dv} == {"a", "b"}
+    assert all(abs(x.value) >= 50 for x in dv)
+
+
+def test_liquidation_volume_spike_fires() -> None:
+    """Liquidated volume per bucket far above its history fires 'liquidations'."""
+    eng, got = engine()
+    t = 1_700_000_000.0
+    for i in range(40):
+        t += 1.0
+        eng.hub.publish(
+            Liquidation(
+                exchange="x",
+                symbol="BTC-USDT-PERP",
+                ts=t,
+                ts_recv=t,
+                side="sell",
+                price=100.0,
+                amount=1.0 + (i % 3) * 0.1,
+            )
+        )
+    t += 1.0
+    eng.hub.publish(
+        Liquidation(
+            exchange="x",
+            symbol="BTC-USDT-PERP",
+            ts=t,
+            ts_recv=t,
+            side="sell",
+            price=100.0,
+            amount=50.0,
+        )
+    )
+    eng.flush()
+    assert kinds(got) == ["liquidations"]
+    assert_filled(got[0], price=False)
+
+
+def test_funding_jump_fires() -> None:
+    """A funding-rate change of 0.001 fires 'funding'; small changes do not."""
+    eng, got = engine()
+    rates = [0.0001, 0.00012, 0.0001, 0.00011, 0.0011]
+    for i, r in enumerate(rates):
+        t = 1_700_000_000.0 + i * 3600
+        eng.hub.publish(Funding(exchange="x", symbol="BTC-USDT-PERP", ts=t, ts_recv=t, rate=r))
+    assert kinds(got) == ["funding"]
+    assert math.isclose(got[0].value, 0.00099)
+    assert got[0].reasons
+
+
+def test_warm_up_suppresses_statistical_detectors() -> None:
+    """Before min_samples buckets, a huge volume spike does not fire."""
+    eng, got = engine()
+    m = Market(eng)
+    m.run(5.0)
+    m.trade_rate = 200.0
+    m.run(1.0)
+    assert "volume" not in kinds(got)

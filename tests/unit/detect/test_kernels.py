@@ -1,0 +1,164 @@
+"""Differential tests of the rolling kernels against pandas / numpy references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+from cryptomon.detect import rolling_zscore
+from cryptomon.detect.kernels_nb import (
+    E_COLS,
+    R_MIN,
+    R_W,
+    ewma_batch_nb,
+    log_returns_nb,
+    new_rolling,
+    ring_minmax_nb,
+    rolling_batch_nb,
+)
+
+RTOL = 1e-9
+
+
+def exact_z(x: np.ndarray, window: int, min_samples: int) -> np.ndarray:
+    """Two-pass numpy reference: z of x[i] against x[max(0, i-window+1): i+1]."""
+    out = np.full(len(x), np.nan)
+    for i in range(min_samples - 1, min(window - 1, len(x))):
+        w = x[: i + 1]
+        sd = w.std()
+        out[i] = (x[i] - w.mean()) / sd if sd > 0 else np.nan
+    if len(x) >= window:
+        v = sliding_window_view(x, window)
+        mean = v.mean(axis=1)
+        sd = v.std(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (x[window - 1 :] - mean) / sd
+        z[sd == 0] = np.nan
+        out[window - 1 :] = z
+    return out
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float = RTOL) -> None:
+    assert np.array_equal(np.isnan(actual), np.isnan(expected))
+    ok = ~np.isnan(expected)
+    err = np.abs(actual[ok] - expected[ok]) / np.maximum(1.0, np.abs(expected[ok]))
+    assert err.max(initial=0.0) < rtol, f"max relative error {err.max()}"
+
+
+SERIES = {
+    "normal": lambda rng, n: rng.normal(0.0, 1.0, n),
+    "offset_random_walk": lambda rng, n: 60_000.0 + np.cumsum(rng.normal(0.0, 5.0, n)),
+    "heavy_tailed": lambda rng, n: rng.standard_t(2, n) * 1e3,
+    "lognormal_sizes": lambda rng, n: rng.lognormal(0.0, 1.5, n),
+    "regime_switch": lambda rng, n: np.concatenate(
+        [rng.normal(0, 1e3, n // 2), rng.normal(5.0, 1e-3, n - n // 2)]
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SERIES))
+@pytest.mark.parametrize(("window", "min_samples"), [(60, 30), (1000, 1000), (7, 2)])
+def test_rolling_zscore_matches_exact_reference(kind: str, window: int, min_samples: int) -> None:
+    """rolling_zscore equals a two-pass numpy computation within 1e-9 on long random series."""
+    rng = np.random.default_rng(abs(hash((kind, window))) % 2**32)
+    x = SERIES[kind](rng, 50_000)
+    assert_close(rolling_zscore(x, window, min_samples), exact_z(x, window, min_samples))
+
+
+def test_rolling_zscore_matches_pandas_on_well_conditioned_data() -> None:
+    """Same result as pandas rolling mean / std(ddof=0) where pandas itself is accurate."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.0, 1.0, 100_000)
+    s = pd.Series(x)
+    ref = (s - s.rolling(100, min_periods=20).mean()) / s.rolling(100, min_periods=20).std(ddof=0)
+    assert_close(rolling_zscore(x, 100, 20), ref.to_numpy())
+
+
+def test_rolling_batch_per_symbol_matches_reference() -> None:
+    """Interleaved symbols in one batch: each value's (z, mean, std, n) against its own past."""
+    rng = np.random.default_rng(3)
+    n = 30_000
+    ids = rng.integers(0, 3, n).astype(np.int64)
+    vals = rng.normal(100.0, 2.0, n) * (1 + ids)
+    buf, st = new_rolling(3, 50)
+    st[:, R_W] = 50
+    st[:, R_MIN] = 10
+    out = np.empty((n, 4))
+    # two calls: state carries over between batches
+    rolling_batch_nb(ids[: n // 2], vals[: n // 2], buf, st, out[: n // 2])
+    rolling_batch_nb(ids[n // 2 :], vals[n // 2 :], buf, st, out[n // 2 :])
+    for sym in range(3):
+        idx = np.flatnonzero(ids == sym)
+        x = vals[idx]
+        for j in (10, 11, 49, 50, 51, 777, len(x) - 1):
+            past = x[max(0, j - 50) : j]
+            assert out[idx[j], 3] == len(past)
+            assert math.isclose(out[idx[j], 1], past.mean(), rel_tol=RTOL)
+            assert math.isclose(out[idx[j], 2], past.std(), rel_tol=1e-8)
+            z = (x[j] - past.mean()) / past.std()
+            assert math.isclose(out[idx[j], 0], z, rel_tol=1e-8, abs_tol=1e-9)
+        assert np.isnan(out[idx[:10], 0]).all()
+
+
+def test_drift_stays_below_1e9_over_a_million_updates() -> None:
+    """No drift after 1e6 window updates on a series whose mean is 1e6 times its std."""
+    rng = np.random.default_rng(11)
+    x = 1e6 + rng.normal(0.0, 1.0, 1_000_000)
+    z = rolling_zscore(x, 500, 500)
+    tail = x[-500:]
+    expected = (x[-1] - tail.mean()) / tail.std()
+    assert math.isclose(z[-1], expected, rel_tol=RTOL, abs_tol=RTOL)
+    assert_close(z[-5000:], exact_z(x[-5499:], 500, 500)[-5000:])
+
+
+def test_ewma_matches_recursive_reference_and_pandas_mean() -> None:
+    """Time-aware EWMA equals the textbook recursion and, at a constant step, pandas ewm."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    x = rng.normal(10.0, 3.0, n)
+    t = np.arange(n, dtype=np.float64)
+    est = np.zeros((1, E_COLS))
+    out = np.empty((n, 2))
+    hl = 30.0
+    ewma_batch_nb(np.zeros(n, np.int64), x, t, np.array([hl]), est, out)
+    a = 1.0 - math.exp(-math.log(2) / hl)
+    ref_mean = pd.Series(x).ewm(alpha=a, adjust=False).mean().to_numpy()
+    assert_close(out[:, 0], ref_mean)
+    mean, var = x[0], 0.0
+    for v in x[1:]:
+        d = v - mean
+        mean += a * d
+        var = (1 - a) * (var + a * d * d)
+    assert math.isclose(out[-1, 1], math.sqrt(var), rel_tol=RTOL)
+
+
+def test_log_returns_and_minmax_match_numpy() -> None:
+    """log_returns_nb equals np.diff(np.log(p)); ring_minmax_nb equals min/max."""
+    rng = np.random.default_rng(9)
+    p = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, 10_000)))
+    r = log_returns_nb(p)
+    assert np.isnan(r[0])
+    assert_close(r[1:], np.diff(np.log(p)), rtol=1e-12)
+    lo, hi = ring_minmax_nb(p, 5000)
+    assert (lo, hi) == (p[:5000].min(), p[:5000].max())
+
+
+@pytest.mark.parametrize(
+    ("values", "window", "min_samples", "needle"),
+    [
+        (np.zeros(5), 0, 1, "window"),
+        (np.zeros(5), 3, 4, "min_samples"),
+        (np.zeros(5), 3, 0, "min_samples"),
+        (np.zeros((2, 2)), 3, 1, "one-dimensional"),
+    ],
+)
+def test_rolling_zscore_rejects_bad_arguments(
+    values: np.ndarray, window: int, min_samples: int, needle: str
+) -> None:
+    """Bad arguments raise a ValueError naming the argument."""
+    with pytest.raises(ValueError, match=needle):
+        rolling_zscore(values, window, min_samples)
