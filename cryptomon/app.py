@@ -179,9 +179,9 @@ def _notice(clock: Clock, code: str, message: str) -> Notice:
 
 if TYPE_CHECKING:
     from cryptomon.detect.engine import DetectorEngine
-    from cryptomon.notify.router import NotificationRouter
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.feeds.state import MarketState
+    from cryptomon.notify.router import NotificationRouter
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.writer import StoreWriter
@@ -198,7 +198,9 @@ class Services:
     store_writer: StoreWriter | None = None  # its stats() feed /metrics, set by _build_store
     notifier: NotificationRouter | None = None  # channels, send_test, stats; by _build_notify
     feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics, by _build_feeds
-    market: MarketState | None = None  # latest market state; the first builder needing it creates it
+    market: MarketState | None = (
+        None  # latest market state; the first builder needing it creates it
+    )
     trading: TradingEngine | None = None  # order engine for the API, set by _build_trading
     detectors: DetectorEngine | None = None  # stats() for /metrics, set by _build_detect
 
