@@ -13,7 +13,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
@@ -192,15 +192,12 @@ if TYPE_CHECKING:
 class Services:
     """What the builders below hand to each other (only inside this module)."""
 
-    extra: dict[str, Any] = field(default_factory=dict)
     db: Database | None = None  # the store's Database (engine, sessionmaker), set by _build_store
     queries: Queries | None = None  # the store's read side for the API, set by _build_store
     store_writer: StoreWriter | None = None  # its stats() feed /metrics, set by _build_store
     notifier: NotificationRouter | None = None  # channels, send_test, stats; by _build_notify
     feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics, by _build_feeds
-    market: MarketState | None = (
-        None  # latest market state; the first builder needing it creates it
-    )
+    market: MarketState | None = None  # latest market state; first builder needing it makes it
     trading: TradingEngine | None = None  # order engine for the API, set by _build_trading
     detectors: DetectorEngine | None = None  # stats() for /metrics, set by _build_detect
 
