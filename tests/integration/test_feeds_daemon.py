@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import yaml
 
 from cryptomon.app import build_app
@@ -17,6 +20,18 @@ from cryptomon.feeds.manager import FeedManager, build_sources
 from cryptomon.hub import Hub
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """In-process CLI runs configure logging onto pytest's captured streams: undo that after."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def binance_files(shared_data: Path) -> list[str]:
@@ -70,7 +85,7 @@ async def test_unknown_symbol_fails_startup_with_close_matches() -> None:
 
 
 def test_unknown_exchange_in_config_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
 ) -> None:
     """crypto-monitor run with an unknown exchange exits 2 naming it and the valid names."""
     cfg = tmp_path / "c.yaml"
@@ -89,7 +104,9 @@ def test_unknown_exchange_in_config_exits_2(
     assert "did you mean binance" in err
 
 
-def test_replay_command_json_counts(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_command_json_counts(
+    shared_data: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
     """crypto-monitor replay --json through the full daemon prints cryptofeed's playback counts."""
     files = sorted(str(p) for p in shared_data.glob("KRAKEN.*"))
     assert main(["replay", "--exchange", "KRAKEN", *files, "--json", "--log-level", "WARNING"]) == 0
