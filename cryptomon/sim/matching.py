@@ -7,7 +7,9 @@ orders fill (maker, at their price) when the simulated market moves through them
 (:meth:`MatchingEngine.on_market`, called after every market step); ``STOP_LOSS`` /
 ``TAKE_PROFIT`` orders trigger when the price they would execute at (best bid for sells, best
 ask for buys) crosses their stop price. Balances are kept per asset (``free``/``locked``); fees
-are charged in the quote asset at the maker or taker rate.
+are charged at the maker or taker rate in the quote asset, or -- with ``buy_fee_in_base``, like
+Binance without BNB -- a buy's fee in the base asset it bought (the account receives
+``qty - fee``).
 
 Every accepted order and every fill is recorded (``orders``, ``fills``), and every reuse of a
 client order id is rejected like Binance does (``-2010 Duplicate order sent.``) and counted in
@@ -80,6 +82,7 @@ class MatchingEngine:
     symbols: dict[str, SymbolRules]
     maker_fee: Decimal = Decimal("0.001")
     taker_fee: Decimal = Decimal("0.001")
+    buy_fee_in_base: bool = False  # a buy's commission in the base asset (Binance, no BNB)
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     balances: dict[str, Balance] = field(default_factory=dict)
     orders: dict[int, SimOrder] = field(default_factory=dict)
@@ -354,16 +357,17 @@ class MatchingEngine:
         self, spec: SymbolRules, order: SimOrder, price: Decimal, qty: Decimal, *, maker: bool
     ) -> None:
         quote_qty = price * qty
+        in_base = self.buy_fee_in_base and order.side == "BUY"
         # the venue charges (and reports) the commission at 8 decimals
-        fee = (quote_qty * (self.maker_fee if maker else self.taker_fee)).quantize(
-            _COMMISSION, rounding=ROUND_HALF_UP
-        )
+        fee = (
+            (qty if in_base else quote_qty) * (self.maker_fee if maker else self.taker_fee)
+        ).quantize(_COMMISSION, rounding=ROUND_HALF_UP)
         base, quote = self.balance(spec.base), self.balance(spec.quote)
         if order.side == "BUY":
-            spend = quote_qty + fee
+            spend = quote_qty if in_base else quote_qty + fee
             quote.locked -= spend
             order.locked -= spend
-            base.free += qty
+            base.free += qty - fee if in_base else qty
         else:
             base.locked -= qty
             order.locked -= qty
@@ -383,7 +387,7 @@ class MatchingEngine:
                 price=price,
                 qty=qty,
                 commission=fee,
-                commission_asset=spec.quote,
+                commission_asset=spec.base if in_base else spec.quote,
                 time_ms=order.update_ms,
                 is_maker=maker,
             )

@@ -75,18 +75,21 @@ def install(
     maker_fee: Decimal = Decimal("0.001"),
     taker_fee: Decimal = Decimal("0.001"),
     min_notional: Decimal = Decimal(5),
+    buy_fee_in_base: bool = False,
 ) -> TradingEndpoints:
     """Add the trading endpoints to a SimExchange (before its ``start``).
 
     The SimExchange serves its own ``exchangeInfo``; a middleware adds what ccxt needs for
     trading to each symbol (``orderTypes``, the ``NOTIONAL`` filter, ...). The matching engine
-    runs at every model step (resting limits, stop triggers).
+    runs at every model step (resting limits, stop triggers). ``buy_fee_in_base`` charges
+    buys their fee in the base asset (Binance without BNB).
     """
     engine = MatchingEngine(
         books=SimBook(sim),
         symbols=rules_for(sim, min_notional=min_notional),
         maker_fee=maker_fee,
         taker_fee=taker_fee,
+        buy_fee_in_base=buy_fee_in_base,
     )
     for asset, amount in (balances or {}).items():
         engine.deposit(asset, amount)

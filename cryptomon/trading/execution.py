@@ -3,7 +3,7 @@
 :meth:`EngineCore.submit` runs the pure risk check, writes the intent through
 ``journal.record_intent`` (committed) and publishes it, then calls ``broker.place_order``.
 A timeout, 5xx, 429 or dropped response makes the order ``unknown``; it is settled with
-``broker.fetch_order`` by client order id (:meth:`EngineCore.settle_later`), never resent.
+``broker.fetch_order`` by client order id (:mod:`cryptomon.trading.settle`), never resent.
 Fills count once per (exchange, trade id) across the whole run and the journal's history.
 """
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import structlog
 
 from cryptomon.clock import Clock
-from cryptomon.errors import RiskRejected, TemporaryError, backoff_delays
+from cryptomon.errors import RiskRejected, TemporaryError
 from cryptomon.events import (
     AuditEntry,
     BookTop,
@@ -44,6 +44,7 @@ from cryptomon.trading.orders import IllegalTransition, OrderBook, OrderRecord
 from cryptomon.trading.portfolio import Portfolio, Position
 from cryptomon.trading.protection import Protection
 from cryptomon.trading.risk import Limits, MarketView, PortfolioView, RiskState, check
+from cryptomon.trading.settle import cancel, settle
 
 if TYPE_CHECKING:
     from cryptomon.config import TradingConfig
@@ -248,6 +249,7 @@ class EngineCore:
                 amount=str(intent.amount),
                 origin=intent.origin,
             )
+            record.sent = self._now()
             try:
                 bo = await asyncio.wait_for(
                     self.broker.place_order(intent), self.config.order_timeout_s
@@ -308,35 +310,8 @@ class EngineCore:
         self._spawn(self._settle(record, retry_after), f"settle:{record.client_order_id}")
 
     async def _settle(self, record: OrderRecord, retry_after: float | None) -> None:
-        """Look the unknown order up until the venue says what happened; never resend."""
-        delays = backoff_delays(initial=self.config.poll_interval_s, cap=30.0)
-        misses = 0
-        wait = retry_after
         try:
-            while record.state == S.UNKNOWN:
-                await self.clock.sleep(max(wait or 0.0, next(delays)))
-                wait = None
-                i = record.intent
-                try:
-                    bo = await self.broker.fetch_order(i.symbol, i.client_order_id)
-                except OrderOutcomeUnknown as exc:
-                    wait = exc.retry_after_s
-                    continue
-                except Exception as exc:
-                    log.warning(
-                        "trading.settle_lookup_failed",
-                        client_order_id=i.client_order_id,
-                        error=repr(exc),
-                    )
-                    continue
-                if bo is None:
-                    misses += 1
-                    if misses >= self.config.unknown_lookups:
-                        self._move(
-                            record, S.REJECTED, f"not found at the venue after {misses} lookups"
-                        )
-                    continue
-                await self.apply_broker_order(record, bo)
+            await settle(self, record, retry_after)
         finally:
             self._settling.discard(record.client_order_id)
 
@@ -377,6 +352,7 @@ class EngineCore:
         if record is not None:
             record.add_fill(fill)
         self.portfolio.apply_fill(fill)
+        self.sweep_dust(fill.exchange, fill.symbol, fill.price, fill.ts)
         pos = self.portfolio.position(fill.exchange, fill.symbol)
         m = self.mid(fill.exchange, fill.symbol)
         if m is not None:
@@ -395,6 +371,13 @@ class EngineCore:
         self.on_fill(record, fill, pos)
         return True
 
+    def sweep_dust(self, exchange: str, symbol: str, price: Decimal, ts: float) -> None:
+        """A position left smaller than the venue's lot (a base-currency fee) cannot be
+        sold: it becomes dust so the position closes (see ``Portfolio.sweep_dust``)."""
+        info = self._infos.get(symbol)
+        if info is not None and info.lot_size > 0:
+            self.portfolio.sweep_dust(exchange, symbol, info.lot_size, price, ts)
+
     def publish_position(self, pos: Position) -> None:
         now = self._now()
         self.hub.publish(pos.event(now, now))
@@ -411,24 +394,7 @@ class EngineCore:
     # ------------------------------------------------------------------ cancel
 
     async def cancel(self, record: OrderRecord) -> OrderRecord:
-        i = record.intent
-        if not record.is_open:
-            return record
-        if record.state != S.UNKNOWN:
-            self._move(record, S.CANCEL_PENDING)
-        try:
-            bo = await self.broker.cancel_order(i.symbol, i.client_order_id)
-        except OrderRejectedError:
-            found = await self.broker.fetch_order(i.symbol, i.client_order_id)
-            if found is None:
-                self._move(record, S.CANCELED, "not found at the venue")
-                return record
-            bo = found
-        except (TemporaryError, TimeoutError, OSError) as exc:
-            log.warning("trading.cancel_failed", client_order_id=i.client_order_id, error=repr(exc))
-            return record
-        await self.apply_broker_order(record, bo)
-        return record
+        return await cancel(self, record)
 
     async def stop_tasks(self) -> None:
         tasks = list(self._tasks)

@@ -54,12 +54,7 @@ class GuardedEngine(EngineControls):
     def on_fill(self, record: OrderRecord | None, fill: Fill, pos: Position) -> None:
         key = (fill.exchange, fill.symbol)
         if pos.amount == 0:
-            prot = self.protections.pop(key, None)
-            if prot is not None and prot.native:
-                for coid in (prot.stop_order, prot.take_order):
-                    other = self.book.get(coid) if coid else None
-                    if other is not None and other.is_open:
-                        self._spawn(self.cancel(other), f"cancel-leg:{coid}")
+            self._disarm(key)
             self.check_daily_loss()
             return
         if (
@@ -69,6 +64,15 @@ class GuardedEngine(EngineControls):
         ):
             self._arm(pos, record.intent)
         self.check_daily_loss()
+
+    def _disarm(self, key: tuple[str, str]) -> None:
+        """The position is closed: drop its protection and cancel native legs left open."""
+        prot = self.protections.pop(key, None)
+        if prot is not None and prot.native:
+            for coid in (prot.stop_order, prot.take_order):
+                other = self.book.get(coid) if coid else None
+                if other is not None and other.is_open:
+                    self._spawn(self.cancel(other), f"cancel-leg:{coid}")
 
     def on_order_state(self, record: OrderRecord) -> None:
         i = record.intent
@@ -181,6 +185,8 @@ class GuardedEngine(EngineControls):
 
     def on_top(self, top: BookTop) -> None:
         key = (top.exchange, top.symbol)
+        if top.bid > 0 and top.ask > 0:
+            self.portfolio.observe_price(top.symbol, dec((top.bid + top.ask) / 2))
         pos = self.portfolio.positions.get(key)
         if pos is None or pos.amount == 0:
             return
@@ -205,6 +211,11 @@ class GuardedEngine(EngineControls):
 
     async def _exit(self, prot: Protection, origin: Any) -> None:
         key = (prot.exchange, prot.symbol)
+        pos = self.portfolio.positions.get(key)
+        if pos is not None and pos.amount != 0:  # a leftover below the lot is dust
+            self.sweep_dust(prot.exchange, prot.symbol, pos.mark or pos.avg_price, self._now())
+            if pos.amount == 0:
+                self._disarm(key)
         amount = abs(self.portfolio.amount(*key))
         if amount == 0:
             return

@@ -121,6 +121,7 @@ class OrderRecord:
     reason: str = ""
     updated: float = 0.0
     trade_ids: set[str] = field(default_factory=set)
+    sent: float = 0.0  # clock time just before the placement request (0: not in this run)
 
     @property
     def client_order_id(self) -> str:

@@ -5,9 +5,17 @@ price; reducing realizes ``closed * (price - avg)`` (sign-adjusted). Unrealized 
 to the book mid. A *round trip* ends when a position returns to zero (or flips); its net PnL
 (realized minus every fee paid on the way) feeds the statistics.
 
-Equity = cash + sum(position amount * mark). Cash moves with every fill: a buy pays
-``amount * price + fee``, a sell receives ``amount * price - fee``. Fees charged in another
-currency than the quote (e.g. the base on Binance buys) are valued at the fill price.
+Equity = cash + sum(position amount * mark) + priced side balances. Cash moves with every
+fill by ``amount * price``; the fee follows its ``fee_currency``:
+
+- quote (or unset): paid from cash (a buy pays ``amount * price + fee``);
+- base (Binance buys without BNB): taken from the coins, so a buy of ``amount`` holds
+  ``amount - fee`` (a sell gives up ``amount + fee``); valued at the fill price in the fees;
+- any other asset (BNB): tracked in ``fee_balances`` (negative = spent), valued in equity and
+  in the fees only when ``prices`` knows that asset's quote price.
+
+A leftover smaller than the venue's lot (``sweep_dust``) cannot be sold: it leaves the
+position (closing its round trip at that price) and is kept in ``dust`` (valued in equity).
 """
 
 from __future__ import annotations
@@ -22,6 +30,11 @@ from typing import Any
 from cryptomon.events import Fill, PositionUpdate
 
 ZERO = Decimal(0)
+
+
+def base_of(symbol: str) -> str:
+    """``BTC-USDT`` -> ``BTC``."""
+    return symbol.rpartition("-")[0] or symbol
 
 
 def money(value: Decimal) -> str:
@@ -173,6 +186,9 @@ class Portfolio:
     day_start_equity: Decimal = ZERO
     peak_equity: Decimal = ZERO
     max_drawdown: Decimal = ZERO  # fraction of the peak
+    fee_balances: dict[str, Decimal] = field(default_factory=dict)  # third-asset fees spent
+    dust: dict[str, Decimal] = field(default_factory=dict)  # unsellable leftovers per asset
+    prices: dict[str, Decimal] = field(default_factory=dict)  # asset -> quote price seen
 
     def position(self, exchange: str, symbol: str) -> Position:
         key = (exchange, symbol)
@@ -189,18 +205,51 @@ class Portfolio:
         return [p for p in self.positions.values() if p.amount != 0]
 
     def apply_fill(self, fill: Fill) -> TradeResult | None:
-        """Move cash and the position by one fill (dedup is the order book's job)."""
-        fee = fill.fee if fill.fee_currency in (self.quote, "") else fill.fee * fill.price
-        notional = fill.amount * fill.price
-        self.cash += -notional - fee if fill.side == "buy" else notional - fee
+        """Move cash, the position and fee balances by one fill (dedup is the caller's job)."""
+        ccy = fill.fee_currency or self.quote
+        amount, fee = fill.amount, fill.fee
+        notional = amount * fill.price
+        buy = fill.side == "buy"
+        if ccy == self.quote:
+            fee_value, cash_fee = fee, fee
+        elif ccy == base_of(fill.symbol):  # taken from the coins traded
+            fee_value, cash_fee = fee * fill.price, ZERO
+            amount = amount - fee if buy else amount + fee
+        else:  # a third asset (BNB): its own balance, valued when its price is known
+            self.fee_balances[ccy] = self.fee_balances.get(ccy, ZERO) - fee
+            price = self.prices.get(ccy)
+            fee_value, cash_fee = (fee * price if price is not None else ZERO), ZERO
+        self.cash += -notional - cash_fee if buy else notional - cash_fee
         pos = self.position(fill.exchange, fill.symbol)
         if pos.mark is None:
             pos.mark = fill.price
-        result = pos.apply(fill.side, fill.amount, fill.price, fee, fill.ts)
+        result = pos.apply(fill.side, amount, fill.price, fee_value, fill.ts)
         if result is not None:
             self.trades.append(result)
         self.snapshot(fill.ts)
         return result
+
+    def sweep_dust(
+        self, exchange: str, symbol: str, step: Decimal, price: Decimal, ts: float
+    ) -> TradeResult | None:
+        """Move a leftover below ``step`` (the lot) out of the position into ``dust``."""
+        pos = self.positions.get((exchange, symbol))
+        if pos is None or pos.amount == 0 or abs(pos.amount) >= step:
+            return None
+        left = pos.amount
+        result = pos.apply("sell" if left > 0 else "buy", abs(left), price, ZERO, ts)
+        asset = base_of(symbol)
+        self.dust[asset] = self.dust.get(asset, ZERO) + left
+        self.prices.setdefault(asset, price)
+        if result is not None:
+            self.trades.append(result)
+        return result
+
+    def observe_price(self, symbol: str, price: Decimal) -> None:
+        """Remember an asset's quote price (values fee balances and dust)."""
+        base, _, quote = symbol.rpartition("-")
+        if base and quote == self.quote:
+            self.prices[base] = price
 
     def mark(self, exchange: str, symbol: str, price: Decimal) -> Position | None:
         pos = self.positions.get((exchange, symbol))
@@ -221,9 +270,19 @@ class Portfolio:
 
     @property
     def equity(self) -> Decimal:
-        return self.cash + sum(
+        held = sum(
             (p.amount * p.mark if p.mark is not None else p.cost) for p in self.positions.values()
         )
+        side = sum(
+            (
+                amount * self.prices[asset]
+                for balances in (self.fee_balances, self.dust)
+                for asset, amount in balances.items()
+                if asset in self.prices
+            ),
+            ZERO,
+        )
+        return self.cash + held + side
 
     def snapshot(self, ts: float) -> Decimal:
         """Record equity at ``ts``; rolls the UTC day and tracks the drawdown."""
@@ -275,5 +334,7 @@ class Portfolio:
             "equity": money(self.equity),
             "cash": money(self.cash),
             "quote_currency": self.quote,
+            "fee_balances": {k: money(v) for k, v in sorted(self.fee_balances.items())},
+            "dust": {k: money(v) for k, v in sorted(self.dust.items())},
             "open_positions": len(self.open_positions()),
         }

@@ -3,7 +3,8 @@
 1. Every order the journal still has open (or finished without all its fills stored) is
    looked up by client order id: the venue's state and fills are applied; an order the
    venue never saw (the process died after writing the intent, before or while sending it)
-   is closed as rejected, never sent again.
+   is closed as rejected once its recv window has passed (until then it is ``unknown`` and
+   settled by lookup, :mod:`cryptomon.trading.settle`), never sent again.
 2. Open venue orders carrying one of our client order ids but unknown to the journal are
    orphans: they are canceled (a mismatch).
 3. Long positions are checked against the venue's base-currency balances: holding less than
@@ -28,6 +29,7 @@ from cryptomon.events import OrderState
 from cryptomon.trading.brokers.paper import split_symbol
 from cryptomon.trading.orders import is_ours
 from cryptomon.trading.risk import RiskState
+from cryptomon.trading.settle import absent_deadline
 
 if TYPE_CHECKING:
     from cryptomon.trading.execution import EngineCore
@@ -122,6 +124,10 @@ async def _settle_journal_orders(core: EngineCore, mismatches: list[str]) -> Non
             core, "fetch_order", partial(broker.fetch_order, i.symbol, i.client_order_id)
         )
         if bo is None:
+            if core.clock.time() < absent_deadline(core, record):  # may still be accepted
+                core._move(record, OrderState.UNKNOWN, "not at the venue yet (reconciliation)")
+                core.settle_later(record)
+                continue
             if record.state in (
                 OrderState.SUBMITTED,
                 OrderState.PARTIALLY_FILLED,

@@ -18,7 +18,7 @@ from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
-from cryptomon.sim.trading import Fault, TradingEndpoints
+from cryptomon.sim.trading import API, Fault, TradingEndpoints
 from cryptomon.sim.venue import install
 from cryptomon.trading.brokers.ccxt import CcxtBroker
 from cryptomon.trading.engine import TradingEngine
@@ -77,7 +77,13 @@ async def rig() -> AsyncIterator[Rig]:
             "mark_interval_s": 0.05,
             "order_timeout_s": 0.5,
             "unknown_lookups": 3,
-            "live": {"exchange": "binance", "api_key": KEY, "secret": SECRET, "url": sim.rest_url},
+            "live": {
+                "exchange": "binance",
+                "api_key": KEY,
+                "secret": SECRET,
+                "url": sim.rest_url,
+                "recv_window_ms": 2500,
+            },
         }
     )
     hub = Hub()
@@ -184,3 +190,71 @@ async def test_timeout_then_late_acceptance_is_found_not_resent(rig: Rig) -> Non
     await wait_until(lambda: record.state is OrderState.FILLED, message="late fill found")
     assert_sent_once(rig, record)
     assert rig.endpoints.engine.client_order_ids() == [record.client_order_id]
+
+
+@pytest.mark.asyncio
+async def test_held_request_released_after_more_misses_than_unknown_lookups_is_found(
+    rig: Rig,
+) -> None:
+    """Missing at more lookups than ``unknown_lookups`` but still inside its recv window: not
+    concluded absent; released, the venue accepts it late and the engine finds the fill."""
+    fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
+    record = await rig.engine.submit(buy("held"))
+    assert record.state is OrderState.UNKNOWN
+    lookups = rig.endpoints.requests
+
+    def missed(n: int) -> bool:
+        return lookups[("GET", f"{API}/order")] >= n
+
+    await wait_until(lambda: missed(4), message="four lookups")  # unknown_lookups is 3
+    assert record.state is OrderState.UNKNOWN
+    assert rig.endpoints.engine.orders == {}
+    fault.release()
+    await wait_until(lambda: record.state is OrderState.FILLED, message="late fill found")
+    assert_sent_once(rig, record)
+    assert rig.engine.portfolio.amount("simulator", SYMBOL) == Decimal("0.01")
+
+
+@pytest.mark.asyncio
+async def test_buy_fee_in_base_entry_and_full_exit_leave_only_dust(rig: Rig) -> None:
+    """Binance-style base-currency buy fee: the position is amount - fee, the protective exit
+    sells what is held (no oversell refusal), the sub-lot rest is dust; books agree."""
+    venue = rig.endpoints.engine
+    venue.buy_fee_in_base = True
+    record = await rig.engine.submit(buy("basefee", "0.01234"))
+    await wait_until(lambda: record.state is OrderState.FILLED, message="entry filled")
+    key = ("simulator", SYMBOL)
+    held = rig.engine.portfolio.amount(*key)
+    assert held == Decimal("0.01234") - Decimal("0.00001234")
+    assert venue.position("BTC") == held
+    prot = rig.engine.protections[key]
+    assert prot.take is not None
+    bid = float(prot.take) + 1.0
+    now = time.time()
+    rig.hub.publish(
+        BookTop(
+            exchange="simulator",
+            symbol=SYMBOL,
+            ts=now,
+            ts_recv=now,
+            bid=bid,
+            bid_size=1.0,
+            ask=bid + 0.5,
+            ask_size=1.0,
+            spread=0.5,
+            spread_bps=0.5 / bid * 1e4,
+            bid_depth=1.0,
+            ask_depth=1.0,
+            imbalance=0.0,
+            levels=1,
+        )
+    )
+    await wait_until(lambda: rig.engine.portfolio.amount(*key) == 0, message="position closed")
+    exits = [r for r in rig.engine.book.all() if r.intent.origin == "take_profit"]
+    assert [r.state for r in exits] == [OrderState.FILLED]
+    assert exits[0].filled == Decimal("0.01232")
+    assert venue.rejected == 0
+    assert rig.engine.portfolio.dust == {"BTC": Decimal("0.00000766")}
+    assert venue.position("BTC") == Decimal("0.00000766")
+    assert rig.engine.portfolio.cash == venue.position("USDT")
+    assert key not in rig.engine.protections

@@ -4,10 +4,12 @@ open, cancels orphans, checks balances, and only then allows new orders."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
+from cryptomon.clock import ManualClock
 from cryptomon.errors import RiskRejected
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEvent
 from cryptomon.trading.brokers.base import BrokerOrder
@@ -16,7 +18,7 @@ from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.orders import client_order_id
 from cryptomon.trading.risk import RiskState
 from tests.unit.trading.brokers_for_tests import ScriptedBroker
-from tests.unit.trading.helpers import EX, SYM, Collector, book, d, paper_engine
+from tests.unit.trading.helpers import EX, SYM, Collector, advance_until, book, d, paper_engine
 from tests.util import wait_until
 
 S = OrderState
@@ -88,6 +90,27 @@ async def test_intent_written_but_never_sent_is_closed_not_sent() -> None:
     assert broker.calls[coid] == 0
     assert engine.risk_state == RiskState.ACTIVE  # a never-sent intent is not a mismatch
     assert [u.state for u in col.of(OrderUpdate) if u.client_order_id == coid] == [S.REJECTED]
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_recent_intent_absent_at_restart_waits_out_the_recv_window() -> None:
+    """An intent written just before a crash and not (yet) at the venue stays unknown until
+    its recv window has passed, then ends rejected; it is never placed."""
+    journal = MemoryJournal()
+    engine, broker, _, _ = _engine(journal)
+    coid = client_order_id("crash-2", "manual", "manual")
+    now = engine.clock.time()
+    await journal.record_intent(replace(_intent(coid), ts=now, ts_recv=now))
+    await engine.start()
+    rec = engine.book.get(coid)
+    assert rec is not None
+    assert rec.state == S.UNKNOWN
+    clock = engine.clock
+    assert isinstance(clock, ManualClock)
+    await advance_until(clock, lambda: rec.state == S.REJECTED, step=0.5, message="rejected")
+    assert clock.time() >= now + engine.config.live.recv_window_ms / 1000
+    assert broker.calls[coid] == 0
     await engine.stop()
 
 

@@ -84,11 +84,56 @@ def test_flip_closes_one_trip_and_opens_another() -> None:
     assert pos.avg_price == D(110)
 
 
-def test_base_currency_fee_is_valued_at_the_fill_price() -> None:
-    """A fee charged in BTC costs fee * price in quote."""
+def test_base_currency_fee_shrinks_the_position_not_the_cash() -> None:
+    """A buy's fee charged in BTC leaves amount - fee held; cash pays only the notional."""
     p = Portfolio(quote="USDT", cash=D(1000))
     p.apply_fill(fill("buy", "1", "100", "0.001", fee_currency="BTC"))
-    assert p.cash == D(1000) - 100 - D("0.1")
+    pos = p.position("binance", "BTC-USDT")
+    assert pos.amount == D("0.999")
+    assert p.cash == D(900)
+    assert pos.fees == D("0.1")
+    assert p.equity == D(900) + D("0.999") * 100
+
+
+def test_base_fee_round_trip_pnl_equals_the_cash_change() -> None:
+    """Buy 1 @100 (fee 0.001 BTC), sell the 0.999 held @110 (fee in USDT): net = cash moved."""
+    p = Portfolio(quote="USDT", cash=D(1000))
+    p.apply_fill(fill("buy", "1", "100", "0.001", fee_currency="BTC"))
+    result = p.apply_fill(fill("sell", "0.999", "110", "0.10989", ts=2.0))
+    assert result is not None
+    assert p.position("binance", "BTC-USDT").amount == 0
+    assert result.pnl == p.cash - D(1000)
+    assert p.cash == D(1000) - 100 + D("109.89") - D("0.10989")
+
+
+def test_third_currency_fee_is_a_separate_balance_valued_when_priced() -> None:
+    """A BNB fee is neither cash nor base: tracked as BNB, valued only at a known BNB price."""
+    p = Portfolio(quote="USDT", cash=D(1000))
+    p.apply_fill(fill("buy", "1", "100", "0.01", fee_currency="BNB"))
+    pos = p.position("binance", "BTC-USDT")
+    assert pos.amount == 1
+    assert p.cash == D(900)
+    assert p.fee_balances == {"BNB": D("-0.01")}
+    assert p.equity == D(1000)  # BNB price unknown: not valued (never as BTC)
+    p.observe_price("BNB-USDT", D(300))
+    assert p.equity == D(1000) - 3
+    p.apply_fill(fill("sell", "1", "100", "0.01", fee_currency="BNB", ts=2.0))
+    assert pos.fees == D(3)  # the second fee is valued at the BNB price now known
+    assert p.stats()["fee_balances"] == {"BNB": "-0.02"}
+
+
+def test_dust_below_the_lot_leaves_the_position_and_stays_in_equity() -> None:
+    """A leftover smaller than the lot closes the round trip and is kept as dust."""
+    p = Portfolio(quote="USDT", cash=D(1000))
+    p.apply_fill(fill("buy", "0.012345", "100", "0.000012345", fee_currency="BTC"))
+    p.apply_fill(fill("sell", "0.01233", "100", "0", ts=2.0))
+    equity = p.equity
+    result = p.sweep_dust("binance", "BTC-USDT", D("0.00001"), D(100), 3.0)
+    assert result is not None
+    assert p.position("binance", "BTC-USDT").amount == 0
+    assert p.dust == {"BTC": D("0.000002655")}
+    assert p.equity == equity
+    assert p.open_positions() == []
 
 
 def test_stats_win_rate_profit_factor_drawdown_sharpe() -> None:
