@@ -14,7 +14,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:
     from cryptomon.store.db import Database
@@ -39,15 +41,32 @@ def _run(cfg: Config, fn: Any, *args: Any) -> Any:
     return inner
 
 
+# Any constant: serializes migrations of daemons/commands starting at the same time.
+_PG_MIGRATION_LOCK = 0x63727970746F6D  # "cryptom"
+
+
+async def _locked(conn: AsyncConnection) -> None:
+    """Take the database's write lock first, so concurrent migrations run one after another
+    (the second then finds the schema at head)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+    else:  # pysqlite defers BEGIN until the first DML; DDL must be inside the locked transaction
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 async def upgrade(db: Database, revision: str = "head") -> None:
+    """Migrate up to ``revision`` in one transaction (PostgreSQL: under an advisory lock)."""
     cfg = alembic_config()
     async with db.engine.begin() as conn:
+        await _locked(conn)
         await conn.run_sync(_run(cfg, command.upgrade, revision))
 
 
 async def downgrade(db: Database, revision: str) -> None:
+    """Migrate down to ``revision`` (``base`` removes the schema)."""
     cfg = alembic_config()
     async with db.engine.begin() as conn:
+        await _locked(conn)
         await conn.run_sync(_run(cfg, command.downgrade, revision))
 
 

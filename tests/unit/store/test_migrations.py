@@ -152,3 +152,17 @@ async def test_every_revision_upgrades_and_downgrades_step_by_step(db: Database)
         await migrate.upgrade(db, "+1")
         assert await migrate.current(db) == (rev,)
     assert await migrate.compare(db) == []
+
+
+@pytest.mark.asyncio
+async def test_concurrent_auto_migrations_both_succeed(db_url: str) -> None:
+    """Two daemons starting at once on an empty database both come up at head."""
+    first = Database(DatabaseConfig(url=db_url))
+    second = Database(DatabaseConfig(url=db_url))
+    try:
+        await asyncio.gather(first.start(), second.start())
+        assert await migrate.current(first) == (migrate.head(),)
+        assert await _tables(second) == APP_TABLES
+    finally:
+        await first.stop()
+        await second.stop()
