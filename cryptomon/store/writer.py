@@ -25,7 +25,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from sqlalchemy import text
@@ -34,8 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cryptomon.clock import Clock
 from cryptomon.config import StorageConfig
 from cryptomon.errors import backoff_delays
-from cryptomon.events import DURABLE, BookTop, Candle, Event, FeedStatus, Trade
+from cryptomon.events import DURABLE, BookTop, Candle, Event, FeedStatus, Notice, Trade
 from cryptomon.hub import Hub, QueuedSubscription
+from cryptomon.log import redact_url
 from cryptomon.store import repos
 from cryptomon.store.candles import CandleAggregator
 from cryptomon.store.db import is_transient
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 Work = Callable[[AsyncSession], Awaitable[dict[str, int]]]
+NoticeLevel = Literal["info", "warning", "error", "critical"]
 
 
 class StoreWriter:
@@ -77,6 +79,7 @@ class StoreWriter:
         self.rejected = 0
         self.dropped = 0
         self.last_error: str | None = None
+        self._outage_since: float | None = None  # clock.time() of the first failed write
         self.latency_last = 0.0
         self.latency_max = 0.0
         self._latency_sum = 0.0
@@ -280,13 +283,20 @@ class StoreWriter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.last_error = (
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                )
+                first_line = str(exc).splitlines()[0] if str(exc) else ""
+                self.last_error = redact_url(f"{type(exc).__name__}: {first_line}")
                 if not is_transient(exc):
                     log.error("store.write_refused", rows=size, error=self.last_error)
                     return False
                 self.retries += 1
+                if self._outage_since is None:
+                    self._outage_since = self.clock.time()
+                    self._notice(
+                        "db_unreachable",
+                        f"database {self.db.safe_url} unreachable ({self.last_error}); "
+                        "the writer keeps its batches and retries",
+                        "error",
+                    )
                 if delays is None:
                     delays = backoff_delays(initial=0.2, cap=self.config.retry_max_s)
                 delay = next(delays)
@@ -307,7 +317,23 @@ class StoreWriter:
                 self.rows[table] = self.rows.get(table, 0) + n
             if delays is not None:
                 log.info("store.write_recovered", retries=self.retries)
+            if self._outage_since is not None:
+                down = self.clock.time() - self._outage_since
+                self._outage_since = None
+                self._notice(
+                    "db_recovered",
+                    f"database {self.db.safe_url} reachable again after {down:.1f} s",
+                    "info",
+                )
             return True
+
+    def _notice(self, code: str, message: str, level: NoticeLevel) -> None:
+        now = self.clock.time()
+        self.hub.publish(
+            Notice(
+                exchange="", symbol="", ts=now, ts_recv=now, code=code, message=message, level=level
+            )
+        )
 
     # ------------------------------------------------------------------ stats
 

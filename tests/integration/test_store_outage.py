@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from cryptomon.clock import LiveClock
 from cryptomon.config import DatabaseConfig, StorageConfig
 from cryptomon.errors import TemporaryError
-from cryptomon.events import Event, OrderState
+from cryptomon.events import Event, Notice, OrderState
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
 from cryptomon.store.models import AnomalyRow, FillRow, OrderRow, TradeRow
@@ -198,6 +198,8 @@ async def test_sqlite_locked_database_loses_and_duplicates_nothing(sqlite_url: s
     db = Database(DatabaseConfig(url=sqlite_url, sqlite_busy_timeout_s=0.05))
     await db.start()
     hub, writer = _writer(db)
+    notices: list[Notice] = []
+    hub.subscribe(Notice, notices.append)
     await writer.start()
     path = make_url(sqlite_url).database
     try:
@@ -219,6 +221,11 @@ async def test_sqlite_locked_database_loses_and_duplicates_nothing(sqlite_url: s
         await writer.stop()
         await _check_exactly_once(db, a1 | a2, o1 | o2, f1 | f2)
         assert "locked" in (writer.stats()["last_error"] or "")
+        # one notice when the outage starts, one when it ends (for the alerts router)
+        assert [(n.code, n.level) for n in notices] == [
+            ("db_unreachable", "error"),
+            ("db_recovered", "info"),
+        ]
     finally:
         if writer._subs:
             await writer.stop()
