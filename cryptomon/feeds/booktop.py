@@ -1,11 +1,12 @@
 """BookTop numbers from a cryptofeed order book, kept up to date from its deltas.
 
 Reading the top of a cryptofeed book re-sorts it after every inserted level (DESIGN.md 6), so
-:class:`TopTracker` copies the sorted levels (``SortedDict.to_list``) only on a full book (or
-when a delta is too tangled to follow). Otherwise it follows the delta: changes deeper than the
-``levels``-th level are ignored (they cannot change the numbers); size changes in the top and
-a new level entering the top are applied arithmetically (Decimal, exact); a level leaving the
-top brings the next one up with one indexed read of the (already updated) book side.
+:class:`TopTracker` copies the sorted levels (``SortedDict.to_list``) only on a full book, or
+when a top level is removed and no spare level is left to replace it. Otherwise it follows the
+delta on its own copy of the best ``levels + spare`` levels: changes below them are ignored
+(they cannot reach the top), sizes and the depth sum are updated exactly (Decimal), and levels
+move between the top and the spares as they are inserted and removed. ``spare`` must not
+exceed the book's ``max_depth - levels`` (cryptofeed drops deeper levels without a delta).
 """
 
 from __future__ import annotations
@@ -22,37 +23,46 @@ TopValues = tuple[float, float, float, float, float, float, float, float, float,
 
 
 class _Side:
-    """Top ``n`` levels of one side: sizes by price, their sum, the best level, the edge."""
+    """The best ``n + len(spare)`` levels of one side (exactly the book's, best first): the
+    top ``n`` with their sum and best level, plus up to ``k`` spare levels below them that
+    refill the top when one of its levels is removed, without reading the book."""
 
     __slots__ = (
         "best",
         "best_f",
         "best_size_f",
+        "bound",
         "count",
         "depth",
         "depth_f",
         "edge",
         "is_bid",
+        "k",
         "n",
+        "spare",
         "top",
     )
 
-    def __init__(self, is_bid: bool, n: int) -> None:
+    def __init__(self, is_bid: bool, n: int, k: int) -> None:
         self.is_bid = is_bid
         self.n = n
+        self.k = k
         self.top: dict[Any, Any] = {}
+        self.spare: dict[Any, Any] = {}
         self.best: Any = None
         self.best_f = 0.0
         self.best_size_f = 0.0
         self.depth: Any = _ZERO
         self.depth_f = 0.0
         self.edge: Any = None  # the n-th price; None while the side has fewer than n levels
+        self.bound: Any = None  # the last price known: the worst spare, else the edge
         self.count = 0  # levels in ``top`` (n once the side has n levels)
 
     def load(self, levels: list[tuple[Any, Any]]) -> bool:
         """Read the sorted levels (best first); False if the side is empty."""
         if not levels:
             self.top = {}
+            self.spare = {}
             self.edge = None
             return False
         n = self.n
@@ -64,58 +74,89 @@ class _Side:
         self.best_size_f = float(best_size)
         self.depth = sum([q for _, q in head], _ZERO)
         self.depth_f = float(self.depth)
-        self.edge = head[-1][0] if len(levels) >= n else None
+        if len(levels) >= n:
+            tail = levels[n : n + self.k]
+            self.spare = dict(tail)
+            self.edge = head[-1][0]
+            self.bound = tail[-1][0] if tail else self.edge
+        else:
+            self.spare = {}
+            self.edge = self.bound = None
         return True
 
-    def apply(self, changes: Any, book: Any) -> bool:
-        """Apply delta ``(price, size)`` changes (``book`` is already updated); False when the
-        top must be re-read."""
+    def _worst(self, levels: dict[Any, Any]) -> Any:
+        return min(levels) if self.is_bid else max(levels)
+
+    def _best_of(self, levels: dict[Any, Any]) -> Any:
+        return max(levels) if self.is_bid else min(levels)
+
+    def apply(self, changes: Any) -> bool:
+        """Apply delta ``(price, size)`` changes in order; False when the top must be re-read
+        (a top level removed with no spare left, or a side with fewer than n levels)."""
         if not changes:
             return True
-        edge = self.edge
-        if edge is None:
+        if self.edge is None:
             return False
-        top = self.top
         is_bid = self.is_bid
-        if len(changes) == 1:  # the common case: one level changed
-            price = changes[0][0]
-            if (price < edge) if is_bid else (price > edge):
-                return True
-            inside = 1
-        else:
-            inside = 0  # changes at or above the n-th level when the delta began
-            for price, _ in changes:
-                if not ((price < edge) if is_bid else (price > edge)):
-                    inside += 1
-            if not inside:
-                return True
+        top = self.top
+        spare = self.spare
+        changed = False
         for price, size in changes:
-            if (price < edge) if is_bid else (price > edge):
-                continue  # deeper than the (current) n-th level
+            bound = self.bound
+            if (price < bound) if is_bid else (price > bound):
+                continue  # below every level we follow: cannot reach the top n
             old = top.get(price)
-            if old is not None and size:  # a top level's size changed
-                top[price] = size
-                self.depth += size - old
-                if price == self.best:
-                    self.best_size_f = float(size)
-            elif old is not None:  # a top level left: the next one moves up
-                side = book.bids if is_bid else book.asks
-                if inside > 1 or len(side) < self.n:
+            if old is not None:
+                changed = True
+                if size:  # a top level's size changed
+                    top[price] = size
+                    self.depth += size - old
+                    if price == self.best:
+                        self.best_size_f = float(size)
+                    continue
+                if not spare:
                     return False
-                del top[price]
-                edge_price, edge_size = side.index(self.n - 1)
-                top[edge_price] = edge_size
-                self.depth += edge_size - old
-                self.edge = edge_price
+                del top[price]  # a top level left: the best spare moves up
+                up = self._best_of(spare)
+                up_size = spare.pop(up)
+                top[up] = up_size
+                self.depth += up_size - old
+                self.edge = up
+                if not spare:
+                    self.bound = up
                 if price == self.best:
-                    self._set_best(*side.index(0))
-            elif size:  # a new level inside the top pushes the n-th one out
-                self.depth += size - top.pop(edge)
+                    best = self._best_of(top)
+                    self._set_best(best, top[best])
+                continue
+            old = spare.get(price)
+            if old is not None:
+                if size:
+                    spare[price] = size
+                else:
+                    del spare[price]
+                    self.bound = self._worst(spare) if spare else self.edge
+                continue
+            if not size:
+                continue  # removing a level that is not there
+            edge = self.edge
+            if (price > edge) if is_bid else (price < edge):  # enters the top n
+                changed = True
+                out = top.pop(edge)
                 top[price] = size
-                self.edge = edge = min(top) if is_bid else max(top)
+                self.depth += size - out
+                if not spare:
+                    self.bound = edge  # the old n-th level is now the only spare
+                spare[edge] = out
+                self.edge = self._worst(top)
                 if (price > self.best) if is_bid else (price < self.best):
                     self._set_best(price, size)
-        self.depth_f = float(self.depth)
+            else:  # a new level between the n-th and the last followed one
+                spare[price] = size
+            if len(spare) > self.k:  # follow at most k spares: forget the last one
+                del spare[self.bound]
+                self.bound = self._worst(spare) if spare else self.edge
+        if changed:
+            self.depth_f = float(self.depth)
         return True
 
     def _set_best(self, price: Any, size: Any) -> None:
@@ -127,8 +168,9 @@ class _Side:
 class TopTracker:
     """Per symbol BookTop numbers for one feed."""
 
-    def __init__(self, levels: int) -> None:
+    def __init__(self, levels: int, spare: int = 0) -> None:
         self.levels = levels
+        self.spare = spare  # levels followed below the top (<= the book's max_depth - levels)
         self._sides: dict[str, tuple[_Side, _Side]] = {}
         self.reads = 0  # sorted reads of a side (for tests and benchmarks)
 
@@ -140,15 +182,16 @@ class TopTracker:
         crossed (check :meth:`crossed`)."""
         sides = self._sides.get(symbol)
         if sides is None:
-            sides = self._sides[symbol] = (_Side(True, self.levels), _Side(False, self.levels))
+            n, k = self.levels, self.spare
+            sides = self._sides[symbol] = (_Side(True, n, k), _Side(False, n, k))
             delta = None
         bid, ask = sides
-        if delta is None or not bid.apply(delta.get(BID, ()), book):
+        if delta is None or not bid.apply(delta.get(BID, ())):
             self.reads += 1
             if not bid.load(book.bids.to_list()):
                 self.forget(symbol)
                 return None
-        if delta is None or not ask.apply(delta.get(ASK, ()), book):
+        if delta is None or not ask.apply(delta.get(ASK, ())):
             self.reads += 1
             if not ask.load(book.asks.to_list()):
                 self.forget(symbol)

@@ -90,7 +90,7 @@ class Converter:
         self._last_snapshot: dict[str, float] = {}
         self._book_seen: set[str] = set()  # symbols with a book on this connection
         self._uses_deltas = False  # the exchange updates books by deltas (not full books)
-        self._tops = TopTracker(book_levels)
+        self._tops = TopTracker(book_levels, spare=min(book_levels, max(0, depth - book_levels)))
         self.on_crossed: Callable[[str], None] | None = None
         self._mono = health.clock.monotonic  # the injected clock's monotonic time
         self._trades_ch: ChannelHealth | None = None

@@ -27,19 +27,16 @@ def fresh(levels: int, book: OrderBook) -> object:
     return TopTracker(levels).update("S", book.book, None)
 
 
-@settings(max_examples=150, deadline=None)
-@given(ops)
-def test_incremental_equals_full_reread(batches: list[list[tuple[str, int, int]]]) -> None:
-    """After any sequence of deltas, the tracker's numbers equal a fresh computation."""
+def check(batches: list[list[tuple[str, int, int]]], max_depth: int, n: int) -> None:
     book = OrderBook(
         "X",
         "S",
-        max_depth=20,
+        max_depth=max_depth,
         bids={D(100) - D(i) / 10: D(1) for i in range(1, 16)},
         asks={D(100) + D(i) / 10: D(1) for i in range(1, 16)},
     )
-    tracker = TopTracker(5)
-    assert tracker.update("S", book.book, None) == fresh(5, book)
+    tracker = TopTracker(n, spare=min(n, max_depth - n))
+    assert tracker.update("S", book.book, None) == fresh(n, book)
     for batch in batches:
         delta: dict[str, list[tuple[D, D]]] = {"bid": [], "ask": []}
         for side, ticks, lots in batch:
@@ -54,7 +51,17 @@ def test_incremental_equals_full_reread(batches: list[list[tuple[str, int, int]]
             delta[side].append((price, size))
         if not len(book.book.bids) or not len(book.book.asks):
             return
-        assert tracker.update("S", book.book, delta) == fresh(5, book)
+        assert tracker.update("S", book.book, delta) == fresh(n, book)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops, st.sampled_from([(20, 5), (8, 5), (5, 5), (12, 3)]))
+def test_incremental_equals_full_reread(
+    batches: list[list[tuple[str, int, int]]], shape: tuple[int, int]
+) -> None:
+    """After any sequence of deltas, the tracker's numbers equal a fresh computation, whatever
+    the book's max_depth and the number of spare levels followed."""
+    check(batches, *shape)
 
 
 def test_deep_changes_do_not_reread() -> None:
