@@ -274,6 +274,8 @@ def _build_detect(
 def _build_trading(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
 ) -> list[Component]:
+    from decimal import Decimal
+
     from cryptomon.feeds.state import MarketState
     from cryptomon.trading.brokers.base import Broker
     from cryptomon.trading.engine import TradingEngine
@@ -299,8 +301,15 @@ def _build_trading(
         StoreJournal(db=services.db) if services.db is not None else MemoryJournal(hub=hub)
     )
     signals = SignalGenerator(config=cfg, hub=hub, clock=clock, market=market)
+    # live: the cash is the venue's quote balance, read at reconciliation (never the paper one)
     engine = TradingEngine(
-        config=cfg, hub=hub, clock=clock, broker=broker, market=market, journal=journal
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=broker,
+        market=market,
+        journal=journal,
+        starting_cash=Decimal(0) if cfg.mode == "live" else None,
     )
     services.trading = engine
     return [signals, engine]

@@ -390,7 +390,6 @@ class LiveTradingConfig(Section):
     native_stop_loss: bool = Field(
         default=True, description="place SL/TP on the venue when it supports it"
     )
-    poll_interval_s: float = Field(default=1.0, gt=0, description="open order polling")
 
     @field_validator("exchange")
     @classmethod

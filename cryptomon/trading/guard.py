@@ -102,14 +102,8 @@ class GuardedEngine(EngineControls):
             and record.client_order_id in (prot.stop_order, prot.take_order)
             and record.state in (S.CANCELED, S.REJECTED, S.EXPIRED)
             and self.portfolio.amount(i.exchange, i.symbol) != 0
-        ):
-            prot.native = False  # a venue leg is gone: the engine watches the book again
-            log.warning(
-                "trading.native_leg_lost",
-                client_order_id=record.client_order_id,
-                state=str(record.state),
-                symbol=i.symbol,
-            )
+        ):  # a venue leg is gone: the engine watches the book again
+            self._native_lost(prot, record.client_order_id, str(record.state))
 
     def _arm(self, pos: Position, intent: OrderIntent) -> None:
         cfg = self.config
@@ -154,7 +148,8 @@ class GuardedEngine(EngineControls):
         self._arm(pos, intent)
 
     async def _place_native(self, prot: Protection) -> None:
-        """Venue-side stop-loss and take-profit legs (reduce-only) for a filled entry."""
+        """Venue-side stop-loss and take-profit legs (reduce-only) for a filled entry. A leg
+        refused (risk or venue) puts the position back on emulation and cancels the other."""
         key = (prot.exchange, prot.symbol)
         amount = abs(self.portfolio.amount(*key))
         prot.native = True
@@ -163,7 +158,7 @@ class GuardedEngine(EngineControls):
             ("take_profit", prot.take),
         ]
         for origin, price in legs:
-            if price is None:
+            if price is None or not prot.native:
                 continue
             base = self._exit_intent(key, amount, origin, ref=prot.entry_id, leg=origin)
             intent = OrderIntent(
@@ -173,15 +168,30 @@ class GuardedEngine(EngineControls):
                     "stop_price": price,
                 }
             )
+            # known before sending: a refusal seen during submit finds its protection
+            if origin == "stop_loss":
+                prot.stop_order = intent.client_order_id
+            else:
+                prot.take_order = intent.client_order_id
             try:
                 rec = await self.submit(intent)
             except RiskRejected:
-                prot.native = False  # fall back to emulation
+                self._native_lost(prot, intent.client_order_id, "refused by the risk checks")
                 continue
-            if origin == "stop_loss":
-                prot.stop_order = rec.client_order_id
-            else:
-                prot.take_order = rec.client_order_id
+            if rec.state in (S.CANCELED, S.REJECTED, S.EXPIRED):
+                self._native_lost(prot, rec.client_order_id, str(rec.state))
+
+    def _native_lost(self, prot: Protection, coid: str, why: str) -> None:
+        """A native leg is gone while the position is open: emulate from the book again and
+        cancel the other leg (it would lock the coins an emulated exit must sell)."""
+        if not prot.native:
+            return
+        prot.native = False
+        log.warning("trading.native_leg_lost", client_order_id=coid, why=why, symbol=prot.symbol)
+        for other_id in (prot.stop_order, prot.take_order):
+            other = self.book.get(other_id) if other_id and other_id != coid else None
+            if other is not None and other.is_open:
+                self._spawn(self.cancel(other), f"cancel-leg:{other_id}")
 
     def on_top(self, top: BookTop) -> None:
         key = (top.exchange, top.symbol)

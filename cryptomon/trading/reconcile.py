@@ -9,7 +9,8 @@
    orphans: they are canceled (a mismatch).
 3. Long positions are checked against the venue's base-currency balances: holding less than
    the engine believes is a mismatch. With a real venue (no ``restore``), the engine's cash
-   becomes the venue's quote-currency balance.
+   becomes the venue's quote-currency balance (0 when absent), at start and on the periodic
+   run while no order is open: position sizing works from the account's real equity.
 
 Mismatches keep the engine in ``reducing`` (no new entries) with a RiskEvent naming them until
 an operator resumes; a clean run moves it to ``active``.
@@ -78,8 +79,15 @@ async def reconcile(core: EngineCore, *, periodic: bool = False) -> list[str]:
 
     balances = await _retry(core, "fetch_balances", broker.fetch_balances)
     quote = core.portfolio.quote
-    if not periodic and not callable(getattr(broker, "restore", None)) and quote in balances:
-        core.portfolio.cash = balances[quote]  # a real venue's cash is the truth
+    # A real venue's quote balance is the cash (equity = cash + positions at their marks);
+    # the periodic run refreshes it only while no order is in flight (a fill the venue has
+    # booked but the engine not yet would otherwise count twice).
+    real_venue = not callable(getattr(broker, "restore", None))
+    if real_venue and (not periodic or not core.book.open()):
+        cash = balances.get(quote, ZERO)  # an empty balance is absent from the answer
+        if cash != core.portfolio.cash:
+            log.info("trading.cash_from_venue", old=str(core.portfolio.cash), new=str(cash))
+        core.portfolio.cash = cash
         core.portfolio.snapshot(core.clock.time())
     held: dict[str, Decimal] = {}
     for pos in core.portfolio.open_positions():

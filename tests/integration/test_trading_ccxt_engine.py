@@ -24,6 +24,7 @@ from cryptomon.trading.brokers.ccxt import CcxtBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.orders import OrderRecord, client_order_id
+from cryptomon.trading.reconcile import reconcile
 from cryptomon.trading.risk import RiskState
 from tests.util import wait_until
 
@@ -66,7 +67,7 @@ def publish_top(rig: Rig) -> None:
 @pytest_asyncio.fixture
 async def rig() -> AsyncIterator[Rig]:
     sim = SimExchange(MarketModel([SYMBOL], seed=11), clock=ManualClock(time.time()))
-    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(10_000)})
+    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
     await sim.start(run=False)
     cfg = TradingConfig.model_validate(
         {
@@ -258,3 +259,20 @@ async def test_buy_fee_in_base_entry_and_full_exit_leave_only_dust(rig: Rig) -> 
     assert venue.position("BTC") == Decimal("0.00000766")
     assert rig.engine.portfolio.cash == venue.position("USDT")
     assert key not in rig.engine.protections
+
+
+@pytest.mark.asyncio
+async def test_live_equity_comes_from_the_venue_balances(rig: Rig) -> None:
+    """Cash and equity are the venue's quote balance (not the paper starting balance), at
+    start and again after a deposit on the periodic reconciliation."""
+    engine = rig.engine
+    assert engine.config.paper.starting_balance == 10_000
+    assert engine.portfolio.cash == Decimal(7_500)
+    assert engine.portfolio.equity == Decimal(7_500)
+    rig.endpoints.engine.deposit("USDT", Decimal(1_000))
+    await reconcile(engine, periodic=True)
+    assert engine.portfolio.equity == Decimal(8_500)
+    record = await engine.submit(buy("equity"))
+    await wait_until(lambda: record.state is OrderState.FILLED, message="filled")
+    await reconcile(engine, periodic=True)
+    assert engine.portfolio.cash == rig.endpoints.engine.position("USDT")

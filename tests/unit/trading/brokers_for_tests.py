@@ -14,6 +14,7 @@ from cryptomon.trading.brokers.base import (
     BrokerOrder,
     MarketInfo,
     OrderOutcomeUnknown,
+    OrderRejectedError,
 )
 from cryptomon.trading.brokers.paper import PaperBroker
 
@@ -45,6 +46,7 @@ class ScriptedBroker:
         self.hold = asyncio.Event()
         self.hold.set()
         self.fail_reads = 0  # fetch_open_orders raises TemporaryError while > 0
+        self.reject_types: set[str] = set()  # order types the venue refuses
 
     async def start(self) -> None:
         await self.paper.start()
@@ -70,6 +72,8 @@ class ScriptedBroker:
             raise OrderOutcomeUnknown(
                 intent.client_order_id, mode, retry_after_s=2.0 if mode == "429" else None
             )
+        if intent.type in self.reject_types:
+            raise OrderRejectedError(intent.client_order_id, f"{intent.type} refused")
         if intent.type in ("stop_market", "take_profit"):
             self.placed[intent.client_order_id] += 1
             order = BrokerOrder(

@@ -433,3 +433,22 @@ async def test_canceled_native_leg_falls_back_to_emulation() -> None:
     await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
     assert [i.origin for i in col.of(OrderIntent) if i.type == "market"][-1] == "stop_loss"
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_rejected_native_leg_falls_back_to_emulation_and_cancels_the_other() -> None:
+    """The venue refuses the take-profit leg: the resting stop leg is canceled and the
+    position is protected by emulation (a book at the stop closes it)."""
+    engine, broker, _, col, clock = scripted_engine(native=True)
+    broker.reject_types = {"take_profit"}
+    await engine.start()
+    await engine.handle_signal(signal())
+    prot = engine.protections[(EX, SYM)]
+    await wait_until(lambda: prot.stop_order in broker.canceled, timeout=5)
+    assert not prot.native
+    assert prot.stop_order is not None
+    assert S.CANCELED in states(col, prot.stop_order)
+    book(engine.hub, clock, bid=97.0, ask=97.2, size=10.0)
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    assert [i.origin for i in col.of(OrderIntent) if i.type == "market"][-1] == "stop_loss"
+    await engine.stop()
