@@ -123,6 +123,7 @@ class TradingEndpoints:
         self.max_recv_window_ms = max_recv_window_ms
         self.requests: Counter[tuple[str, str]] = Counter()
         self.order_posts = 0  # every POST /order that passed authentication
+        self.open_orders_need_symbol = False  # switch: openOrders without a symbol is refused
 
     # ------------------------------------------------------------------ wiring
 
@@ -336,6 +337,8 @@ class TradingEndpoints:
 
     def _open_orders(self, params: dict[str, str]) -> list[dict[str, Any]]:
         symbol = params.get("symbol")
+        if symbol is None and self.open_orders_need_symbol:
+            _required(params, "symbol")
         if symbol is not None:
             self.engine.spec(symbol)
         return [o.as_binance() for o in self.engine.open_orders(symbol)]

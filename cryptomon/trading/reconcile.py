@@ -6,7 +6,8 @@
    is closed as rejected once its recv window has passed (until then it is ``unknown`` and
    settled by lookup, :mod:`cryptomon.trading.settle`), never sent again.
 2. Open venue orders carrying one of our client order ids but unknown to the journal are
-   orphans: they are canceled (a mismatch).
+   orphans: they are canceled (a mismatch). Venues that list open orders only per symbol
+   (the broker's ``open_orders_need_symbol()``) are asked once per traded symbol.
 3. Long positions are checked against the venue's base-currency balances: holding less than
    the engine believes is a mismatch. With a real venue (no ``restore``), the engine's cash
    becomes the venue's quote-currency balance (0 when absent), at start and on the periodic
@@ -27,6 +28,7 @@ import structlog
 
 from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import OrderState
+from cryptomon.trading.brokers.base import BrokerOrder, OrderRejectedError
 from cryptomon.trading.brokers.paper import split_symbol
 from cryptomon.trading.orders import is_ours
 from cryptomon.trading.risk import RiskState
@@ -67,7 +69,7 @@ async def reconcile(core: EngineCore, *, periodic: bool = False) -> list[str]:
     if not periodic:
         await _settle_journal_orders(core, mismatches)
 
-    for bo in await _retry(core, "fetch_open_orders", broker.fetch_open_orders):
+    for bo in await _open_orders(core):
         coid = bo.client_order_id
         if coid in core.book or not is_ours(coid):
             continue
@@ -121,6 +123,27 @@ async def reconcile(core: EngineCore, *, periodic: bool = False) -> list[str]:
         open_orders=len(core.book.open()),
     )
     return mismatches
+
+
+async def _open_orders(core: EngineCore) -> list[BrokerOrder]:
+    """Every open venue order: one call, or one per traded symbol (configured, or with an
+    order or a position) when the broker says its venue needs the symbol."""
+    broker = core.broker
+    need = getattr(broker, "open_orders_need_symbol", None)
+    if not (callable(need) and need()):
+        return await _retry(core, "fetch_open_orders", broker.fetch_open_orders)
+    symbols = set(core.config.symbols)
+    symbols.update(r.intent.symbol for r in core.book.all())
+    symbols.update(p.symbol for p in core.portfolio.open_positions())
+    out: list[BrokerOrder] = []
+    for symbol in sorted(symbols):
+        try:
+            out.extend(
+                await _retry(core, "fetch_open_orders", partial(broker.fetch_open_orders, symbol))
+            )
+        except OrderRejectedError as exc:  # not a market of this venue: nothing to find
+            log.warning("trading.open_orders_skipped", symbol=symbol, error=str(exc))
+    return out
 
 
 async def _settle_journal_orders(core: EngineCore, mismatches: list[str]) -> None:

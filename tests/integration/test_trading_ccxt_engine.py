@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -276,3 +277,65 @@ async def test_live_equity_comes_from_the_venue_balances(rig: Rig) -> None:
     await wait_until(lambda: record.state is OrderState.FILLED, message="filled")
     await reconcile(engine, periodic=True)
     assert engine.portfolio.cash == rig.endpoints.engine.position("USDT")
+
+
+class PerSymbolBroker(CcxtBroker):
+    """The ccxt broker over an exchange class whose ``features`` data says open orders need
+    a symbol (as for exchanges without an all-symbols openOrders endpoint)."""
+
+    def _build(self) -> Any:
+        ex = super()._build()
+        ex.features["spot"]["fetchOpenOrders"]["symbolRequired"] = True
+        return ex
+
+
+@pytest.mark.asyncio
+async def test_reconciliation_fetches_open_orders_per_symbol_when_the_venue_needs_it() -> None:
+    """A venue refusing openOrders without a symbol: reconciliation asks per configured
+    symbol, finds the orphan there and cancels it; the engine starts."""
+    sim = SimExchange(MarketModel([SYMBOL], seed=11), clock=ManualClock(time.time()))
+    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(5_000)})
+    endpoints.open_orders_need_symbol = True
+    await sim.start(run=False)
+    bids, _ = sim.market.book(SYMBOL)
+    orphan = client_order_id("orphan", "entry", "manual")
+    endpoints.engine.place(
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        quantity=Decimal("0.01"),
+        price=Decimal(f"{bids[0][0] * 0.9:.2f}"),
+        client_order_id=orphan,
+    )
+    cfg = TradingConfig.model_validate(
+        {
+            "mode": "live",
+            "exchange": "simulator",
+            "symbols": [SYMBOL],
+            "poll_interval_s": 0.05,
+            "live": {"exchange": "binance", "api_key": KEY, "secret": SECRET, "url": sim.rest_url},
+        }
+    )
+    hub = Hub()
+    await hub.start()
+    clock = LiveClock()
+    broker = PerSymbolBroker(cfg.live, clock=clock, exchange_name="simulator")
+    engine = TradingEngine(
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=broker,
+        market=MarketState(hub=hub),
+        journal=MemoryJournal(hub=hub),
+    )
+    try:
+        await engine.start()
+        assert broker.open_orders_need_symbol()
+        assert engine.reconciled
+        assert endpoints.engine.open_orders() == []
+        assert f"orphan order {orphan}" in engine.state_reason
+        assert engine.risk_state == RiskState.REDUCING
+    finally:
+        await engine.stop()
+        await hub.stop(1.0)
+        await sim.stop()

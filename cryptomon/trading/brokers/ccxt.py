@@ -312,6 +312,17 @@ class CcxtBroker:
             ]
         return tuple(self._fill(t, m, cid) for t in trades)
 
+    def open_orders_need_symbol(self) -> bool:
+        """Whether the exchange lists open orders only per symbol: ccxt's ``features`` data
+        (``fetchOpenOrders.symbolRequired``) for the market types loaded."""
+        ex = self._ex()
+        kinds = {(m.get("type"), m.get("subType")) for m in (ex.markets or {}).values()}
+        return any(
+            bool(ex.feature_value_by_type(t, sub, "fetchOpenOrders", "symbolRequired", False))
+            for t, sub in kinds
+            if t
+        )
+
     async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
         ex = self._ex()
         unified = self._market(symbol)["symbol"] if symbol else None
