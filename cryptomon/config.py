@@ -167,10 +167,13 @@ class AnomalyDetectionConfig(Section):
         default=20, ge=1, description="trades in the bucket before its imbalance counts"
     )
     volatility_z_threshold: float = Field(
-        default=5.0, gt=0, description="z-score of the running bucket's log return"
+        default=6.0, gt=0, description="z-score of the running bucket's log return"
     )
     ma_deviation_percentage: float = Field(
         default=3.0, gt=0, description="% distance from the moving average of bucket closes"
+    )
+    ma_deviation_z_threshold: float = Field(
+        default=4.5, ge=0, description="and that many std of the closes away from their mean"
     )
     book_imbalance_threshold: float = Field(
         default=0.5, gt=0, le=1, description="|bid-ask|/(bid+ask) depth (smoothed) that fires"

@@ -232,7 +232,8 @@ PP_BUCKET = 0
 PP_PCT = 1
 PP_VOL_Z = 2
 PP_MA = 3
-PP_COLS = 4
+PP_MA_Z = 4
+PP_COLS = 5
 
 _REARM = 0.8  # an excursion ends when the value falls below 80% of its threshold
 
@@ -369,14 +370,14 @@ def price_batch_nb(
         if nc >= cst[s, R_MIN] and cmean > 0.0:
             dev = (p / cmean - 1.0) * 100.0
             mthr = prm[s, PP_MA]
-            if abs(dev) >= mthr:
+            zd = (p - cmean) / cstd if cstd > 0.0 else math.inf
+            if abs(dev) >= mthr and abs(zd) >= prm[s, PP_MA_Z]:
                 lvl = level_nb(abs(dev) / mthr)
                 armed = pst[s, P_ARM_MA]
                 if armed * dev < 0.0:
                     armed = 0.0
                 if lvl + 1 > abs(armed):
                     pst[s, P_ARM_MA] = math.copysign(lvl + 1, dev)
-                    zd = (p - cmean) / cstd if cstd > 0.0 else math.nan
                     m = _fire_nb(fires, m, i, C_MA, dev, mthr, zd, cmean, cstd, nc, lvl, pct)
             elif abs(dev) < _REARM * mthr:
                 pst[s, P_ARM_MA] = 0.0
@@ -576,6 +577,7 @@ def book_batch_nb(
         if not math.isfinite(x):
             continue
         _ewma_push_nb(mest, s, x, t, prm[s, PB_SMOOTH])
+        _ewma_push_nb(iest, s, x, t, prm[s, PB_HALFLIFE])
         xs = mest[s, E_MEAN]
         thr = prm[s, PB_IMB]
         if abs(xs) >= thr:
@@ -609,7 +611,6 @@ def book_batch_nb(
         else:
             bst[s, B_START] = math.nan
             bst[s, B_LVL_IMB] = 0.0
-        _ewma_push_nb(iest, s, x, t, prm[s, PB_HALFLIFE])
     return m
 
 

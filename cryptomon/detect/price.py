@@ -48,6 +48,7 @@ class PriceDetector:
             cfg.price_change_percentage,
             cfg.volatility_z_threshold,
             cfg.ma_deviation_percentage,
+            cfg.ma_deviation_z_threshold,
         )
 
     def change_pct(self, sid: int) -> float:
