@@ -11,6 +11,7 @@ exceed the book's ``max_depth - levels`` (cryptofeed drops deeper levels without
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from decimal import Decimal
 from typing import Any
 
@@ -23,23 +24,29 @@ TopValues = tuple[float, float, float, float, float, float, float, float, float,
 
 
 class _Side:
-    """The best ``n + len(spare)`` levels of one side (exactly the book's, best first): the
-    top ``n`` with their sum and best level, plus up to ``k`` spare levels below them that
-    refill the top when one of its levels is removed, without reading the book."""
+    """The best ``n + len(spare)`` levels of one side (exactly the book's): the top ``n`` with
+    their sum and best level, plus up to ``k`` spare levels below them that refill the top when
+    one of its levels is removed, without reading the book.
+
+    Prices are kept in ascending lists (``tk`` top, ``sk`` spares; ``bisect``) next to size
+    dicts, so the best, the n-th (``edge``) and the last followed price (``bound``) are at the
+    ends of the lists: bids have their best at the end, asks at the start.
+    """
 
     __slots__ = (
         "best",
         "best_f",
         "best_size_f",
-        "bound",
         "count",
         "depth",
         "depth_f",
-        "edge",
+        "full",
         "is_bid",
         "k",
         "n",
+        "sk",
         "spare",
+        "tk",
         "top",
     )
 
@@ -49,84 +56,73 @@ class _Side:
         self.k = k
         self.top: dict[Any, Any] = {}
         self.spare: dict[Any, Any] = {}
+        self.tk: list[Any] = []
+        self.sk: list[Any] = []
+        self.full = False  # the side has at least n levels (else every change re-reads)
         self.best: Any = None
         self.best_f = 0.0
         self.best_size_f = 0.0
         self.depth: Any = _ZERO
         self.depth_f = 0.0
-        self.edge: Any = None  # the n-th price; None while the side has fewer than n levels
-        self.bound: Any = None  # the last price known: the worst spare, else the edge
-        self.count = 0  # levels in ``top`` (n once the side has n levels)
+        self.count = 0  # levels in the top (n once the side has n levels)
 
     def load(self, levels: list[tuple[Any, Any]]) -> bool:
         """Read the sorted levels (best first); False if the side is empty."""
         if not levels:
-            self.top = {}
-            self.spare = {}
-            self.edge = None
+            self.full = False
             return False
         n = self.n
         head = levels[:n]
+        tail = levels[n : n + self.k]
         self.top = dict(head)
+        self.spare = dict(tail)
+        self.tk = sorted(self.top)
+        self.sk = sorted(self.spare)
         self.count = len(head)
+        self.full = len(head) == n
         self.best, best_size = head[0]
         self.best_f = float(self.best)
         self.best_size_f = float(best_size)
         self.depth = sum([q for _, q in head], _ZERO)
         self.depth_f = float(self.depth)
-        if len(levels) >= n:
-            tail = levels[n : n + self.k]
-            self.spare = dict(tail)
-            self.edge = head[-1][0]
-            self.bound = tail[-1][0] if tail else self.edge
-        else:
-            self.spare = {}
-            self.edge = self.bound = None
         return True
-
-    def _worst(self, levels: dict[Any, Any]) -> Any:
-        return min(levels) if self.is_bid else max(levels)
-
-    def _best_of(self, levels: dict[Any, Any]) -> Any:
-        return max(levels) if self.is_bid else min(levels)
 
     def apply(self, changes: Any) -> bool:
         """Apply delta ``(price, size)`` changes in order; False when the top must be re-read
         (a top level removed with no spare left, or a side with fewer than n levels)."""
         if not changes:
             return True
-        if self.edge is None:
+        if not self.full:
             return False
-        is_bid = self.is_bid
-        top = self.top
-        spare = self.spare
-        changed = False
+        ok = self._apply_bids(changes) if self.is_bid else self._apply_asks(changes)
+        if ok:
+            self.depth_f = float(self.depth)
+        return ok
+
+    def _apply_bids(self, changes: Any) -> bool:
+        top, spare, tk, sk = self.top, self.spare, self.tk, self.sk
         for price, size in changes:
-            bound = self.bound
-            if (price < bound) if is_bid else (price > bound):
-                continue  # below every level we follow: cannot reach the top n
+            if price < (sk[0] if sk else tk[0]):
+                continue  # below every level followed: cannot reach the top n
             old = top.get(price)
             if old is not None:
-                changed = True
-                if size:  # a top level's size changed
+                if size:
                     top[price] = size
                     self.depth += size - old
                     if price == self.best:
                         self.best_size_f = float(size)
                     continue
-                if not spare:
+                if not sk:
                     return False
                 del top[price]  # a top level left: the best spare moves up
-                up = self._best_of(spare)
+                del tk[bisect_left(tk, price)]
+                up = sk.pop()
                 up_size = spare.pop(up)
                 top[up] = up_size
+                tk.insert(0, up)
                 self.depth += up_size - old
-                self.edge = up
-                if not spare:
-                    self.bound = up
                 if price == self.best:
-                    best = self._best_of(top)
-                    self._set_best(best, top[best])
+                    self._set_best(tk[-1], top[tk[-1]])
                 continue
             old = spare.get(price)
             if old is not None:
@@ -134,29 +130,77 @@ class _Side:
                     spare[price] = size
                 else:
                     del spare[price]
-                    self.bound = self._worst(spare) if spare else self.edge
+                    del sk[bisect_left(sk, price)]
                 continue
             if not size:
                 continue  # removing a level that is not there
-            edge = self.edge
-            if (price > edge) if is_bid else (price < edge):  # enters the top n
-                changed = True
+            if price > tk[0]:  # enters the top n: the n-th level becomes the best spare
+                edge = tk.pop(0)
                 out = top.pop(edge)
-                top[price] = size
-                self.depth += size - out
-                if not spare:
-                    self.bound = edge  # the old n-th level is now the only spare
                 spare[edge] = out
-                self.edge = self._worst(top)
-                if (price > self.best) if is_bid else (price < self.best):
+                sk.append(edge)
+                top[price] = size
+                insort(tk, price)
+                self.depth += size - out
+                if price > self.best:
                     self._set_best(price, size)
-            else:  # a new level between the n-th and the last followed one
+            else:
                 spare[price] = size
-            if len(spare) > self.k:  # follow at most k spares: forget the last one
-                del spare[self.bound]
-                self.bound = self._worst(spare) if spare else self.edge
-        if changed:
-            self.depth_f = float(self.depth)
+                insort(sk, price)
+            if len(sk) > self.k:  # follow at most k spares: forget the last one
+                del spare[sk.pop(0)]
+        return True
+
+    def _apply_asks(self, changes: Any) -> bool:
+        top, spare, tk, sk = self.top, self.spare, self.tk, self.sk
+        for price, size in changes:
+            if price > (sk[-1] if sk else tk[-1]):
+                continue
+            old = top.get(price)
+            if old is not None:
+                if size:
+                    top[price] = size
+                    self.depth += size - old
+                    if price == self.best:
+                        self.best_size_f = float(size)
+                    continue
+                if not sk:
+                    return False
+                del top[price]
+                del tk[bisect_left(tk, price)]
+                up = sk.pop(0)
+                up_size = spare.pop(up)
+                top[up] = up_size
+                tk.append(up)
+                self.depth += up_size - old
+                if price == self.best:
+                    self._set_best(tk[0], top[tk[0]])
+                continue
+            old = spare.get(price)
+            if old is not None:
+                if size:
+                    spare[price] = size
+                else:
+                    del spare[price]
+                    del sk[bisect_left(sk, price)]
+                continue
+            if not size:
+                continue
+            if price < tk[-1]:
+                edge = tk.pop()
+                out = top.pop(edge)
+                spare[edge] = out
+                sk.insert(0, edge)
+                top[price] = size
+                insort(tk, price)
+                self.depth += size - out
+                if price < self.best:
+                    self._set_best(price, size)
+            else:
+                spare[price] = size
+                insort(sk, price)
+            if len(sk) > self.k:
+                del spare[sk.pop()]
         return True
 
     def _set_best(self, price: Any, size: Any) -> None:
