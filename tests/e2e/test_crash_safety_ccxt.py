@@ -40,6 +40,7 @@ from cryptomon.sim.venue import install
 from tests.util import wait_until
 
 KEY, SECRET, TOKEN = "crash-key", "crash-secret", "crash-token-0123456789"
+API_POLL_S = 0.05  # polling the daemon's API faster would hit its request rate limit
 SYMBOL, EXSYM, EXCHANGE = "ABC-USDT", "ABCUSDT", "simulator"
 SPEC = SymbolSpec(
     SYMBOL,
@@ -163,9 +164,9 @@ trading:
   poll_interval_s: 0.2
   mark_interval_s: 0.5
   order_timeout_s: 30.0
-  unknown_lookups: 5
+  unknown_lookups: 3
   indicators: {{enabled: false}}
-  live: {{exchange: binance, url: "{url}", timeout_ms: 30000}}
+  live: {{exchange: binance, url: "{url}", timeout_ms: 30000, recv_window_ms: 3000}}
 database: {{url: "sqlite+aiosqlite:///{db}"}}
 storage: {{batch_max_age_s: 0.1}}
 api:
@@ -194,7 +195,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = Rig(sim, venue, daemon, db)
     try:
         await daemon.start()
-        await wait_until(lambda: market_ready(r), timeout=30, message="market data flowing")
+        await wait_until(
+            lambda: market_ready(r), timeout=30, interval=API_POLL_S, message="market data flowing"
+        )
         yield r
     finally:
         await daemon.stop()
@@ -225,7 +228,9 @@ async def restart_and_settle(rig: Rig) -> None:
         status, body = await rig.daemon.api("GET", "/api/v1/trading/orders?open_only=true")
         return status == 200 and body["orders"] == []
 
-    await wait_until(settled, timeout=30, message="no open orders after restart")
+    await wait_until(
+        settled, timeout=30, interval=API_POLL_S, message="no open orders after restart"
+    )
 
 
 async def daemon_position(rig: Rig) -> Decimal:
@@ -299,7 +304,9 @@ async def test_sigkill_around_a_market_order_leaves_no_duplicate_and_no_orphan(
     async def position_matches() -> bool:
         return await daemon_position(rig) == expected
 
-    await wait_until(position_matches, timeout=10, message="daemon position = venue's")
+    await wait_until(
+        position_matches, timeout=10, interval=API_POLL_S, message="daemon position = venue's"
+    )
     final = "filled" if expected else "rejected"
     await wait_until(
         lambda: dict(order_rows(rig))[cid] == final, message=f"order persisted as {final}"
