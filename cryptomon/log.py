@@ -95,13 +95,22 @@ class Redactor:
 _SECRET_KEY_RE = re.compile(r"(?i)^(api_?key|secret|token|password|passphrase)$")
 
 
-class _RedactingFormatter(logging.Formatter):
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__("%(levelname)s %(name)s: %(message)s")
-        self.redactor = redactor
+def _library_exc_to_error(
+    logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Library log records keep their exception as one ``error`` field, not a traceback.
 
-    def format(self, record: logging.LogRecord) -> str:
-        return self.redactor.scrub(super().format(record))
+    cryptofeed, ccxt and aiohttp log expected failures (an unreachable exchange, a dropped
+    socket) with ``exc_info``; those are retried and must not flood the log with tracebacks.
+    At DEBUG level the traceback is kept.
+    """
+    exc_info = event_dict.get("exc_info")
+    if exc_info and logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        del event_dict["exc_info"]
+        if isinstance(exc, BaseException):
+            event_dict.setdefault("error", f"{type(exc).__name__}: {exc}"[:500])
+    return event_dict
 
 
 def configure(
@@ -136,9 +145,23 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    # Libraries (cryptofeed, ccxt, aiohttp, sqlalchemy) log through the stdlib.
+    # Libraries (cryptofeed, ccxt, aiohttp, sqlalchemy) log through the stdlib; their records
+    # are rendered by the same processors (same format, same redaction).
     handler = logging.StreamHandler(out)
-    handler.setFormatter(_RedactingFormatter(redactor))
+    foreign_chain: list[Any] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _library_exc_to_error,
+        redactor,
+    ]
+    final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if fmt == "json":
+        final.append(structlog.processors.format_exc_info)
+    final.append(renderer)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=foreign_chain, processors=final)
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))

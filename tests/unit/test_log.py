@@ -54,11 +54,32 @@ def test_json_output_is_one_object_per_line_and_redacted() -> None:
     finally:
         structlog.reset_defaults()
         logging.getLogger().handlers.clear()
-    lines = [ln for ln in buf.getvalue().splitlines() if ln.startswith("{")]
-    assert len(lines) == 1
-    rec = json.loads(lines[0])
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2
+    rec, lib = (json.loads(ln) for ln in lines)
     assert rec["event"] == "hello"
     assert rec["level"] == "info"
     assert "timestamp" in rec
+    assert lib["logger"] == "somelib"
+    assert lib["event"] == "lib says password=***"
     assert "TOPSECRET" not in buf.getvalue()
-    assert "password=***" in buf.getvalue()
+
+
+def test_library_exceptions_are_one_line_without_traceback() -> None:
+    """A library logging an expected failure with exc_info gives one line with an error field."""
+    buf = io.StringIO()
+    configure(level="INFO", fmt="json", stream=buf)
+    try:
+        try:
+            raise ConnectionError("exchange unreachable token=abc")
+        except ConnectionError:
+            logging.getLogger("feedhandler").exception("BINANCE: failed")
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    assert rec["event"] == "BINANCE: failed"
+    assert rec["error"] == "ConnectionError: exchange unreachable token=***"
+    assert "Traceback" not in buf.getvalue()
