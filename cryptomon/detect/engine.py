@@ -86,6 +86,8 @@ class DetectorEngine:
         self._cap = config.batch_size
         self._infos: list[SymbolInfo] = []
         self._sids: dict[tuple[str, str], int] = {}
+        self._by_symbol: dict[str, dict[str, int]] = {}
+        self._multi: set[int] = set()  # markets whose symbol trades on several exchanges
         self.volume = VolumeDetector()
         self.price = PriceDetector()
         self.whale = WhaleDetector()
@@ -156,14 +158,18 @@ class DetectorEngine:
             for det in self._all:
                 det.configure(info)
             self._sids[key] = sid
+            self._by_symbol.setdefault(symbol, {})[exchange] = sid
+            if len(self._by_symbol[symbol]) > 1:
+                self._multi.update(self._by_symbol[symbol].values())
         return sid
 
     def _sid_array(self, evs: list[Any]) -> np.ndarray:
-        get = self._sids.get
-        ids = [get((e.exchange, e.symbol)) for e in evs]
-        if None in ids:
+        by = self._by_symbol  # symbol -> exchange -> id: no tuple per event
+        try:
+            ids = [by[e.symbol][e.exchange] for e in evs]
+        except KeyError:
             ids = [self.symbol_id(e.exchange, e.symbol) for e in evs]
-        return np.array(ids, dtype=np.int64)
+        return np.fromiter(ids, np.int64, len(ids))
 
     # ------------------------------------------------------------------ hub handlers
 
@@ -171,7 +177,7 @@ class DetectorEngine:
         q = self._trades
         q.append(ev)
         if len(q) >= self._cap:
-            self._flush_trades()
+            self.flush()
         elif not self._scheduled:
             self._schedule()
 
@@ -179,21 +185,21 @@ class DetectorEngine:
         q = self._books
         q.append(ev)
         if len(q) >= self._cap:
-            self._flush_books()
+            self.flush()
         elif not self._scheduled:
             self._schedule()
 
     def _on_ticker(self, ev: Ticker) -> None:
         self._tickers.append(ev)
         if len(self._tickers) >= self._cap:
-            self._flush_tickers()
+            self.flush()
         elif not self._scheduled:
             self._schedule()
 
     def _on_liquidation(self, ev: Liquidation) -> None:
         self._liqs.append(ev)
         if len(self._liqs) >= self._cap:
-            self._flush_liquidations()
+            self.flush()
         elif not self._scheduled:
             self._schedule()
 
@@ -205,11 +211,12 @@ class DetectorEngine:
             self._emit(self.funding.kinds, row[None, :], 1, [ev], np.array([sid]))
 
     def _schedule(self) -> None:
+        # once per batch: the flush is pending from now on (call_soon, a full batch or flush())
+        self._scheduled = True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (sync use): flush() by hand or when a batch fills
-        self._scheduled = True
         loop.call_soon(self.flush)
 
     # ------------------------------------------------------------------ flushing
@@ -245,20 +252,36 @@ class DetectorEngine:
 
     def _flush_books(self) -> None:
         evs, self._books = self._books, []
-        cols = BookCols(
-            sid=self._sid_array(evs),
-            ts=_f64(_TS, evs),
-            spread=_f64(_SPREAD, evs),
-            imb=_f64(_IMB, evs),
-            mid=_mid(evs),
-        )
-        self._has_book.update(np.unique(cols.sid).tolist())
+        sid = self._sid_array(evs)
+        ts = _f64(_TS, evs)
+        nan = self._nan(len(evs))
+        cols = BookCols(sid=sid, ts=ts, spread=_f64(_SPREAD, evs), imb=_f64(_IMB, evs), mid=nan)
+        self._has_book.update(np.unique(sid).tolist())
         self.events["books"] += len(evs)
         self.batches += 1
-        for det in (self.book, self.divergence):
-            m = det.process(cols, self._fires, 0)
-            if m:
-                self._emit(det.kinds, self._fires, m, evs, cols.sid)
+        m = self.book.process(cols, self._fires, 0)
+        if m:
+            self._emit(self.book.kinds, self._fires, m, evs, sid)
+        if self._multi:
+            self._divergence(evs, sid, ts)
+
+    def _nan(self, n: int) -> np.ndarray:
+        return np.full(n, math.nan)
+
+    def _divergence(self, evs: list[Any], sid: np.ndarray, ts: np.ndarray) -> None:
+        """Mids only of markets whose symbol is on several exchanges."""
+        multi = self._multi
+        keep = [i for i, s in enumerate(sid.tolist()) if s in multi]
+        if not keep:
+            return
+        if len(keep) < len(evs):
+            evs = [evs[i] for i in keep]
+            sid, ts = sid[keep], ts[keep]
+        nan = self._nan(len(evs))
+        cols = BookCols(sid=sid, ts=ts, spread=nan, imb=nan, mid=_mid(evs))
+        m = self.divergence.process(cols, self._fires, 0)
+        if m:
+            self._emit(self.divergence.kinds, self._fires, m, evs, sid)
 
     def _flush_tickers(self) -> None:
         evs, self._tickers = self._tickers, []
@@ -268,11 +291,7 @@ class DetectorEngine:
         if not keep:
             return
         evs = [evs[i] for i in keep]
-        nan = np.full(len(evs), math.nan)
-        cols = BookCols(sid=sid[keep], ts=_f64(_TS, evs), spread=nan, imb=nan, mid=_mid(evs))
-        m = self.divergence.process(cols, self._fires, 0)
-        if m:
-            self._emit(self.divergence.kinds, self._fires, m, evs, cols.sid)
+        self._divergence(evs, sid[keep], _f64(_TS, evs))
 
     def _flush_liquidations(self) -> None:
         evs, self._liqs = self._liqs, []
@@ -299,8 +318,7 @@ class DetectorEngine:
         evs: list[Any],
         sids: np.ndarray,
     ) -> None:
-        for r in range(m):
-            row = fires[r].copy()
+        for row in fires[:m].tolist():
             i = int(row[k.F_ROW])
             ev: Event = evs[i]
             kind = kinds[int(row[k.F_CODE])]

@@ -4,8 +4,7 @@ level the kernel computed, a 0-100 confidence, short human reasons."""
 from __future__ import annotations
 
 import math
-
-import numpy as np
+from collections.abc import Sequence
 
 from cryptomon.detect import detectors_nb as k
 from cryptomon.events import Anomaly, Event, Severity
@@ -28,7 +27,7 @@ def _num(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def _reasons(kind: str, row: np.ndarray, quote: str, pct: float | None) -> tuple[str, ...]:
+def _reasons(kind: str, row: Sequence[float], quote: str, pct: float | None) -> tuple[str, ...]:
     value = float(row[k.F_VALUE])
     thr = float(row[k.F_THR])
     z = float(row[k.F_Z])
@@ -73,7 +72,7 @@ def _reasons(kind: str, row: np.ndarray, quote: str, pct: float | None) -> tuple
 
 def build_anomaly(
     kind: str,
-    row: np.ndarray,
+    row: Sequence[float],
     ev: Event,
     *,
     quote: str,
