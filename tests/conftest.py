@@ -3,6 +3,7 @@ recorded exchange data. Nothing here skips: a missing server or data set fails t
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -10,9 +11,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Tests that run CLI commands configure logging for the process (onto pytest's capture
+    streams, closed after the test); put the defaults back so later tests log safely."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def shared_data_dir() -> Path:
