@@ -86,6 +86,7 @@ class TradingEngine(GuardedEngine):
         for pos in self.portfolio.open_positions():
             self._arm_default(pos)
         await self.broker.start()
+        await self._sweep_restored_dust()
         set_listener = getattr(self.broker, "set_listener", None)
         if callable(set_listener):
             set_listener(self._on_broker_update)
@@ -116,6 +117,18 @@ class TradingEngine(GuardedEngine):
             positions=len(self.portfolio.open_positions()),
             open_orders=len(self.book.open()),
         )
+
+    async def _sweep_restored_dust(self) -> None:
+        """Replayed positions smaller than the venue's lot (base-currency fees) are dust."""
+        for pos in self.portfolio.open_positions():
+            try:
+                await self.market_info(pos.symbol)
+            except Exception as exc:  # the venue is unreachable: swept on the next exit
+                log.warning("trading.market_info_failed", symbol=pos.symbol, error=repr(exc))
+                continue
+            self.sweep_dust(pos.exchange, pos.symbol, pos.mark or pos.avg_price, self._now())
+            if pos.amount == 0:
+                self.protections.pop((pos.exchange, pos.symbol), None)
 
     async def _reconcile_until_done(self) -> None:
         delays = backoff_delays(initial=self.config.poll_interval_s, cap=60.0)

@@ -245,6 +245,28 @@ class Portfolio:
             self.trades.append(result)
         return result
 
+    def rebase_cash(self, cash: Decimal) -> Decimal:
+        """Set the cash to a venue's balance. The difference is not PnL (a deposit, or a
+        live engine starting without knowing the account): the equity history, the day's
+        start and the drawdown move with it. Returns the difference."""
+        delta = cash - self.cash
+        if delta == 0:
+            return delta
+        self.cash = cash
+        self.equity_curve = deque(
+            ((t, e + delta) for t, e in self.equity_curve), maxlen=self.equity_curve.maxlen
+        )
+        if self._day:
+            self.day_start_equity += delta
+        self.peak_equity = ZERO
+        self.max_drawdown = ZERO
+        for _, eq in self.equity_curve:
+            self.peak_equity = max(self.peak_equity, eq)
+            if self.peak_equity > 0:
+                dd = (self.peak_equity - eq) / self.peak_equity
+                self.max_drawdown = max(self.max_drawdown, dd)
+        return delta
+
     def observe_price(self, symbol: str, price: Decimal) -> None:
         """Remember an asset's quote price (values fee balances and dust)."""
         base, _, quote = symbol.rpartition("-")

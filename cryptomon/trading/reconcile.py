@@ -87,9 +87,9 @@ async def reconcile(core: EngineCore, *, periodic: bool = False) -> list[str]:
     real_venue = not callable(getattr(broker, "restore", None))
     if real_venue and (not periodic or not core.book.open()):
         cash = balances.get(quote, ZERO)  # an empty balance is absent from the answer
-        if cash != core.portfolio.cash:
-            log.info("trading.cash_from_venue", old=str(core.portfolio.cash), new=str(cash))
-        core.portfolio.cash = cash
+        old = core.portfolio.cash
+        if core.portfolio.rebase_cash(cash):
+            log.info("trading.cash_from_venue", old=str(old), new=str(cash))
         core.portfolio.snapshot(core.clock.time())
     held: dict[str, Decimal] = {}
     for pos in core.portfolio.open_positions():

@@ -76,7 +76,8 @@ async def settle(core: EngineCore, record: OrderRecord, retry_after: float | Non
 
 
 async def cancel(core: EngineCore, record: OrderRecord) -> OrderRecord:
-    """Cancel ``record`` at the venue; an order the venue does not know ends canceled."""
+    """Cancel ``record`` at the venue; an order the venue does not know ends canceled, except
+    an ``unknown`` one inside its recv window (it stays unknown and is settled by lookup)."""
     i = record.intent
     if not record.is_open:
         return record
@@ -87,6 +88,9 @@ async def cancel(core: EngineCore, record: OrderRecord) -> OrderRecord:
     except OrderRejectedError:
         found = await core.broker.fetch_order(i.symbol, i.client_order_id)
         if found is None:
+            if record.state == S.UNKNOWN and core.clock.time() < absent_deadline(core, record):
+                core.settle_later(record)  # still in flight: the venue may accept it late
+                return record
             core._move(record, S.CANCELED, "not found at the venue")
             return record
         bo = found

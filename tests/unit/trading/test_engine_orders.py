@@ -452,3 +452,21 @@ async def test_rejected_native_leg_falls_back_to_emulation_and_cancels_the_other
     await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
     assert [i.origin for i in col.of(OrderIntent) if i.type == "market"][-1] == "stop_loss"
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_cancel_of_an_unknown_order_inside_its_recv_window_keeps_it_unknown() -> None:
+    """Canceling an unknown order the venue does not (yet) know does not close it while the
+    request can still land; after the window it ends rejected by lookup."""
+    engine, broker, _, _, clock = scripted_engine(unknown_lookups=2)
+    await engine.start()
+    broker.mode = "lost"
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    assert rec.state == S.UNKNOWN
+    await engine.cancel(rec)
+    assert rec.state == S.UNKNOWN
+    await advance_until(clock, lambda: rec.state == S.REJECTED, message="rejected")
+    assert clock.time() >= rec.sent + engine.config.live.recv_window_ms / 1000
+    assert broker.calls[rec.client_order_id] == 1
+    await engine.stop()

@@ -363,3 +363,32 @@ async def test_finished_order_with_lost_fills_gets_them_from_the_venue() -> None
     assert engine.risk_state == RiskState.ACTIVE
     assert not [u for u in col.of(OrderUpdate) if u.client_order_id == rec.client_order_id]
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_restored_position_below_the_lot_is_dust_not_a_position() -> None:
+    """Replayed fills whose base-currency fee left less than a lot: after the restart the
+    position is closed (dust kept), nothing to protect or exit."""
+    journal = MemoryJournal()
+    coid = client_order_id("dusty", "manual", "manual")
+    await journal.record_intent(_intent(coid, "0.0001"))
+    journal.states[coid] = (S.FILLED, "x2")
+    journal._fills[(EX, "t9")] = Fill(
+        exchange=EX,
+        symbol=SYM,
+        ts=1.0,
+        ts_recv=1.0,
+        trade_id="t9",
+        client_order_id=coid,
+        side="buy",
+        amount=d("0.0001"),
+        price=d(100),
+        fee=d("0.00000001"),
+        fee_currency="BTC",
+    )
+    engine, _, _, _ = _engine(journal)
+    await engine.start()
+    assert engine.portfolio.open_positions() == []
+    assert engine.portfolio.dust == {"BTC": d("0.00009999")}
+    assert (EX, SYM) not in engine.protections
+    await engine.stop()

@@ -211,3 +211,17 @@ def test_pnl_and_positions_reconcile_with_fills(
     assert sum((t.pnl for t in p.trades), D(0)) == pos.realized_pnl - pos.trip_pnl - (
         fees - open_trip_fees
     )
+
+
+def test_rebasing_cash_to_the_venue_is_not_pnl() -> None:
+    """Cash set from the venue (engine started at 0) moves equity, not the day's PnL or the
+    drawdown."""
+    p = Portfolio(quote="USDT", cash=D(0))
+    p.apply_fill(fill("buy", "1", "100", "0.1", ts=10.0))
+    p.mark("binance", "BTC-USDT", D(90))
+    before = p.daily_pnl(20.0)
+    assert p.rebase_cash(D(5000)) == D("5100.1")
+    assert p.cash == D(5000)
+    assert p.daily_pnl(20.0) == before
+    assert p.equity == D(5090)
+    assert p.max_drawdown < D("0.01")
