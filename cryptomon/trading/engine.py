@@ -28,7 +28,8 @@ API for the web layer (JSON-ready dicts; Decimals as strings):
   config (``ConfigError`` naming each bad key), audited.
 - ``stats() -> dict``; ``risk_state`` (``RiskState``); ``reconciled`` (bool).
 
-Layers: ``execution.EngineCore`` (state, risk gate, order path, fills) <- ``control.
+Layers: ``execution.EngineCore`` (state, risk gate, order path, fills; venue views, unknown
+orders and cancels in :mod:`cryptomon.trading.settle`) <- ``control.
 EngineControls`` (the API above) <- ``guard.GuardedEngine`` (SL/TP, daily loss) <- this
 class (lifecycle, signals, polling). Optional broker hooks: ``set_listener(callback)`` to
 push order changes (fills of resting orders) and ``restore(balances)`` for a simulated venue

@@ -44,7 +44,7 @@ from cryptomon.trading.orders import IllegalTransition, OrderBook, OrderRecord
 from cryptomon.trading.portfolio import Portfolio, Position
 from cryptomon.trading.protection import Protection
 from cryptomon.trading.risk import Limits, MarketView, PortfolioView, RiskState, check
-from cryptomon.trading.settle import cancel, settle
+from cryptomon.trading.settle import apply_broker_order, cancel, settle
 
 if TYPE_CHECKING:
     from cryptomon.config import TradingConfig
@@ -317,31 +317,7 @@ class EngineCore:
 
     async def apply_broker_order(self, record: OrderRecord, bo: BrokerOrder) -> None:
         """Bring ``record`` in line with the venue's view: fills first, then the state."""
-        if bo.exchange_order_id and bo.exchange_order_id != record.exchange_order_id:
-            record.exchange_order_id = bo.exchange_order_id
-        filled_before = record.filled
-        for fill in bo.fills:
-            self.apply_fill(record, fill)
-        if bo.filled > record.filled:
-            i = record.intent
-            try:
-                fills = await self.broker.fetch_fills(i.symbol, since=i.ts - 60)
-            except Exception as exc:
-                log.warning("trading.fetch_fills_failed", error=repr(exc))
-                fills = []
-            for fill in fills:
-                if fill.client_order_id == i.client_order_id:
-                    self.apply_fill(record, fill)
-        state = bo.state
-        if state == S.SUBMITTED and record.filled > 0:
-            state = S.PARTIALLY_FILLED
-        if state == S.PARTIALLY_FILLED and record.state == S.CANCEL_PENDING:
-            return
-        if state in (S.SUBMITTED, S.NEW) and record.state not in (S.NEW, S.UNKNOWN):
-            return
-        if state == record.state == S.PARTIALLY_FILLED and record.filled == filled_before:
-            return  # nothing new (polling a resting, partly filled order)
-        self._move(record, state if state != S.NEW else S.SUBMITTED)
+        await apply_broker_order(self, record, bo)
 
     def apply_fill(self, record: OrderRecord | None, fill: Fill) -> bool:
         """Count ``fill`` once: order, portfolio, Fill and PositionUpdate events."""

@@ -1,4 +1,5 @@
-"""Settling orders whose placement outcome is unknown, and canceling orders.
+"""Bringing orders in line with the venue: settling orders whose placement outcome is
+unknown, applying the venue's view of an order (fills first, then the state), canceling.
 
 An order is ``unknown`` after a timeout, 5xx, 429 or dropped response on placement. It is
 looked up by client order id (``broker.fetch_order``) with capped backoff, never resent.
@@ -19,7 +20,7 @@ import structlog
 
 from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import OrderState
-from cryptomon.trading.brokers.base import OrderOutcomeUnknown, OrderRejectedError
+from cryptomon.trading.brokers.base import BrokerOrder, OrderOutcomeUnknown, OrderRejectedError
 from cryptomon.trading.orders import OrderRecord
 
 if TYPE_CHECKING:
@@ -99,3 +100,32 @@ async def cancel(core: EngineCore, record: OrderRecord) -> OrderRecord:
         return record
     await core.apply_broker_order(record, bo)
     return record
+
+
+async def apply_broker_order(core: EngineCore, record: OrderRecord, bo: BrokerOrder) -> None:
+    """Bring ``record`` in line with the venue's view: fills first, then the state."""
+    if bo.exchange_order_id and bo.exchange_order_id != record.exchange_order_id:
+        record.exchange_order_id = bo.exchange_order_id
+    filled_before = record.filled
+    for fill in bo.fills:
+        core.apply_fill(record, fill)
+    if bo.filled > record.filled:
+        i = record.intent
+        try:
+            fills = await core.broker.fetch_fills(i.symbol, since=i.ts - 60)
+        except Exception as exc:
+            log.warning("trading.fetch_fills_failed", error=repr(exc))
+            fills = []
+        for fill in fills:
+            if fill.client_order_id == i.client_order_id:
+                core.apply_fill(record, fill)
+    state = bo.state
+    if state == S.SUBMITTED and record.filled > 0:
+        state = S.PARTIALLY_FILLED
+    if state == S.PARTIALLY_FILLED and record.state == S.CANCEL_PENDING:
+        return
+    if state in (S.SUBMITTED, S.NEW) and record.state not in (S.NEW, S.UNKNOWN):
+        return
+    if state == record.state == S.PARTIALLY_FILLED and record.filled == filled_before:
+        return  # nothing new (polling a resting, partly filled order)
+    core._move(record, state if state != S.NEW else S.SUBMITTED)
