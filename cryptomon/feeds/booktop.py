@@ -94,8 +94,9 @@ class _Side:
             return True
         if not self.full:
             return False
+        before = self.depth
         ok = self._apply_bids(changes) if self.is_bid else self._apply_asks(changes)
-        if ok:
+        if ok and self.depth is not before:  # Decimal ops make new objects: changed
             self.depth_f = float(self.depth)
         return ok
 
@@ -209,40 +210,99 @@ class _Side:
         self.best_size_f = float(size)
 
 
+class BookState:
+    """Everything kept per (feed, symbol) book, bound once: both sides, the time of the last
+    BookSnapshot and whether a full book was seen on this connection (gap detection)."""
+
+    __slots__ = ("ask", "asks_memo", "bid", "bids_memo", "last_snapshot", "loaded", "seen")
+
+    def __init__(self, n: int, k: int) -> None:
+        self.bid = _Side(True, n, k)
+        self.ask = _Side(False, n, k)
+        self.loaded = False  # both sides read from the book (else the next update re-reads)
+        self.last_snapshot = float("-inf")
+        self.seen = False
+        # price -> (size object, (price, size) floats) of the last snapshot, per side
+        self.bids_memo: dict[Any, tuple[Any, tuple[float, float]]] = {}
+        self.asks_memo: dict[Any, tuple[Any, tuple[float, float]]] = {}
+
+
+def float_levels(
+    levels: list[tuple[Any, Any]], memo: dict[Any, tuple[Any, tuple[float, float]]]
+) -> tuple[tuple[tuple[float, float], ...], dict[Any, tuple[Any, tuple[float, float]]]]:
+    """``levels`` as float pairs, reusing the previous snapshot's pair of every level whose
+    size object is unchanged (Decimal -> float goes through a string: ~0.3 us each, and most
+    levels of a book do not change between two snapshots). Returns the pairs and the new memo.
+    """
+    out = []
+    new: dict[Any, tuple[Any, tuple[float, float]]] = {}
+    for price, size in levels:
+        hit = memo.get(price)
+        if hit is None:
+            hit = (size, (float(price), float(size)))
+        elif hit[0] is not size:
+            hit = (size, (hit[1][0], float(size)))
+        new[price] = hit
+        out.append(hit[1])
+    return tuple(out), new
+
+
 class TopTracker:
     """Per symbol BookTop numbers for one feed."""
 
     def __init__(self, levels: int, spare: int = 0) -> None:
         self.levels = levels
         self.spare = spare  # levels followed below the top (<= the book's max_depth - levels)
-        self._sides: dict[str, tuple[_Side, _Side]] = {}
+        self.states: dict[str, BookState] = {}
         self.reads = 0  # sorted reads of a side (for tests and benchmarks)
 
+    def state(self, symbol: str) -> BookState:
+        """The symbol's state, created on first use."""
+        st = self.states.get(symbol)
+        if st is None:
+            st = self.states[symbol] = BookState(self.levels, self.spare)
+        return st
+
     def forget(self, symbol: str) -> None:
-        self._sides.pop(symbol, None)
+        """The book is dropped (resync): the next update re-reads both sides."""
+        st = self.states.get(symbol)
+        if st is not None:
+            st.loaded = False
+
+    def refresh(self, st: BookState, book: Any, delta: Any) -> bool:
+        """Bring ``st`` up to date with this update; False if a side is empty or the book is
+        crossed (check :meth:`crossed`), after which the next update re-reads the book."""
+        bid = st.bid
+        ask = st.ask
+        if delta is None or not st.loaded:
+            st.loaded = True
+            self.reads += 2
+            if not bid.load(book.bids.to_list()) or not ask.load(book.asks.to_list()):
+                st.loaded = False
+                return False
+        else:
+            if not bid.apply(delta.get(BID, ())):
+                self.reads += 1
+                if not bid.load(book.bids.to_list()):
+                    st.loaded = False
+                    return False
+            if not ask.apply(delta.get(ASK, ())):
+                self.reads += 1
+                if not ask.load(book.asks.to_list()):
+                    st.loaded = False
+                    return False
+        if bid.best >= ask.best:
+            st.loaded = False
+            return False
+        return True
 
     def update(self, symbol: str, book: Any, delta: Any) -> TopValues | None:
         """The BookTop numbers after this update; None if a side is empty or the book is
         crossed (check :meth:`crossed`)."""
-        sides = self._sides.get(symbol)
-        if sides is None:
-            n, k = self.levels, self.spare
-            sides = self._sides[symbol] = (_Side(True, n, k), _Side(False, n, k))
-            delta = None
-        bid, ask = sides
-        if delta is None or not bid.apply(delta.get(BID, ())):
-            self.reads += 1
-            if not bid.load(book.bids.to_list()):
-                self.forget(symbol)
-                return None
-        if delta is None or not ask.apply(delta.get(ASK, ())):
-            self.reads += 1
-            if not ask.load(book.asks.to_list()):
-                self.forget(symbol)
-                return None
-        if bid.best >= ask.best:
-            self.forget(symbol)
+        st = self.state(symbol)
+        if not self.refresh(st, book, delta):
             return None
+        bid, ask = st.bid, st.ask
         bid_f = bid.best_f
         ask_f = ask.best_f
         spread = ask_f - bid_f

@@ -39,7 +39,7 @@ from cryptomon.events import (
     Ticker,
     Trade,
 )
-from cryptomon.feeds.booktop import TopTracker
+from cryptomon.feeds.booktop import BookState, TopTracker, float_levels
 from cryptomon.feeds.fastevents import factory
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
 from cryptomon.hub import Hub
@@ -87,15 +87,15 @@ class Converter:
         self.book_levels = book_levels
         self.depth = depth
         self.snapshot_interval = book_snapshot_interval_s
-        self._last_snapshot: dict[str, float] = {}
-        self._book_seen: set[str] = set()  # symbols with a book on this connection
         self._uses_deltas = False  # the exchange updates books by deltas (not full books)
         self._tops = TopTracker(book_levels, spare=min(book_levels, max(0, depth - book_levels)))
+        self._books = self._tops.states  # symbol -> BookState (bound once per symbol)
         self.on_crossed: Callable[[str], None] | None = None
-        self._mono = health.clock.monotonic  # the injected clock's monotonic time
-        self._trades_ch: ChannelHealth | None = None
-        self._ticker_ch: ChannelHealth | None = None
-        self._book_ch: ChannelHealth | None = None
+        self._publish = hub.publish
+        # Channel counters bound once (hot path: no dict lookup per message).
+        self._trades_ch = self._ch("trades") if "trades" in health.channels else None
+        self._ticker_ch = self._ch("ticker") if "ticker" in health.channels else None
+        self._book_ch = self._ch("orderbook") if "orderbook" in health.channels else None
 
     def _ch(self, channel: str) -> ChannelHealth:
         ch = self.health.channels.get(channel)
@@ -107,6 +107,12 @@ class Converter:
         ch = self._ch(channel)
         setattr(self, _CACHE_ATTR[channel], ch)
         return ch
+
+    def _seen(self, ch: ChannelHealth, receipt: float) -> None:
+        ch.messages += 1
+        ch.last_recv = receipt
+        if ch.state != "live":
+            self.health.became_live(ch)
 
     def callbacks(self, channels: list[str]) -> dict[str, Callback]:
         """cryptofeed ``callbacks=`` for the given config channel names."""
@@ -123,26 +129,29 @@ class Converter:
 
     def forget_book(self, symbol: str) -> None:
         """The feed drops this symbol's book to re-snapshot it: the next full book is expected."""
-        self._book_seen.discard(symbol)
+        st = self._books.get(symbol)
+        if st is not None:
+            st.seen = False
         self._tops.forget(symbol)
 
     def reset_connection(self) -> None:
         """After a (re)connection every book starts from a fresh snapshot: not a gap."""
-        self._book_seen.clear()
-
-    def _seen(self, ch: ChannelHealth, receipt: float) -> None:
-        ch.messages += 1
-        ch.last = self._mono()
-        ch.last_recv = receipt
-        if ch.state != "live":
-            self.health.became_live(ch)
+        for st in self._books.values():
+            st.seen = False
 
     # ------------------------------------------------------------------ callbacks
 
+    # The three busy callbacks inline the channel bookkeeping (``_seen``): one attribute
+    # increment and one store per message, no clock call (the receipt time is cryptofeed's).
+
     async def trade(self, t: Any, receipt: float) -> None:
-        self._seen(self._trades_ch or self._init_ch("trades"), receipt)
+        ch = self._trades_ch or self._init_ch("trades")
+        ch.messages += 1
+        ch.last_recv = receipt
+        if ch.state != "live":
+            self.health.became_live(ch)
         receipt = float(receipt)
-        self.hub.publish(
+        self._publish(
             # exchange, symbol, ts, ts_recv, price, amount, side, trade_id
             _new_trade(
                 self.exchange,
@@ -157,10 +166,14 @@ class Converter:
         )
 
     async def ticker(self, t: Any, receipt: float) -> None:
-        self._seen(self._ticker_ch or self._init_ch("ticker"), receipt)
+        ch = self._ticker_ch or self._init_ch("ticker")
+        ch.messages += 1
+        ch.last_recv = receipt
+        if ch.state != "live":
+            self.health.became_live(ch)
         receipt = float(receipt)
         # exchange, symbol, ts, ts_recv, bid, ask, last
-        self.hub.publish(
+        self._publish(
             _new_ticker(
                 self.exchange,
                 t.symbol,
@@ -173,43 +186,75 @@ class Converter:
         )
 
     async def book(self, ob: Any, receipt: float) -> None:
-        self._seen(self._book_ch or self._init_ch("orderbook"), receipt)
+        ch = self._book_ch or self._init_ch("orderbook")
+        ch.messages += 1
+        ch.last_recv = receipt
+        if ch.state != "live":
+            self.health.became_live(ch)
         symbol = ob.symbol
-        if ob.delta is None:
-            if self._uses_deltas and symbol in self._book_seen:
+        st = self._books.get(symbol) or self._tops.state(symbol)
+        delta = ob.delta
+        if delta is None:
+            if st.seen and self._uses_deltas:
                 self.health.gap("orderbook", symbol, "new full book on a live connection")
-            self._book_seen.add(symbol)
+            st.seen = True
         elif not self._uses_deltas:
             self._uses_deltas = True
-            self._book_seen.add(symbol)
-        receipt = float(receipt)
-        ts = float(ob.timestamp or receipt)
-        vals = self._tops.update(symbol, ob.book, ob.delta)
-        if vals is None:
-            if self._tops.crossed(ob.book):
+            st.seen = True
+        book = ob.book
+        if not self._tops.refresh(st, book, delta):
+            if self._tops.crossed(book):
                 self.health.crossed += 1
                 if self.on_crossed is not None:
                     self.on_crossed(symbol)
             return
-        # exchange, symbol, ts, ts_recv, bid, bid_size, ask, ask_size, spread, spread_bps,
-        # bid_depth, ask_depth, imbalance, levels
-        self.hub.publish(_new_top(self.exchange, symbol, ts, receipt, *vals))
-        last = self._last_snapshot.get(symbol)
-        if last is None or receipt - last >= self.snapshot_interval:
-            self._last_snapshot[symbol] = receipt
-            depth = self.depth
-            bl = ob.book.bids.to_list()
-            al = ob.book.asks.to_list()
-            self.hub.publish(
-                BookSnapshot(
-                    exchange=self.exchange,
-                    symbol=symbol,
-                    ts=ts,
-                    ts_recv=receipt,
-                    bids=tuple([(float(p), float(q)) for p, q in bl[:depth]]),
-                    asks=tuple([(float(p), float(q)) for p, q in al[:depth]]),
-                )
+        receipt = float(receipt)
+        ts = float(ob.timestamp or receipt)
+        bid = st.bid
+        ask = st.ask
+        bid_f = bid.best_f
+        ask_f = ask.best_f
+        spread = ask_f - bid_f
+        mid = (ask_f + bid_f) * 0.5
+        bd = bid.depth_f
+        ad = ask.depth_f
+        total = bd + ad
+        self._publish(
+            _new_top(
+                self.exchange,
+                symbol,
+                ts,
+                receipt,
+                bid_f,
+                bid.best_size_f,
+                ask_f,
+                ask.best_size_f,
+                spread,
+                spread / mid * 10_000 if mid > 0 else 0.0,
+                bd,
+                ad,
+                (bd - ad) / total if total > 0 else 0.0,
+                bid.count if bid.count < ask.count else ask.count,
             )
+        )
+        if receipt - st.last_snapshot >= self.snapshot_interval:
+            st.last_snapshot = receipt
+            self._snapshot(st, symbol, ts, receipt, book)
+
+    def _snapshot(self, st: BookState, symbol: str, ts: float, receipt: float, book: Any) -> None:
+        depth = self.depth
+        bids, st.bids_memo = float_levels(book.bids.to_list()[:depth], st.bids_memo)
+        asks, st.asks_memo = float_levels(book.asks.to_list()[:depth], st.asks_memo)
+        self._publish(
+            BookSnapshot(
+                exchange=self.exchange,
+                symbol=symbol,
+                ts=ts,
+                ts_recv=receipt,
+                bids=bids,
+                asks=asks,
+            )
+        )
 
     async def candle(self, c: Any, receipt: float) -> None:
         self._seen(self._ch("candles"), receipt)

@@ -1,8 +1,12 @@
 """Feed health: counters per exchange and channel, state changes published as ``FeedStatus``.
 
-The hot path only bumps ``messages`` and stores ``last`` (the injected clock's monotonic
-seconds) on a :class:`ChannelHealth`; state changes (live / stale / gap / resync /
-disconnected) go through :class:`FeedHealth`, which publishes a
+The hot path only bumps ``messages`` and stores ``last_recv`` (cryptofeed's receipt time) on a
+:class:`ChannelHealth`: no clock call per message. ``last`` (the injected clock's monotonic
+seconds of the last message) is brought up to date lazily by :meth:`ChannelHealth.refresh`
+whenever the watchdog or a snapshot looks (a message counter that moved since the previous
+look means "a message arrived since then"), so its resolution is the watchdog interval
+(0.5 s by default, against stall thresholds of 15 s and more). State changes (live / stale /
+gap / resync / disconnected) go through :class:`FeedHealth`, which publishes a
 :class:`~cryptomon.events.FeedStatus` for each.
 :meth:`FeedHealth.check_stale` is the stall watchdog, called periodically by the
 :class:`~cryptomon.feeds.manager.FeedManager`.
@@ -40,6 +44,7 @@ class ChannelHealth:
     """Counters of one channel of one exchange."""
 
     __slots__ = (
+        "_mark",
         "_samples",
         "channel",
         "gaps",
@@ -63,6 +68,13 @@ class ChannelHealth:
         self.stalls = 0
         self.state: FeedState = "connecting"
         self._samples: deque[tuple[float, int]] = deque()
+        self._mark = 0  # ``messages`` when ``last`` was last brought up to date
+
+    def refresh(self, now: float) -> None:
+        """Messages arrived since the previous look: the last one counts as seen ``now``."""
+        if self.messages != self._mark:
+            self._mark = self.messages
+            self.last = max(self.last, now)
 
     def rate(self, now: float) -> float:
         """Messages per second over the last ~10 seconds."""
@@ -197,6 +209,7 @@ class FeedHealth:
         now = self.clock.monotonic()
         stale = []
         for ch in self.channels.values():
+            ch.refresh(now)
             if ch.stale_after is None or ch.state == "stale" or not self.connected:
                 continue
             if ch.last >= 0 and now - ch.last > ch.stale_after:
@@ -223,6 +236,7 @@ class FeedHealth:
         now = self.clock.monotonic()
         channels = {}
         for name, ch in self.channels.items():
+            ch.refresh(now)
             channels[name] = {
                 "state": ch.state,
                 "messages": ch.messages,

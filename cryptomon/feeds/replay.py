@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 from cryptofeed.feed import Feed
+from cryptofeed.symbols import Symbols
 from yapic import json as fast_json
 
 from cryptomon.clock import Clock
@@ -42,6 +43,8 @@ from cryptomon.hub import Hub
 log = structlog.get_logger()
 
 _YIELD_EVERY = 256
+# Marks cryptofeed's symbol table as loaded from a recording (its files' identity).
+_RECORDING_KEY = "cryptomon_recording"
 
 
 def parse_speed(text: str) -> float | None:
@@ -62,9 +65,10 @@ class Recording:
 
     def __init__(self, files: list[str | Path]) -> None:
         self.subscription: dict[str, list[str]] = {}
-        self.symbol_data: list[Any] = []
+        self.symbol_data: list[str] = []  # recorded symbol-list payloads, parsed when read
         self.http: dict[str, list[str]] = defaultdict(list)
         self.ws_files: list[Path] = []
+        self.key: tuple[tuple[str, int, int], ...] = ()  # identifies the symbol lists
         paths = [Path(f) for f in files]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
@@ -89,19 +93,15 @@ class Recording:
         self.total_bytes = sum(p.stat().st_size for p in self.ws_files)
 
     def _read_main(self, p: Path) -> None:
+        st = p.stat()
+        self.key = (*self.key, (str(p.resolve()), st.st_mtime_ns, st.st_size))
         for line in p.read_text(encoding="utf-8").splitlines():
             if not line.strip() or ": " not in line:
                 continue
             payload = line.split(": ", 1)[1]
-            try:
-                data = fast_json.loads(payload)
-            except ValueError:
-                raise ConfigError(
-                    [Problem(str(p), line[:60], "recorded JSON after 'TIMESTAMP: '")]
-                ) from None
             if line.startswith("configuration:"):
-                self.subscription = data
-            self.symbol_data.append(data)
+                self.subscription = _loads(str(p), line, payload)
+            self.symbol_data.append(payload)
 
     def _read_http(self, p: Path) -> None:
         with p.open(encoding="utf-8") as fp:
@@ -111,14 +111,22 @@ class Recording:
                     self.http[url].append(data.split(": ", 1)[1])
 
 
+def _loads(path: str, line: str, payload: str) -> Any:
+    try:
+        return fast_json.loads(payload)
+    except ValueError:
+        raise ConfigError([Problem(path, line[:60], "recorded JSON after 'TIMESTAMP: '")]) from None
+
+
 class _RecordedSymbols:
     """Stands in for cryptofeed's ``HTTPSync`` on the replay subclass: recorded symbol lists."""
 
-    def __init__(self, data: list[Any]) -> None:
+    def __init__(self, data: list[str]) -> None:
         self.data = list(data)
 
     def read(self, *args: Any, **kwargs: Any) -> Any:
-        return self.data.pop(0)
+        payload = self.data.pop(0)
+        return _loads("recorded symbol list", payload, payload)
 
 
 def _url_key(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -225,7 +233,14 @@ class ReplayFeed:
             (self.base_class,),
             {"http_sync": _RecordedSymbols(rec.symbol_data)},
         )
-        cls.symbol_mapping(refresh=True)
+        # Like cryptofeed (which reads a symbol list only when it has none), the list is parsed
+        # once: again only if cryptofeed's table for this exchange id came from elsewhere.
+        known = Symbols.get(cls.id)[1] if Symbols.populated(cls.id) else None
+        if not isinstance(known, dict) or known.get(_RECORDING_KEY) != rec.key:
+            cls.symbol_mapping(refresh=True)
+            info = Symbols.get(cls.id)[1]
+            if isinstance(info, dict):
+                info[_RECORDING_KEY] = rec.key
         sub = {k: v for k, v in rec.subscription.items() if k in CONFIG_CHANNELS}
         feed = cls(
             candle_closed_only=False,
