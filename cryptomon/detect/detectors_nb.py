@@ -146,7 +146,12 @@ def volume_batch_nb(
         if math.isnan(cur):
             vst[s, V_IDX] = b
         elif b > cur:
-            _push_nb(buf, st, s, vst[s, V_VOL])
+            # an anomalous bucket enters the window clipped at the firing level, so one burst
+            # does not blind the detector to the next (winsorized statistics)
+            done = vst[s, V_VOL]
+            if st[s, R_N] >= st[s, R_MIN]:
+                done = min(done, _mean_nb(st, s) + prm[s, PV_Z] * _std_nb(st, s))
+            _push_nb(buf, st, s, done)
             gap = min(b - cur - 1.0, st[s, R_W])
             for _ in range(int(gap)):
                 _push_nb(buf, st, s, 0.0)
@@ -435,7 +440,10 @@ def whale_batch_nb(
             agg = wst[s, W_AGG] + notional
         else:
             if wst[s, W_AGG] > 0.0:
-                _push_nb(buf, st, s, math.log(wst[s, W_AGG]))
+                done = math.log(wst[s, W_AGG])
+                if st[s, R_N] >= st[s, R_MIN]:  # winsorized, as for volume
+                    done = min(done, _mean_nb(st, s) + prm[s, PW_K] * _std_nb(st, s))
+                _push_nb(buf, st, s, done)
             agg = notional
             wst[s, W_AGG_TS] = t
             wst[s, W_AGG_SIDE] = side

@@ -51,6 +51,19 @@ def test_volume_spike_fires_with_z_score() -> None:
     assert_filled(vol[0])
 
 
+def test_a_burst_does_not_blind_the_detector_to_the_next() -> None:
+    """Bursts enter the window clipped at the firing level: five in a row all fire."""
+    m, got = calm(cooldown_s=0)
+    for _ in range(5):
+        m.trade_rate = 150.0
+        m.run(1.0)
+        m.trade_rate = 20.0
+        m.run(5.0)
+    firsts = [a for a in got if a.kind == "volume" and a.severity.rank == 0]
+    assert len({int(a.ts) for a in got if a.kind == "volume"}) >= 5, kinds(got)
+    assert all(a.z_score is not None and a.z_score >= 4.0 for a in firsts)
+
+
 def test_one_sided_busy_bucket_fires_volume_imbalance() -> None:
     """A busy bucket of buys only fires 'volume_imbalance' with value near +1."""
     m, got = calm()
