@@ -94,14 +94,11 @@ class _Side:
             return True
         if not self.full:
             return False
-        before = self.depth
-        ok = self._apply_bids(changes) if self.is_bid else self._apply_asks(changes)
-        if ok and self.depth is not before:  # Decimal ops make new objects: changed
-            self.depth_f = float(self.depth)
-        return ok
+        return self._apply_bids(changes) if self.is_bid else self._apply_asks(changes)
 
     def _apply_bids(self, changes: Any) -> bool:
         top, spare, tk, sk = self.top, self.spare, self.tk, self.sk
+        depth = self.depth
         for price, size in changes:
             if price < (sk[0] if sk else tk[0]):
                 continue  # below every level followed: cannot reach the top n
@@ -109,7 +106,7 @@ class _Side:
             if old is not None:
                 if size:
                     top[price] = size
-                    self.depth += size - old
+                    depth += size - old
                     if price == self.best:
                         self.best_size_f = float(size)
                     continue
@@ -121,7 +118,7 @@ class _Side:
                 up_size = spare.pop(up)
                 top[up] = up_size
                 tk.insert(0, up)
-                self.depth += up_size - old
+                depth += up_size - old
                 if price == self.best:
                     self._set_best(tk[-1], top[tk[-1]])
                 continue
@@ -142,7 +139,7 @@ class _Side:
                 sk.append(edge)
                 top[price] = size
                 insort(tk, price)
-                self.depth += size - out
+                depth += size - out
                 if price > self.best:
                     self._set_best(price, size)
             else:
@@ -150,10 +147,14 @@ class _Side:
                 insort(sk, price)
             if len(sk) > self.k:  # follow at most k spares: forget the last one
                 del spare[sk.pop(0)]
+        if depth is not self.depth:  # Decimal ops make new objects: changed
+            self.depth = depth
+            self.depth_f = float(depth)
         return True
 
     def _apply_asks(self, changes: Any) -> bool:
         top, spare, tk, sk = self.top, self.spare, self.tk, self.sk
+        depth = self.depth
         for price, size in changes:
             if price > (sk[-1] if sk else tk[-1]):
                 continue
@@ -161,7 +162,7 @@ class _Side:
             if old is not None:
                 if size:
                     top[price] = size
-                    self.depth += size - old
+                    depth += size - old
                     if price == self.best:
                         self.best_size_f = float(size)
                     continue
@@ -173,7 +174,7 @@ class _Side:
                 up_size = spare.pop(up)
                 top[up] = up_size
                 tk.append(up)
-                self.depth += up_size - old
+                depth += up_size - old
                 if price == self.best:
                     self._set_best(tk[0], top[tk[0]])
                 continue
@@ -194,7 +195,7 @@ class _Side:
                 sk.insert(0, edge)
                 top[price] = size
                 insort(tk, price)
-                self.depth += size - out
+                depth += size - out
                 if price < self.best:
                     self._set_best(price, size)
             else:
@@ -202,6 +203,9 @@ class _Side:
                 insort(sk, price)
             if len(sk) > self.k:
                 del spare[sk.pop()]
+        if depth is not self.depth:  # Decimal ops make new objects: changed
+            self.depth = depth
+            self.depth_f = float(depth)
         return True
 
     def _set_best(self, price: Any, size: Any) -> None:
@@ -280,13 +284,15 @@ class TopTracker:
             if not bid.load(book.bids.to_list()) or not ask.load(book.asks.to_list()):
                 st.loaded = False
                 return False
-        else:
-            if not bid.apply(delta.get(BID, ())):
+        else:  # ``_Side.apply`` inlined: this runs on every book update
+            changes = delta.get(BID)
+            if changes and not (bid.full and bid._apply_bids(changes)):
                 self.reads += 1
                 if not bid.load(book.bids.to_list()):
                     st.loaded = False
                     return False
-            if not ask.apply(delta.get(ASK, ())):
+            changes = delta.get(ASK)
+            if changes and not (ask.full and ask._apply_asks(changes)):
                 self.reads += 1
                 if not ask.load(book.asks.to_list()):
                     st.loaded = False

@@ -65,7 +65,7 @@ class Recording:
 
     def __init__(self, files: list[str | Path]) -> None:
         self.subscription: dict[str, list[str]] = {}
-        self.symbol_data: list[str] = []  # recorded symbol-list payloads, parsed when read
+        self.symbol_data: list[Any] = []
         self.http: dict[str, list[str]] = defaultdict(list)
         self.ws_files: list[Path] = []
         self.key: tuple[tuple[str, int, int], ...] = ()  # identifies the symbol lists
@@ -98,10 +98,10 @@ class Recording:
         for line in p.read_text(encoding="utf-8").splitlines():
             if not line.strip() or ": " not in line:
                 continue
-            payload = line.split(": ", 1)[1]
+            data = _loads(str(p), line, line.split(": ", 1)[1])
             if line.startswith("configuration:"):
-                self.subscription = _loads(str(p), line, payload)
-            self.symbol_data.append(payload)
+                self.subscription = data
+            self.symbol_data.append(data)
 
     def _read_http(self, p: Path) -> None:
         with p.open(encoding="utf-8") as fp:
@@ -121,12 +121,11 @@ def _loads(path: str, line: str, payload: str) -> Any:
 class _RecordedSymbols:
     """Stands in for cryptofeed's ``HTTPSync`` on the replay subclass: recorded symbol lists."""
 
-    def __init__(self, data: list[str]) -> None:
+    def __init__(self, data: list[Any]) -> None:
         self.data = list(data)
 
     def read(self, *args: Any, **kwargs: Any) -> Any:
-        payload = self.data.pop(0)
-        return _loads("recorded symbol list", payload, payload)
+        return self.data.pop(0)
 
 
 def _url_key(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
