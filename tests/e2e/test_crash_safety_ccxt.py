@@ -342,7 +342,7 @@ async def test_sigkill_mid_fill_recovers_every_fill_made_while_down(rig: Rig) ->
     task.cancel()
     rig.venue.engine.paused = False
     rig.sim.market.market(SYMBOL).jump(-1.0)  # the market falls through the bid
-    await wait_until(lambda: order.status == "FILLED", timeout=10, message="filled while down")
+    await wait_until(lambda: order.status == "FILLED", timeout=45, message="filled while down")
     assert order.executed_qty > first
 
     await restart_and_settle(rig)
