@@ -2,11 +2,14 @@
 
 One :class:`Converter` per exchange feed. Its coroutine callbacks are handed to the cryptofeed
 ``Feed`` (live, simulator and replay alike); each converts the cryptofeed object to a float
-event, publishes it, and bumps the channel's health counter. Order books: cryptofeed keeps the
-book (``max_depth`` = config ``depth``), this module reads only the top ``book_levels`` levels
-of it (``SortedDict.index(i)``, no full copy) for :class:`~cryptomon.events.BookTop` on every
-update, and copies the top ``depth`` levels for a :class:`~cryptomon.events.BookSnapshot` at
-most every ``book_snapshot_interval_s`` (receipt time, so replays are throttled by data time).
+event, publishes it, and bumps the channel's health counter (an int and the receipt time: no
+clock call, no dict lookup; the channel objects are bound once). Order books: cryptofeed keeps
+the book (``max_depth`` = config ``depth``); a per-symbol
+:class:`~cryptomon.feeds.booktop.BookState` (bound once per symbol) follows the top
+``book_levels`` levels from cryptofeed's delta (:mod:`cryptomon.feeds.booktop`) for the
+:class:`~cryptomon.events.BookTop` published on every update, and the top ``depth`` levels are
+copied for a :class:`~cryptomon.events.BookSnapshot` at most every ``book_snapshot_interval_s``
+(receipt time, so replays are throttled by data time; unchanged levels reuse their floats).
 
 A crossed book (best bid >= best ask) is not published: it is counted and the feed is asked to
 resync that symbol (``on_crossed``). On an exchange that updates books by deltas, a second
@@ -62,6 +65,7 @@ _CACHE_ATTR = {"trades": "_trades_ch", "ticker": "_ticker_ch", "orderbook": "_bo
 _new_trade = factory(Trade)
 _new_ticker = factory(Ticker)
 _new_top = factory(BookTop)
+_new_snapshot = factory(BookSnapshot)
 
 
 def _f(value: Any) -> float | None:
@@ -245,16 +249,8 @@ class Converter:
         depth = self.depth
         bids, st.bids_memo = float_levels(book.bids.to_list()[:depth], st.bids_memo)
         asks, st.asks_memo = float_levels(book.asks.to_list()[:depth], st.asks_memo)
-        self._publish(
-            BookSnapshot(
-                exchange=self.exchange,
-                symbol=symbol,
-                ts=ts,
-                ts_recv=receipt,
-                bids=bids,
-                asks=asks,
-            )
-        )
+        # exchange, symbol, ts, ts_recv, bids, asks
+        self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))
 
     async def candle(self, c: Any, receipt: float) -> None:
         self._seen(self._ch("candles"), receipt)
