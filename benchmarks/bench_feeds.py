@@ -7,11 +7,16 @@ looped until it has run ``--seconds`` per variant) two ways, interleaved in the 
   (one inline subscriber for every market data event), book depth 20 as configured by default;
 - baseline: ``cryptofeed.raw_data_collection.playback`` with no-op callbacks.
 
-Both include their own setup (reading the recording, symbol tables), run by ``asyncio.run``.
+Both include their own setup (reading the recording, symbol tables), run by ``asyncio.run``;
+both parse the recording's symbol JSON every time and build cryptofeed's symbol table once
+(cryptofeed skips it when populated; the replay when populated from the same recording).
+Neither validates checksums (playback's default; the replay passes none either). Ours keeps
+the configured book depth (``max_depth`` 20), playback cryptofeed's default; ``--control``
+times our harness with no-op callbacks (same settings) to show that this costs nothing.
 Throughput = cryptofeed callbacks per second summed over exchanges. Prints per-exchange figures
 and a final JSON line: value = ours callbacks/s, baseline = playback callbacks/s.
 
-Usage: python benchmarks/bench_feeds.py [--seconds 1.0] [--data DIR]
+Usage: python benchmarks/bench_feeds.py [--seconds 1.0] [--rounds 3] [--control] [--data DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptofeed.raw_data_collection import playback
@@ -31,6 +37,7 @@ from cryptofeed.raw_data_collection import playback
 from cryptomon.clock import LiveClock
 from cryptomon.config import ExchangeConfig
 from cryptomon.events import MARKET_DATA
+from cryptomon.feeds.convert import CF_CHANNELS
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 
@@ -64,17 +71,43 @@ def ours_once(exchange: str, files: list[str]) -> int:
     return asyncio.run(run())
 
 
+def control_once(exchange: str, files: list[str]) -> int:
+    """Our replay harness (ReplayFeed, same files and cryptofeed settings) with no-op callbacks
+    instead of the Converter: ours minus this is the cost of conversion + hub; this vs the
+    baseline is the cost of the harness itself (``--control``)."""
+
+    async def run() -> int:
+        count = [0]
+
+        async def noop(_obj: object, _receipt: float) -> None:
+            count[0] += 1
+
+        cfg = ExchangeConfig(name=exchange.lower(), source="replay", files=files)
+        feed = ReplayFeed(cfg, feed_class=replay_feed_class(exchange), hub=Hub(), clock=LiveClock())
+        feed.converter.callbacks = lambda chans: {CF_CHANNELS[c]: noop for c in chans}  # type: ignore[method-assign,assignment]
+        await feed.start()
+        await feed.done.wait()
+        await feed.stop()
+        if feed.error is not None:
+            raise feed.error
+        return count[0]
+
+    return asyncio.run(run())
+
+
 def baseline_once(exchange: str, files: list[str]) -> int:
     with contextlib.redirect_stdout(io.StringIO()):
         result = playback(exchange, files, config=None)
     return sum(result["callbacks"].values())
 
 
-def measure(fn: object, exchange: str, files: list[str], seconds: float) -> tuple[int, float]:
+def measure(
+    fn: Callable[[str, list[str]], int], exchange: str, files: list[str], seconds: float
+) -> tuple[int, float]:
     callbacks, elapsed = 0, 0.0
     while elapsed < seconds:
         t0 = time.perf_counter()
-        callbacks += fn(exchange, files)  # type: ignore[operator]
+        callbacks += fn(exchange, files)
         elapsed += time.perf_counter() - t0
     return callbacks, elapsed
 
@@ -84,6 +117,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=1.0, help="per exchange, variant and round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--data", type=Path, default=default_data())
+    ap.add_argument(
+        "--control", action="store_true", help="also time our replay harness with no-op callbacks"
+    )
     args = ap.parse_args()
     rounds_ours: list[float] = []
     rounds_base: list[float] = []
@@ -92,17 +128,30 @@ def main() -> None:
         totals = {"ours": [0, 0.0], "base": [0, 0.0]}
         for ex in EXCHANGES:
             files = sorted(str(p) for p in args.data.glob(f"{ex}.*"))
-            order = (("ours", ours_once), ("base", baseline_once))
+            order: tuple[tuple[str, Callable[[str, list[str]], int]], ...] = (
+                ("ours", ours_once),
+                ("base", baseline_once),
+            )
             if r % 2:
                 order = order[::-1]
+            if args.control:
+                order = (*order, ("noop", control_once))
             rates = {}
             for name, fn in order:
                 n, t = measure(fn, ex, files, args.seconds)
-                totals[name][0] += n
-                totals[name][1] += t
+                if name in totals:
+                    totals[name][0] += n
+                    totals[name][1] += t
                 rates[name] = n / t
                 print(f"round {r} {ex:16s} {name:5s} {n / t:10.0f} callbacks/s")
             per_exchange[ex].append(rates["ours"] / rates["base"])
+            if args.control:
+                us = {k: 1e6 / v for k, v in rates.items()}
+                print(
+                    f"round {r} {ex:16s} us/callback: baseline {us['base']:.1f}, our harness with "
+                    f"no-op callbacks {us['noop']:.1f}, ours {us['ours']:.1f} (conversion + hub "
+                    f"{us['ours'] - us['noop']:.1f})"
+                )
         rounds_ours.append(totals["ours"][0] / totals["ours"][1])
         rounds_base.append(totals["base"][0] / totals["base"][1])
     for ex, ratios in per_exchange.items():
