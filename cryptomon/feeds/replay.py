@@ -306,40 +306,44 @@ class ReplayFeed:
         first_ts: float | None = None
         wall0 = self.clock.monotonic()
         done_bytes = 0
-        n = 0
-        for path in rec.ws_files:
-            with path.open(encoding="utf-8") as fp:
-                for line in fp:
-                    done_bytes += len(line)
-                    if line == "\n":
-                        continue
-                    start = line[:3]
-                    if start == "wss":
-                        continue
-                    if start == "htt":
-                        self.messages += 1
-                        continue
-                    ts_text, _, message = line.partition(": ")
-                    self.messages += 1
-                    n += 1
-                    try:
-                        ts = float(ts_text)
-                        if message.startswith(("b'", 'b"')):
-                            message = ast.literal_eval(message.strip())
-                        if speed is not None:
-                            first_ts = ts if first_ts is None else first_ts
-                            wait = (ts - first_ts) / speed - (self.clock.monotonic() - wall0)
-                            if wait > 0:
-                                await self.clock.sleep(wait)
-                        await handler(message, conn, ts)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:  # a bad line is counted and skipped
-                        health.on_parse_error(exc, line)
-                    if n % _YIELD_EVERY == 0:
-                        if self.progress is not None:
-                            self.progress(done_bytes, rec.total_bytes)
-                        await asyncio.sleep(0)
+        n = 0  # websocket messages handed to the feed
+        messages = self.messages  # counted in a local (hot loop), stored back below
+        try:
+            for path in rec.ws_files:
+                with path.open(encoding="utf-8") as fp:
+                    for line in fp:
+                        done_bytes += len(line)
+                        if line == "\n":
+                            continue
+                        start = line[:3]
+                        if start == "wss":
+                            continue
+                        messages += 1
+                        if start == "htt":
+                            continue
+                        ts_text, _, message = line.partition(": ")
+                        n += 1
+                        try:
+                            ts = float(ts_text)
+                            if message.startswith(("b'", 'b"')):
+                                message = ast.literal_eval(message.strip())
+                            if speed is not None:
+                                first_ts = ts if first_ts is None else first_ts
+                                wait = (ts - first_ts) / speed - (self.clock.monotonic() - wall0)
+                                if wait > 0:
+                                    await self.clock.sleep(wait)
+                            await handler(message, conn, ts)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:  # a bad line is counted and skipped
+                            health.on_parse_error(exc, line)
+                        if n % _YIELD_EVERY == 0:
+                            self.messages = messages
+                            if self.progress is not None:
+                                self.progress(done_bytes, rec.total_bytes)
+                            await asyncio.sleep(0)
+        finally:
+            self.messages = messages
         if self.progress is not None:
             self.progress(rec.total_bytes, rec.total_bytes)
 
