@@ -144,8 +144,15 @@ async def run_scorecard(
             engine.flush()
 
     try:
-        # the feed connects and subscribes; book events start flowing after the first steps
+        # wait (wall time, the sim standing still) until the feed subscribed every symbol, so
+        # the number of model steps, and with it the whole market, depends on the seed only
+        wanted = {s.replace("-", "") for s in symbols}
         deadline = time.monotonic() + 30.0
+        while not any(wanted <= {sym for sym, _ in c.streams} for c in sim.clients):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the simulator feed did not subscribe")
+            await asyncio.sleep(0.01)
+        # book events start flowing after the first diffs and the REST snapshots
         while len(progress.last) < len(symbols):
             if time.monotonic() > deadline:
                 raise TimeoutError("the simulator feed did not deliver any data")
