@@ -103,7 +103,7 @@ class DetectorEngine:
             self.divergence,
             self.liquidations,
         )
-        self._has_book: set[int] = set()
+        self._has_book = np.zeros(0, dtype=bool)  # per symbol id: BookTop seen
         self._trades: list[Trade] = []
         self._books: list[BookTop] = []
         self._tickers: list[Ticker] = []
@@ -157,6 +157,10 @@ class DetectorEngine:
             self._infos.append(info)
             for det in self._all:
                 det.configure(info)
+            if self._has_book.shape[0] <= sid:
+                self._has_book = np.concatenate(
+                    [self._has_book, np.zeros(max(64, sid + 1), dtype=bool)]
+                )
             self._sids[key] = sid
             self._by_symbol.setdefault(symbol, {})[exchange] = sid
             if len(self._by_symbol[symbol]) > 1:
@@ -256,7 +260,7 @@ class DetectorEngine:
         ts = _f64(_TS, evs)
         nan = self._nan(len(evs))
         cols = BookCols(sid=sid, ts=ts, spread=_f64(_SPREAD, evs), imb=_f64(_IMB, evs), mid=nan)
-        self._has_book.update(np.unique(sid).tolist())
+        self._has_book[sid] = True
         self.events["books"] += len(evs)
         self.batches += 1
         m = self.book.process(cols, self._fires, 0)
@@ -287,7 +291,7 @@ class DetectorEngine:
         evs, self._tickers = self._tickers, []
         self.events["tickers"] += len(evs)
         sid = self._sid_array(evs)
-        keep = [i for i, s in enumerate(sid.tolist()) if s not in self._has_book]
+        keep = np.flatnonzero(~self._has_book[sid]).tolist()
         if not keep:
             return
         evs = [evs[i] for i in keep]
