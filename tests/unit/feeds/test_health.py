@@ -93,3 +93,16 @@ def test_watchdog_runs_on_the_injected_clock() -> None:
     assert h.check_stale() == []
     clock.advance(0.2)
     assert h.check_stale() == ["trades"]
+
+
+def test_messages_keep_a_channel_fresh_without_a_clock_call_per_message() -> None:
+    """The hot path only counts; the watchdog dates the last message when it looks."""
+    h, _ = make(stale=5.0)
+    h.on_connected()
+    ch = h.channels["trades"]
+    ch.last = time.monotonic() - 6.0  # silent for longer than stale_after ...
+    ch.messages += 1  # ... but a message arrived since the watchdog last looked
+    assert h.check_stale() == []
+    assert ch.last > time.monotonic() - 1.0
+    ch.last = time.monotonic() - 6.0  # no message since: stale
+    assert h.check_stale() == ["trades"]

@@ -146,3 +146,21 @@ async def test_paced_replay_follows_the_clock(shared_data: Path) -> None:
         assert feed.counts() == EXPECTED["BINANCE"][1]
     finally:
         await feed.stop()
+
+
+@pytest.mark.asyncio
+async def test_symbol_table_is_built_once_per_recording(shared_data: Path, tmp_path: Path) -> None:
+    """Replaying a recording again reuses cryptofeed's symbol table; another recording of the
+    same exchange (other files) rebuilds it, and both still replay to the playback counts."""
+    from cryptofeed.symbols import Symbols
+
+    files = files_of(shared_data, "GATEIO")
+    first = await run_replay("GATEIO", files, Hub())
+    table = Symbols.get("GATEIO")[0]
+    again = await run_replay("GATEIO", files, Hub())
+    assert Symbols.get("GATEIO")[0] is table  # not rebuilt
+    for f in files:
+        shutil.copy(f, tmp_path)
+    other = await run_replay("GATEIO", files_of(tmp_path, "GATEIO"), Hub())
+    assert Symbols.get("GATEIO")[0] is not table  # another recording: rebuilt from its files
+    assert first.counts() == again.counts() == other.counts() == EXPECTED["GATEIO"][1]
