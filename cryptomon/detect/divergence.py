@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.detect import detectors_nb as k
+from cryptomon.detect import divergence_nb as k
 from cryptomon.detect.base import BookCols, SymbolInfo, grow_rows
 from cryptomon.detect.kernels_nb import grow
 

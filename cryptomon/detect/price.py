@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.detect import detectors_nb as k
+from cryptomon.detect import price_nb as k
 from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, buckets, grow_rows
 from cryptomon.detect.kernels_nb import grow
 

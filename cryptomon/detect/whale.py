@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.detect import detectors_nb as k
+from cryptomon.detect import whale_nb as k
 from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, grow_rows
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cryptomon.detect.detectors_nb import W_AGG
+from cryptomon.detect.whale_nb import W_AGG
 from cryptomon.events import Anomaly, Funding, Liquidation, Severity
 from tests.unit.detect.market import Market, engine, kinds
 
