@@ -30,6 +30,7 @@ from cryptomon.detect.findings import build_anomaly
 from cryptomon.detect.funding import FundingDetector
 from cryptomon.detect.price import PriceDetector
 from cryptomon.detect.volume import LiquidationDetector, VolumeDetector
+from cryptomon.detect.warmup import warmup
 from cryptomon.detect.whale import WhaleDetector
 from cryptomon.events import BookTop, Event, Funding, Liquidation, Ticker, Trade
 from cryptomon.hub import Hub, InlineSubscription
@@ -131,8 +132,6 @@ class DetectorEngine:
 
     async def start(self) -> None:
         """Compile (or load from the numba cache) every kernel before data flows."""
-        from cryptomon.detect.warmup import warmup
-
         warmup()
 
     async def stop(self) -> None:
