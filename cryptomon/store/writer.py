@@ -35,7 +35,7 @@ from cryptomon.clock import Clock
 from cryptomon.config import StorageConfig
 from cryptomon.errors import backoff_delays
 from cryptomon.events import DURABLE, BookTop, Candle, Event, FeedStatus, Notice, Trade
-from cryptomon.hub import Hub, QueuedSubscription
+from cryptomon.hub import Hub, InlineSubscription, QueuedSubscription
 from cryptomon.log import redact_url
 from cryptomon.store import repos
 from cryptomon.store.candles import CandleAggregator
@@ -71,6 +71,7 @@ class StoreWriter:
         self._durable_lock = asyncio.Lock()
         self._market_lock = asyncio.Lock()
         self._subs: list[QueuedSubscription] = []
+        self._top_sampler: InlineSubscription | None = None
         self._timers: list[asyncio.Task[None]] = []
         # stats
         self.rows: dict[str, int] = {}
@@ -97,7 +98,7 @@ class StoreWriter:
                 batch_size=cfg.batch_size,
             ),
             self.hub.subscribe_queued(
-                (Trade, BookTop, Candle),
+                (Trade, Candle),
                 self._on_market,
                 name="store-writer.market",
                 policy="drop_oldest",
@@ -105,6 +106,12 @@ class StoreWriter:
                 batch_size=cfg.market_batch_size,
             ),
         ]
+        # Book tops arrive on every book update but only one per book_sample_s per market is
+        # kept: sample inline, so the others never cost a queue slot or a task wake-up.
+        self._market_queue = self._subs[1]
+        self._top_sampler = self.hub.subscribe(
+            BookTop, self._sample_top, name="store-writer.book-sampler"
+        )
         for sub in self._subs:
             sub.start()  # drain even before the hub starts (the hub then skips it)
         loop = asyncio.get_running_loop()
@@ -115,6 +122,9 @@ class StoreWriter:
 
     async def stop(self) -> None:
         """Drain both queues, then write everything still buffered."""
+        if self._top_sampler is not None:
+            self._top_sampler.close()
+            self._top_sampler = None
         for sub in self._subs:
             await sub.stop(timeout=3600)
         for timer in self._timers:
@@ -143,6 +153,13 @@ class StoreWriter:
 
     # ------------------------------------------------------------------ hub handlers
 
+    def _sample_top(self, ev: BookTop) -> None:
+        key = (ev.exchange, ev.symbol)
+        prev = self._last_sample.get(key)
+        if prev is None or ev.ts - prev >= self.config.book_sample_s:
+            self._last_sample[key] = ev.ts
+            self._market_queue.put(ev)
+
     async def _on_durable(self, batch: list[Event]) -> None:
         if not self._durable:
             self._durable_since = self.clock.monotonic()
@@ -154,10 +171,8 @@ class StoreWriter:
         if not (self._trades or self._tops or self._exchange_candles):
             self._market_since = self.clock.monotonic()
         keep_trades = self.config.trades
-        sample = self.config.book_sample_s
         agg = self.candles.add
         trades = self._trades
-        last = self._last_sample
         fromts = datetime.fromtimestamp
         for ev in batch:
             cls = ev.__class__
@@ -176,12 +191,8 @@ class StoreWriter:
                             t.trade_id,
                         )
                     )
-            elif cls is BookTop:
-                key = (ev.exchange, ev.symbol)
-                prev = last.get(key)
-                if prev is None or ev.ts - prev >= sample:
-                    last[key] = ev.ts
-                    self._tops.append(repos.book_top_tuple(ev))  # type: ignore[arg-type]
+            elif cls is BookTop:  # already sampled by _sample_top
+                self._tops.append(repos.book_top_tuple(ev))  # type: ignore[arg-type]
             elif cls is Candle and ev.closed:  # type: ignore[attr-defined]
                 self._exchange_candles.append(repos.candle_row(ev))  # type: ignore[arg-type]
         if len(self._trades) + len(self._tops) >= self.config.market_batch_size:
