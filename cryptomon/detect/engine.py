@@ -14,6 +14,7 @@ import asyncio
 import bisect
 import math
 from collections import Counter
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
@@ -26,7 +27,7 @@ from cryptomon.detect import detectors_nb as k
 from cryptomon.detect.base import BookCols, SymbolInfo, TradeCols, quote_of
 from cryptomon.detect.book import BookDetector
 from cryptomon.detect.divergence import DivergenceDetector
-from cryptomon.detect.findings import build_anomaly
+from cryptomon.detect.findings import IdPool, build_anomaly
 from cryptomon.detect.funding import FundingDetector
 from cryptomon.detect.price import PriceDetector
 from cryptomon.detect.volume import LiquidationDetector, VolumeDetector
@@ -109,7 +110,18 @@ class DetectorEngine:
         self._books: list[BookTop] = []
         self._tickers: list[Ticker] = []
         self._liqs: list[Liquidation] = []
+        self._on_trade = self._handler(self._trades)
+        self._on_book = self._handler(self._books)
+        self._on_ticker = self._handler(self._tickers)
+        self._on_liquidation = self._handler(self._liqs)
+        self._parts: tuple[tuple[list[Any], Callable[[list[Any]], None]], ...] = (
+            (self._trades, self._flush_trades),
+            (self._books, self._flush_books),
+            (self._tickers, self._flush_tickers),
+            (self._liqs, self._flush_liquidations),
+        )
         self._fires = np.zeros((4 * self._cap + 64, k.F_COLS))
+        self._ids = IdPool()
         self._scheduled = False
         self._cooldown: dict[tuple[str, str, str], tuple[float, int]] = {}
         self.by_kind: Counter[str] = Counter()
@@ -178,32 +190,22 @@ class DetectorEngine:
 
     # ------------------------------------------------------------------ hub handlers
 
-    def _on_trade(self, ev: Trade) -> None:
-        q = self._trades
-        q.append(ev)
-        if len(q) >= self._cap:
-            self.flush()
-        elif not self._scheduled:
-            self._schedule()
+    def _handler(self, q: list[Any]) -> Callable[[Any], None]:
+        """The inline handler of one buffer: one append and one int compare per event; the
+        slow path runs only for the first event of a batch (schedule the flush) or a full one."""
+        cap = self._cap
+        slow = self._slow
 
-    def _on_book(self, ev: BookTop) -> None:
-        q = self._books
-        q.append(ev)
-        if len(q) >= self._cap:
-            self.flush()
-        elif not self._scheduled:
-            self._schedule()
+        def handler(ev: Any, append: Any = q.append, q: list[Any] = q) -> None:
+            append(ev)
+            n = len(q)
+            if n == 1 or n >= cap:
+                slow(n)
 
-    def _on_ticker(self, ev: Ticker) -> None:
-        self._tickers.append(ev)
-        if len(self._tickers) >= self._cap:
-            self.flush()
-        elif not self._scheduled:
-            self._schedule()
+        return handler
 
-    def _on_liquidation(self, ev: Liquidation) -> None:
-        self._liqs.append(ev)
-        if len(self._liqs) >= self._cap:
+    def _slow(self, n: int) -> None:
+        if n >= self._cap:
             self.flush()
         elif not self._scheduled:
             self._schedule()
@@ -229,17 +231,17 @@ class DetectorEngine:
     def flush(self) -> None:
         """Run the kernels over everything buffered and publish what they found."""
         self._scheduled = False
-        if self._trades:
-            self._flush_trades()
-        if self._books:
-            self._flush_books()
-        if self._tickers:
-            self._flush_tickers()
-        if self._liqs:
-            self._flush_liquidations()
+        # take every buffer first: after a flush all are empty, so the next event of any
+        # kind is a first one (n == 1) and schedules the next flush
+        batches = []
+        for q, fn in self._parts:
+            if q:
+                batches.append((fn, q[:]))
+                q.clear()
+        for fn, evs in batches:
+            fn(evs)
 
-    def _flush_trades(self) -> None:
-        evs, self._trades = self._trades, []
+    def _flush_trades(self, evs: list[Any]) -> None:
         n = len(evs)
         cols = TradeCols(
             sid=self._sid_array(evs),
@@ -255,8 +257,7 @@ class DetectorEngine:
             if m:
                 self._emit(det.kinds, self._fires, m, evs, cols.sid)
 
-    def _flush_books(self) -> None:
-        evs, self._books = self._books, []
+    def _flush_books(self, evs: list[Any]) -> None:
         sid = self._sid_array(evs)
         ts = _f64(_TS, evs)
         nan = self._nan(len(evs))
@@ -288,8 +289,7 @@ class DetectorEngine:
         if m:
             self._emit(self.divergence.kinds, self._fires, m, evs, sid)
 
-    def _flush_tickers(self) -> None:
-        evs, self._tickers = self._tickers, []
+    def _flush_tickers(self, evs: list[Any]) -> None:
         self.events["tickers"] += len(evs)
         sid = self._sid_array(evs)
         keep = np.flatnonzero(~self._has_book[sid]).tolist()
@@ -298,8 +298,7 @@ class DetectorEngine:
         evs = [evs[i] for i in keep]
         self._divergence(evs, sid[keep], _f64(_TS, evs))
 
-    def _flush_liquidations(self) -> None:
-        evs, self._liqs = self._liqs, []
+    def _flush_liquidations(self, evs: list[Any]) -> None:
         n = len(evs)
         cols = TradeCols(
             sid=self._sid_array(evs),
@@ -323,18 +322,20 @@ class DetectorEngine:
         evs: list[Any],
         sids: np.ndarray,
     ) -> None:
+        infos, cooldown, time_now = self._infos, self._cooldown, self.clock.time
+        sid_of = sids.tolist()
         for row in fires[:m].tolist():
             i = int(row[k.F_ROW])
             ev: Event = evs[i]
             kind = kinds[int(row[k.F_CODE])]
             level = int(row[k.F_LEVEL])
-            info = self._infos[int(sids[i])]
+            info = infos[sid_of[i]]
             key = (ev.exchange, ev.symbol, kind)
-            prev = self._cooldown.get(key)
+            prev = cooldown.get(key)
             if prev is not None and ev.ts - prev[0] < info.cfg.cooldown_s and level <= prev[1]:
                 self.suppressed += 1
                 continue
-            self._cooldown[key] = (ev.ts, level)
+            cooldown[key] = (ev.ts, level)
             try:
                 anomaly = build_anomaly(
                     kind,
@@ -343,7 +344,8 @@ class DetectorEngine:
                     quote=info.quote,
                     min_samples=info.cfg.min_samples,
                     pct=self.price.change_pct(info.sid),
-                    now=self.clock.time(),
+                    now=time_now(),
+                    ident=self._ids.take(),
                 )
             except (ValueError, OverflowError) as exc:  # a degenerate value; never crash
                 self.errors += 1
@@ -351,8 +353,8 @@ class DetectorEngine:
                 continue
             self.hub.publish(anomaly)
             self.by_kind[kind] += 1
-            self.by_severity[anomaly.severity.value] += 1
-            lat = max(0.0, self.clock.time() - ev.ts_recv)
+            self.by_severity[SEVERITY_NAMES[max(0, min(3, level))]] += 1
+            lat = max(0.0, time_now() - ev.ts_recv)
             self._lat_counts[bisect.bisect_left(LATENCY_BUCKETS, lat)] += 1
             self._lat_sum += lat
 
