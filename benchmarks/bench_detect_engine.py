@@ -8,7 +8,9 @@ The stream: Trade and BookTop events from replaying every shared recording
 events: the :class:`~cryptomon.detect.engine.DetectorEngine` (micro-batched numba kernels:
 volume, price, whale, book, divergence; anomalies built and published) and ``DequeDetectors``
 below, a straightforward pure-Python version of the same statistics with ``collections.deque``
-windows (findings only counted). The value is the direct handler cost per event; the same
+windows (findings only counted; like the engine it keeps the lookback's min/max of bucket
+extremes from the last bucket close and compares mids only for symbols on several exchanges).
+The value is the direct handler cost per event; the same
 through ``hub.publish`` is reported beside it. The last line is JSON: ns/event of the engine,
 the deque baseline, speed-up ratio, target (<= 0.5 us/event amortized, >= 10x faster;
 DESIGN.md section 6).
@@ -109,7 +111,7 @@ class _Sym:
         self.notional = _Roll(cfg.whale_window_trades)
         self.bucket = math.nan
         self.bvol = self.buy = self.sell = 0.0
-        self.last = self.hi = self.lo = self.prev = math.nan
+        self.last = self.hi = self.lo = self.prev = self.whi = self.wlo = math.nan
         self.sp_mean = self.sp_var = self.im_mean = self.im_var = self.im_s = 0.0
         self.book_n = 0
         self.last_book = 0.0
@@ -148,6 +150,7 @@ class DequeDetectors:
                 s.rets.push(math.log(s.last / s.prev))
             s.highs.append(s.hi)
             s.lows.append(s.lo)
+            s.whi, s.wlo = max(s.highs), min(s.lows)  # window extremes change only here
             s.prev = s.last
             s.bucket, s.bvol, s.buy, s.sell, s.hi, s.lo = b, 0.0, 0.0, 0.0, p, p
         s.bvol += a
@@ -159,7 +162,7 @@ class DequeDetectors:
         if s.vol.z(s.bvol, cfg.min_samples) >= cfg.volume_threshold_multiplier:
             self.findings += 1
         if s.highs:
-            lo, hi = min(*s.lows, s.lo), max(*s.highs, s.hi)
+            lo, hi = min(s.wlo, s.lo), max(s.whi, s.hi)
             up, dn = (p / lo - 1) * 100, (p / hi - 1) * 100
             if max(up, -dn) >= cfg.price_change_percentage:
                 self.findings += 1
@@ -199,9 +202,10 @@ class DequeDetectors:
         mids = self.mids.setdefault(ev.symbol, {})
         mid = (ev.bid + ev.ask) / 2
         mids[ev.exchange] = mid
-        others = [m for ex, m in mids.items() if ex != ev.exchange]
-        if others and abs(mid / (sum(others) / len(others)) - 1) * 1e4 >= cfg.divergence_bps:
-            self.findings += 1
+        if len(mids) > 1:  # like the engine: compare only symbols on several exchanges
+            others = [m for ex, m in mids.items() if ex != ev.exchange]
+            if abs(mid / (sum(others) / len(others)) - 1) * 1e4 >= cfg.divergence_bps:
+                self.findings += 1
 
 
 def run(events: list[Event], make: Any, *, direct: bool = False) -> float:
