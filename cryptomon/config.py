@@ -113,6 +113,12 @@ class ExchangeConfig(Section):
     )
     url: str | None = Field(default=None, description="endpoint override (simulator address)")
     candle_interval: str = "1m"
+    loop_yield_every: int = Field(
+        default=16,
+        ge=0,
+        description="give the event loop back every N market messages within a burst, so the "
+        "detectors' flush and API requests run during it (latency); 0 = never",
+    )
 
     @field_validator("name")
     @classmethod

@@ -19,6 +19,7 @@ and re-synchronised: counted as a gap, published as ``FeedStatus(gap)`` + ``Feed
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -84,8 +85,14 @@ class Converter:
         book_levels: int = 10,
         depth: int = 20,
         book_snapshot_interval_s: float = 1.0,
+        loop_yield_every: int = 16,
     ) -> None:
         self.exchange = exchange
+        # cryptofeed's reader hands a whole burst of buffered messages to the callbacks without
+        # giving the loop back; yielding every N messages lets call_soon work (the detectors'
+        # micro-batch flush, API requests) run within the burst instead of after it.
+        self._yield_every = loop_yield_every if loop_yield_every > 0 else 1 << 62
+        self._since_yield = 0
         self.hub = hub
         self.health = health
         self.book_levels = book_levels
@@ -168,6 +175,10 @@ class Converter:
                 None if t.id is None else str(t.id),
             )
         )
+        self._since_yield += 1
+        if self._since_yield >= self._yield_every:
+            self._since_yield = 0
+            await asyncio.sleep(0)
 
     async def ticker(self, t: Any, receipt: float) -> None:
         ch = self._ticker_ch or self._init_ch("ticker")
@@ -188,6 +199,10 @@ class Converter:
                 None,
             )
         )
+        self._since_yield += 1
+        if self._since_yield >= self._yield_every:
+            self._since_yield = 0
+            await asyncio.sleep(0)
 
     async def book(self, ob: Any, receipt: float) -> None:
         ch = self._book_ch or self._init_ch("orderbook")
@@ -244,6 +259,10 @@ class Converter:
         if receipt - st.last_snapshot >= self.snapshot_interval:
             st.last_snapshot = receipt
             self._snapshot(st, symbol, ts, receipt, book)
+        self._since_yield += 1
+        if self._since_yield >= self._yield_every:
+            self._since_yield = 0
+            await asyncio.sleep(0)
 
     def _snapshot(self, st: BookState, symbol: str, ts: float, receipt: float, book: Any) -> None:
         depth = self.depth

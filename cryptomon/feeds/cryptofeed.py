@@ -237,6 +237,7 @@ class CryptofeedFeed:
             book_levels=config.book_levels,
             depth=config.depth,
             book_snapshot_interval_s=config.book_snapshot_interval_s,
+            loop_yield_every=config.loop_yield_every,
         )
         self.converter.on_crossed = self.resync
         self.handler: FeedHandler | None = None

@@ -211,6 +211,7 @@ class ReplayFeed:
             book_levels=config.book_levels,
             depth=config.depth,
             book_snapshot_interval_s=config.book_snapshot_interval_s,
+            loop_yield_every=config.loop_yield_every,
         )
         self.messages = 0
         self.done = asyncio.Event()
