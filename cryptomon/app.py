@@ -23,6 +23,7 @@ from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
 from cryptomon.errors import CryptomonError
 from cryptomon.events import Notice
+from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
 
 log = structlog.get_logger()
@@ -180,7 +181,6 @@ def _notice(clock: Clock, code: str, message: str) -> Notice:
 if TYPE_CHECKING:
     from cryptomon.detect.engine import DetectorEngine
     from cryptomon.feeds.manager import FeedManager
-    from cryptomon.feeds.state import MarketState
     from cryptomon.notify.router import NotificationRouter
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
@@ -197,7 +197,7 @@ class Services:
     store_writer: StoreWriter | None = None  # its stats() feed /metrics, set by _build_store
     notifier: NotificationRouter | None = None  # channels, send_test, stats; by _build_notify
     feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics, by _build_feeds
-    market: MarketState | None = None  # latest market state; first builder needing it makes it
+    market: MarketState | None = None  # latest market state, made by build_app
     trading: TradingEngine | None = None  # order engine for the API, set by _build_trading
     detectors: DetectorEngine | None = None  # stats() for /metrics, set by _build_detect
 
@@ -206,7 +206,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     """Build the daemon from ``settings``. Each subsystem gets only its own section."""
     clock = clock or LiveClock()
     hub = hub or Hub()
-    services = Services()
+    # The latest market state is read by trading and the API and fed by the hub: one instance.
+    services = Services(market=MarketState(hub=hub))
     components: list[Component] = [
         HubComponent(hub=hub, drain_timeout_s=settings.shutdown_timeout_s / 2)
     ]
@@ -276,19 +277,17 @@ def _build_trading(
 ) -> list[Component]:
     from decimal import Decimal
 
-    from cryptomon.feeds.state import MarketState
     from cryptomon.trading.brokers.base import Broker
     from cryptomon.trading.engine import TradingEngine
     from cryptomon.trading.journal import Journal, MemoryJournal, StoreJournal
     from cryptomon.trading.signals import SignalGenerator
 
     cfg = settings.trading
-    if services.market is None:
-        services.market = MarketState(hub=hub)
     market = services.market
+    assert market is not None  # built by build_app
     broker: Broker
     if cfg.mode == "live":
-        from cryptomon.trading.brokers.ccxt import CcxtBroker  # the live engineer's module
+        from cryptomon.trading.brokers.ccxt import CcxtBroker
 
         broker = CcxtBroker.from_config(cfg, clock=clock)
     else:
@@ -322,10 +321,6 @@ def _build_api(
         return []
     from cryptomon.api import ApiServer
     from cryptomon.api import services as api
-    from cryptomon.feeds.state import MarketState
-
-    if services.market is None:
-        services.market = MarketState(hub=hub)
 
     def late_services() -> dict[str, Any]:
         # Resolved at start: the feeds are built (and started) after the API. The annotations
@@ -356,10 +351,7 @@ def _build_feeds(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
 ) -> list[Component]:
     from cryptomon.feeds.manager import FeedManager, build_sources
-    from cryptomon.feeds.state import MarketState
 
-    if services.market is None:
-        services.market = MarketState(hub=hub)
     sources = build_sources(settings.exchanges, hub=hub, clock=clock)
     manager = FeedManager(sources, hub=hub, clock=clock)
     services.feeds = manager
