@@ -121,6 +121,25 @@ class Queries:
                 ) from None
             raise
 
+    async def _newest(
+        self,
+        table: Any,
+        *,
+        limit: int,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        **equals: Any,
+    ) -> list[dict[str, Any]]:
+        """Rows of ``table`` whose columns equal every non-None ``equals`` value, with ``ts`` in
+        [since, until], newest first."""
+        stmt = select(table)
+        for column, value in equals.items():
+            if value is not None:
+                stmt = stmt.where(table.c[column] == value)
+        stmt = _range(stmt, table.c.ts, since, until)
+        order = (table.c.ts.desc(), table.c.id.desc())
+        return await self._all(stmt.order_by(*order).limit(_limit(limit)))
+
     async def _all(self, stmt: Select[Any]) -> list[dict[str, Any]]:
         async with self._session() as session:
             result = await session.execute(stmt)
@@ -255,13 +274,9 @@ class Queries:
         self, *, symbol: str | None = None, client_order_id: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Newest first."""
-        t = FillRow.__table__
-        stmt = select(t)
-        if symbol is not None:
-            stmt = stmt.where(t.c.symbol == symbol)
-        if client_order_id is not None:
-            stmt = stmt.where(t.c.client_order_id == client_order_id)
-        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))
+        return await self._newest(
+            FillRow.__table__, limit=limit, symbol=symbol, client_order_id=client_order_id
+        )
 
     async def positions(self) -> list[dict[str, Any]]:
         t = PositionRow.__table__
@@ -277,14 +292,14 @@ class Queries:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Newest first."""
-        t = SignalRow.__table__
-        stmt = select(t)
-        if exchange is not None:
-            stmt = stmt.where(t.c.exchange == exchange)
-        if symbol is not None:
-            stmt = stmt.where(t.c.symbol == symbol)
-        stmt = _range(stmt, t.c.ts, since, until)
-        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))
+        return await self._newest(
+            SignalRow.__table__,
+            limit=limit,
+            since=since,
+            until=until,
+            exchange=exchange,
+            symbol=symbol,
+        )
 
     async def equity_snapshots(
         self,
@@ -308,13 +323,9 @@ class Queries:
         self, *, channel: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Newest first."""
-        t = NotificationRow.__table__
-        stmt = select(t)
-        if channel is not None:
-            stmt = stmt.where(t.c.channel == channel)
-        if status is not None:
-            stmt = stmt.where(t.c.status == status)
-        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))
+        return await self._newest(
+            NotificationRow.__table__, limit=limit, channel=channel, status=status
+        )
 
     async def feed_events(
         self,
@@ -327,16 +338,15 @@ class Queries:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Newest first."""
-        t = FeedEventRow.__table__
-        stmt = select(t)
-        if exchange is not None:
-            stmt = stmt.where(t.c.exchange == exchange)
-        if symbol is not None:
-            stmt = stmt.where(t.c.symbol == symbol)
-        if status is not None:
-            stmt = stmt.where(t.c.status == status)
-        stmt = _range(stmt, t.c.ts, since, until)
-        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))
+        return await self._newest(
+            FeedEventRow.__table__,
+            limit=limit,
+            since=since,
+            until=until,
+            exchange=exchange,
+            symbol=symbol,
+            status=status,
+        )
 
     async def audit_log(
         self,
@@ -348,11 +358,6 @@ class Queries:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Newest first."""
-        t = AuditRow.__table__
-        stmt = select(t)
-        if actor is not None:
-            stmt = stmt.where(t.c.actor == actor)
-        if action is not None:
-            stmt = stmt.where(t.c.action == action)
-        stmt = _range(stmt, t.c.ts, since, until)
-        return await self._all(stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(_limit(limit)))
+        return await self._newest(
+            AuditRow.__table__, limit=limit, since=since, until=until, actor=actor, action=action
+        )
