@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import importlib
 import importlib.util
+import pkgutil
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from cryptomon import __version__
+from cryptomon import commands as commands_pkg
 from cryptomon.config import Settings, load_settings
 from cryptomon.errors import ConfigError
 
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         name = f"cryptomon.{pkg}.commands"
         if importlib.util.find_spec(f"cryptomon.{pkg}") and importlib.util.find_spec(name):
             importlib.import_module(name).register(sub, parent)
+    for module in sorted(m.name for m in pkgutil.iter_modules(commands_pkg.__path__)):
+        importlib.import_module(f"cryptomon.commands.{module}").register(sub, parent)
     parser.set_defaults(handler=cmd_run)
     return parser
 

@@ -16,6 +16,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from cryptomon.kinds import OrderState
+
 Side = Literal["buy", "sell"]
 
 
@@ -187,27 +189,6 @@ class Signal(Event):
 
 OrderType = Literal["market", "limit", "stop_market", "stop_limit", "take_profit"]
 OrderOrigin = Literal["signal", "manual", "stop_loss", "take_profit", "kill_switch", "reconcile"]
-
-
-class OrderState(StrEnum):
-    NEW = "new"
-    SUBMITTED = "submitted"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    CANCEL_PENDING = "cancel_pending"
-    CANCELED = "canceled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in _TERMINAL_STATES
-
-
-_TERMINAL_STATES = frozenset(
-    {OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED}
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
