@@ -166,3 +166,14 @@ async def test_concurrent_auto_migrations_both_succeed(db_url: str) -> None:
     finally:
         await first.stop()
         await second.stop()
+
+
+def test_migration_graph_has_one_head() -> None:
+    """Every alembic revision builds on the previous head: the graph has exactly one head."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    heads = script.get_heads()
+    assert len(heads) == 1, f"alembic revisions with more than one head: {sorted(heads)}"
+    chain = [rev.revision for rev in script.walk_revisions()]
+    assert len(chain) == len(set(chain))
