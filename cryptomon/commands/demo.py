@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cryptomon.cli import EXIT_USAGE, run_async, setup_logging
+from cryptomon.commands.support import EXIT_USAGE, run_async, setup_logging
 
 DEMO_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 

@@ -15,9 +15,14 @@ import sys
 from decimal import Decimal
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from cryptomon.commands.support import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    run_async,
+    settings_from_args,
+    setup_logging,
+)
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -34,8 +39,6 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def cmd_trades(args: argparse.Namespace) -> int:
-    from cryptomon.cli import run_async, settings_from_args, setup_logging
-
     if not 0 <= args.orders <= 10_000:
         sys.stderr.write(f"crypto-monitor trades: --orders must be 0..10000, got {args.orders}\n")
         return EXIT_USAGE
