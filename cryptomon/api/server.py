@@ -88,16 +88,19 @@ class ApiServer:
         _provide(self.app, svc.DATABASE, db)
         _provide(self.app, svc.WRITER, writer)
         self.app[METRICS_REGISTRY] = make_registry(self.app)
+        self._add_routes()
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._invalidators: list[InlineSubscription] = []
+        self.port: int | None = None
+
+    def _add_routes(self) -> None:
         for route in self.routes:
             self.app.router.add_route(route.method, route.path, make_handler(route))
         self.app.router.add_get("/", self._index)
         self.app.router.add_get("/api/v1/openapi.json", self._openapi)
         self.app.router.add_get("/metrics", metrics_handler)
         self.app.router.add_get("/ws", self.ws.handle)
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
-        self._invalidators: list[InlineSubscription] = []
-        self.port: int | None = None
 
     @property
     def app_context(self) -> ApiContext:

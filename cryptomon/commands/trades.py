@@ -182,33 +182,7 @@ def render(report: dict[str, Any]) -> str:
     """The report as plain-text tables."""
     parts = ["Positions\n"]
     if report["positions"]:
-        parts.append(
-            _table(
-                [
-                    "Exchange",
-                    "Symbol",
-                    "Amount",
-                    "Avg price",
-                    "Mark",
-                    "Unrealized",
-                    "Realized",
-                    "Fees",
-                ],
-                [
-                    [
-                        str(p["exchange"]),
-                        str(p["symbol"]),
-                        str(p["amount"]),
-                        str(p["avg_price"]),
-                        str(p["mark_price"] or "-"),
-                        str(p["unrealized_pnl"]),
-                        str(p["realized_pnl"]),
-                        str(p["fees"]),
-                    ]
-                    for p in report["positions"]
-                ],
-            )
-        )
+        parts.append(_positions_table(report["positions"]))
     else:
         parts.append("(no open positions)\n")
     stats = report["stats"]
@@ -220,31 +194,29 @@ def render(report: dict[str, Any]) -> str:
     )
     if report["orders"]:
         parts.append("\nRecent orders\n")
-        parts.append(
-            _table(
-                [
-                    "Client order id",
-                    "Symbol",
-                    "Side",
-                    "Type",
-                    "Amount",
-                    "Filled",
-                    "State",
-                    "Origin",
-                ],
-                [
-                    [
-                        str(o["client_order_id"]),
-                        str(o["symbol"]),
-                        str(o["side"]),
-                        str(o["type"]),
-                        str(o["amount"]),
-                        str(o["filled"]),
-                        str(o["state"]),
-                        str(o["origin"]),
-                    ]
-                    for o in report["orders"]
-                ],
-            )
-        )
+        parts.append(_orders_table(report["orders"]))
     return "".join(parts)
+
+
+def _positions_table(positions: list[dict[str, Any]]) -> str:
+    columns = (
+        ("Exchange", "exchange"),
+        ("Symbol", "symbol"),
+        ("Amount", "amount"),
+        ("Avg price", "avg_price"),
+        ("Mark", "mark_price"),
+        ("Unrealized", "unrealized_pnl"),
+        ("Realized", "realized_pnl"),
+        ("Fees", "fees"),
+    )
+    rows = [
+        [str(p[key] or "-") if key == "mark_price" else str(p[key]) for _, key in columns]
+        for p in positions
+    ]
+    return _table([header for header, _ in columns], rows)
+
+
+def _orders_table(orders: list[dict[str, Any]]) -> str:
+    headers = ["Client order id", "Symbol", "Side", "Type", "Amount", "Filled", "State", "Origin"]
+    keys = ["client_order_id", "symbol", "side", "type", "amount", "filled", "state", "origin"]
+    return _table(headers, [[str(o[k]) for k in keys] for o in orders])
