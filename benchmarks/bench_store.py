@@ -31,8 +31,8 @@ from pathlib import Path
 
 import psycopg
 
-from cryptomon.cli import run_async
 from cryptomon.clock import LiveClock
+from cryptomon.commands.support import run_async
 from cryptomon.config import DatabaseConfig, StorageConfig
 from cryptomon.events import Trade
 from cryptomon.hub import Hub

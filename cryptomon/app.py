@@ -179,51 +179,82 @@ def _notice(clock: Clock, code: str, message: str) -> Notice:
 
 
 if TYPE_CHECKING:
+    from cryptomon.api import ApiServer
     from cryptomon.detect.engine import DetectorEngine
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.notify.router import NotificationRouter
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
+    from cryptomon.store.retention import Retention
     from cryptomon.store.writer import StoreWriter
     from cryptomon.trading.engine import TradingEngine
+    from cryptomon.trading.signals import SignalGenerator
 
 
-@dataclass
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Services:
-    """What the builders below hand to each other (only inside this module)."""
+    """The services ``build_app`` made, set once and typed (``None``: not built). The API
+    receives them at construction; commands, tests and benchmarks read them from ``App``."""
 
-    db: Database | None = None  # the store's Database (engine, sessionmaker), set by _build_store
-    queries: Queries | None = None  # the store's read side for the API, set by _build_store
-    store_writer: StoreWriter | None = None  # its stats() feed /metrics, set by _build_store
-    notifier: NotificationRouter | None = None  # channels, send_test, stats; by _build_notify
-    feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics, by _build_feeds
-    market: MarketState | None = None  # latest market state, made by build_app
-    trading: TradingEngine | None = None  # order engine for the API, set by _build_trading
-    detectors: DetectorEngine | None = None  # stats() for /metrics, set by _build_detect
+    market: MarketState | None = None  # latest market state (trading, API)
+    db: Database | None = None  # the store's Database (engine, sessionmaker)
+    queries: Queries | None = None  # the store's read side for the API
+    store_writer: StoreWriter | None = None  # its stats() feed /metrics
+    notifier: NotificationRouter | None = None  # channels, send_test, stats
+    detectors: DetectorEngine | None = None  # stats() for /metrics
+    trading: TradingEngine | None = None  # the order engine
+    feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreParts:
+    """What ``_build_store`` makes: the database and its writer, reader and retention."""
+
+    db: Database
+    queries: Queries
+    writer: StoreWriter
+    retention: Retention
 
 
 def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None = None) -> App:
-    """Build the daemon from ``settings``. Each subsystem gets only its own section."""
+    """Build the daemon from ``settings``: every component first, each from its own section
+    with its collaborators by keyword; ``App`` starts them afterwards in dependency order."""
     clock = clock or LiveClock()
     hub = hub or Hub()
     # The latest market state is read by trading and the API and fed by the hub: one instance.
-    services = Services(market=MarketState(hub=hub))
-    components: list[Component] = [
-        HubComponent(hub=hub, drain_timeout_s=settings.shutdown_timeout_s / 2)
+    market = MarketState(hub=hub)
+    store = _build_store(settings, hub=hub, clock=clock)
+    notifier = _build_notify(settings, hub=hub, clock=clock)
+    detectors = _build_detect(settings, hub=hub, clock=clock)
+    signals, trading = _build_trading(settings, hub=hub, clock=clock, market=market, db=store.db)
+    feeds = _build_feeds(settings, hub=hub, clock=clock)
+    services = Services(
+        market=market,
+        db=store.db,
+        queries=store.queries,
+        store_writer=store.writer,
+        notifier=notifier,
+        detectors=detectors,
+        trading=trading,
+        feeds=feeds,
+    )
+    api = _build_api(settings, hub=hub, clock=clock, services=services)
+    # Start order: storage, notifications, detection, trading, API, then the feeds that make
+    # data flow once every consumer is ready. Shutdown runs the other way round.
+    ordered: list[Component | None] = [
+        HubComponent(hub=hub, drain_timeout_s=settings.shutdown_timeout_s / 2),
+        store.db,
+        store.writer,
+        store.retention,
+        notifier,
+        detectors,
+        signals,
+        trading,
+        api,
+        feeds,
     ]
-    # Dependency order: storage, notifications, detection, trading, API, then the feeds that
-    # make data flow once every consumer is ready. Shutdown runs the other way round.
-    for build in (
-        _build_store,
-        _build_notify,
-        _build_detect,
-        _build_trading,
-        _build_api,
-        _build_feeds,
-    ):
-        components.extend(build(settings, hub=hub, clock=clock, services=services))
     return App(
-        components,
+        [c for c in ordered if c is not None],
         hub=hub,
         clock=clock,
         shutdown_timeout_s=settings.shutdown_timeout_s,
@@ -231,50 +262,40 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     )
 
 
-def _build_store(
-    settings: Settings, *, hub: Hub, clock: Clock, services: Services
-) -> list[Component]:
+def _build_store(settings: Settings, *, hub: Hub, clock: Clock) -> StoreParts:
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.retention import Retention
     from cryptomon.store.writer import StoreWriter
 
     db = Database(settings.database)
-    services.db = db
-    services.queries = Queries(db=db)
-    writer = StoreWriter(hub=hub, db=db, config=settings.storage, clock=clock)
-    services.store_writer = writer
-    retention = Retention(db=db, config=settings.storage, clock=clock)
-    return [db, writer, retention]
+    return StoreParts(
+        db=db,
+        queries=Queries(db=db),
+        writer=StoreWriter(hub=hub, db=db, config=settings.storage, clock=clock),
+        retention=Retention(db=db, config=settings.storage, clock=clock),
+    )
 
 
-def _build_notify(
-    settings: Settings, *, hub: Hub, clock: Clock, services: Services
-) -> list[Component]:
+def _build_notify(settings: Settings, *, hub: Hub, clock: Clock) -> NotificationRouter:
     # Always built, even with alerts disabled or no channels: the API lists channels and
     # sends tests through it. Disabled = it does not subscribe to the hub (nothing routed).
     from cryptomon.notify.router import NotificationRouter
 
-    notifier = NotificationRouter(hub=hub, clock=clock, config=settings.alerts)
-    services.notifier = notifier
-    return [notifier]
+    return NotificationRouter(hub=hub, clock=clock, config=settings.alerts)
 
 
-def _build_detect(
-    settings: Settings, *, hub: Hub, clock: Clock, services: Services
-) -> list[Component]:
+def _build_detect(settings: Settings, *, hub: Hub, clock: Clock) -> DetectorEngine | None:
     if not settings.anomaly_detection.enabled:
-        return []
+        return None
     from cryptomon.detect.engine import DetectorEngine
 
-    detectors = DetectorEngine(hub=hub, clock=clock, config=settings.anomaly_detection)
-    services.detectors = detectors
-    return [detectors]
+    return DetectorEngine(hub=hub, clock=clock, config=settings.anomaly_detection)
 
 
 def _build_trading(
-    settings: Settings, *, hub: Hub, clock: Clock, services: Services
-) -> list[Component]:
+    settings: Settings, *, hub: Hub, clock: Clock, market: MarketState, db: Database | None
+) -> tuple[SignalGenerator, TradingEngine]:
     from decimal import Decimal
 
     from cryptomon.trading.brokers.base import Broker
@@ -283,8 +304,6 @@ def _build_trading(
     from cryptomon.trading.signals import SignalGenerator
 
     cfg = settings.trading
-    market = services.market
-    assert market is not None  # built by build_app
     broker: Broker
     if cfg.mode == "live":
         from cryptomon.trading.brokers.ccxt import CcxtBroker
@@ -296,9 +315,7 @@ def _build_trading(
         broker = PaperBroker(
             config=cfg.paper, market=market, hub=hub, clock=clock, allow_short=cfg.allow_short
         )
-    journal: Journal = (
-        StoreJournal(db=services.db) if services.db is not None else MemoryJournal(hub=hub)
-    )
+    journal: Journal = StoreJournal(db=db) if db is not None else MemoryJournal(hub=hub)
     signals = SignalGenerator(config=cfg, hub=hub, clock=clock, market=market)
     # live: the cash is the venue's quote balance, read at reconciliation (never the paper one)
     engine = TradingEngine(
@@ -310,49 +327,34 @@ def _build_trading(
         journal=journal,
         starting_cash=Decimal(0) if cfg.mode == "live" else None,
     )
-    services.trading = engine
-    return [signals, engine]
+    return signals, engine
 
 
 def _build_api(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
-) -> list[Component]:
+) -> ApiServer | None:
     if not settings.api.enabled:
-        return []
+        return None
     from cryptomon.api import ApiServer
-    from cryptomon.api import services as api
 
-    def late_services() -> dict[str, Any]:
-        # Resolved at start: the feeds are built (and started) after the API. The annotations
-        # make mypy check each real object against the API's Protocol for it.
-        queries: api.StoreQueries | None = services.queries
-        db: api.Database | None = services.db
-        writer: api.Stats | None = services.store_writer
-        market: api.Market | None = services.market
-        feeds: api.Feeds | None = services.feeds
-        notifier: api.Notifier | None = services.notifier
-        detectors: api.Detectors | None = services.detectors
-        trading: api.Trading | None = services.trading
-        return {
-            "queries": queries,
-            "db": db,
-            "writer": writer,
-            "market": market,
-            "feeds": feeds,
-            "notifier": notifier,
-            "detectors": detectors,
-            "trading": trading,
-        }
-
-    return [ApiServer(config=settings.api, hub=hub, clock=clock, late_services=late_services)]
+    # Each keyword is typed with the API's Protocol for it: mypy checks the real objects.
+    return ApiServer(
+        config=settings.api,
+        hub=hub,
+        clock=clock,
+        queries=services.queries,
+        db=services.db,
+        writer=services.store_writer,
+        market=services.market,
+        feeds=services.feeds,
+        notifier=services.notifier,
+        detectors=services.detectors,
+        trading=services.trading,
+    )
 
 
-def _build_feeds(
-    settings: Settings, *, hub: Hub, clock: Clock, services: Services
-) -> list[Component]:
+def _build_feeds(settings: Settings, *, hub: Hub, clock: Clock) -> FeedManager:
     from cryptomon.feeds.manager import FeedManager, build_sources
 
     sources = build_sources(settings.exchanges, hub=hub, clock=clock)
-    manager = FeedManager(sources, hub=hub, clock=clock)
-    services.feeds = manager
-    return [manager]
+    return FeedManager(sources, hub=hub, clock=clock)

@@ -1,9 +1,10 @@
-"""``crypto-monitor``: the entry point and its subcommands.
+"""``crypto-monitor``: the entry point and its argparse tree.
 
 ``crypto-monitor --config FILE`` (or ``crypto-monitor run --config FILE``) runs the daemon.
 Every subcommand takes ``--config FILE`` after its own name; without it, built-in defaults
-apply. Subsystems add their own subcommands: a package ``cryptomon.<pkg>`` with a module
-``commands`` exposing ``register(subparsers, parent)`` is picked up here.
+apply. The subcommands live in ``cryptomon.commands``, one module each; a module there with a
+``register(subparsers, parent)`` function is picked up here (``support`` has none: it holds
+what the subcommands share).
 
 Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments.
 """
@@ -11,27 +12,43 @@ Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import importlib.util
 import pkgutil
-import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
-
-import yaml
+from collections.abc import Callable, Sequence
 
 from cryptomon import __version__
 from cryptomon import commands as commands_pkg
-from cryptomon.config import Settings, load_settings
+from cryptomon.commands.run import cmd_run
+
+# Re-exported for ``cryptomon.detect.commands`` until it moves to ``cryptomon.commands``;
+# new code imports them from ``cryptomon.commands.support``.
+from cryptomon.commands.support import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    print_config_error,
+    run_async,
+    settings_from_args,
+    setup_logging,
+)
 from cryptomon.errors import ConfigError
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "common_parent",
+    "main",
+    "print_config_error",
+    "run_async",
+    "settings_from_args",
+    "setup_logging",
+]
 
-# Packages that may contribute subcommands through ``cryptomon.<pkg>.commands``.
-_COMMAND_PACKAGES = ("store", "feeds", "sim", "detect", "notify", "trading", "api")
+# Packages that still contribute a subcommand through ``cryptomon.<pkg>.commands``.
+_COMMAND_PACKAGES = ("detect",)
 
 
 def common_parent() -> argparse.ArgumentParser:
@@ -60,7 +77,19 @@ def common_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def _command_modules() -> list[str]:
+    """Module names that may register subcommands: ``run`` first, the rest by name."""
+    names = sorted(m.name for m in pkgutil.iter_modules(commands_pkg.__path__))
+    found = [f"cryptomon.commands.{n}" for n in sorted(names, key=lambda n: (n != "run", n))]
+    for pkg in _COMMAND_PACKAGES:
+        name = f"cryptomon.{pkg}.commands"
+        if importlib.util.find_spec(f"cryptomon.{pkg}") and importlib.util.find_spec(name):
+            found.append(name)
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The whole tree: common options, ``--version`` and every discovered subcommand."""
     parent = common_parent()
     parser = argparse.ArgumentParser(
         prog="crypto-monitor",
@@ -69,80 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", parents=[parent], help="run the daemon (the default)")
-    run.set_defaults(handler=cmd_run)
-    check = sub.add_parser(
-        "check-config",
-        parents=[parent],
-        help="validate the config and print it with secrets redacted",
-    )
-    check.set_defaults(handler=cmd_check_config)
-    for pkg in _COMMAND_PACKAGES:
-        name = f"cryptomon.{pkg}.commands"
-        if importlib.util.find_spec(f"cryptomon.{pkg}") and importlib.util.find_spec(name):
-            importlib.import_module(name).register(sub, parent)
-    for module in sorted(m.name for m in pkgutil.iter_modules(commands_pkg.__path__)):
-        importlib.import_module(f"cryptomon.commands.{module}").register(sub, parent)
+    for name in _command_modules():
+        register = getattr(importlib.import_module(name), "register", None)
+        if register is not None:
+            register(sub, parent)
     parser.set_defaults(handler=cmd_run)
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Load the config named by ``--config`` (or defaults) and apply logging overrides."""
-    settings = load_settings(getattr(args, "config", None))
-    if getattr(args, "log_level", None):
-        settings.logging.level = args.log_level
-    if getattr(args, "log_format", None):
-        settings.logging.format = args.log_format
-    return settings
-
-
-def setup_logging(settings: Settings) -> None:
-    from cryptomon import log
-
-    log.configure(
-        level=settings.logging.level,
-        fmt=settings.logging.format,
-        secrets=settings.secret_values(),
-    )
-
-
-def run_async(main: Coroutine[Any, Any, int]) -> int:
-    """Run a coroutine on uvloop when available, else the default loop."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        return asyncio.run(main)
-    return uvloop.run(main)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    setup_logging(settings)
-    from cryptomon.app import build_app
-
-    async def main() -> int:
-        app = build_app(settings)
-        return await app.run()
-
-    return run_async(main())
-
-
-def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    sys.stdout.write(yaml.safe_dump(settings.redacted(), sort_keys=False))
-    sys.stderr.write("config OK\n")
-    return EXIT_OK
-
-
-def print_config_error(exc: ConfigError, stream: Any = None) -> None:
-    out = stream or sys.stderr
-    out.write(f"crypto-monitor: invalid configuration ({len(exc.problems)} problem(s)):\n")
-    for problem in exc.problems:
-        out.write(f"  {problem}\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the chosen subcommand and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import structlog
 from aiohttp import web
@@ -27,17 +27,8 @@ from cryptomon.events import Anomaly, NotificationRecord
 from cryptomon.hub import Hub, InlineSubscription
 
 log = structlog.get_logger()
+ServiceT = TypeVar("ServiceT")
 _INDEX_HTML = (Path(__file__).parent / "static" / "index.html").read_bytes()
-_SERVICE_KEYS: dict[str, web.AppKey[Any]] = {
-    "queries": svc.QUERIES,
-    "market": svc.MARKET,
-    "feeds": svc.FEEDS,
-    "detectors": svc.DETECTORS,
-    "notifier": svc.NOTIFIER,
-    "trading": svc.TRADING,
-    "db": svc.DATABASE,
-    "writer": svc.WRITER,
-}
 
 
 class ApiServer:
@@ -61,7 +52,6 @@ class ApiServer:
         writer: svc.Stats | None = None,
         version: str = __version__,
         components: Callable[[], dict[str, str]] | None = None,
-        late_services: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.hub = hub
@@ -88,47 +78,38 @@ class ApiServer:
         )
         self.app[svc.HUB] = hub
         self.app[svc.CLOCK] = clock
-        self.late_services = late_services
-        self.bind(
-            queries=queries,
-            market=market,
-            feeds=feeds,
-            detectors=detectors,
-            notifier=notifier,
-            trading=trading,
-            db=db,
-            writer=writer,
-        )
+        # an absent service (None) has no key: its endpoints answer 404
+        _provide(self.app, svc.QUERIES, queries)
+        _provide(self.app, svc.MARKET, market)
+        _provide(self.app, svc.FEEDS, feeds)
+        _provide(self.app, svc.DETECTORS, detectors)
+        _provide(self.app, svc.NOTIFIER, notifier)
+        _provide(self.app, svc.TRADING, trading)
+        _provide(self.app, svc.DATABASE, db)
+        _provide(self.app, svc.WRITER, writer)
         self.app[METRICS_REGISTRY] = make_registry(self.app)
+        self._add_routes()
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._invalidators: list[InlineSubscription] = []
+        self.port: int | None = None
+
+    def _add_routes(self) -> None:
         for route in self.routes:
             self.app.router.add_route(route.method, route.path, make_handler(route))
         self.app.router.add_get("/", self._index)
         self.app.router.add_get("/api/v1/openapi.json", self._openapi)
         self.app.router.add_get("/metrics", metrics_handler)
         self.app.router.add_get("/ws", self.ws.handle)
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
-        self._invalidators: list[InlineSubscription] = []
-        self.port: int | None = None
 
     @property
     def app_context(self) -> ApiContext:
         return self.app[CONTEXT]
 
-    def bind(self, **services: Any) -> None:
-        """Attach services by name (``queries=``, ``feeds=``...) before :meth:`start`;
-        ``None`` leaves a service absent (its endpoints answer 404)."""
-        for name, value in services.items():
-            key = _SERVICE_KEYS.get(name)
-            if key is None:
-                raise TypeError(f"unknown API service {name!r}: one of {sorted(_SERVICE_KEYS)}")
-            if value is not None:
-                self.app[key] = value
-
     def _components(self) -> dict[str, str]:
         return {
             svc.CAPABILITY_NAMES[key]: "available" if self.app.get(key) is not None else "absent"
-            for key in _SERVICE_KEYS.values()
+            for key in svc.CAPABILITY_NAMES
         }
 
     async def _index(self, request: web.Request) -> web.Response:
@@ -156,9 +137,6 @@ class ApiServer:
 
     async def start(self) -> None:
         cfg = self.config
-        if self.late_services is not None:
-            # services built after the API (feeds start last) are bound here
-            self.bind(**{k: v for k, v in self.late_services().items() if v is not None})
         if not cfg.tokens and not cfg.is_loopback:
             raise ConfigError(
                 f"api.host {cfg.host!r} is not a loopback address and api.tokens is empty: "
@@ -207,3 +185,9 @@ class ApiServer:
             await self._runner.cleanup()
             self._runner = None
         self.port = None
+
+
+def _provide(app: web.Application, key: web.AppKey[ServiceT], service: ServiceT | None) -> None:
+    """Set ``app[key]`` when the service exists; handlers reach it through the typed key."""
+    if service is not None:
+        app[key] = service

@@ -17,9 +17,15 @@ from tests.unit.store.factories import anomaly, intent
 
 def _app(url: str, **storage: object) -> App:
     settings = load_settings(data={"database": {"url": url}, "storage": storage})
-    hub, clock, services = Hub(), LiveClock(), Services()
-    components = [HubComponent(hub=hub, drain_timeout_s=5)]
-    components += _build_store(settings, hub=hub, clock=clock, services=services)
+    hub, clock = Hub(), LiveClock()
+    store = _build_store(settings, hub=hub, clock=clock)
+    services = Services(db=store.db, queries=store.queries, store_writer=store.writer)
+    components = [
+        HubComponent(hub=hub, drain_timeout_s=5),
+        store.db,
+        store.writer,
+        store.retention,
+    ]
     return App(components, hub=hub, clock=clock, services=services, shutdown_timeout_s=10)
 
 

@@ -132,6 +132,47 @@ def test_build_app_with_defaults_has_the_hub_first() -> None:
     assert app.components[0].name == "hub"
 
 
+def test_build_app_starts_in_dependency_order_with_the_feeds_last() -> None:
+    """Storage, notifications, detection, trading, API, then the feeds that make data flow."""
+    app = build_app(load_settings(), clock=ManualClock(), hub=Hub())
+    assert [c.name for c in app.components] == [
+        "hub",
+        "database",
+        "store-writer",
+        "store-retention",
+        "notifier",
+        "detectors",
+        "trading-signals",
+        "trading-engine",
+        "api",
+        "feeds",
+    ]
+
+
+def test_build_app_hands_the_api_every_service_before_anything_starts() -> None:
+    """Built first, started after: the API holds the feeds (started after it) at construction."""
+    from cryptomon.api import ApiServer
+    from cryptomon.api import services as api_services
+
+    app = build_app(load_settings(), clock=ManualClock(), hub=Hub())
+    (api,) = [c for c in app.components if isinstance(c, ApiServer)]
+    services = app.services
+    assert api.app[api_services.FEEDS] is services.feeds is not None
+    assert api.app[api_services.TRADING] is services.trading is not None
+    assert api.app[api_services.MARKET] is services.market is not None
+    assert api.app[api_services.QUERIES] is services.queries is not None
+    assert app.started == []
+
+
+def test_services_are_fixed_once_built() -> None:
+    """The services build_app made cannot be swapped afterwards (no mutable bag)."""
+    import dataclasses
+
+    app = build_app(load_settings(), clock=ManualClock(), hub=Hub())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        app.services.feeds = None  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_daemon_exits_0_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     """The real daemon process logs that it runs and exits 0 within the timeout on a signal."""

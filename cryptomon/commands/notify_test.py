@@ -6,9 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from cryptomon.commands.support import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    run_async,
+    settings_from_args,
+    setup_logging,
+)
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -22,8 +27,6 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
-    from cryptomon.cli import run_async, settings_from_args, setup_logging
-
     settings = settings_from_args(args)
     setup_logging(settings)
     channels = [c.name for c in settings.alerts.channels]

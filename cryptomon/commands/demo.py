@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cryptomon.cli import EXIT_USAGE, run_async, setup_logging
+from cryptomon.commands.support import EXIT_USAGE, run_async, setup_logging
 
 DEMO_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 
@@ -135,24 +135,80 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_async(_demo(args))
 
 
-async def _demo(args: argparse.Namespace) -> int:
+class _Tally:
+    """What the demo counts from the hub: market events by type, anomalies by kind, orders,
+    fills and notification records."""
+
+    def __init__(self, hub: Any) -> None:
+        from cryptomon.events import (
+            MARKET_DATA,
+            Anomaly,
+            Fill,
+            NotificationRecord,
+            OrderIntent,
+            OrderUpdate,
+        )
+
+        self.events: Counter[str] = Counter()
+        self.anomalies: Counter[str] = Counter()
+        self.orders: set[str] = set()
+        self.counts = {"fills": 0, "notifications": 0}
+        hub.subscribe(list(MARKET_DATA), self._on_market, name="demo.events")
+        hub.subscribe(Anomaly, self._on_anomaly, name="demo.anomalies")
+        hub.subscribe((OrderIntent, OrderUpdate), self._on_order, name="demo.orders")
+        hub.subscribe(Fill, self._counter("fills"), name="demo.fills")
+        hub.subscribe(NotificationRecord, self._counter("notifications"), name="demo.notifications")
+
+    def _on_market(self, ev: Any) -> None:
+        self.events[type(ev).__name__] += 1
+
+    def _on_anomaly(self, ev: Any) -> None:
+        self.anomalies[ev.kind] += 1
+
+    def _on_order(self, ev: Any) -> None:
+        self.orders.add(ev.client_order_id)
+
+    def _counter(self, key: str) -> Any:
+        return lambda _ev: self.counts.__setitem__(key, self.counts[key] + 1)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "events": dict(sorted(self.events.items())),
+            "anomalies": dict(sorted(self.anomalies.items())),
+            "orders": len(self.orders),
+            "fills": self.counts["fills"],
+            "notifications": self.counts["notifications"],
+        }
+
+
+def _settings(args: argparse.Namespace, *, sim: Any, db_path: Path, port: int) -> Any:
+    """The demo settings with the command line's logging overrides (quiet under --json)."""
+    from cryptomon.config import load_settings
+
+    data = demo_settings_data(
+        sim_url=sim.rest_url,
+        db_path=db_path,
+        port=port,
+        notify_url=f"json://127.0.0.1:{sim.port}/demo/notify",
+    )
+    settings = load_settings(data=data)
+    if getattr(args, "log_level", None):
+        settings.logging.level = args.log_level
+    elif args.json:
+        settings.logging.level = "WARNING"
+    if getattr(args, "log_format", None):
+        settings.logging.format = args.log_format
+    return settings
+
+
+def _simulator(seed: int) -> tuple[Any, list[int]]:
+    """The simulated exchange, with an offline notification sink counting its deliveries."""
     from aiohttp import web
 
-    from cryptomon.app import build_app
-    from cryptomon.config import load_settings
-    from cryptomon.events import (
-        MARKET_DATA,
-        Anomaly,
-        Fill,
-        NotificationRecord,
-        OrderIntent,
-        OrderUpdate,
-    )
-    from cryptomon.hub import Hub
     from cryptomon.sim.exchange import SimExchange
     from cryptomon.sim.market import MarketModel
 
-    sim = SimExchange(MarketModel(DEMO_SYMBOLS, seed=args.seed))
+    sim = SimExchange(MarketModel(DEMO_SYMBOLS, seed=seed))
     received = [0]
 
     async def notify_sink(request: web.Request) -> web.Response:
@@ -162,47 +218,22 @@ async def _demo(args: argparse.Namespace) -> int:
 
     # an offline notification channel: apprise posts JSON to the simulator's web server
     sim.add_routes([web.post("/demo/notify", notify_sink)])
+    return sim, received
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from cryptomon.app import build_app
+    from cryptomon.hub import Hub
+
+    sim, received = _simulator(args.seed)
     await sim.start()
     scenario = demo_scenario().attach(sim)
     with tempfile.TemporaryDirectory(prefix="cryptomon-demo-") as tmp:
         port = _pick_port(args.port)
-        data = demo_settings_data(
-            sim_url=sim.rest_url,
-            db_path=Path(tmp) / "demo.db",
-            port=port,
-            notify_url=f"json://127.0.0.1:{sim.port}/demo/notify",
-        )
-        settings = load_settings(data=data)
-        if getattr(args, "log_level", None):
-            settings.logging.level = args.log_level
-        elif args.json:
-            settings.logging.level = "WARNING"
-        if getattr(args, "log_format", None):
-            settings.logging.format = args.log_format
+        settings = _settings(args, sim=sim, db_path=Path(tmp) / "demo.db", port=port)
         setup_logging(settings)
         hub = Hub()
-        events: Counter[str] = Counter()
-        anomalies: Counter[str] = Counter()
-        orders: set[str] = set()
-        counts = {"fills": 0, "notifications": 0}
-
-        def on_market(ev: Any) -> None:
-            events[type(ev).__name__] += 1
-
-        def on_anomaly(ev: Anomaly) -> None:
-            anomalies[ev.kind] += 1
-
-        def on_order(ev: Any) -> None:
-            orders.add(ev.client_order_id)
-
-        def on_count(key: str) -> Any:
-            return lambda _ev: counts.__setitem__(key, counts[key] + 1)
-
-        hub.subscribe(list(MARKET_DATA), on_market, name="demo.events")
-        hub.subscribe(Anomaly, on_anomaly, name="demo.anomalies")
-        hub.subscribe((OrderIntent, OrderUpdate), on_order, name="demo.orders")
-        hub.subscribe(Fill, on_count("fills"), name="demo.fills")
-        hub.subscribe(NotificationRecord, on_count("notifications"), name="demo.notifications")
+        tally = _Tally(hub)
         app = build_app(settings, hub=hub)
         api_url = [f"http://127.0.0.1:{port}" if settings.api.enabled else ""]
 
@@ -227,17 +258,18 @@ async def _demo(args: argparse.Namespace) -> int:
             await sim.stop()
         summary = {
             "seconds": round(time.perf_counter() - t0, 3),
-            "events": dict(sorted(events.items())),
-            "anomalies": dict(sorted(anomalies.items())),
-            "orders": len(orders),
-            "fills": counts["fills"],
-            "notifications": counts["notifications"],
+            **tally.summary(),
             "notifications_delivered": received[0],
             "injected": scenario.applied,
             "api": api_url[0],
             "exit_code": code,
         }
-    if args.json:
+    _print_summary(summary, as_json=args.json)
+    return int(code)
+
+
+def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         sys.stdout.write(
@@ -245,4 +277,3 @@ async def _demo(args: argparse.Namespace) -> int:
             + ", ".join(f"{k}={v}" for k, v in summary.items() if k != "exit_code")
             + "\n"
         )
-    return int(code)

@@ -15,9 +15,14 @@ import sys
 from decimal import Decimal
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from cryptomon.commands.support import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    run_async,
+    settings_from_args,
+    setup_logging,
+)
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -34,8 +39,6 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def cmd_trades(args: argparse.Namespace) -> int:
-    from cryptomon.cli import run_async, settings_from_args, setup_logging
-
     if not 0 <= args.orders <= 10_000:
         sys.stderr.write(f"crypto-monitor trades: --orders must be 0..10000, got {args.orders}\n")
         return EXIT_USAGE
@@ -179,33 +182,7 @@ def render(report: dict[str, Any]) -> str:
     """The report as plain-text tables."""
     parts = ["Positions\n"]
     if report["positions"]:
-        parts.append(
-            _table(
-                [
-                    "Exchange",
-                    "Symbol",
-                    "Amount",
-                    "Avg price",
-                    "Mark",
-                    "Unrealized",
-                    "Realized",
-                    "Fees",
-                ],
-                [
-                    [
-                        str(p["exchange"]),
-                        str(p["symbol"]),
-                        str(p["amount"]),
-                        str(p["avg_price"]),
-                        str(p["mark_price"] or "-"),
-                        str(p["unrealized_pnl"]),
-                        str(p["realized_pnl"]),
-                        str(p["fees"]),
-                    ]
-                    for p in report["positions"]
-                ],
-            )
-        )
+        parts.append(_positions_table(report["positions"]))
     else:
         parts.append("(no open positions)\n")
     stats = report["stats"]
@@ -217,31 +194,29 @@ def render(report: dict[str, Any]) -> str:
     )
     if report["orders"]:
         parts.append("\nRecent orders\n")
-        parts.append(
-            _table(
-                [
-                    "Client order id",
-                    "Symbol",
-                    "Side",
-                    "Type",
-                    "Amount",
-                    "Filled",
-                    "State",
-                    "Origin",
-                ],
-                [
-                    [
-                        str(o["client_order_id"]),
-                        str(o["symbol"]),
-                        str(o["side"]),
-                        str(o["type"]),
-                        str(o["amount"]),
-                        str(o["filled"]),
-                        str(o["state"]),
-                        str(o["origin"]),
-                    ]
-                    for o in report["orders"]
-                ],
-            )
-        )
+        parts.append(_orders_table(report["orders"]))
     return "".join(parts)
+
+
+def _positions_table(positions: list[dict[str, Any]]) -> str:
+    columns = (
+        ("Exchange", "exchange"),
+        ("Symbol", "symbol"),
+        ("Amount", "amount"),
+        ("Avg price", "avg_price"),
+        ("Mark", "mark_price"),
+        ("Unrealized", "unrealized_pnl"),
+        ("Realized", "realized_pnl"),
+        ("Fees", "fees"),
+    )
+    rows = [
+        [str(p[key] or "-") if key == "mark_price" else str(p[key]) for _, key in columns]
+        for p in positions
+    ]
+    return _table([header for header, _ in columns], rows)
+
+
+def _orders_table(orders: list[dict[str, Any]]) -> str:
+    headers = ["Client order id", "Symbol", "Side", "Type", "Amount", "Filled", "State", "Origin"]
+    keys = ["client_order_id", "symbol", "side", "type", "amount", "filled", "state", "origin"]
+    return _table(headers, [[str(o[k]) for k in keys] for o in orders])

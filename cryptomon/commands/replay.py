@@ -1,8 +1,4 @@
-"""``crypto-monitor record`` and ``crypto-monitor replay``.
-
-``record --config FILE --out DIR [--duration S]`` records the raw traffic of every enabled live
-exchange of the config in cryptofeed's raw-data format (``EXCHANGE.0``, ``EXCHANGE.http.N.M``,
-``EXCHANGE.ws.N.M``), until ``--duration`` seconds have passed or SIGINT/SIGTERM.
+"""``crypto-monitor replay``: recorded exchange traffic through the full daemon.
 
 ``replay --exchange NAME FILE... [--speed max|1x|10x] [--json] [--config FILE]`` runs the
 recording through the same adapter into the full daemon (``build_app``: whatever the config
@@ -21,20 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptomon.cli import EXIT_OK, EXIT_USAGE, run_async, settings_from_args, setup_logging
+from cryptomon.commands.support import run_async, settings_from_args, setup_logging, usage_error
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
-    rec = subparsers.add_parser(
-        "record",
-        parents=[parent],
-        help="record raw exchange traffic in cryptofeed's raw-data format",
-    )
-    rec.add_argument("--out", required=True, metavar="DIR", help="directory for the recording")
-    rec.add_argument(
-        "--duration", type=float, default=None, metavar="S", help="stop after S seconds"
-    )
-    rec.set_defaults(handler=cmd_record)
     rep = subparsers.add_parser(
         "replay",
         parents=[parent],
@@ -49,14 +35,6 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     )
     rep.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     rep.set_defaults(handler=cmd_replay)
-
-
-def _usage(message: str) -> int:
-    sys.stderr.write(f"crypto-monitor: {message}\n")
-    return EXIT_USAGE
-
-
-# --------------------------------------------------------------------------- replay
 
 
 def _progress_bar(done: int, total: int) -> None:
@@ -77,7 +55,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         parse_speed(args.speed)
     except ConfigError:
-        return _usage(
+        return usage_error(
             f"--speed: expected max or a positive multiple such as 1x or 10x, got {args.speed!r}"
         )
     name = args.exchange.strip().lower()
@@ -85,10 +63,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         replay_feed_class(name)
     except ConfigError as exc:
         expected = exc.problems[0].expected
-        return _usage(f"--exchange: expected {expected}; got {name!r}")
+        return usage_error(f"--exchange: expected {expected}; got {name!r}")
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
-        return _usage(f"recording file(s) not found: {', '.join(missing)}")
+        return usage_error(f"recording file(s) not found: {', '.join(missing)}")
     settings = settings_from_args(args)
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if getattr(args, "config", None) is None:
@@ -145,68 +123,3 @@ async def _replay(settings: Any, name: str, args: argparse.Namespace) -> int:
             + f"; anomalies={anomalies[0]}; parse errors={feed.health.parse_errors}\n"
         )
     return int(code)
-
-
-# --------------------------------------------------------------------------- record
-
-
-def cmd_record(args: argparse.Namespace) -> int:
-    if getattr(args, "config", None) is None:
-        return _usage("record needs --config FILE naming the exchanges to record")
-    if args.duration is not None and args.duration <= 0:
-        return _usage(f"--duration: expected a positive number of seconds, got {args.duration}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        return _usage(f"--out: expected a directory, got the file {str(out)!r}")
-    settings = settings_from_args(args)
-    live = [e for e in settings.exchanges if e.enabled and e.source == "live"]
-    if not live:
-        return _usage("record: the config has no enabled live exchange to record")
-    out.mkdir(parents=True, exist_ok=True)
-    setup_logging(settings)
-    return run_async(_record(live, out, args.duration))
-
-
-async def _record(configs: list[Any], out: Path, duration: float | None) -> int:
-    import asyncio
-    import contextlib
-    import signal
-
-    from cryptofeed.raw_data_collection import AsyncFileCallback
-
-    from cryptomon.clock import LiveClock
-    from cryptomon.feeds.manager import FeedManager
-    from cryptomon.feeds.registry import load_plugins, plugin_for
-    from cryptomon.hub import Hub
-
-    hub, clock = Hub(), LiveClock()
-    recorder = AsyncFileCallback(str(out))
-    plugins = load_plugins()
-    sources = []
-    for cfg in configs:
-        plugin: Any = plugin_for(cfg, plugins)
-        plugin.validate(cfg)
-        from cryptomon.feeds.cryptofeed import CryptofeedFeed
-
-        sources.append(
-            CryptofeedFeed(
-                cfg, feed_class=plugin.feed_class(cfg), hub=hub, clock=clock, raw_data=recorder
-            )
-        )
-    manager = FeedManager(list(sources), hub=hub, clock=clock)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    await manager.start()
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=duration)
-    finally:
-        await manager.stop()
-        recorder.stop()
-    files = sorted(p.name for p in await asyncio.to_thread(lambda: list(out.iterdir())))
-    total = sum(s.health.snapshot()["messages"] for s in sources)
-    sys.stdout.write(f"recorded {total} callbacks into {out}: {', '.join(files)}\n")
-    return EXIT_OK

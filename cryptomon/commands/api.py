@@ -12,8 +12,8 @@ import argparse
 import sys
 from typing import Any
 
-EXIT_OK = 0
-EXIT_USAGE = 2
+from cryptomon.commands.support import EXIT_OK, EXIT_USAGE
+
 _SCOPES = ("read", "trade", "admin")
 
 

@@ -1,4 +1,4 @@
-"""record/replay/demo command lines: bad arguments exit 2 with a clear message."""
+"""record, replay and demo command lines: bad arguments exit 2 with a clear message."""
 
 from __future__ import annotations
 

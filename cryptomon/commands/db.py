@@ -10,9 +10,14 @@ import argparse
 import sys
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from cryptomon.commands.support import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    run_async,
+    settings_from_args,
+    setup_logging,
+)
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -49,7 +54,6 @@ def _usage(parser: argparse.ArgumentParser) -> Any:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from cryptomon.cli import run_async, settings_from_args, setup_logging
     from cryptomon.store import migrate
 
     action: str = args.db_command

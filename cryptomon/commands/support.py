@@ -1,0 +1,64 @@
+"""What the subcommands share: exit codes, settings from the common options, logging setup,
+the event loop runner and the config-error report.
+
+Not a subcommand: it has no ``register`` and the CLI's discovery skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from cryptomon.config import Settings, load_settings
+from cryptomon.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Load the config named by ``--config`` (or defaults) and apply logging overrides."""
+    settings = load_settings(getattr(args, "config", None))
+    if getattr(args, "log_level", None):
+        settings.logging.level = args.log_level
+    if getattr(args, "log_format", None):
+        settings.logging.format = args.log_format
+    return settings
+
+
+def setup_logging(settings: Settings) -> None:
+    """Configure structlog from the ``logging`` section, with the config's secrets redacted."""
+    from cryptomon import log
+
+    log.configure(
+        level=settings.logging.level,
+        fmt=settings.logging.format,
+        secrets=settings.secret_values(),
+    )
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """Run a coroutine on uvloop when available, else the default loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def usage_error(message: str) -> int:
+    """Report a bad argument on stderr (``crypto-monitor: MESSAGE``); the usage exit code."""
+    sys.stderr.write(f"crypto-monitor: {message}\n")
+    return EXIT_USAGE
+
+
+def print_config_error(exc: ConfigError, stream: Any = None) -> None:
+    """One line per config problem (key path, value, expectation), never a traceback."""
+    out = stream or sys.stderr
+    out.write(f"crypto-monitor: invalid configuration ({len(exc.problems)} problem(s)):\n")
+    for problem in exc.problems:
+        out.write(f"  {problem}\n")
