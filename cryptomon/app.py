@@ -277,9 +277,10 @@ def _build_trading(
 ) -> list[Component]:
     from decimal import Decimal
 
+    from cryptomon.store.journal import StoreJournal
     from cryptomon.trading.brokers.base import Broker
     from cryptomon.trading.engine import TradingEngine
-    from cryptomon.trading.journal import Journal, MemoryJournal, StoreJournal
+    from cryptomon.trading.journal import Journal, MemoryJournal
     from cryptomon.trading.signals import SignalGenerator
 
     cfg = settings.trading

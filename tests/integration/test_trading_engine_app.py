@@ -10,8 +10,8 @@ import pytest
 from cryptomon.app import build_app
 from cryptomon.config import load_settings
 from cryptomon.errors import ConfigError
+from cryptomon.store.journal import StoreJournal
 from cryptomon.trading.brokers.paper import PaperBroker
-from cryptomon.trading.journal import StoreJournal
 from cryptomon.trading.risk import RiskState
 
 
