@@ -281,6 +281,7 @@ def _build_trading(
     from cryptomon.trading.brokers.base import Broker
     from cryptomon.trading.engine import TradingEngine
     from cryptomon.trading.journal import Journal, MemoryJournal
+    from cryptomon.trading.runtime import TradingRuntime
     from cryptomon.trading.signals import SignalGenerator
 
     cfg = settings.trading
@@ -300,7 +301,9 @@ def _build_trading(
     journal: Journal = (
         StoreJournal(db=services.db) if services.db is not None else MemoryJournal(hub=hub)
     )
-    signals = SignalGenerator(config=cfg, hub=hub, clock=clock, market=market)
+    # one runtime object: an API change of the limits or signal gates reaches both
+    runtime = TradingRuntime(config=cfg, hub=hub, clock=clock)
+    signals = SignalGenerator(config=cfg, hub=hub, clock=clock, market=market, runtime=runtime)
     # live: the cash is the venue's quote balance, read at reconciliation (never the paper one)
     engine = TradingEngine(
         config=cfg,
@@ -309,6 +312,7 @@ def _build_trading(
         broker=broker,
         market=market,
         journal=journal,
+        runtime=runtime,
         starting_cash=Decimal(0) if cfg.mode == "live" else None,
     )
     services.trading = engine

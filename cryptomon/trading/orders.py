@@ -99,6 +99,11 @@ def client_order_id(key: str, leg: str, origin: str = "signal") -> str:
     return head + digest[: CLIENT_ID_LENGTH - len(head)]
 
 
+def intent_fields(intent: OrderIntent) -> dict[str, Any]:
+    """Every field of ``intent`` by name (to build a variant or an audit payload)."""
+    return {name: getattr(intent, name) for name in OrderIntent.__dataclass_fields__}
+
+
 def is_ours(client_order_id: str) -> bool:
     """Whether a venue order carries an id this engine generates."""
     return (

@@ -21,6 +21,10 @@ O the mean oscillator vote, the side is the sign of T, the strength ``(|T| + |O|
 [0, 1], and nothing fires when the oscillators point against the trend (an overextended move)
 or T is 0. Uptrend + close under the lower band scores 0.75, with RSI oversold too 1.0.
 Signals below ``min_signal_strength`` are not published.
+
+The settings are read from the :class:`~cryptomon.trading.runtime.TradingRuntime` the
+generator shares with the order engine, when each event arrives: a runtime change of
+``min_signal_strength`` (the API's ``update_limits``) applies to the next candle.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from cryptomon.events import Anomaly, Candle, Severity, Side, Signal
 from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
 from cryptomon.trading.indicators_nb import bollinger_nb, ema_nb, macd_nb, rsi_nb, sma_nb
+from cryptomon.trading.runtime import TradingRuntime
 
 if TYPE_CHECKING:
     from cryptomon.config import IndicatorStrategyConfig, SignalRuleConfig, TradingConfig
@@ -125,9 +130,16 @@ class SignalGenerator:
     name = "trading-signals"
 
     def __init__(
-        self, *, config: TradingConfig, hub: Hub, clock: Clock, market: MarketState | None = None
+        self,
+        *,
+        config: TradingConfig,
+        hub: Hub,
+        clock: Clock,
+        market: MarketState | None = None,
+        runtime: TradingRuntime | None = None,
     ) -> None:
-        self.config = config
+        """``runtime``: the settings shared with the engine (default: one of ``config``)."""
+        self.runtime = runtime or TradingRuntime(config=config, hub=hub, clock=clock)
         self.hub = hub
         self.clock = clock
         self.market = market
@@ -138,6 +150,11 @@ class SignalGenerator:
             hub.subscribe(Anomaly, self.on_anomaly, name="trading-signals.anomaly"),
             hub.subscribe(Candle, self.on_candle, name="trading-signals.candle"),
         ]
+
+    @property
+    def config(self) -> TradingConfig:
+        """The current trading settings (the shared runtime's)."""
+        return self.runtime.config
 
     async def start(self) -> None:
         return None
