@@ -298,9 +298,11 @@ def _build_trading(
 ) -> tuple[SignalGenerator, TradingEngine]:
     from decimal import Decimal
 
+    from cryptomon.store.journal import StoreJournal
     from cryptomon.trading.brokers.base import Broker
     from cryptomon.trading.engine import TradingEngine
-    from cryptomon.trading.journal import Journal, MemoryJournal, StoreJournal
+    from cryptomon.trading.journal import Journal, MemoryJournal
+    from cryptomon.trading.runtime import TradingRuntime
     from cryptomon.trading.signals import SignalGenerator
 
     cfg = settings.trading
@@ -316,7 +318,9 @@ def _build_trading(
             config=cfg.paper, market=market, hub=hub, clock=clock, allow_short=cfg.allow_short
         )
     journal: Journal = StoreJournal(db=db) if db is not None else MemoryJournal(hub=hub)
-    signals = SignalGenerator(config=cfg, hub=hub, clock=clock, market=market)
+    # one runtime object: an API change of the limits or signal gates reaches both
+    runtime = TradingRuntime(config=cfg, hub=hub, clock=clock)
+    signals = SignalGenerator(config=cfg, hub=hub, clock=clock, market=market, runtime=runtime)
     # live: the cash is the venue's quote balance, read at reconciliation (never the paper one)
     engine = TradingEngine(
         config=cfg,
@@ -325,6 +329,7 @@ def _build_trading(
         broker=broker,
         market=market,
         journal=journal,
+        runtime=runtime,
         starting_cash=Decimal(0) if cfg.mode == "live" else None,
     )
     return signals, engine

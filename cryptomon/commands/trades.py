@@ -70,8 +70,8 @@ async def _main(settings: Any, args: argparse.Namespace) -> int:
 
 async def build_report(db: Any, trading: Any, *, orders: int = 10) -> dict[str, Any]:
     """Positions, stats and recent orders as plain data (Decimals as strings)."""
+    from cryptomon.store.journal import StoreJournal
     from cryptomon.store.queries import Queries
-    from cryptomon.trading.journal import StoreJournal
     from cryptomon.trading.portfolio import Portfolio
 
     q = Queries(db=db)

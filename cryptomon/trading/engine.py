@@ -1,164 +1,238 @@
-"""The order engine: signals -> risk -> orders -> broker -> fills -> positions -> protection.
+"""The order engine component: signals -> risk -> orders -> broker -> fills -> protection.
 
 ``start()`` rebuilds positions from the journal's fills, re-arms the protection of open
-positions, reconciles with the broker (:mod:`cryptomon.trading.reconcile`) and only then
-leaves the ``reducing`` state it starts in; then it follows ``Signal`` and ``BookTop`` events
-and polls open orders. ``stop()`` ends its tasks (orders stay at the venue; the next start
-reconciles them).
+positions, reconciles with the broker and only then leaves the ``reducing`` state it starts
+in; then it follows ``Signal`` and ``BookTop`` events and polls open orders. ``stop()`` ends
+its tasks (orders stay at the venue; the next start reconciles them).
 
-Signals (only with ``auto_trading_enabled`` and ``strength >= min_signal_strength``): a buy
-opens a long when flat, closes a short; a sell closes a long, opens a short only with
-``allow_short``. Entries are sized from ``risk_percentage`` and the stop distance, capped by
-``max_position_size``; every entry gets a stop-loss and take-profit, native when the venue
-supports it (``MarketInfo.native_stop_loss``), else emulated here from the book.
+:class:`TradingEngine` composes collaborators that share one
+:class:`~cryptomon.trading.context.EngineContext`:
 
-API for the web layer (JSON-ready dicts; Decimals as strings):
+- :class:`~cryptomon.trading.executor.OrderExecutor`: risk gate, write-before-send,
+  placement, unknown orders, venue updates and fills;
+- :class:`~cryptomon.trading.guard.ProtectionManager`: SL/TP (native or emulated, trailing)
+  and the daily loss limit;
+- :class:`~cryptomon.trading.reconcile.Reconciler`: agreement with the broker;
+- :class:`~cryptomon.trading.entries.SignalTrader`: a signal -> an entry or a close;
+- :class:`~cryptomon.trading.control.TradingControls`: the API's methods, which the engine
+  exposes under the same names (``positions``, ``orders``, ``stats``, ``limits``,
+  ``update_limits``, ``place_manual_order``, ``cancel_order``, ``kill_switch``, ``resume``).
 
-- ``positions() -> list[dict]``: open positions with avg price, mark, realized/unrealized PnL.
-- ``orders(symbol=None, open_only=False, limit=100) -> list[dict]``: newest first.
-- ``await place_manual_order(actor=, exchange=, symbol=, side=, amount=, type="market",
-  price=None, stop_loss=None, take_profit=None, reduce_only=False, request_id=None) -> dict``:
-  risk-checked like every order, audited; raises ``RiskRejected`` (``.reason``, ``.check``)
-  or ``ValueError`` on bad input. The same ``request_id`` never places a second order.
-- ``await cancel_order(client_order_id, actor) -> dict``; ``LookupError`` when unknown.
-- ``await kill_switch(actor, flatten=None) -> dict``: halt, cancel every open order and,
-  with ``flatten`` (default ``kill_switch_flatten``), close every position.
-- ``await resume(actor) -> str``: back to ``active`` (refused until reconciled).
-- ``limits() -> dict`` / ``update_limits(actor, **fields) -> dict``: validated like the
-  config (``ConfigError`` naming each bad key), audited.
-- ``stats() -> dict``; ``risk_state`` (``RiskState``); ``reconciled`` (bool).
-
-Layers: ``execution.EngineCore`` (state, risk gate, order path, fills; venue views, unknown
-orders and cancels in :mod:`cryptomon.trading.settle`) <- ``control.
-EngineControls`` (the API above) <- ``guard.GuardedEngine`` (SL/TP, daily loss) <- this
-class (lifecycle, signals, polling). Optional broker hooks: ``set_listener(callback)`` to
-push order changes (fills of resting orders) and ``restore(balances)`` for a simulated venue
-that must start from the persisted state (paper).
+What the API may change at runtime lives in the shared
+:class:`~cryptomon.trading.runtime.TradingRuntime` (pass the signal generator's). Optional
+broker hooks: ``set_listener(callback)`` to push order changes (fills of resting orders) and
+``restore(balances, orders)`` for a simulated venue that must start from the persisted state.
 """
 
 from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from cryptomon.clock import Clock
 from cryptomon.errors import RiskRejected, backoff_delays
-from cryptomon.events import BookTop, Fill, OrderIntent, OrderState, Signal
-from cryptomon.trading.execution import dec
-from cryptomon.trading.guard import GuardedEngine
-from cryptomon.trading.orders import OrderRecord, client_order_id
-from cryptomon.trading.protection import bracket, position_size
-from cryptomon.trading.reconcile import reconcile
+from cryptomon.events import BookTop, OrderState, Signal
+from cryptomon.feeds.state import MarketState
+from cryptomon.hub import Hub
+from cryptomon.trading.brokers.base import Broker, BrokerOrder
+from cryptomon.trading.context import EngineContext, to_decimal
+from cryptomon.trading.control import TradingControls
+from cryptomon.trading.entries import SignalTrader
+from cryptomon.trading.executor import OrderExecutor
+from cryptomon.trading.guard import ProtectionManager
+from cryptomon.trading.journal import Journal
+from cryptomon.trading.orders import OrderBook, OrderRecord
+from cryptomon.trading.portfolio import Portfolio
+from cryptomon.trading.reconcile import Reconciler
 from cryptomon.trading.risk import RiskState
+from cryptomon.trading.runtime import TradingRuntime
+
+if TYPE_CHECKING:
+    from cryptomon.config import TradingConfig
 
 log = structlog.get_logger()
 ZERO = Decimal(0)
-S = OrderState
-ENTRY_ORIGINS = frozenset({"signal", "manual"})
 
 
-class TradingEngine(GuardedEngine):
+class TradingEngine:
     """See the module docstring."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    name = "trading-engine"
+
+    def __init__(
+        self,
+        *,
+        config: TradingConfig,
+        hub: Hub,
+        clock: Clock,
+        broker: Broker,
+        market: MarketState,
+        journal: Journal,
+        runtime: TradingRuntime | None = None,
+        quote_currency: str | None = None,
+        starting_cash: Decimal | None = None,
+    ) -> None:
+        self.hub = hub
+        self.clock = clock
+        self.broker = broker
+        self.market = market
+        self.journal = journal
+        self.runtime = runtime or TradingRuntime(config=config, hub=hub, clock=clock)
+        quote = quote_currency or config.paper.quote_currency
+        cash = (
+            starting_cash
+            if starting_cash is not None
+            else to_decimal(config.paper.starting_balance)
+        )
+        self.context = EngineContext(
+            runtime=self.runtime,
+            hub=hub,
+            clock=clock,
+            broker=broker,
+            market=market,
+            journal=journal,
+            portfolio=Portfolio(quote=quote, cash=cash),
+        )
+        self.executor = OrderExecutor(context=self.context)
+        self.protection = ProtectionManager(context=self.context, executor=self.executor)
+        self.executor.observe(self.protection)
+        self.reconciler = Reconciler(context=self.context, executor=self.executor)
+        self.entries = SignalTrader(context=self.context, executor=self.executor)
+        self.controls = TradingControls(context=self.context, executor=self.executor)
         self._queue: asyncio.Queue[Signal] = asyncio.Queue()
         self._subs: list[Any] = []
 
+    # ------------------------------------------------------------------ state views
+
+    @property
+    def config(self) -> TradingConfig:
+        """The current trading settings (startup config + runtime changes)."""
+        return self.runtime.config
+
+    @property
+    def portfolio(self) -> Portfolio:
+        return self.context.portfolio
+
+    @property
+    def book(self) -> OrderBook:
+        return self.context.book
+
+    @property
+    def risk_state(self) -> RiskState:
+        return self.context.risk_state
+
+    @property
+    def state_reason(self) -> str:
+        return self.context.state_reason
+
+    @property
+    def reconciled(self) -> bool:
+        return self.context.reconciled
+
+    @reconciled.setter
+    def reconciled(self, value: bool) -> None:
+        self.context.reconciled = value
+
+    # ------------------------------------------------------------------ lifecycle
+
     async def start(self) -> None:
-        stored = await self.journal.open_orders()
+        ctx = self.context
         last_state = getattr(self.journal, "last_risk_state", None)
         was_halted = callable(last_state) and await last_state() == RiskState.HALTED
-        for so in stored:
-            record = self.book.add(
-                OrderRecord(
-                    intent=so.intent, state=so.state, exchange_order_id=so.exchange_order_id
-                )
-            )
-            if so.missing_fills:
-                self.incomplete.append(record)
-        for fill in await self.journal.fills():
-            self._replay(fill)
-        restore = getattr(self.broker, "restore", None)
-        if callable(restore):  # a simulated venue restarts from the persisted state
-            restore(self._balances(), [(r.intent, r.filled, r.state) for r in self.book.open()])
-        for pos in self.portfolio.open_positions():
-            self._arm_default(pos)
+        await self._restore()
         await self.broker.start()
         await self._sweep_restored_dust()
         set_listener = getattr(self.broker, "set_listener", None)
         if callable(set_listener):
             set_listener(self._on_broker_update)
-        if self.config.reconcile_on_start:
-            try:
-                await reconcile(self)
-            except Exception as exc:  # the venue is unreachable: keep trying, trade nothing
-                reason = f"reconciliation failed, retrying: {exc}"
-                log.error("trading.reconcile_failed", error=repr(exc))
-                self.state_reason = reason
-                self._risk_event("state_change", reason)
-                self._spawn(self._reconcile_until_done(), "trading-reconcile")
-        else:
-            self.reconciled = True
-            self.set_risk_state(RiskState.ACTIVE, "reconciliation disabled by config")
+        await self._first_reconcile()
         if was_halted:  # the kill switch stays on across restarts until someone resumes
-            self.set_risk_state(RiskState.HALTED, "halted before the restart (kill switch)")
+            ctx.set_risk_state(RiskState.HALTED, "halted before the restart (kill switch)")
         self._subs = [
             self.hub.subscribe(Signal, self.on_signal, name="trading-engine.signal"),
-            self.hub.subscribe(BookTop, self.on_top, name="trading-engine.top"),
+            self.hub.subscribe(BookTop, self.protection.on_top, name="trading-engine.top"),
         ]
-        self._spawn(self._signal_worker(), "trading-signals-worker")
-        self._spawn(self._poll(), "trading-poll")
+        ctx.spawn(self._signal_worker(), "trading-signals-worker")
+        ctx.spawn(self._poll(), "trading-poll")
         log.info(
             "trading.started",
             broker=self.broker.name,
-            state=str(self.risk_state),
-            positions=len(self.portfolio.open_positions()),
-            open_orders=len(self.book.open()),
+            state=str(ctx.risk_state),
+            positions=len(ctx.portfolio.open_positions()),
+            open_orders=len(ctx.book.open()),
         )
+
+    async def _restore(self) -> None:
+        """Orders and fills from the journal; a simulated venue restarts from them."""
+        ctx = self.context
+        for stored in await self.journal.open_orders():
+            record = ctx.book.add(
+                OrderRecord(
+                    intent=stored.intent,
+                    state=stored.state,
+                    exchange_order_id=stored.exchange_order_id,
+                )
+            )
+            if stored.missing_fills:
+                ctx.incomplete.append(record)
+        for fill in await self.journal.fills():
+            self.executor.replay_fill(fill)
+        restore = getattr(self.broker, "restore", None)
+        if callable(restore):  # a simulated venue restarts from the persisted state
+            restore(self._balances(), [(r.intent, r.filled, r.state) for r in ctx.book.open()])
+        for pos in ctx.portfolio.open_positions():
+            self.protection.arm_default(pos)
+
+    async def _first_reconcile(self) -> None:
+        ctx = self.context
+        if not self.config.reconcile_on_start:
+            ctx.reconciled = True
+            ctx.set_risk_state(RiskState.ACTIVE, "reconciliation disabled by config")
+            return
+        try:
+            await self.reconciler.run()
+        except Exception as exc:  # the venue is unreachable: keep trying, trade nothing
+            reason = f"reconciliation failed, retrying: {exc}"
+            log.error("trading.reconcile_failed", error=repr(exc))
+            ctx.state_reason = reason
+            ctx.risk_event("state_change", reason)
+            ctx.spawn(self._reconcile_until_done(), "trading-reconcile")
 
     async def _sweep_restored_dust(self) -> None:
         """Replayed positions smaller than the venue's lot (base-currency fees) are dust."""
-        for pos in self.portfolio.open_positions():
+        ctx = self.context
+        for pos in ctx.portfolio.open_positions():
             try:
-                await self.market_info(pos.symbol)
+                await ctx.market_info(pos.symbol)
             except Exception as exc:  # the venue is unreachable: swept on the next exit
                 log.warning("trading.market_info_failed", symbol=pos.symbol, error=repr(exc))
                 continue
-            self.sweep_dust(pos.exchange, pos.symbol, pos.mark or pos.avg_price, self._now())
+            self.executor.sweep_dust(pos.exchange, pos.symbol, pos.mark or pos.avg_price, ctx.now())
             if pos.amount == 0:
-                self.protections.pop((pos.exchange, pos.symbol), None)
+                self.protection.protections.pop((pos.exchange, pos.symbol), None)
 
     async def _reconcile_until_done(self) -> None:
         delays = backoff_delays(initial=self.config.poll_interval_s, cap=60.0)
-        while not self.reconciled:
+        while not self.context.reconciled:
             await self.clock.sleep(next(delays))
             try:
-                await reconcile(self)
+                await self.reconciler.run()
             except Exception as exc:
                 log.warning("trading.reconcile_failed", error=repr(exc))
 
     async def stop(self) -> None:
         for sub in self._subs:
             sub.close()
-        await self.stop_tasks()
+        await self.context.stop_tasks()
         await self.broker.stop()
 
-    def _replay(self, fill: Fill) -> None:
-        key = (fill.exchange, fill.trade_id)
-        if key in self._trade_ids:
-            return
-        self._trade_ids.add(key)
-        record = self.book.get(fill.client_order_id)
-        if record is not None:
-            record.add_fill(fill)
-        self.portfolio.apply_fill(fill)
-
     def _balances(self) -> dict[str, Decimal]:
-        out = {self.portfolio.quote: self.portfolio.cash}
-        for pos in self.portfolio.open_positions():
+        portfolio = self.context.portfolio
+        out = {portfolio.quote: portfolio.cash}
+        for pos in portfolio.open_positions():
             base = pos.symbol.rpartition("-")[0] or pos.symbol
             out[base] = out.get(base, ZERO) + pos.amount
         return out
@@ -172,7 +246,7 @@ class TradingEngine(GuardedEngine):
         while True:
             sig = await self._queue.get()
             try:
-                await self.handle_signal(sig)
+                await self.entries.handle(sig)
             except RiskRejected:
                 pass  # already published as a RiskEvent
             except Exception as exc:
@@ -180,123 +254,130 @@ class TradingEngine(GuardedEngine):
 
     async def handle_signal(self, sig: Signal) -> OrderRecord | None:
         """Turn one signal into an order when auto trading, strength and position allow."""
-        cfg = self.config
-        if not cfg.auto_trading_enabled or sig.strength < cfg.min_signal_strength:
-            log.debug(
-                "trading.signal_ignored",
-                signal_id=sig.id,
-                strength=sig.strength,
-                auto=cfg.auto_trading_enabled,
-            )
-            return None
-        key = (sig.exchange, sig.symbol)
-        if (cfg.exchange is not None and cfg.exchange != sig.exchange) or (
-            cfg.symbols and sig.symbol not in cfg.symbols
-        ):
-            return None  # not a traded market
-        pos = self.portfolio.amount(*key)
-        if self.book.open(*key):  # an entry or an exit of this market is still working
-            return None
-        if (pos > 0 and sig.side == "buy") or (pos < 0 and sig.side == "sell"):
-            return None
-        if pos != 0:  # opposite signal: close the position
-            return await self.submit(
-                self._exit_intent(key, abs(pos), "signal", ref=sig.id, leg="close", signal=sig)
-            )
-        if sig.side == "sell" and not cfg.allow_short:
-            return None
-        mid = self.mid(*key)
-        if mid is None:
-            return None
-        info = await self.market_info(sig.symbol)
-        amount = position_size(
-            equity=self.portfolio.equity,
-            price=mid,
-            stop_pct=dec(cfg.stop_loss_percentage),
-            risk_pct=dec(cfg.risk_percentage),
-            max_notional=min(dec(cfg.max_position_size), dec(cfg.max_symbol_exposure)),
-            lot=info.lot_size,
-        )
-        stop, take = bracket(
-            side=sig.side,
-            price=mid,
-            stop_pct=dec(cfg.stop_loss_percentage),
-            take_pct=dec(cfg.take_profit_percentage),
-            tick=info.tick_size,
-        )
-        now = self._now()
-        intent = OrderIntent(
-            exchange=sig.exchange,
-            symbol=sig.symbol,
-            ts=now,
-            ts_recv=now,
-            client_order_id=client_order_id(sig.id, "entry", "signal"),
-            side=sig.side,
-            type="market",
-            amount=amount,
-            stop_loss=stop,
-            take_profit=take,
-            origin="signal",
-            signal_id=sig.id,
-            anomaly_id=sig.anomaly_id,
-        )
-        return await self.submit(intent)
+        return await self.entries.handle(sig)
 
-    def _on_broker_update(self, bo: Any) -> None:
-        record = self.book.get(bo.client_order_id)
+    def _on_broker_update(self, answer: BrokerOrder) -> None:
+        record = self.context.book.get(answer.client_order_id)
         if record is not None:
-            self._spawn(self.apply_broker_order(record, bo), f"update:{bo.client_order_id}")
+            self.context.spawn(
+                self.executor.apply_broker_order(record, answer),
+                f"update:{answer.client_order_id}",
+            )
 
     async def _poll(self) -> None:
         """Poll open orders, publish marks, watch the daily loss limit."""
         last_marks = 0.0
         last_equity = 0.0
-        last_reconcile = self._now()
+        last_reconcile = self.clock.time()
         while True:
             await self.clock.sleep(self.config.poll_interval_s)
-            for record in self.book.open():
-                if record.state == S.UNKNOWN:
-                    self.settle_later(record)
-                    continue
-                i = record.intent
-                try:
-                    bo = await self.broker.fetch_order(i.symbol, i.client_order_id)
-                except Exception as exc:
-                    log.warning(
-                        "trading.poll_failed", client_order_id=i.client_order_id, error=repr(exc)
-                    )
-                    continue
-                if bo is not None:
-                    await self.apply_broker_order(record, bo)
-            now = self._now()
+            await self._poll_orders()
+            now = self.clock.time()
             if now - last_marks >= self.config.mark_interval_s:
                 last_marks = now
-                for pos in self.portfolio.open_positions():
-                    self.publish_position(pos)
-                self.portfolio.snapshot(now)
+                for pos in self.context.portfolio.open_positions():
+                    self.context.publish_position(pos)
+                self.context.portfolio.snapshot(now)
             if now - last_equity >= self.config.equity_snapshot_interval_s:
                 last_equity = now
                 await self.record_equity(now)
             if now - last_reconcile >= self.config.reconcile_interval_s:
                 last_reconcile = now
                 try:
-                    await reconcile(self, periodic=True)
+                    await self.reconciler.run(periodic=True)
                 except Exception as exc:
                     log.warning("trading.reconcile_failed", error=repr(exc))
-            self.check_daily_loss()
+            self.protection.check_daily_loss()
+
+    async def _poll_orders(self) -> None:
+        for record in self.context.book.open():
+            if record.state == OrderState.UNKNOWN:
+                self.executor.settle_later(record)
+                continue
+            intent = record.intent
+            try:
+                answer = await self.broker.fetch_order(intent.symbol, intent.client_order_id)
+            except Exception as exc:
+                log.warning(
+                    "trading.poll_failed",
+                    client_order_id=intent.client_order_id,
+                    error=repr(exc),
+                )
+                continue
+            if answer is not None:
+                await self.executor.apply_broker_order(record, answer)
 
     async def record_equity(self, now: float) -> None:
         """Write one equity snapshot (equity, cash, PnL, exposure) through the journal."""
-        pf = self.portfolio
-        positions = pf.positions.values()
+        portfolio = self.context.portfolio
+        positions = portfolio.positions.values()
         try:
             await self.journal.record_equity(
                 ts=now,
-                equity=pf.equity,
-                cash=pf.cash,
+                equity=portfolio.equity,
+                cash=portfolio.cash,
                 unrealized_pnl=sum((p.unrealized_pnl for p in positions), ZERO),
                 realized_pnl=sum((p.realized_pnl for p in positions), ZERO),
-                exposure=pf.exposure(),
+                exposure=portfolio.exposure(),
             )
         except Exception as exc:  # a snapshot is not worth stopping the engine for
             log.warning("trading.equity_snapshot_failed", error=repr(exc))
+
+    # ------------------------------------------------------------------ API (see control.py)
+
+    def positions(self) -> list[dict[str, Any]]:
+        return self.controls.positions()
+
+    def orders(
+        self, symbol: str | None = None, open_only: bool = False, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return self.controls.orders(symbol=symbol, open_only=open_only, limit=limit)
+
+    def stats(self) -> dict[str, Any]:
+        return self.controls.stats()
+
+    def limits(self) -> dict[str, Any]:
+        return self.controls.limits()
+
+    def update_limits(self, actor: str, **fields: Any) -> dict[str, Any]:
+        return self.controls.update_limits(actor, **fields)
+
+    async def place_manual_order(
+        self,
+        *,
+        actor: str,
+        exchange: str,
+        symbol: str,
+        side: str,
+        amount: Any,
+        type: str = "market",
+        price: Any = None,
+        stop_loss: Any = None,
+        take_profit: Any = None,
+        reduce_only: bool = False,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Risk-checked like every order, audited; the same ``request_id`` never places a
+        second order. Raises ``RiskRejected`` or ``ValueError`` (bad input)."""
+        return await self.controls.place_manual_order(
+            actor=actor,
+            exchange=exchange,
+            symbol=symbol,
+            side=side,
+            amount=amount,
+            type=type,
+            price=price,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            reduce_only=reduce_only,
+            request_id=request_id,
+        )
+
+    async def cancel_order(self, client_order_id: str, actor: str) -> dict[str, Any]:
+        return await self.controls.cancel_order(client_order_id, actor)
+
+    async def kill_switch(self, actor: str, flatten: bool | None = None) -> dict[str, Any]:
+        return await self.controls.kill_switch(actor, flatten=flatten)
+
+    async def resume(self, actor: str) -> str:
+        return await self.controls.resume(actor)

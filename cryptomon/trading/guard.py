@@ -1,6 +1,10 @@
-"""Protection half of the engine: stop-loss / take-profit (native legs or emulated from the
-book, trailing), protective exits, and the daily loss limit. See ``protection.py`` for the
-pure pieces (sizing, bracket prices, trigger logic).
+"""Protective exits: stop-loss / take-profit (native legs or emulated from the book,
+trailing) and the daily loss limit. See ``protection.py`` for the pure pieces (sizing,
+bracket prices, trigger logic).
+
+:class:`ProtectionManager` observes the executor (every fill arms or disarms the position's
+protection, every state change of an exit or a native leg is followed) and the book tops the
+engine forwards to :meth:`ProtectionManager.on_top`.
 """
 
 from __future__ import annotations
@@ -12,52 +16,55 @@ import structlog
 
 from cryptomon.errors import RiskRejected
 from cryptomon.events import BookTop, Fill, OrderIntent, OrderState
-from cryptomon.trading.control import EngineControls, fields_of
-from cryptomon.trading.execution import dec
-from cryptomon.trading.orders import OrderRecord, client_order_id
+from cryptomon.trading.context import EngineContext, to_decimal
+from cryptomon.trading.executor import OrderExecutor
+from cryptomon.trading.orders import OrderRecord, client_order_id, intent_fields
 from cryptomon.trading.portfolio import Position
 from cryptomon.trading.protection import Protection, bracket
 from cryptomon.trading.risk import RiskState
 
 log = structlog.get_logger()
 ZERO = Decimal(0)
-S = OrderState
 ENTRY_ORIGINS = frozenset({"signal", "manual"})
+GONE = (OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED)
+MarketKey = tuple[str, str]
 
 
-class GuardedEngine(EngineControls):
-    """Protective exits and the daily loss limit on top of the order path and controls."""
+class ProtectionManager:
+    """Stop-loss, take-profit and trailing stops of open positions; the daily loss limit."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, context: EngineContext, executor: OrderExecutor) -> None:
+        self.context = context
+        self.executor = executor
+        self.protections: dict[MarketKey, Protection] = {}
         self._daily_day: int | None = None
 
     def check_daily_loss(self) -> None:
-        now = self._now()
-        pnl = self.portfolio.daily_pnl(now)
-        limit = self._limits.daily_loss_limit
-        if pnl <= -limit and self.risk_state == RiskState.ACTIVE:
-            self.set_risk_state(
+        """Entries stop (``reducing``) at the daily loss limit until the next UTC day."""
+        ctx = self.context
+        now = ctx.now()
+        pnl = ctx.portfolio.daily_pnl(now)
+        limit = ctx.runtime.limits.daily_loss_limit
+        if pnl <= -limit and ctx.risk_state == RiskState.ACTIVE:
+            ctx.set_risk_state(
                 RiskState.REDUCING, f"daily loss {pnl} reached the limit -{limit}", kind="limit"
             )
             self._daily_day = int(now // 86400)
         elif (
-            self.risk_state == RiskState.REDUCING
+            ctx.risk_state == RiskState.REDUCING
             and self._daily_day is not None
             and int(now // 86400) != self._daily_day
         ):
             self._daily_day = None
-            self.set_risk_state(RiskState.ACTIVE, "new UTC day: daily loss limit reset")
+            ctx.set_risk_state(RiskState.ACTIVE, "new UTC day: daily loss limit reset")
 
-    # ------------------------------------------------------------------ protection
+    # ------------------------------------------------------------------ executor observer
 
     def on_fill(self, record: OrderRecord | None, fill: Fill, pos: Position) -> None:
         key = (fill.exchange, fill.symbol)
         if pos.amount == 0:
-            self._disarm(key)
-            self.check_daily_loss()
-            return
-        if (
+            self.disarm(key)
+        elif (
             record is not None
             and record.intent.origin in ENTRY_ORIGINS
             and not record.intent.reduce_only
@@ -65,61 +72,64 @@ class GuardedEngine(EngineControls):
             self._arm(pos, record.intent)
         self.check_daily_loss()
 
-    def _disarm(self, key: tuple[str, str]) -> None:
+    def on_order_state(self, record: OrderRecord) -> None:
+        intent = record.intent
+        prot = self.protections.get((intent.exchange, intent.symbol))
+        if prot is None:
+            return
+        still_open = self.context.portfolio.amount(intent.exchange, intent.symbol) != 0
+        if (
+            prot.exiting
+            and intent.origin in ("stop_loss", "take_profit")
+            and record.state.is_terminal
+            and not prot.native
+            and still_open
+        ):
+            prot.exiting = False  # the exit did not close it: trigger again on the book
+            prot.attempt += 1
+        info = self.context.market_infos.get(intent.symbol)
+        if (
+            not prot.native
+            and intent.origin in ENTRY_ORIGINS
+            and record.state == OrderState.FILLED
+            and info is not None
+            and info.native_stop_loss
+        ):
+            self.context.spawn(self._place_native(prot), f"native-legs:{intent.client_order_id}")
+        if (
+            prot.native
+            and record.client_order_id in (prot.stop_order, prot.take_order)
+            and record.state in GONE
+            and still_open
+        ):  # a venue leg is gone: the engine watches the book again
+            self._native_lost(prot, record.client_order_id, str(record.state))
+
+    # ------------------------------------------------------------------ arming
+
+    def disarm(self, key: MarketKey) -> None:
         """The position is closed: drop its protection and cancel native legs left open."""
         prot = self.protections.pop(key, None)
         if prot is not None and prot.native:
             for coid in (prot.stop_order, prot.take_order):
-                other = self.book.get(coid) if coid else None
+                other = self.context.book.get(coid) if coid else None
                 if other is not None and other.is_open:
-                    self._spawn(self.cancel(other), f"cancel-leg:{coid}")
-
-    def on_order_state(self, record: OrderRecord) -> None:
-        i = record.intent
-        prot = self.protections.get((i.exchange, i.symbol))
-        if (
-            prot is not None
-            and prot.exiting
-            and i.origin in ("stop_loss", "take_profit")
-            and record.state.is_terminal
-            and not prot.native
-            and self.portfolio.amount(i.exchange, i.symbol) != 0
-        ):
-            prot.exiting = False  # the exit did not close it: trigger again on the book
-            prot.attempt += 1
-        if (
-            prot is not None
-            and not prot.native
-            and i.origin in ENTRY_ORIGINS
-            and record.state == S.FILLED
-            and self._infos.get(i.symbol) is not None
-            and self._infos[i.symbol].native_stop_loss
-        ):
-            self._spawn(self._place_native(prot), f"native-legs:{i.client_order_id}")
-        if (
-            prot is not None
-            and prot.native
-            and record.client_order_id in (prot.stop_order, prot.take_order)
-            and record.state in (S.CANCELED, S.REJECTED, S.EXPIRED)
-            and self.portfolio.amount(i.exchange, i.symbol) != 0
-        ):  # a venue leg is gone: the engine watches the book again
-            self._native_lost(prot, record.client_order_id, str(record.state))
+                    self.context.spawn(self.executor.cancel(other), f"cancel-leg:{coid}")
 
     def _arm(self, pos: Position, intent: OrderIntent) -> None:
-        cfg = self.config
+        cfg = self.context.config
         long = pos.amount > 0
         stop, take = intent.stop_loss, intent.take_profit
         if stop is None or take is None:
-            tick = self._infos[pos.symbol].tick_size if pos.symbol in self._infos else ZERO
-            s2, t2 = bracket(
+            info = self.context.market_infos.get(pos.symbol)
+            default_stop, default_take = bracket(
                 side="buy" if long else "sell",
                 price=pos.avg_price,
-                stop_pct=dec(cfg.stop_loss_percentage),
-                take_pct=dec(cfg.take_profit_percentage),
-                tick=tick,
+                stop_pct=to_decimal(cfg.stop_loss_percentage),
+                take_pct=to_decimal(cfg.take_profit_percentage),
+                tick=info.tick_size if info is not None else ZERO,
             )
-            stop, take = stop or s2, take or t2
-        trail = dec(cfg.trailing_stop_percentage) if cfg.trailing_stop_percentage else None
+            stop, take = stop or default_stop, take or default_take
+        trail = to_decimal(cfg.trailing_stop_percentage) if cfg.trailing_stop_percentage else None
         self.protections[(pos.exchange, pos.symbol)] = Protection(
             exchange=pos.exchange,
             symbol=pos.symbol,
@@ -131,8 +141,9 @@ class GuardedEngine(EngineControls):
             best=pos.avg_price,
         )
 
-    def _arm_default(self, pos: Position) -> None:
-        now = self._now()
+    def arm_default(self, pos: Position) -> None:
+        """Protect a position restored at startup with the configured percentages."""
+        now = self.context.now()
         ref = f"restart:{pos.exchange}:{pos.symbol}:{pos.opened}"
         intent = OrderIntent(
             exchange=pos.exchange,
@@ -147,11 +158,13 @@ class GuardedEngine(EngineControls):
         )
         self._arm(pos, intent)
 
+    # ------------------------------------------------------------------ native legs
+
     async def _place_native(self, prot: Protection) -> None:
         """Venue-side stop-loss and take-profit legs (reduce-only) for a filled entry. A leg
         refused (risk or venue) puts the position back on emulation and cancels the other."""
         key = (prot.exchange, prot.symbol)
-        amount = abs(self.portfolio.amount(*key))
+        amount = abs(self.context.portfolio.amount(*key))
         prot.native = True
         legs: list[tuple[Literal["stop_loss", "take_profit"], Decimal | None]] = [
             ("stop_loss", prot.stop),
@@ -160,10 +173,10 @@ class GuardedEngine(EngineControls):
         for origin, price in legs:
             if price is None or not prot.native:
                 continue
-            base = self._exit_intent(key, amount, origin, ref=prot.entry_id, leg=origin)
+            base = self.executor.exit_intent(key, amount, origin, ref=prot.entry_id, leg=origin)
             intent = OrderIntent(
                 **{
-                    **fields_of(base),
+                    **intent_fields(base),
                     "type": "stop_market" if origin == "stop_loss" else "take_profit",
                     "stop_price": price,
                 }
@@ -174,11 +187,11 @@ class GuardedEngine(EngineControls):
             else:
                 prot.take_order = intent.client_order_id
             try:
-                rec = await self.submit(intent)
+                rec = await self.executor.submit(intent)
             except RiskRejected:
                 self._native_lost(prot, intent.client_order_id, "refused by the risk checks")
                 continue
-            if rec.state in (S.CANCELED, S.REJECTED, S.EXPIRED):
+            if rec.state in GONE:
                 self._native_lost(prot, rec.client_order_id, str(rec.state))
 
     def _native_lost(self, prot: Protection, coid: str, why: str) -> None:
@@ -189,23 +202,27 @@ class GuardedEngine(EngineControls):
         prot.native = False
         log.warning("trading.native_leg_lost", client_order_id=coid, why=why, symbol=prot.symbol)
         for other_id in (prot.stop_order, prot.take_order):
-            other = self.book.get(other_id) if other_id and other_id != coid else None
+            other = self.context.book.get(other_id) if other_id and other_id != coid else None
             if other is not None and other.is_open:
-                self._spawn(self.cancel(other), f"cancel-leg:{other_id}")
+                self.context.spawn(self.executor.cancel(other), f"cancel-leg:{other_id}")
+
+    # ------------------------------------------------------------------ emulated exits
 
     def on_top(self, top: BookTop) -> None:
+        """Mark the position and fire an emulated exit when the book crosses its levels."""
+        portfolio = self.context.portfolio
         key = (top.exchange, top.symbol)
         if top.bid > 0 and top.ask > 0:
-            self.portfolio.observe_price(top.symbol, dec((top.bid + top.ask) / 2))
-        pos = self.portfolio.positions.get(key)
+            portfolio.observe_price(top.symbol, to_decimal((top.bid + top.ask) / 2))
+        pos = portfolio.positions.get(key)
         if pos is None or pos.amount == 0:
             return
         if top.bid > 0 and top.ask > 0:
-            pos.mark = dec((top.bid + top.ask) / 2)
+            pos.mark = to_decimal((top.bid + top.ask) / 2)
         prot = self.protections.get(key)
         if prot is None or prot.exiting or top.bid <= 0 or top.ask <= 0:
             return
-        origin = prot.trigger(dec(top.bid), dec(top.ask))
+        origin = prot.trigger(to_decimal(top.bid), to_decimal(top.ask))
         if origin is not None:
             prot.exiting = True
             log.info(
@@ -217,23 +234,26 @@ class GuardedEngine(EngineControls):
                 stop=str(prot.stop),
                 take=str(prot.take),
             )
-            self._spawn(self._exit(prot, origin), f"exit:{top.symbol}")
+            self.context.spawn(self._exit(prot, origin), f"exit:{top.symbol}")
 
     async def _exit(self, prot: Protection, origin: Any) -> None:
+        ctx = self.context
         key = (prot.exchange, prot.symbol)
-        pos = self.portfolio.positions.get(key)
+        pos = ctx.portfolio.positions.get(key)
         if pos is not None and pos.amount != 0:  # a leftover below the lot is dust
-            self.sweep_dust(prot.exchange, prot.symbol, pos.mark or pos.avg_price, self._now())
+            self.executor.sweep_dust(
+                prot.exchange, prot.symbol, pos.mark or pos.avg_price, ctx.now()
+            )
             if pos.amount == 0:
-                self._disarm(key)
-        amount = abs(self.portfolio.amount(*key))
+                self.disarm(key)
+        amount = abs(ctx.portfolio.amount(*key))
         if amount == 0:
             return
-        intent = self._exit_intent(
+        intent = self.executor.exit_intent(
             key, amount, origin, ref=prot.entry_id, leg=f"{origin}:{prot.attempt}"
         )
         try:
-            await self.submit(intent)
+            await self.executor.submit(intent)
         except Exception as exc:
             log.warning("trading.exit_failed", symbol=prot.symbol, error=repr(exc))
             prot.exiting = False

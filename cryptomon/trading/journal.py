@@ -8,13 +8,12 @@
   known state is not terminal: they are reconciled with the broker before any new order).
 
 :class:`MemoryJournal` keeps all of it in memory (tests, or a daemon without a database);
-:class:`StoreJournal` reads and writes the real database through ``cryptomon.store``.
+``cryptomon.store.journal.StoreJournal`` reads and writes the real database.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEvent
@@ -101,121 +100,3 @@ class MemoryJournal:
 
     async def fills(self) -> list[Fill]:
         return sorted(self._fills.values(), key=lambda f: f.ts)
-
-
-class StoreJournal:
-    """The real database through ``cryptomon.store`` (SQLite or PostgreSQL).
-
-    ``open_orders`` also returns terminal orders whose persisted fills do not add up to their
-    recorded filled amount (the process died before the writer flushed the fills), flagged
-    ``missing_fills``, so reconciliation fetches their fills from the venue again.
-    """
-
-    def __init__(self, *, db: Any) -> None:
-        self.db = db
-
-    async def record_intent(self, intent: OrderIntent) -> None:
-        from cryptomon.store.repos import record_intent
-
-        await record_intent(self.db, intent)
-
-    async def record_equity(self, **values: Any) -> None:
-        from cryptomon.store.repos import insert_equity_snapshot
-
-        async with self.db.sessionmaker() as session, session.begin():
-            await insert_equity_snapshot(session, **values)
-
-    async def last_risk_state(self) -> str | None:
-        """The risk state of the newest stored RiskEvent (a kill switch survives restarts)."""
-        from sqlalchemy import select
-
-        from cryptomon.store.models import RiskEventRow
-
-        stmt = (
-            select(RiskEventRow.state)
-            .order_by(RiskEventRow.ts.desc(), RiskEventRow.id.desc())
-            .limit(1)
-        )
-        async with self.db.sessionmaker() as session:
-            return (await session.execute(stmt)).scalar_one_or_none()
-
-    async def open_orders(self) -> list[StoredOrder]:
-        from sqlalchemy import func, select
-
-        from cryptomon.store.models import FillRow, OrderRow
-        from cryptomon.store.types import epoch
-
-        filled = (
-            select(FillRow.client_order_id, func.sum(FillRow.amount).label("amt"))
-            .group_by(FillRow.client_order_id)
-            .subquery()
-        )
-        stmt = select(OrderRow, filled.c.amt).outerjoin(
-            filled, filled.c.client_order_id == OrderRow.client_order_id
-        )
-        out: list[StoredOrder] = []
-        async with self.db.sessionmaker() as session:
-            rows = (await session.execute(stmt)).all()
-        for row, amt in rows:
-            state = OrderState(row.state)
-            have = Decimal(str(amt)) if amt is not None else Decimal(0)
-            if state.is_terminal and row.filled <= have:
-                continue
-            ts = epoch(row.created_at) or 0.0
-            intent = OrderIntent(
-                exchange=row.exchange,
-                symbol=row.symbol,
-                ts=ts,
-                ts_recv=ts,
-                client_order_id=row.client_order_id,
-                side=row.side,
-                type=row.type,
-                amount=row.amount,
-                price=row.price,
-                stop_price=row.stop_price,
-                stop_loss=row.stop_loss,
-                take_profit=row.take_profit,
-                reduce_only=bool(row.reduce_only),
-                origin=row.origin,
-                signal_id=row.signal_id,
-                anomaly_id=row.anomaly_id,
-            )
-            out.append(
-                StoredOrder(
-                    intent=intent,
-                    state=state,
-                    exchange_order_id=row.exchange_order_id,
-                    missing_fills=state.is_terminal,
-                )
-            )
-        return out
-
-    async def fills(self) -> list[Fill]:
-        from sqlalchemy import select
-
-        from cryptomon.store.models import FillRow
-        from cryptomon.store.types import epoch
-
-        async with self.db.sessionmaker() as session:
-            rows = (await session.scalars(select(FillRow).order_by(FillRow.ts, FillRow.id))).all()
-        out = []
-        for r in rows:
-            ts = epoch(r.ts) or 0.0
-            out.append(
-                Fill(
-                    exchange=r.exchange,
-                    symbol=r.symbol,
-                    ts=ts,
-                    ts_recv=ts,
-                    trade_id=r.trade_id,
-                    client_order_id=r.client_order_id,
-                    side=r.side,
-                    amount=r.amount,
-                    price=r.price,
-                    fee=r.fee,
-                    fee_currency=r.fee_currency,
-                    liquidity=r.liquidity,
-                    exchange_order_id=r.exchange_order_id,
-                )
-            )
-        return out

@@ -24,45 +24,65 @@ from typing import Any
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate
 from cryptomon.trading.portfolio import money
 
-S = OrderState
-
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
-    S.NEW: frozenset(
-        {S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.UNKNOWN}
-    ),
-    S.SUBMITTED: frozenset(
+    OrderState.NEW: frozenset(
         {
-            S.PARTIALLY_FILLED,
-            S.FILLED,
-            S.CANCEL_PENDING,
-            S.CANCELED,
-            S.REJECTED,
-            S.EXPIRED,
-            S.UNKNOWN,
+            OrderState.SUBMITTED,
+            OrderState.PARTIALLY_FILLED,
+            OrderState.FILLED,
+            OrderState.CANCELED,
+            OrderState.REJECTED,
+            OrderState.EXPIRED,
+            OrderState.UNKNOWN,
         }
     ),
-    S.PARTIALLY_FILLED: frozenset(
-        {S.PARTIALLY_FILLED, S.FILLED, S.CANCEL_PENDING, S.CANCELED, S.EXPIRED, S.UNKNOWN}
-    ),
-    S.CANCEL_PENDING: frozenset(
-        {S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED, S.UNKNOWN, S.CANCEL_PENDING}
-    ),
-    S.UNKNOWN: frozenset(
+    OrderState.SUBMITTED: frozenset(
         {
-            S.SUBMITTED,
-            S.PARTIALLY_FILLED,
-            S.FILLED,
-            S.CANCEL_PENDING,
-            S.CANCELED,
-            S.REJECTED,
-            S.EXPIRED,
-            S.UNKNOWN,
+            OrderState.PARTIALLY_FILLED,
+            OrderState.FILLED,
+            OrderState.CANCEL_PENDING,
+            OrderState.CANCELED,
+            OrderState.REJECTED,
+            OrderState.EXPIRED,
+            OrderState.UNKNOWN,
         }
     ),
-    S.FILLED: frozenset(),
-    S.CANCELED: frozenset(),
-    S.REJECTED: frozenset(),
-    S.EXPIRED: frozenset(),
+    OrderState.PARTIALLY_FILLED: frozenset(
+        {
+            OrderState.PARTIALLY_FILLED,
+            OrderState.FILLED,
+            OrderState.CANCEL_PENDING,
+            OrderState.CANCELED,
+            OrderState.EXPIRED,
+            OrderState.UNKNOWN,
+        }
+    ),
+    OrderState.CANCEL_PENDING: frozenset(
+        {
+            OrderState.PARTIALLY_FILLED,
+            OrderState.FILLED,
+            OrderState.CANCELED,
+            OrderState.EXPIRED,
+            OrderState.UNKNOWN,
+            OrderState.CANCEL_PENDING,
+        }
+    ),
+    OrderState.UNKNOWN: frozenset(
+        {
+            OrderState.SUBMITTED,
+            OrderState.PARTIALLY_FILLED,
+            OrderState.FILLED,
+            OrderState.CANCEL_PENDING,
+            OrderState.CANCELED,
+            OrderState.REJECTED,
+            OrderState.EXPIRED,
+            OrderState.UNKNOWN,
+        }
+    ),
+    OrderState.FILLED: frozenset(),
+    OrderState.CANCELED: frozenset(),
+    OrderState.REJECTED: frozenset(),
+    OrderState.EXPIRED: frozenset(),
 }
 
 ORIGIN_CODES = {
@@ -99,6 +119,11 @@ def client_order_id(key: str, leg: str, origin: str = "signal") -> str:
     return head + digest[: CLIENT_ID_LENGTH - len(head)]
 
 
+def intent_fields(intent: OrderIntent) -> dict[str, Any]:
+    """Every field of ``intent`` by name (to build a variant or an audit payload)."""
+    return {name: getattr(intent, name) for name in OrderIntent.__dataclass_fields__}
+
+
 def is_ours(client_order_id: str) -> bool:
     """Whether a venue order carries an id this engine generates."""
     return (
@@ -113,7 +138,7 @@ class OrderRecord:
     """One order as the engine knows it (mutable; the events are the immutable history)."""
 
     intent: OrderIntent
-    state: OrderState = S.NEW
+    state: OrderState = OrderState.NEW
     filled: Decimal = Decimal(0)
     cost: Decimal = Decimal(0)  # sum of fill amount * price
     fees: Decimal = Decimal(0)
@@ -142,7 +167,7 @@ class OrderRecord:
     def transition(self, new: OrderState, *, reason: str = "", ts: float = 0.0) -> bool:
         """Move to ``new``. Returns False when already there (except partial fills, which may
         repeat); raises :class:`IllegalTransition` when the machine forbids it."""
-        if new == self.state and new != S.PARTIALLY_FILLED:
+        if new == self.state and new != OrderState.PARTIALLY_FILLED:
             return False
         if new not in TRANSITIONS[self.state]:
             raise IllegalTransition(self.client_order_id, self.state, new)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import structlog
 
@@ -30,160 +30,183 @@ from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import OrderState
 from cryptomon.trading.brokers.base import BrokerOrder, OrderRejectedError
 from cryptomon.trading.brokers.paper import split_symbol
+from cryptomon.trading.context import EngineContext
+from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.orders import is_ours
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.settle import absent_deadline
 
-if TYPE_CHECKING:
-    from cryptomon.trading.execution import EngineCore
-
 log = structlog.get_logger()
 T = TypeVar("T")
 ZERO = Decimal(0)
-_ATTEMPTS = 8
+READ_ATTEMPTS = 8
 
 
-async def _retry(core: EngineCore, what: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Reads during reconciliation retry TemporaryError with capped backoff."""
-    delays = backoff_delays(initial=min(core.config.poll_interval_s, 1.0), cap=10.0)
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            return await call()
-        except TemporaryError as exc:
-            if attempt == _ATTEMPTS:
-                raise
-            log.warning("trading.reconcile_retry", what=what, attempt=attempt, error=str(exc))
-            await core.clock.sleep(next(delays))
-    raise AssertionError("unreachable")
+class Reconciler:
+    """Makes the engine's orders, positions and cash agree with the broker's."""
 
+    def __init__(self, *, context: EngineContext, executor: OrderExecutor) -> None:
+        self.context = context
+        self.executor = executor
 
-async def reconcile(core: EngineCore, *, periodic: bool = False) -> list[str]:
-    """Run the three steps; returns the mismatches (empty when everything agreed).
+    async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Reads during reconciliation retry TemporaryError with capped backoff."""
+        ctx = self.context
+        delays = backoff_delays(initial=min(ctx.config.poll_interval_s, 1.0), cap=10.0)
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                return await call()
+            except TemporaryError as exc:
+                if attempt == READ_ATTEMPTS:
+                    raise
+                log.warning("trading.reconcile_retry", what=what, attempt=attempt, error=str(exc))
+                await ctx.clock.sleep(next(delays))
+        raise AssertionError("unreachable")
 
-    ``periodic`` (the engine's timer) skips the order lookups (polling does them), reports
-    only mismatches seen twice in a row (a fill in flight is not a mismatch) and never
-    changes the state back to active.
-    """
-    mismatches: list[str] = []
-    broker = core.broker
-    if not periodic:
-        await _settle_journal_orders(core, mismatches)
+    async def run(self, *, periodic: bool = False) -> list[str]:
+        """Run the three steps; returns the mismatches (empty when everything agreed).
 
-    for bo in await _open_orders(core):
-        coid = bo.client_order_id
-        if coid in core.book or not is_ours(coid):
-            continue
-        mismatches.append(f"orphan order {coid} ({bo.symbol}) open at the venue: canceled")
-        try:
-            await broker.cancel_order(bo.symbol, coid)
-        except Exception as exc:
-            log.error("trading.orphan_cancel_failed", client_order_id=coid, error=repr(exc))
-
-    balances = await _retry(core, "fetch_balances", broker.fetch_balances)
-    quote = core.portfolio.quote
-    # A real venue's quote balance is the cash (equity = cash + positions at their marks);
-    # the periodic run refreshes it only while no order is in flight (a fill the venue has
-    # booked but the engine not yet would otherwise count twice).
-    real_venue = not callable(getattr(broker, "restore", None))
-    if real_venue and (not periodic or not core.book.open()):
-        cash = balances.get(quote, ZERO)  # an empty balance is absent from the answer
-        old = core.portfolio.cash
-        if core.portfolio.rebase_cash(cash):
-            log.info("trading.cash_from_venue", old=str(old), new=str(cash))
-        core.portfolio.snapshot(core.clock.time())
-    held: dict[str, Decimal] = {}
-    for pos in core.portfolio.open_positions():
-        if pos.amount > 0:
-            base, _ = split_symbol(pos.symbol)
-            held[base] = held.get(base, ZERO) + pos.amount
-    for base, amount in held.items():
-        have = balances.get(base, ZERO)
-        if have < amount:
-            mismatches.append(f"position needs {amount} {base} but the venue holds {have}")
-
-    if periodic:
-        previous = core.last_mismatches
-        core.last_mismatches = set(mismatches)
-        mismatches = [m for m in mismatches if m in previous or m.startswith("orphan")]
-    core.reconciled = True
-    if mismatches:
-        reason = "reconciliation mismatch: " + "; ".join(mismatches)
-        log.error("trading.reconcile_mismatch", mismatches=mismatches)
-        if core.risk_state == RiskState.ACTIVE:
-            core.set_risk_state(RiskState.REDUCING, reason)
-        else:
-            core.state_reason = reason
-            core._risk_event("state_change", reason)
-    elif not periodic and core.risk_state == RiskState.REDUCING:
-        core.set_risk_state(RiskState.ACTIVE, "reconciled with the broker")
-    log.info(
-        "trading.reconciled",
-        mismatches=len(mismatches),
-        periodic=periodic,
-        open_orders=len(core.book.open()),
-    )
-    return mismatches
-
-
-async def _open_orders(core: EngineCore) -> list[BrokerOrder]:
-    """Every open venue order: one call, or one per traded symbol (configured, or with an
-    order or a position) when the broker says its venue needs the symbol."""
-    broker = core.broker
-    need = getattr(broker, "open_orders_need_symbol", None)
-    if not (callable(need) and need()):
-        return await _retry(core, "fetch_open_orders", broker.fetch_open_orders)
-    symbols = set(core.config.symbols)
-    symbols.update(r.intent.symbol for r in core.book.all())
-    symbols.update(p.symbol for p in core.portfolio.open_positions())
-    out: list[BrokerOrder] = []
-    for symbol in sorted(symbols):
-        try:
-            out.extend(
-                await _retry(core, "fetch_open_orders", partial(broker.fetch_open_orders, symbol))
-            )
-        except OrderRejectedError as exc:  # not a market of this venue: nothing to find
-            log.warning("trading.open_orders_skipped", symbol=symbol, error=str(exc))
-    return out
-
-
-async def _settle_journal_orders(core: EngineCore, mismatches: list[str]) -> None:
-    """Step 1: look up every order the journal left open; close what the venue never saw."""
-    broker = core.broker
-    for record in core.book.open():
-        i = record.intent
-        bo = await _retry(
-            core, "fetch_order", partial(broker.fetch_order, i.symbol, i.client_order_id)
+        ``periodic`` (the engine's timer) skips the order lookups (polling does them),
+        reports only mismatches seen twice in a row (a fill in flight is not a mismatch) and
+        never changes the state back to active.
+        """
+        ctx = self.context
+        mismatches: list[str] = []
+        if not periodic:
+            await self._settle_journal_orders(mismatches)
+        await self._cancel_orphans(mismatches)
+        await self._check_balances(mismatches, periodic=periodic)
+        if periodic:
+            previous = ctx.last_mismatches
+            ctx.last_mismatches = set(mismatches)
+            mismatches = [m for m in mismatches if m in previous or m.startswith("orphan")]
+        ctx.reconciled = True
+        if mismatches:
+            reason = "reconciliation mismatch: " + "; ".join(mismatches)
+            log.error("trading.reconcile_mismatch", mismatches=mismatches)
+            if ctx.risk_state == RiskState.ACTIVE:
+                ctx.set_risk_state(RiskState.REDUCING, reason)
+            else:
+                ctx.state_reason = reason
+                ctx.risk_event("state_change", reason)
+        elif not periodic and ctx.risk_state == RiskState.REDUCING:
+            ctx.set_risk_state(RiskState.ACTIVE, "reconciled with the broker")
+        log.info(
+            "trading.reconciled",
+            mismatches=len(mismatches),
+            periodic=periodic,
+            open_orders=len(ctx.book.open()),
         )
-        if bo is None:
-            if core.clock.time() < absent_deadline(core, record):  # may still be accepted
-                core._move(record, OrderState.UNKNOWN, "not at the venue yet (reconciliation)")
-                core.settle_later(record)
+        return mismatches
+
+    async def _cancel_orphans(self, mismatches: list[str]) -> None:
+        """Step 2: our client order ids open at the venue but unknown here are canceled."""
+        for answer in await self._open_orders():
+            coid = answer.client_order_id
+            if coid in self.context.book or not is_ours(coid):
                 continue
-            if record.state in (
-                OrderState.SUBMITTED,
-                OrderState.PARTIALLY_FILLED,
-                OrderState.CANCEL_PENDING,
-            ):
-                mismatches.append(
-                    f"order {i.client_order_id} was {record.state} locally but "
-                    f"is unknown at the venue"
+            mismatches.append(f"orphan order {coid} ({answer.symbol}) open at the venue: canceled")
+            try:
+                await self.context.broker.cancel_order(answer.symbol, coid)
+            except Exception as exc:
+                log.error("trading.orphan_cancel_failed", client_order_id=coid, error=repr(exc))
+
+    async def _check_balances(self, mismatches: list[str], *, periodic: bool) -> None:
+        """Step 3: the venue's balances hold the long positions; a real venue's cash."""
+        ctx = self.context
+        broker = ctx.broker
+        balances = await self._retry("fetch_balances", broker.fetch_balances)
+        # A real venue's quote balance is the cash (equity = cash + positions at their marks);
+        # the periodic run refreshes it only while no order is in flight (a fill the venue has
+        # booked but the engine not yet would otherwise count twice).
+        real_venue = not callable(getattr(broker, "restore", None))
+        if real_venue and (not periodic or not ctx.book.open()):
+            cash = balances.get(ctx.portfolio.quote, ZERO)  # an empty balance is absent
+            old = ctx.portfolio.cash
+            if ctx.portfolio.rebase_cash(cash):
+                log.info("trading.cash_from_venue", old=str(old), new=str(cash))
+            ctx.portfolio.snapshot(ctx.clock.time())
+        held: dict[str, Decimal] = {}
+        for pos in ctx.portfolio.open_positions():
+            if pos.amount > 0:
+                base, _ = split_symbol(pos.symbol)
+                held[base] = held.get(base, ZERO) + pos.amount
+        for base, amount in held.items():
+            have = balances.get(base, ZERO)
+            if have < amount:
+                mismatches.append(f"position needs {amount} {base} but the venue holds {have}")
+
+    async def _open_orders(self) -> list[BrokerOrder]:
+        """Every open venue order: one call, or one per traded symbol (configured, or with an
+        order or a position) when the broker says its venue needs the symbol."""
+        ctx = self.context
+        broker = ctx.broker
+        need = getattr(broker, "open_orders_need_symbol", None)
+        if not (callable(need) and need()):
+            return await self._retry("fetch_open_orders", broker.fetch_open_orders)
+        symbols = set(ctx.config.symbols)
+        symbols.update(r.intent.symbol for r in ctx.book.all())
+        symbols.update(p.symbol for p in ctx.portfolio.open_positions())
+        out: list[BrokerOrder] = []
+        for symbol in sorted(symbols):
+            try:
+                out.extend(
+                    await self._retry(
+                        "fetch_open_orders", partial(broker.fetch_open_orders, symbol)
+                    )
                 )
-            core._move(record, OrderState.REJECTED, "never reached the venue (reconciliation)")
-            continue
-        await core.apply_broker_order(record, bo)
-        if record.state == OrderState.UNKNOWN:
-            core.settle_later(record)
-    for record in core.incomplete:  # finished orders whose fills the crash lost
-        i = record.intent
-        bo = await _retry(
-            core, "fetch_order", partial(broker.fetch_order, i.symbol, i.client_order_id)
-        )
-        if bo is None:
-            log.error(
-                "trading.fills_lost",
-                client_order_id=i.client_order_id,
-                detail="the venue no longer knows this order",
-            )
-            continue
-        await core.apply_broker_order(record, bo)
-    core.incomplete.clear()
+            except OrderRejectedError as exc:  # not a market of this venue: nothing to find
+                log.warning("trading.open_orders_skipped", symbol=symbol, error=str(exc))
+        return out
+
+    async def _lookup(self, symbol: str, coid: str) -> BrokerOrder | None:
+        broker = self.context.broker
+        return await self._retry("fetch_order", partial(broker.fetch_order, symbol, coid))
+
+    async def _settle_journal_orders(self, mismatches: list[str]) -> None:
+        """Step 1: look up every order the journal left open; close what the venue never saw."""
+        ctx = self.context
+        executor = self.executor
+        for record in ctx.book.open():
+            intent = record.intent
+            answer = await self._lookup(intent.symbol, intent.client_order_id)
+            if answer is None:
+                if ctx.clock.time() < absent_deadline(ctx, record):  # may still be accepted
+                    executor.move(
+                        record, OrderState.UNKNOWN, "not at the venue yet (reconciliation)"
+                    )
+                    executor.settle_later(record)
+                    continue
+                if record.state in (
+                    OrderState.SUBMITTED,
+                    OrderState.PARTIALLY_FILLED,
+                    OrderState.CANCEL_PENDING,
+                ):
+                    mismatches.append(
+                        f"order {intent.client_order_id} was {record.state} locally but "
+                        f"is unknown at the venue"
+                    )
+                executor.move(
+                    record, OrderState.REJECTED, "never reached the venue (reconciliation)"
+                )
+                continue
+            await executor.apply_broker_order(record, answer)
+            if record.state == OrderState.UNKNOWN:
+                executor.settle_later(record)
+        await self._refetch_incomplete()
+
+    async def _refetch_incomplete(self) -> None:
+        """Finished orders whose fills the crash lost: their fills are fetched again."""
+        ctx = self.context
+        for record in ctx.incomplete:
+            intent = record.intent
+            answer = await self._lookup(intent.symbol, intent.client_order_id)
+            if answer is None:
+                log.error(
+                    "trading.fills_lost",
+                    client_order_id=intent.client_order_id,
+                    detail="the venue no longer knows this order",
+                )
+                continue
+            await self.executor.apply_broker_order(record, answer)
+        ctx.incomplete.clear()

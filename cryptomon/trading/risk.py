@@ -165,62 +165,17 @@ def check(
     state: RiskState = RiskState.ACTIVE,
 ) -> Decision:
     """Approve or reject ``intent``; the first failing check gives the reason."""
-    origin = intent.origin
     growing = increases_exposure(intent, portfolio)
-    key = (intent.exchange, intent.symbol)
-
-    if state == RiskState.HALTED and not (intent.reduce_only and origin in HALTED_ORIGINS):
-        return _reject("halted", "trading is halted: only reduce-only exits are allowed")
-    if state == RiskState.REDUCING and growing:
-        return _reject("reducing", "risk state is reducing: only orders that reduce exposure")
-    if origin == "signal" and not limits.auto_trading_enabled:
-        return _reject("auto_trading_disabled", "auto trading is disabled")
-    if market.stale and origin != "kill_switch":
-        return _reject("stale_feed", f"market data for {intent.symbol} is stale")
-    if market.mid is None or market.mid <= 0:
-        return _reject("no_market_price", f"no market price for {intent.symbol}")
-    if intent.amount <= 0:
-        return _reject("invalid_amount", f"amount must be > 0, got {intent.amount}")
+    refused = _state_checks(intent, market, limits, state, growing=growing)
+    if refused is not None:
+        return refused
+    assert market.mid is not None  # checked by _state_checks
     mid = market.mid
     price = intent.price if intent.price is not None else mid
-
-    info = market.info
-    if info is not None:
-        if not _multiple(intent.amount, info.lot_size):
-            return _reject(
-                "lot_size", f"amount {intent.amount} is not a multiple of lot size {info.lot_size}"
-            )
-        if intent.amount < info.min_amount:
-            return _reject("min_amount", f"amount {intent.amount} < minimum {info.min_amount}")
-        for name, px in (("price", intent.price), ("stop price", intent.stop_price)):
-            if px is not None and not _multiple(px, info.tick_size):
-                return _reject(
-                    "tick_size", f"{name} {px} is not a multiple of tick size {info.tick_size}"
-                )
-        if intent.amount * price < info.min_notional:
-            return _reject(
-                "min_notional", f"notional {intent.amount * price} < minimum {info.min_notional}"
-            )
-
-    if intent.price is not None and intent.type in ("limit", "stop_limit"):
-        band = abs(intent.price - mid) / mid * 100
-        if band > limits.price_band_percentage:
-            return _reject(
-                "price_band",
-                f"limit price {intent.price} is {band:.2f}% from mid "
-                f"{mid} (band {limits.price_band_percentage}%)",
-            )
-
-    if origin not in PROTECTIVE_ORIGINS and (
-        portfolio.orders_last_minute >= limits.max_orders_per_minute
-    ):
-        return _reject(
-            "max_orders_per_minute",
-            f"{portfolio.orders_last_minute} orders in the "
-            f"last minute (max {limits.max_orders_per_minute})",
-        )
-
-    position = portfolio.positions.get(key, ZERO)
+    refused = _order_checks(intent, portfolio, market.info, limits, mid=mid, price=price)
+    if refused is not None:
+        return refused
+    position = portfolio.positions.get((intent.exchange, intent.symbol), ZERO)
     if intent.reduce_only:
         reduces = (position > 0 and intent.side == "sell") or (
             position < 0 and intent.side == "buy"
@@ -233,8 +188,89 @@ def check(
         return APPROVED
     if not growing:
         return APPROVED
+    return _exposure_checks(intent, portfolio, market.info, limits, mid=mid, price=price)
 
-    projected = position + portfolio.pending.get(key, ZERO) + signed(intent)
+
+def _state_checks(
+    intent: OrderIntent, market: MarketView, limits: Limits, state: RiskState, *, growing: bool
+) -> Decision | None:
+    """Risk state, auto trading, feed freshness, a market price and a positive amount."""
+    origin = intent.origin
+    if state == RiskState.HALTED and not (intent.reduce_only and origin in HALTED_ORIGINS):
+        return _reject("halted", "trading is halted: only reduce-only exits are allowed")
+    if state == RiskState.REDUCING and growing:
+        return _reject("reducing", "risk state is reducing: only orders that reduce exposure")
+    if origin == "signal" and not limits.auto_trading_enabled:
+        return _reject("auto_trading_disabled", "auto trading is disabled")
+    if market.stale and origin != "kill_switch":
+        return _reject("stale_feed", f"market data for {intent.symbol} is stale")
+    if market.mid is None or market.mid <= 0:
+        return _reject("no_market_price", f"no market price for {intent.symbol}")
+    if intent.amount <= 0:
+        return _reject("invalid_amount", f"amount must be > 0, got {intent.amount}")
+    return None
+
+
+def _order_checks(
+    intent: OrderIntent,
+    portfolio: PortfolioView,
+    info: MarketInfo | None,
+    limits: Limits,
+    *,
+    mid: Decimal,
+    price: Decimal,
+) -> Decision | None:
+    """The venue's lot, tick and minimums; the limit price band; the order rate."""
+    if info is not None:
+        if not _multiple(intent.amount, info.lot_size):
+            return _reject(
+                "lot_size", f"amount {intent.amount} is not a multiple of lot size {info.lot_size}"
+            )
+        if intent.amount < info.min_amount:
+            return _reject("min_amount", f"amount {intent.amount} < minimum {info.min_amount}")
+        for name, level in (("price", intent.price), ("stop price", intent.stop_price)):
+            if level is not None and not _multiple(level, info.tick_size):
+                return _reject(
+                    "tick_size", f"{name} {level} is not a multiple of tick size {info.tick_size}"
+                )
+        if intent.amount * price < info.min_notional:
+            return _reject(
+                "min_notional", f"notional {intent.amount * price} < minimum {info.min_notional}"
+            )
+    if intent.price is not None and intent.type in ("limit", "stop_limit"):
+        band = abs(intent.price - mid) / mid * 100
+        if band > limits.price_band_percentage:
+            return _reject(
+                "price_band",
+                f"limit price {intent.price} is {band:.2f}% from mid "
+                f"{mid} (band {limits.price_band_percentage}%)",
+            )
+    if intent.origin not in PROTECTIVE_ORIGINS and (
+        portfolio.orders_last_minute >= limits.max_orders_per_minute
+    ):
+        return _reject(
+            "max_orders_per_minute",
+            f"{portfolio.orders_last_minute} orders in the "
+            f"last minute (max {limits.max_orders_per_minute})",
+        )
+    return None
+
+
+def _exposure_checks(
+    intent: OrderIntent,
+    portfolio: PortfolioView,
+    info: MarketInfo | None,
+    limits: Limits,
+    *,
+    mid: Decimal,
+    price: Decimal,
+) -> Decision:
+    """An order that grows exposure: short, daily loss, position count, size, exposure,
+    leverage."""
+    key = (intent.exchange, intent.symbol)
+    projected = (
+        portfolio.positions.get(key, ZERO) + portfolio.pending.get(key, ZERO) + signed(intent)
+    )
     if projected < 0 and not limits.allow_short:
         return _reject(
             "short_not_allowed",
@@ -262,9 +298,9 @@ def check(
             "max_position_size", f"position would be {notional} (max {limits.max_position_size})"
         )
 
-    def value(k: _Key) -> Decimal:
-        amt = portfolio.positions.get(k, ZERO) + portfolio.pending.get(k, ZERO)
-        return abs(amt) * portfolio.marks.get(k, mid if k == key else ZERO)
+    def value(other: _Key) -> Decimal:
+        amount = portfolio.positions.get(other, ZERO) + portfolio.pending.get(other, ZERO)
+        return abs(amount) * portfolio.marks.get(other, mid if other == key else ZERO)
 
     others = [k for k in open_keys if k != key]
     symbol_exposure = notional + sum((value(k) for k in others if k[1] == intent.symbol), ZERO)
@@ -280,12 +316,12 @@ def check(
             "max_total_exposure",
             f"total exposure would be {total} (max {limits.max_total_exposure})",
         )
-    max_lev = limits.max_leverage
+    max_leverage = limits.max_leverage
     if info is not None:
-        max_lev = min(max_lev, max(info.max_leverage, Decimal(1)))
-    if portfolio.equity <= 0 or total / portfolio.equity > max_lev:
+        max_leverage = min(max_leverage, max(info.max_leverage, Decimal(1)))
+    if portfolio.equity <= 0 or total / portfolio.equity > max_leverage:
         return _reject(
             "max_leverage",
-            f"exposure {total} on equity {portfolio.equity} exceeds leverage {max_lev}",
+            f"exposure {total} on equity {portfolio.equity} exceeds leverage {max_leverage}",
         )
     return APPROVED

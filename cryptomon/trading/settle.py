@@ -14,118 +14,141 @@ looked up by client order id (``broker.fetch_order``) with capped backoff, never
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
 from cryptomon.errors import TemporaryError, backoff_delays
-from cryptomon.events import OrderState
+from cryptomon.events import Fill, OrderState
 from cryptomon.trading.brokers.base import BrokerOrder, OrderOutcomeUnknown, OrderRejectedError
+from cryptomon.trading.context import EngineContext
 from cryptomon.trading.orders import OrderRecord
 
-if TYPE_CHECKING:
-    from cryptomon.trading.execution import EngineCore
-
 log = structlog.get_logger()
-S = OrderState
 CLOCK_SKEW_S = 1.0
 """Allowed difference between the venue's clock and ours (Binance refuses requests stamped
 more than 1 s ahead of its own time, so a larger skew would refuse every request)."""
 
 
-def absent_deadline(core: EngineCore, record: OrderRecord) -> float:
+class OrderSync(Protocol):
+    """What these functions need from the order executor."""
+
+    @property
+    def context(self) -> EngineContext: ...
+
+    def move(self, record: OrderRecord, state: OrderState, reason: str = "") -> bool: ...
+
+    def apply_fill(self, record: OrderRecord | None, fill: Fill) -> bool: ...
+
+    async def apply_broker_order(self, record: OrderRecord, answer: BrokerOrder) -> None: ...
+
+    def settle_later(self, record: OrderRecord, retry_after: float | None = None) -> None: ...
+
+
+def absent_deadline(context: EngineContext, record: OrderRecord) -> float:
     """Clock time after which the venue can no longer accept ``record``'s placement."""
     sent = record.sent or record.intent.ts
-    return sent + core.config.live.recv_window_ms / 1000 + CLOCK_SKEW_S
+    return sent + context.config.live.recv_window_ms / 1000 + CLOCK_SKEW_S
 
 
-async def settle(core: EngineCore, record: OrderRecord, retry_after: float | None) -> None:
+async def settle_unknown(sync: OrderSync, record: OrderRecord, retry_after: float | None) -> None:
     """Look the unknown order up until the venue says what happened; never resend."""
-    delays = backoff_delays(initial=core.config.poll_interval_s, cap=30.0)
+    ctx = sync.context
+    delays = backoff_delays(initial=ctx.config.poll_interval_s, cap=30.0)
     misses = 0
     wait = retry_after
-    i = record.intent
-    while record.state == S.UNKNOWN:
+    intent = record.intent
+    while record.state == OrderState.UNKNOWN:
         delay = next(delays)
-        left = absent_deadline(core, record) - core.clock.time()
-        if misses >= core.config.unknown_lookups and left > 0:  # look again at the deadline
+        left = absent_deadline(ctx, record) - ctx.clock.time()
+        if misses >= ctx.config.unknown_lookups and left > 0:  # look again at the deadline
             delay = min(delay, left)
-        await core.clock.sleep(max(wait or 0.0, delay))
+        await ctx.clock.sleep(max(wait or 0.0, delay))
         wait = None
         try:
-            bo = await core.broker.fetch_order(i.symbol, i.client_order_id)
+            answer = await ctx.broker.fetch_order(intent.symbol, intent.client_order_id)
         except OrderOutcomeUnknown as exc:
             wait = exc.retry_after_s
             continue
         except Exception as exc:
             log.warning(
-                "trading.settle_lookup_failed", client_order_id=i.client_order_id, error=repr(exc)
+                "trading.settle_lookup_failed",
+                client_order_id=intent.client_order_id,
+                error=repr(exc),
             )
             continue
-        if bo is None:
+        if answer is None:
             misses += 1
-            if misses >= core.config.unknown_lookups and core.clock.time() >= absent_deadline(
-                core, record
+            if misses >= ctx.config.unknown_lookups and ctx.clock.time() >= absent_deadline(
+                ctx, record
             ):
-                core._move(
+                sync.move(
                     record,
-                    S.REJECTED,
+                    OrderState.REJECTED,
                     f"not found at the venue after {misses} lookups and its recv window",
                 )
             continue
-        await core.apply_broker_order(record, bo)
+        await sync.apply_broker_order(record, answer)
 
 
-async def cancel(core: EngineCore, record: OrderRecord) -> OrderRecord:
+async def cancel_at_venue(sync: OrderSync, record: OrderRecord) -> OrderRecord:
     """Cancel ``record`` at the venue; an order the venue does not know ends canceled, except
     an ``unknown`` one inside its recv window (it stays unknown and is settled by lookup)."""
-    i = record.intent
+    ctx = sync.context
+    intent = record.intent
     if not record.is_open:
         return record
-    if record.state != S.UNKNOWN:
-        core._move(record, S.CANCEL_PENDING)
+    if record.state != OrderState.UNKNOWN:
+        sync.move(record, OrderState.CANCEL_PENDING)
     try:
-        bo = await core.broker.cancel_order(i.symbol, i.client_order_id)
+        answer = await ctx.broker.cancel_order(intent.symbol, intent.client_order_id)
     except OrderRejectedError:
-        found = await core.broker.fetch_order(i.symbol, i.client_order_id)
+        found = await ctx.broker.fetch_order(intent.symbol, intent.client_order_id)
         if found is None:
-            if record.state == S.UNKNOWN and core.clock.time() < absent_deadline(core, record):
-                core.settle_later(record)  # still in flight: the venue may accept it late
+            if record.state == OrderState.UNKNOWN and ctx.clock.time() < absent_deadline(
+                ctx, record
+            ):
+                sync.settle_later(record)  # still in flight: the venue may accept it late
                 return record
-            core._move(record, S.CANCELED, "not found at the venue")
+            sync.move(record, OrderState.CANCELED, "not found at the venue")
             return record
-        bo = found
+        answer = found
     except (TemporaryError, TimeoutError, OSError) as exc:
-        log.warning("trading.cancel_failed", client_order_id=i.client_order_id, error=repr(exc))
+        log.warning(
+            "trading.cancel_failed", client_order_id=intent.client_order_id, error=repr(exc)
+        )
         return record
-    await core.apply_broker_order(record, bo)
+    await sync.apply_broker_order(record, answer)
     return record
 
 
-async def apply_broker_order(core: EngineCore, record: OrderRecord, bo: BrokerOrder) -> None:
+async def apply_venue_view(sync: OrderSync, record: OrderRecord, answer: BrokerOrder) -> None:
     """Bring ``record`` in line with the venue's view: fills first, then the state."""
-    if bo.exchange_order_id and bo.exchange_order_id != record.exchange_order_id:
-        record.exchange_order_id = bo.exchange_order_id
+    if answer.exchange_order_id and answer.exchange_order_id != record.exchange_order_id:
+        record.exchange_order_id = answer.exchange_order_id
     filled_before = record.filled
-    for fill in bo.fills:
-        core.apply_fill(record, fill)
-    if bo.filled > record.filled:
-        i = record.intent
+    for fill in answer.fills:
+        sync.apply_fill(record, fill)
+    if answer.filled > record.filled:
+        intent = record.intent
         try:
-            fills = await core.broker.fetch_fills(i.symbol, since=i.ts - 60)
+            fills = await sync.context.broker.fetch_fills(intent.symbol, since=intent.ts - 60)
         except Exception as exc:
             log.warning("trading.fetch_fills_failed", error=repr(exc))
             fills = []
         for fill in fills:
-            if fill.client_order_id == i.client_order_id:
-                core.apply_fill(record, fill)
-    state = bo.state
-    if state == S.SUBMITTED and record.filled > 0:
-        state = S.PARTIALLY_FILLED
-    if state == S.PARTIALLY_FILLED and record.state == S.CANCEL_PENDING:
+            if fill.client_order_id == intent.client_order_id:
+                sync.apply_fill(record, fill)
+    state = answer.state
+    if state == OrderState.SUBMITTED and record.filled > 0:
+        state = OrderState.PARTIALLY_FILLED
+    if state == OrderState.PARTIALLY_FILLED and record.state == OrderState.CANCEL_PENDING:
         return
-    if state in (S.SUBMITTED, S.NEW) and record.state not in (S.NEW, S.UNKNOWN):
+    if state in (OrderState.SUBMITTED, OrderState.NEW) and record.state not in (
+        OrderState.NEW,
+        OrderState.UNKNOWN,
+    ):
         return
-    if state == record.state == S.PARTIALLY_FILLED and record.filled == filled_before:
+    if state == record.state == OrderState.PARTIALLY_FILLED and record.filled == filled_before:
         return  # nothing new (polling a resting, partly filled order)
-    core._move(record, state if state != S.NEW else S.SUBMITTED)
+    sync.move(record, state if state != OrderState.NEW else OrderState.SUBMITTED)

@@ -21,6 +21,10 @@ O the mean oscillator vote, the side is the sign of T, the strength ``(|T| + |O|
 [0, 1], and nothing fires when the oscillators point against the trend (an overextended move)
 or T is 0. Uptrend + close under the lower band scores 0.75, with RSI oversold too 1.0.
 Signals below ``min_signal_strength`` are not published.
+
+The settings are read from the :class:`~cryptomon.trading.runtime.TradingRuntime` the
+generator shares with the order engine, when each event arrives: a runtime change of
+``min_signal_strength`` (the API's ``update_limits``) applies to the next candle.
 """
 
 from __future__ import annotations
@@ -36,12 +40,13 @@ from cryptomon.events import Anomaly, Candle, Severity, Side, Signal
 from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
 from cryptomon.trading.indicators_nb import bollinger_nb, ema_nb, macd_nb, rsi_nb, sma_nb
+from cryptomon.trading.runtime import TradingRuntime
 
 if TYPE_CHECKING:
     from cryptomon.config import IndicatorStrategyConfig, SignalRuleConfig, TradingConfig
 
 log = structlog.get_logger()
-_Key = tuple[str, str]
+MarketKey = tuple[str, str]
 
 
 def evaluate_rule(
@@ -60,9 +65,9 @@ def evaluate_rule(
         return None
     if rule.max_price_change_pct is not None and abs(change) > rule.max_price_change_pct:
         return None
-    zs = [a.z_score for a in pool if a.z_score is not None and a.kind == "volume"]
-    z = max(zs) if zs else None
-    if rule.min_volume_z is not None and (z is None or z < rule.min_volume_z):
+    z_scores = [a.z_score for a in pool if a.z_score is not None and a.kind == "volume"]
+    volume_z = max(z_scores) if z_scores else None
+    if rule.min_volume_z is not None and (volume_z is None or volume_z < rule.min_volume_z):
         return None
     up = change > 0
     side: Side = (
@@ -72,9 +77,9 @@ def evaluate_rule(
         return None
     strength = rule.strength if rule.strength is not None else anomaly.confidence
     strength = min(1.0, max(0.0, float(strength)))
-    zs_text = f", volume z {z:.2f}" if z is not None else ""
+    volume_text = f", volume z {volume_z:.2f}" if volume_z is not None else ""
     reason = f"{rule.name} ({rule.style}): {anomaly.kind} anomaly, price change {change:+.2f}%"
-    return side, strength, reason + zs_text
+    return side, strength, reason + volume_text
 
 
 def indicator_votes(closes: np.ndarray, cfg: IndicatorStrategyConfig) -> dict[str, float] | None:
@@ -92,16 +97,16 @@ def indicator_votes(closes: np.ndarray, cfg: IndicatorStrategyConfig) -> dict[st
     rsi = rsi_nb(closes, cfg.rsi_period)[-1]
     line, _, _ = macd_nb(closes, cfg.macd_fast, cfg.macd_slow, cfg.macd_signal)
     _, upper, lower = bollinger_nb(closes, cfg.bb_period, cfg.bb_std)
-    sma_f = sma_nb(closes, cfg.sma_fast)[-1]
-    sma_s = sma_nb(closes, cfg.sma_slow)[-1]
-    ema_f = ema_nb(closes, cfg.ema_fast)[-1]
-    ema_s = ema_nb(closes, cfg.ema_slow)[-1]
+    sma_fast = sma_nb(closes, cfg.sma_fast)[-1]
+    sma_slow = sma_nb(closes, cfg.sma_slow)[-1]
+    ema_fast = ema_nb(closes, cfg.ema_fast)[-1]
+    ema_slow = ema_nb(closes, cfg.ema_slow)[-1]
     return {
         "rsi": 1.0 if rsi <= cfg.rsi_oversold else (-1.0 if rsi >= cfg.rsi_overbought else 0.0),
         "macd": float(np.sign(line[-1])),
         "bollinger": 1.0 if close < lower[-1] else (-1.0 if close > upper[-1] else 0.0),
-        "sma": float(np.sign(sma_f - sma_s)),
-        "ema": float(np.sign(ema_f - ema_s)),
+        "sma": float(np.sign(sma_fast - sma_slow)),
+        "ema": float(np.sign(ema_fast - ema_slow)),
         "_rsi": float(rsi),
     }
 
@@ -113,10 +118,10 @@ OSCILLATOR_VOTES = ("rsi", "bollinger")
 def score(votes: dict[str, float]) -> tuple[Side | None, float]:
     """Votes -> (side, strength in [0, 1]); see the module docstring."""
     trend = sum(votes[k] for k in TREND_VOTES) / len(TREND_VOTES)
-    osc = sum(votes[k] for k in OSCILLATOR_VOTES) / len(OSCILLATOR_VOTES)
-    if trend == 0 or trend * osc < 0:
+    oscillators = sum(votes[k] for k in OSCILLATOR_VOTES) / len(OSCILLATOR_VOTES)
+    if trend == 0 or trend * oscillators < 0:
         return None, 0.0
-    return ("buy" if trend > 0 else "sell"), min(1.0, (abs(trend) + abs(osc)) / 2)
+    return ("buy" if trend > 0 else "sell"), min(1.0, (abs(trend) + abs(oscillators)) / 2)
 
 
 class SignalGenerator:
@@ -125,19 +130,31 @@ class SignalGenerator:
     name = "trading-signals"
 
     def __init__(
-        self, *, config: TradingConfig, hub: Hub, clock: Clock, market: MarketState | None = None
+        self,
+        *,
+        config: TradingConfig,
+        hub: Hub,
+        clock: Clock,
+        market: MarketState | None = None,
+        runtime: TradingRuntime | None = None,
     ) -> None:
-        self.config = config
+        """``runtime``: the settings shared with the engine (default: one of ``config``)."""
+        self.runtime = runtime or TradingRuntime(config=config, hub=hub, clock=clock)
         self.hub = hub
         self.clock = clock
         self.market = market
-        self._recent: dict[_Key, deque[Anomaly]] = {}
-        self._closes: dict[_Key, deque[float]] = {}
+        self._recent: dict[MarketKey, deque[Anomaly]] = {}
+        self._closes: dict[MarketKey, deque[float]] = {}
         self._last_signal: dict[tuple[str, str, str], float] = {}
         self._subs = [
             hub.subscribe(Anomaly, self.on_anomaly, name="trading-signals.anomaly"),
             hub.subscribe(Candle, self.on_candle, name="trading-signals.candle"),
         ]
+
+    @property
+    def config(self) -> TradingConfig:
+        """The current trading settings (the shared runtime's)."""
+        return self.runtime.config
 
     async def start(self) -> None:
         return None

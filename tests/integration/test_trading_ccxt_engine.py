@@ -25,7 +25,6 @@ from cryptomon.trading.brokers.ccxt import CcxtBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.orders import OrderRecord, client_order_id
-from cryptomon.trading.reconcile import reconcile
 from cryptomon.trading.risk import RiskState
 from tests.util import wait_until
 
@@ -138,7 +137,7 @@ def assert_sent_once(rig: Rig, record: OrderRecord) -> None:
 async def test_dropped_response_is_settled_by_lookup_into_one_filled_order(rig: Rig) -> None:
     """Accepted but the response was lost: unknown, then filled by lookup; one order."""
     rig.endpoints.faults.add(Fault(kind="drop", after_accept=True))
-    record = await rig.engine.submit(buy("drop"))
+    record = await rig.engine.executor.submit(buy("drop"))
     assert record.state is OrderState.UNKNOWN
     await wait_until(lambda: record.state is OrderState.FILLED, message="settled fill")
     assert_sent_once(rig, record)
@@ -151,7 +150,7 @@ async def test_dropped_response_is_settled_by_lookup_into_one_filled_order(rig: 
 async def test_429_without_acceptance_settles_as_rejected_without_resending(rig: Rig) -> None:
     """A 429 the venue did not act on: unknown, then rejected after the lookups; no resend."""
     rig.endpoints.faults.add(Fault(kind="status", status=429, retry_after_s=0, after_accept=False))
-    record = await rig.engine.submit(buy("429"))
+    record = await rig.engine.executor.submit(buy("429"))
     assert record.state is OrderState.UNKNOWN
     await wait_until(lambda: record.state is OrderState.REJECTED, message="settled reject")
     assert_sent_once(rig, record)
@@ -163,7 +162,7 @@ async def test_429_without_acceptance_settles_as_rejected_without_resending(rig:
 async def test_429_after_acceptance_settles_into_the_accepted_order(rig: Rig) -> None:
     """A 429 answered although the order went through: the lookup finds it; one order."""
     rig.endpoints.faults.add(Fault(kind="status", status=429, retry_after_s=0))
-    record = await rig.engine.submit(buy("429b"))
+    record = await rig.engine.executor.submit(buy("429b"))
     await wait_until(lambda: record.state is OrderState.FILLED, message="settled fill")
     assert_sent_once(rig, record)
     assert rig.endpoints.engine.client_order_ids() == [record.client_order_id]
@@ -173,7 +172,7 @@ async def test_429_after_acceptance_settles_into_the_accepted_order(rig: Rig) ->
 async def test_5xx_after_acceptance_settles_into_the_accepted_order(rig: Rig) -> None:
     """A 503 after acceptance: unknown, then filled by lookup; one order."""
     rig.endpoints.faults.add(Fault(kind="status", status=503))
-    record = await rig.engine.submit(buy("503"))
+    record = await rig.engine.executor.submit(buy("503"))
     assert record.state is OrderState.UNKNOWN
     await wait_until(lambda: record.state is OrderState.FILLED, message="settled fill")
     assert_sent_once(rig, record)
@@ -184,7 +183,7 @@ async def test_timeout_then_late_acceptance_is_found_not_resent(rig: Rig) -> Non
     """The venue holds the request past the engine's timeout and accepts it later: the
     engine's lookups find the late order; it is never sent a second time."""
     fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
-    record = await rig.engine.submit(buy("late"))
+    record = await rig.engine.executor.submit(buy("late"))
     assert record.state is OrderState.UNKNOWN
     assert fault.reached.is_set()
     assert rig.endpoints.engine.orders == {}
@@ -201,7 +200,7 @@ async def test_held_request_released_after_more_misses_than_unknown_lookups_is_f
     """Missing at more lookups than ``unknown_lookups`` but still inside its recv window: not
     concluded absent; released, the venue accepts it late and the engine finds the fill."""
     fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
-    record = await rig.engine.submit(buy("held"))
+    record = await rig.engine.executor.submit(buy("held"))
     assert record.state is OrderState.UNKNOWN
     lookups = rig.endpoints.requests
 
@@ -223,13 +222,13 @@ async def test_buy_fee_in_base_entry_and_full_exit_leave_only_dust(rig: Rig) -> 
     sells what is held (no oversell refusal), the sub-lot rest is dust; books agree."""
     venue = rig.endpoints.engine
     venue.buy_fee_in_base = True
-    record = await rig.engine.submit(buy("basefee", "0.01234"))
+    record = await rig.engine.executor.submit(buy("basefee", "0.01234"))
     await wait_until(lambda: record.state is OrderState.FILLED, message="entry filled")
     key = ("simulator", SYMBOL)
     held = rig.engine.portfolio.amount(*key)
     assert held == Decimal("0.01234") - Decimal("0.00001234")
     assert venue.position("BTC") == held
-    prot = rig.engine.protections[key]
+    prot = rig.engine.protection.protections[key]
     assert prot.take is not None
     bid = float(prot.take) + 1.0
     now = time.time()
@@ -259,7 +258,7 @@ async def test_buy_fee_in_base_entry_and_full_exit_leave_only_dust(rig: Rig) -> 
     assert rig.engine.portfolio.dust == {"BTC": Decimal("0.00000766")}
     assert venue.position("BTC") == Decimal("0.00000766")
     assert rig.engine.portfolio.cash == venue.position("USDT")
-    assert key not in rig.engine.protections
+    assert key not in rig.engine.protection.protections
 
 
 @pytest.mark.asyncio
@@ -271,11 +270,11 @@ async def test_live_equity_comes_from_the_venue_balances(rig: Rig) -> None:
     assert engine.portfolio.cash == Decimal(7_500)
     assert engine.portfolio.equity == Decimal(7_500)
     rig.endpoints.engine.deposit("USDT", Decimal(1_000))
-    await reconcile(engine, periodic=True)
+    await engine.reconciler.run(periodic=True)
     assert engine.portfolio.equity == Decimal(8_500)
-    record = await engine.submit(buy("equity"))
+    record = await engine.executor.submit(buy("equity"))
     await wait_until(lambda: record.state is OrderState.FILLED, message="filled")
-    await reconcile(engine, periodic=True)
+    await engine.reconciler.run(periodic=True)
     assert engine.portfolio.cash == rig.endpoints.engine.position("USDT")
 
 

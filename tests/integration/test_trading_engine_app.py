@@ -10,14 +10,16 @@ import pytest
 from cryptomon.app import build_app
 from cryptomon.config import load_settings
 from cryptomon.errors import ConfigError
+from cryptomon.store.journal import StoreJournal
 from cryptomon.trading.brokers.paper import PaperBroker
-from cryptomon.trading.journal import StoreJournal
 from cryptomon.trading.risk import RiskState
+from cryptomon.trading.signals import SignalGenerator
 
 
 @pytest.mark.asyncio
 async def test_build_app_wires_and_starts_the_paper_engine(tmp_path: Path) -> None:
-    """services.trading is a started, reconciled engine on the paper broker and the database."""
+    """services.trading is a started, reconciled engine on the paper broker and the database;
+    the signal generator shares its runtime settings."""
     settings = load_settings(
         data={
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'cm.db'}"},
@@ -33,6 +35,8 @@ async def test_build_app_wires_and_starts_the_paper_engine(tmp_path: Path) -> No
     assert app.services.market is not None
     names = [c.name for c in app.components]
     assert names.index("trading-engine") > names.index("database")
+    (signals,) = [c for c in app.components if isinstance(c, SignalGenerator)]
+    assert signals.runtime is engine.runtime  # one runtime object: API changes reach both
     await app.start()
     try:
         assert engine.reconciled

@@ -12,9 +12,9 @@ import pytest_asyncio
 from cryptomon.config import DatabaseConfig
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate
 from cryptomon.store.db import Database
+from cryptomon.store.journal import StoreJournal
 from cryptomon.store.queries import Queries
 from cryptomon.store.repos import insert_fills, upsert_orders
-from cryptomon.trading.journal import StoreJournal
 
 D = Decimal
 

@@ -23,11 +23,11 @@ from cryptomon.hub import Hub
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
 from cryptomon.store.db import Database
+from cryptomon.store.journal import StoreJournal
 from cryptomon.store.queries import Queries
 from cryptomon.store.writer import StoreWriter
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.journal import StoreJournal
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.signals import SignalGenerator
 from tests.unit.trading.helpers import trading_config

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 import pytest
 import pytest_asyncio
 
-from cryptomon.events import AuditEntry
+from cryptomon.events import AuditEntry, Candle, Signal
+from cryptomon.hub import Hub
+from cryptomon.trading.signals import SignalGenerator
 from tests.unit.api.conftest import ADMIN, READ, TRADE, Running, StartApi, bearer
 from tests.unit.trading.helpers import EX, SYM, book, paper_engine, trading_config
 
@@ -115,3 +118,57 @@ async def test_idempotency_key_on_the_real_engine(engine_api: Any) -> None:
     assert len(engine.orders()) == 1
     _, pos = await api.get("/api/v1/trading/positions")
     assert pos["positions"][0]["amount"] == "2"
+
+
+# An uptrend, then a sharp dip under the lower Bollinger band: the indicator strategy's buy
+# of strength 0.75 (see tests/unit/trading/test_signals.py).
+UPTREND = 100 + np.arange(60, dtype=np.float64) * 0.3
+DIP = np.concatenate([UPTREND, UPTREND[-1] - np.arange(1, 6, dtype=np.float64) * 1.5])
+
+
+def _closed_candles(hub: Hub, symbol: str, closes: np.ndarray) -> None:
+    for n, close in enumerate(closes):
+        start = 1_700_000_000.0 + 60 * n
+        hub.publish(
+            Candle(
+                exchange=EX,
+                symbol=symbol,
+                ts=start + 60,
+                ts_recv=start + 60,
+                interval="1m",
+                start=start,
+                end=start + 60,
+                open=close,
+                high=close,
+                low=close,
+                close=float(close),
+                volume=1.0,
+            )
+        )
+
+
+@pytest.mark.asyncio
+async def test_min_signal_strength_change_reaches_the_signal_generator(engine_api: Any) -> None:
+    """POST /trading/config min_signal_strength applies to the signal generator sharing the
+    engine's runtime at once: a 0.75 signal is silenced at 0.8 and published again at 0.7."""
+    api, engine, audits = engine_api
+    generator = SignalGenerator(
+        config=engine.config, hub=engine.hub, clock=engine.clock, runtime=engine.runtime
+    )
+    signals: list[Signal] = []
+    engine.hub.subscribe(Signal, signals.append)
+    _closed_candles(engine.hub, "ETH-USDT", DIP)
+    assert [(s.symbol, s.strength) for s in signals] == [("ETH-USDT", 0.75)]  # default 0.65
+
+    status, body = await api.post("/api/v1/trading/config", {"min_signal_strength": 0.8})
+    assert status == 200, body
+    assert body["config"]["min_signal_strength"] == 0.8
+    _closed_candles(engine.hub, "SOL-USDT", DIP)
+    assert [s.symbol for s in signals] == ["ETH-USDT"]  # 0.75 < 0.8: not published
+    assert ("admin", "update_limits") in [(a.actor, a.action) for a in audits]
+
+    status, _ = await api.post("/api/v1/trading/config", {"min_signal_strength": 0.7})
+    assert status == 200
+    _closed_candles(engine.hub, "ADA-USDT", DIP)
+    assert [s.symbol for s in signals] == ["ETH-USDT", "ADA-USDT"]
+    await generator.stop()

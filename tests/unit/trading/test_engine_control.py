@@ -113,7 +113,7 @@ async def test_manual_entry_gets_stop_loss_and_take_profit() -> None:
     """A manual entry without SL/TP is protected with the configured percentages."""
     engine, _, _, _, _ = await _started()
     await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="1")
-    prot = engine.protections[(EX, SYM)]
+    prot = engine.protection.protections[(EX, SYM)]
     assert prot.stop == d("97.19")
     assert prot.take == d("106.22")
     await engine.stop()
@@ -127,7 +127,7 @@ async def test_update_limits_validates_applies_and_audits() -> None:
     out = engine.update_limits("admin", max_open_positions=1, daily_loss_limit=50.0)
     assert out["max_open_positions"] == 1
     assert engine.limits()["daily_loss_limit"] == 50.0
-    assert engine._limits.max_open_positions == 1
+    assert engine.runtime.limits.max_open_positions == 1
     entry = col.of(AuditEntry)[-1]
     assert entry.action == "update_limits"
     assert "max_open_positions" in entry.payload
@@ -148,7 +148,7 @@ async def test_daily_loss_limit_moves_to_reducing_and_back_next_day() -> None:
     engine, _, hub, clock, col = await _started(daily_loss_limit=20.0)
     await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="9")
     book(hub, clock, bid=97.4, ask=97.6, size=10.0)  # above the 97.19 stop, -25 unrealized
-    engine.check_daily_loss()
+    engine.protection.check_daily_loss()
     assert engine.risk_state == RiskState.REDUCING
     assert col.of(RiskEvent)[-1].kind == "limit"
     with pytest.raises(RiskRejected):
@@ -156,7 +156,7 @@ async def test_daily_loss_limit_moves_to_reducing_and_back_next_day() -> None:
             actor="a", exchange=EX, symbol="ETH-USDT", side="buy", amount="1"
         )
     clock.advance(86_400)
-    engine.check_daily_loss()
+    engine.protection.check_daily_loss()
     assert engine.risk_state == RiskState.ACTIVE
     await engine.stop()
 

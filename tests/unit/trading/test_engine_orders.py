@@ -155,7 +155,7 @@ async def test_same_signal_never_places_a_second_order() -> None:
     assert first is not None
     assert first.client_order_id == client_order_id("sig-1", "entry", "signal")
     assert await engine.handle_signal(signal()) is None  # already long
-    again = await engine.submit(first.intent)
+    again = await engine.executor.submit(first.intent)
     assert again is first
     assert sum(broker.calls.values()) == 1
     await engine.stop()
@@ -170,8 +170,8 @@ async def test_fills_are_applied_once_per_trade_id() -> None:
     assert rec is not None
     bo = await broker.fetch_order(SYM, rec.client_order_id)
     assert bo is not None
-    await engine.apply_broker_order(rec, bo)
-    await engine.apply_broker_order(rec, bo)
+    await engine.executor.apply_broker_order(rec, bo)
+    await engine.executor.apply_broker_order(rec, bo)
     assert len(col.of(Fill)) == len(bo.fills)
     assert engine.portfolio.amount(EX, SYM) == rec.intent.amount == rec.filled
     await engine.stop()
@@ -224,7 +224,7 @@ async def test_emulated_stop_loss_closes_the_position() -> None:
     assert len(exits) == 1
     assert exits[0].reduce_only
     assert exits[0].side == "sell"
-    assert (EX, SYM) not in engine.protections
+    assert (EX, SYM) not in engine.protection.protections
     stats = engine.stats()
     assert stats["trades"] == 1
     assert stats["losses"] == 1
@@ -241,10 +241,10 @@ async def test_trailing_stop_follows_the_best_bid() -> None:
     await engine.handle_signal(signal())
     for bid in (102.0, 104.0, 105.0):
         book(engine.hub, clock, bid=bid, ask=bid + 0.2, size=10.0)
-    prot = engine.protections[(EX, SYM)]
+    prot = engine.protection.protections[(EX, SYM)]
     assert prot.stop == d("105.0") * d("0.98")
     book(engine.hub, clock, bid=103.0, ask=103.2, size=10.0)  # above the trailed stop 102.9
-    assert not engine.protections[(EX, SYM)].exiting
+    assert not engine.protection.protections[(EX, SYM)].exiting
     book(engine.hub, clock, bid=102.5, ask=102.7, size=10.0)
     await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
     exit_fill = [f for f in col.of(Fill) if f.side == "sell"]
@@ -265,14 +265,14 @@ async def test_native_stop_and_take_profit_legs_one_cancels_the_other() -> None:
     assert legs["stop_market"].stop_price == d("97.09")
     assert legs["stop_market"].reduce_only
     assert legs["take_profit"].stop_price == d("106.11")
-    prot = engine.protections[(EX, SYM)]
+    prot = engine.protection.protections[(EX, SYM)]
     assert prot.native
     sl = legs["stop_market"].client_order_id
     tp = legs["take_profit"].client_order_id
     order = broker.fill_native(sl, d("97.09"))
     sl_rec = engine.book.get(sl)
     assert sl_rec is not None
-    await engine.apply_broker_order(sl_rec, order)
+    await engine.executor.apply_broker_order(sl_rec, order)
     assert engine.portfolio.amount(EX, SYM) == 0
     await wait_until(lambda: tp in broker.canceled, timeout=5)
     await wait_until(lambda: S.CANCELED in states(col, tp), timeout=5)
@@ -291,7 +291,7 @@ async def test_exit_rejected_by_risk_is_retried_on_the_next_book() -> None:
     book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
     await wait_until(lambda: any(r.check == "stale_feed" for r in col.of(RiskEvent)), timeout=5)
     assert engine.portfolio.amount(EX, SYM) > 0
-    await wait_until(lambda: not engine.protections[(EX, SYM)].exiting, timeout=5)
+    await wait_until(lambda: not engine.protection.protections[(EX, SYM)].exiting, timeout=5)
     status(engine.hub, clock, "live")
     book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
     await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
@@ -349,7 +349,7 @@ async def test_unavailable_market_info_rejects_instead_of_trading_blind() -> Non
         raise TemporaryError("exchangeInfo timed out")
 
     broker.market = broken  # type: ignore[assignment,method-assign]
-    engine._infos.clear()
+    engine.context.market_infos.clear()
     with pytest.raises(RiskRejected) as err:
         await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="1")
     assert err.value.check == "market_info"
@@ -401,8 +401,8 @@ async def test_polling_a_partly_filled_order_publishes_only_changes() -> None:
     before = len(col.of(OrderUpdate))
     bo = await broker.fetch_order(SYM, rec.client_order_id)
     assert bo is not None
-    await engine.apply_broker_order(rec, bo)
-    await engine.apply_broker_order(rec, bo)
+    await engine.executor.apply_broker_order(rec, bo)
+    await engine.executor.apply_broker_order(rec, bo)
     assert len(col.of(OrderUpdate)) == before
     await engine.stop()
 
@@ -427,7 +427,7 @@ async def test_canceled_native_leg_falls_back_to_emulation() -> None:
     await engine.handle_signal(signal())
     await wait_until(lambda: len(broker.native_orders) == 2, timeout=5)
     await engine.kill_switch("ops", flatten=False)
-    prot = engine.protections[(EX, SYM)]
+    prot = engine.protection.protections[(EX, SYM)]
     assert not prot.native
     book(engine.hub, clock, bid=97.0, ask=97.2, size=10.0)
     await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
@@ -443,7 +443,7 @@ async def test_rejected_native_leg_falls_back_to_emulation_and_cancels_the_other
     broker.reject_types = {"take_profit"}
     await engine.start()
     await engine.handle_signal(signal())
-    prot = engine.protections[(EX, SYM)]
+    prot = engine.protection.protections[(EX, SYM)]
     await wait_until(lambda: prot.stop_order in broker.canceled, timeout=5)
     assert not prot.native
     assert prot.stop_order is not None
@@ -464,7 +464,7 @@ async def test_cancel_of_an_unknown_order_inside_its_recv_window_keeps_it_unknow
     rec = await engine.handle_signal(signal())
     assert rec is not None
     assert rec.state == S.UNKNOWN
-    await engine.cancel(rec)
+    await engine.executor.cancel(rec)
     assert rec.state == S.UNKNOWN
     await advance_until(clock, lambda: rec.state == S.REJECTED, message="rejected")
     assert clock.time() >= rec.sent + engine.config.live.recv_window_ms / 1000

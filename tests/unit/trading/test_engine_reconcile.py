@@ -119,7 +119,7 @@ async def test_order_filled_while_down_is_settled_with_its_fills() -> None:
     """An order sent before the crash and filled meanwhile: its fills become the position."""
     engine0, broker0, journal, _ = _engine()
     await engine0.start()
-    rec = await engine0.submit(_intent(client_order_id("r", "manual", "manual"), "2"))
+    rec = await engine0.executor.submit(_intent(client_order_id("r", "manual", "manual"), "2"))
     assert rec.state == S.FILLED
     # simulate: the journal only knew it as submitted and never got its fills
     journal.states[rec.client_order_id] = (S.SUBMITTED, None)
@@ -134,7 +134,7 @@ async def test_order_filled_while_down_is_settled_with_its_fills() -> None:
     assert engine.portfolio.amount(EX, SYM) == d(2)
     assert len(col.of(Fill)) == 1
     assert engine.risk_state == RiskState.ACTIVE
-    assert (EX, SYM) in engine.protections  # protection re-armed for the position
+    assert (EX, SYM) in engine.protection.protections  # protection re-armed for the position
     await engine.stop()
 
 
@@ -221,7 +221,7 @@ async def test_restart_rebuilds_positions_and_stats_from_fills() -> None:
     journal.follow(hub0)
     book(hub0, clock0, bid=100.0, ask=100.2, size=10.0)
     await engine0.start()
-    await engine0.submit(_intent(client_order_id("a", "m", "manual"), "3"))
+    await engine0.executor.submit(_intent(client_order_id("a", "m", "manual"), "3"))
     sell = OrderIntent(
         exchange=EX,
         symbol=SYM,
@@ -233,7 +233,7 @@ async def test_restart_rebuilds_positions_and_stats_from_fills() -> None:
         amount=d(1),
         origin="manual",
     )
-    await engine0.submit(sell)
+    await engine0.executor.submit(sell)
     before = engine0.stats()
     await engine0.stop()
     journal.close()
@@ -253,20 +253,19 @@ async def test_restart_rebuilds_positions_and_stats_from_fills() -> None:
 async def test_periodic_reconcile_needs_a_mismatch_twice_and_never_reactivates() -> None:
     """A balance gap seen once may be a fill in flight; seen twice it moves to reducing. A
     clean periodic run does not undo a reducing state set for another reason."""
-    from cryptomon.trading.reconcile import reconcile
 
     engine, broker, _, col = _engine()
     await engine.start()
     await engine.place_manual_order(actor="ops", exchange=EX, symbol=SYM, side="buy", amount="1")
     broker.balances_override = {"USDT": d(9000), "BTC": d(0)}
-    assert await reconcile(engine, periodic=True) == []
+    assert await engine.reconciler.run(periodic=True) == []
     assert engine.risk_state == RiskState.ACTIVE
-    [gap] = await reconcile(engine, periodic=True)
+    [gap] = await engine.reconciler.run(periodic=True)
     assert "needs 1 BTC" in gap
     assert engine.risk_state == RiskState.REDUCING
     assert col.of(RiskEvent)[-1].state == "reducing"
     broker.balances_override = None
-    assert await reconcile(engine, periodic=True) == []
+    assert await engine.reconciler.run(periodic=True) == []
     assert engine.risk_state == RiskState.REDUCING
     await engine.stop()
 
@@ -341,7 +340,7 @@ async def test_finished_order_with_lost_fills_gets_them_from_the_venue() -> None
 
     engine0, broker0, _journal, _ = _engine()
     await engine0.start()
-    rec = await engine0.submit(_intent(client_order_id("lost", "manual", "manual"), "2"))
+    rec = await engine0.executor.submit(_intent(client_order_id("lost", "manual", "manual"), "2"))
     assert rec.state == S.FILLED
     await engine0.stop()
 
@@ -390,5 +389,5 @@ async def test_restored_position_below_the_lot_is_dust_not_a_position() -> None:
     await engine.start()
     assert engine.portfolio.open_positions() == []
     assert engine.portfolio.dust == {"BTC": d("0.00009999")}
-    assert (EX, SYM) not in engine.protections
+    assert (EX, SYM) not in engine.protection.protections
     await engine.stop()

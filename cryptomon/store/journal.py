@@ -1,0 +1,121 @@
+"""The trading engine's journal on the real database (SQLite or PostgreSQL).
+
+Implements ``cryptomon.trading.journal.Journal``: intents are committed before they are sent,
+startup reads the stored orders and fills back, equity snapshots and the last risk state.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal, cast
+
+from sqlalchemy import func, select
+
+from cryptomon.events import Fill, OrderIntent, OrderState, Side
+from cryptomon.store import repos
+from cryptomon.store.db import Database
+from cryptomon.store.models import FillRow, OrderRow, RiskEventRow
+from cryptomon.store.types import epoch
+from cryptomon.trading.journal import StoredOrder
+
+Liquidity = Literal["maker", "taker"]
+
+
+class StoreJournal:
+    """The real database (SQLite or PostgreSQL).
+
+    ``open_orders`` also returns terminal orders whose persisted fills do not add up to their
+    recorded filled amount (the process died before the writer flushed the fills), flagged
+    ``missing_fills``, so reconciliation fetches their fills from the venue again.
+    """
+
+    def __init__(self, *, db: Database) -> None:
+        self.db = db
+
+    async def record_intent(self, intent: OrderIntent) -> None:
+        await repos.record_intent(self.db, intent)
+
+    async def record_equity(self, **values: Any) -> None:
+        async with self.db.sessionmaker() as session, session.begin():
+            await repos.insert_equity_snapshot(session, **values)
+
+    async def last_risk_state(self) -> str | None:
+        """The risk state of the newest stored RiskEvent (a kill switch survives restarts)."""
+        stmt = (
+            select(RiskEventRow.state)
+            .order_by(RiskEventRow.ts.desc(), RiskEventRow.id.desc())
+            .limit(1)
+        )
+        async with self.db.sessionmaker() as session:
+            return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def open_orders(self) -> list[StoredOrder]:
+        filled = (
+            select(FillRow.client_order_id, func.sum(FillRow.amount).label("amt"))
+            .group_by(FillRow.client_order_id)
+            .subquery()
+        )
+        stmt = select(OrderRow, filled.c.amt).outerjoin(
+            filled, filled.c.client_order_id == OrderRow.client_order_id
+        )
+        out: list[StoredOrder] = []
+        async with self.db.sessionmaker() as session:
+            rows = (await session.execute(stmt)).all()
+        for row, amt in rows:
+            state = OrderState(row.state)
+            have = Decimal(str(amt)) if amt is not None else Decimal(0)
+            if state.is_terminal and row.filled <= have:
+                continue
+            ts = epoch(row.created_at) or 0.0
+            intent = OrderIntent(
+                exchange=row.exchange,
+                symbol=row.symbol,
+                ts=ts,
+                ts_recv=ts,
+                client_order_id=row.client_order_id,
+                side=row.side,
+                type=row.type,
+                amount=row.amount,
+                price=row.price,
+                stop_price=row.stop_price,
+                stop_loss=row.stop_loss,
+                take_profit=row.take_profit,
+                reduce_only=bool(row.reduce_only),
+                origin=row.origin,
+                signal_id=row.signal_id,
+                anomaly_id=row.anomaly_id,
+            )
+            out.append(
+                StoredOrder(
+                    intent=intent,
+                    state=state,
+                    exchange_order_id=row.exchange_order_id,
+                    missing_fills=state.is_terminal,
+                )
+            )
+        return out
+
+    async def fills(self) -> list[Fill]:
+        async with self.db.sessionmaker() as session:
+            rows = (await session.scalars(select(FillRow).order_by(FillRow.ts, FillRow.id))).all()
+        out = []
+        for row in rows:
+            ts = epoch(row.ts) or 0.0
+            out.append(
+                Fill(
+                    exchange=row.exchange,
+                    symbol=row.symbol,
+                    ts=ts,
+                    ts_recv=ts,
+                    trade_id=row.trade_id,
+                    client_order_id=row.client_order_id,
+                    side=cast(Side, row.side),  # written from a Side
+                    amount=row.amount,
+                    price=row.price,
+                    fee=row.fee,
+                    fee_currency=row.fee_currency,
+                    liquidity=cast(Liquidity, row.liquidity),
+                    exchange_order_id=row.exchange_order_id,
+                )
+            )
+        return out

@@ -1,0 +1,156 @@
+"""The state the engine's collaborators share: the order book, the portfolio, the risk state.
+
+One :class:`EngineContext` per engine, passed by keyword to the executor, the protection
+manager, the reconciler, the signal trader and the controls. It owns no behaviour beyond the
+small helpers every one of them needs: the time, the mid price, the venue's market metadata
+(cached), the risk state (every change is a ``RiskEvent``), audit entries and the background
+tasks the collaborators start (ended together by :meth:`stop_tasks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from cryptomon.clock import Clock
+from cryptomon.events import RiskEvent
+from cryptomon.feeds.state import MarketState
+from cryptomon.hub import Hub
+from cryptomon.trading.brokers.base import Broker, MarketInfo
+from cryptomon.trading.journal import Journal
+from cryptomon.trading.orders import OrderBook, OrderRecord
+from cryptomon.trading.portfolio import Portfolio, Position
+from cryptomon.trading.risk import RiskState
+from cryptomon.trading.runtime import TradingRuntime, publish_audit
+
+if TYPE_CHECKING:
+    from cryptomon.config import TradingConfig
+
+log = structlog.get_logger()
+
+
+def to_decimal(value: float) -> Decimal:
+    """A float setting or market price as the Decimal it prints as."""
+    return Decimal(str(value))
+
+
+class EngineContext:
+    """Shared state of one engine; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        runtime: TradingRuntime,
+        hub: Hub,
+        clock: Clock,
+        broker: Broker,
+        market: MarketState,
+        journal: Journal,
+        portfolio: Portfolio,
+    ) -> None:
+        self.runtime = runtime
+        self.hub = hub
+        self.clock = clock
+        self.broker = broker
+        self.market = market
+        self.journal = journal
+        self.portfolio = portfolio
+        self.book = OrderBook()
+        self.risk_state = RiskState.REDUCING
+        self.state_reason = "starting: not reconciled yet"
+        self.reconciled = False
+        self.last_mismatches: set[str] = set()
+        self.incomplete: list[OrderRecord] = []  # terminal orders whose fills were not stored
+        self.market_infos: dict[str, MarketInfo] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def config(self) -> TradingConfig:
+        """The current trading settings (the runtime's)."""
+        return self.runtime.config
+
+    def now(self) -> float:
+        return self.clock.time()
+
+    def mid(self, exchange: str, symbol: str) -> Decimal | None:
+        """The market's mid price as a Decimal, None without a positive one."""
+        price = self.market.mid(exchange, symbol)
+        return to_decimal(price) if price is not None and price > 0 else None
+
+    async def market_info(self, symbol: str) -> MarketInfo:
+        """The venue's metadata of ``symbol`` (asked once, then cached)."""
+        info = self.market_infos.get(symbol)
+        if info is None:
+            info = self.market_infos[symbol] = await self.broker.market(symbol)
+        return info
+
+    def publish_position(self, pos: Position) -> None:
+        now = self.now()
+        self.hub.publish(pos.event(now, now))
+
+    # ------------------------------------------------------------------ risk state, audit
+
+    def risk_event(
+        self,
+        kind: Any,
+        reason: str,
+        *,
+        exchange: str = "",
+        symbol: str = "",
+        client_order_id: str | None = None,
+        check_name: str = "",
+    ) -> None:
+        """Publish a ``RiskEvent`` carrying the current risk state."""
+        now = self.now()
+        self.hub.publish(
+            RiskEvent(
+                exchange=exchange,
+                symbol=symbol,
+                ts=now,
+                ts_recv=now,
+                kind=kind,
+                state=str(self.risk_state),
+                reason=reason,
+                client_order_id=client_order_id,
+                check=check_name,
+            )
+        )
+
+    def set_risk_state(self, state: RiskState, reason: str, *, kind: Any = "state_change") -> None:
+        """Change the risk state; every change is a RiskEvent."""
+        if state == self.risk_state:
+            return
+        log.warning("trading.risk_state", old=str(self.risk_state), new=str(state), reason=reason)
+        self.risk_state = state
+        self.state_reason = reason
+        self.risk_event(kind, reason)
+
+    def audit(self, actor: str, action: str, payload: dict[str, Any]) -> None:
+        publish_audit(self.hub, self.clock, actor, action, payload)
+
+    # ------------------------------------------------------------------ background tasks
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background; a failure is logged, never lost silently."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("trading.task_failed", task=task.get_name(), error=repr(task.exception()))
+
+    async def stop_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,313 @@
+"""The order path: risk gate, write-before-send, placement, venue updates, fills.
+
+:meth:`OrderExecutor.submit` runs the pure risk check, writes the intent through
+``journal.record_intent`` (committed) and publishes it, then calls ``broker.place_order``.
+A timeout, 5xx, 429 or dropped response makes the order ``unknown``; it is settled with
+``broker.fetch_order`` by client order id (:mod:`cryptomon.trading.settle`), never resent.
+Fills count once per (exchange, trade id) across the whole run and the journal's history.
+An :class:`OrderObserver` (the protection manager) hears of every fill and state change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from decimal import Decimal
+from typing import Any, NoReturn, Protocol
+
+import structlog
+
+from cryptomon.errors import RiskRejected, TemporaryError
+from cryptomon.events import Fill, OrderIntent, OrderState, Side, Signal
+from cryptomon.trading.brokers.base import (
+    BrokerOrder,
+    MarketInfo,
+    OrderOutcomeUnknown,
+    OrderRejectedError,
+)
+from cryptomon.trading.context import EngineContext
+from cryptomon.trading.orders import IllegalTransition, OrderRecord, client_order_id
+from cryptomon.trading.portfolio import Position
+from cryptomon.trading.protection import round_down
+from cryptomon.trading.risk import MarketView, PortfolioView, check
+from cryptomon.trading.settle import apply_venue_view, cancel_at_venue, settle_unknown
+
+log = structlog.get_logger()
+ZERO = Decimal(0)
+MarketKey = tuple[str, str]
+
+
+class OrderObserver(Protocol):
+    """Told of every counted fill and every order state change."""
+
+    def on_fill(self, record: OrderRecord | None, fill: Fill, pos: Position) -> None: ...
+
+    def on_order_state(self, record: OrderRecord) -> None: ...
+
+
+class OrderExecutor:
+    """Submits orders, settles unknown ones, applies the venue's views and fills."""
+
+    def __init__(self, *, context: EngineContext) -> None:
+        self.context = context
+        self._lock = asyncio.Lock()
+        self._order_times: deque[float] = deque()
+        self._trade_ids: set[tuple[str, str]] = set()
+        self._settling: set[str] = set()
+        self._observers: list[OrderObserver] = []
+
+    def observe(self, observer: OrderObserver) -> None:
+        self._observers.append(observer)
+
+    # ------------------------------------------------------------------ views
+
+    def orders_last_minute(self) -> int:
+        horizon = self.context.clock.monotonic() - 60.0
+        while self._order_times and self._order_times[0] <= horizon:
+            self._order_times.popleft()
+        return len(self._order_times)
+
+    def portfolio_view(self) -> PortfolioView:
+        ctx = self.context
+        positions = {k: p.amount for k, p in ctx.portfolio.positions.items() if p.amount != 0}
+        pending: dict[MarketKey, Decimal] = {}
+        for rec in ctx.book.open():
+            intent = rec.intent
+            if intent.reduce_only:
+                continue
+            key = (intent.exchange, intent.symbol)
+            remaining = rec.remaining if intent.side == "buy" else -rec.remaining
+            pending[key] = pending.get(key, ZERO) + remaining
+        marks: dict[MarketKey, Decimal] = {}
+        for key in set(positions) | set(pending):
+            mid = ctx.mid(*key)
+            pos = ctx.portfolio.positions.get(key)
+            marks[key] = mid if mid is not None else (pos.avg_price if pos is not None else ZERO)
+        return PortfolioView(
+            equity=ctx.portfolio.equity,
+            daily_pnl=ctx.portfolio.daily_pnl(ctx.now()),
+            positions=positions,
+            pending=pending,
+            marks=marks,
+            orders_last_minute=self.orders_last_minute(),
+        )
+
+    def exit_intent(
+        self,
+        key: MarketKey,
+        amount: Decimal,
+        origin: Any,
+        *,
+        ref: str,
+        leg: str,
+        signal: Signal | None = None,
+    ) -> OrderIntent:
+        """A reduce-only market order closing ``amount`` of the position (lot-rounded)."""
+        ctx = self.context
+        side: Side = "sell" if ctx.portfolio.amount(*key) > 0 else "buy"
+        info = ctx.market_infos.get(key[1])
+        if info is not None and info.lot_size > 0 and amount % info.lot_size != 0:
+            amount = round_down(amount, info.lot_size)
+        now = ctx.now()
+        return OrderIntent(
+            exchange=key[0],
+            symbol=key[1],
+            ts=now,
+            ts_recv=now,
+            client_order_id=client_order_id(ref, leg, origin),
+            side=side,
+            type="market",
+            amount=amount,
+            reduce_only=True,
+            origin=origin,
+            signal_id=signal.id if signal else None,
+            anomaly_id=signal.anomaly_id if signal else None,
+        )
+
+    # ------------------------------------------------------------------ order path
+
+    async def submit(self, intent: OrderIntent) -> OrderRecord:
+        """Risk check, write the intent, send it. Raises RiskRejected on a rejection."""
+        async with self._lock:
+            existing = self.context.book.get(intent.client_order_id)
+            if existing is not None:
+                return existing
+            await self._risk_gate(intent)
+            record = await self._record(intent)
+            answer = await self._place(record)
+        if answer is not None:
+            await self.apply_broker_order(record, answer)
+        return record
+
+    async def _risk_gate(self, intent: OrderIntent) -> None:
+        ctx = self.context
+        if not ctx.reconciled:
+            self._reject(intent, "not reconciled with the broker yet", "not_reconciled")
+        try:
+            info: MarketInfo | None = await ctx.market_info(intent.symbol)
+        except Exception as exc:  # venue metadata unreachable: do not trade blind
+            self._reject(intent, f"market info unavailable: {exc}", "market_info")
+        view = MarketView(
+            mid=ctx.mid(intent.exchange, intent.symbol),
+            stale=ctx.market.is_stale(intent.exchange, intent.symbol),
+            info=info,
+        )
+        limits = ctx.runtime.limits
+        decision = check(intent, self.portfolio_view(), view, limits, ctx.risk_state)
+        if not decision.approved:
+            self._reject(intent, decision.reason, decision.check)
+
+    async def _record(self, intent: OrderIntent) -> OrderRecord:
+        """Add to the book and write the intent (committed) before anything is sent."""
+        ctx = self.context
+        record = ctx.book.add(OrderRecord(intent=intent, updated=ctx.now()))
+        try:
+            await ctx.journal.record_intent(intent)
+        except Exception as exc:
+            record.transition(
+                OrderState.REJECTED, reason=f"intent not persisted: {exc}", ts=ctx.now()
+            )
+            self.publish_update(record)
+            raise TemporaryError(
+                f"order {intent.client_order_id} not sent: the intent could not be written ({exc})"
+            ) from exc
+        ctx.hub.publish(intent)
+        self.publish_update(record)
+        return record
+
+    async def _place(self, record: OrderRecord) -> BrokerOrder | None:
+        """Send the order; None when its outcome is already settled or unknown."""
+        ctx = self.context
+        intent = record.intent
+        self._order_times.append(ctx.clock.monotonic())
+        log.info(
+            "trading.order_send",
+            client_order_id=intent.client_order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            type=intent.type,
+            amount=str(intent.amount),
+            origin=intent.origin,
+        )
+        record.sent = ctx.now()
+        try:
+            return await asyncio.wait_for(
+                ctx.broker.place_order(intent), ctx.config.order_timeout_s
+            )
+        except OrderRejectedError as exc:
+            self.move(record, OrderState.REJECTED, exc.reason)
+        except OrderOutcomeUnknown as exc:
+            self._unknown(record, str(exc), exc.retry_after_s)
+        except Exception as exc:  # timeout, network, a broker bug: it may have been sent
+            self._unknown(record, f"placement failed: {exc!r}", None)
+        return None
+
+    def _reject(self, intent: OrderIntent, reason: str, check_name: str) -> NoReturn:
+        log.info(
+            "trading.risk_rejected",
+            client_order_id=intent.client_order_id,
+            check=check_name,
+            reason=reason,
+        )
+        self.context.risk_event(
+            "rejected",
+            reason,
+            exchange=intent.exchange,
+            symbol=intent.symbol,
+            client_order_id=intent.client_order_id,
+            check_name=check_name,
+        )
+        raise RiskRejected(reason, check=check_name)
+
+    def publish_update(self, record: OrderRecord) -> None:
+        now = self.context.now()
+        self.context.hub.publish(record.update_event(now, now))
+
+    def move(self, record: OrderRecord, state: OrderState, reason: str = "") -> bool:
+        """Transition ``record`` (an illegal one is logged and ignored); publish the change."""
+        try:
+            changed = record.transition(state, reason=reason, ts=self.context.now())
+        except IllegalTransition as exc:
+            log.warning("trading.illegal_transition", error=str(exc))
+            return False
+        if changed:
+            self.publish_update(record)
+            for observer in self._observers:
+                observer.on_order_state(record)
+        return changed
+
+    def _unknown(self, record: OrderRecord, reason: str, retry_after: float | None) -> None:
+        log.warning("trading.order_unknown", client_order_id=record.client_order_id, reason=reason)
+        self.move(record, OrderState.UNKNOWN, reason)
+        self.settle_later(record, retry_after)
+
+    def settle_later(self, record: OrderRecord, retry_after: float | None = None) -> None:
+        """Look an ``unknown`` order up in the background until the venue says what happened."""
+        if record.client_order_id in self._settling:
+            return
+        self._settling.add(record.client_order_id)
+        self.context.spawn(self._settle(record, retry_after), f"settle:{record.client_order_id}")
+
+    async def _settle(self, record: OrderRecord, retry_after: float | None) -> None:
+        try:
+            await settle_unknown(self, record, retry_after)
+        finally:
+            self._settling.discard(record.client_order_id)
+
+    async def apply_broker_order(self, record: OrderRecord, answer: BrokerOrder) -> None:
+        """Bring ``record`` in line with the venue's view: fills first, then the state."""
+        await apply_venue_view(self, record, answer)
+
+    async def cancel(self, record: OrderRecord) -> OrderRecord:
+        """Cancel ``record`` at the venue (see :func:`cryptomon.trading.settle.cancel_at_venue`)."""
+        return await cancel_at_venue(self, record)
+
+    # ------------------------------------------------------------------ fills
+
+    def replay_fill(self, fill: Fill) -> None:
+        """A stored fill at startup: counted once, no events."""
+        key = (fill.exchange, fill.trade_id)
+        if key in self._trade_ids:
+            return
+        self._trade_ids.add(key)
+        record = self.context.book.get(fill.client_order_id)
+        if record is not None:
+            record.add_fill(fill)
+        self.context.portfolio.apply_fill(fill)
+
+    def apply_fill(self, record: OrderRecord | None, fill: Fill) -> bool:
+        """Count ``fill`` once: order, portfolio, Fill and PositionUpdate events."""
+        key = (fill.exchange, fill.trade_id)
+        if key in self._trade_ids:
+            return False
+        self._trade_ids.add(key)
+        ctx = self.context
+        if record is not None:
+            record.add_fill(fill)
+        ctx.portfolio.apply_fill(fill)
+        self.sweep_dust(fill.exchange, fill.symbol, fill.price, fill.ts)
+        pos = ctx.portfolio.position(fill.exchange, fill.symbol)
+        mid = ctx.mid(fill.exchange, fill.symbol)
+        if mid is not None:
+            pos.mark = mid
+        ctx.hub.publish(fill)
+        ctx.publish_position(pos)
+        log.info(
+            "trading.fill",
+            client_order_id=fill.client_order_id,
+            side=fill.side,
+            amount=str(fill.amount),
+            price=str(fill.price),
+            fee=str(fill.fee),
+            position=str(pos.amount),
+        )
+        for observer in self._observers:
+            observer.on_fill(record, fill, pos)
+        return True
+
+    def sweep_dust(self, exchange: str, symbol: str, price: Decimal, ts: float) -> None:
+        """A position left smaller than the venue's lot (a base-currency fee) cannot be
+        sold: it becomes dust so the position closes (see ``Portfolio.sweep_dust``)."""
+        info = self.context.market_infos.get(symbol)
+        if info is not None and info.lot_size > 0:
+            self.context.portfolio.sweep_dust(exchange, symbol, info.lot_size, price, ts)
