@@ -31,7 +31,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 # Packages that may contribute subcommands through ``cryptomon.<pkg>.commands``.
-_COMMAND_PACKAGES = ("store", "feeds", "sim", "detect", "notify", "trading", "api")
+_COMMAND_PACKAGES = ("store", "feeds", "sim", "notify", "trading", "api")
 
 
 def common_parent() -> argparse.ArgumentParser:

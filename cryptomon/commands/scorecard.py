@@ -1,6 +1,6 @@
 """``crypto-monitor scorecard``: detection quality on labelled simulator scenarios.
 
-Runs :func:`cryptomon.detect.scorecard.run_scorecard` with the ``anomaly_detection`` section of
+Runs :func:`cryptomon.evaluate.scorecard.run_scorecard` with the ``anomaly_detection`` section of
 ``--config`` (or the built-in defaults) and prints a table, or with ``--json`` one JSON
 document. Exit code 0 when the targets are met (recall >= 0.95 per kind, <= 1 false alert per
 symbol-hour on the calm baseline), 1 when not, 2 for bad arguments.
@@ -69,7 +69,7 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
         settings.logging.level = "WARNING"
     setup_logging(settings)
 
-    from cryptomon.detect.scorecard import format_report, run_scorecard
+    from cryptomon.evaluate.scorecard import format_report, run_scorecard
 
     async def main() -> dict[str, Any]:
         return await run_scorecard(

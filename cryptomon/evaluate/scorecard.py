@@ -27,20 +27,32 @@ from typing import Any
 from cryptomon.clock import ManualClock
 from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig
 from cryptomon.detect.base import buckets
+from cryptomon.detect.engine import DetectorEngine
 from cryptomon.events import Anomaly, BookTop, Trade
+from cryptomon.feeds.manager import build_sources
 from cryptomon.hub import Hub
+from cryptomon.kinds import AnomalyKind
+from cryptomon.sim.exchange import SimExchange
+from cryptomon.sim.market import MarketModel
+from cryptomon.sim.scenarios import Injection, Scenario
 
 SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT")
 # (kind, magnitude, duration s); same kinds >= cooldown apart when spaced by spacing_s
-PLAN: tuple[tuple[str, float, float], ...] = (
-    ("price_change", 8.0, 5.0),
-    ("volume", 10.0, 10.0),
-    ("whale", 150.0, 2.0),
-    ("price_change", -8.0, 5.0),
-    ("book_imbalance", 8.0, 10.0),
-    ("spread", 60.0, 10.0),
+PLAN: tuple[tuple[AnomalyKind, float, float], ...] = (
+    (AnomalyKind.PRICE_CHANGE, 8.0, 5.0),
+    (AnomalyKind.VOLUME, 10.0, 10.0),
+    (AnomalyKind.WHALE, 150.0, 2.0),
+    (AnomalyKind.PRICE_CHANGE, -8.0, 5.0),
+    (AnomalyKind.BOOK_IMBALANCE, 8.0, 10.0),
+    (AnomalyKind.SPREAD, 60.0, 10.0),
 )
-LABEL_KINDS = ("volume", "price_change", "whale", "book_imbalance", "spread")
+LABEL_KINDS = (
+    AnomalyKind.VOLUME,
+    AnomalyKind.PRICE_CHANGE,
+    AnomalyKind.WHALE,
+    AnomalyKind.BOOK_IMBALANCE,
+    AnomalyKind.SPREAD,
+)
 TARGET_RECALL = 0.95
 TARGET_FALSE_PER_SYMBOL_HOUR = 1.0
 START = 1_700_000_000.0
@@ -109,12 +121,6 @@ async def run_scorecard(
     interval_s: float = 0.25,
 ) -> dict[str, Any]:
     """Run the scorecard; returns the report (see :func:`format_report`)."""
-    from cryptomon.detect.engine import DetectorEngine
-    from cryptomon.feeds.manager import build_sources
-    from cryptomon.sim.exchange import SimExchange
-    from cryptomon.sim.market import MarketModel
-    from cryptomon.sim.scenarios import Injection, Scenario
-
     wall0 = time.perf_counter()
     clock = ManualClock(START)
     sim = SimExchange(MarketModel(symbols, seed=seed), clock=clock, interval=interval_s)
