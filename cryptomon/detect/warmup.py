@@ -11,11 +11,14 @@ from cryptomon.events import BookTop, Event, Funding, Liquidation, Ticker, Trade
 def warmup_events() -> list[Event]:
     """One event of every input the detectors read (the ticker on a second exchange, so the
     cross-exchange mids run too)."""
-    market = {"exchange": "x", "symbol": "A-B", "ts": 1.0, "ts_recv": 1.0}
+    x, sym = "x", "A-B"
     return [
-        Trade(**market, price=1.0, amount=1.0, side="buy"),
+        Trade(exchange=x, symbol=sym, ts=1.0, ts_recv=1.0, price=1.0, amount=1.0, side="buy"),
         BookTop(
-            **market,
+            exchange=x,
+            symbol=sym,
+            ts=1.0,
+            ts_recv=1.0,
             bid=1.0,
             bid_size=1.0,
             ask=1.1,
@@ -27,7 +30,9 @@ def warmup_events() -> list[Event]:
             imbalance=0.0,
             levels=1,
         ),
-        Ticker(exchange="y", symbol="A-B", ts=1.0, ts_recv=1.0, bid=1.0, ask=1.1),
-        Liquidation(**market, side="sell", price=1.0, amount=1.0),
-        Funding(**market, rate=0.0001),
+        Ticker(exchange="y", symbol=sym, ts=1.0, ts_recv=1.0, bid=1.0, ask=1.1),
+        Liquidation(
+            exchange=x, symbol=sym, ts=1.0, ts_recv=1.0, side="sell", price=1.0, amount=1.0
+        ),
+        Funding(exchange=x, symbol=sym, ts=1.0, ts_recv=1.0, rate=0.0001),
     ]

@@ -195,7 +195,7 @@ async def run_scorecard(
         await engine.stop()
         await sim.stop()
 
-    per_kind = {k: KindScore() for k in LABEL_KINDS}
+    per_kind: dict[str, KindScore] = {kind: KindScore() for kind in LABEL_KINDS}
     labels = [lb for lb in scenario.labels if lb.kind in per_kind]
     for lb in labels:
         score = per_kind[lb.kind]

@@ -75,7 +75,7 @@ class Injection:
             raise ValueError(f"injection kind {self.kind!r}: expected one of {', '.join(KINDS)}")
 
 
-_DEFAULT_MAGNITUDE = {
+_DEFAULT_MAGNITUDE: dict[str, float] = {
     AnomalyKind.VOLUME: 10.0,
     AnomalyKind.PRICE_CHANGE: 8.0,
     AnomalyKind.WHALE: 150.0,
