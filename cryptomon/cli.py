@@ -13,42 +13,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import pkgutil
 from collections.abc import Callable, Sequence
 
 from cryptomon import __version__
 from cryptomon import commands as commands_pkg
 from cryptomon.commands.run import cmd_run
-
-# Re-exported for ``cryptomon.detect.commands`` until it moves to ``cryptomon.commands``;
-# new code imports them from ``cryptomon.commands.support``.
-from cryptomon.commands.support import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_USAGE,
-    print_config_error,
-    run_async,
-    settings_from_args,
-    setup_logging,
-)
+from cryptomon.commands.support import EXIT_USAGE, print_config_error
 from cryptomon.errors import ConfigError
-
-__all__ = [
-    "EXIT_FAILURE",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "build_parser",
-    "common_parent",
-    "main",
-    "print_config_error",
-    "run_async",
-    "settings_from_args",
-    "setup_logging",
-]
-
-# Packages that still contribute a subcommand through ``cryptomon.<pkg>.commands``.
-_COMMAND_PACKAGES = ("detect",)
 
 
 def common_parent() -> argparse.ArgumentParser:
@@ -80,12 +52,7 @@ def common_parent() -> argparse.ArgumentParser:
 def _command_modules() -> list[str]:
     """Module names that may register subcommands: ``run`` first, the rest by name."""
     names = sorted(m.name for m in pkgutil.iter_modules(commands_pkg.__path__))
-    found = [f"cryptomon.commands.{n}" for n in sorted(names, key=lambda n: (n != "run", n))]
-    for pkg in _COMMAND_PACKAGES:
-        name = f"cryptomon.{pkg}.commands"
-        if importlib.util.find_spec(f"cryptomon.{pkg}") and importlib.util.find_spec(name):
-            found.append(name)
-    return found
+    return [f"cryptomon.commands.{n}" for n in sorted(names, key=lambda n: (n != "run", n))]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,6 +49,15 @@ class TradeCols:
 
 
 @dataclass(slots=True)
+class FundingCols:
+    """Funding rate updates (rare: handled one event at a time, as they come)."""
+
+    sid: np.ndarray
+    ts: np.ndarray
+    rate: np.ndarray
+
+
+@dataclass(slots=True)
 class BookCols:
     """A micro-batch of book tops (spread in bps, depth imbalance, mid)."""
 
@@ -60,26 +69,36 @@ class BookCols:
 
 
 class Rolling:
-    """Ring buffers + state of one rolling window per symbol id (see kernels_nb)."""
+    """Ring buffers + state (columns ``R_*``) of one rolling window per symbol id (see
+    kernels_nb)."""
 
-    __slots__ = ("buf", "st")
+    __slots__ = ("buf", "state")
 
     def __init__(self) -> None:
         self.buf = np.zeros((0, 1))
-        self.st = np.zeros((0, R_COLS))
+        self.state = np.zeros((0, R_COLS))
 
     def resize(self, n: int) -> None:
         self.buf = grow(self.buf, n)
-        self.st = grow(self.st, n)
+        self.state = grow(self.state, n)
 
     def configure(self, sid: int, window: int, min_samples: int) -> None:
         self.buf = grow(self.buf, sid + 1, window)
-        self.st = grow(self.st, sid + 1)
-        self.st[sid, :] = 0.0
-        self.st[sid, R_W] = window
-        self.st[sid, R_MIN] = min_samples
+        self.state = grow(self.state, sid + 1)
+        self.state[sid, :] = 0.0
+        self.state[sid, R_W] = window
+        self.state[sid, R_MIN] = min_samples
 
 
 def grow_rows(arr: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
     """Rows up to ``n``; new rows filled with ``fill``."""
     return grow(arr, n, fill=fill)
+
+
+def grow_records(arr: np.ndarray, n: int) -> np.ndarray:
+    """A structured (parameter) array enlarged to at least ``n`` records, zeros appended."""
+    if n <= arr.shape[0]:
+        return arr
+    out = np.zeros(n, dtype=arr.dtype)
+    out[: arr.shape[0]] = arr
+    return out

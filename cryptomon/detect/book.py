@@ -8,59 +8,71 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.detect import book_nb as k
-from cryptomon.detect.base import BookCols, SymbolInfo, grow_rows
+from cryptomon.detect import book_nb
+from cryptomon.detect.base import BookCols, SymbolInfo, grow_records, grow_rows
+from cryptomon.detect.detectors_nb import Finding
 from cryptomon.detect.kernels_nb import E_COLS
+from cryptomon.kinds import AnomalyKind
 
 
 class BookDetector:
     """Kinds ``book_imbalance`` and ``spread``."""
 
-    kinds: ClassVar[dict[int, str]] = {k.C_BOOK_IMB: "book_imbalance", k.C_SPREAD: "spread"}
+    kinds: ClassVar[dict[int, AnomalyKind]] = {
+        book_nb.CODE_IMBALANCE: AnomalyKind.BOOK_IMBALANCE,
+        book_nb.CODE_SPREAD: AnomalyKind.SPREAD,
+    }
+    z_kinds: ClassVar[frozenset[AnomalyKind]] = frozenset({AnomalyKind.SPREAD})
 
     def __init__(self) -> None:
-        self.bst = np.zeros((0, k.B_COLS))
-        self.sest = np.zeros((0, E_COLS))
-        self.iest = np.zeros((0, E_COLS))
-        self.mest = np.zeros((0, E_COLS))
-        self.prm = np.zeros((0, k.PB_COLS))
+        self.state = np.zeros((0, book_nb.B_COLS))
+        # EWMA states (columns E_*): the spread, the imbalance, the short-smoothed imbalance
+        self.spread_ewma = np.zeros((0, E_COLS))
+        self.imbalance_ewma = np.zeros((0, E_COLS))
+        self.imbalance_smooth = np.zeros((0, E_COLS))
+        self.params = np.zeros(0, dtype=book_nb.BOOK_PARAMS)
 
     def configure(self, info: SymbolInfo) -> None:
         s = info.sid
         cfg = info.cfg
-        self.bst = grow_rows(self.bst, s + 1)
-        self.bst[s, :] = 0.0
-        self.bst[s, k.B_START] = math.nan
-        self.sest = grow_rows(self.sest, s + 1)
-        self.iest = grow_rows(self.iest, s + 1)
-        self.mest = grow_rows(self.mest, s + 1)
-        self.mest[s, :] = 0.0
-        self.sest[s, :] = 0.0
-        self.iest[s, :] = 0.0
-        self.prm = grow_rows(self.prm, s + 1)
-        self.prm[s] = (
-            cfg.book_imbalance_threshold,
-            cfg.book_imbalance_min_s,
-            cfg.spread_z_threshold,
-            cfg.spread_min_ratio,
-            cfg.spread_halflife_s,
-            cfg.min_samples,
-            cfg.book_imbalance_smoothing_s,
-        )
+        self.state = grow_rows(self.state, s + 1)
+        self.state[s, :] = 0.0
+        self.state[s, book_nb.B_START] = math.nan
+        for name in ("spread_ewma", "imbalance_ewma", "imbalance_smooth"):
+            ewma = grow_rows(getattr(self, name), s + 1)
+            ewma[s, :] = 0.0
+            setattr(self, name, ewma)
+        self.params = grow_records(self.params, s + 1)
+        params = self.params[s]
+        params["imbalance"] = cfg.book_imbalance_threshold
+        params["imbalance_min_s"] = cfg.book_imbalance_min_s
+        params["spread_z"] = cfg.spread_z_threshold
+        params["spread_ratio"] = cfg.spread_min_ratio
+        params["halflife_s"] = cfg.spread_halflife_s
+        params["min_samples"] = cfg.min_samples
+        params["smoothing_s"] = cfg.book_imbalance_smoothing_s
 
-    def process(self, c: BookCols, fires: np.ndarray, m: int) -> int:
+    def process(self, cols: BookCols, fires: np.ndarray, m: int) -> int:
         return int(
-            k.book_batch_nb(
-                c.sid,
-                c.ts,
-                c.spread,
-                c.imb,
-                self.bst,
-                self.sest,
-                self.iest,
-                self.mest,
-                self.prm,
+            book_nb.book_batch_nb(
+                cols.sid,
+                cols.ts,
+                cols.spread,
+                cols.imb,
+                self.state,
+                self.spread_ewma,
+                self.imbalance_ewma,
+                self.imbalance_smooth,
+                self.params,
                 fires,
                 m,
             )
         )
+
+    def reasons(self, kind: AnomalyKind, finding: Finding, quote: str) -> list[str]:
+        if kind == AnomalyKind.SPREAD:
+            return [
+                f"Spread: {finding.value:.3g} bps, {finding.aux:.1f}x its mean of "
+                f"{finding.mean:.3g} bps"
+            ]
+        return [f"Book imbalance: {finding.value:+.2f} for {finding.aux:.1f}s"]

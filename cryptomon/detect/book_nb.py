@@ -8,19 +8,12 @@ import math
 import numpy as np
 from numba import njit
 
-from cryptomon.detect.detectors_nb import (
-    _REARM,
-    C_BOOK_IMB,
-    C_SPREAD,
-    _fire_nb,
-    level_nb,
-)
-from cryptomon.detect.kernels_nb import (
-    E_MEAN,
-    E_N,
-    E_VAR,
-    _ewma_push_nb,
-)
+from cryptomon.detect.detectors_nb import REARM, fire_nb, level_nb
+from cryptomon.detect.kernels_nb import E_MEAN, E_N, E_VAR, ewma_push_nb
+
+# finding codes
+CODE_IMBALANCE = 0
+CODE_SPREAD = 1
 
 B_START = 0  # start of the running imbalance excursion (NaN = none)
 B_SIGN = 1
@@ -28,14 +21,17 @@ B_LVL_IMB = 2
 B_LVL_SPREAD = 3
 B_COLS = 4
 
-PB_IMB = 0
-PB_IMB_S = 1
-PB_SPREAD_Z = 2
-PB_SPREAD_RATIO = 3  # spread must also be this multiple of its mean
-PB_HALFLIFE = 4
-PB_MIN = 5
-PB_SMOOTH = 6  # half-life of the smoothed imbalance, s
-PB_COLS = 7
+BOOK_PARAMS = np.dtype(
+    [
+        ("imbalance", np.float64),  # |smoothed depth imbalance| threshold
+        ("imbalance_min_s", np.float64),  # ... held for at least this long
+        ("spread_z", np.float64),  # z threshold of the spread against its EWMA
+        ("spread_ratio", np.float64),  # spread must also be this multiple of its mean
+        ("halflife_s", np.float64),  # half-life of the spread and imbalance EWMAs
+        ("min_samples", np.float64),  # spread updates before the spread rule counts
+        ("smoothing_s", np.float64),  # half-life of the smoothed imbalance
+    ]
+)
 
 
 @njit(cache=True)
@@ -44,17 +40,17 @@ def book_batch_nb(
     ts: np.ndarray,
     spread: np.ndarray,
     imb: np.ndarray,
-    bst: np.ndarray,
-    sest: np.ndarray,
-    iest: np.ndarray,
-    mest: np.ndarray,
-    prm: np.ndarray,
+    state: np.ndarray,
+    spread_ewma: np.ndarray,
+    imbalance_ewma: np.ndarray,
+    imbalance_smooth: np.ndarray,
+    params: np.ndarray,
     fires: np.ndarray,
     m: int,
 ) -> int:
     """Spread blow-out: z of the spread against its time-decayed EWMA (std floored at
     (ratio - 1) * mean / z, so a constant spread still gives a finite z) and at least ``ratio``
-    times that mean. Depth imbalance: its short EWMA (``PB_SMOOTH`` half-life) beyond a
+    times that mean. Depth imbalance: its short EWMA (``smoothing_s`` half-life) beyond a
     threshold, with the same sign, for a minimum time."""
     for i in range(sid.shape[0]):
         s = sid[i]
@@ -63,72 +59,72 @@ def book_batch_nb(
             continue
         sp = spread[i]
         if math.isfinite(sp) and sp >= 0.0:
-            n = sest[s, E_N]
-            mean = sest[s, E_MEAN]
-            std = math.sqrt(sest[s, E_VAR])
-            zthr = prm[s, PB_SPREAD_Z]
-            ratio = prm[s, PB_SPREAD_RATIO]
-            if n >= prm[s, PB_MIN]:
+            n = spread_ewma[s, E_N]
+            mean = spread_ewma[s, E_MEAN]
+            std = math.sqrt(spread_ewma[s, E_VAR])
+            zthr = params[s].spread_z
+            ratio = params[s].spread_ratio
+            if n >= params[s].min_samples:
                 excess = sp - mean
                 std_eff = max(std, (ratio - 1.0) * abs(mean) / zthr, 1e-12)
                 z = excess / std_eff
                 if z >= zthr and sp >= ratio * mean:
                     lvl = level_nb(z / zthr)
-                    if lvl + 1 > bst[s, B_LVL_SPREAD]:
-                        bst[s, B_LVL_SPREAD] = lvl + 1
-                        m = _fire_nb(
+                    if lvl + 1 > state[s, B_LVL_SPREAD]:
+                        state[s, B_LVL_SPREAD] = lvl + 1
+                        m = fire_nb(
                             fires,
                             m,
-                            i,
-                            C_SPREAD,
-                            sp,
-                            mean + zthr * std_eff,
-                            z,
-                            mean,
-                            std,
-                            n,
-                            lvl,
-                            sp / mean if mean > 0.0 else math.inf,
+                            row=i,
+                            code=CODE_SPREAD,
+                            value=sp,
+                            threshold=mean + zthr * std_eff,
+                            z=z,
+                            mean=mean,
+                            std=std,
+                            samples=n,
+                            level=lvl,
+                            aux=sp / mean if mean > 0.0 else math.inf,
                         )
-                elif z < _REARM * zthr:
-                    bst[s, B_LVL_SPREAD] = 0.0
-            _ewma_push_nb(sest, s, sp, t, prm[s, PB_HALFLIFE])
+                elif z < REARM * zthr:
+                    state[s, B_LVL_SPREAD] = 0.0
+            ewma_push_nb(spread_ewma, s, sp, t, params[s].halflife_s)
         x = imb[i]
         if not math.isfinite(x):
             continue
-        _ewma_push_nb(mest, s, x, t, prm[s, PB_SMOOTH])
-        _ewma_push_nb(iest, s, x, t, prm[s, PB_HALFLIFE])
-        xs = mest[s, E_MEAN]
-        thr = prm[s, PB_IMB]
+        ewma_push_nb(imbalance_smooth, s, x, t, params[s].smoothing_s)
+        ewma_push_nb(imbalance_ewma, s, x, t, params[s].halflife_s)
+        xs = imbalance_smooth[s, E_MEAN]
+        thr = params[s].imbalance
         if abs(xs) >= thr:
             sign = 1.0 if xs > 0 else -1.0
-            if math.isnan(bst[s, B_START]) or bst[s, B_SIGN] != sign:
-                bst[s, B_START] = t
-                bst[s, B_SIGN] = sign
-                bst[s, B_LVL_IMB] = 0.0
-            dur = t - bst[s, B_START]
-            if dur >= prm[s, PB_IMB_S]:
+            if math.isnan(state[s, B_START]) or state[s, B_SIGN] != sign:
+                state[s, B_START] = t
+                state[s, B_SIGN] = sign
+                state[s, B_LVL_IMB] = 0.0
+            dur = t - state[s, B_START]
+            if dur >= params[s].imbalance_min_s:
                 lvl = level_nb(abs(xs) / thr)
-                if lvl + 1 > bst[s, B_LVL_IMB]:
-                    bst[s, B_LVL_IMB] = lvl + 1
-                    imean = iest[s, E_MEAN]
-                    istd = math.sqrt(iest[s, E_VAR])
+                if lvl + 1 > state[s, B_LVL_IMB]:
+                    state[s, B_LVL_IMB] = lvl + 1
+                    imean = imbalance_ewma[s, E_MEAN]
+                    istd = math.sqrt(imbalance_ewma[s, E_VAR])
                     zi = (xs - imean) / istd if istd > 0.0 else math.nan
-                    m = _fire_nb(
+                    m = fire_nb(
                         fires,
                         m,
-                        i,
-                        C_BOOK_IMB,
-                        xs,
-                        thr if xs > 0 else -thr,
-                        zi,
-                        imean,
-                        istd,
-                        iest[s, E_N],
-                        lvl,
-                        dur,
+                        row=i,
+                        code=CODE_IMBALANCE,
+                        value=xs,
+                        threshold=thr if xs > 0 else -thr,
+                        z=zi,
+                        mean=imean,
+                        std=istd,
+                        samples=imbalance_ewma[s, E_N],
+                        level=lvl,
+                        aux=dur,
                     )
         else:
-            bst[s, B_START] = math.nan
-            bst[s, B_LVL_IMB] = 0.0
+            state[s, B_START] = math.nan
+            state[s, B_LVL_IMB] = 0.0
     return m

@@ -21,37 +21,27 @@ from typing import Any
 import numpy as np
 import structlog
 
-from cryptomon.clock import Clock
+from cryptomon.clock import Clock, ManualClock
 from cryptomon.config import AnomalyDetectionConfig
-from cryptomon.detect import detectors_nb as k
-from cryptomon.detect.base import BookCols, SymbolInfo, TradeCols, quote_of
-from cryptomon.detect.book import BookDetector
-from cryptomon.detect.divergence import DivergenceDetector
+from cryptomon.detect.base import BookCols, FundingCols, SymbolInfo, TradeCols, quote_of
+from cryptomon.detect.detectors_nb import new_findings, read_findings
 from cryptomon.detect.findings import IdPool, build_anomaly
-from cryptomon.detect.funding import FundingDetector
-from cryptomon.detect.price import PriceDetector
-from cryptomon.detect.volume import LiquidationDetector, VolumeDetector
-from cryptomon.detect.warmup import warmup
-from cryptomon.detect.whale import WhaleDetector
+from cryptomon.detect.kernels_nb import rolling_zscore_nb
+from cryptomon.detect.registry import (
+    Detector,
+    DetectorRegistry,
+    PriceContext,
+    Source,
+    default_registry,
+)
+from cryptomon.detect.warmup import warmup_events
 from cryptomon.events import BookTop, Event, Funding, Liquidation, Ticker, Trade
 from cryptomon.hub import Hub, InlineSubscription
+from cryptomon.kinds import AnomalyKind
 
 log = structlog.get_logger()
 
-KINDS = (
-    "volume",
-    "volume_imbalance",
-    "price_change",
-    "volatility",
-    "ma_deviation",
-    "book_imbalance",
-    "spread",
-    "whale",
-    "whale_burst",
-    "divergence",
-    "liquidations",
-    "funding",
-)
+KINDS = tuple(AnomalyKind)  # every kind, in the order of the enum (the built-in detectors')
 SEVERITY_NAMES = ("low", "medium", "high", "critical")
 # detector latency histogram: upper bounds in seconds (cumulative counts, Prometheus style)
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0)
@@ -77,50 +67,41 @@ def _mid(evs: list[Any]) -> np.ndarray:
 
 
 class DetectorEngine:
-    """Routes Trade, BookTop, Ticker, Liquidation and Funding events to the detectors."""
+    """Routes Trade, BookTop, Ticker, Liquidation and Funding events to the detectors of a
+    :class:`~cryptomon.detect.registry.DetectorRegistry` (the built-in ones by default)."""
 
     name = "detectors"
 
-    def __init__(self, *, hub: Hub, clock: Clock, config: AnomalyDetectionConfig) -> None:
+    def __init__(
+        self,
+        *,
+        hub: Hub,
+        clock: Clock,
+        config: AnomalyDetectionConfig,
+        registry: DetectorRegistry | None = None,
+    ) -> None:
         self.hub = hub
         self.clock = clock
         self.config = config
+        self.registry = default_registry() if registry is None else registry
         self._cap = config.batch_size
         self._infos: list[SymbolInfo] = []
         self._sids: dict[tuple[str, str], int] = {}
         self._by_symbol: dict[str, dict[str, int]] = {}
         self._multi: set[int] = set()  # markets whose symbol trades on several exchanges
-        self.volume = VolumeDetector()
-        self.price = PriceDetector()
-        self.whale = WhaleDetector()
-        self.book = BookDetector()
-        self.divergence = DivergenceDetector()
-        self.liquidations = LiquidationDetector()
-        self.funding = FundingDetector()
-        self._all: tuple[Any, ...] = (  # each has configure(info)
-            self.volume,
-            self.price,
-            self.whale,
-            self.book,
-            self.divergence,
-            self.liquidations,
-        )
+        self._build_detectors()
         self._has_book = np.zeros(0, dtype=bool)  # per symbol id: BookTop seen
         self._trades: list[Trade] = []
         self._books: list[BookTop] = []
         self._tickers: list[Ticker] = []
         self._liqs: list[Liquidation] = []
-        self._on_trade = self._handler(self._trades)
-        self._on_book = self._handler(self._books)
-        self._on_ticker = self._handler(self._tickers)
-        self._on_liquidation = self._handler(self._liqs)
         self._parts: tuple[tuple[list[Any], Callable[[list[Any]], None]], ...] = (
             (self._trades, self._flush_trades),
             (self._books, self._flush_books),
             (self._tickers, self._flush_tickers),
             (self._liqs, self._flush_liquidations),
         )
-        self._fires = np.zeros((4 * self._cap + 64, k.F_COLS))
+        self._fires = new_findings(4 * self._cap + 64)
         self._ids = IdPool()
         self._scheduled = False
         self._cooldown: dict[tuple[str, str, str], tuple[float, int]] = {}
@@ -133,18 +114,36 @@ class DetectorEngine:
         self._lat_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self._lat_sum = 0.0
         self._subs: list[InlineSubscription] = [
-            hub.subscribe(Trade, self._on_trade, name="detectors.trade"),
-            hub.subscribe(BookTop, self._on_book, name="detectors.book"),
-            hub.subscribe(Ticker, self._on_ticker, name="detectors.ticker"),
-            hub.subscribe(Liquidation, self._on_liquidation, name="detectors.liquidation"),
+            hub.subscribe(Trade, self._handler(self._trades), name="detectors.trade"),
+            hub.subscribe(BookTop, self._handler(self._books), name="detectors.book"),
+            hub.subscribe(Ticker, self._handler(self._tickers), name="detectors.ticker"),
+            hub.subscribe(Liquidation, self._handler(self._liqs), name="detectors.liquidation"),
             hub.subscribe(Funding, self._on_funding, name="detectors.funding"),
         ]
+
+    def _build_detectors(self) -> None:
+        """One detector per registration; per source, the detectors that read it in order."""
+        self.detectors: dict[str, Detector] = {}
+        self._by_source: dict[Source, list[Detector]] = {source: [] for source in Source}
+        for entry in self.registry:
+            det = entry.factory()
+            self.detectors[entry.name] = det
+            self._by_source[entry.source].append(det)
+        registered = {kind for det in self.detectors.values() for kind in det.kinds.values()}
+        # the enum's order first (stable metrics), then kinds of extra detectors
+        self.kinds: tuple[str, ...] = (
+            *(kind for kind in AnomalyKind if kind in registered),
+            *sorted(kind for kind in registered if kind not in set(AnomalyKind)),
+        )
+        self._price = next(
+            (det for det in self.detectors.values() if isinstance(det, PriceContext)), None
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Compile (or load from the numba cache) every kernel before data flows."""
-        warmup()
+        warmup(self.registry)
 
     async def stop(self) -> None:
         self.flush()
@@ -168,7 +167,7 @@ class DetectorEngine:
                 cfg=self.config.for_symbol(exchange, symbol),
             )
             self._infos.append(info)
-            for det in self._all:
+            for det in self.detectors.values():
                 det.configure(info)
             if self._has_book.shape[0] <= sid:
                 self._has_book = np.concatenate(
@@ -211,11 +210,11 @@ class DetectorEngine:
             self._schedule()
 
     def _on_funding(self, ev: Funding) -> None:
+        """Funding updates are rare: run their detectors at once, one event at a time."""
         self.events["funding"] += 1
-        sid = self.symbol_id(ev.exchange, ev.symbol)
-        row = self.funding.update(self._infos[sid], float(ev.rate))
-        if row is not None:
-            self._emit(self.funding.kinds, row[None, :], 1, [ev], np.array([sid]))
+        sids = np.array([self.symbol_id(ev.exchange, ev.symbol)], dtype=np.int64)
+        cols = FundingCols(sid=sids, ts=np.array([ev.ts]), rate=np.array([float(ev.rate)]))
+        self._run(Source.FUNDING, cols, [ev])
 
     def _schedule(self) -> None:
         # once per batch: the flush is pending from now on (call_soon, a full batch or flush())
@@ -241,21 +240,27 @@ class DetectorEngine:
         for fn, evs in batches:
             fn(evs)
 
-    def _flush_trades(self, evs: list[Any]) -> None:
-        n = len(evs)
-        cols = TradeCols(
+    def _run(self, source: Source, cols: Any, evs: list[Any]) -> None:
+        """Every detector of ``source`` over one batch of columns, in registration order."""
+        for det in self._by_source[source]:
+            m = det.process(cols, self._fires, 0)
+            if m:
+                self._emit(det, m, evs, cols.sid)
+
+    def _trade_cols(self, evs: list[Any]) -> TradeCols:
+        return TradeCols(
             sid=self._sid_array(evs),
             ts=_f64(_TS, evs),
             px=_f64(_PRICE, evs),
             amt=_f64(_AMOUNT, evs),
-            buy=np.fromiter(map(_BUY.get, map(_SIDE, evs)), np.float64, n),
+            buy=np.fromiter(map(_BUY.get, map(_SIDE, evs)), np.float64, len(evs)),
         )
-        self.events["trades"] += n
+
+    def _flush_trades(self, evs: list[Any]) -> None:
+        cols = self._trade_cols(evs)
+        self.events["trades"] += len(evs)
         self.batches += 1
-        for det in (self.price, self.volume, self.whale):
-            m = det.process(cols, self._fires, 0)
-            if m:
-                self._emit(det.kinds, self._fires, m, evs, cols.sid)
+        self._run(Source.TRADES, cols, evs)
 
     def _flush_books(self, evs: list[Any]) -> None:
         sid = self._sid_array(evs)
@@ -265,16 +270,14 @@ class DetectorEngine:
         self._has_book[sid] = True
         self.events["books"] += len(evs)
         self.batches += 1
-        m = self.book.process(cols, self._fires, 0)
-        if m:
-            self._emit(self.book.kinds, self._fires, m, evs, sid)
-        if self._multi:
-            self._divergence(evs, sid, ts)
+        self._run(Source.BOOKS, cols, evs)
+        if self._multi and self._by_source[Source.MIDS]:
+            self._mids(evs, sid, ts)
 
     def _nan(self, n: int) -> np.ndarray:
         return np.full(n, math.nan)
 
-    def _divergence(self, evs: list[Any], sid: np.ndarray, ts: np.ndarray) -> None:
+    def _mids(self, evs: list[Any], sid: np.ndarray, ts: np.ndarray) -> None:
         """Mids only of markets whose symbol is on several exchanges."""
         multi = self._multi
         keep = [i for i, s in enumerate(sid.tolist()) if s in multi]
@@ -285,50 +288,32 @@ class DetectorEngine:
             sid, ts = sid[keep], ts[keep]
         nan = self._nan(len(evs))
         cols = BookCols(sid=sid, ts=ts, spread=nan, imb=nan, mid=_mid(evs))
-        m = self.divergence.process(cols, self._fires, 0)
-        if m:
-            self._emit(self.divergence.kinds, self._fires, m, evs, sid)
+        self._run(Source.MIDS, cols, evs)
 
     def _flush_tickers(self, evs: list[Any]) -> None:
         self.events["tickers"] += len(evs)
         sid = self._sid_array(evs)
         keep = np.flatnonzero(~self._has_book[sid]).tolist()
-        if not keep:
+        if not keep or not self._by_source[Source.MIDS]:
             return
         evs = [evs[i] for i in keep]
-        self._divergence(evs, sid[keep], _f64(_TS, evs))
+        self._mids(evs, sid[keep], _f64(_TS, evs))
 
     def _flush_liquidations(self, evs: list[Any]) -> None:
-        n = len(evs)
-        cols = TradeCols(
-            sid=self._sid_array(evs),
-            ts=_f64(_TS, evs),
-            px=_f64(_PRICE, evs),
-            amt=_f64(_AMOUNT, evs),
-            buy=np.fromiter(map(_BUY.get, map(_SIDE, evs)), np.float64, n),
-        )
-        self.events["liquidations"] += n
-        m = self.liquidations.process(cols, self._fires, 0)
-        if m:
-            self._emit(self.liquidations.kinds, self._fires, m, evs, cols.sid)
+        cols = self._trade_cols(evs)
+        self.events["liquidations"] += len(evs)
+        self._run(Source.LIQUIDATIONS, cols, evs)
 
     # ------------------------------------------------------------------ publishing
 
-    def _emit(
-        self,
-        kinds: dict[int, str],
-        fires: np.ndarray,
-        m: int,
-        evs: list[Any],
-        sids: np.ndarray,
-    ) -> None:
+    def _emit(self, det: Detector, m: int, evs: list[Any], sids: np.ndarray) -> None:
         infos, cooldown, time_now = self._infos, self._cooldown, self.clock.time
         sid_of = sids.tolist()
-        for row in fires[:m].tolist():
-            i = int(row[k.F_ROW])
+        for finding in read_findings(self._fires, m):
+            i = finding.row
             ev: Event = evs[i]
-            kind = kinds[int(row[k.F_CODE])]
-            level = int(row[k.F_LEVEL])
+            kind = det.kinds[finding.code]
+            level = finding.level
             info = infos[sid_of[i]]
             key = (ev.exchange, ev.symbol, kind)
             prev = cooldown.get(key)
@@ -339,11 +324,12 @@ class DetectorEngine:
             try:
                 anomaly = build_anomaly(
                     kind,
-                    row,
+                    finding,
                     ev,
-                    quote=info.quote,
+                    details=det.reasons(kind, finding, info.quote),
+                    z_scored=kind in det.z_kinds,
                     min_samples=info.cfg.min_samples,
-                    pct=self.price.change_pct(info.sid),
+                    pct=math.nan if self._price is None else self._price.change_pct(info.sid),
                     now=time_now(),
                     ident=self._ids.take(),
                 )
@@ -374,10 +360,25 @@ class DetectorEngine:
             "batches": self.batches,
             "anomalies": {
                 "total": sum(self.by_kind.values()),
-                "by_kind": {kind: self.by_kind.get(kind, 0) for kind in KINDS},
+                "by_kind": {kind: self.by_kind.get(kind, 0) for kind in self.kinds},
                 "by_severity": {s: self.by_severity.get(s, 0) for s in SEVERITY_NAMES},
             },
             "suppressed_by_cooldown": self.suppressed,
             "errors": self.errors,
             "latency_seconds": {"buckets": buckets, "count": cum, "sum": self._lat_sum},
         }
+
+
+def warmup(registry: DetectorRegistry | None = None) -> None:
+    """Run every kernel once on a throw-away engine so compilation happens up front."""
+    hub = Hub()
+    engine = DetectorEngine(
+        hub=hub,
+        clock=ManualClock(0.0),
+        config=AnomalyDetectionConfig(batch_size=4),
+        registry=registry,
+    )
+    for event in warmup_events():
+        hub.publish(event)
+    engine.flush()
+    rolling_zscore_nb(np.zeros(2), 2, 2)

@@ -1,5 +1,6 @@
 """Turn kernel findings into :class:`~cryptomon.events.Anomaly` events: severity from the
-level the kernel computed, a 0-100 confidence, short human reasons."""
+level the kernel computed, a 0-100 confidence, short human reasons (each detector writes its
+own lines; see :meth:`cryptomon.detect.registry.Detector.reasons`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cryptomon.detect import detectors_nb as k
+from cryptomon.detect.detectors_nb import Finding
 from cryptomon.events import Anomaly, Event, Severity
+from cryptomon.kinds import AnomalyKind
 
-_Z_KINDS = frozenset({"volume", "liquidations", "volatility", "spread"})
 SEVERITIES = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
 
 
@@ -55,80 +56,56 @@ def _num(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def _reasons(kind: str, row: Sequence[float], quote: str, pct: float | None) -> tuple[str, ...]:
-    value, thr, z, mean, std, _n, _lvl, aux = map(float, row[k.F_VALUE : k.F_COLS])
+def reasons(
+    kind: AnomalyKind, finding: Finding, details: Sequence[str], pct: float | None
+) -> tuple[str, ...]:
+    """The z-score, the detector's own ``details``, then the price change as context."""
     out: list[str] = []
-    if math.isfinite(z):
-        out.append(f"Z-score: {z:.2f}")
-    if kind == "volume":
-        out.append(f"Volume: {value:.6g} in the bucket (mean {mean:.6g})")
-        out.append(f"Notional: {aux:,.0f} {quote}".rstrip())
-    elif kind == "volume_imbalance":
-        out.append(f"Buy/sell imbalance: {value:+.2f} over {aux:.0f} trades")
-    elif kind == "price_change":
-        out.append(f"Price change: {value:.2f}%")
-        out.append(f"From: {aux:.8g}")
-    elif kind == "volatility":
-        out.append(f"Bucket return: {value:.3f}% (std {std:.3f}%)")
-    elif kind == "ma_deviation":
-        out.append(f"Deviation from moving average: {value:+.2f}% (MA {mean:.8g})")
-    elif kind == "book_imbalance":
-        out.append(f"Book imbalance: {value:+.2f} for {aux:.1f}s")
-    elif kind == "spread":
-        out.append(f"Spread: {value:.3g} bps, {aux:.1f}x its mean of {mean:.3g} bps")
-    elif kind == "whale":
-        side = "buy" if aux > 0 else "sell"
-        out.append(f"Taker order notional: {value:,.0f} {quote} ({side})".replace("  ", " "))
-        out.append(f"Threshold: {thr:,.0f} {quote}".rstrip())
-    elif kind == "whale_burst":
-        side = "buy" if aux > 0 else "sell"
-        out.append(f"Burst: {value:.0f} large {side} trades")
-    elif kind == "divergence":
-        out.append(f"Gap to other exchanges: {value:+.1f} bps for {aux:.1f}s")
-    elif kind == "liquidations":
-        out.append(f"Liquidated volume: {value:.6g} in the bucket (mean {mean:.6g})")
-    elif kind == "funding":
-        out.append(f"Funding rate jump: {value:+.6f} to {aux:.6f}")
-    if pct is not None and kind != "price_change":
+    if math.isfinite(finding.z):
+        out.append(f"Z-score: {finding.z:.2f}")
+    out.extend(details)
+    if pct is not None and kind != AnomalyKind.PRICE_CHANGE:
         out.append(f"Price change: {pct:.2f}%")
     return tuple(out)
 
 
 def build_anomaly(
-    kind: str,
-    row: Sequence[float],
+    kind: AnomalyKind,
+    finding: Finding,
     ev: Event,
     *,
-    quote: str,
+    details: Sequence[str],
+    z_scored: bool,
     min_samples: int,
     pct: float,
     now: float,
     ident: str | None = None,
 ) -> Anomaly:
-    """The Anomaly for one finding row triggered by ``ev``."""
-    value, thr, z, mean, std, samples, lvl, _aux = map(float, row[k.F_VALUE : k.F_COLS])
-    level = int(lvl)
-    if kind in _Z_KINDS and math.isfinite(mean) and thr != mean:
+    """The Anomaly for one finding triggered by ``ev``. ``details`` are the detector's reason
+    lines; ``z_scored`` kinds measure confidence as z / z-threshold, the others as value /
+    threshold."""
+    value, thr, mean = float(finding.value), float(finding.threshold), float(finding.mean)
+    if z_scored and math.isfinite(mean) and thr != mean:
         ratio = (value - mean) / (thr - mean)  # = z / z-threshold
     else:
         ratio = abs(value / thr) if thr else math.inf
-    price_pct = value if kind == "price_change" else _num(pct)
+    price_pct = value if kind == AnomalyKind.PRICE_CHANGE else _num(pct)
     return Anomaly(
         exchange=ev.exchange,
         symbol=ev.symbol,
         ts=ev.ts,
         ts_recv=ev.ts_recv,
         kind=kind,
-        severity=SEVERITIES[max(0, min(3, level))],
+        severity=SEVERITIES[max(0, min(3, int(finding.level)))],
         value=value,
         threshold=thr,
-        confidence=confidence(ratio, samples, min_samples),
-        z_score=_num(z),
+        confidence=confidence(ratio, finding.samples, min_samples),
+        z_score=_num(finding.z),
         price_change_pct=price_pct,
-        reasons=_reasons(kind, row, quote, price_pct),
+        reasons=reasons(kind, finding, details, price_pct),
         window_mean=_num(mean),
-        window_std=_num(std),
-        samples=int(samples),
+        window_std=_num(finding.std),
+        samples=int(finding.samples),
         ts_detected=now,
         id=ident if ident is not None else new_ids(1)[0],
     )

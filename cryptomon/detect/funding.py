@@ -10,48 +10,62 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.detect import detectors_nb as k
-from cryptomon.detect.base import SymbolInfo
+from cryptomon.detect.base import FundingCols, SymbolInfo
+from cryptomon.detect.detectors_nb import Finding, level_nb
+from cryptomon.kinds import AnomalyKind
 
-C_FUNDING = 100
+CODE_FUNDING = 0
 
 
 class FundingDetector:
     """Kind ``funding``: |rate - previous rate| >= ``funding_jump``."""
 
-    kinds: ClassVar[dict[int, str]] = {C_FUNDING: "funding"}
+    kinds: ClassVar[dict[int, AnomalyKind]] = {CODE_FUNDING: AnomalyKind.FUNDING}
+    z_kinds: ClassVar[frozenset[AnomalyKind]] = frozenset()
 
     def __init__(self, history: int = 64) -> None:
         self._history = history
         self._rates: dict[int, deque[float]] = {}
+        self._jump: dict[int, float] = {}
 
-    def update(self, info: SymbolInfo, rate: float) -> np.ndarray | None:
-        """Record ``rate``; the finding row (``F_*`` columns, row 0) when it jumped."""
+    def configure(self, info: SymbolInfo) -> None:
+        self._jump[info.sid] = info.cfg.funding_jump
+        self._rates.pop(info.sid, None)
+
+    def process(self, cols: FundingCols, fires: np.ndarray, m: int) -> int:
+        """Record each rate; a finding for every jump."""
+        for row, (sid, rate) in enumerate(zip(cols.sid.tolist(), cols.rate.tolist(), strict=True)):
+            finding = self._update(sid, rate, row)
+            if finding is not None and m < fires.shape[0]:
+                fires[m] = finding
+                m += 1
+        return m
+
+    def _update(self, sid: int, rate: float, row: int) -> Finding | None:
         if not math.isfinite(rate):
             return None
-        rates = self._rates.setdefault(info.sid, deque(maxlen=self._history))
+        rates = self._rates.setdefault(sid, deque(maxlen=self._history))
         out = None
         if rates:
             jump = rate - rates[-1]
-            thr = info.cfg.funding_jump
+            thr = self._jump[sid]
             if abs(jump) >= thr:
                 mean = statistics.fmean(rates)
                 std = statistics.pstdev(rates) if len(rates) > 1 else 0.0
-                z = (rate - mean) / std if std > 0 else math.nan
-                out = np.array(
-                    [
-                        0,
-                        C_FUNDING,
-                        jump,
-                        thr if jump > 0 else -thr,
-                        z,
-                        mean,
-                        std,
-                        len(rates),
-                        k.level_nb(abs(jump) / thr),
-                        rate,
-                    ],
-                    dtype=np.float64,
+                out = Finding(
+                    row=row,
+                    code=CODE_FUNDING,
+                    value=jump,
+                    threshold=thr if jump > 0 else -thr,
+                    z=(rate - mean) / std if std > 0 else math.nan,
+                    mean=mean,
+                    std=std,
+                    samples=len(rates),
+                    level=level_nb(abs(jump) / thr),
+                    aux=rate,
                 )
         rates.append(rate)
         return out
+
+    def reasons(self, kind: AnomalyKind, finding: Finding, quote: str) -> list[str]:
+        return [f"Funding rate jump: {finding.value:+.6f} to {finding.aux:.6f}"]

@@ -5,15 +5,17 @@ Pure numpy-only ``@njit(cache=True)`` functions. State for every (exchange, symb
 2-D arrays indexed by a symbol id ``s``, so one compiled kernel serves any symbol:
 
 - rolling window (mean / population std over the last ``W`` values): ``buf[s, :W]`` is the
-  ring, ``st[s, :]`` the scalars (columns ``R_*``). The sums are kept *shifted* by a reference
-  ``K`` near the mean (``S1 = sum(x - K)``, ``S2 = sum((x - K)^2)``) and recomputed exactly
-  (compensated two-pass) every ``W`` updates and whenever cancellation would lose digits, so
-  the drift stays far below 1e-9 relative and a constant window gives exactly ``std == 0``.
-- EWMA mean / variance with a time-aware decay (half-life in seconds): ``est[s, :]``
+  ring, ``state[s, :]`` the scalars (columns ``R_*``). The sums are kept *shifted* by a
+  reference ``K`` near the mean (``S1 = sum(x - K)``, ``S2 = sum((x - K)^2)``) and
+  recomputed exactly (compensated two-pass) every ``W`` updates and whenever cancellation
+  would lose digits, so the drift stays far below 1e-9 relative and a constant window gives
+  exactly ``std == 0``.
+- EWMA mean / variance with a time-aware decay (half-life in seconds): ``ewma[s, :]``
   (columns ``E_*``).
 
-Helpers prefixed ``_`` are inlined into the kernels that call them; the public kernels keep
-one signature each (float64 / int64 arrays) so the cache stays small.
+Helpers prefixed ``_`` are private to this module; the public ones (``push_nb``, ``z_nb``,
+``ewma_push_nb``, ...) are the building blocks of the detector kernels. Each keeps one
+signature (float64 / int64 arrays) so the cache stays small.
 """
 
 from __future__ import annotations
@@ -110,65 +112,65 @@ def _zcore_nb(n: int, min_n: int, k: float, m1: float, var: float, x: float) -> 
 
 
 @njit(cache=True)
-def _push_nb(buf: np.ndarray, st: np.ndarray, s: int, x: float) -> None:
+def push_nb(buf: np.ndarray, state: np.ndarray, s: int, x: float) -> None:
     """Add ``x`` to the window of symbol ``s`` (dropping the oldest value when full)."""
-    w = int(st[s, R_W])
+    w = int(state[s, R_W])
     ring = buf[s]
     n, pos, k, s1, s2, hi, _m1, _var = _push_core_nb(
         ring,
         w,
-        int(st[s, R_N]),
-        int(st[s, R_POS]),
-        st[s, R_K],
-        st[s, R_S1],
-        st[s, R_S2],
-        st[s, R_HI],
+        int(state[s, R_N]),
+        int(state[s, R_POS]),
+        state[s, R_K],
+        state[s, R_S1],
+        state[s, R_S2],
+        state[s, R_HI],
         x,
     )
-    since = st[s, R_SINCE] + 1.0
+    since = state[s, R_SINCE] + 1.0
     if since >= w:
         k, s1, s2 = _exact_nb(ring, n)
         hi = s2
         since = 0.0
-    st[s, R_N] = n
-    st[s, R_POS] = pos
-    st[s, R_K] = k
-    st[s, R_S1] = s1
-    st[s, R_S2] = s2
-    st[s, R_HI] = hi
-    st[s, R_SINCE] = since
+    state[s, R_N] = n
+    state[s, R_POS] = pos
+    state[s, R_K] = k
+    state[s, R_S1] = s1
+    state[s, R_S2] = s2
+    state[s, R_HI] = hi
+    state[s, R_SINCE] = since
 
 
 @njit(cache=True)
-def _mean_nb(st: np.ndarray, s: int) -> float:
-    n = st[s, R_N]
+def mean_nb(state: np.ndarray, s: int) -> float:
+    n = state[s, R_N]
     if n == 0:
         return math.nan
-    return st[s, R_K] + st[s, R_S1] / n
+    return state[s, R_K] + state[s, R_S1] / n
 
 
 @njit(cache=True)
-def _std_nb(st: np.ndarray, s: int) -> float:
+def std_nb(state: np.ndarray, s: int) -> float:
     """Population standard deviation of the window (NaN when empty)."""
-    n = st[s, R_N]
+    n = state[s, R_N]
     if n == 0:
         return math.nan
-    m1 = st[s, R_S1] / n
-    var = st[s, R_S2] / n - m1 * m1
+    m1 = state[s, R_S1] / n
+    var = state[s, R_S2] / n - m1 * m1
     if var <= 0.0:
         return 0.0
     return math.sqrt(var)
 
 
 @njit(cache=True)
-def _z_nb(st: np.ndarray, s: int, x: float) -> float:
+def z_nb(state: np.ndarray, s: int, x: float) -> float:
     """z of ``x`` against the window of ``s``; NaN during warm-up and where std == 0."""
-    n = st[s, R_N]
+    n = state[s, R_N]
     if n < 1:
         return math.nan
-    m1 = st[s, R_S1] / n
-    var = st[s, R_S2] / n - m1 * m1
-    return _zcore_nb(int(n), int(st[s, R_MIN]), st[s, R_K], m1, var, x)
+    m1 = state[s, R_S1] / n
+    var = state[s, R_S2] / n - m1 * m1
+    return _zcore_nb(int(n), int(state[s, R_MIN]), state[s, R_K], m1, var, x)
 
 
 @njit(cache=True)
@@ -206,37 +208,37 @@ def rolling_zscore_nb(values: np.ndarray, window: int, min_samples: int) -> np.n
 
 @njit(cache=True)
 def rolling_batch_nb(
-    ids: np.ndarray, values: np.ndarray, buf: np.ndarray, st: np.ndarray, out: np.ndarray
+    ids: np.ndarray, values: np.ndarray, buf: np.ndarray, state: np.ndarray, out: np.ndarray
 ) -> None:
     """Push ``values[i]`` into the window of symbol ``ids[i]``; ``out[i] = (z, mean, std, n)``
     of the window *before* the push (the value is tested against its past)."""
     for i in range(values.shape[0]):
         s = ids[i]
         x = values[i]
-        out[i, 0] = _z_nb(st, s, x)
-        out[i, 1] = _mean_nb(st, s)
-        out[i, 2] = _std_nb(st, s)
-        out[i, 3] = st[s, R_N]
-        _push_nb(buf, st, s, x)
+        out[i, 0] = z_nb(state, s, x)
+        out[i, 1] = mean_nb(state, s)
+        out[i, 2] = std_nb(state, s)
+        out[i, 3] = state[s, R_N]
+        push_nb(buf, state, s, x)
 
 
 @njit(cache=True)
-def _ewma_push_nb(est: np.ndarray, s: int, x: float, ts: float, halflife: float) -> None:
+def ewma_push_nb(ewma: np.ndarray, s: int, x: float, ts: float, halflife: float) -> None:
     """Time-aware EWMA mean/variance: weight of the past halves every ``halflife`` seconds."""
-    n = est[s, E_N]
+    n = ewma[s, E_N]
     if n == 0:
-        est[s, E_MEAN] = x
-        est[s, E_VAR] = 0.0
+        ewma[s, E_MEAN] = x
+        ewma[s, E_VAR] = 0.0
     else:
-        dt = ts - est[s, E_LAST]
+        dt = ts - ewma[s, E_LAST]
         dt = max(dt, 0.0)
         a = 1.0 - math.exp(-dt * 0.6931471805599453 / halflife)
-        diff = x - est[s, E_MEAN]
+        diff = x - ewma[s, E_MEAN]
         incr = a * diff
-        est[s, E_MEAN] += incr
-        est[s, E_VAR] = (1.0 - a) * (est[s, E_VAR] + diff * incr)
-    est[s, E_N] = n + 1
-    est[s, E_LAST] = ts
+        ewma[s, E_MEAN] += incr
+        ewma[s, E_VAR] = (1.0 - a) * (ewma[s, E_VAR] + diff * incr)
+    ewma[s, E_N] = n + 1
+    ewma[s, E_LAST] = ts
 
 
 @njit(cache=True)
@@ -245,15 +247,15 @@ def ewma_batch_nb(
     values: np.ndarray,
     times: np.ndarray,
     halflife: np.ndarray,
-    est: np.ndarray,
+    ewma: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """EWMA of each symbol; ``out[i] = (mean, std)`` after adding ``values[i]``."""
     for i in range(values.shape[0]):
         s = ids[i]
-        _ewma_push_nb(est, s, values[i], times[i], halflife[s])
-        out[i, 0] = est[s, E_MEAN]
-        out[i, 1] = math.sqrt(est[s, E_VAR])
+        ewma_push_nb(ewma, s, values[i], times[i], halflife[s])
+        out[i, 0] = ewma[s, E_MEAN]
+        out[i, 1] = math.sqrt(ewma[s, E_VAR])
 
 
 @njit(cache=True)

@@ -8,70 +8,81 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.detect import price_nb as k
-from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, buckets, grow_rows
+from cryptomon.detect import price_nb
+from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, buckets, grow_records, grow_rows
+from cryptomon.detect.detectors_nb import Finding
 from cryptomon.detect.kernels_nb import grow
+from cryptomon.kinds import AnomalyKind
 
 
 class PriceDetector:
-    """Kinds ``price_change``, ``volatility`` and ``ma_deviation``."""
+    """Kinds ``price_change``, ``volatility`` and ``ma_deviation``. Also the context of every
+    anomaly: :meth:`change_pct`."""
 
-    kinds: ClassVar[dict[int, str]] = {
-        k.C_PRICE: "price_change",
-        k.C_VOLATILITY: "volatility",
-        k.C_MA: "ma_deviation",
+    kinds: ClassVar[dict[int, AnomalyKind]] = {
+        price_nb.CODE_PRICE: AnomalyKind.PRICE_CHANGE,
+        price_nb.CODE_VOLATILITY: AnomalyKind.VOLATILITY,
+        price_nb.CODE_MA: AnomalyKind.MA_DEVIATION,
     }
+    z_kinds: ClassVar[frozenset[AnomalyKind]] = frozenset({AnomalyKind.VOLATILITY})
 
     def __init__(self) -> None:
         self.closes = Rolling()
         self.returns = Rolling()
-        self.pst = np.zeros((0, k.P_COLS))
-        self.hring = np.zeros((0, 1))
-        self.lring = np.zeros((0, 1))
-        self.prm = np.zeros((0, k.PP_COLS))
+        self.state = np.zeros((0, price_nb.P_COLS))
+        # bucket highs and lows of the lookback (rings of the same length as the closes)
+        self.high_ring = np.zeros((0, 1))
+        self.low_ring = np.zeros((0, 1))
+        self.params = np.zeros(0, dtype=price_nb.PRICE_PARAMS)
 
     def configure(self, info: SymbolInfo) -> None:
         s = info.sid
         cfg = info.cfg
-        w = buckets(cfg)
-        self.closes.configure(s, w, cfg.min_samples)
-        self.returns.configure(s, w, cfg.min_samples)
-        self.hring = grow(self.hring, s + 1, w)
-        self.lring = grow(self.lring, s + 1, w)
-        self.pst = grow_rows(self.pst, s + 1)
-        self.pst[s, :] = 0.0
-        self.pst[s, k.P_IDX] = math.nan
-        self.pst[s, k.P_PCT] = math.nan
-        self.prm = grow_rows(self.prm, s + 1)
-        self.prm[s] = (
-            cfg.bucket_seconds,
-            cfg.price_change_percentage,
-            cfg.volatility_z_threshold,
-            cfg.ma_deviation_percentage,
-            cfg.ma_deviation_z_threshold,
-        )
+        window = buckets(cfg)
+        self.closes.configure(s, window, cfg.min_samples)
+        self.returns.configure(s, window, cfg.min_samples)
+        self.high_ring = grow(self.high_ring, s + 1, window)
+        self.low_ring = grow(self.low_ring, s + 1, window)
+        self.state = grow_rows(self.state, s + 1)
+        self.state[s, :] = 0.0
+        self.state[s, price_nb.P_IDX] = math.nan
+        self.state[s, price_nb.P_PCT] = math.nan
+        self.params = grow_records(self.params, s + 1)
+        params = self.params[s]
+        params["bucket_s"] = cfg.bucket_seconds
+        params["change_pct"] = cfg.price_change_percentage
+        params["volatility_z"] = cfg.volatility_z_threshold
+        params["ma_pct"] = cfg.ma_deviation_percentage
+        params["ma_z"] = cfg.ma_deviation_z_threshold
 
     def change_pct(self, sid: int) -> float:
         """Latest price change over the lookback, % (NaN before the first trade)."""
-        if sid >= self.pst.shape[0]:
+        if sid >= self.state.shape[0]:
             return math.nan
-        return float(self.pst[sid, k.P_PCT])
+        return float(self.state[sid, price_nb.P_PCT])
 
-    def process(self, c: TradeCols, fires: np.ndarray, m: int) -> int:
+    def process(self, cols: TradeCols, fires: np.ndarray, m: int) -> int:
         return int(
-            k.price_batch_nb(
-                c.sid,
-                c.ts,
-                c.px,
-                self.pst,
-                self.hring,
-                self.lring,
+            price_nb.price_batch_nb(
+                cols.sid,
+                cols.ts,
+                cols.px,
+                self.state,
+                self.high_ring,
+                self.low_ring,
                 self.closes.buf,
-                self.closes.st,
+                self.closes.state,
                 self.returns.buf,
-                self.returns.st,
-                self.prm,
+                self.returns.state,
+                self.params,
                 fires,
                 m,
             )
         )
+
+    def reasons(self, kind: AnomalyKind, finding: Finding, quote: str) -> list[str]:
+        if kind == AnomalyKind.PRICE_CHANGE:
+            return [f"Price change: {finding.value:.2f}%", f"From: {finding.aux:.8g}"]
+        if kind == AnomalyKind.VOLATILITY:
+            return [f"Bucket return: {finding.value:.3f}% (std {finding.std:.3f}%)"]
+        return [f"Deviation from moving average: {finding.value:+.2f}% (MA {finding.mean:.8g})"]

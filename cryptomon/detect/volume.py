@@ -8,62 +8,81 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.detect import volume_nb as k
-from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, buckets, grow_rows
+from cryptomon.detect import volume_nb
+from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, buckets, grow_records, grow_rows
+from cryptomon.detect.detectors_nb import Finding
+from cryptomon.kinds import AnomalyKind
 
 
 class VolumeDetector:
     """Kinds ``volume`` and ``volume_imbalance``."""
 
-    kinds: ClassVar[dict[int, str]] = {k.C_VOLUME: "volume", k.C_IMBALANCE: "volume_imbalance"}
+    kinds: ClassVar[dict[int, AnomalyKind]] = {
+        volume_nb.CODE_VOLUME: AnomalyKind.VOLUME,
+        volume_nb.CODE_IMBALANCE: AnomalyKind.VOLUME_IMBALANCE,
+    }
+    z_kinds: ClassVar[frozenset[AnomalyKind]] = frozenset({AnomalyKind.VOLUME})
 
     def __init__(self) -> None:
         self.roll = Rolling()
-        self.vst = np.zeros((0, k.V_COLS))
-        self.prm = np.zeros((0, k.PV_COLS))
+        self.state = np.zeros((0, volume_nb.V_COLS))
+        self.params = np.zeros(0, dtype=volume_nb.VOLUME_PARAMS)
 
-    def _thresholds(self, info: SymbolInfo) -> tuple[float, float, float]:
+    def _thresholds(self, info: SymbolInfo, params: np.void) -> None:
         cfg = info.cfg
-        return (
-            cfg.volume_threshold_multiplier,
-            cfg.volume_imbalance_threshold,
-            float(cfg.volume_imbalance_min_trades),
-        )
+        params["z"] = cfg.volume_threshold_multiplier
+        params["imbalance"] = cfg.volume_imbalance_threshold
+        params["imbalance_trades"] = cfg.volume_imbalance_min_trades
 
     def configure(self, info: SymbolInfo) -> None:
         s = info.sid
         cfg = info.cfg
         self.roll.configure(s, buckets(cfg), cfg.min_samples)
-        self.vst = grow_rows(self.vst, s + 1)
-        self.vst[s, :] = 0.0
-        self.vst[s, k.V_IDX] = math.nan
-        self.prm = grow_rows(self.prm, s + 1)
-        z, imb, trades = self._thresholds(info)
-        self.prm[s] = (cfg.bucket_seconds, z, imb, trades)
+        self.state = grow_rows(self.state, s + 1)
+        self.state[s, :] = 0.0
+        self.state[s, volume_nb.V_IDX] = math.nan
+        self.params = grow_records(self.params, s + 1)
+        params = self.params[s]
+        params["bucket_s"] = cfg.bucket_seconds
+        self._thresholds(info, params)
 
-    def process(self, c: TradeCols, fires: np.ndarray, m: int) -> int:
+    def process(self, cols: TradeCols, fires: np.ndarray, m: int) -> int:
         return int(
-            k.volume_batch_nb(
-                c.sid,
-                c.ts,
-                c.px,
-                c.amt,
-                c.buy,
-                self.vst,
+            volume_nb.volume_batch_nb(
+                cols.sid,
+                cols.ts,
+                cols.px,
+                cols.amt,
+                cols.buy,
+                self.state,
                 self.roll.buf,
-                self.roll.st,
-                self.prm,
+                self.roll.state,
+                self.params,
                 fires,
                 m,
             )
         )
 
+    def reasons(self, kind: AnomalyKind, finding: Finding, quote: str) -> list[str]:
+        if kind == AnomalyKind.VOLUME_IMBALANCE:
+            return [f"Buy/sell imbalance: {finding.value:+.2f} over {finding.aux:.0f} trades"]
+        return [
+            f"Volume: {finding.value:.6g} in the bucket (mean {finding.mean:.6g})",
+            f"Notional: {finding.aux:,.0f} {quote}".rstrip(),
+        ]
+
 
 class LiquidationDetector(VolumeDetector):
     """Kind ``liquidations``: liquidated volume per bucket z-scored like trade volume."""
 
-    kinds: ClassVar[dict[int, str]] = {k.C_VOLUME: "liquidations"}
+    kinds: ClassVar[dict[int, AnomalyKind]] = {volume_nb.CODE_VOLUME: AnomalyKind.LIQUIDATIONS}
+    z_kinds: ClassVar[frozenset[AnomalyKind]] = frozenset({AnomalyKind.LIQUIDATIONS})
 
-    def _thresholds(self, info: SymbolInfo) -> tuple[float, float, float]:
+    def _thresholds(self, info: SymbolInfo, params: np.void) -> None:
+        params["z"] = info.cfg.liquidation_z_threshold
         # imbalance above 1 never happens: liquidations report volume only
-        return (info.cfg.liquidation_z_threshold, 2.0, 1.0)
+        params["imbalance"] = 2.0
+        params["imbalance_trades"] = 1.0
+
+    def reasons(self, kind: AnomalyKind, finding: Finding, quote: str) -> list[str]:
+        return [f"Liquidated volume: {finding.value:.6g} in the bucket (mean {finding.mean:.6g})"]

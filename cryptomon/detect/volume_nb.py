@@ -8,21 +8,12 @@ import math
 import numpy as np
 from numba import njit
 
-from cryptomon.detect.detectors_nb import (
-    C_IMBALANCE,
-    C_VOLUME,
-    _fire_nb,
-    level_nb,
-)
-from cryptomon.detect.kernels_nb import (
-    R_MIN,
-    R_N,
-    R_W,
-    _mean_nb,
-    _push_nb,
-    _std_nb,
-    _z_nb,
-)
+from cryptomon.detect.detectors_nb import fire_nb, level_nb
+from cryptomon.detect.kernels_nb import R_MIN, R_N, R_W, mean_nb, push_nb, std_nb, z_nb
+
+# finding codes
+CODE_VOLUME = 0
+CODE_IMBALANCE = 1
 
 V_IDX = 0  # current bucket index (NaN before the first event)
 V_VOL = 1
@@ -34,11 +25,14 @@ V_LVL = 6  # fired level + 1 in this bucket (volume)
 V_LVL_IMB = 7
 V_COLS = 8
 
-PV_BUCKET = 0
-PV_Z = 1
-PV_IMB = 2
-PV_IMB_TRADES = 3
-PV_COLS = 4
+VOLUME_PARAMS = np.dtype(
+    [
+        ("bucket_s", np.float64),  # bucket length, s
+        ("z", np.float64),  # z-score threshold of the bucket volume
+        ("imbalance", np.float64),  # |buy - sell| / volume threshold
+        ("imbalance_trades", np.float64),  # trades in the bucket before imbalance counts
+    ]
+)
 
 
 @njit(cache=True)
@@ -48,10 +42,10 @@ def volume_batch_nb(
     px: np.ndarray,
     amt: np.ndarray,
     buy: np.ndarray,
-    vst: np.ndarray,
+    state: np.ndarray,
     buf: np.ndarray,
-    st: np.ndarray,
-    prm: np.ndarray,
+    window: np.ndarray,
+    params: np.ndarray,
     fires: np.ndarray,
     m: int,
 ) -> int:
@@ -61,76 +55,76 @@ def volume_batch_nb(
         s = sid[i]
         if not (amt[i] >= 0.0 and px[i] > 0.0 and math.isfinite(ts[i]) and amt[i] < math.inf):
             continue
-        b = math.floor(ts[i] / prm[s, PV_BUCKET])
-        cur = vst[s, V_IDX]
+        b = math.floor(ts[i] / params[s].bucket_s)
+        cur = state[s, V_IDX]
         if math.isnan(cur):
-            vst[s, V_IDX] = b
+            state[s, V_IDX] = b
         elif b > cur:
             # an anomalous bucket enters the window clipped at the firing level, so one burst
             # does not blind the detector to the next (winsorized statistics)
-            done = vst[s, V_VOL]
-            if st[s, R_N] >= st[s, R_MIN]:
-                done = min(done, _mean_nb(st, s) + prm[s, PV_Z] * _std_nb(st, s))
-            _push_nb(buf, st, s, done)
-            gap = min(b - cur - 1.0, st[s, R_W])
+            done = state[s, V_VOL]
+            if window[s, R_N] >= window[s, R_MIN]:
+                done = min(done, mean_nb(window, s) + params[s].z * std_nb(window, s))
+            push_nb(buf, window, s, done)
+            gap = min(b - cur - 1.0, window[s, R_W])
             for _ in range(int(gap)):
-                _push_nb(buf, st, s, 0.0)
-            vst[s, V_IDX] = b
+                push_nb(buf, window, s, 0.0)
+            state[s, V_IDX] = b
             for c in range(V_VOL, V_COLS):
-                vst[s, c] = 0.0
+                state[s, c] = 0.0
         a = amt[i]
-        vst[s, V_VOL] += a
-        vst[s, V_NOTIONAL] += a * px[i]
+        state[s, V_VOL] += a
+        state[s, V_NOTIONAL] += a * px[i]
         if buy[i] > 0.0:
-            vst[s, V_BUY] += a
+            state[s, V_BUY] += a
         else:
-            vst[s, V_SELL] += a
-        vst[s, V_TRADES] += 1.0
-        vol = vst[s, V_VOL]
-        z = _z_nb(st, s, vol)
+            state[s, V_SELL] += a
+        state[s, V_TRADES] += 1.0
+        vol = state[s, V_VOL]
+        z = z_nb(window, s, vol)
         if not math.isnan(z):
-            mean = _mean_nb(st, s)
-            std = _std_nb(st, s)
-            n = st[s, R_N]
-            k = prm[s, PV_Z]
+            mean = mean_nb(window, s)
+            std = std_nb(window, s)
+            n = window[s, R_N]
+            k = params[s].z
             if z >= k:
                 lvl = level_nb(z / k)
-                if lvl + 1 > vst[s, V_LVL]:
-                    vst[s, V_LVL] = lvl + 1
-                    m = _fire_nb(
+                if lvl + 1 > state[s, V_LVL]:
+                    state[s, V_LVL] = lvl + 1
+                    m = fire_nb(
                         fires,
                         m,
-                        i,
-                        C_VOLUME,
-                        vol,
-                        mean + k * std,
-                        z,
-                        mean,
-                        std,
-                        n,
-                        lvl,
-                        vst[s, V_NOTIONAL],
+                        row=i,
+                        code=CODE_VOLUME,
+                        value=vol,
+                        threshold=mean + k * std,
+                        z=z,
+                        mean=mean,
+                        std=std,
+                        samples=n,
+                        level=lvl,
+                        aux=state[s, V_NOTIONAL],
                     )
-            tot = vst[s, V_BUY] + vst[s, V_SELL]
-            thr = prm[s, PV_IMB]
-            if tot > 0.0 and vol >= mean and vst[s, V_TRADES] >= prm[s, PV_IMB_TRADES]:
-                imb = (vst[s, V_BUY] - vst[s, V_SELL]) / tot
+            tot = state[s, V_BUY] + state[s, V_SELL]
+            thr = params[s].imbalance
+            if tot > 0.0 and vol >= mean and state[s, V_TRADES] >= params[s].imbalance_trades:
+                imb = (state[s, V_BUY] - state[s, V_SELL]) / tot
                 if abs(imb) >= thr:
                     lvl = level_nb(abs(imb) / thr)
-                    if lvl + 1 > vst[s, V_LVL_IMB]:
-                        vst[s, V_LVL_IMB] = lvl + 1
-                        m = _fire_nb(
+                    if lvl + 1 > state[s, V_LVL_IMB]:
+                        state[s, V_LVL_IMB] = lvl + 1
+                        m = fire_nb(
                             fires,
                             m,
-                            i,
-                            C_IMBALANCE,
-                            imb,
-                            thr,
-                            z,
-                            mean,
-                            std,
-                            n,
-                            lvl,
-                            vst[s, V_TRADES],
+                            row=i,
+                            code=CODE_IMBALANCE,
+                            value=imb,
+                            threshold=thr,
+                            z=z,
+                            mean=mean,
+                            std=std,
+                            samples=n,
+                            level=lvl,
+                            aux=state[s, V_TRADES],
                         )
     return m

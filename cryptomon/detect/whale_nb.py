@@ -8,20 +8,12 @@ import math
 import numpy as np
 from numba import njit
 
-from cryptomon.detect.detectors_nb import (
-    C_BURST,
-    C_WHALE,
-    _fire_nb,
-    level_nb,
-)
-from cryptomon.detect.kernels_nb import (
-    R_MIN,
-    R_N,
-    _mean_nb,
-    _push_nb,
-    _std_nb,
-    _z_nb,
-)
+from cryptomon.detect.detectors_nb import fire_nb, level_nb
+from cryptomon.detect.kernels_nb import R_MIN, R_N, mean_nb, push_nb, std_nb, z_nb
+
+# finding codes
+CODE_WHALE = 0
+CODE_BURST = 1
 
 W_N = 0  # + side*2: large trades in the burst ring of that side
 W_POS = 1  # + side*2
@@ -32,13 +24,16 @@ W_AGG_LVL = 7  # fired level + 1 of the running order
 W_AGG_LARGE = 8  # the running order was counted for bursts
 W_COLS = 9
 
-PW_ABS = 0  # absolute notional threshold (0 = none)
-PW_K = 1  # k standard deviations of log notional
-PW_BURST_N = 2
-PW_BURST_S = 3
-PW_BURST_K = 4
-PW_BURST_FRAC = 5
-PW_COLS = 6
+WHALE_PARAMS = np.dtype(
+    [
+        ("notional", np.float64),  # absolute notional threshold in the quote (0 = none)
+        ("k_std", np.float64),  # k standard deviations of log notional
+        ("burst_count", np.float64),  # large same-side orders that make a burst
+        ("burst_window_s", np.float64),  # ... within this time
+        ("burst_k_std", np.float64),  # large = this many std above the mean log notional
+        ("burst_fraction", np.float64),  # ... or this fraction of the absolute threshold
+    ]
+)
 
 MAX_BURST = 32
 
@@ -50,11 +45,11 @@ def whale_batch_nb(
     px: np.ndarray,
     amt: np.ndarray,
     buy: np.ndarray,
-    wst: np.ndarray,
-    bring: np.ndarray,
+    state: np.ndarray,
+    burst_times: np.ndarray,
     buf: np.ndarray,
-    st: np.ndarray,
-    prm: np.ndarray,
+    window: np.ndarray,
+    params: np.ndarray,
     fires: np.ndarray,
     m: int,
 ) -> int:
@@ -68,27 +63,27 @@ def whale_batch_nb(
         if not (notional > 0.0 and notional < math.inf and math.isfinite(t)):
             continue
         side = 1.0 if buy[i] > 0.0 else 0.0
-        if wst[s, W_AGG] > 0.0 and t == wst[s, W_AGG_TS] and side == wst[s, W_AGG_SIDE]:
-            agg = wst[s, W_AGG] + notional
+        if state[s, W_AGG] > 0.0 and t == state[s, W_AGG_TS] and side == state[s, W_AGG_SIDE]:
+            agg = state[s, W_AGG] + notional
         else:
-            if wst[s, W_AGG] > 0.0:
-                done = math.log(wst[s, W_AGG])
-                if st[s, R_N] >= st[s, R_MIN]:  # winsorized, as for volume
-                    done = min(done, _mean_nb(st, s) + prm[s, PW_K] * _std_nb(st, s))
-                _push_nb(buf, st, s, done)
+            if state[s, W_AGG] > 0.0:
+                done = math.log(state[s, W_AGG])
+                if window[s, R_N] >= window[s, R_MIN]:  # winsorized, as for volume
+                    done = min(done, mean_nb(window, s) + params[s].k_std * std_nb(window, s))
+                push_nb(buf, window, s, done)
             agg = notional
-            wst[s, W_AGG_TS] = t
-            wst[s, W_AGG_SIDE] = side
-            wst[s, W_AGG_LVL] = 0.0
-            wst[s, W_AGG_LARGE] = 0.0
-        wst[s, W_AGG] = agg
+            state[s, W_AGG_TS] = t
+            state[s, W_AGG_SIDE] = side
+            state[s, W_AGG_LVL] = 0.0
+            state[s, W_AGG_LARGE] = 0.0
+        state[s, W_AGG] = agg
         ln = math.log(agg)
-        z = _z_nb(st, s, ln)
-        mean = _mean_nb(st, s)
-        std = _std_nb(st, s)
-        n = st[s, R_N]
-        absthr = prm[s, PW_ABS]
-        k = prm[s, PW_K]
+        z = z_nb(window, s, ln)
+        mean = mean_nb(window, s)
+        std = std_nb(window, s)
+        n = window[s, R_N]
+        absthr = params[s].notional
+        k = params[s].k_std
         r_abs = agg / absthr if absthr > 0.0 else 0.0
         r_z = z / k if not math.isnan(z) else 0.0
         if r_abs >= 1.0 or r_z >= 1.0:
@@ -98,43 +93,56 @@ def whale_batch_nb(
             else:
                 thr = math.exp(mean + k * std)
                 lvl = level_nb(r_z)
-            if lvl + 1 > wst[s, W_AGG_LVL]:
-                wst[s, W_AGG_LVL] = lvl + 1
-                m = _fire_nb(fires, m, i, C_WHALE, agg, thr, z, math.exp(mean), std, n, lvl, side)
-        large = (not math.isnan(z) and z >= prm[s, PW_BURST_K]) or (
-            absthr > 0.0 and agg >= prm[s, PW_BURST_FRAC] * absthr
+            if lvl + 1 > state[s, W_AGG_LVL]:
+                state[s, W_AGG_LVL] = lvl + 1
+                m = fire_nb(
+                    fires,
+                    m,
+                    row=i,
+                    code=CODE_WHALE,
+                    value=agg,
+                    threshold=thr,
+                    z=z,
+                    mean=math.exp(mean),
+                    std=std,
+                    samples=n,
+                    level=lvl,
+                    aux=side,
+                )
+        large = (not math.isnan(z) and z >= params[s].burst_k_std) or (
+            absthr > 0.0 and agg >= params[s].burst_fraction * absthr
         )
-        if large and wst[s, W_AGG_LARGE] == 0.0:
-            wst[s, W_AGG_LARGE] = 1.0
+        if large and state[s, W_AGG_LARGE] == 0.0:
+            state[s, W_AGG_LARGE] = 1.0
             sd = int(1.0 - side)  # ring 0 = buy, 1 = sell
-            need = int(prm[s, PW_BURST_N])
-            cnt = int(wst[s, W_N + 2 * sd])
-            pos = int(wst[s, W_POS + 2 * sd])
-            bring[s, sd * MAX_BURST + pos] = t
-            wst[s, W_POS + 2 * sd] = (pos + 1) % need
+            need = int(params[s].burst_count)
+            cnt = int(state[s, W_N + 2 * sd])
+            pos = int(state[s, W_POS + 2 * sd])
+            burst_times[s, sd * MAX_BURST + pos] = t
+            state[s, W_POS + 2 * sd] = (pos + 1) % need
             cnt = min(cnt + 1, need)
-            wst[s, W_N + 2 * sd] = cnt
+            state[s, W_N + 2 * sd] = cnt
             if cnt >= need:
                 inside = 0
                 for j in range(need):
-                    if t - bring[s, sd * MAX_BURST + j] <= prm[s, PW_BURST_S]:
+                    if t - burst_times[s, sd * MAX_BURST + j] <= params[s].burst_window_s:
                         inside += 1
                 if inside >= need:
-                    lvl = level_nb(z / prm[s, PW_BURST_K]) if z > 0 else 0
-                    m = _fire_nb(
+                    lvl = level_nb(z / params[s].burst_k_std) if z > 0 else 0
+                    m = fire_nb(
                         fires,
                         m,
-                        i,
-                        C_BURST,
-                        float(inside),
-                        float(need),
-                        z,
-                        math.exp(mean),
-                        std,
-                        n,
-                        lvl,
-                        side,
+                        row=i,
+                        code=CODE_BURST,
+                        value=float(inside),
+                        threshold=float(need),
+                        z=z,
+                        mean=math.exp(mean),
+                        std=std,
+                        samples=n,
+                        level=lvl,
+                        aux=side,
                     )
-                    wst[s, W_N + 2 * sd] = 0.0
-                    wst[s, W_POS + 2 * sd] = 0.0
+                    state[s, W_N + 2 * sd] = 0.0
+                    state[s, W_POS + 2 * sd] = 0.0
     return m

@@ -25,12 +25,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cryptomon.kinds import AnomalyKind
 from cryptomon.sim.market import Side
 
 if TYPE_CHECKING:
     from cryptomon.sim.exchange import SimExchange
 
-MARKET_KINDS = ("volume", "price_change", "whale", "book_imbalance", "spread")
+# market events, labelled with the anomaly kind they should trigger
+MARKET_KINDS = (
+    AnomalyKind.VOLUME,
+    AnomalyKind.PRICE_CHANGE,
+    AnomalyKind.WHALE,
+    AnomalyKind.BOOK_IMBALANCE,
+    AnomalyKind.SPREAD,
+)
 FAULT_KINDS = ("stall", "disconnect", "gap", "malformed")
 KINDS = MARKET_KINDS + FAULT_KINDS
 
@@ -67,12 +75,12 @@ class Injection:
             raise ValueError(f"injection kind {self.kind!r}: expected one of {', '.join(KINDS)}")
 
 
-_DEFAULT_MAGNITUDE = {
-    "volume": 10.0,
-    "price_change": 8.0,
-    "whale": 150.0,
-    "book_imbalance": 8.0,
-    "spread": 60.0,
+_DEFAULT_MAGNITUDE: dict[str, float] = {
+    AnomalyKind.VOLUME: 10.0,
+    AnomalyKind.PRICE_CHANGE: 8.0,
+    AnomalyKind.WHALE: 150.0,
+    AnomalyKind.BOOK_IMBALANCE: 8.0,
+    AnomalyKind.SPREAD: 60.0,
 }
 
 
@@ -132,18 +140,18 @@ class Scenario:
         m = sim.market.market(inj.symbol)
         mag = inj.magnitude or _DEFAULT_MAGNITUDE.get(inj.kind, 0.0)
         end = now + inj.duration
-        if inj.kind == "volume":
+        if inj.kind == AnomalyKind.VOLUME:
             m.volume_mult = mag
             self._endings.append((end, lambda s: setattr(m, "volume_mult", 1.0)))
-        elif inj.kind == "price_change":
+        elif inj.kind == AnomalyKind.PRICE_CHANGE:
             m.jump(mag)
-        elif inj.kind == "whale":
+        elif inj.kind == AnomalyKind.WHALE:
             # one taker order against an iceberg at the best level: a single large print
             side: Side = "buy" if mag > 0 else "sell"
             amount = abs(mag) * m.spec.trade_size
             m.add_liquidity("ask" if side == "buy" else "bid", amount * 1.05)
             sim.apply_trade(inj.symbol, side, amount)
-        elif inj.kind == "book_imbalance":
+        elif inj.kind == AnomalyKind.BOOK_IMBALANCE:
             m.bid_size_mult = mag
             m.rescale_side("bid", mag)
 
@@ -152,7 +160,7 @@ class Scenario:
                 m.rescale_side("bid", 1 / mag)
 
             self._endings.append((end, undo_imbalance))
-        elif inj.kind == "spread":
+        elif inj.kind == AnomalyKind.SPREAD:
             m.spread_mult = mag
             self._endings.append((end, lambda s: setattr(m, "spread_mult", 1.0)))
         elif inj.kind == "stall":
@@ -181,12 +189,12 @@ def _single(kind: str, magnitude: float = 0.0, duration: float = 5.0) -> Callabl
 
 
 SCENARIOS: dict[str, Callable[..., Scenario]] = {
-    "volume_burst": _single("volume", duration=10.0),
-    "price_jump": _single("price_change", 8.0),
-    "price_crash": _single("price_change", -8.0),
-    "whale": _single("whale", duration=2.0),
-    "book_imbalance": _single("book_imbalance", duration=10.0),
-    "spread": _single("spread", duration=10.0),
+    "volume_burst": _single(AnomalyKind.VOLUME, duration=10.0),
+    "price_jump": _single(AnomalyKind.PRICE_CHANGE, 8.0),
+    "price_crash": _single(AnomalyKind.PRICE_CHANGE, -8.0),
+    "whale": _single(AnomalyKind.WHALE, duration=2.0),
+    "book_imbalance": _single(AnomalyKind.BOOK_IMBALANCE, duration=10.0),
+    "spread": _single(AnomalyKind.SPREAD, duration=10.0),
     "stall": _single("stall", duration=5.0),
     "disconnect": _single("disconnect", duration=5.0),
     "gap": _single("gap", duration=2.0),
@@ -205,12 +213,12 @@ def standard(
     """Every market event kind in turn (jump, crash, volume, whale, imbalance, spread) after
     ``warmup_s``, ``spacing_s`` apart; then, with ``faults``, every feed fault."""
     plan: list[tuple[str, float, float]] = [
-        ("price_change", 8.0, 5.0),
-        ("volume", 10.0, 10.0),
-        ("whale", 150.0, 2.0),
-        ("book_imbalance", 8.0, 10.0),
-        ("spread", 60.0, 10.0),
-        ("price_change", -8.0, 5.0),
+        (AnomalyKind.PRICE_CHANGE, 8.0, 5.0),
+        (AnomalyKind.VOLUME, 10.0, 10.0),
+        (AnomalyKind.WHALE, 150.0, 2.0),
+        (AnomalyKind.BOOK_IMBALANCE, 8.0, 10.0),
+        (AnomalyKind.SPREAD, 60.0, 10.0),
+        (AnomalyKind.PRICE_CHANGE, -8.0, 5.0),
     ]
     if faults:
         plan += [("stall", 0, 5.0), ("disconnect", 0, 5.0), ("gap", 0, 2.0), ("malformed", 0, 1.0)]

@@ -127,8 +127,9 @@ def test_volume_and_close_statistics_match_pandas(recorded_trades: dict, key: Ke
     completed = ref.iloc[:-1]  # the running bucket is not in the window yet
     closes = completed["close"].to_numpy()[-window:]
     volumes = winsorized(completed["volume"].to_numpy(), window, 2, cfg.volume_threshold_multiplier)
-    for past, roll in ((volumes, eng.volume.roll), (closes, eng.price.closes)):
-        st = roll.st[sid]
+    volume, price = eng.detectors["volume"], eng.detectors["price"]
+    for past, roll in ((volumes, volume.roll), (closes, price.closes)):
+        st = roll.state[sid]
         n = st[R_N]
         assert n == len(past) >= 2
         mean = st[4] + st[R_S1] / n
@@ -136,4 +137,4 @@ def test_volume_and_close_statistics_match_pandas(recorded_trades: dict, key: Ke
         assert math.isclose(mean, past.mean(), rel_tol=RTOL)
         assert math.isclose(math.sqrt(max(var, 0.0)), past.std(), rel_tol=1e-8, abs_tol=1e-12)
     # running bucket: volume so far, and the price change vs the window's low/high
-    assert math.isclose(eng.volume.vst[sid, 1], ref["volume"].iloc[-1], rel_tol=RTOL)
+    assert math.isclose(eng.detectors["volume"].state[sid, 1], ref["volume"].iloc[-1], rel_tol=RTOL)

@@ -195,7 +195,7 @@ def test_fills_of_one_taker_order_are_summed() -> None:
     partial = [sum(20.0 * (100.0 + i * 0.01) for i in range(k)) for k in range(1, 11)]
     assert all(any(math.isclose(a.value, p) for p in partial[1:]) for a in wh)
     sid = m.eng.symbol_id("x", "BTC-USDT")
-    assert math.isclose(m.eng.whale.wst[sid, W_AGG], partial[-1])
+    assert math.isclose(m.eng.detectors["whale"].state[sid, W_AGG], partial[-1])
 
 
 def test_burst_of_large_same_side_trades_fires_whale_burst() -> None:

@@ -208,8 +208,8 @@ def test_new_symbols_grow_the_state_arrays() -> None:
     eng.flush()
     assert eng.stats()["symbols"] == 300
     assert [a.symbol for a in got] == ["S299-USDT"]
-    assert eng.price.pst.shape[0] >= 300
-    assert eng.whale.roll.buf.shape[0] >= 300
+    assert eng.detectors["price"].state.shape[0] >= 300
+    assert eng.detectors["whale"].roll.buf.shape[0] >= 300
 
 
 @pytest.mark.asyncio

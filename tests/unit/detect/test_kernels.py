@@ -84,13 +84,13 @@ def test_rolling_batch_per_symbol_matches_reference() -> None:
     n = 30_000
     ids = rng.integers(0, 3, n).astype(np.int64)
     vals = rng.normal(100.0, 2.0, n) * (1 + ids)
-    buf, st = new_rolling(3, 50)
-    st[:, R_W] = 50
-    st[:, R_MIN] = 10
+    buf, state = new_rolling(3, 50)
+    state[:, R_W] = 50
+    state[:, R_MIN] = 10
     out = np.empty((n, 4))
     # two calls: state carries over between batches
-    rolling_batch_nb(ids[: n // 2], vals[: n // 2], buf, st, out[: n // 2])
-    rolling_batch_nb(ids[n // 2 :], vals[n // 2 :], buf, st, out[n // 2 :])
+    rolling_batch_nb(ids[: n // 2], vals[: n // 2], buf, state, out[: n // 2])
+    rolling_batch_nb(ids[n // 2 :], vals[n // 2 :], buf, state, out[n // 2 :])
     for sym in range(3):
         idx = np.flatnonzero(ids == sym)
         x = vals[idx]
@@ -121,10 +121,10 @@ def test_ewma_matches_recursive_reference_and_pandas_mean() -> None:
     n = 20_000
     x = rng.normal(10.0, 3.0, n)
     t = np.arange(n, dtype=np.float64)
-    est = np.zeros((1, E_COLS))
+    ewma = np.zeros((1, E_COLS))
     out = np.empty((n, 2))
     hl = 30.0
-    ewma_batch_nb(np.zeros(n, np.int64), x, t, np.array([hl]), est, out)
+    ewma_batch_nb(np.zeros(n, np.int64), x, t, np.array([hl]), ewma, out)
     a = 1.0 - math.exp(-math.log(2) / hl)
     ref_mean = pd.Series(x).ewm(alpha=a, adjust=False).mean().to_numpy()
     assert_close(out[:, 0], ref_mean)

@@ -21,26 +21,39 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptomon.clock import ManualClock
 from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig
 from cryptomon.detect.base import buckets
+from cryptomon.detect.engine import DetectorEngine
 from cryptomon.events import Anomaly, BookTop, Trade
+from cryptomon.feeds.manager import build_sources
 from cryptomon.hub import Hub
+from cryptomon.kinds import AnomalyKind
+from cryptomon.sim.exchange import SimExchange
+from cryptomon.sim.market import MarketModel
+from cryptomon.sim.scenarios import Injection, Label, Scenario
 
 SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT")
 # (kind, magnitude, duration s); same kinds >= cooldown apart when spaced by spacing_s
-PLAN: tuple[tuple[str, float, float], ...] = (
-    ("price_change", 8.0, 5.0),
-    ("volume", 10.0, 10.0),
-    ("whale", 150.0, 2.0),
-    ("price_change", -8.0, 5.0),
-    ("book_imbalance", 8.0, 10.0),
-    ("spread", 60.0, 10.0),
+PLAN: tuple[tuple[AnomalyKind, float, float], ...] = (
+    (AnomalyKind.PRICE_CHANGE, 8.0, 5.0),
+    (AnomalyKind.VOLUME, 10.0, 10.0),
+    (AnomalyKind.WHALE, 150.0, 2.0),
+    (AnomalyKind.PRICE_CHANGE, -8.0, 5.0),
+    (AnomalyKind.BOOK_IMBALANCE, 8.0, 10.0),
+    (AnomalyKind.SPREAD, 60.0, 10.0),
 )
-LABEL_KINDS = ("volume", "price_change", "whale", "book_imbalance", "spread")
+LABEL_KINDS = (
+    AnomalyKind.VOLUME,
+    AnomalyKind.PRICE_CHANGE,
+    AnomalyKind.WHALE,
+    AnomalyKind.BOOK_IMBALANCE,
+    AnomalyKind.SPREAD,
+)
 TARGET_RECALL = 0.95
 TARGET_FALSE_PER_SYMBOL_HOUR = 1.0
 START = 1_700_000_000.0
@@ -94,6 +107,107 @@ class _Progress:
                 continue
 
 
+@dataclass
+class _Rig:
+    """The simulator, its real feed and a detector engine on one hub and a manual clock."""
+
+    config: AnomalyDetectionConfig
+    symbols: tuple[str, ...]
+    clock: ManualClock
+    sim: SimExchange
+    engine: DetectorEngine
+    progress: _Progress
+    anomalies: list[Anomaly]
+    chunk_s: float
+    feed: Any = None
+
+    @classmethod
+    async def start(
+        cls,
+        config: AnomalyDetectionConfig,
+        symbols: tuple[str, ...],
+        *,
+        seed: int,
+        interval_s: float,
+        chunk_s: float,
+    ) -> _Rig:
+        clock = ManualClock(START)
+        sim = SimExchange(MarketModel(symbols, seed=seed), clock=clock, interval=interval_s)
+        await sim.start(run=False)
+        hub = Hub()
+        engine = DetectorEngine(hub=hub, clock=clock, config=config)
+        await engine.start()
+        progress = _Progress(hub, clock)
+        anomalies: list[Anomaly] = []
+        hub.subscribe(Anomaly, anomalies.append, name="scorecard.anomalies")
+        exchange = ExchangeConfig(
+            name="simulator",
+            url=sim.rest_url,
+            symbols=list(symbols),
+            subscriptions=["trades", "orderbook"],
+            stale_after_s=3600.0,
+        )
+        (feed,) = build_sources([exchange], hub=hub, clock=clock)
+        rig = cls(config, symbols, clock, sim, engine, progress, anomalies, chunk_s)
+        await feed.start()
+        rig.feed = feed
+        return rig
+
+    async def stop(self) -> None:
+        await self.feed.stop()
+        await self.engine.stop()
+        await self.sim.stop()
+
+    async def advance(self, seconds: float) -> None:
+        """Run the simulator ``seconds`` of sim time, waiting for the feed to catch up."""
+        clock, sim = self.clock, self.sim
+        end = clock.time() + seconds
+        while clock.time() + sim.interval <= end + 1e-9:
+            step = min(self.chunk_s, end - clock.time())
+            await sim.advance(step)
+            await self.progress.reached(self.symbols, clock.time() - 2 * sim.interval)
+            self.engine.flush()
+
+    async def wait_for_feed(self) -> None:
+        """Wait (wall time, the sim standing still) until the feed subscribed every symbol, so
+        the number of model steps, and with it the whole market, depends on the seed only;
+        then step until every symbol delivered data (books flow after the first diffs and
+        the REST snapshots)."""
+        sim = self.sim
+        wanted = {s.replace("-", "") for s in self.symbols}
+        deadline = time.monotonic() + 30.0
+        while not any(wanted <= {sym for sym, _ in c.streams} for c in sim.clients):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the simulator feed did not subscribe")
+            await asyncio.sleep(0.01)
+        while len(self.progress.last) < len(self.symbols):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the simulator feed did not deliver any data")
+            await sim.advance(sim.interval)
+            await asyncio.sleep(0.001)
+
+    def default_warmup_s(self) -> float:
+        """Long enough for every statistic of every symbol to pass ``min_samples``."""
+        cfgs = [self.config.for_symbol("simulator", s) for s in self.symbols]
+        return max(
+            (c.min_samples + 2) * c.bucket_seconds
+            + max(c.spread_halflife_s, c.book_imbalance_min_s)
+            for c in cfgs
+        )
+
+
+def _injections(
+    symbols: tuple[str, ...], rounds: int, spacing_s: float, stagger_s: float
+) -> list[Injection]:
+    """``rounds`` rounds of :data:`PLAN`, ``spacing_s`` apart, staggered per symbol."""
+    return [
+        Injection(kind, sym, r * len(PLAN) * spacing_s + i * spacing_s + j * stagger_s, dur, mag)
+        for r in range(rounds)
+        for i, (kind, mag, dur) in enumerate(PLAN)
+        for j, sym in enumerate(symbols)
+    ]
+
+
 async def run_scorecard(
     config: AnomalyDetectionConfig,
     *,
@@ -109,88 +223,47 @@ async def run_scorecard(
     interval_s: float = 0.25,
 ) -> dict[str, Any]:
     """Run the scorecard; returns the report (see :func:`format_report`)."""
-    from cryptomon.detect.engine import DetectorEngine
-    from cryptomon.feeds.manager import build_sources
-    from cryptomon.sim.exchange import SimExchange
-    from cryptomon.sim.market import MarketModel
-    from cryptomon.sim.scenarios import Injection, Scenario
-
     wall0 = time.perf_counter()
-    clock = ManualClock(START)
-    sim = SimExchange(MarketModel(symbols, seed=seed), clock=clock, interval=interval_s)
-    await sim.start(run=False)
-    hub = Hub()
-    engine = DetectorEngine(hub=hub, clock=clock, config=config)
-    await engine.start()
-    progress = _Progress(hub, clock)
-    anomalies: list[Anomaly] = []
-    hub.subscribe(Anomaly, anomalies.append, name="scorecard.anomalies")
-    exchange = ExchangeConfig(
-        name="simulator",
-        url=sim.rest_url,
-        symbols=list(symbols),
-        subscriptions=["trades", "orderbook"],
-        stale_after_s=3600.0,
-    )
-    (feed,) = build_sources([exchange], hub=hub, clock=clock)
-    await feed.start()
-
-    async def advance(seconds: float) -> None:
-        end = clock.time() + seconds
-        while clock.time() + sim.interval <= end + 1e-9:
-            step = min(chunk_s, end - clock.time())
-            await sim.advance(step)
-            await progress.reached(symbols, clock.time() - 2 * sim.interval)
-            engine.flush()
-
+    rig = await _Rig.start(config, symbols, seed=seed, interval_s=interval_s, chunk_s=chunk_s)
+    anomalies = rig.anomalies
     try:
-        # wait (wall time, the sim standing still) until the feed subscribed every symbol, so
-        # the number of model steps, and with it the whole market, depends on the seed only
-        wanted = {s.replace("-", "") for s in symbols}
-        deadline = time.monotonic() + 30.0
-        while not any(wanted <= {sym for sym, _ in c.streams} for c in sim.clients):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the simulator feed did not subscribe")
-            await asyncio.sleep(0.01)
-        # book events start flowing after the first diffs and the REST snapshots
-        while len(progress.last) < len(symbols):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the simulator feed did not deliver any data")
-            await sim.advance(sim.interval)
-            await asyncio.sleep(0.001)
-        cfgs = [config.for_symbol("simulator", s) for s in symbols]
-        if warmup_s is None:
-            warmup_s = max(
-                (c.min_samples + 2) * c.bucket_seconds
-                + max(c.spread_halflife_s, c.book_imbalance_min_s)
-                for c in cfgs
-            )
-        await advance(warmup_s)
+        await rig.wait_for_feed()
+        await rig.advance(rig.default_warmup_s() if warmup_s is None else warmup_s)
         n_warm = len(anomalies)
-        calm_start = clock.time()
-        await advance(calm_s)
+        calm_start = rig.clock.time()
+        await rig.advance(calm_s)
         calm = anomalies[n_warm:]
-        calm_hours = len(symbols) * (clock.time() - calm_start) / 3600.0
-
-        injections = [
-            Injection(
-                kind, sym, r * len(PLAN) * spacing_s + i * spacing_s + j * stagger_s, dur, mag
-            )
-            for r in range(rounds)
-            for i, (kind, mag, dur) in enumerate(PLAN)
-            for j, sym in enumerate(symbols)
-        ]
-        scenario = Scenario("scorecard", injections).attach(sim)
+        calm_hours = len(symbols) * (rig.clock.time() - calm_start) / 3600.0
+        injections = _injections(symbols, rounds, spacing_s, stagger_s)
+        scenario = Scenario("scorecard", injections).attach(rig.sim)
         n_calm = len(anomalies)
-        await advance(scenario.duration + grace_s + spacing_s)
+        await rig.advance(scenario.duration + grace_s + spacing_s)
         scored = anomalies[n_calm:]
     finally:
-        await feed.stop()
-        await engine.stop()
-        await sim.stop()
+        await rig.stop()
+    report: dict[str, Any] = {"seed": seed, "symbols": list(symbols)}
+    report.update(_score(scenario.labels, scored, calm, calm_hours, grace_s))
+    report.update(
+        {
+            "sim_seconds": round(rig.clock.time() - START, 1),
+            "wall_seconds": round(time.perf_counter() - wall0, 2),
+            "events": rig.engine.stats()["events"],
+            "lookback_buckets": buckets(config),
+        }
+    )
+    return report
 
-    per_kind = {k: KindScore() for k in LABEL_KINDS}
-    labels = [lb for lb in scenario.labels if lb.kind in per_kind]
+
+def _score(
+    all_labels: Sequence[Label],
+    scored: list[Anomaly],
+    calm: list[Anomaly],
+    calm_hours: float,
+    grace_s: float,
+) -> dict[str, Any]:
+    """Recall and delay per labelled kind; false alerts in the scenario phase and the calm."""
+    per_kind: dict[str, KindScore] = {kind: KindScore() for kind in LABEL_KINDS}
+    labels = [lb for lb in all_labels if lb.kind in per_kind]
     for lb in labels:
         score = per_kind[lb.kind]
         score.labels += 1
@@ -217,8 +290,6 @@ async def run_scorecard(
     kinds = {k: s.as_dict() for k, s in per_kind.items()}
     calm_rate = len(calm) / calm_hours if calm_hours else 0.0
     return {
-        "seed": seed,
-        "symbols": list(symbols),
         "kinds": kinds,
         "calm": {
             "symbol_hours": round(calm_hours, 3),
@@ -237,10 +308,6 @@ async def run_scorecard(
             "met": all((v["recall"] or 0.0) >= TARGET_RECALL for v in kinds.values())
             and calm_rate <= TARGET_FALSE_PER_SYMBOL_HOUR,
         },
-        "sim_seconds": round(clock.time() - START, 1),
-        "wall_seconds": round(time.perf_counter() - wall0, 2),
-        "events": engine.stats()["events"],
-        "lookback_buckets": buckets(config),
     }
 
 

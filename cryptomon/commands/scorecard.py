@@ -1,6 +1,6 @@
 """``crypto-monitor scorecard``: detection quality on labelled simulator scenarios.
 
-Runs :func:`cryptomon.detect.scorecard.run_scorecard` with the ``anomaly_detection`` section of
+Runs :func:`cryptomon.evaluate.scorecard.run_scorecard` with the ``anomaly_detection`` section of
 ``--config`` (or the built-in defaults) and prints a table, or with ``--json`` one JSON
 document. Exit code 0 when the targets are met (recall >= 0.95 per kind, <= 1 false alert per
 symbol-hour on the calm baseline), 1 when not, 2 for bad arguments.
@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from cryptomon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run_async
+from cryptomon.commands.support import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run_async
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def _bad(msg: str) -> int:
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    from cryptomon.cli import settings_from_args, setup_logging
+    from cryptomon.commands.support import settings_from_args, setup_logging
     from cryptomon.config import normalize_symbol
 
     if args.rounds < 1:
@@ -69,7 +69,7 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
         settings.logging.level = "WARNING"
     setup_logging(settings)
 
-    from cryptomon.detect.scorecard import format_report, run_scorecard
+    from cryptomon.evaluate.scorecard import format_report, run_scorecard
 
     async def main() -> dict[str, Any]:
         return await run_scorecard(
