@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cryptomon.cli import EXIT_USAGE, run_async, setup_logging
+from cryptomon.cli import EXIT_USAGE, run_async, setup_logging, with_logging
 
 DEMO_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 
@@ -173,12 +173,11 @@ async def _demo(args: argparse.Namespace) -> int:
             notify_url=f"json://127.0.0.1:{sim.port}/demo/notify",
         )
         settings = load_settings(data=data)
-        if getattr(args, "log_level", None):
-            settings.logging.level = args.log_level
-        elif args.json:
-            settings.logging.level = "WARNING"
-        if getattr(args, "log_format", None):
-            settings.logging.format = args.log_format
+        settings = with_logging(
+            settings,
+            level=getattr(args, "log_level", None) or ("WARNING" if args.json else None),
+            fmt=getattr(args, "log_format", None),
+        )
         setup_logging(settings)
         hub = Hub()
         events: Counter[str] = Counter()
