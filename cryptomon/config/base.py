@@ -13,6 +13,18 @@ from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 SeverityName = Literal["low", "medium", "high", "critical"]
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]+([-/][A-Z0-9]+)+$")
+_URL_PASSWORD_RE = re.compile(r"^([a-z0-9+.-]+://[^:/@]+:)([^@]+)(@)", re.IGNORECASE)
+
+
+def url_password(url: str) -> str | None:
+    """The password of a ``scheme://user:password@host`` URL, if it has one."""
+    m = _URL_PASSWORD_RE.match(url)
+    return m.group(2) if m else None
+
+
+def redact_url_password(url: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://user:***@host``."""
+    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}***{m.group(3)}", url)
 
 
 def normalize_symbol(value: str) -> str:

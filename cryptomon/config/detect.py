@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cryptomon.config.base import Section, normalize_symbol
 
@@ -142,7 +142,15 @@ class AnomalyDetectionConfig(Section):
                 raise ValueError(
                     f"overrides[{key!r}]: unknown threshold(s) {', '.join(map(str, bad))}"
                 )
-            self._merged(values)  # validates the values
+            try:
+                self._merged(values)  # validates the values
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in first["loc"])
+                expected = str(first["msg"]).removeprefix("Input should be ")
+                raise ValueError(
+                    f"overrides[{key!r}].{where}: {expected} (got {first['input']!r})"
+                ) from None
         return self
 
     def _merged(self, values: dict[str, Any]) -> AnomalyDetectionConfig:

@@ -40,7 +40,13 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError([Problem(str(p), None, f"a readable file ({exc.strerror})")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            [Problem(str(p), None, f"a UTF-8 text file (byte {exc.start} is not UTF-8)")]
+            [
+                Problem(
+                    str(p),
+                    f"byte {exc.object[exc.start]:#04x} at offset {exc.start}",
+                    "a UTF-8 text file",
+                )
+            ]
         ) from None
     try:
         data = yaml.safe_load(text)
@@ -95,7 +101,7 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[Prob
     out: dict[str, Any] = {}
     problems: list[Problem] = []
     unknown: list[str] = []
-    sections = sorted(Settings.model_fields)
+    sections = ", ".join(sorted(Settings.model_fields))
     for name, text in environ.items():
         upper = name.upper()
         if not upper.startswith(ENV_PREFIX) or upper.startswith(RESERVED_ENV_PREFIXES):
@@ -104,7 +110,7 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[Prob
         if keys[0] not in Settings.model_fields:
             if len(keys) > 1:
                 problems.append(
-                    Problem(name, None, f"a known section (sections: {', '.join(sections)})")
+                    Problem(name, keys[0], f"a known section (top-level keys: {sections})")
                 )
             else:
                 unknown.append(name)
@@ -133,7 +139,13 @@ def _env_value(name: str, keys: list[str], text: str) -> Any:
         else:
             where = ".".join(keys[:depth])
             raise ConfigError(
-                [Problem(name, None, f"a key path through sections; give {where} whole, as JSON")]
+                [
+                    Problem(
+                        name,
+                        ".".join(keys),
+                        f"a key path through sections; give {where} whole, as JSON",
+                    )
+                ]
             )
     if not is_complex(ann):
         return text

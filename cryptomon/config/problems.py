@@ -11,7 +11,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from cryptomon.config.base import Section, is_secret, model_in
+from cryptomon.config.base import Section, is_secret, model_in, redact_url_password, url_password
 from cryptomon.errors import Problem
 
 REDACTED = "***"
@@ -42,6 +42,8 @@ def problems_from(exc: ValidationError, *, secrets: Iterable[str] = ()) -> list[
             expected = _expected(msg)
         if kind != "missing" and root is not None:
             value = redact(annotation_at(root, loc), value)
+        if isinstance(value, str) and "://" in value:
+            value = redact_url_password(value)
         out.append(_scrubbed(Problem(path, _shortened(value), expected), hidden))
     return out
 
@@ -81,6 +83,9 @@ def secrets_in(annotation: Any, value: Any) -> list[str]:
 
     def walk(ann: Any, val: Any) -> None:
         if isinstance(val, str):
+            password = url_password(val) if "://" in val else None
+            if password:
+                found.append(password)
             model = model_in(ann)
             if is_secret(ann) or (model is not None and has_secrets(model)):
                 found.append(val)

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from cryptomon.config.alerts import AlertsConfig
 from cryptomon.config.api import ApiConfig
-from cryptomon.config.base import Section
+from cryptomon.config.base import Section, redact_url_password, url_password
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import ExchangeConfig
 from cryptomon.config.logging import LoggingConfig
 from cryptomon.config.store import DatabaseConfig, StorageConfig
 from cryptomon.config.trading import TradingConfig
-
-REDACTED = "***"
-_URL_PASSWORD_RE = re.compile(r"^([a-z0-9+.-]+://[^:/@]+:)([^@]+)(@)", re.IGNORECASE)
-
-
-def url_password(url: str) -> str | None:
-    """The password of a ``scheme://user:password@host`` URL, if it has one."""
-    m = _URL_PASSWORD_RE.match(url)
-    return m.group(2) if m else None
-
-
-def redact_url_password(url: str) -> str:
-    """``scheme://user:password@host`` -> ``scheme://user:***@host``."""
-    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}", url)
 
 
 class Settings(Section):
@@ -84,7 +69,7 @@ class Settings(Section):
 
         def walk(model: Any, obj: Any) -> Any:
             if isinstance(model, SecretStr):
-                return REDACTED
+                return "***"
             if isinstance(model, BaseModel) and isinstance(obj, dict):
                 return {k: walk(getattr(model, k), v) for k, v in obj.items()}
             if isinstance(model, list) and isinstance(obj, list):
