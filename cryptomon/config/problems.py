@@ -63,7 +63,7 @@ def redact(annotation: Any, value: Any) -> Any:
     if origin is dict and isinstance(value, dict):
         item = get_args(inner)[1] if len(get_args(inner)) == 2 else None
         return {k: redact(item, v) for k, v in value.items()}
-    model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+    model = model_in(inner)  # a model, or a container of models given the wrong shape
     if model is None:
         return value
     if not isinstance(value, dict):

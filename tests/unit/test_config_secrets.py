@@ -99,3 +99,11 @@ def test_secret_text_is_scrubbed_from_expected_messages() -> None:
         )
     assert "SCRUBME" not in str(exc.value)
     assert "unique channel names" in str(exc.value)
+
+
+def test_secret_model_given_the_wrong_shape_is_hidden_whole() -> None:
+    """A channel (which holds a URL secret) given as a string where a list is expected is hidden."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"alerts": {"channels": "tgram://ab:HIDEME/1"}})
+    assert "HIDEME" not in str(exc.value)
+    assert "alerts.channels: got '***'" in str(exc.value)
