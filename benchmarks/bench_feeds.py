@@ -45,7 +45,7 @@ EXCHANGES = ("BINANCE", "BINANCE_FUTURES", "OKX", "KRAKEN", "BITFINEX", "GATEIO"
 
 
 def default_data() -> Path:
-    env = os.environ.get("CRYPTOMON_SHARED_DATA")
+    env = os.environ.get("CRYPTOMON_TEST_SHARED_DATA")
     here = Path(__file__).resolve().parents[1]
     return Path(env) if env else here.parent / "shared" / "data" / "cryptofeed-sample"
 

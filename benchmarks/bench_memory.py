@@ -59,7 +59,7 @@ PASS_SHIFT_S = 60.0  # each pass moves event time this much forward (recordings 
 
 
 def default_data() -> Path:
-    env = os.environ.get("CRYPTOMON_SHARED_DATA")
+    env = os.environ.get("CRYPTOMON_TEST_SHARED_DATA")
     here = Path(__file__).resolve().parents[1]
     return Path(env) if env else here.parent / "shared" / "data" / "cryptofeed-sample"
 

@@ -30,8 +30,8 @@ def _restore_logging() -> Iterator[None]:
 
 
 def shared_data_dir() -> Path:
-    """``../shared/data/cryptofeed-sample`` beside the repository (or $CRYPTOMON_SHARED_DATA)."""
-    env = os.environ.get("CRYPTOMON_SHARED_DATA")
+    """``../shared/data/cryptofeed-sample`` beside the repository (or $CRYPTOMON_TEST_SHARED_DATA)."""
+    env = os.environ.get("CRYPTOMON_TEST_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data" / "cryptofeed-sample"
 
 
@@ -40,7 +40,7 @@ def shared_data() -> Path:
     """The real recorded exchange traffic; its absence is a failure, not a skip."""
     path = shared_data_dir()
     if not (path / "BINANCE.0").is_file():
-        pytest.fail(f"shared recorded data not found at {path} (set CRYPTOMON_SHARED_DATA)")
+        pytest.fail(f"shared recorded data not found at {path} (set CRYPTOMON_TEST_SHARED_DATA)")
     return path
 
 

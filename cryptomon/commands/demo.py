@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cryptomon.commands.support import EXIT_USAGE, run_async, setup_logging
+from cryptomon.commands.support import EXIT_USAGE, run_async, setup_logging, with_logging
 
 DEMO_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 
@@ -191,14 +191,11 @@ def _settings(args: argparse.Namespace, *, sim: Any, db_path: Path, port: int) -
         port=port,
         notify_url=f"json://127.0.0.1:{sim.port}/demo/notify",
     )
-    settings = load_settings(data=data)
-    if getattr(args, "log_level", None):
-        settings.logging.level = args.log_level
-    elif args.json:
-        settings.logging.level = "WARNING"
-    if getattr(args, "log_format", None):
-        settings.logging.format = args.log_format
-    return settings
+    return with_logging(
+        load_settings(data=data),
+        level=getattr(args, "log_level", None) or ("WARNING" if args.json else None),
+        fmt=getattr(args, "log_format", None),
+    )
 
 
 def _simulator(seed: int) -> tuple[Any, list[int]]:

@@ -71,12 +71,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if getattr(args, "config", None) is None:
         tmp = tempfile.TemporaryDirectory(prefix="cryptomon-replay-")
-        settings.api.enabled = False
-        settings.database.url = f"sqlite+aiosqlite:///{Path(tmp.name) / 'replay.db'}"
+        settings = settings.model_copy(
+            update={
+                "api": settings.api.model_copy(update={"enabled": False}),
+                "database": settings.database.model_copy(
+                    update={"url": f"sqlite+aiosqlite:///{Path(tmp.name) / 'replay.db'}"}
+                ),
+            }
+        )
     base = next((e for e in settings.exchanges if e.name == name), None)
     fields = base.model_dump() if base is not None else {"name": name}
     fields.update(source="replay", files=list(args.files), replay_speed=args.speed, enabled=True)
-    settings.exchanges = [ExchangeConfig.model_validate(fields)]
+    settings = settings.model_copy(update={"exchanges": [ExchangeConfig.model_validate(fields)]})
     setup_logging(settings)
     try:
         return run_async(_replay(settings, name, args))

@@ -49,7 +49,7 @@ def _bad(msg: str) -> int:
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    from cryptomon.commands.support import settings_from_args, setup_logging
+    from cryptomon.commands.support import settings_from_args, setup_logging, with_logging
     from cryptomon.config import normalize_symbol
 
     if args.rounds < 1:
@@ -66,7 +66,7 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
         )
     settings = settings_from_args(args)
     if not getattr(args, "log_level", None):
-        settings.logging.level = "WARNING"
+        settings = with_logging(settings, level="WARNING")
     setup_logging(settings)
 
     from cryptomon.evaluate.scorecard import format_report, run_scorecard

@@ -22,12 +22,21 @@ EXIT_USAGE = 2
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Load the config named by ``--config`` (or defaults) and apply logging overrides."""
-    settings = load_settings(getattr(args, "config", None))
-    if getattr(args, "log_level", None):
-        settings.logging.level = args.log_level
-    if getattr(args, "log_format", None):
-        settings.logging.format = args.log_format
-    return settings
+    return with_logging(
+        load_settings(getattr(args, "config", None)),
+        level=getattr(args, "log_level", None),
+        fmt=getattr(args, "log_format", None),
+    )
+
+
+def with_logging(
+    settings: Settings, *, level: str | None = None, fmt: str | None = None
+) -> Settings:
+    """``settings`` with the logging level and/or format replaced (sections are frozen)."""
+    update = {k: v for k, v in (("level", level), ("format", fmt)) if v}
+    if not update:
+        return settings
+    return settings.model_copy(update={"logging": settings.logging.model_copy(update=update)})
 
 
 def setup_logging(settings: Settings) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cryptomon.cli import main
+from cryptomon.cli import build_parser, main
+from cryptomon.commands.support import settings_from_args, with_logging
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -97,3 +98,15 @@ def test_module_entry_point_reports_without_traceback(tmp_path: Path) -> None:
     assert "trading.mode" in proc.stderr
     assert "trading.risk_percentage" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_log_options_override_the_frozen_logging_section(tmp_path: Path) -> None:
+    """--log-level/--log-format replace the logging section in a copy; other keys stay."""
+    cfg = write(tmp_path, "logging: {level: info, format: console}\napi: {port: 9001}\n")
+    args = build_parser().parse_args(["check-config", "-c", cfg, "--log-level", "debug"])
+    settings = settings_from_args(args)
+    assert (settings.logging.level, settings.logging.format) == ("DEBUG", "console")
+    assert settings.api.port == 9001
+    quiet = with_logging(settings, fmt="json")
+    assert (quiet.logging.level, quiet.logging.format) == ("DEBUG", "json")
+    assert settings.logging.format == "console"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from cryptomon.config import load_settings, normalize_symbol
 from cryptomon.errors import ConfigError
+from cryptomon.kinds import AnomalyKind, NotifyEventType
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 
@@ -198,3 +203,96 @@ def test_secret_values_are_masked_in_problem_lines() -> None:
         load_settings(data={"alerts": {"channels": [{"name": "a", "url": "SECRETVALUE"}]}})
     assert "SECRETVALUE" not in str(exc.value)
     assert "alerts.channels.0.url" in str(exc.value)
+
+
+def test_config_imports_no_subsystem() -> None:
+    """The config package is a base layer: importing it loads only errors and kinds besides."""
+    code = (
+        "import sys, cryptomon.config; "
+        "print(sorted(m for m in sys.modules if m.startswith('cryptomon.') "
+        "and not m.startswith('cryptomon.config')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.strip() == "['cryptomon.errors', 'cryptomon.kinds']"
+
+
+def test_sections_are_frozen() -> None:
+    """Assigning to a loaded section fails; model_copy(update=...) makes a changed copy."""
+    s = load_settings()
+    with pytest.raises(ValidationError, match="frozen"):
+        s.logging.level = "DEBUG"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        s.api = s.api  # type: ignore[misc]
+    quiet = s.model_copy(update={"logging": s.logging.model_copy(update={"level": "ERROR"})})
+    assert (quiet.logging.level, s.logging.level) == ("ERROR", "INFO")
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        ({"signal_rules": [{"name": "r", "kinds": ["volumee"]}]}, "trading.signal_rules.0.kinds.0"),
+        ({"channels": [{"name": "o", "url": "json://h/x", "kinds": ["sprd"]}]}, "alerts.channels"),
+    ],
+)
+def test_anomaly_kind_typo_lists_the_valid_kinds(data: dict[str, Any], path: str) -> None:
+    """Kinds named in signal rules and alert channels are AnomalyKind: a typo lists the kinds."""
+    section = "trading" if "signal_rules" in data else "alerts"
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={section: data})
+    text = str(exc.value)
+    assert path in text
+    assert ", ".join(repr(k.value) for k in list(AnomalyKind)[:-1]) in text
+
+
+def test_kinds_load_as_enum_members() -> None:
+    """Valid kinds and template event types load as the shared enums."""
+    s = load_settings(
+        data={
+            "trading": {"signal_rules": [{"name": "r", "kinds": ["whale", "spread"]}]},
+            "alerts": {"templates": {"fill": {"title": "filled {symbol}"}}},
+        }
+    )
+    assert s.trading.signal_rules[0].kinds == [AnomalyKind.WHALE, AnomalyKind.SPREAD]
+    assert list(s.alerts.templates) == [NotifyEventType.FILL]
+
+
+def test_notification_event_type_typo_lists_the_valid_types() -> None:
+    """A template for an unknown event type is an error listing the event types."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"alerts": {"templates": {"fil": {"title": "x"}}}})
+    assert "alerts.templates.fil" in str(exc.value)
+    assert "'anomaly', 'fill', 'exit'" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "path"),
+    [
+        ("trading: {max_position_size: .inf}\n", "trading.max_position_size"),
+        ("anomaly_detection: {min_samples: .inf}\n", "anomaly_detection.min_samples"),
+        ("api: {rate_limit_per_s: .nan}\n", "api.rate_limit_per_s"),
+        ("exchanges: [{name: x, symbols: [A/B], stale_after_s: .inf}]\n", "exchanges.0.stale"),
+        ("anomaly_detection: {whale_notional: {USDT: .inf}}\n", "whale_notional.USDT"),
+        ("trading: {live: {options: {recv: .inf}}}\n", "trading.live.options"),
+        (
+            "anomaly_detection: {overrides: {'binance:BTC/USDT': {spread_z_threshold: .inf}}}\n",
+            "overrides['binance:BTC-USDT'].spread_z_threshold",
+        ),
+    ],
+)
+def test_infinite_and_nan_numbers_are_rejected(tmp_path: Path, yaml_text: str, path: str) -> None:
+    """.inf and .nan in YAML are a problem naming the key, wherever the number sits."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(cfg)
+    assert path in str(exc.value)
+    assert "finite number" in str(exc.value)
+
+
+def test_infinite_number_from_environment_is_rejected() -> None:
+    """'inf' in an environment variable is rejected like .inf in the file."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(environ={"CRYPTOMON_TRADING__MAX_TOTAL_EXPOSURE": "inf"})
+    assert "trading.max_total_exposure: got 'inf'; expected a finite number" in str(exc.value)

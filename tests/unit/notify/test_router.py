@@ -27,18 +27,18 @@ async def test_routing_by_severity_kind_exchange_and_symbol(http_sink: HttpSink)
     """Each channel gets only the alerts its min_severity, kinds, exchanges and symbols allow."""
     channels = [
         _ch("all", http_sink, min_severity="low"),
-        _ch("price_high", http_sink, min_severity="high", kinds=["price"]),
+        _ch("price_high", http_sink, min_severity="high", kinds=["price_change"]),
         _ch("eth", http_sink, symbols=["ETH/USDT"], exchanges=["binance"]),
     ]
     async with running_router(channels) as run:
         run.hub.publish(anomaly(kind="volume", severity=Severity.MEDIUM))
-        run.hub.publish(anomaly(kind="price", severity=Severity.HIGH))
+        run.hub.publish(anomaly(kind="price_change", severity=Severity.HIGH))
         run.hub.publish(anomaly(symbol="ETH-USDT", severity=Severity.HIGH))
         run.hub.publish(anomaly(exchange="okx", symbol="ETH-USDT", severity=Severity.HIGH))
         await wait_until(lambda: len(http_sink.messages) == 6)
         got = sorted(zip(http_sink.paths, http_sink.titles(), strict=True))
     assert [t for p, t in got if p == "/price_high"] == [
-        "[P1] binance BTC-USDT: price anomaly (high)"
+        "[P1] binance BTC-USDT: price_change anomaly (high)"
     ]
     assert [t for p, t in got if p == "/eth"] == ["[P1] binance ETH-USDT: volume anomaly (high)"]
     assert len([p for p, _ in got if p == "/all"]) == 4
@@ -191,9 +191,9 @@ async def test_stop_loss_exit_and_kill_switch_are_notified(http_sink: HttpSink) 
 async def test_update_routing_validates_and_applies(http_sink: HttpSink) -> None:
     """update_routing changes routing at run time, rejects URL/name changes and bad values."""
     async with running_router([_ch("ops", http_sink)]) as run:
-        out = run.router.update_routing("ops", min_severity="critical", kinds=["price"])
+        out = run.router.update_routing("ops", min_severity="critical", kinds=["price_change"])
         assert out["min_severity"] == "critical"
-        assert out["kinds"] == ["price"]
+        assert out["kinds"] == ["price_change"]
         with pytest.raises(ConfigError, match=r"alerts\.channels\.ops\.url"):
             run.router.update_routing("ops", url="json://evil.example/x")
         with pytest.raises(ConfigError, match=r"alerts\.channels\.ops\.min_severity"):
@@ -203,11 +203,11 @@ async def test_update_routing_validates_and_applies(http_sink: HttpSink) -> None
         with pytest.raises(UnknownChannelError, match="configured channels: ops"):
             run.router.update_routing("nope", min_severity="low")
         run.hub.publish(anomaly(kind="volume", severity=Severity.CRITICAL))
-        run.hub.publish(anomaly(kind="price", severity=Severity.HIGH))
-        run.hub.publish(anomaly(kind="price", symbol="ETH-USDT", severity=Severity.CRITICAL))
+        run.hub.publish(anomaly(kind="price_change", severity=Severity.HIGH))
+        run.hub.publish(anomaly(kind="price_change", symbol="ETH-USDT", severity=Severity.CRITICAL))
         await wait_until(lambda: len(http_sink.messages) == 1)
         await run.hub.join()
-    assert http_sink.titles() == ["[P0] binance ETH-USDT: price anomaly (critical)"]
+    assert http_sink.titles() == ["[P0] binance ETH-USDT: price_change anomaly (critical)"]
     assert run.router.channels["ops"].cfg.url.get_secret_value() == http_sink.url("ops")
 
 

@@ -1,0 +1,150 @@
+"""The ``alerts`` section: notification channels, spam control, retries, templates."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from cryptomon.config.base import Section, SeverityName, normalize_symbol
+from cryptomon.config.templates import check_override
+from cryptomon.kinds import AnomalyKind, NotifyEventType
+
+NotifyCategory = Literal["anomaly", "trading", "system"]
+_ALL_CATEGORIES: tuple[NotifyCategory, ...] = ("anomaly", "trading", "system")
+_HHMM = r"([01]\d|2[0-3]):[0-5]\d"
+
+
+class ChannelConfig(Section):
+    """One apprise destination and what reaches it (routing, rate limit, quiet hours)."""
+
+    name: str = Field(min_length=1, description="channel name used in records and the API")
+    url: SecretStr = Field(description="any apprise URL: tgram://, mailto://, json://, ...")
+    min_severity: SeverityName = Field(default="medium", description="lowest severity sent")
+    kinds: list[AnomalyKind] | None = Field(default=None, description="anomaly kinds; None = all")
+    exchanges: list[str] | None = Field(default=None, description="None = all exchanges")
+    symbols: list[str] | None = Field(default=None, description="None = all symbols")
+    events: list[NotifyCategory] = Field(
+        default_factory=lambda: list(_ALL_CATEGORIES),
+        min_length=1,
+        description="event categories routed here: anomaly, trading, system",
+    )
+    format: Literal["auto", "markdown", "text"] = Field(
+        default="auto", description="auto = by URL scheme (Markdown for chat, text otherwise)"
+    )
+    rate_limit_per_min: float = Field(
+        default=6.0, gt=0, le=6000, description="token bucket refill, messages per minute"
+    )
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, le=10_000, description="bucket size; None = rate_limit_per_min"
+    )
+    digest_interval_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="beyond the limit: one digest per interval"
+    )
+    quiet_hours: str | None = Field(
+        default=None,
+        pattern=rf"^{_HHMM}-{_HHMM}$",
+        description="HH:MM-HH:MM in quiet_hours_tz; only P0 passes then",
+    )
+    quiet_hours_tz: str = Field(default="UTC", min_length=1, description="IANA time zone")
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [normalize_symbol(s) for s in v]
+
+    @field_validator("exchanges")
+    @classmethod
+    def _exchanges(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [e.strip().lower() for e in v]
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        if "://" not in v.get_secret_value():
+            raise ValueError("an apprise URL such as tgram://TOKEN/CHAT or mailto://...")
+        return v
+
+    @field_validator("quiet_hours_tz")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"an IANA time zone such as UTC or Europe/Berlin, not {v!r}") from None
+        return v
+
+    @property
+    def burst(self) -> int:
+        """Token bucket size."""
+        return self.rate_limit_burst or max(1, round(self.rate_limit_per_min))
+
+
+class TemplateOverride(Section):
+    """Replacement title and/or body (``str.format`` fields of the event type)."""
+
+    title: str | None = Field(default=None, min_length=1, description="None = built-in title")
+    body: str | None = Field(default=None, min_length=1, description="None = built-in body")
+
+
+class AlertsConfig(Section):
+    """Notifications: channels, spam control, delivery retries, templates."""
+
+    enabled: bool = Field(default=True, description="false: nothing is sent")
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    feed_down_after_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="notify a feed stale/down this long"
+    )
+    dedup_window_s: float = Field(
+        default=300.0, ge=0, le=86_400, description="same exchange+symbol+kind once; 0 = off"
+    )
+    attempt_timeout_s: float = Field(default=10.0, gt=0, le=300, description="per attempt")
+    retries: int = Field(default=3, ge=0, le=20, description="retries after the first attempt")
+    retry_backoff_s: float = Field(default=1.0, gt=0, le=600, description="first retry delay")
+    retry_backoff_cap_s: float = Field(default=60.0, gt=0, le=3600, description="max delay")
+    api_base_url: str = Field(
+        default="http://127.0.0.1:8080",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="base of links to the API in messages",
+    )
+    tick_s: float = Field(
+        default=1.0, gt=0, le=60, description="resolution of digest and feed-down timers"
+    )
+    stop_timeout_s: float = Field(
+        default=5.0, gt=0, le=600, description="time to deliver queued messages at shutdown"
+    )
+    templates: dict[NotifyEventType, TemplateOverride] = Field(
+        default_factory=dict, description="per event type title/body overrides"
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _unique(cls, v: list[ChannelConfig]) -> list[ChannelConfig]:
+        names = [c.name for c in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"unique channel names; repeated: {', '.join(sorted(dup))}")
+        return v
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @field_validator("templates")
+    @classmethod
+    def _check_templates(
+        cls, v: dict[NotifyEventType, TemplateOverride]
+    ) -> dict[NotifyEventType, TemplateOverride]:
+        for event_type, ov in v.items():
+            for part in ("title", "body"):
+                text = getattr(ov, part)
+                if text is None:
+                    continue
+                try:
+                    check_override(event_type, text)
+                except ValueError as exc:
+                    raise ValueError(f"{event_type}.{part}: {exc}") from None
+        return v

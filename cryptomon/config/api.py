@@ -1,0 +1,108 @@
+"""The ``api`` section: the REST + WebSocket server, its tokens and limits."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from cryptomon.config.base import Section
+
+Scope = Literal["read", "trade", "admin"]
+_DEFAULT_SCOPES: tuple[Scope, ...] = ("read",)
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class TokenConfig(Section):
+    """One API bearer token: its name (for logs and audit), the secret or its SHA-256, scopes."""
+
+    name: str = Field(min_length=1, description="who holds the token (shown in logs/audit)")
+    token: SecretStr | None = Field(default=None, description="the bearer token itself")
+    token_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the token"
+    )
+    scopes: list[Scope] = Field(
+        default_factory=lambda: list(_DEFAULT_SCOPES), description="read | trade | admin"
+    )
+    rate_limit_per_s: float | None = Field(
+        default=None, gt=0, description="requests/s for this token; None = api.rate_limit_per_s"
+    )
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, description="burst for this token; None = api.rate_limit_burst"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TokenConfig:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("exactly one of token, token_file or token_sha256")
+        if self.token is not None and len(self.token.get_secret_value()) < 12:
+            raise ValueError("a token of at least 12 characters")
+        return self
+
+
+class ApiConfig(Section):
+    """The REST + WebSocket API server."""
+
+    enabled: bool = Field(default=True, description="serve the API")
+    host: str = Field(default="127.0.0.1", min_length=1, description="bind address")
+    port: int = Field(default=8080, ge=0, le=65535, description="0 = any free port")
+    tokens: list[TokenConfig] = Field(default_factory=list, description="bearer tokens")
+    public_read: bool = Field(default=False, description="reads allowed without a token")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins")
+    cors_allow_credentials: bool = Field(
+        default=False, description="send Access-Control-Allow-Credentials (never with '*')"
+    )
+    rate_limit_per_s: float = Field(default=20.0, gt=0, description="per token (or client IP)")
+    rate_limit_burst: int = Field(default=40, ge=1, description="requests allowed at once")
+    auth_fail_limit: int = Field(
+        default=10, ge=1, description="failed authentications per client IP per window"
+    )
+    auth_fail_window_s: float = Field(default=60.0, gt=0, description="failed-auth window")
+    max_body_bytes: int = Field(default=65_536, ge=1024, le=16_777_216, description="413 above")
+    max_page_size: int = Field(default=500, ge=1, le=10_000, description="max 'limit' per page")
+    cache_ttl_s: float = Field(
+        default=0.5, ge=0, le=60, description="read response cache lifetime; 0 = off"
+    )
+    cache_entries: int = Field(default=256, ge=1, description="read response cache bound")
+    ws_max_clients: int = Field(default=100, ge=1, description="concurrent WebSocket clients")
+    ws_queue_size: int = Field(default=1000, ge=1, description="events queued per client")
+    ws_channel_queue_size: int = Field(
+        default=10_000, ge=1, description="events queued per channel before the fan-out"
+    )
+    ws_send_timeout_s: float = Field(
+        default=5.0, gt=0, description="a send stuck this long disconnects the client"
+    )
+    ws_heartbeat_s: float = Field(default=30.0, gt=0, description="WebSocket ping interval")
+    request_timeout_s: float = Field(
+        default=15.0, gt=0, le=600, description="a request taking longer answers 503"
+    )
+    shutdown_timeout_s: float = Field(default=5.0, gt=0, description="grace for open requests")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for origin in v:
+            if origin != "*" and not re.match(r"^https?://[^/\s]+$", origin):
+                raise ValueError(f"origins like https://dash.example.com (no path), not {origin!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> ApiConfig:
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError("cors_origins '*' cannot be combined with cors_allow_credentials")
+        names = [t.name for t in self.tokens]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"unique token names; repeated: {', '.join(sorted(dup))}")
+        if self.enabled and not self.tokens and not self.is_loopback:
+            raise ValueError(
+                f"host {self.host!r} is not a loopback address: configure api.tokens "
+                "(or bind 127.0.0.1)"
+            )
+        return self
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when ``host`` only accepts connections from this machine."""
+        return self.host in _LOOPBACK_HOSTS or self.host.startswith("127.")

@@ -1,0 +1,106 @@
+"""What every config section shares: the frozen ``Section`` base, symbol normalization and the
+schema questions the loader asks (is this field a secret? which model sits at this key?)."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+
+SeverityName = Literal["low", "medium", "high", "critical"]
+
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]+([-/][A-Z0-9]+)+$")
+_URL_PASSWORD_RE = re.compile(r"^([a-z0-9+.-]+://[^:/@]+:)([^@]+)(@)", re.IGNORECASE)
+
+
+def url_password(url: str) -> str | None:
+    """The password of a ``scheme://user:password@host`` URL, if it has one."""
+    m = _URL_PASSWORD_RE.match(url)
+    return m.group(2) if m else None
+
+
+def redact_url_password(url: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://user:***@host``."""
+    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}***{m.group(3)}", url)
+
+
+def normalize_symbol(value: str) -> str:
+    """``btc/usdt`` -> ``BTC-USDT`` (cryptofeed's normalized form)."""
+    s = value.strip().upper()
+    if not _SYMBOL_RE.match(s):
+        raise ValueError(f"a symbol like BTC/USDT or BTC-USDT, not {value!r}")
+    return s.replace("/", "-")
+
+
+def is_secret(annotation: Any) -> bool:
+    """True when a field annotation is (or contains) ``SecretStr``."""
+    if annotation is SecretStr:
+        return True
+    return any(is_secret(a) for a in get_args(annotation))
+
+
+def model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``list[X]``, ``X | None``, ``dict[K, X]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def is_complex(annotation: Any) -> bool:
+    """True when a value for this annotation is written as JSON in an environment variable."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    if get_origin(annotation) in (list, dict, tuple, set, frozenset):
+        return True
+    return any(is_complex(a) for a in get_args(annotation) if a is not type(None))
+
+
+def check_finite(value: Any, where: str) -> None:
+    """Raise ValueError when a number nested anywhere in ``value`` is infinite or NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: a finite number, not {value!r}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_finite(item, f"{where}.{i}")
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, unknown keys are errors, numbers are finite, and
+    any secret field ``X`` may be given as ``X_file: PATH`` (its stripped content)."""
+
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, frozen=True, allow_inf_nan=False
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for key in list(out):
+            if not (isinstance(key, str) and key.endswith("_file")):
+                continue
+            base = key[: -len("_file")]
+            field = cls.model_fields.get(base)
+            if field is None or not is_secret(field.annotation):
+                continue
+            path = Path(str(out.pop(key))).expanduser()
+            try:
+                out[base] = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+                raise ValueError(
+                    f"{key}: cannot read secret file {str(path)!r} ({reason})"
+                ) from None
+        return out

@@ -1,0 +1,202 @@
+"""Loading: the YAML file, ``CRYPTOMON_*`` environment overrides, and one
+:class:`~cryptomon.errors.ConfigError` listing every problem (never a traceback).
+
+Sources, lowest priority first: built-in defaults, the YAML file given by ``--config`` (and/or
+a ``data`` mapping), environment variables ``CRYPTOMON_<SECTION>__<KEY>`` (``__`` separates
+nesting levels; lists, mappings and whole sections take JSON). An unknown section in a variable
+name is an error like an unknown key in the file; other unknown ``CRYPTOMON_*`` names get one
+warning line; ``CRYPTOMON_TEST_*`` and ``CRYPTOMON_CI_*`` belong to tooling and are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cryptomon.config.base import is_complex, is_secret, model_in
+from cryptomon.config.problems import REDACTED, has_secrets, problems_from, secrets_in
+from cryptomon.config.settings import Settings
+from cryptomon.errors import ConfigError, Problem
+
+ENV_PREFIX = "CRYPTOMON_"
+RESERVED_ENV_PREFIXES = ("CRYPTOMON_TEST_", "CRYPTOMON_CI_")
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse the YAML config file; every failure is a ConfigError naming the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(p), None, "an existing YAML config file")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(str(p), None, f"a readable file ({exc.strerror})")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [
+                Problem(
+                    str(p),
+                    f"byte {exc.object[exc.start]:#04x} at offset {exc.start}",
+                    "a UTF-8 text file",
+                )
+            ]
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([Problem(where, None, f"valid YAML ({problem})")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(p), data, "a YAML mapping of sections at the top level")])
+    return data
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    data: dict[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from a YAML file (and/or a dict) plus ``CRYPTOMON_*`` environment
+    variables (which win). ``warn`` receives the line about unknown variables (default: stderr).
+
+    Raises :class:`ConfigError` with one :class:`Problem` per invalid key.
+    """
+    raw: dict[str, Any] = read_yaml(path) if path is not None else {}
+    if data is not None:
+        raw = {**raw, **data}
+    env = os.environ if environ is None else environ
+    overrides, problems, unknown = env_overrides(env)
+    if unknown:
+        (warn or _stderr)(
+            "crypto-monitor: warning: unknown environment variable(s) ignored: "
+            f"{', '.join(sorted(unknown))} (settings are {ENV_PREFIX}<SECTION>__<KEY>; "
+            f"{ENV_PREFIX}TEST_* and {ENV_PREFIX}CI_* are reserved for tooling)"
+        )
+    merged = deep_merge(raw, overrides)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems += problems_from(exc, secrets=secrets_in(Settings, merged))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[Problem], list[str]]:
+    """``CRYPTOMON_*`` variables as a nested mapping, the problems found in them, and the names
+    that are not settings (reserved tooling names left out)."""
+    out: dict[str, Any] = {}
+    problems: list[Problem] = []
+    unknown: list[str] = []
+    sections = ", ".join(sorted(Settings.model_fields))
+    for name, text in environ.items():
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(RESERVED_ENV_PREFIXES):
+            continue
+        keys = upper[len(ENV_PREFIX) :].lower().split("__")
+        if keys[0] not in Settings.model_fields:
+            if len(keys) > 1:
+                problems.append(
+                    Problem(name, keys[0], f"a known section (top-level keys: {sections})")
+                )
+            else:
+                unknown.append(name)
+            continue
+        try:
+            value = _env_value(name, keys, text)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        _set_path(out, keys, value)
+    return out, problems, unknown
+
+
+def _env_value(name: str, keys: list[str], text: str) -> Any:
+    """The value of one variable: JSON where the key takes a list, mapping or section."""
+    ann: Any = Settings
+    for depth, key in enumerate(keys):
+        model = _model(ann)
+        if model is not None:
+            field = model.model_fields.get(key)
+            if field is None:  # an unknown key: validation reports it with the allowed ones
+                return text
+            ann = field.annotation
+        elif get_origin(_strip_none(ann)) is dict:
+            ann = get_args(_strip_none(ann))[1]
+        else:
+            where = ".".join(keys[:depth])
+            raise ConfigError(
+                [
+                    Problem(
+                        name,
+                        ".".join(keys),
+                        f"a key path through sections; give {where} whole, as JSON",
+                    )
+                ]
+            )
+    if not is_complex(ann):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        model = model_in(ann)
+        secret = is_secret(ann) or (model is not None and has_secrets(model))
+        shown = REDACTED if secret else text
+        raise ConfigError(
+            [Problem(name, shown, f"JSON for {'.'.join(keys)} ({_json_example(ann)})")]
+        ) from None
+
+
+def _json_example(ann: Any) -> str:
+    origin = get_origin(_strip_none(ann))
+    if origin in (list, tuple, set, frozenset):
+        return 'a JSON list such as ["a", "b"]'
+    return 'a JSON object such as {"key": "value"}'
+
+
+def _model(ann: Any) -> type[BaseModel] | None:
+    inner = _strip_none(ann)
+    return inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+
+
+def _strip_none(ann: Any) -> Any:
+    args = [a for a in get_args(ann) if a is not type(None)]
+    return args[0] if len(args) == 1 and type(None) in get_args(ann) else ann
+
+
+def _set_path(out: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = out
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on top: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")

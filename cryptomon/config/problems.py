@@ -1,0 +1,201 @@
+"""Validation errors as :class:`~cryptomon.errors.Problem` lines (key path, value, expected),
+with every secret redacted by the schema: a value that is, or contains, a secret field (a token
+inside a short object, an alert URL given as a bare string, a secret from the environment) is
+never echoed, and no secret string appears in any part of a message."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from cryptomon.config.base import Section, is_secret, model_in, redact_url_password, url_password
+from cryptomon.errors import Problem
+
+REDACTED = "***"
+_SECRETISH = ("token", "secret", "password", "api_key", "url", "key")
+
+
+def problems_from(exc: ValidationError, *, secrets: Iterable[str] = ()) -> list[Problem]:
+    """One Problem per pydantic error: dotted key path, offending value, what was expected.
+    ``secrets`` are strings (from the raw input) that must not appear anywhere in the output."""
+    root = _model_named(exc.title)
+    hidden = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+    out: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err.get("loc", ()))
+        path = ".".join(str(p) for p in loc) or "config"
+        kind = err.get("type", "")
+        value = err.get("input")
+        msg = str(err.get("msg", ""))
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(root, loc[:-1])
+            expected = "no such key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+            if _near_secret(str(loc[-1]) if loc else "", allowed):
+                value = REDACTED
+        elif kind == "missing":
+            expected = "a value (this key is required)"
+            value = None
+        else:
+            expected = _expected(msg)
+        if kind != "missing" and root is not None:
+            value = redact(annotation_at(root, loc), value)
+        if isinstance(value, str) and "://" in value:
+            value = redact_url_password(value)
+        out.append(_scrubbed(Problem(path, _shortened(value), expected), hidden))
+    return out
+
+
+def redact(annotation: Any, value: Any) -> Any:
+    """``value`` with every part the schema (``annotation``) marks secret replaced by ``***``;
+    a non-mapping given where a model with secrets is expected is hidden whole."""
+    if value is None or annotation is None:
+        return value
+    if is_secret(annotation):
+        return REDACTED
+    inner = _unwrap_optional(annotation)
+    origin = get_origin(inner)
+    if origin in (list, tuple, set, frozenset) and isinstance(value, list | tuple):
+        item = (get_args(inner) or (None,))[0]
+        return [redact(item, v) for v in value]
+    if origin is dict and isinstance(value, dict):
+        item = get_args(inner)[1] if len(get_args(inner)) == 2 else None
+        return {k: redact(item, v) for k, v in value.items()}
+    model = model_in(inner)  # a model, or a container of models given the wrong shape
+    if model is None:
+        return value
+    if not isinstance(value, dict):
+        return REDACTED if has_secrets(model) else value
+    fields = model.model_fields
+    return {
+        k: redact(fields[k].annotation, v)
+        if k in fields
+        else (REDACTED if _near_secret(str(k), list(fields)) else v)
+        for k, v in value.items()
+    }
+
+
+def secrets_in(annotation: Any, value: Any) -> list[str]:
+    """The secret strings of raw input ``value`` read by the schema ``annotation``."""
+    found: list[str] = []
+
+    def walk(ann: Any, val: Any) -> None:
+        if isinstance(val, str):
+            password = url_password(val) if "://" in val else None
+            if password:
+                found.append(password)
+            model = model_in(ann)
+            if is_secret(ann) or (model is not None and has_secrets(model)):
+                found.append(val)
+            return
+        if isinstance(val, list | tuple):
+            item = (get_args(_unwrap_optional(ann)) or (None,))[0]
+            for v in val:
+                walk(item, v)
+        elif isinstance(val, dict):
+            model = model_in(ann)
+            if model is None:
+                return
+            for k, v in val.items():
+                field = model.model_fields.get(str(k))
+                if field is not None:
+                    walk(field.annotation, v)
+                elif isinstance(v, str) and _near_secret(str(k), list(model.model_fields)):
+                    found.append(v)
+
+    walk(annotation, value)
+    return found
+
+
+def has_secrets(model: type[BaseModel], _seen: frozenset[type] = frozenset()) -> bool:
+    """True when ``model`` or a model nested in it has a secret field."""
+    for field in model.model_fields.values():
+        if is_secret(field.annotation):
+            return True
+        nested = model_in(field.annotation)
+        if nested is not None and nested not in _seen and has_secrets(nested, _seen | {model}):
+            return True
+    return False
+
+
+def annotation_at(root: type[BaseModel], loc: tuple[Any, ...]) -> Any:
+    """The annotation of the key at ``loc`` (pydantic's error location) below ``root``."""
+    ann: Any = root
+    for part in loc:
+        inner = _unwrap_optional(ann)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            field = inner.model_fields.get(str(part))
+            if field is None:
+                return None
+            ann = field.annotation
+        elif get_origin(inner) in (list, tuple, set, frozenset) and isinstance(part, int):
+            ann = (get_args(inner) or (None,))[0]
+        elif get_origin(inner) is dict:
+            ann = get_args(inner)[1] if part != "[key]" else None
+        # else: a union tag or similar; stay on the same annotation
+    return ann
+
+
+def _near_secret(key: str, allowed: list[str]) -> bool:
+    name = key.lower()
+    if name.endswith("_file"):  # a path to a secret file, not the secret
+        return False
+    if any(word in name for word in _SECRETISH):
+        return True
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.75)
+    return bool(close) and any(word in close[0] for word in _SECRETISH)
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if len(args) == 1 and type(None) in get_args(annotation):
+        return args[0]
+    return annotation
+
+
+def _shortened(value: Any) -> Any:
+    if isinstance(value, dict | list) and len(repr(value)) > 80:
+        return f"<{type(value).__name__}>"
+    return value
+
+
+def _scrubbed(problem: Problem, hidden: list[str]) -> Problem:
+    if not hidden:
+        return problem
+    value, expected = problem.value, problem.expected
+    if any(s in repr(value) for s in hidden):
+        value = REDACTED
+    for s in hidden:
+        expected = expected.replace(s, REDACTED)
+    return Problem(problem.path, value, expected)
+
+
+def _expected(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    for prefix in ("Input should be ", "String should "):
+        if msg.startswith(prefix):
+            rest = msg[len(prefix) :]
+            return rest if prefix == "Input should be " else "a string that should " + rest
+    return msg[:1].lower() + msg[1:]
+
+
+def _allowed_keys(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    if root is None:
+        return []
+    model = model_in(annotation_at(root, loc))
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _model_named(title: str) -> type[BaseModel] | None:
+    """The config model a ValidationError is about (pydantic puts its name in ``title``)."""
+    todo: list[type[BaseModel]] = [Section]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ == title:
+            return cls
+        todo.extend(cls.__subclasses__())
+    return None

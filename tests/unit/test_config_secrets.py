@@ -1,0 +1,109 @@
+"""Secrets never appear in config errors: redaction by the schema (issue 14.6), via check-config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cryptomon.cli import main
+from cryptomon.config import load_settings
+from cryptomon.errors import ConfigError
+
+CASES = [
+    pytest.param(
+        "api: {tokens: [{name: ci, token: TOKSECRET1}]}\n",
+        {},
+        "TOKSECRET1",
+        "api.tokens.0: got {'name': 'ci', 'token': '***'}; expected a token of at least 12",
+        id="token-inside-short-object",
+    ),
+    pytest.param(
+        "alerts: {channels: ['tgram://123456:BOTSECRET/999']}\n",
+        {},
+        "BOTSECRET",
+        "alerts.channels.0: got '***'; expected a valid dictionary",
+        id="alert-url-as-bare-string-in-list",
+    ),
+    pytest.param(
+        "",
+        {"CRYPTOMON_API__TOKENS": '[{"name": "ci", "token": "ENVTOK1"}]'},
+        "ENVTOK1",
+        "api.tokens.0: got {'name': 'ci', 'token': '***'}",
+        id="token-from-environment",
+    ),
+    pytest.param(
+        "",
+        {"CRYPTOMON_API__TOKENS": '[{"name": "ci", "token": "ENVTOKEN-SECRET-2"'},
+        "ENVTOKEN-SECRET-2",
+        "CRYPTOMON_API__TOKENS: got '***'; expected JSON for api.tokens",
+        id="token-in-environment-json-that-does-not-parse",
+    ),
+    pytest.param(
+        "trading: {mode: live, live: {api_key: LIVEKEYSECRET}}\n",
+        {},
+        "LIVEKEYSECRET",
+        "trading: got {'mode': 'live', 'live': {'api_key': '***'}}",
+        id="exchange-key-inside-section-object",
+    ),
+    pytest.param(
+        "api: {tokens: [{name: ci, tokn: MISSPELTSECRET}]}\n",
+        {},
+        "MISSPELTSECRET",
+        "api.tokens.0.tokn: got '***'; expected no such key",
+        id="secret-under-misspelt-key",
+    ),
+    pytest.param(
+        "database: {url: 'mysql://bob:DBPASSWORD@db/x'}\n",
+        {},
+        "DBPASSWORD",
+        "database.url: got 'mysql://bob:***@db/x'",
+        id="database-password-in-rejected-url",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "env", "secret", "line"), CASES)
+def test_check_config_never_echoes_a_secret(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    env: dict[str, str],
+    secret: str,
+    line: str,
+) -> None:
+    """Each way a secret can land in a problem line is redacted; the key path is still named."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["check-config", "--config", str(cfg)]) == 2
+    captured = capsys.readouterr()
+    assert secret not in captured.err + captured.out
+    assert line in captured.err
+
+
+def test_secret_text_is_scrubbed_from_expected_messages() -> None:
+    """A secret value is removed from the 'expected' part too, wherever a validator puts it."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(
+            data={
+                "alerts": {
+                    "channels": [
+                        {"name": "tgram://ab:SCRUBME/1", "url": "tgram://ab:SCRUBME/1"},
+                        {"name": "tgram://ab:SCRUBME/1", "url": "tgram://ab:SCRUBME/1"},
+                    ]
+                }
+            }
+        )
+    assert "SCRUBME" not in str(exc.value)
+    assert "unique channel names" in str(exc.value)
+
+
+def test_secret_model_given_the_wrong_shape_is_hidden_whole() -> None:
+    """A channel (which holds a URL secret) given as a string where a list is expected is hidden."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"alerts": {"channels": "tgram://ab:HIDEME/1"}})
+    assert "HIDEME" not in str(exc.value)
+    assert "alerts.channels: got '***'" in str(exc.value)
