@@ -20,12 +20,14 @@ _STATUS_TEXT = {
     404: "Not found, or the capability is not available in this daemon",
     409: "Conflict with the current state (e.g. risk rejection, order already closed)",
     413: "Request body larger than api.max_body_bytes",
+    415: "Content-Type is not application/json",
     422: "Validation error; details.fields names each offending field",
     429: "Rate limited or too many failed authentications; see Retry-After",
     503: "Not ready, the store is unavailable, or no answer within api.request_timeout_s",
 }
 WS_DESCRIPTION = (
-    "WebSocket at GET /ws (same bearer token, or ?token=). Client messages: "
+    "WebSocket at GET /ws (same bearer token, or ?token=; anonymous with api.public_read: "
+    "market data and anomalies only). Client messages: "
     '{"msg_type": "Subscribe"|"Unsubscribe"|"Ping", "data": {"channel": '
     '"anomalies"|"trades"|"book"|"ticker"|"orders"|"positions"|"feeds", "symbols": [...], '
     '"exchanges": [...]}}. Server pushes {"channel", "data"}.'
@@ -68,6 +70,62 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
             p["description"] = prop["description"]
         params.append(p)
     return params
+
+
+def _error_entries(err_ref: dict[str, str], statuses: tuple[int, ...]) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": _STATUS_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": err_ref}},
+        }
+        for status in statuses
+    }
+
+
+def _plain_paths(err_ref: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The routes served outside the route table: dashboard, Prometheus, WebSocket."""
+    text = {"schema": {"type": "string"}}
+    return {
+        "/": {
+            "get": {
+                "operationId": "dashboard",
+                "summary": "The dashboard page (static HTML; it calls the API itself)",
+                "tags": ["system"],
+                "security": [],
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/html": text}},
+                    **_error_entries(err_ref, (429,)),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus exposition",
+                "tags": ["system"],
+                "security": [{"bearer": ["read"]}],
+                "x-required-scope": "read",
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/plain": text}},
+                    **_error_entries(err_ref, (401, 403, 429)),
+                },
+            }
+        },
+        "/ws": {
+            "get": {
+                "operationId": "websocket",
+                "summary": "WebSocket of live events (an upgrade request)",
+                "description": WS_DESCRIPTION,
+                "tags": ["system"],
+                "security": [{"bearer": ["read"]}],
+                "x-required-scope": "read",
+                "responses": {
+                    "101": {"description": "Switching Protocols (WebSocket)"},
+                    **_error_entries(err_ref, (400, 401, 403, 429, 503)),
+                },
+            }
+        },
+    }
 
 
 def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
@@ -124,6 +182,7 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
                 "content": {"application/json": {"schema": keys[(r.body, "validation")]}},
             }
         paths.setdefault(r.path, {})[r.method.lower()] = op
+    paths.update(_plain_paths(keys[(ErrorResponse, "serialization")]))
     return {
         "openapi": "3.1.0",
         "info": {
