@@ -179,7 +179,10 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
         if r.body is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": keys[(r.body, "validation")]}},
+                "content": {
+                    ctype: {"schema": keys[(r.body, "validation")]}
+                    for ctype in sorted(r.content_types)
+                },
             }
         paths.setdefault(r.path, {})[r.method.lower()] = op
     paths.update(_plain_paths(keys[(ErrorResponse, "serialization")]))

@@ -89,6 +89,8 @@ class Route:
     cache_group: str | None = None
     description: str = ""
     public: bool = False  # market data / anomalies: anonymous reads with api.public_read
+    # body media types accepted (webhook routes add "text/plain": senders that cannot set it)
+    content_types: frozenset[str] = frozenset({"application/json"})
 
     @property
     def operation_id(self) -> str:
@@ -159,18 +161,16 @@ def _parse_query(route: Route, request: web.Request) -> Any:
         raise validation_error(exc, "query") from None
 
 
-JSON_TYPES = frozenset({"application/json"})
-
-
 async def _parse_body(route: Route, request: web.Request) -> Any:
-    """The JSON body of ``route``: ``application/json``, an object, finite numbers, strict
+    """The JSON body of ``route``: one of its media types, an object, finite numbers, strict
     types, bounded nesting (pydantic-core's parser refuses deep nesting), no NUL characters."""
     assert route.body is not None
-    if request.content_type not in JSON_TYPES:
+    if request.content_type not in route.content_types:
+        expected = sorted(route.content_types)
         raise ApiError(
             415,
-            f"Content-Type {request.content_type!r} is not accepted; send application/json",
-            details={"expected": sorted(JSON_TYPES)},
+            f"Content-Type {request.content_type!r} is not accepted; send {' or '.join(expected)}",
+            details={"expected": expected},
         )
     raw = await request.read()  # client_max_size bounds this (413)
     if not raw.strip():
