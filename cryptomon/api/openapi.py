@@ -128,6 +128,50 @@ def _plain_paths(err_ref: dict[str, str]) -> dict[str, dict[str, Any]]:
     }
 
 
+def _operation(
+    r: Route, ok_ref: dict[str, Any], err_ref: dict[str, Any], body_ref: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The OpenAPI operation of one route."""
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": ok_ref}}}
+    }
+    for status in r.statuses():
+        # a 503 declared by the route itself (readiness) carries its normal body
+        schema = ok_ref if status in r.errors and status == 503 else err_ref
+        entry: dict[str, Any] = {
+            "description": _STATUS_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": schema}},
+        }
+        if status == 429:
+            entry["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
+            }
+        responses[str(status)] = entry
+    op: dict[str, Any] = {
+        "operationId": r.operation_id,
+        "summary": r.summary,
+        "tags": [r.tag],
+        "parameters": _parameters(r),
+        "responses": responses,
+    }
+    if r.description:
+        op["description"] = r.description
+    if r.scope is not None:
+        op["security"] = [{"bearer": [r.scope]}]
+        op["x-required-scope"] = r.scope
+        if r.public:  # anonymous with api.public_read
+            op["security"].append({})
+            op["x-public-read"] = True
+    else:
+        op["security"] = []
+    if body_ref is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {ctype: {"schema": body_ref} for ctype in sorted(r.content_types)},
+        }
+    return op
+
+
 def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``routes``."""
     models: set[type[BaseModel]] = {ErrorResponse}
@@ -142,50 +186,12 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
     )
     schemas = defs.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
+    err_ref = keys[(ErrorResponse, "serialization")]
     for r in routes:
-        responses: dict[str, Any] = {}
         ok_ref = keys[(r.response, "serialization")]
-        responses["200"] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": ok_ref}},
-        }
-        err_ref = keys[(ErrorResponse, "serialization")]
-        for status in r.statuses():
-            # a 503 declared by the route itself (readiness) carries its normal body
-            schema = ok_ref if status in r.errors and status == 503 else err_ref
-            entry: dict[str, Any] = {
-                "description": _STATUS_TEXT.get(status, "Error"),
-                "content": {"application/json": {"schema": schema}},
-            }
-            if status == 429:
-                entry["headers"] = {
-                    "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
-                }
-            responses[str(status)] = entry
-        op: dict[str, Any] = {
-            "operationId": r.operation_id,
-            "summary": r.summary,
-            "tags": [r.tag],
-            "parameters": _parameters(r),
-            "responses": responses,
-        }
-        if r.description:
-            op["description"] = r.description
-        if r.scope is not None:
-            op["security"] = [{"bearer": [r.scope]}]
-            op["x-required-scope"] = r.scope
-        else:
-            op["security"] = []
-        if r.body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {
-                    ctype: {"schema": keys[(r.body, "validation")]}
-                    for ctype in sorted(r.content_types)
-                },
-            }
-        paths.setdefault(r.path, {})[r.method.lower()] = op
-    paths.update(_plain_paths(keys[(ErrorResponse, "serialization")]))
+        body_ref = keys[(r.body, "validation")] if r.body is not None else None
+        paths.setdefault(r.path, {})[r.method.lower()] = _operation(r, ok_ref, err_ref, body_ref)
+    paths.update(_plain_paths(err_ref))
     return {
         "openapi": "3.1.0",
         "info": {
