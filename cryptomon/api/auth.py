@@ -182,8 +182,9 @@ class Authenticator:
             self.throttle.failed(client)
             raise ApiError(401, "invalid bearer token (expected 'Authorization: Bearer <token>')")
         principal = Principal(tok.name, tok.scopes, f"token:{tok.name}", tok.rate_per_s, tok.burst)
+        self._limit(principal)  # before the scope check: refusals count against the rate too
         require(principal, scope)
-        return self._limit(principal)
+        return principal
 
     def _check_throttle(self, client: str) -> None:
         wait = self.throttle.retry_after(client)

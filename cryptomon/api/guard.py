@@ -13,7 +13,6 @@ from cryptomon.config import ApiConfig
 from cryptomon.events import AuditEntry
 
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def allowed_hosts(config: ApiConfig) -> frozenset[str]:
@@ -70,14 +69,17 @@ async def harden(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
-def audit_denied(request: web.Request, err: ApiError, actor: str) -> None:
-    """Publish an ``AuditEntry`` for a refused attempt: every 403, and 401 on writes or with a
-    token that did not match (guessing). Client address and request id come from the
+def audit_denied(request: web.Request, err: ApiError) -> None:
+    """Publish an ``AuditEntry`` for a refused attempt by a caller who showed a token: a 403
+    naming the token (scope), or a 401 for a token that matched none (guessing; bounded by the
+    failed-auth throttle). Anonymous refusals are only logged (``api.request``), so nobody can
+    fill the audit log without a token. Client address and request id come from the
     request's audit origin."""
-    if err.status not in (401, 403):
-        return
-    presented = "Authorization" in request.headers or "token" in request.query
-    if err.status == 401 and request.method in _READ_METHODS and not presented:
+    if err.status == 403 and err.actor is not None:
+        actor = err.actor
+    elif err.status == 401 and ("Authorization" in request.headers or "token" in request.query):
+        actor = "invalid-token"
+    else:
         return
     hub = request.app.get(HUB)
     clock = request.app.get(CLOCK)

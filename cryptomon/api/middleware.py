@@ -94,7 +94,7 @@ async def _serve(
         with structlog.contextvars.bound_contextvars(request_id=rid):
             return await handler(request)
     except ApiError as err:
-        audit_denied(request, err, err.actor or _actor(request))
+        audit_denied(request, err)
         return error_response(err, rid)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -105,13 +105,6 @@ async def _serve(
             "api.handler_error", request_id=rid, path=request.path, error=repr(exc), exc_info=exc
         )
         return error_response(ApiError(500, "internal error; see the daemon log"), rid)
-
-
-def _actor(request: web.Request) -> str:
-    principal = request.get(PRINCIPAL)
-    if principal is not None:
-        return principal.name
-    return "invalid-token" if "Authorization" in request.headers else "anonymous"
 
 
 def _allowed(origins: list[str], origin: str) -> bool:

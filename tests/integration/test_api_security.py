@@ -209,7 +209,7 @@ async def test_release_needs_admin_and_refusals_are_audited(
     db_url: str, start_stack: Start
 ) -> None:
     """A trade token cannot release an admin's kill switch (403, audited with who, from where
-    and the request id); an admin can."""
+    and the request id); a token that matches none is audited too; an admin can release."""
     st = await start_stack(db_url)
     engage = {"action": "engage"}
     assert (await st.call("POST", "/api/v1/trading/kill-switch", json=engage))[0] == 200
@@ -219,14 +219,23 @@ async def test_release_needs_admin_and_refusals_are_audited(
     )
     assert status == 403
     assert str(st.engine.risk_state) == "halted"
+    headers = {"X-Request-ID": "attempt-2"}
+    status, _ = await st.call(
+        "POST", "/api/v1/trading/kill-switch", "guess-guess-guess", json=engage, headers=headers
+    )
+    assert status == 401
 
     async def denied() -> bool:
-        return bool(await st.audit_rows("denied"))
+        return len(await st.audit_rows("denied")) == 2
 
-    await wait_until(denied, timeout=20, message="the denied attempt audited")
-    (row,) = await st.audit_rows("denied")
-    assert (row["actor"], row["client"], row["request_id"]) == ("trader", "127.0.0.1", "attempt-1")
-    assert row["payload"]["status"] == 403
+    await wait_until(denied, timeout=20, message="the denied attempts audited")
+    rows = {row["request_id"]: row for row in await st.audit_rows("denied")}
+    assert (rows["attempt-1"]["actor"], rows["attempt-1"]["client"]) == ("trader", "127.0.0.1")
+    assert rows["attempt-1"]["payload"]["status"] == 403
+    assert (rows["attempt-2"]["actor"], rows["attempt-2"]["payload"]["status"]) == (
+        "invalid-token",
+        401,
+    )
     status, body = await st.call("POST", "/api/v1/trading/kill-switch", json={"action": "release"})
     assert (status, body["state"]) == (200, "active")
 
