@@ -11,6 +11,7 @@ The hub routes on the concrete class, so the class *is* the topic.
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -302,13 +303,31 @@ class NotificationRecord(Event):
     ref_id: str | None = None
 
 
+AUDIT_ORIGIN: ContextVar[tuple[str, str]] = ContextVar("audit_origin", default=("", ""))
+"""``(client address, request id)`` of the API request being served. The API sets it for the
+duration of each request, so every ``AuditEntry`` created while serving it (by the API or by
+the component it calls) says where the action came from."""
+
+
+def _origin_client() -> str:
+    return AUDIT_ORIGIN.get()[0]
+
+
+def _origin_request_id() -> str:
+    return AUDIT_ORIGIN.get()[1]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditEntry(Event):
-    """A manual action or configuration change: who did what, with which payload (JSON text)."""
+    """A manual action, configuration change or denied attempt: who did what, from where
+    (client address, request id; from :data:`AUDIT_ORIGIN` unless given), with which payload
+    (JSON text)."""
 
     actor: str
     action: str
     payload: str = "{}"
+    client: str = field(default_factory=_origin_client)
+    request_id: str = field(default_factory=_origin_request_id)
 
 
 DURABLE: tuple[type[Event], ...] = (

@@ -30,7 +30,7 @@ def _restore_logging() -> Iterator[None]:
 
 
 def shared_data_dir() -> Path:
-    """``../shared/data/cryptofeed-sample`` beside the repository (or $CRYPTOMON_TEST_SHARED_DATA)."""
+    """``../shared/data/cryptofeed-sample`` beside the repo (or $CRYPTOMON_TEST_SHARED_DATA)."""
     env = os.environ.get("CRYPTOMON_TEST_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data" / "cryptofeed-sample"
 

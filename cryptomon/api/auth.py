@@ -1,11 +1,12 @@
 """Bearer tokens (stored and compared as SHA-256 hashes), scopes, rate limits, auth throttling.
 
 - ``read`` < ``trade`` < ``admin``: a token with ``admin`` may do everything, ``trade`` may also
-  read. Reads may be anonymous only with ``api.public_read: true``; trading, configuration and
-  the kill switch always need a token with the scope.
+  read. Market data and anomalies may be read anonymously with ``api.public_read: true``;
+  everything else (trading, alerts, status, metrics) always needs a token with the scope.
 - Per-token token-bucket rate limit (anonymous clients are limited per IP): 429 + Retry-After.
 - Failed authentications are counted per client IP in a sliding window; past the limit that
-  IP gets 429 until the window has passed, so tokens cannot be guessed quickly.
+  IP gets 429 for requests without a valid token until the window has passed, so tokens cannot
+  be guessed quickly; a request with a valid token is never refused by it.
 """
 
 from __future__ import annotations
@@ -152,14 +153,18 @@ class Authenticator:
                 found = tok
         return found
 
-    def authenticate(self, authorization: str | None, client: str, scope: Scope) -> Principal:
-        """Check the caller for ``scope``; rate-limit it. Raises :class:`ApiError`."""
-        wait = self.throttle.retry_after(client)
-        if wait > 0:
-            self.throttle.throttled += 1
-            raise _too_many("too many failed authentications from this address", wait)
+    def authenticate(
+        self, authorization: str | None, client: str, scope: Scope, *, public: bool = False
+    ) -> Principal:
+        """Check the caller for ``scope``; rate-limit it. Raises :class:`ApiError`.
+
+        ``public``: the route serves market data or anomalies, readable without a token when
+        ``api.public_read`` is on. A valid token is never refused by the failed-auth throttle
+        (it only slows down guessing), so one noisy neighbour cannot lock honest users out.
+        """
         if not authorization:
-            if scope == "read" and self.config.public_read:
+            self._check_throttle(client)
+            if public and scope == "read" and self.config.public_read:
                 principal = Principal(
                     "anonymous",
                     _IMPLIED["read"],
@@ -172,17 +177,20 @@ class Authenticator:
         kind, _, presented = authorization.partition(" ")
         tok = self._lookup(presented.strip()) if kind.lower() == "bearer" else None
         if tok is None:
+            self._check_throttle(client)
             self.auth_failures += 1
             self.throttle.failed(client)
             raise ApiError(401, "invalid bearer token (expected 'Authorization: Bearer <token>')")
         principal = Principal(tok.name, tok.scopes, f"token:{tok.name}", tok.rate_per_s, tok.burst)
-        if scope not in tok.scopes:
-            raise ApiError(
-                403,
-                f"token '{tok.name}' lacks scope '{scope}'",
-                details={"required": scope, "granted": sorted(tok.scopes)},
-            )
-        return self._limit(principal)
+        self._limit(principal)  # before the scope check: refusals count against the rate too
+        require(principal, scope)
+        return principal
+
+    def _check_throttle(self, client: str) -> None:
+        wait = self.throttle.retry_after(client)
+        if wait > 0:
+            self.throttle.throttled += 1
+            raise _too_many("too many failed authentications from this address", wait)
 
     def limit_address(self, client: str) -> None:
         """Rate-limit an unauthenticated endpoint (health, readiness, the document) per IP."""
@@ -202,6 +210,17 @@ class Authenticator:
             self.rate_limited += 1
             raise _too_many(f"rate limit of {principal.rate_per_s:g} requests/s exceeded", wait)
         return principal
+
+
+def require(principal: Principal, scope: Scope) -> None:
+    """403 unless ``principal`` holds ``scope``."""
+    if scope not in principal.scopes:
+        raise ApiError(
+            403,
+            f"token '{principal.name}' lacks scope '{scope}'",
+            details={"required": scope, "granted": sorted(principal.scopes)},
+            actor=principal.name,
+        )
 
 
 def _too_many(message: str, wait: float) -> ApiError:

@@ -16,6 +16,8 @@ _CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
+    421: "misdirected_request",
     422: "validation_error",
     429: "rate_limited",
     500: "internal_error",
@@ -34,6 +36,7 @@ class ApiError(Exception):
         code: str | None = None,
         details: Any = None,
         headers: dict[str, str] | None = None,
+        actor: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -41,6 +44,7 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers = headers or {}
+        self.actor = actor  # who was refused (a token's name), for the audit
 
 
 def not_found(message: str, **details: Any) -> ApiError:

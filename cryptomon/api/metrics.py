@@ -143,7 +143,7 @@ METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
-    """Prometheus exposition (scope ``read``, or open with ``api.public_read``)."""
+    """Prometheus exposition (scope ``read``; never anonymous: it counts orders and PnL)."""
     authorize(request, "read")
     body = generate_latest(request.app[METRICS_REGISTRY])
     resp = web.Response(body=body)

@@ -1,4 +1,5 @@
-"""Request id, access log, error rendering and CORS for every request."""
+"""Request id, Host check, access log, error rendering, CORS and the audit of refused
+attempts, for every request."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import structlog
 from aiohttp import web
 
 from cryptomon.api.errors import ApiError, error_response
+from cryptomon.api.guard import audit_denied, check_host
 from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
+from cryptomon.events import AUDIT_ORIGIN
 
 log = structlog.get_logger()
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -45,31 +48,19 @@ def _from_http_exception(exc: web.HTTPException, max_body: int) -> ApiError:
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id + access log line + one error shape + CORS headers."""
+    """Request id + Host check + access log line + one error shape + CORS headers; refused
+    attempts are audited."""
     start = time.perf_counter()
     rid = _request_id(request)
     request[REQUEST_ID] = rid
     ctx = request.app[CONTEXT]
     origin = request.headers.get("Origin")
-    resp: web.StreamResponse
+    # every audit entry made while serving this request says who asked, from where
+    origin_token = AUDIT_ORIGIN.set((client_address(request), rid))
     try:
-        if request.method == "OPTIONS" and origin is not None:
-            resp = _preflight(request, origin)
-        else:
-            # every log line of this request (ours and the services') carries its id
-            with structlog.contextvars.bound_contextvars(request_id=rid):
-                resp = await handler(request)
-    except ApiError as err:
-        resp = error_response(err, rid)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        resp = error_response(_from_http_exception(exc, ctx.config.max_body_bytes), rid)
-    except Exception as exc:
-        log.error(
-            "api.handler_error", request_id=rid, path=request.path, error=repr(exc), exc_info=exc
-        )
-        resp = error_response(ApiError(500, "internal error; see the daemon log"), rid)
+        resp = await _serve(request, handler, rid, origin)
+    finally:
+        AUDIT_ORIGIN.reset(origin_token)
     if not resp.prepared:
         resp.headers["X-Request-ID"] = rid
         if origin is not None:
@@ -89,6 +80,31 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         principal=principal.name if principal is not None else None,
     )
     return resp
+
+
+async def _serve(
+    request: web.Request, handler: Handler, rid: str, origin: str | None
+) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    try:
+        check_host(request, ctx.allowed_hosts)
+        if request.method == "OPTIONS" and origin is not None:
+            return _preflight(request, origin)
+        # every log line of this request (ours and the services') carries its id
+        with structlog.contextvars.bound_contextvars(request_id=rid):
+            return await handler(request)
+    except ApiError as err:
+        audit_denied(request, err)
+        return error_response(err, rid)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http_exception(exc, ctx.config.max_body_bytes), rid)
+    except Exception as exc:
+        log.error(
+            "api.handler_error", request_id=rid, path=request.path, error=repr(exc), exc_info=exc
+        )
+        return error_response(ApiError(500, "internal error; see the daemon log"), rid)
 
 
 def _allowed(origins: list[str], origin: str) -> bool:

@@ -14,13 +14,40 @@ from cryptomon.config import normalize_symbol
 
 SeverityName = Literal["low", "medium", "high", "critical"]
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+SYMBOL_PATTERN = r"^[A-Za-z0-9]+([-/][A-Za-z0-9]+)+$"
+"""What ``normalize_symbol`` accepts (documented in OpenAPI): BTC-USDT, btc/usdt, BTC-USD-PERP."""
 MAX_EPOCH = 32_503_680_000.0  # year 3000: larger times are input errors, not dates
 
 
-class Query(BaseModel):
-    """Base of query-string models: unknown parameters are errors (they are usually typos)."""
+def _has_nul(item: Any) -> bool:
+    if isinstance(item, str):
+        return "\x00" in item
+    if isinstance(item, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in item.items())
+    if isinstance(item, list | tuple):
+        return any(_has_nul(v) for v in item)
+    return False
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+def reject_nul(fields: dict[str, Any]) -> None:
+    """Refuse NUL characters in any field (no store or venue accepts them), naming the field."""
+    for name, value in fields.items():
+        if _has_nul(value):
+            raise ValueError(f"{name}: text must not contain NUL characters (\\u0000)")
+
+
+class Query(BaseModel):
+    """Base of query-string models: unknown parameters are errors (they are usually typos);
+    numbers are finite; NUL characters are refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            reject_nul(data)
+        return data
 
 
 class Out(BaseModel):
@@ -75,7 +102,9 @@ class Feeds(Out):
 
 class MarketQuery(Query):
     exchange: str = Field(pattern=_NAME, description="e.g. binance")
-    symbol: str = Field(min_length=3, max_length=40, description="BTC-USDT or BTC/USDT")
+    symbol: str = Field(
+        min_length=3, max_length=40, pattern=SYMBOL_PATTERN, description="BTC-USDT or BTC/USDT"
+    )
 
     @field_validator("exchange")
     @classmethod
@@ -205,7 +234,7 @@ class MarketStatsOut(Out):
 
 class AnomalyQuery(Query):
     exchange: str | None = Field(default=None, pattern=_NAME)
-    symbol: str | None = Field(default=None, min_length=3, max_length=40)
+    symbol: str | None = Field(default=None, min_length=3, max_length=40, pattern=SYMBOL_PATTERN)
     kind: str | None = Field(default=None, pattern=_NAME)
     min_severity: SeverityName | None = None
     since: float | None = Field(

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from cryptomon.api.models import Out, Query, SeverityName
+from cryptomon.api.models import SYMBOL_PATTERN, Out, Query, SeverityName, reject_nul
 from cryptomon.config import normalize_symbol
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -22,15 +22,27 @@ DecimalStr = Annotated[str, BeforeValidator(_as_str)]
 
 
 class Body(BaseModel):
-    """Base of request bodies: unknown fields are errors naming the field."""
+    """Base of request bodies (validated from the JSON text): unknown fields are errors naming
+    the field; types are strict (``0`` is not a boolean, ``true`` not a number); numbers are
+    finite (``1e999`` parses as infinity and is refused); NUL characters are refused."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, strict=True, allow_inf_nan=False
+    )
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Body:
+        reject_nul(self.__dict__)  # after: the strict JSON-mode parsing stays in charge
+        return self
 
 
 # --------------------------------------------------------------------------- trading
 
 
 class RiskConfigOut(Out):
+    # a limit is never shown as null: a non-finite one would read "Infinity", not "no limit"
+    model_config = ConfigDict(from_attributes=True, ser_json_inf_nan="strings")
+
     config: dict[str, Any] = Field(description="current risk limits and trading switches")
 
 
@@ -110,7 +122,7 @@ class OrdersOut(Out):
 
 
 class OrdersQuery(Query):
-    symbol: str | None = Field(default=None, min_length=3, max_length=40)
+    symbol: str | None = Field(default=None, min_length=3, max_length=40, pattern=SYMBOL_PATTERN)
     open_only: bool = False
     limit: int = Field(default=100, ge=1, le=1000)
 
@@ -124,7 +136,7 @@ class OrderCreate(Body):
     """A manual order; it goes through the same risk checks as automatic ones."""
 
     exchange: str = Field(pattern=_NAME)
-    symbol: str = Field(min_length=3, max_length=40)
+    symbol: str = Field(min_length=3, max_length=40, pattern=SYMBOL_PATTERN)
     side: Literal["buy", "sell"]
     type: Literal["market", "limit"] = "market"
     amount: Decimal = Field(gt=0, max_digits=30, decimal_places=12, description="base amount")
@@ -192,6 +204,7 @@ class AlertsConfigOut(Out):
 
 
 _Name = Annotated[str, Field(pattern=_NAME)]
+_Symbol = Annotated[str, Field(min_length=3, max_length=40, pattern=SYMBOL_PATTERN)]
 
 
 class AlertRoutingUpdate(Body):
@@ -201,9 +214,7 @@ class AlertRoutingUpdate(Body):
     min_severity: SeverityName | None = None
     kinds: list[_Name] | None = Field(default=None, max_length=50)
     exchanges: list[_Name] | None = Field(default=None, max_length=50)
-    symbols: list[Annotated[str, Field(min_length=3, max_length=40)]] | None = Field(
-        default=None, max_length=200
-    )
+    symbols: list[_Symbol] | None = Field(default=None, max_length=200)
     events: list[Literal["anomaly", "trading", "system"]] | None = Field(default=None, min_length=1)
     format: Literal["auto", "markdown", "text"] | None = None
     rate_limit_per_min: float | None = Field(default=None, gt=0, le=6000)

@@ -20,12 +20,14 @@ _STATUS_TEXT = {
     404: "Not found, or the capability is not available in this daemon",
     409: "Conflict with the current state (e.g. risk rejection, order already closed)",
     413: "Request body larger than api.max_body_bytes",
+    415: "Content-Type is not application/json",
     422: "Validation error; details.fields names each offending field",
     429: "Rate limited or too many failed authentications; see Retry-After",
     503: "Not ready, the store is unavailable, or no answer within api.request_timeout_s",
 }
 WS_DESCRIPTION = (
-    "WebSocket at GET /ws (same bearer token, or ?token=). Client messages: "
+    "WebSocket at GET /ws (same bearer token, or ?token=; anonymous with api.public_read: "
+    "market data and anomalies only). Client messages: "
     '{"msg_type": "Subscribe"|"Unsubscribe"|"Ping", "data": {"channel": '
     '"anomalies"|"trades"|"book"|"ticker"|"orders"|"positions"|"feeds", "symbols": [...], '
     '"exchanges": [...]}}. Server pushes {"channel", "data"}.'
@@ -70,6 +72,106 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
     return params
 
 
+def _error_entries(err_ref: dict[str, str], statuses: tuple[int, ...]) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": _STATUS_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": err_ref}},
+        }
+        for status in statuses
+    }
+
+
+def _plain_paths(err_ref: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The routes served outside the route table: dashboard, Prometheus, WebSocket."""
+    text = {"schema": {"type": "string"}}
+    return {
+        "/": {
+            "get": {
+                "operationId": "dashboard",
+                "summary": "The dashboard page (static HTML; it calls the API itself)",
+                "tags": ["system"],
+                "security": [],
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/html": text}},
+                    **_error_entries(err_ref, (429,)),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus exposition",
+                "tags": ["system"],
+                "security": [{"bearer": ["read"]}],
+                "x-required-scope": "read",
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/plain": text}},
+                    **_error_entries(err_ref, (401, 403, 429)),
+                },
+            }
+        },
+        "/ws": {
+            "get": {
+                "operationId": "websocket",
+                "summary": "WebSocket of live events (an upgrade request)",
+                "description": WS_DESCRIPTION,
+                "tags": ["system"],
+                "security": [{"bearer": ["read"]}],
+                "x-required-scope": "read",
+                "responses": {
+                    "101": {"description": "Switching Protocols (WebSocket)"},
+                    **_error_entries(err_ref, (400, 401, 403, 429, 503)),
+                },
+            }
+        },
+    }
+
+
+def _operation(
+    r: Route, ok_ref: dict[str, Any], err_ref: dict[str, Any], body_ref: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The OpenAPI operation of one route."""
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": ok_ref}}}
+    }
+    for status in r.statuses():
+        # a 503 declared by the route itself (readiness) carries its normal body
+        schema = ok_ref if status in r.errors and status == 503 else err_ref
+        entry: dict[str, Any] = {
+            "description": _STATUS_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": schema}},
+        }
+        if status == 429:
+            entry["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
+            }
+        responses[str(status)] = entry
+    op: dict[str, Any] = {
+        "operationId": r.operation_id,
+        "summary": r.summary,
+        "tags": [r.tag],
+        "parameters": _parameters(r),
+        "responses": responses,
+    }
+    if r.description:
+        op["description"] = r.description
+    if r.scope is not None:
+        op["security"] = [{"bearer": [r.scope]}]
+        op["x-required-scope"] = r.scope
+        if r.public:  # anonymous with api.public_read
+            op["security"].append({})
+            op["x-public-read"] = True
+    else:
+        op["security"] = []
+    if body_ref is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {ctype: {"schema": body_ref} for ctype in sorted(r.content_types)},
+        }
+    return op
+
+
 def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``routes``."""
     models: set[type[BaseModel]] = {ErrorResponse}
@@ -84,46 +186,12 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
     )
     schemas = defs.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
+    err_ref = keys[(ErrorResponse, "serialization")]
     for r in routes:
-        responses: dict[str, Any] = {}
         ok_ref = keys[(r.response, "serialization")]
-        responses["200"] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": ok_ref}},
-        }
-        err_ref = keys[(ErrorResponse, "serialization")]
-        for status in r.statuses():
-            # a 503 declared by the route itself (readiness) carries its normal body
-            schema = ok_ref if status in r.errors and status == 503 else err_ref
-            entry: dict[str, Any] = {
-                "description": _STATUS_TEXT.get(status, "Error"),
-                "content": {"application/json": {"schema": schema}},
-            }
-            if status == 429:
-                entry["headers"] = {
-                    "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
-                }
-            responses[str(status)] = entry
-        op: dict[str, Any] = {
-            "operationId": r.operation_id,
-            "summary": r.summary,
-            "tags": [r.tag],
-            "parameters": _parameters(r),
-            "responses": responses,
-        }
-        if r.description:
-            op["description"] = r.description
-        if r.scope is not None:
-            op["security"] = [{"bearer": [r.scope]}]
-            op["x-required-scope"] = r.scope
-        else:
-            op["security"] = []
-        if r.body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": keys[(r.body, "validation")]}},
-            }
-        paths.setdefault(r.path, {})[r.method.lower()] = op
+        body_ref = keys[(r.body, "validation")] if r.body is not None else None
+        paths.setdefault(r.path, {})[r.method.lower()] = _operation(r, ok_ref, err_ref, body_ref)
+    paths.update(_plain_paths(err_ref))
     return {
         "openapi": "3.1.0",
         "info": {

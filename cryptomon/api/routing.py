@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 import structlog
@@ -18,6 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from cryptomon.api.auth import Authenticator, Principal, Scope
 from cryptomon.api.cache import ResponseCache
 from cryptomon.api.errors import ApiError, validation_error
+from cryptomon.api.guard import allowed_hosts
+from cryptomon.api.idempotency import IdempotencyLedger
 from cryptomon.api.services import CAPABILITY_NAMES
 from cryptomon.config import ApiConfig
 from cryptomon.errors import TemporaryError
@@ -38,6 +41,12 @@ class ApiContext:
     components: Callable[[], dict[str, str]] = dict
     requests: dict[tuple[str, int], int] = field(default_factory=dict)
     ws_stats: Callable[[], dict[str, Any]] = dict
+    idempotency: IdempotencyLedger = field(default_factory=IdempotencyLedger)
+
+    @cached_property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Host names this server answers to (``api.allowed_hosts``)."""
+        return allowed_hosts(self.config)
 
 
 CONTEXT = web.AppKey("api_context", ApiContext)
@@ -79,6 +88,9 @@ class Route:
     errors: tuple[int, ...] = ()
     cache_group: str | None = None
     description: str = ""
+    public: bool = False  # market data / anomalies: anonymous reads with api.public_read
+    # body media types accepted (webhook routes add "text/plain": senders that cannot set it)
+    content_types: frozenset[str] = frozenset({"application/json"})
 
     @property
     def operation_id(self) -> str:
@@ -91,7 +103,7 @@ class Route:
         if self.query is not None:
             out.add(422)
         if self.body is not None:
-            out |= {400, 413, 422}
+            out |= {400, 413, 415, 422}
         return sorted(out)
 
 
@@ -124,11 +136,11 @@ def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def authorize(request: web.Request, scope: Scope) -> Principal:
+def authorize(request: web.Request, scope: Scope, *, public: bool = False) -> Principal:
     """Authenticate the request for ``scope`` (raises 401/403/429) and remember who it was."""
     ctx = request.app[CONTEXT]
     principal = ctx.auth.authenticate(
-        request.headers.get("Authorization"), client_address(request), scope
+        request.headers.get("Authorization"), client_address(request), scope, public=public
     )
     request[PRINCIPAL] = principal
     return principal
@@ -150,20 +162,27 @@ def _parse_query(route: Route, request: web.Request) -> Any:
 
 
 async def _parse_body(route: Route, request: web.Request) -> Any:
+    """The JSON body of ``route``: one of its media types, an object, finite numbers, strict
+    types, bounded nesting (pydantic-core's parser refuses deep nesting), no NUL characters."""
     assert route.body is not None
+    if request.content_type not in route.content_types:
+        expected = sorted(route.content_types)
+        raise ApiError(
+            415,
+            f"Content-Type {request.content_type!r} is not accepted; send {' or '.join(expected)}",
+            details={"expected": expected},
+        )
     raw = await request.read()  # client_max_size bounds this (413)
-    if not raw:
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "request body must be a JSON object")
+    if not raw.strip():
+        raise ApiError(400, "a JSON object body is required")
     try:
-        return route.body.model_validate(data)
+        return route.body.model_validate_json(raw)
     except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            raise ApiError(400, f"request body is not valid JSON: {first['msg']}") from None
+        if first["type"] == "model_type" and not first.get("loc"):
+            raise ApiError(400, "request body must be a JSON object") from None
         raise validation_error(exc, "body") from None
 
 
@@ -180,7 +199,7 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if route.scope is not None:
-            principal = authorize(request, route.scope)
+            principal = authorize(request, route.scope, public=route.public)
         else:
             request.app[CONTEXT].auth.limit_address(client_address(request))
             principal = _ANON
@@ -196,11 +215,11 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
         call = Call(request, principal)
         if route.query is not None:
             call.query = _parse_query(route, request)
-        if route.body is not None:
-            call.body = await _parse_body(route, request)
         ctx = request.app[CONTEXT]
         try:
             async with asyncio.timeout(ctx.config.request_timeout_s):
+                if route.body is not None:  # a half-sent body is bounded by the timeout too
+                    call.body = await _parse_body(route, request)
                 if route.cache_group is not None and ctx.cache.enabled:
                     key = f"{route.path}?{call.query.model_dump_json() if call.query else ''}"
 

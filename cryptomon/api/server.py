@@ -14,6 +14,8 @@ from cryptomon import __version__
 from cryptomon.api import services as svc
 from cryptomon.api.auth import Authenticator
 from cryptomon.api.cache import ResponseCache
+from cryptomon.api.guard import harden
+from cryptomon.api.limits import CappedServer, cap_connections
 from cryptomon.api.metrics import METRICS_REGISTRY, make_registry, metrics_handler
 from cryptomon.api.middleware import api_middleware
 from cryptomon.api.openapi import build_openapi
@@ -67,6 +69,7 @@ class ApiServer:
         self.app = web.Application(
             middlewares=[api_middleware], client_max_size=config.max_body_bytes
         )
+        self.app.on_response_prepare.append(harden)
         self.app[CONTEXT] = ApiContext(
             config=config,
             auth=Authenticator(config, clock=clock),
@@ -91,6 +94,7 @@ class ApiServer:
         self._add_routes()
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self.connections: CappedServer | None = None
         self._invalidators: list[InlineSubscription] = []
         self.port: int | None = None
 
@@ -154,9 +158,13 @@ class ApiServer:
             ),
         ]
         self._runner = web.AppRunner(
-            self.app, access_log=None, shutdown_timeout=cfg.shutdown_timeout_s
+            self.app,
+            access_log=None,
+            shutdown_timeout=cfg.shutdown_timeout_s,
+            keepalive_timeout=cfg.idle_timeout_s,  # idle and half-sent-header connections
         )
         await self._runner.setup()
+        self.connections = cap_connections(self._runner.server, cfg.max_connections)
         self._site = web.TCPSite(self._runner, cfg.host, cfg.port, reuse_address=True)
         try:
             await self._site.start()

@@ -4,6 +4,11 @@ Client messages: ``{"msg_type": "Subscribe"|"Unsubscribe"|"Ping", "data": {"chan
 "symbols": [...], "exchanges": [...]}}``. The server pushes ``{"channel", "data"}``; replies
 use the channels ``subscribed``, ``unsubscribed``, ``pong``, ``error`` and ``notice``.
 
+Anonymous clients (``api.public_read``) may subscribe to market data and anomalies only. An
+upgrade from a browser page of another origin (not this server, not in ``api.cors_origins``)
+is refused (403). Messages beyond ``api.rate_limit_per_s`` (burst ``api.rate_limit_burst``)
+per client, or nested too deeply, close the connection with code 1008 (policy violation).
+
 A channel has a queued hub subscription (``drop_oldest``, ``ws_channel_queue_size``) only
 while some client is subscribed to it; its task serializes each event once and appends it
 to the queue of every matching client. Each client has a bounded queue of serialized
@@ -27,6 +32,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cryptomon.api.errors import ApiError
+from cryptomon.api.guard import check_origin
 from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
 from cryptomon.clock import Clock
 from cryptomon.config import ApiConfig, normalize_symbol
@@ -56,7 +62,13 @@ CHANNELS: dict[str, tuple[type[Event], ...]] = {
     "positions": (PositionUpdate,),
     "feeds": (FeedStatus,),
 }
+PUBLIC_CHANNELS = frozenset({"anomalies", "trades", "book", "ticker"})
+"""Channels anonymous clients may subscribe to (``api.public_read``): market data, anomalies."""
 _FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+class PolicyViolation(Exception):
+    """A client message that closes the connection (policy violation, code 1008)."""
 
 
 def event_payload(channel: str, ev: Event) -> str:
@@ -110,6 +122,7 @@ class WsClient:
         self.dropped = 0
         self.unnoticed = 0
         self.sent = 0
+        self.anonymous = False
         self.wake = asyncio.Event()
 
     def matches(self, channel: str, ev: Event) -> bool:
@@ -148,6 +161,7 @@ class WsManager:
         self.dropped = 0
         self.disconnected_slow = 0
         self.rejected = 0
+        self.rate_limited = 0
         self.connected_total = 0
 
     def stats(self) -> dict[str, Any]:
@@ -155,6 +169,7 @@ class WsManager:
             "clients": len(self.clients),
             "connected_total": self.connected_total,
             "rejected": self.rejected,
+            "rate_limited": self.rate_limited,
             "dropped": self.dropped,
             "disconnected_slow": self.disconnected_slow,
             "queued": sum(len(c.queue) for c in self.clients.values()),
@@ -216,7 +231,9 @@ class WsManager:
         token = request.query.get("token")
         if header is None and token:
             header = f"Bearer {token}"
-        request[PRINCIPAL] = ctx.auth.authenticate(header, client_address(request), "read")
+        check_origin(request, self.config.cors_origins)
+        principal = ctx.auth.authenticate(header, client_address(request), "read", public=True)
+        request[PRINCIPAL] = principal
         if len(self.clients) >= self.config.ws_max_clients:
             self.rejected += 1
             raise ApiError(
@@ -230,6 +247,7 @@ class WsManager:
         )
         await ws.prepare(request)
         client = WsClient(next(self._ids), ws, request, self.config.ws_queue_size)
+        client.anonymous = principal.anonymous
         self.clients[client.id] = client
         self.connected_total += 1
         sender = asyncio.get_running_loop().create_task(
@@ -254,13 +272,23 @@ class WsManager:
         return ws
 
     async def _receive_loop(self, client: WsClient) -> None:
+        auth = client.request.app[CONTEXT].auth
+        rate, burst = self.config.rate_limit_per_s, self.config.rate_limit_burst
         async for msg in client.ws:
-            if msg.type == WSMsgType.TEXT:
-                reply = self._on_text(client, msg.data)
-            elif msg.type == WSMsgType.BINARY:
-                reply = _error("binary messages are not supported; send JSON text")
-            else:  # ERROR / CLOSE are ended by the iterator
-                continue
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue  # ERROR / CLOSE are ended by the iterator
+            try:
+                if auth.limiter.take(f"ws:{client.id}", rate, burst) > 0:
+                    self.rate_limited += 1
+                    raise PolicyViolation(f"more than {rate:g} messages/s (api.rate_limit_per_s)")
+                if msg.type == WSMsgType.BINARY:
+                    reply = _error("binary messages are not supported; send JSON text")
+                else:
+                    reply = self._on_text(client, msg.data)
+            except PolicyViolation as exc:
+                log.info("api.ws_policy_close", client_id=client.id, reason=str(exc))
+                await client.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc).encode())
+                return
             self._control(client, reply)
 
     def _control(self, client: WsClient, reply: dict[str, Any]) -> None:
@@ -269,14 +297,14 @@ class WsManager:
             self.dropped += 1
 
     def _on_text(self, client: WsClient, text: str) -> dict[str, Any]:
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            return _error(f"message is not valid JSON: {exc}")
-        try:
-            msg = ClientMessage.model_validate(raw)
+        try:  # pydantic-core's parser bounds the nesting depth (no RecursionError)
+            msg = ClientMessage.model_validate_json(text)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
+            if first["type"] == "json_invalid":
+                if "recursion limit" in str(first["msg"]):
+                    raise PolicyViolation("message nested too deeply") from None
+                return _error(f"message is not valid JSON: {first['msg']}")
             where = ".".join(str(p) for p in first.get("loc", ())) or "message"
             text = str(first["msg"]).removeprefix("Value error, ")
             return _error(f"{where}: {text}", field=where)
@@ -285,6 +313,12 @@ class WsManager:
         if msg.data is None:
             return _error(f"data: {msg.msg_type} needs data.channel", field="data")
         if msg.msg_type == "Subscribe":
+            if client.anonymous and msg.data.channel not in PUBLIC_CHANNELS:
+                return _error(
+                    f"data.channel: '{msg.data.channel}' needs a bearer token (anonymous "
+                    f"clients may subscribe to {', '.join(sorted(PUBLIC_CHANNELS))})",
+                    field="data.channel",
+                )
             self._subscribe(client, msg.data)
             return {"channel": "subscribed", "data": msg.data.model_dump()}
         self._unsubscribe(client, msg.data.channel)

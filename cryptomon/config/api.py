@@ -11,7 +11,6 @@ from cryptomon.config.base import Section
 
 Scope = Literal["read", "trade", "admin"]
 _DEFAULT_SCOPES: tuple[Scope, ...] = ("read",)
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class TokenConfig(Section):
@@ -78,6 +77,32 @@ class ApiConfig(Section):
         default=15.0, gt=0, le=600, description="a request taking longer answers 503"
     )
     shutdown_timeout_s: float = Field(default=5.0, gt=0, description="grace for open requests")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names answered (DNS rebinding guard); empty = the bind "
+        "address, localhost, 127.0.0.1 and ::1; '*' = any",
+    )
+    public_read_confirm: bool = Field(
+        default=False, description="required for public_read on a non-loopback address"
+    )
+    idle_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="close a connection idle this long, or whose request headers have not "
+        "all arrived by then",
+    )
+    max_connections: int = Field(
+        default=512, ge=1, le=100_000, description="open HTTP/WebSocket connections; more: refused"
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        for host in v:
+            if not re.match(r"^(\*|\[?[A-Za-z0-9.:_-]+\]?)$", host):
+                raise ValueError(f"host names like dash.example.com or 10.0.0.5, not {host!r}")
+        return v
 
     @field_validator("cors_origins")
     @classmethod
@@ -100,9 +125,34 @@ class ApiConfig(Section):
                 f"host {self.host!r} is not a loopback address: configure api.tokens "
                 "(or bind 127.0.0.1)"
             )
+        public = self.enabled and self.public_read and not self.public_read_confirm
+        if public and not self.is_loopback:
+            raise ValueError(
+                f"public_read on the non-loopback host {self.host!r} serves market data "
+                "and anomalies to anyone: set api.public_read_confirm: true to confirm"
+            )
         return self
 
     @property
     def is_loopback(self) -> bool:
-        """True when ``host`` only accepts connections from this machine."""
-        return self.host in _LOOPBACK_HOSTS or self.host.startswith("127.")
+        """True when every address ``host`` resolves to is a loopback address (resolved, not
+        judged by its spelling: ``127.evil.example`` is a DNS name like any other)."""
+        return _resolves_to_loopback(self.host)
+
+
+def _resolves_to_loopback(host: str) -> bool:
+    import ipaddress
+    import socket
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass  # a name: resolve it
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False  # unresolvable: not provably local
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(
+        ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses
+    )

@@ -317,7 +317,8 @@ class NotificationRow(Base):
 
 
 class AuditRow(Base):
-    """Every manual order, config change and kill switch: who, what, with which payload."""
+    """Every manual order, config change, kill switch and refused attempt: who, what, from
+    where (client address, API request id), with which payload."""
 
     __tablename__ = "audit_log"
     __table_args__ = (
@@ -333,6 +334,8 @@ class AuditRow(Base):
     exchange: Mapped[str] = mapped_column(String(32))
     symbol: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
+    client: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class FeedEventRow(Base):

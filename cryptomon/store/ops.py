@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,10 +63,17 @@ async def insert_notifications(session: AsyncSession, events: Sequence[Notificat
     return await insert_ignore(session, NotificationRow, rows, ["event_key"])
 
 
+def _finite_or_text(text: str) -> float | str:
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
 def _payload(text: str) -> Any:
+    """The payload as JSON the database accepts: ``Infinity``/``NaN`` (and numbers too large
+    for a float, like ``1e999``) become strings, so no audit row is lost to serialization."""
     try:
-        return json.loads(text)
-    except (ValueError, TypeError):
+        return json.loads(text, parse_constant=str, parse_float=_finite_or_text)
+    except (ValueError, TypeError, RecursionError):
         return {"raw": text}
 
 
@@ -79,6 +87,8 @@ async def insert_audit(session: AsyncSession, events: Sequence[AuditEntry]) -> i
             "exchange": ev.exchange,
             "symbol": ev.symbol,
             "payload": _payload(ev.payload),
+            "client": ev.client[:64] or None,
+            "request_id": ev.request_id[:64] or None,
         }
         for ev in events
     ]

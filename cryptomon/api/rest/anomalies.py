@@ -24,6 +24,7 @@ def _invalid(exc: ValueError) -> ApiError:
 @table.get(
     "/api/v1/anomalies",
     scope="read",
+    public=True,
     response=m.AnomalyPage,
     query=m.AnomalyQuery,
     needs=(QUERIES,),
@@ -64,6 +65,7 @@ async def list_anomalies(call: Call) -> bytes:
 @table.get(
     "/api/v1/anomalies/stats",
     scope="read",
+    public=True,
     response=m.AnomalyStatsOut,
     query=m.AnomalyStatsQuery,
     needs=(QUERIES,),

@@ -13,6 +13,7 @@ table = RouteTable("market")
 @table.get(
     "/api/v1/market/stats",
     scope="read",
+    public=True,
     response=m.MarketStatsOut,
     query=m.StatsQuery,
     needs=(MARKET,),
@@ -48,6 +49,7 @@ async def market_stats(call: Call) -> m.MarketStatsOut:
 @table.get(
     "/api/v1/market/ticker",
     scope="read",
+    public=True,
     response=m.TickerOut,
     query=m.MarketQuery,
     needs=(MARKET,),
@@ -75,6 +77,7 @@ async def market_ticker(call: Call) -> m.TickerOut:
 @table.get(
     "/api/v1/market/orderbook",
     scope="read",
+    public=True,
     response=m.OrderbookOut,
     query=m.OrderbookQuery,
     needs=(MARKET,),
@@ -108,6 +111,7 @@ async def market_orderbook(call: Call) -> m.OrderbookOut:
 @table.get(
     "/api/v1/market/trades",
     scope="read",
+    public=True,
     response=m.TradesOut,
     query=m.TradesQuery,
     needs=(MARKET,),
@@ -126,6 +130,7 @@ async def market_trades(call: Call) -> m.TradesOut:
 @table.get(
     "/api/v1/market/history",
     scope="read",
+    public=True,
     response=m.HistoryOut,
     query=m.HistoryQuery,
     needs=(QUERIES,),

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from cryptomon.api import models_trading as mt
+from cryptomon.api.auth import require
 from cryptomon.api.errors import ApiError
 from cryptomon.api.routing import Call, RouteTable
 from cryptomon.api.services import CLOCK, HUB, TRADING
@@ -107,14 +108,27 @@ async def list_orders(call: Call) -> mt.OrdersOut:
     needs=(TRADING,),
     errors=(409,),
     description="Goes through the same risk checks as automatic orders; a rejection is 409. "
-    "An Idempotency-Key header makes a retried request return the same order.",
+    "An Idempotency-Key header makes a retried request return the same order; the same key "
+    "with a different body is 422.",
 )
 async def place_order(call: Call) -> mt.OrderOut:
     """Place a manual order through the risk checks (audited)."""
     b: mt.OrderCreate = call.body
     key = call.request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 128:
-        raise ApiError(400, "Idempotency-Key must be 1 to 128 characters")
+    if key is not None:
+        if not 1 <= len(key) <= 128:
+            raise ApiError(400, "Idempotency-Key must be 1 to 128 characters")
+        reused = call.ctx.idempotency.claim(f"{call.principal.name}:{key}", b.model_dump_json())
+        if reused:
+            conflict = {"idempotency_key": key, **b.model_dump()}
+            audit(call, "place_order.idempotency_conflict", conflict)
+            raise ApiError(
+                422,
+                "Idempotency-Key was already used with a different body; use a new key for a "
+                "new order",
+                code="idempotency_conflict",
+                details={"idempotency_key": key},
+            )
     try:
         order = await call.service(TRADING).place_manual_order(
             actor=call.principal.name,
@@ -164,13 +178,16 @@ async def cancel_order(call: Call) -> mt.OrderOut:
     response=mt.KillSwitchOut,
     needs=(TRADING,),
     errors=(409,),
-    description="engage: halt trading, cancel open orders, optionally close positions. "
-    "release: resume (409 until the engine has reconciled with the broker).",
+    description="engage (trade scope): halt trading, cancel open orders, optionally close "
+    "positions. release (admin scope): resume (409 until the engine has reconciled with the "
+    "broker).",
 )
 async def kill_switch(call: Call) -> mt.KillSwitchOut:
     """Engage or release the kill switch (audited)."""
     b: mt.KillSwitch = call.body
     trading = call.service(TRADING)
+    if b.action == "release":
+        require(call.principal, "admin")  # whoever may stop trading may not restart it
     if b.action == "engage":
         result = await trading.kill_switch(call.principal.name, flatten=b.flatten)
         return mt.KillSwitchOut.model_validate(dict(result))

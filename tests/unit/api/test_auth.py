@@ -59,12 +59,14 @@ async def test_scope_rules_of_every_endpoint(start_api: StartApi, route: Any) ->
 
 @pytest.mark.asyncio
 async def test_public_read_allows_reads_but_never_writes(start_api: StartApi) -> None:
-    """With public_read, reads need no token; trading and config writes still do."""
+    """With public_read, market data needs no token; trading data and writes still do."""
     from tests.unit.api.fakes import FakeTrading
 
     api = await start_api(config=api_config(public_read=True), trading=FakeTrading())
-    assert (await api.get("/api/v1/trading/positions", token=None))[0] == 200
-    assert (await api.get("/api/v1/status", token=None))[0] == 200
+    status, body = await api.get("/api/v1/market/stats", token=None)
+    assert (status, body["error"]["code"]) == (404, "capability_unavailable")  # past auth
+    assert (await api.get("/api/v1/trading/positions", token=None))[0] == 401
+    assert (await api.get("/api/v1/status", token=None))[0] == 401
     status, _body = await api.post("/api/v1/trading/kill-switch", {"engage": True}, token=None)
     assert status == 401
     status, _ = await api.post("/api/v1/trading/config", {"max_open_positions": 2}, token=None)
@@ -138,14 +140,19 @@ async def test_rate_limit_per_token_429_with_retry_after(start_api: StartApi) ->
 
 @pytest.mark.asyncio
 async def test_failed_auth_throttling_blocks_guessing(start_api: StartApi) -> None:
-    """After auth_fail_limit failures an address gets 429 even with a valid token."""
+    """After auth_fail_limit failures an address gets 429 for further guesses and anonymous
+    requests, while a valid token from the same address still passes."""
     api = await start_api(config=api_config(auth_fail_limit=3, auth_fail_window_s=600))
     for _ in range(3):
         assert (await api.get("/api/v1/status", token="guess-guess-guess"))[0] == 401
-    async with api.http.get(api.url + "/api/v1/status", headers=bearer(READ)) as r:
-        assert r.status == 429
-        assert int(r.headers["Retry-After"]) > 0
-        assert "failed authentications" in (await r.json())["error"]["message"]
+    for token in ("guess-guess-guess", None):
+        async with api.http.get(
+            api.url + "/api/v1/status", headers=bearer(token) if token else {}
+        ) as r:
+            assert r.status == 429
+            assert int(r.headers["Retry-After"]) > 0
+            assert "failed authentications" in (await r.json())["error"]["message"]
+    assert (await api.get("/api/v1/status", token=READ))[0] == 200
 
 
 def test_token_bucket_refills_with_the_clock() -> None:

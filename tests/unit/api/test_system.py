@@ -196,13 +196,13 @@ def _registry_key() -> Any:
 
 @pytest.mark.asyncio
 async def test_metrics_needs_read_scope(start_api: StartApi) -> None:
-    """/metrics needs a read token unless public_read."""
+    """/metrics needs a read token, with public_read too (it exposes trading figures)."""
     api = await start_api()
     async with api.http.get(api.url + "/metrics") as r:
         assert r.status == 401
     public = await start_api(config=api_config(public_read=True))
     async with public.http.get(public.url + "/metrics") as r:
-        assert r.status == 200
+        assert r.status == 401
 
 
 @pytest.mark.asyncio

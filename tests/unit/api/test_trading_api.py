@@ -59,10 +59,10 @@ async def test_kill_switch_engage_and_release(start_api: StartApi) -> None:
     assert status == 409
     assert body["error"]["details"]["check"] == "risk_state"
     trading.reconciled = False
-    status, body = await api.post("/api/v1/trading/kill-switch", {"action": "release"}, token=TRADE)
+    status, body = await api.post("/api/v1/trading/kill-switch", {"action": "release"}, token=ADMIN)
     assert status == 409
     trading.reconciled = True
-    status, body = await api.post("/api/v1/trading/kill-switch", {"action": "release"}, token=TRADE)
+    status, body = await api.post("/api/v1/trading/kill-switch", {"action": "release"}, token=ADMIN)
     assert (status, body["state"]) == (200, "active")
 
 

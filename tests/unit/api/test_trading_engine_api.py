@@ -87,7 +87,7 @@ async def test_kill_switch_and_resume(engine_api: Any) -> None:
     assert stats["risk_state"] == "halted"
     status, body = await api.post("/api/v1/trading/orders", BUY, token=TRADE)
     assert status == 409
-    status, body = await api.post("/api/v1/trading/kill-switch", {"action": "release"}, token=TRADE)
+    status, body = await api.post("/api/v1/trading/kill-switch", {"action": "release"}, token=ADMIN)
     assert (status, body["state"]) == (200, "active")
     assert ("trader", "kill_switch") in [(a.actor, a.action) for a in audits]
 

@@ -1,0 +1,135 @@
+"""Issue 14 items 5, 7 and 10 through the real server: deep JSON, idle and half-sent
+connections, the connection cap, strict request bodies, response headers, the OpenAPI
+document and the WebSocket message rate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+import pytest
+from structlog.testing import capture_logs
+
+from tests.integration.test_api_security import Start, start_stack
+from tests.unit.api.conftest import ADMIN, READ, bearer
+from tests.util import wait_until
+
+__all__ = ["start_stack"]  # the fixture, shared with the security tests
+DEEP = b"[" * 20_000 + b"]" * 20_000
+
+
+@pytest.mark.asyncio
+async def test_deep_json_is_400_on_rest_and_closes_the_websocket(start_stack: Start) -> None:
+    """20,000 levels of nesting: REST answers 400 and the WebSocket closes with 1008 (policy),
+    with no handler error in the log."""
+    st = await start_stack()
+    with capture_logs() as logs:
+        status, body = await st.raw_post("/api/v1/trading/kill-switch", DEEP)
+        assert status == 400, body
+        assert "not valid JSON" in body["error"]["message"]
+        async with st.http.ws_connect(st.url + "/ws", headers=bearer(READ)) as ws:
+            await ws.send_str(DEEP.decode())
+            msg = await ws.receive(timeout=5)
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+    assert not [e for e in logs if e["event"] == "api.handler_error"]
+    assert str(st.engine.risk_state) == "active"
+
+
+@pytest.mark.asyncio
+async def test_idle_and_half_sent_connections_are_closed(start_stack: Start) -> None:
+    """A connection that sends nothing, or only part of its headers, is closed after
+    api.idle_timeout_s."""
+    st = await start_stack(idle_timeout_s=0.3)
+    port = st.server.port
+    silent_reader, silent = await asyncio.open_connection("127.0.0.1", port)
+    slow_reader, slow = await asyncio.open_connection("127.0.0.1", port)
+    slow.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    await slow.drain()
+    assert await asyncio.wait_for(silent_reader.read(), 10) == b""
+    assert await asyncio.wait_for(slow_reader.read(), 10) == b""
+    silent.close()
+    slow.close()
+
+
+@pytest.mark.asyncio
+async def test_connections_beyond_the_cap_are_refused(start_stack: Start) -> None:
+    """With api.max_connections open, the next connection is closed at once; a freed slot
+    serves again."""
+    st = await start_stack(max_connections=2)
+    assert st.server.connections is not None
+    held = [await asyncio.open_connection("127.0.0.1", st.server.port) for _ in range(2)]
+    await wait_until(lambda: len(st.server.connections.connections) == 2, message="2 held")
+    reader, writer = await asyncio.open_connection("127.0.0.1", st.server.port)
+    with contextlib.suppress(ConnectionResetError):  # aborted (reset) or closed: refused
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
+    assert st.server.connections.refused == 1
+    for _, w in held:
+        w.close()
+    await wait_until(lambda: not st.server.connections.connections, message="slots freed")
+    assert (await st.call("GET", "/health"))[0] == 200
+
+
+@pytest.mark.asyncio
+async def test_bodies_are_strict_json_objects(start_stack: Start) -> None:
+    """An empty body does not engage the kill switch (400); 0 is not a boolean (422); a body
+    that is not application/json is 415."""
+    st = await start_stack()
+    status, body = await st.raw_post("/api/v1/trading/kill-switch", b"")
+    assert status == 400, body
+    assert str(st.engine.risk_state) == "active"
+    status, body = await st.raw_post("/api/v1/trading/config", b'{"kill_switch_flatten": 0}')
+    assert status == 422
+    assert body["error"]["details"]["fields"][0]["field"] == "body.kill_switch_flatten"
+    status, body = await st.call(
+        "POST",
+        "/api/v1/trading/kill-switch",
+        data=b'{"action": "engage"}',
+        headers={"Content-Type": "text/plain"},
+    )
+    assert (status, body["error"]["code"]) == (415, "unsupported_media_type")
+    assert str(st.engine.risk_state) == "active"
+
+
+@pytest.mark.asyncio
+async def test_answers_are_not_cached_and_name_no_version(start_stack: Start) -> None:
+    """API answers carry Cache-Control: no-store and a Server header without versions."""
+    st = await start_stack()
+    for path in ("/health", "/api/v1/trading/config", "/api/v1/nope"):
+        async with st.http.get(st.url + path, headers=bearer(ADMIN)) as r:
+            assert r.headers["Cache-Control"] == "no-store"
+            assert r.headers["Server"] == "cryptomon"
+
+
+@pytest.mark.asyncio
+async def test_openapi_documents_symbols_and_plain_routes(start_stack: Start) -> None:
+    """The document has the symbol pattern, /metrics, /ws and /."""
+    st = await start_stack()
+    status, doc = await st.call("GET", "/api/v1/openapi.json")
+    assert status == 200
+    assert {"/metrics", "/ws", "/"} <= set(doc["paths"])
+    params = doc["paths"]["/api/v1/market/ticker"]["get"]["parameters"]
+    (symbol,) = [p for p in params if p["name"] == "symbol"]
+    assert symbol["schema"]["pattern"]
+    assert "415" in doc["paths"]["/api/v1/trading/kill-switch"]["post"]["responses"]
+
+
+@pytest.mark.asyncio
+async def test_websocket_message_rate_is_capped(start_stack: Start) -> None:
+    """A client sending faster than api.rate_limit_per_s is closed with 1008; /health stays
+    answered."""
+    st = await start_stack(rate_limit_per_s=20, rate_limit_burst=20)
+    async with st.http.ws_connect(st.url + "/ws", headers=bearer(READ)) as ws:
+        sub = {"msg_type": "Subscribe", "data": {"channel": "trades"}}
+        for _ in range(200):
+            if ws.closed:
+                break
+            await ws.send_json(sub)
+        while True:
+            msg = await ws.receive(timeout=5)
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                break
+        assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+    assert (await st.call("GET", "/health"))[0] == 200
