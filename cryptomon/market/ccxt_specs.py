@@ -5,12 +5,13 @@ ccxt documents each market as a dict with ``base``, ``quote``, ``settle``, ``typ
 ``strike``/``optionType``, ``precision`` (``amount``/``price``: a step or a number of decimals
 depending on the exchange's ``precisionMode``) and ``limits`` (``amount.min`` in contracts,
 ``cost.min`` in quote). Its symbols (``BTC/USD:BTC-220527``) become cryptofeed-normalized
-ones (``BTC-USD-22K27``).
+ones (``BTC-USD-22K27``). cryptofeed keeps the venue's currency codes where ccxt renames them
+(its ``commonCurrencies``: Binance ``YOYO`` is ccxt's ``YOYOW``), so that renaming is undone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -54,22 +55,37 @@ def _strike(value: Any) -> str | None:
     return str(number.quantize(ONE) if number == number.to_integral_value() else number)
 
 
+def _venue_code(market: dict[str, Any], side: str, renamed: Mapping[str, str]) -> str:
+    """ccxt's currency code, or the venue's own where ccxt renamed it."""
+    code, venue_id = market[side], market.get(f"{side}Id")
+    if venue_id and venue_id != code and renamed.get(venue_id) == code:
+        return str(venue_id)
+    return str(code)
+
+
 def spec_from_ccxt(
-    exchange: str, market: dict[str, Any], *, precision_mode: int = TICK_SIZE
+    exchange: str,
+    market: dict[str, Any],
+    *,
+    precision_mode: int = TICK_SIZE,
+    renamed: Mapping[str, str] | None = None,
 ) -> InstrumentSpec | None:
     """The spec of one ccxt market, or None for a kind this project does not trade
-    (margin-only, index) or a contract without a size."""
+    (margin-only, index) or a contract without a size. ``renamed`` is the client's
+    ``commonCurrencies`` (venue code -> ccxt code)."""
     kind = _CCXT_KINDS.get(market.get("type") or "")
     if kind is None:
         return None
+    base = _venue_code(market, "base", renamed or {})
+    quote = _venue_code(market, "quote", renamed or {})
     contract = kind is not InstrumentKind.SPOT
     size = decimal_or_none(market.get("contractSize")) if contract else ONE
     if size is None:
         return None
     expiry = market["expiry"] / 1000 if market.get("expiry") else None
     symbol = normalized_symbol(
-        market["base"],
-        market["quote"],
+        base,
+        quote,
         kind,
         expiry=expiry,
         strike=_strike(market.get("strike")),
@@ -81,8 +97,8 @@ def spec_from_ccxt(
         exchange=exchange,
         symbol=symbol,
         kind=kind,
-        base=market["base"],
-        quote=market["quote"],
+        base=base,
+        quote=quote,
         settle=market.get("settle") if contract else None,
         contract_size=size,
         inverse=bool(market.get("inverse")) and contract,
@@ -95,14 +111,18 @@ def spec_from_ccxt(
 
 
 def specs_from_ccxt(
-    exchange: str, markets: dict[str, dict[str, Any]], *, precision_mode: int = TICK_SIZE
+    exchange: str,
+    markets: dict[str, dict[str, Any]],
+    *,
+    precision_mode: int = TICK_SIZE,
+    renamed: Mapping[str, str] | None = None,
 ) -> list[InstrumentSpec]:
     """Specs of every tradable market of a ccxt ``markets`` dict (inactive ones left out)."""
     out: list[InstrumentSpec] = []
     for market in markets.values():
         if market.get("active") is False:
             continue
-        spec = spec_from_ccxt(exchange, market, precision_mode=precision_mode)
+        spec = spec_from_ccxt(exchange, market, precision_mode=precision_mode, renamed=renamed)
         if spec is not None:
             out.append(spec)
     return out
@@ -114,6 +134,11 @@ def ccxt_loader(exchange: str, client: Any) -> Callable[[], Awaitable[list[Instr
 
     async def load() -> list[InstrumentSpec]:
         markets = await client.load_markets(True)
-        return specs_from_ccxt(exchange, markets, precision_mode=client.precisionMode)
+        return specs_from_ccxt(
+            exchange,
+            markets,
+            precision_mode=client.precisionMode,
+            renamed=client.commonCurrencies,
+        )
 
     return load
