@@ -56,6 +56,7 @@ class InstrumentSpec:
     _size: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", InstrumentKind(self.kind))  # "spot" -> the enum
         if not self.contract_size.is_finite() or self.contract_size <= 0:
             raise ValueError(
                 f"{self.exchange} {self.symbol}: contract_size {self.contract_size}; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -138,7 +139,11 @@ async def test_simulator_specs_are_added_without_io() -> None:
     assert registry.add(simulator_specs()) == 8
     perp = registry.get("simulator", "BTC-USDT-PERP")
     assert perp is not None
-    assert (perp.kind, perp.settle, perp.contract_size) == (InstrumentKind.PERPETUAL, "USDT", 1)
+    assert (perp.kind, perp.settle, perp.contract_size) == (
+        InstrumentKind.PERPETUAL,
+        "USDT",
+        Decimal(1),
+    )
     assert registry.get("simulator", "BTC-USDT") is not None
     assert await registry.resolve("simulator", "ETH-USDT") is not None
     assert registry.specs("SIMULATOR")[0].exchange == "simulator"

@@ -86,7 +86,11 @@ def test_binance_filters_give_tick_lot_and_min_notional(shared_data: Path) -> No
     )
     usdm = {s.symbol: s for s in specs_from_recording(shared_data / "BINANCE_FUTURES.0")}
     sushi = usdm["SUSHI-USDT-PERP"]
-    assert (sushi.contract_size, sushi.min_notional, sushi.settle) == (1, Decimal(5), "USDT")
+    assert (sushi.contract_size, sushi.min_notional, sushi.settle) == (
+        Decimal(1),
+        Decimal(5),
+        "USDT",
+    )
 
 
 def test_kraken_renames_xbt_like_cryptofeed(shared_data: Path) -> None:
