@@ -5,13 +5,14 @@ per request. Each venue's format is class data: :data:`VENUE_FORMATS` maps a cry
 exchange id to ``(URL fragment, parser)`` pairs; a parser turns one answer into specs.
 Supported: BINANCE, BINANCE_FUTURES, OKX (spot, swaps, futures), HUOBI_SWAP (coin- and
 USDT-margined), GATEIO, GATEIO_FUTURES, KRAKEN. Options and markets not open for trading
-are left out (a later lookup reports them unknown).
+are left out (a later lookup reports them unknown). :func:`rest_loader` fetches the same
+answers live (the URLs from :func:`instrument_urls` of the cryptofeed exchange class).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -324,3 +325,27 @@ def specs_from_recording(path: Path, exchange: str | None = None) -> list[Instru
     if not path.is_file():
         raise RecordingError(f"{path}: no such file; expected a recording's {venue}.0 file")
     return specs_from_answers(venue, read_rest_answers(path), exchange or venue.lower())
+
+
+def instrument_urls(feed_class: Any) -> list[str]:
+    """The symbol-list URLs a cryptofeed exchange class reads (its ``rest_endpoints``'
+    ``instruments`` routes), e.g. both HUOBI_SWAP contract lists."""
+    urls: list[str] = []
+    for endpoint in getattr(feed_class, "rest_endpoints", None) or []:
+        route = endpoint.route("instruments")
+        urls.extend(route if isinstance(route, list) else [route])
+    return urls
+
+
+def rest_loader(
+    venue: str, exchange: str, urls: list[str], get_json: Callable[[str], Awaitable[Any]]
+) -> Callable[[], Awaitable[list[InstrumentSpec]]]:
+    """A venue loader for the registry: fetch ``urls`` with ``get_json`` (the caller's HTTP
+    client, rate limits included) and parse the answers as ``venue``'s format."""
+    parser_for(venue, "")  # an unknown venue fails here, at wiring time
+
+    async def load() -> list[InstrumentSpec]:
+        answers = [(url, await get_json(url)) for url in urls]
+        return specs_from_answers(venue, answers, exchange)
+
+    return load
