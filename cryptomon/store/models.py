@@ -289,6 +289,29 @@ class RiskEventRow(Base):
     check: Mapped[str] = mapped_column(String(64))
 
 
+class InstrumentRow(Base):
+    """The cached contract spec of a market (:class:`~cryptomon.market.instruments.InstrumentSpec`):
+    sizes are exact; ``contract_size`` is base units per contract (linear) or quote units per
+    contract (inverse); ``lot_size`` and ``min_qty`` are in the venue's quantity units."""
+
+    __tablename__ = "instruments"
+
+    exchange: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    base: Mapped[str] = mapped_column(String(32))
+    quote: Mapped[str] = mapped_column(String(32))
+    settle: Mapped[str | None] = mapped_column(String(32))
+    contract_size: Mapped[Decimal]
+    inverse: Mapped[bool] = mapped_column(Boolean)
+    tick_size: Mapped[Decimal | None]
+    lot_size: Mapped[Decimal | None]
+    min_qty: Mapped[Decimal | None]
+    min_notional: Mapped[Decimal | None]
+    expiry: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
 # --------------------------------------------------------------------------- operations
 
 

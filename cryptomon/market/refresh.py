@@ -1,0 +1,72 @@
+"""Keeping instrument specs current: :class:`InstrumentRefresher` loads every exchange's
+specs at start (cache first, then the venue) and re-reads the venues every ``interval_s``,
+reporting the symbols a venue stopped listing (the delisting input of the quality layer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from cryptomon.clock import Clock
+from cryptomon.market.registry import InstrumentRegistry
+
+log = structlog.get_logger()
+
+OnDelisted = Callable[[str, set[str]], None]
+"""``(exchange, symbols)``: called when a refresh finds held symbols no longer listed."""
+
+
+class InstrumentRefresher:
+    """Loads at ``start()``, refreshes periodically in a task, stops cleanly."""
+
+    def __init__(
+        self,
+        *,
+        registry: InstrumentRegistry,
+        exchanges: Sequence[str],
+        clock: Clock,
+        interval_s: float,
+        on_delisted: OnDelisted | None = None,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s: got {interval_s}; expected a positive number")
+        self._registry = registry
+        self._exchanges = list(exchanges)
+        self._clock = clock
+        self._interval = interval_s
+        self._on_delisted = on_delisted
+        self._task: asyncio.Task[None] | None = None
+        self.refreshes = 0
+
+    async def start(self) -> None:
+        """Load every exchange's specs, then refresh them in the background."""
+        for exchange in self._exchanges:
+            count = await self._registry.load(exchange)
+            log.info("instruments_loaded", exchange=exchange, count=count)
+        self._task = asyncio.create_task(self._run(), name="instrument-refresh")
+
+    async def stop(self) -> None:
+        """Cancel the refresh task and wait for it."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh_once(self) -> None:
+        """Re-read every exchange's venue now."""
+        for exchange in self._exchanges:
+            gone = await self._registry.refresh(exchange)
+            if gone:
+                log.warning("instruments_delisted", exchange=exchange, symbols=sorted(gone))
+                if self._on_delisted is not None:
+                    self._on_delisted(exchange, gone)
+        self.refreshes += 1
+
+    async def _run(self) -> None:
+        while True:
+            await self._clock.sleep(self._interval)
+            await self.refresh_once()
