@@ -309,6 +309,11 @@ class CryptofeedFeed:
         log.info("feed.started", exchange=self.exchange, symbols=self.config.symbols)
 
     async def stop(self) -> None:
+        if self.raw_data is not None:
+            # Detach the recorder before the connection handlers stop running, with no await
+            # in between: cryptofeed drops a message read after ``running`` turns False, so a
+            # message is either recorded and handled, or neither (record/replay counts match).
+            Connection.raw_data_callback = None
         for t in list(self._tasks):
             t.cancel()
         if self.handler is not None:
@@ -320,8 +325,6 @@ class CryptofeedFeed:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await sup.task
             self.handler = None
-        if self.raw_data is not None:
-            Connection.raw_data_callback = None
         self.health.on_disconnected("stopped")
 
     # ------------------------------------------------------------------ health hooks
