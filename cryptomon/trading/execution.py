@@ -30,8 +30,8 @@ from cryptomon.events import (
     RiskEvent,
     Signal,
 )
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import (
     Broker,
     BrokerOrder,
