@@ -35,7 +35,6 @@ from cryptofeed.defines import (
 
 from cryptomon.events import (
     BookSnapshot,
-    BookTop,
     Candle,
     Funding,
     Liquidation,
@@ -43,7 +42,7 @@ from cryptomon.events import (
     Ticker,
     Trade,
 )
-from cryptomon.feeds.booktop import BookState, TopTracker, float_levels
+from cryptomon.feeds.booktop import BookState, TopTracker, book_top, float_levels
 from cryptomon.feeds.fastevents import factory
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
 from cryptomon.hub import Hub
@@ -65,7 +64,6 @@ Callback = Callable[[Any, float], Awaitable[None]]
 _CACHE_ATTR = {"trades": "_trades_ch", "ticker": "_ticker_ch", "orderbook": "_book_ch"}
 _new_trade = factory(Trade)
 _new_ticker = factory(Ticker)
-_new_top = factory(BookTop)
 _new_snapshot = factory(BookSnapshot)
 
 
@@ -229,33 +227,7 @@ class Converter:
             return
         receipt = float(receipt)
         ts = float(ob.timestamp or receipt)
-        bid = st.bid
-        ask = st.ask
-        bid_f = bid.best_f
-        ask_f = ask.best_f
-        spread = ask_f - bid_f
-        mid = (ask_f + bid_f) * 0.5
-        bd = bid.depth_f
-        ad = ask.depth_f
-        total = bd + ad
-        self._publish(
-            _new_top(
-                self.exchange,
-                symbol,
-                ts,
-                receipt,
-                bid_f,
-                bid.best_size_f,
-                ask_f,
-                ask.best_size_f,
-                spread,
-                spread / mid * 10_000 if mid > 0 else 0.0,
-                bd,
-                ad,
-                (bd - ad) / total if total > 0 else 0.0,
-                bid.count if bid.count < ask.count else ask.count,
-            )
-        )
+        self._publish(book_top(st, self.exchange, symbol, ts, receipt))
         if receipt - st.last_snapshot >= self.snapshot_interval:
             st.last_snapshot = receipt
             self._snapshot(st, symbol, ts, receipt, book)

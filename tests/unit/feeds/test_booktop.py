@@ -1,18 +1,25 @@
-"""TopTracker: incremental BookTop numbers always equal a full re-read of the book."""
+"""BookTop: the converter's incrementally kept numbers always equal a naive computation from
+the whole book, and deep changes need no sorted read."""
 
 from __future__ import annotations
 
-from decimal import Decimal as D
+import asyncio
+from decimal import Decimal
 
 import pytest
 from cryptofeed.types import OrderBook
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cryptomon.feeds.booktop import TopTracker
+from cryptomon.clock import LiveClock
+from cryptomon.events import BookTop
+from cryptomon.feeds.booktop import TopTracker, book_top
+from cryptomon.feeds.convert import Converter
+from cryptomon.feeds.health import FeedHealth
+from cryptomon.hub import Hub
 
-# an operation: (side, price offset in ticks from 100, size in lots; 0 = delete)
-ops = st.lists(
+# one update: (side, price offset in ticks of 0.1 from 100, size in quarter lots; 0 = delete)
+UPDATES = st.lists(
     st.lists(
         st.tuples(st.sampled_from(["bid", "ask"]), st.integers(1, 40), st.integers(0, 5)),
         min_size=1,
@@ -21,84 +28,135 @@ ops = st.lists(
     min_size=1,
     max_size=40,
 )
+PRICE = Decimal(100)
+TICK = Decimal("0.1")
 
 
-def fresh(levels: int, book: OrderBook) -> object:
-    return TopTracker(levels).update("S", book.book, None)
+def reference(book: OrderBook, levels: int, ts: float, receipt: float) -> BookTop:
+    """The BookTop computed the obvious way: sort every level of the book, sum the best."""
+    bids = sorted(book.book.bids.to_dict().items(), reverse=True)[:levels]
+    asks = sorted(book.book.asks.to_dict().items())[:levels]
+    bid, ask = float(bids[0][0]), float(asks[0][0])
+    bid_depth = float(sum(size for _, size in bids))
+    ask_depth = float(sum(size for _, size in asks))
+    mid = (bid + ask) / 2
+    return BookTop(
+        exchange="x",
+        symbol="S",
+        ts=ts,
+        ts_recv=receipt,
+        bid=bid,
+        bid_size=float(bids[0][1]),
+        ask=ask,
+        ask_size=float(asks[0][1]),
+        spread=ask - bid,
+        spread_bps=(ask - bid) / mid * 10_000,
+        bid_depth=bid_depth,
+        ask_depth=ask_depth,
+        imbalance=(bid_depth - ask_depth) / (bid_depth + ask_depth),
+        levels=min(len(bids), len(asks)),
+    )
 
 
-def check(batches: list[list[tuple[str, int, int]]], max_depth: int, n: int) -> None:
+def converter(levels: int, depth: int) -> tuple[Converter, list[BookTop]]:
+    hub = Hub()
+    tops: list[BookTop] = []
+    hub.subscribe(BookTop, tops.append)
+    health = FeedHealth("x", ["orderbook"], hub=hub, clock=LiveClock())
+    conv = Converter("x", hub=hub, health=health, book_levels=levels, depth=depth)
+    return conv, tops
+
+
+def apply(book: OrderBook, batch: list[tuple[str, int, int]]) -> dict[str, list]:
+    """Change the cryptofeed book as an exchange message would; returns cryptofeed's delta."""
+    delta: dict[str, list[tuple[Decimal, Decimal]]] = {"bid": [], "ask": []}
+    for side, ticks, lots in batch:
+        price = PRICE - ticks * TICK if side == "bid" else PRICE + ticks * TICK
+        size = Decimal(lots) / 4
+        levels = book.book.bids if side == "bid" else book.book.asks
+        if size == 0:
+            if price in levels:
+                del levels[price]
+        else:
+            levels[price] = size
+        delta[side].append((price, size))
+    return delta
+
+
+async def replay(batches: list[list[tuple[str, int, int]]], depth: int, levels: int) -> None:
+    conv, tops = converter(levels, depth)
     book = OrderBook(
         "X",
         "S",
-        max_depth=max_depth,
-        bids={D(100) - D(i) / 10: D(1) for i in range(1, 16)},
-        asks={D(100) + D(i) / 10: D(1) for i in range(1, 16)},
+        max_depth=depth,
+        bids={PRICE - i * TICK: Decimal(1) for i in range(1, 16)},
+        asks={PRICE + i * TICK: Decimal(1) for i in range(1, 16)},
     )
-    tracker = TopTracker(n, spare=min(n, max_depth - n))
-    assert tracker.update("S", book.book, None) == fresh(n, book)
-    for batch in batches:
-        delta: dict[str, list[tuple[D, D]]] = {"bid": [], "ask": []}
-        for side, ticks, lots in batch:
-            price = D(100) - D(ticks) / 10 if side == "bid" else D(100) + D(ticks) / 10
-            size = D(lots) / 4
-            levels = book.book.bids if side == "bid" else book.book.asks
-            if size == 0:
-                if price in levels:
-                    del levels[price]
-            else:
-                levels[price] = size
-            delta[side].append((price, size))
+    book.timestamp = 1.0
+    await conv.book(book, 2.0)
+    assert tops[-1] == reference(book, levels, 1.0, 2.0)
+    for step, batch in enumerate(batches, start=3):
+        book.delta = apply(book, batch)
+        published = len(tops)
+        await conv.book(book, float(step))
         if not len(book.book.bids) or not len(book.book.asks):
-            return
-        assert tracker.update("S", book.book, delta) == fresh(n, book)
+            assert len(tops) == published  # nothing to publish for a one-sided book
+            continue
+        assert len(tops) == published + 1
+        assert tops[-1] == reference(book, levels, 1.0, float(step))
 
 
 @settings(max_examples=150, deadline=None)
-@given(ops, st.sampled_from([(20, 5), (8, 5), (5, 5), (12, 3)]))
-def test_incremental_equals_full_reread(
+@given(UPDATES, st.sampled_from([(20, 5), (8, 5), (5, 5), (12, 3)]))
+def test_published_top_equals_naive_reference(
     batches: list[list[tuple[str, int, int]]], shape: tuple[int, int]
 ) -> None:
-    """After any sequence of deltas, the tracker's numbers equal a fresh computation, whatever
-    the book's max_depth and the number of spare levels followed."""
-    check(batches, *shape)
+    """After any sequence of deltas, the BookTop the converter publishes equals one computed
+    naively from the whole book, whatever the book's depth and the number of levels summed."""
+    asyncio.run(replay(batches, *shape))
 
 
 def test_deep_changes_do_not_reread() -> None:
-    """Size changes in the top and changes below the n-th level need no sorted read."""
+    """Size changes in the top and changes below the summed levels need no sorted read."""
     book = OrderBook(
         "X",
         "S",
         max_depth=20,
-        bids={D(100 - i): D(1) for i in range(1, 10)},
-        asks={D(100 + i): D(1) for i in range(1, 10)},
+        bids={Decimal(100 - i): Decimal(1) for i in range(1, 10)},
+        asks={Decimal(100 + i): Decimal(1) for i in range(1, 10)},
     )
     tracker = TopTracker(3)
-    tracker.update("S", book.book, None)
+    state = tracker.state("S")
+    assert tracker.refresh(state, book.book, None)
     reads = tracker.reads
-    book.book.bids[D(99)] = D(2)
-    book.book.bids[D(92)] = D(7)
-    vals = tracker.update("S", book.book, {"bid": [(D(99), D(2)), (D(92), D(7))], "ask": []})
+    book.book.bids[Decimal(99)] = Decimal(2)
+    book.book.bids[Decimal(92)] = Decimal(7)
+    delta = {"bid": [(Decimal(99), Decimal(2)), (Decimal(92), Decimal(7))], "ask": []}
+    assert tracker.refresh(state, book.book, delta)
     assert tracker.reads == reads
-    assert vals is not None
-    assert vals[1] == 2.0  # best bid size
-    assert vals[6] == 4.0  # bid depth over 3 levels: 2 + 1 + 1
+    top = book_top(state, "x", "S", 1.0, 1.0)
+    assert top.bid_size == 2.0
+    assert top.bid_depth == 4.0  # 2 + 1 + 1 over 3 levels
 
 
-def test_empty_side_and_crossed_book_give_none() -> None:
-    """No numbers for a one-sided book or a crossed one; crossed() tells them apart."""
-    one_sided = OrderBook("X", "S", bids={D(1): D(1)})
-    crossed = OrderBook("X", "S", bids={D(2): D(1)}, asks={D(1): D(1)})
-    assert TopTracker(3).update("S", one_sided.book, None) is None
+def test_empty_side_and_crossed_book_are_refused() -> None:
+    """No refresh of a one-sided book or a crossed one; crossed() tells them apart."""
+    one_sided = OrderBook("X", "S", bids={Decimal(1): Decimal(1)})
+    crossed = OrderBook("X", "S", bids={Decimal(2): Decimal(1)}, asks={Decimal(1): Decimal(1)})
+    tracker = TopTracker(3)
+    assert not tracker.refresh(tracker.state("A"), one_sided.book, None)
     assert not TopTracker.crossed(one_sided.book)
-    assert TopTracker(3).update("S", crossed.book, None) is None
+    assert not tracker.refresh(tracker.state("B"), crossed.book, None)
     assert TopTracker.crossed(crossed.book)
 
 
-@pytest.mark.parametrize("n", [1, 10])
-def test_levels_count(n: int) -> None:
+@pytest.mark.parametrize("levels", [1, 10])
+def test_levels_count(levels: int) -> None:
     """``levels`` is the number of levels summed, capped by the shorter side."""
-    book = OrderBook("X", "S", bids={D(9): D(1), D(8): D(1)}, asks={D(11): D(1)})
-    vals = TopTracker(n).update("S", book.book, None)
-    assert vals is not None
-    assert vals[9] == 1
+    book = OrderBook(
+        "X", "S", bids={Decimal(9): Decimal(1), Decimal(8): Decimal(1)}, asks={Decimal(11): 1}
+    )
+    tracker = TopTracker(levels)
+    state = tracker.state("S")
+    assert tracker.refresh(state, book.book, None)
+    assert book_top(state, "x", "S", 1.0, 1.0).levels == 1
