@@ -23,7 +23,12 @@ from cryptomon.events import BookTop
 from cryptomon.feeds.fastevents import factory
 
 _ZERO = Decimal(0)
-_new_top = factory(BookTop)
+# the order in which book_top passes the fields (checked by ``factory``)
+BOOK_TOP_FIELDS = (
+    *("exchange", "symbol", "ts", "ts_recv", "bid", "bid_size", "ask", "ask_size"),
+    *("spread", "spread_bps", "bid_depth", "ask_depth", "imbalance", "levels"),
+)
+_new_top = factory(BookTop, BOOK_TOP_FIELDS)
 
 
 class SideLevels:

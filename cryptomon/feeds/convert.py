@@ -62,9 +62,13 @@ CONFIG_CHANNELS: dict[str, str] = {v: k for k, v in CF_CHANNELS.items()}
 Callback = Callable[[Any, float], Awaitable[None]]
 
 _CACHE_ATTR = {"trades": "_trades_ch", "ticker": "_ticker_ch", "orderbook": "_book_ch"}
-_new_trade = factory(Trade)
-_new_ticker = factory(Ticker)
-_new_snapshot = factory(BookSnapshot)
+# the order in which the callbacks below pass each event's fields (checked by ``factory``)
+TRADE_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "price", "amount", "side", "trade_id")
+TICKER_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bid", "ask", "last")
+SNAPSHOT_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bids", "asks")
+_new_trade = factory(Trade, TRADE_FIELDS)
+_new_ticker = factory(Ticker, TICKER_FIELDS)
+_new_snapshot = factory(BookSnapshot, SNAPSHOT_FIELDS)
 
 
 def _f(value: Any) -> float | None:
@@ -161,7 +165,6 @@ class Converter:
             self.health.became_live(ch)
         receipt = float(receipt)
         self._publish(
-            # exchange, symbol, ts, ts_recv, price, amount, side, trade_id
             _new_trade(
                 self.exchange,
                 t.symbol,
@@ -185,7 +188,6 @@ class Converter:
         if ch.state != "live":
             self.health.became_live(ch)
         receipt = float(receipt)
-        # exchange, symbol, ts, ts_recv, bid, ask, last
         self._publish(
             _new_ticker(
                 self.exchange,
@@ -240,7 +242,6 @@ class Converter:
         depth = self.depth
         bids, st.bids_memo = float_levels(book.bids.to_list()[:depth], st.bids_memo)
         asks, st.asks_memo = float_levels(book.asks.to_list()[:depth], st.asks_memo)
-        # exchange, symbol, ts, ts_recv, bids, asks
         self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))
 
     async def candle(self, c: Any, receipt: float) -> None:
