@@ -78,12 +78,12 @@ class ChannelHealth:
 
     def rate(self, now: float) -> float:
         """Messages per second over the last ~10 seconds."""
-        s = self._samples
-        s.append((now, self.messages))
-        while len(s) > 2 and now - s[1][0] >= _RATE_WINDOW_S:
-            s.popleft()
-        t0, n0 = s[0]
-        return (self.messages - n0) / (now - t0) if now > t0 else 0.0
+        samples = self._samples
+        samples.append((now, self.messages))
+        while len(samples) > 2 and now - samples[1][0] >= _RATE_WINDOW_S:
+            samples.popleft()
+        since, messages_then = samples[0]
+        return (self.messages - messages_then) / (now - since) if now > since else 0.0
 
 
 class FeedHealth:
@@ -254,7 +254,7 @@ class FeedHealth:
             "reconnects": self.reconnects,
             "parse_errors": self.parse_errors,
             "crossed_books": self.crossed,
-            "messages": sum(c.messages for c in self.channels.values()),
-            "gaps": sum(c.gaps for c in self.channels.values()),
+            "messages": sum(channel.messages for channel in self.channels.values()),
+            "gaps": sum(channel.gaps for channel in self.channels.values()),
             "channels": channels,
         }

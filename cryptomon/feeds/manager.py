@@ -75,9 +75,9 @@ class FeedManager:
         self._watchdog: asyncio.Task[None] | None = None
 
     def source(self, exchange: str) -> FeedSource:
-        for s in self.sources:
-            if s.exchange == exchange:
-                return s
+        for src in self.sources:
+            if src.exchange == exchange:
+                return src
         raise KeyError(exchange)
 
     async def start(self) -> None:
