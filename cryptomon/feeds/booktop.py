@@ -26,7 +26,7 @@ _ZERO = Decimal(0)
 # the order in which book_top passes the fields (checked by ``factory``)
 BOOK_TOP_FIELDS = (
     *("exchange", "symbol", "ts", "ts_recv", "bid", "bid_size", "ask", "ask_size"),
-    *("spread", "spread_bps", "bid_depth", "ask_depth", "imbalance", "levels"),
+    *("spread", "spread_bps", "bid_depth", "ask_depth", "imbalance", "levels", "updates"),
 )
 _new_top = factory(BookTop, BOOK_TOP_FIELDS)
 
@@ -220,9 +220,21 @@ class SideLevels:
 
 class BookState:
     """Everything kept per (feed, symbol) book, bound once: both sides, the time of the last
-    BookSnapshot and whether a full book was seen on this connection (gap detection)."""
+    BookSnapshot, whether a full book was seen on this connection (gap detection), and the
+    book updates not yet published as a BookTop (``pending``, with the times of the latest)."""
 
-    __slots__ = ("ask", "asks_memo", "bid", "bids_memo", "last_snapshot", "loaded", "seen")
+    __slots__ = (
+        "ask",
+        "asks_memo",
+        "bid",
+        "bids_memo",
+        "last_snapshot",
+        "loaded",
+        "pending",
+        "seen",
+        "ts",
+        "ts_recv",
+    )
 
     def __init__(self, levels: int, spare_max: int) -> None:
         self.bid = SideLevels(True, levels, spare_max)
@@ -230,14 +242,18 @@ class BookState:
         self.loaded = False  # both sides read from the book (else the next update re-reads)
         self.last_snapshot = float("-inf")
         self.seen = False
+        self.pending = 0  # book updates since this symbol's last BookTop
+        self.ts = 0.0  # exchange and receipt time of the latest update
+        self.ts_recv = 0.0
         # price -> (size object, (price, size) floats) of the last snapshot, per side
         self.bids_memo: dict[Any, tuple[Any, tuple[float, float]]] = {}
         self.asks_memo: dict[Any, tuple[Any, tuple[float, float]]] = {}
 
 
-def book_top(state: BookState, exchange: str, symbol: str, ts: float, ts_recv: float) -> BookTop:
-    """The :class:`BookTop` of a book whose ``state`` was just refreshed (not crossed, no side
-    empty: :meth:`TopTracker.refresh` returned True). The one place BookTop numbers are made."""
+def book_top(state: BookState, exchange: str, symbol: str) -> BookTop:
+    """The :class:`BookTop` of a book whose ``state`` was refreshed (not crossed, no side
+    empty: :meth:`TopTracker.refresh` returned True), at the times of its latest update and
+    standing for its ``pending`` updates. The one place BookTop numbers are made."""
     bid = state.bid
     ask = state.ask
     bid_price = bid.best_float
@@ -250,8 +266,8 @@ def book_top(state: BookState, exchange: str, symbol: str, ts: float, ts_recv: f
     return _new_top(
         exchange,
         symbol,
-        ts,
-        ts_recv,
+        state.ts,
+        state.ts_recv,
         bid_price,
         bid.best_size_float,
         ask_price,
@@ -262,6 +278,7 @@ def book_top(state: BookState, exchange: str, symbol: str, ts: float, ts_recv: f
         ask_depth,
         (bid_depth - ask_depth) / total if total > 0 else 0.0,
         bid.count if bid.count < ask.count else ask.count,
+        state.pending,
     )
 
 

@@ -6,10 +6,18 @@ event, publishes it, and bumps the channel's health counter (an int and the rece
 clock call, no dict lookup; the channel objects are bound once). Order books: cryptofeed keeps
 the book (``max_depth`` = config ``depth``); a per-symbol
 :class:`~cryptomon.feeds.booktop.BookState` (bound once per symbol) follows the top
-``book_levels`` levels from cryptofeed's delta (:mod:`cryptomon.feeds.booktop`) for the
-:class:`~cryptomon.events.BookTop` published on every update, and the top ``depth`` levels are
-copied for a :class:`~cryptomon.events.BookSnapshot` at most every ``book_snapshot_interval_s``
-(receipt time, so replays are throttled by data time; unchanged levels reuse their floats).
+``book_levels`` levels from cryptofeed's delta (:mod:`cryptomon.feeds.booktop`) on every update,
+and the top ``depth`` levels are copied for a :class:`~cryptomon.events.BookSnapshot` at most
+every ``book_snapshot_interval_s`` (receipt time, so replays are throttled by data time;
+unchanged levels reuse their floats).
+
+Book tops are conflated (DESIGN.md section 7): an update marks its symbol dirty, and
+:meth:`Converter.flush`, scheduled with ``loop.call_soon`` by the first dirty symbol of an
+event-loop turn, publishes one :class:`~cryptomon.events.BookTop` per dirty symbol from the
+latest book, with ``updates`` = the book updates it stands for (every update since the
+symbol's previous BookTop, so the ``updates`` of a symbol's BookTops add up to its book
+callbacks). Callback counts (``health``, the replay's exact counts) stay per update;
+``health.book_tops`` counts the BookTops.
 
 A crossed book (best bid >= best ask) is not published: it is counted and the feed is asked to
 resync that symbol (``on_crossed``). On an exchange that updates books by deltas, a second
@@ -108,6 +116,8 @@ class Converter:
         self._tops = TopTracker(book_levels, spare=min(book_levels, max(0, depth - book_levels)))
         self._books = self._tops.states  # symbol -> BookState (bound once per symbol)
         self.on_crossed: Callable[[str], None] | None = None
+        self._dirty: dict[str, BookState] = {}  # symbols with a BookTop to publish
+        self._flush_scheduled = False
         self._publish = hub.publish
         # Channel counters bound once (hot path: no dict lookup per message).
         channels = health.channels
@@ -217,6 +227,7 @@ class Converter:
             self.health.became_live(channel)
         symbol = update.symbol
         state = self._books.get(symbol) or self._tops.state(symbol)
+        state.pending += 1
         delta = update.delta
         if delta is None:
             if state.seen and self._uses_deltas:
@@ -227,6 +238,7 @@ class Converter:
             state.seen = True
         book = update.book
         if not self._tops.refresh(state, book, delta):
+            self._dirty.pop(symbol, None)  # no top to publish; its updates stay pending
             if self._tops.crossed(book):
                 self.health.crossed += 1
                 if self.on_crossed is not None:
@@ -234,7 +246,12 @@ class Converter:
             return
         receipt = float(receipt)
         ts = float(update.timestamp or receipt)
-        self._publish(book_top(state, self.exchange, symbol, ts, receipt))
+        state.ts = ts
+        state.ts_recv = receipt
+        self._dirty[symbol] = state
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
         if receipt - state.last_snapshot >= self.snapshot_interval:
             state.last_snapshot = receipt
             self._snapshot(state, symbol, ts, receipt, book)
@@ -242,6 +259,21 @@ class Converter:
         if self._since_yield >= self._yield_every:
             self._since_yield = 0
             await asyncio.sleep(0)
+
+    def flush(self) -> None:
+        """Publish one BookTop per symbol whose book changed since the last flush (run by
+        ``call_soon`` at the end of the loop turn; may also be called directly)."""
+        self._flush_scheduled = False
+        dirty = self._dirty
+        if not dirty:
+            return
+        self._dirty = {}
+        exchange = self.exchange
+        publish = self._publish
+        for symbol, state in dirty.items():
+            publish(book_top(state, exchange, symbol))
+            state.pending = 0
+        self.health.book_tops += len(dirty)
 
     def _snapshot(
         self, state: BookState, symbol: str, ts: float, receipt: float, book: Any

@@ -288,6 +288,7 @@ class ReplayFeed:
             self.error = exc
             log.error("replay.failed", exchange=self.exchange, error=repr(exc))
         finally:
+            self.converter.flush()  # the last loop turn's BookTops, before ``done``
             self.seconds = time.perf_counter() - t_start
             self.health.connected = False
             self.health.state = "disconnected"

@@ -1,5 +1,6 @@
-"""BookTop: the converter's incrementally kept numbers always equal a naive computation from
-the whole book, and deep changes need no sorted read."""
+"""BookTop: what the converter publishes at the end of each loop turn always equals a naive
+computation from the whole book, its conflated update counts add up, and deep changes need no
+sorted read."""
 
 from __future__ import annotations
 
@@ -17,22 +18,17 @@ from cryptomon.feeds.booktop import TopTracker, book_top
 from cryptomon.feeds.convert import Converter
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.hub import Hub
+from tests.unit.feeds.loop_turns import next_turn
 
-# one update: (side, price offset in ticks of 0.1 from 100, size in quarter lots; 0 = delete)
-UPDATES = st.lists(
-    st.lists(
-        st.tuples(st.sampled_from(["bid", "ask"]), st.integers(1, 40), st.integers(0, 5)),
-        min_size=1,
-        max_size=6,
-    ),
-    min_size=1,
-    max_size=40,
-)
+# a level change: (side, price offset in ticks of 0.1 from 100, size in quarter lots; 0 = delete)
+CHANGE = st.tuples(st.sampled_from(["bid", "ask"]), st.integers(1, 40), st.integers(0, 5))
+UPDATE = st.lists(CHANGE, min_size=1, max_size=6)  # one exchange message
+TURNS = st.lists(st.lists(UPDATE, min_size=1, max_size=5), min_size=1, max_size=20)
 PRICE = Decimal(100)
 TICK = Decimal("0.1")
 
 
-def reference(book: OrderBook, levels: int, ts: float, receipt: float) -> BookTop:
+def reference(book: OrderBook, levels: int, receipt: float, updates: int) -> BookTop:
     """The BookTop computed the obvious way: sort every level of the book, sum the best."""
     bids = sorted(book.book.bids.to_dict().items(), reverse=True)[:levels]
     asks = sorted(book.book.asks.to_dict().items())[:levels]
@@ -43,7 +39,7 @@ def reference(book: OrderBook, levels: int, ts: float, receipt: float) -> BookTo
     return BookTop(
         exchange="x",
         symbol="S",
-        ts=ts,
+        ts=1.0,
         ts_recv=receipt,
         bid=bid,
         bid_size=float(bids[0][1]),
@@ -55,6 +51,7 @@ def reference(book: OrderBook, levels: int, ts: float, receipt: float) -> BookTo
         ask_depth=ask_depth,
         imbalance=(bid_depth - ask_depth) / (bid_depth + ask_depth),
         levels=min(len(bids), len(asks)),
+        updates=updates,
     )
 
 
@@ -63,7 +60,10 @@ def converter(levels: int, depth: int) -> tuple[Converter, list[BookTop]]:
     tops: list[BookTop] = []
     hub.subscribe(BookTop, tops.append)
     health = FeedHealth("x", ["orderbook"], hub=hub, clock=LiveClock())
-    conv = Converter("x", hub=hub, health=health, book_levels=levels, depth=depth)
+    # never yield within a turn: a turn is exactly the updates the test hands over
+    conv = Converter(
+        "x", hub=hub, health=health, book_levels=levels, depth=depth, loop_yield_every=0
+    )
     return conv, tops
 
 
@@ -83,7 +83,11 @@ def apply(book: OrderBook, batch: list[tuple[str, int, int]]) -> dict[str, list]
     return delta
 
 
-async def replay(batches: list[list[tuple[str, int, int]]], depth: int, levels: int) -> None:
+def two_sided(book: OrderBook) -> bool:
+    return bool(len(book.book.bids) and len(book.book.asks))
+
+
+async def replay(turns: list[list[list[tuple[str, int, int]]]], depth: int, levels: int) -> None:
     conv, tops = converter(levels, depth)
     book = OrderBook(
         "X",
@@ -94,26 +98,62 @@ async def replay(batches: list[list[tuple[str, int, int]]], depth: int, levels: 
     )
     book.timestamp = 1.0
     await conv.book(book, 2.0)
-    assert tops[-1] == reference(book, levels, 1.0, 2.0)
-    for step, batch in enumerate(batches, start=3):
-        book.delta = apply(book, batch)
+    await next_turn()
+    assert tops == [reference(book, levels, 2.0, updates=1)]
+    callbacks, receipt = 1, 2.0
+    for turn in turns:
         published = len(tops)
-        await conv.book(book, float(step))
-        if not len(book.book.bids) or not len(book.book.asks):
-            assert len(tops) == published  # nothing to publish for a one-sided book
+        for changes in turn:
+            book.delta = apply(book, changes)
+            receipt += 1.0
+            callbacks += 1
+            await conv.book(book, receipt)
+        assert len(tops) == published  # nothing before the turn is over
+        await next_turn()
+        if not two_sided(book):
+            assert len(tops) == published  # no top for a one-sided book
             continue
-        assert len(tops) == published + 1
-        assert tops[-1] == reference(book, levels, 1.0, float(step))
+        assert len(tops) == published + 1  # one top per symbol and turn, from the latest book
+        conflated = callbacks - sum(top.updates for top in tops[:published])
+        assert tops[-1] == reference(book, levels, receipt, updates=conflated)
+    if two_sided(book):
+        assert sum(top.updates for top in tops) == callbacks
+    assert conv.health.book_tops == len(tops)
 
 
 @settings(max_examples=150, deadline=None)
-@given(UPDATES, st.sampled_from([(20, 5), (8, 5), (5, 5), (12, 3)]))
-def test_published_top_equals_naive_reference(
-    batches: list[list[tuple[str, int, int]]], shape: tuple[int, int]
+@given(TURNS, st.sampled_from([(20, 5), (8, 5), (5, 5), (12, 3)]))
+def test_last_top_of_each_turn_equals_naive_reference(
+    turns: list[list[list[tuple[str, int, int]]]], shape: tuple[int, int]
 ) -> None:
-    """After any sequence of deltas, the BookTop the converter publishes equals one computed
-    naively from the whole book, whatever the book's depth and the number of levels summed."""
-    asyncio.run(replay(batches, *shape))
+    """After any sequence of deltas, grouped in loop turns, the converter publishes one BookTop
+    per turn equal to one computed naively from the whole book, whatever the book's depth and
+    the number of levels summed; its ``updates`` are the book updates since the previous one."""
+    asyncio.run(replay(turns, *shape))
+
+
+@pytest.mark.asyncio
+async def test_one_top_per_symbol_per_turn() -> None:
+    """Updates of two symbols interleaved in one turn make one BookTop each, from each book's
+    latest state, with their own update counts; the next turn starts counting afresh."""
+    conv, tops = converter(2, 5)
+    books = {
+        symbol: OrderBook(
+            "X", symbol, max_depth=5, bids={Decimal(99): Decimal(1)}, asks={Decimal(101): 1}
+        )
+        for symbol in ("A", "B")
+    }
+    for receipt, symbol, size in [(1.0, "A", 2), (2.0, "B", 3), (3.0, "A", 4), (4.0, "A", 5)]:
+        books[symbol].book.bids[Decimal(99)] = Decimal(size)
+        books[symbol].delta = {"bid": [(Decimal(99), Decimal(size))], "ask": []}
+        books[symbol].timestamp = receipt
+        await conv.book(books[symbol], receipt)
+    await next_turn()
+    summary = [(top.symbol, top.bid_size, top.updates, top.ts_recv) for top in tops]
+    assert summary == [("A", 5.0, 3, 4.0), ("B", 3.0, 1, 2.0)]
+    await conv.book(books["B"], 5.0)
+    await next_turn()
+    assert (tops[-1].symbol, tops[-1].updates) == ("B", 1)
 
 
 def test_deep_changes_do_not_reread() -> None:
@@ -134,7 +174,7 @@ def test_deep_changes_do_not_reread() -> None:
     delta = {"bid": [(Decimal(99), Decimal(2)), (Decimal(92), Decimal(7))], "ask": []}
     assert tracker.refresh(state, book.book, delta)
     assert tracker.reads == reads
-    top = book_top(state, "x", "S", 1.0, 1.0)
+    top = book_top(state, "x", "S")
     assert top.bid_size == 2.0
     assert top.bid_depth == 4.0  # 2 + 1 + 1 over 3 levels
 
@@ -159,4 +199,4 @@ def test_levels_count(levels: int) -> None:
     tracker = TopTracker(levels)
     state = tracker.state("S")
     assert tracker.refresh(state, book.book, None)
-    assert book_top(state, "x", "S", 1.0, 1.0).levels == 1
+    assert book_top(state, "x", "S").levels == 1

@@ -35,8 +35,8 @@ def test_fast_trade_equals_dataclass_trade_and_is_frozen() -> None:
 def test_fast_booktop_field_order() -> None:
     """Fields are taken in declaration order."""
     make = factory(BookTop, BOOK_TOP_FIELDS)
-    top = make("x", "S", 1.0, 2.0, 10.0, 1.0, 11.0, 2.0, 1.0, 952.0, 3.0, 4.0, -0.1, 5)
-    assert (top.bid, top.ask, top.imbalance, top.levels) == (10.0, 11.0, -0.1, 5)
+    top = make("x", "S", 1.0, 2.0, 10.0, 1.0, 11.0, 2.0, 1.0, 952.0, 3.0, 4.0, -0.1, 5, 7)
+    assert (top.bid, top.ask, top.imbalance, top.levels, top.updates) == (10.0, 11.0, -0.1, 5, 7)
 
 
 def test_post_init_is_never_skipped() -> None:
