@@ -294,21 +294,27 @@ class ReplayFeed:
             self.health.state = "disconnected"
             self.done.set()
 
-    async def _replay(self) -> None:
+    async def _subscribe(self) -> tuple[_RecordedConn, Any]:
+        """The recorded connection, subscribed as the recording was, and the feed's message
+        handler (None if the feed has no connection for the recorded channels)."""
         feed = self.feed
-        recording = self.recording
         conn = _RecordedConn({})
         conn.subscription = {
             feed.std_channel_to_exchange(channel): [
                 feed.std_symbol_to_exchange_symbol(symbol) for symbol in symbols
             ]
-            for channel, symbols in recording.subscription.items()
+            for channel, symbols in self.recording.subscription.items()
             if channel in CONFIG_CHANNELS
         }
         handler: Any = None
         for _, subscribe, conn_handler, _auth in feed.connect():
             await subscribe(conn)
             handler = conn_handler
+        return conn, handler
+
+    async def _replay(self) -> None:
+        recording = self.recording
+        conn, handler = await self._subscribe()
         if handler is None:
             return
         self.health.on_connected()
