@@ -50,9 +50,9 @@ from cryptofeed.connection import AsyncConnection
 from cryptomon.app import build_app
 from cryptomon.config import load_settings
 from cryptomon.events import MARKET_DATA, Event
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
 from cryptomon.log import configure as configure_logging
+from cryptomon.market.state import MarketState
 
 EXCHANGES = ("BINANCE", "BINANCE_FUTURES", "OKX", "KRAKEN", "BITFINEX", "GATEIO")
 PASS_SHIFT_S = 60.0  # each pass moves event time this much forward (recordings span <= 31 s)

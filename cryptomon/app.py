@@ -23,8 +23,8 @@ from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
 from cryptomon.errors import CryptomonError
 from cryptomon.events import Notice
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 
 log = structlog.get_logger()
 

@@ -84,6 +84,9 @@ class BookTop(Event):
     ask_depth: float
     imbalance: float
     levels: int
+    # book updates this top stands for: the feed publishes one BookTop per symbol per
+    # event-loop turn, from the latest book (DESIGN.md section 7)
+    updates: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

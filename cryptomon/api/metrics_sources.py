@@ -97,6 +97,11 @@ _FEED_EXCHANGE = {
     "reconnects": ("cryptomon_feed_reconnects", True, "reconnects per exchange"),
     "parse_errors": ("cryptomon_feed_parse_errors", True, "malformed messages skipped"),
     "crossed_books": ("cryptomon_feed_crossed_books", True, "crossed books resynced"),
+    "book_tops": (
+        "cryptomon_feed_book_tops",
+        True,
+        "BookTop events published (at most one per symbol and loop turn: conflated book updates)",
+    ),
     "connected": ("cryptomon_feed_connected", False, "1 while connected"),
 }
 _FEED_CHANNEL = {

@@ -63,7 +63,7 @@ class Database(Protocol):
 
 
 class Market(Protocol):
-    """``cryptomon.feeds.state.MarketState``: the live market in memory."""
+    """``cryptomon.market.state.MarketState``: the live market in memory."""
 
     def top(self, exchange: str, symbol: str) -> BookTop | None: ...
 

@@ -7,6 +7,8 @@ delta on its own copy of the best ``levels + spare`` levels: changes below them 
 (they cannot reach the top), sizes and the depth sum are updated exactly (Decimal), and levels
 move between the top and the spares as they are inserted and removed. ``spare`` must not
 exceed the book's ``max_depth - levels`` (cryptofeed drops deeper levels without a delta).
+:func:`book_top` makes the :class:`~cryptomon.events.BookTop` event from the refreshed state:
+the only code that computes BookTop numbers.
 """
 
 from __future__ import annotations
@@ -17,110 +19,110 @@ from typing import Any
 
 from cryptofeed.defines import ASK, BID
 
+from cryptomon.events import BookTop
+from cryptomon.feeds.fastevents import factory
+
 _ZERO = Decimal(0)
-# BookTop numbers: bid, bid_size, ask, ask_size, spread, spread_bps, bid_depth, ask_depth,
-# imbalance, levels
-TopValues = tuple[float, float, float, float, float, float, float, float, float, int]
+# the order in which book_top passes the fields (checked by ``factory``)
+BOOK_TOP_FIELDS = (
+    *("exchange", "symbol", "ts", "ts_recv", "bid", "bid_size", "ask", "ask_size"),
+    *("spread", "spread_bps", "bid_depth", "ask_depth", "imbalance", "levels", "updates"),
+)
+_new_top = factory(BookTop, BOOK_TOP_FIELDS)
 
 
-class _Side:
-    """The best ``n + len(spare)`` levels of one side (exactly the book's): the top ``n`` with
-    their sum and best level, plus up to ``k`` spare levels below them that refill the top when
-    one of its levels is removed, without reading the book.
+class SideLevels:
+    """The best ``levels + spare_max`` levels of one side (exactly the book's): the top
+    ``levels`` with their sum and best level, plus up to ``spare_max`` spare levels below them
+    that refill the top when one of its levels is removed, without reading the book.
 
-    Prices are kept in ascending lists (``tk`` top, ``sk`` spares; ``bisect``) next to size
-    dicts, so the best, the n-th (``edge``) and the last followed price (``bound``) are at the
-    ends of the lists: bids have their best at the end, asks at the start.
+    Prices are kept in ascending lists (``top_prices``, ``spare_prices``; ``bisect``) next to
+    size dicts, so the best, the last top level (``edge``) and the last followed price are at
+    the ends of the lists: bids have their best at the end, asks at the start.
     """
 
     __slots__ = (
         "best",
-        "best_f",
-        "best_size_f",
+        "best_float",
+        "best_size_float",
         "count",
         "depth",
-        "depth_f",
+        "depth_float",
         "full",
         "is_bid",
-        "k",
-        "n",
-        "sk",
+        "levels",
         "spare",
-        "tk",
+        "spare_max",
+        "spare_prices",
         "top",
+        "top_prices",
     )
 
-    def __init__(self, is_bid: bool, n: int, k: int) -> None:
+    def __init__(self, is_bid: bool, levels: int, spare_max: int) -> None:
         self.is_bid = is_bid
-        self.n = n
-        self.k = k
+        self.levels = levels
+        self.spare_max = spare_max
         self.top: dict[Any, Any] = {}
         self.spare: dict[Any, Any] = {}
-        self.tk: list[Any] = []
-        self.sk: list[Any] = []
-        self.full = False  # the side has at least n levels (else every change re-reads)
+        self.top_prices: list[Any] = []
+        self.spare_prices: list[Any] = []
+        self.full = False  # the side has ``levels`` levels (else every change re-reads)
         self.best: Any = None
-        self.best_f = 0.0
-        self.best_size_f = 0.0
+        self.best_float = 0.0
+        self.best_size_float = 0.0
         self.depth: Any = _ZERO
-        self.depth_f = 0.0
-        self.count = 0  # levels in the top (n once the side has n levels)
+        self.depth_float = 0.0
+        self.count = 0  # levels in the top (``levels`` once the side has as many)
 
     def load(self, levels: list[tuple[Any, Any]]) -> bool:
         """Read the sorted levels (best first); False if the side is empty."""
         if not levels:
             self.full = False
             return False
-        n = self.n
-        head = levels[:n]
-        tail = levels[n : n + self.k]
+        count = self.levels
+        head = levels[:count]
+        tail = levels[count : count + self.spare_max]
         self.top = dict(head)
         self.spare = dict(tail)
-        self.tk = sorted(self.top)
-        self.sk = sorted(self.spare)
+        self.top_prices = sorted(self.top)
+        self.spare_prices = sorted(self.spare)
         self.count = len(head)
-        self.full = len(head) == n
+        self.full = len(head) == count
         self.best, best_size = head[0]
-        self.best_f = float(self.best)
-        self.best_size_f = float(best_size)
+        self.best_float = float(self.best)
+        self.best_size_float = float(best_size)
         self.depth = sum([q for _, q in head], _ZERO)
-        self.depth_f = float(self.depth)
+        self.depth_float = float(self.depth)
         return True
 
-    def apply(self, changes: Any) -> bool:
-        """Apply delta ``(price, size)`` changes in order; False when the top must be re-read
-        (a top level removed with no spare left, or a side with fewer than n levels)."""
-        if not changes:
-            return True
-        if not self.full:
-            return False
-        return self._apply_bids(changes) if self.is_bid else self._apply_asks(changes)
-
-    def _apply_bids(self, changes: Any) -> bool:
-        top, spare, tk, sk = self.top, self.spare, self.tk, self.sk
+    def apply_bids(self, changes: Any) -> bool:
+        """Apply delta ``(price, size)`` changes of the bid side in order (the side is
+        ``full``); False when the top must be re-read (a top level removed, no spare left)."""
+        top, spare = self.top, self.spare
+        top_prices, spare_prices = self.top_prices, self.spare_prices
         depth = self.depth
         for price, size in changes:
-            if price < (sk[0] if sk else tk[0]):
-                continue  # below every level followed: cannot reach the top n
+            if price < (spare_prices[0] if spare_prices else top_prices[0]):
+                continue  # below every level followed: cannot reach the top ``levels``
             old = top.get(price)
             if old is not None:
                 if size:
                     top[price] = size
                     depth += size - old
                     if price == self.best:
-                        self.best_size_f = float(size)
+                        self.best_size_float = float(size)
                     continue
-                if not sk:
+                if not spare_prices:
                     return False
                 del top[price]  # a top level left: the best spare moves up
-                del tk[bisect_left(tk, price)]
-                up = sk.pop()
+                del top_prices[bisect_left(top_prices, price)]
+                up = spare_prices.pop()
                 up_size = spare.pop(up)
                 top[up] = up_size
-                tk.insert(0, up)
+                top_prices.insert(0, up)
                 depth += up_size - old
                 if price == self.best:
-                    self._set_best(tk[-1], top[tk[-1]])
+                    self._set_best(top_prices[-1], top[top_prices[-1]])
                 continue
             old = spare.get(price)
             if old is not None:
@@ -128,35 +130,37 @@ class _Side:
                     spare[price] = size
                 else:
                     del spare[price]
-                    del sk[bisect_left(sk, price)]
+                    del spare_prices[bisect_left(spare_prices, price)]
                 continue
             if not size:
                 continue  # removing a level that is not there
-            if price > tk[0]:  # enters the top n: the n-th level becomes the best spare
-                edge = tk.pop(0)
+            if price > top_prices[0]:  # enters the top: its last level becomes the best spare
+                edge = top_prices.pop(0)
                 out = top.pop(edge)
                 spare[edge] = out
-                sk.append(edge)
+                spare_prices.append(edge)
                 top[price] = size
-                insort(tk, price)
+                insort(top_prices, price)
                 depth += size - out
                 if price > self.best:
                     self._set_best(price, size)
             else:
                 spare[price] = size
-                insort(sk, price)
-            if len(sk) > self.k:  # follow at most k spares: forget the last one
-                del spare[sk.pop(0)]
+                insort(spare_prices, price)
+            if len(spare_prices) > self.spare_max:  # follow spare_max spares at most
+                del spare[spare_prices.pop(0)]
         if depth is not self.depth:  # Decimal ops make new objects: changed
             self.depth = depth
-            self.depth_f = float(depth)
+            self.depth_float = float(depth)
         return True
 
-    def _apply_asks(self, changes: Any) -> bool:
-        top, spare, tk, sk = self.top, self.spare, self.tk, self.sk
+    def apply_asks(self, changes: Any) -> bool:
+        """:meth:`apply_bids` for the ask side (best price at the start of the lists)."""
+        top, spare = self.top, self.spare
+        top_prices, spare_prices = self.top_prices, self.spare_prices
         depth = self.depth
         for price, size in changes:
-            if price > (sk[-1] if sk else tk[-1]):
+            if price > (spare_prices[-1] if spare_prices else top_prices[-1]):
                 continue
             old = top.get(price)
             if old is not None:
@@ -164,19 +168,19 @@ class _Side:
                     top[price] = size
                     depth += size - old
                     if price == self.best:
-                        self.best_size_f = float(size)
+                        self.best_size_float = float(size)
                     continue
-                if not sk:
+                if not spare_prices:
                     return False
                 del top[price]
-                del tk[bisect_left(tk, price)]
-                up = sk.pop(0)
+                del top_prices[bisect_left(top_prices, price)]
+                up = spare_prices.pop(0)
                 up_size = spare.pop(up)
                 top[up] = up_size
-                tk.append(up)
+                top_prices.append(up)
                 depth += up_size - old
                 if price == self.best:
-                    self._set_best(tk[0], top[tk[0]])
+                    self._set_best(top_prices[0], top[top_prices[0]])
                 continue
             old = spare.get(price)
             if old is not None:
@@ -184,51 +188,98 @@ class _Side:
                     spare[price] = size
                 else:
                     del spare[price]
-                    del sk[bisect_left(sk, price)]
+                    del spare_prices[bisect_left(spare_prices, price)]
                 continue
             if not size:
                 continue
-            if price < tk[-1]:
-                edge = tk.pop()
+            if price < top_prices[-1]:
+                edge = top_prices.pop()
                 out = top.pop(edge)
                 spare[edge] = out
-                sk.insert(0, edge)
+                spare_prices.insert(0, edge)
                 top[price] = size
-                insort(tk, price)
+                insort(top_prices, price)
                 depth += size - out
                 if price < self.best:
                     self._set_best(price, size)
             else:
                 spare[price] = size
-                insort(sk, price)
-            if len(sk) > self.k:
-                del spare[sk.pop()]
+                insort(spare_prices, price)
+            if len(spare_prices) > self.spare_max:
+                del spare[spare_prices.pop()]
         if depth is not self.depth:  # Decimal ops make new objects: changed
             self.depth = depth
-            self.depth_f = float(depth)
+            self.depth_float = float(depth)
         return True
 
     def _set_best(self, price: Any, size: Any) -> None:
         self.best = price
-        self.best_f = float(price)
-        self.best_size_f = float(size)
+        self.best_float = float(price)
+        self.best_size_float = float(size)
 
 
 class BookState:
     """Everything kept per (feed, symbol) book, bound once: both sides, the time of the last
-    BookSnapshot and whether a full book was seen on this connection (gap detection)."""
+    BookSnapshot, whether a full book was seen on this connection (gap detection), and the
+    book updates not yet published as a BookTop (``pending``, with the times of the latest)."""
 
-    __slots__ = ("ask", "asks_memo", "bid", "bids_memo", "last_snapshot", "loaded", "seen")
+    __slots__ = (
+        "ask",
+        "asks_memo",
+        "bid",
+        "bids_memo",
+        "last_snapshot",
+        "loaded",
+        "pending",
+        "seen",
+        "ts",
+        "ts_recv",
+    )
 
-    def __init__(self, n: int, k: int) -> None:
-        self.bid = _Side(True, n, k)
-        self.ask = _Side(False, n, k)
+    def __init__(self, levels: int, spare_max: int) -> None:
+        self.bid = SideLevels(True, levels, spare_max)
+        self.ask = SideLevels(False, levels, spare_max)
         self.loaded = False  # both sides read from the book (else the next update re-reads)
         self.last_snapshot = float("-inf")
         self.seen = False
+        self.pending = 0  # book updates since this symbol's last BookTop
+        self.ts = 0.0  # exchange and receipt time of the latest update
+        self.ts_recv = 0.0
         # price -> (size object, (price, size) floats) of the last snapshot, per side
         self.bids_memo: dict[Any, tuple[Any, tuple[float, float]]] = {}
         self.asks_memo: dict[Any, tuple[Any, tuple[float, float]]] = {}
+
+
+def book_top(state: BookState, exchange: str, symbol: str) -> BookTop:
+    """The :class:`BookTop` of a book whose ``state`` was refreshed (not crossed, no side
+    empty: :meth:`TopTracker.refresh` returned True), at the times of its latest update and
+    standing for its ``pending`` updates. The one place BookTop numbers are made."""
+    bid = state.bid
+    ask = state.ask
+    bid_price = bid.best_float
+    ask_price = ask.best_float
+    spread = ask_price - bid_price
+    mid = (ask_price + bid_price) * 0.5
+    bid_depth = bid.depth_float
+    ask_depth = ask.depth_float
+    total = bid_depth + ask_depth
+    return _new_top(
+        exchange,
+        symbol,
+        state.ts,
+        state.ts_recv,
+        bid_price,
+        bid.best_size_float,
+        ask_price,
+        ask.best_size_float,
+        spread,
+        spread / mid * 10_000 if mid > 0 else 0.0,
+        bid_depth,
+        ask_depth,
+        (bid_depth - ask_depth) / total if total > 0 else 0.0,
+        bid.count if bid.count < ask.count else ask.count,
+        state.pending,
+    )
 
 
 def float_levels(
@@ -252,7 +303,7 @@ def float_levels(
 
 
 class TopTracker:
-    """Per symbol BookTop numbers for one feed."""
+    """Per symbol :class:`BookState` for one feed, brought up to date from each update."""
 
     def __init__(self, levels: int, spare: int = 0) -> None:
         self.levels = levels
@@ -262,74 +313,49 @@ class TopTracker:
 
     def state(self, symbol: str) -> BookState:
         """The symbol's state, created on first use."""
-        st = self.states.get(symbol)
-        if st is None:
-            st = self.states[symbol] = BookState(self.levels, self.spare)
-        return st
+        state = self.states.get(symbol)
+        if state is None:
+            state = self.states[symbol] = BookState(self.levels, self.spare)
+        return state
 
     def forget(self, symbol: str) -> None:
         """The book is dropped (resync): the next update re-reads both sides."""
-        st = self.states.get(symbol)
-        if st is not None:
-            st.loaded = False
+        state = self.states.get(symbol)
+        if state is not None:
+            state.loaded = False
 
-    def refresh(self, st: BookState, book: Any, delta: Any) -> bool:
-        """Bring ``st`` up to date with this update; False if a side is empty or the book is
-        crossed (check :meth:`crossed`), after which the next update re-reads the book."""
-        bid = st.bid
-        ask = st.ask
-        if delta is None or not st.loaded:
-            st.loaded = True
+    def refresh(self, state: BookState, book: Any, delta: Any) -> bool:
+        """Bring ``state`` up to date with this update (``delta`` None: a full book); False if
+        a side is empty or the book is crossed (check :meth:`crossed`), after which the next
+        update re-reads the book."""
+        bid = state.bid
+        ask = state.ask
+        if delta is None or not state.loaded:
+            state.loaded = True
             self.reads += 2
             if not bid.load(book.bids.to_list()) or not ask.load(book.asks.to_list()):
-                st.loaded = False
+                state.loaded = False
                 return False
-        else:  # ``_Side.apply`` inlined: this runs on every book update
+        else:
             changes = delta.get(BID)
-            if changes and not (bid.full and bid._apply_bids(changes)):
+            if changes and not (bid.full and bid.apply_bids(changes)):
                 self.reads += 1
                 if not bid.load(book.bids.to_list()):
-                    st.loaded = False
+                    state.loaded = False
                     return False
             changes = delta.get(ASK)
-            if changes and not (ask.full and ask._apply_asks(changes)):
+            if changes and not (ask.full and ask.apply_asks(changes)):
                 self.reads += 1
                 if not ask.load(book.asks.to_list()):
-                    st.loaded = False
+                    state.loaded = False
                     return False
         if bid.best >= ask.best:
-            st.loaded = False
+            state.loaded = False
             return False
         return True
 
-    def update(self, symbol: str, book: Any, delta: Any) -> TopValues | None:
-        """The BookTop numbers after this update; None if a side is empty or the book is
-        crossed (check :meth:`crossed`)."""
-        st = self.state(symbol)
-        if not self.refresh(st, book, delta):
-            return None
-        bid, ask = st.bid, st.ask
-        bid_f = bid.best_f
-        ask_f = ask.best_f
-        spread = ask_f - bid_f
-        mid = (ask_f + bid_f) / 2
-        bd = bid.depth_f
-        ad = ask.depth_f
-        total = bd + ad
-        return (
-            bid_f,
-            bid.best_size_f,
-            ask_f,
-            ask.best_size_f,
-            spread,
-            spread / mid * 10_000 if mid > 0 else 0.0,
-            bd,
-            ad,
-            (bd - ad) / total if total > 0 else 0.0,
-            bid.count if bid.count < ask.count else ask.count,
-        )
-
     @staticmethod
     def crossed(book: Any) -> bool:
+        """True if both sides have levels and the best bid is at or above the best ask."""
         bids, asks = book.bids, book.asks
         return bool(len(bids) and len(asks) and bids.index(0)[0] >= asks.index(0)[0])

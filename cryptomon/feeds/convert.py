@@ -6,10 +6,18 @@ event, publishes it, and bumps the channel's health counter (an int and the rece
 clock call, no dict lookup; the channel objects are bound once). Order books: cryptofeed keeps
 the book (``max_depth`` = config ``depth``); a per-symbol
 :class:`~cryptomon.feeds.booktop.BookState` (bound once per symbol) follows the top
-``book_levels`` levels from cryptofeed's delta (:mod:`cryptomon.feeds.booktop`) for the
-:class:`~cryptomon.events.BookTop` published on every update, and the top ``depth`` levels are
-copied for a :class:`~cryptomon.events.BookSnapshot` at most every ``book_snapshot_interval_s``
-(receipt time, so replays are throttled by data time; unchanged levels reuse their floats).
+``book_levels`` levels from cryptofeed's delta (:mod:`cryptomon.feeds.booktop`) on every update,
+and the top ``depth`` levels are copied for a :class:`~cryptomon.events.BookSnapshot` at most
+every ``book_snapshot_interval_s`` (receipt time, so replays are throttled by data time;
+unchanged levels reuse their floats).
+
+Book tops are conflated (DESIGN.md section 7): an update marks its symbol dirty, and
+:meth:`Converter.flush`, scheduled with ``loop.call_soon`` by the first dirty symbol of an
+event-loop turn, publishes one :class:`~cryptomon.events.BookTop` per dirty symbol from the
+latest book, with ``updates`` = the book updates it stands for (every update since the
+symbol's previous BookTop, so the ``updates`` of a symbol's BookTops add up to its book
+callbacks). Callback counts (``health``, the replay's exact counts) stay per update;
+``health.book_tops`` counts the BookTops.
 
 A crossed book (best bid >= best ask) is not published: it is counted and the feed is asked to
 resync that symbol (``on_crossed``). On an exchange that updates books by deltas, a second
@@ -35,7 +43,6 @@ from cryptofeed.defines import (
 
 from cryptomon.events import (
     BookSnapshot,
-    BookTop,
     Candle,
     Funding,
     Liquidation,
@@ -43,7 +50,7 @@ from cryptomon.events import (
     Ticker,
     Trade,
 )
-from cryptomon.feeds.booktop import BookState, TopTracker, float_levels
+from cryptomon.feeds.booktop import BookState, TopTracker, book_top, float_levels
 from cryptomon.feeds.fastevents import factory
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
 from cryptomon.hub import Hub
@@ -58,18 +65,25 @@ CF_CHANNELS: dict[str, str] = {
     "liquidations": LIQUIDATIONS,
     "open_interest": OPEN_INTEREST,
 }
-CONFIG_CHANNELS: dict[str, str] = {v: k for k, v in CF_CHANNELS.items()}
+CONFIG_CHANNELS: dict[str, str] = {channel: name for name, channel in CF_CHANNELS.items()}
 
 Callback = Callable[[Any, float], Awaitable[None]]
 
-_CACHE_ATTR = {"trades": "_trades_ch", "ticker": "_ticker_ch", "orderbook": "_book_ch"}
-_new_trade = factory(Trade)
-_new_ticker = factory(Ticker)
-_new_top = factory(BookTop)
-_new_snapshot = factory(BookSnapshot)
+_BOUND_CHANNEL_ATTR = {
+    "trades": "_trades_channel",
+    "ticker": "_ticker_channel",
+    "orderbook": "_book_channel",
+}
+# the order in which the callbacks below pass each event's fields (checked by ``factory``)
+TRADE_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "price", "amount", "side", "trade_id")
+TICKER_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bid", "ask", "last")
+SNAPSHOT_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bids", "asks")
+_new_trade = factory(Trade, TRADE_FIELDS)
+_new_ticker = factory(Ticker, TICKER_FIELDS)
+_new_snapshot = factory(BookSnapshot, SNAPSHOT_FIELDS)
 
 
-def _f(value: Any) -> float | None:
+def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
@@ -102,28 +116,31 @@ class Converter:
         self._tops = TopTracker(book_levels, spare=min(book_levels, max(0, depth - book_levels)))
         self._books = self._tops.states  # symbol -> BookState (bound once per symbol)
         self.on_crossed: Callable[[str], None] | None = None
+        self._dirty: dict[str, BookState] = {}  # symbols with a BookTop to publish
+        self._flush_scheduled = False
         self._publish = hub.publish
         # Channel counters bound once (hot path: no dict lookup per message).
-        self._trades_ch = self._ch("trades") if "trades" in health.channels else None
-        self._ticker_ch = self._ch("ticker") if "ticker" in health.channels else None
-        self._book_ch = self._ch("orderbook") if "orderbook" in health.channels else None
+        channels = health.channels
+        self._trades_channel = self._channel("trades") if "trades" in channels else None
+        self._ticker_channel = self._channel("ticker") if "ticker" in channels else None
+        self._book_channel = self._channel("orderbook") if "orderbook" in channels else None
 
-    def _ch(self, channel: str) -> ChannelHealth:
-        ch = self.health.channels.get(channel)
-        if ch is None:  # a channel the recording has but the config did not ask for
-            ch = self.health.channels[channel] = ChannelHealth(channel, None)
-        return ch
+    def _channel(self, name: str) -> ChannelHealth:
+        channel = self.health.channels.get(name)
+        if channel is None:  # a channel the recording has but the config did not ask for
+            channel = self.health.channels[name] = ChannelHealth(name, None)
+        return channel
 
-    def _init_ch(self, channel: str) -> ChannelHealth:
-        ch = self._ch(channel)
-        setattr(self, _CACHE_ATTR[channel], ch)
-        return ch
+    def _bind_channel(self, name: str) -> ChannelHealth:
+        channel = self._channel(name)
+        setattr(self, _BOUND_CHANNEL_ATTR[name], channel)
+        return channel
 
-    def _seen(self, ch: ChannelHealth, receipt: float) -> None:
-        ch.messages += 1
-        ch.last_recv = receipt
-        if ch.state != "live":
-            self.health.became_live(ch)
+    def _seen(self, channel: ChannelHealth, receipt: float) -> None:
+        channel.messages += 1
+        channel.last_recv = receipt
+        if channel.state != "live":
+            self.health.became_live(channel)
 
     def callbacks(self, channels: list[str]) -> dict[str, Callback]:
         """cryptofeed ``callbacks=`` for the given config channel names."""
@@ -136,43 +153,42 @@ class Converter:
             "liquidations": self.liquidation,
             "open_interest": self.open_interest,
         }
-        return {CF_CHANNELS[c]: table[c] for c in channels}
+        return {CF_CHANNELS[name]: table[name] for name in channels}
 
     def forget_book(self, symbol: str) -> None:
         """The feed drops this symbol's book to re-snapshot it: the next full book is expected."""
-        st = self._books.get(symbol)
-        if st is not None:
-            st.seen = False
+        state = self._books.get(symbol)
+        if state is not None:
+            state.seen = False
         self._tops.forget(symbol)
 
     def reset_connection(self) -> None:
         """After a (re)connection every book starts from a fresh snapshot: not a gap."""
-        for st in self._books.values():
-            st.seen = False
+        for state in self._books.values():
+            state.seen = False
 
     # ------------------------------------------------------------------ callbacks
 
     # The three busy callbacks inline the channel bookkeeping (``_seen``): one attribute
     # increment and one store per message, no clock call (the receipt time is cryptofeed's).
 
-    async def trade(self, t: Any, receipt: float) -> None:
-        ch = self._trades_ch or self._init_ch("trades")
-        ch.messages += 1
-        ch.last_recv = receipt
-        if ch.state != "live":
-            self.health.became_live(ch)
+    async def trade(self, trade: Any, receipt: float) -> None:
+        channel = self._trades_channel or self._bind_channel("trades")
+        channel.messages += 1
+        channel.last_recv = receipt
+        if channel.state != "live":
+            self.health.became_live(channel)
         receipt = float(receipt)
         self._publish(
-            # exchange, symbol, ts, ts_recv, price, amount, side, trade_id
             _new_trade(
                 self.exchange,
-                t.symbol,
-                float(t.timestamp or receipt),
+                trade.symbol,
+                float(trade.timestamp or receipt),
                 receipt,
-                float(t.price),
-                float(t.amount),
-                t.side,
-                None if t.id is None else str(t.id),
+                float(trade.price),
+                float(trade.amount),
+                trade.side,
+                None if trade.id is None else str(trade.id),
             )
         )
         self._since_yield += 1
@@ -180,22 +196,21 @@ class Converter:
             self._since_yield = 0
             await asyncio.sleep(0)
 
-    async def ticker(self, t: Any, receipt: float) -> None:
-        ch = self._ticker_ch or self._init_ch("ticker")
-        ch.messages += 1
-        ch.last_recv = receipt
-        if ch.state != "live":
-            self.health.became_live(ch)
+    async def ticker(self, ticker: Any, receipt: float) -> None:
+        channel = self._ticker_channel or self._bind_channel("ticker")
+        channel.messages += 1
+        channel.last_recv = receipt
+        if channel.state != "live":
+            self.health.became_live(channel)
         receipt = float(receipt)
-        # exchange, symbol, ts, ts_recv, bid, ask, last
         self._publish(
             _new_ticker(
                 self.exchange,
-                t.symbol,
-                float(t.timestamp or receipt),
+                ticker.symbol,
+                float(ticker.timestamp or receipt),
                 receipt,
-                float(t.bid),
-                float(t.ask),
+                float(ticker.bid),
+                float(ticker.ask),
                 None,
             )
         )
@@ -204,132 +219,129 @@ class Converter:
             self._since_yield = 0
             await asyncio.sleep(0)
 
-    async def book(self, ob: Any, receipt: float) -> None:
-        ch = self._book_ch or self._init_ch("orderbook")
-        ch.messages += 1
-        ch.last_recv = receipt
-        if ch.state != "live":
-            self.health.became_live(ch)
-        symbol = ob.symbol
-        st = self._books.get(symbol) or self._tops.state(symbol)
-        delta = ob.delta
+    async def book(self, update: Any, receipt: float) -> None:
+        channel = self._book_channel or self._bind_channel("orderbook")
+        channel.messages += 1
+        channel.last_recv = receipt
+        if channel.state != "live":
+            self.health.became_live(channel)
+        symbol = update.symbol
+        state = self._books.get(symbol) or self._tops.state(symbol)
+        state.pending += 1
+        delta = update.delta
         if delta is None:
-            if st.seen and self._uses_deltas:
+            if state.seen and self._uses_deltas:
                 self.health.gap("orderbook", symbol, "new full book on a live connection")
-            st.seen = True
+            state.seen = True
         elif not self._uses_deltas:
             self._uses_deltas = True
-            st.seen = True
-        book = ob.book
-        if not self._tops.refresh(st, book, delta):
+            state.seen = True
+        book = update.book
+        if not self._tops.refresh(state, book, delta):
+            self._dirty.pop(symbol, None)  # no top to publish; its updates stay pending
             if self._tops.crossed(book):
                 self.health.crossed += 1
                 if self.on_crossed is not None:
                     self.on_crossed(symbol)
             return
         receipt = float(receipt)
-        ts = float(ob.timestamp or receipt)
-        bid = st.bid
-        ask = st.ask
-        bid_f = bid.best_f
-        ask_f = ask.best_f
-        spread = ask_f - bid_f
-        mid = (ask_f + bid_f) * 0.5
-        bd = bid.depth_f
-        ad = ask.depth_f
-        total = bd + ad
-        self._publish(
-            _new_top(
-                self.exchange,
-                symbol,
-                ts,
-                receipt,
-                bid_f,
-                bid.best_size_f,
-                ask_f,
-                ask.best_size_f,
-                spread,
-                spread / mid * 10_000 if mid > 0 else 0.0,
-                bd,
-                ad,
-                (bd - ad) / total if total > 0 else 0.0,
-                bid.count if bid.count < ask.count else ask.count,
-            )
-        )
-        if receipt - st.last_snapshot >= self.snapshot_interval:
-            st.last_snapshot = receipt
-            self._snapshot(st, symbol, ts, receipt, book)
+        ts = float(update.timestamp or receipt)
+        state.ts = ts
+        state.ts_recv = receipt
+        self._dirty[symbol] = state
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+        if receipt - state.last_snapshot >= self.snapshot_interval:
+            state.last_snapshot = receipt
+            self._snapshot(state, symbol, ts, receipt, book)
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
             self._since_yield = 0
             await asyncio.sleep(0)
 
-    def _snapshot(self, st: BookState, symbol: str, ts: float, receipt: float, book: Any) -> None:
+    def flush(self) -> None:
+        """Publish one BookTop per symbol whose book changed since the last flush (run by
+        ``call_soon`` at the end of the loop turn; may also be called directly)."""
+        self._flush_scheduled = False
+        dirty = self._dirty
+        if not dirty:
+            return
+        self._dirty = {}
+        exchange = self.exchange
+        publish = self._publish
+        for symbol, state in dirty.items():
+            publish(book_top(state, exchange, symbol))
+            state.pending = 0
+        self.health.book_tops += len(dirty)
+
+    def _snapshot(
+        self, state: BookState, symbol: str, ts: float, receipt: float, book: Any
+    ) -> None:
         depth = self.depth
-        bids, st.bids_memo = float_levels(book.bids.to_list()[:depth], st.bids_memo)
-        asks, st.asks_memo = float_levels(book.asks.to_list()[:depth], st.asks_memo)
-        # exchange, symbol, ts, ts_recv, bids, asks
+        bids, state.bids_memo = float_levels(book.bids.to_list()[:depth], state.bids_memo)
+        asks, state.asks_memo = float_levels(book.asks.to_list()[:depth], state.asks_memo)
         self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))
 
-    async def candle(self, c: Any, receipt: float) -> None:
-        self._seen(self._ch("candles"), receipt)
+    async def candle(self, candle: Any, receipt: float) -> None:
+        self._seen(self._channel("candles"), receipt)
         self.hub.publish(
             Candle(
                 exchange=self.exchange,
-                symbol=c.symbol,
-                ts=float(c.timestamp or receipt),
+                symbol=candle.symbol,
+                ts=float(candle.timestamp or receipt),
                 ts_recv=float(receipt),
-                interval=str(c.interval),
-                start=float(c.start),
-                end=float(c.stop),
-                open=float(c.open),
-                high=float(c.high),
-                low=float(c.low),
-                close=float(c.close),
-                volume=float(c.volume),
-                trades=None if c.trades is None else int(c.trades),
-                closed=bool(c.closed),
+                interval=str(candle.interval),
+                start=float(candle.start),
+                end=float(candle.stop),
+                open=float(candle.open),
+                high=float(candle.high),
+                low=float(candle.low),
+                close=float(candle.close),
+                volume=float(candle.volume),
+                trades=None if candle.trades is None else int(candle.trades),
+                closed=bool(candle.closed),
             )
         )
 
-    async def funding(self, f: Any, receipt: float) -> None:
-        self._seen(self._ch("funding"), receipt)
+    async def funding(self, funding: Any, receipt: float) -> None:
+        self._seen(self._channel("funding"), receipt)
         self.hub.publish(
             Funding(
                 exchange=self.exchange,
-                symbol=f.symbol,
-                ts=float(f.timestamp or receipt),
+                symbol=funding.symbol,
+                ts=float(funding.timestamp or receipt),
                 ts_recv=float(receipt),
-                rate=float(f.rate or 0.0),
-                mark_price=_f(f.mark_price),
-                predicted_rate=_f(f.predicted_rate),
-                next_funding_time=_f(f.next_funding_time),
+                rate=float(funding.rate or 0.0),
+                mark_price=_float_or_none(funding.mark_price),
+                predicted_rate=_float_or_none(funding.predicted_rate),
+                next_funding_time=_float_or_none(funding.next_funding_time),
             )
         )
 
-    async def liquidation(self, liq: Any, receipt: float) -> None:
-        self._seen(self._ch("liquidations"), receipt)
+    async def liquidation(self, liquidation: Any, receipt: float) -> None:
+        self._seen(self._channel("liquidations"), receipt)
         self.hub.publish(
             Liquidation(
                 exchange=self.exchange,
-                symbol=liq.symbol,
-                ts=float(liq.timestamp or receipt),
+                symbol=liquidation.symbol,
+                ts=float(liquidation.timestamp or receipt),
                 ts_recv=float(receipt),
-                side=liq.side,
-                price=float(liq.price),
-                amount=float(liq.quantity),
-                status=str(liq.status or ""),
+                side=liquidation.side,
+                price=float(liquidation.price),
+                amount=float(liquidation.quantity),
+                status=str(liquidation.status or ""),
             )
         )
 
-    async def open_interest(self, oi: Any, receipt: float) -> None:
-        self._seen(self._ch("open_interest"), receipt)
+    async def open_interest(self, interest: Any, receipt: float) -> None:
+        self._seen(self._channel("open_interest"), receipt)
         self.hub.publish(
             OpenInterest(
                 exchange=self.exchange,
-                symbol=oi.symbol,
-                ts=float(oi.timestamp or receipt),
+                symbol=interest.symbol,
+                ts=float(interest.timestamp or receipt),
                 ts_recv=float(receipt),
-                open_interest=float(oi.open_interest),
+                open_interest=float(interest.open_interest),
             )
         )

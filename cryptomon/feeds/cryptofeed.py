@@ -108,16 +108,16 @@ class _Supervised:
     """Mixin for cryptofeed feed classes: supervised connections instead of ConnectionHandler."""
 
     plain_ws: ClassVar[bool] = False
-    _cm_owner: Any = None
+    supervisor_owner: Any = None  # the CryptofeedFeed whose health and clock apply
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         feed: Any = self
         for conn, sub, handler, auth in feed.connect():
             if self.plain_ws and getattr(conn, "address", "").startswith("wss://"):
                 conn.address = "ws://" + conn.address[len("wss://") :]
-            sup = Supervisor(conn, sub, handler, auth, self._cm_owner)
-            feed.connection_handlers.append(sup)
-            sup.start(loop)
+            supervisor = Supervisor(conn, sub, handler, auth, self.supervisor_owner)
+            feed.connection_handlers.append(supervisor)
+            supervisor.start(loop)
 
 
 class SimulatorBinance(Binance):
@@ -145,7 +145,7 @@ def simulator_class(url: str) -> type[Feed]:
 
 
 def valid_exchange_names() -> list[str]:
-    return sorted([n.lower() for n in EXCHANGE_MAP] + ["simulator"])
+    return sorted([name.lower() for name in EXCHANGE_MAP] + ["simulator"])
 
 
 def exchange_class(name: str) -> type[Feed]:
@@ -163,9 +163,9 @@ def exchange_class(name: str) -> type[Feed]:
 
 def check_channels(config: ExchangeConfig, cls: type[Feed]) -> None:
     have = set(cls.websocket_channels) | set(getattr(cls, "rest_channels", ()) or ())
-    bad = [s for s in config.subscriptions if CF_CHANNELS[s] not in have]
+    bad = [name for name in config.subscriptions if CF_CHANNELS[name] not in have]
     if bad:
-        ok = sorted(c for c, cf in CF_CHANNELS.items() if cf in have)
+        ok = sorted(name for name, channel in CF_CHANNELS.items() if channel in have)
         raise ConfigError(
             [
                 Problem(
@@ -180,15 +180,15 @@ def check_channels(config: ExchangeConfig, cls: type[Feed]) -> None:
 def check_symbols(config: ExchangeConfig, known: list[str]) -> None:
     """Every configured symbol must be listed by the exchange; suggest close matches."""
     problems = []
-    for sym in config.symbols:
-        if sym in known:
+    for symbol in config.symbols:
+        if symbol in known:
             continue
-        close = difflib.get_close_matches(sym, known, n=3, cutoff=0.6)
+        close = difflib.get_close_matches(symbol, known, n=3, cutoff=0.6)
         hint = f"; close matches: {', '.join(close)}" if close else ""
         problems.append(
             Problem(
                 f"exchanges[{config.name}].symbols",
-                sym,
+                symbol,
                 f"a symbol {config.name} lists ({len(known)} known){hint}",
             )
         )
@@ -293,7 +293,7 @@ class CryptofeedFeed:
     def _run_feed(self) -> None:
         self.feed = self.feed_class(
             symbols=list(self.config.symbols),
-            channels=[CF_CHANNELS[s] for s in self.config.subscriptions],
+            channels=[CF_CHANNELS[name] for name in self.config.subscriptions],
             callbacks=self.converter.callbacks(list(self.config.subscriptions)),
             max_depth=self.config.depth,
             candle_interval=self.config.candle_interval,
@@ -302,7 +302,7 @@ class CryptofeedFeed:
             retries=-1,
             config=CF_CONFIG,
         )
-        self.feed._cm_owner = self
+        self.feed.supervisor_owner = self
         self.handler = FeedHandler(config=CF_CONFIG, raw_data_collection=self.raw_data)
         self.handler.add_feed(self.feed)
         self.handler.run(start_loop=False, install_signal_handlers=False)
@@ -314,16 +314,16 @@ class CryptofeedFeed:
             # in between: cryptofeed drops a message read after ``running`` turns False, so a
             # message is either recorded and handled, or neither (record/replay counts match).
             Connection.raw_data_callback = None
-        for t in list(self._tasks):
-            t.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         if self.handler is not None:
             with contextlib.suppress(Exception):
                 await self.handler.stop_async()
-            for sup in list(self.feed.connection_handlers):
-                if sup.task is not None:
-                    sup.task.cancel()
+            for supervisor in list(self.feed.connection_handlers):
+                if supervisor.task is not None:
+                    supervisor.task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await sup.task
+                        await supervisor.task
             self.handler = None
         self.health.on_disconnected("stopped")
 
@@ -346,8 +346,8 @@ class CryptofeedFeed:
         """Close every connection; the supervisors reconnect (and resync) with backoff."""
         if self.feed is None:
             return
-        for sup in self.feed.connection_handlers:
-            self._spawn(sup.conn.close())
+        for supervisor in self.feed.connection_handlers:
+            self._spawn(supervisor.conn.close())
 
     def resync(self, symbol: str) -> None:
         """Rebuild one symbol's book: drop it so the exchange class re-fetches its snapshot
@@ -363,6 +363,8 @@ class CryptofeedFeed:
             return
         routes = getattr(feed.rest_endpoints[0], "routes", None) if feed.rest_endpoints else None
         if routes is not None and getattr(routes, "l2book", None) and hasattr(feed, "_snapshot"):
+            # cryptofeed has no public call to drop one book; a class that fetches snapshots
+            # over REST re-fetches a book missing from its ``_l2_book`` on the next delta
             feed._l2_book.pop(symbol, None)
             self.converter.forget_book(symbol)
         else:

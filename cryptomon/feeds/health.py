@@ -78,12 +78,12 @@ class ChannelHealth:
 
     def rate(self, now: float) -> float:
         """Messages per second over the last ~10 seconds."""
-        s = self._samples
-        s.append((now, self.messages))
-        while len(s) > 2 and now - s[1][0] >= _RATE_WINDOW_S:
-            s.popleft()
-        t0, n0 = s[0]
-        return (self.messages - n0) / (now - t0) if now > t0 else 0.0
+        samples = self._samples
+        samples.append((now, self.messages))
+        while len(samples) > 2 and now - samples[1][0] >= _RATE_WINDOW_S:
+            samples.popleft()
+        since, messages_then = samples[0]
+        return (self.messages - messages_then) / (now - since) if now > since else 0.0
 
 
 class FeedHealth:
@@ -104,10 +104,10 @@ class FeedHealth:
         self.clock = clock
         self.source = source
         self.channels: dict[str, ChannelHealth] = {
-            ch: ChannelHealth(
-                ch, stale_after_s if stale_after_s is not None else DEFAULT_STALE_AFTER.get(ch)
+            name: ChannelHealth(
+                name, stale_after_s if stale_after_s is not None else DEFAULT_STALE_AFTER.get(name)
             )
-            for ch in channels
+            for name in channels
         }
         self.state: FeedState = "connecting"
         self.connected = False
@@ -115,6 +115,7 @@ class FeedHealth:
         self.reconnects = 0
         self.parse_errors = 0
         self.crossed = 0
+        self.book_tops = 0  # BookTop events published (conflated: see feeds.convert)
         self.connected_at = 0.0
         self._last_error_log = -1e18
         self._suppressed = 0
@@ -153,16 +154,16 @@ class FeedHealth:
             self.reconnects += 1
         self.connected = True
         self.connected_at = now
-        for ch in self.channels.values():
-            ch.last = max(ch.last, now)  # the watchdog counts from the (re)connection
+        for channel in self.channels.values():
+            channel.last = max(channel.last, now)  # the watchdog counts from the (re)connection
 
     def on_disconnected(self, detail: str) -> None:
         was = self.connected
         self.connected = False
         if self.state != "disconnected" or was:
             self.state = "disconnected"
-            for ch in self.channels.values():
-                ch.state = "disconnected"
+            for channel in self.channels.values():
+                channel.state = "disconnected"
             self.publish("disconnected", detail=detail)
 
     def on_parse_error(self, exc: BaseException, message: object) -> None:
@@ -185,21 +186,21 @@ class FeedHealth:
 
     # ------------------------------------------------------------------ channels
 
-    def became_live(self, ch: ChannelHealth) -> None:
+    def became_live(self, channel: ChannelHealth) -> None:
         """First message on a channel since (re)connection or a stall (called off the hot path)."""
-        previous = ch.state
-        ch.state = "live"
+        previous = channel.state
+        channel.state = "live"
         if self.state != "live":
             self.state = "live"
             self.publish("live", detail="receiving data")
         if previous == "stale":
-            self.publish("live", channel=ch.channel, detail="recovered from stall")
+            self.publish("live", channel=channel.channel, detail="recovered from stall")
 
     def gap(self, channel: str, symbol: str, detail: str) -> None:
-        ch = self.channels.get(channel)
-        if ch is not None:
-            ch.gaps += 1
-            ch.resyncs += 1
+        counters = self.channels.get(channel)
+        if counters is not None:
+            counters.gaps += 1
+            counters.resyncs += 1
         log.warning("feed.gap", exchange=self.exchange, symbol=symbol, detail=detail)
         self.publish("gap", channel=channel, symbol=symbol, detail=detail)
         self.publish("resync", channel=channel, symbol=symbol, detail="book resynchronised")
@@ -208,21 +209,21 @@ class FeedHealth:
         """The stall watchdog: channels silent longer than their ``stale_after``; returns them."""
         now = self.clock.monotonic()
         stale = []
-        for ch in self.channels.values():
-            ch.refresh(now)
-            if ch.stale_after is None or ch.state == "stale" or not self.connected:
+        for channel in self.channels.values():
+            channel.refresh(now)
+            if channel.stale_after is None or channel.state == "stale" or not self.connected:
                 continue
-            if ch.last >= 0 and now - ch.last > ch.stale_after:
-                ch.state = "stale"
-                ch.stalls += 1
-                stale.append(ch.channel)
+            if channel.last >= 0 and now - channel.last > channel.stale_after:
+                channel.state = "stale"
+                channel.stalls += 1
+                stale.append(channel.channel)
                 self.publish(
                     "stale",
-                    channel=ch.channel,
-                    detail=f"no {ch.channel} message for {now - ch.last:.1f}s "
-                    f"(stale_after_s={ch.stale_after:g})",
+                    channel=channel.channel,
+                    detail=f"no {channel.channel} message for {now - channel.last:.1f}s "
+                    f"(stale_after_s={channel.stale_after:g})",
                 )
-                ch.last = now  # count the next stall from here
+                channel.last = now  # count the next stall from here
         if stale:
             self.state = "stale"
             if self.on_stale is not None:
@@ -235,17 +236,17 @@ class FeedHealth:
         """The ``/api/v1/feeds`` entry of this exchange."""
         now = self.clock.monotonic()
         channels = {}
-        for name, ch in self.channels.items():
-            ch.refresh(now)
+        for name, channel in self.channels.items():
+            channel.refresh(now)
             channels[name] = {
-                "state": ch.state,
-                "messages": ch.messages,
-                "messages_per_s": round(ch.rate(now), 3),
-                "last_message_age_s": round(now - ch.last, 3) if ch.messages else None,
-                "gaps": ch.gaps,
-                "resyncs": ch.resyncs,
-                "stalls": ch.stalls,
-                "stale_after_s": ch.stale_after,
+                "state": channel.state,
+                "messages": channel.messages,
+                "messages_per_s": round(channel.rate(now), 3),
+                "last_message_age_s": round(now - channel.last, 3) if channel.messages else None,
+                "gaps": channel.gaps,
+                "resyncs": channel.resyncs,
+                "stalls": channel.stalls,
+                "stale_after_s": channel.stale_after,
             }
         return {
             "source": self.source,
@@ -254,7 +255,8 @@ class FeedHealth:
             "reconnects": self.reconnects,
             "parse_errors": self.parse_errors,
             "crossed_books": self.crossed,
-            "messages": sum(c.messages for c in self.channels.values()),
-            "gaps": sum(c.gaps for c in self.channels.values()),
+            "book_tops": self.book_tops,
+            "messages": sum(channel.messages for channel in self.channels.values()),
+            "gaps": sum(channel.gaps for channel in self.channels.values()),
             "channels": channels,
         }

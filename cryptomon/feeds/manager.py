@@ -6,7 +6,8 @@ starts them in order, runs the stall watchdog (every ``watchdog_interval_s``) an
 :meth:`health` for ``/api/v1/feeds`` and ``/metrics``::
 
     {"binance": {"source": "live", "state": "live", "connected": true, "reconnects": 0,
-                 "parse_errors": 0, "crossed_books": 0, "messages": 1234, "gaps": 0,
+                 "parse_errors": 0, "crossed_books": 0, "book_tops": 800,
+                 "messages": 1234, "gaps": 0,
                  "channels": {"trades": {"state": "live", "messages": 100,
                                          "messages_per_s": 4.2, "last_message_age_s": 0.3,
                                          "gaps": 0, "resyncs": 0, "stalls": 0,
@@ -75,9 +76,9 @@ class FeedManager:
         self._watchdog: asyncio.Task[None] | None = None
 
     def source(self, exchange: str) -> FeedSource:
-        for s in self.sources:
-            if s.exchange == exchange:
-                return s
+        for src in self.sources:
+            if src.exchange == exchange:
+                return src
         raise KeyError(exchange)
 
     async def start(self) -> None:

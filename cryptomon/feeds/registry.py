@@ -65,27 +65,29 @@ def load_plugins(eps: Iterable[EntryPoint] | None = None) -> dict[str, type[Feed
     out: dict[str, type[FeedPlugin]] = {}
     origin: dict[str, str] = {}
     problems: list[Problem] = []
-    for ep in found:
-        where = f"entry point {GROUP}:{ep.name} = {ep.value}"
-        if ep.name in out:
+    for entry_point in found:
+        where = f"entry point {GROUP}:{entry_point.name} = {entry_point.value}"
+        if entry_point.name in out:
             problems.append(
                 Problem(
-                    where, ep.name, f"a unique feed name (also registered by {origin[ep.name]})"
+                    where,
+                    entry_point.name,
+                    f"a unique feed name (also registered by {origin[entry_point.name]})",
                 )
             )
             continue
         try:
-            obj: Any = ep.load()
+            obj: Any = entry_point.load()
         except Exception as exc:
-            problems.append(Problem(where, ep.value, f"an importable object ({exc!r})"))
+            problems.append(Problem(where, entry_point.value, f"an importable object ({exc!r})"))
             continue
         if not (isinstance(obj, type) and issubclass(obj, FeedPlugin)):
             problems.append(
                 Problem(where, obj, "a subclass of cryptomon.feeds.registry.FeedPlugin")
             )
             continue
-        out[ep.name] = obj
-        origin[ep.name] = ep.value
+        out[entry_point.name] = obj
+        origin[entry_point.name] = entry_point.value
     if problems:
         raise ConfigError(problems)
     return out

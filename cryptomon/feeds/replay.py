@@ -34,7 +34,7 @@ from yapic import json as fast_json
 from cryptomon.clock import Clock
 from cryptomon.config import ExchangeConfig
 from cryptomon.errors import ConfigError, Problem
-from cryptomon.feeds.convert import CONFIG_CHANNELS, Converter
+from cryptomon.feeds.convert import CF_CHANNELS, CONFIG_CHANNELS, Converter
 from cryptomon.feeds.cryptofeed import CF_CONFIG, SimulatorBinance, exchange_class
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
@@ -69,43 +69,45 @@ class Recording:
         self.http: dict[str, list[str]] = defaultdict(list)
         self.ws_files: list[Path] = []
         self.key: tuple[tuple[str, int, int], ...] = ()  # identifies the symbol lists
-        paths = [Path(f) for f in files]
-        missing = [str(p) for p in paths if not p.is_file()]
+        paths = [Path(name) for name in files]
+        missing = [str(path) for path in paths if not path.is_file()]
         if missing:
-            raise ConfigError([Problem("files", m, "an existing recording file") for m in missing])
-        for p in paths:
-            if ".ws." in p.name:
-                self.ws_files.append(p)
-            elif ".http." in p.name:
-                self._read_http(p)
+            raise ConfigError(
+                [Problem("files", name, "an existing recording file") for name in missing]
+            )
+        for path in paths:
+            if ".ws." in path.name:
+                self.ws_files.append(path)
+            elif ".http." in path.name:
+                self._read_http(path)
             else:
-                self._read_main(p)
+                self._read_main(path)
         if not self.subscription:
             raise ConfigError(
                 [
                     Problem(
                         "files",
-                        [str(p) for p in paths],
+                        [str(path) for path in paths],
                         "the EXCHANGE.0 file with a 'configuration:' line",
                     )
                 ]
             )
-        self.total_bytes = sum(p.stat().st_size for p in self.ws_files)
+        self.total_bytes = sum(path.stat().st_size for path in self.ws_files)
 
-    def _read_main(self, p: Path) -> None:
-        st = p.stat()
-        self.key = (*self.key, (str(p.resolve()), st.st_mtime_ns, st.st_size))
-        for line in p.read_text(encoding="utf-8").splitlines():
+    def _read_main(self, path: Path) -> None:
+        stat = path.stat()
+        self.key = (*self.key, (str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+        for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip() or ": " not in line:
                 continue
-            data = _loads(str(p), line, line.split(": ", 1)[1])
+            data = _loads(str(path), line, line.split(": ", 1)[1])
             if line.startswith("configuration:"):
                 self.subscription = data
             self.symbol_data.append(data)
 
-    def _read_http(self, p: Path) -> None:
-        with p.open(encoding="utf-8") as fp:
-            for line in fp:
+    def _read_http(self, path: Path) -> None:
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
                 if line.startswith("http") and " -> " in line:
                     url, data = line.split(" -> ", 1)
                     self.http[url].append(data.split(": ", 1)[1])
@@ -130,7 +132,7 @@ class _RecordedSymbols:
 
 def _url_key(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     parts = urlsplit(url)
-    query = tuple(sorted((k, v) for k, v in parse_qsl(parts.query) if k != "limit"))
+    query = tuple(sorted((key, value) for key, value in parse_qsl(parts.query) if key != "limit"))
     return parts.path, query
 
 
@@ -139,13 +141,15 @@ class _RecordedHTTP:
     differs only in host or depth ``limit`` gets the recorded response of the same route)."""
 
     def __init__(self, cache: dict[str, list[str]]) -> None:
-        self.cache = {k: list(v) for k, v in cache.items()}
+        self.cache = {url: list(responses) for url, responses in cache.items()}
 
     async def read(self, address: str, **kwargs: Any) -> Any:
         queue = self.cache.get(address)
         if not queue:
             key = _url_key(address)
-            queue = next((q for u, q in self.cache.items() if q and _url_key(u) == key), None)
+            queue = next(
+                (left for url, left in self.cache.items() if left and _url_key(url) == key), None
+            )
         if not queue:
             raise LookupError(f"no recorded response for {address}")
         data = queue.pop(0)
@@ -200,10 +204,12 @@ class ReplayFeed:
         self.speed = parse_speed(config.replay_speed)
         self.progress = progress
         self.recording = Recording(list(config.files))
-        channels = [CONFIG_CHANNELS[c] for c in self.recording.subscription if c in CONFIG_CHANNELS]
+        channels = [
+            CONFIG_CHANNELS[name] for name in self.recording.subscription if name in CONFIG_CHANNELS
+        ]
         self.health = FeedHealth(config.name, channels, hub=hub, clock=clock, source="replay")
-        for ch in self.health.channels.values():
-            ch.stale_after = None  # a replay has no live pace to watch
+        for channel in self.health.channels.values():
+            channel.stale_after = None  # a replay has no live pace to watch
         self.converter = Converter(
             config.name,
             hub=hub,
@@ -222,34 +228,37 @@ class ReplayFeed:
 
     def counts(self) -> dict[str, int]:
         """Callbacks per cryptofeed channel (``trades``, ``l2_book``, ...), as ``playback``."""
-        from cryptomon.feeds.convert import CF_CHANNELS
-
-        return {CF_CHANNELS[n]: ch.messages for n, ch in self.health.channels.items()}
+        channels = self.health.channels.items()
+        return {CF_CHANNELS[name]: channel.messages for name, channel in channels}
 
     def _build(self) -> Any:
-        rec = self.recording
+        recording = self.recording
         cls: Any = type(
             f"Replay{self.base_class.__name__}",
             (self.base_class,),
-            {"http_sync": _RecordedSymbols(rec.symbol_data)},
+            {"http_sync": _RecordedSymbols(recording.symbol_data)},
         )
         # Like cryptofeed (which reads a symbol list only when it has none), the list is parsed
         # once: again only if cryptofeed's table for this exchange id came from elsewhere.
         known = Symbols.get(cls.id)[1] if Symbols.populated(cls.id) else None
-        if not isinstance(known, dict) or known.get(_RECORDING_KEY) != rec.key:
+        if not isinstance(known, dict) or known.get(_RECORDING_KEY) != recording.key:
             cls.symbol_mapping(refresh=True)
             info = Symbols.get(cls.id)[1]
             if isinstance(info, dict):
-                info[_RECORDING_KEY] = rec.key
-        sub = {k: v for k, v in rec.subscription.items() if k in CONFIG_CHANNELS}
+                info[_RECORDING_KEY] = recording.key
+        subscription = {
+            channel: symbols
+            for channel, symbols in recording.subscription.items()
+            if channel in CONFIG_CHANNELS
+        }
         feed = cls(
             candle_closed_only=False,
             config=CF_CONFIG,
-            subscription=sub,
-            callbacks=self.converter.callbacks([CONFIG_CHANNELS[c] for c in sub]),
+            subscription=subscription,
+            callbacks=self.converter.callbacks([CONFIG_CHANNELS[name] for name in subscription]),
             max_depth=self.config.depth,
         )
-        feed.http_conn = _RecordedHTTP(rec.http)
+        feed.http_conn = _RecordedHTTP(recording.http)
         return feed
 
     async def start(self) -> None:
@@ -279,26 +288,33 @@ class ReplayFeed:
             self.error = exc
             log.error("replay.failed", exchange=self.exchange, error=repr(exc))
         finally:
+            self.converter.flush()  # the last loop turn's BookTops, before ``done``
             self.seconds = time.perf_counter() - t_start
             self.health.connected = False
             self.health.state = "disconnected"
             self.done.set()
 
-    async def _replay(self) -> None:
+    async def _subscribe(self) -> tuple[_RecordedConn, Any]:
+        """The recorded connection, subscribed as the recording was, and the feed's message
+        handler (None if the feed has no connection for the recorded channels)."""
         feed = self.feed
-        rec = self.recording
         conn = _RecordedConn({})
         conn.subscription = {
-            feed.std_channel_to_exchange(chan): [
-                feed.std_symbol_to_exchange_symbol(s) for s in syms
+            feed.std_channel_to_exchange(channel): [
+                feed.std_symbol_to_exchange_symbol(symbol) for symbol in symbols
             ]
-            for chan, syms in rec.subscription.items()
-            if chan in CONFIG_CHANNELS
+            for channel, symbols in self.recording.subscription.items()
+            if channel in CONFIG_CHANNELS
         }
         handler: Any = None
         for _, subscribe, conn_handler, _auth in feed.connect():
             await subscribe(conn)
             handler = conn_handler
+        return conn, handler
+
+    async def _replay(self) -> None:
+        recording = self.recording
+        conn, handler = await self._subscribe()
         if handler is None:
             return
         self.health.on_connected()
@@ -307,12 +323,12 @@ class ReplayFeed:
         first_ts: float | None = None
         wall0 = self.clock.monotonic()
         done_bytes = 0
-        n = 0  # websocket messages handed to the feed
+        handed = 0  # websocket messages handed to the feed
         messages = self.messages  # counted in a local (hot loop), stored back below
         try:
-            for path in rec.ws_files:
-                with path.open(encoding="utf-8") as fp:
-                    for line in fp:
+            for path in recording.ws_files:
+                with path.open(encoding="utf-8") as lines:
+                    for line in lines:
                         done_bytes += len(line)
                         if line == "\n":
                             continue
@@ -323,7 +339,7 @@ class ReplayFeed:
                         if start == "htt":
                             continue
                         ts_text, _, message = line.partition(": ")
-                        n += 1
+                        handed += 1
                         try:
                             ts = float(ts_text)
                             if message.startswith(("b'", 'b"')):
@@ -338,15 +354,15 @@ class ReplayFeed:
                             raise
                         except Exception as exc:  # a bad line is counted and skipped
                             health.on_parse_error(exc, line)
-                        if n % _YIELD_EVERY == 0:
+                        if handed % _YIELD_EVERY == 0:
                             self.messages = messages
                             if self.progress is not None:
-                                self.progress(done_bytes, rec.total_bytes)
+                                self.progress(done_bytes, recording.total_bytes)
                             await asyncio.sleep(0)
         finally:
             self.messages = messages
         if self.progress is not None:
-            self.progress(rec.total_bytes, rec.total_bytes)
+            self.progress(recording.total_bytes, recording.total_bytes)
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():

@@ -19,8 +19,8 @@ import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.events import RiskEvent
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import Broker, MarketInfo
 from cryptomon.trading.journal import Journal
 from cryptomon.trading.orders import OrderBook, OrderRecord

@@ -35,8 +35,8 @@ import structlog
 from cryptomon.clock import Clock
 from cryptomon.errors import RiskRejected, backoff_delays
 from cryptomon.events import BookTop, OrderState, Signal
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import Broker, BrokerOrder
 from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.control import TradingControls

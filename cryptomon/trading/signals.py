@@ -37,8 +37,8 @@ import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.events import Anomaly, Candle, Severity, Side, Signal
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.trading.indicators_nb import bollinger_nb, ema_nb, macd_nb, rsi_nb, sma_nb
 from cryptomon.trading.runtime import TradingRuntime
 

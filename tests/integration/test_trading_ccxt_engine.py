@@ -15,8 +15,8 @@ import pytest_asyncio
 from cryptomon.clock import LiveClock, ManualClock
 from cryptomon.config import TradingConfig
 from cryptomon.events import BookTop, OrderIntent, OrderState
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
 from cryptomon.sim.trading import API, Fault, TradingEndpoints

@@ -18,8 +18,8 @@ from cryptomon.clock import LiveClock, ManualClock
 from cryptomon.config import DatabaseConfig, ExchangeConfig, StorageConfig
 from cryptomon.events import Anomaly, Fill, OrderIntent, PositionUpdate, Severity, Signal
 from cryptomon.feeds.manager import FeedManager, build_sources
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
 from cryptomon.store.db import Database

@@ -25,8 +25,8 @@ import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.events import Fill, OrderIntent, OrderState, Trade, new_id
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import BrokerOrder, MarketInfo, OrderRejectedError
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from cryptomon.events import BookSnapshot, BookTop, FeedStatus, Ticker, Trade
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from tests.unit.api.conftest import StartApi
 
 T0 = 1_700_000_000.0

@@ -13,6 +13,7 @@ from cryptomon.events import BookSnapshot, BookTop, FeedStatus, Trade
 from cryptomon.feeds.convert import Converter
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.hub import Hub
+from tests.unit.feeds.loop_turns import next_turn
 
 
 def make(book_levels: int = 2, depth: int = 3) -> tuple[Converter, list[object]]:
@@ -69,6 +70,7 @@ async def test_book_top_depth_imbalance_and_snapshot() -> None:
     conv, seen = make(book_levels=2, depth=3)
     ob = book({"99": "1", "98": "2", "97": "4", "96": "8"}, {"101": "3", "102": "1", "103": "5"})
     await conv.book(ob, 10.0)
+    await next_turn()
     top = next(e for e in seen if isinstance(e, BookTop))
     assert (top.bid, top.bid_size, top.ask, top.ask_size) == (99.0, 1.0, 101.0, 3.0)
     assert top.spread == 2.0
@@ -82,13 +84,16 @@ async def test_book_top_depth_imbalance_and_snapshot() -> None:
 
 @pytest.mark.asyncio
 async def test_snapshots_are_throttled_by_receipt_time() -> None:
-    """BookTop on every update, BookSnapshot at most once per interval of receipt time."""
+    """BookSnapshot at most once per interval of receipt time; the updates of one loop turn
+    make one BookTop, at the latest update's time."""
     conv, seen = make()
     ob = book({"99": "1"}, {"101": "1"}, delta={"bid": []})
     for t in (10.0, 10.3, 10.9, 11.0, 11.5):
         await conv.book(ob, t)
-    assert sum(isinstance(e, BookTop) for e in seen) == 5
+    await next_turn()
+    assert [(e.updates, e.ts_recv) for e in seen if isinstance(e, BookTop)] == [(5, 11.5)]
     assert [e.ts_recv for e in seen if isinstance(e, BookSnapshot)] == [10.0, 11.0]
+    assert conv.health.book_tops == 1
 
 
 @pytest.mark.asyncio
@@ -98,6 +103,7 @@ async def test_crossed_book_is_not_published_and_resyncs() -> None:
     resynced: list[str] = []
     conv.on_crossed = resynced.append
     await conv.book(book({"101": "1"}, {"100": "1"}), 1.0)
+    await next_turn()
     assert not any(isinstance(e, BookTop) for e in seen)
     assert resynced == ["BTC-USDT"]
     assert conv.health.crossed == 1

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from cryptomon.events import BookTop, Trade
+from cryptomon.events import BookSnapshot, BookTop, Ticker, Trade
+from cryptomon.feeds.booktop import BOOK_TOP_FIELDS
+from cryptomon.feeds.convert import SNAPSHOT_FIELDS, TICKER_FIELDS, TRADE_FIELDS
 from cryptomon.feeds.fastevents import factory
 
 
 def test_fast_trade_equals_dataclass_trade_and_is_frozen() -> None:
     """Positional fast construction gives an equal, still frozen Trade."""
-    fast = factory(Trade)("x", "BTC-USDT", 1.0, 2.0, 3.0, 4.0, "buy", "7")
+    fast = factory(Trade, TRADE_FIELDS)("x", "BTC-USDT", 1.0, 2.0, 3.0, 4.0, "buy", "7")
     slow = Trade(
         exchange="x",
         symbol="BTC-USDT",
@@ -32,8 +34,9 @@ def test_fast_trade_equals_dataclass_trade_and_is_frozen() -> None:
 
 def test_fast_booktop_field_order() -> None:
     """Fields are taken in declaration order."""
-    top = factory(BookTop)("x", "S", 1.0, 2.0, 10.0, 1.0, 11.0, 2.0, 1.0, 952.0, 3.0, 4.0, -0.1, 5)
-    assert (top.bid, top.ask, top.imbalance, top.levels) == (10.0, 11.0, -0.1, 5)
+    make = factory(BookTop, BOOK_TOP_FIELDS)
+    top = make("x", "S", 1.0, 2.0, 10.0, 1.0, 11.0, 2.0, 1.0, 952.0, 3.0, 4.0, -0.1, 5, 7)
+    assert (top.bid, top.ask, top.imbalance, top.levels, top.updates) == (10.0, 11.0, -0.1, 5, 7)
 
 
 def test_post_init_is_never_skipped() -> None:
@@ -47,7 +50,36 @@ def test_post_init_is_never_skipped() -> None:
             if self.x < 0:
                 raise ValueError("x >= 0")
 
-    make = factory(Checked)
+    make = factory(Checked, ("x",))
     assert make(1) == Checked(1)
     with pytest.raises(ValueError, match="x >= 0"):
         make(-1)
+
+
+@pytest.mark.parametrize(
+    ("cls", "order"),
+    [
+        (Trade, TRADE_FIELDS),
+        (Ticker, TICKER_FIELDS),
+        (BookTop, BOOK_TOP_FIELDS),
+        (BookSnapshot, SNAPSHOT_FIELDS),
+    ],
+)
+def test_call_sites_pass_the_dataclass_field_order(cls: type, order: tuple[str, ...]) -> None:
+    """Every positional call site in the feeds passes exactly the fields of events.py, in order:
+    a field added to or moved in an event fails here until the call site follows."""
+    assert order == tuple(field.name for field in dataclasses.fields(cls))
+
+
+def test_a_stale_order_is_refused_with_both_orders_named() -> None:
+    """A factory asked for an order that is not the dataclass's raises, naming both orders."""
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Quote:
+        bid: float
+        ask: float
+
+    with pytest.raises(TypeError, match=r"Quote: the caller passes ask, bid .* are bid, ask"):
+        factory(Quote, ("ask", "bid"))
+    with pytest.raises(TypeError, match="caller passes bid, ask, last"):
+        factory(Quote, ("bid", "ask", "last"))

@@ -6,6 +6,7 @@ import time
 
 from structlog.testing import capture_logs
 
+from cryptomon.api.metrics_sources import feed_metrics
 from cryptomon.clock import LiveClock
 from cryptomon.events import FeedStatus
 from cryptomon.feeds.health import DEFAULT_STALE_AFTER, FeedHealth
@@ -106,3 +107,13 @@ def test_messages_keep_a_channel_fresh_without_a_clock_call_per_message() -> Non
     assert ch.last > time.monotonic() - 1.0
     ch.last = time.monotonic() - 6.0  # no message since: stale
     assert h.check_stale() == ["trades"]
+
+
+def test_book_tops_are_reported_in_snapshot_and_metrics() -> None:
+    """The conflated BookTop count is in the health snapshot and in /metrics, per exchange."""
+    health = FeedHealth("x", ["orderbook"], hub=Hub(), clock=LiveClock())
+    health.book_tops = 7
+    assert health.snapshot()["book_tops"] == 7
+    families = {family.name: family for family in feed_metrics({"x": health.snapshot()})}
+    sample = families["cryptomon_feed_book_tops"].samples[0]
+    assert (sample.labels, sample.value) == ({"exchange": "x"}, 7.0)

@@ -41,13 +41,16 @@ async def run_replay(name: str, files: list[str], hub: Hub, depth: int = 20) -> 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("exchange", sorted(EXPECTED))
 async def test_replay_yields_exactly_playback_counts(shared_data: Path, exchange: str) -> None:
-    """Each shared recording replays to cryptofeed's own playback callback counts."""
+    """Each shared recording replays to cryptofeed's own playback callback counts; the
+    conflated BookTops are counted apart and their updates add up to the book callbacks."""
     hub = Hub()
     published: dict[type, int] = {}
+    conflated = [0]
     hub.subscribe(
         (Trade, BookTop, Ticker, Candle),
         lambda e: published.__setitem__(type(e), published.get(type(e), 0) + 1),
     )
+    hub.subscribe(BookTop, lambda top: conflated.__setitem__(0, conflated[0] + top.updates))
     feed = await run_replay(exchange, files_of(shared_data, exchange), hub)
     messages, counts = EXPECTED[exchange]
     assert feed.error is None
@@ -58,6 +61,8 @@ async def test_replay_yields_exactly_playback_counts(shared_data: Path, exchange
     assert published.get(Ticker, 0) == counts["ticker"]
     assert published.get(Candle, 0) == counts.get("candles", 0)
     assert 0 < published[BookTop] <= counts["l2_book"]
+    assert feed.health.book_tops == published[BookTop]  # BookTops counted apart from callbacks
+    assert conflated[0] == counts["l2_book"]  # every book callback is in exactly one BookTop
 
 
 def with_garbage_line(shared_data: Path, tmp_path: Path) -> list[str]:

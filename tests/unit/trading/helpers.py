@@ -8,8 +8,8 @@ from typing import Any
 from cryptomon.clock import Clock, ManualClock
 from cryptomon.config import TradingConfig
 from cryptomon.events import Anomaly, BookSnapshot, BookTop, FeedStatus, Severity, Trade
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal

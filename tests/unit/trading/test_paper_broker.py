@@ -9,8 +9,8 @@ import pytest
 
 from cryptomon.clock import ManualClock
 from cryptomon.events import OrderIntent, OrderState
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import Broker, BrokerOrder, OrderRejectedError
 from cryptomon.trading.brokers.paper import PaperBroker
 from tests.unit.trading.helpers import EX, SYM, book, d, trade, trading_config

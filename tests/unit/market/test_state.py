@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from cryptomon.events import BookTop, FeedStatus, Ticker, Trade
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 
 
 def top(bid: float, ask: float, exchange: str = "binance") -> BookTop:
