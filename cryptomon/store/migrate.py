@@ -8,7 +8,7 @@ helpers build the alembic ``Config`` and run commands on a connection of a start
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
@@ -16,10 +16,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-if TYPE_CHECKING:
-    from cryptomon.store.db import Database
+
+class Database(Protocol):
+    """What migrating needs of :class:`cryptomon.store.db.Database` (which imports this
+    module to migrate on start): its engine."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
