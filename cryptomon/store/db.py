@@ -157,6 +157,13 @@ class Database:
                     f"{_short_error(exc, self.config.url)}"
                 ) from exc
 
+    @property
+    def answer_timeout_s(self) -> float | None:
+        """The deadline of one unit of work (checkout, statements, commit): PostgreSQL's
+        ``statement_timeout_s``, so held packets fail like a refused connection instead of
+        hanging on the socket; none on SQLite (a local file; its lock wait has its own limit)."""
+        return None if self.dialect == "sqlite" else self.config.statement_timeout_s
+
     async def stop(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
