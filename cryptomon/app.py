@@ -25,6 +25,7 @@ from cryptomon.errors import CryptomonError
 from cryptomon.events import Notice
 from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.systemd import SystemdNotifier
 
 log = structlog.get_logger()
 
@@ -222,6 +223,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         _build_feeds,
     ):
         components.extend(build(settings, hub=hub, clock=clock, services=services))
+    if (systemd := SystemdNotifier.from_environ()) is not None:  # Type=notify, WatchdogSec
+        components.append(systemd)
     return App(
         components,
         hub=hub,
