@@ -838,6 +838,10 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    data_dir: Path = Field(
+        default=Path("."),
+        description="local state that must survive the database; default the working directory",
+    )
 
     @field_validator("exchanges")
     @classmethod
