@@ -80,3 +80,58 @@ async def test_record_that_captured_nothing_exits_1_saying_so(tmp_path: Path) ->
     assert code == 1, stdout + err
     assert "record captured nothing from simulator" in err
     assert "Traceback" not in err
+
+
+def _db_config(path: Path, url: str) -> Path:
+    path.write_text(yaml.safe_dump({"database": {"url": url}, "logging": {"level": "WARNING"}}))
+    return path
+
+
+def _snapshot(directory: Path) -> bytes:
+    """The database file, after checking no write is pending in a WAL beside it (SQLite
+    makes an empty -wal/-shm pair even for a read-only reader of a WAL database)."""
+    wal = directory / "cm.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    return (directory / "cm.db").read_bytes()
+
+
+@pytest.mark.asyncio
+async def test_trades_report_reads_without_migrating_or_writing(tmp_path: Path) -> None:
+    """``trades`` on a database at an old revision reads nothing into it (no migration, no
+    file touched) and says the schema is not current; on a missing file it creates none."""
+    data = tmp_path / "data"
+    data.mkdir()
+    url = f"sqlite+aiosqlite:///{data / 'cm.db'}"
+    cfg = _db_config(tmp_path / "cfg.yaml", url)
+    code, _, err = await run("db", "upgrade", "base", "--config", str(cfg))  # an empty file
+    assert code == 0, err
+    before = _snapshot(data)
+    code, out, err = await run("trades", "--config", str(cfg))
+    assert code == 1, out + err
+    assert "is its schema current? (crypto-monitor db upgrade)" in err
+    assert "Traceback" not in err
+    assert _snapshot(data) == before
+    code, _, err = await run("db", "upgrade", "--config", str(cfg))
+    assert code == 0, err
+    before = _snapshot(data)
+    code, out, err = await run("trades", "--config", str(cfg))
+    assert code == 0, err
+    assert _snapshot(data) == before
+    missing = _db_config(tmp_path / "m.yaml", f"sqlite+aiosqlite:///{tmp_path / 'no/cm.db'}")
+    code, _, err = await run("trades", "--config", str(missing))
+    assert code == 1
+    assert "no database file at" in err
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.asyncio
+async def test_sqlite_in_a_missing_directory_is_created_and_logged(tmp_path: Path) -> None:
+    """A SQLite URL whose directory does not exist: the directory is made and the log says
+    which one."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new/dir/cm.db'}"
+    cfg = _db_config(tmp_path / "cfg.yaml", url)
+    code, out, err = await run("db", "upgrade", "--config", str(cfg))
+    assert code == 0, err
+    assert "db.directory_created" in out + err
+    assert str(tmp_path / "new" / "dir") in out + err
+    assert (tmp_path / "new/dir/cm.db").is_file()
