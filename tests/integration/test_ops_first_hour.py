@@ -135,3 +135,23 @@ async def test_sqlite_in_a_missing_directory_is_created_and_logged(tmp_path: Pat
     assert "db.directory_created" in out + err
     assert str(tmp_path / "new" / "dir") in out + err
     assert (tmp_path / "new/dir/cm.db").is_file()
+
+
+@pytest.mark.asyncio
+async def test_api_openapi_reads_the_config_it_is_given(tmp_path: Path) -> None:
+    """``api openapi --config`` with a bad file exits 2 naming the problem; a missing file
+    is said so; a good one writes the document."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("api: {port: not-a-port}\n")
+    code, out, err = await run("api", "openapi", "--config", str(bad))
+    assert code == 2, out + err
+    assert "api.port" in err
+    assert out == ""
+    code, _, err = await run("api", "openapi", "--config", str(tmp_path / "missing.yaml"))
+    assert code == 2
+    assert "missing.yaml" in err
+    good = tmp_path / "good.yaml"
+    good.write_text("api: {port: 9000}\n")
+    code, out, err = await run("api", "openapi", "--config", str(good))
+    assert code == 0, err
+    assert out.startswith("{")
