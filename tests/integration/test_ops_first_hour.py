@@ -5,6 +5,7 @@ missing directory."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -155,3 +156,52 @@ async def test_api_openapi_reads_the_config_it_is_given(tmp_path: Path) -> None:
     code, out, err = await run("api", "openapi", "--config", str(good))
     assert code == 0, err
     assert out.startswith("{")
+
+
+@pytest.mark.asyncio
+async def test_each_retry_of_an_offline_feed_logs_one_line(tmp_path: Path) -> None:
+    """An exchange that refuses connections: each attempt to load its symbols is one
+    ``feed.symbols_unavailable`` line, without cryptofeed's own copy of the error."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "exchanges": [
+                    {
+                        "name": "simulator",
+                        "url": f"http://127.0.0.1:{closed_port()}",
+                        "symbols": ["BTC-USDT"],
+                    }
+                ],
+                "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"},
+                "api": {"enabled": False},
+            }
+        )
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        "--config",
+        str(cfg),
+        "--log-format",
+        "json",
+        "run",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        while sum("feed.symbols_unavailable" in line for line in lines) < 2:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line, "the daemon exited: " + "".join(lines)
+            lines.append(line.decode())
+        proc.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 30)
+        lines += rest.decode().splitlines()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = "\n".join(lines)
+    assert "Failed to parse symbol information" not in text
+    assert "Traceback" not in text
