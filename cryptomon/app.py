@@ -25,6 +25,7 @@ from cryptomon.errors import CryptomonError
 from cryptomon.events import Notice
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
+from cryptomon.systemd import SystemdNotifier
 
 log = structlog.get_logger()
 
@@ -253,6 +254,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         api,
         feeds,
     ]
+    # last: READY=1 only once everything else has started (Type=notify, WatchdogSec)
+    ordered.append(SystemdNotifier.from_environ())
     return App(
         [c for c in ordered if c is not None],
         hub=hub,

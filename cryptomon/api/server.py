@@ -21,6 +21,7 @@ from cryptomon.api.middleware import api_middleware
 from cryptomon.api.openapi import build_openapi
 from cryptomon.api.rest import all_routes
 from cryptomon.api.routing import CONTEXT, ApiContext, client_address, make_handler
+from cryptomon.api.tls import server_context
 from cryptomon.api.ws import WsManager
 from cryptomon.clock import Clock
 from cryptomon.config import ApiConfig
@@ -137,7 +138,8 @@ class ApiServer:
         if self.port is None:
             raise RuntimeError("the API server is not running")
         host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.config.tls_cert_file is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     async def start(self) -> None:
         cfg = self.config
@@ -147,6 +149,9 @@ class ApiServer:
                 "refusing to serve the API unauthenticated on the network (configure tokens "
                 "or bind 127.0.0.1)"
             )
+        tls = None
+        if cfg.tls_cert_file is not None and cfg.tls_key_file is not None:
+            tls = server_context(cfg.tls_cert_file, cfg.tls_key_file)  # HTTPS and WSS
         self._invalidators = [
             self.hub.subscribe(
                 Anomaly, lambda ev: self.cache.invalidate("anomalies"), name="api.cache.anomalies"
@@ -165,7 +170,9 @@ class ApiServer:
         )
         await self._runner.setup()
         self.connections = cap_connections(self._runner.server, cfg.max_connections)
-        self._site = web.TCPSite(self._runner, cfg.host, cfg.port, reuse_address=True)
+        self._site = web.TCPSite(
+            self._runner, cfg.host, cfg.port, reuse_address=True, ssl_context=tls
+        )
         try:
             await self._site.start()
         except OSError as exc:
@@ -182,6 +189,7 @@ class ApiServer:
             port=self.port,
             tokens=len(cfg.tokens),
             public_read=cfg.public_read,
+            tls=tls is not None,
         )
 
     async def stop(self) -> None:

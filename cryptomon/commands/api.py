@@ -79,6 +79,11 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     from cryptomon import __version__
     from cryptomon.api.openapi import build_openapi
     from cryptomon.api.rest import all_routes
+    from cryptomon.commands.support import settings_from_args
+
+    # The document is the same for every config, but a --config given is read and checked
+    # like every other command does (a bad file exits 2 naming the problem).
+    settings_from_args(args)
 
     text = json.dumps(build_openapi(all_routes(), version=__version__), indent=2) + "\n"
     if args.output:

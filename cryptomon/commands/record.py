@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptomon.commands.support import (
+    EXIT_FAILURE,
     EXIT_OK,
     run_async,
     settings_from_args,
@@ -94,5 +95,12 @@ async def _record(configs: list[Any], out: Path, duration: float | None) -> int:
         recorder.stop()
     files = sorted(p.name for p in await asyncio.to_thread(lambda: list(out.iterdir())))
     total = sum(s.health.snapshot()["messages"] for s in sources)
+    if total == 0:
+        names = ", ".join(c.name for c in configs)
+        sys.stderr.write(
+            f"crypto-monitor: record captured nothing from {names}: is the exchange reachable "
+            "and are the symbols listed there? (see the log above)\n"
+        )
+        return EXIT_FAILURE
     sys.stdout.write(f"recorded {total} callbacks into {out}: {', '.join(files)}\n")
     return EXIT_OK

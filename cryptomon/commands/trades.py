@@ -48,10 +48,12 @@ def cmd_trades(args: argparse.Namespace) -> int:
 
 
 async def _main(settings: Any, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     from cryptomon.errors import CryptomonError
     from cryptomon.store.db import Database
 
-    db = Database(settings.database)
+    db = Database(settings.database, read_only=True)  # a report: never migrates or writes
     try:
         await db.start()
     except CryptomonError as exc:
@@ -59,6 +61,13 @@ async def _main(settings: Any, args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     try:
         report = await build_report(db, settings.trading, orders=args.orders)
+    except (CryptomonError, DBAPIError) as exc:
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[:1]
+        sys.stderr.write(
+            f"crypto-monitor trades: cannot read {db.safe_url} ({''.join(first)}); "
+            "is its schema current? (crypto-monitor db upgrade)\n"
+        )
+        return EXIT_FAILURE
     finally:
         await db.stop()
     if args.json:

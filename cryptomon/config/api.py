@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -77,6 +78,10 @@ class ApiConfig(Section):
         default=15.0, gt=0, le=600, description="a request taking longer answers 503"
     )
     shutdown_timeout_s: float = Field(default=5.0, gt=0, description="grace for open requests")
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (chain): serve HTTPS and WSS; with tls_key_file"
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file")
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host header names answered (DNS rebinding guard); empty = the bind "
@@ -120,6 +125,8 @@ class ApiConfig(Section):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"unique token names; repeated: {', '.join(sorted(dup))}")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
         if self.enabled and not self.tokens and not self.is_loopback:
             raise ValueError(
                 f"host {self.host!r} is not a loopback address: configure api.tokens "

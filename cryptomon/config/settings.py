@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -28,6 +29,10 @@ class Settings(Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    data_dir: Path = Field(
+        default=Path("."),
+        description="local state that must survive the database; default the working directory",
+    )
 
     @field_validator("exchanges")
     @classmethod

@@ -21,6 +21,9 @@ class DatabaseConfig(Section):
     max_overflow: int = Field(default=5, ge=0, description="extra connections under load")
     pool_timeout_s: float = Field(default=10.0, gt=0, description="wait for a free connection")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="connect attempt limit")
+    statement_timeout_s: float = Field(
+        default=10.0, gt=0, description="PostgreSQL: a write or read unanswered this long fails"
+    )
     sqlite_busy_timeout_s: float = Field(
         default=10.0, gt=0, description="SQLite: wait this long for a lock held by another process"
     )

@@ -33,6 +33,7 @@ from cryptomon.config import ExchangeConfig
 from cryptomon.errors import ConfigError, Problem, backoff_delays
 from cryptomon.feeds.convert import CF_CHANNELS, Converter
 from cryptomon.feeds.health import FeedHealth
+from cryptomon.feeds.liblog import quiet_symbol_load_errors
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
 from cryptomon.hub import Hub
 
@@ -246,6 +247,7 @@ class CryptofeedFeed:
         self._resynced: dict[str, float] = {}
 
     async def _load_symbols(self) -> list[str]:
+        quiet_symbol_load_errors()
         cls: Any = self.feed_class
         await asyncio.wait_for(
             asyncio.to_thread(cls.symbol_mapping, True), timeout=SYMBOL_TIMEOUT_S

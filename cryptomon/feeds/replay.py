@@ -333,7 +333,7 @@ class ReplayFeed:
                         if line == "\n":
                             continue
                         start = line[:3]
-                        if start == "wss":
+                        if start in {"wss", "ws:"}:  # a connection header line
                             continue
                         messages += 1
                         if start == "htt":

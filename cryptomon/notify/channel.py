@@ -71,11 +71,10 @@ class ChannelState:
         self.exchanges = None if cfg.exchanges is None else frozenset(cfg.exchanges)
         self.symbols = None if cfg.symbols is None else frozenset(cfg.symbols)
         self.categories = frozenset(cfg.events)
-        old = getattr(self, "bucket", None)
-        self.bucket = TokenBucket(rate_per_min=cfg.rate_limit_per_min, burst=cfg.burst, now=now)
-        if old is not None:  # keep what was already spent
-            spent = old.burst - old.available(now)
-            self.bucket._tokens = max(0.0, min(self.bucket.burst, self.bucket.burst - spent))
+        self.bucket = _rebuilt(getattr(self, "bucket", None), cfg, now)
+        # Criticals (P0) have their own budget of the same size: they never spend the tokens
+        # the other alerts and the digest need, and beyond it they are digested too.
+        self.critical = _rebuilt(getattr(self, "critical", None), cfg, now)
         self.quiet = QuietHours(cfg.quiet_hours, cfg.quiet_hours_tz) if cfg.quiet_hours else None
 
     def validated_update(self, fields: dict[str, Any]) -> ChannelConfig:
@@ -134,3 +133,12 @@ class ChannelState:
             "quiet_hours": c.quiet_hours,
             "quiet_hours_tz": c.quiet_hours_tz,
         }
+
+
+def _rebuilt(old: TokenBucket | None, cfg: ChannelConfig, now: float) -> TokenBucket:
+    """A bucket for ``cfg`` that keeps what ``old`` had already spent."""
+    bucket = TokenBucket(rate_per_min=cfg.rate_limit_per_min, burst=cfg.burst, now=now)
+    if old is not None:
+        spent = old.burst - old.available(now)
+        bucket._tokens = max(0.0, min(bucket.burst, bucket.burst - spent))
+    return bucket

@@ -1,11 +1,13 @@
 """The notifier component: hub events -> alerts -> channels -> apprise, off the hot path.
 
 Flow per alert and matching channel: quiet hours (only P0 passes) -> dedup by
-(exchange, symbol, kind) within ``dedup_window_s`` -> token bucket (P0 always passes and is
-counted) -> send, or collapse into the channel's digest, flushed once per
-``digest_interval_s`` when a token is available. Each channel has its own outbox and worker
-task, so a dead channel only delays itself. Every outcome is published on the hub as a
-:class:`~cryptomon.events.NotificationRecord` (sent / failed / suppressed / digested).
+(exchange, symbol, kind) within ``dedup_window_s`` -> token bucket (P0 has its own bucket of
+the same size, so a flood of criticals is bounded too and never delays the digest) -> send, or
+collapse into the channel's digest, flushed once per ``digest_interval_s`` when a token is
+available; a digest that cannot be delivered records each of its alerts as failed. Each
+channel has its own outbox and worker task, so a dead channel only delays itself. Every
+outcome is published as a :class:`~cryptomon.events.NotificationRecord` (sent / failed /
+suppressed / digested).
 
 Time comes from the injected clock, except the shutdown budget (``stop_timeout_s``), which is
 real time because it bounds the process's own exit.
@@ -208,12 +210,7 @@ class NotificationRouter:
                 r = rendered[ch.format] = self.renderer.render(
                     alert.event_type, alert.fields, ch.format
                 )
-            if alert.priority == "P0":
-                ch.bucket.force(now_m)
-                ch.outbox.put_nowait(
-                    Outgoing(r.title, r.body, alert.priority, alert.event_type, alert)
-                )
-            elif not ch.digest and ch.bucket.take(now_m):
+            if self._token(ch, alert, now_m):
                 ch.outbox.put_nowait(
                     Outgoing(r.title, r.body, alert.priority, alert.event_type, alert)
                 )
@@ -246,9 +243,24 @@ class NotificationRouter:
             due = ch.digest_due
             quiet = ch.quiet is not None and ch.quiet.active(now)  # held until quiet hours end
             ready = ch.digest and due is not None and now_m >= due and not quiet
-            if ready and ch.bucket.take(now_m):
+            if ready and self._digest_token(ch, now_m):
                 self._flush_digest(ch)
             ch.dedup.prune(now_m)
+
+    @staticmethod
+    def _token(ch: ChannelState, alert: Alert, now_m: float) -> bool:
+        """Whether ``alert`` may go out alone now: a critical from its own budget; others
+        from the channel's, unless a digest is already collecting."""
+        if alert.priority == "P0":
+            return ch.critical.take(now_m)
+        return not ch.digest and ch.bucket.take(now_m)
+
+    @staticmethod
+    def _digest_token(ch: ChannelState, now_m: float) -> bool:
+        """A token for the digest: the channel's, or the critical budget's when it holds a P0."""
+        if ch.bucket.take(now_m):
+            return True
+        return any(a.priority == "P0" for a, _ in ch.digest) and ch.critical.take(now_m)
 
     def _flush_digest(self, ch: ChannelState) -> None:
         items, ch.digest, ch.digest_due = ch.digest, [], None
@@ -306,8 +318,9 @@ class NotificationRouter:
             ts=now,
         )
         err = "" if result.ok else f"digest not delivered: {result.error}"
-        for alert, rendered in msg.digest:
-            self.records.alert(ch.name, alert, "digested", rendered.title, rendered.body, error=err)
+        status = "digested" if result.ok else "failed"  # a dead channel's digest failed
+        for alert, r in msg.digest:
+            self.records.alert(ch.name, alert, status, r.title, r.body, error=err)
         if not result.ok:
             log.error("notify.digest_failed", channel=ch.name, items=len(msg.digest), error=err)
 

@@ -32,18 +32,19 @@ log = structlog.get_logger()
 Dialect = Literal["sqlite", "postgresql"]
 
 
-def _sqlite_pragmas(busy_ms: int) -> Any:
+def _sqlite_pragmas(busy_ms: int, *, read_only: bool = False) -> Any:
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        _apply_pragmas(dbapi_conn, busy_ms)
+        _apply_pragmas(dbapi_conn, busy_ms, read_only=read_only)
 
     return on_connect
 
 
-def _apply_pragmas(dbapi_conn: Any, busy_ms: int) -> None:
+def _apply_pragmas(dbapi_conn: Any, busy_ms: int, *, read_only: bool = False) -> None:
     cur = dbapi_conn.cursor()
     try:
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        if not read_only:  # the journal mode is stored in the file: a write
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
     finally:
@@ -73,8 +74,11 @@ class Database:
 
     name = "database"
 
-    def __init__(self, config: DatabaseConfig) -> None:
+    def __init__(self, config: DatabaseConfig, *, read_only: bool = False) -> None:
+        """``read_only``: for reports; nothing is created, migrated or written (SQLite opened
+        with ``mode=ro``, PostgreSQL sessions ``default_transaction_read_only``)."""
         self.config = config
+        self.read_only = read_only
         self.url: URL = make_url(config.url)
         self.dialect: Dialect = (
             "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
@@ -103,25 +107,51 @@ class Database:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _sqlite_file(self) -> Path | None:
+        """The SQLite database file (None for in-memory and ``file:`` URIs)."""
+        database = self.url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            return Path(database).expanduser()
+        return None
+
+    def _sqlite_target(self) -> tuple[URL, dict[str, Any]]:
+        """The URL and connect arguments: a missing directory is created (and said so in
+        the log); read-only opens an existing file with ``mode=ro`` and creates nothing."""
+        url, args = self.url, {"timeout": self.config.sqlite_busy_timeout_s}
+        path = self._sqlite_file()
+        if path is None:
+            return url, args
+        if self.read_only:
+            if not path.is_file():
+                raise FatalError(f"database {self.safe_url}: no database file at {path}")
+            ro = url.set(database=f"file:{path.resolve()}", query={"mode": "ro", "uri": "true"})
+            return ro, args
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log.warning("db.directory_created", path=str(path.parent.resolve()))
+        return url, args
+
     def _create_engine(self) -> AsyncEngine:
         cfg = self.config
         kwargs: dict[str, Any] = {"echo": cfg.echo, "pool_pre_ping": True}
+        url = self.url
         if self.dialect == "sqlite":
-            database = self.url.database or ""
-            if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": cfg.sqlite_busy_timeout_s}
+            url, kwargs["connect_args"] = self._sqlite_target()
         else:
+            connect: dict[str, Any] = {"connect_timeout": max(1, round(cfg.connect_timeout_s))}
+            if self.read_only:
+                connect["options"] = "-c default_transaction_read_only=on"
             kwargs.update(
                 pool_size=cfg.pool_size,
                 max_overflow=cfg.max_overflow,
                 pool_timeout=cfg.pool_timeout_s,
-                connect_args={"connect_timeout": max(1, round(cfg.connect_timeout_s))},
+                connect_args=connect,
             )
-        engine = create_async_engine(self.url, **kwargs)
+        engine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             busy_ms = round(self.config.sqlite_busy_timeout_s * 1000)
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_ms))
+            pragmas = _sqlite_pragmas(busy_ms, read_only=self.read_only)
+            event.listen(engine.sync_engine, "connect", pragmas)
         return engine
 
     async def start(self) -> None:
@@ -130,6 +160,8 @@ class Database:
             return
         try:
             engine = self._create_engine()
+        except FatalError:
+            raise
         except Exception as exc:
             why = _short_error(exc, self.config.url)
             raise FatalError(f"database {self.safe_url}: cannot create engine: {why}") from None
@@ -145,7 +177,7 @@ class Database:
         self._engine = engine
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
-        if self.config.auto_migrate:
+        if self.config.auto_migrate and not self.read_only:
             from cryptomon.store.migrate import upgrade
 
             try:
@@ -156,6 +188,13 @@ class Database:
                     f"database {self.safe_url}: migration to head failed: "
                     f"{_short_error(exc, self.config.url)}"
                 ) from exc
+
+    @property
+    def answer_timeout_s(self) -> float | None:
+        """The deadline of one unit of work (checkout, statements, commit): PostgreSQL's
+        ``statement_timeout_s``, so held packets fail like a refused connection instead of
+        hanging on the socket; none on SQLite (a local file; its lock wait has its own limit)."""
+        return None if self.dialect == "sqlite" else self.config.statement_timeout_s
 
     async def stop(self) -> None:
         if self._engine is not None:

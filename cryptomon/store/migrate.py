@@ -26,6 +26,7 @@ class Database(Protocol):
     @property
     def engine(self) -> AsyncEngine: ...
 
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

@@ -6,6 +6,7 @@ with a message naming the argument and what is expected; an unreachable database
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -109,9 +110,9 @@ class Queries:
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
-        """A read session; an unreachable database becomes a ``TemporaryError``."""
+        """A read session; an unreachable or unanswering database becomes a ``TemporaryError``."""
         try:
-            async with self.db.sessionmaker() as session:
+            async with asyncio.timeout(self.db.answer_timeout_s), self.db.sessionmaker() as session:
                 yield session
         except Exception as exc:
             if is_transient(exc):

@@ -289,25 +289,19 @@ class StoreWriter:
         while True:
             t0 = time.perf_counter()
             try:
-                async with self.db.sessionmaker() as session, session.begin():
-                    counts = await work(session)
+                counts = await self._attempt(work)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 first_line = str(exc).splitlines()[0] if str(exc) else ""
+                if isinstance(exc, TimeoutError) and not first_line:
+                    first_line = f"no answer within {self.db.answer_timeout_s} s"
                 self.last_error = redact_url(f"{type(exc).__name__}: {first_line}")
                 if not is_transient(exc):
                     log.error("store.write_refused", rows=size, error=self.last_error)
                     return False
                 self.retries += 1
-                if self._outage_since is None:
-                    self._outage_since = self.clock.time()
-                    self._notice(
-                        "db_unreachable",
-                        f"database {self.db.safe_url} unreachable ({self.last_error}); "
-                        "the writer keeps its batches and retries",
-                        "error",
-                    )
+                self._outage(self.last_error)
                 if delays is None:
                     delays = backoff_delays(initial=0.2, cap=self.config.retry_max_s)
                 delay = next(delays)
@@ -319,24 +313,59 @@ class StoreWriter:
                 )
                 await self.clock.sleep(delay)
                 continue
-            elapsed = time.perf_counter() - t0
-            self.batches += 1
-            self.latency_last = elapsed
-            self.latency_max = max(self.latency_max, elapsed)
-            self._latency_sum += elapsed
-            for table, n in counts.items():
-                self.rows[table] = self.rows.get(table, 0) + n
-            if delays is not None:
-                log.info("store.write_recovered", retries=self.retries)
-            if self._outage_since is not None:
-                down = self.clock.time() - self._outage_since
-                self._outage_since = None
-                self._notice(
-                    "db_recovered",
-                    f"database {self.db.safe_url} reachable again after {down:.1f} s",
-                    "info",
-                )
+            self._written(counts, time.perf_counter() - t0, retried=delays is not None)
             return True
+
+    async def _attempt(self, work: Work) -> dict[str, int]:
+        """One transaction under the database's answer timeout. Held packets (no reset, no
+        refusal) are an outage as soon as that passes, although the driver may take longer
+        to give the connection up."""
+        limit = self.db.answer_timeout_s
+        timer = None
+        if limit is not None:
+            timer = asyncio.get_running_loop().call_later(
+                limit, self._outage, f"no answer within {limit} s"
+            )
+        try:
+            async with (
+                asyncio.timeout(limit),
+                self.db.sessionmaker() as session,
+                session.begin(),
+            ):
+                return await work(session)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _outage(self, error: str) -> None:
+        """The first failure of an outage: one ``db_unreachable`` notice."""
+        if self._outage_since is not None:
+            return
+        self._outage_since = self.clock.time()
+        self._notice(
+            "db_unreachable",
+            f"database {self.db.safe_url} unreachable ({error}); "
+            "the writer keeps its batches and retries",
+            "error",
+        )
+
+    def _written(self, counts: dict[str, int], elapsed: float, *, retried: bool) -> None:
+        self.batches += 1
+        self.latency_last = elapsed
+        self.latency_max = max(self.latency_max, elapsed)
+        self._latency_sum += elapsed
+        for table, n in counts.items():
+            self.rows[table] = self.rows.get(table, 0) + n
+        if retried:
+            log.info("store.write_recovered", retries=self.retries)
+        if self._outage_since is not None:
+            down = self.clock.time() - self._outage_since
+            self._outage_since = None
+            self._notice(
+                "db_recovered",
+                f"database {self.db.safe_url} reachable again after {down:.1f} s",
+                "info",
+            )
 
     def _notice(self, code: str, message: str, level: NoticeLevel) -> None:
         now = self.clock.time()

@@ -35,6 +35,7 @@ from cryptomon.trading.brokers.base import (
     OrderRejectedError,
 )
 from cryptomon.trading.brokers.ccxt_client import LiveSettings, build_exchange
+from cryptomon.trading.brokers.ccxt_gate import RateLimited, VenueGate, install
 from cryptomon.trading.brokers.ccxt_map import dec, to_fill, to_order
 
 log = structlog.get_logger()
@@ -52,6 +53,7 @@ class CcxtBroker:
         exchange_name: str | None = None,
         urls: dict[str, str] | None = None,
         read_attempts: int = 3,
+        gate: VenueGate | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or LiveClock()
@@ -62,6 +64,8 @@ class CcxtBroker:
         self.read_attempts = read_attempts
         self.exchange: Any = None
         self._order_ids: dict[str, str] = {}  # exchange order id -> client order id
+        # One gate per venue: every request of every caller waits out a 429/418 Retry-After.
+        self.gate = gate or VenueGate(self.name, clock=self.clock)
 
     @classmethod
     def from_config(cls, trading: Any, *, clock: Clock | None = None) -> CcxtBroker:
@@ -72,7 +76,9 @@ class CcxtBroker:
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> Any:
-        return build_exchange(self.settings, urls=self.urls)
+        exchange = build_exchange(self.settings, urls=self.urls)
+        install(exchange, self.gate)
+        return exchange
 
     async def start(self) -> None:
         self.exchange = self._build()
@@ -110,18 +116,11 @@ class CcxtBroker:
             raise OrderRejectedError("", f"{symbol} is not a market of {self.exchange_id}")
         return dict(market)
 
-    def _retry_after(self) -> float | None:
-        headers = getattr(self.exchange, "last_response_headers", None) or {}
-        for key, value in dict(headers).items():
-            if str(key).lower() == "retry-after":
-                with contextlib.suppress(TypeError, ValueError):
-                    return float(value)
-        return None
-
     async def _read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """A read call. Trouble that may pass (network, 5xx, 429, unknown venue errors) is
         retried a few times, then raised as TemporaryError; authentication and other venue
-        refusals are FatalError naming the cause; ``OrderNotFound`` passes through."""
+        refusals are FatalError naming the cause; ``OrderNotFound`` passes through. A 429/418
+        is waited out at the venue gate (:mod:`~cryptomon.trading.brokers.ccxt_gate`)."""
         import ccxt
 
         delays = backoff_delays(initial=0.2, cap=2.0)
@@ -133,7 +132,8 @@ class CcxtBroker:
             except ccxt.OperationFailed as exc:  # NetworkError, BadResponse, -1000/-1001...
                 if attempt >= self.read_attempts:
                     raise TemporaryError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-                await self.clock.sleep(next(delays))
+                if not isinstance(exc, ccxt.DDoSProtection):  # the gate holds the next try
+                    await self.clock.sleep(next(delays))
             except ccxt.AuthenticationError as exc:
                 raise FatalError(f"{self.name}: authentication failed: {exc}") from exc
             except ccxt.BaseError as exc:
@@ -234,6 +234,8 @@ class CcxtBroker:
         )
         try:
             raw = await ex.create_order(m["symbol"], ccxt_type, intent.side, amount, price, params)
+        except RateLimited as exc:  # raised at the gate, before anything was sent
+            raise OrderRejectedError(cid, str(exc)) from exc
         except ccxt.DuplicateOrderId:
             return await self._existing(intent.symbol, cid)
         except (
@@ -248,7 +250,7 @@ class CcxtBroker:
         except ccxt.AuthenticationError as exc:
             raise OrderRejectedError(cid, f"authentication failed: {exc}") from exc
         except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as exc:
-            retry = self._retry_after()
+            retry = self.gate.last_wait_s
             raise OrderOutcomeUnknown(cid, f"rate limited: {exc}", retry_after_s=retry) from exc
         except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
             raise OrderOutcomeUnknown(cid, f"{type(exc).__name__}: {exc}") from exc

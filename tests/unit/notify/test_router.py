@@ -288,3 +288,49 @@ async def test_malformed_event_is_skipped_not_fatal(http_sink: HttpSink) -> None
             await wait_until(lambda: len(http_sink.messages) == 1)
     assert "good anomaly" in http_sink.titles()[0]
     assert any(e["event"] == "notify.event_failed" for e in logs)
+
+
+@pytest.mark.asyncio
+async def test_critical_flood_has_its_own_budget_then_is_digested_on_time(
+    http_sink: HttpSink,
+) -> None:
+    """143 criticals in a minute on a 6-per-minute channel: 6 go out alone, the rest (and a
+    medium alert in the flood) are in one digest sent as soon as the interval ends."""
+    channel = _ch("ops", http_sink, rate_limit_per_min=6, digest_interval_s=60)
+    async with running_router([channel], dedup_window_s=0) as run:
+        for i in range(143):
+            run.hub.publish(
+                anomaly(symbol=f"C{i}-USDT", severity=Severity.CRITICAL, ts=run.clock.time())
+            )
+            if i == 70:
+                run.hub.publish(anomaly(symbol="M-USDT", ts=run.clock.time()))
+        await run.hub.join()
+        await wait_until(lambda: len(http_sink.messages) == 6, message="6 criticals")
+        assert run.router.channels["ops"].bucket.available(run.clock.monotonic()) == 6
+        run.clock.advance(60)
+        await wait_until(lambda: len(http_sink.messages) == 7, message="the digest")
+    titles = http_sink.titles()
+    assert sum(t.startswith("[P0]") for t in titles) == 6
+    assert titles[-1] == "[digest] 138 alerts for ops (rate limit reached)"
+    assert "M-USDT" in http_sink.messages[-1]["message"]
+    assert len(run.by("ops", "digested")) == 138
+
+
+@pytest.mark.asyncio
+async def test_a_dead_channel_digest_records_its_alerts_as_failed() -> None:
+    """A digest the channel refuses: the digest and each of its alerts are recorded failed."""
+    from tests.unit.notify.sinks import closed_port
+
+    url = f"json://127.0.0.1:{closed_port()}/down"
+    channel = {"name": "dead", "url": url, "rate_limit_per_min": 1, "digest_interval_s": 60}
+    async with running_router([channel], dedup_window_s=0, retries=0) as run:
+        for i in range(4):
+            run.hub.publish(anomaly(symbol=f"C{i}-USDT", ts=run.clock.time()))
+        await run.hub.join()
+        await wait_until(lambda: len(run.by("dead", "failed")) == 1, message="single failed")
+        run.clock.advance(61)
+        await wait_until(lambda: len(run.by("dead", "failed")) == 5, message="digest failed")
+    failed = run.by("dead", "failed")
+    assert [r.event_type for r in failed].count("digest") == 1
+    assert all("digest not delivered" in r.error for r in failed[1:] if r.event_type != "digest")
+    assert run.by("dead", "digested") == []

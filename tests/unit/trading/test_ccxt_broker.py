@@ -103,3 +103,13 @@ async def test_unreachable_venue_fails_start_with_a_temporary_error() -> None:
     with pytest.raises(TemporaryError, match="ccxt:binance"):
         await broker.start()
     assert broker.exchange is None
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    """Retry-After takes delta seconds or an HTTP date; garbage is None (the default applies)."""
+    from cryptomon.trading.brokers.ccxt_gate import parse_retry_after
+
+    now = 1_700_000_000.0
+    assert parse_retry_after("10", now) == 10.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now) == pytest.approx(30.0)
+    assert parse_retry_after("soon", now) is None

@@ -1,0 +1,302 @@
+"""Dockerfile and deploy/docker-compose.yml, without a Docker engine: both are parsed and every
+file, port, path and variable they reference is checked; the image's command then runs as a
+process with the image's environment (paths of volumes and secrets mapped into a temporary
+directory, as ``-v`` would), and the image's HEALTHCHECK command is run against it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from cryptomon.cli import build_parser
+from cryptomon.config import DatabaseConfig
+from tests.util import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+TOKEN = "docker-test-token-0123456789abcdef"
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined."""
+    out: list[tuple[str, str]] = []
+    buf = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not buf and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        word, _, rest = buf.partition(" ")
+        out.append((word.upper(), rest.strip()))
+        buf = ""
+    return out
+
+
+def final_stage(text: str) -> list[tuple[str, str]]:
+    ins = instructions(text)
+    last_from = max(i for i, (w, _) in enumerate(ins) if w == "FROM")
+    return ins[last_from:]
+
+
+def image_env(stage: list[tuple[str, str]]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for word, args in stage:
+        if word == "ENV":
+            for pair in shlex.split(args):
+                key, _, value = pair.partition("=")
+                env[key] = value
+    return env
+
+
+def exec_form(stage: list[tuple[str, str]], word: str) -> list[str]:
+    (args,) = [a for w, a in stage if w == word]
+    value = json.loads(args)
+    assert isinstance(value, list), f"{word} must be the exec (JSON) form"
+    return [str(v) for v in value]
+
+
+@pytest.fixture(scope="module")
+def stage() -> list[tuple[str, str]]:
+    return final_stage((REPO / "Dockerfile").read_text())
+
+
+def test_dockerfile_references_files_that_exist_and_are_not_ignored() -> None:
+    """Every COPY source exists in the build context and .dockerignore keeps it."""
+    ignored = [
+        line.strip().rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for word, args in instructions((REPO / "Dockerfile").read_text()):
+        if word != "COPY" or args.startswith("--from"):
+            continue
+        *sources, _dest = shlex.split(args)
+        for src in sources:
+            assert (REPO / src).exists(), f"COPY {src}: not in the build context"
+            assert src.rstrip("/") not in ignored, f"COPY {src} is excluded by .dockerignore"
+
+
+def test_image_runs_as_a_user_with_data_dir_on_a_volume_and_a_health_check(
+    stage: list[tuple[str, str]],
+) -> None:
+    """USER is not root; data_dir is the VOLUME and the working directory; EXPOSE is the
+    API port; HEALTHCHECK asks /health; ENTRYPOINT + CMD parse with the real CLI."""
+    env = image_env(stage)
+    (user,) = [a for w, a in stage if w == "USER"]
+    assert user not in {"root", "0"}
+    (volume,) = [json.loads(a) for w, a in stage if w == "VOLUME"]
+    assert volume == [env["CRYPTOMON_DATA_DIR"]]
+    assert [a for w, a in stage if w == "WORKDIR"][-1] == env["CRYPTOMON_DATA_DIR"]
+    assert env["NUMBA_CACHE_DIR"].startswith(env["CRYPTOMON_DATA_DIR"] + "/")
+    (expose,) = [a for w, a in stage if w == "EXPOSE"]
+    assert expose == env["CRYPTOMON_API__PORT"]
+    (health,) = [a for w, a in stage if w == "HEALTHCHECK"]
+    assert "/health" in health
+    assert "CMD [" in health
+    argv = exec_form(stage, "ENTRYPOINT") + exec_form(stage, "CMD")
+    assert argv[0] == "crypto-monitor"
+    args = build_parser().parse_args(argv[1:])
+    assert args.config == "/etc/crypto-monitor/config.yaml"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_run(env: dict[str, str], tmp: Path, port: int) -> dict[str, str]:
+    """The image's environment with its volume and secret paths mapped like ``-v`` would."""
+    data = tmp / "data"
+    data.mkdir(mode=0o700, exist_ok=True)
+    secrets = tmp / "secrets"
+    secrets.mkdir(exist_ok=True)
+    out = {k: v.replace("/run/secrets/", f"{secrets}/") for k, v in env.items()}
+    out = {k: v.replace(env["CRYPTOMON_DATA_DIR"], str(data)) for k, v in out.items()}
+    out["CRYPTOMON_API__PORT"] = str(port)  # -p 127.0.0.1:PORT:8080
+    out["CRYPTOMON_EXCHANGES"] = "[]"  # no internet here; the example config lists binance
+    keep = {k: os.environ[k] for k in ("PATH", "PYTHONPATH", "HOME") if k in os.environ}
+    return {**keep, **out}
+
+
+async def _run(argv: list[str], env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+def _cli(stage: list[tuple[str, str]]) -> list[str]:
+    argv = exec_form(stage, "ENTRYPOINT") + exec_form(stage, "CMD")
+    config = str(REPO / "config.example.yaml")  # what the image copies to that path
+    argv = [config if a == "/etc/crypto-monitor/config.yaml" else a for a in argv]
+    return [sys.executable, "-m", "cryptomon", *argv[1:]]
+
+
+@pytest.mark.asyncio
+async def test_image_command_with_image_env_serves_health_and_metrics_with_the_secret(
+    stage: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """The documented run (token in /run/secrets/api_token, data on /data) starts, passes
+    its HEALTHCHECK, serves /metrics to the token only, keeps its database in data_dir and
+    stops with 0 on SIGTERM."""
+    port = _free_port()
+    env = _as_run(image_env(stage), tmp_path, port)
+    (tmp_path / "secrets" / "api_token").write_text(TOKEN + "\n")
+    workdir = tmp_path / "data"
+    daemon = await _run(_cli(stage), env, workdir)
+    try:
+        (check,) = [a for w, a in stage if w == "HEALTHCHECK"]
+        probe = json.loads(check[check.index("CMD ") + 4 :])
+        assert probe[0] == "python"
+        probe = [sys.executable, *probe[1:]]
+
+        async def healthy() -> bool:
+            proc = await _run(probe, env, workdir)
+            return await proc.wait() == 0
+
+        await wait_until(healthy, timeout=60, interval=0.2, message="HEALTHCHECK passing")
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}/metrics"
+            async with http.get(url) as r:
+                assert r.status == 401
+            async with http.get(url, headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+                assert r.status == 200
+        assert (workdir / "cryptomon.db").exists()
+        daemon.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(daemon.communicate(), 30)
+    finally:
+        if daemon.returncode is None:
+            daemon.kill()
+            await daemon.wait()
+    assert daemon.returncode == 0, err.decode()[-2000:]
+
+
+@pytest.mark.asyncio
+async def test_image_without_a_token_exits_2_naming_the_missing_secret(
+    stage: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """Run without the secret: exit 2 and a line naming api.tokens and the missing file,
+    not a traceback."""
+    env = _as_run(image_env(stage), tmp_path, _free_port())
+    proc = await _run(_cli(stage), env, tmp_path / "data")
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = err.decode()
+    assert proc.returncode == 2, text[-2000:]
+    assert "api.tokens" in text
+    assert "api_token" in text
+    assert "Traceback" not in text
+
+
+# ---------------------------------------------------------------------- compose
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+
+
+def _variables(text: str) -> set[str]:
+    return set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+
+
+def _env_example() -> dict[str, str]:
+    out = {}
+    for line in (DEPLOY / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    return re.sub(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}", lambda m: env[m.group(1)], value)
+
+
+def test_compose_profiles_daemon_with_postgres_and_monitoring(compose: dict[str, Any]) -> None:
+    """Default profile: the daemon and PostgreSQL; ``monitoring`` adds Prometheus and Grafana;
+    dependencies name existing services; named volumes are declared."""
+    services = compose["services"]
+    default = {n for n, s in services.items() if not s.get("profiles")}
+    assert default == {"crypto-monitor", "postgres"}
+    assert {n for n, s in services.items() if s.get("profiles") == ["monitoring"]} == {
+        "prometheus",
+        "grafana",
+    }
+    for svc in services.values():
+        for dep in svc.get("depends_on", []):
+            assert dep in services
+        for vol in svc.get("volumes", []):
+            src = vol.split(":", 1)[0]
+            if not src.startswith((".", "/", "$")):
+                assert src in compose["volumes"], f"volume {src} not declared"
+
+
+def test_every_compose_variable_is_documented_and_every_file_exists(
+    compose: dict[str, Any],
+) -> None:
+    """Each ${VAR} has a line in deploy/.env.example; each bind-mounted path and the build
+    context exist (the token secret is created by the user, as the header says)."""
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    env = _env_example()
+    assert _variables(text) <= set(env)
+    for svc in compose["services"].values():
+        for vol in svc.get("volumes", []):
+            src = _interpolate(vol, env).split(":", 1)[0]
+            if src.startswith((".", "/")):
+                assert (DEPLOY / src).exists(), f"bind mount source {src} does not exist"
+        build = svc.get("build")
+        if build:
+            assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
+    for secret in compose["secrets"].values():
+        assert secret["file"].startswith("./secrets/")
+        assert f"> {secret['file'][2:]}" in text  # the header tells how to create it
+    assert "/deploy/secrets/" in (REPO / ".gitignore").read_text()
+
+
+def test_compose_ports_urls_and_secrets_agree_with_the_image(
+    compose: dict[str, Any], stage: list[tuple[str, str]]
+) -> None:
+    """The daemon's published port is the image's API port; Prometheus scrapes that service
+    and port with the secret the image reads; Grafana's datasource is that Prometheus; the
+    database URL is one the daemon accepts."""
+    services = compose["services"]
+    env = image_env(stage)
+    daemon = services["crypto-monitor"]
+    assert daemon["ports"][0].rsplit(":", 1)[1] == env["CRYPTOMON_API__PORT"]
+    assert all(p.startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", []))
+    token_file = json.loads(env["CRYPTOMON_API__TOKENS"])[0]["token_file"]
+    assert token_file == f"/run/secrets/{daemon['secrets'][0]}"
+    prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    (job,) = prom["scrape_configs"]
+    assert job["static_configs"][0]["targets"] == [f"crypto-monitor:{env['CRYPTOMON_API__PORT']}"]
+    assert job["authorization"]["credentials_file"] == token_file
+    assert "api_token" in services["prometheus"]["secrets"]
+    ds = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    prom_port = services["prometheus"]["ports"][0].rsplit(":", 1)[1]
+    assert ds["datasources"][0]["url"] == f"http://prometheus:{prom_port}"
+    url = _interpolate(daemon["environment"]["CRYPTOMON_DATABASE__URL"], _env_example())
+    assert DatabaseConfig(url=url).url.endswith("@postgres:5432/cryptomon")
+    pg = services["postgres"]["environment"]
+    assert f"{pg['POSTGRES_USER']}:" in url
+    assert url.endswith(f"/{pg['POSTGRES_DB']}")
