@@ -125,7 +125,9 @@ class EngineContext:
         """Change the risk state; every change is a RiskEvent."""
         if state == self.risk_state:
             return
-        log.warning("trading.risk_state", old=str(self.risk_state), new=str(state), reason=reason)
+        # back to active (e.g. reconciled at start) is routine; reducing or halted is a warning
+        emit = log.info if state == RiskState.ACTIVE else log.warning
+        emit("trading.risk_state", old=str(self.risk_state), new=str(state), reason=reason)
         self.risk_state = state
         self.state_reason = reason
         self.risk_event(kind, reason)

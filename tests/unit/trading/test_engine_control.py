@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from structlog.testing import capture_logs
 
 from cryptomon.errors import ConfigError, RiskRejected
 from cryptomon.events import AuditEntry, OrderState, RiskEvent
@@ -241,4 +242,19 @@ async def test_kill_switch_survives_a_restart_until_resumed() -> None:
         await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="1")
     await engine.resume("ops")
     assert engine.risk_state == RiskState.ACTIVE
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_normal_start_logs_the_risk_state_at_info_not_warning() -> None:
+    """A clean start (reducing until reconciled, then active) logs no warning; halting does."""
+    engine, _, _, _, _ = paper_engine()
+    with capture_logs() as logs:
+        await engine.start()
+    changes = [e for e in logs if e["event"] == "trading.risk_state"]
+    assert [(e["new"], e["log_level"]) for e in changes] == [("active", "info")]
+    with capture_logs() as logs:
+        await engine.kill_switch("test", flatten=False)
+    levels = {e["log_level"] for e in logs if e["event"] == "trading.risk_state"}
+    assert levels == {"warning"}
     await engine.stop()
