@@ -95,7 +95,7 @@ class SideLevels:
         self.depth_float = float(self.depth)
         return True
 
-    def apply_bids(self, changes: Any) -> bool:
+    def apply_bids(self, changes: Any) -> bool:  # noqa: PLR0912, PLR0915 - per-update hot path, inlined on purpose
         """Apply delta ``(price, size)`` changes of the bid side in order (the side is
         ``full``); False when the top must be re-read (a top level removed, no spare left)."""
         top, spare = self.top, self.spare
@@ -154,7 +154,7 @@ class SideLevels:
             self.depth_float = float(depth)
         return True
 
-    def apply_asks(self, changes: Any) -> bool:
+    def apply_asks(self, changes: Any) -> bool:  # noqa: PLR0912, PLR0915 - per-update hot path, inlined on purpose
         """:meth:`apply_bids` for the ask side (best price at the start of the lists)."""
         top, spare = self.top, self.spare
         top_prices, spare_prices = self.top_prices, self.spare_prices

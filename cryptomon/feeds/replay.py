@@ -312,7 +312,7 @@ class ReplayFeed:
             handler = conn_handler
         return conn, handler
 
-    async def _replay(self) -> None:
+    async def _replay(self) -> None:  # noqa: PLR0912 - the per-line hot loop, inlined on purpose
         recording = self.recording
         conn, handler = await self._subscribe()
         if handler is None:
