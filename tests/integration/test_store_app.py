@@ -12,7 +12,7 @@ from cryptomon.errors import ConfigError, FatalError
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
 from cryptomon.store.queries import Queries
-from tests.unit.store.factories import anomaly, intent
+from tests.stubs import anomaly, intent
 
 
 def _app(url: str, **storage: object) -> App:

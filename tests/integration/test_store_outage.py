@@ -28,7 +28,7 @@ from cryptomon.store.db import Database
 from cryptomon.store.models import AnomalyRow, FillRow, OrderRow, TradeRow
 from cryptomon.store.queries import Queries
 from cryptomon.store.writer import StoreWriter
-from tests.unit.store.factories import anomaly, fill, intent, trade, update
+from tests.stubs import anomaly, fill, intent, trade, update
 from tests.util import wait_until
 
 

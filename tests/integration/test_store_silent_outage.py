@@ -25,7 +25,7 @@ from cryptomon.store.db import Database
 from cryptomon.store.models import AnomalyRow
 from cryptomon.store.queries import Queries
 from cryptomon.store.writer import StoreWriter
-from tests.unit.store.factories import anomaly
+from tests.stubs import anomaly
 from tests.util import wait_until
 
 

@@ -15,6 +15,7 @@ from cryptomon.store.db import Database
 from cryptomon.store.journal import StoreJournal
 from cryptomon.store.queries import Queries
 from cryptomon.store.repos import insert_fills, upsert_orders
+from tests import stubs
 
 D = Decimal
 
@@ -64,14 +65,9 @@ def _update(coid: str, state: OrderState, filled: str) -> OrderUpdate:
 
 
 def _fill(coid: str, trade_id: str, amount: str) -> Fill:
-    return Fill(
-        exchange="binance",
-        symbol="BTC-USDT",
-        ts=1_700_000_002.0,
-        ts_recv=1_700_000_002.0,
-        trade_id=trade_id,
-        client_order_id=coid,
-        side="buy",
+    return stubs.fill(
+        trade_id,
+        coid,
         amount=D(amount),
         price=D("60000.01"),
         fee=D("0.000123456789"),

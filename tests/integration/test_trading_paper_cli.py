@@ -16,19 +16,18 @@ from cryptomon.config import DatabaseConfig
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, PositionUpdate
 from cryptomon.store.db import Database
 from cryptomon.store.repos import insert_fills, record_intent, upsert_orders, upsert_positions
+from tests import stubs
 
 D = Decimal
 
 
 def _fill(tid: str, coid: str, side: str, amount: str, price: str, fee: str) -> Fill:
-    return Fill(
-        exchange="binance",
-        symbol="BTC-USDT",
+    return stubs.fill(
+        tid,
+        coid,
         ts=1_700_000_000.0 + len(tid),
         ts_recv=0.0,
-        trade_id=tid,
-        client_order_id=coid,
-        side=side,  # type: ignore[arg-type]
+        side=side,
         amount=D(amount),
         price=D(price),
         fee=D(fee),

@@ -7,36 +7,18 @@ import asyncio
 import pytest
 from structlog.testing import capture_logs
 
-from cryptomon.events import Anomaly, Event, Severity, Ticker, Trade
+from cryptomon.events import Anomaly, Event, Ticker, Trade
 from cryptomon.hub import Hub
+from tests import stubs
 from tests.util import wait_until
 
 
 def trade(i: int = 0, *, exchange: str = "binance", symbol: str = "BTC-USDT") -> Trade:
-    return Trade(
-        exchange=exchange,
-        symbol=symbol,
-        ts=float(i),
-        ts_recv=float(i),
-        price=100.0 + i,
-        amount=1.0,
-        side="buy",
-        trade_id=str(i),
-    )
+    return stubs.trade(float(i), price=100.0 + i, exchange=exchange, symbol=symbol, trade_id=str(i))
 
 
 def anomaly(i: int = 0) -> Anomaly:
-    return Anomaly(
-        exchange="binance",
-        symbol="BTC-USDT",
-        ts=float(i),
-        ts_recv=float(i),
-        kind="volume",
-        severity=Severity.HIGH,
-        value=float(i),
-        threshold=3.0,
-        confidence=90.0,
-    )
+    return stubs.anomaly(ts=float(i), ts_recv=float(i), value=float(i), confidence=90.0)
 
 
 def test_inline_fan_out_reaches_every_subscriber_of_the_type() -> None:

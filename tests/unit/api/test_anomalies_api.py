@@ -7,13 +7,15 @@ from typing import Any
 import pytest
 
 from cryptomon.events import Anomaly, Severity
+from tests import stubs
 from tests.unit.api.conftest import READ, StartApi, api_config, bearer, insert_anomalies
 
 T0 = 1_700_000_000.0
 
 
 def anomaly(i: int, **kw: Any) -> Anomaly:
-    base: dict[str, Any] = {
+    """The i-th of a varied set: exchanges, symbols, kinds and severities cycle with i."""
+    varied: dict[str, Any] = {
         "exchange": "binance" if i % 2 == 0 else "okx",
         "symbol": "BTC-USDT" if i % 3 else "ETH-USDT",
         "ts": T0 + i,
@@ -21,15 +23,13 @@ def anomaly(i: int, **kw: Any) -> Anomaly:
         "kind": "volume" if i % 4 else "price",
         "severity": [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL][i % 4],
         "value": float(i),
-        "threshold": 3.0,
         "confidence": 0.5,
         "z_score": 4.0,
         "reasons": (f"Z-score: {i}",),
         "ts_detected": T0 + i + 0.5,
         "id": f"a{i:05d}",
     }
-    base.update(kw)
-    return Anomaly(**base)
+    return stubs.anomaly(**{**varied, **kw})
 
 
 @pytest.mark.asyncio

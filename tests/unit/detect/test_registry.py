@@ -19,6 +19,7 @@ from cryptomon.detect.registry import DetectorRegistry, Source, default_registry
 from cryptomon.events import Anomaly, Trade
 from cryptomon.hub import Hub
 from cryptomon.kinds import AnomalyKind
+from tests import stubs
 from tests.unit.detect.market import T0
 from tests.util import wait_until
 
@@ -62,9 +63,7 @@ class RoundLotDetector:
 
 
 def trade(t: float, amount: float) -> Trade:
-    return Trade(
-        exchange="x", symbol="BTC-USDT", ts=t, ts_recv=t, price=100.0, amount=amount, side="buy"
-    )
+    return stubs.trade(t, amount=amount, exchange="x", trade_id=None)
 
 
 @pytest.mark.asyncio

@@ -9,36 +9,26 @@ from typing import Any
 
 from cryptomon.clock import ManualClock
 from cryptomon.config import AlertsConfig
-from cryptomon.events import Anomaly, NotificationRecord, Severity
+from cryptomon.events import Anomaly, NotificationRecord
 from cryptomon.hub import Hub
 from cryptomon.notify.router import NotificationRouter
+from tests import stubs
 
-T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+T0 = stubs.T0  # 2023-11-14T22:13:20Z
 
 
-def anomaly(
-    *,
-    exchange: str = "binance",
-    symbol: str = "BTC-USDT",
-    kind: str = "volume",
-    severity: Severity = Severity.HIGH,
-    value: float = 7.5,
-    threshold: float = 3.0,
-    ts: float = T0,
-    reasons: tuple[str, ...] = ("Z-score: 7.50",),
-) -> Anomaly:
-    return Anomaly(
-        exchange=exchange,
-        symbol=symbol,
-        ts=ts,
-        ts_recv=ts,
-        kind=kind,
-        severity=severity,
-        value=value,
-        threshold=threshold,
-        confidence=0.9,
-        reasons=reasons,
-    )
+def anomaly(**kw: Any) -> Anomaly:
+    """The kit's anomaly with the defaults these tests render (value 7.5, no z-score)."""
+    preset: dict[str, Any] = {
+        "value": 7.5,
+        "confidence": 0.9,
+        "z_score": None,
+        "reasons": ("Z-score: 7.50",),
+        "ts_detected": 0.0,
+    }
+    if "ts" in kw:
+        kw.setdefault("ts_recv", kw["ts"])
+    return stubs.anomaly(**{**preset, **kw})
 
 
 def alerts_config(channels: list[dict[str, Any]], **kw: Any) -> AlertsConfig:

@@ -17,6 +17,7 @@ from cryptomon.events import (
     Ticker,
 )
 from cryptomon.notify.alerts import AlertBuilder
+from tests import stubs
 from tests.unit.notify.factories import T0, anomaly
 
 C = {"exchange": "binance", "symbol": "BTC-USDT", "ts": T0, "ts_recv": T0}
@@ -58,10 +59,10 @@ def _update(cid: str, state: OrderState, reason: str = "") -> OrderUpdate:
 
 
 def _fill(cid: str) -> Fill:
-    return Fill(
+    return stubs.fill(
+        "t1",
+        cid,
         **C,
-        trade_id="t1",
-        client_order_id=cid,
         side="sell",
         amount=Decimal(1),
         price=Decimal(100),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cryptomon.store.candles import CandleAggregator
-from tests.unit.store.factories import T0, trade
+from tests.stubs import T0, trade
 
 M = T0 - T0 % 60  # a minute boundary
 

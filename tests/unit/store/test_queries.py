@@ -21,7 +21,7 @@ from cryptomon.events import (
 from cryptomon.store import repos
 from cryptomon.store.db import Database
 from cryptomon.store.queries import Queries
-from tests.unit.store.factories import T0, anomaly, fill, intent, update
+from tests.stubs import T0, anomaly, fill, intent, update
 
 SEVERITIES = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 

@@ -33,7 +33,7 @@ from cryptomon.store.models import (
     RiskEventRow,
     SignalRow,
 )
-from tests.unit.store.factories import T0, anomaly, fill, intent, update
+from tests.stubs import T0, anomaly, fill, intent, update
 
 
 async def _count(db: Database, model: type) -> int:

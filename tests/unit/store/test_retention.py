@@ -14,7 +14,7 @@ from cryptomon.store import repos
 from cryptomon.store.db import Database
 from cryptomon.store.models import AnomalyRow, BookTopRow, CandleRow, TradeRow
 from cryptomon.store.retention import DAY_S, Retention
-from tests.unit.store.factories import anomaly, trade
+from tests.stubs import anomaly, trade
 from tests.util import wait_until
 
 NOW = 1_800_000_000.0

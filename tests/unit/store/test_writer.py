@@ -24,7 +24,7 @@ from cryptomon.store.models import (
     TradeRow,
 )
 from cryptomon.store.writer import StoreWriter
-from tests.unit.store.factories import T0, anomaly, fill, intent, trade, update
+from tests.stubs import T0, anomaly, fill, intent, trade, update
 from tests.util import wait_until
 
 M = T0 - T0 % 60

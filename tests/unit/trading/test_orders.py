@@ -15,6 +15,7 @@ from cryptomon.trading.orders import (
     client_order_id,
     is_ours,
 )
+from tests import stubs
 
 S = OrderState
 
@@ -33,14 +34,11 @@ def _intent(coid: str = "cmsabc", amount: str = "1") -> OrderIntent:
 
 
 def _fill(trade_id: str, amount: str, price: str = "100") -> Fill:
-    return Fill(
-        exchange="binance",
-        symbol="BTC-USDT",
+    return stubs.fill(
+        trade_id,
+        "cmsabc",
         ts=1.0,
         ts_recv=1.0,
-        trade_id=trade_id,
-        client_order_id="cmsabc",
-        side="buy",
         amount=Decimal(amount),
         price=Decimal(price),
         fee=Decimal("0.1"),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from cryptomon.events import Fill
 from cryptomon.trading.portfolio import Portfolio, Position
+from tests import stubs
 
 D = Decimal
 _SEQ = [0]
@@ -25,16 +26,14 @@ def fill(
     fee_currency: str = "USDT",
 ) -> Fill:
     _SEQ[0] += 1
-    n = _SEQ
-    return Fill(
-        exchange="binance",
+    return stubs.fill(
+        f"t{_SEQ[0]}",
+        "cm",
         symbol=symbol,
         ts=ts,
         ts_recv=ts,
-        trade_id=f"t{n[0]}",
-        client_order_id="cm",
         side=side,
-        amount=D(amount),  # type: ignore[arg-type]
+        amount=D(amount),
         price=D(price),
         fee=D(fee),
         fee_currency=fee_currency,

@@ -1,4 +1,7 @@
-"""Event factories for the store tests."""
+"""The one test kit: builders of every event the tests need, with sane defaults.
+
+Each builder takes keyword overrides for any field (``trade(ts, price=..., side="sell")``);
+suites that want other defaults wrap them in a preset of a line or two, never a copy."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 from cryptomon.events import (
     Anomaly,
+    BookTop,
     Fill,
     OrderIntent,
     OrderState,
@@ -103,3 +107,26 @@ def fill(trade_id: str = "t-1", cid: str = "cm-1", **kw: Any) -> Fill:
     }
     base.update(kw)
     return Fill(**base)
+
+
+def book_top(bid: float = 99.9, ask: float = 100.1, depth: float = 5.0, **kw: Any) -> BookTop:
+    """A top of book with ``depth`` base units on each side (imbalance 0) unless overridden."""
+    mid = (bid + ask) / 2
+    base: dict[str, Any] = {
+        "exchange": "binance",
+        "symbol": "BTC-USDT",
+        "ts": T0,
+        "ts_recv": T0,
+        "bid": bid,
+        "bid_size": 1.0,
+        "ask": ask,
+        "ask_size": 1.0,
+        "spread": ask - bid,
+        "spread_bps": (ask - bid) / mid * 1e4,
+        "bid_depth": depth,
+        "ask_depth": depth,
+        "imbalance": 0.0,
+        "levels": 5,
+    }
+    base.update(kw)
+    return BookTop(**base)
