@@ -24,6 +24,7 @@ from cryptomon.config.loader import (
 from cryptomon.config.logging import LoggingConfig
 from cryptomon.config.problems import problems_from
 from cryptomon.config.settings import Settings, redact_url_password
+from cryptomon.config.signals import GradeThresholds, WebhookConfig
 from cryptomon.config.store import DatabaseConfig, StorageConfig
 from cryptomon.config.trading import (
     IndicatorStrategyConfig,
@@ -32,7 +33,7 @@ from cryptomon.config.trading import (
     SignalRuleConfig,
     TradingConfig,
 )
-from cryptomon.kinds import AnomalyKind, NotifyEventType
+from cryptomon.kinds import AnomalyKind, NotifyEventType, SignalGrade
 
 __all__ = [
     "ENV_PREFIX",
@@ -45,6 +46,7 @@ __all__ = [
     "ChannelConfig",
     "DatabaseConfig",
     "ExchangeConfig",
+    "GradeThresholds",
     "IndicatorStrategyConfig",
     "LiveTradingConfig",
     "LoggingConfig",
@@ -55,12 +57,14 @@ __all__ = [
     "Section",
     "Settings",
     "SeverityName",
+    "SignalGrade",
     "SignalRuleConfig",
     "StorageConfig",
     "Subscription",
     "TemplateOverride",
     "TokenConfig",
     "TradingConfig",
+    "WebhookConfig",
     "env_overrides",
     "load_settings",
     "normalize_symbol",
