@@ -4,7 +4,7 @@
 events; :mod:`.webhooks` turns external alerts into the same events.
 """
 
-from cryptomon.trading.signals.generator import MarketKey, SignalGenerator
+from cryptomon.trading.signals.generator import MarketKey, SignalExtra, SignalGenerator
 from cryptomon.trading.signals.grades import grade_for, strength_of
 from cryptomon.trading.signals.indicators import IndicatorSet, Reading, last_reading
 from cryptomon.trading.signals.rules import evaluate_rule, rule_strength
@@ -23,6 +23,7 @@ __all__ = [
     "MarketKey",
     "Outcome",
     "Reading",
+    "SignalExtra",
     "SignalGenerator",
     "evaluate_rule",
     "grade_for",

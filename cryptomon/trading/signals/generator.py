@@ -18,6 +18,7 @@ generator shares with the order engine, when each event arrives: a runtime chang
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
@@ -38,6 +39,17 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 MarketKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalExtra:
+    """What an external sender may fix on its signal (a webhook)."""
+
+    grade: SignalGrade | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    signal_id: str | None = None  # deterministic id (idempotency by the sender's alert id)
+    price_given: bool = False  # the sender's price wins over the live mid
 
 
 class SignalGenerator:
@@ -184,9 +196,11 @@ class SignalGenerator:
         ts: float,
         price: float | None = None,
         at_least: SignalGrade | None = None,
+        extra: SignalExtra | None = None,
     ) -> Signal:
-        """Grade and publish one signal."""
-        grade = grade_for(strength, self.config.grades, at_least=at_least)
+        """Grade and publish one signal (``extra``: a sender's grade, bracket and id)."""
+        extra = extra or SignalExtra()
+        grade = extra.grade or grade_for(strength, self.config.grades, at_least=at_least)
         sig = Signal(
             exchange=exchange,
             symbol=symbol,
@@ -196,9 +210,12 @@ class SignalGenerator:
             strength=strength,
             source=source,
             reason=reason,
-            price=self._price(exchange, symbol, price),
+            price=price if extra.price_given else self._price(exchange, symbol, price),
             anomaly_id=anomaly_id,
             grade=grade,
+            stop_loss=extra.stop_loss,
+            take_profit=extra.take_profit,
+            **({"id": extra.signal_id} if extra.signal_id else {}),
         )
         log.info(
             "trading.signal",
