@@ -2,11 +2,11 @@
 
 Only with ``auto_trading_enabled``, ``strength >= min_signal_strength`` and a grade other than
 ``ignore`` (read from the shared runtime settings when the signal arrives; an ungraded signal
-is graded by ``trading.grades``): a buy opens a long when flat, closes a
-short; a sell closes a long, opens a short only with ``allow_short``. Entries are sized from
-``risk_percentage`` and the stop distance, capped by ``max_position_size`` (and the per-symbol
-exposure), and carry the stop-loss and take-profit prices of the configured percentages, or
-the signal's own ``stop_loss`` / ``take_profit`` (a webhook sender's) when it gives them.
+is graded by ``trading.grades``): a buy opens a long when flat, closes a short; a sell closes
+a long, opens a short only with ``allow_short``. Entries carry the stop-loss and take-profit
+prices of the configured percentages, or the signal's own ``stop_loss`` / ``take_profit`` (a
+webhook sender's) when it gives them; they are sized so that ``risk_percentage`` of equity is
+lost at that stop, capped by ``max_position_size`` (and the per-symbol exposure).
 """
 
 from __future__ import annotations
@@ -83,16 +83,6 @@ class SignalTrader:
         if mid is None:
             return None
         info = await ctx.market_info(sig.symbol)
-        amount = position_size(
-            equity=ctx.portfolio.equity,
-            price=mid,
-            stop_pct=to_decimal(cfg.stop_loss_percentage),
-            risk_pct=to_decimal(cfg.risk_percentage),
-            max_notional=min(
-                to_decimal(cfg.max_position_size), to_decimal(cfg.max_symbol_exposure)
-            ),
-            lot=info.lot_size,
-        )
         stop, take = bracket(
             side=sig.side,
             price=mid,
@@ -100,7 +90,20 @@ class SignalTrader:
             take_pct=to_decimal(cfg.take_profit_percentage),
             tick=info.tick_size,
         )
-        stop, take = _sender_bracket(sig, mid, stop, take, info.tick_size)
+        stop_pct = to_decimal(cfg.stop_loss_percentage)
+        own_stop, take = _sender_bracket(sig, mid, stop, take, info.tick_size)
+        if own_stop != stop:  # the sender's stop: risk_percentage is lost at it
+            stop, stop_pct = own_stop, abs(mid - own_stop) / mid * 100
+        amount = position_size(
+            equity=ctx.portfolio.equity,
+            price=mid,
+            stop_pct=stop_pct,
+            risk_pct=to_decimal(cfg.risk_percentage),
+            max_notional=min(
+                to_decimal(cfg.max_position_size), to_decimal(cfg.max_symbol_exposure)
+            ),
+            lot=info.lot_size,
+        )
         now = ctx.now()
         return OrderIntent(
             exchange=sig.exchange,

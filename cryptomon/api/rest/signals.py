@@ -14,7 +14,8 @@ table = RouteTable("signals")
 WEBHOOK_DESCRIPTION = (
     "For each webhook of trading.webhooks. No bearer token: the webhook's secret comes in the "
     "body ('secret'), as ?token=, or as an X-Signature header (hex HMAC-SHA256 of the raw body "
-    "with the secret). A wrong secret is 401 and counts toward the failed-auth throttle. The "
+    "with the secret). A wrong secret is 401 and counts toward the failed-auth throttle (past it: "
+    "429). The "
     "body may be sent as text/plain (TradingView's alert message). The signal goes through "
     "the same gates, risk checks and order engine as any other; a repeated alert_id answers "
     "'duplicate' without a second signal; calls beyond the webhook's max_per_minute get 429."
@@ -108,7 +109,6 @@ async def signal_webhook(call: Call) -> ms.WebhookOut:
     name = request.match_info["name"]
     client = client_address(request)
     auth = call.ctx.auth
-    auth.check_throttle(client)
     body: ms.WebhookSignal = call.body
     hooks = call.service(WEBHOOKS)
     ok = hooks.verify(
@@ -117,7 +117,8 @@ async def signal_webhook(call: Call) -> ms.WebhookOut:
         signature=request.headers.get("X-Signature"),
         raw_body=await request.read(),
     )
-    if not ok:
+    if not ok:  # like a bearer token: a valid secret is never refused by the throttle
+        auth.check_throttle(client)
         auth.failed(client)
         raise ApiError(
             401,
