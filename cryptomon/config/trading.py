@@ -82,7 +82,9 @@ class IndicatorStrategyConfig(Section):
     sma_slow: int = Field(default=50, ge=2, le=1000, description="slow SMA (trend vote)")
     ema_fast: int = Field(default=12, ge=1, le=1000, description="fast EMA (trend vote)")
     ema_slow: int = Field(default=26, ge=2, le=1000, description="slow EMA (trend vote)")
-    max_candles: int = Field(default=500, ge=60, le=100_000, description="candles kept")
+    max_candles: int = Field(
+        default=500, ge=60, le=100_000, description="history used; caps min_candles"
+    )
     cooldown_s: float = Field(default=300.0, ge=0, description="min gap between signals")
 
     @model_validator(mode="after")
@@ -94,10 +96,6 @@ class IndicatorStrategyConfig(Section):
         ):
             if getattr(self, fast) >= getattr(self, slow):
                 raise ValueError(f"{fast} ({getattr(self, fast)}) < {slow} ({getattr(self, slow)})")
-        if self.scoring == "spec" and self.max_candles < self.min_candles:
-            raise ValueError(
-                f"max_candles ({self.max_candles}) >= min_candles ({self.min_candles})"
-            )
         return self
 
 

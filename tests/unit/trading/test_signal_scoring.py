@@ -251,3 +251,16 @@ def test_rule_strength_is_confidence_over_100_so_the_gate_filters_rule_signals()
     col = Collector(hub, Signal)
     hub.publish(anomaly(clock, change=2.0, confidence=40.0))
     assert [(s.strength, s.grade) for s in col.of(Signal)] == [(0.4, "ignore")]
+
+
+def test_max_candles_caps_the_spec_warm_up() -> None:
+    """With max_candles 100 the spec scoring starts after 100 closes, not 200."""
+    hub, clock = Hub(), ManualClock()
+    cfg = trading_config(indicators={"max_candles": 100})
+    SignalGenerator(config=cfg, hub=hub, clock=clock)
+    col = Collector(hub, Signal)
+    walk = 100 + np.cumsum(np.random.default_rng(3).normal(0, 0.5, 400))
+    _publish_closes(hub, walk[:99])
+    assert col.of(Signal) == []
+    _publish_closes(hub, walk[99:150], first=99)
+    assert col.of(Signal)
