@@ -10,6 +10,7 @@ from cryptomon.detect.arbitrage import group_key
 from cryptomon.detect.engine import DetectorEngine
 from cryptomon.events import Anomaly, BookTop
 from cryptomon.hub import Hub
+from cryptomon.sim.market import MarketModel, SymbolMarket
 
 T0 = 1_700_000_000.0
 FEES = {"venue-a": 0.001, "venue-b": 0.002}  # 10 bps and 20 bps taker
@@ -143,3 +144,35 @@ def test_group_keys() -> None:
     assert group_key("BTC-USDT", tracking) == group_key("BTC-USD", tracking)
     assert group_key("BTC-EUR", tracking) != group_key("BTC-USDT", tracking)
     assert group_key("BTC-USDT-PERP", tracking) != group_key("BTC-USDT", tracking)
+
+
+def _sim_top(exchange: str, symbol: str, market: SymbolMarket, t: float) -> BookTop:
+    bids, asks = market.book(1)
+    (bid, bid_size), (ask, ask_size) = bids[0], asks[0]
+    return top(exchange, symbol, t, bid=bid, ask=ask, bid_size=bid_size, ask_size=ask_size)
+
+
+@pytest.mark.parametrize(("jump_pct", "fires"), [(0.2, False), (1.0, True)])
+def test_two_simulated_venues(jump_pct: float, fires: bool) -> None:
+    """Two venues of the simulator's market model start with the same book; venue-b's mid
+    jumps: by 0.2% (inside the 30 bps of fees plus the spread) nothing fires, by 1% one
+    anomaly whose edge and size come from the two simulated books' best levels."""
+    venue_a = MarketModel(["BTC-USDT"], seed=5).market("BTC-USDT")
+    venue_b = MarketModel(["BTC-USDT"], seed=5).market("BTC-USDT")
+    venue_b.jump(jump_pct)
+    venue_b.step(1e-9, T0)  # the book follows the jump
+    eng, got = _engine()
+    a_top = _sim_top("venue-a", "BTC-USDT", venue_a, T0)
+    b_top = _sim_top("venue-b", "BTC-USDC", venue_b, T0 + 0.05)
+    eng.hub.publish(a_top)
+    eng.hub.publish(b_top)
+    eng.flush()
+    edge = _edge_bps(a_top.ask, 0.001, b_top.bid, 0.002)
+    if not fires:
+        assert edge < 5.0
+        assert got == []
+        return
+    assert len(got) == 1
+    assert got[0].value == pytest.approx(edge)
+    size = min(a_top.ask_size, b_top.bid_size)
+    assert f"Executable size: {size:g} BTC" in got[0].reasons[2]
