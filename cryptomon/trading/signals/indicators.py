@@ -121,7 +121,7 @@ class Bollinger:
         self.lower = self.mid - self.k * sd
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reading:
     """Every indicator after one close (and the MACD before it, for crossings)."""
 
@@ -142,16 +142,14 @@ class Reading:
     @property
     def ready(self) -> bool:
         """Every value is defined (the crossing needs one MACD signal value before this)."""
-        return not any(
-            math.isnan(v)
-            for v in (
-                self.rsi,
-                self.macd_signal,
-                self.prev_macd_signal,
-                self.upper,
-                self.sma_slow,
-                self.ema_slow,
-            )
+        # NaN != NaN: one comparison per value (the hot path of every candle)
+        return (
+            self.rsi == self.rsi
+            and self.macd_signal == self.macd_signal
+            and self.prev_macd_signal == self.prev_macd_signal
+            and self.upper == self.upper
+            and self.sma_slow == self.sma_slow
+            and self.ema_slow == self.ema_slow
         )
 
 

@@ -48,30 +48,37 @@ class Outcome:
     at_least: SignalGrade | None = None  # grade floor of the label
 
 
+RULES = ("rsi", "macd", "bollinger", "sma", "ema")
+
+
+def _points(r: Reading, cfg: IndicatorStrategyConfig) -> tuple[int, ...]:
+    """Buy points per rule (in :data:`RULES` order), then sell points."""
+    rsi = r.rsi
+    buy_rsi = 2 if rsi < cfg.rsi_oversold else (1 if rsi < cfg.rsi_oversold + RSI_MILD_BAND else 0)
+    over = cfg.rsi_overbought
+    sell_rsi = 2 if rsi > over else (1 if rsi > over - RSI_MILD_BAND else 0)
+    was_below = r.prev_macd <= r.prev_macd_signal
+    was_above = r.prev_macd >= r.prev_macd_signal
+    near = cfg.near_band_fraction * (r.upper - r.lower)
+    return (
+        buy_rsi,
+        int(was_below and r.macd > r.macd_signal),
+        int(r.close <= r.lower + near),
+        int(r.sma_fast > r.sma_slow),
+        int(r.ema_fast > r.ema_slow),
+        sell_rsi,
+        int(was_above and r.macd < r.macd_signal),
+        int(r.close >= r.upper - near),
+        int(r.sma_fast < r.sma_slow),
+        int(r.ema_fast < r.ema_slow),
+    )
+
+
 def spec_scores(r: Reading, cfg: IndicatorStrategyConfig) -> tuple[dict[str, int], dict[str, int]]:
     """(buy points, sell points) per rule for one reading."""
-    buy = dict.fromkeys(("rsi", "macd", "bollinger", "sma", "ema"), 0)
-    sell = dict(buy)
-    if r.rsi < cfg.rsi_oversold:
-        buy["rsi"] = 2
-    elif r.rsi < cfg.rsi_oversold + RSI_MILD_BAND:
-        buy["rsi"] = 1
-    if r.rsi > cfg.rsi_overbought:
-        sell["rsi"] = 2
-    elif r.rsi > cfg.rsi_overbought - RSI_MILD_BAND:
-        sell["rsi"] = 1
-    if r.prev_macd <= r.prev_macd_signal and r.macd > r.macd_signal:
-        buy["macd"] = 1
-    if r.prev_macd >= r.prev_macd_signal and r.macd < r.macd_signal:
-        sell["macd"] = 1
-    near = cfg.near_band_fraction * (r.upper - r.lower)
-    if r.close <= r.lower + near:
-        buy["bollinger"] = 1
-    if r.close >= r.upper - near:
-        sell["bollinger"] = 1
-    buy["sma"], sell["sma"] = int(r.sma_fast > r.sma_slow), int(r.sma_fast < r.sma_slow)
-    buy["ema"], sell["ema"] = int(r.ema_fast > r.ema_slow), int(r.ema_fast < r.ema_slow)
-    return buy, sell
+    points = _points(r, cfg)
+    n = len(RULES)
+    return dict(zip(RULES, points[:n], strict=True)), dict(zip(RULES, points[n:], strict=True))
 
 
 def spec_outcome(buy: int, sell: int) -> Outcome | None:
@@ -92,8 +99,9 @@ def spec_outcome(buy: int, sell: int) -> Outcome | None:
 
 def spec_score(r: Reading, cfg: IndicatorStrategyConfig) -> Outcome | None:
     """The specification's outcome of one reading (see the module docstring)."""
-    buy, sell = spec_scores(r, cfg)
-    return spec_outcome(sum(buy.values()), sum(sell.values()))
+    points = _points(r, cfg)
+    n = len(RULES)
+    return spec_outcome(sum(points[:n]), sum(points[n:]))
 
 
 def _sign(x: float) -> float:
