@@ -190,6 +190,7 @@ if TYPE_CHECKING:
     from cryptomon.store.writer import StoreWriter
     from cryptomon.trading.engine import TradingEngine
     from cryptomon.trading.signals import SignalGenerator
+    from cryptomon.trading.signals.webhooks import SignalWebhooks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,6 +205,7 @@ class Services:
     notifier: NotificationRouter | None = None  # channels, send_test, stats
     detectors: DetectorEngine | None = None  # stats() for /metrics
     trading: TradingEngine | None = None  # the order engine
+    webhooks: SignalWebhooks | None = None  # external signal senders (trading.webhooks)
     feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics
 
 
@@ -228,6 +230,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     notifier = _build_notify(settings, hub=hub, clock=clock)
     detectors = _build_detect(settings, hub=hub, clock=clock)
     signals, trading = _build_trading(settings, hub=hub, clock=clock, market=market, db=store.db)
+    webhooks = _build_webhooks(settings, signals=signals, clock=clock)
     feeds = _build_feeds(settings, hub=hub, clock=clock)
     services = Services(
         market=market,
@@ -237,6 +240,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         notifier=notifier,
         detectors=detectors,
         trading=trading,
+        webhooks=webhooks,
         feeds=feeds,
     )
     api = _build_api(settings, hub=hub, clock=clock, services=services)
@@ -338,6 +342,16 @@ def _build_trading(
     return signals, engine
 
 
+def _build_webhooks(
+    settings: Settings, *, signals: SignalGenerator, clock: Clock
+) -> SignalWebhooks | None:
+    if not settings.trading.webhooks:
+        return None
+    from cryptomon.trading.signals.webhooks import SignalWebhooks
+
+    return SignalWebhooks(generator=signals, clock=clock)
+
+
 def _build_api(
     settings: Settings, *, hub: Hub, clock: Clock, services: Services
 ) -> ApiServer | None:
@@ -358,6 +372,7 @@ def _build_api(
         notifier=services.notifier,
         detectors=services.detectors,
         trading=services.trading,
+        webhooks=services.webhooks,
     )
 
 

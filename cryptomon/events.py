@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from cryptomon.kinds import OrderState
+from cryptomon.kinds import OrderState, SignalGrade
 
 Side = Literal["buy", "sell"]
 
@@ -180,7 +180,12 @@ class Anomaly(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Signal(Event):
-    """A trading idea: ``side`` with ``strength`` in [0, 1], caused by ``anomaly_id`` or a rule."""
+    """A trading idea: ``side`` with ``strength`` in [0, 1], caused by ``anomaly_id`` or a rule.
+
+    ``grade`` is the strength's grade (``trading.grades``; None = not graded yet: the order
+    engine grades it by its thresholds). ``stop_loss`` / ``take_profit`` are prices the sender
+    asked for (a webhook); None = the configured percentages.
+    """
 
     side: Side
     strength: float
@@ -188,6 +193,9 @@ class Signal(Event):
     reason: str = ""
     price: float | None = None
     anomaly_id: str | None = None
+    grade: SignalGrade | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
     id: str = field(default_factory=new_id)
 
 

@@ -25,6 +25,16 @@ class AnomalyKind(StrEnum):
     DIVERGENCE = "divergence"
     LIQUIDATIONS = "liquidations"
     FUNDING = "funding"
+    ARBITRAGE = "arbitrage"
+
+
+class SignalGrade(StrEnum):
+    """How good a signal is, from its strength (``trading.grades``); ``ignore`` is never traded."""
+
+    STRONG = "strong"
+    MEDIUM = "medium"
+    WEAK = "weak"
+    IGNORE = "ignore"
 
 
 class NotifyEventType(StrEnum):
@@ -39,6 +49,7 @@ class NotifyEventType(StrEnum):
     FEED_RECOVERED = "feed_recovered"
     NOTICE = "notice"
     TEST = "test"
+    SIGNAL = "signal"
 
 
 class OrderState(StrEnum):

@@ -186,6 +186,15 @@ class Authenticator:
         require(principal, scope)
         return principal
 
+    def check_throttle(self, client: str) -> None:
+        """429 while ``client`` is throttled for failed authentications (any credential)."""
+        self._check_throttle(client)
+
+    def failed(self, client: str) -> None:
+        """Count one failed authentication of ``client`` (a wrong webhook secret, ...)."""
+        self.auth_failures += 1
+        self.throttle.failed(client)
+
     def _check_throttle(self, client: str) -> None:
         wait = self.throttle.retry_after(client)
         if wait > 0:

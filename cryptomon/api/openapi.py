@@ -29,7 +29,8 @@ WS_DESCRIPTION = (
     "WebSocket at GET /ws (same bearer token, or ?token=; anonymous with api.public_read: "
     "market data and anomalies only). Client messages: "
     '{"msg_type": "Subscribe"|"Unsubscribe"|"Ping", "data": {"channel": '
-    '"anomalies"|"trades"|"book"|"ticker"|"orders"|"positions"|"feeds", "symbols": [...], '
+    '"anomalies"|"trades"|"book"|"ticker"|"signals"|"orders"|"positions"|"feeds", "symbols": '
+    "[...], "
     '"exchanges": [...]}}. Server pushes {"channel", "data"}.'
 )
 

@@ -53,6 +53,7 @@ class ApiServer:
         trading: svc.Trading | None = None,
         db: svc.Database | None = None,
         writer: svc.Stats | None = None,
+        webhooks: svc.Webhooks | None = None,
         version: str = __version__,
         components: Callable[[], dict[str, str]] | None = None,
     ) -> None:
@@ -91,6 +92,7 @@ class ApiServer:
         _provide(self.app, svc.TRADING, trading)
         _provide(self.app, svc.DATABASE, db)
         _provide(self.app, svc.WRITER, writer)
+        _provide(self.app, svc.WEBHOOKS, webhooks)
         self.app[METRICS_REGISTRY] = make_registry(self.app)
         self._add_routes()
         self._runner: web.AppRunner | None = None

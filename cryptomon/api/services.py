@@ -55,6 +55,29 @@ class StoreQueries(Protocol):
         self, *, channel: str | None = None, status: str | None = None, limit: int = 100
     ) -> Sequence[Any]: ...
 
+    async def signal_page(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        source: str | None = None,
+        side: str | None = None,
+        grade: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page: ...
+
+    async def signal_stats(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> Mapping[str, Any]: ...
+
 
 class Database(Protocol):
     """``cryptomon.store.db.Database``: reachability for ``/ready``."""
@@ -151,6 +174,23 @@ class Trading(Protocol):
     def stats(self) -> Mapping[str, Any]: ...
 
 
+class Webhooks(Protocol):
+    """``cryptomon.trading.signals.webhooks.SignalWebhooks``: external signal senders."""
+
+    def verify(
+        self,
+        name: str,
+        *,
+        secret: str | None = None,
+        signature: str | None = None,
+        raw_body: bytes = b"",
+    ) -> bool: ...
+
+    def accept(self, name: str, call: Any) -> Mapping[str, Any]: ...
+
+    def stats(self) -> Mapping[str, Any]: ...
+
+
 class Stats(Protocol):
     def stats(self) -> Mapping[str, Any]: ...
 
@@ -166,6 +206,7 @@ DETECTORS = web.AppKey("detectors", Detectors)
 NOTIFIER = web.AppKey("notifier", Notifier)
 TRADING = web.AppKey("trading", Trading)
 WRITER = web.AppKey("writer", Stats)
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
 
 CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     QUERIES: "store",
@@ -176,4 +217,5 @@ CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     NOTIFIER: "notifications",
     TRADING: "trading",
     WRITER: "store writer",
+    WEBHOOKS: "signal webhooks",
 }

@@ -45,6 +45,7 @@ from cryptomon.events import (
     Fill,
     OrderUpdate,
     PositionUpdate,
+    Signal,
     Ticker,
     Trade,
 )
@@ -52,12 +53,15 @@ from cryptomon.hub import Hub, QueuedSubscription
 
 log = structlog.get_logger()
 
-Channel = Literal["anomalies", "trades", "book", "ticker", "orders", "positions", "feeds"]
+Channel = Literal[
+    "anomalies", "trades", "book", "ticker", "signals", "orders", "positions", "feeds"
+]
 CHANNELS: dict[str, tuple[type[Event], ...]] = {
     "anomalies": (Anomaly,),
     "trades": (Trade,),
     "book": (BookTop, BookSnapshot),
     "ticker": (Ticker,),
+    "signals": (Signal,),  # graded trading signals (a token is needed)
     "orders": (OrderUpdate, Fill),
     "positions": (PositionUpdate,),
     "feeds": (FeedStatus,),

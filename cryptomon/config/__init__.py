@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from cryptomon.config.alerts import AlertsConfig, ChannelConfig, NotifyCategory, TemplateOverride
 from cryptomon.config.api import ApiConfig, Scope, TokenConfig
+from cryptomon.config.arbitrage import ArbitrageConfig
 from cryptomon.config.base import Section, SeverityName, normalize_symbol
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import SUBSCRIPTIONS, ExchangeConfig, Subscription
@@ -24,6 +25,7 @@ from cryptomon.config.loader import (
 from cryptomon.config.logging import LoggingConfig
 from cryptomon.config.problems import problems_from
 from cryptomon.config.settings import Settings, redact_url_password
+from cryptomon.config.signals import GradeThresholds, WebhookConfig
 from cryptomon.config.store import DatabaseConfig, StorageConfig
 from cryptomon.config.trading import (
     IndicatorStrategyConfig,
@@ -32,7 +34,7 @@ from cryptomon.config.trading import (
     SignalRuleConfig,
     TradingConfig,
 )
-from cryptomon.kinds import AnomalyKind, NotifyEventType
+from cryptomon.kinds import AnomalyKind, NotifyEventType, SignalGrade
 
 __all__ = [
     "ENV_PREFIX",
@@ -42,9 +44,11 @@ __all__ = [
     "AnomalyDetectionConfig",
     "AnomalyKind",
     "ApiConfig",
+    "ArbitrageConfig",
     "ChannelConfig",
     "DatabaseConfig",
     "ExchangeConfig",
+    "GradeThresholds",
     "IndicatorStrategyConfig",
     "LiveTradingConfig",
     "LoggingConfig",
@@ -55,12 +59,14 @@ __all__ = [
     "Section",
     "Settings",
     "SeverityName",
+    "SignalGrade",
     "SignalRuleConfig",
     "StorageConfig",
     "Subscription",
     "TemplateOverride",
     "TokenConfig",
     "TradingConfig",
+    "WebhookConfig",
     "env_overrides",
     "load_settings",
     "normalize_symbol",

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from cryptomon.config.arbitrage import ArbitrageConfig
 from cryptomon.config.base import Section, normalize_symbol
 
 
@@ -93,6 +94,9 @@ class AnomalyDetectionConfig(Section):
     divergence_min_s: float = Field(default=5.0, ge=0, description="seconds the gap must last")
     divergence_max_age_s: float = Field(
         default=10.0, gt=0, description="other exchanges' mids older than this are ignored"
+    )
+    arbitrage: ArbitrageConfig = Field(
+        default_factory=ArbitrageConfig, description="fee-aware cross-exchange opportunities"
     )
     liquidation_z_threshold: float = Field(
         default=4.0, gt=0, description="z-score of liquidated volume per bucket"

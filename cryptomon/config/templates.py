@@ -25,6 +25,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "price_change_pct",
         "id",
     ),
+    "signal": (*_COMMON, "side", "strength", "grade", "source", "reason", "price", "id"),
     "fill": (
         *_COMMON,
         "side",
@@ -64,6 +65,9 @@ _SAMPLE_EXTRA: dict[str, Any] = {
     "price_change_pct": 1.5,
     "id": "0" * 32,
     "side": "buy",
+    "strength": 0.85,
+    "grade": "strong",
+    "source": "indicators",
     "amount": Decimal("0.5"),
     "price": Decimal("42000.1"),
     "avg_price": Decimal("42000.1"),

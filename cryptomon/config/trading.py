@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from cryptomon.config.base import Section, SeverityName, check_finite, normalize_symbol
+from cryptomon.config.signals import GradeThresholds, WebhookConfig
 from cryptomon.kinds import AnomalyKind
 
 
@@ -33,7 +34,7 @@ class SignalRuleConfig(Section):
         default=300.0, gt=0, description="how long a companion anomaly counts as recent"
     )
     strength: float | None = Field(
-        default=None, ge=0, le=1, description="fixed strength; None = anomaly confidence"
+        default=None, ge=0, le=1, description="fixed strength; None = anomaly confidence / 100"
     )
     sides: list[Literal["buy", "sell"]] = Field(
         default_factory=lambda: ["buy", "sell"],  # type: ignore[arg-type]
@@ -50,10 +51,23 @@ def _default_rules() -> list[SignalRuleConfig]:
 
 
 class IndicatorStrategyConfig(Section):
-    """RSI / MACD / Bollinger / SMA / EMA vote on closed candles of ``interval``."""
+    """RSI / MACD / Bollinger / SMA / EMA on closed candles of ``interval``, scored the way
+    the specification says (``spec``) or by the trend/oscillator vote (``votes``)."""
 
     enabled: bool = Field(default=True, description="emit indicator signals")
     interval: str = Field(default="1m", min_length=1, description="candle interval used")
+    scoring: Literal["spec", "votes"] = Field(
+        default="spec", description="spec = buy/sell scores; votes = trend/oscillator vote"
+    )
+    min_candles: int = Field(
+        default=200,
+        ge=2,
+        le=100_000,
+        description="spec: closes before it scores (<= max_candles)",
+    )
+    near_band_fraction: float = Field(
+        default=0.1, ge=0, le=1, description="spec: 'near a band' = within this x band width"
+    )
     rsi_period: int = Field(default=14, ge=2, le=500, description="RSI lookback (candles)")
     rsi_overbought: float = Field(
         default=70.0, gt=50, lt=100, description="RSI above this votes sell"
@@ -68,7 +82,9 @@ class IndicatorStrategyConfig(Section):
     sma_slow: int = Field(default=50, ge=2, le=1000, description="slow SMA (trend vote)")
     ema_fast: int = Field(default=12, ge=1, le=1000, description="fast EMA (trend vote)")
     ema_slow: int = Field(default=26, ge=2, le=1000, description="slow EMA (trend vote)")
-    max_candles: int = Field(default=500, ge=60, le=100_000, description="candles kept")
+    max_candles: int = Field(
+        default=500, ge=60, le=100_000, description="history used; caps min_candles"
+    )
     cooldown_s: float = Field(default=300.0, ge=0, description="min gap between signals")
 
     @model_validator(mode="after")
@@ -161,7 +177,13 @@ class TradingConfig(Section):
     max_leverage: float = Field(default=1.0, ge=1, le=125, description="exposure / equity")
     allow_short: bool = Field(default=False, description="sell signals may open shorts")
     min_signal_strength: float = Field(
-        default=0.65, ge=0, le=1, description="weaker signals are ignored"
+        default=0.65, ge=0, le=1, description="weaker signals are stored, never traded"
+    )
+    grades: GradeThresholds = Field(
+        default_factory=GradeThresholds, description="strength thresholds of the signal grades"
+    )
+    webhooks: list[WebhookConfig] = Field(
+        default_factory=list, description="external signal senders (TradingView alerts, ...)"
     )
     signal_rules: list[SignalRuleConfig] = Field(
         default_factory=_default_rules, description="anomaly -> signal rules, first match wins"
@@ -197,6 +219,15 @@ class TradingConfig(Section):
     @classmethod
     def _exchange(cls, v: str | None) -> str | None:
         return None if v is None else v.strip().lower()
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, v: list[WebhookConfig]) -> list[WebhookConfig]:
+        names = [w.name for w in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"each webhook name once; repeated: {', '.join(dup)}")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> TradingConfig:

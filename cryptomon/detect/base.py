@@ -68,6 +68,18 @@ class BookCols:
     mid: np.ndarray
 
 
+@dataclass(slots=True)
+class QuoteCols:
+    """A micro-batch of book tops as quotes: best bid/ask and their sizes (base units)."""
+
+    sid: np.ndarray
+    ts: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    bid_size: np.ndarray
+    ask_size: np.ndarray
+
+
 class Rolling:
     """Ring buffers + state (columns ``R_*``) of one rolling window per symbol id (see
     kernels_nb)."""

@@ -23,7 +23,7 @@ import structlog
 
 from cryptomon.clock import Clock, ManualClock
 from cryptomon.config import AnomalyDetectionConfig
-from cryptomon.detect.base import BookCols, FundingCols, SymbolInfo, TradeCols, quote_of
+from cryptomon.detect.base import BookCols, FundingCols, QuoteCols, SymbolInfo, TradeCols, quote_of
 from cryptomon.detect.detectors_nb import new_findings, read_findings
 from cryptomon.detect.findings import IdPool, build_anomaly
 from cryptomon.detect.kernels_nb import rolling_zscore_nb
@@ -55,6 +55,8 @@ _SPREAD = attrgetter("spread_bps")
 _IMB = attrgetter("imbalance")
 _BID = attrgetter("bid")
 _ASK = attrgetter("ask")
+_BID_SIZE = attrgetter("bid_size")
+_ASK_SIZE = attrgetter("ask_size")
 
 
 def _f64(getter: Any, evs: list[Any]) -> np.ndarray:
@@ -271,6 +273,16 @@ class DetectorEngine:
         self.events["books"] += len(evs)
         self.batches += 1
         self._run(Source.BOOKS, cols, evs)
+        if self._by_source[Source.QUOTES]:  # built only when a detector reads quotes
+            quotes = QuoteCols(
+                sid=sid,
+                ts=ts,
+                bid=_f64(_BID, evs),
+                ask=_f64(_ASK, evs),
+                bid_size=_f64(_BID_SIZE, evs),
+                ask_size=_f64(_ASK_SIZE, evs),
+            )
+            self._run(Source.QUOTES, quotes, evs)
         if self._multi and self._by_source[Source.MIDS]:
             self._mids(evs, sid, ts)
 

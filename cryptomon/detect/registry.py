@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from cryptomon.detect.arbitrage import ArbitrageDetector
 from cryptomon.detect.base import SymbolInfo
 from cryptomon.detect.book import BookDetector
 from cryptomon.detect.detectors_nb import Finding
@@ -37,6 +38,7 @@ class Source(StrEnum):
 
     TRADES = "trades"  # TradeCols of Trade events
     BOOKS = "books"  # BookCols (spread, imbalance) of BookTop events
+    QUOTES = "quotes"  # QuoteCols (bid, ask and their sizes) of BookTop events
     MIDS = "mids"  # BookCols (mid) of markets whose symbol trades on several exchanges:
     # from BookTop, or from Ticker where the market has no book
     LIQUIDATIONS = "liquidations"  # TradeCols of Liquidation events
@@ -120,6 +122,7 @@ def default_registry() -> DetectorRegistry:
     registry.register("whale", Source.TRADES, WhaleDetector)
     registry.register("book", Source.BOOKS, BookDetector)
     registry.register("divergence", Source.MIDS, DivergenceDetector)
+    registry.register("arbitrage", Source.QUOTES, ArbitrageDetector)
     registry.register("liquidations", Source.LIQUIDATIONS, LiquidationDetector)
     registry.register("funding", Source.FUNDING, FundingDetector)
     return registry

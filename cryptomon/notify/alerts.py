@@ -27,7 +27,9 @@ from cryptomon.events import (
     OrderUpdate,
     RiskEvent,
     Severity,
+    Signal,
 )
+from cryptomon.kinds import SignalGrade
 
 Category = Literal["anomaly", "trading", "system"]
 Priority = Literal["P0", "P1", "P2"]
@@ -57,6 +59,12 @@ NOTICE_CODE_SEVERITY: Mapping[str, Severity] = {
     "daemon_stop": Severity.MEDIUM,
     "db_unreachable": Severity.HIGH,
 }
+GRADE_SEVERITY: Mapping[str, Severity] = {
+    SignalGrade.STRONG: Severity.MEDIUM,
+    SignalGrade.MEDIUM: Severity.LOW,
+}
+"""Signals worth a notification by grade: strong ones reach channels at the default
+``min_severity: medium``; weak and ignored signals are stored only."""
 EXIT_ORIGINS: Mapping[str, str] = {"stop_loss": "stop-loss", "take_profit": "take-profit"}
 _ORIGIN_MEMORY = 10_000
 _LINK_CACHE = 10_000
@@ -177,6 +185,8 @@ class AlertBuilder:
         """The alert for ``event``, or None when it is not worth a notification."""
         if isinstance(event, Anomaly):
             return self._anomaly(event)
+        if isinstance(event, Signal):
+            return self._signal(event)
         if isinstance(event, OrderIntent):
             self._remember(event.client_order_id, event.origin)
             return None
@@ -213,6 +223,28 @@ class AlertBuilder:
             z_score=a.z_score,
             price_change_pct=a.price_change_pct,
             id=a.id,
+        )
+
+    def _signal(self, s: Signal) -> Alert | None:
+        severity = GRADE_SEVERITY.get(str(s.grade)) if s.grade is not None else None
+        if severity is None:
+            return None
+        return self._alert(
+            s,
+            event_type="signal",
+            category="trading",
+            severity=severity,
+            kind="signal",
+            dedup_key=(s.exchange, s.symbol, "signal", s.side),
+            link=self.link("/api/v1/signals", exchange=s.exchange, symbol=s.symbol),
+            ref_id=s.id,
+            side=s.side,
+            strength=s.strength,
+            grade=str(s.grade),
+            source=s.source,
+            reason=s.reason or "-",
+            price=s.price if s.price is not None else "-",
+            id=s.id,
         )
 
     def _exit_kind(self, cid: str, reason: str) -> str | None:

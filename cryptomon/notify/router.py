@@ -34,6 +34,7 @@ from cryptomon.events import (
     OrderIntent,
     OrderUpdate,
     RiskEvent,
+    Signal,
 )
 from cryptomon.hub import Hub, QueuedSubscription
 from cryptomon.notify.alerts import Alert, AlertBuilder, iso
@@ -47,6 +48,7 @@ log = structlog.get_logger()
 
 TOPICS: tuple[type[Event], ...] = (
     Anomaly,
+    Signal,
     OrderIntent,
     OrderUpdate,
     Fill,

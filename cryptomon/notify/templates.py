@@ -52,6 +52,18 @@ DEFAULTS: dict[str, Template] = {
             ("Time", "{time}"),
         ),
     ),
+    "signal": Template(
+        title="[{priority}] {exchange} {symbol}: {grade} {side} signal ({source})",
+        summary="{grade} {side} signal {strength:.2f} from {source}",
+        lines=(
+            ("Market", "{exchange} {symbol}"),
+            ("Signal", "{side}, strength {strength:.2f}, grade {grade}"),
+            ("Source", "{source}"),
+            ("Reason", "{reason}"),
+            ("Price", "{price}"),
+            ("Time", "{time}"),
+        ),
+    ),
     "fill": Template(
         title="[{priority}] {exchange} {symbol}: {side} {amount} @ {price}",
         summary="fill {side} {amount} @ {price}",

@@ -168,7 +168,10 @@ class AnomalyRow(Base):
 
 class SignalRow(Base):
     __tablename__ = "signals"
-    __table_args__ = (Index("ix_signals_market_time", "exchange", "symbol", "ts"),)
+    __table_args__ = (
+        Index("ix_signals_market_time", "exchange", "symbol", "ts"),
+        Index("ix_signals_ts", "ts"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     exchange: Mapped[str] = mapped_column(String(32))
@@ -180,6 +183,7 @@ class SignalRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     price: Mapped[float | None]
     anomaly_id: Mapped[str | None] = mapped_column(String(64))
+    grade: Mapped[str | None] = mapped_column(String(8))
 
 
 class OrderRow(Base):

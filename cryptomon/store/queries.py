@@ -35,6 +35,7 @@ from cryptomon.store.models import (
     PositionRow,
     SignalRow,
 )
+from cryptomon.store.signal_queries import SignalFilter, page_statement, signal_stats
 from cryptomon.store.types import utc
 
 if TYPE_CHECKING:
@@ -293,14 +294,50 @@ class Queries:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Newest first."""
-        return await self._newest(
-            SignalRow.__table__,
-            limit=limit,
-            since=since,
-            until=until,
-            exchange=exchange,
-            symbol=symbol,
-        )
+        return (
+            await self.signal_page(
+                exchange=exchange, symbol=symbol, since=since, until=until, limit=limit
+            )
+        )[0]
+
+    async def signal_page(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        source: str | None = None,
+        side: str | None = None,
+        grade: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first (by time, then id); returns (page, next_cursor or None)."""
+        limit = _limit(limit)
+        flt = SignalFilter(exchange, symbol, source, side, grade)
+        stmt = page_statement(flt, decode_cursor(cursor) if cursor else None, limit)
+        stmt = _range(stmt, SignalRow.__table__.c.ts, since, until)
+        async with self._session() as session:
+            raw = list((await session.execute(stmt)).mappings())
+        more = len(raw) > limit
+        raw = raw[:limit]
+        next_cursor = encode_cursor(raw[-1]["ts"], raw[-1]["id"]) if more else None
+        return [_plain(r) for r in raw], next_cursor
+
+    async def signal_stats(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+    ) -> dict[str, Any]:
+        """Counts by source and grade, share traded, PnL and win rate of traded signals."""
+        _range(select(SignalRow.__table__), SignalRow.__table__.c.ts, since, until)  # checks
+        flt = SignalFilter(exchange, symbol)
+        async with self._session() as session:
+            return await signal_stats(session, flt, _time(since, "since"), _time(until, "until"))
 
     async def equity_snapshots(
         self,

@@ -284,6 +284,7 @@ async def insert_signals(session: AsyncSession, events: Sequence[Signal]) -> int
             "reason": ev.reason,
             "price": ev.price,
             "anomaly_id": ev.anomaly_id,
+            "grade": None if ev.grade is None else str(ev.grade),
         }
         for ev in events
     ]

@@ -1,21 +1,27 @@
 """Signals become orders: the entry (or closing) decision for one ``Signal``.
 
-Only with ``auto_trading_enabled`` and ``strength >= min_signal_strength`` (read from the
-shared runtime settings when the signal arrives): a buy opens a long when flat, closes a
-short; a sell closes a long, opens a short only with ``allow_short``. Entries are sized from
-``risk_percentage`` and the stop distance, capped by ``max_position_size`` (and the per-symbol
-exposure), and carry the stop-loss and take-profit prices of the configured percentages.
+Only with ``auto_trading_enabled``, ``strength >= min_signal_strength`` and a grade other than
+``ignore`` (read from the shared runtime settings when the signal arrives; an ungraded signal
+is graded by ``trading.grades``): a buy opens a long when flat, closes a short; a sell closes
+a long, opens a short only with ``allow_short``. Entries carry the stop-loss and take-profit
+prices of the configured percentages, or the signal's own ``stop_loss`` / ``take_profit`` (a
+webhook sender's) when it gives them; they are sized so that ``risk_percentage`` of equity is
+lost at that stop, capped by ``max_position_size`` (and the per-symbol exposure).
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import structlog
 
 from cryptomon.events import OrderIntent, Signal
+from cryptomon.kinds import SignalGrade
 from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.orders import OrderRecord, client_order_id
-from cryptomon.trading.protection import bracket, position_size
+from cryptomon.trading.protection import bracket, position_size, round_price
+from cryptomon.trading.signals.grades import grade_for
 
 log = structlog.get_logger()
 
@@ -29,11 +35,17 @@ class SignalTrader:
 
     def _wanted(self, sig: Signal) -> bool:
         cfg = self.context.config
-        if not cfg.auto_trading_enabled or sig.strength < cfg.min_signal_strength:
+        grade = sig.grade or grade_for(sig.strength, cfg.grades)
+        if (
+            not cfg.auto_trading_enabled
+            or sig.strength < cfg.min_signal_strength
+            or grade == SignalGrade.IGNORE
+        ):
             log.debug(
                 "trading.signal_ignored",
                 signal_id=sig.id,
                 strength=sig.strength,
+                grade=str(grade),
                 auto=cfg.auto_trading_enabled,
             )
             return False
@@ -71,22 +83,26 @@ class SignalTrader:
         if mid is None:
             return None
         info = await ctx.market_info(sig.symbol)
-        amount = position_size(
-            equity=ctx.portfolio.equity,
-            price=mid,
-            stop_pct=to_decimal(cfg.stop_loss_percentage),
-            risk_pct=to_decimal(cfg.risk_percentage),
-            max_notional=min(
-                to_decimal(cfg.max_position_size), to_decimal(cfg.max_symbol_exposure)
-            ),
-            lot=info.lot_size,
-        )
         stop, take = bracket(
             side=sig.side,
             price=mid,
             stop_pct=to_decimal(cfg.stop_loss_percentage),
             take_pct=to_decimal(cfg.take_profit_percentage),
             tick=info.tick_size,
+        )
+        stop_pct = to_decimal(cfg.stop_loss_percentage)
+        own_stop, take = _sender_bracket(sig, mid, stop, take, info.tick_size)
+        if own_stop != stop:  # the sender's stop: risk_percentage is lost at it
+            stop, stop_pct = own_stop, abs(mid - own_stop) / mid * 100
+        amount = position_size(
+            equity=ctx.portfolio.equity,
+            price=mid,
+            stop_pct=stop_pct,
+            risk_pct=to_decimal(cfg.risk_percentage),
+            max_notional=min(
+                to_decimal(cfg.max_position_size), to_decimal(cfg.max_symbol_exposure)
+            ),
+            lot=info.lot_size,
         )
         now = ctx.now()
         return OrderIntent(
@@ -104,3 +120,20 @@ class SignalTrader:
             signal_id=sig.id,
             anomaly_id=sig.anomaly_id,
         )
+
+
+def _sender_bracket(
+    sig: Signal, mid: Decimal, stop: Decimal, take: Decimal, tick: Decimal
+) -> tuple[Decimal, Decimal]:
+    """The signal's own stop-loss / take-profit where it gives them on the right side of the
+    mid (a buy's stop below it, its take-profit above), rounded to the tick."""
+    up = sig.side == "buy"
+    if sig.stop_loss is not None:
+        own = round_price(to_decimal(sig.stop_loss), tick, up=not up)
+        if (own < mid) == up and own != mid:
+            stop = own
+    if sig.take_profit is not None:
+        own = round_price(to_decimal(sig.take_profit), tick, up=up)
+        if (own > mid) == up and own != mid:
+            take = own
+    return stop, take

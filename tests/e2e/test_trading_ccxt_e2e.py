@@ -155,7 +155,7 @@ def inject_anomaly(rig: Rig, pct: float) -> Anomaly:
         severity=Severity.HIGH,
         value=pct,
         threshold=1.0,
-        confidence=0.9,
+        confidence=90.0,
         price_change_pct=pct,
         reasons=(f"price {pct:+.1f}%",),
         ts_detected=now,

@@ -116,7 +116,7 @@ def _anomaly(change: float) -> Anomaly:
         severity=Severity.HIGH,
         value=5.0,
         threshold=3.0,
-        confidence=0.92,
+        confidence=92.0,
         z_score=5.0,
         price_change_pct=change,
         ts_detected=now,

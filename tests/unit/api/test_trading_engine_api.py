@@ -20,7 +20,11 @@ from tests.unit.trading.helpers import EX, SYM, book, paper_engine, trading_conf
 async def engine_api(start_api: StartApi) -> AsyncIterator[tuple[Running, Any, list[Any]]]:
     """A started paper-trading engine with a book, behind a running API server."""
     engine, _broker, hub, market, clock = paper_engine(
-        config=trading_config(max_position_size=1000.0, kill_switch_flatten=False)
+        config=trading_config(
+            max_position_size=1000.0,
+            kill_switch_flatten=False,
+            indicators={"scoring": "votes"},
+        )
     )
     audits: list[AuditEntry] = []
     hub.subscribe(AuditEntry, audits.append)
@@ -149,26 +153,29 @@ def _closed_candles(hub: Hub, symbol: str, closes: np.ndarray) -> None:
 
 @pytest.mark.asyncio
 async def test_min_signal_strength_change_reaches_the_signal_generator(engine_api: Any) -> None:
-    """POST /trading/config min_signal_strength applies to the signal generator sharing the
-    engine's runtime at once: a 0.75 signal is silenced at 0.8 and published again at 0.7."""
+    """POST /trading/config min_signal_strength applies at once to the signal generator sharing
+    the engine's runtime and to the engine: its medium 0.75 indicator signal (stored whatever
+    the gate) is not traded at 0.8 and traded at 0.7."""
     api, engine, audits = engine_api
+    own_hub = Hub()  # the engine handles the signal below itself, not from the hub
     generator = SignalGenerator(
-        config=engine.config, hub=engine.hub, clock=engine.clock, runtime=engine.runtime
+        config=engine.config, hub=own_hub, clock=engine.clock, runtime=engine.runtime
     )
     signals: list[Signal] = []
-    engine.hub.subscribe(Signal, signals.append)
-    _closed_candles(engine.hub, "ETH-USDT", DIP)
-    assert [(s.symbol, s.strength) for s in signals] == [("ETH-USDT", 0.75)]  # default 0.65
-
+    own_hub.subscribe(Signal, signals.append)
     status, body = await api.post("/api/v1/trading/config", {"min_signal_strength": 0.8})
     assert status == 200, body
     assert body["config"]["min_signal_strength"] == 0.8
-    _closed_candles(engine.hub, "SOL-USDT", DIP)
-    assert [s.symbol for s in signals] == ["ETH-USDT"]  # 0.75 < 0.8: not published
+    assert generator.config.min_signal_strength == 0.8  # one runtime object
     assert ("admin", "update_limits") in [(a.actor, a.action) for a in audits]
+    _closed_candles(own_hub, SYM, DIP)
+    (medium,) = [s for s in signals if s.grade == "medium"]
+    assert medium.strength == 0.75
+    assert await engine.handle_signal(medium) is None  # 0.75 < 0.8
 
     status, _ = await api.post("/api/v1/trading/config", {"min_signal_strength": 0.7})
     assert status == 200
-    _closed_candles(engine.hub, "ADA-USDT", DIP)
-    assert [s.symbol for s in signals] == ["ETH-USDT", "ADA-USDT"]
+    order = await engine.handle_signal(medium)
+    assert order is not None
+    assert order.intent.signal_id == medium.id
     await generator.stop()

@@ -9,7 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cryptomon.events import Anomaly, Severity, Trade
+from cryptomon.events import Anomaly, Severity, Signal, Trade
+from cryptomon.kinds import SignalGrade
 from tests.unit.api.conftest import READ, Running, StartApi, api_config, bearer
 from tests.util import wait_until
 
@@ -193,3 +194,31 @@ async def test_slow_client_drops_are_counted_and_daemon_unaffected(start_api: St
     assert (await fast.receive_json(timeout=5))["data"]["price"] == 8.0
     await fast.close()
     await slow.close()
+
+
+@pytest.mark.asyncio
+async def test_signals_channel_pushes_graded_signals(start_api: StartApi) -> None:
+    """The signals channel (token needed) pushes each Signal with its grade and strength."""
+    api = await start_api()
+    ws = await connect(api)
+    assert (await send(ws, subscribe("signals", symbols=["BTC/USDT"])))["channel"] == "subscribed"
+    api.hub.publish(
+        Signal(
+            exchange="binance",
+            symbol="BTC-USDT",
+            ts=T0,
+            ts_recv=T0,
+            side="buy",
+            strength=0.82,
+            source="indicators",
+            grade=SignalGrade.STRONG,
+        )
+    )
+    got = await ws.receive_json(timeout=5)
+    assert got["channel"] == "signals"
+    assert (got["data"]["type"], got["data"]["grade"], got["data"]["strength"]) == (
+        "Signal",
+        "strong",
+        0.82,
+    )
+    await ws.close()

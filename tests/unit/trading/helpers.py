@@ -96,7 +96,7 @@ def anomaly(
     change: float,
     z: float | None = 4.0,
     kind: str = "volume",
-    confidence: float = 0.9,
+    confidence: float = 90.0,
     exchange: str = EX,
     symbol: str = SYM,
 ) -> Anomaly:

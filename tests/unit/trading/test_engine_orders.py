@@ -4,6 +4,7 @@ fill de-duplication, protective exits (emulated, trailing, native)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from cryptomon.clock import ManualClock
 from cryptomon.errors import RiskRejected, TemporaryError
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEvent, Signal
+from cryptomon.kinds import SignalGrade
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
@@ -186,6 +188,20 @@ async def test_weak_or_disabled_signals_place_nothing() -> None:
     engine.update_limits("test", auto_trading_enabled=False)
     assert await engine.handle_signal(signal()) is None
     assert sum(broker.calls.values()) == 0
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_ignore_grade_is_never_traded_whatever_the_strength() -> None:
+    """A signal graded ignore places nothing even above min_signal_strength; an ungraded one
+    is graded by trading.grades (0.4 < weak 0.5: ignore, with the gate lowered to 0.3)."""
+    engine, broker, _, _, _ = scripted_engine(min_signal_strength=0.3)
+    await engine.start()
+    ignored = dataclasses.replace(signal(strength=0.9), grade=SignalGrade.IGNORE)
+    assert await engine.handle_signal(ignored) is None
+    assert await engine.handle_signal(signal(strength=0.4)) is None
+    assert sum(broker.calls.values()) == 0
+    assert await engine.handle_signal(signal(strength=0.55)) is not None  # weak: traded
     await engine.stop()
 
 

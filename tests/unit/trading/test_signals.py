@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from cryptomon.clock import ManualClock
-from cryptomon.config import IndicatorStrategyConfig, SignalRuleConfig
+from cryptomon.config import IndicatorStrategyConfig, SignalRuleConfig, TradingConfig
 from cryptomon.events import Candle, Signal
 from cryptomon.hub import Hub
-from cryptomon.trading.signals import SignalGenerator, evaluate_rule, indicator_votes, score
+from cryptomon.trading.signals import SignalGenerator, evaluate_rule, last_reading, score, votes_of
 from tests.unit.trading.helpers import EX, SYM, Collector, anomaly, trading_config
 
 MOMENTUM = SignalRuleConfig(
@@ -115,14 +115,20 @@ UPTREND = 100 + np.arange(60, dtype=np.float64) * 0.3
 DIP = np.concatenate([UPTREND, UPTREND[-1] - np.arange(1, 6, dtype=np.float64) * 1.5])
 
 
+VOTES = IndicatorStrategyConfig(scoring="votes")
+
+
 def test_indicator_votes_and_score_on_a_pullback_in_an_uptrend() -> None:
     """Uptrend then a sharp dip below the lower band: trend and Bollinger vote buy, 0.75."""
-    cfg = IndicatorStrategyConfig()
-    votes = indicator_votes(DIP, cfg)
-    assert votes is not None
+    reading = last_reading(DIP, VOTES)
+    assert reading is not None
+    assert reading.ready
+    votes = votes_of(reading, VOTES)
     assert votes["sma"] == votes["ema"] == votes["macd"] == votes["bollinger"] == 1
     assert score(votes) == ("buy", 0.75)
-    assert indicator_votes(DIP[:30], cfg) is None
+    short = last_reading(DIP[:30], VOTES)
+    assert short is not None
+    assert not short.ready
 
 
 def test_score_refuses_oscillators_against_the_trend() -> None:
@@ -136,33 +142,40 @@ def test_score_refuses_oscillators_against_the_trend() -> None:
     assert score({"sma": 0.0, "ema": 0.0, "macd": 0.0, "rsi": 1.0, "bollinger": 1.0}) == (None, 0.0)
 
 
-def test_indicator_strategy_emits_strong_signals_only_with_cooldown() -> None:
-    """The pullback yields one buy signal (strength >= 0.65) caused by the indicators; a
-    second dip inside the cooldown does not."""
+def _votes_config() -> TradingConfig:
+    return trading_config(indicators=VOTES.model_dump())
+
+
+def test_indicator_votes_strategy_emits_graded_signals_with_cooldown() -> None:
+    """The pullback yields a medium buy caused by the indicators, the deeper dip a strong one
+    (a better grade passes the cooldown), a third dip inside the cooldown nothing; the weaker
+    uptrend signals before it are graded weak (stored, below the trading gate)."""
     hub, clock = Hub(), ManualClock()
-    SignalGenerator(config=trading_config(), hub=hub, clock=clock)
+    SignalGenerator(config=_votes_config(), hub=hub, clock=clock)
     col = Collector(hub, Signal)
-    _candles(hub, np.concatenate([DIP, DIP[-1:] - 0.5]))
-    sigs = col.of(Signal)
-    assert len(sigs) == 1
-    sig = sigs[0]
+    _candles(hub, np.concatenate([DIP, DIP[-1:] - 0.5, DIP[-1:] - 1.0]))
+    gated = [s for s in col.of(Signal) if s.strength >= 0.65]
+    assert [s.grade for s in gated] == ["medium", "strong"]
+    sig = gated[0]
     assert sig.source == "indicators"
     assert sig.side == "buy"
-    assert sig.strength >= 0.65
     assert "bollinger +1" in sig.reason
     assert "RSI" in sig.reason
     assert sig.anomaly_id is None
+    weaker = [s for s in col.of(Signal) if s.strength < 0.65]
+    assert weaker
+    assert {s.grade for s in weaker} <= {"weak", "ignore"}
 
 
-def test_indicator_strategy_below_threshold_is_silent() -> None:
+def test_indicator_votes_strategy_below_threshold_stays_below_the_gate() -> None:
     """A plain uptrend or noise never reaches the default 0.65 strength."""
     hub, clock = Hub(), ManualClock()
-    SignalGenerator(config=trading_config(), hub=hub, clock=clock)
+    SignalGenerator(config=_votes_config(), hub=hub, clock=clock)
     col = Collector(hub, Signal)
     rng = np.random.default_rng(1)
     _candles(hub, UPTREND)
     _candles(hub, 100 + rng.normal(0, 0.05, 80), symbol="ETH-USDT")
-    assert col.of(Signal) == []
+    assert all(s.strength < 0.65 for s in col.of(Signal))
 
 
 def test_indicator_strategy_ignores_other_intervals_and_open_candles() -> None:

@@ -1,0 +1,141 @@
+"""Request and response models of the signal endpoints: history, statistics, webhooks."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cryptomon.api.models import MAX_EPOCH, SYMBOL_PATTERN, Out, Query, reject_nul
+from cryptomon.api.models_trading import DecimalStr
+from cryptomon.config import normalize_symbol
+from cryptomon.kinds import SignalGrade
+
+_NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+GradeName = Literal["strong", "medium", "weak", "ignore"]
+
+
+class _Market(Query):
+    exchange: str | None = Field(default=None, pattern=_NAME)
+    symbol: str | None = Field(default=None, min_length=3, max_length=40, pattern=SYMBOL_PATTERN)
+    since: float | None = Field(
+        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts >= since)"
+    )
+    until: float | None = Field(
+        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts <= until)"
+    )
+
+    @field_validator("exchange")
+    @classmethod
+    def _lower(cls, v: str | None) -> str | None:
+        return None if v is None else v.lower()
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str | None) -> str | None:
+        return None if v is None else normalize_symbol(v)
+
+    @model_validator(mode="after")
+    def _range(self) -> _Market:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError("until must not be before since")
+        return self
+
+
+class SignalQuery(_Market):
+    source: str | None = Field(
+        default=None, pattern=_NAME, description="indicators, rule:<name>, webhook:<name>"
+    )
+    side: Literal["buy", "sell"] | None = None
+    grade: GradeName | None = None
+    limit: int = Field(default=50, ge=1, le=10_000, description="<= api.max_page_size")
+    cursor: str | None = Field(
+        default=None, max_length=256, description="next_cursor of the previous page"
+    )
+
+
+class SignalStatsQuery(_Market):
+    pass
+
+
+class SignalOut(Out):
+    id: str
+    exchange: str
+    symbol: str
+    ts: float
+    side: str
+    strength: float
+    grade: GradeName | None = Field(description="null for signals stored before grading")
+    source: str
+    reason: str
+    price: float | None
+    anomaly_id: str | None
+
+
+class SignalPage(Out):
+    items: list[SignalOut]
+    next_cursor: str | None = Field(description="pass back as cursor; null on the last page")
+
+
+class SourceOutcome(Out):
+    traded: int = Field(description="signals of this source that became an order")
+    decided: int = Field(description="of those, positions closed since")
+    wins: int
+    win_rate: float | None = Field(description="wins / decided; null before any is decided")
+    realized_pnl: DecimalStr = Field(description="quote currency, fees included")
+
+
+class SignalStatsOut(Out):
+    total: int
+    by_source: dict[str, int]
+    by_grade: dict[str, int]
+    traded: int
+    share_traded: float
+    by_source_traded: dict[str, SourceOutcome]
+
+
+class WebhookSignal(BaseModel):
+    """A webhook call: TradingView's alert message (JSON, sent as text/plain) or any JSON.
+
+    Unknown fields are errors naming the field (a typo of ``stop_loss`` must not pass
+    silently); numbers may be written as JSON numbers or strings (TradingView placeholders)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+    secret: str | None = Field(
+        default=None, max_length=256, description="the webhook's secret (or ?token=)"
+    )
+    symbol: str = Field(min_length=3, max_length=40, description="BTC-USDT, BTC/USDT or BTCUSDT")
+    side: Literal["buy", "sell"] = Field(description="buy or sell (case-insensitive)")
+    exchange: str | None = Field(default=None, pattern=_NAME, description="default: configured")
+    strength: float | None = Field(default=None, ge=0, le=1, description="0..1")
+    grade: SignalGrade | None = Field(default=None, description="when no strength is given")
+    price: float | None = Field(default=None, gt=0, description="the sender's price")
+    stop_loss: float | None = Field(default=None, gt=0, description="stop-loss price")
+    take_profit: float | None = Field(default=None, gt=0, description="take-profit price")
+    alert_id: str | None = Field(
+        default=None, min_length=1, max_length=128, description="idempotency key of the alert"
+    )
+    comment: str = Field(default="", max_length=500, description="shown as the signal reason")
+
+    @field_validator("side", "exchange", "grade", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> WebhookSignal:
+        reject_nul(self.__dict__)
+        return self
+
+
+class WebhookOut(Out):
+    status: Literal["accepted", "duplicate"] = Field(
+        description="duplicate: this alert_id was accepted before (no second signal)"
+    )
+    signal_id: str
+    exchange: str | None = None
+    symbol: str | None = None
+    side: str | None = None
+    strength: float | None = None
+    grade: GradeName | None = None

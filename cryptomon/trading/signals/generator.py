@@ -1,0 +1,231 @@
+"""``SignalGenerator``: anomaly rules and the indicator strategy, published as ``Signal``.
+
+Every signal carries its grade (``trading.grades``) and is published whatever its strength:
+the store keeps it and the order engine trades it only when its strength reaches
+``min_signal_strength`` and its grade is not ``ignore``. The signal's ``reason`` says what
+caused it and ``anomaly_id`` links a rule signal to its anomaly.
+
+The indicator strategy reads closed candles of ``indicators.interval`` and updates its
+indicators incrementally (:mod:`.indicators`); it scores with ``indicators.scoring``
+(:mod:`.scoring`) once ``min_candles`` closes (at most ``max_candles``) were seen, and a side
+fires at most once per ``cooldown_s`` (unless with a better grade than the last).
+
+The settings are read from the :class:`~cryptomon.trading.runtime.TradingRuntime` the
+generator shares with the order engine, when each event arrives: a runtime change of
+``min_signal_strength`` (the API's ``update_limits``) applies to the next signal.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from cryptomon.clock import Clock
+from cryptomon.events import Anomaly, Candle, Side, Signal
+from cryptomon.hub import Hub
+from cryptomon.kinds import SignalGrade
+from cryptomon.market.state import MarketState
+from cryptomon.trading.runtime import TradingRuntime
+from cryptomon.trading.signals.grades import GRADE_RANK, grade_for
+from cryptomon.trading.signals.indicators import IndicatorSet
+from cryptomon.trading.signals.rules import evaluate_rule
+from cryptomon.trading.signals.scoring import Outcome, spec_score, votes_score
+
+if TYPE_CHECKING:
+    from cryptomon.config import TradingConfig
+
+log = structlog.get_logger()
+MarketKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalExtra:
+    """What an external sender may fix on its signal (a webhook)."""
+
+    grade: SignalGrade | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    signal_id: str | None = None  # deterministic id (idempotency by the sender's alert id)
+    price_given: bool = False  # the sender's price wins over the live mid
+
+
+class SignalGenerator:
+    """Hub component: Anomaly and Candle in, Signal out (for the traded markets only)."""
+
+    name = "trading-signals"
+
+    def __init__(
+        self,
+        *,
+        config: TradingConfig,
+        hub: Hub,
+        clock: Clock,
+        market: MarketState | None = None,
+        runtime: TradingRuntime | None = None,
+    ) -> None:
+        """``runtime``: the settings shared with the engine (default: one of ``config``)."""
+        self.runtime = runtime or TradingRuntime(config=config, hub=hub, clock=clock)
+        self.hub = hub
+        self.clock = clock
+        self.market = market
+        self._recent: dict[MarketKey, deque[Anomaly]] = {}
+        self._indicators: dict[MarketKey, IndicatorSet] = {}
+        self._last_signal: dict[tuple[str, str, str], tuple[float, int]] = {}
+        self._subs = [
+            hub.subscribe(Anomaly, self.on_anomaly, name="trading-signals.anomaly"),
+            hub.subscribe(Candle, self.on_candle, name="trading-signals.candle"),
+        ]
+
+    @property
+    def config(self) -> TradingConfig:
+        """The current trading settings (the shared runtime's)."""
+        return self.runtime.config
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            sub.close()
+
+    def trades(self, exchange: str, symbol: str) -> bool:
+        cfg = self.config
+        return (cfg.exchange is None or cfg.exchange == exchange) and (
+            not cfg.symbols or symbol in cfg.symbols
+        )
+
+    def _price(self, exchange: str, symbol: str, fallback: float | None) -> float | None:
+        if self.market is not None:
+            mid = self.market.mid(exchange, symbol)
+            if mid is not None:
+                return mid
+        return fallback
+
+    def on_anomaly(self, anomaly: Anomaly) -> None:
+        key = (anomaly.exchange, anomaly.symbol)
+        if not self.trades(*key):
+            return
+        ring = self._recent.setdefault(key, deque(maxlen=64))
+        now = anomaly.ts_detected or anomaly.ts
+        recent = [a for a in ring if now - (a.ts_detected or a.ts) <= self._window()]
+        ring.append(anomaly)
+        for rule in self.config.signal_rules:
+            window = [a for a in recent if now - (a.ts_detected or a.ts) <= rule.window_s]
+            fired = evaluate_rule(rule, anomaly, window)
+            if fired is None:
+                continue
+            side, strength, reason = fired
+            self.publish(
+                anomaly.exchange,
+                anomaly.symbol,
+                side,
+                strength,
+                source=f"rule:{rule.name}",
+                reason=reason,
+                anomaly_id=anomaly.id,
+                ts=anomaly.ts,
+            )
+            return
+
+    def _window(self) -> float:
+        return max((r.window_s for r in self.config.signal_rules), default=0.0)
+
+    def _outcome(self, candle: Candle) -> Outcome | None:
+        cfg = self.config.indicators
+        key = (candle.exchange, candle.symbol)
+        state = self._indicators.get(key)
+        if state is None:
+            state = self._indicators[key] = IndicatorSet(cfg)
+        reading = state.update(candle.close)
+        if not reading.ready:
+            return None
+        if cfg.scoring == "spec":
+            if reading.count < min(cfg.min_candles, cfg.max_candles):
+                return None
+            return spec_score(reading, cfg)
+        return votes_score(reading, cfg)
+
+    def on_candle(self, candle: Candle) -> None:
+        cfg = self.config.indicators
+        if not cfg.enabled or not candle.closed or candle.interval != cfg.interval:
+            return
+        if not self.trades(candle.exchange, candle.symbol):
+            return
+        outcome = self._outcome(candle)
+        if outcome is None:
+            return
+        key = (candle.exchange, candle.symbol, outcome.side)
+        rank = GRADE_RANK[
+            grade_for(outcome.strength, self.config.grades, at_least=outcome.at_least)
+        ]
+        last = self._last_signal.get(key)
+        if last is not None and candle.end - last[0] < cfg.cooldown_s and rank <= last[1]:
+            return  # a better grade than the last one of the cooldown still passes
+        self._last_signal[key] = (candle.end, rank)
+        reading = self._indicators[(candle.exchange, candle.symbol)]
+        reason = (
+            f"indicators ({cfg.scoring}) on {cfg.interval} close {candle.close}: "
+            f"{outcome.label}, {outcome.detail}; RSI {reading.rsi.value:.1f}"
+        )
+        self.publish(
+            candle.exchange,
+            candle.symbol,
+            outcome.side,
+            outcome.strength,
+            source="indicators",
+            reason=reason,
+            anomaly_id=None,
+            ts=candle.end,
+            price=candle.close,
+            at_least=outcome.at_least,
+        )
+
+    def publish(
+        self,
+        exchange: str,
+        symbol: str,
+        side: Side,
+        strength: float,
+        *,
+        source: str,
+        reason: str,
+        anomaly_id: str | None,
+        ts: float,
+        price: float | None = None,
+        at_least: SignalGrade | None = None,
+        extra: SignalExtra | None = None,
+    ) -> Signal:
+        """Grade and publish one signal (``extra``: a sender's grade, bracket and id)."""
+        extra = extra or SignalExtra()
+        grade = extra.grade or grade_for(strength, self.config.grades, at_least=at_least)
+        sig = Signal(
+            exchange=exchange,
+            symbol=symbol,
+            ts=ts,
+            ts_recv=self.clock.time(),
+            side=side,
+            strength=strength,
+            source=source,
+            reason=reason,
+            price=price if extra.price_given else self._price(exchange, symbol, price),
+            anomaly_id=anomaly_id,
+            grade=grade,
+            stop_loss=extra.stop_loss,
+            take_profit=extra.take_profit,
+            **({"id": extra.signal_id} if extra.signal_id else {}),
+        )
+        log.info(
+            "trading.signal",
+            exchange=exchange,
+            symbol=symbol,
+            side=side,
+            strength=round(strength, 3),
+            grade=str(grade),
+            source=source,
+            reason=reason,
+        )
+        self.hub.publish(sig)
+        return sig

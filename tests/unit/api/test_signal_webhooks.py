@@ -1,0 +1,206 @@
+"""POST /api/v1/signals/webhook/{name} against the real engine on the paper broker."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from structlog.testing import capture_logs
+
+from cryptomon.events import AuditEntry, OrderIntent, Signal
+from cryptomon.trading.signals import SignalGenerator
+from cryptomon.trading.signals.webhooks import SignalWebhooks
+from tests.unit.api.conftest import Running, StartApi, api_config
+from tests.unit.trading.helpers import EX, SYM, Collector, book, paper_engine, trading_config
+from tests.util import wait_until
+
+SECRET = "tv-secret-0123456789abcdef"
+HOOK = "/api/v1/signals/webhook/tv"
+# What a TradingView alert's message box holds (placeholders already substituted).
+TV_ALERT = (
+    '{"secret": "' + SECRET + '", "symbol": "BTCUSDT", "side": "BUY", "price": "100.1", '
+    '"stop_loss": 95, "take_profit": 110, "alert_id": "tv-1700000000-BTCUSDT", '
+    '"comment": "RSI cross"}'
+)
+
+
+@pytest_asyncio.fixture
+async def hook_api(start_api: StartApi) -> AsyncIterator[tuple[Running, Any, Collector]]:
+    """A paper engine with a book and one webhook 'tv' (BTC-USDT, 3 per minute) behind the API."""
+    cfg = trading_config(
+        exchange=EX,
+        webhooks=[{"name": "tv", "secret": SECRET, "symbols": ["BTC/USDT"], "max_per_minute": 3}],
+    )
+    engine, _broker, hub, market, clock = paper_engine(config=cfg)
+    generator = SignalGenerator(
+        config=cfg, hub=hub, clock=clock, market=market, runtime=engine.runtime
+    )
+    hooks = SignalWebhooks(generator=generator, clock=clock)
+    col = Collector(hub, Signal, OrderIntent, AuditEntry)
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    await engine.start()
+    api = await start_api(
+        hub=hub, market=market, trading=engine, webhooks=hooks, config=api_config(auth_fail_limit=3)
+    )
+    yield api, engine, col
+    await engine.stop()
+
+
+async def _send(
+    api: Running, body: str | dict[str, Any], *, path: str = HOOK, **headers: str
+) -> tuple[int, Any]:
+    data = body if isinstance(body, str) else json.dumps(body)
+    ctype = "text/plain" if isinstance(body, str) else "application/json"
+    async with api.http.post(
+        api.url + path, data=data.encode(), headers={"Content-Type": ctype, **headers}
+    ) as r:
+        return r.status, await r.json(content_type=None)
+
+
+@pytest.mark.asyncio
+async def test_tradingview_alert_sent_three_times_places_one_order(hook_api: Any) -> None:
+    """A TradingView alert (text/plain JSON) sent three times: one graded signal, one order
+    with the sender's stop-loss and take-profit; the retries answer 'duplicate'; the call is
+    audited without the secret, and no log line carries it."""
+    api, engine, col = hook_api
+    with capture_logs() as logs:
+        answers = [await _send(api, TV_ALERT) for _ in range(3)]
+        await wait_until(lambda: engine.portfolio.amount(EX, SYM) > 0, timeout=5)
+    assert [s for s, _ in answers] == [200, 200, 200]
+    assert [b["status"] for _, b in answers] == ["accepted", "duplicate", "duplicate"]
+    assert len({b["signal_id"] for _, b in answers}) == 1
+    (sig,) = col.of(Signal)
+    assert (sig.symbol, sig.side, sig.source, sig.grade) == (SYM, "buy", "webhook:tv", "strong")
+    assert sig.reason == "RSI cross"
+    (intent,) = [i for i in col.of(OrderIntent) if i.origin == "signal"]
+    assert intent.signal_id == sig.id
+    assert (intent.stop_loss, intent.take_profit) == (Decimal(95), Decimal(110))
+    audits = [a for a in col.of(AuditEntry) if a.action == "signal.webhook"]
+    assert len(audits) == 1
+    assert "tv-1700000000-BTCUSDT" in audits[0].payload
+    assert all(SECRET not in a.payload for a in col.of(AuditEntry))
+    assert all(SECRET not in repr(line) for line in logs)
+
+
+@pytest.mark.asyncio
+async def test_wrong_secret_is_401_and_counts_toward_the_throttle(hook_api: Any) -> None:
+    """A wrong secret (body or ?token=) is 401 and no signal; after api.auth_fail_limit (3)
+    failures that address gets 429 for wrong secrets, while the right one still passes (as a
+    valid bearer token is never refused by the throttle)."""
+    api, _engine, col = hook_api
+    body = {"secret": "wrong-secret-0123456789", "symbol": "BTC-USDT", "side": "buy"}
+    status, answer = await _send(api, body)
+    assert status == 401
+    assert "invalid secret" in answer["error"]["message"]
+    status, _ = await _send(api, {"symbol": "BTC-USDT", "side": "buy"}, path=HOOK + "?token=no")
+    assert status == 401
+    status, _ = await _send(api, {"symbol": "BTC-USDT", "side": "buy"})  # no secret at all
+    assert status == 401
+    assert col.of(Signal) == []
+    status, answer = await _send(api, body)
+    assert status == 429
+    status, answer = await _send(api, {**body, "secret": SECRET})
+    assert status == 200, answer
+    assert len(col.of(Signal)) == 1
+
+
+@pytest.mark.asyncio
+async def test_unknown_webhook_is_401_like_a_wrong_secret(hook_api: Any) -> None:
+    """A webhook name that is not configured answers 401 (names cannot be probed)."""
+    api, _engine, _col = hook_api
+    body = {"secret": SECRET, "symbol": "BTC-USDT", "side": "buy"}
+    status, _ = await _send(api, body, path="/api/v1/signals/webhook/other")
+    assert status == 401
+
+
+@pytest.mark.asyncio
+async def test_token_query_and_hmac_signature_authenticate(hook_api: Any) -> None:
+    """?token= and an X-Signature HMAC-SHA256 of the raw body are accepted as the secret."""
+    api, _engine, col = hook_api
+    status, answer = await _send(
+        api, {"symbol": "BTC-USDT", "side": "sell", "grade": "weak"}, path=f"{HOOK}?token={SECRET}"
+    )
+    assert (status, answer["grade"], answer["strength"]) == (200, "weak", 0.5)
+    raw = json.dumps({"symbol": "BTC/USDT", "side": "buy", "strength": 0.7})
+    mac = hmac.new(SECRET.encode(), raw.encode(), hashlib.sha256).hexdigest()
+    status, answer = await _send(api, json.loads(raw), **{"X-Signature": f"sha256={mac}"})
+    assert status == 200, answer
+    assert answer["grade"] == "medium"
+    bad = hmac.new(b"other", raw.encode(), hashlib.sha256).hexdigest()
+    status, _ = await _send(api, json.loads(raw), **{"X-Signature": bad})
+    assert status == 401
+    assert [s.side for s in col.of(Signal)] == ["sell", "buy"]
+
+
+BAD_BODIES = [
+    ({"secret": SECRET, "symbol": "BTC-USDT"}, "body.side"),
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "hold"}, "body.side"),
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "stop": 90}, "body.stop"),
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "strength": 2}, "body.strength"),
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "grade": "great"}, "body.grade"),
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "price": "abc"}, "body.price"),
+    ({"secret": SECRET, "symbol": "ETH-USDT", "side": "buy"}, "body.symbol"),
+    ({"secret": SECRET, "symbol": "BTC", "side": "buy"}, "body.symbol"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_BODIES, ids=[f for _, f in BAD_BODIES])
+@pytest.mark.asyncio
+async def test_bad_bodies_are_422_naming_the_field(
+    hook_api: Any, body: dict[str, Any], field: str
+) -> None:
+    """A missing or invalid field, an unknown field or a symbol the webhook may not signal:
+    422 whose details name the field."""
+    api, _engine, col = hook_api
+    status, answer = await _send(api, body)
+    assert status == 422, answer
+    assert field in [f["field"] for f in answer["error"]["details"]["fields"]]
+    assert col.of(Signal) == []
+
+
+@pytest.mark.asyncio
+async def test_not_json_is_400_and_other_media_types_415(hook_api: Any) -> None:
+    """A text/plain body that is not JSON is 400; a form body is 415."""
+    api, _engine, _col = hook_api
+    status, answer = await _send(api, "BTCUSDT buy")
+    assert status == 400
+    assert "not valid JSON" in answer["error"]["message"]
+    async with api.http.post(api.url + HOOK, data={"side": "buy"}) as r:
+        assert r.status == 415
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_per_webhook(hook_api: Any) -> None:
+    """max_per_minute 3: the fourth new alert within a minute is 429 with Retry-After."""
+    api, _engine, col = hook_api
+    for n in range(3):
+        body = {"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "alert_id": f"a{n}"}
+        status, _ = await _send(api, body)
+        assert status == 200
+    async with api.http.post(
+        api.url + HOOK,
+        json={"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "alert_id": "a3"},
+    ) as r:
+        assert r.status == 429
+        assert int(r.headers["Retry-After"]) >= 1
+    assert len(col.of(Signal)) == 3
+
+
+@pytest.mark.asyncio
+async def test_webhook_is_in_openapi_without_bearer_security(hook_api: Any) -> None:
+    """The document lists the webhook with JSON and text/plain bodies, no bearer token, 401."""
+    api, _engine, _col = hook_api
+    async with api.http.get(api.url + "/api/v1/openapi.json") as r:
+        doc = await r.json()
+    op = doc["paths"]["/api/v1/signals/webhook/{name}"]["post"]
+    assert op["security"] == []
+    assert set(op["requestBody"]["content"]) == {"application/json", "text/plain"}
+    assert "401" in op["responses"]
+    assert "/api/v1/signals" in doc["paths"]
+    assert "/api/v1/signals/stats" in doc["paths"]
