@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from cryptomon.config.alerts import AlertsConfig, ChannelConfig, NotifyCategory, TemplateOverride
 from cryptomon.config.api import ApiConfig, Scope, TokenConfig
+from cryptomon.config.backtest import BacktestConfig
 from cryptomon.config.base import Section, SeverityName, normalize_symbol
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import SUBSCRIPTIONS, ExchangeConfig, Subscription
@@ -42,6 +43,7 @@ __all__ = [
     "AnomalyDetectionConfig",
     "AnomalyKind",
     "ApiConfig",
+    "BacktestConfig",
     "ChannelConfig",
     "DatabaseConfig",
     "ExchangeConfig",
