@@ -52,6 +52,7 @@ class ApiServer:
         trading: svc.Trading | None = None,
         db: svc.Database | None = None,
         writer: svc.Stats | None = None,
+        backtests: svc.Backtests | None = None,
         version: str = __version__,
         components: Callable[[], dict[str, str]] | None = None,
     ) -> None:
@@ -90,6 +91,7 @@ class ApiServer:
         _provide(self.app, svc.TRADING, trading)
         _provide(self.app, svc.DATABASE, db)
         _provide(self.app, svc.WRITER, writer)
+        _provide(self.app, svc.BACKTESTS, backtests)
         self.app[METRICS_REGISTRY] = make_registry(self.app)
         self._add_routes()
         self._runner: web.AppRunner | None = None

@@ -155,6 +155,18 @@ class Stats(Protocol):
     def stats(self) -> Mapping[str, Any]: ...
 
 
+class Backtests(Protocol):
+    """``cryptomon.store.history.BacktestRuns``: stored backtest runs as JSON-ready dicts."""
+
+    async def list_runs(
+        self, *, limit: int = 50, before: int | None = None
+    ) -> Sequence[Mapping[str, Any]]: ...
+
+    async def get_run(self, run_id: int) -> Mapping[str, Any] | None: ...
+
+    async def report(self, run_id: int) -> str | None: ...
+
+
 # Typed application keys: the only way handlers reach services.
 HUB = web.AppKey("hub", Hub)
 CLOCK = web.AppKey("clock", Clock)
@@ -166,6 +178,7 @@ DETECTORS = web.AppKey("detectors", Detectors)
 NOTIFIER = web.AppKey("notifier", Notifier)
 TRADING = web.AppKey("trading", Trading)
 WRITER = web.AppKey("writer", Stats)
+BACKTESTS = web.AppKey("backtests", Backtests)
 
 CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     QUERIES: "store",
@@ -176,4 +189,5 @@ CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     NOTIFIER: "notifications",
     TRADING: "trading",
     WRITER: "store writer",
+    BACKTESTS: "backtests",
 }
