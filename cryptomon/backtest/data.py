@@ -72,7 +72,11 @@ class CandleSeries:
             self.exchange,
             self.symbol,
             self.timeframe,
-            *(col[lo:hi] for col in (self.ts, self.open, self.high, self.low, self.close)),
+            self.ts[lo:hi],
+            self.open[lo:hi],
+            self.high[lo:hi],
+            self.low[lo:hi],
+            self.close[lo:hi],
             self.volume[lo:hi],
         )
 

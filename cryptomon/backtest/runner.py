@@ -37,7 +37,7 @@ from cryptomon.backtest.data import CandleSeries, infer_instrument
 from cryptomon.backtest.ledger import Ledger, RoundTrip
 from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
-from cryptomon.events import Anomaly, BookTop, Candle, Fill, Trade
+from cryptomon.events import Anomaly, BookTop, Candle, Fill, Side, Trade
 from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
 from cryptomon.trading.brokers.paper import PaperBroker
@@ -287,27 +287,29 @@ class BacktestRunner:
 
     def _close(self, series: CandleSeries, row: int, t: float) -> None:
         now = self.clock.time()
-        close = float(series.close[row])
-        common = {"exchange": series.exchange, "symbol": series.symbol, "ts": now, "ts_recv": now}
+        ex, sym = series.exchange, series.symbol
+        close, open_ = float(series.close[row]), float(series.open[row])
+        volume = float(series.volume[row])
+        side: Side = "buy" if close >= open_ else "sell"
         self.hub.publish(
             Trade(
-                **common,
-                price=close,
-                amount=float(series.volume[row]),
-                side="buy" if close >= float(series.open[row]) else "sell",
+                exchange=ex, symbol=sym, ts=now, ts_recv=now, price=close, amount=volume, side=side
             )
         )
         self.hub.publish(
             Candle(
-                **common,
+                exchange=ex,
+                symbol=sym,
+                ts=now,
+                ts_recv=now,
                 interval=series.timeframe,
                 start=t,
                 end=now,
-                open=float(series.open[row]),
+                open=open_,
                 high=float(series.high[row]),
                 low=float(series.low[row]),
                 close=close,
-                volume=float(series.volume[row]),
+                volume=volume,
             )
         )
 

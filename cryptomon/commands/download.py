@@ -144,7 +144,8 @@ async def _download(settings: Any, plan: dict[str, Any], args: argparse.Namespac
     from cryptomon.store.db import Database
     from cryptomon.trading.brokers.ccxt_client import build_exchange
 
-    client = build_exchange(LiveTradingConfig(exchange=plan["exchange"], url=args.url))
+    live: Any = LiveTradingConfig(exchange=plan["exchange"], url=args.url)  # public calls only
+    client = build_exchange(live)
     db = Database(settings.database)
     await db.start()
     reports = []

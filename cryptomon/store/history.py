@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, insert, select
 
 from cryptomon.store.bulk import upsert_candles
 from cryptomon.store.db import Database
@@ -84,7 +84,7 @@ async def save_trades(db: Database, rows: list[dict[str, Any]]) -> int:
         )
         fresh = [r for r in rows if r["trade_id"] not in known]
         for i in range(0, len(fresh), CHUNK):
-            await session.execute(TradeRow.__table__.insert(), fresh[i : i + CHUNK])
+            await session.execute(insert(TradeRow), fresh[i : i + CHUNK])
     return len(fresh)
 
 
@@ -121,7 +121,7 @@ def _candle_market(exchange: str, symbol: str, interval: str) -> Any:
 
 
 def _candle_range(start: float | None, end: float | None) -> Any:
-    conds = [CandleRow.closed.is_(True)]
+    conds: list[Any] = [CandleRow.closed.is_(True)]
     if start is not None:
         conds.append(CandleRow.open_time >= utc(start))
     if end is not None:
