@@ -173,7 +173,9 @@ def render(result: BacktestResult, document: dict[str, Any], title: str) -> str:
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         "<h2>Summary</h2>",
-        _table(list(summary.items())),
+        _table(
+            [(k, _dt([v])[0] + " UTC" if k in ("start", "end") else v) for k, v in summary.items()]
+        ),
         charts,
     ]
     for name in ("by_symbol", "by_source"):
