@@ -24,7 +24,6 @@ so the same input gives the same orders, fills and trades every run.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -34,18 +33,11 @@ from typing import Any
 import numpy as np
 
 from cryptomon.backtest.data import CandleSeries, infer_instrument
-from cryptomon.backtest.ledger import Ledger, RoundTrip
-from cryptomon.clock import ManualClock
+from cryptomon.backtest.ledger import RoundTrip
+from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.config import Settings
 from cryptomon.events import Anomaly, BookTop, Candle, Fill, Side, Trade
-from cryptomon.feeds.state import MarketState
-from cryptomon.hub import Hub
-from cryptomon.trading.brokers.paper import PaperBroker
-from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.protection import Protection
-from cryptomon.trading.runtime import TradingRuntime
-from cryptomon.trading.signals import SignalGenerator
 
 SLOTS = 4
 MAX_SETTLE_ROUNDS = 50
@@ -80,6 +72,32 @@ class BacktestResult:
         return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
+def make_result(
+    pipe: Pipeline,
+    *,
+    series: list[CandleSeries],
+    equity: tuple[np.ndarray, np.ndarray, np.ndarray],
+    seconds: float,
+) -> BacktestResult:
+    """The result of a finished run of ``pipe``."""
+    paper = pipe.settings.trading.paper
+    ledger = pipe.ledger
+    return BacktestResult(
+        series=series,
+        trades=list(ledger.closed),
+        fills=list(ledger.fills),
+        anomalies=list(ledger.anomalies.values()),
+        signals=len(ledger.signals),
+        equity_ts=equity[0],
+        equity=equity[1],
+        exposure=equity[2],
+        starting_balance=paper.starting_balance,
+        quote=paper.quote_currency,
+        seconds=seconds,
+        candles=sum(len(s) for s in series),
+    )
+
+
 def backtest_settings(settings: Settings, series: list[CandleSeries]) -> Settings:
     """``settings`` as the backtest runs them: paper mode, auto trading on, the indicator
     interval of the data, and (``backtest.infer_instrument``) tick and lot from the data."""
@@ -111,76 +129,24 @@ class BacktestRunner:
         self.settings = backtest_settings(settings, series)
         self.series = [s for s in series if len(s)]
         start = min((float(s.ts[0]) for s in self.series), default=0.0)
-        self.clock = ManualClock(start)
-        self.hub = Hub()
-        self.market = MarketState(hub=self.hub)
-        self.ledger = Ledger()
-        self.ledger.follow(self.hub)
-        cfg = self.settings.trading
-        self.detectors = self._detectors()
-        runtime = TradingRuntime(config=cfg, hub=self.hub, clock=self.clock)
-        self.signals = SignalGenerator(
-            config=cfg, hub=self.hub, clock=self.clock, market=self.market, runtime=runtime
-        )
-        self.broker = PaperBroker(
-            config=cfg.paper,
-            market=self.market,
-            hub=self.hub,
-            clock=self.clock,
-            allow_short=cfg.allow_short,
-        )
-        self.engine = TradingEngine(
-            config=cfg,
-            hub=self.hub,
-            clock=self.clock,
-            broker=self.broker,
-            market=self.market,
-            journal=MemoryJournal(hub=self.hub),
-            runtime=runtime,
-        )
-        self._base_tasks = 0
-        self._seen = 0
-
-    def _detectors(self) -> Any:
-        if not self.settings.anomaly_detection.enabled:
-            return None
-        from cryptomon.detect.engine import DetectorEngine
-
-        return DetectorEngine(
-            hub=self.hub, clock=self.clock, config=self.settings.anomaly_detection
-        )
+        self.pipe = Pipeline(self.settings, start=start)
+        self.clock = self.pipe.clock
+        self.hub = self.pipe.hub
+        self.engine = self.pipe.engine
 
     async def run(self) -> BacktestResult:
         """Start the components, drive every candle, stop; the result of the run."""
         t0 = time.perf_counter()
-        components: list[Any] = [c for c in (self.detectors, self.signals) if c is not None]
-        await self.hub.start()
-        for comp in components:
-            await comp.start()
-        await self.engine.start()
-        self._base_tasks = len(asyncio.all_tasks())
+        await self.pipe.start()
         try:
             equity_ts, equity, exposure = await self._drive()
         finally:
-            await self.engine.stop()
-            for comp in reversed(components):
-                await comp.stop()
-            await self.hub.stop()
-            self.ledger.close()
-        paper = self.settings.trading.paper
-        return BacktestResult(
+            await self.pipe.stop()
+        return make_result(
+            self.pipe,
             series=self.series,
-            trades=list(self.ledger.closed),
-            fills=list(self.ledger.fills),
-            anomalies=list(self.ledger.anomalies.values()),
-            signals=len(self.ledger.signals),
-            equity_ts=equity_ts,
-            equity=equity,
-            exposure=exposure,
-            starting_balance=paper.starting_balance,
-            quote=paper.quote_currency,
+            equity=(equity_ts, equity, exposure),
             seconds=time.perf_counter() - t0,
-            candles=sum(len(s) for s in self.series),
         )
 
     def _timeline(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -208,8 +174,8 @@ class BacktestRunner:
             ]
             await self._candles(t, group)
             equity_ts[lo:hi] = t + group[0][0].seconds
-            equity[lo:hi] = float(self.engine.portfolio.equity)
-            exposure[lo:hi] = 1.0 if self.engine.portfolio.open_positions() else 0.0
+            equity[lo:hi] = self.pipe.equity
+            exposure[lo:hi] = 1.0 if self.pipe.exposed else 0.0
             lo = hi
         return equity_ts, equity, exposure
 
@@ -223,14 +189,13 @@ class BacktestRunner:
                 start = last.get(series.symbol, float(series.open[row]))
                 for price in [*self._levels(series, row, start, target), target]:
                     self._quote(series, row, price)
-                    await self._settle()
+                    await self.pipe.settle()
                 last[series.symbol] = target
         self.clock.set(max(self.clock.time(), t + step))
         for series, row in group:
             self._close(series, row, t)
-        if self.detectors is not None:
-            self.detectors.flush()
-        await self._settle()
+        self.pipe.flush()
+        await self.pipe.settle()
 
     def _long(self, series: CandleSeries) -> bool | None:
         amount = self.engine.portfolio.amount(series.exchange, series.symbol)
@@ -312,18 +277,6 @@ class BacktestRunner:
                 volume=volume,
             )
         )
-
-    async def _settle(self) -> None:
-        """Run the loop until no trading event happened and no extra task is left (bounded)."""
-        protections = self.engine.protection.protections
-        for _ in range(MAX_SETTLE_ROUNDS):
-            # an emulated exit is a task of its own: only an armed position can spawn one
-            busy = bool(protections) and len(asyncio.all_tasks()) > self._base_tasks
-            if self.ledger.activity == self._seen and not busy:
-                return
-            self._seen = self.ledger.activity
-            for _ in range(YIELDS_PER_ROUND):
-                await asyncio.sleep(0)
 
 
 def _slot_price(series: CandleSeries, row: int, slot: int, long: bool | None) -> float:
