@@ -63,11 +63,35 @@ async def load_series(settings: Settings, req: BacktestRequest) -> list[CandleSe
         await db.stop()
 
 
+def recordings(req: BacktestRequest) -> bool:
+    """True when the request's files are raw recordings (``EXCHANGE.0``, ``.ws.``, ...)."""
+    from cryptomon.backtest.recording import is_recording
+
+    return bool(req.files) and all(is_recording(f) for f in req.files)
+
+
+async def run_request(
+    settings: Settings, req: BacktestRequest
+) -> tuple[BacktestResult, dict[str, Any]]:
+    """Load and run the request: recordings through the replay, else candles."""
+    if recordings(req):
+        from cryptomon.backtest.recording import RecordingRunner
+
+        result = await RecordingRunner(settings, list(req.files), exchange=req.exchange).run()
+        return result, _document(settings, result, req)
+    return await run_series(settings, await load_series(settings, req), req)
+
+
 async def run_series(
     settings: Settings, series: list[CandleSeries], req: BacktestRequest
 ) -> tuple[BacktestResult, dict[str, Any]]:
     """Run ``series`` through the pipeline; the result and its document."""
     result = await BacktestRunner(settings, series).run()
+    return result, _document(settings, result, req)
+
+
+def _document(settings: Settings, result: BacktestResult, req: BacktestRequest) -> dict[str, Any]:
+    series = result.series
     result.params = {
         "source": req.source,
         "exchange": req.exchange,
@@ -80,7 +104,7 @@ async def run_series(
         "anomaly_detection": settings.anomaly_detection.model_dump(mode="json"),
         "backtest": settings.backtest.model_dump(mode="json"),
     }
-    return result, result_document(result)
+    return result_document(result)
 
 
 async def store_run(

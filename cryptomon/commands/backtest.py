@@ -108,12 +108,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 async def _main(settings: Any, req: Any, args: argparse.Namespace, variants: list[Any]) -> int:
-    from cryptomon.backtest.session import load_series, run_series, store_run
+    from cryptomon.backtest.session import load_series, recordings, run_request, store_run
 
-    series = await load_series(settings, req)
     if variants:
-        return _sweep(settings, series, variants, args)
-    result, document = await run_series(settings, series, req)
+        if recordings(req):
+            raise _usage("--sweep runs on candles (stored or files), not on recordings")
+        return _sweep(settings, await load_series(settings, req), variants, args)
+    result, document = await run_request(settings, req)
     report = None
     if args.report:
         from cryptomon.backtest.report import render

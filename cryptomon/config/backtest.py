@@ -21,6 +21,9 @@ class BacktestConfig(Section):
     slippage_range_fraction: float = Field(
         default=0.0, ge=0, le=1, description="or this fraction of the candle's high-low range"
     )
+    replay_step_s: float = Field(
+        default=0.1, gt=0, le=60, description="recordings: clock step between settles, s"
+    )
     infer_instrument: bool = Field(
         default=True, description="tick and lot from the data (else trading.paper's)"
     )
