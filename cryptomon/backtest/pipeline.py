@@ -107,8 +107,10 @@ class Pipeline:
         """Run the loop until no trading event happened and no extra task is left (bounded)."""
         protections = self.engine.protection.protections
         for _ in range(MAX_SETTLE_ROUNDS):
-            # an emulated exit is a task of its own: only an armed position can spawn one
-            busy = bool(protections) and len(asyncio.all_tasks()) > self._base_tasks
+            # an emulated exit is a task of its own: only a triggered protection spawns one
+            busy = any(p.exiting for p in protections.values()) and (
+                len(asyncio.all_tasks()) > self._base_tasks
+            )
             if self.ledger.activity == self._seen and not busy:
                 return
             self._seen = self.ledger.activity
