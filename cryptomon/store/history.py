@@ -188,17 +188,40 @@ class BacktestRuns:
     async def list_runs(
         self, *, limit: int = 50, before: int | None = None
     ) -> list[dict[str, Any]]:
+        """Newest first, without the heavy columns (trades, report: only whether it exists)."""
+        row = BacktestRunRow
+        cols = (row.id, row.created_at, row.source, row.symbols, row.start, row.end)
+        query = (
+            select(*cols, row.summary, row.digest, row.report_html.is_not(None))
+            .order_by(row.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(row.id < before)
         async with self.db.sessionmaker() as session:
-            query = select(BacktestRunRow).order_by(BacktestRunRow.id.desc()).limit(limit)
-            if before is not None:
-                query = query.where(BacktestRunRow.id < before)
-            rows = (await session.scalars(query)).all()
-            return [_run_dict(r, full=False) for r in rows]
+            rows = (await session.execute(query)).all()
+        return [_summary_dict(tuple(r)) for r in rows]
 
     async def get_run(self, run_id: int) -> dict[str, Any] | None:
         async with self.db.sessionmaker() as session:
             row = await session.get(BacktestRunRow, run_id)
-            return None if row is None else _run_dict(row, full=True)
+            if row is None:
+                return None
+            out = _summary_dict(
+                (
+                    row.id,
+                    row.created_at,
+                    row.source,
+                    row.symbols,
+                    row.start,
+                    row.end,
+                    row.summary,
+                    row.digest,
+                    row.report_html is not None,
+                )
+            )
+            out.update(params=row.params, breakdown=row.breakdown, trades=row.trades)
+            return out
 
     async def report(self, run_id: int) -> str | None:
         async with self.db.sessionmaker() as session:
@@ -216,18 +239,25 @@ def _iso(dt: datetime) -> str:
     return dt.isoformat()
 
 
-def _run_dict(row: BacktestRunRow, *, full: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": row.id,
-        "created_at": _iso(row.created_at),
-        "source": row.source,
-        "symbols": list(row.symbols),
-        "start": _iso(row.start),
-        "end": _iso(row.end),
-        "summary": dict(row.summary),
-        "digest": row.digest,
-        "has_report": row.report_html is not None,
-    }
-    if full:
-        out.update(params=dict(row.params), breakdown=dict(row.breakdown), trades=list(row.trades))
+SUMMARY_FIELDS = (
+    "id",
+    "created_at",
+    "source",
+    "symbols",
+    "start",
+    "end",
+    "summary",
+    "digest",
+    "has_report",
+)
+
+
+def _summary_dict(values: Sequence[Any]) -> dict[str, Any]:
+    """One listed run from its column values, in the order of ``SUMMARY_FIELDS``."""
+    out = dict(zip(SUMMARY_FIELDS, values, strict=True))
+    for name in ("created_at", "start", "end"):
+        out[name] = _iso(out[name])
+    out["symbols"] = list(out["symbols"])
+    out["summary"] = dict(out["summary"])
+    out["has_report"] = bool(out["has_report"])
     return out
