@@ -10,7 +10,8 @@ Definitions (PnL is net of fees, in the quote currency of the paper balance):
   risk-free rate (None with fewer than two days or no dispersion);
 - max drawdown: the largest fall of equity from a running peak, as a fraction of the peak;
   its duration runs from that peak to the recovery of it (or the end of the data);
-- Calmar: annualized return ((final / start) ** (365 / days) - 1) / max drawdown;
+- Calmar: annualized return ((final / start) ** (365 / days) - 1, None under a day of
+  data) / max drawdown;
 - exposure: the fraction of candles that ended with a position open;
 - buy and hold: the last close over the first open of each market, averaged over markets.
 """
@@ -107,6 +108,19 @@ def buy_and_hold(result: BacktestResult) -> float:
     return sum(moves) / len(moves) * 100 if moves else 0.0
 
 
+def annualized(growth: float, days: float) -> float | None:
+    """``growth ** (365 / days) - 1``; None under a day of data or when it overflows."""
+    if days < 1.0:
+        return None
+    if growth <= 0:
+        return -1.0
+    try:
+        value = growth ** (365.0 / days) - 1
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def summarize(result: BacktestResult) -> dict[str, Any]:
     """The summary block of a run (see the module docstring for the definitions)."""
     start_ts = min((float(s.ts[0]) for s in result.series if len(s)), default=0.0)
@@ -116,7 +130,7 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
     final = float(result.equity[-1]) if result.equity.shape[0] else start
     sharpe, sortino = sharpe_sortino(daily_returns(result.equity_ts, result.equity, start))
     mdd, mdd_s = max_drawdown(result.equity_ts, result.equity, start)
-    annual = (final / start) ** (365.0 / days) - 1 if start > 0 and final > 0 else -1.0
+    annual = annualized(final / start if start > 0 else 0.0, days)
     out = {
         "start": start_ts,
         "end": end_ts,
@@ -132,12 +146,12 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
     out.update(
         {
             "return_pct": (final / start - 1) * 100 if start else 0.0,
-            "annualized_return_pct": annual * 100,
+            "annualized_return_pct": None if annual is None else annual * 100,
             "sharpe": sharpe,
             "sortino": sortino,
             "max_drawdown_pct": mdd * 100,
             "max_drawdown_s": mdd_s,
-            "calmar": _ratio(annual, mdd) if mdd > 0 else None,
+            "calmar": _ratio(annual, mdd) if mdd > 0 and annual is not None else None,
             "exposure_pct": float(np.mean(result.exposure)) * 100 if result.candles else 0.0,
             "buy_and_hold_pct": buy_and_hold(result),
         }
