@@ -358,6 +358,7 @@ def _build_api(
     if not settings.api.enabled:
         return None
     from cryptomon.api import ApiServer
+    from cryptomon.store.history import BacktestRuns
 
     # Each keyword is typed with the API's Protocol for it: mypy checks the real objects.
     return ApiServer(
@@ -373,6 +374,7 @@ def _build_api(
         detectors=services.detectors,
         trading=services.trading,
         webhooks=services.webhooks,
+        backtests=BacktestRuns(db=services.db) if services.db is not None else None,
     )
 
 

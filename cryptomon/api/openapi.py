@@ -134,7 +134,7 @@ def _operation(
 ) -> dict[str, Any]:
     """The OpenAPI operation of one route."""
     responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {"application/json": {"schema": ok_ref}}}
+        "200": {"description": "OK", "content": {r.media_type: {"schema": ok_ref}}}
     }
     for status in r.statuses():
         # a 503 declared by the route itself (readiness) carries its normal body
@@ -189,7 +189,8 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     err_ref = keys[(ErrorResponse, "serialization")]
     for r in routes:
-        ok_ref = keys[(r.response, "serialization")]
+        # a route without a response model returns a document (e.g. text/html): a string
+        ok_ref = {"type": "string"} if r.response is None else keys[(r.response, "serialization")]
         body_ref = keys[(r.body, "validation")] if r.body is not None else None
         paths.setdefault(r.path, {})[r.method.lower()] = _operation(r, ok_ref, err_ref, body_ref)
     paths.update(_plain_paths(err_ref))

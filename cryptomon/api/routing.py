@@ -91,6 +91,8 @@ class Route:
     public: bool = False  # market data / anomalies: anonymous reads with api.public_read
     # body media types accepted (webhook routes add "text/plain": senders that cannot set it)
     content_types: frozenset[str] = frozenset({"application/json"})
+    # what a 200 carries: JSON of ``response``, or (``response=None``) a document of this type
+    media_type: str = "application/json"
 
     @property
     def operation_id(self) -> str:

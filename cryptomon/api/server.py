@@ -54,6 +54,7 @@ class ApiServer:
         db: svc.Database | None = None,
         writer: svc.Stats | None = None,
         webhooks: svc.Webhooks | None = None,
+        backtests: svc.Backtests | None = None,
         version: str = __version__,
         components: Callable[[], dict[str, str]] | None = None,
     ) -> None:
@@ -93,6 +94,7 @@ class ApiServer:
         _provide(self.app, svc.DATABASE, db)
         _provide(self.app, svc.WRITER, writer)
         _provide(self.app, svc.WEBHOOKS, webhooks)
+        _provide(self.app, svc.BACKTESTS, backtests)
         self.app[METRICS_REGISTRY] = make_registry(self.app)
         self._add_routes()
         self._runner: web.AppRunner | None = None

@@ -195,6 +195,18 @@ class Stats(Protocol):
     def stats(self) -> Mapping[str, Any]: ...
 
 
+class Backtests(Protocol):
+    """``cryptomon.store.history.BacktestRuns``: stored backtest runs as JSON-ready dicts."""
+
+    async def list_runs(
+        self, *, limit: int = 50, before: int | None = None
+    ) -> Sequence[Mapping[str, Any]]: ...
+
+    async def get_run(self, run_id: int) -> Mapping[str, Any] | None: ...
+
+    async def report(self, run_id: int) -> str | None: ...
+
+
 # Typed application keys: the only way handlers reach services.
 HUB = web.AppKey("hub", Hub)
 CLOCK = web.AppKey("clock", Clock)
@@ -207,6 +219,7 @@ NOTIFIER = web.AppKey("notifier", Notifier)
 TRADING = web.AppKey("trading", Trading)
 WRITER = web.AppKey("writer", Stats)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
+BACKTESTS = web.AppKey("backtests", Backtests)
 
 CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     QUERIES: "store",
@@ -218,4 +231,5 @@ CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     TRADING: "trading",
     WRITER: "store writer",
     WEBHOOKS: "signal webhooks",
+    BACKTESTS: "backtests",
 }

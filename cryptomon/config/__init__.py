@@ -12,6 +12,7 @@ from __future__ import annotations
 from cryptomon.config.alerts import AlertsConfig, ChannelConfig, NotifyCategory, TemplateOverride
 from cryptomon.config.api import ApiConfig, Scope, TokenConfig
 from cryptomon.config.arbitrage import ArbitrageConfig
+from cryptomon.config.backtest import BacktestConfig
 from cryptomon.config.base import Section, SeverityName, normalize_symbol
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import SUBSCRIPTIONS, ExchangeConfig, Subscription
@@ -45,6 +46,7 @@ __all__ = [
     "AnomalyKind",
     "ApiConfig",
     "ArbitrageConfig",
+    "BacktestConfig",
     "ChannelConfig",
     "DatabaseConfig",
     "ExchangeConfig",

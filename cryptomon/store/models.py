@@ -104,6 +104,7 @@ class TradeRow(Base):
     amount: Mapped[float]
     side: Mapped[str] = mapped_column(String(4))
     trade_id: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="feed", server_default="feed")
 
 
 class BookTopRow(Base):
@@ -382,6 +383,26 @@ class FeedEventRow(Base):
     channel: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text)
+
+
+class BacktestRunRow(Base):
+    """One ``crypto-monitor backtest`` run: its parameters, summary, trades and HTML report."""
+
+    __tablename__ = "backtest_runs"
+    __table_args__ = (Index("ix_backtest_runs_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(200))
+    symbols: Mapped[list[Any]]
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    params: Mapped[dict[str, Any]]
+    summary: Mapped[dict[str, Any]]
+    breakdown: Mapped[dict[str, Any]]
+    trades: Mapped[list[Any]]
+    digest: Mapped[str] = mapped_column(String(64))
+    report_html: Mapped[str | None] = mapped_column(Text)
 
 
 MARKET_TABLES = (TradeRow, BookTopRow, CandleRow)

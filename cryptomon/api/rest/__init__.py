@@ -1,10 +1,12 @@
 """REST endpoints, one module per concern; each exposes a ``RouteTable`` named ``table``."""
 
-from cryptomon.api.rest import alerts, anomalies, market, signals, system, trading
+from cryptomon.api.rest import alerts, anomalies, backtests, market, signals, system, trading
 from cryptomon.api.routing import Route
 
 
 def all_routes() -> list[Route]:
     return [
-        r for m in (system, market, anomalies, signals, trading, alerts) for r in m.table.routes
+        r
+        for m in (system, market, anomalies, signals, trading, alerts, backtests)
+        for r in m.table.routes
     ]

@@ -22,9 +22,11 @@ def test_every_subcommand_is_registered_with_run_first() -> None:
         [
             "run",
             "api",
+            "backtest",
             "check-config",
             "db",
             "demo",
+            "download",
             "notify-test",
             "record",
             "replay",

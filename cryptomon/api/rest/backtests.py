@@ -1,0 +1,79 @@
+"""Stored backtest runs (``crypto-monitor backtest``): the list, one run, its HTML report."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from cryptomon.api import models_backtest as mb
+from cryptomon.api.errors import ApiError
+from cryptomon.api.routing import Call, RouteTable
+from cryptomon.api.services import BACKTESTS
+
+table = RouteTable("backtests")
+
+
+def _run_id(call: Call) -> int:
+    raw = call.request.match_info["run_id"]
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(
+            422,
+            f"invalid path: run_id must be a positive integer, got {raw!r}",
+            details={"fields": [{"field": "path.run_id", "message": "a positive integer"}]},
+        )
+    return int(raw)
+
+
+@table.get(
+    "/api/v1/backtests",
+    scope="read",
+    response=mb.BacktestPage,
+    query=mb.BacktestQuery,
+    needs=(BACKTESTS,),
+    description="Newest first; pass next_before back as before for the next page.",
+)
+async def list_backtests(call: Call) -> mb.BacktestPage:
+    """Stored backtest runs with their summaries, newest first."""
+    q: mb.BacktestQuery = call.query
+    rows = await call.service(BACKTESTS).list_runs(limit=q.limit, before=q.before)
+    items = [mb.BacktestRunOut.model_validate(dict(r)) for r in rows]
+    next_before = items[-1].id if len(items) == q.limit else None
+    return mb.BacktestPage(items=items, next_before=next_before)
+
+
+@table.get(
+    "/api/v1/backtests/{run_id}",
+    scope="read",
+    response=mb.BacktestRunDetail,
+    needs=(BACKTESTS,),
+    errors=(422,),
+    description="404 for an unknown run.",
+)
+async def get_backtest(call: Call) -> mb.BacktestRunDetail:
+    """One stored run: parameters, summary, breakdowns and trades."""
+    run_id = _run_id(call)
+    run = await call.service(BACKTESTS).get_run(run_id)
+    if run is None:
+        raise ApiError(404, f"no backtest run {run_id}", details={"run_id": run_id})
+    return mb.BacktestRunDetail.model_validate(dict(run))
+
+
+@table.get(
+    "/api/v1/backtests/{run_id}/report",
+    scope="read",
+    response=None,
+    media_type="text/html",
+    needs=(BACKTESTS,),
+    errors=(422,),
+    description="text/html, self-contained (plotly.js inlined); 404 when the run has none.",
+)
+async def get_backtest_report(call: Call) -> web.Response:
+    """The run's HTML report (runs made with --report)."""
+    run_id = _run_id(call)
+    html = await call.service(BACKTESTS).report(run_id)
+    if html is None:
+        raise ApiError(
+            404,
+            f"backtest run {run_id} has no report (unknown run, or run without --report)",
+            details={"run_id": run_id},
+        )
+    return web.Response(text=html, content_type="text/html", charset="utf-8")

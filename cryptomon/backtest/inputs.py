@@ -1,0 +1,159 @@
+"""What a backtest runs on: candle series from the database or from files, checked.
+
+Every problem is an :class:`~cryptomon.backtest.data.DataError` whose message is the one line
+the command prints (exit 2): unknown timeframe, ``--start`` after ``--end``, an empty range,
+a symbol without data, an unreadable file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptomon.backtest.data import (
+    CandleSeries,
+    DataError,
+    candles_from_trades,
+    is_trade_rows,
+    parse_candles,
+    parse_trades,
+    read_rows,
+    series_from_rows,
+    timeframe_seconds,
+)
+from cryptomon.config import normalize_symbol
+
+_FILE_SYMBOL = re.compile(r"^([A-Za-z0-9]+)[_-]([A-Za-z0-9]+)(?:[-_.]|$)")
+
+
+def parse_time(value: str | None, option: str) -> float | None:
+    """``2026-01-01``, ``2026-01-01T12:00`` (UTC unless an offset is given) or epoch seconds."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(
+            f"{option}: expected a date like 2026-01-01 or 2026-01-01T12:00, got {value!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def check_range(start: float | None, end: float | None, names: tuple[str, str]) -> None:
+    if start is not None and end is not None and start >= end:
+        raise DataError(f"{names[0]} ({_iso(start)}) must be before {names[1]} ({_iso(end)})")
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def symbol_from_path(path: str) -> str | None:
+    """``ALT_BTC-1m.json.gz`` -> ``ALT-BTC`` (freqtrade's file names), else None."""
+    match = _FILE_SYMBOL.match(Path(path).name)
+    if match is None:
+        return None
+    try:
+        return normalize_symbol(f"{match.group(1)}-{match.group(2)}")
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class FileData:
+    """One file's content: candles, and the trades when the file held trades."""
+
+    series: CandleSeries
+    trades: object | None  # TradeRows when the file held trades
+
+
+def load_file(path: str, *, exchange: str, symbol: str | None, timeframe: str = "1m") -> FileData:
+    """Candles (or trades aggregated to ``timeframe`` candles) of one JSON/CSV file."""
+    if not Path(path).is_file():
+        raise DataError(f"cannot read {path}: no such file")
+    sym = symbol or symbol_from_path(path)
+    if sym is None:
+        raise DataError(
+            f"{path}: cannot tell the symbol from the file name; pass --symbol BASE/QUOTE"
+        )
+    rows = read_rows(path)
+    if not rows:
+        raise DataError(f"{path}: no rows (expected candles or trades)")
+    if is_trade_rows(rows):
+        trades = parse_trades(rows, path=path)
+        series = candles_from_trades(trades, exchange=exchange, symbol=sym, timeframe=timeframe)
+        return FileData(series, trades)
+    return FileData(parse_candles(rows, path=path, exchange=exchange, symbol=sym), None)
+
+
+def select_range(
+    series: list[CandleSeries], start: float | None, end: float | None
+) -> list[CandleSeries]:
+    """Each series cut to ``[start, end)``; a market left empty is an error naming it."""
+    out = []
+    for s in series:
+        cut = s.between(start, end)
+        if not len(cut):
+            span = f"{_iso(float(s.ts[0]))} .. {_iso(float(s.ts[-1]))}" if len(s) else "none"
+            raise DataError(
+                f"no {s.timeframe} candles of {s.exchange} {s.symbol} in the range "
+                f"{_iso(start) if start else 'start'} .. {_iso(end) if end else 'end'} "
+                f"(data: {span})"
+            )
+        out.append(cut)
+    return out
+
+
+async def load_db(
+    db: object,
+    *,
+    exchange: str | None,
+    symbols: list[str],
+    timeframe: str,
+    start: float | None,
+    end: float | None,
+) -> list[CandleSeries]:
+    """Stored candles of each market (every stored market of ``timeframe`` when none given)."""
+    from cryptomon.store.db import Database
+    from cryptomon.store.history import load_candles, stored_markets
+
+    assert isinstance(db, Database)
+    timeframe_seconds(timeframe)
+    markets = await stored_markets(db, timeframe)
+    if exchange is not None:
+        markets = [m for m in markets if m[0] == exchange]
+    if symbols:
+        wanted = []
+        for sym in symbols:
+            found = [m for m in markets if m[1] == sym]
+            if not found:
+                where = f" on {exchange}" if exchange else ""
+                raise DataError(
+                    f"no stored {timeframe} candles of {sym}{where}; import or download them "
+                    "first (crypto-monitor download)"
+                )
+            wanted.extend(found[:1])
+        markets = wanted
+    if not markets:
+        raise DataError(f"no stored {timeframe} candles; run crypto-monitor download first")
+    out = []
+    for ex, sym in markets:
+        rows = await load_candles(
+            db, exchange=ex, symbol=sym, interval=timeframe, start=start, end=end
+        )
+        if not rows:
+            raise DataError(
+                f"no {timeframe} candles of {ex} {sym} between "
+                f"{_iso(start) if start else 'the start'} and {_iso(end) if end else 'the end'}"
+            )
+        out.append(series_from_rows(rows, exchange=ex, symbol=sym, timeframe=timeframe))
+    return out

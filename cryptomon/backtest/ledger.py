@@ -1,0 +1,155 @@
+"""Fills on the hub -> round-trip trades (flat -> position -> flat), with their cause.
+
+The ledger follows ``Signal``, ``Anomaly``, ``OrderIntent`` and ``Fill`` events: a trade opens
+with the first fill of a flat market and closes when the position is flat again. Its source is
+the signal source of the opening order (``indicators``, ``rule:NAME``, ``webhook...``) with the
+anomaly kind that caused it; its exit reason is the origin of the closing order
+(``stop_loss``, ``take_profit``, ``signal``, ...). Amounts stay ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cryptomon.events import Anomaly, Fill, OrderIntent, Signal
+from cryptomon.hub import Hub
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class RoundTrip:
+    """One trade from the first entry fill to the fill that made the market flat."""
+
+    exchange: str
+    symbol: str
+    side: str  # long | short
+    source: str
+    anomaly_kind: str | None
+    entry_ts: float
+    amount: Decimal = ZERO  # the largest absolute position held
+    bought: Decimal = ZERO  # quote paid for buys
+    sold: Decimal = ZERO  # quote received for sells
+    bought_qty: Decimal = ZERO
+    sold_qty: Decimal = ZERO
+    fees: Decimal = ZERO
+    exit_ts: float | None = None
+    exit_reason: str = ""
+    fills: int = 0
+    position: Decimal = ZERO
+
+    @property
+    def pnl(self) -> Decimal:
+        """Net PnL in quote: what was sold minus what was bought minus the fees."""
+        return self.sold - self.bought - self.fees
+
+    @property
+    def entry_price(self) -> Decimal:
+        qty, cost = (
+            (self.bought_qty, self.bought) if self.side == "long" else (self.sold_qty, self.sold)
+        )
+        return cost / qty if qty else ZERO
+
+    @property
+    def exit_price(self) -> Decimal:
+        qty, cost = (
+            (self.sold_qty, self.sold) if self.side == "long" else (self.bought_qty, self.bought)
+        )
+        return cost / qty if qty else ZERO
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly fields (Decimals as strings)."""
+        cost = self.entry_price * self.amount
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "side": self.side,
+            "source": self.source,
+            "anomaly_kind": self.anomaly_kind,
+            "entry_ts": self.entry_ts,
+            "exit_ts": self.exit_ts,
+            "amount": str(self.amount),
+            "entry_price": str(self.entry_price),
+            "exit_price": str(self.exit_price),
+            "fees": str(self.fees),
+            "pnl": str(self.pnl),
+            "pnl_pct": float(self.pnl / cost * 100) if cost else 0.0,
+            "exit_reason": self.exit_reason,
+            "fills": self.fills,
+        }
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Hub subscriber that builds :class:`RoundTrip` s from fills (see the module docstring)."""
+
+    closed: list[RoundTrip] = field(default_factory=list)
+    open: dict[tuple[str, str], RoundTrip] = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)
+    intents: dict[str, OrderIntent] = field(default_factory=dict)
+    signals: dict[str, Signal] = field(default_factory=dict)
+    anomalies: dict[str, Anomaly] = field(default_factory=dict)
+    activity: int = 0  # trading events seen: the runner settles the loop while it moves
+    _subs: list[Any] = field(default_factory=list)
+
+    def follow(self, hub: Hub) -> None:
+        self._subs = [
+            hub.subscribe(Signal, self._on_signal, name="backtest.signal"),
+            hub.subscribe(Anomaly, self._on_anomaly, name="backtest.anomaly"),
+            hub.subscribe(OrderIntent, self._on_intent, name="backtest.intent"),
+            hub.subscribe(Fill, self.on_fill, name="backtest.fill"),
+        ]
+
+    def close(self) -> None:
+        for sub in self._subs:
+            sub.close()
+
+    def _on_signal(self, sig: Signal) -> None:
+        self.activity += 1
+        self.signals[sig.id] = sig
+
+    def _on_anomaly(self, anomaly: Anomaly) -> None:
+        self.anomalies[anomaly.id] = anomaly
+
+    def _on_intent(self, intent: OrderIntent) -> None:
+        self.activity += 1
+        self.intents[intent.client_order_id] = intent
+
+    def _cause(self, intent: OrderIntent | None) -> tuple[str, str | None]:
+        if intent is None:
+            return "unknown", None
+        sig = self.signals.get(intent.signal_id or "")
+        source = sig.source if sig is not None else str(intent.origin)
+        anomaly = self.anomalies.get(intent.anomaly_id or "")
+        return source, anomaly.kind if anomaly is not None else None
+
+    def on_fill(self, fill: Fill) -> None:
+        self.activity += 1
+        self.fills.append(fill)
+        key = (fill.exchange, fill.symbol)
+        intent = self.intents.get(fill.client_order_id)
+        trip = self.open.get(key)
+        if trip is None:
+            source, kind = self._cause(intent)
+            side = "long" if fill.side == "buy" else "short"
+            trip = RoundTrip(fill.exchange, fill.symbol, side, source, kind, fill.ts)
+            self.open[key] = trip
+        notional = fill.amount * fill.price
+        if fill.side == "buy":
+            trip.bought += notional
+            trip.bought_qty += fill.amount
+            trip.position += fill.amount
+        else:
+            trip.sold += notional
+            trip.sold_qty += fill.amount
+            trip.position -= fill.amount
+        trip.fees += fill.fee
+        trip.fills += 1
+        trip.amount = max(trip.amount, abs(trip.position))
+        if trip.position == 0:
+            trip.exit_ts = fill.ts
+            trip.exit_reason = str(intent.origin) if intent is not None else "unknown"
+            self.closed.append(trip)
+            del self.open[key]

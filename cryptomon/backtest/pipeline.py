@@ -1,0 +1,118 @@
+"""The live trading pipeline as a backtest builds it: one hub, a ManualClock, the market state,
+the detectors (``anomaly_detection``), the signal generator, the order engine (risk checks,
+protection) with the paper broker and an in-memory journal, and the :class:`Ledger` that
+turns fills into trades. The same classes the daemon's ``build_app`` composes.
+
+:meth:`Pipeline.settle` runs the event loop until the engine is idle: no new trading event
+(signal, order intent, fill) during a round of yields and no extra task (an emulated exit
+runs as a task of its own). Nothing in the pipeline waits on real I/O, so the number of
+loop turns, and therefore every order, is the same on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from cryptomon.backtest.ledger import Ledger
+from cryptomon.clock import ManualClock
+from cryptomon.config import Settings
+from cryptomon.feeds.state import MarketState
+from cryptomon.hub import Hub
+from cryptomon.trading.brokers.paper import PaperBroker
+from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.journal import MemoryJournal
+from cryptomon.trading.runtime import TradingRuntime
+from cryptomon.trading.signals import SignalGenerator
+
+MAX_SETTLE_ROUNDS = 50
+YIELDS_PER_ROUND = 4
+
+
+class Pipeline:
+    """The components of one backtest run (see the module docstring)."""
+
+    def __init__(self, settings: Settings, *, start: float) -> None:
+        self.settings = settings
+        self.clock = ManualClock(start)
+        self.hub = Hub()
+        self.market = MarketState(hub=self.hub)
+        self.ledger = Ledger()
+        self.ledger.follow(self.hub)
+        cfg = settings.trading
+        self.detectors = self._detectors()
+        runtime = TradingRuntime(config=cfg, hub=self.hub, clock=self.clock)
+        self.signals = SignalGenerator(
+            config=cfg, hub=self.hub, clock=self.clock, market=self.market, runtime=runtime
+        )
+        self.broker = PaperBroker(
+            config=cfg.paper,
+            market=self.market,
+            hub=self.hub,
+            clock=self.clock,
+            allow_short=cfg.allow_short,
+        )
+        self.engine = TradingEngine(
+            config=cfg,
+            hub=self.hub,
+            clock=self.clock,
+            broker=self.broker,
+            market=self.market,
+            journal=MemoryJournal(hub=self.hub),
+            runtime=runtime,
+        )
+        self._base_tasks = 0
+        self._seen = 0
+
+    def _detectors(self) -> Any:
+        if not self.settings.anomaly_detection.enabled:
+            return None
+        from cryptomon.detect.engine import DetectorEngine
+
+        return DetectorEngine(
+            hub=self.hub, clock=self.clock, config=self.settings.anomaly_detection
+        )
+
+    def _components(self) -> list[Any]:
+        return [c for c in (self.detectors, self.signals) if c is not None]
+
+    async def start(self) -> None:
+        await self.hub.start()
+        for comp in self._components():
+            await comp.start()
+        await self.engine.start()
+        self._base_tasks = len(asyncio.all_tasks())
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        for comp in reversed(self._components()):
+            await comp.stop()
+        await self.hub.stop()
+        self.ledger.close()
+
+    def flush(self) -> None:
+        """Run the detectors' pending micro-batch now (its findings reach the signals)."""
+        if self.detectors is not None:
+            self.detectors.flush()
+
+    @property
+    def equity(self) -> float:
+        return float(self.engine.portfolio.equity)
+
+    @property
+    def exposed(self) -> bool:
+        return bool(self.engine.portfolio.open_positions())
+
+    async def settle(self) -> None:
+        """Run the loop until no trading event happened and no extra task is left (bounded)."""
+        protections = self.engine.protection.protections
+        for _ in range(MAX_SETTLE_ROUNDS):
+            # an emulated exit is a task of its own: only a triggered protection spawns one
+            busy = any(p.exiting for p in protections.values()) and (
+                len(asyncio.all_tasks()) > self._base_tasks
+            )
+            if self.ledger.activity == self._seen and not busy:
+                return
+            self._seen = self.ledger.activity
+            for _ in range(YIELDS_PER_ROUND):
+                await asyncio.sleep(0)

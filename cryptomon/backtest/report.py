@@ -1,0 +1,205 @@
+"""The backtest report: one self-contained HTML file with plotly figures (DESIGN.md section 9).
+
+plotly.js is inlined from the installed ``plotly`` package (``get_plotlyjs``), so the file opens
+offline. Figures: price candles per market with entry and exit markers (the hover text names
+the signal source and the anomaly that caused the entry), equity with its drawdown, PnL per
+trade, monthly returns; then the summary and breakdown tables and the trade list.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.runner import BacktestResult
+
+MAX_BARS = 4000  # candles per chart; longer series are merged into coarser bars
+
+
+def _dt(ts: np.ndarray | list[float]) -> list[str]:
+    return [datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%d %H:%M") for t in ts]
+
+
+def _coarse(series: CandleSeries) -> tuple[np.ndarray, ...]:
+    """(ts, open, high, low, close) with at most MAX_BARS bars."""
+    n = len(series)
+    k = max(1, math.ceil(n / MAX_BARS))
+    if k == 1:
+        return series.ts, series.open, series.high, series.low, series.close
+    idx = np.arange(0, n, k)
+    last = np.append(idx[1:], n) - 1
+    return (
+        series.ts[idx],
+        series.open[idx],
+        np.maximum.reduceat(series.high, idx),
+        np.minimum.reduceat(series.low, idx),
+        series.close[last],
+    )
+
+
+def candles_figure(result: BacktestResult, series: CandleSeries) -> Any:
+    import plotly.graph_objects as go
+
+    ts, op, hi, lo, cl = _coarse(series)
+    fig = go.Figure(
+        go.Candlestick(x=_dt(ts), open=op, high=hi, low=lo, close=cl, name=series.symbol)
+    )
+    trips = [t for t in result.trades if t.symbol == series.symbol]
+    for label, color, symbol, pick in (
+        ("entry", "#1f77b4", "triangle-up", lambda t: (t.entry_ts, t.entry_price)),
+        ("exit", "#d62728", "x", lambda t: (t.exit_ts or t.entry_ts, t.exit_price)),
+    ):
+        points = [pick(t) for t in trips]
+        text = [
+            f"{t.side} {label}: {t.source}"
+            + (f" ({t.anomaly_kind} anomaly)" if t.anomaly_kind else "")
+            + (f", {t.exit_reason}, PnL {float(t.pnl):.6g}" if label == "exit" else "")
+            for t in trips
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=_dt([p[0] for p in points]),
+                y=[float(p[1]) for p in points],
+                mode="markers",
+                name=label,
+                text=text,
+                marker={"color": color, "symbol": symbol, "size": 9},
+            )
+        )
+    fig.update_layout(
+        title=f"{series.exchange} {series.symbol} {series.timeframe}",
+        xaxis_rangeslider_visible=False,
+        height=460,
+    )
+    return fig
+
+
+def equity_figure(result: BacktestResult) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    eq = result.equity
+    peaks = np.maximum.accumulate(np.concatenate([[result.starting_balance], eq]))[1:]
+    dd = (eq - peaks) / peaks * 100 if eq.shape[0] else eq
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3])
+    x = _dt(result.equity_ts)
+    fig.add_trace(go.Scatter(x=x, y=eq, name=f"equity ({result.quote})"), row=1, col=1)
+    fig.add_trace(
+        go.Scatter(x=x, y=dd, name="drawdown %", fill="tozeroy", line={"color": "#d62728"}),
+        row=2,
+        col=1,
+    )
+    fig.update_layout(title="Equity and drawdown", height=460)
+    return fig
+
+
+def pnl_figure(result: BacktestResult) -> Any:
+    import plotly.graph_objects as go
+
+    pnl = [float(t.pnl) for t in result.trades]
+    colors = ["#2ca02c" if p > 0 else "#d62728" for p in pnl]
+    fig = go.Figure(go.Bar(x=list(range(1, len(pnl) + 1)), y=pnl, marker_color=colors, name="PnL"))
+    fig.update_layout(title=f"PnL per trade ({result.quote})", xaxis_title="trade", height=360)
+    return fig
+
+
+def monthly_returns(result: BacktestResult) -> tuple[list[str], list[float]]:
+    """(YYYY-MM, return %) of the equity from month end to month end."""
+    months: list[str] = []
+    values: list[float] = []
+    prev = result.starting_balance
+    labels = [datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m") for t in result.equity_ts]
+    for i, label in enumerate(labels):
+        if i + 1 == len(labels) or labels[i + 1] != label:
+            value = float(result.equity[i])
+            months.append(label)
+            values.append((value / prev - 1) * 100 if prev else 0.0)
+            prev = value
+    return months, values
+
+
+def monthly_figure(result: BacktestResult) -> Any:
+    import plotly.graph_objects as go
+
+    months, values = monthly_returns(result)
+    colors = ["#2ca02c" if v > 0 else "#d62728" for v in values]
+    fig = go.Figure(go.Bar(x=months, y=values, marker_color=colors, name="return %"))
+    fig.update_layout(title="Monthly returns (%)", height=320)
+    return fig
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows
+    )
+    return f"<table>{body}</table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "-" if v is None else str(v)
+
+
+def _grid(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}
+table{border-collapse:collapse;margin:8px 0 24px}th,td{border:1px solid #ddd;padding:3px 8px;
+text-align:left;font-size:13px}th{background:#f4f4f4}h1{font-size:22px}h2{font-size:18px}"""
+
+
+def render(result: BacktestResult, document: dict[str, Any], title: str) -> str:
+    """The whole report as one HTML string (plotly.js inlined)."""
+    from plotly.offline import get_plotlyjs
+
+    figures = [candles_figure(result, s) for s in result.series]
+    figures += [equity_figure(result), pnl_figure(result), monthly_figure(result)]
+    charts = "\n".join(
+        f.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart{i}")
+        for i, f in enumerate(figures)
+    )
+    summary = document["summary"]
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Summary</h2>",
+        _table(
+            [(k, _dt([v])[0] + " UTC" if k in ("start", "end") else v) for k, v in summary.items()]
+        ),
+        charts,
+    ]
+    for name in ("by_symbol", "by_source"):
+        data = document[name]
+        parts.append(f"<h2>Breakdown {name.replace('_', ' ')}</h2>")
+        parts.append(
+            _grid(
+                ["", "trades", "win rate", "PnL", "fees"],
+                [[k, v["trades"], v["win_rate"], v["pnl"], v["fees"]] for k, v in data.items()],
+            )
+        )
+    fields = ["symbol", "side", "source", "entry_price", "exit_price", "pnl", "exit_reason"]
+    parts.append("<h2>Trades</h2>")
+    parts.append(
+        _grid(
+            ["entry", "exit", *fields],
+            [
+                [*_dt([t["entry_ts"], t["exit_ts"] or t["entry_ts"]]), *(t[f] for f in fields)]
+                for t in document["trades"]
+            ],
+        )
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
+        f"<script>{get_plotlyjs()}</script></head><body>" + "\n".join(parts) + "</body></html>"
+    )

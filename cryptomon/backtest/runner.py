@@ -1,0 +1,291 @@
+"""The backtest pipeline: the live detectors, signal generator, order engine (risk checks,
+protection) and paper broker on one hub and a :class:`~cryptomon.clock.ManualClock`.
+
+The candle driver turns each candle into market data the live components read:
+
+- quotes (``BookTop``) along a path through the candle, in four slots at ``start``,
+  ``+1/4``, ``+1/2`` and ``+3/4`` of the interval: open, first extreme, second extreme, close.
+  The half spread is ``backtest.slippage_bps`` of the price or
+  ``backtest.slippage_range_fraction`` of the candle range, whichever is larger, so a market
+  order pays it (the paper broker fills at the quote);
+- **SL/TP inside a candle** (documented, conservative): with a long position the low is
+  visited before the high, with a short the high before the low, so when one candle touches
+  both the stop and the take-profit the stop fills first (the worse outcome). Every protection
+  level crossed between two path points is quoted on the way: a stop fills at the level minus
+  (long) / plus (short) the half spread, a take-profit at its level; a candle opening beyond
+  a level (a gap) exits at the open's quote;
+- at the candle's end one public ``Trade`` carrying its volume (the trade detectors see candle
+  buckets) and the closed ``Candle`` (the indicator strategy); signals from it fill at the
+  close's quote.
+
+After each step the loop runs until the engine is idle (no new trading event, no extra task),
+so the same input gives the same orders, fills and trades every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cryptomon.backtest.data import CandleSeries, infer_instrument
+from cryptomon.backtest.ledger import RoundTrip
+from cryptomon.backtest.pipeline import Pipeline
+from cryptomon.config import Settings
+from cryptomon.events import Anomaly, BookTop, Candle, Fill, Side, Trade
+from cryptomon.trading.protection import Protection
+
+SLOTS = 4
+MAX_SETTLE_ROUNDS = 50
+YIELDS_PER_ROUND = 4
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    """What one run produced; :mod:`cryptomon.backtest.stats` summarizes it."""
+
+    series: list[CandleSeries]
+    trades: list[RoundTrip]
+    fills: list[Fill]
+    anomalies: list[Anomaly]
+    signals: int
+    equity_ts: np.ndarray
+    equity: np.ndarray
+    exposure: np.ndarray  # 1.0 where a position was open at the candle's end
+    starting_balance: float
+    quote: str
+    params: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    candles: int = 0
+
+    def digest(self) -> str:
+        """sha256 of the orders and fills (ids aside, those are random): equal runs, equal hash."""
+        rows = [
+            [f.ts, f.exchange, f.symbol, f.side, str(f.amount), str(f.price), str(f.fee)]
+            for f in self.fills
+        ]
+        rows += [[t.symbol, t.side, t.source, str(t.pnl), t.exit_reason] for t in self.trades]
+        return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def make_result(
+    pipe: Pipeline,
+    *,
+    series: list[CandleSeries],
+    equity: tuple[np.ndarray, np.ndarray, np.ndarray],
+    seconds: float,
+) -> BacktestResult:
+    """The result of a finished run of ``pipe``."""
+    paper = pipe.settings.trading.paper
+    ledger = pipe.ledger
+    return BacktestResult(
+        series=series,
+        trades=list(ledger.closed),
+        fills=list(ledger.fills),
+        anomalies=list(ledger.anomalies.values()),
+        signals=len(ledger.signals),
+        equity_ts=equity[0],
+        equity=equity[1],
+        exposure=equity[2],
+        starting_balance=paper.starting_balance,
+        quote=paper.quote_currency,
+        seconds=seconds,
+        candles=sum(len(s) for s in series),
+    )
+
+
+def backtest_settings(settings: Settings, series: list[CandleSeries]) -> Settings:
+    """``settings`` as the backtest runs them: paper mode, auto trading on, the indicator
+    interval of the data, and (``backtest.infer_instrument``) tick and lot from the data."""
+    trading = settings.trading
+    paper = trading.paper
+    if settings.backtest.infer_instrument and series:
+        specs = [infer_instrument(s) for s in series]
+        tick = min(t for t, _ in specs)
+        lot = min(lot for _, lot in specs)
+        paper = paper.model_copy(update={"tick_size": float(tick), "lot_size": float(lot)})
+    indicators = trading.indicators
+    if series:
+        indicators = indicators.model_copy(update={"interval": series[0].timeframe})
+    trading = trading.model_copy(
+        update={
+            "auto_trading_enabled": True,
+            "mode": "paper",
+            "paper": paper,
+            "indicators": indicators,
+        }
+    )
+    return settings.model_copy(update={"trading": trading})
+
+
+class BacktestRunner:
+    """Builds the pipeline for ``settings`` and drives ``series`` through it (see module doc)."""
+
+    def __init__(self, settings: Settings, series: list[CandleSeries]) -> None:
+        self.settings = backtest_settings(settings, series)
+        self.series = [s for s in series if len(s)]
+        start = min((float(s.ts[0]) for s in self.series), default=0.0)
+        self.pipe = Pipeline(self.settings, start=start)
+        self.clock = self.pipe.clock
+        self.hub = self.pipe.hub
+        self.engine = self.pipe.engine
+
+    async def run(self) -> BacktestResult:
+        """Start the components, drive every candle, stop; the result of the run."""
+        t0 = time.perf_counter()
+        await self.pipe.start()
+        try:
+            equity_ts, equity, exposure = await self._drive()
+        finally:
+            await self.pipe.stop()
+        return make_result(
+            self.pipe,
+            series=self.series,
+            equity=(equity_ts, equity, exposure),
+            seconds=time.perf_counter() - t0,
+        )
+
+    def _timeline(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(open time, series index, row) in time order (stable: series order at equal times)."""
+        ts = np.concatenate([s.ts for s in self.series])
+        which = np.concatenate([np.full(len(s), i) for i, s in enumerate(self.series)])
+        rows = np.concatenate([np.arange(len(s)) for s in self.series])
+        order = np.argsort(ts, kind="stable")
+        return ts[order], which[order], rows[order]
+
+    async def _drive(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        times, which, rows = self._timeline()
+        n = len(times)
+        equity_ts = np.empty(n)
+        equity = np.empty(n)
+        exposure = np.zeros(n)
+        lo = 0
+        while lo < n:
+            # every market's candle opening at the same time moves through its slots together
+            t = float(times[lo])
+            hi = int(np.searchsorted(times, t, side="right"))
+            group = [
+                (self.series[int(i)], int(r))
+                for i, r in zip(which[lo:hi], rows[lo:hi], strict=True)
+            ]
+            await self._candles(t, group)
+            equity_ts[lo:hi] = t + group[0][0].seconds
+            equity[lo:hi] = self.pipe.equity
+            exposure[lo:hi] = 1.0 if self.pipe.exposed else 0.0
+            lo = hi
+        return equity_ts, equity, exposure
+
+    async def _candles(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
+        step = group[0][0].seconds
+        last: dict[str, float] = {}
+        for slot in range(SLOTS):
+            self.clock.set(max(self.clock.time(), t + step * slot / SLOTS))
+            for series, row in group:
+                target = _slot_price(series, row, slot, self._long(series))
+                start = last.get(series.symbol, float(series.open[row]))
+                for price in [*self._levels(series, row, start, target), target]:
+                    self._quote(series, row, price)
+                    await self.pipe.settle()
+                last[series.symbol] = target
+        self.clock.set(max(self.clock.time(), t + step))
+        for series, row in group:
+            self._close(series, row, t)
+        self.pipe.flush()
+        await self.pipe.settle()
+
+    def _long(self, series: CandleSeries) -> bool | None:
+        amount = self.engine.portfolio.amount(series.exchange, series.symbol)
+        return None if amount == 0 else amount > 0
+
+    def _half_spread(self, series: CandleSeries, row: int, price: float) -> float:
+        cfg = self.settings.backtest
+        span = float(series.high[row] - series.low[row])
+        return max(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
+
+    def _levels(self, series: CandleSeries, row: int, start: float, end: float) -> list[float]:
+        """Mid prices that quote the protection levels crossed moving from start to end."""
+        prot: Protection | None = self.engine.protection.protections.get(
+            (series.exchange, series.symbol)
+        )
+        if prot is None or start == end:
+            return []
+        lo, hi = min(start, end), max(start, end)
+        out: list[float] = []
+        for level, is_take in ((prot.stop, False), (prot.take, True)):
+            if level is None or not lo < float(level) < hi:
+                continue
+            value = float(level)
+            if is_take:  # the quote's bid (long) / ask (short) touches it: fills at the level
+                half = self._half_spread(series, row, value)
+                value = value + half if prot.long else value - half
+            out.append(value)
+        out.sort(reverse=end < start)
+        return out
+
+    def _quote(self, series: CandleSeries, row: int, price: float) -> None:
+        now = self.clock.time()
+        half = self._half_spread(series, row, price)
+        bid, ask = max(price - half, 0.0), price + half
+        mid = (bid + ask) / 2 or 1.0
+        self.hub.publish(
+            BookTop(
+                exchange=series.exchange,
+                symbol=series.symbol,
+                ts=now,
+                ts_recv=now,
+                bid=bid,
+                bid_size=1e12,
+                ask=ask,
+                ask_size=1e12,
+                spread=ask - bid,
+                spread_bps=(ask - bid) / mid * 10_000.0,
+                bid_depth=1e12,
+                ask_depth=1e12,
+                imbalance=0.0,
+                levels=1,
+            )
+        )
+
+    def _close(self, series: CandleSeries, row: int, t: float) -> None:
+        now = self.clock.time()
+        ex, sym = series.exchange, series.symbol
+        close, open_ = float(series.close[row]), float(series.open[row])
+        volume = float(series.volume[row])
+        side: Side = "buy" if close >= open_ else "sell"
+        self.hub.publish(
+            Trade(
+                exchange=ex, symbol=sym, ts=now, ts_recv=now, price=close, amount=volume, side=side
+            )
+        )
+        self.hub.publish(
+            Candle(
+                exchange=ex,
+                symbol=sym,
+                ts=now,
+                ts_recv=now,
+                interval=series.timeframe,
+                start=t,
+                end=now,
+                open=open_,
+                high=float(series.high[row]),
+                low=float(series.low[row]),
+                close=close,
+                volume=volume,
+            )
+        )
+
+
+def _slot_price(series: CandleSeries, row: int, slot: int, long: bool | None) -> float:
+    """Open, the worse extreme for the position first (low for a long), the other, close."""
+    if slot == 0:
+        return float(series.open[row])
+    if slot == SLOTS - 1:
+        return float(series.close[row])
+    # flat: the extreme on the far side of the close's move comes first
+    low_first = bool(series.close[row] >= series.open[row]) if long is None else long
+    first, second = (series.low, series.high) if low_first else (series.high, series.low)
+    return float((first if slot == 1 else second)[row])

@@ -1,0 +1,142 @@
+"""One backtest as the command runs it: inputs -> runner -> document -> store (+ report).
+
+:class:`BacktestRequest` holds the arguments (picklable: the sweep sends it to worker
+processes with the settings). :func:`run_request` loads the candles, runs them, summarizes;
+:func:`store_run` keeps the run in ``backtest_runs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.inputs import load_db, load_file, select_range
+from cryptomon.backtest.runner import BacktestResult, BacktestRunner
+from cryptomon.backtest.stats import result_document
+from cryptomon.config import Settings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BacktestRequest:
+    """What to run: files (or the database when empty), markets, range, timeframe."""
+
+    files: tuple[str, ...] = ()
+    exchange: str | None = None
+    symbols: tuple[str, ...] = ()
+    timeframe: str = "1m"
+    start: float | None = None
+    end: float | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return ", ".join(self.files) if self.files else "db"
+
+
+async def load_series(settings: Settings, req: BacktestRequest) -> list[CandleSeries]:
+    """The candle series of the request (files, or the configured database)."""
+    if req.files:
+        symbol = req.symbols[0] if len(req.symbols) == 1 else None
+        series = [
+            load_file(
+                f, exchange=req.exchange or "binance", symbol=symbol, timeframe=req.timeframe
+            ).series
+            for f in req.files
+        ]
+        return select_range(series, req.start, req.end)
+    from cryptomon.store.db import Database
+
+    db = Database(settings.database)
+    await db.start()
+    try:
+        return await load_db(
+            db,
+            exchange=req.exchange,
+            symbols=list(req.symbols),
+            timeframe=req.timeframe,
+            start=req.start,
+            end=req.end,
+        )
+    finally:
+        await db.stop()
+
+
+def recordings(req: BacktestRequest) -> bool:
+    """True when the request's files are raw recordings (``EXCHANGE.0``, ``.ws.``, ...)."""
+    from cryptomon.backtest.recording import is_recording
+
+    return bool(req.files) and all(is_recording(f) for f in req.files)
+
+
+async def run_request(
+    settings: Settings, req: BacktestRequest
+) -> tuple[BacktestResult, dict[str, Any]]:
+    """Load and run the request: recordings through the replay, else candles."""
+    if recordings(req):
+        from cryptomon.backtest.recording import RecordingRunner
+
+        result = await RecordingRunner(settings, list(req.files), exchange=req.exchange).run()
+        return result, _document(settings, result, req)
+    return await run_series(settings, await load_series(settings, req), req)
+
+
+async def run_series(
+    settings: Settings, series: list[CandleSeries], req: BacktestRequest
+) -> tuple[BacktestResult, dict[str, Any]]:
+    """Run ``series`` through the pipeline; the result and its document."""
+    result = await BacktestRunner(settings, series).run()
+    return result, _document(settings, result, req)
+
+
+def _document(settings: Settings, result: BacktestResult, req: BacktestRequest) -> dict[str, Any]:
+    series = result.series
+    result.params = {
+        "source": req.source,
+        "exchange": req.exchange,
+        "symbols": [s.symbol for s in series],
+        "timeframe": series[0].timeframe if series else req.timeframe,
+        "start": req.start,
+        "end": req.end,
+        "overrides": req.overrides,
+        "trading": settings.trading.model_dump(mode="json", exclude={"live"}),
+        "anomaly_detection": settings.anomaly_detection.model_dump(mode="json"),
+        "backtest": settings.backtest.model_dump(mode="json"),
+    }
+    return result_document(result)
+
+
+async def store_run(
+    settings: Settings, result: BacktestResult, document: dict[str, Any], report: str | None
+) -> int:
+    """Keep the run in ``backtest_runs`` of the configured database; its id."""
+    from cryptomon.store.db import Database
+    from cryptomon.store.history import save_run
+    from cryptomon.store.types import utc
+
+    summary = document["summary"]
+    db = Database(settings.database)
+    await db.start()
+    try:
+        return await save_run(
+            db,
+            {
+                "created_at": datetime.now(UTC),
+                "source": document["params"]["source"][:200],
+                "symbols": document["params"]["symbols"],
+                "start": utc(summary["start"]),
+                "end": utc(summary["end"]),
+                "params": document["params"],
+                "summary": summary,
+                "breakdown": {
+                    "by_symbol": document["by_symbol"],
+                    "by_source": document["by_source"],
+                },
+                "trades": document["trades"],
+                "digest": document["digest"],
+                "report_html": report,
+            },
+        )
+    finally:
+        await db.stop()

@@ -1,0 +1,129 @@
+"""Parameter sweeps: ``--sweep key=v1,v2`` grids run in worker processes, ranked.
+
+A key is a dotted config path (``trading.stop_loss_percentage``,
+``anomaly_detection.volume_threshold_multiplier``, ``trading.indicators.rsi_oversold``); the
+values are YAML scalars. Every variant is the config with its overrides applied and validated
+like a config file, so a variant is reproducible from its parameters alone (they are in its
+row). The candles are loaded once and sent to the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import yaml
+
+from cryptomon.backtest.data import CandleSeries, DataError
+from cryptomon.config import Settings
+from cryptomon.errors import ConfigError
+
+RANK_METRICS = (
+    "pnl",
+    "return_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "profit_factor",
+    "win_rate",
+    "expectancy",
+    "max_drawdown_pct",
+)
+
+
+def parse_sweep(specs: list[str]) -> list[tuple[str, list[Any]]]:
+    """``["a.b=1,2", ...]`` -> ``[("a.b", [1, 2]), ...]``; malformed specs raise DataError."""
+    out: list[tuple[str, list[Any]]] = []
+    for spec in specs:
+        key, sep, raw = spec.partition("=")
+        key = key.strip()
+        parts = [p.strip() for p in raw.split(",")]
+        if not sep or not key or not all(parts) or "." not in key:
+            raise DataError(
+                f"--sweep: expected SECTION.KEY=V1,V2 (e.g. trading.stop_loss_percentage=2,3), "
+                f"got {spec!r}"
+            )
+        try:
+            values = [yaml.safe_load(p) for p in parts]
+        except yaml.YAMLError:
+            raise DataError(f"--sweep {key}: values must be plain scalars, got {raw!r}") from None
+        out.append((key, values))
+    return out
+
+
+def grid(axes: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    """Every combination of the axes as ``{key: value}``."""
+    keys = [k for k, _ in axes]
+    return [
+        dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(v for _, v in axes))
+    ]
+
+
+def apply_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """``settings`` with dotted-path overrides, validated like a config file."""
+    data = settings.model_dump(mode="python")
+    for key, value in overrides.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for name in parents:
+            child = node.get(name) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                raise DataError(f"--sweep {key}: {name!r} is not a config section")
+            node = child
+        if leaf not in node:
+            raise DataError(f"--sweep {key}: no such config key {leaf!r} in {'.'.join(parents)}")
+        node[leaf] = value
+    try:
+        return Settings.model_validate(data)
+    except Exception as exc:
+        problems = getattr(exc, "problems", None)
+        if isinstance(exc, ConfigError) and problems:
+            raise DataError(f"--sweep {overrides}: {problems[0]}") from None
+        first = str(exc).splitlines()
+        detail = first[2].strip() if len(first) > 2 else str(exc)
+        raise DataError(f"--sweep {overrides}: invalid value ({detail})") from None
+
+
+def _run_variant(
+    settings_json: str, series: list[CandleSeries], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Worker entry point: one variant, its summary and digest."""
+    from cryptomon import log
+    from cryptomon.backtest.session import BacktestRequest, run_series
+
+    settings = apply_overrides(Settings.model_validate_json(settings_json), overrides)
+    log.configure(level="ERROR", fmt="json", secrets=settings.secret_values())
+    req = BacktestRequest(overrides=overrides)
+    _, document = asyncio.run(run_series(settings, series, req))
+    return {"overrides": overrides, "summary": document["summary"], "digest": document["digest"]}
+
+
+def run_sweep(
+    settings: Settings,
+    series: list[CandleSeries],
+    variants: list[dict[str, Any]],
+    *,
+    workers: int,
+    rank: str,
+) -> list[dict[str, Any]]:
+    """Run every variant in ``workers`` processes; rows ranked by ``rank`` (best first;
+    lowest first for ``max_drawdown_pct``)."""
+    for overrides in variants:  # a bad value fails here, before any worker starts
+        apply_overrides(settings, overrides)
+    payload = settings.model_dump_json()
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx) as pool:
+        futures = [pool.submit(_run_variant, payload, series, v) for v in variants]
+        rows = [f.result() for f in futures]
+    lowest = rank == "max_drawdown_pct"
+
+    def key(row: dict[str, Any]) -> float:
+        value = row["summary"].get(rank)
+        if value is None:
+            return float("inf")
+        return float(value) if lowest else -float(value)
+
+    return sorted(rows, key=key)

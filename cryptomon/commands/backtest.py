@@ -1,0 +1,191 @@
+"""``crypto-monitor backtest``: history through the live detectors, signals, risk checks, order
+engine and paper broker on a ManualClock (:mod:`cryptomon.backtest`).
+
+``backtest [--config F] [FILE...] [--source db] [--exchange EX] [--symbols A,B]
+[--timeframe 1m] [--start T] [--end T] [--json] [--report out.html] [--no-store]
+[--sweep KEY=V1,V2 ...] [--rank METRIC] [--workers N]``
+
+Files are candle or trade files (JSON, ``.gz``, CSV; freqtrade's layouts); without files the
+candles come from the database (``--source db``, filled by ``crypto-monitor download``). The
+run is stored in ``backtest_runs`` unless ``--no-store``; ``--json`` prints the whole document
+(summary, breakdowns, trades, digest, id) as one line. Bad input: one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptomon.commands.support import EXIT_OK, run_async, settings_from_args, usage_error
+
+
+def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
+    bt = subparsers.add_parser(
+        "backtest",
+        parents=[parent],
+        help="run stored or recorded history through the live trading pipeline",
+    )
+    bt.add_argument("files", nargs="*", metavar="FILE", help="candle/trade files (JSON/CSV)")
+    bt.add_argument("--source", default=None, metavar="db", help="db: stored candles (default)")
+    bt.add_argument("--exchange", default=None, metavar="EX", help="market data exchange")
+    bt.add_argument("--symbols", "--symbol", default=None, metavar="LIST", help="A/B,C/D")
+    bt.add_argument("--timeframe", default="1m", metavar="TF", help="candle interval (1m)")
+    bt.add_argument("--start", default=None, metavar="T", help="first candle (UTC date/time)")
+    bt.add_argument("--end", default=None, metavar="T", help="end of the range (exclusive)")
+    bt.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    bt.add_argument("--report", default=None, metavar="FILE", help="write the HTML report")
+    bt.add_argument("--no-store", action="store_true", help="do not keep the run")
+    bt.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2", help="grid axis")
+    bt.add_argument("--rank", default="pnl", metavar="METRIC", help="sweep ranking (pnl)")
+    bt.add_argument("--workers", type=int, default=None, metavar="N", help="sweep processes")
+    bt.set_defaults(handler=cmd_backtest)
+
+
+def _request(args: argparse.Namespace) -> Any:
+    from cryptomon.backtest.data import timeframe_seconds
+    from cryptomon.backtest.inputs import check_range, parse_time
+    from cryptomon.backtest.session import BacktestRequest
+    from cryptomon.config import normalize_symbol
+
+    if args.source not in (None, "db"):
+        raise _usage(f"--source: expected db (or recording files), got {args.source!r}")
+    if args.source == "db" and args.files:
+        raise _usage("--source db and files: give one or the other")
+    timeframe_seconds(args.timeframe)
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    check_range(start, end, ("--start", "--end"))
+    symbols: list[str] = []
+    for raw in (args.symbols or "").split(","):
+        if raw.strip():
+            try:
+                symbols.append(normalize_symbol(raw))
+            except ValueError as exc:
+                raise _usage(f"--symbols: {exc}") from None
+    exchange = args.exchange.strip().lower() if args.exchange else None
+    return BacktestRequest(
+        files=tuple(args.files),
+        exchange=exchange,
+        symbols=tuple(symbols),
+        timeframe=args.timeframe,
+        start=start,
+        end=end,
+    )
+
+
+def _usage(message: str) -> Exception:
+    from cryptomon.backtest.data import DataError
+
+    return DataError(message)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from cryptomon.backtest.data import DataError
+    from cryptomon.backtest.sweep import RANK_METRICS, grid, parse_sweep
+    from cryptomon.commands.support import setup_logging, with_logging
+
+    try:
+        req = _request(args)
+        variants = grid(parse_sweep(args.sweep)) if args.sweep else []
+        if args.rank not in RANK_METRICS:
+            raise DataError(f"--rank: expected one of {', '.join(RANK_METRICS)}, got {args.rank!r}")
+        if args.workers is not None and args.workers < 1:
+            raise DataError(f"--workers: expected an integer >= 1, got {args.workers}")
+    except DataError as exc:
+        return usage_error(str(exc))
+    settings = settings_from_args(args)
+    if getattr(args, "log_level", None) is None:  # the run logs every signal at INFO
+        settings = with_logging(settings, level="WARNING")
+    setup_logging(settings)
+    try:
+        return run_async(_main(settings, req, args, variants))
+    except DataError as exc:
+        return usage_error(str(exc))
+
+
+async def _main(settings: Any, req: Any, args: argparse.Namespace, variants: list[Any]) -> int:
+    from cryptomon.backtest.session import load_series, recordings, run_request, store_run
+
+    if variants:
+        if recordings(req):
+            raise _usage("--sweep runs on candles (stored or files), not on recordings")
+        return _sweep(settings, await load_series(settings, req), variants, args)
+    result, document = await run_request(settings, req)
+    report = None
+    if args.report:
+        from cryptomon.backtest.report import render
+
+        report = render(result, document, f"Backtest {', '.join(document['params']['symbols'])}")
+        await asyncio.to_thread(Path(args.report).write_text, report, encoding="utf-8")
+    if not args.no_store:
+        document["id"] = await store_run(settings, result, document, report)
+    if args.json:
+        sys.stdout.write(json.dumps(document, default=str) + "\n")
+    else:
+        _print_summary(document, result.seconds)
+    return EXIT_OK
+
+
+def _sweep(settings: Any, series: Any, variants: list[Any], args: argparse.Namespace) -> int:
+    from cryptomon.backtest.sweep import run_sweep
+
+    workers = args.workers or min(len(variants), os.cpu_count() or 1)
+    rows = run_sweep(settings, series, variants, workers=workers, rank=args.rank)
+    if args.json:
+        sys.stdout.write(json.dumps({"rank": args.rank, "variants": rows}, default=str) + "\n")
+        return EXIT_OK
+    cols = ("pnl", "return_pct", "trades", "win_rate", "sharpe", "max_drawdown_pct")
+    sys.stdout.write("rank  " + "  ".join(f"{c:>16}" for c in cols) + "  parameters\n")
+    for n, row in enumerate(rows, 1):
+        cells = "  ".join(f"{_num(row['summary'].get(c)):>16}" for c in cols)
+        params = " ".join(f"{k}={v}" for k, v in row["overrides"].items())
+        sys.stdout.write(f"{n:>4}  {cells}  {params}\n")
+    return EXIT_OK
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _print_summary(document: dict[str, Any], seconds: float) -> None:
+    from datetime import UTC, datetime
+
+    s = document["summary"]
+
+    def day(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+    out = sys.stdout
+    out.write(f"period         {day(s['start'])} .. {day(s['end'])} UTC ({s['days']:.2f} days)\n")
+    q = s["quote"]
+    lines = [
+        ("candles", f"{s['candles']} in {seconds:.1f}s; signals {s['signals']}"),
+        ("trades", f"{s['trades']} (win rate {s['win_rate'] * 100:.1f}%)"),
+        ("PnL", f"{_num(s['pnl'])} {q} ({s['pnl_pct']:.2f}%), fees {_num(s['fees'])} {q}"),
+        ("return", f"{s['return_pct']:.2f}% (buy and hold {s['buy_and_hold_pct']:.2f}%)"),
+        ("profit factor", f"{_num(s['profit_factor'])}; expectancy {_num(s['expectancy'])} {q}"),
+        (
+            "Sharpe",
+            f"{_num(s['sharpe'])}; Sortino {_num(s['sortino'])}; Calmar {_num(s['calmar'])}",
+        ),
+        (
+            "max drawdown",
+            f"{s['max_drawdown_pct']:.2f}% over {s['max_drawdown_s'] / 3600:.1f} h; "
+            f"exposure {s['exposure_pct']:.1f}%",
+        ),
+        ("best/worst", f"{_num(s['best_trade'])} / {_num(s['worst_trade'])} {q}"),
+    ]
+    for name, text in lines:
+        out.write(f"{name:<15}{text}\n")
+    for name, row in document["by_source"].items():
+        out.write(f"  source {name}: {row['trades']} trades, PnL {_num(row['pnl'])} {q}\n")
+    if "id" in document:
+        out.write(f"stored as backtest run {document['id']}\n")

@@ -1,0 +1,263 @@
+"""Historical market data for backtests: downloaded or imported candles and trades, and the
+backtest runs themselves (``backtest_runs``).
+
+Candles go through :func:`cryptomon.store.bulk.upsert_candles` (a second import of the same
+minutes replaces them; an exchange row always wins), trades carry a ``source`` column
+(``feed`` for live ones, ``download`` / ``import`` for history) and are written once per
+(exchange, symbol, trade id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select
+
+from cryptomon.store.bulk import upsert_candles
+from cryptomon.store.db import Database
+from cryptomon.store.models import BacktestRunRow, CandleRow, TradeRow
+from cryptomon.store.types import epoch, utc
+
+CHUNK = 5000
+
+
+def candle_rows(
+    *,
+    exchange: str,
+    symbol: str,
+    interval: str,
+    step_s: float,
+    rows: Sequence[Sequence[float]],
+    source: str,
+) -> list[dict[str, Any]]:
+    """``(open_time_s, o, h, l, c, v)`` tuples -> ``CandleRow`` dicts."""
+    return [
+        {
+            "exchange": exchange,
+            "symbol": symbol,
+            "interval": interval,
+            "open_time": utc(float(r[0])),
+            "close_time": utc(float(r[0]) + step_s),
+            "open": float(r[1]),
+            "high": float(r[2]),
+            "low": float(r[3]),
+            "close": float(r[4]),
+            "volume": float(r[5]),
+            "trade_count": None,
+            "buy_volume": None,
+            "sell_volume": None,
+            "closed": True,
+            "source": source,
+        }
+        for r in rows
+    ]
+
+
+async def save_candles(db: Database, rows: list[dict[str, Any]]) -> int:
+    """Upsert candle rows in chunks; the number written."""
+    written = 0
+    for i in range(0, len(rows), CHUNK):
+        async with db.sessionmaker() as session, session.begin():
+            written += await upsert_candles(session, rows[i : i + CHUNK])
+    return written
+
+
+async def save_trades(db: Database, rows: list[dict[str, Any]]) -> int:
+    """Insert trade rows (``TradeRow`` columns) whose trade id is not stored yet."""
+    if not rows:
+        return 0
+    first = rows[0]
+    async with db.sessionmaker() as session, session.begin():
+        known = set(
+            (
+                await session.scalars(
+                    select(TradeRow.trade_id).where(
+                        TradeRow.exchange == first["exchange"],
+                        TradeRow.symbol == first["symbol"],
+                        TradeRow.ts >= min(r["ts"] for r in rows),
+                        TradeRow.ts <= max(r["ts"] for r in rows),
+                    )
+                )
+            ).all()
+        )
+        fresh = [r for r in rows if r["trade_id"] not in known]
+        for i in range(0, len(fresh), CHUNK):
+            await session.execute(insert(TradeRow), fresh[i : i + CHUNK])
+    return len(fresh)
+
+
+async def candle_times(
+    db: Database, *, exchange: str, symbol: str, interval: str, start: float, end: float
+) -> list[float]:
+    """Open times (epoch s) of the stored candles of a market in ``[start, end)``."""
+    async with db.sessionmaker() as session:
+        times = await session.scalars(
+            select(CandleRow.open_time)
+            .where(_candle_market(exchange, symbol, interval), _candle_range(start, end))
+            .order_by(CandleRow.open_time)
+        )
+        return [float(epoch(t) or 0.0) for t in times]
+
+
+async def trade_span(db: Database, *, exchange: str, symbol: str) -> float | None:
+    """The newest stored trade time of a market (epoch s), or None."""
+    async with db.sessionmaker() as session:
+        newest = await session.scalar(
+            select(func.max(TradeRow.ts)).where(
+                TradeRow.exchange == exchange, TradeRow.symbol == symbol
+            )
+        )
+    return epoch(newest)
+
+
+def _candle_market(exchange: str, symbol: str, interval: str) -> Any:
+    return and_(
+        CandleRow.exchange == exchange,
+        CandleRow.symbol == symbol,
+        CandleRow.interval == interval,
+    )
+
+
+def _candle_range(start: float | None, end: float | None) -> Any:
+    conds: list[Any] = [CandleRow.closed.is_(True)]
+    if start is not None:
+        conds.append(CandleRow.open_time >= utc(start))
+    if end is not None:
+        conds.append(CandleRow.open_time < utc(end))
+    return and_(*conds)
+
+
+async def load_candles(
+    db: Database,
+    *,
+    exchange: str,
+    symbol: str,
+    interval: str,
+    start: float | None,
+    end: float | None,
+) -> list[tuple[float, float, float, float, float, float]]:
+    """Closed candles of a market, oldest first, as ``(open_time_s, o, h, l, c, v)``."""
+    async with db.sessionmaker() as session:
+        rows = await session.execute(
+            select(
+                CandleRow.open_time,
+                CandleRow.open,
+                CandleRow.high,
+                CandleRow.low,
+                CandleRow.close,
+                CandleRow.volume,
+            )
+            .where(_candle_market(exchange, symbol, interval), _candle_range(start, end))
+            .order_by(CandleRow.open_time)
+        )
+        return [(float(epoch(r[0]) or 0.0), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+
+async def stored_markets(db: Database, interval: str) -> list[tuple[str, str]]:
+    """(exchange, symbol) pairs with stored candles of ``interval``."""
+    async with db.sessionmaker() as session:
+        rows = await session.execute(
+            select(CandleRow.exchange, CandleRow.symbol)
+            .where(CandleRow.interval == interval)
+            .distinct()
+            .order_by(CandleRow.exchange, CandleRow.symbol)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
+# --------------------------------------------------------------------------- backtest runs
+
+
+async def save_run(db: Database, run: dict[str, Any]) -> int:
+    """Store one run (``BacktestRunRow`` columns except ``id``); its new id."""
+    async with db.sessionmaker() as session, session.begin():
+        row = BacktestRunRow(**run)
+        session.add(row)
+        await session.flush()
+        return int(row.id)
+
+
+class BacktestRuns:
+    """The API's read side of ``backtest_runs``: newest first, one run, its report."""
+
+    def __init__(self, *, db: Database) -> None:
+        self.db = db
+
+    async def list_runs(
+        self, *, limit: int = 50, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first, without the heavy columns (trades, report: only whether it exists)."""
+        row = BacktestRunRow
+        cols = (row.id, row.created_at, row.source, row.symbols, row.start, row.end)
+        query = (
+            select(*cols, row.summary, row.digest, row.report_html.is_not(None))
+            .order_by(row.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(row.id < before)
+        async with self.db.sessionmaker() as session:
+            rows = (await session.execute(query)).all()
+        return [_summary_dict(tuple(r)) for r in rows]
+
+    async def get_run(self, run_id: int) -> dict[str, Any] | None:
+        async with self.db.sessionmaker() as session:
+            row = await session.get(BacktestRunRow, run_id)
+            if row is None:
+                return None
+            out = _summary_dict(
+                (
+                    row.id,
+                    row.created_at,
+                    row.source,
+                    row.symbols,
+                    row.start,
+                    row.end,
+                    row.summary,
+                    row.digest,
+                    row.report_html is not None,
+                )
+            )
+            out.update(params=row.params, breakdown=row.breakdown, trades=row.trades)
+            return out
+
+    async def report(self, run_id: int) -> str | None:
+        async with self.db.sessionmaker() as session:
+            html: str | None = await session.scalar(
+                select(BacktestRunRow.report_html).where(BacktestRunRow.id == run_id)
+            )
+            return html
+
+    async def delete_run(self, run_id: int) -> None:
+        async with self.db.sessionmaker() as session, session.begin():
+            await session.execute(delete(BacktestRunRow).where(BacktestRunRow.id == run_id))
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat()
+
+
+SUMMARY_FIELDS = (
+    "id",
+    "created_at",
+    "source",
+    "symbols",
+    "start",
+    "end",
+    "summary",
+    "digest",
+    "has_report",
+)
+
+
+def _summary_dict(values: Sequence[Any]) -> dict[str, Any]:
+    """One listed run from its column values, in the order of ``SUMMARY_FIELDS``."""
+    out = dict(zip(SUMMARY_FIELDS, values, strict=True))
+    for name in ("created_at", "start", "end"):
+        out[name] = _iso(out[name])
+    out["symbols"] = list(out["symbols"])
+    out["summary"] = dict(out["summary"])
+    out["has_report"] = bool(out["has_report"])
+    return out

@@ -1,0 +1,127 @@
+"""``crypto-monitor download`` through the real ccxt code against the simulator's klines and
+aggTrades endpoints: pagination, a 429 with Retry-After, a gap, resume; and the import of both
+shared freqtrade series."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from cryptomon.clock import ManualClock
+from cryptomon.sim.exchange import SimExchange
+from cryptomon.sim.history import HistoryEndpoints
+from cryptomon.sim.market import MarketModel
+from tests.conftest import REPO
+
+START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+GAP = (int((START + 2 * 3600) * 1000), int((START + 2 * 3600 + 30 * 60) * 1000))
+FREQTRADE = REPO.parent / "shared" / "data" / "freqtrade-testdata"
+
+
+@pytest_asyncio.fixture
+async def sim() -> AsyncIterator[tuple[SimExchange, HistoryEndpoints]]:
+    """A simulator with six hours of BTC-USDT minutes, 100 rows per answer, a 30-minute gap."""
+    exchange = SimExchange(MarketModel(["BTC-USDT"], seed=7), clock=ManualClock(time.time()))
+    history = HistoryEndpoints(
+        ["BTCUSDT"],
+        start_ms=int(START * 1000),
+        end_ms=int((START + 6 * 3600) * 1000),
+        max_limit=100,
+        gaps=[GAP],
+    )
+    exchange.add_routes(history.routes())
+    await exchange.start(run=False)
+    try:
+        yield exchange, history
+    finally:
+        await exchange.stop()
+
+
+async def cli(*args: str, config: Path) -> tuple[int, str, str]:
+    """Run ``crypto-monitor`` in a subprocess with this worktree on PYTHONPATH."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cryptomon",
+        *args,
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"database: {{url: 'sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}'}}\n")
+    return path
+
+
+@pytest.mark.asyncio
+async def test_download_paginates_waits_on_429_reports_the_gap_and_resumes(
+    sim: tuple[SimExchange, HistoryEndpoints], config: Path
+) -> None:
+    """Six hours in pages of 100, one 429 honoured, the gap reported; a rerun fetches little."""
+    exchange, history = sim
+    history.rate_limit_next(retry_after_s=1.0)
+    args = ("download", "--exchange", "binance", "--symbols", "BTC/USDT", "--timeframe", "1m")
+    args += ("--since", "2026-01-01", "--until", "2026-01-01T06:00", "--trades", "--limit", "100")
+    args += ("--url", exchange.rest_url, "--json")
+    code, out, err = await cli(*args, config=config)
+    assert code == 0, err
+    [market] = json.loads(out.splitlines()[-1])["markets"]
+    assert market["candles"] == 360 - 30
+    assert market["rate_limited"] == 1
+    assert market["waited_s"] >= 1.0
+    assert market["gaps"] == [[GAP[0] / 1000, GAP[1] / 1000]]
+    assert market["trades"] == 3 * (360 - 30)
+    klines = [q for p, q in history.requests if p == "/api/v3/klines"]
+    assert len(klines) >= 4  # 330 candles, at most 100 per answer (+ the 429)
+    assert all(int(q["limit"]) <= 100 for q in klines)
+
+    history.requests.clear()
+    code, out, err = await cli(*args, config=config)
+    assert code == 0, err
+    [again] = json.loads(out.splitlines()[-1])["markets"]
+    assert again["candles"] == 0
+    assert again["trades"] == 0
+    klines = [q for p, q in history.requests if p == "/api/v3/klines"]
+    assert len(klines) == 1  # only the gap is asked again
+    assert int(klines[0]["startTime"]) == GAP[0]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("name", "symbol", "kind", "candles", "trades"),
+    [
+        ("ALT_BTC-1m.json.gz", "ALT/BTC", "candles", 13681, 0),
+        ("XRP_ETH-trades.json.gz", "XRP/ETH", "trades", 2469, 12477),
+    ],
+)
+async def test_import_of_the_shared_series(
+    config: Path, name: str, symbol: str, kind: str, candles: int, trades: int
+) -> None:
+    """Both freqtrade series import; a second import adds no duplicate trade."""
+    path = str(FREQTRADE / name)
+    args = ("download", "--from-file", path, "--exchange", "binance", "--symbol", symbol)
+    code, out, err = await cli(*args, "--json", config=config)
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert (doc["kind"], doc["candles"], doc["trades"]) == (kind, candles, trades)
+    assert doc["tick"] == "0.00000001"
+    code, out, _ = await cli(*args, "--json", config=config)
+    assert json.loads(out.splitlines()[-1])["trades"] == 0

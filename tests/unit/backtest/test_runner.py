@@ -1,0 +1,122 @@
+"""The backtest runner: the live engine on candles, the SL/TP-inside-a-candle rule, fees,
+slippage and determinism."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from cryptomon.backtest.runner import BacktestResult, BacktestRunner
+from cryptomon.config import Settings
+from cryptomon.events import Candle, Signal
+from tests.unit.backtest.conftest import candles, random_walk, settings
+
+QUIET = {"signal_rules": [], "indicators": {"enabled": False}}
+
+
+def quiet(slippage_bps: float = 0.0, **trading: Any) -> Settings:
+    """No detectors, no rules, no indicator strategy: only the signals a test publishes."""
+    base = settings(**QUIET, **trading)
+    return base.model_copy(
+        update={
+            "anomaly_detection": base.anomaly_detection.model_copy(update={"enabled": False}),
+            "backtest": base.backtest.model_copy(
+                update={"infer_instrument": False, "slippage_bps": slippage_bps}
+            ),
+        }
+    )
+
+
+def run_with_signals(cfg: Settings, rows: list[Any], signals: dict[int, str]) -> BacktestResult:
+    """Run ``rows`` and publish a full-strength signal at the close of the given candles."""
+    runner = BacktestRunner(cfg, [candles(rows)])
+    seen = [0]
+
+    def on_candle(c: Candle) -> None:
+        side = signals.get(seen[0])
+        seen[0] += 1
+        if side is not None:
+            runner.hub.publish(
+                Signal(
+                    exchange=c.exchange,
+                    symbol=c.symbol,
+                    ts=c.end,
+                    ts_recv=c.end,
+                    side="buy" if side == "buy" else "sell",
+                    strength=1.0,
+                    source="test",
+                    price=c.close,
+                )
+            )
+
+    runner.hub.subscribe(Candle, on_candle, name="test.signals")
+    return asyncio.run(runner.run())
+
+
+FLAT = (100.0, 100.0, 100.0, 100.0)
+
+
+def test_stop_and_take_in_one_candle_long_assumes_the_stop() -> None:
+    """A long whose next candle touches both its stop (97) and take (106) exits at the stop."""
+    result = run_with_signals(quiet(), [FLAT, (100.0, 110.0, 90.0, 100.0), FLAT], {0: "buy"})
+    [trade] = result.trades
+    assert (trade.side, trade.exit_reason) == ("long", "stop_loss")
+    assert (trade.entry_price, trade.exit_price) == (Decimal(100), Decimal(97))
+
+
+def test_stop_and_take_in_one_candle_short_assumes_the_stop() -> None:
+    """A short whose next candle touches both levels exits at its stop (103), not at 94."""
+    cfg = quiet(allow_short=True)
+    result = run_with_signals(cfg, [FLAT, (100.0, 110.0, 90.0, 100.0), FLAT], {0: "sell"})
+    [trade] = result.trades
+    assert (trade.side, trade.exit_reason) == ("short", "stop_loss")
+    assert trade.exit_price == Decimal(103)
+
+
+def test_take_profit_alone_fills_at_its_level() -> None:
+    """A candle that reaches only the take-profit exits there, at the level."""
+    result = run_with_signals(quiet(), [FLAT, (100.0, 107.0, 99.0, 105.0), FLAT], {0: "buy"})
+    [trade] = result.trades
+    assert (trade.exit_reason, trade.exit_price) == ("take_profit", Decimal(106))
+
+
+def test_gap_through_the_stop_exits_at_the_open() -> None:
+    """A candle opening below the stop exits at the open's quote (a gap), worse than 97."""
+    result = run_with_signals(quiet(), [FLAT, (95.0, 96.0, 94.0, 95.0), FLAT], {0: "buy"})
+    [trade] = result.trades
+    assert (trade.exit_reason, trade.exit_price) == ("stop_loss", Decimal(95))
+
+
+def test_fees_and_slippage_are_paid() -> None:
+    """Entry at the close plus the half spread, exit minus it; taker fees on both fills."""
+    result = run_with_signals(quiet(slippage_bps=10.0), [FLAT, FLAT, FLAT], {0: "buy", 1: "sell"})
+    [trade] = result.trades
+    assert trade.entry_price == Decimal("100.1")
+    assert trade.exit_price == Decimal("99.9")
+    amount = trade.amount
+    fees = (Decimal("100.1") + Decimal("99.9")) * amount * Decimal("0.001")
+    assert trade.fees == fees
+    assert trade.pnl == (Decimal("99.9") - Decimal("100.1")) * amount - fees
+
+
+def test_same_input_same_orders() -> None:
+    """Two runs of the same candles and config give the same fills, trades and digest."""
+    cfg = settings(min_signal_strength=0.5)
+    series = random_walk(3000)
+    first = asyncio.run(BacktestRunner(cfg, [series]).run())
+    second = asyncio.run(BacktestRunner(cfg, [series]).run())
+    assert first.fills, "the walk should trade"
+    assert first.digest() == second.digest()
+    assert [t.as_dict() for t in first.trades] == [t.as_dict() for t in second.trades]
+
+
+@pytest.mark.parametrize("rows", [[FLAT] * 3])
+def test_no_signal_no_trade(rows: list[Any]) -> None:
+    """Without signals nothing trades and the equity stays at the starting balance."""
+    result = run_with_signals(quiet(), rows, {})
+    assert result.trades == []
+    assert result.fills == []
+    assert list(result.equity) == [10_000.0] * 3

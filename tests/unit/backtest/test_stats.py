@@ -1,0 +1,124 @@
+"""Backtest statistics against a hand-computed example (four trades with fees, four days)."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.ledger import Ledger
+from cryptomon.backtest.runner import BacktestResult
+from cryptomon.backtest.stats import breakdown, summarize
+from cryptomon.events import Fill
+from tests.unit.backtest.conftest import T0
+
+DAY = 86400.0
+# (side, amount, price, fee) pairs: open then close, one trade each
+TRADES = [
+    (("buy", "10", "100", "1.0"), ("sell", "10", "110", "1.1")),  # +100 - 2.1 = 97.9
+    (("buy", "10", "100", "1.0"), ("sell", "10", "95", "0.95")),  # -50 - 1.95 = -51.95
+    (("sell", "20", "100", "2.0"), ("buy", "20", "95", "1.9")),  # +100 - 3.9 = 96.1
+    (("buy", "5", "100", "0.5"), ("sell", "5", "96", "0.48")),  # -20 - 0.98 = -20.98
+]
+
+
+def ledger() -> Ledger:
+    book = Ledger()
+    n = 0
+    for k, legs in enumerate(TRADES):
+        for side, amount, price, fee in legs:
+            n += 1
+            ts = T0 + k * DAY + n * 60
+            book.on_fill(
+                Fill(
+                    exchange="binance",
+                    symbol="ALT-BTC" if k % 2 == 0 else "XRP-BTC",
+                    ts=ts,
+                    ts_recv=ts,
+                    trade_id=f"t{n}",
+                    client_order_id=f"c{n}",
+                    side="buy" if side == "buy" else "sell",
+                    amount=Decimal(amount),
+                    price=Decimal(price),
+                    fee=Decimal(fee),
+                    fee_currency="BTC",
+                )
+            )
+    return book
+
+
+def result() -> BacktestResult:
+    series = CandleSeries(
+        "binance",
+        "ALT-BTC",
+        "1m",
+        np.array([T0, T0 + 4 * DAY - 60]),
+        np.array([100.0, 110.0]),
+        np.array([100.0, 120.0]),
+        np.array([100.0, 110.0]),
+        np.array([100.0, 120.0]),
+        np.array([1.0, 1.0]),
+    )
+    return BacktestResult(
+        series=[series],
+        trades=ledger().closed,
+        fills=[],
+        anomalies=[],
+        signals=4,
+        equity_ts=T0 + DAY * np.arange(1, 5),
+        equity=np.array([1100.0, 1045.0, 1149.5, 1034.55]),
+        exposure=np.array([1.0, 0.0, 1.0, 0.0]),
+        starting_balance=1000.0,
+        quote="BTC",
+        candles=4,
+    )
+
+
+def test_trade_statistics_match_the_hand_computation() -> None:
+    """PnL, fees, win rate, profit factor, expectancy, best/worst of four trades."""
+    s = summarize(result())
+    assert s["trades"] == 4
+    assert (s["wins"], s["losses"]) == (2, 2)
+    assert s["win_rate"] == 0.5
+    assert s["pnl"] == pytest.approx(121.07)
+    assert s["pnl_pct"] == pytest.approx(12.107)
+    assert s["fees"] == pytest.approx(8.93)
+    assert s["profit_factor"] == pytest.approx(194.0 / 72.93)
+    assert s["expectancy"] == pytest.approx(121.07 / 4)
+    assert (s["best_trade"], s["worst_trade"]) == (pytest.approx(97.9), pytest.approx(-51.95))
+    assert s["avg_trade_s"] == 60.0
+    assert s["longest_trade_s"] == 60.0
+
+
+def test_risk_statistics_match_the_hand_computation() -> None:
+    """Daily returns +10%, -5%, +10%, -10%: Sharpe, Sortino, drawdown, Calmar, exposure."""
+    s = summarize(result())
+    mean = 0.0125
+    assert s["sharpe"] == pytest.approx(mean / math.sqrt(0.010625) * math.sqrt(365))
+    assert s["sortino"] == pytest.approx(mean / math.sqrt(0.003125) * math.sqrt(365))
+    assert s["max_drawdown_pct"] == pytest.approx(10.0)
+    assert s["max_drawdown_s"] == DAY  # from the peak of day 3 to the end, not recovered
+    annual = 1.03455 ** (365 / 4) - 1
+    assert s["annualized_return_pct"] == pytest.approx(annual * 100)
+    assert s["calmar"] == pytest.approx(annual / 0.1)
+    assert s["exposure_pct"] == 50.0
+    assert s["buy_and_hold_pct"] == pytest.approx(20.0)
+    assert s["return_pct"] == pytest.approx(3.455)
+
+
+def test_breakdown_per_symbol_and_source() -> None:
+    """Trades are grouped per symbol with their PnL and fees."""
+    by_symbol = breakdown(result().trades, "symbol")
+    assert by_symbol["ALT-BTC"]["trades"] == 2
+    assert by_symbol["ALT-BTC"]["pnl"] == pytest.approx(97.9 + 96.1)
+    assert by_symbol["XRP-BTC"]["fees"] == pytest.approx(1.95 + 0.98)
+    assert set(breakdown(result().trades, "source")) == {"unknown"}
+
+
+def test_short_round_trip_is_a_short() -> None:
+    """A trade opened by a sell is a short with the sell as its entry price."""
+    trip = ledger().closed[2]
+    assert (trip.side, trip.entry_price, trip.exit_price) == ("short", Decimal(100), Decimal(95))

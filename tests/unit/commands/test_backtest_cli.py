@@ -1,0 +1,236 @@
+"""``crypto-monitor backtest`` and ``download`` as a user runs them: results, the stored run,
+the report file, sweeps, and one clear line with exit 2 for each kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cryptomon.cli import main
+from tests.unit.backtest.conftest import random_walk
+
+CONFIG = """database: {{url: "sqlite+aiosqlite:///{db}"}}
+trading:
+  min_signal_strength: 0.5
+  paper: {{quote_currency: BTC, starting_balance: 10000.0, min_notional: 1.0}}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG.format(db=tmp_path / "db.sqlite"))
+    return path
+
+
+@pytest.fixture
+def candles_file(tmp_path: Path) -> Path:
+    """Two days of generated minutes in freqtrade's JSON layout (ms open times)."""
+    s = random_walk(2880)
+    rows = [
+        [int(s.ts[i] * 1000), s.open[i], s.high[i], s.low[i], s.close[i], s.volume[i]]
+        for i in range(len(s))
+    ]
+    path = tmp_path / "ALT_BTC-1m.json"
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_backtest_json_report_and_stored_run(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path, tmp_path: Path
+) -> None:
+    """--json prints summary, breakdowns, trades and the stored id; --report writes HTML."""
+    report = tmp_path / "out.html"
+    code, out, err = run(
+        capsys,
+        "backtest",
+        str(candles_file),
+        "--config",
+        str(config),
+        "--json",
+        "--report",
+        str(report),
+    )
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert doc["id"] == 1
+    assert doc["summary"]["candles"] == 2880
+    assert doc["summary"]["trades"] == len(doc["trades"]) > 0
+    assert {"by_symbol", "by_source", "digest", "params"} <= set(doc)
+    html = report.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert "Plotly" in html
+    assert "cdn." not in html.split("<body>")[1]  # plotly.js inlined, nothing fetched
+
+
+def test_backtest_from_the_database_after_import(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """Imported candles backtest with --source db over a sub-range."""
+    code, _, err = run(
+        capsys,
+        "download",
+        "--from-file",
+        str(candles_file),
+        "--exchange",
+        "binance",
+        "--symbol",
+        "ALT/BTC",
+        "--config",
+        str(config),
+    )
+    assert code == 0, err
+    code, out, err = run(
+        capsys,
+        "backtest",
+        "--source",
+        "db",
+        "--symbols",
+        "ALT/BTC",
+        "--config",
+        str(config),
+        "--start",
+        "2023-11-14T12:00",
+        "--json",
+        "--no-store",
+    )
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert 0 < doc["summary"]["candles"] < 2880
+    assert "id" not in doc
+
+
+def test_sweep_ranks_the_variants(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """Two stop distances in worker processes, ranked by PnL with their parameters."""
+    code, out, err = run(
+        capsys,
+        "backtest",
+        str(candles_file),
+        "--config",
+        str(config),
+        "--json",
+        "--sweep",
+        "trading.stop_loss_percentage=1,3",
+        "--workers",
+        "2",
+    )
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    rows = doc["variants"]
+    assert sorted(r["overrides"]["trading.stop_loss_percentage"] for r in rows) == [1, 3]
+    assert rows[0]["summary"]["pnl"] >= rows[1]["summary"]["pnl"]
+
+
+BAD_BACKTEST = [
+    (["--timeframe", "7m"], "unknown timeframe '7m'"),
+    (["--start", "2023-11-16", "--end", "2023-11-15"], "--start (2023-11-16T00:00:00Z) must be"),
+    (["--start", "2020-01-01", "--end", "2020-01-02"], "no 1m candles of binance ALT-BTC in"),
+    (["--sweep", "trading.stop_loss_percentage"], "--sweep: expected SECTION.KEY=V1,V2"),
+    (["--sweep", "trading.nope=1,2"], "no such config key 'nope'"),
+    (["--sweep", "trading.stop_loss_percentage=-1"], "invalid value"),
+    (["--start", "yesterday"], "--start: expected a date like 2026-01-01"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD_BACKTEST)
+def test_backtest_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    config: Path,
+    candles_file: Path,
+    extra: list[str],
+    message: str,
+) -> None:
+    """Each bad argument gets one line naming it, and exit code 2."""
+    code, _, err = run(capsys, "backtest", str(candles_file), "--config", str(config), *extra)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_symbol_with_no_data_and_unreadable_files(
+    capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path
+) -> None:
+    """No stored candles for a symbol, a missing file, a file that is not data: exit 2."""
+    code, _, err = run(
+        capsys, "backtest", "--source", "db", "--symbols", "DOGE/USDT", "--config", str(config)
+    )
+    assert code == 2
+    assert "no stored 1m candles" in err
+    code, _, err = run(capsys, "backtest", str(tmp_path / "nope.json"), "--config", str(config))
+    assert code == 2
+    assert "cannot read" in err
+    assert "no such file" in err
+    junk = tmp_path / "ALT_BTC-junk.json"
+    junk.write_text('[["x", 1]]')
+    code, _, err = run(capsys, "backtest", str(junk), "--config", str(config))
+    assert code == 2
+    assert "row 1 is not a candle" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+BAD_DOWNLOAD = [
+    (
+        ["--exchange", "nosuchex", "--symbols", "BTC/USDT", "--since", "2026-01-01"],
+        "'nosuchex' is not a ccxt exchange id",
+    ),
+    (
+        [
+            "--exchange",
+            "binance",
+            "--symbols",
+            "BTC/USDT",
+            "--since",
+            "2026-01-01",
+            "--timeframe",
+            "2m",
+        ],
+        "unknown timeframe '2m'",
+    ),
+    (
+        [
+            "--exchange",
+            "binance",
+            "--symbols",
+            "BTC/USDT",
+            "--since",
+            "2026-01-02",
+            "--until",
+            "2026-01-01",
+        ],
+        "--since (2026-01-02T00:00:00Z) must be before --until",
+    ),
+    (
+        ["--exchange", "binance", "--symbols", "BTC/USDT", "--since", "2999-01-01"],
+        "holds no closed 1m candle",
+    ),
+    (
+        ["--exchange", "binance", "--from-file", "/nonexistent.json", "--symbol", "A/B"],
+        "cannot read /nonexistent.json",
+    ),
+    (
+        ["--exchange", "binance", "--from-file", "/nonexistent.json", "--symbol", "ALT"],
+        "give BASE/QUOTE or --quote QUOTE",
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_DOWNLOAD)
+def test_download_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], config: Path, argv: list[str], message: str
+) -> None:
+    """Unknown exchange or timeframe, --since after --until, an empty range, a bad file."""
+    code, _, err = run(capsys, "download", *argv, "--config", str(config))
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
