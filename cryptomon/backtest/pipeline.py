@@ -17,8 +17,8 @@ from typing import Any
 from cryptomon.backtest.ledger import Ledger
 from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
-from cryptomon.feeds.state import MarketState
 from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal

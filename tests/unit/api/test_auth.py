@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import pytest
@@ -20,7 +21,8 @@ _TOKEN_OF = {"read": READ, "trade": TRADE, "admin": ADMIN}
 
 
 def _path(path: str) -> str:
-    return path.replace("{client_order_id}", "cmM000001")
+    """A concrete URL of a route template: a valid-looking value for every parameter."""
+    return re.sub(r"\{[^}]+\}", "1", path.replace("{client_order_id}", "cmM000001"))
 
 
 def _id(route: Any) -> str:
