@@ -144,3 +144,18 @@ def stop_problem(
         f"{liq.quantize(Decimal('1e-8'))} lies inside the stop-loss {stop}; "
         "expected lower leverage or a tighter stop"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ContractTerms:
+    """How one contract market is traded: its spec, the leverage and margin mode set for it,
+    and the maintenance rate (the venue's bracket when known, else the config's)."""
+
+    spec: InstrumentSpec
+    leverage: Decimal
+    margin_mode: str
+    mmr: Decimal
+
+    def liquidation(self, long: bool, entry: Decimal) -> Decimal | None:
+        """The isolated liquidation estimate of a position opened at ``entry``."""
+        return liquidation_price(self.spec, long, entry, self.leverage, self.mmr)
