@@ -22,14 +22,23 @@ formula exact).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 
+if TYPE_CHECKING:
+    from cryptomon.config import TradingConfig
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
+
+SpecLookup = Callable[[str, str], InstrumentSpec | None]
+"""``(exchange, symbol)`` -> the market's spec (``InstrumentRegistry.get``), None if unknown."""
+TermsLookup = Callable[[str, str], "ContractTerms | None"]
+"""``(exchange, symbol)`` -> the contract terms of a perpetual/future, None for spot."""
 
 
 def is_contract(spec: InstrumentSpec | None) -> bool:
@@ -159,3 +168,49 @@ class ContractTerms:
     def liquidation(self, long: bool, entry: Decimal) -> Decimal | None:
         """The isolated liquidation estimate of a position opened at ``entry``."""
         return liquidation_price(self.spec, long, entry, self.leverage, self.mmr)
+
+
+FUNDING_PERIOD_S = 8 * 3600.0  # when a venue announces no next funding time
+
+
+class FundingSchedule:
+    """Tells when a stream of funding-rate announcements (``Funding`` events) settles a
+    payment: when an event's time reaches the ``next_funding_time`` announced before it (or,
+    without one, when an 8-hour UTC boundary is crossed), the rate announced before is due."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[float, Decimal, float | None]] = {}
+
+    def due(
+        self, key: tuple[str, str], ts: float, rate: Decimal, next_time: float | None
+    ) -> tuple[float, Decimal] | None:
+        """``(funding time, rate)`` when this announcement follows a settlement, else None."""
+        last = self._last.get(key)
+        self._last[key] = (ts, rate, next_time)
+        if last is None:
+            return None
+        last_ts, last_rate, last_next = last
+        if last_next is not None:
+            return (last_next, last_rate) if last_next <= ts else None
+        boundary = (ts // FUNDING_PERIOD_S) * FUNDING_PERIOD_S
+        return (boundary, last_rate) if last_ts < boundary <= ts else None
+
+
+def terms_lookup(config: TradingConfig, specs: SpecLookup) -> TermsLookup:
+    """Contract terms from the trading section (per-symbol leverage, margin mode, mmr) and a
+    spec lookup (``InstrumentRegistry.get``): what the paper broker is given."""
+
+    def terms(exchange: str, symbol: str) -> ContractTerms | None:
+        spec = specs(exchange, symbol)
+        if spec is None or not is_contract(spec):
+            return None
+        return ContractTerms(
+            spec=spec,
+            leverage=Decimal(str(config.leverage_for(symbol))),
+            margin_mode=config.margin_mode_for(symbol),
+            mmr=Decimal(str(config.mmr_for(symbol))),
+        )
+
+    return terms

@@ -12,13 +12,13 @@ price (or the mark) when the settle currency is the base coin (inverse contracts
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from cryptomon.trading.futures import (
     ContractTerms,
+    TermsLookup,
     average_entry,
     initial_margin,
     maintenance_margin,
@@ -30,8 +30,7 @@ from cryptomon.trading.futures import (
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
-TermsLookup = Callable[[str, str], ContractTerms | None]
-"""``(exchange, symbol)`` -> the contract terms of a perpetual/future, None for spot."""
+__all__ = ["ContractState", "TermsLookup", "notional_quote", "settle_value"]
 
 
 def _text(number: Decimal | None) -> str | None:
