@@ -164,8 +164,12 @@ class CcxtBroker:
     # ------------------------------------------------------------------ protocol
 
     async def market(self, symbol: str) -> MarketInfo:
-        m = self._market(symbol)
-        return market_info(self._ex(), m, symbol, native=self.settings.native_stop_loss)
+        ex, m = self._ex(), self._market(symbol)
+        info = market_info(ex, m, symbol, native=self.settings.native_stop_loss)
+        tier = await self.contracts.first_tier(ex, m, self._read)
+        if tier is None:
+            return info
+        return replace(info, max_leverage=tier[0], maintenance_margin_rate=tier[1])
 
     def _request(
         self, intent: OrderIntent, m: dict[str, Any]

@@ -25,6 +25,13 @@ EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
         "warnOnFetchOpenOrdersWithoutSymbol": False,
         "defaultType": "spot",
     },
+    # USD-M futures: no /sapi wallet calls while loading markets
+    "binanceusdm": {
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "fetchOpenOrders": {"warnWithoutSymbol": False},
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+    },
 }
 """ccxt options per exchange id, applied before the user's ``options``."""
 
@@ -39,7 +46,7 @@ CONTRACT_OPTIONS: dict[str, dict[str, Any]] = {
         "defaultType": "swap",
     },
 }
-"""Replaces :data:`EXCHANGE_OPTIONS` when the traded symbols are contracts."""
+"""Applied over :data:`EXCHANGE_OPTIONS` when the traded symbols are contracts."""
 
 
 class LiveSettings(Protocol):
@@ -97,7 +104,8 @@ def build_exchange(
         )
     s = settings
     options: dict[str, Any] = {
-        **(CONTRACT_OPTIONS if contracts else EXCHANGE_OPTIONS).get(settings.exchange, {}),
+        **EXCHANGE_OPTIONS.get(settings.exchange, {}),
+        **(CONTRACT_OPTIONS.get(settings.exchange, {}) if contracts else {}),
         "recvWindow": s.recv_window_ms,
         "maxRetriesOnFailure": 0,  # never let ccxt resend anything, orders least of all
     }

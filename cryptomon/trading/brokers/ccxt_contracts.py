@@ -90,6 +90,20 @@ class ContractSetup:
         self._ready.add(symbol)
 
     @staticmethod
+    async def first_tier(
+        ex: Any, market: dict[str, Any], read: Reader
+    ) -> tuple[Decimal, Decimal | None] | None:
+        """(max leverage, maintenance margin rate) of the venue's first bracket of a contract
+        market (ccxt leverage tiers); None on spot or without tiers."""
+        if not market.get("contract") or not (ex.has or {}).get("fetchMarketLeverageTiers"):
+            return None
+        tiers = await read(ex.fetch_market_leverage_tiers, market["symbol"])
+        if not tiers:
+            return None
+        first = tiers[0]
+        return dec(first.get("maxLeverage")) or Decimal(1), dec(first.get("maintenanceMarginRate"))
+
+    @staticmethod
     async def funding_rows(
         ex: Any, market: dict[str, Any], since: float | None, read: Reader
     ) -> list[dict[str, Any]]:
