@@ -288,9 +288,12 @@ class CcxtBroker:
 
     async def _order_fills(self, m: dict[str, Any], order_id: str, cid: str) -> tuple[Fill, ...]:
         ex = self._ex()
+        trades = None
         if (ex.has or {}).get("fetchOrderTrades"):
-            trades = await self._read(ex.fetch_order_trades, order_id, m["symbol"])
-        else:
+            # some venues offer it on spot only (Binance): fall back to the account's trades
+            with contextlib.suppress(FatalError):
+                trades = await self._read(ex.fetch_order_trades, order_id, m["symbol"])
+        if trades is None:
             trades = [
                 t
                 for t in await self._read(ex.fetch_my_trades, m["symbol"])
