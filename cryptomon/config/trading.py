@@ -93,6 +93,11 @@ class PaperBrokerConfig(Section):
     tick_size: float = Field(default=0.01, gt=0, description="price increment")
     lot_size: float = Field(default=0.00001, gt=0, description="amount increment")
     min_notional: float = Field(default=5.0, ge=0, description="smallest order, quote")
+    balances: dict[str, float] = Field(
+        default_factory=dict,
+        description="extra starting balances per currency (coin-margined contracts settle "
+        "in the coin: {BTC: 0.5})",
+    )
 
 
 class LiveTradingConfig(Section):

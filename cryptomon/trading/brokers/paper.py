@@ -90,6 +90,8 @@ class PaperBroker:
         self.allow_short = allow_short
         self.quote = config.quote_currency
         self.balances: dict[str, Decimal] = {self.quote: d(config.starting_balance)}
+        for currency, amount in config.balances.items():  # e.g. the coin of inverse contracts
+            self.balances[currency] = self.balances.get(currency, ZERO) + d(amount)
         self._orders: dict[str, _PaperOrder] = {}
         self._seq = 0
         self._run = new_id()[:8]  # trade and order ids stay unique across restarts
