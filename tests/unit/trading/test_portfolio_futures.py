@@ -119,3 +119,19 @@ def test_spot_positions_are_unchanged_without_terms() -> None:
     assert pf.cash == D(800)
     assert pos.event(1.0, 1.0).side is None
     assert "leverage" not in pos.to_dict()
+
+
+def test_api_position_model_carries_the_contract_fields() -> None:
+    """The API's position model keeps side, leverage, margin, liquidation and funding."""
+    from cryptomon.api.models_trading import PositionOut
+
+    pf = Portfolio(quote="USDT", cash=D(10_000), terms=terms)
+    pf.apply_fill(fill("BTC-USDT-PERP", "sell", "0.5", "20000", "0", "USDT", 1))
+    pf.apply_funding("sim", "BTC-USDT-PERP", D(1), D(20000), 2.0)
+    out = PositionOut.model_validate(pf.positions[("sim", "BTC-USDT-PERP")].to_dict())
+    assert out.side == "short"
+    assert out.leverage == "5"
+    assert out.margin_mode == "isolated"
+    assert out.initial_margin == "2000"
+    assert out.liquidation_price == "23920"
+    assert out.funding == "1"
