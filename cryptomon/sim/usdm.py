@@ -15,6 +15,7 @@ mark. ``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -33,6 +34,17 @@ API, API2, API3 = "/fapi/v1", "/fapi/v2", "/fapi/v3"
 
 
 @dataclass
+class Hold:
+    """A request held after processing; ``reached`` once it arrived."""
+
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class UsdmVenue:
     """One USD-M account on the simulator; see the module docstring."""
 
@@ -41,6 +53,13 @@ class UsdmVenue:
     book: UsdmBook = field(default_factory=UsdmBook)
     refuse_leverage: bool = False
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) signed
+    holds: dict[tuple[str, str], Hold] = field(default_factory=dict)
+
+    def hold(self, method: str, path: str) -> Hold:
+        """Hold the next signed ``method path`` request after the venue processed it (its
+        answer waits until :meth:`Hold.release`): how tests kill a client mid-request."""
+        hold = self.holds[(method, path)] = Hold()
+        return hold
 
     def set_price(self, symbol: str, price: Decimal) -> None:
         self.book.set_price(symbol, price)
@@ -104,7 +123,12 @@ class UsdmVenue:
                 return refused
             params = dict(parse_qsl(request.query_string)) | dict(parse_qsl(body))
             self.requests.append((request.method, request.path))
-            return self._answer(lambda: handler(params))
+            answer = self._answer(lambda: handler(params))
+            hold = self.holds.pop((request.method, request.path), None)
+            if hold is not None:
+                hold.reached.set()
+                await hold.released.wait()
+            return answer
 
         return wrapped
 
