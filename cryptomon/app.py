@@ -183,6 +183,7 @@ if TYPE_CHECKING:
     from cryptomon.api import ApiServer
     from cryptomon.detect.engine import DetectorEngine
     from cryptomon.feeds.manager import FeedManager
+    from cryptomon.market.instruments import InstrumentSpec
     from cryptomon.notify.router import NotificationRouter
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
@@ -305,14 +306,21 @@ def _build_trading(
 ) -> tuple[SignalGenerator, TradingEngine]:
     from decimal import Decimal
 
+    from cryptomon.sim.instruments import simulator_spec
     from cryptomon.store.journal import StoreJournal
     from cryptomon.trading.brokers.base import Broker
     from cryptomon.trading.engine import TradingEngine
+    from cryptomon.trading.futures import terms_lookup
     from cryptomon.trading.journal import Journal, MemoryJournal
     from cryptomon.trading.runtime import TradingRuntime
     from cryptomon.trading.signals import SignalGenerator
 
     cfg = settings.trading
+
+    def specs(exchange: str, symbol: str) -> InstrumentSpec | None:
+        # contract specs of the built-in simulator; InstrumentRegistry.get once it is wired
+        return simulator_spec(symbol) if exchange == "simulator" else None
+
     broker: Broker
     if cfg.mode == "live":
         from cryptomon.trading.brokers.ccxt import CcxtBroker
@@ -322,7 +330,12 @@ def _build_trading(
         from cryptomon.trading.brokers.paper import PaperBroker
 
         broker = PaperBroker(
-            config=cfg.paper, market=market, hub=hub, clock=clock, allow_short=cfg.allow_short
+            config=cfg.paper,
+            market=market,
+            hub=hub,
+            clock=clock,
+            allow_short=cfg.allow_short,
+            terms=terms_lookup(cfg, specs),
         )
     journal: Journal = StoreJournal(db=db) if db is not None else MemoryJournal(hub=hub)
     # one runtime object: an API change of the limits or signal gates reaches both
@@ -338,6 +351,7 @@ def _build_trading(
         journal=journal,
         runtime=runtime,
         starting_cash=Decimal(0) if cfg.mode == "live" else None,
+        specs=specs,
     )
     return signals, engine
 

@@ -254,7 +254,11 @@ class Fill(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PositionUpdate(Event):
-    """A position after a fill or a mark. ``amount`` is signed (negative = short)."""
+    """A position after a fill or a mark. ``amount`` is signed (negative = short).
+
+    On a perpetual or future ``amount`` is venue contracts, the PnL, fees, margins and funding
+    are in ``settle`` (the quote of a linear contract, the base coin of an inverse one), and
+    the contract fields are set; on spot they keep their defaults."""
 
     amount: Decimal
     avg_price: Decimal
@@ -262,6 +266,16 @@ class PositionUpdate(Event):
     unrealized_pnl: Decimal
     fees: Decimal
     mark_price: Decimal | None = None
+    side: Literal["long", "short", "flat"] | None = None
+    settle: str | None = None
+    contracts: Decimal | None = None
+    base_amount: Decimal | None = None
+    leverage: Decimal | None = None
+    margin_mode: str | None = None
+    initial_margin: Decimal | None = None
+    maintenance_margin: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    funding: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

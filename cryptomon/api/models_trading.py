@@ -80,7 +80,9 @@ class RiskConfigUpdate(Body):
 class PositionOut(Out):
     exchange: str
     symbol: str
-    amount: DecimalStr = Field(description="signed base amount (negative = short)")
+    amount: DecimalStr = Field(
+        description="signed base amount (negative = short); contracts on a perpetual/future"
+    )
     avg_price: DecimalStr
     mark_price: DecimalStr | None = None
     notional: DecimalStr | None = None
@@ -89,6 +91,19 @@ class PositionOut(Out):
     fees: DecimalStr = "0"
     opened: float | None = None
     updated: float | None = None
+    # perpetuals and futures (absent on spot); amounts in the settle currency
+    side: Literal["long", "short", "flat"] | None = None
+    settle: str | None = Field(default=None, description="currency of PnL, margin, funding")
+    contracts: DecimalStr | None = None
+    base_amount: DecimalStr | None = None
+    leverage: DecimalStr | None = None
+    margin_mode: str | None = Field(default=None, description="isolated or cross")
+    initial_margin: DecimalStr | None = None
+    maintenance_margin: DecimalStr | None = None
+    liquidation_price: DecimalStr | None = Field(
+        default=None, description="isolated-margin estimate; the venue decides"
+    )
+    funding: DecimalStr | None = Field(default=None, description="received (+) or paid (-)")
 
 
 class PositionsOut(Out):

@@ -81,12 +81,19 @@ async def build_report(db: Any, trading: Any, *, orders: int = 10) -> dict[str, 
     """Positions, stats and recent orders as plain data (Decimals as strings)."""
     from cryptomon.store.journal import StoreJournal
     from cryptomon.store.queries import Queries
+    from cryptomon.trading.futures import terms_lookup
     from cryptomon.trading.portfolio import Portfolio
 
     q = Queries(db=db)
     start = Decimal(str(trading.paper.starting_balance))
-    pf = Portfolio(quote=trading.paper.quote_currency, cash=start)
-    for fill in await StoreJournal(db=db).fills():
+    fills = await StoreJournal(db=db).fills()
+    specs = await _specs(db, {f.exchange for f in fills})
+    pf = Portfolio(
+        quote=trading.paper.quote_currency,
+        cash=start,
+        terms=terms_lookup(trading, lambda ex, sym: specs.get((ex, sym))),
+    )
+    for fill in fills:
         pf.apply_fill(fill)
     positions = []
     for row in await q.positions():
@@ -118,6 +125,18 @@ async def build_report(db: Any, trading: Any, *, orders: int = 10) -> dict[str, 
     }
 
 
+async def _specs(db: Any, exchanges: set[str]) -> dict[tuple[str, str], Any]:
+    """The cached instrument specs of ``exchanges`` (contract positions need them)."""
+    from cryptomon.store.instruments import InstrumentRepository
+
+    repo = InstrumentRepository(db.sessionmaker)
+    out: dict[tuple[str, str], Any] = {}
+    for exchange in exchanges:
+        for spec in await repo.load(exchange):
+            out[(exchange, spec.symbol)] = spec
+    return out
+
+
 _POSITION_KEYS = (
     "exchange",
     "symbol",
@@ -127,6 +146,16 @@ _POSITION_KEYS = (
     "unrealized_pnl",
     "realized_pnl",
     "fees",
+    # perpetuals and futures (None on spot)
+    "side",
+    "settle",
+    "contracts",
+    "leverage",
+    "margin_mode",
+    "initial_margin",
+    "maintenance_margin",
+    "liquidation_price",
+    "funding",
 )
 _ORDER_KEYS = (
     "created_at",
@@ -217,12 +246,18 @@ def _positions_table(positions: list[dict[str, Any]]) -> str:
         ("Unrealized", "unrealized_pnl"),
         ("Realized", "realized_pnl"),
         ("Fees", "fees"),
+        ("Side", "side"),
+        ("Lev", "leverage"),
+        ("Margin", "initial_margin"),
+        ("Liq price", "liquidation_price"),
+        ("Funding", "funding"),
     )
-    rows = [
-        [str(p[key] or "-") if key == "mark_price" else str(p[key]) for _, key in columns]
-        for p in positions
-    ]
+    rows = [[_cell(p.get(key)) for _, key in columns] for p in positions]
     return _table([header for header, _ in columns], rows)
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def _orders_table(orders: list[dict[str, Any]]) -> str:

@@ -109,6 +109,11 @@ class PaperBrokerConfig(Section):
     tick_size: float = Field(default=0.01, gt=0, description="price increment")
     lot_size: float = Field(default=0.00001, gt=0, description="amount increment")
     min_notional: float = Field(default=5.0, ge=0, description="smallest order, quote")
+    balances: dict[str, float] = Field(
+        default_factory=dict,
+        description="extra starting balances per currency (coin-margined contracts settle "
+        "in the coin: {BTC: 0.5})",
+    )
 
 
 class LiveTradingConfig(Section):
@@ -138,6 +143,20 @@ class LiveTradingConfig(Section):
     def _finite_options(cls, v: dict[str, Any]) -> dict[str, Any]:
         check_finite(v, "options")
         return v
+
+
+MarginMode = Literal["isolated", "cross"]
+
+
+class SymbolOverrideConfig(Section):
+    """Per-symbol contract settings (``trading.overrides: {BTC-USDT-PERP: {leverage: 5}}``);
+    unset keys fall back to the ``trading`` section's."""
+
+    leverage: float | None = Field(default=None, ge=1, le=125, description="contract leverage")
+    margin_mode: MarginMode | None = Field(default=None, description="isolated or cross")
+    maintenance_margin_rate: float | None = Field(
+        default=None, ge=0, lt=1, description="mmr used when the venue's brackets are unknown"
+    )
 
 
 class TradingConfig(Section):
@@ -176,6 +195,16 @@ class TradingConfig(Section):
     )
     max_leverage: float = Field(default=1.0, ge=1, le=125, description="exposure / equity")
     allow_short: bool = Field(default=False, description="sell signals may open shorts")
+    leverage: float = Field(
+        default=1.0, ge=1, le=125, description="leverage of perpetual/future positions"
+    )
+    margin_mode: MarginMode = Field(default="isolated", description="isolated or cross margin")
+    maintenance_margin_rate: float = Field(
+        default=0.005, ge=0, lt=1, description="mmr when the venue's brackets are unknown"
+    )
+    overrides: dict[str, SymbolOverrideConfig] = Field(
+        default_factory=dict, description="per-symbol leverage / margin_mode / mmr"
+    )
     min_signal_strength: float = Field(
         default=0.65, ge=0, le=1, description="weaker signals are stored, never traded"
     )
@@ -229,6 +258,32 @@ class TradingConfig(Section):
             raise ValueError(f"each webhook name once; repeated: {', '.join(dup)}")
         return v
 
+    @field_validator("overrides")
+    @classmethod
+    def _override_symbols(
+        cls, v: dict[str, SymbolOverrideConfig]
+    ) -> dict[str, SymbolOverrideConfig]:
+        return {normalize_symbol(k): o for k, o in v.items()}
+
+    def leverage_for(self, symbol: str) -> float:
+        """The leverage of ``symbol``: its override, else ``leverage``."""
+        override = self.overrides.get(symbol)
+        return self.leverage if override is None or override.leverage is None else override.leverage
+
+    def margin_mode_for(self, symbol: str) -> MarginMode:
+        """The margin mode of ``symbol``: its override, else ``margin_mode``."""
+        override = self.overrides.get(symbol)
+        if override is None or override.margin_mode is None:
+            return self.margin_mode
+        return override.margin_mode
+
+    def mmr_for(self, symbol: str) -> float:
+        """The fallback maintenance margin rate of ``symbol``."""
+        override = self.overrides.get(symbol)
+        if override is None or override.maintenance_margin_rate is None:
+            return self.maintenance_margin_rate
+        return override.maintenance_margin_rate
+
     @model_validator(mode="after")
     def _check(self) -> TradingConfig:
         if self.max_symbol_exposure > self.max_total_exposure:
@@ -236,6 +291,15 @@ class TradingConfig(Section):
                 f"max_symbol_exposure ({self.max_symbol_exposure}) <= max_total_exposure "
                 f"({self.max_total_exposure})"
             )
+        for name, lev in [("leverage", self.leverage)] + [
+            (f"overrides.{k}.leverage", o.leverage)
+            for k, o in self.overrides.items()
+            if o.leverage is not None
+        ]:
+            if lev > self.max_leverage:
+                raise ValueError(
+                    f"{name} ({lev}) <= max_leverage ({self.max_leverage}), the account-wide cap"
+                )
         if self.mode == "live" and (self.live.api_key is None or self.live.secret is None):
             raise ValueError("mode: live needs live.api_key and live.secret (or *_file)")
         return self

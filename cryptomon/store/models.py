@@ -258,6 +258,17 @@ class PositionRow(Base):
     fees: Mapped[Decimal]
     mark_price: Mapped[Decimal | None]
     updated_at: Mapped[datetime]
+    # perpetuals and futures (NULL on spot): amounts in the settle currency
+    side: Mapped[str | None] = mapped_column(String(8))
+    settle: Mapped[str | None] = mapped_column(String(32))
+    contracts: Mapped[Decimal | None]
+    base_amount: Mapped[Decimal | None]
+    leverage: Mapped[Decimal | None]
+    margin_mode: Mapped[str | None] = mapped_column(String(16))
+    initial_margin: Mapped[Decimal | None]
+    maintenance_margin: Mapped[Decimal | None]
+    liquidation_price: Mapped[Decimal | None]
+    funding: Mapped[Decimal | None]
 
 
 class EquitySnapshotRow(Base):

@@ -247,6 +247,20 @@ async def insert_fills(session: AsyncSession, events: Sequence[Fill]) -> int:
     return len(rows)
 
 
+CONTRACT_COLUMNS = (
+    "side",
+    "settle",
+    "contracts",
+    "base_amount",
+    "leverage",
+    "margin_mode",
+    "initial_margin",
+    "maintenance_margin",
+    "liquidation_price",
+    "funding",
+)
+
+
 async def upsert_positions(session: AsyncSession, events: Sequence[PositionUpdate]) -> int:
     """The latest state per (exchange, symbol); the last event of the batch wins."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -261,10 +275,21 @@ async def upsert_positions(session: AsyncSession, events: Sequence[PositionUpdat
             "fees": ev.fees,
             "mark_price": ev.mark_price,
             "updated_at": utc(ev.ts),
+            **{name: getattr(ev, name) for name in CONTRACT_COLUMNS},
         }
+        if ev.side is None:  # spot: no contract fields
+            latest[(ev.exchange, ev.symbol)]["funding"] = None
     if latest:
         ins = dialect_insert(session, PositionRow)
-        cols = ("amount", "avg_price", "realized_pnl", "unrealized_pnl", "fees", "mark_price")
+        cols = (
+            "amount",
+            "avg_price",
+            "realized_pnl",
+            "unrealized_pnl",
+            "fees",
+            "mark_price",
+            *CONTRACT_COLUMNS,
+        )
         set_ = {c: ins.excluded[c] for c in (*cols, "updated_at")}
         stmt = ins.on_conflict_do_update(index_elements=["exchange", "symbol"], set_=set_)
         await session.execute(stmt, list(latest.values()))

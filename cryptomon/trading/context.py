@@ -22,6 +22,7 @@ from cryptomon.events import RiskEvent
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import Broker, MarketInfo
+from cryptomon.trading.futures import ContractTerms, SpecLookup, is_contract
 from cryptomon.trading.journal import Journal
 from cryptomon.trading.orders import OrderBook, OrderRecord
 from cryptomon.trading.portfolio import Portfolio, Position
@@ -52,8 +53,10 @@ class EngineContext:
         market: MarketState,
         journal: Journal,
         portfolio: Portfolio,
+        specs: SpecLookup | None = None,
     ) -> None:
         self.runtime = runtime
+        self.specs = specs
         self.hub = hub
         self.clock = clock
         self.broker = broker
@@ -88,6 +91,22 @@ class EngineContext:
         if info is None:
             info = self.market_infos[symbol] = await self.broker.market(symbol)
         return info
+
+    def contract_terms(self, exchange: str, symbol: str) -> ContractTerms | None:
+        """Leverage, margin mode and maintenance rate of a perpetual/future (None on spot or
+        an unknown spec): the config's per-symbol values, the venue's bracket when known."""
+        spec = self.specs(exchange, symbol) if self.specs is not None else None
+        if spec is None or not is_contract(spec):
+            return None
+        cfg = self.config
+        info = self.market_infos.get(symbol)
+        mmr = info.maintenance_margin_rate if info is not None else None
+        return ContractTerms(
+            spec=spec,
+            leverage=to_decimal(cfg.leverage_for(symbol)),
+            margin_mode=cfg.margin_mode_for(symbol),
+            mmr=mmr if mmr is not None else to_decimal(cfg.mmr_for(symbol)),
+        )
 
     def publish_position(self, pos: Position) -> None:
         now = self.now()

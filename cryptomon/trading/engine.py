@@ -42,6 +42,8 @@ from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.control import TradingControls
 from cryptomon.trading.entries import SignalTrader
 from cryptomon.trading.executor import OrderExecutor
+from cryptomon.trading.funding import FundingSync
+from cryptomon.trading.futures import SpecLookup
 from cryptomon.trading.guard import ProtectionManager
 from cryptomon.trading.journal import Journal
 from cryptomon.trading.orders import OrderBook, OrderRecord
@@ -74,6 +76,7 @@ class TradingEngine:
         runtime: TradingRuntime | None = None,
         quote_currency: str | None = None,
         starting_cash: Decimal | None = None,
+        specs: SpecLookup | None = None,
     ) -> None:
         self.hub = hub
         self.clock = clock
@@ -95,13 +98,16 @@ class TradingEngine:
             market=market,
             journal=journal,
             portfolio=Portfolio(quote=quote, cash=cash),
+            specs=specs,
         )
+        self.context.portfolio.terms = self.context.contract_terms
         self.executor = OrderExecutor(context=self.context)
         self.protection = ProtectionManager(context=self.context, executor=self.executor)
         self.executor.observe(self.protection)
         self.reconciler = Reconciler(context=self.context, executor=self.executor)
         self.entries = SignalTrader(context=self.context, executor=self.executor)
         self.controls = TradingControls(context=self.context, executor=self.executor)
+        self.funding = FundingSync(context=self.context)
         self._queue: asyncio.Queue[Signal] = asyncio.Queue()
         self._subs: list[Any] = []
 
@@ -183,6 +189,10 @@ class TradingEngine:
         restore = getattr(self.broker, "restore", None)
         if callable(restore):  # a simulated venue restarts from the persisted state
             restore(self._balances(), [(r.intent, r.filled, r.state) for r in ctx.book.open()])
+        restore_positions = getattr(self.broker, "restore_positions", None)
+        if callable(restore_positions):  # contracts: signed qty and entry, no coins held
+            held = [p for p in ctx.portfolio.open_positions() if p.contract is not None]
+            restore_positions([(p.exchange, p.symbol, p.amount, p.avg_price) for p in held])
         for pos in ctx.portfolio.open_positions():
             self.protection.arm_default(pos)
 
@@ -233,6 +243,8 @@ class TradingEngine:
         portfolio = self.context.portfolio
         out = {portfolio.quote: portfolio.cash}
         for pos in portfolio.open_positions():
+            if pos.contract is not None:
+                continue
             base = pos.symbol.rpartition("-")[0] or pos.symbol
             out[base] = out.get(base, ZERO) + pos.amount
         return out
@@ -287,6 +299,7 @@ class TradingEngine:
                     await self.reconciler.run(periodic=True)
                 except Exception as exc:
                     log.warning("trading.reconcile_failed", error=repr(exc))
+                await self.funding.sync()
             self.protection.check_daily_loss()
 
     async def _poll_orders(self) -> None:

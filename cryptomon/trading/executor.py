@@ -151,6 +151,7 @@ class OrderExecutor:
             mid=ctx.mid(intent.exchange, intent.symbol),
             stale=ctx.market.is_stale(intent.exchange, intent.symbol),
             info=info,
+            contract=ctx.contract_terms(intent.exchange, intent.symbol),
         )
         limits = ctx.runtime.limits
         decision = check(intent, self.portfolio_view(), view, limits, ctx.risk_state)

@@ -27,7 +27,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from cryptomon.events import Fill, PositionUpdate
+from cryptomon.events import Fill
+from cryptomon.trading.margin import ContractState, TermsLookup
+from cryptomon.trading.position import Position, TradeResult, money
+
+_Key = tuple[str, str]
+
+__all__ = ["Portfolio", "Position", "TradeResult", "base_of", "money"]
 
 ZERO = Decimal(0)
 
@@ -35,140 +41,6 @@ ZERO = Decimal(0)
 def base_of(symbol: str) -> str:
     """``BTC-USDT`` -> ``BTC``."""
     return symbol.rpartition("-")[0] or symbol
-
-
-def money(value: Decimal) -> str:
-    """A Decimal as a plain string without exponent or trailing zeros (``1E+2`` -> ``100``)."""
-    return f"{value.normalize():f}"
-
-
-_BASIS_Q = Decimal("1e-12")  # cost basis removed on a partial close: exact sums afterwards
-_Key = tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class TradeResult:
-    """One closed round trip."""
-
-    exchange: str
-    symbol: str
-    side: str  # "long" or "short"
-    opened: float
-    closed: float
-    entry_notional: Decimal
-    pnl: Decimal  # realized minus fees
-
-    @property
-    def ret(self) -> float:
-        return float(self.pnl / self.entry_notional) if self.entry_notional else 0.0
-
-
-@dataclass(slots=True)
-class Position:
-    """One market's position. ``cost`` is the signed cost basis (amount * entry prices), so
-    unrealized PnL ``amount * mark - cost`` is exact; ``avg_price`` = cost / amount."""
-
-    exchange: str
-    symbol: str
-    amount: Decimal = ZERO
-    cost: Decimal = ZERO
-    realized_pnl: Decimal = ZERO
-    fees: Decimal = ZERO
-    mark: Decimal | None = None
-    opened: float = 0.0
-    updated: float = 0.0
-    # current round trip
-    trip_pnl: Decimal = ZERO
-    trip_fees: Decimal = ZERO
-    trip_notional: Decimal = ZERO
-
-    @property
-    def avg_price(self) -> Decimal:
-        return self.cost / self.amount if self.amount != 0 else ZERO
-
-    @property
-    def unrealized_pnl(self) -> Decimal:
-        if self.amount == 0 or self.mark is None:
-            return ZERO
-        return self.amount * self.mark - self.cost
-
-    def notional(self, price: Decimal | None = None) -> Decimal:
-        p = price if price is not None else self.mark
-        return abs(self.amount * p) if p is not None else abs(self.cost)
-
-    def apply(
-        self, side: str, amount: Decimal, price: Decimal, fee: Decimal, ts: float
-    ) -> TradeResult | None:
-        """Apply one fill; returns the round trip it closed, if any."""
-        signed = amount if side == "buy" else -amount
-        self.fees += fee
-        self.trip_fees += fee
-        self.updated = ts
-        if self.amount == 0 or (self.amount > 0) == (signed > 0):
-            if self.amount == 0:
-                self.opened = ts
-            self.cost += signed * price
-            self.amount += signed
-            self.trip_notional += amount * price
-            return None
-        held = abs(self.amount)
-        closing = min(amount, held)
-        direction = Decimal(1) if self.amount > 0 else Decimal(-1)
-        removed = self.cost if closing == held else (self.cost * closing / held).quantize(_BASIS_Q)
-        pnl = direction * closing * price - removed
-        self.realized_pnl += pnl
-        self.trip_pnl += pnl
-        self.cost -= removed
-        self.amount += signed
-        if self.amount != 0 and (self.amount > 0) == (direction > 0):
-            return None
-        result = TradeResult(
-            exchange=self.exchange,
-            symbol=self.symbol,
-            side="long" if direction > 0 else "short",
-            opened=self.opened,
-            closed=ts,
-            entry_notional=self.trip_notional,
-            pnl=self.trip_pnl - self.trip_fees,
-        )
-        self.trip_pnl = ZERO
-        self.trip_fees = ZERO
-        self.trip_notional = ZERO
-        self.cost = ZERO
-        if self.amount != 0:  # flipped: the rest opens a new trip at this price
-            self.cost = self.amount * price
-            self.opened = ts
-            self.trip_notional = abs(self.amount) * price
-        return result
-
-    def event(self, ts: float, ts_recv: float) -> PositionUpdate:
-        return PositionUpdate(
-            exchange=self.exchange,
-            symbol=self.symbol,
-            ts=ts,
-            ts_recv=ts_recv,
-            amount=self.amount,
-            avg_price=self.avg_price,
-            realized_pnl=self.realized_pnl,
-            unrealized_pnl=self.unrealized_pnl,
-            fees=self.fees,
-            mark_price=self.mark,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "exchange": self.exchange,
-            "symbol": self.symbol,
-            "amount": money(self.amount),
-            "avg_price": money(self.avg_price),
-            "mark_price": None if self.mark is None else money(self.mark),
-            "notional": money(self.notional()),
-            "realized_pnl": money(self.realized_pnl),
-            "unrealized_pnl": money(self.unrealized_pnl),
-            "fees": money(self.fees),
-            "opened": self.opened,
-            "updated": self.updated,
-        }
 
 
 @dataclass(slots=True)
@@ -189,12 +61,17 @@ class Portfolio:
     fee_balances: dict[str, Decimal] = field(default_factory=dict)  # third-asset fees spent
     dust: dict[str, Decimal] = field(default_factory=dict)  # unsellable leftovers per asset
     prices: dict[str, Decimal] = field(default_factory=dict)  # asset -> quote price seen
+    terms: TermsLookup | None = None  # contract terms of perpetuals/futures; None = all spot
 
     def position(self, exchange: str, symbol: str) -> Position:
         key = (exchange, symbol)
         pos = self.positions.get(key)
         if pos is None:
-            pos = self.positions[key] = Position(exchange=exchange, symbol=symbol)
+            terms = self.terms(exchange, symbol) if self.terms is not None else None
+            contract = ContractState(terms) if terms is not None else None
+            pos = self.positions[key] = Position(
+                exchange=exchange, symbol=symbol, contract=contract
+            )
         return pos
 
     def amount(self, exchange: str, symbol: str) -> Decimal:
@@ -206,6 +83,9 @@ class Portfolio:
 
     def apply_fill(self, fill: Fill) -> TradeResult | None:
         """Move cash, the position and fee balances by one fill (dedup is the caller's job)."""
+        pos = self.position(fill.exchange, fill.symbol)
+        if pos.contract is not None:
+            return self._apply_contract_fill(pos, pos.contract, fill)
         ccy = fill.fee_currency or self.quote
         amount, fee = fill.amount, fill.fee
         notional = amount * fill.price
@@ -220,7 +100,6 @@ class Portfolio:
             price = self.prices.get(ccy)
             fee_value, cash_fee = (fee * price if price is not None else ZERO), ZERO
         self.cash += -notional - cash_fee if buy else notional - cash_fee
-        pos = self.position(fill.exchange, fill.symbol)
         if pos.mark is None:
             pos.mark = fill.price
         result = pos.apply(fill.side, amount, fill.price, fee_value, fill.ts)
@@ -228,6 +107,38 @@ class Portfolio:
             self.trades.append(result)
         self.snapshot(fill.ts)
         return result
+
+    def _apply_contract_fill(
+        self, pos: Position, contract: ContractState, fill: Fill
+    ) -> TradeResult | None:
+        """A contract fill moves the cash by its realized PnL and fee only (margin is not
+        spent), converted from the settle currency at the fill price."""
+        ccy = fill.fee_currency or contract.settle
+        fee = fill.fee
+        if ccy != contract.settle:  # a quote fee on a coin-settled contract, or a third asset
+            quote_fee = fee if ccy == self.quote else fee * self.prices.get(ccy, ZERO)
+            fee = contract.from_quote(quote_fee, fill.price)
+        before = pos.realized_pnl
+        if pos.mark is None:
+            pos.mark = fill.price
+        result = pos.apply(fill.side, fill.amount, fill.price, fee, fill.ts)
+        self.cash += contract.to_quote(pos.realized_pnl - before - fee, fill.price)
+        if result is not None:
+            self.trades.append(result)
+        self.snapshot(fill.ts)
+        return result
+
+    def apply_funding(
+        self, exchange: str, symbol: str, payment: Decimal, price: Decimal, ts: float
+    ) -> Position | None:
+        """A funding payment of a contract position (settle currency, negative = paid)."""
+        pos = self.positions.get((exchange, symbol))
+        if pos is None or pos.contract is None:
+            return None
+        pos.receive_funding(payment, ts)
+        self.cash += pos.contract.to_quote(payment, price)
+        self.snapshot(ts)
+        return pos
 
     def sweep_dust(
         self, exchange: str, symbol: str, step: Decimal, price: Decimal, ts: float
@@ -293,7 +204,8 @@ class Portfolio:
     @property
     def equity(self) -> Decimal:
         held = sum(
-            (p.amount * p.mark if p.mark is not None else p.cost) for p in self.positions.values()
+            (self._held_value(p) for p in self.positions.values()),
+            ZERO,
         )
         side = sum(
             (
@@ -305,6 +217,14 @@ class Portfolio:
             ZERO,
         )
         return self.cash + held + side
+
+    @staticmethod
+    def _held_value(pos: Position) -> Decimal:
+        """What a position adds to equity: spot coins at the mark; a contract its unrealized
+        PnL (its margin is still in the cash)."""
+        if pos.contract is not None:
+            return pos.contract.to_quote(pos.unrealized_pnl, pos.mark)
+        return pos.amount * pos.mark if pos.mark is not None else pos.cost
 
     def snapshot(self, ts: float) -> Decimal:
         """Record equity at ``ts``; rolls the UTC day and tracks the drawdown."""

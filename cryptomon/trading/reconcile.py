@@ -8,7 +8,8 @@
 2. Open venue orders carrying one of our client order ids but unknown to the journal are
    orphans: they are canceled (a mismatch). Venues that list open orders only per symbol
    (the broker's ``open_orders_need_symbol()``) are asked once per traded symbol.
-3. Long positions are checked against the venue's base-currency balances: holding less than
+3. Contract positions (perpetuals, futures) must equal the venue's (``fetch_positions``);
+   long spot positions are checked against the venue's base-currency balances: holding less than
    the engine believes is a mismatch. With a real venue (no ``restore``), the engine's cash
    becomes the venue's quote-currency balance (0 when absent), at start and on the periodic
    run while no order is open: position sizing works from the account's real equity.
@@ -126,15 +127,31 @@ class Reconciler:
             if ctx.portfolio.rebase_cash(cash):
                 log.info("trading.cash_from_venue", old=str(old), new=str(cash))
             ctx.portfolio.snapshot(ctx.clock.time())
+        await self._check_contracts(mismatches)
         held: dict[str, Decimal] = {}
         for pos in ctx.portfolio.open_positions():
-            if pos.amount > 0:
+            if pos.amount > 0 and pos.contract is None:
                 base, _ = split_symbol(pos.symbol)
                 held[base] = held.get(base, ZERO) + pos.amount
         for base, amount in held.items():
             have = balances.get(base, ZERO)
             if have < amount:
                 mismatches.append(f"position needs {amount} {base} but the venue holds {have}")
+
+    async def _check_contracts(self, mismatches: list[str]) -> None:
+        """Contract positions (signed contracts) equal the venue's, when it reports them."""
+        ctx = self.context
+        fetch = getattr(ctx.broker, "fetch_positions", None)
+        if not callable(fetch):
+            return
+        venue: dict[str, Decimal] = await self._retry("fetch_positions", fetch)
+        ours = {p.symbol: p.amount for p in ctx.portfolio.positions.values() if p.contract}
+        for symbol in sorted(set(ours) | set(venue)):
+            mine, theirs = ours.get(symbol, ZERO), venue.get(symbol, ZERO)
+            if mine != theirs:
+                mismatches.append(
+                    f"{symbol}: position {mine} contracts but the venue holds {theirs}"
+                )
 
     async def _open_orders(self) -> list[BrokerOrder]:
         """Every open venue order: one call, or one per traded symbol (configured, or with an

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from cryptomon.events import OrderIntent
 from cryptomon.trading.brokers.base import MarketInfo
+from cryptomon.trading.futures import ContractTerms, stop_problem
 
 if TYPE_CHECKING:
     from cryptomon.config import TradingConfig
@@ -57,6 +58,7 @@ CHECKS = (
     "max_symbol_exposure",
     "max_total_exposure",
     "max_leverage",
+    "liquidation_inside_stop",  # a contract entry whose liquidation estimate is inside its stop
 )
 
 
@@ -119,11 +121,13 @@ class PortfolioView:
 
 @dataclass(frozen=True, slots=True)
 class MarketView:
-    """The traded market: mid price (None when unknown), feed staleness, venue limits."""
+    """The traded market: mid price (None when unknown), feed staleness, venue limits, and for
+    a perpetual or future its contract terms (leverage, margin mode, maintenance rate)."""
 
     mid: Decimal | None
     stale: bool = False
     info: MarketInfo | None = None
+    contract: ContractTerms | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +192,9 @@ def check(
         return APPROVED
     if not growing:
         return APPROVED
+    refused = _liquidation_check(intent, market.contract, price)
+    if refused is not None:
+        return refused
     return _exposure_checks(intent, portfolio, market.info, limits, mid=mid, price=price)
 
 
@@ -254,6 +261,24 @@ def _order_checks(
             f"last minute (max {limits.max_orders_per_minute})",
         )
     return None
+
+
+def _liquidation_check(
+    intent: OrderIntent, contract: ContractTerms | None, price: Decimal
+) -> Decision | None:
+    """A contract entry whose estimated liquidation price lies inside its stop-loss: the
+    stop could never protect it."""
+    if contract is None or intent.stop_loss is None:
+        return None
+    problem = stop_problem(
+        contract.spec,
+        long=intent.side == "buy",
+        entry=price,
+        stop=intent.stop_loss,
+        leverage=contract.leverage,
+        mmr=contract.mmr,
+    )
+    return None if problem is None else _reject("liquidation_inside_stop", problem)
 
 
 def _exposure_checks(

@@ -51,6 +51,7 @@ class MarketInfo:
     min_notional: Decimal = Decimal(0)
     max_leverage: Decimal = Decimal(1)
     native_stop_loss: bool = False
+    maintenance_margin_rate: Decimal | None = None  # venue's first bracket (contracts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +71,30 @@ class BrokerOrder:
     exchange_order_id: str | None = None
     fills: tuple[Fill, ...] = field(default=())
     ts: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundingPayment:
+    """One funding payment of a contract position, as the venue's income history reports it:
+    ``amount`` in ``currency`` (the settle currency), positive = received."""
+
+    payment_id: str
+    exchange: str
+    symbol: str
+    ts: float
+    amount: Decimal
+    currency: str
+    rate: Decimal | None = None
+
+
+@runtime_checkable
+class FundingSource(Protocol):
+    """A broker that reports funding payments (paper: from ``Funding`` events; live: the
+    venue's income history)."""
+
+    async def fetch_funding(
+        self, symbol: str, since: float | None = None
+    ) -> list[FundingPayment]: ...
 
 
 @runtime_checkable

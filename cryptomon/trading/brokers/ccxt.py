@@ -30,13 +30,22 @@ from cryptomon.errors import FatalError, TemporaryError, backoff_delays
 from cryptomon.events import Fill, OrderIntent
 from cryptomon.trading.brokers.base import (
     BrokerOrder,
+    FundingPayment,
     MarketInfo,
     OrderOutcomeUnknown,
     OrderRejectedError,
 )
 from cryptomon.trading.brokers.ccxt_client import LiveSettings, build_exchange
+from cryptomon.trading.brokers.ccxt_contracts import (
+    ContractSettings,
+    ContractSetup,
+    find_market,
+    funding_payments,
+    is_contract_symbol,
+    settings_from,
+)
 from cryptomon.trading.brokers.ccxt_gate import RateLimited, VenueGate, install
-from cryptomon.trading.brokers.ccxt_map import dec, to_fill, to_order
+from cryptomon.trading.brokers.ccxt_map import dec, market_info, to_fill, to_order
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -54,6 +63,8 @@ class CcxtBroker:
         urls: dict[str, str] | None = None,
         read_attempts: int = 3,
         gate: VenueGate | None = None,
+        contracts: ContractSettings | None = None,
+        contract_markets: bool = False,
     ) -> None:
         self.settings = settings
         self.clock = clock or LiveClock()
@@ -66,17 +77,26 @@ class CcxtBroker:
         self._order_ids: dict[str, str] = {}  # exchange order id -> client order id
         # One gate per venue: every request of every caller waits out a 429/418 Retry-After.
         self.gate = gate or VenueGate(self.name, clock=self.clock)
+        self.contracts = ContractSetup(settings=contracts)
+        self.contract_markets = contract_markets  # traded symbols are contracts: no spot options
 
     @classmethod
     def from_config(cls, trading: Any, *, clock: Clock | None = None) -> CcxtBroker:
         """The live broker of a ``TradingConfig``: ``trading.live`` settings; events carry the
         traded market data exchange (``trading.exchange``, else the ccxt id)."""
-        return cls(trading.live, clock=clock, exchange_name=trading.exchange or None)
+
+        return cls(
+            trading.live,
+            clock=clock,
+            exchange_name=trading.exchange or None,
+            contracts=settings_from(trading),
+            contract_markets=any(is_contract_symbol(s) for s in trading.symbols),
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> Any:
-        exchange = build_exchange(self.settings, urls=self.urls)
+        exchange = build_exchange(self.settings, urls=self.urls, contracts=self.contract_markets)
         install(exchange, self.gate)
         return exchange
 
@@ -108,13 +128,12 @@ class CcxtBroker:
         return self.exchange
 
     def _market(self, symbol: str) -> dict[str, Any]:
-        """The ccxt market of a cryptofeed symbol (``BTC-USDT`` -> ``BTC/USDT``)."""
-        ex = self._ex()
-        unified = symbol.replace("-", "/", 1)
-        market = (ex.markets or {}).get(unified)
+        """The ccxt market of a cryptofeed symbol (``BTC-USDT`` -> ``BTC/USDT``,
+        ``BTC-USDT-PERP`` -> ``BTC/USDT:USDT``)."""
+        market = find_market(self._ex().markets or {}, symbol)
         if market is None:
             raise OrderRejectedError("", f"{symbol} is not a market of {self.exchange_id}")
-        return dict(market)
+        return market
 
     async def _read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """A read call. Trouble that may pass (network, 5xx, 429, unknown venue errors) is
@@ -145,46 +164,12 @@ class CcxtBroker:
     # ------------------------------------------------------------------ protocol
 
     async def market(self, symbol: str) -> MarketInfo:
-        ex = self._ex()
-        m = self._market(symbol)
-        precision = m.get("precision") or {}
-        limits = m.get("limits") or {}
-        tick = self._step(ex, precision.get("price"))
-        lot = self._step(ex, precision.get("amount"))
-        leverage = dec((limits.get("leverage") or {}).get("max")) or Decimal(1)
-        has = ex.has or {}
-        # Venue-side protection needs both legs (stop-loss and take-profit) resting at once.
-        # On spot markets each resting sell locks the base asset, so the second leg would be
-        # refused for insufficient balance: native legs only on contract markets.
-        native = bool(
-            self.settings.native_stop_loss
-            and has.get("createStopLossOrder")
-            and has.get("createTakeProfitOrder")
-            and m.get("contract")
-        )
-        return MarketInfo(
-            symbol=symbol,
-            base=m["base"],
-            quote=m["quote"],
-            tick_size=tick,
-            lot_size=lot,
-            min_amount=dec((limits.get("amount") or {}).get("min")) or Decimal(0),
-            min_notional=dec((limits.get("cost") or {}).get("min")) or Decimal(0),
-            max_leverage=leverage,
-            native_stop_loss=native,
-        )
-
-    @staticmethod
-    def _step(ex: Any, precision: Any) -> Decimal:
-        """A ccxt precision as a step size, whatever the exchange's precision mode."""
-        from ccxt.base.decimal_to_precision import TICK_SIZE
-
-        value = dec(precision)
-        if value is None:
-            return Decimal("1e-8")
-        if ex.precisionMode == TICK_SIZE:
-            return value
-        return Decimal(1).scaleb(-int(value))  # DECIMAL_PLACES (and digits as an approximation)
+        ex, m = self._ex(), self._market(symbol)
+        info = market_info(ex, m, symbol, native=self.settings.native_stop_loss)
+        tier = await self.contracts.first_tier(ex, m, self._read)
+        if tier is None:
+            return info
+        return replace(info, max_leverage=tier[0], maintenance_margin_rate=tier[1])
 
     def _request(
         self, intent: OrderIntent, m: dict[str, Any]
@@ -223,6 +208,7 @@ class CcxtBroker:
             raise OrderRejectedError(cid, f"{type(exc).__name__}: {exc}") from exc
         if amount <= 0:
             raise OrderRejectedError(cid, f"amount {intent.amount} rounds to 0 at this lot size")
+        await self.contracts.prepare(ex, m, intent.symbol, cid)
         log.info(
             "broker.ccxt.place",
             order_id=cid,
@@ -304,9 +290,12 @@ class CcxtBroker:
 
     async def _order_fills(self, m: dict[str, Any], order_id: str, cid: str) -> tuple[Fill, ...]:
         ex = self._ex()
+        trades = None
         if (ex.has or {}).get("fetchOrderTrades"):
-            trades = await self._read(ex.fetch_order_trades, order_id, m["symbol"])
-        else:
+            # some venues offer it on spot only (Binance): fall back to the account's trades
+            with contextlib.suppress(FatalError):
+                trades = await self._read(ex.fetch_order_trades, order_id, m["symbol"])
+        if trades is None:
             trades = [
                 t
                 for t in await self._read(ex.fetch_my_trades, m["symbol"])
@@ -368,6 +357,16 @@ class CcxtBroker:
             if amount is not None and amount != 0:
                 out[asset] = amount
         return out
+
+    async def fetch_funding(self, symbol: str, since: float | None = None) -> list[FundingPayment]:
+        """The venue's funding income of a contract ``symbol`` (ccxt funding history)."""
+        m = self._market(symbol)
+        rows = await self.contracts.funding_rows(self._ex(), m, since, self._read)
+        return funding_payments(rows, symbol, self.exchange_name)
+
+    async def fetch_positions(self) -> dict[str, Decimal]:
+        """Signed contracts of every open contract position at the venue."""
+        return await self.contracts.positions(self._ex(), self._read)
 
     # ------------------------------------------------------------------ mapping
 

@@ -25,8 +25,28 @@ EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
         "warnOnFetchOpenOrdersWithoutSymbol": False,
         "defaultType": "spot",
     },
+    # USD-M futures: no /sapi wallet calls while loading markets
+    "binanceusdm": {
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "fetchOpenOrders": {"warnWithoutSymbol": False},
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+    },
 }
 """ccxt options per exchange id, applied before the user's ``options``."""
+
+CONTRACT_OPTIONS: dict[str, dict[str, Any]] = {
+    # The configured symbols are perpetuals/futures: USD-M and COIN-M markets, not spot.
+    "binance": {
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "fetchMarkets": {"types": ["linear", "inverse"]},
+        "fetchOpenOrders": {"warnWithoutSymbol": False},
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
+        "defaultType": "swap",
+    },
+}
+"""Applied over :data:`EXCHANGE_OPTIONS` when the traded symbols are contracts."""
 
 
 class LiveSettings(Protocol):
@@ -64,8 +84,11 @@ def _rewrite_urls(api: Any, base: str) -> Any:
     return api
 
 
-def build_exchange(settings: LiveSettings, *, urls: dict[str, str] | None = None) -> Any:
-    """The configured ccxt async exchange (not yet connected)."""
+def build_exchange(
+    settings: LiveSettings, *, urls: dict[str, str] | None = None, contracts: bool = False
+) -> Any:
+    """The configured ccxt async exchange (not yet connected); ``contracts``: the traded
+    symbols are perpetuals/futures (no spot-only options)."""
     import ccxt.async_support as ccxt_async
 
     cls = getattr(ccxt_async, settings.exchange, None)
@@ -82,6 +105,7 @@ def build_exchange(settings: LiveSettings, *, urls: dict[str, str] | None = None
     s = settings
     options: dict[str, Any] = {
         **EXCHANGE_OPTIONS.get(settings.exchange, {}),
+        **(CONTRACT_OPTIONS.get(settings.exchange, {}) if contracts else {}),
         "recvWindow": s.recv_window_ms,
         "maxRetriesOnFailure": 0,  # never let ccxt resend anything, orders least of all
     }

@@ -11,7 +11,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cryptomon.events import Fill, OrderIntent, OrderState
-from cryptomon.trading.brokers.base import BrokerOrder
+from cryptomon.market.instruments import expiry_code
+from cryptomon.trading.brokers.base import BrokerOrder, MarketInfo
 
 ZERO = Decimal(0)
 STATES = {
@@ -36,8 +37,15 @@ def dec(value: Any) -> Decimal | None:
 
 
 def symbol_of(market: dict[str, Any]) -> str:
-    """``BTC/USDT`` market -> ``BTC-USDT``."""
-    return f"{market['base']}-{market['quote']}"
+    """The cryptofeed-normalized symbol of a ccxt market: ``BTC/USDT`` -> ``BTC-USDT``; a
+    swap ``BTC/USDT:USDT`` -> ``BTC-USDT-PERP``; a dated future -> ``BTC-USD-22K27``."""
+    pair = f"{market['base']}-{market['quote']}"
+    if market.get("swap"):
+        return f"{pair}-PERP"
+    expiry = market.get("expiry")
+    if market.get("future") and expiry:
+        return f"{pair}-{expiry_code(int(expiry) / 1000)}"
+    return pair
 
 
 def order_type(raw: dict[str, Any]) -> str:
@@ -126,4 +134,43 @@ def to_fill(
         fee_currency=str(fee.get("currency") or m["quote"]),
         liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
         exchange_order_id=str(oid) if oid is not None else None,
+    )
+
+
+def step_size(ex: Any, precision: Any) -> Decimal:
+    """A ccxt precision as a step size, whatever the exchange's precision mode."""
+    from ccxt.base.decimal_to_precision import TICK_SIZE
+
+    value = dec(precision)
+    if value is None:
+        return Decimal("1e-8")
+    if ex.precisionMode == TICK_SIZE:
+        return value
+    return Decimal(1).scaleb(-int(value))  # DECIMAL_PLACES (and digits as an approximation)
+
+
+def market_info(ex: Any, m: dict[str, Any], symbol: str, *, native: bool) -> MarketInfo:
+    """The venue limits of a ccxt market; ``native``: SL/TP legs may rest on the venue."""
+    precision = m.get("precision") or {}
+    limits = m.get("limits") or {}
+    has = ex.has or {}
+    # Venue-side protection needs both legs (stop-loss and take-profit) resting at once.
+    # On spot markets each resting sell locks the base asset, so the second leg would be
+    # refused for insufficient balance: native legs only on contract markets.
+    native = bool(
+        native
+        and has.get("createStopLossOrder")
+        and has.get("createTakeProfitOrder")
+        and m.get("contract")
+    )
+    return MarketInfo(
+        symbol=symbol,
+        base=m["base"],
+        quote=m["quote"],
+        tick_size=step_size(ex, precision.get("price")),
+        lot_size=step_size(ex, precision.get("amount")),
+        min_amount=dec((limits.get("amount") or {}).get("min")) or ZERO,
+        min_notional=dec((limits.get("cost") or {}).get("min")) or ZERO,
+        max_leverage=dec((limits.get("leverage") or {}).get("max")) or Decimal(1),
+        native_stop_loss=native,
     )

@@ -24,10 +24,17 @@ from typing import TYPE_CHECKING
 import structlog
 
 from cryptomon.clock import Clock
-from cryptomon.events import Fill, OrderIntent, OrderState, Trade, new_id
+from cryptomon.events import Fill, Funding, OrderIntent, OrderState, Trade, new_id
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
-from cryptomon.trading.brokers.base import BrokerOrder, MarketInfo, OrderRejectedError
+from cryptomon.trading.brokers.base import (
+    BrokerOrder,
+    FundingPayment,
+    MarketInfo,
+    OrderRejectedError,
+)
+from cryptomon.trading.brokers.paper_margin import MarginBook
+from cryptomon.trading.margin import TermsLookup
 
 if TYPE_CHECKING:
     from cryptomon.config import PaperBrokerConfig
@@ -74,6 +81,7 @@ class PaperBroker:
         hub: Hub,
         clock: Clock,
         allow_short: bool = False,
+        terms: TermsLookup | None = None,
     ) -> None:
         self.config = config
         self.market_state = market
@@ -82,11 +90,21 @@ class PaperBroker:
         self.allow_short = allow_short
         self.quote = config.quote_currency
         self.balances: dict[str, Decimal] = {self.quote: d(config.starting_balance)}
+        for currency, amount in config.balances.items():  # e.g. the coin of inverse contracts
+            self.balances[currency] = self.balances.get(currency, ZERO) + d(amount)
         self._orders: dict[str, _PaperOrder] = {}
         self._seq = 0
         self._run = new_id()[:8]  # trade and order ids stay unique across restarts
+        self._exchanges: set[str] = set()  # seen in trades and orders: market() has no exchange
         self._listener: Callable[[BrokerOrder], None] | None = None
         self._sub = hub.subscribe(Trade, self._on_trade, name="paper-broker.trade")
+        # perpetuals and futures: margin, shorts, funding (paper_margin.py)
+        self.margin = MarginBook(terms=terms, balances=self.balances) if terms else None
+        self._funding_sub = (
+            hub.subscribe(Funding, self._on_funding, name="paper-broker.funding")
+            if self.margin is not None
+            else None
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -95,6 +113,8 @@ class PaperBroker:
 
     async def stop(self) -> None:
         self._sub.close()
+        if self._funding_sub is not None:
+            self._funding_sub.close()
 
     def set_listener(self, callback: Callable[[BrokerOrder], None] | None) -> None:
         """Called with the order after each fill that happens outside ``place_order``."""
@@ -108,6 +128,8 @@ class PaperBroker:
         """Start from the engine's persisted state after a restart: balances, and the limit
         orders that were resting (``(intent, filled, state)``); a pending cancel completes."""
         self.balances = dict(balances)
+        if self.margin is not None:
+            self.margin.balances = self.balances
         for intent, filled, state in orders:
             if intent.type != "limit" or intent.client_order_id in self._orders:
                 continue
@@ -124,7 +146,7 @@ class PaperBroker:
 
     async def market(self, symbol: str) -> MarketInfo:
         base, quote = split_symbol(symbol)
-        return MarketInfo(
+        info = MarketInfo(
             symbol=symbol,
             base=base,
             quote=quote,
@@ -133,11 +155,16 @@ class PaperBroker:
             min_notional=d(self.config.min_notional),
             native_stop_loss=False,
         )
+        if self.margin is None:
+            return info
+        terms = self.margin.terms_any(symbol, self._exchanges)
+        return info if terms is None else self.margin.market(symbol, terms, info)
 
     async def place_order(self, intent: OrderIntent) -> BrokerOrder:
         existing = self._orders.get(intent.client_order_id)
         if existing is not None:
             return self._view(existing)
+        self._exchanges.add(intent.exchange)
         if intent.type not in ("market", "limit"):
             raise OrderRejectedError(
                 intent.client_order_id, f"paper supports market and limit orders, not {intent.type}"
@@ -186,18 +213,44 @@ class PaperBroker:
     async def fetch_balances(self) -> dict[str, Decimal]:
         return {k: v for k, v in self.balances.items() if v != 0}
 
+    async def fetch_funding(self, symbol: str, since: float | None = None) -> list[FundingPayment]:
+        """Funding paid or received on ``symbol`` (the paper account's income history)."""
+        return [] if self.margin is None else self.margin.funding(symbol, since)
+
+    async def fetch_positions(self) -> dict[str, Decimal]:
+        """Signed contracts of every open perpetual/future position."""
+        if self.margin is None:
+            return {}
+        return {sym: p.qty for (_, sym), p in self.margin.positions.items() if p.qty != 0}
+
+    def restore_positions(self, positions: Iterable[tuple[str, str, Decimal, Decimal]]) -> None:
+        """Contract positions after a restart: ``(exchange, symbol, signed qty, entry)``."""
+        if self.margin is not None:
+            self.margin.restore(positions)
+
     # ------------------------------------------------------------------ matching
+
+    def _price(self, intent: OrderIntent) -> Decimal:
+        """The limit price, else the touch (ask for a buy, bid for a sell), else the mid."""
+        price = intent.price
+        if price is None:
+            top = self.market_state.top(intent.exchange, intent.symbol)
+            mid = self.market_state.mid(intent.exchange, intent.symbol)
+            touch = None if top is None else (top.ask if intent.side == "buy" else top.bid)
+            price = d(touch) if touch else (d(mid) if mid else None)
+        if price is None:
+            raise OrderRejectedError(intent.client_order_id, "no market price")
+        return price
 
     def _check_funds(self, intent: OrderIntent) -> None:
         base, quote = split_symbol(intent.symbol)
+        terms = self.margin.terms(intent.exchange, intent.symbol) if self.margin else None
+        if terms is not None and self.margin is not None:
+            rate = d(self.config.taker_fee)
+            self.margin.check(intent, terms, self._price(intent), rate)
+            return
         if intent.side == "buy":
-            price = intent.price
-            if price is None:
-                top = self.market_state.top(intent.exchange, intent.symbol)
-                mid = self.market_state.mid(intent.exchange, intent.symbol)
-                price = d(top.ask) if top is not None else (d(mid) if mid else None)
-            if price is None:
-                raise OrderRejectedError(intent.client_order_id, "no market price")
+            price = self._price(intent)
             need = intent.amount * price * (1 + d(self.config.taker_fee))
             if self.balances.get(quote, ZERO) < need and not intent.reduce_only:
                 raise OrderRejectedError(
@@ -250,7 +303,10 @@ class PaperBroker:
         rate = d(self.config.taker_fee if liquidity == "taker" else self.config.maker_fee)
         notional = qty * price
         fee = notional * rate
-        if intent.side == "buy":
+        terms = self.margin.terms(intent.exchange, intent.symbol) if self.margin else None
+        if terms is not None and self.margin is not None:
+            fee, quote = self.margin.fill(intent, terms, qty, price, rate)
+        elif intent.side == "buy":
             self.balances[quote] = self.balances.get(quote, ZERO) - notional - fee
             self.balances[base] = self.balances.get(base, ZERO) + qty
         else:
@@ -277,6 +333,8 @@ class PaperBroker:
         return fill
 
     def _on_trade(self, trade: Trade) -> None:
+        if self.margin is not None:
+            self._exchanges.add(trade.exchange)
         for order in list(self._orders.values()):
             intent = order.intent
             if (
@@ -303,6 +361,19 @@ class PaperBroker:
                     self._listener(self._view(order))
                 except Exception as exc:  # the listener must not break the hub
                     log.error("paper.listener_failed", error=repr(exc))
+
+    def _on_funding(self, event: Funding) -> None:
+        if self.margin is None:
+            return
+        mid = self.market_state.mid(event.exchange, event.symbol)
+        payment = self.margin.on_funding(event, d(mid) if mid else None)
+        if payment is not None:
+            log.info(
+                "paper.funding",
+                symbol=event.symbol,
+                amount=str(payment.amount),
+                currency=payment.currency,
+            )
 
     def _view(self, order: _PaperOrder) -> BrokerOrder:
         intent = order.intent

@@ -1,0 +1,158 @@
+"""Binance USD-M futures REST subset for the loopback simulator: what ccxt's ``binanceusdm``
+calls to trade a linear perpetual (one-way mode).
+
+Public: ``GET /fapi/v1/time``, ``exchangeInfo`` (contract fields), ``depth``,
+``premiumIndex`` (mark price and funding). Signed (``X-MBX-APIKEY`` + HMAC-SHA256 over the
+parameters, ``timestamp``): ``leverage``, ``marginType``, ``symbolConfig``,
+``leverageBracket``, ``positionSide/dual``, ``positionRisk`` (v2, v3), ``account``/``balance``
+(v2, v3), ``order`` (POST/GET/DELETE), ``openOrders``, ``userTrades``, ``income``.
+
+Prices are set by the test (:meth:`UsdmVenue.set_price`): market orders fill there at once,
+stop-market and take-profit-market orders rest until :meth:`UsdmVenue.set_price` crosses
+their trigger; :meth:`UsdmVenue.settle_funding` pays funding on the open positions at the
+mark. ``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that refuses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from cryptomon.sim.usdm_book import UsdmBook
+from cryptomon.sim.usdm_orders import UsdmError
+
+API, API2, API3 = "/fapi/v1", "/fapi/v2", "/fapi/v3"
+
+
+@dataclass
+class Hold:
+    """A request held after processing; ``reached`` once it arrived."""
+
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
+class UsdmVenue:
+    """One USD-M account on the simulator; see the module docstring."""
+
+    api_key: str
+    api_secret: str
+    book: UsdmBook = field(default_factory=UsdmBook)
+    refuse_leverage: bool = False
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) signed
+    holds: dict[tuple[str, str], Hold] = field(default_factory=dict)
+
+    def hold(self, method: str, path: str) -> Hold:
+        """Hold the next signed ``method path`` request after the venue processed it (its
+        answer waits until :meth:`Hold.release`): how tests kill a client mid-request."""
+        hold = self.holds[(method, path)] = Hold()
+        return hold
+
+    def set_price(self, symbol: str, price: Decimal) -> None:
+        self.book.set_price(symbol, price)
+
+    def settle_funding(self, rate: Decimal) -> None:
+        self.book.settle_funding(rate, now_ms())
+
+    # ------------------------------------------------------------------ routes
+
+    def routes(self) -> list[web.RouteDef]:
+        signed = self._signed
+        b = self.book
+        return [
+            web.get(f"{API}/time", self._time),
+            web.get(f"{API}/exchangeInfo", self._exchange_info),
+            web.get(f"{API}/depth", self._depth),
+            web.get(f"{API}/premiumIndex", self._premium),
+            web.post(f"{API}/leverage", signed(self._leverage)),
+            web.post(f"{API}/marginType", signed(b.margin_type)),
+            web.get(f"{API}/symbolConfig", signed(b.symbol_config)),
+            web.get(f"{API}/leverageBracket", signed(b.brackets)),
+            web.get(f"{API}/positionSide/dual", signed(lambda _p: {"dualSidePosition": False})),
+            web.get(f"{API2}/positionRisk", signed(b.position_risk)),
+            web.get(f"{API3}/positionRisk", signed(b.position_risk)),
+            web.get(f"{API2}/account", signed(b.account)),
+            web.get(f"{API3}/account", signed(b.account)),
+            web.get(f"{API2}/balance", signed(b.balance)),
+            web.get(f"{API3}/balance", signed(b.balance)),
+            web.post(f"{API}/order", signed(b.new_order)),
+            web.get(f"{API}/order", signed(b.get_order)),
+            web.delete(f"{API}/order", signed(b.cancel_order)),
+            web.get(f"{API}/openOrders", signed(b.open_orders)),
+            web.get(f"{API}/userTrades", signed(b.user_trades)),
+            web.get(f"{API}/income", signed(b.income)),
+        ]
+
+    async def _time(self, _request: web.Request) -> web.Response:
+        return web.json_response({"serverTime": now_ms()})
+
+    async def _exchange_info(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.book.exchange_info(now_ms()))
+
+    async def _depth(self, request: web.Request) -> web.Response:
+        return self._answer(lambda: self.book.depth(dict(request.query)))
+
+    async def _premium(self, request: web.Request) -> web.Response:
+        return self._answer(lambda: self.book.premium(dict(request.query), now_ms()))
+
+    def _leverage(self, params: dict[str, str]) -> Any:
+        if self.refuse_leverage:
+            raise UsdmError(400, -4028, f"Leverage {params.get('leverage')} is not valid")
+        return self.book.leverage(params)
+
+    # ------------------------------------------------------------------ signing
+
+    def _signed(self, handler: Callable[[dict[str, str]], Any]) -> Any:
+        async def wrapped(request: web.Request) -> web.Response:
+            body = await request.text()
+            refused = self._authenticate(request, body)
+            if refused is not None:
+                return refused
+            params = dict(parse_qsl(request.query_string)) | dict(parse_qsl(body))
+            self.requests.append((request.method, request.path))
+            answer = self._answer(lambda: handler(params))
+            hold = self.holds.pop((request.method, request.path), None)
+            if hold is not None:
+                hold.reached.set()
+                await hold.released.wait()
+            return answer
+
+        return wrapped
+
+    def _authenticate(self, request: web.Request, body: str) -> web.Response | None:
+        if request.headers.get("X-MBX-APIKEY") != self.api_key:
+            return _error(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        signed = request.query_string if "signature=" in request.query_string else body
+        payload, _, signature = signed.rpartition("&signature=")
+        expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256)
+        if not hmac.compare_digest(expected.hexdigest(), signature):
+            return _error(400, -1022, "Signature for this request is not valid.")
+        return None
+
+    @staticmethod
+    def _answer(produce: Callable[[], Any]) -> web.Response:
+        try:
+            return web.json_response(produce())
+        except UsdmError as exc:
+            return _error(exc.status, exc.code, exc.msg)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _error(status: int, code: int, msg: str) -> web.Response:
+    return web.json_response({"code": code, "msg": msg}, status=status)

@@ -1,0 +1,146 @@
+"""Order placement and execution of the simulator's USD-M account (:mod:`cryptomon.sim.usdm`):
+market orders fill at the set price with the taker fee, stop-market and take-profit-market
+orders rest until the price crosses their trigger; reduce-only orders never increase or flip
+a position. Realized PnL and commissions go to the wallet and the income history."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cryptomon.sim.usdm_book import UsdmBook
+
+ZERO = Decimal(0)
+STEP = Decimal("0.001")
+_TYPES = ("MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET")
+
+
+class UsdmError(Exception):
+    """A Binance error answer: HTTP status, code, message."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+def _number(params: dict[str, str], key: str) -> Decimal:
+    try:
+        value = Decimal(params[key])
+    except (KeyError, InvalidOperation):
+        raise UsdmError(
+            400, -1102, f"Mandatory parameter '{key}' was not sent or is bad."
+        ) from None
+    return value
+
+
+def place(book: UsdmBook, params: dict[str, str]) -> dict[str, Any]:
+    """``POST /fapi/v1/order``: validate, record, execute a market order at once."""
+    symbol = params.get("symbol", "")
+    price = book.price_of(symbol)
+    kind = params.get("type", "").upper()
+    if kind not in _TYPES:
+        raise UsdmError(400, -1116, f"Invalid orderType {kind}; the simulator has {_TYPES}")
+    qty = _number(params, "quantity")
+    if qty <= 0 or qty % STEP:
+        raise UsdmError(400, -1111, "Precision is over the maximum defined for this asset.")
+    cid = params.get("newClientOrderId") or f"sim{book.next_id()}"
+    if any(o["clientOrderId"] == cid and o["status"] != "CANCELED" for o in book.orders):
+        raise UsdmError(400, -4015, "Client order id is not valid. Duplicate order sent.")
+    reduce_only = params.get("reduceOnly", "false").lower() == "true"
+    side = params.get("side", "").upper()
+    pos = book.positions.get(symbol)
+    held = pos.qty if pos is not None else ZERO
+    if kind == "MARKET" and reduce_only and not _reduces(held, side, qty):
+        raise UsdmError(400, -2022, "ReduceOnly Order is rejected.")
+    now = _now()
+    order = {
+        "orderId": book.next_id(),
+        "symbol": symbol,
+        "status": "NEW",
+        "clientOrderId": cid,
+        "price": "0",
+        "avgPrice": "0",
+        "origQty": str(qty),
+        "executedQty": "0",
+        "cumQuote": "0",
+        "timeInForce": "GTC",
+        "type": kind,
+        "origType": kind,
+        "reduceOnly": reduce_only,
+        "closePosition": False,
+        "side": side,
+        "positionSide": "BOTH",
+        "stopPrice": params.get("stopPrice", "0"),
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "time": now,
+        "updateTime": now,
+    }
+    book.orders.append(order)
+    if kind == "MARKET":
+        execute(book, order, price, now)
+    return order
+
+
+def _reduces(held: Decimal, side: str, qty: Decimal) -> bool:
+    return held != 0 and (held > 0) == (side == "SELL") and qty <= abs(held)
+
+
+def execute(book: UsdmBook, order: dict[str, Any], price: Decimal, now: int) -> None:
+    """Fill ``order`` entirely at ``price``; a reduce-only trigger that no longer reduces
+    expires instead."""
+    symbol, side = order["symbol"], order["side"]
+    qty = Decimal(order["origQty"])
+    pos = book.position_of(symbol)
+    if order["reduceOnly"] and not _reduces(pos.qty, side, qty):
+        order["status"] = "EXPIRED"
+        return
+    signed = qty if side == "BUY" else -qty
+    realized = ZERO
+    if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
+        pos.entry = (abs(pos.qty) * pos.entry + qty * price) / (abs(pos.qty) + qty)
+    else:
+        closing = min(qty, abs(pos.qty))
+        realized = (closing if pos.qty > 0 else -closing) * (price - pos.entry)
+        if qty > abs(pos.qty):
+            pos.entry = price
+    pos.qty += signed
+    if pos.qty == 0:
+        pos.entry = ZERO
+    fee = qty * price * book.taker_fee
+    book.wallet += realized - fee
+    if realized:
+        book.add_income(symbol, "REALIZED_PNL", realized, now)
+    book.add_income(symbol, "COMMISSION", -fee, now)
+    order.update(
+        status="FILLED",
+        avgPrice=str(price),
+        executedQty=str(qty),
+        cumQuote=str(qty * price),
+        updateTime=now,
+    )
+    book.trades.append(
+        {
+            "buyer": side == "BUY",
+            "commission": str(fee),
+            "commissionAsset": "USDT",
+            "id": book.next_id(),
+            "maker": False,
+            "orderId": order["orderId"],
+            "price": str(price),
+            "qty": str(qty),
+            "quoteQty": str(qty * price),
+            "realizedPnl": str(realized),
+            "side": side,
+            "positionSide": "BOTH",
+            "symbol": symbol,
+            "time": now,
+        }
+    )
+
+
+def _now() -> int:
+    import time
+
+    return int(time.time() * 1000)

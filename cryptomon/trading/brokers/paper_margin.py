@@ -1,0 +1,182 @@
+"""The paper broker's contract account: perpetuals and dated futures settle in their settle
+currency; an entry locks margin (value / leverage) instead of spending the coins, a close
+realizes the contract PnL into the settle balance, and funding announced by ``Funding``
+events is paid or received at each funding time (and kept as the income history the engine
+reads, like a venue's).
+
+Shorts need no coins. Reduce-only orders that would not reduce the position are refused, as a
+venue does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from cryptomon.events import Funding, OrderIntent
+from cryptomon.trading.brokers.base import FundingPayment, MarketInfo, OrderRejectedError
+from cryptomon.trading.futures import (
+    ContractTerms,
+    FundingSchedule,
+    average_entry,
+    funding_payment,
+    pnl,
+    settle_currency,
+    value,
+)
+from cryptomon.trading.margin import TermsLookup
+
+ZERO = Decimal(0)
+VENUE_MAX_LEVERAGE = Decimal(125)
+
+
+@dataclass(slots=True)
+class PaperContract:
+    """One contract position of the paper account."""
+
+    terms: ContractTerms
+    qty: Decimal = ZERO  # signed contracts
+    entry: Decimal = ZERO
+
+    @property
+    def margin(self) -> Decimal:
+        if self.qty == 0:
+            return ZERO
+        return value(self.terms.spec, self.qty, self.entry) / self.terms.leverage
+
+
+class MarginBook:
+    """Contract positions, margin and funding of the paper account (balances are shared with
+    the broker, one per currency)."""
+
+    def __init__(self, *, terms: TermsLookup, balances: dict[str, Decimal]) -> None:
+        self._terms = terms
+        self.balances = balances
+        self.positions: dict[tuple[str, str], PaperContract] = {}
+        self.payments: list[FundingPayment] = []
+        self._schedule = FundingSchedule()
+
+    def terms(self, exchange: str, symbol: str) -> ContractTerms | None:
+        return self._terms(exchange, symbol)
+
+    def terms_any(self, symbol: str, exchanges: Iterable[str]) -> ContractTerms | None:
+        """The contract terms of ``symbol`` on the first of ``exchanges`` that lists it."""
+        for exchange in exchanges:
+            terms = self._terms(exchange, symbol)
+            if terms is not None:
+                return terms
+        return None
+
+    def restore(self, positions: Iterable[tuple[str, str, Decimal, Decimal]]) -> None:
+        """Positions after a restart: ``(exchange, symbol, signed qty, entry)``."""
+        for exchange, symbol, qty, entry in positions:
+            terms = self._terms(exchange, symbol)
+            if terms is not None:
+                pos = self.position(terms, exchange)
+                pos.qty, pos.entry = qty, entry
+
+    def market(self, symbol: str, terms: ContractTerms, fallback: MarketInfo) -> MarketInfo:
+        spec = terms.spec
+        return MarketInfo(
+            symbol=symbol,
+            base=spec.base,
+            quote=spec.quote,
+            tick_size=spec.tick_size or fallback.tick_size,
+            lot_size=spec.lot_size or fallback.lot_size,
+            min_amount=spec.min_qty or ZERO,
+            min_notional=spec.min_notional or ZERO,
+            max_leverage=VENUE_MAX_LEVERAGE,
+            maintenance_margin_rate=terms.mmr,
+        )
+
+    def position(self, terms: ContractTerms, exchange: str) -> PaperContract:
+        key = (exchange, terms.spec.symbol)
+        pos = self.positions.get(key)
+        if pos is None or (pos.terms != terms and pos.qty == 0):
+            pos = self.positions[key] = PaperContract(terms)
+        return pos
+
+    def used_margin(self, currency: str) -> Decimal:
+        held = self.positions.values()
+        return sum((p.margin for p in held if settle_currency(p.terms.spec) == currency), ZERO)
+
+    def check(
+        self, intent: OrderIntent, terms: ContractTerms, price: Decimal, fee: Decimal
+    ) -> None:
+        """Refuse a reduce-only order that does not reduce, and an entry without the margin."""
+        pos = self.position(terms, intent.exchange)
+        signed = intent.amount if intent.side == "buy" else -intent.amount
+        reduces = pos.qty != 0 and (pos.qty > 0) != (signed > 0)
+        if intent.reduce_only:
+            if not reduces or intent.amount > abs(pos.qty):
+                raise OrderRejectedError(
+                    intent.client_order_id,
+                    f"reduce-only {intent.side} {intent.amount} would not reduce the "
+                    f"position {pos.qty} of {intent.symbol}",
+                )
+            return
+        grows = abs(pos.qty + signed) - abs(pos.qty) if not reduces else ZERO
+        if grows <= 0:
+            return
+        settle = settle_currency(terms.spec)
+        need = value(terms.spec, grows, price) * (1 / terms.leverage + fee)
+        free = self.balances.get(settle, ZERO) - self.used_margin(settle)
+        if free < need:
+            raise OrderRejectedError(
+                intent.client_order_id,
+                f"insufficient margin: {need} {settle} needed at {terms.leverage}x, "
+                f"{free} {settle} free",
+            )
+
+    def fill(
+        self, intent: OrderIntent, terms: ContractTerms, qty: Decimal, price: Decimal, rate: Decimal
+    ) -> tuple[Decimal, str]:
+        """Move the position and the settle balance by one fill; returns (fee, currency)."""
+        spec = terms.spec
+        settle = settle_currency(spec)
+        pos = self.position(terms, intent.exchange)
+        signed = qty if intent.side == "buy" else -qty
+        fee = value(spec, qty, price) * rate
+        realized = ZERO
+        if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
+            pos.entry = average_entry(spec, pos.qty, pos.entry, qty, price)
+        else:
+            closing = min(qty, abs(pos.qty))
+            realized = pnl(spec, closing if pos.qty > 0 else -closing, pos.entry, price)
+            if qty > abs(pos.qty):  # flipped: the rest opens at this price
+                pos.entry = price
+        pos.qty += signed
+        if pos.qty == 0:
+            pos.entry = ZERO
+        self.balances[settle] = self.balances.get(settle, ZERO) + realized - fee
+        return fee, settle
+
+    def on_funding(self, event: Funding, mark: Decimal | None) -> FundingPayment | None:
+        """Pay or receive funding when ``event`` follows a funding time."""
+        key = (event.exchange, event.symbol)
+        due = self._schedule.due(key, event.ts, Decimal(str(event.rate)), event.next_funding_time)
+        pos = self.positions.get(key)
+        if due is None or pos is None or pos.qty == 0:
+            return None
+        price = Decimal(str(event.mark_price)) if event.mark_price else mark
+        if price is None or price <= 0:
+            return None
+        at, rate = due
+        amount = funding_payment(pos.terms.spec, pos.qty, price, rate)
+        settle = settle_currency(pos.terms.spec)
+        self.balances[settle] = self.balances.get(settle, ZERO) + amount
+        payment = FundingPayment(
+            payment_id=f"funding-{event.exchange}-{event.symbol}-{at:.0f}",
+            exchange=event.exchange,
+            symbol=event.symbol,
+            ts=at,
+            amount=amount,
+            currency=settle,
+            rate=rate,
+        )
+        self.payments.append(payment)
+        return payment
+
+    def funding(self, symbol: str, since: float | None) -> list[FundingPayment]:
+        return [p for p in self.payments if p.symbol == symbol and (since is None or p.ts >= since)]

@@ -1,0 +1,209 @@
+"""Perpetuals live, end to end through the real ccxt ``binanceusdm`` code on the simulator's
+USD-M subset: the engine sets and verifies 5x isolated before the first order, a long and a
+short open with their stop-loss and take-profit (emulated by the engine on the book), pay or
+receive funding from the venue's income history, close, and end with the PnL of the hand
+computation and the venue's positions; a venue that refuses the leverage gets no order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+
+from cryptomon.clock import LiveClock, ManualClock
+from cryptomon.config import load_settings
+from cryptomon.events import BookTop
+from cryptomon.hub import Hub
+from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
+from cryptomon.market.state import MarketState
+from cryptomon.sim.exchange import SimExchange
+from cryptomon.sim.market import MarketModel
+from cryptomon.sim.usdm import UsdmVenue
+from cryptomon.trading.brokers.ccxt import CcxtBroker
+from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.journal import MemoryJournal
+from tests.util import wait_until
+
+D = Decimal
+EX, PERP, VENUE_ID = "binanceusdm", "BTC-USDT-PERP", "BTCUSDT"
+KEY, SECRET = "usdm-key", "usdm-secret"
+FEE = D("0.0004")
+SPEC = InstrumentSpec(
+    exchange=EX,
+    symbol=PERP,
+    kind=InstrumentKind.PERPETUAL,
+    base="BTC",
+    quote="USDT",
+    settle="USDT",
+    tick_size=D("0.1"),
+    lot_size=D("0.001"),
+)
+
+
+def specs(exchange: str, symbol: str) -> InstrumentSpec | None:
+    return SPEC if (exchange, symbol) == (EX, PERP) else None
+
+
+@dataclass
+class Live:
+    sim: SimExchange
+    venue: UsdmVenue
+    engine: TradingEngine
+    hub: Hub
+
+
+def top(hub: Hub, mid: float) -> None:
+    now = time.time()
+    hub.publish(
+        BookTop(
+            exchange=EX,
+            symbol=PERP,
+            ts=now,
+            ts_recv=now,
+            bid=mid - 0.05,
+            bid_size=5.0,
+            ask=mid + 0.05,
+            ask_size=5.0,
+            spread=0.1,
+            spread_bps=0.05,
+            bid_depth=25.0,
+            ask_depth=25.0,
+            imbalance=0.0,
+            levels=5,
+        )
+    )
+
+
+@pytest_asyncio.fixture
+async def live() -> AsyncIterator[Live]:
+    sim = SimExchange(MarketModel(["BTC-USDT"], seed=3), clock=ManualClock(time.time()))
+    venue = UsdmVenue(api_key=KEY, api_secret=SECRET)
+    venue.set_price(VENUE_ID, D(20000))
+    sim.add_routes(venue.routes())
+    await sim.start(run=False)
+    cfg = load_settings(
+        data={
+            "trading": {
+                "mode": "live",
+                "exchange": EX,
+                "symbols": [PERP],
+                "leverage": 5,
+                "max_leverage": 5,
+                "margin_mode": "isolated",
+                "allow_short": True,
+                "max_position_size": 10_000,
+                "max_symbol_exposure": 10_000,
+                "max_total_exposure": 10_000,
+                "poll_interval_s": 0.05,
+                "mark_interval_s": 0.05,
+                "live": {
+                    "exchange": EX,
+                    "api_key": KEY,
+                    "secret": SECRET,
+                    "url": sim.rest_url,
+                    "native_stop_loss": False,  # the engine watches the book (SL/TP emulated)
+                },
+            }
+        }
+    ).trading
+    hub, clock = Hub(), LiveClock()
+    market = MarketState(hub=hub)
+    engine = TradingEngine(
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=CcxtBroker.from_config(cfg, clock=clock),
+        market=market,
+        journal=MemoryJournal(hub=hub),
+        starting_cash=D(0),
+        specs=specs,
+    )
+    top(hub, 20000.0)
+    await engine.start()
+    try:
+        yield Live(sim, venue, engine, hub)
+    finally:
+        await engine.stop()
+        await sim.stop()
+
+
+def order_paths(venue: UsdmVenue) -> list[str]:
+    return [path for method, path in venue.requests if method == "POST"]
+
+
+@pytest.mark.asyncio
+async def test_5x_long_sets_leverage_gets_legs_pays_funding_and_takes_profit(live: Live) -> None:
+    """Leverage and margin type are set before the order; the take-profit closes the long;
+    PnL = 0.1 x (21300 - 20000) - funding 0.2 - taker fees, as the venue's wallet says."""
+    engine, venue = live.engine, live.venue
+    await engine.place_manual_order(
+        actor="t",
+        exchange=EX,
+        symbol=PERP,
+        side="buy",
+        amount="0.1",
+        stop_loss="19400",
+        take_profit="21200",
+    )
+    posts = order_paths(venue)
+    assert posts[:3] == ["/fapi/v1/marginType", "/fapi/v1/leverage", "/fapi/v1/order"]
+    assert venue.book.positions[VENUE_ID].leverage == 5
+    assert venue.book.positions[VENUE_ID].margin_type == "ISOLATED"
+    pos = engine.portfolio.positions[(EX, PERP)]
+    assert (EX, PERP) in engine.protection.protections
+    assert pos.event(0.0, 0.0).liquidation_price == D(20000) * (1 - D("0.2") + D("0.004"))
+    venue.settle_funding(D("0.0001"))
+    assert await engine.funding.sync() == 1
+    venue.set_price(VENUE_ID, D(21300))
+    top(live.hub, 21300.0)  # the bid crosses the take-profit: a reduce-only market exit
+    await wait_until(lambda: pos.amount == 0, timeout=10)
+    hand = D("0.1") * (D(21300) - D(20000)) - D("0.2") - D("0.1") * (D(20000) + D(21300)) * FEE
+    assert engine.portfolio.trades[-1].pnl == hand
+    assert venue.book.wallet == D(10_000) + hand
+    assert venue.book.orders[-1]["reduceOnly"] is True
+    assert await engine.broker.fetch_positions() == {}  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_5x_short_receives_funding_and_stops_out(live: Live) -> None:
+    """The short's stop-loss fires at 20700: PnL = -0.1 x 700 + funding 0.2 - fees."""
+    engine, venue = live.engine, live.venue
+    await engine.place_manual_order(
+        actor="t",
+        exchange=EX,
+        symbol=PERP,
+        side="sell",
+        amount="0.1",
+        stop_loss="20600",
+        take_profit="18800",
+    )
+    pos = engine.portfolio.positions[(EX, PERP)]
+    assert pos.amount == D("-0.1")
+    assert await engine.broker.fetch_positions() == {PERP: D("-0.1")}  # type: ignore[attr-defined]
+    venue.settle_funding(D("0.0001"))
+    await engine.funding.sync()
+    assert pos.contract is not None
+    assert pos.contract.funding == D("0.2")
+    venue.set_price(VENUE_ID, D(20700))
+    top(live.hub, 20700.0)  # the ask crosses the stop
+    await wait_until(lambda: pos.amount == 0, timeout=10)
+    hand = D("-0.1") * (D(20700) - D(20000)) + D("0.2") - D("0.1") * (D(20000) + D(20700)) * FEE
+    assert engine.portfolio.trades[-1].pnl == hand
+    assert venue.book.wallet == D(10_000) + hand
+
+
+@pytest.mark.asyncio
+async def test_refused_leverage_is_a_clear_rejection_and_no_order(live: Live) -> None:
+    """A venue refusing the leverage: the order is rejected naming it, nothing is placed."""
+    live.venue.refuse_leverage = True
+    out = await live.engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
+    )
+    assert out["state"] == "rejected"
+    assert "refused leverage 5" in out["reason"]
+    assert "/fapi/v1/order" not in order_paths(live.venue)
+    assert live.venue.book.orders == []
