@@ -12,7 +12,7 @@ from cryptomon.events import PositionUpdate
 from cryptomon.store import repos
 from cryptomon.store.db import Database
 from cryptomon.store.models import PositionRow
-from tests.unit.store.factories import T0
+from tests.stubs import T0
 
 D = Decimal
 
