@@ -44,6 +44,7 @@ from cryptofeed.defines import (
 from cryptomon.events import (
     BookSnapshot,
     Candle,
+    FlaggedTrade,
     Funding,
     Liquidation,
     OpenInterest,
@@ -54,6 +55,8 @@ from cryptomon.feeds.booktop import BookState, TopTracker, book_top, float_level
 from cryptomon.feeds.fastevents import factory
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
 from cryptomon.hub import Hub
+from cryptomon.market.quality import QualityGuard
+from cryptomon.market.units import MarketUnits, SymbolUnits
 
 # config subscription name -> cryptofeed channel
 CF_CHANNELS: dict[str, str] = {
@@ -75,12 +78,19 @@ _BOUND_CHANNEL_ATTR = {
     "orderbook": "_book_channel",
 }
 # the order in which the callbacks below pass each event's fields (checked by ``factory``)
-TRADE_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "price", "amount", "side", "trade_id")
+TRADE_FIELDS = (
+    *("exchange", "symbol", "ts", "ts_recv", "price", "amount", "side", "trade_id"),
+    *("contracts", "notional", "notional_usd"),
+)
 TICKER_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bid", "ask", "last")
 SNAPSHOT_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bids", "asks")
 _new_trade = factory(Trade, TRADE_FIELDS)
 _new_ticker = factory(Ticker, TICKER_FIELDS)
 _new_snapshot = factory(BookSnapshot, SNAPSHOT_FIELDS)
+
+
+_UNRESOLVED: Any = object()
+_NO_UNITS = (None, None, None)  # contracts, notional, notional_usd of a market without a spec
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -100,8 +110,14 @@ class Converter:
         depth: int = 20,
         book_snapshot_interval_s: float = 1.0,
         loop_yield_every: int = 16,
+        units: MarketUnits | None = None,
+        quality: QualityGuard | None = None,
     ) -> None:
         self.exchange = exchange
+        self.units = units  # amounts and notionals from the instrument specs (None: raw)
+        self.quality = quality  # history, duplicates, bad prints (None: everything passes)
+        self._unit_of: dict[str, SymbolUnits | None] = {}
+        self._history: list[Trade] = []  # historical trades of this loop turn, sorted at flush
         # cryptofeed's reader hands a whole burst of buffered messages to the callbacks without
         # giving the loop back; yielding every N messages lets call_soon work (the detectors'
         # micro-batch flush, API requests) run within the burst instead of after it.
@@ -179,22 +195,82 @@ class Converter:
         if channel.state != "live":
             self.health.became_live(channel)
         receipt = float(receipt)
-        self._publish(
-            _new_trade(
-                self.exchange,
-                trade.symbol,
-                float(trade.timestamp or receipt),
-                receipt,
-                float(trade.price),
-                float(trade.amount),
-                trade.side,
-                None if trade.id is None else str(trade.id),
+        symbol = trade.symbol
+        price = float(trade.price)
+        qty = float(trade.amount)
+        ts = float(trade.timestamp or receipt)
+        trade_id = None if trade.id is None else str(trade.id)
+        unit = self._unit_of.get(symbol, _UNRESOLVED)
+        if unit is _UNRESOLVED:
+            unit = self._unit(symbol)
+        if unit is None:
+            event = _new_trade(
+                *(self.exchange, symbol, ts, receipt, price, qty, trade.side, trade_id),
+                *_NO_UNITS,
             )
-        )
+        else:
+            notional = unit.notional(qty, price)
+            event = _new_trade(
+                self.exchange,
+                symbol,
+                ts,
+                receipt,
+                price,
+                unit.amount(qty, price),
+                trade.side,
+                trade_id,
+                qty if unit.contracts_differ else None,
+                notional,
+                notional if unit.usd else self._usd(unit, notional, receipt),
+            )
+        guard = self.quality
+        if guard is None:
+            self._publish(event)
+        else:
+            self._judged(event, guard.trade(symbol, price, ts, receipt, trade_id))
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
             self._since_yield = 0
             await asyncio.sleep(0)
+
+    def _unit(self, symbol: str) -> SymbolUnits | None:
+        """``symbol``'s units from the registry, looked up once (None: unknown spec)."""
+        units = self.units
+        unit = None if units is None else units.units(self.exchange, symbol)
+        self._unit_of[symbol] = unit
+        return unit
+
+    def forget_units(self) -> None:
+        """Look every symbol's units up again (the specs were refreshed)."""
+        self._unit_of.clear()
+
+    def _usd(self, unit: SymbolUnits, notional: float, now: float) -> float | None:
+        units = self.units
+        return None if units is None else units.usd(unit, notional, now)
+
+    def _judged(self, event: Trade, verdict: str) -> None:
+        """Publish a trade per the quality verdict: as is, flagged, later (history) or not."""
+        if verdict == "ok":
+            self._publish(event)
+        elif verdict == "historical":
+            self._history.append(event)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush)
+        elif verdict == "bad_print":
+            self._publish(self._flagged(event, "bad_print"))
+        # "duplicate": dropped (counted by the guard)
+
+    @staticmethod
+    def _flagged(event: Trade, flag: str) -> FlaggedTrade:
+        return FlaggedTrade(
+            exchange=event.exchange,
+            symbol=event.symbol,
+            ts=event.ts,
+            ts_recv=event.ts_recv,
+            trade=event,
+            flag=flag,
+        )
 
     async def ticker(self, ticker: Any, receipt: float) -> None:
         channel = self._ticker_channel or self._bind_channel("ticker")
@@ -264,16 +340,44 @@ class Converter:
         """Publish one BookTop per symbol whose book changed since the last flush (run by
         ``call_soon`` at the end of the loop turn; may also be called directly)."""
         self._flush_scheduled = False
+        if self._history:
+            self._flush_history()
         dirty = self._dirty
         if not dirty:
             return
         self._dirty = {}
         exchange = self.exchange
         publish = self._publish
+        if self.units is None and self.quality is None:
+            for symbol, state in dirty.items():
+                publish(book_top(state, exchange, symbol))
+                state.pending = 0
+            self.health.book_tops += len(dirty)
+            return
+        published = 0
         for symbol, state in dirty.items():
-            publish(book_top(state, exchange, symbol))
+            unit = self._unit_of.get(symbol, _UNRESOLVED)
+            if unit is _UNRESOLVED:
+                unit = self._unit(symbol)
+            top = book_top(state, exchange, symbol, unit)
             state.pending = 0
-        self.health.book_tops += len(dirty)
+            if self.quality is not None and not self.quality.book(
+                symbol, top.bid, top.ask, top.ts_recv
+            ):
+                continue  # quarantined: counted by the guard
+            if self.units is not None:
+                self.units.rates.observe(symbol, (top.bid + top.ask) * 0.5, top.ts_recv)
+            publish(top)
+            published += 1
+        self.health.book_tops += published
+
+    def _flush_history(self) -> None:
+        """Publish this turn's historical trades flagged, oldest first (venues send
+        newest-first batches)."""
+        history, self._history = self._history, []
+        history.sort(key=_trade_ts)
+        for event in history:
+            self._publish(self._flagged(event, "historical"))
 
     def _snapshot(
         self, state: BookState, symbol: str, ts: float, receipt: float, book: Any
@@ -321,16 +425,31 @@ class Converter:
 
     async def liquidation(self, liquidation: Any, receipt: float) -> None:
         self._seen(self._channel("liquidations"), receipt)
+        symbol = liquidation.symbol
+        price = float(liquidation.price)
+        qty = float(liquidation.quantity)
+        unit = self._unit_of.get(symbol, _UNRESOLVED)
+        if unit is _UNRESOLVED:
+            unit = self._unit(symbol)
+        amount, contracts, notional, usd = qty, None, None, None
+        if unit is not None:
+            amount = unit.amount(qty, price)
+            contracts = qty if unit.contracts_differ else None
+            notional = unit.notional(qty, price)
+            usd = notional if unit.usd else self._usd(unit, notional, float(receipt))
         self.hub.publish(
             Liquidation(
                 exchange=self.exchange,
-                symbol=liquidation.symbol,
+                symbol=symbol,
                 ts=float(liquidation.timestamp or receipt),
                 ts_recv=float(receipt),
                 side=liquidation.side,
-                price=float(liquidation.price),
-                amount=float(liquidation.quantity),
+                price=price,
+                amount=amount,
                 status=str(liquidation.status or ""),
+                contracts=contracts,
+                notional=notional,
+                notional_usd=usd,
             )
         )
 
@@ -345,3 +464,7 @@ class Converter:
                 open_interest=float(interest.open_interest),
             )
         )
+
+
+def _trade_ts(event: Trade) -> float:
+    return event.ts

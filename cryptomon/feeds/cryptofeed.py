@@ -35,6 +35,7 @@ from cryptomon.feeds.convert import CF_CHANNELS, Converter
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
 
 log = structlog.get_logger()
 
@@ -177,11 +178,19 @@ def check_channels(config: ExchangeConfig, cls: type[Feed]) -> None:
         )
 
 
-def check_symbols(config: ExchangeConfig, known: list[str]) -> None:
-    """Every configured symbol must be listed by the exchange; suggest close matches."""
+def check_symbols(
+    config: ExchangeConfig, known: list[str], cached: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
+    """Every configured symbol must be listed by the exchange, or be in the cached instrument
+    specs (then it is delisted: returned, to be skipped); else a ConfigError naming close
+    matches."""
     problems = []
+    delisted = []
     for symbol in config.symbols:
         if symbol in known:
+            continue
+        if symbol in cached:
+            delisted.append(symbol)
             continue
         close = difflib.get_close_matches(symbol, known, n=3, cutoff=0.6)
         hint = f"; close matches: {', '.join(close)}" if close else ""
@@ -194,6 +203,7 @@ def check_symbols(config: ExchangeConfig, known: list[str]) -> None:
         )
     if problems:
         raise ConfigError(problems)
+    return delisted
 
 
 class CryptofeedFeed:
@@ -210,8 +220,12 @@ class CryptofeedFeed:
         hub: Hub,
         clock: Clock,
         raw_data: Any = None,
+        market: MarketInputs | None = None,
     ) -> None:
         self.config = config
+        self.market = market
+        self.symbols = list(config.symbols)  # the configured symbols the venue still lists
+        self.delisted: set[str] = set()
         self.exchange = config.name
         self.name = f"feed:{config.name}"
         self.clock = clock
@@ -238,7 +252,10 @@ class CryptofeedFeed:
             depth=config.depth,
             book_snapshot_interval_s=config.book_snapshot_interval_s,
             loop_yield_every=config.loop_yield_every,
+            units=None if market is None else market.units,
+            quality=None if market is None else market.guard(config.name),
         )
+        self.health.quality = self.converter.quality
         self.converter.on_crossed = self.resync
         self.handler: FeedHandler | None = None
         self.feed: Any = None
@@ -264,8 +281,25 @@ class CryptofeedFeed:
             self._unreachable(exc)
             self._spawn(self._start_when_reachable())
             return
-        check_symbols(self.config, known)
+        self._check_listed(known)
         self._run_feed()
+
+    def _check_listed(self, known: list[str]) -> None:
+        """Check the configured symbols against the venue's list: unknown ones are a
+        ConfigError, delisted ones (in the cached specs only) are skipped with an alert."""
+        cached = set() if self.market is None else self.market.cached_symbols(self.exchange)
+        for symbol in check_symbols(self.config, known, cached):
+            self.mark_delisted(symbol, "no longer listed by the exchange at start")
+
+    def mark_delisted(self, symbol: str, detail: str) -> None:
+        """Stop expecting data for ``symbol``: skipped at the next (re)start, stale for
+        trading, alerted; the daemon and the other symbols go on."""
+        if symbol in self.delisted or symbol not in self.config.symbols:
+            return
+        self.delisted.add(symbol)
+        self.symbols = [s for s in self.config.symbols if s not in self.delisted]
+        log.warning("feed.delisted", exchange=self.exchange, symbol=symbol, detail=detail)
+        self.health.publish("delisted", channel="symbol", symbol=symbol, detail=detail)
 
     def _unreachable(self, exc: BaseException) -> None:
         detail = f"symbol list unavailable: {exc!r}"[:300]
@@ -282,7 +316,7 @@ class CryptofeedFeed:
                 self._unreachable(exc)
                 continue
             try:
-                check_symbols(self.config, known)
+                self._check_listed(known)
             except ConfigError as exc:
                 log.error("feed.bad_symbols", exchange=self.exchange, error=str(exc))
                 self.health.publish("error", detail=str(exc)[:300])
@@ -291,8 +325,12 @@ class CryptofeedFeed:
             return
 
     def _run_feed(self) -> None:
+        if not self.symbols:
+            self.health.state = "error"
+            self.health.publish("error", detail="every configured symbol is delisted")
+            return
         self.feed = self.feed_class(
-            symbols=list(self.config.symbols),
+            symbols=list(self.symbols),
             channels=[CF_CHANNELS[name] for name in self.config.subscriptions],
             callbacks=self.converter.callbacks(list(self.config.subscriptions)),
             max_depth=self.config.depth,
@@ -306,7 +344,7 @@ class CryptofeedFeed:
         self.handler = FeedHandler(config=CF_CONFIG, raw_data_collection=self.raw_data)
         self.handler.add_feed(self.feed)
         self.handler.run(start_loop=False, install_signal_handlers=False)
-        log.info("feed.started", exchange=self.exchange, symbols=self.config.symbols)
+        log.info("feed.started", exchange=self.exchange, symbols=self.symbols)
 
     async def stop(self) -> None:
         if self.raw_data is not None:
@@ -330,6 +368,8 @@ class CryptofeedFeed:
     # ------------------------------------------------------------------ health hooks
 
     def on_connected(self, *, reconnect: bool = False) -> None:
+        if self.converter.quality is not None:
+            self.converter.quality.on_connected(self.clock.time())
         self.converter.reset_connection()
         self.health.on_connected(reconnect=reconnect)
 
@@ -382,9 +422,13 @@ class CryptofeedPlugin(FeedPlugin):
     def validate(self, config: ExchangeConfig) -> None:
         check_channels(config, self.feed_class(config))
 
-    def create(self, config: ExchangeConfig, *, hub: Hub, clock: Clock) -> FeedSource:
+    def create(
+        self, config: ExchangeConfig, *, hub: Hub, clock: Clock, market: MarketInputs | None = None
+    ) -> FeedSource:
         self.validate(config)
-        return CryptofeedFeed(config, feed_class=self.feed_class(config), hub=hub, clock=clock)
+        return CryptofeedFeed(
+            config, feed_class=self.feed_class(config), hub=hub, clock=clock, market=market
+        )
 
 
 class SimulatorPlugin(CryptofeedPlugin):

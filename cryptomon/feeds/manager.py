@@ -28,6 +28,7 @@ from cryptomon.config import ExchangeConfig
 from cryptomon.errors import ConfigError
 from cryptomon.feeds.registry import FeedPlugin, FeedSource, load_plugins, plugin_for
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
 
 log = structlog.get_logger()
 
@@ -38,6 +39,7 @@ def build_sources(
     hub: Hub,
     clock: Clock,
     plugins: dict[str, type[FeedPlugin]] | None = None,
+    market: MarketInputs | None = None,
 ) -> list[FeedSource]:
     """One feed component per enabled exchange config (ConfigError lists every bad one)."""
     registry = load_plugins() if plugins is None else plugins
@@ -47,7 +49,11 @@ def build_sources(
         if not cfg.enabled:
             continue
         try:
-            out.append(plugin_for(cfg, registry).create(cfg, hub=hub, clock=clock))
+            plugin = plugin_for(cfg, registry)
+            if market is None:
+                out.append(plugin.create(cfg, hub=hub, clock=clock))
+            else:
+                out.append(plugin.create(cfg, hub=hub, clock=clock, market=market))
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -117,6 +123,15 @@ class FeedManager:
             done = getattr(src, "done", None)
             if done is not None:
                 await done.wait()
+
+    def on_delisted(self, exchange: str, symbols: set[str]) -> None:
+        """A refresh found ``symbols`` no longer listed: each feed that streams one skips it
+        from now on (alerted, stale for trading); the daemon keeps running."""
+        for src in self.sources:
+            mark = getattr(src, "mark_delisted", None)
+            if src.exchange == exchange.lower() and mark is not None:
+                for symbol in sorted(symbols):
+                    mark(symbol, "no longer listed by the exchange (instrument refresh)")
 
     def health(self) -> dict[str, Any]:
         """Per exchange and channel health (shape in the module docstring)."""

@@ -39,6 +39,7 @@ from cryptomon.feeds.cryptofeed import CF_CONFIG, SimulatorBinance, exchange_cla
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
 
 log = structlog.get_logger()
 
@@ -195,6 +196,7 @@ class ReplayFeed:
         hub: Hub,
         clock: Clock,
         progress: Callable[[int, int], None] | None = None,
+        market: MarketInputs | None = None,
     ) -> None:
         self.config = config
         self.exchange = config.name
@@ -218,7 +220,10 @@ class ReplayFeed:
             depth=config.depth,
             book_snapshot_interval_s=config.book_snapshot_interval_s,
             loop_yield_every=config.loop_yield_every,
+            units=None if market is None else market.units,
+            quality=None if market is None else market.guard(config.name),
         )
+        self.health.quality = self.converter.quality
         self.messages = 0
         self.done = asyncio.Event()
         self.error: BaseException | None = None
@@ -383,5 +388,9 @@ class ReplayPlugin(FeedPlugin):
         replay_feed_class(config.name)
         parse_speed(config.replay_speed)
 
-    def create(self, config: ExchangeConfig, *, hub: Hub, clock: Clock) -> FeedSource:
-        return ReplayFeed(config, feed_class=replay_feed_class(config.name), hub=hub, clock=clock)
+    def create(
+        self, config: ExchangeConfig, *, hub: Hub, clock: Clock, market: MarketInputs | None = None
+    ) -> FeedSource:
+        return ReplayFeed(
+            config, feed_class=replay_feed_class(config.name), hub=hub, clock=clock, market=market
+        )

@@ -22,6 +22,8 @@ OnDelisted = Callable[[str, set[str]], None]
 class InstrumentRefresher:
     """Loads at ``start()``, refreshes periodically in a task, stops cleanly."""
 
+    name = "instruments"
+
     def __init__(
         self,
         *,

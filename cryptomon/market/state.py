@@ -14,7 +14,7 @@ from cryptomon.events import BookSnapshot, BookTop, FeedStatus, Ticker, Trade
 from cryptomon.hub import Hub
 
 _Key = tuple[str, str]
-_STALE_STATES = frozenset({"stale", "disconnected", "error"})
+_STALE_STATES = frozenset({"stale", "disconnected", "error", "delisted"})
 
 
 class MarketState:

@@ -104,6 +104,10 @@ class TradeRow(Base):
     amount: Mapped[float]
     side: Mapped[str] = mapped_column(String(4))
     trade_id: Mapped[str | None] = mapped_column(String(64))
+    # quote-currency value from the instrument spec (null: spec unknown)
+    notional: Mapped[float | None]
+    # null: live; "historical" (sent on subscribe) or "bad_print" (quarantined)
+    flag: Mapped[str | None] = mapped_column(String(16))
 
 
 class BookTopRow(Base):
