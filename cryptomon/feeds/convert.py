@@ -226,8 +226,8 @@ class Converter:
         guard = self.quality
         if guard is None:
             self._publish(event)
-        else:
-            self._judged(event, guard.trade(symbol, price, ts, receipt, trade_id))
+        elif self._judged(event, guard.trade(symbol, price, ts, receipt, trade_id)):
+            return  # history waits for the end of the turn: no yield inside a batch of it
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
             self._since_yield = 0
@@ -248,8 +248,9 @@ class Converter:
         units = self.units
         return None if units is None else units.usd(unit, notional, now)
 
-    def _judged(self, event: Trade, verdict: str) -> None:
-        """Publish a trade per the quality verdict: as is, flagged, later (history) or not."""
+    def _judged(self, event: Trade, verdict: str) -> bool:
+        """Publish a trade per the quality verdict: as is, flagged, later (history: True, it is
+        sorted with the rest of its batch at the end of the loop turn) or not at all."""
         if verdict == "ok":
             self._publish(event)
         elif verdict == "historical":
@@ -257,9 +258,11 @@ class Converter:
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_soon(self.flush)
+            return True
         elif verdict == "bad_print":
             self._publish(self._flagged(event, "bad_print"))
         # "duplicate": dropped (counted by the guard)
+        return False
 
     @staticmethod
     def _flagged(event: Trade, flag: str) -> FlaggedTrade:
