@@ -44,6 +44,21 @@ async def get_json(url: str) -> Any:
         return await answer.json(content_type=None)
 
 
+def simulator_loader(exchange: str, url: str) -> Loader:
+    """The simulator's specs for the symbols its ``exchangeInfo`` lists now (a delisted one
+    drops out, as on a real venue)."""
+    from cryptomon.market.venues import binance_spot
+    from cryptomon.sim.instruments import simulator_specs
+
+    info_url = url.rstrip("/") + "/api/v3/exchangeInfo"
+
+    async def load() -> list[InstrumentSpec]:
+        listed = [spec.symbol for spec in binance_spot(exchange, await get_json(info_url))]
+        return simulator_specs(listed, exchange=exchange)
+
+    return load
+
+
 @dataclass(slots=True)
 class SpecSources:
     """Specs known without I/O (``static``) and venue loaders by exchange name."""
@@ -79,8 +94,9 @@ def spec_sources(configs: Iterable[ExchangeConfig], *, feed_classes: Any = None)
         if not config.enabled:
             continue
         venue = config.name.upper()
-        if config.name == "simulator":
-            out.static.extend(simulator_specs(exchange=config.name))
+        if config.name == "simulator" and config.url:
+            out.loaders[config.name] = simulator_loader(config.name, config.url)
+        elif config.name == "simulator":
             out.static.extend(simulator_specs(config.symbols, exchange=config.name))
         elif config.source == "replay":
             try:
