@@ -229,12 +229,12 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     clock = clock or LiveClock()
     hub = hub or Hub()
     # The latest market state is read by trading and the API and fed by the hub: one instance.
-    market = MarketState(hub=hub)
     store = _build_store(settings, hub=hub, clock=clock)
+    inputs = _build_market_inputs(settings, db=store.db)
+    market = MarketState(hub=hub, instruments=inputs.registry)
     notifier = _build_notify(settings, hub=hub, clock=clock)
     detectors = _build_detect(settings, hub=hub, clock=clock)
     signals, trading = _build_trading(settings, hub=hub, clock=clock, market=market, db=store.db)
-    inputs = _build_market_inputs(settings, db=store.db)
     feeds = _build_feeds(settings, hub=hub, clock=clock, market=inputs)
     instruments = InstrumentRefresher(
         registry=inputs.registry,

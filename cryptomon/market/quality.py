@@ -131,8 +131,13 @@ class QualityGuard:
         return st
 
     def on_connected(self, now: float) -> None:
-        """A (re)connection subscribed at ``now``: older trades are history."""
+        """A (re)connection subscribed at ``now``: older trades are history, and every
+        symbol's silence is counted afresh from here."""
         self.subscribed_at = now
+        for st in self.symbols.values():
+            st.stale = False
+            if st.last_recv >= 0:
+                st.last_recv = now
 
     # ------------------------------------------------------------------ trades
 

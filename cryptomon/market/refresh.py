@@ -15,6 +15,8 @@ from cryptomon.market.registry import InstrumentRegistry
 
 log = structlog.get_logger()
 
+RETRY_S = 30.0  # an exchange whose specs could not be loaded at start is asked again this often
+
 OnDelisted = Callable[[str, set[str]], None]
 """``(exchange, symbols)``: called when a refresh finds held symbols no longer listed."""
 
@@ -41,6 +43,7 @@ class InstrumentRefresher:
         self._interval = interval_s
         self._on_delisted = on_delisted
         self._task: asyncio.Task[None] | None = None
+        self._missing: set[str] = set()  # exchanges whose first load found nothing: retried
         self.refreshes = 0
 
     async def start(self) -> None:
@@ -48,6 +51,8 @@ class InstrumentRefresher:
         for exchange in self._exchanges:
             count = await self._registry.load(exchange)
             log.info("instruments_loaded", exchange=exchange, count=count)
+            if count == 0:
+                self._missing.add(exchange)
         self._task = asyncio.create_task(self._run(), name="instrument-refresh")
 
     async def stop(self) -> None:
@@ -69,6 +74,15 @@ class InstrumentRefresher:
         self.refreshes += 1
 
     async def _run(self) -> None:
+        waited = 0.0
         while True:
-            await self._clock.sleep(self._interval)
-            await self.refresh_once()
+            step = min(self._interval, RETRY_S) if self._missing else self._interval
+            await self._clock.sleep(step)
+            waited += step
+            for exchange in sorted(self._missing):
+                if await self._registry.load(exchange):
+                    self._missing.discard(exchange)
+                    log.info("instruments_loaded", exchange=exchange, retried=True)
+            if waited >= self._interval:
+                waited = 0.0
+                await self.refresh_once()
