@@ -393,4 +393,4 @@ def _build_feeds(
     from cryptomon.feeds.manager import FeedManager, build_sources
 
     sources = build_sources(settings.exchanges, hub=hub, clock=clock, market=market)
-    return FeedManager(sources, hub=hub, clock=clock)
+    return FeedManager(sources, hub=hub, clock=clock, market=market)

@@ -73,8 +73,10 @@ class FeedManager:
         hub: Hub,
         clock: Clock,
         watchdog_interval_s: float = 0.5,
+        market: MarketInputs | None = None,
     ) -> None:
         self.sources = sources
+        self.market = market  # unknown instruments in health()
         self.hub = hub
         self.clock = clock
         self.watchdog_interval_s = watchdog_interval_s
@@ -135,4 +137,10 @@ class FeedManager:
 
     def health(self) -> dict[str, Any]:
         """Per exchange and channel health (shape in the module docstring)."""
-        return {src.exchange: src.health.snapshot() for src in self.sources}
+        out = {src.exchange: src.health.snapshot() for src in self.sources}
+        unknown = set() if self.market is None else self.market.registry.unknown()
+        for src in self.sources:
+            snap = out[src.exchange]
+            snap["unknown_instruments"] = sorted(s for ex, s in unknown if ex == src.exchange)
+            snap["delisted"] = sorted(getattr(src, "delisted", ()))
+        return out

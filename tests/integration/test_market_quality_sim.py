@@ -71,7 +71,7 @@ async def make_rig(*, delist_first: str | None = None, symbols: list[str] = SYMB
     clock = LiveClock()
     market = MarketInputs(registry=registry, config=QUALITY)
     sources = build_sources([cfg], hub=hub, clock=clock, market=market)
-    manager = FeedManager(sources, hub=hub, clock=clock, watchdog_interval_s=0.05)
+    manager = FeedManager(sources, hub=hub, clock=clock, watchdog_interval_s=0.05, market=market)
     rig = Rig(sim, manager, registry, MarketState(hub=hub))
     hub.subscribe([Trade, FlaggedTrade, FeedStatus], rig.events.append, name="test")
     return rig
@@ -171,6 +171,7 @@ async def test_a_symbol_delisted_mid_run_is_skipped_and_the_feed_goes_on(rig: Ri
     )
     await refresher.refresh_once()
     assert rig.status("delisted", "ETH-USDT")
+    assert rig.manager.health()["simulator"]["delisted"] == ["ETH-USDT"]
     assert rig.state.is_stale("simulator", "ETH-USDT")
     count = len(rig.of(Trade, "BTC-USDT"))
     await trades_flowing(rig, "BTC-USDT", count + 5)
