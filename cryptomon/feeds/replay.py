@@ -77,6 +77,8 @@ class Recording:
                 [Problem("files", name, "an existing recording file") for name in missing]
             )
         for path in paths:
+            if path.name.startswith("instruments.") and path.suffix == ".json":
+                continue  # the specs saved beside the recording: read by the market layer
             if ".ws." in path.name:
                 self.ws_files.append(path)
             elif ".http." in path.name:

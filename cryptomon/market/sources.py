@@ -12,6 +12,7 @@ A venue without a known format has no loader: its markets stream without units (
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,7 @@ def recording_specs(config: ExchangeConfig) -> list[InstrumentSpec]:
             return load_specs(saved)
     for name in config.files:
         path = Path(name)
-        if path.name == f"{venue}.0":
+        if path.name == f"{venue}.0" and venue != "SIMULATOR":
             return specs_from_recording(path, config.name)
     return []
 
@@ -94,19 +95,42 @@ def spec_sources(configs: Iterable[ExchangeConfig], *, feed_classes: Any = None)
         if not config.enabled:
             continue
         venue = config.name.upper()
-        if config.name == "simulator" and config.url:
-            out.loaders[config.name] = simulator_loader(config.name, config.url)
-        elif config.name == "simulator":
-            out.static.extend(simulator_specs(config.symbols, exchange=config.name))
-        elif config.source == "replay":
+        if config.source == "replay":
             try:
                 out.static.extend(recording_specs(config))
             except ValueError as exc:  # a recording without readable specs: unknown units
                 log.warning("instruments_unreadable", exchange=config.name, error=str(exc))
+        elif config.name == "simulator" and config.url:
+            out.loaders[config.name] = simulator_loader(config.name, config.url)
+        elif config.name == "simulator":
+            out.static.extend(simulator_specs(config.symbols, exchange=config.name))
         elif venue in VENUE_FORMATS and venue in feed_classes:
             urls = instrument_urls(feed_classes[venue])
             out.loaders[config.name] = rest_loader(venue, config.name, urls, get_json)
     return out
+
+
+async def save_recording_specs(configs: Sequence[ExchangeConfig], out: Path) -> list[Path]:
+    """Fetch every recorded exchange's specs from its venue and save them beside the recording
+    (``instruments.EXCHANGE.json``, read back by a replay); an exchange without a known format
+    or that does not answer is skipped (logged). Returns the files written."""
+    from cryptomon.market.specs_file import save_specs
+
+    sources = spec_sources(configs)
+    written = []
+    for config in configs:
+        load = sources.loaders.get(config.name)
+        if load is None:
+            continue
+        try:
+            specs = await load()
+        except Exception as exc:  # the recording stands without specs
+            log.warning("instruments_not_saved", exchange=config.name, error=str(exc)[:300])
+            continue
+        path = specs_file(out, config.name)
+        await asyncio.to_thread(save_specs, path, specs)
+        written.append(path)
+    return written
 
 
 def exchange_names(configs: Sequence[ExchangeConfig]) -> list[str]:
