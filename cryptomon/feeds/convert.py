@@ -43,20 +43,17 @@ from cryptofeed.defines import (
 
 from cryptomon.events import (
     BookSnapshot,
-    Candle,
-    FlaggedTrade,
-    Funding,
-    Liquidation,
-    OpenInterest,
     Ticker,
     Trade,
 )
 from cryptomon.feeds.booktop import BookState, TopTracker, book_top, float_levels
 from cryptomon.feeds.fastevents import factory
+from cryptomon.feeds.gate import UNRESOLVED, MarketGate
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
+from cryptomon.feeds.rare import RareChannels
 from cryptomon.hub import Hub
 from cryptomon.market.quality import QualityGuard
-from cryptomon.market.units import MarketUnits, SymbolUnits
+from cryptomon.market.units import MarketUnits
 
 # config subscription name -> cryptofeed channel
 CF_CHANNELS: dict[str, str] = {
@@ -89,12 +86,7 @@ _new_ticker = factory(Ticker, TICKER_FIELDS)
 _new_snapshot = factory(BookSnapshot, SNAPSHOT_FIELDS)
 
 
-_UNRESOLVED: Any = object()
 _NO_UNITS = (None, None, None)  # contracts, notional, notional_usd of a market without a spec
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 class Converter:
@@ -114,10 +106,8 @@ class Converter:
         quality: QualityGuard | None = None,
     ) -> None:
         self.exchange = exchange
-        self.units = units  # amounts and notionals from the instrument specs (None: raw)
-        self.quality = quality  # history, duplicates, bad prints (None: everything passes)
-        self._unit_of: dict[str, SymbolUnits | None] = {}
-        self._history: list[Trade] = []  # historical trades of this loop turn, sorted at flush
+        self._ts_shift = 0.0  # added to event and receipt times (looping benchmarks)
+        self._id_tag = ""  # appended to trade ids (looping benchmarks)
         # cryptofeed's reader hands a whole burst of buffered messages to the callbacks without
         # giving the loop back; yielding every N messages lets call_soon work (the detectors'
         # micro-batch flush, API requests) run within the burst instead of after it.
@@ -135,6 +125,18 @@ class Converter:
         self._dirty: dict[str, BookState] = {}  # symbols with a BookTop to publish
         self._flush_scheduled = False
         self._publish = hub.publish
+        # units from the instrument specs, quality verdicts (None, None: raw venue data)
+        self.gate = MarketGate(
+            exchange,
+            publish=hub.publish,
+            schedule_flush=self._schedule_flush,
+            units=units,
+            quality=quality,
+        )
+        self._unit_of = self.gate.unit_of
+        self.rare = RareChannels(
+            exchange, publish=hub.publish, seen=self._seen_name, gate=self.gate
+        )
         # Channel counters bound once (hot path: no dict lookup per message).
         channels = health.channels
         self._trades_channel = self._channel("trades") if "trades" in channels else None
@@ -152,6 +154,9 @@ class Converter:
         setattr(self, _BOUND_CHANNEL_ATTR[name], channel)
         return channel
 
+    def _seen_name(self, name: str, receipt: float) -> None:
+        self._seen(self._channel(name), receipt)
+
     def _seen(self, channel: ChannelHealth, receipt: float) -> None:
         channel.messages += 1
         channel.last_recv = receipt
@@ -164,10 +169,10 @@ class Converter:
             "trades": self.trade,
             "orderbook": self.book,
             "ticker": self.ticker,
-            "candles": self.candle,
-            "funding": self.funding,
-            "liquidations": self.liquidation,
-            "open_interest": self.open_interest,
+            "candles": self.rare.candle,
+            "funding": self.rare.funding,
+            "liquidations": self.rare.liquidation,
+            "open_interest": self.rare.open_interest,
         }
         return {CF_CHANNELS[name]: table[name] for name in channels}
 
@@ -177,6 +182,13 @@ class Converter:
         if state is not None:
             state.seen = False
         self._tops.forget(symbol)
+
+    def shift_loop(self, seconds: float, tag: str) -> None:
+        """Replay the same recording again as new data: times move by ``seconds`` and trade
+        ids get ``tag``, so a looped recording is neither history nor duplicates to the
+        quality layer (the benchmarks' loops; 0 and "" for live data)."""
+        self._ts_shift = seconds
+        self._id_tag = tag
 
     def reset_connection(self) -> None:
         """After a (re)connection every book starts from a fresh snapshot: not a gap."""
@@ -194,15 +206,18 @@ class Converter:
         channel.last_recv = receipt
         if channel.state != "live":
             self.health.became_live(channel)
-        receipt = float(receipt)
+        receipt = float(receipt) + self._ts_shift
         symbol = trade.symbol
         price = float(trade.price)
         qty = float(trade.amount)
         ts = float(trade.timestamp or receipt)
         trade_id = None if trade.id is None else str(trade.id)
-        unit = self._unit_of.get(symbol, _UNRESOLVED)
-        if unit is _UNRESOLVED:
-            unit = self._unit(symbol)
+        if self._ts_shift:
+            ts += self._ts_shift if trade.timestamp else 0.0
+            trade_id = None if trade_id is None else trade_id + self._id_tag
+        unit = self._unit_of.get(symbol, UNRESOLVED)
+        if unit is UNRESOLVED:
+            unit = self.gate.unit(symbol)
         if unit is None:
             event = _new_trade(
                 *(self.exchange, symbol, ts, receipt, price, qty, trade.side, trade_id),
@@ -221,59 +236,40 @@ class Converter:
                 trade_id,
                 qty if unit.contracts_differ else None,
                 notional,
-                notional if unit.usd else self._usd(unit, notional, receipt),
+                notional if unit.usd else self.gate.usd(unit, notional, receipt),
             )
-        guard = self.quality
+        guard = self.gate.quality
         if guard is None:
             self._publish(event)
-        elif self._judged(event, guard.trade(symbol, price, ts, receipt, trade_id)):
+        elif self.gate.judged(event, guard.trade(symbol, price, ts, receipt, trade_id)):
             return  # history waits for the end of the turn: no yield inside a batch of it
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
             self._since_yield = 0
             await asyncio.sleep(0)
 
-    def _unit(self, symbol: str) -> SymbolUnits | None:
-        """``symbol``'s units from the registry, looked up once (None: unknown spec)."""
-        units = self.units
-        unit = None if units is None else units.units(self.exchange, symbol)
-        self._unit_of[symbol] = unit
-        return unit
+    @property
+    def quality(self) -> QualityGuard | None:
+        """History, duplicates, bad prints (None: everything passes)."""
+        return self.gate.quality
+
+    @quality.setter
+    def quality(self, guard: QualityGuard | None) -> None:
+        self.gate.quality = guard
+
+    @property
+    def units(self) -> MarketUnits | None:
+        """Amounts and notionals from the instrument specs (None: raw venue quantities)."""
+        return self.gate.units
 
     def forget_units(self) -> None:
         """Look every symbol's units up again (the specs were refreshed)."""
-        self._unit_of.clear()
+        self.gate.forget_units()
 
-    def _usd(self, unit: SymbolUnits, notional: float, now: float) -> float | None:
-        units = self.units
-        return None if units is None else units.usd(unit, notional, now)
-
-    def _judged(self, event: Trade, verdict: str) -> bool:
-        """Publish a trade per the quality verdict: as is, flagged, later (history: True, it is
-        sorted with the rest of its batch at the end of the loop turn) or not at all."""
-        if verdict == "ok":
-            self._publish(event)
-        elif verdict == "historical":
-            self._history.append(event)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self.flush)
-            return True
-        elif verdict == "bad_print":
-            self._publish(self._flagged(event, "bad_print"))
-        # "duplicate": dropped (counted by the guard)
-        return False
-
-    @staticmethod
-    def _flagged(event: Trade, flag: str) -> FlaggedTrade:
-        return FlaggedTrade(
-            exchange=event.exchange,
-            symbol=event.symbol,
-            ts=event.ts,
-            ts_recv=event.ts_recv,
-            trade=event,
-            flag=flag,
-        )
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     async def ticker(self, ticker: Any, receipt: float) -> None:
         channel = self._ticker_channel or self._bind_channel("ticker")
@@ -281,12 +277,12 @@ class Converter:
         channel.last_recv = receipt
         if channel.state != "live":
             self.health.became_live(channel)
-        receipt = float(receipt)
+        receipt = float(receipt) + self._ts_shift
         self._publish(
             _new_ticker(
                 self.exchange,
                 ticker.symbol,
-                float(ticker.timestamp or receipt),
+                float(ticker.timestamp + self._ts_shift if ticker.timestamp else receipt),
                 receipt,
                 float(ticker.bid),
                 float(ticker.ask),
@@ -323,8 +319,8 @@ class Converter:
                 if self.on_crossed is not None:
                     self.on_crossed(symbol)
             return
-        receipt = float(receipt)
-        ts = float(update.timestamp or receipt)
+        receipt = float(receipt) + self._ts_shift
+        ts = float(update.timestamp + self._ts_shift if update.timestamp else receipt)
         state.ts = ts
         state.ts_recv = receipt
         self._dirty[symbol] = state
@@ -343,44 +339,22 @@ class Converter:
         """Publish one BookTop per symbol whose book changed since the last flush (run by
         ``call_soon`` at the end of the loop turn; may also be called directly)."""
         self._flush_scheduled = False
-        if self._history:
-            self._flush_history()
+        gate = self.gate
+        if gate.history:
+            gate.flush_history()
         dirty = self._dirty
         if not dirty:
             return
         self._dirty = {}
+        if gate.active:
+            self.health.book_tops += gate.publish_tops(dirty)
+            return
         exchange = self.exchange
         publish = self._publish
-        if self.units is None and self.quality is None:
-            for symbol, state in dirty.items():
-                publish(book_top(state, exchange, symbol))
-                state.pending = 0
-            self.health.book_tops += len(dirty)
-            return
-        published = 0
         for symbol, state in dirty.items():
-            unit = self._unit_of.get(symbol, _UNRESOLVED)
-            if unit is _UNRESOLVED:
-                unit = self._unit(symbol)
-            top = book_top(state, exchange, symbol, unit)
+            publish(book_top(state, exchange, symbol))
             state.pending = 0
-            if self.quality is not None and not self.quality.book(
-                symbol, top.bid, top.ask, top.ts_recv
-            ):
-                continue  # quarantined: counted by the guard
-            if self.units is not None:
-                self.units.rates.observe(symbol, (top.bid + top.ask) * 0.5, top.ts_recv)
-            publish(top)
-            published += 1
-        self.health.book_tops += published
-
-    def _flush_history(self) -> None:
-        """Publish this turn's historical trades flagged, oldest first (venues send
-        newest-first batches)."""
-        history, self._history = self._history, []
-        history.sort(key=_trade_ts)
-        for event in history:
-            self._publish(self._flagged(event, "historical"))
+        self.health.book_tops += len(dirty)
 
     def _snapshot(
         self, state: BookState, symbol: str, ts: float, receipt: float, book: Any
@@ -389,85 +363,3 @@ class Converter:
         bids, state.bids_memo = float_levels(book.bids.to_list()[:depth], state.bids_memo)
         asks, state.asks_memo = float_levels(book.asks.to_list()[:depth], state.asks_memo)
         self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))
-
-    async def candle(self, candle: Any, receipt: float) -> None:
-        self._seen(self._channel("candles"), receipt)
-        self.hub.publish(
-            Candle(
-                exchange=self.exchange,
-                symbol=candle.symbol,
-                ts=float(candle.timestamp or receipt),
-                ts_recv=float(receipt),
-                interval=str(candle.interval),
-                start=float(candle.start),
-                end=float(candle.stop),
-                open=float(candle.open),
-                high=float(candle.high),
-                low=float(candle.low),
-                close=float(candle.close),
-                volume=float(candle.volume),
-                trades=None if candle.trades is None else int(candle.trades),
-                closed=bool(candle.closed),
-            )
-        )
-
-    async def funding(self, funding: Any, receipt: float) -> None:
-        self._seen(self._channel("funding"), receipt)
-        self.hub.publish(
-            Funding(
-                exchange=self.exchange,
-                symbol=funding.symbol,
-                ts=float(funding.timestamp or receipt),
-                ts_recv=float(receipt),
-                rate=float(funding.rate or 0.0),
-                mark_price=_float_or_none(funding.mark_price),
-                predicted_rate=_float_or_none(funding.predicted_rate),
-                next_funding_time=_float_or_none(funding.next_funding_time),
-            )
-        )
-
-    async def liquidation(self, liquidation: Any, receipt: float) -> None:
-        self._seen(self._channel("liquidations"), receipt)
-        symbol = liquidation.symbol
-        price = float(liquidation.price)
-        qty = float(liquidation.quantity)
-        unit = self._unit_of.get(symbol, _UNRESOLVED)
-        if unit is _UNRESOLVED:
-            unit = self._unit(symbol)
-        amount, contracts, notional, usd = qty, None, None, None
-        if unit is not None:
-            amount = unit.amount(qty, price)
-            contracts = qty if unit.contracts_differ else None
-            notional = unit.notional(qty, price)
-            usd = notional if unit.usd else self._usd(unit, notional, float(receipt))
-        self.hub.publish(
-            Liquidation(
-                exchange=self.exchange,
-                symbol=symbol,
-                ts=float(liquidation.timestamp or receipt),
-                ts_recv=float(receipt),
-                side=liquidation.side,
-                price=price,
-                amount=amount,
-                status=str(liquidation.status or ""),
-                contracts=contracts,
-                notional=notional,
-                notional_usd=usd,
-            )
-        )
-
-    async def open_interest(self, interest: Any, receipt: float) -> None:
-        self._seen(self._channel("open_interest"), receipt)
-        self.hub.publish(
-            OpenInterest(
-                exchange=self.exchange,
-                symbol=interest.symbol,
-                ts=float(interest.timestamp or receipt),
-                ts_recv=float(receipt),
-                open_interest=float(interest.open_interest),
-            )
-        )
-
-
-def _trade_ts(event: Trade) -> float:
-    return event.ts
