@@ -283,6 +283,8 @@ class ReplayFeed:
                     )
                 ]
             ) from None
+        if self.converter.quality is not None:
+            self.converter.quality.on_connected(None)  # subscribed at the first recorded trade
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
 
     async def _run(self) -> None:

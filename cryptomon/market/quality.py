@@ -85,9 +85,10 @@ class SymbolQuality:
         self.gap = math.nan  # learned normal gap between messages (s)
         self.stale = False
 
-    def accept(self, price: float) -> None:
-        self.prices.append(price)
-        self.since_median += 1
+    def accept(self, price: float, *, append: bool = True) -> None:
+        if append:
+            self.prices.append(price)
+            self.since_median += 1
         if self.since_median >= _MEDIAN_EVERY or len(self.prices) <= _MIN_PRICES:
             self.since_median = 0
             ordered = sorted(self.prices)
@@ -130,13 +131,14 @@ class QualityGuard:
             st = self.symbols[symbol] = SymbolQuality(self._memory)
         return st
 
-    def on_connected(self, now: float) -> None:
-        """A (re)connection subscribed at ``now``: older trades are history, and every
-        symbol's silence is counted afresh from here."""
+    def on_connected(self, now: float | None) -> None:
+        """A (re)connection subscribed at ``now`` (None: at the receipt of its first trade,
+        as for a replay): older trades are history, and every symbol's silence is counted
+        afresh from here."""
         self.subscribed_at = now
         for st in self.symbols.values():
             st.stale = False
-            if st.last_recv >= 0:
+            if st.last_recv >= 0 and now is not None:
                 st.last_recv = now
 
     # ------------------------------------------------------------------ trades
@@ -176,7 +178,16 @@ class QualityGuard:
         st.bid = bid
         st.ask = ask
         st.book_ts = ts_recv
-        if self._price_ok(st, (bid + ask) * 0.5, ts_recv, _BOOK):
+        mid = (bid + ask) * 0.5
+        median = st.median
+        # fast path (most tops): nothing pending, the mid well within the band
+        if st.suspect is None and abs(mid - median) <= self._band * median:
+            st.prices.append(mid)
+            st.since_median += 1
+            if st.since_median >= _MEDIAN_EVERY:
+                st.accept(mid, append=False)
+            return True
+        if self._price_ok(st, mid, ts_recv, _BOOK):
             return True
         self.bad_books += 1
         return False
