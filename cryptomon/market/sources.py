@@ -89,7 +89,9 @@ def spec_sources(configs: Iterable[ExchangeConfig], *, feed_classes: Any = None)
     from cryptomon.sim.instruments import simulator_specs
 
     if feed_classes is None:
-        from cryptofeed.exchanges import EXCHANGE_MAP as feed_classes
+        from cryptofeed.exchanges import EXCHANGE_MAP
+
+        feed_classes = EXCHANGE_MAP
     out = SpecSources()
     for config in configs:
         if not config.enabled:
