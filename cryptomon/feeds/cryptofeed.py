@@ -105,11 +105,36 @@ class Supervisor:
             await owner.clock.sleep(delay)
 
 
+# cryptofeed's per-symbol order book state on the exchange classes that check update ids
+_BOOK_STATE_ATTRS = ("_l2_book", "last_update_id", "forced")
+
+
 class _Supervised:
-    """Mixin for cryptofeed feed classes: supervised connections instead of ConnectionHandler."""
+    """Mixin for cryptofeed feed classes: supervised connections instead of ConnectionHandler;
+    a sequence gap drops (and so re-snapshots) the book of that symbol only."""
 
     plain_ws: ClassVar[bool] = False
     supervisor_owner: Any = None  # the CryptofeedFeed whose health and clock apply
+    _gap_symbol: str | None = None
+
+    def _check_update_id(self, pair: str, msg: Any) -> Any:
+        # cryptofeed calls ``_reset()`` (every book of the connection) on a gap in ``pair``'s
+        # update ids: remember the pair so that reset drops that book alone
+        self._gap_symbol = pair
+        try:
+            return getattr(super(), "_check_update_id")(pair, msg)  # noqa: B009 - mixin
+        finally:
+            self._gap_symbol = None
+
+    def _reset(self) -> None:
+        symbol = self._gap_symbol
+        if symbol is None:  # (re)connection: every book starts again
+            getattr(super(), "_reset")()  # noqa: B009 - mixin
+            return
+        for name in _BOOK_STATE_ATTRS:
+            state = getattr(self, name, None)
+            if isinstance(state, dict):
+                state.pop(symbol, None)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         feed: Any = self

@@ -202,3 +202,22 @@ async def test_a_symbol_listed_nowhere_is_a_config_error_naming_close_matches() 
     finally:
         await rig.manager.stop()
         await rig.sim.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_gap_on_one_symbol_resnapshots_that_symbol_only(rig: Rig) -> None:
+    """A sequence gap on BTC: one new snapshot (BTC's), ETH untouched, same connection."""
+    await trades_flowing(rig, "ETH-USDT", 5)
+    snapshots = rig.sim.snapshots
+    rig.sim.gap("BTC-USDT")
+
+    async def resynced() -> bool:
+        await rig.tick()
+        return bool(rig.status("resync", "BTC-USDT")) and rig.sim.snapshots > snapshots
+
+    await wait_until(resynced, interval=0.01, message="BTC resync")
+    for _ in range(10):
+        await rig.tick()
+    assert rig.sim.snapshots == snapshots + 1
+    assert not rig.status("resync", "ETH-USDT")
+    assert rig.sim.connections == 1
