@@ -242,6 +242,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         clock=clock,
         interval_s=settings.market_data.instrument_refresh_s,
         on_delisted=feeds.on_delisted,
+        on_loaded=feeds.forget_units,
     )
     services = Services(
         market=market,

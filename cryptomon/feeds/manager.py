@@ -126,6 +126,15 @@ class FeedManager:
             if done is not None:
                 await done.wait()
 
+    def forget_units(self, exchange: str) -> None:
+        """``exchange``'s specs arrived late: every feed looks its symbols' units up again."""
+        if self.market is not None:
+            self.market.units.forget()
+        for src in self.sources:
+            converter = getattr(src, "converter", None)
+            if src.exchange == exchange.lower() and converter is not None:
+                converter.forget_units()
+
     def on_delisted(self, exchange: str, symbols: set[str]) -> None:
         """A refresh found ``symbols`` no longer listed: each feed that streams one skips it
         from now on (alerted, stale for trading); the daemon keeps running."""
