@@ -2,9 +2,9 @@
 
 One ``FeedHandler`` per exchange, run on the daemon's loop
 (``run(start_loop=False, install_signal_handlers=False)``); its feed is a subclass of the
-cryptofeed exchange class with the :class:`_Supervised` mixin, which replaces cryptofeed's
-``ConnectionHandler`` by :class:`Supervisor`: reconnect forever with capped backoff + jitter,
-malformed messages counted and skipped (never a reconnect), health hooks.
+cryptofeed exchange class with the ``Supervised`` mixin (:mod:`cryptomon.feeds.supervisor`),
+which replaces cryptofeed's ``ConnectionHandler``: reconnect forever with capped backoff +
+jitter, malformed messages counted and skipped (never a reconnect), health hooks.
 
 cryptofeed's global state is kept behind this module: the symbol table (``Symbols``) is
 (re)loaded for the class in a worker thread before the feed is built (the sync HTTP call never
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-from typing import Any, ClassVar
+from typing import Any
 
 import structlog
 from cryptofeed import FeedHandler
@@ -34,6 +34,7 @@ from cryptomon.errors import ConfigError, Problem, backoff_delays
 from cryptomon.feeds.convert import CF_CHANNELS, Converter
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
+from cryptomon.feeds.supervisor import Supervised
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
 
@@ -42,108 +43,6 @@ log = structlog.get_logger()
 CF_CONFIG: dict[str, Any] = {"log": {"disabled": True}, "uvloop": False}
 SYMBOL_TIMEOUT_S = 10.0
 RESYNC_MIN_INTERVAL_S = 2.0
-
-
-class Supervisor:
-    """Runs one cryptofeed connection forever (duck-types cryptofeed's ConnectionHandler)."""
-
-    def __init__(
-        self, conn: Any, subscribe: Any, handler: Any, authenticate: Any, owner: Any
-    ) -> None:
-        self.conn = conn
-        self.subscribe = subscribe
-        self.handler = handler
-        self.authenticate = authenticate
-        self.owner = owner
-        self.running = True
-        self.connected_before = False
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.task = loop.create_task(self._run(), name=f"feed-conn:{self.conn.uuid}")
-
-    async def _run(self) -> None:
-        owner = self.owner
-        health: FeedHealth = owner.health
-        delays = backoff_delays(initial=owner.backoff_initial_s, cap=owner.backoff_cap_s)
-        while self.running:
-            health.on_connecting()
-            received = False
-            detail = "closed by the exchange"
-            try:
-                async with self.conn.connect() as conn:
-                    await self.authenticate(conn)
-                    await self.subscribe(conn)
-                    owner.on_connected(reconnect=self.connected_before)
-                    self.connected_before = True
-                    async for msg in conn.read():
-                        if not self.running:
-                            break
-                        received = True
-                        try:
-                            await self.handler(msg, conn, conn.last_message)
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception as exc:  # malformed message: count, skip, go on
-                            health.on_parse_error(exc, msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                detail = f"connection failed: {exc!r}"[:300]
-            if not self.running:
-                break
-            health.on_disconnected(detail)
-            if received:
-                delays = backoff_delays(initial=owner.backoff_initial_s, cap=owner.backoff_cap_s)
-            delay = next(delays)
-            log.warning(
-                "feed.reconnecting",
-                exchange=health.exchange,
-                delay_s=round(delay, 2),
-                reason=detail,
-            )
-            await owner.clock.sleep(delay)
-
-
-# cryptofeed's per-symbol order book state on the exchange classes that check update ids
-_BOOK_STATE_ATTRS = ("_l2_book", "last_update_id", "forced")
-
-
-class _Supervised:
-    """Mixin for cryptofeed feed classes: supervised connections instead of ConnectionHandler;
-    a sequence gap drops (and so re-snapshots) the book of that symbol only."""
-
-    plain_ws: ClassVar[bool] = False
-    supervisor_owner: Any = None  # the CryptofeedFeed whose health and clock apply
-    _gap_symbol: str | None = None
-
-    def _check_update_id(self, pair: str, msg: Any) -> Any:
-        # cryptofeed calls ``_reset()`` (every book of the connection) on a gap in ``pair``'s
-        # update ids: remember the pair so that reset drops that book alone
-        self._gap_symbol = pair
-        try:
-            return getattr(super(), "_check_update_id")(pair, msg)  # noqa: B009 - mixin
-        finally:
-            self._gap_symbol = None
-
-    def _reset(self) -> None:
-        symbol = self._gap_symbol
-        if symbol is None:  # (re)connection: every book starts again
-            getattr(super(), "_reset")()  # noqa: B009 - mixin
-            return
-        for name in _BOOK_STATE_ATTRS:
-            state = getattr(self, name, None)
-            if isinstance(state, dict):
-                state.pop(symbol, None)
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        feed: Any = self
-        for conn, sub, handler, auth in feed.connect():
-            if self.plain_ws and getattr(conn, "address", "").startswith("wss://"):
-                conn.address = "ws://" + conn.address[len("wss://") :]
-            supervisor = Supervisor(conn, sub, handler, auth, self.supervisor_owner)
-            feed.connection_handlers.append(supervisor)
-            supervisor.start(loop)
 
 
 class SimulatorBinance(Binance):
@@ -167,7 +66,7 @@ def simulator_class(url: str) -> type[Feed]:
         ],
         "plain_ws": not secure,
     }
-    return type("SimulatorBinance", (_Supervised, SimulatorBinance), attrs)
+    return type("SimulatorBinance", (Supervised, SimulatorBinance), attrs)
 
 
 def valid_exchange_names() -> list[str]:
@@ -258,8 +157,8 @@ class CryptofeedFeed:
         self.raw_data = raw_data
         self.feed_class: type[Feed] = (
             feed_class
-            if issubclass(feed_class, _Supervised)
-            else type(feed_class.__name__, (_Supervised, feed_class), {})
+            if issubclass(feed_class, Supervised)
+            else type(feed_class.__name__, (Supervised, feed_class), {})
         )
         self.health = FeedHealth(
             config.name,
