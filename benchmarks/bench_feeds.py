@@ -3,8 +3,10 @@
 Replays the shared recordings (``../shared/data/cryptofeed-sample``, every exchange, each
 looped until it has run ``--seconds`` per variant) two ways, interleaved in the same run:
 
-- ours: :class:`cryptomon.feeds.replay.ReplayFeed` -> cryptofeed parse -> Converter -> hub
-  (one inline subscriber for every market data event), book depth 20 as configured by default;
+- ours: :class:`cryptomon.feeds.replay.ReplayFeed` -> cryptofeed parse -> Converter (units
+  from the recording's instrument specs, the quality guard) -> hub (one inline subscriber for
+  every market data event), book depth 20 as configured by default; one guard per exchange
+  across loops, each loop shifted in time and trade ids so it is new data to the guard;
 - baseline: ``cryptofeed.raw_data_collection.playback`` with no-op callbacks.
 
 Both include their own setup (reading the recording, symbol tables), run by ``asyncio.run``;
@@ -36,10 +38,15 @@ from cryptofeed.raw_data_collection import playback
 
 from cryptomon.clock import LiveClock
 from cryptomon.config import ExchangeConfig
-from cryptomon.events import MARKET_DATA
+from cryptomon.events import MARKET_DATA, FlaggedTrade
 from cryptomon.feeds.convert import CF_CHANNELS
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.quality import QualityGuard
+from cryptomon.market.registry import InstrumentRegistry
+from cryptomon.market.sources import recording_specs
+from cryptomon.market.venues import RecordingError
 
 EXCHANGES = ("BINANCE", "BINANCE_FUTURES", "OKX", "KRAKEN", "BITFINEX", "GATEIO")
 
@@ -50,6 +57,39 @@ def default_data() -> Path:
     return Path(env) if env else here.parent / "shared" / "data" / "cryptofeed-sample"
 
 
+class Looped:
+    """The market layer a daemon would keep across the loops of one exchange: its instrument
+    specs (read once, like at start) and one quality guard; every loop is shifted in time and
+    trade ids (``Converter.shift_loop``) so it is new data, neither history nor duplicates."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[str, MarketInputs] = {}
+        self.guards: dict[str, QualityGuard] = {}
+        self.loops: dict[str, int] = {}
+
+    def feed_for(self, exchange: str, files: list[str], hub: Hub) -> ReplayFeed:
+        cfg = ExchangeConfig(name=exchange.lower(), source="replay", files=files)
+        inputs = self.inputs.get(exchange)
+        if inputs is None:
+            registry = InstrumentRegistry()
+            with contextlib.suppress(RecordingError):  # no instrument format: unknown units
+                registry.add(recording_specs(cfg))
+            inputs = self.inputs[exchange] = MarketInputs(registry=registry)
+        feed = ReplayFeed(
+            cfg, feed_class=replay_feed_class(exchange), hub=hub, clock=LiveClock(), market=inputs
+        )
+        guard = self.guards.setdefault(exchange, feed.converter.quality)  # type: ignore[arg-type]
+        feed.converter.quality = guard
+        n = self.loops.get(exchange, 0)
+        self.loops[exchange] = n + 1
+        feed.converter.shift_loop(n * LOOP_SHIFT_S, f"~{n}" if n else "")
+        return feed
+
+
+LOOPED = Looped()
+LOOP_SHIFT_S = 1e7  # ~116 days per loop: later than any recording's span and history
+
+
 def ours_once(exchange: str, files: list[str]) -> int:
     async def run() -> int:
         hub = Hub()
@@ -58,9 +98,8 @@ def ours_once(exchange: str, files: list[str]) -> int:
         def on_event(_ev: object) -> None:
             sink[0] += 1
 
-        hub.subscribe(list(MARKET_DATA), on_event, name="bench.sink")
-        cfg = ExchangeConfig(name=exchange.lower(), source="replay", files=files)
-        feed = ReplayFeed(cfg, feed_class=replay_feed_class(exchange), hub=hub, clock=LiveClock())
+        hub.subscribe([*MARKET_DATA, FlaggedTrade], on_event, name="bench.sink")
+        feed = LOOPED.feed_for(exchange, files, hub)
         await feed.start()
         await feed.done.wait()
         await feed.stop()

@@ -13,7 +13,9 @@ long-lived objects (converters, book trackers, hub, detectors, writer, market st
 ``SYM499-USDT`` (recorded stream ``k`` of ``M`` rotates message by message over ``SYM{k}``,
 ``SYM{k+M}``, ... so each synthetic market gets a coherent subsample of one real stream) and
 shifts market data timestamps by ``pass * 60 s`` so event time moves forward from pass to pass
-as in a live daemon. Everything downstream of the hub sees 500 markets.
+as in a live daemon (trades, books and tickers are shifted by the converter, before the quality
+layer, which also tags trade ids with the pass: each pass is new data, neither history nor
+duplicates). Everything downstream of the hub sees 500 markets.
 
 Restarting the replays is this benchmark's loop, not something the daemon does: cryptofeed
 2.4.1 registers every connection object's ``__del__`` with ``atexit``, so each restart would
@@ -49,7 +51,7 @@ from cryptofeed.connection import AsyncConnection
 
 from cryptomon.app import build_app
 from cryptomon.config import load_settings
-from cryptomon.events import MARKET_DATA, Event
+from cryptomon.events import MARKET_DATA, BookSnapshot, BookTop, Event, Ticker, Trade
 from cryptomon.hub import Hub
 from cryptomon.log import configure as configure_logging
 from cryptomon.market.state import MarketState
@@ -129,7 +131,9 @@ class RemapHub(Hub):
         super().__init__()
         self.symbols = symbols
         self._synthetic = frozenset(symbols)
-        self._market = frozenset(MARKET_DATA)
+        # the converter shifts trades, books and tickers itself (before the quality layer);
+        # the hub shifts the rest of the market data by the same amount
+        self._market = frozenset(MARKET_DATA) - {Trade, BookTop, BookSnapshot, Ticker}
         self.streams: dict[tuple[str, str], tuple[list[str], list[int]]] = {}
         self.shift = 0.0
         self.remapped = 0
@@ -236,6 +240,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             hub.shift = passes * PASS_SHIFT_S
             for src in feeds.sources:
                 await src.stop()
+                # new data to the quality layer: later times, other trade ids
+                src.converter.shift_loop(hub.shift, f"~{passes}")  # type: ignore[attr-defined]
             if not args.keep_conns:
                 released += release_cryptofeed_connections()
             for src in feeds.sources:

@@ -3,7 +3,8 @@
 The replay of ``benchmarks/bench_feeds.py`` (the shared recordings, every exchange, each
 looped for ``--seconds`` per variant and round) with the daemon's consumers on:
 
-- ours: :class:`~cryptomon.feeds.replay.ReplayFeed` -> cryptofeed parse -> Converter -> hub ->
+- ours: :class:`~cryptomon.feeds.replay.ReplayFeed` -> cryptofeed parse -> Converter (units,
+  quality guard; each loop shifted in time and trade ids, as in ``bench_feeds.py``) -> hub ->
   every detector (:class:`~cryptomon.detect.engine.DetectorEngine` from the default
   ``AnomalyDetectionConfig``, inline, micro-batched) and the store writer
   (:class:`~cryptomon.store.writer.StoreWriter`, ``storage.trades: true``, queued) writing to
@@ -20,7 +21,7 @@ Throughput = cryptofeed callbacks per second summed over exchanges (medians of r
 Also prints where the time goes: per exchange, the share of the replay phase (parse, convert,
 detectors inline, the writer draining concurrently) and of the final drain, the writer's own
 database time, rows written, anomalies, dropped market rows, trades too late for the candle
-aggregator (each loop rewinds event time); ``--profile`` adds a cProfile of one pass.
+aggregator; ``--profile`` adds a cProfile of one pass.
 
 Usage: python benchmarks/bench_pipeline.py [--seconds 1.0] [--rounds 3] [--profile]
 """
@@ -40,12 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_feeds import EXCHANGES, baseline_once, default_data
+from bench_feeds import EXCHANGES, Looped, baseline_once, default_data
 
 from cryptomon.clock import LiveClock
-from cryptomon.config import AnomalyDetectionConfig, DatabaseConfig, ExchangeConfig, StorageConfig
+from cryptomon.config import AnomalyDetectionConfig, DatabaseConfig, StorageConfig
 from cryptomon.detect.engine import DetectorEngine, warmup
-from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
 from cryptomon.store.writer import StoreWriter
@@ -84,9 +84,9 @@ async def measure_ours(db: Database, exchange: str, files: list[str], seconds: f
     await engine.start()
     await writer.start()
     await hub.start()
-    cfg = ExchangeConfig(name=exchange.lower(), source="replay", files=files)
+    looped = Looped()  # one daemon: its specs and quality guard kept across the loops
     while time.perf_counter() - t0 < seconds or not tally.loops:
-        feed = ReplayFeed(cfg, feed_class=replay_feed_class(exchange), hub=hub, clock=clock)
+        feed = looped.feed_for(exchange, files, hub)
         await feed.start()
         await feed.done.wait()
         await feed.stop()
@@ -94,9 +94,6 @@ async def measure_ours(db: Database, exchange: str, files: list[str], seconds: f
             raise feed.error
         tally.callbacks += sum(feed.counts().values())
         tally.loops += 1
-        # The next loop rewinds event time: restart the writer's per-market book-top sampling
-        # so every loop persists as many book tops as the first (the same writer work).
-        writer._last_sample.clear()
     engine.flush()  # the engine's end-of-iteration flush, made explicit
     t1 = time.perf_counter()
     await hub.join()  # every queued event handed to the writer

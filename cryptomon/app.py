@@ -21,9 +21,13 @@ import structlog
 from cryptomon import __version__
 from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
-from cryptomon.errors import CryptomonError
+from cryptomon.errors import ConfigError, CryptomonError
 from cryptomon.events import Notice
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.refresh import InstrumentRefresher
+from cryptomon.market.registry import InstrumentRegistry
+from cryptomon.market.sources import exchange_names
 from cryptomon.market.state import MarketState
 from cryptomon.systemd import SystemdNotifier
 
@@ -145,6 +149,8 @@ class App:
                 await self.start()
             except StartupError as exc:
                 log.error("daemon.start_failed", component=exc.component, error=str(exc.cause))
+                if isinstance(exc.cause, ConfigError):
+                    raise exc.cause from None  # a config problem found at start: exit 2
                 return 1
             log.info(
                 "daemon.running",
@@ -208,6 +214,7 @@ class Services:
     trading: TradingEngine | None = None  # the order engine
     webhooks: SignalWebhooks | None = None  # external signal senders (trading.webhooks)
     feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics
+    instruments: InstrumentRegistry | None = None  # specs; unknown() for /api/v1/feeds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,13 +233,22 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     clock = clock or LiveClock()
     hub = hub or Hub()
     # The latest market state is read by trading and the API and fed by the hub: one instance.
-    market = MarketState(hub=hub)
     store = _build_store(settings, hub=hub, clock=clock)
+    inputs = _build_market_inputs(settings, db=store.db)
+    market = MarketState(hub=hub, instruments=inputs.registry)
     notifier = _build_notify(settings, hub=hub, clock=clock)
     detectors = _build_detect(settings, hub=hub, clock=clock)
     signals, trading = _build_trading(settings, hub=hub, clock=clock, market=market, db=store.db)
     webhooks = _build_webhooks(settings, signals=signals, clock=clock)
-    feeds = _build_feeds(settings, hub=hub, clock=clock)
+    feeds = _build_feeds(settings, hub=hub, clock=clock, market=inputs)
+    instruments = InstrumentRefresher(
+        registry=inputs.registry,
+        exchanges=exchange_names(settings.exchanges),
+        clock=clock,
+        interval_s=settings.market_data.instrument_refresh_s,
+        on_delisted=feeds.on_delisted,
+        on_loaded=feeds.forget_units,
+    )
     services = Services(
         market=market,
         db=store.db,
@@ -243,6 +259,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         trading=trading,
         webhooks=webhooks,
         feeds=feeds,
+        instruments=inputs.registry,
     )
     api = _build_api(settings, hub=hub, clock=clock, services=services)
     # Start order: storage, notifications, detection, trading, API, then the feeds that make
@@ -252,6 +269,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         store.db,
         store.writer,
         store.retention,
+        instruments,  # specs (cache, then venue) before the feeds need their units
         notifier,
         detectors,
         signals,
@@ -392,8 +410,22 @@ def _build_api(
     )
 
 
-def _build_feeds(settings: Settings, *, hub: Hub, clock: Clock) -> FeedManager:
+def _build_market_inputs(settings: Settings, *, db: Database) -> MarketInputs:
+    """The instrument registry (database cache, venue loaders, static specs) and the units
+    and quality settings every feed shares."""
+    from cryptomon.market.sources import spec_sources
+    from cryptomon.store.instruments import DatabaseInstruments
+
+    sources = spec_sources(settings.exchanges)
+    registry = InstrumentRegistry(cache=DatabaseInstruments(db), loaders=sources.loaders)
+    registry.add(sources.static)
+    return MarketInputs(registry=registry, config=settings.market_data)
+
+
+def _build_feeds(
+    settings: Settings, *, hub: Hub, clock: Clock, market: MarketInputs | None = None
+) -> FeedManager:
     from cryptomon.feeds.manager import FeedManager, build_sources
 
-    sources = build_sources(settings.exchanges, hub=hub, clock=clock)
-    return FeedManager(sources, hub=hub, clock=clock)
+    sources = build_sources(settings.exchanges, hub=hub, clock=clock, market=market)
+    return FeedManager(sources, hub=hub, clock=clock, market=market)

@@ -58,12 +58,22 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Trade(Event):
-    """One public trade. ``side`` is the taker side."""
+    """One public trade. ``side`` is the taker side.
+
+    Units (DESIGN.md convention 15): ``amount`` is in base units, computed from the market's
+    instrument spec; ``contracts`` is the venue's own quantity where it differs (derivatives,
+    scaled quantities), else None; ``notional`` is the value in the quote currency and
+    ``notional_usd`` in USD (None when the spec is unknown or the quote is not USD-like and no
+    fresh conversion mid exists). Without a spec ``amount`` is the venue quantity as sent.
+    """
 
     price: float
     amount: float
     side: Side
     trade_id: str | None = None
+    contracts: float | None = None
+    notional: float | None = None
+    notional_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,6 +97,10 @@ class BookTop(Event):
     # book updates this top stands for: the feed publishes one BookTop per symbol per
     # event-loop turn, from the latest book (DESIGN.md section 7)
     updates: int = 1
+    # the venue's quantity at the best bid / ask where it differs from the base units above
+    # (contracts); None on spot and where the spec is unknown
+    bid_contracts: float | None = None
+    ask_contracts: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,10 +144,25 @@ class Funding(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Liquidation(Event):
+    """A forced close; ``amount``/``contracts``/``notional``/``notional_usd`` as on Trade."""
+
     side: Side
     price: float
     amount: float
     status: str = ""
+    contracts: float | None = None
+    notional: float | None = None
+    notional_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlaggedTrade(Event):
+    """A trade the quality layer keeps away from detectors, signals and brokers: ``flag`` is
+    ``historical`` (sent on subscribe or older than the connection) or ``bad_print``
+    (quarantined: far outside the recent band or the book). Stored with its flag."""
+
+    trade: Trade
+    flag: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,7 +320,9 @@ class RiskEvent(Event):
 
 # --------------------------------------------------------------------------- operations
 
-FeedState = Literal["connecting", "live", "stale", "disconnected", "gap", "resync", "error"]
+FeedState = Literal[
+    "connecting", "live", "stale", "disconnected", "gap", "resync", "error", "delisted"
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -130,9 +130,21 @@ def feed_metrics(health: Mapping[str, Any]) -> Iterator[Metric]:
     live = GaugeMetricFamily(
         "cryptomon_feed_live", "1 while the channel is live", labels=["exchange", "channel"]
     )
+    quality = CounterMetricFamily(
+        "cryptomon_feed_quality",
+        "market data kept away by the quality layer (duplicates, historical, bad_prints, "
+        "bad_books) and real moves accepted",
+        labels=["exchange", "kind"],
+    )
+    symbols = GaugeMetricFamily(
+        "cryptomon_feed_symbols",
+        "symbols per state: stale (silent past their bound), delisted, unknown (no spec)",
+        labels=["exchange", "state"],
+    )
     for exchange, snap in health.items():
         if not isinstance(snap, Mapping):
             continue
+        _quality_metrics(str(exchange), snap, quality, symbols)
         for key, fam in ex.items():
             v = num(snap.get(key))
             if v is not None:
@@ -149,6 +161,22 @@ def feed_metrics(health: Mapping[str, Any]) -> Iterator[Metric]:
     yield from ex.values()
     yield from ch.values()
     yield live
+    yield quality
+    yield symbols
+
+
+def _quality_metrics(exchange: str, snap: Mapping[str, Any], quality: Any, symbols: Any) -> None:
+    counts = snap.get("quality")
+    for kind, value in counts.items() if isinstance(counts, Mapping) else ():
+        v = num(value)
+        if v is not None and kind != "stale_symbols":
+            quality.add_metric([exchange, str(kind)], v)
+    if isinstance(counts, Mapping) and num(counts.get("stale_symbols")) is not None:
+        symbols.add_metric([exchange, "stale"], float(counts["stale_symbols"]))
+    for state, key in (("delisted", "delisted"), ("unknown", "unknown_instruments")):
+        listed = snap.get(key)
+        if isinstance(listed, list):
+            symbols.add_metric([exchange, state], float(len(listed)))
 
 
 # --------------------------------------------------------------------------- detection

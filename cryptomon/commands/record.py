@@ -2,7 +2,9 @@
 
 ``record --config FILE --out DIR [--duration S]`` records the raw traffic of every enabled live
 exchange of the config in cryptofeed's raw-data format (``EXCHANGE.0``, ``EXCHANGE.http.N.M``,
-``EXCHANGE.ws.N.M``), until ``--duration`` seconds have passed or SIGINT/SIGTERM.
+``EXCHANGE.ws.N.M``), until ``--duration`` seconds have passed or SIGINT/SIGTERM; then the
+venues' instrument specs beside them (``instruments.EXCHANGE.json``), so a replay knows the
+units of every market offline.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ async def _record(configs: list[Any], out: Path, duration: float | None) -> int:
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.feeds.registry import load_plugins, plugin_for
     from cryptomon.hub import Hub
+    from cryptomon.market.sources import save_recording_specs
 
     hub, clock = Hub(), LiveClock()
     recorder = AsyncFileCallback(str(out))
@@ -93,6 +96,7 @@ async def _record(configs: list[Any], out: Path, duration: float | None) -> int:
     finally:
         await manager.stop()
         recorder.stop()
+    await save_recording_specs(configs, out)  # units for the replay, offline
     files = sorted(p.name for p in await asyncio.to_thread(lambda: list(out.iterdir())))
     total = sum(s.health.snapshot()["messages"] for s in sources)
     if total == 0:

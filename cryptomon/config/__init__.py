@@ -24,6 +24,7 @@ from cryptomon.config.loader import (
     read_yaml,
 )
 from cryptomon.config.logging import LoggingConfig
+from cryptomon.config.market import DEFAULT_USD_QUOTES, MarketDataConfig
 from cryptomon.config.problems import problems_from
 from cryptomon.config.settings import Settings, redact_url_password
 from cryptomon.config.signals import GradeThresholds, WebhookConfig
@@ -38,6 +39,7 @@ from cryptomon.config.trading import (
 from cryptomon.kinds import AnomalyKind, NotifyEventType, SignalGrade
 
 __all__ = [
+    "DEFAULT_USD_QUOTES",
     "ENV_PREFIX",
     "RESERVED_ENV_PREFIXES",
     "SUBSCRIPTIONS",
@@ -54,6 +56,7 @@ __all__ = [
     "IndicatorStrategyConfig",
     "LiveTradingConfig",
     "LoggingConfig",
+    "MarketDataConfig",
     "NotifyCategory",
     "NotifyEventType",
     "PaperBrokerConfig",

@@ -72,6 +72,12 @@ class AnomalyDetectionConfig(Section):
         },
         description="single-trade notional that fires, per quote currency",
     )
+    whale_notional_usd: float = Field(
+        default=1_000_000.0,
+        gt=0,
+        description="the whale threshold in USD for a USD-like quote without its own entry in "
+        "whale_notional (where the trade's notional_usd is known)",
+    )
     whale_k_std: float = Field(
         default=5.0, gt=0, description="or this many std above the mean log notional"
     )

@@ -14,6 +14,7 @@ from cryptomon.config.base import Section, redact_url_password, url_password
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import ExchangeConfig
 from cryptomon.config.logging import LoggingConfig
+from cryptomon.config.market import MarketDataConfig
 from cryptomon.config.store import DatabaseConfig, StorageConfig
 from cryptomon.config.trading import TradingConfig
 
@@ -23,6 +24,7 @@ class Settings(Section):
 
     exchanges: list[ExchangeConfig] = Field(default_factory=list)
     anomaly_detection: AnomalyDetectionConfig = Field(default_factory=AnomalyDetectionConfig)
+    market_data: MarketDataConfig = Field(default_factory=MarketDataConfig)
     trading: TradingConfig = Field(default_factory=TradingConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from cryptomon.config import DEFAULT_USD_QUOTES
 from cryptomon.detect import whale_nb
 from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, grow_records, grow_rows
 from cryptomon.detect.detectors_nb import Finding
@@ -38,7 +39,9 @@ class WhaleDetector:
         self.burst_times = grow_rows(self.burst_times, s + 1)
         self.params = grow_records(self.params, s + 1)
         params = self.params[s]
-        params["notional"] = cfg.whale_notional.get(info.quote, 0.0)
+        # a USD-like quote without its own threshold: the USD default (notional = notional_usd)
+        usd_default = cfg.whale_notional_usd if info.quote in DEFAULT_USD_QUOTES else 0.0
+        params["notional"] = cfg.whale_notional.get(info.quote, usd_default)
         params["k_std"] = cfg.whale_k_std
         params["burst_count"] = cfg.whale_burst_count
         params["burst_window_s"] = cfg.whale_burst_window_s

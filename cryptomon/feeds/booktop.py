@@ -21,12 +21,14 @@ from cryptofeed.defines import ASK, BID
 
 from cryptomon.events import BookTop
 from cryptomon.feeds.fastevents import factory
+from cryptomon.market.units import SymbolUnits
 
 _ZERO = Decimal(0)
 # the order in which book_top passes the fields (checked by ``factory``)
 BOOK_TOP_FIELDS = (
     *("exchange", "symbol", "ts", "ts_recv", "bid", "bid_size", "ask", "ask_size"),
     *("spread", "spread_bps", "bid_depth", "ask_depth", "imbalance", "levels", "updates"),
+    *("bid_contracts", "ask_contracts"),
 )
 _new_top = factory(BookTop, BOOK_TOP_FIELDS)
 
@@ -250,10 +252,16 @@ class BookState:
         self.asks_memo: dict[Any, tuple[Any, tuple[float, float]]] = {}
 
 
-def book_top(state: BookState, exchange: str, symbol: str) -> BookTop:
+def book_top(
+    state: BookState, exchange: str, symbol: str, unit: SymbolUnits | None = None
+) -> BookTop:
     """The :class:`BookTop` of a book whose ``state`` was refreshed (not crossed, no side
     empty: :meth:`TopTracker.refresh` returned True), at the times of its latest update and
-    standing for its ``pending`` updates. The one place BookTop numbers are made."""
+    standing for its ``pending`` updates. The one place BookTop numbers are made.
+
+    With ``unit`` (the market's spec) sizes and depths are base units and the best levels'
+    venue quantities go in ``bid_contracts``/``ask_contracts`` where the two differ (an
+    inverse market's depth is converted at its side's best price)."""
     bid = state.bid
     ask = state.ask
     bid_price = bid.best_float
@@ -262,6 +270,15 @@ def book_top(state: BookState, exchange: str, symbol: str) -> BookTop:
     mid = (ask_price + bid_price) * 0.5
     bid_depth = bid.depth_float
     ask_depth = ask.depth_float
+    bid_size = bid.best_size_float
+    ask_size = ask.best_size_float
+    bid_contracts = ask_contracts = None
+    if unit is not None and unit.contracts_differ:
+        bid_contracts, ask_contracts = bid_size, ask_size
+        bid_size = unit.amount(bid_size, bid_price)
+        ask_size = unit.amount(ask_size, ask_price)
+        bid_depth = unit.amount(bid_depth, bid_price)
+        ask_depth = unit.amount(ask_depth, ask_price)
     total = bid_depth + ask_depth
     return _new_top(
         exchange,
@@ -269,9 +286,9 @@ def book_top(state: BookState, exchange: str, symbol: str) -> BookTop:
         state.ts,
         state.ts_recv,
         bid_price,
-        bid.best_size_float,
+        bid_size,
         ask_price,
-        ask.best_size_float,
+        ask_size,
         spread,
         spread / mid * 10_000 if mid > 0 else 0.0,
         bid_depth,
@@ -279,6 +296,8 @@ def book_top(state: BookState, exchange: str, symbol: str) -> BookTop:
         (bid_depth - ask_depth) / total if total > 0 else 0.0,
         bid.count if bid.count < ask.count else ask.count,
         state.pending,
+        bid_contracts,
+        ask_contracts,
     )
 
 

@@ -43,17 +43,17 @@ from cryptofeed.defines import (
 
 from cryptomon.events import (
     BookSnapshot,
-    Candle,
-    Funding,
-    Liquidation,
-    OpenInterest,
     Ticker,
     Trade,
 )
 from cryptomon.feeds.booktop import BookState, TopTracker, book_top, float_levels
 from cryptomon.feeds.fastevents import factory
+from cryptomon.feeds.gate import UNRESOLVED, MarketGate
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
+from cryptomon.feeds.rare import RareChannels
 from cryptomon.hub import Hub
+from cryptomon.market.quality import QualityGuard
+from cryptomon.market.units import MarketUnits
 
 # config subscription name -> cryptofeed channel
 CF_CHANNELS: dict[str, str] = {
@@ -75,7 +75,10 @@ _BOUND_CHANNEL_ATTR = {
     "orderbook": "_book_channel",
 }
 # the order in which the callbacks below pass each event's fields (checked by ``factory``)
-TRADE_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "price", "amount", "side", "trade_id")
+TRADE_FIELDS = (
+    *("exchange", "symbol", "ts", "ts_recv", "price", "amount", "side", "trade_id"),
+    *("contracts", "notional", "notional_usd"),
+)
 TICKER_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bid", "ask", "last")
 SNAPSHOT_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bids", "asks")
 _new_trade = factory(Trade, TRADE_FIELDS)
@@ -83,8 +86,7 @@ _new_ticker = factory(Ticker, TICKER_FIELDS)
 _new_snapshot = factory(BookSnapshot, SNAPSHOT_FIELDS)
 
 
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
+_NO_UNITS = (None, None, None)  # contracts, notional, notional_usd of a market without a spec
 
 
 class Converter:
@@ -100,8 +102,12 @@ class Converter:
         depth: int = 20,
         book_snapshot_interval_s: float = 1.0,
         loop_yield_every: int = 16,
+        units: MarketUnits | None = None,
+        quality: QualityGuard | None = None,
     ) -> None:
         self.exchange = exchange
+        self._ts_shift = 0.0  # added to event and receipt times (looping benchmarks)
+        self._id_tag = ""  # appended to trade ids (looping benchmarks)
         # cryptofeed's reader hands a whole burst of buffered messages to the callbacks without
         # giving the loop back; yielding every N messages lets call_soon work (the detectors'
         # micro-batch flush, API requests) run within the burst instead of after it.
@@ -119,6 +125,18 @@ class Converter:
         self._dirty: dict[str, BookState] = {}  # symbols with a BookTop to publish
         self._flush_scheduled = False
         self._publish = hub.publish
+        # units from the instrument specs, quality verdicts (None, None: raw venue data)
+        self.gate = MarketGate(
+            exchange,
+            publish=hub.publish,
+            schedule_flush=self._schedule_flush,
+            units=units,
+            quality=quality,
+        )
+        self._unit_of = self.gate.unit_of
+        self.rare = RareChannels(
+            exchange, publish=hub.publish, seen=self._seen_name, gate=self.gate
+        )
         # Channel counters bound once (hot path: no dict lookup per message).
         channels = health.channels
         self._trades_channel = self._channel("trades") if "trades" in channels else None
@@ -136,6 +154,9 @@ class Converter:
         setattr(self, _BOUND_CHANNEL_ATTR[name], channel)
         return channel
 
+    def _seen_name(self, name: str, receipt: float) -> None:
+        self._seen(self._channel(name), receipt)
+
     def _seen(self, channel: ChannelHealth, receipt: float) -> None:
         channel.messages += 1
         channel.last_recv = receipt
@@ -148,10 +169,10 @@ class Converter:
             "trades": self.trade,
             "orderbook": self.book,
             "ticker": self.ticker,
-            "candles": self.candle,
-            "funding": self.funding,
-            "liquidations": self.liquidation,
-            "open_interest": self.open_interest,
+            "candles": self.rare.candle,
+            "funding": self.rare.funding,
+            "liquidations": self.rare.liquidation,
+            "open_interest": self.rare.open_interest,
         }
         return {CF_CHANNELS[name]: table[name] for name in channels}
 
@@ -161,6 +182,13 @@ class Converter:
         if state is not None:
             state.seen = False
         self._tops.forget(symbol)
+
+    def shift_loop(self, seconds: float, tag: str) -> None:
+        """Replay the same recording again as new data: times move by ``seconds`` and trade
+        ids get ``tag``, so a looped recording is neither history nor duplicates to the
+        quality layer (the benchmarks' loops; 0 and "" for live data)."""
+        self._ts_shift = seconds
+        self._id_tag = tag
 
     def reset_connection(self) -> None:
         """After a (re)connection every book starts from a fresh snapshot: not a gap."""
@@ -178,23 +206,70 @@ class Converter:
         channel.last_recv = receipt
         if channel.state != "live":
             self.health.became_live(channel)
-        receipt = float(receipt)
-        self._publish(
-            _new_trade(
-                self.exchange,
-                trade.symbol,
-                float(trade.timestamp or receipt),
-                receipt,
-                float(trade.price),
-                float(trade.amount),
-                trade.side,
-                None if trade.id is None else str(trade.id),
+        receipt = float(receipt) + self._ts_shift
+        symbol = trade.symbol
+        price = float(trade.price)
+        qty = float(trade.amount)
+        ts = float(trade.timestamp or receipt)
+        trade_id = None if trade.id is None else str(trade.id)
+        if self._ts_shift:
+            ts += self._ts_shift if trade.timestamp else 0.0
+            trade_id = None if trade_id is None else trade_id + self._id_tag
+        unit = self._unit_of.get(symbol, UNRESOLVED)
+        if unit is UNRESOLVED:
+            unit = self.gate.unit(symbol)
+        if unit is None:
+            event = _new_trade(
+                *(self.exchange, symbol, ts, receipt, price, qty, trade.side, trade_id),
+                *_NO_UNITS,
             )
-        )
+        else:
+            notional = unit.notional(qty, price)
+            event = _new_trade(
+                self.exchange,
+                symbol,
+                ts,
+                receipt,
+                price,
+                unit.amount(qty, price),
+                trade.side,
+                trade_id,
+                qty if unit.contracts_differ else None,
+                notional,
+                notional if unit.usd else self.gate.usd(unit, notional, receipt),
+            )
+        guard = self.gate.quality
+        if guard is None:
+            self._publish(event)
+        elif self.gate.judged(event, guard.trade(symbol, price, ts, receipt, trade_id)):
+            return  # history waits for the end of the turn: no yield inside a batch of it
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
             self._since_yield = 0
             await asyncio.sleep(0)
+
+    @property
+    def quality(self) -> QualityGuard | None:
+        """History, duplicates, bad prints (None: everything passes)."""
+        return self.gate.quality
+
+    @quality.setter
+    def quality(self, guard: QualityGuard | None) -> None:
+        self.gate.quality = guard
+
+    @property
+    def units(self) -> MarketUnits | None:
+        """Amounts and notionals from the instrument specs (None: raw venue quantities)."""
+        return self.gate.units
+
+    def forget_units(self) -> None:
+        """Look every symbol's units up again (the specs were refreshed)."""
+        self.gate.forget_units()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     async def ticker(self, ticker: Any, receipt: float) -> None:
         channel = self._ticker_channel or self._bind_channel("ticker")
@@ -202,12 +277,12 @@ class Converter:
         channel.last_recv = receipt
         if channel.state != "live":
             self.health.became_live(channel)
-        receipt = float(receipt)
+        receipt = float(receipt) + self._ts_shift
         self._publish(
             _new_ticker(
                 self.exchange,
                 ticker.symbol,
-                float(ticker.timestamp or receipt),
+                float(ticker.timestamp + self._ts_shift if ticker.timestamp else receipt),
                 receipt,
                 float(ticker.bid),
                 float(ticker.ask),
@@ -244,8 +319,8 @@ class Converter:
                 if self.on_crossed is not None:
                     self.on_crossed(symbol)
             return
-        receipt = float(receipt)
-        ts = float(update.timestamp or receipt)
+        receipt = float(receipt) + self._ts_shift
+        ts = float(update.timestamp + self._ts_shift if update.timestamp else receipt)
         state.ts = ts
         state.ts_recv = receipt
         self._dirty[symbol] = state
@@ -264,10 +339,16 @@ class Converter:
         """Publish one BookTop per symbol whose book changed since the last flush (run by
         ``call_soon`` at the end of the loop turn; may also be called directly)."""
         self._flush_scheduled = False
+        gate = self.gate
+        if gate.history:
+            gate.flush_history()
         dirty = self._dirty
         if not dirty:
             return
         self._dirty = {}
+        if gate.active:
+            self.health.book_tops += gate.publish_tops(dirty)
+            return
         exchange = self.exchange
         publish = self._publish
         for symbol, state in dirty.items():
@@ -282,66 +363,3 @@ class Converter:
         bids, state.bids_memo = float_levels(book.bids.to_list()[:depth], state.bids_memo)
         asks, state.asks_memo = float_levels(book.asks.to_list()[:depth], state.asks_memo)
         self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))
-
-    async def candle(self, candle: Any, receipt: float) -> None:
-        self._seen(self._channel("candles"), receipt)
-        self.hub.publish(
-            Candle(
-                exchange=self.exchange,
-                symbol=candle.symbol,
-                ts=float(candle.timestamp or receipt),
-                ts_recv=float(receipt),
-                interval=str(candle.interval),
-                start=float(candle.start),
-                end=float(candle.stop),
-                open=float(candle.open),
-                high=float(candle.high),
-                low=float(candle.low),
-                close=float(candle.close),
-                volume=float(candle.volume),
-                trades=None if candle.trades is None else int(candle.trades),
-                closed=bool(candle.closed),
-            )
-        )
-
-    async def funding(self, funding: Any, receipt: float) -> None:
-        self._seen(self._channel("funding"), receipt)
-        self.hub.publish(
-            Funding(
-                exchange=self.exchange,
-                symbol=funding.symbol,
-                ts=float(funding.timestamp or receipt),
-                ts_recv=float(receipt),
-                rate=float(funding.rate or 0.0),
-                mark_price=_float_or_none(funding.mark_price),
-                predicted_rate=_float_or_none(funding.predicted_rate),
-                next_funding_time=_float_or_none(funding.next_funding_time),
-            )
-        )
-
-    async def liquidation(self, liquidation: Any, receipt: float) -> None:
-        self._seen(self._channel("liquidations"), receipt)
-        self.hub.publish(
-            Liquidation(
-                exchange=self.exchange,
-                symbol=liquidation.symbol,
-                ts=float(liquidation.timestamp or receipt),
-                ts_recv=float(receipt),
-                side=liquidation.side,
-                price=float(liquidation.price),
-                amount=float(liquidation.quantity),
-                status=str(liquidation.status or ""),
-            )
-        )
-
-    async def open_interest(self, interest: Any, receipt: float) -> None:
-        self._seen(self._channel("open_interest"), receipt)
-        self.hub.publish(
-            OpenInterest(
-                exchange=self.exchange,
-                symbol=interest.symbol,
-                ts=float(interest.timestamp or receipt),
-                ts_recv=float(receipt),
-                open_interest=float(interest.open_interest),
-            )
-        )

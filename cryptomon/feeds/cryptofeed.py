@@ -2,9 +2,9 @@
 
 One ``FeedHandler`` per exchange, run on the daemon's loop
 (``run(start_loop=False, install_signal_handlers=False)``); its feed is a subclass of the
-cryptofeed exchange class with the :class:`_Supervised` mixin, which replaces cryptofeed's
-``ConnectionHandler`` by :class:`Supervisor`: reconnect forever with capped backoff + jitter,
-malformed messages counted and skipped (never a reconnect), health hooks.
+cryptofeed exchange class with the ``Supervised`` mixin (:mod:`cryptomon.feeds.supervisor`),
+which replaces cryptofeed's ``ConnectionHandler``: reconnect forever with capped backoff +
+jitter, malformed messages counted and skipped (never a reconnect), health hooks.
 
 cryptofeed's global state is kept behind this module: the symbol table (``Symbols``) is
 (re)loaded for the class in a worker thread before the feed is built (the sync HTTP call never
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-from typing import Any, ClassVar
+from typing import Any
 
 import structlog
 from cryptofeed import FeedHandler
@@ -35,90 +35,15 @@ from cryptomon.feeds.convert import CF_CHANNELS, Converter
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.liblog import quiet_symbol_load_errors
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
+from cryptomon.feeds.supervisor import Supervised
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
 
 log = structlog.get_logger()
 
 CF_CONFIG: dict[str, Any] = {"log": {"disabled": True}, "uvloop": False}
 SYMBOL_TIMEOUT_S = 10.0
 RESYNC_MIN_INTERVAL_S = 2.0
-
-
-class Supervisor:
-    """Runs one cryptofeed connection forever (duck-types cryptofeed's ConnectionHandler)."""
-
-    def __init__(
-        self, conn: Any, subscribe: Any, handler: Any, authenticate: Any, owner: Any
-    ) -> None:
-        self.conn = conn
-        self.subscribe = subscribe
-        self.handler = handler
-        self.authenticate = authenticate
-        self.owner = owner
-        self.running = True
-        self.connected_before = False
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.task = loop.create_task(self._run(), name=f"feed-conn:{self.conn.uuid}")
-
-    async def _run(self) -> None:
-        owner = self.owner
-        health: FeedHealth = owner.health
-        delays = backoff_delays(initial=owner.backoff_initial_s, cap=owner.backoff_cap_s)
-        while self.running:
-            health.on_connecting()
-            received = False
-            detail = "closed by the exchange"
-            try:
-                async with self.conn.connect() as conn:
-                    await self.authenticate(conn)
-                    await self.subscribe(conn)
-                    owner.on_connected(reconnect=self.connected_before)
-                    self.connected_before = True
-                    async for msg in conn.read():
-                        if not self.running:
-                            break
-                        received = True
-                        try:
-                            await self.handler(msg, conn, conn.last_message)
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception as exc:  # malformed message: count, skip, go on
-                            health.on_parse_error(exc, msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                detail = f"connection failed: {exc!r}"[:300]
-            if not self.running:
-                break
-            health.on_disconnected(detail)
-            if received:
-                delays = backoff_delays(initial=owner.backoff_initial_s, cap=owner.backoff_cap_s)
-            delay = next(delays)
-            log.warning(
-                "feed.reconnecting",
-                exchange=health.exchange,
-                delay_s=round(delay, 2),
-                reason=detail,
-            )
-            await owner.clock.sleep(delay)
-
-
-class _Supervised:
-    """Mixin for cryptofeed feed classes: supervised connections instead of ConnectionHandler."""
-
-    plain_ws: ClassVar[bool] = False
-    supervisor_owner: Any = None  # the CryptofeedFeed whose health and clock apply
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        feed: Any = self
-        for conn, sub, handler, auth in feed.connect():
-            if self.plain_ws and getattr(conn, "address", "").startswith("wss://"):
-                conn.address = "ws://" + conn.address[len("wss://") :]
-            supervisor = Supervisor(conn, sub, handler, auth, self.supervisor_owner)
-            feed.connection_handlers.append(supervisor)
-            supervisor.start(loop)
 
 
 class SimulatorBinance(Binance):
@@ -142,7 +67,7 @@ def simulator_class(url: str) -> type[Feed]:
         ],
         "plain_ws": not secure,
     }
-    return type("SimulatorBinance", (_Supervised, SimulatorBinance), attrs)
+    return type("SimulatorBinance", (Supervised, SimulatorBinance), attrs)
 
 
 def valid_exchange_names() -> list[str]:
@@ -178,11 +103,19 @@ def check_channels(config: ExchangeConfig, cls: type[Feed]) -> None:
         )
 
 
-def check_symbols(config: ExchangeConfig, known: list[str]) -> None:
-    """Every configured symbol must be listed by the exchange; suggest close matches."""
+def check_symbols(
+    config: ExchangeConfig, known: list[str], cached: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
+    """Every configured symbol must be listed by the exchange, or be in the cached instrument
+    specs (then it is delisted: returned, to be skipped); else a ConfigError naming close
+    matches."""
     problems = []
+    delisted = []
     for symbol in config.symbols:
         if symbol in known:
+            continue
+        if symbol in cached:
+            delisted.append(symbol)
             continue
         close = difflib.get_close_matches(symbol, known, n=3, cutoff=0.6)
         hint = f"; close matches: {', '.join(close)}" if close else ""
@@ -195,6 +128,7 @@ def check_symbols(config: ExchangeConfig, known: list[str]) -> None:
         )
     if problems:
         raise ConfigError(problems)
+    return delisted
 
 
 class CryptofeedFeed:
@@ -211,8 +145,12 @@ class CryptofeedFeed:
         hub: Hub,
         clock: Clock,
         raw_data: Any = None,
+        market: MarketInputs | None = None,
     ) -> None:
         self.config = config
+        self.market = market
+        self.symbols = list(config.symbols)  # the configured symbols the venue still lists
+        self.delisted: set[str] = set()
         self.exchange = config.name
         self.name = f"feed:{config.name}"
         self.clock = clock
@@ -220,8 +158,8 @@ class CryptofeedFeed:
         self.raw_data = raw_data
         self.feed_class: type[Feed] = (
             feed_class
-            if issubclass(feed_class, _Supervised)
-            else type(feed_class.__name__, (_Supervised, feed_class), {})
+            if issubclass(feed_class, Supervised)
+            else type(feed_class.__name__, (Supervised, feed_class), {})
         )
         self.health = FeedHealth(
             config.name,
@@ -239,7 +177,10 @@ class CryptofeedFeed:
             depth=config.depth,
             book_snapshot_interval_s=config.book_snapshot_interval_s,
             loop_yield_every=config.loop_yield_every,
+            units=None if market is None else market.units,
+            quality=None if market is None else market.guard(config.name),
         )
+        self.health.quality = self.converter.quality
         self.converter.on_crossed = self.resync
         self.handler: FeedHandler | None = None
         self.feed: Any = None
@@ -266,8 +207,25 @@ class CryptofeedFeed:
             self._unreachable(exc)
             self._spawn(self._start_when_reachable())
             return
-        check_symbols(self.config, known)
+        self._check_listed(known)
         self._run_feed()
+
+    def _check_listed(self, known: list[str]) -> None:
+        """Check the configured symbols against the venue's list: unknown ones are a
+        ConfigError, delisted ones (in the cached specs only) are skipped with an alert."""
+        cached = set() if self.market is None else self.market.cached_symbols(self.exchange)
+        for symbol in check_symbols(self.config, known, cached):
+            self.mark_delisted(symbol, "no longer listed by the exchange at start")
+
+    def mark_delisted(self, symbol: str, detail: str) -> None:
+        """Stop expecting data for ``symbol``: skipped at the next (re)start, stale for
+        trading, alerted; the daemon and the other symbols go on."""
+        if symbol in self.delisted or symbol not in self.config.symbols:
+            return
+        self.delisted.add(symbol)
+        self.symbols = [s for s in self.config.symbols if s not in self.delisted]
+        log.warning("feed.delisted", exchange=self.exchange, symbol=symbol, detail=detail)
+        self.health.publish("delisted", channel="symbol", symbol=symbol, detail=detail)
 
     def _unreachable(self, exc: BaseException) -> None:
         detail = f"symbol list unavailable: {exc!r}"[:300]
@@ -284,7 +242,7 @@ class CryptofeedFeed:
                 self._unreachable(exc)
                 continue
             try:
-                check_symbols(self.config, known)
+                self._check_listed(known)
             except ConfigError as exc:
                 log.error("feed.bad_symbols", exchange=self.exchange, error=str(exc))
                 self.health.publish("error", detail=str(exc)[:300])
@@ -293,8 +251,12 @@ class CryptofeedFeed:
             return
 
     def _run_feed(self) -> None:
+        if not self.symbols:
+            self.health.state = "error"
+            self.health.publish("error", detail="every configured symbol is delisted")
+            return
         self.feed = self.feed_class(
-            symbols=list(self.config.symbols),
+            symbols=list(self.symbols),
             channels=[CF_CHANNELS[name] for name in self.config.subscriptions],
             callbacks=self.converter.callbacks(list(self.config.subscriptions)),
             max_depth=self.config.depth,
@@ -308,7 +270,7 @@ class CryptofeedFeed:
         self.handler = FeedHandler(config=CF_CONFIG, raw_data_collection=self.raw_data)
         self.handler.add_feed(self.feed)
         self.handler.run(start_loop=False, install_signal_handlers=False)
-        log.info("feed.started", exchange=self.exchange, symbols=self.config.symbols)
+        log.info("feed.started", exchange=self.exchange, symbols=self.symbols)
 
     async def stop(self) -> None:
         if self.raw_data is not None:
@@ -332,6 +294,8 @@ class CryptofeedFeed:
     # ------------------------------------------------------------------ health hooks
 
     def on_connected(self, *, reconnect: bool = False) -> None:
+        if self.converter.quality is not None:
+            self.converter.quality.on_connected(self.clock.time())
         self.converter.reset_connection()
         self.health.on_connected(reconnect=reconnect)
 
@@ -384,9 +348,13 @@ class CryptofeedPlugin(FeedPlugin):
     def validate(self, config: ExchangeConfig) -> None:
         check_channels(config, self.feed_class(config))
 
-    def create(self, config: ExchangeConfig, *, hub: Hub, clock: Clock) -> FeedSource:
+    def create(
+        self, config: ExchangeConfig, *, hub: Hub, clock: Clock, market: MarketInputs | None = None
+    ) -> FeedSource:
         self.validate(config)
-        return CryptofeedFeed(config, feed_class=self.feed_class(config), hub=hub, clock=clock)
+        return CryptofeedFeed(
+            config, feed_class=self.feed_class(config), hub=hub, clock=clock, market=market
+        )
 
 
 class SimulatorPlugin(CryptofeedPlugin):

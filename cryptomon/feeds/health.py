@@ -23,6 +23,7 @@ import structlog
 from cryptomon.clock import Clock
 from cryptomon.events import FeedState, FeedStatus
 from cryptomon.hub import Hub
+from cryptomon.market.quality import QualityGuard
 
 log = structlog.get_logger()
 
@@ -120,6 +121,7 @@ class FeedHealth:
         self._last_error_log = -1e18
         self._suppressed = 0
         self.on_stale: Callable[[str], None] | None = None  # set by the feed: force a reconnect
+        self.quality: QualityGuard | None = None  # set by the feed: per-symbol checks
 
     # ------------------------------------------------------------------ publishing
 
@@ -228,7 +230,25 @@ class FeedHealth:
             self.state = "stale"
             if self.on_stale is not None:
                 self.on_stale(",".join(stale))
+        if self.quality is not None and self.connected and self.source != "replay":
+            self.check_symbols_stale()
         return stale
+
+    def check_symbols_stale(self) -> None:
+        """Per-symbol staleness: a symbol silent beyond its learned bound is ``stale``
+        (trading on it pauses), and ``live`` again on data."""
+        if self.quality is None:
+            return
+        went_stale, recovered = self.quality.check_stale(self.clock.time())
+        for symbol in went_stale:
+            st = self.quality.symbols[symbol]
+            bound = self.quality.stale_bound(st)
+            log.warning("feed.symbol_stale", exchange=self.exchange, symbol=symbol)
+            self.publish(
+                "stale", channel="symbol", symbol=symbol, detail=f"no data for {bound:.1f}s"
+            )
+        for symbol in recovered:
+            self.publish("live", channel="symbol", symbol=symbol, detail="data again")
 
     # ------------------------------------------------------------------ reporting
 
@@ -259,4 +279,5 @@ class FeedHealth:
             "messages": sum(channel.messages for channel in self.channels.values()),
             "gaps": sum(channel.gaps for channel in self.channels.values()),
             "channels": channels,
+            "quality": {} if self.quality is None else self.quality.stats(),
         }

@@ -28,6 +28,7 @@ from cryptomon.config import ExchangeConfig
 from cryptomon.errors import ConfigError
 from cryptomon.feeds.registry import FeedPlugin, FeedSource, load_plugins, plugin_for
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
 
 log = structlog.get_logger()
 
@@ -38,6 +39,7 @@ def build_sources(
     hub: Hub,
     clock: Clock,
     plugins: dict[str, type[FeedPlugin]] | None = None,
+    market: MarketInputs | None = None,
 ) -> list[FeedSource]:
     """One feed component per enabled exchange config (ConfigError lists every bad one)."""
     registry = load_plugins() if plugins is None else plugins
@@ -47,7 +49,11 @@ def build_sources(
         if not cfg.enabled:
             continue
         try:
-            out.append(plugin_for(cfg, registry).create(cfg, hub=hub, clock=clock))
+            plugin = plugin_for(cfg, registry)
+            if market is None:
+                out.append(plugin.create(cfg, hub=hub, clock=clock))
+            else:
+                out.append(plugin.create(cfg, hub=hub, clock=clock, market=market))
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -67,8 +73,10 @@ class FeedManager:
         hub: Hub,
         clock: Clock,
         watchdog_interval_s: float = 0.5,
+        market: MarketInputs | None = None,
     ) -> None:
         self.sources = sources
+        self.market = market  # unknown instruments in health()
         self.hub = hub
         self.clock = clock
         self.watchdog_interval_s = watchdog_interval_s
@@ -118,6 +126,30 @@ class FeedManager:
             if done is not None:
                 await done.wait()
 
+    def forget_units(self, exchange: str) -> None:
+        """``exchange``'s specs arrived late: every feed looks its symbols' units up again."""
+        if self.market is not None:
+            self.market.units.forget()
+        for src in self.sources:
+            converter = getattr(src, "converter", None)
+            if src.exchange == exchange.lower() and converter is not None:
+                converter.forget_units()
+
+    def on_delisted(self, exchange: str, symbols: set[str]) -> None:
+        """A refresh found ``symbols`` no longer listed: each feed that streams one skips it
+        from now on (alerted, stale for trading); the daemon keeps running."""
+        for src in self.sources:
+            mark = getattr(src, "mark_delisted", None)
+            if src.exchange == exchange.lower() and mark is not None:
+                for symbol in sorted(symbols):
+                    mark(symbol, "no longer listed by the exchange (instrument refresh)")
+
     def health(self) -> dict[str, Any]:
         """Per exchange and channel health (shape in the module docstring)."""
-        return {src.exchange: src.health.snapshot() for src in self.sources}
+        out = {src.exchange: src.health.snapshot() for src in self.sources}
+        unknown = set() if self.market is None else self.market.registry.unknown()
+        for src in self.sources:
+            snap = out[src.exchange]
+            snap["unknown_instruments"] = sorted(s for ex, s in unknown if ex == src.exchange)
+            snap["delisted"] = sorted(getattr(src, "delisted", ()))
+        return out

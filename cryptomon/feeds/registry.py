@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from cryptomon.config import ExchangeConfig
     from cryptomon.feeds.health import FeedHealth
     from cryptomon.hub import Hub
+    from cryptomon.market.inputs import MarketInputs
 
 GROUP = "cryptomon.feeds"
 _GENERIC = ("cryptofeed", "replay")
@@ -55,8 +56,11 @@ class FeedPlugin(ABC):
         """Raise ConfigError for a config this plugin cannot serve (no network here)."""
 
     @abstractmethod
-    def create(self, config: ExchangeConfig, *, hub: Hub, clock: Clock) -> FeedSource:
-        """A component that publishes this exchange's events on ``hub``."""
+    def create(
+        self, config: ExchangeConfig, *, hub: Hub, clock: Clock, market: MarketInputs | None = None
+    ) -> FeedSource:
+        """A component that publishes this exchange's events on ``hub``; ``market`` gives
+        its events units and its guard (None: raw venue quantities, no quality checks)."""
 
 
 def load_plugins(eps: Iterable[EntryPoint] | None = None) -> dict[str, type[FeedPlugin]]:

@@ -39,6 +39,7 @@ from cryptomon.feeds.cryptofeed import CF_CONFIG, SimulatorBinance, exchange_cla
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
 
 log = structlog.get_logger()
 
@@ -76,6 +77,8 @@ class Recording:
                 [Problem("files", name, "an existing recording file") for name in missing]
             )
         for path in paths:
+            if path.name.startswith("instruments.") and path.suffix == ".json":
+                continue  # the specs saved beside the recording: read by the market layer
             if ".ws." in path.name:
                 self.ws_files.append(path)
             elif ".http." in path.name:
@@ -195,6 +198,7 @@ class ReplayFeed:
         hub: Hub,
         clock: Clock,
         progress: Callable[[int, int], None] | None = None,
+        market: MarketInputs | None = None,
     ) -> None:
         self.config = config
         self.exchange = config.name
@@ -218,7 +222,10 @@ class ReplayFeed:
             depth=config.depth,
             book_snapshot_interval_s=config.book_snapshot_interval_s,
             loop_yield_every=config.loop_yield_every,
+            units=None if market is None else market.units,
+            quality=None if market is None else market.guard(config.name),
         )
+        self.health.quality = self.converter.quality
         self.messages = 0
         self.done = asyncio.Event()
         self.error: BaseException | None = None
@@ -276,6 +283,8 @@ class ReplayFeed:
                     )
                 ]
             ) from None
+        if self.converter.quality is not None:
+            self.converter.quality.on_connected(None)  # subscribed at the first recorded trade
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
 
     async def _run(self) -> None:
@@ -383,5 +392,9 @@ class ReplayPlugin(FeedPlugin):
         replay_feed_class(config.name)
         parse_speed(config.replay_speed)
 
-    def create(self, config: ExchangeConfig, *, hub: Hub, clock: Clock) -> FeedSource:
-        return ReplayFeed(config, feed_class=replay_feed_class(config.name), hub=hub, clock=clock)
+    def create(
+        self, config: ExchangeConfig, *, hub: Hub, clock: Clock, market: MarketInputs | None = None
+    ) -> FeedSource:
+        return ReplayFeed(
+            config, feed_class=replay_feed_class(config.name), hub=hub, clock=clock, market=market
+        )

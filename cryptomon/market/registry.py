@@ -68,6 +68,13 @@ class InstrumentRegistry:
             log.warning("instrument_unknown", exchange=exchange, symbol=symbol)
         return spec
 
+    def note_unknown(self, exchange: str, symbol: str) -> None:
+        """Record (and log once) that data arrived for a market without a spec."""
+        key = (exchange.lower(), symbol)
+        if key not in self._unknown and key not in self._specs:
+            self._unknown.add(key)
+            log.warning("instrument_unknown", exchange=exchange, symbol=symbol)
+
     def unknown(self) -> set[tuple[str, str]]:
         """The ``(exchange, symbol)`` pairs asked for and found nowhere."""
         return set(self._unknown)

@@ -12,6 +12,8 @@ from collections import deque
 
 from cryptomon.events import BookSnapshot, BookTop, FeedStatus, Ticker, Trade
 from cryptomon.hub import Hub
+from cryptomon.market.instruments import InstrumentSpec
+from cryptomon.market.registry import InstrumentRegistry
 
 _Key = tuple[str, str]
 _STALE_STATES = frozenset({"stale", "disconnected", "error"})
@@ -22,8 +24,12 @@ class MarketState:
 
     name = "market-state"
 
-    def __init__(self, *, hub: Hub, trades_kept: int = 200) -> None:
+    def __init__(
+        self, *, hub: Hub, trades_kept: int = 200, instruments: InstrumentRegistry | None = None
+    ) -> None:
         self.trades_kept = trades_kept
+        self.instruments = instruments  # specs (None: every market counts as known)
+        self._delisted: set[_Key] = set()  # for good: a reconnection does not clear these
         self._tops: dict[_Key, BookTop] = {}
         self._snapshots: dict[_Key, BookSnapshot] = {}
         self._tickers: dict[_Key, Ticker] = {}
@@ -56,7 +62,9 @@ class MarketState:
 
     def _on_status(self, ev: FeedStatus) -> None:
         key = (ev.exchange, ev.symbol)
-        if ev.status in _STALE_STATES:
+        if ev.status == "delisted":
+            self._delisted.add(key)
+        elif ev.status in _STALE_STATES:
             self._stale.add(key)
         elif ev.status == "live":
             self._stale.discard(key)
@@ -94,8 +102,21 @@ class MarketState:
         return ring[-1].price if ring else None
 
     def is_stale(self, exchange: str, symbol: str) -> bool:
-        """True while the symbol's feed (or its whole exchange connection) is not live."""
-        return (exchange, symbol) in self._stale or (exchange, "") in self._stale
+        """True while the symbol's feed (or its whole exchange connection) is not live, and
+        for good once the symbol is delisted."""
+        key = (exchange, symbol)
+        return key in self._stale or (exchange, "") in self._stale or key in self._delisted
+
+    def is_delisted(self, exchange: str, symbol: str) -> bool:
+        return (exchange, symbol) in self._delisted
+
+    def spec(self, exchange: str, symbol: str) -> InstrumentSpec | None:
+        """The market's instrument spec, or None when unknown (risk refuses to size on it)."""
+        return None if self.instruments is None else self.instruments.get(exchange, symbol)
+
+    def spec_known(self, exchange: str, symbol: str) -> bool:
+        """False only when instruments are tracked and this market has no spec."""
+        return self.instruments is None or self.instruments.get(exchange, symbol) is not None
 
     def markets(self) -> list[tuple[str, str]]:
         """Every (exchange, symbol) seen so far."""

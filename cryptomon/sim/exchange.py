@@ -22,8 +22,8 @@ For other subsystems:
 - ``sim.rest_url`` (``http://127.0.0.1:PORT``) and ``sim.ws_url`` (``ws://127.0.0.1:PORT``);
   the cryptomon exchange config is ``{name: simulator, url: sim.rest_url}``.
 - Faults (used by :mod:`cryptomon.sim.scenarios`): :meth:`stall`, :meth:`disconnect`,
-  :meth:`gap`, :meth:`malformed`, :meth:`crossed`; :meth:`add_step_hook` runs a callable at
-  every step.
+  :meth:`gap`, :meth:`malformed`, :meth:`crossed`, :meth:`bad_print`, :meth:`silence` (one
+  symbol), :meth:`delist`; :meth:`add_step_hook` runs a callable at every step.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from aiohttp import WSMsgType, web
 
 from cryptomon.clock import Clock, LiveClock
 from cryptomon.sim import protocol
-from cryptomon.sim.market import MarketModel, Side
+from cryptomon.sim.market import MarketModel, Side, SimTrade
 
 log = structlog.get_logger()
 
@@ -89,6 +89,8 @@ class SimExchange:
         self.messages_sent = 0
         self._hooks: list[StepHook] = []
         self._stalled: dict[str, float] = {}  # channel ("*" = all) -> until (clock time)
+        self._silent: dict[str, float] = {}  # EXCHSYM -> until (clock time): one quiet symbol
+        self.delisted: set[str] = set()  # EXCHSYM no longer listed nor streamed
         self._candles = protocol.Candles()
         self._last_kline = 0.0
         self._last_top: dict[str, tuple[int, float, int, float]] = {}
@@ -202,7 +204,7 @@ class SimExchange:
         for client in list(self.clients):
             for sym, channel, data in out:
                 stream = client.streams.get((sym, channel))
-                if stream is None or self._is_stalled(channel, now):
+                if stream is None or self._is_stalled(channel, now) or self._is_quiet(sym, now):
                     continue
                 await self.send_raw(client, json.dumps({"stream": stream, "data": data}))
 
@@ -226,6 +228,33 @@ class SimExchange:
 
     def _is_stalled(self, channel: str, now: float) -> bool:
         return self._stalled.get(channel, 0.0) > now or self._stalled.get("*", 0.0) > now
+
+    def _is_quiet(self, sym: str, now: float) -> bool:
+        return sym in self.delisted or self._silent.get(sym, 0.0) > now
+
+    def silence(self, symbol: str, seconds: float) -> None:
+        """Send nothing for ``symbol`` alone for ``seconds`` of clock time (the others go on)."""
+        sym = self.market.market(symbol).spec.exchange_symbol
+        self._silent[sym] = self.clock.time() + seconds
+
+    def delist(self, symbol: str) -> None:
+        """``symbol`` leaves ``exchangeInfo`` and its streams go silent, for good."""
+        self.delisted.add(self.market.market(symbol).spec.exchange_symbol)
+
+    async def bad_print(self, symbol: str, price: float, amount: float = 0.01) -> None:
+        """Send one public trade at ``price`` (any value, the book untouched): a venue's bad
+        print. It takes the symbol's next trade id."""
+        m = self.market.market(symbol)
+        m.trade_id += 1
+        now = self.clock.time()
+        trade = SimTrade(m.trade_id, price, amount, "buy", now)
+        data = protocol.agg_trade(m, trade, int(now * 1000))
+        data["p"] = repr(price)  # exactly as given (1e308 too), not rounded to the tick
+        sym = m.spec.exchange_symbol
+        for client in list(self.clients):
+            stream = client.streams.get((sym, "aggTrade"))
+            if stream is not None:
+                await self.send_raw(client, json.dumps({"stream": stream, "data": data}))
 
     async def disconnect(self) -> None:
         """Close every websocket connection from the server side."""
@@ -277,7 +306,9 @@ class SimExchange:
     # ------------------------------------------------------------------ HTTP handlers
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        markets = list(self.market.markets.values())
+        markets = [
+            m for m in self.market.markets.values() if m.spec.exchange_symbol not in self.delisted
+        ]
         return web.json_response(protocol.exchange_info(markets, int(self.clock.time() * 1000)))
 
     async def _depth(self, request: web.Request) -> web.Response:

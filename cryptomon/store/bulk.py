@@ -32,7 +32,9 @@ async def insert_ignore(
     return len(rows)
 
 
-TRADE_COLUMNS = ("exchange", "symbol", "ts", "price", "amount", "side", "trade_id")
+TRADE_COLUMNS = (
+    *("exchange", "symbol", "ts", "price", "amount", "side", "trade_id", "notional", "flag"),
+)
 BOOK_TOP_COLUMNS = (
     "exchange",
     "symbol",
@@ -50,7 +52,10 @@ BOOK_TOP_COLUMNS = (
 )
 # PostgreSQL types of those columns, for binary COPY (4x cheaper than text on both ends).
 COPY_TYPES: dict[str, tuple[str, ...]] = {
-    "trades": ("varchar", "varchar", "timestamptz", "float8", "float8", "varchar", "varchar"),
+    "trades": (
+        *("varchar", "varchar", "timestamptz", "float8", "float8", "varchar", "varchar"),
+        *("float8", "varchar"),
+    ),
     "book_tops": ("varchar", "varchar", "timestamptz", *("float8",) * 9, "int4"),
 }
 
@@ -108,8 +113,12 @@ async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) 
     return len(latest)
 
 
-def trade_tuple(ev: Trade) -> tuple[Any, ...]:
-    return (ev.exchange, ev.symbol, utc(ev.ts), ev.price, ev.amount, ev.side, ev.trade_id)
+def trade_tuple(ev: Trade, flag: str | None = None) -> tuple[Any, ...]:
+    """A trades row in ``TRADE_COLUMNS`` order; ``flag`` as a FlaggedTrade's."""
+    return (
+        *(ev.exchange, ev.symbol, utc(ev.ts), ev.price, ev.amount, ev.side, ev.trade_id),
+        *(ev.notional, flag),
+    )
 
 
 def book_top_tuple(ev: BookTop) -> tuple[Any, ...]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,6 +15,11 @@ from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 from cryptomon.store.bulk import dialect_insert
 from cryptomon.store.models import InstrumentRow
 from cryptomon.store.types import epoch, utc
+
+if TYPE_CHECKING:
+    from cryptomon.store.db import Database
+
+log = structlog.get_logger()
 
 _CHUNK = 500  # rows per statement: far below both dialects' bound-parameter limits
 _FIELDS = (
@@ -97,3 +103,26 @@ class InstrumentRepository:
         async with self._sessionmaker() as session:
             rows = (await session.scalars(query)).all()
         return [row_spec(row) for row in rows]
+
+
+class DatabaseInstruments:
+    """The cache over a :class:`~cryptomon.store.db.Database` that is opened later (its
+    sessionmaker exists once it started); a database failure leaves the cache empty for that
+    call (logged), so specs still come from the venue."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def save(self, specs: Sequence[InstrumentSpec]) -> int:
+        try:
+            return await InstrumentRepository(self._db.sessionmaker).save(specs)
+        except Exception as exc:  # the cache is an optimisation: never fatal
+            log.warning("instrument_cache_save_failed", error=str(exc)[:300])
+            return 0
+
+    async def load(self, exchange: str) -> list[InstrumentSpec]:
+        try:
+            return await InstrumentRepository(self._db.sessionmaker).load(exchange)
+        except Exception as exc:  # the cache is an optimisation: never fatal
+            log.warning("instrument_cache_load_failed", exchange=exchange, error=str(exc)[:300])
+            return []

@@ -105,6 +105,10 @@ class TradeRow(Base):
     side: Mapped[str] = mapped_column(String(4))
     trade_id: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16), default="feed", server_default="feed")
+    # quote-currency value from the instrument spec (null: spec unknown)
+    notional: Mapped[float | None]
+    # null: live; "historical" (sent on subscribe) or "bad_print" (quarantined)
+    flag: Mapped[str | None] = mapped_column(String(16))
 
 
 class BookTopRow(Base):

@@ -34,7 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cryptomon.clock import Clock
 from cryptomon.config import StorageConfig
 from cryptomon.errors import backoff_delays
-from cryptomon.events import DURABLE, BookTop, Candle, Event, FeedStatus, Notice, Trade
+from cryptomon.events import (
+    DURABLE,
+    BookTop,
+    Candle,
+    Event,
+    FeedStatus,
+    FlaggedTrade,
+    Notice,
+    Trade,
+)
 from cryptomon.hub import Hub, InlineSubscription, QueuedSubscription
 from cryptomon.log import redact_url
 from cryptomon.store import repos
@@ -78,6 +87,7 @@ class StoreWriter:
         self.batches = 0
         self.retries = 0
         self.rejected = 0
+        self.flagged = 0  # historical and quarantined trades stored with their flag
         self.dropped = 0
         self.last_error: str | None = None
         self._outage_since: float | None = None  # clock.time() of the first failed write
@@ -98,7 +108,7 @@ class StoreWriter:
                 batch_size=cfg.batch_size,
             ),
             self.hub.subscribe_queued(
-                (Trade, Candle),
+                (Trade, FlaggedTrade, Candle),
                 self._on_market,
                 name="store-writer.market",
                 policy="drop_oldest",
@@ -189,8 +199,15 @@ class StoreWriter:
                             t.amount,
                             t.side,
                             t.trade_id,
+                            t.notional,
+                            None,
                         )
                     )
+            elif cls is FlaggedTrade:  # stored with its flag, never in candles
+                self.flagged += 1
+                if keep_trades:
+                    flagged: Any = ev
+                    trades.append(repos.trade_tuple(flagged.trade, flagged.flag))
             elif cls is BookTop:  # already sampled by _sample_top
                 self._tops.append(repos.book_top_tuple(ev))  # type: ignore[arg-type]
             elif cls is Candle and ev.closed:  # type: ignore[attr-defined]
@@ -394,6 +411,7 @@ class StoreWriter:
             },
             "dropped": self.dropped + hub_dropped,
             "late_trades": self.candles.late,
+            "flagged_trades": self.flagged,
             "write_latency_s": {
                 "last": self.latency_last,
                 "max": self.latency_max,

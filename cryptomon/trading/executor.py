@@ -152,6 +152,8 @@ class OrderExecutor:
             stale=ctx.market.is_stale(intent.exchange, intent.symbol),
             info=info,
             contract=ctx.contract_terms(intent.exchange, intent.symbol),
+            spec_known=ctx.market.spec_known(intent.exchange, intent.symbol),
+            delisted=ctx.market.is_delisted(intent.exchange, intent.symbol),
         )
         limits = ctx.runtime.limits
         decision = check(intent, self.portfolio_view(), view, limits, ctx.risk_state)

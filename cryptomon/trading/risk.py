@@ -33,6 +33,9 @@ _Key = tuple[str, str]
 
 PROTECTIVE_ORIGINS = frozenset({"stop_loss", "take_profit", "kill_switch", "reconcile"})
 HALTED_ORIGINS = frozenset({"stop_loss", "take_profit", "kill_switch", "manual", "reconcile"})
+# reduce-only exits that still go through on a delisted market: the position keeps its
+# protection
+PROTECTIVE_ORIGINS = frozenset({"stop_loss", "take_profit"})
 
 # Every check name a rejection can carry (RiskEvent.check).
 CHECKS = (
@@ -42,6 +45,7 @@ CHECKS = (
     "reducing",
     "auto_trading_disabled",
     "stale_feed",
+    "unknown_instrument",
     "no_market_price",
     "invalid_amount",
     "lot_size",
@@ -128,6 +132,8 @@ class MarketView:
     stale: bool = False
     info: MarketInfo | None = None
     contract: ContractTerms | None = None
+    spec_known: bool = True  # False: no instrument spec, units unknown, nothing is sized
+    delisted: bool = False  # the venue no longer lists it (stale for good)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +215,16 @@ def _state_checks(
         return _reject("reducing", "risk state is reducing: only orders that reduce exposure")
     if origin == "signal" and not limits.auto_trading_enabled:
         return _reject("auto_trading_disabled", "auto trading is disabled")
-    if market.stale and origin != "kill_switch":
+    # a delisted market never becomes live again: its protective exits still go through
+    protective = market.delisted and intent.reduce_only and origin in PROTECTIVE_ORIGINS
+    if market.stale and origin != "kill_switch" and not protective:
         return _reject("stale_feed", f"market data for {intent.symbol} is stale")
+    if growing and not market.spec_known:
+        return _reject(
+            "unknown_instrument",
+            f"no instrument spec for {intent.exchange} {intent.symbol}: its contract size "
+            "and units are unknown, so no order is sized on it",
+        )
     if market.mid is None or market.mid <= 0:
         return _reject("no_market_price", f"no market price for {intent.symbol}")
     if intent.amount <= 0:

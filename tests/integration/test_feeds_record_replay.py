@@ -67,6 +67,7 @@ async def test_record_then_replay_gives_the_same_callbacks(tmp_path: Path) -> No
     files = recorded_files(out)
     names = [Path(f).name for f in files]
     assert "SIMULATOR.0" in names
+    assert "instruments.SIMULATOR.json" in names  # the specs, for the replay's units
     assert any(".ws." in n for n in names)
     assert any(".http." in n for n in names)
     live_total = int(re.search(r"recorded (\d+) callbacks", stdout).group(1))  # type: ignore[union-attr]

@@ -133,13 +133,14 @@ def test_build_app_with_defaults_has_the_hub_first() -> None:
 
 
 def test_build_app_starts_in_dependency_order_with_the_feeds_last() -> None:
-    """Storage, notifications, detection, trading, API, then the feeds that make data flow."""
+    """Storage, instrument specs, notifications, detection, trading, API, then the feeds."""
     app = build_app(load_settings(), clock=ManualClock(), hub=Hub())
     assert [c.name for c in app.components] == [
         "hub",
         "database",
         "store-writer",
         "store-retention",
+        "instruments",
         "notifier",
         "detectors",
         "trading-signals",

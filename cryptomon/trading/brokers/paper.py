@@ -48,9 +48,12 @@ def d(x: float) -> Decimal:
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
-    """``BTC-USDT`` -> (``BTC``, ``USDT``)."""
-    base, _, quote = symbol.rpartition("-")
-    return (base or symbol), quote
+    """``BTC-USDT`` -> (``BTC``, ``USDT``); a derivative's normalized symbol keeps its quote
+    (``BTC-USDT-PERP`` -> ``USDT``, ``BTC-USD-22K27`` -> ``USD``), never ``PERP``."""
+    parts = symbol.split("-")
+    if len(parts) < 2:
+        return symbol, ""
+    return parts[0], parts[1]
 
 
 class _PaperOrder:

@@ -15,7 +15,9 @@ from cryptomon.feeds.fastevents import factory
 
 def test_fast_trade_equals_dataclass_trade_and_is_frozen() -> None:
     """Positional fast construction gives an equal, still frozen Trade."""
-    fast = factory(Trade, TRADE_FIELDS)("x", "BTC-USDT", 1.0, 2.0, 3.0, 4.0, "buy", "7")
+    fast = factory(Trade, TRADE_FIELDS)(
+        "x", "BTC-USDT", 1.0, 2.0, 3.0, 4.0, "buy", "7", None, None, None
+    )
     slow = Trade(
         exchange="x",
         symbol="BTC-USDT",
@@ -35,7 +37,9 @@ def test_fast_trade_equals_dataclass_trade_and_is_frozen() -> None:
 def test_fast_booktop_field_order() -> None:
     """Fields are taken in declaration order."""
     make = factory(BookTop, BOOK_TOP_FIELDS)
-    top = make("x", "S", 1.0, 2.0, 10.0, 1.0, 11.0, 2.0, 1.0, 952.0, 3.0, 4.0, -0.1, 5, 7)
+    top = make(
+        "x", "S", 1.0, 2.0, 10.0, 1.0, 11.0, 2.0, 1.0, 952.0, 3.0, 4.0, -0.1, 5, 7, None, None
+    )
     assert (top.bid, top.ask, top.imbalance, top.levels, top.updates) == (10.0, 11.0, -0.1, 5, 7)
 
 

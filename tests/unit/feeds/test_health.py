@@ -117,3 +117,22 @@ def test_book_tops_are_reported_in_snapshot_and_metrics() -> None:
     families = {family.name: family for family in feed_metrics({"x": health.snapshot()})}
     sample = families["cryptomon_feed_book_tops"].samples[0]
     assert (sample.labels, sample.value) == ({"exchange": "x"}, 7.0)
+
+
+def test_quality_counters_and_symbol_states_reach_metrics() -> None:
+    """The guard's counters, stale, delisted and unknown symbols are in /metrics."""
+    from cryptomon.market.quality import QualityGuard
+
+    health = FeedHealth("x", ["trades"], hub=Hub(), clock=LiveClock())
+    health.quality = QualityGuard("x")
+    health.quality.duplicates = 3
+    health.quality.bad_prints = 2
+    snap = health.snapshot()
+    snap["delisted"] = ["ETH-USDT"]
+    snap["unknown_instruments"] = []
+    families = {family.name: family for family in feed_metrics({"x": snap})}
+    quality = {s.labels["kind"]: s.value for s in families["cryptomon_feed_quality"].samples}
+    assert quality["duplicates"] == 3.0
+    assert quality["bad_prints"] == 2.0
+    states = {s.labels["state"]: s.value for s in families["cryptomon_feed_symbols"].samples}
+    assert states == {"stale": 0.0, "delisted": 1.0, "unknown": 0.0}

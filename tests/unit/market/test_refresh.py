@@ -57,3 +57,41 @@ def test_interval_must_be_positive() -> None:
         InstrumentRefresher(
             registry=InstrumentRegistry(), exchanges=[], clock=ManualClock(), interval_s=0
         )
+
+
+@pytest.mark.asyncio
+async def test_a_venue_down_at_start_is_retried_and_reports_the_late_load(
+    shared_data: Path,
+) -> None:
+    """No specs at start (venue down): the daemon starts anyway; RETRY_S later the venue
+    answers, the specs are held and ``on_loaded`` tells the feeds to look units up again."""
+    from cryptomon.market.refresh import RETRY_S
+
+    listed = specs_from_recording(shared_data / "HUOBI_SWAP.0")
+    up = [False]
+
+    async def venue() -> list[InstrumentSpec]:
+        if not up[0]:
+            raise ConnectionError("venue down")
+        return listed
+
+    loaded: list[str] = []
+    clock = ManualClock()
+    registry = InstrumentRegistry(loaders={"huobi_swap": venue})
+    refresher = InstrumentRefresher(
+        registry=registry,
+        exchanges=["huobi_swap"],
+        clock=clock,
+        interval_s=3600,
+        on_loaded=loaded.append,
+    )
+    await refresher.start()
+    try:
+        assert registry.specs("huobi_swap") == []
+        await wait_until(lambda: clock.sleepers == 1, message="the refresher to sleep")
+        up[0] = True
+        clock.advance(RETRY_S)
+        await wait_until(lambda: loaded == ["huobi_swap"], message="the late load")
+        assert registry.get("huobi_swap", "SOS-USDT-PERP") is not None
+    finally:
+        await refresher.stop()

@@ -91,3 +91,27 @@ def test_staleness_per_symbol_and_per_connection() -> None:
     hub.publish(status("stale", "BTC-USDT"))
     hub.publish(status("live"))
     assert not state.is_stale("binance", "BTC-USDT")
+
+
+def test_delisted_stays_stale_across_a_reconnection_and_specs_are_known() -> None:
+    """A delisted symbol stays stale when its connection is live again; a market without
+    a spec is reported unknown once instruments are tracked."""
+    from cryptomon.events import FeedStatus
+    from cryptomon.hub import Hub
+    from cryptomon.market.registry import InstrumentRegistry
+    from cryptomon.market.state import MarketState
+    from cryptomon.sim.instruments import simulator_specs
+
+    hub = Hub()
+    registry = InstrumentRegistry()
+    registry.add(simulator_specs(["BTC-USDT"], exchange="x"))
+    state = MarketState(hub=hub, instruments=registry)
+    for symbol, status in (("ETH-USDT", "delisted"), ("", "live")):
+        hub.publish(
+            FeedStatus(exchange="x", symbol=symbol, ts=0, ts_recv=0, channel="", status=status)  # type: ignore[arg-type]
+        )
+    assert state.is_stale("x", "ETH-USDT")
+    assert state.is_delisted("x", "ETH-USDT")
+    assert not state.is_stale("x", "BTC-USDT")
+    assert state.spec_known("x", "BTC-USDT")
+    assert not state.spec_known("x", "ETH-USDT")

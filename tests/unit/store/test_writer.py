@@ -216,3 +216,38 @@ async def test_row_the_database_refuses_is_rejected_alone(db: Database, rig_fact
     assert await count(db, AnomalyRow) == 9
     assert rig.writer.stats()["retries"] == 0
     assert "IntegrityError" in (rig.writer.stats()["last_error"] or "")
+
+
+@pytest.mark.asyncio
+async def test_flagged_trades_are_stored_with_their_flag_never_in_candles(
+    db: Database, rig_factory: Any
+) -> None:
+    """History and bad prints are stored flagged (with the notional), not aggregated."""
+    from cryptomon.events import FlaggedTrade
+
+    rig = await rig_factory(trades=True)
+    live = trade(M + 1, price=100.0, notional=100.0)
+    rig.hub.publish(live)
+    for flag, price in (("historical", 99.0), ("bad_print", 1e308)):
+        bad = trade(M + 2, price=price)
+        rig.hub.publish(
+            FlaggedTrade(
+                exchange=bad.exchange,
+                symbol=bad.symbol,
+                ts=bad.ts,
+                ts_recv=bad.ts,
+                trade=bad,
+                flag=flag,
+            )
+        )
+    await rig.writer.stop()
+    async with db.sessionmaker() as s:
+        rows = (await s.execute(select(TradeRow).order_by(TradeRow.ts))).scalars().all()
+        candle = (await s.execute(select(CandleRow))).scalars().one()
+    assert sorted((r.price, r.flag, r.notional) for r in rows) == [
+        (99.0, "historical", None),
+        (100.0, None, 100.0),
+        (1e308, "bad_print", None),
+    ]
+    assert (candle.high, candle.trade_count) == (100.0, 1)
+    assert rig.writer.stats()["flagged_trades"] == 2

@@ -200,3 +200,12 @@ async def test_market_info_from_config() -> None:
     assert info.tick_size == d("0.01")
     assert info.lot_size == d("0.00001")
     assert info.native_stop_loss is False
+
+
+def test_a_perpetual_symbol_keeps_its_quote_not_perp() -> None:
+    """``BTC-USDT-PERP`` is BTC against USDT (its quote), never against ``PERP``."""
+    from cryptomon.trading.brokers.paper import split_symbol
+
+    assert split_symbol("BTC-USDT-PERP") == ("BTC", "USDT")
+    assert split_symbol("BTC-USD-22K27") == ("BTC", "USD")
+    assert split_symbol("ETH-BTC") == ("ETH", "BTC")

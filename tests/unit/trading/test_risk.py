@@ -365,3 +365,22 @@ def test_every_check_name_is_documented(name: str) -> None:
     """Each check name is a short snake_case identifier (stable for the API and alerts)."""
     assert name.replace("_", "").isalpha()
     assert name.islower()
+
+
+def test_unknown_instrument_refuses_sizing_but_not_exits() -> None:
+    """Without an instrument spec no order grows exposure; a reducing exit still passes."""
+    unknown = replace(MARKET, spec_known=False)
+    assert rejected(intent(), m=unknown) == "unknown_instrument"
+    p = PortfolioView(equity=D(10000), positions={("binance", "BTC-USDT"): D(1)})
+    assert check(intent("sell", "1", origin="manual"), p, unknown, LIMITS).approved
+
+
+def test_a_delisted_market_keeps_its_protective_exits() -> None:
+    """Delisted (stale for good): entries and manual orders are refused, a reduce-only
+    stop-loss exit goes through; merely stale, the stop waits for data."""
+    p = PortfolioView(equity=D(10000), positions={("binance", "BTC-USDT"): D(1)})
+    stop = intent("sell", "1", reduce_only=True, origin="stop_loss")
+    delisted = replace(MARKET, stale=True, delisted=True)
+    assert check(stop, p, delisted, LIMITS).approved
+    assert rejected(intent(), p, m=delisted) == "stale_feed"
+    assert rejected(stop, p, m=replace(MARKET, stale=True)) == "stale_feed"

@@ -1,0 +1,134 @@
+"""The converter's market collaborator: units from the instrument specs and the quality
+guard's verdicts (DESIGN.md section 1: ``raw -> market/``), for one exchange feed.
+
+:class:`MarketGate` caches each symbol's :class:`~cryptomon.market.units.SymbolUnits` (looked
+up once; None = unknown spec), publishes trades per the guard's verdict (as is, flagged
+``bad_print``, held to the end of the loop turn and flagged ``historical`` oldest first, or
+dropped as a duplicate), and judges and publishes the conflated book tops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cryptomon.events import Event, FlaggedTrade, Trade
+from cryptomon.feeds.booktop import BookState, book_top
+from cryptomon.market.quality import QualityGuard
+from cryptomon.market.units import MarketUnits, SymbolUnits
+
+UNRESOLVED: Any = object()
+
+
+def flagged(event: Trade, flag: str) -> FlaggedTrade:
+    """``event`` kept away from detectors and brokers, with why."""
+    return FlaggedTrade(
+        exchange=event.exchange,
+        symbol=event.symbol,
+        ts=event.ts,
+        ts_recv=event.ts_recv,
+        trade=event,
+        flag=flag,
+    )
+
+
+def _trade_ts(event: Trade) -> float:
+    return event.ts
+
+
+class MarketGate:
+    """Units and quality for one feed; see the module docstring."""
+
+    def __init__(
+        self,
+        exchange: str,
+        *,
+        publish: Callable[[Event], None],
+        schedule_flush: Callable[[], None],
+        units: MarketUnits | None = None,
+        quality: QualityGuard | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.units = units
+        self.quality = quality
+        self.unit_of: dict[str, SymbolUnits | None] = {}  # read inline by the converter
+        self.history: list[Trade] = []  # historical trades of this loop turn
+        self._publish = publish
+        self._schedule_flush = schedule_flush
+
+    @property
+    def active(self) -> bool:
+        """False when there is neither a registry nor a guard (raw venue data)."""
+        return self.units is not None or self.quality is not None
+
+    def unit(self, symbol: str) -> SymbolUnits | None:
+        """``symbol``'s units from the registry, looked up once (None: unknown spec)."""
+        units = self.units
+        unit = None if units is None else units.units(self.exchange, symbol)
+        self.unit_of[symbol] = unit
+        return unit
+
+    def forget_units(self) -> None:
+        """Look every symbol's units up again (the specs were refreshed)."""
+        self.unit_of.clear()
+
+    def usd(self, unit: SymbolUnits, notional: float, now: float) -> float | None:
+        units = self.units
+        return None if units is None else units.usd(unit, notional, now)
+
+    def values(
+        self, symbol: str, qty: float, price: float, now: float
+    ) -> tuple[float, float | None, float | None, float | None]:
+        """``(amount, contracts, notional, notional_usd)`` of ``qty`` venue units (off the
+        trade hot path: liquidations)."""
+        unit = self.unit_of.get(symbol, UNRESOLVED)
+        if unit is UNRESOLVED:
+            unit = self.unit(symbol)
+        if unit is None:
+            return qty, None, None, None
+        notional = unit.notional(qty, price)
+        usd = notional if unit.usd else self.usd(unit, notional, now)
+        return unit.amount(qty, price), qty if unit.contracts_differ else None, notional, usd
+
+    def judged(self, event: Trade, verdict: str) -> bool:
+        """Publish a trade per the quality verdict: as is, flagged, later (history: True, it is
+        sorted with the rest of its batch at the end of the loop turn) or not at all."""
+        if verdict == "ok":
+            self._publish(event)
+        elif verdict == "historical":
+            self.history.append(event)
+            self._schedule_flush()
+            return True
+        elif verdict == "bad_print":
+            self._publish(flagged(event, "bad_print"))
+        # "duplicate": dropped (counted by the guard)
+        return False
+
+    def flush_history(self) -> None:
+        """Publish this turn's historical trades flagged, oldest first (venues send
+        newest-first batches)."""
+        history, self.history = self.history, []
+        history.sort(key=_trade_ts)
+        for event in history:
+            self._publish(flagged(event, "historical"))
+
+    def publish_tops(self, dirty: dict[str, BookState]) -> int:
+        """One BookTop per dirty symbol, in base units, unless the guard quarantines it;
+        feeds the USD rates. Returns how many were published."""
+        published = 0
+        exchange = self.exchange
+        quality = self.quality
+        units = self.units
+        for symbol, state in dirty.items():
+            unit = self.unit_of.get(symbol, UNRESOLVED)
+            if unit is UNRESOLVED:
+                unit = self.unit(symbol)
+            top = book_top(state, exchange, symbol, unit)
+            state.pending = 0
+            if quality is not None and not quality.book(symbol, top.bid, top.ask, top.ts_recv):
+                continue  # quarantined: counted by the guard
+            if units is not None:
+                units.rates.observe(symbol, (top.bid + top.ask) * 0.5, top.ts_recv)
+            self._publish(top)
+            published += 1
+        return published

@@ -1,0 +1,101 @@
+"""The converter's less busy channels (candles, funding, liquidations, open interest): one
+event each, built by keyword; the health bookkeeping and units come from the converter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cryptomon.events import Candle, Event, Funding, Liquidation, OpenInterest
+from cryptomon.feeds.gate import MarketGate
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class RareChannels:
+    """Callbacks of the rare channels of one feed."""
+
+    def __init__(
+        self,
+        exchange: str,
+        *,
+        publish: Callable[[Event], None],
+        seen: Callable[[str, float], None],
+        gate: MarketGate,
+    ) -> None:
+        self.exchange = exchange
+        self._publish = publish
+        self._seen = seen  # (config channel name, receipt): the channel's health bookkeeping
+        self._gate = gate
+
+    async def candle(self, candle: Any, receipt: float) -> None:
+        self._seen("candles", receipt)
+        self._publish(
+            Candle(
+                exchange=self.exchange,
+                symbol=candle.symbol,
+                ts=float(candle.timestamp or receipt),
+                ts_recv=float(receipt),
+                interval=str(candle.interval),
+                start=float(candle.start),
+                end=float(candle.stop),
+                open=float(candle.open),
+                high=float(candle.high),
+                low=float(candle.low),
+                close=float(candle.close),
+                volume=float(candle.volume),
+                trades=None if candle.trades is None else int(candle.trades),
+                closed=bool(candle.closed),
+            )
+        )
+
+    async def funding(self, funding: Any, receipt: float) -> None:
+        self._seen("funding", receipt)
+        self._publish(
+            Funding(
+                exchange=self.exchange,
+                symbol=funding.symbol,
+                ts=float(funding.timestamp or receipt),
+                ts_recv=float(receipt),
+                rate=float(funding.rate or 0.0),
+                mark_price=_float_or_none(funding.mark_price),
+                predicted_rate=_float_or_none(funding.predicted_rate),
+                next_funding_time=_float_or_none(funding.next_funding_time),
+            )
+        )
+
+    async def liquidation(self, liquidation: Any, receipt: float) -> None:
+        self._seen("liquidations", receipt)
+        symbol = liquidation.symbol
+        price = float(liquidation.price)
+        qty = float(liquidation.quantity)
+        amount, contracts, notional, usd = self._gate.values(symbol, qty, price, float(receipt))
+        self._publish(
+            Liquidation(
+                exchange=self.exchange,
+                symbol=symbol,
+                ts=float(liquidation.timestamp or receipt),
+                ts_recv=float(receipt),
+                side=liquidation.side,
+                price=price,
+                amount=amount,
+                status=str(liquidation.status or ""),
+                contracts=contracts,
+                notional=notional,
+                notional_usd=usd,
+            )
+        )
+
+    async def open_interest(self, interest: Any, receipt: float) -> None:
+        self._seen("open_interest", receipt)
+        self._publish(
+            OpenInterest(
+                exchange=self.exchange,
+                symbol=interest.symbol,
+                ts=float(interest.timestamp or receipt),
+                ts_recv=float(receipt),
+                open_interest=float(interest.open_interest),
+            )
+        )

@@ -1,0 +1,282 @@
+"""Market-data quality, between the feed converter and the hub (DESIGN.md section 5).
+
+One :class:`QualityGuard` per exchange feed judges every trade and book top before it is
+published:
+
+- **history**: a trade timestamped before the connection's subscribe time minus
+  ``history_tolerance_s`` is ``historical``; the converter publishes it as a
+  :class:`~cryptomon.events.FlaggedTrade` (stored, never alerted or traded on), sorted by time
+  at the end of the loop turn (venues send newest-first batches);
+- **duplicates**: a trade id already seen for the market (the last ``duplicate_memory`` ids)
+  is dropped and counted;
+- **bad prints**: a trade price (or book mid) outside ``bad_print_band_pct`` of the recent
+  median and not backed by the opposite side of the book is quarantined (``bad_print``,
+  counted, stored flagged). A real move is accepted after ``bad_print_confirm_prints``
+  consistent prints within ``bad_print_confirm_s``, or when the book's mid follows a print
+  within ``bad_print_mid_follow_s`` (a book alone: it held the new level that long, over more
+  than twice ``bad_print_confirm_prints`` updates): the reference moves to the new level;
+- **per-symbol staleness**: each symbol's normal gap between messages is learned (an EWMA);
+  :meth:`QualityGuard.check_stale` reports the symbols silent longer than ``stale_factor``
+  normal gaps (bounded by ``stale_min_s`` / ``stale_max_s``) and those that came back.
+
+Everything here is per market and bounded; the hot path is a few dict reads and float
+comparisons per event (the median is recomputed every ``_MEDIAN_EVERY`` accepted prices).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Literal
+
+from cryptomon.config.market import MarketDataConfig
+
+Verdict = Literal["ok", "duplicate", "historical", "bad_print"]
+_RING = 31  # accepted prices kept per market for the median
+_MEDIAN_EVERY = 8
+_MIN_PRICES = 5  # no judgement before this many accepted prices
+_TRADE, _BOOK = 1, 2
+_EWMA = 0.05
+
+
+class _Suspect:
+    """A level the market printed outside the band, waiting for confirmation."""
+
+    __slots__ = ("books", "count", "price", "sources", "ts0", "ts_last")
+
+    def __init__(self, price: float, ts: float, source: int) -> None:
+        self.price = price
+        self.ts0 = ts
+        self.ts_last = ts
+        self.count = 1 if source == _TRADE else 0
+        self.books = 0 if source == _TRADE else 1
+        self.sources = source
+
+
+class SymbolQuality:
+    """Per-market state: recent ids and prices, the book, a pending suspect, the pace."""
+
+    __slots__ = (
+        "ask",
+        "bid",
+        "book_ts",
+        "gap",
+        "id_order",
+        "ids",
+        "last_recv",
+        "median",
+        "prices",
+        "since_median",
+        "stale",
+        "suspect",
+    )
+
+    def __init__(self, memory: int) -> None:
+        self.ids: set[str] = set()
+        self.id_order: deque[str] = deque(maxlen=memory)
+        self.prices: deque[float] = deque(maxlen=_RING)
+        self.median = math.nan
+        self.since_median = 0
+        self.bid = math.nan
+        self.ask = math.nan
+        self.book_ts = -math.inf
+        self.suspect: _Suspect | None = None
+        self.last_recv = -1.0
+        self.gap = math.nan  # learned normal gap between messages (s)
+        self.stale = False
+
+    def accept(self, price: float, *, append: bool = True) -> None:
+        if append:
+            self.prices.append(price)
+            self.since_median += 1
+        if self.since_median >= _MEDIAN_EVERY or len(self.prices) <= _MIN_PRICES:
+            self.since_median = 0
+            ordered = sorted(self.prices)
+            self.median = ordered[len(ordered) // 2]
+
+    def move_to(self, price: float) -> None:
+        """Accept a confirmed move: the reference restarts at ``price``."""
+        self.prices.clear()
+        self.prices.extend([price] * _MIN_PRICES)
+        self.median = price
+        self.since_median = 0
+        self.suspect = None
+
+
+class QualityGuard:
+    """Judges one exchange's trades and book tops; counts what it keeps away."""
+
+    def __init__(self, exchange: str, *, config: MarketDataConfig | None = None) -> None:
+        cfg = config or MarketDataConfig()
+        self.exchange = exchange
+        self.config = cfg
+        self._memory = cfg.duplicate_memory
+        self._tolerance = cfg.history_tolerance_s
+        self._band = cfg.bad_print_band_pct / 100.0
+        self._book_pad = cfg.bad_print_book_pct / 100.0
+        self._confirm = cfg.bad_print_confirm_prints
+        self._confirm_s = cfg.bad_print_confirm_s
+        self._follow_s = cfg.bad_print_mid_follow_s
+        self.subscribed_at: float | None = None
+        self.symbols: dict[str, SymbolQuality] = {}
+        self.duplicates = 0
+        self.historical = 0
+        self.bad_prints = 0
+        self.bad_books = 0
+        self.moves_accepted = 0
+
+    def state(self, symbol: str) -> SymbolQuality:
+        st = self.symbols.get(symbol)
+        if st is None:
+            st = self.symbols[symbol] = SymbolQuality(self._memory)
+        return st
+
+    def on_connected(self, now: float | None) -> None:
+        """A (re)connection subscribed at ``now`` (None: at the receipt of its first trade,
+        as for a replay): older trades are history, and every symbol's silence is counted
+        afresh from here."""
+        self.subscribed_at = now
+        for st in self.symbols.values():
+            st.stale = False
+            if st.last_recv >= 0 and now is not None:
+                st.last_recv = now
+
+    # ------------------------------------------------------------------ trades
+
+    def trade(
+        self, symbol: str, price: float, ts: float, ts_recv: float, trade_id: str | None
+    ) -> Verdict:
+        """The verdict on one trade (and its bookkeeping)."""
+        st = self.symbols.get(symbol) or self.state(symbol)
+        self._seen(st, ts_recv)
+        if trade_id is not None:
+            if trade_id in st.ids:
+                self.duplicates += 1
+                return "duplicate"
+            if len(st.id_order) == self._memory:
+                st.ids.discard(st.id_order[0])
+            st.id_order.append(trade_id)
+            st.ids.add(trade_id)
+        start = self.subscribed_at
+        if start is None:
+            start = self.subscribed_at = ts_recv
+        if ts < start - self._tolerance:
+            self.historical += 1
+            return "historical"
+        if not self._price_ok(st, price, ts_recv, _TRADE):
+            self.bad_prints += 1
+            return "bad_print"
+        return "ok"
+
+    # ------------------------------------------------------------------ books
+
+    def book(self, symbol: str, bid: float, ask: float, ts_recv: float) -> bool:
+        """True when a book top may be published (its mid is within the band, or confirms a
+        move); the book is remembered either way, to back or refute trades."""
+        st = self.symbols.get(symbol) or self.state(symbol)
+        self._seen(st, ts_recv)
+        st.bid = bid
+        st.ask = ask
+        st.book_ts = ts_recv
+        mid = (bid + ask) * 0.5
+        median = st.median
+        # fast path (most tops): nothing pending, the mid well within the band
+        if st.suspect is None and abs(mid - median) <= self._band * median:
+            st.prices.append(mid)
+            st.since_median += 1
+            if st.since_median >= _MEDIAN_EVERY:
+                st.accept(mid, append=False)
+            return True
+        if self._price_ok(st, mid, ts_recv, _BOOK):
+            return True
+        self.bad_books += 1
+        return False
+
+    # ------------------------------------------------------------------ internals
+
+    def _seen(self, st: SymbolQuality, ts_recv: float) -> None:
+        last = st.last_recv
+        if last >= 0:
+            gap = ts_recv - last
+            if gap > 0:
+                st.gap = gap if st.gap != st.gap else st.gap + _EWMA * (gap - st.gap)
+        st.last_recv = ts_recv
+
+    def _price_ok(self, st: SymbolQuality, price: float, now: float, source: int) -> bool:
+        if not (price > 0.0 and price < math.inf):
+            return False
+        median = st.median
+        if len(st.prices) < _MIN_PRICES or abs(price - median) <= self._band * median:
+            st.accept(price)
+            if st.suspect is not None and now - st.suspect.ts_last > self._confirm_s:
+                st.suspect = None
+            return True
+        if source == _TRADE and self._book_backs(st, price, now):
+            st.move_to(price)
+            self.moves_accepted += 1
+            return True
+        return self._confirmed(st, price, now, source)
+
+    def _book_backs(self, st: SymbolQuality, price: float, now: float) -> bool:
+        """A fresh book whose sides enclose ``price`` (within the padding) backs it."""
+        if now - st.book_ts > self._follow_s:
+            return False
+        pad = self._book_pad
+        return st.bid * (1 - pad) <= price <= st.ask * (1 + pad)
+
+    def _confirmed(self, st: SymbolQuality, price: float, now: float, source: int) -> bool:
+        sus = st.suspect
+        near = sus is not None and abs(price - sus.price) <= self._band * 0.5 * sus.price
+        if sus is None or not near or now - sus.ts0 > self._confirm_s:
+            st.suspect = _Suspect(price, now, source)
+            return False
+        sus.ts_last = now
+        sus.sources |= source
+        if source == _TRADE:
+            sus.count += 1
+        else:
+            sus.books += 1
+        followed = sus.sources == _TRADE | _BOOK and now - sus.ts0 <= self._follow_s
+        # a book alone moves the reference once it held the new level for the follow time
+        held = sus.books > 2 * self._confirm and now - sus.ts0 >= self._follow_s
+        if sus.count >= self._confirm or followed or held:
+            st.move_to(price)
+            self.moves_accepted += 1
+            return True
+        return False
+
+    # ------------------------------------------------------------------ staleness
+
+    def stale_bound(self, st: SymbolQuality) -> float:
+        """Silence after which ``st``'s symbol is stale: its normal gap x ``stale_factor``,
+        clamped to [``stale_min_s``, ``stale_max_s``]."""
+        cfg = self.config
+        gap = st.gap if st.gap == st.gap else cfg.stale_min_s
+        return min(cfg.stale_max_s, max(cfg.stale_min_s, gap * cfg.stale_factor))
+
+    def check_stale(self, now: float) -> tuple[list[str], list[str]]:
+        """``(newly stale, recovered)`` symbols at wall time ``now``."""
+        stale: list[str] = []
+        live: list[str] = []
+        for symbol, st in self.symbols.items():
+            if st.last_recv < 0:
+                continue
+            silent = now - st.last_recv > self.stale_bound(st)
+            if silent and not st.stale:
+                st.stale = True
+                stale.append(symbol)
+            elif not silent and st.stale:
+                st.stale = False
+                live.append(symbol)
+        return stale, live
+
+    def stats(self) -> dict[str, int]:
+        """Counters for feed health and ``/metrics``."""
+        return {
+            "duplicates": self.duplicates,
+            "historical": self.historical,
+            "bad_prints": self.bad_prints,
+            "bad_books": self.bad_books,
+            "moves_accepted": self.moves_accepted,
+            "stale_symbols": sum(1 for st in self.symbols.values() if st.stale),
+        }

@@ -1,0 +1,210 @@
+"""The market layer on the shared real recordings, through the real cryptofeed classes and
+the replay feed: exact callback counts, units on every trade and book top, history flagged
+and sorted, duplicates dropped and counted."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptofeed.defines import TRADES
+from cryptofeed.raw_data_collection import playback
+
+from cryptomon.clock import LiveClock
+from cryptomon.config import ExchangeConfig
+from cryptomon.events import BookTop, Event, FlaggedTrade, Trade
+from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
+from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.quality import QualityGuard
+from cryptomon.market.registry import InstrumentRegistry
+from cryptomon.market.venues import RecordingError, specs_from_recording
+
+# cryptofeed 2.4.1's own playback of each recording (the shared data's README)
+CRYPTOFEED_COUNTS = {
+    "BINANCE": {"trades": 2, "l2_book": 176, "ticker": 84, "candles": 2},
+    "BINANCE_FUTURES": {"trades": 91, "l2_book": 756, "ticker": 613, "candles": 67},
+    "OKX": {"trades": 74, "l2_book": 290, "ticker": 28},
+    "KRAKEN": {"trades": 10, "l2_book": 4279, "ticker": 18},
+    "BITFINEX": {"trades": 210, "l2_book": 1600, "ticker": 21},
+    "GATEIO": {"trades": 9, "l2_book": 169, "ticker": 22, "candles": 14},
+    "HUOBI_SWAP": {"trades": 25, "l2_book": 2862},
+    "GATEIO_FUTURES": {"trades": 0, "l2_book": 326, "ticker": 75, "candles": 1},
+}
+
+
+@dataclass
+class Replayed:
+    feed: ReplayFeed
+    registry: InstrumentRegistry
+    events: list[Event] = field(default_factory=list)
+
+    def of(self, cls: type) -> list[Any]:
+        return [e for e in self.events if type(e) is cls]
+
+    def trades(self) -> list[Trade]:
+        """Every published trade, live or flagged."""
+        flagged = [e.trade for e in self.of(FlaggedTrade)]
+        return self.of(Trade) + flagged
+
+
+async def replay(shared_data: Path, venue: str, guard: QualityGuard | None = None) -> Replayed:
+    registry = InstrumentRegistry()
+    with contextlib.suppress(RecordingError):  # a venue without a format: unknown units
+        registry.add(specs_from_recording(shared_data / f"{venue}.0"))
+    hub = Hub()
+    files = sorted(glob.glob(str(shared_data / f"{venue}.*")))
+    config = ExchangeConfig(name=venue.lower(), source="replay", files=files)
+    feed = ReplayFeed(
+        config,
+        feed_class=replay_feed_class(venue),
+        hub=hub,
+        clock=LiveClock(),
+        market=MarketInputs(registry=registry),
+    )
+    if guard is not None:
+        feed.converter.quality = guard
+    out = Replayed(feed, registry)
+    hub.subscribe([Trade, FlaggedTrade, BookTop], out.events.append, name="test")
+    await hub.start()
+    await feed.start()
+    await feed.done.wait()
+    await hub.stop(2.0)
+    assert feed.error is None
+    return out
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("venue", sorted(CRYPTOFEED_COUNTS))
+async def test_replay_keeps_cryptofeeds_callback_counts_and_accounts_for_every_trade(
+    shared_data: Path, venue: str
+) -> None:
+    """Every recording yields cryptofeed's exact callback counts; each trade callback is a
+    published trade, a flagged one or a counted duplicate (none lost)."""
+    got = await replay(shared_data, venue)
+    counts = {name: n for name, n in got.feed.counts().items() if n or name == TRADES}
+    expected = {name: n for name, n in CRYPTOFEED_COUNTS[venue].items() if n or name == TRADES}
+    assert counts == expected
+    guard = got.feed.converter.quality
+    assert guard is not None
+    published = len(got.of(Trade)) + len(got.of(FlaggedTrade))
+    assert published + guard.duplicates == CRYPTOFEED_COUNTS[venue]["trades"]
+    assert guard.bad_prints == 0  # real recordings: nothing quarantined
+
+
+@pytest.fixture(scope="module")
+def huobi_raw(shared_data: Path) -> dict[str, dict[str, Any]]:
+    """HUOBI_SWAP's raw trade messages by trade id, from cryptofeed's own playback."""
+    raw: dict[str, dict[str, Any]] = {}
+
+    async def keep(trade: Any, _receipt: float) -> None:
+        raw[str(trade.id)] = trade.raw
+
+    files = sorted(glob.glob(str(shared_data / "HUOBI_SWAP.*")))
+    playback("HUOBI_SWAP", files, callbacks={TRADES: keep}, config=None)
+    return raw
+
+
+@pytest.mark.asyncio
+async def test_huobi_swap_trades_carry_coin_amounts_and_usd_notionals(
+    shared_data: Path, huobi_raw: dict[str, dict[str, Any]]
+) -> None:
+    """HUOBI_SWAP: inverse trades are contracts x contract_size USD and the venue's own coin
+    quantity; linear ones the venue's quantity and trade_turnover; contracts kept beside
+    where they differ from the coins."""
+    raw = huobi_raw
+    got = await replay(shared_data, "HUOBI_SWAP")
+    trades = got.trades()
+    assert len(trades) == 25
+    inverse = 0
+    for trade in trades:
+        spec = got.registry.get("huobi_swap", trade.symbol)
+        assert spec is not None
+        venue = raw[str(trade.trade_id)]
+        if spec.inverse or spec.contract_size != 1:
+            assert trade.contracts == pytest.approx(float(venue["amount"]))
+        else:  # one coin per contract: the two are the same, no count kept beside
+            assert trade.contracts is None
+        assert trade.amount == pytest.approx(float(venue["quantity"]))
+        if spec.inverse:
+            inverse += 1
+            assert trade.contracts is not None
+            assert trade.notional == pytest.approx(trade.contracts * float(spec.contract_size))
+        else:
+            assert trade.notional == pytest.approx(float(venue["trade_turnover"]))
+        assert trade.notional_usd == trade.notional  # USD and USDT quotes
+    assert inverse > 0
+
+
+@pytest.mark.asyncio
+async def test_okx_swaps_and_futures_in_coins_spot_unchanged(shared_data: Path) -> None:
+    """OKX: a swap or future trade is contracts x ctVal (inverse: USD), spot stays as sent."""
+    got = await replay(shared_data, "OKX")
+    kinds = Counter()
+    for trade in got.trades():
+        spec = got.registry.get("okx", trade.symbol)
+        assert spec is not None
+        kinds[spec.kind.value] += 1
+        if spec.kind.value == "spot":
+            assert trade.contracts is None
+            assert trade.notional == pytest.approx(trade.amount * trade.price)
+        else:
+            assert trade.contracts is not None
+            size = float(spec.contract_size)
+            expected = (
+                trade.contracts * size / trade.price if spec.inverse else trade.contracts * size
+            )
+            assert trade.amount == pytest.approx(expected)
+    assert kinds["spot"] > 0
+    assert kinds["perpetual"] + kinds["future"] > 0
+
+
+@pytest.mark.asyncio
+async def test_gateio_futures_book_sizes_are_coins_with_contracts_beside(
+    shared_data: Path,
+) -> None:
+    """GATEIO_FUTURES book tops: best sizes are contracts x quanto_multiplier coins."""
+    got = await replay(shared_data, "GATEIO_FUTURES")
+    tops = got.of(BookTop)
+    assert tops
+    for top in tops:
+        spec = got.registry.get("gateio_futures", top.symbol)
+        assert spec is not None
+        size = float(spec.contract_size)
+        if size != 1.0:
+            assert top.bid_contracts is not None
+            assert top.bid_size == pytest.approx(top.bid_contracts * size)
+            assert top.ask_size == pytest.approx(top.ask_contracts * size)  # type: ignore[operator]
+
+
+@pytest.mark.asyncio
+async def test_bitfinex_history_is_flagged_and_published_oldest_first(shared_data: Path) -> None:
+    """BITFINEX sends hours of trades on subscribe: all flagged historical (never a live
+    Trade), each batch published in time order."""
+    got = await replay(shared_data, "BITFINEX")
+    flagged = got.of(FlaggedTrade)
+    assert len(flagged) == 210
+    assert {f.flag for f in flagged} == {"historical"}
+    assert got.of(Trade) == []
+    by_symbol: dict[str, list[float]] = {}
+    for event in flagged:
+        by_symbol.setdefault(event.symbol, []).append(event.trade.ts)
+    assert all(ts == sorted(ts) for ts in by_symbol.values())
+
+
+@pytest.mark.asyncio
+async def test_a_recording_replayed_again_on_the_same_feed_is_all_duplicates(
+    shared_data: Path,
+) -> None:
+    """The same trades delivered again (a reconnect resending them) are dropped and counted."""
+    first = await replay(shared_data, "HUOBI_SWAP")
+    guard = first.feed.converter.quality
+    assert guard is not None
+    second = await replay(shared_data, "HUOBI_SWAP", guard=guard)
+    assert second.trades() == []
+    assert guard.duplicates == 25

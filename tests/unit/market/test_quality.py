@@ -1,0 +1,114 @@
+"""The quality guard: duplicates, history, bad prints, confirmed moves, per-symbol staleness."""
+
+from __future__ import annotations
+
+from cryptomon.config import MarketDataConfig
+from cryptomon.market.quality import QualityGuard
+
+SYM = "BTC-USDT"
+
+
+def warmed(config: MarketDataConfig | None = None, price: float = 100.0) -> QualityGuard:
+    """A guard subscribed at t=1000 that has seen ten normal prints around ``price``."""
+    guard = QualityGuard("x", config=config)
+    guard.on_connected(1000.0)
+    for i in range(10):
+        assert guard.trade(SYM, price + (i % 3) * 0.01, 1000.0 + i, 1000.0 + i, f"w{i}") == "ok"
+    return guard
+
+
+def test_a_repeated_trade_id_is_a_duplicate_and_counted() -> None:
+    """The same id twice for a market: the second is dropped as a duplicate and counted."""
+    guard = warmed()
+    assert guard.trade(SYM, 100.0, 1011.0, 1011.0, "a") == "ok"
+    assert guard.trade(SYM, 100.0, 1011.0, 1011.5, "a") == "duplicate"
+    assert guard.trade("ETH-USDT", 100.0, 1011.0, 1011.5, "a") == "ok"  # per market
+    assert guard.duplicates == 1
+
+
+def test_trade_id_memory_is_bounded_per_market() -> None:
+    """Only the last ``duplicate_memory`` ids are remembered: an id older than that passes."""
+    guard = warmed(MarketDataConfig(duplicate_memory=16))
+    for i in range(40):
+        guard.trade(SYM, 100.0, 1020.0 + i, 1020.0 + i, f"id{i}")
+    state = guard.symbols[SYM]
+    assert len(state.ids) == 16
+    assert len(state.id_order) == 16
+    assert guard.trade(SYM, 100.0, 1070.0, 1070.0, "id0") == "ok"
+    assert guard.trade(SYM, 100.0, 1070.0, 1070.0, "id39") == "duplicate"
+
+
+def test_trades_before_the_subscription_are_historical() -> None:
+    """A trade older than the subscribe time minus the tolerance is history; within it, live."""
+    guard = QualityGuard("x", config=MarketDataConfig(history_tolerance_s=5))
+    guard.on_connected(1000.0)
+    assert guard.trade(SYM, 100.0, 990.0, 1000.1, "h1") == "historical"
+    assert guard.trade(SYM, 100.0, 996.0, 1000.1, "h2") == "ok"
+    assert guard.historical == 1
+
+
+def test_a_ten_times_print_and_absurd_prices_are_quarantined() -> None:
+    """10x the price, a collapse to 5.67%, 1e308, zero and NaN are bad prints."""
+    guard = warmed()
+    for n, price in enumerate((1000.0, 5.67, 1e308, 0.0, float("nan"), float("inf"))):
+        assert guard.trade(SYM, price, 1011.0 + n * 3, 1011.0 + n * 3, f"b{n}") == "bad_print"
+    assert guard.bad_prints == 6
+    assert guard.trade(SYM, 100.02, 1030.0, 1030.0, "ok") == "ok"
+
+
+def test_three_consistent_prints_within_two_seconds_are_a_real_move() -> None:
+    """A crash to 90 confirmed by three prints within 2 s is accepted from the third print."""
+    guard = warmed()
+    verdicts = [
+        guard.trade(SYM, 89.0 + i * 0.1, 1011.0 + i * 0.5, 1011.0 + i * 0.5, f"c{i}")
+        for i in range(4)
+    ]
+    assert verdicts == ["bad_print", "bad_print", "ok", "ok"]
+    assert guard.moves_accepted == 1
+
+
+def test_prints_spread_over_more_than_the_window_do_not_confirm() -> None:
+    """Suspect prints 3 s apart never make a move (each restarts the window)."""
+    guard = warmed()
+    verdicts = [guard.trade(SYM, 50.0, 1011.0 + i * 3, 1011.0 + i * 3, f"s{i}") for i in range(4)]
+    assert verdicts == ["bad_print"] * 4
+
+
+def test_the_book_following_a_print_within_a_second_confirms_it() -> None:
+    """A print at 90 then a book whose mid is 90 within 1 s: the move is real, the book too."""
+    guard = warmed()
+    assert guard.trade(SYM, 90.0, 1011.0, 1011.0, "p") == "bad_print"
+    assert guard.book(SYM, 89.9, 90.1, 1011.4) is True
+    assert guard.trade(SYM, 90.05, 1011.5, 1011.5, "q") == "ok"
+
+
+def test_a_print_inside_a_fresh_book_is_accepted() -> None:
+    """When the book already moved (fresh, enclosing the print), the print is not suspect."""
+    guard = warmed()
+    for i in range(8):  # the book drops first: held for the follow time, it moves the reference
+        guard.book(SYM, 89.9, 90.1, 1011.0 + i * 0.2)
+    assert guard.trade(SYM, 90.0, 1012.7, 1012.7, "after") == "ok"
+
+
+def test_a_lone_bad_book_top_is_quarantined() -> None:
+    """One book top whose mid is 10x the recent prints is kept away (counted)."""
+    guard = warmed()
+    assert guard.book(SYM, 999.0, 1001.0, 1011.0) is False
+    assert guard.bad_books == 1
+    assert guard.book(SYM, 99.9, 100.1, 1011.1) is True
+
+
+def test_a_symbol_silent_beyond_its_learned_bound_is_stale_and_recovers_on_data() -> None:
+    """A symbol seen every 0.5 s is stale after max(10 x 0.5, stale_min_s) of silence, while
+    a busy neighbour stays live; one message makes it live again."""
+    guard = QualityGuard("x", config=MarketDataConfig(stale_min_s=2.0, stale_factor=10))
+    guard.on_connected(0.0)
+    for i in range(20):
+        guard.trade("A-USDT", 10.0, i * 0.5, i * 0.5, f"a{i}")
+        guard.trade("B-USDT", 10.0, i * 0.5, i * 0.5, f"b{i}")
+    assert guard.check_stale(12.0) == ([], [])
+    guard.trade("B-USDT", 10.0, 14.0, 14.0, "b-late")
+    assert guard.check_stale(15.1) == (["A-USDT"], [])
+    assert guard.stats()["stale_symbols"] == 1
+    guard.trade("A-USDT", 10.0, 15.2, 15.2, "a-back")
+    assert guard.check_stale(15.3) == ([], ["A-USDT"])
