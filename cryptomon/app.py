@@ -180,6 +180,7 @@ def _notice(clock: Clock, code: str, message: str) -> Notice:
 
 if TYPE_CHECKING:
     from cryptomon.api import ApiServer
+    from cryptomon.api.resources import ResourceMonitor
     from cryptomon.detect.engine import DetectorEngine
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.notify.router import NotificationRouter
@@ -238,7 +239,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         trading=trading,
         feeds=feeds,
     )
-    api = _build_api(settings, hub=hub, clock=clock, services=services)
+    resources = _build_resources(settings, hub=hub, clock=clock)
+    api = _build_api(settings, hub=hub, clock=clock, services=services, resources=resources)
     # Start order: storage, notifications, detection, trading, API, then the feeds that make
     # data flow once every consumer is ready. Shutdown runs the other way round.
     ordered: list[Component | None] = [
@@ -250,6 +252,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         detectors,
         signals,
         trading,
+        resources,
         api,
         feeds,
     ]
@@ -335,8 +338,23 @@ def _build_trading(
     return signals, engine
 
 
+def _build_resources(settings: Settings, *, hub: Hub, clock: Clock) -> ResourceMonitor | None:
+    if not settings.api.enabled:
+        return None
+    from cryptomon.api.resources import ResourceMonitor
+
+    return ResourceMonitor(
+        config=settings.resources, data_dir=settings.data_dir, hub=hub, clock=clock
+    )
+
+
 def _build_api(
-    settings: Settings, *, hub: Hub, clock: Clock, services: Services
+    settings: Settings,
+    *,
+    hub: Hub,
+    clock: Clock,
+    services: Services,
+    resources: ResourceMonitor | None = None,
 ) -> ApiServer | None:
     if not settings.api.enabled:
         return None
@@ -355,6 +373,7 @@ def _build_api(
         notifier=services.notifier,
         detectors=services.detectors,
         trading=services.trading,
+        resources=resources,
     )
 
 

@@ -55,6 +55,18 @@ class StoreQueries(Protocol):
         self, *, channel: str | None = None, status: str | None = None, limit: int = 100
     ) -> Sequence[Any]: ...
 
+    async def orders(
+        self, *, state: str | None = None, symbol: str | None = None, limit: int = 100
+    ) -> Sequence[Any]: ...
+
+    async def fills(
+        self, *, symbol: str | None = None, client_order_id: str | None = None, limit: int = 100
+    ) -> Sequence[Any]: ...
+
+    async def equity_snapshots(
+        self, *, since: float | None = None, until: float | None = None, limit: int = 1000
+    ) -> Sequence[Any]: ...
+
 
 class Database(Protocol):
     """``cryptomon.store.db.Database``: reachability for ``/ready``."""
@@ -166,6 +178,7 @@ DETECTORS = web.AppKey("detectors", Detectors)
 NOTIFIER = web.AppKey("notifier", Notifier)
 TRADING = web.AppKey("trading", Trading)
 WRITER = web.AppKey("writer", Stats)
+RESOURCES = web.AppKey("resources", Stats)  # process CPU, RSS, open files, free disk
 
 CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     QUERIES: "store",
@@ -176,4 +189,5 @@ CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     NOTIFIER: "notifications",
     TRADING: "trading",
     WRITER: "store writer",
+    RESOURCES: "resource monitor",
 }

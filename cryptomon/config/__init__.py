@@ -23,6 +23,7 @@ from cryptomon.config.loader import (
 )
 from cryptomon.config.logging import LoggingConfig
 from cryptomon.config.problems import problems_from
+from cryptomon.config.resources import ResourcesConfig
 from cryptomon.config.settings import Settings, redact_url_password
 from cryptomon.config.store import DatabaseConfig, StorageConfig
 from cryptomon.config.trading import (
@@ -51,6 +52,7 @@ __all__ = [
     "NotifyCategory",
     "NotifyEventType",
     "PaperBrokerConfig",
+    "ResourcesConfig",
     "Scope",
     "Section",
     "Settings",

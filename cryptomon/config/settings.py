@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -12,6 +13,7 @@ from cryptomon.config.base import Section, redact_url_password, url_password
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import ExchangeConfig
 from cryptomon.config.logging import LoggingConfig
+from cryptomon.config.resources import ResourcesConfig
 from cryptomon.config.store import DatabaseConfig, StorageConfig
 from cryptomon.config.trading import TradingConfig
 
@@ -27,6 +29,10 @@ class Settings(Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    data_dir: Path = Field(
+        default=Path("."), description="local state that must survive the database"
+    )
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("exchanges")

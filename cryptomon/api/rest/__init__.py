@@ -1,8 +1,10 @@
 """REST endpoints, one module per concern; each exposes a ``RouteTable`` named ``table``."""
 
-from cryptomon.api.rest import alerts, anomalies, market, system, trading
+from cryptomon.api.rest import alerts, anomalies, dashboard, market, system, trading
 from cryptomon.api.routing import Route
 
 
 def all_routes() -> list[Route]:
-    return [r for m in (system, market, anomalies, trading, alerts) for r in m.table.routes]
+    return [
+        r for m in (system, market, anomalies, trading, alerts, dashboard) for r in m.table.routes
+    ]
