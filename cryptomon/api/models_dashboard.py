@@ -117,3 +117,10 @@ class ResourcesOut(Out):
     thresholds: dict[str, float] = Field(default_factory=dict)
     crossed: list[str] = Field(default_factory=list)
     alerts: int = 0
+
+
+class SessionOut(Out):
+    name: str = Field(description="the token's name, or 'anonymous' (api.public_read)")
+    scopes: list[str] = Field(description="read | trade | admin")
+    anonymous: bool
+    public_read: bool = Field(description="market data and anomalies readable without a token")

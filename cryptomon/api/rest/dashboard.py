@@ -207,3 +207,22 @@ def _opt(row: Any, name: str) -> str | None:
 async def system_resources(call: Call) -> md.ResourcesOut:
     """Process CPU, RSS, open files, free disk of data_dir and event-loop lag."""
     return md.ResourcesOut.model_validate(dict(call.service(RESOURCES).stats()))
+
+
+@table.get(
+    "/api/v1/session",
+    scope="read",
+    public=True,
+    response=md.SessionOut,
+    description="Lets a client show only the controls the token allows. Anonymous (no token, "
+    "api.public_read on): no scopes.",
+)
+async def session(call: Call) -> md.SessionOut:
+    """Who the caller is and which scopes the token has."""
+    p = call.principal
+    return md.SessionOut(
+        name=p.name,
+        scopes=sorted(p.scopes),
+        anonymous=p.anonymous,
+        public_read=call.ctx.config.public_read,
+    )
