@@ -17,7 +17,8 @@ export const auth = {
     else sessionStorage.removeItem(KEY);
   },
   session: null, // {name, scopes, anonymous, public_read}
-  can(scope) { return !!this.session && this.session.scopes.includes(scope); },
+  can(scope) { return !!this.session && !this.session.anonymous && this.session.scopes.includes(scope); },
+  get signedIn() { return !!this.session && !this.session.anonymous; },
 };
 
 const listeners = new Set();

@@ -1,5 +1,5 @@
 // Alerts view: stored anomalies and the notification history, each with filters.
-import { api } from "../api.js";
+import { api, auth } from "../api.js";
 import { el, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 
@@ -70,6 +70,12 @@ export function mount(root) {
     } catch (err) { aMsg.className = "msg err"; aMsg.textContent = err.message; }
   }
   async function loadHistory() {
+    if (!auth.signedIn) {
+      hMsg.className = "msg err";
+      hMsg.textContent = "The notification history needs a token: sign in above.";
+      history.render([]);
+      return;
+    }
     const p = params(hForm);
     p.set("limit", "200");
     try {

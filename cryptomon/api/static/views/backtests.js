@@ -38,6 +38,7 @@ export function mount(root) {
       // ask the API's own document first: no request to a route this daemon lacks
       const doc = await api("/api/v1/openapi.json", { quiet: true });
       if (!doc.paths || !doc.paths["/api/v1/backtests"]) throw Object.assign(new Error("absent"), { status: 404 });
+      if (!auth.signedIn) throw new Error("Stored backtests need a token: sign in above.");
       const out = await api("/api/v1/backtests", { quiet: true });
       const items = out.items || out.runs || out.backtests || [];
       runs.render(items);

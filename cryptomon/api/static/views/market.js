@@ -112,7 +112,7 @@ export function mount(root, params) {
 
   let tradingTimer = null;
   async function loadTrading() {
-    if (!auth.can("read") || auth.session.anonymous) return;
+    if (!auth.signedIn) return;
     const sym = encodeURIComponent(symbol);
     const [orders, fills, levels] = await Promise.allSettled([
       api(`/api/v1/trading/orders?symbol=${sym}&limit=50`, { quiet: true }),
@@ -156,7 +156,7 @@ export function mount(root, params) {
     live.on("anomalies", onAnomaly, filter),
     live.on("book", onBook, filter),
   ];
-  if (auth.session && !auth.session.anonymous) offs.push(live.on("orders", onOrder, filter));
+  if (auth.signedIn) offs.push(live.on("orders", onOrder, filter));
   load();
   const poll = setInterval(loadTrading, 5000);
   return {

@@ -1,6 +1,6 @@
 // System view: version and uptime, feeds and per-channel health, hub and writer backlog,
 // database state, process resources (with the thresholds crossed).
-import { api } from "../api.js";
+import { api, auth } from "../api.js";
 import { el, kv, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 
@@ -31,9 +31,11 @@ export function mount(root) {
     el("section", { class: "panel wide" }, el("h2", { text: "Per-symbol health" }), markets.node)));
 
   async function refresh() {
+    const denied = Promise.reject(new Error("needs a token: sign in above"));
+    denied.catch(() => {});
     const [st, rd, rs, mk] = await Promise.allSettled([
-      api("/api/v1/status"), fetch("/ready").then((r) => r.json()), api("/api/v1/system/resources"),
-      api("/api/v1/markets/overview"),
+      auth.signedIn ? api("/api/v1/status") : denied, fetch("/ready").then((r) => r.json()),
+      auth.signedIn ? api("/api/v1/system/resources") : denied, api("/api/v1/markets/overview"),
     ]);
     if (st.status === "fulfilled") {
       const s = st.value;

@@ -45,6 +45,11 @@ function killSwitch(status, after) {
 }
 
 export function mount(root) {
+  if (!auth.signedIn) {
+    root.append(panel("Trading", el("p", { class: "msg err", id: "needs-token",
+      text: "Positions, orders and the kill switch need a token: sign in above." })));
+    return { unmount() {} };
+  }
   const riskBox = el("div", { id: "risk-state" });
   const statsBox = el("div", { id: "trading-stats" });
   const equity = el("div", { class: "chart small", id: "equity-chart" });
