@@ -109,5 +109,6 @@ def test_wrong_token_shows_the_login_message(page: Page, demo: Demo) -> None:
     page.click("#login button[type=submit]")
     page.wait_for_selector("#banner:not([hidden])")
     text = page.text_content("#banner")
-    assert "401" in text and "token" in text
+    assert "401" in text
+    assert "token" in text
     assert page.is_visible("#login")

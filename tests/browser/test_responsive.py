@@ -20,7 +20,10 @@ COUNT_NODES = "() => document.getElementsByTagName('*').length"
 INSTRUMENT = """() => {
   window.__reacts = 0; window.__frames = 0;
   const react = window.Plotly.react;
-  window.Plotly.react = function (...args) { window.__reacts += 1; return react.apply(this, args); };
+  window.Plotly.react = function (...args) {
+    window.__reacts += 1;
+    return react.apply(this, args);
+  };
   const tick = () => { window.__frames += 1; requestAnimationFrame(tick); };
   requestAnimationFrame(tick);
 }"""
