@@ -244,7 +244,7 @@ class _Tally:
         }
 
 
-def _user_config(args: argparse.Namespace) -> dict[str, Any]:
+def user_config(args: argparse.Namespace) -> dict[str, Any]:
     """The ``--config`` file (raises ConfigError naming the problem); {} without one."""
     from cryptomon.config import read_yaml
 
@@ -252,7 +252,7 @@ def _user_config(args: argparse.Namespace) -> dict[str, Any]:
     return read_yaml(path) if path else {}
 
 
-def _settings(
+def demo_settings(
     args: argparse.Namespace,
     *,
     sim: Any,
@@ -313,7 +313,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from cryptomon.app import build_app
     from cryptomon.hub import Hub
 
-    user = _user_config(args)
+    user = user_config(args)
     user_port = (user.get("api") or {}).get("port") if isinstance(user.get("api"), dict) else None
     symbols = demo_symbols(args.markets)
     sim, received = _simulator(args.seed, symbols)
@@ -323,7 +323,7 @@ async def _demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cryptomon-demo-") as tmp:
         port = _pick_port(args.port if args.port is not None else user_port)
         try:
-            settings = _settings(
+            settings = demo_settings(
                 args, sim=sim, db_path=Path(tmp) / "demo.db", port=port, token=token, user=user
             )
         except BaseException:

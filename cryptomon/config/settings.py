@@ -31,7 +31,8 @@ class Settings(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     data_dir: Path = Field(
-        default=Path("."), description="local state that must survive the database"
+        default=Path("."),
+        description="local state that must survive the database; default the working directory",
     )
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
