@@ -53,7 +53,8 @@ def test_order_from_the_form_shows_in_the_orders_table_and_on_the_chart(
     page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A limit order placed from the market view's form is listed and drawn as a line."""
-    last = demo.get("/api/v1/markets/overview")["markets"][0]["last"]
+    markets = demo.get("/api/v1/markets/overview")["markets"]
+    last = next(m["last"] for m in markets if m["symbol"] == "BTC-USDT")
     price = f"{last * 0.97:.2f}"
     open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
     page.wait_for_selector("#order-form")

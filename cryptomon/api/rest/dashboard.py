@@ -76,7 +76,9 @@ async def markets_overview(call: Call) -> md.OverviewOut:
     now = call.service(CLOCK).time()
     states = _feed_states(call)
     keys = [
-        (ex, sym) for ex, sym in market.markets() if q.exchange is None or ex == q.exchange.lower()
+        (ex, sym)
+        for ex, sym in sorted(market.markets())
+        if q.exchange is None or ex == q.exchange.lower()
     ]
     windows = await asyncio.gather(*(_window(call, ex, s, now - q.lookback_s) for ex, s in keys))
     counts = await asyncio.gather(*(_anomaly_counts(call, ex, s, now - _HOUR_S) for ex, s in keys))

@@ -36,7 +36,8 @@ export function pct(v, digits = 2) {
 }
 export function bps(v) {
   const x = num(v);
-  return Number.isFinite(x) ? `${fmt(1, 2).format(x)} bps` : "–";
+  if (!Number.isFinite(x)) return "–";
+  return `${Math.abs(x) < 1 ? fmt(2, 3).format(x) : fmt(1, 2).format(x)} bps`;
 }
 export function bytes(v) {
   const x = num(v);
@@ -52,7 +53,10 @@ export function duration(s) {
   if (!Number.isFinite(x)) return "–";
   if (x < 1) return `${fmt(0, 1).format(x * 1000)} ms`;
   if (x < 120) return `${fmt(0, 1).format(x)} s`;
-  if (x < 7200) return `${Math.floor(x / 60)} min ${Math.round(x % 60)} s`;
+  if (x < 7200) {
+    const sec = Math.round(x % 60);
+    return `${Math.floor(x / 60)} min` + (sec ? ` ${sec} s` : "");
+  }
   if (x < 172800) return `${Math.floor(x / 3600)} h ${Math.round((x % 3600) / 60)} min`;
   return `${Math.floor(x / 86400)} d ${Math.round((x % 86400) / 3600)} h`;
 }

@@ -18,7 +18,7 @@ function hline(y, color, label, dash = "dash") {
   return {
     type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: y, y1: y, name: label,
     line: { color, width: 1, dash },
-    label: { text: label, textposition: "end", font: { color, size: 10 } },
+    label: { text: label, textposition: "start", font: { color, size: 10 } },
   };
 }
 
@@ -64,7 +64,7 @@ export function figure({ candles, anomalies, fills, orders, levels }) {
   }
   const layout = {
     paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },
-    margin: { l: 50, r: 60, t: 10, b: 30 }, showlegend: true, legend: { orientation: "h", y: 1.04 },
+    margin: { l: 50, r: 60, t: 30, b: 30 }, showlegend: true, legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom" },
     xaxis: { rangeslider: { visible: false }, gridcolor: "#2a323c", type: "date" },
     yaxis: { domain: [0.25, 1], gridcolor: "#2a323c", side: "right" },
     yaxis2: { domain: [0, 0.2], gridcolor: "#2a323c", side: "right" },
