@@ -314,14 +314,13 @@ async def _demo(args: argparse.Namespace) -> int:
     from cryptomon.hub import Hub
 
     user = user_config(args)
-    user_port = (user.get("api") or {}).get("port") if isinstance(user.get("api"), dict) else None
     symbols = demo_symbols(args.markets)
     sim, received = _simulator(args.seed, symbols)
     await sim.start()
     scenario = demo_scenario(every_s=args.event_every, symbols=symbols).attach(sim)
     token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="cryptomon-demo-") as tmp:
-        port = _pick_port(args.port if args.port is not None else user_port)
+        port = _pick_port(args.port if args.port is not None else _user_port(user))
         try:
             settings = demo_settings(
                 args, sim=sim, db_path=Path(tmp) / "demo.db", port=port, token=token, user=user
@@ -340,14 +339,7 @@ async def _demo(args: argparse.Namespace) -> int:
 
             api = next((c for c in app.started if c.name == "api"), None)
             api_url[0] = str(getattr(api, "url", "")) if api is not None else ""
-            if api_url[0]:
-                sys.stdout.write(f"demo: dashboard {api_url[0]}/  token {token}\n")
-                sys.stdout.flush()
-            if not args.json:
-                sys.stderr.write(
-                    f"demo: simulator at {sim.rest_url}, API on {api_url[0] or '(not running)'}"
-                    " (Ctrl-C to stop)\n"
-                )
+            _announce(args, sim_url=sim.rest_url, api_url=api_url[0], token=token)
             if args.duration is None:
                 await asyncio.Event().wait()
             await asyncio.sleep(args.duration)
@@ -367,6 +359,23 @@ async def _demo(args: argparse.Namespace) -> int:
         }
     _print_summary(summary, as_json=args.json)
     return int(code)
+
+
+def _user_port(user: dict[str, Any]) -> int | None:
+    api = user.get("api")
+    return api.get("port") if isinstance(api, dict) else None
+
+
+def _announce(args: argparse.Namespace, *, sim_url: str, api_url: str, token: str) -> None:
+    """The dashboard URL and the admin token on stdout (also under --json: not the last
+    line); where the simulator and the API listen on stderr."""
+    if api_url:
+        sys.stdout.write(f"demo: dashboard {api_url}/  token {token}\n")
+        sys.stdout.flush()
+    if not args.json:
+        sys.stderr.write(
+            f"demo: simulator at {sim_url}, API on {api_url or '(not running)'} (Ctrl-C to stop)\n"
+        )
 
 
 def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:

@@ -71,36 +71,11 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last})")
 
 
-def start_demo(tmp: Path, *extra: str, markets: int = 2, yaml: str = "") -> Demo:
-    """Start the demo on a free port with a --config adding a read-only token; wait until the
-    dashboard line is printed and every market has data."""
-    config = tmp / "demo.yaml"
-    config.write_text(
-        f"api:\n  tokens:\n    - {{name: viewer, token: {VIEWER_TOKEN}, scopes: [read]}}\n" + yaml,
-        encoding="utf-8",
-    )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cryptomon",
-            "demo",
-            "--port",
-            "0",
-            "--config",
-            str(config),
-            "--log-level",
-            "WARNING",
-            "--markets",
-            str(markets),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+def _line_reader(
+    proc: subprocess.Popen[str], prefix: str
+) -> tuple[Callable[[], str | None], list[str]]:
+    """A poll function returning the first output line starting with ``prefix`` (None until
+    then; an early exit fails with the last lines), and the list of every line read."""
     lines: queue.Queue[str] = queue.Queue()
     seen: list[str] = []
 
@@ -112,7 +87,7 @@ def start_demo(tmp: Path, *extra: str, markets: int = 2, yaml: str = "") -> Demo
 
     threading.Thread(target=pump, daemon=True).start()
 
-    def dashboard_line() -> str | None:
+    def poll() -> str | None:
         while True:
             try:
                 line = lines.get_nowait()
@@ -120,9 +95,31 @@ def start_demo(tmp: Path, *extra: str, markets: int = 2, yaml: str = "") -> Demo
                 if proc.poll() is not None:
                     raise AssertionError("demo exited early:\n" + "".join(seen[-40:])) from None
                 return None
-            if line.startswith("demo: dashboard "):
+            if line.startswith(prefix):
                 return line
 
+    return poll, seen
+
+
+def start_demo(tmp: Path, *extra: str, markets: int = 2, yaml: str = "") -> Demo:
+    """Start the demo on a free port with a --config adding a read-only token; wait until the
+    dashboard line is printed and every market has data."""
+    config = tmp / "demo.yaml"
+    config.write_text(
+        f"api:\n  tokens:\n    - {{name: viewer, token: {VIEWER_TOKEN}, scopes: [read]}}\n" + yaml,
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "cryptomon", "demo", "--config", str(config)]
+    command += ["--port", "0", "--log-level", "WARNING", "--markets", str(markets), *extra]
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    dashboard_line, seen = _line_reader(proc, "demo: dashboard ")
     line = wait_for(dashboard_line, 120, "the demo's dashboard line")
     parts = line.split()
     demo = Demo(proc=proc, url=parts[2], token=parts[4], lines=seen)
