@@ -1,4 +1,5 @@
-"""Browser fixtures: one demo daemon per module, one chromium per session."""
+"""Browser fixtures: one demo daemon and one chromium per module (the browser is closed
+before the next module, so Playwright's own event loop never outlives these tests)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.browser.demo_daemon import CHROMIUM, CHROMIUM_ARGS, Demo, start_demo
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
