@@ -133,7 +133,7 @@ export function mount(root) {
         ["net PnL", f.signedMoney(s.stats.net_pnl ?? s.stats.realized_pnl), f.sign(s.stats.net_pnl)],
         ["trades", `${f.count(s.stats.trades)} (${f.count(s.stats.wins)} won)`],
         ["win rate", s.stats.win_rate === null || s.stats.win_rate === undefined ? "–" : f.pct(Number(s.stats.win_rate) * 100).replace("+", "")],
-        ["max drawdown", s.stats.max_drawdown === undefined ? "–" : f.money(s.stats.max_drawdown)],
+        ["max drawdown", s.stats.max_drawdown === undefined ? "–" : f.pct(Number(s.stats.max_drawdown) * 100).replace("+", "")],
         ["fees", f.money(s.stats.fees)],
       ]));
     } else {
