@@ -41,11 +41,11 @@ from cryptomon.config import ExchangeConfig
 from cryptomon.events import MARKET_DATA, FlaggedTrade
 from cryptomon.feeds.convert import CF_CHANNELS
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
+from cryptomon.feeds.specs import recording_specs
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
 from cryptomon.market.quality import QualityGuard
 from cryptomon.market.registry import InstrumentRegistry
-from cryptomon.market.sources import recording_specs
 from cryptomon.market.venues import RecordingError
 
 EXCHANGES = ("BINANCE", "BINANCE_FUTURES", "OKX", "KRAKEN", "BITFINEX", "GATEIO")

@@ -23,11 +23,11 @@ from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
 from cryptomon.errors import ConfigError, CryptomonError
 from cryptomon.events import Notice
+from cryptomon.feeds.specs import exchange_names
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
 from cryptomon.market.refresh import InstrumentRefresher
 from cryptomon.market.registry import InstrumentRegistry
-from cryptomon.market.sources import exchange_names
 from cryptomon.market.state import MarketState
 from cryptomon.systemd import SystemdNotifier
 
@@ -187,6 +187,7 @@ def _notice(clock: Clock, code: str, message: str) -> Notice:
 
 if TYPE_CHECKING:
     from cryptomon.api import ApiServer
+    from cryptomon.api.resources import ResourceMonitor
     from cryptomon.detect.engine import DetectorEngine
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.market.instruments import InstrumentSpec
@@ -261,7 +262,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         feeds=feeds,
         instruments=inputs.registry,
     )
-    api = _build_api(settings, hub=hub, clock=clock, services=services)
+    resources = _build_resources(settings, hub=hub, clock=clock)
+    api = _build_api(settings, hub=hub, clock=clock, services=services, resources=resources)
     # Start order: storage, notifications, detection, trading, API, then the feeds that make
     # data flow once every consumer is ready. Shutdown runs the other way round.
     ordered: list[Component | None] = [
@@ -274,6 +276,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         detectors,
         signals,
         trading,
+        resources,
         api,
         feeds,
     ]
@@ -384,8 +387,23 @@ def _build_webhooks(
     return SignalWebhooks(generator=signals, clock=clock)
 
 
+def _build_resources(settings: Settings, *, hub: Hub, clock: Clock) -> ResourceMonitor | None:
+    if not settings.api.enabled:
+        return None
+    from cryptomon.api.resources import ResourceMonitor
+
+    return ResourceMonitor(
+        config=settings.resources, data_dir=settings.data_dir, hub=hub, clock=clock
+    )
+
+
 def _build_api(
-    settings: Settings, *, hub: Hub, clock: Clock, services: Services
+    settings: Settings,
+    *,
+    hub: Hub,
+    clock: Clock,
+    services: Services,
+    resources: ResourceMonitor | None = None,
 ) -> ApiServer | None:
     if not settings.api.enabled:
         return None
@@ -407,13 +425,14 @@ def _build_api(
         trading=services.trading,
         webhooks=services.webhooks,
         backtests=BacktestRuns(db=services.db) if services.db is not None else None,
+        resources=resources,
     )
 
 
 def _build_market_inputs(settings: Settings, *, db: Database) -> MarketInputs:
     """The instrument registry (database cache, venue loaders, static specs) and the units
     and quality settings every feed shares."""
-    from cryptomon.market.sources import spec_sources
+    from cryptomon.feeds.specs import spec_sources
     from cryptomon.store.instruments import DatabaseInstruments
 
     sources = spec_sources(settings.exchanges)

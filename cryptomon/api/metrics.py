@@ -25,6 +25,7 @@ from cryptomon.api.services import (
     FEEDS,
     HUB,
     NOTIFIER,
+    RESOURCES,
     TRADING,
     WRITER,
 )
@@ -88,6 +89,7 @@ class ServiceCollector(Collector):
             (WRITER, lambda w: src.writer_metrics(w.stats())),
             (NOTIFIER, lambda n: src.notifier_metrics(n.stats())),
             (TRADING, _trading),
+            (RESOURCES, lambda r: src.resource_metrics(r.stats())),
         ]
         for key, collect in sources:
             service = app.get(key)

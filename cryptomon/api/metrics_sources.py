@@ -305,3 +305,39 @@ def trading_metrics(
     yield from _gauge(
         "cryptomon_trading_reconciled", "1 once reconciled with the broker", s.get("reconciled")
     )
+
+
+# --------------------------------------------------------------------------- process
+
+
+def resource_metrics(s: Mapping[str, Any]) -> Iterator[Metric]:
+    """``ResourceMonitor.stats()``: process CPU, RSS, open files, free disk, loop lag."""
+    yield from _counter(
+        "cryptomon_process_cpu_seconds", "CPU time used by the daemon", s.get("cpu_seconds")
+    )
+    yield from _gauge(
+        "cryptomon_process_cpu_percent",
+        "CPU use over the last sample (% of one core)",
+        s.get("cpu_percent"),
+    )
+    yield from _gauge("cryptomon_process_rss_bytes", "resident memory", s.get("rss_bytes"))
+    yield from _gauge("cryptomon_process_open_files", "open file descriptors", s.get("open_files"))
+    yield from _gauge(
+        "cryptomon_data_dir_free_bytes",
+        "free disk space where data_dir lives",
+        s.get("disk_free_bytes"),
+    )
+    yield from _gauge(
+        "cryptomon_event_loop_lag_seconds",
+        "worst event-loop lag over the last sample",
+        s.get("loop_lag_s"),
+    )
+    crossed = set(s.get("crossed") or ())
+    yield from _labelled(
+        GaugeMetricFamily,
+        "cryptomon_resource_threshold_crossed",
+        "1 while a resources.* threshold is crossed",
+        "resource",
+        {key: float(key in crossed) for key in s.get("thresholds") or {}},
+    )
+    yield from _counter("cryptomon_resource_alerts", "threshold crossings alerted", s.get("alerts"))

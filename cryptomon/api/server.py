@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import structlog
@@ -21,6 +20,7 @@ from cryptomon.api.middleware import api_middleware
 from cryptomon.api.openapi import build_openapi
 from cryptomon.api.rest import all_routes
 from cryptomon.api.routing import CONTEXT, ApiContext, client_address, make_handler
+from cryptomon.api.static_files import StaticFiles
 from cryptomon.api.tls import server_context
 from cryptomon.api.ws import WsManager
 from cryptomon.clock import Clock
@@ -31,7 +31,6 @@ from cryptomon.hub import Hub, InlineSubscription
 
 log = structlog.get_logger()
 ServiceT = TypeVar("ServiceT")
-_INDEX_HTML = (Path(__file__).parent / "static" / "index.html").read_bytes()
 
 
 class ApiServer:
@@ -55,6 +54,7 @@ class ApiServer:
         writer: svc.Stats | None = None,
         webhooks: svc.Webhooks | None = None,
         backtests: svc.Backtests | None = None,
+        resources: svc.Stats | None = None,
         version: str = __version__,
         components: Callable[[], dict[str, str]] | None = None,
     ) -> None:
@@ -95,6 +95,7 @@ class ApiServer:
         _provide(self.app, svc.WRITER, writer)
         _provide(self.app, svc.WEBHOOKS, webhooks)
         _provide(self.app, svc.BACKTESTS, backtests)
+        _provide(self.app, svc.RESOURCES, resources)
         self.app[METRICS_REGISTRY] = make_registry(self.app)
         self._add_routes()
         self._runner: web.AppRunner | None = None
@@ -106,7 +107,8 @@ class ApiServer:
     def _add_routes(self) -> None:
         for route in self.routes:
             self.app.router.add_route(route.method, route.path, make_handler(route))
-        self.app.router.add_get("/", self._index)
+        self.static = StaticFiles()
+        self.static.add_routes(self.app.router)
         self.app.router.add_get("/api/v1/openapi.json", self._openapi)
         self.app.router.add_get("/metrics", metrics_handler)
         self.app.router.add_get("/ws", self.ws.handle)
@@ -120,17 +122,6 @@ class ApiServer:
             svc.CAPABILITY_NAMES[key]: "available" if self.app.get(key) is not None else "absent"
             for key in svc.CAPABILITY_NAMES
         }
-
-    async def _index(self, request: web.Request) -> web.Response:
-        """A small dashboard page (static; it holds no data, it calls the API itself)."""
-        self.app_context.auth.limit_address(client_address(request))
-        resp = web.Response(body=_INDEX_HTML, content_type="text/html", charset="utf-8")
-        resp.headers["Content-Security-Policy"] = (
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-            "connect-src 'self' ws: wss:"
-        )
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        return resp
 
     async def _openapi(self, request: web.Request) -> web.Response:
         self.app_context.auth.limit_address(client_address(request))

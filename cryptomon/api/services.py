@@ -77,6 +77,17 @@ class StoreQueries(Protocol):
         since: float | None = None,
         until: float | None = None,
     ) -> Mapping[str, Any]: ...
+    async def orders(
+        self, *, state: str | None = None, symbol: str | None = None, limit: int = 100
+    ) -> Sequence[Any]: ...
+
+    async def fills(
+        self, *, symbol: str | None = None, client_order_id: str | None = None, limit: int = 100
+    ) -> Sequence[Any]: ...
+
+    async def equity_snapshots(
+        self, *, since: float | None = None, until: float | None = None, limit: int = 1000
+    ) -> Sequence[Any]: ...
 
 
 class Database(Protocol):
@@ -220,6 +231,7 @@ TRADING = web.AppKey("trading", Trading)
 WRITER = web.AppKey("writer", Stats)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 BACKTESTS = web.AppKey("backtests", Backtests)
+RESOURCES = web.AppKey("resources", Stats)  # process CPU, RSS, open files, free disk
 
 CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     QUERIES: "store",
@@ -232,4 +244,5 @@ CAPABILITY_NAMES: dict[web.AppKey[Any], str] = {
     WRITER: "store writer",
     WEBHOOKS: "signal webhooks",
     BACKTESTS: "backtests",
+    RESOURCES: "resource monitor",
 }

@@ -23,6 +23,17 @@ from typing import Any
 from cryptomon.commands.support import EXIT_USAGE, run_async, setup_logging, with_logging
 
 DEMO_SYMBOLS = ("BTC-USDT", "ETH-USDT")
+MORE_SYMBOLS = (
+    "SOL-USDT",
+    "BNB-USDT",
+    "XRP-USDT",
+    "ADA-USDT",
+    "DOGE-USDT",
+    "LTC-USDT",
+    "DOT-USDT",
+    "LINK-USDT",
+)
+DEMO_ADMIN_NAME = "demo-admin"
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -39,6 +50,16 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
         "--port", type=int, default=None, metavar="PORT", help="API port (default 8080)"
     )
     demo.add_argument("--seed", type=int, default=42, help="market model seed")
+    demo.add_argument(
+        "--markets", type=int, default=2, metavar="N", help="simulated markets, 1..10 (default 2)"
+    )
+    demo.add_argument(
+        "--event-every",
+        type=float,
+        default=4.0,
+        metavar="S",
+        help="seconds between injected market events (default 4; smaller = an accelerated demo)",
+    )
     demo.set_defaults(handler=cmd_demo)
 
 
@@ -52,19 +73,33 @@ def _port_free(port: int) -> bool:
 
 
 def _pick_port(requested: int | None) -> int:
-    if requested is not None:
-        return requested
-    if _port_free(8080):
+    """``requested``; without one 8080 when free; 0 or a busy default: a free port now (alert
+    links and the printed URL need the real number before the server starts)."""
+    if requested:
+        return int(requested)
+    if requested is None and _port_free(8080):
         return 8080
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+def demo_symbols(markets: int = 2) -> tuple[str, ...]:
+    """The first ``markets`` demo symbols (BTC-USDT, ETH-USDT, then eight more)."""
+    return (DEMO_SYMBOLS + MORE_SYMBOLS)[:markets]
+
+
 def demo_settings_data(
-    *, sim_url: str, db_path: Path, port: int, notify_url: str | None = None
+    *,
+    sim_url: str,
+    db_path: Path,
+    port: int,
+    notify_url: str | None = None,
+    token: str | None = None,
+    symbols: tuple[str, ...] = DEMO_SYMBOLS,
 ) -> dict[str, Any]:
-    """The built-in demo configuration (only keys the installed sections know)."""
+    """The built-in demo configuration (only keys the installed sections know): reads open
+    to anyone on loopback (``api.public_read``) and, with ``token``, an admin token."""
     from cryptomon.config import AnomalyDetectionConfig, TradingConfig
 
     def known(model: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +110,7 @@ def demo_settings_data(
             {
                 "name": "simulator",
                 "url": sim_url,
-                "symbols": list(DEMO_SYMBOLS),
+                "symbols": list(symbols),
                 "subscriptions": ["trades", "orderbook", "ticker", "candles"],
                 "depth": 20,
                 "stale_after_s": 10.0,
@@ -95,16 +130,34 @@ def demo_settings_data(
         "alerts": {
             "channels": (
                 [{"name": "demo", "url": notify_url, "min_severity": "low"}] if notify_url else []
-            )
+            ),
+            "api_base_url": f"http://127.0.0.1:{port}",  # alert links use the real port
         },
         "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
-        "api": {"host": "127.0.0.1", "port": port},
+        "data_dir": str(db_path.parent),
+        "api": {
+            "host": "127.0.0.1",
+            "port": port,
+            "public_read": True,
+            "tokens": (
+                [{"name": DEMO_ADMIN_NAME, "token": token, "scopes": ["read", "trade", "admin"]}]
+                if token
+                else []
+            ),
+        },
         "shutdown_timeout_s": 10.0,
     }
 
 
-def demo_scenario(symbol: str = "BTC-USDT", warmup_s: float = 8.0) -> Any:
-    """A market event every 4 seconds after a short warm-up, repeated for a long demo."""
+def demo_scenario(
+    symbol: str = "BTC-USDT",
+    warmup_s: float = 8.0,
+    *,
+    every_s: float = 4.0,
+    symbols: tuple[str, ...] | None = None,
+) -> Any:
+    """A market event every ``every_s`` seconds after a short warm-up, repeated for a long
+    demo; with ``symbols``, the events go round the markets in turn."""
     from cryptomon.sim.scenarios import Injection, Scenario
 
     cycle = [
@@ -115,9 +168,11 @@ def demo_scenario(symbol: str = "BTC-USDT", warmup_s: float = 8.0) -> Any:
         ("spread", 60.0, 3.0),
         ("price_change", -2.5, 2.0),
     ]
+    targets = symbols or (symbol,)
+    repeats = max(150, int(3600 / (every_s * len(cycle))))
     injections = [
-        Injection(kind, symbol, warmup_s + n * 4.0, duration, magnitude)
-        for n, (kind, magnitude, duration) in enumerate(cycle * 150)
+        Injection(kind, targets[n % len(targets)], warmup_s + n * every_s, duration, magnitude)
+        for n, (kind, magnitude, duration) in enumerate(cycle * repeats)
     ]
     return Scenario("demo", injections)
 
@@ -131,6 +186,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.port is not None and not 0 <= args.port <= 65535:
         sys.stderr.write(f"crypto-monitor: --port: expected 0..65535, got {args.port}\n")
+        return EXIT_USAGE
+    if not 1 <= args.markets <= len(DEMO_SYMBOLS + MORE_SYMBOLS):
+        sys.stderr.write(f"crypto-monitor: --markets: expected 1..10, got {args.markets}\n")
+        return EXIT_USAGE
+    if not 0.05 <= args.event_every <= 3600:
+        sys.stderr.write(
+            f"crypto-monitor: --event-every: expected 0.05..3600 seconds, got {args.event_every}\n"
+        )
         return EXIT_USAGE
     return run_async(_demo(args))
 
@@ -181,31 +244,57 @@ class _Tally:
         }
 
 
-def _settings(args: argparse.Namespace, *, sim: Any, db_path: Path, port: int) -> Any:
-    """The demo settings with the command line's logging overrides (quiet under --json)."""
+def user_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--config`` file (raises ConfigError naming the problem); {} without one."""
+    from cryptomon.config import read_yaml
+
+    path = getattr(args, "config", None)
+    return read_yaml(path) if path else {}
+
+
+def demo_settings(
+    args: argparse.Namespace,
+    *,
+    sim: Any,
+    db_path: Path,
+    port: int,
+    token: str,
+    user: dict[str, Any],
+) -> Any:
+    """The demo settings under the ``--config`` file (which wins, except for the simulated
+    exchanges), the environment, and the command line's logging overrides."""
     from cryptomon.config import load_settings
+    from cryptomon.config.loader import deep_merge
 
     data = demo_settings_data(
         sim_url=sim.rest_url,
         db_path=db_path,
         port=port,
         notify_url=f"json://127.0.0.1:{sim.port}/demo/notify",
+        token=token,
+        symbols=demo_symbols(args.markets),
     )
+    user = {k: v for k, v in user.items() if k != "exchanges"}  # the demo's feed is the simulator
+    merged = deep_merge(data, user)
+    user_api = user.get("api") if isinstance(user.get("api"), dict) else {}
+    if isinstance(user_api, dict) and isinstance(user_api.get("tokens"), list):
+        merged["api"]["tokens"] = [*user_api["tokens"], *data["api"]["tokens"]]
+    merged["api"]["port"] = port
     return with_logging(
-        load_settings(data=data),
+        load_settings(data=merged),
         level=getattr(args, "log_level", None) or ("WARNING" if args.json else None),
         fmt=getattr(args, "log_format", None),
     )
 
 
-def _simulator(seed: int) -> tuple[Any, list[int]]:
+def _simulator(seed: int, symbols: tuple[str, ...]) -> tuple[Any, list[int]]:
     """The simulated exchange, with an offline notification sink counting its deliveries."""
     from aiohttp import web
 
     from cryptomon.sim.exchange import SimExchange
     from cryptomon.sim.market import MarketModel
 
-    sim = SimExchange(MarketModel(DEMO_SYMBOLS, seed=seed))
+    sim = SimExchange(MarketModel(symbols, seed=seed))
     received = [0]
 
     async def notify_sink(request: web.Request) -> web.Response:
@@ -219,15 +308,26 @@ def _simulator(seed: int) -> tuple[Any, list[int]]:
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    import secrets
+
     from cryptomon.app import build_app
     from cryptomon.hub import Hub
 
-    sim, received = _simulator(args.seed)
+    user = user_config(args)
+    symbols = demo_symbols(args.markets)
+    sim, received = _simulator(args.seed, symbols)
     await sim.start()
-    scenario = demo_scenario().attach(sim)
+    scenario = demo_scenario(every_s=args.event_every, symbols=symbols).attach(sim)
+    token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="cryptomon-demo-") as tmp:
-        port = _pick_port(args.port)
-        settings = _settings(args, sim=sim, db_path=Path(tmp) / "demo.db", port=port)
+        port = _pick_port(args.port if args.port is not None else _user_port(user))
+        try:
+            settings = demo_settings(
+                args, sim=sim, db_path=Path(tmp) / "demo.db", port=port, token=token, user=user
+            )
+        except BaseException:
+            await sim.stop()
+            raise
         setup_logging(settings)
         hub = Hub()
         tally = _Tally(hub)
@@ -239,11 +339,7 @@ async def _demo(args: argparse.Namespace) -> int:
 
             api = next((c for c in app.started if c.name == "api"), None)
             api_url[0] = str(getattr(api, "url", "")) if api is not None else ""
-            if not args.json:
-                sys.stderr.write(
-                    f"demo: simulator at {sim.rest_url}, API on {api_url[0] or '(not running)'}"
-                    " (Ctrl-C to stop)\n"
-                )
+            _announce(args, sim_url=sim.rest_url, api_url=api_url[0], token=token)
             if args.duration is None:
                 await asyncio.Event().wait()
             await asyncio.sleep(args.duration)
@@ -263,6 +359,23 @@ async def _demo(args: argparse.Namespace) -> int:
         }
     _print_summary(summary, as_json=args.json)
     return int(code)
+
+
+def _user_port(user: dict[str, Any]) -> int | None:
+    api = user.get("api")
+    return api.get("port") if isinstance(api, dict) else None
+
+
+def _announce(args: argparse.Namespace, *, sim_url: str, api_url: str, token: str) -> None:
+    """The dashboard URL and the admin token on stdout (also under --json: not the last
+    line); where the simulator and the API listen on stderr."""
+    if api_url:
+        sys.stdout.write(f"demo: dashboard {api_url}/  token {token}\n")
+        sys.stdout.flush()
+    if not args.json:
+        sys.stderr.write(
+            f"demo: simulator at {sim_url}, API on {api_url or '(not running)'} (Ctrl-C to stop)\n"
+        )
 
 
 def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:

@@ -66,8 +66,8 @@ async def _record(configs: list[Any], out: Path, duration: float | None) -> int:
     from cryptomon.clock import LiveClock
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.feeds.registry import load_plugins, plugin_for
+    from cryptomon.feeds.specs import save_recording_specs
     from cryptomon.hub import Hub
-    from cryptomon.market.sources import save_recording_specs
 
     hub, clock = Hub(), LiveClock()
     recorder = AsyncFileCallback(str(out))

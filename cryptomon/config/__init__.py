@@ -26,6 +26,7 @@ from cryptomon.config.loader import (
 from cryptomon.config.logging import LoggingConfig
 from cryptomon.config.market import DEFAULT_USD_QUOTES, MarketDataConfig
 from cryptomon.config.problems import problems_from
+from cryptomon.config.resources import ResourcesConfig
 from cryptomon.config.settings import Settings, redact_url_password
 from cryptomon.config.signals import GradeThresholds, WebhookConfig
 from cryptomon.config.store import DatabaseConfig, StorageConfig
@@ -60,6 +61,7 @@ __all__ = [
     "NotifyCategory",
     "NotifyEventType",
     "PaperBrokerConfig",
+    "ResourcesConfig",
     "Scope",
     "Section",
     "Settings",

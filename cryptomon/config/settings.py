@@ -15,6 +15,7 @@ from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import ExchangeConfig
 from cryptomon.config.logging import LoggingConfig
 from cryptomon.config.market import MarketDataConfig
+from cryptomon.config.resources import ResourcesConfig
 from cryptomon.config.store import DatabaseConfig, StorageConfig
 from cryptomon.config.trading import TradingConfig
 
@@ -32,6 +33,7 @@ class Settings(Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
     data_dir: Path = Field(
         default=Path("."),

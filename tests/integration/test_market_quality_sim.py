@@ -18,11 +18,11 @@ from cryptomon.config import ExchangeConfig, MarketDataConfig
 from cryptomon.errors import ConfigError
 from cryptomon.events import Event, FeedStatus, FlaggedTrade, Trade
 from cryptomon.feeds.manager import FeedManager, build_sources
+from cryptomon.feeds.specs import simulator_loader
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
 from cryptomon.market.refresh import InstrumentRefresher
 from cryptomon.market.registry import InstrumentRegistry
-from cryptomon.market.sources import simulator_loader
 from cryptomon.market.state import MarketState
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.instruments import simulator_specs

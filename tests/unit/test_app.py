@@ -145,6 +145,7 @@ def test_build_app_starts_in_dependency_order_with_the_feeds_last() -> None:
         "detectors",
         "trading-signals",
         "trading-engine",
+        "resources",
         "api",
         "feeds",
     ]

@@ -215,4 +215,4 @@ async def test_dashboard_page_is_served_without_data(start_api: StartApi) -> Non
         assert "default-src 'self'" in r.headers["Content-Security-Policy"]
         html = await r.text()
     assert "<title>cryptomon</title>" in html
-    assert "/api/v1/anomalies" in html
+    assert '<script type="module" src="/static/app.js">' in html  # the views call the API

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptomon.config import ExchangeConfig
-from cryptomon.market.sources import recording_specs, spec_sources
+from cryptomon.feeds.specs import recording_specs, spec_sources
 from cryptomon.market.specs_file import save_specs, specs_file
 from cryptomon.sim.instruments import simulator_specs
 

@@ -1,0 +1,113 @@
+// The API client: the token (sessionStorage), JSON requests, clear messages on 401/403,
+// and one shared WebSocket with per-channel listeners and reconnect.
+const KEY = "cryptomon.token";
+
+export class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export const auth = {
+  get token() { return sessionStorage.getItem(KEY) || ""; },
+  set token(value) {
+    if (value) sessionStorage.setItem(KEY, value);
+    else sessionStorage.removeItem(KEY);
+  },
+  session: null, // {name, scopes, anonymous, public_read}
+  can(scope) { return !!this.session && !this.session.anonymous && this.session.scopes.includes(scope); },
+  get signedIn() { return !!this.session && !this.session.anonymous; },
+};
+
+const listeners = new Set();
+export function onAuthError(fn) { listeners.add(fn); }
+
+export function explain(status, message) {
+  if (status === 401) return `The API refused the request (401): ${message}. Sign in with a valid token.`;
+  if (status === 403) return `This token may not do that (403): ${message}.`;
+  return `${message} (HTTP ${status})`;
+}
+
+export async function api(path, { method = "GET", body, quiet = false } = {}) {
+  const headers = { Accept: "application/json" };
+  if (auth.token) headers.Authorization = "Bearer " + auth.token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  try { data = await resp.json(); } catch { data = null; }
+  if (!resp.ok) {
+    const message = data && data.error ? data.error.message : resp.statusText;
+    const err = new ApiError(resp.status, message, data);
+    if ((resp.status === 401 || resp.status === 403) && !quiet) listeners.forEach((fn) => fn(err));
+    throw err;
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+export class Live {
+  constructor() {
+    this.socket = null;
+    this.handlers = new Map(); // channel -> Set of fn
+    this.filters = new Map(); // channel -> data of the Subscribe message
+    this.status = () => {};
+    this.retry = 500;
+    this.closed = false;
+  }
+  connect() {
+    this.closed = false;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const q = auth.token ? "?token=" + encodeURIComponent(auth.token) : "";
+    const ws = new WebSocket(`${proto}//${location.host}/ws${q}`);
+    this.socket = ws;
+    ws.onopen = () => {
+      this.retry = 500;
+      this.status(true);
+      for (const data of this.filters.values()) this._send("Subscribe", data);
+    };
+    ws.onmessage = (ev) => {
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch { return; }
+      const set = this.handlers.get(msg.channel);
+      if (set) for (const fn of set) fn(msg.data);
+    };
+    ws.onclose = () => {
+      this.status(false);
+      if (this.socket === ws && !this.closed) {
+        setTimeout(() => this.connect(), this.retry);
+        this.retry = Math.min(this.retry * 2, 10000);
+      }
+    };
+  }
+  reconnect() {
+    this.closed = true;
+    if (this.socket) this.socket.close();
+    this.connect();
+  }
+  _send(msg_type, data) {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify({ msg_type, data }));
+    }
+  }
+  // Subscribe fn to channel (with optional symbols/exchanges); returns the unsubscriber.
+  on(channel, fn, filter = {}) {
+    if (!this.handlers.has(channel)) this.handlers.set(channel, new Set());
+    this.handlers.get(channel).add(fn);
+    const data = { channel, ...filter };
+    this.filters.set(channel, data);
+    this._send("Subscribe", data);
+    return () => {
+      const set = this.handlers.get(channel);
+      set.delete(fn);
+      if (set.size === 0) {
+        this.filters.delete(channel);
+        this._send("Unsubscribe", { channel });
+      }
+    };
+  }
+}
+
+export const live = new Live();

@@ -1,0 +1,107 @@
+// The dashboard shell: login, banner, hash router, WebSocket status. Each view module
+// exports mount(root, params, ctx) returning {unmount()}.
+import { api, auth, explain, live, onAuthError } from "./api.js";
+import * as markets from "./views/markets.js";
+import * as market from "./views/market.js";
+import * as trading from "./views/trading.js";
+import * as alerts from "./views/alerts.js";
+import * as system from "./views/system.js";
+import * as backtests from "./views/backtests.js";
+
+const VIEWS = { markets, market, trading, alerts, system, backtests };
+const $ = (id) => document.getElementById(id);
+let current = null;
+
+export function banner(text, kind = "error") {
+  const node = $("banner");
+  if (!text) { node.hidden = true; node.textContent = ""; return; }
+  node.hidden = false;
+  node.className = kind === "info" ? "info" : "";
+  node.textContent = text;
+}
+
+function showLogin(show) {
+  $("login").hidden = !show;
+  $("logout").hidden = !auth.token;
+}
+
+async function loadSession() {
+  try {
+    auth.session = await api("/api/v1/session", { quiet: true });
+    const s = auth.session;
+    $("who").textContent = s.anonymous ? "public read (no token)" : `${s.name} · ${s.scopes.join(", ")}`;
+    showLogin(s.anonymous);
+    return true;
+  } catch (err) {
+    auth.session = null;
+    $("who").textContent = "";
+    showLogin(true);
+    banner(explain(err.status, err.message));
+    return false;
+  }
+}
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const name = VIEWS[parts[0]] ? parts[0] : "markets";
+  return { name, params: parts.slice(1) };
+}
+
+function render() {
+  const { name, params } = route();
+  if (current) current.unmount();
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.classList.toggle("active", a.dataset.view === (name === "market" ? "markets" : name));
+  }
+  const root = $("view");
+  root.replaceChildren();
+  root.dataset.view = name;
+  current = VIEWS[name].mount(root, params, { banner });
+}
+
+onAuthError((err) => {
+  banner(explain(err.status, err.message));
+  if (err.status === 401) showLogin(true);
+});
+
+$("login").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  auth.token = $("token").value.trim();
+  $("token").value = "";
+  banner("");
+  if (await loadSession()) {
+    live.reconnect();
+    render();
+  } else {
+    auth.token = ""; // keep the message; the page goes on as the public sees it
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  auth.token = "";
+  banner("");
+  await loadSession();
+  live.reconnect();
+  render();
+});
+
+live.status = (up) => {
+  const pill = $("live");
+  pill.textContent = up ? "live" : "offline";
+  pill.classList.toggle("ok", up);
+};
+
+window.addEventListener("hashchange", render);
+
+(async () => {
+  const ok = await loadSession();
+  if (!ok && auth.token) {
+    // a stored token that no longer works: forget it, show the page as the public sees it
+    auth.token = "";
+    const publicOk = await loadSession();
+    if (publicOk) banner("The saved token was refused (401): sign in again.");
+  }
+  live.connect();
+  render();
+  document.body.dataset.ready = "1"; // the shell is up (browser tests wait for this)
+})();

@@ -1,0 +1,107 @@
+// Numbers with units and sensible precision.
+const nf = (min, max) => new Intl.NumberFormat("en-US", { minimumFractionDigits: min, maximumFractionDigits: max });
+const cache = new Map();
+function fmt(min, max) {
+  const key = min * 100 + max;
+  if (!cache.has(key)) cache.set(key, nf(min, max));
+  return cache.get(key);
+}
+const num = (v) => (v === null || v === undefined || v === "" ? NaN : Number(v));
+
+// A price with decimals by magnitude: 60,017.15 / 3,073.37 / 0.51234 / 0.00001234.
+export function price(v) {
+  const x = num(v);
+  if (!Number.isFinite(x)) return "–";
+  const a = Math.abs(x);
+  const d = a >= 1000 ? 2 : a >= 1 ? 4 : a >= 0.01 ? 5 : 8;
+  return fmt(Math.min(2, d), d).format(x);
+}
+export function amount(v, digits = 6) {
+  const x = num(v);
+  return Number.isFinite(x) ? fmt(0, digits).format(x) : "–";
+}
+export function money(v, ccy = "USDT") {
+  const x = num(v);
+  return Number.isFinite(x) ? `${fmt(2, 2).format(x)} ${ccy}` : "–";
+}
+export function signedMoney(v, ccy = "USDT") {
+  const x = num(v);
+  if (!Number.isFinite(x)) return "–";
+  return `${x > 0 ? "+" : ""}${fmt(2, 2).format(x)} ${ccy}`;
+}
+export function pct(v, digits = 2) {
+  const x = num(v);
+  if (!Number.isFinite(x)) return "–";
+  return `${x > 0 ? "+" : ""}${fmt(digits, digits).format(x)} %`;
+}
+export function bps(v) {
+  const x = num(v);
+  if (!Number.isFinite(x)) return "–";
+  return `${Math.abs(x) < 1 ? fmt(2, 3).format(x) : fmt(1, 2).format(x)} bps`;
+}
+export function bytes(v) {
+  const x = num(v);
+  if (!Number.isFinite(x)) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let y = x;
+  while (Math.abs(y) >= 1024 && i < units.length - 1) { y /= 1024; i += 1; }
+  return `${fmt(0, i === 0 ? 0 : 1).format(y)} ${units[i]}`;
+}
+export function duration(s) {
+  const x = num(s);
+  if (!Number.isFinite(x)) return "–";
+  if (x < 1) return `${fmt(0, 1).format(x * 1000)} ms`;
+  if (x < 120) return `${fmt(0, 1).format(x)} s`;
+  if (x < 7200) {
+    const sec = Math.round(x % 60);
+    return `${Math.floor(x / 60)} min` + (sec ? ` ${sec} s` : "");
+  }
+  if (x < 172800) return `${Math.floor(x / 3600)} h ${Math.round((x % 3600) / 60)} min`;
+  return `${Math.floor(x / 86400)} d ${Math.round((x % 86400) / 3600)} h`;
+}
+export function count(v) {
+  const x = num(v);
+  return Number.isFinite(x) ? fmt(0, 0).format(x) : "–";
+}
+export function rate(v) {
+  const x = num(v);
+  return Number.isFinite(x) ? `${fmt(0, 1).format(x)} /s` : "–";
+}
+export function time(ts) {
+  const x = num(ts);
+  if (!Number.isFinite(x)) return "–";
+  const d = new Date(x * 1000);
+  return d.toISOString().replace("T", " ").slice(0, 19);
+}
+export function clock(ts) {
+  return time(ts).slice(11);
+}
+// The headline number of an anomaly, in the unit of its kind.
+export function anomalyValue(a) {
+  switch (a.kind) {
+    case "price_change":
+    case "ma_deviation":
+    case "divergence":
+      return pct(a.price_change_pct ?? a.value);
+    case "spread":
+      return bps(a.value);
+    case "funding":
+      return pct((num(a.value) || 0) * 100, 4);
+    case "book_imbalance":
+    case "volume_imbalance":
+      return `${fmt(2, 2).format(num(a.value))} imbalance`;
+    case "whale":
+    case "whale_burst":
+    case "liquidations":
+      return `${fmt(0, 0).format(num(a.value))} notional`;
+    default:
+      return a.z_score !== null && a.z_score !== undefined
+        ? `z ${fmt(1, 1).format(num(a.z_score))}`
+        : fmt(0, 3).format(num(a.value));
+  }
+}
+export function sign(v) {
+  const x = num(v);
+  return x > 0 ? "up" : x < 0 ? "down" : "";
+}

@@ -1,0 +1,54 @@
+// Backtests view: stored runs and their reports (GET /api/v1/backtests, .../{id}/report).
+// A daemon without stored backtests answers 404: the view says so instead of failing.
+import { api, auth, explain } from "../api.js";
+import { el, panel, Table } from "../dom.js";
+import * as f from "../format.js";
+
+export function mount(root) {
+  const msg = el("p", { class: "muted", id: "backtests-msg" });
+  const report = el("div", { id: "backtest-report" });
+  const runs = new Table([
+    { key: "id", label: "run" },
+    { key: "created", label: "created", fmt: (r) => f.time(r.created ?? r.created_at ?? r.ts) },
+    { key: "symbol", label: "market", fmt: (r) => [r.exchange, r.symbol].filter(Boolean).join(" ") || "–" },
+    { key: "net_pnl", label: "net PnL", num: true, fmt: (r) => f.signedMoney(r.net_pnl ?? (r.stats || {}).net_pnl) },
+    { key: "trades", label: "trades", num: true, fmt: (r) => f.count(r.trades ?? (r.stats || {}).trades) },
+  ], { empty: "no stored backtests", id: "backtest-runs", onRow: (r) => open(r.id) });
+  root.append(el("div", { class: "grid" },
+    el("section", { class: "panel wide" }, el("h2", { text: "Backtests" }), msg, runs.node),
+    el("section", { class: "panel wide" }, el("h2", { text: "Report" }), report)));
+
+  async function open(id) {
+    // the report needs the token (a header), so it is fetched, then offered as a file
+    const url = `/api/v1/backtests/${encodeURIComponent(id)}/report`;
+    report.replaceChildren(el("span", { class: "muted", text: "loading…" }));
+    const headers = auth.token ? { Authorization: "Bearer " + auth.token } : {};
+    try {
+      const resp = await fetch(url, { headers });
+      if (!resp.ok) throw new Error(explain(resp.status, resp.status === 404 ? "no report for this run" : resp.statusText));
+      const blob = await resp.blob();
+      const link = el("a", { href: URL.createObjectURL(blob), download: `backtest-${id}.html`, text: "Download the report" });
+      report.replaceChildren(el("p", {}, link, el("span", { class: "muted", text: ` (${f.bytes(blob.size)}; interactive charts open in the browser)` })));
+    } catch (err) {
+      report.replaceChildren(el("span", { class: "msg err", text: err.message }));
+    }
+  }
+  (async () => {
+    try {
+      // ask the API's own document first: no request to a route this daemon lacks
+      const doc = await api("/api/v1/openapi.json", { quiet: true });
+      if (!doc.paths || !doc.paths["/api/v1/backtests"]) throw Object.assign(new Error("absent"), { status: 404 });
+      if (!auth.signedIn) throw new Error("Stored backtests need a token: sign in above.");
+      const out = await api("/api/v1/backtests", { quiet: true });
+      const items = out.items || out.runs || out.backtests || [];
+      runs.render(items);
+      msg.textContent = `${items.length} stored run(s); click one to open its report`;
+    } catch (err) {
+      runs.render([]);
+      msg.textContent = err.status === 404
+        ? "This daemon stores no backtests yet (GET /api/v1/backtests answers 404). Run `crypto-monitor backtest` to make one."
+        : err.message;
+    }
+  })();
+  return { unmount() {} };
+}

@@ -1,0 +1,74 @@
+// The market chart's plotly figure: candles + volume, anomaly markers, fills (entries and
+// exits), open orders and SL/TP levels as horizontal lines. Pure: data in, figure out.
+import { time } from "../format.js";
+
+const SEV_SIZE = { low: 8, medium: 10, high: 12, critical: 14 };
+const SEV_COLOR = { low: "#8a96a3", medium: "#f0b429", high: "#ff8a3d", critical: "#ef5350" };
+
+function nearestCandle(candles, ts) {
+  let best = null;
+  for (const c of candles) {
+    if (c.open_time <= ts) best = c;
+    else break;
+  }
+  return best || candles[candles.length - 1] || null;
+}
+
+function hline(y, color, label, dash = "dash") {
+  return {
+    type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: y, y1: y, name: label,
+    line: { color, width: 1, dash },
+    label: { text: label, textposition: "start", font: { color, size: 10 } },
+  };
+}
+
+export function figure({ candles, anomalies, fills, orders, levels }) {
+  const x = candles.map((c) => time(c.open_time));
+  const data = [
+    { type: "candlestick", name: "price", x, open: candles.map((c) => c.open), high: candles.map((c) => c.high),
+      low: candles.map((c) => c.low), close: candles.map((c) => c.close),
+      increasing: { line: { color: "#26a69a" } }, decreasing: { line: { color: "#ef5350" } } },
+    { type: "bar", name: "volume", x, y: candles.map((c) => c.volume), yaxis: "y2",
+      marker: { color: candles.map((c) => (c.close >= c.open ? "#26a69a55" : "#ef535055")) } },
+  ];
+  const marks = anomalies.map((a) => {
+    const c = nearestCandle(candles, a.ts);
+    return { a, y: c ? c.high * 1.0008 : null };
+  }).filter((m) => m.y !== null);
+  data.push({
+    type: "scatter", mode: "markers", name: "anomalies", x: marks.map((m) => time(m.a.ts)), y: marks.map((m) => m.y),
+    marker: { symbol: "diamond", size: marks.map((m) => SEV_SIZE[m.a.severity] || 9),
+      color: marks.map((m) => SEV_COLOR[m.a.severity] || "#f0b429") },
+    hovertext: marks.map((m) => `${m.a.kind} · ${m.a.severity}<br>${(m.a.reasons || []).join("<br>") || "no reasons"}`),
+    hoverinfo: "text+x",
+  });
+  for (const side of ["buy", "sell"]) {
+    const pts = fills.filter((fl) => fl.side === side);
+    data.push({
+      type: "scatter", mode: "markers", name: side === "buy" ? "buys" : "sells",
+      x: pts.map((fl) => time(fl.ts)), y: pts.map((fl) => Number(fl.price)),
+      marker: { symbol: side === "buy" ? "triangle-up" : "triangle-down", size: 12,
+        color: side === "buy" ? "#4c9aff" : "#c77dff", line: { color: "#fff", width: 1 } },
+      hovertext: pts.map((fl) => `${side} ${fl.amount} @ ${fl.price}<br>${fl.client_order_id}`),
+      hoverinfo: "text+x",
+    });
+  }
+  const shapes = [];
+  for (const o of orders) {
+    if (o.price) shapes.push(hline(Number(o.price), "#4c9aff", `${o.side} ${o.amount} @ ${o.price}`, "dot"));
+  }
+  for (const l of levels) {
+    if (l.stop_loss) shapes.push(hline(Number(l.stop_loss), "#ef5350", `SL ${l.stop_loss}`));
+    if (l.take_profit) shapes.push(hline(Number(l.take_profit), "#26a69a", `TP ${l.take_profit}`));
+    if (l.entry) shapes.push(hline(Number(l.entry), "#8a96a3", `entry ${l.entry}`, "solid"));
+  }
+  const layout = {
+    paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },
+    margin: { l: 50, r: 60, t: 30, b: 30 }, showlegend: true, legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom" },
+    xaxis: { rangeslider: { visible: false }, gridcolor: "#2a323c", type: "date" },
+    yaxis: { domain: [0.25, 1], gridcolor: "#2a323c", side: "right" },
+    yaxis2: { domain: [0, 0.2], gridcolor: "#2a323c", side: "right" },
+    shapes, uirevision: "keep", hovermode: "closest",
+  };
+  return { data, layout };
+}

@@ -1,0 +1,170 @@
+// Market view: candlestick + volume from stored candles, then live trades over the
+// WebSocket; anomaly markers, fills, open orders and SL/TP levels; top of book with
+// imbalance; recent anomalies and trades; the order form. At most one chart update per
+// animation frame; every list is bounded.
+import { api, auth, live } from "../api.js";
+import { el, frameThrottle, kv, panel, Table } from "../dom.js";
+import * as f from "../format.js";
+import { figure } from "./chart.js";
+import { orderForm } from "./orderform.js";
+
+const BUCKET_S = 60;
+const MAX_CANDLES = 300;
+const MAX_ANOMALIES = 300;
+const MAX_TRADES = 50;
+
+export function mount(root, params) {
+  const [exchange = "", symbol = ""] = params;
+  const state = { candles: [], anomalies: [], fills: [], orders: [], levels: [], trades: [], top: null };
+  const q = `exchange=${encodeURIComponent(exchange)}&symbol=${encodeURIComponent(symbol)}`;
+  const chart = el("div", { class: "chart", id: "chart" });
+  const topBox = el("div", { id: "top-of-book" });
+  const anomalyTable = new Table([
+    { key: "ts", label: "time", fmt: (a) => f.clock(a.ts) },
+    { key: "kind", label: "kind" },
+    { key: "severity", label: "severity", cls: (a) => "sev-" + a.severity },
+    { key: "value", label: "value", num: true, fmt: f.anomalyValue },
+  ], { max: 20, empty: "no anomalies yet", id: "market-anomalies" });
+  const tradeTable = new Table([
+    { key: "ts", label: "time", fmt: (t) => f.clock(t.ts) },
+    { key: "side", label: "side", cls: (t) => (t.side === "buy" ? "up" : "down") },
+    { key: "price", label: "price", num: true, fmt: (t) => f.price(t.price) },
+    { key: "amount", label: "amount", num: true, fmt: (t) => f.amount(t.amount) },
+  ], { max: MAX_TRADES, id: "market-trades" });
+  const ordersTable = new Table([
+    { key: "client_order_id", label: "order" },
+    { key: "side", label: "side" },
+    { key: "type", label: "type" },
+    { key: "state", label: "state" },
+    { key: "price", label: "price", num: true, fmt: (o) => f.price(o.price ?? o.avg_price) },
+    { key: "amount", label: "amount", num: true, fmt: (o) => f.amount(o.amount) },
+  ], { max: 20, empty: "no orders", id: "market-orders" });
+
+  const form = orderForm({ exchange, symbol, onPlaced: () => loadTrading() });
+  root.append(el("div", { class: "grid" },
+    el("section", { class: "panel wide" }, el("h2", { text: `${symbol} · ${exchange}` }), chart),
+    panel("Top of book", topBox),
+    panel("Recent anomalies", anomalyTable.node),
+    panel("Recent trades", el("div", { class: "scroll" }, tradeTable.node)),
+    panel("Orders on this market", ordersTable.node, form ? el("h3", { text: "Manual order" }) : null, form)));
+
+  const draw = frameThrottle(() => {
+    if (!window.Plotly) return;
+    const { data, layout } = figure(state);
+    window.Plotly.react(chart, data, layout, { displaylogo: false, responsive: true });
+    Object.assign(chart.dataset, {
+      candles: state.candles.length, anomalies: data[2].x.length,
+      fills: state.fills.length, orders: layout.shapes.length,
+    });
+  });
+  const drawTables = frameThrottle(() => {
+    anomalyTable.render(state.anomalies.slice(-20).reverse());
+    tradeTable.render(state.trades.slice(-MAX_TRADES).reverse());
+    ordersTable.render(state.orders);
+    renderTop();
+  });
+
+  function renderTop() {
+    const t = state.top;
+    if (!t) { topBox.replaceChildren(el("span", { class: "muted", text: "no book yet" })); return; }
+    const imb = Number(t.imbalance);
+    topBox.replaceChildren(kv([
+      ["bid", `${f.price(t.bid)} × ${f.amount(t.bid_size, 4)}`, "up"],
+      ["ask", `${f.price(t.ask)} × ${f.amount(t.ask_size, 4)}`, "down"],
+      ["spread", f.bps(t.spread_bps)],
+      ["imbalance", el("span", {}, `${(imb * 100).toFixed(1)} % `,
+        el("span", { class: "bar", style: `width:${Math.round(Math.abs(imb) * 80)}px;background:${imb >= 0 ? "#26a69a" : "#ef5350"}` }))],
+      ["updated", f.clock(t.ts)],
+    ]));
+  }
+
+  function onTrade(t) {
+    if (t.symbol !== symbol || t.exchange !== exchange) return;
+    state.trades.push(t);
+    if (state.trades.length > MAX_TRADES * 2) state.trades.splice(0, state.trades.length - MAX_TRADES);
+    const start = Math.floor(t.ts / BUCKET_S) * BUCKET_S;
+    const last = state.candles[state.candles.length - 1];
+    const px = Number(t.price);
+    if (last && last.open_time === start) {
+      last.high = Math.max(last.high, px);
+      last.low = Math.min(last.low, px);
+      last.close = px;
+      last.volume += Number(t.amount);
+    } else if (!last || start > last.open_time) {
+      state.candles.push({ open_time: start, open: px, high: px, low: px, close: px, volume: Number(t.amount) });
+      if (state.candles.length > MAX_CANDLES) state.candles.shift();
+    }
+    draw();
+    drawTables();
+  }
+  function onAnomaly(a) {
+    if (a.symbol !== symbol || a.exchange !== exchange) return;
+    state.anomalies.push(a);
+    if (state.anomalies.length > MAX_ANOMALIES) state.anomalies.shift();
+    draw();
+    drawTables();
+  }
+  function onBook(b) {
+    if (b.type !== "BookTop" || b.symbol !== symbol || b.exchange !== exchange) return;
+    state.top = b;
+    drawTables();
+  }
+
+  let tradingTimer = null;
+  async function loadTrading() {
+    if (!auth.signedIn) return;
+    const sym = encodeURIComponent(symbol);
+    const [orders, fills, levels] = await Promise.allSettled([
+      api(`/api/v1/trading/orders?symbol=${sym}&limit=50`, { quiet: true }),
+      api(`/api/v1/trading/fills?symbol=${sym}&limit=200`, { quiet: true }),
+      api(`/api/v1/trading/levels?symbol=${sym}`, { quiet: true }),
+    ]);
+    if (orders.status === "fulfilled") {
+      state.orders = orders.value.orders.filter((o) => o.exchange === exchange);
+    }
+    if (fills.status === "fulfilled") state.fills = fills.value.fills.filter((x) => x.exchange === exchange);
+    if (levels.status === "fulfilled") state.levels = levels.value.levels.filter((x) => x.exchange === exchange);
+    draw();
+    drawTables();
+  }
+  function onOrder() { // debounce: a burst of order updates reloads once
+    clearTimeout(tradingTimer);
+    tradingTimer = setTimeout(loadTrading, 300);
+  }
+
+  async function load() {
+    const [candles, anomalies, trades, book] = await Promise.allSettled([
+      api(`/api/v1/market/history?${q}&interval=1m&limit=${MAX_CANDLES}`),
+      api(`/api/v1/anomalies?${q}&limit=200`),
+      api(`/api/v1/market/trades?${q}&limit=${MAX_TRADES}`),
+      api(`/api/v1/market/orderbook?${q}&depth=5`),
+    ]);
+    if (candles.status === "fulfilled") {
+      state.candles = candles.value.candles.map((c) => ({ ...c })).sort((a, b) => a.open_time - b.open_time);
+    }
+    if (anomalies.status === "fulfilled") state.anomalies = anomalies.value.items.slice().reverse();
+    if (trades.status === "fulfilled") state.trades = trades.value.trades;
+    if (book.status === "fulfilled" && book.value.top) state.top = book.value.top;
+    draw();
+    drawTables();
+    await loadTrading();
+  }
+
+  const filter = { symbols: [symbol], exchanges: [exchange] };
+  const offs = [
+    live.on("trades", onTrade, filter),
+    live.on("anomalies", onAnomaly, filter),
+    live.on("book", onBook, filter),
+  ];
+  if (auth.signedIn) offs.push(live.on("orders", onOrder, filter));
+  load();
+  const poll = setInterval(loadTrading, 5000);
+  return {
+    unmount() {
+      offs.forEach((off) => off());
+      clearInterval(poll);
+      clearTimeout(tradingTimer);
+      if (window.Plotly) window.Plotly.purge(chart);
+    },
+  };
+}

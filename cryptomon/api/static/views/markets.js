@@ -1,0 +1,53 @@
+// Markets overview: one sortable row per exchange/symbol; a click opens the market.
+import { api } from "../api.js";
+import { el, panel, Table } from "../dom.js";
+import * as f from "../format.js";
+
+const SEVS = ["critical", "high", "medium", "low"];
+
+function anomalyCell(row) {
+  const parts = SEVS.filter((s) => row.anomalies[s]).map((s) =>
+    el("span", { class: "sev-" + s, text: `${row.anomalies[s]} ${s}` }));
+  if (!parts.length) return el("span", { class: "muted", text: "none" });
+  return el("span", {}, parts.flatMap((p, i) => (i ? [" · ", p] : [p])));
+}
+
+function feedCell(row) {
+  const state = row.stale ? "stale" : row.feed_state || "unknown";
+  return el("span", { class: "state-" + state, text: state });
+}
+
+export function mount(root) {
+  const table = new Table([
+    { key: "exchange", label: "exchange" },
+    { key: "symbol", label: "symbol" },
+    { key: "last", label: "last", num: true, fmt: (r) => f.price(r.last) },
+    { key: "change_pct", label: "change", num: true, fmt: (r) => f.pct(r.change_pct), cls: (r) => f.sign(r.change_pct) },
+    { key: "spread_bps", label: "spread", num: true, fmt: (r) => f.bps(r.spread_bps) },
+    { key: "volume", label: "volume", num: true, fmt: (r) => f.amount(r.volume, 3) },
+    { key: "feed", label: "feed", fmt: feedCell },
+    { key: "anomaly_total", label: "anomalies (1 h)", fmt: anomalyCell },
+  ], { sortable: true, id: "markets-table", empty: "no market data yet", onRow: (r) => {
+    location.hash = `#/market/${encodeURIComponent(r.exchange)}/${encodeURIComponent(r.symbol)}`;
+  } });
+  const note = el("p", { class: "muted" });
+  root.append(panel("Markets", note, table.node));
+  let lookback = 3600;
+  async function refresh() {
+    try {
+      const out = await api(`/api/v1/markets/overview?lookback_s=${lookback}`);
+      lookback = out.lookback_s;
+      note.textContent = `change and volume over the last ${f.duration(lookback)}; click a row for its chart`;
+      table.render(out.markets.map((m) => ({
+        ...m,
+        feed: m.stale ? "stale" : m.feed_state,
+        anomaly_total: Object.values(m.anomalies).reduce((a, b) => a + b, 0),
+      })));
+    } catch (err) {
+      note.textContent = err.message;
+    }
+  }
+  refresh();
+  const timer = setInterval(refresh, 3000);
+  return { unmount() { clearInterval(timer); } };
+}

@@ -1,0 +1,167 @@
+// Trading view: positions, orders (cancel), fills, equity curve and drawdown, risk state,
+// the kill switch and the manual order form. Controls only for tokens that may use them.
+import { api, auth, live } from "../api.js";
+import { confirmAction, el, frameThrottle, kv, message, panel, Table } from "../dom.js";
+import * as f from "../format.js";
+import { orderForm } from "./orderform.js";
+
+function cancelButton(order, after) {
+  if (!auth.can("trade") || ["filled", "canceled", "rejected", "expired", "cancel_pending"].includes(order.state)) return "";
+  return el("button", { type: "button", class: "cancel", text: "Cancel", onclick: async (ev) => {
+    ev.stopPropagation();
+    try {
+      await api(`/api/v1/trading/orders/${encodeURIComponent(order.client_order_id)}`, { method: "DELETE" });
+    } catch (err) {
+      window.alert(`Cancel refused: ${err.message}`);
+    }
+    after();
+  } });
+}
+
+function killSwitch(status, after) {
+  const msg = el("div", { class: "msg", id: "kill-msg" });
+  async function act(action, flatten, text) {
+    if (!(await confirmAction(text))) return;
+    try {
+      const out = await api("/api/v1/trading/kill-switch", { method: "POST", body: { action, flatten } });
+      message(msg, `Kill switch ${action}: risk state ${out.state}` +
+        (out.canceled.length ? `, ${out.canceled.length} order(s) canceled` : ""), true);
+    } catch (err) {
+      message(msg, `Kill switch ${action} refused: ${err.message}`);
+    }
+    after();
+  }
+  const buttons = [
+    el("button", { type: "button", class: "danger", id: "kill-engage", text: "Engage (halt)",
+      onclick: () => act("engage", false, "Halt trading and cancel every open order?") }),
+    el("button", { type: "button", class: "danger", id: "kill-flatten", text: "Engage + flatten",
+      onclick: () => act("engage", true, "Halt trading, cancel every open order and close every position?") }),
+  ];
+  if (auth.can("admin")) {
+    buttons.push(el("button", { type: "button", id: "kill-release", text: "Release",
+      onclick: () => act("release", null, "Resume trading?") }));
+  }
+  return el("div", { id: "kill-switch" }, el("h3", { text: "Kill switch" }), el("div", { class: "inline" }, buttons), msg, status);
+}
+
+export function mount(root) {
+  if (!auth.signedIn) {
+    root.append(panel("Trading", el("p", { class: "msg err", id: "needs-token",
+      text: "Positions, orders and the kill switch need a token: sign in above." })));
+    return { unmount() {} };
+  }
+  const riskBox = el("div", { id: "risk-state" });
+  const statsBox = el("div", { id: "trading-stats" });
+  const equity = el("div", { class: "chart small", id: "equity-chart" });
+  const refreshSoon = () => { clearTimeout(timerSoon); timerSoon = setTimeout(refresh, 250); };
+  let timerSoon = null;
+  const positions = new Table([
+    { key: "symbol", label: "market", fmt: (p) => `${p.exchange} ${p.symbol}` },
+    { key: "amount", label: "amount", num: true, fmt: (p) => f.amount(p.amount), cls: (p) => f.sign(p.amount) },
+    { key: "avg_price", label: "entry", num: true, fmt: (p) => f.price(p.avg_price) },
+    { key: "mark_price", label: "mark", num: true, fmt: (p) => f.price(p.mark_price) },
+    { key: "unrealized_pnl", label: "unrealized", num: true, fmt: (p) => f.signedMoney(p.unrealized_pnl), cls: (p) => f.sign(p.unrealized_pnl) },
+    { key: "realized_pnl", label: "realized", num: true, fmt: (p) => f.signedMoney(p.realized_pnl), cls: (p) => f.sign(p.realized_pnl) },
+    { key: "leverage", label: "leverage", num: true, fmt: (p) => (p.leverage ? `${p.leverage}×` : "spot") },
+    { key: "liquidation_price", label: "liquidation", num: true, fmt: (p) => f.price(p.liquidation_price) },
+  ], { empty: "no open positions", id: "positions" });
+  const orders = new Table([
+    { key: "created", label: "time", fmt: (o) => f.clock(o.created) },
+    { key: "client_order_id", label: "order" },
+    { key: "symbol", label: "market", fmt: (o) => `${o.exchange} ${o.symbol}` },
+    { key: "side", label: "side", cls: (o) => (o.side === "buy" ? "up" : "down") },
+    { key: "type", label: "type" },
+    { key: "state", label: "state" },
+    { key: "amount", label: "amount", num: true, fmt: (o) => `${f.amount(o.filled)} / ${f.amount(o.amount)}` },
+    { key: "price", label: "price", num: true, fmt: (o) => f.price(o.price ?? o.avg_price) },
+    { key: "origin", label: "origin" },
+    { key: "cancel", label: "", fmt: (o) => cancelButton(o, refreshSoon) },
+  ], { max: 100, empty: "no orders", id: "orders" });
+  const fills = new Table([
+    { key: "ts", label: "time", fmt: (x) => f.time(x.ts) },
+    { key: "symbol", label: "market", fmt: (x) => `${x.exchange} ${x.symbol}` },
+    { key: "side", label: "side", cls: (x) => (x.side === "buy" ? "up" : "down") },
+    { key: "amount", label: "amount", num: true, fmt: (x) => f.amount(x.amount) },
+    { key: "price", label: "price", num: true, fmt: (x) => f.price(x.price) },
+    { key: "fee", label: "fee", num: true, fmt: (x) => `${f.amount(x.fee, 6)} ${x.fee_currency}` },
+  ], { max: 100, empty: "no fills", id: "fills" });
+  const form = orderForm({ onPlaced: refreshSoon });
+  const controls = auth.can("trade") ? killSwitch(null, refreshSoon) : null;
+  root.append(el("div", { class: "grid" },
+    panel("Risk", riskBox, controls),
+    panel("Performance", statsBox),
+    el("section", { class: "panel wide" }, el("h2", { text: "Equity and drawdown" }), equity),
+    el("section", { class: "panel wide" }, el("h2", { text: "Positions" }), positions.node),
+    el("section", { class: "panel wide" }, el("h2", { text: "Orders" }), el("div", { class: "scroll" }, orders.node),
+      form ? el("h3", { text: "Manual order" }) : null, form),
+    el("section", { class: "panel wide" }, el("h2", { text: "Fills" }), el("div", { class: "scroll" }, fills.node))));
+
+  let curve = [];
+  const drawEquity = frameThrottle(() => {
+    if (!window.Plotly) return;
+    const x = curve.map((p) => f.time(p.ts));
+    window.Plotly.react(equity, [
+      { type: "scatter", mode: "lines", name: "equity", x, y: curve.map((p) => Number(p.equity)), line: { color: "#4c9aff" } },
+      { type: "scatter", mode: "lines", name: "drawdown %", x, y: curve.map((p) => -p.drawdown_pct), yaxis: "y2",
+        fill: "tozeroy", line: { color: "#ef5350" } },
+    ], {
+      paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },
+      margin: { l: 60, r: 50, t: 10, b: 30 }, legend: { orientation: "h" }, uirevision: "keep",
+      yaxis: { gridcolor: "#2a323c", title: { text: "USDT" } },
+      yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown %" }, showgrid: false },
+      xaxis: { gridcolor: "#2a323c", type: "date" },
+    }, { displaylogo: false, responsive: true });
+  });
+
+  async function refresh() {
+    const [st, pos, ord, fil, eq] = await Promise.allSettled([
+      api("/api/v1/trading/stats"), api("/api/v1/trading/positions"),
+      api("/api/v1/trading/orders?limit=100"), api("/api/v1/trading/fills?limit=100"),
+      api("/api/v1/trading/equity?limit=1000"),
+    ]);
+    if (st.status === "fulfilled") {
+      const s = st.value;
+      riskBox.replaceChildren(kv([
+        ["risk state", s.risk_state, "state-" + s.risk_state],
+        ["reason", s.stats.risk_reason || "–"],
+        ["reconciled", s.reconciled ? "yes" : "no"],
+        ["open orders", f.count(s.stats.open_orders)],
+      ]));
+      riskBox.dataset.state = s.risk_state;
+      statsBox.replaceChildren(kv([
+        ["equity", f.money(s.stats.equity)],
+        ["net PnL", f.signedMoney(s.stats.net_pnl ?? s.stats.realized_pnl), f.sign(s.stats.net_pnl)],
+        ["trades", `${f.count(s.stats.trades)} (${f.count(s.stats.wins)} won)`],
+        ["win rate", s.stats.win_rate === null || s.stats.win_rate === undefined ? "–" : f.pct(Number(s.stats.win_rate) * 100).replace("+", "")],
+        ["max drawdown", s.stats.max_drawdown === undefined ? "–" : f.pct(Number(s.stats.max_drawdown) * 100).replace("+", "")],
+        ["fees", f.money(s.stats.fees)],
+      ]));
+    } else {
+      riskBox.replaceChildren(el("span", { class: "msg err", text: st.reason.message }));
+    }
+    if (pos.status === "fulfilled") positions.render(pos.value.positions.filter((p) => Number(p.amount) !== 0));
+    if (ord.status === "fulfilled") orders.render(ord.value.orders);
+    if (fil.status === "fulfilled") fills.render(fil.value.fills);
+    if (eq.status === "fulfilled") {
+      curve = eq.value.points;
+      const s = st.status === "fulfilled" ? st.value.stats : null;
+      if (s && s.equity !== undefined) { // the live point after the last stored snapshot
+        const peak = Math.max(Number(s.equity), ...curve.map((p) => Number(p.equity)));
+        const dd = peak > 0 ? ((peak - Number(s.equity)) / peak) * 100 : 0;
+        curve = [...curve, { ts: Date.now() / 1000, equity: s.equity, drawdown_pct: dd }];
+      }
+      drawEquity();
+    }
+  }
+  refresh();
+  const timer = setInterval(refresh, 4000);
+  const offs = [live.on("orders", refreshSoon), live.on("positions", refreshSoon)];
+  return {
+    unmount() {
+      clearInterval(timer);
+      clearTimeout(timerSoon);
+      offs.forEach((off) => off());
+      if (window.Plotly) window.Plotly.purge(equity);
+    },
+  };
+}

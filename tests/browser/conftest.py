@@ -1,0 +1,65 @@
+"""Browser fixtures: one demo daemon and one chromium per module (the browser is closed
+before the next module, so Playwright's own event loop never outlives these tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.browser.demo_daemon import CHROMIUM, CHROMIUM_ARGS, Demo, start_demo
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    d = start_demo(tmp_path_factory.mktemp("demo"))
+    yield d
+    d.stop()
+
+
+class Console:
+    """Console errors and uncaught page errors seen by a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    p = ctx.new_page()
+    p.set_default_timeout(30_000)
+    p.console = Console(p)  # type: ignore[attr-defined]
+    yield p
+    ctx.close()
+
+
+def open_dashboard(page: Page, demo: Demo, token: str | None = None, view: str = "markets") -> None:
+    """Load the page, sign in with ``token`` (none: public read) and show ``view``."""
+    page.goto(demo.url + "#/" + view)
+    page.wait_for_selector("body[data-ready='1']")
+    if token is not None:
+        page.fill("#token", token)
+        page.click("#login button[type=submit]")
+        page.wait_for_function("() => document.getElementById('who').textContent.includes('·')")
+
+
+def shot(page: Page, tmp: Path, name: str, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A full-page screenshot under the test's temporary directory; its path is printed."""
+    path = tmp / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    with capsys.disabled():
+        print(f"\nscreenshot: {path}")
+    return path

@@ -1,0 +1,115 @@
+"""The dashboard in Debian's chromium against a real demo daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.browser.conftest import open_dashboard, shot
+from tests.browser.demo_daemon import VIEWER_TOKEN, Demo
+
+VIEWS = ["markets", "market/simulator/BTC-USDT", "trading", "alerts", "system", "backtests"]
+READY = {
+    "markets": "#markets-table tbody tr.link",
+    "market": "#chart .main-svg",
+    "trading": "#risk-state dl",
+    "alerts": "#alerts-anomalies tbody tr",
+    "system": "#resources dl",
+    "backtests": "#backtests-msg:not(:empty)",
+}
+
+
+def test_every_view_loads_without_console_errors(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each view renders its main content with an admin token and logs no console error."""
+    open_dashboard(page, demo, demo.token)
+    for view in VIEWS:
+        page.evaluate(f"location.hash = '#/{view}'")
+        page.wait_for_selector(READY[view.split("/")[0]])
+        shot(page, tmp_path, view.split("/")[0], capsys)
+    assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+def test_market_chart_shows_candles_and_anomaly_markers(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The market chart draws stored candles and at least one anomaly marker."""
+    open_dashboard(page, demo, view="market/simulator/BTC-USDT")
+    page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) > 0")
+    page.wait_for_function(
+        "() => Number(document.getElementById('chart').dataset.anomalies) > 0", timeout=90_000
+    )
+    traces = page.evaluate("document.getElementById('chart').data.map(t => t.name)")
+    assert traces[:3] == ["price", "volume", "anomalies"]
+    hover = page.evaluate("document.getElementById('chart').data[2].hovertext[0]")
+    assert "·" in hover  # kind · severity, then the reasons
+    shot(page, tmp_path, "market-chart", capsys)
+
+
+def test_order_from_the_form_shows_in_the_orders_table_and_on_the_chart(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A limit order placed from the market view's form is listed and drawn as a line."""
+    markets = demo.get("/api/v1/markets/overview")["markets"]
+    last = next(m["last"] for m in markets if m["symbol"] == "BTC-USDT")
+    price = f"{last * 0.97:.2f}"
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#order-form")
+    page.select_option("#order-form select[name=type]", "limit")
+    page.fill("#order-form input[name=amount]", "0.001")
+    page.fill("#order-form input[name=price]", price)
+    page.click("#order-form button[type=submit]")
+    page.wait_for_selector("#order-msg.ok")
+    order_id = page.text_content("#order-msg").split()[1].rstrip(":")
+    page.wait_for_selector(f"#market-orders td:text-is('{order_id}')")
+    page.wait_for_function("() => Number(document.getElementById('chart').dataset.orders) > 0")
+    names = page.evaluate("document.getElementById('chart').layout.shapes.map(s => s.name)")
+    assert any(price in str(n) for n in names), names
+    page.evaluate("location.hash = '#/trading'")
+    page.wait_for_selector(f"#orders td:text-is('{order_id}')")
+    shot(page, tmp_path, "order-placed", capsys)
+
+
+def test_kill_switch_engages_and_the_risk_state_shows_it(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Engage asks for confirmation, halts trading, and the risk panel says halted."""
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_selector("#risk-state[data-state]")
+    page.click("#kill-engage")
+    page.wait_for_selector("#confirm[open]")
+    page.click("#confirm-yes")
+    page.wait_for_selector("#risk-state[data-state='halted']")
+    assert "halted" in page.text_content("#kill-msg")
+    shot(page, tmp_path, "kill-switch", capsys)
+    page.click("#kill-release")  # leave the daemon trading for the other tests
+    page.click("#confirm-yes")
+    page.wait_for_selector("#kill-msg.ok >> text=release")
+
+
+def test_read_only_token_sees_no_controls(page: Page, demo: Demo) -> None:
+    """A read-scope token sees positions and orders but no form, cancel or kill switch."""
+    open_dashboard(page, demo, VIEWER_TOKEN, view="trading")
+    page.wait_for_selector("#risk-state dl")
+    assert "viewer" in page.text_content("#who")
+    for selector in ("#kill-switch", "#order-form", "button.cancel"):
+        assert page.query_selector(selector) is None, selector
+    page.evaluate("location.hash = '#/market/simulator/BTC-USDT'")
+    page.wait_for_selector("#chart .main-svg")
+    assert page.query_selector("#order-form") is None
+    assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+def test_wrong_token_shows_the_login_message(page: Page, demo: Demo) -> None:
+    """A refused token keeps the login form up with a message naming the 401."""
+    open_dashboard(page, demo)
+    page.fill("#token", "not-a-valid-token-at-all")
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#banner:not([hidden])")
+    text = page.text_content("#banner")
+    assert "401" in text
+    assert "token" in text
+    assert page.is_visible("#login")
