@@ -20,7 +20,7 @@ _TOKEN_OF = {"read": READ, "trade": TRADE, "admin": ADMIN}
 
 
 def _path(path: str) -> str:
-    return path.replace("{client_order_id}", "cmM000001")
+    return path.replace("{client_order_id}", "cmM000001").replace("{run_id}", "1")
 
 
 def _id(route: Any) -> str:
