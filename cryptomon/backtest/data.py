@@ -25,8 +25,16 @@ from typing import Any
 
 import numpy as np
 
-TIMEFRAMES = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400}
-TIMEFRAMES.update({"1d": 86400})
+TIMEFRAMES = {
+    "1m": 60,
+    "3m": 180,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "4h": 14400,
+    "1d": 86400,
+}
 
 
 class DataError(ValueError):

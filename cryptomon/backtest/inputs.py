@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from cryptomon.backtest.data import (
     CandleSeries,
     DataError,
+    TradeRows,
     candles_from_trades,
     is_trade_rows,
     parse_candles,
@@ -157,3 +160,59 @@ async def load_db(
             )
         out.append(series_from_rows(rows, exchange=ex, symbol=sym, timeframe=timeframe))
     return out
+
+
+async def load_db_trades(
+    db: object,
+    *,
+    exchange: str | None,
+    symbols: list[str],
+    start: float | None,
+    end: float | None,
+) -> list[tuple[str, str, TradeRows]]:
+    """Stored public trades of each market (every market with trades when none given)."""
+    from cryptomon.store.db import Database
+    from cryptomon.store.history import load_trades, trade_markets
+
+    assert isinstance(db, Database)
+    markets = [
+        m
+        for m in await trade_markets(db)
+        if (exchange is None or m[0] == exchange) and (not symbols or m[1] in symbols)
+    ]
+    missing = [s for s in symbols if s not in {m[1] for m in markets}]
+    if missing or not markets:
+        what = ", ".join(missing) if missing else "any market"
+        raise DataError(
+            f"no stored trades of {what}; download them first "
+            "(crypto-monitor download --trades, or --from-file a trade file)"
+        )
+    out = []
+    for ex, sym in markets:
+        rows = await load_trades(db, exchange=ex, symbol=sym, start=start, end=end)
+        if not rows:
+            raise DataError(f"no trades of {ex} {sym} in the range")
+        out.append((ex, sym, trade_rows(rows)))
+    return out
+
+
+def trade_rows(rows: list[tuple[float, float, float, str, str]]) -> TradeRows:
+    return TradeRows(
+        ts=np.asarray([r[0] for r in rows]),
+        price=np.asarray([r[1] for r in rows]),
+        amount=np.asarray([r[2] for r in rows]),
+        side=[r[3] for r in rows],
+        ids=[r[4] for r in rows],
+    )
+
+
+def cut_trades(trades: TradeRows, start: float | None, end: float | None) -> TradeRows:
+    lo = 0 if start is None else int(np.searchsorted(trades.ts, start, side="left"))
+    hi = len(trades) if end is None else int(np.searchsorted(trades.ts, end, side="left"))
+    return TradeRows(
+        ts=trades.ts[lo:hi],
+        price=trades.price[lo:hi],
+        amount=trades.amount[lo:hi],
+        side=trades.side[lo:hi],
+        ids=trades.ids[lo:hi],
+    )

@@ -11,8 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptomon.backtest.data import CandleSeries
-from cryptomon.backtest.inputs import load_db, load_file, select_range
+from cryptomon.backtest.data import CandleSeries, DataError, TradeRows
+from cryptomon.backtest.inputs import (
+    cut_trades,
+    load_db,
+    load_db_trades,
+    load_file,
+    select_range,
+)
 from cryptomon.backtest.runner import BacktestResult, BacktestRunner
 from cryptomon.backtest.stats import result_document
 from cryptomon.config import Settings
@@ -29,6 +35,7 @@ class BacktestRequest:
     start: float | None = None
     end: float | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    trades: bool = False  # public trades (files or stored) instead of candles
 
     @property
     def source(self) -> str:
@@ -63,6 +70,46 @@ async def load_series(settings: Settings, req: BacktestRequest) -> list[CandleSe
         await db.stop()
 
 
+async def load_trade_markets(
+    settings: Settings, req: BacktestRequest
+) -> list[tuple[str, str, TradeRows]]:
+    """(exchange, symbol, trades) of the request: trade files, or the stored trades."""
+    if req.files:
+        symbol = req.symbols[0] if len(req.symbols) == 1 else None
+        out = []
+        for f in req.files:
+            data = load_file(f, exchange=req.exchange or "binance", symbol=symbol)
+            if not isinstance(data.trades, TradeRows):
+                raise DataError(f"--trades: {f} holds candles, not trades")
+            trades = cut_trades(data.trades, req.start, req.end)
+            if not len(trades):
+                raise DataError(f"no trades of {data.series.symbol} in {f} in the range")
+            out.append((data.series.exchange, data.series.symbol, trades))
+        return out
+    from cryptomon.store.db import Database
+
+    db = Database(settings.database)
+    await db.start()
+    try:
+        return await load_db_trades(
+            db, exchange=req.exchange, symbols=list(req.symbols), start=req.start, end=req.end
+        )
+    finally:
+        await db.stop()
+
+
+def check_quote(settings: Settings, symbols: list[str]) -> None:
+    """The paper balance must be in the quote currency of every market traded."""
+    quote = settings.trading.paper.quote_currency
+    wrong = [s for s in symbols if s.rpartition("-")[2] != quote]
+    if wrong:
+        other = wrong[0].rpartition("-")[2]
+        raise DataError(
+            f"{wrong[0]} is quoted in {other} but the paper balance is in {quote}; "
+            f"set trading.paper.quote_currency: {other} (and its starting_balance)"
+        )
+
+
 def recordings(req: BacktestRequest) -> bool:
     """True when the request's files are raw recordings (``EXCHANGE.0``, ``.ws.``, ...)."""
     from cryptomon.backtest.recording import is_recording
@@ -74,6 +121,13 @@ async def run_request(
     settings: Settings, req: BacktestRequest
 ) -> tuple[BacktestResult, dict[str, Any]]:
     """Load and run the request: recordings through the replay, else candles."""
+    if req.trades and not recordings(req):
+        from cryptomon.backtest.trades import TradeRunner
+
+        markets = await load_trade_markets(settings, req)
+        check_quote(settings, [sym for _, sym, _ in markets])
+        result = await TradeRunner(settings, markets).run()
+        return result, _document(settings, result, req)
     if recordings(req):
         from cryptomon.backtest.recording import RecordingRunner
 
@@ -86,6 +140,7 @@ async def run_series(
     settings: Settings, series: list[CandleSeries], req: BacktestRequest
 ) -> tuple[BacktestResult, dict[str, Any]]:
     """Run ``series`` through the pipeline; the result and its document."""
+    check_quote(settings, [s.symbol for s in series])
     result = await BacktestRunner(settings, series).run()
     return result, _document(settings, result, req)
 

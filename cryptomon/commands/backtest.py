@@ -2,7 +2,7 @@
 engine and paper broker on a ManualClock (:mod:`cryptomon.backtest`).
 
 ``backtest [--config F] [FILE...] [--source db] [--exchange EX] [--symbols A,B]
-[--timeframe 1m] [--start T] [--end T] [--json] [--report out.html] [--no-store]
+[--timeframe 1m] [--start T] [--end T] [--trades] [--json] [--report out.html] [--no-store]
 [--sweep KEY=V1,V2 ...] [--rank METRIC] [--workers N]``
 
 Files are candle or trade files (JSON, ``.gz``, CSV; freqtrade's layouts); without files the
@@ -37,6 +37,7 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     bt.add_argument("--timeframe", default="1m", metavar="TF", help="candle interval (1m)")
     bt.add_argument("--start", default=None, metavar="T", help="first candle (UTC date/time)")
     bt.add_argument("--end", default=None, metavar="T", help="end of the range (exclusive)")
+    bt.add_argument("--trades", action="store_true", help="public trades instead of candles")
     bt.add_argument("--json", action="store_true", help="print the result as one JSON line")
     bt.add_argument("--report", default=None, metavar="FILE", help="write the HTML report")
     bt.add_argument("--no-store", action="store_true", help="do not keep the run")
@@ -74,6 +75,7 @@ def _request(args: argparse.Namespace) -> Any:
         timeframe=args.timeframe,
         start=start,
         end=end,
+        trades=args.trades,
     )
 
 
@@ -111,8 +113,8 @@ async def _main(settings: Any, req: Any, args: argparse.Namespace, variants: lis
     from cryptomon.backtest.session import load_series, recordings, run_request, store_run
 
     if variants:
-        if recordings(req):
-            raise _usage("--sweep runs on candles (stored or files), not on recordings")
+        if recordings(req) or req.trades:
+            raise _usage("--sweep runs on candles (stored or files), not on trades or recordings")
         return _sweep(settings, await load_series(settings, req), variants, args)
     result, document = await run_request(settings, req)
     report = None

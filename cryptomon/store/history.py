@@ -155,6 +155,35 @@ async def load_candles(
         return [(float(epoch(r[0]) or 0.0), r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
+async def load_trades(
+    db: Database, *, exchange: str, symbol: str, start: float | None, end: float | None
+) -> list[tuple[float, float, float, str, str]]:
+    """Stored trades of a market, oldest first, as ``(ts_s, price, amount, side, trade_id)``."""
+    conds: list[Any] = [TradeRow.exchange == exchange, TradeRow.symbol == symbol]
+    if start is not None:
+        conds.append(TradeRow.ts >= utc(start))
+    if end is not None:
+        conds.append(TradeRow.ts < utc(end))
+    async with db.sessionmaker() as session:
+        rows = await session.execute(
+            select(TradeRow.ts, TradeRow.price, TradeRow.amount, TradeRow.side, TradeRow.trade_id)
+            .where(*conds)
+            .order_by(TradeRow.ts, TradeRow.id)
+        )
+        return [(float(epoch(r[0]) or 0.0), r[1], r[2], r[3], str(r[4])) for r in rows]
+
+
+async def trade_markets(db: Database) -> list[tuple[str, str]]:
+    """(exchange, symbol) pairs with stored trades."""
+    async with db.sessionmaker() as session:
+        rows = await session.execute(
+            select(TradeRow.exchange, TradeRow.symbol)
+            .distinct()
+            .order_by(TradeRow.exchange, TradeRow.symbol)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
 async def stored_markets(db: Database, interval: str) -> list[tuple[str, str]]:
     """(exchange, symbol) pairs with stored candles of ``interval``."""
     async with db.sessionmaker() as session:

@@ -234,3 +234,30 @@ def test_download_bad_input_is_one_line_and_exit_2(
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_trades_backtest_of_a_trade_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--trades runs public trades: the trade detectors see them; a wrong quote is exit 2."""
+    s = random_walk(600)
+    rows = []
+    for i in range(len(s)):
+        for j, price in enumerate((s.open[i], s.high[i], s.low[i], s.close[i])):
+            side = "buy" if j % 2 == 0 else "sell"
+            size = 2.0 + (i * 7 + j) % 5 + (400.0 if i % 97 == 50 and j == 0 else 0.0)
+            rows.append([int((s.ts[i] + 15 * j) * 1000), f"{i}-{j}", None, side, price, size, 0])
+    path = tmp_path / "ALT_ETH-trades.json"
+    path.write_text(json.dumps(rows))
+    cfg = tmp_path / "eth.yaml"
+    cfg.write_text(CONFIG.format(db=tmp_path / "db.sqlite").replace("BTC", "ETH"))
+    code, out, err = run(
+        capsys, "backtest", str(path), "--trades", "--config", str(cfg), "--json", "--no-store"
+    )
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert doc["summary"]["candles"] == 600
+    assert doc["summary"]["anomalies"] > 0
+    code, _, err = run(capsys, "backtest", str(path), "--trades", "--no-store")
+    assert code == 2
+    assert "ALT-ETH is quoted in ETH but the paper balance is in USDT" in err
