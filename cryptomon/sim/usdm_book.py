@@ -183,15 +183,23 @@ class UsdmBook:
             )
         return out
 
+    def unrealized(self) -> Decimal:
+        return sum(
+            (p.qty * (self.prices.get(s, ZERO) - p.entry) for s, p in self.positions.items()),
+            ZERO,
+        )
+
     def balance(self, _params: dict[str, str]) -> list[dict[str, Any]]:
         wallet = str(self.wallet)
+        margin = str(self.wallet + self.unrealized())  # like Binance: wallet + unrealized
         return [
             {
                 "accountAlias": "sim",
                 "asset": "USDT",
                 "balance": wallet,
+                "marginBalance": margin,
                 "crossWalletBalance": wallet,
-                "crossUnPnl": "0",
+                "crossUnPnl": str(self.unrealized()),
                 "availableBalance": wallet,
                 "maxWithdrawAmount": wallet,
                 "marginAvailable": True,
@@ -204,8 +212,8 @@ class UsdmBook:
         asset = {
             "asset": "USDT",
             "walletBalance": wallet,
-            "unrealizedProfit": "0",
-            "marginBalance": wallet,
+            "unrealizedProfit": str(self.unrealized()),
+            "marginBalance": str(self.wallet + self.unrealized()),
             "availableBalance": wallet,
             "crossWalletBalance": wallet,
             "maxWithdrawAmount": wallet,
