@@ -37,6 +37,7 @@ class UsdmBook:
     wallet: Decimal = Decimal(10_000)
     taker_fee: Decimal = Decimal("0.0004")
     prices: dict[str, Decimal] = field(default_factory=dict)
+    misreport_leverage: int | None = None  # symbolConfig answers this instead (a bad read-back)
     positions: dict[str, _Position] = field(default_factory=dict)
     orders: list[dict[str, Any]] = field(default_factory=list)
     trades: list[dict[str, Any]] = field(default_factory=list)
@@ -130,7 +131,7 @@ class UsdmBook:
                 "symbol": s,
                 "marginType": self.positions.get(s, _Position()).margin_type,
                 "isAutoAddMargin": "false",
-                "leverage": self.positions.get(s, _Position()).leverage,
+                "leverage": self.misreport_leverage or self.positions.get(s, _Position()).leverage,
                 "maxNotionalValue": "50000",
             }
             for s in wanted

@@ -214,3 +214,15 @@ async def test_refused_leverage_is_a_clear_rejection_and_no_order(live: Live) ->
     assert "refused leverage 5" in out["reason"]
     assert "/fapi/v1/order" not in order_paths(live.venue)
     assert live.venue.book.orders == []
+
+
+@pytest.mark.asyncio
+async def test_leverage_read_back_differently_sends_no_order(live: Live) -> None:
+    """The venue accepts 5x but reads back 20x: the order is rejected naming both."""
+    live.venue.book.misreport_leverage = 20
+    out = await live.engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
+    )
+    assert out["state"] == "rejected"
+    assert "read back as 20x, expected 5x" in out["reason"]
+    assert live.venue.book.orders == []
