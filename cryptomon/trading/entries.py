@@ -9,6 +9,8 @@ exposure), and carry the stop-loss and take-profit prices of the configured perc
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import structlog
 
 from cryptomon.events import OrderIntent, Signal
@@ -71,6 +73,7 @@ class SignalTrader:
         if mid is None:
             return None
         info = await ctx.market_info(sig.symbol)
+        terms = ctx.contract_terms(sig.exchange, sig.symbol)
         amount = position_size(
             equity=ctx.portfolio.equity,
             price=mid,
@@ -79,8 +82,10 @@ class SignalTrader:
             max_notional=min(
                 to_decimal(cfg.max_position_size), to_decimal(cfg.max_symbol_exposure)
             ),
-            lot=info.lot_size,
+            lot=info.lot_size if terms is None else Decimal(0),  # contracts: rounded below
         )
+        if terms is not None:  # a contract trades in contracts: base units -> venue quantity
+            amount = terms.spec.qty_for_amount(amount, mid)
         stop, take = bracket(
             side=sig.side,
             price=mid,
