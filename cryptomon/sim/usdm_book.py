@@ -37,6 +37,7 @@ class UsdmBook:
     wallet: Decimal = Decimal(10_000)
     taker_fee: Decimal = Decimal("0.0004")
     prices: dict[str, Decimal] = field(default_factory=dict)
+    misreport_leverage: int | None = None  # symbolConfig answers this instead (a bad read-back)
     positions: dict[str, _Position] = field(default_factory=dict)
     orders: list[dict[str, Any]] = field(default_factory=list)
     trades: list[dict[str, Any]] = field(default_factory=list)
@@ -130,7 +131,7 @@ class UsdmBook:
                 "symbol": s,
                 "marginType": self.positions.get(s, _Position()).margin_type,
                 "isAutoAddMargin": "false",
-                "leverage": self.positions.get(s, _Position()).leverage,
+                "leverage": self.misreport_leverage or self.positions.get(s, _Position()).leverage,
                 "maxNotionalValue": "50000",
             }
             for s in wanted
@@ -183,15 +184,23 @@ class UsdmBook:
             )
         return out
 
+    def unrealized(self) -> Decimal:
+        return sum(
+            (p.qty * (self.prices.get(s, ZERO) - p.entry) for s, p in self.positions.items()),
+            ZERO,
+        )
+
     def balance(self, _params: dict[str, str]) -> list[dict[str, Any]]:
         wallet = str(self.wallet)
+        margin = str(self.wallet + self.unrealized())  # like Binance: wallet + unrealized
         return [
             {
                 "accountAlias": "sim",
                 "asset": "USDT",
                 "balance": wallet,
+                "marginBalance": margin,
                 "crossWalletBalance": wallet,
-                "crossUnPnl": "0",
+                "crossUnPnl": str(self.unrealized()),
                 "availableBalance": wallet,
                 "maxWithdrawAmount": wallet,
                 "marginAvailable": True,
@@ -204,8 +213,8 @@ class UsdmBook:
         asset = {
             "asset": "USDT",
             "walletBalance": wallet,
-            "unrealizedProfit": "0",
-            "marginBalance": wallet,
+            "unrealizedProfit": str(self.unrealized()),
+            "marginBalance": str(self.wallet + self.unrealized()),
             "availableBalance": wallet,
             "crossWalletBalance": wallet,
             "maxWithdrawAmount": wallet,

@@ -6,10 +6,26 @@ a position. Realized PnL and commissions go to the wallet and the income history
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from cryptomon.sim.usdm_book import UsdmBook
+
+class UsdmBook(Protocol):
+    """What placing and executing orders needs of :class:`cryptomon.sim.usdm_book.UsdmBook`
+    (which imports this module): prices, positions, the order and trade lists, the wallet."""
+
+    wallet: Decimal
+    taker_fee: Decimal
+    positions: dict[str, Any]
+    orders: list[dict[str, Any]]
+    trades: list[dict[str, Any]]
+
+    def price_of(self, symbol: str) -> Decimal: ...
+
+    def position_of(self, symbol: str) -> Any: ...
+
+    def add_income(self, symbol: str, kind: str, amount: Decimal, now: int) -> None: ...
+
+    def next_id(self) -> int: ...
 
 ZERO = Decimal(0)
 STEP = Decimal("0.001")

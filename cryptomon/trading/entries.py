@@ -83,6 +83,7 @@ class SignalTrader:
         if mid is None:
             return None
         info = await ctx.market_info(sig.symbol)
+        terms = ctx.contract_terms(sig.exchange, sig.symbol)
         stop, take = bracket(
             side=sig.side,
             price=mid,
@@ -102,8 +103,10 @@ class SignalTrader:
             max_notional=min(
                 to_decimal(cfg.max_position_size), to_decimal(cfg.max_symbol_exposure)
             ),
-            lot=info.lot_size,
+            lot=info.lot_size if terms is None else Decimal(0),  # contracts: rounded below
         )
+        if terms is not None:  # a contract trades in contracts: base units -> venue quantity
+            amount = terms.spec.qty_for_amount(amount, mid)
         now = ctx.now()
         return OrderIntent(
             exchange=sig.exchange,

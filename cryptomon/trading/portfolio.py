@@ -218,6 +218,17 @@ class Portfolio:
         )
         return self.cash + held + side
 
+    def contract_unrealized(self, currency: str) -> Decimal:
+        """Unrealized PnL of the open contracts settled in ``currency`` (settle units)."""
+        return sum(
+            (
+                p.unrealized_pnl
+                for p in self.positions.values()
+                if p.contract is not None and p.amount != 0 and p.contract.settle == currency
+            ),
+            ZERO,
+        )
+
     @staticmethod
     def _held_value(pos: Position) -> Decimal:
         """What a position adds to equity: spot coins at the mark; a contract its unrealized

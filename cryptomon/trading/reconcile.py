@@ -123,6 +123,9 @@ class Reconciler:
         real_venue = not callable(getattr(broker, "restore", None))
         if real_venue and (not periodic or not ctx.book.open()):
             cash = balances.get(ctx.portfolio.quote, ZERO)  # an empty balance is absent
+            # a derivatives account's balance (ccxt's total: the margin balance) includes the
+            # open contracts' unrealized PnL, which the equity adds on its own
+            cash -= ctx.portfolio.contract_unrealized(ctx.portfolio.quote)
             old = ctx.portfolio.cash
             if ctx.portfolio.rebase_cash(cash):
                 log.info("trading.cash_from_venue", old=str(old), new=str(cash))

@@ -137,8 +137,9 @@ def order_paths(venue: UsdmVenue) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_5x_long_sets_leverage_gets_legs_pays_funding_and_takes_profit(live: Live) -> None:
-    """Leverage and margin type are set before the order; the take-profit closes the long;
-    PnL = 0.1 x (21300 - 20000) - funding 0.2 - taker fees, as the venue's wallet says."""
+    """Leverage and margin type are set before the order; the cash read from the venue leaves
+    out the unrealized PnL; the take-profit closes the long: PnL = 0.1 x (21300 - 20000) -
+    funding 0.205 - taker fees, as the venue's wallet says."""
     engine, venue = live.engine, live.venue
     await engine.place_manual_order(
         actor="t",
@@ -156,12 +157,18 @@ async def test_5x_long_sets_leverage_gets_legs_pays_funding_and_takes_profit(liv
     pos = engine.portfolio.positions[(EX, PERP)]
     assert (EX, PERP) in engine.protection.protections
     assert pos.event(0.0, 0.0).liquidation_price == D(20000) * (1 - D("0.2") + D("0.004"))
-    venue.settle_funding(D("0.0001"))
+    venue.set_price(VENUE_ID, D(20500))
+    top(live.hub, 20500.0)  # the venue's margin balance now holds +50 unrealized
+    await wait_until(lambda: pos.mark == D(20500), timeout=10)
+    await engine.reconciler.run(periodic=True)
+    assert engine.portfolio.cash == venue.book.wallet  # not counting the unrealized PnL twice
+    assert engine.portfolio.equity == venue.book.wallet + D(50)
+    venue.settle_funding(D("0.0001"))  # 0.1 x 20500 x 0.0001 paid
     assert await engine.funding.sync() == 1
     venue.set_price(VENUE_ID, D(21300))
     top(live.hub, 21300.0)  # the bid crosses the take-profit: a reduce-only market exit
     await wait_until(lambda: pos.amount == 0, timeout=10)
-    hand = D("0.1") * (D(21300) - D(20000)) - D("0.2") - D("0.1") * (D(20000) + D(21300)) * FEE
+    hand = D("0.1") * (D(21300) - D(20000)) - D("0.205") - D("0.1") * (D(20000) + D(21300)) * FEE
     assert engine.portfolio.trades[-1].pnl == hand
     assert venue.book.wallet == D(10_000) + hand
     assert venue.book.orders[-1]["reduceOnly"] is True
@@ -206,4 +213,16 @@ async def test_refused_leverage_is_a_clear_rejection_and_no_order(live: Live) ->
     assert out["state"] == "rejected"
     assert "refused leverage 5" in out["reason"]
     assert "/fapi/v1/order" not in order_paths(live.venue)
+    assert live.venue.book.orders == []
+
+
+@pytest.mark.asyncio
+async def test_leverage_read_back_differently_sends_no_order(live: Live) -> None:
+    """The venue accepts 5x but reads back 20x: the order is rejected naming both."""
+    live.venue.book.misreport_leverage = 20
+    out = await live.engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
+    )
+    assert out["state"] == "rejected"
+    assert "read back as 20x, expected 5x" in out["reason"]
     assert live.venue.book.orders == []

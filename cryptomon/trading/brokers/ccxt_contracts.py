@@ -70,6 +70,7 @@ class ContractSetup:
         if not market.get("contract") or self.settings is None or symbol in self._ready:
             return
         leverage, mode = self.settings(symbol)
+        leverage = Decimal(f"{leverage.normalize():f}")  # 5.0 -> 5 in messages
         unified = market["symbol"]
         has = ex.has or {}
         try:
@@ -131,7 +132,7 @@ def _mismatch(read: dict[str, Any] | None, leverage: Decimal, mode: str) -> str 
         return None
     got = {dec(read.get("longLeverage")), dec(read.get("shortLeverage"))} - {None}
     if got and got != {leverage}:
-        shown = ", ".join(sorted(str(g) for g in got if g is not None))
+        shown = ", ".join(sorted(f"{g.normalize():f}" for g in got if g is not None))
         return f"leverage read back as {shown}x, expected {leverage}x"
     got_mode = read.get("marginMode")
     if got_mode and got_mode != mode:

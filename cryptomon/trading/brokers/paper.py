@@ -160,7 +160,8 @@ class PaperBroker:
         )
         if self.margin is None:
             return info
-        terms = self.margin.terms_any(symbol, self._exchanges)
+        seen = {ex for ex, sym in self.market_state.markets() if sym == symbol}
+        terms = self.margin.terms_any(symbol, self._exchanges | seen)
         return info if terms is None else self.margin.market(symbol, terms, info)
 
     async def place_order(self, intent: OrderIntent) -> BrokerOrder:

@@ -4,13 +4,14 @@ funding, close, and end with the PnL of the hand computation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from cryptomon.clock import ManualClock
 from cryptomon.errors import RiskRejected
-from cryptomon.events import Funding, OrderIntent
+from cryptomon.events import Funding, OrderIntent, Signal
 from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 from cryptomon.market.state import MarketState
@@ -39,8 +40,11 @@ SPEC = InstrumentSpec(
 )
 
 
-def specs(exchange: str, symbol: str) -> InstrumentSpec | None:
-    return SPEC if (exchange, symbol) == (EX, PERP) else None
+def lookup(spec: InstrumentSpec):  # type: ignore[no-untyped-def]
+    def specs(exchange: str, symbol: str) -> InstrumentSpec | None:
+        return spec if (exchange, symbol) == (EX, PERP) else None
+
+    return specs
 
 
 def config(**kw: object):  # type: ignore[no-untyped-def]
@@ -59,7 +63,9 @@ def config(**kw: object):  # type: ignore[no-untyped-def]
     return trading_config(**base)
 
 
-def build(**kw: object) -> tuple[TradingEngine, PaperBroker, Hub, ManualClock]:
+def build(
+    spec: InstrumentSpec = SPEC, **kw: object
+) -> tuple[TradingEngine, PaperBroker, Hub, ManualClock]:
     hub, clock = Hub(), ManualClock(start=1_700_000_000.0)
     cfg = config(**kw)
     market = MarketState(hub=hub)
@@ -69,7 +75,7 @@ def build(**kw: object) -> tuple[TradingEngine, PaperBroker, Hub, ManualClock]:
         hub=hub,
         clock=clock,
         allow_short=True,
-        terms=terms_lookup(cfg, specs),
+        terms=terms_lookup(cfg, lookup(spec)),
     )
     engine = TradingEngine(
         config=cfg,
@@ -78,7 +84,7 @@ def build(**kw: object) -> tuple[TradingEngine, PaperBroker, Hub, ManualClock]:
         broker=broker,
         market=market,
         journal=MemoryJournal(hub=hub),
-        specs=specs,
+        specs=lookup(spec),
     )
     return engine, broker, hub, clock
 
@@ -220,3 +226,30 @@ async def test_paper_broker_refuses_missing_margin_and_non_reducing_reduce_only(
     order = await broker.place_order(intent("sell", "2"))  # a short needs margin, no coins
     assert order.filled == D(2)
     assert (await broker.market(PERP)).max_leverage >= D(5)
+
+
+@pytest.mark.asyncio
+async def test_signal_entry_on_a_contract_is_sized_in_contracts() -> None:
+    """A buy signal's risk-sized base amount becomes contracts of the market's size: with
+    0.01 BTC per contract, 100x the base amount, short side included."""
+    small = replace(SPEC, contract_size=D("0.01"), lot_size=D(1), min_qty=D(1))
+    engine, _broker, hub, clock = build(small, auto_trading_enabled=True, risk_percentage=0.1)
+    quote(hub, clock, 20000)
+    await engine.start()
+    sig = Signal(
+        exchange=EX,
+        symbol=PERP,
+        ts=0.0,
+        ts_recv=0.0,
+        side="sell",
+        strength=0.9,
+        source="test",
+        reason="test",
+        id="sig-perp",
+    )
+    record = await engine.handle_signal(sig)
+    assert record is not None
+    # 0.1% of 10000 = 10 risked over a 3% stop at 19999.5 -> 0.0166 BTC -> 1 contract
+    assert record.intent.amount == D(1)
+    assert engine.portfolio.positions[(EX, PERP)].amount == D(-1)
+    await engine.stop()
