@@ -239,7 +239,9 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     market = MarketState(hub=hub, instruments=inputs.registry)
     notifier = _build_notify(settings, hub=hub, clock=clock)
     detectors = _build_detect(settings, hub=hub, clock=clock)
-    signals, trading = _build_trading(settings, hub=hub, clock=clock, market=market, db=store.db)
+    signals, trading = _build_trading(
+        settings, hub=hub, clock=clock, market=market, db=store.db, specs=inputs.registry.get
+    )
     webhooks = _build_webhooks(settings, signals=signals, clock=clock)
     feeds = _build_feeds(settings, hub=hub, clock=clock, market=inputs)
     instruments = InstrumentRefresher(
@@ -323,11 +325,16 @@ def _build_detect(settings: Settings, *, hub: Hub, clock: Clock) -> DetectorEngi
 
 
 def _build_trading(
-    settings: Settings, *, hub: Hub, clock: Clock, market: MarketState, db: Database | None
+    settings: Settings,
+    *,
+    hub: Hub,
+    clock: Clock,
+    market: MarketState,
+    db: Database | None,
+    specs: Callable[[str, str], InstrumentSpec | None],
 ) -> tuple[SignalGenerator, TradingEngine]:
     from decimal import Decimal
 
-    from cryptomon.sim.instruments import simulator_spec
     from cryptomon.store.journal import StoreJournal
     from cryptomon.trading.brokers.base import Broker
     from cryptomon.trading.engine import TradingEngine
@@ -337,11 +344,6 @@ def _build_trading(
     from cryptomon.trading.signals import SignalGenerator
 
     cfg = settings.trading
-
-    def specs(exchange: str, symbol: str) -> InstrumentSpec | None:
-        # contract specs of the built-in simulator; InstrumentRegistry.get once it is wired
-        return simulator_spec(symbol) if exchange == "simulator" else None
-
     broker: Broker
     if cfg.mode == "live":
         from cryptomon.trading.brokers.ccxt import CcxtBroker

@@ -27,6 +27,7 @@ class UsdmBook(Protocol):
 
     def next_id(self) -> int: ...
 
+
 ZERO = Decimal(0)
 STEP = Decimal("0.001")
 _TYPES = ("MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET")
