@@ -43,6 +43,31 @@ class ServiceCollector(Collector):
         app = self.app
         ctx = app[CONTEXT]
         yield from self._hub(app[HUB].stats())
+        yield from self._api(ctx)
+        sources: list[tuple[web.AppKey[Any], Callable[[Any], Iterator[Metric]]]] = [
+            (FEEDS, lambda f: src.feed_metrics(f.health())),
+            (DETECTORS, lambda d: src.detector_metrics(d.stats())),
+            (WRITER, lambda w: src.writer_metrics(w.stats())),
+            (NOTIFIER, lambda n: src.notifier_metrics(n.stats())),
+            (TRADING, _trading),
+            (RESOURCES, lambda r: src.resource_metrics(r.stats())),
+        ]
+        for key, collect in sources:
+            service = app.get(key)
+            if service is None:
+                continue
+            try:
+                families = list(collect(service))
+            except Exception as exc:  # one failing source must not break the scrape
+                log.warning(
+                    "api.metrics_source_failed", source=CAPABILITY_NAMES[key], error=repr(exc)
+                )
+                continue
+            yield from families
+
+    @staticmethod
+    def _api(ctx: Any) -> Iterator[Metric]:
+        """The API's own counters: requests, auth, cache and WebSocket clients."""
         req = CounterMetricFamily(
             "cryptomon_api_requests",
             "API requests by method and status",
@@ -83,26 +108,6 @@ class ServiceCollector(Collector):
             "clients disconnected for being stuck",
             value=ws.get("disconnected_slow", 0),
         )
-        sources: list[tuple[web.AppKey[Any], Callable[[Any], Iterator[Metric]]]] = [
-            (FEEDS, lambda f: src.feed_metrics(f.health())),
-            (DETECTORS, lambda d: src.detector_metrics(d.stats())),
-            (WRITER, lambda w: src.writer_metrics(w.stats())),
-            (NOTIFIER, lambda n: src.notifier_metrics(n.stats())),
-            (TRADING, _trading),
-            (RESOURCES, lambda r: src.resource_metrics(r.stats())),
-        ]
-        for key, collect in sources:
-            service = app.get(key)
-            if service is None:
-                continue
-            try:
-                families = list(collect(service))
-            except Exception as exc:  # one failing source must not break the scrape
-                log.warning(
-                    "api.metrics_source_failed", source=CAPABILITY_NAMES[key], error=repr(exc)
-                )
-                continue
-            yield from families
 
     @staticmethod
     def _hub(stats: Mapping[str, Any]) -> Iterator[Metric]:
