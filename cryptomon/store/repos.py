@@ -153,6 +153,42 @@ async def upsert_orders(session: AsyncSession, events: Sequence[OrderIntent | Or
     set state, filled, avg_price, reason and exchange_order_id (creating the row when the
     intent is unknown). A missing exchange id, price or average price never erases a known one.
     """
+    rows, updated = _fold_order_events(events)
+    if not rows:
+        return 0
+    fresh = [r for cid, r in rows.items() if cid not in updated]
+    changed = [r for cid, r in rows.items() if cid in updated]
+    if fresh:
+        stmt = dialect_insert(session, OrderRow).on_conflict_do_nothing(
+            index_elements=["client_order_id"]
+        )
+        await session.execute(stmt, fresh)
+    if changed:
+        ins = dialect_insert(session, OrderRow)
+        ex = ins.excluded
+        stmt = ins.on_conflict_do_update(
+            index_elements=["client_order_id"],
+            set_={
+                "state": ex.state,
+                "filled": ex.filled,
+                "reason": ex.reason,
+                "updated_at": ex.updated_at,
+                "avg_price": func.coalesce(ex.avg_price, OrderRow.avg_price),
+                "exchange_order_id": func.coalesce(
+                    ex.exchange_order_id, OrderRow.exchange_order_id
+                ),
+                "price": func.coalesce(ex.price, OrderRow.price),
+            },
+        )
+        await session.execute(stmt, changed)
+    return len(rows)
+
+
+def _fold_order_events(
+    events: Sequence[OrderIntent | OrderUpdate],
+) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """One row per client order id from a batch of intents and updates, applied in order;
+    the ids that an update touched (they need an upsert that keeps what is known)."""
     rows: dict[str, dict[str, Any]] = {}
     updated: set[str] = set()
     for ev in events:
@@ -182,34 +218,7 @@ async def upsert_orders(session: AsyncSession, events: Sequence[OrderIntent | Or
                 row[key] = value
         row.setdefault("avg_price", None)
         updated.add(cid)
-    if not rows:
-        return 0
-    fresh = [r for cid, r in rows.items() if cid not in updated]
-    changed = [r for cid, r in rows.items() if cid in updated]
-    if fresh:
-        stmt = dialect_insert(session, OrderRow).on_conflict_do_nothing(
-            index_elements=["client_order_id"]
-        )
-        await session.execute(stmt, fresh)
-    if changed:
-        ins = dialect_insert(session, OrderRow)
-        ex = ins.excluded
-        stmt = ins.on_conflict_do_update(
-            index_elements=["client_order_id"],
-            set_={
-                "state": ex.state,
-                "filled": ex.filled,
-                "reason": ex.reason,
-                "updated_at": ex.updated_at,
-                "avg_price": func.coalesce(ex.avg_price, OrderRow.avg_price),
-                "exchange_order_id": func.coalesce(
-                    ex.exchange_order_id, OrderRow.exchange_order_id
-                ),
-                "price": func.coalesce(ex.price, OrderRow.price),
-            },
-        )
-        await session.execute(stmt, changed)
-    return len(rows)
+    return rows, updated
 
 
 async def record_intent(db: Database, intent: OrderIntent) -> None:
