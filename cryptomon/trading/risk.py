@@ -310,6 +310,36 @@ def _exposure_checks(
     projected = (
         portfolio.positions.get(key, ZERO) + portfolio.pending.get(key, ZERO) + signed(intent)
     )
+    open_keys = {
+        k
+        for k in set(portfolio.positions) | set(portfolio.pending)
+        if portfolio.positions.get(k, ZERO) + portfolio.pending.get(k, ZERO) != 0
+    }
+    decision = _opening_checks(intent, portfolio, limits, projected=projected, open_keys=open_keys)
+    if decision is not APPROVED:
+        return decision
+    return _value_checks(
+        intent,
+        portfolio,
+        info,
+        limits,
+        projected=projected,
+        open_keys=open_keys,
+        mid=mid,
+        price=price,
+    )
+
+
+def _opening_checks(
+    intent: OrderIntent,
+    portfolio: PortfolioView,
+    limits: Limits,
+    *,
+    projected: Decimal,
+    open_keys: set[_Key],
+) -> Decision:
+    """Whether the account may open or grow this position at all: shorting, the daily loss
+    limit and the number of open positions."""
     if projected < 0 and not limits.allow_short:
         return _reject(
             "short_not_allowed",
@@ -321,16 +351,28 @@ def _exposure_checks(
             "daily_loss_limit",
             f"daily loss {portfolio.daily_pnl} reached the limit -{limits.daily_loss_limit}",
         )
-    open_keys = {
-        k
-        for k in set(portfolio.positions) | set(portfolio.pending)
-        if portfolio.positions.get(k, ZERO) + portfolio.pending.get(k, ZERO) != 0
-    }
+    key = (intent.exchange, intent.symbol)
     if key not in open_keys and len(open_keys) >= limits.max_open_positions:
         return _reject(
             "max_open_positions",
             f"{len(open_keys)} positions open (max {limits.max_open_positions})",
         )
+    return APPROVED
+
+
+def _value_checks(
+    intent: OrderIntent,
+    portfolio: PortfolioView,
+    info: MarketInfo | None,
+    limits: Limits,
+    *,
+    projected: Decimal,
+    open_keys: set[_Key],
+    mid: Decimal,
+    price: Decimal,
+) -> Decision:
+    """The position's value, the symbol's and the account's exposure, and the leverage."""
+    key = (intent.exchange, intent.symbol)
     notional = abs(projected) * price
     if notional > limits.max_position_size:
         return _reject(
