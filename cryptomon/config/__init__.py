@@ -12,6 +12,7 @@ from __future__ import annotations
 from cryptomon.config.alerts import AlertsConfig, ChannelConfig, NotifyCategory, TemplateOverride
 from cryptomon.config.api import ApiConfig, Scope, TokenConfig
 from cryptomon.config.base import Section, SeverityName, normalize_symbol
+from cryptomon.config.bus import ROLES, BusConfig, Role
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import SUBSCRIPTIONS, ExchangeConfig, Subscription
 from cryptomon.config.loader import (
@@ -37,11 +38,13 @@ from cryptomon.kinds import AnomalyKind, NotifyEventType
 __all__ = [
     "ENV_PREFIX",
     "RESERVED_ENV_PREFIXES",
+    "ROLES",
     "SUBSCRIPTIONS",
     "AlertsConfig",
     "AnomalyDetectionConfig",
     "AnomalyKind",
     "ApiConfig",
+    "BusConfig",
     "ChannelConfig",
     "DatabaseConfig",
     "ExchangeConfig",
@@ -51,6 +54,7 @@ __all__ = [
     "NotifyCategory",
     "NotifyEventType",
     "PaperBrokerConfig",
+    "Role",
     "Scope",
     "Section",
     "Settings",

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from cryptomon.config.alerts import AlertsConfig
 from cryptomon.config.api import ApiConfig
 from cryptomon.config.base import Section, redact_url_password, url_password
+from cryptomon.config.bus import BusConfig
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import ExchangeConfig
 from cryptomon.config.logging import LoggingConfig
@@ -27,6 +28,7 @@ class Settings(Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("exchanges")

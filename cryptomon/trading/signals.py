@@ -38,6 +38,7 @@ import structlog
 from cryptomon.clock import Clock
 from cryptomon.events import Anomaly, Candle, Severity, Side, Signal
 from cryptomon.hub import Hub
+from cryptomon.ids import signal_id
 from cryptomon.market.state import MarketState
 from cryptomon.trading.indicators_nb import bollinger_nb, ema_nb, macd_nb, rsi_nb, sma_nb
 from cryptomon.trading.runtime import TradingRuntime
@@ -264,6 +265,7 @@ class SignalGenerator:
             reason=reason,
             price=self._price(exchange, symbol, price),
             anomaly_id=anomaly_id,
+            id=signal_id(exchange, symbol, source=source, side=side, ts=ts, anomaly=anomaly_id),
         )
         log.info(
             "trading.signal",
