@@ -70,6 +70,7 @@ class Batch:
     exchange: str
     symbol: str
     events: list[Event]
+    kinds: dict[str, int]  # events per kind (``Trade``: 3, ...)
 
 
 def encode(
@@ -126,11 +127,13 @@ def decode(data: bytes) -> Batch:
         exchange, symbol = header["x"], header["y"]
         offset = 4 + size
         per_group: list[list[Event]] = []
+        kinds: dict[str, int] = {}
         for group in header["g"]:
             evs, offset = _decode_group(group, data, offset, exchange, symbol)
             per_group.append(evs)
+            kinds[group["k"]] = len(evs)
         events = _interleave(per_group, header.get("r"))
-        return Batch(header["c"], int(header["q"]), exchange, symbol, events)
+        return Batch(header["c"], int(header["q"]), exchange, symbol, events, kinds)
     except CodecError:
         raise
     except (KeyError, TypeError, ValueError, struct.error) as exc:

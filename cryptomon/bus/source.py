@@ -44,11 +44,12 @@ class BusHealth(FeedHealth):
         super().__init__("bus", [], hub=hub, clock=clock, source="bus")
         self.collectors: dict[str, dict[str, Any]] = {}
         self.counters: dict[str, int] = {}
+        self.by_kind: dict[str, int] = {}  # events published on the hub per kind
 
     def snapshot(self) -> dict[str, Any]:
         out = super().snapshot()
         out["messages"] = self.counters.get("events", 0)
-        out["bus"] = dict(self.counters)
+        out["bus"] = {**self.counters, "by_kind": dict(self.by_kind)}
         now = self.clock.time()
         out["collectors"] = {
             name: {**info, "age_s": round(now - float(info.get("ts", now)), 3)}
@@ -182,6 +183,9 @@ class BusFeedSource:
             publish(event)
         counters["batches"] += 1
         counters["events"] += len(batch.events)
+        by_kind = self.bus_health.by_kind
+        for kind, count in batch.kinds.items():
+            by_kind[kind] = by_kind.get(kind, 0) + count
 
     async def _on_health(self, msg: Msg) -> None:
         try:
