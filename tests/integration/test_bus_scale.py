@@ -1,0 +1,166 @@
+"""Scale-out over NATS JetStream with real nats-server processes and real recordings:
+collectors and brains as separate processes (DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+import pytest
+
+from cryptomon.app import build_app
+from cryptomon.clock import LiveClock
+from cryptomon.config import ExchangeConfig, Settings
+from cryptomon.feeds.manager import FeedManager, build_sources
+from cryptomon.hub import Hub
+from tests.integration.bus_support import (
+    NatsServer,
+    bus_section,
+    count_kinds,
+    free_port,
+    replay_exchange,
+    spawn,
+    terminate,
+    write_config,
+)
+from tests.util import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def single_process_counts(exchanges: list[dict[str, Any]]) -> Counter[str]:
+    """What one process sees from the same recordings: market data per kind on its hub."""
+    hub, clock = Hub(), LiveClock()
+    counts = count_kinds(hub)
+    configs = [ExchangeConfig.model_validate(cfg) for cfg in exchanges]
+    feeds = FeedManager(build_sources(configs, hub=hub, clock=clock), hub=hub, clock=clock)
+    await feeds.start()
+    await feeds.wait_replays()
+    await feeds.stop()
+    return counts
+
+
+def brain_settings(tmp: Path, bus: dict[str, Any], **extra: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "bus": {**bus, "role": "brain"},
+            "api": {"enabled": False},
+            "database": {"url": f"sqlite+aiosqlite:///{tmp / 'brain.db'}"},
+            **extra,
+        }
+    )
+
+
+@pytest.mark.asyncio
+async def test_two_collectors_and_a_brain_see_what_one_process_sees(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """2 collector processes + 1 brain deliver exactly the market data per kind that a single
+    process sees on the same recordings; the brain gets instrument specs and collector health;
+    a collector serves its own /health and /metrics."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    bus = bus_section(server.url)
+    ex1, ex2 = replay_exchange(shared_data, "BINANCE_FUTURES"), replay_exchange(shared_data, "OKX")
+    expected = await single_process_counts([ex1, ex2])
+    brain = build_app(brain_settings(tmp_path, bus))
+    got = count_kinds(brain.hub)
+    await brain.start()
+    port = free_port()
+    procs = []
+    try:
+        for n, ex in enumerate((ex1, ex2)):
+            cfg = write_config(
+                tmp_path / f"c{n}.yaml",
+                exchanges=[ex],
+                bus={**bus, "collector_id": f"c{n}"},
+                api={"enabled": n == 0, "port": port},
+            )
+            procs.append(await spawn(cfg, "collector"))
+        total = sum(expected.values())
+        await wait_until(lambda: sum(got.values()) >= total, timeout=60, message="brain events")
+        source = brain.services.feeds.sources[0]  # type: ignore[union-attr]
+        await wait_until(lambda: len(source.instruments) == 2, message="instrument specs")
+        await wait_until(lambda: len(source.bus_health.collectors) == 2, message="health")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/health") as resp:
+                health = await resp.json()
+                assert resp.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                metrics = await resp.text()
+        assert health["collector_id"] == "c0"
+        assert 'cryptomon_bus_dropped_events_total{collector="c0"} 0' in metrics
+        assert got == expected
+        assert source.counters["duplicates"] == 0
+        assert source.bus_health.by_kind == dict(expected)
+        assert set(source.instruments) == {"binance_futures", "okx"}
+    finally:
+        codes = [await terminate(proc) for proc in procs]
+        await brain.stop()
+        await server.stop()
+    assert codes == [0, 0]
+
+
+async def stream_state(url: str, bus: dict[str, Any]) -> tuple[int, Any]:
+    """(messages in the market data stream, the brain's consumer info)."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(bus["stream"])
+        consumer = await js.consumer_info(bus["stream"], bus["durable"])
+        return info.state.messages, consumer
+    finally:
+        await nc.close()
+
+
+@pytest.mark.asyncio
+async def test_collector_kill9_and_nats_restart_lose_and_duplicate_nothing(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """kill -9 of a collector, then a NATS restart, then a new collector: every batch the
+    stream stored is processed by the brain exactly once and everything is acknowledged."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    bus = bus_section(server.url)
+    brain = build_app(brain_settings(tmp_path, bus))
+    await brain.start()
+    source = brain.services.feeds.sources[0]  # type: ignore[union-attr]
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        exchanges=[{**replay_exchange(shared_data, "KRAKEN"), "replay_speed": "20x"}],
+        bus={**bus, "collector_id": "k"},
+        api={"enabled": False},
+    )
+    try:
+        proc = await spawn(cfg, "collector")
+        await wait_until(lambda: source.counters["events"] > 100, timeout=30, message="flow")
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        await server.stop()
+        await server.start()  # same port and storage: the stream and the consumer survive
+        before = source.counters["events"]
+        proc = await spawn(cfg, "collector")
+        await wait_until(
+            lambda: source.counters["events"] > before + 100, timeout=30, message="new collector"
+        )
+
+        async def settled() -> bool:
+            stored, consumer = await stream_state(server.url, bus)
+            return (
+                stored == source.counters["batches"]
+                and consumer.num_pending == 0
+                and consumer.num_ack_pending == 0
+            )
+
+        await wait_until(settled, timeout=60, interval=0.2, message="all stored batches acked")
+        assert await terminate(proc) == 0
+        stored, _ = await stream_state(server.url, bus)
+        assert source.counters["batches"] == stored
+        assert source.counters["duplicates"] == source.counters["redelivered"]
+    finally:
+        await brain.stop()
+        await server.stop()
