@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +72,7 @@ class CollectorPublisher:
         self.instruments = instruments
         self.collector = config.collector_id
         self.seq = 0
+        self.control_seq = 0
         self.queue: deque[Outgoing] = deque()
         self.control: deque[Outgoing] = deque()  # instrument specs: never dropped
         self.stats_counts = dict.fromkeys(
@@ -102,6 +102,7 @@ class CollectorPublisher:
         # sequences continue across restarts (microseconds of the start time): a restarted
         # collector never reuses a Nats-Msg-Id that the stream would drop as a duplicate
         self.seq = max(self.seq, int(self.clock.time() * 1_000_000))
+        self.control_seq = self.seq
         self.queue_instruments()
         self._subs = [
             self.hub.subscribe(cls, self.on_event, name=f"bus-collector.{cls.__name__}")
@@ -194,7 +195,8 @@ class CollectorPublisher:
         prefix = self.config.subject_prefix
         for exchange, specs in self.instruments().items():
             payload = json.dumps({"exchange": exchange, "instruments": specs}).encode()
-            msg_id = f"{self.collector}:instruments:{exchange}:{os.getpid()}:{self.seq}"
+            self.control_seq += 1
+            msg_id = f"{self.collector}:instruments:{exchange}:{self.control_seq}"
             self.control.append(
                 Outgoing(subjects.instruments(prefix, exchange), msg_id, payload, 0)
             )
