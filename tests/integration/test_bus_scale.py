@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import nats
 import pytest
+from nats.js.errors import NotFoundError
 
 from cryptomon.app import build_app
 from cryptomon.clock import LiveClock
@@ -30,6 +31,7 @@ from tests.integration.bus_support import (
 from tests.util import wait_until
 
 pytestmark = pytest.mark.timeout(120)
+TOKEN = "scale-test-token-0123456789"
 
 
 async def single_process_counts(exchanges: list[dict[str, Any]]) -> Counter[str]:
@@ -111,7 +113,10 @@ async def stream_state(url: str, bus: dict[str, Any]) -> tuple[int, Any]:
     try:
         js = nc.jetstream()
         info = await js.stream_info(bus["stream"])
-        consumer = await js.consumer_info(bus["stream"], bus["durable"])
+        try:
+            consumer = await js.consumer_info(bus["stream"], bus["durable"])
+        except NotFoundError:  # no brain has consumed yet
+            consumer = None
         return info.state.messages, consumer
     finally:
         await nc.close()
@@ -151,7 +156,8 @@ async def test_collector_kill9_and_nats_restart_lose_and_duplicate_nothing(
         async def settled() -> bool:
             stored, consumer = await stream_state(server.url, bus)
             return (
-                stored == source.counters["batches"]
+                consumer is not None
+                and stored == source.counters["batches"]
                 and consumer.num_pending == 0
                 and consumer.num_ack_pending == 0
             )
@@ -163,4 +169,84 @@ async def test_collector_kill9_and_nats_restart_lose_and_duplicate_nothing(
         assert source.counters["duplicates"] == source.counters["redelivered"]
     finally:
         await brain.stop()
+        await server.stop()
+
+
+async def brain_counters(http: aiohttp.ClientSession, port: int) -> dict[str, Any]:
+    """The brain's bus counters from its API (empty while it is not up)."""
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/api/v1/feeds") as resp:
+            body = await resp.json()
+    except aiohttp.ClientError:
+        return {}
+    assert "feeds" in body, body
+    return dict(body["feeds"]["bus"]["bus"])
+
+
+@pytest.mark.asyncio
+async def test_brain_kill9_resumes_after_what_it_acknowledged(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """kill -9 of a brain process: the restarted brain resumes after the last acknowledged batch
+    (not from the start), and at the end every stored batch is acknowledged (nothing lost)."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    bus = bus_section(server.url, fetch_batch=16)
+    port = free_port()
+    cfg = write_config(
+        tmp_path / "brain.yaml",
+        bus=bus,
+        api={"port": port, "tokens": [{"name": "t", "token": TOKEN, "scopes": ["read"]}]},
+        database={"url": f"sqlite+aiosqlite:///{tmp_path / 'brain.db'}"},
+    )
+    collector = build_app(
+        Settings.model_validate(
+            {
+                "exchanges": [replay_exchange(shared_data, "KRAKEN")],
+                "bus": {**bus, "role": "collector", "collector_id": "k"},
+                "api": {"enabled": False},
+            }
+        )
+    )
+    await collector.start()
+    try:
+        await collector.services.feeds.wait_replays()  # type: ignore[union-attr]
+        publisher = collector.components[1]
+        await wait_until(lambda: not publisher.queue, message="collector drained")  # type: ignore[attr-defined]
+        stored, _ = await stream_state(server.url, bus)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(headers=auth) as http:
+            first = await spawn(cfg, "brain")
+            seen: dict[str, Any] = {}
+
+            async def progressed() -> bool:
+                seen.update(await brain_counters(http, port))
+                return seen.get("batches", 0) > 0
+
+            await wait_until(progressed, timeout=60, interval=0.05, message="first brain")
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+            before = seen["batches"]
+            second = await spawn(cfg, "brain")
+            done: dict[str, Any] = {}
+
+            async def finished() -> bool:
+                done.update(await brain_counters(http, port))
+                _, consumer = await stream_state(server.url, bus)
+                return (
+                    bool(done)
+                    and consumer is not None
+                    and consumer.num_pending == 0
+                    and consumer.num_ack_pending == 0
+                )
+
+            await wait_until(finished, timeout=60, interval=0.2, message="second brain done")
+            assert await terminate(second) == 0
+        _, consumer = await stream_state(server.url, bus)
+        assert consumer is not None
+        assert consumer.ack_floor is not None
+        assert consumer.ack_floor.stream_seq == stored  # every stored batch acknowledged
+        assert done["batches"] <= stored - before + 16  # resumed: at most one fetch again
+    finally:
+        await collector.stop()
         await server.stop()
