@@ -5,6 +5,7 @@ turn. Layout: a 4-byte little-endian header length, a JSON header, then the floa
 raw little-endian float64 arrays (the bulk of market data, 8 bytes a value, no text)::
 
     header = {"v": 1, "c": collector_id, "q": sequence, "x": exchange, "y": symbol,
+              "w": wall clock time of the encoding (epoch seconds; end-to-end lag),
               "g": [{"k": "Trade", "n": 3, "f": ["ts", "ts_recv", "price", "amount"],
                      "o": {"side": ["buy", "sell", "buy"], "trade_id": ["1", "2", "3"]}}, ...],
               "r": [0, 1, 0, ...]}   # group of each event in publication order (several groups)
@@ -71,10 +72,17 @@ class Batch:
     symbol: str
     events: list[Event]
     kinds: dict[str, int]  # events per kind (``Trade``: 3, ...)
+    sent: float = 0.0  # the collector's wall clock when it encoded the batch
 
 
 def encode(
-    events: Sequence[Event], *, collector: str, seq: int, exchange: str, symbol: str
+    events: Sequence[Event],
+    *,
+    collector: str,
+    seq: int,
+    exchange: str,
+    symbol: str,
+    sent: float = 0.0,
 ) -> bytes:
     """The message for ``events`` (all of ``exchange``/``symbol``, market data kinds)."""
     groups: dict[type[Event], list[Event]] = {}
@@ -109,6 +117,7 @@ def encode(
         "q": seq,
         "x": exchange,
         "y": symbol,
+        "w": sent,
         "g": header_groups,
     }
     if len(groups) > 1:
@@ -133,7 +142,8 @@ def decode(data: bytes) -> Batch:
             per_group.append(evs)
             kinds[group["k"]] = len(evs)
         events = _interleave(per_group, header.get("r"))
-        return Batch(header["c"], int(header["q"]), exchange, symbol, events, kinds)
+        sent = float(header.get("w", 0.0))
+        return Batch(header["c"], int(header["q"]), exchange, symbol, events, kinds, sent)
     except CodecError:
         raise
     except (KeyError, TypeError, ValueError, struct.error) as exc:

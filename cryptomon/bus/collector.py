@@ -161,10 +161,16 @@ class CollectorPublisher:
             return
         pending, self._pending = self._pending, {}
         prefix = self.config.subject_prefix
+        sent = self.clock.time()
         for (exchange, symbol), events in pending.items():
             self.seq += 1
             payload = encode(
-                events, collector=self.collector, seq=self.seq, exchange=exchange, symbol=symbol
+                events,
+                collector=self.collector,
+                seq=self.seq,
+                exchange=exchange,
+                symbol=symbol,
+                sent=sent,
             )
             self._enqueue(
                 Outgoing(

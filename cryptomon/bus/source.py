@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -25,7 +26,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from cryptomon.bus.codec import CodecError, decode
+from cryptomon.bus.codec import Batch, CodecError, decode
 from cryptomon.bus.connect import connect, ensure_streams, meta_stream
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
@@ -94,6 +95,7 @@ class BusFeedSource:
             dict.fromkeys(("batches", "events", "duplicates", "redelivered", "bad"), 0)
         )
         self.seen = SeenBatches()
+        self.on_batch: Callable[[Batch], None] | None = None  # e.g. a lag probe (benchmark)
         self.instruments: dict[str, list[dict[str, Any]]] = {}
         self.nc: Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -183,6 +185,8 @@ class BusFeedSource:
             publish(event)
         counters["batches"] += 1
         counters["events"] += len(batch.events)
+        if self.on_batch is not None:
+            self.on_batch(batch)
         by_kind = self.bus_health.by_kind
         for kind, count in batch.kinds.items():
             by_kind[kind] = by_kind.get(kind, 0) + count
