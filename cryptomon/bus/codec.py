@@ -19,16 +19,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
+import sys
+from array import array
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from cryptomon.events import MARKET_DATA, Event
 
 VERSION = 1
 _LEN = struct.Struct("<I")
-_F8 = np.dtype("<f8")
+_LITTLE = sys.byteorder == "little"
 
 
 class CodecError(ValueError):
@@ -100,14 +100,15 @@ def encode(
         lay = _BY_CLASS.get(cls)
         if lay is None:
             raise CodecError(f"{cls.__name__} is not market data (expected one of {list(LAYOUTS)})")
-        packed, loose = [], {}
+        packed, loose, flat = [], {}, []
         for name in lay.floats:
             col = [getattr(ev, name) for ev in evs]
-            if any(value is None for value in col):
+            if None in col:
                 loose[name] = col
             else:
                 packed.append(name)
-                blobs.append(np.asarray(col, dtype=_F8).tobytes())
+                flat.extend(col)
+        blobs.append(_pack(flat))  # the group's float columns, one after the other
         for name in lay.others:
             loose[name] = [getattr(ev, name) for ev in evs]
         header_groups.append({"k": cls.__name__, "n": len(evs), "f": packed, "o": loose})
@@ -124,6 +125,21 @@ def encode(
         header["r"] = order
     head = json.dumps(header, separators=(",", ":")).encode()
     return b"".join([_LEN.pack(len(head)), head, *blobs])
+
+
+def _pack(values: list[float]) -> bytes:
+    column = array("d", values)
+    if not _LITTLE:
+        column.byteswap()
+    return column.tobytes()
+
+
+def _unpack(raw: bytes) -> list[float]:
+    column = array("d")
+    column.frombytes(raw)
+    if not _LITTLE:
+        column.byteswap()
+    return column.tolist()
 
 
 def decode(data: bytes) -> Batch:
@@ -158,9 +174,11 @@ def _decode_group(
         raise CodecError(f"unknown event kind {group['k']!r}, expected one of {list(LAYOUTS)}")
     n = int(group["n"])
     columns: dict[str, list[Any]] = {}
-    for name in group["f"]:
-        columns[name] = np.frombuffer(data, dtype=_F8, count=n, offset=offset).tolist()
-        offset += 8 * n
+    packed = group["f"]
+    flat = _unpack(data[offset : offset + 8 * n * len(packed)])
+    offset += 8 * n * len(packed)
+    for i, name in enumerate(packed):
+        columns[name] = flat[i * n : (i + 1) * n]
     for name, col in group["o"].items():
         columns[name] = (
             [tuple(tuple(item) for item in value) for value in col] if name in lay.tuples else col
