@@ -226,24 +226,11 @@ class CollectorPublisher:
         ones go back to the front in order. False when something failed."""
         source = self.control if self.control else self.queue
         items = [source.popleft() for _ in range(min(len(source), self.config.publish_concurrency))]
-        js = self.js
-        assert js is not None
-        results = await asyncio.gather(
-            *(
-                js.publish(
-                    item.subject,
-                    item.payload,
-                    timeout=_PUBLISH_TIMEOUT_S,
-                    headers={"Nats-Msg-Id": item.msg_id},
-                )
-                for item in items
-            ),
-            return_exceptions=True,
-        )
+        results = await self._publish(items)
         counts = self.stats_counts
         failed: list[Outgoing] = []
         for item, res in zip(items, results, strict=True):
-            if isinstance(res, BaseException):
+            if res is not None:
                 failed.append(item)
             elif item.events:
                 counts["published_batches"] += 1
@@ -255,6 +242,33 @@ class CollectorPublisher:
             if source is self.queue:
                 self._trim()
         return not failed
+
+    async def _publish(self, items: list[Outgoing]) -> list[BaseException | None]:
+        """Publish ``items`` with one shared reply subscription (``publish_async``) and wait
+        for all their acknowledgements at once; the error of each (None: stored)."""
+        js = self.js
+        assert js is not None
+        futures: list[asyncio.Future[Any]] = []
+        errors: list[BaseException | None] = []
+        for item in items:
+            try:
+                futures.append(
+                    await js.publish_async(
+                        item.subject, item.payload, headers={"Nats-Msg-Id": item.msg_id}
+                    )
+                )
+            except Exception as exc:  # disconnected while sending: this and the rest again
+                errors = [exc] * (len(items) - len(futures))
+                break
+        if futures:
+            _, pending = await asyncio.wait(futures, timeout=_PUBLISH_TIMEOUT_S)
+            for future in pending:
+                future.cancel()
+        out: list[BaseException | None] = [
+            TimeoutError("no acknowledgement") if future.cancelled() else future.exception()
+            for future in futures
+        ]
+        return out + errors
 
     async def _health_loop(self) -> None:
         subject = subjects.health(self.config.subject_prefix, self.collector)

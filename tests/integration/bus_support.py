@@ -115,9 +115,12 @@ async def terminate(proc: asyncio.subprocess.Process) -> int:
     """SIGTERM and the exit code (the daemon stops gracefully)."""
     if proc.returncode is None:
         proc.terminate()
+    err = b""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(proc.communicate(), 30)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode is not None
+    if proc.returncode:
+        print(err.decode(errors="replace")[-3000:])  # shown by pytest when the test fails
     return proc.returncode
 
 

@@ -4,6 +4,7 @@ collectors and brains as separate processes (DESIGN.md section 8)."""
 from __future__ import annotations
 
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -147,11 +148,14 @@ async def test_collector_kill9_and_nats_restart_lose_and_duplicate_nothing(
         await proc.wait()
         await server.stop()
         await server.start()  # same port and storage: the stream and the consumer survive
-        before = source.counters["events"]
+        restarted = time.time()
         proc = await spawn(cfg, "collector")
-        await wait_until(
-            lambda: source.counters["events"] > before + 100, timeout=30, message="new collector"
-        )
+
+        def new_collector_publishes() -> bool:
+            info = source.bus_health.collectors.get("k", {})
+            return info.get("ts", 0) > restarted and info["nats"]["published_batches"] > 0
+
+        await wait_until(new_collector_publishes, timeout=30, message="new collector")
 
         async def settled() -> bool:
             stored, consumer = await stream_state(server.url, bus)
