@@ -1,7 +1,8 @@
 """The collector role's publisher: market data from the hub onto JetStream.
 
 Inline hub handlers append each market data event to its ``(exchange, symbol)`` list; one
-``loop.call_soon`` per event-loop turn encodes every list as one columnar batch
+``loop.call_soon`` per event-loop turn (``call_later(bus.batch_linger_s)`` when set) encodes
+every list as one columnar batch
 (:mod:`cryptomon.bus.codec`) with the next sequence number and queues it. A sender task
 publishes the queue in order, ``publish_concurrency`` acknowledged publishes at a time, each
 with ``Nats-Msg-Id: <collector_id>:<seq>`` so a batch sent again after a reconnect is stored
@@ -152,7 +153,11 @@ class CollectorPublisher:
             pending.append(event)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            linger = self.config.batch_linger_s
+            if linger:
+                asyncio.get_running_loop().call_later(linger, self.flush)
+            else:
+                asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         """Encode this loop turn's events, one batch per symbol, and queue them."""

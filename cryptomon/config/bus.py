@@ -44,6 +44,13 @@ class BusConfig(Section):
     buffer_max_batches: int = Field(
         default=10_000, ge=1, description="market-data batches kept while NATS is away"
     )
+    batch_linger_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=1.0,
+        description="collector: 0 = one batch per symbol per event-loop turn; > 0 = gather a "
+        "symbol's events this long into one batch (bigger batches, more lag)",
+    )
     publish_concurrency: int = Field(default=64, ge=1, le=4096)
     health_interval_s: float = Field(default=5.0, gt=0)
     durable: str = Field(default="cryptomon-brain", description="the brain's durable consumer")
