@@ -24,7 +24,7 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from cryptomon.events import MARKET_DATA, Event
+from cryptomon.events import MARKET_DATA, Event, FeedStatus
 
 VERSION = 1
 _LEN = struct.Struct("<I")
@@ -58,7 +58,9 @@ def _layout(cls: type[Event]) -> _Layout:
     return _Layout(cls, tuple(floats), tuple(others), tuple(tuples))
 
 
-LAYOUTS: dict[str, _Layout] = {cls.__name__: _layout(cls) for cls in MARKET_DATA}
+TRANSPORTED: tuple[type[Event], ...] = (*MARKET_DATA, FeedStatus)
+"""What a collector forwards: market data and its feeds' status changes (staleness)."""
+LAYOUTS: dict[str, _Layout] = {cls.__name__: _layout(cls) for cls in TRANSPORTED}
 _BY_CLASS: dict[type[Event], _Layout] = {lay.cls: lay for lay in LAYOUTS.values()}
 
 

@@ -29,11 +29,11 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from cryptomon.bus import subjects
-from cryptomon.bus.codec import encode
+from cryptomon.bus.codec import TRANSPORTED, encode
 from cryptomon.bus.connect import connect, ensure_streams
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
-from cryptomon.events import MARKET_DATA, Event
+from cryptomon.events import Event
 from cryptomon.hub import Hub
 
 log = structlog.get_logger()
@@ -107,7 +107,7 @@ class CollectorPublisher:
         self.queue_instruments()
         self._subs = [
             self.hub.subscribe(cls, self.on_event, name=f"bus-collector.{cls.__name__}")
-            for cls in MARKET_DATA
+            for cls in TRANSPORTED
         ]
         loop = asyncio.get_running_loop()
         self._tasks = [

@@ -8,7 +8,8 @@ after the last acknowledged message. A batch delivered again (its ack was lost i
 NATS restart) is recognised by ``(collector, sequence)`` and skipped, counted as ``duplicates``.
 
 Also listens to ``<prefix>.health.*`` (each collector's health, shown under ``collectors`` in
-``/api/v1/feeds``) and keeps the latest instrument specs per exchange from ``<stream>_META``.
+``/api/v1/feeds``; a collector silent for 3 health intervals has its exchanges marked stale)
+and keeps the latest instrument specs per exchange from ``<stream>_META``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from cryptomon.bus.codec import Batch, CodecError, decode
 from cryptomon.bus.connect import connect, ensure_streams, meta_stream
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
+from cryptomon.events import FeedState, FeedStatus
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.hub import Hub
 
@@ -39,13 +41,54 @@ _DEDUPE_WINDOW = 200_000  # (collector, seq) pairs remembered
 
 
 class BusHealth(FeedHealth):
-    """Feed health of the bus source, with each collector's last reported health."""
+    """Feed health of the bus source, with each collector's last reported health. A collector
+    silent for ``silent_after_s`` has its exchanges marked stale on the hub (``FeedStatus``),
+    so trading pauses on them; its next health report marks them live again."""
 
-    def __init__(self, *, hub: Hub, clock: Clock) -> None:
+    def __init__(self, *, hub: Hub, clock: Clock, silent_after_s: float) -> None:
         super().__init__("bus", [], hub=hub, clock=clock, source="bus")
+        self.silent_after_s = silent_after_s
         self.collectors: dict[str, dict[str, Any]] = {}
+        self.seen_at: dict[str, float] = {}  # our monotonic time of each collector's report
+        self.silent: set[str] = set()
         self.counters: dict[str, int] = {}
         self.by_kind: dict[str, int] = {}  # events published on the hub per kind
+
+    def report(self, info: dict[str, Any]) -> None:
+        """A collector's health message."""
+        name = str(info["collector_id"])
+        self.collectors[name] = info
+        self.seen_at[name] = self.clock.monotonic()
+        if name in self.silent:
+            self.silent.discard(name)
+            self._mark(name, "live", f"collector {name} reports again")
+
+    def check_stale(self) -> list[str]:
+        """Collectors silent longer than ``silent_after_s`` (their exchanges marked stale)."""
+        now = self.clock.monotonic()
+        found = []
+        for name, seen in self.seen_at.items():
+            if name not in self.silent and now - seen > self.silent_after_s:
+                self.silent.add(name)
+                found.append(name)
+                self._mark(name, "stale", f"collector {name} silent for {now - seen:.1f}s")
+        return found
+
+    def _mark(self, name: str, status: FeedState, detail: str) -> None:
+        log.warning("bus.collector_" + status, collector=name, detail=detail)
+        for exchange in self.collectors[name].get("feeds", {}):
+            now = self.clock.time()
+            self.hub.publish(
+                FeedStatus(
+                    exchange=exchange,
+                    symbol="",
+                    ts=now,
+                    ts_recv=now,
+                    channel="",
+                    status=status,
+                    detail=detail,
+                )
+            )
 
     def snapshot(self) -> dict[str, Any]:
         out = super().snapshot()
@@ -88,7 +131,9 @@ class BusFeedSource:
         self.config = config
         self.hub = hub
         self.clock = clock
-        self.bus_health = BusHealth(hub=hub, clock=clock)
+        self.bus_health = BusHealth(
+            hub=hub, clock=clock, silent_after_s=3 * config.health_interval_s
+        )
         self.health: FeedHealth = self.bus_health  # the FeedSource protocol's type
         self.counters = self.bus_health.counters
         self.counters.update(
@@ -193,8 +238,7 @@ class BusFeedSource:
 
     async def _on_health(self, msg: Msg) -> None:
         try:
-            info = json.loads(msg.data)
-            self.bus_health.collectors[str(info["collector_id"])] = info
+            self.bus_health.report(json.loads(msg.data))
         except (ValueError, KeyError, TypeError):
             self.counters["bad"] += 1
 
