@@ -40,7 +40,7 @@ async def connect(config: BusConfig, *, name: str) -> Client:
     options: dict[str, Any] = {
         "servers": [url.strip() for url in config.nats_url.split(",")],
         "name": name,
-        "max_reconnect_attempts": -1,
+        "max_reconnect_attempts": 2,  # the first connection: fail fast; then forever (below)
         "reconnect_time_wait": 0.25,
         "connect_timeout": 2,
         "allow_reconnect": True,
@@ -51,12 +51,14 @@ async def connect(config: BusConfig, *, name: str) -> Client:
     if config.credentials_file is not None:
         options["user_credentials"] = str(config.credentials_file)
     try:
-        return await nats.connect(**options)
+        client = await nats.connect(**options)
     except Exception as exc:
         raise TemporaryError(
             f"cannot connect to NATS at {config.nats_url} ({exc!r}); expected a nats-server "
             "with JetStream (nats-server -js)"
         ) from None
+    client.options["max_reconnect_attempts"] = -1  # once connected, reconnect forever
+    return client
 
 
 async def ensure_streams(js: JetStreamContext, config: BusConfig) -> None:

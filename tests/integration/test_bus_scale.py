@@ -3,6 +3,7 @@ collectors and brains as separate processes (DESIGN.md section 8)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections import Counter
@@ -143,6 +144,7 @@ async def test_collector_kill9_and_nats_restart_lose_and_duplicate_nothing(
         bus={**bus, "collector_id": "k"},
         api={"enabled": False},
     )
+    proc: asyncio.subprocess.Process | None = None
     try:
         proc = await spawn(cfg, "collector")
         await wait_until(lambda: source.counters["events"] > 100, timeout=30, message="flow")
@@ -174,10 +176,13 @@ async def test_collector_kill9_and_nats_restart_lose_and_duplicate_nothing(
 
         await wait_until(settled, timeout=60, interval=0.2, message="all stored batches acked")
         assert await terminate(proc) == 0
-        stored, _ = await stream_state(server.url, bus)
+        stored, _ = await stream_state(server.url, bus)  # after the collector's last batch
         assert source.counters["batches"] == stored
         assert source.counters["duplicates"] == source.counters["redelivered"]
     finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
         await brain.stop()
         await server.stop()
 
@@ -219,6 +224,7 @@ async def test_brain_kill9_resumes_after_what_it_acknowledged(
         )
     )
     await collector.start()
+    spawned: list[asyncio.subprocess.Process] = []
     try:
         await collector.services.feeds.wait_replays()  # type: ignore[union-attr]
         publisher = collector.components[1]
@@ -227,6 +233,7 @@ async def test_brain_kill9_resumes_after_what_it_acknowledged(
         auth = {"Authorization": f"Bearer {TOKEN}"}
         async with aiohttp.ClientSession(headers=auth) as http:
             first = await spawn(cfg, "brain")
+            spawned.append(first)
             seen: dict[str, Any] = {}
 
             async def progressed() -> bool:
@@ -238,6 +245,7 @@ async def test_brain_kill9_resumes_after_what_it_acknowledged(
             await first.wait()
             before = seen["batches"]
             second = await spawn(cfg, "brain")
+            spawned.append(second)
             done: dict[str, Any] = {}
 
             async def finished() -> bool:
@@ -258,5 +266,9 @@ async def test_brain_kill9_resumes_after_what_it_acknowledged(
         assert consumer.ack_floor.stream_seq == stored  # every stored batch acknowledged
         assert done["batches"] <= stored - before + 16  # resumed: at most one fetch again
     finally:
+        for proc in spawned:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
         await collector.stop()
         await server.stop()
