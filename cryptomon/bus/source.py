@@ -2,10 +2,12 @@
 
 A durable pull consumer (``bus.durable``) on ``<prefix>.md.>`` fetches up to ``fetch_batch``
 messages; each batch is decoded and its events published on the hub exactly as a local feed
-would; after one event-loop turn (the detectors' micro-batch flush runs in it) the last message
-is acknowledged (ack policy ``all``: it acknowledges the ones before it). A restart resumes
-after the last acknowledged message. A batch delivered again (its ack was lost in a crash or a
-NATS restart) is recognised by ``(collector, sequence)`` and skipped, counted as ``duplicates``.
+would; after one event-loop turn (the detectors' micro-batch flush runs in it) and once the
+hub's queued subscribers (store writer, notifications, outbound events) have taken every
+event published so far (``hub.join``), the last message is acknowledged (ack policy ``all``:
+it acknowledges the ones before it). A restart resumes after the last acknowledged message.
+A batch delivered again (its ack was lost in a crash or a NATS restart) is recognised by
+``(collector, sequence)`` and skipped, counted as ``duplicates``.
 
 Also listens to ``<prefix>.health.*`` (each collector's health, shown under ``collectors`` in
 ``/api/v1/feeds``; a collector silent for 3 health intervals has its exchanges marked stale)
@@ -206,6 +208,7 @@ class BusFeedSource:
             for msg in msgs:
                 self.process(msg)
             await asyncio.sleep(0)  # the detectors' flush (call_soon) runs before the ack
+            await self.hub.join()  # ... and the store, notifications, outbound took everything
             try:
                 await msgs[-1].ack()
             except Exception as exc:  # redelivered later and skipped by sequence
