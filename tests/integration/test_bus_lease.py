@@ -1,11 +1,12 @@
-"""The single-writer trading lease and the collector's bounded buffer, on a private
-nats-server (DESIGN.md sections 5 and 8)."""
+"""The single-writer trading lease, the collector's bounded buffer and the outbound events,
+on a private nats-server (DESIGN.md sections 5 and 8)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import json
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -15,12 +16,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from cryptomon.bus.collector import CollectorPublisher
-from cryptomon.bus.connect import meta_stream
+from cryptomon.bus.connect import events_stream, meta_stream
 from cryptomon.bus.lease import LeasedBroker, TradingLease
+from cryptomon.bus.outbound import EventPublisher
 from cryptomon.bus.roles import LEASE_REASON, lease_risk_gate
 from cryptomon.clock import LiveClock
 from cryptomon.config import BusConfig
-from cryptomon.events import OrderIntent, Trade
+from cryptomon.events import Anomaly, Fill, OrderIntent, Severity, Trade
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import OrderRejectedError
@@ -177,4 +179,64 @@ async def test_bounded_buffer_drops_only_market_data_while_nats_is_away(tmp_path
         assert b"B-USDT" in last.data
     finally:
         await publisher.stop()
+        await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_outbound_events_are_published_once_with_their_schema(tmp_path: Path) -> None:
+    """Anomalies and fills published on the brain's hub land on their subjects in the events
+    stream as schema-1 JSON; the same anomaly published twice (a reprocessing) is stored once."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    config = BusConfig.model_validate(bus_section(server.url, role="brain"))
+    hub, clock = Hub(), LiveClock()
+    publisher = EventPublisher(config=config, hub=hub, clock=clock)
+    await hub.start()
+    await publisher.start()
+    try:
+        now = time.time()
+        anomaly = Anomaly(
+            exchange="binance",
+            symbol=SYM,
+            ts=now,
+            ts_recv=now,
+            kind="volume_spike",
+            severity=Severity.HIGH,
+            value=5.0,
+            threshold=3.0,
+            confidence=0.9,
+            id="a" * 32,
+        )
+        fill = Fill(
+            exchange="binance",
+            symbol=SYM,
+            ts=now,
+            ts_recv=now,
+            trade_id="t1",
+            client_order_id="c1",
+            side="buy",
+            amount=Decimal("0.5"),
+            price=Decimal("100.10"),
+            fee=Decimal("0.05"),
+            fee_currency="USDT",
+        )
+        for event in (anomaly, anomaly, fill):
+            hub.publish(event)
+        await wait_until(lambda: publisher.published == 3, message="published")
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        info = await js.stream_info(events_stream(config))
+        prefix = config.subject_prefix
+        got_anomaly = await js.get_last_msg(
+            events_stream(config), f"{prefix}.anomaly.binance.{SYM}"
+        )
+        got_fill = await js.get_last_msg(events_stream(config), f"{prefix}.fill.binance.{SYM}")
+        await nc.close()
+        assert info.state.messages == 2  # the second anomaly was a duplicate (Nats-Msg-Id)
+        body = json.loads(got_anomaly.data)
+        assert (body["schema"], body["type"], body["id"]) == (1, "anomaly", "a" * 32)
+        assert json.loads(got_fill.data)["price"] == "100.10"
+    finally:
+        await publisher.stop()
+        await hub.stop()
         await server.stop()
