@@ -233,13 +233,15 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     with its collaborators by keyword; ``App`` starts them afterwards in dependency order."""
     clock = clock or LiveClock()
     hub = hub or Hub()
+    if settings.bus.role == "collector":
+        return _build_collector(settings, hub=hub, clock=clock)
     # The latest market state is read by trading and the API and fed by the hub: one instance.
     store = _build_store(settings, hub=hub, clock=clock)
     inputs = _build_market_inputs(settings, db=store.db)
     market = MarketState(hub=hub, instruments=inputs.registry)
     notifier = _build_notify(settings, hub=hub, clock=clock)
     detectors = _build_detect(settings, hub=hub, clock=clock)
-    signals, trading = _build_trading(
+    signals, trading, lease = _build_trading(
         settings, hub=hub, clock=clock, market=market, db=store.db, specs=inputs.registry.get
     )
     webhooks = _build_webhooks(settings, signals=signals, clock=clock)
@@ -270,6 +272,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     # data flow once every consumer is ready. Shutdown runs the other way round.
     ordered: list[Component | None] = [
         HubComponent(hub=hub, drain_timeout_s=settings.shutdown_timeout_s / 2),
+        _build_outbound(settings, hub=hub, clock=clock),
         store.db,
         store.writer,
         store.retention,
@@ -277,6 +280,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         notifier,
         detectors,
         signals,
+        lease,
         trading,
         resources,
         api,
@@ -324,6 +328,29 @@ def _build_detect(settings: Settings, *, hub: Hub, clock: Clock) -> DetectorEngi
     return DetectorEngine(hub=hub, clock=clock, config=settings.anomaly_detection)
 
 
+def _build_collector(settings: Settings, *, hub: Hub, clock: Clock) -> App:
+    """``bus.role: collector``: feeds and the bus publisher only (DESIGN.md section 8)."""
+    from cryptomon.bus.roles import collector_parts
+
+    hub_part = HubComponent(hub=hub, drain_timeout_s=settings.shutdown_timeout_s / 2)
+    parts = collector_parts(settings, hub=hub, clock=clock)
+    return App(
+        [hub_part, *parts],
+        hub=hub,
+        clock=clock,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        services=Services(feeds=parts[-1]),  # the feed manager comes last
+    )
+
+
+def _build_outbound(settings: Settings, *, hub: Hub, clock: Clock) -> Component | None:
+    if settings.bus.role != "brain" or not settings.bus.publish_events:
+        return None
+    from cryptomon.bus.outbound import EventPublisher
+
+    return EventPublisher(config=settings.bus, hub=hub, clock=clock)
+
+
 def _build_trading(
     settings: Settings,
     *,
@@ -332,7 +359,7 @@ def _build_trading(
     market: MarketState,
     db: Database | None,
     specs: Callable[[str, str], InstrumentSpec | None],
-) -> tuple[SignalGenerator, TradingEngine]:
+) -> tuple[SignalGenerator, TradingEngine, Component | None]:
     from decimal import Decimal
 
     from cryptomon.store.journal import StoreJournal
@@ -360,6 +387,11 @@ def _build_trading(
             allow_short=cfg.allow_short,
             terms=terms_lookup(cfg, specs),
         )
+    lease = None
+    if settings.bus.role == "brain":  # one brain trades per account: the broker needs a lease
+        from cryptomon.bus.roles import leased
+
+        broker, lease = leased(broker, settings=settings, hub=hub, clock=clock)
     journal: Journal = StoreJournal(db=db) if db is not None else MemoryJournal(hub=hub)
     # one runtime object: an API change of the limits or signal gates reaches both
     runtime = TradingRuntime(config=cfg, hub=hub, clock=clock)
@@ -376,7 +408,11 @@ def _build_trading(
         starting_cash=Decimal(0) if cfg.mode == "live" else None,
         specs=specs,
     )
-    return signals, engine
+    if lease is not None:
+        from cryptomon.bus.roles import lease_risk_gate
+
+        lease.on_change = lease_risk_gate(engine.context)
+    return signals, engine, lease
 
 
 def _build_webhooks(
@@ -448,5 +484,10 @@ def _build_feeds(
 ) -> FeedManager:
     from cryptomon.feeds.manager import FeedManager, build_sources
 
+    if settings.bus.role == "brain":  # the collectors run the exchange feeds
+        from cryptomon.bus.source import BusFeedSource
+
+        bus_source = BusFeedSource(config=settings.bus, hub=hub, clock=clock)
+        return FeedManager([bus_source], hub=hub, clock=clock, market=market)
     sources = build_sources(settings.exchanges, hub=hub, clock=clock, market=market)
     return FeedManager(sources, hub=hub, clock=clock, market=market)

@@ -1,4 +1,8 @@
-"""``crypto-monitor run`` (also what ``crypto-monitor`` without a subcommand does): the daemon."""
+"""``crypto-monitor run`` (also what ``crypto-monitor`` without a subcommand does): the daemon.
+
+``--role collector|brain`` runs one part of the pipeline over NATS JetStream (DESIGN.md
+section 8); it overrides ``bus.role`` from the config. ``all`` (the default) is one process.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,31 @@ import argparse
 from typing import Any
 
 from cryptomon.commands.support import run_async, settings_from_args, setup_logging
+from cryptomon.config import ROLES, Settings
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     run = subparsers.add_parser("run", parents=[parent], help="run the daemon (the default)")
+    run.add_argument(
+        "--role",
+        choices=ROLES,
+        default=None,
+        help="all (one process, the default), collector (feeds -> NATS) or brain "
+        "(NATS -> detection, trading, store, API); overrides bus.role",
+    )
     run.set_defaults(handler=cmd_run)
+
+
+def with_role(settings: Settings, role: str | None) -> Settings:
+    """``settings`` with ``bus.role`` replaced by ``role`` (when given)."""
+    if not role:
+        return settings
+    return settings.model_copy(update={"bus": settings.bus.model_copy(update={"role": role})})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Build the daemon from the config and run it until SIGTERM/SIGINT."""
-    settings = settings_from_args(args)
+    settings = with_role(settings_from_args(args), getattr(args, "role", None))
     setup_logging(settings)
     from cryptomon.app import build_app
 

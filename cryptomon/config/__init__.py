@@ -14,6 +14,7 @@ from cryptomon.config.api import ApiConfig, Scope, TokenConfig
 from cryptomon.config.arbitrage import ArbitrageConfig
 from cryptomon.config.backtest import BacktestConfig
 from cryptomon.config.base import Section, SeverityName, normalize_symbol
+from cryptomon.config.bus import ROLES, BusConfig, Role
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import SUBSCRIPTIONS, ExchangeConfig, Subscription
 from cryptomon.config.loader import (
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_USD_QUOTES",
     "ENV_PREFIX",
     "RESERVED_ENV_PREFIXES",
+    "ROLES",
     "SUBSCRIPTIONS",
     "AlertsConfig",
     "AnomalyDetectionConfig",
@@ -50,6 +52,7 @@ __all__ = [
     "ApiConfig",
     "ArbitrageConfig",
     "BacktestConfig",
+    "BusConfig",
     "ChannelConfig",
     "DatabaseConfig",
     "ExchangeConfig",
@@ -62,6 +65,7 @@ __all__ = [
     "NotifyEventType",
     "PaperBrokerConfig",
     "ResourcesConfig",
+    "Role",
     "Scope",
     "Section",
     "Settings",

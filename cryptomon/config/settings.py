@@ -11,6 +11,7 @@ from cryptomon.config.alerts import AlertsConfig
 from cryptomon.config.api import ApiConfig
 from cryptomon.config.backtest import BacktestConfig
 from cryptomon.config.base import Section, redact_url_password, url_password
+from cryptomon.config.bus import BusConfig
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import ExchangeConfig
 from cryptomon.config.logging import LoggingConfig
@@ -34,6 +35,7 @@ class Settings(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
     data_dir: Path = Field(
         default=Path("."),

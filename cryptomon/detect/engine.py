@@ -25,7 +25,7 @@ from cryptomon.clock import Clock, ManualClock
 from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect.base import BookCols, FundingCols, QuoteCols, SymbolInfo, TradeCols, quote_of
 from cryptomon.detect.detectors_nb import new_findings, read_findings
-from cryptomon.detect.findings import IdPool, build_anomaly
+from cryptomon.detect.findings import build_anomaly
 from cryptomon.detect.kernels_nb import rolling_zscore_nb
 from cryptomon.detect.registry import (
     Detector,
@@ -37,6 +37,7 @@ from cryptomon.detect.registry import (
 from cryptomon.detect.warmup import warmup_events
 from cryptomon.events import BookTop, Event, Funding, Liquidation, Ticker, Trade
 from cryptomon.hub import Hub, InlineSubscription
+from cryptomon.ids import anomaly_id
 from cryptomon.kinds import AnomalyKind
 
 log = structlog.get_logger()
@@ -104,7 +105,6 @@ class DetectorEngine:
             (self._liqs, self._flush_liquidations),
         )
         self._fires = new_findings(4 * self._cap + 64)
-        self._ids = IdPool()
         self._scheduled = False
         self._cooldown: dict[tuple[str, str, str], tuple[float, int]] = {}
         self.by_kind: Counter[str] = Counter()
@@ -343,7 +343,14 @@ class DetectorEngine:
                     min_samples=info.cfg.min_samples,
                     pct=math.nan if self._price is None else self._price.change_pct(info.sid),
                     now=time_now(),
-                    ident=self._ids.take(),
+                    ident=anomaly_id(
+                        ev.exchange,
+                        ev.symbol,
+                        kind=kind,
+                        ts=ev.ts,
+                        ts_recv=ev.ts_recv,
+                        value=float(finding.value),
+                    ),
                 )
             except (ValueError, OverflowError) as exc:  # a degenerate value; never crash
                 self.errors += 1

@@ -26,6 +26,7 @@ import structlog
 from cryptomon.clock import Clock
 from cryptomon.events import Anomaly, Candle, Side, Signal
 from cryptomon.hub import Hub
+from cryptomon.ids import signal_id
 from cryptomon.kinds import SignalGrade
 from cryptomon.market.state import MarketState
 from cryptomon.trading.runtime import TradingRuntime
@@ -215,7 +216,9 @@ class SignalGenerator:
             grade=grade,
             stop_loss=extra.stop_loss,
             take_profit=extra.take_profit,
-            **({"id": extra.signal_id} if extra.signal_id else {}),
+            # deterministic: a brain that reprocesses after a crash publishes the same id
+            id=extra.signal_id
+            or signal_id(exchange, symbol, source=source, side=side, ts=ts, anomaly=anomaly_id),
         )
         log.info(
             "trading.signal",

@@ -1,0 +1,96 @@
+"""Connecting to NATS and declaring the JetStream streams every role expects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nats
+import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from cryptomon.config import BusConfig
+from cryptomon.errors import TemporaryError
+
+log = structlog.get_logger()
+
+
+def meta_stream(config: BusConfig) -> str:
+    return f"{config.stream}_META"
+
+
+def events_stream(config: BusConfig) -> str:
+    return f"{config.stream}_EVENTS"
+
+
+async def connect(config: BusConfig, *, name: str) -> Client:
+    """A client that reconnects forever; TemporaryError when the first connection fails."""
+
+    async def disconnected() -> None:
+        log.warning("bus.disconnected", client=name)
+
+    async def reconnected() -> None:
+        log.info("bus.reconnected", client=name)
+
+    async def error(exc: Exception) -> None:
+        log.debug("bus.client_error", client=name, error=repr(exc))
+
+    options: dict[str, Any] = {
+        "servers": [url.strip() for url in config.nats_url.split(",")],
+        "name": name,
+        "max_reconnect_attempts": 2,  # the first connection: fail fast; then forever (below)
+        "reconnect_time_wait": 0.25,
+        "connect_timeout": 2,
+        "allow_reconnect": True,
+        "disconnected_cb": disconnected,
+        "reconnected_cb": reconnected,
+        "error_cb": error,
+    }
+    if config.credentials_file is not None:
+        options["user_credentials"] = str(config.credentials_file)
+    try:
+        client = await nats.connect(**options)
+    except Exception as exc:
+        raise TemporaryError(
+            f"cannot connect to NATS at {config.nats_url} ({exc!r}); expected a nats-server "
+            "with JetStream (nats-server -js)"
+        ) from None
+    client.options["max_reconnect_attempts"] = -1  # once connected, reconnect forever
+    return client
+
+
+async def ensure_streams(js: JetStreamContext, config: BusConfig) -> None:
+    """Create (or update) the market data, metadata and events streams."""
+    prefix = config.subject_prefix
+    streams = [
+        StreamConfig(
+            name=config.stream,
+            subjects=[f"{prefix}.md.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=config.max_age_s,
+            max_bytes=config.max_bytes,
+            duplicate_window=config.duplicate_window_s,
+        ),
+        StreamConfig(
+            name=meta_stream(config),
+            subjects=[f"{prefix}.instruments.>"],
+            storage=StorageType.FILE,
+            max_msgs_per_subject=1,
+            duplicate_window=config.duplicate_window_s,
+        ),
+        StreamConfig(
+            name=events_stream(config),
+            subjects=[f"{prefix}.{kind}.>" for kind in ("anomaly", "signal", "order", "fill")],
+            storage=StorageType.FILE,
+            max_age=config.events_max_age_s,
+            duplicate_window=config.duplicate_window_s,
+        ),
+    ]
+    for stream in streams:
+        try:
+            await js.add_stream(stream)
+        except BadRequestError:
+            await js.update_stream(stream)

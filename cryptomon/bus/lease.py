@@ -1,0 +1,241 @@
+"""The single-writer trading lease (DESIGN.md sections 5 and 8).
+
+Exactly one brain may trade per account. The lease is the key ``<account>`` in the JetStream
+key-value bucket ``bus.lease_bucket`` whose entries expire ``bus.lease_ttl_s`` after they were
+written. A brain takes it with ``create`` (only if nobody holds it) and renews it from the event
+loop every third of the TTL with ``update`` on the revision it wrote last; any other writer
+makes that update fail, and the lease is lost.
+
+Locally the lease is valid until (time the last successful write was *sent*) + TTL - margin:
+the server's entry cannot expire before that, so two brains never both consider themselves
+holders. :class:`LeasedBroker` refuses every placement and cancel while the lease is not
+valid (reads, i.e. reconciliation, pass), so a brain that loses it sends no order at all
+within one TTL; ``on_change(held)`` tells the trading engine to go ``reducing`` / back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Literal
+
+import structlog
+from nats.aio.client import Client
+from nats.js.api import KeyValueConfig
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from cryptomon.bus.connect import connect
+from cryptomon.clock import Clock
+from cryptomon.config import BusConfig
+from cryptomon.events import Fill, Notice, OrderIntent
+from cryptomon.hub import Hub
+from cryptomon.trading.brokers.base import Broker, BrokerOrder, MarketInfo, OrderRejectedError
+
+log = structlog.get_logger()
+
+_MARGIN = 0.2  # of the TTL: an order decided at the end of the validity still lands inside it
+
+
+class TradingLease:
+    """See the module docstring."""
+
+    name = "bus-lease"
+
+    def __init__(
+        self,
+        *,
+        config: BusConfig,
+        clock: Clock,
+        hub: Hub,
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.hub = hub
+        self.on_change = on_change
+        self.key = config.account
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.revision: int | None = None
+        self.valid_until = -1.0
+        self.other_holder: str | None = None
+        self.acquired = 0
+        self.lost = 0
+        self.nc: Client | None = None
+        self.kv: KeyValue | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._was_held: bool | None = None
+
+    def held(self) -> bool:
+        """True while this brain may send orders."""
+        return self.clock.monotonic() < self.valid_until
+
+    async def start(self) -> None:
+        self.nc = await connect(self.config, name=f"cryptomon-lease-{self.key}")
+        js = self.nc.jetstream()
+        try:
+            self.kv = await js.key_value(self.config.lease_bucket)
+        except BucketNotFoundError:
+            self.kv = await js.create_key_value(
+                KeyValueConfig(
+                    bucket=self.config.lease_bucket, history=1, ttl=self.config.lease_ttl_s
+                )
+            )
+        await self.renew()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.kv is not None and self.revision is not None and self.held():
+            with contextlib.suppress(Exception):  # let a standby brain take over now
+                await self.kv.delete(self.key, last=self.revision)
+                log.info("bus.lease_released", account=self.key, holder=self.holder)
+        self.valid_until = -1.0
+        self.revision = None
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+
+    async def _loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.lease_ttl_s / 3)
+            try:
+                await self.renew()
+            except Exception as exc:  # the loop must outlive NATS trouble
+                log.warning("bus.lease_renew_error", error=repr(exc))
+                self._report()
+
+    async def renew(self) -> None:
+        """Take the lease if free, renew it if ours; then report a change of holding."""
+        kv = self.kv
+        assert kv is not None, "start() first"
+        sent = self.clock.monotonic()
+        value = self.holder.encode()
+        try:
+            if self.revision is None:
+                self.revision = await kv.create(self.key, value)
+                self.acquired += 1
+            else:
+                self.revision = await kv.update(self.key, value, last=self.revision)
+            self.valid_until = sent + self.config.lease_ttl_s * (1 - _MARGIN)
+            self.other_holder = None
+        except KeyWrongLastSequenceError:
+            if self.revision is not None:
+                self.lost += 1
+            self.revision = None
+            self.valid_until = -1.0
+            self.other_holder = await self._current_holder()
+        except Exception as exc:  # NATS away: the validity runs out on its own
+            log.warning("bus.lease_renew_failed", account=self.key, error=repr(exc))
+        self._report()
+
+    async def _current_holder(self) -> str | None:
+        assert self.kv is not None
+        try:
+            entry = await self.kv.get(self.key)
+        except KeyNotFoundError:
+            return None
+        return entry.value.decode() if entry.value else None
+
+    def _report(self) -> None:
+        held = self.held()
+        if held != self._was_held:
+            self._was_held = held
+            self._announce(held)
+        if self.on_change is not None:
+            self.on_change(held)
+
+    def _announce(self, held: bool) -> None:
+        now = self.clock.time()
+        if held:
+            log.info("bus.lease_acquired", account=self.key, holder=self.holder)
+            message = f"this brain holds the trading lease for account {self.key}"
+            level: Literal["info", "critical"] = "info"
+        else:
+            message = (
+                f"this brain does NOT hold the trading lease for account {self.key} "
+                f"(holder: {self.other_holder or 'unknown/unreachable'}): it runs WITHOUT "
+                "trading, no orders are sent (risk state reducing) until it holds the lease"
+            )
+            log.critical("bus.lease_not_held", account=self.key, holder=self.other_holder)
+            level = "critical"
+        self.hub.publish(
+            Notice(
+                exchange="",
+                symbol="",
+                ts=now,
+                ts_recv=now,
+                code="trading_lease",
+                message=message,
+                level=level,
+            )
+        )
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "account": self.key,
+            "holder": self.holder,
+            "held": self.held(),
+            "other_holder": self.other_holder,
+            "acquired": self.acquired,
+            "lost": self.lost,
+        }
+
+
+class LeasedBroker:
+    """A broker that sends orders only while ``lease`` is held; reads always pass."""
+
+    def __init__(self, inner: Broker, *, lease: TradingLease) -> None:
+        self.inner = inner
+        self.lease = lease
+        self.name = inner.name
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:  # optional broker hooks (set_listener, ...)
+        return getattr(self.inner, name)
+
+    def _gate(self, client_order_id: str) -> None:
+        if not self.lease.held():
+            self.refused += 1
+            raise OrderRejectedError(
+                client_order_id,
+                f"this brain does not hold the trading lease for account {self.lease.key}",
+            )
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        await self.inner.stop()
+
+    async def market(self, symbol: str) -> MarketInfo:
+        return await self.inner.market(symbol)
+
+    async def place_order(self, intent: OrderIntent) -> BrokerOrder:
+        self._gate(intent.client_order_id)
+        return await self.inner.place_order(intent)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> BrokerOrder:
+        self._gate(client_order_id)
+        return await self.inner.cancel_order(symbol, client_order_id)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
+        return await self.inner.fetch_order(symbol, client_order_id)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
+        return await self.inner.fetch_open_orders(symbol)
+
+    async def fetch_fills(self, symbol: str, since: float | None = None) -> list[Fill]:
+        return await self.inner.fetch_fills(symbol, since)
+
+    async def fetch_balances(self) -> dict[str, Decimal]:
+        return await self.inner.fetch_balances()

@@ -1,0 +1,253 @@
+"""The brain role's feed source ``bus``: market data from JetStream into the hub.
+
+A durable pull consumer (``bus.durable``) on ``<prefix>.md.>`` fetches up to ``fetch_batch``
+messages; each batch is decoded and its events published on the hub exactly as a local feed
+would; after one event-loop turn (the detectors' micro-batch flush runs in it) and once the
+hub's queued subscribers (store writer, notifications, outbound events) have taken every
+event published so far (``hub.join``), the last message is acknowledged (ack policy ``all``:
+it acknowledges the ones before it). A restart resumes after the last acknowledged message.
+A batch delivered again (its ack was lost in a crash or a NATS restart) is recognised by
+``(collector, sequence)`` and skipped, counted as ``duplicates``.
+
+Also listens to ``<prefix>.health.*`` (each collector's health, shown under ``collectors`` in
+``/api/v1/feeds``; a collector silent for 3 health intervals has its exchanges marked stale)
+and keeps the latest instrument specs per exchange from ``<stream>_META``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from cryptomon.bus.codec import Batch, CodecError, decode
+from cryptomon.bus.connect import connect, ensure_streams, meta_stream
+from cryptomon.clock import Clock
+from cryptomon.config import BusConfig
+from cryptomon.events import FeedState, FeedStatus
+from cryptomon.feeds.health import FeedHealth
+from cryptomon.hub import Hub
+
+log = structlog.get_logger()
+
+_DEDUPE_WINDOW = 200_000  # (collector, seq) pairs remembered
+
+
+class BusHealth(FeedHealth):
+    """Feed health of the bus source, with each collector's last reported health. A collector
+    silent for ``silent_after_s`` has its exchanges marked stale on the hub (``FeedStatus``),
+    so trading pauses on them; its next health report marks them live again."""
+
+    def __init__(self, *, hub: Hub, clock: Clock, silent_after_s: float) -> None:
+        super().__init__("bus", [], hub=hub, clock=clock, source="bus")
+        self.silent_after_s = silent_after_s
+        self.collectors: dict[str, dict[str, Any]] = {}
+        self.seen_at: dict[str, float] = {}  # our monotonic time of each collector's report
+        self.silent: set[str] = set()
+        self.counters: dict[str, int] = {}
+        self.by_kind: dict[str, int] = {}  # events published on the hub per kind
+
+    def report(self, info: dict[str, Any]) -> None:
+        """A collector's health message."""
+        name = str(info["collector_id"])
+        self.collectors[name] = info
+        self.seen_at[name] = self.clock.monotonic()
+        if name in self.silent:
+            self.silent.discard(name)
+            self._mark(name, "live", f"collector {name} reports again")
+
+    def check_stale(self) -> list[str]:
+        """Collectors silent longer than ``silent_after_s`` (their exchanges marked stale)."""
+        now = self.clock.monotonic()
+        found = []
+        for name, seen in self.seen_at.items():
+            if name not in self.silent and now - seen > self.silent_after_s:
+                self.silent.add(name)
+                found.append(name)
+                self._mark(name, "stale", f"collector {name} silent for {now - seen:.1f}s")
+        return found
+
+    def _mark(self, name: str, status: FeedState, detail: str) -> None:
+        log.warning("bus.collector_" + status, collector=name, detail=detail)
+        for exchange in self.collectors[name].get("feeds", {}):
+            now = self.clock.time()
+            self.hub.publish(
+                FeedStatus(
+                    exchange=exchange,
+                    symbol="",
+                    ts=now,
+                    ts_recv=now,
+                    channel="",
+                    status=status,
+                    detail=detail,
+                )
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        out = super().snapshot()
+        out["messages"] = self.counters.get("events", 0)
+        out["bus"] = {**self.counters, "by_kind": dict(self.by_kind)}
+        now = self.clock.time()
+        out["collectors"] = {
+            name: {**info, "age_s": round(now - float(info.get("ts", now)), 3)}
+            for name, info in self.collectors.items()
+        }
+        return out
+
+
+class SeenBatches:
+    """Bounded memory of ``(collector, seq)`` pairs already processed."""
+
+    def __init__(self, size: int = _DEDUPE_WINDOW) -> None:
+        self.size = size
+        self._set: set[tuple[str, int]] = set()
+        self._order: deque[tuple[str, int]] = deque()
+
+    def add(self, key: tuple[str, int]) -> bool:
+        """True the first time ``key`` is seen."""
+        if key in self._set:
+            return False
+        self._set.add(key)
+        self._order.append(key)
+        if len(self._order) > self.size:
+            self._set.discard(self._order.popleft())
+        return True
+
+
+class BusFeedSource:
+    """See the module docstring."""
+
+    exchange = "bus"
+    name = "feed:bus"
+
+    def __init__(self, *, config: BusConfig, hub: Hub, clock: Clock) -> None:
+        self.config = config
+        self.hub = hub
+        self.clock = clock
+        self.bus_health = BusHealth(
+            hub=hub, clock=clock, silent_after_s=3 * config.health_interval_s
+        )
+        self.health: FeedHealth = self.bus_health  # the FeedSource protocol's type
+        self.counters = self.bus_health.counters
+        self.counters.update(
+            dict.fromkeys(("batches", "events", "duplicates", "redelivered", "bad"), 0)
+        )
+        self.seen = SeenBatches()
+        self.on_batch: Callable[[Batch], None] | None = None  # e.g. a lag probe (benchmark)
+        self.instruments: dict[str, list[dict[str, Any]]] = {}
+        self.nc: Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._subs: list[Any] = []
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.nc = await connect(cfg, name=f"cryptomon-brain-{cfg.durable}")
+        js = self.nc.jetstream()
+        await ensure_streams(js, cfg)
+        prefix = cfg.subject_prefix
+        self._subs.append(await self.nc.subscribe(f"{prefix}.health.*", cb=self._on_health))
+        self._subs.append(
+            await js.subscribe(
+                f"{prefix}.instruments.>",
+                stream=meta_stream(cfg),
+                cb=self._on_instruments,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            )
+        )
+        consumer = ConsumerConfig(
+            durable_name=cfg.durable,
+            ack_policy=AckPolicy.ALL,
+            ack_wait=cfg.ack_wait_s,
+            filter_subject=f"{prefix}.md.>",
+            max_ack_pending=-1,
+        )
+        sub = await js.pull_subscribe(
+            f"{prefix}.md.>", durable=cfg.durable, stream=cfg.stream, config=consumer
+        )
+        self.health.on_connected()
+        self.health.state = "live"
+        self._task = asyncio.get_running_loop().create_task(self._run(sub), name=self.name)
+        log.info("bus.brain_consuming", durable=cfg.durable, stream=cfg.stream)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.close()  # unacknowledged batches are redelivered to the next run
+        self.health.connected = False
+        self.health.state = "disconnected"
+
+    async def _run(self, sub: Any) -> None:
+        while True:
+            try:
+                msgs = await sub.fetch(self.config.fetch_batch, timeout=1.0)
+            except (NatsTimeoutError, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS away: the client reconnects; try again
+                log.debug("bus.fetch_failed", error=repr(exc))
+                await self.clock.sleep(0.2)
+                continue
+            if not msgs:
+                continue
+            for msg in msgs:
+                self.process(msg)
+            await asyncio.sleep(0)  # the detectors' flush (call_soon) runs before the ack
+            await self.hub.join()  # ... and the store, notifications, outbound took everything
+            try:
+                await msgs[-1].ack()
+            except Exception as exc:  # redelivered later and skipped by sequence
+                log.warning("bus.ack_failed", error=repr(exc))
+
+    def process(self, msg: Msg) -> None:
+        """Publish the events of one batch on the hub (once per collector sequence)."""
+        counters = self.counters
+        try:
+            batch = decode(msg.data)
+        except CodecError as exc:
+            counters["bad"] += 1
+            self.health.on_parse_error(exc, msg.subject)
+            return
+        if msg.metadata.num_delivered > 1:
+            counters["redelivered"] += 1
+        if not self.seen.add((batch.collector, batch.seq)):
+            counters["duplicates"] += 1
+            return
+        publish = self.hub.publish
+        for event in batch.events:
+            publish(event)
+        counters["batches"] += 1
+        counters["events"] += len(batch.events)
+        if self.on_batch is not None:
+            self.on_batch(batch)
+        by_kind = self.bus_health.by_kind
+        for kind, count in batch.kinds.items():
+            by_kind[kind] = by_kind.get(kind, 0) + count
+
+    async def _on_health(self, msg: Msg) -> None:
+        try:
+            self.bus_health.report(json.loads(msg.data))
+        except (ValueError, KeyError, TypeError):
+            self.counters["bad"] += 1
+
+    async def _on_instruments(self, msg: Msg) -> None:
+        try:
+            info = json.loads(msg.data)
+            self.instruments[str(info["exchange"])] = list(info["instruments"])
+        except (ValueError, KeyError, TypeError):
+            self.counters["bad"] += 1

@@ -1,0 +1,88 @@
+"""The ``bus`` section: scale-out over NATS JetStream (DESIGN.md section 8).
+
+``role: all`` (the default) is the single process and uses none of the other keys.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from cryptomon.config.base import Section
+
+Role = Literal["all", "collector", "brain"]
+ROLES: tuple[Role, ...] = ("all", "collector", "brain")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _token(value: str, what: str) -> str:
+    if not _TOKEN_RE.match(value):
+        raise ValueError(f"{what} of letters, digits, '_' and '-' only, not {value!r}")
+    return value
+
+
+class BusConfig(Section):
+    """Where the bus is and which part of the pipeline this process runs."""
+
+    role: Role = Field(default="all", description="all | collector | brain")
+    nats_url: str = Field(default="nats://127.0.0.1:4222", min_length=1)
+    credentials_file: Path | None = Field(default=None, description="NATS .creds file")
+    stream: str = Field(default="CRYPTOMON", description="JetStream stream of market data")
+    subject_prefix: str = Field(default="cryptomon", description="first token of every subject")
+    max_age_s: float = Field(default=3600.0, gt=0, description="market data kept this long")
+    max_bytes: int = Field(default=1 << 30, gt=0, description="market data stream size cap")
+    events_max_age_s: float = Field(
+        default=7 * 86400.0, gt=0, description="anomalies/signals/orders/fills kept this long"
+    )
+    duplicate_window_s: float = Field(
+        default=120.0, gt=0, description="Nats-Msg-Id dedupe window of the streams"
+    )
+    collector_id: str = Field(default="collector-1", description="unique per collector")
+    buffer_max_batches: int = Field(
+        default=10_000, ge=1, description="market-data batches kept while NATS is away"
+    )
+    batch_linger_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=1.0,
+        description="collector: 0 = one batch per symbol per event-loop turn; > 0 = gather a "
+        "symbol's events this long into one batch (bigger batches, more lag)",
+    )
+    publish_concurrency: int = Field(default=64, ge=1, le=4096)
+    health_interval_s: float = Field(default=5.0, gt=0)
+    durable: str = Field(default="cryptomon-brain", description="the brain's durable consumer")
+    fetch_batch: int = Field(default=256, ge=1, le=10_000)
+    ack_wait_s: float = Field(default=30.0, gt=0)
+    publish_events: bool = Field(
+        default=True, description="brain: publish anomalies, signals, orders and fills"
+    )
+    account: str = Field(default="default", description="trading lease key (one per account)")
+    lease_bucket: str = Field(default="cryptomon_lease")
+    lease_ttl_s: float = Field(default=10.0, ge=1.0, le=3600.0)
+
+    @field_validator("stream", "collector_id", "durable", "account", "lease_bucket")
+    @classmethod
+    def _tokens(cls, v: str) -> str:
+        return _token(v, "a name")
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return ".".join(_token(part, "a subject token") for part in v.split("."))
+
+    @field_validator("nats_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        schemes = ("nats://", "tls://", "ws://", "wss://")
+        if not all(url.strip().startswith(schemes) for url in v.split(",")):
+            raise ValueError(f"nats://host:port (comma-separated for a cluster), not {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> BusConfig:
+        if self.credentials_file is not None and not self.credentials_file.is_file():
+            raise ValueError(f"credentials_file {self.credentials_file} is not a readable file")
+        return self

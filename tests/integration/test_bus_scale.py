@@ -1,0 +1,274 @@
+"""Scale-out over NATS JetStream with real nats-server processes and real recordings:
+collectors and brains as separate processes (DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from cryptomon.app import build_app
+from cryptomon.clock import LiveClock
+from cryptomon.config import ExchangeConfig, Settings
+from cryptomon.feeds.manager import FeedManager, build_sources
+from cryptomon.hub import Hub
+from tests.integration.bus_support import (
+    NatsServer,
+    bus_section,
+    count_kinds,
+    free_port,
+    replay_exchange,
+    spawn,
+    terminate,
+    write_config,
+)
+from tests.util import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+TOKEN = "scale-test-token-0123456789"
+
+
+async def single_process_counts(exchanges: list[dict[str, Any]]) -> Counter[str]:
+    """What one process sees from the same recordings: market data per kind on its hub."""
+    hub, clock = Hub(), LiveClock()
+    counts = count_kinds(hub)
+    configs = [ExchangeConfig.model_validate(cfg) for cfg in exchanges]
+    feeds = FeedManager(build_sources(configs, hub=hub, clock=clock), hub=hub, clock=clock)
+    await feeds.start()
+    await feeds.wait_replays()
+    await feeds.stop()
+    return counts
+
+
+def brain_settings(tmp: Path, bus: dict[str, Any], **extra: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "bus": {**bus, "role": "brain"},
+            "api": {"enabled": False},
+            "database": {"url": f"sqlite+aiosqlite:///{tmp / 'brain.db'}"},
+            **extra,
+        }
+    )
+
+
+@pytest.mark.asyncio
+async def test_two_collectors_and_a_brain_see_what_one_process_sees(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """2 collector processes + 1 brain deliver exactly the market data per kind that a single
+    process sees on the same recordings; the brain gets instrument specs and collector health;
+    a collector serves its own /health and /metrics."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    bus = bus_section(server.url)
+    ex1, ex2 = replay_exchange(shared_data, "BINANCE_FUTURES"), replay_exchange(shared_data, "OKX")
+    expected = await single_process_counts([ex1, ex2])
+    brain = build_app(brain_settings(tmp_path, bus))
+    got = count_kinds(brain.hub)
+    await brain.start()
+    port = free_port()
+    procs = []
+    try:
+        for n, ex in enumerate((ex1, ex2)):
+            cfg = write_config(
+                tmp_path / f"c{n}.yaml",
+                exchanges=[ex],
+                bus={**bus, "collector_id": f"c{n}"},
+                api={"enabled": n == 0, "port": port},
+            )
+            procs.append(await spawn(cfg, "collector"))
+        total = sum(expected.values())
+        await wait_until(lambda: sum(got.values()) >= total, timeout=60, message="brain events")
+        source = brain.services.feeds.sources[0]  # type: ignore[union-attr]
+        await wait_until(lambda: len(source.instruments) == 2, message="instrument specs")
+        await wait_until(lambda: len(source.bus_health.collectors) == 2, message="health")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/health") as resp:
+                health = await resp.json()
+                assert resp.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                metrics = await resp.text()
+        assert health["collector_id"] == "c0"
+        assert 'cryptomon_bus_dropped_events_total{collector="c0"} 0' in metrics
+        assert got == expected
+        assert source.counters["duplicates"] == 0
+        market_kinds = {k: v for k, v in source.bus_health.by_kind.items() if k != "FeedStatus"}
+        assert market_kinds == dict(expected)
+        assert set(source.instruments) == {"binance_futures", "okx"}
+    finally:
+        codes = [await terminate(proc) for proc in procs]
+        await brain.stop()
+        await server.stop()
+    assert codes == [0, 0]
+
+
+async def stream_state(url: str, bus: dict[str, Any]) -> tuple[int, Any]:
+    """(messages in the market data stream, the brain's consumer info)."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(bus["stream"])
+        try:
+            consumer = await js.consumer_info(bus["stream"], bus["durable"])
+        except NotFoundError:  # no brain has consumed yet
+            consumer = None
+        return info.state.messages, consumer
+    finally:
+        await nc.close()
+
+
+@pytest.mark.asyncio
+async def test_collector_kill9_and_nats_restart_lose_and_duplicate_nothing(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """kill -9 of a collector (the brain marks its exchange stale), then a NATS restart, then a
+    new collector: every batch the stream stored is processed by the brain exactly once and
+    everything is acknowledged."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    bus = bus_section(server.url)
+    brain = build_app(brain_settings(tmp_path, bus))
+    await brain.start()
+    source = brain.services.feeds.sources[0]  # type: ignore[union-attr]
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        exchanges=[{**replay_exchange(shared_data, "KRAKEN"), "replay_speed": "20x"}],
+        bus={**bus, "collector_id": "k"},
+        api={"enabled": False},
+    )
+    proc: asyncio.subprocess.Process | None = None
+    try:
+        proc = await spawn(cfg, "collector")
+        await wait_until(lambda: source.counters["events"] > 100, timeout=30, message="flow")
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        market = brain.services.market
+        assert market is not None
+        await wait_until(lambda: market.is_stale("kraken", "XBT-USD"), message="marked stale")
+        await server.stop()
+        await server.start()  # same port and storage: the stream and the consumer survive
+        restarted = time.time()
+        proc = await spawn(cfg, "collector")
+
+        def new_collector_publishes() -> bool:
+            info = source.bus_health.collectors.get("k", {})
+            return info.get("ts", 0) > restarted and info["nats"]["published_batches"] > 0
+
+        await wait_until(new_collector_publishes, timeout=30, message="new collector")
+        assert not market.is_stale("kraken", "XBT-USD")
+
+        async def settled() -> bool:
+            stored, consumer = await stream_state(server.url, bus)
+            return (
+                consumer is not None
+                and stored == source.counters["batches"]
+                and consumer.num_pending == 0
+                and consumer.num_ack_pending == 0
+            )
+
+        await wait_until(settled, timeout=60, interval=0.2, message="all stored batches acked")
+        assert await terminate(proc) == 0
+        stored, _ = await stream_state(server.url, bus)  # after the collector's last batch
+        assert source.counters["batches"] == stored
+        assert source.counters["duplicates"] == source.counters["redelivered"]
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await brain.stop()
+        await server.stop()
+
+
+async def brain_counters(http: aiohttp.ClientSession, port: int) -> dict[str, Any]:
+    """The brain's bus counters from its API (empty while it is not up)."""
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/api/v1/feeds") as resp:
+            body = await resp.json()
+    except aiohttp.ClientError:
+        return {}
+    assert "feeds" in body, body
+    return dict(body["feeds"]["bus"]["bus"])
+
+
+@pytest.mark.asyncio
+async def test_brain_kill9_resumes_after_what_it_acknowledged(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """kill -9 of a brain process: the restarted brain resumes after the last acknowledged batch
+    (not from the start), and at the end every stored batch is acknowledged (nothing lost)."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    bus = bus_section(server.url, fetch_batch=16)
+    port = free_port()
+    cfg = write_config(
+        tmp_path / "brain.yaml",
+        bus=bus,
+        api={"port": port, "tokens": [{"name": "t", "token": TOKEN, "scopes": ["read"]}]},
+        database={"url": f"sqlite+aiosqlite:///{tmp_path / 'brain.db'}"},
+    )
+    collector = build_app(
+        Settings.model_validate(
+            {
+                "exchanges": [replay_exchange(shared_data, "KRAKEN")],
+                "bus": {**bus, "role": "collector", "collector_id": "k"},
+                "api": {"enabled": False},
+            }
+        )
+    )
+    await collector.start()
+    spawned: list[asyncio.subprocess.Process] = []
+    try:
+        await collector.services.feeds.wait_replays()  # type: ignore[union-attr]
+        publisher = collector.components[1]
+        await wait_until(lambda: not publisher.queue, message="collector drained")  # type: ignore[attr-defined]
+        stored, _ = await stream_state(server.url, bus)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(headers=auth) as http:
+            first = await spawn(cfg, "brain")
+            spawned.append(first)
+            seen: dict[str, Any] = {}
+
+            async def progressed() -> bool:
+                seen.update(await brain_counters(http, port))
+                return seen.get("batches", 0) > 0
+
+            await wait_until(progressed, timeout=60, interval=0.05, message="first brain")
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+            before = seen["batches"]
+            second = await spawn(cfg, "brain")
+            spawned.append(second)
+            done: dict[str, Any] = {}
+
+            async def finished() -> bool:
+                done.update(await brain_counters(http, port))
+                _, consumer = await stream_state(server.url, bus)
+                return (
+                    bool(done)
+                    and consumer is not None
+                    and consumer.num_pending == 0
+                    and consumer.num_ack_pending == 0
+                )
+
+            await wait_until(finished, timeout=60, interval=0.2, message="second brain done")
+            assert await terminate(second) == 0
+        _, consumer = await stream_state(server.url, bus)
+        assert consumer is not None
+        assert consumer.ack_floor is not None
+        assert consumer.ack_floor.stream_seq == stored  # every stored batch acknowledged
+        assert done["batches"] <= stored - before + 16  # resumed: at most one fetch again
+    finally:
+        for proc in spawned:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        await collector.stop()
+        await server.stop()

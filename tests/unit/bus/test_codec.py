@@ -1,0 +1,140 @@
+"""The columnar market-data batch codec, the deterministic ids and the bus config section."""
+
+from __future__ import annotations
+
+import pytest
+
+from cryptomon.bus.codec import CodecError, decode, encode
+from cryptomon.bus.outbound import to_message
+from cryptomon.commands.run import with_role
+from cryptomon.config import Settings
+from cryptomon.errors import ConfigError
+from cryptomon.events import Anomaly, BookSnapshot, Funding, Severity, Ticker, Trade
+from cryptomon.ids import anomaly_id, signal_id
+
+EX, SYM = "binance", "BTC-USDT"
+
+
+def events() -> list:
+    return [
+        Trade(exchange=EX, symbol=SYM, ts=1.5, ts_recv=2.0, price=3.0, amount=0.1, side="buy"),
+        BookSnapshot(
+            exchange=EX, symbol=SYM, ts=1.0, ts_recv=2.0, bids=((1.0, 2.0),), asks=((3.0, 4.0),)
+        ),
+        Ticker(exchange=EX, symbol=SYM, ts=1.0, ts_recv=2.0, bid=1.0, ask=2.0),
+        Funding(exchange=EX, symbol=SYM, ts=1.0, ts_recv=2.0, rate=1e-4, mark_price=None),
+        Trade(
+            exchange=EX,
+            symbol=SYM,
+            ts=1.6,
+            ts_recv=2.1,
+            price=3.1,
+            amount=0.2,
+            side="sell",
+            trade_id="9",
+        ),
+    ]
+
+
+def test_batch_round_trip_keeps_every_event_and_their_order() -> None:
+    """A batch decodes to equal events in publication order, with its collector and sequence."""
+    evs = events()
+    batch = decode(encode(evs, collector="c1", seq=42, exchange=EX, symbol=SYM))
+    assert batch.events == evs
+    assert (batch.collector, batch.seq, batch.exchange, batch.symbol) == ("c1", 42, EX, SYM)
+    assert batch.kinds == {"Trade": 2, "BookSnapshot": 1, "Ticker": 1, "Funding": 1}
+
+
+def test_floats_travel_exactly() -> None:
+    """Float columns are binary float64: values come back bit for bit."""
+    price = 0.1 + 0.2
+    ev = Trade(
+        exchange=EX,
+        symbol=SYM,
+        ts=1e9 + 0.123456789,
+        ts_recv=1.0,
+        price=price,
+        amount=1.0,
+        side="buy",
+    )
+    (back,) = decode(encode([ev], collector="c", seq=1, exchange=EX, symbol=SYM)).events
+    assert back.price == price
+    assert back.ts == ev.ts
+
+
+def test_a_bad_message_is_a_clear_codec_error() -> None:
+    """Garbage and other versions raise CodecError naming what was expected."""
+    with pytest.raises(CodecError, match="not a market-data batch"):
+        decode(b"\x05\x00\x00\x00hello")
+    with pytest.raises(CodecError, match="not market data"):
+        encode(
+            [
+                Anomaly(
+                    exchange=EX,
+                    symbol=SYM,
+                    ts=1,
+                    ts_recv=1,
+                    kind="x",
+                    severity=Severity.LOW,
+                    value=1,
+                    threshold=1,
+                    confidence=1,
+                )
+            ],
+            collector="c",
+            seq=1,
+            exchange=EX,
+            symbol=SYM,
+        )
+
+
+def test_ids_are_deterministic_from_their_inputs() -> None:
+    """The same inputs give the same anomaly/signal id; another input another id."""
+    one = anomaly_id(EX, SYM, kind="volume_spike", ts=1.0, ts_recv=2.0, value=3.0)
+    assert one == anomaly_id(EX, SYM, kind="volume_spike", ts=1.0, ts_recv=2.0, value=3.0)
+    assert one != anomaly_id(EX, SYM, kind="volume_spike", ts=1.0, ts_recv=2.0, value=3.5)
+    assert len(one) == 32
+    assert int(one, 16) >= 0
+    sig = signal_id(EX, SYM, source="rule", side="buy", ts=1.0, anomaly=one)
+    assert sig == signal_id(EX, SYM, source="rule", side="buy", ts=1.0, anomaly=one)
+    assert sig != signal_id(EX, SYM, source="rule", side="sell", ts=1.0, anomaly=one)
+
+
+def test_outbound_message_is_json_with_decimals_as_strings() -> None:
+    """An anomaly goes out as schema-1 JSON with a Nats-Msg-Id from its id."""
+    anomaly = Anomaly(
+        exchange=EX,
+        symbol=SYM,
+        ts=1,
+        ts_recv=1,
+        kind="x",
+        severity=Severity.HIGH,
+        value=1,
+        threshold=1,
+        confidence=1,
+        reasons=("a",),
+        id="abc",
+    )
+    kind, msg_id, payload = to_message(anomaly)
+    assert (kind, msg_id) == ("anomaly", "anomaly:abc")
+    assert b'"schema":1' in payload
+    assert b'"severity":"high"' in payload
+
+
+def test_bus_config_rejects_bad_values_with_clear_messages() -> None:
+    """A wrong role or subject prefix is a ConfigError naming the key and what is expected."""
+    from cryptomon.config import load_settings
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={"CRYPTOMON_BUS__ROLE": "worker"})
+    assert "bus.role" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={"CRYPTOMON_BUS__SUBJECT_PREFIX": "a b"})
+    assert "bus.subject_prefix" in str(info.value)
+
+
+def test_run_role_overrides_the_config() -> None:
+    """``run --role brain`` replaces bus.role; no role keeps the config's."""
+    settings = Settings()
+    assert with_role(settings, "brain").bus.role == "brain"
+    assert with_role(settings, None).bus.role == "all"
