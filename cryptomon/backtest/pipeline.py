@@ -18,9 +18,12 @@ from cryptomon.backtest.ledger import Ledger
 from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.futures import terms_lookup
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.runtime import TradingRuntime
 from cryptomon.trading.signals import SignalGenerator
@@ -32,11 +35,17 @@ YIELDS_PER_ROUND = 4
 class Pipeline:
     """The components of one backtest run (see the module docstring)."""
 
-    def __init__(self, settings: Settings, *, start: float) -> None:
+    def __init__(
+        self, settings: Settings, *, start: float, inputs: MarketInputs | None = None
+    ) -> None:
         self.settings = settings
         self.clock = ManualClock(start)
         self.hub = Hub()
-        self.market = MarketState(hub=self.hub)
+        # the instrument specs the daemon would use (a recording's own), so units, contract
+        # sizing and risk match the live path; none known: spot arithmetic as before
+        self.inputs = inputs or MarketInputs(registry=InstrumentRegistry())
+        specs = self.inputs.registry.get
+        self.market = MarketState(hub=self.hub, instruments=self.inputs.registry)
         self.ledger = Ledger()
         self.ledger.follow(self.hub)
         cfg = settings.trading
@@ -51,6 +60,7 @@ class Pipeline:
             hub=self.hub,
             clock=self.clock,
             allow_short=cfg.allow_short,
+            terms=terms_lookup(cfg, specs),
         )
         self.engine = TradingEngine(
             config=cfg,
@@ -60,6 +70,7 @@ class Pipeline:
             market=self.market,
             journal=MemoryJournal(hub=self.hub),
             runtime=runtime,
+            specs=specs,
         )
         self._base_tasks = 0
         self._seen = 0

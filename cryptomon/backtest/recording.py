@@ -25,6 +25,9 @@ from cryptomon.config import ExchangeConfig, Settings
 from cryptomon.errors import ConfigError
 from cryptomon.events import Trade
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
+from cryptomon.feeds.specs import recording_specs
+from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.registry import InstrumentRegistry
 
 MINUTE = 60.0
 
@@ -92,15 +95,21 @@ class RecordingRunner:
         self.exchange = exchange or recording_exchange(files)
         self.step_s = settings.backtest.replay_step_s
         self.settings = backtest_settings(settings, [])
-        self.pipe = Pipeline(self.settings, start=first_timestamp(files))
         cfg = ExchangeConfig(
             name=self.exchange, source="replay", files=list(files), replay_speed="1x"
         )
+        # the recording's instrument specs, as the daemon's replay reads them
+        registry = InstrumentRegistry()
+        registry.add(recording_specs(cfg))
+        inputs = MarketInputs(registry=registry, config=self.settings.market_data)
+        self.pipe = Pipeline(self.settings, start=first_timestamp(files), inputs=inputs)
         try:
             feed_class = replay_feed_class(self.exchange)
         except ConfigError as exc:
             raise DataError(f"recording of {self.exchange!r}: {exc.problems[0]}") from None
-        self.feed = ReplayFeed(cfg, feed_class=feed_class, hub=self.pipe.hub, clock=self.pipe.clock)
+        self.feed = ReplayFeed(
+            cfg, feed_class=feed_class, hub=self.pipe.hub, clock=self.pipe.clock, market=inputs
+        )
         self.minutes = _Minutes()
         self.pipe.hub.subscribe(Trade, self.minutes.on_trade, name="backtest.minutes")
 

@@ -71,13 +71,15 @@ class OrderExecutor:
         ctx = self.context
         positions = {k: p.amount for k, p in ctx.portfolio.positions.items() if p.amount != 0}
         pending: dict[MarketKey, Decimal] = {}
+        exiting: dict[MarketKey, Decimal] = {}
         for rec in ctx.book.open():
             intent = rec.intent
-            if intent.reduce_only:
-                continue
+            if intent.reduce_only and intent.type != "market":
+                continue  # a resting stop or take-profit leg: not a close on its way
             key = (intent.exchange, intent.symbol)
             remaining = rec.remaining if intent.side == "buy" else -rec.remaining
-            pending[key] = pending.get(key, ZERO) + remaining
+            into = exiting if intent.reduce_only else pending
+            into[key] = into.get(key, ZERO) + remaining
         marks: dict[MarketKey, Decimal] = {}
         for key in set(positions) | set(pending):
             mid = ctx.mid(*key)
@@ -90,6 +92,7 @@ class OrderExecutor:
             pending=pending,
             marks=marks,
             orders_last_minute=self.orders_last_minute(),
+            exiting=exiting,
         )
 
     def exit_intent(

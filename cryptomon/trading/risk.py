@@ -111,8 +111,10 @@ class PortfolioView:
     """What risk needs to know about the account.
 
     ``positions`` and ``pending`` are signed base amounts per (exchange, symbol); ``pending``
-    sums the remaining amount of open orders that are not reduce-only. ``marks`` values each
-    key for exposure (missing keys use their average price in ``avg_prices``).
+    sums the remaining amount of open orders that are not reduce-only, ``exiting`` that of
+    open reduce-only market orders (closes already on their way; a resting stop or
+    take-profit leg is not one). ``marks`` values each key for exposure (missing keys use
+    their average price in ``avg_prices``).
     """
 
     equity: Decimal
@@ -121,6 +123,7 @@ class PortfolioView:
     pending: Mapping[_Key, Decimal] = field(default_factory=dict)
     marks: Mapping[_Key, Decimal] = field(default_factory=dict)
     orders_last_minute: int = 0
+    exiting: Mapping[_Key, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,15 +188,19 @@ def check(
     refused = _order_checks(intent, portfolio, market.info, limits, mid=mid, price=price)
     if refused is not None:
         return refused
-    position = portfolio.positions.get((intent.exchange, intent.symbol), ZERO)
+    key = (intent.exchange, intent.symbol)
     if intent.reduce_only:
+        # net of closes already on their way: a stop firing while a signal's close is in
+        # flight must not sell the position a second time (and open a short)
+        position = portfolio.positions.get(key, ZERO) + portfolio.exiting.get(key, ZERO)
         reduces = (position > 0 and intent.side == "sell") or (
             position < 0 and intent.side == "buy"
         )
         if not reduces or intent.amount > abs(position):
             return _reject(
                 "reduce_only",
-                f"reduce-only {intent.side} {intent.amount} does not reduce position {position}",
+                f"reduce-only {intent.side} {intent.amount} does not reduce position {position}"
+                " (net of closes already working)",
             )
         return APPROVED
     if not growing:

@@ -180,6 +180,17 @@ def test_reduce_only_must_reduce() -> None:
     assert rejected(intent("buy", "1", reduce_only=True, origin="manual"), p) == "reduce_only"
 
 
+def test_reduce_only_counts_closes_already_working() -> None:
+    """A stop firing while a close of the whole position is in flight is refused: the two
+    would sell the position twice and open a short; the part not yet being closed may go."""
+    key = ("binance", "BTC-USDT")
+    p = PortfolioView(equity=D(10000), positions={key: D(1)}, exiting={key: D("-0.6")})
+    stop = intent("sell", "1", reduce_only=True, origin="stop_loss")
+    assert rejected(stop, p) == "reduce_only"
+    rest = intent("sell", "0.4", reduce_only=True, origin="stop_loss")
+    assert check(rest, p, MARKET, LIMITS).approved
+
+
 def test_short_not_allowed() -> None:
     """Selling into a short is refused unless allow_short."""
     assert rejected(intent("sell", "1")) == "short_not_allowed"
