@@ -25,11 +25,14 @@ SENSITIVE = AnomalyDetectionConfig(
     price_change_percentage=0.01,
     ma_deviation_percentage=0.005,
     volatility_z_threshold=1.0,
-    whale_k_std=1.0,
-    whale_burst_k_std=0.5,
+    whale_median_multiple=2.0,
+    whale_quantile_multiple=0.5,
+    whale_min_notional={},
     whale_burst_count=2,
     spread_z_threshold=1.0,
     spread_min_ratio=1.01,
+    spread_min_ticks=0.0,
+    spread_min_bps=0.0,
     book_imbalance_threshold=0.3,
     book_imbalance_min_s=0.0,
     divergence_bps=1.0,
@@ -80,6 +83,7 @@ def assert_complete(a: Anomaly) -> None:
     assert a.reasons, a.kind
     assert a.samples > 0, a.kind
     assert a.window_mean is not None, a.kind
-    assert a.window_std is not None, a.kind
+    # whales compare with the median and a quantile of recent orders: no std
+    assert (a.window_std is None) == a.kind.startswith("whale"), a.kind
     if a.kind not in ("liquidations", "funding"):
         assert a.price_change_pct is not None or a.kind in ("spread", "book_imbalance"), a.kind
