@@ -62,7 +62,7 @@ class AnomalyDetectionConfig(Section):
         default=10.0, ge=0, description="a spread narrower than this many ticks never fires"
     )
     spread_min_bps: float = Field(
-        default=10.0, ge=0, description="a spread narrower than this many bps never fires"
+        default=0.0, ge=0, description="a spread narrower than this many bps never fires"
     )
     spread_halflife_s: float = Field(
         default=300.0, gt=0, description="half-life of the spread/imbalance/gap EWMAs"

@@ -22,7 +22,9 @@ NO_WARMUP = Warmup(samples=0, seconds=0.0)
 
 
 class SourceSeen:
-    """Events of one source per market id so far, and the event time of the first."""
+    """Events of one source per market id so far, and the earliest event time (the minimum,
+    not the first: a book from a REST snapshot may carry a receipt time ahead of the
+    exchange times that follow)."""
 
     __slots__ = ("count", "first")
 
@@ -45,9 +47,9 @@ class SourceSeen:
             return
         self.resize(int(sid.max()) + 1)
         self.count += np.bincount(sid, minlength=self.count.shape[0])
-        new = np.isnan(self.first[sid])
-        if new.any():  # reversed: with repeated ids the earliest row's time is written last
-            self.first[sid[new][::-1]] = ts[new][::-1]
+        earlier = ~(ts >= self.first[sid])  # new markets (NaN) and earlier times; rare
+        if earlier.any():
+            np.fmin.at(self.first, sid[earlier], ts[earlier])
 
     def at_row(self, sid: np.ndarray, ts: np.ndarray, row: int) -> tuple[int, float]:
         """(events, seconds since the first) of the market of ``row`` up to that row."""
@@ -55,8 +57,7 @@ class SourceSeen:
         mine = sid[: row + 1] == s
         before = int(self.count[s]) if s < self.count.shape[0] else 0
         first = float(self.first[s]) if s < self.first.shape[0] else math.nan
-        if math.isnan(first):
-            first = float(ts[int(np.argmax(mine))])
+        first = float(np.fmin(first, ts[: row + 1][mine].min()))
         return before + int(np.count_nonzero(mine)), float(ts[row]) - first
 
 
