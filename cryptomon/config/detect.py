@@ -80,10 +80,10 @@ class AnomalyDetectionConfig(Section):
     )
     whale_min_notional: dict[str, float] = Field(
         default_factory=lambda: {
-            "USDT": 2_500.0,
-            "USDC": 2_500.0,
-            "USD": 2_500.0,
-            "EUR": 2_500.0,
+            "USDT": 1_000.0,
+            "USDC": 1_000.0,
+            "USD": 1_000.0,
+            "EUR": 1_000.0,
             "BTC": 0.05,
             "ETH": 1.0,
         },

@@ -69,15 +69,17 @@ def _at_nb(sorted_vals: np.ndarray, q: float) -> float:
 @njit(cache=True)
 def stat_threshold_nb(state: np.ndarray, window: np.ndarray, params: np.ndarray, s: int) -> float:
     """The statistical whale threshold of ``s``: max(median x multiple, quantile x multiple,
-    minimum notional); infinite before ``min_samples`` completed orders."""
-    if window[s, R_N] < window[s, R_MIN] or window[s, R_N] < 1:
+    minimum notional); infinite before ``min_samples`` completed orders. The quantile counts
+    once the window holds enough orders to estimate it (n x (1 - q) >= 1; below that it is
+    the window's maximum, one lucky order)."""
+    n = window[s, R_N]
+    if n < window[s, R_MIN] or n < 1:
         return math.inf
     p = params[s]
-    return max(
-        p.median_multiple * state[s, W_MEDIAN],
-        p.quantile_multiple * state[s, W_QUANTILE],
-        p.min_notional,
-    )
+    thr = max(p.median_multiple * state[s, W_MEDIAN], p.min_notional)
+    if n * (1.0 - p.quantile) >= 1.0:
+        thr = max(thr, p.quantile_multiple * state[s, W_QUANTILE])
+    return thr
 
 
 @njit(cache=True)
