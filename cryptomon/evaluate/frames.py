@@ -48,6 +48,11 @@ class TradeFrame:
     def render(self, t: Injected) -> str:
         raise NotImplementedError
 
+    def resequence(self, lines: list[str]) -> list[str]:
+        """The lines of a websocket file after an insertion (for exchanges that number their
+        messages; the others: unchanged)."""
+        return lines
+
 
 class BinanceFrame(TradeFrame):
     """Combined-stream ``aggTrade`` (spot and USD-M futures)."""
@@ -128,7 +133,26 @@ class BitfinexFrame(TradeFrame):
 
     def render(self, t: Injected) -> str:
         signed = t.amount if t.buy else -t.amount
-        return json.dumps([int(t.chan), "te", [t.ident, round(t.ts * 1000), signed, t.price]])
+        # the last element is the connection's message sequence number (conf flag SEQ_ALL)
+        return json.dumps([int(t.chan), "te", [t.ident, round(t.ts * 1000), signed, t.price], 0])
+
+    def resequence(self, lines: list[str]) -> list[str]:
+        """Renumber the channel messages (lists ending with a sequence number) from the
+        first recorded number on, so an inserted message is not a gap."""
+        out, seq = [], None
+        for line in lines:
+            head, sep, payload = line.partition(": ")
+            if not sep or not payload.startswith("[") or head.startswith("wss"):
+                out.append(line)
+                continue
+            msg = json.loads(payload)
+            if not isinstance(msg[-1], int):
+                out.append(line)
+                continue
+            seq = msg[-1] if seq is None else seq + 1
+            msg[-1] = seq
+            out.append(f"{head}: {json.dumps(msg, separators=(',', ':'))}")
+        return out
 
 
 class KrakenFrame(TradeFrame):

@@ -29,7 +29,7 @@ from cryptomon.clock import ManualClock
 from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig
 from cryptomon.errors import ConfigError, Problem
 from cryptomon.evaluate.evaluate import SERIES_KINDS, engine_on, grace_s
-from cryptomon.evaluate.frames import Injected, frame_for
+from cryptomon.evaluate.frames import Injected, TradeFrame, frame_for
 from cryptomon.evaluate.labels import MIN_LIVE_TRADES, PLAN, Injection, Label, alert_rates, score
 from cryptomon.events import Anomaly, BookTop, Trade
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
@@ -144,7 +144,7 @@ def _trades_at(
 
 
 @dataclass
-class _Copy:
+class CopyPlan:
     """The injected lines of one copy: ws file -> [(receipt, line)]; the labels."""
 
     lines: dict[Path, list[tuple[float, str]]] = field(default_factory=dict)
@@ -160,13 +160,13 @@ def _plan_copy(
     copy: int,
     cfg: AnomalyDetectionConfig,
     rng: random.Random,
-) -> _Copy:
+) -> CopyPlan:
     """One injection per eligible market of the recording."""
     frame = frame_for(name)
     ws = [f for f in files if ".ws." in f.name]
     texts = {f: f.read_text(encoding="utf-8", errors="replace").splitlines() for f in ws}
     every = [line for lines in texts.values() for line in lines]
-    out = _Copy()
+    out = CopyPlan()
     for n, (symbol, native) in enumerate(sorted(rep.natives.items())):
         live = _live(rep, symbol)
         chan = frame.channel(every, native) if len(live) > MIN_LIVE_TRADES else None
@@ -187,7 +187,7 @@ def _plan_copy(
     return out
 
 
-def _write_copy(files: list[Path], plan: _Copy, folder: Path) -> list[Path]:
+def write_copy(files: list[Path], plan: CopyPlan, folder: Path, frame: TradeFrame) -> list[Path]:
     """The recording copied into ``folder`` with the planned lines inserted in receipt order."""
     out = []
     for f in files:
@@ -202,6 +202,7 @@ def _write_copy(files: list[Path], plan: _Copy, folder: Path) -> list[Path]:
                 at = bisect.bisect_right(stamps, receipt)
                 lines.insert(at, f"{receipt!r}: {text}")
                 stamps.insert(at, receipt)
+            lines = frame.resequence(lines)
             dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
         out.append(dest)
     return out
@@ -240,7 +241,9 @@ async def evaluate_recording(
                     continue
                 folder = Path(tmp) / str(copy)
                 folder.mkdir()
-                copied = await asyncio.to_thread(_write_copy, files, planned, folder)
+                copied = await asyncio.to_thread(
+                    write_copy, files, planned, folder, frame_for(name)
+                )
                 found[copy] = (await replay(name, copied, cfg)).anomalies
                 labels.extend(planned.labels)
     return rep, labels, found
