@@ -15,7 +15,7 @@ class AnomalyDetectionConfig(Section):
 
     enabled: bool = Field(default=True, description="run the detectors at all")
     volume_threshold_multiplier: float = Field(
-        default=4.0, gt=0, description="z-score of bucket volume that fires"
+        default=6.0, gt=0, description="z-score of bucket volume that fires"
     )
     price_change_percentage: float = Field(
         default=5.0, gt=0, description="% move within the lookback that fires"
@@ -32,7 +32,7 @@ class AnomalyDetectionConfig(Section):
         default=0.8, gt=0, le=1, description="|buy-sell|/(buy+sell) of a busy bucket that fires"
     )
     volume_imbalance_min_trades: int = Field(
-        default=20, ge=1, description="trades in the bucket before its imbalance counts"
+        default=50, ge=1, description="trades in the bucket before its imbalance counts"
     )
     volatility_z_threshold: float = Field(
         default=6.0, gt=0, description="z-score of the running bucket's log return"
@@ -94,7 +94,7 @@ class AnomalyDetectionConfig(Section):
         default=50.0, gt=1, description="statistical whale: at least this multiple of the median"
     )
     whale_quantile: float = Field(
-        default=0.99, gt=0.5, lt=1, description="... and of this quantile of recent orders"
+        default=0.995, gt=0.5, lt=1, description="... and of this quantile of recent orders"
     )
     whale_quantile_multiple: float = Field(default=1.5, gt=0, description="... times this multiple")
     whale_window_trades: int = Field(
@@ -105,7 +105,7 @@ class AnomalyDetectionConfig(Section):
     )
     whale_burst_window_s: float = Field(default=30.0, gt=0, description="burst time window")
     whale_burst_fraction: float = Field(
-        default=0.25,
+        default=0.5,
         gt=0,
         le=1,
         description="'large' for bursts: this fraction of a whale threshold",

@@ -237,7 +237,7 @@ def test_burst_of_large_same_side_trades_fires_whale_burst() -> None:
     m, got = calm()
     for _ in range(5):
         m.t += 1.0
-        m.trade(20.0, side="sell", price=100.0)  # over a quarter of the whale threshold
+        m.trade(40.0, side="sell", price=100.0)  # over half the whale threshold
     m.eng.flush()
     wb = [a for a in got if a.kind == "whale_burst"]
     assert len(wb) == 1
