@@ -25,6 +25,7 @@ def test_every_subcommand_is_registered_with_run_first() -> None:
             "check-config",
             "db",
             "demo",
+            "evaluate",
             "notify-test",
             "record",
             "replay",
