@@ -8,6 +8,7 @@ import pytest
 
 from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect.base import Warmup
+from cryptomon.detect.book_nb import B_TICK
 from cryptomon.detect.registry import DeclaresWarmup, default_registry
 from cryptomon.events import BookTop
 from tests.unit.detect.market import Market, engine, kinds
@@ -145,5 +146,5 @@ def test_spread_of_a_few_ticks_never_fires_but_a_wide_one_does() -> None:
         sp = [a for a in got if a.kind == "spread"]
         assert bool(sp) == (spread_ticks == 40), (spread_ticks, [a.reasons for a in sp])
     assert any("(40 ticks)" in r for r in sp[0].reasons)
-    tick = eng.detectors["book"].state[eng.symbol_id("x", "BTC-USDT"), 4]
+    tick = eng.detectors["book"].state[eng.symbol_id("x", "BTC-USDT"), B_TICK]
     assert tick == pytest.approx(0.1)
