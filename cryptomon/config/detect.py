@@ -15,7 +15,7 @@ class AnomalyDetectionConfig(Section):
 
     enabled: bool = Field(default=True, description="run the detectors at all")
     volume_threshold_multiplier: float = Field(
-        default=6.0, gt=0, description="z-score of bucket volume that fires"
+        default=4.0, gt=0, description="z-score of bucket volume that fires"
     )
     price_change_percentage: float = Field(
         default=5.0, gt=0, description="% move within the lookback that fires"

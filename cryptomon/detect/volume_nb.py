@@ -28,8 +28,9 @@ V_REF_N = 9  # ... how many such buckets it averages (capped at the window lengt
 V_COLS = 10
 
 # the std behind the z-score is at least this fraction of V_REF: a window that a lull filled
-# with zeros (std 0) still scores the next burst, and clipping never freezes the window
-STD_FLOOR = 0.5
+# with zeros (std 0) still scores the next burst, and clipping never freezes the window (small:
+# on steady markets, where the std is a fraction of the mean, it must not bind)
+STD_FLOOR = 0.1
 
 VOLUME_PARAMS = np.dtype(
     [
