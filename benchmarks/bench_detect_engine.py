@@ -169,7 +169,8 @@ class DequeDetectors:
             if abs(s.rets.z(math.log(p / s.prev), cfg.min_samples)) >= cfg.volatility_z_threshold:
                 self.findings += 1
         ln = math.log(p * a) if p * a > 0 else 0.0
-        if s.notional.z(ln, cfg.min_samples) >= cfg.whale_k_std:
+        # a z-test of log notional stands in for the whale rule in this reference
+        if s.notional.z(ln, cfg.min_samples) >= 5.0:
             self.findings += 1
         s.notional.push(ln)
 

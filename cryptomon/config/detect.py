@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -32,7 +33,7 @@ class AnomalyDetectionConfig(Section):
         default=0.8, gt=0, le=1, description="|buy-sell|/(buy+sell) of a busy bucket that fires"
     )
     volume_imbalance_min_trades: int = Field(
-        default=20, ge=1, description="trades in the bucket before its imbalance counts"
+        default=50, ge=1, description="trades in the bucket before its imbalance counts"
     )
     volatility_z_threshold: float = Field(
         default=6.0, gt=0, description="z-score of the running bucket's log return"
@@ -58,6 +59,12 @@ class AnomalyDetectionConfig(Section):
     spread_min_ratio: float = Field(
         default=3.0, gt=1, description="spread must also be this multiple of its mean"
     )
+    spread_min_ticks: float = Field(
+        default=10.0, ge=0, description="a spread narrower than this many ticks never fires"
+    )
+    spread_min_bps: float = Field(
+        default=0.0, ge=0, description="a spread narrower than this many bps never fires"
+    )
     spread_halflife_s: float = Field(
         default=300.0, gt=0, description="half-life of the spread/imbalance/gap EWMAs"
     )
@@ -78,9 +85,25 @@ class AnomalyDetectionConfig(Section):
         description="the whale threshold in USD for a USD-like quote without its own entry in "
         "whale_notional (where the trade's notional_usd is known)",
     )
-    whale_k_std: float = Field(
-        default=5.0, gt=0, description="or this many std above the mean log notional"
+    whale_min_notional: dict[str, float] = Field(
+        default_factory=lambda: {
+            "USDT": 1_000.0,
+            "USDC": 1_000.0,
+            "USD": 1_000.0,
+            "EUR": 1_000.0,
+            "BTC": 0.05,
+            "ETH": 1.0,
+        },
+        description="the statistical whale rule needs at least this notional, per quote "
+        "('*': any other quote; a quote with neither: no minimum)",
     )
+    whale_median_multiple: float = Field(
+        default=50.0, gt=1, description="statistical whale: at least this multiple of the median"
+    )
+    whale_quantile: float = Field(
+        default=0.995, gt=0.5, lt=1, description="... and of this quantile of recent orders"
+    )
+    whale_quantile_multiple: float = Field(default=1.5, gt=0, description="... times this multiple")
     whale_window_trades: int = Field(
         default=1000, ge=2, le=100_000, description="recent trades behind the whale statistics"
     )
@@ -88,11 +111,11 @@ class AnomalyDetectionConfig(Section):
         default=5, ge=2, le=32, description="same-side large trades that make a burst"
     )
     whale_burst_window_s: float = Field(default=30.0, gt=0, description="burst time window")
-    whale_burst_k_std: float = Field(
-        default=3.0, gt=0, description="a 'large' trade for bursts: z of log notional"
-    )
     whale_burst_fraction: float = Field(
-        default=0.25, gt=0, le=1, description="or this fraction of the whale notional"
+        default=0.5,
+        gt=0,
+        le=1,
+        description="'large' for bursts: this fraction of a whale threshold",
     )
     divergence_bps: float = Field(
         default=50.0, gt=0, description="mid-price gap to the other exchanges, bps"
@@ -115,13 +138,13 @@ class AnomalyDetectionConfig(Section):
     )
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    @field_validator("whale_notional")
+    @field_validator("whale_notional", "whale_min_notional")
     @classmethod
     def _quotes(cls, v: dict[str, float]) -> dict[str, float]:
         out = {}
         for quote, amount in v.items():
-            if not amount > 0:
-                raise ValueError(f"whale_notional[{quote!r}] must be > 0, not {amount!r}")
+            if not 0 <= amount < math.inf:
+                raise ValueError(f"[{quote!r}] must be a finite notional >= 0, not {amount!r}")
             out[str(quote).upper()] = float(amount)
         return out
 

@@ -24,6 +24,25 @@ class SymbolInfo:
     symbol: str
     quote: str
     cfg: AnomalyDetectionConfig
+    # the instrument's price tick when known (0.0: unknown; the book detector then infers it
+    # from the price grid it observes)
+    tick_size: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Warmup:
+    """What a detector must have seen of one market before it may report on it: ``samples``
+    input events (trades, book updates, ...) and ``seconds`` of event time since the first.
+    The engine drops findings of a market that has not passed both."""
+
+    samples: int
+    seconds: float
+
+
+def bucket_warmup(cfg: AnomalyDetectionConfig) -> Warmup:
+    """The warm-up of the bucketed statistics: ``min_samples`` events and ``min_samples``
+    buckets of time (the default of a detector that declares none)."""
+    return Warmup(samples=cfg.min_samples, seconds=cfg.min_samples * cfg.bucket_seconds)
 
 
 def quote_of(symbol: str) -> str:
@@ -59,13 +78,16 @@ class FundingCols:
 
 @dataclass(slots=True)
 class BookCols:
-    """A micro-batch of book tops (spread in bps, depth imbalance, mid)."""
+    """A micro-batch of book tops (spread in bps, depth imbalance, mid; best bid and ask
+    for the BOOKS source, None for MIDS)."""
 
     sid: np.ndarray
     ts: np.ndarray
     spread: np.ndarray
     imb: np.ndarray
     mid: np.ndarray
+    bid: np.ndarray | None = None
+    ask: np.ndarray | None = None
 
 
 @dataclass(slots=True)

@@ -19,7 +19,12 @@ B_START = 0  # start of the running imbalance excursion (NaN = none)
 B_SIGN = 1
 B_LVL_IMB = 2
 B_LVL_SPREAD = 3
-B_COLS = 4
+B_TICK = 4  # the tick inferred from the observed price grid (inf until two prices differ)
+B_BID = 5  # last best bid and ask (NaN before the first)
+B_ASK = 6
+B_COLS = 7
+
+_GRID_EPS = 1e-9  # price steps below this fraction of the price are float noise
 
 BOOK_PARAMS = np.dtype(
     [
@@ -30,8 +35,35 @@ BOOK_PARAMS = np.dtype(
         ("halflife_s", np.float64),  # half-life of the spread and imbalance EWMAs
         ("min_samples", np.float64),  # spread updates before the spread rule counts
         ("smoothing_s", np.float64),  # half-life of the smoothed imbalance
+        ("tick", np.float64),  # the instrument's price tick (0 = unknown: inferred)
+        ("spread_min_ticks", np.float64),  # a spread below this many ticks never fires
+        ("spread_min_bps", np.float64),  # ... nor one below this many bps
     ]
 )
+
+
+@njit(cache=True)
+def tick_nb(state: np.ndarray, params: np.ndarray, s: int, bid: float, ask: float) -> float:
+    """The tick of ``s``: the instrument's when known, else the smallest price step seen
+    between consecutive best bids, consecutive best asks and across the spread (an upper
+    bound of the true tick that shrinks towards it: spreads in ticks are never overstated)."""
+    if not (bid > 0.0 and ask > 0.0):
+        return params[s].tick if params[s].tick > 0.0 else state[s, B_TICK]
+    eps = _GRID_EPS * ask
+    tick = state[s, B_TICK]
+    for d in (abs(bid - state[s, B_BID]), abs(ask - state[s, B_ASK]), ask - bid):
+        if d > eps and d < tick:  # NaN (no previous price) compares false
+            tick = d
+    state[s, B_TICK] = tick
+    state[s, B_BID] = bid
+    state[s, B_ASK] = ask
+    return params[s].tick if params[s].tick > 0.0 else tick
+
+
+@njit(cache=True)
+def _wide_nb(params: np.ndarray, s: int, sp: float, ticks: float) -> bool:
+    """Wide enough to be a blow-out at all: at least the minimum ticks and bps."""
+    return ticks >= params[s].spread_min_ticks and sp >= params[s].spread_min_bps
 
 
 @njit(cache=True)
@@ -40,6 +72,8 @@ def book_batch_nb(
     ts: np.ndarray,
     spread: np.ndarray,
     imb: np.ndarray,
+    bid: np.ndarray,
+    ask: np.ndarray,
     state: np.ndarray,
     spread_ewma: np.ndarray,
     imbalance_ewma: np.ndarray,
@@ -49,15 +83,17 @@ def book_batch_nb(
     m: int,
 ) -> int:
     """Spread blow-out: z of the spread against its time-decayed EWMA (std floored at
-    (ratio - 1) * mean / z, so a constant spread still gives a finite z) and at least ``ratio``
-    times that mean. Depth imbalance: its short EWMA (``smoothing_s`` half-life) beyond a
-    threshold, with the same sign, for a minimum time."""
+    (ratio - 1) * mean / z, so a constant spread still gives a finite z), at least ``ratio``
+    times that mean and at least ``spread_min_ticks`` ticks and ``spread_min_bps`` bps
+    (a tick-limited book's few-tick spread never fires). Depth imbalance: its short EWMA
+    (``smoothing_s`` half-life) beyond a threshold, with the same sign, for a minimum time."""
     for i in range(sid.shape[0]):
         s = sid[i]
         t = ts[i]
         if not math.isfinite(t):
             continue
         sp = spread[i]
+        ticks = (ask[i] - bid[i]) / tick_nb(state, params, s, bid[i], ask[i]) + 1e-6
         if math.isfinite(sp) and sp >= 0.0:
             n = spread_ewma[s, E_N]
             mean = spread_ewma[s, E_MEAN]
@@ -68,7 +104,7 @@ def book_batch_nb(
                 excess = sp - mean
                 std_eff = max(std, (ratio - 1.0) * abs(mean) / zthr, 1e-12)
                 z = excess / std_eff
-                if z >= zthr and sp >= ratio * mean:
+                if z >= zthr and sp >= ratio * mean and _wide_nb(params, s, sp, ticks):
                     lvl = level_nb(z / zthr)
                     if lvl + 1 > state[s, B_LVL_SPREAD]:
                         state[s, B_LVL_SPREAD] = lvl + 1
@@ -84,7 +120,7 @@ def book_batch_nb(
                             std=std,
                             samples=n,
                             level=lvl,
-                            aux=sp / mean if mean > 0.0 else math.inf,
+                            aux=ticks,
                         )
                 elif z < REARM * zthr:
                     state[s, B_LVL_SPREAD] = 0.0

@@ -8,8 +8,16 @@ from typing import ClassVar
 
 import numpy as np
 
+from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect import divergence_nb
-from cryptomon.detect.base import BookCols, SymbolInfo, grow_records, grow_rows
+from cryptomon.detect.base import (
+    BookCols,
+    SymbolInfo,
+    Warmup,
+    bucket_warmup,
+    grow_records,
+    grow_rows,
+)
 from cryptomon.detect.detectors_nb import Finding
 from cryptomon.detect.kernels_nb import grow
 from cryptomon.kinds import AnomalyKind
@@ -32,6 +40,10 @@ class DivergenceDetector:
         self.mid_times = np.zeros((0, 1))  # ... and its time
         self.state = np.zeros((0, divergence_nb.D_COLS))
         self.params = np.zeros(0, dtype=divergence_nb.DIVERGENCE_PARAMS)
+
+    def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
+        """``min_samples`` mids and ``min_samples`` buckets of time."""
+        return bucket_warmup(cfg)
 
     def configure(self, info: SymbolInfo) -> None:
         s = info.sid

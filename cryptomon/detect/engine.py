@@ -26,6 +26,7 @@ from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect.base import BookCols, FundingCols, QuoteCols, SymbolInfo, TradeCols, quote_of
 from cryptomon.detect.detectors_nb import new_findings, read_findings
 from cryptomon.detect.findings import build_anomaly
+from cryptomon.detect.gate import WarmupGate
 from cryptomon.detect.kernels_nb import rolling_zscore_nb
 from cryptomon.detect.registry import (
     Detector,
@@ -111,6 +112,7 @@ class DetectorEngine:
         self.by_severity: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
         self.suppressed = 0
+        self.in_warmup = 0  # findings of markets still inside their detector's warm-up
         self.batches = 0
         self.errors = 0
         self._lat_counts = [0] * (len(LATENCY_BUCKETS) + 1)
@@ -127,10 +129,13 @@ class DetectorEngine:
         """One detector per registration; per source, the detectors that read it in order."""
         self.detectors: dict[str, Detector] = {}
         self._by_source: dict[Source, list[Detector]] = {source: [] for source in Source}
+        self._source_of: dict[int, Source] = {}
+        self.gate = WarmupGate()
         for entry in self.registry:
             det = entry.factory()
             self.detectors[entry.name] = det
             self._by_source[entry.source].append(det)
+            self._source_of[id(det)] = entry.source
         registered = {kind for det in self.detectors.values() for kind in det.kinds.values()}
         # the enum's order first (stable metrics), then kinds of extra detectors
         self.kinds: tuple[str, ...] = (
@@ -171,6 +176,7 @@ class DetectorEngine:
             self._infos.append(info)
             for det in self.detectors.values():
                 det.configure(info)
+                self.gate.configure(det, sid, self.gate.declared(det, info.cfg))
             if self._has_book.shape[0] <= sid:
                 self._has_book = np.concatenate(
                     [self._has_book, np.zeros(max(64, sid + 1), dtype=bool)]
@@ -247,7 +253,8 @@ class DetectorEngine:
         for det in self._by_source[source]:
             m = det.process(cols, self._fires, 0)
             if m:
-                self._emit(det, m, evs, cols.sid)
+                self._emit(det, m, evs, cols)
+        self.gate.seen[source].add(cols.sid, cols.ts)
 
     def _trade_cols(self, evs: list[Any]) -> TradeCols:
         return TradeCols(
@@ -268,7 +275,15 @@ class DetectorEngine:
         sid = self._sid_array(evs)
         ts = _f64(_TS, evs)
         nan = self._nan(len(evs))
-        cols = BookCols(sid=sid, ts=ts, spread=_f64(_SPREAD, evs), imb=_f64(_IMB, evs), mid=nan)
+        cols = BookCols(
+            sid=sid,
+            ts=ts,
+            spread=_f64(_SPREAD, evs),
+            imb=_f64(_IMB, evs),
+            mid=nan,
+            bid=_f64(_BID, evs),
+            ask=_f64(_ASK, evs),
+        )
         self._has_book[sid] = True
         self.events["books"] += len(evs)
         self.batches += 1
@@ -318,11 +333,15 @@ class DetectorEngine:
 
     # ------------------------------------------------------------------ publishing
 
-    def _emit(self, det: Detector, m: int, evs: list[Any], sids: np.ndarray) -> None:
+    def _emit(self, det: Detector, m: int, evs: list[Any], cols: Any) -> None:
         infos, cooldown, time_now = self._infos, self._cooldown, self.clock.time
-        sid_of = sids.tolist()
+        sid_of = cols.sid.tolist()
+        source, gate = self._source_of[id(det)], self.gate
         for finding in read_findings(self._fires, m):
             i = finding.row
+            if not gate.passed(det, source, cols, i):
+                self.in_warmup += 1
+                continue
             ev: Event = evs[i]
             kind = det.kinds[finding.code]
             level = finding.level
@@ -383,6 +402,7 @@ class DetectorEngine:
                 "by_severity": {s: self.by_severity.get(s, 0) for s in SEVERITY_NAMES},
             },
             "suppressed_by_cooldown": self.suppressed,
+            "suppressed_in_warmup": self.in_warmup,
             "errors": self.errors,
             "latency_seconds": {"buckets": buckets, "count": cum, "sum": self._lat_sum},
         }

@@ -10,7 +10,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.detect.base import FundingCols, SymbolInfo
+from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.detect.base import FundingCols, SymbolInfo, Warmup
 from cryptomon.detect.detectors_nb import Finding, level_nb
 from cryptomon.kinds import AnomalyKind
 
@@ -27,6 +28,10 @@ class FundingDetector:
         self._history = history
         self._rates: dict[int, deque[float]] = {}
         self._jump: dict[int, float] = {}
+
+    def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
+        """Two updates: a jump needs a previous rate (updates are hours apart: no time)."""
+        return Warmup(samples=2, seconds=0.0)
 
     def configure(self, info: SymbolInfo) -> None:
         self._jump[info.sid] = info.cfg.funding_jump

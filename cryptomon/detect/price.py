@@ -8,8 +8,18 @@ from typing import ClassVar
 
 import numpy as np
 
+from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect import price_nb
-from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, buckets, grow_records, grow_rows
+from cryptomon.detect.base import (
+    Rolling,
+    SymbolInfo,
+    TradeCols,
+    Warmup,
+    bucket_warmup,
+    buckets,
+    grow_records,
+    grow_rows,
+)
 from cryptomon.detect.detectors_nb import Finding
 from cryptomon.detect.kernels_nb import grow
 from cryptomon.kinds import AnomalyKind
@@ -34,6 +44,10 @@ class PriceDetector:
         self.high_ring = np.zeros((0, 1))
         self.low_ring = np.zeros((0, 1))
         self.params = np.zeros(0, dtype=price_nb.PRICE_PARAMS)
+
+    def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
+        """``min_samples`` trades and ``min_samples`` buckets."""
+        return bucket_warmup(cfg)
 
     def configure(self, info: SymbolInfo) -> None:
         s = info.sid

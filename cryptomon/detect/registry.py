@@ -9,7 +9,8 @@ A detector is any object with the :class:`Detector` shape: it maps its finding c
 :class:`~cryptomon.kinds.AnomalyKind` (``kinds``), names the kinds whose confidence is a
 z-score ratio (``z_kinds``), sizes its state for a new market (``configure``), runs its kernel
 over a micro-batch of columns of its :class:`Source` (``process``) and writes the reason lines
-of its findings (``reasons``).
+of its findings (``reasons``). It should declare its warm-up (``warmup``, see
+:class:`DeclaresWarmup`): the engine reports nothing of a market before it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect.arbitrage import ArbitrageDetector
-from cryptomon.detect.base import SymbolInfo
+from cryptomon.detect.base import SymbolInfo, Warmup
 from cryptomon.detect.book import BookDetector
 from cryptomon.detect.detectors_nb import Finding
 from cryptomon.detect.divergence import DivergenceDetector
@@ -69,6 +71,16 @@ class Detector(Protocol):
 
     def reasons(self, kind: AnomalyKind, finding: Finding, quote: str) -> list[str]:
         """Short human lines describing one finding (beside the z-score and price change)."""
+        ...
+
+
+@runtime_checkable
+class DeclaresWarmup(Protocol):
+    """A detector that declares its own warm-up (every built-in one does; a detector that
+    declares none reports from its first event)."""
+
+    def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
+        """Samples and seconds of one market's input before this detector may report on it."""
         ...
 
 

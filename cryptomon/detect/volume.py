@@ -8,8 +8,18 @@ from typing import ClassVar
 
 import numpy as np
 
+from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect import volume_nb
-from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, buckets, grow_records, grow_rows
+from cryptomon.detect.base import (
+    Rolling,
+    SymbolInfo,
+    TradeCols,
+    Warmup,
+    bucket_warmup,
+    buckets,
+    grow_records,
+    grow_rows,
+)
 from cryptomon.detect.detectors_nb import Finding
 from cryptomon.kinds import AnomalyKind
 
@@ -27,6 +37,10 @@ class VolumeDetector:
         self.roll = Rolling()
         self.state = np.zeros((0, volume_nb.V_COLS))
         self.params = np.zeros(0, dtype=volume_nb.VOLUME_PARAMS)
+
+    def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
+        """``min_samples`` trades and ``min_samples`` buckets."""
+        return bucket_warmup(cfg)
 
     def _thresholds(self, info: SymbolInfo, params: np.void) -> None:
         cfg = info.cfg
@@ -77,6 +91,10 @@ class LiquidationDetector(VolumeDetector):
 
     kinds: ClassVar[dict[int, AnomalyKind]] = {volume_nb.CODE_VOLUME: AnomalyKind.LIQUIDATIONS}
     z_kinds: ClassVar[frozenset[AnomalyKind]] = frozenset({AnomalyKind.LIQUIDATIONS})
+
+    def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
+        """``min_samples`` buckets of time (liquidations are rare: one event is enough)."""
+        return Warmup(samples=1, seconds=cfg.min_samples * cfg.bucket_seconds)
 
     def _thresholds(self, info: SymbolInfo, params: np.void) -> None:
         params["z"] = info.cfg.liquidation_z_threshold

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 from cryptomon.detect.detectors_nb import fire_nb, level_nb
-from cryptomon.detect.kernels_nb import R_MIN, R_N, R_W, mean_nb, push_nb, std_nb, z_nb
+from cryptomon.detect.kernels_nb import R_MIN, R_N, R_W, mean_nb, push_nb, std_nb
 
 # finding codes
 CODE_VOLUME = 0
@@ -23,7 +23,14 @@ V_SELL = 4
 V_TRADES = 5
 V_LVL = 6  # fired level + 1 in this bucket (volume)
 V_LVL_IMB = 7
-V_COLS = 8
+V_REF = 8  # mean volume of the completed buckets that had trades (lulls do not lower it)
+V_REF_N = 9  # ... how many such buckets it averages (capped at the window length)
+V_COLS = 10
+
+# the std behind the z-score is at least this fraction of V_REF: a window that a lull filled
+# with zeros (std 0) still scores the next burst, and clipping never freezes the window (small:
+# on steady markets, where the std is a fraction of the mean, it must not bind)
+STD_FLOOR = 0.1
 
 VOLUME_PARAMS = np.dtype(
     [
@@ -33,6 +40,32 @@ VOLUME_PARAMS = np.dtype(
         ("imbalance_trades", np.float64),  # trades in the bucket before imbalance counts
     ]
 )
+
+
+@njit(cache=True)
+def std_eff_nb(state: np.ndarray, window: np.ndarray, s: int) -> float:
+    """The window's std, floored at STD_FLOOR x the mean active bucket (NaN during warm-up)."""
+    if window[s, R_N] < max(window[s, R_MIN], 1.0):
+        return math.nan
+    floor = STD_FLOOR * state[s, V_REF]
+    std = max(std_nb(window, s), floor)
+    return std if std > 0.0 else math.nan
+
+
+@njit(cache=True)
+def _close_nb(state: np.ndarray, buf: np.ndarray, window: np.ndarray, s: int, k: float) -> None:
+    """The running bucket is complete: into the window (an anomalous one clipped at the
+    firing level, so one burst does not blind the detector to the next; the floored std
+    keeps that level above the mean), and into the mean of active buckets."""
+    done = state[s, V_VOL]
+    if done > 0.0:
+        nref = min(state[s, V_REF_N] + 1.0, window[s, R_W])
+        state[s, V_REF] += (done - state[s, V_REF]) / nref
+        state[s, V_REF_N] = nref
+    std = std_eff_nb(state, window, s)
+    if not math.isnan(std):
+        done = min(done, mean_nb(window, s) + k * std)
+    push_nb(buf, window, s, done)
 
 
 @njit(cache=True)
@@ -60,17 +93,12 @@ def volume_batch_nb(
         if math.isnan(cur):
             state[s, V_IDX] = b
         elif b > cur:
-            # an anomalous bucket enters the window clipped at the firing level, so one burst
-            # does not blind the detector to the next (winsorized statistics)
-            done = state[s, V_VOL]
-            if window[s, R_N] >= window[s, R_MIN]:
-                done = min(done, mean_nb(window, s) + params[s].z * std_nb(window, s))
-            push_nb(buf, window, s, done)
+            _close_nb(state, buf, window, s, params[s].z)
             gap = min(b - cur - 1.0, window[s, R_W])
             for _ in range(int(gap)):
                 push_nb(buf, window, s, 0.0)
             state[s, V_IDX] = b
-            for c in range(V_VOL, V_COLS):
+            for c in range(V_VOL, V_REF):
                 state[s, c] = 0.0
         a = amt[i]
         state[s, V_VOL] += a
@@ -81,10 +109,10 @@ def volume_batch_nb(
             state[s, V_SELL] += a
         state[s, V_TRADES] += 1.0
         vol = state[s, V_VOL]
-        z = z_nb(window, s, vol)
-        if not math.isnan(z):
+        std = std_eff_nb(state, window, s)
+        if not math.isnan(std):
             mean = mean_nb(window, s)
-            std = std_nb(window, s)
+            z = (vol - mean) / std
             n = window[s, R_N]
             k = params[s].z
             if z >= k:

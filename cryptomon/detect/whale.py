@@ -1,5 +1,6 @@
-"""Whale detector: single trades above an absolute notional per quote currency or k standard
-deviations above recent log notionals; bursts of same-side large trades."""
+"""Whale detector: single taker orders above an absolute notional per quote currency, or large
+relative to the market's own recent orders (a multiple of the median and of a high quantile,
+and at least a minimum notional per quote); bursts of same-side large orders."""
 
 from __future__ import annotations
 
@@ -7,11 +8,24 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.config import DEFAULT_USD_QUOTES
+from cryptomon.config import DEFAULT_USD_QUOTES, AnomalyDetectionConfig
 from cryptomon.detect import whale_nb
-from cryptomon.detect.base import Rolling, SymbolInfo, TradeCols, grow_records, grow_rows
+from cryptomon.detect.base import (
+    Rolling,
+    SymbolInfo,
+    TradeCols,
+    Warmup,
+    bucket_warmup,
+    grow_records,
+    grow_rows,
+)
 from cryptomon.detect.detectors_nb import Finding
 from cryptomon.kinds import AnomalyKind
+
+
+def _amount(x: float) -> str:
+    """Thousands separated when large, six significant digits when small (BTC quotes)."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.6g}"
 
 
 class WhaleDetector:
@@ -30,6 +44,10 @@ class WhaleDetector:
         self.burst_times = np.zeros((0, 2 * whale_nb.MAX_BURST))
         self.params = np.zeros(0, dtype=whale_nb.WHALE_PARAMS)
 
+    def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
+        """``min_samples`` trades and ``min_samples`` buckets of time."""
+        return bucket_warmup(cfg)
+
     def configure(self, info: SymbolInfo) -> None:
         s = info.sid
         cfg = info.cfg
@@ -42,10 +60,14 @@ class WhaleDetector:
         # a USD-like quote without its own threshold: the USD default (notional = notional_usd)
         usd_default = cfg.whale_notional_usd if info.quote in DEFAULT_USD_QUOTES else 0.0
         params["notional"] = cfg.whale_notional.get(info.quote, usd_default)
-        params["k_std"] = cfg.whale_k_std
+        params["min_notional"] = cfg.whale_min_notional.get(
+            info.quote, cfg.whale_min_notional.get("*", 0.0)
+        )
+        params["median_multiple"] = cfg.whale_median_multiple
+        params["quantile"] = cfg.whale_quantile
+        params["quantile_multiple"] = cfg.whale_quantile_multiple
         params["burst_count"] = cfg.whale_burst_count
         params["burst_window_s"] = cfg.whale_burst_window_s
-        params["burst_k_std"] = cfg.whale_burst_k_std
         params["burst_fraction"] = cfg.whale_burst_fraction
 
     def process(self, cols: TradeCols, fires: np.ndarray, m: int) -> int:
@@ -70,7 +92,10 @@ class WhaleDetector:
         side = "buy" if finding.aux > 0 else "sell"
         if kind == AnomalyKind.WHALE_BURST:
             return [f"Burst: {finding.value:.0f} large {side} trades"]
-        return [
-            f"Taker order notional: {finding.value:,.0f} {quote} ({side})".replace("  ", " "),
-            f"Threshold: {finding.threshold:,.0f} {quote}".rstrip(),
+        lines = [
+            f"Taker order notional: {_amount(finding.value)} {quote} ({side})".replace("  ", " "),
+            f"Threshold: {_amount(finding.threshold)} {quote}".rstrip(),
         ]
+        if finding.mean > 0:
+            lines.append(f"{finding.value / finding.mean:,.0f}x the median order")
+        return lines

@@ -1,5 +1,6 @@
 # ruff: noqa: PLR0917  (numba kernels take their state arrays positionally)
-"""Whale kernel: taker-order notional vs absolute / k-std thresholds, same-side bursts."""
+"""Whale kernel: taker-order notional vs absolute / median-and-quantile thresholds, same-side
+bursts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from cryptomon.detect.detectors_nb import fire_nb, level_nb
-from cryptomon.detect.kernels_nb import R_MIN, R_N, mean_nb, push_nb, std_nb, z_nb
+from cryptomon.detect.kernels_nb import R_MIN, R_N, push_nb
 
 # finding codes
 CODE_WHALE = 0
@@ -22,20 +23,77 @@ W_AGG_TS = 5
 W_AGG_SIDE = 6
 W_AGG_LVL = 7  # fired level + 1 of the running order
 W_AGG_LARGE = 8  # the running order was counted for bursts
-W_COLS = 9
+W_MEDIAN = 9  # median notional of the window (refreshed every few completed orders)
+W_QUANTILE = 10  # the high quantile of the window
+W_SINCE = 11  # completed orders since the last refresh
+W_COLS = 12
 
 WHALE_PARAMS = np.dtype(
     [
         ("notional", np.float64),  # absolute notional threshold in the quote (0 = none)
-        ("k_std", np.float64),  # k standard deviations of log notional
+        ("min_notional", np.float64),  # the statistical rule needs at least this notional
+        ("median_multiple", np.float64),  # statistical rule: >= this multiple of the median
+        ("quantile", np.float64),  # ... and >= quantile_multiple x this quantile (0-1)
+        ("quantile_multiple", np.float64),
         ("burst_count", np.float64),  # large same-side orders that make a burst
         ("burst_window_s", np.float64),  # ... within this time
-        ("burst_k_std", np.float64),  # large = this many std above the mean log notional
-        ("burst_fraction", np.float64),  # ... or this fraction of the absolute threshold
+        ("burst_fraction", np.float64),  # large = this fraction of the whale threshold
     ]
 )
 
 MAX_BURST = 32
+REFRESH = 64  # completed orders between two refreshes of median and quantile (at most)
+
+
+@njit(cache=True)
+def _refresh_nb(buf: np.ndarray, window: np.ndarray, state: np.ndarray, s: int, q: float) -> None:
+    """Median and quantile of the window of ``s`` (an O(n log n) sort of a copy)."""
+    n = int(window[s, R_N])
+    if n == 0:
+        return
+    vals = np.sort(buf[s, :n])
+    state[s, W_MEDIAN] = _at_nb(vals, 0.5)
+    state[s, W_QUANTILE] = _at_nb(vals, q)
+    state[s, W_SINCE] = 0.0
+
+
+@njit(cache=True)
+def _at_nb(sorted_vals: np.ndarray, q: float) -> float:
+    """Linear-interpolated quantile ``q`` of sorted values."""
+    pos = q * (sorted_vals.shape[0] - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, sorted_vals.shape[0] - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
+
+
+@njit(cache=True)
+def stat_threshold_nb(state: np.ndarray, window: np.ndarray, params: np.ndarray, s: int) -> float:
+    """The statistical whale threshold of ``s``: max(median x multiple, quantile x multiple,
+    minimum notional); infinite before ``min_samples`` completed orders. The quantile counts
+    once the window holds enough orders to estimate it (n x (1 - q) >= 1; below that it is
+    the window's maximum, one lucky order)."""
+    n = window[s, R_N]
+    if n < window[s, R_MIN] or n < 1:
+        return math.inf
+    p = params[s]
+    thr = max(p.median_multiple * state[s, W_MEDIAN], p.min_notional)
+    if n * (1.0 - p.quantile) >= 1.0:
+        thr = max(thr, p.quantile_multiple * state[s, W_QUANTILE])
+    return thr
+
+
+@njit(cache=True)
+def _complete_nb(
+    buf: np.ndarray, window: np.ndarray, state: np.ndarray, params: np.ndarray, s: int
+) -> None:
+    """The running order of ``s`` is complete: into the window (raw notional, no clipping),
+    refreshing the median and quantile while the window is small or every REFRESH orders."""
+    push_nb(buf, window, s, state[s, W_AGG])
+    state[s, W_SINCE] += 1.0
+    n = window[s, R_N]
+    every = min(REFRESH, max(1.0, n / 16.0))
+    if state[s, W_SINCE] >= every or n <= window[s, R_MIN]:
+        _refresh_nb(buf, window, state, s, params[s].quantile)
 
 
 @njit(cache=True)
@@ -54,8 +112,10 @@ def whale_batch_nb(
     m: int,
 ) -> int:
     """Taker orders (consecutive fills with the same time and side, summed) above an absolute
-    notional or k std above recent log notionals; bursts of same-side large orders within a
-    time window. The statistics window holds completed orders only."""
+    notional, or above the statistical threshold (:func:`stat_threshold_nb`: a multiple of
+    the median and of a high quantile of recent orders, at least a minimum notional: wash
+    trading that narrows the size distribution cannot lower it); bursts of same-side large
+    orders within a time window. The window holds completed orders only."""
     for i in range(sid.shape[0]):
         s = sid[i]
         t = ts[i]
@@ -67,32 +127,22 @@ def whale_batch_nb(
             agg = state[s, W_AGG] + notional
         else:
             if state[s, W_AGG] > 0.0:
-                done = math.log(state[s, W_AGG])
-                if window[s, R_N] >= window[s, R_MIN]:  # winsorized, as for volume
-                    done = min(done, mean_nb(window, s) + params[s].k_std * std_nb(window, s))
-                push_nb(buf, window, s, done)
+                _complete_nb(buf, window, state, params, s)
             agg = notional
             state[s, W_AGG_TS] = t
             state[s, W_AGG_SIDE] = side
             state[s, W_AGG_LVL] = 0.0
             state[s, W_AGG_LARGE] = 0.0
         state[s, W_AGG] = agg
-        ln = math.log(agg)
-        z = z_nb(window, s, ln)
-        mean = mean_nb(window, s)
-        std = std_nb(window, s)
+        stat = stat_threshold_nb(state, window, params, s)
+        med = state[s, W_MEDIAN] if stat < math.inf else math.nan
         n = window[s, R_N]
         absthr = params[s].notional
-        k = params[s].k_std
         r_abs = agg / absthr if absthr > 0.0 else 0.0
-        r_z = z / k if not math.isnan(z) else 0.0
-        if r_abs >= 1.0 or r_z >= 1.0:
-            if r_abs >= r_z:
-                thr = absthr
-                lvl = level_nb(r_abs)
-            else:
-                thr = math.exp(mean + k * std)
-                lvl = level_nb(r_z)
+        r_stat = agg / stat
+        if r_abs >= 1.0 or r_stat >= 1.0:
+            thr = absthr if r_abs >= r_stat else stat
+            lvl = level_nb(max(r_abs, r_stat))
             if lvl + 1 > state[s, W_AGG_LVL]:
                 state[s, W_AGG_LVL] = lvl + 1
                 m = fire_nb(
@@ -102,47 +152,67 @@ def whale_batch_nb(
                     code=CODE_WHALE,
                     value=agg,
                     threshold=thr,
-                    z=z,
-                    mean=math.exp(mean),
-                    std=std,
+                    z=math.nan,
+                    mean=med,
+                    std=math.nan,
                     samples=n,
                     level=lvl,
                     aux=side,
                 )
-        large = (not math.isnan(z) and z >= params[s].burst_k_std) or (
-            absthr > 0.0 and agg >= params[s].burst_fraction * absthr
-        )
+        frac = params[s].burst_fraction
+        large = agg >= frac * stat or (absthr > 0.0 and agg >= frac * absthr)
         if large and state[s, W_AGG_LARGE] == 0.0:
             state[s, W_AGG_LARGE] = 1.0
-            sd = int(1.0 - side)  # ring 0 = buy, 1 = sell
-            need = int(params[s].burst_count)
-            cnt = int(state[s, W_N + 2 * sd])
-            pos = int(state[s, W_POS + 2 * sd])
-            burst_times[s, sd * MAX_BURST + pos] = t
-            state[s, W_POS + 2 * sd] = (pos + 1) % need
-            cnt = min(cnt + 1, need)
-            state[s, W_N + 2 * sd] = cnt
-            if cnt >= need:
-                inside = 0
-                for j in range(need):
-                    if t - burst_times[s, sd * MAX_BURST + j] <= params[s].burst_window_s:
-                        inside += 1
-                if inside >= need:
-                    lvl = level_nb(z / params[s].burst_k_std) if z > 0 else 0
-                    m = fire_nb(
-                        fires,
-                        m,
-                        row=i,
-                        code=CODE_BURST,
-                        value=float(inside),
-                        threshold=float(need),
-                        z=z,
-                        mean=math.exp(mean),
-                        std=std,
-                        samples=n,
-                        level=lvl,
-                        aux=side,
-                    )
-                    state[s, W_N + 2 * sd] = 0.0
-                    state[s, W_POS + 2 * sd] = 0.0
+            m = _burst_nb(state, burst_times, params, s, i, t, side, med, n, fires, m)
+    return m
+
+
+@njit(cache=True)
+def _burst_nb(
+    state: np.ndarray,
+    burst_times: np.ndarray,
+    params: np.ndarray,
+    s: int,
+    i: int,
+    t: float,
+    side: float,
+    med: float,
+    n: float,
+    fires: np.ndarray,
+    m: int,
+) -> int:
+    """Count one large order of ``side``; a finding when ``burst_count`` of them fall inside
+    the burst window."""
+    sd = int(1.0 - side)  # ring 0 = buy, 1 = sell
+    need = int(params[s].burst_count)
+    cnt = int(state[s, W_N + 2 * sd])
+    pos = int(state[s, W_POS + 2 * sd])
+    burst_times[s, sd * MAX_BURST + pos] = t
+    state[s, W_POS + 2 * sd] = (pos + 1) % need
+    cnt = min(cnt + 1, need)
+    state[s, W_N + 2 * sd] = cnt
+    if cnt < need:
+        return m
+    inside = 0
+    for j in range(need):
+        if t - burst_times[s, sd * MAX_BURST + j] <= params[s].burst_window_s:
+            inside += 1
+    if inside < need:
+        return m
+    m = fire_nb(
+        fires,
+        m,
+        row=i,
+        code=CODE_BURST,
+        value=float(inside),
+        threshold=float(need),
+        z=math.nan,
+        mean=med,
+        std=math.nan,
+        samples=n,
+        level=0,
+        aux=side,
+    )
+    state[s, W_N + 2 * sd] = 0.0
+    state[s, W_POS + 2 * sd] = 0.0
     return m

@@ -89,11 +89,18 @@ def _pandas_buckets(trades: list[tuple[float, float, float, str]], bucket: float
 
 
 def winsorized(values: np.ndarray, window: int, min_samples: int, k: float) -> np.ndarray:
-    """The volume window as documented: once warm, a bucket enters clipped at mean + k*std."""
+    """The volume window as documented: once warm, a bucket enters clipped at mean + k*std,
+    the std floored at a tenth of the mean of the buckets that had trades."""
     win: list[float] = []
+    ref, nref = 0.0, 0
     for v in values:
+        if v > 0:
+            nref = min(nref + 1, window)
+            ref += (v - ref) / nref
         past = np.array(win[-window:])
-        clipped = min(v, past.mean() + k * past.std()) if len(past) >= min_samples else v
+        clipped = v
+        if len(past) >= min_samples:
+            clipped = min(v, past.mean() + k * max(past.std(), 0.1 * ref))
         win.append(float(clipped))
     return np.array(win[-window:])
 

@@ -74,3 +74,18 @@ def test_scorecard_rejects_bad_arguments(
     err = capsys.readouterr().err
     assert needle in err
     assert "Traceback" not in err
+
+
+def test_scorecard_json_is_the_same_bytes_for_the_same_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs with the same seed and config print byte-identical JSON."""
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(FAST)
+    args = ["scorecard", "--json", "--seed", "5", "--symbols", "BTC/USDT", "--calm-minutes"]
+    outs = []
+    for _ in range(2):
+        main([*args, "1", "--rounds", "1", "--config", str(cfg)])
+        outs.append(capsys.readouterr().out.strip().splitlines()[-1].encode())
+    assert outs[0] == outs[1]
+    assert b"wall" not in outs[0]

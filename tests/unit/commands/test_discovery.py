@@ -27,6 +27,7 @@ def test_every_subcommand_is_registered_with_run_first() -> None:
             "db",
             "demo",
             "download",
+            "evaluate",
             "notify-test",
             "record",
             "replay",

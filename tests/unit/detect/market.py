@@ -8,7 +8,10 @@ import numpy as np
 
 from cryptomon.clock import ManualClock
 from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.detect.base import Warmup
 from cryptomon.detect.engine import DetectorEngine
+from cryptomon.detect.registry import DetectorRegistry, default_registry
+from cryptomon.detect.whale import WhaleDetector
 from cryptomon.events import Anomaly, BookTop, Trade
 from cryptomon.hub import Hub
 
@@ -98,14 +101,34 @@ class Market:
         self.eng.flush()
 
 
-def engine(**overrides: object) -> tuple[DetectorEngine, list[Anomaly]]:
+class ImmediateWhale(WhaleDetector):
+    """The whale detector without a warm-up: engine tests fire it with one large trade."""
+
+    def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
+        """No warm-up."""
+        return Warmup(samples=0, seconds=0.0)
+
+
+def immediate_registry() -> DetectorRegistry:
+    """The built-in detectors with :class:`ImmediateWhale` in place of the whale detector."""
+    registry = DetectorRegistry()
+    for entry in default_registry():
+        factory = ImmediateWhale if entry.name == "whale" else entry.factory
+        registry.register(entry.name, entry.source, factory)
+    return registry
+
+
+def engine(
+    *, immediate_whale: bool = False, **overrides: object
+) -> tuple[DetectorEngine, list[Anomaly]]:
     """A DetectorEngine on a fresh hub with fast windows; the list collects its anomalies."""
     hub = Hub()
     got: list[Anomaly] = []
     hub.subscribe(Anomaly, got.append)
     values = {**FAST, **overrides}
     cfg = AnomalyDetectionConfig.model_validate(values)
-    return DetectorEngine(hub=hub, clock=ManualClock(T0), config=cfg), got
+    registry = immediate_registry() if immediate_whale else None
+    return DetectorEngine(hub=hub, clock=ManualClock(T0), config=cfg, registry=registry), got
 
 
 def kinds(got: list[Anomaly]) -> list[str]:

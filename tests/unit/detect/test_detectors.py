@@ -11,18 +11,19 @@ from cryptomon.events import Anomaly, Funding, Liquidation, Severity
 from tests.unit.detect.market import Market, engine, kinds
 
 
-def assert_filled(a: Anomaly, *, price: bool = True) -> None:
-    """Every field of a published anomaly is set (the price change needs trades)."""
+def assert_filled(a: Anomaly, *, price: bool = True, z: bool = True) -> None:
+    """Every field of a published anomaly is set (the price change needs trades; whales carry
+    no z-score)."""
     assert a.kind
     assert isinstance(a.severity, Severity)
     for name in ("value", "threshold", "confidence", "ts", "ts_recv", "ts_detected"):
         assert math.isfinite(getattr(a, name)), name
     assert 0 <= a.confidence <= 100
-    assert a.z_score is not None
-    assert math.isfinite(a.z_score)
+    assert (a.z_score is not None) == z
+    assert a.z_score is None or math.isfinite(a.z_score)
     assert (a.price_change_pct is not None) == price
     assert a.window_mean is not None
-    assert a.window_std is not None
+    assert (a.window_std is not None) == z
     assert a.samples > 0
     assert a.reasons
     assert all(isinstance(r, str) and r for r in a.reasons)
@@ -150,22 +151,55 @@ def test_spread_blowout_fires_and_a_doubling_does_not() -> None:
     assert_filled(sp[0])
 
 
-def test_whale_fires_on_k_std_of_log_notional() -> None:
-    """A trade far above recent notionals fires 'whale' with z >= whale_k_std."""
+def test_whale_fires_on_multiples_of_the_median_and_a_high_quantile() -> None:
+    """A 20,000 USDT order against ~100 USDT orders passes 50x the median, 1.5x the 99th
+    percentile and the 2,500 USDT minimum: 'whale' with the median as the window mean."""
     m, got = calm()
     m.t += 0.01
-    m.trade(200.0)
+    m.trade(200.0, price=100.0)
     m.eng.flush()
     wh = [a for a in got if a.kind == "whale"]
-    assert wh
-    assert wh[0].z_score is not None
-    assert wh[0].z_score >= 5.0
-    assert_filled(wh[0])
+    assert len(wh) == 1
+    assert wh[0].value == 20_000.0
+    assert wh[0].window_mean is not None
+    assert 50.0 < wh[0].window_mean < 250.0
+    assert wh[0].threshold == pytest.approx(50.0 * wh[0].window_mean)
+    assert_filled(wh[0], z=False)
+
+
+def test_whale_rule_holds_on_a_narrow_size_distribution() -> None:
+    """Wash-trading-like identical orders (std 0) neither blind nor sharpen the rule: 60x the
+    median fires, 40x does not."""
+    eng, got = engine(whale_min_notional={})
+    m = Market(eng)
+    for _ in range(600):
+        m.t += 0.1
+        m.trade(1.0, side="buy" if m.rng.random() < 0.5 else "sell")
+    eng.flush()
+    m.t += 0.1
+    m.trade(40.0)
+    m.t += 0.1
+    m.trade(1.0)
+    m.t += 0.1
+    m.trade(60.0, side="sell")
+    eng.flush()
+    assert [(a.kind, a.value) for a in got if a.kind.startswith("whale")] == [("whale", 6000.0)]
+
+
+def test_whale_rule_needs_the_minimum_notional() -> None:
+    """On a market of 1 USDT orders a 60x order (60 USDT) is below the 2,500 USDT minimum."""
+    m, got = calm()
+    m.price = 1.0
+    m.run(30)
+    m.t += 0.01
+    m.trade(60.0)
+    m.eng.flush()
+    assert "whale" not in kinds(got)
 
 
 def test_whale_fires_on_absolute_notional_per_quote() -> None:
     """A 2M USDT trade passes the 1M USDT threshold; the same size in XYZ (none) does not."""
-    m, got = calm(whale_k_std=1000.0, whale_burst_k_std=1000.0)
+    m, got = calm(whale_median_multiple=1e9)
     m.t += 0.01
     m.trade(20_000.0, price=100.0)
     m.eng.flush()
@@ -174,7 +208,7 @@ def test_whale_fires_on_absolute_notional_per_quote() -> None:
     assert wh[0].threshold == 1_000_000.0
     assert wh[0].value == 2_000_000.0
     assert "Taker order notional: 2,000,000 USDT (buy)" in wh[0].reasons
-    x, got_x = calm(whale_k_std=1000.0, whale_burst_k_std=1000.0)
+    x, got_x = calm(whale_median_multiple=1e9)
     x.symbol = "BTC-XYZ"
     x.run(60)
     x.trade(20_000.0, price=100.0)
@@ -200,16 +234,16 @@ def test_fills_of_one_taker_order_are_summed() -> None:
 
 def test_burst_of_large_same_side_trades_fires_whale_burst() -> None:
     """Five large sells within the burst window fire 'whale_burst'."""
-    m, got = calm(whale_k_std=50.0)
+    m, got = calm()
     for _ in range(5):
         m.t += 1.0
-        m.trade(12.0, side="sell")
+        m.trade(40.0, side="sell", price=100.0)  # over half the whale threshold
     m.eng.flush()
     wb = [a for a in got if a.kind == "whale_burst"]
     assert len(wb) == 1
     assert wb[0].value == 5
     assert "Burst: 5 large sell trades" in wb[0].reasons
-    assert_filled(wb[0])
+    assert_filled(wb[0], z=False)
 
 
 def test_cross_exchange_divergence_needs_min_time() -> None:

@@ -13,7 +13,7 @@ from cryptomon.config import AnomalyDetectionConfig, load_settings
 from cryptomon.detect.engine import KINDS, LATENCY_BUCKETS, DetectorEngine
 from cryptomon.events import Anomaly, Funding, Liquidation, Ticker, Trade
 from cryptomon.hub import Hub
-from tests.unit.detect.market import T0, Market, engine, kinds
+from tests.unit.detect.market import T0, Market, engine, immediate_registry, kinds
 from tests.util import wait_until
 
 
@@ -25,7 +25,7 @@ def whale_trade(t: float, amount: float = 20_000.0, symbol: str = "BTC-USDT") ->
 
 def test_cooldown_suppresses_repeats_and_a_higher_severity_passes() -> None:
     """Same kind within cooldown_s: suppressed unless more severe; after it, fires again."""
-    eng, got = engine(cooldown_s=60.0, whale_k_std=1000.0, whale_burst_k_std=1000.0)
+    eng, got = engine(immediate_whale=True, cooldown_s=60.0, whale_median_multiple=1e9)
     pub = eng.hub.publish
     pub(whale_trade(T0 + 1, 11_000.0))  # 1.1M: low
     pub(whale_trade(T0 + 2, 11_000.0))  # low again within the cooldown: suppressed
@@ -40,8 +40,8 @@ def test_cooldown_suppresses_repeats_and_a_higher_severity_passes() -> None:
 def test_per_symbol_override_changes_the_threshold() -> None:
     """overrides['x:ETH/USDT'] applies to that market only."""
     eng, got = engine(
-        whale_k_std=1000.0,
-        whale_burst_k_std=1000.0,
+        immediate_whale=True,
+        whale_median_multiple=1e9,
         overrides={"x:ETH/USDT": {"whale_notional": {"USDT": 10_000.0}}},
     )
     eng.hub.publish(whale_trade(T0 + 1, 200.0, "BTC-USDT"))  # 20k USDT
@@ -52,7 +52,7 @@ def test_per_symbol_override_changes_the_threshold() -> None:
 
 def test_no_running_loop_needs_explicit_flush_or_a_full_batch() -> None:
     """Without a loop nothing runs until flush(); a full batch flushes by itself."""
-    eng, got = engine(batch_size=3, whale_k_std=1000.0, whale_burst_k_std=1000.0)
+    eng, got = engine(immediate_whale=True, batch_size=3, whale_median_multiple=1e9)
     eng.hub.publish(whale_trade(T0 + 1))
     eng.hub.publish(whale_trade(T0 + 2, 1.0))
     assert got == []
@@ -63,7 +63,7 @@ def test_no_running_loop_needs_explicit_flush_or_a_full_batch() -> None:
 @pytest.mark.asyncio
 async def test_batch_is_flushed_at_the_end_of_the_loop_iteration() -> None:
     """Inside a running loop the anomaly is published without any explicit flush."""
-    eng, got = engine(whale_k_std=1000.0, whale_burst_k_std=1000.0)
+    eng, got = engine(immediate_whale=True, whale_median_multiple=1e9)
     eng.hub.publish(whale_trade(T0 + 1))
     assert got == []
     await wait_until(lambda: len(got) == 1, timeout=5.0, message="flush via call_soon")
@@ -130,7 +130,8 @@ def test_stats_shape_counts_and_latency_histogram() -> None:
     eng = DetectorEngine(
         hub=hub,
         clock=clock,
-        config=AnomalyDetectionConfig(whale_k_std=1000.0, whale_burst_k_std=1000.0),
+        config=AnomalyDetectionConfig(whale_median_multiple=1e9),
+        registry=immediate_registry(),
     )
     hub.publish(whale_trade(T0 - 0.0003))
     hub.publish(Ticker(exchange="x", symbol="BTC-USDT", ts=T0, ts_recv=T0, bid=1.0, ask=1.1))
@@ -160,7 +161,8 @@ def test_anomaly_carries_event_times_and_detection_time() -> None:
     eng = DetectorEngine(
         hub=hub,
         clock=clock,
-        config=AnomalyDetectionConfig(whale_k_std=1000.0, whale_burst_k_std=1000.0),
+        config=AnomalyDetectionConfig(whale_median_multiple=1e9),
+        registry=immediate_registry(),
     )
     hub.publish(
         Trade(
@@ -180,7 +182,7 @@ def test_anomaly_carries_event_times_and_detection_time() -> None:
 
 def test_new_symbols_grow_the_state_arrays() -> None:
     """Hundreds of markets get their own ids and state rows; each keeps its own statistics."""
-    eng, got = engine(whale_k_std=1000.0, whale_burst_k_std=1000.0)
+    eng, got = engine(immediate_whale=True, whale_median_multiple=1e9)
     for i in range(300):
         eng.hub.publish(
             Trade(
@@ -227,7 +229,7 @@ async def test_build_app_wires_the_engine_unless_disabled() -> None:
 @pytest.mark.asyncio
 async def test_start_compiles_and_stop_flushes_and_unsubscribes() -> None:
     """stop() publishes what is buffered, then the engine no longer receives events."""
-    eng, got = engine(whale_k_std=1000.0, whale_burst_k_std=1000.0)
+    eng, got = engine(immediate_whale=True, whale_median_multiple=1e9)
     await eng.start()
     eng.hub.publish(whale_trade(T0 + 1))
     await eng.stop()

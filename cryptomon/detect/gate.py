@@ -1,0 +1,99 @@
+"""The warm-up gate of the engine: what each detector has seen of each market.
+
+Every detector declares a :class:`~cryptomon.detect.base.Warmup` (samples and seconds of its
+input per market); the engine counts the events of each source per market and the event time
+of the first one, and drops a finding of a market that has not passed its detector's
+warm-up. Counting is one ``bincount`` per batch; the check runs only for the rare rows that
+fire, and a market that passed stays passed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.detect.base import Warmup
+from cryptomon.detect.registry import DeclaresWarmup, Detector, Source
+
+NO_WARMUP = Warmup(samples=0, seconds=0.0)
+
+
+class SourceSeen:
+    """Events of one source per market id so far, and the earliest event time (the minimum,
+    not the first: a book from a REST snapshot may carry a receipt time ahead of the
+    exchange times that follow)."""
+
+    __slots__ = ("count", "first")
+
+    def __init__(self) -> None:
+        self.count = np.zeros(0, dtype=np.int64)
+        self.first = np.zeros(0)
+
+    def resize(self, n: int) -> None:
+        if n > self.count.shape[0]:
+            size = max(n, 2 * self.count.shape[0], 64)
+            count = np.zeros(size, dtype=np.int64)
+            count[: self.count.shape[0]] = self.count
+            first = np.full(size, math.nan)
+            first[: self.first.shape[0]] = self.first
+            self.count, self.first = count, first
+
+    def add(self, sid: np.ndarray, ts: np.ndarray) -> None:
+        """Count one batch (after its findings were checked)."""
+        if sid.shape[0] == 0:
+            return
+        self.resize(int(sid.max()) + 1)
+        self.count += np.bincount(sid, minlength=self.count.shape[0])
+        earlier = ~(ts >= self.first[sid])  # new markets (NaN) and earlier times; rare
+        if earlier.any():
+            np.fmin.at(self.first, sid[earlier], ts[earlier])
+
+    def at_row(self, sid: np.ndarray, ts: np.ndarray, row: int) -> tuple[int, float]:
+        """(events, seconds since the first) of the market of ``row`` up to that row."""
+        s = int(sid[row])
+        mine = sid[: row + 1] == s
+        before = int(self.count[s]) if s < self.count.shape[0] else 0
+        first = float(self.first[s]) if s < self.first.shape[0] else math.nan
+        first = float(np.fmin(first, ts[: row + 1][mine].min()))
+        return before + int(np.count_nonzero(mine)), float(ts[row]) - first
+
+
+class WarmupGate:
+    """Per detector and market: its warm-up, and whether the market passed it."""
+
+    def __init__(self) -> None:
+        self.seen: dict[Source, SourceSeen] = {source: SourceSeen() for source in Source}
+        self._need: dict[int, list[Warmup]] = {}  # id(detector) -> warm-up per market id
+        self._ready: dict[int, list[bool]] = {}
+
+    @staticmethod
+    def declared(det: Detector, cfg: AnomalyDetectionConfig) -> Warmup:
+        """The detector's own warm-up; none for a detector that declares none."""
+        if isinstance(det, DeclaresWarmup):
+            return det.warmup(cfg)
+        return NO_WARMUP
+
+    def configure(self, det: Detector, sid: int, warmup: Warmup) -> None:
+        need = self._need.setdefault(id(det), [])
+        ready = self._ready.setdefault(id(det), [])
+        while len(need) <= sid:
+            need.append(warmup)
+            ready.append(False)
+        need[sid] = warmup
+        ready[sid] = warmup.samples <= 0 and warmup.seconds <= 0
+
+    def passed(self, det: Detector, source: Source, cols: Any, row: int) -> bool:
+        """Whether the market of ``row`` of this batch passed ``det``'s warm-up at that row."""
+        sid: np.ndarray = cols.sid
+        s = int(sid[row])
+        ready = self._ready[id(det)]
+        if ready[s]:
+            return True
+        need = self._need[id(det)][s]
+        samples, seconds = self.seen[source].at_row(sid, cols.ts, row)
+        if samples >= need.samples and seconds >= need.seconds:
+            ready[s] = True
+        return ready[s]
