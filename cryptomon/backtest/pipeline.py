@@ -19,7 +19,6 @@ from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
-from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
@@ -32,6 +31,10 @@ MAX_SETTLE_ROUNDS = 50
 YIELDS_PER_ROUND = 4
 
 
+def _no_spec(exchange: str, symbol: str) -> None:
+    return None
+
+
 class Pipeline:
     """The components of one backtest run (see the module docstring)."""
 
@@ -42,10 +45,12 @@ class Pipeline:
         self.clock = ManualClock(start)
         self.hub = Hub()
         # the instrument specs the daemon would use (a recording's own), so units, contract
-        # sizing and risk match the live path; none known: spot arithmetic as before
-        self.inputs = inputs or MarketInputs(registry=InstrumentRegistry())
-        specs = self.inputs.registry.get
-        self.market = MarketState(hub=self.hub, instruments=self.inputs.registry)
+        # sizing and risk match the live path; without them (candles, trade files): spot
+        # arithmetic with the tick and lot of trading.paper or inferred from the data
+        self.inputs = inputs
+        registry = inputs.registry if inputs is not None else None
+        specs = registry.get if registry is not None else _no_spec
+        self.market = MarketState(hub=self.hub, instruments=registry)
         self.ledger = Ledger()
         self.ledger.follow(self.hub)
         cfg = settings.trading

@@ -15,8 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect import arbitrage_nb
-from cryptomon.detect.base import QuoteCols, SymbolInfo, grow_records, grow_rows
+from cryptomon.detect.base import QuoteCols, SymbolInfo, Warmup, grow_records, grow_rows
 from cryptomon.detect.detectors_nb import Finding
 from cryptomon.detect.kernels_nb import grow
 from cryptomon.kinds import AnomalyKind
@@ -47,6 +48,11 @@ class ArbitrageDetector:
         self.groups = np.zeros((0, arbitrage_nb.G_COLS))
         self.params = np.zeros(0, dtype=arbitrage_nb.ARBITRAGE_PARAMS)
         self._legs = np.zeros((0, arbitrage_nb.L_COLS))
+
+    def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
+        """No window to fill: it compares live quotes (each no older than ``max_age_s``), so
+        one quote of the market is enough."""
+        return Warmup(samples=1, seconds=0.0)
 
     def configure(self, info: SymbolInfo) -> None:
         s, cfg = info.sid, info.cfg.arbitrage
