@@ -133,6 +133,8 @@ class BacktestRunner:
         self.clock = self.pipe.clock
         self.hub = self.pipe.hub
         self.engine = self.pipe.engine
+        self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
+        self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
 
     async def run(self) -> BacktestResult:
         """Start the components, drive every candle, stop; the result of the run."""
@@ -174,17 +176,42 @@ class BacktestRunner:
             ]
             await self._candles(t, group)
             equity_ts[lo:hi] = t + group[0][0].seconds
-            equity[lo:hi] = self.pipe.equity
-            exposure[lo:hi] = 1.0 if self.pipe.exposed else 0.0
+            equity[lo:hi], exposure[lo:hi] = self._mark()
             lo = hi
         return equity_ts, equity, exposure
+
+    def _mark(self) -> tuple[float, float]:
+        """(equity, exposure) at a candle's end; flat and without a new trading event since
+        the last mark, the equity has not moved (no Decimal work)."""
+        activity = self.pipe.ledger.activity
+        if self._marked is not None and self._marked[0] == activity:
+            return self._marked[1], 0.0
+        exposed = self.pipe.exposed
+        equity = self.pipe.equity
+        self._marked = None if exposed else (activity, equity)
+        return equity, 1.0 if exposed else 0.0
+
+    def _idle(self, series: CandleSeries) -> bool:
+        """No position, protection or open order on ``series``: only its close can act."""
+        key = (series.exchange, series.symbol)
+        if self.engine.portfolio.amount(*key) != 0 or key in self.engine.protection.protections:
+            return False
+        activity = self.pipe.ledger.activity  # an order opens only with an intent (activity)
+        known = self._no_orders.get(key)
+        if known != activity:
+            if self.engine.context.book.open(*key):
+                return False
+            self._no_orders[key] = activity
+        return True
 
     async def _candles(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
         step = group[0][0].seconds
         last: dict[str, float] = {}
+        # an idle market (flat, no order) skips the path: nobody reads those quotes
+        moving = [(series, row) for series, row in group if not self._idle(series)]
         for slot in range(SLOTS):
             self.clock.set(max(self.clock.time(), t + step * slot / SLOTS))
-            for series, row in group:
+            for series, row in moving if slot < SLOTS - 1 else group:
                 target = _slot_price(series, row, slot, self._long(series))
                 start = last.get(series.symbol, float(series.open[row]))
                 for price in [*self._levels(series, row, start, target), target]:
