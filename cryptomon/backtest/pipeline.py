@@ -32,8 +32,9 @@ YIELDS_PER_ROUND = 4
 class Pipeline:
     """The components of one backtest run (see the module docstring)."""
 
-    def __init__(self, settings: Settings, *, start: float) -> None:
+    def __init__(self, settings: Settings, *, start: float, books: bool = True) -> None:
         self.settings = settings
+        self.books = books  # False: the quotes are the runner's own (candles), not market data
         self.clock = ManualClock(start)
         self.hub = Hub()
         self.market = MarketState(hub=self.hub)
@@ -68,9 +69,19 @@ class Pipeline:
         if not self.settings.anomaly_detection.enabled:
             return None
         from cryptomon.detect.engine import DetectorEngine
+        from cryptomon.detect.registry import DetectorRegistry, Source, default_registry
 
+        registry = default_registry()
+        if not self.books:  # book detectors read real books only, never the candle path
+            registry = DetectorRegistry()
+            for entry in default_registry():
+                if entry.source not in (Source.BOOKS, Source.QUOTES, Source.MIDS):
+                    registry.register(entry.name, entry.source, entry.factory)
         return DetectorEngine(
-            hub=self.hub, clock=self.clock, config=self.settings.anomaly_detection
+            hub=self.hub,
+            clock=self.clock,
+            config=self.settings.anomaly_detection,
+            registry=registry,
         )
 
     def _components(self) -> list[Any]:

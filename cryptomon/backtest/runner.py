@@ -18,6 +18,11 @@ The candle driver turns each candle into market data the live components read:
   buckets) and the closed ``Candle`` (the indicator strategy); signals from it fill at the
   close's quote.
 
+The quotes are an execution device, not market data: the book detectors (spread, imbalance,
+arbitrage, divergence) do not run on candles (they run on recordings and books). A market
+with no position, protection or open order (idle) is quoted only at its close: nobody else
+reads its path.
+
 After each step the loop runs until the engine is idle (no new trading event, no extra task),
 so the same input gives the same orders, fills and trades every run.
 """
@@ -129,7 +134,7 @@ class BacktestRunner:
         self.settings = backtest_settings(settings, series)
         self.series = [s for s in series if len(s)]
         start = min((float(s.ts[0]) for s in self.series), default=0.0)
-        self.pipe = Pipeline(self.settings, start=start)
+        self.pipe = Pipeline(self.settings, start=start, books=False)
         self.clock = self.pipe.clock
         self.hub = self.pipe.hub
         self.engine = self.pipe.engine
