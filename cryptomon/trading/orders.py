@@ -238,6 +238,7 @@ class OrderBook:
 
     def __init__(self, *, keep_closed: int = 1000) -> None:
         self._orders: dict[str, OrderRecord] = {}
+        self._open: dict[str, OrderRecord] = {}  # may be open; terminal ones leave on open()
         self.keep_closed = keep_closed
 
     def __contains__(self, client_order_id: str) -> bool:
@@ -251,6 +252,8 @@ class OrderBook:
         if existing is not None:
             return existing
         self._orders[record.client_order_id] = record
+        if record.is_open:
+            self._open[record.client_order_id] = record
         self._trim()
         return record
 
@@ -258,11 +261,15 @@ class OrderBook:
         return self._orders.get(client_order_id)
 
     def open(self, exchange: str | None = None, symbol: str | None = None) -> list[OrderRecord]:
+        """The open orders (of ``exchange``/``symbol``), oldest first; a terminal state is
+        final, so closed orders are dropped from the open index here, never looked at again."""
+        closed = [k for k, o in self._open.items() if not o.is_open]
+        for key in closed:
+            del self._open[key]
         return [
             o
-            for o in self._orders.values()
-            if o.is_open
-            and (exchange is None or o.intent.exchange == exchange)
+            for o in self._open.values()
+            if (exchange is None or o.intent.exchange == exchange)
             and (symbol is None or o.intent.symbol == symbol)
         ]
 
