@@ -203,7 +203,7 @@ class PaperBroker:
     async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
         return [
             self._view(o)
-            for o in self._orders.values()
+            for o in self._resting.values()  # market orders never rest: filled or expired
             if o.state in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)
             and (symbol is None or o.intent.symbol == symbol)
         ]
