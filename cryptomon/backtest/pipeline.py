@@ -17,6 +17,7 @@ from typing import Any
 from cryptomon.backtest.ledger import Ledger
 from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
+from cryptomon.events import Anomaly, Trade
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.paper import PaperBroker
@@ -32,11 +33,18 @@ YIELDS_PER_ROUND = 4
 class Pipeline:
     """The components of one backtest run (see the module docstring)."""
 
-    def __init__(self, settings: Settings, *, start: float, books: bool = True) -> None:
+    def __init__(self, settings: Settings, *, start: float, candles: bool = False) -> None:
         self.settings = settings
-        self.books = books  # False: the quotes are the runner's own (candles), not market data
+        # candles: the quotes are the runner's own, not market data (no book detectors), and
+        # the detectors read the candle trades on a hub of their own, a batch at a time
+        # (:meth:`detect`): what they find does not depend on trading, only on the data
+        self.candles = candles
         self.clock = ManualClock(start)
         self.hub = Hub()
+        self.detect_hub = Hub() if candles else self.hub
+        self._found: list[Anomaly] = []
+        if candles:
+            self.detect_hub.subscribe(Anomaly, self._found.append, name="backtest.detect")
         self.market = MarketState(hub=self.hub)
         self.ledger = Ledger()
         self.ledger.follow(self.hub)
@@ -68,20 +76,22 @@ class Pipeline:
     def _detectors(self) -> Any:
         if not self.settings.anomaly_detection.enabled:
             return None
+        return self.detector_engine(self.detect_hub)
+
+    def detector_engine(self, hub: Hub) -> Any:
+        """The live DetectorEngine on ``hub``; on candles without the book detectors, which
+        read real books only, never the runner's quotes."""
         from cryptomon.detect.engine import DetectorEngine
         from cryptomon.detect.registry import DetectorRegistry, Source, default_registry
 
         registry = default_registry()
-        if not self.books:  # book detectors read real books only, never the candle path
+        if self.candles:
             registry = DetectorRegistry()
             for entry in default_registry():
                 if entry.source not in (Source.BOOKS, Source.QUOTES, Source.MIDS):
                     registry.register(entry.name, entry.source, entry.factory)
         return DetectorEngine(
-            hub=self.hub,
-            clock=self.clock,
-            config=self.settings.anomaly_detection,
-            registry=registry,
+            hub=hub, clock=self.clock, config=self.settings.anomaly_detection, registry=registry
         )
 
     def _components(self) -> list[Any]:
@@ -105,6 +115,19 @@ class Pipeline:
         """Run the detectors' pending micro-batch now (its findings reach the signals)."""
         if self.detectors is not None:
             self.detectors.flush()
+
+    def detect(self, trades: list[Trade]) -> list[Anomaly]:
+        """Candle mode: the detectors over ``trades`` (in time order) as one batch; what
+        they found, in order (each carries its trade's ``ts``). Not published."""
+        if self.detectors is None:
+            return []
+        publish = self.detect_hub.publish
+        for trade in trades:
+            publish(trade)
+        self.detectors.flush()
+        found = self._found[:]
+        self._found.clear()
+        return found
 
     @property
     def equity(self) -> float:

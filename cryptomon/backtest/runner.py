@@ -37,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from cryptomon.backtest.candle_detect import CandleAnomalies, candle_trade
 from cryptomon.backtest.data import CandleSeries, infer_instrument
 from cryptomon.backtest.ledger import RoundTrip
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.config import Settings
-from cryptomon.events import Anomaly, BookTop, Candle, Fill, Side, Trade
+from cryptomon.events import Anomaly, BookTop, Candle, Fill
 from cryptomon.trading.protection import Protection
 
 SLOTS = 4
@@ -134,7 +135,7 @@ class BacktestRunner:
         self.settings = backtest_settings(settings, series)
         self.series = [s for s in series if len(s)]
         start = min((float(s.ts[0]) for s in self.series), default=0.0)
-        self.pipe = Pipeline(self.settings, start=start, books=False)
+        self.pipe = Pipeline(self.settings, start=start, candles=True)
         self.clock = self.pipe.clock
         self.hub = self.pipe.hub
         self.engine = self.pipe.engine
@@ -165,24 +166,24 @@ class BacktestRunner:
         return ts[order], which[order], rows[order]
 
     async def _drive(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        times, which, rows = self._timeline()
+        times, which, rows = timeline = self._timeline()
         n = len(times)
         equity_ts = np.empty(n)
         equity = np.empty(n)
         exposure = np.zeros(n)
-        lo = 0
-        while lo < n:
-            # every market's candle opening at the same time moves through its slots together
+        # every market's candle opening at the same time moves through its slots together
+        starts = np.append(np.flatnonzero(np.diff(times, prepend=-np.inf)), n)
+        found = CandleAnomalies(self.pipe, self.series, timeline, starts)
+        for g in range(len(starts) - 1):
+            lo, hi = int(starts[g]), int(starts[g + 1])
             t = float(times[lo])
-            hi = int(np.searchsorted(times, t, side="right"))
             group = [
-                (self.series[int(i)], int(r))
-                for i, r in zip(which[lo:hi], rows[lo:hi], strict=True)
+                (self.series[i], r)
+                for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
             ]
-            await self._candles(t, group)
+            await self._candles(t, group, found.due(g))
             equity_ts[lo:hi] = t + group[0][0].seconds
             equity[lo:hi], exposure[lo:hi] = self._mark()
-            lo = hi
         return equity_ts, equity, exposure
 
     def _mark(self) -> tuple[float, float]:
@@ -209,7 +210,9 @@ class BacktestRunner:
             self._no_orders[key] = activity
         return True
 
-    async def _candles(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
+    async def _candles(
+        self, t: float, group: list[tuple[CandleSeries, int]], anomalies: list[Anomaly]
+    ) -> None:
         step = group[0][0].seconds
         last: dict[str, float] = {}
         # an idle market (flat, no order) skips the path: nobody reads those quotes
@@ -226,7 +229,8 @@ class BacktestRunner:
         self.clock.set(max(self.clock.time(), t + step))
         for series, row in group:
             self._close(series, row, t)
-        self.pipe.flush()
+        for anomaly in anomalies:  # found a chunk ahead (candle_detect.py)
+            self.hub.publish(anomaly)
         await self.pipe.settle()
 
     def _long(self, series: CandleSeries) -> bool | None:
@@ -284,29 +288,22 @@ class BacktestRunner:
 
     def _close(self, series: CandleSeries, row: int, t: float) -> None:
         now = self.clock.time()
-        ex, sym = series.exchange, series.symbol
-        close, open_ = float(series.close[row]), float(series.open[row])
-        volume = float(series.volume[row])
-        side: Side = "buy" if close >= open_ else "sell"
-        self.hub.publish(
-            Trade(
-                exchange=ex, symbol=sym, ts=now, ts_recv=now, price=close, amount=volume, side=side
-            )
-        )
+        trade = candle_trade(series, row, now)
+        self.hub.publish(trade)
         self.hub.publish(
             Candle(
-                exchange=ex,
-                symbol=sym,
+                exchange=series.exchange,
+                symbol=series.symbol,
                 ts=now,
                 ts_recv=now,
                 interval=series.timeframe,
                 start=t,
                 end=now,
-                open=open_,
+                open=float(series.open[row]),
                 high=float(series.high[row]),
                 low=float(series.low[row]),
-                close=close,
-                volume=volume,
+                close=trade.price,
+                volume=trade.amount,
             )
         )
 
