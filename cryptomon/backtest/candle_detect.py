@@ -21,6 +21,7 @@ import numpy as np
 
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.pipeline import Pipeline
+from cryptomon.clock import ManualClock
 from cryptomon.events import Anomaly, Side, Trade
 from cryptomon.hub import Hub
 
@@ -69,7 +70,7 @@ class CandleAnomalies:
         self._scout = Hub()
         self._scouted: list[Anomaly] = []
         self._scout.subscribe(Anomaly, self._scouted.append, name="backtest.scout")
-        self.scout = pipe.detector_engine(self._scout)
+        self.scout = pipe.detector_engine(self._scout, ManualClock(0.0))
 
     def due(self, g: int) -> list[Anomaly]:
         """What the detectors found on the trades of group ``g`` (in their order)."""
@@ -98,7 +99,7 @@ class CandleAnomalies:
         for g in [*firing, hi - lo - 1]:
             if ends[g] <= first:
                 continue
-            for anomaly in self.pipe.detect(trades[first : ends[g]]):
+            for anomaly in self.pipe.detect(trades[first : ends[g]], closes[g]):
                 self._due.setdefault(lo + self._group(closes, anomaly.ts), []).append(anomaly)
             first = ends[g]
         self._done = hi

@@ -42,6 +42,8 @@ class Pipeline:
         self.clock = ManualClock(start)
         self.hub = Hub()
         self.detect_hub = Hub() if candles else self.hub
+        # candles: the detectors' clock reads the close of the candle a batch ends with
+        self.detect_clock = ManualClock(start) if candles else self.clock
         self._found: list[Anomaly] = []
         if candles:
             self.detect_hub.subscribe(Anomaly, self._found.append, name="backtest.detect")
@@ -76,9 +78,9 @@ class Pipeline:
     def _detectors(self) -> Any:
         if not self.settings.anomaly_detection.enabled:
             return None
-        return self.detector_engine(self.detect_hub)
+        return self.detector_engine(self.detect_hub, self.detect_clock)
 
-    def detector_engine(self, hub: Hub) -> Any:
+    def detector_engine(self, hub: Hub, clock: ManualClock) -> Any:
         """The live DetectorEngine on ``hub``; on candles without the book detectors, which
         read real books only, never the runner's quotes."""
         from cryptomon.detect.engine import DetectorEngine
@@ -91,7 +93,7 @@ class Pipeline:
                 if entry.source not in (Source.BOOKS, Source.QUOTES, Source.MIDS):
                     registry.register(entry.name, entry.source, entry.factory)
         return DetectorEngine(
-            hub=hub, clock=self.clock, config=self.settings.anomaly_detection, registry=registry
+            hub=hub, clock=clock, config=self.settings.anomaly_detection, registry=registry
         )
 
     def _components(self) -> list[Any]:
@@ -116,11 +118,12 @@ class Pipeline:
         if self.detectors is not None:
             self.detectors.flush()
 
-    def detect(self, trades: list[Trade]) -> list[Anomaly]:
-        """Candle mode: the detectors over ``trades`` (in time order) as one batch; what
-        they found, in order (each carries its trade's ``ts``). Not published."""
+    def detect(self, trades: list[Trade], now: float) -> list[Anomaly]:
+        """Candle mode: the detectors over ``trades`` (in time order) as one batch run at
+        ``now``; what they found, in order (each carries its trade's ``ts``). Not published."""
         if self.detectors is None:
             return []
+        self.detect_clock.set(now)
         publish = self.detect_hub.publish
         for trade in trades:
             publish(trade)
