@@ -263,9 +263,7 @@ class OrderBook:
     def open(self, exchange: str | None = None, symbol: str | None = None) -> list[OrderRecord]:
         """The open orders (of ``exchange``/``symbol``), oldest first; a terminal state is
         final, so closed orders are dropped from the open index here, never looked at again."""
-        closed = [k for k, o in self._open.items() if not o.is_open]
-        for key in closed:
-            del self._open[key]
+        self._prune()
         return [
             o
             for o in self._open.values()
@@ -276,7 +274,23 @@ class OrderBook:
     def all(self) -> list[OrderRecord]:
         return list(self._orders.values())
 
+    def _prune(self) -> None:
+        closed = [k for k, o in self._open.items() if not o.is_open]
+        for key in closed:
+            del self._open[key]
+
     def _trim(self) -> None:
-        closed = [k for k, o in self._orders.items() if not o.is_open]
-        for key in closed[: max(0, len(closed) - self.keep_closed)]:
+        """Forget the oldest closed orders beyond ``keep_closed``: a walk from the oldest that
+        stops at the last one to forget, not over every kept order."""
+        self._prune()
+        excess = len(self._orders) - len(self._open) - self.keep_closed
+        if excess <= 0:
+            return
+        doomed: list[str] = []
+        for key, order in self._orders.items():
+            if len(doomed) >= excess:
+                break
+            if not order.is_open:
+                doomed.append(key)
+        for key in doomed:
             del self._orders[key]
