@@ -9,9 +9,9 @@
   the shared BINANCE recording replayed (looped for ``--seconds``) through cryptofeed's parse,
   the converter, the hub and every detector; events (cryptofeed callbacks) per second.
 
-``ratio`` = candles/s / replay events/s. Each candle is about six hub events (four quotes
-along its path, one trade, the candle), so a ratio near 1 means the backtest moves its own
-events about six times faster than the replay parses messages.
+``ratio`` = candles/s / replay events/s. A candle is three hub events (its close quote, one
+trade, the candle) while no position or order is open, and up to six (quotes along its path)
+while one is; the detectors read the candle trades a chunk ahead in kernel batches.
 
 Usage: python benchmarks/bench_backtest.py [--candles 525600] [--rounds 1] [--seconds 2]
 """

@@ -17,6 +17,7 @@ from typing import Any
 from cryptomon.backtest.ledger import Ledger
 from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
+from cryptomon.events import Anomaly, Trade
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
 from cryptomon.market.state import MarketState
@@ -39,11 +40,26 @@ class Pipeline:
     """The components of one backtest run (see the module docstring)."""
 
     def __init__(
-        self, settings: Settings, *, start: float, inputs: MarketInputs | None = None
+        self,
+        settings: Settings,
+        *,
+        start: float,
+        inputs: MarketInputs | None = None,
+        candles: bool = False,
     ) -> None:
         self.settings = settings
+        # candles: the quotes are the runner's own, not market data (no book detectors), and
+        # the detectors read the candle trades on a hub of their own, a batch at a time
+        # (:meth:`detect`): what they find does not depend on trading, only on the data
+        self.candles = candles
         self.clock = ManualClock(start)
         self.hub = Hub()
+        self.detect_hub = Hub() if candles else self.hub
+        # candles: the detectors' clock reads the close of the candle a batch ends with
+        self.detect_clock = ManualClock(start) if candles else self.clock
+        self._found: list[Anomaly] = []
+        if candles:
+            self.detect_hub.subscribe(Anomaly, self._found.append, name="backtest.detect")
         # the instrument specs the daemon would use (a recording's own), so units, contract
         # sizing and risk match the live path; without them (candles, trade files): spot
         # arithmetic with the tick and lot of trading.paper or inferred from the data
@@ -83,10 +99,22 @@ class Pipeline:
     def _detectors(self) -> Any:
         if not self.settings.anomaly_detection.enabled:
             return None
-        from cryptomon.detect.engine import DetectorEngine
+        return self.detector_engine(self.detect_hub, self.detect_clock)
 
+    def detector_engine(self, hub: Hub, clock: ManualClock) -> Any:
+        """The live DetectorEngine on ``hub``; on candles without the book detectors, which
+        read real books only, never the runner's quotes."""
+        from cryptomon.detect.engine import DetectorEngine
+        from cryptomon.detect.registry import DetectorRegistry, Source, default_registry
+
+        registry = default_registry()
+        if self.candles:
+            registry = DetectorRegistry()
+            for entry in default_registry():
+                if entry.source not in (Source.BOOKS, Source.QUOTES, Source.MIDS):
+                    registry.register(entry.name, entry.source, entry.factory)
         return DetectorEngine(
-            hub=self.hub, clock=self.clock, config=self.settings.anomaly_detection
+            hub=hub, clock=clock, config=self.settings.anomaly_detection, registry=registry
         )
 
     def _components(self) -> list[Any]:
@@ -110,6 +138,20 @@ class Pipeline:
         """Run the detectors' pending micro-batch now (its findings reach the signals)."""
         if self.detectors is not None:
             self.detectors.flush()
+
+    def detect(self, trades: list[Trade], now: float) -> list[Anomaly]:
+        """Candle mode: the detectors over ``trades`` (in time order) as one batch run at
+        ``now``; what they found, in order (each carries its trade's ``ts``). Not published."""
+        if self.detectors is None:
+            return []
+        self.detect_clock.set(now)
+        publish = self.detect_hub.publish
+        for trade in trades:
+            publish(trade)
+        self.detectors.flush()
+        found = self._found[:]
+        self._found.clear()
+        return found
 
     @property
     def equity(self) -> float:

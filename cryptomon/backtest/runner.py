@@ -18,6 +18,11 @@ The candle driver turns each candle into market data the live components read:
   buckets) and the closed ``Candle`` (the indicator strategy); signals from it fill at the
   close's quote.
 
+The quotes are an execution device, not market data: the book detectors (spread, imbalance,
+arbitrage, divergence) do not run on candles (they run on recordings and books). A market
+with no position, protection or open order (idle) is quoted only at its close: nobody else
+reads its path.
+
 After each step the loop runs until the engine is idle (no new trading event, no extra task),
 so the same input gives the same orders, fills and trades every run.
 """
@@ -32,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from cryptomon.backtest.candle_detect import CandleAnomalies, candle_trade
 from cryptomon.backtest.data import CandleSeries, infer_instrument
 from cryptomon.backtest.ledger import RoundTrip
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.config import Settings
-from cryptomon.events import Anomaly, BookTop, Candle, Fill, Side, Trade
+from cryptomon.events import Anomaly, BookTop, Candle, Fill
 from cryptomon.trading.protection import Protection
 
 SLOTS = 4
@@ -129,10 +135,12 @@ class BacktestRunner:
         self.settings = backtest_settings(settings, series)
         self.series = [s for s in series if len(s)]
         start = min((float(s.ts[0]) for s in self.series), default=0.0)
-        self.pipe = Pipeline(self.settings, start=start)
+        self.pipe = Pipeline(self.settings, start=start, candles=True)
         self.clock = self.pipe.clock
         self.hub = self.pipe.hub
         self.engine = self.pipe.engine
+        self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
+        self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
 
     async def run(self) -> BacktestResult:
         """Start the components, drive every candle, stop; the result of the run."""
@@ -158,33 +166,60 @@ class BacktestRunner:
         return ts[order], which[order], rows[order]
 
     async def _drive(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        times, which, rows = self._timeline()
+        times, which, rows = timeline = self._timeline()
         n = len(times)
         equity_ts = np.empty(n)
         equity = np.empty(n)
         exposure = np.zeros(n)
-        lo = 0
-        while lo < n:
-            # every market's candle opening at the same time moves through its slots together
+        # every market's candle opening at the same time moves through its slots together
+        starts = np.append(np.flatnonzero(np.diff(times, prepend=-np.inf)), n)
+        found = CandleAnomalies(self.pipe, self.series, timeline, starts)
+        for g in range(len(starts) - 1):
+            lo, hi = int(starts[g]), int(starts[g + 1])
             t = float(times[lo])
-            hi = int(np.searchsorted(times, t, side="right"))
             group = [
-                (self.series[int(i)], int(r))
-                for i, r in zip(which[lo:hi], rows[lo:hi], strict=True)
+                (self.series[i], r)
+                for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
             ]
-            await self._candles(t, group)
+            await self._candles(t, group, found.due(g))
             equity_ts[lo:hi] = t + group[0][0].seconds
-            equity[lo:hi] = self.pipe.equity
-            exposure[lo:hi] = 1.0 if self.pipe.exposed else 0.0
-            lo = hi
+            equity[lo:hi], exposure[lo:hi] = self._mark()
         return equity_ts, equity, exposure
 
-    async def _candles(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
+    def _mark(self) -> tuple[float, float]:
+        """(equity, exposure) at a candle's end; flat and without a new trading event since
+        the last mark, the equity has not moved (no Decimal work)."""
+        activity = self.pipe.ledger.activity
+        if self._marked is not None and self._marked[0] == activity:
+            return self._marked[1], 0.0
+        exposed = self.pipe.exposed
+        equity = self.pipe.equity
+        self._marked = None if exposed else (activity, equity)
+        return equity, 1.0 if exposed else 0.0
+
+    def _idle(self, series: CandleSeries) -> bool:
+        """No position, protection or open order on ``series``: only its close can act."""
+        key = (series.exchange, series.symbol)
+        if self.engine.portfolio.amount(*key) != 0 or key in self.engine.protection.protections:
+            return False
+        activity = self.pipe.ledger.activity  # an order opens only with an intent (activity)
+        known = self._no_orders.get(key)
+        if known != activity:
+            if self.engine.context.book.open(*key):
+                return False
+            self._no_orders[key] = activity
+        return True
+
+    async def _candles(
+        self, t: float, group: list[tuple[CandleSeries, int]], anomalies: list[Anomaly]
+    ) -> None:
         step = group[0][0].seconds
         last: dict[str, float] = {}
+        # an idle market (flat, no order) skips the path: nobody reads those quotes
+        moving = [(series, row) for series, row in group if not self._idle(series)]
         for slot in range(SLOTS):
             self.clock.set(max(self.clock.time(), t + step * slot / SLOTS))
-            for series, row in group:
+            for series, row in moving if slot < SLOTS - 1 else group:
                 target = _slot_price(series, row, slot, self._long(series))
                 start = last.get(series.symbol, float(series.open[row]))
                 for price in [*self._levels(series, row, start, target), target]:
@@ -194,7 +229,8 @@ class BacktestRunner:
         self.clock.set(max(self.clock.time(), t + step))
         for series, row in group:
             self._close(series, row, t)
-        self.pipe.flush()
+        for anomaly in anomalies:  # found a chunk ahead (candle_detect.py)
+            self.hub.publish(anomaly)
         await self.pipe.settle()
 
     def _long(self, series: CandleSeries) -> bool | None:
@@ -252,29 +288,22 @@ class BacktestRunner:
 
     def _close(self, series: CandleSeries, row: int, t: float) -> None:
         now = self.clock.time()
-        ex, sym = series.exchange, series.symbol
-        close, open_ = float(series.close[row]), float(series.open[row])
-        volume = float(series.volume[row])
-        side: Side = "buy" if close >= open_ else "sell"
-        self.hub.publish(
-            Trade(
-                exchange=ex, symbol=sym, ts=now, ts_recv=now, price=close, amount=volume, side=side
-            )
-        )
+        trade = candle_trade(series, row, now)
+        self.hub.publish(trade)
         self.hub.publish(
             Candle(
-                exchange=ex,
-                symbol=sym,
+                exchange=series.exchange,
+                symbol=series.symbol,
                 ts=now,
                 ts_recv=now,
                 interval=series.timeframe,
                 start=t,
                 end=now,
-                open=open_,
+                open=float(series.open[row]),
                 high=float(series.high[row]),
                 low=float(series.low[row]),
-                close=close,
-                volume=volume,
+                close=trade.price,
+                volume=trade.amount,
             )
         )
 

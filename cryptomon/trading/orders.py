@@ -238,6 +238,7 @@ class OrderBook:
 
     def __init__(self, *, keep_closed: int = 1000) -> None:
         self._orders: dict[str, OrderRecord] = {}
+        self._open: dict[str, OrderRecord] = {}  # may be open; terminal ones leave on open()
         self.keep_closed = keep_closed
 
     def __contains__(self, client_order_id: str) -> bool:
@@ -251,6 +252,8 @@ class OrderBook:
         if existing is not None:
             return existing
         self._orders[record.client_order_id] = record
+        if record.is_open:
+            self._open[record.client_order_id] = record
         self._trim()
         return record
 
@@ -258,18 +261,36 @@ class OrderBook:
         return self._orders.get(client_order_id)
 
     def open(self, exchange: str | None = None, symbol: str | None = None) -> list[OrderRecord]:
+        """The open orders (of ``exchange``/``symbol``), oldest first; a terminal state is
+        final, so closed orders are dropped from the open index here, never looked at again."""
+        self._prune()
         return [
             o
-            for o in self._orders.values()
-            if o.is_open
-            and (exchange is None or o.intent.exchange == exchange)
+            for o in self._open.values()
+            if (exchange is None or o.intent.exchange == exchange)
             and (symbol is None or o.intent.symbol == symbol)
         ]
 
     def all(self) -> list[OrderRecord]:
         return list(self._orders.values())
 
+    def _prune(self) -> None:
+        closed = [k for k, o in self._open.items() if not o.is_open]
+        for key in closed:
+            del self._open[key]
+
     def _trim(self) -> None:
-        closed = [k for k, o in self._orders.items() if not o.is_open]
-        for key in closed[: max(0, len(closed) - self.keep_closed)]:
+        """Forget the oldest closed orders beyond ``keep_closed``: a walk from the oldest that
+        stops at the last one to forget, not over every kept order."""
+        self._prune()
+        excess = len(self._orders) - len(self._open) - self.keep_closed
+        if excess <= 0:
+            return
+        doomed: list[str] = []
+        for key, order in self._orders.items():
+            if len(doomed) >= excess:
+                break
+            if not order.is_open:
+                doomed.append(key)
+        for key in doomed:
             del self._orders[key]

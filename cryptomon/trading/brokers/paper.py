@@ -96,6 +96,7 @@ class PaperBroker:
         for currency, amount in config.balances.items():  # e.g. the coin of inverse contracts
             self.balances[currency] = self.balances.get(currency, ZERO) + d(amount)
         self._orders: dict[str, _PaperOrder] = {}
+        self._resting: dict[str, _PaperOrder] = {}  # limit orders that may still be open
         self._seq = 0
         self._run = new_id()[:8]  # trade and order ids stay unique across restarts
         self._exchanges: set[str] = set()  # seen in trades and orders: market() has no exchange
@@ -144,6 +145,7 @@ class PaperBroker:
             elif filled > 0:
                 order.state = OrderState.PARTIALLY_FILLED
             self._orders[intent.client_order_id] = order
+            self._resting[intent.client_order_id] = order
 
     # ------------------------------------------------------------------ protocol
 
@@ -180,6 +182,8 @@ class PaperBroker:
         order = _PaperOrder(intent, f"paper-{self._run}-{self._seq}")
         self._orders[intent.client_order_id] = order
         self._take(order, limit=intent.price if intent.type == "limit" else None)
+        if intent.type == "limit":
+            self._resting[intent.client_order_id] = order
         if intent.type == "market":  # immediate-or-cancel: what the book cannot fill expires
             full = order.filled >= intent.amount
             order.state = OrderState.FILLED if full else OrderState.EXPIRED
@@ -200,7 +204,7 @@ class PaperBroker:
     async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
         return [
             self._view(o)
-            for o in self._orders.values()
+            for o in self._resting.values()  # market orders never rest: filled or expired
             if o.state in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)
             and (symbol is None or o.intent.symbol == symbol)
         ]
@@ -339,12 +343,13 @@ class PaperBroker:
     def _on_trade(self, trade: Trade) -> None:
         if self.margin is not None:
             self._exchanges.add(trade.exchange)
-        for order in list(self._orders.values()):
+        for key, order in list(self._resting.items()):
             intent = order.intent
+            if order.state not in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED):
+                del self._resting[key]  # filled, canceled or expired: never looked at again
+                continue
             if (
-                order.state not in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)
-                or intent.type != "limit"
-                or intent.symbol != trade.symbol
+                intent.symbol != trade.symbol
                 or intent.exchange != trade.exchange
                 or intent.price is None
             ):

@@ -133,6 +133,20 @@ def test_order_book_add_is_idempotent_and_trims_closed() -> None:
     assert [r.client_order_id for r in book.open()] == ["a"]
 
 
+def test_order_book_open_follows_state_changes_and_trims_the_oldest_closed() -> None:
+    """An order that closes leaves open() and becomes trimmable; the oldest closed go first."""
+    book = OrderBook(keep_closed=2)
+    records = [book.add(OrderRecord(intent=_intent(coid))) for coid in ("a", "b", "c", "d")]
+    assert [r.client_order_id for r in book.open()] == ["a", "b", "c", "d"]
+    for rec in records[:3]:
+        rec.transition(S.SUBMITTED)
+        rec.transition(S.CANCELED)
+    assert [r.client_order_id for r in book.open()] == ["d"]
+    assert [r.client_order_id for r in book.open(symbol="ETH-USDT")] == []
+    book.add(OrderRecord(intent=_intent("e"), state=S.FILLED))
+    assert [r.client_order_id for r in book.all()] == ["c", "d", "e"]
+
+
 def test_update_event_and_dict_carry_the_state() -> None:
     """The OrderUpdate and the API dict reflect the record."""
     rec = OrderRecord(intent=_intent(amount="2"))
