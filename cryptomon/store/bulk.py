@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -166,7 +168,10 @@ async def copy_rows(
     params = await asyncio.to_thread(sqlite_params, rows, columns.index("ts"))
     marks = ", ".join("?" * len(columns))
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 (fixed names)
-    await raw.driver_connection.executemany(sql, params)  # type: ignore[union-attr]
+    try:
+        await raw.driver_connection.executemany(sql, params)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:  # as SQLAlchemy would raise it: a lock is an outage, retried
+        raise sa_exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
     return len(rows)
 
 
