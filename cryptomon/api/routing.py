@@ -5,12 +5,12 @@ the document is generated from the same models the handlers use and cannot drift
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
+import orjson
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -188,12 +188,19 @@ async def _parse_body(route: Route, request: web.Request) -> Any:
         raise validation_error(exc, "body") from None
 
 
+# datetimes and dataclasses keep going through ``default=str`` as they did with json.dumps
+_DUMP_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def _dump(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, BaseModel):
         return value.model_dump_json().encode()
-    return json.dumps(value, default=str).encode()
+    # plain data: orjson (Decimal and other unknown types as their str, as json.dumps did)
+    return orjson.dumps(value, default=str, option=_DUMP_OPTIONS)
 
 
 def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

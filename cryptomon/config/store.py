@@ -27,6 +27,12 @@ class DatabaseConfig(Section):
     sqlite_busy_timeout_s: float = Field(
         default=10.0, gt=0, description="SQLite: wait this long for a lock held by another process"
     )
+    read_pool_size: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="SQLite: read-only connections for the API's queries, beside the writer's",
+    )
     echo: bool = Field(default=False, description="log every SQL statement")
 
     @field_validator("url")

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.events import BookTop, Candle, Trade
-from cryptomon.store.models import BookTopRow, CandleRow, TradeRow
+from cryptomon.store.models import CandleRow
 from cryptomon.store.types import utc
 
 
@@ -159,12 +162,29 @@ async def copy_rows(
             for row in rows:
                 await write(row)
         return len(rows)
-    model = {"trades": TradeRow, "book_tops": BookTopRow}[table]
-    await session.execute(
-        model.__table__.insert(),  # type: ignore[attr-defined]
-        [dict(zip(columns, r, strict=True)) for r in rows],
-    )
+    # SQLite: the rows become driver parameters in a worker thread and sqlite3's executemany
+    # runs in the connection's own thread: the event loop never converts or waits row by row
+    raw = await conn.get_raw_connection()
+    params = await asyncio.to_thread(sqlite_params, rows, columns.index("ts"))
+    marks = ", ".join("?" * len(columns))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 (fixed names)
+    try:
+        await raw.driver_connection.executemany(sql, params)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:  # as SQLAlchemy would raise it: a lock is an outage, retried
+        raise sa_exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
     return len(rows)
+
+
+def sqlite_params(rows: Sequence[tuple[Any, ...]], ts_index: int) -> list[tuple[Any, ...]]:
+    """Rows with their time as SQLite stores a UTC datetime (what ``UTCDateTime`` and
+    SQLAlchemy's SQLite DateTime write: naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    out = []
+    for row in rows:
+        ts = row[ts_index]
+        if ts.tzinfo is not UTC:
+            ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        out.append((*row[:ts_index], f"{ts:%Y-%m-%d %H:%M:%S.%f}", *row[ts_index + 1 :]))
+    return out
 
 
 async def insert_trades(session: AsyncSession, events: Sequence[Trade]) -> int:

@@ -1,9 +1,11 @@
 """The database component: async engine and session factory from ``database.url``.
 
 SQLite (``sqlite+aiosqlite:///PATH``, the default) runs in WAL mode with foreign keys on and a
-busy timeout; PostgreSQL (``postgresql+psycopg://...``) uses a connection pool sized from
-config. ``start()`` checks connectivity and fails with a :class:`FatalError` naming the URL
-(password redacted); with ``auto_migrate`` it then runs ``upgrade head``.
+busy timeout; reads (the API's queries) go through a second pool of ``read_pool_size`` query-only
+connections to the same file, which WAL lets read while the writer writes. PostgreSQL
+(``postgresql+psycopg://...``) uses one connection pool sized from config. ``start()`` checks
+connectivity and fails with a :class:`FatalError` naming the URL (password redacted); with
+``auto_migrate`` it then runs ``upgrade head``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def _apply_pragmas(dbapi_conn: Any, busy_ms: int, *, read_only: bool = False) ->
         if not read_only:  # the journal mode is stored in the file: a write
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+        else:
+            cur.execute("PRAGMA query_only=ON")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
     finally:
@@ -85,6 +89,7 @@ class Database:
         )
         self.safe_url = redact_url(config.url)
         self._engine: AsyncEngine | None = None
+        self._reader: AsyncEngine | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     # ------------------------------------------------------------------ accessors
@@ -94,6 +99,14 @@ class Database:
         if self._engine is None:
             raise RuntimeError("Database.start() has not been called")
         return self._engine
+
+    @property
+    def reader(self) -> AsyncEngine:
+        """The engine of read-only queries: a pool of query-only connections on a SQLite file,
+        the main engine (and its pool) otherwise."""
+        if self._reader is None:
+            raise RuntimeError("Database.start() has not been called")
+        return self._reader
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
@@ -131,12 +144,15 @@ class Database:
             log.warning("db.directory_created", path=str(path.parent.resolve()))
         return url, args
 
-    def _create_engine(self) -> AsyncEngine:
+    def _create_engine(self, *, reader: bool = False) -> AsyncEngine:
         cfg = self.config
         kwargs: dict[str, Any] = {"echo": cfg.echo, "pool_pre_ping": True}
         url = self.url
         if self.dialect == "sqlite":
             url, kwargs["connect_args"] = self._sqlite_target()
+            if reader:
+                kwargs.update(pool_size=cfg.read_pool_size, max_overflow=0)
+                kwargs.update(pool_timeout=cfg.pool_timeout_s)
         else:
             connect: dict[str, Any] = {"connect_timeout": max(1, round(cfg.connect_timeout_s))}
             if self.read_only:
@@ -150,7 +166,7 @@ class Database:
         engine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             busy_ms = round(self.config.sqlite_busy_timeout_s * 1000)
-            pragmas = _sqlite_pragmas(busy_ms, read_only=self.read_only)
+            pragmas = _sqlite_pragmas(busy_ms, read_only=self.read_only or reader)
             event.listen(engine.sync_engine, "connect", pragmas)
         return engine
 
@@ -175,6 +191,7 @@ class Database:
                 f"database {self.safe_url} is unreachable: {_short_error(exc, self.config.url)}"
             ) from None
         self._engine = engine
+        self._reader = self._create_engine(reader=True) if self._read_pool() else engine
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate and not self.read_only:
@@ -196,9 +213,16 @@ class Database:
         hanging on the socket; none on SQLite (a local file; its lock wait has its own limit)."""
         return None if self.dialect == "sqlite" else self.config.statement_timeout_s
 
+    def _read_pool(self) -> bool:
+        """A separate read pool: SQLite files written by this process (WAL readers)."""
+        return self.dialect == "sqlite" and not self.read_only and self._sqlite_file() is not None
+
     async def stop(self) -> None:
+        if self._reader is not None and self._reader is not self._engine:
+            await self._reader.dispose()
         if self._engine is not None:
             await self._engine.dispose()
+        self._reader = None
         self._engine = None
         self._sessionmaker = None
 

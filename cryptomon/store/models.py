@@ -144,8 +144,11 @@ class AnomalyRow(Base):
 
     __tablename__ = "anomalies"
     __table_args__ = (
-        Index("ix_anomalies_market_time", "exchange", "symbol", "ts_detected"),
-        Index("ix_anomalies_kind_time", "kind", "severity", "ts_detected"),
+        # list filters newest first straight from an index (0009_read_indexes)
+        Index("ix_anomalies_market_time_id", "exchange", "symbol", "ts_detected", "id"),
+        Index("ix_anomalies_exchange_time_id", "exchange", "ts_detected", "id"),
+        Index("ix_anomalies_symbol_time_id", "symbol", "ts_detected", "id"),
+        Index("ix_anomalies_kind_time_id", "kind", "ts_detected", "id"),
         Index("ix_anomalies_time_id", "ts_detected", "id"),
     )
 
@@ -176,6 +179,7 @@ class SignalRow(Base):
     __table_args__ = (
         Index("ix_signals_market_time", "exchange", "symbol", "ts"),
         Index("ix_signals_ts", "ts"),
+        Index("ix_signals_symbol_time_id", "symbol", "ts", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -198,6 +202,8 @@ class OrderRow(Base):
     __table_args__ = (
         Index("ix_orders_market_time", "exchange", "symbol", "created_at"),
         Index("ix_orders_state", "state"),
+        Index("ix_orders_symbol_time", "symbol", "created_at"),
+        Index("ix_orders_created_at", "created_at"),
     )
 
     client_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -231,6 +237,8 @@ class FillRow(Base):
         UniqueConstraint("exchange", "trade_id"),
         Index("ix_fills_market_time", "exchange", "symbol", "ts"),
         Index("ix_fills_client_order_id", "client_order_id"),
+        Index("ix_fills_symbol_time_id", "symbol", "ts", "id"),
+        Index("ix_fills_time_id", "ts", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -341,6 +349,7 @@ class NotificationRow(Base):
         UniqueConstraint("event_key"),
         Index("ix_notifications_channel_time", "channel", "ts"),
         Index("ix_notifications_status_time", "status", "ts"),
+        Index("ix_notifications_time_id", "ts", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from cryptomon.errors import TemporaryError
 from cryptomon.events import Severity
@@ -111,10 +111,17 @@ class Queries:
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
-        """A read session; an unreachable or unanswering database becomes a ``TemporaryError``."""
+        """A read session on the read pool (for the statistics helpers that take a session)."""
+        async with self._connection() as conn, AsyncSession(bind=conn) as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A read connection from the database's read pool (Core: no ORM session per request);
+        an unreachable or unanswering database becomes a ``TemporaryError``."""
         try:
-            async with asyncio.timeout(self.db.answer_timeout_s), self.db.sessionmaker() as session:
-                yield session
+            async with asyncio.timeout(self.db.answer_timeout_s), self.db.reader.connect() as conn:
+                yield conn
         except Exception as exc:
             if is_transient(exc):
                 first = str(getattr(exc, "orig", None) or exc).splitlines()[:1]
@@ -143,8 +150,8 @@ class Queries:
         return await self._all(stmt.order_by(*order).limit(_limit(limit)))
 
     async def _all(self, stmt: Select[Any]) -> list[dict[str, Any]]:
-        async with self._session() as session:
-            result = await session.execute(stmt)
+        async with self._connection() as conn:
+            result = await conn.execute(stmt)
             return [_plain(r._mapping) for r in result]
 
     # ------------------------------------------------------------------ anomalies
@@ -187,8 +194,8 @@ class Queries:
                 or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id))
             )
         stmt = stmt.order_by(t.c.ts_detected.desc(), t.c.id.desc()).limit(limit + 1)
-        async with self._session() as session:
-            raw = list((await session.execute(stmt)).mappings())
+        async with self._connection() as conn:
+            raw = list((await conn.execute(stmt)).mappings())
         more = len(raw) > limit
         raw = raw[:limit]
         next_cursor = encode_cursor(raw[-1]["ts_detected"], raw[-1]["id"]) if more else None
@@ -318,8 +325,8 @@ class Queries:
         flt = SignalFilter(exchange, symbol, source, side, grade)
         stmt = page_statement(flt, decode_cursor(cursor) if cursor else None, limit)
         stmt = _range(stmt, SignalRow.__table__.c.ts, since, until)
-        async with self._session() as session:
-            raw = list((await session.execute(stmt)).mappings())
+        async with self._connection() as conn:
+            raw = list((await conn.execute(stmt)).mappings())
         more = len(raw) > limit
         raw = raw[:limit]
         next_cursor = encode_cursor(raw[-1]["ts"], raw[-1]["id"]) if more else None

@@ -9,12 +9,14 @@ Two queued hub subscriptions:
   ``storage.book_sample_s`` per market, closed exchange candles.
 
 A batch is written when it reaches ``storage.batch_size`` rows (``market_batch_size`` for
-market data: fewer, larger COPY transactions) or ``storage.batch_max_age_s``
-after its first row, in one transaction, with bulk statements (``COPY`` on PostgreSQL for
-trades and book tops). On a database error the batch is kept and retried with capped backoff
-and jitter, forever: durable rows are never dropped; while a retry blocks, market data piles up
-in the bounded hub queue, which drops the oldest and counts it. A batch the database refuses
-for good (bad data, not an outage) is split and the offending rows are logged and counted as
+market data: fewer, larger COPY transactions) or ``storage.batch_max_age_s`` after its first
+row, in one transaction, with bulk statements (``COPY`` on PostgreSQL for trades and book tops;
+on SQLite the rows are converted in a worker thread and inserted in the connection's thread,
+off the event loop). Durable rows take priority: pending ones are written before each market
+batch. On a database error the batch is kept and retried with capped backoff and jitter,
+forever: durable rows are never dropped; while a retry blocks, market data piles up in the
+bounded hub queue, which drops the oldest and counts it. A batch the database refuses for good
+(bad data, not an outage) is split and the offending rows are logged and counted as
 ``rejected``. ``stop()`` drains the queues and flushes everything.
 """
 
@@ -264,7 +266,11 @@ class StoreWriter:
 
     async def _flush_market(self, *, with_open_candles: bool) -> None:
         """Write buffered market rows; open (growing) candles only on the age timer and at
-        stop, so size-triggered flushes stay pure bulk inserts."""
+        stop, so size-triggered flushes stay pure bulk inserts. Durable rows go first: every
+        market write is preceded by the durable rows already received, so a saturated market
+        stream delays them by at most one market batch (SQLite has one writer at a time)."""
+        if self._durable and not self._durable_lock.locked():
+            await self._flush_durable()
         async with self._market_lock:
             trades, self._trades = self._trades, []
             tops, self._tops = self._tops, []

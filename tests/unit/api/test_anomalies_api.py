@@ -126,3 +126,19 @@ async def test_cache_is_bounded_and_evictions_counted(start_api: StartApi, queri
     assert api.server.cache.evictions == 2
     async with api.http.get(api.url + "/metrics", headers=bearer(READ)) as r:
         assert "cryptomon_api_cache_evictions_total 2.0" in await r.text()
+
+
+@pytest.mark.asyncio
+async def test_page_has_the_documented_shape_without_per_row_models(
+    start_api: StartApi, queries: Any, database: Any
+) -> None:
+    """A page serialized from plain rows has exactly the AnomalyOut fields and validates."""
+    from cryptomon.api.models import AnomalyOut, AnomalyPage
+
+    await insert_anomalies(database, [anomaly(i) for i in range(3)])
+    api = await start_api(queries=queries)
+    status, body = await api.get("/api/v1/anomalies?limit=2")
+    assert status == 200
+    assert AnomalyPage.model_validate(body).items[0].id == "a00002"
+    assert all(set(item) == set(AnomalyOut.model_fields) for item in body["items"])
+    assert body["items"][0]["reasons"] == ["Z-score: 2"]
