@@ -331,6 +331,7 @@ def _build_trading(
     from cryptomon.store.journal import StoreJournal
     from cryptomon.trading.brokers.base import Broker
     from cryptomon.trading.engine import TradingEngine
+    from cryptomon.trading.exit_journal import ExitJournal
     from cryptomon.trading.futures import terms_lookup
     from cryptomon.trading.journal import Journal, MemoryJournal
     from cryptomon.trading.runtime import TradingRuntime
@@ -358,7 +359,9 @@ def _build_trading(
             allow_short=cfg.allow_short,
             terms=terms_lookup(cfg, specs),
         )
-    journal: Journal = StoreJournal(db=db) if db is not None else MemoryJournal(hub=hub)
+    journal: Journal = MemoryJournal(hub=hub)
+    if db is not None:  # protective exits spool to data_dir while the database is away
+        journal = ExitJournal(inner=StoreJournal(db=db), data_dir=settings.data_dir)
     # one runtime object: an API change of the limits or signal gates reaches both
     runtime = TradingRuntime(config=cfg, hub=hub, clock=clock)
     signals = SignalGenerator(config=cfg, hub=hub, clock=clock, market=market, runtime=runtime)

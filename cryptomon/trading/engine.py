@@ -238,6 +238,9 @@ class TradingEngine:
             sub.close()
         await self.context.stop_tasks()
         await self.broker.stop()
+        close = getattr(self.journal, "aclose", None)  # ExitJournal: stop folding
+        if close is not None:
+            await close()
 
     def _balances(self) -> dict[str, Decimal]:
         portfolio = self.context.portfolio
