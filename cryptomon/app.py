@@ -21,7 +21,7 @@ import structlog
 from cryptomon import __version__
 from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
-from cryptomon.errors import ConfigError, CryptomonError
+from cryptomon.errors import ConfigError, CryptomonError, Problems
 from cryptomon.events import Notice
 from cryptomon.feeds.specs import exchange_names
 from cryptomon.hub import Hub
@@ -237,11 +237,16 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     store = _build_store(settings, hub=hub, clock=clock)
     inputs = _build_market_inputs(settings, db=store.db)
     market = MarketState(hub=hub, instruments=inputs.registry)
-    notifier = _build_notify(settings, hub=hub, clock=clock)
+    # every problem of the independent parts at once (check-config runs this same build)
+    problems = Problems()
+    notifier = problems.attempt(lambda: _build_notify(settings, hub=hub, clock=clock))
+    feeds = problems.attempt(lambda: _build_feeds(settings, hub=hub, clock=clock, market=inputs))
+    problems.raise_any()
+    if notifier is None or feeds is None:  # pragma: no cover - raise_any raised above
+        raise ConfigError(problems.items)
     detectors = _build_detect(settings, hub=hub, clock=clock)
     signals, trading = _build_trading(settings, hub=hub, clock=clock, market=market, db=store.db)
     webhooks = _build_webhooks(settings, signals=signals, clock=clock)
-    feeds = _build_feeds(settings, hub=hub, clock=clock, market=inputs)
     instruments = InstrumentRefresher(
         registry=inputs.registry,
         exchanges=exchange_names(settings.exchanges),
