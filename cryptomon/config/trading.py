@@ -128,6 +128,9 @@ class LiveTradingConfig(Section):
     timeout_ms: int = Field(default=10_000, ge=100, le=120_000, description="request timeout")
     enable_rate_limit: bool = Field(default=True, description="ccxt enableRateLimit")
     recv_window_ms: int = Field(default=5_000, ge=100, le=60_000, description="signed window")
+    max_clock_skew_ms: int = Field(
+        default=1_000, ge=1, le=600_000, description="alert when the venue's clock is further off"
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="extra ccxt options")
     native_stop_loss: bool = Field(
         default=True, description="place SL/TP on the venue when it supports it"

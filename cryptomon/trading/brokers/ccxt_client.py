@@ -61,6 +61,7 @@ class LiveSettings(Protocol):
     timeout_ms: int
     enable_rate_limit: bool
     recv_window_ms: int
+    max_clock_skew_ms: int
     options: dict[str, Any]
     native_stop_loss: bool
 
