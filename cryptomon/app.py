@@ -94,6 +94,8 @@ class App:
         self.started: list[Component] = []
         self.started_at: float | None = None
         self._stop_requested = asyncio.Event()
+        self.reloader: Reloader | None = None  # set by `run`: SIGHUP re-reads the config file
+        self._reloading: asyncio.Task[bool] | None = None
 
     async def start(self) -> None:
         """Start every component in order; on a failure stop the started ones and raise."""
@@ -144,6 +146,10 @@ class App:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
                 installed.append(sig)
+        if self.reloader is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+                installed.append(signal.SIGHUP)
         try:
             try:
                 await self.start()
@@ -175,6 +181,14 @@ class App:
             for sig in installed:
                 loop.remove_signal_handler(sig)
 
+    def _on_reload(self) -> None:
+        log.info("daemon.signal", signal="SIGHUP")
+        if self.reloader is None or (self._reloading is not None and not self._reloading.done()):
+            return
+        self._reloading = asyncio.get_running_loop().create_task(
+            self.reloader.reload(), name="config-reload"
+        )
+
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("daemon.signal", signal=sig.name)
         self._stop_requested.set()
@@ -192,6 +206,7 @@ if TYPE_CHECKING:
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.market.instruments import InstrumentSpec
     from cryptomon.notify.router import NotificationRouter
+    from cryptomon.reload import Reloader
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.retention import Retention
