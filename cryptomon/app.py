@@ -21,7 +21,7 @@ import structlog
 from cryptomon import __version__
 from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
-from cryptomon.errors import ConfigError, CryptomonError
+from cryptomon.errors import ConfigError, CryptomonError, Problems
 from cryptomon.events import Notice
 from cryptomon.feeds.specs import exchange_names
 from cryptomon.hub import Hub
@@ -94,6 +94,8 @@ class App:
         self.started: list[Component] = []
         self.started_at: float | None = None
         self._stop_requested = asyncio.Event()
+        self.reloader: Reloader | None = None  # set by `run`: SIGHUP re-reads the config file
+        self._reloading: asyncio.Task[bool] | None = None
 
     async def start(self) -> None:
         """Start every component in order; on a failure stop the started ones and raise."""
@@ -144,6 +146,10 @@ class App:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
                 installed.append(sig)
+        if self.reloader is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+                installed.append(signal.SIGHUP)
         try:
             try:
                 await self.start()
@@ -175,6 +181,14 @@ class App:
             for sig in installed:
                 loop.remove_signal_handler(sig)
 
+    def _on_reload(self) -> None:
+        log.info("daemon.signal", signal="SIGHUP")
+        if self.reloader is None or (self._reloading is not None and not self._reloading.done()):
+            return
+        self._reloading = asyncio.get_running_loop().create_task(
+            self.reloader.reload(), name="config-reload"
+        )
+
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("daemon.signal", signal=sig.name)
         self._stop_requested.set()
@@ -192,6 +206,7 @@ if TYPE_CHECKING:
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.market.instruments import InstrumentSpec
     from cryptomon.notify.router import NotificationRouter
+    from cryptomon.reload import Reloader
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.retention import Retention
@@ -239,13 +254,18 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     store = _build_store(settings, hub=hub, clock=clock)
     inputs = _build_market_inputs(settings, db=store.db)
     market = MarketState(hub=hub, instruments=inputs.registry)
-    notifier = _build_notify(settings, hub=hub, clock=clock)
+    # every problem of the independent parts at once (check-config runs this same build)
+    problems = Problems()
+    notifier = problems.attempt(lambda: _build_notify(settings, hub=hub, clock=clock))
+    feeds = problems.attempt(lambda: _build_feeds(settings, hub=hub, clock=clock, market=inputs))
+    problems.raise_any()
+    if notifier is None or feeds is None:  # pragma: no cover - raise_any raised above
+        raise ConfigError(problems.items)
     detectors = _build_detect(settings, hub=hub, clock=clock)
     signals, trading, lease = _build_trading(
         settings, hub=hub, clock=clock, market=market, db=store.db, specs=inputs.registry.get
     )
     webhooks = _build_webhooks(settings, signals=signals, clock=clock)
-    feeds = _build_feeds(settings, hub=hub, clock=clock, market=inputs)
     instruments = InstrumentRefresher(
         registry=inputs.registry,
         exchanges=exchange_names(settings.exchanges),
@@ -365,6 +385,7 @@ def _build_trading(
     from cryptomon.store.journal import StoreJournal
     from cryptomon.trading.brokers.base import Broker
     from cryptomon.trading.engine import TradingEngine
+    from cryptomon.trading.exit_journal import ExitJournal
     from cryptomon.trading.futures import terms_lookup
     from cryptomon.trading.journal import Journal, MemoryJournal
     from cryptomon.trading.runtime import TradingRuntime
@@ -392,7 +413,9 @@ def _build_trading(
         from cryptomon.bus.roles import leased
 
         broker, lease = leased(broker, settings=settings, hub=hub, clock=clock)
-    journal: Journal = StoreJournal(db=db) if db is not None else MemoryJournal(hub=hub)
+    journal: Journal = MemoryJournal(hub=hub)
+    if db is not None:  # protective exits spool to data_dir while the database is away
+        journal = ExitJournal(inner=StoreJournal(db=db), data_dir=settings.data_dir)
     # one runtime object: an API change of the limits or signal gates reaches both
     runtime = TradingRuntime(config=cfg, hub=hub, clock=clock)
     signals = SignalGenerator(config=cfg, hub=hub, clock=clock, market=market, runtime=runtime)

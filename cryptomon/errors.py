@@ -10,8 +10,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,25 @@ class ConfigError(CryptomonError):
             problems = [Problem(path="config", value=None, expected=problems)]
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class Problems:
+    """Collects the ConfigErrors of independent steps, so one run reports every problem."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def attempt(self, step: Callable[[], T]) -> T | None:
+        """``step()``, or None after recording its ConfigError's problems."""
+        try:
+            return step()
+        except ConfigError as exc:
+            self.items.extend(exc.problems)
+            return None
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise ConfigError(list(self.items))
 
 
 class TemporaryError(CryptomonError):

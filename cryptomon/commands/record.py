@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cryptomon.commands.progress import ProgressBar
 from cryptomon.commands.support import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -90,10 +91,17 @@ async def _record(configs: list[Any], out: Path, duration: float | None) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     await manager.start()
+    bar = ProgressBar("record")  # on a terminal only: elapsed (of --duration) and messages
+    ticker = loop.create_task(_show(bar, sources, duration)) if bar.enabled else None
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=duration)
     finally:
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        bar.close()
         await manager.stop()
         recorder.stop()
     await save_recording_specs(configs, out)  # units for the replay, offline
@@ -108,3 +116,15 @@ async def _record(configs: list[Any], out: Path, duration: float | None) -> int:
         return EXIT_FAILURE
     sys.stdout.write(f"recorded {total} callbacks into {out}: {', '.join(files)}\n")
     return EXIT_OK
+
+
+async def _show(bar: ProgressBar, sources: list[Any], duration: float | None) -> None:
+    """Redraw the progress line twice a second: elapsed seconds and messages recorded."""
+    import asyncio
+    import time
+
+    start = time.monotonic()
+    while True:
+        messages = sum(s.health.snapshot()["messages"] for s in sources)
+        bar.update(time.monotonic() - start, duration, extra=f"{messages} messages")
+        await asyncio.sleep(0.5)

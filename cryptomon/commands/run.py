@@ -37,9 +37,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = with_role(settings_from_args(args), getattr(args, "role", None))
     setup_logging(settings)
     from cryptomon.app import build_app
+    from cryptomon.reload import Reloader
 
     async def main() -> int:
         app = build_app(settings)
+        # SIGHUP (systemctl reload): the same file, loaded and validated as at start
+        app.reloader = Reloader(
+            load=lambda: settings_from_args(args), settings=settings, services=app.services
+        )
         return await app.run()
 
     return run_async(main())

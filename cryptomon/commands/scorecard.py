@@ -70,16 +70,23 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
         settings = with_logging(settings, level="WARNING")
     setup_logging(settings)
 
+    from cryptomon.commands.progress import ProgressBar
     from cryptomon.evaluate.scorecard import format_report, run_scorecard
 
+    bar = ProgressBar("scorecard", unit="sim s")  # on a terminal only
+
     async def main() -> dict[str, Any]:
-        return await run_scorecard(
-            settings.anomaly_detection,
-            seed=args.seed,
-            symbols=symbols,
-            calm_s=args.calm_minutes * 60.0,
-            rounds=args.rounds,
-        )
+        try:
+            return await run_scorecard(
+                settings.anomaly_detection,
+                seed=args.seed,
+                symbols=symbols,
+                calm_s=args.calm_minutes * 60.0,
+                rounds=args.rounds,
+                progress=bar.update if bar.enabled else None,
+            )
+        finally:
+            bar.close()
 
     report: dict[str, Any] = {}
 

@@ -27,6 +27,22 @@ def redact_url_password(url: str) -> str:
     return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}***{m.group(3)}", url)
 
 
+PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
+
+
+def check_proxy(value: SecretStr | None) -> SecretStr | None:
+    """A proxy URL (``http://``, ``https://`` or ``socks4/5/5h://``, host required)."""
+    if value is None:
+        return None
+    url = value.get_secret_value()
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("@")[-1].split("/")[0]
+    if not sep or scheme.lower() not in PROXY_SCHEMES or not host:
+        schemes = ", ".join(f"{s}://" for s in PROXY_SCHEMES)
+        raise ValueError(f"a proxy URL such as http://host:3128 ({schemes})")
+    return value
+
+
 def normalize_symbol(value: str) -> str:
     """``btc/usdt`` -> ``BTC-USDT`` (cryptofeed's normalized form)."""
     s = value.strip().upper()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from cryptomon.config.base import Section, normalize_symbol
+from cryptomon.config.base import Section, check_proxy, normalize_symbol
 
 SUBSCRIPTIONS = (
     "trades",
@@ -40,6 +40,9 @@ class ExchangeConfig(Section):
         default=None, gt=0, description="stall watchdog; None = sized per channel"
     )
     url: str | None = Field(default=None, description="endpoint override (simulator address)")
+    proxy: SecretStr | None = Field(
+        default=None, description="HTTP or SOCKS proxy for this feed's websocket and REST traffic"
+    )
     candle_interval: str = "1m"
     loop_yield_every: int = Field(
         default=16,
@@ -47,6 +50,8 @@ class ExchangeConfig(Section):
         description="give the event loop back every N market messages within a burst, so the "
         "detectors' flush and API requests run during it (latency); 0 = never",
     )
+
+    _proxy = field_validator("proxy")(check_proxy)
 
     @field_validator("name")
     @classmethod

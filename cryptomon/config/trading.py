@@ -6,7 +6,13 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from cryptomon.config.base import Section, SeverityName, check_finite, normalize_symbol
+from cryptomon.config.base import (
+    Section,
+    SeverityName,
+    check_finite,
+    check_proxy,
+    normalize_symbol,
+)
 from cryptomon.config.signals import GradeThresholds, WebhookConfig
 from cryptomon.kinds import AnomalyKind
 
@@ -128,7 +134,13 @@ class LiveTradingConfig(Section):
     timeout_ms: int = Field(default=10_000, ge=100, le=120_000, description="request timeout")
     enable_rate_limit: bool = Field(default=True, description="ccxt enableRateLimit")
     recv_window_ms: int = Field(default=5_000, ge=100, le=60_000, description="signed window")
+    max_clock_skew_ms: int = Field(
+        default=1_000, ge=1, le=600_000, description="alert when the venue's clock is further off"
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="extra ccxt options")
+    proxy: SecretStr | None = Field(
+        default=None, description="HTTP or SOCKS proxy for every request to the venue"
+    )
     native_stop_loss: bool = Field(
         default=True, description="place SL/TP on the venue when it supports it"
     )
@@ -143,6 +155,8 @@ class LiveTradingConfig(Section):
     def _finite_options(cls, v: dict[str, Any]) -> dict[str, Any]:
         check_finite(v, "options")
         return v
+
+    _proxy = field_validator("proxy")(check_proxy)
 
 
 MarginMode = Literal["isolated", "cross"]

@@ -187,6 +187,17 @@ class DetectorEngine:
                 self._multi.update(self._by_symbol[symbol].values())
         return sid
 
+    def reconfigure(self, config: AnomalyDetectionConfig) -> None:
+        """New thresholds (config reload): every known market is configured again from
+        ``config`` (its overrides included); its detector windows warm up again."""
+        self.flush()
+        self.config = config
+        for info in self._infos:
+            info.cfg = config.for_symbol(info.exchange, info.symbol)
+            for det in self.detectors.values():
+                det.configure(info)
+        log.info("detectors.reconfigured", markets=len(self._infos))
+
     def _sid_array(self, evs: list[Any]) -> np.ndarray:
         by = self._by_symbol  # symbol -> exchange -> id: no tuple per event
         try:

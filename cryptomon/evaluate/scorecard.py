@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +127,7 @@ class _Rig:
     anomalies: list[Anomaly]
     chunk_s: float
     feed: Any = None
+    on_step: Callable[[float], None] | None = None  # told the sim time after each chunk
 
     @classmethod
     async def start(
@@ -174,6 +175,8 @@ class _Rig:
             await sim.advance(step)
             await self.progress.reached(self.symbols, clock.time() - 2 * sim.interval)
             self.engine.flush()
+            if self.on_step is not None:
+                self.on_step(clock.time())
 
     async def wait_for_feed(self) -> None:
         """Bring the feed up with the sim standing still whenever the feed waits on wall time,
@@ -237,20 +240,27 @@ async def run_scorecard(
     warmup_s: float | None = None,
     chunk_s: float = 5.0,
     interval_s: float = 0.25,
+    progress: Callable[[float, float], None] | None = None,
 ) -> dict[str, Any]:
     """Run the scorecard; returns the report (see :func:`format_report`). The report depends
     on the arguments only (same seed, same JSON): phases are split by the exchange time of
     the events, and the end is cut where the feed had certainly delivered everything (a
-    chunk's last steps may still be in flight when the rig stops). Wall time is not in it."""
+    chunk's last steps may still be in flight when the rig stops). Wall time is not in it.
+    ``progress`` is called with (sim seconds done, sim seconds in all) as the run advances."""
     rig = await _Rig.start(config, symbols, seed=seed, interval_s=interval_s, chunk_s=chunk_s)
     try:
         await rig.wait_for_feed()
-        await rig.advance(rig.default_warmup_s() if warmup_s is None else warmup_s)
+        warm = rig.default_warmup_s() if warmup_s is None else warmup_s
+        scenario = Scenario("scorecard", _injections(symbols, rounds, spacing_s, stagger_s))
+        total = warm + calm_s + scenario.duration + grace_s + spacing_s
+        begin = rig.clock.time()
+        if progress is not None:
+            rig.on_step = lambda now: progress(now - begin, total)
+        await rig.advance(warm)
         calm_start = rig.clock.time()
         await rig.advance(calm_s)
         calm_end = rig.clock.time()
-        injections = _injections(symbols, rounds, spacing_s, stagger_s)
-        scenario = Scenario("scorecard", injections).attach(rig.sim)
+        scenario.attach(rig.sim)
         await rig.advance(scenario.duration + grace_s + spacing_s)
         end = rig.clock.time() - 3 * interval_s  # see _Rig.advance: delivered up to here
     finally:

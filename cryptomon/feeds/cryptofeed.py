@@ -34,6 +34,7 @@ from cryptomon.errors import ConfigError, Problem, backoff_delays
 from cryptomon.feeds.convert import CF_CHANNELS, Converter
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.liblog import quiet_symbol_load_errors
+from cryptomon.feeds.proxy import proxied, require_proxy_support
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
 from cryptomon.feeds.supervisor import Supervised
 from cryptomon.hub import Hub
@@ -161,6 +162,10 @@ class CryptofeedFeed:
             if issubclass(feed_class, Supervised)
             else type(feed_class.__name__, (Supervised, feed_class), {})
         )
+        self.proxy = config.proxy.get_secret_value() if config.proxy is not None else None
+        if self.proxy is not None:  # REST (sync and async) and websockets through the proxy
+            require_proxy_support(self.proxy, f"exchanges[{config.name}].proxy")
+            self.feed_class = proxied(self.feed_class, self.proxy)
         self.health = FeedHealth(
             config.name,
             list(config.subscriptions),
@@ -265,6 +270,7 @@ class CryptofeedFeed:
             checksum_validation=True,
             retries=-1,
             config=CF_CONFIG,
+            http_proxy=self.proxy,
         )
         self.feed.supervisor_owner = self
         self.handler = FeedHandler(config=CF_CONFIG, raw_data_collection=self.raw_data)

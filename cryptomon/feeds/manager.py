@@ -110,6 +110,18 @@ class FeedManager:
             except Exception as exc:
                 log.error("feed.stop_failed", exchange=src.exchange, error=repr(exc))
 
+    async def replace(self, config: ExchangeConfig) -> None:
+        """Restart one feed with a changed config entry (config reload); the others go on."""
+        (new,) = build_sources([config], hub=self.hub, clock=self.clock, market=self.market)
+        old = self.source(config.name)
+        if old in self._started:
+            await old.stop()
+            self._started.remove(old)
+        self.sources[self.sources.index(old)] = new
+        await new.start()
+        self._started.append(new)
+        log.info("feed.restarted", exchange=config.name, reason="config reload")
+
     async def _watch(self) -> None:
         while True:
             await self.clock.sleep(self.watchdog_interval_s)

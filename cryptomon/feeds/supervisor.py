@@ -87,6 +87,7 @@ class Supervised:
     a sequence gap drops (and so re-snapshots) the book of that symbol only."""
 
     plain_ws: ClassVar[bool] = False
+    ws_proxy: ClassVar[str | None] = None  # exchanges[].proxy (see cryptomon.feeds.proxy)
     supervisor_owner: Any = None  # the CryptofeedFeed whose health and clock apply
     _gap_symbol: str | None = None
 
@@ -114,6 +115,8 @@ class Supervised:
         for conn, sub, handler, auth in feed.connect():
             if self.plain_ws and getattr(conn, "address", "").startswith("wss://"):
                 conn.address = "ws://" + conn.address[len("wss://") :]
+            if self.ws_proxy is not None and hasattr(conn, "ws_kwargs"):
+                conn.ws_kwargs["proxy"] = self.ws_proxy  # websockets.connect(proxy=...)
             supervisor = Supervisor(conn, sub, handler, auth, self.supervisor_owner)
             feed.connection_handlers.append(supervisor)
             supervisor.start(loop)

@@ -349,6 +349,20 @@ class NotificationRouter:
         log.info("notify.routing_updated", channel=name, fields=sorted(fields))
         return ch.redacted()
 
+    def reload(self, config: AlertsConfig) -> None:
+        """The config file was read again: every channel that keeps its name and URL takes the
+        file's settings (API routing changes are reset); other channel changes need a restart."""
+        kept = []
+        for cfg in config.channels:
+            ch = self.channels.get(cfg.name)
+            if ch is not None and ch.cfg.url == cfg.url:
+                ch.apply(cfg, now=self.clock.monotonic())
+                kept.append(cfg.name)
+        others = sorted((set(self.channels) | {c.name for c in config.channels}) - set(kept))
+        if others:
+            log.warning("notify.reload_needs_restart", channels=others)
+        log.info("notify.reloaded", channels=kept)
+
     async def send_test(self, channel: str | None = None) -> dict[str, dict[str, Any]]:
         """Send one test message (one attempt) to ``channel`` or to every channel."""
         targets = [self._channel(channel)] if channel is not None else list(self.channels.values())

@@ -119,7 +119,8 @@ class TradingEndpoints:
         self.api_key = api_key
         self._secret = api_secret.encode()
         self.faults = faults or Faults()
-        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self.skew_s = 0.0  # the venue's clock runs this far from the local one (clock skew)
+        self.now_ms = now_ms or (lambda: int((time.time() + self.skew_s) * 1000))
         self.max_recv_window_ms = max_recv_window_ms
         self.requests: Counter[tuple[str, str]] = Counter()
         self.order_posts = 0  # every POST /order that passed authentication
@@ -249,8 +250,13 @@ class TradingEndpoints:
 
     # ------------------------------------------------------------------ handlers
 
-    async def _time(self, request: web.Request) -> web.Response:
+    async def _time(self, request: web.Request) -> web.StreamResponse:
         self.requests[(request.method, request.path)] += 1
+        fault = self.faults.take(request.method, request.path)
+        if fault is not None:  # the time endpoint may fail too (clock-skew tests)
+            early = await self._apply(fault, request)
+            if early is not None:
+                return early
         return web.json_response({"serverTime": self.now_ms()})
 
     async def _exchange_info(self, request: web.Request) -> web.Response:

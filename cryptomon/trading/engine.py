@@ -51,6 +51,7 @@ from cryptomon.trading.portfolio import Portfolio
 from cryptomon.trading.reconcile import Reconciler
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.runtime import TradingRuntime
+from cryptomon.trading.venue_watch import ClockWatch
 
 if TYPE_CHECKING:
     from cryptomon.config import TradingConfig
@@ -108,6 +109,7 @@ class TradingEngine:
         self.entries = SignalTrader(context=self.context, executor=self.executor)
         self.controls = TradingControls(context=self.context, executor=self.executor)
         self.funding = FundingSync(context=self.context)
+        self.clock_watch = ClockWatch(context=self.context)
         self._queue: asyncio.Queue[Signal] = asyncio.Queue()
         self._subs: list[Any] = []
 
@@ -238,6 +240,9 @@ class TradingEngine:
             sub.close()
         await self.context.stop_tasks()
         await self.broker.stop()
+        close = getattr(self.journal, "aclose", None)  # ExitJournal: stop folding
+        if close is not None:
+            await close()
 
     def _balances(self) -> dict[str, Decimal]:
         portfolio = self.context.portfolio
@@ -301,6 +306,7 @@ class TradingEngine:
                     log.warning("trading.reconcile_failed", error=repr(exc))
                 await self.funding.sync()
             self.protection.check_daily_loss()
+            await self.clock_watch.check()
 
     async def _poll_orders(self) -> None:
         for record in self.context.book.open():

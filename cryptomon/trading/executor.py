@@ -173,6 +173,7 @@ class OrderExecutor:
             record.transition(
                 OrderState.REJECTED, reason=f"intent not persisted: {exc}", ts=ctx.now()
             )
+            ctx.hub.publish(intent)  # the stored rejection keeps its true origin
             self.publish_update(record)
             raise TemporaryError(
                 f"order {intent.client_order_id} not sent: the intent could not be written ({exc})"

@@ -28,6 +28,8 @@ ZERO = Decimal(0)
 ENTRY_ORIGINS = frozenset({"signal", "manual"})
 GONE = (OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED)
 MarketKey = tuple[str, str]
+EXIT_BACKOFF_S = 0.5  # a failed protective exit is tried again after 0.5, 1, 2, ... s
+EXIT_BACKOFF_MAX_S = 30.0
 
 
 class ProtectionManager:
@@ -222,6 +224,8 @@ class ProtectionManager:
         prot = self.protections.get(key)
         if prot is None or prot.exiting or top.bid <= 0 or top.ask <= 0:
             return
+        if prot.retry_at and self.context.clock.monotonic() < prot.retry_at:
+            return  # the last attempt failed: back off instead of retrying on every book
         origin = prot.trigger(to_decimal(top.bid), to_decimal(top.ask))
         if origin is not None:
             prot.exiting = True
@@ -255,6 +259,12 @@ class ProtectionManager:
         try:
             await self.executor.submit(intent)
         except Exception as exc:
-            log.warning("trading.exit_failed", symbol=prot.symbol, error=repr(exc))
+            delay = min(EXIT_BACKOFF_S * 2**prot.attempt, EXIT_BACKOFF_MAX_S)
+            log.warning(
+                "trading.exit_failed", symbol=prot.symbol, error=repr(exc), retry_in_s=delay
+            )
+            prot.retry_at = ctx.clock.monotonic() + delay
             prot.exiting = False
             prot.attempt += 1
+        else:
+            prot.retry_at = 0.0

@@ -86,6 +86,7 @@ class Protection:
     take_order: str | None = None
     exiting: bool = False
     attempt: int = 0
+    retry_at: float = 0.0  # monotonic time before which a failed exit is not tried again
 
     def trigger(self, bid: Decimal, ask: Decimal) -> Literal["stop_loss", "take_profit"] | None:
         """Update the trailing stop with the book and say which exit fires, if any."""

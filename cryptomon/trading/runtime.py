@@ -106,3 +106,14 @@ class TradingRuntime:
         self._limits = Limits.from_config(new)
         publish_audit(self._hub, self._clock, actor, "update_limits", {"changes": fields})
         return self.values()
+
+    def reload(self, config: TradingConfig, actor: str = "config") -> dict[str, Any]:
+        """The config file was read again: its settings replace the current ones whole
+        (changes made through the API are reset), audited as ``reloaded``."""
+        old = self._config.model_dump()
+        new = config.model_dump()
+        changes = {k: new[k] for k in new if new[k] != old.get(k)}
+        self._config = config
+        self._limits = Limits.from_config(config)
+        publish_audit(self._hub, self._clock, actor, "reloaded", {"changes": changes})
+        return changes

@@ -12,6 +12,7 @@ from cryptomon.config import load_settings
 from cryptomon.errors import ConfigError
 from cryptomon.store.journal import StoreJournal
 from cryptomon.trading.brokers.paper import PaperBroker
+from cryptomon.trading.exit_journal import ExitJournal
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.signals import SignalGenerator
 
@@ -31,7 +32,8 @@ async def test_build_app_wires_and_starts_the_paper_engine(tmp_path: Path) -> No
     engine = app.services.trading
     assert engine is not None
     assert isinstance(engine.broker, PaperBroker)
-    assert isinstance(engine.journal, StoreJournal)
+    assert isinstance(engine.journal, ExitJournal)  # exits spool to data_dir when the db is away
+    assert isinstance(engine.journal.inner, StoreJournal)
     assert app.services.market is not None
     names = [c.name for c in app.components]
     assert names.index("trading-engine") > names.index("database")

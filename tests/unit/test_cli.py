@@ -25,7 +25,7 @@ def test_check_config_prints_effective_config_redacted(
     """A valid config exits 0 and prints the effective YAML with secrets as ***."""
     cfg = write(
         tmp_path,
-        "alerts:\n  channels: [{name: ops, url: 'tgram://BOTSECRET/1'}]\n"
+        "alerts:\n  channels: [{name: ops, url: 'tgram://123456789:AAHBOTSECRETxxxxxxxxxxxxxxxxxxxxxxxx/1'}]\n"
         "database: {url: 'postgresql+psycopg://me:DBSECRET@h/db'}\n",
     )
     assert main(["check-config", "--config", cfg]) == 0

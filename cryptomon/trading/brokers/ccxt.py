@@ -46,6 +46,7 @@ from cryptomon.trading.brokers.ccxt_contracts import (
 )
 from cryptomon.trading.brokers.ccxt_gate import RateLimited, VenueGate, install
 from cryptomon.trading.brokers.ccxt_map import dec, market_info, to_fill, to_order
+from cryptomon.trading.brokers.ccxt_time import VenueClock
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -77,6 +78,7 @@ class CcxtBroker:
         self._order_ids: dict[str, str] = {}  # exchange order id -> client order id
         # One gate per venue: every request of every caller waits out a 429/418 Retry-After.
         self.gate = gate or VenueGate(self.name, clock=self.clock)
+        self.venue_clock = VenueClock(self.name, max_skew_s=settings.max_clock_skew_ms / 1000)
         self.contracts = ContractSetup(settings=contracts)
         self.contract_markets = contract_markets  # traded symbols are contracts: no spot options
 
@@ -104,6 +106,7 @@ class CcxtBroker:
         self.exchange = self._build()
         try:
             await self._read(self.exchange.load_markets)
+            await self.venue_clock.sync(self.exchange)  # ccxt signs with the venue's offset
         except BaseException:
             await self.stop()
             raise
@@ -145,9 +148,16 @@ class CcxtBroker:
         delays = backoff_delays(initial=0.2, cap=2.0)
         for attempt in range(1, self.read_attempts + 1):
             try:
-                return await fn(*args, **kwargs)
+                result = await fn(*args, **kwargs)
+                self.venue_clock.answered(fn)
+                return result
             except ccxt.OrderNotFound:
+                self.venue_clock.answered(fn)
                 raise
+            except ccxt.InvalidNonce as exc:  # the venue refused our timestamp: measure again
+                await self.venue_clock.refused_sync(self.exchange, str(exc))
+                if attempt >= self.read_attempts:
+                    raise TemporaryError(f"{self.name}: clock skew: {exc}") from exc
             except ccxt.OperationFailed as exc:  # NetworkError, BadResponse, -1000/-1001...
                 if attempt >= self.read_attempts:
                     raise TemporaryError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
@@ -224,6 +234,9 @@ class CcxtBroker:
             raise OrderRejectedError(cid, str(exc)) from exc
         except ccxt.DuplicateOrderId:
             return await self._existing(intent.symbol, cid)
+        except ccxt.InvalidNonce as exc:  # refused before processing: not placed, re-measured
+            await self.venue_clock.refused_sync(ex, str(exc))
+            raise OrderRejectedError(cid, f"venue clock skew, refused: {exc}") from exc
         except (
             ccxt.InsufficientFunds,
             ccxt.InvalidOrder,
@@ -242,6 +255,7 @@ class CcxtBroker:
             raise OrderOutcomeUnknown(cid, f"{type(exc).__name__}: {exc}") from exc
         except ccxt.ExchangeError as exc:  # an error we cannot classify: do not assume refusal
             raise OrderOutcomeUnknown(cid, f"{type(exc).__name__}: {exc}") from exc
+        self.venue_clock.accepted()
         order = self._order(raw, m, intent=intent)
         log.info("broker.ccxt.placed", order_id=cid, state=order.state, filled=str(order.filled))
         return order

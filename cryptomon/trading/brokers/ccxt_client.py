@@ -7,6 +7,7 @@ loopback simulator) and ``urls`` overrides single API sections. ccxt's own retri
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -61,8 +62,10 @@ class LiveSettings(Protocol):
     timeout_ms: int
     enable_rate_limit: bool
     recv_window_ms: int
+    max_clock_skew_ms: int
     options: dict[str, Any]
     native_stop_loss: bool
+    proxy: SecretStr | None
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -82,6 +85,29 @@ def _rewrite_urls(api: Any, base: str) -> Any:
     if isinstance(api, dict):
         return {k: _rewrite_urls(v, base) for k, v in api.items()}
     return api
+
+
+def proxy_params(proxy: SecretStr | None) -> dict[str, str]:
+    """ccxt's proxy setting for ``trading.live.proxy``: ``httpProxy`` / ``httpsProxy`` (the
+    protocol spoken to the proxy) or ``socksProxy`` (needs aiohttp_socks)."""
+    if proxy is None:
+        return {}
+    url = proxy.get_secret_value()
+    scheme = url.split("://", 1)[0].lower()
+    if scheme.startswith("socks"):
+        if importlib.util.find_spec("aiohttp_socks") is None:
+            raise ConfigError(
+                [
+                    Problem(
+                        "trading.live.proxy",
+                        f"{scheme}://...",
+                        "an http:// proxy, or install aiohttp_socks for SOCKS "
+                        "(pip install 'cryptomon[socks]')",
+                    )
+                ]
+            )
+        return {"socksProxy": url}
+    return {"httpsProxy" if scheme == "https" else "httpProxy": url}
 
 
 def build_exchange(
@@ -121,6 +147,7 @@ def build_exchange(
         "password": _secret(s.password),
     }
     params.update({k: v for k, v in creds.items() if v})
+    params.update(proxy_params(s.proxy))
     exchange = cls(params)
     if s.sandbox:
         exchange.set_sandbox_mode(True)

@@ -296,8 +296,9 @@ async def test_native_stop_and_take_profit_legs_one_cancels_the_other() -> None:
 
 
 @pytest.mark.asyncio
-async def test_exit_rejected_by_risk_is_retried_on_the_next_book() -> None:
-    """A stop exit refused because the feed went stale fires again once it is live."""
+async def test_exit_rejected_by_risk_is_retried_after_a_backoff() -> None:
+    """A stop exit refused because the feed went stale is not retried on every book (it
+    backs off) and fires again once the feed is live and the backoff has passed."""
     from tests.unit.trading.helpers import status
 
     engine, _, _, col, clock = scripted_engine()
@@ -308,9 +309,32 @@ async def test_exit_rejected_by_risk_is_retried_on_the_next_book() -> None:
     await wait_until(lambda: any(r.check == "stale_feed" for r in col.of(RiskEvent)), timeout=5)
     assert engine.portfolio.amount(EX, SYM) > 0
     await wait_until(lambda: not engine.protection.protections[(EX, SYM)].exiting, timeout=5)
+    for _ in range(20):  # books inside the backoff: no new attempt
+        book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
+        await asyncio.sleep(0)
+    assert sum(r.check == "stale_feed" for r in col.of(RiskEvent)) == 1
     status(engine.hub, clock, "live")
+    clock.advance(1.0)
     book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
     await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_order_rejected_for_an_unwritten_intent_keeps_its_origin() -> None:
+    """An intent the journal could not write is published with its true origin before its
+    rejection, so the stored rejected order says ``signal``, not ``reconcile``."""
+    engine, _, journal, col, _ = scripted_engine()
+    await engine.start()
+    journal.fail_next = OSError("database away")
+    with pytest.raises(TemporaryError):
+        await engine.handle_signal(signal())
+    rejected = [u for u in col.of(OrderUpdate) if u.state == S.REJECTED]
+    assert len(rejected) == 1
+    intents = [i for i in col.of(OrderIntent) if i.client_order_id == rejected[0].client_order_id]
+    assert [i.origin for i in intents] == ["signal"]
+    events = col.events
+    assert events.index(intents[0]) < events.index(rejected[0])
     await engine.stop()
 
 

@@ -1,0 +1,83 @@
+"""``check-config`` runs the validation ``run`` runs (subprocesses): an unknown exchange name,
+an apprise URL scheme that does not exist and an email URL apprise refuses are rejected by
+both, each on one line; what needs the network is named in a note and skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+CLI = [sys.executable, "-m", "cryptomon"]
+
+
+async def run(*args: str, timeout: float = 90) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write(path: Path, **config: object) -> str:
+    base: dict[str, object] = {
+        "database": {"url": f"sqlite+aiosqlite:///{path.parent / 'cm.db'}"},
+        "api": {"port": free_port()},
+        "logging": {"level": "WARNING"},
+    }
+    path.write_text(yaml.safe_dump({**base, **config}))
+    return str(path)
+
+
+@pytest.mark.asyncio
+async def test_check_config_rejects_what_run_rejects(tmp_path: Path) -> None:
+    """An unknown exchange, an unknown apprise scheme and a refused email URL: exit 2 from
+    check-config and from run, every problem on its own line, no traceback."""
+    cfg = write(
+        tmp_path / "bad.yaml",
+        exchanges=[{"name": "binanse", "symbols": ["BTC/USDT"]}],
+        alerts={
+            "channels": [
+                {"name": "chat", "url": "nosuchscheme://host/path"},
+                {"name": "mail", "url": "mailto://"},
+            ]
+        },
+    )
+    for command in ("check-config", "run"):
+        code, out, err = await run(command, "--config", cfg)
+        assert code == 2, (command, err)
+        assert "Traceback" not in err
+        assert "config OK" not in err
+        assert "exchanges[binanse].name: got 'binanse'" in err, (command, err)
+        assert "did you mean binance" in err
+        assert "alerts.channels.0.url" in err
+        assert "alerts.channels.1.url" in err
+        assert "nosuchscheme" not in out
+
+
+@pytest.mark.asyncio
+async def test_check_config_names_the_checks_it_skips_offline(tmp_path: Path) -> None:
+    """A valid config passes with a note for each check that needs the network."""
+    cfg = write(
+        tmp_path / "ok.yaml",
+        exchanges=[{"name": "binance", "symbols": ["BTC/USDT"]}],
+        alerts={"channels": [{"name": "hook", "url": "json://127.0.0.1:9/x"}]},
+    )
+    code, out, err = await run("check-config", "--config", cfg)
+    assert code == 0, err
+    assert err.rstrip().endswith("config OK")
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert any("exchanges[binance].symbols" in n and "needs the network" in n for n in notes)
+    assert any("alerts.channels" in n and "needs the network" in n for n in notes)
+    assert "binance" in yaml.safe_load(out)["exchanges"][0]["name"]

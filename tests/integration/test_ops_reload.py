@@ -1,0 +1,155 @@
+"""``systemctl reload``: SIGHUP re-reads the config file of a running daemon. Risk limits,
+signal settings, detector thresholds and alert routing change in place (API changes reset,
+audited ``reloaded``); a changed exchange entry restarts that feed only; an invalid new file
+is rejected with one line and the running config stays."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+from structlog.testing import capture_logs
+
+from cryptomon.app import App, build_app
+from cryptomon.config import load_settings
+from cryptomon.events import AuditEntry
+from cryptomon.reload import Reloader
+from cryptomon.sim.exchange import SimExchange
+from cryptomon.sim.market import MarketModel
+from tests.util import wait_until
+
+
+def config(tmp_path: Path, sim: SimExchange, **changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'cm.db'}"},
+        "data_dir": str(tmp_path),
+        "api": {"enabled": False},
+        "exchanges": [
+            {"name": "simulator", "url": sim.rest_url, "symbols": ["BTC-USDT"], "depth": 20}
+        ],
+        "anomaly_detection": {"price_change_percentage": 5.0},
+        "alerts": {"channels": [{"name": "hook", "url": "json://127.0.0.1:9/x"}]},
+        "trading": {"auto_trading_enabled": True, "max_position_size": 1000.0},
+    }
+    for section, value in changes.items():
+        base[section] = {**base[section], **value} if isinstance(value, dict) else value
+    return base
+
+
+@pytest_asyncio.fixture
+async def sim() -> AsyncIterator[SimExchange]:
+    exchange = SimExchange(MarketModel(["BTC-USDT"], seed=2), interval=0.05)
+    await exchange.start()
+    try:
+        yield exchange
+    finally:
+        await exchange.stop()
+
+
+async def running(path: Path) -> tuple[App, asyncio.Task[int], list[AuditEntry]]:
+    settings = load_settings(path)
+    app = build_app(settings)
+    app.reloader = Reloader(
+        load=lambda: load_settings(path), settings=settings, services=app.services
+    )
+    audits: list[AuditEntry] = []
+    app.hub.subscribe(AuditEntry, audits.append, name="test.audit")
+    task = asyncio.ensure_future(app.run())
+    await wait_until(lambda: app.started_at is not None, timeout=30, message="daemon started")
+    return app, task, audits
+
+
+@pytest.mark.asyncio
+async def test_sighup_applies_the_new_file_in_place(tmp_path: Path, sim: SimExchange) -> None:
+    """Limits changed by the API go back to the file's, new thresholds and routing apply, the
+    changed feed is a new one; the daemon keeps running."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, sim)))
+    app, task, audits = await running(path)
+    services = app.services
+    assert services.trading is not None
+    assert services.detectors is not None
+    assert services.notifier is not None
+    assert services.feeds is not None
+    assert app.reloader
+    try:
+        services.trading.runtime.update("api:test", max_position_size=5.0)
+        old_feed = services.feeds.source("simulator")
+        path.write_text(
+            yaml.safe_dump(
+                config(
+                    tmp_path,
+                    sim,
+                    trading={"max_position_size": 2000.0, "risk_percentage": 1.0},
+                    anomaly_detection={"price_change_percentage": 7.5},
+                    alerts={
+                        "channels": [
+                            {
+                                "name": "hook",
+                                "url": "json://127.0.0.1:9/x",
+                                "min_severity": "critical",
+                            }
+                        ]
+                    },
+                    exchanges=[
+                        {
+                            "name": "simulator",
+                            "url": sim.rest_url,
+                            "symbols": ["BTC-USDT"],
+                            "depth": 10,
+                        }
+                    ],
+                )
+            )
+        )
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_until(lambda: app.reloader.reloads == 1, timeout=20, message="reloaded")
+        runtime = services.trading.runtime
+        assert runtime.config.max_position_size == 2000.0
+        assert runtime.config.risk_percentage == 1.0
+        assert str(runtime.limits.max_position_size) == "2000.0"
+        reloaded = [a for a in audits if a.action == "reloaded"]
+        assert len(reloaded) == 1
+        assert "max_position_size" in reloaded[0].payload
+        assert services.detectors.config.price_change_percentage == 7.5
+        assert services.notifier.channels["hook"].cfg.min_severity == "critical"
+        new_feed = services.feeds.source("simulator")
+        assert new_feed is not old_feed
+        assert new_feed.config.depth == 10  # type: ignore[attr-defined]
+        assert not task.done()
+    finally:
+        app.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+
+
+@pytest.mark.asyncio
+async def test_sighup_with_an_invalid_file_keeps_the_running_config(
+    tmp_path: Path, sim: SimExchange
+) -> None:
+    """A new file with a bad value is rejected in one log line naming it; nothing changes."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, sim)))
+    app, task, audits = await running(path)
+    assert app.services.trading is not None
+    assert app.reloader is not None
+    try:
+        path.write_text(yaml.safe_dump(config(tmp_path, sim, trading={"risk_percentage": 150})))
+        with capture_logs() as logs:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.rejected == 1, timeout=20, message="rejected")
+        lines = [e for e in logs if e["event"] == "config.reload_rejected"]
+        assert len(lines) == 1
+        assert "trading.risk_percentage" in lines[0]["problems"]
+        assert app.services.trading.runtime.config.risk_percentage == 2.0
+        assert not [a for a in audits if a.action == "reloaded"]
+        assert not task.done()
+    finally:
+        app.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
