@@ -5,22 +5,14 @@ from __future__ import annotations
 import orjson
 
 from cryptomon.api import models as m
-from cryptomon.api.errors import ApiError
+from cryptomon.api.rest.paging import check_limit, invalid_query
 from cryptomon.api.routing import Call, RouteTable
 from cryptomon.api.services import QUERIES
 
 table = RouteTable("anomalies")
 
 
-def _invalid(exc: ValueError) -> ApiError:
-    text = str(exc)
-    name = next((n for n in ("cursor", "since", "until", "min_severity") if n in text), "query")
-    field = f"query.{name}" if name != "query" else "query"
-    return ApiError(
-        422,
-        f"invalid query: {field} ({text})",
-        details={"fields": [{"field": field, "message": text}]},
-    )
+_QUERY_FIELDS = ("cursor", "since", "until", "min_severity")
 
 
 @table.get(
@@ -36,15 +28,7 @@ def _invalid(exc: ValueError) -> ApiError:
 async def list_anomalies(call: Call) -> bytes:
     """Stored anomalies, newest first, filtered and paginated."""
     q: m.AnomalyQuery = call.query
-    cap = call.ctx.config.max_page_size
-    if q.limit > cap:
-        raise ApiError(
-            422,
-            f"invalid query: query.limit (at most api.max_page_size = {cap})",
-            details={
-                "fields": [{"field": "query.limit", "message": f"<= {cap}", "value": q.limit}]
-            },
-        )
+    check_limit(call, q.limit)
     try:
         rows, next_cursor = await call.service(QUERIES).anomalies(
             exchange=q.exchange,
@@ -57,7 +41,7 @@ async def list_anomalies(call: Call) -> bytes:
             cursor=q.cursor,
         )
     except ValueError as exc:  # the store names the argument (e.g. a malformed cursor)
-        raise _invalid(exc) from None
+        raise invalid_query(exc, _QUERY_FIELDS) from None
     # the store's plain rows are the AnomalyOut fields already: serialized as they are, with
     # no per-row validation on the way out (tests check the shape against AnomalyPage)
     return orjson.dumps({"items": rows, "next_cursor": next_cursor})
@@ -78,5 +62,5 @@ async def anomaly_stats(call: Call) -> m.AnomalyStatsOut:
     try:
         stats = await call.service(QUERIES).anomaly_stats(since=q.since, until=q.until)
     except ValueError as exc:
-        raise _invalid(exc) from None
+        raise invalid_query(exc, _QUERY_FIELDS) from None
     return m.AnomalyStatsOut.model_validate(dict(stats))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cryptomon.api import models_signals as ms
 from cryptomon.api.errors import ApiError
+from cryptomon.api.rest.paging import check_limit, invalid_query
 from cryptomon.api.routing import Call, RouteTable, client_address
 from cryptomon.api.services import QUERIES, WEBHOOKS
 from cryptomon.trading.signals.webhooks import WebhookCall, WebhookRejected
@@ -22,15 +23,7 @@ WEBHOOK_DESCRIPTION = (
 )
 
 
-def _invalid(exc: ValueError) -> ApiError:
-    text = str(exc)
-    name = next((n for n in ("cursor", "since", "until", "grade") if n in text), "")
-    field = f"query.{name}" if name else "query"
-    return ApiError(
-        422,
-        f"invalid query: {field} ({text})",
-        details={"fields": [{"field": field, "message": text}]},
-    )
+_QUERY_FIELDS = ("cursor", "since", "until", "grade")
 
 
 @table.get(
@@ -44,15 +37,7 @@ def _invalid(exc: ValueError) -> ApiError:
 async def list_signals(call: Call) -> ms.SignalPage:
     """Stored signals with their grades, newest first, filtered and paginated."""
     q: ms.SignalQuery = call.query
-    cap = call.ctx.config.max_page_size
-    if q.limit > cap:
-        raise ApiError(
-            422,
-            f"invalid query: query.limit (at most api.max_page_size = {cap})",
-            details={
-                "fields": [{"field": "query.limit", "message": f"<= {cap}", "value": q.limit}]
-            },
-        )
+    check_limit(call, q.limit)
     try:
         rows, next_cursor = await call.service(QUERIES).signal_page(
             exchange=q.exchange,
@@ -66,7 +51,7 @@ async def list_signals(call: Call) -> ms.SignalPage:
             cursor=q.cursor,
         )
     except ValueError as exc:
-        raise _invalid(exc) from None
+        raise invalid_query(exc, _QUERY_FIELDS) from None
     return ms.SignalPage(
         items=[ms.SignalOut.model_validate(r) for r in rows], next_cursor=next_cursor
     )
@@ -89,7 +74,7 @@ async def signal_stats(call: Call) -> ms.SignalStatsOut:
             exchange=q.exchange, symbol=q.symbol, since=q.since, until=q.until
         )
     except ValueError as exc:
-        raise _invalid(exc) from None
+        raise invalid_query(exc, _QUERY_FIELDS) from None
     return ms.SignalStatsOut.model_validate(dict(stats))
 
 
