@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from cryptomon.api.models import SYMBOL_PATTERN, Out, Query
@@ -30,6 +32,14 @@ class MarketRow(Out):
     imbalance: float | None = Field(default=None, description="book imbalance, -1..1")
     stale: bool
     feed_state: str | None = Field(default=None, description="the exchange feed's state")
+    state: Literal["live", "stale", "delisted"] = Field(
+        default="live",
+        description="this market's feed: delisted (for good), stale (silent or its exchange "
+        "feed down) or live",
+    )
+    quarantined: int = Field(
+        default=0, description="trades quarantined as bad prints since the feed started"
+    )
     anomalies: dict[str, int] = Field(description="anomalies in the last hour by severity")
 
 

@@ -280,4 +280,5 @@ class FeedHealth:
             "gaps": sum(channel.gaps for channel in self.channels.values()),
             "channels": channels,
             "quality": {} if self.quality is None else self.quality.stats(),
+            "quarantined": {} if self.quality is None else self.quality.quarantined(),
         }

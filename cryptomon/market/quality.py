@@ -58,6 +58,7 @@ class SymbolQuality:
 
     __slots__ = (
         "ask",
+        "bad_prints",
         "bid",
         "book_ts",
         "gap",
@@ -84,6 +85,7 @@ class SymbolQuality:
         self.last_recv = -1.0
         self.gap = math.nan  # learned normal gap between messages (s)
         self.stale = False
+        self.bad_prints = 0  # trades of this market quarantined as bad prints
 
     def accept(self, price: float, *, append: bool = True) -> None:
         if append:
@@ -165,6 +167,7 @@ class QualityGuard:
             return "historical"
         if not self._price_ok(st, price, ts_recv, _TRADE):
             self.bad_prints += 1
+            st.bad_prints += 1
             return "bad_print"
         return "ok"
 
@@ -269,6 +272,10 @@ class QualityGuard:
                 st.stale = False
                 live.append(symbol)
         return stale, live
+
+    def quarantined(self) -> dict[str, int]:
+        """Bad prints quarantined per symbol (only symbols with at least one)."""
+        return {sym: st.bad_prints for sym, st in sorted(self.symbols.items()) if st.bad_prints}
 
     def stats(self) -> dict[str, int]:
         """Counters for feed health and ``/metrics``."""

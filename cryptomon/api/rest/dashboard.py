@@ -51,11 +51,14 @@ def _field(row: Any, name: str) -> Any:
     return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
 
 
-def _feed_states(call: Call) -> dict[str, str]:
+def _feed_health(call: Call) -> Mapping[str, Any]:
     feeds = call.request.app.get(FEEDS)
-    if feeds is None:
-        return {}
-    return {ex: str(h.get("state", "")) for ex, h in feeds.health().items()}
+    return {} if feeds is None else feeds.health()
+
+
+def _quarantined(health: Mapping[str, Any], exchange: str, symbol: str) -> int:
+    per_symbol = health.get(exchange, {}).get("quarantined")
+    return int(per_symbol.get(symbol, 0)) if isinstance(per_symbol, Mapping) else 0
 
 
 @table.get(
@@ -66,7 +69,8 @@ def _feed_states(call: Call) -> dict[str, str]:
     query=md.OverviewQuery,
     needs=(MARKET,),
     description="One row per market seen: last price, change and volume over lookback_s "
-    "(stored 1m candles), spread, imbalance, staleness, feed state and the anomalies of the "
+    "(stored 1m candles), spread, imbalance, the market's feed state (live / stale / "
+    "delisted), its quarantined bad prints, the exchange feed's state and the anomalies of the "
     "last hour by severity.",
 )
 async def markets_overview(call: Call) -> md.OverviewOut:
@@ -74,7 +78,8 @@ async def markets_overview(call: Call) -> md.OverviewOut:
     q: md.OverviewQuery = call.query
     market = call.service(MARKET)
     now = call.service(CLOCK).time()
-    states = _feed_states(call)
+    health = _feed_health(call)
+    states = {ex: str(h.get("state", "")) for ex, h in health.items()}
     keys = [
         (ex, sym)
         for ex, sym in sorted(market.markets())
@@ -99,6 +104,14 @@ async def markets_overview(call: Call) -> md.OverviewOut:
                 imbalance=top.imbalance if top else None,
                 stale=market.is_stale(ex, sym),
                 feed_state=states.get(ex),
+                state=(
+                    "delisted"
+                    if market.is_delisted(ex, sym)
+                    else "stale"
+                    if market.is_stale(ex, sym)
+                    else "live"
+                ),
+                quarantined=_quarantined(health, ex, sym),
                 anomalies=by_sev,
             )
         )

@@ -12,9 +12,21 @@ function anomalyCell(row) {
   return el("span", {}, parts.flatMap((p, i) => (i ? [" · ", p] : [p])));
 }
 
+// The market's own feed state (live / stale / delisted); the exchange feed's state when
+// that one is not live (e.g. "reconnecting"), as a hint after it.
+export function marketState(row) {
+  return row.state || (row.stale ? "stale" : "live");
+}
+
 function feedCell(row) {
-  const state = row.stale ? "stale" : row.feed_state || "unknown";
-  return el("span", { class: "state-" + state, text: state });
+  const state = marketState(row);
+  const feed = row.feed_state && row.feed_state !== "live" && state !== "delisted" ? ` (feed ${row.feed_state})` : "";
+  return el("span", { class: "state-" + state, title: `exchange feed: ${row.feed_state || "unknown"}` }, state, feed);
+}
+
+function quarantineCell(row) {
+  const n = Number(row.quarantined) || 0;
+  return el("span", { class: n ? "state-stale" : "muted", title: "trades quarantined as bad prints since the feed started" }, f.count(n));
 }
 
 export function mount(root) {
@@ -26,6 +38,7 @@ export function mount(root) {
     { key: "spread_bps", label: "spread", num: true, fmt: (r) => f.bps(r.spread_bps) },
     { key: "volume", label: "volume", num: true, fmt: (r) => f.amount(r.volume, 3) },
     { key: "feed", label: "feed", fmt: feedCell },
+    { key: "quarantined", label: "quarantined", num: true, fmt: quarantineCell },
     { key: "anomaly_total", label: "anomalies (1 h)", fmt: anomalyCell },
   ], { sortable: true, id: "markets-table", empty: "no market data yet", onRow: (r) => {
     location.hash = `#/market/${encodeURIComponent(r.exchange)}/${encodeURIComponent(r.symbol)}`;
@@ -40,7 +53,7 @@ export function mount(root) {
       note.textContent = `change and volume over the last ${f.duration(lookback)}; click a row for its chart`;
       table.render(out.markets.map((m) => ({
         ...m,
-        feed: m.stale ? "stale" : m.feed_state,
+        feed: marketState(m),
         anomaly_total: Object.values(m.anomalies).reduce((a, b) => a + b, 0),
       })));
     } catch (err) {

@@ -3,6 +3,7 @@
 import { api, auth } from "../api.js";
 import { el, kv, panel, Table } from "../dom.js";
 import * as f from "../format.js";
+import { marketState } from "./markets.js";
 
 export function mount(root) {
   const about = el("div", { id: "about" });
@@ -21,7 +22,8 @@ export function mount(root) {
   ], { empty: "no feeds", id: "feeds" });
   const markets = new Table([
     { key: "symbol", label: "market", fmt: (m) => `${m.exchange} ${m.symbol}` },
-    { key: "stale", label: "state", fmt: (m) => (m.stale ? "stale" : "live"), cls: (m) => (m.stale ? "state-stale" : "state-live") },
+    { key: "state", label: "state", fmt: marketState, cls: (m) => "state-" + marketState(m) },
+    { key: "quarantined", label: "quarantined prints", num: true, fmt: (m) => f.count(m.quarantined ?? 0) },
     { key: "last", label: "last", num: true, fmt: (m) => f.price(m.last) },
     { key: "spread_bps", label: "spread", num: true, fmt: (m) => f.bps(m.spread_bps) },
   ], { empty: "no markets", id: "symbol-health" });
