@@ -34,6 +34,8 @@ MORE_SYMBOLS = (
     "LINK-USDT",
 )
 DEMO_ADMIN_NAME = "demo-admin"
+PERP_SYMBOL = "BTC-USDT-PERP"  # the simulator's linear perpetual (priced like BTC-USDT)
+PERP_LEVERAGE = 5.0
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -60,6 +62,12 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds between injected market events (default 4; smaller = an accelerated demo)",
     )
+    demo.add_argument(
+        "--perpetual",
+        action="store_true",
+        help=f"also stream {PERP_SYMBOL}, a linear perpetual (paper futures at 5x, shorts "
+        "allowed), to show the futures columns",
+    )
     demo.set_defaults(handler=cmd_demo)
 
 
@@ -84,9 +92,19 @@ def _pick_port(requested: int | None) -> int:
         return int(s.getsockname()[1])
 
 
-def demo_symbols(markets: int = 2) -> tuple[str, ...]:
-    """The first ``markets`` demo symbols (BTC-USDT, ETH-USDT, then eight more)."""
-    return (DEMO_SYMBOLS + MORE_SYMBOLS)[:markets]
+def demo_symbols(markets: int = 2, *, perpetual: bool = False) -> tuple[str, ...]:
+    """The first ``markets`` demo symbols (BTC-USDT, ETH-USDT, then eight more), and with
+    ``perpetual`` the BTC-USDT perpetual after them."""
+    return (DEMO_SYMBOLS + MORE_SYMBOLS)[:markets] + ((PERP_SYMBOL,) if perpetual else ())
+
+
+def perpetual_trading() -> dict[str, Any]:
+    """The trading settings of a demo with the perpetual: 5x isolated on it, shorts allowed."""
+    return {
+        "max_leverage": PERP_LEVERAGE,
+        "allow_short": True,
+        "overrides": {PERP_SYMBOL: {"leverage": PERP_LEVERAGE, "margin_mode": "isolated"}},
+    }
 
 
 def demo_settings_data(
@@ -272,8 +290,10 @@ def demo_settings(
         port=port,
         notify_url=f"json://127.0.0.1:{sim.port}/demo/notify",
         token=token,
-        symbols=demo_symbols(args.markets),
+        symbols=demo_symbols(args.markets, perpetual=getattr(args, "perpetual", False)),
     )
+    if getattr(args, "perpetual", False):
+        data["trading"] = {**data["trading"], **perpetual_trading()}
     user = {k: v for k, v in user.items() if k != "exchanges"}  # the demo's feed is the simulator
     merged = deep_merge(data, user)
     user_api = user.get("api") if isinstance(user.get("api"), dict) else {}
@@ -289,12 +309,19 @@ def demo_settings(
 
 def _simulator(seed: int, symbols: tuple[str, ...]) -> tuple[Any, list[int]]:
     """The simulated exchange, with an offline notification sink counting its deliveries."""
+    from dataclasses import replace
+
     from aiohttp import web
 
     from cryptomon.sim.exchange import SimExchange
-    from cryptomon.sim.market import MarketModel
+    from cryptomon.sim.market import MarketModel, default_spec
 
-    sim = SimExchange(MarketModel(symbols, seed=seed))
+    # a perpetual moves like its spot pair (same price, tick and sizes) on its own book
+    specs = [
+        replace(default_spec(s.removesuffix("-PERP")), symbol=s) if s.endswith("-PERP") else s
+        for s in symbols
+    ]
+    sim = SimExchange(MarketModel(specs, seed=seed))
     received = [0]
 
     async def notify_sink(request: web.Request) -> web.Response:
@@ -314,7 +341,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from cryptomon.hub import Hub
 
     user = user_config(args)
-    symbols = demo_symbols(args.markets)
+    symbols = demo_symbols(args.markets, perpetual=args.perpetual)
     sim, received = _simulator(args.seed, symbols)
     await sim.start()
     scenario = demo_scenario(every_s=args.event_every, symbols=symbols).attach(sim)

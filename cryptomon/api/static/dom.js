@@ -17,7 +17,7 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-// columns: [{key, label, num?, fmt?(row) -> string|Node, cls?(row)}]
+// columns: [{key, label, num?, title?, fmt?(row) -> string|Node, cls?(row)}]
 export class Table {
   constructor(columns, { max = 200, empty = "nothing yet", onRow = null, sortable = false, id = null } = {}) {
     this.columns = columns;
@@ -31,6 +31,7 @@ export class Table {
       el("th", {
         class: [c.num ? "num" : "", sortable ? "sortable" : ""].join(" ").trim() || undefined,
         text: c.label,
+        title: c.title,
         onclick: sortable ? () => this.sortBy(c.key) : undefined,
       })));
     this.node = el("table", { id }, el("thead", {}, head), this.body);

@@ -22,7 +22,7 @@ function hline(y, color, label, dash = "dash") {
   };
 }
 
-export function figure({ candles, anomalies, fills, orders, levels }) {
+export function figure({ candles, anomalies, fills, orders, levels, position = null }) {
   const x = candles.map((c) => time(c.open_time));
   const data = [
     { type: "candlestick", name: "price", x, open: candles.map((c) => c.open), high: candles.map((c) => c.high),
@@ -61,6 +61,9 @@ export function figure({ candles, anomalies, fills, orders, levels }) {
     if (l.stop_loss) shapes.push(hline(Number(l.stop_loss), "#ef5350", `SL ${l.stop_loss}`));
     if (l.take_profit) shapes.push(hline(Number(l.take_profit), "#26a69a", `TP ${l.take_profit}`));
     if (l.entry) shapes.push(hline(Number(l.entry), "#8a96a3", `entry ${l.entry}`, "solid"));
+  }
+  if (position && position.liquidation_price) {
+    shapes.push(hline(Number(position.liquidation_price), "#ff8a3d", `liquidation ${position.liquidation_price}`, "dashdot"));
   }
   const layout = {
     paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },

@@ -7,6 +7,7 @@ import { el, frameThrottle, kv, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 import { figure } from "./chart.js";
 import { orderForm } from "./orderform.js";
+import { positionPairs } from "./positions.js";
 
 const BUCKET_S = 60;
 const MAX_CANDLES = 300;
@@ -15,10 +16,11 @@ const MAX_TRADES = 50;
 
 export function mount(root, params) {
   const [exchange = "", symbol = ""] = params;
-  const state = { candles: [], anomalies: [], fills: [], orders: [], levels: [], trades: [], top: null };
+  const state = { candles: [], anomalies: [], fills: [], orders: [], levels: [], trades: [], top: null, position: null };
   const q = `exchange=${encodeURIComponent(exchange)}&symbol=${encodeURIComponent(symbol)}`;
   const chart = el("div", { class: "chart", id: "chart" });
   const topBox = el("div", { id: "top-of-book" });
+  const positionBox = el("div", { id: "market-position" });
   const anomalyTable = new Table([
     { key: "ts", label: "time", fmt: (a) => f.clock(a.ts) },
     { key: "kind", label: "kind" },
@@ -44,6 +46,7 @@ export function mount(root, params) {
   root.append(el("div", { class: "grid" },
     el("section", { class: "panel wide" }, el("h2", { text: `${symbol} · ${exchange}` }), chart),
     panel("Top of book", topBox),
+    auth.signedIn ? panel("Position", positionBox) : null,
     panel("Recent anomalies", anomalyTable.node),
     panel("Recent trades", el("div", { class: "scroll" }, tradeTable.node)),
     panel("Orders on this market", ordersTable.node, form ? el("h3", { text: "Manual order" }) : null, form)));
@@ -62,6 +65,7 @@ export function mount(root, params) {
     tradeTable.render(state.trades.slice(-MAX_TRADES).reverse());
     ordersTable.render(state.orders);
     renderTop();
+    renderPosition();
   });
 
   function renderTop() {
@@ -76,6 +80,12 @@ export function mount(root, params) {
         el("span", { class: "bar", style: `width:${Math.round(Math.abs(imb) * 80)}px;background:${imb >= 0 ? "#26a69a" : "#ef5350"}` }))],
       ["updated", f.clock(t.ts)],
     ]));
+  }
+
+  function renderPosition() {
+    const p = state.position;
+    if (!p) { positionBox.replaceChildren(el("span", { class: "muted", text: "no open position" })); return; }
+    positionBox.replaceChildren(kv(positionPairs(p)));
   }
 
   function onTrade(t) {
@@ -114,11 +124,16 @@ export function mount(root, params) {
   async function loadTrading() {
     if (!auth.signedIn) return;
     const sym = encodeURIComponent(symbol);
-    const [orders, fills, levels] = await Promise.allSettled([
+    const [orders, fills, levels, positions] = await Promise.allSettled([
       api(`/api/v1/trading/orders?symbol=${sym}&limit=50`, { quiet: true }),
       api(`/api/v1/trading/fills?symbol=${sym}&limit=200`, { quiet: true }),
       api(`/api/v1/trading/levels?symbol=${sym}`, { quiet: true }),
+      api("/api/v1/trading/positions", { quiet: true }),
     ]);
+    if (positions.status === "fulfilled") {
+      state.position = positions.value.positions.find((p) =>
+        p.exchange === exchange && p.symbol === symbol && Number(p.amount) !== 0) || null;
+    }
     if (orders.status === "fulfilled") {
       state.orders = orders.value.orders.filter((o) => o.exchange === exchange);
     }

@@ -4,6 +4,7 @@ import { api, auth, live } from "../api.js";
 import { confirmAction, el, frameThrottle, kv, message, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 import { orderForm } from "./orderform.js";
+import { positionColumns } from "./positions.js";
 
 function cancelButton(order, after) {
   if (!auth.can("trade") || ["filled", "canceled", "rejected", "expired", "cancel_pending"].includes(order.state)) return "";
@@ -55,16 +56,7 @@ export function mount(root) {
   const equity = el("div", { class: "chart small", id: "equity-chart" });
   const refreshSoon = () => { clearTimeout(timerSoon); timerSoon = setTimeout(refresh, 250); };
   let timerSoon = null;
-  const positions = new Table([
-    { key: "symbol", label: "market", fmt: (p) => `${p.exchange} ${p.symbol}` },
-    { key: "amount", label: "amount", num: true, fmt: (p) => f.amount(p.amount), cls: (p) => f.sign(p.amount) },
-    { key: "avg_price", label: "entry", num: true, fmt: (p) => f.price(p.avg_price) },
-    { key: "mark_price", label: "mark", num: true, fmt: (p) => f.price(p.mark_price) },
-    { key: "unrealized_pnl", label: "unrealized", num: true, fmt: (p) => f.signedMoney(p.unrealized_pnl), cls: (p) => f.sign(p.unrealized_pnl) },
-    { key: "realized_pnl", label: "realized", num: true, fmt: (p) => f.signedMoney(p.realized_pnl), cls: (p) => f.sign(p.realized_pnl) },
-    { key: "leverage", label: "leverage", num: true, fmt: (p) => (p.leverage ? `${p.leverage}×` : "spot") },
-    { key: "liquidation_price", label: "liquidation", num: true, fmt: (p) => f.price(p.liquidation_price) },
-  ], { empty: "no open positions", id: "positions" });
+  const positions = new Table(positionColumns(), { empty: "no open positions", id: "positions" });
   const orders = new Table([
     { key: "created", label: "time", fmt: (o) => f.clock(o.created) },
     { key: "client_order_id", label: "order" },
@@ -91,7 +83,7 @@ export function mount(root) {
     panel("Risk", riskBox, controls),
     panel("Performance", statsBox),
     el("section", { class: "panel wide" }, el("h2", { text: "Equity and drawdown" }), equity),
-    el("section", { class: "panel wide" }, el("h2", { text: "Positions" }), positions.node),
+    el("section", { class: "panel wide" }, el("h2", { text: "Positions" }), el("div", { class: "hscroll" }, positions.node)),
     el("section", { class: "panel wide" }, el("h2", { text: "Orders" }), el("div", { class: "scroll" }, orders.node),
       form ? el("h3", { text: "Manual order" }) : null, form),
     el("section", { class: "panel wide" }, el("h2", { text: "Fills" }), el("div", { class: "scroll" }, fills.node))));
