@@ -58,6 +58,9 @@ class Limit:
         return value < self.bound if self.floor else value > self.bound
 
 
+_MIN_CPU_WINDOW_S = 1.0
+
+
 class ResourceMonitor:
     """Samples the process and ``data_dir``'s disk; alerts on threshold crossings."""
 
@@ -82,10 +85,13 @@ class ResourceMonitor:
         times = os.times()
         cpu_s = times.user + times.system
         now = self.clock.monotonic()
-        cpu_pct = 0.0
-        if self._cpu is not None and now > self._cpu[0]:
-            cpu_pct = 100.0 * (cpu_s - self._cpu[1]) / (now - self._cpu[0])
-        self._cpu = (now, cpu_s)
+        cpu_pct = float(self.latest.get("cpu_percent", 0.0))
+        # os.times() ticks at 10 ms: a window much shorter than a second (the sample at start
+        # and the loop's first one) would read one tick as hundreds of percent
+        if self._cpu is None or now - self._cpu[0] >= _MIN_CPU_WINDOW_S:
+            if self._cpu is not None:
+                cpu_pct = 100.0 * (cpu_s - self._cpu[1]) / (now - self._cpu[0])
+            self._cpu = (now, cpu_s)
         free: float | None = None
         total: float | None = None
         with contextlib.suppress(OSError):

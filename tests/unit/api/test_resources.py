@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cryptomon.api.metrics_sources import resource_metrics
@@ -57,3 +58,17 @@ def test_back_within_bounds_is_announced(tmp_path: Path) -> None:
     monitor.sample()
     assert [n.level for n in seen] == ["warning", "info"]
     assert monitor.stats()["crossed"] == []
+
+
+def test_cpu_percent_needs_a_window_of_a_second(tmp_path: Path) -> None:
+    """Back-to-back samples (start, then the loop's first) keep 0 % instead of reading one
+    10 ms tick over a microsecond as thousands of percent; a second later it is measured."""
+    monitor, _ = _monitor(tmp_path)
+    assert isinstance(monitor.clock, ManualClock)
+    monitor.sample()
+    sum(i * i for i in range(300_000))  # some CPU time (several ticks) in a 1 ms window
+    monitor.clock.advance(0.001)
+    assert monitor.sample()["cpu_percent"] == 0.0
+    monitor.clock.advance(2.0)
+    pct = monitor.sample()["cpu_percent"]
+    assert 0.0 <= pct <= 100.0 * (os.cpu_count() or 1)
