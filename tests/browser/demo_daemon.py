@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWER_TOKEN = "viewer-token-0123456789"  # read scope only, from the demo's --config file
+ADMIN_TOKEN = "operator-token-0123456789"  # every scope, from the --config: survives a restart
 
 
 @dataclass
@@ -39,12 +40,24 @@ class Demo:
     url: str
     token: str
     lines: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
 
     def get(self, path: str, token: str | None = None) -> Any:
         req = urllib.request.Request(self.url.rstrip("/") + path)
         req.add_header("Authorization", f"Bearer {token or self.token}")
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
+
+    def relaunch(self) -> None:
+        """Start the (stopped) daemon again on the same port with the same --config (the
+        generated admin token changes: the config's tokens stay valid)."""
+        assert self.proc.poll() is not None, "stop the demo before relaunching it"
+        port = self.url.rstrip("/").rsplit(":", 1)[1]
+        fresh = _launch([*self.command, "--port", port])
+        if fresh.url != self.url:
+            fresh.stop()
+            raise AssertionError(f"restarted on {fresh.url}, expected {self.url}")
+        self.proc, self.token, self.lines = fresh.proc, fresh.token, fresh.lines
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -101,17 +114,9 @@ def _line_reader(
     return poll, seen
 
 
-def start_demo(tmp: Path, *extra: str, markets: int = 2, yaml: str = "") -> Demo:
-    """Start the demo on a free port with a --config adding a read-only token; wait until the
-    dashboard line is printed and every market has data."""
-    config = tmp / "demo.yaml"
-    config.write_text(
-        f"api:\n  tokens:\n    - {{name: viewer, token: {VIEWER_TOKEN}, scopes: [read]}}\n" + yaml,
-        encoding="utf-8",
-    )
+def _launch(command: list[str]) -> Demo:
+    """Run ``command`` (a demo) and wait for its dashboard line."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "cryptomon", "demo", "--config", str(config)]
-    command += ["--port", "0", "--log-level", "WARNING", "--markets", str(markets), *extra]
     proc = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -120,12 +125,34 @@ def start_demo(tmp: Path, *extra: str, markets: int = 2, yaml: str = "") -> Demo
         env=env,
     )
     dashboard_line, seen = _line_reader(proc, "demo: dashboard ")
-    line = wait_for(dashboard_line, 120, "the demo's dashboard line")
+    try:
+        line = wait_for(dashboard_line, 120, "the demo's dashboard line")
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise
     parts = line.split()
-    demo = Demo(proc=proc, url=parts[2], token=parts[4], lines=seen)
+    return Demo(proc=proc, url=parts[2], token=parts[4], lines=seen, command=command)
+
+
+def start_demo(tmp: Path, *extra: str, markets: int = 2, yaml: str = "") -> Demo:
+    """Start the demo on a free port with a --config adding a read-only token and a fixed
+    admin token; wait until the dashboard line is printed and every market has data."""
+    config = tmp / "demo.yaml"
+    config.write_text(
+        "api:\n  tokens:\n"
+        f"    - {{name: viewer, token: {VIEWER_TOKEN}, scopes: [read]}}\n"
+        f"    - {{name: operator, token: {ADMIN_TOKEN}, scopes: [read, trade, admin]}}\n" + yaml,
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "cryptomon", "demo", "--config", str(config)]
+    command += ["--log-level", "WARNING", "--markets", str(markets), *extra]
+    demo = _launch([*command, "--port", "0"])
+    demo.command = command
+    expected = markets + ("--perpetual" in extra)
     try:
         wait_for(
-            lambda: len(demo.get("/api/v1/markets/overview")["markets"]) >= markets,
+            lambda: len(demo.get("/api/v1/markets/overview")["markets"]) >= expected,
             60,
             "market data of every demo market",
         )

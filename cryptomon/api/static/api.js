@@ -56,6 +56,8 @@ export class Live {
     this.status = () => {};
     this.retry = 500;
     this.closed = false;
+    this.opens = 0; // connections opened so far (a reconnection makes it 2 and more)
+    this.lost = false; // the socket closed on its own (daemon restart, network): not by us
   }
   connect() {
     this.closed = false;
@@ -65,7 +67,10 @@ export class Live {
     this.socket = ws;
     ws.onopen = () => {
       this.retry = 500;
-      this.status(true);
+      this.opens += 1;
+      const recovered = this.lost;
+      this.lost = false;
+      this.status(true, recovered);
       for (const data of this.filters.values()) this._send("Subscribe", data);
     };
     ws.onmessage = (ev) => {
@@ -75,8 +80,10 @@ export class Live {
       if (set) for (const fn of set) fn(msg.data);
     };
     ws.onclose = () => {
+      if (this.socket !== ws) return; // an old socket replaced by reconnect()
       this.status(false);
-      if (this.socket === ws && !this.closed) {
+      if (!this.closed) {
+        this.lost = true;
         setTimeout(() => this.connect(), this.retry);
         this.retry = Math.min(this.retry * 2, 10000);
       }

@@ -85,10 +85,14 @@ $("logout").addEventListener("click", async () => {
   render();
 });
 
-live.status = (up) => {
+live.status = (up, recovered = false) => {
   const pill = $("live");
   pill.textContent = up ? "live" : "offline";
   pill.classList.toggle("ok", up);
+  pill.dataset.opens = String(live.opens);
+  pill.title = up ? "WebSocket connected" : "WebSocket down: reconnecting with backoff";
+  // back after an outage (a daemon restart): the view reloads what it missed meanwhile
+  if (up && recovered && current) render();
 };
 
 window.addEventListener("hashchange", render);
