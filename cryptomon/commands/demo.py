@@ -344,7 +344,9 @@ async def _demo(args: argparse.Namespace) -> int:
     symbols = demo_symbols(args.markets, perpetual=args.perpetual)
     sim, received = _simulator(args.seed, symbols)
     await sim.start()
-    scenario = demo_scenario(every_s=args.event_every, symbols=symbols).attach(sim)
+    # the injected events go round the spot markets (the perpetual only streams)
+    spot = demo_symbols(args.markets)
+    scenario = demo_scenario(every_s=args.event_every, symbols=spot).attach(sim)
     token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="cryptomon-demo-") as tmp:
         port = _pick_port(args.port if args.port is not None else _user_port(user))

@@ -22,7 +22,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    d = start_demo(tmp_path_factory.mktemp("demo"))
+    d = start_demo(tmp_path_factory.mktemp("demo"), "--perpetual")
     yield d
     d.stop()
 

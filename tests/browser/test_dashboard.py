@@ -10,6 +10,8 @@ from playwright.sync_api import Page
 from tests.browser.conftest import open_dashboard, shot
 from tests.browser.demo_daemon import VIEWER_TOKEN, Demo
 
+PERP = "BTC-USDT-PERP"  # the demo's linear perpetual (--perpetual)
+
 VIEWS = ["markets", "market/simulator/BTC-USDT", "trading", "alerts", "system", "backtests"]
 READY = {
     "markets": "#markets-table tbody tr.link",
@@ -113,3 +115,41 @@ def test_wrong_token_shows_the_login_message(page: Page, demo: Demo) -> None:
     assert "401" in text
     assert "token" in text
     assert page.is_visible("#login")
+
+
+def test_a_perpetual_short_shows_its_futures_columns(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 5x short on the demo's perpetual, sold from the market view's form, is listed in
+    the trading view as short with leverage, margin mode, margin, mark, liquidation, funding
+    and settle currency, and in the market view's position panel."""
+    open_dashboard(page, demo, demo.token, view=f"market/simulator/{PERP}")
+    page.wait_for_selector("#order-form")
+    page.select_option("#order-form select[name=side]", "sell")
+    page.fill("#order-form input[name=amount]", "0.005")
+    page.click("#order-form button[type=submit]")
+    page.wait_for_selector("#order-msg:not(:empty)")
+    assert "filled" in (page.text_content("#order-msg") or ""), page.text_content("#order-msg")
+    page.wait_for_selector("#market-position >> text=isolated")
+    panel = page.text_content("#market-position") or ""
+    for expected in ("short", "5× isolated", "liquidation", "funding", "USDT"):
+        assert expected in panel, panel
+    page.evaluate("location.hash = '#/trading'")
+    row = page.wait_for_selector(f"#positions tr:has(td:text-is('simulator {PERP}'))")
+    cells = [c.text_content() or "" for c in row.query_selector_all("td")]
+    heads = [h.text_content() for h in page.query_selector_all("#positions th")]
+    got = dict(zip(heads, cells, strict=True))
+    position = next(
+        p for p in demo.get("/api/v1/trading/positions")["positions"] if p["symbol"] == PERP
+    )
+    assert got["side"] == "short"
+    assert got["leverage"] == "5×"
+    assert got["mode"] == "isolated"
+    assert got["settle"] == "USDT"
+    assert got["margin"].endswith(" USDT")
+    assert got["funding"].endswith(" USDT")
+    liq = float(got["liquidation"].split()[0].replace(",", ""))
+    assert liq == pytest.approx(float(position["liquidation_price"]), rel=1e-3)
+    assert liq > float(position["avg_price"])  # a short is liquidated above its entry
+    assert got["mark"] != "–"
+    shot(page, tmp_path, "futures-position", capsys)

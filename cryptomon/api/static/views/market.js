@@ -40,7 +40,7 @@ export function mount(root, params) {
     { key: "state", label: "state" },
     { key: "price", label: "price", num: true, fmt: (o) => f.price(o.price ?? o.avg_price) },
     { key: "amount", label: "amount", num: true, fmt: (o) => f.amount(o.amount) },
-  ], { max: 20, empty: "no orders", id: "market-orders" });
+  ], { max: 20, empty: auth.signedIn ? "no orders" : "orders and positions need a token: sign in above", id: "market-orders" });
 
   const form = orderForm({ exchange, symbol, onPlaced: () => loadTrading() });
   root.append(el("div", { class: "grid" },

@@ -26,9 +26,10 @@ function sideCell(p) {
 
 function sizeCell(p) {
   if (!isContract(p)) return f.amount(p.amount);
-  const contracts = f.amount(p.contracts ?? Math.abs(Number(p.amount)));
-  const base = p.base_amount !== null && p.base_amount !== undefined ? ` (${f.amount(p.base_amount)} base)` : "";
-  return `${contracts} ct${base}`;
+  const contracts = p.contracts ?? Math.abs(Number(p.amount));
+  // the base amount only where a contract is not one base unit (inverse, contract size)
+  const differs = p.base_amount !== null && p.base_amount !== undefined && Number(p.base_amount) !== Number(contracts);
+  return `${f.amount(contracts)} ct` + (differs ? ` (${f.amount(p.base_amount)} base)` : "");
 }
 
 function liquidationCell(p) {
@@ -37,8 +38,9 @@ function liquidationCell(p) {
   const liq = Number(p.liquidation_price);
   const gap = mark > 0 && liq > 0 ? Math.abs(mark - liq) / mark * 100 : NaN;
   // within 10 % of the mark: shown as a warning
-  return el("span", { class: Number.isFinite(gap) && gap < 10 ? "state-halted" : "", title: "isolated-margin estimate; the venue decides" },
-    f.price(liq), Number.isFinite(gap) ? el("span", { class: "muted", text: ` ${gap.toFixed(1)} % away` }) : "");
+  return el("span", { class: Number.isFinite(gap) && gap < 10 ? "state-halted" : "",
+    title: "isolated-margin estimate (the venue decides); in brackets its distance from the mark" },
+  f.price(liq), Number.isFinite(gap) ? el("span", { class: "muted", text: ` (${gap.toFixed(1)} %)` }) : "");
 }
 
 function marginCell(p) {
@@ -56,7 +58,7 @@ export function positionColumns() {
     { key: "unrealized_pnl", label: "unrealized", num: true, fmt: (p) => f.signedMoney(p.unrealized_pnl, settleOf(p)), cls: (p) => f.sign(p.unrealized_pnl) },
     { key: "realized_pnl", label: "realized", num: true, fmt: (p) => f.signedMoney(p.realized_pnl, settleOf(p)), cls: (p) => f.sign(p.realized_pnl) },
     { key: "leverage", label: "leverage", num: true, fmt: (p) => (isContract(p) ? `${f.amount(p.leverage, 2)}×` : "spot") },
-    { key: "margin_mode", label: "margin mode", fmt: (p) => p.margin_mode || "–" },
+    { key: "margin_mode", label: "mode", title: "margin mode", fmt: (p) => p.margin_mode || "–" },
     { key: "initial_margin", label: "margin", num: true, fmt: marginCell, title: "initial margin (the maintenance margin on hover)" },
     { key: "liquidation_price", label: "liquidation", num: true, fmt: liquidationCell },
     { key: "funding", label: "funding", num: true, fmt: (p) => (isContract(p) ? f.signedMoney(p.funding ?? 0, settleOf(p)) : "–"), cls: (p) => f.sign(p.funding) },

@@ -98,9 +98,9 @@ export function mount(root) {
         fill: "tozeroy", line: { color: "#ef5350" } },
     ], {
       paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },
-      margin: { l: 60, r: 50, t: 10, b: 30 }, legend: { orientation: "h" }, uirevision: "keep",
+      margin: { l: 70, r: 80, t: 10, b: 30 }, legend: { orientation: "h" }, uirevision: "keep",
       yaxis: { gridcolor: "#2a323c", title: { text: "USDT" } },
-      yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown %" }, showgrid: false },
+      yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown %" }, showgrid: false, tickformat: ".3~f", rangemode: "tozero" },
       xaxis: { gridcolor: "#2a323c", type: "date" },
     }, { displaylogo: false, responsive: true });
   });
