@@ -2,6 +2,7 @@
 // exits), open orders and SL/TP levels as horizontal lines. Pure: data in, figure out.
 import { time } from "../format.js";
 
+const MIN_SPAN_CANDLES = 20; // the chart shows at least this many 1-minute slots
 const SEV_SIZE = { low: 8, medium: 10, high: 12, critical: 14 };
 const SEV_COLOR = { low: "#8a96a3", medium: "#f0b429", high: "#ff8a3d", critical: "#ef5350" };
 
@@ -24,11 +25,16 @@ function hline(y, color, label, dash = "dash") {
 
 export function figure({ candles, anomalies, fills, orders, levels, position = null }) {
   const x = candles.map((c) => time(c.open_time));
+  // plotly sizes candle bodies by the smallest step between x values: a lone candle gets an
+  // empty slot a minute before it, so it is drawn one minute wide, not one millisecond
+  const body = candles.length === 1
+    ? [{ open_time: candles[0].open_time - 60, open: null, high: null, low: null, close: null }, candles[0]]
+    : candles;
   const data = [
-    { type: "candlestick", name: "price", x, open: candles.map((c) => c.open), high: candles.map((c) => c.high),
-      low: candles.map((c) => c.low), close: candles.map((c) => c.close),
+    { type: "candlestick", name: "price", x: body.map((c) => time(c.open_time)), open: body.map((c) => c.open),
+      high: body.map((c) => c.high), low: body.map((c) => c.low), close: body.map((c) => c.close),
       increasing: { line: { color: "#26a69a" } }, decreasing: { line: { color: "#ef5350" } } },
-    { type: "bar", name: "volume", x, y: candles.map((c) => c.volume), yaxis: "y2",
+    { type: "bar", name: "volume", x, y: candles.map((c) => c.volume), yaxis: "y2", width: 48_000, // ms of a 1m slot
       marker: { color: candles.map((c) => (c.close >= c.open ? "#26a69a55" : "#ef535055")) } },
   ];
   const marks = anomalies.map((a) => {
@@ -65,10 +71,17 @@ export function figure({ candles, anomalies, fills, orders, levels, position = n
   if (position && position.liquidation_price) {
     shapes.push(hline(Number(position.liquidation_price), "#ff8a3d", `liquidation ${position.liquidation_price}`, "dashdot"));
   }
+  const xaxis = { rangeslider: { visible: false }, gridcolor: "#2a323c", type: "date" };
+  if (candles.length && candles.length < MIN_SPAN_CANDLES) {
+    // a young market: a window of MIN_SPAN_CANDLES minutes, not one candle stretched across
+    const last = candles[candles.length - 1].open_time;
+    const first = Math.min(candles[0].open_time, last - (MIN_SPAN_CANDLES - 1) * 60);
+    xaxis.range = [time(first - 30), time(last + 90)];
+  }
   const layout = {
     paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },
     margin: { l: 50, r: 60, t: 30, b: 30 }, showlegend: true, legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom" },
-    xaxis: { rangeslider: { visible: false }, gridcolor: "#2a323c", type: "date" },
+    xaxis,
     yaxis: { domain: [0.25, 1], gridcolor: "#2a323c", side: "right" },
     yaxis2: { domain: [0, 0.2], gridcolor: "#2a323c", side: "right" },
     shapes, uirevision: "keep", hovermode: "closest",

@@ -7,8 +7,8 @@ export function orderForm({ exchange = "", symbol = "", onPlaced = () => {} } = 
   const msg = el("div", { class: "msg", id: "order-msg" });
   const field = (label, input) => el("label", {}, label, input);
   const inputs = {
-    exchange: el("input", { name: "exchange", value: exchange, size: 10, required: true }),
-    symbol: el("input", { name: "symbol", value: symbol, size: 11, required: true }),
+    exchange: el("input", { name: "exchange", value: exchange, size: 10, required: true, placeholder: "simulator" }),
+    symbol: el("input", { name: "symbol", value: symbol, size: 14, required: true, placeholder: "BTC-USDT" }),
     side: el("select", { name: "side" }, el("option", { value: "buy", text: "buy" }), el("option", { value: "sell", text: "sell" })),
     type: el("select", { name: "type" }, el("option", { value: "market", text: "market" }), el("option", { value: "limit", text: "limit" })),
     amount: el("input", { name: "amount", inputmode: "decimal", size: 9, required: true, placeholder: "0.01" }),
