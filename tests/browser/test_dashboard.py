@@ -153,3 +153,37 @@ def test_a_perpetual_short_shows_its_futures_columns(
     assert liq > float(position["avg_price"])  # a short is liquidated above its entry
     assert got["mark"] != "–"
     shot(page, tmp_path, "futures-position", capsys)
+
+
+ROWS = """() => [...document.querySelectorAll('#markets-table tbody tr.link')]
+  .map(tr => [...tr.cells].map(td => td.textContent))"""
+
+
+def test_markets_overview_sorts_shows_feed_state_and_quarantine_and_clicks_through(
+    page: Page, demo: Demo
+) -> None:
+    """Each row shows its market's feed state and quarantined prints as the API says; a
+    header click sorts by that column; a row click opens the market's chart."""
+    open_dashboard(page, demo, VIEWER_TOKEN, view="markets")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#markets-table tbody tr.link').length >= 3"
+    )
+    heads = page.evaluate(
+        "() => [...document.querySelectorAll('#markets-table th')].map(th => th.textContent)"
+    )
+    api = {m["symbol"]: m for m in demo.get("/api/v1/markets/overview")["markets"]}
+    for cells in page.evaluate(ROWS):
+        row = dict(zip(heads, cells, strict=True))
+        assert row["feed"].split()[0] == api[row["symbol"]]["state"], row
+        assert row["quarantined"] == str(api[row["symbol"]]["quarantined"]), row
+    page.click("#markets-table th:text-is('symbol')")  # descending first
+    page.wait_for_function(f"() => ({ROWS})()[0][1] === 'ETH-USDT'")
+    page.click("#markets-table th:text-is('symbol')")
+    page.wait_for_function(f"() => ({ROWS})()[0][1] === 'BTC-USDT'")
+    page.click("#markets-table tbody tr.link:has(td:text-is('ETH-USDT'))")
+    page.wait_for_selector("#chart .main-svg")
+    assert page.evaluate("location.hash") == "#/market/simulator/ETH-USDT"
+    page.evaluate("location.hash = '#/system'")
+    page.wait_for_selector("#feed-quality dl")
+    assert "bad prints quarantined" in (page.text_content("#feed-quality") or "")
+    assert page.console.errors == []  # type: ignore[attr-defined]

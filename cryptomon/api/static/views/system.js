@@ -10,6 +10,7 @@ export function mount(root) {
   const ready = el("div", { id: "ready" });
   const res = el("div", { id: "resources" });
   const backlog = el("div", { id: "backlog" });
+  const quality = el("div", { id: "feed-quality" });
   const feeds = new Table([
     { key: "exchange", label: "exchange" },
     { key: "channel", label: "channel" },
@@ -29,6 +30,7 @@ export function mount(root) {
   ], { empty: "no markets", id: "symbol-health" });
   root.append(el("div", { class: "grid" },
     panel("Daemon", about), panel("Readiness", ready), panel("Process", res), panel("Backlog", backlog),
+    panel("Feed quality", quality),
     el("section", { class: "panel wide" }, el("h2", { text: "Feeds" }), feeds.node),
     el("section", { class: "panel wide" }, el("h2", { text: "Per-symbol health" }), markets.node)));
 
@@ -51,6 +53,19 @@ export function mount(root) {
         for (const [ch, c] of Object.entries(h.channels || {})) rows.push({ exchange: ex, channel: ch, ...c });
       }
       feeds.render(rows);
+      quality.replaceChildren(...Object.entries(s.feeds || {}).map(([ex, h]) => {
+        const q = h.quality || {};
+        const list = (xs) => (xs && xs.length ? xs.join(", ") : "none");
+        return el("div", {}, el("h3", { text: `${ex} · ${h.state}${h.connected ? "" : " (disconnected)"}` }), kv([
+          ["reconnects", f.count(h.reconnects)],
+          ["bad prints quarantined", f.count(q.bad_prints ?? 0), q.bad_prints ? "state-stale" : ""],
+          ["bad book tops", f.count(q.bad_books ?? 0)],
+          ["duplicates / historical", `${f.count(q.duplicates ?? 0)} / ${f.count(q.historical ?? 0)}`],
+          ["stale symbols", f.count(q.stale_symbols ?? 0), q.stale_symbols ? "state-stale" : ""],
+          ["delisted", list(h.delisted), h.delisted && h.delisted.length ? "state-delisted" : ""],
+          ["unknown instruments", list(h.unknown_instruments)],
+        ]));
+      }));
       const subs = Object.entries((s.hub && s.hub.subscribers) || {}).filter(([, v]) => v.kind === "queued");
       backlog.replaceChildren(kv(subs.map(([name, v]) => [name, `${f.count(v.depth)} queued · ${f.count(v.dropped)} dropped`])));
     } else {
