@@ -74,3 +74,27 @@ def test_demo_bad_markets_event_pace_and_config(
     missing = tmp_path / "nope.yaml"
     assert main(["demo", "--config", str(missing)]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+def test_perpetual_adds_a_5x_perp_market_with_shorts(tmp_path: Path) -> None:
+    """--perpetual streams BTC-USDT-PERP after the spot markets and trades it 5x isolated
+    with shorts allowed; a --config override still wins."""
+    assert demo_symbols(2, perpetual=True) == ("BTC-USDT", "ETH-USDT", "BTC-USDT-PERP")
+    settings = demo_settings(
+        _args(perpetual=True),
+        sim=SIM,
+        db_path=tmp_path / "d.db",
+        port=18082,
+        token="t" * 20,
+        user={"trading": {"allow_short": False}},
+    )
+    assert settings.exchanges[0].symbols[-1] == "BTC-USDT-PERP"
+    assert settings.trading.max_leverage == 5.0
+    override = settings.trading.overrides["BTC-USDT-PERP"]
+    assert (override.leverage, override.margin_mode) == (5.0, "isolated")
+    assert settings.trading.allow_short is False
+    plain = demo_settings(
+        _args(), sim=SIM, db_path=tmp_path / "e.db", port=18083, token="t" * 20, user={}
+    )
+    assert "BTC-USDT-PERP" not in plain.exchanges[0].symbols
+    assert plain.trading.overrides == {}
