@@ -96,6 +96,7 @@ def test_market_view_two_minutes_bounded_then_reconnects_after_a_restart(
     first, mid, last = samples[0], samples[len(samples) // 2], samples[-1]
     with capsys.disabled():
         print(f"\nover {RUN_S:.0f} s: start {first}, middle {mid}, end {last}")
+        print("listeners per sample:", [int(s["listeners"]) for s in samples])
         print(f"chart updates {reacts} in {frames} frames; anomalies stored: {stored}")
     shot(page, tmp_path, "market-after-two-minutes", capsys)
     assert page.console.errors == []  # type: ignore[attr-defined]
@@ -106,7 +107,11 @@ def test_market_view_two_minutes_bounded_then_reconnects_after_a_restart(
     assert last["nodes"] - mid["nodes"] < 800, samples
     # the heap may grow by what the capped lists still take in, not by half again
     assert last["heap_mb"] - mid["heap_mb"] < 0.5 * mid["heap_mb"], samples
-    assert last["listeners"] - mid["listeners"] < 100, samples
+    # plotly switches between listener sets as it redraws (127 and 225 seen): a leak would
+    # climb sample after sample, so the second half may not exceed the first half's peak by much
+    half = len(samples) // 2
+    peak_before = max(s["listeners"] for s in samples[:half])
+    assert max(s["listeners"] for s in samples[half:]) <= peak_before + 150, samples
 
     # the daemon restarts on the same port: the page says offline, then reconnects
     opens = int(page.get_attribute("#live", "data-opens") or 0)

@@ -91,8 +91,9 @@ export function anomalyValue(a) {
     case "book_imbalance":
     case "volume_imbalance":
       return `${fmt(2, 2).format(num(a.value))} imbalance`;
+    case "whale_burst": // value: the whale trades inside the burst window
+      return `${fmt(0, 0).format(num(a.value))} whale trades`;
     case "whale":
-    case "whale_burst":
     case "liquidations":
       return `${fmt(0, 0).format(num(a.value))} notional`;
     default:
