@@ -510,7 +510,12 @@ def _build_feeds(
     if settings.bus.role == "brain":  # the collectors run the exchange feeds
         from cryptomon.bus.source import BusFeedSource
 
-        bus_source = BusFeedSource(config=settings.bus, hub=hub, clock=clock)
+        bus_source = BusFeedSource(
+            config=settings.bus,
+            hub=hub,
+            clock=clock,
+            registry=None if market is None else market.registry,
+        )
         return FeedManager([bus_source], hub=hub, clock=clock, market=market)
     sources = build_sources(settings.exchanges, hub=hub, clock=clock, market=market)
     return FeedManager(sources, hub=hub, clock=clock, market=market)

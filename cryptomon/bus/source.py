@@ -36,6 +36,8 @@ from cryptomon.config import BusConfig
 from cryptomon.events import FeedState, FeedStatus
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.hub import Hub
+from cryptomon.market.registry import InstrumentRegistry
+from cryptomon.market.specs_file import SpecsFileError, spec_from_dict
 
 log = structlog.get_logger()
 
@@ -129,8 +131,16 @@ class BusFeedSource:
     exchange = "bus"
     name = "feed:bus"
 
-    def __init__(self, *, config: BusConfig, hub: Hub, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        config: BusConfig,
+        hub: Hub,
+        clock: Clock,
+        registry: InstrumentRegistry | None = None,
+    ) -> None:
         self.config = config
+        self.registry = registry  # the brain's specs: the collectors' own, as they announce
         self.hub = hub
         self.clock = clock
         self.bus_health = BusHealth(
@@ -248,6 +258,28 @@ class BusFeedSource:
     async def _on_instruments(self, msg: Msg) -> None:
         try:
             info = json.loads(msg.data)
-            self.instruments[str(info["exchange"])] = list(info["instruments"])
-        except (ValueError, KeyError, TypeError):
+            exchange = str(info["exchange"])
+            entries = list(info["instruments"])
+            specs = [
+                spec_from_dict(entry, f"{msg.subject}[{n}]") for n, entry in enumerate(entries)
+            ]
+        except (ValueError, KeyError, TypeError, SpecsFileError) as exc:
             self.counters["bad"] += 1
+            log.warning("bus.instruments_unreadable", subject=msg.subject, error=str(exc))
+            return
+        self.instruments[exchange] = entries
+        if self.registry is not None:
+            self.registry.add(specs)  # sizing, units and risk on the brain use the same specs
+
+    def remote_feeds(self) -> dict[str, dict[str, Any]]:
+        """Each exchange's feed health as its collector last reported it (channels, quality
+        counters, delisted, unknown instruments), with ``collector`` and ``age_s``: the
+        brain's ``/api/v1/feeds``, ``/metrics`` and dashboard list them beside ``bus``."""
+        now = self.clock.time()
+        out: dict[str, dict[str, Any]] = {}
+        for name, info in self.bus_health.collectors.items():
+            age = round(now - float(info.get("ts", now)), 3)
+            for exchange, snap in (info.get("feeds") or {}).items():
+                if isinstance(snap, dict):
+                    out[str(exchange)] = {**snap, "collector": name, "age_s": age}
+        return out

@@ -9,7 +9,7 @@ from cryptomon.bus.outbound import to_message
 from cryptomon.commands.run import with_role
 from cryptomon.config import Settings
 from cryptomon.errors import ConfigError
-from cryptomon.events import Anomaly, BookSnapshot, Funding, Severity, Ticker, Trade
+from cryptomon.events import Anomaly, BookSnapshot, FlaggedTrade, Funding, Severity, Ticker, Trade
 from cryptomon.ids import anomaly_id, signal_id
 
 EX, SYM = "binance", "BTC-USDT"
@@ -138,3 +138,41 @@ def test_run_role_overrides_the_config() -> None:
     settings = Settings()
     assert with_role(settings, "brain").bus.role == "brain"
     assert with_role(settings, None).bus.role == "all"
+
+
+def test_flagged_trades_travel_with_their_trade_and_flag() -> None:
+    """A trade the quality layer flagged (history, bad print) decodes to an equal FlaggedTrade
+    wrapping an equal Trade, in order with the other kinds."""
+    trade = Trade(
+        exchange=EX,
+        symbol=SYM,
+        ts=1.0,
+        ts_recv=2.0,
+        price=3.0,
+        amount=0.5,
+        side="sell",
+        trade_id="7",
+        notional=1.5,
+    )
+    flagged = FlaggedTrade(
+        exchange=EX, symbol=SYM, ts=1.0, ts_recv=2.0, trade=trade, flag="historical"
+    )
+    evs = [flagged, *events(), flagged]
+    batch = decode(encode(evs, collector="c", seq=3, exchange=EX, symbol=SYM))
+    assert batch.events == evs
+    assert batch.kinds["FlaggedTrade"] == 2
+
+
+def test_a_truncated_or_inconsistent_batch_is_a_codec_error() -> None:
+    """A message cut short, with bytes left over, or with a column of the wrong length is a
+    CodecError, never an exception from inside the decoder."""
+    good = encode(events(), collector="c", seq=1, exchange=EX, symbol=SYM)
+    with pytest.raises(CodecError, match="do not fit"):
+        decode(good[:-8])
+    with pytest.raises(CodecError, match="after the last column"):
+        decode(good + b"\x00" * 8)
+    one = encode(events()[:1], collector="c", seq=1, exchange=EX, symbol=SYM)
+    bad = one.replace(b'"side":["buy"]', b'"side":["buy","sell"]')
+    size = len(bad) - (len(one) - int.from_bytes(one[:4], "little"))
+    with pytest.raises(CodecError, match="'side' has 2 values"):
+        decode(size.to_bytes(4, "little") + bad[4:])
