@@ -432,9 +432,9 @@ def _build_trading(
         specs=specs,
     )
     if lease is not None:
-        from cryptomon.bus.roles import lease_risk_gate
+        from cryptomon.bus.roles import gate_trading
 
-        lease.on_change = lease_risk_gate(engine.context)
+        gate_trading(lease, engine.context, hub=hub)
     return signals, engine, lease
 
 

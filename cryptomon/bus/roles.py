@@ -19,6 +19,7 @@ from cryptomon.bus.http import CollectorHttp
 from cryptomon.bus.lease import LeasedBroker, TradingLease
 from cryptomon.clock import Clock
 from cryptomon.config import Settings
+from cryptomon.events import RiskEvent
 from cryptomon.feeds.manager import FeedManager, build_sources
 from cryptomon.feeds.specs import exchange_names, spec_sources
 from cryptomon.hub import Hub
@@ -102,6 +103,20 @@ def lease_risk_gate(context: EngineContext) -> Callable[[bool], None]:
             context.set_risk_state(RiskState.ACTIVE, "trading lease held")
 
     return apply
+
+
+def gate_trading(lease: TradingLease, context: EngineContext, *, hub: Hub) -> None:
+    """Keep the engine ``reducing`` whenever the lease is not held: on every lease report
+    and on every risk state change (the start-up reconciliation, an operator's resume), so a
+    standby brain is never ``active`` between two renewals."""
+    apply = lease_risk_gate(context)
+    lease.on_change = apply
+
+    def on_risk(event: RiskEvent) -> None:
+        if context.risk_state == RiskState.ACTIVE and not lease.held():
+            apply(False)
+
+    hub.subscribe(RiskEvent, on_risk, name="bus-lease.risk-gate")
 
 
 def leased(
