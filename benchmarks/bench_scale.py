@@ -4,9 +4,11 @@ Measured in the same run, on a private ``nats-server -js`` (free port, temporary
 
 - baseline: the single-process pipeline: the shared recordings (every exchange of
   ``bench_feeds.EXCHANGES``, looped for ``--seconds``) -> ReplayFeed (cryptofeed parse) ->
-  Converter -> hub -> every detector, events/s on the hub;
+  Converter with the market layer (units, quality guard) -> hub -> every detector, events/s
+  on the hub;
 - scale N (N = 1, 2): N collector *processes* (this script with ``--worker``) share the
-  exchanges (collector i replays exchanges i, i+N, ...) in a loop for ``--seconds`` and publish
+  exchanges (collector i replays exchanges i, i+N, ...) through the same market layer in a
+  loop for ``--seconds`` and publish
   columnar batches on JetStream (``bus.batch_linger_s`` = ``--linger``, default 5 ms: one batch
   per symbol per loop turn holds ~1.4 events on these recordings, and a JetStream publish costs
   more than the events in it); the brain (this process) consumes them through its durable
@@ -43,16 +45,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench_feeds import EXCHANGES, default_data
+from bench_feeds import EXCHANGES, LOOPED, default_data
 
 from cryptomon.bus.codec import Batch
 from cryptomon.bus.collector import CollectorPublisher
 from cryptomon.bus.source import BusFeedSource
 from cryptomon.clock import LiveClock
-from cryptomon.config import AnomalyDetectionConfig, BusConfig, ExchangeConfig
+from cryptomon.config import AnomalyDetectionConfig, BusConfig
 from cryptomon.detect.engine import DetectorEngine
-from cryptomon.events import MARKET_DATA
-from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
+from cryptomon.events import MARKET_DATA, FlaggedTrade
 from cryptomon.hub import Hub
 
 
@@ -61,15 +62,14 @@ def files_of(data: Path, exchange: str) -> list[str]:
 
 
 async def replay_loop(hub: Hub, exchanges: list[str], seconds: float) -> int:
-    """Replay ``exchanges`` again and again for ``seconds``; the callbacks handled."""
-    clock, data, callbacks = LiveClock(), default_data(), 0
+    """Replay ``exchanges`` again and again for ``seconds`` through the market layer a daemon
+    runs (instrument units and the quality guard; each loop shifted in time and trade ids so
+    it is new data, as in bench_feeds); the callbacks handled."""
+    data, callbacks = default_data(), 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         for exchange in exchanges:
-            cfg = ExchangeConfig(
-                name=exchange.lower(), source="replay", files=files_of(data, exchange)
-            )
-            feed = ReplayFeed(cfg, feed_class=replay_feed_class(exchange), hub=hub, clock=clock)
+            feed = LOOPED.feed_for(exchange, files_of(data, exchange), hub)
             await feed.start()
             await feed.done.wait()
             await feed.stop()
@@ -83,7 +83,7 @@ def counter(hub: Hub) -> list[int]:
     def count(_: Any) -> None:
         seen[0] += 1
 
-    hub.subscribe(MARKET_DATA, count, name="bench-count")
+    hub.subscribe([*MARKET_DATA, FlaggedTrade], count, name="bench-count")
     return seen
 
 

@@ -204,37 +204,74 @@ def decode(data: bytes) -> Batch:
         raise CodecError(f"not a market-data batch ({exc!r})") from None
 
 
+_PLANS: dict[tuple[str, tuple[str, ...], tuple[str, ...]], tuple[Any, ...]] = {}
+_PLANS_MAX = 4096  # distinct (kind, packed, loose) shapes remembered
+
+
+def _plan(kind: str, packed: list[str], loose: dict[str, Any]) -> tuple[Any, ...]:
+    """How to build ``kind``'s events from a group with these packed float columns and these
+    loose (JSON) columns: ``(layout, sources, tuples)`` where each source is the packed
+    column's index or the loose column's name, in the constructor's order. Computed once per
+    shape (a handful per venue), so a batch pays a dict lookup, not a walk over field names."""
+    key = (kind, tuple(packed), tuple(loose))
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    lay = _TRADE if kind == _FLAGGED else LAYOUTS.get(kind)
+    if lay is None:
+        raise CodecError(f"unknown event kind {kind!r}, expected one of {[*LAYOUTS, _FLAGGED]}")
+    index = {name: i for i, name in enumerate(packed)}
+    sources: list[int | str] = []
+    for name in lay.names[2:]:
+        if name in index:
+            sources.append(index[name])
+        elif name in loose:
+            sources.append(name)
+        else:
+            raise CodecError(f"{kind}: no column {name!r}")
+    extra = set(loose) - set(lay.names) - ({"flag"} if kind == _FLAGGED else set())
+    if extra:
+        raise CodecError(f"{kind}: unknown columns {sorted(extra)}")
+    tuples = tuple(name for name in lay.tuples if name in loose)
+    plan = (lay, tuple(sources), tuples)
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
 def _decode_group(
     group: dict[str, Any], data: bytes, offset: int, exchange: str, symbol: str
 ) -> tuple[list[Event], int]:
     kind = group["k"]
-    lay = _TRADE if kind == _FLAGGED else LAYOUTS.get(kind)
-    if lay is None:
-        raise CodecError(f"unknown event kind {kind!r}, expected one of {[*LAYOUTS, _FLAGGED]}")
-    n = int(group["n"])
-    columns: dict[str, Any] = dict(group["o"])
-    flags = columns.pop("flag", None) if kind == _FLAGGED else None
+    loose: dict[str, Any] = group["o"]
     packed = group["f"]
+    lay, sources, tuples = _plan(kind, packed, loose)
+    n = int(group["n"])
     end = offset + 8 * n * len(packed)
     if end > len(data):
         raise CodecError(f"{kind}: {len(packed)} float columns of {n} values do not fit")
     flat = _unpack(data[offset:end])
-    for i, name in enumerate(packed):
-        columns[name] = flat[i * n : (i + 1) * n]
-    for name in lay.tuples:
-        columns[name] = [tuple(tuple(item) for item in value) for value in columns[name]]
-    args = [repeat(exchange, n), repeat(symbol, n)]
-    for name in lay.names[2:]:
-        col = columns.get(name)
-        if col is None:
-            raise CodecError(f"{kind}: no column {name!r}")
+    for name, col in loose.items():
         if len(col) != n:
             raise CodecError(f"{kind}: column {name!r} has {len(col)} values, expected {n}")
-        args.append(col)
-    events: list[Event] = list(map(lay.make, *args))
-    if flags is not None:
-        if len(flags) != n:
-            raise CodecError(f"{kind}: column 'flag' has {len(flags)} values, expected {n}")
+    if tuples:
+        loose = dict(loose)
+        for name in tuples:
+            loose[name] = [tuple(map(tuple, value)) for value in loose[name]]
+    make = lay.make
+    if n == 1:  # the common batch on a quiet symbol: one event, no column slicing
+        events: list[Event] = [
+            make(
+                exchange, symbol, *[flat[s] if s.__class__ is int else loose[s][0] for s in sources]
+            )
+        ]
+    else:
+        args: list[Any] = [repeat(exchange, n), repeat(symbol, n)]
+        args.extend(flat[s * n : (s + 1) * n] if s.__class__ is int else loose[s] for s in sources)
+        events = list(map(make, *args))
+    if kind == _FLAGGED:
+        flags = loose["flag"]
         events = [
             _new_flagged(exchange, symbol, trade.ts, trade.ts_recv, trade, flag)
             for trade, flag in zip(events, flags, strict=True)

@@ -106,6 +106,22 @@ class BusHealth(FeedHealth):
         return out
 
 
+def delivered(msg: Msg) -> int:
+    """How many times JetStream delivered ``msg``, read from its ack subject
+    (``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or the 12-token
+    form with domain and account hash) without building nats-py's ``Metadata`` for every
+    message (~3-6 us of the brain's ~10 us per message)."""
+    tokens = (msg.reply or "").split(".")
+    try:
+        if len(tokens) == 9:
+            return int(tokens[4])
+        if len(tokens) >= 12:
+            return int(tokens[6])
+    except ValueError:
+        pass
+    return int(msg.metadata.num_delivered)  # another form: nats-py's parser decides
+
+
 class SeenBatches:
     """Bounded memory of ``(collector, seq)`` pairs already processed."""
 
@@ -233,7 +249,7 @@ class BusFeedSource:
             counters["bad"] += 1
             self.health.on_parse_error(exc, msg.subject)
             return
-        if msg.metadata.num_delivered > 1:
+        if delivered(msg) > 1:
             counters["redelivered"] += 1
         if not self.seen.add((batch.collector, batch.seq)):
             counters["duplicates"] += 1

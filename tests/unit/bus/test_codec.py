@@ -176,3 +176,19 @@ def test_a_truncated_or_inconsistent_batch_is_a_codec_error() -> None:
     size = len(bad) - (len(one) - int.from_bytes(one[:4], "little"))
     with pytest.raises(CodecError, match="'side' has 2 values"):
         decode(size.to_bytes(4, "little") + bad[4:])
+
+
+def test_delivery_count_is_read_from_both_ack_subject_forms() -> None:
+    """The brain's cheap delivery count agrees with nats-py's metadata on the 9-token and the
+    12-token (domain, account hash) JetStream ack subjects."""
+    from nats.aio.msg import Msg
+
+    from cryptomon.bus.source import delivered
+
+    for reply in (
+        "$JS.ACK.STREAM.consumer.3.120.110.1733380000000000000.42",
+        "$JS.ACK.hub.ACCHASH.STREAM.consumer.2.120.110.1733380000000000000.42.rand",
+    ):
+        msg = Msg(_client=None, subject="x", reply=reply)  # type: ignore[arg-type]
+        assert delivered(msg) == msg.metadata.num_delivered
+        assert delivered(msg) > 1
