@@ -16,8 +16,9 @@ Times are this process's CPU time (``time.process_time``), so other jobs on the 
 disturb them less than wall-clock time would; the recordings are replayed ``--passes`` times
 (shifted in time and ids) for a larger sample.
 
-Ratio = floor / value (1.0: decoding is free). Target: >= 0.7 (decoding adds at most ~40% to
-the brain's floor).
+Ratio = floor / value (1.0: decoding is free). Target: value >= 100k events/s, the issue's
+promise for the whole bus, which one brain's core has to carry (the fetch and ack through
+nats-py come on top: ``bench_scale``'s saturated brain).
 
 Usage: python benchmarks/bench_bus_decode.py [--rounds 5] [--passes 3] [--linger 0.005]
 """
@@ -163,7 +164,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "unit": "events/s (decode + hub + detectors, one core)",
         "baseline": round(1 / base),
         "ratio": round(base / value, 3),
-        "target": ">= 0.7",
+        "target": "value >= 100000",
     }
 
 

@@ -192,3 +192,21 @@ def test_delivery_count_is_read_from_both_ack_subject_forms() -> None:
         msg = Msg(_client=None, subject="x", reply=reply)  # type: ignore[arg-type]
         assert delivered(msg) == msg.metadata.num_delivered
         assert delivered(msg) > 1
+
+
+def test_unknown_kinds_and_columns_are_codec_errors_naming_them() -> None:
+    """A group of an unknown kind, or with a column the kind does not have, is a CodecError
+    that names the kind or the column."""
+    one = encode(events()[:1], collector="c", seq=1, exchange=EX, symbol=SYM)
+
+    def with_header(old: bytes, new: bytes) -> bytes:
+        size = int.from_bytes(one[:4], "little")
+        head = one[4 : 4 + size].replace(old, new)
+        return len(head).to_bytes(4, "little") + head + one[4 + size :]
+
+    with pytest.raises(CodecError, match="unknown event kind 'Gossip'"):
+        decode(with_header(b'"k":"Trade"', b'"k":"Gossip"'))
+    with pytest.raises(CodecError, match="mood"):
+        decode(with_header(b'"side":["buy"]', b'"side":["buy"],"mood":["calm"]'))
+    with pytest.raises(CodecError, match=r"\|"):
+        decode(with_header(b'"f":["ts",', b'"f":["|","ts",'))
