@@ -116,6 +116,10 @@ async def test_two_collectors_and_a_brain_see_what_one_process_sees(
                 metrics = await resp.text()
         assert health["collector_id"] == "c0"
         assert 'cryptomon_bus_dropped_events_total{collector="c0"} 0' in metrics
+        assert (
+            'cryptomon_feed_quality_total{collector="c0",exchange="binance_futures",'
+            'kind="duplicates"} 0'
+        ) in metrics
         assert got == expected
         assert source.counters["duplicates"] == 0
         market_kinds = {k: v for k, v in source.bus_health.by_kind.items() if k != "FeedStatus"}
