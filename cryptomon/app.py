@@ -432,9 +432,9 @@ def _build_trading(
         specs=specs,
     )
     if lease is not None:
-        from cryptomon.bus.roles import lease_risk_gate
+        from cryptomon.bus.roles import gate_trading
 
-        lease.on_change = lease_risk_gate(engine.context)
+        gate_trading(lease, engine.context, hub=hub)
     return signals, engine, lease
 
 
@@ -510,7 +510,12 @@ def _build_feeds(
     if settings.bus.role == "brain":  # the collectors run the exchange feeds
         from cryptomon.bus.source import BusFeedSource
 
-        bus_source = BusFeedSource(config=settings.bus, hub=hub, clock=clock)
+        bus_source = BusFeedSource(
+            config=settings.bus,
+            hub=hub,
+            clock=clock,
+            registry=None if market is None else market.registry,
+        )
         return FeedManager([bus_source], hub=hub, clock=clock, market=market)
     sources = build_sources(settings.exchanges, hub=hub, clock=clock, market=market)
     return FeedManager(sources, hub=hub, clock=clock, market=market)

@@ -163,6 +163,49 @@ def feed_metrics(health: Mapping[str, Any]) -> Iterator[Metric]:
     yield live
     yield quality
     yield symbols
+    yield from _collector_metrics(health)
+
+
+_COLLECTOR = {
+    "published_events": ("cryptomon_bus_collector_published_events", True, "events published"),
+    "dropped_events": (
+        "cryptomon_bus_collector_dropped_events",
+        True,
+        "market data dropped beyond the buffer while NATS was away",
+    ),
+    "buffered_batches": ("cryptomon_bus_collector_buffered_batches", False, "batches waiting"),
+    "connected": ("cryptomon_bus_collector_connected", False, "1 while connected to NATS"),
+}
+
+
+def _collector_metrics(health: Mapping[str, Any]) -> Iterator[Metric]:
+    """A brain: each collector's publisher counters (``collector`` label) and which collector
+    feeds each exchange (``cryptomon_bus_collector_report_age_seconds``), from the health the
+    collectors send over the bus (the bus source's ``collectors``)."""
+    fams = {k: _family(n, c, d, ["collector"]) for k, (n, c, d) in _COLLECTOR.items()}
+    age = GaugeMetricFamily(
+        "cryptomon_bus_collector_report_age_seconds",
+        "seconds since the collector feeding this exchange last reported its health",
+        labels=["collector", "exchange"],
+    )
+    found = False
+    for exchange, snap in health.items():
+        if not isinstance(snap, Mapping):
+            continue
+        if isinstance(snap.get("collector"), str) and num(snap.get("age_s")) is not None:
+            found = True
+            age.add_metric([snap["collector"], str(exchange)], float(snap["age_s"]))
+        collectors = snap.get("collectors")
+        for name, info in collectors.items() if isinstance(collectors, Mapping) else ():
+            stats = _m(info, "nats")
+            for key, fam in fams.items():
+                v = num(_m(stats, key))
+                if v is not None:
+                    found = True
+                    fam.add_metric([str(name)], v)
+    if found:
+        yield from fams.values()
+        yield age
 
 
 def _quality_metrics(exchange: str, snap: Mapping[str, Any], quality: Any, symbols: Any) -> None:

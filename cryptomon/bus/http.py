@@ -40,6 +40,22 @@ def _metrics_text(health: dict[str, Any]) -> str:
             f'cryptomon_feed_messages_total{{collector="{collector}",exchange="{exchange}"}} '
             f"{feed.get('messages', 0)}"
         )
+    lines.append("# TYPE cryptomon_feed_quality_total counter")
+    for exchange, feed in health["feeds"].items():
+        for kind, value in (feed.get("quality") or {}).items():
+            if kind != "stale_symbols":
+                lines.append(
+                    f'cryptomon_feed_quality_total{{collector="{collector}",'
+                    f'exchange="{exchange}",kind="{kind}"}} {value}'
+                )
+    lines.append("# TYPE cryptomon_feed_stale_symbols gauge")
+    for exchange, feed in health["feeds"].items():
+        stale = (feed.get("quality") or {}).get("stale_symbols")
+        if stale is not None:
+            lines.append(
+                f'cryptomon_feed_stale_symbols{{collector="{collector}",exchange="{exchange}"}} '
+                f"{stale}"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -164,4 +164,8 @@ class FeedManager:
             snap = out[src.exchange]
             snap["unknown_instruments"] = sorted(s for ex, s in unknown if ex == src.exchange)
             snap["delisted"] = sorted(getattr(src, "delisted", ()))
+            remote = getattr(src, "remote_feeds", None)  # a brain: each collector's exchanges
+            if remote is not None:
+                for exchange, info in remote().items():
+                    out.setdefault(exchange, info)
         return out

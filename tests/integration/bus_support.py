@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from cryptomon.events import MARKET_DATA
+from cryptomon.events import MARKET_DATA, FlaggedTrade
 from cryptomon.hub import Hub
 
 CLI = [sys.executable, "-m", "cryptomon"]
@@ -125,11 +125,12 @@ async def terminate(proc: asyncio.subprocess.Process) -> int:
 
 
 def count_kinds(hub: Hub) -> Counter[str]:
-    """Market data events published on ``hub``, per kind (counted from now on)."""
+    """Market data events and flagged trades published on ``hub``, per kind (counted from
+    now on)."""
     counts: Counter[str] = Counter()
 
     def seen(event: Any) -> None:
         counts[type(event).__name__] += 1
 
-    hub.subscribe(MARKET_DATA, seen, name="test-count")
+    hub.subscribe((*MARKET_DATA, FlaggedTrade), seen, name="test-count")
     return counts

@@ -19,7 +19,7 @@ from cryptomon.bus.collector import CollectorPublisher
 from cryptomon.bus.connect import events_stream, meta_stream
 from cryptomon.bus.lease import LeasedBroker, TradingLease
 from cryptomon.bus.outbound import EventPublisher
-from cryptomon.bus.roles import LEASE_REASON, lease_risk_gate
+from cryptomon.bus.roles import LEASE_REASON, gate_trading, lease_risk_gate
 from cryptomon.clock import LiveClock
 from cryptomon.config import BusConfig
 from cryptomon.events import Anomaly, Fill, OrderIntent, Severity, Trade
@@ -122,6 +122,23 @@ async def test_losing_the_lease_makes_the_engine_reducing_and_holding_it_active(
     apply(True)
     apply(False)
     assert engine.risk_state == RiskState.HALTED
+
+
+def test_a_standby_engine_is_never_active_without_the_lease() -> None:
+    """Without the lease, the engine's own return to active (the start-up reconciliation, a
+    resume) is turned back to reducing at once, not at the next lease renewal; with it, the
+    engine may be active."""
+    engine, _, hub, _, clock = paper_engine()
+    config = BusConfig.model_validate({"role": "brain"})
+    lease = TradingLease(config=config, clock=clock, hub=hub)
+    gate_trading(lease, engine.context, hub=hub)
+    engine.context.set_risk_state(RiskState.ACTIVE, "reconciled with the broker")
+    assert engine.risk_state == RiskState.REDUCING
+    assert engine.state_reason == LEASE_REASON
+    lease.valid_until = clock.monotonic() + 5  # as a successful renewal sets it
+    assert lease.on_change is not None
+    lease.on_change(True)
+    assert engine.risk_state == RiskState.ACTIVE
 
 
 @pytest.mark.asyncio

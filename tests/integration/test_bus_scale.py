@@ -16,10 +16,8 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from cryptomon.app import build_app
-from cryptomon.clock import LiveClock
-from cryptomon.config import ExchangeConfig, Settings
-from cryptomon.feeds.manager import FeedManager, build_sources
-from cryptomon.hub import Hub
+from cryptomon.bus.collector import CollectorPublisher
+from cryptomon.config import Settings
 from tests.integration.bus_support import (
     NatsServer,
     bus_section,
@@ -36,16 +34,28 @@ pytestmark = pytest.mark.timeout(120)
 TOKEN = "scale-test-token-0123456789"
 
 
-async def single_process_counts(exchanges: list[dict[str, Any]]) -> Counter[str]:
-    """What one process sees from the same recordings: market data per kind on its hub."""
-    hub, clock = Hub(), LiveClock()
-    counts = count_kinds(hub)
-    configs = [ExchangeConfig.model_validate(cfg) for cfg in exchanges]
-    feeds = FeedManager(build_sources(configs, hub=hub, clock=clock), hub=hub, clock=clock)
-    await feeds.start()
-    await feeds.wait_replays()
-    await feeds.stop()
-    return counts
+async def single_process_counts(
+    tmp: Path, exchanges: list[dict[str, Any]]
+) -> tuple[Counter[str], dict[str, Any]]:
+    """What one process (``role: all``, the default daemon) sees from the same recordings:
+    market data and flagged trades per kind on its hub, and each feed's health."""
+    app = build_app(
+        Settings.model_validate(
+            {
+                "exchanges": exchanges,
+                "api": {"enabled": False},
+                "database": {"url": f"sqlite+aiosqlite:///{tmp / 'single.db'}"},
+            }
+        )
+    )
+    counts = count_kinds(app.hub)
+    await app.start()
+    try:
+        await app.services.feeds.wait_replays()  # type: ignore[union-attr]
+        health = app.services.feeds.health()  # type: ignore[union-attr]
+    finally:
+        await app.stop()
+    return counts, health
 
 
 def brain_settings(tmp: Path, bus: dict[str, Any], **extra: Any) -> Settings:
@@ -70,8 +80,16 @@ async def test_two_collectors_and_a_brain_see_what_one_process_sees(
     await server.start()
     bus = bus_section(server.url)
     ex1, ex2 = replay_exchange(shared_data, "BINANCE_FUTURES"), replay_exchange(shared_data, "OKX")
-    expected = await single_process_counts([ex1, ex2])
-    brain = build_app(brain_settings(tmp_path, bus))
+    expected, single_health = await single_process_counts(tmp_path, [ex1, ex2])
+    assert expected["FlaggedTrade"] > 0  # the quality layer is on the compared path
+    brain_port = free_port()
+    brain = build_app(
+        brain_settings(
+            tmp_path,
+            bus,
+            api={"port": brain_port, "tokens": [{"name": "t", "token": TOKEN, "scopes": ["read"]}]},
+        )
+    )
     got = count_kinds(brain.hub)
     await brain.start()
     port = free_port()
@@ -98,11 +116,38 @@ async def test_two_collectors_and_a_brain_see_what_one_process_sees(
                 metrics = await resp.text()
         assert health["collector_id"] == "c0"
         assert 'cryptomon_bus_dropped_events_total{collector="c0"} 0' in metrics
+        assert (
+            'cryptomon_feed_quality_total{collector="c0",exchange="binance_futures",'
+            'kind="duplicates"} 0'
+        ) in metrics
         assert got == expected
         assert source.counters["duplicates"] == 0
         market_kinds = {k: v for k, v in source.bus_health.by_kind.items() if k != "FeedStatus"}
         assert market_kinds == dict(expected)
         assert set(source.instruments) == {"binance_futures", "okx"}
+        # the brain's registry holds the collectors' specs (sizing and risk use them)
+        registry = brain.services.instruments
+        assert registry is not None
+        assert registry.specs("okx")
+
+        # each collector's quality counters reach the brain's feed health and /metrics
+        def quality() -> dict[str, Any]:
+            feeds = brain.services.feeds.health()  # type: ignore[union-attr]
+            return {ex: (feeds[ex]["collector"], feeds[ex]["quality"]) for ex in single_health}
+
+        want = {ex: (f"c{n}", single_health[ex]["quality"]) for n, ex in enumerate(single_health)}
+        await wait_until(lambda: quality() == want, message="quality in the collectors' health")
+        async with aiohttp.ClientSession() as http:
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            async with http.get(f"http://127.0.0.1:{brain_port}/metrics", headers=auth) as resp:
+                brain_metrics = await resp.text()
+        historical = single_health["okx"]["quality"]["historical"]
+        assert historical == expected["FlaggedTrade"]
+        assert (
+            f'cryptomon_feed_quality_total{{exchange="okx",kind="historical"}} {historical}.0'
+            in brain_metrics
+        )
+        assert 'cryptomon_bus_collector_connected{collector="c1"} 1.0' in brain_metrics
     finally:
         codes = [await terminate(proc) for proc in procs]
         await brain.stop()
@@ -227,8 +272,8 @@ async def test_brain_kill9_resumes_after_what_it_acknowledged(
     spawned: list[asyncio.subprocess.Process] = []
     try:
         await collector.services.feeds.wait_replays()  # type: ignore[union-attr]
-        publisher = collector.components[1]
-        await wait_until(lambda: not publisher.queue, message="collector drained")  # type: ignore[attr-defined]
+        (publisher,) = [c for c in collector.components if isinstance(c, CollectorPublisher)]
+        await wait_until(lambda: not publisher.queue, message="collector drained")
         stored, _ = await stream_state(server.url, bus)
         auth = {"Authorization": f"Bearer {TOKEN}"}
         async with aiohttp.ClientSession(headers=auth) as http:

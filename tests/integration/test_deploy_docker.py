@@ -235,7 +235,8 @@ def _interpolate(value: str, env: dict[str, str]) -> str:
 
 def test_compose_profiles_daemon_with_postgres_and_monitoring(compose: dict[str, Any]) -> None:
     """Default profile: the daemon and PostgreSQL; ``monitoring`` adds Prometheus and Grafana;
-    dependencies name existing services; named volumes are declared."""
+    ``scale`` adds NATS and 2 collectors; dependencies name existing services; named volumes
+    are declared."""
     services = compose["services"]
     default = {n for n, s in services.items() if not s.get("profiles")}
     assert default == {"crypto-monitor", "postgres"}
@@ -243,6 +244,12 @@ def test_compose_profiles_daemon_with_postgres_and_monitoring(compose: dict[str,
         "prometheus",
         "grafana",
     }
+    assert {n for n, s in services.items() if s.get("profiles") == ["scale"]} == {
+        "nats",
+        "collector-1",
+        "collector-2",
+    }
+    assert not (DEPLOY / "docker-compose.scale.yml").exists()  # one compose file
     for svc in services.values():
         for dep in svc.get("depends_on", []):
             assert dep in services
@@ -300,3 +307,48 @@ def test_compose_ports_urls_and_secrets_agree_with_the_image(
     pg = services["postgres"]["environment"]
     assert f"{pg['POSTGRES_USER']}:" in url
     assert url.endswith(f"/{pg['POSTGRES_DB']}")
+
+
+def test_compose_scale_profile_turns_the_daemon_into_the_brain_of_two_collectors(
+    compose: dict[str, Any],
+) -> None:
+    """``scale``: the daemon service itself becomes the brain (CRYPTOMON_ROLE, so a single
+    process and a brain never run together), waits for NATS only when NATS is in the profile,
+    and with the collectors points at the NATS service's JetStream port; each collector runs
+    ``run --role collector`` with its own id and exchanges that the config accepts."""
+    from cryptomon.config import load_settings
+
+    services = compose["services"]
+    env = _env_example()
+    daemon = services["crypto-monitor"]
+    nats = services["nats"]
+    assert "-js" in nats["command"]
+    nats_port = nats["ports"][0].rsplit(":", 1)[1]
+    assert daemon["depends_on"]["nats"] == {"condition": "service_healthy", "required": False}
+    role = daemon["environment"]["CRYPTOMON_BUS__ROLE"]
+    assert role == "${CRYPTOMON_ROLE:-all}"
+    assert _interpolate(role, env) == "all"  # the default .env: one process
+    brain = load_settings(
+        None,
+        environ={
+            **{k: _interpolate(str(v), env) for k, v in daemon["environment"].items()},
+            "CRYPTOMON_BUS__ROLE": "brain",
+        },
+    )
+    assert brain.bus.role == "brain"
+    assert brain.bus.nats_url == f"nats://nats:{nats_port}"
+    ids = set()
+    for name in ("collector-1", "collector-2"):
+        svc = services[name]
+        assert svc["command"][:3] == ["run", "--role", "collector"]
+        assert build_parser().parse_args(svc["command"]).role == "collector"
+        assert svc["depends_on"] == {"nats": {"condition": "service_healthy"}}
+        assert svc["image"] == daemon["image"]
+        assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
+        values = {k: _interpolate(str(v), env) for k, v in svc["environment"].items()}
+        settings = load_settings(None, environ=values)
+        assert settings.bus.nats_url == f"nats://nats:{nats_port}"
+        assert settings.exchanges, f"{name}: no exchanges"
+        ids.add(settings.bus.collector_id)
+    assert ids == {"collector-1", "collector-2"}
+    assert "nats-data" in compose["volumes"]

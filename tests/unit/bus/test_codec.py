@@ -9,7 +9,7 @@ from cryptomon.bus.outbound import to_message
 from cryptomon.commands.run import with_role
 from cryptomon.config import Settings
 from cryptomon.errors import ConfigError
-from cryptomon.events import Anomaly, BookSnapshot, Funding, Severity, Ticker, Trade
+from cryptomon.events import Anomaly, BookSnapshot, FlaggedTrade, Funding, Severity, Ticker, Trade
 from cryptomon.ids import anomaly_id, signal_id
 
 EX, SYM = "binance", "BTC-USDT"
@@ -138,3 +138,75 @@ def test_run_role_overrides_the_config() -> None:
     settings = Settings()
     assert with_role(settings, "brain").bus.role == "brain"
     assert with_role(settings, None).bus.role == "all"
+
+
+def test_flagged_trades_travel_with_their_trade_and_flag() -> None:
+    """A trade the quality layer flagged (history, bad print) decodes to an equal FlaggedTrade
+    wrapping an equal Trade, in order with the other kinds."""
+    trade = Trade(
+        exchange=EX,
+        symbol=SYM,
+        ts=1.0,
+        ts_recv=2.0,
+        price=3.0,
+        amount=0.5,
+        side="sell",
+        trade_id="7",
+        notional=1.5,
+    )
+    flagged = FlaggedTrade(
+        exchange=EX, symbol=SYM, ts=1.0, ts_recv=2.0, trade=trade, flag="historical"
+    )
+    evs = [flagged, *events(), flagged]
+    batch = decode(encode(evs, collector="c", seq=3, exchange=EX, symbol=SYM))
+    assert batch.events == evs
+    assert batch.kinds["FlaggedTrade"] == 2
+
+
+def test_a_truncated_or_inconsistent_batch_is_a_codec_error() -> None:
+    """A message cut short, with bytes left over, or with a column of the wrong length is a
+    CodecError, never an exception from inside the decoder."""
+    good = encode(events(), collector="c", seq=1, exchange=EX, symbol=SYM)
+    with pytest.raises(CodecError, match="do not fit"):
+        decode(good[:-8])
+    with pytest.raises(CodecError, match="after the last column"):
+        decode(good + b"\x00" * 8)
+    one = encode(events()[:1], collector="c", seq=1, exchange=EX, symbol=SYM)
+    bad = one.replace(b'"side":["buy"]', b'"side":["buy","sell"]')
+    size = len(bad) - (len(one) - int.from_bytes(one[:4], "little"))
+    with pytest.raises(CodecError, match="'side' has 2 values"):
+        decode(size.to_bytes(4, "little") + bad[4:])
+
+
+def test_delivery_count_is_read_from_both_ack_subject_forms() -> None:
+    """The brain's cheap delivery count agrees with nats-py's metadata on the 9-token and the
+    12-token (domain, account hash) JetStream ack subjects."""
+    from nats.aio.msg import Msg
+
+    from cryptomon.bus.source import delivered
+
+    for reply in (
+        "$JS.ACK.STREAM.consumer.3.120.110.1733380000000000000.42",
+        "$JS.ACK.hub.ACCHASH.STREAM.consumer.2.120.110.1733380000000000000.42.rand",
+    ):
+        msg = Msg(_client=None, subject="x", reply=reply)  # type: ignore[arg-type]
+        assert delivered(msg) == msg.metadata.num_delivered
+        assert delivered(msg) > 1
+
+
+def test_unknown_kinds_and_columns_are_codec_errors_naming_them() -> None:
+    """A group of an unknown kind, or with a column the kind does not have, is a CodecError
+    that names the kind or the column."""
+    one = encode(events()[:1], collector="c", seq=1, exchange=EX, symbol=SYM)
+
+    def with_header(old: bytes, new: bytes) -> bytes:
+        size = int.from_bytes(one[:4], "little")
+        head = one[4 : 4 + size].replace(old, new)
+        return len(head).to_bytes(4, "little") + head + one[4 + size :]
+
+    with pytest.raises(CodecError, match="unknown event kind 'Gossip'"):
+        decode(with_header(b'"k":"Trade"', b'"k":"Gossip"'))
+    with pytest.raises(CodecError, match="mood"):
+        decode(with_header(b'"side":["buy"]', b'"side":["buy"],"mood":["calm"]'))
+    with pytest.raises(CodecError, match=r"\|"):
+        decode(with_header(b'"f":["ts",', b'"f":["|","ts",'))

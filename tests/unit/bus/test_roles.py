@@ -11,8 +11,8 @@ from cryptomon.config import Settings
 
 
 def test_collector_role_runs_feeds_and_the_publisher_only(shared_data: Path) -> None:
-    """A collector builds the hub, the publisher, its /health server and the feeds; no store,
-    detection, trading or API."""
+    """A collector builds the hub, its instrument specs, the publisher, its /health server and
+    the feeds with the quality layer; no store, detection, trading or API."""
     files = [str(p) for p in sorted(shared_data.glob("OKX.*"))]
     settings = Settings.model_validate(
         {
@@ -21,7 +21,17 @@ def test_collector_role_runs_feeds_and_the_publisher_only(shared_data: Path) -> 
         }
     )
     app = build_app(settings)
-    assert [c.name for c in app.components] == ["hub", "bus-collector", "collector-http", "feeds"]
+    assert [c.name for c in app.components] == [
+        "hub",
+        "instruments",
+        "bus-collector",
+        "collector-http",
+        "feeds",
+    ]
+    assert app.services.feeds is not None
+    (okx,) = app.services.feeds.sources
+    assert okx.health.quality is not None  # history, duplicates, bad prints, staleness
+    assert okx.converter.units is not None  # type: ignore[attr-defined]
 
 
 def test_brain_role_consumes_the_bus_and_gates_the_broker_with_the_lease(tmp_path: Path) -> None:
