@@ -56,7 +56,8 @@ export function mount(root) {
       quality.replaceChildren(...Object.entries(s.feeds || {}).map(([ex, h]) => {
         const q = h.quality || {};
         const list = (xs) => (xs && xs.length ? xs.join(", ") : "none");
-        return el("div", {}, el("h3", { text: `${ex} · ${h.state}${h.connected ? "" : " (disconnected)"}` }), kv([
+        const via = h.collector ? ` · collector ${h.collector}, heard ${f.duration(h.age_s ?? 0)} ago` : "";
+        return el("div", {}, el("h3", { text: `${ex} · ${h.state}${h.connected ? "" : " (disconnected)"}${via}` }), kv([
           ["reconnects", f.count(h.reconnects)],
           ["bad prints quarantined", f.count(q.bad_prints ?? 0), q.bad_prints ? "state-stale" : ""],
           ["bad book tops", f.count(q.bad_books ?? 0)],
