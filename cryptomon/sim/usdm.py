@@ -5,12 +5,14 @@ Public: ``GET /fapi/v1/time``, ``exchangeInfo`` (contract fields), ``depth``,
 ``premiumIndex`` (mark price and funding). Signed (``X-MBX-APIKEY`` + HMAC-SHA256 over the
 parameters, ``timestamp``): ``leverage``, ``marginType``, ``symbolConfig``,
 ``leverageBracket``, ``positionSide/dual``, ``positionRisk`` (v2, v3), ``account``/``balance``
-(v2, v3), ``order`` (POST/GET/DELETE), ``openOrders``, ``userTrades``, ``income``.
+(v2, v3), ``order`` (POST/GET/DELETE), ``openOrders``, ``userTrades``, ``income``, and the
+conditional orders of the Algo Service (``algoOrder`` POST/GET/DELETE, ``openAlgoOrders``,
+``allAlgoOrders``: :mod:`cryptomon.sim.usdm_algo`).
 
 Prices are set by the test (:meth:`UsdmVenue.set_price`): market orders fill there at once,
-stop-market and take-profit-market orders rest until :meth:`UsdmVenue.set_price` crosses
-their trigger; :meth:`UsdmVenue.settle_funding` pays funding on the open positions at the
-mark. ``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that refuses).
+stop-market and take-profit-market orders (plain or algo) rest until the price crosses their
+trigger; :meth:`UsdmVenue.settle_funding` pays funding on the open positions at the mark.
+``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that refuses).
 """
 
 from __future__ import annotations
@@ -94,6 +96,11 @@ class UsdmVenue:
             web.get(f"{API}/openOrders", signed(b.open_orders)),
             web.get(f"{API}/userTrades", signed(b.user_trades)),
             web.get(f"{API}/income", signed(b.income)),
+            web.post(f"{API}/algoOrder", signed(b.new_algo)),
+            web.get(f"{API}/algoOrder", signed(b.get_algo)),
+            web.delete(f"{API}/algoOrder", signed(b.cancel_algo)),
+            web.get(f"{API}/openAlgoOrders", signed(b.open_algos)),
+            web.get(f"{API}/allAlgoOrders", signed(b.all_algos)),
         ]
 
     async def _time(self, _request: web.Request) -> web.Response:

@@ -197,6 +197,7 @@ class TradingEngine:
             restore_positions([(p.exchange, p.symbol, p.amount, p.avg_price) for p in held])
         for pos in ctx.portfolio.open_positions():
             self.protection.arm_default(pos)
+        self.protection.adopt_legs(ctx.book.open())
 
     async def _first_reconcile(self) -> None:
         ctx = self.context
