@@ -85,13 +85,6 @@ class UsdmBook:
             "symbols": [_symbol_info(s, b, q) for s, (b, q) in self.symbols.items()],
         }
 
-    def depth(self, params: dict[str, str]) -> dict[str, Any]:
-        price = self.price_of(params.get("symbol", ""))
-        tick = Decimal("0.1")
-        bids = [[str(price - tick * i), "5"] for i in range(5)]
-        asks = [[str(price + tick * i), "5"] for i in range(5)]
-        return {"lastUpdateId": 1, "E": 0, "T": 0, "bids": bids, "asks": asks}
-
     def premium(self, params: dict[str, str], now: int) -> Any:
         def one(symbol: str) -> dict[str, Any]:
             price = str(self.price_of(symbol))
