@@ -156,6 +156,7 @@ class OrderExecutor:
             info=info,
             contract=ctx.contract_terms(intent.exchange, intent.symbol),
             spec_known=ctx.market.spec_known(intent.exchange, intent.symbol),
+            spec=ctx.spec(intent.exchange, intent.symbol),
             delisted=ctx.market.is_delisted(intent.exchange, intent.symbol),
         )
         limits = ctx.runtime.limits
