@@ -53,7 +53,7 @@ from cryptomon.trading.brokers.ccxt_contracts import (
 )
 from cryptomon.trading.brokers.ccxt_gate import RateLimited, VenueGate, install
 from cryptomon.trading.brokers.ccxt_map import dec, market_info, order_request, to_fill, to_order
-from cryptomon.trading.brokers.ccxt_read import read
+from cryptomon.trading.brokers.ccxt_read import REFUSALS, placement_error, read
 from cryptomon.trading.brokers.ccxt_time import VenueClock
 
 log = structlog.get_logger()
@@ -74,6 +74,7 @@ class CcxtBroker:
         gate: VenueGate | None = None,
         contracts: ContractSettings | None = None,
         contract_markets: bool = False,
+        session: Any = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or LiveClock()
@@ -90,6 +91,7 @@ class CcxtBroker:
         self.contracts = ContractSetup(settings=contracts)
         self.contract_markets = contract_markets  # traded symbols are contracts: no spot options
         self.conditional = ConditionalOrders()  # venue-side trigger orders (SL/TP legs)
+        self.session = session  # the transport seam: an aiohttp session the caller owns
 
     @classmethod
     def from_config(cls, trading: Any, *, clock: Clock | None = None) -> CcxtBroker:
@@ -107,7 +109,9 @@ class CcxtBroker:
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> Any:
-        exchange = build_exchange(self.settings, urls=self.urls, contracts=self.contract_markets)
+        exchange = build_exchange(
+            self.settings, urls=self.urls, contracts=self.contract_markets, session=self.session
+        )
         install(exchange, self.gate)
         return exchange
 
@@ -203,24 +207,10 @@ class CcxtBroker:
         except ccxt.InvalidNonce as exc:  # refused before processing: not placed, re-measured
             await self.venue_clock.refused_sync(ex, str(exc))
             raise OrderRejectedError(cid, f"venue clock skew, refused: {exc}") from exc
-        except (
-            ccxt.InsufficientFunds,
-            ccxt.InvalidOrder,
-            ccxt.BadRequest,
-            ccxt.NotSupported,
-        ) as exc:
-            if "duplicate order" in str(exc).lower():
+        except ccxt.BaseError as exc:
+            if isinstance(exc, REFUSALS) and "duplicate order" in str(exc).lower():
                 return await self._existing(intent.symbol, cid)
-            raise OrderRejectedError(cid, f"{type(exc).__name__}: {exc}") from exc
-        except ccxt.AuthenticationError as exc:
-            raise OrderRejectedError(cid, f"authentication failed: {exc}") from exc
-        except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as exc:
-            retry = self.gate.last_wait_s
-            raise OrderOutcomeUnknown(cid, f"rate limited: {exc}", retry_after_s=retry) from exc
-        except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
-            raise OrderOutcomeUnknown(cid, f"{type(exc).__name__}: {exc}") from exc
-        except ccxt.ExchangeError as exc:  # an error we cannot classify: do not assume refusal
-            raise OrderOutcomeUnknown(cid, f"{type(exc).__name__}: {exc}") from exc
+            raise placement_error(exc, cid, self.gate.last_wait_s) from exc
         self.venue_clock.accepted()
         order = self._order(raw, m, intent=intent)
         log.info("broker.ccxt.placed", order_id=cid, state=order.state, filled=str(order.filled))

@@ -1,4 +1,5 @@
-"""Reads of the live broker: what may pass is retried, what will not is said plainly.
+"""Reads of the live broker: what may pass is retried, what will not is said plainly; and
+what a failed placement means (:func:`placement_error`).
 
 Trouble that may pass (network, 5xx, 429, unknown venue errors) is retried a few times with
 a short backoff, then raised as ``TemporaryError``; a timestamp the venue refused re-measures
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 from cryptomon.clock import Clock
 from cryptomon.errors import FatalError, TemporaryError, backoff_delays
+from cryptomon.trading.brokers.base import OrderOutcomeUnknown, OrderRejectedError
 from cryptomon.trading.brokers.ccxt_time import VenueClock
 
 T = TypeVar("T")
@@ -55,3 +57,30 @@ async def read(
         except ccxt.BaseError as exc:
             raise FatalError(f"{name}: venue refused: {type(exc).__name__}: {exc}") from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refusals() -> tuple[type[Exception], ...]:
+    import ccxt
+
+    return (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.NotSupported)
+
+
+REFUSALS = _refusals()
+"""ccxt errors that mean the venue refused the order (it was not placed)."""
+
+
+def placement_error(exc: Exception, cid: str, retry_after_s: float | None) -> Exception:
+    """The broker error of a failed ``create_order``: a venue refusal (funds, invalid order,
+    bad request, not supported, authentication) is :class:`OrderRejectedError`; a rate limit,
+    network trouble or any error that cannot be classified is :class:`OrderOutcomeUnknown`
+    (the order may exist: it is settled by lookup, never sent again)."""
+    import ccxt
+
+    name = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, REFUSALS):
+        return OrderRejectedError(cid, name)
+    if isinstance(exc, ccxt.AuthenticationError):
+        return OrderRejectedError(cid, f"authentication failed: {exc}")
+    if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
+        return OrderOutcomeUnknown(cid, f"rate limited: {exc}", retry_after_s=retry_after_s)
+    return OrderOutcomeUnknown(cid, name)
