@@ -215,7 +215,9 @@ def check(
     refused = _liquidation_check(intent, market.contract, price)
     if refused is not None:
         return refused
-    return _exposure_checks(intent, portfolio, market.info, limits, mid=mid, price=price)
+    return _exposure_checks(
+        intent, portfolio, market.info, limits, mid=mid, price=price, spec=market.spec
+    )
 
 
 def _state_checks(
@@ -319,6 +321,7 @@ def _exposure_checks(
     *,
     mid: Decimal,
     price: Decimal,
+    spec: InstrumentSpec | None = None,
 ) -> Decision:
     """An order that grows exposure: short, daily loss, position count, size, exposure,
     leverage."""
@@ -341,6 +344,7 @@ def _exposure_checks(
         limits,
         projected=projected,
         open_keys=open_keys,
+        spec=spec,
         mid=mid,
         price=price,
     )
@@ -384,12 +388,16 @@ def _value_checks(
     *,
     projected: Decimal,
     open_keys: set[_Key],
+    spec: InstrumentSpec | None,
     mid: Decimal,
     price: Decimal,
 ) -> Decision:
-    """The position's value, the symbol's and the account's exposure, and the leverage."""
+    """The position's value, the symbol's and the account's exposure, and the leverage: in
+    the quote currency, a contract's through its spec (``marks`` are the quote value of one
+    venue unit of each market)."""
     key = (intent.exchange, intent.symbol)
-    notional = abs(projected) * price
+    notional = spec.notional_of(abs(projected), price) if spec else abs(projected) * price
+    unit = spec.notional_of(Decimal(1), mid) if spec else mid
     if notional > limits.max_position_size:
         return _reject(
             "max_position_size", f"position would be {notional} (max {limits.max_position_size})"
@@ -397,7 +405,7 @@ def _value_checks(
 
     def value(other: _Key) -> Decimal:
         amount = portfolio.positions.get(other, ZERO) + portfolio.pending.get(other, ZERO)
-        return abs(amount) * portfolio.marks.get(other, mid if other == key else ZERO)
+        return abs(amount) * portfolio.marks.get(other, unit if other == key else ZERO)
 
     others = [k for k in open_keys if k != key]
     symbol_exposure = notional + sum((value(k) for k in others if k[1] == intent.symbol), ZERO)

@@ -34,4 +34,4 @@ def spec_problem(spec: InstrumentSpec, qty: Decimal, price: Decimal) -> tuple[st
     if problem is None:
         return None
     below_qty = spec.min_qty is not None and qty < spec.min_qty
-    return ("min_qty" if below_qty else "min_notional", problem)
+    return ("min_amount" if below_qty else "min_notional", problem)

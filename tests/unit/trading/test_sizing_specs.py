@@ -97,7 +97,7 @@ def test_venue_qty_and_spec_problem_name_the_limits() -> None:
     check, _reason = spec_problem(SPOT, D("0.0004"), D(20000)) or ("", "")
     assert check == "lot_size"  # 0.0004 is not a multiple of 0.001 either
     assert spec_problem(SPOT, D(0), D(20000)) == (
-        "min_qty",
+        "min_amount",
         "quantity 0 is below the minimum 0.001 of BTC-USDT",
     )
     assert spec_problem(SPOT, D("0.001"), D(9000)) == (
@@ -194,3 +194,74 @@ def _fields(obj: object) -> dict[str, object]:
     from dataclasses import fields
 
     return {f.name: getattr(obj, f.name) for f in fields(obj) if f.init}  # type: ignore[arg-type]
+
+
+def test_risk_values_a_contract_order_through_its_spec() -> None:
+    """1 contract of 0.0001 BTC at 20000 is worth 2 USDT, below a 5 USDT minimum: refused
+    naming the value (quantity x price, 20000, would have passed); 3 contracts pass."""
+    from cryptomon.trading.risk import Limits, MarketView, PortfolioView, check
+
+    tiny = InstrumentSpec(
+        exchange=EX,
+        symbol="BTC-USDT-PERP",
+        kind=InstrumentKind.PERPETUAL,
+        base="BTC",
+        quote="USDT",
+        settle="USDT",
+        contract_size=D("0.0001"),
+        lot_size=D(1),
+        min_notional=D(5),
+    )
+    limits = Limits(auto_trading_enabled=True, max_position_size=D(10_000))
+    view = MarketView(mid=D(20000), spec=tiny)
+
+    def order(qty: str) -> OrderIntent:
+        return OrderIntent(
+            exchange=EX,
+            symbol="BTC-USDT-PERP",
+            ts=0.0,
+            ts_recv=0.0,
+            client_order_id=f"cm-{qty}",
+            side="buy",
+            type="market",
+            amount=D(qty),
+            origin="manual",
+        )
+
+    decision = check(order("1"), PortfolioView(equity=D(10_000)), view, limits)
+    assert (decision.approved, decision.check) == (False, "min_notional")
+    assert decision.reason == "order value 2.0000 USDT is below the minimum 5 USDT of BTC-USDT-PERP"
+    assert check(order("3"), PortfolioView(equity=D(10_000)), view, limits).approved
+    off_lot = check(order("1.5"), PortfolioView(equity=D(10_000)), view, limits)
+    assert off_lot.check == "lot_size"
+
+
+def test_risk_exposure_of_inverse_contracts_is_their_face_value() -> None:
+    """10 inverse contracts of 100 USD are a 1000 USD position (not 10 x the price): within a
+    2000 USD cap; 25 are 2500 USD and refused naming that value."""
+    from cryptomon.trading.risk import Limits, MarketView, PortfolioView, check
+
+    limits = Limits(
+        auto_trading_enabled=True,
+        max_position_size=D(2000),
+        max_symbol_exposure=D(2000),
+        max_total_exposure=D(2000),
+    )
+    view = MarketView(mid=D(20000), spec=INVERSE)
+
+    def order(qty: str) -> OrderIntent:
+        return OrderIntent(
+            exchange="okx",
+            symbol="BTC-USD-PERP",
+            ts=0.0,
+            ts_recv=0.0,
+            client_order_id=f"cm-inv-{qty}",
+            side="buy",
+            type="market",
+            amount=D(qty),
+            origin="manual",
+        )
+
+    assert check(order("10"), PortfolioView(equity=D(10_000)), view, limits).approved
+    big = check(order("25"), PortfolioView(equity=D(10_000)), view, limits)
+    assert (big.check, big.reason) == ("max_position_size", "position would be 2500 (max 2000)")
