@@ -24,12 +24,11 @@ from cryptomon.kinds import SignalGrade
 from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.orders import OrderRecord, client_order_id
-from cryptomon.trading.protection import bracket, position_size, round_price
+from cryptomon.trading.protection import bracket, round_price
 from cryptomon.trading.signals.grades import grade_for
-from cryptomon.trading.sizing import venue_qty
+from cryptomon.trading.sizing import notional_budget, venue_qty
 
 log = structlog.get_logger()
-ZERO = Decimal(0)
 
 
 class SignalTrader:
@@ -108,20 +107,18 @@ class SignalTrader:
         own_stop, take = _sender_bracket(sig, mid, stop, take, tick)
         if own_stop != stop:  # the sender's stop: risk_percentage is lost at it
             stop, stop_pct = own_stop, abs(mid - own_stop) / mid * 100
-        amount = position_size(
+        notional = notional_budget(
             equity=ctx.portfolio.equity,
-            price=mid,
             stop_pct=stop_pct,
             risk_pct=to_decimal(cfg.risk_percentage),
             max_notional=min(
                 to_decimal(cfg.max_position_size), to_decimal(cfg.max_symbol_exposure)
             ),
-            lot=ZERO,  # rounded below, in the venue's units
         )
-        qty = venue_qty(spec, amount * mid, mid, info.lot_size)
+        qty = venue_qty(spec, notional, mid, info.lot_size)
         if qty <= 0:
             reason = (
-                f"{sig.symbol}: the sized order ({amount * mid:.8f} {info.quote}) is less "
+                f"{sig.symbol}: the sized order ({notional:.8f} {info.quote}) is less "
                 f"than one lot ({spec.lot_size if spec else info.lot_size})"
             )
             log.info("trading.entry_too_small", signal_id=sig.id, reason=reason)

@@ -1,7 +1,8 @@
 """Order sizes in the venue's units, from the instrument spec (:mod:`cryptomon.market.
-instruments`): the quantity worth a notional (contracts, lot rounding) and the one check of a
-size against the spec's lot, minimum quantity and minimum order value, shared by the risk
-checks and the paper broker so both refuse with the same reason."""
+instruments`): the notional a signal's entry may risk, the quantity worth it (contracts, lot
+rounding) and the one check of a size against the spec's lot, minimum quantity and minimum
+order value, shared by the risk checks and the paper broker so both refuse with the same
+reason."""
 
 from __future__ import annotations
 
@@ -9,6 +10,18 @@ from decimal import Decimal
 
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.protection import round_down
+
+ZERO = Decimal(0)
+
+
+def notional_budget(
+    *, equity: Decimal, stop_pct: Decimal, risk_pct: Decimal, max_notional: Decimal
+) -> Decimal:
+    """The quote value of a position losing ``risk_pct`` of ``equity`` at a stop ``stop_pct``
+    away (``equity x risk% / stop%``), capped at ``max_notional``; 0 without equity or stop."""
+    if equity <= 0 or stop_pct <= 0:
+        return ZERO
+    return min(equity * risk_pct / stop_pct, max_notional)
 
 
 def venue_qty(

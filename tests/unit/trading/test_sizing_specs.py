@@ -21,7 +21,7 @@ from cryptomon.trading.brokers.base import OrderRejectedError
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
-from cryptomon.trading.sizing import spec_problem, venue_qty
+from cryptomon.trading.sizing import notional_budget, spec_problem, venue_qty
 from tests.unit.trading.helpers import EX, SYM, book, trading_config
 
 D = Decimal
@@ -105,6 +105,16 @@ def test_venue_qty_and_spec_problem_name_the_limits() -> None:
         "order value 9.000 USDT is below the minimum 10 USDT of BTC-USDT",
     )
     assert spec_problem(SPOT, D("0.001"), D(20000)) is None
+
+
+def test_notional_budget_loses_the_risk_share_at_the_stop() -> None:
+    """equity x risk% / stop%: 0.1% of 10000 over a 2% stop is 500 quote; capped; 0 without
+    equity or stop distance."""
+    budget = {"equity": D(10_000), "stop_pct": D(2), "risk_pct": D("0.1")}
+    assert notional_budget(**budget, max_notional=D(1000)) == D(500)
+    assert notional_budget(**budget, max_notional=D(400)) == D(400)
+    assert notional_budget(**{**budget, "equity": D(0)}, max_notional=D(400)) == 0
+    assert notional_budget(**{**budget, "stop_pct": D(0)}, max_notional=D(400)) == 0
 
 
 @pytest.mark.asyncio
