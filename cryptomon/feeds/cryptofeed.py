@@ -11,7 +11,8 @@ cryptofeed's global state is kept behind this module: the symbol table (``Symbol
 blocks the loop), and the simulator uses its own exchange id ``SIMULATOR``.
 
 Exchange differences are class data: the simulator is :class:`SimulatorBinance`, cryptofeed's
-``Binance`` with other endpoint addresses (``plain_ws`` lets it use ``ws://`` on loopback).
+``Binance`` with other endpoint addresses (``plain_ws`` lets it use ``ws://`` on loopback);
+:mod:`cryptomon.feeds.simulated` holds it and the USD-M futures one.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Any
 
 import structlog
 from cryptofeed import FeedHandler
-from cryptofeed.connection import Connection, RestEndpoint, Routes, WebsocketEndpoint
-from cryptofeed.exchanges import EXCHANGE_MAP, Binance
+from cryptofeed.connection import Connection
+from cryptofeed.exchanges import EXCHANGE_MAP
 from cryptofeed.feed import Feed
 from cryptofeed.symbols import Symbols
 
@@ -36,6 +37,7 @@ from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.liblog import quiet_symbol_load_errors
 from cryptomon.feeds.proxy import proxied, require_proxy_support
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
+from cryptomon.feeds.simulated import simulator_class
 from cryptomon.feeds.supervisor import Supervised
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
@@ -45,30 +47,6 @@ log = structlog.get_logger()
 CF_CONFIG: dict[str, Any] = {"log": {"disabled": True}, "uvloop": False}
 SYMBOL_TIMEOUT_S = 10.0
 RESYNC_MIN_INTERVAL_S = 2.0
-
-
-class SimulatorBinance(Binance):
-    """cryptofeed's Binance spot feed pointed at :class:`~cryptomon.sim.exchange.SimExchange`."""
-
-    id = "SIMULATOR"
-
-
-def simulator_class(url: str) -> type[Feed]:
-    """``SimulatorBinance`` with endpoints at ``url`` (``http://127.0.0.1:PORT``)."""
-    rest = url.rstrip("/")
-    host = rest.split("://", 1)[-1]
-    secure = rest.startswith("https://")
-    attrs = {
-        "websocket_endpoints": [WebsocketEndpoint(f"wss://{host}")],
-        "rest_endpoints": [
-            RestEndpoint(
-                rest,
-                routes=Routes("/api/v3/exchangeInfo", l2book="/api/v3/depth?symbol={}&limit={}"),
-            )
-        ],
-        "plain_ws": not secure,
-    }
-    return type("SimulatorBinance", (Supervised, SimulatorBinance), attrs)
 
 
 def valid_exchange_names() -> list[str]:

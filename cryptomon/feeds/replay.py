@@ -35,9 +35,10 @@ from cryptomon.clock import Clock
 from cryptomon.config import ExchangeConfig
 from cryptomon.errors import ConfigError, Problem
 from cryptomon.feeds.convert import CF_CHANNELS, CONFIG_CHANNELS, Converter
-from cryptomon.feeds.cryptofeed import CF_CONFIG, SimulatorBinance, exchange_class
+from cryptomon.feeds.cryptofeed import CF_CONFIG, exchange_class
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
+from cryptomon.feeds.simulated import SimulatorBinance
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
 

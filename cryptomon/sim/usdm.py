@@ -2,15 +2,19 @@
 calls to trade a linear perpetual (one-way mode).
 
 Public: ``GET /fapi/v1/time``, ``exchangeInfo`` (contract fields), ``depth``,
-``premiumIndex`` (mark price and funding). Signed (``X-MBX-APIKEY`` + HMAC-SHA256 over the
-parameters, ``timestamp``): ``leverage``, ``marginType``, ``symbolConfig``,
-``leverageBracket``, ``positionSide/dual``, ``positionRisk`` (v2, v3), ``account``/``balance``
-(v2, v3), ``order`` (POST/GET/DELETE), ``openOrders``, ``userTrades``, ``income``.
+``premiumIndex`` (mark price and funding), and the market streams cryptofeed's
+``BINANCE_FUTURES`` subscribes to (:mod:`cryptomon.sim.usdm_streams`). Signed
+(``X-MBX-APIKEY`` + HMAC-SHA256 over the parameters, ``timestamp``): ``leverage``,
+``marginType``, ``symbolConfig``, ``leverageBracket``, ``positionSide/dual``, ``positionRisk``
+(v2, v3), ``account``/``balance`` (v2, v3), ``order`` (POST/GET/DELETE), ``openOrders``,
+``userTrades``, ``income``, and the conditional orders of the Algo Service (``algoOrder``
+POST/GET/DELETE, ``openAlgoOrders``, ``allAlgoOrders``: :mod:`cryptomon.sim.usdm_algo`).
 
 Prices are set by the test (:meth:`UsdmVenue.set_price`): market orders fill there at once,
-stop-market and take-profit-market orders rest until :meth:`UsdmVenue.set_price` crosses
-their trigger; :meth:`UsdmVenue.settle_funding` pays funding on the open positions at the
-mark. ``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that refuses).
+stop-market and take-profit-market orders (plain or algo) rest until the price crosses their
+trigger; :meth:`UsdmVenue.trade` and :meth:`UsdmVenue.liquidation` print public trades and
+liquidations; :meth:`UsdmVenue.settle_funding` pays funding on the open positions at the mark.
+``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that refuses).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from aiohttp import web
 
 from cryptomon.sim.usdm_book import UsdmBook
 from cryptomon.sim.usdm_orders import UsdmError
+from cryptomon.sim.usdm_streams import UsdmStreams
 
 API, API2, API3 = "/fapi/v1", "/fapi/v2", "/fapi/v3"
 
@@ -54,6 +59,8 @@ class UsdmVenue:
     refuse_leverage: bool = False
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) signed
     holds: dict[tuple[str, str], Hold] = field(default_factory=dict)
+    streams: UsdmStreams = field(default_factory=UsdmStreams)
+    _published: int = 0  # book.trades already sent as public trades
 
     def hold(self, method: str, path: str) -> Hold:
         """Hold the next signed ``method path`` request after the venue processed it (its
@@ -62,10 +69,29 @@ class UsdmVenue:
         return hold
 
     def set_price(self, symbol: str, price: Decimal) -> None:
+        """Move the price: resting triggers fire, the streams send the new book and mark."""
         self.book.set_price(symbol, price)
+        self.streams.on_price(symbol, price, now_ms())
+        self._publish_fills()
+
+    def trade(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> None:
+        """A public trade of another participant (``side`` of the taker) at ``price``."""
+        self.set_price(symbol, price)
+        self.streams.trade(symbol, side, qty, price, now_ms())
+
+    def liquidation(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> None:
+        """A forced order of another participant filled at ``price`` (``forceOrder``)."""
+        self.streams.liquidation(symbol, side, qty, price, now_ms())
 
     def settle_funding(self, rate: Decimal) -> None:
         self.book.settle_funding(rate, now_ms())
+
+    def _publish_fills(self) -> None:
+        """The account's own fills appear in the public trade stream too."""
+        for fill in self.book.trades[self._published :]:
+            qty, price = Decimal(fill["qty"]), Decimal(fill["price"])
+            self.streams.trade(fill["symbol"], fill["side"], qty, price, fill["time"])
+        self._published = len(self.book.trades)
 
     # ------------------------------------------------------------------ routes
 
@@ -94,6 +120,12 @@ class UsdmVenue:
             web.get(f"{API}/openOrders", signed(b.open_orders)),
             web.get(f"{API}/userTrades", signed(b.user_trades)),
             web.get(f"{API}/income", signed(b.income)),
+            web.post(f"{API}/algoOrder", signed(b.new_algo)),
+            web.get(f"{API}/algoOrder", signed(b.get_algo)),
+            web.delete(f"{API}/algoOrder", signed(b.cancel_algo)),
+            web.get(f"{API}/openAlgoOrders", signed(b.open_algos)),
+            web.get(f"{API}/allAlgoOrders", signed(b.all_algos)),
+            self.streams.route(),
         ]
 
     async def _time(self, _request: web.Request) -> web.Response:
@@ -103,7 +135,8 @@ class UsdmVenue:
         return web.json_response(self.book.exchange_info(now_ms()))
 
     async def _depth(self, request: web.Request) -> web.Response:
-        return self._answer(lambda: self.book.depth(dict(request.query)))
+        symbol = request.query.get("symbol", "")
+        return self._answer(lambda: self.streams.depth(symbol, self.book.price_of(symbol)))
 
     async def _premium(self, request: web.Request) -> web.Response:
         return self._answer(lambda: self.book.premium(dict(request.query), now_ms()))
@@ -124,6 +157,7 @@ class UsdmVenue:
             params = dict(parse_qsl(request.query_string)) | dict(parse_qsl(body))
             self.requests.append((request.method, request.path))
             answer = self._answer(lambda: handler(params))
+            self._publish_fills()
             hold = self.holds.pop((request.method, request.path), None)
             if hold is not None:
                 hold.reached.set()

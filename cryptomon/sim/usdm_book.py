@@ -5,10 +5,12 @@ income history (realized PnL, commissions, funding), in Binance's JSON shapes.""
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from cryptomon.sim.usdm_algo import cancel_algo, crossed, find_algo, fire, place_algo
 from cryptomon.sim.usdm_orders import UsdmError, execute, place
 
 ZERO = Decimal(0)
@@ -42,6 +44,7 @@ class UsdmBook:
     orders: list[dict[str, Any]] = field(default_factory=list)
     trades: list[dict[str, Any]] = field(default_factory=list)
     incomes: list[dict[str, Any]] = field(default_factory=list)
+    algos: list[dict[str, Any]] = field(default_factory=list)  # conditional (algo) orders
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # ------------------------------------------------------------------ market
@@ -57,6 +60,9 @@ class UsdmBook:
             up = up or (order["type"] == "TAKE_PROFIT_MARKET" and side == "SELL")
             if (price >= stop) if up else (price <= stop):
                 self._execute(order, price, order["updateTime"])
+        for algo in [a for a in self.algos if a["algoStatus"] == "NEW"]:
+            if algo["symbol"] == symbol and crossed(algo, price):
+                fire(self, algo, price, _now_ms())
 
     def price_of(self, symbol: str) -> Decimal:
         if symbol not in self.symbols:
@@ -78,13 +84,6 @@ class UsdmBook:
             "assets": [{"asset": "USDT", "marginAvailable": True}],
             "symbols": [_symbol_info(s, b, q) for s, (b, q) in self.symbols.items()],
         }
-
-    def depth(self, params: dict[str, str]) -> dict[str, Any]:
-        price = self.price_of(params.get("symbol", ""))
-        tick = Decimal("0.1")
-        bids = [[str(price - tick * i), "5"] for i in range(5)]
-        asks = [[str(price + tick * i), "5"] for i in range(5)]
-        return {"lastUpdateId": 1, "E": 0, "T": 0, "bids": bids, "asks": asks}
 
     def premium(self, params: dict[str, str], now: int) -> Any:
         def one(symbol: str) -> dict[str, Any]:
@@ -255,6 +254,24 @@ class UsdmBook:
         symbol = params.get("symbol")
         return [o for o in self.orders if o["status"] == "NEW" and symbol in (None, o["symbol"])]
 
+    # ------------------------------------------------------------------ algo orders
+
+    def new_algo(self, params: dict[str, str]) -> Any:
+        return place_algo(self, self.algos, params, _now_ms())
+
+    def get_algo(self, params: dict[str, str]) -> Any:
+        return find_algo(self.algos, params)
+
+    def cancel_algo(self, params: dict[str, str]) -> Any:
+        return cancel_algo(self.algos, params, _now_ms())
+
+    def open_algos(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        symbol = params.get("symbol")
+        return [a for a in self.algos if a["algoStatus"] == "NEW" and symbol in (None, a["symbol"])]
+
+    def all_algos(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return [a for a in self.algos if a["symbol"] == params.get("symbol")]
+
     def user_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
         since = int(params.get("startTime", 0))
         oid = params.get("orderId")
@@ -305,6 +322,10 @@ class UsdmBook:
 
     def next_id(self) -> int:
         return next(self._ids)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _symbol_info(symbol: str, base: str, quote: str) -> dict[str, Any]:

@@ -41,7 +41,7 @@ class UsdmError(Exception):
         self.status, self.code, self.msg = status, code, msg
 
 
-def _number(params: dict[str, str], key: str) -> Decimal:
+def number(params: dict[str, str], key: str) -> Decimal:
     try:
         value = Decimal(params[key])
     except (KeyError, InvalidOperation):
@@ -58,7 +58,7 @@ def place(book: UsdmBook, params: dict[str, str]) -> dict[str, Any]:
     kind = params.get("type", "").upper()
     if kind not in _TYPES:
         raise UsdmError(400, -1116, f"Invalid orderType {kind}; the simulator has {_TYPES}")
-    qty = _number(params, "quantity")
+    qty = number(params, "quantity")
     if qty <= 0 or qty % STEP:
         raise UsdmError(400, -1111, "Precision is over the maximum defined for this asset.")
     cid = params.get("newClientOrderId") or f"sim{book.next_id()}"
@@ -68,7 +68,7 @@ def place(book: UsdmBook, params: dict[str, str]) -> dict[str, Any]:
     side = params.get("side", "").upper()
     pos = book.positions.get(symbol)
     held = pos.qty if pos is not None else ZERO
-    if kind == "MARKET" and reduce_only and not _reduces(held, side, qty):
+    if kind == "MARKET" and reduce_only and not reduces(held, side, qty):
         raise UsdmError(400, -2022, "ReduceOnly Order is rejected.")
     now = _now()
     order = {
@@ -100,7 +100,7 @@ def place(book: UsdmBook, params: dict[str, str]) -> dict[str, Any]:
     return order
 
 
-def _reduces(held: Decimal, side: str, qty: Decimal) -> bool:
+def reduces(held: Decimal, side: str, qty: Decimal) -> bool:
     return held != 0 and (held > 0) == (side == "SELL") and qty <= abs(held)
 
 
@@ -110,7 +110,7 @@ def execute(book: UsdmBook, order: dict[str, Any], price: Decimal, now: int) -> 
     symbol, side = order["symbol"], order["side"]
     qty = Decimal(order["origQty"])
     pos = book.position_of(symbol)
-    if order["reduceOnly"] and not _reduces(pos.qty, side, qty):
+    if order["reduceOnly"] and not reduces(pos.qty, side, qty):
         order["status"] = "EXPIRED"
         return
     signed = qty if side == "BUY" else -qty

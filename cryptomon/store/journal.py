@@ -1,7 +1,8 @@
 """The trading engine's journal on the real database (SQLite or PostgreSQL).
 
 Implements ``cryptomon.trading.journal.Journal``: intents are committed before they are sent,
-startup reads the stored orders and fills back, equity snapshots and the last risk state.
+startup reads the stored orders and fills back, equity snapshots and the last risk state; and
+``FundingJournal``: the funding payments applied to contract positions.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from decimal import Decimal
 from typing import Any, Literal, cast
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from cryptomon.events import Fill, OrderIntent, OrderState, Side
 from cryptomon.store import repos
 from cryptomon.store.db import Database
-from cryptomon.store.models import FillRow, OrderRow, RiskEventRow
-from cryptomon.store.types import epoch
-from cryptomon.trading.journal import StoredOrder
+from cryptomon.store.models import FillRow, FundingPaymentRow, OrderRow, RiskEventRow
+from cryptomon.store.types import epoch, utc
+from cryptomon.trading.brokers.base import FundingPayment
+from cryptomon.trading.journal import StoredFunding, StoredOrder
 
 Liquidity = Literal["maker", "taker"]
 
@@ -119,3 +122,42 @@ class StoreJournal:
                 )
             )
         return out
+
+    async def record_funding(self, funding: StoredFunding) -> None:
+        """Commit one applied funding payment (a payment already stored is left alone)."""
+        pay = funding.payment
+        row = FundingPaymentRow(
+            exchange=pay.exchange,
+            symbol=pay.symbol,
+            payment_id=pay.payment_id,
+            amount=pay.amount,
+            currency=pay.currency,
+            rate=pay.rate,
+            price=funding.price,
+            ts=utc(pay.ts),
+        )
+        try:
+            async with self.db.sessionmaker() as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            pass  # recorded before (a retried sync)
+
+    async def funding_payments(self) -> list[StoredFunding]:
+        stmt = select(FundingPaymentRow).order_by(FundingPaymentRow.ts, FundingPaymentRow.id)
+        async with self.db.sessionmaker() as session:
+            rows = (await session.scalars(stmt)).all()
+        return [
+            StoredFunding(
+                payment=FundingPayment(
+                    payment_id=row.payment_id,
+                    exchange=row.exchange,
+                    symbol=row.symbol,
+                    ts=epoch(row.ts) or 0.0,
+                    amount=row.amount,
+                    currency=row.currency,
+                    rate=row.rate,
+                ),
+                price=row.price,
+            )
+            for row in rows
+        ]

@@ -283,6 +283,27 @@ class PositionRow(Base):
     funding: Mapped[Decimal | None]
 
 
+class FundingPaymentRow(Base):
+    """One funding payment applied to a contract position (settle currency, negative = paid)
+    and the price it was converted to the account currency at: replayed after a restart."""
+
+    __tablename__ = "funding_payments"
+    __table_args__ = (
+        UniqueConstraint("exchange", "payment_id"),
+        Index("ix_funding_payments_ts", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    payment_id: Mapped[str] = mapped_column(String(128))
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(16))
+    rate: Mapped[Decimal | None]
+    price: Mapped[Decimal]
+    ts: Mapped[datetime]
+
+
 class EquitySnapshotRow(Base):
     """Account equity over time (written by the portfolio)."""
 

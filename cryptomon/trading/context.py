@@ -20,6 +20,7 @@ import structlog
 from cryptomon.clock import Clock
 from cryptomon.events import RiskEvent
 from cryptomon.hub import Hub
+from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import Broker, MarketInfo
 from cryptomon.trading.futures import ContractTerms, SpecLookup, is_contract
@@ -91,6 +92,11 @@ class EngineContext:
         if info is None:
             info = self.market_infos[symbol] = await self.broker.market(symbol)
         return info
+
+    def spec(self, exchange: str, symbol: str) -> InstrumentSpec | None:
+        """The market's instrument spec: the engine's lookup, else the market state's."""
+        spec = self.specs(exchange, symbol) if self.specs is not None else None
+        return spec if spec is not None else self.market.spec(exchange, symbol)
 
     def contract_terms(self, exchange: str, symbol: str) -> ContractTerms | None:
         """Leverage, margin mode and maintenance rate of a perpetual/future (None on spot or

@@ -42,7 +42,7 @@ from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.control import TradingControls
 from cryptomon.trading.entries import SignalTrader
 from cryptomon.trading.executor import OrderExecutor
-from cryptomon.trading.funding import FundingSync
+from cryptomon.trading.funding import FundingSync, replay_journal
 from cryptomon.trading.futures import SpecLookup
 from cryptomon.trading.guard import ProtectionManager
 from cryptomon.trading.journal import Journal
@@ -186,8 +186,7 @@ class TradingEngine:
             )
             if stored.missing_fills:
                 ctx.incomplete.append(record)
-        for fill in await self.journal.fills():
-            self.executor.replay_fill(fill)
+        await replay_journal(self.journal, replay_fill=self.executor.replay_fill, sync=self.funding)
         restore = getattr(self.broker, "restore", None)
         if callable(restore):  # a simulated venue restarts from the persisted state
             restore(self._balances(), [(r.intent, r.filled, r.state) for r in ctx.book.open()])
@@ -197,6 +196,7 @@ class TradingEngine:
             restore_positions([(p.exchange, p.symbol, p.amount, p.avg_price) for p in held])
         for pos in ctx.portfolio.open_positions():
             self.protection.arm_default(pos)
+        self.protection.adopt_legs(ctx.book.open())
 
     async def _first_reconcile(self) -> None:
         ctx = self.context

@@ -6,7 +6,11 @@ is graded by ``trading.grades``): a buy opens a long when flat, closes a short; 
 a long, opens a short only with ``allow_short``. Entries carry the stop-loss and take-profit
 prices of the configured percentages, or the signal's own ``stop_loss`` / ``take_profit`` (a
 webhook sender's) when it gives them; they are sized so that ``risk_percentage`` of equity is
-lost at that stop, capped by ``max_position_size`` (and the per-symbol exposure).
+lost at that stop, capped by ``max_position_size`` (and the per-symbol exposure). The size
+becomes the venue quantity through the instrument spec (``qty_for_notional``: contracts, lot
+rounding) and the bracket prices use its tick; the risk checks then hold the order against the
+spec's minimum quantity and order value. A tracked market without a spec is never sized on
+(logged once).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from cryptomon.kinds import SignalGrade
 from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.orders import OrderRecord, client_order_id
-from cryptomon.trading.protection import bracket, position_size, round_price
+from cryptomon.trading.protection import bracket, round_price
 from cryptomon.trading.signals.grades import grade_for
+from cryptomon.trading.sizing import notional_budget, venue_qty
 
 log = structlog.get_logger()
 
@@ -32,6 +37,7 @@ class SignalTrader:
     def __init__(self, *, context: EngineContext, executor: OrderExecutor) -> None:
         self.context = context
         self.executor = executor
+        self._unknown_logged: set[tuple[str, str]] = set()
 
     def _wanted(self, sig: Signal) -> bool:
         cfg = self.context.config
@@ -76,37 +82,50 @@ class SignalTrader:
         return await self.executor.submit(intent) if intent is not None else None
 
     async def _entry(self, sig: Signal) -> OrderIntent | None:
-        """The sized, bracketed market entry for ``sig``; None without a mid price."""
+        """The sized, bracketed market entry for ``sig``; None without a mid price, without
+        an instrument spec (tracked but unknown: refused, logged once) or when nothing is
+        left after rounding down to the lot."""
         ctx = self.context
         cfg = ctx.config
         mid = ctx.mid(sig.exchange, sig.symbol)
         if mid is None:
             return None
+        spec = ctx.spec(sig.exchange, sig.symbol)
+        if spec is None and not ctx.market.spec_known(sig.exchange, sig.symbol):
+            self._refuse_unknown(sig)
+            return None
         info = await ctx.market_info(sig.symbol)
-        terms = ctx.contract_terms(sig.exchange, sig.symbol)
+        tick = spec.tick_size if spec is not None and spec.tick_size else info.tick_size
         stop, take = bracket(
             side=sig.side,
             price=mid,
             stop_pct=to_decimal(cfg.stop_loss_percentage),
             take_pct=to_decimal(cfg.take_profit_percentage),
-            tick=info.tick_size,
+            tick=tick,
         )
         stop_pct = to_decimal(cfg.stop_loss_percentage)
-        own_stop, take = _sender_bracket(sig, mid, stop, take, info.tick_size)
+        own_stop, take = _sender_bracket(sig, mid, stop, take, tick)
         if own_stop != stop:  # the sender's stop: risk_percentage is lost at it
             stop, stop_pct = own_stop, abs(mid - own_stop) / mid * 100
-        amount = position_size(
+        notional = notional_budget(
             equity=ctx.portfolio.equity,
-            price=mid,
             stop_pct=stop_pct,
             risk_pct=to_decimal(cfg.risk_percentage),
             max_notional=min(
                 to_decimal(cfg.max_position_size), to_decimal(cfg.max_symbol_exposure)
             ),
-            lot=info.lot_size if terms is None else Decimal(0),  # contracts: rounded below
         )
-        if terms is not None:  # a contract trades in contracts: base units -> venue quantity
-            amount = terms.spec.qty_for_amount(amount, mid)
+        qty = venue_qty(spec, notional, mid, info.lot_size)
+        if qty <= 0:
+            reason = (
+                f"{sig.symbol}: the sized order ({notional:.8f} {info.quote}) is less "
+                f"than one lot ({spec.lot_size if spec else info.lot_size})"
+            )
+            log.info("trading.entry_too_small", signal_id=sig.id, reason=reason)
+            ctx.risk_event(
+                "rejected", reason, exchange=sig.exchange, symbol=sig.symbol, check_name="lot_size"
+            )
+            return None
         now = ctx.now()
         return OrderIntent(
             exchange=sig.exchange,
@@ -116,12 +135,32 @@ class SignalTrader:
             client_order_id=client_order_id(sig.id, "entry", "signal"),
             side=sig.side,
             type="market",
-            amount=amount,
+            amount=qty,
             stop_loss=stop,
             take_profit=take,
             origin="signal",
             signal_id=sig.id,
             anomaly_id=sig.anomaly_id,
+        )
+
+    def _refuse_unknown(self, sig: Signal) -> None:
+        """No spec for a tracked market: its units are unknown, nothing is sized on it (logged
+        and published once per market)."""
+        key = (sig.exchange, sig.symbol)
+        if key in self._unknown_logged:
+            return
+        self._unknown_logged.add(key)
+        reason = (
+            f"no instrument spec for {sig.exchange} {sig.symbol}: its contract size and units "
+            "are unknown, so no order is sized on it"
+        )
+        log.warning("trading.unknown_instrument", exchange=sig.exchange, symbol=sig.symbol)
+        self.context.risk_event(
+            "rejected",
+            reason,
+            exchange=sig.exchange,
+            symbol=sig.symbol,
+            check_name="unknown_instrument",
         )
 
 

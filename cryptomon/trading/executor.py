@@ -80,11 +80,13 @@ class OrderExecutor:
             remaining = rec.remaining if intent.side == "buy" else -rec.remaining
             into = exiting if intent.reduce_only else pending
             into[key] = into.get(key, ZERO) + remaining
-        marks: dict[MarketKey, Decimal] = {}
+        marks: dict[MarketKey, Decimal] = {}  # the quote value of one venue unit
         for key in set(positions) | set(pending):
             mid = ctx.mid(*key)
             pos = ctx.portfolio.positions.get(key)
-            marks[key] = mid if mid is not None else (pos.avg_price if pos is not None else ZERO)
+            price = mid if mid is not None else (pos.avg_price if pos is not None else ZERO)
+            spec = ctx.spec(*key)
+            marks[key] = spec.notional_of(Decimal(1), price) if spec and price else price
         return PortfolioView(
             equity=ctx.portfolio.equity,
             daily_pnl=ctx.portfolio.daily_pnl(ctx.now()),
@@ -156,6 +158,7 @@ class OrderExecutor:
             info=info,
             contract=ctx.contract_terms(intent.exchange, intent.symbol),
             spec_known=ctx.market.spec_known(intent.exchange, intent.symbol),
+            spec=ctx.spec(intent.exchange, intent.symbol),
             delisted=ctx.market.is_delisted(intent.exchange, intent.symbol),
         )
         limits = ctx.runtime.limits

@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 
 from cryptomon.events import OrderIntent
-from cryptomon.trading.journal import Journal, StoredOrder
+from cryptomon.trading.journal import FundingJournal, Journal, StoredFunding, StoredOrder
 
 log = structlog.get_logger()
 PROTECTIVE_ORIGINS = frozenset({"stop_loss", "take_profit", "kill_switch"})
@@ -108,6 +108,15 @@ class ExitJournal:
 
     async def last_risk_state(self) -> str | None:
         return await self.inner.last_risk_state()
+
+    async def record_funding(self, funding: StoredFunding) -> None:
+        if isinstance(self.inner, FundingJournal):
+            await self.inner.record_funding(funding)
+
+    async def funding_payments(self) -> list[StoredFunding]:
+        if isinstance(self.inner, FundingJournal):
+            return await self.inner.funding_payments()
+        return []
 
     # ------------------------------------------------------------------ the local file
 

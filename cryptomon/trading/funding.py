@@ -2,17 +2,22 @@
 broker's is built from ``Funding`` events, a live venue's is its own) for the payments of each
 open contract position since it opened, and applies each payment once.
 
-After a restart the positions are rebuilt from the journal without funding; the next sync
-reads the payments since each position opened again and applies them, so a live position's
-funding equals the venue's.
+Each payment is committed to the journal (a ``FundingJournal``) before it is applied; after a
+restart :meth:`FundingSync.replay` applies the stored payments in time order with the fills
+(so a paper position's funding, which only the paper broker's memory knew, survives), and
+marks them seen: the next sync of a live venue's history applies only what is new.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
+from cryptomon.events import Fill
 from cryptomon.trading.brokers.base import FundingSource
 from cryptomon.trading.context import EngineContext
+from cryptomon.trading.journal import FundingJournal, Journal, StoredFunding
 
 log = structlog.get_logger()
 
@@ -42,10 +47,43 @@ class FundingSync:
             for pay in payments:
                 if pay.payment_id in self._seen or pay.ts < pos.opened:
                     continue
-                self._seen.add(pay.payment_id)
                 price = pos.mark if pos.mark is not None else pos.avg_price
+                if isinstance(ctx.journal, FundingJournal):
+                    try:
+                        await ctx.journal.record_funding(StoredFunding(pay, price))
+                    except Exception as exc:  # not applied: tried again on the next sync
+                        log.warning("trading.funding_unrecorded", error=repr(exc))
+                        break
+                self._seen.add(pay.payment_id)
                 ctx.portfolio.apply_funding(pos.exchange, pos.symbol, pay.amount, price, pay.ts)
                 applied += 1
             if applied:
                 ctx.publish_position(pos)
         return applied
+
+    def replay(self, stored: StoredFunding) -> None:
+        """A stored payment at startup: applied to its position once, no events."""
+        pay = stored.payment
+        if pay.payment_id in self._seen:
+            return
+        self._seen.add(pay.payment_id)
+        self.context.portfolio.apply_funding(
+            pay.exchange, pay.symbol, pay.amount, stored.price, pay.ts
+        )
+
+
+async def replay_journal(
+    journal: Journal, *, replay_fill: Callable[[Fill], None], sync: FundingSync
+) -> None:
+    """The stored fills and funding payments at startup, in time order (a payment belongs to
+    the position open at its time)."""
+    fills = await journal.fills()
+    funding = await journal.funding_payments() if isinstance(journal, FundingJournal) else []
+    events: list[tuple[float, int, Fill | StoredFunding]] = [(f.ts, 0, f) for f in fills]
+    events += [(p.payment.ts, 1, p) for p in funding]
+    events.sort(key=lambda e: (e[0], e[1]))
+    for _, _, item in events:
+        if isinstance(item, StoredFunding):
+            sync.replay(item)
+        else:
+            replay_fill(item)

@@ -160,6 +160,30 @@ class ProtectionManager:
         )
         self._arm(pos, intent)
 
+    def adopt_legs(self, records: list[OrderRecord]) -> None:
+        """After a restart: venue-side legs the journal still has open protect their position
+        again (no second pair is placed); the reconciliation then follows them like any
+        open order (a leg that fired while the daemon was down closes the position and the
+        other leg is canceled)."""
+        for record in records:
+            intent = record.intent
+            prot = self.protections.get((intent.exchange, intent.symbol))
+            if prot is None or intent.origin not in ("stop_loss", "take_profit"):
+                continue
+            if intent.type not in ("stop_market", "take_profit") or intent.stop_price is None:
+                continue
+            prot.native = True
+            if intent.origin == "stop_loss":
+                prot.stop_order, prot.stop = intent.client_order_id, intent.stop_price
+            else:
+                prot.take_order, prot.take = intent.client_order_id, intent.stop_price
+            log.info(
+                "trading.native_leg_adopted",
+                client_order_id=intent.client_order_id,
+                symbol=intent.symbol,
+                origin=intent.origin,
+            )
+
     # ------------------------------------------------------------------ native legs
 
     async def _place_native(self, prot: Protection) -> None:

@@ -6,6 +6,9 @@
 - At startup the engine rebuilds itself from :meth:`Journal.fills` (positions, cash, trade
   statistics, the set of seen trade ids) and :meth:`Journal.open_orders` (orders whose last
   known state is not terminal: they are reconciled with the broker before any new order).
+- A :class:`FundingJournal` also keeps the funding payments applied to contract positions
+  (committed before they are applied); they are replayed in time order with the fills, so
+  a paper account's funding survives a restart.
 
 :class:`MemoryJournal` keeps all of it in memory (tests, or a daemon without a database);
 ``cryptomon.store.journal.StoreJournal`` reads and writes the real database.
@@ -14,10 +17,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEvent
 from cryptomon.hub import Hub
+from cryptomon.trading.brokers.base import FundingPayment
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,21 @@ class Journal(Protocol):
     async def last_risk_state(self) -> str | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFunding:
+    """A funding payment as applied: ``price`` converted it to the account currency."""
+
+    payment: FundingPayment
+    price: Decimal
+
+
+@runtime_checkable
+class FundingJournal(Protocol):
+    async def record_funding(self, funding: StoredFunding) -> None: ...
+
+    async def funding_payments(self) -> list[StoredFunding]: ...
+
+
 class MemoryJournal:
     """In-memory journal; follows OrderUpdate and Fill events on the hub like the store does."""
 
@@ -53,6 +73,7 @@ class MemoryJournal:
         self.writes = 0
         self.equity: list[dict[str, Any]] = []
         self.risk_state: str | None = None
+        self.funding: dict[tuple[str, str], StoredFunding] = {}
         self.fail_next: Exception | None = None
         self._subs: list[Any] = []
         if hub is not None:
@@ -100,3 +121,10 @@ class MemoryJournal:
 
     async def fills(self) -> list[Fill]:
         return sorted(self._fills.values(), key=lambda f: f.ts)
+
+    async def record_funding(self, funding: StoredFunding) -> None:
+        pay = funding.payment
+        self.funding.setdefault((pay.exchange, pay.payment_id), funding)
+
+    async def funding_payments(self) -> list[StoredFunding]:
+        return sorted(self.funding.values(), key=lambda f: f.payment.ts)

@@ -1,8 +1,5 @@
-"""Position sizing, stop-loss / take-profit prices and the emulated protection of a position.
-
-Sizing risks ``risk_percentage`` of equity over the stop distance
-(``amount = equity * risk% / (price * stop%)``), capped by ``max_position_size`` (and the
-per-symbol exposure limit) in quote, rounded down to the venue's lot size.
+"""Stop-loss / take-profit prices and the emulated protection of a position (sizing is
+:mod:`cryptomon.trading.sizing`).
 
 An emulated :class:`Protection` watches the live book: a long exits when the bid falls to the
 stop or rises to the take-profit; a short when the ask rises to the stop or falls to the
@@ -31,24 +28,6 @@ def round_price(value: Decimal, tick: Decimal, *, up: bool) -> Decimal:
         return value
     mode = ROUND_CEILING if up else ROUND_FLOOR
     return (value / tick).to_integral_value(rounding=mode) * tick
-
-
-def position_size(
-    *,
-    equity: Decimal,
-    price: Decimal,
-    stop_pct: Decimal,
-    risk_pct: Decimal,
-    max_notional: Decimal,
-    lot: Decimal,
-) -> Decimal:
-    """Base amount risking ``risk_pct`` of ``equity`` with a stop ``stop_pct`` away."""
-    if price <= 0 or stop_pct <= 0 or equity <= 0:
-        return ZERO
-    stop_distance = price * stop_pct / HUNDRED
-    amount = equity * risk_pct / HUNDRED / stop_distance
-    amount = min(amount, max_notional / price)
-    return round_down(amount, lot)
 
 
 def bracket(

@@ -22,8 +22,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from cryptomon.events import OrderIntent
+from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.brokers.base import MarketInfo
 from cryptomon.trading.futures import ContractTerms, stop_problem
+from cryptomon.trading.sizing import spec_problem
 
 if TYPE_CHECKING:
     from cryptomon.config import TradingConfig
@@ -136,6 +138,7 @@ class MarketView:
     info: MarketInfo | None = None
     contract: ContractTerms | None = None
     spec_known: bool = True  # False: no instrument spec, units unknown, nothing is sized
+    spec: InstrumentSpec | None = None  # lots, ticks and minimums in the venue's units
     delisted: bool = False  # the venue no longer lists it (stale for good)
 
 
@@ -185,7 +188,11 @@ def check(
     assert market.mid is not None  # checked by _state_checks
     mid = market.mid
     price = intent.price if intent.price is not None else mid
-    refused = _order_checks(intent, portfolio, market.info, limits, mid=mid, price=price)
+    problem = spec_problem(market.spec, intent.amount, price) if growing and market.spec else None
+    refused = _reject(*problem) if problem else None
+    refused = refused or _order_checks(
+        intent, portfolio, market.info, limits, mid=mid, price=price, spec=market.spec
+    )
     if refused is not None:
         return refused
     key = (intent.exchange, intent.symbol)
@@ -208,7 +215,9 @@ def check(
     refused = _liquidation_check(intent, market.contract, price)
     if refused is not None:
         return refused
-    return _exposure_checks(intent, portfolio, market.info, limits, mid=mid, price=price)
+    return _exposure_checks(
+        intent, portfolio, market.info, limits, mid=mid, price=price, spec=market.spec
+    )
 
 
 def _state_checks(
@@ -247,8 +256,10 @@ def _order_checks(
     *,
     mid: Decimal,
     price: Decimal,
+    spec: InstrumentSpec | None = None,
 ) -> Decision | None:
-    """The venue's lot, tick and minimums; the limit price band; the order rate."""
+    """The venue's lot, tick and minimums (the order value from the spec when known: a
+    contract's value is not its quantity times the price); the limit price band; the rate."""
     if info is not None:
         if not _multiple(intent.amount, info.lot_size):
             return _reject(
@@ -261,7 +272,7 @@ def _order_checks(
                 return _reject(
                     "tick_size", f"{name} {level} is not a multiple of tick size {info.tick_size}"
                 )
-        if intent.amount * price < info.min_notional:
+        if spec is None and intent.amount * price < info.min_notional:
             return _reject(
                 "min_notional", f"notional {intent.amount * price} < minimum {info.min_notional}"
             )
@@ -310,6 +321,7 @@ def _exposure_checks(
     *,
     mid: Decimal,
     price: Decimal,
+    spec: InstrumentSpec | None = None,
 ) -> Decision:
     """An order that grows exposure: short, daily loss, position count, size, exposure,
     leverage."""
@@ -332,6 +344,7 @@ def _exposure_checks(
         limits,
         projected=projected,
         open_keys=open_keys,
+        spec=spec,
         mid=mid,
         price=price,
     )
@@ -375,12 +388,16 @@ def _value_checks(
     *,
     projected: Decimal,
     open_keys: set[_Key],
+    spec: InstrumentSpec | None,
     mid: Decimal,
     price: Decimal,
 ) -> Decision:
-    """The position's value, the symbol's and the account's exposure, and the leverage."""
+    """The position's value, the symbol's and the account's exposure, and the leverage: in
+    the quote currency, a contract's through its spec (``marks`` are the quote value of one
+    venue unit of each market)."""
     key = (intent.exchange, intent.symbol)
-    notional = abs(projected) * price
+    notional = spec.notional_of(abs(projected), price) if spec else abs(projected) * price
+    unit = spec.notional_of(Decimal(1), mid) if spec else mid
     if notional > limits.max_position_size:
         return _reject(
             "max_position_size", f"position would be {notional} (max {limits.max_position_size})"
@@ -388,7 +405,7 @@ def _value_checks(
 
     def value(other: _Key) -> Decimal:
         amount = portfolio.positions.get(other, ZERO) + portfolio.pending.get(other, ZERO)
-        return abs(amount) * portfolio.marks.get(other, mid if other == key else ZERO)
+        return abs(amount) * portfolio.marks.get(other, unit if other == key else ZERO)
 
     others = [k for k in open_keys if k != key]
     symbol_exposure = notional + sum((value(k) for k in others if k[1] == intent.symbol), ZERO)

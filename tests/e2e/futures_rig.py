@@ -1,7 +1,8 @@
 """A live perpetuals engine (ccxt ``binanceusdm`` on the simulator's USD-M venue, journal and
 store writer on a SQLite file) for the crash tests: run as ``python -m tests.e2e.futures_rig
-URL DB`` it places one 5x long and waits to be killed; the test restarts the same engine on
-the same database in its own process."""
+URL DB [native]`` it places one 5x long (with ``native``: its stop-loss and take-profit rest on
+the venue) and waits to be killed; the test restarts the same engine on the same database in
+its own process."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def top(hub: Hub, mid: float) -> None:
     )
 
 
-async def start(url: str, db_path: str) -> Rig:
+async def start(url: str, db_path: str, *, native: bool = False) -> Rig:
     """The engine started (reconciled) on the database, with a 20000 mid published."""
     settings = load_settings(
         data={
@@ -100,7 +101,7 @@ async def start(url: str, db_path: str) -> Rig:
                     "secret": SECRET,
                     "url": url,
                     "recv_window_ms": 500,
-                    "native_stop_loss": False,
+                    "native_stop_loss": native,
                 },
             },
         }
@@ -126,15 +127,21 @@ async def start(url: str, db_path: str) -> Rig:
     return Rig(engine, writer, db, hub)
 
 
-async def child(url: str, db_path: str) -> None:
-    """Place one 5x long of 0.1 and wait to be killed."""
-    rig = await start(url, db_path)
+async def child(url: str, db_path: str, native: bool) -> None:
+    """Place one 5x long of 0.1 (stop 19400, take-profit 21200) and wait to be killed."""
+    rig = await start(url, db_path, native=native)
     print("ready", flush=True)
     await rig.engine.place_manual_order(
-        actor="crash", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
+        actor="crash",
+        exchange=EX,
+        symbol=PERP,
+        side="buy",
+        amount="0.1",
+        stop_loss="19400",
+        take_profit="21200",
     )
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(child(sys.argv[1], sys.argv[2]))
+    asyncio.run(child(sys.argv[1], sys.argv[2], sys.argv[3:] == ["native"]))

@@ -2,7 +2,9 @@
 ``binanceusdm`` against the simulator's USD-M venue in this process, journal on SQLite) is
 killed with SIGKILL after the venue set the leverage but before the order was sent, or after
 the venue filled the order but before the answer arrived; the engine restarted on the same
-database sends no second order and holds the venue's position."""
+database sends no second order and holds the venue's position. With venue-side SL/TP legs:
+killed once both rest on the venue, the restarted engine adopts them (no second pair), and a
+stop the venue fired while the daemon was down closes the position and cancels the other."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,8 +45,10 @@ async def venue() -> AsyncIterator[tuple[SimExchange, UsdmVenue]]:
         await sim.stop()
 
 
-async def run_child_until(url: str, db: Path, reached: asyncio.Event) -> None:
-    """Start the child, wait for the held request, kill -9 it."""
+async def run_child_until(
+    url: str, db: Path, reached: asyncio.Event | Callable[[], bool], *args: str
+) -> None:
+    """Start the child, wait for the held request (or the condition), kill -9 it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -52,13 +56,17 @@ async def run_child_until(url: str, db: Path, reached: asyncio.Event) -> None:
         "tests.e2e.futures_rig",
         url,
         str(db),
+        *args,
         env=env,
         cwd=str(ROOT),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        await asyncio.wait_for(reached.wait(), timeout=90)
+        if isinstance(reached, asyncio.Event):
+            await asyncio.wait_for(reached.wait(), timeout=90)
+        else:
+            await wait_until(reached, timeout=90, message="the child's venue state")
     finally:
         proc.send_signal(signal.SIGKILL)
         assert await proc.wait() == -signal.SIGKILL
@@ -98,5 +106,51 @@ async def test_sigkill_around_a_perpetual_order(
         )
         (record,) = engine.book.all()
         assert record.state.value == ("rejected" if not expected else "filled")
+    finally:
+        await rig.stop()
+
+
+def resting(usdm: UsdmVenue) -> list[dict[str, object]]:
+    return [a for a in usdm.book.algos if a["algoStatus"] == "NEW"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.slow
+@pytest.mark.parametrize("fired_while_down", [True, False])
+async def test_sigkill_with_venue_legs_resting(
+    venue: tuple[SimExchange, UsdmVenue], tmp_path: Path, fired_while_down: bool
+) -> None:
+    """Killed with both venue legs resting; the venue fires the stop while the daemon is down
+    (or the take-profit after the restart): the restarted engine places no new leg, books
+    the fill, cancels the other leg, and ends flat like the venue with the hand's PnL."""
+    sim, usdm = venue
+    db = tmp_path / "legs.db"
+    await run_child_until(sim.rest_url, db, lambda: len(resting(usdm)) == 2, "native")
+    legs_sent = [p for m, p in usdm.requests if (m, p) == ("POST", "/fapi/v1/algoOrder")]
+    assert len(legs_sent) == 2
+    if fired_while_down:
+        usdm.set_price("BTCUSDT", Decimal(19300))  # the stop fires at the venue
+    rig = await start(sim.rest_url, str(db), native=True)
+    try:
+        engine = rig.engine
+        prot = engine.protection.protections.get((rig.engine.broker.exchange_name, PERP))  # type: ignore[attr-defined]
+        if not fired_while_down:
+            assert prot is not None
+            assert prot.native
+            assert {prot.stop_order, prot.take_order} == {a["clientAlgoId"] for a in resting(usdm)}
+            usdm.set_price("BTCUSDT", Decimal(21300))  # now the take-profit fires
+        await wait_until(lambda: not resting(usdm), timeout=30, message="other leg canceled")
+        await wait_until(lambda: not engine.book.open(), timeout=30, message="legs settled")
+        exit_price = Decimal(19300) if fired_while_down else Decimal(21300)
+        pos = engine.portfolio.positions[(rig.engine.broker.exchange_name, PERP)]  # type: ignore[attr-defined]
+        assert pos.amount == 0
+        assert usdm.book.positions["BTCUSDT"].qty == 0
+        fee = Decimal("0.1") * (Decimal(20000) + exit_price) * Decimal("0.0004")
+        assert engine.portfolio.trades[-1].pnl == Decimal("0.1") * (exit_price - 20000) - fee
+        again = [p for m, p in usdm.requests if (m, p) == ("POST", "/fapi/v1/algoOrder")]
+        assert again == legs_sent  # no second pair after the restart
+        statuses = sorted(str(a["algoStatus"]) for a in usdm.book.algos)
+        assert statuses == ["CANCELED", "FINISHED"]
+        assert await engine.reconciler.run(periodic=True) == []
     finally:
         await rig.stop()

@@ -166,3 +166,35 @@ async def test_last_risk_state_is_the_newest_risk_event(db: Database) -> None:
     async with db.sessionmaker() as session, session.begin():
         await insert_risk_events(session, events)
     assert await journal.last_risk_state() == "halted"
+
+
+@pytest.mark.asyncio
+async def test_funding_payments_round_trip_once_each(db: Database) -> None:
+    """Funding payments come back in time order with their amounts, rates and conversion
+    prices exact; recording the same payment again keeps one row."""
+    from cryptomon.trading.brokers.base import FundingPayment
+    from cryptomon.trading.journal import StoredFunding
+
+    journal = StoreJournal(db=db)
+
+    def pay(pid: str, ts: float, amount: str) -> StoredFunding:
+        payment = FundingPayment(
+            payment_id=pid,
+            exchange="binance_futures",
+            symbol="BTC-USDT-PERP",
+            ts=ts,
+            amount=D(amount),
+            currency="USDT",
+            rate=D("0.0001"),
+        )
+        return StoredFunding(payment, D("20000.123456789"))
+
+    await journal.record_funding(pay("f2", 1_700_028_800.0, "0.3"))
+    await journal.record_funding(pay("f1", 1_700_000_000.0, "-0.123456789012345678"))
+    await journal.record_funding(pay("f1", 1_700_000_000.0, "-0.123456789012345678"))
+    stored = await journal.funding_payments()
+    assert [s.payment.payment_id for s in stored] == ["f1", "f2"]
+    assert stored[0].payment.amount == D("-0.123456789012345678")
+    assert stored[0].payment.rate == D("0.0001")
+    assert stored[0].price == D("20000.123456789")
+    assert stored[0].payment.ts == 1_700_000_000.0

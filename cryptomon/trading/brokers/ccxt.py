@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import structlog
 
 from cryptomon.clock import Clock, LiveClock
-from cryptomon.errors import FatalError, TemporaryError, backoff_delays
+from cryptomon.errors import FatalError, TemporaryError
 from cryptomon.events import Fill, OrderIntent
 from cryptomon.trading.brokers.base import (
     BrokerOrder,
@@ -36,6 +36,13 @@ from cryptomon.trading.brokers.base import (
     OrderRejectedError,
 )
 from cryptomon.trading.brokers.ccxt_client import LiveSettings, build_exchange
+from cryptomon.trading.brokers.ccxt_conditional import (
+    TRIGGER,
+    ConditionalOrders,
+    actual_order_id,
+    lookup_params,
+    settled,
+)
 from cryptomon.trading.brokers.ccxt_contracts import (
     ContractSettings,
     ContractSetup,
@@ -45,7 +52,8 @@ from cryptomon.trading.brokers.ccxt_contracts import (
     settings_from,
 )
 from cryptomon.trading.brokers.ccxt_gate import RateLimited, VenueGate, install
-from cryptomon.trading.brokers.ccxt_map import dec, market_info, to_fill, to_order
+from cryptomon.trading.brokers.ccxt_map import dec, market_info, order_request, to_fill, to_order
+from cryptomon.trading.brokers.ccxt_read import REFUSALS, placement_error, read
 from cryptomon.trading.brokers.ccxt_time import VenueClock
 
 log = structlog.get_logger()
@@ -66,6 +74,7 @@ class CcxtBroker:
         gate: VenueGate | None = None,
         contracts: ContractSettings | None = None,
         contract_markets: bool = False,
+        session: Any = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or LiveClock()
@@ -81,6 +90,8 @@ class CcxtBroker:
         self.venue_clock = VenueClock(self.name, max_skew_s=settings.max_clock_skew_ms / 1000)
         self.contracts = ContractSetup(settings=contracts)
         self.contract_markets = contract_markets  # traded symbols are contracts: no spot options
+        self.conditional = ConditionalOrders()  # venue-side trigger orders (SL/TP legs)
+        self.session = session  # the transport seam: an aiohttp session the caller owns
 
     @classmethod
     def from_config(cls, trading: Any, *, clock: Clock | None = None) -> CcxtBroker:
@@ -98,7 +109,9 @@ class CcxtBroker:
     # ------------------------------------------------------------------ lifecycle
 
     def _build(self) -> Any:
-        exchange = build_exchange(self.settings, urls=self.urls, contracts=self.contract_markets)
+        exchange = build_exchange(
+            self.settings, urls=self.urls, contracts=self.contract_markets, session=self.session
+        )
         install(exchange, self.gate)
         return exchange
 
@@ -139,37 +152,17 @@ class CcxtBroker:
         return market
 
     async def _read(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """A read call. Trouble that may pass (network, 5xx, 429, unknown venue errors) is
-        retried a few times, then raised as TemporaryError; authentication and other venue
-        refusals are FatalError naming the cause; ``OrderNotFound`` passes through. A 429/418
-        is waited out at the venue gate (:mod:`~cryptomon.trading.brokers.ccxt_gate`)."""
-        import ccxt
-
-        delays = backoff_delays(initial=0.2, cap=2.0)
-        for attempt in range(1, self.read_attempts + 1):
-            try:
-                result = await fn(*args, **kwargs)
-                self.venue_clock.answered(fn)
-                return result
-            except ccxt.OrderNotFound:
-                self.venue_clock.answered(fn)
-                raise
-            except ccxt.InvalidNonce as exc:  # the venue refused our timestamp: measure again
-                await self.venue_clock.refused_sync(self.exchange, str(exc))
-                if attempt >= self.read_attempts:
-                    raise TemporaryError(f"{self.name}: clock skew: {exc}") from exc
-            except ccxt.OperationFailed as exc:  # NetworkError, BadResponse, -1000/-1001...
-                if attempt >= self.read_attempts:
-                    raise TemporaryError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-                if not isinstance(exc, ccxt.DDoSProtection):  # the gate holds the next try
-                    await self.clock.sleep(next(delays))
-            except ccxt.AuthenticationError as exc:
-                raise FatalError(f"{self.name}: authentication failed: {exc}") from exc
-            except ccxt.BaseError as exc:
-                raise FatalError(
-                    f"{self.name}: venue refused: {type(exc).__name__}: {exc}"
-                ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        """A read call with the retries of :func:`~cryptomon.trading.brokers.ccxt_read.read`."""
+        return await read(
+            fn,
+            *args,
+            name=self.name,
+            attempts=self.read_attempts,
+            clock=self.clock,
+            venue_clock=self.venue_clock,
+            exchange=self.exchange,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ protocol
 
@@ -181,31 +174,6 @@ class CcxtBroker:
             return info
         return replace(info, max_leverage=tier[0], maintenance_margin_rate=tier[1])
 
-    def _request(
-        self, intent: OrderIntent, m: dict[str, Any]
-    ) -> tuple[str, float, float | None, dict[str, Any]]:
-        """ccxt (type, amount, price, params) for an intent, rounded to the market's precision."""
-        ex = self._ex()
-        sym = m["symbol"]
-        amount = float(ex.amount_to_precision(sym, str(intent.amount)))
-        params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
-        price: float | None = None
-        kind = intent.type
-        if kind in {"limit", "stop_limit"}:
-            if intent.price is None:
-                raise OrderRejectedError(intent.client_order_id, f"{kind} order without a price")
-            price = float(ex.price_to_precision(sym, str(intent.price)))
-        if kind in {"stop_market", "stop_limit", "take_profit"}:
-            trigger = intent.stop_price if intent.stop_price is not None else intent.price
-            if trigger is None:
-                raise OrderRejectedError(intent.client_order_id, f"{kind} order without a stop")
-            key = "takeProfitPrice" if kind == "take_profit" else "stopLossPrice"
-            params[key] = float(ex.price_to_precision(sym, str(trigger)))
-        ccxt_type = "limit" if kind in {"limit", "stop_limit"} else "market"
-        if intent.reduce_only and m.get("contract"):
-            params["reduceOnly"] = True
-        return ccxt_type, amount, price, params
-
     async def place_order(self, intent: OrderIntent) -> BrokerOrder:
         import ccxt
 
@@ -213,12 +181,14 @@ class CcxtBroker:
         cid = intent.client_order_id
         m = self._market(intent.symbol)
         try:
-            ccxt_type, amount, price, params = self._request(intent, m)
+            ccxt_type, amount, price, params = order_request(ex, intent, m)
         except ccxt.BaseError as exc:
             raise OrderRejectedError(cid, f"{type(exc).__name__}: {exc}") from exc
         if amount <= 0:
             raise OrderRejectedError(cid, f"amount {intent.amount} rounds to 0 at this lot size")
         await self.contracts.prepare(ex, m, intent.symbol, cid)
+        if self.conditional.applies(intent, m):  # looked up there if the answer is lost
+            self.conditional.placed(cid)
         log.info(
             "broker.ccxt.place",
             order_id=cid,
@@ -237,24 +207,10 @@ class CcxtBroker:
         except ccxt.InvalidNonce as exc:  # refused before processing: not placed, re-measured
             await self.venue_clock.refused_sync(ex, str(exc))
             raise OrderRejectedError(cid, f"venue clock skew, refused: {exc}") from exc
-        except (
-            ccxt.InsufficientFunds,
-            ccxt.InvalidOrder,
-            ccxt.BadRequest,
-            ccxt.NotSupported,
-        ) as exc:
-            if "duplicate order" in str(exc).lower():
+        except ccxt.BaseError as exc:
+            if isinstance(exc, REFUSALS) and "duplicate order" in str(exc).lower():
                 return await self._existing(intent.symbol, cid)
-            raise OrderRejectedError(cid, f"{type(exc).__name__}: {exc}") from exc
-        except ccxt.AuthenticationError as exc:
-            raise OrderRejectedError(cid, f"authentication failed: {exc}") from exc
-        except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as exc:
-            retry = self.gate.last_wait_s
-            raise OrderOutcomeUnknown(cid, f"rate limited: {exc}", retry_after_s=retry) from exc
-        except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
-            raise OrderOutcomeUnknown(cid, f"{type(exc).__name__}: {exc}") from exc
-        except ccxt.ExchangeError as exc:  # an error we cannot classify: do not assume refusal
-            raise OrderOutcomeUnknown(cid, f"{type(exc).__name__}: {exc}") from exc
+            raise placement_error(exc, cid, self.gate.last_wait_s) from exc
         self.venue_clock.accepted()
         order = self._order(raw, m, intent=intent)
         log.info("broker.ccxt.placed", order_id=cid, state=order.state, filled=str(order.filled))
@@ -271,36 +227,59 @@ class CcxtBroker:
 
         ex = self._ex()
         m = self._market(symbol)
-        try:
-            raw = await ex.cancel_order("", m["symbol"], {"clientOrderId": client_order_id})
-        except ccxt.OrderNotFound:
-            found = await self.fetch_order(symbol, client_order_id)
-            if found is None:
-                raise OrderRejectedError(client_order_id, "cancel: no such order") from None
-            return found
-        except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
-            raise TemporaryError(f"{self.name}: cancel {client_order_id}: {exc}") from exc
-        except ccxt.ExchangeError as exc:
-            raise OrderRejectedError(client_order_id, f"cancel: {exc}") from exc
-        # A cancel answer may carry the cancel request's own id; the order's is the one we asked.
-        return self._order(raw, m, client_order_id=client_order_id)
+        for trigger in self.conditional.first(client_order_id, m):
+            try:
+                raw = await ex.cancel_order(
+                    "", m["symbol"], lookup_params(client_order_id, trigger)
+                )
+            except ccxt.OrderNotFound:
+                continue
+            except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
+                raise TemporaryError(f"{self.name}: cancel {client_order_id}: {exc}") from exc
+            except ccxt.ExchangeError as exc:
+                raise OrderRejectedError(client_order_id, f"cancel: {exc}") from exc
+            if trigger:  # the answer is a bare acknowledgement: the order is canceled
+                raw = {**raw, "status": raw.get("status") or "canceled"}
+            # A cancel answer may carry the cancel request's own id; the order's is the one
+            # we asked.
+            return self._order(raw, m, client_order_id=client_order_id)
+        found = await self.fetch_order(symbol, client_order_id)
+        if found is None:
+            raise OrderRejectedError(client_order_id, "cancel: no such order")
+        return found
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
         import ccxt
 
         ex = self._ex()
         m = self._market(symbol)
-        try:
-            raw = await self._read(
-                ex.fetch_order, "", m["symbol"], {"clientOrderId": client_order_id}
-            )
-        except ccxt.OrderNotFound:
-            return None
-        order = self._order(raw, m, client_order_id=client_order_id)
-        if order.filled > 0 and not order.fills and order.exchange_order_id:
-            fills = await self._order_fills(m, order.exchange_order_id, client_order_id)
-            order = replace(order, fills=fills)
-        return order
+        cid = client_order_id
+        for trigger in self.conditional.first(cid, m):
+            try:
+                raw = await self._read(ex.fetch_order, "", m["symbol"], lookup_params(cid, trigger))
+            except ccxt.OrderNotFound:
+                continue
+            if trigger:
+                self.conditional.placed(cid)
+                return await self._conditional_order(raw, m, cid)
+            order = self._order(raw, m, client_order_id=cid)
+            if order.filled > 0 and not order.fills and order.exchange_order_id:
+                fills = await self._order_fills(m, order.exchange_order_id, cid)
+                order = replace(order, fills=fills)
+            return order
+        return None
+
+    async def _conditional_order(
+        self, raw: dict[str, Any], m: dict[str, Any], cid: str
+    ) -> BrokerOrder:
+        """A conditional order; once fired, its fills are those of the order it placed."""
+        order = self._order(settled(raw), m, client_order_id=cid)
+        actual = actual_order_id(raw)
+        if actual is None:
+            return order
+        self._order_ids[actual] = cid
+        fills = await self._order_fills(m, actual, cid) if order.filled > 0 else ()
+        return replace(order, exchange_order_id=actual, fills=fills)
 
     async def _order_fills(self, m: dict[str, Any], order_id: str, cid: str) -> tuple[Fill, ...]:
         ex = self._ex()
@@ -329,9 +308,16 @@ class CcxtBroker:
         )
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
+        """Open orders, the conditional (trigger) ones of contract markets included."""
         ex = self._ex()
-        unified = self._market(symbol)["symbol"] if symbol else None
-        raws = await self._read(ex.fetch_open_orders, unified)
+        market = self._market(symbol) if symbol else None
+        unified = market["symbol"] if market else None
+        raws = list(await self._read(ex.fetch_open_orders, unified))
+        if (market or {}).get("contract") or (market is None and self.contract_markets):
+            for raw in await self._read(ex.fetch_open_orders, unified, None, None, TRIGGER):
+                if raw.get("clientOrderId"):
+                    self.conditional.placed(str(raw["clientOrderId"]))
+                raws.append(raw)
         out = []
         for raw in raws:
             m = dict((ex.markets or {}).get(raw.get("symbol"), {}))

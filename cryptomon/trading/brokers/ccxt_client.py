@@ -111,10 +111,15 @@ def proxy_params(proxy: SecretStr | None) -> dict[str, str]:
 
 
 def build_exchange(
-    settings: LiveSettings, *, urls: dict[str, str] | None = None, contracts: bool = False
+    settings: LiveSettings,
+    *,
+    urls: dict[str, str] | None = None,
+    contracts: bool = False,
+    session: Any = None,
 ) -> Any:
     """The configured ccxt async exchange (not yet connected); ``contracts``: the traded
-    symbols are perpetuals/futures (no spot-only options)."""
+    symbols are perpetuals/futures (no spot-only options); ``session``: the transport, an
+    ``aiohttp.ClientSession`` the caller owns (ccxt then neither creates nor closes one)."""
     import ccxt.async_support as ccxt_async
 
     cls = getattr(ccxt_async, settings.exchange, None)
@@ -148,6 +153,8 @@ def build_exchange(
     }
     params.update({k: v for k, v in creds.items() if v})
     params.update(proxy_params(s.proxy))
+    if session is not None:
+        params["session"] = session
     exchange = cls(params)
     if s.sandbox:
         exchange.set_sandbox_mode(True)

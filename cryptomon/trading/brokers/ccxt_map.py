@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptomon.events import Fill, OrderIntent, OrderState
 from cryptomon.market.instruments import expiry_code
-from cryptomon.trading.brokers.base import BrokerOrder, MarketInfo
+from cryptomon.trading.brokers.base import BrokerOrder, MarketInfo, OrderRejectedError
 
 ZERO = Decimal(0)
 STATES = {
@@ -174,3 +174,28 @@ def market_info(ex: Any, m: dict[str, Any], symbol: str, *, native: bool) -> Mar
         max_leverage=dec((limits.get("leverage") or {}).get("max")) or Decimal(1),
         native_stop_loss=native,
     )
+
+
+def order_request(
+    ex: Any, intent: OrderIntent, m: dict[str, Any]
+) -> tuple[str, float, float | None, dict[str, Any]]:
+    """ccxt (type, amount, price, params) for an intent, rounded to the market's precision."""
+    sym = m["symbol"]
+    amount = float(ex.amount_to_precision(sym, str(intent.amount)))
+    params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+    price: float | None = None
+    kind = intent.type
+    if kind in {"limit", "stop_limit"}:
+        if intent.price is None:
+            raise OrderRejectedError(intent.client_order_id, f"{kind} order without a price")
+        price = float(ex.price_to_precision(sym, str(intent.price)))
+    if kind in {"stop_market", "stop_limit", "take_profit"}:
+        trigger = intent.stop_price if intent.stop_price is not None else intent.price
+        if trigger is None:
+            raise OrderRejectedError(intent.client_order_id, f"{kind} order without a stop")
+        key = "takeProfitPrice" if kind == "take_profit" else "stopLossPrice"
+        params[key] = float(ex.price_to_precision(sym, str(trigger)))
+    ccxt_type = "limit" if kind in {"limit", "stop_limit"} else "market"
+    if intent.reduce_only and m.get("contract"):
+        params["reduceOnly"] = True
+    return ccxt_type, amount, price, params

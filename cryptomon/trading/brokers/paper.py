@@ -35,6 +35,7 @@ from cryptomon.trading.brokers.base import (
 )
 from cryptomon.trading.brokers.paper_margin import MarginBook
 from cryptomon.trading.margin import TermsLookup
+from cryptomon.trading.sizing import spec_problem
 
 if TYPE_CHECKING:
     from cryptomon.config import PaperBrokerConfig
@@ -177,6 +178,7 @@ class PaperBroker:
             )
         if intent.type == "limit" and intent.price is None:
             raise OrderRejectedError(intent.client_order_id, "limit order without price")
+        self._check_spec(intent)
         self._check_funds(intent)
         self._seq += 1
         order = _PaperOrder(intent, f"paper-{self._run}-{self._seq}")
@@ -249,6 +251,16 @@ class PaperBroker:
         if price is None:
             raise OrderRejectedError(intent.client_order_id, "no market price")
         return price
+
+    def _check_spec(self, intent: OrderIntent) -> None:
+        """Like a venue: an order that opens or grows a position is a whole number of the
+        instrument's lots, at least its minimum quantity and order value (exits are not held
+        to the minimums: a venue lets a position close)."""
+        spec = self.market_state.spec(intent.exchange, intent.symbol)
+        if spec is not None and not intent.reduce_only:
+            problem = spec_problem(spec, intent.amount, self._price(intent))
+            if problem is not None:
+                raise OrderRejectedError(intent.client_order_id, problem[1])
 
     def _check_funds(self, intent: OrderIntent) -> None:
         base, quote = split_symbol(intent.symbol)

@@ -95,14 +95,19 @@ async def test_calls_before_start_are_temporary_errors() -> None:
 
 
 @pytest.mark.asyncio
-async def test_unreachable_venue_fails_start_with_a_temporary_error() -> None:
-    """start() against a closed port retries, then raises TemporaryError and cleans up."""
-    broker = CcxtBroker(
-        LiveTradingConfig(url="http://127.0.0.1:9", timeout_ms=500), read_attempts=2
-    )
-    with pytest.raises(TemporaryError, match="ccxt:binance"):
-        await broker.start()
-    assert broker.exchange is None
+async def test_an_injected_session_is_the_transport_and_stays_open() -> None:
+    """The transport seam: ccxt sends through the session the caller gives (no session of its
+    own) and the broker's stop leaves it open for its owner."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        broker = CcxtBroker(LiveTradingConfig(), session=session)
+        broker.exchange = broker._build()
+        assert broker.exchange.session is session
+        assert broker.exchange.own_session is False
+        await broker.stop()
+        assert not session.closed
+    assert CcxtBroker(LiveTradingConfig())._build().own_session is True
 
 
 def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:

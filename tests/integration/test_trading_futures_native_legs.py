@@ -1,0 +1,192 @@
+"""Venue-side stop-loss and take-profit of live perpetuals, end to end through the real ccxt
+``binanceusdm`` code on the simulator: after the entry fill both legs rest on the venue as
+reduce-only conditional orders (``/fapi/v1/algoOrder``, as the installed ccxt sends them);
+the venue fires one, the engine books its fill and cancels the other; PnL equals the hand
+computation and the venue's wallet."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+
+from cryptomon.clock import LiveClock, ManualClock
+from cryptomon.config import load_settings
+from cryptomon.events import OrderState
+from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
+from cryptomon.sim.exchange import SimExchange
+from cryptomon.sim.market import MarketModel
+from cryptomon.sim.usdm import UsdmVenue
+from cryptomon.trading.brokers.ccxt import CcxtBroker
+from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.journal import MemoryJournal
+from tests.e2e.futures_rig import EX, PERP, specs, top
+from tests.util import wait_until
+
+D = Decimal
+VENUE_ID = "BTCUSDT"
+KEY, SECRET = "legs-key", "legs-secret"
+FEE = D("0.0004")
+ALGO = "/fapi/v1/algoOrder"
+
+
+@dataclass
+class Live:
+    sim: SimExchange
+    venue: UsdmVenue
+    engine: TradingEngine
+    hub: Hub
+
+
+@pytest_asyncio.fixture
+async def live() -> AsyncIterator[Live]:
+    sim = SimExchange(MarketModel(["BTC-USDT"], seed=4), clock=ManualClock(time.time()))
+    venue = UsdmVenue(api_key=KEY, api_secret=SECRET)
+    venue.set_price(VENUE_ID, D(20000))
+    sim.add_routes(venue.routes())
+    await sim.start(run=False)
+    cfg = load_settings(
+        data={
+            "trading": {
+                "mode": "live",
+                "exchange": EX,
+                "symbols": [PERP],
+                "leverage": 5,
+                "max_leverage": 5,
+                "allow_short": True,
+                "max_position_size": 10_000,
+                "max_symbol_exposure": 10_000,
+                "max_total_exposure": 10_000,
+                "poll_interval_s": 0.05,
+                "live": {
+                    "exchange": EX,
+                    "api_key": KEY,
+                    "secret": SECRET,
+                    "url": sim.rest_url,
+                    "native_stop_loss": True,
+                },
+            }
+        }
+    ).trading
+    hub, clock = Hub(), LiveClock()
+    engine = TradingEngine(
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=CcxtBroker.from_config(cfg, clock=clock),
+        market=MarketState(hub=hub),
+        journal=MemoryJournal(hub=hub),
+        starting_cash=D(0),
+        specs=specs,
+    )
+    top(hub, 20000.0)
+    await engine.start()
+    try:
+        yield Live(sim, venue, engine, hub)
+    finally:
+        await engine.stop()
+        await sim.stop()
+
+
+def algos(venue: UsdmVenue, status: str | None = None) -> list[dict[str, object]]:
+    return [a for a in venue.book.algos if status in (None, a["algoStatus"])]
+
+
+async def legs_resting(live: Live) -> None:
+    await wait_until(lambda: len(algos(live.venue, "NEW")) == 2, timeout=10, message="2 legs")
+
+
+@pytest.mark.asyncio
+async def test_long_gets_venue_legs_and_the_venue_take_profit_closes_it(live: Live) -> None:
+    """Both legs rest on the venue as reduce-only conditional orders of the position's size;
+    the venue fires the take-profit at 21300: the engine books the fill, cancels the stop leg
+    and its PnL = 0.1 x 1300 - fees, as the venue's wallet says."""
+    engine, venue = live.engine, live.venue
+    await engine.place_manual_order(
+        actor="t",
+        exchange=EX,
+        symbol=PERP,
+        side="buy",
+        amount="0.1",
+        stop_loss="19400",
+        take_profit="21200",
+    )
+    await legs_resting(live)
+    stop, take = sorted(algos(venue), key=lambda a: str(a["orderType"]))
+    assert (stop["orderType"], stop["side"]) == ("STOP_MARKET", "SELL")
+    assert stop["triggerPrice"] == "19400"
+    assert (take["orderType"], take["triggerPrice"]) == ("TAKE_PROFIT_MARKET", "21200")
+    assert stop["reduceOnly"] is True
+    assert take["reduceOnly"] is True
+    assert D(str(stop["quantity"])) == D(str(take["quantity"])) == D("0.1")
+    prot = engine.protection.protections[(EX, PERP)]
+    assert prot.native
+    assert {prot.stop_order, prot.take_order} == {stop["clientAlgoId"], take["clientAlgoId"]}
+    venue.set_price(VENUE_ID, D(21300))  # the venue fires; no book top reaches the engine
+    pos = engine.portfolio.positions[(EX, PERP)]
+    await wait_until(lambda: pos.amount == 0, timeout=10, message="position closed")
+    await wait_until(lambda: stop["algoStatus"] == "CANCELED", timeout=10, message="stop gone")
+    assert take["algoStatus"] == "FINISHED"
+    assert engine.book.get(str(take["clientAlgoId"])).state == OrderState.FILLED  # type: ignore[union-attr]
+    hand = D("0.1") * (D(21300) - D(20000)) - D("0.1") * (D(20000) + D(21300)) * FEE
+    assert engine.portfolio.trades[-1].pnl == hand
+    assert venue.book.wallet == D(10_000) + hand
+    assert await engine.broker.fetch_positions() == {}  # type: ignore[attr-defined]
+    assert not engine.book.open()
+
+
+@pytest.mark.asyncio
+async def test_short_venue_stop_fires_and_take_profit_leg_is_canceled(live: Live) -> None:
+    """A 5x short: the venue's stop-market buys back at 20700; PnL = -0.1 x 700 - fees."""
+    engine, venue = live.engine, live.venue
+    await engine.place_manual_order(
+        actor="t",
+        exchange=EX,
+        symbol=PERP,
+        side="sell",
+        amount="0.1",
+        stop_loss="20600",
+        take_profit="18800",
+    )
+    await legs_resting(live)
+    venue.set_price(VENUE_ID, D(20700))
+    pos = engine.portfolio.positions[(EX, PERP)]
+    await wait_until(lambda: pos.amount == 0, timeout=10, message="short closed")
+    await wait_until(lambda: not algos(venue, "NEW"), timeout=10, message="take leg canceled")
+    statuses = sorted(str(a["algoStatus"]) for a in algos(venue))
+    assert statuses == ["CANCELED", "FINISHED"]
+    hand = D("-0.1") * (D(20700) - D(20000)) - D("0.1") * (D(20000) + D(20700)) * FEE
+    assert engine.portfolio.trades[-1].pnl == hand
+    assert venue.book.wallet == D(10_000) + hand
+
+
+@pytest.mark.asyncio
+async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> None:
+    """A stop the venue refuses (-2021, it would trigger at once) leaves the position protected
+    by the engine on the book, and the take-profit leg canceled: no leg rests alone. (On the
+    loopback URL ccxt cannot pick Binance's linear error table, so the refusal arrives as an
+    unclassified error: the engine settles it by lookup and closes it as never placed.)"""
+    engine, venue = live.engine, live.venue
+    await engine.place_manual_order(
+        actor="t",
+        exchange=EX,
+        symbol=PERP,
+        side="buy",
+        amount="0.1",
+        stop_loss="20100",
+        take_profit="21200",  # a sell stop above the price: refused
+    )
+    prot = engine.protection.protections[(EX, PERP)]
+    await wait_until(lambda: prot.stop_order is not None, timeout=10, message="stop sent")
+    await wait_until(lambda: not prot.native, timeout=10, message="back to emulation")
+    await wait_until(lambda: not algos(venue, "NEW"), timeout=10, message="no leg resting")
+    record = engine.book.get(str(prot.stop_order))
+    assert record is not None
+    assert record.state == OrderState.REJECTED
+    assert [a["orderType"] for a in algos(venue)] == ["TAKE_PROFIT_MARKET"]  # canceled
+    assert prot.trigger(D("20099.9"), D("20100.1")) == "stop_loss"  # the book watch is back

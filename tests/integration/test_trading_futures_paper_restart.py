@@ -1,0 +1,120 @@
+"""Paper funding survives a restart: a 5x paper long on a real SQLite file pays funding, the
+daemon's engine stops and a new one starts on the same file; the position comes back with the
+funding it paid (journal table ``funding_payments``), the cash without it is not believed, no
+payment is applied twice, and the close realizes the hand computation including the funding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cryptomon.clock import ManualClock
+from cryptomon.config import DatabaseConfig, StorageConfig
+from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
+from cryptomon.store.db import Database
+from cryptomon.store.journal import StoreJournal
+from cryptomon.store.writer import StoreWriter
+from cryptomon.trading.brokers.paper import PaperBroker
+from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.futures import terms_lookup
+from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, config, lookup, pay_funding, quote
+from tests.util import wait_until
+
+D = Decimal
+
+
+@dataclass
+class Daemon:
+    engine: TradingEngine
+    broker: PaperBroker
+    hub: Hub
+    writer: StoreWriter
+    db: Database
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        await self.writer.stop()
+        await self.db.stop()
+
+
+async def daemon(url: str, clock: ManualClock) -> Daemon:
+    """The paper engine journaled on the database at ``url`` (started, reconciled)."""
+    hub = Hub()
+    db = Database(DatabaseConfig(url=url))
+    await db.start()
+    writer = StoreWriter(hub=hub, db=db, config=StorageConfig(batch_max_age_s=0.01), clock=clock)
+    await writer.start()
+    cfg = config()
+    market = MarketState(hub=hub)
+    broker = PaperBroker(
+        config=cfg.paper,
+        market=market,
+        hub=hub,
+        clock=clock,
+        allow_short=True,
+        terms=terms_lookup(cfg, lookup(SPEC)),
+    )
+    engine = TradingEngine(
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=broker,
+        market=market,
+        journal=StoreJournal(db=db),
+        specs=lookup(SPEC),
+    )
+    quote(hub, clock, 20000)
+    await engine.start()
+    return Daemon(engine, broker, hub, writer, db)
+
+
+@pytest.mark.asyncio
+async def test_paper_funding_survives_a_restart_on_sqlite(tmp_path: Path) -> None:
+    """0.01% funding on a 0.1 long at 20000 (-0.2 USDT) is still on the position and in the
+    cash after the restart, a sync applies nothing twice, and the close's PnL includes it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'paper.db'}"
+    clock = ManualClock(start=1_700_000_000.0)
+    first = await daemon(url, clock)
+    await first.engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
+    )
+    pay_funding(first.hub, clock, 0.0001, 20000.0)
+    assert await first.engine.funding.sync() == 1
+    cash_before = first.engine.portfolio.cash
+    journal = StoreJournal(db=first.db)
+    await wait_until(lambda: _has_fill(journal), timeout=10, message="fill stored")
+    await first.stop()
+
+    second = await daemon(url, clock)
+    try:
+        engine = second.engine
+        pos = engine.portfolio.positions[(EX, PERP)]
+        assert pos.amount == D("0.1")
+        assert pos.contract is not None
+        assert pos.contract.funding == D("-0.2")
+        assert engine.portfolio.cash == cash_before
+        assert (await second.broker.fetch_balances())["USDT"] == cash_before
+        assert await engine.funding.sync() == 0
+        stored = await StoreJournal(db=second.db).funding_payments()
+        assert [(s.payment.amount, s.price) for s in stored] == [
+            (D("-0.2"), D(20000))
+        ]  # at the mark
+        prot = engine.protection.protections[(EX, PERP)]
+        assert prot.take is not None
+        quote(second.hub, clock, float(prot.take) + 1)
+        await wait_until(lambda: pos.amount == 0, timeout=5, message="take-profit")
+        exit_fill = D(str(float(prot.take) + 0.5))
+        fees = D("0.1") * (D("20000.5") + exit_fill) * D("0.001")
+        hand = D("0.1") * (exit_fill - D("20000.5")) - D("0.2") - fees
+        assert engine.portfolio.trades[-1].pnl == hand
+        assert engine.portfolio.cash == D(10_000) + hand
+    finally:
+        await second.stop()
+
+
+async def _has_fill(journal: StoreJournal) -> bool:
+    return len(await journal.fills()) == 1
