@@ -58,7 +58,7 @@ async def _start(tmp: Path, stop: asyncio.Event, ready: Future[LiveApi]) -> None
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.repos import insert_notifications
-    from tests.unit.notify.sinks import HttpSink
+    from tests.integration.notify_sinks import HttpSink
     from tests.unit.trading.helpers import paper_engine, trading_config
 
     clock = LiveClock()
