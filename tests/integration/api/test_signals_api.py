@@ -15,7 +15,7 @@ from cryptomon.kinds import SignalGrade
 from cryptomon.store.db import Database
 from cryptomon.store.queries import Queries
 from cryptomon.store.repos import insert_fills, insert_signals, upsert_orders
-from tests.unit.api.conftest import StartApi
+from tests.integration.api.conftest import StartApi
 
 T0 = 1_700_000_000.0
 GRADES = [SignalGrade.STRONG, SignalGrade.MEDIUM, SignalGrade.WEAK, SignalGrade.IGNORE]
