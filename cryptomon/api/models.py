@@ -232,20 +232,16 @@ class MarketStatsOut(Out):
 # --------------------------------------------------------------------------- anomalies
 
 
-class AnomalyQuery(Query):
+class MarketWindow(Query):
+    """The filters the list routes share: one exchange and symbol, a time window."""
+
     exchange: str | None = Field(default=None, pattern=_NAME)
     symbol: str | None = Field(default=None, min_length=3, max_length=40, pattern=SYMBOL_PATTERN)
-    kind: str | None = Field(default=None, pattern=_NAME)
-    min_severity: SeverityName | None = None
     since: float | None = Field(
         default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts >= since)"
     )
     until: float | None = Field(
-        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts < until)"
-    )
-    limit: int = Field(default=50, ge=1, le=10_000, description="<= api.max_page_size")
-    cursor: str | None = Field(
-        default=None, max_length=256, description="next_cursor of the previous page"
+        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts <= until)"
     )
 
     @field_validator("exchange")
@@ -259,10 +255,27 @@ class AnomalyQuery(Query):
         return None if v is None else normalize_symbol(v)
 
     @model_validator(mode="after")
-    def _range(self) -> AnomalyQuery:
+    def _range(self) -> MarketWindow:
         if self.since is not None and self.until is not None and self.until < self.since:
             raise ValueError("until must not be before since")
         return self
+
+
+class PagedMarketWindow(MarketWindow):
+    """A list route's filters with its page size and cursor."""
+
+    limit: int = Field(default=50, ge=1, le=10_000, description="<= api.max_page_size")
+    cursor: str | None = Field(
+        default=None, max_length=256, description="next_cursor of the previous page"
+    )
+
+
+class AnomalyQuery(PagedMarketWindow):
+    kind: str | None = Field(default=None, pattern=_NAME)
+    min_severity: SeverityName | None = None
+    until: float | None = Field(
+        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts < until)"
+    )
 
 
 class AnomalyStatsQuery(Query):
