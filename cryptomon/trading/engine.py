@@ -113,6 +113,16 @@ class TradingEngine:
         self.reconciler = Reconciler(context=self.context, executor=self.executor)
         self.entries = SignalTrader(context=self.context, executor=self.executor)
         self.controls = TradingControls(context=self.context, executor=self.executor)
+        # The API's methods are the controls' own (see control.py), under the same names.
+        self.positions = self.controls.positions
+        self.orders = self.controls.orders
+        self.stats = self.controls.stats
+        self.limits = self.controls.limits
+        self.update_limits = self.controls.update_limits
+        self.place_manual_order = self.controls.place_manual_order
+        self.cancel_order = self.controls.cancel_order
+        self.kill_switch = self.controls.kill_switch
+        self.resume = self.controls.resume
         self.funding = FundingSync(context=self.context)
         self.clock_watch = ClockWatch(context=self.context)
         self.recovery = StartupRecovery(
@@ -231,62 +241,3 @@ class TradingEngine:
     async def record_equity(self, now: float) -> None:
         """Write one equity snapshot (equity, cash, PnL, exposure) through the journal."""
         await self.poller.record_equity(now)
-
-    # ------------------------------------------------------------------ API (see control.py)
-
-    def positions(self) -> list[dict[str, Any]]:
-        return self.controls.positions()
-
-    def orders(
-        self, symbol: str | None = None, open_only: bool = False, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        return self.controls.orders(symbol=symbol, open_only=open_only, limit=limit)
-
-    def stats(self) -> dict[str, Any]:
-        return self.controls.stats()
-
-    def limits(self) -> dict[str, Any]:
-        return self.controls.limits()
-
-    def update_limits(self, actor: str, **fields: Any) -> dict[str, Any]:
-        return self.controls.update_limits(actor, **fields)
-
-    async def place_manual_order(
-        self,
-        *,
-        actor: str,
-        exchange: str,
-        symbol: str,
-        side: str,
-        amount: Any,
-        type: str = "market",
-        price: Any = None,
-        stop_loss: Any = None,
-        take_profit: Any = None,
-        reduce_only: bool = False,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Risk-checked like every order, audited; the same ``request_id`` never places a
-        second order. Raises ``RiskRejected`` or ``ValueError`` (bad input)."""
-        return await self.controls.place_manual_order(
-            actor=actor,
-            exchange=exchange,
-            symbol=symbol,
-            side=side,
-            amount=amount,
-            type=type,
-            price=price,
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-            reduce_only=reduce_only,
-            request_id=request_id,
-        )
-
-    async def cancel_order(self, client_order_id: str, actor: str) -> dict[str, Any]:
-        return await self.controls.cancel_order(client_order_id, actor)
-
-    async def kill_switch(self, actor: str, flatten: bool | None = None) -> dict[str, Any]:
-        return await self.controls.kill_switch(actor, flatten=flatten)
-
-    async def resume(self, actor: str) -> str:
-        return await self.controls.resume(actor)
