@@ -3,6 +3,7 @@ and sync funding now and then, watch the daily loss limit and the venue's clock.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
@@ -19,25 +20,16 @@ log = structlog.get_logger()
 ZERO = Decimal(0)
 
 
+@dataclass(kw_only=True, slots=True)
 class EnginePoller:
     """One loop on the injected clock, every ``poll_interval_s``."""
 
-    def __init__(
-        self,
-        *,
-        context: EngineContext,
-        executor: OrderExecutor,
-        protection: ProtectionManager,
-        reconciler: Reconciler,
-        funding: FundingSync,
-        clock_watch: ClockWatch,
-    ) -> None:
-        self.context = context
-        self.executor = executor
-        self.protection = protection
-        self.reconciler = reconciler
-        self.funding = funding
-        self.clock_watch = clock_watch
+    context: EngineContext
+    executor: OrderExecutor
+    protection: ProtectionManager
+    reconciler: Reconciler
+    funding: FundingSync
+    clock_watch: ClockWatch
 
     async def run(self) -> None:
         """Poll open orders, publish marks, watch the daily loss limit."""

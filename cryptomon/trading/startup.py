@@ -4,6 +4,7 @@ reconciliation with the broker (retried with backoff until it succeeds)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
@@ -20,21 +21,14 @@ log = structlog.get_logger()
 ZERO = Decimal(0)
 
 
+@dataclass(kw_only=True, slots=True)
 class StartupRecovery:
     """Rebuilds the engine's state from its journal and agrees it with the broker."""
 
-    def __init__(
-        self,
-        *,
-        context: EngineContext,
-        executor: OrderExecutor,
-        protection: ProtectionManager,
-        reconciler: Reconciler,
-    ) -> None:
-        self.context = context
-        self.executor = executor
-        self.protection = protection
-        self.reconciler = reconciler
+    context: EngineContext
+    executor: OrderExecutor
+    protection: ProtectionManager
+    reconciler: Reconciler
 
     async def restore(self) -> None:
         """Orders and fills from the journal; a simulated venue restarts from them."""
