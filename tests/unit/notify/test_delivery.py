@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import apprise
 import pytest
 
 from cryptomon.clock import ManualClock
@@ -13,6 +14,7 @@ from cryptomon.errors import ConfigError
 from cryptomon.hub import Hub
 from cryptomon.notify.delivery import AppriseSender
 from cryptomon.notify.router import NotificationRouter
+from cryptomon.notify.transport import MockTransport, NotifyRequest
 from tests.unit.notify.factories import T0, alerts_config, anomaly, running_router
 from tests.unit.notify.inbox import Inbox
 from tests.util import wait_until
@@ -120,3 +122,34 @@ async def test_shutdown_records_undelivered_messages_as_failed(inbox: Inbox) -> 
     rec = run.by("dead", "failed")
     assert len(rec) == 1
     assert rec[0].error == "not delivered before shutdown"
+
+
+@pytest.mark.asyncio
+async def test_plain_transport_handler_sees_the_request_and_its_reason_is_scrubbed() -> None:
+    """A sync MockTransport handler gets title, format and type; its failure reason reaches the
+    result without the URL's password."""
+    url = "json://bob:supersecretpw@inbox.invalid/x"
+    seen: list[NotifyRequest] = []
+
+    def refuse(request: NotifyRequest) -> str:
+        seen.append(request)
+        return f"refused by {url}"
+
+    sender = AppriseSender(
+        name="t",
+        url=url,
+        clock=ManualClock(T0),
+        attempt_timeout_s=30.0,
+        retries=0,
+        retry_backoff_s=1.0,
+        retry_backoff_cap_s=1.0,
+        transport=MockTransport(refuse),
+    )
+    result = await sender.send("title", "body", "markdown", "P0")
+    assert (result.ok, result.attempts) == (False, 1)
+    assert "supersecretpw" not in result.error
+    assert "refused by" in result.error
+    (request,) = seen
+    assert (request.channel, request.title, request.body) == ("t", "title", "body")
+    assert request.body_format == apprise.NotifyFormat.MARKDOWN
+    assert request.notify_type == apprise.NotifyType.FAILURE
