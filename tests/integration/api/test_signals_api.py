@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from cryptomon.config import DatabaseConfig
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, Signal
 from cryptomon.kinds import SignalGrade
 from cryptomon.store.db import Database
@@ -39,13 +36,10 @@ def signal(i: int, **kw: Any) -> Signal:
     return Signal(**base)
 
 
-@pytest_asyncio.fixture
-async def store(db_url: str) -> AsyncIterator[tuple[Database, Queries]]:
+@pytest.fixture
+def store(db: Database) -> tuple[Database, Queries]:
     """A migrated store on SQLite or PostgreSQL."""
-    db = Database(DatabaseConfig(url=db_url))
-    await db.start()
-    yield db, Queries(db=db)
-    await db.stop()
+    return db, Queries(db=db)
 
 
 async def _write(db: Database, signals: list[Signal], orders: list[Any], fills: list[Fill]) -> None:
