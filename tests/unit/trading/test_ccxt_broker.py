@@ -94,17 +94,6 @@ async def test_calls_before_start_are_temporary_errors() -> None:
         await broker.fetch_balances()
 
 
-@pytest.mark.asyncio
-async def test_unreachable_venue_fails_start_with_a_temporary_error() -> None:
-    """start() against a closed port retries, then raises TemporaryError and cleans up."""
-    broker = CcxtBroker(
-        LiveTradingConfig(url="http://127.0.0.1:9", timeout_ms=500), read_attempts=2
-    )
-    with pytest.raises(TemporaryError, match="ccxt:binance"):
-        await broker.start()
-    assert broker.exchange is None
-
-
 def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     """Retry-After takes delta seconds or an HTTP date; garbage is None (the default applies)."""
     from cryptomon.trading.brokers.ccxt_gate import parse_retry_after
