@@ -1,7 +1,7 @@
 """Unit tests open no network sockets: a connect or bind to an IPv4/IPv6 address during a unit
-test fails it, naming the address. Servers, loopback sinks, NATS and PostgreSQL belong in
-``tests/integration/``. Enforced with a CPython audit hook (nothing is patched); the hook is
-active only while a test of this folder runs."""
+test fails it, naming the address (a CPython audit hook, active only while a test of this folder
+runs; nothing is patched). PostgreSQL, which talks through libpq below that hook, is refused by
+its fixture. Servers, loopback sinks, NATS and PostgreSQL belong in ``tests/integration/``."""
 
 from __future__ import annotations
 
@@ -41,3 +41,9 @@ def _no_network() -> Iterator[None]:
         yield
     finally:
         _state["active"] = False
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """PostgreSQL talks through libpq, below the audit hook: refused here by name."""
+    pytest.fail("unit tests use no PostgreSQL; move the test to tests/integration/")

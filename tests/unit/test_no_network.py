@@ -23,3 +23,9 @@ def test_binding_a_port_fails_but_a_socketpair_works() -> None:
     with left, right:
         left.sendall(b"x")
         assert right.recv(1) == b"x"
+
+
+def test_postgresql_is_refused(request: pytest.FixtureRequest) -> None:
+    """A unit test asking for a PostgreSQL database fails, naming the rule."""
+    with pytest.raises(pytest.fail.Exception, match="unit tests use no PostgreSQL"):
+        request.getfixturevalue("pg_url")
