@@ -1,4 +1,5 @@
-"""CcxtBroker against a venue that refuses connections (a real closed loopback port)."""
+"""The live broker's real transport against a closed loopback port (moved from the unit tests:
+it opens sockets): start() retries, then fails with a TemporaryError and cleans up."""
 
 from __future__ import annotations
 
