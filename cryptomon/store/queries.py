@@ -7,9 +7,12 @@ with a message naming the argument and what is expected; an unreachable database
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select, and_, func, or_, select
@@ -18,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from cryptomon.errors import TemporaryError
 from cryptomon.events import Severity
 from cryptomon.log import redact_url
-from cryptomon.store.cursor import decode_cursor, encode_cursor
 from cryptomon.store.db import is_transient
 from cryptomon.store.models import (
     AnomalyRow,
@@ -39,9 +41,8 @@ from cryptomon.store.types import utc
 if TYPE_CHECKING:
     from cryptomon.store.db import Database
 
-__all__ = ["MAX_LIMIT", "Queries", "decode_cursor", "encode_cursor"]
-
 MAX_LIMIT = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HIDDEN = frozenset({"event_key", "severity_rank"})
 _S = TypeVar("_S", bound=Select)
 
@@ -69,6 +70,26 @@ def _plain(mapping: Any) -> dict[str, Any]:
             continue
         out[key] = value.timestamp() if isinstance(value, datetime) else value
     return out
+
+
+def encode_cursor(ts: datetime, key: str) -> str:
+    micros = (ts - _EPOCH) // timedelta(microseconds=1)
+    raw = json.dumps([micros, key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Inverse of :func:`encode_cursor`; ValueError for anything it did not produce."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        micros, key = json.loads(raw)
+        if not isinstance(micros, int) or not isinstance(key, str):
+            raise TypeError
+        return _EPOCH + timedelta(microseconds=micros), key
+    except (ValueError, TypeError, binascii.Error, OverflowError):
+        raise ValueError(
+            f"invalid cursor {cursor[:40]!r}: pass the next_cursor value of a previous page"
+        ) from None
 
 
 def _range(stmt: _S, col: Any, since: Any, until: Any) -> _S:
