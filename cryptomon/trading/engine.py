@@ -14,8 +14,8 @@ its tasks (orders stay at the venue; the next start reconciles them).
   and the daily loss limit;
 - :class:`~cryptomon.trading.reconcile.Reconciler`: agreement with the broker;
 - :class:`~cryptomon.trading.entries.SignalTrader`: a signal -> an entry or a close;
-- :class:`~cryptomon.trading.startup.StartupRecovery`: journal replay, restored venue, dust
-  sweep and the first reconciliation;
+- :class:`~cryptomon.trading.startup.StartupRecovery`: after the journal replay, the dust
+  sweep and the first reconciliation (retried until it succeeds);
 - :class:`~cryptomon.trading.poller.EnginePoller`: the periodic loop (orders, marks, equity,
   reconciliation, funding, daily loss, venue clock);
 - :class:`~cryptomon.trading.control.TradingControls`: the API's methods, which the engine
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from cryptomon.config import TradingConfig
 
 log = structlog.get_logger()
+ZERO = Decimal(0)
 
 
 class TradingEngine:
@@ -179,7 +180,7 @@ class TradingEngine:
         ctx = self.context
         last_state = getattr(self.journal, "last_risk_state", None)
         was_halted = callable(last_state) and await last_state() == RiskState.HALTED
-        await self.recovery.restore()
+        await self._restore()
         await self.broker.start()
         await self.recovery.sweep_restored_dust()
         set_listener = getattr(self.broker, "set_listener", None)
@@ -202,6 +203,31 @@ class TradingEngine:
             open_orders=len(ctx.book.open()),
         )
 
+    async def _restore(self) -> None:
+        """Orders and fills from the journal; a simulated venue restarts from them."""
+        ctx = self.context
+        for stored in await self.journal.open_orders():
+            record = ctx.book.add(
+                OrderRecord(
+                    intent=stored.intent,
+                    state=stored.state,
+                    exchange_order_id=stored.exchange_order_id,
+                )
+            )
+            if stored.missing_fills:
+                ctx.incomplete.append(record)
+        for fill in await self.journal.fills():
+            self.executor.replay_fill(fill)
+        restore = getattr(self.broker, "restore", None)
+        if callable(restore):  # a simulated venue restarts from the persisted state
+            restore(self._balances(), [(r.intent, r.filled, r.state) for r in ctx.book.open()])
+        restore_positions = getattr(self.broker, "restore_positions", None)
+        if callable(restore_positions):  # contracts: signed qty and entry, no coins held
+            held = [p for p in ctx.portfolio.open_positions() if p.contract is not None]
+            restore_positions([(p.exchange, p.symbol, p.amount, p.avg_price) for p in held])
+        for pos in ctx.portfolio.open_positions():
+            self.protection.arm_default(pos)
+
     async def stop(self) -> None:
         for sub in self._subs:
             sub.close()
@@ -210,6 +236,16 @@ class TradingEngine:
         close = getattr(self.journal, "aclose", None)  # ExitJournal: stop folding
         if close is not None:
             await close()
+
+    def _balances(self) -> dict[str, Decimal]:
+        portfolio = self.context.portfolio
+        out = {portfolio.quote: portfolio.cash}
+        for pos in portfolio.open_positions():
+            if pos.contract is not None:
+                continue
+            base = pos.symbol.rpartition("-")[0] or pos.symbol
+            out[base] = out.get(base, ZERO) + pos.amount
+        return out
 
     # ------------------------------------------------------------------ events in
 
