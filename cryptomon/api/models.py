@@ -100,21 +100,26 @@ class Feeds(Out):
 # --------------------------------------------------------------------------- market
 
 
-class MarketQuery(Query):
+class MarketNames(BaseModel):
+    """Mixed into a model with ``exchange`` and/or ``symbol`` fields: the exchange in lower
+    case, the symbol in cryptofeed's form (BTC/USDT -> BTC-USDT)."""
+
+    @field_validator("exchange", check_fields=False)
+    @classmethod
+    def _lower(cls, v: str | None) -> str | None:
+        return None if v is None else v.lower()
+
+    @field_validator("symbol", check_fields=False)
+    @classmethod
+    def _symbol(cls, v: str | None) -> str | None:
+        return None if v is None else normalize_symbol(v)
+
+
+class MarketQuery(Query, MarketNames):
     exchange: str = Field(pattern=_NAME, description="e.g. binance")
     symbol: str = Field(
         min_length=3, max_length=40, pattern=SYMBOL_PATTERN, description="BTC-USDT or BTC/USDT"
     )
-
-    @field_validator("exchange")
-    @classmethod
-    def _lower(cls, v: str) -> str:
-        return v.lower()
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, v: str) -> str:
-        return normalize_symbol(v)
 
 
 class OrderbookQuery(MarketQuery):
@@ -232,37 +237,40 @@ class MarketStatsOut(Out):
 # --------------------------------------------------------------------------- anomalies
 
 
-class AnomalyQuery(Query):
+class MarketWindow(Query, MarketNames):
+    """The filters the list routes share: one exchange and symbol, a time window."""
+
     exchange: str | None = Field(default=None, pattern=_NAME)
     symbol: str | None = Field(default=None, min_length=3, max_length=40, pattern=SYMBOL_PATTERN)
-    kind: str | None = Field(default=None, pattern=_NAME)
-    min_severity: SeverityName | None = None
     since: float | None = Field(
         default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts >= since)"
     )
     until: float | None = Field(
-        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts < until)"
+        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts <= until)"
     )
+
+    @model_validator(mode="after")
+    def _range(self) -> MarketWindow:
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError("until must not be before since")
+        return self
+
+
+class PagedMarketWindow(MarketWindow):
+    """A list route's filters with its page size and cursor."""
+
     limit: int = Field(default=50, ge=1, le=10_000, description="<= api.max_page_size")
     cursor: str | None = Field(
         default=None, max_length=256, description="next_cursor of the previous page"
     )
 
-    @field_validator("exchange")
-    @classmethod
-    def _lower(cls, v: str | None) -> str | None:
-        return None if v is None else v.lower()
 
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, v: str | None) -> str | None:
-        return None if v is None else normalize_symbol(v)
-
-    @model_validator(mode="after")
-    def _range(self) -> AnomalyQuery:
-        if self.since is not None and self.until is not None and self.until < self.since:
-            raise ValueError("until must not be before since")
-        return self
+class AnomalyQuery(PagedMarketWindow):
+    kind: str | None = Field(default=None, pattern=_NAME)
+    min_severity: SeverityName | None = None
+    until: float | None = Field(
+        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts < until)"
+    )
 
 
 class AnomalyStatsQuery(Query):

@@ -6,55 +6,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cryptomon.api.models import MAX_EPOCH, SYMBOL_PATTERN, Out, Query, reject_nul
+from cryptomon.api.models import MarketWindow, Out, PagedMarketWindow, reject_nul
 from cryptomon.api.models_trading import DecimalStr
-from cryptomon.config import normalize_symbol
 from cryptomon.kinds import SignalGrade
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
 GradeName = Literal["strong", "medium", "weak", "ignore"]
 
 
-class _Market(Query):
-    exchange: str | None = Field(default=None, pattern=_NAME)
-    symbol: str | None = Field(default=None, min_length=3, max_length=40, pattern=SYMBOL_PATTERN)
-    since: float | None = Field(
-        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts >= since)"
-    )
-    until: float | None = Field(
-        default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts <= until)"
-    )
-
-    @field_validator("exchange")
-    @classmethod
-    def _lower(cls, v: str | None) -> str | None:
-        return None if v is None else v.lower()
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, v: str | None) -> str | None:
-        return None if v is None else normalize_symbol(v)
-
-    @model_validator(mode="after")
-    def _range(self) -> _Market:
-        if self.since is not None and self.until is not None and self.until < self.since:
-            raise ValueError("until must not be before since")
-        return self
-
-
-class SignalQuery(_Market):
+class SignalQuery(PagedMarketWindow):
     source: str | None = Field(
         default=None, pattern=_NAME, description="indicators, rule:<name>, webhook:<name>"
     )
     side: Literal["buy", "sell"] | None = None
     grade: GradeName | None = None
-    limit: int = Field(default=50, ge=1, le=10_000, description="<= api.max_page_size")
-    cursor: str | None = Field(
-        default=None, max_length=256, description="next_cursor of the previous page"
-    )
 
 
-class SignalStatsQuery(_Market):
+class SignalStatsQuery(MarketWindow):
     pass
 
 

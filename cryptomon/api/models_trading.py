@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from cryptomon.api.models import SYMBOL_PATTERN, Out, Query, SeverityName, reject_nul
+from cryptomon.api.models import SYMBOL_PATTERN, MarketNames, Out, Query, SeverityName, reject_nul
 from cryptomon.config import normalize_symbol
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -136,18 +136,13 @@ class OrdersOut(Out):
     orders: list[OrderOut] = Field(description="newest first")
 
 
-class OrdersQuery(Query):
+class OrdersQuery(Query, MarketNames):
     symbol: str | None = Field(default=None, min_length=3, max_length=40, pattern=SYMBOL_PATTERN)
     open_only: bool = False
     limit: int = Field(default=100, ge=1, le=1000)
 
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, v: str | None) -> str | None:
-        return None if v is None else normalize_symbol(v)
 
-
-class OrderCreate(Body):
+class OrderCreate(Body, MarketNames):
     """A manual order; it goes through the same risk checks as automatic ones."""
 
     exchange: str = Field(pattern=_NAME)
@@ -159,16 +154,6 @@ class OrderCreate(Body):
     stop_loss: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
     take_profit: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
     reduce_only: bool = False
-
-    @field_validator("exchange")
-    @classmethod
-    def _lower(cls, v: str) -> str:
-        return v.lower()
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, v: str) -> str:
-        return normalize_symbol(v)
 
     @model_validator(mode="after")
     def _price(self) -> OrderCreate:

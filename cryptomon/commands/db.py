@@ -14,9 +14,9 @@ from cryptomon.commands.support import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    configured,
+    open_database,
     run_async,
-    settings_from_args,
-    setup_logging,
 )
 
 
@@ -61,8 +61,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         for line in migrate.history():
             sys.stdout.write(line + "\n")
         return EXIT_OK
-    settings = settings_from_args(args)
-    setup_logging(settings)
+    settings = configured(args)
     revision: str | None = getattr(args, "revision", None)
     if revision is not None and not _known_revision(revision):
         sys.stderr.write(
@@ -91,15 +90,10 @@ def _known_revision(rev: str) -> bool:
 
 
 async def _run(action: str, revision: str | None, config: Any) -> int:
-    from cryptomon.errors import FatalError
     from cryptomon.store import migrate
-    from cryptomon.store.db import Database
 
-    db = Database(config.model_copy(update={"auto_migrate": False}))
-    try:
-        await db.start()
-    except FatalError as exc:
-        sys.stderr.write(f"crypto-monitor db {action}: {exc}\n")
+    db = await open_database(config.model_copy(update={"auto_migrate": False}), f"db {action}")
+    if db is None:
         return EXIT_FAILURE
     try:
         if action == "upgrade":

@@ -18,13 +18,7 @@ import sys
 import time
 from typing import Any
 
-from cryptomon.commands.support import (
-    EXIT_OK,
-    run_async,
-    settings_from_args,
-    setup_logging,
-    usage_error,
-)
+from cryptomon.commands.support import EXIT_OK, configured, run_async, usage_error
 
 _EXCHANGE = re.compile(r"^[a-z0-9_]{2,32}$")
 
@@ -53,8 +47,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     exchange = args.exchange.strip().lower()
     if not _EXCHANGE.match(exchange):
         return usage_error(f"--exchange: expected a name like binance, got {args.exchange!r}")
-    settings = settings_from_args(args)
-    setup_logging(settings)
+    settings = configured(args)
     try:
         if args.from_file:
             return _import(settings, exchange, args)

@@ -10,25 +10,25 @@ from cryptomon.commands.support import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    add_command,
+    configured,
     run_async,
-    settings_from_args,
-    setup_logging,
 )
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
+        parent,
         "notify-test",
-        parents=[parent],
         help="send a test notification to every alerts channel (or one) and report each result",
+        handler=cmd_notify_test,
     )
     p.add_argument("--channel", metavar="NAME", default=None, help="only this channel")
-    p.set_defaults(handler=cmd_notify_test)
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    setup_logging(settings)
+    settings = configured(args)
     channels = [c.name for c in settings.alerts.channels]
     if not channels:
         sys.stderr.write(

@@ -10,10 +10,13 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptomon.config import Settings, load_settings
+from cryptomon.config import DatabaseConfig, Settings, load_settings
 from cryptomon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptomon.store.db import Database
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -48,6 +51,38 @@ def setup_logging(settings: Settings) -> None:
         fmt=settings.logging.format,
         secrets=settings.secret_values(),
     )
+
+
+def configured(args: argparse.Namespace) -> Settings:
+    """The settings of the common options, with logging set up from them."""
+    settings = settings_from_args(args)
+    setup_logging(settings)
+    return settings
+
+
+def add_command(
+    subparsers: Any, parent: argparse.ArgumentParser, name: str, *, help: str, handler: Any
+) -> argparse.ArgumentParser:
+    """A subcommand parser with the common options, running ``handler(args)``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, parents=[parent], help=help)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+async def open_database(
+    config: DatabaseConfig, command: str, *, read_only: bool = False
+) -> Database | None:
+    """The started database, or None after saying on stderr why it could not start."""
+    from cryptomon.errors import CryptomonError
+    from cryptomon.store.db import Database
+
+    db = Database(config, read_only=read_only)
+    try:
+        await db.start()
+    except CryptomonError as exc:
+        sys.stderr.write(f"crypto-monitor {command}: {exc}\n")
+        return None
+    return db
 
 
 def run_async(main: Coroutine[Any, Any, int]) -> int:

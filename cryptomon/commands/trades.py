@@ -19,31 +19,32 @@ from cryptomon.commands.support import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    add_command,
+    configured,
+    open_database,
     run_async,
-    settings_from_args,
-    setup_logging,
 )
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
+        parent,
         "trades",
-        parents=[parent],
         help="show positions, trading statistics and recent orders from the database",
+        handler=cmd_trades,
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead")
     p.add_argument(
         "--orders", type=int, default=10, metavar="N", help="recent orders to list (default 10)"
     )
-    p.set_defaults(handler=cmd_trades)
 
 
 def cmd_trades(args: argparse.Namespace) -> int:
     if not 0 <= args.orders <= 10_000:
         sys.stderr.write(f"crypto-monitor trades: --orders must be 0..10000, got {args.orders}\n")
         return EXIT_USAGE
-    settings = settings_from_args(args)
-    setup_logging(settings)
+    settings = configured(args)
     return run_async(_main(settings, args))
 
 
@@ -51,13 +52,10 @@ async def _main(settings: Any, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import DBAPIError
 
     from cryptomon.errors import CryptomonError
-    from cryptomon.store.db import Database
 
-    db = Database(settings.database, read_only=True)  # a report: never migrates or writes
-    try:
-        await db.start()
-    except CryptomonError as exc:
-        sys.stderr.write(f"crypto-monitor trades: {exc}\n")
+    # a report: never migrates or writes
+    db = await open_database(settings.database, "trades", read_only=True)
+    if db is None:
         return EXIT_FAILURE
     try:
         report = await build_report(db, settings.trading, orders=args.orders)

@@ -34,6 +34,27 @@ class RecordingError(ValueError):
     """A recording's REST answers cannot be read as instrument metadata."""
 
 
+def _spec(
+    exchange: str,
+    base: str,
+    quote: str,
+    kind: InstrumentKind,
+    *,
+    expiry: float | None = None,
+    **fields: Any,
+) -> InstrumentSpec:
+    """One market's spec, named the way cryptofeed names it (expiry in the name of a future)."""
+    return InstrumentSpec(
+        exchange=exchange,
+        symbol=normalized_symbol(base, quote, kind, expiry=expiry),
+        kind=kind,
+        base=base,
+        quote=quote,
+        expiry=expiry,
+        **fields,
+    )
+
+
 # ------------------------------------------------------------------------------ Binance
 
 
@@ -59,14 +80,7 @@ def binance_spot(exchange: str, answer: Doc) -> Iterator[InstrumentSpec]:
         if entry.get("status", "TRADING") != "TRADING":
             continue
         base, quote = entry["baseAsset"], entry["quoteAsset"]
-        yield InstrumentSpec(
-            exchange=exchange,
-            symbol=normalized_symbol(base, quote, InstrumentKind.SPOT),
-            kind=InstrumentKind.SPOT,
-            base=base,
-            quote=quote,
-            **_binance_limits(entry),
-        )
+        yield _spec(exchange, base, quote, InstrumentKind.SPOT, **_binance_limits(entry))
 
 
 _BINANCE_CONTRACTS = {
@@ -84,14 +98,13 @@ def binance_usdm(exchange: str, answer: Doc) -> Iterator[InstrumentSpec]:
             continue
         base, quote = entry["baseAsset"], entry["quoteAsset"]
         expiry = entry["deliveryDate"] / 1000 if kind is InstrumentKind.FUTURE else None
-        yield InstrumentSpec(
-            exchange=exchange,
-            symbol=normalized_symbol(base, quote, kind, expiry=expiry),
-            kind=kind,
-            base=base,
-            quote=quote,
-            settle=entry.get("marginAsset", quote),
+        yield _spec(
+            exchange,
+            base,
+            quote,
+            kind,
             expiry=expiry,
+            settle=entry.get("marginAsset", quote),
             **_binance_limits(entry),
         )
 
@@ -119,14 +132,7 @@ def okx(exchange: str, answer: Doc) -> Iterator[InstrumentSpec]:
         }
         if kind is InstrumentKind.SPOT:
             base, quote = entry["baseCcy"], entry["quoteCcy"]
-            yield InstrumentSpec(
-                exchange=exchange,
-                symbol=normalized_symbol(base, quote, kind),
-                kind=kind,
-                base=base,
-                quote=quote,
-                **limits,
-            )
+            yield _spec(exchange, base, quote, kind, **limits)
             continue
         base, quote = entry["uly"].split("-")
         inverse = entry["ctType"] == "inverse"
@@ -137,17 +143,16 @@ def okx(exchange: str, answer: Doc) -> Iterator[InstrumentSpec]:
         if size is None or mult is None:
             continue
         expiry = int(entry["expTime"]) / 1000 if entry["expTime"] else None
-        yield InstrumentSpec(
-            exchange=exchange,
-            symbol=normalized_symbol(base, quote, kind, expiry=expiry),
-            kind=kind,
-            base=base,
-            quote=quote,
+        yield _spec(
+            exchange,
+            base,
+            quote,
+            kind,
+            **limits,
             settle=entry["settleCcy"],
             contract_size=size * mult,
             inverse=inverse,
             expiry=expiry,
-            **limits,
         )
 
 
@@ -159,12 +164,11 @@ def _huobi_swaps(exchange: str, answer: Doc, *, inverse: bool) -> Iterator[Instr
         if entry.get("contract_type", "swap") != "swap":
             continue
         base, quote = entry["contract_code"].split("-")
-        yield InstrumentSpec(
-            exchange=exchange,
-            symbol=normalized_symbol(base, quote, InstrumentKind.PERPETUAL),
-            kind=InstrumentKind.PERPETUAL,
-            base=base,
-            quote=quote,
+        yield _spec(
+            exchange,
+            base,
+            quote,
+            InstrumentKind.PERPETUAL,
             settle=base if inverse else quote,
             contract_size=decimal_or_none(entry["contract_size"]) or Decimal(0),
             inverse=inverse,
@@ -194,12 +198,11 @@ def gate_spot(exchange: str, answer: list[Doc]) -> Iterator[InstrumentSpec]:
             continue
         base, quote = entry["base"], entry["quote"]
         lot = step_from_decimals(entry.get("amount_precision"))
-        yield InstrumentSpec(
-            exchange=exchange,
-            symbol=normalized_symbol(base, quote, InstrumentKind.SPOT),
-            kind=InstrumentKind.SPOT,
-            base=base,
-            quote=quote,
+        yield _spec(
+            exchange,
+            base,
+            quote,
+            InstrumentKind.SPOT,
             tick_size=step_from_decimals(entry.get("precision")),
             lot_size=lot,
             min_qty=decimal_or_none(entry.get("min_base_amount")) or lot,
@@ -213,12 +216,11 @@ def gate_usdt_futures(exchange: str, answer: list[Doc]) -> Iterator[InstrumentSp
         if entry.get("in_delisting") or entry.get("type", "direct") != "direct":
             continue
         base, quote = entry["name"].split("_")
-        yield InstrumentSpec(
-            exchange=exchange,
-            symbol=normalized_symbol(base, quote, InstrumentKind.PERPETUAL),
-            kind=InstrumentKind.PERPETUAL,
-            base=base,
-            quote=quote,
+        yield _spec(
+            exchange,
+            base,
+            quote,
+            InstrumentKind.PERPETUAL,
             settle=quote,
             contract_size=decimal_or_none(entry["quanto_multiplier"]) or Decimal(0),
             tick_size=decimal_or_none(entry["order_price_round"]),
@@ -241,12 +243,11 @@ def kraken(exchange: str, answer: Doc) -> Iterator[InstrumentSpec]:
         for venue_code, code in _KRAKEN_CODES:
             wsname = wsname.replace(venue_code, code)
         base, quote = wsname.split("/")
-        yield InstrumentSpec(
-            exchange=exchange,
-            symbol=normalized_symbol(base, quote, InstrumentKind.SPOT),
-            kind=InstrumentKind.SPOT,
-            base=base,
-            quote=quote,
+        yield _spec(
+            exchange,
+            base,
+            quote,
+            InstrumentKind.SPOT,
             tick_size=step_from_decimals(entry.get("pair_decimals")),
             lot_size=step_from_decimals(entry.get("lot_decimals")),
             min_qty=decimal_or_none(entry.get("ordermin")),

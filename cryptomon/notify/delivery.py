@@ -1,5 +1,6 @@
 """Delivery to one apprise URL: per-attempt timeout and retries with capped backoff, all
-waiting done on the injected Clock.
+waiting done on the injected Clock; the I/O itself goes through an injected
+:class:`~cryptomon.notify.transport.Transport` (apprise's own by default).
 
 apprise runs each service's blocking ``send()`` in its own worker thread pool; ``async_notify``
 awaits that. The attempt timeout races the call against ``clock.sleep``; the service's socket
@@ -27,6 +28,7 @@ from cryptomon.clock import Clock
 from cryptomon.errors import backoff_delays
 from cryptomon.log import Redactor, redact_notify_url
 from cryptomon.notify.templates import Format
+from cryptomon.notify.transport import AppriseTransport, NotifyRequest, Transport
 
 log = structlog.get_logger()
 
@@ -70,8 +72,10 @@ class AppriseSender:
         retry_backoff_s: float,
         retry_backoff_cap_s: float,
         rng: random.Random | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.name = name
+        self.transport: Transport = transport or AppriseTransport()
         self.clock = clock
         self.attempt_timeout_s = attempt_timeout_s
         self.retries = retries
@@ -100,8 +104,6 @@ class AppriseSender:
         alog = logging.getLogger("apprise")
         if alog.getEffectiveLevel() > logging.WARNING:
             alog.setLevel(logging.WARNING)
-        self._apprise = apprise.Apprise()
-        self._apprise.add(plugin)
         self._redactor = Redactor(_secret_parts(plugin, url))
 
     def scrub(self, text: str) -> str:
@@ -109,14 +111,16 @@ class AppriseSender:
 
     async def attempt(self, title: str, body: str, fmt: Format, priority: str = "P2") -> str | None:
         """One try; None on success, else the (scrubbed) reason."""
-        call = asyncio.ensure_future(
-            self._apprise.async_notify(
-                body=body,
-                title=title,
-                body_format=BODY_FORMATS[fmt],
-                notify_type=NOTIFY_TYPES.get(priority, apprise.NotifyType.INFO),
-            )
+        request = NotifyRequest(
+            channel=self.name,
+            plugin=self.plugin,
+            title=title,
+            body=body,
+            body_format=BODY_FORMATS[fmt],
+            notify_type=NOTIFY_TYPES.get(priority, apprise.NotifyType.INFO),
+            priority=priority,
         )
+        call = asyncio.ensure_future(self.transport.send(request))
         timer = asyncio.ensure_future(self.clock.sleep(self.attempt_timeout_s))
         try:
             done, _ = await asyncio.wait({call, timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -129,14 +133,10 @@ class AppriseSender:
         if call not in done:
             return f"no answer within {self.attempt_timeout_s:g}s"
         try:
-            result = call.result()
-        except Exception as exc:  # apprise reports failures in its result; this is a crash
+            reason = call.result()
+        except Exception as exc:  # transports report failures as a reason; this is a crash
             return self.scrub(f"apprise error: {exc!r}")
-        if result:
-            return None
-        messages = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR")]
-        reason = " | ".join(dict.fromkeys(messages)) or f"apprise status {result.status.name}"
-        return self.scrub(reason)
+        return None if reason is None else self.scrub(reason)
 
     async def send(
         self, title: str, body: str, fmt: Format, priority: str = "P2", *, attempts: int = 0

@@ -37,12 +37,14 @@ from cryptomon.events import (
     Signal,
 )
 from cryptomon.hub import Hub, QueuedSubscription
-from cryptomon.notify.alerts import Alert, AlertBuilder, iso
+from cryptomon.notify.alerts import Alert, AlertBuilder
 from cryptomon.notify.channel import ChannelState, Outgoing
-from cryptomon.notify.delivery import AppriseSender, DeliveryResult, InvalidChannelURL
+from cryptomon.notify.delivery import AppriseSender, InvalidChannelURL
+from cryptomon.notify.dispatch import Dispatcher
 from cryptomon.notify.feedwatch import FeedWatch
 from cryptomon.notify.records import Recorder
-from cryptomon.notify.templates import Rendered, Renderer, render_digest
+from cryptomon.notify.templates import Rendered, Renderer
+from cryptomon.notify.transport import Transport
 
 log = structlog.get_logger()
 
@@ -73,8 +75,17 @@ class NotificationRouter:
 
     name = "notifier"
 
-    def __init__(self, *, hub: Hub, clock: Clock, config: AlertsConfig) -> None:
+    def __init__(
+        self,
+        *,
+        hub: Hub,
+        clock: Clock,
+        config: AlertsConfig,
+        transport: Transport | None = None,
+    ) -> None:
+        """``transport`` carries every channel's messages (apprise's own I/O by default)."""
         self.hub = hub
+        self.transport = transport
         self.clock = clock
         self.config = config
         self.builder = AlertBuilder(api_base_url=config.api_base_url)
@@ -94,6 +105,9 @@ class NotificationRouter:
         if problems:
             raise ConfigError(problems)
         self.records = Recorder(hub=hub, clock=clock)
+        self.dispatch = Dispatcher(
+            channels=self.channels, records=self.records, clock=clock, renderer=self.renderer
+        )
         self._sub: QueuedSubscription | None = None
         self._ticker: asyncio.Task[None] | None = None
 
@@ -107,15 +121,13 @@ class NotificationRouter:
             retries=c.retries,
             retry_backoff_s=c.retry_backoff_s,
             retry_backoff_cap_s=c.retry_backoff_cap_s,
+            transport=self.transport,
         )
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        for ch in self.channels.values():
-            ch.task = asyncio.get_running_loop().create_task(
-                self._worker(ch), name=f"notify:{ch.name}"
-            )
+        self.dispatch.start()
         if self.config.enabled:
             self._sub = self.hub.subscribe_queued(
                 TOPICS, self._on_batch, name=self.name, policy="never_drop", batch_size=500
@@ -146,29 +158,7 @@ class NotificationRouter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
-        for ch in self.channels.values():
-            if ch.digest:
-                self._flush_digest(ch)
-        joins = [ch.outbox.join() for ch in self.channels.values() if ch.task is not None]
-        if joins:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*joins), max(0.0, deadline - loop.time()))
-        for ch in self.channels.values():
-            if ch.task is not None:
-                ch.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ch.task
-                ch.task = None
-            self._abandon(ch)
-
-    def _abandon(self, ch: ChannelState) -> None:
-        left = [ch.in_flight] if ch.in_flight is not None else []
-        ch.in_flight = None
-        while not ch.outbox.empty():
-            left.append(ch.outbox.get_nowait())
-            ch.outbox.task_done()
-        for msg in left:
-            self._finish(ch, msg, DeliveryResult(False, 0, "not delivered before shutdown"))
+        await self.dispatch.drain(deadline - loop.time())
 
     # ------------------------------------------------------------------ intake
 
@@ -246,7 +236,7 @@ class NotificationRouter:
             quiet = ch.quiet is not None and ch.quiet.active(now)  # held until quiet hours end
             ready = ch.digest and due is not None and now_m >= due and not quiet
             if ready and self._digest_token(ch, now_m):
-                self._flush_digest(ch)
+                self.dispatch.flush_digest(ch)
             ch.dedup.prune(now_m)
 
     @staticmethod
@@ -263,68 +253,6 @@ class NotificationRouter:
         if ch.bucket.take(now_m):
             return True
         return any(a.priority == "P0" for a, _ in ch.digest) and ch.critical.take(now_m)
-
-    def _flush_digest(self, ch: ChannelState) -> None:
-        items, ch.digest, ch.digest_due = ch.digest, [], None
-        top = min((a.priority for a, _ in items), default="P2")
-        title, body = render_digest(
-            ch.name,
-            [(a.priority, iso(a.ts), a.market, r) for a, r in items],
-            ch.format,
-            ch.cfg.digest_interval_s,
-        )
-        ch.outbox.put_nowait(Outgoing(title, body, top, "digest", None, items))
-
-    # ------------------------------------------------------------------ delivery
-
-    async def _worker(self, ch: ChannelState) -> None:
-        while True:
-            msg = await ch.outbox.get()
-            ch.in_flight = msg
-            try:
-                result = await ch.sender.send(msg.title, msg.body, ch.format, msg.priority)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                result = DeliveryResult(False, 1, ch.sender.scrub(f"delivery crashed: {exc!r}"))
-            ch.in_flight = None
-            self._finish(ch, msg, result)
-            ch.outbox.task_done()
-
-    def _finish(self, ch: ChannelState, msg: Outgoing, result: DeliveryResult) -> None:
-        status = "sent" if result.ok else "failed"
-        if msg.alert is not None:
-            self.records.alert(
-                ch.name,
-                msg.alert,
-                status,
-                msg.title,
-                msg.body,
-                error=result.error,
-                attempts=result.attempts,
-            )
-            return
-        now = self.clock.time()
-        self.records.publish(
-            channel=ch.name,
-            status=status,
-            title=msg.title,
-            body=msg.body,
-            attempts=result.attempts,
-            error=result.error,
-            priority=msg.priority,
-            event_type="digest",
-            ref_id=None,
-            exchange="",
-            symbol="",
-            ts=now,
-        )
-        err = "" if result.ok else f"digest not delivered: {result.error}"
-        status = "digested" if result.ok else "failed"  # a dead channel's digest failed
-        for alert, r in msg.digest:
-            self.records.alert(ch.name, alert, status, r.title, r.body, error=err)
-        if not result.ok:
-            log.error("notify.digest_failed", channel=ch.name, items=len(msg.digest), error=err)
 
     # ------------------------------------------------------------------ for the API and CLI
 
@@ -366,44 +294,7 @@ class NotificationRouter:
     async def send_test(self, channel: str | None = None) -> dict[str, dict[str, Any]]:
         """Send one test message (one attempt) to ``channel`` or to every channel."""
         targets = [self._channel(channel)] if channel is not None else list(self.channels.values())
-        now = self.clock.time()
-
-        async def one(ch: ChannelState) -> DeliveryResult:
-            fields = {
-                "event_type": "test",
-                "priority": "P2",
-                "severity": "low",
-                "exchange": "",
-                "symbol": "",
-                "kind": "test",
-                "time": iso(now),
-                "link": "",
-                "channel_name": ch.name,
-                "message": "If you can read this, the channel works.",
-            }
-            r = self.renderer.render("test", fields, ch.format)
-            try:
-                res = await ch.sender.send(r.title, r.body, ch.format, "P2", attempts=1)
-            except Exception as exc:
-                res = DeliveryResult(False, 1, ch.sender.scrub(f"delivery crashed: {exc!r}"))
-            self.records.publish(
-                channel=ch.name,
-                status="sent" if res.ok else "failed",
-                title=r.title,
-                body=r.body,
-                attempts=res.attempts,
-                error=res.error,
-                priority="P2",
-                event_type="test",
-                ref_id=None,
-                exchange="",
-                symbol="",
-                ts=now,
-            )
-            return res
-
-        results = await asyncio.gather(*(one(ch) for ch in targets))
-        return {ch.name: res.as_dict() for ch, res in zip(targets, results, strict=True)}
+        return await self.dispatch.send_test(targets)
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``/metrics``: records by channel and status, queue depths, digests."""

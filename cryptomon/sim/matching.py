@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import Protocol
 
+from cryptomon.sim.liquidity import BookSource, exact_fills, to_decimal
 from cryptomon.sim.records import (
     ORDER_TYPES,
     ZERO,
@@ -36,42 +36,9 @@ from cryptomon.sim.records import (
 )
 
 _COMMISSION = Decimal("1E-8")
-Level = tuple[float, float]
 _TRIGGERED = {"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
 _RESTING = {"LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"}
 _OPEN = {"NEW", "PARTIALLY_FILLED"}
-
-
-class BookSource(Protocol):
-    """The simulated market as the matching engine sees it."""
-
-    def book(self, symbol: str) -> tuple[Sequence[Level], Sequence[Level]]:
-        """``(bids, asks)`` best first, for a Binance symbol id such as ``BTCUSDT``."""
-        ...
-
-    def take(self, symbol: str, side: str, amount: float) -> list[Level]:
-        """A taker order of ``amount`` walks the book and consumes it; returns its fills."""
-        ...
-
-
-def _exact(taken: Sequence[Level], qty: Decimal, step: Decimal) -> list[tuple[Decimal, Decimal]]:
-    """The book's float fills as lot-sized Decimals that add up to exactly ``qty`` (float
-    noise such as 1.9999999999999998 goes to the last fill)."""
-    out: list[tuple[Decimal, Decimal]] = []
-    left = qty
-    for p, s in taken:
-        size = min(_dec(s).quantize(step, rounding=ROUND_HALF_UP), left)
-        if size > 0:
-            out.append((_dec(p), size))
-            left -= size
-    if out and 0 < left < step * 2:
-        price, size = out[-1]
-        out[-1] = (price, size + left)
-    return out
-
-
-def _dec(value: float) -> Decimal:
-    return Decimal(repr(float(value)))
 
 
 @dataclass
@@ -224,7 +191,7 @@ class MatchingEngine:
         bids, asks = self.books.book(symbol)
         levels = asks if side == "BUY" else bids
         if levels:
-            return _dec(levels[0][0])
+            return to_decimal(levels[0][0])
         return self.last_price.get(symbol)
 
     def _lock(self, spec: SymbolRules, order: SimOrder) -> None:
@@ -250,8 +217,8 @@ class MatchingEngine:
         _, asks = self.books.book(symbol)
         cost, left = ZERO, qty
         for p, s in asks:
-            take = min(left, _dec(s))
-            cost += take * _dec(p)
+            take = min(left, to_decimal(s))
+            cost += take * to_decimal(p)
             left -= take
             if left <= 0:
                 break
@@ -270,7 +237,7 @@ class MatchingEngine:
         qty = min(order.remaining, takeable).quantize(spec.step_size, rounding=ROUND_DOWN)
         if qty > 0:
             taken = self.books.take(order.symbol, order.side.lower(), float(qty))
-            for price, size in _exact(taken, qty, spec.step_size):
+            for price, size in exact_fills(taken, qty, spec.step_size):
                 self._execute(spec, order, price, size, maker=False)
         if order.remaining <= 0:
             self._finish(spec, order, "FILLED")
@@ -282,12 +249,12 @@ class MatchingEngine:
         bids, asks = self.books.book(order.symbol)
         total = ZERO
         for p, s in asks if order.side == "BUY" else bids:
-            price = _dec(p)
+            price = to_decimal(p)
             if limit is not None and (
                 (order.side == "BUY" and price > limit) or (order.side == "SELL" and price < limit)
             ):
                 break
-            total += _dec(s)
+            total += to_decimal(s)
         return total
 
     def on_market(self, symbol: str) -> list[SimFill]:
@@ -300,7 +267,7 @@ class MatchingEngine:
         bids, asks = self.books.book(symbol)
         if not bids or not asks:
             return []
-        bid, ask = _dec(bids[0][0]), _dec(asks[0][0])
+        bid, ask = to_decimal(bids[0][0]), to_decimal(asks[0][0])
         before = len(self.fills)
         for order in sorted(self.open_orders(symbol), key=lambda o: o.order_id):
             if order.working:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from cryptomon.sim.matching import Level, MatchingEngine
+from cryptomon.sim.liquidity import Level
+from cryptomon.sim.matching import MatchingEngine
 from cryptomon.sim.records import SymbolRules
 from cryptomon.sim.trading import API, TradingEndpoints
 

@@ -23,19 +23,27 @@ def event_key(event: Event) -> str:
     return hashlib.blake2b(repr(event).encode(), digest_size=20).hexdigest()
 
 
+def _row(ev: Event, **columns: Any) -> dict[str, Any]:
+    """The columns every operational row has (key, time, market), then ``columns``."""
+    return {
+        "event_key": event_key(ev),
+        "ts": utc(ev.ts),
+        "exchange": ev.exchange,
+        "symbol": ev.symbol,
+        **columns,
+    }
+
+
 async def insert_risk_events(session: AsyncSession, events: Sequence[RiskEvent]) -> int:
     rows = [
-        {
-            "event_key": event_key(ev),
-            "exchange": ev.exchange,
-            "symbol": ev.symbol,
-            "ts": utc(ev.ts),
-            "kind": ev.kind,
-            "state": ev.state,
-            "reason": ev.reason,
-            "client_order_id": ev.client_order_id,
-            "check": ev.check,
-        }
+        _row(
+            ev,
+            kind=ev.kind,
+            state=ev.state,
+            reason=ev.reason,
+            client_order_id=ev.client_order_id,
+            check=ev.check,
+        )
         for ev in events
     ]
     return await insert_ignore(session, RiskEventRow, rows, ["event_key"])
@@ -43,21 +51,18 @@ async def insert_risk_events(session: AsyncSession, events: Sequence[RiskEvent])
 
 async def insert_notifications(session: AsyncSession, events: Sequence[NotificationRecord]) -> int:
     rows = [
-        {
-            "event_key": event_key(ev),
-            "ts": utc(ev.ts),
-            "exchange": ev.exchange,
-            "symbol": ev.symbol,
-            "channel": ev.channel,
-            "status": ev.status,
-            "title": ev.title,
-            "body": ev.body,
-            "attempts": ev.attempts,
-            "error": ev.error,
-            "priority": ev.priority,
-            "event_type": ev.event_type,
-            "ref_id": ev.ref_id,
-        }
+        _row(
+            ev,
+            channel=ev.channel,
+            status=ev.status,
+            title=ev.title,
+            body=ev.body,
+            attempts=ev.attempts,
+            error=ev.error,
+            priority=ev.priority,
+            event_type=ev.event_type,
+            ref_id=ev.ref_id,
+        )
         for ev in events
     ]
     return await insert_ignore(session, NotificationRow, rows, ["event_key"])
@@ -79,17 +84,14 @@ def _payload(text: str) -> Any:
 
 async def insert_audit(session: AsyncSession, events: Sequence[AuditEntry]) -> int:
     rows = [
-        {
-            "event_key": event_key(ev),
-            "ts": utc(ev.ts),
-            "actor": ev.actor,
-            "action": ev.action,
-            "exchange": ev.exchange,
-            "symbol": ev.symbol,
-            "payload": _payload(ev.payload),
-            "client": ev.client[:64] or None,
-            "request_id": ev.request_id[:64] or None,
-        }
+        _row(
+            ev,
+            actor=ev.actor,
+            action=ev.action,
+            payload=_payload(ev.payload),
+            client=ev.client[:64] or None,
+            request_id=ev.request_id[:64] or None,
+        )
         for ev in events
     ]
     return await insert_ignore(session, AuditRow, rows, ["event_key"])
@@ -97,15 +99,12 @@ async def insert_audit(session: AsyncSession, events: Sequence[AuditEntry]) -> i
 
 async def insert_feed_events(session: AsyncSession, events: Sequence[FeedStatus]) -> int:
     rows = [
-        {
-            "event_key": event_key(ev),
-            "ts": utc(ev.ts),
-            "exchange": ev.exchange,
-            "symbol": ev.symbol,
-            "channel": ev.channel,
-            "status": ev.status,
-            "detail": ev.detail,
-        }
+        _row(
+            ev,
+            channel=ev.channel,
+            status=ev.status,
+            detail=ev.detail,
+        )
         for ev in events
     ]
     return await insert_ignore(session, FeedEventRow, rows, ["event_key"])

@@ -14,6 +14,10 @@ its tasks (orders stay at the venue; the next start reconciles them).
   and the daily loss limit;
 - :class:`~cryptomon.trading.reconcile.Reconciler`: agreement with the broker;
 - :class:`~cryptomon.trading.entries.SignalTrader`: a signal -> an entry or a close;
+- :class:`~cryptomon.trading.startup.StartupRecovery`: after the journal replay, the dust
+  sweep and the first reconciliation (retried until it succeeds);
+- :class:`~cryptomon.trading.poller.EnginePoller`: the periodic loop (orders, marks, equity,
+  reconciliation, funding, daily loss, venue clock);
 - :class:`~cryptomon.trading.control.TradingControls`: the API's methods, which the engine
   exposes under the same names (``positions``, ``orders``, ``stats``, ``limits``,
   ``update_limits``, ``place_manual_order``, ``cancel_order``, ``kill_switch``, ``resume``).
@@ -33,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from cryptomon.clock import Clock
-from cryptomon.errors import RiskRejected, backoff_delays
-from cryptomon.events import BookTop, OrderState, Signal
+from cryptomon.errors import RiskRejected
+from cryptomon.events import BookTop, Signal
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import Broker, BrokerOrder
@@ -47,10 +51,12 @@ from cryptomon.trading.futures import SpecLookup
 from cryptomon.trading.guard import ProtectionManager
 from cryptomon.trading.journal import Journal
 from cryptomon.trading.orders import OrderBook, OrderRecord
+from cryptomon.trading.poller import EnginePoller
 from cryptomon.trading.portfolio import Portfolio
 from cryptomon.trading.reconcile import Reconciler
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.runtime import TradingRuntime
+from cryptomon.trading.startup import StartupRecovery
 from cryptomon.trading.venue_watch import ClockWatch
 
 if TYPE_CHECKING:
@@ -108,8 +114,32 @@ class TradingEngine:
         self.reconciler = Reconciler(context=self.context, executor=self.executor)
         self.entries = SignalTrader(context=self.context, executor=self.executor)
         self.controls = TradingControls(context=self.context, executor=self.executor)
+        # The API's methods are the controls' own (see control.py), under the same names.
+        self.positions = self.controls.positions
+        self.orders = self.controls.orders
+        self.stats = self.controls.stats
+        self.limits = self.controls.limits
+        self.update_limits = self.controls.update_limits
+        self.place_manual_order = self.controls.place_manual_order
+        self.cancel_order = self.controls.cancel_order
+        self.kill_switch = self.controls.kill_switch
+        self.resume = self.controls.resume
         self.funding = FundingSync(context=self.context)
         self.clock_watch = ClockWatch(context=self.context)
+        self.recovery = StartupRecovery(
+            context=self.context,
+            executor=self.executor,
+            protection=self.protection,
+            reconciler=self.reconciler,
+        )
+        self.poller = EnginePoller(
+            context=self.context,
+            executor=self.executor,
+            protection=self.protection,
+            reconciler=self.reconciler,
+            funding=self.funding,
+            clock_watch=self.clock_watch,
+        )
         self._queue: asyncio.Queue[Signal] = asyncio.Queue()
         self._subs: list[Any] = []
 
@@ -152,11 +182,11 @@ class TradingEngine:
         was_halted = callable(last_state) and await last_state() == RiskState.HALTED
         await self._restore()
         await self.broker.start()
-        await self._sweep_restored_dust()
+        await self.recovery.sweep_restored_dust()
         set_listener = getattr(self.broker, "set_listener", None)
         if callable(set_listener):
             set_listener(self._on_broker_update)
-        await self._first_reconcile()
+        await self.recovery.first_reconcile()
         if was_halted:  # the kill switch stays on across restarts until someone resumes
             ctx.set_risk_state(RiskState.HALTED, "halted before the restart (kill switch)")
         self._subs = [
@@ -164,7 +194,7 @@ class TradingEngine:
             self.hub.subscribe(BookTop, self.protection.on_top, name="trading-engine.top"),
         ]
         ctx.spawn(self._signal_worker(), "trading-signals-worker")
-        ctx.spawn(self._poll(), "trading-poll")
+        ctx.spawn(self.poller.run(), "trading-poll")
         log.info(
             "trading.started",
             broker=self.broker.name,
@@ -197,43 +227,6 @@ class TradingEngine:
         for pos in ctx.portfolio.open_positions():
             self.protection.arm_default(pos)
         self.protection.adopt_legs(ctx.book.open())
-
-    async def _first_reconcile(self) -> None:
-        ctx = self.context
-        if not self.config.reconcile_on_start:
-            ctx.reconciled = True
-            ctx.set_risk_state(RiskState.ACTIVE, "reconciliation disabled by config")
-            return
-        try:
-            await self.reconciler.run()
-        except Exception as exc:  # the venue is unreachable: keep trying, trade nothing
-            reason = f"reconciliation failed, retrying: {exc}"
-            log.error("trading.reconcile_failed", error=repr(exc))
-            ctx.state_reason = reason
-            ctx.risk_event("state_change", reason)
-            ctx.spawn(self._reconcile_until_done(), "trading-reconcile")
-
-    async def _sweep_restored_dust(self) -> None:
-        """Replayed positions smaller than the venue's lot (base-currency fees) are dust."""
-        ctx = self.context
-        for pos in ctx.portfolio.open_positions():
-            try:
-                await ctx.market_info(pos.symbol)
-            except Exception as exc:  # the venue is unreachable: swept on the next exit
-                log.warning("trading.market_info_failed", symbol=pos.symbol, error=repr(exc))
-                continue
-            self.executor.sweep_dust(pos.exchange, pos.symbol, pos.mark or pos.avg_price, ctx.now())
-            if pos.amount == 0:
-                self.protection.protections.pop((pos.exchange, pos.symbol), None)
-
-    async def _reconcile_until_done(self) -> None:
-        delays = backoff_delays(initial=self.config.poll_interval_s, cap=60.0)
-        while not self.context.reconciled:
-            await self.clock.sleep(next(delays))
-            try:
-                await self.reconciler.run()
-            except Exception as exc:
-                log.warning("trading.reconcile_failed", error=repr(exc))
 
     async def stop(self) -> None:
         for sub in self._subs:
@@ -281,122 +274,6 @@ class TradingEngine:
                 f"update:{answer.client_order_id}",
             )
 
-    async def _poll(self) -> None:
-        """Poll open orders, publish marks, watch the daily loss limit."""
-        last_marks = 0.0
-        last_equity = 0.0
-        last_reconcile = self.clock.time()
-        while True:
-            await self.clock.sleep(self.config.poll_interval_s)
-            await self._poll_orders()
-            now = self.clock.time()
-            if now - last_marks >= self.config.mark_interval_s:
-                last_marks = now
-                for pos in self.context.portfolio.open_positions():
-                    self.context.publish_position(pos)
-                self.context.portfolio.snapshot(now)
-            if now - last_equity >= self.config.equity_snapshot_interval_s:
-                last_equity = now
-                await self.record_equity(now)
-            if now - last_reconcile >= self.config.reconcile_interval_s:
-                last_reconcile = now
-                try:
-                    await self.reconciler.run(periodic=True)
-                except Exception as exc:
-                    log.warning("trading.reconcile_failed", error=repr(exc))
-                await self.funding.sync()
-            self.protection.check_daily_loss()
-            await self.clock_watch.check()
-
-    async def _poll_orders(self) -> None:
-        for record in self.context.book.open():
-            if record.state == OrderState.UNKNOWN:
-                self.executor.settle_later(record)
-                continue
-            intent = record.intent
-            try:
-                answer = await self.broker.fetch_order(intent.symbol, intent.client_order_id)
-            except Exception as exc:
-                log.warning(
-                    "trading.poll_failed",
-                    client_order_id=intent.client_order_id,
-                    error=repr(exc),
-                )
-                continue
-            if answer is not None:
-                await self.executor.apply_broker_order(record, answer)
-
     async def record_equity(self, now: float) -> None:
         """Write one equity snapshot (equity, cash, PnL, exposure) through the journal."""
-        portfolio = self.context.portfolio
-        positions = portfolio.positions.values()
-        try:
-            await self.journal.record_equity(
-                ts=now,
-                equity=portfolio.equity,
-                cash=portfolio.cash,
-                unrealized_pnl=sum((p.unrealized_pnl for p in positions), ZERO),
-                realized_pnl=sum((p.realized_pnl for p in positions), ZERO),
-                exposure=portfolio.exposure(),
-            )
-        except Exception as exc:  # a snapshot is not worth stopping the engine for
-            log.warning("trading.equity_snapshot_failed", error=repr(exc))
-
-    # ------------------------------------------------------------------ API (see control.py)
-
-    def positions(self) -> list[dict[str, Any]]:
-        return self.controls.positions()
-
-    def orders(
-        self, symbol: str | None = None, open_only: bool = False, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        return self.controls.orders(symbol=symbol, open_only=open_only, limit=limit)
-
-    def stats(self) -> dict[str, Any]:
-        return self.controls.stats()
-
-    def limits(self) -> dict[str, Any]:
-        return self.controls.limits()
-
-    def update_limits(self, actor: str, **fields: Any) -> dict[str, Any]:
-        return self.controls.update_limits(actor, **fields)
-
-    async def place_manual_order(
-        self,
-        *,
-        actor: str,
-        exchange: str,
-        symbol: str,
-        side: str,
-        amount: Any,
-        type: str = "market",
-        price: Any = None,
-        stop_loss: Any = None,
-        take_profit: Any = None,
-        reduce_only: bool = False,
-        request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Risk-checked like every order, audited; the same ``request_id`` never places a
-        second order. Raises ``RiskRejected`` or ``ValueError`` (bad input)."""
-        return await self.controls.place_manual_order(
-            actor=actor,
-            exchange=exchange,
-            symbol=symbol,
-            side=side,
-            amount=amount,
-            type=type,
-            price=price,
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-            reduce_only=reduce_only,
-            request_id=request_id,
-        )
-
-    async def cancel_order(self, client_order_id: str, actor: str) -> dict[str, Any]:
-        return await self.controls.cancel_order(client_order_id, actor)
-
-    async def kill_switch(self, actor: str, flatten: bool | None = None) -> dict[str, Any]:
-        return await self.controls.kill_switch(actor, flatten=flatten)
-
-    async def resume(self, actor: str) -> str:
-        return await self.controls.resume(actor)
+        await self.poller.record_equity(now)

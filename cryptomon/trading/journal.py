@@ -99,7 +99,11 @@ class MemoryJournal:
         return self.risk_state
 
     def _on_fill(self, ev: Fill) -> None:
-        self._fills.setdefault((ev.exchange, ev.trade_id), ev)
+        self.add_fill(ev)
+
+    def add_fill(self, fill: Fill) -> None:
+        """Keep ``fill`` (once per venue trade id), as the store does."""
+        self._fills.setdefault((fill.exchange, fill.trade_id), fill)
 
     async def record_intent(self, intent: OrderIntent) -> None:
         if self.fail_next is not None:

@@ -15,7 +15,7 @@ from cryptomon.app import build_app
 from cryptomon.config import load_settings
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
-from tests.unit.api.conftest import READ, bearer
+from tests.integration.api.conftest import READ, bearer
 from tests.util import wait_until
 
 

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from tests.integration.api.conftest import ADMIN, READ, bearer
 from tests.integration.test_api_security import Start, start_stack
-from tests.unit.api.conftest import ADMIN, READ, bearer
 from tests.util import wait_until
 
 __all__ = ["start_stack"]  # the fixture, shared with the security tests

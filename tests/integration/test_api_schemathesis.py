@@ -28,10 +28,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.unit.api.conftest import ADMIN, api_config, insert_anomalies
-from tests.unit.api.fakes import feed_manager
-from tests.unit.api.test_anomalies_api import anomaly
-from tests.unit.api.test_market_api import feed
+from tests.integration.api.conftest import ADMIN, api_config, insert_anomalies
+from tests.integration.api.fakes import feed_manager
+from tests.integration.api.test_anomalies_api import anomaly
+from tests.integration.api.test_market_api import feed
 
 CHECKS = [
     not_a_server_error,
@@ -58,7 +58,7 @@ async def _start(tmp: Path, stop: asyncio.Event, ready: Future[LiveApi]) -> None
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.repos import insert_notifications
-    from tests.unit.notify.sinks import HttpSink
+    from tests.integration.notify_sinks import HttpSink
     from tests.unit.trading.helpers import paper_engine, trading_config
 
     clock = LiveClock()

@@ -22,7 +22,7 @@ from cryptomon.store.db import Database
 from cryptomon.store.queries import Queries
 from cryptomon.store.writer import StoreWriter
 from cryptomon.trading.engine import TradingEngine
-from tests.unit.api.conftest import ADMIN, READ, TRADE, api_config, bearer
+from tests.integration.api.conftest import ADMIN, READ, TRADE, api_config, bearer
 from tests.unit.trading.helpers import EX, book, paper_engine, trading_config
 from tests.util import wait_until
 

@@ -17,8 +17,8 @@ from cryptomon.hub import Hub
 from cryptomon.store.db import Database
 from cryptomon.store.queries import Queries
 from cryptomon.store.writer import StoreWriter
-from tests.unit.api.conftest import READ, api_config, bearer
-from tests.unit.api.test_anomalies_api import anomaly
+from tests.integration.api.conftest import READ, api_config, bearer
+from tests.integration.api.test_anomalies_api import anomaly
 from tests.util import wait_until
 
 

@@ -19,7 +19,7 @@ from cryptomon.app import App, build_app
 from cryptomon.config import load_settings
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
-from tests.unit.api.conftest import READ, TRADE, bearer
+from tests.integration.api.conftest import READ, TRADE, bearer
 from tests.util import wait_until
 
 BOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "dashboards" / "cryptomon.json"

@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from cryptomon.app import build_app
 from cryptomon.config import load_settings
-from tests.unit.notify.sinks import HttpSink
+from tests.integration.notify_sinks import HttpSink
 from tests.util import wait_until
 
 

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from tests.unit.notify.sinks import HttpSink, closed_port
+from tests.integration.notify_sinks import HttpSink, closed_port
 
 
 @pytest_asyncio.fixture

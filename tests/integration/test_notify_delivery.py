@@ -1,5 +1,6 @@
 """Notifications end to end: hub -> router -> apprise -> a real HTTP sink and a real SMTP
-server; a hung channel never delays the hub or the other channels."""
+server; a hung channel never delays the hub or the other channels; a refused connection and
+its credentials-free error."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from structlog.testing import capture_logs
 
 from cryptomon.events import Notice, Severity
+from tests.integration.notify_sinks import DeadSink, HttpSink, SmtpSink, closed_port
 from tests.unit.notify.factories import T0, anomaly, running_router
-from tests.unit.notify.sinks import DeadSink, HttpSink, SmtpSink
 from tests.util import wait_until
 
 
@@ -129,3 +131,38 @@ async def test_daemon_notice_reaches_email(mail_sink: SmtpSink) -> None:
     subject, text = mail_sink.texts()[0]
     assert subject == "[P2] cryptomon: cryptomon 0.1.0 running"
     assert "Notice: daemon_start" in text
+
+
+@pytest.mark.asyncio
+async def test_sink_down_is_failed_after_all_attempts_and_recorded() -> None:
+    """A refused connection: 1 + retries attempts, then a failed record with the reason."""
+    url = f"json://127.0.0.1:{closed_port()}/down"
+    async with running_router([{"name": "down", "url": url}], retries=2) as run:
+        run.hub.publish(anomaly())
+
+        def failed() -> bool:
+            if run.clock.sleepers:
+                run.clock.advance(1.0)
+            return bool(run.by("down", "failed"))
+
+        await wait_until(failed)
+    rec = run.by("down", "failed")[0]
+    assert rec.attempts == 3
+    assert rec.error.startswith("failed after 3 attempt(s): ")
+    assert "Connection error" in rec.error
+    assert rec.event_type == "anomaly"
+    assert rec.title == "[P1] binance BTC-USDT: volume anomaly (high)"
+
+
+@pytest.mark.asyncio
+async def test_errors_and_logs_never_contain_url_credentials() -> None:
+    """A failing channel's recorded error and log lines carry no password from its URL."""
+    url = f"json://bob:supersecretpw@127.0.0.1:{closed_port()}/x"
+    with capture_logs() as logs:
+        async with running_router([{"name": "c", "url": url}]) as run:
+            run.hub.publish(anomaly())
+            await wait_until(lambda: bool(run.by("c", "failed")))
+            listed = run.router.channels_redacted()
+    assert "supersecretpw" not in repr(logs)
+    assert "supersecretpw" not in run.by("c", "failed")[0].error
+    assert "supersecretpw" not in repr(listed)

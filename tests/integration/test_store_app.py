@@ -1,11 +1,11 @@
-"""The store as the daemon wires it: _build_store components inside the App lifecycle."""
+"""The store as the daemon wires it: build_store components inside the App lifecycle."""
 
 from __future__ import annotations
 
 import pytest
 from structlog.testing import capture_logs
 
-from cryptomon.app import App, HubComponent, Services, _build_store
+from cryptomon.app import App, HubComponent, Services, build_store
 from cryptomon.clock import LiveClock
 from cryptomon.config import DatabaseConfig, load_settings
 from cryptomon.errors import ConfigError, FatalError
@@ -18,7 +18,7 @@ from tests.stubs import anomaly, intent
 def _app(url: str, **storage: object) -> App:
     settings = load_settings(data={"database": {"url": url}, "storage": storage})
     hub, clock = Hub(), LiveClock()
-    store = _build_store(settings, hub=hub, clock=clock)
+    store = build_store(settings, hub=hub, clock=clock)
     services = Services(db=store.db, queries=store.queries, store_writer=store.writer)
     components = [
         HubComponent(hub=hub, drain_timeout_s=5),

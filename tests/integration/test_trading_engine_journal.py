@@ -3,13 +3,10 @@ open orders and fills read back for the restart, orders missing their fills re-c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-import pytest_asyncio
 
-from cryptomon.config import DatabaseConfig
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate
 from cryptomon.store.db import Database
 from cryptomon.store.journal import StoreJournal
@@ -18,16 +15,6 @@ from cryptomon.store.repos import insert_fills, upsert_orders
 from tests import stubs
 
 D = Decimal
-
-
-@pytest_asyncio.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(DatabaseConfig(url=db_url))
-    await database.start()
-    try:
-        yield database
-    finally:
-        await database.stop()
 
 
 def _intent(coid: str, amount: str = "0.5") -> OrderIntent:

@@ -12,6 +12,7 @@ from cryptomon.config import AlertsConfig
 from cryptomon.events import Anomaly, NotificationRecord
 from cryptomon.hub import Hub
 from cryptomon.notify.router import NotificationRouter
+from cryptomon.notify.transport import Transport
 from tests import stubs
 
 T0 = stubs.T0  # 2023-11-14T22:13:20Z
@@ -55,12 +56,19 @@ class Running:
 
 @asynccontextmanager
 async def running_router(
-    channels: list[dict[str, Any]], *, clock: ManualClock | None = None, **kw: Any
+    channels: list[dict[str, Any]],
+    *,
+    clock: ManualClock | None = None,
+    transport: Transport | None = None,
+    **kw: Any,
 ) -> AsyncIterator[Running]:
-    """A started hub + router on a ManualClock; records collected inline."""
+    """A started hub + router on a ManualClock; records collected inline. Without
+    ``transport`` the channels deliver for real (apprise's own I/O)."""
     hub = Hub()
     clock = clock or ManualClock(T0)
-    router = NotificationRouter(hub=hub, clock=clock, config=alerts_config(channels, **kw))
+    router = NotificationRouter(
+        hub=hub, clock=clock, config=alerts_config(channels, **kw), transport=transport
+    )
     run = Running(hub=hub, clock=clock, router=router)
     hub.subscribe(NotificationRecord, run.records.append, name="records")
     await hub.start()

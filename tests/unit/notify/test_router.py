@@ -1,5 +1,5 @@
 """NotificationRouter: routing, dedup, rate limit + digest, quiet hours, feed-down, API helpers.
-Deliveries are real: apprise json:// to a loopback aiohttp sink."""
+apprise builds each channel's plugin; deliveries end in an in-process inbox (MockTransport)."""
 
 from __future__ import annotations
 
@@ -14,29 +14,29 @@ from cryptomon.errors import ConfigError
 from cryptomon.events import FeedStatus, OrderIntent, OrderState, OrderUpdate, RiskEvent, Severity
 from cryptomon.notify.router import UnknownChannelError
 from tests.unit.notify.factories import T0, anomaly, running_router
-from tests.unit.notify.sinks import HttpSink
+from tests.unit.notify.inbox import Inbox
 from tests.util import wait_until
 
 
-def _ch(name: str, sink: HttpSink, **kw: object) -> dict[str, object]:
+def _ch(name: str, sink: Inbox, **kw: object) -> dict[str, object]:
     return {"name": name, "url": sink.url(name), **kw}
 
 
 @pytest.mark.asyncio
-async def test_routing_by_severity_kind_exchange_and_symbol(http_sink: HttpSink) -> None:
+async def test_routing_by_severity_kind_exchange_and_symbol(inbox: Inbox) -> None:
     """Each channel gets only the alerts its min_severity, kinds, exchanges and symbols allow."""
     channels = [
-        _ch("all", http_sink, min_severity="low"),
-        _ch("price_high", http_sink, min_severity="high", kinds=["price_change"]),
-        _ch("eth", http_sink, symbols=["ETH/USDT"], exchanges=["binance"]),
+        _ch("all", inbox, min_severity="low"),
+        _ch("price_high", inbox, min_severity="high", kinds=["price_change"]),
+        _ch("eth", inbox, symbols=["ETH/USDT"], exchanges=["binance"]),
     ]
-    async with running_router(channels) as run:
+    async with running_router(transport=inbox.transport, channels=channels) as run:
         run.hub.publish(anomaly(kind="volume", severity=Severity.MEDIUM))
         run.hub.publish(anomaly(kind="price_change", severity=Severity.HIGH))
         run.hub.publish(anomaly(symbol="ETH-USDT", severity=Severity.HIGH))
         run.hub.publish(anomaly(exchange="okx", symbol="ETH-USDT", severity=Severity.HIGH))
-        await wait_until(lambda: len(http_sink.messages) == 6)
-        got = sorted(zip(http_sink.paths, http_sink.titles(), strict=True))
+        await wait_until(lambda: len(inbox.messages) == 6)
+        got = sorted(zip(inbox.paths, inbox.titles(), strict=True))
     assert [t for p, t in got if p == "/price_high"] == [
         "[P1] binance BTC-USDT: price_change anomaly (high)"
     ]
@@ -46,10 +46,12 @@ async def test_routing_by_severity_kind_exchange_and_symbol(http_sink: HttpSink)
 
 
 @pytest.mark.asyncio
-async def test_dedup_within_window_then_again_after(http_sink: HttpSink) -> None:
+async def test_dedup_within_window_then_again_after(inbox: Inbox) -> None:
     """Same exchange+symbol+kind is sent once per window; a higher severity or a new window
     passes; duplicates are recorded as suppressed."""
-    async with running_router([_ch("ops", http_sink)], dedup_window_s=120) as run:
+    async with running_router(
+        transport=inbox.transport, channels=[_ch("ops", inbox)], dedup_window_s=120
+    ) as run:
         for _ in range(3):
             run.hub.publish(anomaly())
         await run.hub.join()
@@ -61,12 +63,12 @@ async def test_dedup_within_window_then_again_after(http_sink: HttpSink) -> None
     suppressed = run.by("ops", "suppressed")
     assert len(suppressed) == 2
     assert "duplicate of binance/BTC-USDT/volume within 120s" in suppressed[0].error
-    assert len(http_sink.messages) == 3
-    assert http_sink.titles()[1].startswith("[P0]")
+    assert len(inbox.messages) == 3
+    assert inbox.titles()[1].startswith("[P0]")
 
 
 @pytest.mark.asyncio
-async def test_alert_storm_is_rate_limited_and_digested(http_sink: HttpSink) -> None:
+async def test_alert_storm_is_rate_limited_and_digested(inbox: Inbox) -> None:
     """1,000 anomalies in one minute: at most the bucket's messages, every distinct alert that
     was not sent alone appears in exactly one digest, duplicates are suppressed."""
     rng = random.Random(7)
@@ -74,8 +76,8 @@ async def test_alert_storm_is_rate_limited_and_digested(http_sink: HttpSink) -> 
     storm = [rng.choice(keys) for _ in range(1000)]
     storm[: len(keys)] = keys  # every key occurs at least once
     rng.shuffle(storm)
-    channel = _ch("ops", http_sink, rate_limit_per_min=6, digest_interval_s=60)
-    async with running_router([channel]) as run:
+    channel = _ch("ops", inbox, rate_limit_per_min=6, digest_interval_s=60)
+    async with running_router(transport=inbox.transport, channels=[channel]) as run:
         for chunk in range(10):  # 100 anomalies every 6 s: the whole storm within 60 s
             for sym, kind in storm[chunk * 100 : (chunk + 1) * 100]:
                 run.hub.publish(anomaly(symbol=sym, kind=kind, ts=run.clock.time()))
@@ -86,9 +88,9 @@ async def test_alert_storm_is_rate_limited_and_digested(http_sink: HttpSink) -> 
         await wait_until(lambda: run.router.stats()["digest_pending"]["ops"] == 0)
         await wait_until(lambda: len(run.by("ops", "digested")) + len(run.by("ops", "sent")) >= 250)
         elapsed_min = (run.clock.time() - T0) / 60
-    assert len(http_sink.messages) <= 6 + 6 * elapsed_min
-    digests = [m for m in http_sink.messages if m["title"].startswith("[digest]")]
-    singles = [m for m in http_sink.messages if not m["title"].startswith("[digest]")]
+    assert len(inbox.messages) <= 6 + 6 * elapsed_min
+    digests = [m for m in inbox.messages if m["title"].startswith("[digest]")]
+    singles = [m for m in inbox.messages if not m["title"].startswith("[digest]")]
     assert len(digests) == 1
     assert len(singles) == 6
     alone = {re.search(r"binance (\S+): (\w+) anomaly", m["title"]).groups() for m in singles}
@@ -101,16 +103,16 @@ async def test_alert_storm_is_rate_limited_and_digested(http_sink: HttpSink) -> 
 
 
 @pytest.mark.asyncio
-async def test_quiet_hours_let_only_p0_through(http_sink: HttpSink) -> None:
+async def test_quiet_hours_let_only_p0_through(inbox: Inbox) -> None:
     """In a channel's quiet hours (in its time zone) only P0 alerts are sent."""
     channels = [  # T0 is 22:13 UTC = 07:13 in Tokyo
-        _ch("night_utc", http_sink, quiet_hours="22:00-07:00", quiet_hours_tz="UTC"),
-        _ch("night_tokyo", http_sink, quiet_hours="22:00-07:00", quiet_hours_tz="Asia/Tokyo"),
+        _ch("night_utc", inbox, quiet_hours="22:00-07:00", quiet_hours_tz="UTC"),
+        _ch("night_tokyo", inbox, quiet_hours="22:00-07:00", quiet_hours_tz="Asia/Tokyo"),
     ]
-    async with running_router(channels) as run:
+    async with running_router(transport=inbox.transport, channels=channels) as run:
         run.hub.publish(anomaly(severity=Severity.HIGH))
         run.hub.publish(anomaly(kind="price", severity=Severity.CRITICAL))
-        await wait_until(lambda: len(http_sink.messages) == 3)
+        await wait_until(lambda: len(inbox.messages) == 3)
     quiet = run.by("night_utc", "suppressed")
     assert [r.error for r in quiet] == ["quiet hours"]
     assert [r.priority for r in run.by("night_utc", "sent")] == ["P0"]
@@ -124,10 +126,12 @@ def _feed(status: str, ts: float) -> FeedStatus:
 
 
 @pytest.mark.asyncio
-async def test_feed_down_only_when_not_recovered_in_time(http_sink: HttpSink) -> None:
+async def test_feed_down_only_when_not_recovered_in_time(inbox: Inbox) -> None:
     """A stale feed is reported after feed_down_after_s unless it recovered first; its
     recovery is then reported too."""
-    async with running_router([_ch("ops", http_sink)], feed_down_after_s=60) as run:
+    async with running_router(
+        transport=inbox.transport, channels=[_ch("ops", inbox)], feed_down_after_s=60
+    ) as run:
         run.hub.publish(_feed("stale", T0))
         await run.hub.join()
         run.clock.advance(30)
@@ -138,18 +142,18 @@ async def test_feed_down_only_when_not_recovered_in_time(http_sink: HttpSink) ->
         for _ in range(3):
             run.clock.advance(30)
             await wait_until(lambda: run.clock.sleepers > 0)
-        await wait_until(lambda: len(http_sink.messages) == 1)
-        assert http_sink.titles() == ["[P1] feed down: binance BTC-USDT trades"]
+        await wait_until(lambda: len(inbox.messages) == 1)
+        assert inbox.titles() == ["[P1] feed down: binance BTC-USDT trades"]
         run.hub.publish(_feed("live", run.clock.time()))
-        await wait_until(lambda: len(http_sink.messages) == 2)
-    assert http_sink.titles()[1] == "[P2] feed recovered: binance BTC-USDT trades"
-    assert "Down for: 90s" in http_sink.bodies()[1]
+        await wait_until(lambda: len(inbox.messages) == 2)
+    assert inbox.titles()[1] == "[P2] feed recovered: binance BTC-USDT trades"
+    assert "Down for: 90s" in inbox.bodies()[1]
 
 
 @pytest.mark.asyncio
-async def test_stop_loss_exit_and_kill_switch_are_notified(http_sink: HttpSink) -> None:
+async def test_stop_loss_exit_and_kill_switch_are_notified(inbox: Inbox) -> None:
     """A filled stop-loss order is reported as an exit (P1); the kill switch is P0."""
-    async with running_router([_ch("ops", http_sink)]) as run:
+    async with running_router(transport=inbox.transport, channels=[_ch("ops", inbox)]) as run:
         common = {"exchange": "binance", "symbol": "BTC-USDT", "ts": T0, "ts_recv": T0}
         run.hub.publish(
             OrderIntent(
@@ -176,21 +180,21 @@ async def test_stop_loss_exit_and_kill_switch_are_notified(http_sink: HttpSink) 
         run.hub.publish(
             RiskEvent(**common, kind="kill_switch", state="halted", reason="daily loss limit")
         )
-        await wait_until(lambda: len(http_sink.messages) == 2)
-    titles = sorted(http_sink.titles())
+        await wait_until(lambda: len(inbox.messages) == 2)
+    titles = sorted(inbox.titles())
     assert titles == [
         "[P0] KILL SWITCH: trading halted",
         "[P1] binance BTC-USDT: stop-loss hit",
     ]
-    exit_body = next(b for b in http_sink.bodies() if "Exit:" in b)
+    exit_body = next(b for b in inbox.bodies() if "Exit:" in b)
     assert "Exit: stop-loss: sell 0.5 @ 41000" in exit_body
     assert "http://127.0.0.1:8080/api/v1/trading/orders/sl-1" in exit_body
 
 
 @pytest.mark.asyncio
-async def test_update_routing_validates_and_applies(http_sink: HttpSink) -> None:
+async def test_update_routing_validates_and_applies(inbox: Inbox) -> None:
     """update_routing changes routing at run time, rejects URL/name changes and bad values."""
-    async with running_router([_ch("ops", http_sink)]) as run:
+    async with running_router(transport=inbox.transport, channels=[_ch("ops", inbox)]) as run:
         out = run.router.update_routing("ops", min_severity="critical", kinds=["price_change"])
         assert out["min_severity"] == "critical"
         assert out["kinds"] == ["price_change"]
@@ -205,19 +209,21 @@ async def test_update_routing_validates_and_applies(http_sink: HttpSink) -> None
         run.hub.publish(anomaly(kind="volume", severity=Severity.CRITICAL))
         run.hub.publish(anomaly(kind="price_change", severity=Severity.HIGH))
         run.hub.publish(anomaly(kind="price_change", symbol="ETH-USDT", severity=Severity.CRITICAL))
-        await wait_until(lambda: len(http_sink.messages) == 1)
+        await wait_until(lambda: len(inbox.messages) == 1)
         await run.hub.join()
-    assert http_sink.titles() == ["[P0] binance ETH-USDT: price_change anomaly (critical)"]
-    assert run.router.channels["ops"].cfg.url.get_secret_value() == http_sink.url("ops")
+    assert inbox.titles() == ["[P0] binance ETH-USDT: price_change anomaly (critical)"]
+    assert run.router.channels["ops"].cfg.url.get_secret_value() == inbox.url("ops")
 
 
 @pytest.mark.asyncio
-async def test_telegram_channel_is_markdown_and_never_shows_its_token() -> None:
+async def test_telegram_channel_is_markdown_and_never_shows_its_token(inbox: Inbox) -> None:
     """A tgram:// channel renders Markdown; its token appears in no listing and no log line."""
     token = "123456789:AAF-secretTokenValue_x"
     with capture_logs() as logs:
         async with running_router(
-            [{"name": "tg", "url": f"tgram://{token}/-100200300"}], enabled=True
+            transport=inbox.transport,
+            channels=[{"name": "tg", "url": f"tgram://{token}/-100200300"}],
+            enabled=True,
         ) as run:
             listed = run.router.channels_redacted()
             rendered = run.router.renderer.render(
@@ -233,9 +239,9 @@ async def test_telegram_channel_is_markdown_and_never_shows_its_token() -> None:
 
 
 @pytest.mark.asyncio
-async def test_stats_count_records_by_channel_and_status(http_sink: HttpSink) -> None:
+async def test_stats_count_records_by_channel_and_status(inbox: Inbox) -> None:
     """stats() reports notifications by channel and status plus queue depths."""
-    async with running_router([_ch("ops", http_sink)]) as run:
+    async with running_router(transport=inbox.transport, channels=[_ch("ops", inbox)]) as run:
         run.hub.publish(anomaly())
         run.hub.publish(anomaly())
         await wait_until(lambda: len(run.by("ops", "sent")) == 1)
@@ -246,58 +252,64 @@ async def test_stats_count_records_by_channel_and_status(http_sink: HttpSink) ->
 
 
 @pytest.mark.asyncio
-async def test_disabled_alerts_route_nothing_but_send_test_works(http_sink: HttpSink) -> None:
+async def test_disabled_alerts_route_nothing_but_send_test_works(inbox: Inbox) -> None:
     """With alerts.enabled false nothing is routed; send_test still reaches the channel."""
-    async with running_router([_ch("ops", http_sink)], enabled=False) as run:
+    async with running_router(
+        transport=inbox.transport, channels=[_ch("ops", inbox)], enabled=False
+    ) as run:
         run.hub.publish(anomaly(severity=Severity.CRITICAL))
         result = await run.router.send_test("ops")
     assert result == {"ops": {"ok": True, "attempts": 1, "error": ""}}
-    assert http_sink.titles() == ["cryptomon test notification"]
+    assert inbox.titles() == ["cryptomon test notification"]
     assert [r.event_type for r in run.records] == ["test"]
 
 
 @pytest.mark.asyncio
-async def test_digest_due_in_quiet_hours_waits_for_their_end(http_sink: HttpSink) -> None:
+async def test_digest_due_in_quiet_hours_waits_for_their_end(inbox: Inbox) -> None:
     """A digest that falls due inside quiet hours is sent when they end, not during them."""
     channel = _ch(
-        "ops", http_sink, rate_limit_per_min=1, digest_interval_s=60, quiet_hours="22:14-23:00"
+        "ops", inbox, rate_limit_per_min=1, digest_interval_s=60, quiet_hours="22:14-23:00"
     )
-    async with running_router([channel]) as run:  # T0 = 22:13:20 UTC
+    async with running_router(
+        transport=inbox.transport, channels=[channel]
+    ) as run:  # T0 = 22:13:20 UTC
         run.hub.publish(anomaly(kind="volume"))
         run.hub.publish(anomaly(kind="price"))  # no token left: into the digest
-        await wait_until(lambda: len(http_sink.messages) == 1)
+        await wait_until(lambda: len(inbox.messages) == 1)
         for _ in range(10):  # 22:14:20 .. 22:23:20: due but quiet
             run.clock.advance(60)
             await wait_until(lambda: run.clock.sleepers > 0)
         assert run.router.stats()["digest_pending"]["ops"] == 1
         run.clock.set(T0 + 47 * 60)  # 23:00:20
-        await wait_until(lambda: len(http_sink.messages) == 2)
-    assert http_sink.titles()[1] == "[digest] 1 alerts for ops (rate limit reached)"
-    assert "binance BTC-USDT: price" in http_sink.bodies()[1]
+        await wait_until(lambda: len(inbox.messages) == 2)
+    assert inbox.titles()[1] == "[digest] 1 alerts for ops (rate limit reached)"
+    assert "binance BTC-USDT: price" in inbox.bodies()[1]
 
 
 @pytest.mark.asyncio
-async def test_malformed_event_is_skipped_not_fatal(http_sink: HttpSink) -> None:
+async def test_malformed_event_is_skipped_not_fatal(inbox: Inbox) -> None:
     """An anomaly with an impossible severity is logged and skipped; the next one is sent."""
     bad = anomaly(kind="bad")
     object.__setattr__(bad, "severity", "loud")
-    async with running_router([_ch("ops", http_sink)]) as run:
+    async with running_router(transport=inbox.transport, channels=[_ch("ops", inbox)]) as run:
         with capture_logs() as logs:
             run.hub.publish(bad)
             run.hub.publish(anomaly(kind="good"))
-            await wait_until(lambda: len(http_sink.messages) == 1)
-    assert "good anomaly" in http_sink.titles()[0]
+            await wait_until(lambda: len(inbox.messages) == 1)
+    assert "good anomaly" in inbox.titles()[0]
     assert any(e["event"] == "notify.event_failed" for e in logs)
 
 
 @pytest.mark.asyncio
 async def test_critical_flood_has_its_own_budget_then_is_digested_on_time(
-    http_sink: HttpSink,
+    inbox: Inbox,
 ) -> None:
     """143 criticals in a minute on a 6-per-minute channel: 6 go out alone, the rest (and a
     medium alert in the flood) are in one digest sent as soon as the interval ends."""
-    channel = _ch("ops", http_sink, rate_limit_per_min=6, digest_interval_s=60)
-    async with running_router([channel], dedup_window_s=0) as run:
+    channel = _ch("ops", inbox, rate_limit_per_min=6, digest_interval_s=60)
+    async with running_router(
+        transport=inbox.transport, channels=[channel], dedup_window_s=0
+    ) as run:
         for i in range(143):
             run.hub.publish(
                 anomaly(symbol=f"C{i}-USDT", severity=Severity.CRITICAL, ts=run.clock.time())
@@ -305,25 +317,30 @@ async def test_critical_flood_has_its_own_budget_then_is_digested_on_time(
             if i == 70:
                 run.hub.publish(anomaly(symbol="M-USDT", ts=run.clock.time()))
         await run.hub.join()
-        await wait_until(lambda: len(http_sink.messages) == 6, message="6 criticals")
+        await wait_until(lambda: len(inbox.messages) == 6, message="6 criticals")
         assert run.router.channels["ops"].bucket.available(run.clock.monotonic()) == 6
         run.clock.advance(60)
-        await wait_until(lambda: len(http_sink.messages) == 7, message="the digest")
-    titles = http_sink.titles()
+        await wait_until(lambda: len(inbox.messages) == 7, message="the digest")
+    titles = inbox.titles()
     assert sum(t.startswith("[P0]") for t in titles) == 6
     assert titles[-1] == "[digest] 138 alerts for ops (rate limit reached)"
-    assert "M-USDT" in http_sink.messages[-1]["message"]
+    assert "M-USDT" in inbox.messages[-1]["message"]
     assert len(run.by("ops", "digested")) == 138
 
 
 @pytest.mark.asyncio
-async def test_a_dead_channel_digest_records_its_alerts_as_failed() -> None:
+async def test_a_dead_channel_digest_records_its_alerts_as_failed(inbox: Inbox) -> None:
     """A digest the channel refuses: the digest and each of its alerts are recorded failed."""
-    from tests.unit.notify.sinks import closed_port
-
-    url = f"json://127.0.0.1:{closed_port()}/down"
-    channel = {"name": "dead", "url": url, "rate_limit_per_min": 1, "digest_interval_s": 60}
-    async with running_router([channel], dedup_window_s=0, retries=0) as run:
+    inbox.fail_always = True
+    channel = {
+        "name": "dead",
+        "url": inbox.url("down"),
+        "rate_limit_per_min": 1,
+        "digest_interval_s": 60,
+    }
+    async with running_router(
+        transport=inbox.transport, channels=[channel], dedup_window_s=0, retries=0
+    ) as run:
         for i in range(4):
             run.hub.publish(anomaly(symbol=f"C{i}-USDT", ts=run.clock.time()))
         await run.hub.join()

@@ -109,15 +109,21 @@ async def test_dropped_response_settles_by_lookup_without_resending() -> None:
 
 
 @pytest.mark.asyncio
-async def test_placement_timeout_is_unknown_and_settles() -> None:
-    """The venue never answers within order_timeout_s: unknown, then settled by lookup."""
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [("hang", "placement failed"), ("boom", "RuntimeError")],
+    ids=["no-answer-within-order-timeout", "unexpected-broker-error"],
+)
+async def test_placement_without_an_answer_is_unknown_then_settled(mode: str, why: str) -> None:
+    """No answer within order_timeout_s, or any other error from place_order (either may hide
+    an accepted order): unknown, then settled by lookup, never resent."""
     engine, broker, _, _, clock = scripted_engine(order_timeout_s=0.05)
     await engine.start()
-    broker.mode = "hang"
+    broker.mode = mode
     rec = await engine.handle_signal(signal())
     assert rec is not None
     assert rec.state == S.UNKNOWN
-    assert "placement failed" in rec.reason
+    assert why in rec.reason
     await advance_until(clock, lambda: rec.state == S.FILLED, message="settled")
     assert broker.calls[rec.client_order_id] == 1
     await engine.stop()
@@ -408,21 +414,6 @@ async def test_signal_on_the_hub_becomes_an_order() -> None:
     [intent] = col.of(OrderIntent)
     assert intent.signal_id == "hub-signal"
     assert intent.client_order_id == client_order_id("hub-signal", "entry", "signal")
-    await engine.stop()
-
-
-@pytest.mark.asyncio
-async def test_unexpected_broker_error_is_unknown_not_lost() -> None:
-    """Any other error from place_order may hide an accepted order: unknown, then settled."""
-    engine, broker, _, _, clock = scripted_engine()
-    await engine.start()
-    broker.mode = "boom"
-    rec = await engine.handle_signal(signal())
-    assert rec is not None
-    assert rec.state == S.UNKNOWN
-    assert "RuntimeError" in rec.reason
-    await advance_until(clock, lambda: rec.state == S.FILLED, message="settled")
-    assert broker.calls[rec.client_order_id] == 1
     await engine.stop()
 
 

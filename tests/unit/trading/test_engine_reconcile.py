@@ -38,6 +38,32 @@ def _intent(coid: str, amount: str = "1") -> OrderIntent:
     )
 
 
+async def _journal_with_filled_buy(
+    name: str, amount: str, *, fee: str, fee_currency: str
+) -> MemoryJournal:
+    """A journal holding one filled manual buy of ``amount`` at 100 (its fill included)."""
+    journal = MemoryJournal()
+    coid = client_order_id(name, "manual", "manual")
+    await journal.record_intent(_intent(coid, amount))
+    journal.states[coid] = (S.FILLED, f"x-{name}")
+    journal.add_fill(
+        Fill(
+            exchange=EX,
+            symbol=SYM,
+            ts=1.0,
+            ts_recv=1.0,
+            trade_id=f"t-{name}",
+            client_order_id=coid,
+            side="buy",
+            amount=d(amount),
+            price=d(100),
+            fee=d(fee),
+            fee_currency=fee_currency,
+        )
+    )
+    return journal
+
+
 def _engine(
     journal: MemoryJournal | None = None,
 ) -> tuple[TradingEngine, ScriptedBroker, MemoryJournal, Collector]:
@@ -181,23 +207,7 @@ async def test_orphan_order_is_canceled_and_keeps_reducing() -> None:
 @pytest.mark.asyncio
 async def test_balance_short_of_position_is_a_mismatch() -> None:
     """Fills say we hold 2 BTC, the venue holds 0.5: reducing, with the numbers in the reason."""
-    journal = MemoryJournal()
-    coid = client_order_id("old", "manual", "manual")
-    await journal.record_intent(_intent(coid, "2"))
-    journal.states[coid] = (S.FILLED, "x1")
-    journal._fills[(EX, "t1")] = Fill(
-        exchange=EX,
-        symbol=SYM,
-        ts=1.0,
-        ts_recv=1.0,
-        trade_id="t1",
-        client_order_id=coid,
-        side="buy",
-        amount=d(2),
-        price=d(100),
-        fee=d("0.2"),
-        fee_currency="USDT",
-    )
+    journal = await _journal_with_filled_buy("old", "2", fee="0.2", fee_currency="USDT")
     engine, broker, _, col = _engine(journal)
     broker.balances_override = {"USDT": d(9000), "BTC": d("0.5")}
     await engine.start()
@@ -368,22 +378,8 @@ async def test_finished_order_with_lost_fills_gets_them_from_the_venue() -> None
 async def test_restored_position_below_the_lot_is_dust_not_a_position() -> None:
     """Replayed fills whose base-currency fee left less than a lot: after the restart the
     position is closed (dust kept), nothing to protect or exit."""
-    journal = MemoryJournal()
-    coid = client_order_id("dusty", "manual", "manual")
-    await journal.record_intent(_intent(coid, "0.0001"))
-    journal.states[coid] = (S.FILLED, "x2")
-    journal._fills[(EX, "t9")] = Fill(
-        exchange=EX,
-        symbol=SYM,
-        ts=1.0,
-        ts_recv=1.0,
-        trade_id="t9",
-        client_order_id=coid,
-        side="buy",
-        amount=d("0.0001"),
-        price=d(100),
-        fee=d("0.00000001"),
-        fee_currency="BTC",
+    journal = await _journal_with_filled_buy(
+        "dusty", "0.0001", fee="0.00000001", fee_currency="BTC"
     )
     engine, _, _, _ = _engine(journal)
     await engine.start()

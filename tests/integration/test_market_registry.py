@@ -4,15 +4,12 @@ reported once; the cache is the real instruments table on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from structlog.testing import capture_logs
 
-from cryptomon.config import DatabaseConfig
 from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.venues import specs_from_recording
@@ -21,14 +18,9 @@ from cryptomon.store.db import Database
 from cryptomon.store.instruments import InstrumentRepository
 
 
-@pytest_asyncio.fixture
-async def repo(db_url: str) -> AsyncIterator[InstrumentRepository]:
-    database = Database(DatabaseConfig(url=db_url))
-    await database.start()
-    try:
-        yield InstrumentRepository(database.sessionmaker)
-    finally:
-        await database.stop()
+@pytest.fixture
+def repo(db: Database) -> InstrumentRepository:
+    return InstrumentRepository(db.sessionmaker)
 
 
 class Venue:

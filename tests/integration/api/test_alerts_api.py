@@ -13,8 +13,8 @@ from cryptomon.config import AlertsConfig
 from cryptomon.events import AuditEntry, NotificationRecord
 from cryptomon.hub import Hub
 from cryptomon.notify.router import NotificationRouter
-from tests.unit.api.conftest import READ, StartApi
-from tests.unit.notify.sinks import HttpSink
+from tests.integration.api.conftest import READ, StartApi
+from tests.integration.notify_sinks import HttpSink
 
 T0 = 1_700_000_000.0
 

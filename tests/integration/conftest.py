@@ -1,4 +1,4 @@
-"""Store fixtures: a started, migrated Database on SQLite and on PostgreSQL."""
+"""Integration fixtures: a started, migrated Database on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 

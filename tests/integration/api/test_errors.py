@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from tests.unit.api.conftest import READ, TRADE, StartApi, api_config, bearer
-from tests.unit.api.fakes import FakeTrading
+from tests.integration.api.conftest import READ, TRADE, StartApi, api_config, bearer
+from tests.integration.api.fakes import FakeTrading
 
 
 def assert_error(body: dict, code: str) -> dict:

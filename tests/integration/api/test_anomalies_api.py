@@ -8,7 +8,7 @@ import pytest
 
 from cryptomon.events import Anomaly, Severity
 from tests import stubs
-from tests.unit.api.conftest import READ, StartApi, api_config, bearer, insert_anomalies
+from tests.integration.api.conftest import READ, StartApi, api_config, bearer, insert_anomalies
 
 T0 = 1_700_000_000.0
 

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from cryptomon.events import AuditEntry, OrderIntent, Signal
 from cryptomon.trading.signals import SignalGenerator
 from cryptomon.trading.signals.webhooks import SignalWebhooks
-from tests.unit.api.conftest import Running, StartApi, api_config
+from tests.integration.api.conftest import Running, StartApi, api_config
 from tests.unit.trading.helpers import EX, SYM, Collector, book, paper_engine, trading_config
 from tests.util import wait_until
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.unit.api.conftest import ADMIN, READ, TRADE, StartApi, bearer
-from tests.unit.api.fakes import FakeTrading
+from tests.integration.api.conftest import ADMIN, READ, TRADE, StartApi, bearer
+from tests.integration.api.fakes import FakeTrading
 
 BUY = {"exchange": "Binance", "symbol": "btc/usdt", "side": "buy", "amount": "0.25"}
 

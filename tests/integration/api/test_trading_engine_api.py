@@ -12,7 +12,7 @@ import pytest_asyncio
 from cryptomon.events import AuditEntry, Candle, Signal
 from cryptomon.hub import Hub
 from cryptomon.trading.signals import SignalGenerator
-from tests.unit.api.conftest import ADMIN, READ, TRADE, Running, StartApi, bearer
+from tests.integration.api.conftest import ADMIN, READ, TRADE, Running, StartApi, bearer
 from tests.unit.trading.helpers import EX, SYM, book, paper_engine, trading_config
 
 

@@ -9,7 +9,7 @@ import pytest
 from cryptomon.events import BookSnapshot, BookTop, FeedStatus, Ticker, Trade
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
-from tests.unit.api.conftest import StartApi
+from tests.integration.api.conftest import StartApi
 
 T0 = 1_700_000_000.0
 

@@ -11,7 +11,7 @@ from cryptomon.backtest.report import render
 from cryptomon.backtest.session import BacktestRequest, run_series, store_run
 from cryptomon.config import Settings
 from cryptomon.store.history import BacktestRuns
-from tests.unit.api.conftest import READ, StartApi, bearer
+from tests.integration.api.conftest import READ, StartApi, bearer
 from tests.unit.backtest.conftest import random_walk, settings
 
 

@@ -13,7 +13,7 @@ from cryptomon.api.auth import Authenticator, FailureThrottle, TokenBucket
 from cryptomon.api.errors import ApiError
 from cryptomon.api.rest import all_routes
 from cryptomon.clock import ManualClock
-from tests.unit.api.conftest import ADMIN, READ, TRADE, StartApi, api_config, bearer
+from tests.integration.api.conftest import ADMIN, READ, TRADE, StartApi, api_config, bearer
 
 SCOPED = [r for r in all_routes() if r.scope is not None]
 _RANK = {"read": 0, "trade": 1, "admin": 2}
@@ -62,7 +62,7 @@ async def test_scope_rules_of_every_endpoint(start_api: StartApi, route: Any) ->
 @pytest.mark.asyncio
 async def test_public_read_allows_reads_but_never_writes(start_api: StartApi) -> None:
     """With public_read, market data needs no token; trading data and writes still do."""
-    from tests.unit.api.fakes import FakeTrading
+    from tests.integration.api.fakes import FakeTrading
 
     api = await start_api(config=api_config(public_read=True), trading=FakeTrading())
     status, body = await api.get("/api/v1/market/stats", token=None)

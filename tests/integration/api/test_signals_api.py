@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from cryptomon.config import DatabaseConfig
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, Signal
 from cryptomon.kinds import SignalGrade
 from cryptomon.store.db import Database
 from cryptomon.store.queries import Queries
 from cryptomon.store.repos import insert_fills, insert_signals, upsert_orders
-from tests.unit.api.conftest import StartApi
+from tests.integration.api.conftest import StartApi
 
 T0 = 1_700_000_000.0
 GRADES = [SignalGrade.STRONG, SignalGrade.MEDIUM, SignalGrade.WEAK, SignalGrade.IGNORE]
@@ -39,13 +36,10 @@ def signal(i: int, **kw: Any) -> Signal:
     return Signal(**base)
 
 
-@pytest_asyncio.fixture
-async def store(db_url: str) -> AsyncIterator[tuple[Database, Queries]]:
+@pytest.fixture
+def store(db: Database) -> tuple[Database, Queries]:
     """A migrated store on SQLite or PostgreSQL."""
-    db = Database(DatabaseConfig(url=db_url))
-    await db.start()
-    yield db, Queries(db=db)
-    await db.stop()
+    return db, Queries(db=db)
 
 
 async def _write(db: Database, signals: list[Signal], orders: list[Any], fills: list[Fill]) -> None:

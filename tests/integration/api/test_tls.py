@@ -21,7 +21,7 @@ from cryptomon.api import ApiServer
 from cryptomon.clock import LiveClock
 from cryptomon.errors import ConfigError
 from cryptomon.hub import Hub
-from tests.unit.api.conftest import READ, StartApi, api_config, bearer
+from tests.integration.api.conftest import READ, StartApi, api_config, bearer
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

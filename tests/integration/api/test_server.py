@@ -13,7 +13,7 @@ from cryptomon.clock import LiveClock
 from cryptomon.config import ApiConfig, load_settings
 from cryptomon.errors import ConfigError
 from cryptomon.hub import Hub
-from tests.unit.api.conftest import READ, StartApi, api_config, bearer
+from tests.integration.api.conftest import READ, StartApi, api_config, bearer
 
 
 @pytest.mark.asyncio

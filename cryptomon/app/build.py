@@ -1,28 +1,19 @@
-"""Composition root and lifecycle (DESIGN.md section 1).
-
-``build_app`` builds every component from its own config section and passes collaborators by
-keyword; it is the only place that knows the whole graph. ``App`` starts components in
-dependency order, stops them in reverse, and turns SIGTERM/SIGINT into a graceful stop within
-``shutdown_timeout_s``.
+"""The composition root (DESIGN.md section 1): ``build_app`` builds every component from its
+own config section and passes collaborators by keyword; it is the only place that knows the
+whole graph. :class:`~cryptomon.app.lifecycle.App` starts what it builds.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
-import structlog
-
-from cryptomon import __version__
+from cryptomon.app.lifecycle import App, Component, HubComponent
+from cryptomon.app.services import Services
 from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
-from cryptomon.errors import ConfigError, CryptomonError, Problems
-from cryptomon.events import Notice
+from cryptomon.errors import ConfigError, Problems
 from cryptomon.feeds.specs import exchange_names
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
@@ -31,174 +22,6 @@ from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.state import MarketState
 from cryptomon.systemd import SystemdNotifier
 
-log = structlog.get_logger()
-
-
-@runtime_checkable
-class Component(Protocol):
-    """A long-lived part of the daemon."""
-
-    name: str
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-class StartupError(CryptomonError):
-    """A component failed to start; the ones already started were stopped again."""
-
-    def __init__(self, component: str, cause: BaseException) -> None:
-        self.component = component
-        self.cause = cause
-        super().__init__(f"{component} failed to start: {cause}")
-
-
-class HubComponent:
-    """Starts the hub's queued subscribers first and drains what is left last."""
-
-    name = "hub"
-
-    def __init__(self, *, hub: Hub, drain_timeout_s: float) -> None:
-        self.hub = hub
-        self.drain_timeout_s = drain_timeout_s
-
-    async def start(self) -> None:
-        await self.hub.start()
-
-    async def stop(self) -> None:
-        await self.hub.stop(self.drain_timeout_s)
-
-
-class App:
-    """Ordered components with start/rollback/stop and signal-driven shutdown."""
-
-    def __init__(
-        self,
-        components: list[Component],
-        *,
-        hub: Hub,
-        clock: Clock,
-        shutdown_timeout_s: float = 10.0,
-        services: Services | None = None,
-    ) -> None:
-        names = [c.name for c in components]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"component names must be unique: {sorted(dup)}")
-        self.components = components
-        self.hub = hub
-        self.clock = clock
-        self.shutdown_timeout_s = shutdown_timeout_s
-        self.services = services or Services()
-        self.started: list[Component] = []
-        self.started_at: float | None = None
-        self._stop_requested = asyncio.Event()
-        self.reloader: Reloader | None = None  # set by `run`: SIGHUP re-reads the config file
-        self._reloading: asyncio.Task[bool] | None = None
-
-    async def start(self) -> None:
-        """Start every component in order; on a failure stop the started ones and raise."""
-        for comp in self.components:
-            log.debug("component.starting", component=comp.name)
-            try:
-                await comp.start()
-            except Exception as exc:
-                log.error("component.start_failed", component=comp.name, error=str(exc))
-                await self.stop()
-                raise StartupError(comp.name, exc) from exc
-            self.started.append(comp)
-        self.started_at = self.clock.time()
-        self.hub.publish(_notice(self.clock, "daemon_start", f"cryptomon {__version__} running"))
-
-    async def stop(self) -> bool:
-        """Stop started components in reverse order within ``shutdown_timeout_s`` in total.
-
-        Returns False when a component failed to stop or the time ran out.
-        """
-        if self.started_at is not None:
-            self.started_at = None
-            self.hub.publish(_notice(self.clock, "daemon_stop", "cryptomon stopping"))
-        deadline = time.monotonic() + self.shutdown_timeout_s
-        clean = True
-        while self.started:
-            comp = self.started.pop()
-            left = deadline - time.monotonic()
-            try:
-                await asyncio.wait_for(comp.stop(), timeout=max(0.05, left))
-                log.debug("component.stopped", component=comp.name)
-            except TimeoutError:
-                clean = False
-                log.error("component.stop_timeout", component=comp.name)
-            except Exception as exc:
-                clean = False
-                log.error("component.stop_failed", component=comp.name, error=str(exc))
-        return clean
-
-    def request_stop(self) -> None:
-        self._stop_requested.set()
-
-    async def run(self, *, until: Callable[[], Any] | None = None) -> int:
-        """Start, wait for SIGTERM/SIGINT (or ``until`` to finish), stop. Returns the exit code."""
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._on_signal, sig)
-                installed.append(sig)
-        if self.reloader is not None:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signal.SIGHUP, self._on_reload)
-                installed.append(signal.SIGHUP)
-        try:
-            try:
-                await self.start()
-            except StartupError as exc:
-                log.error("daemon.start_failed", component=exc.component, error=str(exc.cause))
-                if isinstance(exc.cause, ConfigError):
-                    raise exc.cause from None  # a config problem found at start: exit 2
-                return 1
-            log.info(
-                "daemon.running",
-                version=__version__,
-                components=[c.name for c in self.started],
-            )
-            waiter = asyncio.ensure_future(self._stop_requested.wait())
-            waits: set[asyncio.Future[Any]] = {waiter}
-            if until is not None:
-                waits.add(asyncio.ensure_future(until()))
-            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for p in pending:
-                p.cancel()
-            for d in done:
-                if d is not waiter and d.exception() is not None:
-                    log.error("daemon.task_failed", error=repr(d.exception()))
-            log.info("daemon.stopping", timeout_s=self.shutdown_timeout_s)
-            clean = await self.stop()
-            log.info("daemon.stopped", clean=clean)
-            return 0 if clean else 1
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-    def _on_reload(self) -> None:
-        log.info("daemon.signal", signal="SIGHUP")
-        if self.reloader is None or (self._reloading is not None and not self._reloading.done()):
-            return
-        self._reloading = asyncio.get_running_loop().create_task(
-            self.reloader.reload(), name="config-reload"
-        )
-
-    def _on_signal(self, sig: signal.Signals) -> None:
-        log.info("daemon.signal", signal=sig.name)
-        self._stop_requested.set()
-
-
-def _notice(clock: Clock, code: str, message: str) -> Notice:
-    now = clock.time()
-    return Notice(exchange="", symbol="", ts=now, ts_recv=now, code=code, message=message)
-
-
 if TYPE_CHECKING:
     from cryptomon.api import ApiServer
     from cryptomon.api.resources import ResourceMonitor
@@ -206,7 +29,6 @@ if TYPE_CHECKING:
     from cryptomon.feeds.manager import FeedManager
     from cryptomon.market.instruments import InstrumentSpec
     from cryptomon.notify.router import NotificationRouter
-    from cryptomon.reload import Reloader
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.retention import Retention
@@ -217,25 +39,8 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Services:
-    """The services ``build_app`` made, set once and typed (``None``: not built). The API
-    receives them at construction; commands, tests and benchmarks read them from ``App``."""
-
-    market: MarketState | None = None  # latest market state (trading, API)
-    db: Database | None = None  # the store's Database (engine, sessionmaker)
-    queries: Queries | None = None  # the store's read side for the API
-    store_writer: StoreWriter | None = None  # its stats() feed /metrics
-    notifier: NotificationRouter | None = None  # channels, send_test, stats
-    detectors: DetectorEngine | None = None  # stats() for /metrics
-    trading: TradingEngine | None = None  # the order engine
-    webhooks: SignalWebhooks | None = None  # external signal senders (trading.webhooks)
-    feeds: FeedManager | None = None  # health() for /api/v1/feeds and /metrics
-    instruments: InstrumentRegistry | None = None  # specs; unknown() for /api/v1/feeds
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StoreParts:
-    """What ``_build_store`` makes: the database and its writer, reader and retention."""
+    """What ``build_store`` makes: the database and its writer, reader and retention."""
 
     db: Database
     queries: Queries
@@ -251,7 +56,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     if settings.bus.role == "collector":
         return _build_collector(settings, hub=hub, clock=clock)
     # The latest market state is read by trading and the API and fed by the hub: one instance.
-    store = _build_store(settings, hub=hub, clock=clock)
+    store = build_store(settings, hub=hub, clock=clock)
     inputs = _build_market_inputs(settings, db=store.db)
     market = MarketState(hub=hub, instruments=inputs.registry)
     # every problem of the independent parts at once (check-config runs this same build)
@@ -317,7 +122,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     )
 
 
-def _build_store(settings: Settings, *, hub: Hub, clock: Clock) -> StoreParts:
+def build_store(settings: Settings, *, hub: Hub, clock: Clock) -> StoreParts:
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
     from cryptomon.store.retention import Retention

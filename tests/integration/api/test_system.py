@@ -13,8 +13,8 @@ from cryptomon.config import DatabaseConfig
 from cryptomon.events import Trade
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
-from tests.unit.api.conftest import READ, StartApi, api_config, bearer
-from tests.unit.api.fakes import FakeTrading, feed_manager
+from tests.integration.api.conftest import READ, StartApi, api_config, bearer
+from tests.integration.api.fakes import FakeTrading, feed_manager
 from tests.util import wait_until
 
 

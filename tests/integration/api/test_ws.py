@@ -11,7 +11,7 @@ import pytest
 
 from cryptomon.events import Anomaly, Severity, Signal, Trade
 from cryptomon.kinds import SignalGrade
-from tests.unit.api.conftest import READ, Running, StartApi, api_config, bearer
+from tests.integration.api.conftest import READ, Running, StartApi, api_config, bearer
 from tests.util import wait_until
 
 T0 = 1_700_000_000.0

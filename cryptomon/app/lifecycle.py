@@ -1,0 +1,192 @@
+"""The daemon's lifecycle (DESIGN.md section 1): ``App`` starts components in dependency
+order, stops them in reverse, and turns SIGTERM/SIGINT into a graceful stop within
+``shutdown_timeout_s``; SIGHUP re-reads the config file through its reloader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import structlog
+
+from cryptomon import __version__
+from cryptomon.app.services import Services
+from cryptomon.clock import Clock
+from cryptomon.errors import ConfigError, CryptomonError
+from cryptomon.events import Notice
+from cryptomon.hub import Hub
+
+if TYPE_CHECKING:
+    from cryptomon.reload import Reloader
+
+log = structlog.get_logger()
+
+
+@runtime_checkable
+class Component(Protocol):
+    """A long-lived part of the daemon."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class StartupError(CryptomonError):
+    """A component failed to start; the ones already started were stopped again."""
+
+    def __init__(self, component: str, cause: BaseException) -> None:
+        self.component = component
+        self.cause = cause
+        super().__init__(f"{component} failed to start: {cause}")
+
+
+class HubComponent:
+    """Starts the hub's queued subscribers first and drains what is left last."""
+
+    name = "hub"
+
+    def __init__(self, *, hub: Hub, drain_timeout_s: float) -> None:
+        self.hub = hub
+        self.drain_timeout_s = drain_timeout_s
+
+    async def start(self) -> None:
+        await self.hub.start()
+
+    async def stop(self) -> None:
+        await self.hub.stop(self.drain_timeout_s)
+
+
+class App:
+    """Ordered components with start/rollback/stop and signal-driven shutdown."""
+
+    def __init__(
+        self,
+        components: list[Component],
+        *,
+        hub: Hub,
+        clock: Clock,
+        shutdown_timeout_s: float = 10.0,
+        services: Services | None = None,
+    ) -> None:
+        names = [c.name for c in components]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"component names must be unique: {sorted(dup)}")
+        self.components = components
+        self.hub = hub
+        self.clock = clock
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.services = services or Services()
+        self.started: list[Component] = []
+        self.started_at: float | None = None
+        self._stop_requested = asyncio.Event()
+        self.reloader: Reloader | None = None  # set by `run`: SIGHUP re-reads the config file
+        self._reloading: asyncio.Task[bool] | None = None
+
+    async def start(self) -> None:
+        """Start every component in order; on a failure stop the started ones and raise."""
+        for comp in self.components:
+            log.debug("component.starting", component=comp.name)
+            try:
+                await comp.start()
+            except Exception as exc:
+                log.error("component.start_failed", component=comp.name, error=str(exc))
+                await self.stop()
+                raise StartupError(comp.name, exc) from exc
+            self.started.append(comp)
+        self.started_at = self.clock.time()
+        self.hub.publish(_notice(self.clock, "daemon_start", f"cryptomon {__version__} running"))
+
+    async def stop(self) -> bool:
+        """Stop started components in reverse order within ``shutdown_timeout_s`` in total.
+
+        Returns False when a component failed to stop or the time ran out.
+        """
+        if self.started_at is not None:
+            self.started_at = None
+            self.hub.publish(_notice(self.clock, "daemon_stop", "cryptomon stopping"))
+        deadline = time.monotonic() + self.shutdown_timeout_s
+        clean = True
+        while self.started:
+            comp = self.started.pop()
+            left = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(comp.stop(), timeout=max(0.05, left))
+                log.debug("component.stopped", component=comp.name)
+            except TimeoutError:
+                clean = False
+                log.error("component.stop_timeout", component=comp.name)
+            except Exception as exc:
+                clean = False
+                log.error("component.stop_failed", component=comp.name, error=str(exc))
+        return clean
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    async def run(self, *, until: Callable[[], Any] | None = None) -> int:
+        """Start, wait for SIGTERM/SIGINT (or ``until`` to finish), stop. Returns the exit code."""
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                installed.append(sig)
+        if self.reloader is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+                installed.append(signal.SIGHUP)
+        try:
+            try:
+                await self.start()
+            except StartupError as exc:
+                log.error("daemon.start_failed", component=exc.component, error=str(exc.cause))
+                if isinstance(exc.cause, ConfigError):
+                    raise exc.cause from None  # a config problem found at start: exit 2
+                return 1
+            log.info(
+                "daemon.running",
+                version=__version__,
+                components=[c.name for c in self.started],
+            )
+            waiter = asyncio.ensure_future(self._stop_requested.wait())
+            waits: set[asyncio.Future[Any]] = {waiter}
+            if until is not None:
+                waits.add(asyncio.ensure_future(until()))
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for p in pending:
+                p.cancel()
+            for d in done:
+                if d is not waiter and d.exception() is not None:
+                    log.error("daemon.task_failed", error=repr(d.exception()))
+            log.info("daemon.stopping", timeout_s=self.shutdown_timeout_s)
+            clean = await self.stop()
+            log.info("daemon.stopped", clean=clean)
+            return 0 if clean else 1
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def _on_reload(self) -> None:
+        log.info("daemon.signal", signal="SIGHUP")
+        if self.reloader is None or (self._reloading is not None and not self._reloading.done()):
+            return
+        self._reloading = asyncio.get_running_loop().create_task(
+            self.reloader.reload(), name="config-reload"
+        )
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("daemon.signal", signal=sig.name)
+        self._stop_requested.set()
+
+
+def _notice(clock: Clock, code: str, message: str) -> Notice:
+    now = clock.time()
+    return Notice(exchange="", symbol="", ts=now, ts_recv=now, code=code, message=message)
