@@ -39,6 +39,7 @@ import numpy as np
 
 from cryptomon.backtest.candle_detect import CandleAnomalies, candle_trade
 from cryptomon.backtest.data import CandleSeries, infer_instrument
+from cryptomon.backtest.fastpath import SeriesIndicators, indicator_fires
 from cryptomon.backtest.ledger import RoundTrip
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.config import Settings
@@ -131,8 +132,13 @@ def backtest_settings(settings: Settings, series: list[CandleSeries]) -> Setting
 class BacktestRunner:
     """Builds the pipeline for ``settings`` and drives ``series`` through it (see module doc)."""
 
-    def __init__(self, settings: Settings, series: list[CandleSeries]) -> None:
+    def __init__(
+        self, settings: Settings, series: list[CandleSeries], *, fast: bool | None = None
+    ) -> None:
+        """``fast``: the fast candle path (default ``backtest.fast_path``); False drives
+        every candle through the whole path (the reference the fast path is tested against)."""
         self.settings = backtest_settings(settings, series)
+        self.fast = self.settings.backtest.fast_path if fast is None else fast
         self.series = [s for s in series if len(s)]
         start = min((float(s.ts[0]) for s in self.series), default=0.0)
         self.pipe = Pipeline(self.settings, start=start, candles=True)
@@ -141,6 +147,9 @@ class BacktestRunner:
         self.engine = self.pipe.engine
         self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
         self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
+        self._indicators: dict[tuple[str, str], SeriesIndicators] = {}  # fast path
+        self._safe: dict[tuple[str, str], tuple[Any, int]] = {}  # market -> (levels, until)
+        self._reach: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
     async def run(self) -> BacktestResult:
         """Start the components, drive every candle, stop; the result of the run."""
@@ -174,6 +183,9 @@ class BacktestRunner:
         # every market's candle opening at the same time moves through its slots together
         starts = np.append(np.flatnonzero(np.diff(times, prepend=-np.inf)), n)
         found = CandleAnomalies(self.pipe, self.series, timeline, starts)
+        if self.fast:
+            await self._drive_fast(timeline, starts, found, (equity_ts, equity, exposure))
+            return equity_ts, equity, exposure
         for g in range(len(starts) - 1):
             lo, hi = int(starts[g]), int(starts[g + 1])
             t = float(times[lo])
@@ -233,6 +245,146 @@ class BacktestRunner:
             self.hub.publish(anomaly)
         await self.pipe.settle()
 
+    # ------------------------------------------------------------------ fast path
+
+    async def _drive_fast(
+        self,
+        timeline: tuple[np.ndarray, np.ndarray, np.ndarray],
+        starts: np.ndarray,
+        found: CandleAnomalies,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """The candles through the same path, entering it only where something can happen:
+
+        - a group (the candles opening at one time) with a signal (an indicator signal, known
+          from :func:`~cryptomon.backtest.fastpath.indicator_fires`, or an anomaly, known a
+          chunk ahead) or with a market whose stop or take-profit its range could reach runs
+          the whole path (:meth:`_candles`);
+        - while every market is idle (flat, no protection, no open order) the groups up to the
+          next signal are not driven at all: nothing reads them (the equity is the cash);
+        - a group whose positions are safe (their levels out of reach of the candle's range
+          widened by twice the half spread; no trailing stop, no open order) gets only its
+          close quotes, which mark the positions as the whole path's last quote does.
+        """
+        times, which, rows = timeline
+        equity_ts, equity, exposure = out
+        total = len(starts) - 1
+        seconds = np.array([s.seconds for s in self.series], dtype=np.float64)
+        first = starts[:-1]
+        equity_ts[:] = np.repeat(times[first] + seconds[which[first]], np.diff(starts))
+        group_of = np.repeat(np.arange(total), np.diff(starts))
+        fire_groups: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+        signals = self.pipe.signals
+        cfg = self.settings.trading
+        for i, series in enumerate(self.series):
+            mine = which == i
+            groups = np.empty(len(series), dtype=np.int64)
+            groups[rows[mine]] = group_of[mine]
+            key = (series.exchange, series.symbol)
+            if (
+                not cfg.indicators.enabled
+                or series.timeframe != cfg.indicators.interval
+                or not signals.trades(*key)
+            ):
+                continue
+            indicators = SeriesIndicators(cfg.indicators, series.close)
+            self._indicators[key] = indicators
+            signals._indicators[key] = indicators  # the generator's own state for this market
+            fires = indicator_fires(series.close, found.closes[groups], indicators.values, cfg)
+            fire_groups.append(groups[fires])
+        fired = np.unique(np.concatenate(fire_groups)).tolist()
+        fi = 0  # fired[fi] is the next group with an indicator signal
+        g = 0
+        while g < total:
+            while fi < len(fired) and fired[fi] < g:
+                fi += 1
+            signal_at = min(fired[fi] if fi < len(fired) else total, found.next_due(g))
+            lo, hi = int(starts[g]), int(starts[g + 1])
+            if signal_at > g and self._all_idle():
+                end = int(starts[signal_at])
+                equity[lo:end], exposure[lo:end] = self._mark()
+                g = signal_at
+                continue
+            t = float(times[lo])
+            group = [
+                (self.series[i], r)
+                for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
+            ]
+            if signal_at > g and all(self._safe_candle(s, r) for s, r in group):
+                step = group[0][0].seconds
+                self.clock.set(max(self.clock.time(), t + step * (SLOTS - 1) / SLOTS))
+                for series, row in group:
+                    self._quote(series, row, float(series.close[row]))
+                self.clock.set(max(self.clock.time(), t + step))
+            else:
+                await self._candles(t, group, found.due(g))
+            equity[lo:hi], exposure[lo:hi] = self._mark()
+            g += 1
+
+    def _all_idle(self) -> bool:
+        """No position, protection or open order anywhere."""
+        engine = self.engine
+        if engine.protection.protections or engine.portfolio.open_positions():
+            return False
+        return all(self._idle(s) for s in self.series)
+
+    def _safe_candle(self, series: CandleSeries, row: int) -> bool:
+        """Nothing but the close quote can act on this candle of ``series``: idle, or a
+        position whose emulated stop and take-profit the candle cannot reach."""
+        if self._idle(series):
+            return True
+        key = (series.exchange, series.symbol)
+        prot: Protection | None = self.engine.protection.protections.get(key)
+        if (
+            prot is None
+            or prot.exiting
+            or prot.native
+            or prot.trail_pct is not None
+            or prot.retry_at
+            or self.engine.context.book.open(*key)
+        ):
+            return False
+        levels = (prot.long, prot.stop, prot.take)
+        cached = self._safe.get(key)
+        if cached is None or cached[0] != levels or row > cached[1]:
+            cached = self._safe[key] = (levels, self._safe_until(series, row, prot))
+        return row <= cached[1]
+
+    def _safe_until(self, series: CandleSeries, row: int, prot: Protection) -> int:
+        """The last row from ``row`` on (``row - 1``: none) whose range, widened by twice its
+        half spread, stays strictly between the stop and the take-profit."""
+        key = (series.exchange, series.symbol)
+        reach = self._reach.get(key)
+        if reach is None:
+            cfg = self.settings.backtest
+            span = series.high - series.low
+            half = np.maximum(
+                series.high * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span
+            )
+            reach = self._reach[key] = (series.low - 2 * half, series.high + 2 * half)
+        low, high = reach
+        stop = float(prot.stop)
+        take = None if prot.take is None else float(prot.take)
+        n = len(series)
+        width = 256
+        at = row
+        while at < n:
+            lo_, hi_ = low[at : at + width], high[at : at + width]
+            if prot.long:
+                risky = lo_ <= stop
+                if take is not None:
+                    risky |= hi_ >= take
+            else:
+                risky = hi_ >= stop
+                if take is not None:
+                    risky |= lo_ <= take
+            hit = np.flatnonzero(risky)
+            if hit.size:
+                return at + int(hit[0]) - 1
+            at += width
+            width *= 4
+        return n - 1
+
     def _long(self, series: CandleSeries) -> bool | None:
         amount = self.engine.portfolio.amount(series.exchange, series.symbol)
         return None if amount == 0 else amount > 0
@@ -288,6 +440,9 @@ class BacktestRunner:
 
     def _close(self, series: CandleSeries, row: int, t: float) -> None:
         now = self.clock.time()
+        indicators = self._indicators.get((series.exchange, series.symbol))
+        if indicators is not None:
+            indicators.row = row
         trade = candle_trade(series, row, now)
         self.hub.publish(trade)
         self.hub.publish(
