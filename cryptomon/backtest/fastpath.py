@@ -171,15 +171,17 @@ def _outcomes(
 _FLOORS = {0: None, 2: SignalGrade.MEDIUM, 3: SignalGrade.STRONG}
 
 
-def indicator_fires(
+def indicator_signals(
     closes: np.ndarray, ends: np.ndarray, values: np.ndarray, trading: TradingConfig
-) -> np.ndarray:
-    """Rows whose closed candle makes the generator publish an indicator signal (``ends``:
-    each candle's ``end``, the close time the runner gives it)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(fires, side 1 buy / 2 sell, strength, grade rank) per row: ``fires`` where the
+    generator publishes an indicator signal on the closed candle (``ends``: each candle's
+    ``end``, the close time the runner gives it), the rest what that signal carries."""
     cfg = trading.indicators
     n = closes.shape[0]
     if not cfg.enabled or n == 0:
-        return np.zeros(n, dtype=np.bool_)
+        zeros = np.zeros(n, dtype=np.int64)
+        return np.zeros(n, dtype=np.bool_), zeros, np.zeros(n), zeros
     side, strength, floor = _outcomes(values, closes, cfg)
     rank = np.zeros(n, dtype=np.int64)
     some = np.flatnonzero(side)
@@ -191,4 +193,12 @@ def indicator_fires(
             for s, f in uniq.T.tolist()
         ]
         rank[some] = np.asarray(ranks, dtype=np.int64)[np.ravel(inverse)]
-    return cooldown_fires(side, rank, np.ascontiguousarray(ends, dtype=np.float64), cfg.cooldown_s)
+    ends = np.ascontiguousarray(ends, dtype=np.float64)
+    return cooldown_fires(side, rank, ends, cfg.cooldown_s), side, strength, rank
+
+
+def indicator_fires(
+    closes: np.ndarray, ends: np.ndarray, values: np.ndarray, trading: TradingConfig
+) -> np.ndarray:
+    """Rows whose closed candle makes the generator publish an indicator signal."""
+    return indicator_signals(closes, ends, values, trading)[0]

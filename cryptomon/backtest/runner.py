@@ -33,18 +33,21 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from cryptomon.backtest.candle_detect import CandleAnomalies, candle_trade
 from cryptomon.backtest.data import CandleSeries, infer_instrument
-from cryptomon.backtest.fastpath import SeriesIndicators, indicator_fires
+from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals
 from cryptomon.backtest.ledger import RoundTrip
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.config import Settings
-from cryptomon.events import Anomaly, BookTop, Candle, Fill
+from cryptomon.events import Anomaly, BookTop, Candle, Fill, Signal
+from cryptomon.hub import Hub
 from cryptomon.trading.protection import Protection
+from cryptomon.trading.risk import RiskState
 
 SLOTS = 4
 MAX_SETTLE_ROUNDS = 50
@@ -150,6 +153,15 @@ class BacktestRunner:
         self._indicators: dict[tuple[str, str], SeriesIndicators] = {}  # fast path
         self._safe: dict[tuple[str, str], tuple[Any, int]] = {}  # market -> (levels, until)
         self._reach: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        # per market: (fires, side, strength, grade rank) of the indicator signal of each row
+        self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
+        # the signals the engine would drop go to the ledger only (see _drive_fast)
+        self._ledger_hub = Hub()
+        self._ledger_hub.subscribe(Signal, self.pipe.ledger.record_signal, name="backtest.ledger")
+        self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
+        # fast path: candle groups not driven, given close quotes only, given close quotes
+        # with signals the engine drops, and driven through the whole path
+        self.lanes = {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
 
     async def run(self) -> BacktestResult:
         """Start the components, drive every candle, stop; the result of the run."""
@@ -257,14 +269,21 @@ class BacktestRunner:
         """The candles through the same path, entering it only where something can happen:
 
         - a group (the candles opening at one time) with a signal (an indicator signal, known
-          from :func:`~cryptomon.backtest.fastpath.indicator_fires`, or an anomaly, known a
+          from :func:`~cryptomon.backtest.fastpath.indicator_signals`, or an anomaly, known a
           chunk ahead) or with a market whose stop or take-profit its range could reach runs
           the whole path (:meth:`_candles`);
         - while every market is idle (flat, no protection, no open order) the groups up to the
           next signal are not driven at all: nothing reads them (the equity is the cash);
         - a group whose positions are safe (their levels out of reach of the candle's range
           widened by twice the half spread; no trailing stop, no open order) gets only its
-          close quotes, which mark the positions as the whole path's last quote does.
+          close quotes, which mark the positions as the whole path's last quote does;
+        - so does a safe group whose indicator signals the engine would drop
+          (:meth:`_dropped_signals`); the generator still reads those candles and publishes
+          those signals, to the ledger only.
+
+        Every other group, and every anomaly, takes the whole path. The fast-vs-slow tests
+        (``tests/unit/backtest/test_fastpath.py``) hold the two paths to the same orders,
+        fills, equity curve and statistics.
         """
         times, which, rows = timeline
         equity_ts, equity, exposure = out
@@ -272,6 +291,148 @@ class BacktestRunner:
         seconds = np.array([s.seconds for s in self.series], dtype=np.float64)
         first = starts[:-1]
         equity_ts[:] = np.repeat(times[first] + seconds[which[first]], np.diff(starts))
+        fired = self._signal_groups(timeline, starts, found)
+        fi = 0  # fired[fi] is the next group with an indicator signal
+        g = 0
+        while g < total:
+            while fi < len(fired) and fired[fi] < g:
+                fi += 1
+            signal_at = min(fired[fi] if fi < len(fired) else total, found.next_due(g))
+            lo, hi = int(starts[g]), int(starts[g + 1])
+            if signal_at > g and self._all_idle():
+                end = int(starts[signal_at])
+                equity[lo:end], exposure[lo:end] = self._mark()
+                self.lanes["skipped"] += signal_at - g
+                g = signal_at
+                continue
+            t = float(times[lo])
+            group = [
+                (self.series[i], r)
+                for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
+            ]
+            quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
+            dropped = (
+                not quiet
+                and signal_at == g
+                and found.next_due(g) > g
+                and self._dropped_signals(t, group)
+            )
+            if quiet or dropped:
+                self._close_quotes(t, group)
+                if dropped:
+                    for series, row in group:
+                        self._ledger_signal(series, row, t)
+                    self.pipe.absorb()
+                self.lanes["dropped" if dropped else "close"] += 1
+            else:
+                await self._candles(t, group, found.due(g))
+                self.lanes["whole"] += 1
+            equity[lo:hi], exposure[lo:hi] = self._mark()
+            g += 1
+
+    def _close_quotes(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
+        """Only the close quotes of ``group``, at the time the whole path quotes them."""
+        step = group[0][0].seconds
+        self.clock.set(max(self.clock.time(), t + step * (SLOTS - 1) / SLOTS))
+        for series, row in group:
+            self._quote(series, row, float(series.close[row]))
+        self.clock.set(max(self.clock.time(), t + step))
+
+    def _dropped_signals(self, t: float, group: list[tuple[CandleSeries, int]]) -> bool:
+        """The group's indicator signals are ones the engine drops and nothing else can act:
+        every candle safe (:meth:`_safe_candle`), each signal below ``min_signal_strength``
+        or graded ``ignore``, or on the side of its market's position, or a sell while flat
+        without ``allow_short`` (:meth:`SignalTrader.handle`'s early returns); and the poll
+        the engine would run while settling it a no-op: trading active, the same UTC day as
+        the portfolio's, the day's PnL far from the daily loss limit, spot positions only."""
+        if not all(self._safe_candle(s, r) for s, r in group):
+            return False
+        ctx = self.engine.context
+        if ctx.risk_state != RiskState.ACTIVE:
+            return False
+        step = group[0][0].seconds
+        portfolio = self.engine.portfolio
+        day = self._portfolio_day()
+        if int(t // 86400) != day or int((t + step) // 86400) != day:
+            return False
+        cfg = self.settings.trading
+        swing = 0.0
+        for series, row in group:
+            key = (series.exchange, series.symbol)
+            fired = self._fires.get(key)
+            pos = portfolio.positions.get(key)
+            amount = pos.amount if pos is not None else 0
+            if pos is not None and amount != 0:
+                if pos.contract is not None:
+                    return False
+                low, high = self._reach[key]
+                swing += abs(float(amount)) * float(high[row] - low[row])
+            if fired is None or not fired[0][row]:
+                continue
+            _, side, strength, rank = fired
+            if rank[row] == 0 or strength[row] < cfg.min_signal_strength:
+                continue
+            buy = side[row] == 1
+            if (amount > 0 and buy) or (amount < 0 and not buy):
+                continue
+            if amount == 0 and not buy and not cfg.allow_short:
+                continue
+            return False  # the engine acts on this one
+        limit = float(ctx.runtime.limits.daily_loss_limit)
+        pnl = float(portfolio.equity - portfolio.day_start_equity)
+        return pnl - 2 * swing - 0.01 * limit > -limit
+
+    def _portfolio_day(self) -> int:
+        """The UTC day number of the portfolio's current day (-1 before its first)."""
+        name = self.engine.portfolio._day  # rolled by its snapshots (the engine's poll)
+        if name != self._days[0]:
+            number = -1
+            if name:
+                when = datetime.strptime(name, "%Y-%m-%d").replace(tzinfo=UTC)
+                number = int(when.timestamp() // 86400)
+            self._days = (name, number)
+        return self._days[1]
+
+    def _ledger_signal(self, series: CandleSeries, row: int, t: float) -> None:
+        """The generator reads the closed candle; its signal, if any, reaches the ledger only."""
+        key = (series.exchange, series.symbol)
+        fired = self._fires.get(key)
+        if fired is None or not fired[0][row]:
+            return
+        self._indicators[key].row = row
+        now = self.clock.time()
+        signals = self.pipe.signals
+        signals.hub = self._ledger_hub
+        try:
+            signals.on_candle(
+                Candle(
+                    exchange=series.exchange,
+                    symbol=series.symbol,
+                    ts=now,
+                    ts_recv=now,
+                    interval=series.timeframe,
+                    start=t,
+                    end=now,
+                    open=float(series.open[row]),
+                    high=float(series.high[row]),
+                    low=float(series.low[row]),
+                    close=float(series.close[row]),
+                    volume=float(series.volume[row]),
+                )
+            )
+        finally:
+            signals.hub = self.hub
+
+    def _signal_groups(
+        self,
+        timeline: tuple[np.ndarray, np.ndarray, np.ndarray],
+        starts: np.ndarray,
+        found: CandleAnomalies,
+    ) -> list[int]:
+        """The groups where the indicator strategy publishes (ascending); gives the
+        generator each market's :class:`SeriesIndicators`."""
+        _, which, rows = timeline
+        total = len(starts) - 1
         group_of = np.repeat(np.arange(total), np.diff(starts))
         fire_groups: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
         signals = self.pipe.signals
@@ -290,36 +451,12 @@ class BacktestRunner:
             indicators = SeriesIndicators(cfg.indicators, series.close)
             self._indicators[key] = indicators
             signals._indicators[key] = indicators  # the generator's own state for this market
-            fires = indicator_fires(series.close, found.closes[groups], indicators.values, cfg)
-            fire_groups.append(groups[fires])
-        fired = np.unique(np.concatenate(fire_groups)).tolist()
-        fi = 0  # fired[fi] is the next group with an indicator signal
-        g = 0
-        while g < total:
-            while fi < len(fired) and fired[fi] < g:
-                fi += 1
-            signal_at = min(fired[fi] if fi < len(fired) else total, found.next_due(g))
-            lo, hi = int(starts[g]), int(starts[g + 1])
-            if signal_at > g and self._all_idle():
-                end = int(starts[signal_at])
-                equity[lo:end], exposure[lo:end] = self._mark()
-                g = signal_at
-                continue
-            t = float(times[lo])
-            group = [
-                (self.series[i], r)
-                for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
-            ]
-            if signal_at > g and all(self._safe_candle(s, r) for s, r in group):
-                step = group[0][0].seconds
-                self.clock.set(max(self.clock.time(), t + step * (SLOTS - 1) / SLOTS))
-                for series, row in group:
-                    self._quote(series, row, float(series.close[row]))
-                self.clock.set(max(self.clock.time(), t + step))
-            else:
-                await self._candles(t, group, found.due(g))
-            equity[lo:hi], exposure[lo:hi] = self._mark()
-            g += 1
+            fired_rows = indicator_signals(
+                series.close, found.closes[groups], indicators.values, cfg
+            )
+            self._fires[key] = fired_rows
+            fire_groups.append(groups[fired_rows[0]])
+        return [int(g) for g in np.unique(np.concatenate(fire_groups))]
 
     def _all_idle(self) -> bool:
         """No position, protection or open order anywhere."""

@@ -103,7 +103,13 @@ def test_predicted_signal_candles_are_the_generators(alt_btc: CandleSeries, scor
 def _run(cfg: Settings, series: list[CandleSeries], *, fast: bool) -> BacktestResult:
     runner = BacktestRunner(cfg, series, fast=fast)
     assert runner.fast is fast
-    return asyncio.run(runner.run())
+    result = asyncio.run(runner.run())
+    if fast:  # every lane of the fast path was taken
+        assert sum(runner.lanes.values()) <= len(series[0]) * len(series)
+        assert min(runner.lanes.values()) > 0, runner.lanes
+    else:
+        assert runner.lanes == {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
+    return result
 
 
 def _fill(fill: Any) -> tuple[Any, ...]:
@@ -157,4 +163,14 @@ def test_fast_path_is_the_slow_path_with_stops_two_markets_and_anomalies() -> No
     reasons = {t.exit_reason for t in slow.trades}
     assert {"stop_loss", "take_profit"} <= reasons
     assert slow.anomalies
+    _same_run(fast, slow)
+
+
+def test_fast_path_is_the_slow_path_when_the_daily_loss_limit_stops_entries() -> None:
+    """A daily loss limit that halts entries on some days: same halts, same orders."""
+    series = [random_walk(8000, seed=9)]
+    loose = _run(settings(min_signal_strength=0.5), series, fast=True)
+    cfg = settings(min_signal_strength=0.5, daily_loss_limit=15.0)
+    fast, slow = _run(cfg, series, fast=True), _run(cfg, series, fast=False)
+    assert len(slow.trades) < len(loose.trades)  # the limit held some entries back
     _same_run(fast, slow)
