@@ -292,6 +292,8 @@ class BacktestRunner:
         first = starts[:-1]
         equity_ts[:] = np.repeat(times[first] + seconds[which[first]], np.diff(starts))
         fired = self._signal_groups(timeline, starts, found)
+        # one market with one candle per group: group g is row g
+        single = len(self.series) == 1 and total == n_rows(self.series[0], rows)
         fi = 0  # fired[fi] is the next group with an indicator signal
         g = 0
         while g < total:
@@ -311,6 +313,17 @@ class BacktestRunner:
                 for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
             ]
             quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
+            if quiet and single and not self._idle(group[0][0]):
+                # a safe position: every group up to the next signal or reachable level is
+                # one close quote and a mark (nothing in between can change that)
+                series = group[0][0]
+                until = min(signal_at, self._safe[(series.exchange, series.symbol)][1] + 1)
+                for r in range(g, until):
+                    self._close_quotes(float(times[r]), [(series, r)])
+                    equity[r], exposure[r] = self._mark()
+                self.lanes["close"] += until - g
+                g = until
+                continue
             dropped = (
                 not quiet
                 and signal_at == g
@@ -598,6 +611,12 @@ class BacktestRunner:
                 volume=trade.amount,
             )
         )
+
+
+def n_rows(series: CandleSeries, rows: np.ndarray) -> int:
+    """len(series) when ``rows`` (the timeline's) is 0, 1, 2, ...; else -1."""
+    n = len(series)
+    return n if rows.shape[0] == n and bool(np.all(rows == np.arange(n))) else -1
 
 
 def _slot_price(series: CandleSeries, row: int, slot: int, long: bool | None) -> float:
