@@ -174,3 +174,20 @@ def test_fast_path_is_the_slow_path_when_the_daily_loss_limit_stops_entries() ->
     fast, slow = _run(cfg, series, fast=True), _run(cfg, series, fast=False)
     assert len(slow.trades) < len(loose.trades)  # the limit held some entries back
     _same_run(fast, slow)
+
+
+def test_the_config_key_chooses_the_path() -> None:
+    """backtest.fast_path picks the path when the runner is not told; false drives every candle."""
+    series = [random_walk(300, seed=4)]
+    base = settings(min_signal_strength=0.5)
+    slow_cfg = base.model_copy(
+        update={"backtest": base.backtest.model_copy(update={"fast_path": False})}
+    )
+    assert BacktestRunner(base, series).fast is True
+    runner = BacktestRunner(slow_cfg, series)
+    assert runner.fast is False
+    asyncio.run(runner.run())
+    assert runner.lanes == {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
+    bad = {"backtest": {"fast_path": "sometimes"}}
+    with pytest.raises(ValueError, match="fast_path"):
+        Settings.model_validate(bad)
