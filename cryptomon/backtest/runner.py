@@ -25,6 +25,10 @@ reads its path.
 
 After each step the loop runs until the engine is idle (no new trading event, no extra task),
 so the same input gives the same orders, fills and trades every run.
+
+With ``backtest.fast_path`` (the default) only the candles where something can happen take
+that path; the others are skipped or get their close quote (:meth:`BacktestRunner._drive_fast`,
+:mod:`cryptomon.backtest.fastpath`), with the same orders, fills, equity and statistics.
 """
 
 from __future__ import annotations
