@@ -104,6 +104,10 @@ def _run(cfg: Settings, series: list[CandleSeries], *, fast: bool) -> BacktestRe
     runner = BacktestRunner(cfg, series, fast=fast)
     assert runner.fast is fast
     result = asyncio.run(runner.run())
+    result.params["signals"] = [  # every published signal as the ledger kept it
+        (x.id, x.ts, x.ts_recv, x.side, x.strength, str(x.grade), x.price, x.source, x.reason)
+        for x in runner.pipe.ledger.signals.values()
+    ]
     if fast:  # every lane of the fast path was taken
         assert sum(runner.lanes.values()) <= len(series[0]) * len(series)
         assert min(runner.lanes.values()) > 0, runner.lanes
@@ -132,12 +136,14 @@ def _same_run(fast: BacktestResult, slow: BacktestResult) -> None:
     assert [_fill(f) for f in fast.fills] == [_fill(f) for f in slow.fills]
     assert [a.id for a in fast.anomalies] == [a.id for a in slow.anomalies]
     assert fast.signals == slow.signals
+    assert fast.params["signals"] == slow.params["signals"]
     for name in ("equity_ts", "equity", "exposure"):
         assert getattr(fast, name).tobytes() == getattr(slow, name).tobytes(), name
 
     def document(result: BacktestResult) -> str:
         doc: dict[str, Any] = result_document(result)
         doc.pop("seconds", None)
+        doc.pop("params", None)  # the signal lists, compared above
         doc.get("summary", {}).pop("seconds", None)
         return json.dumps(doc, sort_keys=True, default=str)
 
