@@ -9,11 +9,15 @@
   the shared BINANCE recording replayed (looped for ``--seconds``) through cryptofeed's parse,
   the converter, the hub and every detector; events (cryptofeed callbacks) per second.
 
-``ratio`` = candles/s / replay events/s. A candle is three hub events (its close quote, one
-trade, the candle) while no position or order is open, and up to six (quotes along its path)
-while one is; the detectors read the candle trades a chunk ahead in kernel batches.
+``ratio`` = candles/s / replay events/s. The run takes the fast candle path
+(``backtest.fast_path``): the detectors read the candle trades a chunk ahead in kernel
+batches, the indicator readings of the whole series come from one kernel call, and only the
+candles where a signal fires or a stop/take-profit is within reach run the whole trading path
+(quotes along the candle, trade, candle, settle); a candle with a safe open position gets its
+close quote, an idle stretch nothing. ``--slow`` also times the whole path on every candle
+(``fast_path: false``, the reference) and prints it on the round line.
 
-Usage: python benchmarks/bench_backtest.py [--candles 525600] [--rounds 1] [--seconds 2]
+Usage: python benchmarks/bench_backtest.py [--candles 525600] [--rounds 1] [--seconds 2] [--slow]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from bench_feeds import default_data
@@ -60,18 +65,19 @@ def year_of_candles(n: int, seed: int = 11) -> CandleSeries:
     )
 
 
-def backtest_rate(series: CandleSeries) -> tuple[float, dict[str, float]]:
+def backtest_rate(series: CandleSeries, *, fast: bool = True) -> tuple[float, dict[str, Any]]:
     settings = Settings.model_validate(
         {"trading": {"min_signal_strength": 0.5}, "logging": {"level": "ERROR"}}
     )
     t0 = time.perf_counter()
-    result = asyncio.run(BacktestRunner(settings, [series]).run())
+    result = asyncio.run(BacktestRunner(settings, [series], fast=fast).run())
     seconds = time.perf_counter() - t0
     info = {
         "signals": result.signals,
         "trades": len(result.trades),
         "anomalies": len(result.anomalies),
         "seconds": round(seconds, 2),
+        "digest": result.digest()[:12],
     }
     return len(series) / seconds, info
 
@@ -107,6 +113,7 @@ def main() -> None:
     ap.add_argument("--candles", type=int, default=525_600, help="one-minute candles")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=2.0, help="replay baseline per round")
+    ap.add_argument("--slow", action="store_true", help="also time the whole path per candle")
     args = ap.parse_args()
     warmup()
     from cryptomon import log
@@ -119,7 +126,11 @@ def main() -> None:
         rate, info = backtest_rate(series)
         ours.append(rate)
         base.append(replay_rate(args.seconds))
-        print(f"round {r}: {rate:,.0f} candles/s {info}; replay {base[-1]:,.0f} events/s")
+        line = f"round {r}: {rate:,.0f} candles/s {info}; replay {base[-1]:,.0f} events/s"
+        if args.slow:
+            slow, slow_info = backtest_rate(series, fast=False)
+            line += f"; slow path {slow:,.0f} candles/s {slow_info}"
+        print(line)
         sys.stdout.flush()
     value, baseline = statistics.median(ours), statistics.median(base)
     print(

@@ -67,6 +67,7 @@ class CandleAnomalies:
         self.closes = np.maximum.accumulate(np.maximum(ends, pipe.clock.time()))
         self._done = 0  # groups whose trades the detectors have read
         self._due: dict[int, list[Anomaly]] = {}
+        self._groups: list[int] = []  # groups with findings, ascending
         self._scout = Hub()
         self._scouted: list[Anomaly] = []
         self._scout.subscribe(Anomaly, self._scouted.append, name="backtest.scout")
@@ -76,9 +77,22 @@ class CandleAnomalies:
         """What the detectors found on the trades of group ``g`` (in their order)."""
         if self.pipe.detectors is None:  # anomaly_detection.enabled: false
             return []
-        if g >= self._done:
-            self._detect(g, min(len(self.closes), g + CHUNK))
+        while g >= self._done:  # chunks in order: the detectors read every candle's trade
+            self._detect(self._done, min(len(self.closes), self._done + CHUNK))
         return self._due.pop(g, [])
+
+    def next_due(self, g: int) -> int:
+        """The first group from ``g`` on with a finding (the number of groups if none)."""
+        total = len(self.closes)
+        if self.pipe.detectors is None:
+            return total
+        while True:
+            i = bisect.bisect_left(self._groups, g)
+            if i < len(self._groups):
+                return self._groups[i]
+            if self._done >= total:
+                return total
+            self._detect(self._done, min(total, self._done + CHUNK))
 
     def _detect(self, lo: int, hi: int) -> None:
         a, b = int(self.starts[lo]), int(self.starts[hi])
@@ -102,6 +116,7 @@ class CandleAnomalies:
             for anomaly in self.pipe.detect(trades[first : ends[g]], closes[g]):
                 self._due.setdefault(lo + self._group(closes, anomaly.ts), []).append(anomaly)
             first = ends[g]
+        self._groups.extend(k for k in sorted(self._due) if k >= lo)
         self._done = hi
 
     @staticmethod

@@ -107,6 +107,10 @@ class Ledger:
             sub.close()
 
     def _on_signal(self, sig: Signal) -> None:
+        self.record_signal(sig)
+
+    def record_signal(self, sig: Signal) -> None:
+        """One published signal (a trading event)."""
         self.activity += 1
         self.signals[sig.id] = sig
 

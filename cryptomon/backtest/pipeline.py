@@ -161,6 +161,11 @@ class Pipeline:
     def exposed(self) -> bool:
         return bool(self.engine.portfolio.open_positions())
 
+    def absorb(self) -> None:
+        """The trading events so far need no settling: only the ledger saw them (the fast
+        candle path's signals that the engine would drop)."""
+        self._seen = self.ledger.activity
+
     async def settle(self) -> None:
         """Run the loop until no trading event happened and no extra task is left (bounded)."""
         protections = self.engine.protection.protections

@@ -25,6 +25,10 @@ reads its path.
 
 After each step the loop runs until the engine is idle (no new trading event, no extra task),
 so the same input gives the same orders, fills and trades every run.
+
+With ``backtest.fast_path`` (the default) only the candles where something can happen take
+that path; the others are skipped or get their close quote (:meth:`BacktestRunner._drive_fast`,
+:mod:`cryptomon.backtest.fastpath`), with the same orders, fills, equity and statistics.
 """
 
 from __future__ import annotations
@@ -33,17 +37,21 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from cryptomon.backtest.candle_detect import CandleAnomalies, candle_trade
 from cryptomon.backtest.data import CandleSeries, infer_instrument
+from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals
 from cryptomon.backtest.ledger import RoundTrip
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.config import Settings
-from cryptomon.events import Anomaly, BookTop, Candle, Fill
+from cryptomon.events import Anomaly, BookTop, Candle, Fill, Signal
+from cryptomon.hub import Hub
 from cryptomon.trading.protection import Protection
+from cryptomon.trading.risk import RiskState
 
 SLOTS = 4
 MAX_SETTLE_ROUNDS = 50
@@ -131,8 +139,13 @@ def backtest_settings(settings: Settings, series: list[CandleSeries]) -> Setting
 class BacktestRunner:
     """Builds the pipeline for ``settings`` and drives ``series`` through it (see module doc)."""
 
-    def __init__(self, settings: Settings, series: list[CandleSeries]) -> None:
+    def __init__(
+        self, settings: Settings, series: list[CandleSeries], *, fast: bool | None = None
+    ) -> None:
+        """``fast``: the fast candle path (default ``backtest.fast_path``); False drives
+        every candle through the whole path (the reference the fast path is tested against)."""
         self.settings = backtest_settings(settings, series)
+        self.fast = self.settings.backtest.fast_path if fast is None else fast
         self.series = [s for s in series if len(s)]
         start = min((float(s.ts[0]) for s in self.series), default=0.0)
         self.pipe = Pipeline(self.settings, start=start, candles=True)
@@ -141,6 +154,18 @@ class BacktestRunner:
         self.engine = self.pipe.engine
         self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
         self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
+        self._indicators: dict[tuple[str, str], SeriesIndicators] = {}  # fast path
+        self._safe: dict[tuple[str, str], tuple[Any, int]] = {}  # market -> (levels, until)
+        self._reach: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        # per market: (fires, side, strength, grade rank) of the indicator signal of each row
+        self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
+        # the signals the engine would drop go to the ledger only (see _drive_fast)
+        self._ledger_hub = Hub()
+        self._ledger_hub.subscribe(Signal, self.pipe.ledger.record_signal, name="backtest.ledger")
+        self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
+        # fast path: candle groups not driven, given close quotes only, given close quotes
+        # with signals the engine drops, and driven through the whole path
+        self.lanes = {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
 
     async def run(self) -> BacktestResult:
         """Start the components, drive every candle, stop; the result of the run."""
@@ -174,6 +199,9 @@ class BacktestRunner:
         # every market's candle opening at the same time moves through its slots together
         starts = np.append(np.flatnonzero(np.diff(times, prepend=-np.inf)), n)
         found = CandleAnomalies(self.pipe, self.series, timeline, starts)
+        if self.fast:
+            await self._drive_fast(timeline, starts, found, (equity_ts, equity, exposure))
+            return equity_ts, equity, exposure
         for g in range(len(starts) - 1):
             lo, hi = int(starts[g]), int(starts[g + 1])
             t = float(times[lo])
@@ -233,6 +261,284 @@ class BacktestRunner:
             self.hub.publish(anomaly)
         await self.pipe.settle()
 
+    # ------------------------------------------------------------------ fast path
+
+    async def _drive_fast(
+        self,
+        timeline: tuple[np.ndarray, np.ndarray, np.ndarray],
+        starts: np.ndarray,
+        found: CandleAnomalies,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """The candles through the same path, entering it only where something can happen:
+
+        - a group (the candles opening at one time) with a signal (an indicator signal, known
+          from :func:`~cryptomon.backtest.fastpath.indicator_signals`, or an anomaly, known a
+          chunk ahead) or with a market whose stop or take-profit its range could reach runs
+          the whole path (:meth:`_candles`);
+        - while every market is idle (flat, no protection, no open order) the groups up to the
+          next signal are not driven at all: nothing reads them (the equity is the cash);
+        - a group whose positions are safe (their levels out of reach of the candle's range
+          widened by twice the half spread; no trailing stop, no open order) gets only its
+          close quotes, which mark the positions as the whole path's last quote does;
+        - so does a safe group whose indicator signals the engine would drop
+          (:meth:`_dropped_signals`); the generator still reads those candles and publishes
+          those signals, to the ledger only.
+
+        Every other group, and every anomaly, takes the whole path. The fast-vs-slow tests
+        (``tests/unit/backtest/test_fastpath.py``) hold the two paths to the same orders,
+        fills, equity curve and statistics.
+        """
+        times, which, rows = timeline
+        equity_ts, equity, exposure = out
+        total = len(starts) - 1
+        seconds = np.array([s.seconds for s in self.series], dtype=np.float64)
+        first = starts[:-1]
+        equity_ts[:] = np.repeat(times[first] + seconds[which[first]], np.diff(starts))
+        fired = self._signal_groups(timeline, starts, found)
+        # one market with one candle per group: group g is row g
+        single = len(self.series) == 1 and total == n_rows(self.series[0], rows)
+        fi = 0  # fired[fi] is the next group with an indicator signal
+        g = 0
+        while g < total:
+            while fi < len(fired) and fired[fi] < g:
+                fi += 1
+            signal_at = min(fired[fi] if fi < len(fired) else total, found.next_due(g))
+            lo, hi = int(starts[g]), int(starts[g + 1])
+            if signal_at > g and self._all_idle():
+                end = int(starts[signal_at])
+                equity[lo:end], exposure[lo:end] = self._mark()
+                self.lanes["skipped"] += signal_at - g
+                g = signal_at
+                continue
+            t = float(times[lo])
+            group = [
+                (self.series[i], r)
+                for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
+            ]
+            quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
+            if quiet and single and not self._idle(group[0][0]):
+                # a safe position: every group up to the next signal or reachable level is
+                # one close quote and a mark (nothing in between can change that)
+                series = group[0][0]
+                until = min(signal_at, self._safe[(series.exchange, series.symbol)][1] + 1)
+                for r in range(g, until):
+                    self._close_quotes(float(times[r]), [(series, r)])
+                    equity[r], exposure[r] = self._mark()
+                self.lanes["close"] += until - g
+                g = until
+                continue
+            dropped = (
+                not quiet
+                and signal_at == g
+                and found.next_due(g) > g
+                and self._dropped_signals(t, group)
+            )
+            if quiet or dropped:
+                self._close_quotes(t, group)
+                if dropped:
+                    for series, row in group:
+                        self._ledger_signal(series, row, t)
+                    self.pipe.absorb()
+                self.lanes["dropped" if dropped else "close"] += 1
+            else:
+                await self._candles(t, group, found.due(g))
+                self.lanes["whole"] += 1
+            equity[lo:hi], exposure[lo:hi] = self._mark()
+            g += 1
+
+    def _close_quotes(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
+        """Only the close quotes of ``group``, at the time the whole path quotes them."""
+        step = group[0][0].seconds
+        self.clock.set(max(self.clock.time(), t + step * (SLOTS - 1) / SLOTS))
+        for series, row in group:
+            self._quote(series, row, float(series.close[row]))
+        self.clock.set(max(self.clock.time(), t + step))
+
+    def _dropped_signals(self, t: float, group: list[tuple[CandleSeries, int]]) -> bool:
+        """The group's indicator signals are ones the engine drops and nothing else can act:
+        every candle safe (:meth:`_safe_candle`), each signal below ``min_signal_strength``
+        or graded ``ignore``, or on the side of its market's position, or a sell while flat
+        without ``allow_short`` (:meth:`SignalTrader.handle`'s early returns); and the poll
+        the engine would run while settling it a no-op: trading active, the same UTC day as
+        the portfolio's, the day's PnL far from the daily loss limit, spot positions only."""
+        if not all(self._safe_candle(s, r) for s, r in group):
+            return False
+        ctx = self.engine.context
+        if ctx.risk_state != RiskState.ACTIVE:
+            return False
+        step = group[0][0].seconds
+        portfolio = self.engine.portfolio
+        day = self._portfolio_day()
+        if int(t // 86400) != day or int((t + step) // 86400) != day:
+            return False
+        cfg = self.settings.trading
+        swing = 0.0
+        for series, row in group:
+            key = (series.exchange, series.symbol)
+            fired = self._fires.get(key)
+            pos = portfolio.positions.get(key)
+            amount = pos.amount if pos is not None else 0
+            if pos is not None and amount != 0:
+                if pos.contract is not None:
+                    return False
+                low, high = self._reach[key]
+                swing += abs(float(amount)) * float(high[row] - low[row])
+            if fired is None or not fired[0][row]:
+                continue
+            _, side, strength, rank = fired
+            if rank[row] == 0 or strength[row] < cfg.min_signal_strength:
+                continue
+            buy = side[row] == 1
+            if (amount > 0 and buy) or (amount < 0 and not buy):
+                continue
+            if amount == 0 and not buy and not cfg.allow_short:
+                continue
+            return False  # the engine acts on this one
+        limit = float(ctx.runtime.limits.daily_loss_limit)
+        pnl = float(portfolio.equity - portfolio.day_start_equity)
+        return pnl - 2 * swing - 0.01 * limit > -limit
+
+    def _portfolio_day(self) -> int:
+        """The UTC day number of the portfolio's current day (-1 before its first)."""
+        name = self.engine.portfolio._day  # rolled by its snapshots (the engine's poll)
+        if name != self._days[0]:
+            number = -1
+            if name:
+                when = datetime.strptime(name, "%Y-%m-%d").replace(tzinfo=UTC)
+                number = int(when.timestamp() // 86400)
+            self._days = (name, number)
+        return self._days[1]
+
+    def _ledger_signal(self, series: CandleSeries, row: int, t: float) -> None:
+        """The generator reads the closed candle; its signal, if any, reaches the ledger only."""
+        key = (series.exchange, series.symbol)
+        fired = self._fires.get(key)
+        if fired is None or not fired[0][row]:
+            return
+        self._indicators[key].row = row
+        now = self.clock.time()
+        signals = self.pipe.signals
+        signals.hub = self._ledger_hub
+        try:
+            signals.on_candle(
+                Candle(
+                    exchange=series.exchange,
+                    symbol=series.symbol,
+                    ts=now,
+                    ts_recv=now,
+                    interval=series.timeframe,
+                    start=t,
+                    end=now,
+                    open=float(series.open[row]),
+                    high=float(series.high[row]),
+                    low=float(series.low[row]),
+                    close=float(series.close[row]),
+                    volume=float(series.volume[row]),
+                )
+            )
+        finally:
+            signals.hub = self.hub
+
+    def _signal_groups(
+        self,
+        timeline: tuple[np.ndarray, np.ndarray, np.ndarray],
+        starts: np.ndarray,
+        found: CandleAnomalies,
+    ) -> list[int]:
+        """The groups where the indicator strategy publishes (ascending); gives the
+        generator each market's :class:`SeriesIndicators`."""
+        _, which, rows = timeline
+        total = len(starts) - 1
+        group_of = np.repeat(np.arange(total), np.diff(starts))
+        fire_groups: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+        signals = self.pipe.signals
+        cfg = self.settings.trading
+        for i, series in enumerate(self.series):
+            mine = which == i
+            groups = np.empty(len(series), dtype=np.int64)
+            groups[rows[mine]] = group_of[mine]
+            key = (series.exchange, series.symbol)
+            if (
+                not cfg.indicators.enabled
+                or series.timeframe != cfg.indicators.interval
+                or not signals.trades(*key)
+            ):
+                continue
+            indicators = SeriesIndicators(cfg.indicators, series.close)
+            self._indicators[key] = indicators
+            signals._indicators[key] = indicators  # the generator's own state for this market
+            fired_rows = indicator_signals(
+                series.close, found.closes[groups], indicators.values, cfg
+            )
+            self._fires[key] = fired_rows
+            fire_groups.append(groups[fired_rows[0]])
+        return [int(g) for g in np.unique(np.concatenate(fire_groups))]
+
+    def _all_idle(self) -> bool:
+        """No position, protection or open order anywhere."""
+        engine = self.engine
+        if engine.protection.protections or engine.portfolio.open_positions():
+            return False
+        return all(self._idle(s) for s in self.series)
+
+    def _safe_candle(self, series: CandleSeries, row: int) -> bool:
+        """Nothing but the close quote can act on this candle of ``series``: idle, or a
+        position whose emulated stop and take-profit the candle cannot reach."""
+        if self._idle(series):
+            return True
+        key = (series.exchange, series.symbol)
+        prot: Protection | None = self.engine.protection.protections.get(key)
+        if (
+            prot is None
+            or prot.exiting
+            or prot.native
+            or prot.trail_pct is not None
+            or prot.retry_at
+            or self.engine.context.book.open(*key)
+        ):
+            return False
+        levels = (prot.long, prot.stop, prot.take)
+        cached = self._safe.get(key)
+        if cached is None or cached[0] != levels or row > cached[1]:
+            cached = self._safe[key] = (levels, self._safe_until(series, row, prot))
+        return row <= cached[1]
+
+    def _safe_until(self, series: CandleSeries, row: int, prot: Protection) -> int:
+        """The last row from ``row`` on (``row - 1``: none) whose range, widened by twice its
+        half spread, stays strictly between the stop and the take-profit."""
+        key = (series.exchange, series.symbol)
+        reach = self._reach.get(key)
+        if reach is None:
+            cfg = self.settings.backtest
+            span = series.high - series.low
+            half = np.maximum(
+                series.high * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span
+            )
+            reach = self._reach[key] = (series.low - 2 * half, series.high + 2 * half)
+        low, high = reach
+        stop = float(prot.stop)
+        take = None if prot.take is None else float(prot.take)
+        n = len(series)
+        width = 256
+        at = row
+        while at < n:
+            lo_, hi_ = low[at : at + width], high[at : at + width]
+            if prot.long:
+                risky = lo_ <= stop
+                if take is not None:
+                    risky |= hi_ >= take
+            else:
+                risky = hi_ >= stop
+                if take is not None:
+                    risky |= lo_ <= take
+            hit = np.flatnonzero(risky)
+            if hit.size:
+                return at + int(hit[0]) - 1
+            at += width
+            width *= 4
+        return n - 1
+
     def _long(self, series: CandleSeries) -> bool | None:
         amount = self.engine.portfolio.amount(series.exchange, series.symbol)
         return None if amount == 0 else amount > 0
@@ -288,6 +594,9 @@ class BacktestRunner:
 
     def _close(self, series: CandleSeries, row: int, t: float) -> None:
         now = self.clock.time()
+        indicators = self._indicators.get((series.exchange, series.symbol))
+        if indicators is not None:
+            indicators.row = row
         trade = candle_trade(series, row, now)
         self.hub.publish(trade)
         self.hub.publish(
@@ -306,6 +615,12 @@ class BacktestRunner:
                 volume=trade.amount,
             )
         )
+
+
+def n_rows(series: CandleSeries, rows: np.ndarray) -> int:
+    """len(series) when ``rows`` (the timeline's) is 0, 1, 2, ...; else -1."""
+    n = len(series)
+    return n if rows.shape[0] == n and bool(np.all(rows == np.arange(n))) else -1
 
 
 def _slot_price(series: CandleSeries, row: int, slot: int, long: bool | None) -> float:

@@ -27,3 +27,7 @@ class BacktestConfig(Section):
     infer_instrument: bool = Field(
         default=True, description="tick and lot from the data (else trading.paper's)"
     )
+    fast_path: bool = Field(
+        default=True,
+        description="candles: enter the trading path only where a signal or an exit can happen",
+    )

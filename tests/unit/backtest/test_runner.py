@@ -31,8 +31,9 @@ def quiet(slippage_bps: float = 0.0, **trading: Any) -> Settings:
 
 
 def run_with_signals(cfg: Settings, rows: list[Any], signals: dict[int, str]) -> BacktestResult:
-    """Run ``rows`` and publish a full-strength signal at the close of the given candles."""
-    runner = BacktestRunner(cfg, [candles(rows)])
+    """Run ``rows`` (every candle through the whole path) and publish a full-strength signal
+    at the close of the given candles."""
+    runner = BacktestRunner(cfg, [candles(rows)], fast=False)  # the test reads every candle
     seen = [0]
 
     def on_candle(c: Candle) -> None:

@@ -1,0 +1,199 @@
+"""The fast candle path: batch indicator readings equal the streaming ones, the predicted
+signal candles are the generator's, and a fast run is the slow run byte for byte."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cryptomon.backtest.data import CandleSeries, parse_candles, read_rows
+from cryptomon.backtest.fastpath import indicator_fires, reading_at, readings
+from cryptomon.backtest.runner import BacktestResult, BacktestRunner
+from cryptomon.backtest.stats import result_document
+from cryptomon.clock import ManualClock
+from cryptomon.config import Settings
+from cryptomon.events import Candle, Signal
+from cryptomon.hub import Hub
+from cryptomon.trading.signals import SignalGenerator
+from cryptomon.trading.signals.indicators import IndicatorSet
+from tests.conftest import REPO
+from tests.unit.backtest.conftest import random_walk, settings
+
+ALT_BTC = REPO.parent / "shared" / "data" / "freqtrade-testdata" / "ALT_BTC-1m.json.gz"
+
+
+@pytest.fixture(scope="module")
+def alt_btc() -> CandleSeries:
+    """The shared ten days of one-minute ALT/BTC candles."""
+    return parse_candles(
+        read_rows(ALT_BTC), path=str(ALT_BTC), exchange="binance", symbol="ALT-BTC"
+    )
+
+
+def _bits(values: list[float]) -> bytes:
+    return np.asarray(values, dtype=np.float64).tobytes()
+
+
+def test_batch_readings_equal_the_streaming_indicators_on_the_freqtrade_series(
+    alt_btc: CandleSeries,
+) -> None:
+    """Every indicator of the kernel is bit for bit the streaming IndicatorSet's, every row."""
+    cfg = Settings().trading.indicators
+    values = readings(alt_btc.close, cfg)
+    streaming = IndicatorSet(cfg)
+    differ = []
+    for row, close in enumerate(alt_btc.close.tolist()):
+        live = streaming.update(close)
+        batch = reading_at(values, alt_btc.close, row)
+        names = live.__slots__  # type: ignore[attr-defined]
+        if _bits([getattr(live, n) for n in names]) != _bits([getattr(batch, n) for n in names]):
+            differ.append(row)
+    assert len(alt_btc) > 10_000
+    assert differ == []
+    assert np.isfinite(values[:, -1]).all()  # every indicator defined at the end
+
+
+def _generator_rows(series: CandleSeries, cfg: Settings) -> list[int]:
+    """Rows where the real SignalGenerator publishes an indicator signal, fed every candle."""
+    hub = Hub()
+    clock = ManualClock(float(series.ts[0]))
+    SignalGenerator(config=cfg.trading, hub=hub, clock=clock)  # subscribes to the hub
+    fired: list[float] = []
+    hub.subscribe(Signal, lambda s: fired.append(s.ts), name="test.signals")
+    for row in range(len(series)):
+        end = float(series.ts[row]) + series.seconds
+        clock.set(end)
+        hub.publish(
+            Candle(
+                exchange=series.exchange,
+                symbol=series.symbol,
+                ts=end,
+                ts_recv=end,
+                interval=series.timeframe,
+                start=float(series.ts[row]),
+                end=end,
+                open=float(series.open[row]),
+                high=float(series.high[row]),
+                low=float(series.low[row]),
+                close=float(series.close[row]),
+                volume=float(series.volume[row]),
+            )
+        )
+    ends = (series.ts + series.seconds).tolist()
+    return [ends.index(ts) for ts in fired]
+
+
+@pytest.mark.parametrize("scoring", ["spec", "votes"])
+def test_predicted_signal_candles_are_the_generators(alt_btc: CandleSeries, scoring: str) -> None:
+    """indicator_fires names exactly the candles on which the live generator publishes."""
+    cfg = Settings.model_validate({"trading": {"indicators": {"scoring": scoring}}})
+    expected = _generator_rows(alt_btc, cfg)
+    values = readings(alt_btc.close, cfg.trading.indicators)
+    predicted = np.flatnonzero(
+        indicator_fires(alt_btc.close, alt_btc.ts + alt_btc.seconds, values, cfg.trading)
+    )
+    assert len(expected) > 100
+    assert predicted.tolist() == expected
+
+
+def _run(cfg: Settings, series: list[CandleSeries], *, fast: bool) -> BacktestResult:
+    runner = BacktestRunner(cfg, series, fast=fast)
+    assert runner.fast is fast
+    result = asyncio.run(runner.run())
+    result.params["signals"] = [  # every published signal as the ledger kept it
+        (x.id, x.ts, x.ts_recv, x.side, x.strength, str(x.grade), x.price, x.source, x.reason)
+        for x in runner.pipe.ledger.signals.values()
+    ]
+    if fast:  # every lane of the fast path was taken
+        assert sum(runner.lanes.values()) <= len(series[0]) * len(series)
+        assert min(runner.lanes.values()) > 0, runner.lanes
+    else:
+        assert runner.lanes == {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
+    return result
+
+
+def _fill(fill: Any) -> tuple[Any, ...]:
+    """A fill without the paper venue's own ids (random per run)."""
+    return (
+        fill.ts,
+        fill.symbol,
+        fill.client_order_id,
+        fill.side,
+        str(fill.amount),
+        str(fill.price),
+        str(fill.fee),
+        fill.fee_currency,
+        fill.liquidity,
+    )
+
+
+def _same_run(fast: BacktestResult, slow: BacktestResult) -> None:
+    assert fast.digest() == slow.digest()
+    assert [_fill(f) for f in fast.fills] == [_fill(f) for f in slow.fills]
+    assert [a.id for a in fast.anomalies] == [a.id for a in slow.anomalies]
+    assert fast.signals == slow.signals
+    assert fast.params["signals"] == slow.params["signals"]
+    for name in ("equity_ts", "equity", "exposure"):
+        assert getattr(fast, name).tobytes() == getattr(slow, name).tobytes(), name
+
+    def document(result: BacktestResult) -> str:
+        doc: dict[str, Any] = result_document(result)
+        doc.pop("seconds", None)
+        doc.pop("params", None)  # the signal lists, compared above
+        doc.get("summary", {}).pop("seconds", None)
+        return json.dumps(doc, sort_keys=True, default=str)
+
+    assert document(fast) == document(slow)
+
+
+def test_fast_path_is_the_slow_path_byte_for_byte_on_the_freqtrade_series(
+    alt_btc: CandleSeries,
+) -> None:
+    """Ten real days, indicator strategy and anomaly rules: same orders, fills, equity, stats."""
+    cfg = settings(min_signal_strength=0.5)
+    fast, slow = _run(cfg, [alt_btc], fast=True), _run(cfg, [alt_btc], fast=False)
+    assert len(slow.trades) >= 10
+    assert {t.exit_reason for t in slow.trades} >= {"signal"}
+    _same_run(fast, slow)
+
+
+def test_fast_path_is_the_slow_path_with_stops_two_markets_and_anomalies() -> None:
+    """Two generated markets with tight stops and take-profits and the anomaly rules on."""
+    cfg = settings(min_signal_strength=0.5, stop_loss_percentage=0.4, take_profit_percentage=0.6)
+    series = [random_walk(6000, seed=3), random_walk(6000, seed=5, symbol="ETH-BTC")]
+    fast, slow = _run(cfg, series, fast=True), _run(cfg, series, fast=False)
+    reasons = {t.exit_reason for t in slow.trades}
+    assert {"stop_loss", "take_profit"} <= reasons
+    assert slow.anomalies
+    _same_run(fast, slow)
+
+
+def test_fast_path_is_the_slow_path_when_the_daily_loss_limit_stops_entries() -> None:
+    """A daily loss limit that halts entries on some days: same halts, same orders."""
+    series = [random_walk(8000, seed=9)]
+    loose = _run(settings(min_signal_strength=0.5), series, fast=True)
+    cfg = settings(min_signal_strength=0.5, daily_loss_limit=15.0)
+    fast, slow = _run(cfg, series, fast=True), _run(cfg, series, fast=False)
+    assert len(slow.trades) < len(loose.trades)  # the limit held some entries back
+    _same_run(fast, slow)
+
+
+def test_the_config_key_chooses_the_path() -> None:
+    """backtest.fast_path picks the path when the runner is not told; false drives every candle."""
+    series = [random_walk(300, seed=4)]
+    base = settings(min_signal_strength=0.5)
+    slow_cfg = base.model_copy(
+        update={"backtest": base.backtest.model_copy(update={"fast_path": False})}
+    )
+    assert BacktestRunner(base, series).fast is True
+    runner = BacktestRunner(slow_cfg, series)
+    assert runner.fast is False
+    asyncio.run(runner.run())
+    assert runner.lanes == {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
+    bad = {"backtest": {"fast_path": "sometimes"}}
+    with pytest.raises(ValueError, match="fast_path"):
+        Settings.model_validate(bad)
