@@ -16,8 +16,8 @@ from cryptomon.clock import LiveClock
 from cryptomon.events import FlaggedTrade
 from cryptomon.hub import Hub
 from cryptomon.market.refresh import InstrumentRefresher
+from tests.integration.api.conftest import READ, api_config, bearer
 from tests.integration.test_market_quality_sim import Rig, make_rig, trades_flowing
-from tests.unit.api.conftest import READ, api_config, bearer
 from tests.util import wait_until
 
 
