@@ -401,7 +401,7 @@ class BacktestRunner:
 
     def _portfolio_day(self) -> int:
         """The UTC day number of the portfolio's current day (-1 before its first)."""
-        name = self.engine.portfolio._day  # rolled by its snapshots (the engine's poll)
+        name = self.engine.portfolio.day  # rolled by its snapshots (the engine's poll)
         if name != self._days[0]:
             number = -1
             if name:
@@ -418,10 +418,8 @@ class BacktestRunner:
             return
         self._indicators[key].row = row
         now = self.clock.time()
-        signals = self.pipe.signals
-        signals.hub = self._ledger_hub
-        try:
-            signals.on_candle(
+        with self.pipe.signals.publishing_to(self._ledger_hub):
+            self.pipe.signals.on_candle(
                 Candle(
                     exchange=series.exchange,
                     symbol=series.symbol,
@@ -437,8 +435,6 @@ class BacktestRunner:
                     volume=float(series.volume[row]),
                 )
             )
-        finally:
-            signals.hub = self.hub
 
     def _signal_groups(
         self,
@@ -467,7 +463,7 @@ class BacktestRunner:
                 continue
             indicators = SeriesIndicators(cfg.indicators, series.close)
             self._indicators[key] = indicators
-            signals._indicators[key] = indicators  # the generator's own state for this market
+            signals.use_indicators(*key, indicators)  # the generator's own state for this market
             fired_rows = indicator_signals(
                 series.close, found.closes[groups], indicators.values, cfg
             )

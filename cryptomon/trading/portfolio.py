@@ -237,6 +237,11 @@ class Portfolio:
             return pos.contract.to_quote(pos.unrealized_pnl, pos.mark)
         return pos.amount * pos.mark if pos.mark is not None else pos.cost
 
+    @property
+    def day(self) -> str:
+        """The UTC day (``YYYY-MM-DD``) the last snapshot rolled to ("" before the first)."""
+        return self._day
+
     def snapshot(self, ts: float) -> Decimal:
         """Record equity at ``ts``; rolls the UTC day and tracks the drawdown."""
         eq = self.equity

@@ -18,6 +18,8 @@ generator shares with the order engine, when each event arrives: a runtime chang
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -91,6 +93,21 @@ class SignalGenerator:
     async def stop(self) -> None:
         for sub in self._subs:
             sub.close()
+
+    def use_indicators(self, exchange: str, symbol: str, state: IndicatorSet) -> None:
+        """Read ``state`` as this market's indicators from now on (a backtest gives a series
+        computed in one pass that answers like the incremental :class:`IndicatorSet`)."""
+        self._indicators[(exchange, symbol)] = state
+
+    @contextmanager
+    def publishing_to(self, hub: Hub) -> Iterator[None]:
+        """Publish the signals made inside the block to ``hub`` instead of the generator's own
+        (a backtest's ledger of signals the engine would drop)."""
+        own, self.hub = self.hub, hub
+        try:
+            yield
+        finally:
+            self.hub = own
 
     def trades(self, exchange: str, symbol: str) -> bool:
         cfg = self.config
