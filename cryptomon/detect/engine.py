@@ -274,6 +274,7 @@ class DetectorEngine:
             px=_f64(_PRICE, evs),
             amt=_f64(_AMOUNT, evs),
             buy=np.fromiter(map(_BUY.get, map(_SIDE, evs)), np.float64, len(evs)),
+            events=evs,
         )
 
     def _flush_trades(self, evs: list[Any]) -> None:

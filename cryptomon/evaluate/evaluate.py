@@ -56,6 +56,7 @@ def run_series(
                 price=t.price,
                 amount=t.amount,
                 side="buy" if t.side == "buy" else "sell",
+                notional=t.price * t.amount,  # spot: the file's cost column
             )
         )
         if i % cfg.batch_size == 0:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from cryptomon.detect.whale_nb import W_AGG
-from cryptomon.events import Anomaly, Funding, Liquidation, Severity
+from cryptomon.events import Anomaly, Funding, Liquidation, Severity, Trade
 from tests.unit.detect.market import Market, engine, kinds
 
 
@@ -214,6 +214,48 @@ def test_whale_fires_on_absolute_notional_per_quote() -> None:
     x.trade(20_000.0, price=100.0)
     x.eng.flush()
     assert "whale" not in kinds(got_x)
+
+
+def test_absolute_whale_reads_the_trades_own_notional_and_skips_unknown_specs() -> None:
+    """The absolute rule compares Trade.notional (from the instrument spec), not price x
+    amount: a 2M price x amount worth 2,000 fires nothing, 100 x 1 worth 2M fires with the
+    venue's value; the same 2M order on a market without a spec (notional None) is silent."""
+    m, got = calm(whale_median_multiple=1e9)
+    pub = m.hub.publish
+    base = {"exchange": "x", "symbol": "BTC-USDT", "side": "buy"}
+    m.t += 0.01
+    pub(Trade(**base, ts=m.t, ts_recv=m.t, price=100.0, amount=20_000.0, notional=2_000.0))
+    m.t += 0.01
+    pub(Trade(**base, ts=m.t, ts_recv=m.t, price=100.0, amount=1.0, notional=2_000_000.0))
+    m.eng.flush()
+    wh = [a for a in got if a.kind == "whale"]
+    assert [(a.value, a.threshold, a.ts) for a in wh] == [(2_000_000.0, 1_000_000.0, m.t)]
+    blind, got_blind = engine(whale_median_multiple=1e9)
+    u = Market(blind)
+    u.spec_known = False
+    u.run(120)
+    u.t += 0.01
+    u.trade(20_000.0, price=100.0)
+    blind.flush()
+    assert "whale" not in kinds(got_blind)
+
+
+def test_whale_in_usd_where_the_quote_has_no_threshold() -> None:
+    """A quote without its own whale_notional entry is judged on notional_usd against
+    whale_notional_usd (reasons in USD); without a USD value it is not judged."""
+    m, got = calm(whale_median_multiple=1e9, whale_notional={})
+    m.symbol = "BTC-TRY"
+    m.run(120)
+    pub = m.hub.publish
+    base = {"exchange": "x", "symbol": "BTC-TRY", "side": "sell", "price": 100.0}
+    m.t += 0.01
+    pub(Trade(**base, ts=m.t, ts_recv=m.t, amount=50_000.0, notional=5e6, notional_usd=None))
+    m.t += 0.01
+    pub(Trade(**base, ts=m.t, ts_recv=m.t, amount=50_000.0, notional=5e6, notional_usd=1.5e6))
+    m.eng.flush()
+    wh = [a for a in got if a.kind == "whale"]
+    assert [(a.value, a.threshold) for a in wh] == [(1.5e6, 1e6)]
+    assert "Taker order notional: 1,500,000 USD (sell)" in wh[0].reasons
 
 
 def test_fills_of_one_taker_order_are_summed() -> None:
