@@ -151,8 +151,10 @@ def alert_rates(
 ) -> dict[str, Any]:
     """Alerts on the untouched input: per kind, and per symbol-hour (live / historical)."""
     by_kind: dict[str, int] = {}
+    by_severity: dict[str, int] = {}
     for a in anomalies:
         by_kind[str(a.kind)] = by_kind.get(str(a.kind), 0) + 1
+        by_severity[a.severity.value] = by_severity.get(a.severity.value, 0) + 1
     rate = len(anomalies) / symbol_hours if symbol_hours > 0 else None
     return {
         "symbol_hours": round(symbol_hours, 4),
@@ -160,4 +162,5 @@ def alert_rates(
         "live_per_symbol_hour": None if rate is None else round(rate, 3),
         "historical_alerts": len(historical),
         "by_kind": dict(sorted(by_kind.items())),
+        "by_severity": dict(sorted(by_severity.items())),
     }

@@ -154,6 +154,25 @@ async def replay(name: str, files: list[Path], cfg: AnomalyDetectionConfig) -> R
     return out
 
 
+def whale_notionals_off(rep: Replayed) -> int:
+    """Whale alerts of the replay whose value is not the venue's own notional of the order
+    (the sum of ``Trade.notional`` of its fills: same market, time and side); alerts on
+    markets without a spec (notional unknown) are not counted."""
+    off = 0
+    for a in rep.anomalies:
+        if a.kind != AnomalyKind.WHALE:
+            continue
+        fills = [t for t in rep.trades.get(a.symbol, []) if t.ts == a.ts]
+        sides = {side: [t.notional for t in fills if t.side == side] for side in ("buy", "sell")}
+        known = [v for v in sides.values() if v and all(n is not None for n in v)]
+        if known and not any(
+            math.isclose(sum(v), a.value, rel_tol=1e-6)  # type: ignore[arg-type]
+            for v in known
+        ):
+            off += 1
+    return off
+
+
 def market_inputs(name: str, files: list[Path]) -> MarketInputs:
     """The market layer the daemon would put in front of this recording: instrument specs
     from the REST answers it holds (units, notionals; none for a venue without a format) and
@@ -488,6 +507,7 @@ def evaluate_recordings(
         exchanges[name] = {
             **alert_rates(mine_live, h, mine_hist),
             "eligible_markets": sorted({lb.symbol for lb in lbs}),
+            "whale_notionals_off": whale_notionals_off(rep),
         }
         live.extend(mine_live)
         hist.extend(mine_hist)

@@ -87,6 +87,8 @@ def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
     ex = result["exchanges"]["BINANCE_FUTURES"]
     assert ex["eligible_markets"] == ["CTK-USDT-PERP", "SUSHI-USDT-PERP"]
     assert ex["historical_alerts"] == 0
+    assert ex["by_kind"]["whale"] >= 1
+    assert ex["whale_notionals_off"] == 0  # every whale alert is the venue's own notional
     assert 0 < ex["symbol_hours"] < 0.1
     inj = result["injections"]
     trade_kinds = {"whale_50x", "whale_150x", "volume_3x", "volume_5x", "volume_10x"}
