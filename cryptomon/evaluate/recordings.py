@@ -156,19 +156,26 @@ async def replay(name: str, files: list[Path], cfg: AnomalyDetectionConfig) -> R
 
 def whale_notionals_off(rep: Replayed) -> int:
     """Whale alerts of the replay whose value is not the venue's own notional of the order
-    (the sum of ``Trade.notional`` of its fills: same market, time and side); alerts on
-    markets without a spec (notional unknown) are not counted."""
+    (``Trade.notional`` of its fills summed: same market, time and side, up to the fill that
+    fired it); alerts on markets without a spec (notional unknown) are not counted."""
     off = 0
     for a in rep.anomalies:
         if a.kind != AnomalyKind.WHALE:
             continue
         fills = [t for t in rep.trades.get(a.symbol, []) if t.ts == a.ts]
-        sides = {side: [t.notional for t in fills if t.side == side] for side in ("buy", "sell")}
-        known = [v for v in sides.values() if v and all(n is not None for n in v)]
-        if known and not any(
-            math.isclose(sum(v), a.value, rel_tol=1e-6)  # type: ignore[arg-type]
-            for v in known
-        ):
+        sums: list[float] = []
+        unknown = False
+        for side in ("buy", "sell"):
+            total = 0.0
+            for t in fills:
+                if t.side != side:
+                    continue
+                if t.notional is None:
+                    unknown = True
+                    break
+                total += t.notional
+                sums.append(total)
+        if not unknown and sums and not any(math.isclose(x, a.value, rel_tol=1e-6) for x in sums):
             off += 1
     return off
 
