@@ -154,7 +154,7 @@ def test_spread_blowout_fires_and_a_doubling_does_not() -> None:
 def test_whale_fires_on_multiples_of_the_median_and_a_high_quantile() -> None:
     """A 20,000 USDT order against ~100 USDT orders passes 50x the median, 1.5x the 99th
     percentile and the 2,500 USDT minimum: 'whale' with the median as the window mean."""
-    m, got = calm()
+    m, got = calm(whale_median_multiple=50.0)
     m.t += 0.01
     m.trade(200.0, price=100.0)
     m.eng.flush()
@@ -170,7 +170,7 @@ def test_whale_fires_on_multiples_of_the_median_and_a_high_quantile() -> None:
 def test_whale_rule_holds_on_a_narrow_size_distribution() -> None:
     """Wash-trading-like identical orders (std 0) neither blind nor sharpen the rule: 60x the
     median fires, 40x does not."""
-    eng, got = engine(whale_min_notional={})
+    eng, got = engine(whale_min_notional={}, whale_median_multiple=50.0)
     m = Market(eng)
     for _ in range(600):
         m.t += 0.1
