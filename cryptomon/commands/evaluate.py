@@ -141,6 +141,7 @@ def _config_summary(cfg: Any) -> dict[str, Any]:
         "min_samples",
         "cooldown_s",
         "volume_threshold_multiplier",
+        "volume_min_ratio",
         "price_change_percentage",
         "whale_median_multiple",
         "whale_quantile",

@@ -1,15 +1,18 @@
-"""Labelled trades injected into copies of cryptofeed raw recordings, replayed through the
+"""Labelled events injected into copies of cryptofeed raw recordings, replayed through the
 real replay feed source (:class:`~cryptomon.feeds.replay.ReplayFeed`: the exchange's
-cryptofeed parser and the converter) into a hub with a detector engine.
+cryptofeed parser, the converter and the market layer: units from the recorded instrument
+specs, the quality guard) into a hub with a detector engine.
 
 The untouched recording is replayed first: its anomalies are the alert rate (live: triggered
 by an event at or after the first receipt of the recording; historical: by a trade the
-exchange sent from before it, e.g. Bitfinex's snapshot on subscribe), and its live trades
-give each market's median trade, bucket volume and price. Each copy then gets one injection
-per eligible market (at least ``MIN_LIVE_TRADES`` live trades before the point, chosen by
-the seed), written as new lines in the exchange's own format (:mod:`cryptomon.evaluate.frames`)
-at the receipt position they would have had. Only trade-borne events are injected here (whale,
-volume burst, price jump as several prints); the book of a recording is not shifted.
+exchange sent from before it, e.g. Bitfinex's snapshot on subscribe; the quality layer flags
+those, so they only warm the windows), and its live trades and book tops give each market's
+median trade, bucket volume, price and book. Each copy then gets one injection per eligible
+market (past the warm-up, at least ``MIN_LIVE_TRADES`` live trades or book tops before the
+point, not masked by the recording's own alerts; chosen by the seed), written as new lines
+in the exchange's own format (:mod:`cryptomon.evaluate.frames`) at the receipt position they
+would have had: trades (whale, volume burst, price jump as several prints) and, where the
+recorded books are level updates, book updates (:mod:`cryptomon.evaluate.books`).
 """
 
 from __future__ import annotations
