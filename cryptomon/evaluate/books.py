@@ -9,15 +9,18 @@ Both start from the market's book top just before the point (from the untouched 
   ``(1 + m) / (1 - m)`` x the ask depth and more, re-asserted every half second for the
   detector's persistence plus its smoothing and a second (recorded updates at that price would
   otherwise undo it), then restored to its recorded size;
-- **spread** of ``m`` x the current one: every price on the tick grid within
-  ``(m - 1) / 2`` spreads inside each side of the top is deleted (deleting a price the book
-  does not hold is a no-op in every venue's format), three times 0.3 s apart.
+- **spread** of ``m`` x the current one: every price within ``(m - 1) / 2`` spreads beyond
+  each side of the top is deleted, three times 0.3 s apart: the tick grid (up to
+  ``MAX_GRID`` prices a side) and every number the recording's book lines of that market
+  carry in that range (deleting a price the book does not hold is a no-op in every venue's
+  format).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 
 from cryptomon.config import AnomalyDetectionConfig
@@ -40,6 +43,20 @@ def price_grid(tops: Sequence[BookTop]) -> tuple[float, int]:
     return 10.0**exponent, max(0, -exponent)
 
 
+_NUMBER = re.compile(r"-?\d+\.?\d*(?:[eE][-+]?\d+)?")
+
+
+def mentioned_prices(lines: Sequence[str], marker: str) -> list[float]:
+    """Every number in the lines that carry ``marker`` (a market's book lines): a superset of
+    the prices its book ever held."""
+    out: set[float] = set()
+    for line in lines:
+        if marker in line:
+            _, _, payload = line.partition(": ")
+            out.update(abs(float(x)) for x in _NUMBER.findall(payload))
+    return sorted(out)
+
+
 def _venue(size: float, base: float, contracts: float | None) -> float:
     """``size`` base units in the venue's units (the top's contracts per base unit)."""
     if contracts is None or base <= 0:
@@ -58,8 +75,10 @@ def book_updates(
     tick: float,
     decimals: int,
     cfg: AnomalyDetectionConfig,
+    known: Sequence[float] = (),
 ) -> list[BookUpdate]:
-    """The level updates of one book injection at ``t0``."""
+    """The level updates of one book injection at ``t0`` (``known``: prices the market's
+    recorded book lines mention, for the spread's deletions)."""
     if kind == AnomalyKind.BOOK_IMBALANCE:
         m = min(magnitude, 0.99)
         size = (1.0 + m) / (1.0 - m) * top.ask_depth * 1.5 + top.bid_depth
@@ -75,11 +94,11 @@ def book_updates(
         return out
     if kind == AnomalyKind.SPREAD:
         width = (magnitude - 1.0) / 2.0 * (top.ask - top.bid)
-        n = math.ceil(width / tick) + 1
-        # a coarser grid stays on the venue's (powers of ten of the tick)
-        step = tick * 10.0 ** max(0, math.ceil(math.log10(n / MAX_GRID)))
-        count = math.ceil(width / step) + 1
-        bids = tuple((round(top.bid - j * step, decimals), 0.0) for j in range(count))
-        asks = tuple((round(top.ask + j * step, decimals), 0.0) for j in range(count))
+        count = math.ceil(width / tick) + 1
+        grid_bids = {round(top.bid - j * tick, decimals) for j in range(min(count, MAX_GRID))}
+        grid_asks = {round(top.ask + j * tick, decimals) for j in range(min(count, MAX_GRID))}
+        lo, hi = top.bid - width, top.ask + width
+        bids = tuple((p, 0.0) for p in sorted(grid_bids | {p for p in known if lo <= p <= top.bid}))
+        asks = tuple((p, 0.0) for p in sorted(grid_asks | {p for p in known if top.ask <= p <= hi}))
         return [BookUpdate(native, chan, t0 + 0.3 * j, bids, asks, decimals) for j in range(3)]
     raise ValueError(f"not a book injection: {kind}")

@@ -33,7 +33,7 @@ from typing import Any
 from cryptomon.clock import ManualClock
 from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig
 from cryptomon.errors import ConfigError, Problem
-from cryptomon.evaluate.books import BOOK_KINDS, book_updates, price_grid
+from cryptomon.evaluate.books import BOOK_KINDS, book_updates, mentioned_prices, price_grid
 from cryptomon.evaluate.evaluate import SERIES_KINDS, engine_on, grace_s
 from cryptomon.evaluate.frames import Injected, TradeFrame, frame_for
 from cryptomon.evaluate.labels import (
@@ -407,6 +407,7 @@ def _plan_book_copy(
             tick=tick,
             decimals=decimals,
             cfg=cfg,
+            known=mentioned_prices(texts[target], mark) if inj.kind == AnomalyKind.SPREAD else (),
         )
         for update in updates:
             for line in frame.render_book(update):
