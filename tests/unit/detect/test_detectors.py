@@ -52,6 +52,24 @@ def test_volume_spike_fires_with_z_score() -> None:
     assert_filled(vol[0])
 
 
+def test_volume_min_ratio_also_needs_that_multiple_of_the_mean_bucket() -> None:
+    """A bucket of ~3x the mean volume passes the z-test on a steady market; with
+    volume_min_ratio 5 it does not fire, with 2 it fires with the ratio as threshold."""
+    fired = {}
+    for ratio in (0.0, 2.0, 5.0):
+        m, got = calm(volume_min_ratio=ratio)
+        m.trade_rate = 60.0  # ~3x the calm 20 trades per bucket
+        m.run(1.0)
+        fired[ratio] = [a for a in got if a.kind == "volume"]
+    assert fired[0.0]
+    assert fired[2.0]
+    assert fired[5.0] == []
+    first = fired[2.0][0]
+    assert first.window_mean is not None
+    assert first.threshold >= 2.0 * first.window_mean
+    assert first.value >= first.threshold
+
+
 def test_a_burst_does_not_blind_the_detector_to_the_next() -> None:
     """Bursts enter the window clipped at the firing level: five in a row all fire."""
     m, got = calm(cooldown_s=0)
