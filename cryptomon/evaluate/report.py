@@ -7,9 +7,11 @@ from typing import Any
 
 def _rates(name: str, r: dict[str, Any]) -> str:
     rate = "-" if r["live_per_symbol_hour"] is None else f"{r['live_per_symbol_hour']:.3f}"
+    off = r.get("whale_notionals_off")
     return (
         f"{name}: {r['live_alerts']} live alerts in {r['symbol_hours']:.4f} symbol-hours = "
         f"{rate} per symbol-hour, {r['historical_alerts']} on historical trades {r['by_kind']}"
+        + ("" if off is None else f", {off} whale notionals off the venue's")
     )
 
 
