@@ -1,7 +1,7 @@
 """Book injections for ``crypto-monitor evaluate``: a persistent depth imbalance and a spread
 blow-out, written as level updates in the exchange's own book format
-(:meth:`~cryptomon.evaluate.frames.TradeFrame.render_book`; OKX, Kraken and Bitfinex, whose
-recorded books are level updates without a sequence chain to rewrite).
+(:meth:`~cryptomon.evaluate.frames.TradeFrame.render_book`; OKX, Kraken and Bitfinex level
+updates, and Binance's ``depthUpdate`` diffs with update ids chained to the message before).
 
 Both start from the market's book top just before the point (from the untouched replay):
 

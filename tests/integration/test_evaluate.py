@@ -74,9 +74,10 @@ def test_an_injected_trade_is_parsed_by_the_exchanges_own_parser(
 def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """BINANCE_FUTURES with short windows: labels on the two markets with >= 20 live trades
-    past the warm-up; CTK's own whales and bursts mask its points for those kinds (counted,
-    never labelled); the jump found at once; no alert on historical trades."""
+    """BINANCE_FUTURES with short windows: trade labels on the two markets with >= 20 live
+    trades past the warm-up (CTK's own whales and bursts mask its points for those kinds:
+    counted, never labelled), book labels on all four; the jump found at once; no alert on
+    historical trades; whale values are the venue's notionals."""
     cfg = tmp_path / "short.yaml"
     cfg.write_text(SHORT)
     files = [str(p) for p in sorted(shared_data.glob("BINANCE_FUTURES.*"))]
@@ -85,7 +86,12 @@ def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     result = report["recordings"]
     ex = result["exchanges"]["BINANCE_FUTURES"]
-    assert ex["eligible_markets"] == ["CTK-USDT-PERP", "SUSHI-USDT-PERP"]
+    assert ex["eligible_markets"] == [  # any kind: books on all four
+        "AKRO-USDT-PERP",
+        "CTK-USDT-PERP",
+        "KEEP-USDT-PERP",
+        "SUSHI-USDT-PERP",
+    ]
     assert ex["historical_alerts"] == 0
     assert ex["by_kind"]["whale"] >= 1
     assert ex["whale_notionals_off"] == 0  # every whale alert is the venue's own notional
@@ -99,9 +105,10 @@ def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
     assert inj["price_change_5pct"]["recall"] == 1.0
     assert inj["price_change_5pct"]["max_delay_s"] <= 1.0
     assert inj["whale_50x"]["recall"] == inj["whale_150x"]["recall"] == 1.0
-    for name in ("book_imbalance_0.9", "spread_20x"):  # sequence-chained diffs: not injected
-        assert inj[name]["labels"] == 0
-    assert "Binance" in result["not_injected"]
+    for name in ("book_imbalance_0.9", "spread_20x"):  # depthUpdate diffs, ids re-chained
+        assert inj[name]["labels"] == 4, name  # the four markets' books
+        assert inj[name]["recall"] >= 0.5, name
+    assert "Gate.io" in result["not_injected"]
 
 
 def test_evaluate_injects_book_events_into_a_recording(
@@ -173,7 +180,7 @@ def test_evaluate_rejects_bad_arguments(
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("name", ["OKX", "KRAKEN", "BITFINEX"])
+@pytest.mark.parametrize("name", ["OKX", "KRAKEN", "BITFINEX", "BINANCE_FUTURES"])
 @pytest.mark.parametrize("kind", [AnomalyKind.BOOK_IMBALANCE, AnomalyKind.SPREAD])
 def test_book_injections_move_the_book_through_the_exchanges_own_parser(
     shared_data: Path, tmp_path: Path, name: str, kind: AnomalyKind
