@@ -10,7 +10,8 @@ Two processes, as in production (the exchange is not inside the daemon):
   1.5M USDT against an iceberg at the best level, as the ``whale`` scenario does) every
   ``--trigger-every`` s, rotating over the whale markets, which trade normally otherwise.
 - the daemon: ``build_app`` (store writer on a temporary SQLite file, detectors with
-  ``cooldown_s: 0`` so every whale is reported, notifier, paper trading, MarketState, feeds;
+  ``cooldown_s: 0`` so every whale is reported and short windows so their warm-up passes
+  within ``--warmup-s``, notifier, paper trading, MarketState, feeds;
   API off) on uvloop, subscribed over loopback websockets to trades and order books of every
   market through the real cryptofeed Binance code (the ``simulator`` exchange).
 
@@ -145,7 +146,15 @@ async def daemon(args: argparse.Namespace, url: str, db: Path) -> dict[str, Any]
                     "subscriptions": ["trades", "orderbook"],
                 }
             ],
-            "anomaly_detection": {"cooldown_s": 0},
+            # short windows: the detectors' declared warm-up (min_samples trades and buckets)
+            # passes within --warmup-s; with the defaults (30 one-minute buckets) nothing
+            # could fire in a 30 s run
+            "anomaly_detection": {
+                "cooldown_s": 0,
+                "bucket_seconds": 1,
+                "min_samples": 5,
+                "lookback_window_minutes": 1,
+            },
             "database": {"url": f"sqlite+aiosqlite:///{db}"},
             "api": {"enabled": False},
             "logging": {"level": "ERROR"},

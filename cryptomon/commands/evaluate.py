@@ -39,9 +39,9 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     ev.add_argument(
         "--repeats",
         type=int,
-        default=4,
+        default=10,
         metavar="N",
-        help="copies of a recording per injection (default 4)",
+        help="copies of a recording per injection (default 10)",
     )
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(handler=cmd_evaluate)
@@ -141,6 +141,7 @@ def _config_summary(cfg: Any) -> dict[str, Any]:
         "min_samples",
         "cooldown_s",
         "volume_threshold_multiplier",
+        "volume_min_ratio",
         "price_change_percentage",
         "whale_median_multiple",
         "whale_quantile",

@@ -18,6 +18,11 @@ class AnomalyDetectionConfig(Section):
     volume_threshold_multiplier: float = Field(
         default=4.0, gt=0, description="z-score of bucket volume that fires"
     )
+    volume_min_ratio: float = Field(
+        default=0.0,
+        ge=0,
+        description="bucket volume must also be this multiple of the lookback's mean bucket",
+    )
     price_change_percentage: float = Field(
         default=5.0, gt=0, description="% move within the lookback that fires"
     )
@@ -98,7 +103,7 @@ class AnomalyDetectionConfig(Section):
         "('*': any other quote; a quote with neither: no minimum)",
     )
     whale_median_multiple: float = Field(
-        default=50.0, gt=1, description="statistical whale: at least this multiple of the median"
+        default=30.0, gt=1, description="statistical whale: at least this multiple of the median"
     )
     whale_quantile: float = Field(
         default=0.995, gt=0.5, lt=1, description="... and of this quantile of recent orders"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
@@ -56,15 +58,47 @@ def buckets(cfg: AnomalyDetectionConfig) -> int:
     return max(2, math.ceil(cfg.lookback_window_minutes * 60.0 / cfg.bucket_seconds))
 
 
+_NOTIONAL = attrgetter("notional")
+_NOTIONAL_USD = attrgetter("notional_usd")
+
+
+def _or_nan(getter: Any, evs: list[Any]) -> np.ndarray:
+    """A float column of an optional field (None -> NaN)."""
+    return np.array(list(map(getter, evs)), dtype=np.float64)
+
+
 @dataclass(slots=True)
 class TradeCols:
-    """A micro-batch of trades as columns (row i = the i-th buffered event)."""
+    """A micro-batch of trades as columns (row i = the i-th buffered event). The venue's own
+    notionals (``Trade.notional`` in the quote, ``notional_usd``; NaN where the instrument
+    spec or the USD rate is unknown) are built on first use from ``events``."""
 
     sid: np.ndarray
     ts: np.ndarray
     px: np.ndarray
     amt: np.ndarray
     buy: np.ndarray
+    events: list[Any] | None = None
+    _notional: np.ndarray | None = None
+    _usd: np.ndarray | None = None
+
+    def notional(self) -> np.ndarray:
+        """``Trade.notional`` per row (NaN: unknown spec)."""
+        if self._notional is None:
+            evs = self.events
+            self._notional = (
+                np.full(self.sid.shape[0], np.nan) if evs is None else _or_nan(_NOTIONAL, evs)
+            )
+        return self._notional
+
+    def notional_usd(self) -> np.ndarray:
+        """``Trade.notional_usd`` per row (NaN: unknown spec or no fresh USD rate)."""
+        if self._usd is None:
+            evs = self.events
+            self._usd = (
+                np.full(self.sid.shape[0], np.nan) if evs is None else _or_nan(_NOTIONAL_USD, evs)
+            )
+        return self._usd
 
 
 @dataclass(slots=True)

@@ -6,6 +6,13 @@ kernel call per detector) when it reaches ``batch_size`` or at the end of the cu
 iteration (``loop.call_soon``); without a running loop call :meth:`DetectorEngine.flush`.
 Findings pass a cooldown per (exchange, symbol, kind) in event time, where a higher severity
 passes; the time from receipt (``ts_recv``) to publication is recorded as a histogram.
+
+History (trades the quality layer publishes as a ``historical``
+:class:`~cryptomon.events.FlaggedTrade`, sent by the venue on subscribe) warms the windows:
+each batch runs through the trade detectors, before the live trades of the same flush, and
+counts towards their warm-up, but its findings are discarded: no anomaly from history. A
+historical trade older than the newest trade the detectors already saw of its market is
+skipped (a window cannot take the past after the present).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from cryptomon.detect.registry import (
     default_registry,
 )
 from cryptomon.detect.warmup import warmup_events
-from cryptomon.events import BookTop, Event, Funding, Liquidation, Ticker, Trade
+from cryptomon.events import BookTop, Event, FlaggedTrade, Funding, Liquidation, Ticker, Trade
 from cryptomon.hub import Hub, InlineSubscription
 from cryptomon.ids import anomaly_id
 from cryptomon.kinds import AnomalyKind
@@ -95,11 +102,13 @@ class DetectorEngine:
         self._multi: set[int] = set()  # markets whose symbol trades on several exchanges
         self._build_detectors()
         self._has_book = np.zeros(0, dtype=bool)  # per symbol id: BookTop seen
+        self._history: list[Trade] = []  # historical trades (warm-up only)
         self._trades: list[Trade] = []
         self._books: list[BookTop] = []
         self._tickers: list[Ticker] = []
         self._liqs: list[Liquidation] = []
         self._parts: tuple[tuple[list[Any], Callable[[list[Any]], None]], ...] = (
+            (self._history, self._flush_history),  # first: older than this turn's live trades
             (self._trades, self._flush_trades),
             (self._books, self._flush_books),
             (self._tickers, self._flush_tickers),
@@ -113,6 +122,8 @@ class DetectorEngine:
         self.events: Counter[str] = Counter()
         self.suppressed = 0
         self.in_warmup = 0  # findings of markets still inside their detector's warm-up
+        self.warmed = 0  # historical trades fed to the windows (their findings discarded)
+        self.history_skipped = 0  # historical trades older than what the windows already hold
         self.batches = 0
         self.errors = 0
         self._lat_counts = [0] * (len(LATENCY_BUCKETS) + 1)
@@ -123,6 +134,7 @@ class DetectorEngine:
             hub.subscribe(Ticker, self._handler(self._tickers), name="detectors.ticker"),
             hub.subscribe(Liquidation, self._handler(self._liqs), name="detectors.liquidation"),
             hub.subscribe(Funding, self._on_funding, name="detectors.funding"),
+            hub.subscribe(FlaggedTrade, self._on_flagged, name="detectors.history"),
         ]
 
     def _build_detectors(self) -> None:
@@ -235,6 +247,16 @@ class DetectorEngine:
         cols = FundingCols(sid=sids, ts=np.array([ev.ts]), rate=np.array([float(ev.rate)]))
         self._run(Source.FUNDING, cols, [ev])
 
+    def _on_flagged(self, ev: FlaggedTrade) -> None:
+        """A historical trade is buffered to warm the windows (a quarantined one is ignored)."""
+        if ev.flag != "historical":
+            return
+        q = self._history
+        q.append(ev.trade)
+        n = len(q)
+        if n == 1 or n >= self._cap:
+            self._slow(n)
+
     def _schedule(self) -> None:
         # once per batch: the flush is pending from now on (call_soon, a full batch or flush())
         self._scheduled = True
@@ -274,6 +296,7 @@ class DetectorEngine:
             px=_f64(_PRICE, evs),
             amt=_f64(_AMOUNT, evs),
             buy=np.fromiter(map(_BUY.get, map(_SIDE, evs)), np.float64, len(evs)),
+            events=evs,
         )
 
     def _flush_trades(self, evs: list[Any]) -> None:
@@ -336,6 +359,24 @@ class DetectorEngine:
             return
         evs = [evs[i] for i in keep]
         self._mids(evs, sid[keep], _f64(_TS, evs))
+
+    def _flush_history(self, evs: list[Any]) -> None:
+        """Historical trades into the trade detectors' windows and warm-up counts; whatever
+        they find is dropped (never an anomaly from history)."""
+        cols = self._trade_cols(evs)
+        seen = self.gate.seen[Source.TRADES]
+        keep = seen.not_before_last(cols.sid, cols.ts)
+        if keep is not None:
+            self.history_skipped += len(evs) - len(keep)
+            if not keep:
+                return
+            evs = [evs[i] for i in keep]
+            cols = self._trade_cols(evs)
+        for det in self._by_source[Source.TRADES]:
+            det.process(cols, self._fires, 0)  # findings discarded
+        seen.add(cols.sid, cols.ts)
+        self.warmed += len(evs)
+        self.events["history"] += len(evs)
 
     def _flush_liquidations(self, evs: list[Any]) -> None:
         cols = self._trade_cols(evs)
@@ -414,6 +455,8 @@ class DetectorEngine:
             },
             "suppressed_by_cooldown": self.suppressed,
             "suppressed_in_warmup": self.in_warmup,
+            "history_warmed": self.warmed,
+            "history_skipped": self.history_skipped,
             "errors": self.errors,
             "latency_seconds": {"buckets": buckets, "count": cum, "sum": self._lat_sum},
         }

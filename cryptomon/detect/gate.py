@@ -22,15 +22,16 @@ NO_WARMUP = Warmup(samples=0, seconds=0.0)
 
 
 class SourceSeen:
-    """Events of one source per market id so far, and the earliest event time (the minimum,
+    """Events of one source per market id so far, the earliest event time (the minimum,
     not the first: a book from a REST snapshot may carry a receipt time ahead of the
-    exchange times that follow)."""
+    exchange times that follow) and the time of the last event counted (in batch order)."""
 
-    __slots__ = ("count", "first")
+    __slots__ = ("count", "first", "last")
 
     def __init__(self) -> None:
         self.count = np.zeros(0, dtype=np.int64)
         self.first = np.zeros(0)
+        self.last = np.zeros(0)
 
     def resize(self, n: int) -> None:
         if n > self.count.shape[0]:
@@ -39,7 +40,9 @@ class SourceSeen:
             count[: self.count.shape[0]] = self.count
             first = np.full(size, math.nan)
             first[: self.first.shape[0]] = self.first
-            self.count, self.first = count, first
+            last = np.full(size, math.nan)
+            last[: self.last.shape[0]] = self.last
+            self.count, self.first, self.last = count, first, last
 
     def add(self, sid: np.ndarray, ts: np.ndarray) -> None:
         """Count one batch (after its findings were checked)."""
@@ -50,6 +53,17 @@ class SourceSeen:
         earlier = ~(ts >= self.first[sid])  # new markets (NaN) and earlier times; rare
         if earlier.any():
             np.fmin.at(self.first, sid[earlier], ts[earlier])
+        self.last[sid] = ts  # per market, its last row of the batch
+
+    def not_before_last(self, sid: np.ndarray, ts: np.ndarray) -> list[int] | None:
+        """Rows at or after their market's last counted event (None: every row)."""
+        if sid.shape[0] == 0:
+            return None
+        self.resize(int(sid.max()) + 1)
+        late = ts < self.last[sid]  # NaN (nothing seen yet): False
+        if not late.any():
+            return None
+        return np.flatnonzero(~late).tolist()
 
     def at_row(self, sid: np.ndarray, ts: np.ndarray, row: int) -> tuple[int, float]:
         """(events, seconds since the first) of the market of ``row`` up to that row."""

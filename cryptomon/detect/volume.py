@@ -45,6 +45,7 @@ class VolumeDetector:
     def _thresholds(self, info: SymbolInfo, params: np.void) -> None:
         cfg = info.cfg
         params["z"] = cfg.volume_threshold_multiplier
+        params["min_ratio"] = cfg.volume_min_ratio
         params["imbalance"] = cfg.volume_imbalance_threshold
         params["imbalance_trades"] = cfg.volume_imbalance_min_trades
 
@@ -98,6 +99,7 @@ class LiquidationDetector(VolumeDetector):
 
     def _thresholds(self, info: SymbolInfo, params: np.void) -> None:
         params["z"] = info.cfg.liquidation_z_threshold
+        params["min_ratio"] = 0.0
         # imbalance above 1 never happens: liquidations report volume only
         params["imbalance"] = 2.0
         params["imbalance_trades"] = 1.0

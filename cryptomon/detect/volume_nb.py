@@ -36,6 +36,7 @@ VOLUME_PARAMS = np.dtype(
     [
         ("bucket_s", np.float64),  # bucket length, s
         ("z", np.float64),  # z-score threshold of the bucket volume
+        ("min_ratio", np.float64),  # ... and at least this multiple of the mean bucket (0: none)
         ("imbalance", np.float64),  # |buy - sell| / volume threshold
         ("imbalance_trades", np.float64),  # trades in the bucket before imbalance counts
     ]
@@ -53,7 +54,15 @@ def std_eff_nb(state: np.ndarray, window: np.ndarray, s: int) -> float:
 
 
 @njit(cache=True)
-def _close_nb(state: np.ndarray, buf: np.ndarray, window: np.ndarray, s: int, k: float) -> None:
+def fire_level_nb(mean: float, std: float, k: float, ratio: float) -> float:
+    """The bucket volume that fires: ``k`` std above the mean and ``ratio`` x the mean."""
+    return max(mean + k * std, ratio * mean)
+
+
+@njit(cache=True)
+def _close_nb(
+    state: np.ndarray, buf: np.ndarray, window: np.ndarray, s: int, k: float, ratio: float
+) -> None:
     """The running bucket is complete: into the window (an anomalous one clipped at the
     firing level, so one burst does not blind the detector to the next; the floored std
     keeps that level above the mean), and into the mean of active buckets."""
@@ -64,7 +73,7 @@ def _close_nb(state: np.ndarray, buf: np.ndarray, window: np.ndarray, s: int, k:
         state[s, V_REF_N] = nref
     std = std_eff_nb(state, window, s)
     if not math.isnan(std):
-        done = min(done, mean_nb(window, s) + k * std)
+        done = min(done, fire_level_nb(mean_nb(window, s), std, k, ratio))
     push_nb(buf, window, s, done)
 
 
@@ -83,7 +92,9 @@ def volume_batch_nb(
     m: int,
 ) -> int:
     """Volume per bucket z-scored against the completed buckets of the lookback (the running
-    bucket is tested as it fills), and buy/sell imbalance of the running bucket."""
+    bucket is tested as it fills; it fires at ``z`` std above the mean and at least
+    ``min_ratio`` x the mean bucket: on sparse, heavy-tailed markets the std of a window of
+    mostly quiet buckets says little), and buy/sell imbalance of the running bucket."""
     for i in range(sid.shape[0]):
         s = sid[i]
         if not (amt[i] >= 0.0 and px[i] > 0.0 and math.isfinite(ts[i]) and amt[i] < math.inf):
@@ -93,7 +104,7 @@ def volume_batch_nb(
         if math.isnan(cur):
             state[s, V_IDX] = b
         elif b > cur:
-            _close_nb(state, buf, window, s, params[s].z)
+            _close_nb(state, buf, window, s, params[s].z, params[s].min_ratio)
             gap = min(b - cur - 1.0, window[s, R_W])
             for _ in range(int(gap)):
                 push_nb(buf, window, s, 0.0)
@@ -115,8 +126,10 @@ def volume_batch_nb(
             z = (vol - mean) / std
             n = window[s, R_N]
             k = params[s].z
-            if z >= k:
-                lvl = level_nb(z / k)
+            ratio = params[s].min_ratio
+            level = fire_level_nb(mean, std, k, ratio)
+            if z >= k and vol >= level:
+                lvl = level_nb(min(z / k, vol / (ratio * mean) if ratio * mean > 0.0 else z / k))
                 if lvl + 1 > state[s, V_LVL]:
                     state[s, V_LVL] = lvl + 1
                     m = fire_nb(
@@ -125,7 +138,7 @@ def volume_batch_nb(
                         row=i,
                         code=CODE_VOLUME,
                         value=vol,
-                        threshold=mean + k * std,
+                        threshold=level,
                         z=z,
                         mean=mean,
                         std=std,

@@ -1,4 +1,5 @@
-"""Whale detector: single taker orders above an absolute notional per quote currency, or large
+"""Whale detector: single taker orders above an absolute notional per quote currency (or in USD)
+read from the trades' own notionals (never on a market whose instrument spec is unknown), or large
 relative to the market's own recent orders (a multiple of the median and of a high quantile,
 and at least a minimum notional per quote); bursts of same-side large orders."""
 
@@ -8,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cryptomon.config import DEFAULT_USD_QUOTES, AnomalyDetectionConfig
+from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect import whale_nb
 from cryptomon.detect.base import (
     Rolling,
@@ -57,9 +58,11 @@ class WhaleDetector:
         self.burst_times = grow_rows(self.burst_times, s + 1)
         self.params = grow_records(self.params, s + 1)
         params = self.params[s]
-        # a USD-like quote without its own threshold: the USD default (notional = notional_usd)
-        usd_default = cfg.whale_notional_usd if info.quote in DEFAULT_USD_QUOTES else 0.0
-        params["notional"] = cfg.whale_notional.get(info.quote, usd_default)
+        # the quote's own threshold (on Trade.notional), else the USD one (on notional_usd,
+        # known for USD-like quotes and those with a fresh conversion rate)
+        own = cfg.whale_notional.get(info.quote)
+        params["notional"] = 0.0 if own is None else own
+        params["notional_usd"] = cfg.whale_notional_usd if own is None else 0.0
         params["min_notional"] = cfg.whale_min_notional.get(
             info.quote, cfg.whale_min_notional.get("*", 0.0)
         )
@@ -78,6 +81,8 @@ class WhaleDetector:
                 cols.px,
                 cols.amt,
                 cols.buy,
+                cols.notional(),
+                cols.notional_usd(),
                 self.state,
                 self.burst_times,
                 self.roll.buf,
@@ -89,9 +94,11 @@ class WhaleDetector:
         )
 
     def reasons(self, kind: AnomalyKind, finding: Finding, quote: str) -> list[str]:
-        side = "buy" if finding.aux > 0 else "sell"
+        side = "buy" if int(finding.aux) % 2 else "sell"
         if kind == AnomalyKind.WHALE_BURST:
             return [f"Burst: {finding.value:.0f} large {side} trades"]
+        if finding.aux >= whale_nb.USD_RULE:
+            quote = "USD"
         lines = [
             f"Taker order notional: {_amount(finding.value)} {quote} ({side})".replace("  ", " "),
             f"Threshold: {_amount(finding.threshold)} {quote}".rstrip(),

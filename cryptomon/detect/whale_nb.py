@@ -26,11 +26,15 @@ W_AGG_LARGE = 8  # the running order was counted for bursts
 W_MEDIAN = 9  # median notional of the window (refreshed every few completed orders)
 W_QUANTILE = 10  # the high quantile of the window
 W_SINCE = 11  # completed orders since the last refresh
-W_COLS = 12
+W_AGG_Q = 12  # the running order's notional as the venue's spec gives it (NaN: unknown spec)
+W_AGG_U = 13  # ... in USD (NaN: unknown spec or no USD rate)
+W_COLS = 14
+USD_RULE = 2.0  # added to a finding's aux (the side) when the USD threshold fired
 
 WHALE_PARAMS = np.dtype(
     [
-        ("notional", np.float64),  # absolute notional threshold in the quote (0 = none)
+        ("notional", np.float64),  # absolute threshold on Trade.notional, quote (0 = none)
+        ("notional_usd", np.float64),  # ... on Trade.notional_usd where no quote threshold
         ("min_notional", np.float64),  # the statistical rule needs at least this notional
         ("median_multiple", np.float64),  # statistical rule: >= this multiple of the median
         ("quantile", np.float64),  # ... and >= quantile_multiple x this quantile (0-1)
@@ -103,6 +107,8 @@ def whale_batch_nb(
     px: np.ndarray,
     amt: np.ndarray,
     buy: np.ndarray,
+    venue_notional: np.ndarray,
+    venue_usd: np.ndarray,
     state: np.ndarray,
     burst_times: np.ndarray,
     buf: np.ndarray,
@@ -112,10 +118,12 @@ def whale_batch_nb(
     m: int,
 ) -> int:
     """Taker orders (consecutive fills with the same time and side, summed) above an absolute
-    notional, or above the statistical threshold (:func:`stat_threshold_nb`: a multiple of
-    the median and of a high quantile of recent orders, at least a minimum notional: wash
-    trading that narrows the size distribution cannot lower it); bursts of same-side large
-    orders within a time window. The window holds completed orders only."""
+    notional (``venue_notional`` in the quote or ``venue_usd``: the trades' own notionals from
+    the instrument spec, NaN where unknown, so a market without a spec never fires it), or
+    above the statistical threshold (:func:`stat_threshold_nb`: a multiple of the median and
+    of a high quantile of recent orders, at least a minimum notional: wash trading that
+    narrows the size distribution cannot lower it); bursts of same-side large orders within a
+    time window. The window holds completed orders only."""
     for i in range(sid.shape[0]):
         s = sid[i]
         t = ts[i]
@@ -125,6 +133,8 @@ def whale_batch_nb(
         side = 1.0 if buy[i] > 0.0 else 0.0
         if state[s, W_AGG] > 0.0 and t == state[s, W_AGG_TS] and side == state[s, W_AGG_SIDE]:
             agg = state[s, W_AGG] + notional
+            state[s, W_AGG_Q] += venue_notional[i]
+            state[s, W_AGG_U] += venue_usd[i]
         else:
             if state[s, W_AGG] > 0.0:
                 _complete_nb(buf, window, state, params, s)
@@ -133,15 +143,17 @@ def whale_batch_nb(
             state[s, W_AGG_SIDE] = side
             state[s, W_AGG_LVL] = 0.0
             state[s, W_AGG_LARGE] = 0.0
+            state[s, W_AGG_Q] = venue_notional[i]
+            state[s, W_AGG_U] = venue_usd[i]
         state[s, W_AGG] = agg
         stat = stat_threshold_nb(state, window, params, s)
         med = state[s, W_MEDIAN] if stat < math.inf else math.nan
         n = window[s, R_N]
-        absthr = params[s].notional
-        r_abs = agg / absthr if absthr > 0.0 else 0.0
+        abs_val, abs_thr, rule = _absolute_nb(state, params, s)
+        r_abs = abs_val / abs_thr if abs_thr > 0.0 and abs_val >= 0.0 else 0.0
         r_stat = agg / stat
         if r_abs >= 1.0 or r_stat >= 1.0:
-            thr = absthr if r_abs >= r_stat else stat
+            by_abs = r_abs >= r_stat
             lvl = level_nb(max(r_abs, r_stat))
             if lvl + 1 > state[s, W_AGG_LVL]:
                 state[s, W_AGG_LVL] = lvl + 1
@@ -150,21 +162,34 @@ def whale_batch_nb(
                     m,
                     row=i,
                     code=CODE_WHALE,
-                    value=agg,
-                    threshold=thr,
+                    value=abs_val if by_abs else agg,
+                    threshold=abs_thr if by_abs else stat,
                     z=math.nan,
                     mean=med,
                     std=math.nan,
                     samples=n,
                     level=lvl,
-                    aux=side,
+                    aux=side + (rule if by_abs else 0.0),
                 )
         frac = params[s].burst_fraction
-        large = agg >= frac * stat or (absthr > 0.0 and agg >= frac * absthr)
+        large = agg >= frac * stat or r_abs >= frac
         if large and state[s, W_AGG_LARGE] == 0.0:
             state[s, W_AGG_LARGE] = 1.0
             m = _burst_nb(state, burst_times, params, s, i, t, side, med, n, fires, m)
     return m
+
+
+@njit(cache=True)
+def _absolute_nb(state: np.ndarray, params: np.ndarray, s: int) -> tuple[float, float, float]:
+    """(the running order's venue notional, the absolute threshold, USD_RULE or 0): the
+    quote's threshold on the quote notional, else the USD one on the USD notional (a NaN
+    notional, unknown spec or rate, never reaches a threshold)."""
+    p = params[s]
+    if p.notional > 0.0:
+        return state[s, W_AGG_Q], p.notional, 0.0
+    if p.notional_usd > 0.0:
+        return state[s, W_AGG_U], p.notional_usd, USD_RULE
+    return math.nan, 0.0, 0.0
 
 
 @njit(cache=True)

@@ -17,7 +17,7 @@ from typing import Any
 from cryptomon.clock import ManualClock
 from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect.engine import DetectorEngine
-from cryptomon.evaluate.labels import PLAN, Injection, Label, alert_rates, score
+from cryptomon.evaluate.labels import PLAN, Injection, Label, alert_key, alert_rates, score
 from cryptomon.evaluate.series import Tick, inject_series, series_hours
 from cryptomon.events import Anomaly, Trade
 from cryptomon.hub import Hub
@@ -27,9 +27,13 @@ Progress = Callable[[int, int], None]
 SERIES_KINDS = frozenset({AnomalyKind.WHALE, AnomalyKind.VOLUME, AnomalyKind.PRICE_CHANGE})
 
 
-def grace_s(cfg: AnomalyDetectionConfig) -> float:
-    """How long after an injection its anomaly still counts as a detection."""
-    return 2.0 * cfg.bucket_seconds + 10.0
+def grace_s(cfg: AnomalyDetectionConfig, kind: AnomalyKind | None = None) -> float:
+    """How long after an injection its anomaly still counts as a detection: two buckets and
+    a second (a book imbalance: also the persistence the detector waits for, smoothed)."""
+    grace = 2.0 * cfg.bucket_seconds + 1.0
+    if kind == AnomalyKind.BOOK_IMBALANCE:
+        grace += cfg.book_imbalance_min_s + 3.0 * cfg.book_imbalance_smoothing_s
+    return grace
 
 
 def engine_on(hub: Hub, cfg: AnomalyDetectionConfig) -> tuple[DetectorEngine, list[Anomaly]]:
@@ -56,6 +60,7 @@ def run_series(
                 price=t.price,
                 amount=t.amount,
                 side="buy" if t.side == "buy" else "sell",
+                notional=t.price * t.amount,  # spot: the file's cost column
             )
         )
         if i % cfg.batch_size == 0:
@@ -80,8 +85,9 @@ def evaluate_series(
     spacing = max(2.0 * cfg.lookback_window_minutes * 60.0, 2.0 * cfg.cooldown_s, 600.0)
     labels: list[Label] = []
     found: dict[int, list[Anomaly]] = {}
+    skipped: dict[str, int] = {}
     for copy, inj in enumerate(plan, start=1):
-        series, lbs = inject_series(
+        series, lbs, skipped[inj.name] = inject_series(
             ticks,
             inj,
             cfg=cfg,
@@ -90,6 +96,8 @@ def evaluate_series(
             symbol=symbol,
             spacing_s=spacing,
             seed=seed,
+            untouched=untouched,
+            grace_s=grace_s(cfg),
         )
         labels.extend(lbs)
         found[copy] = run_series(series, cfg, exchange, symbol)
@@ -99,5 +107,11 @@ def evaluate_series(
         "input": {"trades_file": True, "exchange": exchange, "symbol": symbol},
         "trades": len(ticks),
         "untouched": alert_rates(untouched, series_hours(ticks)),
-        "injections": score(labels, found, grace_s(cfg)),
+        "injections": score(
+            labels,
+            found,
+            lambda kind: grace_s(cfg, kind),
+            untouched=map(alert_key, untouched),
+            masked_points=skipped,
+        ),
     }

@@ -3,14 +3,19 @@
 An :class:`Injection` says what to inject (kind and magnitude); a :class:`Label` is one
 injected event: its kind, market, start (exchange time) and the copy of the input it is in.
 A label is *detected* by the first anomaly of its kind on its market in its copy with
-``start <= ts <= start + grace_s``; its delay is that anomaly's ``ts - start``. Only markets
-with at least :data:`MIN_LIVE_TRADES` live trades before the injection point are labelled.
+``start <= ts <= start + grace_s`` that the untouched input did not produce as well (a real
+event of the recording is never credited to an injection); its delay is that anomaly's
+``ts - start``. Only markets with at least :data:`MIN_LIVE_TRADES` live trades before the
+injection point are labelled, and only at points the untouched input leaves open
+(:func:`masked`): no alert of the injected kind on that market within ``cooldown_s`` before
+(the detector is silent there by design: the cooldown) nor within the grace window after
+(it would be credited). How many points were masked is reported beside the recall.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,26 +82,68 @@ class Score:
         }
 
 
+AlertKey = tuple[str, str, str, float]
+
+
+def alert_key(a: Anomaly) -> AlertKey:
+    """What identifies an alert across two replays of the same input."""
+    return (a.exchange, a.symbol, str(a.kind), a.ts)
+
+
+def masked(
+    untouched: Sequence[Anomaly],
+    kind: AnomalyKind,
+    exchange: str,
+    symbol: str,
+    t0: float,
+    *,
+    before_s: float,
+    after_s: float,
+) -> bool:
+    """Whether the untouched input alerts ``kind`` on the market within ``before_s`` before
+    ``t0`` (a cooldown the injection would fall into) or ``after_s`` after it."""
+    return any(
+        a.kind == kind
+        and a.symbol == symbol
+        and a.exchange == exchange
+        and t0 - before_s <= a.ts <= t0 + after_s
+        for a in untouched
+    )
+
+
 def score(
-    labels: Iterable[Label], anomalies: dict[int, list[Anomaly]], grace_s: float
+    labels: Iterable[Label],
+    anomalies: dict[int, list[Anomaly]],
+    grace_s: float | Callable[[AnomalyKind], float],
+    *,
+    untouched: Iterable[AlertKey] = (),
+    masked_points: dict[str, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per injection name: labels, detected, recall, delays (``anomalies`` by copy)."""
-    out: dict[str, Score] = {}
+    """Per injection name: labels, detected, recall, delays (``anomalies`` by copy); alerts
+    whose key is in ``untouched`` (the input's own) never count; ``masked_points`` per name
+    (points skipped, see :func:`masked`) is reported as ``masked``."""
+    known = set(untouched)
+    masked_points = masked_points or {}
+    out: dict[str, Score] = {name: Score() for name in masked_points}
     for lb in labels:
         sc = out.setdefault(lb.injection.name, Score())
         sc.labels += 1
+        grace = grace_s(lb.injection.kind) if callable(grace_s) else grace_s
         hits = [
             a.ts
             for a in anomalies.get(lb.copy, ())
             if a.kind == lb.injection.kind
             and a.exchange == lb.exchange
             and a.symbol == lb.symbol
-            and lb.start <= a.ts <= lb.start + grace_s
+            and lb.start <= a.ts <= lb.start + grace
+            and alert_key(a) not in known
         ]
         if hits:
             sc.detected += 1
             sc.delays.append(min(hits) - lb.start)
-    return {name: out[name].as_dict() for name in sorted(out)}
+    return {
+        name: {**out[name].as_dict(), "masked": masked_points.get(name, 0)} for name in sorted(out)
+    }
 
 
 def alert_rates(
@@ -104,8 +151,10 @@ def alert_rates(
 ) -> dict[str, Any]:
     """Alerts on the untouched input: per kind, and per symbol-hour (live / historical)."""
     by_kind: dict[str, int] = {}
+    by_severity: dict[str, int] = {}
     for a in anomalies:
         by_kind[str(a.kind)] = by_kind.get(str(a.kind), 0) + 1
+        by_severity[a.severity.value] = by_severity.get(a.severity.value, 0) + 1
     rate = len(anomalies) / symbol_hours if symbol_hours > 0 else None
     return {
         "symbol_hours": round(symbol_hours, 4),
@@ -113,4 +162,5 @@ def alert_rates(
         "live_per_symbol_hour": None if rate is None else round(rate, 3),
         "historical_alerts": len(historical),
         "by_kind": dict(sorted(by_kind.items())),
+        "by_severity": dict(sorted(by_severity.items())),
     }

@@ -1,21 +1,26 @@
-"""Labelled trades injected into copies of cryptofeed raw recordings, replayed through the
+"""Labelled events injected into copies of cryptofeed raw recordings, replayed through the
 real replay feed source (:class:`~cryptomon.feeds.replay.ReplayFeed`: the exchange's
-cryptofeed parser and the converter) into a hub with a detector engine.
+cryptofeed parser, the converter and the market layer: units from the recorded instrument
+specs, the quality guard) into a hub with a detector engine.
 
 The untouched recording is replayed first: its anomalies are the alert rate (live: triggered
 by an event at or after the first receipt of the recording; historical: by a trade the
-exchange sent from before it, e.g. Bitfinex's snapshot on subscribe), and its live trades
-give each market's median trade, bucket volume and price. Each copy then gets one injection
-per eligible market (at least ``MIN_LIVE_TRADES`` live trades before the point, chosen by
-the seed), written as new lines in the exchange's own format (:mod:`cryptomon.evaluate.frames`)
-at the receipt position they would have had. Only trade-borne events are injected here (whale,
-volume burst, price jump as several prints); the book of a recording is not shifted.
+exchange sent from before it, e.g. Bitfinex's snapshot on subscribe; the quality layer flags
+those, so they only warm the windows), and its live trades and book tops give each market's
+median trade, bucket volume, price and book. Each copy then gets one injection per eligible
+market (past the warm-up, at least ``MIN_LIVE_TRADES`` live trades or book tops before the
+point, not masked by the recording's own alerts; chosen by the seed), written as new lines
+in the exchange's own format (:mod:`cryptomon.evaluate.frames`) at the receipt position they
+would have had: trades (whale, volume burst, price jump as several prints) and, where the
+recorded books are level updates, book updates (:mod:`cryptomon.evaluate.books`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
+import math
 import random
 import shutil
 import statistics
@@ -28,16 +33,32 @@ from typing import Any
 from cryptomon.clock import ManualClock
 from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig
 from cryptomon.errors import ConfigError, Problem
+from cryptomon.evaluate.books import BOOK_KINDS, book_updates, mentioned_prices, price_grid
 from cryptomon.evaluate.evaluate import SERIES_KINDS, engine_on, grace_s
 from cryptomon.evaluate.frames import Injected, TradeFrame, frame_for
-from cryptomon.evaluate.labels import MIN_LIVE_TRADES, PLAN, Injection, Label, alert_rates, score
-from cryptomon.events import Anomaly, BookTop, Trade
+from cryptomon.evaluate.labels import (
+    MIN_LIVE_TRADES,
+    PLAN,
+    Injection,
+    Label,
+    alert_key,
+    alert_rates,
+    masked,
+    score,
+)
+from cryptomon.events import Anomaly, BookTop, FlaggedTrade, Trade
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 from cryptomon.kinds import AnomalyKind
+from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.registry import InstrumentRegistry
+from cryptomon.market.venues import RecordingError, specs_from_recording
 
-NOT_INJECTED = "book imbalance and spread blow-out (book frames); the book shift of a price jump"
-REPEATS = 4  # copies per injection (each with one injection per eligible market)
+NOT_INJECTED = (
+    "book imbalance and spread blow-out on Gate.io and Huobi swap (their book formats are not "
+    "written yet); the book shift of a price jump"
+)
+REPEATS = 10  # copies per injection (each with one injection per eligible market)
 BURST_TRADES = 10
 JUMP_PRINTS = 5
 Progress = Callable[[int, int], None]
@@ -76,6 +97,8 @@ class Replayed:
     start: float = float("inf")  # first receipt time
     end: float = float("-inf")
     natives: dict[str, str] = field(default_factory=dict)  # symbol -> exchange symbol
+    history: dict[str, list[float]] = field(default_factory=dict)  # symbol -> historical ts
+    tops: dict[str, list[BookTop]] = field(default_factory=dict)  # symbol -> book tops
 
 
 async def replay(name: str, files: list[Path], cfg: AnomalyDetectionConfig) -> Replayed:
@@ -91,17 +114,32 @@ async def replay(name: str, files: list[Path], cfg: AnomalyDetectionConfig) -> R
         out.start = min(out.start, ev.ts_recv)
         out.end = max(out.end, ev.ts_recv)
 
+    def on_top(ev: BookTop) -> None:
+        out.tops.setdefault(ev.symbol, []).append(ev)
+
+    def on_flagged(ev: FlaggedTrade) -> None:
+        if ev.flag == "historical":
+            out.history.setdefault(ev.symbol, []).append(ev.ts)
+
     hub.subscribe(Trade, on_trade, name="evaluate.trades")
+    hub.subscribe(FlaggedTrade, on_flagged, name="evaluate.history")
+    hub.subscribe(BookTop, on_top, name="evaluate.tops")
     hub.subscribe((Trade, BookTop), on_any, name="evaluate.times")
     config = ExchangeConfig(
         name=name.lower(), source="replay", files=[str(f) for f in files], depth=20
     )
     clock = ManualClock(0.0)
-    feed = ReplayFeed(config, feed_class=replay_feed_class(name), hub=hub, clock=clock)
+    feed = ReplayFeed(
+        config,
+        feed_class=replay_feed_class(name),
+        hub=hub,
+        clock=clock,
+        market=market_inputs(name, files),
+    )
     await feed.start()
     await feed.done.wait()
     if feed.feed is not None:
-        for symbol in out.trades:
+        for symbol in sorted(set(out.trades) | set(out.tops)):
             out.natives[symbol] = feed.feed.std_symbol_to_exchange_symbol(symbol)
     await feed.stop()
     await engine.stop()
@@ -117,6 +155,44 @@ async def replay(name: str, files: list[Path], cfg: AnomalyDetectionConfig) -> R
     if feed.error is not None:
         raise ConfigError([Problem("RECORDING", name, f"a replayable recording ({feed.error!r})")])
     return out
+
+
+def whale_notionals_off(rep: Replayed) -> int:
+    """Whale alerts of the replay whose value is not the venue's own notional of the order
+    (``Trade.notional`` of its fills summed: same market, time and side, up to the fill that
+    fired it); alerts on markets without a spec (notional unknown) are not counted."""
+    off = 0
+    for a in rep.anomalies:
+        if a.kind != AnomalyKind.WHALE:
+            continue
+        fills = [t for t in rep.trades.get(a.symbol, []) if t.ts == a.ts]
+        sums: list[float] = []
+        unknown = False
+        for side in ("buy", "sell"):
+            total = 0.0
+            for t in fills:
+                if t.side != side:
+                    continue
+                if t.notional is None:
+                    unknown = True
+                    break
+                total += t.notional
+                sums.append(total)
+        if not unknown and sums and not any(math.isclose(x, a.value, rel_tol=1e-6) for x in sums):
+            off += 1
+    return off
+
+
+def market_inputs(name: str, files: list[Path]) -> MarketInputs:
+    """The market layer the daemon would put in front of this recording: instrument specs
+    from the REST answers it holds (units, notionals; none for a venue without a format) and
+    the quality guard (history flagged, duplicates dropped, bad prints quarantined)."""
+    registry = InstrumentRegistry()
+    head = next((f for f in files if f.name == f"{name}.0"), None)
+    if head is not None:
+        with contextlib.suppress(RecordingError):
+            registry.add(specs_from_recording(head))
+    return MarketInputs(registry=registry)
 
 
 def _live(rep: Replayed, symbol: str) -> list[Trade]:
@@ -149,6 +225,7 @@ class CopyPlan:
 
     lines: dict[Path, list[tuple[float, str]]] = field(default_factory=dict)
     labels: list[Label] = field(default_factory=list)
+    masked: int = 0  # drawn points the untouched replay masked (labels.masked)
 
 
 def _plan_copy(
@@ -167,6 +244,8 @@ def _plan_copy(
     texts = {f: f.read_text(encoding="utf-8", errors="replace").splitlines() for f in ws}
     every = [line for lines in texts.values() for line in lines]
     out = CopyPlan()
+    if inj.kind in BOOK_KINDS:
+        return _plan_book_copy(name, ws, texts, rep, inj, copy=copy, cfg=cfg, rng=rng)
     for n, (symbol, native) in enumerate(sorted(rep.natives.items())):
         live = _live(rep, symbol)
         chan = frame.channel(every, native) if len(live) > MIN_LIVE_TRADES else None
@@ -176,13 +255,163 @@ def _plan_copy(
         target = next((f for f in ws if any(mark in x for x in texts[f])), None)
         if target is None:
             continue
-        i = rng.randrange(MIN_LIVE_TRADES, len(live))
+        i = _point(rep, inj, symbol, live, cfg=cfg, rng=rng, out=out)
+        if i is None:
+            continue
         before = live[:i]
-        t0 = before[-1].ts + min(0.5 * (live[i].ts - before[-1].ts), 0.05)
+        t0 = _t0(live, i)
         lat = statistics.median(t.ts_recv - t.ts for t in before)
+        unit = _venue_units(before[-1])
         for j, (ts, px, amt, buy) in enumerate(_trades_at(inj, before, t0, cfg)):
-            trade = Injected(native, chan, px, amt, buy, ts, 9_000_000_000 + 1000 * n + j)
+            qty = amt * unit  # base units -> the venue's (contracts where they differ)
+            trade = Injected(native, chan, px, qty, buy, ts, 9_000_000_000 + 1000 * n + j)
             out.lines.setdefault(target, []).append((ts + lat, frame.render(trade)))
+        out.labels.append(Label(inj, copy, name.lower(), symbol, t0))
+    return out
+
+
+def _venue_units(t: Trade) -> float:
+    """The venue's quantity per base unit at ``t``'s price (contracts; 1 for spot)."""
+    if t.contracts is None or t.amount <= 0:
+        return 1.0
+    return t.contracts / t.amount
+
+
+def _t0(live: list[Trade], i: int) -> float:
+    """The injection time before live trade ``i``: just after the trade before it, on the
+    millisecond (the venues' resolution: the label is the time the venue's message says)."""
+    t = live[i - 1].ts + min(0.5 * (live[i].ts - live[i - 1].ts), 0.05)
+    return math.ceil(t * 1000.0) / 1000.0
+
+
+def _point(
+    rep: Replayed,
+    inj: Injection,
+    symbol: str,
+    live: list[Trade],
+    *,
+    cfg: AnomalyDetectionConfig,
+    rng: random.Random,
+    out: CopyPlan,
+) -> int | None:
+    """A random injection point (index of the live trade it precedes) past the detectors'
+    warm-up (``min_samples`` trades, history included, and ``min_samples`` buckets of time
+    since the market's first trade: they report nothing before it); when the untouched
+    replay masks it (:func:`~cryptomon.evaluate.labels.masked`), counted and drawn again
+    among the open ones (None: none open)."""
+    exchange = next(iter(rep.trades[symbol])).exchange
+    history = rep.history.get(symbol, [])
+    first = min([live[0].ts, *history])
+    warm_s = cfg.min_samples * cfg.bucket_seconds
+    points = [
+        j
+        for j in range(MIN_LIVE_TRADES, len(live))
+        if j + len(history) >= cfg.min_samples and _t0(live, j) - first >= warm_s
+    ]
+    if not points:
+        return None
+
+    def is_masked(i: int) -> bool:
+        return masked(
+            rep.anomalies,
+            inj.kind,
+            exchange,
+            symbol,
+            _t0(live, i),
+            before_s=cfg.cooldown_s,
+            after_s=grace_s(cfg, inj.kind),
+        )
+
+    i = rng.choice(points)
+    if not is_masked(i):
+        return i
+    out.masked += 1
+    open_points = [j for j in points if not is_masked(j)]
+    return rng.choice(open_points) if open_points else None
+
+
+def _live_tops(rep: Replayed, symbol: str) -> list[BookTop]:
+    return [t for t in rep.tops.get(symbol, []) if rep.start <= t.ts_recv <= rep.end]
+
+
+def _plan_book_copy(
+    name: str,
+    ws: list[Path],
+    texts: dict[Path, list[str]],
+    rep: Replayed,
+    inj: Injection,
+    *,
+    copy: int,
+    cfg: AnomalyDetectionConfig,
+    rng: random.Random,
+) -> CopyPlan:
+    """One book injection per eligible market: >= ``MIN_LIVE_TRADES`` live book tops before
+    the point, past the book detector's warm-up, not masked by the untouched replay."""
+    frame = frame_for(name)
+    every = [line for lines in texts.values() for line in lines]
+    out = CopyPlan()
+    warm_s = max(
+        cfg.min_samples * cfg.bucket_seconds,
+        cfg.book_imbalance_min_s + cfg.book_imbalance_smoothing_s,
+    )
+    for symbol, native in sorted(rep.natives.items()):
+        live = _live_tops(rep, symbol)
+        chan = frame.book_channel(every, native) if len(live) > MIN_LIVE_TRADES else None
+        if chan is None:
+            continue
+        mark = frame.book_marker(native, chan)
+        target = next((f for f in ws if any(mark in x for x in texts[f])), None)
+        if target is None:
+            continue
+        exchange = live[0].exchange
+
+        def t0_of(j: int, live: list[BookTop] = live) -> float:
+            t = live[j - 1].ts + min(0.5 * (live[j].ts - live[j - 1].ts), 0.05)
+            return math.ceil(t * 1000.0) / 1000.0
+
+        def is_masked(j: int, symbol: str = symbol, exchange: str = exchange) -> bool:
+            return masked(
+                rep.anomalies,
+                inj.kind,
+                exchange,
+                symbol,
+                t0_of(j),
+                before_s=cfg.cooldown_s,
+                after_s=grace_s(cfg, inj.kind),
+            )
+
+        points = [
+            j
+            for j in range(max(MIN_LIVE_TRADES, cfg.min_samples), len(live))
+            if live[j - 1].ts - live[0].ts >= warm_s and live[j].ts > live[j - 1].ts
+        ]
+        if not points:
+            continue
+        j = rng.choice(points)
+        if is_masked(j):
+            out.masked += 1
+            open_points = [k for k in points if not is_masked(k)]
+            if not open_points:
+                continue
+            j = rng.choice(open_points)
+        t0 = t0_of(j)
+        tick, decimals = price_grid(rep.tops[symbol])
+        lat = statistics.median(t.ts_recv - t.ts for t in live[:j])
+        updates = book_updates(
+            inj.kind,
+            inj.magnitude,
+            live[j - 1],
+            native=native,
+            chan=chan,
+            t0=t0,
+            tick=tick,
+            decimals=decimals,
+            cfg=cfg,
+            known=mentioned_prices(texts[target], mark) if inj.kind == AnomalyKind.SPREAD else (),
+        )
+        for update in updates:
+            for line in frame.render_book(update):
+                out.lines.setdefault(target, []).append((update.ts + lat, line))
         out.labels.append(Label(inj, copy, name.lower(), symbol, t0))
     return out
 
@@ -225,11 +454,13 @@ async def evaluate_recording(
     seed: int,
     plan: list[Injection],
     repeats: int,
-) -> tuple[Replayed, list[Label], dict[int, list[Anomaly]]]:
-    """The untouched replay, the labels and the anomalies of every copy of one recording."""
+) -> tuple[Replayed, list[Label], dict[int, list[Anomaly]], dict[str, int]]:
+    """The untouched replay, the labels, the anomalies of every copy of one recording and
+    the masked points per injection."""
     rep = await replay(name, files, cfg)
     labels: list[Label] = []
     found: dict[int, list[Anomaly]] = {}
+    masked_points: dict[str, int] = {}
     copy = 0
     with tempfile.TemporaryDirectory(prefix=f"evaluate-{name}-") as tmp:
         for inj in plan:
@@ -237,6 +468,7 @@ async def evaluate_recording(
                 copy += 1
                 rng = random.Random(f"{seed}:{name}:{inj.name}:{r}")  # noqa: S311 - sampling
                 planned = _plan_copy(name, files, rep, inj, copy=copy, cfg=cfg, rng=rng)
+                masked_points[inj.name] = masked_points.get(inj.name, 0) + planned.masked
                 if not planned.labels:
                     continue
                 folder = Path(tmp) / str(copy)
@@ -246,7 +478,7 @@ async def evaluate_recording(
                 )
                 found[copy] = (await replay(name, copied, cfg)).anomalies
                 labels.extend(planned.labels)
-    return rep, labels, found
+    return rep, labels, found, masked_points
 
 
 def evaluate_recordings(
@@ -259,15 +491,16 @@ def evaluate_recordings(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every recording: untouched alert rates per exchange and overall; recall per injection."""
-    trade_plan = [inj for inj in plan if inj.kind in SERIES_KINDS]
+    trade_plan = [inj for inj in plan if inj.kind in SERIES_KINDS | BOOK_KINDS]
     labels: list[Label] = []
     found: dict[int, list[Anomaly]] = {}
     exchanges: dict[str, Any] = {}
     live: list[Anomaly] = []
     hist: list[Anomaly] = []
     hours = 0.0
+    masked_points: dict[str, int] = {}
     for n, (name, files) in enumerate(groups.items(), start=1):
-        rep, lbs, fnd = asyncio.run(
+        rep, lbs, fnd, msk = asyncio.run(
             evaluate_recording(name, files, cfg, seed=seed, plan=trade_plan, repeats=repeats)
         )
         base = 1000 * n  # copies of different recordings never share a key
@@ -275,6 +508,8 @@ def evaluate_recordings(
             Label(lb.injection, base + lb.copy, lb.exchange, lb.symbol, lb.start) for lb in lbs
         )
         found.update({base + k: v for k, v in fnd.items()})
+        for key, count in msk.items():
+            masked_points[key] = masked_points.get(key, 0) + count
         mine_live = [a for a in rep.anomalies if a.ts >= rep.start]
         mine_hist = [a for a in rep.anomalies if a.ts < rep.start]
         span = max(0.0, rep.end - rep.start) / 3600.0
@@ -283,6 +518,7 @@ def evaluate_recordings(
         exchanges[name] = {
             **alert_rates(mine_live, h, mine_hist),
             "eligible_markets": sorted({lb.symbol for lb in lbs}),
+            "whale_notionals_off": whale_notionals_off(rep),
         }
         live.extend(mine_live)
         hist.extend(mine_hist)
@@ -292,6 +528,12 @@ def evaluate_recordings(
     return {
         "exchanges": exchanges,
         "untouched": alert_rates(live, hours, hist),
-        "injections": score(labels, found, grace_s(cfg)),
+        "injections": score(
+            labels,
+            found,
+            lambda kind: grace_s(cfg, kind),
+            untouched=map(alert_key, live + hist),
+            masked_points=masked_points,
+        ),
         "not_injected": NOT_INJECTED,
     }

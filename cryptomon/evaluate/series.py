@@ -16,13 +16,14 @@ import json
 import math
 import random
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.errors import ConfigError, Problem
-from cryptomon.evaluate.labels import MIN_LIVE_TRADES, Injection, Label
+from cryptomon.evaluate.labels import MIN_LIVE_TRADES, Injection, Label, masked
+from cryptomon.events import Anomaly
 from cryptomon.kinds import AnomalyKind
 
 BURST_TRADES = 10
@@ -116,22 +117,36 @@ def inject_series(
     symbol: str,
     spacing_s: float,
     seed: int,
-) -> tuple[list[Tick], list[Label]]:
+    untouched: Sequence[Anomaly] = (),
+    grace_s: float = 0.0,
+) -> tuple[list[Tick], list[Label], int]:
     """A copy of the series with ``inj`` at points ``spacing_s`` apart (jittered by the seed),
-    starting after the warm-up; the labels."""
+    starting after the warm-up; the labels; how many points the ``untouched`` run's alerts
+    masked (:func:`~cryptomon.evaluate.labels.masked`: skipped, no label)."""
     rng = random.Random(f"{seed}:{copy}:{inj.name}")  # noqa: S311 - sampling, not secrets
     first = ticks[0].ts
     warm = max(cfg.min_samples * cfg.bucket_seconds, cfg.lookback_window_minutes * 60.0)
     out: list[Tick] = []
     labels: list[Label] = []
+    skipped = 0
     factor = 1.0
     t_next = first + warm + rng.uniform(0.0, 0.5) * spacing_s
     for tick in ticks:
         if tick.ts >= t_next:
             live = sum(1 for t in out if t.ts >= first)
-            if live >= MIN_LIVE_TRADES:
-                t0 = math.nextafter(out[-1].ts, math.inf) if out else tick.ts
-                t0 = max(t0, t_next)
+            t0 = math.nextafter(out[-1].ts, math.inf) if out else tick.ts
+            t0 = max(t0, t_next)
+            hidden = masked(
+                untouched,
+                inj.kind,
+                exchange,
+                symbol,
+                t0,
+                before_s=cfg.cooldown_s,
+                after_s=grace_s,
+            )
+            skipped += hidden and live >= MIN_LIVE_TRADES
+            if live >= MIN_LIVE_TRADES and not hidden:
                 added, jump = _inject(inj, out, t0, cfg)
                 out.extend(added)
                 factor *= jump
@@ -139,7 +154,7 @@ def inject_series(
             t_next += spacing_s * (0.75 + 0.5 * rng.random())
         out.append(replace(tick, price=tick.price * factor) if factor != 1.0 else tick)
     out.sort(key=lambda t: t.ts)
-    return out, labels
+    return out, labels, skipped
 
 
 def series_hours(ticks: list[Tick]) -> float:

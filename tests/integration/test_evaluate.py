@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,10 @@ import pytest
 from cryptomon.cli import main
 from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.evaluate import recordings as rec
+from cryptomon.evaluate.books import book_updates, price_grid
 from cryptomon.evaluate.frames import Injected, frame_for
+from cryptomon.events import Trade
+from cryptomon.kinds import AnomalyKind
 
 REPO = Path(__file__).resolve().parents[2]
 SERIES = REPO.parent / "shared" / "data" / "freqtrade-testdata" / "XRP_ETH-trades.json.gz"
@@ -41,29 +45,39 @@ def test_an_injected_trade_is_parsed_by_the_exchanges_own_parser(
     texts = {f: f.read_text(encoding="utf-8", errors="replace").splitlines() for f in ws}
     every = [line for lines in texts.values() for line in lines]
     symbol, native = next(
-        (s, n) for s, n in sorted(untouched.natives.items()) if frame.channel(every, n)
+        (s, n)
+        for s, n in sorted(
+            untouched.natives.items(), key=lambda x: (x[0] not in untouched.trades, x)
+        )
+        if (s in untouched.trades or s in untouched.tops) and frame.channel(every, n)
     )
     chan = frame.channel(every, native)
     assert chan is not None
     target = next(f for f in ws if any(frame.marker(native, chan) in x for x in texts[f]))
-    last = untouched.trades[symbol][-1]
+    # the last live trade, or (BITFINEX: its trades are all history) the last book top
+    last = (untouched.trades.get(symbol) or untouched.tops[symbol])[-1]
+    price = last.price if isinstance(last, Trade) else last.bid
     plan = rec.CopyPlan()  # the planning step, by hand
-    trade = Injected(native, chan, last.price, 12345.678, True, last.ts + 0.001, 999)
+    trade = Injected(native, chan, price, 12345.678, True, last.ts + 0.001, 999)
     plan.lines[target] = [(last.ts_recv + 0.001, frame.render(trade))]
     copied = rec.write_copy(files, plan, tmp_path, frame)
     replayed = asyncio.run(rec.replay(name, copied, cfg))
-    got = [t for t in replayed.trades[symbol] if t.amount == pytest.approx(12345.678)]
+    live = replayed.trades.get(symbol, [])
+    venue_qty = [t.amount if t.contracts is None else t.contracts for t in live]
+    got = [t for t, q in zip(live, venue_qty, strict=True) if q == pytest.approx(12345.678)]
     assert len(got) == 1
     assert got[0].side == "buy"
     assert got[0].ts == pytest.approx(last.ts + 0.001, abs=1e-3)
-    assert len(replayed.trades[symbol]) == len(untouched.trades[symbol]) + 1
+    assert len(live) == len(untouched.trades.get(symbol, [])) + 1
 
 
 def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """BINANCE_FUTURES with short windows: labels on the two markets with >= 20 live trades,
-    recall and delays per injection, no alert on historical trades."""
+    """BINANCE_FUTURES with short windows: trade labels on the two markets with >= 20 live
+    trades past the warm-up (CTK's own whales and bursts mask its points for those kinds:
+    counted, never labelled), book labels on all four; the jump found at once; no alert on
+    historical trades; whale values are the venue's notionals."""
     cfg = tmp_path / "short.yaml"
     cfg.write_text(SHORT)
     files = [str(p) for p in sorted(shared_data.glob("BINANCE_FUTURES.*"))]
@@ -72,23 +86,49 @@ def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     result = report["recordings"]
     ex = result["exchanges"]["BINANCE_FUTURES"]
-    assert ex["eligible_markets"] == ["CTK-USDT-PERP", "SUSHI-USDT-PERP"]
+    assert ex["eligible_markets"] == [  # any kind: books on all four
+        "AKRO-USDT-PERP",
+        "CTK-USDT-PERP",
+        "KEEP-USDT-PERP",
+        "SUSHI-USDT-PERP",
+    ]
     assert ex["historical_alerts"] == 0
+    assert ex["by_kind"]["whale"] >= 1
+    assert ex["whale_notionals_off"] == 0  # every whale alert is the venue's own notional
     assert 0 < ex["symbol_hours"] < 0.1
     inj = result["injections"]
-    assert set(inj) == {
-        "whale_50x",
-        "whale_150x",
-        "volume_3x",
-        "volume_5x",
-        "volume_10x",
-        "price_change_5pct",
-    }
-    for name, v in inj.items():
-        assert v["labels"] == 2, name
+    trade_kinds = {"whale_50x", "whale_150x", "volume_3x", "volume_5x", "volume_10x"}
+    assert set(inj) == trade_kinds | {"price_change_5pct", "book_imbalance_0.9", "spread_20x"}
+    for name in trade_kinds:
+        assert (inj[name]["labels"], inj[name]["masked"]) == (1, 1), name
+    assert inj["price_change_5pct"]["labels"] == 2
     assert inj["price_change_5pct"]["recall"] == 1.0
     assert inj["price_change_5pct"]["max_delay_s"] <= 1.0
-    assert inj["whale_150x"]["detected"] >= 1
+    assert inj["whale_50x"]["recall"] == inj["whale_150x"]["recall"] == 1.0
+    for name in ("book_imbalance_0.9", "spread_20x"):  # depthUpdate diffs, ids re-chained
+        assert inj[name]["labels"] == 4, name  # the four markets' books
+        assert inj[name]["recall"] >= 0.5, name
+    assert "Gate.io" in result["not_injected"]
+
+
+def test_evaluate_injects_book_events_into_a_recording(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """KRAKEN (books only, nine markets): a 0.9 imbalance and a 20x spread per market, in
+    Kraken's own book format; each kind found on most markets, within its grace."""
+    cfg = tmp_path / "short.yaml"
+    cfg.write_text(SHORT)
+    files = [str(p) for p in sorted(shared_data.glob("KRAKEN.*"))]
+    code = main(["evaluate", *files, "--repeats", "1", "--config", str(cfg), "--json"])
+    assert code == 0
+    inj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["recordings"]["injections"]
+    imb, spread = inj["book_imbalance_0.9"], inj["spread_20x"]
+    assert imb["labels"] + imb["masked"] >= 8
+    assert spread["labels"] >= 8
+    assert imb["recall"] >= 0.7
+    assert spread["recall"] >= 0.3
+    assert imb["max_delay_s"] <= 2.0 * 1 + 1 + 3.0 + 3.0  # two buckets, a second, persistence
+    assert spread["median_delay_s"] <= 1.0
 
 
 def _slice(tmp_path: Path, n: int) -> Path:
@@ -138,3 +178,52 @@ def test_evaluate_rejects_bad_arguments(
     err = capsys.readouterr().err
     assert needle in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["OKX", "KRAKEN", "BITFINEX", "BINANCE_FUTURES"])
+@pytest.mark.parametrize("kind", [AnomalyKind.BOOK_IMBALANCE, AnomalyKind.SPREAD])
+def test_book_injections_move_the_book_through_the_exchanges_own_parser(
+    shared_data: Path, tmp_path: Path, name: str, kind: AnomalyKind
+) -> None:
+    """An imbalance of 0.9 (best bid enlarged) or a 20x spread (levels near the top deleted),
+    written as level updates in the exchange's own book format into a copy, comes out of the
+    replay feed as book tops with that imbalance or spread, and only from the point on."""
+    files = sorted(shared_data.glob(f"{name}.*"))
+    cfg = AnomalyDetectionConfig()
+    untouched = asyncio.run(rec.replay(name, files, cfg))
+    frame = frame_for(name)
+    ws = [f for f in files if ".ws." in f.name]
+    texts = {f: f.read_text(encoding="utf-8", errors="replace").splitlines() for f in ws}
+    every = [line for lines in texts.values() for line in lines]
+    symbol, native, chan = next(
+        (s, n, c)
+        for s, n in sorted(untouched.natives.items())
+        if len(rec._live_tops(untouched, s)) > 20 and (c := frame.book_channel(every, n))
+    )
+    tops = rec._live_tops(untouched, symbol)
+    top = tops[len(tops) // 2]
+    t0 = math.ceil((top.ts + 0.001) * 1000.0) / 1000.0  # venues print milliseconds
+    tick, decimals = price_grid(untouched.tops[symbol])
+    updates = book_updates(
+        kind, 0.9 if kind == AnomalyKind.BOOK_IMBALANCE else 20.0, top,
+        native=native, chan=chan, t0=t0, tick=tick, decimals=decimals, cfg=cfg,
+    )  # fmt: skip
+    target = next(f for f in ws if any(frame.book_marker(native, chan) in x for x in texts[f]))
+    lat = top.ts_recv - top.ts
+    plan = rec.CopyPlan()
+    plan.lines[target] = [(u.ts + lat, line) for u in updates for line in frame.render_book(u)]
+    copied = rec.write_copy(files, plan, tmp_path, frame)
+    replayed = asyncio.run(rec.replay(name, copied, cfg))
+    after = [t for t in replayed.tops[symbol] if t0 <= t.ts <= t0 + 1.0]
+    before = [t for t in replayed.tops[symbol] if t.ts < t0 and t.ts_recv >= untouched.start]
+    assert after, "no book top after the injection"
+    if kind == AnomalyKind.BOOK_IMBALANCE:
+        assert max(t.imbalance for t in after) >= 0.9
+        assert max(t.imbalance for t in before[-5:]) < 0.9
+    else:
+        spread = top.ask - top.bid
+        widest = max(after, key=lambda t: t.ask - t.bid)
+        assert widest.ask - widest.bid >= 19.0 * spread
+        assert widest.bid < top.bid
+        assert widest.ask > top.ask
+        assert max(t.ask - t.bid for t in before[-5:]) < 19.0 * spread

@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from cryptomon.clock import ManualClock
-from cryptomon.config import AnomalyDetectionConfig
-from cryptomon.detect.base import Warmup
+from cryptomon.config import DEFAULT_USD_QUOTES, AnomalyDetectionConfig
+from cryptomon.detect.base import Warmup, quote_of
 from cryptomon.detect.engine import DetectorEngine
 from cryptomon.detect.registry import DetectorRegistry, default_registry
 from cryptomon.detect.whale import WhaleDetector
@@ -48,17 +48,23 @@ class Market:
         self.trade_rate = 20.0
         self.size = 1.0
         self.buy_prob = 0.5
+        self.spec_known = True  # False: trades carry no notional (no instrument spec)
 
     def trade(self, amount: float, side: str = "buy", price: float | None = None) -> None:
+        px = self.price if price is None else price
+        notional = px * amount if self.spec_known else None
+        usd = notional if quote_of(self.symbol) in DEFAULT_USD_QUOTES else None
         self.hub.publish(
             Trade(
                 exchange=self.exchange,
                 symbol=self.symbol,
                 ts=self.t,
                 ts_recv=self.t,
-                price=self.price if price is None else price,
+                price=px,
                 amount=amount,
                 side=side,
+                notional=notional,
+                notional_usd=usd,
             )
         )
 

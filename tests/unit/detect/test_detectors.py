@@ -7,7 +7,7 @@ import math
 import pytest
 
 from cryptomon.detect.whale_nb import W_AGG
-from cryptomon.events import Anomaly, Funding, Liquidation, Severity
+from cryptomon.events import Anomaly, Funding, Liquidation, Severity, Trade
 from tests.unit.detect.market import Market, engine, kinds
 
 
@@ -50,6 +50,24 @@ def test_volume_spike_fires_with_z_score() -> None:
     assert vol[0].z_score >= 4.0
     assert any(r.startswith("Z-score: ") for r in vol[0].reasons)
     assert_filled(vol[0])
+
+
+def test_volume_min_ratio_also_needs_that_multiple_of_the_mean_bucket() -> None:
+    """A bucket of ~3x the mean volume passes the z-test on a steady market; with
+    volume_min_ratio 5 it does not fire, with 2 it fires with the ratio as threshold."""
+    fired = {}
+    for ratio in (0.0, 2.0, 5.0):
+        m, got = calm(volume_min_ratio=ratio)
+        m.trade_rate = 60.0  # ~3x the calm 20 trades per bucket
+        m.run(1.0)
+        fired[ratio] = [a for a in got if a.kind == "volume"]
+    assert fired[0.0]
+    assert fired[2.0]
+    assert fired[5.0] == []
+    first = fired[2.0][0]
+    assert first.window_mean is not None
+    assert first.threshold >= 2.0 * first.window_mean
+    assert first.value >= first.threshold
 
 
 def test_a_burst_does_not_blind_the_detector_to_the_next() -> None:
@@ -154,7 +172,7 @@ def test_spread_blowout_fires_and_a_doubling_does_not() -> None:
 def test_whale_fires_on_multiples_of_the_median_and_a_high_quantile() -> None:
     """A 20,000 USDT order against ~100 USDT orders passes 50x the median, 1.5x the 99th
     percentile and the 2,500 USDT minimum: 'whale' with the median as the window mean."""
-    m, got = calm()
+    m, got = calm(whale_median_multiple=50.0)
     m.t += 0.01
     m.trade(200.0, price=100.0)
     m.eng.flush()
@@ -170,7 +188,7 @@ def test_whale_fires_on_multiples_of_the_median_and_a_high_quantile() -> None:
 def test_whale_rule_holds_on_a_narrow_size_distribution() -> None:
     """Wash-trading-like identical orders (std 0) neither blind nor sharpen the rule: 60x the
     median fires, 40x does not."""
-    eng, got = engine(whale_min_notional={})
+    eng, got = engine(whale_min_notional={}, whale_median_multiple=50.0)
     m = Market(eng)
     for _ in range(600):
         m.t += 0.1
@@ -214,6 +232,48 @@ def test_whale_fires_on_absolute_notional_per_quote() -> None:
     x.trade(20_000.0, price=100.0)
     x.eng.flush()
     assert "whale" not in kinds(got_x)
+
+
+def test_absolute_whale_reads_the_trades_own_notional_and_skips_unknown_specs() -> None:
+    """The absolute rule compares Trade.notional (from the instrument spec), not price x
+    amount: a 2M price x amount worth 2,000 fires nothing, 100 x 1 worth 2M fires with the
+    venue's value; the same 2M order on a market without a spec (notional None) is silent."""
+    m, got = calm(whale_median_multiple=1e9)
+    pub = m.hub.publish
+    base = {"exchange": "x", "symbol": "BTC-USDT", "side": "buy"}
+    m.t += 0.01
+    pub(Trade(**base, ts=m.t, ts_recv=m.t, price=100.0, amount=20_000.0, notional=2_000.0))
+    m.t += 0.01
+    pub(Trade(**base, ts=m.t, ts_recv=m.t, price=100.0, amount=1.0, notional=2_000_000.0))
+    m.eng.flush()
+    wh = [a for a in got if a.kind == "whale"]
+    assert [(a.value, a.threshold, a.ts) for a in wh] == [(2_000_000.0, 1_000_000.0, m.t)]
+    blind, got_blind = engine(whale_median_multiple=1e9)
+    u = Market(blind)
+    u.spec_known = False
+    u.run(120)
+    u.t += 0.01
+    u.trade(20_000.0, price=100.0)
+    blind.flush()
+    assert "whale" not in kinds(got_blind)
+
+
+def test_whale_in_usd_where_the_quote_has_no_threshold() -> None:
+    """A quote without its own whale_notional entry is judged on notional_usd against
+    whale_notional_usd (reasons in USD); without a USD value it is not judged."""
+    m, got = calm(whale_median_multiple=1e9, whale_notional={})
+    m.symbol = "BTC-TRY"
+    m.run(120)
+    pub = m.hub.publish
+    base = {"exchange": "x", "symbol": "BTC-TRY", "side": "sell", "price": 100.0}
+    m.t += 0.01
+    pub(Trade(**base, ts=m.t, ts_recv=m.t, amount=50_000.0, notional=5e6, notional_usd=None))
+    m.t += 0.01
+    pub(Trade(**base, ts=m.t, ts_recv=m.t, amount=50_000.0, notional=5e6, notional_usd=1.5e6))
+    m.eng.flush()
+    wh = [a for a in got if a.kind == "whale"]
+    assert [(a.value, a.threshold) for a in wh] == [(1.5e6, 1e6)]
+    assert "Taker order notional: 1,500,000 USD (sell)" in wh[0].reasons
 
 
 def test_fills_of_one_taker_order_are_summed() -> None:

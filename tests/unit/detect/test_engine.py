@@ -18,8 +18,17 @@ from tests.util import wait_until
 
 
 def whale_trade(t: float, amount: float = 20_000.0, symbol: str = "BTC-USDT") -> Trade:
+    notional = 100.0 * amount  # as the units layer computes it from a known spec
     return Trade(
-        exchange="x", symbol=symbol, ts=t, ts_recv=t, price=100.0, amount=amount, side="buy"
+        exchange="x",
+        symbol=symbol,
+        ts=t,
+        ts_recv=t,
+        price=100.0,
+        amount=amount,
+        side="buy",
+        notional=notional,
+        notional_usd=notional,
     )
 
 
@@ -173,6 +182,8 @@ def test_anomaly_carries_event_times_and_detection_time() -> None:
             price=100.0,
             amount=20_000.0,
             side="sell",
+            notional=2_000_000.0,
+            notional_usd=2_000_000.0,
         )
     )
     eng.flush()
