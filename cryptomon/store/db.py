@@ -6,11 +6,18 @@ connections to the same file, which WAL lets read while the writer writes. Postg
 (``postgresql+psycopg://...``) uses one connection pool sized from config. ``start()`` checks
 connectivity and fails with a :class:`FatalError` naming the URL (password redacted); with
 ``auto_migrate`` it then runs ``upgrade head``.
+
+A pooled connection is checked with a ping before use only when it has been idle for
+``PING_IDLE_S`` (a restarted server is still noticed before the first query after a pause);
+a connection back from use a moment ago is not pinged, which spares every API read one round
+trip (and, on SQLite, one hop through aiosqlite's thread).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +39,39 @@ from cryptomon.log import redact_url
 log = structlog.get_logger()
 
 Dialect = Literal["sqlite", "postgresql"]
+
+PING_IDLE_S = 1.0  # ping a pooled connection before use only after this long unused
+_USED = "cryptomon_used"  # the pool record's last checkout or checkin (monotonic seconds)
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_s: Callable[[], float]) -> None:
+    """SQLAlchemy's pessimistic disconnect handling (``pool_pre_ping``), limited to
+    connections idle for ``idle_s()`` seconds: a dead one raises ``DisconnectionError`` in the
+    checkout event, which makes the pool invalidate it and connect again."""
+    dialect = engine.sync_engine.dialect
+
+    def on_connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_USED] = time.monotonic()
+
+    def on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        now = time.monotonic()
+        if now - record.info.get(_USED, 0.0) >= idle_s():
+            try:
+                alive = dialect.do_ping(dbapi_conn)
+            except Exception as exc:
+                raise sa_exc.DisconnectionError(str(exc)) from exc
+            if not alive:
+                raise sa_exc.DisconnectionError("ping failed")
+        record.info[_USED] = now
+
+    def on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_USED] = time.monotonic()
+
+    pool = engine.sync_engine.pool
+    event.listen(pool, "connect", on_connect)
+    event.listen(pool, "checkout", on_checkout)
+    event.listen(pool, "checkin", on_checkin)
 
 
 def _sqlite_pragmas(busy_ms: int, *, read_only: bool = False) -> Any:
@@ -88,6 +128,7 @@ class Database:
             "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
         )
         self.safe_url = redact_url(config.url)
+        self.ping_idle_s = PING_IDLE_S  # pooled connections unused this long are pinged first
         self._engine: AsyncEngine | None = None
         self._reader: AsyncEngine | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
@@ -146,7 +187,7 @@ class Database:
 
     def _create_engine(self, *, reader: bool = False) -> AsyncEngine:
         cfg = self.config
-        kwargs: dict[str, Any] = {"echo": cfg.echo, "pool_pre_ping": True}
+        kwargs: dict[str, Any] = {"echo": cfg.echo}
         url = self.url
         if self.dialect == "sqlite":
             url, kwargs["connect_args"] = self._sqlite_target()
@@ -164,6 +205,7 @@ class Database:
                 connect_args=connect,
             )
         engine = create_async_engine(url, **kwargs)
+        _ping_when_idle(engine, lambda: self.ping_idle_s)
         if self.dialect == "sqlite":
             busy_ms = round(self.config.sqlite_busy_timeout_s * 1000)
             pragmas = _sqlite_pragmas(busy_ms, read_only=self.read_only or reader)

@@ -134,3 +134,64 @@ async def test_reads_answer_while_the_writer_holds_a_transaction(sqlite_url: str
         assert [r["id"] for r in rows] == ["committed"]
     finally:
         await db.stop()
+
+
+async def _end_server_connections(pg_url: str) -> None:
+    """The server ends every connection to the test database (as a restart would)."""
+    import psycopg
+
+    from tests.conftest import _plain
+    from tests.util import wait_until
+
+    name = pg_url.rsplit("/", 1)[1]
+    others = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    async with await psycopg.AsyncConnection.connect(
+        _plain(pg_url.rsplit("/", 1)[0] + "/postgres"), autocommit=True
+    ) as admin:
+        await admin.execute(f"SELECT pg_terminate_backend(pid) FROM ({others}) o", (name,))
+
+        async def gone() -> bool:
+            cur = await admin.execute(others, (name,))
+            return not await cur.fetchall()
+
+        await wait_until(gone, timeout=10)
+
+
+@pytest.mark.asyncio
+async def test_a_connection_ended_while_idle_is_replaced_before_the_read(pg_url: str) -> None:
+    """A pooled connection idle past ``ping_idle_s`` is pinged first: one the server ended is
+    replaced and the read answers."""
+    from cryptomon.config import DatabaseConfig
+
+    db = Database(DatabaseConfig(url=pg_url))
+    await db.start()
+    try:
+        db.ping_idle_s = 0.0  # every pooled connection counts as idle
+        queries = Queries(db=db)
+        assert await queries.anomalies() == ([], None)
+        await _end_server_connections(pg_url)
+        assert await queries.anomalies() == ([], None)
+    finally:
+        await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_connection_used_a_moment_ago_goes_straight_to_the_query(pg_url: str) -> None:
+    """Within ``ping_idle_s`` of its last use a connection is not pinged (no extra round trip
+    per read): if the server ended it meanwhile, that one read is a TemporaryError and the
+    pool, invalidated by it, answers the next."""
+    from cryptomon.config import DatabaseConfig
+    from cryptomon.errors import TemporaryError
+
+    db = Database(DatabaseConfig(url=pg_url))
+    await db.start()
+    try:
+        db.ping_idle_s = 3600.0
+        queries = Queries(db=db)
+        assert await queries.anomalies() == ([], None)
+        await _end_server_connections(pg_url)
+        with pytest.raises(TemporaryError, match="unavailable"):
+            await queries.anomalies()
+        assert await queries.anomalies() == ([], None)
+    finally:
+        await db.stop()
