@@ -193,7 +193,7 @@ class Database:
             url, kwargs["connect_args"] = self._sqlite_target()
             if reader:
                 kwargs.update(pool_size=cfg.read_pool_size, max_overflow=0)
-                kwargs.update(pool_timeout=cfg.pool_timeout_s)
+                kwargs.update(pool_timeout=cfg.pool_timeout_s, pool_reset_on_return=None)
         else:
             connect: dict[str, Any] = {"connect_timeout": max(1, round(cfg.connect_timeout_s))}
             if self.read_only:
@@ -233,7 +233,14 @@ class Database:
                 f"database {self.safe_url} is unreachable: {_short_error(exc, self.config.url)}"
             ) from None
         self._engine = engine
-        self._reader = self._create_engine(reader=True) if self._read_pool() else engine
+        # reads run in autocommit: one round trip per query instead of BEGIN, SELECT and
+        # ROLLBACK (PostgreSQL; the same pool, the isolation level set per checkout); the
+        # SQLite read pool's connections never open a transaction for a SELECT, so they are
+        # returned to the pool without a rollback (one hop less through aiosqlite's thread)
+        if self._read_pool():
+            self._reader = self._create_engine(reader=True)
+        else:
+            self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate and not self.read_only:
@@ -260,7 +267,7 @@ class Database:
         return self.dialect == "sqlite" and not self.read_only and self._sqlite_file() is not None
 
     async def stop(self) -> None:
-        if self._reader is not None and self._reader is not self._engine:
+        if self._reader is not None and self._read_pool():
             await self._reader.dispose()
         if self._engine is not None:
             await self._engine.dispose()

@@ -195,3 +195,26 @@ async def test_a_connection_used_a_moment_ago_goes_straight_to_the_query(pg_url:
         assert await queries.anomalies() == ([], None)
     finally:
         await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_postgresql_reads_hold_no_transaction(pg_url: str) -> None:
+    """A read on PostgreSQL is one statement in autocommit (no BEGIN before it, no ROLLBACK
+    after it); the writer's sessions still get transactions."""
+    import psycopg
+
+    from cryptomon.config import DatabaseConfig
+
+    db = Database(DatabaseConfig(url=pg_url))
+    await db.start()
+    try:
+        async with db.reader.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        async with db.sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT 1"))
+            raw = (await (await session.connection()).get_raw_connection()).driver_connection
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    finally:
+        await db.stop()
