@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import structlog
 from sqlalchemy import event, make_url, text
 from sqlalchemy import exc as sa_exc
@@ -187,7 +188,8 @@ class Database:
 
     def _create_engine(self, *, reader: bool = False) -> AsyncEngine:
         cfg = self.config
-        kwargs: dict[str, Any] = {"echo": cfg.echo}
+        # JSON columns (reasons, details) are parsed by orjson on the way out
+        kwargs: dict[str, Any] = {"echo": cfg.echo, "json_deserializer": orjson.loads}
         url = self.url
         if self.dialect == "sqlite":
             url, kwargs["connect_args"] = self._sqlite_target()

@@ -10,12 +10,14 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from cryptomon.errors import TemporaryError
@@ -72,6 +74,28 @@ def _plain(mapping: Any) -> dict[str, Any]:
     return out
 
 
+def _plain_rows(result: Any, rows: list[Any] | None = None) -> list[dict[str, Any]]:
+    """``_plain`` of every row of ``result`` (or of ``rows`` taken from it), planned once per
+    result: the kept columns are zipped with each row's values and only the columns that hold
+    datetimes are converted."""
+    if rows is None:
+        rows = result.all()
+    if not rows:
+        return []
+    keys = list(result.keys())
+    keep = [i for i, k in enumerate(keys) if k not in _HIDDEN]
+    names = [keys[i] for i in keep]
+    times = [k for i, k in enumerate(keys) if any(isinstance(r[i], datetime) for r in rows)]
+    pick = itemgetter(*keep) if len(keep) > 1 else (lambda r: (r[keep[0]],))
+    out = [dict(zip(names, pick(r), strict=True)) for r in rows]
+    for key in times:
+        for d in out:
+            value = d[key]
+            if value is not None:
+                d[key] = value.timestamp()
+    return out
+
+
 def encode_cursor(ts: datetime, key: str) -> str:
     micros = (ts - _EPOCH) // timedelta(microseconds=1)
     raw = json.dumps([micros, key], separators=(",", ":")).encode()
@@ -101,6 +125,30 @@ def _range(stmt: _S, col: Any, since: Any, until: Any) -> _S:
     if hi is not None:
         stmt = stmt.where(col <= hi)
     return stmt
+
+
+@functools.cache
+def _anomaly_page(present: frozenset[str]) -> Select[Any]:
+    """The page statement for one combination of filters (bound parameters named like the
+    keys of ``present``), built once: the list route's requests differ in values, rarely in
+    shape."""
+    t = AnomalyRow.__table__
+    stmt = select(t)
+    for name in ("exchange", "symbol", "kind"):
+        if name in present:
+            stmt = stmt.where(t.c[name] == bindparam(name))
+    if "rank" in present:
+        stmt = stmt.where(t.c.severity_rank >= bindparam("rank"))
+    if "since" in present:
+        stmt = stmt.where(t.c.ts_detected >= bindparam("since", type_=t.c.ts_detected.type))
+    if "until" in present:
+        stmt = stmt.where(t.c.ts_detected <= bindparam("until", type_=t.c.ts_detected.type))
+    if "c_ts" in present:
+        c_ts = bindparam("c_ts", type_=t.c.ts_detected.type)
+        c_id = bindparam("c_id", type_=t.c.id.type)
+        stmt = stmt.where(or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id)))
+    order = (t.c.ts_detected.desc(), t.c.id.desc())
+    return stmt.order_by(*order).limit(bindparam("limit", type_=Integer()))
 
 
 class Queries:
@@ -151,8 +199,7 @@ class Queries:
 
     async def _all(self, stmt: Select[Any]) -> list[dict[str, Any]]:
         async with self._connection() as conn:
-            result = await conn.execute(stmt)
-            return [_plain(r._mapping) for r in result]
+            return _plain_rows(await conn.execute(stmt))
 
     # ------------------------------------------------------------------ anomalies
 
@@ -170,36 +217,38 @@ class Queries:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first (by detection time, then id); returns (page, next_cursor or None)."""
         limit = _limit(limit)
-        t = AnomalyRow.__table__
-        stmt = select(t)
+        params: dict[str, Any] = {"limit": limit + 1}
         if exchange is not None:
-            stmt = stmt.where(t.c.exchange == exchange)
+            params["exchange"] = exchange
         if symbol is not None:
-            stmt = stmt.where(t.c.symbol == symbol)
+            params["symbol"] = symbol
         if kind is not None:
-            stmt = stmt.where(t.c.kind == kind)
+            params["kind"] = kind
         if min_severity is not None:
             try:
-                rank = Severity(str(min_severity).lower()).rank
+                params["rank"] = Severity(str(min_severity).lower()).rank
             except ValueError:
                 allowed = ", ".join(s.value for s in Severity)
                 raise ValueError(
                     f"min_severity must be one of {allowed}, got {min_severity!r}"
                 ) from None
-            stmt = stmt.where(t.c.severity_rank >= rank)
-        stmt = _range(stmt, t.c.ts_detected, since, until)
+        lo, hi = _time(since, "since"), _time(until, "until")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"since ({since}) must not be after until ({until})")
+        if lo is not None:
+            params["since"] = lo
+        if hi is not None:
+            params["until"] = hi
         if cursor:
-            c_ts, c_id = decode_cursor(cursor)
-            stmt = stmt.where(
-                or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id))
-            )
-        stmt = stmt.order_by(t.c.ts_detected.desc(), t.c.id.desc()).limit(limit + 1)
+            params["c_ts"], params["c_id"] = decode_cursor(cursor)
+        stmt = _anomaly_page(frozenset(params))
         async with self._connection() as conn:
-            raw = list((await conn.execute(stmt)).mappings())
-        more = len(raw) > limit
-        raw = raw[:limit]
-        next_cursor = encode_cursor(raw[-1]["ts_detected"], raw[-1]["id"]) if more else None
-        return [_plain(r) for r in raw], next_cursor
+            result = await conn.execute(stmt, params)
+            rows = result.all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].ts_detected, rows[-1].id) if more else None
+        return _plain_rows(result, rows), next_cursor
 
     async def anomaly(self, anomaly_id: str) -> dict[str, Any] | None:
         rows = await self._all(select(AnomalyRow.__table__).where(AnomalyRow.id == anomaly_id))
