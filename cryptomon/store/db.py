@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 import structlog
-from sqlalchemy import event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
@@ -40,6 +41,7 @@ from cryptomon.log import redact_url
 log = structlog.get_logger()
 
 Dialect = Literal["sqlite", "postgresql"]
+T = TypeVar("T")
 
 PING_IDLE_S = 1.0  # ping a pooled connection before use only after this long unused
 _USED = "cryptomon_used"  # the pool record's last checkout or checkin (monotonic seconds)
@@ -132,6 +134,8 @@ class Database:
         self.ping_idle_s = PING_IDLE_S  # pooled connections unused this long are pinged first
         self._engine: AsyncEngine | None = None
         self._reader: AsyncEngine | None = None
+        self._sync_reader: Engine | None = None  # SQLite file: the read pool, used by threads
+        self._read_threads: ThreadPoolExecutor | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     # ------------------------------------------------------------------ accessors
@@ -214,6 +218,53 @@ class Database:
             event.listen(engine.sync_engine, "connect", pragmas)
         return engine
 
+    def _create_sync_reader(self) -> Engine:
+        """The SQLite read pool for :meth:`read`: the stdlib driver used from reader threads,
+        so a query is one hand-off to a thread (aiosqlite hands off each cursor call: create,
+        execute, fetch, close and the rollback on release)."""
+        cfg = self.config
+        url, connect_args = self._sqlite_target()
+        engine = create_engine(
+            url.set(drivername="sqlite+pysqlite"),
+            echo=cfg.echo,
+            json_deserializer=orjson.loads,
+            connect_args={**connect_args, "check_same_thread": False},
+            pool_size=cfg.read_pool_size,
+            max_overflow=0,
+            pool_timeout=cfg.pool_timeout_s,
+            pool_reset_on_return=None,
+        )
+        busy_ms = round(cfg.sqlite_busy_timeout_s * 1000)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_ms, read_only=True))
+        return engine
+
+    @property
+    def threaded_reads(self) -> bool:
+        """Whether :meth:`read` runs on reader threads (a SQLite file written by this
+        process); otherwise callers read through :attr:`reader`."""
+        return self._sync_reader is not None
+
+    @property
+    def read_engines(self) -> tuple[Engine, ...]:
+        """The (sync) engines reads go through, for statement listeners: the read pool's and,
+        with threaded reads, the reader threads'."""
+        engines = (self.reader.sync_engine,)
+        return engines if self._sync_reader is None else (*engines, self._sync_reader)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` on a connection of the SQLite read pool, in a reader thread
+        (``threaded_reads`` must be true); ``work`` runs its statements and returns plain
+        data (no lazy results: the connection goes back to the pool when it returns)."""
+        engine, threads = self._sync_reader, self._read_threads
+        if engine is None or threads is None:
+            raise RuntimeError("threaded reads need a started database on a SQLite file")
+
+        def run() -> T:
+            with engine.connect() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(threads, run)
+
     async def start(self) -> None:
         """Create the engine, check the database answers, migrate when configured."""
         if self._engine is not None:
@@ -241,6 +292,10 @@ class Database:
         # returned to the pool without a rollback (one hop less through aiosqlite's thread)
         if self._read_pool():
             self._reader = self._create_engine(reader=True)
+            self._sync_reader = self._create_sync_reader()
+            self._read_threads = ThreadPoolExecutor(
+                self.config.read_pool_size, thread_name_prefix="cryptomon-read"
+            )
         else:
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
@@ -271,6 +326,12 @@ class Database:
     async def stop(self) -> None:
         if self._reader is not None and self._read_pool():
             await self._reader.dispose()
+        if self._read_threads is not None:
+            self._read_threads.shutdown(wait=True)
+            self._read_threads = None
+        if self._sync_reader is not None:
+            self._sync_reader.dispose()
+            self._sync_reader = None
         if self._engine is not None:
             await self._engine.dispose()
         self._reader = None

@@ -197,9 +197,33 @@ class Queries:
         order = (table.c.ts.desc(), table.c.id.desc())
         return await self._all(stmt.order_by(*order).limit(_limit(limit)))
 
+    async def _fetch(
+        self, stmt: Select[Any], params: dict[str, Any] | None = None
+    ) -> tuple[Any, list[Any]]:
+        """(result, rows) of one statement: on a SQLite file in one reader thread, else on
+        the async read pool; an unreachable database becomes a ``TemporaryError``."""
+        if not self.db.threaded_reads:
+            async with self._connection() as conn:
+                result = await conn.execute(stmt, params)
+                return result, result.all()
+
+        def work(conn: Any) -> tuple[Any, list[Any]]:
+            result = conn.execute(stmt, params)
+            return result, result.all()
+
+        try:
+            return await self.db.read(work)
+        except Exception as exc:
+            if is_transient(exc):
+                first = str(getattr(exc, "orig", None) or exc).splitlines()[:1]
+                raise TemporaryError(
+                    f"database {self.db.safe_url} unavailable: {redact_url(''.join(first))}"
+                ) from None
+            raise
+
     async def _all(self, stmt: Select[Any]) -> list[dict[str, Any]]:
-        async with self._connection() as conn:
-            return _plain_rows(await conn.execute(stmt))
+        result, rows = await self._fetch(stmt)
+        return _plain_rows(result, rows)
 
     # ------------------------------------------------------------------ anomalies
 
@@ -242,9 +266,7 @@ class Queries:
         if cursor:
             params["c_ts"], params["c_id"] = decode_cursor(cursor)
         stmt = _anomaly_page(frozenset(params))
-        async with self._connection() as conn:
-            result = await conn.execute(stmt, params)
-            rows = result.all()
+        result, rows = await self._fetch(stmt, params)
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].ts_detected, rows[-1].id) if more else None

@@ -63,11 +63,13 @@ async def statements(db: Database, run: Callable[[], Awaitable[Any]]) -> list[tu
     def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
         seen.append((statement, params))
 
-    event.listen(db.reader.sync_engine, "before_cursor_execute", record)
+    for engine in db.read_engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         await run()
     finally:
-        event.remove(db.reader.sync_engine, "before_cursor_execute", record)
+        for engine in db.read_engines:
+            event.remove(engine, "before_cursor_execute", record)
     return [(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT")]
 
 
@@ -216,5 +218,36 @@ async def test_postgresql_reads_hold_no_transaction(pg_url: str) -> None:
             await session.execute(text("SELECT 1"))
             raw = (await (await session.connection()).get_raw_connection()).driver_connection
             assert raw.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    finally:
+        await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_sqlite_pages_are_read_in_one_reader_thread_hop(sqlite_url: str) -> None:
+    """On a SQLite file a page's statement runs in a reader thread on a query-only
+    connection, and the rows come back the same as written."""
+    import threading
+
+    from cryptomon.config import DatabaseConfig
+
+    db = Database(DatabaseConfig(url=sqlite_url, read_pool_size=2))
+    await db.start()
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            await insert_anomalies(session, [stubs.anomaly(id=f"a{i}") for i in range(3)])
+        threads: list[str] = []
+
+        def record(*_: Any) -> None:
+            threads.append(threading.current_thread().name)
+
+        assert db.threaded_reads
+        for engine in db.read_engines:
+            event.listen(engine, "before_cursor_execute", record)
+        rows, _ = await Queries(db=db).anomalies(limit=10)
+        assert sorted(r["id"] for r in rows) == ["a0", "a1", "a2"]
+        assert threads
+        assert all(name.startswith("cryptomon-read") for name in threads)
+        with pytest.raises(OperationalError, match="readonly"):
+            await db.read(lambda conn: conn.execute(text("DELETE FROM anomalies")))
     finally:
         await db.stop()
