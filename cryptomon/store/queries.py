@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -74,6 +75,16 @@ def _plain(mapping: Any) -> dict[str, Any]:
     return out
 
 
+def _holds_datetimes(rows: list[Any], i: int) -> bool:
+    """Whether column ``i`` holds datetimes: its first non-NULL value says (one type per
+    column), so this usually looks at one row."""
+    for row in rows:
+        value = row[i]
+        if value is not None:
+            return isinstance(value, datetime)
+    return False
+
+
 def _plain_rows(result: Any, rows: list[Any] | None = None) -> list[dict[str, Any]]:
     """``_plain`` of every row of ``result`` (or of ``rows`` taken from it), planned once per
     result: the kept columns are zipped with each row's values and only the columns that hold
@@ -85,7 +96,7 @@ def _plain_rows(result: Any, rows: list[Any] | None = None) -> list[dict[str, An
     keys = list(result.keys())
     keep = [i for i, k in enumerate(keys) if k not in _HIDDEN]
     names = [keys[i] for i in keep]
-    times = [k for i, k in enumerate(keys) if any(isinstance(r[i], datetime) for r in rows)]
+    times = [keys[i] for i in keep if _holds_datetimes(rows, i)]
     pick = itemgetter(*keep) if len(keep) > 1 else (lambda r: (r[keep[0]],))
     out = [dict(zip(names, pick(r), strict=True)) for r in rows]
     for key in times:
@@ -106,7 +117,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Inverse of :func:`encode_cursor`; ValueError for anything it did not produce."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        micros, key = json.loads(raw)
+        micros, key = orjson.loads(raw)
         if not isinstance(micros, int) or not isinstance(key, str):
             raise TypeError
         return _EPOCH + timedelta(microseconds=micros), key
