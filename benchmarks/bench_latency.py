@@ -10,7 +10,8 @@ Two processes, as in production (the exchange is not inside the daemon):
   1.5M USDT against an iceberg at the best level, as the ``whale`` scenario does) every
   ``--trigger-every`` s, rotating over the whale markets, which trade normally otherwise.
 - the daemon: ``build_app`` (store writer on a temporary SQLite file, detectors with
-  ``cooldown_s: 0`` so every whale is reported, notifier, paper trading, MarketState, feeds;
+  ``cooldown_s: 0`` so every whale is reported and a warm-up of 5 trades and 5 s of 1 s
+  buckets so they report within the run, notifier, paper trading, MarketState, feeds;
   API off) on uvloop, subscribed over loopback websockets to trades and order books of every
   market through the real cryptofeed Binance code (the ``simulator`` exchange).
 
@@ -145,7 +146,9 @@ async def daemon(args: argparse.Namespace, url: str, db: Path) -> dict[str, Any]
                     "subscriptions": ["trades", "orderbook"],
                 }
             ],
-            "anomaly_detection": {"cooldown_s": 0},
+            # the detectors' warm-up (min_samples trades and min_samples buckets of event
+            # time; 30 minutes by default) must pass within the run: 5 trades and 5 s
+            "anomaly_detection": {"cooldown_s": 0, "min_samples": 5, "bucket_seconds": 1},
             "database": {"url": f"sqlite+aiosqlite:///{db}"},
             "api": {"enabled": False},
             "logging": {"level": "ERROR"},
