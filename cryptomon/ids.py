@@ -7,7 +7,10 @@ Ids have the shape of ``uuid.uuid4().hex`` (32 lowercase hex characters).
 
 from __future__ import annotations
 
+import struct
 from hashlib import blake2b
+
+_PACK_3D = struct.Struct("<3d").pack  # IEEE 754 little-endian: exact on every platform
 
 
 def stable_id(*parts: object) -> str:
@@ -19,8 +22,13 @@ def stable_id(*parts: object) -> str:
 def anomaly_id(
     exchange: str, symbol: str, *, kind: str, ts: float, ts_recv: float, value: float
 ) -> str:
-    """The id of the anomaly of ``kind`` triggered by the event at (``ts``, ``ts_recv``)."""
-    return stable_id("anomaly", exchange, symbol, kind, float(ts), float(ts_recv), float(value))
+    """The id of the anomaly of ``kind`` triggered by the event at (``ts``, ``ts_recv``).
+
+    On the detector engine's firing path: the three floats are hashed as their 8-byte IEEE
+    values (exact, like ``repr``, at a third of the cost of formatting them)."""
+    head = f"anomaly\x1f{exchange}\x1f{symbol}\x1f{kind}\x1f".encode()
+    packed = _PACK_3D(float(ts), float(ts_recv), float(value))
+    return blake2b(head + packed, digest_size=16).hexdigest()
 
 
 def signal_id(

@@ -72,11 +72,6 @@ def _f64(getter: Any, evs: list[Any]) -> np.ndarray:
     return np.fromiter(map(getter, evs), np.float64, len(evs))
 
 
-def _mid(evs: list[Any]) -> np.ndarray:
-    with np.errstate(invalid="ignore", over="ignore"):  # bad quotes become NaN, skipped
-        return (_f64(_BID, evs) + _f64(_ASK, evs)) * 0.5
-
-
 class DetectorEngine:
     """Routes Trade, BookTop, Ticker, Liquidation and Funding events to the detectors of a
     :class:`~cryptomon.detect.registry.DetectorRegistry` (the built-in ones by default)."""
@@ -306,39 +301,45 @@ class DetectorEngine:
         self._run(Source.TRADES, cols, evs)
 
     def _flush_books(self, evs: list[Any]) -> None:
+        """Each field is read from the events once (one C-level pass per column); the quote
+        and mid columns reuse the bid/ask columns instead of reading the events again."""
+        n = len(evs)
         sid = self._sid_array(evs)
         ts = _f64(_TS, evs)
-        nan = self._nan(len(evs))
+        bid = _f64(_BID, evs)
+        ask = _f64(_ASK, evs)
         cols = BookCols(
             sid=sid,
             ts=ts,
             spread=_f64(_SPREAD, evs),
             imb=_f64(_IMB, evs),
-            mid=nan,
-            bid=_f64(_BID, evs),
-            ask=_f64(_ASK, evs),
+            mid=self._nan(n),
+            bid=bid,
+            ask=ask,
         )
         self._has_book[sid] = True
-        self.events["books"] += len(evs)
+        self.events["books"] += n
         self.batches += 1
         self._run(Source.BOOKS, cols, evs)
         if self._by_source[Source.QUOTES]:  # built only when a detector reads quotes
             quotes = QuoteCols(
                 sid=sid,
                 ts=ts,
-                bid=_f64(_BID, evs),
-                ask=_f64(_ASK, evs),
+                bid=bid,
+                ask=ask,
                 bid_size=_f64(_BID_SIZE, evs),
                 ask_size=_f64(_ASK_SIZE, evs),
             )
             self._run(Source.QUOTES, quotes, evs)
         if self._multi and self._by_source[Source.MIDS]:
-            self._mids(evs, sid, ts)
+            self._mids(evs, sid, ts, bid, ask)
 
     def _nan(self, n: int) -> np.ndarray:
         return np.full(n, math.nan)
 
-    def _mids(self, evs: list[Any], sid: np.ndarray, ts: np.ndarray) -> None:
+    def _mids(
+        self, evs: list[Any], sid: np.ndarray, ts: np.ndarray, bid: np.ndarray, ask: np.ndarray
+    ) -> None:
         """Mids only of markets whose symbol is on several exchanges."""
         multi = self._multi
         keep = [i for i, s in enumerate(sid.tolist()) if s in multi]
@@ -346,9 +347,11 @@ class DetectorEngine:
             return
         if len(keep) < len(evs):
             evs = [evs[i] for i in keep]
-            sid, ts = sid[keep], ts[keep]
+            sid, ts, bid, ask = sid[keep], ts[keep], bid[keep], ask[keep]
+        with np.errstate(invalid="ignore", over="ignore"):  # bad quotes become NaN, skipped
+            mid = (bid + ask) * 0.5
         nan = self._nan(len(evs))
-        cols = BookCols(sid=sid, ts=ts, spread=nan, imb=nan, mid=_mid(evs))
+        cols = BookCols(sid=sid, ts=ts, spread=nan, imb=nan, mid=mid)
         self._run(Source.MIDS, cols, evs)
 
     def _flush_tickers(self, evs: list[Any]) -> None:
@@ -358,7 +361,7 @@ class DetectorEngine:
         if not keep or not self._by_source[Source.MIDS]:
             return
         evs = [evs[i] for i in keep]
-        self._mids(evs, sid[keep], _f64(_TS, evs))
+        self._mids(evs, sid[keep], _f64(_TS, evs), _f64(_BID, evs), _f64(_ASK, evs))
 
     def _flush_history(self, evs: list[Any]) -> None:
         """Historical trades into the trade detectors' windows and warm-up counts; whatever

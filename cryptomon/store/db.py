@@ -6,16 +6,25 @@ connections to the same file, which WAL lets read while the writer writes. Postg
 (``postgresql+psycopg://...``) uses one connection pool sized from config. ``start()`` checks
 connectivity and fails with a :class:`FatalError` naming the URL (password redacted); with
 ``auto_migrate`` it then runs ``upgrade head``.
+
+A pooled connection is checked with a ping before use only when it has been idle for
+``PING_IDLE_S`` (a restarted server is still noticed before the first query after a pause);
+a connection back from use a moment ago is not pinged, which spares every API read one round
+trip (and, on SQLite, one hop through aiosqlite's thread).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+import orjson
 import structlog
-from sqlalchemy import event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
@@ -32,6 +41,40 @@ from cryptomon.log import redact_url
 log = structlog.get_logger()
 
 Dialect = Literal["sqlite", "postgresql"]
+T = TypeVar("T")
+
+PING_IDLE_S = 1.0  # ping a pooled connection before use only after this long unused
+_USED = "cryptomon_used"  # the pool record's last checkout or checkin (monotonic seconds)
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_s: Callable[[], float]) -> None:
+    """SQLAlchemy's pessimistic disconnect handling (``pool_pre_ping``), limited to
+    connections idle for ``idle_s()`` seconds: a dead one raises ``DisconnectionError`` in the
+    checkout event, which makes the pool invalidate it and connect again."""
+    dialect = engine.sync_engine.dialect
+
+    def on_connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_USED] = time.monotonic()
+
+    def on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        now = time.monotonic()
+        if now - record.info.get(_USED, 0.0) >= idle_s():
+            try:
+                alive = dialect.do_ping(dbapi_conn)
+            except Exception as exc:
+                raise sa_exc.DisconnectionError(str(exc)) from exc
+            if not alive:
+                raise sa_exc.DisconnectionError("ping failed")
+        record.info[_USED] = now
+
+    def on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_USED] = time.monotonic()
+
+    pool = engine.sync_engine.pool
+    event.listen(pool, "connect", on_connect)
+    event.listen(pool, "checkout", on_checkout)
+    event.listen(pool, "checkin", on_checkin)
 
 
 def _sqlite_pragmas(busy_ms: int, *, read_only: bool = False) -> Any:
@@ -88,8 +131,11 @@ class Database:
             "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
         )
         self.safe_url = redact_url(config.url)
+        self.ping_idle_s = PING_IDLE_S  # pooled connections unused this long are pinged first
         self._engine: AsyncEngine | None = None
         self._reader: AsyncEngine | None = None
+        self._sync_reader: Engine | None = None  # SQLite file: the read pool, used by threads
+        self._read_threads: ThreadPoolExecutor | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     # ------------------------------------------------------------------ accessors
@@ -146,13 +192,14 @@ class Database:
 
     def _create_engine(self, *, reader: bool = False) -> AsyncEngine:
         cfg = self.config
-        kwargs: dict[str, Any] = {"echo": cfg.echo, "pool_pre_ping": True}
+        # JSON columns (reasons, details) are parsed by orjson on the way out
+        kwargs: dict[str, Any] = {"echo": cfg.echo, "json_deserializer": orjson.loads}
         url = self.url
         if self.dialect == "sqlite":
             url, kwargs["connect_args"] = self._sqlite_target()
             if reader:
                 kwargs.update(pool_size=cfg.read_pool_size, max_overflow=0)
-                kwargs.update(pool_timeout=cfg.pool_timeout_s)
+                kwargs.update(pool_timeout=cfg.pool_timeout_s, pool_reset_on_return=None)
         else:
             connect: dict[str, Any] = {"connect_timeout": max(1, round(cfg.connect_timeout_s))}
             if self.read_only:
@@ -164,11 +211,59 @@ class Database:
                 connect_args=connect,
             )
         engine = create_async_engine(url, **kwargs)
+        _ping_when_idle(engine, lambda: self.ping_idle_s)
         if self.dialect == "sqlite":
             busy_ms = round(self.config.sqlite_busy_timeout_s * 1000)
             pragmas = _sqlite_pragmas(busy_ms, read_only=self.read_only or reader)
             event.listen(engine.sync_engine, "connect", pragmas)
         return engine
+
+    def _create_sync_reader(self) -> Engine:
+        """The SQLite read pool for :meth:`read`: the stdlib driver used from reader threads,
+        so a query is one hand-off to a thread (aiosqlite hands off each cursor call: create,
+        execute, fetch, close and the rollback on release)."""
+        cfg = self.config
+        url, connect_args = self._sqlite_target()
+        engine = create_engine(
+            url.set(drivername="sqlite+pysqlite"),
+            echo=cfg.echo,
+            json_deserializer=orjson.loads,
+            connect_args={**connect_args, "check_same_thread": False},
+            pool_size=cfg.read_pool_size,
+            max_overflow=0,
+            pool_timeout=cfg.pool_timeout_s,
+            pool_reset_on_return=None,
+        )
+        busy_ms = round(cfg.sqlite_busy_timeout_s * 1000)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_ms, read_only=True))
+        return engine
+
+    @property
+    def threaded_reads(self) -> bool:
+        """Whether :meth:`read` runs on reader threads (a SQLite file written by this
+        process); otherwise callers read through :attr:`reader`."""
+        return self._sync_reader is not None
+
+    @property
+    def read_engines(self) -> tuple[Engine, ...]:
+        """The (sync) engines reads go through, for statement listeners: the read pool's and,
+        with threaded reads, the reader threads'."""
+        engines = (self.reader.sync_engine,)
+        return engines if self._sync_reader is None else (*engines, self._sync_reader)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` on a connection of the SQLite read pool, in a reader thread
+        (``threaded_reads`` must be true); ``work`` runs its statements and returns plain
+        data (no lazy results: the connection goes back to the pool when it returns)."""
+        engine, threads = self._sync_reader, self._read_threads
+        if engine is None or threads is None:
+            raise RuntimeError("threaded reads need a started database on a SQLite file")
+
+        def run() -> T:
+            with engine.connect() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(threads, run)
 
     async def start(self) -> None:
         """Create the engine, check the database answers, migrate when configured."""
@@ -191,7 +286,18 @@ class Database:
                 f"database {self.safe_url} is unreachable: {_short_error(exc, self.config.url)}"
             ) from None
         self._engine = engine
-        self._reader = self._create_engine(reader=True) if self._read_pool() else engine
+        # reads run in autocommit: one round trip per query instead of BEGIN, SELECT and
+        # ROLLBACK (PostgreSQL; the same pool, the isolation level set per checkout); the
+        # SQLite read pool's connections never open a transaction for a SELECT, so they are
+        # returned to the pool without a rollback (one hop less through aiosqlite's thread)
+        if self._read_pool():
+            self._reader = self._create_engine(reader=True)
+            self._sync_reader = self._create_sync_reader()
+            self._read_threads = ThreadPoolExecutor(
+                self.config.read_pool_size, thread_name_prefix="cryptomon-read"
+            )
+        else:
+            self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate and not self.read_only:
@@ -218,8 +324,14 @@ class Database:
         return self.dialect == "sqlite" and not self.read_only and self._sqlite_file() is not None
 
     async def stop(self) -> None:
-        if self._reader is not None and self._reader is not self._engine:
+        if self._reader is not None and self._read_pool():
             await self._reader.dispose()
+        if self._read_threads is not None:
+            self._read_threads.shutdown(wait=True)
+            self._read_threads = None
+        if self._sync_reader is not None:
+            self._sync_reader.dispose()
+            self._sync_reader = None
         if self._engine is not None:
             await self._engine.dispose()
         self._reader = None

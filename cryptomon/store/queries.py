@@ -10,12 +10,15 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select
+import orjson
+from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from cryptomon.errors import TemporaryError
@@ -72,6 +75,38 @@ def _plain(mapping: Any) -> dict[str, Any]:
     return out
 
 
+def _holds_datetimes(rows: list[Any], i: int) -> bool:
+    """Whether column ``i`` holds datetimes: its first non-NULL value says (one type per
+    column), so this usually looks at one row."""
+    for row in rows:
+        value = row[i]
+        if value is not None:
+            return isinstance(value, datetime)
+    return False
+
+
+def _plain_rows(result: Any, rows: list[Any] | None = None) -> list[dict[str, Any]]:
+    """``_plain`` of every row of ``result`` (or of ``rows`` taken from it), planned once per
+    result: the kept columns are zipped with each row's values and only the columns that hold
+    datetimes are converted."""
+    if rows is None:
+        rows = result.all()
+    if not rows:
+        return []
+    keys = list(result.keys())
+    keep = [i for i, k in enumerate(keys) if k not in _HIDDEN]
+    names = [keys[i] for i in keep]
+    times = [keys[i] for i in keep if _holds_datetimes(rows, i)]
+    pick = itemgetter(*keep) if len(keep) > 1 else (lambda r: (r[keep[0]],))
+    out = [dict(zip(names, pick(r), strict=True)) for r in rows]
+    for key in times:
+        for d in out:
+            value = d[key]
+            if value is not None:
+                d[key] = value.timestamp()
+    return out
+
+
 def encode_cursor(ts: datetime, key: str) -> str:
     micros = (ts - _EPOCH) // timedelta(microseconds=1)
     raw = json.dumps([micros, key], separators=(",", ":")).encode()
@@ -82,7 +117,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Inverse of :func:`encode_cursor`; ValueError for anything it did not produce."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        micros, key = json.loads(raw)
+        micros, key = orjson.loads(raw)
         if not isinstance(micros, int) or not isinstance(key, str):
             raise TypeError
         return _EPOCH + timedelta(microseconds=micros), key
@@ -101,6 +136,30 @@ def _range(stmt: _S, col: Any, since: Any, until: Any) -> _S:
     if hi is not None:
         stmt = stmt.where(col <= hi)
     return stmt
+
+
+@functools.cache
+def _anomaly_page(present: frozenset[str]) -> Select[Any]:
+    """The page statement for one combination of filters (bound parameters named like the
+    keys of ``present``), built once: the list route's requests differ in values, rarely in
+    shape."""
+    t = AnomalyRow.__table__
+    stmt = select(t)
+    for name in ("exchange", "symbol", "kind"):
+        if name in present:
+            stmt = stmt.where(t.c[name] == bindparam(name))
+    if "rank" in present:
+        stmt = stmt.where(t.c.severity_rank >= bindparam("rank"))
+    if "since" in present:
+        stmt = stmt.where(t.c.ts_detected >= bindparam("since", type_=t.c.ts_detected.type))
+    if "until" in present:
+        stmt = stmt.where(t.c.ts_detected <= bindparam("until", type_=t.c.ts_detected.type))
+    if "c_ts" in present:
+        c_ts = bindparam("c_ts", type_=t.c.ts_detected.type)
+        c_id = bindparam("c_id", type_=t.c.id.type)
+        stmt = stmt.where(or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id)))
+    order = (t.c.ts_detected.desc(), t.c.id.desc())
+    return stmt.order_by(*order).limit(bindparam("limit", type_=Integer()))
 
 
 class Queries:
@@ -149,10 +208,33 @@ class Queries:
         order = (table.c.ts.desc(), table.c.id.desc())
         return await self._all(stmt.order_by(*order).limit(_limit(limit)))
 
+    async def _fetch(
+        self, stmt: Select[Any], params: dict[str, Any] | None = None
+    ) -> tuple[Any, list[Any]]:
+        """(result, rows) of one statement: on a SQLite file in one reader thread, else on
+        the async read pool; an unreachable database becomes a ``TemporaryError``."""
+        if not self.db.threaded_reads:
+            async with self._connection() as conn:
+                result = await conn.execute(stmt, params)
+                return result, result.all()
+
+        def work(conn: Any) -> tuple[Any, list[Any]]:
+            result = conn.execute(stmt, params)
+            return result, result.all()
+
+        try:
+            return await self.db.read(work)
+        except Exception as exc:
+            if is_transient(exc):
+                first = str(getattr(exc, "orig", None) or exc).splitlines()[:1]
+                raise TemporaryError(
+                    f"database {self.db.safe_url} unavailable: {redact_url(''.join(first))}"
+                ) from None
+            raise
+
     async def _all(self, stmt: Select[Any]) -> list[dict[str, Any]]:
-        async with self._connection() as conn:
-            result = await conn.execute(stmt)
-            return [_plain(r._mapping) for r in result]
+        result, rows = await self._fetch(stmt)
+        return _plain_rows(result, rows)
 
     # ------------------------------------------------------------------ anomalies
 
@@ -170,36 +252,36 @@ class Queries:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first (by detection time, then id); returns (page, next_cursor or None)."""
         limit = _limit(limit)
-        t = AnomalyRow.__table__
-        stmt = select(t)
+        params: dict[str, Any] = {"limit": limit + 1}
         if exchange is not None:
-            stmt = stmt.where(t.c.exchange == exchange)
+            params["exchange"] = exchange
         if symbol is not None:
-            stmt = stmt.where(t.c.symbol == symbol)
+            params["symbol"] = symbol
         if kind is not None:
-            stmt = stmt.where(t.c.kind == kind)
+            params["kind"] = kind
         if min_severity is not None:
             try:
-                rank = Severity(str(min_severity).lower()).rank
+                params["rank"] = Severity(str(min_severity).lower()).rank
             except ValueError:
                 allowed = ", ".join(s.value for s in Severity)
                 raise ValueError(
                     f"min_severity must be one of {allowed}, got {min_severity!r}"
                 ) from None
-            stmt = stmt.where(t.c.severity_rank >= rank)
-        stmt = _range(stmt, t.c.ts_detected, since, until)
+        lo, hi = _time(since, "since"), _time(until, "until")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"since ({since}) must not be after until ({until})")
+        if lo is not None:
+            params["since"] = lo
+        if hi is not None:
+            params["until"] = hi
         if cursor:
-            c_ts, c_id = decode_cursor(cursor)
-            stmt = stmt.where(
-                or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id))
-            )
-        stmt = stmt.order_by(t.c.ts_detected.desc(), t.c.id.desc()).limit(limit + 1)
-        async with self._connection() as conn:
-            raw = list((await conn.execute(stmt)).mappings())
-        more = len(raw) > limit
-        raw = raw[:limit]
-        next_cursor = encode_cursor(raw[-1]["ts_detected"], raw[-1]["id"]) if more else None
-        return [_plain(r) for r in raw], next_cursor
+            params["c_ts"], params["c_id"] = decode_cursor(cursor)
+        stmt = _anomaly_page(frozenset(params))
+        result, rows = await self._fetch(stmt, params)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].ts_detected, rows[-1].id) if more else None
+        return _plain_rows(result, rows), next_cursor
 
     async def anomaly(self, anomaly_id: str) -> dict[str, Any] | None:
         rows = await self._all(select(AnomalyRow.__table__).where(AnomalyRow.id == anomaly_id))

@@ -63,11 +63,13 @@ async def statements(db: Database, run: Callable[[], Awaitable[Any]]) -> list[tu
     def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
         seen.append((statement, params))
 
-    event.listen(db.reader.sync_engine, "before_cursor_execute", record)
+    for engine in db.read_engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         await run()
     finally:
-        event.remove(db.reader.sync_engine, "before_cursor_execute", record)
+        for engine in db.read_engines:
+            event.remove(engine, "before_cursor_execute", record)
     return [(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT")]
 
 
@@ -132,5 +134,120 @@ async def test_reads_answer_while_the_writer_holds_a_transaction(sqlite_url: str
             async with asyncio.timeout(5):
                 rows, _ = await Queries(db=db).anomalies(limit=10)
         assert [r["id"] for r in rows] == ["committed"]
+    finally:
+        await db.stop()
+
+
+async def _end_server_connections(pg_url: str) -> None:
+    """The server ends every connection to the test database (as a restart would)."""
+    import psycopg
+
+    from tests.conftest import _plain
+    from tests.util import wait_until
+
+    name = pg_url.rsplit("/", 1)[1]
+    others = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    async with await psycopg.AsyncConnection.connect(
+        _plain(pg_url.rsplit("/", 1)[0] + "/postgres"), autocommit=True
+    ) as admin:
+        await admin.execute(f"SELECT pg_terminate_backend(pid) FROM ({others}) o", (name,))
+
+        async def gone() -> bool:
+            cur = await admin.execute(others, (name,))
+            return not await cur.fetchall()
+
+        await wait_until(gone, timeout=10)
+
+
+@pytest.mark.asyncio
+async def test_a_connection_ended_while_idle_is_replaced_before_the_read(pg_url: str) -> None:
+    """A pooled connection idle past ``ping_idle_s`` is pinged first: one the server ended is
+    replaced and the read answers."""
+    from cryptomon.config import DatabaseConfig
+
+    db = Database(DatabaseConfig(url=pg_url))
+    await db.start()
+    try:
+        db.ping_idle_s = 0.0  # every pooled connection counts as idle
+        queries = Queries(db=db)
+        assert await queries.anomalies() == ([], None)
+        await _end_server_connections(pg_url)
+        assert await queries.anomalies() == ([], None)
+    finally:
+        await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_connection_used_a_moment_ago_goes_straight_to_the_query(pg_url: str) -> None:
+    """Within ``ping_idle_s`` of its last use a connection is not pinged (no extra round trip
+    per read): if the server ended it meanwhile, that one read is a TemporaryError and the
+    pool, invalidated by it, answers the next."""
+    from cryptomon.config import DatabaseConfig
+    from cryptomon.errors import TemporaryError
+
+    db = Database(DatabaseConfig(url=pg_url))
+    await db.start()
+    try:
+        db.ping_idle_s = 3600.0
+        queries = Queries(db=db)
+        assert await queries.anomalies() == ([], None)
+        await _end_server_connections(pg_url)
+        with pytest.raises(TemporaryError, match="unavailable"):
+            await queries.anomalies()
+        assert await queries.anomalies() == ([], None)
+    finally:
+        await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_postgresql_reads_hold_no_transaction(pg_url: str) -> None:
+    """A read on PostgreSQL is one statement in autocommit (no BEGIN before it, no ROLLBACK
+    after it); the writer's sessions still get transactions."""
+    import psycopg
+
+    from cryptomon.config import DatabaseConfig
+
+    db = Database(DatabaseConfig(url=pg_url))
+    await db.start()
+    try:
+        async with db.reader.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        async with db.sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT 1"))
+            raw = (await (await session.connection()).get_raw_connection()).driver_connection
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    finally:
+        await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_sqlite_pages_are_read_in_one_reader_thread_hop(sqlite_url: str) -> None:
+    """On a SQLite file a page's statement runs in a reader thread on a query-only
+    connection, and the rows come back the same as written."""
+    import threading
+
+    from cryptomon.config import DatabaseConfig
+
+    db = Database(DatabaseConfig(url=sqlite_url, read_pool_size=2))
+    await db.start()
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            await insert_anomalies(session, [stubs.anomaly(id=f"a{i}") for i in range(3)])
+        threads: list[str] = []
+
+        def record(*_: Any) -> None:
+            threads.append(threading.current_thread().name)
+
+        assert db.threaded_reads
+        for engine in db.read_engines:
+            event.listen(engine, "before_cursor_execute", record)
+        rows, _ = await Queries(db=db).anomalies(limit=10)
+        assert sorted(r["id"] for r in rows) == ["a0", "a1", "a2"]
+        assert threads
+        assert all(name.startswith("cryptomon-read") for name in threads)
+        with pytest.raises(OperationalError, match="readonly"):
+            await db.read(lambda conn: conn.execute(text("DELETE FROM anomalies")))
     finally:
         await db.stop()
