@@ -6,91 +6,36 @@ computation and the venue's wallet."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 import pytest_asyncio
 
-from cryptomon.clock import LiveClock, ManualClock
-from cryptomon.config import load_settings
 from cryptomon.events import OrderState
-from cryptomon.hub import Hub
-from cryptomon.market.state import MarketState
-from cryptomon.sim.exchange import SimExchange
-from cryptomon.sim.market import MarketModel
 from cryptomon.sim.usdm import UsdmVenue
-from cryptomon.trading.brokers.ccxt import CcxtBroker
-from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.journal import MemoryJournal
-from tests.e2e.futures_rig import EX, PERP, specs, top
+from tests.usdm import EX, PERP, VENUE_ID, Live, start_live
 from tests.util import wait_until
 
 D = Decimal
-VENUE_ID = "BTCUSDT"
 KEY, SECRET = "legs-key", "legs-secret"
 FEE = D("0.0004")
 ALGO = "/fapi/v1/algoOrder"
 
 
-@dataclass
-class Live:
-    sim: SimExchange
-    venue: UsdmVenue
-    engine: TradingEngine
-    hub: Hub
-
-
 @pytest_asyncio.fixture
 async def live() -> AsyncIterator[Live]:
-    sim = SimExchange(MarketModel(["BTC-USDT"], seed=4), clock=ManualClock(time.time()))
-    venue = UsdmVenue(api_key=KEY, api_secret=SECRET)
-    venue.set_price(VENUE_ID, D(20000))
-    sim.add_routes(venue.routes())
-    await sim.start(run=False)
-    cfg = load_settings(
-        data={
-            "trading": {
-                "mode": "live",
-                "exchange": EX,
-                "symbols": [PERP],
-                "leverage": 5,
-                "max_leverage": 5,
-                "allow_short": True,
-                "max_position_size": 10_000,
-                "max_symbol_exposure": 10_000,
-                "max_total_exposure": 10_000,
-                "poll_interval_s": 0.05,
-                "live": {
-                    "exchange": EX,
-                    "api_key": KEY,
-                    "secret": SECRET,
-                    "url": sim.rest_url,
-                    "native_stop_loss": True,
-                },
-            }
-        }
-    ).trading
-    hub, clock = Hub(), LiveClock()
-    engine = TradingEngine(
-        config=cfg,
-        hub=hub,
-        clock=clock,
-        broker=CcxtBroker.from_config(cfg, clock=clock),
-        market=MarketState(hub=hub),
-        journal=MemoryJournal(hub=hub),
-        starting_cash=D(0),
-        specs=specs,
+    rig = await start_live(
+        key=KEY,
+        secret=SECRET,
+        seed=4,
+        native=True,
+        allow_short=True,
     )
-    top(hub, 20000.0)
-    await engine.start()
     try:
-        yield Live(sim, venue, engine, hub)
+        yield rig
     finally:
-        await engine.stop()
-        await sim.stop()
+        await rig.stop()
 
 
 def algos(venue: UsdmVenue, status: str | None = None) -> list[dict[str, object]]:

@@ -6,129 +6,36 @@ computation and the venue's positions; a venue that refuses the leverage gets no
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 import pytest_asyncio
 
-from cryptomon.clock import LiveClock, ManualClock
-from cryptomon.config import load_settings
-from cryptomon.events import BookTop
-from cryptomon.hub import Hub
-from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
-from cryptomon.market.state import MarketState
-from cryptomon.sim.exchange import SimExchange
-from cryptomon.sim.market import MarketModel
 from cryptomon.sim.usdm import UsdmVenue
-from cryptomon.trading.brokers.ccxt import CcxtBroker
-from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.journal import MemoryJournal
+from tests.usdm import EX, PERP, VENUE_ID, Live, start_live, top
 from tests.util import wait_until
 
 D = Decimal
-EX, PERP, VENUE_ID = "binanceusdm", "BTC-USDT-PERP", "BTCUSDT"
 KEY, SECRET = "usdm-key", "usdm-secret"
 FEE = D("0.0004")
-SPEC = InstrumentSpec(
-    exchange=EX,
-    symbol=PERP,
-    kind=InstrumentKind.PERPETUAL,
-    base="BTC",
-    quote="USDT",
-    settle="USDT",
-    tick_size=D("0.1"),
-    lot_size=D("0.001"),
-)
-
-
-def specs(exchange: str, symbol: str) -> InstrumentSpec | None:
-    return SPEC if (exchange, symbol) == (EX, PERP) else None
-
-
-@dataclass
-class Live:
-    sim: SimExchange
-    venue: UsdmVenue
-    engine: TradingEngine
-    hub: Hub
-
-
-def top(hub: Hub, mid: float) -> None:
-    now = time.time()
-    hub.publish(
-        BookTop(
-            exchange=EX,
-            symbol=PERP,
-            ts=now,
-            ts_recv=now,
-            bid=mid - 0.05,
-            bid_size=5.0,
-            ask=mid + 0.05,
-            ask_size=5.0,
-            spread=0.1,
-            spread_bps=0.05,
-            bid_depth=25.0,
-            ask_depth=25.0,
-            imbalance=0.0,
-            levels=5,
-        )
-    )
 
 
 @pytest_asyncio.fixture
 async def live() -> AsyncIterator[Live]:
-    sim = SimExchange(MarketModel(["BTC-USDT"], seed=3), clock=ManualClock(time.time()))
-    venue = UsdmVenue(api_key=KEY, api_secret=SECRET)
-    venue.set_price(VENUE_ID, D(20000))
-    sim.add_routes(venue.routes())
-    await sim.start(run=False)
-    cfg = load_settings(
-        data={
-            "trading": {
-                "mode": "live",
-                "exchange": EX,
-                "symbols": [PERP],
-                "leverage": 5,
-                "max_leverage": 5,
-                "margin_mode": "isolated",
-                "allow_short": True,
-                "max_position_size": 10_000,
-                "max_symbol_exposure": 10_000,
-                "max_total_exposure": 10_000,
-                "poll_interval_s": 0.05,
-                "mark_interval_s": 0.05,
-                "live": {
-                    "exchange": EX,
-                    "api_key": KEY,
-                    "secret": SECRET,
-                    "url": sim.rest_url,
-                    "native_stop_loss": False,  # the engine watches the book (SL/TP emulated)
-                },
-            }
-        }
-    ).trading
-    hub, clock = Hub(), LiveClock()
-    market = MarketState(hub=hub)
-    engine = TradingEngine(
-        config=cfg,
-        hub=hub,
-        clock=clock,
-        broker=CcxtBroker.from_config(cfg, clock=clock),
-        market=market,
-        journal=MemoryJournal(hub=hub),
-        starting_cash=D(0),
-        specs=specs,
+    rig = await start_live(
+        key=KEY,
+        secret=SECRET,
+        seed=3,
+        native=False,  # the engine watches the book (SL/TP emulated)
+        margin_mode="isolated",
+        allow_short=True,
+        mark_interval_s=0.05,
     )
-    top(hub, 20000.0)
-    await engine.start()
     try:
-        yield Live(sim, venue, engine, hub)
+        yield rig
     finally:
-        await engine.stop()
-        await sim.stop()
+        await rig.stop()
 
 
 def order_paths(venue: UsdmVenue) -> list[str]:
