@@ -187,3 +187,24 @@ async def start_live(*, key: str, secret: str, seed: int, native: bool, **tradin
     top(hub, 20000.0)
     await engine.start()
     return Live(sim, venue, engine, hub)
+
+
+async def enter(
+    engine: TradingEngine,
+    side: str,
+    *,
+    stop_loss: str,
+    take_profit: str | None = None,
+    amount: str = "0.1",
+    actor: str = "t",
+) -> Any:
+    """A manual market entry on the perpetual with its stop-loss and take-profit."""
+    return await engine.place_manual_order(
+        actor=actor,
+        exchange=EX,
+        symbol=PERP,
+        side=side,
+        amount=amount,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+    )

@@ -17,7 +17,7 @@ from cryptomon.store.db import Database
 from cryptomon.store.journal import StoreJournal
 from cryptomon.store.writer import StoreWriter
 from cryptomon.trading.engine import TradingEngine
-from tests.usdm import EX, PERP, live_engine, live_trading, top
+from tests.usdm import enter, live_engine, live_trading, top
 
 KEY, SECRET = "kill-key", "kill-secret"
 
@@ -67,15 +67,7 @@ async def child(url: str, db_path: str, native: bool) -> None:
     """Place one 5x long of 0.1 (stop 19400, take-profit 21200) and wait to be killed."""
     rig = await start(url, db_path, native=native)
     print("ready", flush=True)
-    await rig.engine.place_manual_order(
-        actor="crash",
-        exchange=EX,
-        symbol=PERP,
-        side="buy",
-        amount="0.1",
-        stop_loss="19400",
-        take_profit="21200",
-    )
+    await enter(rig.engine, "buy", stop_loss="19400", take_profit="21200", actor="crash")
     await asyncio.Event().wait()
 
 

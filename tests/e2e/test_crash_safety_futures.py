@@ -21,8 +21,8 @@ import pytest_asyncio
 
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.usdm import UsdmVenue
-from tests.e2e.futures_rig import KEY, PERP, SECRET, start
-from tests.usdm import usdm_venue
+from tests.e2e.futures_rig import KEY, SECRET, start
+from tests.usdm import PERP, usdm_venue
 from tests.util import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from cryptomon.events import OrderState
 from cryptomon.sim.usdm import UsdmVenue
-from tests.usdm import EX, PERP, VENUE_ID, Live, start_live
+from tests.usdm import EX, PERP, VENUE_ID, Live, enter, start_live
 from tests.util import wait_until
 
 D = Decimal
@@ -52,15 +52,7 @@ async def test_long_gets_venue_legs_and_the_venue_take_profit_closes_it(live: Li
     the venue fires the take-profit at 21300: the engine books the fill, cancels the stop leg
     and its PnL = 0.1 x 1300 - fees, as the venue's wallet says."""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="buy",
-        amount="0.1",
-        stop_loss="19400",
-        take_profit="21200",
-    )
+    await enter(engine, "buy", stop_loss="19400", take_profit="21200")
     await legs_resting(live)
     stop, take = sorted(algos(venue), key=lambda a: str(a["orderType"]))
     assert (stop["orderType"], stop["side"]) == ("STOP_MARKET", "SELL")
@@ -89,15 +81,7 @@ async def test_long_gets_venue_legs_and_the_venue_take_profit_closes_it(live: Li
 async def test_short_venue_stop_fires_and_take_profit_leg_is_canceled(live: Live) -> None:
     """A 5x short: the venue's stop-market buys back at 20700; PnL = -0.1 x 700 - fees."""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="sell",
-        amount="0.1",
-        stop_loss="20600",
-        take_profit="18800",
-    )
+    await enter(engine, "sell", stop_loss="20600", take_profit="18800")
     await legs_resting(live)
     venue.set_price(VENUE_ID, D(20700))
     pos = engine.portfolio.positions[(EX, PERP)]
@@ -117,15 +101,8 @@ async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> No
     loopback URL ccxt cannot pick Binance's linear error table, so the refusal arrives as an
     unclassified error: the engine settles it by lookup and closes it as never placed.)"""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="buy",
-        amount="0.1",
-        stop_loss="20100",
-        take_profit="21200",  # a sell stop above the price: refused
-    )
+    # a sell stop above the price: refused
+    await enter(engine, "buy", stop_loss="20100", take_profit="21200")
     prot = engine.protection.protections[(EX, PERP)]
     await wait_until(lambda: prot.stop_order is not None, timeout=10, message="stop sent")
     await wait_until(lambda: not prot.native, timeout=10, message="back to emulation")

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from cryptomon.sim.usdm import UsdmVenue
-from tests.usdm import EX, PERP, VENUE_ID, Live, start_live, top
+from tests.usdm import EX, PERP, VENUE_ID, Live, enter, start_live, top
 from tests.util import wait_until
 
 D = Decimal
@@ -48,15 +48,7 @@ async def test_5x_long_sets_leverage_gets_legs_pays_funding_and_takes_profit(liv
     out the unrealized PnL; the take-profit closes the long: PnL = 0.1 x (21300 - 20000) -
     funding 0.205 - taker fees, as the venue's wallet says."""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="buy",
-        amount="0.1",
-        stop_loss="19400",
-        take_profit="21200",
-    )
+    await enter(engine, "buy", stop_loss="19400", take_profit="21200")
     posts = order_paths(venue)
     assert posts[:3] == ["/fapi/v1/marginType", "/fapi/v1/leverage", "/fapi/v1/order"]
     assert venue.book.positions[VENUE_ID].leverage == 5
@@ -86,15 +78,7 @@ async def test_5x_long_sets_leverage_gets_legs_pays_funding_and_takes_profit(liv
 async def test_5x_short_receives_funding_and_stops_out(live: Live) -> None:
     """The short's stop-loss fires at 20700: PnL = -0.1 x 700 + funding 0.2 - fees."""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="sell",
-        amount="0.1",
-        stop_loss="20600",
-        take_profit="18800",
-    )
+    await enter(engine, "sell", stop_loss="20600", take_profit="18800")
     pos = engine.portfolio.positions[(EX, PERP)]
     assert pos.amount == D("-0.1")
     assert await engine.broker.fetch_positions() == {PERP: D("-0.1")}  # type: ignore[attr-defined]
@@ -114,9 +98,7 @@ async def test_5x_short_receives_funding_and_stops_out(live: Live) -> None:
 async def test_refused_leverage_is_a_clear_rejection_and_no_order(live: Live) -> None:
     """A venue refusing the leverage: the order is rejected naming it, nothing is placed."""
     live.venue.refuse_leverage = True
-    out = await live.engine.place_manual_order(
-        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
-    )
+    out = await enter(live.engine, "buy", stop_loss="19400")
     assert out["state"] == "rejected"
     assert "refused leverage 5" in out["reason"]
     assert "/fapi/v1/order" not in order_paths(live.venue)
@@ -127,9 +109,7 @@ async def test_refused_leverage_is_a_clear_rejection_and_no_order(live: Live) ->
 async def test_leverage_read_back_differently_sends_no_order(live: Live) -> None:
     """The venue accepts 5x but reads back 20x: the order is rejected naming both."""
     live.venue.book.misreport_leverage = 20
-    out = await live.engine.place_manual_order(
-        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
-    )
+    out = await enter(live.engine, "buy", stop_loss="19400")
     assert out["state"] == "rejected"
     assert "read back as 20x, expected 5x" in out["reason"]
     assert live.venue.book.orders == []
