@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptomon.clock import Clock, LiveClock, ManualClock
 from cryptomon.config import TradingConfig
-from cryptomon.events import BookTop
+from cryptomon.events import BookTop, OrderIntent
 from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 from cryptomon.market.state import MarketState
@@ -207,4 +207,22 @@ async def enter(
         amount=amount,
         stop_loss=stop_loss,
         take_profit=take_profit,
+    )
+
+
+def manual_buy(key: str, symbol: str, amount: str = "0.01") -> OrderIntent:
+    """A manual market buy on the spot simulator, its client order id derived from ``key``."""
+    from cryptomon.trading.orders import client_order_id
+
+    now = time.time()
+    return OrderIntent(
+        exchange="simulator",
+        symbol=symbol,
+        ts=now,
+        ts_recv=now,
+        client_order_id=client_order_id(key, "entry", "manual"),
+        side="buy",
+        type="market",
+        amount=Decimal(amount),
+        origin="manual",
     )

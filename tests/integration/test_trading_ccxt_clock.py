@@ -25,9 +25,8 @@ from cryptomon.sim.venue import install
 from cryptomon.trading.brokers.ccxt import CcxtBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
-from cryptomon.trading.orders import client_order_id
 from cryptomon.trading.risk import RiskState
-from tests.usdm import sim_top
+from tests.usdm import manual_buy, sim_top
 from tests.util import wait_until
 
 KEY, SECRET = "clock-key", "clock-secret"
@@ -108,18 +107,7 @@ async def in_sync() -> AsyncIterator[Rig]:
 
 
 def buy(key: str) -> OrderIntent:
-    now = time.time()
-    return OrderIntent(
-        exchange="simulator",
-        symbol=SYMBOL,
-        ts=now,
-        ts_recv=now,
-        client_order_id=client_order_id(key, "entry", "manual"),
-        side="buy",
-        type="market",
-        amount=Decimal("0.01"),
-        origin="manual",
-    )
+    return manual_buy(key, SYMBOL)
 
 
 def codes(rig: Rig) -> list[str]:

@@ -26,7 +26,7 @@ from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.orders import OrderRecord, client_order_id
 from cryptomon.trading.risk import RiskState
-from tests.usdm import sim_top
+from tests.usdm import manual_buy, sim_top
 from tests.util import wait_until
 
 KEY, SECRET = "engine-key", "engine-secret"
@@ -93,18 +93,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 def buy(key: str, amount: str = "0.01") -> OrderIntent:
-    now = time.time()
-    return OrderIntent(
-        exchange="simulator",
-        symbol=SYMBOL,
-        ts=now,
-        ts_recv=now,
-        client_order_id=client_order_id(key, "entry", "manual"),
-        side="buy",
-        type="market",
-        amount=Decimal(amount),
-        origin="manual",
-    )
+    return manual_buy(key, SYMBOL, amount)
 
 
 def assert_sent_once(rig: Rig, record: OrderRecord) -> None:
