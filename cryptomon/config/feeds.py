@@ -40,6 +40,11 @@ class ExchangeConfig(Section):
         default=None, gt=0, description="stall watchdog; None = sized per channel"
     )
     url: str | None = Field(default=None, description="endpoint override (simulator address)")
+    plugin: str | None = Field(
+        default=None,
+        description="feed plugin by name (an entry point of 'cryptomon.feeds', e.g. "
+        "simulator_futures); default: the plugin named like the exchange, else cryptofeed",
+    )
     proxy: SecretStr | None = Field(
         default=None, description="HTTP or SOCKS proxy for this feed's websocket and REST traffic"
     )

@@ -7,9 +7,11 @@ package's ``pyproject.toml``::
     myexchange = "mypkg.feed:MyExchangePlugin"
 
 The built-ins are registered the same way: ``cryptofeed`` (every cryptofeed exchange by name),
-``simulator`` (the loopback simulator through cryptofeed's Binance code) and ``replay``
-(recordings). An exchange config picks its plugin: ``source: replay`` -> ``replay``; an
-exchange ``name`` equal to a plugin's name -> that plugin; anything else -> ``cryptofeed``.
+``simulator`` (the loopback simulator through cryptofeed's Binance code), ``simulator_futures``
+(the simulator's USD-M venue through cryptofeed's BinanceFutures code) and ``replay``
+(recordings). An exchange config picks its plugin: ``source: replay`` -> ``replay``; its
+``plugin`` key -> that plugin; an exchange ``name`` equal to a plugin's name -> that plugin;
+anything else -> ``cryptofeed``.
 
 Duplicate names and entry points that are not ``FeedPlugin`` subclasses are rejected with a
 :class:`~cryptomon.errors.ConfigError` naming the offender.
@@ -63,9 +65,29 @@ class FeedPlugin(ABC):
         its events units and its guard (None: raw venue quantities, no quality checks)."""
 
 
+# The built-in plugins (also registered as entry points in pyproject.toml): found even when
+# the installed package metadata predates one of them (an editable install not refreshed).
+BUILTIN = {
+    "cryptofeed": "cryptomon.feeds.cryptofeed:CryptofeedPlugin",
+    "replay": "cryptomon.feeds.replay:ReplayPlugin",
+    "simulator": "cryptomon.feeds.cryptofeed:SimulatorPlugin",
+    "simulator_futures": "cryptomon.feeds.simulator_futures:SimulatorFuturesPlugin",
+}
+
+
+def _with_builtins(found: list[EntryPoint]) -> list[EntryPoint]:
+    """``found`` plus the built-ins its metadata does not list."""
+    names = {entry_point.name for entry_point in found}
+    missing = [
+        EntryPoint(name, value, GROUP) for name, value in BUILTIN.items() if name not in names
+    ]
+    return found + missing
+
+
 def load_plugins(eps: Iterable[EntryPoint] | None = None) -> dict[str, type[FeedPlugin]]:
-    """Every registered plugin class by name; bad registrations raise ConfigError."""
-    found = list(entry_points(group=GROUP) if eps is None else eps)
+    """Every registered plugin class by name (the installed entry points and the built-ins;
+    ``eps`` replaces both); bad registrations raise ConfigError."""
+    found = _with_builtins(list(entry_points(group=GROUP))) if eps is None else list(eps)
     out: dict[str, type[FeedPlugin]] = {}
     origin: dict[str, str] = {}
     problems: list[Problem] = []
@@ -101,6 +123,8 @@ def plugin_for(config: ExchangeConfig, plugins: dict[str, type[FeedPlugin]]) -> 
     """The plugin (instance) that serves ``config``."""
     if config.source == "replay":
         key = "replay"
+    elif config.plugin:
+        key = config.plugin
     elif config.name in plugins and config.name not in _GENERIC:
         key = config.name
     else:

@@ -1,7 +1,8 @@
 """Where each configured exchange's instrument specs come from, decided once at build time
 (``app.py`` wires the result into the :class:`~cryptomon.market.registry.InstrumentRegistry`):
 
-- the simulator serves its own specs (:func:`cryptomon.sim.instruments.simulator_specs`);
+- the simulator serves its own specs (:func:`cryptomon.sim.instruments.simulator_specs`); its
+  USD-M venue (plugin ``simulator_futures``) answers ``/fapi/v1/exchangeInfo`` like Binance's;
 - a replay reads ``instruments.EXCHANGE.json`` beside the recording (saved by ``record``), else
   the REST answers in the recording's ``EXCHANGE.0`` file;
 - a live cryptofeed exchange whose instrument format is known is asked over REST
@@ -102,6 +103,9 @@ def spec_sources(configs: Iterable[ExchangeConfig], *, feed_classes: Any = None)
                 out.static.extend(recording_specs(config))
             except ValueError as exc:  # a recording without readable specs: unknown units
                 log.warning("instruments_unreadable", exchange=config.name, error=str(exc))
+        elif config.plugin == "simulator_futures" and config.url:
+            urls = [config.url.rstrip("/") + "/fapi/v1/exchangeInfo"]
+            out.loaders[config.name] = rest_loader("BINANCE_FUTURES", config.name, urls, get_json)
         elif config.name == "simulator" and config.url:
             out.loaders[config.name] = simulator_loader(config.name, config.url)
         elif config.name == "simulator":

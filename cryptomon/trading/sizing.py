@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from cryptomon.events import OrderIntent
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.protection import round_down
 
@@ -48,3 +49,21 @@ def spec_problem(spec: InstrumentSpec, qty: Decimal, price: Decimal) -> tuple[st
         return None
     below_qty = spec.min_qty is not None and qty < spec.min_qty
     return ("min_amount" if below_qty else "min_notional", problem)
+
+
+def intent_problem(
+    spec: InstrumentSpec, intent: OrderIntent, price: Decimal
+) -> tuple[str, str] | None:
+    """``(check, reason)`` of an order the venue would refuse, in the order and words of the
+    risk checks: an order that is not reduce-only must pass :func:`spec_problem` (an exit is
+    not held to the minimums: a venue lets a position close), then its limit and stop prices
+    must sit on the spec's tick. ``price`` values the order (its limit, else the touch)."""
+    if not intent.reduce_only:
+        problem = spec_problem(spec, intent.amount, price)
+        if problem is not None:
+            return problem
+    tick = spec.tick_size
+    for name, level in (("price", intent.price), ("stop price", intent.stop_price)):
+        if level is not None and tick is not None and tick > 0 and level % tick != 0:
+            return ("tick_size", f"{name} {level} is not a multiple of tick size {tick}")
+    return None

@@ -12,7 +12,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -20,11 +19,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from cryptomon.clock import ManualClock
 from cryptomon.sim.exchange import SimExchange
-from cryptomon.sim.market import MarketModel
 from cryptomon.sim.usdm import UsdmVenue
-from tests.e2e.futures_rig import KEY, PERP, SECRET, start
+from tests.e2e.futures_rig import KEY, SECRET, start
+from tests.usdm import PERP, usdm_venue
 from tests.util import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest_asyncio.fixture
 async def venue() -> AsyncIterator[tuple[SimExchange, UsdmVenue]]:
-    sim = SimExchange(MarketModel(["BTC-USDT"], seed=5), clock=ManualClock(time.time()))
-    usdm = UsdmVenue(api_key=KEY, api_secret=SECRET)
-    usdm.set_price("BTCUSDT", Decimal(20000))
-    sim.add_routes(usdm.routes())
-    await sim.start(run=False)
+    sim, usdm = await usdm_venue(key=KEY, secret=SECRET, seed=5)
     try:
         yield sim, usdm
     finally:

@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from cryptomon.clock import LiveClock, ManualClock
 from cryptomon.config import TradingConfig
-from cryptomon.events import BookTop, Notice, OrderIntent, OrderState
+from cryptomon.events import Notice, OrderIntent, OrderState
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.sim.exchange import SimExchange
@@ -25,8 +25,8 @@ from cryptomon.sim.venue import install
 from cryptomon.trading.brokers.ccxt import CcxtBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
-from cryptomon.trading.orders import client_order_id
 from cryptomon.trading.risk import RiskState
+from tests.usdm import manual_buy, sim_top
 from tests.util import wait_until
 
 KEY, SECRET = "clock-key", "clock-secret"
@@ -77,26 +77,7 @@ async def _rig(skew_s: float) -> tuple[Rig, Callable[[], Any]]:
         market=MarketState(hub=hub),
         journal=MemoryJournal(hub=hub),
     )
-    (bid, bid_size), (ask, ask_size) = (side[0] for side in sim.market.book(SYMBOL))
-    now = time.time()
-    hub.publish(
-        BookTop(
-            exchange="simulator",
-            symbol=SYMBOL,
-            ts=now,
-            ts_recv=now,
-            bid=bid,
-            bid_size=bid_size,
-            ask=ask,
-            ask_size=ask_size,
-            spread=ask - bid,
-            spread_bps=(ask - bid) / bid * 1e4,
-            bid_depth=bid_size,
-            ask_depth=ask_size,
-            imbalance=0.0,
-            levels=1,
-        )
-    )
+    sim_top(hub, sim, SYMBOL)
     await engine.start()
 
     async def close() -> None:
@@ -126,18 +107,7 @@ async def in_sync() -> AsyncIterator[Rig]:
 
 
 def buy(key: str) -> OrderIntent:
-    now = time.time()
-    return OrderIntent(
-        exchange="simulator",
-        symbol=SYMBOL,
-        ts=now,
-        ts_recv=now,
-        client_order_id=client_order_id(key, "entry", "manual"),
-        side="buy",
-        type="market",
-        amount=Decimal("0.01"),
-        origin="manual",
-    )
+    return manual_buy(key, SYMBOL)
 
 
 def codes(rig: Rig) -> list[str]:

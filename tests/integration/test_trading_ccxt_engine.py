@@ -26,6 +26,7 @@ from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.orders import OrderRecord, client_order_id
 from cryptomon.trading.risk import RiskState
+from tests.usdm import manual_buy, sim_top
 from tests.util import wait_until
 
 KEY, SECRET = "engine-key", "engine-secret"
@@ -41,27 +42,7 @@ class Rig:
 
 
 def publish_top(rig: Rig) -> None:
-    bids, asks = rig.sim.market.book(SYMBOL)
-    now = time.time()
-    (bid, bid_size), (ask, ask_size) = bids[0], asks[0]
-    rig.hub.publish(
-        BookTop(
-            exchange="simulator",
-            symbol=SYMBOL,
-            ts=now,
-            ts_recv=now,
-            bid=bid,
-            bid_size=bid_size,
-            ask=ask,
-            ask_size=ask_size,
-            spread=ask - bid,
-            spread_bps=(ask - bid) / bid * 1e4,
-            bid_depth=bid_size,
-            ask_depth=ask_size,
-            imbalance=0.0,
-            levels=1,
-        )
-    )
+    sim_top(rig.hub, rig.sim, SYMBOL)
 
 
 @pytest_asyncio.fixture
@@ -112,18 +93,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 def buy(key: str, amount: str = "0.01") -> OrderIntent:
-    now = time.time()
-    return OrderIntent(
-        exchange="simulator",
-        symbol=SYMBOL,
-        ts=now,
-        ts_recv=now,
-        client_order_id=client_order_id(key, "entry", "manual"),
-        side="buy",
-        type="market",
-        amount=Decimal(amount),
-        origin="manual",
-    )
+    return manual_buy(key, SYMBOL, amount)
 
 
 def assert_sent_once(rig: Rig, record: OrderRecord) -> None:

@@ -21,6 +21,8 @@ from cryptomon.sim.trading import Fault, TradingEndpoints
 from cryptomon.sim.venue import install
 from cryptomon.trading.brokers.base import OrderOutcomeUnknown, OrderRejectedError
 from cryptomon.trading.brokers.ccxt import CcxtBroker
+from cryptomon.trading.brokers.ccxt_spec import market_spec
+from cryptomon.trading.risk import Limits, MarketView, PortfolioView, check
 
 KEY, SECRET = "sim-key", "sim-secret"
 
@@ -145,16 +147,51 @@ async def test_limit_order_round_trip_fetch_open_cancel(venue: Venue) -> None:
 
 @pytest.mark.asyncio
 async def test_amount_and_price_are_rounded_to_the_market_precision(venue: Venue) -> None:
-    """Amount and price reach the venue rounded to lot and tick (ccxt precision)."""
+    """An amount on the lot reaches the venue as sent; a limit price on the tick too."""
     bid, _ = best(venue)
-    price = Decimal(str(bid)) - Decimal("50.123456")
+    price = (Decimal(str(bid)) - Decimal(50)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     await venue.broker.place_order(
-        intent("cm-prec-1", type_="limit", amount="0.0123456789", price=price)
+        intent("cm-prec-1", type_="limit", amount="0.01234", price=price)
     )
     sim_order = venue.endpoints.engine.orders[1]
     assert sim_order.orig_qty == Decimal("0.01234")
-    assert price.as_tuple().exponent == -6
-    assert sim_order.price == price.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert sim_order.price == price
+
+
+@pytest.mark.asyncio
+async def test_the_spec_refuses_off_lot_off_tick_and_too_small_orders_before_sending(
+    venue: Venue,
+) -> None:
+    """Lot, tick and minimum order value are checked against the market's spec before anything
+    is sent, with the reason text of the risk checks and the paper broker."""
+    bid, _ = best(venue)
+    off_tick = Decimal(str(bid)) - Decimal("50.123456")
+    with pytest.raises(OrderRejectedError) as lot:
+        await venue.broker.place_order(intent("cm-lot-1", amount="0.0123456789"))
+    assert lot.value.reason == (
+        "amount 0.0123456789 is not a whole number of lots (0.00001) of BTC-USDT"
+    )
+    ex = venue.broker.exchange
+    spec = market_spec(ex, ex.markets["BTC/USDT"], "simulator")
+    assert spec is not None
+    by_risk = check(
+        intent("cm-lot-1", amount="0.0123456789", origin="manual"),
+        PortfolioView(equity=Decimal(10_000)),
+        MarketView(mid=Decimal(str(bid)), spec=spec),
+        Limits(),
+    )
+    assert (by_risk.check, by_risk.reason) == ("lot_size", lot.value.reason)
+    with pytest.raises(OrderRejectedError) as tick:
+        await venue.broker.place_order(
+            intent("cm-tick-1", type_="limit", amount="0.01234", price=off_tick)
+        )
+    assert tick.value.reason == f"price {off_tick} is not a multiple of tick size 0.01"
+    with pytest.raises(OrderRejectedError) as small:
+        await venue.broker.place_order(intent("cm-small-1", amount="0.00001"))
+    assert small.value.reason.startswith("order value ")
+    assert small.value.reason.endswith(" USDT is below the minimum 5 USDT of BTC-USDT")
+    assert venue.endpoints.engine.orders == {}
+    assert venue.endpoints.order_posts == 0
 
 
 @pytest.mark.asyncio
@@ -220,7 +257,7 @@ async def test_insufficient_funds_and_too_small_orders_are_rejected(venue: Venue
     """Venue refusals become OrderRejectedError naming the reason."""
     with pytest.raises(OrderRejectedError, match="InsufficientFunds"):
         await venue.broker.place_order(intent("cm-big-1", amount="5"))
-    with pytest.raises(OrderRejectedError, match="NOTIONAL"):
+    with pytest.raises(OrderRejectedError, match="below the minimum 5 USDT"):
         await venue.broker.place_order(intent("cm-tiny-1", amount="0.00001"))
     assert venue.endpoints.engine.orders == {}
 

@@ -6,91 +6,36 @@ computation and the venue's wallet."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 import pytest_asyncio
 
-from cryptomon.clock import LiveClock, ManualClock
-from cryptomon.config import load_settings
 from cryptomon.events import OrderState
-from cryptomon.hub import Hub
-from cryptomon.market.state import MarketState
-from cryptomon.sim.exchange import SimExchange
-from cryptomon.sim.market import MarketModel
 from cryptomon.sim.usdm import UsdmVenue
-from cryptomon.trading.brokers.ccxt import CcxtBroker
-from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.journal import MemoryJournal
-from tests.e2e.futures_rig import EX, PERP, specs, top
+from tests.usdm import EX, PERP, VENUE_ID, Live, enter, start_live
 from tests.util import wait_until
 
 D = Decimal
-VENUE_ID = "BTCUSDT"
 KEY, SECRET = "legs-key", "legs-secret"
 FEE = D("0.0004")
 ALGO = "/fapi/v1/algoOrder"
 
 
-@dataclass
-class Live:
-    sim: SimExchange
-    venue: UsdmVenue
-    engine: TradingEngine
-    hub: Hub
-
-
 @pytest_asyncio.fixture
 async def live() -> AsyncIterator[Live]:
-    sim = SimExchange(MarketModel(["BTC-USDT"], seed=4), clock=ManualClock(time.time()))
-    venue = UsdmVenue(api_key=KEY, api_secret=SECRET)
-    venue.set_price(VENUE_ID, D(20000))
-    sim.add_routes(venue.routes())
-    await sim.start(run=False)
-    cfg = load_settings(
-        data={
-            "trading": {
-                "mode": "live",
-                "exchange": EX,
-                "symbols": [PERP],
-                "leverage": 5,
-                "max_leverage": 5,
-                "allow_short": True,
-                "max_position_size": 10_000,
-                "max_symbol_exposure": 10_000,
-                "max_total_exposure": 10_000,
-                "poll_interval_s": 0.05,
-                "live": {
-                    "exchange": EX,
-                    "api_key": KEY,
-                    "secret": SECRET,
-                    "url": sim.rest_url,
-                    "native_stop_loss": True,
-                },
-            }
-        }
-    ).trading
-    hub, clock = Hub(), LiveClock()
-    engine = TradingEngine(
-        config=cfg,
-        hub=hub,
-        clock=clock,
-        broker=CcxtBroker.from_config(cfg, clock=clock),
-        market=MarketState(hub=hub),
-        journal=MemoryJournal(hub=hub),
-        starting_cash=D(0),
-        specs=specs,
+    rig = await start_live(
+        key=KEY,
+        secret=SECRET,
+        seed=4,
+        native=True,
+        allow_short=True,
     )
-    top(hub, 20000.0)
-    await engine.start()
     try:
-        yield Live(sim, venue, engine, hub)
+        yield rig
     finally:
-        await engine.stop()
-        await sim.stop()
+        await rig.stop()
 
 
 def algos(venue: UsdmVenue, status: str | None = None) -> list[dict[str, object]]:
@@ -107,15 +52,7 @@ async def test_long_gets_venue_legs_and_the_venue_take_profit_closes_it(live: Li
     the venue fires the take-profit at 21300: the engine books the fill, cancels the stop leg
     and its PnL = 0.1 x 1300 - fees, as the venue's wallet says."""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="buy",
-        amount="0.1",
-        stop_loss="19400",
-        take_profit="21200",
-    )
+    await enter(engine, "buy", stop_loss="19400", take_profit="21200")
     await legs_resting(live)
     stop, take = sorted(algos(venue), key=lambda a: str(a["orderType"]))
     assert (stop["orderType"], stop["side"]) == ("STOP_MARKET", "SELL")
@@ -144,15 +81,7 @@ async def test_long_gets_venue_legs_and_the_venue_take_profit_closes_it(live: Li
 async def test_short_venue_stop_fires_and_take_profit_leg_is_canceled(live: Live) -> None:
     """A 5x short: the venue's stop-market buys back at 20700; PnL = -0.1 x 700 - fees."""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="sell",
-        amount="0.1",
-        stop_loss="20600",
-        take_profit="18800",
-    )
+    await enter(engine, "sell", stop_loss="20600", take_profit="18800")
     await legs_resting(live)
     venue.set_price(VENUE_ID, D(20700))
     pos = engine.portfolio.positions[(EX, PERP)]
@@ -172,15 +101,8 @@ async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> No
     loopback URL ccxt cannot pick Binance's linear error table, so the refusal arrives as an
     unclassified error: the engine settles it by lookup and closes it as never placed.)"""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="buy",
-        amount="0.1",
-        stop_loss="20100",
-        take_profit="21200",  # a sell stop above the price: refused
-    )
+    # a sell stop above the price: refused
+    await enter(engine, "buy", stop_loss="20100", take_profit="21200")
     prot = engine.protection.protections[(EX, PERP)]
     await wait_until(lambda: prot.stop_order is not None, timeout=10, message="stop sent")
     await wait_until(lambda: not prot.native, timeout=10, message="back to emulation")

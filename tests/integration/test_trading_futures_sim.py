@@ -6,129 +6,36 @@ computation and the venue's positions; a venue that refuses the leverage gets no
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 import pytest_asyncio
 
-from cryptomon.clock import LiveClock, ManualClock
-from cryptomon.config import load_settings
-from cryptomon.events import BookTop
-from cryptomon.hub import Hub
-from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
-from cryptomon.market.state import MarketState
-from cryptomon.sim.exchange import SimExchange
-from cryptomon.sim.market import MarketModel
 from cryptomon.sim.usdm import UsdmVenue
-from cryptomon.trading.brokers.ccxt import CcxtBroker
-from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.journal import MemoryJournal
+from tests.usdm import EX, PERP, VENUE_ID, Live, enter, start_live, top
 from tests.util import wait_until
 
 D = Decimal
-EX, PERP, VENUE_ID = "binanceusdm", "BTC-USDT-PERP", "BTCUSDT"
 KEY, SECRET = "usdm-key", "usdm-secret"
 FEE = D("0.0004")
-SPEC = InstrumentSpec(
-    exchange=EX,
-    symbol=PERP,
-    kind=InstrumentKind.PERPETUAL,
-    base="BTC",
-    quote="USDT",
-    settle="USDT",
-    tick_size=D("0.1"),
-    lot_size=D("0.001"),
-)
-
-
-def specs(exchange: str, symbol: str) -> InstrumentSpec | None:
-    return SPEC if (exchange, symbol) == (EX, PERP) else None
-
-
-@dataclass
-class Live:
-    sim: SimExchange
-    venue: UsdmVenue
-    engine: TradingEngine
-    hub: Hub
-
-
-def top(hub: Hub, mid: float) -> None:
-    now = time.time()
-    hub.publish(
-        BookTop(
-            exchange=EX,
-            symbol=PERP,
-            ts=now,
-            ts_recv=now,
-            bid=mid - 0.05,
-            bid_size=5.0,
-            ask=mid + 0.05,
-            ask_size=5.0,
-            spread=0.1,
-            spread_bps=0.05,
-            bid_depth=25.0,
-            ask_depth=25.0,
-            imbalance=0.0,
-            levels=5,
-        )
-    )
 
 
 @pytest_asyncio.fixture
 async def live() -> AsyncIterator[Live]:
-    sim = SimExchange(MarketModel(["BTC-USDT"], seed=3), clock=ManualClock(time.time()))
-    venue = UsdmVenue(api_key=KEY, api_secret=SECRET)
-    venue.set_price(VENUE_ID, D(20000))
-    sim.add_routes(venue.routes())
-    await sim.start(run=False)
-    cfg = load_settings(
-        data={
-            "trading": {
-                "mode": "live",
-                "exchange": EX,
-                "symbols": [PERP],
-                "leverage": 5,
-                "max_leverage": 5,
-                "margin_mode": "isolated",
-                "allow_short": True,
-                "max_position_size": 10_000,
-                "max_symbol_exposure": 10_000,
-                "max_total_exposure": 10_000,
-                "poll_interval_s": 0.05,
-                "mark_interval_s": 0.05,
-                "live": {
-                    "exchange": EX,
-                    "api_key": KEY,
-                    "secret": SECRET,
-                    "url": sim.rest_url,
-                    "native_stop_loss": False,  # the engine watches the book (SL/TP emulated)
-                },
-            }
-        }
-    ).trading
-    hub, clock = Hub(), LiveClock()
-    market = MarketState(hub=hub)
-    engine = TradingEngine(
-        config=cfg,
-        hub=hub,
-        clock=clock,
-        broker=CcxtBroker.from_config(cfg, clock=clock),
-        market=market,
-        journal=MemoryJournal(hub=hub),
-        starting_cash=D(0),
-        specs=specs,
+    rig = await start_live(
+        key=KEY,
+        secret=SECRET,
+        seed=3,
+        native=False,  # the engine watches the book (SL/TP emulated)
+        margin_mode="isolated",
+        allow_short=True,
+        mark_interval_s=0.05,
     )
-    top(hub, 20000.0)
-    await engine.start()
     try:
-        yield Live(sim, venue, engine, hub)
+        yield rig
     finally:
-        await engine.stop()
-        await sim.stop()
+        await rig.stop()
 
 
 def order_paths(venue: UsdmVenue) -> list[str]:
@@ -141,15 +48,7 @@ async def test_5x_long_sets_leverage_gets_legs_pays_funding_and_takes_profit(liv
     out the unrealized PnL; the take-profit closes the long: PnL = 0.1 x (21300 - 20000) -
     funding 0.205 - taker fees, as the venue's wallet says."""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="buy",
-        amount="0.1",
-        stop_loss="19400",
-        take_profit="21200",
-    )
+    await enter(engine, "buy", stop_loss="19400", take_profit="21200")
     posts = order_paths(venue)
     assert posts[:3] == ["/fapi/v1/marginType", "/fapi/v1/leverage", "/fapi/v1/order"]
     assert venue.book.positions[VENUE_ID].leverage == 5
@@ -179,15 +78,7 @@ async def test_5x_long_sets_leverage_gets_legs_pays_funding_and_takes_profit(liv
 async def test_5x_short_receives_funding_and_stops_out(live: Live) -> None:
     """The short's stop-loss fires at 20700: PnL = -0.1 x 700 + funding 0.2 - fees."""
     engine, venue = live.engine, live.venue
-    await engine.place_manual_order(
-        actor="t",
-        exchange=EX,
-        symbol=PERP,
-        side="sell",
-        amount="0.1",
-        stop_loss="20600",
-        take_profit="18800",
-    )
+    await enter(engine, "sell", stop_loss="20600", take_profit="18800")
     pos = engine.portfolio.positions[(EX, PERP)]
     assert pos.amount == D("-0.1")
     assert await engine.broker.fetch_positions() == {PERP: D("-0.1")}  # type: ignore[attr-defined]
@@ -207,9 +98,7 @@ async def test_5x_short_receives_funding_and_stops_out(live: Live) -> None:
 async def test_refused_leverage_is_a_clear_rejection_and_no_order(live: Live) -> None:
     """A venue refusing the leverage: the order is rejected naming it, nothing is placed."""
     live.venue.refuse_leverage = True
-    out = await live.engine.place_manual_order(
-        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
-    )
+    out = await enter(live.engine, "buy", stop_loss="19400")
     assert out["state"] == "rejected"
     assert "refused leverage 5" in out["reason"]
     assert "/fapi/v1/order" not in order_paths(live.venue)
@@ -220,9 +109,7 @@ async def test_refused_leverage_is_a_clear_rejection_and_no_order(live: Live) ->
 async def test_leverage_read_back_differently_sends_no_order(live: Live) -> None:
     """The venue accepts 5x but reads back 20x: the order is rejected naming both."""
     live.venue.book.misreport_leverage = 20
-    out = await live.engine.place_manual_order(
-        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
-    )
+    out = await enter(live.engine, "buy", stop_loss="19400")
     assert out["state"] == "rejected"
     assert "read back as 20x, expected 5x" in out["reason"]
     assert live.venue.book.orders == []

@@ -54,6 +54,7 @@ from cryptomon.trading.brokers.ccxt_contracts import (
 from cryptomon.trading.brokers.ccxt_gate import RateLimited, VenueGate, install
 from cryptomon.trading.brokers.ccxt_map import dec, market_info, order_request, to_fill, to_order
 from cryptomon.trading.brokers.ccxt_read import REFUSALS, placement_error, read
+from cryptomon.trading.brokers.ccxt_spec import check_spec
 from cryptomon.trading.brokers.ccxt_time import VenueClock
 
 log = structlog.get_logger()
@@ -184,6 +185,7 @@ class CcxtBroker:
             ccxt_type, amount, price, params = order_request(ex, intent, m)
         except ccxt.BaseError as exc:
             raise OrderRejectedError(cid, f"{type(exc).__name__}: {exc}") from exc
+        await check_spec(ex, m, intent, exchange=self.exchange_name, read=self._read)
         if amount <= 0:
             raise OrderRejectedError(cid, f"amount {intent.amount} rounds to 0 at this lot size")
         await self.contracts.prepare(ex, m, intent.symbol, cid)

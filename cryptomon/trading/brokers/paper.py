@@ -13,6 +13,10 @@
 
 Fills of resting orders happen outside ``place_order``: the engine registers a callback with
 :meth:`set_listener` and also polls :meth:`fetch_order`.
+
+The spot account (funds, settlement per currency) is :mod:`~cryptomon.trading.brokers.
+paper_funds`, the order record and book levels :mod:`~cryptomon.trading.brokers.paper_book`,
+contract margin :mod:`~cryptomon.trading.brokers.paper_margin`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from cryptomon.trading.brokers.base import (
     MarketInfo,
     OrderRejectedError,
 )
+from cryptomon.trading.brokers.paper_book import PaperOrder, book_levels, d
+from cryptomon.trading.brokers.paper_funds import check_spot_funds, settle_spot, split_symbol
 from cryptomon.trading.brokers.paper_margin import MarginBook
 from cryptomon.trading.margin import TermsLookup
 from cryptomon.trading.sizing import spec_problem
@@ -42,34 +48,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 ZERO = Decimal(0)
-
-
-def d(x: float) -> Decimal:
-    return Decimal(str(x))
-
-
-def split_symbol(symbol: str) -> tuple[str, str]:
-    """``BTC-USDT`` -> (``BTC``, ``USDT``); a derivative's normalized symbol keeps its quote
-    (``BTC-USDT-PERP`` -> ``USDT``, ``BTC-USD-22K27`` -> ``USD``), never ``PERP``."""
-    parts = symbol.split("-")
-    if len(parts) < 2:
-        return symbol, ""
-    return parts[0], parts[1]
-
-
-class _PaperOrder:
-    __slots__ = ("exchange_order_id", "fills", "intent", "prior", "state")
-
-    def __init__(self, intent: OrderIntent, exchange_order_id: str) -> None:
-        self.intent = intent
-        self.exchange_order_id = exchange_order_id
-        self.state = OrderState.SUBMITTED
-        self.fills: list[Fill] = []
-        self.prior = ZERO  # filled before a restart (those fills live in the journal)
-
-    @property
-    def filled(self) -> Decimal:
-        return self.prior + sum((f.amount for f in self.fills), ZERO)
 
 
 class PaperBroker:
@@ -96,8 +74,8 @@ class PaperBroker:
         self.balances: dict[str, Decimal] = {self.quote: d(config.starting_balance)}
         for currency, amount in config.balances.items():  # e.g. the coin of inverse contracts
             self.balances[currency] = self.balances.get(currency, ZERO) + d(amount)
-        self._orders: dict[str, _PaperOrder] = {}
-        self._resting: dict[str, _PaperOrder] = {}  # limit orders that may still be open
+        self._orders: dict[str, PaperOrder] = {}
+        self._resting: dict[str, PaperOrder] = {}  # limit orders that may still be open
         self._seq = 0
         self._run = new_id()[:8]  # trade and order ids stay unique across restarts
         self._exchanges: set[str] = set()  # seen in trades and orders: market() has no exchange
@@ -139,7 +117,7 @@ class PaperBroker:
             if intent.type != "limit" or intent.client_order_id in self._orders:
                 continue
             self._seq += 1
-            order = _PaperOrder(intent, f"paper-{self._run}-{self._seq}")
+            order = PaperOrder(intent, f"paper-{self._run}-{self._seq}")
             order.prior = filled
             if state == OrderState.CANCEL_PENDING:
                 order.state = OrderState.CANCELED
@@ -181,7 +159,7 @@ class PaperBroker:
         self._check_spec(intent)
         self._check_funds(intent)
         self._seq += 1
-        order = _PaperOrder(intent, f"paper-{self._run}-{self._seq}")
+        order = PaperOrder(intent, f"paper-{self._run}-{self._seq}")
         self._orders[intent.client_order_id] = order
         self._take(order, limit=intent.price if intent.type == "limit" else None)
         if intent.type == "limit":
@@ -263,48 +241,24 @@ class PaperBroker:
                 raise OrderRejectedError(intent.client_order_id, problem[1])
 
     def _check_funds(self, intent: OrderIntent) -> None:
-        base, quote = split_symbol(intent.symbol)
         terms = self.margin.terms(intent.exchange, intent.symbol) if self.margin else None
         if terms is not None and self.margin is not None:
             rate = d(self.config.taker_fee)
             self.margin.check(intent, terms, self._price(intent), rate)
             return
-        if intent.side == "buy":
-            price = self._price(intent)
-            need = intent.amount * price * (1 + d(self.config.taker_fee))
-            if self.balances.get(quote, ZERO) < need and not intent.reduce_only:
-                raise OrderRejectedError(
-                    intent.client_order_id,
-                    f"insufficient balance: {need} {quote} needed, "
-                    f"{self.balances.get(quote, ZERO)} available",
-                )
-        elif not self.allow_short and self.balances.get(base, ZERO) < intent.amount:
-            raise OrderRejectedError(
-                intent.client_order_id,
-                f"insufficient balance: {intent.amount} {base} needed, "
-                f"{self.balances.get(base, ZERO)} available",
-            )
+        check_spot_funds(
+            self.balances,
+            intent,
+            self._price(intent) if intent.side == "buy" else ZERO,
+            taker_fee=d(self.config.taker_fee),
+            allow_short=self.allow_short,
+        )
 
-    def _levels(self, intent: OrderIntent) -> list[tuple[Decimal, Decimal]]:
-        """Opposite side of the book, best first, with a newer BookTop taking precedence."""
-        buy = intent.side == "buy"
-        snap = self.market_state.snapshot(intent.exchange, intent.symbol)
-        top = self.market_state.top(intent.exchange, intent.symbol)
-        levels: list[tuple[float, float]] = []
-        if snap is not None:
-            levels = list(snap.asks if buy else snap.bids)
-        if top is not None and (snap is None or top.ts >= snap.ts):
-            best = (top.ask, top.ask_size) if buy else (top.bid, top.bid_size)
-            if best[0] > 0:
-                worse = [lv for lv in levels if (lv[0] > best[0] if buy else lv[0] < best[0])]
-                levels = [best, *worse]
-        return [(d(p), d(s)) for p, s in levels if p > 0 and s > 0]
-
-    def _take(self, order: _PaperOrder, *, limit: Decimal | None) -> None:
+    def _take(self, order: PaperOrder, *, limit: Decimal | None) -> None:
         intent = order.intent
         buy = intent.side == "buy"
         remaining = intent.amount - order.filled
-        for price, size in self._levels(intent):
+        for price, size in book_levels(self.market_state, intent):
             if remaining <= 0:
                 break
             if limit is not None and (price > limit if buy else price < limit):
@@ -317,21 +271,17 @@ class PaperBroker:
         elif order.filled > 0:
             order.state = OrderState.PARTIALLY_FILLED
 
-    def _fill(self, order: _PaperOrder, qty: Decimal, price: Decimal, liquidity: str) -> Fill:
+    def _fill(self, order: PaperOrder, qty: Decimal, price: Decimal, liquidity: str) -> Fill:
         intent = order.intent
-        base, quote = split_symbol(intent.symbol)
+        _base, quote = split_symbol(intent.symbol)
         rate = d(self.config.taker_fee if liquidity == "taker" else self.config.maker_fee)
         notional = qty * price
         fee = notional * rate
         terms = self.margin.terms(intent.exchange, intent.symbol) if self.margin else None
         if terms is not None and self.margin is not None:
             fee, quote = self.margin.fill(intent, terms, qty, price, rate)
-        elif intent.side == "buy":
-            self.balances[quote] = self.balances.get(quote, ZERO) - notional - fee
-            self.balances[base] = self.balances.get(base, ZERO) + qty
         else:
-            self.balances[quote] = self.balances.get(quote, ZERO) + notional - fee
-            self.balances[base] = self.balances.get(base, ZERO) - qty
+            settle_spot(self.balances, intent, qty, price, fee)
         self._seq += 1
         now = self.clock.time()
         fill = Fill(
@@ -396,7 +346,7 @@ class PaperBroker:
                 currency=payment.currency,
             )
 
-    def _view(self, order: _PaperOrder) -> BrokerOrder:
+    def _view(self, order: PaperOrder) -> BrokerOrder:
         intent = order.intent
         filled = order.filled
         new = filled - order.prior

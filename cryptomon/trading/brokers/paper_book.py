@@ -1,0 +1,48 @@
+"""The paper broker's matching data: its order record and the opposite side of the live
+book an order takes liquidity from."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from cryptomon.events import Fill, OrderIntent, OrderState
+from cryptomon.market.state import MarketState
+
+ZERO = Decimal(0)
+
+
+def d(x: float) -> Decimal:
+    return Decimal(str(x))
+
+
+class PaperOrder:
+    """One paper order: its intent, venue id, state and fills."""
+
+    __slots__ = ("exchange_order_id", "fills", "intent", "prior", "state")
+
+    def __init__(self, intent: OrderIntent, exchange_order_id: str) -> None:
+        self.intent = intent
+        self.exchange_order_id = exchange_order_id
+        self.state = OrderState.SUBMITTED
+        self.fills: list[Fill] = []
+        self.prior = ZERO  # filled before a restart (those fills live in the journal)
+
+    @property
+    def filled(self) -> Decimal:
+        return self.prior + sum((f.amount for f in self.fills), ZERO)
+
+
+def book_levels(market: MarketState, intent: OrderIntent) -> list[tuple[Decimal, Decimal]]:
+    """Opposite side of the book, best first, with a newer BookTop taking precedence."""
+    buy = intent.side == "buy"
+    snap = market.snapshot(intent.exchange, intent.symbol)
+    top = market.top(intent.exchange, intent.symbol)
+    levels: list[tuple[float, float]] = []
+    if snap is not None:
+        levels = list(snap.asks if buy else snap.bids)
+    if top is not None and (snap is None or top.ts >= snap.ts):
+        best = (top.ask, top.ask_size) if buy else (top.bid, top.bid_size)
+        if best[0] > 0:
+            worse = [lv for lv in levels if (lv[0] > best[0] if buy else lv[0] < best[0])]
+            levels = [best, *worse]
+    return [(d(p), d(s)) for p, s in levels if p > 0 and s > 0]

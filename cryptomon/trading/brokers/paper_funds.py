@@ -1,0 +1,62 @@
+"""The paper broker's spot account: balances per currency, the funds an order needs and
+what a fill moves (perpetuals and futures settle through margin instead:
+:mod:`cryptomon.trading.brokers.paper_margin`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from cryptomon.events import OrderIntent
+from cryptomon.trading.brokers.base import OrderRejectedError
+
+ZERO = Decimal(0)
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """``BTC-USDT`` -> (``BTC``, ``USDT``); a derivative's normalized symbol keeps its quote
+    (``BTC-USDT-PERP`` -> ``USDT``, ``BTC-USD-22K27`` -> ``USD``), never ``PERP``."""
+    parts = symbol.split("-")
+    if len(parts) < 2:
+        return symbol, ""
+    return parts[0], parts[1]
+
+
+def check_spot_funds(
+    balances: dict[str, Decimal],
+    intent: OrderIntent,
+    price: Decimal,
+    *,
+    taker_fee: Decimal,
+    allow_short: bool,
+) -> None:
+    """Raise :class:`OrderRejectedError` when the account cannot pay for ``intent``: a buy
+    needs the quote (price x amount + fee), a sell the base unless shorting is allowed."""
+    base, quote = split_symbol(intent.symbol)
+    if intent.side == "buy":
+        need = intent.amount * price * (1 + taker_fee)
+        if balances.get(quote, ZERO) < need and not intent.reduce_only:
+            raise OrderRejectedError(
+                intent.client_order_id,
+                f"insufficient balance: {need} {quote} needed, "
+                f"{balances.get(quote, ZERO)} available",
+            )
+    elif not allow_short and balances.get(base, ZERO) < intent.amount:
+        raise OrderRejectedError(
+            intent.client_order_id,
+            f"insufficient balance: {intent.amount} {base} needed, "
+            f"{balances.get(base, ZERO)} available",
+        )
+
+
+def settle_spot(
+    balances: dict[str, Decimal], intent: OrderIntent, qty: Decimal, price: Decimal, fee: Decimal
+) -> None:
+    """Move a spot fill of ``qty`` at ``price`` (fee in the quote) through ``balances``."""
+    base, quote = split_symbol(intent.symbol)
+    notional = qty * price
+    if intent.side == "buy":
+        balances[quote] = balances.get(quote, ZERO) - notional - fee
+        balances[base] = balances.get(base, ZERO) + qty
+    else:
+        balances[quote] = balances.get(quote, ZERO) + notional - fee
+        balances[base] = balances.get(base, ZERO) - qty
