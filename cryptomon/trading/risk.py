@@ -26,6 +26,7 @@ from cryptomon.trading.risk_model import (
     CHECKS,
     HALTED_ORIGINS,
     PROTECTIVE_ORIGINS,
+    RATE_EXEMPT_ORIGINS,
     ZERO,
     Decision,
     Limits,
@@ -167,7 +168,7 @@ def _order_checks(
                 f"limit price {intent.price} is {band:.2f}% from mid "
                 f"{mid} (band {limits.price_band_percentage}%)",
             )
-    if intent.origin not in PROTECTIVE_ORIGINS and (
+    if intent.origin not in RATE_EXEMPT_ORIGINS and (
         portfolio.orders_last_minute >= limits.max_orders_per_minute
     ):
         return reject(

@@ -23,8 +23,11 @@ _Key = tuple[str, str]
 
 HALTED_ORIGINS = frozenset({"stop_loss", "take_profit", "kill_switch", "manual", "reconcile"})
 # reduce-only exits that still go through on a delisted market (the position keeps its
-# protection); also the origins exempt from the order rate limit
+# protection)
 PROTECTIVE_ORIGINS = frozenset({"stop_loss", "take_profit"})
+# orders the order rate limit never holds back: the protective exits, the kill switch's
+# flatten and the reconciler's corrections
+RATE_EXEMPT_ORIGINS = frozenset({"stop_loss", "take_profit", "kill_switch", "reconcile"})
 
 # Every check name a rejection can carry (RiskEvent.check).
 CHECKS = (

@@ -164,13 +164,18 @@ def test_price_band() -> None:
 
 
 def test_max_orders_per_minute_spares_protective_exits() -> None:
-    """At the rate limit an entry is refused; a stop-loss exit still passes."""
+    """At the rate limit an entry or a manual exit is refused; stop-loss, take-profit,
+    kill-switch flatten and reconcile exits still pass."""
     p = PortfolioView(
         equity=D(10000), positions={("binance", "BTC-USDT"): D(1)}, orders_last_minute=5
     )
     assert rejected(intent(), p) == "max_orders_per_minute"
-    exit_ = intent("sell", "1", reduce_only=True, origin="stop_loss")
-    assert check(exit_, p, MARKET, LIMITS).approved
+    for origin in ("stop_loss", "take_profit", "kill_switch", "reconcile"):
+        exit_ = intent("sell", "1", reduce_only=True, origin=origin)
+        assert check(exit_, p, MARKET, LIMITS).approved, origin
+    assert rejected(intent("sell", "1", reduce_only=True, origin="manual"), p) == (
+        "max_orders_per_minute"
+    )
 
 
 def test_reduce_only_must_reduce() -> None:
