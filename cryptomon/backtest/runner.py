@@ -38,6 +38,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -322,9 +323,7 @@ class BacktestRunner:
                 # one close quote and a mark (nothing in between can change that)
                 series = group[0][0]
                 until = min(signal_at, self._safe[(series.exchange, series.symbol)][1] + 1)
-                for r in range(g, until):
-                    self._close_quotes(float(times[r]), [(series, r)])
-                    equity[r], exposure[r] = self._mark()
+                self._close_stretch(series, g, until, times, (equity, exposure))
                 self.lanes["close"] += until - g
                 g = until
                 continue
@@ -346,6 +345,67 @@ class BacktestRunner:
                 self.lanes["whole"] += 1
             equity[lo:hi], exposure[lo:hi] = self._mark()
             g += 1
+
+    def _close_stretch(
+        self,
+        series: CandleSeries,
+        g: int,
+        until: int,
+        times: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        """Rows ``g:until`` of the only market, a safe position: close quotes and marks."""
+        equity, exposure = out
+        first = g
+        marks = self._stretch_equity(series, g, until - 1) if until - g > 1 else None
+        if marks is not None:  # the rows before the last, valued in one pass
+            first = until - 1
+            equity[g:first] = marks
+            exposure[g:first] = 1.0
+        for r in range(first, until):
+            self._close_quotes(float(times[r]), [(series, r)])
+            equity[r], exposure[r] = self._mark()
+
+    def _plain_equity(self, series: CandleSeries) -> bool:
+        """The portfolio's equity is its cash plus this market's spot position at its mark:
+        no other position holds value, no fee balance or dust (:meth:`_stretch_equity`)."""
+        portfolio = self.engine.portfolio
+        if portfolio.fee_balances or portfolio.dust:
+            return False
+        key = (series.exchange, series.symbol)
+        for k, pos in portfolio.positions.items():
+            if k == key:
+                if pos.contract is not None or pos.amount == 0:
+                    return False
+            elif pos.amount != 0 or pos.mark is None:
+                return False
+        return key in portfolio.positions
+
+    def _stretch_equity(self, series: CandleSeries, lo: int, hi: int) -> list[float] | None:
+        """The equity at the end of rows ``lo:hi`` of a safe stretch of one market (its
+        position unchanged, :meth:`_plain_equity`) as their close quotes would mark it:
+        the mid of each quote (:meth:`_quote`'s float arithmetic, element by element) as the
+        Decimal the engine marks with, and ``cash + amount * mark`` in Decimal as
+        ``Portfolio.equity`` adds it (the other terms are exact zeros). Only the stretch's
+        last quote need be published: every reader of a close quote keeps the latest one
+        (the market state, the marks), and a safe quote triggers no exit. None: not such a
+        stretch (another holding, a fee balance, dust, a contract, a zero bid)."""
+        if not self._plain_equity(series):
+            return None
+        cfg = self.settings.backtest
+        price = series.close[lo:hi]
+        half = np.maximum(
+            price * cfg.slippage_bps / 10_000.0,
+            cfg.slippage_range_fraction * (series.high[lo:hi] - series.low[lo:hi]),
+        )
+        bid = np.maximum(price - half, 0.0)
+        mids = ((bid + (price + half)) / 2).tolist()
+        if not bool(np.all(bid > 0)):  # the engine does not mark at a zero bid
+            return None
+        portfolio = self.engine.portfolio
+        cash = portfolio.cash
+        amount = portfolio.positions[(series.exchange, series.symbol)].amount
+        return [float(cash + amount * Decimal(str(mid))) for mid in mids]
 
     def _close_quotes(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
         """Only the close quotes of ``group``, at the time the whole path quotes them."""

@@ -17,6 +17,7 @@ generator shares with the order engine, when each event arrives: a runtime chang
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,13 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 MarketKey = tuple[str, str]
+
+
+def _info_enabled() -> bool:
+    """Whether an info line would be written: the configured filtering logger's level
+    (checked per call, so a reconfiguration applies); unknown wrappers say yes."""
+    check = getattr(structlog.get_config()["wrapper_class"], "is_enabled_for", None)
+    return True if check is None else bool(check(None, logging.INFO))
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,15 +245,16 @@ class SignalGenerator:
             id=extra.signal_id
             or signal_id(exchange, symbol, source=source, side=side, ts=ts, anomaly=anomaly_id),
         )
-        log.info(
-            "trading.signal",
-            exchange=exchange,
-            symbol=symbol,
-            side=side,
-            strength=round(strength, 3),
-            grade=str(grade),
-            source=source,
-            reason=reason,
-        )
+        if _info_enabled():  # a filtered line still costs a logger bind per signal
+            log.info(
+                "trading.signal",
+                exchange=exchange,
+                symbol=symbol,
+                side=side,
+                strength=round(strength, 3),
+                grade=str(grade),
+                source=source,
+                reason=reason,
+            )
         self.hub.publish(sig)
         return sig
