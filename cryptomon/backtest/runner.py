@@ -312,21 +312,17 @@ class BacktestRunner:
                 self.lanes["skipped"] += signal_at - g
                 g = signal_at
                 continue
+            if single:  # a safe position: its close quotes and dropped signals in one walk
+                walked = self._walk(self.series[0], g, found.next_due(g), times, out)
+                if walked > g:
+                    g = walked
+                    continue
             t = float(times[lo])
             group = [
                 (self.series[i], r)
                 for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
             ]
             quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
-            if quiet and single and not self._idle(group[0][0]):
-                # a safe position: every group up to the next signal or reachable level is
-                # one close quote and a mark (nothing in between can change that)
-                series = group[0][0]
-                until = min(signal_at, self._safe[(series.exchange, series.symbol)][1] + 1)
-                self._close_stretch(series, g, until, times, (equity, exposure))
-                self.lanes["close"] += until - g
-                g = until
-                continue
             dropped = (
                 not quiet
                 and signal_at == g
@@ -345,6 +341,46 @@ class BacktestRunner:
                 self.lanes["whole"] += 1
             equity[lo:hi], exposure[lo:hi] = self._mark()
             g += 1
+
+    def _walk(
+        self,
+        series: CandleSeries,
+        g: int,
+        due: int,
+        times: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> int:
+        """The only market holds a safe position at row ``g`` (no anomaly before row
+        ``due``): every row up to its next reachable level or ``due`` is a close quote and a
+        mark (:meth:`_close_stretch`), or a dropped signal (:meth:`_dropped_signals`), as
+        the group by group loop would drive them. Returns the first row not driven (``g``:
+        none), where the engine acts on a signal or the position is no longer safe."""
+        if g >= due or self._idle(series) or not self._safe_candle(series, g):
+            return g
+        key = (series.exchange, series.symbol)
+        end = min(due, self._safe[key][1] + 1)
+        _, equity, exposure = out
+        fired = self._fires.get(key)
+        rows = [] if fired is None else (np.flatnonzero(fired[0][g:end]) + g).tolist()
+        at = g  # the first row not yet driven
+        for r in rows:
+            if r > at:
+                self._close_stretch(series, at, r, times, (equity, exposure))
+                self.lanes["close"] += r - at
+                at = r
+            t = float(times[r])
+            if not self._dropped_signals(t, [(series, r)]):
+                return at
+            self._close_quotes(t, [(series, r)])
+            self._ledger_signal(series, r, t)
+            self.pipe.absorb()
+            equity[r], exposure[r] = self._mark()
+            self.lanes["dropped"] += 1
+            at = r + 1
+        if end > at:
+            self._close_stretch(series, at, end, times, (equity, exposure))
+            self.lanes["close"] += end - at
+        return end
 
     def _close_stretch(
         self,
