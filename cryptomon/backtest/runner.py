@@ -429,19 +429,20 @@ class BacktestRunner:
         if not self._plain_equity(series):
             return None
         cfg = self.settings.backtest
-        price = series.close[lo:hi]
-        half = np.maximum(
-            price * cfg.slippage_bps / 10_000.0,
-            cfg.slippage_range_fraction * (series.high[lo:hi] - series.low[lo:hi]),
-        )
-        bid = np.maximum(price - half, 0.0)
-        mids = ((bid + (price + half)) / 2).tolist()
-        if not bool(np.all(bid > 0)):  # the engine does not mark at a zero bid
-            return None
+        bps, fraction = cfg.slippage_bps, cfg.slippage_range_fraction
         portfolio = self.engine.portfolio
         cash = portfolio.cash
         amount = portfolio.positions[(series.exchange, series.symbol)].amount
-        return [float(cash + amount * Decimal(str(mid))) for mid in mids]
+        out: list[float] = []
+        spans = (series.high[lo:hi] - series.low[lo:hi]).tolist()
+        for price, span in zip(series.close[lo:hi].tolist(), spans, strict=True):
+            half = max(price * bps / 10_000.0, fraction * span)  # as _half_spread
+            bid = max(price - half, 0.0)
+            if not bid > 0:  # the engine does not mark at a zero bid
+                return None
+            mark = Decimal(str((bid + (price + half)) / 2))  # to_decimal of on_top's mid
+            out.append(float(cash + amount * mark))
+        return out
 
     def _close_quotes(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
         """Only the close quotes of ``group``, at the time the whole path quotes them."""

@@ -136,7 +136,8 @@ class SignalGenerator:
             return
         ring = self._recent.setdefault(key, deque(maxlen=64))
         now = anomaly.ts_detected or anomaly.ts
-        recent = [a for a in ring if now - (a.ts_detected or a.ts) <= self._window()]
+        longest = self._window()  # once, not per anomaly of the ring
+        recent = [a for a in ring if now - (a.ts_detected or a.ts) <= longest]
         ring.append(anomaly)
         for rule in self.config.signal_rules:
             window = [a for a in recent if now - (a.ts_detected or a.ts) <= rule.window_s]
