@@ -63,6 +63,9 @@ class SignalExtra:
     price_given: bool = False  # the sender's price wins over the live mid
 
 
+_NO_EXTRA = SignalExtra()  # frozen: one shared instance for the signals without extras
+
+
 class SignalGenerator:
     """Hub component: Anomaly and Candle in, Signal out (for the traded markets only)."""
 
@@ -226,7 +229,7 @@ class SignalGenerator:
         extra: SignalExtra | None = None,
     ) -> Signal:
         """Grade and publish one signal (``extra``: a sender's grade, bracket and id)."""
-        extra = extra or SignalExtra()
+        extra = extra or _NO_EXTRA
         grade = extra.grade or grade_for(strength, self.config.grades, at_least=at_least)
         sig = Signal(
             exchange=exchange,
