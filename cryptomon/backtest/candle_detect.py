@@ -11,17 +11,26 @@ so a batch must end where a finding is. A scout engine (the same detectors) runs
 whole chunk first to find those candles; the run's engine then reads the chunk in batches
 that end at each of them. Same detectors, same trades, same findings with the same fields
 in the same order, for two kernel passes over arrays instead of one call per candle.
+
+Neither engine is handed ``Trade`` events: the candle trades of a chunk are columns (the
+ones the engine would build from them, in micro-batches of its ``batch_size`` as its hub
+handler flushes them), and a ``Trade`` is built only for a row where a detector finds
+something (:class:`CandleTrades`). The candle trades carry no venue notional, so the
+columns' notionals are the NaN the engine reads from such trades.
 """
 
 from __future__ import annotations
 
 import bisect
+from typing import Any
 
 import numpy as np
 
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.clock import ManualClock
+from cryptomon.detect.base import TradeCols
+from cryptomon.detect.registry import Source
 from cryptomon.events import Anomaly, Side, Trade
 from cryptomon.hub import Hub
 
@@ -41,6 +50,71 @@ def candle_trade(series: CandleSeries, row: int, now: float) -> Trade:
         amount=float(series.volume[row]),
         side=side,
     )
+
+
+class CandleTrades:
+    """The candle trades of rows ``which``/``rows`` closing at ``at``, as detector columns;
+    ``self[i]`` is the :class:`Trade` of row ``i`` (built on demand, for a finding)."""
+
+    def __init__(
+        self, series: list[CandleSeries], which: np.ndarray, rows: np.ndarray, at: np.ndarray
+    ) -> None:
+        self.series = series
+        self.which = which
+        self.rows = rows
+        self.at = at
+        n = which.shape[0]
+        self.px = np.empty(n)
+        self.amt = np.empty(n)
+        self.buy = np.empty(n)
+        for i, s in enumerate(series):
+            mine = which == i
+            r = rows[mine]
+            close = s.close[r].astype(np.float64)
+            self.px[mine] = close
+            self.amt[mine] = s.volume[r]
+            self.buy[mine] = np.where(close >= s.open[r], 1.0, 0.0)
+
+    def __len__(self) -> int:
+        return int(self.which.shape[0])
+
+    def __getitem__(self, i: int) -> Trade:
+        return candle_trade(self.series[int(self.which[i])], int(self.rows[i]), float(self.at[i]))
+
+
+class _Slice:
+    """Rows ``lo:hi`` of a :class:`CandleTrades`, indexed from 0 (a batch's events)."""
+
+    def __init__(self, trades: CandleTrades, lo: int, hi: int) -> None:
+        self.trades, self.lo, self.hi = trades, lo, hi
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    def __getitem__(self, i: int) -> Trade:
+        if not 0 <= i < self.hi - self.lo:
+            raise IndexError(i)
+        return self.trades[self.lo + i]
+
+
+def feed_trades(engine: Any, sids: np.ndarray, trades: CandleTrades, lo: int, hi: int) -> None:
+    """Rows ``lo:hi`` of ``trades`` through ``engine`` (a ``DetectorEngine``) as its trade
+    handler and flush would run them: micro-batches of ``batch_size`` rows, each through
+    the trade detectors in registration order (its ``_run``), counted as it counts them.
+    ``sids``: the engine's market id per series."""
+    cap = engine.config.batch_size
+    for a in range(lo, hi, cap):
+        b = min(hi, a + cap)
+        cols = TradeCols(
+            sid=sids[trades.which[a:b]],
+            ts=trades.at[a:b],
+            px=trades.px[a:b],
+            amt=trades.amt[a:b],
+            buy=trades.buy[a:b],
+        )
+        engine.events["trades"] += b - a
+        engine.batches += 1
+        engine._run(Source.TRADES, cols, _Slice(trades, a, b))
 
 
 class CandleAnomalies:
@@ -72,6 +146,7 @@ class CandleAnomalies:
         self._scouted: list[Anomaly] = []
         self._scout.subscribe(Anomaly, self._scouted.append, name="backtest.scout")
         self.scout = pipe.detector_engine(self._scout, ManualClock(0.0))
+        self._engine_sids: dict[int, np.ndarray] = {}
 
     def due(self, g: int) -> list[Anomaly]:
         """What the detectors found on the trades of group ``g`` (in their order)."""
@@ -94,26 +169,38 @@ class CandleAnomalies:
                 return total
             self._detect(self._done, min(total, self._done + CHUNK))
 
+    def _sids(self, engine: Any) -> np.ndarray:
+        """``engine``'s market id per series, registered in the order the markets' first
+        trades reach it (as its hub handler registers them)."""
+        sids = self._engine_sids.get(id(engine))
+        if sids is None:
+            first = np.unique(self.which, return_index=True)[1]
+            order = np.argsort(first, kind="stable")
+            sids = np.zeros(len(self.series), dtype=np.int64)
+            for i in np.unique(self.which)[order].tolist():
+                sids[i] = engine.symbol_id(self.series[i].exchange, self.series[i].symbol)
+            self._engine_sids[id(engine)] = sids
+        return sids
+
     def _detect(self, lo: int, hi: int) -> None:
         a, b = int(self.starts[lo]), int(self.starts[hi])
         per_group = np.diff(self.starts[lo : hi + 1])
-        at = np.repeat(self.closes[lo:hi], per_group).tolist()
-        trades = [
-            candle_trade(self.series[i], r, now)
-            for i, r, now in zip(self.which[a:b].tolist(), self.rows[a:b].tolist(), at, strict=True)
-        ]
+        at = np.repeat(self.closes[lo:hi], per_group)
+        trades = CandleTrades(self.series, self.which[a:b], self.rows[a:b], at)
         closes = self.closes[lo:hi].tolist()
         ends = np.cumsum(per_group).tolist()  # trades up to the end of each group
-        for trade in trades:
-            self._scout.publish(trade)
-        self.scout.flush()
+        feed_trades(self.scout, self._sids(self.scout), trades, 0, len(trades))
         firing = sorted({self._group(closes, f.ts) for f in self._scouted})
         self._scouted.clear()
+        engine = self.pipe.detectors
+        sids = self._sids(engine)
         first = 0
         for g in [*firing, hi - lo - 1]:
             if ends[g] <= first:
                 continue
-            for anomaly in self.pipe.detect(trades[first : ends[g]], closes[g]):
+            self.pipe.detect_clock.set(closes[g])
+            feed_trades(engine, sids, trades, first, ends[g])
+            for anomaly in self.pipe.take_found():
                 self._due.setdefault(lo + self._group(closes, anomaly.ts), []).append(anomaly)
             first = ends[g]
         self._groups.extend(k for k in sorted(self._due) if k >= lo)

@@ -153,6 +153,12 @@ class Pipeline:
         self._found.clear()
         return found
 
+    def take_found(self) -> list[Anomaly]:
+        """Candle mode: what the detectors found since the last call, in order."""
+        found = self._found[:]
+        self._found.clear()
+        return found
+
     @property
     def equity(self) -> float:
         return float(self.engine.portfolio.equity)

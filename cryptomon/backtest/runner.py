@@ -38,6 +38,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -311,23 +312,17 @@ class BacktestRunner:
                 self.lanes["skipped"] += signal_at - g
                 g = signal_at
                 continue
+            if single:  # a safe position: its close quotes and dropped signals in one walk
+                walked = self._walk(self.series[0], g, found.next_due(g), times, out)
+                if walked > g:
+                    g = walked
+                    continue
             t = float(times[lo])
             group = [
                 (self.series[i], r)
                 for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
             ]
             quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
-            if quiet and single and not self._idle(group[0][0]):
-                # a safe position: every group up to the next signal or reachable level is
-                # one close quote and a mark (nothing in between can change that)
-                series = group[0][0]
-                until = min(signal_at, self._safe[(series.exchange, series.symbol)][1] + 1)
-                for r in range(g, until):
-                    self._close_quotes(float(times[r]), [(series, r)])
-                    equity[r], exposure[r] = self._mark()
-                self.lanes["close"] += until - g
-                g = until
-                continue
             dropped = (
                 not quiet
                 and signal_at == g
@@ -346,6 +341,108 @@ class BacktestRunner:
                 self.lanes["whole"] += 1
             equity[lo:hi], exposure[lo:hi] = self._mark()
             g += 1
+
+    def _walk(
+        self,
+        series: CandleSeries,
+        g: int,
+        due: int,
+        times: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> int:
+        """The only market holds a safe position at row ``g`` (no anomaly before row
+        ``due``): every row up to its next reachable level or ``due`` is a close quote and a
+        mark (:meth:`_close_stretch`), or a dropped signal (:meth:`_dropped_signals`), as
+        the group by group loop would drive them. Returns the first row not driven (``g``:
+        none), where the engine acts on a signal or the position is no longer safe."""
+        if g >= due or self._idle(series) or not self._safe_candle(series, g):
+            return g
+        key = (series.exchange, series.symbol)
+        end = min(due, self._safe[key][1] + 1)
+        _, equity, exposure = out
+        fired = self._fires.get(key)
+        rows = [] if fired is None else (np.flatnonzero(fired[0][g:end]) + g).tolist()
+        at = g  # the first row not yet driven
+        for r in rows:
+            if r > at:
+                self._close_stretch(series, at, r, times, (equity, exposure))
+                self.lanes["close"] += r - at
+                at = r
+            t = float(times[r])
+            if not self._dropped_signals(t, [(series, r)]):
+                return at
+            self._close_quotes(t, [(series, r)])
+            self._ledger_signal(series, r, t)
+            self.pipe.absorb()
+            equity[r], exposure[r] = self._mark()
+            self.lanes["dropped"] += 1
+            at = r + 1
+        if end > at:
+            self._close_stretch(series, at, end, times, (equity, exposure))
+            self.lanes["close"] += end - at
+        return end
+
+    def _close_stretch(
+        self,
+        series: CandleSeries,
+        g: int,
+        until: int,
+        times: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        """Rows ``g:until`` of the only market, a safe position: close quotes and marks."""
+        equity, exposure = out
+        first = g
+        marks = self._stretch_equity(series, g, until - 1) if until - g > 1 else None
+        if marks is not None:  # the rows before the last, valued in one pass
+            first = until - 1
+            equity[g:first] = marks
+            exposure[g:first] = 1.0
+        for r in range(first, until):
+            self._close_quotes(float(times[r]), [(series, r)])
+            equity[r], exposure[r] = self._mark()
+
+    def _plain_equity(self, series: CandleSeries) -> bool:
+        """The portfolio's equity is its cash plus this market's spot position at its mark:
+        no other position holds value, no fee balance or dust (:meth:`_stretch_equity`)."""
+        portfolio = self.engine.portfolio
+        if portfolio.fee_balances or portfolio.dust:
+            return False
+        key = (series.exchange, series.symbol)
+        for k, pos in portfolio.positions.items():
+            if k == key:
+                if pos.contract is not None or pos.amount == 0:
+                    return False
+            elif pos.amount != 0 or pos.mark is None:
+                return False
+        return key in portfolio.positions
+
+    def _stretch_equity(self, series: CandleSeries, lo: int, hi: int) -> list[float] | None:
+        """The equity at the end of rows ``lo:hi`` of a safe stretch of one market (its
+        position unchanged, :meth:`_plain_equity`) as their close quotes would mark it:
+        the mid of each quote (:meth:`_quote`'s float arithmetic, element by element) as the
+        Decimal the engine marks with, and ``cash + amount * mark`` in Decimal as
+        ``Portfolio.equity`` adds it (the other terms are exact zeros). Only the stretch's
+        last quote need be published: every reader of a close quote keeps the latest one
+        (the market state, the marks), and a safe quote triggers no exit. None: not such a
+        stretch (another holding, a fee balance, dust, a contract, a zero bid)."""
+        if not self._plain_equity(series):
+            return None
+        cfg = self.settings.backtest
+        bps, fraction = cfg.slippage_bps, cfg.slippage_range_fraction
+        portfolio = self.engine.portfolio
+        cash = portfolio.cash
+        amount = portfolio.positions[(series.exchange, series.symbol)].amount
+        out: list[float] = []
+        spans = (series.high[lo:hi] - series.low[lo:hi]).tolist()
+        for price, span in zip(series.close[lo:hi].tolist(), spans, strict=True):
+            half = max(price * bps / 10_000.0, fraction * span)  # as _half_spread
+            bid = max(price - half, 0.0)
+            if not bid > 0:  # the engine does not mark at a zero bid
+                return None
+            mark = Decimal(str((bid + (price + half)) / 2))  # to_decimal of on_top's mid
+            out.append(float(cash + amount * mark))
+        return out
 
     def _close_quotes(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
         """Only the close quotes of ``group``, at the time the whole path quotes them."""

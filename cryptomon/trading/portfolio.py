@@ -203,19 +203,20 @@ class Portfolio:
 
     @property
     def equity(self) -> Decimal:
-        held = sum(
-            (self._held_value(p) for p in self.positions.values()),
-            ZERO,
-        )
-        side = sum(
-            (
-                amount * self.prices[asset]
-                for balances in (self.fee_balances, self.dust)
-                for asset, amount in balances.items()
-                if asset in self.prices
-            ),
-            ZERO,
-        )
+        held = ZERO  # added in the positions' order, as sum(..., ZERO) adds them
+        for p in self.positions.values():
+            held = held + self._held_value(p)
+        side = ZERO
+        if self.fee_balances or self.dust:
+            side = sum(
+                (
+                    amount * self.prices[asset]
+                    for balances in (self.fee_balances, self.dust)
+                    for asset, amount in balances.items()
+                    if asset in self.prices
+                ),
+                ZERO,
+            )
         return self.cash + held + side
 
     def contract_unrealized(self, currency: str) -> Decimal:

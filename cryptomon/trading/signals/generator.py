@@ -17,6 +17,7 @@ generator shares with the order engine, when each event arrives: a runtime chang
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,13 @@ log = structlog.get_logger()
 MarketKey = tuple[str, str]
 
 
+def _info_enabled() -> bool:
+    """Whether an info line would be written: the configured filtering logger's level
+    (checked per call, so a reconfiguration applies); unknown wrappers say yes."""
+    check = getattr(structlog.get_config()["wrapper_class"], "is_enabled_for", None)
+    return True if check is None else bool(check(None, logging.INFO))
+
+
 @dataclass(frozen=True, slots=True)
 class SignalExtra:
     """What an external sender may fix on its signal (a webhook)."""
@@ -53,6 +61,9 @@ class SignalExtra:
     take_profit: float | None = None
     signal_id: str | None = None  # deterministic id (idempotency by the sender's alert id)
     price_given: bool = False  # the sender's price wins over the live mid
+
+
+_NO_EXTRA = SignalExtra()  # frozen: one shared instance for the signals without extras
 
 
 class SignalGenerator:
@@ -128,7 +139,8 @@ class SignalGenerator:
             return
         ring = self._recent.setdefault(key, deque(maxlen=64))
         now = anomaly.ts_detected or anomaly.ts
-        recent = [a for a in ring if now - (a.ts_detected or a.ts) <= self._window()]
+        longest = self._window()  # once, not per anomaly of the ring
+        recent = [a for a in ring if now - (a.ts_detected or a.ts) <= longest]
         ring.append(anomaly)
         for rule in self.config.signal_rules:
             window = [a for a in recent if now - (a.ts_detected or a.ts) <= rule.window_s]
@@ -217,7 +229,7 @@ class SignalGenerator:
         extra: SignalExtra | None = None,
     ) -> Signal:
         """Grade and publish one signal (``extra``: a sender's grade, bracket and id)."""
-        extra = extra or SignalExtra()
+        extra = extra or _NO_EXTRA
         grade = extra.grade or grade_for(strength, self.config.grades, at_least=at_least)
         sig = Signal(
             exchange=exchange,
@@ -237,15 +249,16 @@ class SignalGenerator:
             id=extra.signal_id
             or signal_id(exchange, symbol, source=source, side=side, ts=ts, anomaly=anomaly_id),
         )
-        log.info(
-            "trading.signal",
-            exchange=exchange,
-            symbol=symbol,
-            side=side,
-            strength=round(strength, 3),
-            grade=str(grade),
-            source=source,
-            reason=reason,
-        )
+        if _info_enabled():  # a filtered line still costs a logger bind per signal
+            log.info(
+                "trading.signal",
+                exchange=exchange,
+                symbol=symbol,
+                side=side,
+                strength=round(strength, 3),
+                grade=str(grade),
+                source=source,
+                reason=reason,
+            )
         self.hub.publish(sig)
         return sig

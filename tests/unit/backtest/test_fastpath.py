@@ -197,3 +197,21 @@ def test_the_config_key_chooses_the_path() -> None:
     bad = {"backtest": {"fast_path": "sometimes"}}
     with pytest.raises(ValueError, match="fast_path"):
         Settings.model_validate(bad)
+
+
+def test_fast_path_is_the_slow_path_with_a_spread_and_one_market() -> None:
+    """One market quoted with a half spread (bps and a share of the range): the walks over
+    a safe position (close quotes valued in one pass, dropped signals) give the same run."""
+    base = settings(min_signal_strength=0.5, stop_loss_percentage=3.0)
+    cfg = base.model_copy(
+        update={
+            "backtest": base.backtest.model_copy(
+                update={"slippage_bps": 5.0, "slippage_range_fraction": 0.05}
+            )
+        }
+    )
+    series = [random_walk(6000, seed=11)]
+    fast, slow = _run(cfg, series, fast=True), _run(cfg, series, fast=False)
+    assert len(slow.trades) >= 10
+    assert float(slow.exposure.mean()) > 0.3  # a position open on a good share of candles
+    _same_run(fast, slow)
