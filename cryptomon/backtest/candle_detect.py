@@ -30,7 +30,6 @@ from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.clock import ManualClock
 from cryptomon.detect.base import TradeCols
-from cryptomon.detect.registry import Source
 from cryptomon.events import Anomaly, Side, Trade
 from cryptomon.hub import Hub
 
@@ -100,7 +99,8 @@ class _Slice:
 def feed_trades(engine: Any, sids: np.ndarray, trades: CandleTrades, lo: int, hi: int) -> None:
     """Rows ``lo:hi`` of ``trades`` through ``engine`` (a ``DetectorEngine``) as its trade
     handler and flush would run them: micro-batches of ``batch_size`` rows, each through
-    the trade detectors in registration order (its ``_run``), counted as it counts them.
+    the trade detectors in registration order (``run_trade_columns``), counted as it counts
+    them.
     ``sids``: the engine's market id per series."""
     cap = engine.config.batch_size
     for a in range(lo, hi, cap):
@@ -112,9 +112,7 @@ def feed_trades(engine: Any, sids: np.ndarray, trades: CandleTrades, lo: int, hi
             amt=trades.amt[a:b],
             buy=trades.buy[a:b],
         )
-        engine.events["trades"] += b - a
-        engine.batches += 1
-        engine._run(Source.TRADES, cols, _Slice(trades, a, b))
+        engine.run_trade_columns(cols, _Slice(trades, a, b))
 
 
 class CandleAnomalies:

@@ -284,6 +284,14 @@ class DetectorEngine:
                 self._emit(det, m, evs, cols)
         self.gate.seen[source].add(cols.sid, cols.ts)
 
+    def run_trade_columns(self, cols: TradeCols, events: Any) -> None:
+        """One micro-batch of trades already in columns (a backtest's candle trades) through
+        the trade detectors, counted as :meth:`_flush_trades` counts a batch; ``events``
+        answers ``len`` and ``[i]`` with the ``Trade`` of row ``i`` (built only for a finding)."""
+        self.events["trades"] += len(cols.ts)
+        self.batches += 1
+        self._run(Source.TRADES, cols, events)
+
     def _trade_cols(self, evs: list[Any]) -> TradeCols:
         return TradeCols(
             sid=self._sid_array(evs),
