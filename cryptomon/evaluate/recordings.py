@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptomon.clock import ManualClock
-from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig
+from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig, MarketDataConfig
 from cryptomon.errors import ConfigError, Problem
 from cryptomon.evaluate.books import (
     BOOK_KINDS,
@@ -112,11 +112,17 @@ class Replayed:
 
 
 async def replay(
-    name: str, files: list[Path], cfg: AnomalyDetectionConfig, *, every_book: bool = False
+    name: str,
+    files: list[Path],
+    cfg: AnomalyDetectionConfig,
+    *,
+    every_book: bool = False,
+    market: MarketDataConfig | None = None,
 ) -> Replayed:
     """One recording through the replay feed, a hub and a detector engine (``every_book``:
     a :class:`BookSnapshot` after every book update, not every second: the book at any
-    point, for the injections that move or replace it; sizes in the venue's units)."""
+    point, for the injections that move or replace it; sizes in the venue's units;
+    ``market``: the market layer's settings, defaults if None)."""
     hub = Hub()
     engine, got = engine_on(hub, cfg)
     out = Replayed(got)
@@ -157,7 +163,7 @@ async def replay(
         feed_class=replay_feed_class(name),
         hub=hub,
         clock=clock,
-        market=market_inputs(name, files),
+        market=market_inputs(name, files, market),
     )
     if every_book:  # not throttled (a REST snapshot's wall-clock receipt would stop the
         # receipt-time throttle for the rest of a recording)
@@ -209,7 +215,9 @@ def whale_notionals_off(rep: Replayed) -> int:
     return off
 
 
-def market_inputs(name: str, files: list[Path]) -> MarketInputs:
+def market_inputs(
+    name: str, files: list[Path], config: MarketDataConfig | None = None
+) -> MarketInputs:
     """The market layer the daemon would put in front of this recording: instrument specs
     from the REST answers it holds (units, notionals; none for a venue without a format) and
     the quality guard (history flagged, duplicates dropped, bad prints quarantined)."""
@@ -218,7 +226,7 @@ def market_inputs(name: str, files: list[Path]) -> MarketInputs:
     if head is not None:
         with contextlib.suppress(RecordingError):
             registry.add(specs_from_recording(head))
-    return MarketInputs(registry=registry)
+    return MarketInputs(registry=registry, config=config or MarketDataConfig())
 
 
 def _live(rep: Replayed, symbol: str) -> list[Trade]:

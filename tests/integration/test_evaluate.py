@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cryptomon.cli import main
-from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.config import AnomalyDetectionConfig, MarketDataConfig
 from cryptomon.evaluate import recordings as rec
 from cryptomon.evaluate.books import book_updates, price_grid
 from cryptomon.evaluate.frames import Injected, frame_for
@@ -286,3 +286,57 @@ def test_a_price_jump_beyond_the_bad_print_band_persists_and_is_accepted(
     assert tops_new
     assert tops_new[-1].bid == pytest.approx(tops_old[-1].bid * 1.15, rel=2e-3)
     assert tops_new[-1].ask == pytest.approx(tops_old[-1].ask * 1.15, rel=2e-3)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["BINANCE", "OKX", "KRAKEN", "BITFINEX", "GATEIO", "GATEIO_FUTURES", "HUOBI_SWAP"],
+)
+def test_a_moved_market_comes_out_moved_through_the_exchanges_own_parser(
+    shared_data: Path, tmp_path: Path, name: str
+) -> None:
+    """A 15 % move planned from the middle of a market's live book tops: the book moved at
+    that point and every later recorded book level and trade of the market, rewritten in the
+    exchange's own format, come out of the replay feed 15 % higher; other markets unchanged
+    (the bad-print band widened: a book alone on a sparse market never confirms a move)."""
+    files = sorted(shared_data.glob(f"{name}.*"))
+    cfg = AnomalyDetectionConfig()
+    untouched = asyncio.run(rec.replay(name, files, cfg, every_book=True))
+    frame = frame_for(name)
+    ws = [f for f in files if ".ws." in f.name]
+    texts = {f: f.read_text(encoding="utf-8", errors="replace").splitlines() for f in ws}
+    every = [line for lines in texts.values() for line in lines]
+    books = [
+        (len(rec._live_tops(untouched, s)), s, n)
+        for s, n in sorted(untouched.natives.items())
+        if frame.book_channel(every, n)
+    ]
+    count, symbol, native = max(books)
+    assert count >= 8
+    tops = rec._live_tops(untouched, symbol)
+    top = tops[len(tops) // 2]
+    receipt = top.ts_recv + 1e-4
+    plan = rec.CopyPlan()
+    chan = frame.channel(every, native) or native
+    rest = [x for f in files if ".http." in f.name for x in rec._lines(f)]
+    inj = Injection(AnomalyKind.PRICE_CHANGE, 15.0)
+    args = (frame, ws, texts, untouched, symbol, native, chan, receipt, top.ts, inj, plan)
+    rec._plan_move(*args, rest)
+    assert plan.lines, "no moved book planned"
+    copied = rec.write_copy(files, plan, tmp_path, frame)
+    wide = MarketDataConfig(bad_print_band_pct=50.0)
+    replayed = asyncio.run(rec.replay(name, copied, cfg, market=wide))
+    old = [t for t in untouched.tops[symbol] if t.ts_recv > receipt]
+    new = [t for t in replayed.tops[symbol] if t.ts_recv > receipt]
+    assert old
+    assert new
+    assert new[-1].bid == pytest.approx(old[-1].bid * 1.15, rel=1e-2)
+    assert new[-1].ask == pytest.approx(old[-1].ask * 1.15, rel=1e-2)
+    assert all(t.bid < t.ask for t in new)
+    trades_old = [t.price for t in untouched.trades.get(symbol, []) if t.ts_recv > receipt]
+    trades_new = [t.price for t in replayed.trades.get(symbol, []) if t.ts_recv > receipt]
+    tick = 10.0 ** -plan.shifts[0].decimals  # moved prices are on the market's grid
+    assert trades_new == pytest.approx([p * 1.15 for p in trades_old], rel=1e-3, abs=tick)
+    others = [s for _, s, _ in books if s != symbol and untouched.tops.get(s)]
+    for other in others:
+        assert replayed.tops[other][-1].bid == untouched.tops[other][-1].bid
