@@ -63,8 +63,8 @@ from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.venues import RecordingError, specs_from_recording
 
 NOT_INJECTED = (
-    "trades on Gate.io futures and Bitfinex (none live in the recordings); Huobi swap's whole "
-    "books are re-asserted every 0.5 s, not merged into every recorded book"
+    "trade-borne events on Gate.io futures and Bitfinex (no live trades in the recordings: "
+    "nothing to scale a whale or a burst from)"
 )
 REPEATS = 10  # copies per injection (each with one injection per eligible market)
 BURST_TRADES = 10
