@@ -302,6 +302,9 @@ def _plan_copy(
         grid = None  # the jump's prints on the market's price grid, like the moved book
         if inj.kind == AnomalyKind.PRICE_CHANGE:
             grid = _decimals(rep, symbol)
+            # received after every trade before the point: none of those is moved (a trade
+            # from before the jump arriving late would otherwise come out moved, early)
+            lat = max(lat, max(t.ts_recv for t in before) - t0 + 1e-5)
             rest = [x for f in files if ".http." in f.name for x in _lines(f)]
             _plan_move(frame, ws, texts, rep, symbol, native, chan, t0 + lat, t0, inj, out, rest)
         for j, (ts, raw, amt, buy) in enumerate(_trades_at(inj, before, t0, cfg)):
