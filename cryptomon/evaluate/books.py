@@ -1,7 +1,8 @@
 """Book injections for ``crypto-monitor evaluate``: a persistent depth imbalance and a spread
 blow-out, written as level updates in the exchange's own book format
 (:meth:`~cryptomon.evaluate.frames.TradeFrame.render_book`; OKX, Kraken and Bitfinex level
-updates, and Binance's ``depthUpdate`` diffs with update ids chained to the message before).
+updates; Binance's ``depthUpdate`` and Gate.io's spot and futures ``order_book_update`` diffs
+with update ids chained to the message before; Huobi swap's whole books, applied to ``base``).
 
 Both start from the market's book top just before the point (from the untouched replay):
 

@@ -4,7 +4,9 @@ One :class:`TradeFrame` subclass per exchange of the shared recordings (class da
 ``render`` each, never an exchange-name branch in shared code). ``channel`` finds what the
 message needs beyond the exchange's symbol (Bitfinex and Kraken address a subscription by
 the channel id their subscribe reply carried); ``marker`` is a substring of that market's
-recorded trade lines (to pick the websocket file of the market).
+recorded trade lines (to pick the websocket file of the market). ``render_book`` writes book
+levels, ``shift`` rewrites a recorded trade, book or ticker message of a market with its
+prices moved (a persistent price jump), ``overlay`` applies levels to a recorded whole book.
 """
 
 from __future__ import annotations
@@ -402,7 +404,8 @@ class GateioFuturesFrame(GateioFrame):
     prefix = "futures"
 
     def marker(self, native: str, chan: str) -> str:
-        return f'"contract":"{native}"'
+        # the recording holds no trade: the file is the one that subscribed the market
+        return f'"{native}"'
 
     def render(self, t: Injected) -> str:
         ms = round(t.ts * 1000)

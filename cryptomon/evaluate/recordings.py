@@ -11,8 +11,12 @@ median trade, bucket volume, price and book. Each copy then gets one injection p
 market (past the warm-up, at least ``MIN_LIVE_TRADES`` live trades or book tops before the
 point, not masked by the recording's own alerts; chosen by the seed), written as new lines
 in the exchange's own format (:mod:`cryptomon.evaluate.frames`) at the receipt position they
-would have had: trades (whale, volume burst, price jump as several prints) and, where the
-recorded books are level updates, book updates (:mod:`cryptomon.evaluate.books`).
+would have had: trades (whale, volume burst, price jump as several prints) and book updates
+(:mod:`cryptomon.evaluate.books`; on venues that send whole books, held in every recorded
+book until the next injected one). A price jump persists: the market's book is moved at the
+point and every later recorded trade, book level and book ticker of the market is rewritten
+by the factor (:meth:`~cryptomon.evaluate.frames.TradeFrame.shift`), so the quality guard
+accepts it as a real move.
 """
 
 from __future__ import annotations
