@@ -1,7 +1,8 @@
 """Book injections for ``crypto-monitor evaluate``: a persistent depth imbalance and a spread
 blow-out, written as level updates in the exchange's own book format
 (:meth:`~cryptomon.evaluate.frames.TradeFrame.render_book`; OKX, Kraken and Bitfinex level
-updates, and Binance's ``depthUpdate`` diffs with update ids chained to the message before).
+updates; Binance's ``depthUpdate`` and Gate.io's spot and futures ``order_book_update`` diffs
+with update ids chained to the message before; Huobi swap's whole books, applied to ``base``).
 
 Both start from the market's book top just before the point (from the untouched replay):
 
@@ -36,7 +37,12 @@ def price_grid(tops: Sequence[BookTop]) -> tuple[float, int]:
     """(tick, decimals) of a market's prices from its recorded tops: the power of ten at or
     below the smallest gap between distinct prices (a finer grid than the venue's is
     harmless: deleting a price nobody quotes changes nothing)."""
-    prices = sorted({p for t in tops for p in (t.bid, t.ask) if p > 0 and math.isfinite(p)})
+    return prices_grid([p for t in tops for p in (t.bid, t.ask)])
+
+
+def prices_grid(values: Sequence[float]) -> tuple[float, int]:
+    """(tick, decimals) of a set of prices (:func:`price_grid`)."""
+    prices = sorted({p for p in values if p > 0 and math.isfinite(p)})
     gaps = [b - a for a, b in itertools.pairwise(prices) if b - a > 1e-12 * b]
     gap = min(gaps) if gaps else (prices[0] * 1e-4 if prices else 1e-8)
     exponent = math.floor(math.log10(gap) + 1e-9)
@@ -76,9 +82,11 @@ def book_updates(
     decimals: int,
     cfg: AnomalyDetectionConfig,
     known: Sequence[float] = (),
+    base: tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]] | None = None,
 ) -> list[BookUpdate]:
     """The level updates of one book injection at ``t0`` (``known``: prices the market's
-    recorded book lines mention, for the spread's deletions)."""
+    recorded book lines mention, for the spread's deletions; ``base``: the whole book they
+    apply to, for venues that send whole books)."""
     if kind == AnomalyKind.BOOK_IMBALANCE:
         m = min(magnitude, 0.99)
         size = (1.0 + m) / (1.0 - m) * top.ask_depth * 1.5 + top.bid_depth
@@ -87,10 +95,11 @@ def book_updates(
         hold = cfg.book_imbalance_min_s + 3.0 * cfg.book_imbalance_smoothing_s + 1.0
         steps = max(2, math.ceil(hold / 0.5))
         out = [
-            BookUpdate(native, chan, t0 + 0.5 * j, ((top.bid, big),), (), decimals)
+            BookUpdate(native, chan, t0 + 0.5 * j, ((top.bid, big),), (), decimals, base)
             for j in range(steps)
         ]
-        out.append(BookUpdate(native, chan, t0 + 0.5 * steps, ((top.bid, was),), (), decimals))
+        end = BookUpdate(native, chan, t0 + 0.5 * steps, ((top.bid, was),), (), decimals, base)
+        out.append(end)
         return out
     if kind == AnomalyKind.SPREAD:
         width = (magnitude - 1.0) / 2.0 * (top.ask - top.bid)
@@ -100,5 +109,7 @@ def book_updates(
         lo, hi = top.bid - width, top.ask + width
         bids = tuple((p, 0.0) for p in sorted(grid_bids | {p for p in known if lo <= p <= top.bid}))
         asks = tuple((p, 0.0) for p in sorted(grid_asks | {p for p in known if top.ask <= p <= hi}))
-        return [BookUpdate(native, chan, t0 + 0.3 * j, bids, asks, decimals) for j in range(3)]
+        return [
+            BookUpdate(native, chan, t0 + 0.3 * j, bids, asks, decimals, base) for j in range(3)
+        ]
     raise ValueError(f"not a book injection: {kind}")

@@ -4,15 +4,18 @@ One :class:`TradeFrame` subclass per exchange of the shared recordings (class da
 ``render`` each, never an exchange-name branch in shared code). ``channel`` finds what the
 message needs beyond the exchange's symbol (Bitfinex and Kraken address a subscription by
 the channel id their subscribe reply carried); ``marker`` is a substring of that market's
-recorded trade lines (to pick the websocket file of the market).
+recorded trade lines (to pick the websocket file of the market). ``render_book`` writes book
+levels, ``shift`` rewrites a recorded trade, book or ticker message of a market with its
+prices moved (a persistent price jump), ``overlay`` applies levels to a recorded whole book.
 """
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +43,45 @@ class BookUpdate:
     bids: tuple[tuple[float, float], ...]
     asks: tuple[tuple[float, float], ...]
     decimals: int
+    # the market's whole book before the update, for venues that send full books (Huobi)
+    base: tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """A persistent price move: every trade price and book level of ``native`` (trades on
+    ``chan``, book on ``book_chan``) recorded from receipt ``start`` on is x ``factor``."""
+
+    native: str
+    chan: str | None
+    book_chan: str | None
+    start: float
+    factor: float
+    decimals: int
+
+    def px(self, price: Any) -> str:
+        """A recorded price (string or number) moved, as the venue prints it."""
+        return _px(float(price) * self.factor, self.decimals)
 
 
 def _px(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}"
+
+
+def _shift_rows(rows: Any, s: Shift, key: int | str = 0) -> None:
+    """Move the price at ``key`` of every row (levels or trades) in place."""
+    for row in rows or ():
+        row[key] = s.px(row[key])
+
+
+def _shift_keys(obj: dict[str, Any], s: Shift, *keys: str) -> None:
+    for k in keys:
+        if obj.get(k) not in (None, ""):
+            obj[k] = s.px(obj[k])
+
+
+def _dump(msg: Any) -> str:
+    return json.dumps(msg, separators=(",", ":"))
 
 
 def _num(x: float) -> str:
@@ -81,6 +119,18 @@ class TradeFrame:
         """The lines of a websocket file after an insertion (for exchanges that number their
         messages; the others: unchanged)."""
         return lines
+
+    def shift(self, payload: str, s: Shift) -> str | None:
+        """``payload`` (a recorded message) with the prices of ``s``'s market moved (None:
+        not a trade, book or ticker message of that market; the base: nothing is moved)."""
+        return None
+
+    full_books: ClassVar[bool] = False  # every book message is the whole book (Huobi)
+
+    def overlay(self, payload: str, b: BookUpdate) -> str | None:
+        """For venues that send whole books: the recorded book message ``payload`` of
+        ``b``'s market with ``b``'s levels applied (None: not such a message)."""
+        return None
 
 
 class BinanceFrame(TradeFrame):
@@ -167,6 +217,25 @@ class BinanceFrame(TradeFrame):
             out.append(f"{head}: {json.dumps(msg, separators=(',', ':'))}")
         return out
 
+    def shift(self, payload: str, s: Shift) -> str | None:
+        if f'"s":"{s.native}"' not in payload:
+            return None
+        msg = json.loads(payload)
+        data = msg.get("data")
+        if not isinstance(data, dict) or data.get("s") != s.native:
+            return None
+        kind = data.get("e")
+        if kind == "aggTrade":
+            _shift_keys(data, s, "p")
+        elif kind == "depthUpdate":
+            _shift_rows(data.get("b"), s)
+            _shift_rows(data.get("a"), s)
+        elif kind == "bookTicker":
+            _shift_keys(data, s, "b", "a")
+        else:
+            return None
+        return _dump(msg)
+
 
 class OkxFrame(TradeFrame):
     names = ("okx",)
@@ -201,6 +270,25 @@ class OkxFrame(TradeFrame):
         msg = {"arg": {"channel": "books", "instId": b.native}, "action": "update"}
         return [json.dumps({**msg, "data": [{**data, "checksum": 0}]})]
 
+    def shift(self, payload: str, s: Shift) -> str | None:
+        if f'"instId":"{s.native}"' not in payload:
+            return None
+        msg = json.loads(payload)
+        arg = msg.get("arg") or {}
+        if arg.get("instId") != s.native or "data" not in msg:
+            return None
+        for item in msg["data"]:
+            if arg.get("channel") == "trades":
+                _shift_keys(item, s, "px")
+            elif arg.get("channel") == "books":
+                _shift_rows(item.get("bids"), s)
+                _shift_rows(item.get("asks"), s)
+            elif arg.get("channel") == "tickers":
+                _shift_keys(item, s, "last", "bidPx", "askPx")
+            else:
+                return None
+        return _dump(msg)
+
 
 class GateioFrame(TradeFrame):
     names = ("gateio",)
@@ -220,6 +308,124 @@ class GateioFrame(TradeFrame):
         }
         msg = {"time": int(t.ts), "channel": "spot.trades", "event": "update", "result": result}
         return json.dumps(msg)
+
+    prefix: ClassVar[str] = "spot"
+
+    def book_channel(self, lines: list[str], native: str) -> str | None:
+        mark = self.book_marker(native, "")
+        return f"{self.prefix}.order_book_update" if any(mark in x for x in lines) else None
+
+    def book_marker(self, native: str, chan: str) -> str:
+        return f'"s":"{native}","U":' if self.prefix == "spot" else f'"s":"{native}","t":'
+
+    def _levels(self, levels: tuple[tuple[float, float], ...], decimals: int) -> list[Any]:
+        return [[_px(p, decimals), _num(q)] for p, q in levels]
+
+    def render_book(self, b: BookUpdate) -> list[str]:
+        """An ``order_book_update`` whose update ids :meth:`resequence` fills in from the
+        market's message before it (``U``/``u`` = -1 until then)."""
+        ms = round(b.ts * 1000)
+        result = {
+            "t": ms,
+            "e": "depthUpdate",
+            "E": int(b.ts),
+            "s": b.native,
+            "U": -1,
+            "u": -1,
+            "b": self._levels(b.bids, b.decimals),
+            "a": self._levels(b.asks, b.decimals),
+        }
+        msg = {"time": int(b.ts), "channel": b.chan, "event": "update", "result": result}
+        return [_dump(msg)]
+
+    def resequence(self, lines: list[str]) -> list[str]:
+        """An injected update takes ``U`` = the market's previous final id + 1 and ``u`` =
+        that id: cryptofeed's check (``U`` = last + 1) passes and the next recorded ``U`` is
+        still last + 1 (before the market's first update: dropped, nothing to chain to)."""
+        last: dict[str, int] = {}
+        out = []
+        for line in lines:
+            head, sep, payload = line.partition(": ")
+            if not sep or "order_book_update" not in payload or head.startswith("wss"):
+                out.append(line)
+                continue
+            msg = json.loads(payload)
+            result = msg.get("result")
+            if not isinstance(result, dict) or "u" not in result:
+                out.append(line)
+                continue
+            sym = result["s"]
+            if result["u"] != -1:
+                last[sym] = result["u"]
+                out.append(line)
+                continue
+            prev = last.get(sym)
+            if prev is None:
+                continue
+            result["U"], result["u"] = prev + 1, prev
+            out.append(f"{head}: {_dump(msg)}")
+        return out
+
+    def shift(self, payload: str, s: Shift) -> str | None:
+        if f'"{s.native}"' not in payload:
+            return None
+        msg = json.loads(payload)
+        channel = str(msg.get("channel", ""))
+        result = msg.get("result")
+        if msg.get("event") != "update" or not isinstance(result, dict | list):
+            return None
+        if channel.endswith(".trades"):
+            rows = result if isinstance(result, list) else [result]
+            mine = [r for r in rows if s.native in (r.get("currency_pair"), r.get("contract"))]
+            for r in mine:
+                _shift_keys(r, s, "price")
+            return _dump(msg) if mine else None
+        if not isinstance(result, dict):
+            return None
+        if channel.endswith(".order_book_update") and result.get("s") == s.native:
+            self._shift_levels(result, s)
+        elif channel == "spot.tickers" and result.get("currency_pair") == s.native:
+            _shift_keys(result, s, "last", "lowest_ask", "highest_bid")
+        elif channel == "futures.book_ticker" and result.get("s") == s.native:
+            _shift_keys(result, s, "b", "a")
+        else:
+            return None
+        return _dump(msg)
+
+    def _shift_levels(self, result: dict[str, Any], s: Shift) -> None:
+        _shift_rows(result.get("b"), s)
+        _shift_rows(result.get("a"), s)
+
+
+class GateioFuturesFrame(GateioFrame):
+    """USDT futures: ``futures.*`` channels, book levels as ``{"p": price, "s": contracts}``."""
+
+    names = ("gateio_futures",)
+    prefix = "futures"
+
+    def marker(self, native: str, chan: str) -> str:
+        # the recording holds no trade: the file is the one that subscribed the market
+        return f'"{native}"'
+
+    def render(self, t: Injected) -> str:
+        ms = round(t.ts * 1000)
+        row = {
+            "size": round(t.amount) if t.buy else -round(t.amount),
+            "id": t.ident,
+            "create_time": int(t.ts),
+            "create_time_ms": ms,
+            "price": _num(t.price),
+            "contract": t.native,
+        }
+        msg = {"time": int(t.ts), "time_ms": ms, "channel": "futures.trades", "event": "update"}
+        return _dump({**msg, "result": [row]})
+
+    def _levels(self, levels: tuple[tuple[float, float], ...], decimals: int) -> list[Any]:
+        return [{"p": _px(p, decimals), "s": round(q)} for p, q in levels]
+
+    def _shift_levels(self, result: dict[str, Any], s: Shift) -> None:
+        _shift_rows(result.get("b"), s, "p")
+        _shift_rows(result.get("a"), s, "p")
 
 
 class BitfinexFrame(TradeFrame):
@@ -278,6 +484,26 @@ class BitfinexFrame(TradeFrame):
             out.append(f"{head}: {json.dumps(msg, separators=(',', ':'))}")
         return out
 
+    def shift(self, payload: str, s: Shift) -> str | None:
+        if not payload.startswith("["):
+            return None
+        msg = json.loads(payload)
+        if not isinstance(msg, list) or len(msg) < 2:
+            return None
+        chan = str(msg[0])
+        if chan == s.chan and msg[1] in ("te", "tu") and isinstance(msg[2], list):
+            msg[2][3] = float(s.px(msg[2][3]))
+        elif chan == s.chan and isinstance(msg[1], list):  # a trades snapshot
+            for row in msg[1]:
+                row[3] = float(s.px(row[3]))
+        elif chan == s.book_chan and isinstance(msg[1], list) and msg[1]:
+            rows = msg[1] if isinstance(msg[1][0], list) else [msg[1]]
+            for row in rows:
+                row[0] = float(s.px(row[0]))
+        else:
+            return None
+        return _dump(msg)
+
 
 class KrakenFrame(TradeFrame):
     """``[channelID, [[price, volume, time, side, type, misc]], "trade", pair]``."""
@@ -318,14 +544,97 @@ class KrakenFrame(TradeFrame):
         upd["c"] = "0"  # the checksum is not validated by the replay
         return [json.dumps([int(cid), upd, name, b.native])]
 
+    def shift(self, payload: str, s: Shift) -> str | None:
+        if not payload.startswith("[") or f'"{s.native}"' not in payload:
+            return None
+        msg = json.loads(payload)
+        if not isinstance(msg, list) or msg[-1] != s.native or len(msg) < 4:
+            return None
+        name = msg[-2]
+        if name == "trade":
+            _shift_rows(msg[1], s)
+        elif isinstance(name, str) and name.startswith("book"):
+            for part in msg[1:-2]:
+                for key in ("a", "b", "as", "bs"):
+                    _shift_rows(part.get(key), s)
+        else:
+            return None
+        return _dump(msg)
+
 
 class HuobiSwapFrame(TradeFrame):
     """gzip-compressed JSON, recorded as a Python bytes literal."""
 
     names = ("huobi_swap", "huobi_dm")
+    full_books = True
 
     def marker(self, native: str, chan: str) -> str:
-        return "b'"  # compressed: every line of the file looks alike
+        # compressed messages all look alike: the file is the one that subscribed the market
+        return f'"sub":"market.{native}.trade.detail"'
+
+    def book_channel(self, lines: list[str], native: str) -> str | None:
+        mark = self.book_marker(native, "")
+        return "depth.step0" if any(mark in x for x in lines) else None
+
+    def book_marker(self, native: str, chan: str) -> str:
+        return f'"sub":"market.{native}.depth.step0"'
+
+    def render_book(self, b: BookUpdate) -> list[str]:
+        """A whole ``depth.step0`` book: ``b``'s levels applied to its ``base`` (size 0
+        deletes; without a base the book is ``b``'s levels)."""
+        bids = dict(b.base[0]) if b.base else {}
+        asks = dict(b.base[1]) if b.base else {}
+        ms = round(b.ts * 1000)
+        ch = f"market.{b.native}.depth.step0"
+        tick = {"mrid": 0, "id": int(b.ts), "ts": ms, "version": int(b.ts), "ch": ch}
+        return [_gz({"ch": ch, "ts": ms, "tick": self._apply(b, bids, asks, tick)})]
+
+    def overlay(self, payload: str, b: BookUpdate) -> str | None:
+        if not payload.startswith("b"):
+            return None
+        msg = json.loads(gzip.decompress(ast.literal_eval(payload)))
+        tick = msg.get("tick") or {}
+        if msg.get("ch") != f"market.{b.native}.depth.step0" or "bids" not in tick:
+            return None
+        bids = {float(p): float(q) for p, q in tick["bids"]}
+        asks = {float(p): float(q) for p, q in tick.get("asks", ())}
+        msg["tick"] = self._apply(b, bids, asks, tick)
+        return _gz(msg)
+
+    @staticmethod
+    def _apply(
+        b: BookUpdate, bids: dict[float, float], asks: dict[float, float], tick: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``tick`` with the whole book ``bids``/``asks`` after ``b``'s levels."""
+        for book, levels in ((bids, b.bids), (asks, b.asks)):
+            for p, q in levels:
+                key = float(_px(p, b.decimals))
+                if q > 0:
+                    book[key] = q
+                else:
+                    book.pop(key, None)
+        return {
+            **tick,
+            "bids": [[p, bids[p]] for p in sorted(bids, reverse=True)],
+            "asks": [[p, asks[p]] for p in sorted(asks)],
+        }
+
+    def shift(self, payload: str, s: Shift) -> str | None:
+        if not payload.startswith("b"):
+            return None
+        msg = json.loads(gzip.decompress(ast.literal_eval(payload)))
+        ch = str(msg.get("ch", ""))
+        tick = msg.get("tick") or {}
+        if ch == f"market.{s.native}.trade.detail":
+            for trade in tick.get("data", ()):
+                trade["price"] = float(s.px(trade["price"]))
+        elif ch == f"market.{s.native}.depth.step0" and "bids" in tick:
+            for rows in (tick["bids"], tick.get("asks", ())):
+                for row in rows:
+                    row[0] = float(s.px(row[0]))
+        else:
+            return None
+        return _gz(msg)
 
     def render(self, t: Injected) -> str:
         ms = round(t.ts * 1000)
@@ -342,12 +651,25 @@ class HuobiSwapFrame(TradeFrame):
             "ts": ms,
             "tick": {"id": t.ident, "ts": ms, "data": [trade]},
         }
-        return repr(gzip.compress(json.dumps(msg).encode(), mtime=0))
+        return _gz(msg)
+
+
+def _gz(msg: Any) -> str:
+    """A Huobi message as recorded: gzip-compressed JSON, written as a bytes literal."""
+    return repr(gzip.compress(json.dumps(msg).encode(), mtime=0))
 
 
 FRAMES: dict[str, TradeFrame] = {
     name: frame()
-    for frame in (BinanceFrame, OkxFrame, GateioFrame, BitfinexFrame, KrakenFrame, HuobiSwapFrame)
+    for frame in (
+        BinanceFrame,
+        OkxFrame,
+        GateioFrame,
+        GateioFuturesFrame,
+        BitfinexFrame,
+        KrakenFrame,
+        HuobiSwapFrame,
+    )
     for name in frame.names
 }
 

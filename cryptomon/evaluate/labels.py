@@ -40,7 +40,7 @@ class Injection:
         return f"{self.kind.value}_{self.magnitude:g}{unit}"
 
 
-# the injections of the targets
+# the injections of the targets (and a jump beyond the default bad-print band)
 PLAN: tuple[Injection, ...] = (
     Injection(AnomalyKind.WHALE, 50.0),
     Injection(AnomalyKind.WHALE, 150.0),
@@ -48,6 +48,7 @@ PLAN: tuple[Injection, ...] = (
     Injection(AnomalyKind.VOLUME, 5.0),
     Injection(AnomalyKind.VOLUME, 10.0),
     Injection(AnomalyKind.PRICE_CHANGE, 5.0),
+    Injection(AnomalyKind.PRICE_CHANGE, 15.0),  # beyond the bad-print band: a real move
     Injection(AnomalyKind.BOOK_IMBALANCE, 0.9),
     Injection(AnomalyKind.SPREAD, 20.0),
 )

@@ -11,8 +11,12 @@ median trade, bucket volume, price and book. Each copy then gets one injection p
 market (past the warm-up, at least ``MIN_LIVE_TRADES`` live trades or book tops before the
 point, not masked by the recording's own alerts; chosen by the seed), written as new lines
 in the exchange's own format (:mod:`cryptomon.evaluate.frames`) at the receipt position they
-would have had: trades (whale, volume burst, price jump as several prints) and, where the
-recorded books are level updates, book updates (:mod:`cryptomon.evaluate.books`).
+would have had: trades (whale, volume burst, price jump as several prints) and book updates
+(:mod:`cryptomon.evaluate.books`; on venues that send whole books, held in every recorded
+book until the next injected one). A price jump persists: the market's book is moved at the
+point and every later recorded trade, book level and book ticker of the market is rewritten
+by the factor (:meth:`~cryptomon.evaluate.frames.TradeFrame.shift`), so the quality guard
+accepts it as a real move.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
+import itertools
 import math
 import random
 import shutil
@@ -31,11 +37,17 @@ from pathlib import Path
 from typing import Any
 
 from cryptomon.clock import ManualClock
-from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig
+from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig, MarketDataConfig
 from cryptomon.errors import ConfigError, Problem
-from cryptomon.evaluate.books import BOOK_KINDS, book_updates, mentioned_prices, price_grid
+from cryptomon.evaluate.books import (
+    BOOK_KINDS,
+    book_updates,
+    mentioned_prices,
+    price_grid,
+    prices_grid,
+)
 from cryptomon.evaluate.evaluate import SERIES_KINDS, engine_on, grace_s
-from cryptomon.evaluate.frames import Injected, TradeFrame, frame_for
+from cryptomon.evaluate.frames import BookUpdate, Injected, Shift, TradeFrame, frame_for
 from cryptomon.evaluate.labels import (
     MIN_LIVE_TRADES,
     PLAN,
@@ -46,7 +58,7 @@ from cryptomon.evaluate.labels import (
     masked,
     score,
 )
-from cryptomon.events import Anomaly, BookTop, FlaggedTrade, Trade
+from cryptomon.events import Anomaly, BookSnapshot, BookTop, FlaggedTrade, Trade
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 from cryptomon.kinds import AnomalyKind
@@ -55,8 +67,8 @@ from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.venues import RecordingError, specs_from_recording
 
 NOT_INJECTED = (
-    "book imbalance and spread blow-out on Gate.io and Huobi swap (their book formats are not "
-    "written yet); the book shift of a price jump"
+    "trade-borne events on Gate.io futures and Bitfinex (no live trades in the recordings: "
+    "nothing to scale a whale or a burst from)"
 )
 REPEATS = 10  # copies per injection (each with one injection per eligible market)
 BURST_TRADES = 10
@@ -99,10 +111,22 @@ class Replayed:
     natives: dict[str, str] = field(default_factory=dict)  # symbol -> exchange symbol
     history: dict[str, list[float]] = field(default_factory=dict)  # symbol -> historical ts
     tops: dict[str, list[BookTop]] = field(default_factory=dict)  # symbol -> book tops
+    books: dict[str, list[BookSnapshot]] = field(default_factory=dict)  # symbol -> snapshots
+    bad_prints: dict[str, list[Trade]] = field(default_factory=dict)  # quarantined trades
 
 
-async def replay(name: str, files: list[Path], cfg: AnomalyDetectionConfig) -> Replayed:
-    """One recording through the replay feed, a hub and a detector engine."""
+async def replay(
+    name: str,
+    files: list[Path],
+    cfg: AnomalyDetectionConfig,
+    *,
+    every_book: bool = False,
+    market: MarketDataConfig | None = None,
+) -> Replayed:
+    """One recording through the replay feed, a hub and a detector engine (``every_book``:
+    a :class:`BookSnapshot` after every book update, not every second: the book at any
+    point, for the injections that move or replace it; sizes in the venue's units;
+    ``market``: the market layer's settings, defaults if None)."""
     hub = Hub()
     engine, got = engine_on(hub, cfg)
     out = Replayed(got)
@@ -120,13 +144,22 @@ async def replay(name: str, files: list[Path], cfg: AnomalyDetectionConfig) -> R
     def on_flagged(ev: FlaggedTrade) -> None:
         if ev.flag == "historical":
             out.history.setdefault(ev.symbol, []).append(ev.ts)
+        elif ev.flag == "bad_print":
+            out.bad_prints.setdefault(ev.symbol, []).append(ev.trade)
+
+    def on_book(ev: BookSnapshot) -> None:
+        out.books.setdefault(ev.symbol, []).append(ev)
 
     hub.subscribe(Trade, on_trade, name="evaluate.trades")
     hub.subscribe(FlaggedTrade, on_flagged, name="evaluate.history")
     hub.subscribe(BookTop, on_top, name="evaluate.tops")
+    hub.subscribe(BookSnapshot, on_book, name="evaluate.books")
     hub.subscribe((Trade, BookTop), on_any, name="evaluate.times")
     config = ExchangeConfig(
-        name=name.lower(), source="replay", files=[str(f) for f in files], depth=20
+        name=name.lower(),
+        source="replay",
+        files=[str(f) for f in files],
+        depth=20,
     )
     clock = ManualClock(0.0)
     feed = ReplayFeed(
@@ -134,8 +167,11 @@ async def replay(name: str, files: list[Path], cfg: AnomalyDetectionConfig) -> R
         feed_class=replay_feed_class(name),
         hub=hub,
         clock=clock,
-        market=market_inputs(name, files),
+        market=market_inputs(name, files, market),
     )
+    if every_book:  # not throttled (a REST snapshot's wall-clock receipt would stop the
+        # receipt-time throttle for the rest of a recording)
+        feed.converter.snapshot_interval = float("-inf")
     await feed.start()
     await feed.done.wait()
     if feed.feed is not None:
@@ -183,7 +219,9 @@ def whale_notionals_off(rep: Replayed) -> int:
     return off
 
 
-def market_inputs(name: str, files: list[Path]) -> MarketInputs:
+def market_inputs(
+    name: str, files: list[Path], config: MarketDataConfig | None = None
+) -> MarketInputs:
     """The market layer the daemon would put in front of this recording: instrument specs
     from the REST answers it holds (units, notionals; none for a venue without a format) and
     the quality guard (history flagged, duplicates dropped, bad prints quarantined)."""
@@ -192,7 +230,7 @@ def market_inputs(name: str, files: list[Path]) -> MarketInputs:
     if head is not None:
         with contextlib.suppress(RecordingError):
             registry.add(specs_from_recording(head))
-    return MarketInputs(registry=registry)
+    return MarketInputs(registry=registry, config=config or MarketDataConfig())
 
 
 def _live(rep: Replayed, symbol: str) -> list[Trade]:
@@ -225,6 +263,9 @@ class CopyPlan:
 
     lines: dict[Path, list[tuple[float, str]]] = field(default_factory=dict)
     labels: list[Label] = field(default_factory=list)
+    shifts: list[Shift] = field(default_factory=list)  # persistent moves of recorded prices
+    # whole-book venues: (levels, from, to receipt) applied to every recorded book in between
+    overlays: list[tuple[BookUpdate, float, float]] = field(default_factory=list)
     masked: int = 0  # drawn points the untouched replay masked (labels.masked)
 
 
@@ -262,12 +303,88 @@ def _plan_copy(
         t0 = _t0(live, i)
         lat = statistics.median(t.ts_recv - t.ts for t in before)
         unit = _venue_units(before[-1])
-        for j, (ts, px, amt, buy) in enumerate(_trades_at(inj, before, t0, cfg)):
+        grid = None  # the jump's prints on the market's price grid, like the moved book
+        if inj.kind == AnomalyKind.PRICE_CHANGE:
+            grid = _decimals(rep, symbol)
+            # received after every trade before the point: none of those is moved (a trade
+            # from before the jump arriving late would otherwise come out moved, early)
+            lat = max(lat, max(t.ts_recv for t in before) - t0 + 1e-5)
+            rest = [x for f in files if ".http." in f.name for x in _lines(f)]
+            _plan_move(frame, ws, texts, rep, symbol, native, chan, t0 + lat, t0, inj, out, rest)
+        for j, (ts, raw, amt, buy) in enumerate(_trades_at(inj, before, t0, cfg)):
             qty = amt * unit  # base units -> the venue's (contracts where they differ)
+            px = raw if grid is None else round(raw, grid)
             trade = Injected(native, chan, px, qty, buy, ts, 9_000_000_000 + 1000 * n + j)
             out.lines.setdefault(target, []).append((ts + lat, frame.render(trade)))
         out.labels.append(Label(inj, copy, name.lower(), symbol, t0))
     return out
+
+
+def _decimals(rep: Replayed, symbol: str) -> int:
+    """How many decimals the market's prices need (its book tops' grid, else its trades')."""
+    tops = rep.tops.get(symbol)
+    if tops:
+        return price_grid(tops)[1]
+    return prices_grid([t.price for t in rep.trades.get(symbol, [])])[1]
+
+
+def _book_before(rep: Replayed, symbol: str, receipt: float) -> BookSnapshot | None:
+    """The market's last book snapshot (top ``depth`` levels, the venue's units) received
+    before ``receipt`` (the book a line inserted there applies to)."""
+    books = [b for b in rep.books.get(symbol, []) if b.ts_recv < receipt]
+    return books[-1] if books else None
+
+
+def _plan_move(  # noqa: PLR0917 - one call site, the planning step's context
+    frame: TradeFrame,
+    ws: list[Path],
+    texts: dict[Path, list[str]],
+    rep: Replayed,
+    symbol: str,
+    native: str,
+    chan: str,
+    receipt: float,
+    t0: float,
+    inj: Injection,
+    out: CopyPlan,
+    rest: list[str],
+) -> None:
+    """A price jump that persists: every recorded trade and book level of the market from
+    ``receipt`` on is moved by the factor (:meth:`TradeFrame.shift`), and the book is moved
+    at the point: one update (just before the jump's prints) deleting every price the
+    market's book lines mention near the book and setting its last snapshot's levels at the
+    moved prices (a whole moved book where the venue sends whole books)."""
+    factor = 1.0 + inj.magnitude / 100.0
+    decimals = _decimals(rep, symbol)
+    every = [line for lines in texts.values() for line in lines]
+    book_chan = frame.book_channel(every, native)
+    out.shifts.append(Shift(native, chan, book_chan, receipt, factor, decimals))
+    snap = _book_before(rep, symbol, receipt)
+    if book_chan is None or snap is None or not snap.bids or not snap.asks:
+        return
+    mark = frame.book_marker(native, book_chan)
+    target = next((f for f in ws if any(mark in x for x in texts[f])), None)
+    if target is None:
+        return
+    new_bids = [(round(p * factor, decimals), q) for p, q in snap.bids]  # the venue's units
+    new_asks = [(round(p * factor, decimals), q) for p, q in snap.asks]
+    lo, hi = snap.bids[-1][0] / 2.0, snap.asks[-1][0] * 2.0 * factor
+    gone: list[float] = []
+    if not frame.full_books:  # the book's prices: its recorded lines and REST snapshots
+        gone = mentioned_prices(texts[target], mark) + mentioned_prices(rest, native)
+    old = [round(p, decimals) for p in gone if lo <= p <= hi]
+    old += [round(p, decimals) for p, _ in snap.bids + snap.asks]
+    # deleted on both sides (a price the side does not hold: a no-op), before the new levels
+    dels = tuple((p, 0.0) for p in sorted(set(old)))
+    bids = dels + tuple(new_bids)
+    asks = dels + tuple(new_asks)
+    update = BookUpdate(native, book_chan, t0, bids, asks, decimals)
+    for line in frame.render_book(update):
+        out.lines.setdefault(target, []).append((receipt - 1e-6, line))
+
+
+def _lines(f: Path) -> list[str]:
+    return f.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
 def _venue_units(t: Trade) -> float:
@@ -397,6 +514,12 @@ def _plan_book_copy(
         t0 = t0_of(j)
         tick, decimals = price_grid(rep.tops[symbol])
         lat = statistics.median(t.ts_recv - t.ts for t in live[:j])
+        base = None
+        if frame.full_books:  # the venue sends whole books: the update is applied to one
+            snap = _book_before(rep, symbol, t0 + lat)
+            if snap is None:
+                continue
+            base = (snap.bids, snap.asks)  # sizes in the venue's units
         updates = book_updates(
             inj.kind,
             inj.magnitude,
@@ -408,12 +531,33 @@ def _plan_book_copy(
             decimals=decimals,
             cfg=cfg,
             known=mentioned_prices(texts[target], mark) if inj.kind == AnomalyKind.SPREAD else (),
+            base=base,
         )
-        for update in updates:
-            for line in frame.render_book(update):
-                out.lines.setdefault(target, []).append((update.ts + lat, line))
+        place_book_updates(out, frame, target, updates, lat, inj.kind)
         out.labels.append(Label(inj, copy, name.lower(), symbol, t0))
     return out
+
+
+def place_book_updates(  # noqa: PLR0917 - the planning step's context
+    plan: CopyPlan,
+    frame: TradeFrame,
+    target: Path,
+    updates: list[BookUpdate],
+    lat: float,
+    kind: AnomalyKind,
+) -> None:
+    """A book injection's updates as lines of ``target`` (received ``lat`` after their
+    time); on a venue that sends whole books, also held in every recorded book until the
+    next update (the venue's next whole book would undo it at once; an imbalance's last
+    update restores the level, a spread's deletions hold 0.3 s past the last)."""
+    for update in updates:
+        for line in frame.render_book(update):
+            plan.lines.setdefault(target, []).append((update.ts + lat, line))
+    if frame.full_books and updates:
+        spans = list(itertools.pairwise(updates))
+        if kind == AnomalyKind.SPREAD:
+            spans.append((updates[-1], dataclasses.replace(updates[-1], ts=updates[-1].ts + 0.3)))
+        plan.overlays.extend((u, u.ts + lat, nxt.ts + lat) for u, nxt in spans)
 
 
 def write_copy(files: list[Path], plan: CopyPlan, folder: Path, frame: TradeFrame) -> list[Path]:
@@ -422,11 +566,26 @@ def write_copy(files: list[Path], plan: CopyPlan, folder: Path, frame: TradeFram
     for f in files:
         dest = folder / f.name
         extra = sorted(plan.lines.get(f, []))
-        if not extra:
+        if not extra and not plan.shifts and not plan.overlays:
             shutil.copyfile(f, dest)
         else:
             lines = f.read_text(encoding="utf-8").splitlines()
             stamps = [_receipt(x) for x in lines]
+            for move in plan.shifts:  # recorded lines only: the injected ones are moved already
+                for k, (receipt, line) in enumerate(zip(stamps, lines, strict=True)):
+                    if receipt < move.start:
+                        continue
+                    head, _, payload = line.partition(": ")
+                    moved = frame.shift(payload, move)
+                    if moved is not None:
+                        lines[k] = f"{head}: {moved}"
+            for update, start, end in plan.overlays:
+                for k, (receipt, line) in enumerate(zip(stamps, lines, strict=True)):
+                    if start <= receipt < end:
+                        head, _, payload = line.partition(": ")
+                        held = frame.overlay(payload, update)
+                        if held is not None:
+                            lines[k] = f"{head}: {held}"
             for receipt, text in reversed(extra):
                 at = bisect.bisect_right(stamps, receipt)
                 lines.insert(at, f"{receipt!r}: {text}")
@@ -457,7 +616,7 @@ async def evaluate_recording(
 ) -> tuple[Replayed, list[Label], dict[int, list[Anomaly]], dict[str, int]]:
     """The untouched replay, the labels, the anomalies of every copy of one recording and
     the masked points per injection."""
-    rep = await replay(name, files, cfg)
+    rep = await replay(name, files, cfg, every_book=True)
     labels: list[Label] = []
     found: dict[int, list[Anomaly]] = {}
     masked_points: dict[str, int] = {}
