@@ -69,7 +69,10 @@ def test_order_from_the_form_shows_in_the_orders_table_and_on_the_chart(
     page.wait_for_selector(f"#market-orders td:text-is('{order_id}')")
     page.wait_for_function("() => Number(document.getElementById('chart').dataset.orders) > 0")
     names = page.evaluate("document.getElementById('chart').layout.shapes.map(s => s.name)")
-    assert any(price in str(n) for n in names), names
+    # the line is named "buy 0.001 @ PRICE" with the order's price as the API gives it
+    # (58243.20 typed comes back as 58243.2): compared as numbers
+    drawn = [float(str(n).rsplit("@", 1)[1]) for n in names if "@" in str(n)]
+    assert float(price) in drawn, names
     page.evaluate("location.hash = '#/trading'")
     page.wait_for_selector(f"#orders td:text-is('{order_id}')")
     shot(page, tmp_path, "order-placed", capsys)
