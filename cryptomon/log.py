@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
@@ -113,6 +114,58 @@ def _library_exc_to_error(
     return event_dict
 
 
+class AccessLog:
+    """The API's access log line (``api.request``), cheap: one per request.
+
+    :attr:`enabled` is False when the level filters INFO out, so the caller builds nothing.
+    While the processor chain is the one :func:`configure` installed (JSON lines), the line is
+    made directly: the fields given, ``event``, ``level`` and ``timestamp`` (the same keys,
+    order and rendering as a structlog line), its strings scrubbed by the same redactor, and
+    written by one PrintLogger made at configuration (structlog's lock per file, write and
+    flush): no bound logger, PrintLogger or event-dict copy per request. Otherwise (console
+    format, a chain replaced in place such as ``structlog.testing.capture_logs``, structlog
+    configured since) the line goes through structlog as any other.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self._fast: tuple[list[Any], int, Any, Redactor, Any] | None = None
+
+    def setup(
+        self, level: int, chain: list[Any], renderer: Any, redactor: Redactor, out: TextIO
+    ) -> None:
+        """Called by :func:`configure`: the level, and the chain the fast path stands for
+        (``renderer`` None: no fast path)."""
+        self.enabled = level <= logging.INFO
+        fast = (chain, len(chain), renderer, redactor, structlog.PrintLogger(out))
+        self._fast = None if renderer is None else fast
+
+    def __call__(self, **fields: Any) -> None:
+        """Log one ``api.request`` line with ``fields`` (strings, numbers, None)."""
+        fast = self._fast
+        if (
+            fast is None
+            or structlog.get_config()["processors"] is not fast[0]  # configured since
+            or len(fast[0]) != fast[1]
+            or fast[0][-1] is not fast[2]  # the chain was replaced in place (capture_logs)
+        ):
+            structlog.get_logger().info("api.request", **fields)
+            return
+        _chain, _n, renderer, redactor, printer = fast
+        scrub = redactor.scrub
+        event = {k: scrub(v) if v.__class__ is str else v for k, v in fields.items()}
+        event["event"] = "api.request"
+        for key, value in structlog.contextvars.get_contextvars().items():
+            if key not in event:  # as merge_contextvars: the line's own keys win
+                event[key] = redactor._value(key, value)
+        event["level"] = "info"
+        event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        printer.msg(renderer(None, "info", event))
+
+
+access_log = AccessLog()
+
+
 def configure(
     *,
     level: str = "INFO",
@@ -139,6 +192,13 @@ def configure(
     if fmt == "json":
         processors.append(structlog.processors.format_exc_info)
     processors.append(renderer)
+    access_log.setup(
+        logging.getLevelName(level.upper()),
+        processors,
+        renderer if fmt == "json" else None,
+        redactor,
+        out,
+    )
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

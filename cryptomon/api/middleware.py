@@ -15,6 +15,7 @@ from cryptomon.api.errors import ApiError, error_response
 from cryptomon.api.guard import audit_denied, check_host
 from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
 from cryptomon.events import AUDIT_ORIGIN
+from cryptomon.log import access_log
 
 log = structlog.get_logger()
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -68,17 +69,17 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     method = request.method if request.method in _METHODS else "OTHER"  # bounded labels
     key = (method, resp.status)
     ctx.requests[key] = ctx.requests.get(key, 0) + 1
-    principal = request.get(PRINCIPAL)
-    log.info(
-        "api.request",
-        request_id=rid,
-        method=request.method,
-        path=request.path,
-        status=resp.status,
-        duration_ms=round((time.perf_counter() - start) * 1000, 3),
-        client=client_address(request),
-        principal=principal.name if principal is not None else None,
-    )
+    if access_log.enabled:  # nothing is built when the level filters the line out
+        principal = request.get(PRINCIPAL)
+        access_log(
+            request_id=rid,
+            method=request.method,
+            path=request.path,
+            status=resp.status,
+            duration_ms=round((time.perf_counter() - start) * 1000, 3),
+            client=client_address(request),
+            principal=principal.name if principal is not None else None,
+        )
     return resp
 
 
