@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from cryptomon.api.errors import ApiError, error_response
 from cryptomon.api.guard import audit_denied, check_host
@@ -91,9 +92,13 @@ async def _serve(
         check_host(request, ctx.allowed_hosts)
         if request.method == "OPTIONS" and origin is not None:
             return _preflight(request, origin)
-        # every log line of this request (ours and the services') carries its id
-        with structlog.contextvars.bound_contextvars(request_id=rid):
+        # every log line of this request (ours and the services') carries its id (tokens,
+        # not bound_contextvars: no generator context manager or context copy per request)
+        tokens = bind_contextvars(request_id=rid)
+        try:
             return await handler(request)
+        finally:
+            reset_contextvars(**tokens)
     except ApiError as err:
         audit_denied(request, err)
         return error_response(err, rid)
