@@ -9,6 +9,7 @@ notification URLs (``tgram://TOKEN/CHAT``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -121,8 +122,11 @@ class AccessLog:
     While the processor chain is the one :func:`configure` installed (JSON lines), the line is
     made directly: the fields given, ``event``, ``level`` and ``timestamp`` (the same keys,
     order and rendering as a structlog line), its strings scrubbed by the same redactor, and
-    written by one PrintLogger made at configuration (structlog's lock per file, write and
-    flush): no bound logger, PrintLogger or event-dict copy per request. Otherwise (console
+    written by one PrintLogger made at configuration (structlog's lock per file): no bound
+    logger, PrintLogger or event-dict copy per request. The lines of one event-loop turn are
+    written together at its end (``loop.call_soon``; at once outside a loop): a write and a
+    flush are system calls that give up the GIL, and taking it back from a busy thread (the
+    SQLite readers) cost ~0.7 ms per request under load. Otherwise (console
     format, a chain replaced in place such as ``structlog.testing.capture_logs``, structlog
     configured since) the line goes through structlog as any other.
     """
@@ -130,12 +134,14 @@ class AccessLog:
     def __init__(self) -> None:
         self.enabled = True
         self._fast: tuple[list[Any], int, Any, Redactor, Any] | None = None
+        self._pending: list[str] = []
 
     def setup(
         self, level: int, chain: list[Any], renderer: Any, redactor: Redactor, out: TextIO
     ) -> None:
         """Called by :func:`configure`: the level, and the chain the fast path stands for
         (``renderer`` None: no fast path)."""
+        self.flush()
         self.enabled = level <= logging.INFO
         fast = (chain, len(chain), renderer, redactor, structlog.PrintLogger(out))
         self._fast = None if renderer is None else fast
@@ -151,7 +157,7 @@ class AccessLog:
         ):
             structlog.get_logger().info("api.request", **fields)
             return
-        _chain, _n, renderer, redactor, printer = fast
+        _chain, _n, renderer, redactor, _printer = fast
         scrub = redactor.scrub
         event = {k: scrub(v) if v.__class__ is str else v for k, v in fields.items()}
         event["event"] = "api.request"
@@ -160,7 +166,24 @@ class AccessLog:
                 event[key] = redactor._value(key, value)
         event["level"] = "info"
         event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        printer.msg(renderer(None, "info", event))
+        pending = self._pending
+        pending.append(renderer(None, "info", event))
+        if len(pending) > 1:
+            return  # a write of this turn's lines is scheduled
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()  # no loop: write now
+            return
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the pending lines (one write and flush for a loop turn's requests)."""
+        pending = self._pending
+        if not pending or self._fast is None:
+            return
+        self._pending = []
+        self._fast[4].msg("\n".join(pending))
 
 
 access_log = AccessLog()

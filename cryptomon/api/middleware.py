@@ -3,7 +3,7 @@ attempts, for every request."""
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -22,12 +22,17 @@ log = structlog.get_logger()
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 REQUEST_ID = web.RequestKey("request_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_random_bits = random.Random().getrandbits  # noqa: S311 - a correlation id, not a secret
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID", "")
-    return given if _REQUEST_ID_RE.match(given) else os.urandom(8).hex()  # 16 hex, like before
+    if _REQUEST_ID_RE.match(given):
+        return given
+    # 16 hex, like before; a correlation id, not a secret: no os.urandom system call (which
+    # gives up the GIL and waits to take it back from a busy thread) per request
+    return f"{_random_bits(64):016x}"
 
 
 def _from_http_exception(exc: web.HTTPException, max_body: int) -> ApiError:

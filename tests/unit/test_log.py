@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 
+import pytest
 import structlog
 import structlog.testing
 
@@ -136,3 +138,21 @@ def test_access_line_costs_nothing_below_its_level_and_is_captured_in_tests() ->
         {"event": "api.request", "log_level": "info", "request_id": "r1", "status": 200}
     ]
     assert out.getvalue() == ""
+
+
+@pytest.mark.asyncio
+async def test_access_lines_of_a_loop_turn_are_written_together_at_its_end() -> None:
+    """Within a running loop the access lines wait for the end of the turn, then are all
+    written, in order, one JSON object per line."""
+    out = io.StringIO()
+    configure(level="INFO", fmt="json", stream=out)
+    try:
+        access_log(request_id="a", status=200)
+        access_log(request_id="b", status=404)
+        assert out.getvalue() == ""
+        await asyncio.sleep(0)
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(e["request_id"], e["status"]) for e in lines] == [("a", 200), ("b", 404)]
