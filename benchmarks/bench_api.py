@@ -19,13 +19,17 @@ compare the ratio, measured in the same run, not absolute figures.
 
 Prints a final JSON line: value = the lower uncached req/s of the two stores, baseline = bare.
 Usage: python benchmarks/bench_api.py [--seconds S] [--repeats R] [--connections C] [--rate R]
+       [--profile N] (cProfile of the server's loop during the SQLite closed loop, top N by
+       own time, to stderr; the profiler slows that run)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import pstats
 import random
 import statistics
 import subprocess
@@ -271,7 +275,14 @@ async def serve(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
         try:
             for _ in range(args.repeats):
                 for name, base, mode, arg, urls in targets:
+                    profiler = cProfile.Profile() if args.profile and name == "sqlite" else None
+                    if profiler is not None:
+                        profiler.enable()  # the loop thread: server, middleware, store calls
                     res = await asyncio.to_thread(load, base, mode, arg, args.seconds, urls)
+                    if profiler is not None:
+                        profiler.disable()
+                        stats = pstats.Stats(profiler, stream=sys.stderr)
+                        stats.sort_stats("tottime").print_stats(args.profile)
                     results[name].append(res)
                     print(f"{name:16s} {json.dumps(res)}", file=sys.stderr)
         finally:
@@ -295,6 +306,13 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=50)
     p.add_argument("--rate", type=float, default=500.0, help="open-loop arrivals per second")
     p.add_argument("--anomalies", type=int, default=10_000)
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="cProfile the server's loop during the SQLite closed loop; print the top N",
+    )
     p.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = p.parse_args()
     try:

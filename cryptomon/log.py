@@ -9,10 +9,12 @@ notification URLs (``tgram://TOKEN/CHAT``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
@@ -113,6 +115,80 @@ def _library_exc_to_error(
     return event_dict
 
 
+class AccessLog:
+    """The API's access log line (``api.request``), cheap: one per request.
+
+    :attr:`enabled` is False when the level filters INFO out, so the caller builds nothing.
+    While the processor chain is the one :func:`configure` installed (JSON lines), the line is
+    made directly: the fields given, ``event``, ``level`` and ``timestamp`` (the same keys,
+    order and rendering as a structlog line), its strings scrubbed by the same redactor, and
+    written by one PrintLogger made at configuration (structlog's lock per file): no bound
+    logger, PrintLogger or event-dict copy per request. The lines of one event-loop turn are
+    written together at its end (``loop.call_soon``; at once outside a loop): a write and a
+    flush are system calls that give up the GIL, and taking it back from a busy thread (the
+    SQLite readers) cost ~0.7 ms per request under load. Otherwise (console
+    format, a chain replaced in place such as ``structlog.testing.capture_logs``, structlog
+    configured since) the line goes through structlog as any other.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self._fast: tuple[list[Any], int, Any, Redactor, Any] | None = None
+        self._pending: list[str] = []
+
+    def setup(
+        self, level: int, chain: list[Any], renderer: Any, redactor: Redactor, out: TextIO
+    ) -> None:
+        """Called by :func:`configure`: the level, and the chain the fast path stands for
+        (``renderer`` None: no fast path)."""
+        self.flush()
+        self.enabled = level <= logging.INFO
+        fast = (chain, len(chain), renderer, redactor, structlog.PrintLogger(out))
+        self._fast = None if renderer is None else fast
+
+    def __call__(self, **fields: Any) -> None:
+        """Log one ``api.request`` line with ``fields`` (strings, numbers, None)."""
+        fast = self._fast
+        if (
+            fast is None
+            or structlog.get_config()["processors"] is not fast[0]  # configured since
+            or len(fast[0]) != fast[1]
+            or fast[0][-1] is not fast[2]  # the chain was replaced in place (capture_logs)
+        ):
+            structlog.get_logger().info("api.request", **fields)
+            return
+        _chain, _n, renderer, redactor, _printer = fast
+        scrub = redactor.scrub
+        event = {k: scrub(v) if v.__class__ is str else v for k, v in fields.items()}
+        event["event"] = "api.request"
+        for key, value in structlog.contextvars.get_contextvars().items():
+            if key not in event:  # as merge_contextvars: the line's own keys win
+                event[key] = redactor._value(key, value)
+        event["level"] = "info"
+        event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        pending = self._pending
+        pending.append(renderer(None, "info", event))
+        if len(pending) > 1:
+            return  # a write of this turn's lines is scheduled
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()  # no loop: write now
+            return
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the pending lines (one write and flush for a loop turn's requests)."""
+        pending = self._pending
+        if not pending or self._fast is None:
+            return
+        self._pending = []
+        self._fast[4].msg("\n".join(pending))
+
+
+access_log = AccessLog()
+
+
 def configure(
     *,
     level: str = "INFO",
@@ -139,6 +215,13 @@ def configure(
     if fmt == "json":
         processors.append(structlog.processors.format_exc_info)
     processors.append(renderer)
+    access_log.setup(
+        logging.getLevelName(level.upper()),
+        processors,
+        renderer if fmt == "json" else None,
+        redactor,
+        out,
+    )
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 
+import pytest
 import structlog
+import structlog.testing
 
-from cryptomon.log import Redactor, configure, redact_notify_url, redact_url
+from cryptomon.log import Redactor, access_log, configure, redact_notify_url, redact_url
 
 
 def test_redact_url_hides_password_only() -> None:
@@ -83,3 +86,73 @@ def test_library_exceptions_are_one_line_without_traceback() -> None:
     assert rec["event"] == "BINANCE: failed"
     assert rec["error"] == "ConnectionError: exchange unreachable token=***"
     assert "Traceback" not in buf.getvalue()
+
+
+def test_access_line_matches_a_structlog_line_and_is_redacted() -> None:
+    """The access log's direct JSON line has the keys, order and values of the same line
+    through structlog (bound context included), with secrets scrubbed from its strings."""
+    out = io.StringIO()
+    configure(level="INFO", fmt="json", secrets=["TOKENVALUE1"], stream=out)
+    fields = {
+        "request_id": "TOKENVALUE1",
+        "method": "GET",
+        "path": "/api/v1/anomalies",
+        "status": 200,
+        "duration_ms": 1.5,
+        "client": "::1",
+        "principal": None,
+    }
+    try:
+        with structlog.contextvars.bound_contextvars(component="api", request_id="ctx"):
+            access_log(**fields)
+            structlog.get_logger().info("api.request", **fields)
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    access_log(request_id="after reset", status=200)  # not to the old stream
+    fast, slow = (json.loads(line) for line in out.getvalue().splitlines())
+    assert list(fast) == list(slow)
+    fast.pop("timestamp")
+    slow.pop("timestamp")
+    assert fast == slow
+    assert fast["request_id"] == "***"
+    assert fast["component"] == "api"
+    assert "TOKENVALUE1" not in out.getvalue()
+
+
+def test_access_line_costs_nothing_below_its_level_and_is_captured_in_tests() -> None:
+    """At WARNING the access log is disabled (the caller builds nothing); when a test
+    captures structlog's chain the line goes to the capture like any other."""
+    out = io.StringIO()
+    configure(level="WARNING", fmt="json", stream=out)
+    assert not access_log.enabled
+    configure(level="INFO", fmt="json", stream=out)
+    assert access_log.enabled
+    try:
+        with structlog.testing.capture_logs() as logs:
+            access_log(request_id="r1", status=200)
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    assert logs == [
+        {"event": "api.request", "log_level": "info", "request_id": "r1", "status": 200}
+    ]
+    assert out.getvalue() == ""
+
+
+@pytest.mark.asyncio
+async def test_access_lines_of_a_loop_turn_are_written_together_at_its_end() -> None:
+    """Within a running loop the access lines wait for the end of the turn, then are all
+    written, in order, one JSON object per line."""
+    out = io.StringIO()
+    configure(level="INFO", fmt="json", stream=out)
+    try:
+        access_log(request_id="a", status=200)
+        access_log(request_id="b", status=404)
+        assert out.getvalue() == ""
+        await asyncio.sleep(0)
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(e["request_id"], e["status"]) for e in lines] == [("a", 200), ("b", 404)]
