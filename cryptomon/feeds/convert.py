@@ -354,7 +354,10 @@ class Converter:
             receipt = state.ts_recv = float(state.receipt) + shift
             timestamp = state.timestamp
             state.ts = float(timestamp + shift) if timestamp else receipt
-            if receipt - state.last_snapshot >= interval:
+            elapsed = receipt - state.last_snapshot
+            # a receipt before the last snapshot's (a replay's REST snapshot stamped with
+            # today's clock, then the recording's times) restarts the interval
+            if elapsed >= interval or elapsed < 0:
                 state.last_snapshot = receipt
                 self._snapshot(state, symbol, levels)
         if gate.active:

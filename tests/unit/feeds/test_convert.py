@@ -103,6 +103,23 @@ async def test_snapshots_are_throttled_by_receipt_time() -> None:
 
 
 @pytest.mark.asyncio
+async def test_snapshots_resume_when_receipt_time_steps_back() -> None:
+    """A receipt time earlier than the last snapshot's (a replay's REST snapshot stamped with
+    today's clock, then the recording's times) restarts the interval instead of silencing
+    the market's snapshots for the rest of the run."""
+    conv, seen = make()
+    ob = book({"99": "1"}, {"101": "1"}, delta={"bid": []})
+    for t in (1_800_000_000.0, 100.0, 100.5, 101.2):
+        await conv.book(ob, t)
+        await next_turn()
+    assert [e.ts_recv for e in seen if isinstance(e, BookSnapshot)] == [
+        1_800_000_000.0,
+        100.0,
+        101.2,
+    ]
+
+
+@pytest.mark.asyncio
 async def test_crossed_book_is_not_published_and_resyncs() -> None:
     """A crossed book is counted, not published, and asks the feed to resync that symbol."""
     conv, seen = make()
