@@ -2,7 +2,10 @@
 (detectors, signal generator, risk checks, order engine, paper broker) on a ManualClock.
 
 - :mod:`cryptomon.backtest.data`: candle series (numpy columns), file parsing, tick/lot inference;
-- :mod:`cryptomon.backtest.runner`: the pipeline and the candle driver (slippage, SL/TP path);
+- :mod:`cryptomon.backtest.runner`: the pipeline and the candle driver (slippage, SL/TP path),
+  with :mod:`~cryptomon.backtest.candlepath` (the whole path) and
+  :mod:`~cryptomon.backtest.fastlanes` (the fast path); the result in
+  :mod:`~cryptomon.backtest.result`;
 - :mod:`cryptomon.backtest.ledger`: fills -> round-trip trades;
 - :mod:`cryptomon.backtest.stats`: the summary and breakdowns;
 - :mod:`cryptomon.backtest.report`: the self-contained HTML report (plotly);

@@ -20,7 +20,7 @@ import numpy as np
 
 from cryptomon.backtest.data import CandleSeries, DataError, series_from_rows
 from cryptomon.backtest.pipeline import Pipeline
-from cryptomon.backtest.runner import BacktestResult, backtest_settings, make_result
+from cryptomon.backtest.result import BacktestResult, backtest_settings, make_result
 from cryptomon.config import ExchangeConfig, Settings
 from cryptomon.errors import ConfigError
 from cryptomon.events import Trade

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from cryptomon.backtest.data import CandleSeries
-from cryptomon.backtest.runner import BacktestResult
+from cryptomon.backtest.result import BacktestResult
 
 MAX_BARS = 4000  # candles per chart; longer series are merged into coarser bars
 

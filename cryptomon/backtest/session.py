@@ -19,7 +19,8 @@ from cryptomon.backtest.inputs import (
     load_file,
     select_range,
 )
-from cryptomon.backtest.runner import BacktestResult, BacktestRunner
+from cryptomon.backtest.result import BacktestResult
+from cryptomon.backtest.runner import BacktestRunner
 from cryptomon.backtest.stats import result_document
 from cryptomon.config import Settings
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from cryptomon.backtest.ledger import RoundTrip
-from cryptomon.backtest.runner import BacktestResult
+from cryptomon.backtest.result import BacktestResult
 
 ZERO = Decimal(0)
 DAY = 86400.0

@@ -17,7 +17,7 @@ import numpy as np
 
 from cryptomon.backtest.data import CandleSeries, TradeRows, candles_from_trades
 from cryptomon.backtest.pipeline import Pipeline
-from cryptomon.backtest.runner import BacktestResult, backtest_settings, make_result
+from cryptomon.backtest.result import BacktestResult, backtest_settings, make_result
 from cryptomon.config import Settings
 from cryptomon.events import BookTop, Candle, Side, Trade
 

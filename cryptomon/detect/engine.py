@@ -13,16 +13,16 @@ each batch runs through the trade detectors, before the live trades of the same 
 counts towards their warm-up, but its findings are discarded: no anomaly from history. A
 historical trade older than the newest trade the detectors already saw of its market is
 skipped (a window cannot take the past after the present).
+
+The columns are built by :mod:`cryptomon.detect.columns`, the findings published by
+:mod:`cryptomon.detect.emission`; this module routes and batches.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import math
 from collections import Counter
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -30,9 +30,16 @@ import structlog
 
 from cryptomon.clock import Clock, ManualClock
 from cryptomon.config import AnomalyDetectionConfig
-from cryptomon.detect.base import BookCols, FundingCols, QuoteCols, SymbolInfo, TradeCols, quote_of
-from cryptomon.detect.detectors_nb import new_findings, read_findings
-from cryptomon.detect.findings import build_anomaly
+from cryptomon.detect.base import FundingCols, SymbolInfo, TradeCols, quote_of
+from cryptomon.detect.columns import (
+    book_columns,
+    mid_columns,
+    quote_columns,
+    top_prices,
+    trade_columns,
+)
+from cryptomon.detect.detectors_nb import new_findings
+from cryptomon.detect.emission import LATENCY_BUCKETS, SEVERITY_NAMES, Emitter
 from cryptomon.detect.gate import WarmupGate
 from cryptomon.detect.kernels_nb import rolling_zscore_nb
 from cryptomon.detect.registry import (
@@ -43,33 +50,14 @@ from cryptomon.detect.registry import (
     default_registry,
 )
 from cryptomon.detect.warmup import warmup_events
-from cryptomon.events import BookTop, Event, FlaggedTrade, Funding, Liquidation, Ticker, Trade
+from cryptomon.events import BookTop, FlaggedTrade, Funding, Liquidation, Ticker, Trade
 from cryptomon.hub import Hub, InlineSubscription
-from cryptomon.ids import anomaly_id
 from cryptomon.kinds import AnomalyKind
 
 log = structlog.get_logger()
 
 KINDS = tuple(AnomalyKind)  # every kind, in the order of the enum (the built-in detectors')
-SEVERITY_NAMES = ("low", "medium", "high", "critical")
-# detector latency histogram: upper bounds in seconds (cumulative counts, Prometheus style)
-LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0)
-
-_TS = attrgetter("ts")
-_PRICE = attrgetter("price")
-_AMOUNT = attrgetter("amount")
-_SIDE = attrgetter("side")
-_BUY = {"buy": 1.0, "sell": 0.0}
-_SPREAD = attrgetter("spread_bps")
-_IMB = attrgetter("imbalance")
-_BID = attrgetter("bid")
-_ASK = attrgetter("ask")
-_BID_SIZE = attrgetter("bid_size")
-_ASK_SIZE = attrgetter("ask_size")
-
-
-def _f64(getter: Any, evs: list[Any]) -> np.ndarray:
-    return np.fromiter(map(getter, evs), np.float64, len(evs))
+__all__ = ["KINDS", "LATENCY_BUCKETS", "SEVERITY_NAMES", "DetectorEngine", "warmup"]
 
 
 class DetectorEngine:
@@ -111,18 +99,13 @@ class DetectorEngine:
         )
         self._fires = new_findings(4 * self._cap + 64)
         self._scheduled = False
-        self._cooldown: dict[tuple[str, str, str], tuple[float, int]] = {}
-        self.by_kind: Counter[str] = Counter()
-        self.by_severity: Counter[str] = Counter()
+        self.emitter = Emitter(
+            hub=hub, clock=clock, gate=self.gate, infos=self._infos, price=self._price
+        )
         self.events: Counter[str] = Counter()
-        self.suppressed = 0
-        self.in_warmup = 0  # findings of markets still inside their detector's warm-up
         self.warmed = 0  # historical trades fed to the windows (their findings discarded)
         self.history_skipped = 0  # historical trades older than what the windows already hold
         self.batches = 0
-        self.errors = 0
-        self._lat_counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self._lat_sum = 0.0
         self._subs: list[InlineSubscription] = [
             hub.subscribe(Trade, self._handler(self._trades), name="detectors.trade"),
             hub.subscribe(BookTop, self._handler(self._books), name="detectors.book"),
@@ -281,7 +264,7 @@ class DetectorEngine:
         for det in self._by_source[source]:
             m = det.process(cols, self._fires, 0)
             if m:
-                self._emit(det, m, evs, cols)
+                self.emitter.emit(det, self._source_of[id(det)], self._fires, m, evs=evs, cols=cols)
         self.gate.seen[source].add(cols.sid, cols.ts)
 
     def run_trade_columns(self, cols: TradeCols, events: Any) -> None:
@@ -293,14 +276,7 @@ class DetectorEngine:
         self._run(Source.TRADES, cols, events)
 
     def _trade_cols(self, evs: list[Any]) -> TradeCols:
-        return TradeCols(
-            sid=self._sid_array(evs),
-            ts=_f64(_TS, evs),
-            px=_f64(_PRICE, evs),
-            amt=_f64(_AMOUNT, evs),
-            buy=np.fromiter(map(_BUY.get, map(_SIDE, evs)), np.float64, len(evs)),
-            events=evs,
-        )
+        return trade_columns(self._sid_array(evs), evs)
 
     def _flush_trades(self, evs: list[Any]) -> None:
         cols = self._trade_cols(evs)
@@ -313,37 +289,16 @@ class DetectorEngine:
         and mid columns reuse the bid/ask columns instead of reading the events again."""
         n = len(evs)
         sid = self._sid_array(evs)
-        ts = _f64(_TS, evs)
-        bid = _f64(_BID, evs)
-        ask = _f64(_ASK, evs)
-        cols = BookCols(
-            sid=sid,
-            ts=ts,
-            spread=_f64(_SPREAD, evs),
-            imb=_f64(_IMB, evs),
-            mid=self._nan(n),
-            bid=bid,
-            ask=ask,
-        )
+        ts, bid, ask = top_prices(evs)
+        cols = book_columns(sid, ts, bid, ask, evs)
         self._has_book[sid] = True
         self.events["books"] += n
         self.batches += 1
         self._run(Source.BOOKS, cols, evs)
         if self._by_source[Source.QUOTES]:  # built only when a detector reads quotes
-            quotes = QuoteCols(
-                sid=sid,
-                ts=ts,
-                bid=bid,
-                ask=ask,
-                bid_size=_f64(_BID_SIZE, evs),
-                ask_size=_f64(_ASK_SIZE, evs),
-            )
-            self._run(Source.QUOTES, quotes, evs)
+            self._run(Source.QUOTES, quote_columns(sid, ts, bid, ask, evs), evs)
         if self._multi and self._by_source[Source.MIDS]:
             self._mids(evs, sid, ts, bid, ask)
-
-    def _nan(self, n: int) -> np.ndarray:
-        return np.full(n, math.nan)
 
     def _mids(
         self, evs: list[Any], sid: np.ndarray, ts: np.ndarray, bid: np.ndarray, ask: np.ndarray
@@ -356,11 +311,7 @@ class DetectorEngine:
         if len(keep) < len(evs):
             evs = [evs[i] for i in keep]
             sid, ts, bid, ask = sid[keep], ts[keep], bid[keep], ask[keep]
-        with np.errstate(invalid="ignore", over="ignore"):  # bad quotes become NaN, skipped
-            mid = (bid + ask) * 0.5
-        nan = self._nan(len(evs))
-        cols = BookCols(sid=sid, ts=ts, spread=nan, imb=nan, mid=mid)
-        self._run(Source.MIDS, cols, evs)
+        self._run(Source.MIDS, mid_columns(sid, ts, bid, ask), evs)
 
     def _flush_tickers(self, evs: list[Any]) -> None:
         self.events["tickers"] += len(evs)
@@ -369,7 +320,8 @@ class DetectorEngine:
         if not keep or not self._by_source[Source.MIDS]:
             return
         evs = [evs[i] for i in keep]
-        self._mids(evs, sid[keep], _f64(_TS, evs), _f64(_BID, evs), _f64(_ASK, evs))
+        ts, bid, ask = top_prices(evs)
+        self._mids(evs, sid[keep], ts, bid, ask)
 
     def _flush_history(self, evs: list[Any]) -> None:
         """Historical trades into the trade detectors' windows and warm-up counts; whatever
@@ -394,82 +346,28 @@ class DetectorEngine:
         self.events["liquidations"] += len(evs)
         self._run(Source.LIQUIDATIONS, cols, evs)
 
-    # ------------------------------------------------------------------ publishing
-
-    def _emit(self, det: Detector, m: int, evs: list[Any], cols: Any) -> None:
-        infos, cooldown, time_now = self._infos, self._cooldown, self.clock.time
-        sid_of = cols.sid.tolist()
-        source, gate = self._source_of[id(det)], self.gate
-        for finding in read_findings(self._fires, m):
-            i = finding.row
-            if not gate.passed(det, source, cols, i):
-                self.in_warmup += 1
-                continue
-            ev: Event = evs[i]
-            kind = det.kinds[finding.code]
-            level = finding.level
-            info = infos[sid_of[i]]
-            key = (ev.exchange, ev.symbol, kind)
-            prev = cooldown.get(key)
-            if prev is not None and ev.ts - prev[0] < info.cfg.cooldown_s and level <= prev[1]:
-                self.suppressed += 1
-                continue
-            cooldown[key] = (ev.ts, level)
-            try:
-                anomaly = build_anomaly(
-                    kind,
-                    finding,
-                    ev,
-                    details=det.reasons(kind, finding, info.quote),
-                    z_scored=kind in det.z_kinds,
-                    min_samples=info.cfg.min_samples,
-                    pct=math.nan if self._price is None else self._price.change_pct(info.sid),
-                    now=time_now(),
-                    ident=anomaly_id(
-                        ev.exchange,
-                        ev.symbol,
-                        kind=kind,
-                        ts=ev.ts,
-                        ts_recv=ev.ts_recv,
-                        value=float(finding.value),
-                    ),
-                )
-            except (ValueError, OverflowError) as exc:  # a degenerate value; never crash
-                self.errors += 1
-                log.warning("detect.anomaly_failed", kind=kind, error=str(exc))
-                continue
-            self.hub.publish(anomaly)
-            self.by_kind[kind] += 1
-            self.by_severity[SEVERITY_NAMES[max(0, min(3, level))]] += 1
-            lat = max(0.0, time_now() - ev.ts_recv)
-            self._lat_counts[bisect.bisect_left(LATENCY_BUCKETS, lat)] += 1
-            self._lat_sum += lat
-
     # ------------------------------------------------------------------ stats
+
+    @property
+    def by_kind(self) -> Counter[str]:
+        """Anomalies published, by kind."""
+        return self.emitter.by_kind
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``/metrics``: events, anomalies by kind/severity, latency histogram."""
-        cum = 0
-        buckets: dict[str, int] = {}
-        for le, c in zip((*map(str, LATENCY_BUCKETS), "+Inf"), self._lat_counts, strict=True):
-            cum += c
-            buckets[le] = cum
+        emitted = self.emitter.stats(self.kinds)
         return {
             "events": dict(self.events),
             "events_processed": sum(self.events.values()),
             "symbols": len(self._infos),
             "batches": self.batches,
-            "anomalies": {
-                "total": sum(self.by_kind.values()),
-                "by_kind": {kind: self.by_kind.get(kind, 0) for kind in self.kinds},
-                "by_severity": {s: self.by_severity.get(s, 0) for s in SEVERITY_NAMES},
-            },
-            "suppressed_by_cooldown": self.suppressed,
-            "suppressed_in_warmup": self.in_warmup,
+            "anomalies": emitted["anomalies"],
+            "suppressed_by_cooldown": emitted["suppressed_by_cooldown"],
+            "suppressed_in_warmup": emitted["suppressed_in_warmup"],
             "history_warmed": self.warmed,
             "history_skipped": self.history_skipped,
-            "errors": self.errors,
-            "latency_seconds": {"buckets": buckets, "count": cum, "sum": self._lat_sum},
+            "errors": emitted["errors"],
+            "latency_seconds": emitted["latency_seconds"],
         }
 
 

@@ -17,17 +17,16 @@ batch. On a database error the batch is kept and retried with capped backoff and
 forever: durable rows are never dropped; while a retry blocks, market data piles up in the
 bounded hub queue, which drops the oldest and counts it. A batch the database refuses for good
 (bad data, not an outage) is split and the offending rows are logged and counted as
-``rejected``. ``stop()`` drains the queues and flushes everything.
+``rejected``. ``stop()`` drains the queues and flushes everything. The transactions and their
+retries are :mod:`cryptomon.store.transactions`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import text
@@ -35,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.clock import Clock
 from cryptomon.config import StorageConfig
-from cryptomon.errors import backoff_delays
 from cryptomon.events import (
     DURABLE,
     BookTop,
@@ -43,22 +41,17 @@ from cryptomon.events import (
     Event,
     FeedStatus,
     FlaggedTrade,
-    Notice,
     Trade,
 )
 from cryptomon.hub import Hub, InlineSubscription, QueuedSubscription
-from cryptomon.log import redact_url
 from cryptomon.store import repos
 from cryptomon.store.candles import CandleAggregator
-from cryptomon.store.db import is_transient
+from cryptomon.store.transactions import Transactions
 
 if TYPE_CHECKING:
     from cryptomon.store.db import Database
 
 log = structlog.get_logger()
-
-Work = Callable[[AsyncSession], Awaitable[dict[str, int]]]
-NoticeLevel = Literal["info", "warning", "error", "critical"]
 
 
 class StoreWriter:
@@ -84,18 +77,31 @@ class StoreWriter:
         self._subs: list[QueuedSubscription] = []
         self._top_sampler: InlineSubscription | None = None
         self._timers: list[asyncio.Task[None]] = []
-        # stats
-        self.rows: dict[str, int] = {}
-        self.batches = 0
-        self.retries = 0
+        self.tx = Transactions(hub=hub, db=db, config=config, clock=clock)
+        # stats (the written rows, batches, retries and latency are the transactions')
         self.rejected = 0
         self.flagged = 0  # historical and quarantined trades stored with their flag
         self.dropped = 0
-        self.last_error: str | None = None
-        self._outage_since: float | None = None  # clock.time() of the first failed write
-        self.latency_last = 0.0
-        self.latency_max = 0.0
-        self._latency_sum = 0.0
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Rows written, by table."""
+        return self.tx.rows
+
+    @property
+    def batches(self) -> int:
+        """Transactions committed."""
+        return self.tx.batches
+
+    @property
+    def retries(self) -> int:
+        """Failed attempts retried (an outage)."""
+        return self.tx.retries
+
+    @property
+    def last_error(self) -> str | None:
+        """The last write error (URL password redacted)."""
+        return self.tx.last_error
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -250,7 +256,7 @@ class StoreWriter:
         async def work(session: AsyncSession) -> dict[str, int]:
             return await repos.write_durable(session, batch)
 
-        if await self._write(work, len(batch)):
+        if await self.tx.write(work, len(batch)):
             return
         # refused for good: write one by one, count what still fails
         for ev in batch:
@@ -258,7 +264,7 @@ class StoreWriter:
             async def one(session: AsyncSession, ev: Event = ev) -> dict[str, int]:
                 return await repos.write_durable(session, [ev])
 
-            if not await self._write(one, 1):
+            if not await self.tx.write(one, 1):
                 self.rejected += 1
                 log.error(
                     "store.event_rejected", event_type=type(ev).__name__, error=self.last_error
@@ -299,104 +305,9 @@ class StoreWriter:
                     out["candles"] = await repos.upsert_candles(session, candles)
                 return out
 
-            if not await self._write(work, len(trades) + len(tops) + len(candles)):
+            if not await self.tx.write(work, len(trades) + len(tops) + len(candles)):
                 self.rejected += len(trades) + len(tops) + len(candles)
                 log.error("store.market_batch_rejected", rows=len(trades) + len(tops))
-
-    async def _write(self, work: Work, size: int) -> bool:
-        """Run ``work`` in one transaction; retry transient failures forever with backoff.
-
-        Returns False when the database refuses the data itself (not an outage).
-        """
-        delays = None
-        while True:
-            t0 = time.perf_counter()
-            try:
-                counts = await self._attempt(work)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                first_line = str(exc).splitlines()[0] if str(exc) else ""
-                if isinstance(exc, TimeoutError) and not first_line:
-                    first_line = f"no answer within {self.db.answer_timeout_s} s"
-                self.last_error = redact_url(f"{type(exc).__name__}: {first_line}")
-                if not is_transient(exc):
-                    log.error("store.write_refused", rows=size, error=self.last_error)
-                    return False
-                self.retries += 1
-                self._outage(self.last_error)
-                if delays is None:
-                    delays = backoff_delays(initial=0.2, cap=self.config.retry_max_s)
-                delay = next(delays)
-                log.warning(
-                    "store.write_retry",
-                    rows=size,
-                    retry_in_s=round(delay, 2),
-                    error=self.last_error,
-                )
-                await self.clock.sleep(delay)
-                continue
-            self._written(counts, time.perf_counter() - t0, retried=delays is not None)
-            return True
-
-    async def _attempt(self, work: Work) -> dict[str, int]:
-        """One transaction under the database's answer timeout. Held packets (no reset, no
-        refusal) are an outage as soon as that passes, although the driver may take longer
-        to give the connection up."""
-        limit = self.db.answer_timeout_s
-        timer = None
-        if limit is not None:
-            timer = asyncio.get_running_loop().call_later(
-                limit, self._outage, f"no answer within {limit} s"
-            )
-        try:
-            async with (
-                asyncio.timeout(limit),
-                self.db.sessionmaker() as session,
-                session.begin(),
-            ):
-                return await work(session)
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    def _outage(self, error: str) -> None:
-        """The first failure of an outage: one ``db_unreachable`` notice."""
-        if self._outage_since is not None:
-            return
-        self._outage_since = self.clock.time()
-        self._notice(
-            "db_unreachable",
-            f"database {self.db.safe_url} unreachable ({error}); "
-            "the writer keeps its batches and retries",
-            "error",
-        )
-
-    def _written(self, counts: dict[str, int], elapsed: float, *, retried: bool) -> None:
-        self.batches += 1
-        self.latency_last = elapsed
-        self.latency_max = max(self.latency_max, elapsed)
-        self._latency_sum += elapsed
-        for table, n in counts.items():
-            self.rows[table] = self.rows.get(table, 0) + n
-        if retried:
-            log.info("store.write_recovered", retries=self.retries)
-        if self._outage_since is not None:
-            down = self.clock.time() - self._outage_since
-            self._outage_since = None
-            self._notice(
-                "db_recovered",
-                f"database {self.db.safe_url} reachable again after {down:.1f} s",
-                "info",
-            )
-
-    def _notice(self, code: str, message: str, level: NoticeLevel) -> None:
-        now = self.clock.time()
-        self.hub.publish(
-            Notice(
-                exchange="", symbol="", ts=now, ts_recv=now, code=code, message=message, level=level
-            )
-        )
 
     # ------------------------------------------------------------------ stats
 
@@ -419,8 +330,8 @@ class StoreWriter:
             "late_trades": self.candles.late,
             "flagged_trades": self.flagged,
             "write_latency_s": {
-                "last": self.latency_last,
-                "max": self.latency_max,
-                "avg": self._latency_sum / self.batches if self.batches else 0.0,
+                "last": self.tx.latency_last,
+                "max": self.tx.latency_max,
+                "avg": self.tx.latency_sum / self.batches if self.batches else 0.0,
             },
         }

@@ -219,18 +219,18 @@ def test_book_injections_move_the_book_through_the_exchanges_own_parser(
     # the first market with > 20 live book tops, else the one with the most (GATEIO's books
     # are sparse: about ten tops a market)
     books = [
-        (len(rec._live_tops(untouched, s)), s, n, c)
+        (len(rec.live_tops(untouched, s)), s, n, c)
         for s, n in sorted(untouched.natives.items())
         if (c := frame.book_channel(every, n))
     ]
     count, symbol, native, chan = next((b for b in books if b[0] > 20), max(books))
     assert count >= 8
-    tops = rec._live_tops(untouched, symbol)
+    tops = rec.live_tops(untouched, symbol)
     top = tops[len(tops) // 2]
     t0 = math.ceil((top.ts + 0.001) * 1000.0) / 1000.0  # venues print milliseconds
     tick, decimals = price_grid(untouched.tops[symbol])
     lat = top.ts_recv - top.ts
-    snap = rec._book_before(untouched, symbol, t0 + lat) if frame.full_books else None
+    snap = rec.book_before(untouched, symbol, t0 + lat) if frame.full_books else None
     base = None if snap is None else (snap.bids, snap.asks)
     updates = book_updates(
         kind, 0.9 if kind == AnomalyKind.BOOK_IMBALANCE else 20.0, top,
@@ -269,7 +269,7 @@ def test_a_price_jump_beyond_the_bad_print_band_persists_and_is_accepted(
     )
     untouched = asyncio.run(rec.replay(name, files, cfg, every_book=True))
     inj = Injection(AnomalyKind.PRICE_CHANGE, 15.0)
-    plan = rec._plan_copy(name, files, untouched, inj, copy=1, cfg=cfg, rng=rec.random.Random(3))
+    plan = rec.plan_copy(name, files, untouched, inj, copy=1, cfg=cfg, rng=rec.random.Random(3))
     label = next(lb for lb in plan.labels if lb.symbol == symbol)
     move = next(m for m in plan.shifts if m.native == "SUSHIUSDT")
     assert move.factor == pytest.approx(1.15)
@@ -324,21 +324,21 @@ def test_a_moved_market_comes_out_moved_through_the_exchanges_own_parser(
     texts = {f: f.read_text(encoding="utf-8", errors="replace").splitlines() for f in ws}
     every = [line for lines in texts.values() for line in lines]
     books = [
-        (len(rec._live_tops(untouched, s)), s, n)
+        (len(rec.live_tops(untouched, s)), s, n)
         for s, n in sorted(untouched.natives.items())
         if frame.book_channel(every, n)
     ]
     count, symbol, native = max(books)
     assert count >= 8
-    tops = rec._live_tops(untouched, symbol)
+    tops = rec.live_tops(untouched, symbol)
     top = tops[len(tops) // 2]
     receipt = top.ts_recv + 1e-4
     plan = rec.CopyPlan()
     chan = frame.channel(every, native) or native
-    rest = [x for f in files if ".http." in f.name for x in rec._lines(f)]
+    rest = [x for f in files if ".http." in f.name for x in rec.read_lines(f)]
     inj = Injection(AnomalyKind.PRICE_CHANGE, 15.0)
     args = (frame, ws, texts, untouched, symbol, native, chan, receipt, top.ts, inj, plan)
-    rec._plan_move(*args, rest)
+    rec.plan_move(*args, rest)
     assert plan.lines, "no moved book planned"
     copied = rec.write_copy(files, plan, tmp_path, frame)
     wide = MarketDataConfig(bad_print_band_pct=50.0)

@@ -1,0 +1,175 @@
+"""The whole candle path of the backtest (see :mod:`cryptomon.backtest.runner`): quotes at the
+open, the extremes and the close, every protection level crossed on the way, the closing
+trade and candle, and the equity mark at a candle's end."""
+
+from __future__ import annotations
+
+from cryptomon.backtest.candle_detect import candle_trade
+from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.fastpath import SeriesIndicators
+from cryptomon.backtest.pipeline import Pipeline
+from cryptomon.config import Settings
+from cryptomon.events import Anomaly, BookTop, Candle
+from cryptomon.trading.protection import Protection
+
+SLOTS = 4
+
+
+class CandlePath:
+    """Drives candles of the pipeline ``pipe`` through their quote path, one group at a time."""
+
+    def __init__(self, pipe: Pipeline, settings: Settings) -> None:
+        """``settings``: the backtest's (:func:`~cryptomon.backtest.result.backtest_settings`)."""
+        self.pipe = pipe
+        self.settings = settings
+        self.clock = pipe.clock
+        self.hub = pipe.hub
+        self.engine = pipe.engine
+        self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
+        self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
+        # per market: the indicator columns the generator reads (fast path, set by its driver)
+        self.indicators: dict[tuple[str, str], SeriesIndicators] = {}
+
+    def mark(self) -> tuple[float, float]:
+        """(equity, exposure) at a candle's end; flat and without a new trading event since
+        the last mark, the equity has not moved (no Decimal work)."""
+        activity = self.pipe.ledger.activity
+        if self._marked is not None and self._marked[0] == activity:
+            return self._marked[1], 0.0
+        exposed = self.pipe.exposed
+        equity = self.pipe.equity
+        self._marked = None if exposed else (activity, equity)
+        return equity, 1.0 if exposed else 0.0
+
+    def idle(self, series: CandleSeries) -> bool:
+        """No position, protection or open order on ``series``: only its close can act."""
+        key = (series.exchange, series.symbol)
+        if self.engine.portfolio.amount(*key) != 0 or key in self.engine.protection.protections:
+            return False
+        activity = self.pipe.ledger.activity  # an order opens only with an intent (activity)
+        known = self._no_orders.get(key)
+        if known != activity:
+            if self.engine.context.book.open(*key):
+                return False
+            self._no_orders[key] = activity
+        return True
+
+    async def candles(
+        self, t: float, group: list[tuple[CandleSeries, int]], anomalies: list[Anomaly]
+    ) -> None:
+        step = group[0][0].seconds
+        last: dict[str, float] = {}
+        # an idle market (flat, no order) skips the path: nobody reads those quotes
+        moving = [(series, row) for series, row in group if not self.idle(series)]
+        for slot in range(SLOTS):
+            self.clock.set(max(self.clock.time(), t + step * slot / SLOTS))
+            for series, row in moving if slot < SLOTS - 1 else group:
+                target = slot_price(series, row, slot, self._long(series))
+                start = last.get(series.symbol, float(series.open[row]))
+                for price in [*self._levels(series, row, start, target), target]:
+                    self.quote(series, row, price)
+                    await self.pipe.settle()
+                last[series.symbol] = target
+        self.clock.set(max(self.clock.time(), t + step))
+        for series, row in group:
+            self.close(series, row, t)
+        for anomaly in anomalies:  # found a chunk ahead (candle_detect.py)
+            self.hub.publish(anomaly)
+        await self.pipe.settle()
+
+    def close_quotes(self, t: float, group: list[tuple[CandleSeries, int]]) -> None:
+        """Only the close quotes of ``group``, at the time the whole path quotes them."""
+        step = group[0][0].seconds
+        self.clock.set(max(self.clock.time(), t + step * (SLOTS - 1) / SLOTS))
+        for series, row in group:
+            self.quote(series, row, float(series.close[row]))
+        self.clock.set(max(self.clock.time(), t + step))
+
+    def _long(self, series: CandleSeries) -> bool | None:
+        amount = self.engine.portfolio.amount(series.exchange, series.symbol)
+        return None if amount == 0 else amount > 0
+
+    def _half_spread(self, series: CandleSeries, row: int, price: float) -> float:
+        cfg = self.settings.backtest
+        span = float(series.high[row] - series.low[row])
+        return max(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
+
+    def _levels(self, series: CandleSeries, row: int, start: float, end: float) -> list[float]:
+        """Mid prices that quote the protection levels crossed moving from start to end."""
+        prot: Protection | None = self.engine.protection.protections.get(
+            (series.exchange, series.symbol)
+        )
+        if prot is None or start == end:
+            return []
+        lo, hi = min(start, end), max(start, end)
+        out: list[float] = []
+        for level, is_take in ((prot.stop, False), (prot.take, True)):
+            if level is None or not lo < float(level) < hi:
+                continue
+            value = float(level)
+            if is_take:  # the quote's bid (long) / ask (short) touches it: fills at the level
+                half = self._half_spread(series, row, value)
+                value = value + half if prot.long else value - half
+            out.append(value)
+        out.sort(reverse=end < start)
+        return out
+
+    def quote(self, series: CandleSeries, row: int, price: float) -> None:
+        now = self.clock.time()
+        half = self._half_spread(series, row, price)
+        bid, ask = max(price - half, 0.0), price + half
+        mid = (bid + ask) / 2 or 1.0
+        self.hub.publish(
+            BookTop(
+                exchange=series.exchange,
+                symbol=series.symbol,
+                ts=now,
+                ts_recv=now,
+                bid=bid,
+                bid_size=1e12,
+                ask=ask,
+                ask_size=1e12,
+                spread=ask - bid,
+                spread_bps=(ask - bid) / mid * 10_000.0,
+                bid_depth=1e12,
+                ask_depth=1e12,
+                imbalance=0.0,
+                levels=1,
+            )
+        )
+
+    def close(self, series: CandleSeries, row: int, t: float) -> None:
+        now = self.clock.time()
+        indicators = self.indicators.get((series.exchange, series.symbol))
+        if indicators is not None:
+            indicators.row = row
+        trade = candle_trade(series, row, now)
+        self.hub.publish(trade)
+        self.hub.publish(
+            Candle(
+                exchange=series.exchange,
+                symbol=series.symbol,
+                ts=now,
+                ts_recv=now,
+                interval=series.timeframe,
+                start=t,
+                end=now,
+                open=float(series.open[row]),
+                high=float(series.high[row]),
+                low=float(series.low[row]),
+                close=trade.price,
+                volume=trade.amount,
+            )
+        )
+
+
+def slot_price(series: CandleSeries, row: int, slot: int, long: bool | None) -> float:
+    """Open, the worse extreme for the position first (low for a long), the other, close."""
+    if slot == 0:
+        return float(series.open[row])
+    if slot == SLOTS - 1:
+        return float(series.close[row])
+    # flat: the extreme on the far side of the close's move comes first
+    low_first = bool(series.close[row] >= series.open[row]) if long is None else long
+    first, second = (series.low, series.high) if low_first else (series.high, series.low)
+    return float((first if slot == 1 else second)[row])

@@ -1,0 +1,411 @@
+"""The backtest's fast candle path (``backtest.fast_path``): only the candle groups where
+something can happen take the whole path (:class:`~cryptomon.backtest.candlepath.CandlePath`);
+the others are skipped, or get their close quotes, walked in stretches for a single market.
+The fast-vs-slow tests (``tests/unit/backtest/test_fastpath.py``) hold both to the same
+orders, fills, equity curve and statistics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from cryptomon.backtest.candle_detect import CandleAnomalies
+from cryptomon.backtest.candlepath import CandlePath
+from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals
+from cryptomon.events import Candle, Signal
+from cryptomon.hub import Hub
+from cryptomon.trading.protection import Protection
+from cryptomon.trading.risk import RiskState
+
+
+class FastLanes:
+    """The fast driver of ``series`` over ``path`` (its :meth:`drive`); ``lanes`` counts the
+    groups skipped, given close quotes, given close quotes with dropped signals, and driven."""
+
+    def __init__(self, path: CandlePath, series: list[CandleSeries]) -> None:
+        """``series``: the runner's non-empty series, in timeline order."""
+        self.path = path
+        self.pipe = path.pipe
+        self.settings = path.settings
+        self.clock = path.clock
+        self.engine = path.engine
+        self.series = series
+        self._safe: dict[tuple[str, str], tuple[Any, int]] = {}  # market -> (levels, until)
+        self._reach: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        # per market: (fires, side, strength, grade rank) of the indicator signal of each row
+        self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
+        # the signals the engine would drop go to the ledger only (see drive)
+        self._ledger_hub = Hub()
+        self._ledger_hub.subscribe(Signal, self.pipe.ledger.record_signal, name="backtest.ledger")
+        self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
+        self.lanes = {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
+
+    async def drive(
+        self,
+        timeline: tuple[np.ndarray, np.ndarray, np.ndarray],
+        starts: np.ndarray,
+        found: CandleAnomalies,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """The candles through the same path, entering it only where something can happen:
+
+        - a group (the candles opening at one time) with a signal (an indicator signal, known
+          from :func:`~cryptomon.backtest.fastpath.indicator_signals`, or an anomaly, known a
+          chunk ahead) or with a market whose stop or take-profit its range could reach runs
+          the whole path (:meth:`CandlePath.candles`);
+        - while every market is idle (flat, no protection, no open order) the groups up to the
+          next signal are not driven at all: nothing reads them (the equity is the cash);
+        - a group whose positions are safe (their levels out of reach of the candle's range
+          widened by twice the half spread; no trailing stop, no open order) gets only its
+          close quotes, which mark the positions as the whole path's last quote does;
+        - so does a safe group whose indicator signals the engine would drop
+          (:meth:`_dropped_signals`); the generator still reads those candles and publishes
+          those signals, to the ledger only.
+
+        Every other group, and every anomaly, takes the whole path. The fast-vs-slow tests
+        (``tests/unit/backtest/test_fastpath.py``) hold the two paths to the same orders,
+        fills, equity curve and statistics.
+        """
+        times, which, rows = timeline
+        equity_ts, equity, exposure = out
+        total = len(starts) - 1
+        seconds = np.array([s.seconds for s in self.series], dtype=np.float64)
+        first = starts[:-1]
+        equity_ts[:] = np.repeat(times[first] + seconds[which[first]], np.diff(starts))
+        fired = self._signal_groups(timeline, starts, found)
+        # one market with one candle per group: group g is row g
+        single = len(self.series) == 1 and total == n_rows(self.series[0], rows)
+        fi = 0  # fired[fi] is the next group with an indicator signal
+        g = 0
+        while g < total:
+            while fi < len(fired) and fired[fi] < g:
+                fi += 1
+            signal_at = min(fired[fi] if fi < len(fired) else total, found.next_due(g))
+            lo, hi = int(starts[g]), int(starts[g + 1])
+            if signal_at > g and self._all_idle():
+                end = int(starts[signal_at])
+                equity[lo:end], exposure[lo:end] = self.path.mark()
+                self.lanes["skipped"] += signal_at - g
+                g = signal_at
+                continue
+            if single:  # a safe position: its close quotes and dropped signals in one walk
+                walked = self._walk(self.series[0], g, found.next_due(g), times, out)
+                if walked > g:
+                    g = walked
+                    continue
+            t = float(times[lo])
+            group = [
+                (self.series[i], r)
+                for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
+            ]
+            quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
+            dropped = (
+                not quiet
+                and signal_at == g
+                and found.next_due(g) > g
+                and self._dropped_signals(t, group)
+            )
+            if quiet or dropped:
+                self.path.close_quotes(t, group)
+                if dropped:
+                    for series, row in group:
+                        self._ledger_signal(series, row, t)
+                    self.pipe.absorb()
+                self.lanes["dropped" if dropped else "close"] += 1
+            else:
+                await self.path.candles(t, group, found.due(g))
+                self.lanes["whole"] += 1
+            equity[lo:hi], exposure[lo:hi] = self.path.mark()
+            g += 1
+
+    def _walk(
+        self,
+        series: CandleSeries,
+        g: int,
+        due: int,
+        times: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> int:
+        """The only market holds a safe position at row ``g`` (no anomaly before row
+        ``due``): every row up to its next reachable level or ``due`` is a close quote and a
+        mark (:meth:`_close_stretch`), or a dropped signal (:meth:`_dropped_signals`), as
+        the group by group loop would drive them. Returns the first row not driven (``g``:
+        none), where the engine acts on a signal or the position is no longer safe."""
+        if g >= due or self.path.idle(series) or not self._safe_candle(series, g):
+            return g
+        key = (series.exchange, series.symbol)
+        end = min(due, self._safe[key][1] + 1)
+        _, equity, exposure = out
+        fired = self._fires.get(key)
+        rows = [] if fired is None else (np.flatnonzero(fired[0][g:end]) + g).tolist()
+        at = g  # the first row not yet driven
+        for r in rows:
+            if r > at:
+                self._close_stretch(series, at, r, times, (equity, exposure))
+                self.lanes["close"] += r - at
+                at = r
+            t = float(times[r])
+            if not self._dropped_signals(t, [(series, r)]):
+                return at
+            self.path.close_quotes(t, [(series, r)])
+            self._ledger_signal(series, r, t)
+            self.pipe.absorb()
+            equity[r], exposure[r] = self.path.mark()
+            self.lanes["dropped"] += 1
+            at = r + 1
+        if end > at:
+            self._close_stretch(series, at, end, times, (equity, exposure))
+            self.lanes["close"] += end - at
+        return end
+
+    def _close_stretch(
+        self,
+        series: CandleSeries,
+        g: int,
+        until: int,
+        times: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        """Rows ``g:until`` of the only market, a safe position: close quotes and marks."""
+        equity, exposure = out
+        first = g
+        marks = self._stretch_equity(series, g, until - 1) if until - g > 1 else None
+        if marks is not None:  # the rows before the last, valued in one pass
+            first = until - 1
+            equity[g:first] = marks
+            exposure[g:first] = 1.0
+        for r in range(first, until):
+            self.path.close_quotes(float(times[r]), [(series, r)])
+            equity[r], exposure[r] = self.path.mark()
+
+    def _plain_equity(self, series: CandleSeries) -> bool:
+        """The portfolio's equity is its cash plus this market's spot position at its mark:
+        no other position holds value, no fee balance or dust (:meth:`_stretch_equity`)."""
+        portfolio = self.engine.portfolio
+        if portfolio.fee_balances or portfolio.dust:
+            return False
+        key = (series.exchange, series.symbol)
+        for k, pos in portfolio.positions.items():
+            if k == key:
+                if pos.contract is not None or pos.amount == 0:
+                    return False
+            elif pos.amount != 0 or pos.mark is None:
+                return False
+        return key in portfolio.positions
+
+    def _stretch_equity(self, series: CandleSeries, lo: int, hi: int) -> list[float] | None:
+        """The equity at the end of rows ``lo:hi`` of a safe stretch of one market (its
+        position unchanged, :meth:`_plain_equity`) as their close quotes would mark it: the
+        mid of each quote (:meth:`CandlePath.quote`'s float arithmetic, element by element) as
+        the Decimal the engine marks with, and ``cash + amount * mark`` in Decimal as
+        ``Portfolio.equity`` adds it (the other terms are exact zeros). Only the stretch's
+        last quote need be published: every reader of a close quote keeps the latest one
+        (the market state, the marks), and a safe quote triggers no exit. None: not such a
+        stretch (another holding, a fee balance, dust, a contract, a zero bid)."""
+        if not self._plain_equity(series):
+            return None
+        cfg = self.settings.backtest
+        bps, fraction = cfg.slippage_bps, cfg.slippage_range_fraction
+        portfolio = self.engine.portfolio
+        cash = portfolio.cash
+        amount = portfolio.positions[(series.exchange, series.symbol)].amount
+        out: list[float] = []
+        spans = (series.high[lo:hi] - series.low[lo:hi]).tolist()
+        for price, span in zip(series.close[lo:hi].tolist(), spans, strict=True):
+            half = max(price * bps / 10_000.0, fraction * span)  # as _half_spread
+            bid = max(price - half, 0.0)
+            if not bid > 0:  # the engine does not mark at a zero bid
+                return None
+            mark = Decimal(str((bid + (price + half)) / 2))  # to_decimal of on_top's mid
+            out.append(float(cash + amount * mark))
+        return out
+
+    def _dropped_signals(self, t: float, group: list[tuple[CandleSeries, int]]) -> bool:
+        """The group's indicator signals are ones the engine drops and nothing else can act:
+        every candle safe (:meth:`_safe_candle`), each signal below ``min_signal_strength``
+        or graded ``ignore``, or on the side of its market's position, or a sell while flat
+        without ``allow_short`` (:meth:`SignalTrader.handle`'s early returns); and the poll
+        the engine would run while settling it a no-op: trading active, the same UTC day as
+        the portfolio's, the day's PnL far from the daily loss limit, spot positions only."""
+        if not all(self._safe_candle(s, r) for s, r in group):
+            return False
+        ctx = self.engine.context
+        if ctx.risk_state != RiskState.ACTIVE:
+            return False
+        step = group[0][0].seconds
+        portfolio = self.engine.portfolio
+        day = self._portfolio_day()
+        if int(t // 86400) != day or int((t + step) // 86400) != day:
+            return False
+        cfg = self.settings.trading
+        swing = 0.0
+        for series, row in group:
+            key = (series.exchange, series.symbol)
+            fired = self._fires.get(key)
+            pos = portfolio.positions.get(key)
+            amount = pos.amount if pos is not None else 0
+            if pos is not None and amount != 0:
+                if pos.contract is not None:
+                    return False
+                low, high = self._reach[key]
+                swing += abs(float(amount)) * float(high[row] - low[row])
+            if fired is None or not fired[0][row]:
+                continue
+            _, side, strength, rank = fired
+            if rank[row] == 0 or strength[row] < cfg.min_signal_strength:
+                continue
+            buy = side[row] == 1
+            if (amount > 0 and buy) or (amount < 0 and not buy):
+                continue
+            if amount == 0 and not buy and not cfg.allow_short:
+                continue
+            return False  # the engine acts on this one
+        limit = float(ctx.runtime.limits.daily_loss_limit)
+        pnl = float(portfolio.equity - portfolio.day_start_equity)
+        return pnl - 2 * swing - 0.01 * limit > -limit
+
+    def _portfolio_day(self) -> int:
+        """The UTC day number of the portfolio's current day (-1 before its first)."""
+        name = self.engine.portfolio.day  # rolled by its snapshots (the engine's poll)
+        if name != self._days[0]:
+            number = -1
+            if name:
+                when = datetime.strptime(name, "%Y-%m-%d").replace(tzinfo=UTC)
+                number = int(when.timestamp() // 86400)
+            self._days = (name, number)
+        return self._days[1]
+
+    def _ledger_signal(self, series: CandleSeries, row: int, t: float) -> None:
+        """The generator reads the closed candle; its signal, if any, reaches the ledger only."""
+        key = (series.exchange, series.symbol)
+        fired = self._fires.get(key)
+        if fired is None or not fired[0][row]:
+            return
+        self.path.indicators[key].row = row
+        now = self.clock.time()
+        with self.pipe.signals.publishing_to(self._ledger_hub):
+            self.pipe.signals.on_candle(
+                Candle(
+                    exchange=series.exchange,
+                    symbol=series.symbol,
+                    ts=now,
+                    ts_recv=now,
+                    interval=series.timeframe,
+                    start=t,
+                    end=now,
+                    open=float(series.open[row]),
+                    high=float(series.high[row]),
+                    low=float(series.low[row]),
+                    close=float(series.close[row]),
+                    volume=float(series.volume[row]),
+                )
+            )
+
+    def _signal_groups(
+        self,
+        timeline: tuple[np.ndarray, np.ndarray, np.ndarray],
+        starts: np.ndarray,
+        found: CandleAnomalies,
+    ) -> list[int]:
+        """The groups where the indicator strategy publishes (ascending); gives the
+        generator each market's :class:`SeriesIndicators`."""
+        _, which, rows = timeline
+        total = len(starts) - 1
+        group_of = np.repeat(np.arange(total), np.diff(starts))
+        fire_groups: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+        signals = self.pipe.signals
+        cfg = self.settings.trading
+        for i, series in enumerate(self.series):
+            mine = which == i
+            groups = np.empty(len(series), dtype=np.int64)
+            groups[rows[mine]] = group_of[mine]
+            key = (series.exchange, series.symbol)
+            if (
+                not cfg.indicators.enabled
+                or series.timeframe != cfg.indicators.interval
+                or not signals.trades(*key)
+            ):
+                continue
+            indicators = SeriesIndicators(cfg.indicators, series.close)
+            self.path.indicators[key] = indicators
+            signals.use_indicators(*key, indicators)  # the generator's own state for this market
+            fired_rows = indicator_signals(
+                series.close, found.closes[groups], indicators.values, cfg
+            )
+            self._fires[key] = fired_rows
+            fire_groups.append(groups[fired_rows[0]])
+        return [int(g) for g in np.unique(np.concatenate(fire_groups))]
+
+    def _all_idle(self) -> bool:
+        """No position, protection or open order anywhere."""
+        engine = self.engine
+        if engine.protection.protections or engine.portfolio.open_positions():
+            return False
+        return all(self.path.idle(s) for s in self.series)
+
+    def _safe_candle(self, series: CandleSeries, row: int) -> bool:
+        """Nothing but the close quote can act on this candle of ``series``: idle, or a
+        position whose emulated stop and take-profit the candle cannot reach."""
+        if self.path.idle(series):
+            return True
+        key = (series.exchange, series.symbol)
+        prot: Protection | None = self.engine.protection.protections.get(key)
+        if (
+            prot is None
+            or prot.exiting
+            or prot.native
+            or prot.trail_pct is not None
+            or prot.retry_at
+            or self.engine.context.book.open(*key)
+        ):
+            return False
+        levels = (prot.long, prot.stop, prot.take)
+        cached = self._safe.get(key)
+        if cached is None or cached[0] != levels or row > cached[1]:
+            cached = self._safe[key] = (levels, self._safe_until(series, row, prot))
+        return row <= cached[1]
+
+    def _safe_until(self, series: CandleSeries, row: int, prot: Protection) -> int:
+        """The last row from ``row`` on (``row - 1``: none) whose range, widened by twice its
+        half spread, stays strictly between the stop and the take-profit."""
+        key = (series.exchange, series.symbol)
+        reach = self._reach.get(key)
+        if reach is None:
+            cfg = self.settings.backtest
+            span = series.high - series.low
+            half = np.maximum(
+                series.high * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span
+            )
+            reach = self._reach[key] = (series.low - 2 * half, series.high + 2 * half)
+        low, high = reach
+        stop = float(prot.stop)
+        take = None if prot.take is None else float(prot.take)
+        n = len(series)
+        width = 256
+        at = row
+        while at < n:
+            lo_, hi_ = low[at : at + width], high[at : at + width]
+            if prot.long:
+                risky = lo_ <= stop
+                if take is not None:
+                    risky |= hi_ >= take
+            else:
+                risky = hi_ >= stop
+                if take is not None:
+                    risky |= lo_ <= take
+            hit = np.flatnonzero(risky)
+            if hit.size:
+                return at + int(hit[0]) - 1
+            at += width
+            width *= 4
+        return n - 1
+
+
+def n_rows(series: CandleSeries, rows: np.ndarray) -> int:
+    """len(series) when ``rows`` (the timeline's) is 0, 1, 2, ...; else -1."""
+    n = len(series)
+    return n if rows.shape[0] == n and bool(np.all(rows == np.arange(n))) else -1

@@ -1,0 +1,94 @@
+"""What a backtest run produced (:class:`BacktestResult`) and the settings it runs with."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cryptomon.backtest.data import CandleSeries, infer_instrument
+from cryptomon.backtest.ledger import RoundTrip
+from cryptomon.backtest.pipeline import Pipeline
+from cryptomon.config import Settings
+from cryptomon.events import Anomaly, Fill
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    """What one run produced; :mod:`cryptomon.backtest.stats` summarizes it."""
+
+    series: list[CandleSeries]
+    trades: list[RoundTrip]
+    fills: list[Fill]
+    anomalies: list[Anomaly]
+    signals: int
+    equity_ts: np.ndarray
+    equity: np.ndarray
+    exposure: np.ndarray  # 1.0 where a position was open at the candle's end
+    starting_balance: float
+    quote: str
+    params: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    candles: int = 0
+
+    def digest(self) -> str:
+        """sha256 of the orders and fills (ids aside, those are random): equal runs, equal hash."""
+        rows = [
+            [f.ts, f.exchange, f.symbol, f.side, str(f.amount), str(f.price), str(f.fee)]
+            for f in self.fills
+        ]
+        rows += [[t.symbol, t.side, t.source, str(t.pnl), t.exit_reason] for t in self.trades]
+        return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def make_result(
+    pipe: Pipeline,
+    *,
+    series: list[CandleSeries],
+    equity: tuple[np.ndarray, np.ndarray, np.ndarray],
+    seconds: float,
+) -> BacktestResult:
+    """The result of a finished run of ``pipe``."""
+    paper = pipe.settings.trading.paper
+    ledger = pipe.ledger
+    return BacktestResult(
+        series=series,
+        trades=list(ledger.closed),
+        fills=list(ledger.fills),
+        anomalies=list(ledger.anomalies.values()),
+        signals=len(ledger.signals),
+        equity_ts=equity[0],
+        equity=equity[1],
+        exposure=equity[2],
+        starting_balance=paper.starting_balance,
+        quote=paper.quote_currency,
+        seconds=seconds,
+        candles=sum(len(s) for s in series),
+    )
+
+
+def backtest_settings(settings: Settings, series: list[CandleSeries]) -> Settings:
+    """``settings`` as the backtest runs them: paper mode, auto trading on, the indicator
+    interval of the data, and (``backtest.infer_instrument``) tick and lot from the data."""
+    trading = settings.trading
+    paper = trading.paper
+    if settings.backtest.infer_instrument and series:
+        specs = [infer_instrument(s) for s in series]
+        tick = min(t for t, _ in specs)
+        lot = min(lot for _, lot in specs)
+        paper = paper.model_copy(update={"tick_size": float(tick), "lot_size": float(lot)})
+    indicators = trading.indicators
+    if series:
+        indicators = indicators.model_copy(update={"interval": series[0].timeframe})
+    trading = trading.model_copy(
+        update={
+            "auto_trading_enabled": True,
+            "mode": "paper",
+            "paper": paper,
+            "indicators": indicators,
+        }
+    )
+    return settings.model_copy(update={"trading": trading})
