@@ -8,8 +8,9 @@ from cryptomon.backtest.candle_detect import candle_trade
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.pipeline import Pipeline
+from cryptomon.backtest.synth import quote_top, series_candle
 from cryptomon.config import Settings
-from cryptomon.events import Anomaly, BookTop, Candle
+from cryptomon.events import Anomaly
 from cryptomon.trading.protection import Protection
 
 SLOTS = 4
@@ -119,24 +120,7 @@ class CandlePath:
         half = self._half_spread(series, row, price)
         bid, ask = max(price - half, 0.0), price + half
         mid = (bid + ask) / 2 or 1.0
-        self.hub.publish(
-            BookTop(
-                exchange=series.exchange,
-                symbol=series.symbol,
-                ts=now,
-                ts_recv=now,
-                bid=bid,
-                bid_size=1e12,
-                ask=ask,
-                ask_size=1e12,
-                spread=ask - bid,
-                spread_bps=(ask - bid) / mid * 10_000.0,
-                bid_depth=1e12,
-                ask_depth=1e12,
-                imbalance=0.0,
-                levels=1,
-            )
-        )
+        self.hub.publish(quote_top(series.exchange, series.symbol, now, bid=bid, ask=ask, ref=mid))
 
     def close(self, series: CandleSeries, row: int, t: float) -> None:
         now = self.clock.time()
@@ -146,20 +130,7 @@ class CandlePath:
         trade = candle_trade(series, row, now)
         self.hub.publish(trade)
         self.hub.publish(
-            Candle(
-                exchange=series.exchange,
-                symbol=series.symbol,
-                ts=now,
-                ts_recv=now,
-                interval=series.timeframe,
-                start=t,
-                end=now,
-                open=float(series.open[row]),
-                high=float(series.high[row]),
-                low=float(series.low[row]),
-                close=trade.price,
-                volume=trade.amount,
-            )
+            series_candle(series, row, start=t, now=now, close=trade.price, volume=trade.amount)
         )
 
 

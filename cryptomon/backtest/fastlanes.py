@@ -16,7 +16,8 @@ from cryptomon.backtest.candle_detect import CandleAnomalies
 from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals
-from cryptomon.events import Candle, Signal
+from cryptomon.backtest.synth import series_candle
+from cryptomon.events import Signal
 from cryptomon.hub import Hub
 from cryptomon.trading.protection import Protection
 from cryptomon.trading.risk import RiskState
@@ -289,17 +290,11 @@ class FastLanes:
         now = self.clock.time()
         with self.pipe.signals.publishing_to(self._ledger_hub):
             self.pipe.signals.on_candle(
-                Candle(
-                    exchange=series.exchange,
-                    symbol=series.symbol,
-                    ts=now,
-                    ts_recv=now,
-                    interval=series.timeframe,
+                series_candle(
+                    series,
+                    row,
                     start=t,
-                    end=now,
-                    open=float(series.open[row]),
-                    high=float(series.high[row]),
-                    low=float(series.low[row]),
+                    now=now,
                     close=float(series.close[row]),
                     volume=float(series.volume[row]),
                 )

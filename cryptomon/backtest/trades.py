@@ -18,8 +18,9 @@ import numpy as np
 from cryptomon.backtest.data import CandleSeries, TradeRows, candles_from_trades
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.backtest.result import BacktestResult, backtest_settings, make_result
+from cryptomon.backtest.synth import quote_top
 from cryptomon.config import Settings
-from cryptomon.events import BookTop, Candle, Side, Trade
+from cryptomon.events import Candle, Side, Trade
 
 MINUTE = 60.0
 
@@ -77,24 +78,7 @@ class TradeRunner:
         price, amount = float(trades.price[r]), float(trades.amount[r])
         half = price * self.settings.backtest.slippage_bps / 10_000.0
         bid, ask = max(price - half, 0.0), price + half
-        self.hub.publish(
-            BookTop(
-                exchange=ex,
-                symbol=sym,
-                ts=now,
-                ts_recv=now,
-                bid=bid,
-                bid_size=1e12,
-                ask=ask,
-                ask_size=1e12,
-                spread=ask - bid,
-                spread_bps=(ask - bid) / price * 10_000.0,
-                bid_depth=1e12,
-                ask_depth=1e12,
-                imbalance=0.0,
-                levels=1,
-            )
-        )
+        self.hub.publish(quote_top(ex, sym, now, bid=bid, ask=ask, ref=price))
         side: Side = "sell" if trades.side[r] == "sell" else "buy"
         self.hub.publish(
             Trade(
