@@ -1,20 +1,23 @@
-"""BookTop numbers from a cryptofeed order book, read once per symbol and loop turn.
+"""BookTop numbers from a cryptofeed order book, kept up to date from its deltas.
 
-A book update costs the converter nothing here: it keeps a reference to the symbol's
-cryptofeed book (:attr:`BookState.book`, which cryptofeed updates in place) and marks the
-symbol dirty. At the end of the loop turn :meth:`TopTracker.read` reads each dirty book's top
-once: the best ``levels`` of each side (``SortedDict.to_list``, sorted and cut at the book's
-``max_depth`` by cryptofeed's C order book; a side is re-sorted only after a price level was
-inserted or removed), their Decimal sum and the best level as floats. Under load one read
-stands for many updates (DESIGN.md section 7). :func:`book_top` makes the
-:class:`~cryptomon.events.BookTop` event from the state read: the only code that computes
-BookTop numbers.
+Reading the top of a cryptofeed book re-sorts it after every inserted level (DESIGN.md 6), so
+:class:`TopTracker` copies the sorted levels (``SortedDict.to_list``) only on a full book, or
+when a top level is removed and no spare level is left to replace it. Otherwise it follows the
+delta on its own copy of the best ``levels + spare`` levels: changes below them are ignored
+(they cannot reach the top), sizes and the depth sum are updated exactly (Decimal), and levels
+move between the top and the spares as they are inserted and removed. ``spare`` must not
+exceed the book's ``max_depth - levels`` (cryptofeed drops deeper levels without a delta).
+:func:`book_top` makes the :class:`~cryptomon.events.BookTop` event from the refreshed state:
+the only code that computes BookTop numbers.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from decimal import Decimal
 from typing import Any
+
+from cryptofeed.defines import ASK, BID
 
 from cryptomon.events import BookTop
 from cryptomon.feeds.fastevents import factory
@@ -30,66 +33,219 @@ BOOK_TOP_FIELDS = (
 _new_top = factory(BookTop, BOOK_TOP_FIELDS)
 
 
-class SideTop:
-    """The top ``levels`` levels of one side as last read: the best level as floats, the
-    Decimal sum of their sizes as a float and how many there are."""
+class SideLevels:
+    """The best ``levels + spare_max`` levels of one side (exactly the book's): the top
+    ``levels`` with their sum and best level, plus up to ``spare_max`` spare levels below them
+    that refill the top when one of its levels is removed, without reading the book.
 
-    __slots__ = ("best", "best_float", "best_size_float", "count", "depth_float", "head")
+    Prices are kept in ascending lists (``top_prices``, ``spare_prices``; ``bisect``) next to
+    size dicts, so the best, the last top level (``edge``) and the last followed price are at
+    the ends of the lists: bids have their best at the end, asks at the start.
+    """
 
-    def __init__(self) -> None:
-        self.head: list[tuple[Any, Any]] = []
+    __slots__ = (
+        "best",
+        "best_float",
+        "best_size_float",
+        "count",
+        "depth",
+        "depth_float",
+        "full",
+        "is_bid",
+        "levels",
+        "spare",
+        "spare_max",
+        "spare_prices",
+        "top",
+        "top_prices",
+    )
+
+    def __init__(self, is_bid: bool, levels: int, spare_max: int) -> None:
+        self.is_bid = is_bid
+        self.levels = levels
+        self.spare_max = spare_max
+        self.top: dict[Any, Any] = {}
+        self.spare: dict[Any, Any] = {}
+        self.top_prices: list[Any] = []
+        self.spare_prices: list[Any] = []
+        self.full = False  # the side has ``levels`` levels (else every change re-reads)
         self.best: Any = None
         self.best_float = 0.0
         self.best_size_float = 0.0
+        self.depth: Any = _ZERO
         self.depth_float = 0.0
-        self.count = 0
+        self.count = 0  # levels in the top (``levels`` once the side has as many)
 
-    def take(self, head: list[tuple[Any, Any]]) -> None:
-        """Keep the numbers of ``head``: the side's best levels, best first (not empty); a head
-        equal to the last one (same level objects: nothing changed in it) costs no conversion."""
-        if head == self.head:
-            return
-        self.head = head
-        best, size = head[0]
-        if best is not self.best:
-            self.best = best
-            self.best_float = float(best)
-        self.best_size_float = float(size)
+    def load(self, levels: list[tuple[Any, Any]]) -> bool:
+        """Read the sorted levels (best first); False if the side is empty."""
+        if not levels:
+            self.full = False
+            return False
+        count = self.levels
+        head = levels[:count]
+        tail = levels[count : count + self.spare_max]
+        self.top = dict(head)
+        self.spare = dict(tail)
+        self.top_prices = sorted(self.top)
+        self.spare_prices = sorted(self.spare)
         self.count = len(head)
-        self.depth_float = float(sum([q for _, q in head], _ZERO))
+        self.full = len(head) == count
+        self.best, best_size = head[0]
+        self.best_float = float(self.best)
+        self.best_size_float = float(best_size)
+        self.depth = sum([q for _, q in head], _ZERO)
+        self.depth_float = float(self.depth)
+        return True
+
+    def apply_bids(self, changes: Any) -> bool:  # noqa: PLR0912, PLR0915 - per-update hot path, inlined on purpose
+        """Apply delta ``(price, size)`` changes of the bid side in order (the side is
+        ``full``); False when the top must be re-read (a top level removed, no spare left)."""
+        top, spare = self.top, self.spare
+        top_prices, spare_prices = self.top_prices, self.spare_prices
+        depth = self.depth
+        for price, size in changes:
+            if price < (spare_prices[0] if spare_prices else top_prices[0]):
+                continue  # below every level followed: cannot reach the top ``levels``
+            old = top.get(price)
+            if old is not None:
+                if size:
+                    top[price] = size
+                    depth += size - old
+                    if price == self.best:
+                        self.best_size_float = float(size)
+                    continue
+                if not spare_prices:
+                    return False
+                del top[price]  # a top level left: the best spare moves up
+                del top_prices[bisect_left(top_prices, price)]
+                up = spare_prices.pop()
+                up_size = spare.pop(up)
+                top[up] = up_size
+                top_prices.insert(0, up)
+                depth += up_size - old
+                if price == self.best:
+                    self._set_best(top_prices[-1], top[top_prices[-1]])
+                continue
+            old = spare.get(price)
+            if old is not None:
+                if size:
+                    spare[price] = size
+                else:
+                    del spare[price]
+                    del spare_prices[bisect_left(spare_prices, price)]
+                continue
+            if not size:
+                continue  # removing a level that is not there
+            if price > top_prices[0]:  # enters the top: its last level becomes the best spare
+                edge = top_prices.pop(0)
+                out = top.pop(edge)
+                spare[edge] = out
+                spare_prices.append(edge)
+                top[price] = size
+                insort(top_prices, price)
+                depth += size - out
+                if price > self.best:
+                    self._set_best(price, size)
+            else:
+                spare[price] = size
+                insort(spare_prices, price)
+            if len(spare_prices) > self.spare_max:  # follow spare_max spares at most
+                del spare[spare_prices.pop(0)]
+        if depth is not self.depth:  # Decimal ops make new objects: changed
+            self.depth = depth
+            self.depth_float = float(depth)
+        return True
+
+    def apply_asks(self, changes: Any) -> bool:  # noqa: PLR0912, PLR0915 - per-update hot path, inlined on purpose
+        """:meth:`apply_bids` for the ask side (best price at the start of the lists)."""
+        top, spare = self.top, self.spare
+        top_prices, spare_prices = self.top_prices, self.spare_prices
+        depth = self.depth
+        for price, size in changes:
+            if price > (spare_prices[-1] if spare_prices else top_prices[-1]):
+                continue
+            old = top.get(price)
+            if old is not None:
+                if size:
+                    top[price] = size
+                    depth += size - old
+                    if price == self.best:
+                        self.best_size_float = float(size)
+                    continue
+                if not spare_prices:
+                    return False
+                del top[price]
+                del top_prices[bisect_left(top_prices, price)]
+                up = spare_prices.pop(0)
+                up_size = spare.pop(up)
+                top[up] = up_size
+                top_prices.append(up)
+                depth += up_size - old
+                if price == self.best:
+                    self._set_best(top_prices[0], top[top_prices[0]])
+                continue
+            old = spare.get(price)
+            if old is not None:
+                if size:
+                    spare[price] = size
+                else:
+                    del spare[price]
+                    del spare_prices[bisect_left(spare_prices, price)]
+                continue
+            if not size:
+                continue
+            if price < top_prices[-1]:
+                edge = top_prices.pop()
+                out = top.pop(edge)
+                spare[edge] = out
+                spare_prices.insert(0, edge)
+                top[price] = size
+                insort(top_prices, price)
+                depth += size - out
+                if price < self.best:
+                    self._set_best(price, size)
+            else:
+                spare[price] = size
+                insort(spare_prices, price)
+            if len(spare_prices) > self.spare_max:
+                del spare[spare_prices.pop()]
+        if depth is not self.depth:  # Decimal ops make new objects: changed
+            self.depth = depth
+            self.depth_float = float(depth)
+        return True
+
+    def _set_best(self, price: Any, size: Any) -> None:
+        self.best = price
+        self.best_float = float(price)
+        self.best_size_float = float(size)
 
 
 class BookState:
     """Everything kept per (feed, symbol) book, bound once: both sides, the time of the last
     BookSnapshot, whether a full book was seen on this connection (gap detection), and the
-    book updates not yet published as a BookTop (``pending``, with the times of the latest and
-    the cryptofeed book they changed: ``book``, read at the end of the loop turn)."""
+    book updates not yet published as a BookTop (``pending``, with the times of the latest)."""
 
     __slots__ = (
         "ask",
         "asks_memo",
         "bid",
         "bids_memo",
-        "book",
         "last_snapshot",
+        "loaded",
         "pending",
-        "receipt",
         "seen",
-        "timestamp",
         "ts",
         "ts_recv",
     )
 
-    def __init__(self) -> None:
-        self.bid = SideTop()
-        self.ask = SideTop()
-        self.book: Any = None  # cryptofeed's book of the latest update (order_book.OrderBook)
+    def __init__(self, levels: int, spare_max: int) -> None:
+        self.bid = SideLevels(True, levels, spare_max)
+        self.ask = SideLevels(False, levels, spare_max)
+        self.loaded = False  # both sides read from the book (else the next update re-reads)
         self.last_snapshot = float("-inf")
         self.seen = False
         self.pending = 0  # book updates since this symbol's last BookTop
-        self.timestamp: Any = None  # the latest update's times as cryptofeed gave them
-        self.receipt = 0.0
-        self.ts = 0.0  # exchange and receipt time of the latest update (set by the flush)
+        self.ts = 0.0  # exchange and receipt time of the latest update
         self.ts_recv = 0.0
         # price -> (size object, (price, size) floats) of the last snapshot, per side
         self.bids_memo: dict[Any, tuple[Any, tuple[float, float]]] = {}
@@ -100,7 +256,7 @@ def book_top(
     state: BookState, exchange: str, symbol: str, unit: SymbolUnits | None = None
 ) -> BookTop:
     """The :class:`BookTop` of a book whose ``state`` was refreshed (not crossed, no side
-    empty: :meth:`TopTracker.read` returned True), at the times of its latest update and
+    empty: :meth:`TopTracker.refresh` returned True), at the times of its latest update and
     standing for its ``pending`` updates. The one place BookTop numbers are made.
 
     With ``unit`` (the market's spec) sizes and depths are base units and the best levels'
@@ -166,34 +322,56 @@ def float_levels(
 
 
 class TopTracker:
-    """Per symbol :class:`BookState` for one feed; reads the top of a book when asked."""
+    """Per symbol :class:`BookState` for one feed, brought up to date from each update."""
 
-    def __init__(self, levels: int) -> None:
+    def __init__(self, levels: int, spare: int = 0) -> None:
         self.levels = levels
+        self.spare = spare  # levels followed below the top (<= the book's max_depth - levels)
         self.states: dict[str, BookState] = {}
-        self.reads = 0  # reads of a book's top (for tests and benchmarks)
+        self.reads = 0  # sorted reads of a side (for tests and benchmarks)
 
     def state(self, symbol: str) -> BookState:
         """The symbol's state, created on first use."""
         state = self.states.get(symbol)
         if state is None:
-            state = self.states[symbol] = BookState()
+            state = self.states[symbol] = BookState(self.levels, self.spare)
         return state
 
-    def read(self, state: BookState) -> tuple[list[Any], list[Any]] | None:
-        """Read the top of ``state.book`` into ``state``; returns the sorted levels read (bids,
-        asks: best first, at most the book's ``max_depth``), or None if a side is empty or the
-        book is crossed (check :meth:`crossed`)."""
-        book = state.book
-        self.reads += 1
-        bids = book.bids.to_list()
-        asks = book.asks.to_list()
-        if not bids or not asks or bids[0][0] >= asks[0][0]:
-            return None
-        levels = self.levels
-        state.bid.take(bids[:levels])
-        state.ask.take(asks[:levels])
-        return bids, asks
+    def forget(self, symbol: str) -> None:
+        """The book is dropped (resync): the next update re-reads both sides."""
+        state = self.states.get(symbol)
+        if state is not None:
+            state.loaded = False
+
+    def refresh(self, state: BookState, book: Any, delta: Any) -> bool:
+        """Bring ``state`` up to date with this update (``delta`` None: a full book); False if
+        a side is empty or the book is crossed (check :meth:`crossed`), after which the next
+        update re-reads the book."""
+        bid = state.bid
+        ask = state.ask
+        if delta is None or not state.loaded:
+            state.loaded = True
+            self.reads += 2
+            if not bid.load(book.bids.to_list()) or not ask.load(book.asks.to_list()):
+                state.loaded = False
+                return False
+        else:
+            changes = delta.get(BID)
+            if changes and not (bid.full and bid.apply_bids(changes)):
+                self.reads += 1
+                if not bid.load(book.bids.to_list()):
+                    state.loaded = False
+                    return False
+            changes = delta.get(ASK)
+            if changes and not (ask.full and ask.apply_asks(changes)):
+                self.reads += 1
+                if not ask.load(book.asks.to_list()):
+                    state.loaded = False
+                    return False
+        if bid.best >= ask.best:
+            state.loaded = False
+            return False
+        return True
 
     @staticmethod
     def crossed(book: Any) -> bool:

@@ -3,25 +3,24 @@
 One :class:`Converter` per exchange feed. Its coroutine callbacks are handed to the cryptofeed
 ``Feed`` (live, simulator and replay alike); each converts the cryptofeed object to a float
 event, publishes it, and bumps the channel's health counter (an int and the receipt time: no
-clock call, no dict lookup; the channel objects are bound once).
+clock call, no dict lookup; the channel objects are bound once). Order books: cryptofeed keeps
+the book (``max_depth`` = config ``depth``); a per-symbol
+:class:`~cryptomon.feeds.booktop.BookState` (bound once per symbol) follows the top
+``book_levels`` levels from cryptofeed's delta (:mod:`cryptomon.feeds.booktop`) on every update,
+and the top ``depth`` levels are copied for a :class:`~cryptomon.events.BookSnapshot` at most
+every ``book_snapshot_interval_s`` (receipt time, so replays are throttled by data time;
+unchanged levels reuse their floats).
 
-Order books: cryptofeed keeps the book (``max_depth`` = config ``depth``) and updates it in
-place. A book update costs O(1) here and reads no level: it counts itself in the symbol's
-:class:`~cryptomon.feeds.booktop.BookState` (bound once per symbol), keeps a reference to the
-book and its times, and marks the symbol dirty. Book tops are conflated (DESIGN.md section 7):
+Book tops are conflated (DESIGN.md section 7): an update marks its symbol dirty, and
 :meth:`Converter.flush`, scheduled with ``loop.call_soon`` by the first dirty symbol of an
-event-loop turn, reads each dirty book's top once (:mod:`cryptomon.feeds.booktop`) and
-publishes one :class:`~cryptomon.events.BookTop` per dirty symbol from the latest book, with
-``updates`` = the book updates it stands for (every update since the symbol's previous
-BookTop, so the ``updates`` of a symbol's BookTops add up to its book callbacks). From the same
-read the flush copies the top ``depth`` levels into a :class:`~cryptomon.events.BookSnapshot`
-when the symbol's last one is ``book_snapshot_interval_s`` old (receipt time, so replays are
-throttled by data time; unchanged levels reuse their floats). Callback counts (``health``, the
-replay's exact counts) stay per update; ``health.book_tops`` counts the BookTops.
+event-loop turn, publishes one :class:`~cryptomon.events.BookTop` per dirty symbol from the
+latest book, with ``updates`` = the book updates it stands for (every update since the
+symbol's previous BookTop, so the ``updates`` of a symbol's BookTops add up to its book
+callbacks). Callback counts (``health``, the replay's exact counts) stay per update;
+``health.book_tops`` counts the BookTops.
 
-A crossed book (best bid >= best ask at the flush) is not published: it is counted and the
-feed is asked to resync that symbol (``on_crossed``); nor is a one-sided book. Their updates
-stay pending (counted in the next BookTop). On an exchange that updates books by deltas, a second
+A crossed book (best bid >= best ask) is not published: it is counted and the feed is asked to
+resync that symbol (``on_crossed``). On an exchange that updates books by deltas, a second
 full book for a symbol on the same connection means the exchange class detected a sequence gap
 and re-synchronised: counted as a gap, published as ``FeedStatus(gap)`` + ``FeedStatus(resync)``.
 """
@@ -120,7 +119,7 @@ class Converter:
         self.depth = depth
         self.snapshot_interval = book_snapshot_interval_s
         self._uses_deltas = False  # the exchange updates books by deltas (not full books)
-        self._tops = TopTracker(book_levels)
+        self._tops = TopTracker(book_levels, spare=min(book_levels, max(0, depth - book_levels)))
         self._books = self._tops.states  # symbol -> BookState (bound once per symbol)
         self.on_crossed: Callable[[str], None] | None = None
         self._dirty: dict[str, BookState] = {}  # symbols with a BookTop to publish
@@ -177,16 +176,12 @@ class Converter:
         }
         return {CF_CHANNELS[name]: table[name] for name in channels}
 
-    @property
-    def book_reads(self) -> int:
-        """Reads of a book's top so far: at most one per dirty symbol and loop turn."""
-        return self._tops.reads
-
     def forget_book(self, symbol: str) -> None:
         """The feed drops this symbol's book to re-snapshot it: the next full book is expected."""
         state = self._books.get(symbol)
         if state is not None:
             state.seen = False
+        self._tops.forget(symbol)
 
     def shift_loop(self, seconds: float, tag: str) -> None:
         """Replay the same recording again as new data: times move by ``seconds`` and trade
@@ -316,13 +311,28 @@ class Converter:
         elif not self._uses_deltas:
             self._uses_deltas = True
             state.seen = True
-        state.book = update.book
-        state.timestamp = update.timestamp
-        state.receipt = receipt
+        book = update.book
+        if not self._tops.refresh(state, book, delta):
+            self._dirty.pop(symbol, None)  # no top to publish; its updates stay pending
+            if self._tops.crossed(book):
+                self.health.crossed += 1
+                if self.on_crossed is not None:
+                    self.on_crossed(symbol)
+            return
+        receipt = float(receipt) + self._ts_shift
+        ts = float(update.timestamp + self._ts_shift if update.timestamp else receipt)
+        state.ts = ts
+        state.ts_recv = receipt
         self._dirty[symbol] = state
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
+        elapsed = receipt - state.last_snapshot
+        # a receipt before the last snapshot's (a replay's REST snapshot stamped with today's
+        # clock, then the recording's times) restarts the interval
+        if elapsed >= self.snapshot_interval or elapsed < 0:
+            state.last_snapshot = receipt
+            self._snapshot(state, symbol, ts, receipt, book)
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
             self._since_yield = 0
@@ -339,27 +349,6 @@ class Converter:
         if not dirty:
             return
         self._dirty = {}
-        read = self._tops.read
-        shift = self._ts_shift
-        interval = self.snapshot_interval
-        for symbol, state in list(dirty.items()):
-            levels = read(state)
-            if levels is None:  # no top to publish; its updates stay pending
-                del dirty[symbol]
-                if self._tops.crossed(state.book):
-                    self.health.crossed += 1
-                    if self.on_crossed is not None:
-                        self.on_crossed(symbol)
-                continue
-            receipt = state.ts_recv = float(state.receipt) + shift
-            timestamp = state.timestamp
-            state.ts = float(timestamp + shift) if timestamp else receipt
-            elapsed = receipt - state.last_snapshot
-            # a receipt before the last snapshot's (a replay's REST snapshot stamped with
-            # today's clock, then the recording's times) restarts the interval
-            if elapsed >= interval or elapsed < 0:
-                state.last_snapshot = receipt
-                self._snapshot(state, symbol, levels)
         if gate.active:
             self.health.book_tops += gate.publish_tops(dirty)
             return
@@ -370,8 +359,10 @@ class Converter:
             state.pending = 0
         self.health.book_tops += len(dirty)
 
-    def _snapshot(self, state: BookState, symbol: str, levels: tuple[list[Any], list[Any]]) -> None:
+    def _snapshot(
+        self, state: BookState, symbol: str, ts: float, receipt: float, book: Any
+    ) -> None:
         depth = self.depth
-        bids, state.bids_memo = float_levels(levels[0][:depth], state.bids_memo)
-        asks, state.asks_memo = float_levels(levels[1][:depth], state.asks_memo)
-        self._publish(_new_snapshot(self.exchange, symbol, state.ts, state.ts_recv, bids, asks))
+        bids, state.bids_memo = float_levels(book.bids.to_list()[:depth], state.bids_memo)
+        asks, state.asks_memo = float_levels(book.asks.to_list()[:depth], state.asks_memo)
+        self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))

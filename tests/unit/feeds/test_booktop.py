@@ -1,6 +1,6 @@
 """BookTop: what the converter publishes at the end of each loop turn always equals a naive
-computation from the whole book, its conflated update counts add up, and a book update reads
-no level of the book (the turn's end reads each dirty book once)."""
+computation from the whole book, its conflated update counts add up, and deep changes need no
+sorted read."""
 
 from __future__ import annotations
 
@@ -156,11 +156,8 @@ async def test_one_top_per_symbol_per_turn() -> None:
     assert (tops[-1].symbol, tops[-1].updates) == ("B", 1)
 
 
-@pytest.mark.asyncio
-async def test_book_updates_read_no_level_and_a_turn_reads_each_book_once() -> None:
-    """A book update reads nothing of the book; the end of the turn reads each dirty book's
-    top once, whatever the number of updates it conflates."""
-    conv, tops = converter(3, 20)
+def test_deep_changes_do_not_reread() -> None:
+    """Size changes in the top and changes below the summed levels need no sorted read."""
     book = OrderBook(
         "X",
         "S",
@@ -168,34 +165,28 @@ async def test_book_updates_read_no_level_and_a_turn_reads_each_book_once() -> N
         bids={Decimal(100 - i): Decimal(1) for i in range(1, 10)},
         asks={Decimal(100 + i): Decimal(1) for i in range(1, 10)},
     )
-    book.timestamp = 1.0
-    conv.snapshot_interval = 1e9  # no BookSnapshot (which copies levels) after the first
-    await conv.book(book, 1.0)
-    await next_turn()
-    reads = conv.book_reads
-    for size in range(2, 12):
-        book.book.bids[Decimal(99)] = Decimal(size)
-        book.book.bids[Decimal(92)] = Decimal(7)
-        book.delta = {"bid": [(Decimal(99), Decimal(size)), (Decimal(92), Decimal(7))], "ask": []}
-        await conv.book(book, 2.0)
-        assert conv.book_reads == reads  # nothing read per update
-    await next_turn()
-    assert conv.book_reads == reads + 1
-    assert (tops[-1].bid_size, tops[-1].bid_depth, tops[-1].updates) == (11.0, 13.0, 10)
+    tracker = TopTracker(3)
+    state = tracker.state("S")
+    assert tracker.refresh(state, book.book, None)
+    reads = tracker.reads
+    book.book.bids[Decimal(99)] = Decimal(2)
+    book.book.bids[Decimal(92)] = Decimal(7)
+    delta = {"bid": [(Decimal(99), Decimal(2)), (Decimal(92), Decimal(7))], "ask": []}
+    assert tracker.refresh(state, book.book, delta)
+    assert tracker.reads == reads
+    top = book_top(state, "x", "S")
+    assert top.bid_size == 2.0
+    assert top.bid_depth == 4.0  # 2 + 1 + 1 over 3 levels
 
 
 def test_empty_side_and_crossed_book_are_refused() -> None:
-    """No top from a one-sided book or a crossed one; crossed() tells them apart."""
+    """No refresh of a one-sided book or a crossed one; crossed() tells them apart."""
     one_sided = OrderBook("X", "S", bids={Decimal(1): Decimal(1)})
     crossed = OrderBook("X", "S", bids={Decimal(2): Decimal(1)}, asks={Decimal(1): Decimal(1)})
     tracker = TopTracker(3)
-    state = tracker.state("A")
-    state.book = one_sided.book
-    assert not tracker.read(state)
+    assert not tracker.refresh(tracker.state("A"), one_sided.book, None)
     assert not TopTracker.crossed(one_sided.book)
-    state = tracker.state("B")
-    state.book = crossed.book
-    assert not tracker.read(state)
+    assert not tracker.refresh(tracker.state("B"), crossed.book, None)
     assert TopTracker.crossed(crossed.book)
 
 
@@ -207,6 +198,5 @@ def test_levels_count(levels: int) -> None:
     )
     tracker = TopTracker(levels)
     state = tracker.state("S")
-    state.book = book.book
-    assert tracker.read(state)
+    assert tracker.refresh(state, book.book, None)
     assert book_top(state, "x", "S").levels == 1
