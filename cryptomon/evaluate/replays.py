@@ -39,21 +39,9 @@ class Replayed:
     bad_prints: dict[str, list[Trade]] = field(default_factory=dict)  # quarantined trades
 
 
-async def replay(
-    name: str,
-    files: list[Path],
-    cfg: AnomalyDetectionConfig,
-    *,
-    every_book: bool = False,
-    market: MarketDataConfig | None = None,
-) -> Replayed:
-    """One recording through the replay feed, a hub and a detector engine (``every_book``:
-    a :class:`BookSnapshot` after every book update, not every second: the book at any
-    point, for the injections that move or replace it; sizes in the venue's units;
-    ``market``: the market layer's settings, defaults if None)."""
-    hub = Hub()
-    engine, got = engine_on(hub, cfg)
-    out = Replayed(got)
+def _collect(hub: Hub, out: Replayed) -> None:
+    """Subscribe ``out`` to what a replay publishes: trades, flagged trades, book tops and
+    snapshots, and the span of receipt times."""
 
     def on_trade(ev: Trade) -> None:
         out.trades.setdefault(ev.symbol, []).append(ev)
@@ -79,6 +67,24 @@ async def replay(
     hub.subscribe(BookTop, on_top, name="evaluate.tops")
     hub.subscribe(BookSnapshot, on_book, name="evaluate.books")
     hub.subscribe((Trade, BookTop), on_any, name="evaluate.times")
+
+
+async def replay(
+    name: str,
+    files: list[Path],
+    cfg: AnomalyDetectionConfig,
+    *,
+    every_book: bool = False,
+    market: MarketDataConfig | None = None,
+) -> Replayed:
+    """One recording through the replay feed, a hub and a detector engine (``every_book``:
+    a :class:`BookSnapshot` after every book update, not every second: the book at any
+    point, for the injections that move or replace it; sizes in the venue's units;
+    ``market``: the market layer's settings, defaults if None)."""
+    hub = Hub()
+    engine, got = engine_on(hub, cfg)
+    out = Replayed(got)
+    _collect(hub, out)
     config = ExchangeConfig(
         name=name.lower(),
         source="replay",
@@ -103,6 +109,16 @@ async def replay(
             out.natives[symbol] = feed.feed.std_symbol_to_exchange_symbol(symbol)
     await feed.stop()
     await engine.stop()
+    span = _recorded_span(files)
+    if span is not None:  # the recording's span (a REST snapshot carries a wall-clock receipt)
+        out.start, out.end = span
+    if feed.error is not None:
+        raise ConfigError([Problem("RECORDING", name, f"a replayable recording ({feed.error!r})")])
+    return out
+
+
+def _recorded_span(files: list[Path]) -> tuple[float, float] | None:
+    """The first and last receipt time of the recorded websocket lines (None: none)."""
     stamps = [
         receipt_time(line)
         for f in files
@@ -110,11 +126,7 @@ async def replay(
         for line in f.read_text(encoding="utf-8", errors="replace").splitlines()
     ]
     finite = [x for x in stamps if x > float("-inf")]
-    if finite:  # the recording's span (a REST snapshot book carries a wall-clock receipt)
-        out.start, out.end = min(finite), max(finite)
-    if feed.error is not None:
-        raise ConfigError([Problem("RECORDING", name, f"a replayable recording ({feed.error!r})")])
-    return out
+    return (min(finite), max(finite)) if finite else None
 
 
 def whale_notionals_off(rep: Replayed) -> int:
