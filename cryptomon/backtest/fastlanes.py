@@ -98,30 +98,45 @@ class FastLanes:
                 if walked > g:
                     g = walked
                     continue
-            t = float(times[lo])
-            group = [
-                (self.series[i], r)
-                for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
-            ]
-            quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
-            dropped = (
-                not quiet
-                and signal_at == g
-                and found.next_due(g) > g
-                and self._dropped_signals(t, group)
-            )
-            if quiet or dropped:
-                self.path.close_quotes(t, group)
-                if dropped:
-                    for series, row in group:
-                        self._ledger_signal(series, row, t)
-                    self.pipe.absorb()
-                self.lanes["dropped" if dropped else "close"] += 1
-            else:
-                await self.path.candles(t, group, found.due(g))
-                self.lanes["whole"] += 1
+            await self._drive_group(g, timeline, lo=lo, hi=hi, signal_at=signal_at, found=found)
             equity[lo:hi], exposure[lo:hi] = self.path.mark()
             g += 1
+
+    async def _drive_group(
+        self,
+        g: int,
+        timeline: tuple[np.ndarray, np.ndarray, np.ndarray],
+        *,
+        lo: int,
+        hi: int,
+        signal_at: int,
+        found: CandleAnomalies,
+    ) -> None:
+        """Group ``g`` (timeline rows ``lo:hi``) in its lane: close quotes only (safe), close
+        quotes and its signals to the ledger (dropped by the engine), or the whole path."""
+        times, which, rows = timeline
+        t = float(times[lo])
+        group = [
+            (self.series[i], r)
+            for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
+        ]
+        quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
+        dropped = (
+            not quiet
+            and signal_at == g
+            and found.next_due(g) > g
+            and self._dropped_signals(t, group)
+        )
+        if quiet or dropped:
+            self.path.close_quotes(t, group)
+            if dropped:
+                for series, row in group:
+                    self._ledger_signal(series, row, t)
+                self.pipe.absorb()
+            self.lanes["dropped" if dropped else "close"] += 1
+        else:
+            await self.path.candles(t, group, found.due(g))
+            self.lanes["whole"] += 1
 
     def _walk(
         self,
