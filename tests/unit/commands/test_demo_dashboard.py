@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from cryptomon.cli import main
-from cryptomon.commands.demo import (
+from cryptomon.commands.demo_config import (
     DEMO_ADMIN_NAME,
     demo_scenario,
     demo_settings,
