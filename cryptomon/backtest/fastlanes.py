@@ -7,7 +7,6 @@ orders, fills, equity curve and statistics."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from cryptomon.backtest.candle_detect import CandleAnomalies
 from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals
+from cryptomon.backtest.stretch import stretch_equity
 from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Signal
 from cryptomon.hub import Hub
@@ -189,7 +189,11 @@ class FastLanes:
         """Rows ``g:until`` of the only market, a safe position: close quotes and marks."""
         equity, exposure = out
         first = g
-        marks = self._stretch_equity(series, g, until - 1) if until - g > 1 else None
+        marks = (
+            stretch_equity(self.engine.portfolio, self.settings.backtest, series, g, until - 1)
+            if until - g > 1
+            else None
+        )
         if marks is not None:  # the rows before the last, valued in one pass
             first = until - 1
             equity[g:first] = marks
@@ -197,48 +201,6 @@ class FastLanes:
         for r in range(first, until):
             self.path.close_quotes(float(times[r]), [(series, r)])
             equity[r], exposure[r] = self.path.mark()
-
-    def _plain_equity(self, series: CandleSeries) -> bool:
-        """The portfolio's equity is its cash plus this market's spot position at its mark:
-        no other position holds value, no fee balance or dust (:meth:`_stretch_equity`)."""
-        portfolio = self.engine.portfolio
-        if portfolio.fee_balances or portfolio.dust:
-            return False
-        key = (series.exchange, series.symbol)
-        for k, pos in portfolio.positions.items():
-            if k == key:
-                if pos.contract is not None or pos.amount == 0:
-                    return False
-            elif pos.amount != 0 or pos.mark is None:
-                return False
-        return key in portfolio.positions
-
-    def _stretch_equity(self, series: CandleSeries, lo: int, hi: int) -> list[float] | None:
-        """The equity at the end of rows ``lo:hi`` of a safe stretch of one market (its
-        position unchanged, :meth:`_plain_equity`) as their close quotes would mark it: the
-        mid of each quote (:meth:`CandlePath.quote`'s float arithmetic, element by element) as
-        the Decimal the engine marks with, and ``cash + amount * mark`` in Decimal as
-        ``Portfolio.equity`` adds it (the other terms are exact zeros). Only the stretch's
-        last quote need be published: every reader of a close quote keeps the latest one
-        (the market state, the marks), and a safe quote triggers no exit. None: not such a
-        stretch (another holding, a fee balance, dust, a contract, a zero bid)."""
-        if not self._plain_equity(series):
-            return None
-        cfg = self.settings.backtest
-        bps, fraction = cfg.slippage_bps, cfg.slippage_range_fraction
-        portfolio = self.engine.portfolio
-        cash = portfolio.cash
-        amount = portfolio.positions[(series.exchange, series.symbol)].amount
-        out: list[float] = []
-        spans = (series.high[lo:hi] - series.low[lo:hi]).tolist()
-        for price, span in zip(series.close[lo:hi].tolist(), spans, strict=True):
-            half = max(price * bps / 10_000.0, fraction * span)  # as _half_spread
-            bid = max(price - half, 0.0)
-            if not bid > 0:  # the engine does not mark at a zero bid
-                return None
-            mark = Decimal(str((bid + (price + half)) / 2))  # to_decimal of on_top's mid
-            out.append(float(cash + amount * mark))
-        return out
 
     def _dropped_signals(self, t: float, group: list[tuple[CandleSeries, int]]) -> bool:
         """The group's indicator signals are ones the engine drops and nothing else can act:

@@ -1,0 +1,56 @@
+"""A safe stretch of one market valued in one pass: the equity its close quotes would mark,
+without publishing every quote (the fast candle path, :mod:`cryptomon.backtest.fastlanes`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from cryptomon.backtest.data import CandleSeries
+
+if TYPE_CHECKING:
+    from cryptomon.config import BacktestConfig
+    from cryptomon.trading.portfolio import Portfolio
+
+
+def plain_equity(portfolio: Portfolio, series: CandleSeries) -> bool:
+    """The portfolio's equity is its cash plus this market's spot position at its mark:
+    no other position holds value, no fee balance or dust (:func:`stretch_equity`)."""
+    if portfolio.fee_balances or portfolio.dust:
+        return False
+    key = (series.exchange, series.symbol)
+    for k, pos in portfolio.positions.items():
+        if k == key:
+            if pos.contract is not None or pos.amount == 0:
+                return False
+        elif pos.amount != 0 or pos.mark is None:
+            return False
+    return key in portfolio.positions
+
+
+def stretch_equity(
+    portfolio: Portfolio, cfg: BacktestConfig, series: CandleSeries, lo: int, hi: int
+) -> list[float] | None:
+    """The equity at the end of rows ``lo:hi`` of a safe stretch of one market (its
+    position unchanged, :func:`plain_equity`) as their close quotes would mark it: the
+    mid of each quote (:meth:`CandlePath.quote`'s float arithmetic, element by element) as
+    the Decimal the engine marks with, and ``cash + amount * mark`` in Decimal as
+    ``Portfolio.equity`` adds it (the other terms are exact zeros). Only the stretch's
+    last quote need be published: every reader of a close quote keeps the latest one
+    (the market state, the marks), and a safe quote triggers no exit. None: not such a
+    stretch (another holding, a fee balance, dust, a contract, a zero bid)."""
+    if not plain_equity(portfolio, series):
+        return None
+    bps, fraction = cfg.slippage_bps, cfg.slippage_range_fraction
+    cash = portfolio.cash
+    amount = portfolio.positions[(series.exchange, series.symbol)].amount
+    out: list[float] = []
+    spans = (series.high[lo:hi] - series.low[lo:hi]).tolist()
+    for price, span in zip(series.close[lo:hi].tolist(), spans, strict=True):
+        half = max(price * bps / 10_000.0, fraction * span)  # as _half_spread
+        bid = max(price - half, 0.0)
+        if not bid > 0:  # the engine does not mark at a zero bid
+            return None
+        mark = Decimal(str((bid + (price + half)) / 2))  # to_decimal of on_top's mid
+        out.append(float(cash + amount * mark))
+    return out
