@@ -31,6 +31,7 @@ from cryptomon.evaluate.labels import (
     Label,
     masked,
 )
+from cryptomon.evaluate.points import book_point, book_t0
 from cryptomon.evaluate.replays import (
     Replayed,
     book_before,
@@ -39,7 +40,7 @@ from cryptomon.evaluate.replays import (
     read_lines,
     receipt_time,
 )
-from cryptomon.events import BookTop, Trade
+from cryptomon.events import Trade
 from cryptomon.kinds import AnomalyKind
 
 BURST_TRADES = 10
@@ -245,55 +246,6 @@ def _point(
     return rng.choice(open_points) if open_points else None
 
 
-def _book_t0(live: list[BookTop], j: int) -> float:
-    """The injection time before book top ``j``: just after top ``j - 1`` (ms-quantized)."""
-    t = live[j - 1].ts + min(0.5 * (live[j].ts - live[j - 1].ts), 0.05)
-    return math.ceil(t * 1000.0) / 1000.0
-
-
-def _book_point(
-    rep: Replayed,
-    inj: Injection,
-    live: list[BookTop],
-    symbol: str,
-    *,
-    cfg: AnomalyDetectionConfig,
-    rng: random.Random,
-    warm_s: float,
-    plan: CopyPlan,
-) -> int | None:
-    """A book top past the warm-up to inject before, drawn again among the open points when
-    the untouched replay masks it (counted in ``plan.masked``); None: no point."""
-    exchange = live[0].exchange
-
-    def is_masked(j: int) -> bool:
-        return masked(
-            rep.anomalies,
-            inj.kind,
-            exchange,
-            symbol,
-            _book_t0(live, j),
-            before_s=cfg.cooldown_s,
-            after_s=grace_s(cfg, inj.kind),
-        )
-
-    points = [
-        j
-        for j in range(max(MIN_LIVE_TRADES, cfg.min_samples), len(live))
-        if live[j - 1].ts - live[0].ts >= warm_s and live[j].ts > live[j - 1].ts
-    ]
-    if not points:
-        return None
-    j = rng.choice(points)
-    if is_masked(j):
-        plan.masked += 1
-        open_points = [k for k in points if not is_masked(k)]
-        if not open_points:
-            return None
-        j = rng.choice(open_points)
-    return j
-
-
 def _plan_book_copy(
     name: str,
     ws: list[Path],
@@ -323,10 +275,11 @@ def _plan_book_copy(
         target = next((f for f in ws if any(mark in x for x in texts[f])), None)
         if target is None:
             continue
-        j = _book_point(rep, inj, live, symbol, cfg=cfg, rng=rng, warm_s=warm_s, plan=out)
+        j, was_masked = book_point(rep, inj, live, symbol, cfg=cfg, rng=rng, warm_s=warm_s)
+        out.masked += was_masked
         if j is None:
             continue
-        t0 = _book_t0(live, j)
+        t0 = book_t0(live, j)
         tick, decimals = price_grid(rep.tops[symbol])
         lat = statistics.median(t.ts_recv - t.ts for t in live[:j])
         base = None
