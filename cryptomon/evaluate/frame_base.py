@@ -60,6 +60,15 @@ def price_text(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}"
 
 
+def subscribed_field(lines: list[str], *needles: str, key: str) -> str | None:
+    """``key`` of the JSON payload of the first recorded line holding every one of
+    ``needles`` (a venue's subscription answer naming a channel), as text; None: no such line."""
+    for line in lines:
+        if all(n in line for n in needles):
+            return str(json.loads(line.split(": ", 1)[1])[key])
+    return None
+
+
 def shift_rows(rows: Any, s: Shift, key: int | str = 0) -> None:
     """Move the price at ``key`` of every row (levels or trades) in place."""
     for row in rows or ():

@@ -14,6 +14,7 @@ from cryptomon.evaluate.frame_base import (
     price_text,
     shift_keys,
     shift_rows,
+    subscribed_field,
 )
 
 
@@ -43,10 +44,7 @@ class BinanceFrame(TradeFrame):
 
     def book_channel(self, lines: list[str], native: str) -> str | None:
         mark = self.book_marker(native, "")
-        for line in lines:
-            if mark in line:
-                return str(json.loads(line.split(": ", 1)[1])["stream"])
-        return None
+        return subscribed_field(lines, mark, key="stream")
 
     def book_marker(self, native: str, chan: str) -> str:
         return f'"s":"{native}","U":'

@@ -11,6 +11,7 @@ from cryptomon.evaluate.frame_base import (
     TradeFrame,
     dump,
     price_text,
+    subscribed_field,
 )
 
 
@@ -20,10 +21,9 @@ class BitfinexFrame(TradeFrame):
     names = ("bitfinex",)
 
     def channel(self, lines: list[str], native: str) -> str | None:
-        for line in lines:
-            if '"subscribed","channel":"trades"' in line and f'"symbol":"{native}"' in line:
-                return str(json.loads(line.split(": ", 1)[1])["chanId"])
-        return None
+        return subscribed_field(
+            lines, '"subscribed","channel":"trades"', f'"symbol":"{native}"', key="chanId"
+        )
 
     def marker(self, native: str, chan: str) -> str:
         return f"[{chan},"
@@ -34,10 +34,9 @@ class BitfinexFrame(TradeFrame):
         return json.dumps([int(t.chan), "te", [t.ident, round(t.ts * 1000), signed, t.price], 0])
 
     def book_channel(self, lines: list[str], native: str) -> str | None:
-        for line in lines:
-            if '"subscribed","channel":"book"' in line and f'"symbol":"{native}"' in line:
-                return str(json.loads(line.split(": ", 1)[1])["chanId"])
-        return None
+        return subscribed_field(
+            lines, '"subscribed","channel":"book"', f'"symbol":"{native}"', key="chanId"
+        )
 
     def book_marker(self, native: str, chan: str) -> str:
         return f"[{chan},"

@@ -12,6 +12,7 @@ from cryptomon.evaluate.frame_base import (
     dump,
     price_text,
     shift_rows,
+    subscribed_field,
 )
 
 
@@ -21,10 +22,9 @@ class KrakenFrame(TradeFrame):
     names = ("kraken",)
 
     def channel(self, lines: list[str], native: str) -> str | None:
-        for line in lines:
-            if '"channelName":"trade"' in line and f'"pair":"{native}"' in line:
-                return str(json.loads(line.split(": ", 1)[1])["channelID"])
-        return None
+        return subscribed_field(
+            lines, '"channelName":"trade"', f'"pair":"{native}"', key="channelID"
+        )
 
     def marker(self, native: str, chan: str) -> str:
         return f'"trade","{native}"'
