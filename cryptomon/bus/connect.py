@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import nats
@@ -90,7 +91,22 @@ async def ensure_streams(js: JetStreamContext, config: BusConfig) -> None:
         ),
     ]
     for stream in streams:
+        await _ensure_stream(js, stream)
+
+
+async def _ensure_stream(js: Any, stream: StreamConfig, attempts: int = 5) -> None:
+    """Create ``stream`` or update it to ``stream``. Two processes starting together (two
+    brains, a collector and a brain) race here: the loser's create or update can be refused
+    while the winner's creation settles (``subjects overlap``), so it asks again."""
+    for attempt in range(attempts):
         try:
             await js.add_stream(stream)
+            return
         except BadRequestError:
-            await js.update_stream(stream)
+            try:
+                await js.update_stream(stream)
+                return
+            except BadRequestError:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
