@@ -27,7 +27,12 @@ from typing import Any, Literal
 import structlog
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    BadRequestError,
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KeyValue
 
 from cryptomon.bus.connect import connect
@@ -77,17 +82,30 @@ class TradingLease:
 
     async def start(self) -> None:
         self.nc = await connect(self.config, name=f"cryptomon-lease-{self.key}")
-        js = self.nc.jetstream()
-        try:
-            self.kv = await js.key_value(self.config.lease_bucket)
-        except BucketNotFoundError:
-            self.kv = await js.create_key_value(
-                KeyValueConfig(
-                    bucket=self.config.lease_bucket, history=1, ttl=self.config.lease_ttl_s
-                )
-            )
+        self.kv = await self._bucket(self.nc.jetstream())
         await self.renew()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
+
+    async def _bucket(self, js: Any, attempts: int = 5) -> KeyValue:
+        """Open the lease bucket, creating it if missing. Two brains starting together race
+        here: the loser's creation is refused (``subjects overlap``) while the winner's settles,
+        so it looks again for the bucket the winner made."""
+        for attempt in range(attempts):
+            try:
+                return await js.key_value(self.config.lease_bucket)
+            except BucketNotFoundError:
+                pass
+            try:
+                return await js.create_key_value(
+                    KeyValueConfig(
+                        bucket=self.config.lease_bucket, history=1, ttl=self.config.lease_ttl_s
+                    )
+                )
+            except BadRequestError:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def stop(self) -> None:
         if self._task is not None:
