@@ -63,8 +63,8 @@ _NOTIONAL_USD = attrgetter("notional_usd")
 
 
 def _or_nan(getter: Any, evs: list[Any]) -> np.ndarray:
-    """A float column of an optional field (None -> NaN)."""
-    return np.array(list(map(getter, evs)), dtype=np.float64)
+    """A float column of an optional field (None -> NaN, as numpy converts None)."""
+    return np.fromiter(map(getter, evs), np.float64, len(evs))
 
 
 @dataclass(slots=True)

@@ -30,13 +30,21 @@ import structlog
 
 from cryptomon.clock import Clock, ManualClock
 from cryptomon.config import AnomalyDetectionConfig
-from cryptomon.detect.base import FundingCols, SymbolInfo, TradeCols, quote_of
+from cryptomon.detect.base import (
+    BookCols,
+    FundingCols,
+    QuoteCols,
+    SymbolInfo,
+    TradeCols,
+    quote_of,
+)
 from cryptomon.detect.columns import (
-    book_columns,
+    book_sid,
+    book_table,
     mid_columns,
-    quote_columns,
+    nan_column,
     top_prices,
-    trade_columns,
+    trade_table,
 )
 from cryptomon.detect.detectors_nb import new_findings
 from cryptomon.detect.emission import LATENCY_BUCKETS, SEVERITY_NAMES, Emitter
@@ -196,6 +204,18 @@ class DetectorEngine:
             ids = [self.symbol_id(e.exchange, e.symbol) for e in evs]
         return np.fromiter(ids, np.int64, len(ids))
 
+    def _table(
+        self, build: Callable[[list[Any], dict[str, dict[str, int]]], Any], evs: list[Any]
+    ) -> Any:
+        """``build(evs, by_symbol)``; markets not known yet are registered first, in the
+        order of their first event (the ids :meth:`_sid_array` would give)."""
+        try:
+            return build(evs, self._by_symbol)
+        except KeyError:
+            for e in evs:
+                self.symbol_id(e.exchange, e.symbol)
+            return build(evs, self._by_symbol)
+
     # ------------------------------------------------------------------ hub handlers
 
     def _handler(self, q: list[Any]) -> Callable[[Any], None]:
@@ -276,7 +296,8 @@ class DetectorEngine:
         self._run(Source.TRADES, cols, events)
 
     def _trade_cols(self, evs: list[Any]) -> TradeCols:
-        return trade_columns(self._sid_array(evs), evs)
+        cols: TradeCols = self._table(trade_table, evs)
+        return cols
 
     def _flush_trades(self, evs: list[Any]) -> None:
         cols = self._trade_cols(evs)
@@ -285,18 +306,23 @@ class DetectorEngine:
         self._run(Source.TRADES, cols, evs)
 
     def _flush_books(self, evs: list[Any]) -> None:
-        """Each field is read from the events once (one C-level pass per column); the quote
-        and mid columns reuse the bid/ask columns instead of reading the events again."""
+        """The events are read once, into one table (:func:`book_table`); the book, quote
+        and mid columns are its rows."""
         n = len(evs)
-        sid = self._sid_array(evs)
-        ts, bid, ask = top_prices(evs)
-        cols = book_columns(sid, ts, bid, ask, evs)
+        table = self._table(book_table, evs)
+        sid = book_sid(table)
+        _, ts, bid, ask, spread, imb, bid_size, ask_size = table
+        # mid NaN: the book detectors do not read it
+        cols = BookCols(sid=sid, ts=ts, spread=spread, imb=imb, mid=nan_column(n), bid=bid, ask=ask)
         self._has_book[sid] = True
         self.events["books"] += n
         self.batches += 1
         self._run(Source.BOOKS, cols, evs)
         if self._by_source[Source.QUOTES]:  # built only when a detector reads quotes
-            self._run(Source.QUOTES, quote_columns(sid, ts, bid, ask, evs), evs)
+            quotes = QuoteCols(
+                sid=sid, ts=ts, bid=bid, ask=ask, bid_size=bid_size, ask_size=ask_size
+            )
+            self._run(Source.QUOTES, quotes, evs)
         if self._multi and self._by_source[Source.MIDS]:
             self._mids(evs, sid, ts, bid, ask)
 
