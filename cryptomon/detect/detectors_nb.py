@@ -14,6 +14,7 @@ into an :class:`~cryptomon.kinds.AnomalyKind`.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -99,3 +100,38 @@ def fire_nb(
     rec.level = level
     rec.aux = aux
     return m + 1
+
+
+@njit(cache=True)
+def count_seen_nb(
+    sid: np.ndarray, ts: np.ndarray, count: np.ndarray, first: np.ndarray, last: np.ndarray
+) -> None:
+    """The warm-up counting of one batch (``gate.SourceSeen``): per row, one more event of
+    its market, the earliest time (``fmin``: a NaN time never replaces a time, a NaN first
+    takes any) and the time of the market's last row."""
+    for i in range(sid.shape[0]):
+        s = sid[i]
+        t = ts[i]
+        count[s] += 1
+        if math.isnan(first[s]) or t < first[s]:
+            first[s] = t
+        last[s] = t
+
+
+@njit(cache=True)
+def rows_before_nb(sid: np.ndarray, ts: np.ndarray, row: int) -> tuple[int, float]:
+    """(rows of the market of ``row`` up to ``row`` inclusive, their earliest time; NaN if
+    one of those times is NaN, as ``ndarray.min`` gives)."""
+    s = sid[row]
+    n = 0
+    lo = math.inf
+    has_nan = False
+    for i in range(row + 1):
+        if sid[i] == s:
+            n += 1
+            t = ts[i]
+            if math.isnan(t):
+                has_nan = True
+            elif t < lo:
+                lo = t
+    return n, math.nan if has_nan else lo

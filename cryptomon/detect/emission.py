@@ -70,7 +70,7 @@ class Emitter:
         """Publish the ``m`` findings in ``fires`` that ``det`` made over ``cols``, the
         columns of the events ``evs`` of ``source``."""
         infos, cooldown, time_now = self.infos, self.cooldown, self.clock.time
-        sid_of = cols.sid.tolist()
+        sid_of = cols.sid
         gate = self.gate
         for finding in read_findings(fires, m):
             i = finding.row
@@ -80,7 +80,7 @@ class Emitter:
             ev: Event = evs[i]
             kind = det.kinds[finding.code]
             level = finding.level
-            info = infos[sid_of[i]]
+            info = infos[int(sid_of[i])]
             key = (ev.exchange, ev.symbol, kind)
             prev = cooldown.get(key)
             if prev is not None and ev.ts - prev[0] < info.cfg.cooldown_s and level <= prev[1]:

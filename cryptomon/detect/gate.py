@@ -3,7 +3,7 @@
 Every detector declares a :class:`~cryptomon.detect.base.Warmup` (samples and seconds of its
 input per market); the engine counts the events of each source per market and the event time
 of the first one, and drops a finding of a market that has not passed its detector's
-warm-up. Counting is one ``bincount`` per batch; the check runs only for the rare rows that
+warm-up. Counting is one numba pass per batch; the check runs only for the rare rows that
 fire, and a market that passed stays passed.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect.base import Warmup
+from cryptomon.detect.detectors_nb import count_seen_nb, rows_before_nb
 from cryptomon.detect.registry import DeclaresWarmup, Detector, Source
 
 NO_WARMUP = Warmup(samples=0, seconds=0.0)
@@ -49,11 +50,7 @@ class SourceSeen:
         if sid.shape[0] == 0:
             return
         self.resize(int(sid.max()) + 1)
-        self.count += np.bincount(sid, minlength=self.count.shape[0])
-        earlier = ~(ts >= self.first[sid])  # new markets (NaN) and earlier times; rare
-        if earlier.any():
-            np.fmin.at(self.first, sid[earlier], ts[earlier])
-        self.last[sid] = ts  # per market, its last row of the batch
+        count_seen_nb(sid, ts, self.count, self.first, self.last)
 
     def not_before_last(self, sid: np.ndarray, ts: np.ndarray) -> list[int] | None:
         """Rows at or after their market's last counted event (None: every row)."""
@@ -68,11 +65,11 @@ class SourceSeen:
     def at_row(self, sid: np.ndarray, ts: np.ndarray, row: int) -> tuple[int, float]:
         """(events, seconds since the first) of the market of ``row`` up to that row."""
         s = int(sid[row])
-        mine = sid[: row + 1] == s
+        mine, earliest = rows_before_nb(sid, ts, row)
         before = int(self.count[s]) if s < self.count.shape[0] else 0
         first = float(self.first[s]) if s < self.first.shape[0] else math.nan
-        first = float(np.fmin(first, ts[: row + 1][mine].min()))
-        return before + int(np.count_nonzero(mine)), float(ts[row]) - first
+        first = float(np.fmin(first, earliest))
+        return before + mine, float(ts[row]) - first
 
 
 class WarmupGate:

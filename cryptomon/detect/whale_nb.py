@@ -51,23 +51,33 @@ REFRESH = 64  # completed orders between two refreshes of median and quantile (a
 
 @njit(cache=True)
 def _refresh_nb(buf: np.ndarray, window: np.ndarray, state: np.ndarray, s: int, q: float) -> None:
-    """Median and quantile of the window of ``s`` (an O(n log n) sort of a copy)."""
+    """Median and quantile of the window of ``s``: a partition of a copy around the four
+    ranks they interpolate between (the values a full sort puts there, in O(n))."""
     n = int(window[s, R_N])
     if n == 0:
         return
-    vals = np.sort(buf[s, :n])
+    m_lo, m_hi = _ranks_nb(n, 0.5)
+    q_lo, q_hi = _ranks_nb(n, q)
+    vals = np.partition(buf[s, :n], np.array([m_lo, m_hi, q_lo, q_hi]))
     state[s, W_MEDIAN] = _at_nb(vals, 0.5)
     state[s, W_QUANTILE] = _at_nb(vals, q)
     state[s, W_SINCE] = 0.0
 
 
 @njit(cache=True)
-def _at_nb(sorted_vals: np.ndarray, q: float) -> float:
-    """Linear-interpolated quantile ``q`` of sorted values."""
-    pos = q * (sorted_vals.shape[0] - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, sorted_vals.shape[0] - 1)
-    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
+def _ranks_nb(n: int, q: float) -> tuple[int, int]:
+    """The two ranks (0-based, ascending) the quantile ``q`` of ``n`` values lies between."""
+    lo = math.floor(q * (n - 1))
+    return lo, min(lo + 1, n - 1)
+
+
+@njit(cache=True)
+def _at_nb(vals: np.ndarray, q: float) -> float:
+    """Linear-interpolated quantile ``q`` of values sorted, or partitioned at least at the
+    two :func:`_ranks_nb` of ``q``."""
+    pos = q * (vals.shape[0] - 1)
+    lo, hi = _ranks_nb(vals.shape[0], q)
+    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
 
 
 @njit(cache=True)

@@ -9,10 +9,13 @@ import pandas as pd
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cryptomon.detect import rolling_zscore
+from cryptomon.detect import rolling_zscore, whale_nb
+from cryptomon.detect.detectors_nb import count_seen_nb, rows_before_nb
 from cryptomon.detect.kernels_nb import (
     E_COLS,
+    R_COLS,
     R_MIN,
+    R_N,
     R_W,
     ewma_batch_nb,
     log_returns_nb,
@@ -162,3 +165,47 @@ def test_rolling_zscore_rejects_bad_arguments(
     """Bad arguments raise a ValueError naming the argument."""
     with pytest.raises(ValueError, match=needle):
         rolling_zscore(values, window, min_samples)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 999, 1000])
+@pytest.mark.parametrize("q", [0.0, 0.5, 0.9, 0.995, 1.0])
+def test_whale_quantile_by_partition_equals_the_sorted_one(n: int, q: float) -> None:
+    """The whale window's median and quantile come from a partition: the same values a full
+    sort gives, bit for bit, ties and repeated values included."""
+    rng = np.random.default_rng(n)
+    for vals in (rng.lognormal(5.0, 2.0, n), np.round(rng.lognormal(1.0, 1.0, n))):
+        buf = vals.reshape(1, n).copy()
+        window = np.zeros((1, R_COLS))
+        window[0, R_N] = n
+        state = np.zeros((1, whale_nb.W_COLS))
+        whale_nb._refresh_nb(buf, window, state, 0, q)
+        ordered = np.sort(vals)
+        assert state[0, whale_nb.W_MEDIAN] == whale_nb._at_nb(ordered, 0.5)
+        assert state[0, whale_nb.W_QUANTILE] == whale_nb._at_nb(ordered, q)
+        assert buf[0].tolist() == vals.tolist()  # the window itself is left as it was
+
+
+def test_count_seen_matches_the_numpy_counting() -> None:
+    """The warm-up counting kernel: counts per market, the earliest time (NaN never replaces
+    a time; a first NaN takes one) and the time of each market's last row."""
+    sid = np.array([2, 0, 2, 1, 0, 2, 1], dtype=np.int64)
+    ts = np.array([5.0, 3.0, math.nan, 9.0, 1.0, 4.0, math.nan])
+    count = np.array([0, 4, 1], dtype=np.int64)
+    first = np.array([math.nan, 2.0, 7.0])
+    last = np.full(3, math.nan)
+    want_count = count + np.bincount(sid, minlength=3)
+    want_first = first.copy()
+    earlier = ~(ts >= first[sid])
+    np.fmin.at(want_first, sid[earlier], ts[earlier])
+    want_last = last.copy()
+    want_last[sid] = ts
+    count_seen_nb(sid, ts, count, first, last)
+    assert count.tolist() == want_count.tolist() == [2, 6, 4]
+    assert np.array_equal(first, want_first, equal_nan=True)
+    assert first.tolist() == [1.0, 2.0, 4.0]
+    assert np.array_equal(last, want_last, equal_nan=True)
+    rows, earliest = rows_before_nb(sid, ts, 5)  # market 2 up to row 5: one time is NaN
+    assert rows == 3
+    assert math.isnan(earliest)
+    assert rows_before_nb(sid, ts, 4) == (2, 1.0)
+    assert rows_before_nb(sid, ts, 0) == (1, 5.0)
