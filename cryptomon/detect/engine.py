@@ -93,6 +93,7 @@ class DetectorEngine:
         self._multi: set[int] = set()  # markets whose symbol trades on several exchanges
         self._build_detectors()
         self._has_book = np.zeros(0, dtype=bool)  # per symbol id: BookTop seen
+        self._is_multi = np.zeros(0, dtype=bool)  # per symbol id: in self._multi
         self._history: list[Trade] = []  # historical trades (warm-up only)
         self._trades: list[Trade] = []
         self._books: list[BookTop] = []
@@ -176,13 +177,15 @@ class DetectorEngine:
                 det.configure(info)
                 self.gate.configure(det, sid, self.gate.declared(det, info.cfg))
             if self._has_book.shape[0] <= sid:
-                self._has_book = np.concatenate(
-                    [self._has_book, np.zeros(max(64, sid + 1), dtype=bool)]
-                )
+                more = np.zeros(max(64, sid + 1), dtype=bool)
+                self._has_book = np.concatenate([self._has_book, more])
+                self._is_multi = np.concatenate([self._is_multi, more])
             self._sids[key] = sid
             self._by_symbol.setdefault(symbol, {})[exchange] = sid
             if len(self._by_symbol[symbol]) > 1:
-                self._multi.update(self._by_symbol[symbol].values())
+                ids = list(self._by_symbol[symbol].values())
+                self._multi.update(ids)
+                self._is_multi[ids] = True
         return sid
 
     def reconfigure(self, config: AnomalyDetectionConfig) -> None:
@@ -330,12 +333,11 @@ class DetectorEngine:
         self, evs: list[Any], sid: np.ndarray, ts: np.ndarray, bid: np.ndarray, ask: np.ndarray
     ) -> None:
         """Mids only of markets whose symbol is on several exchanges."""
-        multi = self._multi
-        keep = [i for i, s in enumerate(sid.tolist()) if s in multi]
-        if not keep:
+        keep = np.flatnonzero(self._is_multi[sid])  # no Python work per row
+        if keep.size == 0:
             return
-        if len(keep) < len(evs):
-            evs = [evs[i] for i in keep]
+        if keep.size < len(evs):
+            evs = [evs[i] for i in keep.tolist()]
             sid, ts, bid, ask = sid[keep], ts[keep], bid[keep], ask[keep]
         self._run(Source.MIDS, mid_columns(sid, ts, bid, ask), evs)
 
