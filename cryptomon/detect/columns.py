@@ -41,9 +41,10 @@ def _table(vals: list[Any], rows: int) -> np.ndarray:
     return flat.reshape(-1, rows).T.copy()
 
 
-def book_table(evs: list[Any], by_symbol: dict[str, dict[str, int]]) -> np.ndarray:
+def book_table(evs: list[Any], by_symbol: dict[str, dict[str, float]]) -> np.ndarray:
     """Book tops as a (:data:`BOOK_ROWS`, n) table; ``by_symbol[symbol][exchange]`` is the
-    market id (a KeyError for a market not registered yet)."""
+    market id, a float (packed as it is; an int would be converted value by value), a
+    KeyError for a market not registered yet."""
     vals: list[Any] = []
     put = vals.extend
     for e in evs:
@@ -77,7 +78,7 @@ def nan_column(n: int) -> np.ndarray:
     return np.full(n, math.nan)
 
 
-def trade_table(evs: list[Any], by_symbol: dict[str, dict[str, int]]) -> TradeCols:
+def trade_table(evs: list[Any], by_symbol: dict[str, dict[str, float]]) -> TradeCols:
     """Trades (or liquidations) as columns in one pass (see :func:`book_table`); buy is 1.0,
     sell 0.0. The venue notionals (often None) are read only when a detector asks
     (:meth:`TradeCols.notional`)."""

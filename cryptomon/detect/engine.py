@@ -90,6 +90,8 @@ class DetectorEngine:
         self._infos: list[SymbolInfo] = []
         self._sids: dict[tuple[str, str], int] = {}
         self._by_symbol: dict[str, dict[str, int]] = {}
+        # the same ids as floats: the column tables pack them with the float fields
+        self._row_ids: dict[str, dict[str, float]] = {}
         self._multi: set[int] = set()  # markets whose symbol trades on several exchanges
         self._build_detectors()
         self._has_book = np.zeros(0, dtype=bool)  # per symbol id: BookTop seen
@@ -182,6 +184,7 @@ class DetectorEngine:
                 self._is_multi = np.concatenate([self._is_multi, more])
             self._sids[key] = sid
             self._by_symbol.setdefault(symbol, {})[exchange] = sid
+            self._row_ids.setdefault(symbol, {})[exchange] = float(sid)
             if len(self._by_symbol[symbol]) > 1:
                 ids = list(self._by_symbol[symbol].values())
                 self._multi.update(ids)
@@ -208,16 +211,17 @@ class DetectorEngine:
         return np.fromiter(ids, np.int64, len(ids))
 
     def _table(
-        self, build: Callable[[list[Any], dict[str, dict[str, int]]], Any], evs: list[Any]
+        self, build: Callable[[list[Any], dict[str, dict[str, float]]], Any], evs: list[Any]
     ) -> Any:
-        """``build(evs, by_symbol)``; markets not known yet are registered first, in the
-        order of their first event (the ids :meth:`_sid_array` would give)."""
+        """``build(evs, ids)`` (``ids[symbol][exchange]``: the market id as a float);
+        markets not known yet are registered first, in the order of their first event (the
+        ids :meth:`_sid_array` would give)."""
         try:
-            return build(evs, self._by_symbol)
+            return build(evs, self._row_ids)
         except KeyError:
             for e in evs:
                 self.symbol_id(e.exchange, e.symbol)
-            return build(evs, self._by_symbol)
+            return build(evs, self._row_ids)
 
     # ------------------------------------------------------------------ hub handlers
 

@@ -13,7 +13,7 @@ from cryptomon.detect.columns import BOOK_ROWS, book_sid, book_table, trade_tabl
 from cryptomon.events import BookTop, Trade
 from tests.unit.detect.market import T0, engine
 
-BY_SYMBOL = {"BTC-USDT": {"x": 0, "y": 2}, "ETH-USDT": {"x": 1}}
+BY_SYMBOL = {"BTC-USDT": {"x": 0.0, "y": 2.0}, "ETH-USDT": {"x": 1.0}}
 
 
 def top(ex: str, sym: str, t: float, **kw: Any) -> BookTop:
