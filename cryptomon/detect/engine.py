@@ -1,9 +1,10 @@
 """The detector engine: an inline hub subscriber that micro-batches market data into the numba
 detectors and publishes :class:`~cryptomon.events.Anomaly` events (DESIGN.md 3.6 and 6).
 
-Inline handlers only append the event to a list. The batch is flushed (columns built, one
-kernel call per detector) when it reaches ``batch_size`` or at the end of the current loop
-iteration (``loop.call_soon``); without a running loop call :meth:`DetectorEngine.flush`.
+Inline handlers only store the event into a buffer (:mod:`cryptomon.detect.buffer`). The
+batch is flushed (columns built, one kernel call per detector) when it reaches
+``batch_size`` or at the end of the current loop iteration (``loop.call_soon``); without a
+running loop call :meth:`DetectorEngine.flush`.
 Findings pass a cooldown per (exchange, symbol, kind) in event time, where a higher severity
 passes; the time from receipt (``ts_recv``) to publication is recorded as a histogram.
 
@@ -38,6 +39,7 @@ from cryptomon.detect.base import (
     TradeCols,
     quote_of,
 )
+from cryptomon.detect.buffer import EventBuffer, event_buffer
 from cryptomon.detect.columns import (
     book_sid,
     book_table,
@@ -96,17 +98,14 @@ class DetectorEngine:
         self._build_detectors()
         self._has_book = np.zeros(0, dtype=bool)  # per symbol id: BookTop seen
         self._is_multi = np.zeros(0, dtype=bool)  # per symbol id: in self._multi
-        self._history: list[Trade] = []  # historical trades (warm-up only)
-        self._trades: list[Trade] = []
-        self._books: list[BookTop] = []
-        self._tickers: list[Ticker] = []
-        self._liqs: list[Liquidation] = []
-        self._parts: tuple[tuple[list[Any], Callable[[list[Any]], None]], ...] = (
+        self._history = event_buffer(self._cap, self._slow)  # historical trades (warm-up)
+        trades, books, tickers, liqs = (event_buffer(self._cap, self._slow) for _ in range(4))
+        self._parts: tuple[tuple[EventBuffer, Callable[[list[Any]], None]], ...] = (
             (self._history, self._flush_history),  # first: older than this turn's live trades
-            (self._trades, self._flush_trades),
-            (self._books, self._flush_books),
-            (self._tickers, self._flush_tickers),
-            (self._liqs, self._flush_liquidations),
+            (trades, self._flush_trades),
+            (books, self._flush_books),
+            (tickers, self._flush_tickers),
+            (liqs, self._flush_liquidations),
         )
         self._fires = new_findings(4 * self._cap + 64)
         self._scheduled = False
@@ -118,10 +117,10 @@ class DetectorEngine:
         self.history_skipped = 0  # historical trades older than what the windows already hold
         self.batches = 0
         self._subs: list[InlineSubscription] = [
-            hub.subscribe(Trade, self._handler(self._trades), name="detectors.trade"),
-            hub.subscribe(BookTop, self._handler(self._books), name="detectors.book"),
-            hub.subscribe(Ticker, self._handler(self._tickers), name="detectors.ticker"),
-            hub.subscribe(Liquidation, self._handler(self._liqs), name="detectors.liquidation"),
+            hub.subscribe(Trade, trades.put, name="detectors.trade"),
+            hub.subscribe(BookTop, books.put, name="detectors.book"),
+            hub.subscribe(Ticker, tickers.put, name="detectors.ticker"),
+            hub.subscribe(Liquidation, liqs.put, name="detectors.liquidation"),
             hub.subscribe(Funding, self._on_funding, name="detectors.funding"),
             hub.subscribe(FlaggedTrade, self._on_flagged, name="detectors.history"),
         ]
@@ -225,21 +224,9 @@ class DetectorEngine:
 
     # ------------------------------------------------------------------ hub handlers
 
-    def _handler(self, q: list[Any]) -> Callable[[Any], None]:
-        """The inline handler of one buffer: one append and one int compare per event; the
-        slow path runs only for the first event of a batch (schedule the flush) or a full one."""
-        cap = self._cap
-        slow = self._slow
-
-        def handler(ev: Any, append: Any = q.append, q: list[Any] = q) -> None:
-            append(ev)
-            n = len(q)
-            if n == 1 or n >= cap:
-                slow(n)
-
-        return handler
-
     def _slow(self, n: int) -> None:
+        """A buffer's edge (:func:`~cryptomon.detect.buffer.event_buffer`): its first event
+        of a batch schedules the flush, a full batch flushes now."""
         if n >= self._cap:
             self.flush()
         elif not self._scheduled:
@@ -256,11 +243,7 @@ class DetectorEngine:
         """A historical trade is buffered to warm the windows (a quarantined one is ignored)."""
         if ev.flag != "historical":
             return
-        q = self._history
-        q.append(ev.trade)
-        n = len(q)
-        if n == 1 or n >= self._cap:
-            self._slow(n)
+        self._history.put(ev.trade)
 
     def _schedule(self) -> None:
         # once per batch: the flush is pending from now on (call_soon, a full batch or flush())
@@ -279,10 +262,9 @@ class DetectorEngine:
         # take every buffer first: after a flush all are empty, so the next event of any
         # kind is a first one (n == 1) and schedules the next flush
         batches = []
-        for q, fn in self._parts:
-            if q:
-                batches.append((fn, q[:]))
-                q.clear()
+        for buf, fn in self._parts:
+            if buf.size():
+                batches.append((fn, buf.take()))
         for fn, evs in batches:
             fn(evs)
 
