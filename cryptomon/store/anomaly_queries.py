@@ -34,7 +34,10 @@ def anomaly_page(present: frozenset[str]) -> Select[Any]:
     if "c_ts" in present:
         c_ts = bindparam("c_ts", type_=t.c.ts_detected.type)
         c_id = bindparam("c_id", type_=t.c.id.type)
-        stmt = stmt.where(or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id)))
+        # the redundant ``<=`` bounds the index range: the OR alone is a filter, and a later
+        # page walked the index from the newest row down to the cursor
+        after = or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id))
+        stmt = stmt.where(t.c.ts_detected <= c_ts, after)
     order = (t.c.ts_detected.desc(), t.c.id.desc())
     return stmt.order_by(*order).limit(bindparam("limit", type_=Integer()))
 
