@@ -201,6 +201,9 @@ async def open_store(url: str, events: list[Any]) -> Any:
     async with db.sessionmaker() as session, session.begin():
         for k in range(0, len(events), 1000):
             await insert_anomalies(session, events[k : k + 1000])
+    if db.dialect == "postgresql":  # statistics, as autovacuum gives a daemon's tables
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("ANALYZE anomalies")
     return db
 
 

@@ -1,14 +1,15 @@
 """The anomaly list's page as JSON bytes (:meth:`Queries.anomaly_page_json
 <cryptomon.store.queries.Queries.anomaly_page_json>`), made from the driver's rows.
 
-The page statement of :func:`~cryptomon.store.anomaly_queries.anomaly_page` is compiled once
-per dialect and filter shape and sent with ``exec_driver_sql`` (the same SQL text and
-parameters, and SQLAlchemy's events, error wrapping and pool invalidation still apply), but
-its rows skip SQLAlchemy's typed result processing: each column's result processor, planned
-once per dialect and column types, runs only on the columns that have one, datetimes become
-epoch seconds in the same pass and the page is serialized by orjson right away. The bytes
-are those of ``orjson.dumps({"items": rows, "next_cursor": cursor})`` with the rows and
-cursor of :meth:`Queries.anomalies <cryptomon.store.queries.Queries.anomalies>`.
+The page statement of :func:`~cryptomon.store.anomaly_queries.anomaly_page` (with only the
+columns an item shows) is compiled once per dialect and filter shape and sent with
+``exec_driver_sql`` (SQLAlchemy's events, error wrapping and pool invalidation still apply),
+but its rows skip SQLAlchemy's typed result processing: a row is zipped with the column names
+and only the columns that need it are converted, by the column type's result processor
+(planned once per dialect and column types) and, for times, to epoch seconds in the same
+step; the page is serialized by orjson right away. The bytes are those of
+``orjson.dumps({"items": rows, "next_cursor": cursor})`` with the rows and cursor of
+:meth:`Queries.anomalies <cryptomon.store.queries.Queries.anomalies>`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import DateTime, Dialect
 
-from cryptomon.store.anomaly_queries import anomaly_page
-from cryptomon.store.models import AnomalyRow
+from cryptomon.store.anomaly_queries import ITEM_COLUMNS, anomaly_page
 from cryptomon.store.pages import encode_cursor
+from cryptomon.store.types import UTCDateTime
 
-_HIDDEN = frozenset({"event_key", "severity_rank"})  # as pages.plain_rows drops them
-_COLUMNS = tuple(AnomalyRow.__table__.c)
 _Convert = Callable[[Any], Any]
+_NAMES = tuple(c.name for c in ITEM_COLUMNS)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_SECOND = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +56,8 @@ class DriverStatement:
 
 @functools.lru_cache(maxsize=256)
 def driver_statement(dialect: Dialect, present: frozenset[str]) -> DriverStatement:
-    """The page statement of ``present`` compiled for ``dialect`` (built once)."""
-    compiled = anomaly_page(present).compile(dialect=dialect)
+    """The item page statement of ``present`` compiled for ``dialect`` (built once)."""
+    compiled = anomaly_page(present, items=True).compile(dialect=dialect)
     binds = []
     for name, bind in compiled.binds.items():
         process = bind.type.bind_processor(dialect)
@@ -65,17 +67,14 @@ def driver_statement(dialect: Dialect, present: frozenset[str]) -> DriverStateme
     return DriverStatement(compiled.string, positions, compiled, tuple(binds))
 
 
-@dataclass(frozen=True, slots=True)
-class RowPlan:
-    """How a driver row becomes a page item: the kept columns' names and positions, the
-    result processors to run (datetimes then as epoch seconds), ``ts_detected``'s and
-    ``id``'s positions for the cursor."""
-
-    names: tuple[str, ...]
-    keep: tuple[int, ...]
-    convert: tuple[tuple[int, _Convert], ...]
-    cursor_time: tuple[int, _Convert | None]
-    cursor_id: int
+def sqlite_epoch(text: str) -> float:
+    """SQLite's text of a :class:`UTCDateTime` as epoch seconds: what SQLAlchemy's reading
+    (``datetime.fromisoformat``, naive taken as UTC) then ``.timestamp()`` give, without the
+    aware datetime (the same division of whole microseconds by 10**6)."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        return (value - _NAIVE_EPOCH) / _SECOND
+    return value.timestamp()
 
 
 def _epoch(process: _Convert | None) -> _Convert:
@@ -84,47 +83,49 @@ def _epoch(process: _Convert | None) -> _Convert:
     return lambda value: process(value).timestamp()
 
 
+@dataclass(frozen=True, slots=True)
+class RowPlan:
+    """The item columns to convert, each with its conversion (result processor; times then
+    as epoch seconds), and how ``ts_detected`` becomes the cursor's datetime."""
+
+    convert: tuple[tuple[str, _Convert], ...]
+    cursor_time: _Convert | None
+    cursor_at: int
+
+
 @functools.lru_cache(maxsize=256)
 def row_plan(dialect: Dialect, coltypes: tuple[Any, ...]) -> RowPlan:
-    """The :class:`RowPlan` of the page statement's columns as the driver describes them
-    (``coltypes``: the cursor description's type codes), built once."""
-    convert: list[tuple[int, _Convert]] = []
-    names, keep = [], []
-    cursor_time: tuple[int, _Convert | None] = (-1, None)
-    for i, (col, coltype) in enumerate(zip(_COLUMNS, coltypes, strict=True)):
+    """The :class:`RowPlan` of the item columns as the driver describes them (``coltypes``:
+    the cursor description's type codes), planned once."""
+    convert: list[tuple[str, _Convert]] = []
+    cursor_time = None
+    for col, coltype in zip(ITEM_COLUMNS, coltypes, strict=True):
         process = col.type.dialect_impl(dialect).result_processor(dialect, coltype)
         if col.name == "ts_detected":
-            cursor_time = (i, process)
-        if col.name in _HIDDEN:
-            continue
-        names.append(col.name)
-        keep.append(i)
-        if isinstance(getattr(col.type, "impl_instance", col.type), DateTime):
-            convert.append((i, _epoch(process)))
+            cursor_time = process
+        if isinstance(col.type, UTCDateTime) and dialect.name == "sqlite":
+            convert.append((col.name, sqlite_epoch))
+        elif isinstance(getattr(col.type, "impl_instance", col.type), DateTime):
+            convert.append((col.name, _epoch(process)))
         elif process is not None:
-            convert.append((i, process))
-    cursor_id = [c.name for c in _COLUMNS].index("id")
-    return RowPlan(tuple(names), tuple(keep), tuple(convert), cursor_time, cursor_id)
+            convert.append((col.name, process))
+    return RowPlan(tuple(convert), cursor_time, _NAMES.index("ts_detected"))
 
 
 def page_json(dialect: Dialect, result: Any, limit: int) -> bytes:
-    """The JSON page of ``result`` (the page statement's rows, ``limit`` + 1 at most)."""
-    coltypes = tuple(d[1] for d in result.cursor.description)
+    """The JSON page of ``result`` (the item page statement's rows, ``limit`` + 1 at most)."""
+    plan = row_plan(dialect, tuple(d[1] for d in result.cursor.description))
     rows = result.all()
-    plan = row_plan(dialect, coltypes)
-    names, keep = plan.names, plan.keep
-    items = []
-    for row in rows[:limit]:
-        values = list(row)
-        for i, process in plan.convert:
-            value = values[i]
+    items = [dict(zip(_NAMES, row, strict=True)) for row in rows[:limit]]
+    for name, process in plan.convert:
+        for item in items:
+            value = item[name]
             if value is not None:
-                values[i] = process(value)
-        items.append(dict(zip(names, [values[i] for i in keep], strict=True)))
+                item[name] = process(value)
     next_cursor = None
     if len(rows) > limit:
-        last = rows[limit - 1]
-        at, to_time = plan.cursor_time
-        ts = last[at] if to_time is None else to_time(last[at])
-        next_cursor = encode_cursor(ts, last[plan.cursor_id])
+        ts = rows[limit - 1][plan.cursor_at]
+        if plan.cursor_time is not None:
+            ts = plan.cursor_time(ts)
+        next_cursor = encode_cursor(ts, items[-1]["id"])
     return orjson.dumps({"items": items, "next_cursor": next_cursor})

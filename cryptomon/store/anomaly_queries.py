@@ -14,14 +14,17 @@ from cryptomon.events import Severity
 from cryptomon.store.models import AnomalyRow
 from cryptomon.store.pages import as_time, decode_cursor
 
+ITEM_COLUMNS = tuple(c for c in AnomalyRow.__table__.c if c.name != "severity_rank")
+
 
 @functools.cache
-def anomaly_page(present: frozenset[str]) -> Select[Any]:
+def anomaly_page(present: frozenset[str], *, items: bool = False) -> Select[Any]:
     """The page statement for one combination of filters (bound parameters named like the
     keys of ``present``), built once: the list route's requests differ in values, rarely in
-    shape."""
+    shape. ``items``: only the columns a page item shows (:data:`ITEM_COLUMNS`, in the
+    table's order), else every column."""
     t = AnomalyRow.__table__
-    stmt = select(t)
+    stmt = select(*ITEM_COLUMNS) if items else select(t)
     for name in ("exchange", "symbol", "kind"):
         if name in present:
             stmt = stmt.where(t.c[name] == bindparam(name))
