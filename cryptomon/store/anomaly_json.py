@@ -78,9 +78,18 @@ def sqlite_epoch(text: str) -> float:
 
 
 def _epoch(process: _Convert | None) -> _Convert:
+    """Epoch seconds of a time column's driver value: an aware datetime's instant directly
+    (the same float in any zone, so the column type's conversion to UTC is skipped), else
+    through the column type's result processor."""
     if process is None:
         return datetime.timestamp
-    return lambda value: process(value).timestamp()
+
+    def convert(value: Any) -> float:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.timestamp()
+        return float(process(value).timestamp())
+
+    return convert
 
 
 @dataclass(frozen=True, slots=True)
