@@ -36,6 +36,21 @@ class StoreQueries(Protocol):
         cursor: str | None = None,
     ) -> Page: ...
 
+    async def anomaly_page_json(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        kind: str | None = None,
+        min_severity: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> bytes:
+        """The page of :meth:`anomalies` as ``{"items": [...], "next_cursor": ...}`` JSON."""
+        ...
+
     async def anomaly_stats(
         self, *, since: float | None = None, until: float | None = None
     ) -> Mapping[str, Any]: ...

@@ -14,14 +14,17 @@ from cryptomon.events import Severity
 from cryptomon.store.models import AnomalyRow
 from cryptomon.store.pages import as_time, decode_cursor
 
+ITEM_COLUMNS = tuple(c for c in AnomalyRow.__table__.c if c.name != "severity_rank")
+
 
 @functools.cache
-def anomaly_page(present: frozenset[str]) -> Select[Any]:
+def anomaly_page(present: frozenset[str], *, items: bool = False) -> Select[Any]:
     """The page statement for one combination of filters (bound parameters named like the
     keys of ``present``), built once: the list route's requests differ in values, rarely in
-    shape."""
+    shape. ``items``: only the columns a page item shows (:data:`ITEM_COLUMNS`, in the
+    table's order), else every column."""
     t = AnomalyRow.__table__
-    stmt = select(t)
+    stmt = select(*ITEM_COLUMNS) if items else select(t)
     for name in ("exchange", "symbol", "kind"):
         if name in present:
             stmt = stmt.where(t.c[name] == bindparam(name))
@@ -34,7 +37,10 @@ def anomaly_page(present: frozenset[str]) -> Select[Any]:
     if "c_ts" in present:
         c_ts = bindparam("c_ts", type_=t.c.ts_detected.type)
         c_id = bindparam("c_id", type_=t.c.id.type)
-        stmt = stmt.where(or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id)))
+        # the redundant ``<=`` bounds the index range: the OR alone is a filter, and a later
+        # page walked the index from the newest row down to the cursor
+        after = or_(t.c.ts_detected < c_ts, and_(t.c.ts_detected == c_ts, t.c.id < c_id))
+        stmt = stmt.where(t.c.ts_detected <= c_ts, after)
     order = (t.c.ts_detected.desc(), t.c.id.desc())
     return stmt.order_by(*order).limit(bindparam("limit", type_=Integer()))
 

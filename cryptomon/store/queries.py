@@ -6,20 +6,14 @@ with a message naming the argument and what is expected; an unreachable database
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from cryptomon.errors import TemporaryError
 from cryptomon.events import Severity
-from cryptomon.log import redact_url
+from cryptomon.store.anomaly_json import driver_statement, page_json
 from cryptomon.store.anomaly_queries import anomaly_page, anomaly_params
-from cryptomon.store.db import is_transient
 from cryptomon.store.models import (
     AnomalyRow,
     AuditRow,
@@ -43,40 +37,14 @@ from cryptomon.store.pages import (
     plain_rows,
     time_range,
 )
+from cryptomon.store.reads import ReadPool
 from cryptomon.store.signal_queries import SignalFilter, page_statement, signal_stats
-
-if TYPE_CHECKING:
-    from cryptomon.store.db import Database
 
 __all__ = ["MAX_LIMIT", "Queries", "decode_cursor", "encode_cursor"]
 
 
-class Queries:
+class Queries(ReadPool):
     """Read-only queries over the store (``Queries(db=database)``)."""
-
-    def __init__(self, *, db: Database) -> None:
-        self.db = db
-
-    @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
-        """A read session on the read pool (for the statistics helpers that take a session)."""
-        async with self._connection() as conn, AsyncSession(bind=conn) as session:
-            yield session
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        """A read connection from the database's read pool (Core: no ORM session per request);
-        an unreachable or unanswering database becomes a ``TemporaryError``."""
-        try:
-            async with asyncio.timeout(self.db.answer_timeout_s), self.db.reader.connect() as conn:
-                yield conn
-        except Exception as exc:
-            if is_transient(exc):
-                first = str(getattr(exc, "orig", None) or exc).splitlines()[:1]
-                raise TemporaryError(
-                    f"database {self.db.safe_url} unavailable: {redact_url(''.join(first))}"
-                ) from None
-            raise
 
     async def _newest(
         self,
@@ -96,30 +64,6 @@ class Queries:
         stmt = time_range(stmt, table.c.ts, since, until)
         order = (table.c.ts.desc(), table.c.id.desc())
         return await self._all(stmt.order_by(*order).limit(check_limit(limit)))
-
-    async def _fetch(
-        self, stmt: Select[Any], params: dict[str, Any] | None = None
-    ) -> tuple[Any, list[Any]]:
-        """(result, rows) of one statement: on a SQLite file in one reader thread, else on
-        the async read pool; an unreachable database becomes a ``TemporaryError``."""
-        if not self.db.threaded_reads:
-            async with self._connection() as conn:
-                result = await conn.execute(stmt, params)
-                return result, result.all()
-
-        def work(conn: Any) -> tuple[Any, list[Any]]:
-            result = conn.execute(stmt, params)
-            return result, result.all()
-
-        try:
-            return await self.db.read(work)
-        except Exception as exc:
-            if is_transient(exc):
-                first = str(getattr(exc, "orig", None) or exc).splitlines()[:1]
-                raise TemporaryError(
-                    f"database {self.db.safe_url} unavailable: {redact_url(''.join(first))}"
-                ) from None
-            raise
 
     async def _all(self, stmt: Select[Any]) -> list[dict[str, Any]]:
         result, rows = await self._fetch(stmt)
@@ -157,6 +101,48 @@ class Queries:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].ts_detected, rows[-1].id) if more else None
         return plain_rows(result, rows), next_cursor
+
+    async def anomaly_page_json(
+        self,
+        *,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        kind: str | None = None,
+        min_severity: str | Severity | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> bytes:
+        """:meth:`anomalies` as the JSON of ``{"items": page, "next_cursor": cursor}`` (the
+        same bytes as orjson's), made from the driver's rows; on a SQLite file the reader
+        thread builds it, so the loop only gets bytes."""
+        limit = check_limit(limit)
+        params = anomaly_params(
+            exchange=exchange,
+            symbol=symbol,
+            kind=kind,
+            min_severity=min_severity,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        present = frozenset(params)
+
+        def sql(dialect: Any) -> tuple[str, Any]:
+            stmt = driver_statement(dialect, present)
+            return stmt.sql, stmt.parameters(params)
+
+        if not self.db.threaded_reads:
+            async with self._connection() as conn:
+                result = await conn.exec_driver_sql(*sql(conn.dialect))
+                return page_json(conn.dialect, result, limit)
+
+        def work(conn: Any) -> bytes:
+            return page_json(conn.dialect, conn.exec_driver_sql(*sql(conn.dialect)), limit)
+
+        return await self._in_reader(work)
 
     async def anomaly(self, anomaly_id: str) -> dict[str, Any] | None:
         rows = await self._all(select(AnomalyRow.__table__).where(AnomalyRow.id == anomaly_id))

@@ -52,7 +52,8 @@ def page_statement(flt: SignalFilter, cursor: tuple[Any, str] | None, limit: int
     stmt = flt.apply(select(t))
     if cursor is not None:
         c_ts, c_id = cursor
-        stmt = stmt.where(or_(t.c.ts < c_ts, and_(t.c.ts == c_ts, t.c.id < c_id)))
+        # the redundant ``<=`` bounds the index range (the OR alone is only a filter)
+        stmt = stmt.where(t.c.ts <= c_ts, or_(t.c.ts < c_ts, and_(t.c.ts == c_ts, t.c.id < c_id)))
     return stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(limit + 1)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
-
 from cryptomon.api import models as m
 from cryptomon.api.rest.paging import check_limit, invalid_query
 from cryptomon.api.routing import Call, RouteTable
@@ -30,7 +28,10 @@ async def list_anomalies(call: Call) -> bytes:
     q: m.AnomalyQuery = call.query
     check_limit(call, q.limit)
     try:
-        rows, next_cursor = await call.service(QUERIES).anomalies(
+        # the page's JSON as the store makes it from the driver's rows (the AnomalyOut
+        # fields, no per-row validation: tests check the shape against AnomalyPage); on a
+        # SQLite file a reader thread serializes it and the loop only writes the bytes
+        return await call.service(QUERIES).anomaly_page_json(
             exchange=q.exchange,
             symbol=q.symbol,
             kind=q.kind,
@@ -42,9 +43,6 @@ async def list_anomalies(call: Call) -> bytes:
         )
     except ValueError as exc:  # the store names the argument (e.g. a malformed cursor)
         raise invalid_query(exc, _QUERY_FIELDS) from None
-    # the store's plain rows are the AnomalyOut fields already: serialized as they are, with
-    # no per-row validation on the way out (tests check the shape against AnomalyPage)
-    return orjson.dumps({"items": rows, "next_cursor": next_cursor})
 
 
 @table.get(

@@ -38,6 +38,10 @@ LISTS: list[tuple[str, dict[str, Any]]] = [
     ("anomalies", {"exchange": "okx", "cursor": CURSOR}),
     ("anomalies", {"symbol": "BTC-USDT", "cursor": CURSOR}),
     ("anomalies", {"kind": "price", "min_severity": "medium", "cursor": CURSOR}),
+    ("anomaly_page_json", {}),  # the API's route: the same statements sent as driver SQL
+    ("anomaly_page_json", {"exchange": "okx", "symbol": "BTC-USDT"}),
+    ("anomaly_page_json", {"since": SINCE, "until": UNTIL}),
+    ("anomaly_page_json", {"kind": "price", "min_severity": "medium", "cursor": CURSOR}),
     ("orders", {}),
     ("orders", {"symbol": "BTC-USDT"}),
     ("fills", {}),
@@ -195,6 +199,10 @@ async def test_a_connection_used_a_moment_ago_goes_straight_to_the_query(pg_url:
         with pytest.raises(TemporaryError, match="unavailable"):
             await queries.anomalies()
         assert await queries.anomalies() == ([], None)
+        await _end_server_connections(pg_url)  # the API's JSON page: the same
+        with pytest.raises(TemporaryError, match="unavailable"):
+            await queries.anomaly_page_json()
+        assert await queries.anomaly_page_json() == b'{"items":[],"next_cursor":null}'
     finally:
         await db.stop()
 

@@ -1,0 +1,93 @@
+"""How :class:`~cryptomon.store.queries.Queries` reaches the database: a connection of the
+read pool (or, on a SQLite file, a reader thread), a bounded number of reads at a time on
+PostgreSQL, and an unreachable database as a :class:`~cryptomon.errors.TemporaryError`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from cryptomon.errors import TemporaryError
+from cryptomon.log import redact_url
+from cryptomon.store.db import is_transient
+
+if TYPE_CHECKING:
+    from cryptomon.store.db import Database
+
+T = TypeVar("T")
+
+
+class ReadPool:
+    """The read side's access to ``db``. On PostgreSQL (reads share the engine's pool) at
+    most ``database.pool_size`` reads hold a connection at a time and the others wait for
+    one of them: more would open overflow connections, which the pool closes again when they
+    come back to a full pool, so a burst of reads connected (a server process each) and
+    disconnected for nearly every query."""
+
+    def __init__(self, *, db: Database) -> None:
+        self.db = db
+        shared = db.dialect == "postgresql"  # (a SQLite file's reads have their own pool)
+        self._slots = asyncio.Semaphore(db.config.pool_size) if shared else None
+
+    def _unavailable(self, exc: Exception) -> NoReturn:
+        """Raise ``exc`` as a ``TemporaryError`` when an outage explains it, else as it is."""
+        if is_transient(exc):
+            first = str(getattr(exc, "orig", None) or exc).splitlines()[:1]
+            raise TemporaryError(
+                f"database {self.db.safe_url} unavailable: {redact_url(''.join(first))}"
+            ) from None
+        raise exc
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        """A read session on the read pool (for the statistics helpers that take a session)."""
+        async with self._connection() as conn, AsyncSession(bind=conn) as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A read connection from the database's read pool (Core: no ORM session per request);
+        an unreachable or unanswering database becomes a ``TemporaryError``."""
+        try:
+            deadline = asyncio.timeout(self.db.answer_timeout_s)
+            async with deadline, self._slot(), self.db.reader.connect() as conn:
+                yield conn
+        except Exception as exc:
+            self._unavailable(exc)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        if self._slots is None:
+            yield
+        else:
+            async with self._slots:
+                yield
+
+    async def _fetch(
+        self, stmt: Select[Any], params: dict[str, Any] | None = None
+    ) -> tuple[Any, list[Any]]:
+        """(result, rows) of one statement: on a SQLite file in one reader thread, else on
+        the async read pool; an unreachable database becomes a ``TemporaryError``."""
+        if not self.db.threaded_reads:
+            async with self._connection() as conn:
+                result = await conn.execute(stmt, params)
+                return result, result.all()
+
+        def work(conn: Any) -> tuple[Any, list[Any]]:
+            result = conn.execute(stmt, params)
+            return result, result.all()
+
+        return await self._in_reader(work)
+
+    async def _in_reader(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` in a reader thread (``threaded_reads``); an unreachable
+        database becomes a ``TemporaryError``."""
+        try:
+            return await self.db.read(work)
+        except Exception as exc:
+            self._unavailable(exc)
