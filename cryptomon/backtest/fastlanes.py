@@ -7,6 +7,7 @@ orders, fills, equity curve and statistics."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -121,17 +122,14 @@ class FastLanes:
             for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
         ]
         quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
-        dropped = (
-            not quiet
-            and signal_at == g
-            and found.next_due(g) > g
-            and self._dropped_signals(t, group)
-        )
+        dropped = not quiet and signal_at == g < found.next_due(g)
+        dropped = dropped and self._dropped_signals(t, group)
         if quiet or dropped:
             self.path.close_quotes(t, group)
             if dropped:
-                for series, row in group:
-                    self._ledger_signal(series, row, t)
+                with self.pipe.signals.publishing_to(self._ledger_hub):
+                    for series, row in group:
+                        self._ledger_signal(series, row, t)
                 self.pipe.absorb()
             self.lanes["dropped" if dropped else "close"] += 1
         else:
@@ -150,7 +148,11 @@ class FastLanes:
         ``due``): every row up to its next reachable level or ``due`` is a close quote and a
         mark (:meth:`_close_stretch`), or a dropped signal (:meth:`_dropped_signals`), as
         the group by group loop would drive them. Returns the first row not driven (``g``:
-        none), where the engine acts on a signal or the position is no longer safe."""
+        none), where the engine acts on a signal or the position is no longer safe.
+
+        A stretch followed by a dropped signal leaves its last close quote unpublished (the
+        signal's own close quote replaces it before anything reads a quote): the check of
+        the signal reads the stretch's last equity instead of the portfolio's."""
         if g >= due or self.path.idle(series) or not self._safe_candle(series, g):
             return g
         key = (series.exchange, series.symbol)
@@ -159,20 +161,24 @@ class FastLanes:
         fired = self._fires.get(key)
         rows = [] if fired is None else (np.flatnonzero(fired[0][g:end]) + g).tolist()
         at = g  # the first row not yet driven
-        for r in rows:
-            if r > at:
-                self._close_stretch(series, at, r, times, (equity, exposure))
-                self.lanes["close"] += r - at
-                at = r
-            t = float(times[r])
-            if not self._dropped_signals(t, [(series, r)]):
-                return at
-            self.path.close_quotes(t, [(series, r)])
-            self._ledger_signal(series, r, t)
-            self.pipe.absorb()
-            equity[r], exposure[r] = self.path.mark()
-            self.lanes["dropped"] += 1
-            at = r + 1
+        with self.pipe.signals.publishing_to(self._ledger_hub):
+            for r in rows:
+                held = None  # the equity after row r - 1 when its quote is not published
+                if r > at:
+                    held = self._close_stretch(series, at, r, times, (equity, exposure), last=False)
+                    self.lanes["close"] += r - at
+                    at = r
+                t = float(times[r])
+                if not self._dropped_signals(t, [(series, r)], held=held):
+                    if held is not None:  # the engine acts at r: the last quote before it
+                        self.path.close_quotes(float(times[r - 1]), [(series, r - 1)])
+                    return at
+                self.path.close_quotes(t, [(series, r)])
+                self._ledger_signal(series, r, t)
+                self.pipe.absorb()
+                equity[r], exposure[r] = self.path.mark()
+                self.lanes["dropped"] += 1
+                at = r + 1
         if end > at:
             self._close_stretch(series, at, end, times, (equity, exposure))
             self.lanes["close"] += end - at
@@ -185,30 +191,39 @@ class FastLanes:
         until: int,
         times: np.ndarray,
         out: tuple[np.ndarray, np.ndarray],
-    ) -> None:
-        """Rows ``g:until`` of the only market, a safe position: close quotes and marks."""
+        *,
+        last: bool = True,
+    ) -> Decimal | None:
+        """Rows ``g:until`` of the only market, a safe position: close quotes and marks.
+        ``last`` False: the last row's quote too is only valued, not published, when the
+        stretch can be valued in one pass; then its equity (Decimal) is returned."""
         equity, exposure = out
         first = g
-        marks = (
-            stretch_equity(self.engine.portfolio, self.settings.backtest, series, g, until - 1)
-            if until - g > 1
+        stop = until - 1 if last else until
+        valued = (
+            stretch_equity(self.engine.portfolio, self.settings.backtest, series, g, stop)
+            if stop > g
             else None
         )
-        if marks is not None:  # the rows before the last, valued in one pass
-            first = until - 1
-            equity[g:first] = marks
+        if valued is not None:  # the rows before the last (or all), valued in one pass
+            first = stop
+            equity[g:first] = valued[0]
             exposure[g:first] = 1.0
         for r in range(first, until):
             self.path.close_quotes(float(times[r]), [(series, r)])
             equity[r], exposure[r] = self.path.mark()
+        return valued[1] if valued is not None and not last else None
 
-    def _dropped_signals(self, t: float, group: list[tuple[CandleSeries, int]]) -> bool:
+    def _dropped_signals(
+        self, t: float, group: list[tuple[CandleSeries, int]], *, held: Decimal | None = None
+    ) -> bool:
         """The group's indicator signals are ones the engine drops and nothing else can act:
         every candle safe (:meth:`_safe_candle`), each signal below ``min_signal_strength``
         or graded ``ignore``, or on the side of its market's position, or a sell while flat
         without ``allow_short`` (:meth:`SignalTrader.handle`'s early returns); and the poll
         the engine would run while settling it a no-op: trading active, the same UTC day as
-        the portfolio's, the day's PnL far from the daily loss limit, spot positions only."""
+        the portfolio's, the day's PnL far from the daily loss limit, spot positions only.
+        ``held``: the portfolio's equity now (a walk's unpublished last quote), if known."""
         if not all(self._safe_candle(s, r) for s, r in group):
             return False
         ctx = self.engine.context
@@ -243,7 +258,7 @@ class FastLanes:
                 continue
             return False  # the engine acts on this one
         limit = float(ctx.runtime.limits.daily_loss_limit)
-        pnl = float(portfolio.equity - portfolio.day_start_equity)
+        pnl = float((portfolio.equity if held is None else held) - portfolio.day_start_equity)
         return pnl - 2 * swing - 0.01 * limit > -limit
 
     def _portfolio_day(self) -> int:
@@ -265,17 +280,16 @@ class FastLanes:
             return
         self.path.indicators[key].row = row
         now = self.clock.time()
-        with self.pipe.signals.publishing_to(self._ledger_hub):
-            self.pipe.signals.on_candle(
-                series_candle(
-                    series,
-                    row,
-                    start=t,
-                    now=now,
-                    close=float(series.close[row]),
-                    volume=float(series.volume[row]),
-                )
+        self.pipe.signals.on_candle(  # publishing to the ledger's hub (the callers)
+            series_candle(
+                series,
+                row,
+                start=t,
+                now=now,
+                close=float(series.close[row]),
+                volume=float(series.volume[row]),
             )
+        )
 
     def _signal_groups(
         self,
