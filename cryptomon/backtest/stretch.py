@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from cryptomon.backtest.data import CandleSeries
 
 if TYPE_CHECKING:
@@ -58,3 +60,38 @@ def stretch_equity(
         value = cash + amount * mark
         out.append(float(value))
     return out, value
+
+
+def reach_bounds(series: CandleSeries, cfg: BacktestConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) per row: the candle's range widened by twice its half spread."""
+    span = series.high - series.low
+    half = np.maximum(series.high * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
+    return series.low - 2 * half, series.high + 2 * half
+
+
+def safe_until(
+    reach: tuple[np.ndarray, np.ndarray], row: int, *, long: bool, stop: float, take: float | None
+) -> int:
+    """The last row from ``row`` on (``row - 1``: none) whose widened range (``reach``, of
+    :func:`reach_bounds`) stays strictly between ``stop`` and ``take``; scanned in blocks
+    growing fourfold from 256 rows."""
+    low, high = reach
+    n = low.shape[0]
+    width = 256
+    at = row
+    while at < n:
+        lo_, hi_ = low[at : at + width], high[at : at + width]
+        if long:
+            risky = lo_ <= stop
+            if take is not None:
+                risky |= hi_ >= take
+        else:
+            risky = hi_ >= stop
+            if take is not None:
+                risky |= lo_ <= take
+        hit = np.flatnonzero(risky)
+        if hit.size:
+            return at + int(hit[0]) - 1
+        at += width
+        width *= 4
+    return n - 1
