@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -47,13 +48,20 @@ class DroppedSignals:
         self._ledger_hub = Hub()
         self._ledger_hub.subscribe(Signal, self.pipe.ledger.record_signal, name="backtest.ledger")
         self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
+        self._fire_lists: dict[MarketKey, tuple[list[Any], ...]] = {}
+        self._spans: dict[MarketKey, list[float]] = {}
 
     def publishing(self) -> AbstractContextManager[None]:
         """The generator publishes to the ledger only inside this block."""
         return self.pipe.signals.publishing_to(self._ledger_hub)
 
     def check(
-        self, t: float, group: list[tuple[CandleSeries, int]], *, held: Decimal | None = None
+        self,
+        t: float,
+        group: list[tuple[CandleSeries, int]],
+        *,
+        held: Decimal | None = None,
+        safe: bool = False,
     ) -> bool:
         """The group's indicator signals are ones the engine drops and nothing else can act:
         every candle safe (``safe``), each signal below ``min_signal_strength``
@@ -61,8 +69,9 @@ class DroppedSignals:
         without ``allow_short`` (``SignalTrader.handle``'s early returns); and the poll
         the engine would run while settling it a no-op: trading active, the same UTC day as
         the portfolio's, the day's PnL far from the daily loss limit, spot positions only.
-        ``held``: the portfolio's equity now (a walk's unpublished last quote), if known."""
-        if not all(self._safe(s, r) for s, r in group):
+        ``held``: the portfolio's equity now (a walk's unpublished last quote), if known;
+        ``safe``: the caller knows every candle of the group is safe."""
+        if not safe and not all(self._safe(s, r) for s, r in group):
             return False
         ctx = self.engine.context
         if ctx.risk_state != RiskState.ACTIVE:
@@ -76,14 +85,13 @@ class DroppedSignals:
         swing = 0.0
         for series, row in group:
             key = (series.exchange, series.symbol)
-            fired = self.fires.get(key)
+            fired = self._lists(key)
             pos = portfolio.positions.get(key)
             amount = pos.amount if pos is not None else 0
             if pos is not None and amount != 0:
                 if pos.contract is not None:
                     return False
-                low, high = self.reach[key]
-                swing += abs(float(amount)) * float(high[row] - low[row])
+                swing += abs(float(amount)) * self._span(key)[row]
             if fired is None or not fired[0][row]:
                 continue
             _, side, strength, rank = fired
@@ -98,6 +106,21 @@ class DroppedSignals:
         limit = float(ctx.runtime.limits.daily_loss_limit)
         pnl = float((portfolio.equity if held is None else held) - portfolio.day_start_equity)
         return pnl - 2 * swing - 0.01 * limit > -limit
+
+    def _lists(self, key: MarketKey) -> tuple[list[Any], ...] | None:
+        """``fires[key]`` as lists (a list item is read faster than an array's)."""
+        lists = self._fire_lists.get(key)
+        if lists is None and key in self.fires:
+            lists = self._fire_lists[key] = tuple(a.tolist() for a in self.fires[key])
+        return lists
+
+    def _span(self, key: MarketKey) -> list[float]:
+        """The width of each candle's reach (high - low of ``reach[key]``), as a list."""
+        span = self._spans.get(key)
+        if span is None:
+            low, high = self.reach[key]
+            span = self._spans[key] = (high - low).tolist()
+        return span
 
     def _day(self) -> int:
         """The UTC day number of the portfolio's current day (-1 before its first)."""

@@ -164,7 +164,7 @@ class FastLanes:
                     self.lanes["close"] += r - at
                     at = r
                 t = float(times[r])
-                if not self.dropped.check(t, [(series, r)], held=held):
+                if not self.dropped.check(t, [(series, r)], held=held, safe=True):
                     if held is not None:  # the engine acts at r: the last quote before it
                         self.path.close_quotes(float(times[r - 1]), [(series, r - 1)])
                     return at
@@ -206,7 +206,7 @@ class FastLanes:
                     self.lanes["skipped"] += r - at
                     at = r
                 t = float(times[r])
-                if not self.dropped.check(t, [(series, r)]):
+                if not self.dropped.check(t, [(series, r)], safe=True):
                     return at
                 self.path.close_quotes(t, [(series, r)])
                 self.dropped.publish(series, r, t)
