@@ -16,10 +16,12 @@ import numpy as np
 
 from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.indicators_nb import RSI
 from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Signal
 from cryptomon.hub import Hub
 from cryptomon.trading.risk import RiskState
+from cryptomon.trading.signals.scoring import spec_outcome
 
 MarketKey = tuple[str, str]
 
@@ -50,6 +52,8 @@ class DroppedSignals:
         self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
         self._fire_lists: dict[MarketKey, tuple[list[Any], ...]] = {}
         self._spans: dict[MarketKey, list[float]] = {}
+        # per market with the spec scoring: the kernel's (buy, sell) scores of each row
+        self.totals: dict[MarketKey, tuple[list[int], list[int]]] = {}
 
     def publishing(self) -> AbstractContextManager[None]:
         """The generator publishes to the ledger only inside this block."""
@@ -134,20 +138,26 @@ class DroppedSignals:
         return self._days[1]
 
     def publish(self, series: CandleSeries, row: int, t: float) -> None:
-        """The generator reads the closed candle; its signal, if any, reaches the ledger only."""
+        """The generator's signal of the closed candle, if any, to the ledger only. With the
+        ``spec`` scoring the kernel's scores of the row give the generator's outcome
+        (``spec_outcome``), so the generator only grades, cools down and publishes it
+        (:meth:`SignalGenerator.indicator_signal`); otherwise it reads the candle."""
         key = (series.exchange, series.symbol)
         fired = self.fires.get(key)
         if fired is None or not fired[0][row]:
             return
-        self.path.indicators[key].row = row
+        indicators = self.path.indicators[key]
+        indicators.row = row
         now = self.clock.time()
-        self.pipe.signals.on_candle(  # to the ledger only (inside :meth:`publishing`)
-            series_candle(
-                series,
-                row,
-                start=t,
-                now=now,
-                close=float(series.close[row]),
-                volume=float(series.volume[row]),
-            )
-        )
+        close = float(series.close[row])
+        totals = self.totals.get(key)
+        if totals is not None:
+            outcome = spec_outcome(totals[0][row], totals[1][row])
+            if outcome is None:  # the kernel fired on a row without an outcome: a bug
+                raise AssertionError(f"no spec outcome at row {row} of {key}")
+            indicators.rsi.value = float(indicators.values[RSI, row])  # the reason reads it
+            self.pipe.signals.indicator_signal(*key, outcome, end=now, close=close)
+            return
+        volume = float(series.volume[row])
+        candle = series_candle(series, row, start=t, now=now, close=close, volume=volume)
+        self.pipe.signals.on_candle(candle)  # to the ledger only (inside :meth:`publishing`)

@@ -15,7 +15,7 @@ from cryptomon.backtest.candle_detect import CandleAnomalies
 from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.dropped import DroppedSignals
-from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals
+from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals, spec_totals
 from cryptomon.backtest.stretch import reach_bounds, safe_until, stretch_equity
 from cryptomon.trading.protection import Protection
 
@@ -281,6 +281,9 @@ class FastLanes:
                 series.close, found.closes[groups], indicators.values, cfg
             )
             self._fires[key] = fired_rows
+            if cfg.indicators.scoring == "spec":  # the dropped signals' outcomes
+                totals = spec_totals(indicators.values, series.close, cfg.indicators)
+                self.dropped.totals[key] = (totals[0].tolist(), totals[1].tolist())
             fire_groups.append(groups[fired_rows[0]])
         return [int(g) for g in np.unique(np.concatenate(fire_groups))]
 
