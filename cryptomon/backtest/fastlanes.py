@@ -59,8 +59,9 @@ class FastLanes:
           widened by twice the half spread; no trailing stop, no open order) gets only its
           close quotes, which mark the positions as the whole path's last quote does;
         - so does a safe group whose indicator signals the engine would drop
-          (:meth:`DroppedSignals.check`); the generator still reads those candles and publishes
-          those signals, to the ledger only.
+          (:meth:`DroppedSignals.check`); the generator publishes those signals, to the
+          ledger only (:meth:`DroppedSignals.publish`: their outcome from the kernel's
+          scores). With one market, a flat stretch is walked on through such signals.
 
         Every other group, and every anomaly, takes the whole path. The fast-vs-slow tests
         (``tests/unit/backtest/test_fastpath.py``) hold the two paths to the same orders,
