@@ -6,7 +6,7 @@ orders, fills, equity curve and statistics."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -14,13 +14,10 @@ import numpy as np
 from cryptomon.backtest.candle_detect import CandleAnomalies
 from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries
-from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals
-from cryptomon.backtest.stretch import stretch_equity
-from cryptomon.backtest.synth import series_candle
-from cryptomon.events import Signal
-from cryptomon.hub import Hub
+from cryptomon.backtest.dropped import DroppedSignals
+from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals, spec_totals
+from cryptomon.backtest.stretch import reach_bounds, safe_until, stretch_equity
 from cryptomon.trading.protection import Protection
-from cryptomon.trading.risk import RiskState
 
 
 class FastLanes:
@@ -40,9 +37,7 @@ class FastLanes:
         # per market: (fires, side, strength, grade rank) of the indicator signal of each row
         self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
         # the signals the engine would drop go to the ledger only (see drive)
-        self._ledger_hub = Hub()
-        self._ledger_hub.subscribe(Signal, self.pipe.ledger.record_signal, name="backtest.ledger")
-        self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
+        self.dropped = DroppedSignals(path, self._fires, self._reach, self._safe_candle)
         self.lanes = {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
 
     async def drive(
@@ -64,8 +59,9 @@ class FastLanes:
           widened by twice the half spread; no trailing stop, no open order) gets only its
           close quotes, which mark the positions as the whole path's last quote does;
         - so does a safe group whose indicator signals the engine would drop
-          (:meth:`_dropped_signals`); the generator still reads those candles and publishes
-          those signals, to the ledger only.
+          (:meth:`DroppedSignals.check`); the generator publishes those signals, to the
+          ledger only (:meth:`DroppedSignals.publish`: their outcome from the kernel's
+          scores). With one market, a flat stretch is walked on through such signals.
 
         Every other group, and every anomaly, takes the whole path. The fast-vs-slow tests
         (``tests/unit/backtest/test_fastpath.py``) hold the two paths to the same orders,
@@ -93,8 +89,9 @@ class FastLanes:
                 self.lanes["skipped"] += signal_at - g
                 g = signal_at
                 continue
-            if single:  # a safe position: its close quotes and dropped signals in one walk
-                walked = self._walk(self.series[0], g, found.next_due(g), times, out)
+            if single:  # a safe position, or none at a signal: its lanes in one walk
+                walk = self._idle_walk if signal_at == g and self._all_idle() else self._walk
+                walked = walk(self.series[0], g, found.next_due(g), times, out)
                 if walked > g:
                     g = walked
                     continue
@@ -121,17 +118,14 @@ class FastLanes:
             for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
         ]
         quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
-        dropped = (
-            not quiet
-            and signal_at == g
-            and found.next_due(g) > g
-            and self._dropped_signals(t, group)
-        )
+        dropped = not quiet and signal_at == g < found.next_due(g)
+        dropped = dropped and self.dropped.check(t, group)
         if quiet or dropped:
             self.path.close_quotes(t, group)
             if dropped:
-                for series, row in group:
-                    self._ledger_signal(series, row, t)
+                with self.dropped.publishing():
+                    for series, row in group:
+                        self.dropped.publish(series, row, t)
                 self.pipe.absorb()
             self.lanes["dropped" if dropped else "close"] += 1
         else:
@@ -148,9 +142,13 @@ class FastLanes:
     ) -> int:
         """The only market holds a safe position at row ``g`` (no anomaly before row
         ``due``): every row up to its next reachable level or ``due`` is a close quote and a
-        mark (:meth:`_close_stretch`), or a dropped signal (:meth:`_dropped_signals`), as
+        mark (:meth:`_close_stretch`), or a dropped signal (:meth:`DroppedSignals.check`), as
         the group by group loop would drive them. Returns the first row not driven (``g``:
-        none), where the engine acts on a signal or the position is no longer safe."""
+        none), where the engine acts on a signal or the position is no longer safe.
+
+        A stretch followed by a dropped signal leaves its last close quote unpublished (the
+        signal's own close quote replaces it before anything reads a quote): the check of
+        the signal reads the stretch's last equity instead of the portfolio's."""
         if g >= due or self.path.idle(series) or not self._safe_candle(series, g):
             return g
         key = (series.exchange, series.symbol)
@@ -159,24 +157,68 @@ class FastLanes:
         fired = self._fires.get(key)
         rows = [] if fired is None else (np.flatnonzero(fired[0][g:end]) + g).tolist()
         at = g  # the first row not yet driven
-        for r in rows:
-            if r > at:
-                self._close_stretch(series, at, r, times, (equity, exposure))
-                self.lanes["close"] += r - at
-                at = r
-            t = float(times[r])
-            if not self._dropped_signals(t, [(series, r)]):
-                return at
-            self.path.close_quotes(t, [(series, r)])
-            self._ledger_signal(series, r, t)
-            self.pipe.absorb()
-            equity[r], exposure[r] = self.path.mark()
-            self.lanes["dropped"] += 1
-            at = r + 1
+        with self.dropped.publishing():
+            for r in rows:
+                held = None  # the equity after row r - 1 when its quote is not published
+                if r > at:
+                    held = self._close_stretch(series, at, r, times, (equity, exposure), last=False)
+                    self.lanes["close"] += r - at
+                    at = r
+                t = float(times[r])
+                if not self.dropped.check(t, [(series, r)], held=held, safe=True):
+                    if held is not None:  # the engine acts at r: the last quote before it
+                        self.path.close_quotes(float(times[r - 1]), [(series, r - 1)])
+                    return at
+                self.path.close_quotes(t, [(series, r)])
+                self.dropped.publish(series, r, t)
+                self.pipe.absorb()
+                equity[r], exposure[r] = self.path.mark()
+                self.lanes["dropped"] += 1
+                at = r + 1
         if end > at:
             self._close_stretch(series, at, end, times, (equity, exposure))
             self.lanes["close"] += end - at
         return end
+
+    def _idle_walk(
+        self,
+        series: CandleSeries,
+        g: int,
+        due: int,
+        times: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> int:
+        """The only market is idle (flat, no protection, no order) at row ``g``, a signal
+        row (no anomaly before row ``due``): each indicator signal the engine drops
+        (:meth:`DroppedSignals.check`) gets its close quote and goes to the ledger, the rows
+        between them are not driven (the equity is the cash), as the group by group loop
+        would drive them. Returns the first row not driven (``g``: none), where the engine
+        acts on a signal, or ``due``."""
+        fired = self._fires.get((series.exchange, series.symbol))
+        if g >= due or fired is None:
+            return g
+        _, equity, exposure = out
+        value = self.path.mark()
+        at = g  # the first row not yet driven
+        with self.dropped.publishing():
+            for r in (np.flatnonzero(fired[0][g:due]) + g).tolist():
+                if r > at:
+                    equity[at:r], exposure[at:r] = value
+                    self.lanes["skipped"] += r - at
+                    at = r
+                t = float(times[r])
+                if not self.dropped.check(t, [(series, r)], safe=True):
+                    return at
+                self.path.close_quotes(t, [(series, r)])
+                self.dropped.publish(series, r, t)
+                self.pipe.absorb()
+                equity[r], exposure[r] = value = self.path.mark()
+                self.lanes["dropped"] += 1
+                at = r + 1
+        if due > at:
+            equity[at:due], exposure[at:due] = value
+            self.lanes["skipped"] += due - at
+        return due
 
     def _close_stretch(
         self,
@@ -185,97 +227,28 @@ class FastLanes:
         until: int,
         times: np.ndarray,
         out: tuple[np.ndarray, np.ndarray],
-    ) -> None:
-        """Rows ``g:until`` of the only market, a safe position: close quotes and marks."""
+        *,
+        last: bool = True,
+    ) -> Decimal | None:
+        """Rows ``g:until`` of the only market, a safe position: close quotes and marks.
+        ``last`` False: the last row's quote too is only valued, not published, when the
+        stretch can be valued in one pass; then its equity (Decimal) is returned."""
         equity, exposure = out
         first = g
-        marks = (
-            stretch_equity(self.engine.portfolio, self.settings.backtest, series, g, until - 1)
-            if until - g > 1
+        stop = until - 1 if last else until
+        valued = (
+            stretch_equity(self.engine.portfolio, self.settings.backtest, series, g, stop)
+            if stop > g
             else None
         )
-        if marks is not None:  # the rows before the last, valued in one pass
-            first = until - 1
-            equity[g:first] = marks
+        if valued is not None:  # the rows before the last (or all), valued in one pass
+            first = stop
+            equity[g:first] = valued[0]
             exposure[g:first] = 1.0
         for r in range(first, until):
             self.path.close_quotes(float(times[r]), [(series, r)])
             equity[r], exposure[r] = self.path.mark()
-
-    def _dropped_signals(self, t: float, group: list[tuple[CandleSeries, int]]) -> bool:
-        """The group's indicator signals are ones the engine drops and nothing else can act:
-        every candle safe (:meth:`_safe_candle`), each signal below ``min_signal_strength``
-        or graded ``ignore``, or on the side of its market's position, or a sell while flat
-        without ``allow_short`` (:meth:`SignalTrader.handle`'s early returns); and the poll
-        the engine would run while settling it a no-op: trading active, the same UTC day as
-        the portfolio's, the day's PnL far from the daily loss limit, spot positions only."""
-        if not all(self._safe_candle(s, r) for s, r in group):
-            return False
-        ctx = self.engine.context
-        if ctx.risk_state != RiskState.ACTIVE:
-            return False
-        step = group[0][0].seconds
-        portfolio = self.engine.portfolio
-        day = self._portfolio_day()
-        if int(t // 86400) != day or int((t + step) // 86400) != day:
-            return False
-        cfg = self.settings.trading
-        swing = 0.0
-        for series, row in group:
-            key = (series.exchange, series.symbol)
-            fired = self._fires.get(key)
-            pos = portfolio.positions.get(key)
-            amount = pos.amount if pos is not None else 0
-            if pos is not None and amount != 0:
-                if pos.contract is not None:
-                    return False
-                low, high = self._reach[key]
-                swing += abs(float(amount)) * float(high[row] - low[row])
-            if fired is None or not fired[0][row]:
-                continue
-            _, side, strength, rank = fired
-            if rank[row] == 0 or strength[row] < cfg.min_signal_strength:
-                continue
-            buy = side[row] == 1
-            if (amount > 0 and buy) or (amount < 0 and not buy):
-                continue
-            if amount == 0 and not buy and not cfg.allow_short:
-                continue
-            return False  # the engine acts on this one
-        limit = float(ctx.runtime.limits.daily_loss_limit)
-        pnl = float(portfolio.equity - portfolio.day_start_equity)
-        return pnl - 2 * swing - 0.01 * limit > -limit
-
-    def _portfolio_day(self) -> int:
-        """The UTC day number of the portfolio's current day (-1 before its first)."""
-        name = self.engine.portfolio.day  # rolled by its snapshots (the engine's poll)
-        if name != self._days[0]:
-            number = -1
-            if name:
-                when = datetime.strptime(name, "%Y-%m-%d").replace(tzinfo=UTC)
-                number = int(when.timestamp() // 86400)
-            self._days = (name, number)
-        return self._days[1]
-
-    def _ledger_signal(self, series: CandleSeries, row: int, t: float) -> None:
-        """The generator reads the closed candle; its signal, if any, reaches the ledger only."""
-        key = (series.exchange, series.symbol)
-        fired = self._fires.get(key)
-        if fired is None or not fired[0][row]:
-            return
-        self.path.indicators[key].row = row
-        now = self.clock.time()
-        with self.pipe.signals.publishing_to(self._ledger_hub):
-            self.pipe.signals.on_candle(
-                series_candle(
-                    series,
-                    row,
-                    start=t,
-                    now=now,
-                    close=float(series.close[row]),
-                    volume=float(series.volume[row]),
-                )
-            )
+        return valued[1] if valued is not None and not last else None
 
     def _signal_groups(
         self,
@@ -309,6 +282,9 @@ class FastLanes:
                 series.close, found.closes[groups], indicators.values, cfg
             )
             self._fires[key] = fired_rows
+            if cfg.indicators.scoring == "spec":  # the dropped signals' outcomes
+                totals = spec_totals(indicators.values, series.close, cfg.indicators)
+                self.dropped.totals[key] = (totals[0].tolist(), totals[1].tolist())
             fire_groups.append(groups[fired_rows[0]])
         return [int(g) for g in np.unique(np.concatenate(fire_groups))]
 
@@ -347,34 +323,9 @@ class FastLanes:
         key = (series.exchange, series.symbol)
         reach = self._reach.get(key)
         if reach is None:
-            cfg = self.settings.backtest
-            span = series.high - series.low
-            half = np.maximum(
-                series.high * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span
-            )
-            reach = self._reach[key] = (series.low - 2 * half, series.high + 2 * half)
-        low, high = reach
-        stop = float(prot.stop)
+            reach = self._reach[key] = reach_bounds(series, self.settings.backtest)
         take = None if prot.take is None else float(prot.take)
-        n = len(series)
-        width = 256
-        at = row
-        while at < n:
-            lo_, hi_ = low[at : at + width], high[at : at + width]
-            if prot.long:
-                risky = lo_ <= stop
-                if take is not None:
-                    risky |= hi_ >= take
-            else:
-                risky = hi_ >= stop
-                if take is not None:
-                    risky |= lo_ <= take
-            hit = np.flatnonzero(risky)
-            if hit.size:
-                return at + int(hit[0]) - 1
-            at += width
-            width *= 4
-        return n - 1
+        return safe_until(reach, row, long=prot.long, stop=float(prot.stop), take=take)
 
 
 def n_rows(series: CandleSeries, rows: np.ndarray) -> int:

@@ -100,6 +100,39 @@ def _sign(x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
 
 
+def spec_totals(
+    v: np.ndarray, closes: np.ndarray, cfg: IndicatorStrategyConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``spec`` scoring's (buy score, sell score) per row: the sums of
+    :func:`~cryptomon.trading.signals.scoring.spec_score`'s points (``spec_outcome`` of a
+    row's two totals is the generator's outcome of that close)."""
+    rsi, close = v[RSI], closes
+    with np.errstate(invalid="ignore"):
+        over = cfg.rsi_overbought
+        buy_rsi = np.where(
+            rsi < cfg.rsi_oversold, 2, np.where(rsi < cfg.rsi_oversold + RSI_MILD_BAND, 1, 0)
+        )
+        sell_rsi = np.where(rsi > over, 2, np.where(rsi > over - RSI_MILD_BAND, 1, 0))
+        was_below = v[PREV_MACD] <= v[PREV_MACD_SIGNAL]
+        was_above = v[PREV_MACD] >= v[PREV_MACD_SIGNAL]
+        near = cfg.near_band_fraction * (v[UPPER] - v[LOWER])
+        buy = (
+            buy_rsi
+            + (was_below & (v[MACD] > v[MACD_SIGNAL]))
+            + (close <= v[LOWER] + near)
+            + (v[SMA_FAST] > v[SMA_SLOW])
+            + (v[EMA_FAST] > v[EMA_SLOW])
+        ).astype(np.int64)
+        sell = (
+            sell_rsi
+            + (was_above & (v[MACD] < v[MACD_SIGNAL]))
+            + (close >= v[UPPER] - near)
+            + (v[SMA_FAST] < v[SMA_SLOW])
+            + (v[EMA_FAST] < v[EMA_SLOW])
+        ).astype(np.int64)
+    return buy, sell
+
+
 def _outcomes(
     v: np.ndarray, closes: np.ndarray, cfg: IndicatorStrategyConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,28 +154,7 @@ def _outcomes(
         rsi, close = v[RSI], closes
         if cfg.scoring == "spec":
             ready &= np.arange(1, n + 1) >= min(cfg.min_candles, cfg.max_candles)
-            over = cfg.rsi_overbought
-            buy_rsi = np.where(
-                rsi < cfg.rsi_oversold, 2, np.where(rsi < cfg.rsi_oversold + RSI_MILD_BAND, 1, 0)
-            )
-            sell_rsi = np.where(rsi > over, 2, np.where(rsi > over - RSI_MILD_BAND, 1, 0))
-            was_below = v[PREV_MACD] <= v[PREV_MACD_SIGNAL]
-            was_above = v[PREV_MACD] >= v[PREV_MACD_SIGNAL]
-            near = cfg.near_band_fraction * (v[UPPER] - v[LOWER])
-            buy = (
-                buy_rsi
-                + (was_below & (v[MACD] > v[MACD_SIGNAL]))
-                + (close <= v[LOWER] + near)
-                + (v[SMA_FAST] > v[SMA_SLOW])
-                + (v[EMA_FAST] > v[EMA_SLOW])
-            ).astype(np.int64)
-            sell = (
-                sell_rsi
-                + (was_above & (v[MACD] < v[MACD_SIGNAL]))
-                + (close >= v[UPPER] - near)
-                + (v[SMA_FAST] < v[SMA_SLOW])
-                + (v[EMA_FAST] < v[EMA_SLOW])
-            ).astype(np.int64)
+            buy, sell = spec_totals(v, closes, cfg)
             total = buy + sell
             safe = np.where(total == 0, 1, total)
             s_buy, s_sell = buy / safe, sell / safe

@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from cryptomon.backtest.data import CandleSeries
 
 if TYPE_CHECKING:
@@ -30,21 +32,24 @@ def plain_equity(portfolio: Portfolio, series: CandleSeries) -> bool:
 
 def stretch_equity(
     portfolio: Portfolio, cfg: BacktestConfig, series: CandleSeries, lo: int, hi: int
-) -> list[float] | None:
+) -> tuple[list[float], Decimal] | None:
     """The equity at the end of rows ``lo:hi`` of a safe stretch of one market (its
     position unchanged, :func:`plain_equity`) as their close quotes would mark it: the
     mid of each quote (:meth:`CandlePath.quote`'s float arithmetic, element by element) as
     the Decimal the engine marks with, and ``cash + amount * mark`` in Decimal as
     ``Portfolio.equity`` adds it (the other terms are exact zeros). Only the stretch's
     last quote need be published: every reader of a close quote keeps the latest one
-    (the market state, the marks), and a safe quote triggers no exit. None: not such a
-    stretch (another holding, a fee balance, dust, a contract, a zero bid)."""
+    (the market state, the marks), and a safe quote triggers no exit. Returns the floats
+    and the last row's equity as the Decimal ``Portfolio.equity`` would give after its
+    quote. None: not such a stretch (another holding, a fee balance, dust, a contract, a
+    zero bid)."""
     if not plain_equity(portfolio, series):
         return None
     bps, fraction = cfg.slippage_bps, cfg.slippage_range_fraction
     cash = portfolio.cash
     amount = portfolio.positions[(series.exchange, series.symbol)].amount
     out: list[float] = []
+    value = cash
     spans = (series.high[lo:hi] - series.low[lo:hi]).tolist()
     for price, span in zip(series.close[lo:hi].tolist(), spans, strict=True):
         half = max(price * bps / 10_000.0, fraction * span)  # as _half_spread
@@ -52,5 +57,41 @@ def stretch_equity(
         if not bid > 0:  # the engine does not mark at a zero bid
             return None
         mark = Decimal(str((bid + (price + half)) / 2))  # to_decimal of on_top's mid
-        out.append(float(cash + amount * mark))
-    return out
+        value = cash + amount * mark
+        out.append(float(value))
+    return out, value
+
+
+def reach_bounds(series: CandleSeries, cfg: BacktestConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) per row: the candle's range widened by twice its half spread."""
+    span = series.high - series.low
+    half = np.maximum(series.high * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
+    return series.low - 2 * half, series.high + 2 * half
+
+
+def safe_until(
+    reach: tuple[np.ndarray, np.ndarray], row: int, *, long: bool, stop: float, take: float | None
+) -> int:
+    """The last row from ``row`` on (``row - 1``: none) whose widened range (``reach``, of
+    :func:`reach_bounds`) stays strictly between ``stop`` and ``take``; scanned in blocks
+    growing fourfold from 256 rows."""
+    low, high = reach
+    n = low.shape[0]
+    width = 256
+    at = row
+    while at < n:
+        lo_, hi_ = low[at : at + width], high[at : at + width]
+        if long:
+            risky = lo_ <= stop
+            if take is not None:
+                risky |= hi_ >= take
+        else:
+            risky = hi_ >= stop
+            if take is not None:
+                risky |= lo_ <= take
+        hit = np.flatnonzero(risky)
+        if hit.size:
+            return at + int(hit[0]) - 1
+        at += width
+        width *= 4
+    return n - 1

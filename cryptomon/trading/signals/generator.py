@@ -187,29 +187,41 @@ class SignalGenerator:
         outcome = self._outcome(candle)
         if outcome is None:
             return
-        key = (candle.exchange, candle.symbol, outcome.side)
+        self.indicator_signal(
+            candle.exchange, candle.symbol, outcome, end=candle.end, close=candle.close
+        )
+
+    def indicator_signal(
+        self, exchange: str, symbol: str, outcome: Outcome, *, end: float, close: float
+    ) -> Signal | None:
+        """The indicator strategy's signal for ``outcome``, the scoring of the close
+        ``close`` of the candle that ended at ``end`` (the market's indicators read it): the
+        side's cooldown, then the graded signal published; None when the cooldown holds it.
+        A backtest that scored the candle already calls it directly."""
+        cfg = self.config.indicators
+        key = (exchange, symbol, outcome.side)
         rank = GRADE_RANK[
             grade_for(outcome.strength, self.config.grades, at_least=outcome.at_least)
         ]
         last = self._last_signal.get(key)
-        if last is not None and candle.end - last[0] < cfg.cooldown_s and rank <= last[1]:
-            return  # a better grade than the last one of the cooldown still passes
-        self._last_signal[key] = (candle.end, rank)
-        reading = self._indicators[(candle.exchange, candle.symbol)]
+        if last is not None and end - last[0] < cfg.cooldown_s and rank <= last[1]:
+            return None  # a better grade than the last one of the cooldown still passes
+        self._last_signal[key] = (end, rank)
+        reading = self._indicators[(exchange, symbol)]
         reason = (
-            f"indicators ({cfg.scoring}) on {cfg.interval} close {candle.close}: "
+            f"indicators ({cfg.scoring}) on {cfg.interval} close {close}: "
             f"{outcome.label}, {outcome.detail}; RSI {reading.rsi.value:.1f}"
         )
-        self.publish(
-            candle.exchange,
-            candle.symbol,
+        return self.publish(
+            exchange,
+            symbol,
             outcome.side,
             outcome.strength,
             source="indicators",
             reason=reason,
             anomaly_id=None,
-            ts=candle.end,
-            price=candle.close,
+            ts=end,
+            price=close,
             at_least=outcome.at_least,
         )
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cryptomon.backtest.data import CandleSeries, parse_candles, read_rows
-from cryptomon.backtest.fastpath import indicator_fires, reading_at, readings
+from cryptomon.backtest.fastpath import indicator_fires, reading_at, readings, spec_totals
 from cryptomon.backtest.runner import BacktestResult, BacktestRunner
 from cryptomon.backtest.stats import result_document
 from cryptomon.clock import ManualClock
@@ -20,6 +20,7 @@ from cryptomon.events import Candle, Signal
 from cryptomon.hub import Hub
 from cryptomon.trading.signals import SignalGenerator
 from cryptomon.trading.signals.indicators import IndicatorSet
+from cryptomon.trading.signals.scoring import spec_outcome, spec_score
 from tests.conftest import REPO
 from tests.unit.backtest.conftest import random_walk, settings
 
@@ -215,3 +216,19 @@ def test_fast_path_is_the_slow_path_with_a_spread_and_one_market() -> None:
     assert len(slow.trades) >= 10
     assert float(slow.exposure.mean()) > 0.3  # a position open on a good share of candles
     _same_run(fast, slow)
+
+
+def test_the_kernels_spec_scores_give_the_generators_outcome(alt_btc: CandleSeries) -> None:
+    """A dropped signal's outcome comes from the kernel's buy/sell scores of its row: the
+    generator's own scoring of that reading, on every scored row of the real series."""
+    cfg = settings(min_signal_strength=0.5).trading.indicators
+    values = readings(alt_btc.close, cfg)
+    buy, sell = spec_totals(values, alt_btc.close, cfg)
+    scored = 0
+    for row in range(len(alt_btc)):
+        reading = reading_at(values, alt_btc.close, row)
+        if not reading.ready:
+            continue
+        assert spec_outcome(int(buy[row]), int(sell[row])) == spec_score(reading, cfg), row
+        scored += 1
+    assert scored > len(alt_btc) // 2

@@ -1,0 +1,163 @@
+"""The indicator signals the engine would drop, on the fast candle path
+(:mod:`cryptomon.backtest.fastlanes`): the check that the engine would do nothing with them
+(:meth:`DroppedSignals.check`), and their publication to the run's ledger only
+(:meth:`DroppedSignals.publish`, inside :meth:`DroppedSignals.publishing`): the real
+generator reads the closed candle and makes the signal, the engine never sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from cryptomon.backtest.candlepath import CandlePath
+from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.indicators_nb import RSI
+from cryptomon.backtest.synth import series_candle
+from cryptomon.events import Signal
+from cryptomon.hub import Hub
+from cryptomon.trading.risk import RiskState
+from cryptomon.trading.signals.scoring import spec_outcome
+
+MarketKey = tuple[str, str]
+
+
+class DroppedSignals:
+    """The dropped-signal lane of ``path``'s run. ``fires``: per market, the (fires, side,
+    strength, grade rank) of each row's indicator signal; ``reach``: per market, the
+    (low, high) reach of each candle; ``safe``: whether only the close quote can act on a
+    candle (both filled and owned by the fast driver)."""
+
+    def __init__(
+        self,
+        path: CandlePath,
+        fires: dict[MarketKey, tuple[np.ndarray, ...]],
+        reach: dict[MarketKey, tuple[np.ndarray, np.ndarray]],
+        safe: Callable[[CandleSeries, int], bool],
+    ) -> None:
+        self.path = path
+        self.pipe = path.pipe
+        self.engine = path.engine
+        self.settings = path.settings
+        self.clock = path.clock
+        self.fires = fires
+        self.reach = reach
+        self._safe = safe
+        self._ledger_hub = Hub()
+        self._ledger_hub.subscribe(Signal, self.pipe.ledger.record_signal, name="backtest.ledger")
+        self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
+        self._fire_lists: dict[MarketKey, tuple[list[Any], ...]] = {}
+        self._spans: dict[MarketKey, list[float]] = {}
+        # per market with the spec scoring: the kernel's (buy, sell) scores of each row
+        self.totals: dict[MarketKey, tuple[list[int], list[int]]] = {}
+
+    def publishing(self) -> AbstractContextManager[None]:
+        """The generator publishes to the ledger only inside this block."""
+        return self.pipe.signals.publishing_to(self._ledger_hub)
+
+    def check(
+        self,
+        t: float,
+        group: list[tuple[CandleSeries, int]],
+        *,
+        held: Decimal | None = None,
+        safe: bool = False,
+    ) -> bool:
+        """The group's indicator signals are ones the engine drops and nothing else can act:
+        every candle safe (``safe``), each signal below ``min_signal_strength``
+        or graded ``ignore``, or on the side of its market's position, or a sell while flat
+        without ``allow_short`` (``SignalTrader.handle``'s early returns); and the poll
+        the engine would run while settling it a no-op: trading active, the same UTC day as
+        the portfolio's, the day's PnL far from the daily loss limit, spot positions only.
+        ``held``: the portfolio's equity now (a walk's unpublished last quote), if known;
+        ``safe``: the caller knows every candle of the group is safe."""
+        if not safe and not all(self._safe(s, r) for s, r in group):
+            return False
+        ctx = self.engine.context
+        if ctx.risk_state != RiskState.ACTIVE:
+            return False
+        step = group[0][0].seconds
+        portfolio = self.engine.portfolio
+        day = self._day()
+        if int(t // 86400) != day or int((t + step) // 86400) != day:
+            return False
+        cfg = self.settings.trading
+        swing = 0.0
+        for series, row in group:
+            key = (series.exchange, series.symbol)
+            fired = self._lists(key)
+            pos = portfolio.positions.get(key)
+            amount = pos.amount if pos is not None else 0
+            if pos is not None and amount != 0:
+                if pos.contract is not None:
+                    return False
+                swing += abs(float(amount)) * self._span(key)[row]
+            if fired is None or not fired[0][row]:
+                continue
+            _, side, strength, rank = fired
+            if rank[row] == 0 or strength[row] < cfg.min_signal_strength:
+                continue
+            buy = side[row] == 1
+            if (amount > 0 and buy) or (amount < 0 and not buy):
+                continue
+            if amount == 0 and not buy and not cfg.allow_short:
+                continue
+            return False  # the engine acts on this one
+        limit = float(ctx.runtime.limits.daily_loss_limit)
+        pnl = float((portfolio.equity if held is None else held) - portfolio.day_start_equity)
+        return pnl - 2 * swing - 0.01 * limit > -limit
+
+    def _lists(self, key: MarketKey) -> tuple[list[Any], ...] | None:
+        """``fires[key]`` as lists (a list item is read faster than an array's)."""
+        lists = self._fire_lists.get(key)
+        if lists is None and key in self.fires:
+            lists = self._fire_lists[key] = tuple(a.tolist() for a in self.fires[key])
+        return lists
+
+    def _span(self, key: MarketKey) -> list[float]:
+        """The width of each candle's reach (high - low of ``reach[key]``), as a list."""
+        span = self._spans.get(key)
+        if span is None:
+            low, high = self.reach[key]
+            span = self._spans[key] = (high - low).tolist()
+        return span
+
+    def _day(self) -> int:
+        """The UTC day number of the portfolio's current day (-1 before its first)."""
+        name = self.engine.portfolio.day  # rolled by its snapshots (the engine's poll)
+        if name != self._days[0]:
+            number = -1
+            if name:
+                when = datetime.strptime(name, "%Y-%m-%d").replace(tzinfo=UTC)
+                number = int(when.timestamp() // 86400)
+            self._days = (name, number)
+        return self._days[1]
+
+    def publish(self, series: CandleSeries, row: int, t: float) -> None:
+        """The generator's signal of the closed candle, if any, to the ledger only. With the
+        ``spec`` scoring the kernel's scores of the row give the generator's outcome
+        (``spec_outcome``), so the generator only grades, cools down and publishes it
+        (:meth:`SignalGenerator.indicator_signal`); otherwise it reads the candle."""
+        key = (series.exchange, series.symbol)
+        fired = self.fires.get(key)
+        if fired is None or not fired[0][row]:
+            return
+        indicators = self.path.indicators[key]
+        indicators.row = row
+        now = self.clock.time()
+        close = float(series.close[row])
+        totals = self.totals.get(key)
+        if totals is not None:
+            outcome = spec_outcome(totals[0][row], totals[1][row])
+            if outcome is None:  # the kernel fired on a row without an outcome: a bug
+                raise AssertionError(f"no spec outcome at row {row} of {key}")
+            indicators.rsi.value = float(indicators.values[RSI, row])  # the reason reads it
+            self.pipe.signals.indicator_signal(*key, outcome, end=now, close=close)
+            return
+        volume = float(series.volume[row])
+        candle = series_candle(series, row, start=t, now=now, close=close, volume=volume)
+        self.pipe.signals.on_candle(candle)  # to the ledger only (inside :meth:`publishing`)
