@@ -117,7 +117,7 @@ class SideLevels:
             self.float_depth = float(depth)
         return self.float_best, self.float_size, self.float_depth
 
-    def apply_bids(self, changes: Any) -> bool:  # noqa: PLR0912, PLR0915 - per-update hot path, inlined on purpose
+    def apply_bids(self, changes: Any) -> bool:  # noqa: PLR0912 - per-update hot path, inlined on purpose
         """Apply delta ``(price, size)`` changes of the bid side in order (the side is
         ``full``); False when the top must be re-read (a top level removed, no spare left)."""
         top, spare = self.top, self.spare
@@ -162,7 +162,7 @@ class SideLevels:
                 top[price] = size
                 insort(top_prices, price)
                 depth += size - out
-                if price > self.best:
+                if price > self.best:  # noqa: PLR1730 - hot path: a branch, not max/min()
                     self.best = price
             else:
                 spare[price] = size
@@ -172,7 +172,7 @@ class SideLevels:
         self.depth = depth
         return True
 
-    def apply_asks(self, changes: Any) -> bool:  # noqa: PLR0912, PLR0915 - per-update hot path, inlined on purpose
+    def apply_asks(self, changes: Any) -> bool:  # noqa: PLR0912 - per-update hot path, inlined on purpose
         """:meth:`apply_bids` for the ask side (best price at the start of the lists)."""
         top, spare = self.top, self.spare
         top_prices, spare_prices = self.top_prices, self.spare_prices
@@ -216,7 +216,7 @@ class SideLevels:
                 top[price] = size
                 insort(top_prices, price)
                 depth += size - out
-                if price < self.best:
+                if price < self.best:  # noqa: PLR1730 - hot path: a branch, not max/min()
                     self.best = price
             else:
                 spare[price] = size
@@ -312,7 +312,7 @@ def float_levels(
     levels of a book do not change between two snapshots). ``memo`` is updated in place and
     rebuilt from ``levels`` alone when it holds more than three times as many prices (levels
     that left the book). Returns the pairs and the memo to pass next time."""
-    out = []
+    out: list[tuple[float, float]] = []
     append = out.append
     get = memo.get
     for price, size in levels:

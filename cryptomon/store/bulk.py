@@ -181,7 +181,7 @@ _ISO_YEAR = 1000  # from this year on isoformat and strftime write the same date
 def sqlite_params(rows: Sequence[tuple[Any, ...]], ts_index: int) -> list[tuple[Any, ...]]:
     """Rows with their time as SQLite stores a UTC datetime (what ``UTCDateTime`` and
     SQLAlchemy's SQLite DateTime write: naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
-    out = []
+    out: list[tuple[Any, ...]] = []
     append = out.append
     for row in rows:
         ts = row[ts_index]
