@@ -34,7 +34,6 @@ from cryptomon.config import ExchangeConfig
 from cryptomon.errors import ConfigError, Problem, backoff_delays
 from cryptomon.feeds.convert import CF_CHANNELS, Converter
 from cryptomon.feeds.health import FeedHealth
-from cryptomon.feeds.kraken_book import book_mixins
 from cryptomon.feeds.liblog import quiet_symbol_load_errors
 from cryptomon.feeds.proxy import proxied, require_proxy_support
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
@@ -139,7 +138,7 @@ class CryptofeedFeed:
         self.feed_class: type[Feed] = (
             feed_class
             if issubclass(feed_class, Supervised)
-            else type(feed_class.__name__, (Supervised, *book_mixins(feed_class), feed_class), {})
+            else type(feed_class.__name__, (Supervised, feed_class), {})
         )
         self.proxy = config.proxy.get_secret_value() if config.proxy is not None else None
         if self.proxy is not None:  # REST (sync and async) and websockets through the proxy

@@ -37,7 +37,6 @@ from cryptomon.errors import ConfigError, Problem
 from cryptomon.feeds.convert import CF_CHANNELS, CONFIG_CHANNELS, Converter
 from cryptomon.feeds.cryptofeed import CF_CONFIG, exchange_class
 from cryptomon.feeds.health import FeedHealth
-from cryptomon.feeds.kraken_book import book_mixins
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
 from cryptomon.feeds.simulated import SimulatorBinance
 from cryptomon.hub import Hub
@@ -244,7 +243,7 @@ class ReplayFeed:
         recording = self.recording
         cls: Any = type(
             f"Replay{self.base_class.__name__}",
-            (*book_mixins(self.base_class), self.base_class),
+            (self.base_class,),
             {"http_sync": _RecordedSymbols(recording.symbol_data)},
         )
         # Like cryptofeed (which reads a symbol list only when it has none), the list is parsed
