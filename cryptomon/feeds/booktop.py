@@ -45,17 +45,20 @@ class SideLevels:
 
     __slots__ = (
         "best",
-        "best_float",
-        "best_size_float",
         "count",
         "depth",
-        "depth_float",
+        "float_best",
+        "float_depth",
+        "float_size",
         "full",
         "is_bid",
         "levels",
         "spare",
         "spare_max",
         "spare_prices",
+        "src_best",
+        "src_depth",
+        "src_size",
         "top",
         "top_prices",
     )
@@ -70,11 +73,14 @@ class SideLevels:
         self.spare_prices: list[Any] = []
         self.full = False  # the side has ``levels`` levels (else every change re-reads)
         self.best: Any = None
-        self.best_float = 0.0
-        self.best_size_float = 0.0
         self.depth: Any = _ZERO
-        self.depth_float = 0.0
         self.count = 0  # levels in the top (``levels`` once the side has as many)
+        # float() of the Decimal best price, its size and the depth, made by ``floats`` (once
+        # per BookTop, not per update) and kept while the same Decimal object is current
+        self.src_best: Any = None
+        self.src_size: Any = None
+        self.src_depth: Any = None
+        self.float_best = self.float_size = self.float_depth = 0.0
 
     def load(self, levels: list[tuple[Any, Any]]) -> bool:
         """Read the sorted levels (best first); False if the side is empty."""
@@ -90,14 +96,28 @@ class SideLevels:
         self.spare_prices = sorted(self.spare)
         self.count = len(head)
         self.full = len(head) == count
-        self.best, best_size = head[0]
-        self.best_float = float(self.best)
-        self.best_size_float = float(best_size)
+        self.best = head[0][0]
         self.depth = sum([q for _, q in head], _ZERO)
-        self.depth_float = float(self.depth)
         return True
 
-    def apply_bids(self, changes: Any) -> bool:  # noqa: PLR0912, PLR0915 - per-update hot path, inlined on purpose
+    def floats(self) -> tuple[float, float, float]:
+        """The best price, its size and the depth as floats (converted only when their
+        Decimal changed since the last call: a Decimal's float() goes through a string)."""
+        best = self.best
+        if best is not self.src_best:
+            self.src_best = best
+            self.float_best = float(best)
+        size = self.top[best]
+        if size is not self.src_size:
+            self.src_size = size
+            self.float_size = float(size)
+        depth = self.depth
+        if depth is not self.src_depth:
+            self.src_depth = depth
+            self.float_depth = float(depth)
+        return self.float_best, self.float_size, self.float_depth
+
+    def apply_bids(self, changes: Any) -> bool:  # noqa: PLR0912 - per-update hot path, inlined on purpose
         """Apply delta ``(price, size)`` changes of the bid side in order (the side is
         ``full``); False when the top must be re-read (a top level removed, no spare left)."""
         top, spare = self.top, self.spare
@@ -111,8 +131,6 @@ class SideLevels:
                 if size:
                     top[price] = size
                     depth += size - old
-                    if price == self.best:
-                        self.best_size_float = float(size)
                     continue
                 if not spare_prices:
                     return False
@@ -124,7 +142,7 @@ class SideLevels:
                 top_prices.insert(0, up)
                 depth += up_size - old
                 if price == self.best:
-                    self._set_best(top_prices[-1], top[top_prices[-1]])
+                    self.best = top_prices[-1]
                 continue
             old = spare.get(price)
             if old is not None:
@@ -144,19 +162,17 @@ class SideLevels:
                 top[price] = size
                 insort(top_prices, price)
                 depth += size - out
-                if price > self.best:
-                    self._set_best(price, size)
+                if price > self.best:  # noqa: PLR1730 - hot path: a branch, not max/min()
+                    self.best = price
             else:
                 spare[price] = size
                 insort(spare_prices, price)
             if len(spare_prices) > self.spare_max:  # follow spare_max spares at most
                 del spare[spare_prices.pop(0)]
-        if depth is not self.depth:  # Decimal ops make new objects: changed
-            self.depth = depth
-            self.depth_float = float(depth)
+        self.depth = depth
         return True
 
-    def apply_asks(self, changes: Any) -> bool:  # noqa: PLR0912, PLR0915 - per-update hot path, inlined on purpose
+    def apply_asks(self, changes: Any) -> bool:  # noqa: PLR0912 - per-update hot path, inlined on purpose
         """:meth:`apply_bids` for the ask side (best price at the start of the lists)."""
         top, spare = self.top, self.spare
         top_prices, spare_prices = self.top_prices, self.spare_prices
@@ -169,8 +185,6 @@ class SideLevels:
                 if size:
                     top[price] = size
                     depth += size - old
-                    if price == self.best:
-                        self.best_size_float = float(size)
                     continue
                 if not spare_prices:
                     return False
@@ -182,7 +196,7 @@ class SideLevels:
                 top_prices.append(up)
                 depth += up_size - old
                 if price == self.best:
-                    self._set_best(top_prices[0], top[top_prices[0]])
+                    self.best = top_prices[0]
                 continue
             old = spare.get(price)
             if old is not None:
@@ -202,22 +216,15 @@ class SideLevels:
                 top[price] = size
                 insort(top_prices, price)
                 depth += size - out
-                if price < self.best:
-                    self._set_best(price, size)
+                if price < self.best:  # noqa: PLR1730 - hot path: a branch, not max/min()
+                    self.best = price
             else:
                 spare[price] = size
                 insort(spare_prices, price)
             if len(spare_prices) > self.spare_max:
                 del spare[spare_prices.pop()]
-        if depth is not self.depth:  # Decimal ops make new objects: changed
-            self.depth = depth
-            self.depth_float = float(depth)
+        self.depth = depth
         return True
-
-    def _set_best(self, price: Any, size: Any) -> None:
-        self.best = price
-        self.best_float = float(price)
-        self.best_size_float = float(size)
 
 
 class BookState:
@@ -264,14 +271,10 @@ def book_top(
     inverse market's depth is converted at its side's best price)."""
     bid = state.bid
     ask = state.ask
-    bid_price = bid.best_float
-    ask_price = ask.best_float
+    bid_price, bid_size, bid_depth = bid.floats()
+    ask_price, ask_size, ask_depth = ask.floats()
     spread = ask_price - bid_price
     mid = (ask_price + bid_price) * 0.5
-    bid_depth = bid.depth_float
-    ask_depth = ask.depth_float
-    bid_size = bid.best_size_float
-    ask_size = ask.best_size_float
     bid_contracts = ask_contracts = None
     if unit is not None and unit.contracts_differ:
         bid_contracts, ask_contracts = bid_size, ask_size
@@ -304,21 +307,23 @@ def book_top(
 def float_levels(
     levels: list[tuple[Any, Any]], memo: dict[Any, tuple[Any, tuple[float, float]]]
 ) -> tuple[tuple[tuple[float, float], ...], dict[Any, tuple[Any, tuple[float, float]]]]:
-    """``levels`` as float pairs, reusing the previous snapshot's pair of every level whose
-    size object is unchanged (Decimal -> float goes through a string: ~0.3 us each, and most
-    levels of a book do not change between two snapshots). Returns the pairs and the new memo.
-    """
-    out = []
-    new: dict[Any, tuple[Any, tuple[float, float]]] = {}
+    """``levels`` as float pairs, reusing the pair of every level whose size object is unchanged
+    since a previous snapshot (Decimal -> float goes through a string: ~0.3 us each, and most
+    levels of a book do not change between two snapshots). ``memo`` is updated in place and
+    rebuilt from ``levels`` alone when it holds more than three times as many prices (levels
+    that left the book). Returns the pairs and the memo to pass next time."""
+    out: list[tuple[float, float]] = []
+    append = out.append
+    get = memo.get
     for price, size in levels:
-        hit = memo.get(price)
-        if hit is None:
-            hit = (size, (float(price), float(size)))
-        elif hit[0] is not size:
-            hit = (size, (hit[1][0], float(size)))
-        new[price] = hit
-        out.append(hit[1])
-    return tuple(out), new
+        hit = get(price)
+        if hit is None or hit[0] is not size:
+            pair = (float(price) if hit is None else hit[1][0], float(size))
+            hit = memo[price] = (size, pair)
+        append(hit[1])
+    if len(memo) > 3 * len(levels):
+        memo = {price: memo[price] for price, _ in levels}
+    return tuple(out), memo
 
 
 class TopTracker:

@@ -363,6 +363,12 @@ class Converter:
         self, state: BookState, symbol: str, ts: float, receipt: float, book: Any
     ) -> None:
         depth = self.depth
-        bids, state.bids_memo = float_levels(book.bids.to_list()[:depth], state.bids_memo)
-        asks, state.asks_memo = float_levels(book.asks.to_list()[:depth], state.asks_memo)
+        levels = book.bids.to_list()
+        if len(levels) > depth:  # a book cryptofeed does not truncate to ``max_depth``
+            levels = levels[:depth]
+        bids, state.bids_memo = float_levels(levels, state.bids_memo)
+        levels = book.asks.to_list()
+        if len(levels) > depth:
+            levels = levels[:depth]
+        asks, state.asks_memo = float_levels(levels, state.asks_memo)
         self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))

@@ -118,17 +118,21 @@ class MarketGate:
         published = 0
         exchange = self.exchange
         quality = self.quality
+        judge = None if quality is None else quality.book
         units = self.units
+        observe = None if units is None else units.rates.observe
+        unit_of = self.unit_of
+        publish = self._publish
         for symbol, state in dirty.items():
-            unit = self.unit_of.get(symbol, UNRESOLVED)
+            unit = unit_of.get(symbol, UNRESOLVED)
             if unit is UNRESOLVED:
                 unit = self.unit(symbol)
             top = book_top(state, exchange, symbol, unit)
             state.pending = 0
-            if quality is not None and not quality.book(symbol, top.bid, top.ask, top.ts_recv):
+            if judge is not None and not judge(symbol, top.bid, top.ask, top.ts_recv):
                 continue  # quarantined: counted by the guard
-            if units is not None:
-                units.rates.observe(symbol, (top.bid + top.ask) * 0.5, top.ts_recv)
-            self._publish(top)
+            if observe is not None:
+                observe(symbol, (top.bid + top.ask) * 0.5, top.ts_recv)
+            publish(top)
             published += 1
         return published

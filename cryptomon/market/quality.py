@@ -177,7 +177,12 @@ class QualityGuard:
         """True when a book top may be published (its mid is within the band, or confirms a
         move); the book is remembered either way, to back or refute trades."""
         st = self.symbols.get(symbol) or self.state(symbol)
-        self._seen(st, ts_recv)
+        last = st.last_recv  # _seen inlined (once per book top)
+        if last >= 0:
+            gap = ts_recv - last
+            if gap > 0:
+                st.gap = gap if st.gap != st.gap else st.gap + _EWMA * (gap - st.gap)
+        st.last_recv = ts_recv
         st.bid = bid
         st.ask = ask
         st.book_ts = ts_recv

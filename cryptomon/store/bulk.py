@@ -175,15 +175,26 @@ async def copy_rows(
     return len(rows)
 
 
+_ISO_YEAR = 1000  # from this year on isoformat and strftime write the same date
+
+
 def sqlite_params(rows: Sequence[tuple[Any, ...]], ts_index: int) -> list[tuple[Any, ...]]:
     """Rows with their time as SQLite stores a UTC datetime (what ``UTCDateTime`` and
     SQLAlchemy's SQLite DateTime write: naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
-    out = []
+    out: list[tuple[Any, ...]] = []
+    append = out.append
     for row in rows:
         ts = row[ts_index]
         if ts.tzinfo is not UTC:
             ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-        out.append((*row[:ts_index], f"{ts:%Y-%m-%d %H:%M:%S.%f}", *row[ts_index + 1 :]))
+        # isoformat is ~2x cheaper than strftime and gives the same text from year 1000 on
+        # (strftime's %Y does not pad earlier years to four digits)
+        text = (
+            ts.isoformat(" ", "microseconds")[:26]
+            if ts.year >= _ISO_YEAR
+            else f"{ts:%Y-%m-%d %H:%M:%S.%f}"
+        )
+        append((*row[:ts_index], text, *row[ts_index + 1 :]))
     return out
 
 

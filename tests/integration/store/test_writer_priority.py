@@ -84,3 +84,14 @@ def test_sqlite_params_store_times_as_naive_utc_with_microseconds() -> None:
         ("x", "2026-01-01 01:00:00.000000", 1.0),
         ("y", "2026-01-01 01:00:00.000005", 2.0),
     ]
+
+
+def test_sqlite_params_text_is_strftimes_for_any_year_and_fraction() -> None:
+    """The fast path (isoformat) writes exactly what strftime would: whole seconds keep their
+    six zeros, years before 1000 (which glibc's strftime does not pad) take the strftime path."""
+    times = [datetime.fromtimestamp(T0 + k * 0.123457, UTC) for k in range(200)] + [
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(5, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    ]
+    rows = sqlite_params([(ts,) for ts in times], 0)
+    assert [row[0] for row in rows] == [f"{ts:%Y-%m-%d %H:%M:%S.%f}" for ts in times]
