@@ -25,7 +25,9 @@ passes the benchmark therefore drops those ``atexit`` references (``--keep-conns
 RSS is read from ``/proc/self/status`` (VmRSS) every ``--sample-s`` seconds; the baseline is
 the RSS after ``--warmup-s`` seconds (default 120 s), the value the RSS at the end. Each
 sample also shows the live Python allocations and gc-tracked objects; at the end the object
-types that grew most since warm-up are listed (what grows without bound shows up there).
+types that grew most since warm-up are listed (what grows without bound shows up there). The
+RSS at the end is also split into anonymous memory and mapped files (``RssAnon``/``RssFile``):
+the latter are mostly shared libraries' clean pages, ~95 MB of them numba's LLVM.
 With ``--trace`` tracemalloc runs from the warm-up on and the allocation sites still alive at
 the end are listed; it slows the run down a lot, so use it with a short run.
 
@@ -108,6 +110,18 @@ def ring_trades(market: MarketState | None) -> int:
 def type_counts() -> Counter[str]:
     """Live gc-tracked objects by type name (what grows after warm-up points at a leak)."""
     return Counter(type(o).__name__ for o in gc.get_objects())
+
+
+def rss_parts_mb() -> dict[str, float]:
+    """VmRSS split (``/proc/self/status``): ``anon`` (heap, arenas, numpy, JIT code) and
+    ``file`` (mapped files: shared libraries' pages, ~95 MB of them numba's LLVM, clean and
+    shared with every process that maps them)."""
+    out = {}
+    with open("/proc/self/status", encoding="ascii") as fp:
+        for line in fp:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                out[line[3:7].lower()] = int(line.split()[1]) / 1024.0
+    return out
 
 
 def hwm_mb() -> float:
@@ -257,6 +271,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await app.hub.join()
         gc.collect()
         end_rss = rss_mb()
+        end_parts = rss_parts_mb()
         end_blocks = sys.getallocatedblocks()
         growth = type_counts()
         growth.subtract(warm_types)
@@ -297,6 +312,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "samples": samples,
         "warm_rss": warm_rss,
         "end_rss": end_rss,
+        "end_parts": end_parts,
         "max_rss": max(s[1] for s in samples),
         "hwm": hwm_mb(),
         "db_mb": round(db_mb, 1),
@@ -356,6 +372,8 @@ def main() -> int:
         f"growth {100 * (ratio - 1):+.1f}%, max sample {res['max_rss']:.1f} MB, "
         f"VmHWM {res['hwm']:.1f} MB"
     )
+    parts = res["end_parts"]
+    print(f"  RSS end: anon {parts['anon']:.1f} MB, file-backed {parts['file']:.1f} MB")
     print(
         json.dumps(
             {

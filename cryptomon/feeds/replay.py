@@ -67,7 +67,9 @@ class Recording:
 
     def __init__(self, files: list[str | Path]) -> None:
         self.subscription: dict[str, list[str]] = {}
-        self.symbol_data: list[Any] = []
+        # the recorded symbol lists as their JSON text: parsed when cryptofeed reads them (once
+        # per recording, see ReplayFeed._build), since held parsed they cost ~7x their size
+        self.symbol_texts: list[str] = []
         self.http: dict[str, list[str]] = defaultdict(list)
         self.ws_files: list[Path] = []
         self.key: tuple[tuple[str, int, int], ...] = ()  # identifies the symbol lists
@@ -104,10 +106,11 @@ class Recording:
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip() or ": " not in line:
                 continue
-            data = _loads(str(path), line, line.split(": ", 1)[1])
+            payload = line.split(": ", 1)[1]
+            data = _loads(str(path), line, payload)  # a malformed line is a startup error
             if line.startswith("configuration:"):
                 self.subscription = data
-            self.symbol_data.append(data)
+            self.symbol_texts.append(payload)
 
     def _read_http(self, path: Path) -> None:
         with path.open(encoding="utf-8") as lines:
@@ -125,13 +128,14 @@ def _loads(path: str, line: str, payload: str) -> Any:
 
 
 class _RecordedSymbols:
-    """Stands in for cryptofeed's ``HTTPSync`` on the replay subclass: recorded symbol lists."""
+    """Stands in for cryptofeed's ``HTTPSync`` on the replay subclass: recorded symbol lists,
+    each parsed from its JSON text when read."""
 
-    def __init__(self, data: list[Any]) -> None:
-        self.data = list(data)
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = list(texts)
 
     def read(self, *args: Any, **kwargs: Any) -> Any:
-        return self.data.pop(0)
+        return fast_json.loads(self.texts.pop(0))
 
 
 def _url_key(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -244,7 +248,7 @@ class ReplayFeed:
         cls: Any = type(
             f"Replay{self.base_class.__name__}",
             (self.base_class,),
-            {"http_sync": _RecordedSymbols(recording.symbol_data)},
+            {"http_sync": _RecordedSymbols(recording.symbol_texts)},
         )
         # Like cryptofeed (which reads a symbol list only when it has none), the list is parsed
         # once: again only if cryptofeed's table for this exchange id came from elsewhere.

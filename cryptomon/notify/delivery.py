@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import apprise
 import structlog
 
 from cryptomon.clock import Clock
@@ -32,15 +31,11 @@ from cryptomon.notify.transport import AppriseTransport, NotifyRequest, Transpor
 
 log = structlog.get_logger()
 
-BODY_FORMATS: Mapping[str, str] = {
-    "markdown": apprise.NotifyFormat.MARKDOWN,
-    "text": apprise.NotifyFormat.TEXT,
-}
-NOTIFY_TYPES: Mapping[str, str] = {
-    "P0": apprise.NotifyType.FAILURE,
-    "P1": apprise.NotifyType.WARNING,
-    "P2": apprise.NotifyType.INFO,
-}
+# apprise (~3 MB with its imports) is imported by the first channel, not by the notifier: a
+# daemon without notification channels never loads it. These name its NotifyFormat and
+# NotifyType members, looked up when a message is sent.
+BODY_FORMATS: Mapping[str, str] = {"markdown": "MARKDOWN", "text": "TEXT"}
+NOTIFY_TYPES: Mapping[str, str] = {"P0": "FAILURE", "P1": "WARNING", "P2": "INFO"}
 _SPLIT = re.compile(r"[/:@?&=,]+")
 
 
@@ -83,6 +78,8 @@ class AppriseSender:
         self.retry_backoff_cap_s = retry_backoff_cap_s
         self._rng = rng
         self.redacted_url = redact_notify_url(url)
+        import apprise  # lazy: see BODY_FORMATS
+
         plugin = apprise.Apprise.instantiate(url)
         if plugin is None:
             raise InvalidChannelURL(
@@ -111,13 +108,15 @@ class AppriseSender:
 
     async def attempt(self, title: str, body: str, fmt: Format, priority: str = "P2") -> str | None:
         """One try; None on success, else the (scrubbed) reason."""
+        import apprise  # imported by __init__ already: a dict lookup
+
         request = NotifyRequest(
             channel=self.name,
             plugin=self.plugin,
             title=title,
             body=body,
-            body_format=BODY_FORMATS[fmt],
-            notify_type=NOTIFY_TYPES.get(priority, apprise.NotifyType.INFO),
+            body_format=apprise.NotifyFormat[BODY_FORMATS[fmt]],
+            notify_type=apprise.NotifyType[NOTIFY_TYPES.get(priority, "INFO")],
             priority=priority,
         )
         call = asyncio.ensure_future(self.transport.send(request))

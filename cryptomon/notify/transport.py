@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import apprise
-
 
 @dataclass(frozen=True, slots=True)
 class NotifyRequest:
@@ -40,6 +38,8 @@ class AppriseTransport:
     """The real transport: apprise's own service I/O (run in its worker threads)."""
 
     async def send(self, request: NotifyRequest) -> str | None:
+        import apprise  # lazy: a daemon without channels never loads it
+
         notifier = apprise.Apprise()
         notifier.add(request.plugin)
         result = await notifier.async_notify(

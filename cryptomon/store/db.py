@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 from cryptomon.config import DatabaseConfig
 from cryptomon.errors import FatalError
 from cryptomon.log import redact_url
+from cryptomon.store.revision import packaged_head
 
 log = structlog.get_logger()
 
@@ -301,16 +302,32 @@ class Database:
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate and not self.read_only:
-            from cryptomon.store.migrate import upgrade
-
             try:
-                await upgrade(self, "head")
+                await self._migrate()
             except Exception as exc:
                 await self.stop()
                 raise FatalError(
                     f"database {self.safe_url}: migration to head failed: "
                     f"{_short_error(exc, self.config.url)}"
                 ) from exc
+
+    async def _migrate(self) -> None:
+        """``upgrade head``, unless the database says it is at the packaged head already (then
+        alembic is not even imported: see :mod:`cryptomon.store.revision`)."""
+        head = packaged_head()
+        if head is not None:
+            try:
+                async with self.engine.connect() as conn:
+                    rows = (
+                        await conn.execute(text("SELECT version_num FROM alembic_version"))
+                    ).all()
+            except sa_exc.DBAPIError:
+                rows = []  # unversioned (no table yet): alembic creates the schema
+            if [tuple(row) for row in rows] == [(head,)]:
+                return
+        from cryptomon.store.migrate import upgrade
+
+        await upgrade(self, "head")
 
     @property
     def answer_timeout_s(self) -> float | None:

@@ -35,7 +35,7 @@ from cryptomon.market.state import MarketState
 from cryptomon.trading.runtime import TradingRuntime
 from cryptomon.trading.signals.grades import GRADE_RANK, grade_for
 from cryptomon.trading.signals.indicators import IndicatorSet
-from cryptomon.trading.signals.rules import evaluate_rule
+from cryptomon.trading.signals.rules import Recent, evaluate_rule
 from cryptomon.trading.signals.scoring import Outcome, spec_score, votes_score
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class SignalGenerator:
         self.hub = hub
         self.clock = clock
         self.market = market
-        self._recent: dict[MarketKey, deque[Anomaly]] = {}
+        self._recent: dict[MarketKey, deque[Recent]] = {}
         self._indicators: dict[MarketKey, IndicatorSet] = {}
         self._last_signal: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._subs = [
@@ -140,10 +140,10 @@ class SignalGenerator:
         ring = self._recent.setdefault(key, deque(maxlen=64))
         now = anomaly.ts_detected or anomaly.ts
         longest = self._window()  # once, not per anomaly of the ring
-        recent = [a for a in ring if now - (a.ts_detected or a.ts) <= longest]
-        ring.append(anomaly)
+        recent = [a for a in ring if now - a.t <= longest]
+        ring.append(Recent.of(anomaly))
         for rule in self.config.signal_rules:
-            window = [a for a in recent if now - (a.ts_detected or a.ts) <= rule.window_s]
+            window = [a for a in recent if now - a.t <= rule.window_s]
             fired = evaluate_rule(rule, anomaly, window)
             if fired is None:
                 continue

@@ -13,12 +13,53 @@ volume z-score from the strongest ``volume`` anomaly. The strength is the rule's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from cryptomon.events import Anomaly, Severity, Side
 
 if TYPE_CHECKING:
     from cryptomon.config import SignalRuleConfig
+
+
+class PastAnomaly(Protocol):
+    """What a rule reads of the anomalies seen before: an ``Anomaly`` or a :class:`Recent`."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def z_score(self) -> float | None: ...
+
+    @property
+    def price_change_pct(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """The fields of a past anomaly the rules and their window read (``t``: ``ts_detected``
+    or ``ts``), kept per market instead of the whole ``Anomaly`` (its reasons, means and
+    thresholds are ~3x the size and no rule reads them)."""
+
+    id: str
+    kind: str
+    z_score: float | None
+    price_change_pct: float | None
+    t: float
+
+    @classmethod
+    def of(cls, anomaly: Anomaly) -> Recent:
+        return cls(
+            anomaly.id,
+            anomaly.kind,
+            anomaly.z_score,
+            anomaly.price_change_pct,
+            anomaly.ts_detected or anomaly.ts,
+        )
 
 
 def rule_strength(rule: SignalRuleConfig, anomaly: Anomaly) -> float:
@@ -28,14 +69,14 @@ def rule_strength(rule: SignalRuleConfig, anomaly: Anomaly) -> float:
 
 
 def evaluate_rule(
-    rule: SignalRuleConfig, anomaly: Anomaly, recent: list[Anomaly]
+    rule: SignalRuleConfig, anomaly: Anomaly, recent: Sequence[PastAnomaly]
 ) -> tuple[Side, float, str] | None:
     """(side, strength, reason) when ``rule`` fires on ``anomaly`` given ``recent`` ones."""
     if rule.kinds and anomaly.kind not in rule.kinds:
         return None
     if anomaly.severity.rank < Severity(rule.min_severity).rank:
         return None
-    pool = [anomaly, *[a for a in reversed(recent) if a.id != anomaly.id]]
+    pool: list[PastAnomaly] = [anomaly, *[a for a in reversed(recent) if a.id != anomaly.id]]
     change = next((a.price_change_pct for a in pool if a.price_change_pct is not None), None)
     if change is None or change == 0:
         return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -177,3 +179,43 @@ def test_migration_graph_has_one_head() -> None:
     assert len(heads) == 1, f"alembic revisions with more than one head: {sorted(heads)}"
     chain = [rev.revision for rev in script.walk_revisions()]
     assert len(chain) == len(set(chain))
+
+
+_STARTS_AND_LISTS_ALEMBIC = """
+import asyncio, sys
+from cryptomon.config import DatabaseConfig
+from cryptomon.store.db import Database
+
+async def main() -> None:
+    database = Database(DatabaseConfig(url=sys.argv[1]))
+    await database.start()
+    await database.stop()
+    print(sorted(name for name in sys.modules if name.split(".")[0] in ("alembic", "mako")))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.asyncio
+async def test_start_at_head_does_not_load_alembic(db: Database, db_url: str) -> None:
+    """A daemon starting on a database already at head never imports alembic (its ~8 MB)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _STARTS_AND_LISTS_ALEMBIC, db_url, stdout=subprocess.PIPE
+    )
+    stdout, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0
+    assert stdout.decode().strip().splitlines()[-1] == "[]", stdout
+
+
+@pytest.mark.asyncio
+async def test_start_behind_head_still_upgrades(db: Database, db_url: str) -> None:
+    """A database one revision behind is brought to head by the next start (alembic runs)."""
+    await migrate.downgrade(db, "-1")
+    assert await migrate.current(db) != (migrate.head(),)
+    again = Database(DatabaseConfig(url=db_url))
+    await again.start()
+    try:
+        assert await migrate.current(again) == (migrate.head(),)
+        assert await migrate.compare(again) == []
+    finally:
+        await again.stop()

@@ -6,7 +6,7 @@ import numpy as np
 
 from cryptomon.clock import ManualClock
 from cryptomon.config import IndicatorStrategyConfig, SignalRuleConfig, TradingConfig
-from cryptomon.events import Candle, Signal
+from cryptomon.events import Anomaly, Candle, Signal
 from cryptomon.hub import Hub
 from cryptomon.trading.signals import SignalGenerator, evaluate_rule, last_reading, score, votes_of
 from tests.unit.trading.helpers import EX, SYM, Collector, anomaly, trading_config
@@ -88,6 +88,25 @@ def test_generator_publishes_signal_linked_to_anomaly_for_traded_markets_only() 
     assert sigs[0].side == "buy"
     assert sigs[0].symbol == SYM
     assert sigs[0].exchange == EX
+
+
+def test_generator_rules_see_the_recent_anomalies_of_their_window_only() -> None:
+    """A volume anomaly 60 s before a price move lends it its z-score (window 300 s); 400 s
+    before, it does not; the generator keeps what the rules read, not the anomalies."""
+    for gap, fires in ((60.0, True), (400.0, False)):
+        hub, clock = Hub(), ManualClock()
+        rule = MOMENTUM.model_copy(update={"window_s": 300.0})
+        cfg = trading_config(exchange="binance", symbols=["BTC/USDT"], signal_rules=[rule])
+        gen = SignalGenerator(config=cfg, hub=hub, clock=clock)
+        col = Collector(hub, Signal)
+        hub.publish(anomaly(clock, change=0.2, z=5.0, kind="volume"))
+        clock.advance(gap)
+        price = anomaly(clock, change=3.0, z=None, kind="price_change")
+        hub.publish(price)
+        assert [s.anomaly_id for s in col.of(Signal)] == ([price.id] if fires else [])
+        kept = [entry for ring in gen._recent.values() for entry in ring]
+        assert len(kept) == 2
+        assert not any(isinstance(entry, Anomaly) for entry in kept)
 
 
 def _candles(hub: Hub, closes: np.ndarray, interval: str = "1m", symbol: str = SYM) -> None:
