@@ -53,15 +53,11 @@ class CandleAggregator:
         self.late = 0
 
     def add(self, ev: Trade) -> None:
-        """Fold one trade into its market's bar."""
-        self.add_trade(ev.exchange, ev.symbol, ev.ts, ev.price, ev.amount, ev.side)
-
-    def add_trade(  # noqa: PLR0917 - hot path: a queued trade row's fields, no kwargs
-        self, exchange: str, symbol: str, ts: float, price: float, amount: float, side: str
-    ) -> None:
-        """Fold one trade's fields into its market's bar (hot path: one dict lookup, no
-        allocation unless a new bar starts)."""
-        key = (exchange, symbol)
+        """Fold one trade into its market's bar (hot path: one dict lookup, no allocation
+        unless a new bar starts)."""
+        key = (ev.exchange, ev.symbol)
+        ts = ev.ts
+        price = ev.price
         bar = self._bars.get(key)
         if bar is None or ts >= bar.end:
             if bar is not None:
@@ -76,8 +72,9 @@ class CandleAggregator:
         elif price < bar.low:
             bar.low = price
         bar.close = price
+        amount = ev.amount
         bar.volume += amount
-        if side == "buy":
+        if ev.side == "buy":
             bar.buy += amount
         else:
             bar.sell += amount

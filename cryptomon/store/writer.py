@@ -76,7 +76,6 @@ class StoreWriter:
         self._market_lock = asyncio.Lock()
         self._subs: list[QueuedSubscription] = []
         self._top_sampler: InlineSubscription | None = None
-        self._trade_feed: InlineSubscription | None = None
         self._timers: list[asyncio.Task[None]] = []
         self.tx = Transactions(hub=hub, db=db, config=config, clock=clock)
         # stats (the written rows, batches, retries and latency are the transactions')
@@ -117,7 +116,7 @@ class StoreWriter:
                 batch_size=cfg.batch_size,
             ),
             self.hub.subscribe_queued(
-                (FlaggedTrade, Candle),  # trades and book tops are put by the inline handlers
+                (Trade, FlaggedTrade, Candle),
                 self._on_market,
                 name="store-writer.market",
                 policy="drop_oldest",
@@ -128,8 +127,6 @@ class StoreWriter:
         # Book tops arrive on every book update but only one per book_sample_s per market is
         # kept: sample inline, so the others never cost a queue slot or a task wake-up.
         self._market_queue = self._subs[1]
-        queue_trade = self._queue_trade_row if cfg.trades else self._queue_trade_for_candles
-        self._trade_feed = self.hub.subscribe(Trade, queue_trade, name="store-writer.trades")
         self._top_sampler = self.hub.subscribe(
             BookTop, self._sample_top, name="store-writer.book-sampler"
         )
@@ -143,10 +140,9 @@ class StoreWriter:
 
     async def stop(self) -> None:
         """Drain both queues, then write everything still buffered."""
-        for inline in (self._top_sampler, self._trade_feed):
-            if inline is not None:
-                inline.close()
-        self._top_sampler = self._trade_feed = None
+        if self._top_sampler is not None:
+            self._top_sampler.close()
+            self._top_sampler = None
         for sub in self._subs:
             await sub.stop(timeout=3600)
         for timer in self._timers:
@@ -182,28 +178,6 @@ class StoreWriter:
             self._last_sample[key] = ev.ts
             self._market_queue.put(ev)
 
-    # A queued trade is a tuple of the fields the writer reads, not the Trade: in a full market
-    # buffer (storage.market_buffer events) the Trade objects with their receipt times, USD
-    # notionals and (trades not stored) ids took ~2x the memory. (exchange, symbol, ts, price,
-    # amount, side, trade_id, notional); the last two only when trades are stored.
-
-    def _queue_trade_for_candles(self, ev: Trade) -> None:
-        row = (ev.exchange, ev.symbol, ev.ts, ev.price, ev.amount, ev.side, None, None)
-        self._market_queue.put(row)  # type: ignore[arg-type]  # a trade's row, not an Event
-
-    def _queue_trade_row(self, ev: Trade) -> None:
-        row = (
-            ev.exchange,
-            ev.symbol,
-            ev.ts,
-            ev.price,
-            ev.amount,
-            ev.side,
-            ev.trade_id,
-            ev.notional,
-        )
-        self._market_queue.put(row)  # type: ignore[arg-type]  # a trade's row, not an Event
-
     async def _on_durable(self, batch: list[Event]) -> None:
         if not self._durable:
             self._durable_since = self.clock.monotonic()
@@ -211,30 +185,29 @@ class StoreWriter:
         if len(self._durable) >= self.config.batch_size:
             await self._flush_durable()
 
-    async def _on_market(self, batch: list[Any]) -> None:
-        """Trade rows (``_queue_trade_*``), sampled BookTops, flagged trades and candles."""
+    async def _on_market(self, batch: list[Event]) -> None:
         if not (self._trades or self._tops or self._exchange_candles):
             self._market_since = self.clock.monotonic()
         keep_trades = self.config.trades
-        agg = self.candles.add_trade
+        agg = self.candles.add
         trades = self._trades
         fromts = datetime.fromtimestamp
         for ev in batch:
             cls = ev.__class__
-            if cls is tuple:  # a trade, as _queue_trade_* queued it
-                exchange, symbol, ts, price, amount, side, trade_id, notional = ev
-                agg(exchange, symbol, ts, price, amount, side)
+            if cls is Trade:
+                t: Any = ev
+                agg(t)
                 if keep_trades:  # repos.trade_tuple inlined (hot path), TRADE_COLUMNS order
                     trades.append(
                         (
-                            exchange,
-                            symbol,
-                            fromts(ts, UTC),
-                            price,
-                            amount,
-                            side,
-                            trade_id,
-                            notional,
+                            t.exchange,
+                            t.symbol,
+                            fromts(t.ts, UTC),
+                            t.price,
+                            t.amount,
+                            t.side,
+                            t.trade_id,
+                            t.notional,
                             None,
                         )
                     )
@@ -244,9 +217,9 @@ class StoreWriter:
                     flagged: Any = ev
                     trades.append(repos.trade_tuple(flagged.trade, flagged.flag))
             elif cls is BookTop:  # already sampled by _sample_top
-                self._tops.append(repos.book_top_tuple(ev))
-            elif cls is Candle and ev.closed:
-                self._exchange_candles.append(repos.candle_row(ev))
+                self._tops.append(repos.book_top_tuple(ev))  # type: ignore[arg-type]
+            elif cls is Candle and ev.closed:  # type: ignore[attr-defined]
+                self._exchange_candles.append(repos.candle_row(ev))  # type: ignore[arg-type]
         if len(self._trades) + len(self._tops) >= self.config.market_batch_size:
             await self._flush_market(with_open_candles=False)
 

@@ -251,20 +251,3 @@ async def test_flagged_trades_are_stored_with_their_flag_never_in_candles(
     ]
     assert (candle.high, candle.trade_count) == (100.0, 1)
     assert rig.writer.stats()["flagged_trades"] == 2
-
-
-@pytest.mark.asyncio
-async def test_queued_trades_are_rows_not_trade_events(db: Database, rig_factory: Any) -> None:
-    """A trade waits in the market buffer as a plain row of what is stored (the Trade itself,
-    its receipt time and USD notional are not kept alive by the buffer); same rows written."""
-    rig = await rig_factory(trades=True, batch_max_age_s=3600)
-    t = trade(M + 5, price=101.0, amount=2.0)
-    sub = rig.writer._market_queue
-    rig.hub.publish(t)
-    queued = list(sub.queue)
-    assert queued == [
-        (t.exchange, t.symbol, t.ts, t.price, t.amount, t.side, t.trade_id, t.notional)
-    ]
-    await rig.writer.stop()
-    assert await count(db, TradeRow) == 1
-    assert await count(db, CandleRow) == 1
