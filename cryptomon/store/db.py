@@ -278,9 +278,7 @@ class Database:
             why = _short_error(exc, self.config.url)
             raise FatalError(f"database {self.safe_url}: cannot create engine: {why}") from None
         try:
-            async with asyncio.timeout(self.config.connect_timeout_s + 1):
-                async with engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+            await self._first_contact(engine)
         except Exception as exc:
             await engine.dispose()
             raise FatalError(
@@ -310,6 +308,24 @@ class Database:
                     f"database {self.safe_url}: migration to head failed: "
                     f"{_short_error(exc, self.config.url)}"
                 ) from exc
+
+    async def _first_contact(self, engine: AsyncEngine) -> None:
+        """``SELECT 1`` on a new connection. On a SQLite file another process may be creating
+        (its first connection switches the new file to WAL, then migrates): SQLite then refuses
+        the switch at once with "database is locked" instead of waiting its busy timeout, so the
+        attempt is repeated until ``sqlite_busy_timeout_s`` has passed."""
+        deadline = time.monotonic() + self.config.sqlite_busy_timeout_s
+        while True:
+            try:
+                async with asyncio.timeout(self.config.connect_timeout_s + 1):
+                    async with engine.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
+                return
+            except sa_exc.DBAPIError as exc:
+                locked = self.dialect == "sqlite" and "database is locked" in str(exc)
+                if not locked or time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.02)
 
     async def _migrate(self) -> None:
         """``upgrade head``, unless the database says it is at the packaged head already (then
