@@ -51,17 +51,93 @@ REFRESH = 64  # completed orders between two refreshes of median and quantile (a
 
 @njit(cache=True)
 def _refresh_nb(buf: np.ndarray, window: np.ndarray, state: np.ndarray, s: int, q: float) -> None:
-    """Median and quantile of the window of ``s``: a partition of a copy around the four
-    ranks they interpolate between (the values a full sort puts there, in O(n))."""
+    """Median and quantile of the window of ``s`` from a copy selected in place around the
+    ranks they interpolate between: the values a full sort puts there, in O(n). Each pair of
+    ranks is adjacent, so one selection per pair (:func:`_select_nb`) and the minimum of what
+    lies above the lower rank give both; the second selection only walks the side of the
+    first rank its rank is on."""
     n = int(window[s, R_N])
     if n == 0:
         return
+    vals = buf[s, :n].copy()
     m_lo, m_hi = _ranks_nb(n, 0.5)
     q_lo, q_hi = _ranks_nb(n, q)
-    vals = np.partition(buf[s, :n], np.array([m_lo, m_hi, q_lo, q_hi]))
-    state[s, W_MEDIAN] = _at_nb(vals, 0.5)
-    state[s, W_QUANTILE] = _at_nb(vals, q)
+    _select_nb(vals, 0, n, m_lo)
+    med_lo = vals[m_lo]
+    med_hi = _min_nb(vals, m_hi, n) if m_hi > m_lo else med_lo
+    if q_lo > m_lo:
+        _select_nb(vals, m_lo + 1, n, q_lo)
+    elif q_lo < m_lo:
+        _select_nb(vals, 0, m_lo, q_lo)
+    q_lo_val = vals[q_lo]
+    q_hi_val = _min_nb(vals, q_hi, n) if q_hi > q_lo else q_lo_val
+    state[s, W_MEDIAN] = _interp_nb(med_lo, med_hi, n, 0.5)
+    state[s, W_QUANTILE] = _interp_nb(q_lo_val, q_hi_val, n, q)
     state[s, W_SINCE] = 0.0
+
+
+@njit(cache=True)
+def _select_nb(a: np.ndarray, lo: int, hi: int, k: int) -> None:
+    """Reorder ``a[lo:hi]`` (``lo <= k < hi``) so that ``a[k]`` holds the value a sort puts
+    there, nothing before it is larger and nothing after it smaller (quickselect, Hoare
+    partition around a median of three; after ``2 log2(n) + 16`` rounds without converging,
+    an adversarial order, the rest of the range is sorted: never worse than O(n log n))."""
+    rounds = 16
+    size = hi - lo
+    while size > 1:
+        rounds += 2
+        size >>= 1
+    while hi - lo > 2:
+        rounds -= 1
+        if rounds < 0:
+            a[lo:hi].sort()
+            return
+        pivot = _median3_nb(a[lo], a[(lo + hi - 1) // 2], a[hi - 1])
+        i = lo
+        j = hi - 1
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        # now a[lo:j+1] <= pivot <= a[i:hi], and a[j+1:i] == pivot
+        if k <= j:
+            hi = j + 1
+        elif k >= i:
+            lo = i
+        else:
+            return
+    if hi - lo == 2 and a[lo + 1] < a[lo]:
+        a[lo], a[lo + 1] = a[lo + 1], a[lo]
+
+
+@njit(cache=True)
+def _min_nb(a: np.ndarray, lo: int, hi: int) -> float:
+    """The smallest of ``a[lo:hi]`` (``lo < hi``)."""
+    out = a[lo]
+    for i in range(lo + 1, hi):
+        out = min(out, a[i])
+    return out
+
+
+@njit(cache=True)
+def _median3_nb(x: float, y: float, z: float) -> float:
+    """The middle one of three values."""
+    if x < y:
+        return y if y < z else max(x, z)
+    return x if x < z else max(y, z)
+
+
+@njit(cache=True)
+def _interp_nb(lo_val: float, hi_val: float, n: int, q: float) -> float:
+    """:func:`_at_nb` of values whose ranks of ``q`` hold ``lo_val`` and ``hi_val``."""
+    pos = q * (n - 1)
+    lo, _ = _ranks_nb(n, q)
+    return lo_val + (hi_val - lo_val) * (pos - lo)
 
 
 @njit(cache=True)

@@ -170,10 +170,20 @@ def test_rolling_zscore_rejects_bad_arguments(
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 999, 1000])
 @pytest.mark.parametrize("q", [0.0, 0.5, 0.9, 0.995, 1.0])
 def test_whale_quantile_by_partition_equals_the_sorted_one(n: int, q: float) -> None:
-    """The whale window's median and quantile come from a partition: the same values a full
-    sort gives, bit for bit, ties and repeated values included."""
+    """The whale window's median and quantile come from a selection: the same values a full
+    sort gives, bit for bit, ties, repeated values and presorted orders included."""
     rng = np.random.default_rng(n)
-    for vals in (rng.lognormal(5.0, 2.0, n), np.round(rng.lognormal(1.0, 1.0, n))):
+    random = rng.lognormal(5.0, 2.0, n)
+    orders = (
+        random,
+        np.round(rng.lognormal(1.0, 1.0, n)),  # ties
+        np.sort(random),  # orders a selection handles worst, and a sort fallback
+        np.sort(random)[::-1],
+        np.full(n, 7.0),
+        np.arange(n) % 2 + 1.0,
+        np.concatenate([np.sort(random)[::2], np.sort(random)[1::2][::-1]]),  # organ pipe
+    )
+    for vals in orders:
         buf = vals.reshape(1, n).copy()
         window = np.zeros((1, R_COLS))
         window[0, R_N] = n
