@@ -3,6 +3,7 @@ past the initial slots, a batch nobody takes, events put while an edge runs."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import pytest
@@ -104,3 +105,27 @@ def test_engine_batch_larger_than_the_initial_slots_flushes_exactly_at_batch_siz
     )
     assert eng.stats()["batches"] == 1
     assert eng.stats()["events"] == {"trades": size}
+
+
+@pytest.mark.parametrize("n", [1, 3, INITIAL_SLOTS // 4 - 1, INITIAL_SLOTS // 4, INITIAL_SLOTS])
+def test_take_holds_no_reference_and_later_puts_do_not_touch_a_taken_batch(n: int) -> None:
+    """A short batch is copied out and its slots cleared, a long one handed over: either
+    way the buffer keeps no event alive and a taken batch never changes afterwards."""
+
+    class Ev:
+        pass
+
+    buf = event_buffer(INITIAL_SLOTS, lambda _n: None)
+    evs = [Ev() for _ in range(n)]
+    refs = [weakref.ref(ev) for ev in evs]
+    for ev in evs:
+        buf.put(ev)
+    taken = buf.take()
+    assert taken == evs
+    assert buf.size() == 0
+    for i in range(n):
+        buf.put(i)
+    assert taken == evs  # the next batch lands elsewhere
+    assert buf.take() == list(range(n))
+    del evs, taken, ev
+    assert [r() for r in refs] == [None] * n
