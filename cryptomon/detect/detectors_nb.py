@@ -105,10 +105,16 @@ def fire_nb(
 @njit(cache=True)
 def count_seen_nb(
     sid: np.ndarray, ts: np.ndarray, count: np.ndarray, first: np.ndarray, last: np.ndarray
-) -> None:
+) -> int:
     """The warm-up counting of one batch (``gate.SourceSeen``): per row, one more event of
     its market, the earliest time (``fmin``: a NaN time never replaces a time, a NaN first
-    takes any) and the time of the market's last row."""
+    takes any) and the time of the market's last row. Returns 0; or, when a market id does
+    not fit the arrays, the length they need, having counted nothing."""
+    size = 0
+    for i in range(sid.shape[0]):
+        size = max(size, sid[i] + 1)
+    if size > count.shape[0] or size > first.shape[0] or size > last.shape[0]:
+        return size
     for i in range(sid.shape[0]):
         s = sid[i]
         t = ts[i]
@@ -116,6 +122,7 @@ def count_seen_nb(
         if math.isnan(first[s]) or t < first[s]:
             first[s] = t
         last[s] = t
+    return 0
 
 
 @njit(cache=True)

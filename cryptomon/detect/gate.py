@@ -47,10 +47,10 @@ class SourceSeen:
 
     def add(self, sid: np.ndarray, ts: np.ndarray) -> None:
         """Count one batch (after its findings were checked)."""
-        if sid.shape[0] == 0:
-            return
-        self.resize(int(sid.max()) + 1)
-        count_seen_nb(sid, ts, self.count, self.first, self.last)
+        need = count_seen_nb(sid, ts, self.count, self.first, self.last)
+        if need:  # a market beyond the arrays: nothing was counted; grow, count
+            self.resize(need)
+            count_seen_nb(sid, ts, self.count, self.first, self.last)
 
     def not_before_last(self, sid: np.ndarray, ts: np.ndarray) -> list[int] | None:
         """Rows at or after their market's last counted event (None: every row)."""

@@ -209,7 +209,10 @@ def test_count_seen_matches_the_numpy_counting() -> None:
     np.fmin.at(want_first, sid[earlier], ts[earlier])
     want_last = last.copy()
     want_last[sid] = ts
-    count_seen_nb(sid, ts, count, first, last)
+    short = (np.zeros(2, dtype=np.int64), np.full(2, math.nan), np.full(2, math.nan))
+    assert count_seen_nb(sid, ts, *short) == 3  # market 2 does not fit: the length needed
+    assert short[0].tolist() == [0, 0]  # ... and nothing counted
+    assert count_seen_nb(sid, ts, count, first, last) == 0
     assert count.tolist() == want_count.tolist() == [2, 6, 4]
     assert np.array_equal(first, want_first, equal_nan=True)
     assert first.tolist() == [1.0, 2.0, 4.0]
