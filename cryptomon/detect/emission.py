@@ -72,15 +72,18 @@ class Emitter:
         infos, cooldown, time_now = self.infos, self.cooldown, self.clock.time
         sid_of = cols.sid
         gate = self.gate
+        ready = gate.ready(det)  # per market id: passed the warm-up (the common case)
+        kinds = det.kinds
         for finding in read_findings(fires, m):
             i = finding.row
-            if not gate.passed(det, source, cols, i):
+            s = int(sid_of[i])
+            if not ready[s] and not gate.passed(det, source, cols, i):
                 self.in_warmup += 1
                 continue
             ev: Event = evs[i]
-            kind = det.kinds[finding.code]
+            kind = kinds[finding.code]
             level = finding.level
-            info = infos[int(sid_of[i])]
+            info = infos[s]
             key = (ev.exchange, ev.symbol, kind)
             prev = cooldown.get(key)
             if prev is not None and ev.ts - prev[0] < info.cfg.cooldown_s and level <= prev[1]:

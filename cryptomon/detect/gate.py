@@ -68,7 +68,8 @@ class SourceSeen:
         mine, earliest = rows_before_nb(sid, ts, row)
         before = int(self.count[s]) if s < self.count.shape[0] else 0
         first = float(self.first[s]) if s < self.first.shape[0] else math.nan
-        first = float(np.fmin(first, earliest))
+        if not (first <= earliest or math.isnan(earliest)):  # np.fmin, without a ufunc call
+            first = earliest
         return before + mine, float(ts[row]) - first
 
 
@@ -95,6 +96,11 @@ class WarmupGate:
             ready.append(False)
         need[sid] = warmup
         ready[sid] = warmup.samples <= 0 and warmup.seconds <= 0
+
+    def ready(self, det: Detector) -> list[bool]:
+        """Per market id, whether it passed ``det``'s warm-up (for a quick look before
+        :meth:`passed`; a market not ready yet may pass at a row of this batch)."""
+        return self._ready[id(det)]
 
     def passed(self, det: Detector, source: Source, cols: Any, row: int) -> bool:
         """Whether the market of ``row`` of this batch passed ``det``'s warm-up at that row."""
