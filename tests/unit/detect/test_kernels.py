@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cryptomon.detect import rolling_zscore, whale_nb
-from cryptomon.detect.detectors_nb import count_seen_nb, rows_before_nb
+from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.detect import book_nb, rolling_zscore, whale_nb
+from cryptomon.detect.base import SymbolInfo
+from cryptomon.detect.book import BookDetector
+from cryptomon.detect.detectors_nb import count_seen_nb, new_findings, rows_before_nb
 from cryptomon.detect.kernels_nb import (
     E_COLS,
     R_COLS,
@@ -18,6 +21,7 @@ from cryptomon.detect.kernels_nb import (
     R_N,
     R_W,
     ewma_batch_nb,
+    ewma_push_nb,
     log_returns_nb,
     new_rolling,
     ring_minmax_nb,
@@ -222,3 +226,40 @@ def test_count_seen_matches_the_numpy_counting() -> None:
     assert math.isnan(earliest)
     assert rows_before_nb(sid, ts, 4) == (2, 1.0)
     assert rows_before_nb(sid, ts, 0) == (1, 5.0)
+
+
+def test_book_kernel_ewmas_equal_one_push_per_row() -> None:
+    """The book kernel shares one weight between its spread and imbalance EWMAs (same
+    half-life) when both step from the same time: every EWMA stays bit for bit what
+    ``ewma_push_nb`` per row gives, also where a NaN spread or imbalance makes the steps
+    differ."""
+    rng = np.random.default_rng(7)
+    n = 400
+    sid = rng.integers(0, 3, n).astype(np.int64)
+    ts = np.cumsum(rng.exponential(0.3, n))
+    ts[rng.random(n) < 0.2] -= 0.5  # steps back in time: clamped at 0
+    spread = rng.lognormal(1.0, 0.5, n)
+    spread[rng.random(n) < 0.15] = math.nan
+    imb = rng.uniform(-1.0, 1.0, n)
+    imb[rng.random(n) < 0.15] = math.nan
+    bid = 100.0 + rng.normal(0.0, 0.1, n)
+    ask = bid + 0.01
+    det = BookDetector()
+    cfg = AnomalyDetectionConfig()
+    for s in range(3):
+        det.configure(SymbolInfo(sid=s, exchange="x", symbol=f"S{s}-USD", quote="USD", cfg=cfg))
+    book_nb.book_batch_nb(
+        sid, ts, spread, imb, bid, ask, det.state, det.spread_ewma, det.imbalance_ewma,
+        det.imbalance_smooth, det.params, new_findings(4 * n), 0,
+    )  # fmt: skip
+    want = {name: np.zeros((3, E_COLS)) for name in ("spread", "imb", "smooth")}
+    for i in range(n):
+        s, t = int(sid[i]), float(ts[i])
+        if math.isfinite(spread[i]) and spread[i] >= 0.0:
+            ewma_push_nb(want["spread"], s, spread[i], t, cfg.spread_halflife_s)
+        if math.isfinite(imb[i]):
+            ewma_push_nb(want["smooth"], s, imb[i], t, cfg.book_imbalance_smoothing_s)
+            ewma_push_nb(want["imb"], s, imb[i], t, cfg.spread_halflife_s)
+    assert det.spread_ewma.tobytes() == want["spread"].tobytes()
+    assert det.imbalance_ewma.tobytes() == want["imb"].tobytes()
+    assert det.imbalance_smooth.tobytes() == want["smooth"].tobytes()
