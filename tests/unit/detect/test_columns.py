@@ -108,3 +108,20 @@ def test_new_markets_in_a_batch_get_ids_in_order_of_first_event() -> None:
     assert eng.symbol_id("b", "BTC-USDT") == 3
     assert eng.stats()["symbols"] == 4
     assert eng.stats()["events"] == {"books": 5, "trades": 1}
+
+
+def test_packed_and_numpy_converted_batches_agree() -> None:
+    """A batch struct packs (floats and ints) and the same batch with one value only numpy
+    converts (a numeric string) give the same table, bit for bit; a trade batch of plain
+    sides is packed too."""
+    evs = [top("x", "BTC-USDT", T0 + i, bid=99.5 + i / 7, ask_size=i) for i in range(5)]
+    packed = book_table(evs, BY_SYMBOL)
+    odd = [*evs[:4], top("x", "BTC-USDT", T0 + 4, bid=99.5 + 4 / 7, ask_size="4")]
+    assert book_table(odd, BY_SYMBOL).tobytes() == packed.tobytes()
+    trades = [
+        trade("y", "BTC-USDT", T0 + i, "buy" if i % 2 else "sell", amount=i) for i in range(4)
+    ]
+    cols = trade_table(trades, BY_SYMBOL)
+    assert cols.buy.tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert cols.amt.tobytes() == per_field(trades, "amount").tobytes()
+    assert cols.sid.tolist() == [2, 2, 2, 2]
