@@ -36,13 +36,15 @@ def event_buffer(cap: int, edge: Callable[[int], None]) -> EventBuffer:
     slots = min(cap, INITIAL_SLOTS)
     buf: list[Any] = [None] * slots
     n = 0
-    limit = slots  # the next count that needs a look: the end of the list or of the batch
+    # the next count that needs a look: 1 (the first event of a batch), then the end of the
+    # list or of the batch; one comparison per event
+    limit = 1
 
     def put(ev: Any) -> None:
         nonlocal n
         buf[n] = ev
         n += 1
-        if n == 1 or n >= limit:
+        if n >= limit:
             _edge()
 
     def _edge() -> None:
@@ -51,7 +53,8 @@ def event_buffer(cap: int, edge: Callable[[int], None]) -> EventBuffer:
             edge(n)
         if n >= len(buf):  # the list is full and the batch was not taken: room to grow
             buf.extend([None] * min(len(buf), max(cap - len(buf), 1)))
-        limit = min(cap, len(buf)) if n < cap else len(buf)
+        # 1: ``edge`` took the batch
+        limit = 1 if n == 0 else (min(cap, len(buf)) if n < cap else len(buf))
 
     def take() -> list[Any]:
         nonlocal buf, n, limit
@@ -65,7 +68,7 @@ def event_buffer(cap: int, edge: Callable[[int], None]) -> EventBuffer:
             del evs[n:]
             buf = [None] * slots
         n = 0
-        limit = slots
+        limit = 1
         return evs
 
     def size() -> int:
