@@ -71,7 +71,8 @@ def _or_nan(getter: Any, evs: list[Any]) -> np.ndarray:
 class TradeCols:
     """A micro-batch of trades as columns (row i = the i-th buffered event). The venue's own
     notionals (``Trade.notional`` in the quote, ``notional_usd``; NaN where the instrument
-    spec or the USD rate is unknown) are built on first use from ``events``."""
+    spec or the USD rate is unknown) are built on first use from ``events`` unless given
+    (:func:`~cryptomon.detect.columns.trade_table` reads them in its one pass)."""
 
     sid: np.ndarray
     ts: np.ndarray

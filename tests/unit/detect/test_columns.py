@@ -121,7 +121,12 @@ def test_packed_and_numpy_converted_batches_agree() -> None:
     trades = [
         trade("y", "BTC-USDT", T0 + i, "buy" if i % 2 else "sell", amount=i) for i in range(4)
     ]
+    trades[1] = trade("y", "BTC-USDT", T0 + 1, "buy", amount=1, notional=0.0, notional_usd=2.5)
     cols = trade_table(trades, BY_SYMBOL)
     assert cols.buy.tolist() == [0.0, 1.0, 0.0, 1.0]
+    # the notionals read in the same pass: None is NaN, 0.0 stays 0.0
+    assert cols.notional().tobytes() == per_field(trades, "notional").tobytes()
+    assert cols.notional_usd().tobytes() == per_field(trades, "notional_usd").tobytes()
+    assert cols.notional()[1] == 0.0
     assert cols.amt.tobytes() == per_field(trades, "amount").tobytes()
     assert cols.sid.tolist() == [2, 2, 2, 2]
