@@ -189,6 +189,15 @@ class AccessLog:
 access_log = AccessLog()
 
 
+def info_enabled() -> bool:
+    """Whether an info line would be written: the configured filtering logger's level
+    (checked per call, so a reconfiguration applies); unknown wrappers say yes. Hot paths
+    ask first: a filtered ``log.info`` still costs a logger bind (the loggers are not
+    cached, so a reconfiguration reaches them) and its arguments' formatting."""
+    check = getattr(structlog.get_config()["wrapper_class"], "is_enabled_for", None)
+    return True if check is None else bool(check(None, logging.INFO))
+
+
 def configure(
     *,
     level: str = "INFO",
