@@ -34,5 +34,18 @@ def anomaly_id(
 def signal_id(
     exchange: str, symbol: str, *, source: str, side: str, ts: float, anomaly: str | None
 ) -> str:
-    """The id of the signal ``source`` gave for ``side`` at ``ts`` (caused by ``anomaly``)."""
-    return stable_id("signal", exchange, symbol, source, side, float(ts), anomaly or "")
+    """The id of the signal ``source`` gave for ``side`` at ``ts`` (caused by ``anomaly``):
+    ``stable_id("signal", exchange, symbol, source, side, float(ts), anomaly or "")``, its
+    text joined here without the per-part type test (one per generated signal)."""
+    text = "\x1f".join(
+        (
+            "signal",
+            str(exchange),
+            str(symbol),
+            str(source),
+            str(side),
+            repr(float(ts)),
+            str(anomaly or ""),
+        )
+    )
+    return blake2b(text.encode("utf-8"), digest_size=16).hexdigest()

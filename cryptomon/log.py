@@ -189,6 +189,29 @@ class AccessLog:
 access_log = AccessLog()
 
 
+# structlog's live configuration (what get_config copies into a new dict on every call)
+_STRUCTLOG = getattr(structlog._config, "_CONFIG", None)
+_info_seen: list[Any] = [None, True]  # [wrapper class, whether it writes info lines]
+
+
+def info_enabled() -> bool:
+    """Whether an info line would be written: the configured filtering logger's level
+    (checked per call, so a reconfiguration applies); unknown wrappers say yes. Hot paths
+    ask first: a filtered ``log.info`` still costs a logger bind (the loggers are not
+    cached, so a reconfiguration reaches them) and its arguments' formatting. The answer
+    is remembered per wrapper class (a class's level is fixed)."""
+    wrapper = getattr(_STRUCTLOG, "default_wrapper_class", None)
+    if wrapper is None:
+        wrapper = structlog.get_config()["wrapper_class"]
+    seen = _info_seen
+    if seen[0] is wrapper:
+        return bool(seen[1])
+    check = getattr(wrapper, "is_enabled_for", None)
+    enabled = True if check is None else bool(check(None, logging.INFO))
+    seen[:] = (wrapper, enabled)
+    return enabled
+
+
 def configure(
     *,
     level: str = "INFO",

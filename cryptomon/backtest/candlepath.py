@@ -28,6 +28,9 @@ class CandlePath:
         self.engine = pipe.engine
         self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
         self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
+        self._spans: dict[int, tuple[CandleSeries, list[float]]] = {}  # id -> high - low
+        self._bps = settings.backtest.slippage_bps
+        self._fraction = settings.backtest.slippage_range_fraction
         # per market: the indicator columns the generator reads (fast path, set by its driver)
         self.indicators: dict[tuple[str, str], SeriesIndicators] = {}
 
@@ -91,9 +94,10 @@ class CandlePath:
         return None if amount == 0 else amount > 0
 
     def _half_spread(self, series: CandleSeries, row: int, price: float) -> float:
-        cfg = self.settings.backtest
-        span = float(series.high[row] - series.low[row])
-        return max(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
+        cached = self._spans.get(id(series))
+        if cached is None or cached[0] is not series:  # each row's range, as floats, once
+            cached = self._spans[id(series)] = (series, (series.high - series.low).tolist())
+        return max(price * self._bps / 10_000.0, self._fraction * cached[1][row])
 
     def _levels(self, series: CandleSeries, row: int, start: float, end: float) -> list[float]:
         """Mid prices that quote the protection levels crossed moving from start to end."""

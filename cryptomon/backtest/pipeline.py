@@ -165,7 +165,8 @@ class Pipeline:
 
     @property
     def exposed(self) -> bool:
-        return bool(self.engine.portfolio.open_positions())
+        """A position is open (``open_positions()`` not empty, without building the list)."""
+        return any(p.amount != 0 for p in self.engine.portfolio.positions.values())
 
     def absorb(self) -> None:
         """The trading events so far need no settling: only the ledger saw them (the fast

@@ -16,7 +16,7 @@ from cryptomon.config import Settings
 from cryptomon.events import Anomaly, Fill
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class BacktestResult:
     """What one run produced; :mod:`cryptomon.backtest.stats` summarizes it."""
 
@@ -33,6 +33,16 @@ class BacktestResult:
     params: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     candles: int = 0
+
+    def __repr__(self) -> str:
+        """Counts only: ``asyncio.run`` formats the finished task (its result) twice while
+        restoring the SIGINT handler, and a year's fills, trades and anomalies print as
+        megabytes (tenths of a second)."""
+        return (
+            f"BacktestResult(candles={self.candles}, trades={len(self.trades)}, "
+            f"fills={len(self.fills)}, anomalies={len(self.anomalies)}, "
+            f"signals={self.signals}, seconds={self.seconds:.2f})"
+        )
 
     def digest(self) -> str:
         """sha256 of the orders and fills (ids aside, those are random): equal runs, equal hash."""

@@ -19,6 +19,7 @@ import structlog
 
 from cryptomon.errors import RiskRejected, TemporaryError
 from cryptomon.events import Fill, OrderIntent, OrderState, Side, Signal
+from cryptomon.log import info_enabled
 from cryptomon.trading.brokers.base import (
     BrokerOrder,
     MarketInfo,
@@ -190,15 +191,16 @@ class OrderExecutor:
         ctx = self.context
         intent = record.intent
         self._order_times.append(ctx.clock.monotonic())
-        log.info(
-            "trading.order_send",
-            client_order_id=intent.client_order_id,
-            symbol=intent.symbol,
-            side=intent.side,
-            type=intent.type,
-            amount=str(intent.amount),
-            origin=intent.origin,
-        )
+        if info_enabled():  # a filtered line still costs a logger bind per order
+            log.info(
+                "trading.order_send",
+                client_order_id=intent.client_order_id,
+                symbol=intent.symbol,
+                side=intent.side,
+                type=intent.type,
+                amount=str(intent.amount),
+                origin=intent.origin,
+            )
         record.sent = ctx.now()
         try:
             return await asyncio.wait_for(
@@ -213,12 +215,13 @@ class OrderExecutor:
         return None
 
     def _reject(self, intent: OrderIntent, reason: str, check_name: str) -> NoReturn:
-        log.info(
-            "trading.risk_rejected",
-            client_order_id=intent.client_order_id,
-            check=check_name,
-            reason=reason,
-        )
+        if info_enabled():
+            log.info(
+                "trading.risk_rejected",
+                client_order_id=intent.client_order_id,
+                check=check_name,
+                reason=reason,
+            )
         self.context.risk_event(
             "rejected",
             reason,
@@ -302,15 +305,16 @@ class OrderExecutor:
             pos.mark = mid
         ctx.hub.publish(fill)
         ctx.publish_position(pos)
-        log.info(
-            "trading.fill",
-            client_order_id=fill.client_order_id,
-            side=fill.side,
-            amount=str(fill.amount),
-            price=str(fill.price),
-            fee=str(fill.fee),
-            position=str(pos.amount),
-        )
+        if info_enabled():
+            log.info(
+                "trading.fill",
+                client_order_id=fill.client_order_id,
+                side=fill.side,
+                amount=str(fill.amount),
+                price=str(fill.price),
+                fee=str(fill.fee),
+                position=str(pos.amount),
+            )
         for observer in self._observers:
             observer.on_fill(record, fill, pos)
         return True

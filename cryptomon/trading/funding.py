@@ -32,13 +32,13 @@ class FundingSync:
     async def sync(self) -> int:
         """Fetch and apply new payments of every open contract position; returns how many."""
         ctx = self.context
+        contracts = [p for p in ctx.portfolio.open_positions() if p.contract is not None]
         broker = ctx.broker
-        if not isinstance(broker, FundingSource):
+        # spot only: nothing to ask (before the protocol check, slow on a non-source)
+        if not contracts or not isinstance(broker, FundingSource):
             return 0
         applied = 0
-        for pos in ctx.portfolio.open_positions():
-            if pos.contract is None:
-                continue
+        for pos in contracts:
             try:
                 payments = await broker.fetch_funding(pos.symbol, since=pos.opened)
             except Exception as exc:  # retried on the next sync

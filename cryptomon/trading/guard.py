@@ -238,13 +238,15 @@ class ProtectionManager:
         """Mark the position and fire an emulated exit when the book crosses its levels."""
         portfolio = self.context.portfolio
         key = (top.exchange, top.symbol)
+        mid = None
         if top.bid > 0 and top.ask > 0:
-            portfolio.observe_price(top.symbol, to_decimal((top.bid + top.ask) / 2))
+            mid = to_decimal((top.bid + top.ask) / 2)  # one conversion for both (immutable)
+            portfolio.observe_price(top.symbol, mid)
         pos = portfolio.positions.get(key)
         if pos is None or pos.amount == 0:
             return
-        if top.bid > 0 and top.ask > 0:
-            pos.mark = to_decimal((top.bid + top.ask) / 2)
+        if mid is not None:
+            pos.mark = mid
         prot = self.protections.get(key)
         if prot is None or prot.exiting or top.bid <= 0 or top.ask <= 0:
             return

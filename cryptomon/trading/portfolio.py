@@ -38,6 +38,24 @@ __all__ = ["Portfolio", "Position", "TradeResult", "base_of", "money"]
 ZERO = Decimal(0)
 
 
+# [lo, hi, name]: every ts in [lo, hi) falls on the UTC day ``name`` (the last day asked)
+_day_span: list[Any] = [0.0, -1.0, ""]
+
+
+def utc_day(ts: float) -> str:
+    """The UTC day of ``ts`` as ``YYYY-MM-DD`` (what ``datetime.fromtimestamp(ts, UTC)``
+    formats). The last day's span is remembered: a ``ts`` well inside it (a millisecond
+    from its edges, clear of the microsecond rounding) is not formatted again."""
+    lo, hi, name = _day_span
+    if lo <= ts < hi:
+        return name
+    name = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    start = math.floor(ts / 86400.0) * 86400.0
+    if start + 0.001 <= ts < start + 86399.999:
+        _day_span[:] = (start + 0.001, start + 86399.999, name)
+    return name
+
+
 def base_of(symbol: str) -> str:
     """``BTC-USDT`` -> ``BTC``."""
     return symbol.rpartition("-")[0] or symbol
@@ -246,7 +264,7 @@ class Portfolio:
     def snapshot(self, ts: float) -> Decimal:
         """Record equity at ``ts``; rolls the UTC day and tracks the drawdown."""
         eq = self.equity
-        day = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+        day = utc_day(ts)
         if day != self._day:
             self._day = day
             self.day_start_equity = eq
@@ -258,8 +276,7 @@ class Portfolio:
 
     def daily_pnl(self, ts: float) -> Decimal:
         """Equity change since the start of the UTC day of ``ts``."""
-        day = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
-        if day != self._day:
+        if utc_day(ts) != self._day:
             self.snapshot(ts)
         return self.equity - self.day_start_equity
 

@@ -29,6 +29,7 @@ import structlog
 
 from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import OrderState
+from cryptomon.log import info_enabled
 from cryptomon.trading.brokers.base import BrokerOrder, OrderRejectedError
 from cryptomon.trading.brokers.paper_funds import split_symbol
 from cryptomon.trading.context import EngineContext
@@ -92,12 +93,13 @@ class Reconciler:
                 ctx.risk_event("state_change", reason)
         elif not periodic and ctx.risk_state == RiskState.REDUCING:
             ctx.set_risk_state(RiskState.ACTIVE, "reconciled with the broker")
-        log.info(
-            "trading.reconciled",
-            mismatches=len(mismatches),
-            periodic=periodic,
-            open_orders=len(ctx.book.open()),
-        )
+        if info_enabled():  # the periodic run: a filtered line still costs a logger bind
+            log.info(
+                "trading.reconciled",
+                mismatches=len(mismatches),
+                periodic=periodic,
+                open_orders=len(ctx.book.open()),
+            )
         return mismatches
 
     async def _cancel_orphans(self, mismatches: list[str]) -> None:

@@ -156,3 +156,18 @@ async def test_access_lines_of_a_loop_turn_are_written_together_at_its_end() -> 
         logging.getLogger().handlers.clear()
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(e["request_id"], e["status"]) for e in lines] == [("a", 200), ("b", 404)]
+
+
+def test_info_enabled_follows_the_configured_level() -> None:
+    """info_enabled reads the current configuration: ERROR filters info, INFO does not."""
+    from cryptomon.log import info_enabled
+
+    try:
+        configure(level="ERROR", fmt="json", stream=io.StringIO())
+        assert not info_enabled()
+        configure(level="INFO", fmt="json", stream=io.StringIO())
+        assert info_enabled()
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    assert info_enabled()  # structlog's defaults log everything

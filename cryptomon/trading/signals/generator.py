@@ -17,7 +17,6 @@ generator shares with the order engine, when each event arrives: a runtime chang
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from cryptomon.events import Anomaly, Candle, Side, Signal
 from cryptomon.hub import Hub
 from cryptomon.ids import signal_id
 from cryptomon.kinds import SignalGrade
+from cryptomon.log import info_enabled
 from cryptomon.market.state import MarketState
 from cryptomon.trading.runtime import TradingRuntime
 from cryptomon.trading.signals.grades import GRADE_RANK, grade_for
@@ -43,13 +43,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 MarketKey = tuple[str, str]
-
-
-def _info_enabled() -> bool:
-    """Whether an info line would be written: the configured filtering logger's level
-    (checked per call, so a reconfiguration applies); unknown wrappers say yes."""
-    check = getattr(structlog.get_config()["wrapper_class"], "is_enabled_for", None)
-    return True if check is None else bool(check(None, logging.INFO))
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +254,7 @@ class SignalGenerator:
             id=extra.signal_id
             or signal_id(exchange, symbol, source=source, side=side, ts=ts, anomaly=anomaly_id),
         )
-        if _info_enabled():  # a filtered line still costs a logger bind per signal
+        if info_enabled():  # a filtered line still costs a logger bind per signal
             log.info(
                 "trading.signal",
                 exchange=exchange,

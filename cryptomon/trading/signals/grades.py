@@ -17,19 +17,27 @@ GRADE_RANK: dict[SignalGrade, int] = {
     SignalGrade.STRONG: 3,
 }
 
+# the members bound once (an enum member read through its class is a slow lookup on 3.11)
+_STRONG, _MEDIUM, _WEAK, _IGNORE = (
+    SignalGrade.STRONG,
+    SignalGrade.MEDIUM,
+    SignalGrade.WEAK,
+    SignalGrade.IGNORE,
+)
+
 
 def grade_for(
     strength: float, thresholds: GradeThresholds, *, at_least: SignalGrade | None = None
 ) -> SignalGrade:
     """The grade of ``strength`` by ``thresholds``, raised to ``at_least`` when given."""
     if strength >= thresholds.strong:
-        grade = SignalGrade.STRONG
+        grade = _STRONG
     elif strength >= thresholds.medium:
-        grade = SignalGrade.MEDIUM
+        grade = _MEDIUM
     elif strength >= thresholds.weak:
-        grade = SignalGrade.WEAK
+        grade = _WEAK
     else:
-        grade = SignalGrade.IGNORE
+        grade = _IGNORE
     if at_least is not None and GRADE_RANK[at_least] > GRADE_RANK[grade]:
         return at_least
     return grade

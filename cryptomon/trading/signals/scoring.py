@@ -81,8 +81,24 @@ def spec_scores(r: Reading, cfg: IndicatorStrategyConfig) -> tuple[dict[str, int
     return dict(zip(RULES, points[:n], strict=True)), dict(zip(RULES, points[n:], strict=True))
 
 
+# (buy, sell) int totals -> their outcome: a handful of small scores, frozen outcomes
+_SPEC_OUTCOMES: dict[tuple[int, int], Outcome | None] = {}
+
+
 def spec_outcome(buy: int, sell: int) -> Outcome | None:
-    """StrongBuy / Buy / StrongSell / Sell from the two totals, or None."""
+    """StrongBuy / Buy / StrongSell / Sell from the two totals, or None. The outcome of
+    two int totals is made once and shared (frozen; one per indicator signal)."""
+    if type(buy) is int and type(sell) is int:
+        key = (buy, sell)
+        try:
+            return _SPEC_OUTCOMES[key]
+        except KeyError:
+            outcome = _SPEC_OUTCOMES[key] = _spec_outcome(buy, sell)
+            return outcome
+    return _spec_outcome(buy, sell)
+
+
+def _spec_outcome(buy: int, sell: int) -> Outcome | None:
     total = buy + sell
     if total == 0:
         return None

@@ -121,3 +121,13 @@ def test_no_signal_no_trade(rows: list[Any]) -> None:
     assert result.trades == []
     assert result.fills == []
     assert list(result.equity) == [10_000.0] * 3
+
+
+def test_result_repr_counts_instead_of_printing_every_fill() -> None:
+    """The result's repr (asyncio.run formats the finished task's result) names the counts,
+    not every fill and trade."""
+    result = run_with_signals(quiet(), [FLAT, FLAT, FLAT], {0: "buy", 1: "sell"})
+    text = repr(result)
+    assert text.startswith("BacktestResult(candles=3, trades=1, fills=2, ")
+    assert "Fill(" not in text
+    assert len(text) < 200

@@ -10,7 +10,7 @@ from cryptomon.commands.run import with_role
 from cryptomon.config import Settings
 from cryptomon.errors import ConfigError
 from cryptomon.events import Anomaly, BookSnapshot, FlaggedTrade, Funding, Severity, Ticker, Trade
-from cryptomon.ids import anomaly_id, signal_id
+from cryptomon.ids import anomaly_id, signal_id, stable_id
 
 EX, SYM = "binance", "BTC-USDT"
 
@@ -98,6 +98,18 @@ def test_ids_are_deterministic_from_their_inputs() -> None:
     sig = signal_id(EX, SYM, source="rule", side="buy", ts=1.0, anomaly=one)
     assert sig == signal_id(EX, SYM, source="rule", side="buy", ts=1.0, anomaly=one)
     assert sig != signal_id(EX, SYM, source="rule", side="sell", ts=1.0, anomaly=one)
+
+
+def test_signal_ids_keep_their_digest() -> None:
+    """A signal id digests its parts as before (stored and published ids stay comparable
+    across versions): the values of ``stable_id("signal", ...)``, pinned."""
+    one = signal_id(
+        "binance", "BTC-USDT", source="indicators", side="buy", ts=1704067260.0, anomaly=None
+    )
+    assert one == "56bcb883213a6d3274fc0045a3bd58b5"
+    two = signal_id("binance", "BTC-USDT", source="rule", side="sell", ts=0.1, anomaly="ab")
+    assert two == "00f5f6fbee8718aa8153b80e3335c5e1"
+    assert two == stable_id("signal", "binance", "BTC-USDT", "rule", "sell", 0.1, "ab")
 
 
 def test_outbound_message_is_json_with_decimals_as_strings() -> None:

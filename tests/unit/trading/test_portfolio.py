@@ -224,3 +224,32 @@ def test_rebasing_cash_to_the_venue_is_not_pnl() -> None:
     assert p.daily_pnl(20.0) == before
     assert p.equity == D(5090)
     assert p.max_drawdown < D("0.01")
+
+
+@pytest.mark.parametrize(
+    "base",
+    [0.0, 86_400.0 * 19_723, -86_400.0 * 3],  # the epoch, 2024-01-01, before the epoch
+)
+def test_utc_day_matches_datetime_at_and_around_day_edges(base: float) -> None:
+    """utc_day remembers the last day's span; near an edge (the microsecond rounding of
+    datetime.fromtimestamp) and in any order it names the day datetime formats."""
+    from datetime import UTC, datetime
+
+    from cryptomon.trading.portfolio import utc_day
+
+    offsets = [43_200.0, 0.0, 4e-7, 5e-7, 6e-7, 0.001, 86_399.999, 86_400.0 - 6e-7]
+    offsets += [86_400.0 - 5e-7, 86_400.0 - 4e-7, 86_400.0, 1.0, 86_399.0, -1e-7, -0.5]
+    for ts in [base + o for o in offsets] + [base + o for o in reversed(offsets)]:
+        assert utc_day(ts) == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d"), ts
+
+
+def test_daily_pnl_rolls_with_the_utc_day() -> None:
+    """daily_pnl snapshots the day's start equity once per UTC day."""
+    p = Portfolio(quote="USDT", cash=D("1000"))
+    day = 86_400.0 * 19_723
+    assert p.daily_pnl(day + 10.0) == 0
+    assert p.day == "2024-01-01"
+    p.cash = D("1100")
+    assert p.daily_pnl(day + 86_399.5) == D("100")
+    assert p.daily_pnl(day + 86_400.0) == 0
+    assert p.day == "2024-01-02"

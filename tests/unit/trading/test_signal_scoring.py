@@ -127,6 +127,22 @@ def test_spec_outcomes(
     assert out.at_least == ("strong" if label.startswith("Strong") else "medium")
 
 
+def test_spec_outcomes_are_shared_per_int_totals_and_equal_for_other_numbers() -> None:
+    """The outcome of two int totals is made once; float or numpy totals still get their own
+    (their detail prints them as they are)."""
+    import numpy as np
+
+    first = spec_outcome(4, 1)
+    assert first is not None
+    assert spec_outcome(4, 1) is first
+    assert first.detail == "buy score 4, sell score 1"
+    assert spec_outcome(np.int64(4), np.int64(1)) == first
+    floated = spec_outcome(4.0, 1.0)  # type: ignore[arg-type]
+    assert floated is not None
+    assert floated.detail == "buy score 4.0, sell score 1.0"
+    assert spec_outcome(4, 1) is first
+
+
 def test_spec_score_of_an_oversold_uptrend_is_a_strong_buy() -> None:
     """RSI 25 (+2), SMA and EMA up (+2): buy score 4, sell 0 -> StrongBuy, strength 1."""
     reading = dataclasses.replace(NEUTRAL, rsi=25.0, sma_fast=101.0, ema_fast=101.0)
