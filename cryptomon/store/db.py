@@ -3,7 +3,9 @@
 SQLite (``sqlite+aiosqlite:///PATH``, the default) runs in WAL mode with foreign keys on and a
 busy timeout; reads (the API's queries) go through a second pool of ``read_pool_size`` query-only
 connections to the same file, which WAL lets read while the writer writes. PostgreSQL
-(``postgresql+psycopg://...``) uses one connection pool sized from config. ``start()`` checks
+(``postgresql+psycopg://...``) uses one connection pool sized from config for the writer and
+the async reads, and reads through :meth:`Database.read` run on ``pool_size`` reader threads
+with psycopg's sync driver (their own pool of autocommit connections). ``start()`` checks
 connectivity and fails with a :class:`FatalError` naming the URL (password redacted); with
 ``auto_migrate`` it then runs ``upgrade head``.
 
@@ -16,6 +18,10 @@ trip (and, on SQLite, one hop through aiosqlite's thread).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,11 +54,11 @@ PING_IDLE_S = 1.0  # ping a pooled connection before use only after this long un
 _USED = "cryptomon_used"  # the pool record's last checkout or checkin (monotonic seconds)
 
 
-def _ping_when_idle(engine: AsyncEngine, idle_s: Callable[[], float]) -> None:
+def _ping_when_idle(engine: Engine, idle_s: Callable[[], float]) -> None:
     """SQLAlchemy's pessimistic disconnect handling (``pool_pre_ping``), limited to
     connections idle for ``idle_s()`` seconds: a dead one raises ``DisconnectionError`` in the
     checkout event, which makes the pool invalidate it and connect again."""
-    dialect = engine.sync_engine.dialect
+    dialect = engine.dialect
 
     def on_connect(_dbapi_conn: Any, record: Any) -> None:
         record.info[_USED] = time.monotonic()
@@ -72,7 +78,7 @@ def _ping_when_idle(engine: AsyncEngine, idle_s: Callable[[], float]) -> None:
         if record is not None:
             record.info[_USED] = time.monotonic()
 
-    pool = engine.sync_engine.pool
+    pool = engine.pool
     event.listen(pool, "connect", on_connect)
     event.listen(pool, "checkout", on_checkout)
     event.listen(pool, "checkin", on_checkin)
@@ -115,6 +121,45 @@ def is_transient(exc: BaseException) -> bool:
             exc, sa_exc.OperationalError | sa_exc.InterfaceError
         )
     return isinstance(exc, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError)
+
+
+class _ReadGuard:
+    """The deadline of one threaded PostgreSQL read, shared by the loop and the thread: once
+    expired, a read that has not started yet does not start, and one that holds a connection
+    has its socket shut down (the blocked driver call then fails)."""
+
+    __slots__ = ("_conn", "_expired", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._expired = False
+
+    def attach(self, conn: Connection) -> None:
+        with self._lock:
+            if self._expired:
+                raise TimeoutError("the read's deadline passed before it started")
+            self._conn = conn.connection.dbapi_connection
+
+    def detach(self) -> None:
+        with self._lock:
+            self._conn = None
+
+    def expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            raw, self._conn = self._conn, None
+            if raw is not None:
+                _shut_down(raw)
+
+
+def _shut_down(raw: Any) -> None:
+    """Shut down the socket of a psycopg connection (not closed: its owner thread does that
+    when the blocked call fails)."""
+    with contextlib.suppress(Exception):
+        fd = raw.pgconn.socket
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class Database:
@@ -212,7 +257,7 @@ class Database:
                 connect_args=connect,
             )
         engine = create_async_engine(url, **kwargs)
-        _ping_when_idle(engine, lambda: self.ping_idle_s)
+        _ping_when_idle(engine.sync_engine, lambda: self.ping_idle_s)
         if self.dialect == "sqlite":
             busy_ms = round(self.config.sqlite_busy_timeout_s * 1000)
             pragmas = _sqlite_pragmas(busy_ms, read_only=self.read_only or reader)
@@ -220,10 +265,32 @@ class Database:
         return engine
 
     def _create_sync_reader(self) -> Engine:
-        """The SQLite read pool for :meth:`read`: the stdlib driver used from reader threads,
-        so a query is one hand-off to a thread (aiosqlite hands off each cursor call: create,
-        execute, fetch, close and the rollback on release)."""
+        """The read pool of :meth:`read`, used from reader threads with the sync driver, so a
+        query is one hand-off to a thread. On a SQLite file: the stdlib driver on query-only
+        connections (aiosqlite hands off each cursor call: create, execute, fetch, close and
+        the rollback on release). On PostgreSQL: psycopg's sync connections in autocommit,
+        ``database.pool_size`` of them, with the server's ``statement_timeout`` set to
+        ``statement_timeout_s`` (a stalled socket is cut by :meth:`read`'s own deadline)."""
         cfg = self.config
+        if self.dialect == "postgresql":
+            options = f"-c statement_timeout={max(1, round(cfg.statement_timeout_s * 1000))}"
+            if self.read_only:
+                options += " -c default_transaction_read_only=on"
+            pg = create_engine(
+                self.url,
+                echo=cfg.echo,
+                json_deserializer=orjson.loads,
+                isolation_level="AUTOCOMMIT",
+                connect_args={
+                    "connect_timeout": max(1, round(cfg.connect_timeout_s)),
+                    "options": options,
+                },
+                pool_size=cfg.pool_size,
+                max_overflow=0,
+                pool_timeout=cfg.pool_timeout_s,
+            )
+            _ping_when_idle(pg, lambda: self.ping_idle_s)
+            return pg
         url, connect_args = self._sqlite_target()
         engine = create_engine(
             url.set(drivername="sqlite+pysqlite"),
@@ -242,7 +309,7 @@ class Database:
     @property
     def threaded_reads(self) -> bool:
         """Whether :meth:`read` runs on reader threads (a SQLite file written by this
-        process); otherwise callers read through :attr:`reader`."""
+        process, or PostgreSQL); otherwise callers read through :attr:`reader`."""
         return self._sync_reader is not None
 
     @property
@@ -253,18 +320,45 @@ class Database:
         return engines if self._sync_reader is None else (*engines, self._sync_reader)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        """``work(connection)`` on a connection of the SQLite read pool, in a reader thread
+        """``work(connection)`` on a connection of the read pool, in a reader thread
         (``threaded_reads`` must be true); ``work`` runs its statements and returns plain
-        data (no lazy results: the connection goes back to the pool when it returns)."""
+        data (no lazy results: the connection goes back to the pool when it returns).
+
+        On PostgreSQL the whole read (wait for a thread and a connection, statements) has
+        :attr:`answer_timeout_s`: past it the caller gets ``TimeoutError`` and the thread's
+        connection is cut (its socket shut down), so a thread blocked on a socket whose
+        packets are held gets an error instead of hanging forever; the pool drops that
+        connection."""
         engine, threads = self._sync_reader, self._read_threads
         if engine is None or threads is None:
-            raise RuntimeError("threaded reads need a started database on a SQLite file")
+            raise RuntimeError("threaded reads need a started database (SQLite file or PostgreSQL)")
+        loop = asyncio.get_running_loop()
+        limit = self.answer_timeout_s
+        if limit is None:
 
-        def run() -> T:
+            def run() -> T:
+                with engine.connect() as conn:
+                    return work(conn)
+
+            return await loop.run_in_executor(threads, run)
+
+        guard = _ReadGuard()
+
+        def guarded() -> T:
             with engine.connect() as conn:
-                return work(conn)
+                guard.attach(conn)
+                try:
+                    return work(conn)
+                finally:
+                    guard.detach()
 
-        return await asyncio.get_running_loop().run_in_executor(threads, run)
+        future = loop.run_in_executor(threads, guarded)
+        try:
+            async with asyncio.timeout(limit):
+                return await future
+        except TimeoutError:
+            guard.expire()
+            raise
 
     async def start(self) -> None:
         """Create the engine, check the database answers, migrate when configured."""
@@ -291,12 +385,12 @@ class Database:
         # returned to the pool without a rollback (one hop less through aiosqlite's thread)
         if self._read_pool():
             self._reader = self._create_engine(reader=True)
-            self._sync_reader = self._create_sync_reader()
-            self._read_threads = ThreadPoolExecutor(
-                self.config.read_pool_size, thread_name_prefix="cryptomon-read"
-            )
         else:
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        if self._read_pool() or self.dialect == "postgresql":
+            self._sync_reader = self._create_sync_reader()
+            threads = self.config.read_pool_size if self._read_pool() else self.config.pool_size
+            self._read_threads = ThreadPoolExecutor(threads, thread_name_prefix="cryptomon-read")
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate and not self.read_only:
