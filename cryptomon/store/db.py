@@ -18,13 +18,8 @@ trip (and, on SQLite, one hop through aiosqlite's thread).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import socket
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -43,6 +38,7 @@ from sqlalchemy.ext.asyncio import (
 from cryptomon.config import DatabaseConfig
 from cryptomon.errors import FatalError
 from cryptomon.log import redact_url
+from cryptomon.store.reader_threads import ReaderThreads, ReadGuard
 from cryptomon.store.revision import packaged_head
 
 log = structlog.get_logger()
@@ -123,45 +119,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError)
 
 
-class _ReadGuard:
-    """The deadline of one threaded PostgreSQL read, shared by the loop and the thread: once
-    expired, a read that has not started yet does not start, and one that holds a connection
-    has its socket shut down (the blocked driver call then fails)."""
-
-    __slots__ = ("_conn", "_expired", "_lock")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._expired = False
-
-    def attach(self, conn: Connection) -> None:
-        with self._lock:
-            if self._expired:
-                raise TimeoutError("the read's deadline passed before it started")
-            self._conn = conn.connection.dbapi_connection
-
-    def detach(self) -> None:
-        with self._lock:
-            self._conn = None
-
-    def expire(self) -> None:
-        with self._lock:
-            self._expired = True
-            raw, self._conn = self._conn, None
-            if raw is not None:
-                _shut_down(raw)
-
-
-def _shut_down(raw: Any) -> None:
-    """Shut down the socket of a psycopg connection (not closed: its owner thread does that
-    when the blocked call fails)."""
-    with contextlib.suppress(Exception):
-        fd = raw.pgconn.socket
-        with socket.socket(fileno=os.dup(fd)) as sock:
-            sock.shutdown(socket.SHUT_RDWR)
-
-
 class Database:
     """Owns the engine and the session factory; other components receive it as ``db=``."""
 
@@ -181,7 +138,7 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._reader: AsyncEngine | None = None
         self._sync_reader: Engine | None = None  # SQLite file: the read pool, used by threads
-        self._read_threads: ThreadPoolExecutor | None = None
+        self._read_threads: ReaderThreads | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     # ------------------------------------------------------------------ accessors
@@ -332,7 +289,6 @@ class Database:
         engine, threads = self._sync_reader, self._read_threads
         if engine is None or threads is None:
             raise RuntimeError("threaded reads need a started database (SQLite file or PostgreSQL)")
-        loop = asyncio.get_running_loop()
         limit = self.answer_timeout_s
         if limit is None:
 
@@ -340,9 +296,9 @@ class Database:
                 with engine.connect() as conn:
                     return work(conn)
 
-            return await loop.run_in_executor(threads, run)
+            return await threads.submit(run)
 
-        guard = _ReadGuard()
+        guard = ReadGuard()
 
         def guarded() -> T:
             with engine.connect() as conn:
@@ -352,7 +308,7 @@ class Database:
                 finally:
                     guard.detach()
 
-        future = loop.run_in_executor(threads, guarded)
+        future = threads.submit(guarded)
         try:
             async with asyncio.timeout(limit):
                 return await future
@@ -390,7 +346,7 @@ class Database:
         if self._read_pool() or self.dialect == "postgresql":
             self._sync_reader = self._create_sync_reader()
             threads = self.config.read_pool_size if self._read_pool() else self.config.pool_size
-            self._read_threads = ThreadPoolExecutor(threads, thread_name_prefix="cryptomon-read")
+            self._read_threads = ReaderThreads(threads, "cryptomon-read")
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate and not self.read_only:
@@ -454,7 +410,7 @@ class Database:
         if self._reader is not None and self._read_pool():
             await self._reader.dispose()
         if self._read_threads is not None:
-            self._read_threads.shutdown(wait=True)
+            self._read_threads.shutdown()
             self._read_threads = None
         if self._sync_reader is not None:
             self._sync_reader.dispose()
