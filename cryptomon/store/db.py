@@ -238,6 +238,7 @@ class Database:
                 echo=cfg.echo,
                 json_deserializer=orjson.loads,
                 isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,  # autocommit: no transaction to end
                 connect_args={
                     "connect_timeout": max(1, round(cfg.connect_timeout_s)),
                     "options": options,
