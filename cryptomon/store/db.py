@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import (
 from cryptomon.config import DatabaseConfig
 from cryptomon.errors import FatalError
 from cryptomon.log import redact_url
-from cryptomon.store.reader_threads import ReaderThreads, ReadGuard
+from cryptomon.store.reader_threads import ReaderThreads, ReadGuard, guard_checkout
 from cryptomon.store.revision import packaged_head
 
 log = structlog.get_logger()
@@ -50,18 +50,26 @@ PING_IDLE_S = 1.0  # ping a pooled connection before use only after this long un
 _USED = "cryptomon_used"  # the pool record's last checkout or checkin (monotonic seconds)
 
 
-def _ping_when_idle(engine: Engine, idle_s: Callable[[], float]) -> None:
+def _ping_when_idle(
+    engine: Engine,
+    idle_s: Callable[[], float],
+    before_ping: Callable[[Any], bool] | None = None,
+) -> None:
     """SQLAlchemy's pessimistic disconnect handling (``pool_pre_ping``), limited to
     connections idle for ``idle_s()`` seconds: a dead one raises ``DisconnectionError`` in the
-    checkout event, which makes the pool invalidate it and connect again."""
+    checkout event, which makes the pool invalidate it and connect again. ``before_ping``
+    is given every driver connection checked out, before its ping, and False from it skips
+    the ping (the reader threads' deadline:
+    :func:`~cryptomon.store.reader_threads.guard_checkout`)."""
     dialect = engine.dialect
 
     def on_connect(_dbapi_conn: Any, record: Any) -> None:
         record.info[_USED] = time.monotonic()
 
     def on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        ping = before_ping is None or before_ping(dbapi_conn)
         now = time.monotonic()
-        if now - record.info.get(_USED, 0.0) >= idle_s():
+        if ping and now - record.info.get(_USED, 0.0) >= idle_s():
             try:
                 alive = dialect.do_ping(dbapi_conn)
             except Exception as exc:
@@ -247,7 +255,7 @@ class Database:
                 max_overflow=0,
                 pool_timeout=cfg.pool_timeout_s,
             )
-            _ping_when_idle(pg, lambda: self.ping_idle_s)
+            _ping_when_idle(pg, lambda: self.ping_idle_s, guard_checkout)
             return pg
         url, connect_args = self._sqlite_target()
         engine = create_engine(
@@ -269,6 +277,11 @@ class Database:
         """Whether :meth:`read` runs on reader threads (a SQLite file written by this
         process, or PostgreSQL); otherwise callers read through :attr:`reader`."""
         return self._sync_reader is not None
+
+    @property
+    def reads_running(self) -> int:
+        """How many reader threads are running a read now (0 without threaded reads)."""
+        return 0 if self._read_threads is None else self._read_threads.busy
 
     @property
     def read_engines(self) -> tuple[Engine, ...]:
@@ -302,12 +315,13 @@ class Database:
         guard = ReadGuard()
 
         def guarded() -> T:
-            with engine.connect() as conn:
-                guard.attach(conn)
+            with guard, engine.connect() as conn:  # the checkout attaches it before a ping
                 try:
+                    guard.attach(conn)  # (again; TimeoutError when the deadline has passed)
                     return work(conn)
-                finally:
-                    guard.detach()
+                finally:  # before the connection goes back to the pool
+                    if guard.detach():
+                        conn.invalidate()  # its socket was shut down: not to be reused
 
         future = threads.submit(guarded)
         try:

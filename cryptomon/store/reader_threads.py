@@ -46,6 +46,7 @@ class ReaderThreads:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._done: dict[asyncio.AbstractEventLoop, list[_Outcome[Any]]] = {}
+        self._busy = 0
         self._threads = [
             threading.Thread(target=self._serve, name=f"{name}_{i}", daemon=True)
             for i in range(size)
@@ -64,6 +65,11 @@ class ReaderThreads:
         self._jobs.put((fn, future, loop))
         return future
 
+    @property
+    def busy(self) -> int:
+        """How many threads are running a job now."""
+        return self._busy
+
     def shutdown(self) -> None:
         """Let the threads finish the jobs queued, then end them (waits for them)."""
         if not self._open:
@@ -79,11 +85,14 @@ class ReaderThreads:
             fn, future, loop = job
             if future.done():  # cancelled while queued (its caller gave up)
                 continue
+            with self._lock:
+                self._busy += 1
             try:
                 outcome = _Outcome(future, fn(), None)
             except BaseException as exc:
                 outcome = _Outcome(future, None, exc)
             with self._lock:
+                self._busy -= 1
                 waiting = self._done.setdefault(loop, [])
                 waiting.append(outcome)
                 wake = len(waiting) == 1  # else a wake-up of this loop is on its way
@@ -106,34 +115,67 @@ class ReaderThreads:
                 future.set_result(outcome.value)
 
 
+_current = threading.local()  # the ReadGuard of the read a thread is running, if any
+
+
 class ReadGuard:
     """The deadline of one threaded PostgreSQL read, shared by the loop and the thread: once
     expired, a read that has not started yet does not start, and one that holds a connection
-    has its socket shut down (the blocked driver call then fails)."""
+    has its socket shut down (the blocked driver call then fails). The thread enters it
+    (``with guard:``) around the checkout, so the pool's checkout event can attach the
+    connection (:func:`guard_checkout`) before pinging it."""
 
-    __slots__ = ("_conn", "_expired", "_lock")
+    __slots__ = ("_conn", "_cut", "_expired", "_lock")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._conn: Any = None
         self._expired = False
+        self._cut = False  # the connection's socket was shut down
 
-    def attach(self, conn: Connection) -> None:
+    def __enter__(self) -> ReadGuard:
+        _current.guard = self
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        _current.guard = None
+        self.detach()
+
+    def attach_raw(self, raw: Any) -> bool:
+        """The driver connection the read uses from now on; False once expired."""
         with self._lock:
             if self._expired:
-                raise TimeoutError("the read's deadline passed before it started")
-            self._conn = conn.connection.dbapi_connection
+                return False
+            self._conn = raw
+            return True
 
-    def detach(self) -> None:
+    def attach(self, conn: Connection) -> None:
+        """``conn`` is the read's connection (TimeoutError once expired)."""
+        if not self.attach_raw(conn.connection.dbapi_connection):
+            raise TimeoutError("the read's deadline passed before it started")
+
+    def detach(self) -> bool:
+        """The read no longer uses its connection (call before it goes back to the pool);
+        True when its socket was shut down (the caller invalidates it, not to be reused)."""
         with self._lock:
             self._conn = None
+            return self._cut
 
     def expire(self) -> None:
         with self._lock:
             self._expired = True
             raw, self._conn = self._conn, None
             if raw is not None:
+                self._cut = True
                 shut_down(raw)
+
+
+def guard_checkout(raw: Any) -> bool:
+    """For the pool's checkout event, before a ping: the driver connection a guarded read
+    (the thread's current :class:`ReadGuard`) is about to use; False when that read's
+    deadline has passed (no ping then: the read will not run)."""
+    guard = getattr(_current, "guard", None)
+    return guard is None or guard.attach_raw(raw)
 
 
 def shut_down(raw: Any) -> None:
