@@ -17,7 +17,12 @@ class DatabaseConfig(Section):
         description="sqlite+aiosqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB",
     )
     auto_migrate: bool = Field(default=True, description="run `db upgrade head` at start")
-    pool_size: int = Field(default=5, ge=1, description="PostgreSQL connections kept open")
+    pool_size: int = Field(
+        default=5,
+        ge=1,
+        description="PostgreSQL connections kept open (the API reads have as many again, "
+        "one per reader thread)",
+    )
     max_overflow: int = Field(default=5, ge=0, description="extra connections under load")
     pool_timeout_s: float = Field(default=10.0, gt=0, description="wait for a free connection")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="connect attempt limit")

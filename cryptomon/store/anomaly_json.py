@@ -121,9 +121,18 @@ def row_plan(dialect: Dialect, coltypes: tuple[Any, ...]) -> RowPlan:
     return RowPlan(tuple(convert), cursor_time, _NAMES.index("ts_detected"))
 
 
+def _type_codes(cursor: Any) -> tuple[Any, ...]:
+    """The type codes of the cursor description's columns; from psycopg's result directly
+    (its ``description`` makes a column object per column on every access)."""
+    res = getattr(cursor, "pgresult", None)
+    if res is not None:
+        return tuple(res.ftype(i) for i in range(res.nfields))
+    return tuple(d[1] for d in cursor.description)
+
+
 def page_json(dialect: Dialect, result: Any, limit: int) -> bytes:
     """The JSON page of ``result`` (the item page statement's rows, ``limit`` + 1 at most)."""
-    plan = row_plan(dialect, tuple(d[1] for d in result.cursor.description))
+    plan = row_plan(dialect, _type_codes(result.cursor))
     rows = result.all()
     items = [dict(zip(_NAMES, row, strict=True)) for row in rows[:limit]]
     for name, process in plan.convert:

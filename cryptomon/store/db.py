@@ -3,7 +3,9 @@
 SQLite (``sqlite+aiosqlite:///PATH``, the default) runs in WAL mode with foreign keys on and a
 busy timeout; reads (the API's queries) go through a second pool of ``read_pool_size`` query-only
 connections to the same file, which WAL lets read while the writer writes. PostgreSQL
-(``postgresql+psycopg://...``) uses one connection pool sized from config. ``start()`` checks
+(``postgresql+psycopg://...``) uses one connection pool sized from config for the writer and
+the async reads, and reads through :meth:`Database.read` run on ``pool_size`` reader threads
+with psycopg's sync driver (their own pool of autocommit connections). ``start()`` checks
 connectivity and fails with a :class:`FatalError` naming the URL (password redacted); with
 ``auto_migrate`` it then runs ``upgrade head``.
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -37,6 +38,7 @@ from sqlalchemy.ext.asyncio import (
 from cryptomon.config import DatabaseConfig
 from cryptomon.errors import FatalError
 from cryptomon.log import redact_url
+from cryptomon.store.reader_threads import ReaderThreads, ReadGuard, guard_checkout
 from cryptomon.store.revision import packaged_head
 
 log = structlog.get_logger()
@@ -48,18 +50,26 @@ PING_IDLE_S = 1.0  # ping a pooled connection before use only after this long un
 _USED = "cryptomon_used"  # the pool record's last checkout or checkin (monotonic seconds)
 
 
-def _ping_when_idle(engine: AsyncEngine, idle_s: Callable[[], float]) -> None:
+def _ping_when_idle(
+    engine: Engine,
+    idle_s: Callable[[], float],
+    before_ping: Callable[[Any], bool] | None = None,
+) -> None:
     """SQLAlchemy's pessimistic disconnect handling (``pool_pre_ping``), limited to
     connections idle for ``idle_s()`` seconds: a dead one raises ``DisconnectionError`` in the
-    checkout event, which makes the pool invalidate it and connect again."""
-    dialect = engine.sync_engine.dialect
+    checkout event, which makes the pool invalidate it and connect again. ``before_ping``
+    is given every driver connection checked out, before its ping, and False from it skips
+    the ping (the reader threads' deadline:
+    :func:`~cryptomon.store.reader_threads.guard_checkout`)."""
+    dialect = engine.dialect
 
     def on_connect(_dbapi_conn: Any, record: Any) -> None:
         record.info[_USED] = time.monotonic()
 
     def on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        ping = before_ping is None or before_ping(dbapi_conn)
         now = time.monotonic()
-        if now - record.info.get(_USED, 0.0) >= idle_s():
+        if ping and now - record.info.get(_USED, 0.0) >= idle_s():
             try:
                 alive = dialect.do_ping(dbapi_conn)
             except Exception as exc:
@@ -72,7 +82,7 @@ def _ping_when_idle(engine: AsyncEngine, idle_s: Callable[[], float]) -> None:
         if record is not None:
             record.info[_USED] = time.monotonic()
 
-    pool = engine.sync_engine.pool
+    pool = engine.pool
     event.listen(pool, "connect", on_connect)
     event.listen(pool, "checkout", on_checkout)
     event.listen(pool, "checkin", on_checkin)
@@ -136,7 +146,7 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._reader: AsyncEngine | None = None
         self._sync_reader: Engine | None = None  # SQLite file: the read pool, used by threads
-        self._read_threads: ThreadPoolExecutor | None = None
+        self._read_threads: ReaderThreads | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     # ------------------------------------------------------------------ accessors
@@ -212,7 +222,7 @@ class Database:
                 connect_args=connect,
             )
         engine = create_async_engine(url, **kwargs)
-        _ping_when_idle(engine, lambda: self.ping_idle_s)
+        _ping_when_idle(engine.sync_engine, lambda: self.ping_idle_s)
         if self.dialect == "sqlite":
             busy_ms = round(self.config.sqlite_busy_timeout_s * 1000)
             pragmas = _sqlite_pragmas(busy_ms, read_only=self.read_only or reader)
@@ -220,10 +230,33 @@ class Database:
         return engine
 
     def _create_sync_reader(self) -> Engine:
-        """The SQLite read pool for :meth:`read`: the stdlib driver used from reader threads,
-        so a query is one hand-off to a thread (aiosqlite hands off each cursor call: create,
-        execute, fetch, close and the rollback on release)."""
+        """The read pool of :meth:`read`, used from reader threads with the sync driver, so a
+        query is one hand-off to a thread. On a SQLite file: the stdlib driver on query-only
+        connections (aiosqlite hands off each cursor call: create, execute, fetch, close and
+        the rollback on release). On PostgreSQL: psycopg's sync connections in autocommit,
+        ``database.pool_size`` of them, with the server's ``statement_timeout`` set to
+        ``statement_timeout_s`` (a stalled socket is cut by :meth:`read`'s own deadline)."""
         cfg = self.config
+        if self.dialect == "postgresql":
+            options = f"-c statement_timeout={max(1, round(cfg.statement_timeout_s * 1000))}"
+            if self.read_only:
+                options += " -c default_transaction_read_only=on"
+            pg = create_engine(
+                self.url,
+                echo=cfg.echo,
+                json_deserializer=orjson.loads,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,  # autocommit: no transaction to end
+                connect_args={
+                    "connect_timeout": max(1, round(cfg.connect_timeout_s)),
+                    "options": options,
+                },
+                pool_size=cfg.pool_size,
+                max_overflow=0,
+                pool_timeout=cfg.pool_timeout_s,
+            )
+            _ping_when_idle(pg, lambda: self.ping_idle_s, guard_checkout)
+            return pg
         url, connect_args = self._sqlite_target()
         engine = create_engine(
             url.set(drivername="sqlite+pysqlite"),
@@ -242,8 +275,13 @@ class Database:
     @property
     def threaded_reads(self) -> bool:
         """Whether :meth:`read` runs on reader threads (a SQLite file written by this
-        process); otherwise callers read through :attr:`reader`."""
+        process, or PostgreSQL); otherwise callers read through :attr:`reader`."""
         return self._sync_reader is not None
+
+    @property
+    def reads_running(self) -> int:
+        """How many reader threads are running a read now (0 without threaded reads)."""
+        return 0 if self._read_threads is None else self._read_threads.busy
 
     @property
     def read_engines(self) -> tuple[Engine, ...]:
@@ -253,18 +291,45 @@ class Database:
         return engines if self._sync_reader is None else (*engines, self._sync_reader)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        """``work(connection)`` on a connection of the SQLite read pool, in a reader thread
+        """``work(connection)`` on a connection of the read pool, in a reader thread
         (``threaded_reads`` must be true); ``work`` runs its statements and returns plain
-        data (no lazy results: the connection goes back to the pool when it returns)."""
+        data (no lazy results: the connection goes back to the pool when it returns).
+
+        On PostgreSQL the whole read (wait for a thread and a connection, statements) has
+        :attr:`answer_timeout_s`: past it the caller gets ``TimeoutError`` and the thread's
+        connection is cut (its socket shut down), so a thread blocked on a socket whose
+        packets are held gets an error instead of hanging forever; the pool drops that
+        connection."""
         engine, threads = self._sync_reader, self._read_threads
         if engine is None or threads is None:
-            raise RuntimeError("threaded reads need a started database on a SQLite file")
+            raise RuntimeError("threaded reads need a started database (SQLite file or PostgreSQL)")
+        limit = self.answer_timeout_s
+        if limit is None:
 
-        def run() -> T:
-            with engine.connect() as conn:
-                return work(conn)
+            def run() -> T:
+                with engine.connect() as conn:
+                    return work(conn)
 
-        return await asyncio.get_running_loop().run_in_executor(threads, run)
+            return await threads.submit(run)
+
+        guard = ReadGuard()
+
+        def guarded() -> T:
+            with guard, engine.connect() as conn:  # the checkout attaches it before a ping
+                try:
+                    guard.attach(conn)  # (again; TimeoutError when the deadline has passed)
+                    return work(conn)
+                finally:  # before the connection goes back to the pool
+                    if guard.detach():
+                        conn.invalidate()  # its socket was shut down: not to be reused
+
+        future = threads.submit(guarded)
+        try:
+            async with asyncio.timeout(limit):
+                return await future
+        except TimeoutError:
+            guard.expire()
+            raise
 
     async def start(self) -> None:
         """Create the engine, check the database answers, migrate when configured."""
@@ -291,12 +356,12 @@ class Database:
         # returned to the pool without a rollback (one hop less through aiosqlite's thread)
         if self._read_pool():
             self._reader = self._create_engine(reader=True)
-            self._sync_reader = self._create_sync_reader()
-            self._read_threads = ThreadPoolExecutor(
-                self.config.read_pool_size, thread_name_prefix="cryptomon-read"
-            )
         else:
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        if self._read_pool() or self.dialect == "postgresql":
+            self._sync_reader = self._create_sync_reader()
+            threads = self.config.read_pool_size if self._read_pool() else self.config.pool_size
+            self._read_threads = ReaderThreads(threads, "cryptomon-read")
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate and not self.read_only:
@@ -360,7 +425,7 @@ class Database:
         if self._reader is not None and self._read_pool():
             await self._reader.dispose()
         if self._read_threads is not None:
-            self._read_threads.shutdown(wait=True)
+            self._read_threads.shutdown()
             self._read_threads = None
         if self._sync_reader is not None:
             self._sync_reader.dispose()

@@ -115,8 +115,8 @@ class Queries(ReadPool):
         cursor: str | None = None,
     ) -> bytes:
         """:meth:`anomalies` as the JSON of ``{"items": page, "next_cursor": cursor}`` (the
-        same bytes as orjson's), made from the driver's rows; on a SQLite file the reader
-        thread builds it, so the loop only gets bytes."""
+        same bytes as orjson's), made from the driver's rows; with threaded reads (a SQLite file,
+        PostgreSQL) the reader thread builds it, so the loop only gets bytes."""
         limit = check_limit(limit)
         params = anomaly_params(
             exchange=exchange,

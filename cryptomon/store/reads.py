@@ -1,6 +1,7 @@
 """How :class:`~cryptomon.store.queries.Queries` reaches the database: a connection of the
-read pool (or, on a SQLite file, a reader thread), a bounded number of reads at a time on
-PostgreSQL, and an unreachable database as a :class:`~cryptomon.errors.TemporaryError`."""
+read pool or a reader thread (:meth:`Database.read <cryptomon.store.db.Database.read>`, on a
+SQLite file and on PostgreSQL), a bounded number of async reads at a time on PostgreSQL, and
+an unreachable database as a :class:`~cryptomon.errors.TemporaryError`."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ T = TypeVar("T")
 
 
 class ReadPool:
-    """The read side's access to ``db``. On PostgreSQL (reads share the engine's pool) at
-    most ``database.pool_size`` reads hold a connection at a time and the others wait for
+    """The read side's access to ``db``. Row reads and JSON pages run on the reader threads
+    where the database has them (``threaded_reads``: a SQLite file, PostgreSQL); the reads
+    that need an async connection or session (statistics, signal pages) use the read pool.
+    On PostgreSQL (those share the engine's pool) at most ``database.pool_size`` of them
+    hold a connection at a time and the others wait for
     one of them: more would open overflow connections, which the pool closes again when they
     come back to a full pool, so a burst of reads connected (a server process each) and
     disconnected for nearly every query."""
@@ -71,8 +75,8 @@ class ReadPool:
     async def _fetch(
         self, stmt: Select[Any], params: dict[str, Any] | None = None
     ) -> tuple[Any, list[Any]]:
-        """(result, rows) of one statement: on a SQLite file in one reader thread, else on
-        the async read pool; an unreachable database becomes a ``TemporaryError``."""
+        """(result, rows) of one statement: in one reader thread (``threaded_reads``), else
+        on the async read pool; an unreachable database becomes a ``TemporaryError``."""
         if not self.db.threaded_reads:
             async with self._connection() as conn:
                 result = await conn.execute(stmt, params)

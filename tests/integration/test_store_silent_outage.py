@@ -168,3 +168,35 @@ async def test_reads_on_a_stalled_connection_fail_as_temporary_within_seconds(pg
         await db.stop()
         await direct.stop()
         await proxy.close()
+
+
+@pytest.mark.asyncio
+async def test_a_read_stalled_in_the_ping_is_cut_and_frees_its_thread(pg_url: str) -> None:
+    """A reader thread blocked on a stalled socket (here in the ping of a pooled connection
+    before the query) is cut at the read's deadline: the read fails as TemporaryError, the
+    thread is free again while the packets are still held, and once they flow the next read
+    answers on a new connection (the cut one is not reused)."""
+    direct = Database(DatabaseConfig(url=pg_url))
+    await direct.start()
+    url = make_url(pg_url)
+    proxy = StallingProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    db = Database(DatabaseConfig(url=proxied, auto_migrate=False, statement_timeout_s=1))
+    await db.start()
+    try:
+        queries = Queries(db=db)
+        assert await queries.anomaly_page_json(limit=5) == b'{"items":[],"next_cursor":null}'
+        db.ping_idle_s = 0.0  # every checkout pings: the read blocks in the ping
+        proxy.stall()
+        with pytest.raises(TemporaryError, match="unavailable"):
+            await queries.anomaly_page_json(limit=5)
+        assert db.threaded_reads
+        await wait_until(lambda: db.reads_running == 0, timeout=10, message="thread freed")
+        proxy.resume()
+        assert await queries.anomaly_page_json(limit=5) == b'{"items":[],"next_cursor":null}'
+    finally:
+        proxy.resume()
+        await db.stop()
+        await direct.stop()
+        await proxy.close()

@@ -29,8 +29,8 @@ async def list_anomalies(call: Call) -> bytes:
     check_limit(call, q.limit)
     try:
         # the page's JSON as the store makes it from the driver's rows (the AnomalyOut
-        # fields, no per-row validation: tests check the shape against AnomalyPage); on a
-        # SQLite file a reader thread serializes it and the loop only writes the bytes
+        # fields, no per-row validation: tests check the shape against AnomalyPage); a
+        # reader thread serializes it (SQLite file, PostgreSQL) and the loop only writes bytes
         return await call.service(QUERIES).anomaly_page_json(
             exchange=q.exchange,
             symbol=q.symbol,
