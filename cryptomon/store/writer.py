@@ -4,9 +4,12 @@ Two queued hub subscriptions:
 
 - durable kinds (``events.DURABLE`` and ``FeedStatus``), ``policy="never_drop"``: anomalies,
   signals, orders, fills, positions, risk events, notifications, audit entries, feed events;
-- market data, ``policy="drop_oldest"`` bounded by ``storage.market_buffer``: trades (rows only
-  with ``storage.trades``; always aggregated into 1-minute candles), book tops sampled every
-  ``storage.book_sample_s`` per market, closed exchange candles.
+- market data, ``policy="drop_oldest"`` bounded by ``storage.market_buffer``: trades with
+  ``storage.trades`` (stored, and aggregated into 1-minute candles), book tops sampled every
+  ``storage.book_sample_s`` per market, closed exchange candles. Without ``storage.trades``
+  (the default) a trade is folded into its 1-minute candle inline as it is published and
+  never takes a buffer slot; closed candles waiting for the database are bounded by
+  ``storage.market_buffer`` too (the oldest dropped and counted).
 
 A batch is written when it reaches ``storage.batch_size`` rows (``market_batch_size`` for
 market data: fewer, larger COPY transactions) or ``storage.batch_max_age_s`` after its first
@@ -69,7 +72,8 @@ class StoreWriter:
         self.db = db
         self.config = config
         self.clock = clock
-        self.candles = CandleAggregator()
+        # closed bars wait for the database at most market_buffer of them (an outage)
+        self.candles = CandleAggregator(max_closed=config.market_buffer)
         self._durable: list[Event] = []
         self._durable_since = 0.0
         self._trades: list[tuple[Any, ...]] = []
@@ -85,6 +89,7 @@ class StoreWriter:
         self._turn: asyncio.Lock | None = asyncio.Lock() if db.dialect == "sqlite" else None
         self._subs: list[QueuedSubscription] = []
         self._top_sampler: InlineSubscription | None = None
+        self._inline: list[InlineSubscription] = []
         self._timers: list[asyncio.Task[None]] = []
         self.tx = Transactions(hub=hub, db=db, config=config, clock=clock)
         # stats (the written rows, batches, retries and latency are the transactions')
@@ -126,7 +131,8 @@ class StoreWriter:
                 batch_size=cfg.batch_size * DURABLE_BURST,
             ),
             self.hub.subscribe_queued(
-                (Trade, FlaggedTrade, Candle),
+                # without trade rows a trade is only folded into its candle: inline (below)
+                (Trade, FlaggedTrade, Candle) if cfg.trades else (Candle,),
                 self._on_market,
                 name="store-writer.market",
                 policy="drop_oldest",
@@ -140,6 +146,15 @@ class StoreWriter:
         self._top_sampler = self.hub.subscribe(
             BookTop, self._sample_top, name="store-writer.book-sampler"
         )
+        if not cfg.trades:
+            # Trades are not stored: each is folded into its 1-minute candle as it is
+            # published (a dict lookup and a few float updates), so none waits in (or is
+            # dropped from) the bounded market buffer, which then holds sampled book tops and
+            # exchange candles only.
+            self._inline = [
+                self.hub.subscribe(Trade, self.candles.add, name="store-writer.candles"),
+                self.hub.subscribe(FlaggedTrade, self._count_flagged, name="store-writer.flagged"),
+            ]
         for sub in self._subs:
             sub.start()  # drain even before the hub starts (the hub then skips it)
         loop = asyncio.get_running_loop()
@@ -153,6 +168,9 @@ class StoreWriter:
         if self._top_sampler is not None:
             self._top_sampler.close()
             self._top_sampler = None
+        for inline in self._inline:
+            inline.close()
+        self._inline = []
         for sub in self._subs:
             await sub.stop(timeout=3600)
         for timer in self._timers:
@@ -187,6 +205,9 @@ class StoreWriter:
         if prev is None or ev.ts - prev >= self.config.book_sample_s:
             self._last_sample[key] = ev.ts
             self._market_queue.put(ev)
+
+    def _count_flagged(self, ev: FlaggedTrade) -> None:
+        self.flagged += 1  # without trade rows a flagged trade is only counted
 
     async def _on_durable(self, batch: list[Event]) -> None:
         if not self._durable:
@@ -356,7 +377,7 @@ class StoreWriter:
                 "market": len(self._trades) + len(self._tops) + len(self._exchange_candles),
                 "queued": sum(hub_depth.values()),
             },
-            "dropped": self.dropped + hub_dropped,
+            "dropped": self.dropped + hub_dropped + self.candles.dropped,
             "late_trades": self.candles.late,
             "flagged_trades": self.flagged,
             "write_latency_s": {

@@ -175,6 +175,24 @@ async def test_candles_from_trades_without_trade_rows(db: Database, rig_factory:
 
 
 @pytest.mark.asyncio
+async def test_trades_without_rows_never_wait_in_the_market_buffer(
+    db: Database, rig_factory: Any
+) -> None:
+    """With storage.trades off every trade is folded into its candle as it is published:
+    a tiny market buffer drops none of them and they never take a slot in it."""
+    rig = await rig_factory(market_buffer=5)
+    for minute in range(3):
+        for k in range(40):
+            rig.hub.publish(trade(M + 60 * minute + k, price=100 + minute, amount=0.25))
+    assert rig.writer.stats()["backlog"]["queued"] == 0
+    await rig.writer.stop()
+    async with db.sessionmaker() as s:
+        rows = (await s.execute(select(CandleRow).order_by(CandleRow.open_time))).scalars().all()
+    assert [(r.trade_count, r.volume) for r in rows] == [(40, 10.0)] * 3
+    assert rig.writer.stats()["dropped"] == 0
+
+
+@pytest.mark.asyncio
 async def test_only_closed_exchange_candles_are_stored(db: Database, rig_factory: Any) -> None:
     """Exchange candles are upserted when closed; in-progress ones are ignored."""
     rig = await rig_factory()
