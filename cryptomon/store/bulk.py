@@ -164,13 +164,27 @@ async def copy_rows(
         return len(rows)
     # SQLite: the rows become driver parameters in a worker thread and sqlite3's executemany
     # runs in the connection's own thread: the event loop never converts or waits row by row
-    raw = await conn.get_raw_connection()
-    params = await asyncio.to_thread(sqlite_params, rows, columns.index("ts"))
     marks = ", ".join("?" * len(columns))
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 (fixed names)
+    return await sqlite_executemany(conn, sql, rows, (columns.index("ts"),))
+
+
+async def sqlite_executemany(
+    conn: Any, sql: str, rows: Sequence[tuple[Any, ...]], ts_indexes: tuple[int, ...]
+) -> int:
+    """``sql`` (an INSERT with ``?`` marks) for every row on a SQLite connection (the
+    session's ``AsyncConnection``, so the same transaction): the datetimes at ``ts_indexes``
+    become SQLite's text (:func:`sqlite_params`) in a worker thread, and sqlite3's
+    executemany runs in the connection's own thread; a driver error is raised as SQLAlchemy
+    would raise it (a lock is an outage, retried)."""
+    raw = await conn.get_raw_connection()
+    if len(ts_indexes) == 1:
+        params = await asyncio.to_thread(sqlite_params, rows, ts_indexes[0])
+    else:
+        params = await asyncio.to_thread(sqlite_params_at, rows, ts_indexes)
     try:
-        await raw.driver_connection.executemany(sql, params)  # type: ignore[union-attr]
-    except sqlite3.Error as exc:  # as SQLAlchemy would raise it: a lock is an outage, retried
+        await raw.driver_connection.executemany(sql, params)
+    except sqlite3.Error as exc:
         raise sa_exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
     return len(rows)
 
@@ -195,6 +209,29 @@ def sqlite_params(rows: Sequence[tuple[Any, ...]], ts_index: int) -> list[tuple[
             else f"{ts:%Y-%m-%d %H:%M:%S.%f}"
         )
         append((*row[:ts_index], text, *row[ts_index + 1 :]))
+    return out
+
+
+def sqlite_text(ts: datetime) -> str:
+    """One UTC datetime as SQLite stores it (see :func:`sqlite_params`)."""
+    if ts.tzinfo is not UTC:
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    if ts.year >= _ISO_YEAR:
+        return ts.isoformat(" ", "microseconds")[:26]
+    return f"{ts:%Y-%m-%d %H:%M:%S.%f}"
+
+
+def sqlite_params_at(
+    rows: Sequence[tuple[Any, ...]], ts_indexes: tuple[int, ...]
+) -> list[tuple[Any, ...]]:
+    """:func:`sqlite_params` for rows with several datetimes (None stays None)."""
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = list(row)
+        for i in ts_indexes:
+            if values[i] is not None:
+                values[i] = sqlite_text(values[i])
+        out.append(tuple(values))
     return out
 
 

@@ -44,13 +44,19 @@ class _Bar:
 class CandleAggregator:
     """Per (exchange, symbol) bars; :meth:`take` returns rows for ``repos.upsert_candles``."""
 
-    def __init__(self, interval_s: float = INTERVAL_S, interval: str = INTERVAL) -> None:
+    def __init__(
+        self, interval_s: float = INTERVAL_S, interval: str = INTERVAL, max_closed: int = 0
+    ) -> None:
+        """``max_closed`` (> 0) bounds the closed bars waiting for :meth:`take` (the writer's
+        database outage): beyond it the oldest is dropped and counted in ``dropped``."""
         self.interval_s = interval_s
         self.interval = interval
+        self.max_closed = max_closed
         self._bars: dict[tuple[str, str], _Bar] = {}
         self._closed: list[dict[str, Any]] = []
         self.data_time = 0.0
         self.late = 0
+        self.dropped = 0
 
     def add(self, ev: Trade) -> None:
         """Fold one trade into its market's bar (hot path: one dict lookup, no allocation
@@ -61,6 +67,9 @@ class CandleAggregator:
         bar = self._bars.get(key)
         if bar is None or ts >= bar.end:
             if bar is not None:
+                if self.max_closed and len(self._closed) >= self.max_closed:
+                    del self._closed[0]
+                    self.dropped += 1
                 self._closed.append(self._row(key, bar, closed=True))
             start = ts - ts % self.interval_s
             bar = self._bars[key] = _Bar(start, start + self.interval_s, price)

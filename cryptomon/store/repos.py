@@ -11,6 +11,7 @@ inserts; on PostgreSQL they go through ``COPY``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from cryptomon.store.bulk import (
     insert_book_tops,
     insert_ignore,
     insert_trades,
+    sqlite_executemany,
     trade_tuple,
     upsert_candles,
 )
@@ -62,8 +64,10 @@ from cryptomon.store.order_rows import record_intent, upsert_orders
 from cryptomon.store.types import utc
 
 __all__ = [
+    "ANOMALY_COLUMNS",
     "BOOK_TOP_COLUMNS",
     "TRADE_COLUMNS",
+    "anomaly_tuple",
     "book_top_tuple",
     "candle_row",
     "copy_rows",
@@ -212,30 +216,52 @@ async def insert_equity_snapshot(
 # --------------------------------------------------------------------------- detection
 
 
+ANOMALY_COLUMNS = (
+    *("id", "exchange", "symbol", "kind", "severity", "severity_rank", "value", "threshold"),
+    *("confidence", "z_score", "price_change_pct", "reasons", "window_mean", "window_std"),
+    *("samples", "ts", "ts_detected"),
+)
+_ANOMALY_TS = (ANOMALY_COLUMNS.index("ts"), ANOMALY_COLUMNS.index("ts_detected"))
+_ANOMALY_SQLITE = (
+    f"INSERT INTO anomalies ({', '.join(ANOMALY_COLUMNS)}) "  # noqa: S608 (fixed names)
+    f"VALUES ({', '.join('?' * len(ANOMALY_COLUMNS))}) ON CONFLICT (id) DO NOTHING"
+)
+
+
+def anomaly_tuple(ev: Anomaly, *, json_reasons: bool = True) -> tuple[Any, ...]:
+    """An anomalies row in ``ANOMALY_COLUMNS`` order; ``reasons`` as its JSON text (what
+    SQLAlchemy's JSON type writes: ``json.dumps`` of the list) or, without ``json_reasons``,
+    as the list itself."""
+    sev = Severity(ev.severity)
+    reasons: Any = list(ev.reasons)
+    if json_reasons:
+        reasons = json.dumps(reasons)
+    return (
+        *(ev.id, ev.exchange, ev.symbol, ev.kind, sev.value, sev.rank, ev.value, ev.threshold),
+        *(ev.confidence, ev.z_score, ev.price_change_pct, reasons),
+        *(ev.window_mean, ev.window_std, ev.samples, utc(ev.ts)),
+        utc(ev.ts_detected or ev.ts_recv or ev.ts),
+    )
+
+
 async def insert_anomalies(session: AsyncSession, events: Sequence[Anomaly]) -> int:
-    rows = [
-        {
-            "id": ev.id,
-            "exchange": ev.exchange,
-            "symbol": ev.symbol,
-            "kind": ev.kind,
-            "severity": Severity(ev.severity).value,
-            "severity_rank": Severity(ev.severity).rank,
-            "value": ev.value,
-            "threshold": ev.threshold,
-            "confidence": ev.confidence,
-            "z_score": ev.z_score,
-            "price_change_pct": ev.price_change_pct,
-            "reasons": list(ev.reasons),
-            "window_mean": ev.window_mean,
-            "window_std": ev.window_std,
-            "samples": ev.samples,
-            "ts": utc(ev.ts),
-            "ts_detected": utc(ev.ts_detected or ev.ts_recv or ev.ts),
-        }
+    """INSERT ... ON CONFLICT (id) DO NOTHING. The store writer's most frequent durable rows:
+    on SQLite one ``executemany`` of plain tuples in the connection's thread (the times
+    converted in a worker thread, like the market rows), on PostgreSQL one Core
+    ``executemany``; neither goes through the ORM's per-row bulk bookkeeping."""
+    if not events:
+        return 0
+    conn = await session.connection()
+    if conn.dialect.name == "sqlite":
+        rows = [anomaly_tuple(ev) for ev in events]
+        return await sqlite_executemany(conn, _ANOMALY_SQLITE, rows, _ANOMALY_TS)
+    params = [
+        dict(zip(ANOMALY_COLUMNS, anomaly_tuple(ev, json_reasons=False), strict=True))
         for ev in events
     ]
-    return await insert_ignore(session, AnomalyRow, rows, ["id"])
+    stmt = dialect_insert(session, AnomalyRow).on_conflict_do_nothing(index_elements=["id"])
+    await conn.execute(stmt, params)
+    return len(params)
 
 
 # --------------------------------------------------------------------------- dispatch

@@ -4,16 +4,22 @@ Two queued hub subscriptions:
 
 - durable kinds (``events.DURABLE`` and ``FeedStatus``), ``policy="never_drop"``: anomalies,
   signals, orders, fills, positions, risk events, notifications, audit entries, feed events;
-- market data, ``policy="drop_oldest"`` bounded by ``storage.market_buffer``: trades (rows only
-  with ``storage.trades``; always aggregated into 1-minute candles), book tops sampled every
-  ``storage.book_sample_s`` per market, closed exchange candles.
+- market data, ``policy="drop_oldest"`` bounded by ``storage.market_buffer``: trades with
+  ``storage.trades`` (stored, and aggregated into 1-minute candles), book tops sampled every
+  ``storage.book_sample_s`` per market, closed exchange candles. Without ``storage.trades``
+  (the default) a trade is folded into its 1-minute candle inline as it is published and
+  never takes a buffer slot; closed candles waiting for the database are bounded by
+  ``storage.market_buffer`` too (the oldest dropped and counted).
 
 A batch is written when it reaches ``storage.batch_size`` rows (``market_batch_size`` for
 market data: fewer, larger COPY transactions) or ``storage.batch_max_age_s`` after its first
 row, in one transaction, with bulk statements (``COPY`` on PostgreSQL for trades and book tops;
 on SQLite the rows are converted in a worker thread and inserted in the connection's thread,
-off the event loop). Durable rows take priority: pending ones are written before each market
-batch. On a database error the batch is kept and retried with capped backoff and jitter,
+off the event loop; anomalies too). Durable rows take priority: pending ones are written before
+each market batch, and a durable backlog (several whole batches pending) is written up to
+``DURABLE_BURST`` batches per transaction. On SQLite the two streams take turns for the one
+writer in-process, first come first served, instead of waiting for each other in SQLite's
+busy handler. On a database error the batch is kept and retried with capped backoff and jitter,
 forever: durable rows are never dropped; while a retry blocks, market data piles up in the
 bounded hub queue, which drops the oldest and counts it. A batch the database refuses for good
 (bad data, not an outage) is split and the offending rows are logged and counted as
@@ -46,12 +52,14 @@ from cryptomon.events import (
 from cryptomon.hub import Hub, InlineSubscription, QueuedSubscription
 from cryptomon.store import repos
 from cryptomon.store.candles import CandleAggregator
-from cryptomon.store.transactions import Transactions
+from cryptomon.store.transactions import Transactions, Work
 
 if TYPE_CHECKING:
     from cryptomon.store.db import Database
 
 log = structlog.get_logger()
+
+DURABLE_BURST = 8  # batches per durable transaction while a backlog is written
 
 
 class StoreWriter:
@@ -64,7 +72,8 @@ class StoreWriter:
         self.db = db
         self.config = config
         self.clock = clock
-        self.candles = CandleAggregator()
+        # closed bars wait for the database at most market_buffer of them (an outage)
+        self.candles = CandleAggregator(max_closed=config.market_buffer)
         self._durable: list[Event] = []
         self._durable_since = 0.0
         self._trades: list[tuple[Any, ...]] = []
@@ -74,8 +83,13 @@ class StoreWriter:
         self._last_sample: dict[tuple[str, str], float] = {}
         self._durable_lock = asyncio.Lock()
         self._market_lock = asyncio.Lock()
+        # SQLite has one writer at a time: the two streams take turns in-process (FIFO, so a
+        # waiting durable batch goes next) instead of meeting at the file lock, where the
+        # loser sleeps in SQLite's busy handler while the other stream writes again
+        self._turn: asyncio.Lock | None = asyncio.Lock() if db.dialect == "sqlite" else None
         self._subs: list[QueuedSubscription] = []
         self._top_sampler: InlineSubscription | None = None
+        self._inline: list[InlineSubscription] = []
         self._timers: list[asyncio.Task[None]] = []
         self.tx = Transactions(hub=hub, db=db, config=config, clock=clock)
         # stats (the written rows, batches, retries and latency are the transactions')
@@ -113,10 +127,12 @@ class StoreWriter:
                 self._on_durable,
                 name="store-writer.durable",
                 policy="never_drop",
-                batch_size=cfg.batch_size,
+                # a backlog is handed over (and written) up to DURABLE_BURST batches at once
+                batch_size=cfg.batch_size * DURABLE_BURST,
             ),
             self.hub.subscribe_queued(
-                (Trade, FlaggedTrade, Candle),
+                # without trade rows a trade is only folded into its candle: inline (below)
+                (Trade, FlaggedTrade, Candle) if cfg.trades else (Candle,),
                 self._on_market,
                 name="store-writer.market",
                 policy="drop_oldest",
@@ -130,6 +146,15 @@ class StoreWriter:
         self._top_sampler = self.hub.subscribe(
             BookTop, self._sample_top, name="store-writer.book-sampler"
         )
+        if not cfg.trades:
+            # Trades are not stored: each is folded into its 1-minute candle as it is
+            # published (a dict lookup and a few float updates), so none waits in (or is
+            # dropped from) the bounded market buffer, which then holds sampled book tops and
+            # exchange candles only.
+            self._inline = [
+                self.hub.subscribe(Trade, self.candles.add, name="store-writer.candles"),
+                self.hub.subscribe(FlaggedTrade, self._count_flagged, name="store-writer.flagged"),
+            ]
         for sub in self._subs:
             sub.start()  # drain even before the hub starts (the hub then skips it)
         loop = asyncio.get_running_loop()
@@ -143,6 +168,9 @@ class StoreWriter:
         if self._top_sampler is not None:
             self._top_sampler.close()
             self._top_sampler = None
+        for inline in self._inline:
+            inline.close()
+        self._inline = []
         for sub in self._subs:
             await sub.stop(timeout=3600)
         for timer in self._timers:
@@ -178,12 +206,15 @@ class StoreWriter:
             self._last_sample[key] = ev.ts
             self._market_queue.put(ev)
 
+    def _count_flagged(self, ev: FlaggedTrade) -> None:
+        self.flagged += 1  # without trade rows a flagged trade is only counted
+
     async def _on_durable(self, batch: list[Event]) -> None:
         if not self._durable:
             self._durable_since = self.clock.monotonic()
         self._durable.extend(batch)
         if len(self._durable) >= self.config.batch_size:
-            await self._flush_durable()
+            await self._flush_durable(whole_batches=True)
 
     async def _on_market(self, batch: list[Event]) -> None:
         if not (self._trades or self._tops or self._exchange_candles):
@@ -244,19 +275,39 @@ class StoreWriter:
 
     # ------------------------------------------------------------------ writing
 
-    async def _flush_durable(self) -> None:
+    async def _flush_durable(self, *, whole_batches: bool = False) -> None:
+        """Write the durable rows received in whole ``storage.batch_size`` batches, then the
+        partial rest unless ``whole_batches``. A backlog of several batches goes up to
+        ``DURABLE_BURST`` of them per transaction, so the writer catches up with fewer
+        commits and database turns."""
         async with self._durable_lock:
+            size = self.config.batch_size
             while self._durable:
-                batch = self._durable[: self.config.batch_size]
+                pending = len(self._durable)
+                if pending >= size:
+                    n = size * min(pending // size, DURABLE_BURST)
+                elif whole_batches:
+                    break
+                else:
+                    n = pending
+                batch = self._durable[:n]
                 await self._write_durable(batch)
                 del self._durable[: len(batch)]
                 self._durable_since = self.clock.monotonic()
+
+    async def _write(self, work: Work, size: int) -> bool:
+        """One transaction (:meth:`Transactions.write`), in turn with the other stream on
+        SQLite."""
+        if self._turn is None:
+            return await self.tx.write(work, size)
+        async with self._turn:
+            return await self.tx.write(work, size)
 
     async def _write_durable(self, batch: list[Event]) -> None:
         async def work(session: AsyncSession) -> dict[str, int]:
             return await repos.write_durable(session, batch)
 
-        if await self.tx.write(work, len(batch)):
+        if await self._write(work, len(batch)):
             return
         # refused for good: write one by one, count what still fails
         for ev in batch:
@@ -264,7 +315,7 @@ class StoreWriter:
             async def one(session: AsyncSession, ev: Event = ev) -> dict[str, int]:
                 return await repos.write_durable(session, [ev])
 
-            if not await self.tx.write(one, 1):
+            if not await self._write(one, 1):
                 self.rejected += 1
                 log.error(
                     "store.event_rejected", event_type=type(ev).__name__, error=self.last_error
@@ -305,7 +356,7 @@ class StoreWriter:
                     out["candles"] = await repos.upsert_candles(session, candles)
                 return out
 
-            if not await self.tx.write(work, len(trades) + len(tops) + len(candles)):
+            if not await self._write(work, len(trades) + len(tops) + len(candles)):
                 self.rejected += len(trades) + len(tops) + len(candles)
                 log.error("store.market_batch_rejected", rows=len(trades) + len(tops))
 
@@ -326,7 +377,7 @@ class StoreWriter:
                 "market": len(self._trades) + len(self._tops) + len(self._exchange_candles),
                 "queued": sum(hub_depth.values()),
             },
-            "dropped": self.dropped + hub_dropped,
+            "dropped": self.dropped + hub_dropped + self.candles.dropped,
             "late_trades": self.candles.late,
             "flagged_trades": self.flagged,
             "write_latency_s": {

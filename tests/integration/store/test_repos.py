@@ -297,3 +297,44 @@ async def test_update_without_avg_price_keeps_the_known_one(db: Database) -> Non
     async with db.sessionmaker() as s:
         row = (await s.execute(select(OrderRow))).scalar_one()
     assert (row.state, row.avg_price, row.exchange_order_id) == ("canceled", Decimal(64000), "X9")
+
+
+@pytest.mark.asyncio
+async def test_anomaly_rows_are_those_the_orm_insert_writes(db: Database) -> None:
+    """``insert_anomalies`` (plain executemany on SQLite, Core on PostgreSQL) stores every
+    column exactly as the ORM's bulk insert of the same values does."""
+    variants = [
+        anomaly(),
+        anomaly(
+            ts=T0 + 0.000001,
+            ts_recv=T0 + 2.5,
+            ts_detected=0.0,  # falls back to ts_recv
+            z_score=None,
+            price_change_pct=-1.25,
+            window_mean=None,
+            window_std=0.5,
+            samples=7,
+            severity="critical",
+            reasons=('quote "x" \\ é ✓', "Price change: -1.25%"),
+        ),
+        anomaly(ts=-1.0e10, ts_recv=-1.0e10, ts_detected=0.0, reasons=()),  # year 1653
+    ]
+    ours = [repos.anomaly_tuple(a, json_reasons=False) for a in variants]
+    async with db.sessionmaker() as s, s.begin():
+        await repos.insert_anomalies(s, variants)
+        orm_rows = [
+            dict(zip(repos.ANOMALY_COLUMNS, (f"orm-{i}", *row[1:]), strict=True))
+            for i, row in enumerate(ours)
+        ]
+        await repos.insert_ignore(s, AnomalyRow, orm_rows, ["id"])
+    cols = ", ".join(repos.ANOMALY_COLUMNS)
+    async with db.engine.connect() as conn:
+        stored = (await conn.exec_driver_sql(f"SELECT {cols} FROM anomalies")).all()
+    by_id = {row[0]: tuple(row[1:]) for row in stored}
+    assert len(by_id) == 2 * len(variants)
+    for i, a in enumerate(variants):
+        assert by_id[a.id] == by_id[f"orm-{i}"]
+    reasons = by_id[variants[1].id][repos.ANOMALY_COLUMNS.index("reasons") - 1]
+    if isinstance(reasons, str):  # SQLite's JSON text; PostgreSQL's driver parses it
+        reasons = json.loads(reasons)
+    assert reasons == list(variants[1].reasons)

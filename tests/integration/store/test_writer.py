@@ -23,7 +23,7 @@ from cryptomon.store.models import (
     OrderRow,
     TradeRow,
 )
-from cryptomon.store.writer import StoreWriter
+from cryptomon.store.writer import DURABLE_BURST, StoreWriter
 from tests.stubs import T0, anomaly, fill, intent, trade, update
 from tests.util import wait_until
 
@@ -94,17 +94,36 @@ async def test_stop_flushes_everything_buffered(db: Database, rig_factory: Any) 
 
 @pytest.mark.asyncio
 async def test_batches_by_size_then_by_age(db: Database, rig_factory: Any) -> None:
-    """Full batches are written at once; the partial rest after batch_max_age_s."""
+    """Full batches are written at once (two pending ones in one transaction, a backlog's
+    burst); the partial rest after batch_max_age_s."""
     rig = await rig_factory(batch_size=10, batch_max_age_s=5)
     for i in range(25):
         rig.hub.publish(anomaly(ts_detected=T0 + i))
     await rig.hub.join()
     await wait_until(lambda: rig.writer.stats()["rows"].get("anomalies", 0) == 20)
     assert await count(db, AnomalyRow) == 20
+    assert rig.writer.stats()["batches"] == 1
     rig.clock.advance(5)
     await wait_until(lambda: rig.writer.stats()["rows"].get("anomalies", 0) == 25)
     assert await count(db, AnomalyRow) == 25
-    assert rig.writer.stats()["batches"] >= 3
+    assert rig.writer.stats()["batches"] == 2
+
+
+@pytest.mark.asyncio
+async def test_durable_backlog_written_in_bursts_of_whole_batches(
+    db: Database, rig_factory: Any
+) -> None:
+    """A durable backlog goes DURABLE_BURST batches per transaction; nothing is lost."""
+    rig = await rig_factory(batch_size=10, batch_max_age_s=3600)
+    n = 10 * DURABLE_BURST * 2 + 10 * 3 + 4  # two full bursts, three batches, a partial rest
+    for i in range(n):
+        rig.hub.publish(anomaly(ts_detected=T0 + i))
+    await rig.hub.join()
+    await wait_until(lambda: rig.writer.stats()["rows"].get("anomalies", 0) == n - 4)
+    assert rig.writer.stats()["batches"] == 3
+    await rig.writer.stop()
+    assert await count(db, AnomalyRow) == n
+    assert rig.writer.stats()["batches"] == 4
 
 
 @pytest.mark.asyncio
@@ -153,6 +172,24 @@ async def test_candles_from_trades_without_trade_rows(db: Database, rig_factory:
         (102, 105, 105, 2.0, 4),
     ]
     assert [r.closed for r in rows] == [True, True, False]
+
+
+@pytest.mark.asyncio
+async def test_trades_without_rows_never_wait_in_the_market_buffer(
+    db: Database, rig_factory: Any
+) -> None:
+    """With storage.trades off every trade is folded into its candle as it is published:
+    a tiny market buffer drops none of them and they never take a slot in it."""
+    rig = await rig_factory(market_buffer=5)
+    for minute in range(3):
+        for k in range(40):
+            rig.hub.publish(trade(M + 60 * minute + k, price=100 + minute, amount=0.25))
+    assert rig.writer.stats()["backlog"]["queued"] == 0
+    await rig.writer.stop()
+    async with db.sessionmaker() as s:
+        rows = (await s.execute(select(CandleRow).order_by(CandleRow.open_time))).scalars().all()
+    assert [(r.trade_count, r.volume) for r in rows] == [(40, 10.0)] * 3
+    assert rig.writer.stats()["dropped"] == 0
 
 
 @pytest.mark.asyncio

@@ -53,3 +53,18 @@ def test_quiet_market_closes_when_data_time_moves_on() -> None:
     agg.add(trade(M + 150, 20.0))
     rows = {(r["symbol"], r["closed"]) for r in agg.take()}
     assert rows == {("ETH-USDT", True), ("BTC-USDT", False)}
+
+
+def test_closed_bars_waiting_for_take_are_bounded_oldest_dropped_and_counted() -> None:
+    """``max_closed`` bounds the closed bars not taken yet (a database outage): the oldest
+    go first and are counted."""
+    agg = CandleAggregator(max_closed=2)
+    for minute in range(5):
+        agg.add(trade(M + 60 * minute + 1, 100.0 + minute, 1.0))
+    assert agg.dropped == 2
+    rows = agg.take()
+    assert [(r["open"], r["closed"]) for r in rows] == [
+        (102.0, True),
+        (103.0, True),
+        (104.0, False),
+    ]
