@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -91,71 +93,78 @@ async def _count(db: Database) -> int:
         return int((await s.execute(select(func.count()).select_from(AnomalyRow))).scalar_one())
 
 
-@pytest.mark.asyncio
-async def test_stalled_connection_is_an_outage_within_seconds_and_loses_nothing(
-    pg_url: str,
-) -> None:
-    """With every packet held (no RST, no refusal) the writer publishes ``db_unreachable``
-    within a few seconds, then ``db_recovered`` and every event stored once after."""
+@contextlib.asynccontextmanager
+async def _behind_proxy(
+    pg_url: str, **cfg: Any
+) -> AsyncIterator[tuple[Database, StallingProxy, Database]]:
+    """The test database migrated directly, then a :class:`Database` reaching it through a
+    fresh :class:`StallingProxy` (``cfg``: its further ``DatabaseConfig`` keys), yielded with
+    the proxy and the direct one; both stopped and the proxy resumed and closed on the way out."""
     direct = Database(DatabaseConfig(url=pg_url))
     await direct.start()  # migrates
     url = make_url(pg_url)
     proxy = StallingProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()
     proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    cfg = DatabaseConfig(
-        url=proxied, auto_migrate=False, connect_timeout_s=1, statement_timeout_s=1
-    )
-    db = Database(cfg)
-    await db.start()
-    hub = Hub()
-    notices: list[Notice] = []
-    hub.subscribe(Notice, notices.append, name="test")
-    storage = StorageConfig(batch_size=5, batch_max_age_s=0.05, retry_max_s=0.5)
-    writer = StoreWriter(hub=hub, db=db, config=storage, clock=LiveClock())
-    await writer.start()
+    db = Database(DatabaseConfig(url=proxied, auto_migrate=False, **cfg))
     try:
-        hub.publish(anomaly(ts_detected=1_700_000_000.0))
-        await wait_until(lambda: writer.batches >= 1, message="first batch written")
-        proxy.stall()
-        stalled_at = time.monotonic()
-        for i in range(1, 11):
-            hub.publish(anomaly(ts_detected=1_700_000_000.0 + i))
-        await wait_until(
-            lambda: any(n.code == "db_unreachable" for n in notices),
-            timeout=8,
-            message="db_unreachable notice",
-        )
-        assert time.monotonic() - stalled_at < 6
-        proxy.resume()
-        await wait_until(
-            lambda: any(n.code == "db_recovered" for n in notices),
-            timeout=20,
-            message="db_recovered notice",
-        )
-        await writer.stop()
-        assert await _count(direct) == 11
+        await db.start()
+        yield db, proxy, direct
     finally:
-        if writer._subs:
-            await writer.stop()
+        proxy.resume()
         await db.stop()
         await direct.stop()
         await proxy.close()
 
 
 @pytest.mark.asyncio
+async def test_stalled_connection_is_an_outage_within_seconds_and_loses_nothing(
+    pg_url: str,
+) -> None:
+    """With every packet held (no RST, no refusal) the writer publishes ``db_unreachable``
+    within a few seconds, then ``db_recovered`` and every event stored once after."""
+    async with _behind_proxy(pg_url, connect_timeout_s=1, statement_timeout_s=1) as (
+        db,
+        proxy,
+        direct,
+    ):
+        hub = Hub()
+        notices: list[Notice] = []
+        hub.subscribe(Notice, notices.append, name="test")
+        storage = StorageConfig(batch_size=5, batch_max_age_s=0.05, retry_max_s=0.5)
+        writer = StoreWriter(hub=hub, db=db, config=storage, clock=LiveClock())
+        await writer.start()
+        try:
+            hub.publish(anomaly(ts_detected=1_700_000_000.0))
+            await wait_until(lambda: writer.batches >= 1, message="first batch written")
+            proxy.stall()
+            stalled_at = time.monotonic()
+            for i in range(1, 11):
+                hub.publish(anomaly(ts_detected=1_700_000_000.0 + i))
+            await wait_until(
+                lambda: any(n.code == "db_unreachable" for n in notices),
+                timeout=8,
+                message="db_unreachable notice",
+            )
+            assert time.monotonic() - stalled_at < 6
+            proxy.resume()
+            await wait_until(
+                lambda: any(n.code == "db_recovered" for n in notices),
+                timeout=20,
+                message="db_recovered notice",
+            )
+            await writer.stop()
+            assert await _count(direct) == 11
+        finally:
+            if writer._subs:
+                await writer.stop()
+
+
+@pytest.mark.asyncio
 async def test_reads_on_a_stalled_connection_fail_as_temporary_within_seconds(pg_url: str) -> None:
     """A query whose packets are held fails with a TemporaryError after the statement
     timeout instead of hanging the API handler."""
-    direct = Database(DatabaseConfig(url=pg_url))
-    await direct.start()
-    url = make_url(pg_url)
-    proxy = StallingProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    db = Database(DatabaseConfig(url=proxied, auto_migrate=False, statement_timeout_s=1))
-    await db.start()
-    try:
+    async with _behind_proxy(pg_url, statement_timeout_s=1) as (db, proxy, _):
         queries = Queries(db=db)
         await queries.anomalies(limit=5)
         proxy.stall()
@@ -163,11 +172,6 @@ async def test_reads_on_a_stalled_connection_fail_as_temporary_within_seconds(pg
         with pytest.raises(TemporaryError, match="unavailable"):
             await queries.anomalies(limit=5)
         assert time.monotonic() - t0 < 15  # 1 s + the driver's own cancel grace
-    finally:
-        proxy.resume()
-        await db.stop()
-        await direct.stop()
-        await proxy.close()
 
 
 @pytest.mark.asyncio
@@ -176,15 +180,7 @@ async def test_a_read_stalled_in_the_ping_is_cut_and_frees_its_thread(pg_url: st
     before the query) is cut at the read's deadline: the read fails as TemporaryError, the
     thread is free again while the packets are still held, and once they flow the next read
     answers on a new connection (the cut one is not reused)."""
-    direct = Database(DatabaseConfig(url=pg_url))
-    await direct.start()
-    url = make_url(pg_url)
-    proxy = StallingProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    db = Database(DatabaseConfig(url=proxied, auto_migrate=False, statement_timeout_s=1))
-    await db.start()
-    try:
+    async with _behind_proxy(pg_url, statement_timeout_s=1) as (db, proxy, _):
         queries = Queries(db=db)
         assert await queries.anomaly_page_json(limit=5) == b'{"items":[],"next_cursor":null}'
         db.ping_idle_s = 0.0  # every checkout pings: the read blocks in the ping
@@ -195,8 +191,3 @@ async def test_a_read_stalled_in_the_ping_is_cut_and_frees_its_thread(pg_url: st
         await wait_until(lambda: db.reads_running == 0, timeout=10, message="thread freed")
         proxy.resume()
         assert await queries.anomaly_page_json(limit=5) == b'{"items":[],"next_cursor":null}'
-    finally:
-        proxy.resume()
-        await db.stop()
-        await direct.stop()
-        await proxy.close()
