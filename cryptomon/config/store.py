@@ -62,6 +62,11 @@ class StorageConfig(Section):
         default=5000, ge=1, description="market rows (trades, book tops) per write transaction"
     )
     market_buffer: int = Field(default=100_000, ge=1, description="market rows kept in memory")
+    candle_buffer: int = Field(
+        default=10_000,
+        ge=1,
+        description="closed 1-minute candles kept while the database is away",
+    )
     retry_max_s: float = Field(default=30.0, gt=0, description="cap of the write retry backoff")
     retention_interval_s: float = Field(
         default=3600.0, gt=0, description="how often old market data is deleted"

@@ -8,6 +8,7 @@ also handed out while they grow (``closed: false``), so a reader sees the curren
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from cryptomon.events import Trade
@@ -48,12 +49,14 @@ class CandleAggregator:
         self, interval_s: float = INTERVAL_S, interval: str = INTERVAL, max_closed: int = 0
     ) -> None:
         """``max_closed`` (> 0) bounds the closed bars waiting for :meth:`take` (the writer's
-        database outage): beyond it the oldest is dropped and counted in ``dropped``."""
+        database outage): beyond it the oldest is dropped and counted in ``dropped``. A
+        closed bar waits as its own ``_Bar`` (~0.3 kB); the row dict (~0.9 kB with its two
+        datetimes) is built by :meth:`take`."""
         self.interval_s = interval_s
         self.interval = interval
         self.max_closed = max_closed
         self._bars: dict[tuple[str, str], _Bar] = {}
-        self._closed: list[dict[str, Any]] = []
+        self._closed: deque[tuple[tuple[str, str], _Bar]] = deque()
         self.data_time = 0.0
         self.late = 0
         self.dropped = 0
@@ -68,9 +71,9 @@ class CandleAggregator:
         if bar is None or ts >= bar.end:
             if bar is not None:
                 if self.max_closed and len(self._closed) >= self.max_closed:
-                    del self._closed[0]
+                    self._closed.popleft()
                     self.dropped += 1
-                self._closed.append(self._row(key, bar, closed=True))
+                self._closed.append((key, bar))
             start = ts - ts % self.interval_s
             bar = self._bars[key] = _Bar(start, start + self.interval_s, price)
         elif ts < bar.start:
@@ -116,9 +119,11 @@ class CandleAggregator:
         horizon = self.data_time - 2 * self.interval_s
         for key, bar in list(self._bars.items()):
             if bar.start <= horizon:
-                self._closed.append(self._row(key, bar, closed=True))
+                self._closed.append((key, bar))
                 del self._bars[key]
-        rows, self._closed = self._closed, []
+        row = self._row
+        rows = [row(key, bar, closed=True) for key, bar in self._closed]
+        self._closed.clear()
         if include_open:
             for key, bar in self._bars.items():
                 if bar.dirty:

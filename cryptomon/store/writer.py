@@ -9,7 +9,7 @@ Two queued hub subscriptions:
   ``storage.book_sample_s`` per market, closed exchange candles. Without ``storage.trades``
   (the default) a trade is folded into its 1-minute candle inline as it is published and
   never takes a buffer slot; closed candles waiting for the database are bounded by
-  ``storage.market_buffer`` too (the oldest dropped and counted).
+  ``storage.candle_buffer`` (the oldest dropped and counted).
 
 A batch is written when it reaches ``storage.batch_size`` rows (``market_batch_size`` for
 market data: fewer, larger COPY transactions) or ``storage.batch_max_age_s`` after its first
@@ -72,8 +72,8 @@ class StoreWriter:
         self.db = db
         self.config = config
         self.clock = clock
-        # closed bars wait for the database at most market_buffer of them (an outage)
-        self.candles = CandleAggregator(max_closed=config.market_buffer)
+        # closed bars wait for the database at most candle_buffer of them (an outage)
+        self.candles = CandleAggregator(max_closed=config.candle_buffer)
         self._durable: list[Event] = []
         self._durable_since = 0.0
         self._trades: list[tuple[Any, ...]] = []
