@@ -38,7 +38,12 @@ from sqlalchemy.ext.asyncio import (
 from cryptomon.config import DatabaseConfig
 from cryptomon.errors import FatalError
 from cryptomon.log import redact_url
-from cryptomon.store.reader_threads import ReaderThreads, ReadGuard, guard_checkout
+from cryptomon.store.reader_threads import (
+    ReaderThreads,
+    ReadGuard,
+    guard_checkout,
+    guard_connect,
+)
 from cryptomon.store.revision import packaged_head
 
 log = structlog.get_logger()
@@ -256,6 +261,7 @@ class Database:
                 pool_timeout=cfg.pool_timeout_s,
             )
             _ping_when_idle(pg, lambda: self.ping_idle_s, guard_checkout)
+            event.listen(pg, "do_connect", lambda *_: guard_connect())
             return pg
         url, connect_args = self._sqlite_target()
         engine = create_engine(

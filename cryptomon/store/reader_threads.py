@@ -161,6 +161,10 @@ class ReadGuard:
             self._conn = None
             return self._cut
 
+    @property
+    def expired(self) -> bool:
+        return self._expired
+
     def expire(self) -> None:
         with self._lock:
             self._expired = True
@@ -176,6 +180,17 @@ def guard_checkout(raw: Any) -> bool:
     deadline has passed (no ping then: the read will not run)."""
     guard = getattr(_current, "guard", None)
     return guard is None or guard.attach_raw(raw)
+
+
+def guard_connect() -> None:
+    """For the engine's ``do_connect`` event: a guarded read whose deadline has passed opens
+    no new connection (TimeoutError). The pool reconnects when a checkout's ping fails, and
+    the ping of a read cut at its deadline does fail: without this the thread would then
+    block in a new connection attempt (``connect_timeout_s``) to the server that stopped
+    answering, busy long after its caller has been told."""
+    guard = getattr(_current, "guard", None)
+    if guard is not None and guard.expired:
+        raise TimeoutError("the read's deadline passed: no new connection for it")
 
 
 def shut_down(raw: Any) -> None:

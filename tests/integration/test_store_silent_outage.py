@@ -179,8 +179,14 @@ async def test_a_read_stalled_in_the_ping_is_cut_and_frees_its_thread(pg_url: st
     """A reader thread blocked on a stalled socket (here in the ping of a pooled connection
     before the query) is cut at the read's deadline: the read fails as TemporaryError, the
     thread is free again while the packets are still held, and once they flow the next read
-    answers on a new connection (the cut one is not reused)."""
-    async with _behind_proxy(pg_url, statement_timeout_s=1) as (db, proxy, _):
+    answers on a new connection (the cut one is not reused). The cut ping makes the pool
+    reconnect: a read past its deadline must not (a connection attempt to the stalled server
+    would hold the thread for the whole connect timeout, 30 s here)."""
+    async with _behind_proxy(pg_url, statement_timeout_s=1, connect_timeout_s=30) as (
+        db,
+        proxy,
+        _,
+    ):
         queries = Queries(db=db)
         assert await queries.anomaly_page_json(limit=5) == b'{"items":[],"next_cursor":null}'
         db.ping_idle_s = 0.0  # every checkout pings: the read blocks in the ping
