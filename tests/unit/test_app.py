@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
 from cryptomon.app import App, StartupError, build_app
+from cryptomon.app.lifecycle import GIL_SWITCH_INTERVAL_S
 from cryptomon.clock import ManualClock
 from cryptomon.config import load_settings
 from cryptomon.events import Notice
@@ -55,6 +57,24 @@ async def test_start_in_order_and_stop_in_reverse() -> None:
         "stop detect",
         "stop db",
     ]
+
+
+@pytest.mark.asyncio
+async def test_the_daemon_runs_with_a_short_thread_switch_interval_and_restores_it() -> None:
+    """While the app runs, a thread that released the GIL (the SQLite driver, every row)
+    gets it back within GIL_SWITCH_INTERVAL_S instead of Python's 5 ms; stop restores the
+    interpreter's own setting, also after a failed start."""
+    before = sys.getswitchinterval()
+    assert before != GIL_SWITCH_INTERVAL_S
+    app = make_app([Recorder("db", [])])
+    await app.start()
+    assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
+    await app.stop()
+    assert sys.getswitchinterval() == before
+    failing = make_app([Recorder("db", []), Recorder("feeds", [], fail_start=True)])
+    with pytest.raises(StartupError):
+        await failing.start()
+    assert sys.getswitchinterval() == before
 
 
 @pytest.mark.asyncio
