@@ -9,7 +9,15 @@ import numpy as np
 from numba import njit
 
 from cryptomon.detect.detectors_nb import REARM, fire_nb, level_nb
-from cryptomon.detect.kernels_nb import E_LAST, E_MEAN, E_N, E_VAR, ewma_push_nb
+from cryptomon.detect.kernels_nb import (
+    E_MEAN,
+    E_N,
+    E_VAR,
+    ewma_apply_nb,
+    ewma_push_nb,
+    ewma_step_nb,
+    ewma_weight_nb,
+)
 
 # finding codes
 CODE_IMBALANCE = 0
@@ -64,37 +72,6 @@ def tick_nb(state: np.ndarray, params: np.ndarray, s: int, bid: float, ask: floa
 def _wide_nb(params: np.ndarray, s: int, sp: float, ticks: float) -> bool:
     """Wide enough to be a blow-out at all: at least the minimum ticks and bps."""
     return ticks >= params[s].spread_min_ticks and sp >= params[s].spread_min_bps
-
-
-@njit(cache=True)
-def _step_nb(ewma: np.ndarray, s: int, ts: float) -> float:
-    """The time step of an update of an EWMA of :func:`ewma_push_nb` at ``ts``."""
-    dt = ts - ewma[s, E_LAST]
-    return max(dt, 0.0)
-
-
-@njit(cache=True)
-def _weight_nb(dt: float, halflife: float) -> float:
-    """The weight :func:`ewma_push_nb` gives the new value after a step of ``dt``."""
-    return 1.0 - math.exp(-dt * 0.6931471805599453 / halflife)
-
-
-@njit(cache=True)
-def _ewma_apply_nb(ewma: np.ndarray, s: int, x: float, ts: float, a: float) -> None:
-    """:func:`ewma_push_nb` with its weight ``a`` computed already (by :func:`_step_nb`
-    and :func:`_weight_nb`; ignored for the first value): one ``exp`` for two EWMAs of the
-    same half-life updated at the same time."""
-    n = ewma[s, E_N]
-    if n == 0:
-        ewma[s, E_MEAN] = x
-        ewma[s, E_VAR] = 0.0
-    else:
-        diff = x - ewma[s, E_MEAN]
-        incr = a * diff
-        ewma[s, E_MEAN] += incr
-        ewma[s, E_VAR] = (1.0 - a) * (ewma[s, E_VAR] + diff * incr)
-    ewma[s, E_N] = n + 1
-    ewma[s, E_LAST] = ts
 
 
 @njit(cache=True)
@@ -158,9 +135,9 @@ def book_batch_nb(
                 elif z < REARM * zthr:
                     state[s, B_LVL_SPREAD] = 0.0
             if spread_ewma[s, E_N] > 0:
-                dt_sp = _step_nb(spread_ewma, s, t)
-                a_sp = _weight_nb(dt_sp, params[s].halflife_s)
-            _ewma_apply_nb(spread_ewma, s, sp, t, a_sp)
+                dt_sp = ewma_step_nb(spread_ewma, s, t)
+                a_sp = ewma_weight_nb(dt_sp, params[s].halflife_s)
+            ewma_apply_nb(spread_ewma, s, sp, t, a_sp)
         x = imb[i]
         if not math.isfinite(x):
             continue
@@ -168,9 +145,9 @@ def book_batch_nb(
         # the imbalance EWMA has the spread's half-life: the same step, the same weight
         a = 0.0
         if imbalance_ewma[s, E_N] > 0:
-            dt = _step_nb(imbalance_ewma, s, t)
-            a = a_sp if dt == dt_sp else _weight_nb(dt, params[s].halflife_s)
-        _ewma_apply_nb(imbalance_ewma, s, x, t, a)
+            dt = ewma_step_nb(imbalance_ewma, s, t)
+            a = a_sp if dt == dt_sp else ewma_weight_nb(dt, params[s].halflife_s)
+        ewma_apply_nb(imbalance_ewma, s, x, t, a)
         xs = imbalance_smooth[s, E_MEAN]
         thr = params[s].imbalance
         if abs(xs) >= thr:

@@ -223,22 +223,42 @@ def rolling_batch_nb(
 
 
 @njit(cache=True)
-def ewma_push_nb(ewma: np.ndarray, s: int, x: float, ts: float, halflife: float) -> None:
-    """Time-aware EWMA mean/variance: weight of the past halves every ``halflife`` seconds."""
+def ewma_step_nb(ewma: np.ndarray, s: int, ts: float) -> float:
+    """The time step of an update of an EWMA of :func:`ewma_push_nb` at ``ts``."""
+    dt = ts - ewma[s, E_LAST]
+    return max(dt, 0.0)
+
+
+@njit(cache=True)
+def ewma_weight_nb(dt: float, halflife: float) -> float:
+    """The weight :func:`ewma_push_nb` gives the new value after a step of ``dt``."""
+    return 1.0 - math.exp(-dt * 0.6931471805599453 / halflife)
+
+
+@njit(cache=True)
+def ewma_apply_nb(ewma: np.ndarray, s: int, x: float, ts: float, a: float) -> None:
+    """:func:`ewma_push_nb` with its weight ``a`` computed already (ignored for the first
+    value): one ``exp`` serves two EWMAs of the same half-life updated at the same time."""
     n = ewma[s, E_N]
     if n == 0:
         ewma[s, E_MEAN] = x
         ewma[s, E_VAR] = 0.0
     else:
-        dt = ts - ewma[s, E_LAST]
-        dt = max(dt, 0.0)
-        a = 1.0 - math.exp(-dt * 0.6931471805599453 / halflife)
         diff = x - ewma[s, E_MEAN]
         incr = a * diff
         ewma[s, E_MEAN] += incr
         ewma[s, E_VAR] = (1.0 - a) * (ewma[s, E_VAR] + diff * incr)
     ewma[s, E_N] = n + 1
     ewma[s, E_LAST] = ts
+
+
+@njit(cache=True)
+def ewma_push_nb(ewma: np.ndarray, s: int, x: float, ts: float, halflife: float) -> None:
+    """Time-aware EWMA mean/variance: weight of the past halves every ``halflife`` seconds."""
+    a = 0.0
+    if ewma[s, E_N] != 0:
+        a = ewma_weight_nb(ewma_step_nb(ewma, s, ts), halflife)
+    ewma_apply_nb(ewma, s, x, ts, a)
 
 
 @njit(cache=True)
