@@ -138,6 +138,18 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "greater than 0" in found["trading.stop_loss_percentage"]
 
 
+def test_candle_buffer_must_hold_at_least_one_candle() -> None:
+    """``storage.candle_buffer`` (closed candles held while the database is away) names the
+    key, the value and the bound; the default holds 10,000."""
+    assert load_settings(data={}).storage.candle_buffer == 10_000
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"storage": {"candle_buffer": 0}})
+    found = problems(exc)
+    assert set(found) == {"storage.candle_buffer"}
+    assert "greater than or equal to 1" in found["storage.candle_buffer"]
+    assert "0" in found["storage.candle_buffer"]
+
+
 def test_bad_symbol_and_empty_symbols() -> None:
     """A malformed symbol and an enabled live exchange without symbols are errors."""
     with pytest.raises(ConfigError) as exc:
