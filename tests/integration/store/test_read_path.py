@@ -57,7 +57,14 @@ LISTS: list[tuple[str, dict[str, Any]]] = [
 
 # a sort of every matching row (a partial sort within equal times is allowed)
 FULL_SORT = re.compile(r"TEMP B-TREE FOR ORDER BY|(?<!Incremental )\bSort  \(")
-FULL_SCAN = re.compile(r"^SCAN \w+$|Seq Scan", re.MULTILINE)
+FULL_SCAN = re.compile(r"^SCAN (\w+)$|Seq Scan", re.MULTILINE)
+
+
+def full_scans(text_plan: str) -> list[str]:
+    """The plan's scans of a whole table (SQLite's scans of a co-routine, the rows a subquery
+    of the statement yields, such as the joined anomaly page's walk, are not tables)."""
+    coroutines = set(re.findall(r"CO-ROUTINE (\S+)", text_plan))
+    return [m.group(0) for m in FULL_SCAN.finditer(text_plan) if m.group(1) not in coroutines]
 
 
 async def statements(db: Database, run: Callable[[], Awaitable[Any]]) -> list[tuple[str, Any]]:
@@ -102,7 +109,7 @@ async def test_list_filters_walk_an_index_in_page_order(
     for statement, params in captured:
         text_plan = await plan(db, statement, params)
         assert not FULL_SORT.search(text_plan), f"{method}{args} sorts:\n{text_plan}"
-        assert not FULL_SCAN.search(text_plan), f"{method}{args} scans:\n{text_plan}"
+        assert not full_scans(text_plan), f"{method}{args} scans:\n{text_plan}"
 
 
 @pytest.mark.asyncio
