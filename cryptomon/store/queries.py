@@ -116,8 +116,8 @@ class Queries(ReadPool):
     ) -> bytes:
         """:meth:`anomalies` as the JSON of ``{"items": page, "next_cursor": cursor}`` (the
         same bytes as orjson's): one row of one statement, the rows' stored items joined by
-        the database (:mod:`cryptomon.store.anomaly_json`); with threaded reads (a SQLite file,
-        PostgreSQL) on a reader thread."""
+        the database (:mod:`cryptomon.store.anomaly_json`); on a SQLite file on the loop
+        (bounded, else on a reader thread), on PostgreSQL on a reader thread."""
         limit = check_limit(limit)
         params = anomaly_params(
             exchange=exchange,
@@ -144,7 +144,7 @@ class Queries(ReadPool):
         def work(conn: Any) -> bytes:
             return page_body(conn.exec_driver_sql(*sql(conn.dialect)).one(), limit)
 
-        return await self._in_reader(work)
+        return await self._in_reader(work, one_step=True)
 
     async def anomaly(self, anomaly_id: str) -> dict[str, Any] | None:
         rows = await self._all(select(*ROW_COLUMNS).where(AnomalyRow.id == anomaly_id))
