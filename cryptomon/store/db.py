@@ -18,6 +18,7 @@ trip (and, on SQLite, one hop through aiosqlite's thread).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -163,6 +164,7 @@ class Database:
         self._sync_reader: Engine | None = None  # SQLite file: the read pool, used by threads
         self._read_threads: ReaderThreads | None = None
         self._loop_reader: Engine | None = None  # SQLite file: one connection, on the loop
+        self._loop_conn: Connection | None = None  # its connection (autocommit)
         self._loop_deadline = 0.0  # the running loop read's end (perf_counter), 0: none
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
@@ -300,6 +302,7 @@ class Database:
             echo=self.config.echo,
             json_deserializer=orjson.loads,
             connect_args={**connect_args, "timeout": 0, "check_same_thread": False},
+            isolation_level="AUTOCOMMIT",  # no transaction held between reads
             poolclass=StaticPool,
             pool_reset_on_return=None,
         )
@@ -327,14 +330,23 @@ class Database:
             return await self.read(work)
         self._loop_deadline = time.perf_counter() + LOOP_READ_BUDGET_S
         try:
-            with engine.connect() as conn:
-                return work(conn)
-        except sa_exc.OperationalError as exc:
-            if not _interrupted_or_locked(exc):
+            conn = self._loop_conn
+            if conn is None:  # kept: a checkout per read cost as much as the rest of it
+                conn = self._loop_conn = engine.connect()
+            return work(conn)
+        except Exception as exc:
+            if not isinstance(exc, sa_exc.OperationalError) or not _interrupted_or_locked(exc):
+                self._close_loop_conn()  # the next read starts on a new connection
                 raise
         finally:
             self._loop_deadline = 0.0
         return await self.read(work)
+
+    def _close_loop_conn(self) -> None:
+        conn, self._loop_conn = self._loop_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     @property
     def threaded_reads(self) -> bool:
@@ -498,6 +510,7 @@ class Database:
         if self._sync_reader is not None:
             self._sync_reader.dispose()
             self._sync_reader = None
+        self._close_loop_conn()
         if self._loop_reader is not None:
             self._loop_reader.dispose()
             self._loop_reader = None

@@ -306,6 +306,7 @@ async def test_sqlite_json_pages_are_read_on_the_loop(sqlite_url: str) -> None:
         assert threads == [threading.current_thread().name]
         with pytest.raises(OperationalError, match="readonly"):
             await db.read_on_loop(lambda conn: conn.execute(text("DELETE FROM anomalies")))
+        assert (await _threads_of_page(db))[0] == page  # a new connection after the error
     finally:
         await db.stop()
 
