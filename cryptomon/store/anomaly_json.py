@@ -27,7 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, Dialect, Double
+from sqlalchemy import Connection, DateTime, Dialect, Double
+from sqlalchemy import exc as sa_exc
 
 from cryptomon.store.anomaly_queries import ITEM_COLUMNS, joined_page
 from cryptomon.store.pages import encode_cursor
@@ -118,6 +119,34 @@ def driver_statement(dialect: Dialect, present: frozenset[str]) -> DriverStateme
             binds.append((name, process))
     positions = tuple(compiled.positiontup or ()) if compiled.positional else None
     return DriverStatement(compiled.string, positions, compiled, tuple(binds))
+
+
+def driver_row(conn: Connection, sql: str, params: Any) -> Any:
+    """The one row of ``sql`` from a driver cursor of ``conn`` directly, without SQLAlchemy's
+    result (with psycopg, its description alone made a column object per column and access;
+    ~40-100 us of a threaded page). What an execution through SQLAlchemy keeps: the
+    ``before_cursor_execute`` listeners see the statement, a driver error is raised as
+    SQLAlchemy's (an outage is a ``TemporaryError`` to the caller) and a disconnect
+    invalidates the connection (not to be reused)."""
+    raw = conn.connection.dbapi_connection
+    if raw is None:
+        raise sa_exc.ResourceClosedError("the read's connection is closed")
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = raw.cursor()
+    try:
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+    except dbapi.Error as exc:
+        disconnect = conn.dialect.is_disconnect(exc, raw, cursor)
+        error = sa_exc.DBAPIError.instance(
+            sql, params, exc, dbapi.Error, connection_invalidated=disconnect
+        )
+        if disconnect:
+            conn.invalidate(exc)
+        raise error from exc
+    finally:
+        cursor.close()
 
 
 def page_body(row: Sequence[Any], limit: int) -> bytes:

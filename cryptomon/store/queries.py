@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 
 from cryptomon.events import Severity
-from cryptomon.store.anomaly_json import driver_statement, page_body
+from cryptomon.store.anomaly_json import driver_row, driver_statement, page_body
 from cryptomon.store.anomaly_queries import ROW_COLUMNS, anomaly_page, anomaly_params
 from cryptomon.store.models import (
     AnomalyRow,
@@ -142,7 +142,7 @@ class Queries(ReadPool):
                 return page_body(result.one(), limit)
 
         def work(conn: Any) -> bytes:
-            return page_body(conn.exec_driver_sql(*sql(conn.dialect)).one(), limit)
+            return page_body(driver_row(conn, *sql(conn.dialect)), limit)
 
         return await self._in_reader(work, one_step=True)
 

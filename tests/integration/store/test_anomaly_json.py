@@ -239,3 +239,33 @@ async def test_postgresql_reads_beyond_the_pool_wait_instead_of_connecting(pg_ur
         assert connects == []
     finally:
         await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_driver_row_is_executed_like_sqlalchemy_executes(db: Database) -> None:
+    """The page's row comes from the driver cursor directly, but statement listeners still
+    see the statement and a driver error is SQLAlchemy's (what the outage handling reads)."""
+    from sqlalchemy import exc as sa_exc
+
+    from cryptomon.store.anomaly_json import driver_row
+
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    for engine in db.read_engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert await db.read_on_loop(lambda conn: tuple(driver_row(conn, "SELECT 1, 2", ()))) == (
+            1,
+            2,
+        )
+        with pytest.raises(sa_exc.DBAPIError) as error:
+            await db.read_on_loop(lambda conn: driver_row(conn, "SELECT * FROM nowhere", ()))
+        assert "nowhere" in str(error.value.orig)
+        assert await db.read_on_loop(lambda conn: tuple(driver_row(conn, "SELECT 3", ()))) == (3,)
+    finally:
+        for engine in db.read_engines:
+            event.remove(engine, "before_cursor_execute", record)
+    assert seen == ["SELECT 1, 2", "SELECT * FROM nowhere", "SELECT 3"]
