@@ -1,36 +1,87 @@
 """The anomaly list's page as JSON bytes (:meth:`Queries.anomaly_page_json
-<cryptomon.store.queries.Queries.anomaly_page_json>`), made from the driver's rows.
+<cryptomon.store.queries.Queries.anomaly_page_json>`), joined by the database from the JSON
+item every anomaly row stores.
 
-The page statement of :func:`~cryptomon.store.anomaly_queries.anomaly_page` (with only the
-columns an item shows) is compiled once per dialect and filter shape and sent with
-``exec_driver_sql`` (SQLAlchemy's events, error wrapping and pool invalidation still apply),
-but its rows skip SQLAlchemy's typed result processing: a row is zipped with the column names
-and only the columns that need it are converted, by the column type's result processor
-(planned once per dialect and column types) and, for times, to epoch seconds in the same
-step; the page is serialized by orjson right away. The bytes are those of
+Anomalies are never updated once written, so each row's item of the list (the columns a page
+shows, times as epoch seconds) is serialized once, when it is written (:func:`anomaly_item`,
+``anomalies.item``), instead of on every read. A page is then ONE row of one statement per
+dialect and filter shape (:func:`~cryptomon.store.anomaly_queries.joined_page`: the items
+joined in page order, how many rows the ``limit`` + 1 walk found, the last page row's time
+and id for the cursor), compiled once and sent as driver SQL: with the stdlib SQLite driver
+one step of the statement (the driver gives up the GIL for every step, and a reader thread
+then took it back once per page row). The bytes are those of
 ``orjson.dumps({"items": rows, "next_cursor": cursor})`` with the rows and cursor of
-:meth:`Queries.anomalies <cryptomon.store.queries.Queries.anomalies>`.
+:meth:`Queries.anomalies <cryptomon.store.queries.Queries.anomalies>` (tested on both
+databases): :func:`anomaly_item` gives a value as the database gives it back (a float column's
+integer as a float; SQLite's ``-0.0`` as ``0.0``, as SQLite stores it).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import Connection, DateTime, Dialect, Double
+from sqlalchemy import exc as sa_exc
 
-from cryptomon.store.anomaly_queries import ITEM_COLUMNS, anomaly_page
+from cryptomon.store.anomaly_queries import ITEM_COLUMNS, joined_page
 from cryptomon.store.pages import encode_cursor
-from cryptomon.store.types import UTCDateTime
 
 _Convert = Callable[[Any], Any]
-_NAMES = tuple(c.name for c in ITEM_COLUMNS)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _SECOND = timedelta(seconds=1)
+# SQLite 3.44 has ORDER BY inside an aggregate; before, the join follows its subquery's order
+SQLITE_ORDERED_CONCAT = sqlite3.sqlite_version_info >= (3, 44)
+
+
+def _kind(col: Any) -> str:
+    impl = getattr(col.type, "impl_instance", col.type)
+    if isinstance(impl, DateTime):
+        return "time"
+    if isinstance(impl, Double):
+        return "float"
+    return "json" if col.name == "reasons" else "plain"
+
+
+_PLAN = tuple((c.name, _kind(c)) for c in ITEM_COLUMNS)
+
+
+def epoch_of(value: datetime) -> float:
+    """Epoch seconds of a stored time as the read side gives them (``.timestamp()`` of the
+    aware datetime; a naive one is UTC): whole microseconds divided by 10**6."""
+    if value.tzinfo is None:
+        return (value - _NAIVE_EPOCH) / _SECOND
+    return value.timestamp()
+
+
+def anomaly_item(row: Mapping[str, Any], *, dialect: str) -> str:
+    """The JSON text of one anomaly's page item: ``row``'s :data:`ITEM_COLUMNS` (times as
+    datetimes, ``reasons`` a list or its JSON text) as ``dialect``'s database gives them back
+    to :meth:`Queries.anomalies`, serialized by orjson. What the store writes in
+    ``anomalies.item`` (the writer, and migration 0011 for older rows)."""
+    sqlite = dialect == "sqlite"
+    item: dict[str, Any] = {}
+    for name, kind in _PLAN:
+        value = row[name]
+        if value is not None:
+            if kind == "time":
+                value = epoch_of(value)
+            elif kind == "float":
+                # SQLite keeps a whole float as an integer: -0.0 comes back as 0.0
+                value = float(value) + 0.0 if sqlite else float(value)
+            elif kind == "json" and isinstance(value, str | bytes):
+                value = orjson.loads(value)
+        item[name] = value
+    try:
+        return orjson.dumps(item).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate in a reason: escaped, as JSON allows
+        return json.dumps(item, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +107,11 @@ class DriverStatement:
 
 @functools.lru_cache(maxsize=256)
 def driver_statement(dialect: Dialect, present: frozenset[str]) -> DriverStatement:
-    """The item page statement of ``present`` compiled for ``dialect`` (built once)."""
-    compiled = anomaly_page(present, items=True).compile(dialect=dialect)
+    """The joined page statement of ``present`` (the bound values' names) compiled for
+    ``dialect`` (built once)."""
+    ordered = dialect.name != "sqlite" or SQLITE_ORDERED_CONCAT
+    stmt = joined_page(present, dialect.name, ordered=ordered)
+    compiled = stmt.compile(dialect=dialect)
     binds = []
     for name, bind in compiled.binds.items():
         process = bind.type.bind_processor(dialect)
@@ -67,83 +121,44 @@ def driver_statement(dialect: Dialect, present: frozenset[str]) -> DriverStateme
     return DriverStatement(compiled.string, positions, compiled, tuple(binds))
 
 
-def sqlite_epoch(text: str) -> float:
-    """SQLite's text of a :class:`UTCDateTime` as epoch seconds: what SQLAlchemy's reading
-    (``datetime.fromisoformat``, naive taken as UTC) then ``.timestamp()`` give, without the
-    aware datetime (the same division of whole microseconds by 10**6)."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        return (value - _NAIVE_EPOCH) / _SECOND
-    return value.timestamp()
+def driver_row(conn: Connection, sql: str, params: Any) -> Any:
+    """The one row of ``sql`` from a driver cursor of ``conn`` directly, without SQLAlchemy's
+    result (with psycopg, its description alone made a column object per column and access;
+    ~40-100 us of a threaded page). What an execution through SQLAlchemy keeps: the
+    ``before_cursor_execute`` listeners see the statement, a driver error is raised as
+    SQLAlchemy's (an outage is a ``TemporaryError`` to the caller) and a disconnect
+    invalidates the connection (not to be reused)."""
+    raw = conn.connection.dbapi_connection
+    if raw is None:
+        raise sa_exc.ResourceClosedError("the read's connection is closed")
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = raw.cursor()
+    try:
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+    except dbapi.Error as exc:
+        disconnect = conn.dialect.is_disconnect(exc, raw, cursor)
+        error = sa_exc.DBAPIError.instance(
+            sql, params, exc, dbapi.Error, connection_invalidated=disconnect
+        )
+        if disconnect:
+            conn.invalidate(exc)
+        raise error from exc
+    finally:
+        cursor.close()
 
 
-def _epoch(process: _Convert | None) -> _Convert:
-    """Epoch seconds of a time column's driver value: an aware datetime's instant directly
-    (the same float in any zone, so the column type's conversion to UTC is skipped), else
-    through the column type's result processor."""
-    if process is None:
-        return datetime.timestamp
-
-    def convert(value: Any) -> float:
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            return value.timestamp()
-        return float(process(value).timestamp())
-
-    return convert
-
-
-@dataclass(frozen=True, slots=True)
-class RowPlan:
-    """The item columns to convert, each with its conversion (result processor; times then
-    as epoch seconds), and how ``ts_detected`` becomes the cursor's datetime."""
-
-    convert: tuple[tuple[str, _Convert], ...]
-    cursor_time: _Convert | None
-    cursor_at: int
-
-
-@functools.lru_cache(maxsize=256)
-def row_plan(dialect: Dialect, coltypes: tuple[Any, ...]) -> RowPlan:
-    """The :class:`RowPlan` of the item columns as the driver describes them (``coltypes``:
-    the cursor description's type codes), planned once."""
-    convert: list[tuple[str, _Convert]] = []
-    cursor_time = None
-    for col, coltype in zip(ITEM_COLUMNS, coltypes, strict=True):
-        process = col.type.dialect_impl(dialect).result_processor(dialect, coltype)
-        if col.name == "ts_detected":
-            cursor_time = process
-        if isinstance(col.type, UTCDateTime) and dialect.name == "sqlite":
-            convert.append((col.name, sqlite_epoch))
-        elif isinstance(getattr(col.type, "impl_instance", col.type), DateTime):
-            convert.append((col.name, _epoch(process)))
-        elif process is not None:
-            convert.append((col.name, process))
-    return RowPlan(tuple(convert), cursor_time, _NAMES.index("ts_detected"))
-
-
-def _type_codes(cursor: Any) -> tuple[Any, ...]:
-    """The type codes of the cursor description's columns; from psycopg's result directly
-    (its ``description`` makes a column object per column on every access)."""
-    res = getattr(cursor, "pgresult", None)
-    if res is not None:
-        return tuple(res.ftype(i) for i in range(res.nfields))
-    return tuple(d[1] for d in cursor.description)
-
-
-def page_json(dialect: Dialect, result: Any, limit: int) -> bytes:
-    """The JSON page of ``result`` (the item page statement's rows, ``limit`` + 1 at most)."""
-    plan = row_plan(dialect, _type_codes(result.cursor))
-    rows = result.all()
-    items = [dict(zip(_NAMES, row, strict=True)) for row in rows[:limit]]
-    for name, process in plan.convert:
-        for item in items:
-            value = item[name]
-            if value is not None:
-                item[name] = process(value)
-    next_cursor = None
-    if len(rows) > limit:
-        ts = rows[limit - 1][plan.cursor_at]
-        if plan.cursor_time is not None:
-            ts = plan.cursor_time(ts)
-        next_cursor = encode_cursor(ts, items[-1]["id"])
-    return orjson.dumps({"items": items, "next_cursor": next_cursor})
+def page_body(row: Sequence[Any], limit: int) -> bytes:
+    """The page's JSON from the joined statement's row: ``{"items":[...],"next_cursor":...}``
+    with orjson's separators and key order."""
+    joined, found, last_ts, last_id = row
+    items = joined.encode() if joined else b""
+    if found <= limit:
+        return b'{"items":[' + items + b'],"next_cursor":null}'
+    if isinstance(last_ts, str):  # SQLite's text of the time
+        last_ts = datetime.fromisoformat(last_ts)
+    if last_ts.tzinfo is None:
+        last_ts = last_ts.replace(tzinfo=UTC)
+    cursor = encode_cursor(last_ts, last_id).encode()
+    return b'{"items":[' + items + b'],"next_cursor":"' + cursor + b'"}'

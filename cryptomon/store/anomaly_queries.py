@@ -8,13 +8,26 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, or_, select
+from sqlalchemy import (
+    Integer,
+    Select,
+    aggregate_order_by,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 
 from cryptomon.events import Severity
 from cryptomon.store.models import AnomalyRow
 from cryptomon.store.pages import as_time, decode_cursor
 
-ITEM_COLUMNS = tuple(c for c in AnomalyRow.__table__.c if c.name != "severity_rank")
+ROW_COLUMNS = tuple(c for c in AnomalyRow.__table__.c if c.name != "item")
+"""The columns of a row as :meth:`Queries.anomalies` reads it (not the stored JSON item)."""
+ITEM_COLUMNS = tuple(c for c in ROW_COLUMNS if c.name != "severity_rank")
+"""The columns a page item shows, in the table's order (the keys of the ``item`` JSON)."""
 
 
 @functools.cache
@@ -22,9 +35,13 @@ def anomaly_page(present: frozenset[str], *, items: bool = False) -> Select[Any]
     """The page statement for one combination of filters (bound parameters named like the
     keys of ``present``), built once: the list route's requests differ in values, rarely in
     shape. ``items``: only the columns a page item shows (:data:`ITEM_COLUMNS`, in the
-    table's order), else every column."""
+    table's order), else the row's columns (:data:`ROW_COLUMNS`)."""
+    return _page(present, ITEM_COLUMNS if items else ROW_COLUMNS)
+
+
+def _page(present: frozenset[str], columns: tuple[Any, ...]) -> Select[Any]:
     t = AnomalyRow.__table__
-    stmt = select(*ITEM_COLUMNS) if items else select(t)
+    stmt = select(*columns)
     for name in ("exchange", "symbol", "kind"):
         if name in present:
             stmt = stmt.where(t.c[name] == bindparam(name))
@@ -43,6 +60,36 @@ def anomaly_page(present: frozenset[str], *, items: bool = False) -> Select[Any]
         stmt = stmt.where(t.c.ts_detected <= c_ts, after)
     order = (t.c.ts_detected.desc(), t.c.id.desc())
     return stmt.order_by(*order).limit(bindparam("limit", type_=Integer()))
+
+
+@functools.cache
+def joined_page(present: frozenset[str], dialect: str, *, ordered: bool) -> Select[Any]:
+    """The page of :func:`anomaly_page` as ONE row, joined by ``dialect``'s database: (the
+    stored ``item`` JSON of the first ``shown`` rows joined with commas in page order, how
+    many rows the ``limit`` + 1 walk found, ``ts_detected`` and ``id`` of the ``shown``-th
+    row: the next page's cursor when there are more). The walk's rows are numbered in page
+    order: on PostgreSQL by the window's order (the walk is in that order already: no sort);
+    on SQLite in the order they come from the walk (a window with an order would sort them
+    again). ``ordered``: the join has the page order in the aggregate (PostgreSQL, SQLite
+    3.44+); else (older SQLite) it visits the numbered rows in the walk's order, as SQLite's
+    aggregate does over a subquery it does not flatten (tests prove both orders)."""
+    t = AnomalyRow.__table__
+    page = _page(present, (t.c.item, t.c.ts_detected, t.c.id)).subquery("page")
+    order = (page.c.ts_detected.desc(), page.c.id.desc())
+    number = func.row_number().over(order_by=None if dialect == "sqlite" else order)
+    rows = select(page.c.item, page.c.ts_detected, page.c.id, number.label("rn")).subquery()
+    shown = bindparam("shown", type_=Integer())
+    concat = func.group_concat if dialect == "sqlite" else func.string_agg
+    joined: Any = concat(rows.c.item, literal_column("','"))
+    if ordered:
+        joined = aggregate_order_by(joined, rows.c.ts_detected.desc(), rows.c.id.desc())
+    last = rows.c.rn == shown
+    return select(
+        joined.filter(rows.c.rn <= shown),
+        func.count(),
+        func.max(rows.c.ts_detected).filter(last),
+        func.max(rows.c.id).filter(last),
+    )
 
 
 def anomaly_params(

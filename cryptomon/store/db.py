@@ -18,6 +18,7 @@ trip (and, on SQLite, one hop through aiosqlite's thread).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 import structlog
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, StaticPool, create_engine, event, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
@@ -52,6 +53,10 @@ Dialect = Literal["sqlite", "postgresql"]
 T = TypeVar("T")
 
 PING_IDLE_S = 1.0  # ping a pooled connection before use only after this long unused
+# a read on the loop (SQLite file, one-step statements) is interrupted after this long and
+# run on a reader thread instead; SQLite's progress handler checks it every so many steps
+LOOP_READ_BUDGET_S = 0.002
+_PROGRESS_OPS = 10_000
 _USED = "cryptomon_used"  # the pool record's last checkout or checkin (monotonic seconds)
 
 
@@ -123,6 +128,12 @@ def _short_error(exc: BaseException, url: str) -> str:
     return redact_url(first)
 
 
+def _interrupted_or_locked(exc: sa_exc.OperationalError) -> bool:
+    """A loop read SQLite interrupted (over its budget) or could not start (a lock)."""
+    text = str(exc.orig)
+    return "interrupted" in text or "locked" in text or "busy" in text
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for failures an outage explains (retry); False for data the database refuses."""
     if isinstance(exc, sa_exc.DBAPIError):
@@ -152,6 +163,9 @@ class Database:
         self._reader: AsyncEngine | None = None
         self._sync_reader: Engine | None = None  # SQLite file: the read pool, used by threads
         self._read_threads: ReaderThreads | None = None
+        self._loop_reader: Engine | None = None  # SQLite file: one connection, on the loop
+        self._loop_conn: Connection | None = None  # its connection (autocommit)
+        self._loop_deadline = 0.0  # the running loop read's end (perf_counter), 0: none
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     # ------------------------------------------------------------------ accessors
@@ -278,6 +292,62 @@ class Database:
         event.listen(engine, "connect", _sqlite_pragmas(busy_ms, read_only=True))
         return engine
 
+    def _create_loop_reader(self) -> Engine:
+        """The one query-only connection :meth:`read_on_loop` uses (SQLite file): no busy
+        wait (a lock is reported at once), and a progress handler that interrupts a statement
+        running past :data:`LOOP_READ_BUDGET_S`."""
+        url, connect_args = self._sqlite_target()
+        engine = create_engine(
+            url.set(drivername="sqlite+pysqlite"),
+            echo=self.config.echo,
+            json_deserializer=orjson.loads,
+            connect_args={**connect_args, "timeout": 0, "check_same_thread": False},
+            isolation_level="AUTOCOMMIT",  # no transaction held between reads
+            poolclass=StaticPool,
+            pool_reset_on_return=None,
+        )
+
+        def over_budget() -> int:
+            deadline = self._loop_deadline
+            return 1 if deadline and time.perf_counter() > deadline else 0
+
+        def on_connect(dbapi_conn: Any, _record: Any) -> None:
+            _apply_pragmas(dbapi_conn, 0, read_only=True)
+            dbapi_conn.set_progress_handler(over_budget, _PROGRESS_OPS)
+
+        event.listen(engine, "connect", on_connect)
+        return engine
+
+    async def read_on_loop(self, work: Callable[[Connection], T]) -> T:
+        """:meth:`read` for a statement of one step (one row): on a SQLite file it runs on
+        the event loop itself, on a connection of its own, without the hand-off to a reader
+        thread and back (whose cost, with the GIL passed between the two, was larger than
+        such a read). Bounded: SQLite interrupts it past :data:`LOOP_READ_BUDGET_S` and a
+        lock is not waited for; either then runs as :meth:`read` on a reader thread, like
+        every read elsewhere (PostgreSQL: sockets block)."""
+        engine = self._loop_reader
+        if engine is None or self._loop_deadline:  # (not re-entered: work is synchronous)
+            return await self.read(work)
+        self._loop_deadline = time.perf_counter() + LOOP_READ_BUDGET_S
+        try:
+            conn = self._loop_conn
+            if conn is None:  # kept: a checkout per read cost as much as the rest of it
+                conn = self._loop_conn = engine.connect()
+            return work(conn)
+        except Exception as exc:
+            if not isinstance(exc, sa_exc.OperationalError) or not _interrupted_or_locked(exc):
+                self._close_loop_conn()  # the next read starts on a new connection
+                raise
+        finally:
+            self._loop_deadline = 0.0
+        return await self.read(work)
+
+    def _close_loop_conn(self) -> None:
+        conn, self._loop_conn = self._loop_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
     @property
     def threaded_reads(self) -> bool:
         """Whether :meth:`read` runs on reader threads (a SQLite file written by this
@@ -293,8 +363,10 @@ class Database:
     def read_engines(self) -> tuple[Engine, ...]:
         """The (sync) engines reads go through, for statement listeners: the read pool's and,
         with threaded reads, the reader threads'."""
-        engines = (self.reader.sync_engine,)
-        return engines if self._sync_reader is None else (*engines, self._sync_reader)
+        engines: tuple[Engine, ...] = (self.reader.sync_engine,)
+        if self._sync_reader is not None:
+            engines = (*engines, self._sync_reader)
+        return engines if self._loop_reader is None else (*engines, self._loop_reader)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """``work(connection)`` on a connection of the read pool, in a reader thread
@@ -368,6 +440,8 @@ class Database:
             self._sync_reader = self._create_sync_reader()
             threads = self.config.read_pool_size if self._read_pool() else self.config.pool_size
             self._read_threads = ReaderThreads(threads, "cryptomon-read")
+        if self._read_pool():
+            self._loop_reader = self._create_loop_reader()
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate and not self.read_only:
@@ -436,6 +510,10 @@ class Database:
         if self._sync_reader is not None:
             self._sync_reader.dispose()
             self._sync_reader = None
+        self._close_loop_conn()
+        if self._loop_reader is not None:
+            self._loop_reader.dispose()
+            self._loop_reader = None
         if self._engine is not None:
             await self._engine.dispose()
         self._reader = None

@@ -169,6 +169,10 @@ class AnomalyRow(Base):
     samples: Mapped[int] = mapped_column(Integer)
     ts: Mapped[datetime]
     ts_detected: Mapped[datetime]
+    # the row's item of the anomaly list as JSON (the columns above but severity_rank,
+    # times as epoch seconds), written with the row (rows are never updated): a page is
+    # these joined by the database (``store/anomaly_json.py``, 0011_anomaly_item_json)
+    item: Mapped[str] = mapped_column(Text)
 
 
 # --------------------------------------------------------------------------- trading

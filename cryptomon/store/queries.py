@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Select, func, select
 
 from cryptomon.events import Severity
-from cryptomon.store.anomaly_json import driver_statement, page_json
-from cryptomon.store.anomaly_queries import anomaly_page, anomaly_params
+from cryptomon.store.anomaly_json import driver_row, driver_statement, page_body
+from cryptomon.store.anomaly_queries import ROW_COLUMNS, anomaly_page, anomaly_params
 from cryptomon.store.models import (
     AnomalyRow,
     AuditRow,
@@ -115,8 +115,9 @@ class Queries(ReadPool):
         cursor: str | None = None,
     ) -> bytes:
         """:meth:`anomalies` as the JSON of ``{"items": page, "next_cursor": cursor}`` (the
-        same bytes as orjson's), made from the driver's rows; with threaded reads (a SQLite file,
-        PostgreSQL) the reader thread builds it, so the loop only gets bytes."""
+        same bytes as orjson's): one row of one statement, the rows' stored items joined by
+        the database (:mod:`cryptomon.store.anomaly_json`); on a SQLite file on the loop
+        (bounded, else on a reader thread), on PostgreSQL on a reader thread."""
         limit = check_limit(limit)
         params = anomaly_params(
             exchange=exchange,
@@ -128,6 +129,7 @@ class Queries(ReadPool):
             limit=limit,
             cursor=cursor,
         )
+        params["shown"] = limit
         present = frozenset(params)
 
         def sql(dialect: Any) -> tuple[str, Any]:
@@ -137,15 +139,15 @@ class Queries(ReadPool):
         if not self.db.threaded_reads:
             async with self._connection() as conn:
                 result = await conn.exec_driver_sql(*sql(conn.dialect))
-                return page_json(conn.dialect, result, limit)
+                return page_body(result.one(), limit)
 
         def work(conn: Any) -> bytes:
-            return page_json(conn.dialect, conn.exec_driver_sql(*sql(conn.dialect)), limit)
+            return page_body(driver_row(conn, *sql(conn.dialect)), limit)
 
-        return await self._in_reader(work)
+        return await self._in_reader(work, one_step=True)
 
     async def anomaly(self, anomaly_id: str) -> dict[str, Any] | None:
-        rows = await self._all(select(AnomalyRow.__table__).where(AnomalyRow.id == anomaly_id))
+        rows = await self._all(select(*ROW_COLUMNS).where(AnomalyRow.id == anomaly_id))
         return rows[0] if rows else None
 
     async def anomaly_stats(

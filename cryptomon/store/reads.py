@@ -88,10 +88,14 @@ class ReadPool:
 
         return await self._in_reader(work)
 
-    async def _in_reader(self, work: Callable[[Any], T]) -> T:
+    async def _in_reader(self, work: Callable[[Any], T], *, one_step: bool = False) -> T:
         """``work(connection)`` in a reader thread (``threaded_reads``); an unreachable
-        database becomes a ``TemporaryError``."""
+        database becomes a ``TemporaryError``. ``one_step``: ``work`` runs one statement
+        that gives one row, which on a SQLite file runs on the loop (bounded:
+        :meth:`Database.read_on_loop <cryptomon.store.db.Database.read_on_loop>`)."""
         try:
+            if one_step:
+                return await self.db.read_on_loop(work)
             return await self.db.read(work)
         except Exception as exc:
             self._unavailable(exc)

@@ -32,6 +32,7 @@ from cryptomon.events import (
     Severity,
     Signal,
 )
+from cryptomon.store.anomaly_json import anomaly_item
 from cryptomon.store.bulk import (
     BOOK_TOP_COLUMNS,
     TRADE_COLUMNS,
@@ -219,7 +220,7 @@ async def insert_equity_snapshot(
 ANOMALY_COLUMNS = (
     *("id", "exchange", "symbol", "kind", "severity", "severity_rank", "value", "threshold"),
     *("confidence", "z_score", "price_change_pct", "reasons", "window_mean", "window_std"),
-    *("samples", "ts", "ts_detected"),
+    *("samples", "ts", "ts_detected", "item"),
 )
 _ANOMALY_TS = (ANOMALY_COLUMNS.index("ts"), ANOMALY_COLUMNS.index("ts_detected"))
 _ANOMALY_SQLITE = (
@@ -228,35 +229,46 @@ _ANOMALY_SQLITE = (
 )
 
 
-def anomaly_tuple(ev: Anomaly, *, json_reasons: bool = True) -> tuple[Any, ...]:
+def anomaly_tuple(ev: Anomaly, *, dialect: str, json_reasons: bool = True) -> tuple[Any, ...]:
     """An anomalies row in ``ANOMALY_COLUMNS`` order; ``reasons`` as its JSON text (what
     SQLAlchemy's JSON type writes: ``json.dumps`` of the list) or, without ``json_reasons``,
-    as the list itself."""
+    as the list itself; ``item``: the row's page item as ``dialect``'s database will give it
+    back (:func:`~cryptomon.store.anomaly_json.anomaly_item`, one orjson dump)."""
     sev = Severity(ev.severity)
-    reasons: Any = list(ev.reasons)
-    if json_reasons:
-        reasons = json.dumps(reasons)
-    return (
+    reasons = list(ev.reasons)
+    values: tuple[Any, ...] = (
         *(ev.id, ev.exchange, ev.symbol, ev.kind, sev.value, sev.rank, ev.value, ev.threshold),
         *(ev.confidence, ev.z_score, ev.price_change_pct, reasons),
         *(ev.window_mean, ev.window_std, ev.samples, utc(ev.ts)),
         utc(ev.ts_detected or ev.ts_recv or ev.ts),
     )
+    item = anomaly_item(dict(zip(ANOMALY_COLUMNS[:-1], values, strict=True)), dialect=dialect)
+    if json_reasons:
+        at = ANOMALY_COLUMNS.index("reasons")
+        values = (*values[:at], json.dumps(reasons), *values[at + 1 :])
+    return (*values, item)
 
 
 async def insert_anomalies(session: AsyncSession, events: Sequence[Anomaly]) -> int:
     """INSERT ... ON CONFLICT (id) DO NOTHING. The store writer's most frequent durable rows:
     on SQLite one ``executemany`` of plain tuples in the connection's thread (the times
     converted in a worker thread, like the market rows), on PostgreSQL one Core
-    ``executemany``; neither goes through the ORM's per-row bulk bookkeeping."""
+    ``executemany``; neither goes through the ORM's per-row bulk bookkeeping. Each row
+    carries its page item's JSON (``item``: anomalies are never updated)."""
     if not events:
         return 0
     conn = await session.connection()
     if conn.dialect.name == "sqlite":
-        rows = [anomaly_tuple(ev) for ev in events]
+        rows = [anomaly_tuple(ev, dialect="sqlite") for ev in events]
         return await sqlite_executemany(conn, _ANOMALY_SQLITE, rows, _ANOMALY_TS)
     params = [
-        dict(zip(ANOMALY_COLUMNS, anomaly_tuple(ev, json_reasons=False), strict=True))
+        dict(
+            zip(
+                ANOMALY_COLUMNS,
+                anomaly_tuple(ev, dialect=conn.dialect.name, json_reasons=False),
+                strict=True,
+            )
+        )
         for ev in events
     ]
     stmt = dialect_insert(session, AnomalyRow).on_conflict_do_nothing(index_elements=["id"])

@@ -7,7 +7,9 @@ import logging
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 
+import orjson
 import pytest
 import structlog
 from sqlalchemy import inspect
@@ -219,3 +221,51 @@ async def test_start_behind_head_still_upgrades(db: Database, db_url: str) -> No
         assert await migrate.compare(again) == []
     finally:
         await again.stop()
+
+
+@pytest.mark.asyncio
+async def test_0011_fills_the_items_of_existing_anomalies(db: Database) -> None:
+    """Anomalies stored before 0011 (more than one backfill batch, edge values) get the item
+    the store writes for a new row; the column is then NOT NULL, the pages are the column
+    pages' bytes, and downgrade drops it."""
+    from sqlalchemy import insert, select
+
+    from cryptomon.store.models import AnomalyRow
+    from cryptomon.store.queries import Queries
+    from cryptomon.store.repos import ANOMALY_COLUMNS, anomaly_tuple
+    from tests.integration.store.test_anomaly_json import edge_values, varied
+
+    await migrate.downgrade(db, "0010")
+    events = [*edge_values(), *(varied(i) for i in range(40))]
+    events += [replace(varied(i), id=f"batch-{i:05d}") for i in range(1_100)]
+    rows = [anomaly_tuple(ev, dialect=db.dialect, json_reasons=False) for ev in events]
+    columns = ANOMALY_COLUMNS[:-1]  # no item column yet
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            insert(AnomalyRow.__table__), [dict(zip(columns, r[:-1], strict=True)) for r in rows]
+        )
+    await migrate.upgrade(db, "head")
+
+    async with db.engine.connect() as conn:
+        stored = dict((await conn.execute(select(AnomalyRow.id, AnomalyRow.item))).all())
+        item = await conn.run_sync(
+            lambda c: next(
+                col for col in inspect(c).get_columns("anomalies") if col["name"] == "item"
+            )
+        )
+    assert stored == {ev.id: r[-1] for ev, r in zip(events, rows, strict=True)}
+    assert item["nullable"] is False
+    queries = Queries(db=db)
+    for filters in ({}, {"exchange": "okx"}, {"min_severity": "high"}):
+        page, cursor = await queries.anomalies(limit=50, **filters)
+        expected = orjson.dumps({"items": page, "next_cursor": cursor})
+        assert await queries.anomaly_page_json(limit=50, **filters) == expected
+    assert await migrate.compare(db) == []
+
+    await migrate.downgrade(db, "0010")
+    async with db.engine.connect() as conn:
+        names = await conn.run_sync(
+            lambda c: [col["name"] for col in inspect(c).get_columns("anomalies")]
+        )
+    assert "item" not in names
+    assert "ts_detected" in names

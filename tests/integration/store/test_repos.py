@@ -319,7 +319,7 @@ async def test_anomaly_rows_are_those_the_orm_insert_writes(db: Database) -> Non
         ),
         anomaly(ts=-1.0e10, ts_recv=-1.0e10, ts_detected=0.0, reasons=()),  # year 1653
     ]
-    ours = [repos.anomaly_tuple(a, json_reasons=False) for a in variants]
+    ours = [repos.anomaly_tuple(a, dialect=db.dialect, json_reasons=False) for a in variants]
     async with db.sessionmaker() as s, s.begin():
         await repos.insert_anomalies(s, variants)
         orm_rows = [

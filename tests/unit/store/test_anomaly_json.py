@@ -1,5 +1,5 @@
-"""SQLite's stored time text straight to epoch seconds: the same float as SQLAlchemy's
-reading (an aware UTC datetime) followed by ``.timestamp()``."""
+"""A stored item's times (epoch seconds of the datetime written, aware or naive UTC) are the
+same floats as SQLAlchemy's reading of SQLite's stored text followed by ``.timestamp()``."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.dialects.sqlite import pysqlite
 
-from cryptomon.store.anomaly_json import sqlite_epoch
+from cryptomon.store.anomaly_json import epoch_of
 from cryptomon.store.types import UTCDateTime
 
 
-def test_sqlite_time_text_gives_the_timestamp_of_the_datetime_read() -> None:
+def test_the_item_time_is_the_timestamp_of_the_datetime_read() -> None:
     """Random instants from 1970 to 2200 with microseconds, stored and read back through
-    the column type on SQLite: ``sqlite_epoch`` of the text == the read datetime's
-    ``timestamp()``, bit for bit."""
+    the column type on SQLite: ``epoch_of`` the instant written (aware, or naive as the
+    0011 backfill reads it) == the read datetime's ``timestamp()``, bit for bit."""
     dialect = pysqlite.dialect()
     col = UTCDateTime()
     store = col.dialect_impl(dialect).bind_processor(dialect)
@@ -28,6 +28,7 @@ def test_sqlite_time_text_gives_the_timestamp_of_the_datetime_read() -> None:
         instant = epoch + timedelta(microseconds=rnd.randrange(0, 7_258_118_400 * 10**6))
         text = store(instant)
         assert isinstance(text, str)
-        assert sqlite_epoch(text) == read(text).timestamp()
+        assert epoch_of(instant) == read(text).timestamp()
+        assert epoch_of(instant.replace(tzinfo=None)) == read(text).timestamp()
     for text in ("2023-11-14 22:13:20", "2023-11-14 22:13:20.000001", "1970-01-01 00:00:00"):
-        assert sqlite_epoch(text) == read(text).timestamp()
+        assert epoch_of(datetime.fromisoformat(text)) == read(text).timestamp()
