@@ -339,3 +339,44 @@ async def test_a_loop_read_over_its_budget_runs_on_a_reader_thread(
         assert not any(name.startswith("cryptomon-read") for name in threads)
     finally:
         await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_locked_loop_read_runs_on_a_reader_thread(sqlite_url: str) -> None:
+    """A loop read SQLite refuses with "database is locked" (the loop's connection has no busy
+    wait: a WAL reader meets a lock only while another connection holds the file in exclusive
+    locking mode or recovers the WAL index) is run again on a reader thread, which waits for
+    the lock like every other read; the loop's connection is kept. Any other error is raised
+    as it is."""
+    import sqlite3
+    import threading
+
+    from cryptomon.config import DatabaseConfig
+
+    db = Database(DatabaseConfig(url=sqlite_url))
+    await db.start()
+    try:
+        ran: list[str] = []
+
+        def locked_on_the_loop(conn: Any) -> int:
+            ran.append(threading.current_thread().name)
+            if len(ran) == 1:
+                raise OperationalError(
+                    "SELECT 1", None, sqlite3.OperationalError("database is locked")
+                )
+            return int(conn.execute(text("SELECT 7")).scalar_one())
+
+        assert await db.read_on_loop(locked_on_the_loop) == 7
+        assert ran[0] == threading.current_thread().name
+        assert ran[1].startswith("cryptomon-read")
+        kept = db._loop_conn
+        assert kept is not None  # a lock does not cost the loop its connection
+
+        def refused(conn: Any) -> int:
+            raise OperationalError("SELECT 1", None, sqlite3.OperationalError("no such table"))
+
+        with pytest.raises(OperationalError, match="no such table"):
+            await db.read_on_loop(refused)
+        assert db._loop_conn is None  # dropped after any other error: the next read reconnects
+    finally:
+        await db.stop()
