@@ -139,17 +139,21 @@ class BookTopRow(Base):
 # --------------------------------------------------------------------------- detection
 
 
+_TIME_RANK = ("ts_detected", "id", "severity_rank")  # page order, then the min_severity key
+
+
 class AnomalyRow(Base):
     """A detector finding, keyed by the event's id."""
 
     __tablename__ = "anomalies"
     __table_args__ = (
-        # list filters newest first straight from an index (0009_read_indexes)
-        Index("ix_anomalies_market_time_id", "exchange", "symbol", "ts_detected", "id"),
-        Index("ix_anomalies_exchange_time_id", "exchange", "ts_detected", "id"),
-        Index("ix_anomalies_symbol_time_id", "symbol", "ts_detected", "id"),
-        Index("ix_anomalies_kind_time_id", "kind", "ts_detected", "id"),
-        Index("ix_anomalies_time_id", "ts_detected", "id"),
+        # list filters newest first straight from an index (0009_read_indexes), min_severity
+        # checked on the index entry (0012_anomaly_rank_in_indexes)
+        Index("ix_anomalies_market_time_rank", "exchange", "symbol", *_TIME_RANK),
+        Index("ix_anomalies_exchange_time_rank", "exchange", *_TIME_RANK),
+        Index("ix_anomalies_symbol_time_rank", "symbol", *_TIME_RANK),
+        Index("ix_anomalies_kind_time_rank", "kind", *_TIME_RANK),
+        Index("ix_anomalies_time_rank", *_TIME_RANK),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -113,6 +113,43 @@ async def test_list_filters_walk_an_index_in_page_order(
         assert not full_scans(text_plan), f"{method}{args} scans:\n{text_plan}"
 
 
+SEVERITY_SHAPES: list[tuple[str, dict[str, Any]]] = [
+    (method, {**args, "min_severity": "critical"})
+    for method in ("anomalies", "anomaly_page_json")
+    for args in (
+        {},
+        {"kind": "whale"},
+        {"exchange": "okx"},
+        {"symbol": "BTC-USDT"},
+        {"exchange": "okx", "symbol": "BTC-USDT"},
+        {"kind": "whale", "cursor": CURSOR},
+    )
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("method", "args"), SEVERITY_SHAPES, ids=[f"{m}-{'-'.join(a)}" for m, a in SEVERITY_SHAPES]
+)
+async def test_min_severity_is_checked_on_the_index_entry(
+    db: Database, method: str, args: dict[str, Any]
+) -> None:
+    """``min_severity`` is a condition on the index the page walks (0012: every anomaly index
+    ends in ``severity_rank``), not a filter of the table rows it points to: a page of a rare
+    severity does not read every row of its walk. PostgreSQL shows it as an index condition;
+    SQLite, which seeks the table row only for a column the index lacks, by the index."""
+    queries = Queries(db=db)
+    captured = await statements(db, lambda: getattr(queries, method)(limit=50, **args))
+    assert captured, f"{method} sent no SELECT"
+    for statement, params in captured:
+        text_plan = await plan(db, statement, params)
+        if db.dialect == "postgresql":
+            assert re.search(r"Index Cond: .*severity_rank >=", text_plan), text_plan
+            assert "Filter: (severity_rank" not in text_plan, text_plan
+        else:
+            assert re.search(r"USING INDEX ix_anomalies_\w+_rank\b", text_plan), text_plan
+
+
 @pytest.mark.asyncio
 async def test_sqlite_reads_come_from_a_query_only_pool(sqlite_url: str) -> None:
     """On a SQLite file the read pool is its own engine and refuses writes."""
