@@ -174,7 +174,8 @@ async def _end_server_connections(pg_url: str) -> None:
 @pytest.mark.asyncio
 async def test_a_connection_ended_while_idle_is_replaced_before_the_read(pg_url: str) -> None:
     """A pooled connection idle past ``ping_idle_s`` is pinged first: one the server ended is
-    replaced and the read answers."""
+    replaced and the read answers (the reader threads' pool and the page's connections on
+    the loop)."""
     from cryptomon.config import DatabaseConfig
 
     db = Database(DatabaseConfig(url=pg_url))
@@ -182,9 +183,12 @@ async def test_a_connection_ended_while_idle_is_replaced_before_the_read(pg_url:
     try:
         db.ping_idle_s = 0.0  # every pooled connection counts as idle
         queries = Queries(db=db)
+        empty = b'{"items":[],"next_cursor":null}'
         assert await queries.anomalies() == ([], None)
+        assert await queries.anomaly_page_json() == empty  # (its connection, on the loop)
         await _end_server_connections(pg_url)
         assert await queries.anomalies() == ([], None)
+        assert await queries.anomaly_page_json() == empty
     finally:
         await db.stop()
 
