@@ -5,7 +5,9 @@ busy timeout; reads (the API's queries) go through a second pool of ``read_pool_
 connections to the same file, which WAL lets read while the writer writes. PostgreSQL
 (``postgresql+psycopg://...``) uses one connection pool sized from config for the writer and
 the async reads, and reads through :meth:`Database.read` run on ``pool_size`` reader threads
-with psycopg's sync driver (their own pool of autocommit connections). ``start()`` checks
+with psycopg's sync driver (their own pool of autocommit connections); a one-row read (the
+anomaly page) is read on the loop with psycopg's async connections (:meth:`row_on_loop`, at
+most ``pool_size`` more). ``start()`` checks
 connectivity and fails with a :class:`FatalError` naming the URL (password redacted); with
 ``auto_migrate`` it then runs ``upgrade head``.
 
@@ -39,6 +41,7 @@ from sqlalchemy.ext.asyncio import (
 from cryptomon.config import DatabaseConfig
 from cryptomon.errors import FatalError
 from cryptomon.log import redact_url
+from cryptomon.store.loop_rows import LoopRows
 from cryptomon.store.reader_threads import (
     ReaderThreads,
     ReadGuard,
@@ -166,6 +169,7 @@ class Database:
         self._loop_reader: Engine | None = None  # SQLite file: one connection, on the loop
         self._loop_conn: Connection | None = None  # its connection (autocommit)
         self._loop_deadline = 0.0  # the running loop read's end (perf_counter), 0: none
+        self._loop_rows: LoopRows | None = None  # PostgreSQL: one-row reads on the loop
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     # ------------------------------------------------------------------ accessors
@@ -318,6 +322,47 @@ class Database:
         event.listen(engine, "connect", on_connect)
         return engine
 
+    def _create_loop_rows(self, listeners: Engine) -> LoopRows:
+        """PostgreSQL's one-row reads on the loop (:meth:`row_on_loop`): ``pool_size``
+        connections at most, set up as the reader threads' (autocommit, the server's
+        ``statement_timeout``, read-only for reports)."""
+        cfg = self.config
+        options = f"-c statement_timeout={max(1, round(cfg.statement_timeout_s * 1000))}"
+        if self.read_only:
+            options += " -c default_transaction_read_only=on"
+        url = self.url.set(drivername="postgresql")
+        return LoopRows(
+            conninfo=url.render_as_string(hide_password=False),
+            connect_kwargs={
+                "connect_timeout": max(1, round(cfg.connect_timeout_s)),
+                "options": options,
+            },
+            size=cfg.pool_size,
+            timeout_s=cfg.statement_timeout_s,
+            idle_s=lambda: self.ping_idle_s,
+            listeners=listeners,
+        )
+
+    @property
+    def rows_on_loop(self) -> bool:
+        """Whether :meth:`row_on_loop` reads on the loop (PostgreSQL)."""
+        return self._loop_rows is not None
+
+    @property
+    def loop_rows(self) -> LoopRows | None:
+        """The connections of :meth:`row_on_loop` (PostgreSQL), None elsewhere."""
+        return self._loop_rows
+
+    async def row_on_loop(self, statement: Callable[[Any], tuple[str, Any]]) -> Any:
+        """The one row of a statement of one step, ``statement(dialect)`` giving its driver
+        SQL and parameters, read on the loop with psycopg's async connection (PostgreSQL,
+        ``rows_on_loop``; :class:`~cryptomon.store.loop_rows.LoopRows`: no reader thread,
+        the deadline, idle ping and error types of :meth:`read`)."""
+        rows, engine = self._loop_rows, self._sync_reader
+        if rows is None or engine is None:
+            raise RuntimeError("reads on the loop need a started PostgreSQL database")
+        return await rows.row(*statement(engine.dialect))
+
     async def read_on_loop(self, work: Callable[[Connection], T]) -> T:
         """:meth:`read` for a statement of one step (one row): on a SQLite file it runs on
         the event loop itself, on a connection of its own, without the hand-off to a reader
@@ -442,6 +487,8 @@ class Database:
             self._read_threads = ReaderThreads(threads, "cryptomon-read")
         if self._read_pool():
             self._loop_reader = self._create_loop_reader()
+        elif self._sync_reader is not None:
+            self._loop_rows = self._create_loop_rows(self._sync_reader)
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
         if self.config.auto_migrate and not self.read_only:
@@ -504,6 +551,9 @@ class Database:
     async def stop(self) -> None:
         if self._reader is not None and self._read_pool():
             await self._reader.dispose()
+        if self._loop_rows is not None:
+            await self._loop_rows.close()
+            self._loop_rows = None
         if self._read_threads is not None:
             self._read_threads.shutdown()
             self._read_threads = None

@@ -116,8 +116,9 @@ class Queries(ReadPool):
     ) -> bytes:
         """:meth:`anomalies` as the JSON of ``{"items": page, "next_cursor": cursor}`` (the
         same bytes as orjson's): one row of one statement, the rows' stored items joined by
-        the database (:mod:`cryptomon.store.anomaly_json`); on a SQLite file on the loop
-        (bounded, else on a reader thread), on PostgreSQL on a reader thread."""
+        the database (:mod:`cryptomon.store.anomaly_json`), read on the loop: on a SQLite
+        file bounded (else on a reader thread), on PostgreSQL with psycopg's async
+        connection (:mod:`cryptomon.store.loop_rows`)."""
         limit = check_limit(limit)
         params = anomaly_params(
             exchange=exchange,
@@ -136,6 +137,8 @@ class Queries(ReadPool):
             stmt = driver_statement(dialect, present)
             return stmt.sql, stmt.parameters(params)
 
+        if self.db.rows_on_loop:
+            return page_body(await self._row_on_loop(sql), limit)
         if not self.db.threaded_reads:
             async with self._connection() as conn:
                 result = await conn.exec_driver_sql(*sql(conn.dialect))

@@ -88,6 +88,16 @@ class ReadPool:
 
         return await self._in_reader(work)
 
+    async def _row_on_loop(self, statement: Callable[[Any], tuple[str, Any]]) -> Any:
+        """The one row of ``statement(dialect)`` (driver SQL, parameters) read on the loop
+        (PostgreSQL: :meth:`Database.row_on_loop
+        <cryptomon.store.db.Database.row_on_loop>`); an unreachable database becomes a
+        ``TemporaryError``."""
+        try:
+            return await self.db.row_on_loop(statement)
+        except Exception as exc:
+            self._unavailable(exc)
+
     async def _in_reader(self, work: Callable[[Any], T], *, one_step: bool = False) -> T:
         """``work(connection)`` in a reader thread (``threaded_reads``); an unreachable
         database becomes a ``TemporaryError``. ``one_step``: ``work`` runs one statement

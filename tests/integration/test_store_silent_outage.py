@@ -188,12 +188,48 @@ async def test_a_read_stalled_in_the_ping_is_cut_and_frees_its_thread(pg_url: st
         _,
     ):
         queries = Queries(db=db)
-        assert await queries.anomaly_page_json(limit=5) == b'{"items":[],"next_cursor":null}'
+        assert await queries.anomalies(limit=5) == ([], None)
         db.ping_idle_s = 0.0  # every checkout pings: the read blocks in the ping
         proxy.stall()
         with pytest.raises(TemporaryError, match="unavailable"):
-            await queries.anomaly_page_json(limit=5)
+            await queries.anomalies(limit=5)
         assert db.threaded_reads
         await wait_until(lambda: db.reads_running == 0, timeout=10, message="thread freed")
         proxy.resume()
-        assert await queries.anomaly_page_json(limit=5) == b'{"items":[],"next_cursor":null}'
+        assert await queries.anomalies(limit=5) == ([], None)
+
+
+EMPTY_PAGE = b'{"items":[],"next_cursor":null}'
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("stalled_in", ["ping", "statement", "connect"])
+async def test_a_page_read_on_the_loop_stalled_is_cut_at_its_deadline(
+    pg_url: str, stalled_in: str
+) -> None:
+    """The JSON page, read on the loop with psycopg's async connection, blocked on a stalled
+    socket (in the ping of an idle connection, in the statement, or connecting) fails as
+    TemporaryError at its deadline (1 s here; not psycopg's own cancel request and its
+    grace, 10 s, nor the 30 s connect timeout), its connection is closed, not reused, and
+    once the packets flow again the next page answers on a new connection."""
+    async with _behind_proxy(pg_url, statement_timeout_s=1, connect_timeout_s=30) as (
+        db,
+        proxy,
+        _,
+    ):
+        queries = Queries(db=db)
+        loop_rows = db.loop_rows
+        assert loop_rows is not None
+        if stalled_in != "connect":  # an idle connection is kept for the next page
+            assert await queries.anomaly_page_json(limit=5) == EMPTY_PAGE
+            assert loop_rows.connections == 1
+        db.ping_idle_s = 0.0 if stalled_in == "ping" else 3600.0
+        proxy.stall()
+        t0 = time.monotonic()
+        with pytest.raises(TemporaryError, match="unavailable"):
+            await queries.anomaly_page_json(limit=5)
+        assert 0.9 < time.monotonic() - t0 < 5
+        assert loop_rows.connections == 0
+        proxy.resume()
+        assert await queries.anomaly_page_json(limit=5) == EMPTY_PAGE
+        assert loop_rows.connections == 1

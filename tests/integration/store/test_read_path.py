@@ -211,7 +211,8 @@ async def _end_server_connections(pg_url: str) -> None:
 @pytest.mark.asyncio
 async def test_a_connection_ended_while_idle_is_replaced_before_the_read(pg_url: str) -> None:
     """A pooled connection idle past ``ping_idle_s`` is pinged first: one the server ended is
-    replaced and the read answers."""
+    replaced and the read answers (the reader threads' pool and the page's connections on
+    the loop)."""
     from cryptomon.config import DatabaseConfig
 
     db = Database(DatabaseConfig(url=pg_url))
@@ -219,9 +220,12 @@ async def test_a_connection_ended_while_idle_is_replaced_before_the_read(pg_url:
     try:
         db.ping_idle_s = 0.0  # every pooled connection counts as idle
         queries = Queries(db=db)
+        empty = b'{"items":[],"next_cursor":null}'
         assert await queries.anomalies() == ([], None)
+        assert await queries.anomaly_page_json() == empty  # (its connection, on the loop)
         await _end_server_connections(pg_url)
         assert await queries.anomalies() == ([], None)
+        assert await queries.anomaly_page_json() == empty
     finally:
         await db.stop()
 
@@ -244,10 +248,12 @@ async def test_a_connection_used_a_moment_ago_goes_straight_to_the_query(pg_url:
         with pytest.raises(TemporaryError, match="unavailable"):
             await queries.anomalies()
         assert await queries.anomalies() == ([], None)
+        empty = b'{"items":[],"next_cursor":null}'
+        assert await queries.anomaly_page_json() == empty  # (its own connection, on the loop)
         await _end_server_connections(pg_url)  # the API's JSON page: the same
         with pytest.raises(TemporaryError, match="unavailable"):
             await queries.anomaly_page_json()
-        assert await queries.anomaly_page_json() == b'{"items":[],"next_cursor":null}'
+        assert await queries.anomaly_page_json() == empty
     finally:
         await db.stop()
 
@@ -346,6 +352,39 @@ async def test_sqlite_json_pages_are_read_on_the_loop(sqlite_url: str) -> None:
         assert (await _threads_of_page(db))[0] == page  # a new connection after the error
     finally:
         await db.stop()
+
+
+@pytest.mark.asyncio
+async def test_postgresql_json_pages_are_read_on_the_loop(pg_url: str) -> None:
+    """On PostgreSQL the JSON page (one statement, one row) is read on the loop's thread
+    with psycopg's async connection: the statement listeners see it, 50 pages at once open
+    at most ``pool_size`` connections and get the same bytes as one at a time, a driver
+    error is SQLAlchemy's and leaves the connection usable."""
+    import threading
+
+    from sqlalchemy.exc import ProgrammingError
+
+    from cryptomon.config import DatabaseConfig
+
+    db = Database(DatabaseConfig(url=pg_url, pool_size=3))
+    await db.start()
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            await insert_anomalies(session, [stubs.anomaly(id=f"a{i}") for i in range(3)])
+        page, threads = await _threads_of_page(db)
+        assert [item["id"] for item in orjson.loads(page)["items"]] == ["a2", "a1"]
+        assert threads == [threading.current_thread().name]
+        queries = Queries(db=db)
+        pages = await asyncio.gather(*(queries.anomaly_page_json(limit=2) for _ in range(50)))
+        assert set(pages) == {page}
+        assert db.loop_rows is not None
+        assert 1 <= db.loop_rows.connections <= 3
+        with pytest.raises(ProgrammingError, match="nowhere"):
+            await db.row_on_loop(lambda _dialect: ("SELECT * FROM nowhere", None))
+        assert await db.row_on_loop(lambda _dialect: ("SELECT 1, 2", None)) == (1, 2)
+    finally:
+        await db.stop()
+    assert db.loop_rows is None
 
 
 @pytest.mark.asyncio
