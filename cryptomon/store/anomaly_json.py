@@ -23,7 +23,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,10 +32,9 @@ from sqlalchemy import exc as sa_exc
 
 from cryptomon.store.anomaly_queries import ITEM_COLUMNS, joined_page
 from cryptomon.store.pages import encode_cursor
+from cryptomon.store.types import epoch
 
 _Convert = Callable[[Any], Any]
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_SECOND = timedelta(seconds=1)
 # SQLite 3.44 has ORDER BY inside an aggregate; before, the join follows its subquery's order
 SQLITE_ORDERED_CONCAT = sqlite3.sqlite_version_info >= (3, 44)
 
@@ -52,14 +51,6 @@ def _kind(col: Any) -> str:
 _PLAN = tuple((c.name, _kind(c)) for c in ITEM_COLUMNS)
 
 
-def epoch_of(value: datetime) -> float:
-    """Epoch seconds of a stored time as the read side gives them (``.timestamp()`` of the
-    aware datetime; a naive one is UTC): whole microseconds divided by 10**6."""
-    if value.tzinfo is None:
-        return (value - _NAIVE_EPOCH) / _SECOND
-    return value.timestamp()
-
-
 def anomaly_item(row: Mapping[str, Any], *, dialect: str) -> str:
     """The JSON text of one anomaly's page item: ``row``'s :data:`ITEM_COLUMNS` (times as
     datetimes, ``reasons`` a list or its JSON text) as ``dialect``'s database gives them back
@@ -71,7 +62,7 @@ def anomaly_item(row: Mapping[str, Any], *, dialect: str) -> str:
         value = row[name]
         if value is not None:
             if kind == "time":
-                value = epoch_of(value)
+                value = epoch(value)
             elif kind == "float":
                 # SQLite keeps a whole float as an integer: -0.0 comes back as 0.0
                 value = float(value) + 0.0 if sqlite else float(value)

@@ -31,12 +31,11 @@ ITEM_COLUMNS = tuple(c for c in ROW_COLUMNS if c.name != "severity_rank")
 
 
 @functools.cache
-def anomaly_page(present: frozenset[str], *, items: bool = False) -> Select[Any]:
+def anomaly_page(present: frozenset[str]) -> Select[Any]:
     """The page statement for one combination of filters (bound parameters named like the
     keys of ``present``), built once: the list route's requests differ in values, rarely in
-    shape. ``items``: only the columns a page item shows (:data:`ITEM_COLUMNS`, in the
-    table's order), else the row's columns (:data:`ROW_COLUMNS`)."""
-    return _page(present, ITEM_COLUMNS if items else ROW_COLUMNS)
+    shape; the row's columns (:data:`ROW_COLUMNS`)."""
+    return _page(present, ROW_COLUMNS)
 
 
 def _page(present: frozenset[str], columns: tuple[Any, ...]) -> Select[Any]:

@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.dialects.sqlite import pysqlite
 
-from cryptomon.store.anomaly_json import epoch_of
-from cryptomon.store.types import UTCDateTime
+from cryptomon.store.types import UTCDateTime, epoch
 
 
 def test_the_item_time_is_the_timestamp_of_the_datetime_read() -> None:
     """Random instants from 1970 to 2200 with microseconds, stored and read back through
-    the column type on SQLite: ``epoch_of`` the instant written (aware, or naive as the
+    the column type on SQLite: ``epoch`` the instant written (aware, or naive as the
     0011 backfill reads it) == the read datetime's ``timestamp()``, bit for bit."""
     dialect = pysqlite.dialect()
     col = UTCDateTime()
@@ -23,12 +22,12 @@ def test_the_item_time_is_the_timestamp_of_the_datetime_read() -> None:
     assert store is not None
     assert read is not None
     rnd = random.Random(16)
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    start = datetime(1970, 1, 1, tzinfo=UTC)
     for _ in range(20_000):
-        instant = epoch + timedelta(microseconds=rnd.randrange(0, 7_258_118_400 * 10**6))
+        instant = start + timedelta(microseconds=rnd.randrange(0, 7_258_118_400 * 10**6))
         text = store(instant)
         assert isinstance(text, str)
-        assert epoch_of(instant) == read(text).timestamp()
-        assert epoch_of(instant.replace(tzinfo=None)) == read(text).timestamp()
+        assert epoch(instant) == read(text).timestamp()
+        assert epoch(instant.replace(tzinfo=None)) == read(text).timestamp()
     for text in ("2023-11-14 22:13:20", "2023-11-14 22:13:20.000001", "1970-01-01 00:00:00"):
-        assert epoch_of(datetime.fromisoformat(text)) == read(text).timestamp()
+        assert epoch(datetime.fromisoformat(text)) == read(text).timestamp()
