@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,10 +132,17 @@ def _short_error(exc: BaseException, url: str) -> str:
     return redact_url(first)
 
 
+# SQLite's primary result codes for a statement interrupted (the progress handler) or kept
+# from starting by another connection's lock; an extended code carries its primary one in
+# the low byte (SQLITE_BUSY_SNAPSHOT is 517 = 5 | 2 << 8)
+_RETRY_ON_THREAD = frozenset((sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_INTERRUPT))
+
+
 def _interrupted_or_locked(exc: sa_exc.OperationalError) -> bool:
-    """A loop read SQLite interrupted (over its budget) or could not start (a lock)."""
-    text = str(exc.orig)
-    return "interrupted" in text or "locked" in text or "busy" in text
+    """A loop read SQLite interrupted (over its budget) or could not start (a lock), by the
+    error's result code (not its message, which SQLite may word differently)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _RETRY_ON_THREAD
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 
 from cryptomon.events import Severity
-from cryptomon.store.anomaly_json import driver_row, driver_statement, page_body
+from cryptomon.store.anomaly_json import driver_statement, page_body
 from cryptomon.store.anomaly_queries import ROW_COLUMNS, anomaly_page, anomaly_params
 from cryptomon.store.models import (
     AnomalyRow,
@@ -137,17 +137,7 @@ class Queries(ReadPool):
             stmt = driver_statement(dialect, present)
             return stmt.sql, stmt.parameters(params)
 
-        if self.db.rows_on_loop:
-            return page_body(await self._row_on_loop(sql), limit)
-        if not self.db.threaded_reads:
-            async with self._connection() as conn:
-                result = await conn.exec_driver_sql(*sql(conn.dialect))
-                return page_body(result.one(), limit)
-
-        def work(conn: Any) -> bytes:
-            return page_body(driver_row(conn, *sql(conn.dialect)), limit)
-
-        return await self._in_reader(work, one_step=True)
+        return page_body(await self._one_row(sql), limit)
 
     async def anomaly(self, anomaly_id: str) -> dict[str, Any] | None:
         rows = await self._all(select(*ROW_COLUMNS).where(AnomalyRow.id == anomaly_id))

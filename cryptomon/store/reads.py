@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from cryptomon.errors import TemporaryError
 from cryptomon.log import redact_url
+from cryptomon.store.anomaly_json import driver_row
 from cryptomon.store.db import is_transient
 
 if TYPE_CHECKING:
@@ -88,24 +89,30 @@ class ReadPool:
 
         return await self._in_reader(work)
 
-    async def _row_on_loop(self, statement: Callable[[Any], tuple[str, Any]]) -> Any:
-        """The one row of ``statement(dialect)`` (driver SQL, parameters) read on the loop
-        (PostgreSQL: :meth:`Database.row_on_loop
-        <cryptomon.store.db.Database.row_on_loop>`); an unreachable database becomes a
-        ``TemporaryError``."""
+    async def _one_row(self, statement: Callable[[Any], tuple[str, Any]]) -> Any:
+        """The one row of a statement of one step, ``statement(dialect)`` giving its driver
+        SQL and parameters, read where such a read costs least: on PostgreSQL on the loop
+        with psycopg's async connection (:meth:`Database.row_on_loop
+        <cryptomon.store.db.Database.row_on_loop>`); on a SQLite file on the loop, bounded,
+        else on a reader thread (:meth:`Database.read_on_loop
+        <cryptomon.store.db.Database.read_on_loop>`); in memory on the async read pool. An
+        unreachable database becomes a ``TemporaryError``."""
+        db = self.db
+        if not db.threaded_reads:
+            async with self._connection() as conn:
+                result = await conn.exec_driver_sql(*statement(conn.dialect))
+                return result.one()
         try:
-            return await self.db.row_on_loop(statement)
+            if db.rows_on_loop:
+                return await db.row_on_loop(statement)
+            return await db.read_on_loop(lambda conn: driver_row(conn, *statement(conn.dialect)))
         except Exception as exc:
             self._unavailable(exc)
 
-    async def _in_reader(self, work: Callable[[Any], T], *, one_step: bool = False) -> T:
+    async def _in_reader(self, work: Callable[[Any], T]) -> T:
         """``work(connection)`` in a reader thread (``threaded_reads``); an unreachable
-        database becomes a ``TemporaryError``. ``one_step``: ``work`` runs one statement
-        that gives one row, which on a SQLite file runs on the loop (bounded:
-        :meth:`Database.read_on_loop <cryptomon.store.db.Database.read_on_loop>`)."""
+        database becomes a ``TemporaryError``."""
         try:
-            if one_step:
-                return await self.db.read_on_loop(work)
             return await self.db.read(work)
         except Exception as exc:
             self._unavailable(exc)
