@@ -16,8 +16,10 @@ from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.dropped import DroppedSignals
 from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals, spec_totals
-from cryptomon.backtest.stretch import reach_bounds, safe_until, stretch_equity
+from cryptomon.backtest.stretch import plain_equity, reach_bounds, safe_until, stretch_equity
 from cryptomon.trading.protection import Protection
+
+ZERO = Decimal(0)
 
 
 class FastLanes:
@@ -98,6 +100,7 @@ class FastLanes:
             await self._drive_group(g, timeline, lo=lo, hi=hi, signal_at=signal_at, found=found)
             equity[lo:hi], exposure[lo:hi] = self.path.mark()
             g += 1
+        self.path.flush()  # a walk's last deferred close quote
 
     async def _drive_group(
         self,
@@ -148,7 +151,11 @@ class FastLanes:
 
         A stretch followed by a dropped signal leaves its last close quote unpublished (the
         signal's own close quote replaces it before anything reads a quote): the check of
-        the signal reads the stretch's last equity instead of the portfolio's."""
+        the signal reads the stretch's last equity instead of the portfolio's. While the
+        position alone makes the equity, a dropped signal's close quote is deferred
+        (:meth:`CandlePath.defer_close`: published when a later quote, mark or check needs
+        it, or replaced by the next quote) and its equity valued as the engine's mark of that
+        quote would value it."""
         if g >= due or self.path.idle(series) or not self._safe_candle(series, g):
             return g
         key = (series.exchange, series.symbol)
@@ -156,23 +163,39 @@ class FastLanes:
         _, equity, exposure = out
         fired = self._fires.get(key)
         rows = [] if fired is None else (np.flatnonzero(fired[0][g:end]) + g).tolist()
+        portfolio = self.engine.portfolio
+        # the position alone in the equity: a dropped signal's close quote is deferred
+        # (CandlePath.defer_close) and its equity valued as stretch_equity values a quote
+        plain = plain_equity(portfolio, series)
+        cash = portfolio.cash
+        amount = portfolio.positions[key].amount if plain else ZERO
         at = g  # the first row not yet driven
+        held = None  # the equity after row at - 1 when its quote is not published
         with self.dropped.publishing():
             for r in rows:
-                held = None  # the equity after row r - 1 when its quote is not published
-                if r > at:
+                stretched = r > at
+                if stretched:
                     held = self._close_stretch(series, at, r, times, (equity, exposure), last=False)
                     self.lanes["close"] += r - at
                     at = r
                 t = float(times[r])
                 if not self.dropped.check(t, [(series, r)], held=held, safe=True):
-                    if held is not None:  # the engine acts at r: the last quote before it
+                    if stretched and held is not None:  # the engine acts at r: the last quote
                         self.path.close_quotes(float(times[r - 1]), [(series, r - 1)])
-                    return at
-                self.path.close_quotes(t, [(series, r)])
-                self.dropped.publish(series, r, t)
+                    return at  # a deferred quote waits for its next reader
+                if plain:
+                    mid = self.path.defer_close(t, series, r)
+                else:
+                    mid = None
+                    self.path.close_quotes(t, [(series, r)])
+                self.dropped.publish(series, r, t, mid=mid)
                 self.pipe.absorb()
-                equity[r], exposure[r] = self.path.mark()
+                if mid is not None:
+                    held = cash + amount * Decimal(str(mid))  # as the engine marks it
+                    equity[r], exposure[r] = float(held), 1.0
+                else:
+                    equity[r], exposure[r] = self.path.mark()
+                    held = None
                 self.lanes["dropped"] += 1
                 at = r + 1
         if end > at:
@@ -192,13 +215,20 @@ class FastLanes:
         row (no anomaly before row ``due``): each indicator signal the engine drops
         (:meth:`DroppedSignals.check`) gets its close quote and goes to the ledger, the rows
         between them are not driven (the equity is the cash), as the group by group loop
-        would drive them. Returns the first row not driven (``g``: none), where the engine
-        acts on a signal, or ``due``."""
+        would drive them. Without a fee balance or dust the equity reads no quote: the close
+        quotes of the dropped signals are deferred (:meth:`CandlePath.defer_close`).
+        Returns the first row not driven (``g``: none), where the engine acts on a signal,
+        or ``due``."""
         fired = self._fires.get((series.exchange, series.symbol))
         if g >= due or fired is None:
             return g
         _, equity, exposure = out
         value = self.path.mark()
+        portfolio = self.engine.portfolio
+        # flat with no fee balance or dust, the equity does not read the quotes: a dropped
+        # signal's close quote is deferred (CandlePath.defer_close), the equity stays
+        defer = not portfolio.fee_balances and not portfolio.dust
+        held = portfolio.equity if defer else None
         at = g  # the first row not yet driven
         with self.dropped.publishing():
             for r in (np.flatnonzero(fired[0][g:due]) + g).tolist():
@@ -207,12 +237,18 @@ class FastLanes:
                     self.lanes["skipped"] += r - at
                     at = r
                 t = float(times[r])
-                if not self.dropped.check(t, [(series, r)], safe=True):
+                if not self.dropped.check(t, [(series, r)], held=held, safe=True):
                     return at
-                self.path.close_quotes(t, [(series, r)])
-                self.dropped.publish(series, r, t)
-                self.pipe.absorb()
-                equity[r], exposure[r] = value = self.path.mark()
+                if defer:
+                    mid = self.path.defer_close(t, series, r)
+                    self.dropped.publish(series, r, t, mid=mid)
+                    self.pipe.absorb()
+                    equity[r], exposure[r] = value
+                else:
+                    self.path.close_quotes(t, [(series, r)])
+                    self.dropped.publish(series, r, t)
+                    self.pipe.absorb()
+                    equity[r], exposure[r] = value = self.path.mark()
                 self.lanes["dropped"] += 1
                 at = r + 1
         if due > at:
