@@ -16,7 +16,13 @@ from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.dropped import DroppedSignals
 from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals, spec_totals
-from cryptomon.backtest.stretch import plain_equity, reach_bounds, safe_until, stretch_equity
+from cryptomon.backtest.stretch import (
+    close_mids,
+    plain_equity,
+    reach_bounds,
+    safe_until,
+    stretch_equity,
+)
 from cryptomon.trading.protection import Protection
 
 ZERO = Decimal(0)
@@ -36,6 +42,7 @@ class FastLanes:
         self.series = series
         self._safe: dict[tuple[str, str], tuple[Any, int]] = {}  # market -> (levels, until)
         self._reach: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._mids: dict[tuple[str, str], tuple[list[float], list[int]]] = {}  # close_mids
         # per market: (fires, side, strength, grade rank) of the indicator signal of each row
         self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
         # the signals the engine would drop go to the ledger only (see drive)
@@ -273,7 +280,7 @@ class FastLanes:
         first = g
         stop = until - 1 if last else until
         valued = (
-            stretch_equity(self.engine.portfolio, self.settings.backtest, series, g, stop)
+            stretch_equity(self.engine.portfolio, series, self._close_mids(series), g, stop)
             if stop > g
             else None
         )
@@ -352,6 +359,14 @@ class FastLanes:
         if cached is None or cached[0] != levels or row > cached[1]:
             cached = self._safe[key] = (levels, self._safe_until(series, row, prot))
         return row <= cached[1]
+
+    def _close_mids(self, series: CandleSeries) -> tuple[list[float], list[int]]:
+        """:func:`close_mids` of ``series``, once."""
+        key = (series.exchange, series.symbol)
+        mids = self._mids.get(key)
+        if mids is None:
+            mids = self._mids[key] = close_mids(series, self.settings.backtest)
+        return mids
 
     def _safe_until(self, series: CandleSeries, row: int, prot: Protection) -> int:
         """The last row from ``row`` on (``row - 1``: none) whose range, widened by twice its

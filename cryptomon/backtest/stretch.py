@@ -30,35 +30,46 @@ def plain_equity(portfolio: Portfolio, series: CandleSeries) -> bool:
     return key in portfolio.positions
 
 
+def close_mids(series: CandleSeries, cfg: BacktestConfig) -> tuple[list[float], list[int]]:
+    """Per row of ``series``: the mid of its close quote (:meth:`CandlePath.quote`'s float
+    arithmetic on the row's arrays, the same IEEE operations in the same order, element by
+    element) and, one entry longer, how many rows before each have a close quote with a
+    zero bid (prefix counts)."""
+    price = series.close
+    span = series.high - series.low
+    half = np.maximum(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
+    bid = np.maximum(price - half, 0.0)
+    zeros = np.concatenate([[0], np.cumsum(~(bid > 0))])
+    return ((bid + (price + half)) / 2).tolist(), zeros.tolist()
+
+
 def stretch_equity(
-    portfolio: Portfolio, cfg: BacktestConfig, series: CandleSeries, lo: int, hi: int
+    portfolio: Portfolio,
+    series: CandleSeries,
+    mids: tuple[list[float], list[int]],
+    lo: int,
+    hi: int,
 ) -> tuple[list[float], Decimal] | None:
     """The equity at the end of rows ``lo:hi`` of a safe stretch of one market (its
     position unchanged, :func:`plain_equity`) as their close quotes would mark it: the
-    mid of each quote (:meth:`CandlePath.quote`'s float arithmetic, element by element) as
-    the Decimal the engine marks with, and ``cash + amount * mark`` in Decimal as
-    ``Portfolio.equity`` adds it (the other terms are exact zeros). Only the stretch's
-    last quote need be published: every reader of a close quote keeps the latest one
-    (the market state, the marks), and a safe quote triggers no exit. Returns the floats
-    and the last row's equity as the Decimal ``Portfolio.equity`` would give after its
-    quote. None: not such a stretch (another holding, a fee balance, dust, a contract, a
-    zero bid)."""
-    if not plain_equity(portfolio, series):
-        return None
-    bps, fraction = cfg.slippage_bps, cfg.slippage_range_fraction
+    mid of each quote (``mids``, of :func:`close_mids`) as the Decimal the engine marks
+    with, and ``cash + amount * mark`` in Decimal as ``Portfolio.equity`` adds it (the
+    other terms are exact zeros). Only the stretch's last quote need be published: every
+    reader of a close quote keeps the latest one (the market state, the marks), and a safe
+    quote triggers no exit. Returns the floats and the last row's equity as the Decimal
+    ``Portfolio.equity`` would give after its quote. None: not such a stretch (another
+    holding, a fee balance, dust, a contract, a zero bid)."""
+    values, zeros = mids
+    if zeros[hi] != zeros[lo] or not plain_equity(portfolio, series):
+        return None  # the engine does not mark at a zero bid
     cash = portfolio.cash
     amount = portfolio.positions[(series.exchange, series.symbol)].amount
     out: list[float] = []
+    append = out.append
     value = cash
-    spans = (series.high[lo:hi] - series.low[lo:hi]).tolist()
-    for price, span in zip(series.close[lo:hi].tolist(), spans, strict=True):
-        half = max(price * bps / 10_000.0, fraction * span)  # as _half_spread
-        bid = max(price - half, 0.0)
-        if not bid > 0:  # the engine does not mark at a zero bid
-            return None
-        mark = Decimal(str((bid + (price + half)) / 2))  # to_decimal of on_top's mid
-        value = cash + amount * mark
-        out.append(float(value))
+    for mid in values[lo:hi]:
+        value = cash + amount * Decimal(repr(mid))  # to_decimal of on_top's mid
+        append(float(value))
     return out, value
 
 
