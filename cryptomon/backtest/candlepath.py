@@ -5,7 +5,7 @@ trade and candle, and the equity mark at a candle's end."""
 from __future__ import annotations
 
 from cryptomon.backtest.candle_detect import candle_trade
-from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.backtest.synth import quote_top, series_candle
@@ -28,7 +28,7 @@ class CandlePath:
         self.engine = pipe.engine
         self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
         self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
-        self._spans: dict[int, tuple[CandleSeries, list[float]]] = {}  # id -> high - low
+        self._spans: dict[int, tuple[CandleSeries, tuple[float, ...]]] = {}  # id -> high - low
         self._bps = settings.backtest.slippage_bps
         self._fraction = settings.backtest.slippage_range_fraction
         # per market: the indicator columns the generator reads (fast path, set by its driver)
@@ -135,7 +135,7 @@ class CandlePath:
     def _half_spread(self, series: CandleSeries, row: int, price: float) -> float:
         cached = self._spans.get(id(series))
         if cached is None or cached[0] is not series:  # each row's range, as floats, once
-            cached = self._spans[id(series)] = (series, (series.high - series.low).tolist())
+            cached = self._spans[id(series)] = (series, columns(series.high - series.low))
         return max(price * self._bps / 10_000.0, self._fraction * cached[1][row])
 
     def _levels(self, series: CandleSeries, row: int, start: float, end: float) -> list[float]:

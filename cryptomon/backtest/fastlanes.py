@@ -13,7 +13,7 @@ import numpy as np
 
 from cryptomon.backtest.candle_detect import CandleAnomalies
 from cryptomon.backtest.candlepath import CandlePath
-from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.dropped import DroppedSignals
 from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals, spec_totals
 from cryptomon.backtest.stretch import (
@@ -42,7 +42,7 @@ class FastLanes:
         self.series = series
         self._safe: dict[tuple[str, str], tuple[Any, int]] = {}  # market -> (levels, until)
         self._reach: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._mids: dict[tuple[str, str], tuple[list[float], list[int]]] = {}  # close_mids
+        self._mids: dict[tuple[str, str], tuple[tuple[float, ...], tuple[int, ...]]] = {}
         # per market: (fires, side, strength, grade rank) of the indicator signal of each row
         self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
         # the signals the engine would drop go to the ledger only (see drive)
@@ -327,7 +327,7 @@ class FastLanes:
             self._fires[key] = fired_rows
             if cfg.indicators.scoring == "spec":  # the dropped signals' outcomes
                 totals = spec_totals(indicators.values, series.close, cfg.indicators)
-                self.dropped.totals[key] = (totals[0].tolist(), totals[1].tolist())
+                self.dropped.totals[key] = (columns(totals[0]), columns(totals[1]))
             fire_groups.append(groups[fired_rows[0]])
         return [int(g) for g in np.unique(np.concatenate(fire_groups))]
 
@@ -360,7 +360,7 @@ class FastLanes:
             cached = self._safe[key] = (levels, self._safe_until(series, row, prot))
         return row <= cached[1]
 
-    def _close_mids(self, series: CandleSeries) -> tuple[list[float], list[int]]:
+    def _close_mids(self, series: CandleSeries) -> tuple[tuple[float, ...], tuple[int, ...]]:
         """:func:`close_mids` of ``series``, once."""
         key = (series.exchange, series.symbol)
         mids = self._mids.get(key)

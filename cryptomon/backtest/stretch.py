@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.data import CandleSeries, columns
 
 if TYPE_CHECKING:
     from cryptomon.config import BacktestConfig
@@ -30,7 +30,9 @@ def plain_equity(portfolio: Portfolio, series: CandleSeries) -> bool:
     return key in portfolio.positions
 
 
-def close_mids(series: CandleSeries, cfg: BacktestConfig) -> tuple[list[float], list[int]]:
+def close_mids(
+    series: CandleSeries, cfg: BacktestConfig
+) -> tuple[tuple[float, ...], tuple[int, ...]]:
     """Per row of ``series``: the mid of its close quote (:meth:`CandlePath.quote`'s float
     arithmetic on the row's arrays, the same IEEE operations in the same order, element by
     element) and, one entry longer, how many rows before each have a close quote with a
@@ -40,13 +42,13 @@ def close_mids(series: CandleSeries, cfg: BacktestConfig) -> tuple[list[float], 
     half = np.maximum(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
     bid = np.maximum(price - half, 0.0)
     zeros = np.concatenate([[0], np.cumsum(~(bid > 0))])
-    return ((bid + (price + half)) / 2).tolist(), zeros.tolist()
+    return columns((bid + (price + half)) / 2), columns(zeros)
 
 
 def stretch_equity(
     portfolio: Portfolio,
     series: CandleSeries,
-    mids: tuple[list[float], list[int]],
+    mids: tuple[tuple[float, ...], tuple[int, ...]],
     lo: int,
     hi: int,
 ) -> tuple[list[float], Decimal] | None:
