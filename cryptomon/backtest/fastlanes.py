@@ -6,6 +6,7 @@ orders, fills, equity curve and statistics."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +46,7 @@ class FastLanes:
         self._mids: dict[tuple[str, str], tuple[tuple[float, ...], tuple[int, ...]]] = {}
         # per market: (fires, side, strength, grade rank) of the indicator signal of each row
         self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
+        self._fire_rows: dict[tuple[str, str], tuple[int, ...]] = {}  # the rows of fires[0]
         # the signals the engine would drop go to the ledger only (see drive)
         self.dropped = DroppedSignals(path, self._fires, self._reach, self._safe_candle)
         self.lanes = {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
@@ -168,8 +170,7 @@ class FastLanes:
         key = (series.exchange, series.symbol)
         end = min(due, self._safe[key][1] + 1)
         _, equity, exposure = out
-        fired = self._fires.get(key)
-        rows = [] if fired is None else (np.flatnonzero(fired[0][g:end]) + g).tolist()
+        rows = self._rows_firing(key, g, end)
         portfolio = self.engine.portfolio
         # the position alone in the equity: a dropped signal's close quote is deferred
         # (CandlePath.defer_close) and its equity valued as stretch_equity values a quote
@@ -226,8 +227,8 @@ class FastLanes:
         quotes of the dropped signals are deferred (:meth:`CandlePath.defer_close`).
         Returns the first row not driven (``g``: none), where the engine acts on a signal,
         or ``due``."""
-        fired = self._fires.get((series.exchange, series.symbol))
-        if g >= due or fired is None:
+        key = (series.exchange, series.symbol)
+        if g >= due or key not in self._fires:
             return g
         _, equity, exposure = out
         value = self.path.mark()
@@ -238,7 +239,7 @@ class FastLanes:
         held = portfolio.equity if defer else None
         at = g  # the first row not yet driven
         with self.dropped.publishing():
-            for r in (np.flatnonzero(fired[0][g:due]) + g).tolist():
+            for r in self._rows_firing(key, g, due):
                 if r > at:
                     equity[at:r], exposure[at:r] = value
                     self.lanes["skipped"] += r - at
@@ -325,11 +326,17 @@ class FastLanes:
                 series.close, found.closes[groups], indicators.values, cfg
             )
             self._fires[key] = fired_rows
+            self._fire_rows[key] = columns(np.flatnonzero(fired_rows[0]))
             if cfg.indicators.scoring == "spec":  # the dropped signals' outcomes
                 totals = spec_totals(indicators.values, series.close, cfg.indicators)
                 self.dropped.totals[key] = (columns(totals[0]), columns(totals[1]))
             fire_groups.append(groups[fired_rows[0]])
         return [int(g) for g in np.unique(np.concatenate(fire_groups))]
+
+    def _rows_firing(self, key: tuple[str, str], lo: int, hi: int) -> tuple[int, ...]:
+        """The rows ``lo:hi`` of market ``key`` where its indicator signal fires."""
+        rows = self._fire_rows.get(key, ())
+        return rows[bisect_left(rows, lo) : bisect_left(rows, hi)]
 
     def _all_idle(self) -> bool:
         """No position, protection or open order anywhere."""

@@ -3,10 +3,12 @@ without publishing every quote (the fast candle path, :mod:`cryptomon.backtest.f
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 from cryptomon.backtest.data import CandleSeries, columns
 
@@ -86,25 +88,22 @@ def safe_until(
     reach: tuple[np.ndarray, np.ndarray], row: int, *, long: bool, stop: float, take: float | None
 ) -> int:
     """The last row from ``row`` on (``row - 1``: none) whose widened range (``reach``, of
-    :func:`reach_bounds`) stays strictly between ``stop`` and ``take``; scanned in blocks
-    growing fourfold from 256 rows."""
+    :func:`reach_bounds`) stays strictly between ``stop`` and ``take``."""
     low, high = reach
+    return int(_last_safe(low, high, row, long, stop, math.nan if take is None else take))
+
+
+@njit(cache=True)
+def _last_safe(  # noqa: PLR0917 - a numba kernel takes its parameters positionally
+    low: np.ndarray, high: np.ndarray, row: int, long: bool, stop: float, take: float
+) -> int:
+    """:func:`safe_until`'s scan, one row at a time (a position's levels are usually
+    hundreds to thousands of rows away); ``take`` NaN: none (no comparison holds)."""
     n = low.shape[0]
-    width = 256
-    at = row
-    while at < n:
-        lo_, hi_ = low[at : at + width], high[at : at + width]
+    for i in range(row, n):
         if long:
-            risky = lo_ <= stop
-            if take is not None:
-                risky |= hi_ >= take
-        else:
-            risky = hi_ >= stop
-            if take is not None:
-                risky |= lo_ <= take
-        hit = np.flatnonzero(risky)
-        if hit.size:
-            return at + int(hit[0]) - 1
-        at += width
-        width *= 4
+            if low[i] <= stop or high[i] >= take:
+                return i - 1
+        elif high[i] >= stop or low[i] <= take:
+            return i - 1
     return n - 1
