@@ -5,7 +5,7 @@ trade and candle, and the equity mark at a candle's end."""
 from __future__ import annotations
 
 from cryptomon.backtest.candle_detect import candle_trade
-from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.backtest.synth import quote_top, series_candle
@@ -28,11 +28,14 @@ class CandlePath:
         self.engine = pipe.engine
         self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
         self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
-        self._spans: dict[int, tuple[CandleSeries, list[float]]] = {}  # id -> high - low
+        self._spans: dict[int, tuple[CandleSeries, tuple[float, ...]]] = {}  # id -> high - low
         self._bps = settings.backtest.slippage_bps
         self._fraction = settings.backtest.slippage_range_fraction
         # per market: the indicator columns the generator reads (fast path, set by its driver)
         self.indicators: dict[tuple[str, str], SeriesIndicators] = {}
+        # the fast path's close quote not yet published: (series, row, its time), see
+        # :meth:`defer_close`
+        self._pending: tuple[CandleSeries, int, float] | None = None
 
     def mark(self) -> tuple[float, float]:
         """(equity, exposure) at a candle's end; flat and without a new trading event since
@@ -40,6 +43,8 @@ class CandlePath:
         activity = self.pipe.ledger.activity
         if self._marked is not None and self._marked[0] == activity:
             return self._marked[1], 0.0
+        if self._pending is not None:  # the marks read the latest quote
+            self.flush()
         exposed = self.pipe.exposed
         equity = self.pipe.equity
         self._marked = None if exposed else (activity, equity)
@@ -89,6 +94,40 @@ class CandlePath:
             self.quote(series, row, float(series.close[row]))
         self.clock.set(max(self.clock.time(), t + step))
 
+    def defer_close(self, t: float, series: CandleSeries, row: int) -> float | None:
+        """The fast path's close quote of one market (:meth:`close_quotes`, the clock moved
+        the same way), kept unpublished until a quote, a mark or :meth:`flush` needs it; the
+        mid the market answers after it (the signal of the row reads it), or None: its bid is
+        zero and it was published now. Only for a candle where nothing but the close quote
+        can act (idle, or a safe position: no exit fires, no trailing stop): every reader of a
+        quote keeps the latest one (the market's top, the position's mark, the quote price),
+        so the quote is the same whether published now or just before the next reader."""
+        step = series.seconds
+        clock = self.clock
+        clock.set(max(clock.time(), t + step * (SLOTS - 1) / SLOTS))
+        now = clock.time()
+        price = float(series.close[row])
+        half = self._half_spread(series, row, price)
+        bid, ask = max(price - half, 0.0), price + half
+        if bid > 0:
+            pending = self._pending
+            if pending is not None and pending[0] is not series:
+                self.flush()
+            self._pending = (series, row, now)  # replaces this market's pending quote
+            mid: float | None = (bid + ask) / 2  # MarketState.mid of that quote
+        else:
+            self.quote(series, row, price)
+            mid = None
+        clock.set(max(clock.time(), t + step))
+        return mid
+
+    def flush(self) -> None:
+        """Publish the deferred close quote (:meth:`defer_close`), if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            series, row, now = pending
+            self._publish(series, row, float(series.close[row]), now)
+
     def _long(self, series: CandleSeries) -> bool | None:
         amount = self.engine.portfolio.amount(series.exchange, series.symbol)
         return None if amount == 0 else amount > 0
@@ -96,7 +135,7 @@ class CandlePath:
     def _half_spread(self, series: CandleSeries, row: int, price: float) -> float:
         cached = self._spans.get(id(series))
         if cached is None or cached[0] is not series:  # each row's range, as floats, once
-            cached = self._spans[id(series)] = (series, (series.high - series.low).tolist())
+            cached = self._spans[id(series)] = (series, columns(series.high - series.low))
         return max(price * self._bps / 10_000.0, self._fraction * cached[1][row])
 
     def _levels(self, series: CandleSeries, row: int, start: float, end: float) -> list[float]:
@@ -120,7 +159,18 @@ class CandlePath:
         return out
 
     def quote(self, series: CandleSeries, row: int, price: float) -> None:
-        now = self.clock.time()
+        """Publish the quote around ``price`` now. A deferred close quote of the same market
+        (:meth:`defer_close`) is replaced by it when its bid is positive (it sets all that
+        one would), else published first; another market's is published first."""
+        pending = self._pending
+        if pending is not None:
+            if pending[0] is series and price - self._half_spread(series, row, price) > 0:
+                self._pending = None
+            else:
+                self.flush()
+        self._publish(series, row, price, self.clock.time())
+
+    def _publish(self, series: CandleSeries, row: int, price: float, now: float) -> None:
         half = self._half_spread(series, row, price)
         bid, ask = max(price - half, 0.0), price + half
         mid = (bid + ask) / 2 or 1.0

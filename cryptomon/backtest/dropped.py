@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from cryptomon.backtest.candlepath import CandlePath
-from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.indicators_nb import RSI
 from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Signal
@@ -50,10 +50,10 @@ class DroppedSignals:
         self._ledger_hub = Hub()
         self._ledger_hub.subscribe(Signal, self.pipe.ledger.record_signal, name="backtest.ledger")
         self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
-        self._fire_lists: dict[MarketKey, tuple[list[Any], ...]] = {}
-        self._spans: dict[MarketKey, list[float]] = {}
+        self._fire_lists: dict[MarketKey, tuple[tuple[Any, ...], ...]] = {}
+        self._spans: dict[MarketKey, tuple[float, ...]] = {}
         # per market with the spec scoring: the kernel's (buy, sell) scores of each row
-        self.totals: dict[MarketKey, tuple[list[int], list[int]]] = {}
+        self.totals: dict[MarketKey, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def publishing(self) -> AbstractContextManager[None]:
         """The generator publishes to the ledger only inside this block."""
@@ -108,22 +108,25 @@ class DroppedSignals:
                 continue
             return False  # the engine acts on this one
         limit = float(ctx.runtime.limits.daily_loss_limit)
-        pnl = float((portfolio.equity if held is None else held) - portfolio.day_start_equity)
+        if held is None:
+            self.path.flush()  # the equity reads the latest quote
+            held = portfolio.equity
+        pnl = float(held - portfolio.day_start_equity)
         return pnl - 2 * swing - 0.01 * limit > -limit
 
-    def _lists(self, key: MarketKey) -> tuple[list[Any], ...] | None:
+    def _lists(self, key: MarketKey) -> tuple[tuple[Any, ...], ...] | None:
         """``fires[key]`` as lists (a list item is read faster than an array's)."""
         lists = self._fire_lists.get(key)
         if lists is None and key in self.fires:
-            lists = self._fire_lists[key] = tuple(a.tolist() for a in self.fires[key])
+            lists = self._fire_lists[key] = tuple(columns(a) for a in self.fires[key])
         return lists
 
-    def _span(self, key: MarketKey) -> list[float]:
+    def _span(self, key: MarketKey) -> tuple[float, ...]:
         """The width of each candle's reach (high - low of ``reach[key]``), as a list."""
         span = self._spans.get(key)
         if span is None:
             low, high = self.reach[key]
-            span = self._spans[key] = (high - low).tolist()
+            span = self._spans[key] = columns(high - low)
         return span
 
     def _day(self) -> int:
@@ -137,11 +140,15 @@ class DroppedSignals:
             self._days = (name, number)
         return self._days[1]
 
-    def publish(self, series: CandleSeries, row: int, t: float) -> None:
+    def publish(
+        self, series: CandleSeries, row: int, t: float, *, mid: float | None = None
+    ) -> None:
         """The generator's signal of the closed candle, if any, to the ledger only. With the
         ``spec`` scoring the kernel's scores of the row give the generator's outcome
         (``spec_outcome``), so the generator only grades, cools down and publishes it
-        (:meth:`SignalGenerator.indicator_signal`); otherwise it reads the candle."""
+        (:meth:`SignalGenerator.indicator_signal`); otherwise it reads the candle.
+        ``mid``: the market's mid after the row's close quote when that quote is deferred
+        (:meth:`CandlePath.defer_close`), the signal's price."""
         key = (series.exchange, series.symbol)
         fired = self.fires.get(key)
         if fired is None or not fired[0][row]:
@@ -156,8 +163,9 @@ class DroppedSignals:
             if outcome is None:  # the kernel fired on a row without an outcome: a bug
                 raise AssertionError(f"no spec outcome at row {row} of {key}")
             indicators.rsi.value = float(indicators.values[RSI, row])  # the reason reads it
-            self.pipe.signals.indicator_signal(*key, outcome, end=now, close=close)
+            self.pipe.signals.indicator_signal(*key, outcome, end=now, close=close, mid=mid)
             return
+        self.path.flush()  # the generator reads the market's mid
         volume = float(series.volume[row])
         candle = series_candle(series, row, start=t, now=now, close=close, volume=volume)
         self.pipe.signals.on_candle(candle)  # to the ledger only (inside :meth:`publishing`)

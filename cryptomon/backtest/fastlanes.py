@@ -6,6 +6,7 @@ orders, fills, equity curve and statistics."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from decimal import Decimal
 from typing import Any
 
@@ -13,11 +14,19 @@ import numpy as np
 
 from cryptomon.backtest.candle_detect import CandleAnomalies
 from cryptomon.backtest.candlepath import CandlePath
-from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.dropped import DroppedSignals
 from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals, spec_totals
-from cryptomon.backtest.stretch import reach_bounds, safe_until, stretch_equity
+from cryptomon.backtest.stretch import (
+    close_mids,
+    plain_equity,
+    reach_bounds,
+    safe_until,
+    stretch_equity,
+)
 from cryptomon.trading.protection import Protection
+
+ZERO = Decimal(0)
 
 
 class FastLanes:
@@ -34,8 +43,10 @@ class FastLanes:
         self.series = series
         self._safe: dict[tuple[str, str], tuple[Any, int]] = {}  # market -> (levels, until)
         self._reach: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._mids: dict[tuple[str, str], tuple[tuple[float, ...], tuple[int, ...]]] = {}
         # per market: (fires, side, strength, grade rank) of the indicator signal of each row
         self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
+        self._fire_rows: dict[tuple[str, str], tuple[int, ...]] = {}  # the rows of fires[0]
         # the signals the engine would drop go to the ledger only (see drive)
         self.dropped = DroppedSignals(path, self._fires, self._reach, self._safe_candle)
         self.lanes = {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
@@ -98,6 +109,7 @@ class FastLanes:
             await self._drive_group(g, timeline, lo=lo, hi=hi, signal_at=signal_at, found=found)
             equity[lo:hi], exposure[lo:hi] = self.path.mark()
             g += 1
+        self.path.flush()  # a walk's last deferred close quote
 
     async def _drive_group(
         self,
@@ -148,31 +160,50 @@ class FastLanes:
 
         A stretch followed by a dropped signal leaves its last close quote unpublished (the
         signal's own close quote replaces it before anything reads a quote): the check of
-        the signal reads the stretch's last equity instead of the portfolio's."""
+        the signal reads the stretch's last equity instead of the portfolio's. While the
+        position alone makes the equity, a dropped signal's close quote is deferred
+        (:meth:`CandlePath.defer_close`: published when a later quote, mark or check needs
+        it, or replaced by the next quote) and its equity valued as the engine's mark of that
+        quote would value it."""
         if g >= due or self.path.idle(series) or not self._safe_candle(series, g):
             return g
         key = (series.exchange, series.symbol)
         end = min(due, self._safe[key][1] + 1)
         _, equity, exposure = out
-        fired = self._fires.get(key)
-        rows = [] if fired is None else (np.flatnonzero(fired[0][g:end]) + g).tolist()
+        rows = self._rows_firing(key, g, end)
+        portfolio = self.engine.portfolio
+        # the position alone in the equity: a dropped signal's close quote is deferred
+        # (CandlePath.defer_close) and its equity valued as stretch_equity values a quote
+        plain = plain_equity(portfolio, series)
+        cash = portfolio.cash
+        amount = portfolio.positions[key].amount if plain else ZERO
         at = g  # the first row not yet driven
+        held = None  # the equity after row at - 1 when its quote is not published
         with self.dropped.publishing():
             for r in rows:
-                held = None  # the equity after row r - 1 when its quote is not published
-                if r > at:
+                stretched = r > at
+                if stretched:
                     held = self._close_stretch(series, at, r, times, (equity, exposure), last=False)
                     self.lanes["close"] += r - at
                     at = r
                 t = float(times[r])
                 if not self.dropped.check(t, [(series, r)], held=held, safe=True):
-                    if held is not None:  # the engine acts at r: the last quote before it
+                    if stretched and held is not None:  # the engine acts at r: the last quote
                         self.path.close_quotes(float(times[r - 1]), [(series, r - 1)])
-                    return at
-                self.path.close_quotes(t, [(series, r)])
-                self.dropped.publish(series, r, t)
+                    return at  # a deferred quote waits for its next reader
+                if plain:
+                    mid = self.path.defer_close(t, series, r)
+                else:
+                    mid = None
+                    self.path.close_quotes(t, [(series, r)])
+                self.dropped.publish(series, r, t, mid=mid)
                 self.pipe.absorb()
-                equity[r], exposure[r] = self.path.mark()
+                if mid is not None:
+                    held = cash + amount * Decimal(str(mid))  # as the engine marks it
+                    equity[r], exposure[r] = float(held), 1.0
+                else:
+                    equity[r], exposure[r] = self.path.mark()
+                    held = None
                 self.lanes["dropped"] += 1
                 at = r + 1
         if end > at:
@@ -192,27 +223,40 @@ class FastLanes:
         row (no anomaly before row ``due``): each indicator signal the engine drops
         (:meth:`DroppedSignals.check`) gets its close quote and goes to the ledger, the rows
         between them are not driven (the equity is the cash), as the group by group loop
-        would drive them. Returns the first row not driven (``g``: none), where the engine
-        acts on a signal, or ``due``."""
-        fired = self._fires.get((series.exchange, series.symbol))
-        if g >= due or fired is None:
+        would drive them. Without a fee balance or dust the equity reads no quote: the close
+        quotes of the dropped signals are deferred (:meth:`CandlePath.defer_close`).
+        Returns the first row not driven (``g``: none), where the engine acts on a signal,
+        or ``due``."""
+        key = (series.exchange, series.symbol)
+        if g >= due or key not in self._fires:
             return g
         _, equity, exposure = out
         value = self.path.mark()
+        portfolio = self.engine.portfolio
+        # flat with no fee balance or dust, the equity does not read the quotes: a dropped
+        # signal's close quote is deferred (CandlePath.defer_close), the equity stays
+        defer = not portfolio.fee_balances and not portfolio.dust
+        held = portfolio.equity if defer else None
         at = g  # the first row not yet driven
         with self.dropped.publishing():
-            for r in (np.flatnonzero(fired[0][g:due]) + g).tolist():
+            for r in self._rows_firing(key, g, due):
                 if r > at:
                     equity[at:r], exposure[at:r] = value
                     self.lanes["skipped"] += r - at
                     at = r
                 t = float(times[r])
-                if not self.dropped.check(t, [(series, r)], safe=True):
+                if not self.dropped.check(t, [(series, r)], held=held, safe=True):
                     return at
-                self.path.close_quotes(t, [(series, r)])
-                self.dropped.publish(series, r, t)
-                self.pipe.absorb()
-                equity[r], exposure[r] = value = self.path.mark()
+                if defer:
+                    mid = self.path.defer_close(t, series, r)
+                    self.dropped.publish(series, r, t, mid=mid)
+                    self.pipe.absorb()
+                    equity[r], exposure[r] = value
+                else:
+                    self.path.close_quotes(t, [(series, r)])
+                    self.dropped.publish(series, r, t)
+                    self.pipe.absorb()
+                    equity[r], exposure[r] = value = self.path.mark()
                 self.lanes["dropped"] += 1
                 at = r + 1
         if due > at:
@@ -237,7 +281,7 @@ class FastLanes:
         first = g
         stop = until - 1 if last else until
         valued = (
-            stretch_equity(self.engine.portfolio, self.settings.backtest, series, g, stop)
+            stretch_equity(self.engine.portfolio, series, self._close_mids(series), g, stop)
             if stop > g
             else None
         )
@@ -282,11 +326,17 @@ class FastLanes:
                 series.close, found.closes[groups], indicators.values, cfg
             )
             self._fires[key] = fired_rows
+            self._fire_rows[key] = columns(np.flatnonzero(fired_rows[0]))
             if cfg.indicators.scoring == "spec":  # the dropped signals' outcomes
                 totals = spec_totals(indicators.values, series.close, cfg.indicators)
-                self.dropped.totals[key] = (totals[0].tolist(), totals[1].tolist())
+                self.dropped.totals[key] = (columns(totals[0]), columns(totals[1]))
             fire_groups.append(groups[fired_rows[0]])
         return [int(g) for g in np.unique(np.concatenate(fire_groups))]
+
+    def _rows_firing(self, key: tuple[str, str], lo: int, hi: int) -> tuple[int, ...]:
+        """The rows ``lo:hi`` of market ``key`` where its indicator signal fires."""
+        rows = self._fire_rows.get(key, ())
+        return rows[bisect_left(rows, lo) : bisect_left(rows, hi)]
 
     def _all_idle(self) -> bool:
         """No position, protection or open order anywhere."""
@@ -316,6 +366,14 @@ class FastLanes:
         if cached is None or cached[0] != levels or row > cached[1]:
             cached = self._safe[key] = (levels, self._safe_until(series, row, prot))
         return row <= cached[1]
+
+    def _close_mids(self, series: CandleSeries) -> tuple[tuple[float, ...], tuple[int, ...]]:
+        """:func:`close_mids` of ``series``, once."""
+        key = (series.exchange, series.symbol)
+        mids = self._mids.get(key)
+        if mids is None:
+            mids = self._mids[key] = close_mids(series, self.settings.backtest)
+        return mids
 
     def _safe_until(self, series: CandleSeries, row: int, prot: Protection) -> int:
         """The last row from ``row`` on (``row - 1``: none) whose range, widened by twice its

@@ -36,6 +36,7 @@ close, mark) and :mod:`~cryptomon.backtest.fastlanes` (the fast driver).
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -85,11 +86,21 @@ class BacktestRunner:
     async def run(self) -> BacktestResult:
         """Start the components, drive every candle, stop; the result of the run."""
         t0 = time.perf_counter()
-        await self.pipe.start()
+        # the process's objects before the run (modules, compiled kernels, ...) are left out
+        # of the garbage collector's passes while it runs (unless the process froze some
+        # itself): the old generation's passes walk only what the run made
+        frozen = gc.get_freeze_count() == 0
+        if frozen:
+            gc.freeze()
         try:
-            equity_ts, equity, exposure = await self._drive()
+            await self.pipe.start()
+            try:
+                equity_ts, equity, exposure = await self._drive()
+            finally:
+                await self.pipe.stop()
         finally:
-            await self.pipe.stop()
+            if frozen:
+                gc.unfreeze()
         return make_result(
             self.pipe,
             series=self.series,

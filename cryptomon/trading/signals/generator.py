@@ -57,6 +57,7 @@ class SignalExtra:
 
 
 _NO_EXTRA = SignalExtra()  # frozen: one shared instance for the signals without extras
+_MID_GIVEN = SignalExtra(price_given=True)  # indicator_signal's ``mid``: the caller's mid
 
 
 class SignalGenerator:
@@ -185,12 +186,21 @@ class SignalGenerator:
         )
 
     def indicator_signal(
-        self, exchange: str, symbol: str, outcome: Outcome, *, end: float, close: float
+        self,
+        exchange: str,
+        symbol: str,
+        outcome: Outcome,
+        *,
+        end: float,
+        close: float,
+        mid: float | None = None,
     ) -> Signal | None:
         """The indicator strategy's signal for ``outcome``, the scoring of the close
         ``close`` of the candle that ended at ``end`` (the market's indicators read it): the
         side's cooldown, then the graded signal published; None when the cooldown holds it.
-        A backtest that scored the candle already calls it directly."""
+        A backtest that scored the candle already calls it directly; ``mid``: the market's
+        mid it knows (its quote not published yet) as the signal's price, instead of the
+        market state's."""
         cfg = self.config.indicators
         key = (exchange, symbol, outcome.side)
         rank = GRADE_RANK[
@@ -214,8 +224,9 @@ class SignalGenerator:
             reason=reason,
             anomaly_id=None,
             ts=end,
-            price=close,
+            price=close if mid is None else mid,
             at_least=outcome.at_least,
+            extra=None if mid is None else _MID_GIVEN,
         )
 
     def publish(
