@@ -326,6 +326,45 @@ def float_levels(
     return tuple(out), memo
 
 
+def _pairs(
+    prices: list[Any],
+    sizes: dict[Any, Any],
+    memo: dict[Any, tuple[Any, tuple[float, float]]],
+    append: Any,
+) -> None:
+    get = memo.get
+    for price in prices:
+        size = sizes[price]
+        hit = get(price)
+        if hit is None or hit[0] is not size:
+            pair = (float(price) if hit is None else hit[1][0], float(size))
+            hit = memo[price] = (size, pair)
+        append(hit[1])
+
+
+def followed_levels(
+    side: SideLevels, n: int, memo: dict[Any, tuple[Any, tuple[float, float]]]
+) -> tuple[tuple[tuple[float, float], ...], dict[Any, tuple[Any, tuple[float, float]]]]:
+    """:func:`float_levels` of the side's best ``n`` levels taken from the levels the side
+    follows, without a sorted read of the book (the caller checks that the side follows at
+    least ``n``: ``count + len(spare_prices) >= n``). The same pairs and memo."""
+    top = side.top_prices[::-1] if side.is_bid else side.top_prices
+    out: list[tuple[float, float]] = []
+    if n <= len(top):
+        top = top[:n]
+        _pairs(top, side.top, memo, out.append)
+        if len(memo) > 3 * n:
+            memo = {price: memo[price] for price in top}
+        return tuple(out), memo
+    spare = side.spare_prices[::-1] if side.is_bid else side.spare_prices
+    spare = spare[: n - len(top)]
+    _pairs(top, side.top, memo, out.append)
+    _pairs(spare, side.spare, memo, out.append)
+    if len(memo) > 3 * n:
+        memo = {price: memo[price] for price in (*top, *spare)}
+    return tuple(out), memo
+
+
 class TopTracker:
     """Per symbol :class:`BookState` for one feed, brought up to date from each update."""
 

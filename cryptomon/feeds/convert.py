@@ -9,7 +9,8 @@ the book (``max_depth`` = config ``depth``); a per-symbol
 ``book_levels`` levels from cryptofeed's delta (:mod:`cryptomon.feeds.booktop`) on every update,
 and the top ``depth`` levels are copied for a :class:`~cryptomon.events.BookSnapshot` at most
 every ``book_snapshot_interval_s`` (receipt time, so replays are throttled by data time;
-unchanged levels reuse their floats).
+unchanged levels reuse their floats; taken from the levels the state follows when they cover
+the book's ``depth``, else from a sorted read of the book).
 
 Book tops are conflated (DESIGN.md section 7): an update marks its symbol dirty, and
 :meth:`Converter.flush`, scheduled with ``loop.call_soon`` by the first dirty symbol of an
@@ -46,7 +47,14 @@ from cryptomon.events import (
     Ticker,
     Trade,
 )
-from cryptomon.feeds.booktop import BookState, TopTracker, book_top, float_levels
+from cryptomon.feeds.booktop import (
+    BookState,
+    SideLevels,
+    TopTracker,
+    book_top,
+    float_levels,
+    followed_levels,
+)
 from cryptomon.feeds.fastevents import factory
 from cryptomon.feeds.gate import UNRESOLVED, MarketGate
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
@@ -362,13 +370,23 @@ class Converter:
     def _snapshot(
         self, state: BookState, symbol: str, ts: float, receipt: float, book: Any
     ) -> None:
-        depth = self.depth
-        levels = book.bids.to_list()
-        if len(levels) > depth:  # a book cryptofeed does not truncate to ``max_depth``
-            levels = levels[:depth]
-        bids, state.bids_memo = float_levels(levels, state.bids_memo)
-        levels = book.asks.to_list()
-        if len(levels) > depth:
-            levels = levels[:depth]
-        asks, state.asks_memo = float_levels(levels, state.asks_memo)
+        bids, state.bids_memo = self._levels(state.bid, book.bids, state.bids_memo)
+        asks, state.asks_memo = self._levels(state.ask, book.asks, state.asks_memo)
         self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))
+
+    def _levels(
+        self, side: SideLevels, levels: Any, memo: dict[Any, Any]
+    ) -> tuple[tuple[tuple[float, float], ...], dict[Any, Any]]:
+        """The best ``depth`` levels of one side of the book as float pairs: from the levels
+        the side's state follows when it follows all of them (a sorted read of the book sorts
+        its prices after any new level: on a deep book most of a snapshot's cost), else read
+        from the book."""
+        depth = self.depth
+        # the book's levels up to cryptofeed's ``max_depth`` (no sort), up to ours
+        n = min(len(levels), depth)
+        if side.count + len(side.spare_prices) >= n:
+            return followed_levels(side, n, memo)
+        read = levels.to_list()
+        if len(read) > depth:  # a book cryptofeed does not truncate to ``max_depth``
+            read = read[:depth]
+        return float_levels(read, memo)

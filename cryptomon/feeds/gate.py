@@ -14,22 +14,20 @@ from typing import Any
 
 from cryptomon.events import Event, FlaggedTrade, Trade
 from cryptomon.feeds.booktop import BookState, book_top
+from cryptomon.feeds.fastevents import factory
 from cryptomon.market.quality import QualityGuard
 from cryptomon.market.units import MarketUnits, SymbolUnits
 
 UNRESOLVED: Any = object()
 
 
+# the order in which ``flagged`` passes the fields (checked by ``factory``)
+_new_flagged = factory(FlaggedTrade, ("exchange", "symbol", "ts", "ts_recv", "trade", "flag"))
+
+
 def flagged(event: Trade, flag: str) -> FlaggedTrade:
     """``event`` kept away from detectors and brokers, with why."""
-    return FlaggedTrade(
-        exchange=event.exchange,
-        symbol=event.symbol,
-        ts=event.ts,
-        ts_recv=event.ts_recv,
-        trade=event,
-        flag=flag,
-    )
+    return _new_flagged(event.exchange, event.symbol, event.ts, event.ts_recv, event, flag)
 
 
 def _trade_ts(event: Trade) -> float:

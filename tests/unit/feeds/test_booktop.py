@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryptomon.clock import LiveClock
-from cryptomon.events import BookTop
+from cryptomon.events import BookSnapshot, BookTop
 from cryptomon.feeds.booktop import TopTracker, book_top
 from cryptomon.feeds.convert import Converter
 from cryptomon.feeds.health import FeedHealth
@@ -130,6 +130,57 @@ def test_last_top_of_each_turn_equals_naive_reference(
     per turn equal to one computed naively from the whole book, whatever the book's depth and
     the number of levels summed; its ``updates`` are the book updates since the previous one."""
     asyncio.run(replay(turns, *shape))
+
+
+def naive_levels(levels: dict[Decimal, Decimal], depth: int, *, bids: bool) -> tuple:
+    """The best ``depth`` levels as float pairs, from the whole side sorted afresh."""
+    ordered = sorted(levels.items(), reverse=bids)[:depth]
+    return tuple((float(price), float(size)) for price, size in ordered)
+
+
+async def replay_snapshots(
+    updates: list[list[tuple[str, int, int]]], depth: int, levels: int, start: int
+) -> None:
+    conv, _ = converter(levels, depth)
+    snapshots: list[BookSnapshot] = []
+    conv.hub.subscribe(BookSnapshot, snapshots.append)
+    book = OrderBook(
+        "X",
+        "S",
+        max_depth=depth,
+        bids={PRICE - i * TICK: Decimal(1) for i in range(1, start + 1)},
+        asks={PRICE + i * TICK: Decimal(1) for i in range(1, start + 1)},
+    )
+    book.timestamp = 1.0
+    expected = []
+    for receipt, changes in enumerate([[], *updates]):
+        if changes:
+            book.delta = apply(book, changes)
+        await conv.book(book, float(receipt))  # a second apart: a snapshot every update
+        if two_sided(book) and book.book.bids.index(0)[0] < book.book.asks.index(0)[0]:
+            bids = naive_levels(book.book.bids.to_dict(), depth, bids=True)
+            asks = naive_levels(book.book.asks.to_dict(), depth, bids=False)
+            expected.append((float(receipt), bids, asks))
+        if receipt % 4 == 3:
+            await next_turn()
+    await next_turn()
+    assert [(s.ts_recv, s.bids, s.asks) for s in snapshots] == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(UPDATE, min_size=1, max_size=60),
+    st.sampled_from([(20, 5), (8, 5), (5, 5), (12, 3), (6, 2)]),
+    st.sampled_from([3, 8, 15]),
+)
+def test_snapshot_levels_equal_naive_reference(
+    updates: list[list[tuple[str, int, int]]], shape: tuple[int, int], start: int
+) -> None:
+    """Every BookSnapshot carries the best ``depth`` levels of the book at its update, as a
+    naive sort of the whole book gives them, whether they come from the levels the converter
+    follows or from a sorted read (books shorter and deeper than ``depth``, levels removed from
+    the top and the spares, levels inserted, loop turns in between)."""
+    asyncio.run(replay_snapshots(updates, *shape, start))
 
 
 @pytest.mark.asyncio
