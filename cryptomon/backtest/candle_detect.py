@@ -26,6 +26,7 @@ columns' notionals are the NaN the engine reads from such trades.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -133,7 +134,12 @@ class CandleAnomalies:
         series: list[CandleSeries],
         timeline: tuple[np.ndarray, np.ndarray, np.ndarray],
         starts: np.ndarray,
+        *,
+        each_chunk: Callable[[], None] | None = None,
     ) -> None:
+        """``each_chunk``: called before the detectors read each chunk (the runner's
+        :func:`gc.freeze`, see :meth:`BacktestRunner.run`)."""
+        self.each_chunk = each_chunk
         self.pipe = pipe
         self.series = series
         self.times, self.which, self.rows = timeline
@@ -189,6 +195,8 @@ class CandleAnomalies:
         return sids
 
     def _detect(self, lo: int, hi: int) -> None:
+        if self.each_chunk is not None:
+            self.each_chunk()
         a, b = int(self.starts[lo]), int(self.starts[hi])
         per_group = np.diff(self.starts[lo : hi + 1])
         at = np.repeat(self.closes[lo:hi], per_group)
