@@ -8,9 +8,13 @@ per-candle flush of the live path publishes it.
 
 An anomaly carries the price change of its market at the end of the batch it was found in,
 so a batch must end where a finding is. A scout engine (the same detectors) runs over the
-whole chunk first to find those candles; the run's engine then reads the chunk in batches
-that end at each of them. Same detectors, same trades, same findings with the same fields
-in the same order, for two kernel passes over arrays instead of one call per candle.
+whole chunk first to find those candles (it builds no anomaly: its emitter's ``found`` hook
+takes the time of each finding that passes the warm-up gate and the cooldown); the run's
+engine then reads the chunk in batches that end at each of them. Same detectors, same
+trades, same findings with the same fields in the same order, for two kernel passes over
+arrays instead of one call per candle. (A scouted finding whose anomaly could not be built
+only splits a batch where none was needed: the kernels read the trades the same in any
+batches, as the whole path's one batch per candle shows.)
 
 Neither engine is handed ``Trade`` events: the candle trades of a chunk are columns (the
 ones the engine would build from them, in micro-batches of its ``batch_size`` as its hub
@@ -22,6 +26,7 @@ columns' notionals are the NaN the engine reads from such trades.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -129,7 +134,12 @@ class CandleAnomalies:
         series: list[CandleSeries],
         timeline: tuple[np.ndarray, np.ndarray, np.ndarray],
         starts: np.ndarray,
+        *,
+        each_chunk: Callable[[], None] | None = None,
     ) -> None:
+        """``each_chunk``: called before the detectors read each chunk (the runner's
+        :func:`gc.freeze`, see :meth:`BacktestRunner.run`)."""
+        self.each_chunk = each_chunk
         self.pipe = pipe
         self.series = series
         self.times, self.which, self.rows = timeline
@@ -140,10 +150,9 @@ class CandleAnomalies:
         self._done = 0  # groups whose trades the detectors have read
         self._due: dict[int, list[Anomaly]] = {}
         self._groups: list[int] = []  # groups with findings, ascending
-        self._scout = Hub()
-        self._scouted: list[Anomaly] = []
-        self._scout.subscribe(Anomaly, self._scouted.append, name="backtest.scout")
-        self.scout = pipe.detector_engine(self._scout, ManualClock(0.0))
+        self._scouted: list[float] = []  # the times of the scout's findings
+        self.scout = pipe.detector_engine(Hub(), ManualClock(0.0))
+        self.scout.emitter.found = self._scout_found  # where it finds is all it tells
         self._engine_sids: dict[int, np.ndarray] = {}
 
     def due(self, g: int) -> list[Anomaly]:
@@ -167,6 +176,11 @@ class CandleAnomalies:
                 return total
             self._detect(self._done, min(total, self._done + CHUNK))
 
+    def _scout_found(self, event: Any) -> None:
+        """A finding of the scout that passed its gate and cooldown: the anomaly the run's
+        engine publishes for it carries the event's time (``Anomaly.ts``)."""
+        self._scouted.append(event.ts)
+
     def _sids(self, engine: Any) -> np.ndarray:
         """``engine``'s market id per series, registered in the order the markets' first
         trades reach it (as its hub handler registers them)."""
@@ -181,6 +195,8 @@ class CandleAnomalies:
         return sids
 
     def _detect(self, lo: int, hi: int) -> None:
+        if self.each_chunk is not None:
+            self.each_chunk()
         a, b = int(self.starts[lo]), int(self.starts[hi])
         per_group = np.diff(self.starts[lo : hi + 1])
         at = np.repeat(self.closes[lo:hi], per_group)
@@ -188,7 +204,7 @@ class CandleAnomalies:
         closes = self.closes[lo:hi].tolist()
         ends = np.cumsum(per_group).tolist()  # trades up to the end of each group
         feed_trades(self.scout, self._sids(self.scout), trades, 0, len(trades))
-        firing = sorted({self._group(closes, f.ts) for f in self._scouted})
+        firing = sorted({self._group(closes, ts) for ts in self._scouted})
         self._scouted.clear()
         engine = self.pipe.detectors
         sids = self._sids(engine)

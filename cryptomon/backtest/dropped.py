@@ -16,6 +16,7 @@ import numpy as np
 
 from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries, columns
+from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.indicators_nb import RSI
 from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Signal
@@ -52,6 +53,8 @@ class DroppedSignals:
         self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
         self._fire_lists: dict[MarketKey, tuple[tuple[Any, ...], ...]] = {}
         self._spans: dict[MarketKey, tuple[float, ...]] = {}
+        # per market: (its series, its indicators, their closes and RSI readings as tuples)
+        self._row_cols: dict[MarketKey, tuple[Any, ...]] = {}
         # per market with the spec scoring: the kernel's (buy, sell) scores of each row
         self.totals: dict[MarketKey, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
@@ -114,12 +117,62 @@ class DroppedSignals:
         pnl = float(held - portfolio.day_start_equity)
         return pnl - 2 * swing - 0.01 * limit > -limit
 
+    def check_row(self, t: float, series: CandleSeries, row: int, held: Decimal | None) -> bool:
+        """:meth:`check` of the one-candle group ``series``/``row`` that the caller knows is
+        safe (a single-market walk's row), the same tests with less per-call work."""
+        ctx = self.engine.context
+        if ctx.risk_state != RiskState.ACTIVE:
+            return False
+        day = self._day()
+        if int(t // 86400) != day or int((t + series.seconds) // 86400) != day:
+            return False
+        key = (series.exchange, series.symbol)
+        pos = self.engine.portfolio.positions.get(key)
+        amount = pos.amount if pos is not None else 0
+        swing = 0.0
+        if pos is not None and amount != 0:
+            if pos.contract is not None:
+                return False
+            swing = abs(float(amount)) * self._span(key)[row]
+        fired = self._lists(key)
+        if fired is not None and fired[0][row]:
+            cfg = self.settings.trading
+            _, side, strength, rank = fired
+            if not (rank[row] == 0 or strength[row] < cfg.min_signal_strength):
+                buy = side[row] == 1
+                if not ((amount > 0 and buy) or (amount < 0 and not buy)) and (
+                    amount != 0 or buy or cfg.allow_short
+                ):
+                    return False  # the engine acts on this one
+        limit = float(ctx.runtime.limits.daily_loss_limit)
+        portfolio = self.engine.portfolio
+        if held is None:
+            self.path.flush()  # the equity reads the latest quote
+            held = portfolio.equity
+        pnl = float(held - portfolio.day_start_equity)
+        return pnl - 2 * swing - 0.01 * limit > -limit
+
     def _lists(self, key: MarketKey) -> tuple[tuple[Any, ...], ...] | None:
         """``fires[key]`` as lists (a list item is read faster than an array's)."""
         lists = self._fire_lists.get(key)
         if lists is None and key in self.fires:
             lists = self._fire_lists[key] = tuple(columns(a) for a in self.fires[key])
         return lists
+
+    def _row_columns(
+        self, key: MarketKey, series: CandleSeries, indicators: SeriesIndicators
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The closes of ``series`` and the RSI readings of ``indicators``, as tuples (read
+        once per market: an item of a tuple is read faster than an array's)."""
+        cached = self._row_cols.get(key)
+        if cached is None or cached[0] is not series or cached[1] is not indicators:
+            cached = self._row_cols[key] = (
+                series,
+                indicators,
+                columns(series.close),
+                columns(indicators.values[RSI]),
+            )
+        return cached[2], cached[3]
 
     def _span(self, key: MarketKey) -> tuple[float, ...]:
         """The width of each candle's reach (high - low of ``reach[key]``), as a list."""
@@ -150,19 +203,20 @@ class DroppedSignals:
         ``mid``: the market's mid after the row's close quote when that quote is deferred
         (:meth:`CandlePath.defer_close`), the signal's price."""
         key = (series.exchange, series.symbol)
-        fired = self.fires.get(key)
+        fired = self._lists(key)
         if fired is None or not fired[0][row]:
             return
         indicators = self.path.indicators[key]
         indicators.row = row
         now = self.clock.time()
-        close = float(series.close[row])
+        closes, rsi = self._row_columns(key, series, indicators)
+        close = float(closes[row])
         totals = self.totals.get(key)
         if totals is not None:
             outcome = spec_outcome(totals[0][row], totals[1][row])
             if outcome is None:  # the kernel fired on a row without an outcome: a bug
                 raise AssertionError(f"no spec outcome at row {row} of {key}")
-            indicators.rsi.value = float(indicators.values[RSI, row])  # the reason reads it
+            indicators.rsi.value = float(rsi[row])  # the reason reads it
             self.pipe.signals.indicator_signal(*key, outcome, end=now, close=close, mid=mid)
             return
         self.path.flush()  # the generator reads the market's mid

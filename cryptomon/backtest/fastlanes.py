@@ -187,7 +187,7 @@ class FastLanes:
                     self.lanes["close"] += r - at
                     at = r
                 t = float(times[r])
-                if not self.dropped.check(t, [(series, r)], held=held, safe=True):
+                if not self.dropped.check_row(t, series, r, held):
                     if stretched and held is not None:  # the engine acts at r: the last quote
                         self.path.close_quotes(float(times[r - 1]), [(series, r - 1)])
                     return at  # a deferred quote waits for its next reader
@@ -245,7 +245,7 @@ class FastLanes:
                     self.lanes["skipped"] += r - at
                     at = r
                 t = float(times[r])
-                if not self.dropped.check(t, [(series, r)], held=held, safe=True):
+                if not self.dropped.check_row(t, series, r, held):
                     return at
                 if defer:
                     mid = self.path.defer_close(t, series, r)

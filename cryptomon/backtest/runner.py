@@ -76,6 +76,7 @@ class BacktestRunner:
         self.engine = self.pipe.engine
         self.path = CandlePath(self.pipe, self.settings)
         self.fast_lanes = FastLanes(self.path, self.series)
+        self._freezing = False  # run() froze the process's objects: it refreezes per chunk
 
     @property
     def lanes(self) -> dict[str, int]:
@@ -88,8 +89,10 @@ class BacktestRunner:
         t0 = time.perf_counter()
         # the process's objects before the run (modules, compiled kernels, ...) are left out
         # of the garbage collector's passes while it runs (unless the process froze some
-        # itself): the old generation's passes walk only what the run made
-        frozen = gc.get_freeze_count() == 0
+        # itself), and so are the run's own survivors, frozen again before each chunk of
+        # candles is detected (the signals, fills and columns it keeps for its result): the
+        # old generation's passes walk only what the current chunk made
+        frozen = self._freezing = gc.get_freeze_count() == 0
         if frozen:
             gc.freeze()
         try:
@@ -124,7 +127,13 @@ class BacktestRunner:
         exposure = np.zeros(n)
         # every market's candle opening at the same time moves through its slots together
         starts = np.append(np.flatnonzero(np.diff(times, prepend=-np.inf)), n)
-        found = CandleAnomalies(self.pipe, self.series, timeline, starts)
+        found = CandleAnomalies(
+            self.pipe,
+            self.series,
+            timeline,
+            starts,
+            each_chunk=gc.freeze if self._freezing else None,
+        )
         if self.fast:
             await self.fast_lanes.drive(timeline, starts, found, (equity_ts, equity, exposure))
             return equity_ts, equity, exposure

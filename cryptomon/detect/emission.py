@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,10 @@ class Emitter:
         self.gate = gate
         self.infos = infos
         self.price = price
+        # a scout's hook (a backtest's look-ahead engine, which only needs to know where
+        # something is found): called with the event of each finding that passes the
+        # warm-up gate and the cooldown, instead of building and publishing its anomaly
+        self.found: Callable[[Event], None] | None = None
         self.cooldown: dict[tuple[str, str, str], tuple[float, int]] = {}
         self.by_kind: Counter[str] = Counter()
         self.by_severity: Counter[str] = Counter()
@@ -74,6 +79,7 @@ class Emitter:
         gate = self.gate
         ready = gate.ready(det)  # per market id: passed the warm-up (the common case)
         kinds = det.kinds
+        found = self.found
         for finding in read_findings(fires, m):
             i = finding.row
             s = int(sid_of[i])
@@ -90,6 +96,9 @@ class Emitter:
                 self.suppressed += 1
                 continue
             cooldown[key] = (ev.ts, level)
+            if found is not None:
+                found(ev)
+                continue
             try:
                 anomaly = build_anomaly(
                     kind,

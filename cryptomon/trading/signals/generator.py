@@ -203,9 +203,8 @@ class SignalGenerator:
         market state's."""
         cfg = self.config.indicators
         key = (exchange, symbol, outcome.side)
-        rank = GRADE_RANK[
-            grade_for(outcome.strength, self.config.grades, at_least=outcome.at_least)
-        ]
+        grade = grade_for(outcome.strength, self.config.grades, at_least=outcome.at_least)
+        rank = GRADE_RANK[grade]
         last = self._last_signal.get(key)
         if last is not None and end - last[0] < cfg.cooldown_s and rank <= last[1]:
             return None  # a better grade than the last one of the cooldown still passes
@@ -227,6 +226,7 @@ class SignalGenerator:
             price=close if mid is None else mid,
             at_least=outcome.at_least,
             extra=None if mid is None else _MID_GIVEN,
+            grade=grade,
         )
 
     def publish(
@@ -243,10 +243,12 @@ class SignalGenerator:
         price: float | None = None,
         at_least: SignalGrade | None = None,
         extra: SignalExtra | None = None,
+        grade: SignalGrade | None = None,
     ) -> Signal:
-        """Grade and publish one signal (``extra``: a sender's grade, bracket and id)."""
+        """Grade and publish one signal (``extra``: a sender's grade, bracket and id;
+        ``grade``: the grade of ``strength`` and ``at_least`` when the caller made it)."""
         extra = extra or _NO_EXTRA
-        grade = extra.grade or grade_for(strength, self.config.grades, at_least=at_least)
+        grade = extra.grade or grade or grade_for(strength, self.config.grades, at_least=at_least)
         sig = Signal(
             exchange=exchange,
             symbol=symbol,

@@ -7,10 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from cryptomon.backtest.candle_detect import CHUNK, CandleAnomalies, candle_trade
+from cryptomon.backtest.candle_detect import (
+    CHUNK,
+    CandleAnomalies,
+    CandleTrades,
+    candle_trade,
+    feed_trades,
+)
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.pipeline import Pipeline
+from cryptomon.clock import ManualClock
 from cryptomon.events import Anomaly
+from cryptomon.hub import Hub
 from tests.unit.backtest.conftest import T0, random_walk, settings
 
 
@@ -53,3 +61,28 @@ def test_book_detectors_do_not_run_on_candles() -> None:
     assert {"book", "arbitrage", "divergence"} <= set(on_books)
     assert not {"book", "arbitrage", "divergence"} & set(on_candles)
     assert {"price", "volume", "whale"} <= set(on_candles)
+
+
+def test_the_scout_builds_no_anomaly_and_finds_where_the_engine_publishes() -> None:
+    """The scout's emitter hands each finding that passes its gate and cooldown to its
+    ``found`` hook instead of publishing an anomaly: the same event times as the anomalies
+    an engine without the hook publishes over the same trades."""
+    n = 1500
+    series, timeline, starts = two_markets(n)
+    pipe = Pipeline(settings(), start=T0, candles=True)
+    ahead = CandleAnomalies(pipe, series, timeline, starts)
+    seen: list[Anomaly] = []
+    ahead.scout.emitter.hub.subscribe(Anomaly, seen.append, name="test.scout")
+    times: list[float] = []
+    ahead.scout.emitter.found = lambda ev: times.append(ev.ts)
+    plain = pipe.detector_engine(Hub(), ManualClock(0.0))
+    published: list[Anomaly] = []
+    plain.emitter.hub.subscribe(Anomaly, published.append, name="test.plain")
+    per_group = np.diff(starts)
+    at = np.repeat(ahead.closes, per_group)
+    trades = CandleTrades(series, timeline[1], timeline[2], at)
+    for engine in (ahead.scout, plain):
+        feed_trades(engine, ahead._sids(engine), trades, 0, len(trades))
+    assert len(published) > 10, "the walks should trip the detectors"
+    assert not seen
+    assert times == [a.ts for a in published]

@@ -4,6 +4,7 @@ slippage and determinism."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from decimal import Decimal
 from typing import Any
 
@@ -131,3 +132,38 @@ def test_result_repr_counts_instead_of_printing_every_fill() -> None:
     assert text.startswith("BacktestResult(candles=3, trades=1, fills=2, ")
     assert "Fill(" not in text
     assert len(text) < 200
+
+
+def test_the_run_refreezes_before_each_chunk_and_unfreezes_at_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run in a process that froze nothing freezes the process's objects, again before
+    each chunk of candles is detected, and unfreezes them all at its end; in a process that
+    froze some itself, it leaves the garbage collector's freezing alone."""
+    from cryptomon.backtest import candle_detect
+
+    monkeypatch.setattr(candle_detect, "CHUNK", 500)
+    series = [random_walk(1700, seed=3)]
+    frozen_at_chunks: list[int] = []
+    runner = BacktestRunner(settings(), series)
+    detect = candle_detect.CandleAnomalies._detect
+
+    def spy(self: Any, lo: int, hi: int) -> None:
+        detect(self, lo, hi)
+        frozen_at_chunks.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(candle_detect.CandleAnomalies, "_detect", spy)
+    assert gc.get_freeze_count() == 0
+    asyncio.run(runner.run())
+    assert len(frozen_at_chunks) == 4
+    assert 0 < frozen_at_chunks[0] < frozen_at_chunks[-1]  # the run's survivors too
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        frozen_at_chunks.clear()
+        asyncio.run(BacktestRunner(settings(), series).run())
+        assert frozen_at_chunks
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()
