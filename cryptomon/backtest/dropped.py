@@ -80,72 +80,63 @@ class DroppedSignals:
         ``safe``: the caller knows every candle of the group is safe."""
         if not safe and not all(self._safe(s, r) for s, r in group):
             return False
-        ctx = self.engine.context
-        if ctx.risk_state != RiskState.ACTIVE:
+        if not self._open(t, group[0][0].seconds):
             return False
-        step = group[0][0].seconds
-        portfolio = self.engine.portfolio
-        day = self._day()
-        if int(t // 86400) != day or int((t + step) // 86400) != day:
-            return False
-        cfg = self.settings.trading
         swing = 0.0
         for series, row in group:
-            key = (series.exchange, series.symbol)
-            fired = self._lists(key)
-            pos = portfolio.positions.get(key)
-            amount = pos.amount if pos is not None else 0
-            if pos is not None and amount != 0:
-                if pos.contract is not None:
-                    return False
-                swing += abs(float(amount)) * self._span(key)[row]
-            if fired is None or not fired[0][row]:
-                continue
-            _, side, strength, rank = fired
-            if rank[row] == 0 or strength[row] < cfg.min_signal_strength:
-                continue
-            buy = side[row] == 1
-            if (amount > 0 and buy) or (amount < 0 and not buy):
-                continue
-            if amount == 0 and not buy and not cfg.allow_short:
-                continue
-            return False  # the engine acts on this one
-        limit = float(ctx.runtime.limits.daily_loss_limit)
-        if held is None:
-            self.path.flush()  # the equity reads the latest quote
-            held = portfolio.equity
-        pnl = float(held - portfolio.day_start_equity)
-        return pnl - 2 * swing - 0.01 * limit > -limit
+            candle = self._swing(series, row)
+            if candle is None:
+                return False
+            swing += candle
+        return self._far_from_limit(held, swing)
 
     def check_row(self, t: float, series: CandleSeries, row: int, held: Decimal | None) -> bool:
         """:meth:`check` of the one-candle group ``series``/``row`` that the caller knows is
-        safe (a single-market walk's row), the same tests with less per-call work."""
-        ctx = self.engine.context
-        if ctx.risk_state != RiskState.ACTIVE:
+        safe (a single-market walk's row), without building the group."""
+        if not self._open(t, series.seconds):
+            return False
+        swing = self._swing(series, row)
+        return swing is not None and self._far_from_limit(held, swing)
+
+    def _open(self, t: float, step: float) -> bool:
+        """Trading is active and the candle from ``t`` ends on the portfolio's UTC day."""
+        if self.engine.context.risk_state != RiskState.ACTIVE:
             return False
         day = self._day()
-        if int(t // 86400) != day or int((t + series.seconds) // 86400) != day:
-            return False
+        return int(t // 86400) == day and int((t + step) // 86400) == day
+
+    def _swing(self, series: CandleSeries, row: int) -> float | None:
+        """How far the row's candle can move its market's spot position (0.0 flat); None
+        when the engine would act on the row: a contract position, or an indicator signal
+        it trades on (``SignalTrader.handle``'s early returns all fail)."""
         key = (series.exchange, series.symbol)
         pos = self.engine.portfolio.positions.get(key)
         amount = pos.amount if pos is not None else 0
         swing = 0.0
         if pos is not None and amount != 0:
             if pos.contract is not None:
-                return False
+                return None
             swing = abs(float(amount)) * self._span(key)[row]
         fired = self._lists(key)
-        if fired is not None and fired[0][row]:
-            cfg = self.settings.trading
-            _, side, strength, rank = fired
-            if not (rank[row] == 0 or strength[row] < cfg.min_signal_strength):
-                buy = side[row] == 1
-                if not ((amount > 0 and buy) or (amount < 0 and not buy)) and (
-                    amount != 0 or buy or cfg.allow_short
-                ):
-                    return False  # the engine acts on this one
-        limit = float(ctx.runtime.limits.daily_loss_limit)
+        if fired is None or not fired[0][row]:
+            return swing
+        cfg = self.settings.trading
+        _, side, strength, rank = fired
+        if rank[row] == 0 or strength[row] < cfg.min_signal_strength:
+            return swing
+        buy = side[row] == 1
+        if (amount > 0 and buy) or (amount < 0 and not buy):
+            return swing
+        if amount == 0 and not buy and not cfg.allow_short:
+            return swing
+        return None  # the engine acts on this one
+
+    def _far_from_limit(self, held: Decimal | None, swing: float) -> bool:
+        """The day's PnL (``held``: the equity now if known, else the portfolio's after the
+        latest quote), less twice the candles' ``swing``, stays far from the daily loss
+        limit."""
         portfolio = self.engine.portfolio
+        limit = float(self.engine.context.runtime.limits.daily_loss_limit)
         if held is None:
             self.path.flush()  # the equity reads the latest quote
             held = portfolio.equity
