@@ -24,6 +24,7 @@ from cryptomon.backtest.stretch import (
     safe_until,
     stretch_equity,
 )
+from cryptomon.trading.context import to_decimal
 from cryptomon.trading.protection import Protection
 
 ZERO = Decimal(0)
@@ -199,7 +200,7 @@ class FastLanes:
                 self.dropped.publish(series, r, t, mid=mid)
                 self.pipe.absorb()
                 if mid is not None:
-                    held = cash + amount * Decimal(str(mid))  # as the engine marks it
+                    held = cash + amount * to_decimal(mid)  # as the engine marks it
                     equity[r], exposure[r] = float(held), 1.0
                 else:
                     equity[r], exposure[r] = self.path.mark()

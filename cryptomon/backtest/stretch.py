@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from cryptomon.backtest.data import CandleSeries, columns
+from cryptomon.trading.context import to_decimal
 
 if TYPE_CHECKING:
     from cryptomon.config import BacktestConfig
@@ -72,7 +73,7 @@ def stretch_equity(
     append = out.append
     value = cash
     for mid in values[lo:hi]:
-        value = cash + amount * Decimal(repr(mid))  # to_decimal of on_top's mid
+        value = cash + amount * to_decimal(mid)  # as on_top marks its mid
         append(float(value))
     return out, value
 
