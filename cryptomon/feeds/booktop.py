@@ -14,6 +14,7 @@ the only code that computes BookTop numbers.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -313,28 +314,21 @@ def float_levels(
     rebuilt from ``levels`` alone when it holds more than three times as many prices (levels
     that left the book). Returns the pairs and the memo to pass next time."""
     out: list[tuple[float, float]] = []
-    append = out.append
-    get = memo.get
-    for price, size in levels:
-        hit = get(price)
-        if hit is None or hit[0] is not size:
-            pair = (float(price) if hit is None else hit[1][0], float(size))
-            hit = memo[price] = (size, pair)
-        append(hit[1])
+    _pairs(levels, memo, out.append)
     if len(memo) > 3 * len(levels):
         memo = {price: memo[price] for price, _ in levels}
     return tuple(out), memo
 
 
 def _pairs(
-    prices: list[Any],
-    sizes: dict[Any, Any],
+    levels: Iterable[tuple[Any, Any]],
     memo: dict[Any, tuple[Any, tuple[float, float]]],
-    append: Any,
+    append: Callable[[tuple[float, float]], None],
 ) -> None:
+    """Append the float pair of each (price, size) level, from ``memo`` where the level's
+    size object is the one it was converted from (``memo`` updated in place)."""
     get = memo.get
-    for price in prices:
-        size = sizes[price]
+    for price, size in levels:
         hit = get(price)
         if hit is None or hit[0] is not size:
             pair = (float(price) if hit is None else hit[1][0], float(size))
@@ -348,18 +342,12 @@ def followed_levels(
     """:func:`float_levels` of the side's best ``n`` levels taken from the levels the side
     follows, without a sorted read of the book (the caller checks that the side follows at
     least ``n``: ``count + len(spare_prices) >= n``). The same pairs and memo."""
-    top = side.top_prices[::-1] if side.is_bid else side.top_prices
+    top = (side.top_prices[::-1] if side.is_bid else side.top_prices)[:n]
+    spare = (side.spare_prices[::-1] if side.is_bid else side.spare_prices)[: n - len(top)]
     out: list[tuple[float, float]] = []
-    if n <= len(top):
-        top = top[:n]
-        _pairs(top, side.top, memo, out.append)
-        if len(memo) > 3 * n:
-            memo = {price: memo[price] for price in top}
-        return tuple(out), memo
-    spare = side.spare_prices[::-1] if side.is_bid else side.spare_prices
-    spare = spare[: n - len(top)]
-    _pairs(top, side.top, memo, out.append)
-    _pairs(spare, side.spare, memo, out.append)
+    _pairs(zip(top, map(side.top.__getitem__, top), strict=True), memo, out.append)
+    if spare:
+        _pairs(zip(spare, map(side.spare.__getitem__, spare), strict=True), memo, out.append)
     if len(memo) > 3 * n:
         memo = {price: memo[price] for price in (*top, *spare)}
     return tuple(out), memo
