@@ -242,10 +242,13 @@ def _user_port(user: dict[str, Any]) -> int | None:
 
 
 def _announce(args: argparse.Namespace, *, sim_url: str, api_url: str, token: str) -> None:
-    """The dashboard URL and the admin token on stdout (also under --json: not the last
-    line); where the simulator and the API listen on stderr."""
+    """The dashboard URL, the admin token and a link that signs the browser tab in with it
+    (the token in the URL's fragment, which never reaches the server) on stdout (also under
+    --json: not the last line); where the simulator and the API listen on stderr."""
     if api_url:
-        sys.stdout.write(f"demo: dashboard {api_url}/  token {token}\n")
+        sys.stdout.write(
+            f"demo: dashboard {api_url}/  token {token}  sign-in link {api_url}/#token={token}\n"
+        )
         sys.stdout.flush()
     if not args.json:
         sys.stderr.write(

@@ -39,6 +39,7 @@ class Demo:
     proc: subprocess.Popen[str]
     url: str
     token: str
+    link: str = ""  # the printed sign-in link (the token in the URL's fragment)
     lines: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
 
@@ -132,7 +133,7 @@ def _launch(command: list[str]) -> Demo:
         proc.wait(timeout=10)
         raise
     parts = line.split()
-    return Demo(proc=proc, url=parts[2], token=parts[4], lines=seen, command=command)
+    return Demo(proc=proc, url=parts[2], token=parts[4], link=parts[7], lines=seen, command=command)
 
 
 def start_demo(tmp: Path, *extra: str, markets: int = 2, yaml: str = "") -> Demo:

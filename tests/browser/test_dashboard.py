@@ -108,6 +108,30 @@ def test_read_only_token_sees_no_controls(page: Page, demo: Demo) -> None:
     assert page.console.errors == []  # type: ignore[attr-defined]
 
 
+def test_the_printed_sign_in_link_signs_the_tab_in_and_leaves_the_address_bar(
+    page: Page, demo: Demo
+) -> None:
+    """The demo's sign-in link carries its admin token in the fragment: the tab is signed in
+    (trading controls show), the token is gone from the address bar, and a link with a
+    refused token falls back to public read with the 401 named."""
+    assert demo.link == f"{demo.url.rstrip('/')}/#token={demo.token}"
+    page.goto(demo.link)
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_function("() => document.getElementById('who').textContent.includes('·')")
+    assert "admin" in page.text_content("#who")
+    assert demo.token not in page.url
+    assert "#token" not in page.url
+    page.evaluate("location.hash = '#/trading'")
+    page.wait_for_selector("#kill-switch")
+    assert page.console.errors == []  # type: ignore[attr-defined]
+    page.goto("about:blank")  # a new document: the link below is loaded, not a hash change
+    page.goto(demo.url + "#token=not-a-valid-token-at-all")
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_selector("#banner:not([hidden])")
+    assert "401" in page.text_content("#banner")
+    assert "public read" in page.text_content("#who")
+
+
 def test_wrong_token_shows_the_login_message(page: Page, demo: Demo) -> None:
     """A refused token keeps the login form up with a message naming the 401."""
     open_dashboard(page, demo)

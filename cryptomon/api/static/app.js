@@ -97,6 +97,15 @@ live.status = (up, recovered = false) => {
 
 window.addEventListener("hashchange", render);
 
+// A sign-in link (`crypto-monitor demo` prints one): `#token=...` is kept for this tab like a
+// typed token and taken out of the address bar and of this history entry. A fragment is
+// never sent to the server, so the token is not in any request line or access log.
+const linked = /^#token=([^&/]+)$/.exec(location.hash);
+if (linked) {
+  auth.token = decodeURIComponent(linked[1]);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
 (async () => {
   const ok = await loadSession();
   if (!ok && auth.token) {
