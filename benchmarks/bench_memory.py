@@ -24,8 +24,10 @@ passes the benchmark therefore drops those ``atexit`` references (``--keep-conns
 
 RSS is read from ``/proc/self/status`` (VmRSS) every ``--sample-s`` seconds; the baseline is
 the RSS after ``--warmup-s`` seconds (default 120 s), the value the RSS at the end. Each
-sample also shows the live Python allocations and gc-tracked objects; at the end the object
-types that grew most since warm-up are listed (what grows without bound shows up there). The
+sample also shows the live Python allocations and gc-tracked objects (those made after the
+daemon started: ``App.start`` freezes the ones before out of the collector's view); at the end
+the object types that grew most since warm-up are listed (what grows without bound shows up
+there). The
 RSS at the end is also split into anonymous memory and mapped files (``RssAnon``/``RssFile``):
 the latter are mostly shared libraries' clean pages, ~95 MB of them numba's LLVM.
 With ``--trace`` tracemalloc runs from the warm-up on and the allocation sites still alive at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 
 import pytest
@@ -75,6 +76,37 @@ async def test_the_daemon_runs_with_a_short_thread_switch_interval_and_restores_
     with pytest.raises(StartupError):
         await failing.start()
     assert sys.getswitchinterval() == before
+
+
+@pytest.mark.asyncio
+async def test_the_started_daemon_freezes_its_startup_objects_out_of_the_gc() -> None:
+    """Once every component has started, the objects that exist then are out of the garbage
+    collector's passes (a pass over them all stops the loop for 50-100 ms); stop gives them
+    back. A process that froze objects itself is left as it is."""
+
+    def collected(obj: object) -> bool:  # in one of the generations the collector walks
+        return any(o is obj for o in gc.get_objects())
+
+    assert gc.get_freeze_count() == 0
+    before = ["made before the start"]
+    app = make_app([Recorder("db", [])])
+    await app.start()
+    after = ["made after the start"]
+    assert not collected(before)
+    assert collected(after)
+    await app.stop()
+    assert gc.get_freeze_count() == 0
+    assert collected(before)
+    gc.freeze()  # the process's own freeze: the app neither adds to it nor undoes it
+    try:
+        own = make_app([Recorder("db", [])])
+        await own.start()
+        assert collected(own)
+        await own.stop()
+        assert not collected(before)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.asyncio
