@@ -265,14 +265,15 @@ class PaperBroker:
         intent = order.intent
         buy = intent.side == "buy"
         remaining = intent.amount - order.filled
-        for price, size in book_levels(self.market_state, intent):
-            if remaining <= 0:
-                break
+        levels = book_levels(self.market_state, intent) if remaining > 0 else ()
+        for price, size in levels:  # lazy: stop before converting a level not taken
             if limit is not None and (price > limit if buy else price < limit):
                 break
             qty = min(remaining, size)
             self._fill(order, qty, price, "taker")
             remaining -= qty
+            if remaining <= 0:
+                break
         if order.filled >= intent.amount:
             order.state = OrderState.FILLED
         elif order.filled > 0:

@@ -11,6 +11,7 @@ from cryptomon.clock import ManualClock
 from cryptomon.events import OrderIntent, OrderState
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
+from cryptomon.trading.brokers import paper_book
 from cryptomon.trading.brokers.base import Broker, BrokerOrder, OrderRejectedError
 from cryptomon.trading.brokers.paper import PaperBroker
 from tests.unit.trading.helpers import EX, SYM, book, d, trade, trading_config
@@ -111,6 +112,31 @@ async def test_newer_book_top_replaces_stale_snapshot_levels() -> None:
     await broker.place_order(_intent("buy", "buy", "1"))  # some BTC to sell
     order = await broker.place_order(_intent("s", "sell", "1"))
     assert order.fills[0].price == d("95.0")
+
+
+@pytest.mark.asyncio
+async def test_a_market_order_converts_only_the_levels_it_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deep book, small order: the walk turns the levels it reaches into Decimals, not the
+    whole side (and a newer top still comes first, the snapshot's worse levels after it)."""
+    broker, hub, clock = _setup()
+    book(hub, clock, bid=100.0, ask=101.0, size=1.0, levels=500)
+    converted: list[float] = []
+
+    def counted(x: float) -> Decimal:
+        converted.append(x)
+        return Decimal(str(x))
+
+    monkeypatch.setattr(paper_book, "d", counted)
+    order = await broker.place_order(_intent("a", "buy", "1.5"))
+    assert [(f.amount, f.price) for f in order.fills] == [
+        (d(1), d("101.0")),
+        (d("0.5"), d("102.0")),
+    ]
+    assert not {x for x in converted if x > 102.0}  # levels 103 .. 600 never converted
+    levels = paper_book.book_levels(broker.market_state, _intent("b", "sell", "1"))
+    assert next(iter(levels)) == (d("100.0"), d("1.0"))
 
 
 @pytest.mark.asyncio
