@@ -307,7 +307,7 @@ class PaperBroker:
             liquidity="taker" if liquidity == "taker" else "maker",
             exchange_order_id=order.exchange_order_id,
         )
-        order.fills.append(fill)
+        order.add_fill(fill)
         return fill
 
     def _on_trade(self, trade: Trade) -> None:
@@ -358,7 +358,7 @@ class PaperBroker:
         intent = order.intent
         filled = order.filled
         new = filled - order.prior
-        cost = sum((f.amount * f.price for f in order.fills), ZERO)
+        cost = order.cost
         return BrokerOrder(
             client_order_id=intent.client_order_id,
             exchange=intent.exchange,

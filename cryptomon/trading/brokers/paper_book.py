@@ -18,20 +18,31 @@ def d(x: float) -> Decimal:
 
 
 class PaperOrder:
-    """One paper order: its intent, venue id, state and fills."""
+    """One paper order: its intent, venue id, state and fills.
 
-    __slots__ = ("exchange_order_id", "fills", "intent", "prior", "state")
+    ``fills`` grows through :meth:`add_fill` only, which keeps the running sums of the fills'
+    amounts and costs (the same left-to-right sums ``sum(..., ZERO)`` gives, kept instead of
+    summed again on every look)."""
+
+    __slots__ = ("cost", "exchange_order_id", "fills", "fills_amount", "intent", "prior", "state")
 
     def __init__(self, intent: OrderIntent, exchange_order_id: str) -> None:
         self.intent = intent
         self.exchange_order_id = exchange_order_id
         self.state = OrderState.SUBMITTED
         self.fills: list[Fill] = []
+        self.fills_amount = ZERO  # sum of the fills' amounts
+        self.cost = ZERO  # sum of the fills' amount * price
         self.prior = ZERO  # filled before a restart (those fills live in the journal)
 
     @property
     def filled(self) -> Decimal:
-        return self.prior + sum((f.amount for f in self.fills), ZERO)
+        return self.prior + self.fills_amount
+
+    def add_fill(self, fill: Fill) -> None:
+        self.fills.append(fill)
+        self.fills_amount = self.fills_amount + fill.amount
+        self.cost = self.cost + fill.amount * fill.price
 
 
 def book_levels(market: MarketState, intent: OrderIntent) -> Iterator[tuple[Decimal, Decimal]]:

@@ -235,3 +235,26 @@ def test_a_perpetual_symbol_keeps_its_quote_not_perp() -> None:
     assert split_symbol("BTC-USDT-PERP") == ("BTC", "USDT")
     assert split_symbol("BTC-USD-22K27") == ("BTC", "USD")
     assert split_symbol("ETH-BTC") == ("ETH", "BTC")
+
+
+@pytest.mark.asyncio
+async def test_an_orders_running_sums_match_its_fills() -> None:
+    """Filled amount and cost kept as fills arrive equal the sums over the fills (a market
+    walk over three levels, then a resting limit order filled by two trades)."""
+    broker, hub, clock = _setup()
+    book(hub, clock, bid=100.0, ask=101.0, size=1.0, levels=5)
+    walked = await broker.place_order(_intent("a", "buy", "2.5"))
+    resting = await broker.place_order(_intent("b", "buy", "3", type="limit", price="99.5"))
+    trade(hub, clock, price=99.0, amount=1.25, side="sell")
+    trade(hub, clock, price=99.4, amount=0.5, side="sell")
+    for coid, fills in (("a", 3), ("b", 2)):
+        order = broker._orders[coid]
+        assert len(order.fills) == fills
+        assert order.filled == sum((f.amount for f in order.fills), Decimal(0))
+        assert order.cost == sum((f.amount * f.price for f in order.fills), Decimal(0))
+    view = await broker.fetch_order(SYM, "b")
+    assert view is not None
+    assert view.filled == d("1.75")
+    assert view.avg_price == d("99.5")
+    assert walked.avg_price == (d(101) + d(102) + d("51.5")) / d("2.5")
+    assert resting.state == S.SUBMITTED
