@@ -22,6 +22,7 @@ from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.sizing import notional_budget, spec_problem, venue_qty
+from tests import stubs
 from tests.unit.trading.helpers import EX, SYM, book, trading_config
 
 D = Decimal
@@ -307,14 +308,15 @@ async def test_paper_placement_looks_the_price_up_once_and_a_spotless_sell_needs
 
 
 def intent_for(coid: str, side: str, amount: Decimal, *, reduce_only: bool = False) -> OrderIntent:
-    return OrderIntent(
+    """A market order of ``amount`` on the spec's market (the stubs' intent, no price)."""
+    return stubs.intent(
+        coid,
         exchange=EX,
         symbol=SYM,
-        ts=0.0,
-        ts_recv=0.0,
-        client_order_id=coid,
-        side=side,  # type: ignore[arg-type]
+        side=side,
         type="market",
         amount=amount,
+        price=None,
+        stop_loss=None,
         reduce_only=reduce_only,
     )
