@@ -96,24 +96,23 @@ class SignalTrader:
             return None
         info = await ctx.market_info(sig.symbol)
         tick = spec.tick_size if spec is not None and spec.tick_size else info.tick_size
+        stop_pct = to_decimal(cfg.stop_loss_percentage)
         stop, take = bracket(
             side=sig.side,
             price=mid,
-            stop_pct=to_decimal(cfg.stop_loss_percentage),
+            stop_pct=stop_pct,
             take_pct=to_decimal(cfg.take_profit_percentage),
             tick=tick,
         )
-        stop_pct = to_decimal(cfg.stop_loss_percentage)
         own_stop, take = _sender_bracket(sig, mid, stop, take, tick)
         if own_stop != stop:  # the sender's stop: risk_percentage is lost at it
             stop, stop_pct = own_stop, abs(mid - own_stop) / mid * 100
+        limits = ctx.runtime.limits  # the config's sizes as Decimal, derived with it
         notional = notional_budget(
             equity=ctx.portfolio.equity,
             stop_pct=stop_pct,
             risk_pct=to_decimal(cfg.risk_percentage),
-            max_notional=min(
-                to_decimal(cfg.max_position_size), to_decimal(cfg.max_symbol_exposure)
-            ),
+            max_notional=min(limits.max_position_size, limits.max_symbol_exposure),
         )
         qty = venue_qty(spec, notional, mid, info.lot_size)
         if qty <= 0:

@@ -88,9 +88,10 @@ class OrderExecutor:
             price = mid if mid is not None else (pos.avg_price if pos is not None else ZERO)
             spec = ctx.spec(*key)
             marks[key] = spec.notional_of(Decimal(1), price) if spec and price else price
+        equity = ctx.portfolio.equity
         return PortfolioView(
-            equity=ctx.portfolio.equity,
-            daily_pnl=ctx.portfolio.daily_pnl(ctx.now()),
+            equity=equity,
+            daily_pnl=ctx.portfolio.daily_pnl(ctx.now(), equity),
             positions=positions,
             pending=pending,
             marks=marks,

@@ -274,11 +274,12 @@ class Portfolio:
             self.max_drawdown = max(self.max_drawdown, (self.peak_equity - eq) / self.peak_equity)
         return eq
 
-    def daily_pnl(self, ts: float) -> Decimal:
-        """Equity change since the start of the UTC day of ``ts``."""
+    def daily_pnl(self, ts: float, equity: Decimal | None = None) -> Decimal:
+        """Equity change since the start of the UTC day of ``ts``; ``equity`` is the current
+        :attr:`equity` when the caller has just computed it (not computed again)."""
         if utc_day(ts) != self._day:
             self.snapshot(ts)
-        return self.equity - self.day_start_equity
+        return (self.equity if equity is None else equity) - self.day_start_equity
 
     def stats(self) -> dict[str, Any]:
         """Trades, win rate, average win/loss, profit factor, max drawdown, Sharpe, PnL."""

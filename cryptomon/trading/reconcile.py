@@ -20,7 +20,7 @@ an operator resumes; a clean run moves it to ``active``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from functools import partial
 from typing import TypeVar
@@ -53,8 +53,7 @@ class Reconciler:
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Reads during reconciliation retry TemporaryError with capped backoff."""
-        ctx = self.context
-        delays = backoff_delays(initial=min(ctx.config.poll_interval_s, 1.0), cap=10.0)
+        delays: Iterator[float] | None = None  # set up at the first failure, not per read
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 return await call()
@@ -62,6 +61,9 @@ class Reconciler:
                 if attempt == READ_ATTEMPTS:
                     raise
                 log.warning("trading.reconcile_retry", what=what, attempt=attempt, error=str(exc))
+                ctx = self.context
+                if delays is None:
+                    delays = backoff_delays(initial=min(ctx.config.poll_interval_s, 1.0), cap=10.0)
                 await ctx.clock.sleep(next(delays))
         raise AssertionError("unreachable")
 

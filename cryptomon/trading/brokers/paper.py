@@ -156,8 +156,7 @@ class PaperBroker:
             )
         if intent.type == "limit" and intent.price is None:
             raise OrderRejectedError(intent.client_order_id, "limit order without price")
-        self._check_spec(intent)
-        self._check_funds(intent)
+        self._check_funds(intent, self._check_spec(intent))
         self._seq += 1
         order = PaperOrder(intent, f"paper-{self._run}-{self._seq}")
         self._orders[intent.client_order_id] = order
@@ -230,26 +229,34 @@ class PaperBroker:
             raise OrderRejectedError(intent.client_order_id, "no market price")
         return price
 
-    def _check_spec(self, intent: OrderIntent) -> None:
+    def _check_spec(self, intent: OrderIntent) -> Decimal | None:
         """Like a venue: an order that opens or grows a position is a whole number of the
         instrument's lots, at least its minimum quantity and order value (exits are not held
-        to the minimums: a venue lets a position close)."""
+        to the minimums: a venue lets a position close). Returns the order's price when the
+        check needed it (None when it did not look)."""
         spec = self.market_state.spec(intent.exchange, intent.symbol)
-        if spec is not None and not intent.reduce_only:
-            problem = spec_problem(spec, intent.amount, self._price(intent))
-            if problem is not None:
-                raise OrderRejectedError(intent.client_order_id, problem[1])
+        if spec is None or intent.reduce_only:
+            return None
+        price = self._price(intent)
+        problem = spec_problem(spec, intent.amount, price)
+        if problem is not None:
+            raise OrderRejectedError(intent.client_order_id, problem[1])
+        return price
 
-    def _check_funds(self, intent: OrderIntent) -> None:
+    def _check_funds(self, intent: OrderIntent, price: Decimal | None = None) -> None:
+        """The account can pay for ``intent``; ``price`` is its price when already known
+        (looked up here only when the check needs it)."""
         terms = self.margin.terms(intent.exchange, intent.symbol) if self.margin else None
         if terms is not None and self.margin is not None:
             rate = d(self.config.taker_fee)
-            self.margin.check(intent, terms, self._price(intent), rate)
+            self.margin.check(
+                intent, terms, price if price is not None else self._price(intent), rate
+            )
             return
         check_spot_funds(
             self.balances,
             intent,
-            self._price(intent) if intent.side == "buy" else ZERO,
+            (price if price is not None else self._price(intent)) if intent.side == "buy" else ZERO,
             taker_fee=d(self.config.taker_fee),
             allow_short=self.allow_short,
         )
@@ -258,14 +265,15 @@ class PaperBroker:
         intent = order.intent
         buy = intent.side == "buy"
         remaining = intent.amount - order.filled
-        for price, size in book_levels(self.market_state, intent):
-            if remaining <= 0:
-                break
+        levels = book_levels(self.market_state, intent) if remaining > 0 else ()
+        for price, size in levels:  # lazy: stop before converting a level not taken
             if limit is not None and (price > limit if buy else price < limit):
                 break
             qty = min(remaining, size)
             self._fill(order, qty, price, "taker")
             remaining -= qty
+            if remaining <= 0:
+                break
         if order.filled >= intent.amount:
             order.state = OrderState.FILLED
         elif order.filled > 0:
@@ -299,7 +307,7 @@ class PaperBroker:
             liquidity="taker" if liquidity == "taker" else "maker",
             exchange_order_id=order.exchange_order_id,
         )
-        order.fills.append(fill)
+        order.add_fill(fill)
         return fill
 
     def _on_trade(self, trade: Trade) -> None:
@@ -350,7 +358,7 @@ class PaperBroker:
         intent = order.intent
         filled = order.filled
         new = filled - order.prior
-        cost = sum((f.amount * f.price for f in order.fills), ZERO)
+        cost = order.cost
         return BrokerOrder(
             client_order_id=intent.client_order_id,
             exchange=intent.exchange,

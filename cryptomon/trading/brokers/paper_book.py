@@ -3,6 +3,8 @@ book an order takes liquidity from."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 from cryptomon.events import Fill, OrderIntent, OrderState
@@ -16,33 +18,48 @@ def d(x: float) -> Decimal:
 
 
 class PaperOrder:
-    """One paper order: its intent, venue id, state and fills."""
+    """One paper order: its intent, venue id, state and fills.
 
-    __slots__ = ("exchange_order_id", "fills", "intent", "prior", "state")
+    ``fills`` grows through :meth:`add_fill` only, which keeps the running sums of the fills'
+    amounts and costs (the same left-to-right sums ``sum(..., ZERO)`` gives, kept instead of
+    summed again on every look)."""
+
+    __slots__ = ("cost", "exchange_order_id", "fills", "fills_amount", "intent", "prior", "state")
 
     def __init__(self, intent: OrderIntent, exchange_order_id: str) -> None:
         self.intent = intent
         self.exchange_order_id = exchange_order_id
         self.state = OrderState.SUBMITTED
         self.fills: list[Fill] = []
+        self.fills_amount = ZERO  # sum of the fills' amounts
+        self.cost = ZERO  # sum of the fills' amount * price
         self.prior = ZERO  # filled before a restart (those fills live in the journal)
 
     @property
     def filled(self) -> Decimal:
-        return self.prior + sum((f.amount for f in self.fills), ZERO)
+        return self.prior + self.fills_amount
+
+    def add_fill(self, fill: Fill) -> None:
+        self.fills.append(fill)
+        self.fills_amount = self.fills_amount + fill.amount
+        self.cost = self.cost + fill.amount * fill.price
 
 
-def book_levels(market: MarketState, intent: OrderIntent) -> list[tuple[Decimal, Decimal]]:
-    """Opposite side of the book, best first, with a newer BookTop taking precedence."""
+def book_levels(market: MarketState, intent: OrderIntent) -> Iterator[tuple[Decimal, Decimal]]:
+    """Opposite side of the book, best first, with a newer BookTop taking precedence.
+
+    Lazy: a level becomes Decimals only when the order reaches it (a market order usually
+    takes the first level of a deep snapshot)."""
     buy = intent.side == "buy"
     snap = market.snapshot(intent.exchange, intent.symbol)
     top = market.top(intent.exchange, intent.symbol)
-    levels: list[tuple[float, float]] = []
+    levels: Iterable[tuple[float, float]] = ()
     if snap is not None:
-        levels = list(snap.asks if buy else snap.bids)
+        levels = snap.asks if buy else snap.bids
     if top is not None and (snap is None or top.ts >= snap.ts):
         best = (top.ask, top.ask_size) if buy else (top.bid, top.bid_size)
         if best[0] > 0:
-            worse = [lv for lv in levels if (lv[0] > best[0] if buy else lv[0] < best[0])]
-            levels = [best, *worse]
-    return [(d(p), d(s)) for p, s in levels if p > 0 and s > 0]
+            limit = best[0]
+            worse = (lv for lv in levels if (lv[0] > limit if buy else lv[0] < limit))
+            levels = itertools.chain((best,), worse)
+    return ((d(p), d(s)) for p, s in levels if p > 0 and s > 0)

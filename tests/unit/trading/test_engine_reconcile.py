@@ -10,12 +10,13 @@ from decimal import Decimal
 import pytest
 
 from cryptomon.clock import ManualClock
-from cryptomon.errors import RiskRejected
+from cryptomon.errors import RiskRejected, TemporaryError
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEvent
 from cryptomon.trading.brokers.base import BrokerOrder
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.orders import client_order_id
+from cryptomon.trading.reconcile import READ_ATTEMPTS
 from cryptomon.trading.risk import RiskState
 from tests.unit.trading.brokers_for_tests import ScriptedBroker
 from tests.unit.trading.helpers import EX, SYM, Collector, advance_until, book, d, paper_engine
@@ -387,3 +388,41 @@ async def test_restored_position_below_the_lot_is_dust_not_a_position() -> None:
     assert engine.portfolio.dust == {"BTC": d("0.00009999")}
     assert (EX, SYM) not in engine.protection.protections
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_reconcile_read_retries_temporary_errors_with_growing_backoff() -> None:
+    """A read that answers at once is not delayed; one failing with TemporaryError is tried
+    again after a growing delay, up to READ_ATTEMPTS times, then the error is raised."""
+    engine, _, _, _ = _engine()
+    clock = engine.clock
+    assert isinstance(clock, ManualClock)
+    initial = min(engine.config.poll_interval_s, 1.0)  # the first delay, +/- 20%
+    calls: list[float] = []
+
+    async def read(fail: int) -> str:
+        calls.append(clock.time())
+        if len(calls) <= fail:
+            raise TemporaryError("venue busy")
+        return "answer"
+
+    start = clock.time()
+    assert await engine.reconciler._retry("read", lambda: read(0)) == "answer"
+    assert calls == [start]
+
+    calls.clear()
+    task = asyncio.ensure_future(engine.reconciler._retry("read", lambda: read(2)))
+    step = initial / 20
+    await advance_until(clock, task.done, step=step, message="the third read answered")
+    assert task.result() == "answer"
+    assert len(calls) == 3
+    first, second = calls[1] - calls[0], calls[2] - calls[1]
+    assert 0.8 * initial - step <= first <= 1.2 * initial + step
+    assert second > first  # twice the first delay, +/- 20%
+
+    calls.clear()
+    task = asyncio.ensure_future(engine.reconciler._retry("read", lambda: read(100)))
+    await advance_until(clock, task.done, step=1, message="the reads gave up")
+    with pytest.raises(TemporaryError):
+        task.result()
+    assert len(calls) == READ_ATTEMPTS

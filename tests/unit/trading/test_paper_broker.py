@@ -11,6 +11,7 @@ from cryptomon.clock import ManualClock
 from cryptomon.events import OrderIntent, OrderState
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
+from cryptomon.trading.brokers import paper_book
 from cryptomon.trading.brokers.base import Broker, BrokerOrder, OrderRejectedError
 from cryptomon.trading.brokers.paper import PaperBroker
 from tests.unit.trading.helpers import EX, SYM, book, d, trade, trading_config
@@ -114,6 +115,31 @@ async def test_newer_book_top_replaces_stale_snapshot_levels() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_market_order_converts_only_the_levels_it_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deep book, small order: the walk turns the levels it reaches into Decimals, not the
+    whole side (and a newer top still comes first, the snapshot's worse levels after it)."""
+    broker, hub, clock = _setup()
+    book(hub, clock, bid=100.0, ask=101.0, size=1.0, levels=500)
+    converted: list[float] = []
+
+    def counted(x: float) -> Decimal:
+        converted.append(x)
+        return Decimal(str(x))
+
+    monkeypatch.setattr(paper_book, "d", counted)
+    order = await broker.place_order(_intent("a", "buy", "1.5"))
+    assert [(f.amount, f.price) for f in order.fills] == [
+        (d(1), d("101.0")),
+        (d("0.5"), d("102.0")),
+    ]
+    assert not {x for x in converted if x > 102.0}  # levels 103 .. 600 never converted
+    levels = paper_book.book_levels(broker.market_state, _intent("b", "sell", "1"))
+    assert next(iter(levels)) == (d("100.0"), d("1.0"))
+
+
+@pytest.mark.asyncio
 async def test_limit_order_rests_then_fills_on_crossing_trade_with_maker_fee() -> None:
     """A buy limit below the ask rests; a trade at/below it fills at the limit price."""
     broker, hub, clock = _setup()
@@ -209,3 +235,26 @@ def test_a_perpetual_symbol_keeps_its_quote_not_perp() -> None:
     assert split_symbol("BTC-USDT-PERP") == ("BTC", "USDT")
     assert split_symbol("BTC-USD-22K27") == ("BTC", "USD")
     assert split_symbol("ETH-BTC") == ("ETH", "BTC")
+
+
+@pytest.mark.asyncio
+async def test_an_orders_running_sums_match_its_fills() -> None:
+    """Filled amount and cost kept as fills arrive equal the sums over the fills (a market
+    walk over three levels, then a resting limit order filled by two trades)."""
+    broker, hub, clock = _setup()
+    book(hub, clock, bid=100.0, ask=101.0, size=1.0, levels=5)
+    walked = await broker.place_order(_intent("a", "buy", "2.5"))
+    resting = await broker.place_order(_intent("b", "buy", "3", type="limit", price="99.5"))
+    trade(hub, clock, price=99.0, amount=1.25, side="sell")
+    trade(hub, clock, price=99.4, amount=0.5, side="sell")
+    for coid, fills in (("a", 3), ("b", 2)):
+        order = broker._orders[coid]
+        assert len(order.fills) == fills
+        assert order.filled == sum((f.amount for f in order.fills), Decimal(0))
+        assert order.cost == sum((f.amount * f.price for f in order.fills), Decimal(0))
+    view = await broker.fetch_order(SYM, "b")
+    assert view is not None
+    assert view.filled == d("1.75")
+    assert view.avg_price == d("99.5")
+    assert walked.avg_price == (d(101) + d(102) + d("51.5")) / d("2.5")
+    assert resting.state == S.SUBMITTED

@@ -253,3 +253,18 @@ def test_daily_pnl_rolls_with_the_utc_day() -> None:
     assert p.daily_pnl(day + 86_399.5) == D("100")
     assert p.daily_pnl(day + 86_400.0) == 0
     assert p.day == "2024-01-02"
+
+
+def test_daily_pnl_takes_the_equity_its_caller_just_computed() -> None:
+    """Given the current equity, daily_pnl answers as it does when computing it, across a day
+    roll too (the roll's snapshot still starts the day at the equity)."""
+    p = Portfolio(quote="USDT", cash=D("1000"))
+    day = 86_400.0 * 19_723
+    assert p.daily_pnl(day + 10.0, p.equity) == 0
+    p.cash = D("1100")
+    assert p.daily_pnl(day + 20.0, p.equity) == D("100") == p.daily_pnl(day + 20.0)
+    assert p.daily_pnl(day + 20.0, D("1150")) == D("150")  # the figure given is the one used
+    p.cash = D("1200")
+    assert p.daily_pnl(day + 86_400.0, p.equity) == 0
+    assert p.day == "2024-01-02"
+    assert p.day_start_equity == D("1200")

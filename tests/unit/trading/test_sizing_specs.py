@@ -12,7 +12,7 @@ import structlog
 
 from cryptomon.clock import ManualClock
 from cryptomon.errors import RiskRejected
-from cryptomon.events import OrderIntent, RiskEvent, Signal
+from cryptomon.events import OrderIntent, OrderState, RiskEvent, Signal
 from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 from cryptomon.market.registry import InstrumentRegistry
@@ -22,6 +22,7 @@ from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.sizing import notional_budget, spec_problem, venue_qty
+from tests import stubs
 from tests.unit.trading.helpers import EX, SYM, book, trading_config
 
 D = Decimal
@@ -275,3 +276,47 @@ def test_risk_exposure_of_inverse_contracts_is_their_face_value() -> None:
     assert check(order("10"), PortfolioView(equity=D(10_000)), view, limits).approved
     big = check(order("25"), PortfolioView(equity=D(10_000)), view, limits)
     assert (big.check, big.reason) == ("max_position_size", "position would be 2500 (max 2000)")
+
+
+@pytest.mark.asyncio
+async def test_paper_placement_looks_the_price_up_once_and_a_spotless_sell_needs_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A buy that the spec and the funds both price is priced once (the spec check's price
+    is the funds check's); a sell checked against neither needs no market price at all."""
+    _engine, broker, _hub = build([SPOT])
+    looked: list[str] = []
+    price_of = broker._price
+
+    def counted(intent: OrderIntent) -> Decimal:
+        looked.append(intent.client_order_id)
+        return price_of(intent)
+
+    monkeypatch.setattr(broker, "_price", counted)
+    buy = intent_for("b1", "buy", D("0.01"))
+    placed = await broker.place_order(buy)
+    assert placed.state == OrderState.FILLED
+    assert looked == ["b1"]
+    sell = intent_for("s1", "sell", D("0.005"), reduce_only=True)
+    placed = await broker.place_order(sell)
+    assert placed.state == OrderState.FILLED
+    assert looked == ["b1"]  # reduce-only: no spec minimums; a spot sell: no quote needed
+    spot_short = intent_for("s2", "sell", D("0.01"))
+    with pytest.raises(OrderRejectedError, match="insufficient balance"):
+        await broker.place_order(spot_short)  # the spec check prices it, then funds refuse
+    assert looked == ["b1", "s2"]
+
+
+def intent_for(coid: str, side: str, amount: Decimal, *, reduce_only: bool = False) -> OrderIntent:
+    """A market order of ``amount`` on the spec's market (the stubs' intent, no price)."""
+    return stubs.intent(
+        coid,
+        exchange=EX,
+        symbol=SYM,
+        side=side,
+        type="market",
+        amount=amount,
+        price=None,
+        stop_loss=None,
+        reduce_only=reduce_only,
+    )
