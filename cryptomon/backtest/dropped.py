@@ -6,8 +6,8 @@ generator reads the closed candle and makes the signal, the engine never sees it
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,9 +19,9 @@ from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.indicators_nb import RSI
 from cryptomon.backtest.synth import series_candle
-from cryptomon.events import Signal
-from cryptomon.hub import Hub
+from cryptomon.events import Event, Signal
 from cryptomon.trading.risk import RiskState
+from cryptomon.trading.signals.generator import IndicatorItem
 from cryptomon.trading.signals.scoring import spec_outcome
 
 MarketKey = tuple[str, str]
@@ -48,8 +48,10 @@ class DroppedSignals:
         self.fires = fires
         self.reach = reach
         self._safe = safe
-        self._ledger_hub = Hub()
-        self._ledger_hub.subscribe(Signal, self.pipe.ledger.record_signal, name="backtest.ledger")
+        self._ledger = _LedgerOnly(self.pipe.ledger.record_signal)
+        # the spec signals of one market with a known mid, not made yet (see publish)
+        self._batch: list[IndicatorItem] = []
+        self._batch_of: tuple[MarketKey, SeriesIndicators, int] | None = None
         self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
         self._fire_lists: dict[MarketKey, tuple[tuple[Any, ...], ...]] = {}
         self._spans: dict[MarketKey, tuple[float, ...]] = {}
@@ -58,9 +60,29 @@ class DroppedSignals:
         # per market with the spec scoring: the kernel's (buy, sell) scores of each row
         self.totals: dict[MarketKey, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
-    def publishing(self) -> AbstractContextManager[None]:
-        """The generator publishes to the ledger only inside this block."""
-        return self.pipe.signals.publishing_to(self._ledger_hub)
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """The generator publishes to the ledger only inside this block; the signals
+        :meth:`publish` batched are made when it ends (:meth:`flush`)."""
+        with self.pipe.signals.publishing_to(self._ledger):
+            try:
+                yield
+            finally:
+                self.flush()
+
+    def flush(self) -> None:
+        """The generator makes the batched signals (:meth:`SignalGenerator.indicator_batch`),
+        to the ledger; the pipeline absorbs them (only the ledger saw them), and the market's
+        indicators are left at the batch's last row, as one by one would leave them."""
+        batch, of = self._batch, self._batch_of
+        if of is None:
+            return
+        self._batch, self._batch_of = [], None
+        key, indicators, row = of
+        self.pipe.signals.indicator_batch(*key, batch)
+        indicators.row = row
+        indicators.rsi.value = batch[-1][4]
+        self.pipe.absorb()
 
     def check(
         self,
@@ -207,10 +229,31 @@ class DroppedSignals:
             outcome = spec_outcome(totals[0][row], totals[1][row])
             if outcome is None:  # the kernel fired on a row without an outcome: a bug
                 raise AssertionError(f"no spec outcome at row {row} of {key}")
+            if mid is not None:  # made with the market's next batch (flush)
+                if self._batch_of is not None and self._batch_of[0] != key:
+                    self.flush()
+                self._batch.append((outcome, now, close, mid, float(rsi[row])))
+                self._batch_of = (key, indicators, row)
+                return
+            self.flush()
             indicators.rsi.value = float(rsi[row])  # the reason reads it
             self.pipe.signals.indicator_signal(*key, outcome, end=now, close=close, mid=mid)
             return
+        self.flush()
         self.path.flush()  # the generator reads the market's mid
         volume = float(series.volume[row])
         candle = series_candle(series, row, start=t, now=now, close=close, volume=volume)
         self.pipe.signals.on_candle(candle)  # to the ledger only (inside :meth:`publishing`)
+
+
+class _LedgerOnly:
+    """The generator's publisher inside :meth:`DroppedSignals.publishing`: each signal
+    straight to the ledger (its only reader; the generator publishes nothing else, and
+    anything else would have no reader, as on a hub where only the ledger follows signals)."""
+
+    def __init__(self, record: Callable[[Signal], None]) -> None:
+        self._record = record
+
+    def publish(self, event: Event) -> None:
+        if isinstance(event, Signal):
+            self._record(event)
