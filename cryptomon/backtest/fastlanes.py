@@ -18,6 +18,7 @@ from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.dropped import DroppedSignals
 from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals, spec_totals
 from cryptomon.backtest.stretch import (
+    CloseMids,
     close_mids,
     plain_equity,
     reach_bounds,
@@ -44,7 +45,7 @@ class FastLanes:
         self.series = series
         self._safe: dict[tuple[str, str], tuple[Any, int]] = {}  # market -> (levels, until)
         self._reach: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._mids: dict[tuple[str, str], tuple[tuple[float, ...], tuple[int, ...]]] = {}
+        self._mids: dict[tuple[str, str], CloseMids] = {}
         # per market: (fires, side, strength, grade rank) of the indicator signal of each row
         self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
         self._fire_rows: dict[tuple[str, str], tuple[int, ...]] = {}  # the rows of fires[0]
@@ -368,7 +369,7 @@ class FastLanes:
             cached = self._safe[key] = (levels, self._safe_until(series, row, prot))
         return row <= cached[1]
 
-    def _close_mids(self, series: CandleSeries) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    def _close_mids(self, series: CandleSeries) -> CloseMids:
         """:func:`close_mids` of ``series``, once."""
         key = (series.exchange, series.symbol)
         mids = self._mids.get(key)
