@@ -25,6 +25,9 @@ from cryptomon.trading.signals.generator import IndicatorItem
 from cryptomon.trading.signals.scoring import spec_outcome
 
 MarketKey = tuple[str, str]
+# DroppedSignals._lists: after the four fire columns, whether the engine acts on the row's
+# signal while the market is flat, long or short
+ACTS_FLAT, ACTS_LONG, ACTS_SHORT = 4, 5, 6
 
 
 class DroppedSignals:
@@ -54,6 +57,7 @@ class DroppedSignals:
         self._batch_of: tuple[MarketKey, SeriesIndicators, int] | None = None
         self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
         self._fire_lists: dict[MarketKey, tuple[tuple[Any, ...], ...]] = {}
+        self._floats: list[tuple[Decimal | None, float]] = [(None, 0.0), (None, 0.0)]
         self._spans: dict[MarketKey, tuple[float, ...]] = {}
         # per market: (its series, its indicators, their closes and RSI readings as tuples)
         self._row_cols: dict[MarketKey, tuple[Any, ...]] = {}
@@ -138,27 +142,19 @@ class DroppedSignals:
         if pos is not None and amount != 0:
             if pos.contract is not None:
                 return None
-            swing = abs(float(amount)) * self._span(key)[row]
+            swing = abs(self._float(pos.amount, 0)) * self._span(key)[row]
         fired = self._lists(key)
-        if fired is None or not fired[0][row]:
+        if fired is None:
             return swing
-        cfg = self.settings.trading
-        _, side, strength, rank = fired
-        if rank[row] == 0 or strength[row] < cfg.min_signal_strength:
-            return swing
-        buy = side[row] == 1
-        if (amount > 0 and buy) or (amount < 0 and not buy):
-            return swing
-        if amount == 0 and not buy and not cfg.allow_short:
-            return swing
-        return None  # the engine acts on this one
+        acts = fired[ACTS_FLAT] if amount == 0 else fired[ACTS_LONG if amount > 0 else ACTS_SHORT]
+        return None if acts[row] else swing
 
     def _far_from_limit(self, held: Decimal | None, swing: float) -> bool:
         """The day's PnL (``held``: the equity now if known, else the portfolio's after the
         latest quote), less twice the candles' ``swing``, stays far from the daily loss
         limit."""
         portfolio = self.engine.portfolio
-        limit = float(self.engine.context.runtime.limits.daily_loss_limit)
+        limit = self._float(self.engine.context.runtime.limits.daily_loss_limit, 1)
         if held is None:
             self.path.flush()  # the equity reads the latest quote
             held = portfolio.equity
@@ -166,11 +162,29 @@ class DroppedSignals:
         return pnl - 2 * swing - 0.01 * limit > -limit
 
     def _lists(self, key: MarketKey) -> tuple[tuple[Any, ...], ...] | None:
-        """``fires[key]`` as lists (a list item is read faster than an array's)."""
+        """``fires[key]`` as lists (a list item is read faster than an array's), then
+        whether the engine acts on each row's signal while the market is flat, long or
+        short (:data:`ACTS_FLAT`, :data:`ACTS_LONG`, :data:`ACTS_SHORT`):
+        ``SignalTrader.handle``'s early returns all fail (strong enough, not graded
+        ``ignore``, not on the side of the position, not a sell while flat without
+        ``allow_short``)."""
         lists = self._fire_lists.get(key)
         if lists is None and key in self.fires:
-            lists = self._fire_lists[key] = tuple(columns(a) for a in self.fires[key])
+            fires, side, strength, rank = self.fires[key]
+            cfg = self.settings.trading
+            traded = fires & (rank != 0) & ~(strength < cfg.min_signal_strength)
+            buy = side == 1
+            acts = (traded & (buy | cfg.allow_short), traded & ~buy, traded & buy)
+            lists = self._fire_lists[key] = tuple(columns(a) for a in (*self.fires[key], *acts))
         return lists
+
+    def _float(self, value: Decimal, slot: int) -> float:
+        """``float(value)``, kept per ``slot`` while ``value`` is the same object (a
+        position's amount, the daily loss limit: the same for many rows)."""
+        known = self._floats[slot]
+        if known[0] is not value:
+            known = self._floats[slot] = (value, float(value))
+        return known[1]
 
     def _row_columns(
         self, key: MarketKey, series: CandleSeries, indicators: SeriesIndicators
