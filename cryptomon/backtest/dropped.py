@@ -6,7 +6,7 @@ generator reads the closed candle and makes the signal, the engine never sees it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,7 +22,7 @@ from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Event, Signal
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.signals.generator import IndicatorItem
-from cryptomon.trading.signals.scoring import spec_outcome
+from cryptomon.trading.signals.scoring import Outcome, spec_outcome
 
 MarketKey = tuple[str, str]
 # DroppedSignals._lists: after the four fire columns, whether the engine acts on the row's
@@ -240,15 +240,10 @@ class DroppedSignals:
         close = float(closes[row])
         totals = self.totals.get(key)
         if totals is not None:
-            outcome = spec_outcome(totals[0][row], totals[1][row])
-            if outcome is None:  # the kernel fired on a row without an outcome: a bug
-                raise AssertionError(f"no spec outcome at row {row} of {key}")
             if mid is not None:  # made with the market's next batch (flush)
-                if self._batch_of is not None and self._batch_of[0] != key:
-                    self.flush()
-                self._batch.append((outcome, now, close, mid, float(rsi[row])))
-                self._batch_of = (key, indicators, row)
+                self.queue(series, (row,), (now,), {row: mid})
                 return
+            outcome = _outcome(totals, row, key)
             self.flush()
             indicators.rsi.value = float(rsi[row])  # the reason reads it
             self.pipe.signals.indicator_signal(*key, outcome, end=now, close=close, mid=mid)
@@ -258,6 +253,58 @@ class DroppedSignals:
         volume = float(series.volume[row])
         candle = series_candle(series, row, start=t, now=now, close=close, volume=volume)
         self.pipe.signals.on_candle(candle)  # to the ledger only (inside :meth:`publishing`)
+
+    def queue(
+        self,
+        series: CandleSeries,
+        rows: Sequence[int],
+        ends: Sequence[float],
+        mids: Sequence[float] | dict[int, float],
+    ) -> None:
+        """The spec signals of ``rows`` of ``series`` (firing rows, in order), :meth:`publish`
+        of each with its candle's ``end`` (the clock after its close quote) and its market's
+        mid ``mids[row]``, joined to the market's batch (:meth:`flush`)."""
+        key = (series.exchange, series.symbol)
+        indicators = self.path.indicators[key]
+        closes, rsi = self._row_columns(key, series, indicators)
+        buy, sell = self.totals[key]
+        if self._batch_of is not None and self._batch_of[0] != key:
+            self.flush()
+        append = self._batch.append
+        for row, end in zip(rows, ends, strict=True):
+            append((_outcome((buy, sell), row, key), end, closes[row], mids[row], rsi[row]))
+        self._batch_of = (key, indicators, rows[-1])
+
+    def flat_run(
+        self, series: CandleSeries, rows: Sequence[int], times: Sequence[float], held: Decimal
+    ) -> int:
+        """How many of ``rows`` (the firing rows of a flat, idle market, in order), from the
+        first, :meth:`check_row` passes with the equity ``held`` while nothing reaches the
+        engine between them (their close quotes deferred, their signals batched: the risk
+        state, the portfolio and its day stay as they are, so do the daily loss limit's
+        test and the position's); 0 without spec scores. ``times``: each row's open time."""
+        key = (series.exchange, series.symbol)
+        fired = self._lists(key)
+        if fired is None or key not in self.totals or not rows:
+            return 0
+        if not self._open(times[rows[0]], series.seconds) or self._swing(series, rows[0]) != 0.0:
+            return 0
+        if not self._far_from_limit(held, 0.0):
+            return 0
+        acts, day, step = fired[ACTS_FLAT], self._day(), series.seconds
+        for i, row in enumerate(rows):
+            t = times[row]
+            if acts[row] or int(t // 86400) != day or int((t + step) // 86400) != day:
+                return i
+        return len(rows)
+
+
+def _outcome(totals: tuple[Sequence[int], Sequence[int]], row: int, key: MarketKey) -> Outcome:
+    """The generator's spec outcome of the kernel's scores of ``row``."""
+    outcome = spec_outcome(totals[0][row], totals[1][row])
+    if outcome is None:  # the kernel fired on a row without an outcome: a bug
+        raise AssertionError(f"no spec outcome at row {row} of {key}")
+    return outcome
 
 
 class _LedgerOnly:
