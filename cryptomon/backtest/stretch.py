@@ -143,23 +143,40 @@ def exact_floats(
     exact, a non-finite Decimal, or more digits than the precision."""
     if scaled.inexact[hi] != scaled.inexact[lo]:
         return None
+    terms = _terms(cash, amount, scaled.places)
+    if terms is None:
+        return None
+    base, times, scale, coefficient, limit = terms
+    ints = scaled.ints[lo:hi]
+    top = max(map(abs, ints))
+    if coefficient * top >= limit or abs(base) + abs(times) * top >= limit:
+        return None  # the Decimal product or sum may round
+    return [(base + times * m) / scale for m in ints]
+
+
+# _terms of the latest (cash, amount, places, precision): the same for a position's stretches
+_TERMS: list[tuple[Decimal, Decimal, int, int, tuple[int, int, int, int, int] | None]] = []
+
+
+def _terms(cash: Decimal, amount: Decimal, places: int) -> tuple[int, int, int, int, int] | None:
+    """(B, T, 10**k, |A|, 10**precision) for :func:`exact_floats`: ``cash`` is
+    ``B / 10**k``, ``amount * M / 10**places`` is ``T * M / 10**k``, ``A`` the amount's
+    coefficient; kept for the same objects and precision. None: a non-finite Decimal."""
+    prec = getcontext().prec
+    if _TERMS:
+        c0, a0, p0, prec0, known = _TERMS[0]
+        if c0 is cash and a0 is amount and p0 == places and prec0 == prec:
+            return known
     c_sign, c_digits, c_exp = cash.as_tuple()
     a_sign, a_digits, a_exp = amount.as_tuple()
-    if not isinstance(c_exp, int) or not isinstance(a_exp, int):
-        return None  # NaN or infinity
-    c = int("".join(map(str, c_digits))) * (-1 if c_sign else 1)
-    a = int("".join(map(str, a_digits))) * (-1 if a_sign else 1)
-    places = scaled.places
-    ints = scaled.ints[lo:hi]
-    k = max(0, -c_exp, places - a_exp)  # the sum is N * 10**-k
-    base = c * 10 ** (c_exp + k)
-    times = a * 10 ** (a_exp - places + k)
-    top = max(map(abs, ints))
-    limit = 10 ** getcontext().prec
-    if abs(a) * top >= limit or abs(base) + abs(times) * top >= limit:
-        return None  # the Decimal product or sum may round
-    scale = 10**k
-    return [(base + times * m) / scale for m in ints]
+    terms = None
+    if isinstance(c_exp, int) and isinstance(a_exp, int):  # else NaN or infinity
+        c = int("".join(map(str, c_digits))) * (-1 if c_sign else 1)
+        a = int("".join(map(str, a_digits))) * (-1 if a_sign else 1)
+        k = max(0, -c_exp, places - a_exp)  # the sum is N * 10**-k
+        terms = (c * 10 ** (c_exp + k), a * 10 ** (a_exp - places + k), 10**k, abs(a), 10**prec)
+    _TERMS[:] = [(cash, amount, places, prec, terms)]
+    return terms
 
 
 def reach_bounds(series: CandleSeries, cfg: BacktestConfig) -> tuple[np.ndarray, np.ndarray]:
