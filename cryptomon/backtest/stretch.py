@@ -4,9 +4,9 @@ without publishing every quote (the fast candle path, :mod:`cryptomon.backtest.f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, getcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numba import njit
@@ -46,6 +46,8 @@ class CloseMids:
     values: tuple[float, ...]
     zeros: tuple[int, ...]
     scaled: ScaledMids
+    # exact_floats' terms of the latest cash and amount (see _terms), for this run only
+    memo: list[Any] = field(default_factory=list, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ def stretch_equity(
         return None  # the engine does not mark at a zero bid
     cash = portfolio.cash
     amount = portfolio.positions[(series.exchange, series.symbol)].amount
-    floats = exact_floats(cash, amount, mids.scaled, lo, hi)
+    floats = exact_floats(cash, amount, mids.scaled, lo, hi, memo=mids.memo)
     if floats is not None:
         return floats, cash + amount * to_decimal(values[hi - 1])
     out: list[float] = []
@@ -132,7 +134,13 @@ def stretch_equity(
 
 
 def exact_floats(
-    cash: Decimal, amount: Decimal, scaled: ScaledMids, lo: int, hi: int
+    cash: Decimal,
+    amount: Decimal,
+    scaled: ScaledMids,
+    lo: int,
+    hi: int,
+    *,
+    memo: list[Any] | None = None,
 ) -> list[float] | None:
     """``float(cash + amount * to_decimal(mid))`` of the mids of rows ``lo:hi`` (``hi >
     lo``), from integers: with ``mid = M / 10**p`` exact (:class:`ScaledMids`), the sum is
@@ -140,10 +148,11 @@ def exact_floats(
     correctly, as ``float`` of the Decimal does (its string, parsed). The Decimal sum and
     product are exact, so equal to these, when their coefficients have at most the
     context's precision in digits (checked, with the largest ``|M|``). None: a row not
-    exact, a non-finite Decimal, or more digits than the precision."""
+    exact, a non-finite Decimal, or more digits than the precision. ``memo``: keeps the
+    terms of the latest cash and amount (a position's stretches share them)."""
     if scaled.inexact[hi] != scaled.inexact[lo]:
         return None
-    terms = _terms(cash, amount, scaled.places)
+    terms = _terms(cash, amount, scaled.places, [] if memo is None else memo)
     if terms is None:
         return None
     base, times, scale, coefficient, limit = terms
@@ -154,17 +163,16 @@ def exact_floats(
     return [(base + times * m) / scale for m in ints]
 
 
-# _terms of the latest (cash, amount, places, precision): the same for a position's stretches
-_TERMS: list[tuple[Decimal, Decimal, int, int, tuple[int, int, int, int, int] | None]] = []
-
-
-def _terms(cash: Decimal, amount: Decimal, places: int) -> tuple[int, int, int, int, int] | None:
+def _terms(
+    cash: Decimal, amount: Decimal, places: int, memo: list[Any]
+) -> tuple[int, int, int, int, int] | None:
     """(B, T, 10**k, |A|, 10**precision) for :func:`exact_floats`: ``cash`` is
     ``B / 10**k``, ``amount * M / 10**places`` is ``T * M / 10**k``, ``A`` the amount's
-    coefficient; kept for the same objects and precision. None: a non-finite Decimal."""
+    coefficient; kept in ``memo`` for the same objects and precision. None: a non-finite
+    Decimal."""
     prec = getcontext().prec
-    if _TERMS:
-        c0, a0, p0, prec0, known = _TERMS[0]
+    if memo:
+        c0, a0, p0, prec0, known = memo[0]
         if c0 is cash and a0 is amount and p0 == places and prec0 == prec:
             return known
     c_sign, c_digits, c_exp = cash.as_tuple()
@@ -175,7 +183,7 @@ def _terms(cash: Decimal, amount: Decimal, places: int) -> tuple[int, int, int, 
         a = int("".join(map(str, a_digits))) * (-1 if a_sign else 1)
         k = max(0, -c_exp, places - a_exp)  # the sum is N * 10**-k
         terms = (c * 10 ** (c_exp + k), a * 10 ** (a_exp - places + k), 10**k, abs(a), 10**prec)
-    _TERMS[:] = [(cash, amount, places, prec, terms)]
+    memo[:] = [(cash, amount, places, prec, terms)]
     return terms
 
 
