@@ -6,8 +6,8 @@ generator reads the closed candle and makes the signal, the engine never sees it
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,12 +19,15 @@ from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.indicators_nb import RSI
 from cryptomon.backtest.synth import series_candle
-from cryptomon.events import Signal
-from cryptomon.hub import Hub
+from cryptomon.events import Event, Signal
 from cryptomon.trading.risk import RiskState
-from cryptomon.trading.signals.scoring import spec_outcome
+from cryptomon.trading.signals.generator import IndicatorItem
+from cryptomon.trading.signals.scoring import Outcome, spec_outcome
 
 MarketKey = tuple[str, str]
+# DroppedSignals._lists: after the four fire columns, whether the engine acts on the row's
+# signal while the market is flat, long or short
+ACTS_FLAT, ACTS_LONG, ACTS_SHORT = 4, 5, 6
 
 
 class DroppedSignals:
@@ -48,19 +51,42 @@ class DroppedSignals:
         self.fires = fires
         self.reach = reach
         self._safe = safe
-        self._ledger_hub = Hub()
-        self._ledger_hub.subscribe(Signal, self.pipe.ledger.record_signal, name="backtest.ledger")
+        self._ledger = _LedgerOnly(self.pipe.ledger.record_signal)
+        # the spec signals of one market with a known mid, not made yet (see publish)
+        self._batch: list[IndicatorItem] = []
+        self._batch_of: tuple[MarketKey, SeriesIndicators, int] | None = None
         self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
         self._fire_lists: dict[MarketKey, tuple[tuple[Any, ...], ...]] = {}
+        self._floats: list[tuple[Decimal | None, float]] = [(None, 0.0), (None, 0.0)]
         self._spans: dict[MarketKey, tuple[float, ...]] = {}
         # per market: (its series, its indicators, their closes and RSI readings as tuples)
         self._row_cols: dict[MarketKey, tuple[Any, ...]] = {}
         # per market with the spec scoring: the kernel's (buy, sell) scores of each row
         self.totals: dict[MarketKey, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
-    def publishing(self) -> AbstractContextManager[None]:
-        """The generator publishes to the ledger only inside this block."""
-        return self.pipe.signals.publishing_to(self._ledger_hub)
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """The generator publishes to the ledger only inside this block; the signals
+        :meth:`publish` batched are made when it ends (:meth:`flush`)."""
+        with self.pipe.signals.publishing_to(self._ledger):
+            try:
+                yield
+            finally:
+                self.flush()
+
+    def flush(self) -> None:
+        """The generator makes the batched signals (:meth:`SignalGenerator.indicator_batch`),
+        to the ledger; the pipeline absorbs them (only the ledger saw them), and the market's
+        indicators are left at the batch's last row, as one by one would leave them."""
+        batch, of = self._batch, self._batch_of
+        if of is None:
+            return
+        self._batch, self._batch_of = [], None
+        key, indicators, row = of
+        self.pipe.signals.indicator_batch(*key, batch)
+        indicators.row = row
+        indicators.rsi.value = batch[-1][4]
+        self.pipe.absorb()
 
     def check(
         self,
@@ -116,27 +142,19 @@ class DroppedSignals:
         if pos is not None and amount != 0:
             if pos.contract is not None:
                 return None
-            swing = abs(float(amount)) * self._span(key)[row]
+            swing = abs(self._float(pos.amount, 0)) * self._span(key)[row]
         fired = self._lists(key)
-        if fired is None or not fired[0][row]:
+        if fired is None:
             return swing
-        cfg = self.settings.trading
-        _, side, strength, rank = fired
-        if rank[row] == 0 or strength[row] < cfg.min_signal_strength:
-            return swing
-        buy = side[row] == 1
-        if (amount > 0 and buy) or (amount < 0 and not buy):
-            return swing
-        if amount == 0 and not buy and not cfg.allow_short:
-            return swing
-        return None  # the engine acts on this one
+        acts = fired[ACTS_FLAT] if amount == 0 else fired[ACTS_LONG if amount > 0 else ACTS_SHORT]
+        return None if acts[row] else swing
 
     def _far_from_limit(self, held: Decimal | None, swing: float) -> bool:
         """The day's PnL (``held``: the equity now if known, else the portfolio's after the
         latest quote), less twice the candles' ``swing``, stays far from the daily loss
         limit."""
         portfolio = self.engine.portfolio
-        limit = float(self.engine.context.runtime.limits.daily_loss_limit)
+        limit = self._float(self.engine.context.runtime.limits.daily_loss_limit, 1)
         if held is None:
             self.path.flush()  # the equity reads the latest quote
             held = portfolio.equity
@@ -144,11 +162,29 @@ class DroppedSignals:
         return pnl - 2 * swing - 0.01 * limit > -limit
 
     def _lists(self, key: MarketKey) -> tuple[tuple[Any, ...], ...] | None:
-        """``fires[key]`` as lists (a list item is read faster than an array's)."""
+        """``fires[key]`` as lists (a list item is read faster than an array's), then
+        whether the engine acts on each row's signal while the market is flat, long or
+        short (:data:`ACTS_FLAT`, :data:`ACTS_LONG`, :data:`ACTS_SHORT`):
+        ``SignalTrader.handle``'s early returns all fail (strong enough, not graded
+        ``ignore``, not on the side of the position, not a sell while flat without
+        ``allow_short``)."""
         lists = self._fire_lists.get(key)
         if lists is None and key in self.fires:
-            lists = self._fire_lists[key] = tuple(columns(a) for a in self.fires[key])
+            fires, side, strength, rank = self.fires[key]
+            cfg = self.settings.trading
+            traded = fires & (rank != 0) & ~(strength < cfg.min_signal_strength)
+            buy = side == 1
+            acts = (traded & (buy | cfg.allow_short), traded & ~buy, traded & buy)
+            lists = self._fire_lists[key] = tuple(columns(a) for a in (*self.fires[key], *acts))
         return lists
+
+    def _float(self, value: Decimal, slot: int) -> float:
+        """``float(value)``, kept per ``slot`` while ``value`` is the same object (a
+        position's amount, the daily loss limit: the same for many rows)."""
+        known = self._floats[slot]
+        if known[0] is not value:
+            known = self._floats[slot] = (value, float(value))
+        return known[1]
 
     def _row_columns(
         self, key: MarketKey, series: CandleSeries, indicators: SeriesIndicators
@@ -204,13 +240,81 @@ class DroppedSignals:
         close = float(closes[row])
         totals = self.totals.get(key)
         if totals is not None:
-            outcome = spec_outcome(totals[0][row], totals[1][row])
-            if outcome is None:  # the kernel fired on a row without an outcome: a bug
-                raise AssertionError(f"no spec outcome at row {row} of {key}")
+            if mid is not None:  # made with the market's next batch (flush)
+                self.queue(series, (row,), (now,), {row: mid})
+                return
+            outcome = _outcome(totals, row, key)
+            self.flush()
             indicators.rsi.value = float(rsi[row])  # the reason reads it
             self.pipe.signals.indicator_signal(*key, outcome, end=now, close=close, mid=mid)
             return
+        self.flush()
         self.path.flush()  # the generator reads the market's mid
         volume = float(series.volume[row])
         candle = series_candle(series, row, start=t, now=now, close=close, volume=volume)
         self.pipe.signals.on_candle(candle)  # to the ledger only (inside :meth:`publishing`)
+
+    def queue(
+        self,
+        series: CandleSeries,
+        rows: Sequence[int],
+        ends: Sequence[float],
+        mids: Sequence[float] | dict[int, float],
+    ) -> None:
+        """The spec signals of ``rows`` of ``series`` (firing rows, in order), :meth:`publish`
+        of each with its candle's ``end`` (the clock after its close quote) and its market's
+        mid ``mids[row]``, joined to the market's batch (:meth:`flush`)."""
+        key = (series.exchange, series.symbol)
+        indicators = self.path.indicators[key]
+        closes, rsi = self._row_columns(key, series, indicators)
+        buy, sell = self.totals[key]
+        if self._batch_of is not None and self._batch_of[0] != key:
+            self.flush()
+        append = self._batch.append
+        for row, end in zip(rows, ends, strict=True):
+            append((_outcome((buy, sell), row, key), end, closes[row], mids[row], rsi[row]))
+        self._batch_of = (key, indicators, rows[-1])
+
+    def flat_run(
+        self, series: CandleSeries, rows: Sequence[int], times: Sequence[float], held: Decimal
+    ) -> int:
+        """How many of ``rows`` (the firing rows of a flat, idle market, in order), from the
+        first, :meth:`check_row` passes with the equity ``held`` while nothing reaches the
+        engine between them (their close quotes deferred, their signals batched: the risk
+        state, the portfolio and its day stay as they are, so do the daily loss limit's
+        test and the position's); 0 without spec scores. ``times``: each row's open time."""
+        key = (series.exchange, series.symbol)
+        fired = self._lists(key)
+        if fired is None or key not in self.totals or not rows:
+            return 0
+        if not self._open(times[rows[0]], series.seconds) or self._swing(series, rows[0]) != 0.0:
+            return 0
+        if not self._far_from_limit(held, 0.0):
+            return 0
+        acts, day, step = fired[ACTS_FLAT], self._day(), series.seconds
+        for i, row in enumerate(rows):
+            t = times[row]
+            if acts[row] or int(t // 86400) != day or int((t + step) // 86400) != day:
+                return i
+        return len(rows)
+
+
+def _outcome(totals: tuple[Sequence[int], Sequence[int]], row: int, key: MarketKey) -> Outcome:
+    """The generator's spec outcome of the kernel's scores of ``row``."""
+    outcome = spec_outcome(totals[0][row], totals[1][row])
+    if outcome is None:  # the kernel fired on a row without an outcome: a bug
+        raise AssertionError(f"no spec outcome at row {row} of {key}")
+    return outcome
+
+
+class _LedgerOnly:
+    """The generator's publisher inside :meth:`DroppedSignals.publishing`: each signal
+    straight to the ledger (its only reader; the generator publishes nothing else, and
+    anything else would have no reader, as on a hub where only the ledger follows signals)."""
+
+    def __init__(self, record: Callable[[Signal], None]) -> None:
+        self._record = record
+
+    def publish(self, event: Event) -> None:
+        if isinstance(event, Signal):
+            self._record(event)

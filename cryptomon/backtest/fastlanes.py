@@ -18,6 +18,7 @@ from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.dropped import DroppedSignals
 from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals, spec_totals
 from cryptomon.backtest.stretch import (
+    CloseMids,
     close_mids,
     plain_equity,
     reach_bounds,
@@ -44,10 +45,11 @@ class FastLanes:
         self.series = series
         self._safe: dict[tuple[str, str], tuple[Any, int]] = {}  # market -> (levels, until)
         self._reach: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._mids: dict[tuple[str, str], tuple[tuple[float, ...], tuple[int, ...]]] = {}
+        self._mids: dict[tuple[str, str], CloseMids] = {}
         # per market: (fires, side, strength, grade rank) of the indicator signal of each row
         self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
         self._fire_rows: dict[tuple[str, str], tuple[int, ...]] = {}  # the rows of fires[0]
+        self._starts: tuple[np.ndarray, tuple[float, ...]] | None = None  # see _times
         # the signals the engine would drop go to the ledger only (see drive)
         self.dropped = DroppedSignals(path, self._fires, self._reach, self._safe_candle)
         self.lanes = {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
@@ -238,9 +240,21 @@ class FastLanes:
         # signal's close quote is deferred (CandlePath.defer_close), the equity stays
         defer = not portfolio.fee_balances and not portfolio.dust
         held = portfolio.equity if defer else None
+        rows = self._rows_firing(key, g, due)
         at = g  # the first row not yet driven
+        i = 0
         with self.dropped.publishing():
-            for r in self._rows_firing(key, g, due):
+            while i < len(rows):
+                if held is not None:  # a run of dropped signals at once
+                    run = self._dropped_run(series, rows, i, times, held)
+                    if run:
+                        last = rows[i + run - 1]
+                        equity[at : last + 1], exposure[at : last + 1] = value
+                        self.lanes["skipped"] += last + 1 - at - run
+                        self.lanes["dropped"] += run
+                        at, i = last + 1, i + run
+                        continue
+                r = rows[i]
                 if r > at:
                     equity[at:r], exposure[at:r] = value
                     self.lanes["skipped"] += r - at
@@ -259,11 +273,47 @@ class FastLanes:
                     self.pipe.absorb()
                     equity[r], exposure[r] = value = self.path.mark()
                 self.lanes["dropped"] += 1
-                at = r + 1
+                at, i = r + 1, i + 1
         if due > at:
             equity[at:due], exposure[at:due] = value
             self.lanes["skipped"] += due - at
         return due
+
+    def _dropped_run(
+        self,
+        series: CandleSeries,
+        rows: tuple[int, ...],
+        i: int,
+        times: np.ndarray,
+        held: Decimal,
+    ) -> int:
+        """The run of dropped signals of an idle market from ``rows[i]``
+        (:meth:`DroppedSignals.flat_run`, up to the first close quote with a zero bid),
+        driven at once: as one by one, each row's close quote would be deferred and
+        replaced by the next one (:meth:`CandlePath.defer_close`), so only the last one's
+        is; the clock moves as their quotes would move it; their signals join the batch
+        with their ends and mids (:meth:`DroppedSignals.queue`). Returns the rows driven."""
+        mids = self._close_mids(series)
+        starts = self._times(times)
+        run = self.dropped.flat_run(series, rows[i:], starts, held)
+        if run and mids.zeros[rows[i + run - 1] + 1] != mids.zeros[rows[i]]:
+            zeros = mids.zeros
+            run = next(k for k in range(run) if zeros[rows[i + k] + 1] != zeros[rows[i + k]])
+        if not run:
+            return 0
+        step = series.seconds
+        now = self.clock.time()
+        ends: list[float] = []
+        for row in rows[i : i + run - 1]:
+            now = max(now, starts[row] + step)  # the clock after the row's close quote
+            ends.append(now)
+        last = rows[i + run - 1]
+        mid = self.path.defer_close(starts[last], series, last)
+        if mid != mids.values[last]:  # close_mids repeats the quote's arithmetic: a bug
+            raise AssertionError(f"close mid {mid} of row {last} is not {mids.values[last]}")
+        ends.append(self.clock.time())
+        self.dropped.queue(series, rows[i : i + run], ends, mids.values)
+        return run
 
     def _close_stretch(
         self,
@@ -334,6 +384,12 @@ class FastLanes:
             fire_groups.append(groups[fired_rows[0]])
         return [int(g) for g in np.unique(np.concatenate(fire_groups))]
 
+    def _times(self, times: np.ndarray) -> tuple[float, ...]:
+        """The timeline's open times as floats, once (one market: row r is group r)."""
+        if self._starts is None or self._starts[0] is not times:
+            self._starts = (times, columns(times))
+        return self._starts[1]
+
     def _rows_firing(self, key: tuple[str, str], lo: int, hi: int) -> tuple[int, ...]:
         """The rows ``lo:hi`` of market ``key`` where its indicator signal fires."""
         rows = self._fire_rows.get(key, ())
@@ -368,7 +424,7 @@ class FastLanes:
             cached = self._safe[key] = (levels, self._safe_until(series, row, prot))
         return row <= cached[1]
 
-    def _close_mids(self, series: CandleSeries) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    def _close_mids(self, series: CandleSeries) -> CloseMids:
         """:func:`close_mids` of ``series``, once."""
         key = (series.exchange, series.symbol)
         mids = self._mids.get(key)

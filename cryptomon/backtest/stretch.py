@@ -4,8 +4,9 @@ without publishing every quote (the fast candle path, :mod:`cryptomon.backtest.f
 from __future__ import annotations
 
 import math
-from decimal import Decimal
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from decimal import Decimal, getcontext
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numba import njit
@@ -33,42 +34,96 @@ def plain_equity(portfolio: Portfolio, series: CandleSeries) -> bool:
     return key in portfolio.positions
 
 
-def close_mids(
-    series: CandleSeries, cfg: BacktestConfig
-) -> tuple[tuple[float, ...], tuple[int, ...]]:
+PLACES = 8  # the most decimals a series' mids are tried at (ScaledMids)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseMids:
+    """Per row of a series: the mid of its close quote; one entry longer, how many rows
+    before each have a close quote with a zero bid (prefix counts); and the mids as exact
+    scaled integers (:class:`ScaledMids`)."""
+
+    values: tuple[float, ...]
+    zeros: tuple[int, ...]
+    scaled: ScaledMids
+    # exact_floats' terms of the latest cash and amount (see _terms), for this run only
+    memo: list[Any] = field(default_factory=list, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ScaledMids:
+    """The mids as integers at one decimal scale: row ``r``'s mid is the decimal
+    ``ints[r] / 10**places`` its ``repr`` (and so ``to_decimal``) gives, for the rows
+    counted as exact (``inexact``: prefix counts of the others, whose ``ints`` are 0).
+
+    A row is exact when ``M = round(mid * 10**places)`` has ``|M| < 2**51`` and the IEEE
+    quotient ``M / 10**places`` is the mid (both operands exact, the quotient correctly
+    rounded): the decimal rounds to the mid, and as the spacing of doubles there is below
+    ``10**-places``, it is the only decimal of at most ``places`` decimals that does; the
+    shortest decimal that rounds to the mid (``repr``) has no more digits, so no more
+    decimals: it is that one."""
+
+    places: int
+    ints: tuple[int, ...]
+    inexact: tuple[int, ...]
+
+
+def scaled_mids(values: np.ndarray) -> ScaledMids:
+    """:class:`ScaledMids` of ``values`` at the fewest decimals (up to :data:`PLACES`) that
+    make the most rows exact."""
+    best: tuple[int, int, np.ndarray, np.ndarray] | None = None
+    with np.errstate(invalid="ignore", over="ignore"):
+        for places in range(PLACES + 1):
+            unit = 10.0**places  # exact for places <= 22
+            scaled = np.round(values * unit)
+            exact = (np.abs(scaled) < 2.0**51) & (scaled / unit == values)
+            count = int(np.count_nonzero(exact))
+            if best is None or count > best[0]:
+                best = (count, places, scaled, exact)
+            if count == values.shape[0]:
+                break
+    if best is None:  # no rows
+        return ScaledMids(0, (), (0,))
+    _, places, scaled, exact = best
+    ints = np.where(exact, scaled, 0.0).astype(np.int64)
+    inexact = np.concatenate([[0], np.cumsum(~exact)])
+    return ScaledMids(places, columns(ints), columns(inexact))
+
+
+def close_mids(series: CandleSeries, cfg: BacktestConfig) -> CloseMids:
     """Per row of ``series``: the mid of its close quote (:meth:`CandlePath.quote`'s float
     arithmetic on the row's arrays, the same IEEE operations in the same order, element by
-    element) and, one entry longer, how many rows before each have a close quote with a
-    zero bid (prefix counts)."""
+    element), the prefix counts of zero bids and the scaled mids (:class:`CloseMids`)."""
     price = series.close
     span = series.high - series.low
     half = np.maximum(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
     bid = np.maximum(price - half, 0.0)
     zeros = np.concatenate([[0], np.cumsum(~(bid > 0))])
-    return columns((bid + (price + half)) / 2), columns(zeros)
+    mids = (bid + (price + half)) / 2
+    return CloseMids(columns(mids), columns(zeros), scaled_mids(mids))
 
 
 def stretch_equity(
-    portfolio: Portfolio,
-    series: CandleSeries,
-    mids: tuple[tuple[float, ...], tuple[int, ...]],
-    lo: int,
-    hi: int,
+    portfolio: Portfolio, series: CandleSeries, mids: CloseMids, lo: int, hi: int
 ) -> tuple[list[float], Decimal] | None:
     """The equity at the end of rows ``lo:hi`` of a safe stretch of one market (its
     position unchanged, :func:`plain_equity`) as their close quotes would mark it: the
     mid of each quote (``mids``, of :func:`close_mids`) as the Decimal the engine marks
     with, and ``cash + amount * mark`` in Decimal as ``Portfolio.equity`` adds it (the
-    other terms are exact zeros). Only the stretch's last quote need be published: every
+    other terms are exact zeros), each row's float from exact integers when it can be
+    (:func:`exact_floats`). Only the stretch's last quote need be published: every
     reader of a close quote keeps the latest one (the market state, the marks), and a safe
     quote triggers no exit. Returns the floats and the last row's equity as the Decimal
     ``Portfolio.equity`` would give after its quote. None: not such a stretch (another
     holding, a fee balance, dust, a contract, a zero bid)."""
-    values, zeros = mids
+    values, zeros = mids.values, mids.zeros
     if zeros[hi] != zeros[lo] or not plain_equity(portfolio, series):
         return None  # the engine does not mark at a zero bid
     cash = portfolio.cash
     amount = portfolio.positions[(series.exchange, series.symbol)].amount
+    floats = exact_floats(cash, amount, mids.scaled, lo, hi, memo=mids.memo)
+    if floats is not None:
+        return floats, cash + amount * to_decimal(values[hi - 1])
     out: list[float] = []
     append = out.append
     value = cash
@@ -76,6 +131,60 @@ def stretch_equity(
         value = cash + amount * to_decimal(mid)  # as on_top marks its mid
         append(float(value))
     return out, value
+
+
+def exact_floats(
+    cash: Decimal,
+    amount: Decimal,
+    scaled: ScaledMids,
+    lo: int,
+    hi: int,
+    *,
+    memo: list[Any] | None = None,
+) -> list[float] | None:
+    """``float(cash + amount * to_decimal(mid))`` of the mids of rows ``lo:hi`` (``hi >
+    lo``), from integers: with ``mid = M / 10**p`` exact (:class:`ScaledMids`), the sum is
+    ``N / 10**k`` for the integer ``N`` below, and Python's int true division rounds it
+    correctly, as ``float`` of the Decimal does (its string, parsed). The Decimal sum and
+    product are exact, so equal to these, when their coefficients have at most the
+    context's precision in digits (checked, with the largest ``|M|``). None: a row not
+    exact, a non-finite Decimal, or more digits than the precision. ``memo``: keeps the
+    terms of the latest cash and amount (a position's stretches share them)."""
+    if scaled.inexact[hi] != scaled.inexact[lo]:
+        return None
+    terms = _terms(cash, amount, scaled.places, [] if memo is None else memo)
+    if terms is None:
+        return None
+    base, times, scale, coefficient, limit = terms
+    ints = scaled.ints[lo:hi]
+    top = max(map(abs, ints))
+    if coefficient * top >= limit or abs(base) + abs(times) * top >= limit:
+        return None  # the Decimal product or sum may round
+    return [(base + times * m) / scale for m in ints]
+
+
+def _terms(
+    cash: Decimal, amount: Decimal, places: int, memo: list[Any]
+) -> tuple[int, int, int, int, int] | None:
+    """(B, T, 10**k, |A|, 10**precision) for :func:`exact_floats`: ``cash`` is
+    ``B / 10**k``, ``amount * M / 10**places`` is ``T * M / 10**k``, ``A`` the amount's
+    coefficient; kept in ``memo`` for the same objects and precision. None: a non-finite
+    Decimal."""
+    prec = getcontext().prec
+    if memo:
+        c0, a0, p0, prec0, known = memo[0]
+        if c0 is cash and a0 is amount and p0 == places and prec0 == prec:
+            return known
+    c_sign, c_digits, c_exp = cash.as_tuple()
+    a_sign, a_digits, a_exp = amount.as_tuple()
+    terms = None
+    if isinstance(c_exp, int) and isinstance(a_exp, int):  # else NaN or infinity
+        c = int("".join(map(str, c_digits))) * (-1 if c_sign else 1)
+        a = int("".join(map(str, a_digits))) * (-1 if a_sign else 1)
+        k = max(0, -c_exp, places - a_exp)  # the sum is N * 10**-k
+        terms = (c * 10 ** (c_exp + k), a * 10 ** (a_exp - places + k), 10**k, abs(a), 10**prec)
+    memo[:] = [(cash, amount, places, prec, terms)]
+    return terms
 
 
 def reach_bounds(series: CandleSeries, cfg: BacktestConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -18,15 +18,15 @@ generator shares with the order engine, when each event arrives: a runtime chang
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from cryptomon.clock import Clock
-from cryptomon.events import Anomaly, Candle, Side, Signal
+from cryptomon.events import Anomaly, Candle, Event, Side, Signal
 from cryptomon.hub import Hub
 from cryptomon.ids import signal_id
 from cryptomon.kinds import SignalGrade
@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 MarketKey = tuple[str, str]
+# one closed candle's indicator signal for :meth:`SignalGenerator.indicator_batch`:
+# (outcome, candle end, close, the market's mid, the market's RSI reading)
+IndicatorItem = tuple[Outcome, float, float, float, float]
+
+
+class Publisher(Protocol):
+    """Where the generator publishes its signals: its hub, or a backtest's sink."""
+
+    def publish(self, event: Event) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,7 @@ class SignalExtra:
 
 _NO_EXTRA = SignalExtra()  # frozen: one shared instance for the signals without extras
 _MID_GIVEN = SignalExtra(price_given=True)  # indicator_signal's ``mid``: the caller's mid
+_INDICATORS = "indicators"  # the indicator strategy's signal source
 
 
 class SignalGenerator:
@@ -77,6 +87,7 @@ class SignalGenerator:
         """``runtime``: the settings shared with the engine (default: one of ``config``)."""
         self.runtime = runtime or TradingRuntime(config=config, hub=hub, clock=clock)
         self.hub = hub
+        self._out: Publisher = hub  # where the signals go (see publishing_to)
         self.clock = clock
         self.market = market
         self._recent: dict[MarketKey, deque[Recent]] = {}
@@ -105,14 +116,14 @@ class SignalGenerator:
         self._indicators[(exchange, symbol)] = state
 
     @contextmanager
-    def publishing_to(self, hub: Hub) -> Iterator[None]:
+    def publishing_to(self, hub: Publisher) -> Iterator[None]:
         """Publish the signals made inside the block to ``hub`` instead of the generator's own
         (a backtest's ledger of signals the engine would drop)."""
-        own, self.hub = self.hub, hub
+        own, self._out = self._out, hub
         try:
             yield
         finally:
-            self.hub = own
+            self._out = own
 
     def trades(self, exchange: str, symbol: str) -> bool:
         cfg = self.config
@@ -219,7 +230,7 @@ class SignalGenerator:
             symbol,
             outcome.side,
             outcome.strength,
-            source="indicators",
+            source=_INDICATORS,
             reason=reason,
             anomaly_id=None,
             ts=end,
@@ -228,6 +239,60 @@ class SignalGenerator:
             extra=None if mid is None else _MID_GIVEN,
             grade=grade,
         )
+
+    def indicator_batch(
+        self, exchange: str, symbol: str, items: Iterable[IndicatorItem]
+    ) -> list[Signal]:
+        """:meth:`indicator_signal` of each item, in order: ``(outcome, end, close, mid,
+        rsi)``, the scoring of the close ``close`` of the candle that ended at ``end``, the
+        market's mid then (the signal's price) and its RSI reading (the reason's), the signal
+        made at the candle's end (``ts_recv`` is ``end``: a backtest's clock at each close).
+        The same cooldown, grades, reasons and ids as one by one, each signal published in
+        order; the signals published. The grade and the reason's words are made once per
+        distinct outcome (a backtest's spec outcomes are shared instances)."""
+        cfg = self.config.indicators
+        grades = self.config.grades
+        cooldown = cfg.cooldown_s
+        last_signal = self._last_signal
+        head = f"indicators ({cfg.scoring}) on {cfg.interval} close "
+        made: dict[int, tuple[Outcome, str, SignalGrade, int]] = {}  # id(outcome) -> ...
+        publish = self._out.publish
+        logged = info_enabled()
+        out: list[Signal] = []
+        for outcome, end, close, mid, rsi in items:
+            known = made.get(id(outcome))
+            if known is None:  # the outcome is kept in ``known``: its id stays its own
+                grade = grade_for(outcome.strength, grades, at_least=outcome.at_least)
+                words = f": {outcome.label}, {outcome.detail}; RSI "
+                known = made[id(outcome)] = (outcome, words, grade, GRADE_RANK[grade])
+            _, words, grade, rank = known
+            side = outcome.side
+            key = (exchange, symbol, side)
+            last = last_signal.get(key)
+            if last is not None and end - last[0] < cooldown and rank <= last[1]:
+                continue
+            last_signal[key] = (end, rank)
+            sig = Signal(
+                exchange=exchange,
+                symbol=symbol,
+                ts=end,
+                ts_recv=end,
+                side=side,
+                strength=outcome.strength,
+                source=_INDICATORS,
+                reason=f"{head}{close}{words}{rsi:.1f}",
+                price=mid,
+                anomaly_id=None,
+                grade=grade,
+                stop_loss=None,
+                take_profit=None,
+                id=signal_id(exchange, symbol, source=_INDICATORS, side=side, ts=end, anomaly=None),
+            )
+            if logged:
+                _log_signal(sig)
+            publish(sig)
+            out.append(sig)
+        return out
 
     def publish(
         self,
@@ -268,15 +333,19 @@ class SignalGenerator:
             or signal_id(exchange, symbol, source=source, side=side, ts=ts, anomaly=anomaly_id),
         )
         if info_enabled():  # a filtered line still costs a logger bind per signal
-            log.info(
-                "trading.signal",
-                exchange=exchange,
-                symbol=symbol,
-                side=side,
-                strength=round(strength, 3),
-                grade=str(grade),
-                source=source,
-                reason=reason,
-            )
-        self.hub.publish(sig)
+            _log_signal(sig)
+        self._out.publish(sig)
         return sig
+
+
+def _log_signal(sig: Signal) -> None:
+    log.info(
+        "trading.signal",
+        exchange=sig.exchange,
+        symbol=sig.symbol,
+        side=sig.side,
+        strength=round(sig.strength, 3),
+        grade=str(sig.grade),
+        source=sig.source,
+        reason=sig.reason,
+    )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cryptomon.backtest.data import CandleSeries, parse_candles, read_rows
+from cryptomon.backtest.fastlanes import FastLanes
 from cryptomon.backtest.fastpath import indicator_fires, reading_at, readings, spec_totals
 from cryptomon.backtest.runner import BacktestResult, BacktestRunner
 from cryptomon.backtest.stats import result_document
@@ -232,3 +233,26 @@ def test_the_kernels_spec_scores_give_the_generators_outcome(alt_btc: CandleSeri
         assert spec_outcome(int(buy[row]), int(sell[row])) == spec_score(reading, cfg), row
         scored += 1
     assert scored > len(alt_btc) // 2
+
+
+def test_runs_of_dropped_signals_driven_at_once_are_the_slow_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One market, idle between trades: the runs of dropped signals an idle walk drives at
+    once (FastLanes._dropped_run: one deferred close quote, the clock moved as their quotes
+    would, their signals batched) give the slow path's signals, orders and equity."""
+    driven: list[int] = []
+    run_of = FastLanes._dropped_run
+
+    def counted(self: FastLanes, *args: Any) -> int:
+        rows = run_of(self, *args)
+        driven.append(rows)
+        return rows
+
+    monkeypatch.setattr(FastLanes, "_dropped_run", counted)
+    cfg = settings(min_signal_strength=0.5)
+    series = [random_walk(6000, seed=11)]
+    fast, slow = _run(cfg, series, fast=True), _run(cfg, series, fast=False)
+    assert sum(driven) > 100  # the runs carried many dropped signals
+    assert max(driven) >= 3  # some of several signals
+    _same_run(fast, slow)

@@ -9,6 +9,8 @@ from cryptomon.config import IndicatorStrategyConfig, SignalRuleConfig, TradingC
 from cryptomon.events import Anomaly, Candle, Signal
 from cryptomon.hub import Hub
 from cryptomon.trading.signals import SignalGenerator, evaluate_rule, last_reading, score, votes_of
+from cryptomon.trading.signals.indicators import IndicatorSet
+from cryptomon.trading.signals.scoring import Outcome, spec_outcome
 from tests.unit.trading.helpers import EX, SYM, Collector, anomaly, trading_config
 
 MOMENTUM = SignalRuleConfig(
@@ -204,3 +206,44 @@ def test_indicator_strategy_ignores_other_intervals_and_open_candles() -> None:
     col = Collector(hub, Signal)
     _candles(hub, 100 - np.arange(100, dtype=np.float64), interval="5m")
     assert col.of(Signal) == []
+
+
+def test_an_indicator_batch_makes_and_publishes_what_one_by_one_does() -> None:
+    """``indicator_batch`` gives the signals (every field: id, reason, grade, price, times)
+    and the cooldown state that ``indicator_signal`` one close at a time gives, in the same
+    order: a side held by its cooldown, a better grade passing it, a side after its
+    cooldown, equal outcomes that are distinct instances."""
+    cfg = trading_config()
+    cooldown = cfg.indicators.cooldown_s
+    strong_buy, buy, sell = spec_outcome(5, 0), spec_outcome(2, 1), spec_outcome(0, 4)
+    assert strong_buy is not None
+    assert buy is not None
+    assert sell is not None
+    buy_again = Outcome(buy.side, buy.strength, buy.label, buy.detail, buy.at_least)
+    t0 = 1_700_000_000.0
+    items = [
+        (buy, t0, 100.5, 100.49, 41.26),
+        (buy_again, t0 + 60.0, 101.25, 101.2, 38.04),  # held by the buy's cooldown
+        (strong_buy, t0 + 120.0, 99.0, 99.01, 25.55),  # a better grade passes it
+        (sell, t0 + 180.0, 102.0, 101.99, 71.0),
+        (sell, t0 + 240.0, 103.0, 103.02, 75.25),  # held
+        (buy, t0 + 120.0 + cooldown, 98.5, 98.5, 33.3),  # the cooldown is over
+    ]
+
+    def generator() -> tuple[SignalGenerator, IndicatorSet, Collector, ManualClock]:
+        hub, clock = Hub(), ManualClock()
+        gen = SignalGenerator(config=cfg, hub=hub, clock=clock)
+        state = IndicatorSet(cfg.indicators)
+        gen.use_indicators(EX, SYM, state)
+        return gen, state, Collector(hub, Signal), clock
+
+    one, state, one_col, clock = generator()
+    for outcome, end, close, mid, rsi in items:
+        clock.set(end)
+        state.rsi.value = rsi
+        one.indicator_signal(EX, SYM, outcome, end=end, close=close, mid=mid)
+    batch, _, batch_col, _ = generator()
+    made = batch.indicator_batch(EX, SYM, items)
+    assert [s.ts for s in made] == [t0, t0 + 120.0, t0 + 180.0, t0 + 120.0 + cooldown]
+    assert made == one_col.of(Signal) == batch_col.of(Signal)
+    assert batch._last_signal == one._last_signal
