@@ -70,6 +70,11 @@ _MID_GIVEN = SignalExtra(price_given=True)  # indicator_signal's ``mid``: the ca
 _INDICATORS = "indicators"  # the indicator strategy's signal source
 
 
+def _outcome_words(outcome: Outcome) -> str:
+    """An indicator signal's reason between the close and the RSI reading."""
+    return f": {outcome.label}, {outcome.detail}; RSI "
+
+
 class SignalGenerator:
     """Hub component: Anomaly and Candle in, Signal out (for the traded markets only)."""
 
@@ -212,19 +217,11 @@ class SignalGenerator:
         A backtest that scored the candle already calls it directly; ``mid``: the market's
         mid it knows (its quote not published yet) as the signal's price, instead of the
         market state's."""
-        cfg = self.config.indicators
-        key = (exchange, symbol, outcome.side)
         grade = grade_for(outcome.strength, self.config.grades, at_least=outcome.at_least)
-        rank = GRADE_RANK[grade]
-        last = self._last_signal.get(key)
-        if last is not None and end - last[0] < cfg.cooldown_s and rank <= last[1]:
-            return None  # a better grade than the last one of the cooldown still passes
-        self._last_signal[key] = (end, rank)
+        if not self._cooled((exchange, symbol, outcome.side), end, GRADE_RANK[grade]):
+            return None
         reading = self._indicators[(exchange, symbol)]
-        reason = (
-            f"indicators ({cfg.scoring}) on {cfg.interval} close {close}: "
-            f"{outcome.label}, {outcome.detail}; RSI {reading.rsi.value:.1f}"
-        )
+        reason = f"{self._indicator_head()}{close}{_outcome_words(outcome)}{reading.rsi.value:.1f}"
         return self.publish(
             exchange,
             symbol,
@@ -250,11 +247,9 @@ class SignalGenerator:
         The same cooldown, grades, reasons and ids as one by one, each signal published in
         order; the signals published. The grade and the reason's words are made once per
         distinct outcome (a backtest's spec outcomes are shared instances)."""
-        cfg = self.config.indicators
         grades = self.config.grades
-        cooldown = cfg.cooldown_s
-        last_signal = self._last_signal
-        head = f"indicators ({cfg.scoring}) on {cfg.interval} close "
+        cooled = self._cooled
+        head = self._indicator_head()
         made: dict[int, tuple[Outcome, str, SignalGrade, int]] = {}  # id(outcome) -> ...
         publish = self._out.publish
         logged = info_enabled()
@@ -263,15 +258,12 @@ class SignalGenerator:
             known = made.get(id(outcome))
             if known is None:  # the outcome is kept in ``known``: its id stays its own
                 grade = grade_for(outcome.strength, grades, at_least=outcome.at_least)
-                words = f": {outcome.label}, {outcome.detail}; RSI "
+                words = _outcome_words(outcome)
                 known = made[id(outcome)] = (outcome, words, grade, GRADE_RANK[grade])
             _, words, grade, rank = known
             side = outcome.side
-            key = (exchange, symbol, side)
-            last = last_signal.get(key)
-            if last is not None and end - last[0] < cooldown and rank <= last[1]:
+            if not cooled((exchange, symbol, side), end, rank):
                 continue
-            last_signal[key] = (end, rank)
             sig = Signal(
                 exchange=exchange,
                 symbol=symbol,
@@ -293,6 +285,22 @@ class SignalGenerator:
             publish(sig)
             out.append(sig)
         return out
+
+    def _cooled(self, key: tuple[str, str, str], end: float, rank: int) -> bool:
+        """Whether an indicator signal of ``key`` (market and side) at ``end`` with grade
+        ``rank`` passes the side's cooldown (recorded as the side's last signal when it
+        does): a better grade than the last one of the cooldown still passes."""
+        last = self._last_signal.get(key)
+        cooldown = self.config.indicators.cooldown_s
+        if last is not None and end - last[0] < cooldown and rank <= last[1]:
+            return False
+        self._last_signal[key] = (end, rank)
+        return True
+
+    def _indicator_head(self) -> str:
+        """The start of an indicator signal's reason, up to the candle's close."""
+        cfg = self.config.indicators
+        return f"indicators ({cfg.scoring}) on {cfg.interval} close "
 
     def publish(
         self,
