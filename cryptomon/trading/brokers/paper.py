@@ -246,17 +246,18 @@ class PaperBroker:
     def _check_funds(self, intent: OrderIntent, price: Decimal | None = None) -> None:
         """The account can pay for ``intent``; ``price`` is its price when already known
         (looked up here only when the check needs it)."""
+
+        def priced() -> Decimal:
+            return price if price is not None else self._price(intent)
+
         terms = self.margin.terms(intent.exchange, intent.symbol) if self.margin else None
         if terms is not None and self.margin is not None:
-            rate = d(self.config.taker_fee)
-            self.margin.check(
-                intent, terms, price if price is not None else self._price(intent), rate
-            )
+            self.margin.check(intent, terms, priced(), d(self.config.taker_fee))
             return
         check_spot_funds(
             self.balances,
             intent,
-            (price if price is not None else self._price(intent)) if intent.side == "buy" else ZERO,
+            priced() if intent.side == "buy" else ZERO,  # a spot sell needs no price
             taker_fee=d(self.config.taker_fee),
             allow_short=self.allow_short,
         )
