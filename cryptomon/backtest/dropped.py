@@ -128,8 +128,7 @@ class DroppedSignals:
         """Trading is active and the candle from ``t`` ends on the portfolio's UTC day."""
         if self.engine.context.risk_state != RiskState.ACTIVE:
             return False
-        day = self._day()
-        return int(t // 86400) == day and int((t + step) // 86400) == day
+        return _within_day(t, step, self._day())
 
     def _swing(self, series: CandleSeries, row: int) -> float | None:
         """How far the row's candle can move its market's spot position (0.0 flat); None
@@ -293,10 +292,14 @@ class DroppedSignals:
             return 0
         acts, day, step = fired[ACTS_FLAT], self._day(), series.seconds
         for i, row in enumerate(rows):
-            t = times[row]
-            if acts[row] or int(t // 86400) != day or int((t + step) // 86400) != day:
+            if acts[row] or not _within_day(times[row], step, day):
                 return i
         return len(rows)
+
+
+def _within_day(t: float, step: float, day: int) -> bool:
+    """The candle from ``t`` to ``t + step`` starts and ends on UTC day number ``day``."""
+    return int(t // 86400) == day and int((t + step) // 86400) == day
 
 
 def _outcome(totals: tuple[Sequence[int], Sequence[int]], row: int, key: MarketKey) -> Outcome:
