@@ -130,6 +130,13 @@ def test_the_printed_sign_in_link_signs_the_tab_in_and_leaves_the_address_bar(
     page.wait_for_selector("#banner:not([hidden])")
     assert "401" in page.text_content("#banner")
     assert "public read" in page.text_content("#who")
+    page.goto("about:blank")
+    page.goto(demo.url + "#token=%E0%A4%A")  # not valid percent-encoding: a message, no crash
+    page.wait_for_selector("body[data-ready='1']")
+    assert "not valid URL encoding" in page.text_content("#banner")
+    assert "#token" not in page.url
+    uncaught = [e for e in page.console.errors if e.startswith("uncaught")]  # type: ignore[attr-defined]
+    assert uncaught == []  # (the refused token above logged its 401 response)
 
 
 def test_wrong_token_shows_the_login_message(page: Page, demo: Demo) -> None:

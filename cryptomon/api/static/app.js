@@ -101,8 +101,13 @@ window.addEventListener("hashchange", render);
 // typed token and taken out of the address bar and of this history entry. A fragment is
 // never sent to the server, so the token is not in any request line or access log.
 const linked = /^#token=([^&/]+)$/.exec(location.hash);
+let linkProblem = "";
 if (linked) {
-  auth.token = decodeURIComponent(linked[1]);
+  try {
+    auth.token = decodeURIComponent(linked[1]);
+  } catch {
+    linkProblem = "The sign-in link's token is not valid URL encoding (expected #token=TOKEN): sign in below.";
+  }
   history.replaceState(null, "", location.pathname + location.search);
 }
 
@@ -114,6 +119,7 @@ if (linked) {
     const publicOk = await loadSession();
     if (publicOk) banner("The saved token was refused (401): sign in again.");
   }
+  if (linkProblem) banner(linkProblem);
   live.connect();
   render();
   document.body.dataset.ready = "1"; // the shell is up (browser tests wait for this)
