@@ -1,12 +1,14 @@
 """Bulk writes of market data: candles (upsert), trades and book tops (``COPY`` on PostgreSQL,
-``executemany`` on SQLite). Re-exported by :mod:`cryptomon.store.repos`."""
+multi-row ``INSERT`` statements on SQLite). Re-exported by :mod:`cryptomon.store.repos`."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -146,8 +148,8 @@ async def copy_rows(
     session: AsyncSession, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> int:
     """Bulk-insert tuples: PostgreSQL ``COPY ... FROM STDIN`` (binary) on the session's own
-    connection (same transaction); SQLite ``executemany``. ``table`` is ``trades`` or
-    ``book_tops`` and ``columns`` its ``*_COLUMNS``."""
+    connection (same transaction); SQLite multi-row INSERTs (:func:`sqlite_insert`).
+    ``table`` is ``trades`` or ``book_tops`` and ``columns`` its ``*_COLUMNS``."""
     if not rows:
         return 0
     conn = await session.connection()
@@ -162,31 +164,81 @@ async def copy_rows(
             for row in rows:
                 await write(row)
         return len(rows)
-    # SQLite: the rows become driver parameters in a worker thread and sqlite3's executemany
-    # runs in the connection's own thread: the event loop never converts or waits row by row
-    marks = ", ".join("?" * len(columns))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 (fixed names)
-    return await sqlite_executemany(conn, sql, rows, (columns.index("ts"),))
+    # SQLite: the rows become driver parameters in a worker thread and sqlite3 runs the
+    # INSERTs in the connection's own thread: the event loop never converts or waits row by row
+    return await sqlite_insert(conn, table, tuple(columns), rows, (columns.index("ts"),))
 
 
-async def sqlite_executemany(
-    conn: Any, sql: str, rows: Sequence[tuple[Any, ...]], ts_indexes: tuple[int, ...]
+# Rows per INSERT statement on SQLite. sqlite3 gives up the GIL around every statement it
+# steps, and an executemany steps one statement per row: while the event loop runs, each of
+# those rows waited for the loop to hand the GIL back (up to the switch interval), so a batch
+# of 23k trades took seconds and stole a loop slice per row. One statement of 64 rows takes
+# the GIL back 64 times less often. 999 bound values is every SQLite's limit per statement
+# (later versions allow 32,766).
+SQLITE_ROWS_PER_INSERT = 64
+_SQLITE_MAX_VALUES = 999
+
+
+def sqlite_rows_per_insert(width: int) -> int:
+    """Rows of ``width`` values in one SQLite INSERT (:data:`SQLITE_ROWS_PER_INSERT`, fewer
+    where the rows are wide)."""
+    return max(1, min(SQLITE_ROWS_PER_INSERT, _SQLITE_MAX_VALUES // width))
+
+
+@functools.cache
+def sqlite_insert_sql(table: str, columns: tuple[str, ...], rows: int, tail: str = "") -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...), ... tail`` for ``rows`` rows."""
+    one = f"({', '.join('?' * len(columns))})"
+    values = ", ".join([one] * rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{tail}"  # noqa: S608 (fixed names)
+
+
+async def sqlite_insert(
+    conn: Any,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    ts_indexes: tuple[int, ...],
+    *,
+    tail: str = "",
 ) -> int:
-    """``sql`` (an INSERT with ``?`` marks) for every row on a SQLite connection (the
-    session's ``AsyncConnection``, so the same transaction): the datetimes at ``ts_indexes``
-    become SQLite's text (:func:`sqlite_params`) in a worker thread, and sqlite3's
-    executemany runs in the connection's own thread; a driver error is raised as SQLAlchemy
-    would raise it (a lock is an outage, retried)."""
+    """``rows`` into ``table`` on a SQLite connection (the session's ``AsyncConnection``, so
+    the same transaction), :func:`sqlite_rows_per_insert` rows per statement, each statement
+    ending in ``tail`` (e.g. an ``ON CONFLICT`` clause): the datetimes at ``ts_indexes``
+    become SQLite's text (:func:`sqlite_params`) and the rows one flat parameter tuple per
+    statement in a worker thread (:func:`sqlite_statements`); sqlite3 runs the statements in
+    the connection's own thread. A driver error is raised as SQLAlchemy would raise it (a lock
+    is an outage, retried); the rows of a failed batch roll back with its transaction."""
     raw = await conn.get_raw_connection()
-    if len(ts_indexes) == 1:
-        params = await asyncio.to_thread(sqlite_params, rows, ts_indexes[0])
-    else:
-        params = await asyncio.to_thread(sqlite_params_at, rows, ts_indexes)
+    per = sqlite_rows_per_insert(len(columns))
+    full, rest = await asyncio.to_thread(sqlite_statements, rows, ts_indexes, per)
+    driver = raw.driver_connection
+    sql = ""
     try:
-        await raw.driver_connection.executemany(sql, params)
+        if full:
+            sql = sqlite_insert_sql(table, columns, per, tail)
+            await driver.executemany(sql, full)
+        if rest:
+            sql = sqlite_insert_sql(table, columns, len(rest) // len(columns), tail)
+            await driver.execute(sql, rest)
     except sqlite3.Error as exc:
         raise sa_exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
     return len(rows)
+
+
+def sqlite_statements(
+    rows: Sequence[tuple[Any, ...]], ts_indexes: tuple[int, ...], per: int
+) -> tuple[list[tuple[Any, ...]], tuple[Any, ...]]:
+    """The parameters of ``rows`` (:func:`sqlite_params`) flattened per INSERT: one tuple for
+    each full statement of ``per`` rows, and one for the rows left (empty if none)."""
+    if len(ts_indexes) == 1:
+        params = sqlite_params(rows, ts_indexes[0])
+    else:
+        params = sqlite_params_at(rows, ts_indexes)
+    flat = chain.from_iterable
+    cut = len(params) - len(params) % per
+    full = [tuple(flat(params[i : i + per])) for i in range(0, cut, per)]
+    return full, tuple(flat(params[cut:]))
 
 
 _ISO_YEAR = 1000  # from this year on isoformat and strftime write the same date

@@ -43,7 +43,7 @@ from cryptomon.store.bulk import (
     insert_book_tops,
     insert_ignore,
     insert_trades,
-    sqlite_executemany,
+    sqlite_insert,
     trade_tuple,
     upsert_candles,
 )
@@ -223,10 +223,6 @@ ANOMALY_COLUMNS = (
     *("samples", "ts", "ts_detected", "item"),
 )
 _ANOMALY_TS = (ANOMALY_COLUMNS.index("ts"), ANOMALY_COLUMNS.index("ts_detected"))
-_ANOMALY_SQLITE = (
-    f"INSERT INTO anomalies ({', '.join(ANOMALY_COLUMNS)}) "  # noqa: S608 (fixed names)
-    f"VALUES ({', '.join('?' * len(ANOMALY_COLUMNS))}) ON CONFLICT (id) DO NOTHING"
-)
 
 
 def anomaly_tuple(ev: Anomaly, *, dialect: str, json_reasons: bool = True) -> tuple[Any, ...]:
@@ -251,7 +247,7 @@ def anomaly_tuple(ev: Anomaly, *, dialect: str, json_reasons: bool = True) -> tu
 
 async def insert_anomalies(session: AsyncSession, events: Sequence[Anomaly]) -> int:
     """INSERT ... ON CONFLICT (id) DO NOTHING. The store writer's most frequent durable rows:
-    on SQLite one ``executemany`` of plain tuples in the connection's thread (the times
+    on SQLite multi-row INSERTs of plain tuples in the connection's thread (the times
     converted in a worker thread, like the market rows), on PostgreSQL one Core
     ``executemany``; neither goes through the ORM's per-row bulk bookkeeping. Each row
     carries its page item's JSON (``item``: anomalies are never updated)."""
@@ -260,7 +256,8 @@ async def insert_anomalies(session: AsyncSession, events: Sequence[Anomaly]) -> 
     conn = await session.connection()
     if conn.dialect.name == "sqlite":
         rows = [anomaly_tuple(ev, dialect="sqlite") for ev in events]
-        return await sqlite_executemany(conn, _ANOMALY_SQLITE, rows, _ANOMALY_TS)
+        tail = " ON CONFLICT (id) DO NOTHING"
+        return await sqlite_insert(conn, "anomalies", ANOMALY_COLUMNS, rows, _ANOMALY_TS, tail=tail)
     params = [
         dict(
             zip(

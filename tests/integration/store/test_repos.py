@@ -19,7 +19,7 @@ from cryptomon.events import (
     RiskEvent,
     Signal,
 )
-from cryptomon.store import repos
+from cryptomon.store import bulk, repos
 from cryptomon.store.db import Database
 from cryptomon.store.models import (
     AnomalyRow,
@@ -33,7 +33,7 @@ from cryptomon.store.models import (
     RiskEventRow,
     SignalRow,
 )
-from tests.stubs import T0, anomaly, fill, intent, update
+from tests.stubs import T0, anomaly, fill, intent, trade, update
 
 
 async def _count(db: Database, model: type) -> int:
@@ -338,3 +338,52 @@ async def test_anomaly_rows_are_those_the_orm_insert_writes(db: Database) -> Non
     if isinstance(reasons, str):  # SQLite's JSON text; PostgreSQL's driver parses it
         reasons = json.loads(reasons)
     assert reasons == list(variants[1].reasons)
+
+
+@pytest.mark.asyncio
+async def test_bulk_rows_across_statement_boundaries(db: Database) -> None:
+    """Market rows and anomalies in batches that fill several multi-row statements and leave
+    a remainder (SQLite: :data:`bulk.SQLITE_ROWS_PER_INSERT` rows per INSERT) are stored
+    exactly once each, with their values; an anomaly repeated within the batch, across a
+    statement boundary, is stored once."""
+    n = 2 * bulk.SQLITE_ROWS_PER_INSERT + 5
+    trades = [
+        trade(T0 + i * 0.001, price=100.0 + i / 3, amount=0.1 * (i + 1), trade_id=f"t-{i:04d}")
+        for i in range(n)
+    ]
+    anomalies = [anomaly(ts=T0 + i, value=float(i)) for i in range(n)]
+    anomalies.insert(bulk.SQLITE_ROWS_PER_INSERT + 1, anomalies[3])  # same id twice
+    statements: list[str] = []
+    async with db.sessionmaker() as s, s.begin():
+        conn = await s.connection()
+        if db.dialect == "sqlite":
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.set_trace_callback(statements.append)
+        await repos.insert_trades(s, trades)
+        await repos.insert_anomalies(s, anomalies)
+        if db.dialect == "sqlite":
+            await raw.driver_connection.set_trace_callback(None)
+    async with db.engine.connect() as conn:
+        stored = (
+            await conn.exec_driver_sql(
+                "SELECT trade_id, price, amount FROM trades ORDER BY trade_id"
+            )
+        ).all()
+        values = (await conn.exec_driver_sql("SELECT value FROM anomalies ORDER BY value")).all()
+    assert [tuple(r) for r in stored] == [(t.trade_id, t.price, t.amount) for t in trades]
+    assert [v for (v,) in values] == [float(i) for i in range(n)]
+    if db.dialect == "sqlite":
+        inserts = [q for q in statements if q.startswith("INSERT INTO trades")]
+        assert len(inserts) == 3  # two full statements and the remainder, not one per row
+        assert sum(q.startswith("INSERT INTO anomalies") for q in statements) == 3
+
+
+def test_sqlite_statements_flatten_full_statements_and_the_rest() -> None:
+    rows = [(i, datetime(2026, 1, 1, tzinfo=UTC), -i) for i in range(7)]
+    full, rest = bulk.sqlite_statements(rows, (1,), 3)
+    text = "2026-01-01 00:00:00.000000"
+    assert full == [(0, text, 0, 1, text, -1, 2, text, -2), (3, text, -3, 4, text, -4, 5, text, -5)]
+    assert rest == (6, text, -6)
+    assert bulk.sqlite_statements(rows[:6], (1,), 3)[1] == ()
+    assert bulk.sqlite_rows_per_insert(13) == bulk.SQLITE_ROWS_PER_INSERT
+    assert bulk.sqlite_rows_per_insert(20) == 49  # 999 bound values at most
