@@ -96,6 +96,7 @@ class Pipeline:
             specs=specs,
         )
         self._base_tasks = 0
+        self._ready: Sized | None = None  # the loop's ready queue (see settle)
         self._seen = 0
 
     def _detectors(self) -> Any:
@@ -128,6 +129,7 @@ class Pipeline:
             await comp.start()
         await self.engine.start()
         self._base_tasks = len(asyncio.all_tasks())
+        self._ready = _ready(asyncio.get_running_loop())  # see settle
 
     async def stop(self) -> None:
         await self.engine.stop()
@@ -182,7 +184,7 @@ class Pipeline:
         would run this task alone (nothing here waits on I/O or on the loop's timers), so
         the rounds left would change nothing but the loop's turn count."""
         protections = self.engine.protection.protections
-        ready = _ready(asyncio.get_running_loop())
+        ready = self._ready
         for _ in range(MAX_SETTLE_ROUNDS):
             # an emulated exit is a task of its own: only a triggered protection spawns one
             busy = any(p.exiting for p in protections.values()) and (
