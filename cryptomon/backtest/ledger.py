@@ -89,6 +89,8 @@ class Ledger:
     open: dict[tuple[str, str], RoundTrip] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
     intents: dict[str, OrderIntent] = field(default_factory=dict)
+    # the signals published on the hub (all of them on the slow path; the fast path's
+    # signals that the engine drops are only counted: count_signals)
     signals: dict[str, Signal] = field(default_factory=dict)
     anomalies: dict[str, Anomaly] = field(default_factory=dict)
     activity: int = 0  # trading events seen: the runner settles the loop while it moves
