@@ -2,7 +2,10 @@
 (:mod:`cryptomon.backtest.fastlanes`): the check that the engine would do nothing with them
 (:meth:`DroppedSignals.check`), and their publication to the run's ledger only
 (:meth:`DroppedSignals.publish`, inside :meth:`DroppedSignals.publishing`): the real
-generator reads the closed candle and makes the signal, the engine never sees it."""
+generator reads the closed candle and decides the signal (its cooldown), the engine never
+sees it and the ledger counts it (:meth:`Ledger.count_signals`: nothing reads a dropped
+signal but its count). A batch of spec signals is only counted, never made
+(:meth:`SignalGenerator.indicator_count`)."""
 
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ class DroppedSignals:
         self.fires = fires
         self.reach = reach
         self._safe = safe
-        self._ledger = _LedgerOnly(self.pipe.ledger.record_signal)
+        self._ledger = _LedgerOnly(self.pipe.ledger.count_signals)
         # the spec signals of one market with a known mid, not made yet (see publish)
         self._batch: list[IndicatorItem] = []
         self._batch_of: tuple[MarketKey, SeriesIndicators, int] | None = None
@@ -75,15 +78,16 @@ class DroppedSignals:
                 self.flush()
 
     def flush(self) -> None:
-        """The generator makes the batched signals (:meth:`SignalGenerator.indicator_batch`),
-        to the ledger; the pipeline absorbs them (only the ledger saw them), and the market's
-        indicators are left at the batch's last row, as one by one would leave them."""
+        """The generator counts the batched signals (:meth:`SignalGenerator.indicator_count`:
+        its cooldowns as making them would leave them), for the ledger; the pipeline absorbs
+        them (only the ledger saw them), and the market's indicators are left at the batch's
+        last row, as one by one would leave them."""
         batch, of = self._batch, self._batch_of
         if of is None:
             return
         self._batch, self._batch_of = [], None
         key, indicators, row = of
-        self.pipe.signals.indicator_batch(*key, batch)
+        self.pipe.ledger.count_signals(self.pipe.signals.indicator_count(*key, batch))
         indicators.row = row
         indicators.rsi.value = batch[-1][4]
         self.pipe.absorb()
@@ -312,12 +316,13 @@ def _outcome(totals: tuple[Sequence[int], Sequence[int]], row: int, key: MarketK
 
 class _LedgerOnly:
     """The generator's publisher inside :meth:`DroppedSignals.publishing`: each signal
-    straight to the ledger (its only reader; the generator publishes nothing else, and
-    anything else would have no reader, as on a hub where only the ledger follows signals)."""
+    straight to the ledger, which counts it (its only reader; the generator publishes
+    nothing else, and anything else would have no reader, as on a hub where only the ledger
+    follows signals)."""
 
-    def __init__(self, record: Callable[[Signal], None]) -> None:
-        self._record = record
+    def __init__(self, count: Callable[[int], None]) -> None:
+        self._count = count
 
     def publish(self, event: Event) -> None:
         if isinstance(event, Signal):
-            self._record(event)
+            self._count(1)

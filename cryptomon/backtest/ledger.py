@@ -89,9 +89,12 @@ class Ledger:
     open: dict[tuple[str, str], RoundTrip] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
     intents: dict[str, OrderIntent] = field(default_factory=dict)
+    # the signals published on the hub (all of them on the slow path; the fast path's
+    # signals that the engine drops are only counted: count_signals)
     signals: dict[str, Signal] = field(default_factory=dict)
     anomalies: dict[str, Anomaly] = field(default_factory=dict)
     activity: int = 0  # trading events seen: the runner settles the loop while it moves
+    dropped: int = 0  # signals counted, not kept (see count_signals)
     _subs: list[Any] = field(default_factory=list)
 
     def follow(self, hub: Hub) -> None:
@@ -113,6 +116,19 @@ class Ledger:
         """One published signal (a trading event)."""
         self.activity += 1
         self.signals[sig.id] = sig
+
+    def count_signals(self, n: int) -> None:
+        """``n`` published signals that the engine drops (a fast backtest publishes them to
+        the ledger only): trading events, counted in :attr:`signal_count`, not kept. Nothing
+        would read them: :meth:`_cause` looks a signal up by the id an order intent carries,
+        and the engine makes no intent of a signal it drops."""
+        self.activity += n
+        self.dropped += n
+
+    @property
+    def signal_count(self) -> int:
+        """The signals published: those kept (:attr:`signals`) and those counted."""
+        return len(self.signals) + self.dropped
 
     def _on_anomaly(self, anomaly: Anomaly) -> None:
         self.anomalies[anomaly.id] = anomaly

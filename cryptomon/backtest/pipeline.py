@@ -5,13 +5,15 @@ turns fills into trades. The same classes the daemon's ``build_app`` composes.
 
 :meth:`Pipeline.settle` runs the event loop until the engine is idle: no new trading event
 (signal, order intent, fill) during a round of yields and no extra task (an emulated exit
-runs as a task of its own). Nothing in the pipeline waits on real I/O, so the number of
-loop turns, and therefore every order, is the same on every run.
+runs as a task of its own), or nothing left for the loop to run. Nothing in the pipeline
+waits on real I/O, so the number of loop turns, and therefore every order, is the same on
+every run.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sized
 from typing import Any
 
 from cryptomon.backtest.ledger import Ledger
@@ -94,6 +96,7 @@ class Pipeline:
             specs=specs,
         )
         self._base_tasks = 0
+        self._ready: Sized | None = None  # the loop's ready queue (see settle)
         self._seen = 0
 
     def _detectors(self) -> Any:
@@ -126,6 +129,7 @@ class Pipeline:
             await comp.start()
         await self.engine.start()
         self._base_tasks = len(asyncio.all_tasks())
+        self._ready = _ready(asyncio.get_running_loop())  # see settle
 
     async def stop(self) -> None:
         await self.engine.stop()
@@ -174,8 +178,13 @@ class Pipeline:
         self._seen = self.ledger.activity
 
     async def settle(self) -> None:
-        """Run the loop until no trading event happened and no extra task is left (bounded)."""
+        """Run the loop until no trading event happened and no extra task is left (bounded).
+
+        A yield after which the loop has nothing else to run ends it: every further yield
+        would run this task alone (nothing here waits on I/O or on the loop's timers), so
+        the rounds left would change nothing but the loop's turn count."""
         protections = self.engine.protection.protections
+        ready = self._ready
         for _ in range(MAX_SETTLE_ROUNDS):
             # an emulated exit is a task of its own: only a triggered protection spawns one
             busy = any(p.exiting for p in protections.values()) and (
@@ -186,3 +195,13 @@ class Pipeline:
             self._seen = self.ledger.activity
             for _ in range(YIELDS_PER_ROUND):
                 await asyncio.sleep(0)
+                if ready is not None and not ready:  # the loop is idle
+                    self._seen = self.ledger.activity
+                    return
+
+
+def _ready(loop: asyncio.AbstractEventLoop) -> Sized | None:
+    """The callbacks ``loop`` runs in its next turn (asyncio's own loops keep them in
+    ``_ready``); None when the loop does not say (another implementation)."""
+    ready = getattr(loop, "_ready", None)
+    return ready if isinstance(ready, Sized) else None

@@ -69,7 +69,7 @@ def make_result(
         trades=list(ledger.closed),
         fills=list(ledger.fills),
         anomalies=list(ledger.anomalies.values()),
-        signals=len(ledger.signals),
+        signals=ledger.signal_count,
         equity_ts=equity[0],
         equity=equity[1],
         exposure=equity[2],

@@ -204,9 +204,10 @@ class OrderExecutor:
             )
         record.sent = ctx.now()
         try:
-            return await asyncio.wait_for(
-                ctx.broker.place_order(intent), ctx.config.order_timeout_s
-            )
+            # in this task (asyncio.timeout), not one of its own (wait_for on 3.11): the
+            # placement takes no extra loop turns
+            async with asyncio.timeout(ctx.config.order_timeout_s):
+                return await ctx.broker.place_order(intent)
         except OrderRejectedError as exc:
             self.move(record, OrderState.REJECTED, exc.reason)
         except OrderOutcomeUnknown as exc:

@@ -245,26 +245,61 @@ class SignalGenerator:
         market's mid then (the signal's price) and its RSI reading (the reason's), the signal
         made at the candle's end (``ts_recv`` is ``end``: a backtest's clock at each close).
         The same cooldown, grades, reasons and ids as one by one, each signal published in
-        order; the signals published. The grade and the reason's words are made once per
-        distinct outcome (a backtest's spec outcomes are shared instances)."""
-        grades = self.config.grades
-        cooled = self._cooled
-        head = self._indicator_head()
-        made: dict[int, tuple[Outcome, str, SignalGrade, int]] = {}  # id(outcome) -> ...
+        order; the signals published."""
         publish = self._out.publish
         logged = info_enabled()
         out: list[Signal] = []
-        for outcome, end, close, mid, rsi in items:
+        passed = self._cooled_items(exchange, symbol, items)
+        for sig in self._batch_signals(exchange, symbol, passed):
+            if logged:
+                _log_signal(sig)
+            publish(sig)
+            out.append(sig)
+        return out
+
+    def indicator_count(self, exchange: str, symbol: str, items: Iterable[IndicatorItem]) -> int:
+        """How many signals :meth:`indicator_batch` of ``items`` would publish, leaving the
+        generator as it would (each side's cooldown), without making or publishing them: a
+        backtest's signals that the engine drops have no reader but their count. With info
+        logging on they are made for their log lines (as :meth:`indicator_batch` logs them)."""
+        passed = self._cooled_items(exchange, symbol, items)
+        if info_enabled():
+            made = list(self._batch_signals(exchange, symbol, passed))
+            for sig in made:
+                _log_signal(sig)
+            return len(made)
+        return sum(1 for _ in passed)
+
+    def _cooled_items(
+        self, exchange: str, symbol: str, items: Iterable[IndicatorItem]
+    ) -> Iterator[tuple[IndicatorItem, str, SignalGrade]]:
+        """The items of :meth:`indicator_batch` that pass their side's cooldown (recorded as
+        they pass), in order, with their outcome's reason words and grade. Those are made
+        once per distinct outcome (a backtest's spec outcomes are shared instances)."""
+        grades = self.config.grades
+        cooled = self._cooled
+        made: dict[int, tuple[Outcome, str, SignalGrade, int]] = {}  # id(outcome) -> ...
+        for item in items:
+            outcome = item[0]
             known = made.get(id(outcome))
             if known is None:  # the outcome is kept in ``known``: its id stays its own
                 grade = grade_for(outcome.strength, grades, at_least=outcome.at_least)
                 words = _outcome_words(outcome)
                 known = made[id(outcome)] = (outcome, words, grade, GRADE_RANK[grade])
-            _, words, grade, rank = known
+            if cooled((exchange, symbol, outcome.side), item[1], known[3]):
+                yield item, known[1], known[2]
+
+    def _batch_signals(
+        self,
+        exchange: str,
+        symbol: str,
+        passed: Iterable[tuple[IndicatorItem, str, SignalGrade]],
+    ) -> Iterator[Signal]:
+        """The signals of :meth:`indicator_batch`'s items that passed their cooldown."""
+        head = self._indicator_head()
+        for (outcome, end, close, mid, rsi), words, grade in passed:
             side = outcome.side
-            if not cooled((exchange, symbol, side), end, rank):
-                continue
-            sig = Signal(
+            yield Signal(
                 exchange=exchange,
                 symbol=symbol,
                 ts=end,
@@ -280,11 +315,6 @@ class SignalGenerator:
                 take_profit=None,
                 id=signal_id(exchange, symbol, source=_INDICATORS, side=side, ts=end, anomaly=None),
             )
-            if logged:
-                _log_signal(sig)
-            publish(sig)
-            out.append(sig)
-        return out
 
     def _cooled(self, key: tuple[str, str, str], end: float, rank: int) -> bool:
         """Whether an indicator signal of ``key`` (market and side) at ``end`` with grade

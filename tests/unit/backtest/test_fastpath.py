@@ -106,10 +106,15 @@ def _run(cfg: Settings, series: list[CandleSeries], *, fast: bool) -> BacktestRe
     runner = BacktestRunner(cfg, series, fast=fast)
     assert runner.fast is fast
     result = asyncio.run(runner.run())
-    result.params["signals"] = [  # every published signal as the ledger kept it
-        (x.id, x.ts, x.ts_recv, x.side, x.strength, str(x.grade), x.price, x.source, x.reason)
-        for x in runner.pipe.ledger.signals.values()
-    ]
+    ledger = runner.pipe.ledger
+    result.params["signals"] = {  # every signal the ledger kept (all on the slow path)
+        x.id: (x.ts, x.ts_recv, x.side, x.strength, str(x.grade), x.price, x.source, x.reason)
+        for x in ledger.signals.values()
+    }
+    result.params["dropped"] = ledger.dropped  # counted, not kept (none on the slow path)
+    # the signal ids the ledger looks up (Ledger._cause: an order intent's)
+    result.params["looked_up"] = [i.signal_id for i in ledger.intents.values()]
+    result.params["cooldowns"] = dict(runner.pipe.signals._last_signal)
     if fast:  # every lane of the fast path was taken
         assert sum(runner.lanes.values()) <= len(series[0]) * len(series)
         assert min(runner.lanes.values()) > 0, runner.lanes
@@ -138,14 +143,23 @@ def _same_run(fast: BacktestResult, slow: BacktestResult) -> None:
     assert [_fill(f) for f in fast.fills] == [_fill(f) for f in slow.fills]
     assert [a.id for a in fast.anomalies] == [a.id for a in slow.anomalies]
     assert fast.signals == slow.signals
-    assert fast.params["signals"] == slow.params["signals"]
+    # the fast path keeps the signals the engine saw, as the slow path made them, and only
+    # counts those it drops: every signal an order intent names is kept, none is dropped
+    kept, every = fast.params["signals"], slow.params["signals"]
+    assert slow.params["dropped"] == 0
+    assert fast.params["dropped"] > 0
+    assert len(kept) + fast.params["dropped"] == len(every) == slow.signals
+    assert kept == {k: every[k] for k in kept}
+    assert fast.params["looked_up"] == slow.params["looked_up"]
+    assert {s for s in fast.params["looked_up"] if s is not None} <= kept.keys()
+    assert fast.params["cooldowns"] == slow.params["cooldowns"]  # the generator's state
     for name in ("equity_ts", "equity", "exposure"):
         assert getattr(fast, name).tobytes() == getattr(slow, name).tobytes(), name
 
     def document(result: BacktestResult) -> str:
         doc: dict[str, Any] = result_document(result)
         doc.pop("seconds", None)
-        doc.pop("params", None)  # the signal lists, compared above
+        doc.pop("params", None)  # the signals and cooldowns, compared above
         doc.get("summary", {}).pop("seconds", None)
         return json.dumps(doc, sort_keys=True, default=str)
 

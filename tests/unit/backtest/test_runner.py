@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cryptomon.backtest import pipeline
 from cryptomon.backtest.runner import BacktestResult, BacktestRunner
 from cryptomon.config import Settings
 from cryptomon.events import Candle, Signal
@@ -167,3 +168,36 @@ def test_the_run_refreezes_before_each_chunk_and_unfreezes_at_its_end(
         assert gc.get_freeze_count() == before
     finally:
         gc.unfreeze()
+
+
+def test_settling_ends_when_the_loop_has_nothing_else_to_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Pipeline.settle`` returns at the first yield after which the loop has nothing else
+    ready: the same fills, trades, signals and equity as yielding out every round (a loop
+    that does not show its ready queue), in fewer loop turns."""
+    cfg = settings(min_signal_strength=0.5, stop_loss_percentage=0.4, take_profit_percentage=0.6)
+    series = [random_walk(3000, seed=3)]
+    turns = [0]
+    run_once = asyncio.BaseEventLoop._run_once  # type: ignore[attr-defined]
+
+    def counted(loop: asyncio.BaseEventLoop) -> Any:
+        turns[0] += 1
+        return run_once(loop)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "_run_once", counted)
+
+    def run() -> tuple[BacktestResult, int]:
+        turns[0] = 0
+        result = asyncio.run(BacktestRunner(cfg, series, fast=False).run())
+        return result, turns[0]
+
+    idle_ends, short = run()
+    monkeypatch.setattr(pipeline, "_ready", lambda loop: None)
+    every_round, full = run()
+    assert len(every_round.trades) >= 5
+    assert idle_ends.digest() == every_round.digest()
+    assert [f.ts for f in idle_ends.fills] == [f.ts for f in every_round.fills]
+    assert idle_ends.signals == every_round.signals
+    assert idle_ends.equity.tobytes() == every_round.equity.tobytes()
+    assert short < full / 2

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cryptomon.clock import ManualClock
 from cryptomon.config import IndicatorStrategyConfig, SignalRuleConfig, TradingConfig
 from cryptomon.events import Anomaly, Candle, Signal
 from cryptomon.hub import Hub
 from cryptomon.trading.signals import SignalGenerator, evaluate_rule, last_reading, score, votes_of
+from cryptomon.trading.signals import generator as generator_module
 from cryptomon.trading.signals.indicators import IndicatorSet
 from cryptomon.trading.signals.scoring import Outcome, spec_outcome
 from tests.unit.trading.helpers import EX, SYM, Collector, anomaly, trading_config
@@ -208,11 +210,15 @@ def test_indicator_strategy_ignores_other_intervals_and_open_candles() -> None:
     assert col.of(Signal) == []
 
 
-def test_an_indicator_batch_makes_and_publishes_what_one_by_one_does() -> None:
+def test_an_indicator_batch_makes_and_publishes_what_one_by_one_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """``indicator_batch`` gives the signals (every field: id, reason, grade, price, times)
     and the cooldown state that ``indicator_signal`` one close at a time gives, in the same
     order: a side held by its cooldown, a better grade passing it, a side after its
-    cooldown, equal outcomes that are distinct instances."""
+    cooldown, equal outcomes that are distinct instances. ``indicator_count`` of the same
+    items, in two batches, counts them and leaves the same cooldowns, publishing nothing;
+    with info logging on it logs the signals as ``indicator_batch`` does."""
     cfg = trading_config()
     cooldown = cfg.indicators.cooldown_s
     strong_buy, buy, sell = spec_outcome(5, 0), spec_outcome(2, 1), spec_outcome(0, 4)
@@ -247,3 +253,17 @@ def test_an_indicator_batch_makes_and_publishes_what_one_by_one_does() -> None:
     assert [s.ts for s in made] == [t0, t0 + 120.0, t0 + 180.0, t0 + 120.0 + cooldown]
     assert made == one_col.of(Signal) == batch_col.of(Signal)
     assert batch._last_signal == one._last_signal
+
+    counted, _, counted_col, _ = generator()
+    assert counted.indicator_count(EX, SYM, items[:3]) == 2
+    assert counted.indicator_count(EX, SYM, items[3:]) == 2
+    assert counted_col.of(Signal) == []
+    assert counted._last_signal == one._last_signal
+
+    logged: list[Signal] = []
+    monkeypatch.setattr(generator_module, "info_enabled", lambda: True)
+    monkeypatch.setattr(generator_module, "_log_signal", logged.append)
+    counted, _, counted_col, _ = generator()
+    assert counted.indicator_count(EX, SYM, items) == 4
+    assert logged == made
+    assert counted_col.of(Signal) == []
