@@ -139,6 +139,9 @@ BAD_BACKTEST = [
     (["--sweep", "trading.nope=1,2"], "no such config key 'nope'"),
     (["--sweep", "trading.stop_loss_percentage=-1"], "invalid value"),
     (["--start", "yesterday"], "--start: expected a date like 2026-01-01"),
+    # refused before the run, not with a traceback once it is over
+    (["--report", "/nonexistent-cryptomon-qa-dir/out.html"], "no directory"),
+    (["--report", "/"], "is a directory"),
 ]
 
 
