@@ -167,6 +167,24 @@ def test_a_sign_in_link_opened_in_a_tab_already_showing_the_dashboard_signs_it_i
     assert uncaught == []
 
 
+def test_alerts_view_shows_anomaly_confidence_as_the_api_gives_it(page: Page, demo: Demo) -> None:
+    """An anomaly's confidence is 0-100 in the API (50 at the threshold): the Alerts table
+    shows it as that percentage (e.g. 78 %), not multiplied by 100 again (7800 %)."""
+    open_dashboard(page, demo, demo.token, view="alerts")
+    header = page.locator("#alerts-anomalies thead th").all_inner_texts()
+    column = [h.strip() for h in header].index("confidence") + 1
+    cell = f"#alerts-anomalies tbody tr td:nth-child({column})"
+    page.wait_for_selector(cell)  # a row of an anomaly, not the empty-table line
+    shown = page.locator(cell).all_inner_texts()
+    items = demo.get("/api/v1/anomalies?limit=200", token=demo.token)["items"]
+    expected = {f"{round(a['confidence'])} %" for a in items if a["confidence"] is not None}
+    assert shown
+    for text in shown:
+        value = float(text.replace(",", "").rstrip(" %"))
+        assert 0 <= value <= 100, shown
+    assert set(shown) <= expected | {"–"}
+
+
 def test_wrong_token_shows_the_login_message(page: Page, demo: Demo) -> None:
     """A refused token keeps the login form up with a message naming the 401."""
     open_dashboard(page, demo)
