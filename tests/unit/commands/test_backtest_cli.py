@@ -145,6 +145,24 @@ BAD_BACKTEST = [
 ]
 
 
+def test_a_directory_given_as_a_data_file_is_named_as_such(
+    capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path
+) -> None:
+    """A folder (say the recordings' folder) passed to backtest or download --from-file is
+    one line saying it is a directory and what is expected, not "no such file"."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for argv in (
+        ["backtest", str(folder)],
+        ["download", "--exchange", "binance", "--symbol", "A/B", "--from-file", str(folder)],
+    ):
+        code, _, err = run(capsys, *argv, "--config", str(config))
+        assert code == 2, err
+        assert f"cannot read {folder}: a directory" in err
+        assert "no such file" not in err
+        assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(("extra", "message"), BAD_BACKTEST)
 def test_backtest_bad_input_is_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str],
