@@ -8,10 +8,14 @@ from pydantic import Field
 
 from cryptomon.api.models import Out, Query
 
+MAX_RUN_ID = 2**63 - 1  # the id column is a 64-bit integer on both databases
+
 
 class BacktestQuery(Query):
     limit: int = Field(default=50, ge=1, le=1000, description="runs per page, newest first")
-    before: int | None = Field(default=None, ge=1, description="runs with an id below this")
+    before: int | None = Field(
+        default=None, ge=1, le=MAX_RUN_ID, description="runs with an id below this"
+    )
 
 
 class BacktestRunOut(Out):

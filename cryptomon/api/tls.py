@@ -19,9 +19,14 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
-    except FileNotFoundError as exc:
-        missing = "api.tls_cert_file" if not cert_file.is_file() else "api.tls_key_file"
-        raise ConfigError([Problem(missing, str(exc.filename), "a readable PEM file")]) from None
+    except FileNotFoundError:
+        # ssl's FileNotFoundError carries no file name: name the setting's own value
+        missing, path = (
+            ("api.tls_cert_file", cert_file)
+            if not cert_file.is_file()
+            else ("api.tls_key_file", key_file)
+        )
+        raise ConfigError([Problem(missing, str(path), "a readable PEM file")]) from None
     except (OSError, ssl.SSLError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
         raise ConfigError(

@@ -81,6 +81,11 @@ class FileData:
 
 def load_file(path: str, *, exchange: str, symbol: str | None, timeframe: str = "1m") -> FileData:
     """Candles (or trades aggregated to ``timeframe`` candles) of one JSON/CSV file."""
+    if Path(path).is_dir():
+        raise DataError(
+            f"cannot read {path}: a directory; expected candle or trade files (JSON/CSV) or "
+            "a recording's files (e.g. DIR/BINANCE.*)"
+        )
     if not Path(path).is_file():
         raise DataError(f"cannot read {path}: no such file")
     sym = symbol or symbol_from_path(path)

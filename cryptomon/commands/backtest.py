@@ -79,6 +79,18 @@ def _request(args: argparse.Namespace) -> Any:
     )
 
 
+def _check_report_path(path: str) -> None:
+    """Refuse a report path that cannot be written before the run, not after it."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise _usage(f"--report {path}: is a directory; expected a file name such as out.html")
+    if not folder.is_dir():
+        raise _usage(f"--report {path}: no directory {str(folder)!r} to write the report into")
+    if not os.access(folder, os.W_OK):
+        raise _usage(f"--report {path}: directory {str(folder)!r} is not writable")
+
+
 def _usage(message: str) -> Exception:
     from cryptomon.backtest.data import DataError
 
@@ -97,6 +109,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             raise DataError(f"--rank: expected one of {', '.join(RANK_METRICS)}, got {args.rank!r}")
         if args.workers is not None and args.workers < 1:
             raise DataError(f"--workers: expected an integer >= 1, got {args.workers}")
+        if args.report:
+            _check_report_path(args.report)
     except DataError as exc:
         return usage_error(str(exc))
     settings = settings_from_args(args)
@@ -122,7 +136,10 @@ async def _main(settings: Any, req: Any, args: argparse.Namespace, variants: lis
         from cryptomon.backtest.report import render
 
         report = render(result, document, f"Backtest {', '.join(document['params']['symbols'])}")
-        await asyncio.to_thread(Path(args.report).write_text, report, encoding="utf-8")
+        try:
+            await asyncio.to_thread(Path(args.report).write_text, report, encoding="utf-8")
+        except OSError as exc:
+            raise _usage(f"--report {args.report}: cannot write it ({exc.strerror})") from None
     if not args.no_store:
         document["id"] = await store_run(settings, result, document, report)
     if args.json:

@@ -44,6 +44,13 @@ async def _build(settings: Settings) -> int:
     from cryptomon.app import build_app
 
     build_app(settings)  # raises ConfigError like `run` does; nothing is started
+    api = settings.api
+    if api.enabled and api.tls_cert_file is not None and api.tls_key_file is not None:
+        from cryptomon.api.tls import server_context
+
+        # the API loads them as it starts: a missing file or a key of another certificate
+        # stops `run` with exit 2, so it fails here too (reading local files, no network)
+        server_context(api.tls_cert_file, api.tls_key_file)
     return EXIT_OK
 
 

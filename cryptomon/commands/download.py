@@ -6,7 +6,8 @@ resumable (:mod:`cryptomon.backtest.download`); ``--url`` points ccxt at another
 simulator). ``download --from-file FILE --exchange EX --symbol SYM [--quote Q]`` imports a
 JSON/CSV candle or trade file (:mod:`cryptomon.backtest.importer`). A progress bar on a
 terminal, one summary line per market at the end, ``--json`` for one JSON line.
-Bad input: one line, exit 2.
+Bad input: one line, exit 2. A venue that does not answer or refuses a request: one line
+naming it, exit 1 (what was stored before stays; a rerun resumes).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from cryptomon.commands.support import EXIT_OK, configured, run_async, usage_error
+from cryptomon.commands.support import EXIT_FAILURE, EXIT_OK, configured, run_async, usage_error
 
 _EXCHANGE = re.compile(r"^[a-z0-9_]{2,32}$")
 
@@ -131,6 +132,24 @@ def _bar(symbol: str) -> Any:
 
 
 async def _download(settings: Any, plan: dict[str, Any], args: argparse.Namespace) -> int:
+    import ccxt
+
+    try:
+        return await _fetch(settings, plan, args)
+    except ccxt.BaseError as exc:
+        # a venue that is unreachable, answers an error status or refuses the request: one
+        # line, never ccxt's traceback
+        where = f" at {args.url}" if args.url else ""
+        first = (str(exc).splitlines() or [""])[0]
+        detail = first if len(first) <= 300 else first[:297] + "..."
+        sys.stderr.write(
+            f"crypto-monitor download: {plan['exchange']}{where} failed: "
+            f"{type(exc).__name__}: {detail} (what was stored stays; run again to resume)\n"
+        )
+        return EXIT_FAILURE
+
+
+async def _fetch(settings: Any, plan: dict[str, Any], args: argparse.Namespace) -> int:
     from cryptomon.backtest.download import Downloader
     from cryptomon.clock import LiveClock
     from cryptomon.config import LiveTradingConfig

@@ -52,7 +52,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     live = [e for e in settings.exchanges if e.enabled and e.source == "live"]
     if not live:
         return usage_error("record: the config has no enabled live exchange to record")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent that is a file, a read-only or missing mount, ...
+        return usage_error(f"--out: cannot create the directory {str(out)!r} ({exc.strerror})")
     setup_logging(settings)
     return run_async(_record(live, out, args.duration))
 

@@ -139,6 +139,52 @@ def test_the_printed_sign_in_link_signs_the_tab_in_and_leaves_the_address_bar(
     assert uncaught == []  # (the refused token above logged its 401 response)
 
 
+def test_a_sign_in_link_opened_in_a_tab_already_showing_the_dashboard_signs_it_in(
+    page: Page, demo: Demo
+) -> None:
+    """Pasting a sign-in link into the address bar of an open dashboard tab is a hash change,
+    not a new document: the tab is signed in all the same and the token leaves the address
+    bar; a link (or a view address) that is not valid percent-encoding stops no script."""
+    open_dashboard(page, demo)
+    assert "public read" in page.text_content("#who")
+    page.goto(demo.link)  # the same document: only the fragment changes
+    page.wait_for_function("() => document.getElementById('who').textContent.includes('·')")
+    assert "admin" in page.text_content("#who")
+    page.wait_for_function("() => !location.hash.includes('token')")
+    assert demo.token not in page.url
+    page.evaluate("location.hash = '#/trading'")
+    page.wait_for_selector("#kill-switch")
+    page.goto(demo.url + "#token=%E0%A4%A")
+    page.wait_for_function(
+        "() => document.getElementById('banner').textContent.includes('not valid URL encoding')"
+    )
+    assert "#token" not in page.url
+    page.goto(demo.url + "#/market/simulator/%E0%A4%A")
+    page.wait_for_selector("#view[data-view='market']")
+    page.evaluate("location.hash = '#/markets'")
+    page.wait_for_selector("#markets-table tbody tr.link")
+    uncaught = [e for e in page.console.errors if e.startswith("uncaught")]  # type: ignore[attr-defined]
+    assert uncaught == []
+
+
+def test_alerts_view_shows_anomaly_confidence_as_the_api_gives_it(page: Page, demo: Demo) -> None:
+    """An anomaly's confidence is 0-100 in the API (50 at the threshold): the Alerts table
+    shows it as that percentage (e.g. 78 %), not multiplied by 100 again (7800 %)."""
+    open_dashboard(page, demo, demo.token, view="alerts")
+    header = page.locator("#alerts-anomalies thead th").all_inner_texts()
+    column = [h.strip() for h in header].index("confidence") + 1
+    cell = f"#alerts-anomalies tbody tr td:nth-child({column})"
+    page.wait_for_selector(cell)  # a row of an anomaly, not the empty-table line
+    shown = page.locator(cell).all_inner_texts()
+    items = demo.get("/api/v1/anomalies?limit=200", token=demo.token)["items"]
+    expected = {f"{round(a['confidence'])} %" for a in items if a["confidence"] is not None}
+    assert shown
+    for text in shown:
+        value = float(text.replace(",", "").rstrip(" %"))
+        assert 0 <= value <= 100, shown
+    assert set(shown) <= expected | {"–"}
+
+
 def test_wrong_token_shows_the_login_message(page: Page, demo: Demo) -> None:
     """A refused token keeps the login form up with a message naming the 401."""
     open_dashboard(page, demo)

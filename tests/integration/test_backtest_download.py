@@ -125,3 +125,24 @@ async def test_import_of_the_shared_series(
     assert doc["tick"] == "0.00000001"
     code, out, _ = await cli(*args, "--json", config=config)
     assert json.loads(out.splitlines()[-1])["trades"] == 0
+
+
+@pytest.mark.asyncio
+async def test_a_venue_that_fails_the_request_is_one_line_and_exit_1(config: Path) -> None:
+    """A simulator without history endpoints answers the klines request 404: ccxt raises, and
+    the command says so in one line naming the venue (exit 1), not with ccxt's traceback."""
+    exchange = SimExchange(MarketModel(["BTC-USDT"], seed=7), clock=ManualClock(time.time()))
+    await exchange.start(run=False)
+    try:
+        args = ("download", "--exchange", "binance", "--symbols", "BTC/USDT")
+        args += ("--since", "2026-01-01", "--until", "2026-01-01T01:00")
+        code, out, err = await cli(*args, "--url", exchange.rest_url, config=config)
+    finally:
+        await exchange.stop()
+    assert code == 1, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("crypto-monitor download:")]
+    assert len(lines) == 1, err
+    assert f"binance at {exchange.rest_url} failed" in lines[0]
+    assert "404" in lines[0]
+    assert out == ""

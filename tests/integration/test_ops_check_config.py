@@ -81,3 +81,36 @@ async def test_check_config_names_the_checks_it_skips_offline(tmp_path: Path) ->
     assert any("exchanges[binance].symbols" in n and "needs the network" in n for n in notes)
     assert any("alerts.channels" in n and "needs the network" in n for n in notes)
     assert "binance" in yaml.safe_load(out)["exchanges"][0]["name"]
+
+
+@pytest.mark.asyncio
+async def test_check_config_rejects_the_tls_files_run_rejects(tmp_path: Path) -> None:
+    """A certificate file that does not exist and a key of another certificate stop `run`
+    at the API's start (exit 2); check-config reads the same local files and refuses them
+    too, each line naming the setting and the path found (not 'None')."""
+    from tests.integration.api.test_tls import self_signed
+
+    cert, key = self_signed(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, other_key = self_signed(other)
+    missing = tmp_path / "missing-cert.pem"
+    cases = [
+        ({"tls_cert_file": str(missing), "tls_key_file": str(key)}, "api.tls_cert_file"),
+        ({"tls_cert_file": str(cert), "tls_key_file": str(other_key)}, "matching private key"),
+    ]
+    for n, (tls, expected) in enumerate(cases):
+        cfg = write(tmp_path / f"tls{n}.yaml", api={"port": free_port(), **tls})
+        for command in ("check-config", "run"):
+            code, _, err = await run(command, "--config", cfg)
+            assert code == 2, (command, err)
+            assert "Traceback" not in err
+            assert expected in err, (command, err)
+            if n == 0:
+                assert f"got {str(missing)!r}" in err, (command, err)
+    good = write(
+        tmp_path / "good.yaml",
+        api={"port": free_port(), "tls_cert_file": str(cert), "tls_key_file": str(key)},
+    )
+    code, _, err = await run("check-config", "--config", good)
+    assert code == 0, err

@@ -50,13 +50,19 @@ async def update_alerts_config(call: Call) -> mt.AlertsConfigOut:
         call.service(NOTIFIER).update_routing(b.channel, **changes)
     except ConfigError as exc:
         fields: list[dict[str, Any]] = [
-            {"field": "body." + p.path.rsplit(".", 1)[-1], "message": p.expected}
-            for p in exc.problems
+            {"field": _body_field(p.path, b.channel), "message": p.expected} for p in exc.problems
         ]
         names = ", ".join(f["field"] for f in fields)
         raise ApiError(422, f"invalid body: {names}", details={"fields": fields}) from None
     audit(call, "alerts.config.update", {"channel": b.channel, **changes})
     return _channels(call)
+
+
+def _body_field(path: str, channel: str) -> str:
+    """``alerts.channels.<channel>.kinds.1`` (the notifier's path) as ``body.kinds.1``: the
+    whole part after the channel, so a list item keeps its field's name."""
+    prefix = f"alerts.channels.{channel}."
+    return "body." + (path[len(prefix) :] if path.startswith(prefix) else path.rsplit(".", 1)[-1])
 
 
 @table.get(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from cryptomon.api import models_backtest as mb
@@ -10,14 +12,17 @@ from cryptomon.api.routing import Call, RouteTable
 from cryptomon.api.services import BACKTESTS
 
 table = RouteTable("backtests")
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def _run_id(call: Call) -> int:
     raw = call.request.match_info["run_id"]
-    if not raw.isdigit() or int(raw) < 1:
+    # ASCII digits only (str.isdigit also takes '²', which int() refuses) and within the
+    # database's 64-bit integer (a larger id is no run, and SQLite cannot even bind it)
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= mb.MAX_RUN_ID:
         raise ApiError(
             422,
-            f"invalid path: run_id must be a positive integer, got {raw!r}",
+            f"invalid path: run_id must be a positive integer up to {mb.MAX_RUN_ID}, got {raw!r}",
             details={"fields": [{"field": "path.run_id", "message": "a positive integer"}]},
         )
     return int(raw)

@@ -42,7 +42,9 @@ async function loadSession() {
 }
 
 function route() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  // a part that is not valid percent-encoding (a hand-typed address) is taken as written
+  const decode = (part) => { try { return decodeURIComponent(part); } catch { return part; } };
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decode);
   const name = VIEWS[parts[0]] ? parts[0] : "markets";
   return { name, params: parts.slice(1) };
 }
@@ -95,23 +97,25 @@ live.status = (up, recovered = false) => {
   if (up && recovered && current) render();
 };
 
-window.addEventListener("hashchange", render);
-
 // A sign-in link (`crypto-monitor demo` prints one): `#token=...` is kept for this tab like a
 // typed token and taken out of the address bar and of this history entry. A fragment is
-// never sent to the server, so the token is not in any request line or access log.
-const linked = /^#token=([^&/]+)$/.exec(location.hash);
-let linkProblem = "";
-if (linked) {
+// never sent to the server, so the token is not in any request line or access log. The link
+// works when the page loads and when it is opened in a tab already showing the dashboard
+// (a hash change: no new document). Returns null without a link, else the problem ("" none).
+function takeLink() {
+  const linked = /^#token=([^&/]+)$/.exec(location.hash);
+  if (!linked) return null;
+  let problem = "";
   try {
     auth.token = decodeURIComponent(linked[1]);
   } catch {
-    linkProblem = "The sign-in link's token is not valid URL encoding (expected #token=TOKEN): sign in below.";
+    problem = "The sign-in link's token is not valid URL encoding (expected #token=TOKEN): sign in below.";
   }
   history.replaceState(null, "", location.pathname + location.search);
+  return problem;
 }
 
-(async () => {
+async function signIn(linkProblem) {
   const ok = await loadSession();
   if (!ok && auth.token) {
     // a stored token that no longer works: forget it, show the page as the public sees it
@@ -120,6 +124,19 @@ if (linked) {
     if (publicOk) banner("The saved token was refused (401): sign in again.");
   }
   if (linkProblem) banner(linkProblem);
+}
+
+window.addEventListener("hashchange", async () => {
+  const linkProblem = takeLink();
+  if (linkProblem === null) { render(); return; }
+  banner("");
+  await signIn(linkProblem);
+  live.reconnect();
+  render();
+});
+
+(async () => {
+  await signIn(takeLink());
   live.connect();
   render();
   document.body.dataset.ready = "1"; // the shell is up (browser tests wait for this)

@@ -78,6 +78,14 @@ async def test_routing_update_is_validated_and_audited(start_api: StartApi, sink
     )
     assert status == 422
     assert "body.quiet_hours_tz" in body["error"]["message"]
+    status, body = await api.post(
+        "/api/v1/alerts/config", {"channel": "ops", "kinds": ["whale", "volumee"]}
+    )
+    assert status == 422
+    # the field is the body's list item, named whole (not "body.1")
+    assert [f["field"] for f in body["error"]["details"]["fields"]] == ["body.kinds.1"]
+    assert body["error"]["message"] == "invalid body: body.kinds.1"
+    assert "'volume'" in body["error"]["details"]["fields"][0]["message"]
 
 
 @pytest.mark.asyncio

@@ -75,3 +75,42 @@ async def test_routes_are_absent_without_a_store(start_api: StartApi) -> None:
     status, body = await api.get("/api/v1/backtests")
     assert status == 404
     assert body["error"]["code"] == "capability_unavailable"
+
+
+@pytest.mark.asyncio
+async def test_ids_beyond_the_database_integer_are_422_not_500(
+    start_api: StartApi, db_url: str
+) -> None:
+    """A run id or ``before`` past 2**63 - 1 (SQLite cannot bind it: a 500; PostgreSQL
+    refuses it: a 503 as if the store were down) and a non-ASCII digit ('²' passes
+    str.isdigit, not int) are clear 422s naming the field; the largest 64-bit id is simply
+    no run. On SQLite and PostgreSQL."""
+    from cryptomon.config import DatabaseConfig
+    from cryptomon.store.db import Database
+
+    await stored_runs(db_url, 1, report=False)
+    database = Database(DatabaseConfig(url=db_url))
+    await database.start()
+    try:
+        await _check_huge_ids(start_api, database)
+    finally:
+        await database.stop()
+
+
+async def _check_huge_ids(start_api: StartApi, database: Any) -> None:
+    api = await start_api(backtests=BacktestRuns(db=database))
+    huge = str(2**63)
+    for path in (f"/api/v1/backtests/{huge}", f"/api/v1/backtests/{huge}/report"):
+        status, body = await api.get(path)
+        assert status == 422, body
+        assert body["error"]["details"]["fields"][0]["field"] == "path.run_id"
+    status, body = await api.get("/api/v1/backtests/%C2%B2")
+    assert status == 422, body
+    status, body = await api.get(f"/api/v1/backtests?before={huge}")
+    assert status == 422, body
+    assert body["error"]["details"]["fields"][0]["field"] == "query.before"
+    status, _ = await api.get(f"/api/v1/backtests/{2**63 - 1}")
+    assert status == 404
+    status, page = await api.get(f"/api/v1/backtests?before={2**63 - 1}")
+    assert status == 200
+    assert [r["id"] for r in page["items"]] == [1]

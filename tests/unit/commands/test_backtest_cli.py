@@ -139,7 +139,28 @@ BAD_BACKTEST = [
     (["--sweep", "trading.nope=1,2"], "no such config key 'nope'"),
     (["--sweep", "trading.stop_loss_percentage=-1"], "invalid value"),
     (["--start", "yesterday"], "--start: expected a date like 2026-01-01"),
+    # refused before the run, not with a traceback once it is over
+    (["--report", "/nonexistent-cryptomon-qa-dir/out.html"], "no directory"),
+    (["--report", "/"], "is a directory"),
 ]
+
+
+def test_a_directory_given_as_a_data_file_is_named_as_such(
+    capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path
+) -> None:
+    """A folder (say the recordings' folder) passed to backtest or download --from-file is
+    one line saying it is a directory and what is expected, not "no such file"."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for argv in (
+        ["backtest", str(folder)],
+        ["download", "--exchange", "binance", "--symbol", "A/B", "--from-file", str(folder)],
+    ):
+        code, _, err = run(capsys, *argv, "--config", str(config))
+        assert code == 2, err
+        assert f"cannot read {folder}: a directory" in err
+        assert "no such file" not in err
+        assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(("extra", "message"), BAD_BACKTEST)

@@ -65,6 +65,25 @@ def test_record_without_live_exchange(capsys: pytest.CaptureFixture[str], tmp_pa
     assert "no enabled live exchange" in err
 
 
+def test_record_out_that_cannot_be_created(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An --out directory that cannot be made (its parent is a file) is one line and exit 2,
+    not a traceback from mkdir; nothing is connected before that."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "exchanges:\n  - {name: simulator, url: 'http://127.0.0.1:9', symbols: [BTC-USDT]}\n"
+    )
+    parent = tmp_path / "a-file"
+    parent.write_text("not a directory\n")
+    out = parent / "rec"
+    code, err = run(capsys, "record", "--config", str(cfg), "--out", str(out), "--duration", "1")
+    assert code == 2
+    assert f"--out: cannot create the directory {str(out)!r}" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_demo_bad_duration_and_port(capsys: pytest.CaptureFixture[str]) -> None:
     """demo refuses a non-positive duration and an out-of-range port."""
     code, err = run(capsys, "demo", "--duration", "-1")

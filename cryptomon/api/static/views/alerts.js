@@ -32,7 +32,7 @@ export function mount(root) {
     { key: "kind", label: "kind" },
     { key: "severity", label: "severity", cls: (a) => "sev-" + a.severity },
     { key: "value", label: "value", num: true, fmt: f.anomalyValue },
-    { key: "confidence", label: "confidence", num: true, fmt: (a) => (a.confidence === null ? "–" : `${Math.round(a.confidence * 100)} %`) },
+    { key: "confidence", label: "confidence", num: true, fmt: (a) => (a.confidence === null ? "–" : `${Math.round(a.confidence)} %`) }, // 0-100 already
     { key: "reasons", label: "reasons", fmt: (a) => (a.reasons || []).join("; ") || "–" },
   ], { max: 200, empty: "no anomalies match", id: "alerts-anomalies" });
   const history = new Table([

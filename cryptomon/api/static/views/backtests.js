@@ -7,12 +7,21 @@ import * as f from "../format.js";
 export function mount(root) {
   const msg = el("p", { class: "muted", id: "backtests-msg" });
   const report = el("div", { id: "backtest-report" });
+  // a run as GET /api/v1/backtests lists it: created_at (ISO 8601), symbols, and the
+  // statistics in summary (pnl and pnl_pct in the run's quote currency, trades)
+  const sum = (r) => r.summary || {};
+  const pnl = (r) => {
+    const { pnl: v, pnl_pct: p, quote } = sum(r);
+    if (!Number.isFinite(v)) return "–";
+    const pct = Number.isFinite(p) ? ` (${f.pct(p)})` : "";
+    return `${v > 0 ? "+" : ""}${f.amount(v, 8)} ${quote || ""}`.trim() + pct;
+  };
   const runs = new Table([
     { key: "id", label: "run" },
-    { key: "created", label: "created", fmt: (r) => f.time(r.created ?? r.created_at ?? r.ts) },
-    { key: "symbol", label: "market", fmt: (r) => [r.exchange, r.symbol].filter(Boolean).join(" ") || "–" },
-    { key: "net_pnl", label: "net PnL", num: true, fmt: (r) => f.signedMoney(r.net_pnl ?? (r.stats || {}).net_pnl) },
-    { key: "trades", label: "trades", num: true, fmt: (r) => f.count(r.trades ?? (r.stats || {}).trades) },
+    { key: "created", label: "created", fmt: (r) => f.time(Date.parse(r.created_at) / 1000) },
+    { key: "symbol", label: "market", fmt: (r) => (r.symbols || []).join(", ") || "–" },
+    { key: "net_pnl", label: "net PnL", num: true, fmt: pnl },
+    { key: "trades", label: "trades", num: true, fmt: (r) => f.count(sum(r).trades) },
   ], { empty: "no stored backtests", id: "backtest-runs", onRow: (r) => open(r.id) });
   root.append(el("div", { class: "grid" },
     el("section", { class: "panel wide" }, el("h2", { text: "Backtests" }), msg, runs.node),
