@@ -111,6 +111,8 @@ class Section(BaseModel):
             field = cls.model_fields.get(base)
             if field is None or not is_secret(field.annotation):
                 continue
+            if out.get(base) is not None:  # which one would win is a guess: refuse both
+                raise ValueError(f"{base} or {key}, not both")
             path = Path(str(out.pop(key))).expanduser()
             try:
                 out[base] = path.read_text(encoding="utf-8").strip()

@@ -76,6 +76,19 @@ def test_secret_from_file(tmp_path: Path) -> None:
     assert "tgram://123:ABC/456" in s.secret_values()
 
 
+def test_a_secret_and_its_file_together_are_refused(tmp_path: Path) -> None:
+    """A secret given both inline and as <key>_file is an error naming both keys, not a
+    silent choice of one."""
+    secret = tmp_path / "tg"
+    secret.write_text("tgram://123:ABC/456\n")
+    channel = {"name": "ops", "url": "json://127.0.0.1:9/x", "url_file": str(secret)}
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"alerts": {"channels": [channel]}})
+    text = str(exc.value)
+    assert "url or url_file, not both" in text
+    assert "tgram://123:ABC/456" not in text
+
+
 def test_missing_secret_file_is_a_clear_error(tmp_path: Path) -> None:
     """A <key>_file that cannot be read names the key and the path."""
     with pytest.raises(ConfigError) as exc:
