@@ -5,15 +5,17 @@ whole graph. :class:`~cryptomon.app.lifecycle.App` starts what it builds.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptomon.app.lifecycle import App, Component, HubComponent
 from cryptomon.app.services import Services
 from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
-from cryptomon.errors import ConfigError, Problems
+from cryptomon.errors import ConfigError, Problem, Problems
 from cryptomon.feeds.specs import exchange_names
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
@@ -61,6 +63,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     market = MarketState(hub=hub, instruments=inputs.registry)
     # every problem of the independent parts at once (check-config runs this same build)
     problems = Problems()
+    if store.db is not None:  # protective exits are journaled there while the database is away
+        problems.attempt(lambda: writable_data_dir(settings.data_dir))
     notifier = problems.attempt(lambda: _build_notify(settings, hub=hub, clock=clock))
     feeds = problems.attempt(lambda: _build_feeds(settings, hub=hub, clock=clock, market=inputs))
     problems.raise_any()
@@ -151,6 +155,22 @@ def _build_detect(settings: Settings, *, hub: Hub, clock: Clock) -> DetectorEngi
     from cryptomon.detect.engine import DetectorEngine
 
     return DetectorEngine(hub=hub, clock=clock, config=settings.anomaly_detection)
+
+
+def writable_data_dir(path: Path) -> None:
+    """Create ``data_dir`` if missing and write a probe file in it: a ConfigError naming it
+    when either fails, at start rather than when a protective exit needs its journal."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".cryptomon-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        expected = (
+            f"a writable directory ({reason}): protective exits are journaled there while "
+            "the database is away"
+        )
+        raise ConfigError([Problem("data_dir", str(path), expected)]) from None
 
 
 def _build_collector(settings: Settings, *, hub: Hub, clock: Clock) -> App:

@@ -114,3 +114,29 @@ async def test_check_config_rejects_the_tls_files_run_rejects(tmp_path: Path) ->
     )
     code, _, err = await run("check-config", "--config", good)
     assert code == 0, err
+
+
+@pytest.mark.asyncio
+async def test_a_data_dir_that_cannot_be_written_is_refused_by_check_config_and_run(
+    tmp_path: Path,
+) -> None:
+    """``data_dir`` (where protective exits are journaled while the database is away) must be
+    a directory the daemon can create and write: one line naming it, exit 2, from both
+    ``check-config`` and ``run``, before anything starts; a missing one is created."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    bad = write(tmp_path / "bad.yaml", data_dir=str(blocker / "state"))
+    for command in ("check-config", "run"):
+        code, _out, err = await run(command, "--config", bad)
+        assert code == 2, (command, err)
+        line = next(x for x in err.splitlines() if "data_dir" in x)
+        assert str(blocker / "state") in line
+        assert "a writable directory" in line
+        assert "Traceback" not in err
+    fresh = tmp_path / "new" / "state"
+    code, _out, err = await run(
+        "check-config", "--config", write(tmp_path / "ok.yaml", data_dir=str(fresh))
+    )
+    assert code == 0, err
+    assert fresh.is_dir()
+    assert list(fresh.iterdir()) == []  # the probe file is gone
