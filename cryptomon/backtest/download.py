@@ -1,8 +1,9 @@
 """History through ccxt (``fetch_ohlcv`` / ``fetch_trades``) into the database.
 
-- **Resumable**: the stored candles of the range are read first and only the missing spans are
-  requested, so a second run fetches only what is missing (gaps the venue has no data for are
-  asked again, cheaply, and reported again).
+- **Resumable**: the stored history candles of the range are read first and only the missing
+  spans are requested, so a second run fetches only what is missing (gaps the venue has no
+  data for are asked again, cheaply, and reported again). A live candle the daemon stored in
+  the range is fetched again and becomes history (retention deletes live candles only).
 - **Paginated**: each span is walked with ``since`` = the last row + one interval, ``limit``
   rows at a time; an answer with no row inside the span ends it.
 - **Rate-limited**: ccxt's ``enableRateLimit`` spaces requests; a 429/418 (``DDoSProtection``
@@ -10,7 +11,8 @@
 - **Gaps** (expected candles the venue did not have) are reported as time spans.
 
 Trades (``--trades``) are fetched after the newest stored trade of the market (or ``since``),
-one hour window at a time as Binance requires, and stored with ``source = download``.
+one hour window at a time as Binance requires, and stored with ``source = download``. Candles
+are stored as the venue's (``source = exchange``) with ``history`` set. Retention keeps both.
 """
 
 from __future__ import annotations
@@ -134,7 +136,13 @@ class Downloader:
         """Fetch the missing candles of ``[start, end)``; store them; report the gaps."""
         report = DownloadReport(symbol)
         times = await candle_times(
-            self.db, exchange=self.name, symbol=symbol, interval=timeframe, start=start, end=end
+            self.db,
+            exchange=self.name,
+            symbol=symbol,
+            interval=timeframe,
+            start=start,
+            end=end,
+            history=True,
         )
         spans = missing_spans(times, start, end, step)
         total = sum(round((b - a) / step) for a, b in spans)
@@ -171,7 +179,13 @@ class Downloader:
                     self.progress(min(done, total), total)
                 since = fresh[-1][0] / 1000.0 + step
         times = await candle_times(
-            self.db, exchange=self.name, symbol=symbol, interval=timeframe, start=start, end=end
+            self.db,
+            exchange=self.name,
+            symbol=symbol,
+            interval=timeframe,
+            start=start,
+            end=end,
+            history=True,
         )
         report.gaps = missing_spans(times, start, end, step)
         return report

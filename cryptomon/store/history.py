@@ -2,9 +2,9 @@
 backtest runs themselves (``backtest_runs``).
 
 Candles go through :func:`cryptomon.store.bulk.upsert_candles` (a second import of the same
-minutes replaces them; an exchange row always wins), trades carry a ``source`` column
-(``feed`` for live ones, ``download`` / ``import`` for history) and are written once per
-(exchange, symbol, trade id).
+minutes replaces them; an exchange row always wins) with ``history`` set, trades carry a
+``source`` column (``feed`` for live ones, ``download`` / ``import`` for history) and are
+written once per (exchange, symbol, trade id). Retention keeps both (``store/retention.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def candle_rows(
     rows: Sequence[Sequence[float]],
     source: str,
 ) -> list[dict[str, Any]]:
-    """``(open_time_s, o, h, l, c, v)`` tuples -> ``CandleRow`` dicts."""
+    """``(open_time_s, o, h, l, c, v)`` tuples -> ``CandleRow`` dicts (``history``: kept by
+    retention)."""
     return [
         {
             "exchange": exchange,
@@ -50,6 +51,7 @@ def candle_rows(
             "sell_volume": None,
             "closed": True,
             "source": source,
+            "history": True,
         }
         for r in rows
     ]
@@ -89,14 +91,24 @@ async def save_trades(db: Database, rows: list[dict[str, Any]]) -> int:
 
 
 async def candle_times(
-    db: Database, *, exchange: str, symbol: str, interval: str, start: float, end: float
+    db: Database,
+    *,
+    exchange: str,
+    symbol: str,
+    interval: str,
+    start: float,
+    end: float,
+    history: bool = False,
 ) -> list[float]:
-    """Open times (epoch s) of the stored candles of a market in ``[start, end)``."""
+    """Open times (epoch s) of the stored candles of a market in ``[start, end)``; with
+    ``history`` only those of history (a live candle there is not downloaded history yet:
+    retention would delete it)."""
+    conds = [_candle_market(exchange, symbol, interval), _candle_range(start, end)]
+    if history:
+        conds.append(CandleRow.history.is_(True))
     async with db.sessionmaker() as session:
         times = await session.scalars(
-            select(CandleRow.open_time)
-            .where(_candle_market(exchange, symbol, interval), _candle_range(start, end))
-            .order_by(CandleRow.open_time)
+            select(CandleRow.open_time).where(*conds).order_by(CandleRow.open_time)
         )
         return [float(epoch(t) or 0.0) for t in times]
 
