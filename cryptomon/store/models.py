@@ -113,12 +113,12 @@ class TradeRow(Base):
     __tablename__ = "trades"
     __table_args__ = (
         Index("ix_trades_market_time", "exchange", "symbol", "ts"),
-        # retention deletes live trades by time: BRIN on PostgreSQL (tiny, cheap on
-        # append-only data), partial so the block ranges of kept history are never read
+        # retention deletes live trades by time. A btree, not the BRIN of 0002: with kept
+        # history below the cutoff, PostgreSQL's LIMIT plan over BRIN was a sequential scan
+        # through every history row before the first live one (0013_keep_history)
         Index(
             "ix_trades_feed_ts",
             "ts",
-            postgresql_using="brin",
             sqlite_where=text(LIVE_TRADES),
             postgresql_where=text(LIVE_TRADES),
         ),
