@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import delete, select, text
+from sqlalchemy import Select, delete, select, text
 
 from cryptomon.clock import Clock
 from cryptomon.config import StorageConfig
@@ -30,6 +31,17 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 DAY_S = 86_400.0
+
+
+def expired(table: Any, cutoff: datetime) -> Select[Any]:
+    """The ids retention deletes from a market table: its live rows older than ``cutoff``
+    (the caller adds the batch's ``LIMIT``). The live-row condition is the partial time
+    index's predicate word for word, so both databases walk that index."""
+    time_col = table.c.open_time if "open_time" in table.c else table.c.ts
+    stmt = select(table.c.id).where(time_col < cutoff)
+    if table.name in RETENTION_WHERE:
+        stmt = stmt.where(text(RETENTION_WHERE[table.name]))
+    return stmt
 
 
 class Retention:
@@ -74,10 +86,7 @@ class Retention:
         out: dict[str, int] = {}
         for model in MARKET_TABLES:
             table: Any = model.__table__
-            time_col = table.c.open_time if "open_time" in table.c else table.c.ts
-            old = select(table.c.id).where(time_col < cutoff)
-            if table.name in RETENTION_WHERE:  # the partial index's predicate, word for word
-                old = old.where(text(RETENTION_WHERE[table.name]))
+            old = expired(table, cutoff)
             total = 0
             while True:
                 ids = old.limit(batch).scalar_subquery()
