@@ -10,8 +10,9 @@
   in ccxt) waits the venue's ``Retry-After`` (else a capped backoff) and repeats the request.
 - **Gaps** (expected candles the venue did not have) are reported as time spans.
 
-Trades (``--trades``) are fetched after the newest stored trade of the market (or ``since``),
-one hour window at a time as Binance requires, and stored with ``source = download``. Candles
+Trades (``--trades``) are fetched after the newest stored history trade of the market (or
+``since``), one hour window at a time as Binance requires, and stored with ``source =
+download`` (a live trade of the same id stored by the daemon becomes ``download``). Candles
 are stored as the venue's (``source = exchange``) with ``history`` set. Retention keeps both.
 """
 
@@ -194,7 +195,7 @@ class Downloader:
         self, report: DownloadReport, symbol: str, market: str, start: float, end: float
     ) -> None:
         """Fetch public trades after the newest stored one (or ``start``) up to ``end``."""
-        newest = await trade_span(self.db, exchange=self.name, symbol=symbol)
+        newest = await trade_span(self.db, exchange=self.name, symbol=symbol, history=True)
         since_ms = int(max(start, newest + 0.001 if newest is not None else start) * 1000)
         end_ms = int(end * 1000)
         while since_ms < end_ms:

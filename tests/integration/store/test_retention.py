@@ -15,6 +15,7 @@ from cryptomon.config import StorageConfig
 from cryptomon.events import BookTop, Candle
 from cryptomon.store import repos
 from cryptomon.store.db import Database
+from cryptomon.store.history import save_trades, trade_span
 from cryptomon.store.models import AnomalyRow, BookTopRow, CandleRow, TradeRow
 from cryptomon.store.retention import DAY_S, Retention, expired
 from cryptomon.store.types import utc
@@ -261,3 +262,40 @@ async def test_retention_query_walks_the_partial_index_of_live_rows(
             rows = await conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))
             plan = [str(r[-1]) for r in rows]
     assert any(index in line for line in plan), plan
+
+
+@pytest.mark.asyncio
+async def test_a_downloaded_trade_stored_live_becomes_history(db: Database) -> None:
+    """A download of trades the daemon already stored live: the live rows of the downloaded
+    ids become ``download`` (kept), the others stay ``feed``; a download resumes after the
+    newest history trade, not after the newest live one."""
+    t0 = NOW - 30 * DAY_S
+    async with db.sessionmaker() as s, s.begin():
+        await repos.insert_trades(s, [trade(t0 + i, trade_id=f"t{i}") for i in range(3)])
+    assert await trade_span(db, exchange="binance", symbol="BTC-USDT", history=True) is None
+    rows = [
+        {
+            "exchange": "binance",
+            "symbol": "BTC-USDT",
+            "ts": utc(t0 + i),
+            "price": 1.0,
+            "amount": 1.0,
+            "side": "buy",
+            "trade_id": f"t{i}",
+            "source": "download",
+        }
+        for i in (1, 2, 3)
+    ]
+    assert await save_trades(db, rows) == 1
+    async with db.sessionmaker() as s:
+        stored = (await s.execute(select(TradeRow.trade_id, TradeRow.source))).tuples().all()
+    assert sorted(stored) == [
+        ("t0", "feed"),
+        ("t1", "download"),
+        ("t2", "download"),
+        ("t3", "download"),
+    ]
+    assert await trade_span(db, exchange="binance", symbol="BTC-USDT", history=True) == t0 + 3
+    config = StorageConfig(retention_days=7, retention_batch=10, retention_interval_s=3600)
+    retention = Retention(db=db, config=config, clock=ManualClock(NOW))
+    assert (await retention.run_once())["trades"] == 1
