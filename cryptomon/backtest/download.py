@@ -1,16 +1,19 @@
 """History through ccxt (``fetch_ohlcv`` / ``fetch_trades``) into the database.
 
-- **Resumable**: the stored candles of the range are read first and only the missing spans are
-  requested, so a second run fetches only what is missing (gaps the venue has no data for are
-  asked again, cheaply, and reported again).
+- **Resumable**: the stored history candles of the range are read first and only the missing
+  spans are requested, so a second run fetches only what is missing (gaps the venue has no
+  data for are asked again, cheaply, and reported again). A live candle the daemon stored in
+  the range is fetched again and becomes history (retention deletes live candles only).
 - **Paginated**: each span is walked with ``since`` = the last row + one interval, ``limit``
   rows at a time; an answer with no row inside the span ends it.
 - **Rate-limited**: ccxt's ``enableRateLimit`` spaces requests; a 429/418 (``DDoSProtection``
   in ccxt) waits the venue's ``Retry-After`` (else a capped backoff) and repeats the request.
 - **Gaps** (expected candles the venue did not have) are reported as time spans.
 
-Trades (``--trades``) are fetched after the newest stored trade of the market (or ``since``),
-one hour window at a time as Binance requires, and stored with ``source = download``.
+Trades (``--trades``) are fetched after the newest stored history trade of the market (or
+``since``), one hour window at a time as Binance requires, and stored with ``source =
+download`` (a live trade of the same id stored by the daemon becomes ``download``). Candles
+are stored as the venue's (``source = exchange``) with ``history`` set. Retention keeps both.
 """
 
 from __future__ import annotations
@@ -134,7 +137,13 @@ class Downloader:
         """Fetch the missing candles of ``[start, end)``; store them; report the gaps."""
         report = DownloadReport(symbol)
         times = await candle_times(
-            self.db, exchange=self.name, symbol=symbol, interval=timeframe, start=start, end=end
+            self.db,
+            exchange=self.name,
+            symbol=symbol,
+            interval=timeframe,
+            start=start,
+            end=end,
+            history=True,
         )
         spans = missing_spans(times, start, end, step)
         total = sum(round((b - a) / step) for a, b in spans)
@@ -171,7 +180,13 @@ class Downloader:
                     self.progress(min(done, total), total)
                 since = fresh[-1][0] / 1000.0 + step
         times = await candle_times(
-            self.db, exchange=self.name, symbol=symbol, interval=timeframe, start=start, end=end
+            self.db,
+            exchange=self.name,
+            symbol=symbol,
+            interval=timeframe,
+            start=start,
+            end=end,
+            history=True,
         )
         report.gaps = missing_spans(times, start, end, step)
         return report
@@ -180,7 +195,7 @@ class Downloader:
         self, report: DownloadReport, symbol: str, market: str, start: float, end: float
     ) -> None:
         """Fetch public trades after the newest stored one (or ``start``) up to ``end``."""
-        newest = await trade_span(self.db, exchange=self.name, symbol=symbol)
+        newest = await trade_span(self.db, exchange=self.name, symbol=symbol, history=True)
         since_ms = int(max(start, newest + 0.001 if newest is not None else start) * 1000)
         end_ms = int(end * 1000)
         while since_ms < end_ms:

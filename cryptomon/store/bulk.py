@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
+from sqlalchemy import case
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,7 +89,12 @@ def candle_row(ev: Candle) -> dict[str, Any]:
 
 async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
     """Upsert candle rows (``CandleRow`` columns). A row from the exchange (``source:
-    exchange``) always wins; a row aggregated from trades never replaces an exchange row."""
+    exchange``) always wins; a row aggregated from trades never replaces an exchange row.
+
+    ``history`` (downloaded or imported, kept by retention) is sticky whichever row wins:
+    ``history = old OR new``. A history minute stays history when a live candle of the same
+    minute replaces its values, and a live row becomes history when a download or import
+    covers it (its values then replaced only if the new row wins)."""
     latest: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
     for r in rows:
         latest[(r["exchange"], r["symbol"], r["interval"], r["open_time"])] = r
@@ -109,10 +115,13 @@ async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) 
         "closed",
         "source",
     )
+    wins = (CandleRow.source != "exchange") | (ex.source == "exchange")
+    set_: dict[str, Any] = {c: case((wins, ex[c]), else_=CandleRow.__table__.c[c]) for c in cols}
+    set_["history"] = CandleRow.history | ex.history
     stmt = ins.on_conflict_do_update(
         index_elements=["exchange", "symbol", "interval", "open_time"],
-        set_={c: ex[c] for c in cols},
-        where=(CandleRow.source != "exchange") | (ex.source == "exchange"),
+        set_=set_,
+        where=wins | (ex.history & ~CandleRow.history),
     )
     await session.execute(stmt, list(latest.values()))
     return len(latest)

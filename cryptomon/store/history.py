@@ -2,9 +2,9 @@
 backtest runs themselves (``backtest_runs``).
 
 Candles go through :func:`cryptomon.store.bulk.upsert_candles` (a second import of the same
-minutes replaces them; an exchange row always wins), trades carry a ``source`` column
-(``feed`` for live ones, ``download`` / ``import`` for history) and are written once per
-(exchange, symbol, trade id).
+minutes replaces them; an exchange row always wins) with ``history`` set, trades carry a
+``source`` column (``feed`` for live ones, ``download`` / ``import`` for history) and are
+written once per (exchange, symbol, trade id). Retention keeps both (``store/retention.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import and_, delete, func, insert, select, update
 
 from cryptomon.store.bulk import upsert_candles
 from cryptomon.store.db import Database
@@ -21,6 +21,7 @@ from cryptomon.store.models import BacktestRunRow, CandleRow, TradeRow
 from cryptomon.store.types import epoch, utc
 
 CHUNK = 5000
+IN_CHUNK = 500  # trade ids per IN list (SQLite's older builds allow 999 parameters)
 
 
 def candle_rows(
@@ -32,7 +33,8 @@ def candle_rows(
     rows: Sequence[Sequence[float]],
     source: str,
 ) -> list[dict[str, Any]]:
-    """``(open_time_s, o, h, l, c, v)`` tuples -> ``CandleRow`` dicts."""
+    """``(open_time_s, o, h, l, c, v)`` tuples -> ``CandleRow`` dicts (``history``: kept by
+    retention)."""
     return [
         {
             "exchange": exchange,
@@ -50,6 +52,7 @@ def candle_rows(
             "sell_volume": None,
             "closed": True,
             "source": source,
+            "history": True,
         }
         for r in rows
     ]
@@ -65,50 +68,71 @@ async def save_candles(db: Database, rows: list[dict[str, Any]]) -> int:
 
 
 async def save_trades(db: Database, rows: list[dict[str, Any]]) -> int:
-    """Insert trade rows (``TradeRow`` columns) whose trade id is not stored yet."""
+    """Insert trade rows (``TradeRow`` columns, one market, one history ``source``) whose
+    trade id is not stored yet; a live (``feed``) trade of the same id becomes history (its
+    ``source`` set to the rows'), so retention keeps it. The number inserted."""
     if not rows:
         return 0
     first = rows[0]
+    market = (
+        TradeRow.exchange == first["exchange"],
+        TradeRow.symbol == first["symbol"],
+        TradeRow.ts >= min(r["ts"] for r in rows),
+        TradeRow.ts <= max(r["ts"] for r in rows),
+    )
     async with db.sessionmaker() as session, session.begin():
-        known = set(
-            (
-                await session.scalars(
-                    select(TradeRow.trade_id).where(
-                        TradeRow.exchange == first["exchange"],
-                        TradeRow.symbol == first["symbol"],
-                        TradeRow.ts >= min(r["ts"] for r in rows),
-                        TradeRow.ts <= max(r["ts"] for r in rows),
-                    )
-                )
-            ).all()
-        )
+        stored = await session.execute(select(TradeRow.trade_id, TradeRow.source).where(*market))
+        known: dict[str | None, str] = {row[0]: row[1] for row in stored}
         fresh = [r for r in rows if r["trade_id"] not in known]
+        live = [r["trade_id"] for r in rows if known.get(r["trade_id"]) == "feed"]
+        for i in range(0, len(live), IN_CHUNK):
+            await session.execute(
+                update(TradeRow)
+                .where(
+                    *market,
+                    TradeRow.source == "feed",
+                    TradeRow.trade_id.in_(live[i : i + IN_CHUNK]),
+                )
+                .values(source=first["source"])
+            )
         for i in range(0, len(fresh), CHUNK):
             await session.execute(insert(TradeRow), fresh[i : i + CHUNK])
     return len(fresh)
 
 
 async def candle_times(
-    db: Database, *, exchange: str, symbol: str, interval: str, start: float, end: float
+    db: Database,
+    *,
+    exchange: str,
+    symbol: str,
+    interval: str,
+    start: float,
+    end: float,
+    history: bool = False,
 ) -> list[float]:
-    """Open times (epoch s) of the stored candles of a market in ``[start, end)``."""
+    """Open times (epoch s) of the stored candles of a market in ``[start, end)``; with
+    ``history`` only those of history (a live candle there is not downloaded history yet:
+    retention would delete it)."""
+    conds = [_candle_market(exchange, symbol, interval), _candle_range(start, end)]
+    if history:
+        conds.append(CandleRow.history.is_(True))
     async with db.sessionmaker() as session:
         times = await session.scalars(
-            select(CandleRow.open_time)
-            .where(_candle_market(exchange, symbol, interval), _candle_range(start, end))
-            .order_by(CandleRow.open_time)
+            select(CandleRow.open_time).where(*conds).order_by(CandleRow.open_time)
         )
         return [float(epoch(t) or 0.0) for t in times]
 
 
-async def trade_span(db: Database, *, exchange: str, symbol: str) -> float | None:
-    """The newest stored trade time of a market (epoch s), or None."""
+async def trade_span(
+    db: Database, *, exchange: str, symbol: str, history: bool = False
+) -> float | None:
+    """The newest stored trade time of a market (epoch s), or None; with ``history`` of its
+    downloaded or imported trades only (not ``feed``)."""
+    conds = [TradeRow.exchange == exchange, TradeRow.symbol == symbol]
+    if history:
+        conds.append(TradeRow.source != "feed")
     async with db.sessionmaker() as session:
-        newest = await session.scalar(
-            select(func.max(TradeRow.ts)).where(
-                TradeRow.exchange == exchange, TradeRow.symbol == symbol
-            )
-        )
+        newest = await session.scalar(select(func.max(TradeRow.ts)).where(*conds))
     return epoch(newest)
 
 

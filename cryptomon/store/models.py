@@ -27,6 +27,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -58,14 +60,31 @@ class Base(DeclarativeBase):
 
 # --------------------------------------------------------------------------- market data
 
+# The rows retention may delete: live trades and candles. Downloaded and imported history
+# (``crypto-monitor download``, ``download --from-file``) is kept. Each is the predicate of a
+# partial time index (0013_keep_history), written the same in the index and in retention's
+# query so both databases match them: the delete walks only live rows, however much history
+# lies below the cutoff.
+LIVE_TRADES = "source = 'feed'"
+LIVE_CANDLES = "NOT history"
+
 
 class CandleRow(Base):
-    """OHLCV per market and interval; upserted on (exchange, symbol, interval, open_time)."""
+    """OHLCV per market and interval; upserted on (exchange, symbol, interval, open_time).
+
+    ``source``: ``exchange`` (the venue's candle: always wins an upsert) or ``trades``
+    (aggregated from trades). ``history``: downloaded or imported for backtests, kept by
+    retention; an upsert keeps it (``history = old OR new``, ``bulk.upsert_candles``)."""
 
     __tablename__ = "candles"
     __table_args__ = (
         UniqueConstraint("exchange", "symbol", "interval", "open_time"),
-        Index("ix_candles_open_time", "open_time"),
+        Index(
+            "ix_candles_live_open_time",
+            "open_time",
+            sqlite_where=text(LIVE_CANDLES),
+            postgresql_where=text(LIVE_CANDLES),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -84,16 +103,25 @@ class CandleRow(Base):
     sell_volume: Mapped[float | None]
     closed: Mapped[bool] = mapped_column(Boolean, default=True)
     source: Mapped[str] = mapped_column(String(16), default="trades")
+    history: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class TradeRow(Base):
-    """Public trades (only with ``storage.trades: true``); subject to retention."""
+    """Public trades: live ones (``source = feed``, only with ``storage.trades: true``) are
+    subject to retention; downloaded and imported ones (``download`` / ``import``) are kept."""
 
     __tablename__ = "trades"
     __table_args__ = (
         Index("ix_trades_market_time", "exchange", "symbol", "ts"),
-        # retention deletes by time alone: BRIN on PostgreSQL (tiny, cheap on append-only data)
-        Index("ix_trades_ts", "ts", postgresql_using="brin"),
+        # retention deletes live trades by time. A btree, not the BRIN of 0002: with kept
+        # history below the cutoff, PostgreSQL's LIMIT plan over BRIN was a sequential scan
+        # through every history row before the first live one (0013_keep_history)
+        Index(
+            "ix_trades_feed_ts",
+            "ts",
+            sqlite_where=text(LIVE_TRADES),
+            postgresql_where=text(LIVE_TRADES),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -460,3 +488,6 @@ class BacktestRunRow(Base):
 
 MARKET_TABLES = (TradeRow, BookTopRow, CandleRow)
 """Tables subject to ``storage.retention_days`` (time column: ``ts`` or ``open_time``)."""
+
+RETENTION_WHERE: dict[str, str] = {"trades": LIVE_TRADES, "candles": LIVE_CANDLES}
+"""Per market table, the rows retention deletes (all of ``book_tops``: never history)."""

@@ -1,4 +1,10 @@
-"""Retention: deletes market data older than ``storage.retention_days`` (DESIGN.md 5).
+"""Retention: deletes live market data older than ``storage.retention_days`` (DESIGN.md 5).
+
+Only live rows go: trades with ``source = feed``, candles with ``history`` false, all book
+tops. Downloaded and imported history (trades ``download`` / ``import``, candles ``history``)
+is kept whatever its age; each delete walks a partial time index of the live rows only
+(``models.RETENTION_WHERE``, migration 0013), so a large kept history below the cutoff costs
+the statements nothing.
 
 Runs once at start and then every ``storage.retention_interval_s`` (sleeping on the injected
 clock), deleting at most ``storage.retention_batch`` rows per statement so a large backlog
@@ -9,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select, text
 
 from cryptomon.clock import Clock
 from cryptomon.config import StorageConfig
-from cryptomon.store.models import MARKET_TABLES
+from cryptomon.store.models import MARKET_TABLES, RETENTION_WHERE
 from cryptomon.store.types import utc
 
 if TYPE_CHECKING:
@@ -24,6 +31,17 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 DAY_S = 86_400.0
+
+
+def expired(table: Any, cutoff: datetime) -> Select[Any]:
+    """The ids retention deletes from a market table: its live rows older than ``cutoff``
+    (the caller adds the batch's ``LIMIT``). The live-row condition is the partial time
+    index's predicate word for word, so both databases walk that index."""
+    time_col = table.c.open_time if "open_time" in table.c else table.c.ts
+    stmt = select(table.c.id).where(time_col < cutoff)
+    if table.name in RETENTION_WHERE:
+        stmt = stmt.where(text(RETENTION_WHERE[table.name]))
+    return stmt
 
 
 class Retention:
@@ -62,16 +80,16 @@ class Retention:
             await self.clock.sleep(self.config.retention_interval_s)
 
     async def run_once(self) -> dict[str, int]:
-        """Delete everything older than the retention horizon; returns rows per table."""
+        """Delete the live rows older than the retention horizon; returns rows per table."""
         cutoff = utc(self.clock.time() - self.config.retention_days * DAY_S)
         batch = self.config.retention_batch
         out: dict[str, int] = {}
         for model in MARKET_TABLES:
             table: Any = model.__table__
-            time_col = table.c.open_time if "open_time" in table.c else table.c.ts
+            old = expired(table, cutoff)
             total = 0
             while True:
-                ids = select(table.c.id).where(time_col < cutoff).limit(batch).scalar_subquery()
+                ids = old.limit(batch).scalar_subquery()
                 async with self.db.sessionmaker() as session, session.begin():
                     result: Any = await session.execute(delete(table).where(table.c.id.in_(ids)))
                 n = int(result.rowcount or 0)

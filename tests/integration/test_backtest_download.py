@@ -12,15 +12,25 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select
 
+from cryptomon.backtest.download import Downloader
 from cryptomon.clock import ManualClock
+from cryptomon.config import LiveTradingConfig, StorageConfig
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.history import HistoryEndpoints
 from cryptomon.sim.market import MarketModel
+from cryptomon.store import repos
+from cryptomon.store.db import Database
+from cryptomon.store.models import CandleRow, TradeRow
+from cryptomon.store.retention import DAY_S, Retention
+from cryptomon.trading.brokers.ccxt_client import build_exchange
 from tests.conftest import REPO
+from tests.stubs import trade
 
 START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 GAP = (int((START + 2 * 3600) * 1000), int((START + 2 * 3600 + 30 * 60) * 1000))
@@ -146,3 +156,64 @@ async def test_a_venue_that_fails_the_request_is_one_line_and_exit_1(config: Pat
     assert f"binance at {exchange.rest_url} failed" in lines[0]
     assert "404" in lines[0]
     assert out == ""
+
+
+@pytest.mark.asyncio
+async def test_downloaded_history_survives_retention(
+    sim: tuple[SimExchange, HistoryEndpoints], db: Database
+) -> None:
+    """QA's case, on both databases: the daemon's retention (run a month later) keeps the
+    downloaded candles and trades, and deletes the old live rows. A live candle the daemon
+    stored inside the range is fetched again and becomes history."""
+    exchange, _ = sim
+    old = START - DAY_S
+    async with db.sessionmaker() as s, s.begin():
+        await repos.insert_trades(s, [trade(old + i, symbol="BTC-USDT") for i in range(4)])
+        await repos.upsert_candles(
+            s, [minute(old, source="trades"), minute(START + 600, source="trades")]
+        )
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+    try:
+        await client.load_markets()
+        loader = Downloader(
+            exchange=client, db=db, clock=ManualClock(START), name="binance", limit=100
+        )
+        report = await loader.candles(
+            "BTC-USDT", "BTC/USDT", timeframe="1m", step=60.0, start=START, end=START + 3600
+        )
+        await loader.trades(report, "BTC-USDT", "BTC/USDT", START, START + 3600)
+    finally:
+        await client.close()
+    assert (report.candles, report.trades, report.gaps) == (60, 180, [])
+
+    config = StorageConfig(retention_days=7, retention_batch=50, retention_interval_s=3600)
+    retention = Retention(db=db, config=config, clock=ManualClock(START + 30 * DAY_S))
+    assert await retention.run_once() == {"trades": 4, "book_tops": 0, "candles": 1}
+    async with db.sessionmaker() as s:
+        trades = (await s.execute(select(TradeRow.source, func.count()).group_by("source"))).all()
+        candles = (
+            await s.execute(
+                select(CandleRow.source, CandleRow.history, func.count()).group_by(
+                    CandleRow.source, CandleRow.history
+                )
+            )
+        ).all()
+    assert [tuple(r) for r in trades] == [("download", 180)]
+    assert [(src, bool(h), n) for src, h, n in candles] == [("exchange", True, 60)]
+
+
+def minute(ts: float, *, source: str) -> dict[str, Any]:
+    """A live candle row of the minute at ``ts`` (not history)."""
+    return {
+        "exchange": "binance",
+        "symbol": "BTC-USDT",
+        "interval": "1m",
+        "open_time": datetime.fromtimestamp(ts, UTC),
+        "close_time": datetime.fromtimestamp(ts + 60, UTC),
+        **dict.fromkeys(("open", "high", "low", "close", "volume"), 1.0),
+        "trade_count": 1,
+        "buy_volume": 1.0,
+        "sell_volume": 0.0,
+        "closed": True,
+        "source": source,
+    }

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import orjson
 import pytest
@@ -269,3 +270,59 @@ async def test_0011_fills_the_items_of_existing_anomalies(db: Database) -> None:
         )
     assert "item" not in names
     assert "ts_detected" in names
+
+
+@pytest.mark.asyncio
+async def test_0013_marks_existing_candles_live_and_downgrades(db: Database) -> None:
+    """Candles stored at 0012 cannot be told apart: 0013 gives them all ``history = false``
+    (NOT NULL); the partial retention indexes replace the plain ones; downgrade restores
+    0012's schema."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    await migrate.downgrade(db, "0012")
+    values = ", ".join(
+        f"('binance', 'BTC-USDT', '1m', '{datetime.fromtimestamp(60 * i, UTC).isoformat(' ')}', "
+        f"'{datetime.fromtimestamp(60 * i + 60, UTC).isoformat(' ')}', 1, 1, 1, 1, 1, "
+        f"{'true' if db.engine.dialect.name == 'postgresql' else '1'}, '{source}')"
+        for i, source in enumerate(["exchange", "trades", "exchange"])
+    )
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO candles (exchange, symbol, interval, open_time, close_time, open, "
+                f"high, low, close, volume, closed, source) VALUES {values}"
+            )
+        )
+    await migrate.upgrade(db, "0013")
+
+    def schema(c: Any) -> tuple[dict[str, Any], set[str], set[str]]:
+        insp = inspect(c)
+        cols = {col["name"]: col for col in insp.get_columns("candles")}
+        names = {ix["name"] for ix in insp.get_indexes("candles")}
+        return cols, names, {ix["name"] for ix in insp.get_indexes("trades")}
+
+    async with db.engine.connect() as conn:
+        flags = (await conn.execute(text("SELECT history FROM candles"))).scalars().all()
+        cols, candle_ix, trade_ix = await conn.run_sync(schema)
+    assert [bool(f) for f in flags] == [False, False, False]
+    assert cols["history"]["nullable"] is False
+    assert "ix_candles_live_open_time" in candle_ix
+    assert "ix_candles_open_time" not in candle_ix
+    assert "ix_trades_feed_ts" in trade_ix
+    assert "ix_trades_ts" not in trade_ix
+    assert await migrate.compare(db) == []
+
+    await migrate.downgrade(db, "0012")
+    async with db.engine.connect() as conn:
+        cols, candle_ix, trade_ix = await conn.run_sync(schema)
+        kept = (await conn.execute(text("SELECT count(*) FROM candles"))).scalar_one()
+    assert "history" not in cols
+    assert kept == 3
+    assert "ix_candles_open_time" in candle_ix
+    assert "ix_candles_live_open_time" not in candle_ix
+    assert "ix_trades_ts" in trade_ix
+    assert "ix_trades_feed_ts" not in trade_ix
+    await migrate.upgrade(db, "head")
+    assert await migrate.compare(db) == []
