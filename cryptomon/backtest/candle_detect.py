@@ -169,7 +169,7 @@ class CandleAnomalies:
         self._engine_sids: np.ndarray | None = None
         engine = pipe.detectors
         self._price = None if engine is None else engine.detectors.get("price")
-        self._pct_rows = np.empty(0 if engine is None else engine.config.batch_size)
+        self._pct_rows = np.empty(0)  # the price detector's change per row (see _reading)
         # the chunk being read: its market id per row, its groups' ends and closes
         self._row_sids = np.zeros(0, dtype=np.int64)
         self._ends: list[int] = []
@@ -215,14 +215,16 @@ class CandleAnomalies:
         """The engine's emitter takes its findings' context from :meth:`_row_context`, the
         price detector keeps each row's change (only while a chunk is read: a flush of the
         same engine, :meth:`Pipeline.detect`, is the live one)."""
-        emitter = self.pipe.detectors.emitter
-        emitter.row_context = self._row_context
+        engine = self.pipe.detectors
+        engine.emitter.row_context = self._row_context
+        if self._pct_rows.shape[0] < engine.config.batch_size:  # a slot per micro-batch row
+            self._pct_rows = np.empty(engine.config.batch_size)
         if self._price is not None:
             self._price.pct_rows = self._pct_rows
         try:
             yield
         finally:
-            emitter.row_context = None
+            engine.emitter.row_context = None
             if self._price is not None:
                 self._price.pct_rows = NO_ROWS
 
