@@ -6,17 +6,17 @@ therefore hands them the trades of :data:`CHUNK` candle groups at a time and pub
 finding on the trading hub at the close of its candle, right after the candle: where the
 per-candle flush of the live path publishes it.
 
-An anomaly carries the price change of its market at the end of the batch it was found in,
-so a batch must end where a finding is. A scout engine (the same detectors) runs over the
-whole chunk first to find those candles (it builds no anomaly: its emitter's ``found`` hook
-takes the time of each finding that passes the warm-up gate and the cooldown); the run's
-engine then reads the chunk in batches that end at each of them. Same detectors, same
-trades, same findings with the same fields in the same order, for two kernel passes over
-arrays instead of one call per candle. (A scouted finding whose anomaly could not be built
-only splits a batch where none was needed: the kernels read the trades the same in any
-batches, as the whole path's one batch per candle shows.)
+An anomaly carries the price change of its market after its candle and the time of its
+candle's close (the ones a flush at that close gives it). The run's engine reads a whole
+chunk in one pass, micro-batches that end at group ends, and its emitter's ``row_context``
+hook gives each finding those two: the price detector keeps the change of each row's market
+after the row (``PriceDetector.pct_rows``), and the finding takes the one of the last row of
+its market in its group. Same detectors, same trades, same findings with the same fields in
+the same order (within a group, detector by detector, as one flush per group publishes
+them): the kernels read the trades the same in any batches, as the whole path's one batch per
+candle shows.
 
-Neither engine is handed ``Trade`` events: the candle trades of a chunk are columns (the
+The engine is not handed ``Trade`` events: the candle trades of a chunk are columns (the
 ones the engine would build from them, in micro-batches of its ``batch_size`` as its hub
 handler flushes them), and a ``Trade`` is built only for a row where a detector finds
 something (:class:`CandleTrades`). The candle trades carry no venue notional, so the
@@ -26,17 +26,18 @@ columns' notionals are the NaN the engine reads from such trades.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.pipeline import Pipeline
-from cryptomon.clock import ManualClock
 from cryptomon.detect.base import TradeCols
+from cryptomon.detect.price import NO_ROWS
 from cryptomon.events import Anomaly, Side, Trade
-from cryptomon.hub import Hub
 
 CHUNK = 4096  # candle groups per detector batch
 
@@ -101,15 +102,29 @@ class _Slice:
         return self.trades[self.lo + i]
 
 
-def feed_trades(engine: Any, sids: np.ndarray, trades: CandleTrades, lo: int, hi: int) -> None:
+def feed_trades(
+    engine: Any,
+    sids: np.ndarray,
+    trades: CandleTrades,
+    lo: int,
+    hi: int,
+    *,
+    ends: list[int] | None = None,
+) -> None:
     """Rows ``lo:hi`` of ``trades`` through ``engine`` (a ``DetectorEngine``) as its trade
-    handler and flush would run them: micro-batches of ``batch_size`` rows, each through
-    the trade detectors in registration order (``run_trade_columns``), counted as it counts
-    them.
-    ``sids``: the engine's market id per series."""
+    handler and flush would run them: micro-batches of at most ``batch_size`` rows, each
+    through the trade detectors in registration order (``run_trade_columns``), counted as it
+    counts them.
+    ``sids``: the engine's market id per series; ``ends``: the ascending rows where candle
+    groups end, where a micro-batch ends (one longer than ``batch_size`` is cut)."""
     cap = engine.config.batch_size
-    for a in range(lo, hi, cap):
+    a = lo
+    while a < hi:
         b = min(hi, a + cap)
+        if ends is not None:
+            k = bisect.bisect_right(ends, b) - 1
+            if k >= 0 and ends[k] > a:
+                b = ends[k]
         cols = TradeCols(
             sid=sids[trades.which[a:b]],
             ts=trades.at[a:b],
@@ -118,6 +133,7 @@ def feed_trades(engine: Any, sids: np.ndarray, trades: CandleTrades, lo: int, hi
             buy=trades.buy[a:b],
         )
         engine.run_trade_columns(cols, _Slice(trades, a, b))
+        a = b
 
 
 class CandleAnomalies:
@@ -150,10 +166,14 @@ class CandleAnomalies:
         self._done = 0  # groups whose trades the detectors have read
         self._due: dict[int, list[Anomaly]] = {}
         self._groups: list[int] = []  # groups with findings, ascending
-        self._scouted: list[float] = []  # the times of the scout's findings
-        self.scout = pipe.detector_engine(Hub(), ManualClock(0.0))
-        self.scout.emitter.found = self._scout_found  # where it finds is all it tells
-        self._engine_sids: dict[int, np.ndarray] = {}
+        self._engine_sids: np.ndarray | None = None
+        engine = pipe.detectors
+        self._price = None if engine is None else engine.detectors.get("price")
+        self._pct_rows = np.empty(0)  # the price detector's change per row (see _reading)
+        # the chunk being read: its market id per row, its groups' ends and closes
+        self._row_sids = np.zeros(0, dtype=np.int64)
+        self._ends: list[int] = []
+        self._closes: list[float] = []
 
     def due(self, g: int) -> list[Anomaly]:
         """What the detectors found on the trades of group ``g`` (in their order)."""
@@ -176,22 +196,50 @@ class CandleAnomalies:
                 return total
             self._detect(self._done, min(total, self._done + CHUNK))
 
-    def _scout_found(self, event: Any) -> None:
-        """A finding of the scout that passed its gate and cooldown: the anomaly the run's
-        engine publishes for it carries the event's time (``Anomaly.ts``)."""
-        self._scouted.append(event.ts)
+    def _row_context(self, events: Any, row: int) -> tuple[float, float]:
+        """The emitter's ``row_context``: (detection time, price change) of the finding at
+        ``row`` of the micro-batch ``events`` (a :class:`_Slice` of the chunk): the close of
+        its candle group and the change of its market after its last row in the group."""
+        at = events.lo + row
+        g = bisect.bisect_right(self._ends, at)
+        if self._price is None:
+            return self._closes[g], math.nan
+        sids = self._row_sids
+        last = min(self._ends[g], events.hi) - 1
+        while sids[last] != sids[at]:
+            last -= 1
+        return self._closes[g], float(self._pct_rows[last - events.lo])
 
-    def _sids(self, engine: Any) -> np.ndarray:
-        """``engine``'s market id per series, registered in the order the markets' first
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The engine's emitter takes its findings' context from :meth:`_row_context`, the
+        price detector keeps each row's change (only while a chunk is read: a flush of the
+        same engine, :meth:`Pipeline.detect`, is the live one)."""
+        engine = self.pipe.detectors
+        engine.emitter.row_context = self._row_context
+        if self._pct_rows.shape[0] < engine.config.batch_size:  # a slot per micro-batch row
+            self._pct_rows = np.empty(engine.config.batch_size)
+        if self._price is not None:
+            self._price.pct_rows = self._pct_rows
+        try:
+            yield
+        finally:
+            engine.emitter.row_context = None
+            if self._price is not None:
+                self._price.pct_rows = NO_ROWS
+
+    def _sids(self) -> np.ndarray:
+        """The engine's market id per series, registered in the order the markets' first
         trades reach it (as its hub handler registers them)."""
-        sids = self._engine_sids.get(id(engine))
+        sids = self._engine_sids
         if sids is None:
+            engine = self.pipe.detectors
             first = np.unique(self.which, return_index=True)[1]
             order = np.argsort(first, kind="stable")
             sids = np.zeros(len(self.series), dtype=np.int64)
             for i in np.unique(self.which)[order].tolist():
                 sids[i] = engine.symbol_id(self.series[i].exchange, self.series[i].symbol)
-            self._engine_sids[id(engine)] = sids
+            self._engine_sids = sids
         return sids
 
     def _detect(self, lo: int, hi: int) -> None:
@@ -203,20 +251,13 @@ class CandleAnomalies:
         trades = CandleTrades(self.series, self.which[a:b], self.rows[a:b], at)
         closes = self.closes[lo:hi].tolist()
         ends = np.cumsum(per_group).tolist()  # trades up to the end of each group
-        feed_trades(self.scout, self._sids(self.scout), trades, 0, len(trades))
-        firing = sorted({self._group(closes, ts) for ts in self._scouted})
-        self._scouted.clear()
-        engine = self.pipe.detectors
-        sids = self._sids(engine)
-        first = 0
-        for g in [*firing, hi - lo - 1]:
-            if ends[g] <= first:
-                continue
-            self.pipe.detect_clock.set(closes[g])
-            feed_trades(engine, sids, trades, first, ends[g])
-            for anomaly in self.pipe.take_found():
-                self._due.setdefault(lo + self._group(closes, anomaly.ts), []).append(anomaly)
-            first = ends[g]
+        sids = self._sids()
+        self._row_sids, self._ends, self._closes = sids[trades.which], ends, closes
+        with self._reading():
+            feed_trades(self.pipe.detectors, sids, trades, 0, len(trades), ends=ends)
+        self.pipe.detect_clock.set(closes[-1])
+        for anomaly in self.pipe.take_found():
+            self._due.setdefault(lo + self._group(closes, anomaly.ts), []).append(anomaly)
         self._groups.extend(k for k in sorted(self._due) if k >= lo)
         self._done = hi
 

@@ -49,10 +49,11 @@ class Emitter:
         self.gate = gate
         self.infos = infos
         self.price = price
-        # a scout's hook (a backtest's look-ahead engine, which only needs to know where
-        # something is found): called with the event of each finding that passes the
-        # warm-up gate and the cooldown, instead of building and publishing its anomaly
-        self.found: Callable[[Event], None] | None = None
+        # a backtest's hook (its engine reads a chunk of candles ahead in one batch): called
+        # with a batch's events and the row of a finding that passes the warm-up gate and
+        # the cooldown, it gives the finding's detection time and price change (those of a
+        # flush at its candle's close) instead of the clock's time and the latest change
+        self.row_context: Callable[[Any, int], tuple[float, float]] | None = None
         self.cooldown: dict[tuple[str, str, str], tuple[float, int]] = {}
         self.by_kind: Counter[str] = Counter()
         self.by_severity: Counter[str] = Counter()
@@ -79,7 +80,7 @@ class Emitter:
         gate = self.gate
         ready = gate.ready(det)  # per market id: passed the warm-up (the common case)
         kinds = det.kinds
-        found = self.found
+        context = self.row_context
         for finding in read_findings(fires, m):
             i = finding.row
             s = int(sid_of[i])
@@ -96,9 +97,11 @@ class Emitter:
                 self.suppressed += 1
                 continue
             cooldown[key] = (ev.ts, level)
-            if found is not None:
-                found(ev)
-                continue
+            if context is None:
+                now = time_now()
+                pct = math.nan if self.price is None else self.price.change_pct(s)
+            else:
+                now, pct = context(evs, i)
             try:
                 anomaly = build_anomaly(
                     kind,
@@ -107,8 +110,8 @@ class Emitter:
                     details=det.reasons(kind, finding, info.quote),
                     z_scored=kind in det.z_kinds,
                     min_samples=info.cfg.min_samples,
-                    pct=math.nan if self.price is None else self.price.change_pct(info.sid),
-                    now=time_now(),
+                    pct=pct,
+                    now=now,
                     ident=anomaly_id(
                         ev.exchange,
                         ev.symbol,
@@ -125,7 +128,7 @@ class Emitter:
             self.hub.publish(anomaly)
             self.by_kind[kind] += 1
             self.by_severity[SEVERITY_NAMES[max(0, min(3, level))]] += 1
-            lat = max(0.0, time_now() - ev.ts_recv)
+            lat = max(0.0, (time_now() if context is None else now) - ev.ts_recv)
             self.lat_counts[bisect.bisect_left(LATENCY_BUCKETS, lat)] += 1
             self.lat_sum += lat
 

@@ -24,6 +24,8 @@ from cryptomon.detect.detectors_nb import Finding
 from cryptomon.detect.kernels_nb import grow
 from cryptomon.kinds import AnomalyKind
 
+NO_ROWS = np.empty(0)  # pct_rows that keeps nothing (the live engine's)
+
 
 class PriceDetector:
     """Kinds ``price_change``, ``volatility`` and ``ma_deviation``. Also the context of every
@@ -44,6 +46,9 @@ class PriceDetector:
         self.high_ring = np.zeros((0, 1))
         self.low_ring = np.zeros((0, 1))
         self.params = np.zeros(0, dtype=price_nb.PRICE_PARAMS)
+        # with a slot per row of a batch: each row's price change after it (see
+        # price_batch_nb; a backtest's candle chunk), else nothing kept
+        self.pct_rows = NO_ROWS
 
     def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
         """``min_samples`` trades and ``min_samples`` buckets."""
@@ -91,6 +96,7 @@ class PriceDetector:
                 self.params,
                 fires,
                 m,
+                self.pct_rows,
             )
         )
 

@@ -93,14 +93,22 @@ def price_batch_nb(
     params: np.ndarray,
     fires: np.ndarray,
     m: int,
+    pct_rows: np.ndarray,
 ) -> int:
     """Price change over the lookback (from the rolling min/max of bucket lows/highs), z-score
     of the running bucket's log return (volatility) and deviation from the moving average of
-    bucket closes."""
+    bucket closes.
+
+    ``pct_rows``: when it has a slot per row, ``pct_rows[i]`` is set to the price change of
+    row ``i``'s market after that row (``P_PCT``; a backtest reads a chunk of candles in one
+    batch and needs it at each candle); an empty array keeps nothing."""
+    keep = pct_rows.shape[0] >= sid.shape[0]
     for i in range(sid.shape[0]):
         s = sid[i]
         p = px[i]
         if not (p > 0.0 and p < math.inf and math.isfinite(ts[i])):
+            if keep:
+                pct_rows[i] = state[s, P_PCT]
             continue
         b = math.floor(ts[i] / params[s].bucket_s)
         cur = state[s, P_IDX]
@@ -152,6 +160,8 @@ def price_batch_nb(
         state[s, P_LO] = min(state[s, P_LO], p)
         if state[s, P_NB] < 1.0:
             state[s, P_PCT] = (p / state[s, P_LO] - 1.0) * 100.0
+            if keep:
+                pct_rows[i] = state[s, P_PCT]
             continue
         # volatility: the running bucket's log return against past bucket returns
         prev = state[s, P_PREV]
@@ -164,6 +174,8 @@ def price_batch_nb(
         dn = (p / hi_all - 1.0) * 100.0
         pct = up if up >= -dn else dn
         state[s, P_PCT] = pct
+        if keep:
+            pct_rows[i] = pct
         thr = params[s].change_pct
         cmean = mean_nb(close_window, s)
         cstd = std_nb(close_window, s)

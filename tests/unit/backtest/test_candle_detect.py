@@ -16,9 +16,8 @@ from cryptomon.backtest.candle_detect import (
 )
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.pipeline import Pipeline
-from cryptomon.clock import ManualClock
+from cryptomon.detect.price import NO_ROWS
 from cryptomon.events import Anomaly
-from cryptomon.hub import Hub
 from tests.unit.backtest.conftest import T0, random_walk, settings
 
 
@@ -63,26 +62,67 @@ def test_book_detectors_do_not_run_on_candles() -> None:
     assert {"price", "volume", "whale"} <= set(on_candles)
 
 
-def test_the_scout_builds_no_anomaly_and_finds_where_the_engine_publishes() -> None:
-    """The scout's emitter hands each finding that passes its gate and cooldown to its
-    ``found`` hook instead of publishing an anomaly: the same event times as the anomalies
-    an engine without the hook publishes over the same trades."""
-    n = 1500
+def test_two_series_of_one_market_take_its_change_after_their_group() -> None:
+    """Two series of the same market (one market id) in every group: a finding on the first
+    one's candle carries the market's price change after the second one's (a flush at the
+    group's close), as the per-candle flush gives it."""
+    n = 1200
+    series = [random_walk(n, seed=3), random_walk(n, seed=5)]
+    times = np.repeat(series[0].ts, 2)
+    timeline = (times, np.tile(np.array([0, 1]), n), np.repeat(np.arange(n), 2))
+    starts = np.arange(0, 2 * n + 1, 2)
+    ahead = CandleAnomalies(Pipeline(settings(), start=T0, candles=True), series, timeline, starts)
+    chunked = [a for g in range(n) for a in ahead.due(g)]
+    live = Pipeline(settings(), start=T0, candles=True)
+    per_candle = []
+    for g in range(n):
+        now = float(ahead.closes[g])
+        per_candle += live.detect([candle_trade(s, g, now) for s in series], now)
+    assert len(per_candle) > 10, "the walks should trip the detectors"
+    assert fields(chunked) == fields(per_candle)
+
+
+def test_the_row_context_holds_only_while_a_chunk_is_read() -> None:
+    """The engine's emitter takes its findings' time and price change from the chunk only
+    while it reads one: afterwards the same engine's flush (Pipeline.detect) is the live one,
+    its price detector keeping no change per row."""
+    n = 300
     series, timeline, starts = two_markets(n)
     pipe = Pipeline(settings(), start=T0, candles=True)
     ahead = CandleAnomalies(pipe, series, timeline, starts)
-    seen: list[Anomaly] = []
-    ahead.scout.emitter.hub.subscribe(Anomaly, seen.append, name="test.scout")
-    times: list[float] = []
-    ahead.scout.emitter.found = lambda ev: times.append(ev.ts)
-    plain = pipe.detector_engine(Hub(), ManualClock(0.0))
-    published: list[Anomaly] = []
-    plain.emitter.hub.subscribe(Anomaly, published.append, name="test.plain")
-    per_group = np.diff(starts)
-    at = np.repeat(ahead.closes, per_group)
-    trades = CandleTrades(series, timeline[1], timeline[2], at)
-    for engine in (ahead.scout, plain):
-        feed_trades(engine, ahead._sids(engine), trades, 0, len(trades))
-    assert len(published) > 10, "the walks should trip the detectors"
-    assert not seen
-    assert times == [a.ts for a in published]
+    contexts: list[int] = []
+    reading = ahead._row_context
+
+    def spy(events: Any, row: int) -> tuple[float, float]:
+        contexts.append(row)
+        return reading(events, row)
+
+    ahead._row_context = spy  # type: ignore[method-assign]
+    assert [a for g in range(n) for a in ahead.due(g)]
+    assert contexts
+    assert pipe.detectors.emitter.row_context is None
+    assert pipe.detectors.detectors["price"].pct_rows is NO_ROWS
+    read = len(contexts)
+    later = float(ahead.closes[-1]) + 60.0
+    pipe.detect([candle_trade(s, n - 1, later) for s in series], later)
+    assert len(contexts) == read
+
+
+def test_feed_trades_ends_micro_batches_at_group_ends() -> None:
+    """With the groups' ends, a micro-batch ends at the last group end that fits in
+    ``batch_size`` rows (one group longer than that is cut), and the rows are all read."""
+    n = 50
+    series = [random_walk(n, seed=s, symbol=f"S{s}-BTC") for s in range(3)]
+    which = np.tile(np.arange(3), n)
+    rows = np.repeat(np.arange(n), 3)
+    at = np.repeat(T0 + 60.0 * np.arange(1, n + 1), 3)
+    trades = CandleTrades(series, which, rows, at)
+    engine = Pipeline(settings(), start=T0, candles=True).detectors
+    engine.config = engine.config.model_copy(update={"batch_size": 8})
+    batches: list[int] = []
+    run = engine.run_trade_columns
+    engine.run_trade_columns = lambda cols, evs: (batches.append(len(evs)), run(cols, evs))
+    sids = np.array([engine.symbol_id("binance", s.symbol) for s in series])
+    feed_trades(engine, sids, trades, 0, len(trades), ends=list(range(3, 3 * n + 1, 3)))
+    assert sum(batches) == 3 * n
+    assert set(batches) == {6}

@@ -11,7 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect import book_nb, rolling_zscore, whale_nb
-from cryptomon.detect.base import SymbolInfo
+from cryptomon.detect.base import SymbolInfo, TradeCols
 from cryptomon.detect.book import BookDetector
 from cryptomon.detect.detectors_nb import count_seen_nb, new_findings, rows_before_nb
 from cryptomon.detect.kernels_nb import (
@@ -263,3 +263,43 @@ def test_book_kernel_ewmas_equal_one_push_per_row() -> None:
     assert det.spread_ewma.tobytes() == want["spread"].tobytes()
     assert det.imbalance_ewma.tobytes() == want["imb"].tobytes()
     assert det.imbalance_smooth.tobytes() == want["smooth"].tobytes()
+
+
+def test_price_kernel_keeps_each_rows_change_after_it() -> None:
+    """With ``pct_rows`` (a slot per row), the price detector keeps the price change of each
+    row's market after that row: what ``change_pct`` answers after one-row batches (an
+    invalid price keeps the market's last change); the findings are the same as without."""
+    from cryptomon.detect.detectors_nb import new_findings, read_findings
+    from cryptomon.detect.price import NO_ROWS, PriceDetector
+
+    cfg = AnomalyDetectionConfig(bucket_seconds=1.0, lookback_window_minutes=1.0, min_samples=5)
+    rng = np.random.default_rng(4)
+    n = 600
+    sid = rng.integers(0, 3, n)
+    ts = 1_700_000_000.0 + np.cumsum(rng.exponential(0.3, n))
+    px = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.004, n)))
+    px[::97] = math.nan
+
+    def detector() -> PriceDetector:
+        det = PriceDetector()
+        for s in range(3):
+            det.configure(SymbolInfo(sid=s, exchange="x", symbol=f"S{s}-USD", quote="USD", cfg=cfg))
+        return det
+
+    def cols(rows: slice) -> TradeCols:
+        k = len(sid[rows])
+        return TradeCols(sid=sid[rows], ts=ts[rows], px=px[rows], amt=np.ones(k), buy=np.ones(k))
+
+    kept, plain, one_by_one = detector(), detector(), detector()
+    kept.pct_rows = np.full(n, -1.0)
+    fires_kept, fires_plain = new_findings(4 * n), new_findings(4 * n)
+    m_kept = kept.process(cols(slice(0, n)), fires_kept, 0)
+    m_plain = plain.process(cols(slice(0, n)), fires_plain, 0)
+    assert plain.pct_rows is NO_ROWS
+    assert m_kept > 0
+    assert read_findings(fires_kept, m_kept) == read_findings(fires_plain, m_plain)
+    after = []
+    for i in range(n):
+        one_by_one.process(cols(slice(i, i + 1)), new_findings(8), 0)
+        after.append(one_by_one.change_pct(int(sid[i])))
+    np.testing.assert_array_equal(kept.pct_rows, np.array(after))
