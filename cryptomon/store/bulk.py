@@ -179,19 +179,21 @@ async def copy_rows(
 
 
 # Rows per INSERT statement on SQLite. sqlite3 gives up the GIL around every statement it
-# steps, and an executemany steps one statement per row: while the event loop runs, each of
-# those rows waited for the loop to hand the GIL back (up to the switch interval), so a batch
-# of 23k trades took seconds and stole a loop slice per row. One statement of 64 rows takes
-# the GIL back 64 times less often. 999 bound values is every SQLite's limit per statement
-# (later versions allow 32,766).
-SQLITE_ROWS_PER_INSERT = 64
-_SQLITE_MAX_VALUES = 999
+# steps, and an executemany steps one statement per row. Next to a busy event loop, taking the
+# GIL back is a lottery: the loop releases and retakes it at every turn's select, so the
+# writer's thread, whose wait keeps timing out against a GIL that changed hands, gets it only
+# when it wins a race (measured 2026-12-05 on the idle 2-core machine: 1-230 ms per statement,
+# a 5,000-row executemany 15-24 s). So a batch is as few statements as SQLite allows: up to
+# 1,024 rows each (one SQL text, prepared once and cached by sqlite3), fewer where the rows
+# are wide for the library's bound-value limit (32,766 by default since 3.32; 999 before).
+SQLITE_ROWS_PER_INSERT = 1024
+_SQLITE_MAX_VALUES = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
 
-def sqlite_rows_per_insert(width: int) -> int:
+def sqlite_rows_per_insert(width: int, max_values: int = _SQLITE_MAX_VALUES) -> int:
     """Rows of ``width`` values in one SQLite INSERT (:data:`SQLITE_ROWS_PER_INSERT`, fewer
-    where the rows are wide)."""
-    return max(1, min(SQLITE_ROWS_PER_INSERT, _SQLITE_MAX_VALUES // width))
+    where the rows are too wide for ``max_values`` bound values)."""
+    return max(1, min(SQLITE_ROWS_PER_INSERT, max_values // width))
 
 
 @functools.cache

@@ -385,5 +385,6 @@ def test_sqlite_statements_flatten_full_statements_and_the_rest() -> None:
     assert full == [(0, text, 0, 1, text, -1, 2, text, -2), (3, text, -3, 4, text, -4, 5, text, -5)]
     assert rest == (6, text, -6)
     assert bulk.sqlite_statements(rows[:6], (1,), 3)[1] == ()
-    assert bulk.sqlite_rows_per_insert(13) == bulk.SQLITE_ROWS_PER_INSERT
-    assert bulk.sqlite_rows_per_insert(20) == 49  # 999 bound values at most
+    assert bulk.sqlite_rows_per_insert(13, 250_000) == bulk.SQLITE_ROWS_PER_INSERT
+    assert bulk.sqlite_rows_per_insert(20, 999) == 49  # SQLite before 3.32: 999 values at most
+    assert bulk.sqlite_rows_per_insert(2000, 999) == 1
