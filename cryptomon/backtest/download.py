@@ -136,16 +136,21 @@ class Downloader:
     ) -> DownloadReport:
         """Fetch the missing candles of ``[start, end)``; store them; report the gaps."""
         report = DownloadReport(symbol)
-        times = await candle_times(
-            self.db,
-            exchange=self.name,
-            symbol=symbol,
-            interval=timeframe,
-            start=start,
-            end=end,
-            history=True,
-        )
-        spans = missing_spans(times, start, end, step)
+
+        async def missing() -> list[tuple[float, float]]:
+            """The spans of ``[start, end)`` without a history candle stored."""
+            times = await candle_times(
+                self.db,
+                exchange=self.name,
+                symbol=symbol,
+                interval=timeframe,
+                start=start,
+                end=end,
+                history=True,
+            )
+            return missing_spans(times, start, end, step)
+
+        spans = await missing()
         total = sum(round((b - a) / step) for a, b in spans)
         done = 0
         for lo, hi in spans:
@@ -179,16 +184,7 @@ class Downloader:
                 if self.progress is not None:
                     self.progress(min(done, total), total)
                 since = fresh[-1][0] / 1000.0 + step
-        times = await candle_times(
-            self.db,
-            exchange=self.name,
-            symbol=symbol,
-            interval=timeframe,
-            start=start,
-            end=end,
-            history=True,
-        )
-        report.gaps = missing_spans(times, start, end, step)
+        report.gaps = await missing()
         return report
 
     async def trades(
