@@ -184,8 +184,9 @@ async def copy_rows(
 # writer's thread, whose wait keeps timing out against a GIL that changed hands, gets it only
 # when it wins a race (measured 2026-12-05 on the idle 2-core machine: 1-230 ms per statement,
 # a 5,000-row executemany 15-24 s). So a batch is as few statements as SQLite allows: up to
-# 1,024 rows each (one SQL text, prepared once and cached by sqlite3), fewer where the rows
-# are wide for the library's bound-value limit (32,766 by default since 3.32; 999 before).
+# 1,024 rows each (one SQL text, prepared once and cached by sqlite3; the rows left go in
+# halving sizes, see sqlite_statements), fewer where the rows are wide for the library's
+# bound-value limit (32,766 by default since 3.32; 999 before).
 SQLITE_ROWS_PER_INSERT = 1024
 _SQLITE_MAX_VALUES = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
@@ -222,16 +223,13 @@ async def sqlite_insert(
     is an outage, retried); the rows of a failed batch roll back with its transaction."""
     raw = await conn.get_raw_connection()
     per = sqlite_rows_per_insert(len(columns))
-    full, rest = await asyncio.to_thread(sqlite_statements, rows, ts_indexes, per)
+    groups = await asyncio.to_thread(sqlite_statements, rows, ts_indexes, per)
     driver = raw.driver_connection
     sql = ""
     try:
-        if full:
-            sql = sqlite_insert_sql(table, columns, per, tail)
-            await driver.executemany(sql, full)
-        if rest:
-            sql = sqlite_insert_sql(table, columns, len(rest) // len(columns), tail)
-            await driver.execute(sql, rest)
+        for size, params in groups:
+            sql = sqlite_insert_sql(table, columns, size, tail)
+            await driver.executemany(sql, params)
     except sqlite3.Error as exc:
         raise sa_exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
     return len(rows)
@@ -239,17 +237,27 @@ async def sqlite_insert(
 
 def sqlite_statements(
     rows: Sequence[tuple[Any, ...]], ts_indexes: tuple[int, ...], per: int
-) -> tuple[list[tuple[Any, ...]], tuple[Any, ...]]:
-    """The parameters of ``rows`` (:func:`sqlite_params`) flattened per INSERT: one tuple for
-    each full statement of ``per`` rows, and one for the rows left (empty if none)."""
+) -> list[tuple[int, list[tuple[Any, ...]]]]:
+    """The parameters of ``rows`` (:func:`sqlite_params`) flattened per INSERT, grouped by
+    statement size: ``(rows per statement, one flat tuple per statement)``. Full statements
+    of ``per`` rows, then the rows left in statements of halving sizes (``per // 2``, ...,
+    1; only those needed): a few statements more, but a bounded set of SQL texts, so neither
+    :func:`sqlite_insert_sql`'s cache nor sqlite3's cache of prepared statements grows with
+    the batch sizes a daemon sees (a prepared 1,024-row INSERT is large)."""
     if len(ts_indexes) == 1:
         params = sqlite_params(rows, ts_indexes[0])
     else:
         params = sqlite_params_at(rows, ts_indexes)
     flat = chain.from_iterable
-    cut = len(params) - len(params) % per
-    full = [tuple(flat(params[i : i + per])) for i in range(0, cut, per)]
-    return full, tuple(flat(params[cut:]))
+    out: list[tuple[int, list[tuple[Any, ...]]]] = []
+    start, size = 0, per
+    while start < len(params):
+        end = start + (len(params) - start) // size * size
+        if end > start:
+            out.append((size, [tuple(flat(params[i : i + size])) for i in range(start, end, size)]))
+            start = end
+        size = max(1, size // 2)
+    return out
 
 
 _ISO_YEAR = 1000  # from this year on isoformat and strftime write the same date

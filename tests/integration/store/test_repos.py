@@ -374,17 +374,26 @@ async def test_bulk_rows_across_statement_boundaries(db: Database) -> None:
     assert [v for (v,) in values] == [float(i) for i in range(n)]
     if db.dialect == "sqlite":
         inserts = [q for q in statements if q.startswith("INSERT INTO trades")]
-        assert len(inserts) == 3  # two full statements and the remainder, not one per row
-        assert sum(q.startswith("INSERT INTO anomalies") for q in statements) == 3
+        # two full statements, the 5 rows left as 4 + 1: not one statement per row
+        assert len(inserts) == 4
+        assert sum(q.startswith("INSERT INTO anomalies") for q in statements) == 4  # 6 = 4 + 2
 
 
 def test_sqlite_statements_flatten_full_statements_and_the_rest() -> None:
     rows = [(i, datetime(2026, 1, 1, tzinfo=UTC), -i) for i in range(7)]
-    full, rest = bulk.sqlite_statements(rows, (1,), 3)
     text = "2026-01-01 00:00:00.000000"
-    assert full == [(0, text, 0, 1, text, -1, 2, text, -2), (3, text, -3, 4, text, -4, 5, text, -5)]
-    assert rest == (6, text, -6)
-    assert bulk.sqlite_statements(rows[:6], (1,), 3)[1] == ()
+    groups = bulk.sqlite_statements(rows, (1,), 4)
+    assert groups == [
+        (4, [(0, text, 0, 1, text, -1, 2, text, -2, 3, text, -3)]),
+        (2, [(4, text, -4, 5, text, -5)]),
+        (1, [(6, text, -6)]),
+    ]
+    assert [size for size, _ in bulk.sqlite_statements(rows * 3, (1,), 4)] == [4, 1]
+    # whatever the batch, the statement sizes come from a fixed set (bounded SQL caches)
+    sizes = {
+        size for n in range(1, 40) for size, _ in bulk.sqlite_statements(rows[:1] * n, (1,), 8)
+    }
+    assert sizes == {8, 4, 2, 1}
     assert bulk.sqlite_rows_per_insert(13, 250_000) == bulk.SQLITE_ROWS_PER_INSERT
     assert bulk.sqlite_rows_per_insert(20, 999) == 49  # SQLite before 3.32: 999 values at most
     assert bulk.sqlite_rows_per_insert(2000, 999) == 1
