@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 MarketKey = tuple[str, str]
-# one closed candle's indicator signal for :meth:`SignalGenerator.indicator_batch`:
+# one closed candle's indicator signal for :meth:`SignalGenerator.indicator_count`:
 # (outcome, candle end, close, the market's mid, the market's RSI reading)
 IndicatorItem = tuple[Outcome, float, float, float, float]
 
@@ -237,31 +237,13 @@ class SignalGenerator:
             grade=grade,
         )
 
-    def indicator_batch(
-        self, exchange: str, symbol: str, items: Iterable[IndicatorItem]
-    ) -> list[Signal]:
-        """:meth:`indicator_signal` of each item, in order: ``(outcome, end, close, mid,
-        rsi)``, the scoring of the close ``close`` of the candle that ended at ``end``, the
-        market's mid then (the signal's price) and its RSI reading (the reason's), the signal
-        made at the candle's end (``ts_recv`` is ``end``: a backtest's clock at each close).
-        The same cooldown, grades, reasons and ids as one by one, each signal published in
-        order; the signals published."""
-        publish = self._out.publish
-        logged = info_enabled()
-        out: list[Signal] = []
-        passed = self._cooled_items(exchange, symbol, items)
-        for sig in self._batch_signals(exchange, symbol, passed):
-            if logged:
-                _log_signal(sig)
-            publish(sig)
-            out.append(sig)
-        return out
-
     def indicator_count(self, exchange: str, symbol: str, items: Iterable[IndicatorItem]) -> int:
-        """How many signals :meth:`indicator_batch` of ``items`` would publish, leaving the
-        generator as it would (each side's cooldown), without making or publishing them: a
-        backtest's signals that the engine drops have no reader but their count. With info
-        logging on they are made for their log lines (as :meth:`indicator_batch` logs them)."""
+        """How many signals :meth:`indicator_signal` of each item would publish, in order
+        (``(outcome, end, close, mid, rsi)``: the scoring of the close ``close`` of the candle
+        that ended at ``end``, the market's mid then, its RSI reading), leaving the generator
+        as it would (each side's cooldown), without making or publishing them: a backtest's
+        signals that the engine drops have no reader but their count. With info logging on
+        they are made for their log lines, as one by one would log them."""
         passed = self._cooled_items(exchange, symbol, items)
         if info_enabled():
             made = list(self._batch_signals(exchange, symbol, passed))
@@ -273,7 +255,7 @@ class SignalGenerator:
     def _cooled_items(
         self, exchange: str, symbol: str, items: Iterable[IndicatorItem]
     ) -> Iterator[tuple[IndicatorItem, str, SignalGrade]]:
-        """The items of :meth:`indicator_batch` that pass their side's cooldown (recorded as
+        """The items of :meth:`indicator_count` that pass their side's cooldown (recorded as
         they pass), in order, with their outcome's reason words and grade. Those are made
         once per distinct outcome (a backtest's spec outcomes are shared instances)."""
         grades = self.config.grades
@@ -295,7 +277,7 @@ class SignalGenerator:
         symbol: str,
         passed: Iterable[tuple[IndicatorItem, str, SignalGrade]],
     ) -> Iterator[Signal]:
-        """The signals of :meth:`indicator_batch`'s items that passed their cooldown."""
+        """The signals of :meth:`indicator_count`'s items that passed their cooldown."""
         head = self._indicator_head()
         for (outcome, end, close, mid, rsi), words, grade in passed:
             side = outcome.side

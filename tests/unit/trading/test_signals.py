@@ -210,15 +210,14 @@ def test_indicator_strategy_ignores_other_intervals_and_open_candles() -> None:
     assert col.of(Signal) == []
 
 
-def test_an_indicator_batch_makes_and_publishes_what_one_by_one_does(
+def test_an_indicator_count_counts_and_logs_what_one_by_one_publishes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``indicator_batch`` gives the signals (every field: id, reason, grade, price, times)
-    and the cooldown state that ``indicator_signal`` one close at a time gives, in the same
-    order: a side held by its cooldown, a better grade passing it, a side after its
-    cooldown, equal outcomes that are distinct instances. ``indicator_count`` of the same
-    items, in two batches, counts them and leaves the same cooldowns, publishing nothing;
-    with info logging on it logs the signals as ``indicator_batch`` does."""
+    """``indicator_count`` of a batch (in two parts) counts the signals ``indicator_signal``
+    one close at a time publishes and leaves the same cooldowns, publishing nothing: a side
+    held by its cooldown, a better grade passing it, a side after its cooldown, equal
+    outcomes that are distinct instances. With info logging on it makes them for their log
+    lines: the same signals, every field (id, reason, grade, price, times), in order."""
     cfg = trading_config()
     cooldown = cfg.indicators.cooldown_s
     strong_buy, buy, sell = spec_outcome(5, 0), spec_outcome(2, 1), spec_outcome(0, 4)
@@ -248,11 +247,8 @@ def test_an_indicator_batch_makes_and_publishes_what_one_by_one_does(
         clock.set(end)
         state.rsi.value = rsi
         one.indicator_signal(EX, SYM, outcome, end=end, close=close, mid=mid)
-    batch, _, batch_col, _ = generator()
-    made = batch.indicator_batch(EX, SYM, items)
+    made = one_col.of(Signal)
     assert [s.ts for s in made] == [t0, t0 + 120.0, t0 + 180.0, t0 + 120.0 + cooldown]
-    assert made == one_col.of(Signal) == batch_col.of(Signal)
-    assert batch._last_signal == one._last_signal
 
     counted, _, counted_col, _ = generator()
     assert counted.indicator_count(EX, SYM, items[:3]) == 2
