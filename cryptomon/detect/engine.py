@@ -22,6 +22,9 @@ The columns are built by :mod:`cryptomon.detect.columns`, the findings published
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -149,8 +152,9 @@ class DetectorEngine:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Compile (or load from the numba cache) every kernel before data flows."""
-        warmup(self.registry)
+        """Compile (or load from the numba cache) every kernel before data flows (see
+        :func:`warmup_with_notice`)."""
+        warmup_with_notice(self.registry)
 
     async def stop(self) -> None:
         self.flush()
@@ -383,6 +387,39 @@ class DetectorEngine:
             "errors": emitted["errors"],
             "latency_seconds": emitted["latency_seconds"],
         }
+
+
+COMPILE_NOTICE_S = 1.0  # a warm-up longer than this is compiling: say so
+
+
+def warmup_with_notice(registry: DetectorRegistry | None = None) -> float:
+    """:func:`warmup`, saying what happens when it takes long: the first start after an
+    install compiles every kernel (~10 s on 2 idle cores, more on a loaded machine), which
+    would otherwise be that long a silence before the API listens. After
+    ``COMPILE_NOTICE_S`` a ``detectors.compiling`` line is logged (from a timer thread: the
+    warm-up holds the loop), and a ``detectors.compiled`` line with the seconds when it is
+    done; a start that loads the kernels from numba's cache logs neither. Returns the
+    seconds taken."""
+    started = time.perf_counter()
+    notice = threading.Timer(
+        COMPILE_NOTICE_S,
+        lambda: log.info(
+            "detectors.compiling",
+            hint="the first start after an install compiles the detector kernels; later "
+            "starts load them from the cache",
+            cache_dir=os.environ.get("NUMBA_CACHE_DIR") or "the package's __pycache__",
+        ),
+    )
+    notice.daemon = True
+    notice.start()
+    try:
+        warmup(registry)
+    finally:
+        notice.cancel()
+    seconds = time.perf_counter() - started
+    if seconds >= COMPILE_NOTICE_S:
+        log.info("detectors.compiled", seconds=round(seconds, 1))
+    return seconds
 
 
 def warmup(registry: DetectorRegistry | None = None) -> None:

@@ -263,3 +263,38 @@ def test_bad_threshold_config_is_rejected_with_key_path() -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(data={"anomaly_detection": {"whale_notional": {"USDT": -5}}})
     assert "whale_notional" in str(exc.value)
+
+
+def test_a_long_warmup_says_it_compiles_and_a_cached_one_is_silent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first start after an install compiles the kernels for ~10 s: a line says so while
+    it runs (the loop is held, so from a timer thread) and another when it is done."""
+    import time
+
+    from structlog.testing import capture_logs
+
+    import cryptomon.detect.engine as engine_mod
+
+    with capture_logs() as logs:
+
+        def compiling(registry: object = None) -> None:  # holds until the notice is out
+            deadline = time.monotonic() + 10.0
+            while not any(e["event"] == "detectors.compiling" for e in logs):
+                assert time.monotonic() < deadline, "no detectors.compiling line"
+                time.sleep(0.005)
+
+        monkeypatch.setattr(engine_mod, "COMPILE_NOTICE_S", 0.02)
+        monkeypatch.setattr(engine_mod, "warmup", compiling)
+        seconds = engine_mod.warmup_with_notice()
+    assert [e["event"] for e in logs] == ["detectors.compiling", "detectors.compiled"]
+    assert "cache" in logs[0]["hint"]
+    assert logs[0]["cache_dir"]
+    assert seconds >= 0.02
+    assert logs[1]["seconds"] == round(seconds, 1)
+
+    monkeypatch.setattr(engine_mod, "COMPILE_NOTICE_S", 5.0)
+    monkeypatch.setattr(engine_mod, "warmup", lambda registry=None: None)
+    with capture_logs() as logs:
+        assert engine_mod.warmup_with_notice() < 5.0
+    assert logs == []
