@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
@@ -87,6 +87,57 @@ def candle_row(ev: Candle) -> dict[str, Any]:
     }
 
 
+CANDLE_COLUMNS = (
+    *("exchange", "symbol", "interval", "open_time", "close_time", "open", "high", "low"),
+    *("close", "volume", "trade_count", "buy_volume", "sell_volume", "closed", "source"),
+    "history",
+)
+CANDLE_KEY = CANDLE_COLUMNS[:4]
+# the columns an upsert replaces when the new row wins (history is OR-ed, see upsert_candles)
+_CANDLE_VALUES = CANDLE_COLUMNS[4:-1]
+_CANDLE_TS = (CANDLE_COLUMNS.index("open_time"), CANDLE_COLUMNS.index("close_time"))
+# SQLite's text of the Core upsert's conflict clause (upsert_candles_core: the SQL SQLAlchemy
+# compiles for it, the 'exchange' literal inlined)
+_WINS = "(candles.source != 'exchange' OR excluded.source = 'exchange')"
+SQLITE_CANDLE_CONFLICT = (
+    f" ON CONFLICT ({', '.join(CANDLE_KEY)}) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = CASE WHEN {_WINS} THEN excluded.{c} ELSE candles.{c} END" for c in _CANDLE_VALUES
+    )
+    + ", history = (candles.history = 1 OR excluded.history = 1)"
+    + " WHERE candles.source != 'exchange' OR excluded.source = 'exchange'"
+    + " OR excluded.history = 1 AND candles.history = 0"
+)
+
+
+def latest_candles(
+    rows: Iterable[dict[str, Any]],
+) -> dict[tuple[str, str, str, datetime], dict[str, Any]]:
+    """The rows by candle key, the last of a key in the batch replacing the earlier ones
+    whole (before any upsert rule: PostgreSQL refuses a key twice in one statement)."""
+    latest: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
+    for r in rows:
+        latest[(r["exchange"], r["symbol"], r["interval"], r["open_time"])] = r
+    return latest
+
+
+def candle_tuples(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """:func:`latest_candles` as ``CANDLE_COLUMNS`` tuples, with the model's defaults for a
+    missing ``closed`` (true), ``source`` (``trades``) or ``history`` (false)."""
+    out: list[tuple[Any, ...]] = []
+    append = out.append
+    for r in latest_candles(rows).values():
+        append(
+            (
+                *(r["exchange"], r["symbol"], r["interval"], r["open_time"], r["close_time"]),
+                *(r["open"], r["high"], r["low"], r["close"], r["volume"]),
+                *(r.get("trade_count"), r.get("buy_volume"), r.get("sell_volume")),
+                *(r.get("closed", True), r.get("source", "trades"), r.get("history", False)),
+            )
+        )
+    return out
+
+
 async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
     """Upsert candle rows (``CandleRow`` columns). A row from the exchange (``source:
     exchange``) always wins; a row aggregated from trades never replaces an exchange row.
@@ -94,32 +145,45 @@ async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) 
     ``history`` (downloaded or imported, kept by retention) is sticky whichever row wins:
     ``history = old OR new``. A history minute stays history when a live candle of the same
     minute replaces its values, and a live row becomes history when a download or import
-    covers it (its values then replaced only if the new row wins)."""
-    latest: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
-    for r in rows:
-        latest[(r["exchange"], r["symbol"], r["interval"], r["open_time"])] = r
+    covers it (its values then replaced only if the new row wins).
+
+    A key twice in ``rows``: the last row replaces the earlier ones (:func:`latest_candles`).
+    On SQLite multi-row statements (:func:`sqlite_insert`: one GIL retake per up to 1,024
+    rows instead of one per row), the same conflict clause as the Core upsert used on
+    PostgreSQL (:func:`upsert_candles_core`)."""
+    if not isinstance(rows, Sequence):
+        rows = list(rows)
+    if not rows:
+        return 0
+    conn = await session.connection()
+    if conn.dialect.name == "sqlite":
+        return await sqlite_insert(
+            conn,
+            "candles",
+            CANDLE_COLUMNS,
+            rows,
+            _CANDLE_TS,
+            tail=SQLITE_CANDLE_CONFLICT,
+            prepare=candle_tuples,
+        )
+    return await upsert_candles_core(session, rows)
+
+
+async def upsert_candles_core(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
+    """:func:`upsert_candles` as one SQLAlchemy Core ``INSERT ... ON CONFLICT DO UPDATE``
+    executemany (PostgreSQL's path; on SQLite the reference the tests compare with)."""
+    latest = latest_candles(rows)
     if not latest:
         return 0
     ins = dialect_insert(session, CandleRow)
     ex = ins.excluded
-    cols = (
-        "close_time",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "trade_count",
-        "buy_volume",
-        "sell_volume",
-        "closed",
-        "source",
-    )
     wins = (CandleRow.source != "exchange") | (ex.source == "exchange")
-    set_: dict[str, Any] = {c: case((wins, ex[c]), else_=CandleRow.__table__.c[c]) for c in cols}
+    set_: dict[str, Any] = {
+        c: case((wins, ex[c]), else_=CandleRow.__table__.c[c]) for c in _CANDLE_VALUES
+    }
     set_["history"] = CandleRow.history | ex.history
     stmt = ins.on_conflict_do_update(
-        index_elements=["exchange", "symbol", "interval", "open_time"],
+        index_elements=list(CANDLE_KEY),
         set_=set_,
         where=wins | (ex.history & ~CandleRow.history),
     )
@@ -209,10 +273,11 @@ async def sqlite_insert(
     conn: Any,
     table: str,
     columns: tuple[str, ...],
-    rows: Sequence[tuple[Any, ...]],
+    rows: Sequence[Any],
     ts_indexes: tuple[int, ...],
     *,
     tail: str = "",
+    prepare: Callable[[Sequence[Any]], Sequence[tuple[Any, ...]]] | None = None,
 ) -> int:
     """``rows`` into ``table`` on a SQLite connection (the session's ``AsyncConnection``, so
     the same transaction), :func:`sqlite_rows_per_insert` rows per statement, each statement
@@ -220,10 +285,12 @@ async def sqlite_insert(
     become SQLite's text (:func:`sqlite_params`) and the rows one flat parameter tuple per
     statement in a worker thread (:func:`sqlite_statements`); sqlite3 runs the statements in
     the connection's own thread. A driver error is raised as SQLAlchemy would raise it (a lock
-    is an outage, retried); the rows of a failed batch roll back with its transaction."""
+    is an outage, retried); the rows of a failed batch roll back with its transaction.
+    ``prepare`` (run in that worker thread too) turns ``rows`` into the tuples first. The
+    number of rows written."""
     raw = await conn.get_raw_connection()
     per = sqlite_rows_per_insert(len(columns))
-    groups = await asyncio.to_thread(sqlite_statements, rows, ts_indexes, per)
+    count, groups = await asyncio.to_thread(_sqlite_groups, rows, ts_indexes, per, prepare)
     driver = raw.driver_connection
     sql = ""
     try:
@@ -232,7 +299,17 @@ async def sqlite_insert(
             await driver.executemany(sql, params)
     except sqlite3.Error as exc:
         raise sa_exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
-    return len(rows)
+    return count
+
+
+def _sqlite_groups(
+    rows: Sequence[Any],
+    ts_indexes: tuple[int, ...],
+    per: int,
+    prepare: Callable[[Sequence[Any]], Sequence[tuple[Any, ...]]] | None,
+) -> tuple[int, list[tuple[int, list[tuple[Any, ...]]]]]:
+    tuples = rows if prepare is None else prepare(rows)
+    return len(tuples), sqlite_statements(tuples, ts_indexes, per)
 
 
 def sqlite_statements(
