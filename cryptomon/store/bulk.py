@@ -11,13 +11,11 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import case
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.events import BookTop, Candle, Trade
-from cryptomon.store.models import CandleRow
 from cryptomon.store.types import utc
 
 
@@ -96,18 +94,37 @@ CANDLE_KEY = CANDLE_COLUMNS[:4]
 # the columns an upsert replaces when the new row wins (history is OR-ed, see upsert_candles)
 _CANDLE_VALUES = CANDLE_COLUMNS[4:-1]
 _CANDLE_TS = (CANDLE_COLUMNS.index("open_time"), CANDLE_COLUMNS.index("close_time"))
-# SQLite's text of the Core upsert's conflict clause (upsert_candles_core: the SQL SQLAlchemy
-# compiles for it, the 'exchange' literal inlined)
-_WINS = "(candles.source != 'exchange' OR excluded.source = 'exchange')"
-SQLITE_CANDLE_CONFLICT = (
-    f" ON CONFLICT ({', '.join(CANDLE_KEY)}) DO UPDATE SET "
-    + ", ".join(
-        f"{c} = CASE WHEN {_WINS} THEN excluded.{c} ELSE candles.{c} END" for c in _CANDLE_VALUES
+
+
+def _candle_conflict(*, sqlite: bool) -> str:
+    """The candle upsert's conflict clause as SQLAlchemy compiles its Core form for the
+    dialect (``case((wins, excluded.c), else_=candles.c)`` per value, ``history = old OR
+    new``; the 'exchange' literal inlined): the rule of migration 0013."""
+    wins = "(candles.source != 'exchange' OR excluded.source = 'exchange')"
+    values = ", ".join(
+        f"{c} = CASE WHEN {wins} THEN excluded.{c} ELSE candles.{c} END" for c in _CANDLE_VALUES
     )
-    + ", history = (candles.history = 1 OR excluded.history = 1)"
-    + " WHERE candles.source != 'exchange' OR excluded.source = 'exchange'"
-    + " OR excluded.history = 1 AND candles.history = 0"
-)
+    old, new = (
+        ("candles.history = 1", "excluded.history = 1")
+        if sqlite
+        else (
+            "candles.history",
+            "excluded.history",
+        )
+    )
+    not_old = "candles.history = 0" if sqlite else "NOT candles.history"
+    return (
+        f" ON CONFLICT ({', '.join(CANDLE_KEY)}) DO UPDATE SET {values},"
+        f" history = ({old} OR {new})"
+        f" WHERE candles.source != 'exchange' OR excluded.source = 'exchange'"
+        f" OR {new} AND {not_old}"
+    )
+
+
+SQLITE_CANDLE_CONFLICT = _candle_conflict(sqlite=True)
+PG_CANDLE_CONFLICT = _candle_conflict(sqlite=False)
+# PostgreSQL: rows per candle INSERT (16 values each, within its 65,535 parameters)
+PG_ROWS_PER_INSERT = 1024
 
 
 def latest_candles(
@@ -147,10 +164,13 @@ async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) 
     minute replaces its values, and a live row becomes history when a download or import
     covers it (its values then replaced only if the new row wins).
 
-    A key twice in ``rows``: the last row replaces the earlier ones (:func:`latest_candles`).
-    On SQLite multi-row statements (:func:`sqlite_insert`: one GIL retake per up to 1,024
-    rows instead of one per row), the same conflict clause as the Core upsert used on
-    PostgreSQL (:func:`upsert_candles_core`)."""
+    A key twice in ``rows``: the last row replaces the earlier ones (:func:`latest_candles`;
+    PostgreSQL refuses a key twice in one statement). Multi-row ``INSERT ... ON CONFLICT DO
+    UPDATE`` statements of up to 1,024 rows, the rest in halving sizes
+    (:func:`statement_groups`), instead of one statement per row: on SQLite through
+    :func:`sqlite_insert` (one GIL retake per statement next to a busy loop), on PostgreSQL
+    one pipelined ``executemany`` per statement size (the server runs a statement per
+    1,024 rows, not per row)."""
     if not isinstance(rows, Sequence):
         rows = list(rows)
     if not rows:
@@ -166,29 +186,28 @@ async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) 
             tail=SQLITE_CANDLE_CONFLICT,
             prepare=candle_tuples,
         )
-    return await upsert_candles_core(session, rows)
+    count, groups = await asyncio.to_thread(_pg_candle_statements, rows, PG_ROWS_PER_INSERT)
+    for size, params in groups:
+        sql = multirow_insert_sql("candles", CANDLE_COLUMNS, size, PG_CANDLE_CONFLICT, "%s")
+        await conn.exec_driver_sql(sql, params)
+    return count
 
 
-async def upsert_candles_core(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
-    """:func:`upsert_candles` as one SQLAlchemy Core ``INSERT ... ON CONFLICT DO UPDATE``
-    executemany (PostgreSQL's path; on SQLite the reference the tests compare with)."""
-    latest = latest_candles(rows)
-    if not latest:
-        return 0
-    ins = dialect_insert(session, CandleRow)
-    ex = ins.excluded
-    wins = (CandleRow.source != "exchange") | (ex.source == "exchange")
-    set_: dict[str, Any] = {
-        c: case((wins, ex[c]), else_=CandleRow.__table__.c[c]) for c in _CANDLE_VALUES
-    }
-    set_["history"] = CandleRow.history | ex.history
-    stmt = ins.on_conflict_do_update(
-        index_elements=list(CANDLE_KEY),
-        set_=set_,
-        where=wins | (ex.history & ~CandleRow.history),
-    )
-    await session.execute(stmt, list(latest.values()))
-    return len(latest)
+def _pg_candle_statements(
+    rows: Sequence[dict[str, Any]], per: int
+) -> tuple[int, list[tuple[int, list[tuple[Any, ...]]]]]:
+    """:func:`candle_tuples` (a naive time taken as UTC, as ``UTCDateTime`` binds it) grouped
+    by :func:`statement_groups`."""
+    tuples = candle_tuples(rows)
+    at = _CANDLE_TS
+    for n, row in enumerate(tuples):
+        if row[at[0]].tzinfo is None or row[at[1]].tzinfo is None:
+            values = list(row)
+            for i in at:
+                if values[i].tzinfo is None:
+                    values[i] = values[i].replace(tzinfo=UTC)
+            tuples[n] = tuple(values)
+    return len(tuples), statement_groups(tuples, per)
 
 
 def trade_tuple(ev: Trade, flag: str | None = None) -> tuple[Any, ...]:
@@ -262,9 +281,12 @@ def sqlite_rows_per_insert(width: int, max_values: int = _SQLITE_MAX_VALUES) -> 
 
 
 @functools.cache
-def sqlite_insert_sql(table: str, columns: tuple[str, ...], rows: int, tail: str = "") -> str:
-    """``INSERT INTO table (columns) VALUES (?, ...), ... tail`` for ``rows`` rows."""
-    one = f"({', '.join('?' * len(columns))})"
+def multirow_insert_sql(
+    table: str, columns: tuple[str, ...], rows: int, tail: str = "", mark: str = "?"
+) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...), ... tail`` for ``rows`` rows (``mark``:
+    the driver's placeholder)."""
+    one = f"({', '.join([mark] * len(columns))})"
     values = ", ".join([one] * rows)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{tail}"  # noqa: S608 (fixed names)
 
@@ -295,7 +317,7 @@ async def sqlite_insert(
     sql = ""
     try:
         for size, params in groups:
-            sql = sqlite_insert_sql(table, columns, size, tail)
+            sql = multirow_insert_sql(table, columns, size, tail)
             await driver.executemany(sql, params)
     except sqlite3.Error as exc:
         raise sa_exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
@@ -319,12 +341,20 @@ def sqlite_statements(
     statement size: ``(rows per statement, one flat tuple per statement)``. Full statements
     of ``per`` rows, then the rows left in statements of halving sizes (``per // 2``, ...,
     1; only those needed): a few statements more, but a bounded set of SQL texts, so neither
-    :func:`sqlite_insert_sql`'s cache nor sqlite3's cache of prepared statements grows with
+    :func:`multirow_insert_sql`'s cache nor sqlite3's cache of prepared statements grows with
     the batch sizes a daemon sees (a prepared 1,024-row INSERT is large)."""
     if len(ts_indexes) == 1:
         params = sqlite_params(rows, ts_indexes[0])
     else:
         params = sqlite_params_at(rows, ts_indexes)
+    return statement_groups(params, per)
+
+
+def statement_groups(
+    params: Sequence[tuple[Any, ...]], per: int
+) -> list[tuple[int, list[tuple[Any, ...]]]]:
+    """Row parameters flattened per multi-row statement, grouped by statement size (see
+    :func:`sqlite_statements`)."""
     flat = chain.from_iterable
     out: list[tuple[int, list[tuple[Any, ...]]]] = []
     start, size = 0, per

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.events import (
@@ -437,6 +437,31 @@ def _candle_cases() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     return stored, batch
 
 
+async def _upsert_row_by_row(session: AsyncSession, rows: list[dict[str, object]]) -> int:
+    """The reference: the candle upsert as one SQLAlchemy Core ``INSERT ... ON CONFLICT DO
+    UPDATE`` executemany (one statement per row; what ``upsert_candles`` ran on both
+    databases before its multi-row statements), duplicate keys dropped first (last wins)."""
+    latest = bulk.latest_candles(rows)
+    ins = bulk.dialect_insert(session, CandleRow)
+    ex = ins.excluded
+    wins = (CandleRow.source != "exchange") | (ex.source == "exchange")
+    values = (
+        *("close_time", "open", "high", "low", "close", "volume", "trade_count"),
+        *("buy_volume", "sell_volume", "closed", "source"),
+    )
+    set_: dict[str, object] = {
+        c: case((wins, ex[c]), else_=CandleRow.__table__.c[c]) for c in values
+    }
+    set_["history"] = CandleRow.history | ex.history
+    stmt = ins.on_conflict_do_update(
+        index_elements=["exchange", "symbol", "interval", "open_time"],
+        set_=set_,
+        where=wins | (ex.history & ~CandleRow.history),
+    )
+    await session.execute(stmt, list(latest.values()))
+    return len(latest)
+
+
 async def _upserted(
     db: Database,
     upsert: Callable[[AsyncSession, list[dict[str, object]]], Awaitable[int]],
@@ -447,7 +472,7 @@ async def _upserted(
     upserted into an empty table (``stored`` by the Core upsert, ``batch`` by ``upsert``)."""
     async with db.sessionmaker() as s, s.begin():
         await s.execute(delete(CandleRow))
-        await bulk.upsert_candles_core(s, stored)
+        await _upsert_row_by_row(s, stored)
     async with db.sessionmaker() as s, s.begin():
         written = await upsert(s, batch)
     cols = ", ".join(bulk.CANDLE_COLUMNS)
@@ -463,8 +488,8 @@ async def _upserted(
 async def test_candle_upserts_store_what_the_row_by_row_upsert_stores(
     db: Database, size: int
 ) -> None:
-    """``upsert_candles`` (multi-row statements on SQLite) leaves exactly the rows the Core
-    upsert (one statement per row on SQLite) leaves: new and stored minutes, every source and
+    """``upsert_candles`` (multi-row statements) leaves exactly the rows the Core upsert (one
+    statement per row) leaves, raw values compared: new and stored minutes, every source and
     history combination, keys twice in a batch (the last row wins), and batch sizes around the
     1,024-row statements (0: the cases alone)."""
     stored, batch = _candle_cases()
@@ -476,7 +501,7 @@ async def test_candle_upserts_store_what_the_row_by_row_upsert_stores(
         batch.append(_candle(fresh, source=_SOURCES[n % 3], history=_HISTORY[n % 2], volume=n))
         fresh += 1
     ours = await _upserted(db, repos.upsert_candles, stored, batch)
-    reference = await _upserted(db, bulk.upsert_candles_core, stored, batch)
+    reference = await _upserted(db, _upsert_row_by_row, stored, batch)
     assert ours == reference
     assert ours[0] == len({(r["open_time"]) for r in batch})
     if not size:  # the duplicated keys: the last row of each wins whole
@@ -488,20 +513,30 @@ async def test_candle_upserts_store_what_the_row_by_row_upsert_stores(
 
 @pytest.mark.asyncio
 async def test_candle_upserts_take_few_statements(db: Database) -> None:
-    """A batch of candles beyond two full SQLite statements (one key twice, across them) is
-    four INSERTs on SQLite (1,024 + 1,024 + 4 + 1 rows), not one per row; every row stored."""
+    """A batch of candles beyond two full statements (one key twice, across them) is four
+    INSERTs (1,024 + 1,024 + 4 + 1 rows), not one per row; every row stored."""
     n = 2 * bulk.SQLITE_ROWS_PER_INSERT + 5
     batch = [_candle(i, history=i % 3 == 0, volume=float(i)) for i in range(n)]
     batch.append(_candle(7, source="exchange", volume=-1.0))
-    statements: list[str] = []
+    statements: list[str] = []  # every statement the database runs (SQLite: its trace)
+
+    def sent(_c, _cur, sql, params, _ctx, executemany):  # type: ignore[no-untyped-def]
+        statements.extend([sql] * (len(params) if executemany else 1))
+
     async with db.sessionmaker() as s, s.begin():
         conn = await s.connection()
         if db.dialect == "sqlite":
             raw = await conn.get_raw_connection()
             await raw.driver_connection.set_trace_callback(statements.append)
-        assert await repos.upsert_candles(s, batch) == n
-        if db.dialect == "sqlite":
-            await raw.driver_connection.set_trace_callback(None)
+        else:  # PostgreSQL: the statements sent (an executemany: one per parameter set)
+            event.listen(db.engine.sync_engine, "before_cursor_execute", sent)
+        try:
+            assert await repos.upsert_candles(s, batch) == n
+        finally:
+            if db.dialect == "sqlite":
+                await raw.driver_connection.set_trace_callback(None)
+            else:
+                event.remove(db.engine.sync_engine, "before_cursor_execute", sent)
     async with db.engine.connect() as conn:
         stored = (
             await conn.exec_driver_sql("SELECT volume, source FROM candles ORDER BY open_time")
@@ -509,8 +544,7 @@ async def test_candle_upserts_take_few_statements(db: Database) -> None:
     expected = [(float(i), "trades") for i in range(n)]
     expected[7] = (-1.0, "exchange")
     assert [tuple(r) for r in stored] == expected
-    if db.dialect == "sqlite":
-        assert sum(q.startswith("INSERT INTO candles") for q in statements) == 4
+    assert sum(q.startswith("INSERT INTO candles") for q in statements) == 4
 
 
 def test_sqlite_statements_flatten_full_statements_and_the_rest() -> None:
