@@ -104,15 +104,10 @@ def _candle_conflict(*, sqlite: bool) -> str:
     values = ", ".join(
         f"{c} = CASE WHEN {wins} THEN excluded.{c} ELSE candles.{c} END" for c in _CANDLE_VALUES
     )
-    old, new = (
-        ("candles.history = 1", "excluded.history = 1")
-        if sqlite
-        else (
-            "candles.history",
-            "excluded.history",
-        )
-    )
-    not_old = "candles.history = 0" if sqlite else "NOT candles.history"
+    if sqlite:  # booleans are integers
+        old, new, not_old = "candles.history = 1", "excluded.history = 1", "candles.history = 0"
+    else:
+        old, new, not_old = "candles.history", "excluded.history", "NOT candles.history"
     return (
         f" ON CONFLICT ({', '.join(CANDLE_KEY)}) DO UPDATE SET {values},"
         f" history = ({old} OR {new})"
