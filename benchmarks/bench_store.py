@@ -11,12 +11,14 @@ Measures, in the same run, on the same 200k trades:
 - the SQLite figure through the writer (for reference), also with the event loop kept busy
   meanwhile (Python work in ~50 us slices, as a saturated feed keeps it, and the daemon's thread
   switch interval): sqlite3 hands the GIL back and forth once per statement it steps, so this
-  figure shows what the writer's statements per row cost next to a busy daemon.
+  figure shows what the writer's statements per row cost next to a busy daemon;
+- the same for closed exchange candles (``--candles`` of them, one market-minute each:
+  upserts, ``INSERT ... ON CONFLICT DO UPDATE``), SQLite next to a busy loop.
 
 A fresh PostgreSQL database is created (from $CRYPTOMON_TEST_DATABASE_URL or
 postgresql+psycopg://postgres@127.0.0.1:5432/test) and dropped at the end.
 Prints a final JSON line: value = writer rows/s on PostgreSQL, baseline = COPY rows/s.
-Usage: python benchmarks/bench_store.py [--rows N] [--repeats R] [--batch-size B]
+Usage: python benchmarks/bench_store.py [--rows N] [--candles C] [--repeats R] [--batch-size B]
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from cryptomon.app.lifecycle import GIL_SWITCH_INTERVAL_S
 from cryptomon.clock import LiveClock
 from cryptomon.commands.support import run_async
 from cryptomon.config import DatabaseConfig, StorageConfig
-from cryptomon.events import Trade
+from cryptomon.events import Candle, Trade
 from cryptomon.hub import Hub
 from cryptomon.store.bulk import COPY_TYPES
 from cryptomon.store.db import Database
@@ -72,6 +74,30 @@ def make_trades(n: int) -> list[Trade]:
     ]
 
 
+def make_candles(n: int) -> list[Candle]:
+    """``n`` closed 1-minute exchange candles: 20 markets, consecutive minutes."""
+    rng = random.Random(11)
+    t0 = 1_700_000_040.0
+    return [
+        Candle(
+            exchange="binance",
+            symbol=f"C{i % 20}-USDT",
+            ts=t0 + (i // 20 + 1) * 60,
+            ts_recv=t0 + (i // 20 + 1) * 60,
+            interval="1m",
+            start=t0 + (i // 20) * 60,
+            end=t0 + (i // 20 + 1) * 60,
+            open=100.0,
+            high=101.0,
+            low=99.0,
+            close=100.0 + rng.random(),
+            volume=rng.random() * 10,
+            trades=i % 50,
+        )
+        for i in range(n)
+    ]
+
+
 async def busy_loop(stop: asyncio.Event) -> None:
     """Python work on the event loop in ~50 us slices until ``stop`` is set."""
     while not stop.is_set():
@@ -80,10 +106,16 @@ async def busy_loop(stop: asyncio.Event) -> None:
 
 
 async def through_writer(
-    url: str, trades: list[Trade], batch_size: int, *, busy: bool = False
+    url: str,
+    trades: list[Trade] | list[Candle],
+    batch_size: int,
+    *,
+    busy: bool = False,
+    table: str = "trades",
 ) -> float:
-    """rows/s from first publish until the writer has committed everything; ``busy``: with
-    :func:`busy_loop` running meanwhile, at the daemon's thread switch interval."""
+    """rows/s from first publish until the writer has committed everything (``table``: where
+    each event becomes one row); ``busy``: with :func:`busy_loop` running meanwhile, at the
+    daemon's thread switch interval."""
     db = Database(DatabaseConfig(url=url))
     await db.start()
     async with db.engine.begin() as conn:
@@ -119,7 +151,7 @@ async def through_writer(
     await hub.stop()
     stats = writer.stats()
     async with db.engine.connect() as conn:
-        stored = (await conn.exec_driver_sql("SELECT count(*) FROM trades")).scalar_one()
+        stored = (await conn.exec_driver_sql(f"SELECT count(*) FROM {table}")).scalar_one()
     await db.stop()
     if stored != len(trades) or stats["dropped"]:
         raise SystemExit(f"writer stored {stored} of {len(trades)} (dropped {stats['dropped']})")
@@ -156,6 +188,7 @@ async def main(args: argparse.Namespace) -> int:
     with psycopg.connect(plain(admin), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     trades = make_trades(args.rows)
+    candles = make_candles(args.candles)
     schema = Database(DatabaseConfig(url=url))  # auto_migrate creates the schema
     await schema.start()
     await schema.stop()
@@ -164,6 +197,7 @@ async def main(args: argparse.Namespace) -> int:
     copy_text: list[float] = []
     writer_sqlite: list[float] = []
     busy_sqlite: list[float] = []
+    busy_candles: list[float] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
@@ -175,11 +209,17 @@ async def main(args: argparse.Namespace) -> int:
                 busy_sqlite.append(
                     await through_writer(sqlite_url, trades, args.batch_size, busy=True)
                 )
+                busy_candles.append(
+                    await through_writer(
+                        sqlite_url, candles, args.batch_size, busy=True, table="candles"
+                    )
+                )
                 print(
                     f"run {r + 1}: writer->PostgreSQL {writer_pg[-1]:,.0f} rows/s, "
                     f"COPY {copy_pg[-1]:,.0f} rows/s (text {copy_text[-1]:,.0f}), "
                     f"writer->SQLite {writer_sqlite[-1]:,.0f} rows/s "
-                    f"({busy_sqlite[-1]:,.0f} next to a busy loop)"
+                    f"({busy_sqlite[-1]:,.0f} next to a busy loop; "
+                    f"candles {busy_candles[-1]:,.0f})"
                 )
     finally:
         with psycopg.connect(plain(admin), autocommit=True) as conn:
@@ -197,6 +237,11 @@ async def main(args: argparse.Namespace) -> int:
     print(f"  writer -> SQLite:     {sqlite_rate:,.0f} rows/s")
     busy_rate = statistics.median(busy_sqlite)
     print(f"  writer -> SQLite next to a busy loop: {busy_rate:,.0f} rows/s")
+    candle_rate = statistics.median(busy_candles)
+    print(
+        f"  writer -> SQLite next to a busy loop, {args.candles:,} exchange candles: "
+        f"{candle_rate:,.0f} rows/s"
+    )
     result = {
         "bench": "store",
         "value": round(value),
@@ -206,6 +251,7 @@ async def main(args: argparse.Namespace) -> int:
         "target": 0.5,
         "sqlite": round(sqlite_rate),
         "sqlite_busy_loop": round(busy_rate),
+        "sqlite_busy_loop_candles": round(candle_rate),
     }
     print(json.dumps(result))
     return 0
@@ -214,6 +260,7 @@ async def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--candles", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--batch-size",

@@ -37,6 +37,9 @@ TIMEFRAMES = {
 }
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 class DataError(ValueError):
     """Input data that cannot be used; the message names what and what was expected."""
 
@@ -128,7 +131,12 @@ def read_rows(path: str | Path) -> list[Any]:
         raw = p.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if raw[:2] == b"\x1f\x8b":
+    if raw[:2] != GZIP_MAGIC and p.name.lower().endswith(".gz"):
+        raise DataError(
+            f"cannot read {path}: not gzip data (the name ends in .gz; expected gzip-compressed "
+            "JSON or CSV, or the file named without .gz)"
+        )
+    if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as exc:

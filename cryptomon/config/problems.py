@@ -6,6 +6,7 @@ never echoed, and no secret string appears in any part of a message."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from typing import Any, get_args, get_origin
 
@@ -15,7 +16,16 @@ from cryptomon.config.base import Section, is_secret, model_in, redact_url_passw
 from cryptomon.errors import Problem
 
 REDACTED = "***"
-_SECRETISH = ("token", "secret", "password", "api_key", "url", "key")
+# words of a key name (split at every non-alphanumeric) that make an unknown key's value a
+# possible secret; a URL word only with a URL value (an alert URL carries its token)
+_SECRET_WORDS = frozenset(
+    (
+        *("token", "tokens", "secret", "secrets", "password", "passwords", "passwd", "pwd"),
+        *("passphrase", "key", "keys", "apikey", "credential", "credentials"),
+    )
+)
+_SECRET_WORD_RE = re.compile(r"(?:api|access|private|secret|auth)(?:key|token|secret)s?")
+_URL_WORDS = frozenset(("url", "urls", "uri", "dsn", "webhook"))
 
 
 def problems_from(exc: ValidationError, *, secrets: Iterable[str] = ()) -> list[Problem]:
@@ -31,9 +41,10 @@ def problems_from(exc: ValidationError, *, secrets: Iterable[str] = ()) -> list[
         value = err.get("input")
         msg = str(err.get("msg", ""))
         if kind == "extra_forbidden":
-            allowed = _allowed_keys(root, loc[:-1])
+            parent = model_in(annotation_at(root, loc[:-1])) if root is not None else None
+            allowed = sorted(parent.model_fields) if parent is not None else []
             expected = "no such key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
-            if _near_secret(str(loc[-1]) if loc else "", allowed):
+            if _near_secret(str(loc[-1]) if loc else "", parent, value):
                 value = REDACTED
         elif kind == "missing":
             expected = "a value (this key is required)"
@@ -72,7 +83,7 @@ def redact(annotation: Any, value: Any) -> Any:
     return {
         k: redact(fields[k].annotation, v)
         if k in fields
-        else (REDACTED if _near_secret(str(k), list(fields)) else v)
+        else (REDACTED if _near_secret(str(k), model, v) else v)
         for k, v in value.items()
     }
 
@@ -102,7 +113,7 @@ def secrets_in(annotation: Any, value: Any) -> list[str]:
                 field = model.model_fields.get(str(k))
                 if field is not None:
                     walk(field.annotation, v)
-                elif isinstance(v, str) and _near_secret(str(k), list(model.model_fields)):
+                elif isinstance(v, str) and _near_secret(str(k), model, v):
                     found.append(v)
 
     walk(annotation, value)
@@ -138,14 +149,32 @@ def annotation_at(root: type[BaseModel], loc: tuple[Any, ...]) -> Any:
     return ann
 
 
-def _near_secret(key: str, allowed: list[str]) -> bool:
+def _near_secret(key: str, model: type[BaseModel] | None, value: Any) -> bool:
+    """True when the value of ``key``, a key ``model`` does not have, may be a secret: the
+    key is named like one (a secret word in it: ``api_key``, ``token``, ...; a URL word with
+    a URL value) or is a near miss of a field the schema marks secret (``tokn`` for a
+    ``token``). A key merely containing such letters (``monkey``) or close to a field that
+    is no secret (``urls`` for an exchange's ``url``) shows its value."""
     name = key.lower()
     if name.endswith("_file"):  # a path to a secret file, not the secret
         return False
-    if any(word in name for word in _SECRETISH):
+    words = set(re.split(r"[^a-z0-9]+", name))
+    if words & _SECRET_WORDS or any(_SECRET_WORD_RE.fullmatch(w) for w in words):
         return True
-    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.75)
-    return bool(close) and any(word in close[0] for word in _SECRETISH)
+    if words & _URL_WORDS and isinstance(value, str) and "://" in value:
+        return True
+    if model is None:
+        return False
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.75)
+    return bool(close) and _secret_field(model.model_fields[close[0]].annotation)
+
+
+def _secret_field(annotation: Any) -> bool:
+    """A secret field: ``SecretStr``, or a model (list, ...) holding one."""
+    if is_secret(annotation):
+        return True
+    model = model_in(annotation)
+    return model is not None and has_secrets(model)
 
 
 def _unwrap_optional(annotation: Any) -> Any:
@@ -181,13 +210,6 @@ def _expected(msg: str) -> str:
             rest = msg[len(prefix) :]
             return rest if prefix == "Input should be " else "a string that should " + rest
     return msg[:1].lower() + msg[1:]
-
-
-def _allowed_keys(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
-    if root is None:
-        return []
-    model = model_in(annotation_at(root, loc))
-    return sorted(model.model_fields) if model is not None else []
 
 
 def _model_named(title: str) -> type[BaseModel] | None:

@@ -28,6 +28,7 @@ from cryptomon.kinds import AnomalyKind
 
 BURST_TRADES = 10
 JUMP_PRINTS = 5
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +45,19 @@ def load_trades(path: str | Path) -> list[Tick]:
     """The trades of a freqtrade trades file, sorted by time; a clear error when it is not
     one."""
     p = Path(path)
+    if p.name.lower().endswith(".gz") and _head(p, 2) not in (b"", GZIP_MAGIC):
+        raise ConfigError(
+            [
+                Problem(
+                    "--trades",
+                    str(path),
+                    "gzip data (the name ends in .gz): a gzip-compressed freqtrade trades "
+                    "file, or the file named without .gz",
+                )
+            ]
+        )
     try:
-        opener = gzip.open if p.name.endswith(".gz") else open
+        opener = gzip.open if p.name.lower().endswith(".gz") else open
         with opener(p, "rt", encoding="utf-8") as fp:
             rows = json.load(fp)
         ticks = [
@@ -69,6 +81,15 @@ def load_trades(path: str | Path) -> list[Tick]:
         )
     ticks.sort(key=lambda t: t.ts)
     return ticks
+
+
+def _head(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of ``path`` (empty when it cannot be read: the load says why)."""
+    try:
+        with path.open("rb") as fp:
+            return fp.read(n)
+    except OSError:
+        return b""
 
 
 def _median_notional(before: list[Tick], n: int = 1000) -> float:

@@ -6,18 +6,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import case
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.events import BookTop, Candle, Trade
-from cryptomon.store.models import CandleRow
 from cryptomon.store.types import utc
 
 
@@ -87,6 +85,71 @@ def candle_row(ev: Candle) -> dict[str, Any]:
     }
 
 
+CANDLE_COLUMNS = (
+    *("exchange", "symbol", "interval", "open_time", "close_time", "open", "high", "low"),
+    *("close", "volume", "trade_count", "buy_volume", "sell_volume", "closed", "source"),
+    "history",
+)
+CANDLE_KEY = CANDLE_COLUMNS[:4]
+# the columns an upsert replaces when the new row wins (history is OR-ed, see upsert_candles)
+_CANDLE_VALUES = CANDLE_COLUMNS[4:-1]
+_CANDLE_TS = (CANDLE_COLUMNS.index("open_time"), CANDLE_COLUMNS.index("close_time"))
+
+
+def _candle_conflict(*, sqlite: bool) -> str:
+    """The candle upsert's conflict clause as SQLAlchemy compiles its Core form for the
+    dialect (``case((wins, excluded.c), else_=candles.c)`` per value, ``history = old OR
+    new``; the 'exchange' literal inlined): the rule of migration 0013."""
+    wins = "(candles.source != 'exchange' OR excluded.source = 'exchange')"
+    values = ", ".join(
+        f"{c} = CASE WHEN {wins} THEN excluded.{c} ELSE candles.{c} END" for c in _CANDLE_VALUES
+    )
+    if sqlite:  # booleans are integers
+        old, new, not_old = "candles.history = 1", "excluded.history = 1", "candles.history = 0"
+    else:
+        old, new, not_old = "candles.history", "excluded.history", "NOT candles.history"
+    return (
+        f" ON CONFLICT ({', '.join(CANDLE_KEY)}) DO UPDATE SET {values},"
+        f" history = ({old} OR {new})"
+        f" WHERE candles.source != 'exchange' OR excluded.source = 'exchange'"
+        f" OR {new} AND {not_old}"
+    )
+
+
+SQLITE_CANDLE_CONFLICT = _candle_conflict(sqlite=True)
+PG_CANDLE_CONFLICT = _candle_conflict(sqlite=False)
+# PostgreSQL: rows per candle INSERT (16 values each, within its 65,535 parameters)
+PG_ROWS_PER_INSERT = 1024
+
+
+def latest_candles(
+    rows: Iterable[dict[str, Any]],
+) -> dict[tuple[str, str, str, datetime], dict[str, Any]]:
+    """The rows by candle key, the last of a key in the batch replacing the earlier ones
+    whole (before any upsert rule: PostgreSQL refuses a key twice in one statement)."""
+    latest: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
+    for r in rows:
+        latest[(r["exchange"], r["symbol"], r["interval"], r["open_time"])] = r
+    return latest
+
+
+def candle_tuples(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """:func:`latest_candles` as ``CANDLE_COLUMNS`` tuples, with the model's defaults for a
+    missing ``closed`` (true), ``source`` (``trades``) or ``history`` (false)."""
+    out: list[tuple[Any, ...]] = []
+    append = out.append
+    for r in latest_candles(rows).values():
+        append(
+            (
+                *(r["exchange"], r["symbol"], r["interval"], r["open_time"], r["close_time"]),
+                *(r["open"], r["high"], r["low"], r["close"], r["volume"]),
+                *(r.get("trade_count"), r.get("buy_volume"), r.get("sell_volume")),
+                *(r.get("closed", True), r.get("source", "trades"), r.get("history", False)),
+            )
+        )
+    return out
+
+
 async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
     """Upsert candle rows (``CandleRow`` columns). A row from the exchange (``source:
     exchange``) always wins; a row aggregated from trades never replaces an exchange row.
@@ -94,37 +157,52 @@ async def upsert_candles(session: AsyncSession, rows: Iterable[dict[str, Any]]) 
     ``history`` (downloaded or imported, kept by retention) is sticky whichever row wins:
     ``history = old OR new``. A history minute stays history when a live candle of the same
     minute replaces its values, and a live row becomes history when a download or import
-    covers it (its values then replaced only if the new row wins)."""
-    latest: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
-    for r in rows:
-        latest[(r["exchange"], r["symbol"], r["interval"], r["open_time"])] = r
-    if not latest:
+    covers it (its values then replaced only if the new row wins).
+
+    A key twice in ``rows``: the last row replaces the earlier ones (:func:`latest_candles`;
+    PostgreSQL refuses a key twice in one statement). Multi-row ``INSERT ... ON CONFLICT DO
+    UPDATE`` statements of up to 1,024 rows, the rest in halving sizes
+    (:func:`statement_groups`), instead of one statement per row: on SQLite through
+    :func:`sqlite_insert` (one GIL retake per statement next to a busy loop), on PostgreSQL
+    one pipelined ``executemany`` per statement size (the server runs a statement per
+    1,024 rows, not per row)."""
+    if not isinstance(rows, Sequence):
+        rows = list(rows)
+    if not rows:
         return 0
-    ins = dialect_insert(session, CandleRow)
-    ex = ins.excluded
-    cols = (
-        "close_time",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "trade_count",
-        "buy_volume",
-        "sell_volume",
-        "closed",
-        "source",
-    )
-    wins = (CandleRow.source != "exchange") | (ex.source == "exchange")
-    set_: dict[str, Any] = {c: case((wins, ex[c]), else_=CandleRow.__table__.c[c]) for c in cols}
-    set_["history"] = CandleRow.history | ex.history
-    stmt = ins.on_conflict_do_update(
-        index_elements=["exchange", "symbol", "interval", "open_time"],
-        set_=set_,
-        where=wins | (ex.history & ~CandleRow.history),
-    )
-    await session.execute(stmt, list(latest.values()))
-    return len(latest)
+    conn = await session.connection()
+    if conn.dialect.name == "sqlite":
+        return await sqlite_insert(
+            conn,
+            "candles",
+            CANDLE_COLUMNS,
+            rows,
+            _CANDLE_TS,
+            tail=SQLITE_CANDLE_CONFLICT,
+            prepare=candle_tuples,
+        )
+    count, groups = await asyncio.to_thread(_pg_candle_statements, rows, PG_ROWS_PER_INSERT)
+    for size, params in groups:
+        sql = multirow_insert_sql("candles", CANDLE_COLUMNS, size, PG_CANDLE_CONFLICT, "%s")
+        await conn.exec_driver_sql(sql, params)
+    return count
+
+
+def _pg_candle_statements(
+    rows: Sequence[dict[str, Any]], per: int
+) -> tuple[int, list[tuple[int, list[tuple[Any, ...]]]]]:
+    """:func:`candle_tuples` (a naive time taken as UTC, as ``UTCDateTime`` binds it) grouped
+    by :func:`statement_groups`."""
+    tuples = candle_tuples(rows)
+    at = _CANDLE_TS
+    for n, row in enumerate(tuples):
+        if row[at[0]].tzinfo is None or row[at[1]].tzinfo is None:
+            values = list(row)
+            for i in at:
+                if values[i].tzinfo is None:
+                    values[i] = values[i].replace(tzinfo=UTC)
+            tuples[n] = tuple(values)
+    return len(tuples), statement_groups(tuples, per)
 
 
 def trade_tuple(ev: Trade, flag: str | None = None) -> tuple[Any, ...]:
@@ -198,9 +276,12 @@ def sqlite_rows_per_insert(width: int, max_values: int = _SQLITE_MAX_VALUES) -> 
 
 
 @functools.cache
-def sqlite_insert_sql(table: str, columns: tuple[str, ...], rows: int, tail: str = "") -> str:
-    """``INSERT INTO table (columns) VALUES (?, ...), ... tail`` for ``rows`` rows."""
-    one = f"({', '.join('?' * len(columns))})"
+def multirow_insert_sql(
+    table: str, columns: tuple[str, ...], rows: int, tail: str = "", mark: str = "?"
+) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...), ... tail`` for ``rows`` rows (``mark``:
+    the driver's placeholder)."""
+    one = f"({', '.join([mark] * len(columns))})"
     values = ", ".join([one] * rows)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{tail}"  # noqa: S608 (fixed names)
 
@@ -209,10 +290,11 @@ async def sqlite_insert(
     conn: Any,
     table: str,
     columns: tuple[str, ...],
-    rows: Sequence[tuple[Any, ...]],
+    rows: Sequence[Any],
     ts_indexes: tuple[int, ...],
     *,
     tail: str = "",
+    prepare: Callable[[Sequence[Any]], Sequence[tuple[Any, ...]]] | None = None,
 ) -> int:
     """``rows`` into ``table`` on a SQLite connection (the session's ``AsyncConnection``, so
     the same transaction), :func:`sqlite_rows_per_insert` rows per statement, each statement
@@ -220,19 +302,31 @@ async def sqlite_insert(
     become SQLite's text (:func:`sqlite_params`) and the rows one flat parameter tuple per
     statement in a worker thread (:func:`sqlite_statements`); sqlite3 runs the statements in
     the connection's own thread. A driver error is raised as SQLAlchemy would raise it (a lock
-    is an outage, retried); the rows of a failed batch roll back with its transaction."""
+    is an outage, retried); the rows of a failed batch roll back with its transaction.
+    ``prepare`` (run in that worker thread too) turns ``rows`` into the tuples first. The
+    number of rows written."""
     raw = await conn.get_raw_connection()
     per = sqlite_rows_per_insert(len(columns))
-    groups = await asyncio.to_thread(sqlite_statements, rows, ts_indexes, per)
+    count, groups = await asyncio.to_thread(_sqlite_groups, rows, ts_indexes, per, prepare)
     driver = raw.driver_connection
     sql = ""
     try:
         for size, params in groups:
-            sql = sqlite_insert_sql(table, columns, size, tail)
+            sql = multirow_insert_sql(table, columns, size, tail)
             await driver.executemany(sql, params)
     except sqlite3.Error as exc:
         raise sa_exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
-    return len(rows)
+    return count
+
+
+def _sqlite_groups(
+    rows: Sequence[Any],
+    ts_indexes: tuple[int, ...],
+    per: int,
+    prepare: Callable[[Sequence[Any]], Sequence[tuple[Any, ...]]] | None,
+) -> tuple[int, list[tuple[int, list[tuple[Any, ...]]]]]:
+    tuples = rows if prepare is None else prepare(rows)
+    return len(tuples), sqlite_statements(tuples, ts_indexes, per)
 
 
 def sqlite_statements(
@@ -242,12 +336,20 @@ def sqlite_statements(
     statement size: ``(rows per statement, one flat tuple per statement)``. Full statements
     of ``per`` rows, then the rows left in statements of halving sizes (``per // 2``, ...,
     1; only those needed): a few statements more, but a bounded set of SQL texts, so neither
-    :func:`sqlite_insert_sql`'s cache nor sqlite3's cache of prepared statements grows with
+    :func:`multirow_insert_sql`'s cache nor sqlite3's cache of prepared statements grows with
     the batch sizes a daemon sees (a prepared 1,024-row INSERT is large)."""
     if len(ts_indexes) == 1:
         params = sqlite_params(rows, ts_indexes[0])
     else:
         params = sqlite_params_at(rows, ts_indexes)
+    return statement_groups(params, per)
+
+
+def statement_groups(
+    params: Sequence[tuple[Any, ...]], per: int
+) -> list[tuple[int, list[tuple[Any, ...]]]]:
+    """Row parameters flattened per multi-row statement, grouped by statement size (see
+    :func:`sqlite_statements`)."""
     flat = chain.from_iterable
     out: list[tuple[int, list[tuple[Any, ...]]]] = []
     start, size = 0, per

@@ -357,3 +357,19 @@ def test_a_moved_market_comes_out_moved_through_the_exchanges_own_parser(
     others = [s for _, s, _ in books if s != symbol and untouched.tops.get(s)]
     for other in others:
         assert replayed.tops[other][-1].bid == untouched.tops[other][-1].bid
+
+
+def test_evaluate_names_a_gz_trades_file_that_is_not_gzip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trades file named ``.gz`` holding plain JSON (renamed, never compressed) is one line
+    saying it is not gzip data, exit 2."""
+    path = tmp_path / "XRP_ETH-trades.json.gz"
+    path.write_text(json.dumps([[1700000000000, "1", None, "buy", 1.0, 2.0, 2.0]] * 50))
+    args = ["evaluate", "--trades", str(path), "--exchange", "binance", "--symbol", "XRP/ETH"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--trades: got '" in err  # the path (shortened when long)
+    assert "; expected gzip data (the name ends in .gz)" in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cryptomon.cli import main
 from cryptomon.config import load_settings
 from cryptomon.errors import ConfigError
+from cryptomon.log import configure
+from cryptomon.reload import Reloader
 
 CASES = [
     pytest.param(
@@ -107,3 +112,70 @@ def test_secret_model_given_the_wrong_shape_is_hidden_whole() -> None:
         load_settings(data={"alerts": {"channels": "tgram://ab:HIDEME/1"}})
     assert "HIDEME" not in str(exc.value)
     assert "alerts.channels: got '***'" in str(exc.value)
+
+
+# (YAML added to a valid file, the problem the reload_rejected line must name)
+UNKNOWN_KEYS = [
+    pytest.param(
+        {"trading": {"monkey_mode": 3}},
+        "trading.monkey_mode: got 3; expected no such key",
+        id="key-with-secret-letters-in-its-name",
+    ),
+    pytest.param(
+        {"alerts": {"api_base_ur": "https://mon.example.com"}},
+        "alerts.api_base_ur: got 'https://mon.example.com'; expected no such key",
+        id="near-miss-of-a-field-that-is-no-secret",
+    ),
+    pytest.param(
+        {"exchanges": [{"name": "binance", "symbols": ["BTC-USDT"], "urls": 5}]},
+        "exchanges.0.urls: got 5; expected no such key",
+        id="url-word-without-a-url",
+    ),
+    pytest.param(
+        {"api": {"tokens": [{"name": "ci", "tokn": "MISSPELTSECRET"}]}},
+        "api.tokens.0.tokn: got '***'; expected no such key",
+        id="secret-near-miss",
+    ),
+    pytest.param(
+        {"trading": {"live": {"exchange": "binance", "api_kee": "KEYSECRET"}}},
+        "trading.live.api_kee: got '***'; expected no such key",
+        id="secret-key-near-miss",
+    ),
+    pytest.param(
+        {"trading": {"private_key": "PRIVSECRET"}},
+        "trading.private_key: got '***'; expected no such key",
+        id="secret-word-in-the-name",
+    ),
+    pytest.param(
+        {"trading": {"webhook_url": "https://hooks.example.com/HOOKSECRET"}},
+        "trading.webhook_url: got '***'; expected no such key",
+        id="url-under-a-url-name",
+    ),
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("change", "problem"), UNKNOWN_KEYS)
+async def test_reload_rejected_shows_what_is_no_secret(
+    tmp_path: Path, change: dict[str, object], problem: str
+) -> None:
+    """A reload rejected for an unknown key logs (through the daemon's redacting log setup)
+    the key's value unless it may be a secret: a name with a secret word, a near miss of a
+    secret field, a URL under a URL name."""
+    base: dict[str, object] = {
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'cm.db'}"},
+        "api": {"enabled": False},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(base))
+    settings = load_settings(path)
+    out = io.StringIO()
+    configure(level="INFO", fmt="json", stream=out)
+    reloader = Reloader(load=lambda: load_settings(path), settings=settings, services=None)
+    path.write_text(yaml.safe_dump({**base, **change}))
+    assert not await reloader.reload()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    rejected = [e for e in lines if e["event"] == "config.reload_rejected"]
+    assert len(rejected) == 1
+    assert problem in rejected[0]["problems"]
+    assert "SECRET" not in out.getvalue()

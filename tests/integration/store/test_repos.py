@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import case, delete, event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.events import (
     AuditEntry,
@@ -377,6 +379,172 @@ async def test_bulk_rows_across_statement_boundaries(db: Database) -> None:
         # two full statements, the 5 rows left as 4 + 1: not one statement per row
         assert len(inserts) == 4
         assert sum(q.startswith("INSERT INTO anomalies") for q in statements) == 4  # 6 = 4 + 2
+
+
+def _candle(
+    i: int, *, source: str = "trades", history: bool | None = None, volume: float = 1.0
+) -> dict[str, object]:
+    """Candle row ``i`` (minute ``i`` of one market); ``history`` None: the key left out."""
+    start = T0 - T0 % 60 + 60 * i
+    row: dict[str, object] = {
+        "exchange": "binance",
+        "symbol": "BTC-USDT",
+        "interval": "1m",
+        "open_time": datetime.fromtimestamp(start, UTC),
+        "close_time": datetime.fromtimestamp(start + 60, UTC),
+        "open": 1.0 + i,
+        "high": 2.0 + i + volume,
+        "low": 0.5,
+        "close": 1.5 + volume,
+        "volume": volume,
+        "trade_count": None if source == "exchange" and history else int(volume),
+        "buy_volume": volume / 2 if source == "trades" else None,
+        "sell_volume": volume / 3 if source == "trades" else None,
+        "closed": i % 2 == 0,
+        "source": source,
+    }
+    if history is not None:
+        row["history"] = history
+    return row
+
+
+_SOURCES = ("exchange", "trades", "download")
+_HISTORY = (True, False, None)
+
+
+def _candle_cases() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """Stored rows and a batch over them: every (stored source, stored history) x (new
+    source, new history or none) on stored minutes, every new one on fresh minutes, and keys
+    twice in the batch (first and last rows differing in source and history)."""
+    stored: list[dict[str, object]] = []
+    batch: list[dict[str, object]] = []
+    i = 0
+    for old_source in ("exchange", "trades"):
+        for old_history in (True, False):
+            for new_source in _SOURCES:
+                for new_history in _HISTORY:
+                    stored.append(_candle(i, source=old_source, history=old_history))
+                    batch.append(_candle(i, source=new_source, history=new_history, volume=7))
+                    i += 1
+    for new_source in _SOURCES:
+        for new_history in _HISTORY:
+            batch.append(_candle(i, source=new_source, history=new_history, volume=3))
+            i += 1
+    batch.insert(1, _candle(0, source="trades", history=False, volume=5))  # stored key twice
+    batch.insert(2, _candle(i, source="exchange", history=True, volume=5))  # new key twice
+    batch.append(_candle(i, source="trades", history=None, volume=6))
+    batch.append(_candle(3, source="exchange", history=True, volume=8))
+    return stored, batch
+
+
+async def _upsert_row_by_row(session: AsyncSession, rows: list[dict[str, object]]) -> int:
+    """The reference: the candle upsert as one SQLAlchemy Core ``INSERT ... ON CONFLICT DO
+    UPDATE`` executemany (one statement per row; what ``upsert_candles`` ran on both
+    databases before its multi-row statements), duplicate keys dropped first (last wins)."""
+    latest = bulk.latest_candles(rows)
+    ins = bulk.dialect_insert(session, CandleRow)
+    ex = ins.excluded
+    wins = (CandleRow.source != "exchange") | (ex.source == "exchange")
+    values = (
+        *("close_time", "open", "high", "low", "close", "volume", "trade_count"),
+        *("buy_volume", "sell_volume", "closed", "source"),
+    )
+    set_: dict[str, object] = {
+        c: case((wins, ex[c]), else_=CandleRow.__table__.c[c]) for c in values
+    }
+    set_["history"] = CandleRow.history | ex.history
+    stmt = ins.on_conflict_do_update(
+        index_elements=["exchange", "symbol", "interval", "open_time"],
+        set_=set_,
+        where=wins | (ex.history & ~CandleRow.history),
+    )
+    await session.execute(stmt, list(latest.values()))
+    return len(latest)
+
+
+async def _upserted(
+    db: Database,
+    upsert: Callable[[AsyncSession, list[dict[str, object]]], Awaitable[int]],
+    stored: list[dict[str, object]],
+    batch: list[dict[str, object]],
+) -> tuple[int, list[tuple[object, ...]]]:
+    """The stored rows (raw driver values, ``id`` aside) after ``stored`` then ``batch``
+    upserted into an empty table (``stored`` by the Core upsert, ``batch`` by ``upsert``)."""
+    async with db.sessionmaker() as s, s.begin():
+        await s.execute(delete(CandleRow))
+        await _upsert_row_by_row(s, stored)
+    async with db.sessionmaker() as s, s.begin():
+        written = await upsert(s, batch)
+    cols = ", ".join(bulk.CANDLE_COLUMNS)
+    async with db.engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            f"SELECT {cols} FROM candles ORDER BY exchange, symbol, interval, open_time"
+        )
+        return written, [tuple(r) for r in rows]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", [1, 3, 0, 1025, 1500])
+async def test_candle_upserts_store_what_the_row_by_row_upsert_stores(
+    db: Database, size: int
+) -> None:
+    """``upsert_candles`` (multi-row statements) leaves exactly the rows the Core upsert (one
+    statement per row) leaves, raw values compared: new and stored minutes, every source and
+    history combination, keys twice in a batch (the last row wins), and batch sizes around the
+    1,024-row statements (0: the cases alone)."""
+    stored, batch = _candle_cases()
+    if size and size < len(batch):
+        batch = batch[:size]
+    fresh = 1000
+    while size > len(batch):  # distinct new minutes, alternating sources and history
+        n = len(batch)
+        batch.append(_candle(fresh, source=_SOURCES[n % 3], history=_HISTORY[n % 2], volume=n))
+        fresh += 1
+    ours = await _upserted(db, repos.upsert_candles, stored, batch)
+    reference = await _upserted(db, _upsert_row_by_row, stored, batch)
+    assert ours == reference
+    assert ours[0] == len({(r["open_time"]) for r in batch})
+    if not size:  # the duplicated keys: the last row of each wins whole
+        assert len(ours[1]) == len(stored) + 9 + 1
+        volumes = sorted(r[bulk.CANDLE_COLUMNS.index("volume")] for r in ours[1])
+        assert volumes.count(6.0) == 1  # the new key twice: its second row
+        assert volumes.count(5.0) == 0  # the first rows of duplicated keys lost
+
+
+@pytest.mark.asyncio
+async def test_candle_upserts_take_few_statements(db: Database) -> None:
+    """A batch of candles beyond two full statements (one key twice, across them) is four
+    INSERTs (1,024 + 1,024 + 4 + 1 rows), not one per row; every row stored."""
+    n = 2 * bulk.SQLITE_ROWS_PER_INSERT + 5
+    batch = [_candle(i, history=i % 3 == 0, volume=float(i)) for i in range(n)]
+    batch.append(_candle(7, source="exchange", volume=-1.0))
+    statements: list[str] = []  # every statement the database runs (SQLite: its trace)
+
+    def sent(_c, _cur, sql, params, _ctx, executemany):  # type: ignore[no-untyped-def]
+        statements.extend([sql] * (len(params) if executemany else 1))
+
+    async with db.sessionmaker() as s, s.begin():
+        conn = await s.connection()
+        if db.dialect == "sqlite":
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.set_trace_callback(statements.append)
+        else:  # PostgreSQL: the statements sent (an executemany: one per parameter set)
+            event.listen(db.engine.sync_engine, "before_cursor_execute", sent)
+        try:
+            assert await repos.upsert_candles(s, batch) == n
+        finally:
+            if db.dialect == "sqlite":
+                await raw.driver_connection.set_trace_callback(None)
+            else:
+                event.remove(db.engine.sync_engine, "before_cursor_execute", sent)
+    async with db.engine.connect() as conn:
+        stored = (
+            await conn.exec_driver_sql("SELECT volume, source FROM candles ORDER BY open_time")
+        ).all()
+    expected = [(float(i), "trades") for i in range(n)]
+    expected[7] = (-1.0, "exchange")
+    assert [tuple(r) for r in stored] == expected
+    assert sum(q.startswith("INSERT INTO candles") for q in statements) == 4
 
 
 def test_sqlite_statements_flatten_full_statements_and_the_rest() -> None:

@@ -288,7 +288,7 @@ async def test_a_downloaded_trade_stored_live_becomes_history(db: Database) -> N
     ]
     assert await save_trades(db, rows) == 1
     async with db.sessionmaker() as s:
-        stored = (await s.execute(select(TradeRow.trade_id, TradeRow.source))).tuples().all()
+        stored = [tuple(r) for r in await s.execute(select(TradeRow.trade_id, TradeRow.source))]
     assert sorted(stored) == [
         ("t0", "feed"),
         ("t1", "download"),

@@ -3,6 +3,7 @@ the report file, sweeps, and one clear line with exit 2 for each kind of bad inp
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -255,6 +256,36 @@ def test_download_bad_input_is_one_line_and_exit_2(
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"open_time,open,high,low,close,volume\n1700000000000,1,2,0.5,1.5,10\n",  # plain CSV
+        b"\x00\x01 not data",
+    ],
+    ids=["plain-csv", "junk"],
+)
+def test_a_gz_file_that_is_not_gzip_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path, content: bytes
+) -> None:
+    """A ``.gz`` file that is not gzip data (a plain file renamed) is named as such by
+    ``download --from-file`` and ``backtest FILE``: exit 2, one line; the same rows gzipped
+    import."""
+    fake = tmp_path / "ALT_BTC-1m.csv.gz"
+    fake.write_bytes(content)
+    download = ("download", "--exchange", "binance", "--symbol", "ALT/BTC", "--config")
+    for argv in ((*download, str(config), "--from-file"), ("backtest", "--config", str(config))):
+        code, _, err = run(capsys, *argv, str(fake))
+        assert code == 2, err
+        assert f"cannot read {fake}: not gzip data (the name ends in .gz" in err
+        assert len(err.strip().splitlines()) == 1
+        assert "Traceback" not in err
+    if content.startswith(b"open_time"):
+        fake.write_bytes(gzip.compress(content))
+        code, out, err = run(capsys, *download, str(config), "--from-file", str(fake))
+        assert code == 0, err
+        assert "imported candles of binance ALT-BTC" in out
 
 
 def test_trades_backtest_of_a_trade_file(
