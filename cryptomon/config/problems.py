@@ -17,7 +17,7 @@ from cryptomon.errors import Problem
 
 REDACTED = "***"
 # words of a key name (split at every non-alphanumeric) that make an unknown key's value a
-# possible secret; a URL word only with a URL value (an alert URL carries its token)
+# possible secret (a URL value is one whatever its key's name: an alert URL carries its token)
 _SECRET_WORDS = frozenset(
     (
         *("token", "tokens", "secret", "secrets", "password", "passwords", "passwd", "pwd"),
@@ -25,7 +25,6 @@ _SECRET_WORDS = frozenset(
     )
 )
 _SECRET_WORD_RE = re.compile(r"(?:api|access|private|secret|auth)(?:key|token|secret)s?")
-_URL_WORDS = frozenset(("url", "urls", "uri", "dsn", "webhook"))
 
 
 def problems_from(exc: ValidationError, *, secrets: Iterable[str] = ()) -> list[Problem]:
@@ -151,8 +150,9 @@ def annotation_at(root: type[BaseModel], loc: tuple[Any, ...]) -> Any:
 
 def _near_secret(key: str, model: type[BaseModel] | None, value: Any) -> bool:
     """True when the value of ``key``, a key ``model`` does not have, may be a secret: the
-    key is named like one (a secret word in it: ``api_key``, ``token``, ...; a URL word with
-    a URL value) or is a near miss of a field the schema marks secret (``tokn`` for a
+    key is named like one (a secret word in it: ``api_key``, ``token``, ...), the value is or
+    holds a URL (whatever the key's name: a misspelt ``webhok`` with a Slack hook's path, a
+    list of alert URLs) or the key is a near miss of a field the schema marks secret (``tokn`` for a
     ``token``). A key merely containing such letters (``monkey``) or close to a field that
     is no secret (``urls`` for an exchange's ``url``) shows its value."""
     name = key.lower()
@@ -161,12 +161,23 @@ def _near_secret(key: str, model: type[BaseModel] | None, value: Any) -> bool:
     words = set(re.split(r"[^a-z0-9]+", name))
     if words & _SECRET_WORDS or any(_SECRET_WORD_RE.fullmatch(w) for w in words):
         return True
-    if words & _URL_WORDS and isinstance(value, str) and "://" in value:
+    if _holds_url(value):  # a webhook path, a bot token, user:password@: never shown
         return True
     if model is None:
         return False
     close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.75)
     return bool(close) and _secret_field(model.model_fields[close[0]].annotation)
+
+
+def _holds_url(value: Any) -> bool:
+    """Whether ``value`` is, or holds in a list or mapping, a string with ``://``."""
+    if isinstance(value, str):
+        return "://" in value
+    if isinstance(value, dict):
+        return any(_holds_url(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_url(v) for v in value)
+    return False
 
 
 def _secret_field(annotation: Any) -> bool:

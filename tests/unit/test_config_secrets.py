@@ -122,8 +122,8 @@ UNKNOWN_KEYS = [
         id="key-with-secret-letters-in-its-name",
     ),
     pytest.param(
-        {"alerts": {"api_base_ur": "https://mon.example.com"}},
-        "alerts.api_base_ur: got 'https://mon.example.com'; expected no such key",
+        {"alerts": {"api_base_ur": "mon.example.com"}},
+        "alerts.api_base_ur: got 'mon.example.com'; expected no such key",
         id="near-miss-of-a-field-that-is-no-secret",
     ),
     pytest.param(
@@ -151,6 +151,16 @@ UNKNOWN_KEYS = [
         "trading.webhook_url: got '***'; expected no such key",
         id="url-under-a-url-name",
     ),
+    pytest.param(
+        {"alerts": {"webhok": "https://hooks.example.com/services/T/B/HOOKSECRET"}},
+        "alerts.webhok: got '***'; expected no such key",
+        id="url-under-any-name",
+    ),
+    pytest.param(
+        {"alerts": {"channel_list": ["mailto://user:MAILSECRET@example.com"]}},
+        "alerts.channel_list: got '***'; expected no such key",
+        id="a-list-holding-a-url",
+    ),
 ]
 
 
@@ -161,7 +171,7 @@ async def test_reload_rejected_shows_what_is_no_secret(
 ) -> None:
     """A reload rejected for an unknown key logs (through the daemon's redacting log setup)
     the key's value unless it may be a secret: a name with a secret word, a near miss of a
-    secret field, a URL under a URL name."""
+    secret field, a value that is or holds a URL."""
     base: dict[str, object] = {
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'cm.db'}"},
         "api": {"enabled": False},
