@@ -23,6 +23,7 @@ from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.indicators_nb import RSI
 from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Event, Signal
+from cryptomon.trading.context import to_decimal
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.signals.generator import IndicatorItem
 from cryptomon.trading.signals.scoring import Outcome, spec_outcome
@@ -297,6 +298,54 @@ class DroppedSignals:
         acts, day, step = fired[ACTS_FLAT], self._day(), series.seconds
         for i, row in enumerate(rows):
             if acts[row] or not _within_day(times[row], step, day):
+                return i
+        return len(rows)
+
+    def held_run(
+        self,
+        series: CandleSeries,
+        rows: Sequence[int],
+        times: Sequence[float],
+        mids: Sequence[float],
+        first: int,
+    ) -> int:
+        """How many of ``rows`` (the firing rows of a walk over the only market's safe spot
+        position, from row ``first``, in order), from the first, :meth:`check_row` passes
+        while nothing reaches the engine between them (their close quotes deferred and
+        valued, their signals batched: the risk state, the portfolio, its day and its
+        position stay as they are). The equity each row's check reads is the one after the
+        row before's close quote, ``cash + amount * mark`` of its mid (``mids``, of
+        :func:`~cryptomon.backtest.stretch.close_mids`) as the walk values it; the walk's
+        first row reads the portfolio's (the latest quote published). 0 without spec
+        scores. ``times``: each row's open time."""
+        key = (series.exchange, series.symbol)
+        fired = self._lists(key)
+        pos = self.engine.portfolio.positions.get(key)
+        if fired is None or key not in self.totals or not rows or pos is None:
+            return 0
+        amount = pos.amount
+        if amount == 0 or pos.contract is not None:
+            return 0
+        if self.engine.context.risk_state != RiskState.ACTIVE:
+            return 0
+        portfolio = self.engine.portfolio
+        cash = portfolio.cash
+        start = portfolio.day_start_equity
+        limit = self._float(self.engine.context.runtime.limits.daily_loss_limit, 1)
+        size = abs(self._float(amount, 0))
+        span = self._span(key)
+        acts = fired[ACTS_LONG if amount > 0 else ACTS_SHORT]
+        day, step = self._day(), series.seconds
+        for i, row in enumerate(rows):  # check_row's tests, in its order
+            if not _within_day(times[row], step, day) or acts[row]:
+                return i
+            if row == first:
+                self.path.flush()  # the equity reads the latest quote
+                held = portfolio.equity
+            else:
+                held = cash + amount * to_decimal(mids[row - 1])  # as the engine marks it
+            swing = size * span[row]
+            if not float(held - start) - 2 * swing - 0.01 * limit > -limit:
                 return i
         return len(rows)
 

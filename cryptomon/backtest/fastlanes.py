@@ -183,6 +183,11 @@ class FastLanes:
         at = g  # the first row not yet driven
         held = None  # the equity after row at - 1 when its quote is not published
         with self.dropped.publishing():
+            batched = self._held_batch(series, g, rows, times, out) if plain else 0
+            if batched:  # the loop below goes on from the first row not batched
+                last = rows[batched - 1]
+                at, rows = last + 1, rows[batched:]
+                held = cash + amount * to_decimal(self._close_mids(series).values[last])
             for r in rows:
                 stretched = r > at
                 if stretched:
@@ -213,6 +218,54 @@ class FastLanes:
             self._close_stretch(series, at, end, times, (equity, exposure))
             self.lanes["close"] += end - at
         return end
+
+    def _held_batch(
+        self,
+        series: CandleSeries,
+        g: int,
+        rows: tuple[int, ...],
+        times: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> int:
+        """:meth:`_walk`'s leading dropped signals over a plain position (its equity the
+        cash and this market's spot position, no zero bid among the rows' close quotes),
+        driven at once: the firing ``rows`` from row ``g`` that
+        :meth:`DroppedSignals.held_run` passes, and the rows between them, are valued in one
+        pass (:func:`stretch_equity`: each row's equity as the engine marks its close quote,
+        the dropped signals' deferred quotes as the stretches' unpublished ones); only the
+        last dropped signal's close quote is deferred (:meth:`CandlePath.defer_close`, the
+        clock moved as the quotes before it would move it), their signals join the batch
+        with their ends and mids (:meth:`DroppedSignals.queue`). Returns how many of
+        ``rows`` were driven (0: none, nothing done but what the first row's check does)."""
+        mids = self._close_mids(series)
+        if not rows or mids.zeros[rows[-1] + 1] != mids.zeros[g]:
+            return 0
+        starts = self._times(times)
+        run = self.dropped.held_run(series, rows, starts, mids.values, g)
+        if not run:
+            return 0
+        last = rows[run - 1]
+        valued = stretch_equity(self.engine.portfolio, series, mids, g, last + 1)
+        if valued is None:  # held_run passed a plain position: not reached
+            return 0
+        _, equity, exposure = out
+        equity[g : last + 1], exposure[g : last + 1] = valued[0], 1.0
+        step = series.seconds
+        now = self.clock.time()
+        ends: list[float] = []
+        for row in rows[: run - 1]:
+            now = max(now, starts[row] + step)  # the clock after the row's close quote
+            ends.append(now)
+        self.clock.set(now)  # where the quotes before the last one leave it
+        mid = self.path.defer_close(starts[last], series, last)
+        if mid != mids.values[last]:  # close_mids repeats the quote's arithmetic: a bug
+            raise AssertionError(f"close mid {mid} of row {last} is not {mids.values[last]}")
+        ends.append(self.clock.time())
+        self.dropped.queue(series, rows[:run], ends, mids.values)
+        self.pipe.absorb()
+        self.lanes["dropped"] += run
+        self.lanes["close"] += last + 1 - g - run
+        return run
 
     def _idle_walk(
         self,

@@ -270,3 +270,36 @@ def test_runs_of_dropped_signals_driven_at_once_are_the_slow_path(
     assert sum(driven) > 100  # the runs carried many dropped signals
     assert max(driven) >= 3  # some of several signals
     _same_run(fast, slow)
+
+
+@pytest.mark.parametrize(("spread", "limit"), [(False, None), (True, None), (False, 30.0)])
+def test_dropped_signals_over_a_position_driven_at_once_are_the_slow_path(
+    monkeypatch: pytest.MonkeyPatch, spread: bool, limit: float | None
+) -> None:
+    """One market holding a safe position: the leading dropped signals of a walk over it
+    and the close quotes between them, driven at once (FastLanes._held_batch: valued in one
+    pass, one deferred close quote, the clock moved as their quotes would, their signals
+    batched), give the slow path's signals, orders, fills and equity, with and without a
+    half spread, and with a daily loss limit that ends some batches early."""
+    driven: list[tuple[int, int]] = []  # (rows driven, firing rows offered)
+    batch_of = FastLanes._held_batch
+
+    def counted(self: FastLanes, *args: Any) -> int:
+        rows = batch_of(self, *args)
+        driven.append((rows, len(args[2])))
+        return rows
+
+    monkeypatch.setattr(FastLanes, "_held_batch", counted)
+    extra = {} if limit is None else {"daily_loss_limit": limit}
+    cfg = settings(min_signal_strength=0.5, stop_loss_percentage=3.0, **extra)
+    if spread:
+        update = {"slippage_bps": 5.0, "slippage_range_fraction": 0.05}
+        cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update=update)})
+    series = [random_walk(6000, seed=11)]
+    fast, slow = _run(cfg, series, fast=True), _run(cfg, series, fast=False)
+    # the batches carried many dropped signals (fewer near the limit), some several each
+    assert sum(k for k, _ in driven) > (100 if limit is None else 20)
+    assert max(k for k, _ in driven) >= 3
+    assert any(k == 0 for k, _ in driven)  # some walks batched none (their first check failed)
+    assert any(0 < k < n for k, n in driven)  # some batches ended before the walk's last signal
+    _same_run(fast, slow)

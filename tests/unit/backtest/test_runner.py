@@ -170,6 +170,51 @@ def test_the_run_refreezes_before_each_chunk_and_unfreezes_at_its_end(
         gc.unfreeze()
 
 
+def test_the_run_collects_its_young_generation_less_often_and_restores_the_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that froze the process's objects raises the young generation's collection
+    threshold to ``YOUNG_THRESHOLD`` while it runs and restores the process's at its end (a
+    higher one, or 0, is kept); a run in a process that froze objects itself leaves it."""
+    from cryptomon.backtest import candle_detect
+    from cryptomon.backtest import runner as runner_module
+
+    monkeypatch.setattr(candle_detect, "CHUNK", 500)
+    series = [random_walk(1200, seed=5)]
+    seen: list[tuple[int, int, int]] = []
+    detect = candle_detect.CandleAnomalies._detect
+
+    def spy(self: Any, lo: int, hi: int) -> None:
+        detect(self, lo, hi)
+        seen.append(gc.get_threshold())
+
+    monkeypatch.setattr(candle_detect.CandleAnomalies, "_detect", spy)
+    before = gc.get_threshold()
+    young = runner_module.YOUNG_THRESHOLD
+    try:
+        for start, during in (
+            ((700, 10, 10), (young, 10, 10)),
+            ((321, 7, 3), (young, 7, 3)),
+            ((young * 2, 10, 10), (young * 2, 10, 10)),
+            ((0, 10, 10), (0, 10, 10)),
+        ):
+            gc.set_threshold(*start)
+            seen.clear()
+            asyncio.run(BacktestRunner(settings(), series).run())
+            assert set(seen) == {during}
+            assert gc.get_threshold() == start
+        gc.set_threshold(700, 10, 10)
+        gc.freeze()
+        try:
+            seen.clear()
+            asyncio.run(BacktestRunner(settings(), series).run())
+            assert set(seen) == {(700, 10, 10)}
+        finally:
+            gc.unfreeze()
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_settling_ends_when_the_loop_has_nothing_else_to_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
