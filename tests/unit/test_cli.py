@@ -84,6 +84,32 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--nope"], "crypto-monitor: unrecognized arguments: --nope"),
+        (["nope"], "crypto-monitor: argument COMMAND: invalid choice: 'nope'"),
+        (["backtest", "--workers", "abc"], "crypto-monitor backtest: argument --workers: invalid"),
+        (["db", "nope"], "crypto-monitor db: argument ACTION: invalid choice: 'nope'"),
+        (["download"], "crypto-monitor download: the following arguments are required"),
+        (["demo", "--port", "x"], "crypto-monitor demo: argument --port: invalid int value"),
+    ],
+)
+def test_argparse_errors_are_one_line(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An argument argparse refuses was the usage block (up to 10 lines) then the error; now
+    it is one line naming the argument and where to look, exit 2, like every other bad
+    argument."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert needle in err
+    assert err.rstrip().endswith("--help)")
+
+
 def test_module_entry_point_reports_without_traceback(tmp_path: Path) -> None:
     """`python -m cryptomon check-config` on a bad file prints problems, no traceback."""
     cfg = write(tmp_path, "trading: {mode: yolo, risk_percentage: 0}\n")
