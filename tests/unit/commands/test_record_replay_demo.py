@@ -72,6 +72,21 @@ def test_record_bad_duration(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert "--duration" in err
 
 
+def test_a_nan_duration_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--duration nan passed the "<= 0" check: record died in asyncio's call_later with a
+    ValueError traceback, demo stopped at once with exit 0; now both are one line, exit 2."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("exchanges: []\n")
+    for argv in (
+        ["record", "--config", str(cfg), "--out", str(tmp_path), "--duration", "nan"],
+        ["demo", "--port", "0", "--duration", "nan"],
+    ):
+        code, err = run(capsys, *argv)
+        assert code == 2, err
+        assert "--duration: expected a positive number of seconds, got nan" in err
+        assert len(err.strip().splitlines()) == 1
+
+
 def test_record_without_live_exchange(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A config without any enabled live exchange has nothing to record: exit 2."""
     cfg = tmp_path / "c.yaml"
