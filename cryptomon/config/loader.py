@@ -29,6 +29,35 @@ ENV_PREFIX = "CRYPTOMON_"
 RESERVED_ENV_PREFIXES = ("CRYPTOMON_TEST_", "CRYPTOMON_CI_")
 
 
+class _DuplicateKey(yaml.MarkedYAMLError):
+    """A key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def __init__(self, key: Any, first_line: int, mark: yaml.Mark) -> None:
+        super().__init__(problem_mark=mark)
+        self.key = key
+        self.first_line = first_line
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated within one mapping: a second ``api:``
+    section (or ``port:`` twice) replaced the first without a word. Merge keys (``<<``) and
+    keys overriding merged ones stay allowed."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            except TypeError:  # unhashable: the base class names it
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse the YAML config file; every failure is a ConfigError naming the file."""
     p = Path(path)
@@ -49,7 +78,16 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
             ]
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as exc:
+        mark = exc.problem_mark
+        assert mark is not None
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}"
+        expected = (
+            f"each key once per mapping (first at line {exc.first_line + 1}; "
+            "the second would replace it)"
+        )
+        raise ConfigError([Problem(where, exc.key, expected)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
