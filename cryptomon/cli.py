@@ -15,12 +15,22 @@ import argparse
 import importlib
 import pkgutil
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from cryptomon import __version__
 from cryptomon import commands as commands_pkg
 from cryptomon.commands.run import cmd_run
 from cryptomon.commands.support import EXIT_USAGE, print_config_error
 from cryptomon.errors import ConfigError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error style: a bad argument is one line on stderr (what
+    argparse found wrong and where to look), exit 2, not the usage block first. Subcommand
+    parsers are of this class too (``add_subparsers`` makes its parsers of the caller's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def common_parent() -> argparse.ArgumentParser:
@@ -58,7 +68,7 @@ def _command_modules() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The whole tree: common options, ``--version`` and every discovered subcommand."""
     parent = common_parent()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="crypto-monitor",
         description="Real-time crypto market monitor and risk-managed auto-trader.",
         parents=[parent],

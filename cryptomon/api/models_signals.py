@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -12,6 +13,7 @@ from cryptomon.kinds import SignalGrade
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
 GradeName = Literal["strong", "medium", "weak", "ignore"]
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 class SignalQuery(PagedMarketWindow):
@@ -90,6 +92,16 @@ class WebhookSignal(BaseModel):
     @classmethod
     def _lower(cls, v: Any) -> Any:
         return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("strength", "price", "stop_loss", "take_profit", mode="before")
+    @classmethod
+    def _number(cls, v: Any) -> Any:
+        """A JSON number or a decimal number as a string (TradingView's placeholders); lax
+        float parsing took ``true`` as 1.0 (a strength of 1: a strong signal) and ``"1_0"``
+        as 10."""
+        if isinstance(v, bool) or (isinstance(v, str) and not _DECIMAL.fullmatch(v.strip())):
+            raise ValueError(f'a number such as 0.7 or "0.7", not {v!r}')
+        return v
 
     @model_validator(mode="after")
     def _no_nul(self) -> WebhookSignal:

@@ -5,6 +5,7 @@ the document is generated from the same models the handlers use and cannot drift
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -178,7 +179,7 @@ async def _parse_body(route: Route, request: web.Request) -> Any:
     if not raw.strip():
         raise ApiError(400, "a JSON object body is required")
     try:
-        return route.body.model_validate_json(raw)
+        body = route.body.model_validate_json(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         if first["type"] == "json_invalid":
@@ -186,6 +187,36 @@ async def _parse_body(route: Route, request: web.Request) -> Any:
         if first["type"] == "model_type" and not first.get("loc"):
             raise ApiError(400, "request body must be a JSON object") from None
         raise validation_error(exc, "body") from None
+    # the parser keeps the last of a repeated key: {"action": "engage", "action": "release"}
+    # released the kill switch. Checked once the body is valid (so its nesting is bounded).
+    try:
+        json.loads(raw, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as exc:
+        message = "given more than once; send each field once"
+        field = f"body.{exc.key}"
+        raise ApiError(
+            422,
+            f"invalid body: {field} {message}",
+            details={"fields": [{"field": field, "message": message, "value": None}]},
+        ) from None
+    except (ValueError, RecursionError):  # what pydantic-core accepted, json may not: its call
+        pass
+    return body
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(key)
+        out[key] = value
+    return out
 
 
 # datetimes and dataclasses keep going through ``default=str`` as they did with json.dumps

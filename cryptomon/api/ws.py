@@ -29,7 +29,14 @@ from typing import Any, Literal
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from cryptomon.api.errors import ApiError
 from cryptomon.api.guard import check_origin
@@ -92,6 +99,14 @@ class SubscriptionData(BaseModel):
     channel: Channel
     symbols: list[str] | None = Field(default=None, max_length=500)
     exchanges: list[str] | None = Field(default=None, max_length=100)
+
+    @field_validator("symbols", "exchanges")
+    @classmethod
+    def _not_empty(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        # [] subscribed to nothing (no event matched) and answered "subscribed"
+        if v == []:
+            raise ValueError(f"an empty list matches nothing; omit {info.field_name} to match all")
+        return v
 
     @field_validator("symbols")
     @classmethod

@@ -38,6 +38,9 @@ TIMEFRAMES = {
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+# open times outside 1970..3000 are input errors (a ms value given in us, a garbled column),
+# not dates: refused by row, before a datetime conversion overflows
+MAX_EPOCH_S = 32_503_680_000.0
 
 
 class DataError(ValueError):
@@ -207,10 +210,14 @@ def parse_candles(rows: list[Any], *, path: str, exchange: str, symbol: str) -> 
             vals = tuple(float(v) for v in row[:6])
         except (TypeError, ValueError):
             vals = ()
-        if len(vals) != 6 or not all(math.isfinite(v) for v in vals):
+        if (
+            len(vals) != 6
+            or not all(math.isfinite(v) for v in vals)
+            or not 0 <= vals[0] / 1000.0 <= MAX_EPOCH_S
+        ):
             raise DataError(
                 f"{path}: row {n + 1} is not a candle; expected "
-                f"[open_time_ms, open, high, low, close, volume], got {str(row)[:80]}"
+                f"[open_time_ms (1970..3000), open, high, low, close, volume], got {str(row)[:80]}"
             )
         out.append((vals[0] / 1000.0, *vals[1:]))
     if not out:
@@ -246,10 +253,16 @@ def parse_trades(rows: list[Any], *, path: str) -> TradeRows:
             s = str(row[3]).lower()
         except (TypeError, ValueError, IndexError):
             t, p, a, s = math.nan, math.nan, math.nan, ""
-        if s not in ("buy", "sell") or not all(map(math.isfinite, (t, p, a))) or p <= 0:
+        if (
+            s not in ("buy", "sell")
+            or not all(map(math.isfinite, (t, p, a)))
+            or p <= 0
+            or not 0 <= t <= MAX_EPOCH_S
+        ):
             raise DataError(
                 f"{path}: row {n + 1} is not a trade; expected "
-                f"[timestamp_ms, id, type, side, price, amount, cost], got {str(row)[:80]}"
+                "[timestamp_ms (1970..3000), id, type, side, price, amount, cost], "
+                f"got {str(row)[:80]}"
             )
         ts.append(t)
         price.append(p)

@@ -87,7 +87,7 @@ def _pick_port(requested: int | None) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    if args.duration is not None and args.duration <= 0:
+    if args.duration is not None and not args.duration > 0:  # NaN too
         sys.stderr.write(
             "crypto-monitor: --duration: expected a positive number of seconds, "
             f"got {args.duration}\n"

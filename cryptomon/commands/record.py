@@ -41,7 +41,7 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 def cmd_record(args: argparse.Namespace) -> int:
     if getattr(args, "config", None) is None:
         return usage_error("record needs --config FILE naming the exchanges to record")
-    if args.duration is not None and args.duration <= 0:
+    if args.duration is not None and not args.duration > 0:  # NaN too
         return usage_error(
             f"--duration: expected a positive number of seconds, got {args.duration}"
         )

@@ -44,6 +44,10 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     sc.set_defaults(handler=cmd_scorecard)
 
 
+MAX_ROUNDS = 1000
+MAX_CALM_MINUTES = 10_080
+
+
 def _bad(msg: str) -> int:
     sys.stderr.write(f"crypto-monitor scorecard: {msg}\n")
     return EXIT_USAGE
@@ -53,10 +57,14 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     from cryptomon.commands.support import settings_from_args, setup_logging, with_logging
     from cryptomon.config import normalize_symbol
 
-    if args.rounds < 1:
-        return _bad(f"--rounds: expected an integer >= 1, got {args.rounds}")
-    if not args.calm_minutes >= 0:
-        return _bad(f"--calm-minutes: expected a number of minutes >= 0, got {args.calm_minutes}")
+    # bounded above too: --calm-minutes inf (or 1e300, or 10**11 rounds) never finished
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        return _bad(f"--rounds: expected an integer from 1 to {MAX_ROUNDS}, got {args.rounds}")
+    if not 0 <= args.calm_minutes <= MAX_CALM_MINUTES:
+        return _bad(
+            f"--calm-minutes: expected a number of minutes from 0 to {MAX_CALM_MINUTES} "
+            f"(a week), got {args.calm_minutes}"
+        )
     try:
         symbols = tuple(normalize_symbol(s) for s in args.symbols.split(",") if s.strip())
     except ValueError as exc:

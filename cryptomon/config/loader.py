@@ -29,6 +29,35 @@ ENV_PREFIX = "CRYPTOMON_"
 RESERVED_ENV_PREFIXES = ("CRYPTOMON_TEST_", "CRYPTOMON_CI_")
 
 
+class _DuplicateKey(yaml.MarkedYAMLError):
+    """A key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def __init__(self, key: Any, first_line: int, mark: yaml.Mark) -> None:
+        super().__init__(problem_mark=mark)
+        self.key = key
+        self.first_line = first_line
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated within one mapping: a second ``api:``
+    section (or ``port:`` twice) replaced the first without a word. Merge keys (``<<``) and
+    keys overriding merged ones stay allowed."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            except TypeError:  # unhashable: the base class names it
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse the YAML config file; every failure is a ConfigError naming the file."""
     p = Path(path)
@@ -49,7 +78,16 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
             ]
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as exc:
+        mark = exc.problem_mark
+        assert mark is not None
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}"
+        expected = (
+            f"each key once per mapping (first at line {exc.first_line + 1}; "
+            "the second would replace it)"
+        )
+        raise ConfigError([Problem(where, exc.key, expected)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
@@ -150,14 +188,35 @@ def _env_value(name: str, keys: list[str], text: str) -> Any:
     if not is_complex(ann):
         return text
     try:
-        return json.loads(text)
-    except ValueError:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except ValueError as exc:
         model = model_in(ann)
         secret = is_secret(ann) or (model is not None and has_secrets(model))
         shown = REDACTED if secret else text
-        raise ConfigError(
-            [Problem(name, shown, f"JSON for {'.'.join(keys)} ({_json_example(ann)})")]
-        ) from None
+        if isinstance(exc, _RepeatedJsonKey):
+            expected = (
+                f"JSON for {'.'.join(keys)} with each key once ({exc.key!r} is given twice; "
+                "the second would replace the first)"
+            )
+        else:
+            expected = f"JSON for {'.'.join(keys)} ({_json_example(ann)})"
+        raise ConfigError([Problem(name, shown, expected)]) from None
+
+
+class _RepeatedJsonKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are distinct (``json.loads`` keeps the last one silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedJsonKey(key)
+        out[key] = value
+    return out
 
 
 def _json_example(ann: Any) -> str:

@@ -29,6 +29,7 @@ from cryptomon.kinds import AnomalyKind
 BURST_TRADES = 10
 JUMP_PRINTS = 5
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_EPOCH_S = 32_503_680_000.0  # year 3000: later times are input errors, not dates
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ def load_trades(path: str | Path) -> list[Tick]:
         with opener(p, "rt", encoding="utf-8") as fp:
             rows = json.load(fp)
         ticks = [
-            Tick(ts=r[0] / 1000.0, price=float(r[4]), amount=float(r[5]), side=str(r[3]))
+            Tick(ts=r[0] / 1000.0, price=float(r[4]), amount=float(r[5]), side=str(r[3]).lower())
             for r in rows
         ]
     except (OSError, ValueError, TypeError, IndexError, KeyError, EOFError) as exc:
@@ -75,6 +76,26 @@ def load_trades(path: str | Path) -> list[Tick]:
                 )
             ]
         ) from None
+    for n, t in enumerate(ticks):
+        # a NaN/inf price, a time of 1e30 ms or a side "long" went into the evaluation unseen
+        if not (
+            0 <= t.ts <= MAX_EPOCH_S
+            and math.isfinite(t.price)
+            and t.price > 0
+            and math.isfinite(t.amount)
+            and t.amount >= 0
+            and t.side in ("buy", "sell")
+        ):
+            raise ConfigError(
+                [
+                    Problem(
+                        "--trades",
+                        str(path),
+                        f"row {n + 1} as [timestamp_ms (1970..3000), id, type, side (buy or "
+                        f"sell), price (> 0), amount (>= 0), cost]; got {str(rows[n])[:80]}",
+                    )
+                ]
+            )
     if len(ticks) < MIN_LIVE_TRADES + 1:
         raise ConfigError(
             [Problem("--trades", str(path), f"at least {MIN_LIVE_TRADES + 1} trades")]

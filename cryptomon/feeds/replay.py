@@ -19,6 +19,8 @@ import ast
 import asyncio
 import contextlib
 import json
+import math
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -47,17 +49,16 @@ log = structlog.get_logger()
 _YIELD_EVERY = 256
 # Marks cryptofeed's symbol table as loaded from a recording (its files' identity).
 _RECORDING_KEY = "cryptomon_recording"
+_SPEED = re.compile(r"\d+(\.\d+)?x")  # as ExchangeConfig.replay_speed
 
 
 def parse_speed(text: str) -> float | None:
-    """``max`` -> None (as fast as possible), ``10x`` -> 10.0."""
+    """``max`` -> None (as fast as possible), ``10x`` -> 10.0: what ``replay_speed`` accepts
+    (digits, then ``x``), so ``infx``, ``nanx`` or ``1e400x`` never reach the pacing."""
     if text == "max":
         return None
-    try:
-        value = float(text.removesuffix("x"))
-    except ValueError:
-        value = -1.0
-    if not text.endswith("x") or value <= 0:
+    value = float(text[:-1]) if _SPEED.fullmatch(text) else 0.0
+    if not 0 < value < math.inf:
         raise ConfigError([Problem("speed", text, "max or a positive multiple such as 1x or 10x")])
     return value
 

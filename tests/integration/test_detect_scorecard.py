@@ -62,6 +62,10 @@ def test_scorecard_json_detects_every_labelled_kind(
     [
         (["--rounds", "0"], "--rounds"),
         (["--calm-minutes", "-1"], "--calm-minutes"),
+        # these ran forever (a simulated baseline of infinite length, 10**11 rounds)
+        (["--calm-minutes", "inf"], "--calm-minutes: expected a number of minutes from 0"),
+        (["--calm-minutes", "1e300"], "--calm-minutes: expected a number of minutes from 0"),
+        (["--rounds", "99999999999"], "--rounds: expected an integer from 1 to 1000"),
         (["--symbols", "BTC/USDT,??"], "--symbols"),
         (["--symbols", "BTC-USDT,BTC/USDT"], "distinct"),
     ],

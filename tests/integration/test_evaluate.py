@@ -359,6 +359,31 @@ def test_a_moved_market_comes_out_moved_through_the_exchanges_own_parser(
         assert replayed.tops[other][-1].bid == untouched.tops[other][-1].bid
 
 
+@pytest.mark.parametrize(
+    ("index", "value", "column"),
+    [(0, 1e30, 0), (4, "inf", 4), (4, "nan", 4), (4, -1.0, 4), (5, "-inf", 5), (3, "long", 3)],
+    ids=["time-1e30", "price-inf", "price-nan", "price-negative", "amount-inf", "side-long"],
+)
+def test_evaluate_refuses_a_trades_row_out_of_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], index: int, value: object, column: int
+) -> None:
+    """A trades row with an infinite or NaN price or amount, a time of 1e30 ms or a side that
+    is neither buy nor sell was evaluated as if it were data (exit 0, a meaningless report);
+    now it is one line naming the row and what it should hold, exit 2."""
+    rows = [
+        [1700000000000 + i * 1000, str(i), None, "buy", 1.0 + i / 100, 2.0, 2.0] for i in range(50)
+    ]
+    rows[7][column] = value
+    path = tmp_path / "XRP_ETH-trades.json"
+    path.write_text(json.dumps(rows))
+    args = ["evaluate", "--trades", str(path), "--exchange", "binance", "--symbol", "XRP/ETH"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "row 8 as [timestamp_ms (1970..3000), id, type, side (buy or sell), price" in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
 def test_evaluate_names_a_gz_trades_file_that_is_not_gzip(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

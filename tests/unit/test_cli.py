@@ -55,6 +55,13 @@ def test_check_config_without_config_uses_defaults(capsys: pytest.CaptureFixture
             "anomaly_detection.volume_threshold_multiplier: got -2; expected greater than 0",
         ),  # impossible value
         ("exchanges: [{name: binance, symbols: ['???']}]\n", "exchanges.0.symbols"),
+        # a repeated key replaced the first silently ("config OK" with the first one lost)
+        (
+            "api:\n  port: 8081\nlogging: {level: INFO}\napi:\n  host: 0.0.0.0\n",
+            ":4:1: got 'api'; expected each key once per mapping (first at line 1;",
+        ),
+        ("api: {port: 1, host: x, port: 2}\n", ":1:25: got 'port'; expected each key once"),
+        ("exchanges:\n  - name: a\n    name: b\n", ":3:5: got 'name'; expected each key once"),
     ],
 )
 def test_bad_config_exits_2_with_one_line_per_problem(
@@ -67,6 +74,15 @@ def test_bad_config_exits_2_with_one_line_per_problem(
     assert "invalid configuration" in err
     assert needle in err
     assert "Traceback" not in err
+
+
+def test_merge_keys_may_override_merged_values(tmp_path: Path) -> None:
+    """A YAML merge (``<<: *base``) followed by a key it also holds is an override, not a
+    repeated key."""
+    from cryptomon.config.loader import read_yaml
+
+    path = write(tmp_path, "x: &b {port: 1, host: a}\napi:\n  <<: *b\n  port: 2\n")
+    assert read_yaml(path)["api"] == {"port": 2, "host": "a"}
 
 
 def test_run_with_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,6 +98,32 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["check-config", "--log-format", "xml"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--nope"], "crypto-monitor: unrecognized arguments: --nope"),
+        (["nope"], "crypto-monitor: argument COMMAND: invalid choice: 'nope'"),
+        (["backtest", "--workers", "abc"], "crypto-monitor backtest: argument --workers: invalid"),
+        (["db", "nope"], "crypto-monitor db: argument ACTION: invalid choice: 'nope'"),
+        (["download"], "crypto-monitor download: the following arguments are required"),
+        (["demo", "--port", "x"], "crypto-monitor demo: argument --port: invalid int value"),
+    ],
+)
+def test_argparse_errors_are_one_line(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An argument argparse refuses was the usage block (up to 10 lines) then the error; now
+    it is one line naming the argument and where to look, exit 2, like every other bad
+    argument."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert needle in err
+    assert err.rstrip().endswith("--help)")
 
 
 def test_module_entry_point_reports_without_traceback(tmp_path: Path) -> None:

@@ -321,3 +321,22 @@ def test_infinite_number_from_environment_is_rejected() -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(environ={"CRYPTOMON_TRADING__MAX_TOTAL_EXPOSURE": "inf"})
     assert "trading.max_total_exposure: got 'inf'; expected a finite number" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("CRYPTOMON_API", '{"port": 8081, "host": "127.0.0.1", "port": 8082}', "port"),
+        ("CRYPTOMON_API__TOKENS", '[{"name": "a", "name": "b", "token_sha256": "00"}]', "name"),
+    ],
+)
+def test_a_key_repeated_in_env_json_is_rejected(name: str, value: str, key: str) -> None:
+    """json.loads kept the last of a repeated key silently (the first value lost, config OK);
+    now it is a problem naming the variable and the key, with the value redacted when the
+    section holds secrets."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(environ={name: value})
+    text = str(exc.value)
+    assert f"{name}: got '***'; expected JSON for" in text
+    assert f"with each key once ({key!r} is given twice" in text
+    assert value not in text

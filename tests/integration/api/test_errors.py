@@ -152,6 +152,35 @@ async def test_422_body_validation_names_the_field(start_api: StartApi) -> None:
 
 
 @pytest.mark.asyncio
+async def test_422_a_field_given_twice(start_api: StartApi) -> None:
+    """A body naming a field twice took the last value ({"side": "buy", ..., "side": "sell"}
+    sold); now it is 422 naming the field, and nothing is done."""
+    trading = FakeTrading()
+    api = await start_api(trading=trading)
+    raw = (
+        b'{"exchange": "binance", "symbol": "BTC-USDT", "side": "buy", "amount": "0.1", '
+        b'"side": "sell"}'
+    )
+    async with api.http.post(
+        api.url + "/api/v1/trading/orders",
+        data=raw,
+        headers={**bearer(TRADE), "Content-Type": "application/json"},
+    ) as r:
+        assert r.status == 422
+        err = assert_error(await r.json(), "validation_error")
+    assert err["details"]["fields"][0]["field"] == "body.side"
+    assert "given more than once" in err["message"]
+    assert trading.audits == []
+    # the same body with the field once is placed
+    async with api.http.post(
+        api.url + "/api/v1/trading/orders",
+        data=raw.replace(b', "side": "sell"', b""),
+        headers={**bearer(TRADE), "Content-Type": "application/json"},
+    ) as r:
+        assert r.status == 200, await r.text()
+
+
+@pytest.mark.asyncio
 async def test_500_is_an_error_shape_without_traceback(start_api: StartApi) -> None:
     """A handler crash is a 500 in the error shape; the trace goes to the log only."""
 

@@ -145,6 +145,14 @@ BAD_BODIES = [
     ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "strength": 2}, "body.strength"),
     ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "grade": "great"}, "body.grade"),
     ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "price": "abc"}, "body.price"),
+    # true was taken as 1.0 (a strength of 1: a strong signal, an order), "1_0" as 10
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "strength": True}, "body.strength"),
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "price": True}, "body.price"),
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "stop_loss": False}, "body.stop_loss"),
+    (
+        {"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "take_profit": "1_0"},
+        "body.take_profit",
+    ),
     ({"secret": SECRET, "symbol": "ETH-USDT", "side": "buy"}, "body.symbol"),
     ({"secret": SECRET, "symbol": "BTC", "side": "buy"}, "body.symbol"),
 ]

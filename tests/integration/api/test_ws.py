@@ -106,6 +106,9 @@ async def test_unsubscribe_stops_delivery_and_hub_subscription(start_api: StartA
         (subscribe("trades", symbols=["b@d"]), "data.symbols: a symbol like BTC/USDT"),
         ({"msg_type": "Subscribe", "data": {"channel": "trades", "colour": 1}}, "data.colour"),
         ([1, 2], "message"),
+        # [] answered "subscribed" and matched no event
+        (subscribe("trades", symbols=[]), "data.symbols: an empty list matches nothing"),
+        (subscribe("trades", exchanges=[]), "data.exchanges: an empty list matches nothing"),
     ],
 )
 async def test_invalid_messages_get_an_error_not_a_disconnect(

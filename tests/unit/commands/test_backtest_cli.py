@@ -288,6 +288,33 @@ def test_a_gz_file_that_is_not_gzip_is_one_line_and_exit_2(
         assert "imported candles of binance ALT-BTC" in out
 
 
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([[1e30, 1, 2, 0.5, 1.5, 10]], "row 1 is not a candle"),
+        ([[1700000000000, 1, 2, 0.5, 1.5, 10], [-1e20, 1, 2, 0.5, 1.5, 10]], "row 2 is not a"),
+        ([[1e30, "1", None, "buy", 1.5, 2, 3]], "row 1 is not a trade"),
+    ],
+    ids=["candle-far-future", "candle-far-past", "trade-far-future"],
+)
+def test_a_time_out_of_range_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path, rows: list, message: str
+) -> None:
+    """An open time of 1e30 ms (a garbled column) was an OverflowError traceback in the
+    datetime conversion of ``download --from-file``; now the row is refused by number, naming
+    the range expected, for ``download --from-file`` and ``backtest FILE``."""
+    path = tmp_path / "ALT_BTC-1m.json"
+    path.write_text(json.dumps(rows))
+    download = ("download", "--exchange", "binance", "--symbol", "ALT/BTC", "--from-file")
+    for argv in ((*download, str(path)), ("backtest", str(path))):
+        code, _, err = run(capsys, *argv, "--config", str(config))
+        assert code == 2, err
+        assert message in err
+        assert "(1970..3000)" in err
+        assert len(err.strip().splitlines()) == 1
+        assert "Traceback" not in err
+
+
 def test_trades_backtest_of_a_trade_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

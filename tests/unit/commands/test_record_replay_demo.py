@@ -22,6 +22,22 @@ def test_replay_bad_speed(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     assert "1x" in err
 
 
+@pytest.mark.parametrize("speed", ["infx", "nanx", "1e400x", "1e3x", " 2x", "1_0x"])
+def test_replay_speed_outside_the_config_pattern(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, speed: str
+) -> None:
+    """--speed infx passed the command's check (float("inf") > 0) and then failed the
+    replay_speed pattern of the exchange config: a pydantic ValidationError traceback, exit
+    1. Now the command accepts exactly what the config does: one line, exit 2."""
+    recording = tmp_path / "BINANCE.0"
+    recording.write_text("")
+    code, err = run(capsys, "replay", "--exchange", "binance", str(recording), "--speed", speed)
+    assert code == 2, err
+    assert f"--speed: expected max or a positive multiple such as 1x or 10x, got {speed!r}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
 def test_replay_unknown_exchange(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """An unknown exchange lists valid names and a close match."""
     code, err = run(capsys, "replay", "--exchange", "krakn", str(tmp_path / "x"))
@@ -54,6 +70,21 @@ def test_record_bad_duration(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     )
     assert code == 2
     assert "--duration" in err
+
+
+def test_a_nan_duration_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--duration nan passed the "<= 0" check: record died in asyncio's call_later with a
+    ValueError traceback, demo stopped at once with exit 0; now both are one line, exit 2."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("exchanges: []\n")
+    for argv in (
+        ["record", "--config", str(cfg), "--out", str(tmp_path), "--duration", "nan"],
+        ["demo", "--port", "0", "--duration", "nan"],
+    ):
+        code, err = run(capsys, *argv)
+        assert code == 2, err
+        assert "--duration: expected a positive number of seconds, got nan" in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_record_without_live_exchange(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

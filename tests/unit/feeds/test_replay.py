@@ -110,7 +110,8 @@ def test_parse_speed() -> None:
     assert parse_speed("max") is None
     assert parse_speed("10x") == 10.0
     assert parse_speed("1x") == 1.0
-    for bad in ("fast", "0x", "-1x", "10"):
+    assert parse_speed("2.5x") == 2.5
+    for bad in ("fast", "0x", "-1x", "10", "infx", "nanx", "1e3x", "9" * 400 + "x"):
         with pytest.raises(ConfigError):
             parse_speed(bad)
 
