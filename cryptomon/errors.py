@@ -5,6 +5,8 @@
   with capped exponential backoff and jitter (see :func:`backoff_delays`).
 - ``FatalError``: the component cannot go on; it stops and the failure is reported.
 - ``RiskRejected``: an order intent failed a risk check; carries the reason.
+- ``RepeatedKey``: a JSON object names a key twice (:func:`unique_keys`, the
+  ``object_pairs_hook`` for ``json.loads``, which otherwise keeps the last silently).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -80,6 +82,25 @@ class RiskRejected(CryptomonError):
         self.reason = reason
         self.check = check
         super().__init__(reason)
+
+
+class RepeatedKey(ValueError):
+    """A JSON object gives ``key`` twice (raised by :func:`unique_keys`)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` for objects whose keys are distinct: a key given
+    twice raises :class:`RepeatedKey` instead of the last one replacing the first."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise RepeatedKey(key)
+        out[key] = value
+    return out
 
 
 def backoff_delays(

@@ -24,7 +24,7 @@ from cryptomon.api.guard import allowed_hosts
 from cryptomon.api.idempotency import IdempotencyLedger
 from cryptomon.api.services import CAPABILITY_NAMES
 from cryptomon.config import ApiConfig
-from cryptomon.errors import TemporaryError
+from cryptomon.errors import RepeatedKey, TemporaryError, unique_keys
 
 T = TypeVar("T")
 log = structlog.get_logger()
@@ -190,8 +190,8 @@ async def _parse_body(route: Route, request: web.Request) -> Any:
     # the parser keeps the last of a repeated key: {"action": "engage", "action": "release"}
     # released the kill switch. Checked once the body is valid (so its nesting is bounded).
     try:
-        json.loads(raw, object_pairs_hook=_unique_keys)
-    except _RepeatedKey as exc:
+        json.loads(raw, object_pairs_hook=unique_keys)
+    except RepeatedKey as exc:
         message = "given more than once; send each field once"
         field = f"body.{exc.key}"
         raise ApiError(
@@ -202,21 +202,6 @@ async def _parse_body(route: Route, request: web.Request) -> Any:
     except (ValueError, RecursionError):  # what pydantic-core accepted, json may not: its call
         pass
     return body
-
-
-class _RepeatedKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _RepeatedKey(key)
-        out[key] = value
-    return out
 
 
 # datetimes and dataclasses keep going through ``default=str`` as they did with json.dumps

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from cryptomon.config.base import is_complex, is_secret, model_in
 from cryptomon.config.problems import REDACTED, has_secrets, problems_from, secrets_in
 from cryptomon.config.settings import Settings
-from cryptomon.errors import ConfigError, Problem
+from cryptomon.errors import ConfigError, Problem, RepeatedKey, unique_keys
 
 ENV_PREFIX = "CRYPTOMON_"
 RESERVED_ENV_PREFIXES = ("CRYPTOMON_TEST_", "CRYPTOMON_CI_")
@@ -188,12 +188,12 @@ def _env_value(name: str, keys: list[str], text: str) -> Any:
     if not is_complex(ann):
         return text
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return json.loads(text, object_pairs_hook=unique_keys)
     except ValueError as exc:
         model = model_in(ann)
         secret = is_secret(ann) or (model is not None and has_secrets(model))
         shown = REDACTED if secret else text
-        if isinstance(exc, _RepeatedJsonKey):
+        if isinstance(exc, RepeatedKey):
             expected = (
                 f"JSON for {'.'.join(keys)} with each key once ({exc.key!r} is given twice; "
                 "the second would replace the first)"
@@ -201,22 +201,6 @@ def _env_value(name: str, keys: list[str], text: str) -> Any:
         else:
             expected = f"JSON for {'.'.join(keys)} ({_json_example(ann)})"
         raise ConfigError([Problem(name, shown, expected)]) from None
-
-
-class _RepeatedJsonKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose keys are distinct (``json.loads`` keeps the last one silently)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _RepeatedJsonKey(key)
-        out[key] = value
-    return out
 
 
 def _json_example(ann: Any) -> str:
