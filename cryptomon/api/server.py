@@ -106,7 +106,10 @@ class ApiServer:
 
     def _add_routes(self) -> None:
         for route in self.routes:
-            self.app.router.add_route(route.method, route.path, make_handler(route))
+            handler = make_handler(route)
+            self.app.router.add_route(route.method, route.path, handler)
+            if route.method == "GET":  # HEAD as aiohttp's add_get gives it: headers, no body
+                self.app.router.add_route("HEAD", route.path, handler)
         self.static = StaticFiles()
         self.static.add_routes(self.app.router)
         self.app.router.add_get("/api/v1/openapi.json", self._openapi)

@@ -110,3 +110,31 @@ async def test_build_app_wires_the_api_to_the_real_services(tmp_path: Path) -> N
             assert status["components"][capability] == "available", capability
     finally:
         await app.stop()
+
+
+@pytest.mark.asyncio
+async def test_head_answers_every_get_route_with_its_headers_and_no_body(
+    start_api: StartApi,
+) -> None:
+    """Uptime checks often send HEAD /health: every GET route answers HEAD as GET would
+    (status, headers, the same auth), without a body; other methods stay 405."""
+    api = await start_api()
+    async with aiohttp.ClientSession() as http:
+        async with http.head(f"{api.url}/health") as r:
+            assert r.status == 200
+            assert r.headers["Content-Type"].startswith("application/json")
+            assert await r.read() == b""
+        async with http.get(f"{api.url}/health") as r:
+            assert r.status == 200
+            assert await r.read() != b""
+        async with http.head(f"{api.url}/api/v1/anomalies") as r:  # no token
+            assert r.status == 401
+        for path in ("/api/v1/anomalies", "/api/v1/openapi.json", "/metrics", "/"):
+            async with http.get(f"{api.url}{path}", headers=bearer(READ)) as r:
+                status, body = r.status, await r.read()
+            async with http.head(f"{api.url}{path}", headers=bearer(READ)) as r:
+                assert (path, r.status) == (path, status)
+                assert await r.read() == b""
+            assert body != b""
+        async with http.put(f"{api.url}/health") as r:
+            assert r.status == 405
