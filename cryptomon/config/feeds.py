@@ -23,6 +23,10 @@ Subscription = Literal[
 _DEFAULT_SUBS: tuple[Subscription, ...] = ("trades", "orderbook", "ticker", "candles")
 
 
+# a replay speed other than ``max``: a multiple of real time (``replay --speed`` takes the same)
+REPLAY_MULTIPLE = r"\d+(\.\d+)?x"
+
+
 class ExchangeConfig(Section):
     """One market data source: a cryptofeed exchange, the built-in simulator, or a replay."""
 
@@ -30,7 +34,7 @@ class ExchangeConfig(Section):
     enabled: bool = True
     source: Literal["live", "replay"] = "live"
     files: list[str] = Field(default_factory=list, description="recordings for source: replay")
-    replay_speed: str = Field(default="max", pattern=r"^(max|\d+(\.\d+)?x)$")
+    replay_speed: str = Field(default="max", pattern=rf"^(max|{REPLAY_MULTIPLE})$")
     symbols: list[str] = Field(default_factory=list)
     subscriptions: list[Subscription] = Field(default_factory=lambda: list(_DEFAULT_SUBS))
     depth: int = Field(default=20, ge=1, le=1000, description="order book depth kept")

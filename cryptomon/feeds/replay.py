@@ -35,6 +35,7 @@ from yapic import json as fast_json
 
 from cryptomon.clock import Clock
 from cryptomon.config import ExchangeConfig
+from cryptomon.config.feeds import REPLAY_MULTIPLE
 from cryptomon.errors import ConfigError, Problem
 from cryptomon.feeds.convert import CF_CHANNELS, CONFIG_CHANNELS, Converter
 from cryptomon.feeds.cryptofeed import CF_CONFIG, exchange_class
@@ -49,7 +50,7 @@ log = structlog.get_logger()
 _YIELD_EVERY = 256
 # Marks cryptofeed's symbol table as loaded from a recording (its files' identity).
 _RECORDING_KEY = "cryptomon_recording"
-_SPEED = re.compile(r"\d+(\.\d+)?x")  # as ExchangeConfig.replay_speed
+_SPEED = re.compile(REPLAY_MULTIPLE)  # what ExchangeConfig.replay_speed takes
 
 
 def parse_speed(text: str) -> float | None:
