@@ -1,29 +1,21 @@
 """Candle series for the backtest: numpy columns per market, parsed from files or rows.
 
-Files (``download --from-file`` and ``backtest FILE``): JSON (optionally gzipped) or CSV.
-
-- candles: rows ``[open_time_ms, open, high, low, close, volume]`` (freqtrade's layout);
-- trades: rows ``[timestamp_ms, trade_id, order_type, side, price, amount, cost]``
-  (freqtrade's), or CSV with a header naming ``timestamp, price, amount`` (``side``, ``id``
-  optional).
-
-Which of the two a file holds is read from its rows (6 numbers: candles; a side string: trades).
-A bad file raises :class:`DataError` naming the file, the row and what was expected.
+Files (``download --from-file`` and ``backtest FILE``) are read by
+:mod:`cryptomon.market.datafiles` (JSON, optionally gzipped, or CSV; trades or candles, told
+apart by their rows); this module turns candle rows into a :class:`CandleSeries` and trades
+into candles.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cryptomon.market.datafiles import MAX_EPOCH_S, DataError, TradeRows
 
 TIMEFRAMES = {
     "1m": 60,
@@ -35,16 +27,6 @@ TIMEFRAMES = {
     "4h": 14400,
     "1d": 86400,
 }
-
-
-GZIP_MAGIC = b"\x1f\x8b"
-# open times outside 1970..3000 are input errors (a ms value given in us, a garbled column),
-# not dates: refused by row, before a datetime conversion overflows
-MAX_EPOCH_S = 32_503_680_000.0
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message names what and what was expected."""
 
 
 def timeframe_seconds(timeframe: str) -> int:
@@ -102,20 +84,6 @@ class CandleSeries:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class TradeRows:
-    """Public trades of one market, oldest first (epoch seconds, floats, ``buy``/``sell``)."""
-
-    ts: np.ndarray
-    price: np.ndarray
-    amount: np.ndarray
-    side: list[str]
-    ids: list[str]
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
-
-
 def series_from_rows(
     rows: list[Any], *, exchange: str, symbol: str, timeframe: str
 ) -> CandleSeries:
@@ -125,81 +93,6 @@ def series_from_rows(
     arr = arr[keep]
     cols = [np.ascontiguousarray(arr[:, i]) for i in range(6)]
     return CandleSeries(exchange, symbol, timeframe, *cols)
-
-
-def read_rows(path: str | Path) -> list[Any]:
-    """The rows of a JSON (``.gz`` too) or CSV file; :class:`DataError` when unreadable."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if raw[:2] != GZIP_MAGIC and p.name.lower().endswith(".gz"):
-        raise DataError(
-            f"cannot read {path}: not gzip data (the name ends in .gz; expected gzip-compressed "
-            "JSON or CSV, or the file named without .gz)"
-        )
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"cannot read {path}: corrupt gzip data ({exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"cannot read {path}: not UTF-8 text (expected JSON or CSV)") from None
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"cannot read {path}: invalid JSON ({exc.msg}, line {exc.lineno})"
-            ) from None
-        if not isinstance(data, list):
-            raise DataError(f"cannot read {path}: expected a JSON list of rows")
-        return data
-    return _csv_rows(path, text)
-
-
-def _csv_rows(path: str | Path, text: str) -> list[Any]:
-    reader = csv.reader(io.StringIO(text))
-    rows = [r for r in reader if r]
-    if not rows:
-        raise DataError(f"cannot read {path}: empty file (expected candle or trade rows)")
-    header = [h.strip().lower() for h in rows[0]]
-    if "price" in header and "amount" in header:
-        ts_col = next((c for c in ("timestamp", "ts", "time") if c in header), None)
-        if ts_col is None:
-            raise DataError(f"cannot read {path}: a trades CSV needs a timestamp column")
-        idx = {name: header.index(name) for name in header}
-        return [
-            [
-                r[idx[ts_col]],
-                r[idx["id"]] if "id" in idx else str(n),
-                None,
-                r[idx["side"]] if "side" in idx else "buy",
-                r[idx["price"]],
-                r[idx["amount"]],
-            ]
-            for n, r in enumerate(rows[1:])
-        ]
-    body = rows[1:] if not _is_number(rows[0][0]) else rows
-    return [list(r) for r in body]
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def is_trade_rows(rows: list[Any]) -> bool:
-    """True when the rows look like trades (a side string in the 4th column)."""
-    first = rows[0] if rows else None
-    return isinstance(first, list) and len(first) >= 6 and str(first[3]).lower() in ("buy", "sell")
 
 
 def parse_candles(rows: list[Any], *, path: str, exchange: str, symbol: str) -> CandleSeries:
@@ -238,45 +131,6 @@ def infer_timeframe(ts: np.ndarray) -> str:
     gaps, counts = np.unique(np.diff(ts), return_counts=True)
     step = float(gaps[int(np.argmax(counts))])
     return next((name for name, s in TIMEFRAMES.items() if s == step), "1m")
-
-
-def parse_trades(rows: list[Any], *, path: str) -> TradeRows:
-    """Trade rows ``[ts_ms, id, type, side, price, amount, ...]`` -> columns, oldest first."""
-    ts: list[float] = []
-    price: list[float] = []
-    amount: list[float] = []
-    side: list[str] = []
-    ids: list[str] = []
-    for n, row in enumerate(rows):
-        try:
-            t, p, a = float(row[0]) / 1000.0, float(row[4]), float(row[5])
-            s = str(row[3]).lower()
-        except (TypeError, ValueError, IndexError):
-            t, p, a, s = math.nan, math.nan, math.nan, ""
-        if (
-            s not in ("buy", "sell")
-            or not all(map(math.isfinite, (t, p, a)))
-            or p <= 0
-            or not 0 <= t <= MAX_EPOCH_S
-        ):
-            raise DataError(
-                f"{path}: row {n + 1} is not a trade; expected "
-                "[timestamp_ms (1970..3000), id, type, side, price, amount, cost], "
-                f"got {str(row)[:80]}"
-            )
-        ts.append(t)
-        price.append(p)
-        amount.append(a)
-        side.append(s)
-        ids.append(str(row[1]))
-    order = np.argsort(np.asarray(ts), kind="stable")
-    return TradeRows(
-        ts=np.asarray(ts)[order],
-        price=np.asarray(price)[order],
-        amount=np.asarray(amount)[order],
-        side=[side[i] for i in order],
-        ids=[ids[i] for i in order],
-    )
 
 
 def candles_from_trades(

@@ -14,8 +14,6 @@ from typing import Any
 import numpy as np
 
 from cryptomon.backtest.data import (
-    DataError,
-    TradeRows,
     candles_from_trades,
     decimals_step,
     infer_instrument,
@@ -23,6 +21,7 @@ from cryptomon.backtest.data import (
 )
 from cryptomon.backtest.inputs import load_file
 from cryptomon.config import normalize_symbol
+from cryptomon.market.datafiles import DataError, TradeRows
 from cryptomon.store.db import Database
 from cryptomon.store.history import candle_rows, save_candles, save_trades
 from cryptomon.store.types import utc

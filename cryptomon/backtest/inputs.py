@@ -16,17 +16,13 @@ import numpy as np
 
 from cryptomon.backtest.data import (
     CandleSeries,
-    DataError,
-    TradeRows,
     candles_from_trades,
-    is_trade_rows,
     parse_candles,
-    parse_trades,
-    read_rows,
     series_from_rows,
     timeframe_seconds,
 )
 from cryptomon.config import normalize_symbol
+from cryptomon.market.datafiles import DataError, TradeRows, is_trade_rows, parse_trades, read_rows
 
 _FILE_SYMBOL = re.compile(r"^([A-Za-z0-9]+)[_-]([A-Za-z0-9]+)(?:[-_.]|$)")
 

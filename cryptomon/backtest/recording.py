@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryptomon.backtest.data import CandleSeries, DataError, series_from_rows
+from cryptomon.backtest.data import CandleSeries, series_from_rows
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.backtest.result import BacktestResult, backtest_settings, make_result
 from cryptomon.config import ExchangeConfig, Settings
@@ -26,6 +26,7 @@ from cryptomon.errors import ConfigError
 from cryptomon.events import Trade
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.feeds.specs import recording_specs
+from cryptomon.market.datafiles import DataError
 from cryptomon.market.inputs import MarketInputs
 from cryptomon.market.registry import InstrumentRegistry
 

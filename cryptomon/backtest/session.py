@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptomon.backtest.data import CandleSeries, DataError, TradeRows
+from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.inputs import (
     cut_trades,
     load_db,
@@ -23,6 +23,7 @@ from cryptomon.backtest.result import BacktestResult
 from cryptomon.backtest.runner import BacktestRunner
 from cryptomon.backtest.stats import result_document
 from cryptomon.config import Settings
+from cryptomon.market.datafiles import DataError, TradeRows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
-from cryptomon.backtest.data import CandleSeries, DataError
+from cryptomon.backtest.data import CandleSeries
 from cryptomon.config import Settings
 from cryptomon.errors import ConfigError
+from cryptomon.market.datafiles import DataError
 
 RANK_METRICS = (
     "pnl",

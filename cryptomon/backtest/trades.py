@@ -15,12 +15,13 @@ import time
 
 import numpy as np
 
-from cryptomon.backtest.data import CandleSeries, TradeRows, candles_from_trades
+from cryptomon.backtest.data import CandleSeries, candles_from_trades
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.backtest.result import BacktestResult, backtest_settings, make_result
 from cryptomon.backtest.synth import quote_top
 from cryptomon.config import Settings
 from cryptomon.events import Candle, Side, Trade
+from cryptomon.market.datafiles import TradeRows
 
 MINUTE = 60.0
 

@@ -92,15 +92,15 @@ def _check_report_path(path: str) -> None:
 
 
 def _usage(message: str) -> Exception:
-    from cryptomon.backtest.data import DataError
+    from cryptomon.market.datafiles import DataError
 
     return DataError(message)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from cryptomon.backtest.data import DataError
     from cryptomon.backtest.sweep import RANK_METRICS, grid, parse_sweep
     from cryptomon.commands.support import setup_logging, with_logging
+    from cryptomon.market.datafiles import DataError
 
     try:
         req = _request(args)

@@ -43,7 +43,7 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from cryptomon.backtest.data import DataError
+    from cryptomon.market.datafiles import DataError
 
     exchange = args.exchange.strip().lower()
     if not _EXCHANGE.match(exchange):
@@ -59,8 +59,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def _import(settings: Any, exchange: str, args: argparse.Namespace) -> int:
-    from cryptomon.backtest.data import DataError
     from cryptomon.backtest.importer import market_symbol
+    from cryptomon.market.datafiles import DataError
 
     if not args.symbols:
         raise DataError("--from-file needs --symbol BASE/QUOTE (or --symbol BASE --quote Q)")
@@ -93,9 +93,10 @@ def _import(settings: Any, exchange: str, args: argparse.Namespace) -> int:
 def _plan(exchange: str, args: argparse.Namespace) -> dict[str, Any]:
     import ccxt
 
-    from cryptomon.backtest.data import DataError, timeframe_seconds
+    from cryptomon.backtest.data import timeframe_seconds
     from cryptomon.backtest.importer import market_symbol
     from cryptomon.backtest.inputs import check_range, parse_time
+    from cryptomon.market.datafiles import DataError
 
     if exchange not in ccxt.exchanges:
         raise DataError(f"--exchange: {exchange!r} is not a ccxt exchange id (e.g. binance)")
@@ -191,7 +192,7 @@ async def _fetch(settings: Any, plan: dict[str, Any], args: argparse.Namespace) 
 
 
 def raise_unknown(exchange: str, symbol: str) -> None:
-    from cryptomon.backtest.data import DataError
+    from cryptomon.market.datafiles import DataError
 
     raise DataError(f"--symbols: {exchange} does not list {symbol.replace('-', '/')}")
 

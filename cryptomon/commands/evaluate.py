@@ -102,6 +102,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cryptomon.evaluate.recordings import evaluate_recordings, group_recordings
     from cryptomon.evaluate.report import format_report
     from cryptomon.evaluate.series import load_trades
+    from cryptomon.market.datafiles import DataError
 
     report: dict[str, Any] = {"seed": args.seed, "config": _config_summary(cfg)}
     try:
@@ -126,6 +127,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
     except ConfigError as exc:
         return _bad(str(exc))
+    except DataError as exc:
+        return _bad(f"--trades: {exc}")
     if args.json:
         sys.stdout.write(json.dumps(report, sort_keys=True) + "\n")
     else:

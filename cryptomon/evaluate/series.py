@@ -11,8 +11,6 @@ shifted by the same factor: a move that persists).
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import random
 import statistics
@@ -21,15 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptomon.config import AnomalyDetectionConfig
-from cryptomon.errors import ConfigError, Problem
 from cryptomon.evaluate.labels import MIN_LIVE_TRADES, Injection, Label, masked
 from cryptomon.events import Anomaly
 from cryptomon.kinds import AnomalyKind
+from cryptomon.market.datafiles import DataError, parse_trades, read_rows
 
 BURST_TRADES = 10
 JUMP_PRINTS = 5
-GZIP_MAGIC = b"\x1f\x8b"
-MAX_EPOCH_S = 32_503_680_000.0  # year 3000: later times are input errors, not dates
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,74 +39,25 @@ class Tick:
 
 
 def load_trades(path: str | Path) -> list[Tick]:
-    """The trades of a freqtrade trades file, sorted by time; a clear error when it is not
-    one."""
-    p = Path(path)
-    if p.name.lower().endswith(".gz") and _head(p, 2) not in (b"", GZIP_MAGIC):
-        raise ConfigError(
-            [
-                Problem(
-                    "--trades",
-                    str(path),
-                    "gzip data (the name ends in .gz): a gzip-compressed freqtrade trades "
-                    "file, or the file named without .gz",
-                )
-            ]
+    """The trades of a trades file (freqtrade's JSON, optionally gzipped, or CSV: see
+    :mod:`cryptomon.market.datafiles`), oldest first; :class:`DataError` naming the file, the
+    row and what was expected when it is not one."""
+    trades = parse_trades(read_rows(path), path=str(path))
+    if len(trades) < MIN_LIVE_TRADES + 1:
+        raise DataError(
+            f"{path}: {len(trades)} trades; expected at least {MIN_LIVE_TRADES + 1} "
+            "(the detectors' warm-up)"
         )
-    try:
-        opener = gzip.open if p.name.lower().endswith(".gz") else open
-        with opener(p, "rt", encoding="utf-8") as fp:
-            rows = json.load(fp)
-        ticks = [
-            Tick(ts=r[0] / 1000.0, price=float(r[4]), amount=float(r[5]), side=str(r[3]).lower())
-            for r in rows
-        ]
-    except (OSError, ValueError, TypeError, IndexError, KeyError, EOFError) as exc:
-        raise ConfigError(
-            [
-                Problem(
-                    "--trades",
-                    str(path),
-                    f"a freqtrade trades file: a JSON list of [timestamp_ms, id, type, side, "
-                    f"price, amount, cost] rows ({type(exc).__name__})",
-                )
-            ]
-        ) from None
-    for n, t in enumerate(ticks):
-        # a NaN/inf price, a time of 1e30 ms or a side "long" went into the evaluation unseen
-        if not (
-            0 <= t.ts <= MAX_EPOCH_S
-            and math.isfinite(t.price)
-            and t.price > 0
-            and math.isfinite(t.amount)
-            and t.amount >= 0
-            and t.side in ("buy", "sell")
-        ):
-            raise ConfigError(
-                [
-                    Problem(
-                        "--trades",
-                        str(path),
-                        f"row {n + 1} as [timestamp_ms (1970..3000), id, type, side (buy or "
-                        f"sell), price (> 0), amount (>= 0), cost]; got {str(rows[n])[:80]}",
-                    )
-                ]
-            )
-    if len(ticks) < MIN_LIVE_TRADES + 1:
-        raise ConfigError(
-            [Problem("--trades", str(path), f"at least {MIN_LIVE_TRADES + 1} trades")]
+    return [
+        Tick(ts=t, price=p, amount=a, side=s)
+        for t, p, a, s in zip(
+            trades.ts.tolist(),
+            trades.price.tolist(),
+            trades.amount.tolist(),
+            trades.side,
+            strict=True,
         )
-    ticks.sort(key=lambda t: t.ts)
-    return ticks
-
-
-def _head(path: Path, n: int) -> bytes:
-    """The first ``n`` bytes of ``path`` (empty when it cannot be read: the load says why)."""
-    try:
-        with path.open("rb") as fp:
-            return fp.read(n)
-    except OSError:
-        return b""
+    ]
 
 
 def _median_notional(before: list[Tick], n: int = 1000) -> float:

@@ -17,8 +17,10 @@ from cryptomon.evaluate import recordings as rec
 from cryptomon.evaluate.books import book_updates, price_grid
 from cryptomon.evaluate.frames import Injected, frame_for
 from cryptomon.evaluate.labels import Injection
+from cryptomon.evaluate.series import load_trades
 from cryptomon.events import Trade
 from cryptomon.kinds import AnomalyKind
+from cryptomon.market.datafiles import DataError
 
 REPO = Path(__file__).resolve().parents[2]
 SERIES = REPO.parent / "shared" / "data" / "freqtrade-testdata" / "XRP_ETH-trades.json.gz"
@@ -183,7 +185,7 @@ def test_evaluate_a_slice_of_the_long_series_is_deterministic(
         ([], "expected recordings"),
         (["--trades", "x.json"], "--exchange"),
         (["--exchange", "binance", "/nonexistent"], "--trades"),
-        (["--trades", "/nonexistent", "--exchange", "b", "--symbol", "A/B"], "freqtrade"),
+        (["--trades", "/nonexistent", "--exchange", "b", "--symbol", "A/B"], "cannot read"),
         (["/nonexistent/BINANCE.0"], "existing file"),
         (["--repeats", "0", "x"], "--repeats"),
     ],
@@ -379,9 +381,33 @@ def test_evaluate_refuses_a_trades_row_out_of_range(
     args = ["evaluate", "--trades", str(path), "--exchange", "binance", "--symbol", "XRP/ETH"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "row 8 as [timestamp_ms (1970..3000), id, type, side (buy or sell), price" in err
+    assert f"--trades: {path}: row 8 is not a trade; expected [timestamp_ms (1970..3000), " in err
+    assert "side (buy or sell), price (> 0), amount (>= 0), cost]" in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+def test_evaluate_reads_a_trades_csv_as_backtest_does(tmp_path: Path) -> None:
+    """``evaluate --trades`` reads trades through the backtest's file reader: a CSV with a
+    ``timestamp, id, side, price, amount`` header gives the same trades as the JSON rows it was
+    written from (it was refused as invalid JSON), and too short a file names the count."""
+    rows = json.loads(gzip.decompress(SERIES.read_bytes()))[:400]
+    csv_path = tmp_path / "XRP_ETH-trades.csv"
+    csv_path.write_text(
+        "timestamp,id,side,price,amount\n"
+        + "".join(f"{r[0]},{r[1]},{r[3]},{r[4]!r},{r[5]!r}\n" for r in rows)
+    )
+    json_path = tmp_path / "XRP_ETH-trades.json"
+    json_path.write_text(json.dumps(rows))
+    ticks = load_trades(csv_path)
+    assert ticks == load_trades(json_path)
+    assert len(ticks) == 400
+    assert ticks[0].ts == rows[0][0] / 1000.0
+    assert ticks[0].side == rows[0][3]
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(rows[:5]))
+    with pytest.raises(DataError, match=rf"{short}: 5 trades; expected at least \d+"):
+        load_trades(short)
 
 
 def test_evaluate_names_a_gz_trades_file_that_is_not_gzip(
@@ -394,7 +420,6 @@ def test_evaluate_names_a_gz_trades_file_that_is_not_gzip(
     args = ["evaluate", "--trades", str(path), "--exchange", "binance", "--symbol", "XRP/ETH"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "--trades: got '" in err  # the path (shortened when long)
-    assert "; expected gzip data (the name ends in .gz)" in err
+    assert f"--trades: cannot read {path}: not gzip data (the name ends in .gz" in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err

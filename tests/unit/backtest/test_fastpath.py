@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cryptomon.backtest.data import CandleSeries, parse_candles, read_rows
+from cryptomon.backtest.data import CandleSeries, parse_candles
 from cryptomon.backtest.fastlanes import FastLanes
 from cryptomon.backtest.fastpath import indicator_fires, reading_at, readings, spec_totals
 from cryptomon.backtest.runner import BacktestResult, BacktestRunner
@@ -19,6 +19,7 @@ from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
 from cryptomon.events import Candle, Signal
 from cryptomon.hub import Hub
+from cryptomon.market.datafiles import read_rows
 from cryptomon.trading.signals import SignalGenerator
 from cryptomon.trading.signals.indicators import IndicatorSet
 from cryptomon.trading.signals.scoring import spec_outcome, spec_score

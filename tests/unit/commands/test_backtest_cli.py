@@ -294,15 +294,17 @@ def test_a_gz_file_that_is_not_gzip_is_one_line_and_exit_2(
         ([[1e30, 1, 2, 0.5, 1.5, 10]], "row 1 is not a candle"),
         ([[1700000000000, 1, 2, 0.5, 1.5, 10], [-1e20, 1, 2, 0.5, 1.5, 10]], "row 2 is not a"),
         ([[1e30, "1", None, "buy", 1.5, 2, 3]], "row 1 is not a trade"),
+        ([[1700000000000, "1", None, "buy", 1.5, -2, 3]], "row 1 is not a trade"),
     ],
-    ids=["candle-far-future", "candle-far-past", "trade-far-future"],
+    ids=["candle-far-future", "candle-far-past", "trade-far-future", "trade-negative-amount"],
 )
 def test_a_time_out_of_range_is_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path, rows: list, message: str
 ) -> None:
     """An open time of 1e30 ms (a garbled column) was an OverflowError traceback in the
     datetime conversion of ``download --from-file``; now the row is refused by number, naming
-    the range expected, for ``download --from-file`` and ``backtest FILE``."""
+    the range expected, for ``download --from-file`` and ``backtest FILE``. A trade of a
+    negative amount, which only ``evaluate --trades`` refused, is refused by both too."""
     path = tmp_path / "ALT_BTC-1m.json"
     path.write_text(json.dumps(rows))
     download = ("download", "--exchange", "binance", "--symbol", "ALT/BTC", "--from-file")
