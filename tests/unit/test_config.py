@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from cryptomon.config import load_settings, normalize_symbol
+from cryptomon.config import Settings, load_settings, normalize_symbol
 from cryptomon.errors import ConfigError
 from cryptomon.kinds import AnomalyKind, NotifyEventType
 
@@ -36,6 +38,40 @@ def test_example_config_is_valid() -> None:
     """config.example.yaml loads without error."""
     s = load_settings(EXAMPLE)
     assert s.exchanges[0].name == "binance"
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    found: list[type[BaseModel]] = [annotation] if is_model else []  # type: ignore[list-item]
+    for arg in typing.get_args(annotation):
+        found += _models_in(arg)
+    return found
+
+
+def test_example_config_documents_every_key() -> None:
+    """Every key of the settings schema, nested sections and list items included, is named
+    in config.example.yaml as ``key:`` (set, or in a comment); a secret may be shown only as
+    its ``key_file:`` form (keys never go in the file). A key added to a section without a
+    line in the example fails here, naming it."""
+    text = EXAMPLE.read_text()
+    named = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*:", text))
+    missing: list[str] = []
+    seen: set[type[BaseModel]] = set()
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            if key not in named and f"{key}_file" not in named:
+                missing.append(prefix + key)
+            for sub in _models_in(field.annotation):
+                walk(sub, f"{prefix}{key}.")
+
+    walk(Settings, "")
+    assert len(seen) > 20  # the walk reached the nested sections
+    assert missing == []
 
 
 @pytest.mark.parametrize(
