@@ -17,7 +17,7 @@ from cryptofeed.raw_data_collection import playback
 
 from cryptomon.clock import LiveClock
 from cryptomon.config import ExchangeConfig
-from cryptomon.events import BookTop, Event, FlaggedTrade, Trade
+from cryptomon.events import BookSnapshot, BookTop, Event, FlaggedTrade, Trade
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
@@ -70,7 +70,7 @@ async def replay(shared_data: Path, venue: str, guard: QualityGuard | None = Non
     if guard is not None:
         feed.converter.quality = guard
     out = Replayed(feed, registry)
-    hub.subscribe([Trade, FlaggedTrade, BookTop], out.events.append, name="test")
+    hub.subscribe([Trade, FlaggedTrade, BookTop, BookSnapshot], out.events.append, name="test")
     await hub.start()
     await feed.start()
     await feed.done.wait()
@@ -162,6 +162,49 @@ async def test_okx_swaps_and_futures_in_coins_spot_unchanged(shared_data: Path) 
             assert trade.amount == pytest.approx(expected)
     assert kinds["spot"] > 0
     assert kinds["perpetual"] + kinds["future"] > 0
+
+
+def recorded_span(shared_data: Path, venue: str) -> tuple[float, float]:
+    """The first and last receipt time written in a recording's websocket and REST files."""
+    stamps: list[float] = []
+    for name in glob.glob(str(shared_data / f"{venue}.*.*")):
+        for line in Path(name).read_text(encoding="utf-8").splitlines():
+            head = line.split(" -> ", 1)[1] if line.startswith("http") else line
+            with contextlib.suppress(ValueError):
+                stamps.append(float(head.split(": ", 1)[0]))
+    return min(stamps), max(stamps)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("venue", ["BINANCE", "BINANCE_FUTURES", "GATEIO", "GATEIO_FUTURES"])
+async def test_books_from_recorded_rest_snapshots_carry_the_recorded_times(
+    shared_data: Path, venue: str
+) -> None:
+    """A replayed book built from a recorded REST snapshot is stamped with that response's
+    recorded receipt, never today's clock (cryptofeed's time.time()), so every book top and
+    snapshot lies within the recording's time span."""
+    got = await replay(shared_data, venue)
+    first, last = recorded_span(shared_data, venue)
+    books = got.of(BookTop) + got.of(BookSnapshot)
+    assert books
+    outside = [
+        (type(e).__name__, e.symbol, e.ts, e.ts_recv)
+        for e in books
+        if not (first <= e.ts_recv <= last and first - 60 <= e.ts <= last + 60)
+    ]
+    assert outside == []
+
+
+@pytest.mark.asyncio
+async def test_a_book_only_seen_in_its_rest_snapshot_has_the_snapshots_receipt(
+    shared_data: Path,
+) -> None:
+    """GATEIO's INK-USDT book never updates after its REST snapshot: its one book top and
+    snapshot carry the receipt recorded for that response (1619093534.9230669)."""
+    got = await replay(shared_data, "GATEIO")
+    books = [e for e in got.of(BookTop) + got.of(BookSnapshot) if e.symbol == "INK-USDT"]
+    assert len(books) == 2
+    assert {(e.ts, e.ts_recv) for e in books} == {(1619093534.9230669, 1619093534.9230669)}
 
 
 @pytest.mark.asyncio
