@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from cryptofeed.raw_data_collection import playback
 
 from cryptomon.clock import LiveClock
 from cryptomon.config import ExchangeConfig
-from cryptomon.events import BookSnapshot, BookTop, Event, FlaggedTrade, Trade
+from cryptomon.events import BookSnapshot, BookTop, Candle, Event, FlaggedTrade, Trade
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
@@ -70,7 +72,9 @@ async def replay(shared_data: Path, venue: str, guard: QualityGuard | None = Non
     if guard is not None:
         feed.converter.quality = guard
     out = Replayed(feed, registry)
-    hub.subscribe([Trade, FlaggedTrade, BookTop, BookSnapshot], out.events.append, name="test")
+    hub.subscribe(
+        [Trade, FlaggedTrade, BookTop, BookSnapshot, Candle], out.events.append, name="test"
+    )
     await hub.start()
     await feed.start()
     await feed.done.wait()
@@ -251,3 +255,66 @@ async def test_a_recording_replayed_again_on_the_same_feed_is_all_duplicates(
     second = await replay(shared_data, "HUOBI_SWAP", guard=guard)
     assert second.trades() == []
     assert guard.duplicates == 25
+
+
+@pytest.mark.asyncio
+async def test_gateio_spot_candle_volume_is_base_not_quote(shared_data: Path) -> None:
+    """Gate.io spot candles carry the quote volume (``v``); the published volume is base
+    units: DIS-USDT's minute holds one 0.201 DIS trade at 121.58 (v = 24.43758 USDT), NEO-BTC's
+    0.5 + 1.07 NEO (v = 0.002943321 BTC), and every candle's v / volume lies within its range."""
+    got = await replay(shared_data, "GATEIO")
+    candles = [c for c in got.of(Candle) if c.volume]
+    assert candles
+    last = {c.symbol: c for c in candles}
+    assert last["DIS-USDT"].volume == pytest.approx(0.201)
+    assert last["NEO-BTC"].volume == pytest.approx(1.57, rel=1e-3)
+    trades = [t for t in got.of(Trade) if t.symbol == "DIS-USDT"]
+    assert sum(t.amount for t in trades) == pytest.approx(last["DIS-USDT"].volume)
+    quote = {
+        (e["result"]["n"], e["time"]): float(e["result"]["v"])
+        for e in (
+            json.loads(line.split(": ", 1)[1])
+            for line in (shared_data / "GATEIO.ws.1.0").read_text(encoding="utf-8").splitlines()
+            if '"spot.candlesticks","event":"update"' in line
+        )
+    }
+    for candle in candles:
+        name = "1m_" + candle.symbol.replace("-", "_")
+        v = quote[(name, int(candle.ts))]
+        assert (
+            candle.volume * candle.low * (1 - 1e-9) <= v <= candle.volume * candle.high * (1 + 1e-9)
+        ), candle.symbol
+
+
+@pytest.mark.asyncio
+async def test_gateio_futures_candle_volume_is_contracts_times_multiplier(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A Gate.io USDT futures candle's volume is contracts: QUICK_USDT (quanto_multiplier
+    0.01) with v = 250 contracts is 2.5 QUICK (a candle frame added to the recording)."""
+    for name in glob.glob(str(shared_data / "GATEIO_FUTURES.*")):
+        shutil.copy(name, tmp_path)
+    frame = {
+        "time": 1684930195,
+        "time_ms": 1684930195000,
+        "channel": "futures.candlesticks",
+        "event": "update",
+        "result": [
+            {
+                "t": 1684930140,
+                "v": 250,
+                "c": "56.9",
+                "h": "57.0",
+                "l": "56.9",
+                "o": "56.9",
+                "n": "1m_QUICK_USDT",
+            }
+        ],
+    }
+    with (tmp_path / "GATEIO_FUTURES.ws.1.0").open("a", encoding="utf-8") as ws:
+        ws.write(f"1684930195.2: {json.dumps(frame, separators=(',', ':'))}\n")
+    got = await replay(tmp_path, "GATEIO_FUTURES")
+    quick = [c for c in got.of(Candle) if c.symbol == "QUICK-USDT-PERP"]
+    assert [c.volume for c in quick] == [pytest.approx(2.5)]
+    front = [c for c in got.of(Candle) if c.symbol == "FRONT-USDT-PERP"]
+    assert [c.volume for c in front] == [0.0]  # the recorded one: v = 0
