@@ -18,12 +18,13 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import heapq
 import json
 import math
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -127,6 +128,34 @@ class Recording:
                     except ValueError:
                         receipt = math.nan  # no recorded time: cryptofeed's own receipt stays
                     self.http[url].append((receipt, body))
+
+
+def _timed(path: Path, index: int) -> Iterator[tuple[float, int, str]]:
+    """``(receipt, index, line)`` per line of one websocket file; a line without a receipt
+    (a connection header) keeps the previous line's, so it stays where it was."""
+    last = -math.inf
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            end = line.find(": ", 0, 40)
+            if end > 0:
+                try:  # noqa: SIM105 - per line: suppress() would cost a context manager each
+                    last = float(line[:end])
+                except ValueError:
+                    pass  # a header line: keeps its place after the previous line
+            yield last, index, line
+
+
+def merged_lines(paths: list[Path]) -> Generator[str, None, None]:
+    """The lines of a recording's websocket files in receipt order: a venue recorded over
+    several connections (Kraken: trades, tickers and books each on its own; Huobi swaps: coin-
+    and USDT-margined) is replayed as the connections delivered it, not one file after the
+    other. Each file's own order is kept (ties: the earlier file first)."""
+    if len(paths) == 1:
+        with paths[0].open(encoding="utf-8") as lines:
+            yield from lines
+        return
+    for _, _, line in heapq.merge(*(_timed(path, i) for i, path in enumerate(paths))):
+        yield line
 
 
 def _loads(path: str, line: str, payload: str) -> Any:
@@ -381,44 +410,44 @@ class ReplayFeed:
         done_bytes = 0
         handed = 0  # websocket messages handed to the feed
         messages = self.messages  # counted in a local (hot loop), stored back below
+        lines = merged_lines(recording.ws_files)
         try:
-            for path in recording.ws_files:
-                with path.open(encoding="utf-8") as lines:
-                    for line in lines:
-                        done_bytes += len(line)
-                        if line == "\n":
-                            continue
-                        start = line[:3]
-                        if start in {"wss", "ws:"}:  # a connection header line
-                            continue
-                        messages += 1
-                        if start == "htt":
-                            continue
-                        ts_text, _, message = line.partition(": ")
-                        handed += 1
-                        try:
-                            ts = float(ts_text)
-                            if message.startswith(("b'", 'b"')):
-                                message = ast.literal_eval(message.strip())
-                            if speed is not None:
-                                first_ts = ts if first_ts is None else first_ts
-                                wait = (ts - first_ts) / speed - (self.clock.monotonic() - wall0)
-                                if wait > 0:
-                                    await self.clock.sleep(wait)
-                            await handler(message, conn, ts)
-                            if self._book_callbacks is not None:  # a REST read, no book after
-                                self._restore_book_callbacks()
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception as exc:  # a bad line is counted and skipped
-                            self._restore_book_callbacks()
-                            health.on_parse_error(exc, line)
-                        if handed % _YIELD_EVERY == 0:
-                            self.messages = messages
-                            if self.progress is not None:
-                                self.progress(done_bytes, recording.total_bytes)
-                            await asyncio.sleep(0)
+            for line in lines:
+                done_bytes += len(line)
+                if line == "\n":
+                    continue
+                start = line[:3]
+                if start in {"wss", "ws:"}:  # a connection header line
+                    continue
+                messages += 1
+                if start == "htt":
+                    continue
+                ts_text, _, message = line.partition(": ")
+                handed += 1
+                try:
+                    ts = float(ts_text)
+                    if message.startswith(("b'", 'b"')):
+                        message = ast.literal_eval(message.strip())
+                    if speed is not None:
+                        first_ts = ts if first_ts is None else first_ts
+                        wait = (ts - first_ts) / speed - (self.clock.monotonic() - wall0)
+                        if wait > 0:
+                            await self.clock.sleep(wait)
+                    await handler(message, conn, ts)
+                    if self._book_callbacks is not None:  # a REST read, no book after
+                        self._restore_book_callbacks()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bad line is counted and skipped
+                    self._restore_book_callbacks()
+                    health.on_parse_error(exc, line)
+                if handed % _YIELD_EVERY == 0:
+                    self.messages = messages
+                    if self.progress is not None:
+                        self.progress(done_bytes, recording.total_bytes)
+                    await asyncio.sleep(0)
         finally:
+            lines.close()  # the files, also when the replay is cancelled
             self.messages = messages
         if self.progress is not None:
             self.progress(recording.total_bytes, recording.total_bytes)

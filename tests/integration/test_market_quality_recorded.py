@@ -19,7 +19,7 @@ from cryptofeed.raw_data_collection import playback
 
 from cryptomon.clock import LiveClock
 from cryptomon.config import ExchangeConfig
-from cryptomon.events import BookSnapshot, BookTop, Candle, Event, FlaggedTrade, Trade
+from cryptomon.events import BookSnapshot, BookTop, Candle, Event, FlaggedTrade, Ticker, Trade
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
@@ -73,7 +73,7 @@ async def replay(shared_data: Path, venue: str, guard: QualityGuard | None = Non
         feed.converter.quality = guard
     out = Replayed(feed, registry)
     hub.subscribe(
-        [Trade, FlaggedTrade, BookTop, BookSnapshot, Candle], out.events.append, name="test"
+        [Trade, FlaggedTrade, BookTop, BookSnapshot, Candle, Ticker], out.events.append, name="test"
     )
     await hub.start()
     await feed.start()
@@ -318,3 +318,22 @@ async def test_gateio_futures_candle_volume_is_contracts_times_multiplier(
     assert [c.volume for c in quick] == [pytest.approx(2.5)]
     front = [c for c in got.of(Candle) if c.symbol == "FRONT-USDT-PERP"]
     assert [c.volume for c in front] == [0.0]  # the recorded one: v = 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("venue", ["KRAKEN", "HUOBI_SWAP"])
+async def test_a_venue_recorded_over_several_connections_replays_in_receipt_order(
+    shared_data: Path, venue: str
+) -> None:
+    """KRAKEN (trades, tickers and books on three connections) and HUOBI_SWAP (coin- and
+    USDT-margined connections) replay as the connections delivered them: the trades and
+    tickers, published as they arrive, come in receipt order across the files (not one
+    30-second file after the other), with cryptofeed's counts unchanged."""
+    got = await replay(shared_data, venue)
+    arrivals = [e.ts_recv for e in got.events if type(e) in (Trade, Ticker)]
+    assert len(arrivals) == sum(
+        CRYPTOFEED_COUNTS[venue].get(name, 0) for name in ("trades", "ticker")
+    ) - len(got.of(FlaggedTrade))
+    assert arrivals == sorted(arrivals)
+    counts = {name: n for name, n in got.feed.counts().items() if n}
+    assert counts == {name: n for name, n in CRYPTOFEED_COUNTS[venue].items() if n}
