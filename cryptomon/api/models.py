@@ -175,7 +175,10 @@ class OrderbookOut(Out):
     exchange: str
     symbol: str
     ts: float | None = None
-    bids: list[tuple[float, float]] = Field(description="[price, size], best first")
+    bids: list[tuple[float, float]] = Field(
+        description="[price, size in base units (a derivative's contracts converted by its "
+        "instrument spec, as the top's sizes)], best first"
+    )
     asks: list[tuple[float, float]]
     top: BookTopOut | None = None
     stale: bool = False

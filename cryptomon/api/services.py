@@ -16,6 +16,7 @@ from aiohttp import web
 from cryptomon.clock import Clock
 from cryptomon.events import BookSnapshot, BookTop, Ticker, Trade
 from cryptomon.hub import Hub
+from cryptomon.market.instruments import InstrumentSpec
 
 Page = tuple[Sequence[Any], str | None]
 
@@ -129,6 +130,8 @@ class Market(Protocol):
     def is_delisted(self, exchange: str, symbol: str) -> bool: ...
 
     def markets(self) -> list[tuple[str, str]]: ...
+
+    def spec(self, exchange: str, symbol: str) -> InstrumentSpec | None: ...
 
 
 class Feeds(Protocol):

@@ -14,6 +14,19 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _gateio_spot_base(raw: Any) -> Any:
+    """The base amount ``a`` of a Gate.io ``spot.candlesticks`` update (newer API), or None."""
+    result = raw.get("result") if isinstance(raw, dict) else None
+    return result.get("a") if isinstance(result, dict) else None
+
+
+# Venues (cryptofeed ids) whose candle volume cryptofeed passes on in the quote currency (Gate.io
+# spot's ``v``: DIS_USDT's candle after one 0.201 DIS trade at 121.58 says v = 24.43758), with
+# the reader of the base amount the venue may send beside it. Every other venue's candle volume
+# is its own quantity (base on spot, contracts on derivatives), converted like a trade's.
+QUOTE_VOLUME_CANDLES: dict[str, Callable[[Any], Any]] = {"GATEIO": _gateio_spot_base}
+
+
 class RareChannels:
     """Callbacks of the rare channels of one feed."""
 
@@ -31,7 +44,18 @@ class RareChannels:
         self._gate = gate
 
     async def candle(self, candle: Any, receipt: float) -> None:
+        """``volume`` in base units: the venue's contracts converted by the spec (at the close
+        for an inverse contract), a quote volume without the base amount divided by the close
+        (the true base lies between volume / high and volume / low)."""
         self._seen("candles", receipt)
+        volume = float(candle.volume)
+        close = float(candle.close)
+        base_of = QUOTE_VOLUME_CANDLES.get(candle.exchange)
+        if base_of is not None:
+            base = base_of(getattr(candle, "raw", None))
+            volume = float(base) if base is not None else (volume / close if close else 0.0)
+        elif volume:
+            volume = self._gate.values(candle.symbol, volume, close, float(receipt))[0]
         self._publish(
             Candle(
                 exchange=self.exchange,
@@ -44,8 +68,8 @@ class RareChannels:
                 open=float(candle.open),
                 high=float(candle.high),
                 low=float(candle.low),
-                close=float(candle.close),
-                volume=float(candle.volume),
+                close=close,
+                volume=volume,
                 trades=None if candle.trades is None else int(candle.trades),
                 closed=bool(candle.closed),
             )

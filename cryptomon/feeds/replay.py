@@ -18,17 +18,19 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import heapq
 import json
 import math
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import structlog
+from cryptofeed.defines import L2_BOOK
 from cryptofeed.feed import Feed
 from cryptofeed.symbols import Symbols
 from yapic import json as fast_json
@@ -72,7 +74,8 @@ class Recording:
         # the recorded symbol lists as their JSON text: parsed when cryptofeed reads them (once
         # per recording, see ReplayFeed._build), since held parsed they cost ~7x their size
         self.symbol_texts: list[str] = []
-        self.http: dict[str, list[str]] = defaultdict(list)
+        # REST responses by URL: (recorded receipt time, body)
+        self.http: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.ws_files: list[Path] = []
         self.key: tuple[tuple[str, int, int], ...] = ()  # identifies the symbol lists
         paths = [Path(name) for name in files]
@@ -119,7 +122,40 @@ class Recording:
             for line in lines:
                 if line.startswith("http") and " -> " in line:
                     url, data = line.split(" -> ", 1)
-                    self.http[url].append(data.split(": ", 1)[1])
+                    stamp, _, body = data.partition(": ")
+                    try:
+                        receipt = float(stamp)
+                    except ValueError:
+                        receipt = math.nan  # no recorded time: cryptofeed's own receipt stays
+                    self.http[url].append((receipt, body))
+
+
+def _timed(path: Path, index: int) -> Iterator[tuple[float, int, str]]:
+    """``(receipt, index, line)`` per line of one websocket file; a line without a receipt
+    (a connection header) keeps the previous line's, so it stays where it was."""
+    last = -math.inf
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            end = line.find(": ", 0, 40)
+            if end > 0:
+                try:  # noqa: SIM105 - per line: suppress() would cost a context manager each
+                    last = float(line[:end])
+                except ValueError:
+                    pass  # a header line: keeps its place after the previous line
+            yield last, index, line
+
+
+def merged_lines(paths: list[Path]) -> Generator[str, None, None]:
+    """The lines of a recording's websocket files in receipt order: a venue recorded over
+    several connections (Kraken: trades, tickers and books each on its own; Huobi swaps: coin-
+    and USDT-margined) is replayed as the connections delivered it, not one file after the
+    other. Each file's own order is kept (ties: the earlier file first)."""
+    if len(paths) == 1:
+        with paths[0].open(encoding="utf-8") as lines:
+            yield from lines
+        return
+    for _, _, line in heapq.merge(*(_timed(path, i) for i, path in enumerate(paths))):
+        yield line
 
 
 def _loads(path: str, line: str, payload: str) -> Any:
@@ -148,10 +184,16 @@ def _url_key(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 class _RecordedHTTP:
     """Stands in for the feed's ``http_conn``: recorded REST responses by URL (a request that
-    differs only in host or depth ``limit`` gets the recorded response of the same route)."""
+    differs only in host or depth ``limit`` gets the recorded response of the same route).
+    ``on_read`` gets each served response's recorded receipt time."""
 
-    def __init__(self, cache: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        cache: dict[str, list[tuple[float, str]]],
+        on_read: Callable[[float], None] | None = None,
+    ) -> None:
         self.cache = {url: list(responses) for url, responses in cache.items()}
+        self.on_read = on_read
 
     async def read(self, address: str, **kwargs: Any) -> Any:
         queue = self.cache.get(address)
@@ -162,7 +204,9 @@ class _RecordedHTTP:
             )
         if not queue:
             raise LookupError(f"no recorded response for {address}")
-        data = queue.pop(0)
+        receipt, data = queue.pop(0)
+        if self.on_read is not None and not math.isnan(receipt):
+            self.on_read(receipt)
         if " header: " in data:
             body, header = data.split(" header: ", 1)
             return body, json.loads(header.strip())
@@ -239,6 +283,8 @@ class ReplayFeed:
         self.seconds = 0.0
         self._task: asyncio.Task[None] | None = None
         self.feed: Any = None
+        # the feed's book callbacks while one REST snapshot's callback is redirected
+        self._book_callbacks: list[Any] | None = None
 
     def counts(self) -> dict[str, int]:
         """Callbacks per cryptofeed channel (``trades``, ``l2_book``, ...), as ``playback``."""
@@ -272,8 +318,31 @@ class ReplayFeed:
             callbacks=self.converter.callbacks([CONFIG_CHANNELS[name] for name in subscription]),
             max_depth=self.config.depth,
         )
-        feed.http_conn = _RecordedHTTP(recording.http)
+        feed.http_conn = _RecordedHTTP(recording.http, on_read=self._rest_read)
         return feed
+
+    def _rest_read(self, receipt: float) -> None:
+        """A recorded REST response (a book snapshot) was served: cryptofeed hands the book it
+        builds from it to the callbacks with ``time.time()`` as the receipt (today's clock in a
+        replay, years after the recording's other times), so the next book callback, within
+        the same websocket line, gets the response's recorded receipt instead."""
+        callbacks = self.feed.callbacks
+        original = self._book_callbacks or callbacks.get(L2_BOOK)
+        if not original:
+            return
+        self._book_callbacks = original
+
+        async def at_recorded_receipt(book: Any, _now: float) -> None:
+            self._restore_book_callbacks()
+            for callback in original:
+                await callback(book, receipt)
+
+        callbacks[L2_BOOK] = [at_recorded_receipt]
+
+    def _restore_book_callbacks(self) -> None:
+        if self._book_callbacks is not None:
+            self.feed.callbacks[L2_BOOK] = self._book_callbacks
+            self._book_callbacks = None
 
     async def start(self) -> None:
         try:
@@ -328,7 +397,7 @@ class ReplayFeed:
             handler = conn_handler
         return conn, handler
 
-    async def _replay(self) -> None:  # noqa: PLR0912 - the per-line hot loop, inlined on purpose
+    async def _replay(self) -> None:  # noqa: PLR0912, PLR0915 - the per-line hot loop, inlined on purpose
         recording = self.recording
         conn, handler = await self._subscribe()
         if handler is None:
@@ -341,41 +410,44 @@ class ReplayFeed:
         done_bytes = 0
         handed = 0  # websocket messages handed to the feed
         messages = self.messages  # counted in a local (hot loop), stored back below
+        lines = merged_lines(recording.ws_files)
         try:
-            for path in recording.ws_files:
-                with path.open(encoding="utf-8") as lines:
-                    for line in lines:
-                        done_bytes += len(line)
-                        if line == "\n":
-                            continue
-                        start = line[:3]
-                        if start in {"wss", "ws:"}:  # a connection header line
-                            continue
-                        messages += 1
-                        if start == "htt":
-                            continue
-                        ts_text, _, message = line.partition(": ")
-                        handed += 1
-                        try:
-                            ts = float(ts_text)
-                            if message.startswith(("b'", 'b"')):
-                                message = ast.literal_eval(message.strip())
-                            if speed is not None:
-                                first_ts = ts if first_ts is None else first_ts
-                                wait = (ts - first_ts) / speed - (self.clock.monotonic() - wall0)
-                                if wait > 0:
-                                    await self.clock.sleep(wait)
-                            await handler(message, conn, ts)
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception as exc:  # a bad line is counted and skipped
-                            health.on_parse_error(exc, line)
-                        if handed % _YIELD_EVERY == 0:
-                            self.messages = messages
-                            if self.progress is not None:
-                                self.progress(done_bytes, recording.total_bytes)
-                            await asyncio.sleep(0)
+            for line in lines:
+                done_bytes += len(line)
+                if line == "\n":
+                    continue
+                start = line[:3]
+                if start in {"wss", "ws:"}:  # a connection header line
+                    continue
+                messages += 1
+                if start == "htt":
+                    continue
+                ts_text, _, message = line.partition(": ")
+                handed += 1
+                try:
+                    ts = float(ts_text)
+                    if message.startswith(("b'", 'b"')):
+                        message = ast.literal_eval(message.strip())
+                    if speed is not None:
+                        first_ts = ts if first_ts is None else first_ts
+                        wait = (ts - first_ts) / speed - (self.clock.monotonic() - wall0)
+                        if wait > 0:
+                            await self.clock.sleep(wait)
+                    await handler(message, conn, ts)
+                    if self._book_callbacks is not None:  # a REST read, no book after
+                        self._restore_book_callbacks()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bad line is counted and skipped
+                    self._restore_book_callbacks()
+                    health.on_parse_error(exc, line)
+                if handed % _YIELD_EVERY == 0:
+                    self.messages = messages
+                    if self.progress is not None:
+                        self.progress(done_bytes, recording.total_bytes)
+                    await asyncio.sleep(0)
         finally:
+            lines.close()  # the files, also when the replay is cancelled
             self.messages = messages
         if self.progress is not None:
             self.progress(recording.total_bytes, recording.total_bytes)

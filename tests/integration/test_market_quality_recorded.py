@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from cryptofeed.raw_data_collection import playback
 
 from cryptomon.clock import LiveClock
 from cryptomon.config import ExchangeConfig
-from cryptomon.events import BookTop, Event, FlaggedTrade, Trade
+from cryptomon.events import BookSnapshot, BookTop, Candle, Event, FlaggedTrade, Ticker, Trade
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
@@ -70,7 +72,9 @@ async def replay(shared_data: Path, venue: str, guard: QualityGuard | None = Non
     if guard is not None:
         feed.converter.quality = guard
     out = Replayed(feed, registry)
-    hub.subscribe([Trade, FlaggedTrade, BookTop], out.events.append, name="test")
+    hub.subscribe(
+        [Trade, FlaggedTrade, BookTop, BookSnapshot, Candle, Ticker], out.events.append, name="test"
+    )
     await hub.start()
     await feed.start()
     await feed.done.wait()
@@ -164,6 +168,49 @@ async def test_okx_swaps_and_futures_in_coins_spot_unchanged(shared_data: Path) 
     assert kinds["perpetual"] + kinds["future"] > 0
 
 
+def recorded_span(shared_data: Path, venue: str) -> tuple[float, float]:
+    """The first and last receipt time written in a recording's websocket and REST files."""
+    stamps: list[float] = []
+    for name in glob.glob(str(shared_data / f"{venue}.*.*")):
+        for line in Path(name).read_text(encoding="utf-8").splitlines():
+            head = line.split(" -> ", 1)[1] if line.startswith("http") else line
+            with contextlib.suppress(ValueError):
+                stamps.append(float(head.split(": ", 1)[0]))
+    return min(stamps), max(stamps)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("venue", ["BINANCE", "BINANCE_FUTURES", "GATEIO", "GATEIO_FUTURES"])
+async def test_books_from_recorded_rest_snapshots_carry_the_recorded_times(
+    shared_data: Path, venue: str
+) -> None:
+    """A replayed book built from a recorded REST snapshot is stamped with that response's
+    recorded receipt, never today's clock (cryptofeed's time.time()), so every book top and
+    snapshot lies within the recording's time span."""
+    got = await replay(shared_data, venue)
+    first, last = recorded_span(shared_data, venue)
+    books = got.of(BookTop) + got.of(BookSnapshot)
+    assert books
+    outside = [
+        (type(e).__name__, e.symbol, e.ts, e.ts_recv)
+        for e in books
+        if not (first <= e.ts_recv <= last and first - 60 <= e.ts <= last + 60)
+    ]
+    assert outside == []
+
+
+@pytest.mark.asyncio
+async def test_a_book_only_seen_in_its_rest_snapshot_has_the_snapshots_receipt(
+    shared_data: Path,
+) -> None:
+    """GATEIO's INK-USDT book never updates after its REST snapshot: its one book top and
+    snapshot carry the receipt recorded for that response (1619093534.9230669)."""
+    got = await replay(shared_data, "GATEIO")
+    books = [e for e in got.of(BookTop) + got.of(BookSnapshot) if e.symbol == "INK-USDT"]
+    assert len(books) == 2
+    assert {(e.ts, e.ts_recv) for e in books} == {(1619093534.9230669, 1619093534.9230669)}
+
+
 @pytest.mark.asyncio
 async def test_gateio_futures_book_sizes_are_coins_with_contracts_beside(
     shared_data: Path,
@@ -208,3 +255,85 @@ async def test_a_recording_replayed_again_on_the_same_feed_is_all_duplicates(
     second = await replay(shared_data, "HUOBI_SWAP", guard=guard)
     assert second.trades() == []
     assert guard.duplicates == 25
+
+
+@pytest.mark.asyncio
+async def test_gateio_spot_candle_volume_is_base_not_quote(shared_data: Path) -> None:
+    """Gate.io spot candles carry the quote volume (``v``); the published volume is base
+    units: DIS-USDT's minute holds one 0.201 DIS trade at 121.58 (v = 24.43758 USDT), NEO-BTC's
+    0.5 + 1.07 NEO (v = 0.002943321 BTC), and every candle's v / volume lies within its range."""
+    got = await replay(shared_data, "GATEIO")
+    candles = [c for c in got.of(Candle) if c.volume]
+    assert candles
+    last = {c.symbol: c for c in candles}
+    assert last["DIS-USDT"].volume == pytest.approx(0.201)
+    assert last["NEO-BTC"].volume == pytest.approx(1.57, rel=1e-3)
+    trades = [t for t in got.of(Trade) if t.symbol == "DIS-USDT"]
+    assert sum(t.amount for t in trades) == pytest.approx(last["DIS-USDT"].volume)
+    quote = {
+        (e["result"]["n"], e["time"]): float(e["result"]["v"])
+        for e in (
+            json.loads(line.split(": ", 1)[1])
+            for line in (shared_data / "GATEIO.ws.1.0").read_text(encoding="utf-8").splitlines()
+            if '"spot.candlesticks","event":"update"' in line
+        )
+    }
+    for candle in candles:
+        name = "1m_" + candle.symbol.replace("-", "_")
+        v = quote[(name, int(candle.ts))]
+        assert (
+            candle.volume * candle.low * (1 - 1e-9) <= v <= candle.volume * candle.high * (1 + 1e-9)
+        ), candle.symbol
+
+
+@pytest.mark.asyncio
+async def test_gateio_futures_candle_volume_is_contracts_times_multiplier(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A Gate.io USDT futures candle's volume is contracts: QUICK_USDT (quanto_multiplier
+    0.01) with v = 250 contracts is 2.5 QUICK (a candle frame added to the recording)."""
+    for name in glob.glob(str(shared_data / "GATEIO_FUTURES.*")):
+        shutil.copy(name, tmp_path)
+    frame = {
+        "time": 1684930195,
+        "time_ms": 1684930195000,
+        "channel": "futures.candlesticks",
+        "event": "update",
+        "result": [
+            {
+                "t": 1684930140,
+                "v": 250,
+                "c": "56.9",
+                "h": "57.0",
+                "l": "56.9",
+                "o": "56.9",
+                "n": "1m_QUICK_USDT",
+            }
+        ],
+    }
+    with (tmp_path / "GATEIO_FUTURES.ws.1.0").open("a", encoding="utf-8") as ws:
+        ws.write(f"1684930195.2: {json.dumps(frame, separators=(',', ':'))}\n")
+    got = await replay(tmp_path, "GATEIO_FUTURES")
+    quick = [c for c in got.of(Candle) if c.symbol == "QUICK-USDT-PERP"]
+    assert [c.volume for c in quick] == [pytest.approx(2.5)]
+    front = [c for c in got.of(Candle) if c.symbol == "FRONT-USDT-PERP"]
+    assert [c.volume for c in front] == [0.0]  # the recorded one: v = 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("venue", ["KRAKEN", "HUOBI_SWAP"])
+async def test_a_venue_recorded_over_several_connections_replays_in_receipt_order(
+    shared_data: Path, venue: str
+) -> None:
+    """KRAKEN (trades, tickers and books on three connections) and HUOBI_SWAP (coin- and
+    USDT-margined connections) replay as the connections delivered them: the trades and
+    tickers, published as they arrive, come in receipt order across the files (not one
+    30-second file after the other), with cryptofeed's counts unchanged."""
+    got = await replay(shared_data, venue)
+    arrivals = [e.ts_recv for e in got.events if type(e) in (Trade, Ticker)]
+    assert len(arrivals) == sum(
+        CRYPTOFEED_COUNTS[venue].get(name, 0) for name in ("trades", "ticker")
+    ) - len(got.of(FlaggedTrade))
+    assert arrivals == sorted(arrivals)
+    counts = {name: n for name, n in got.feed.counts().items() if n}
+    assert counts == {name: n for name, n in CRYPTOFEED_COUNTS[venue].items() if n}

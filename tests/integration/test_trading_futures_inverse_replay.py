@@ -16,6 +16,8 @@ from cryptomon.config import ExchangeConfig
 from cryptomon.events import BookTop, OrderIntent
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.state import MarketState
 from cryptomon.market.venues import specs_from_recording
 from cryptomon.trading.brokers.base import BrokerOrder
@@ -43,7 +45,11 @@ def intent(cid: str, side: str, qty: str, *, reduce_only: bool = False) -> Order
 
 
 def recording(shared_data: Path) -> list[str]:
-    return sorted(str(p) for p in shared_data.glob("HUOBI_SWAP.*"))
+    return venue_files(shared_data, "HUOBI_SWAP")
+
+
+def venue_files(shared_data: Path, venue: str) -> list[str]:
+    return sorted(str(p) for p in shared_data.glob(f"{venue}.*"))
 
 
 @pytest.mark.asyncio
@@ -90,3 +96,58 @@ async def test_inverse_long_on_a_huobi_swap_replay_realizes_coin_pnl(shared_data
     assert position.event(0.0, 0.0).settle == "ATOM"
     assert (await broker.fetch_balances())["ATOM"] == D(5) + hand - fees
     assert await broker.fetch_positions() == {}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("venue", "symbol"),
+    [("GATEIO_FUTURES", "QUICK-USDT-PERP"), ("HUOBI_SWAP", "SOS-USDT-PERP")],
+)
+async def test_paper_market_order_takes_the_best_level_in_contracts(
+    shared_data: Path, venue: str, symbol: str
+) -> None:
+    """A paper market buy of the best ask's contracts + 1 on a replay with units (as the
+    daemon runs): the best level fills its venue contracts (QUICK: 0.01 coin per contract,
+    SOS: 100,000), not its base-unit size read as contracts, and the last contract goes
+    one level deeper."""
+    specs = {s.symbol: s for s in specs_from_recording(shared_data / f"{venue}.0")}
+    registry = InstrumentRegistry()
+    registry.add(list(specs.values()))
+    cfg = trading_config(leverage=3.0, max_leverage=3.0)
+    hub, clock = Hub(), LiveClock()
+    market = MarketState(hub=hub)
+    terms = terms_lookup(cfg, lambda _ex, sym: specs.get(sym))
+    broker = PaperBroker(config=cfg.paper, market=market, hub=hub, clock=clock, terms=terms)
+    config = ExchangeConfig(
+        name=venue.lower(), source="replay", files=venue_files(shared_data, venue), depth=20
+    )
+    feed = ReplayFeed(
+        config,
+        feed_class=replay_feed_class(venue),
+        hub=hub,
+        clock=clock,
+        market=MarketInputs(registry=registry),
+    )
+    await feed.start()
+    await feed.done.wait()
+    await feed.stop()
+    assert feed.error is None
+    top = market.top(venue.lower(), symbol)
+    assert top is not None
+    assert top.ask_contracts is not None
+    assert top.ask_size != top.ask_contracts  # base units beside the venue's contracts
+    contracts = D(str(top.ask_contracts))
+    order = OrderIntent(
+        exchange=venue.lower(),
+        symbol=symbol,
+        ts=0.0,
+        ts_recv=0.0,
+        client_order_id="walk",
+        side="buy",
+        type="market",
+        amount=contracts + 1,
+    )
+    placed = await broker.place_order(order)
+    assert [f.amount for f in placed.fills] == [contracts, D(1)]
+    assert placed.fills[0].price == D(str(top.ask))
+    assert placed.fills[1].price > placed.fills[0].price

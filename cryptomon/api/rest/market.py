@@ -94,6 +94,12 @@ async def market_orderbook(call: Call) -> m.OrderbookOut:
         )
     if snap is not None:
         bids, asks, ts = list(snap.bids[: q.depth]), list(snap.asks[: q.depth]), snap.ts
+        spec = market.spec(q.exchange, q.symbol)
+        if spec is not None and (spec.inverse or spec.contract_size != 1):
+            # a snapshot's levels are the venue's contracts; sizes here are base units, as the
+            # top's and the trades' (and as the levels read off the top when no snapshot came)
+            bids = [(price, spec.base_amount(size, price)) for price, size in bids]
+            asks = [(price, spec.base_amount(size, price)) for price, size in asks]
     else:
         assert top is not None
         bids, asks, ts = [(top.bid, top.bid_size)], [(top.ask, top.ask_size)], top.ts

@@ -48,6 +48,10 @@ class PaperOrder:
 def book_levels(market: MarketState, intent: OrderIntent) -> Iterator[tuple[Decimal, Decimal]]:
     """Opposite side of the book, best first, with a newer BookTop taking precedence.
 
+    Sizes are the venue's quantities, as the order's amount (contracts on a derivative):
+    a snapshot's levels are, a BookTop's best size is base units with the venue's contracts
+    beside it (``ask_contracts``/``bid_contracts``) where the two differ.
+
     Lazy: a level becomes Decimals only when the order reaches it (a market order usually
     takes the first level of a deep snapshot)."""
     buy = intent.side == "buy"
@@ -57,7 +61,12 @@ def book_levels(market: MarketState, intent: OrderIntent) -> Iterator[tuple[Deci
     if snap is not None:
         levels = snap.asks if buy else snap.bids
     if top is not None and (snap is None or top.ts >= snap.ts):
-        best = (top.ask, top.ask_size) if buy else (top.bid, top.bid_size)
+        if buy:
+            size = top.ask_size if top.ask_contracts is None else top.ask_contracts
+            best = (top.ask, size)
+        else:
+            size = top.bid_size if top.bid_contracts is None else top.bid_contracts
+            best = (top.bid, size)
         if best[0] > 0:
             limit = best[0]
             worse = (lv for lv in levels if (lv[0] > limit if buy else lv[0] < limit))

@@ -1,0 +1,82 @@
+"""/api/v1/market/orderbook on real recordings replayed with units, as the daemon runs them:
+book levels in base units on derivative markets, like the top and the trades."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cryptomon.clock import LiveClock
+from cryptomon.config import ExchangeConfig
+from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
+from cryptomon.hub import Hub
+from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.registry import InstrumentRegistry
+from cryptomon.market.state import MarketState
+from cryptomon.market.venues import specs_from_recording
+from tests.integration.api.conftest import StartApi
+
+
+def venue_files(shared_data: Path, venue: str) -> list[str]:
+    return sorted(str(p) for p in shared_data.glob(f"{venue}.*"))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("venue", "symbol"),
+    [
+        ("GATEIO_FUTURES", "QUICK-USDT-PERP"),  # 0.01 QUICK per contract
+        ("HUOBI_SWAP", "SOS-USDT-PERP"),  # 100,000 SOS per contract
+        ("HUOBI_SWAP", "ATOM-USD-PERP"),  # inverse: 10 USD per contract
+        ("OKX", "BTC-USDT"),  # spot: as sent
+    ],
+)
+async def test_orderbook_levels_are_base_units_like_the_top(
+    shared_data: Path, start_api: StartApi, venue: str, symbol: str
+) -> None:
+    """The levels of a replayed derivative book are its snapshot's contracts converted by the
+    spec (QUICK: 100 contracts at 56.91 are 1 QUICK), the unit of ``top``'s sizes; a spot
+    book's levels are the snapshot's as they are."""
+    registry = InstrumentRegistry()
+    registry.add(specs_from_recording(shared_data / f"{venue}.0"))
+    hub = Hub()
+    market = MarketState(hub=hub, instruments=registry)
+    api = await start_api(hub=hub, market=market)
+    config = ExchangeConfig(
+        name=venue.lower(), source="replay", files=venue_files(shared_data, venue), depth=20
+    )
+    feed = ReplayFeed(
+        config,
+        feed_class=replay_feed_class(venue),
+        hub=hub,
+        clock=LiveClock(),
+        market=MarketInputs(registry=registry),
+    )
+    await feed.start()
+    await feed.done.wait()
+    await feed.stop()
+    assert feed.error is None
+    snap = market.snapshot(venue.lower(), symbol)
+    spec = registry.get(venue.lower(), symbol)
+    assert snap is not None
+    assert spec is not None
+    status, book = await api.get(
+        f"/api/v1/market/orderbook?exchange={venue.lower()}&symbol={symbol}&depth=5"
+    )
+    assert status == 200
+    for side, levels in (("bids", snap.bids), ("asks", snap.asks)):
+        assert [p for p, _ in book[side]] == [p for p, _ in levels[:5]]
+        sizes = [spec.base_amount(s, p) for p, s in levels[:5]]
+        assert [s for _, s in book[side]] == pytest.approx(sizes)
+    if spec.kind == "spot":
+        assert book["bids"] == [list(level) for level in snap.bids[:5]]
+    else:
+        assert book["bids"][0][1] != snap.bids[0][1]  # not the venue's contracts
+    top = book["top"]
+    for side in ("bids", "asks"):  # the top's best level, in the same unit, when it is the same
+        price = top["bid" if side == "bids" else "ask"]
+        size = top["bid_size" if side == "bids" else "ask_size"]
+        same = [s for p, s in book[side] if p == price]
+        if same and snap.ts >= top["ts"]:
+            assert same[0] == pytest.approx(size)
