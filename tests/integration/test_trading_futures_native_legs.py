@@ -112,3 +112,36 @@ async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> No
     assert record.state == OrderState.REJECTED
     assert [a["orderType"] for a in algos(venue)] == ["TAKE_PROFIT_MARKET"]  # canceled
     assert prot.trigger(D("20099.9"), D("20100.1")) == "stop_loss"  # the book watch is back
+
+
+@pytest.mark.asyncio
+async def test_an_opposite_signal_closes_a_position_whose_legs_rest_on_the_venue() -> None:
+    """A sell signal closes a long even while its venue-side stop and take-profit rest (they
+    are not a close on its way): a reduce-only market sell of the whole position, then both
+    legs are canceled; before, the resting legs made the signal look like a working order of
+    the market and it was dropped, leaving the position open."""
+    import time
+
+    from cryptomon.events import Signal
+
+    rig = await start_live(key=KEY, secret=SECRET, seed=5, native=True, auto_trading_enabled=True)
+    try:
+        engine, venue = rig.engine, rig.venue
+        await enter(engine, "buy", stop_loss="19400", take_profit="21200")
+        await legs_resting(rig)
+        now = time.time()
+        sig = Signal(
+            exchange=EX, symbol=PERP, ts=now, ts_recv=now, side="sell", strength=0.9, source="t"
+        )
+        record = await engine.handle_signal(sig)
+        assert record is not None, "the opposite signal was dropped"
+        assert record.intent.reduce_only
+        assert record.intent.amount == D("0.1")
+        pos = engine.portfolio.positions[(EX, PERP)]
+        await wait_until(lambda: pos.amount == 0, timeout=10, message="position closed")
+        await wait_until(lambda: not algos(venue, "NEW"), timeout=10, message="legs canceled")
+        assert sorted(str(a["algoStatus"]) for a in algos(venue)) == ["CANCELED", "CANCELED"]
+        await wait_until(lambda: not engine.book.open(), timeout=10, message="no open order")
+        assert await engine.broker.fetch_positions() == {}  # type: ignore[attr-defined]
+    finally:
+        await rig.stop()
