@@ -111,13 +111,27 @@ class ProtectionManager:
     def disarm(self, key: MarketKey) -> None:
         """The position is closed: drop its protection and cancel native legs left open."""
         prot = self.protections.pop(key, None)
-        if prot is not None and prot.native:
-            for coid in (prot.stop_order, prot.take_order):
-                other = self.context.book.get(coid) if coid else None
-                if other is not None and other.is_open:
-                    self.context.spawn(self.executor.cancel(other), f"cancel-leg:{coid}")
+        if prot is not None:
+            self._cancel_legs(prot)
+
+    def _cancel_legs(self, prot: Protection) -> None:
+        """Cancel the venue-side legs of ``prot`` that are still open (a placement of its
+        legs still running places no further one)."""
+        if not prot.native:
+            return
+        prot.native = False
+        for coid in (prot.stop_order, prot.take_order):
+            other = self.context.book.get(coid) if coid else None
+            if other is not None and other.is_open:
+                self.context.spawn(self.executor.cancel(other), f"cancel-leg:{coid}")
 
     def _arm(self, pos: Position, intent: OrderIntent) -> None:
+        """Protect ``pos`` after a fill of ``intent`` (an entry). Venue legs of an earlier
+        entry are canceled: they hold the old size and levels, and the entry's own pair is
+        placed once it has filled (the book watch covers the gap)."""
+        old = self.protections.get((pos.exchange, pos.symbol))
+        if old is not None:
+            self._cancel_legs(old)
         cfg = self.context.config
         long = pos.amount > 0
         stop, take = intent.stop_loss, intent.take_profit

@@ -145,3 +145,36 @@ async def test_an_opposite_signal_closes_a_position_whose_legs_rest_on_the_venue
         assert await engine.broker.fetch_positions() == {}  # type: ignore[attr-defined]
     finally:
         await rig.stop()
+
+
+@pytest.mark.asyncio
+async def test_adding_to_a_position_replaces_its_venue_legs(live: Live) -> None:
+    """A second entry on a position protected by venue legs cancels the old pair and places
+    one pair of the new size: no leg of the old size is left resting untracked (it would stay
+    open in the book, block every later signal on the market and could close a later position
+    at the old stop)."""
+    engine, venue = live.engine, live.venue
+    await enter(engine, "buy", stop_loss="19400", take_profit="21200")
+    await legs_resting(live)
+    old = {str(a["clientAlgoId"]) for a in algos(venue)}
+    await enter(engine, "buy", stop_loss="19500", take_profit="21300", actor="t2")
+    pos = engine.portfolio.positions[(EX, PERP)]
+    assert pos.amount == D("0.2")
+
+    def new_pair() -> bool:
+        resting = algos(venue, "NEW")
+        return len(resting) == 2 and all(str(a["clientAlgoId"]) not in old for a in resting)
+
+    await wait_until(new_pair, timeout=10, message="one pair of the new size")
+    resting = algos(venue, "NEW")
+    assert all(D(str(a["quantity"])) == D("0.2") for a in resting)
+    assert sorted(str(a["triggerPrice"]) for a in resting) == ["19500", "21300"]
+    assert all(a["algoStatus"] == "CANCELED" for a in algos(venue) if a["clientAlgoId"] in old)
+    await wait_until(
+        lambda: all(not engine.book.get(c).is_open for c in old),  # type: ignore[union-attr]
+        timeout=10,
+        message="old legs closed in the book",
+    )
+    prot = engine.protection.protections[(EX, PERP)]
+    assert prot.native
+    assert {prot.stop_order, prot.take_order} == {str(a["clientAlgoId"]) for a in resting}
