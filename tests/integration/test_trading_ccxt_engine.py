@@ -3,6 +3,7 @@ unknown (dropped response, 429, 5xx, timeout) are settled by lookup, never sent 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -308,3 +309,45 @@ async def test_reconciliation_fetches_open_orders_per_symbol_when_the_venue_need
         await engine.stop()
         await hub.stop(1.0)
         await sim.stop()
+
+
+def resting_buy(rig: Rig, key: str) -> OrderIntent:
+    """A limit buy 2 % under the mid (inside the price band): it rests at the venue."""
+    bids, _ = rig.sim.market.book(SYMBOL)
+    price = (Decimal(str(bids[0][0])) * Decimal("0.98")).quantize(Decimal("0.01"))
+    intent = buy(key)
+    return OrderIntent(
+        **{
+            name: getattr(intent, name)
+            for name in OrderIntent.__dataclass_fields__
+            if name not in ("type", "price")
+        },
+        type="limit",
+        price=price,
+    )
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_while_a_placement_is_in_flight_cancels_it_once_it_lands(
+    rig: Rig,
+) -> None:
+    """The kill switch pressed while a resting order's placement is still on its way: the
+    cancel cannot find it yet, but once the venue has it, it is canceled there; before, the
+    engine marked it canceled ("not found at the venue") while it stayed open at the venue,
+    able to fill after the halt, and no later check looked at it again (it was in the book)."""
+    fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
+    task = asyncio.ensure_future(rig.engine.executor.submit(resting_buy(rig, "inflight")))
+    await wait_until(fault.reached.is_set, message="placement held at the venue")
+    record = rig.engine.book.open()[0]
+    await rig.engine.kill_switch("t")
+    assert rig.engine.risk_state == RiskState.HALTED
+    fault.release()
+    await task
+    venue = rig.endpoints.engine
+    await wait_until(lambda: venue.client_order_ids() == [record.client_order_id], message="landed")
+    (order,) = venue.orders.values()
+    await wait_until(lambda: order.status == "CANCELED", message="canceled at the venue")
+    await wait_until(lambda: record.state is OrderState.CANCELED, message="canceled here")
+    assert not venue.open_orders()
+    assert rig.endpoints.order_posts == 1
+    assert rig.engine.portfolio.amount("simulator", SYMBOL) == 0
