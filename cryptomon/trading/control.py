@@ -140,6 +140,9 @@ class TradingControls:
         return {"state": str(ctx.risk_state), "canceled": canceled, "flatten": flattened}
 
     async def _flatten(self, actor: str) -> list[dict[str, Any]]:
+        # an entry on its way when the switch was pressed: its answer first, so the position
+        # it opened is closed too
+        await self.executor.placements_done()
         now = self.context.now()
         out: list[dict[str, Any]] = []
         for pos in self.context.portfolio.open_positions():

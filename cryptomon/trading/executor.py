@@ -151,6 +151,12 @@ class OrderExecutor:
             await self.apply_broker_order(record, answer)
         return record
 
+    async def placements_done(self) -> None:
+        """Wait until no placement is on its way: every submit holds the lock while it sends,
+        and the fills its answer carries are counted as the lock is handed over."""
+        async with self._lock:
+            pass
+
     async def _risk_gate(self, intent: OrderIntent) -> None:
         ctx = self.context
         if not ctx.reconciled:

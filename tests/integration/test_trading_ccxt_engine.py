@@ -351,3 +351,24 @@ async def test_kill_switch_while_a_placement_is_in_flight_cancels_it_once_it_lan
     assert not venue.open_orders()
     assert rig.endpoints.order_posts == 1
     assert rig.engine.portfolio.amount("simulator", SYMBOL) == 0
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_flatten_closes_an_entry_that_was_in_flight(rig: Rig) -> None:
+    """Kill switch with flatten pressed while a market entry is on its way to the venue: the
+    flatten waits for that placement's answer and closes the position it opened; before, it
+    listed the positions at once (none yet) and the entry's fill left the account long after
+    the kill switch had reported everything flat."""
+    fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
+    task = asyncio.ensure_future(rig.engine.executor.submit(buy("inflight-entry")))
+    await wait_until(fault.reached.is_set, message="placement held at the venue")
+    kill = asyncio.ensure_future(rig.engine.kill_switch("t", flatten=True))
+    await wait_until(lambda: rig.engine.risk_state == RiskState.HALTED, message="halted")
+    fault.release()
+    entry = await task
+    result = await kill
+    assert entry.state is OrderState.FILLED
+    assert [f["symbol"] for f in result["flatten"]] == [SYMBOL]
+    key = ("simulator", SYMBOL)
+    await wait_until(lambda: rig.engine.portfolio.amount(*key) == 0, message="flat")
+    assert rig.endpoints.engine.position("BTC") == 0
