@@ -88,6 +88,12 @@ class TradingControls:
             raise ValueError(f"amount: expected a positive number, got {amount!r}")
         if type == "limit" and limit_price is None:
             raise ValueError("price: a limit order needs a price")
+        if not reduce_only:  # an entry's bracket: the exits of the position it opens
+            reference = limit_price if type == "limit" else None
+            if reference is None:
+                reference = self.context.mid(exchange.lower(), market)
+            if reference is not None:
+                check_bracket(side, reference, stop_price, take_price)
         now = self.context.now()
         ref = request_id or new_id()  # no key from the caller: a fresh order each time
         intent = OrderIntent(
@@ -169,6 +175,23 @@ class TradingControls:
         ctx.audit(actor, "resume", {"from": str(ctx.risk_state)})
         ctx.set_risk_state(RiskState.ACTIVE, f"resumed by {actor}")
         return str(ctx.risk_state)
+
+
+def check_bracket(
+    side: str, reference: Decimal, stop: Decimal | None, take: Decimal | None
+) -> None:
+    """A ValueError naming the field when an entry's stop-loss or take-profit is on the wrong
+    side of ``reference`` (its limit price, else the mid): it would fire on the next book and
+    close the position the entry just opened."""
+    buy = side == "buy"
+    for name, level, below in (("stop_loss", stop, buy), ("take_profit", take, not buy)):
+        if level is None or (level < reference if below else level > reference):
+            continue
+        where = "below" if below else "above"
+        raise ValueError(
+            f"{name}: {level} must be {where} the {side}'s price {reference} (the limit price, "
+            "else the mid); it would close the position at once"
+        )
 
 
 def parse_decimal(name: str, value: Any, *, optional: bool = False) -> Decimal | None:

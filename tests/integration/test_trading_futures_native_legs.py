@@ -101,8 +101,10 @@ async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> No
     loopback URL ccxt cannot pick Binance's linear error table, so the refusal arrives as an
     unclassified error: the engine settles it by lookup and closes it as never placed.)"""
     engine, venue = live.engine, live.venue
-    # a sell stop above the price: refused
-    await enter(engine, "buy", stop_loss="20100", take_profit="21200")
+    # the venue's price has fallen below the stop the engine's book still allows: a sell
+    # stop above the venue's price is refused
+    venue.set_price(VENUE_ID, D(19300))
+    await enter(engine, "buy", stop_loss="19400", take_profit="21200")
     prot = engine.protection.protections[(EX, PERP)]
     await wait_until(lambda: prot.stop_order is not None, timeout=10, message="stop sent")
     await wait_until(lambda: not prot.native, timeout=10, message="back to emulation")
@@ -111,7 +113,7 @@ async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> No
     assert record is not None
     assert record.state == OrderState.REJECTED
     assert [a["orderType"] for a in algos(venue)] == ["TAKE_PROFIT_MARKET"]  # canceled
-    assert prot.trigger(D("20099.9"), D("20100.1")) == "stop_loss"  # the book watch is back
+    assert prot.trigger(D("19399.9"), D("19400.1")) == "stop_loss"  # the book watch is back
 
 
 @pytest.mark.asyncio

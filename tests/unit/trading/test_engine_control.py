@@ -121,6 +121,38 @@ async def test_manual_entry_gets_stop_loss_and_take_profit() -> None:
 
 
 @pytest.mark.asyncio
+async def test_manual_entry_with_a_stop_or_take_profit_on_the_wrong_side_is_refused() -> None:
+    """A stop-loss or take-profit on the wrong side of the entry (swapped, or a typo) is a
+    ValueError naming the field and the price it was held against, and nothing is sent;
+    before, the entry filled and its own protection sold it again on the next book (a round
+    trip of spread and fees)."""
+    engine, broker, hub, clock, _ = await _started()
+    base = {"actor": "a", "exchange": EX, "symbol": SYM, "amount": "1"}
+    for kwargs, field in (
+        ({"side": "buy", "stop_loss": "101"}, "stop_loss"),  # mid 100.1
+        ({"side": "buy", "take_profit": "99"}, "take_profit"),
+        ({"side": "buy", "stop_loss": "106", "take_profit": "97"}, "stop_loss"),
+        ({"side": "buy", "type": "limit", "price": "99", "stop_loss": "99.5"}, "stop_loss"),
+        ({"side": "sell", "stop_loss": "99"}, "stop_loss"),
+        ({"side": "sell", "take_profit": "100.1"}, "take_profit"),
+    ):
+        with pytest.raises(ValueError, match=rf"^{field}: .*(below|above) .* price"):
+            await engine.place_manual_order(**base, **kwargs)  # type: ignore[arg-type]
+    assert engine.book.all() == []
+    assert engine.portfolio.amount(EX, SYM) == 0
+    # the right side passes; an exit's levels are not an entry's bracket (never armed)
+    await engine.place_manual_order(**base, side="buy", stop_loss="99", take_profit="103")
+    prot = engine.protection.protections[(EX, SYM)]
+    assert (prot.stop, prot.take) == (d(99), d(103))
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    assert engine.portfolio.amount(EX, SYM) == d(1)  # not stopped out by its own levels
+    await engine.place_manual_order(**base, side="sell", reduce_only=True, stop_loss="150")
+    assert engine.portfolio.amount(EX, SYM) == 0
+    assert broker is engine.broker
+    await engine.stop()
+
+
+@pytest.mark.asyncio
 async def test_update_limits_validates_applies_and_audits() -> None:
     """Valid changes apply at once and are audited; bad values and unknown keys raise
     ConfigError naming the key."""
