@@ -372,3 +372,24 @@ async def test_kill_switch_flatten_closes_an_entry_that_was_in_flight(rig: Rig) 
     key = ("simulator", SYMBOL)
     await wait_until(lambda: rig.engine.portfolio.amount(*key) == 0, message="flat")
     assert rig.endpoints.engine.position("BTC") == 0
+
+
+@pytest.mark.asyncio
+async def test_a_cancel_the_venue_failed_to_answer_is_sent_again(rig: Rig) -> None:
+    """A cancel answered with a 503 before the venue acted on it leaves the order resting; the
+    engine asks again on its next poll until the venue has canceled it. Before, the order sat
+    in ``cancel_pending`` for good while it rested (and could fill) at the venue: polling saw
+    it open and waited for a cancel nobody would send again."""
+    record = await rig.engine.executor.submit(resting_buy(rig, "cancel-503"))
+    assert record.state is OrderState.SUBMITTED
+    fault = rig.endpoints.faults.add(
+        Fault(kind="status", status=503, method="DELETE", path=f"{API}/order", after_accept=False)
+    )
+    await rig.engine.cancel_order(record.client_order_id, "t")
+    assert fault.reached.is_set()
+    assert record.state is OrderState.CANCEL_PENDING
+    venue = rig.endpoints.engine
+    (order,) = venue.orders.values()
+    await wait_until(lambda: order.status == "CANCELED", message="canceled at the venue")
+    await wait_until(lambda: record.state is OrderState.CANCELED, message="canceled here")
+    assert not venue.open_orders()
