@@ -10,6 +10,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import structlog
+
 from cryptomon.config import normalize_symbol
 from cryptomon.errors import RiskRejected
 from cryptomon.events import OrderIntent, new_id
@@ -17,6 +19,8 @@ from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.orders import client_order_id, intent_fields
 from cryptomon.trading.risk import RiskState
+
+log = structlog.get_logger()
 
 
 class TradingControls:
@@ -140,7 +144,14 @@ class TradingControls:
         ctx.set_risk_state(RiskState.HALTED, reason, kind="kill_switch")
         canceled = []
         for record in ctx.book.open():
-            await self.executor.cancel(record)
+            try:  # one failing cancel must not stop the others or the flatten
+                await self.executor.cancel(record)
+            except Exception as exc:  # still open: the poll asks again
+                log.error(
+                    "trading.kill_switch_cancel_failed",
+                    client_order_id=record.client_order_id,
+                    error=repr(exc),
+                )
             canceled.append(record.client_order_id)
         flattened = await self._flatten(actor) if flatten else []
         return {"state": str(ctx.risk_state), "canceled": canceled, "flatten": flattened}

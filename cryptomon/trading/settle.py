@@ -107,25 +107,30 @@ async def cancel_at_venue(sync: OrderSync, record: OrderRecord) -> OrderRecord:
     if record.state != OrderState.UNKNOWN:
         sync.move(record, OrderState.CANCEL_PENDING)
     try:
-        answer = await ctx.broker.cancel_order(intent.symbol, intent.client_order_id)
-    except OrderRejectedError:
-        found = await ctx.broker.fetch_order(intent.symbol, intent.client_order_id)
-        if found is None:
-            if record.state == OrderState.UNKNOWN and ctx.clock.time() < absent_deadline(
-                ctx, record
-            ):
-                sync.settle_later(record)  # still in flight: the venue may accept it late
-                return record
-            sync.move(record, OrderState.CANCELED, "not found at the venue")
-            return record
-        answer = found
-    except (TemporaryError, TimeoutError, OSError) as exc:
+        answer = await _cancel_or_lookup(ctx, record)
+    except (TemporaryError, TimeoutError, OSError) as exc:  # the poll asks again
         log.warning(
             "trading.cancel_failed", client_order_id=intent.client_order_id, error=repr(exc)
         )
         return record
+    if answer is None:
+        if record.state == OrderState.UNKNOWN and ctx.clock.time() < absent_deadline(ctx, record):
+            sync.settle_later(record)  # still in flight: the venue may accept it late
+            return record
+        sync.move(record, OrderState.CANCELED, "not found at the venue")
+        return record
     await sync.apply_broker_order(record, answer)
     return record
+
+
+async def _cancel_or_lookup(ctx: EngineContext, record: OrderRecord) -> BrokerOrder | None:
+    """The venue's answer to the cancel; when it refuses the cancel, its lookup of the order
+    (None: it does not know the order). A failed lookup raises like a failed cancel."""
+    intent = record.intent
+    try:
+        return await ctx.broker.cancel_order(intent.symbol, intent.client_order_id)
+    except OrderRejectedError:
+        return await ctx.broker.fetch_order(intent.symbol, intent.client_order_id)
 
 
 async def apply_venue_view(sync: OrderSync, record: OrderRecord, answer: BrokerOrder) -> None:

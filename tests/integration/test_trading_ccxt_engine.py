@@ -393,3 +393,29 @@ async def test_a_cancel_the_venue_failed_to_answer_is_sent_again(rig: Rig) -> No
     await wait_until(lambda: order.status == "CANCELED", message="canceled at the venue")
     await wait_until(lambda: record.state is OrderState.CANCELED, message="canceled here")
     assert not venue.open_orders()
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_flattens_even_when_a_cancel_fails(rig: Rig) -> None:
+    """One cancel the venue refuses, and whose lookup then fails too, does not stop the kill
+    switch: the failure is reported with the order, the flatten still closes the position
+    (and the order is canceled on a later poll). Before, the lookup's error escaped the
+    kill switch: no flatten, and the caller got an error instead of a halted, flat account."""
+    entry = await rig.engine.executor.submit(buy("held-long", "0.005"))
+    assert entry.state is OrderState.FILLED
+    resting = await rig.engine.executor.submit(resting_buy(rig, "cancel-fails"))
+    assert resting.state is OrderState.SUBMITTED
+    rig.endpoints.faults.add(
+        Fault(kind="status", status=422, method="DELETE", path=f"{API}/order", after_accept=False)
+    )
+    rig.endpoints.faults.add(
+        Fault(kind="status", status=503, method="GET", path=f"{API}/order", times=10_000)
+    )
+    out = await rig.engine.kill_switch("t", flatten=True)
+    rig.endpoints.faults.clear()
+    assert rig.engine.risk_state == RiskState.HALTED
+    assert [f["state"] for f in out["flatten"]] == ["filled"]
+    assert rig.engine.portfolio.amount("simulator", SYMBOL) == 0
+    assert out["canceled"] == [resting.client_order_id]
+    (order,) = [o for o in rig.endpoints.engine.orders.values() if o.type == "LIMIT"]
+    await wait_until(lambda: order.status == "CANCELED", message="canceled on a later poll")
