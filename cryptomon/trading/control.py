@@ -176,6 +176,9 @@ class TradingControls:
                 out.append(record.to_dict())
             except RiskRejected as exc:
                 out.append({"symbol": pos.symbol, "rejected": exc.reason})
+            except Exception as exc:  # not sent (e.g. its intent not written): the next goes on
+                log.error("trading.flatten_failed", symbol=pos.symbol, error=repr(exc))
+                out.append({"symbol": pos.symbol, "rejected": f"not sent: {exc}"})
         return out
 
     async def resume(self, actor: str) -> str:

@@ -65,6 +65,29 @@ async def test_kill_switch_cancels_flattens_halts_and_audits() -> None:
 
 
 @pytest.mark.asyncio
+async def test_kill_switch_flatten_goes_on_past_a_position_it_cannot_close() -> None:
+    """A flatten exit that fails (its intent cannot be written) is reported for its symbol
+    and the next position is still closed; before, the error escaped the kill switch and
+    every later position stayed open."""
+    engine, _, hub, clock, _ = await _started(max_total_exposure=3000.0)
+    book(hub, clock, bid=50.0, ask=50.1, size=10.0, symbol="ETH-USDT")
+    for symbol in (SYM, "ETH-USDT"):
+        await engine.place_manual_order(
+            actor="a", exchange=EX, symbol=symbol, side="buy", amount="2"
+        )
+    engine.journal.fail_next = OSError("database away")  # type: ignore[attr-defined]
+    out = await engine.kill_switch("ops", flatten=True)
+    assert out["state"] == "halted"
+    first, second = out["flatten"]
+    assert first["symbol"] == SYM
+    assert "database away" in first["rejected"]
+    assert second["state"] == "filled"
+    assert engine.portfolio.amount(EX, SYM) == d(2)
+    assert engine.portfolio.amount(EX, "ETH-USDT") == 0
+    await engine.stop()
+
+
+@pytest.mark.asyncio
 async def test_kill_switch_without_flatten_keeps_positions() -> None:
     """flatten=False cancels and halts but leaves the position; the default comes from config."""
     engine, _, _, _, _ = await _started(kill_switch_flatten=False)
