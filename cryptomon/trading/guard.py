@@ -40,6 +40,7 @@ class ProtectionManager:
         self.executor = executor
         self.protections: dict[MarketKey, Protection] = {}
         self._daily_day: int | None = None
+        self._daily_reason = ""  # the state reason the daily loss limit set
 
     def check_daily_loss(self) -> None:
         """Entries stop (``reducing``) at the daily loss limit until the next UTC day."""
@@ -48,17 +49,20 @@ class ProtectionManager:
         pnl = ctx.portfolio.daily_pnl(now)
         limit = ctx.runtime.limits.daily_loss_limit
         if pnl <= -limit and ctx.risk_state == RiskState.ACTIVE:
-            ctx.set_risk_state(
-                RiskState.REDUCING, f"daily loss {pnl} reached the limit -{limit}", kind="limit"
-            )
+            reason = f"daily loss {pnl} reached the limit -{limit}"
+            ctx.set_risk_state(RiskState.REDUCING, reason, kind="limit")
             self._daily_day = int(now // 86400)
+            self._daily_reason = reason
         elif (
             ctx.risk_state == RiskState.REDUCING
             and self._daily_day is not None
             and int(now // 86400) != self._daily_day
         ):
             self._daily_day = None
-            ctx.set_risk_state(RiskState.ACTIVE, "new UTC day: daily loss limit reset")
+            # only the loss limit is lifted: reducing for another reason since (a
+            # reconciliation mismatch) stays until an operator resumes
+            if ctx.state_reason == self._daily_reason:
+                ctx.set_risk_state(RiskState.ACTIVE, "new UTC day: daily loss limit reset")
 
     # ------------------------------------------------------------------ executor observer
 

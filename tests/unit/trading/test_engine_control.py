@@ -218,6 +218,33 @@ async def test_daily_loss_limit_moves_to_reducing_and_back_next_day() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_new_day_does_not_clear_a_reconciliation_mismatch() -> None:
+    """Reducing for the daily loss, then a reconciliation mismatch (the venue holds less than
+    the position): the next UTC day lifts the loss limit only, so the engine stays reducing
+    until an operator resumes; before, the day change went back to active and entries
+    resumed with the books and the venue disagreeing."""
+    engine, broker, hub, clock, _ = await _started(daily_loss_limit=20.0)
+    await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="9")
+    book(hub, clock, bid=97.4, ask=97.6, size=10.0)  # -25 unrealized
+    engine.protection.check_daily_loss()
+    assert engine.risk_state == RiskState.REDUCING
+    broker.balances["BTC"] = d(1)  # the venue holds 1 of the 9 BTC
+    for _ in range(2):  # a periodic run reports a mismatch seen twice
+        mismatches = await engine.reconciler.run(periodic=True)
+    assert mismatches
+    assert "venue holds 1" in engine.state_reason
+    clock.advance(86_400)
+    engine.protection.check_daily_loss()
+    assert engine.risk_state == RiskState.REDUCING
+    assert "venue holds 1" in engine.state_reason
+    with pytest.raises(RiskRejected):
+        await engine.place_manual_order(
+            actor="a", exchange=EX, symbol="ETH-USDT", side="buy", amount="1"
+        )
+    await engine.stop()
+
+
+@pytest.mark.asyncio
 async def test_stale_feed_pauses_signal_orders() -> None:
     """While the feed is stale a manual entry is refused with stale_feed; live again, it
     passes."""
