@@ -10,6 +10,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import structlog
+
 from cryptomon.config import normalize_symbol
 from cryptomon.errors import RiskRejected
 from cryptomon.events import OrderIntent, new_id
@@ -17,6 +19,8 @@ from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.orders import client_order_id, intent_fields
 from cryptomon.trading.risk import RiskState
+
+log = structlog.get_logger()
 
 
 class TradingControls:
@@ -88,6 +92,12 @@ class TradingControls:
             raise ValueError(f"amount: expected a positive number, got {amount!r}")
         if type == "limit" and limit_price is None:
             raise ValueError("price: a limit order needs a price")
+        if not reduce_only:  # an entry's bracket: the exits of the position it opens
+            reference = limit_price if type == "limit" else None
+            if reference is None:
+                reference = self.context.mid(exchange.lower(), market)
+            if reference is not None:
+                check_bracket(side, reference, stop_price, take_price)
         now = self.context.now()
         ref = request_id or new_id()  # no key from the caller: a fresh order each time
         intent = OrderIntent(
@@ -134,12 +144,22 @@ class TradingControls:
         ctx.set_risk_state(RiskState.HALTED, reason, kind="kill_switch")
         canceled = []
         for record in ctx.book.open():
-            await self.executor.cancel(record)
+            try:  # one failing cancel must not stop the others or the flatten
+                await self.executor.cancel(record)
+            except Exception as exc:  # still open: the poll asks again
+                log.error(
+                    "trading.kill_switch_cancel_failed",
+                    client_order_id=record.client_order_id,
+                    error=repr(exc),
+                )
             canceled.append(record.client_order_id)
         flattened = await self._flatten(actor) if flatten else []
         return {"state": str(ctx.risk_state), "canceled": canceled, "flatten": flattened}
 
     async def _flatten(self, actor: str) -> list[dict[str, Any]]:
+        # an entry on its way when the switch was pressed: its answer first, so the position
+        # it opened is closed too
+        await self.executor.placements_done()
         now = self.context.now()
         out: list[dict[str, Any]] = []
         for pos in self.context.portfolio.open_positions():
@@ -156,6 +176,9 @@ class TradingControls:
                 out.append(record.to_dict())
             except RiskRejected as exc:
                 out.append({"symbol": pos.symbol, "rejected": exc.reason})
+            except Exception as exc:  # not sent (e.g. its intent not written): the next goes on
+                log.error("trading.flatten_failed", symbol=pos.symbol, error=repr(exc))
+                out.append({"symbol": pos.symbol, "rejected": f"not sent: {exc}"})
         return out
 
     async def resume(self, actor: str) -> str:
@@ -166,6 +189,23 @@ class TradingControls:
         ctx.audit(actor, "resume", {"from": str(ctx.risk_state)})
         ctx.set_risk_state(RiskState.ACTIVE, f"resumed by {actor}")
         return str(ctx.risk_state)
+
+
+def check_bracket(
+    side: str, reference: Decimal, stop: Decimal | None, take: Decimal | None
+) -> None:
+    """A ValueError naming the field when an entry's stop-loss or take-profit is on the wrong
+    side of ``reference`` (its limit price, else the mid): it would fire on the next book and
+    close the position the entry just opened."""
+    buy = side == "buy"
+    for name, level, below in (("stop_loss", stop, buy), ("take_profit", take, not buy)):
+        if level is None or (level < reference if below else level > reference):
+            continue
+        where = "below" if below else "above"
+        raise ValueError(
+            f"{name}: {level} must be {where} the {side}'s price {reference} (the limit price, "
+            "else the mid); it would close the position at once"
+        )
 
 
 def parse_decimal(name: str, value: Any, *, optional: bool = False) -> Decimal | None:

@@ -66,7 +66,10 @@ class SignalTrader:
         ctx = self.context
         key = (sig.exchange, sig.symbol)
         pos = ctx.portfolio.amount(*key)
-        if ctx.book.open(*key):  # an entry or an exit of this market is still working
+        working = ctx.book.open(*key)
+        if pos != 0:  # resting venue-side stop / take-profit legs are no close on its way
+            working = [r for r in working if not _resting_leg(r)]
+        if working:  # an entry or an exit of this market is still working
             return None
         if (pos > 0 and sig.side == "buy") or (pos < 0 and sig.side == "sell"):
             return None
@@ -161,6 +164,14 @@ class SignalTrader:
             symbol=sig.symbol,
             check_name="unknown_instrument",
         )
+
+
+def _resting_leg(record: OrderRecord) -> bool:
+    """A venue-side protective leg (a reduce-only stop or take-profit resting at the venue):
+    it closes the position only if its trigger is hit, so it does not stop a signal's close
+    (the close's fill disarms the protection, which cancels the legs)."""
+    intent = record.intent
+    return intent.reduce_only and intent.type in ("stop_market", "take_profit")
 
 
 def _sender_bracket(

@@ -31,7 +31,12 @@ from cryptomon.trading.orders import IllegalTransition, OrderRecord, client_orde
 from cryptomon.trading.portfolio import Position
 from cryptomon.trading.protection import round_down
 from cryptomon.trading.risk import MarketView, PortfolioView, check
-from cryptomon.trading.settle import apply_venue_view, cancel_at_venue, settle_unknown
+from cryptomon.trading.settle import (
+    apply_venue_view,
+    cancel_at_venue,
+    cancel_if_requested,
+    settle_unknown,
+)
 
 log = structlog.get_logger()
 ZERO = Decimal(0)
@@ -146,6 +151,12 @@ class OrderExecutor:
             await self.apply_broker_order(record, answer)
         return record
 
+    async def placements_done(self) -> None:
+        """Wait until no placement is on its way: every submit holds the lock while it sends,
+        and the fills its answer carries are counted as the lock is handed over."""
+        async with self._lock:
+            pass
+
     async def _risk_gate(self, intent: OrderIntent) -> None:
         ctx = self.context
         if not ctx.reconciled:
@@ -191,6 +202,9 @@ class OrderExecutor:
         """Send the order; None when its outcome is already settled or unknown."""
         ctx = self.context
         intent = record.intent
+        if record.cancel_requested:  # canceled (the kill switch) while its intent was written
+            self.move(record, OrderState.CANCELED, "canceled before it was sent")
+            return None
         self._order_times.append(ctx.clock.monotonic())
         if info_enabled():  # a filtered line still costs a logger bind per order
             log.info(
@@ -270,8 +284,10 @@ class OrderExecutor:
             self._settling.discard(record.client_order_id)
 
     async def apply_broker_order(self, record: OrderRecord, answer: BrokerOrder) -> None:
-        """Bring ``record`` in line with the venue's view: fills first, then the state."""
+        """Bring ``record`` in line with the venue's view: fills first, then the state; an
+        order canceled while the venue could not know it yet is canceled now."""
         await apply_venue_view(self, record, answer)
+        await cancel_if_requested(self, record)
 
     async def cancel(self, record: OrderRecord) -> OrderRecord:
         """Cancel ``record`` at the venue (see :func:`cryptomon.trading.settle.cancel_at_venue`)."""

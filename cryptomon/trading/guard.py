@@ -40,6 +40,7 @@ class ProtectionManager:
         self.executor = executor
         self.protections: dict[MarketKey, Protection] = {}
         self._daily_day: int | None = None
+        self._daily_reason = ""  # the state reason the daily loss limit set
 
     def check_daily_loss(self) -> None:
         """Entries stop (``reducing``) at the daily loss limit until the next UTC day."""
@@ -48,17 +49,20 @@ class ProtectionManager:
         pnl = ctx.portfolio.daily_pnl(now)
         limit = ctx.runtime.limits.daily_loss_limit
         if pnl <= -limit and ctx.risk_state == RiskState.ACTIVE:
-            ctx.set_risk_state(
-                RiskState.REDUCING, f"daily loss {pnl} reached the limit -{limit}", kind="limit"
-            )
+            reason = f"daily loss {pnl} reached the limit -{limit}"
+            ctx.set_risk_state(RiskState.REDUCING, reason, kind="limit")
             self._daily_day = int(now // 86400)
+            self._daily_reason = reason
         elif (
             ctx.risk_state == RiskState.REDUCING
             and self._daily_day is not None
             and int(now // 86400) != self._daily_day
         ):
             self._daily_day = None
-            ctx.set_risk_state(RiskState.ACTIVE, "new UTC day: daily loss limit reset")
+            # only the loss limit is lifted: reducing for another reason since (a
+            # reconciliation mismatch) stays until an operator resumes
+            if ctx.state_reason == self._daily_reason:
+                ctx.set_risk_state(RiskState.ACTIVE, "new UTC day: daily loss limit reset")
 
     # ------------------------------------------------------------------ executor observer
 
@@ -111,13 +115,27 @@ class ProtectionManager:
     def disarm(self, key: MarketKey) -> None:
         """The position is closed: drop its protection and cancel native legs left open."""
         prot = self.protections.pop(key, None)
-        if prot is not None and prot.native:
-            for coid in (prot.stop_order, prot.take_order):
-                other = self.context.book.get(coid) if coid else None
-                if other is not None and other.is_open:
-                    self.context.spawn(self.executor.cancel(other), f"cancel-leg:{coid}")
+        if prot is not None:
+            self._cancel_legs(prot)
+
+    def _cancel_legs(self, prot: Protection) -> None:
+        """Cancel the venue-side legs of ``prot`` that are still open (a placement of its
+        legs still running places no further one)."""
+        if not prot.native:
+            return
+        prot.native = False
+        for coid in (prot.stop_order, prot.take_order):
+            other = self.context.book.get(coid) if coid else None
+            if other is not None and other.is_open:
+                self.context.spawn(self.executor.cancel(other), f"cancel-leg:{coid}")
 
     def _arm(self, pos: Position, intent: OrderIntent) -> None:
+        """Protect ``pos`` after a fill of ``intent`` (an entry). Venue legs of an earlier
+        entry are canceled: they hold the old size and levels, and the entry's own pair is
+        placed once it has filled (the book watch covers the gap)."""
+        old = self.protections.get((pos.exchange, pos.symbol))
+        if old is not None:
+            self._cancel_legs(old)
         cfg = self.context.config
         long = pos.amount > 0
         stop, take = intent.stop_loss, intent.take_profit

@@ -147,6 +147,9 @@ class OrderRecord:
     updated: float = 0.0
     trade_ids: set[str] = field(default_factory=set)
     sent: float = 0.0  # clock time just before the placement request (0: not in this run)
+    # a cancel was asked while the venue could not know the order yet (its placement on its
+    # way, or its outcome unknown): canceled as soon as the venue has it
+    cancel_requested: bool = False
 
     @property
     def client_order_id(self) -> str:

@@ -60,7 +60,8 @@ class EnginePoller:
             await self.clock_watch.check()
 
     async def poll_orders(self) -> None:
-        """Ask the broker about every open order; unknown ones are settled by lookup."""
+        """Ask the broker about every open order; unknown ones are settled by lookup, and a
+        cancel the venue has not acted on is sent again."""
         for record in self.context.book.open():
             if record.state == OrderState.UNKNOWN:
                 self.executor.settle_later(record)
@@ -77,8 +78,14 @@ class EnginePoller:
                     error=repr(exc),
                 )
                 continue
-            if answer is not None:
-                await self.executor.apply_broker_order(record, answer)
+            if answer is None:
+                continue
+            await self.executor.apply_broker_order(record, answer)
+            if record.state == OrderState.CANCEL_PENDING and answer.state in (
+                OrderState.SUBMITTED,
+                OrderState.PARTIALLY_FILLED,
+            ):  # the venue did not take the cancel (an error, a timeout): ask again
+                await self.executor.cancel(record)
 
     async def record_equity(self, now: float) -> None:
         """Write one equity snapshot (equity, cash, PnL, exposure) through the journal."""

@@ -262,10 +262,11 @@ class Portfolio:
         return self._day
 
     def snapshot(self, ts: float) -> Decimal:
-        """Record equity at ``ts``; rolls the UTC day and tracks the drawdown."""
+        """Record equity at ``ts``; rolls the UTC day forward (an older ``ts``, a late fill's
+        venue time, never moves it back) and tracks the drawdown."""
         eq = self.equity
         day = utc_day(ts)
-        if day != self._day:
+        if day > self._day:  # never back: a late fill stamped yesterday is booked today
             self._day = day
             self.day_start_equity = eq
         self.equity_curve.append((ts, eq))
@@ -277,7 +278,7 @@ class Portfolio:
     def daily_pnl(self, ts: float, equity: Decimal | None = None) -> Decimal:
         """Equity change since the start of the UTC day of ``ts``; ``equity`` is the current
         :attr:`equity` when the caller has just computed it (not computed again)."""
-        if utc_day(ts) != self._day:
+        if utc_day(ts) > self._day:
             self.snapshot(ts)
         return (self.equity if equity is None else equity) - self.day_start_equity
 

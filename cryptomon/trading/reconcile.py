@@ -210,6 +210,13 @@ class Reconciler:
                         f"order {intent.client_order_id} was {record.state} locally but "
                         f"is unknown at the venue"
                     )
+                if record.state in (OrderState.PARTIALLY_FILLED, OrderState.CANCEL_PENDING):
+                    # it did reach the venue (it has fills, or was being canceled): closed
+                    # with what it filled, never left open for good
+                    executor.move(
+                        record, OrderState.CANCELED, "unknown at the venue (reconciliation)"
+                    )
+                    continue
                 executor.move(
                     record, OrderState.REJECTED, "never reached the venue (reconciliation)"
                 )

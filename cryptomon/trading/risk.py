@@ -94,6 +94,9 @@ def check(
                 " (net of closes already working)",
             )
         return APPROVED
+    refused = _flip_check(intent, portfolio, limits)
+    if refused is not None:
+        return refused
     if not growing:
         return APPROVED
     refused = liquidation_check(intent, market.contract, price)
@@ -101,6 +104,24 @@ def check(
         return refused
     return exposure_checks(
         intent, portfolio, market.info, limits, mid=mid, price=price, spec=market.spec
+    )
+
+
+def _flip_check(intent: OrderIntent, portfolio: PortfolioView, limits: Limits) -> Decision | None:
+    """A sell through a long into a short (less than twice the long: its absolute size
+    shrinks, so it does not count as growing) still opens a short."""
+    if limits.allow_short or intent.side != "sell":
+        return None
+    key = (intent.exchange, intent.symbol)
+    projected = (
+        portfolio.positions.get(key, ZERO) + portfolio.pending.get(key, ZERO) + signed(intent)
+    )
+    if projected >= 0:
+        return None
+    return reject(
+        "short_not_allowed",
+        f"{intent.side} {intent.amount} would open a short "
+        f"position ({projected}); shorting is disabled",
     )
 
 

@@ -93,33 +93,44 @@ async def settle_unknown(sync: OrderSync, record: OrderRecord, retry_after: floa
 
 async def cancel_at_venue(sync: OrderSync, record: OrderRecord) -> OrderRecord:
     """Cancel ``record`` at the venue; an order the venue does not know ends canceled, except
-    an ``unknown`` one inside its recv window (it stays unknown and is settled by lookup)."""
+    an ``unknown`` one inside its recv window (it stays unknown and is settled by lookup).
+    The cancel is remembered (``cancel_requested``): an order whose placement is still on its
+    way (``new``) is not asked for now, and one that turns up later (a placement answer, a
+    lookup of an unknown order) is canceled then (:func:`cancel_if_requested`)."""
     ctx = sync.context
     intent = record.intent
     if not record.is_open:
         return record
+    record.cancel_requested = True
+    if record.state == OrderState.NEW:  # the venue may not have it yet: its answer decides
+        return record
     if record.state != OrderState.UNKNOWN:
         sync.move(record, OrderState.CANCEL_PENDING)
     try:
-        answer = await ctx.broker.cancel_order(intent.symbol, intent.client_order_id)
-    except OrderRejectedError:
-        found = await ctx.broker.fetch_order(intent.symbol, intent.client_order_id)
-        if found is None:
-            if record.state == OrderState.UNKNOWN and ctx.clock.time() < absent_deadline(
-                ctx, record
-            ):
-                sync.settle_later(record)  # still in flight: the venue may accept it late
-                return record
-            sync.move(record, OrderState.CANCELED, "not found at the venue")
-            return record
-        answer = found
-    except (TemporaryError, TimeoutError, OSError) as exc:
+        answer = await _cancel_or_lookup(ctx, record)
+    except (TemporaryError, TimeoutError, OSError) as exc:  # the poll asks again
         log.warning(
             "trading.cancel_failed", client_order_id=intent.client_order_id, error=repr(exc)
         )
         return record
+    if answer is None:
+        if record.state == OrderState.UNKNOWN and ctx.clock.time() < absent_deadline(ctx, record):
+            sync.settle_later(record)  # still in flight: the venue may accept it late
+            return record
+        sync.move(record, OrderState.CANCELED, "not found at the venue")
+        return record
     await sync.apply_broker_order(record, answer)
     return record
+
+
+async def _cancel_or_lookup(ctx: EngineContext, record: OrderRecord) -> BrokerOrder | None:
+    """The venue's answer to the cancel; when it refuses the cancel, its lookup of the order
+    (None: it does not know the order). A failed lookup raises like a failed cancel."""
+    intent = record.intent
+    try:
+        return await ctx.broker.cancel_order(intent.symbol, intent.client_order_id)
+    except OrderRejectedError:
+        return await ctx.broker.fetch_order(intent.symbol, intent.client_order_id)
 
 
 async def apply_venue_view(sync: OrderSync, record: OrderRecord, answer: BrokerOrder) -> None:
@@ -152,3 +163,13 @@ async def apply_venue_view(sync: OrderSync, record: OrderRecord, answer: BrokerO
     if state == record.state == OrderState.PARTIALLY_FILLED and record.filled == filled_before:
         return  # nothing new (polling a resting, partly filled order)
     sync.move(record, state if state != OrderState.NEW else OrderState.SUBMITTED)
+
+
+async def cancel_if_requested(sync: OrderSync, record: OrderRecord) -> None:
+    """An order canceled before the venue had it, now resting there: cancel it."""
+    if record.cancel_requested and record.state in (
+        OrderState.SUBMITTED,
+        OrderState.PARTIALLY_FILLED,
+    ):
+        log.info("trading.cancel_on_arrival", client_order_id=record.client_order_id)
+        await cancel_at_venue(sync, record)

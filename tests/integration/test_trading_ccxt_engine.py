@@ -3,6 +3,7 @@ unknown (dropped response, 429, 5xx, timeout) are settled by lookup, never sent 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -308,3 +309,113 @@ async def test_reconciliation_fetches_open_orders_per_symbol_when_the_venue_need
         await engine.stop()
         await hub.stop(1.0)
         await sim.stop()
+
+
+def resting_buy(rig: Rig, key: str) -> OrderIntent:
+    """A limit buy 2 % under the mid (inside the price band): it rests at the venue."""
+    bids, _ = rig.sim.market.book(SYMBOL)
+    price = (Decimal(str(bids[0][0])) * Decimal("0.98")).quantize(Decimal("0.01"))
+    intent = buy(key)
+    return OrderIntent(
+        **{
+            name: getattr(intent, name)
+            for name in OrderIntent.__dataclass_fields__
+            if name not in ("type", "price")
+        },
+        type="limit",
+        price=price,
+    )
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_while_a_placement_is_in_flight_cancels_it_once_it_lands(
+    rig: Rig,
+) -> None:
+    """The kill switch pressed while a resting order's placement is still on its way: the
+    cancel cannot find it yet, but once the venue has it, it is canceled there; before, the
+    engine marked it canceled ("not found at the venue") while it stayed open at the venue,
+    able to fill after the halt, and no later check looked at it again (it was in the book)."""
+    fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
+    task = asyncio.ensure_future(rig.engine.executor.submit(resting_buy(rig, "inflight")))
+    await wait_until(fault.reached.is_set, message="placement held at the venue")
+    record = rig.engine.book.open()[0]
+    await rig.engine.kill_switch("t")
+    assert rig.engine.risk_state == RiskState.HALTED
+    fault.release()
+    await task
+    venue = rig.endpoints.engine
+    await wait_until(lambda: venue.client_order_ids() == [record.client_order_id], message="landed")
+    (order,) = venue.orders.values()
+    await wait_until(lambda: order.status == "CANCELED", message="canceled at the venue")
+    await wait_until(lambda: record.state is OrderState.CANCELED, message="canceled here")
+    assert not venue.open_orders()
+    assert rig.endpoints.order_posts == 1
+    assert rig.engine.portfolio.amount("simulator", SYMBOL) == 0
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_flatten_closes_an_entry_that_was_in_flight(rig: Rig) -> None:
+    """Kill switch with flatten pressed while a market entry is on its way to the venue: the
+    flatten waits for that placement's answer and closes the position it opened; before, it
+    listed the positions at once (none yet) and the entry's fill left the account long after
+    the kill switch had reported everything flat."""
+    fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
+    task = asyncio.ensure_future(rig.engine.executor.submit(buy("inflight-entry")))
+    await wait_until(fault.reached.is_set, message="placement held at the venue")
+    kill = asyncio.ensure_future(rig.engine.kill_switch("t", flatten=True))
+    await wait_until(lambda: rig.engine.risk_state == RiskState.HALTED, message="halted")
+    fault.release()
+    entry = await task
+    result = await kill
+    assert entry.state is OrderState.FILLED
+    assert [f["symbol"] for f in result["flatten"]] == [SYMBOL]
+    key = ("simulator", SYMBOL)
+    await wait_until(lambda: rig.engine.portfolio.amount(*key) == 0, message="flat")
+    assert rig.endpoints.engine.position("BTC") == 0
+
+
+@pytest.mark.asyncio
+async def test_a_cancel_the_venue_failed_to_answer_is_sent_again(rig: Rig) -> None:
+    """A cancel answered with a 503 before the venue acted on it leaves the order resting; the
+    engine asks again on its next poll until the venue has canceled it. Before, the order sat
+    in ``cancel_pending`` for good while it rested (and could fill) at the venue: polling saw
+    it open and waited for a cancel nobody would send again."""
+    record = await rig.engine.executor.submit(resting_buy(rig, "cancel-503"))
+    assert record.state is OrderState.SUBMITTED
+    fault = rig.endpoints.faults.add(
+        Fault(kind="status", status=503, method="DELETE", path=f"{API}/order", after_accept=False)
+    )
+    await rig.engine.cancel_order(record.client_order_id, "t")
+    assert fault.reached.is_set()
+    assert record.state is OrderState.CANCEL_PENDING
+    venue = rig.endpoints.engine
+    (order,) = venue.orders.values()
+    await wait_until(lambda: order.status == "CANCELED", message="canceled at the venue")
+    await wait_until(lambda: record.state is OrderState.CANCELED, message="canceled here")
+    assert not venue.open_orders()
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_flattens_even_when_a_cancel_fails(rig: Rig) -> None:
+    """One cancel the venue refuses, and whose lookup then fails too, does not stop the kill
+    switch: the failure is reported with the order, the flatten still closes the position
+    (and the order is canceled on a later poll). Before, the lookup's error escaped the
+    kill switch: no flatten, and the caller got an error instead of a halted, flat account."""
+    entry = await rig.engine.executor.submit(buy("held-long", "0.005"))
+    assert entry.state is OrderState.FILLED
+    resting = await rig.engine.executor.submit(resting_buy(rig, "cancel-fails"))
+    assert resting.state is OrderState.SUBMITTED
+    rig.endpoints.faults.add(
+        Fault(kind="status", status=422, method="DELETE", path=f"{API}/order", after_accept=False)
+    )
+    rig.endpoints.faults.add(
+        Fault(kind="status", status=503, method="GET", path=f"{API}/order", times=10_000)
+    )
+    out = await rig.engine.kill_switch("t", flatten=True)
+    rig.endpoints.faults.clear()
+    assert rig.engine.risk_state == RiskState.HALTED
+    assert [f["state"] for f in out["flatten"]] == ["filled"]
+    assert rig.engine.portfolio.amount("simulator", SYMBOL) == 0
+    assert out["canceled"] == [resting.client_order_id]
+    (order,) = [o for o in rig.endpoints.engine.orders.values() if o.type == "LIMIT"]
+    await wait_until(lambda: order.status == "CANCELED", message="canceled on a later poll")

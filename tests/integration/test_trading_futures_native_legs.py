@@ -101,8 +101,10 @@ async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> No
     loopback URL ccxt cannot pick Binance's linear error table, so the refusal arrives as an
     unclassified error: the engine settles it by lookup and closes it as never placed.)"""
     engine, venue = live.engine, live.venue
-    # a sell stop above the price: refused
-    await enter(engine, "buy", stop_loss="20100", take_profit="21200")
+    # the venue's price has fallen below the stop the engine's book still allows: a sell
+    # stop above the venue's price is refused
+    venue.set_price(VENUE_ID, D(19300))
+    await enter(engine, "buy", stop_loss="19400", take_profit="21200")
     prot = engine.protection.protections[(EX, PERP)]
     await wait_until(lambda: prot.stop_order is not None, timeout=10, message="stop sent")
     await wait_until(lambda: not prot.native, timeout=10, message="back to emulation")
@@ -111,4 +113,70 @@ async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> No
     assert record is not None
     assert record.state == OrderState.REJECTED
     assert [a["orderType"] for a in algos(venue)] == ["TAKE_PROFIT_MARKET"]  # canceled
-    assert prot.trigger(D("20099.9"), D("20100.1")) == "stop_loss"  # the book watch is back
+    assert prot.trigger(D("19399.9"), D("19400.1")) == "stop_loss"  # the book watch is back
+
+
+@pytest.mark.asyncio
+async def test_an_opposite_signal_closes_a_position_whose_legs_rest_on_the_venue() -> None:
+    """A sell signal closes a long even while its venue-side stop and take-profit rest (they
+    are not a close on its way): a reduce-only market sell of the whole position, then both
+    legs are canceled; before, the resting legs made the signal look like a working order of
+    the market and it was dropped, leaving the position open."""
+    import time
+
+    from cryptomon.events import Signal
+
+    rig = await start_live(key=KEY, secret=SECRET, seed=5, native=True, auto_trading_enabled=True)
+    try:
+        engine, venue = rig.engine, rig.venue
+        await enter(engine, "buy", stop_loss="19400", take_profit="21200")
+        await legs_resting(rig)
+        now = time.time()
+        sig = Signal(
+            exchange=EX, symbol=PERP, ts=now, ts_recv=now, side="sell", strength=0.9, source="t"
+        )
+        record = await engine.handle_signal(sig)
+        assert record is not None, "the opposite signal was dropped"
+        assert record.intent.reduce_only
+        assert record.intent.amount == D("0.1")
+        pos = engine.portfolio.positions[(EX, PERP)]
+        await wait_until(lambda: pos.amount == 0, timeout=10, message="position closed")
+        await wait_until(lambda: not algos(venue, "NEW"), timeout=10, message="legs canceled")
+        assert sorted(str(a["algoStatus"]) for a in algos(venue)) == ["CANCELED", "CANCELED"]
+        await wait_until(lambda: not engine.book.open(), timeout=10, message="no open order")
+        assert await engine.broker.fetch_positions() == {}  # type: ignore[attr-defined]
+    finally:
+        await rig.stop()
+
+
+@pytest.mark.asyncio
+async def test_adding_to_a_position_replaces_its_venue_legs(live: Live) -> None:
+    """A second entry on a position protected by venue legs cancels the old pair and places
+    one pair of the new size: no leg of the old size is left resting untracked (it would stay
+    open in the book, block every later signal on the market and could close a later position
+    at the old stop)."""
+    engine, venue = live.engine, live.venue
+    await enter(engine, "buy", stop_loss="19400", take_profit="21200")
+    await legs_resting(live)
+    old = {str(a["clientAlgoId"]) for a in algos(venue)}
+    await enter(engine, "buy", stop_loss="19500", take_profit="21300", actor="t2")
+    pos = engine.portfolio.positions[(EX, PERP)]
+    assert pos.amount == D("0.2")
+
+    def new_pair() -> bool:
+        resting = algos(venue, "NEW")
+        return len(resting) == 2 and all(str(a["clientAlgoId"]) not in old for a in resting)
+
+    await wait_until(new_pair, timeout=10, message="one pair of the new size")
+    resting = algos(venue, "NEW")
+    assert all(D(str(a["quantity"])) == D("0.2") for a in resting)
+    assert sorted(str(a["triggerPrice"]) for a in resting) == ["19500", "21300"]
+    assert all(a["algoStatus"] == "CANCELED" for a in algos(venue) if a["clientAlgoId"] in old)
+    await wait_until(
+        lambda: all(not engine.book.get(c).is_open for c in old),  # type: ignore[union-attr]
+        timeout=10,
+        message="old legs closed in the book",
+    )
+    prot = engine.protection.protections[(EX, PERP)]
+    assert prot.native
+    assert {prot.stop_order, prot.take_order} == {str(a["clientAlgoId"]) for a in resting}

@@ -254,13 +254,28 @@ class PaperBroker:
         if terms is not None and self.margin is not None:
             self.margin.check(intent, terms, priced(), d(self.config.taker_fee))
             return
+        buy = intent.side == "buy"
+        walked = self._walk_cost(intent) if buy and intent.type == "market" else None
         check_spot_funds(
             self.balances,
             intent,
-            priced() if intent.side == "buy" else ZERO,  # a spot sell needs no price
+            priced() if buy and walked is None else ZERO,  # a spot sell needs no price
             taker_fee=d(self.config.taker_fee),
             allow_short=self.allow_short,
+            cost=walked,
         )
+
+    def _walk_cost(self, intent: OrderIntent) -> Decimal | None:
+        """What a market order pays when it walks the book as :meth:`_take` will (what the
+        book cannot fill expires and costs nothing); None without a book."""
+        cost, left = ZERO, intent.amount
+        for price, size in book_levels(self.market_state, intent):
+            qty = min(left, size)
+            cost += qty * price
+            left -= qty
+            if left <= 0:
+                break
+        return cost if cost > 0 else None
 
     def _take(self, order: PaperOrder, *, limit: Decimal | None) -> None:
         intent = order.intent

@@ -28,12 +28,14 @@ def check_spot_funds(
     *,
     taker_fee: Decimal,
     allow_short: bool,
+    cost: Decimal | None = None,
 ) -> None:
     """Raise :class:`OrderRejectedError` when the account cannot pay for ``intent``: a buy
-    needs the quote (price x amount + fee), a sell the base unless shorting is allowed."""
+    needs the quote (``cost``, a market order's walk of the book, else price x amount; plus
+    the fee), a sell the base unless shorting is allowed."""
     base, quote = split_symbol(intent.symbol)
     if intent.side == "buy":
-        need = intent.amount * price * (1 + taker_fee)
+        need = (cost if cost is not None else intent.amount * price) * (1 + taker_fee)
         if balances.get(quote, ZERO) < need and not intent.reduce_only:
             raise OrderRejectedError(
                 intent.client_order_id,

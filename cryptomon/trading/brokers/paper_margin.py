@@ -116,12 +116,17 @@ class MarginBook:
                     f"position {pos.qty} of {intent.symbol}",
                 )
             return
-        grows = abs(pos.qty + signed) - abs(pos.qty) if not reduces else ZERO
+        after = pos.qty + signed
+        flips = reduces and after != 0 and (after > 0) != (pos.qty > 0)
+        # through the position, what is left on the other side is a new position
+        grows = abs(after) if flips else ZERO if reduces else abs(after) - abs(pos.qty)
         if grows <= 0:
             return
         settle = settle_currency(terms.spec)
         need = value(terms.spec, grows, price) * (1 / terms.leverage + fee)
         free = self.balances.get(settle, ZERO) - self.used_margin(settle)
+        if flips:  # the closed side's margin is freed
+            free += pos.margin
         if free < need:
             raise OrderRejectedError(
                 intent.client_order_id,

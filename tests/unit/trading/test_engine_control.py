@@ -65,6 +65,29 @@ async def test_kill_switch_cancels_flattens_halts_and_audits() -> None:
 
 
 @pytest.mark.asyncio
+async def test_kill_switch_flatten_goes_on_past_a_position_it_cannot_close() -> None:
+    """A flatten exit that fails (its intent cannot be written) is reported for its symbol
+    and the next position is still closed; before, the error escaped the kill switch and
+    every later position stayed open."""
+    engine, _, hub, clock, _ = await _started(max_total_exposure=3000.0)
+    book(hub, clock, bid=50.0, ask=50.1, size=10.0, symbol="ETH-USDT")
+    for symbol in (SYM, "ETH-USDT"):
+        await engine.place_manual_order(
+            actor="a", exchange=EX, symbol=symbol, side="buy", amount="2"
+        )
+    engine.journal.fail_next = OSError("database away")  # type: ignore[attr-defined]
+    out = await engine.kill_switch("ops", flatten=True)
+    assert out["state"] == "halted"
+    first, second = out["flatten"]
+    assert first["symbol"] == SYM
+    assert "database away" in first["rejected"]
+    assert second["state"] == "filled"
+    assert engine.portfolio.amount(EX, SYM) == d(2)
+    assert engine.portfolio.amount(EX, "ETH-USDT") == 0
+    await engine.stop()
+
+
+@pytest.mark.asyncio
 async def test_kill_switch_without_flatten_keeps_positions() -> None:
     """flatten=False cancels and halts but leaves the position; the default comes from config."""
     engine, _, _, _, _ = await _started(kill_switch_flatten=False)
@@ -121,6 +144,38 @@ async def test_manual_entry_gets_stop_loss_and_take_profit() -> None:
 
 
 @pytest.mark.asyncio
+async def test_manual_entry_with_a_stop_or_take_profit_on_the_wrong_side_is_refused() -> None:
+    """A stop-loss or take-profit on the wrong side of the entry (swapped, or a typo) is a
+    ValueError naming the field and the price it was held against, and nothing is sent;
+    before, the entry filled and its own protection sold it again on the next book (a round
+    trip of spread and fees)."""
+    engine, broker, hub, clock, _ = await _started()
+    base = {"actor": "a", "exchange": EX, "symbol": SYM, "amount": "1"}
+    for kwargs, field in (
+        ({"side": "buy", "stop_loss": "101"}, "stop_loss"),  # mid 100.1
+        ({"side": "buy", "take_profit": "99"}, "take_profit"),
+        ({"side": "buy", "stop_loss": "106", "take_profit": "97"}, "stop_loss"),
+        ({"side": "buy", "type": "limit", "price": "99", "stop_loss": "99.5"}, "stop_loss"),
+        ({"side": "sell", "stop_loss": "99"}, "stop_loss"),
+        ({"side": "sell", "take_profit": "100.1"}, "take_profit"),
+    ):
+        with pytest.raises(ValueError, match=rf"^{field}: .*(below|above) .* price"):
+            await engine.place_manual_order(**base, **kwargs)  # type: ignore[arg-type]
+    assert engine.book.all() == []
+    assert engine.portfolio.amount(EX, SYM) == 0
+    # the right side passes; an exit's levels are not an entry's bracket (never armed)
+    await engine.place_manual_order(**base, side="buy", stop_loss="99", take_profit="103")
+    prot = engine.protection.protections[(EX, SYM)]
+    assert (prot.stop, prot.take) == (d(99), d(103))
+    book(hub, clock, bid=100.0, ask=100.2, size=10.0)
+    assert engine.portfolio.amount(EX, SYM) == d(1)  # not stopped out by its own levels
+    await engine.place_manual_order(**base, side="sell", reduce_only=True, stop_loss="150")
+    assert engine.portfolio.amount(EX, SYM) == 0
+    assert broker is engine.broker
+    await engine.stop()
+
+
+@pytest.mark.asyncio
 async def test_update_limits_validates_applies_and_audits() -> None:
     """Valid changes apply at once and are audited; bad values and unknown keys raise
     ConfigError naming the key."""
@@ -159,6 +214,33 @@ async def test_daily_loss_limit_moves_to_reducing_and_back_next_day() -> None:
     clock.advance(86_400)
     engine.protection.check_daily_loss()
     assert engine.risk_state == RiskState.ACTIVE
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_new_day_does_not_clear_a_reconciliation_mismatch() -> None:
+    """Reducing for the daily loss, then a reconciliation mismatch (the venue holds less than
+    the position): the next UTC day lifts the loss limit only, so the engine stays reducing
+    until an operator resumes; before, the day change went back to active and entries
+    resumed with the books and the venue disagreeing."""
+    engine, broker, hub, clock, _ = await _started(daily_loss_limit=20.0)
+    await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="9")
+    book(hub, clock, bid=97.4, ask=97.6, size=10.0)  # -25 unrealized
+    engine.protection.check_daily_loss()
+    assert engine.risk_state == RiskState.REDUCING
+    broker.balances["BTC"] = d(1)  # the venue holds 1 of the 9 BTC
+    for _ in range(2):  # a periodic run reports a mismatch seen twice
+        mismatches = await engine.reconciler.run(periodic=True)
+    assert mismatches
+    assert "venue holds 1" in engine.state_reason
+    clock.advance(86_400)
+    engine.protection.check_daily_loss()
+    assert engine.risk_state == RiskState.REDUCING
+    assert "venue holds 1" in engine.state_reason
+    with pytest.raises(RiskRejected):
+        await engine.place_manual_order(
+            actor="a", exchange=EX, symbol="ETH-USDT", side="buy", amount="1"
+        )
     await engine.stop()
 
 

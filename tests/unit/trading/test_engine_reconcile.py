@@ -121,6 +121,35 @@ async def test_intent_written_but_never_sent_is_closed_not_sent() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("state", [S.PARTIALLY_FILLED, S.CANCEL_PENDING])
+async def test_a_working_order_the_venue_does_not_know_is_closed_at_restart(
+    state: OrderState,
+) -> None:
+    """An order the journal has partly filled (or being canceled) that the venue no longer
+    knows: a mismatch (reducing), and the order is closed with what it filled; before, the
+    move to ``rejected`` was an illegal transition, so the order stayed open for good (its
+    remainder counted as pending exposure and every later signal on the market was dropped
+    as "an order is still working")."""
+    journal = await _journal_with_filled_buy("gone", "0.4", fee="0", fee_currency="USDT")
+    coid = client_order_id("gone", "manual", "manual")
+    journal.intents[coid] = _intent(coid, "1")  # 0.4 of 1 filled
+    journal.states[coid] = (state, "x-gone")
+    engine, broker, _, _ = _engine(journal)
+    await engine.start()
+    rec = engine.book.get(coid)
+    assert rec is not None
+    assert not rec.is_open
+    assert rec.state == S.CANCELED
+    assert "unknown at the venue" in rec.reason
+    assert rec.filled == d("0.4")
+    assert engine.book.open() == []
+    assert engine.risk_state == RiskState.REDUCING
+    assert f"order {coid} was {state} locally" in engine.state_reason
+    assert broker.calls[coid] == 0
+    await engine.stop()
+
+
+@pytest.mark.asyncio
 async def test_recent_intent_absent_at_restart_waits_out_the_recv_window() -> None:
     """An intent written just before a crash and not (yet) at the venue stays unknown until
     its recv window has passed, then ends rejected; it is never placed."""

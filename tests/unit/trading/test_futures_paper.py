@@ -229,6 +229,23 @@ async def test_paper_broker_refuses_missing_margin_and_non_reducing_reduce_only(
 
 
 @pytest.mark.asyncio
+async def test_paper_broker_needs_margin_for_the_opposite_side_of_a_flip() -> None:
+    """A sell through a 2 BTC long into a 4 BTC short needs the short's margin (16000 USDT at
+    5x, the long's margin is freed): refused on a 10000 USDT account. Before, an order that
+    first reduced the position was never checked for margin, so the paper venue opened any
+    short behind a long. A flip the margin covers still fills."""
+    _engine, broker, hub, clock = build()
+    quote(hub, clock, 20000)
+    assert (await broker.place_order(intent("buy", "2"))).filled == D(2)
+    with pytest.raises(OrderRejectedError, match=r"insufficient margin: 16\d*\.?\d* USDT"):
+        await broker.place_order(intent("sell", "6"))
+    assert await broker.fetch_positions() == {PERP: D(2)}
+    order = await broker.place_order(intent("sell", "3"))  # short 1: 4000 margin
+    assert order.filled == D(3)
+    assert await broker.fetch_positions() == {PERP: D(-1)}
+
+
+@pytest.mark.asyncio
 async def test_signal_entry_on_a_contract_is_sized_in_contracts() -> None:
     """A buy signal's risk-sized base amount becomes contracts of the market's size: with
     0.01 BTC per contract, 100x the base amount, short side included."""

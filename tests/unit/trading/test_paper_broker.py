@@ -192,6 +192,25 @@ async def test_same_client_order_id_is_never_placed_twice() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_market_buy_is_paid_for_at_the_levels_it_walks_not_the_touch() -> None:
+    """A market buy the cash covers at the best ask but not at the deeper levels it takes is
+    refused, as the simulated venue refuses it; before, the check priced it at the touch and
+    the walk drove the quote balance below zero (buying with cash the account did not have)."""
+    broker, hub, clock = _setup(starting_balance=300.0)
+    book(hub, clock, bid=100.0, ask=101.0, size=1.0, levels=5)
+    # 2.95 at the touch: 297.95 + fee < 300; walked: 101 + 102 + 0.95 x 103 = 300.85 + fee
+    refused = r"insufficient balance: 301\.15085\d* USDT needed, 300"
+    with pytest.raises(OrderRejectedError, match=refused):
+        await broker.place_order(_intent("a", "buy", "2.95"))
+    assert await broker.fetch_balances() == {"USDT": d(300)}
+    ok = await broker.place_order(_intent("b", "buy", "2.9"))  # walked: 295.7 + fee
+    assert ok.state == S.FILLED
+    left = (await broker.fetch_balances())["USDT"]
+    assert left == d(300) - (d(101) + d(102) + d("92.7")) * d("1.001")
+    assert left >= 0
+
+
+@pytest.mark.asyncio
 async def test_insufficient_balance_and_unsupported_types_are_rejected() -> None:
     """No quote for the buy, no base for the sell, a stop order type: clear rejections."""
     broker, hub, clock = _setup(starting_balance=50.0)

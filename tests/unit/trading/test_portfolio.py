@@ -243,6 +243,23 @@ def test_utc_day_matches_datetime_at_and_around_day_edges(base: float) -> None:
         assert utc_day(ts) == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d"), ts
 
 
+def test_a_fill_stamped_yesterday_does_not_reset_todays_loss() -> None:
+    """A fill whose venue time is still yesterday (an order that filled just before midnight,
+    learned of after it, or settled after a restart) is booked without moving the day back:
+    the day's loss so far still counts toward ``daily_loss_limit``. Before, the old stamp
+    rolled the day back and the next snapshot rolled it forward with the current equity as
+    the day's start, so the loss made so far today was forgotten."""
+    p = Portfolio(quote="USDT", cash=D(1000))
+    day = 1_700_006_400.0  # 2023-11-15 00:00 UTC
+    p.apply_fill(fill("buy", "1", "100", ts=day - 3600))
+    assert p.daily_pnl(day + 10) == 0  # the new day starts at 1000
+    p.mark("binance", "BTC-USDT", D(70))
+    assert p.daily_pnl(day + 20) == D(-30)
+    p.apply_fill(fill("buy", "1", "70", ts=day - 1))  # venue time: yesterday
+    assert p.day == "2023-11-15"
+    assert p.daily_pnl(day + 30) == D(-30)
+
+
 def test_daily_pnl_rolls_with_the_utc_day() -> None:
     """daily_pnl snapshots the day's start equity once per UTC day."""
     p = Portfolio(quote="USDT", cash=D("1000"))

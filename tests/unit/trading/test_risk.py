@@ -202,6 +202,26 @@ def test_short_not_allowed() -> None:
     assert check(intent("sell", "1"), EMPTY, MARKET, replace(LIMITS, allow_short=True)).approved
 
 
+def test_a_sell_through_a_long_into_a_short_is_refused_without_allow_short() -> None:
+    """A plain sell of more than the long holds ends short; without ``allow_short`` it is
+    refused (before, a sell of up to twice the long "reduced the exposure" and was approved
+    without the short check: long 1, sell 1.5 -> short 0.5; in ``reducing`` too). Closing the
+    long exactly, reducing it, and buying back an existing short still pass."""
+    key = ("binance", "BTC-USDT")
+    long1 = PortfolioView(equity=D(10000), positions={key: D(1)})
+    assert rejected(intent("sell", "1.5"), long1) == "short_not_allowed"
+    assert rejected(intent("sell", "1.5"), long1, state=RiskState.REDUCING) in (
+        "short_not_allowed",
+        "reducing",
+    )
+    assert check(intent("sell", "1"), long1, MARKET, LIMITS).approved
+    assert check(intent("sell", "0.5"), long1, MARKET, LIMITS).approved
+    short1 = PortfolioView(equity=D(10000), positions={key: D(-1)})
+    assert check(intent("buy", "0.5"), short1, MARKET, LIMITS).approved
+    with_short = replace(LIMITS, allow_short=True)
+    assert check(intent("sell", "1.5"), long1, MARKET, with_short).approved
+
+
 def test_daily_loss_limit_halts_entries_only() -> None:
     """After the daily loss limit entries are refused; reducing is still allowed."""
     p = PortfolioView(equity=D(9800), daily_pnl=D(-200), positions={("binance", "BTC-USDT"): D(1)})
