@@ -176,6 +176,11 @@ class KillSwitch(Body):
 class KillSwitchOut(Out):
     state: str = Field(description="risk state after the action: active, reducing, halted")
     canceled: list[str] = Field(default_factory=list, description="orders canceled")
+    cancel_pending: list[str] = Field(
+        default_factory=list,
+        description="orders whose cancel the venue has not confirmed yet (placement still on "
+        "its way, or the cancel failed): still open, asked again by the next poll",
+    )
     flatten: list[dict[str, Any]] = Field(default_factory=list, description="closing orders")
 
 

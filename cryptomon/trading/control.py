@@ -142,7 +142,8 @@ class TradingControls:
         if ctx.risk_state == RiskState.HALTED:
             ctx.risk_event("kill_switch", reason)
         ctx.set_risk_state(RiskState.HALTED, reason, kind="kill_switch")
-        canceled = []
+        canceled: list[str] = []
+        pending: list[str] = []  # the cancel not confirmed yet: the poll asks again
         for record in ctx.book.open():
             try:  # one failing cancel must not stop the others or the flatten
                 await self.executor.cancel(record)
@@ -152,9 +153,14 @@ class TradingControls:
                     client_order_id=record.client_order_id,
                     error=repr(exc),
                 )
-            canceled.append(record.client_order_id)
+            (pending if record.is_open else canceled).append(record.client_order_id)
         flattened = await self._flatten(actor) if flatten else []
-        return {"state": str(ctx.risk_state), "canceled": canceled, "flatten": flattened}
+        return {
+            "state": str(ctx.risk_state),
+            "canceled": canceled,
+            "cancel_pending": pending,
+            "flatten": flattened,
+        }
 
     async def _flatten(self, actor: str) -> list[dict[str, Any]]:
         # an entry on its way when the switch was pressed: its answer first, so the position

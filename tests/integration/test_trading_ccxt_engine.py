@@ -398,8 +398,9 @@ async def test_a_cancel_the_venue_failed_to_answer_is_sent_again(rig: Rig) -> No
 @pytest.mark.asyncio
 async def test_kill_switch_flattens_even_when_a_cancel_fails(rig: Rig) -> None:
     """One cancel the venue refuses, and whose lookup then fails too, does not stop the kill
-    switch: the failure is reported with the order, the flatten still closes the position
-    (and the order is canceled on a later poll). Before, the lookup's error escaped the
+    switch: the order is reported under ``cancel_pending`` (not ``canceled``: the venue has
+    not confirmed it), the flatten still closes the position (and the order is canceled on a
+    later poll). Before, the lookup's error escaped the
     kill switch: no flatten, and the caller got an error instead of a halted, flat account."""
     entry = await rig.engine.executor.submit(buy("held-long", "0.005"))
     assert entry.state is OrderState.FILLED
@@ -416,6 +417,7 @@ async def test_kill_switch_flattens_even_when_a_cancel_fails(rig: Rig) -> None:
     assert rig.engine.risk_state == RiskState.HALTED
     assert [f["state"] for f in out["flatten"]] == ["filled"]
     assert rig.engine.portfolio.amount("simulator", SYMBOL) == 0
-    assert out["canceled"] == [resting.client_order_id]
+    assert out["canceled"] == []  # not claimed: the venue has not confirmed it
+    assert out["cancel_pending"] == [resting.client_order_id]
     (order,) = [o for o in rig.endpoints.engine.orders.values() if o.type == "LIMIT"]
     await wait_until(lambda: order.status == "CANCELED", message="canceled on a later poll")

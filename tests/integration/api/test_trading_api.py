@@ -54,7 +54,12 @@ async def test_kill_switch_engage_and_release(start_api: StartApi) -> None:
     _, order = await api.post("/api/v1/trading/orders", BUY, token=TRADE)
     status, body = await api.post("/api/v1/trading/kill-switch", {"action": "engage"}, token=TRADE)
     assert status == 200
-    assert body == {"state": "halted", "canceled": [order["client_order_id"]], "flatten": []}
+    assert body == {
+        "state": "halted",
+        "canceled": [order["client_order_id"]],
+        "cancel_pending": [],
+        "flatten": [],
+    }
     status, body = await api.post("/api/v1/trading/orders", BUY, token=TRADE)
     assert status == 409
     assert body["error"]["details"]["check"] == "risk_state"
