@@ -1,8 +1,9 @@
 """The trading engine's journal on the real database (SQLite or PostgreSQL).
 
 Implements ``cryptomon.trading.journal.Journal``: intents are committed before they are sent,
-startup reads the stored orders and fills back, equity snapshots and the last risk state; and
-``FundingJournal``: the funding payments applied to contract positions.
+startup reads the stored orders and fills back, equity snapshots and the last risk state;
+``FundingJournal``: the funding payments applied to contract positions; and ``EquityJournal``:
+the first equity snapshot of the day.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from cryptomon.events import Fill, OrderIntent, OrderState, Side
 from cryptomon.store import repos
 from cryptomon.store.db import Database
-from cryptomon.store.models import FillRow, FundingPaymentRow, OrderRow, RiskEventRow
+from cryptomon.store.models import (
+    EquitySnapshotRow,
+    FillRow,
+    FundingPaymentRow,
+    OrderRow,
+    RiskEventRow,
+)
 from cryptomon.store.types import epoch, utc
 from cryptomon.trading.brokers.base import FundingPayment
 from cryptomon.trading.journal import StoredFunding, StoredOrder
@@ -41,6 +48,18 @@ class StoreJournal:
     async def record_equity(self, **values: Any) -> None:
         async with self.db.sessionmaker() as session, session.begin():
             await repos.insert_equity_snapshot(session, **values)
+
+    async def first_equity_since(self, ts: float) -> Decimal | None:
+        """The equity of the oldest stored snapshot at or after ``ts`` (None: none); walks
+        ``ix_equity_snapshots_ts``."""
+        stmt = (
+            select(EquitySnapshotRow.equity)
+            .where(EquitySnapshotRow.ts >= utc(ts))
+            .order_by(EquitySnapshotRow.ts, EquitySnapshotRow.id)
+            .limit(1)
+        )
+        async with self.db.sessionmaker() as session:
+            return (await session.execute(stmt)).scalar_one_or_none()
 
     async def last_risk_state(self) -> str | None:
         """The risk state of the newest stored RiskEvent (a kill switch survives restarts)."""

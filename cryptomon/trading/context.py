@@ -71,6 +71,9 @@ class EngineContext:
         self.last_mismatches: set[str] = set()
         self.incomplete: list[OrderRecord] = []  # terminal orders whose fills were not stored
         self.market_infos: dict[str, MarketInfo] = {}
+        # the first stored equity of today, read at start: the day's start once the cash is
+        # the venue's (the first reconciliation; see resume_day)
+        self.day_start_equity: Decimal | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -113,6 +116,14 @@ class EngineContext:
             margin_mode=cfg.margin_mode_for(symbol),
             mmr=mmr if mmr is not None else to_decimal(cfg.mmr_for(symbol)),
         )
+
+    def resume_day(self) -> None:
+        """Give the portfolio the day's start read from the journal (once, after the first
+        reconciliation has set the cash in the venue's terms, as the stored snapshots are)."""
+        start, self.day_start_equity = self.day_start_equity, None
+        if start is not None:
+            self.portfolio.resume_day(self.now(), start)
+            log.info("trading.day_resumed", day_start_equity=str(start))
 
     def publish_position(self, pos: Position) -> None:
         now = self.now()

@@ -49,7 +49,7 @@ from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.funding import FundingSync, replay_journal
 from cryptomon.trading.futures import SpecLookup
 from cryptomon.trading.guard import ProtectionManager
-from cryptomon.trading.journal import Journal
+from cryptomon.trading.journal import EquityJournal, Journal
 from cryptomon.trading.orders import OrderBook, OrderRecord
 from cryptomon.trading.poller import EnginePoller
 from cryptomon.trading.portfolio import Portfolio
@@ -181,6 +181,9 @@ class TradingEngine:
         last_state = getattr(self.journal, "last_risk_state", None)
         was_halted = callable(last_state) and await last_state() == RiskState.HALTED
         await self._restore()
+        if isinstance(self.journal, EquityJournal):  # today's start, for daily_loss_limit
+            now = ctx.now()
+            ctx.day_start_equity = await self.journal.first_equity_since(now - now % 86400)
         await self.broker.start()
         await self.recovery.sweep_restored_dust()
         set_listener = getattr(self.broker, "set_listener", None)

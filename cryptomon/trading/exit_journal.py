@@ -26,7 +26,13 @@ from typing import Any
 import structlog
 
 from cryptomon.events import OrderIntent
-from cryptomon.trading.journal import FundingJournal, Journal, StoredFunding, StoredOrder
+from cryptomon.trading.journal import (
+    EquityJournal,
+    FundingJournal,
+    Journal,
+    StoredFunding,
+    StoredOrder,
+)
 
 log = structlog.get_logger()
 PROTECTIVE_ORIGINS = frozenset({"stop_loss", "take_profit", "kill_switch"})
@@ -108,6 +114,11 @@ class ExitJournal:
 
     async def last_risk_state(self) -> str | None:
         return await self.inner.last_risk_state()
+
+    async def first_equity_since(self, ts: float) -> Decimal | None:
+        if isinstance(self.inner, EquityJournal):
+            return await self.inner.first_equity_since(ts)
+        return None
 
     async def record_funding(self, funding: StoredFunding) -> None:
         if isinstance(self.inner, FundingJournal):

@@ -9,6 +9,9 @@
 - A :class:`FundingJournal` also keeps the funding payments applied to contract positions
   (committed before they are applied); they are replayed in time order with the fills, so
   a paper account's funding survives a restart.
+- An :class:`EquityJournal` reads back the first equity snapshot of the UTC day, so a restart
+  keeps the day's start for ``daily_loss_limit`` (the fills alone would restart the day at the
+  equity after its first fill, forgetting a loss made before the restart).
 
 :class:`MemoryJournal` keeps all of it in memory (tests, or a daemon without a database);
 ``cryptomon.store.journal.StoreJournal`` reads and writes the real database.
@@ -63,6 +66,11 @@ class FundingJournal(Protocol):
     async def funding_payments(self) -> list[StoredFunding]: ...
 
 
+@runtime_checkable
+class EquityJournal(Protocol):
+    async def first_equity_since(self, ts: float) -> Decimal | None: ...
+
+
 class MemoryJournal:
     """In-memory journal; follows OrderUpdate and Fill events on the hub like the store does."""
 
@@ -114,6 +122,11 @@ class MemoryJournal:
 
     async def record_equity(self, **values: Any) -> None:
         self.equity.append(values)
+
+    async def first_equity_since(self, ts: float) -> Decimal | None:
+        """The equity of the oldest snapshot at or after ``ts`` (None: none)."""
+        later = [v for v in self.equity if v["ts"] >= ts]
+        return min(later, key=lambda v: v["ts"])["equity"] if later else None
 
     async def open_orders(self) -> list[StoredOrder]:
         out = []

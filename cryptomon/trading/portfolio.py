@@ -275,6 +275,12 @@ class Portfolio:
             self.max_drawdown = max(self.max_drawdown, (self.peak_equity - eq) / self.peak_equity)
         return eq
 
+    def resume_day(self, ts: float, start_equity: Decimal) -> None:
+        """After a restart: the UTC day of ``ts`` started at ``start_equity`` (its first stored
+        snapshot), not at the equity the replayed fills give."""
+        self.snapshot(ts)
+        self.day_start_equity = start_equity
+
     def daily_pnl(self, ts: float, equity: Decimal | None = None) -> Decimal:
         """Equity change since the start of the UTC day of ``ts``; ``equity`` is the current
         :attr:`equity` when the caller has just computed it (not computed again)."""

@@ -80,6 +80,8 @@ class Reconciler:
             await self._settle_journal_orders(mismatches)
         await self._cancel_orphans(mismatches)
         await self._check_balances(mismatches, periodic=periodic)
+        if not periodic:
+            ctx.resume_day()
         if periodic:
             previous = ctx.last_mismatches
             ctx.last_mismatches = set(mismatches)

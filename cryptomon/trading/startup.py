@@ -47,6 +47,7 @@ class StartupRecovery:
         ctx = self.context
         if not ctx.config.reconcile_on_start:
             ctx.reconciled = True
+            ctx.resume_day()
             ctx.set_risk_state(RiskState.ACTIVE, "reconciliation disabled by config")
             return
         try:

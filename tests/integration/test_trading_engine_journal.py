@@ -185,3 +185,17 @@ async def test_funding_payments_round_trip_once_each(db: Database) -> None:
     assert stored[0].payment.rate == D("0.0001")
     assert stored[0].price == D("20000.123456789")
     assert stored[0].payment.ts == 1_700_000_000.0
+
+
+@pytest.mark.asyncio
+async def test_first_equity_since_reads_the_days_first_snapshot(db: Database) -> None:
+    """first_equity_since: the equity of the oldest snapshot at or after the time (the day's
+    start after a restart), None when there is none; exact Decimals."""
+    journal = StoreJournal(db=db)
+    day = 1_700_006_400.0
+    assert await journal.first_equity_since(day) is None
+    for ts, equity in ((day - 60, "10000.5"), (day + 30, "9990.123456789"), (day + 90, "9950")):
+        await journal.record_equity(ts=ts, equity=D(equity), cash=D(equity))
+    assert await journal.first_equity_since(day) == D("9990.123456789")
+    assert await journal.first_equity_since(day - 3600) == D("10000.5")
+    assert await journal.first_equity_since(day + 3600) is None

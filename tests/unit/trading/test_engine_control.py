@@ -328,6 +328,52 @@ async def test_kill_switch_survives_a_restart_until_resumed() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_restart_keeps_the_days_loss_for_the_daily_loss_limit() -> None:
+    """A long bought yesterday and closed at a loss today, then a restart: the day's loss
+    still counts towards ``daily_loss_limit`` (the day's start is its first stored equity
+    snapshot), so a further small loss moves to reducing. Before, the replayed fills started
+    the day at the equity after today's first fill, the losing close: the loss was forgotten
+    and another whole limit's worth could be lost the same day."""
+    from cryptomon.clock import ManualClock
+    from cryptomon.trading.journal import MemoryJournal
+
+    midnight = 1_700_006_400.0  # 2023-11-15 00:00 UTC
+    clock = ManualClock(start=midnight - 120)
+    cfg = trading_config(daily_loss_limit=20.0)
+    journal = MemoryJournal()
+    engine0, _, hub0, _, _ = paper_engine(config=cfg, journal=journal, clock=clock)
+    journal.follow(hub0)
+    book(hub0, clock, bid=100.0, ask=100.2, size=10.0)
+    await engine0.start()
+    await engine0.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="9")
+    clock.advance(180)  # the new UTC day; the poller's snapshot is the day's first
+    book(hub0, clock, bid=100.0, ask=100.2, size=10.0)
+    await engine0.poller.record_equity(clock.time())
+    engine0.portfolio.snapshot(clock.time())
+    book(hub0, clock, bid=98.6, ask=98.8, size=10.0)
+    await engine0.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="sell", amount="9")
+    lost = engine0.portfolio.daily_pnl(clock.time())
+    assert d(-20) < lost < d(-10)
+    assert engine0.risk_state == RiskState.ACTIVE
+    await engine0.stop()
+    journal.close()
+
+    clock.advance(60)
+    engine, _, hub, _, _ = paper_engine(config=cfg, journal=journal, clock=clock)
+    journal.follow(hub)
+    book(hub, clock, bid=98.6, ask=98.8, size=10.0)
+    await engine.start()
+    assert engine.reconciled
+    assert engine.portfolio.daily_pnl(clock.time()) == lost
+    await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="9")
+    book(hub, clock, bid=98.0, ask=98.2, size=10.0)  # about -7 more: past the limit in all
+    engine.protection.check_daily_loss()
+    assert engine.risk_state == RiskState.REDUCING
+    assert "daily loss" in engine.state_reason
+    await engine.stop()
+
+
+@pytest.mark.asyncio
 async def test_normal_start_logs_the_risk_state_at_info_not_warning() -> None:
     """A clean start (reducing until reconciled, then active) logs no warning; halting does."""
     engine, _, _, _, _ = paper_engine()
