@@ -372,6 +372,7 @@ class StoreWriter:
             "retries": self.retries,
             "rejected": self.rejected,
             "last_error": self.last_error,
+            "outage_s": self.tx.outage_s(),
             "backlog": {
                 "durable": len(self._durable),
                 "market": len(self._trades) + len(self._tops) + len(self._exchange_candles),
