@@ -187,7 +187,10 @@ class App:
                 installed.append(signal.SIGHUP)
         try:
             try:
-                await self.start()
+                if not await self._start_unless_stopped():
+                    clean = await self.stop()
+                    log.info("daemon.stopped", clean=clean)
+                    return 0 if clean else 1
             except StartupError as exc:
                 log.error("daemon.start_failed", component=exc.component, error=str(exc.cause))
                 if isinstance(exc.cause, ConfigError):
@@ -215,6 +218,33 @@ class App:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+    async def _start_unless_stopped(self) -> bool:
+        """:meth:`start`, cut short by SIGTERM/SIGINT: a component can take its whole
+        timeout to start (a database that does not answer, a venue or NATS being slow), and
+        a stop asked meanwhile must not wait for it (systemd's ``TimeoutStopSec`` would end
+        in SIGKILL). The component being started is cancelled (a migration in progress rolls
+        back: it is one transaction); the ones already started are then stopped by the
+        caller. False when the start was cut short."""
+        starting = asyncio.ensure_future(self.start())
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if starting.done():
+            starting.result()  # StartupError
+            return True
+        pending = [c.name for c in self.components if c not in self.started]
+        log.warning(
+            "daemon.start_interrupted",
+            component=pending[0] if pending else None,
+            started=[c.name for c in self.started],
+        )
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StartupError):
+            await starting
+        return False
 
     def _on_reload(self) -> None:
         log.info("daemon.signal", signal="SIGHUP")
