@@ -41,27 +41,34 @@ class Reloader:
 
     async def reload(self) -> bool:
         """Re-read and apply; False (running config kept) when the new file is invalid."""
+        old = self.settings
         try:
             new = self.load()
+            feeds = self._build_feeds(old, new)  # what only building a feed checks
         except ConfigError as exc:
             self.rejected += 1
             problems = "; ".join(str(p) for p in exc.problems)
             log.error("config.reload_rejected", problems=problems)
             return False
-        old, self.settings = self.settings, new
+        self.settings = new
         applied = []
-        if new.trading != old.trading:
-            self._trading(new)
-            applied.append("trading")
-        if new.anomaly_detection != old.anomaly_detection:
-            self._detectors(new)
-            applied.append("anomaly_detection")
-        if new.alerts != old.alerts:
-            self._alerts(new)
-            applied.append("alerts")
-        if new.exchanges != old.exchanges:
-            await self._feeds(old, new)
-            applied.append("exchanges")
+        try:
+            if new.trading != old.trading:
+                self._trading(new)
+                applied.append("trading")
+            if new.anomaly_detection != old.anomaly_detection:
+                self._detectors(new)
+                applied.append("anomaly_detection")
+            if new.alerts != old.alerts:
+                self._alerts(new)
+                applied.append("alerts")
+            if new.exchanges != old.exchanges and new.bus.role != "brain":
+                await self._feeds(old, new, feeds)
+                applied.append("exchanges")
+        except Exception as exc:  # never an unretrieved task exception (a traceback)
+            self.rejected += 1
+            log.error("config.reload_failed", applied=applied, error=repr(exc))
+            return False
         rest = [
             name
             for name in type(new).model_fields
@@ -88,15 +95,29 @@ class Reloader:
         if notifier is not None:
             notifier.reload(new.alerts)
 
-    async def _feeds(self, old: Settings, new: Settings) -> None:
+    def _changed_exchanges(self, old: Settings, new: Settings) -> list[Any]:
+        if new.bus.role == "brain":  # the collectors run the exchange feeds, not this process
+            return []
+        before = {ex.name: ex for ex in old.exchanges}
+        return [cfg for cfg in new.exchanges if cfg.name in before and before[cfg.name] != cfg]
+
+    def _build_feeds(self, old: Settings, new: Settings) -> dict[str, Any]:
+        """The feeds of the changed exchange entries, built (not started) before anything is
+        applied: a symbol, plugin or proxy only a feed's builder checks rejects the reload
+        whole (``ConfigError``) instead of stopping the running feed first."""
+        feeds = self.services.feeds
+        if feeds is None:
+            return {}
+        return {cfg.name: feeds.build(cfg) for cfg in self._changed_exchanges(old, new)}
+
+    async def _feeds(self, old: Settings, new: Settings, built: dict[str, Any]) -> None:
         feeds = self.services.feeds
         if feeds is None:
             return
-        before = {ex.name: ex for ex in old.exchanges}
-        after = {ex.name: ex for ex in new.exchanges}
-        for name, cfg in after.items():
-            if name in before and before[name] != cfg:
-                await feeds.replace(cfg)
-        added_or_removed = sorted(set(before) ^ set(after))
+        for cfg in self._changed_exchanges(old, new):
+            await feeds.replace(cfg, built.get(cfg.name))
+        before = {ex.name for ex in old.exchanges}
+        after = {ex.name for ex in new.exchanges}
+        added_or_removed = sorted(before ^ after)
         if added_or_removed:
             log.warning("config.reload_needs_restart", exchanges=added_or_removed)
