@@ -34,7 +34,8 @@ def with_role(settings: Settings, role: str | None) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Build the daemon from the config and run it until SIGTERM/SIGINT."""
-    settings = with_role(settings_from_args(args), getattr(args, "role", None))
+    role = getattr(args, "role", None)
+    settings = with_role(settings_from_args(args), role)
     setup_logging(settings)
     from cryptomon.app import build_app
     from cryptomon.reload import Reloader
@@ -43,7 +44,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         app = build_app(settings)
         # SIGHUP (systemctl reload): the same file, loaded and validated as at start
         app.reloader = Reloader(
-            load=lambda: settings_from_args(args), settings=settings, services=app.services
+            load=lambda: with_role(settings_from_args(args), role),
+            settings=settings,
+            services=app.services,
         )
         return await app.run()
 

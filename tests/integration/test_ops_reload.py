@@ -6,6 +6,7 @@ is rejected with one line and the running config stays."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from cryptomon.events import AuditEntry, Trade
 from cryptomon.reload import Reloader
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
+from tests.integration.bus_support import CLI, NatsServer, bus_section
 from tests.util import wait_until
 
 
@@ -229,3 +231,53 @@ async def test_sighup_with_an_exchange_entry_only_its_builder_refuses_changes_no
     finally:
         app.request_stop()
         assert await asyncio.wait_for(task, 30) == 0
+
+
+@pytest.mark.asyncio
+async def test_sighup_keeps_the_role_given_on_the_command_line(tmp_path: Path) -> None:
+    """`run --role collector` with a file that names no role: a reload of the unchanged file
+    applies nothing and asks for no restart (it read the file's role, `all`, and logged
+    `config.reload_needs_restart sections=['bus']`)."""
+    nats = NatsServer(tmp_path)
+    await nats.start()
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"bus": bus_section(nats.url), "api": {"port": 0}, "data_dir": str(tmp_path)}
+        )
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        "run",
+        "--role",
+        "collector",
+        "--config",
+        str(path),
+        "--log-format",
+        "json",
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+
+    async def until(event: str) -> None:
+        while not any(f'"{event}"' in ln for ln in lines):
+            line = (await proc.stderr.readline()).decode()  # type: ignore[union-attr]
+            assert line, "".join(lines)
+            lines.append(line)
+
+    try:
+        await asyncio.wait_for(until("daemon.running"), 60)
+        proc.send_signal(signal.SIGHUP)
+        await asyncio.wait_for(until("config.reloaded"), 20)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await nats.stop()
+    reloaded = [json.loads(ln) for ln in lines if '"config.reloaded"' in ln]
+    assert reloaded[0]["applied"] == []
+    assert not [ln for ln in lines if "config.reload_needs_restart" in ln], "".join(lines)
