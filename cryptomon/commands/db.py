@@ -101,7 +101,15 @@ async def _run(action: str, revision: str | None, config: Any) -> int:
         elif action == "downgrade":
             await migrate.downgrade(db, revision or "")
         heads = await migrate.current(db)
-        shown = ", ".join(heads) if heads else "base (no schema)"
+        known = set(_revisions())
+        shown = (
+            ", ".join(
+                h if h in known else f"{h} (unknown to this cryptomon: a newer one migrated it)"
+                for h in heads
+            )
+            if heads
+            else "base (no schema)"
+        )
         if action == "current":
             sys.stdout.write(f"{shown}\n")
         else:
