@@ -142,6 +142,9 @@ class App:
 
     async def stop(self) -> bool:
         """Stop started components in reverse order within ``shutdown_timeout_s`` in total.
+        A component's ``stop_reserve`` (a share of that time) is kept for it: the ones stopped
+        before it cannot use it up. One with a ``stop_budget_s`` attribute is told its time
+        before its ``stop()``, so it can finish within it.
 
         Returns False when a component failed to stop or the time ran out.
         """
@@ -152,9 +155,16 @@ class App:
         clean = True
         while self.started:
             comp = self.started.pop()
-            left = deadline - time.monotonic()
+            # what the components stopped after this one reserve (the store writer) is not
+            # this one's to take
+            reserved = self.shutdown_timeout_s * min(
+                1.0, sum(getattr(c, "stop_reserve", 0.0) for c in self.started)
+            )
+            left = max(0.05, deadline - time.monotonic() - reserved)
+            if hasattr(comp, "stop_budget_s"):
+                comp.stop_budget_s = left
             try:
-                await asyncio.wait_for(comp.stop(), timeout=max(0.05, left))
+                await asyncio.wait_for(comp.stop(), timeout=left)
                 log.debug("component.stopped", component=comp.name)
             except TimeoutError:
                 clean = False

@@ -66,6 +66,10 @@ class StoreWriter:
     """Persists hub events in batches; see the module docstring."""
 
     name = "store-writer"
+    stop_reserve = 0.5
+    """The share of the daemon's ``shutdown_timeout_s`` the components stopped before the
+    writer (the notifier delivering to a dead channel, ...) leave to it and what follows, so
+    what it has buffered is written (:meth:`cryptomon.app.lifecycle.App.stop`)."""
 
     def __init__(self, *, hub: Hub, db: Database, config: StorageConfig, clock: Clock) -> None:
         self.hub = hub
