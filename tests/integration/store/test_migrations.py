@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -104,6 +105,20 @@ def test_cli_upgrade_and_downgrade(
     assert capsys.readouterr().out.strip() == migrate.head()
     assert main(["db", "downgrade", "base"]) == 0
     assert _tables_now(db_url) == set()
+
+
+def test_cli_current_of_a_missing_sqlite_file_says_so_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`db current` on a mistyped SQLite path: "base (no schema)" and a line naming the
+    missing file; no directory or empty database is left behind (both were created)."""
+    path = tmp_path / "typo" / "cryptomon.db"
+    monkeypatch.setenv("CRYPTOMON_DATABASE__URL", f"sqlite+aiosqlite:///{path}")
+    assert main(["db", "current"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "base (no schema)"
+    assert f"no database file at {path}" in err
+    assert not path.parent.exists()
 
 
 def test_cli_history_lists_revisions(capsys: pytest.CaptureFixture[str]) -> None:
