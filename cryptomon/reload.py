@@ -35,6 +35,7 @@ class Reloader:
     def __init__(self, *, load: Callable[[], Settings], settings: Settings, services: Any) -> None:
         self.load = load
         self.settings = settings
+        self.started_with = settings  # what the sections that need a restart still run with
         self.services = services
         self.reloads = 0
         self.rejected = 0
@@ -69,10 +70,10 @@ class Reloader:
             self.rejected += 1
             log.error("config.reload_failed", applied=applied, error=repr(exc))
             return False
-        rest = [
+        rest = [  # against the start: a change a restart still has to apply is said each time
             name
             for name in type(new).model_fields
-            if name not in LIVE_SECTIONS and getattr(new, name) != getattr(old, name)
+            if name not in LIVE_SECTIONS and getattr(new, name) != getattr(self.started_with, name)
         ]
         if rest:
             log.warning("config.reload_needs_restart", sections=rest)

@@ -281,3 +281,30 @@ async def test_sighup_keeps_the_role_given_on_the_command_line(tmp_path: Path) -
     reloaded = [json.loads(ln) for ln in lines if '"config.reloaded"' in ln]
     assert reloaded[0]["applied"] == []
     assert not [ln for ln in lines if "config.reload_needs_restart" in ln], "".join(lines)
+
+
+@pytest.mark.asyncio
+async def test_a_change_that_needs_a_restart_is_said_at_every_reload_until_then(
+    tmp_path: Path, sim: SimExchange
+) -> None:
+    """A storage change needs a restart: the reload that brings it says so, and so does the
+    next one (which changes only trading), since the daemon still runs the old storage."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, sim)))
+    app, task, _ = await running(path)
+    assert app.reloader
+    try:
+        base = config(tmp_path, sim)
+        path.write_text(yaml.safe_dump({**base, "storage": {"batch_size": 10}}))
+        with capture_logs() as logs:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.reloads == 1, timeout=20, message="reloaded")
+            changed = {**base, "storage": {"batch_size": 10}, "trading": {"risk_percentage": 1.0}}
+            path.write_text(yaml.safe_dump(changed))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.reloads == 2, timeout=20, message="again")
+        restart = [e["sections"] for e in logs if e["event"] == "config.reload_needs_restart"]
+        assert restart == [["storage"], ["storage"]]
+    finally:
+        app.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
