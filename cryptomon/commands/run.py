@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cryptomon.commands.support import run_async, settings_from_args, setup_logging
+from cryptomon.commands.support import run_daemon, settings_from_args, setup_logging
 from cryptomon.config import ROLES, Settings
 
 
@@ -50,4 +50,4 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return await app.run()
 
-    return run_async(main())
+    return run_daemon(main())
