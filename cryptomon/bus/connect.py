@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import nats
@@ -26,14 +27,26 @@ def events_stream(config: BusConfig) -> str:
     return f"{config.stream}_EVENTS"
 
 
-async def connect(config: BusConfig, *, name: str) -> Client:
-    """A client that reconnects forever; TemporaryError when the first connection fails."""
+async def connect(
+    config: BusConfig,
+    *,
+    name: str,
+    on_disconnected: Callable[[], None] | None = None,
+    on_reconnected: Callable[[], None] | None = None,
+) -> Client:
+    """A client that reconnects forever; TemporaryError when the first connection fails.
+    ``on_disconnected``/``on_reconnected``: told when the connection goes and comes back
+    (the brain's feed health: a NATS away is no live feed)."""
 
     async def disconnected() -> None:
         log.warning("bus.disconnected", client=name)
+        if on_disconnected is not None:
+            on_disconnected()
 
     async def reconnected() -> None:
         log.info("bus.reconnected", client=name)
+        if on_reconnected is not None:
+            on_reconnected()
 
     async def error(exc: Exception) -> None:
         log.debug("bus.client_error", client=name, error=repr(exc))

@@ -36,6 +36,7 @@ from cryptomon.config import BusConfig
 from cryptomon.events import FeedState, FeedStatus
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.hub import Hub
+from cryptomon.log import redact_url
 from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.specs_file import SpecsFileError, spec_from_dict
 
@@ -176,7 +177,12 @@ class BusFeedSource:
 
     async def start(self) -> None:
         cfg = self.config
-        self.nc = await connect(cfg, name=f"cryptomon-brain-{cfg.durable}")
+        self.nc = await connect(
+            cfg,
+            name=f"cryptomon-brain-{cfg.durable}",
+            on_disconnected=self._nats_lost,
+            on_reconnected=self._nats_back,
+        )
         js = self.nc.jetstream()
         await ensure_streams(js, cfg)
         prefix = cfg.subject_prefix
@@ -204,6 +210,15 @@ class BusFeedSource:
         self.health.state = "live"
         self._task = asyncio.get_running_loop().create_task(self._run(sub), name=self.name)
         log.info("bus.brain_consuming", durable=cfg.durable, stream=cfg.stream)
+
+    def _nats_lost(self) -> None:
+        self.health.on_disconnected(f"NATS at {redact_url(self.config.nats_url)} unreachable")
+
+    def _nats_back(self) -> None:
+        self.health.on_connected(reconnect=True)
+        if self.health.state != "live":
+            self.health.state = "live"
+            self.health.publish("live", detail="NATS reachable again")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -317,3 +317,31 @@ async def test_brain_kill9_resumes_after_what_it_acknowledged(
                 await proc.wait()
         await collector.stop()
         await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_brain_feed_health_follows_its_nats_connection(tmp_path: Path) -> None:
+    """NATS going away makes the brain's `bus` feed disconnected (so /ready and
+    /api/v1/feeds say so; it stayed `live` and `connected`), and live again once NATS is back."""
+    nats_server = NatsServer(tmp_path)
+    await nats_server.start()
+    brain = build_app(brain_settings(tmp_path, bus_section(nats_server.url)))
+    await brain.start()
+    try:
+        feeds = brain.services.feeds
+        assert feeds is not None
+
+        def bus() -> dict[str, Any]:
+            return dict(feeds.health()["bus"])
+
+        assert (bus()["state"], bus()["connected"]) == ("live", True)
+        await nats_server.stop()
+        await wait_until(lambda: bus()["state"] == "disconnected", timeout=10, message="down")
+        assert bus()["connected"] is False
+        await nats_server.start()
+        await wait_until(lambda: bus()["state"] == "live", timeout=20, message="back")
+        assert bus()["connected"] is True
+        assert bus()["reconnects"] == 1
+    finally:
+        await brain.stop()
+        await nats_server.stop()
