@@ -9,9 +9,10 @@ from typing import Any
 import nats
 import structlog
 from nats.aio.client import Client
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NoStreamResponseError
 
 from cryptomon.config import BusConfig
 from cryptomon.errors import TemporaryError
@@ -105,6 +106,25 @@ async def ensure_streams(js: JetStreamContext, config: BusConfig) -> None:
     ]
     for stream in streams:
         await _ensure_stream(js, stream)
+
+
+NO_STREAM = (NoStreamResponseError, NoRespondersError)
+"""A publish no stream took: NATS came back without its JetStream storage, or someone
+deleted a stream."""
+
+
+async def redeclare_streams(js: JetStreamContext, config: BusConfig, error: object) -> bool:
+    """When ``error`` says no stream took a publish, declare the streams again (the caller
+    then retries: nothing is lost that it still holds). True when they were declared."""
+    if not isinstance(error, NO_STREAM):
+        return False
+    try:
+        await ensure_streams(js, config)
+    except Exception as exc:  # NATS away again: the next failure tries again
+        log.warning("bus.streams_redeclare_failed", error=repr(exc))
+        return False
+    log.warning("bus.streams_redeclared", stream=config.stream, reason=repr(error))
+    return True
 
 
 async def _ensure_stream(js: Any, stream: StreamConfig, attempts: int = 5) -> None:
