@@ -198,6 +198,7 @@ class App:
         try:
             try:
                 if not await self._start_unless_stopped():
+                    await self._cancel_reload()
                     clean = await self.stop()
                     log.info("daemon.stopped", clean=clean)
                     return 0 if clean else 1
@@ -222,6 +223,7 @@ class App:
                 if d is not waiter and d.exception() is not None:
                     log.error("daemon.task_failed", error=repr(d.exception()))
             log.info("daemon.stopping", timeout_s=self.shutdown_timeout_s)
+            await self._cancel_reload()
             clean = await self.stop()
             log.info("daemon.stopped", clean=clean)
             return 0 if clean else 1
@@ -255,6 +257,16 @@ class App:
         with contextlib.suppress(asyncio.CancelledError, StartupError):
             await starting
         return False
+
+    async def _cancel_reload(self) -> None:
+        """A reload still running (a feed being replaced) ends before the components stop:
+        it would otherwise start a feed after the feed manager has stopped."""
+        task = self._reloading
+        if task is not None and not task.done():
+            log.warning("config.reload_cancelled", reason="the daemon is stopping")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def _on_reload(self) -> None:
         log.info("daemon.signal", signal="SIGHUP")
