@@ -34,6 +34,15 @@ class Problem:
         return f"{self.path}: got {shown}; expected {self.expected}"
 
 
+def listen_problem(host: str, port: int, exc: OSError) -> Problem:
+    """``api.port`` that cannot be listened on (in use, not permitted), naming the address."""
+    return Problem(
+        "api.port",
+        port,
+        f"a port free to listen on: cannot listen on {host}:{port} ({exc.strerror})",
+    )
+
+
 class CryptomonError(Exception):
     """Base of every error this package raises on purpose."""
 

@@ -35,37 +35,45 @@ class Reloader:
     def __init__(self, *, load: Callable[[], Settings], settings: Settings, services: Any) -> None:
         self.load = load
         self.settings = settings
+        self.started_with = settings  # what the sections that need a restart still run with
         self.services = services
         self.reloads = 0
         self.rejected = 0
 
     async def reload(self) -> bool:
         """Re-read and apply; False (running config kept) when the new file is invalid."""
+        old = self.settings
         try:
             new = self.load()
+            feeds = self._build_feeds(old, new)  # what only building a feed checks
         except ConfigError as exc:
             self.rejected += 1
             problems = "; ".join(str(p) for p in exc.problems)
             log.error("config.reload_rejected", problems=problems)
             return False
-        old, self.settings = self.settings, new
+        self.settings = new
         applied = []
-        if new.trading != old.trading:
-            self._trading(new)
-            applied.append("trading")
-        if new.anomaly_detection != old.anomaly_detection:
-            self._detectors(new)
-            applied.append("anomaly_detection")
-        if new.alerts != old.alerts:
-            self._alerts(new)
-            applied.append("alerts")
-        if new.exchanges != old.exchanges:
-            await self._feeds(old, new)
-            applied.append("exchanges")
-        rest = [
+        try:
+            if new.trading != old.trading:
+                self._trading(new)
+                applied.append("trading")
+            if new.anomaly_detection != old.anomaly_detection:
+                self._detectors(new)
+                applied.append("anomaly_detection")
+            if new.alerts != old.alerts:
+                self._alerts(new)
+                applied.append("alerts")
+            if new.exchanges != old.exchanges and new.bus.role != "brain":
+                await self._feeds(old, new, feeds)
+                applied.append("exchanges")
+        except Exception as exc:  # never an unretrieved task exception (a traceback)
+            self.rejected += 1
+            log.error("config.reload_failed", applied=applied, error=repr(exc))
+            return False
+        rest = [  # against the start: a change a restart still has to apply is said each time
             name
             for name in type(new).model_fields
-            if name not in LIVE_SECTIONS and getattr(new, name) != getattr(old, name)
+            if name not in LIVE_SECTIONS and getattr(new, name) != getattr(self.started_with, name)
         ]
         if rest:
             log.warning("config.reload_needs_restart", sections=rest)
@@ -88,15 +96,29 @@ class Reloader:
         if notifier is not None:
             notifier.reload(new.alerts)
 
-    async def _feeds(self, old: Settings, new: Settings) -> None:
+    def _changed_exchanges(self, old: Settings, new: Settings) -> list[Any]:
+        if new.bus.role == "brain":  # the collectors run the exchange feeds, not this process
+            return []
+        before = {ex.name: ex for ex in old.exchanges}
+        return [cfg for cfg in new.exchanges if cfg.name in before and before[cfg.name] != cfg]
+
+    def _build_feeds(self, old: Settings, new: Settings) -> dict[str, Any]:
+        """The feeds of the changed exchange entries, built (not started) before anything is
+        applied: a symbol, plugin or proxy only a feed's builder checks rejects the reload
+        whole (``ConfigError``) instead of stopping the running feed first."""
+        feeds = self.services.feeds
+        if feeds is None:
+            return {}
+        return {cfg.name: feeds.build(cfg) for cfg in self._changed_exchanges(old, new)}
+
+    async def _feeds(self, old: Settings, new: Settings, built: dict[str, Any]) -> None:
         feeds = self.services.feeds
         if feeds is None:
             return
-        before = {ex.name: ex for ex in old.exchanges}
-        after = {ex.name: ex for ex in new.exchanges}
-        for name, cfg in after.items():
-            if name in before and before[name] != cfg:
-                await feeds.replace(cfg)
-        added_or_removed = sorted(set(before) ^ set(after))
+        for cfg in self._changed_exchanges(old, new):
+            await feeds.replace(cfg, built.get(cfg.name))
+        before = {ex.name for ex in old.exchanges}
+        after = {ex.name for ex in new.exchanges}
+        added_or_removed = sorted(before ^ after)
         if added_or_removed:
             log.warning("config.reload_needs_restart", exchanges=added_or_removed)

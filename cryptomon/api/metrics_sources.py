@@ -278,6 +278,16 @@ def writer_metrics(s: Mapping[str, Any]) -> Iterator[Metric]:
     yield from _counter(
         "cryptomon_store_dropped", "market rows dropped (bound reached)", s.get("dropped")
     )
+    yield from _counter(
+        "cryptomon_store_rejected",
+        "rows the database refused for good (bad data, logged)",
+        s.get("rejected"),
+    )
+    yield from _gauge(
+        "cryptomon_store_outage_seconds",
+        "seconds since writes started failing (0: the writer is storing)",
+        s.get("outage_s"),
+    )
     yield from _labelled(
         GaugeMetricFamily,
         "cryptomon_store_backlog",

@@ -25,7 +25,7 @@ from cryptomon.api.tls import server_context
 from cryptomon.api.ws import WsManager
 from cryptomon.clock import Clock
 from cryptomon.config import ApiConfig
-from cryptomon.errors import ConfigError
+from cryptomon.errors import ConfigError, Problem, listen_problem
 from cryptomon.events import Anomaly, NotificationRecord
 from cryptomon.hub import Hub, InlineSubscription
 
@@ -143,9 +143,15 @@ class ApiServer:
         cfg = self.config
         if not cfg.tokens and not cfg.is_loopback:
             raise ConfigError(
-                f"api.host {cfg.host!r} is not a loopback address and api.tokens is empty: "
-                "refusing to serve the API unauthenticated on the network (configure tokens "
-                "or bind 127.0.0.1)"
+                [
+                    Problem(
+                        "api.host",
+                        cfg.host,
+                        "a loopback address while api.tokens is empty: it is not a loopback "
+                        "address, refusing to serve the API unauthenticated on the network "
+                        "(configure tokens or bind 127.0.0.1)",
+                    )
+                ]
             )
         tls = None
         if cfg.tls_cert_file is not None and cfg.tls_key_file is not None:
@@ -176,9 +182,7 @@ class ApiServer:
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None
-            raise ConfigError(
-                f"api: cannot listen on {cfg.host}:{cfg.port} ({exc.strerror})"
-            ) from None
+            raise ConfigError([listen_problem(cfg.host, cfg.port, exc)]) from None
         addresses = self._runner.addresses  # the bound port (api.port: 0 = ephemeral)
         self.port = int(addresses[0][1]) if addresses else cfg.port
         log.info(

@@ -142,6 +142,9 @@ class App:
 
     async def stop(self) -> bool:
         """Stop started components in reverse order within ``shutdown_timeout_s`` in total.
+        A component's ``stop_reserve`` (a share of that time) is kept for it: the ones stopped
+        before it cannot use it up. One with a ``stop_budget_s`` attribute is told its time
+        before its ``stop()``, so it can finish within it.
 
         Returns False when a component failed to stop or the time ran out.
         """
@@ -152,9 +155,16 @@ class App:
         clean = True
         while self.started:
             comp = self.started.pop()
-            left = deadline - time.monotonic()
+            # what the components stopped after this one reserve (the store writer) is not
+            # this one's to take
+            reserved = self.shutdown_timeout_s * min(
+                1.0, sum(getattr(c, "stop_reserve", 0.0) for c in self.started)
+            )
+            left = max(0.05, deadline - time.monotonic() - reserved)
+            if hasattr(comp, "stop_budget_s"):
+                comp.stop_budget_s = left
             try:
-                await asyncio.wait_for(comp.stop(), timeout=max(0.05, left))
+                await asyncio.wait_for(comp.stop(), timeout=left)
                 log.debug("component.stopped", component=comp.name)
             except TimeoutError:
                 clean = False
@@ -187,7 +197,11 @@ class App:
                 installed.append(signal.SIGHUP)
         try:
             try:
-                await self.start()
+                if not await self._start_unless_stopped():
+                    await self._cancel_reload()
+                    clean = await self.stop()
+                    log.info("daemon.stopped", clean=clean)
+                    return 0 if clean else 1
             except StartupError as exc:
                 log.error("daemon.start_failed", component=exc.component, error=str(exc.cause))
                 if isinstance(exc.cause, ConfigError):
@@ -209,12 +223,50 @@ class App:
                 if d is not waiter and d.exception() is not None:
                     log.error("daemon.task_failed", error=repr(d.exception()))
             log.info("daemon.stopping", timeout_s=self.shutdown_timeout_s)
+            await self._cancel_reload()
             clean = await self.stop()
             log.info("daemon.stopped", clean=clean)
             return 0 if clean else 1
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+    async def _start_unless_stopped(self) -> bool:
+        """:meth:`start`, cut short by SIGTERM/SIGINT: a component can take its whole
+        timeout to start (a database that does not answer, a venue or NATS being slow), and
+        a stop asked meanwhile must not wait for it (systemd's ``TimeoutStopSec`` would end
+        in SIGKILL). The component being started is cancelled (a migration in progress rolls
+        back: it is one transaction); the ones already started are then stopped by the
+        caller. False when the start was cut short."""
+        starting = asyncio.ensure_future(self.start())
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if starting.done():
+            starting.result()  # StartupError
+            return True
+        pending = [c.name for c in self.components if c not in self.started]
+        log.warning(
+            "daemon.start_interrupted",
+            component=pending[0] if pending else None,
+            started=[c.name for c in self.started],
+        )
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StartupError):
+            await starting
+        return False
+
+    async def _cancel_reload(self) -> None:
+        """A reload still running (a feed being replaced) ends before the components stop:
+        it would otherwise start a feed after the feed manager has stopped."""
+        task = self._reloading
+        if task is not None and not task.done():
+            log.warning("config.reload_cancelled", reason="the daemon is stopping")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def _on_reload(self) -> None:
         log.info("daemon.signal", signal="SIGHUP")

@@ -30,7 +30,7 @@ from nats.js import JetStreamContext
 
 from cryptomon.bus import subjects
 from cryptomon.bus.codec import TRANSPORTED, encode
-from cryptomon.bus.connect import connect, ensure_streams
+from cryptomon.bus.connect import connect, ensure_streams, redeclare_streams
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
 from cryptomon.events import Event
@@ -242,10 +242,13 @@ class CollectorPublisher:
                 counts["published_events"] += item.events
         if failed:
             counts["publish_errors"] += len(failed)
-            log.warning("bus.publish_failed", count=len(failed), error=repr(results[0]))
+            error = next(r for r in results if r is not None)
+            log.warning("bus.publish_failed", count=len(failed), error=repr(error))
             source.extendleft(reversed(failed))
             if source is self.queue:
                 self._trim()
+            assert self.js is not None
+            await redeclare_streams(self.js, self.config, error)
         return not failed
 
     async def _publish(self, items: list[Outgoing]) -> list[BaseException | None]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import nats
 import structlog
 from nats.aio.client import Client
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NoStreamResponseError
 
 from cryptomon.config import BusConfig
 from cryptomon.errors import TemporaryError
@@ -26,14 +28,26 @@ def events_stream(config: BusConfig) -> str:
     return f"{config.stream}_EVENTS"
 
 
-async def connect(config: BusConfig, *, name: str) -> Client:
-    """A client that reconnects forever; TemporaryError when the first connection fails."""
+async def connect(
+    config: BusConfig,
+    *,
+    name: str,
+    on_disconnected: Callable[[], None] | None = None,
+    on_reconnected: Callable[[], None] | None = None,
+) -> Client:
+    """A client that reconnects forever; TemporaryError when the first connection fails.
+    ``on_disconnected``/``on_reconnected``: told when the connection goes and comes back
+    (the brain's feed health: a NATS away is no live feed)."""
 
     async def disconnected() -> None:
         log.warning("bus.disconnected", client=name)
+        if on_disconnected is not None:
+            on_disconnected()
 
     async def reconnected() -> None:
         log.info("bus.reconnected", client=name)
+        if on_reconnected is not None:
+            on_reconnected()
 
     async def error(exc: Exception) -> None:
         log.debug("bus.client_error", client=name, error=repr(exc))
@@ -92,6 +106,25 @@ async def ensure_streams(js: JetStreamContext, config: BusConfig) -> None:
     ]
     for stream in streams:
         await _ensure_stream(js, stream)
+
+
+NO_STREAM = (NoStreamResponseError, NoRespondersError)
+"""A publish no stream took: NATS came back without its JetStream storage, or someone
+deleted a stream."""
+
+
+async def redeclare_streams(js: JetStreamContext, config: BusConfig, error: object) -> bool:
+    """When ``error`` says no stream took a publish, declare the streams again (the caller
+    then retries: nothing is lost that it still holds). True when they were declared."""
+    if not isinstance(error, NO_STREAM):
+        return False
+    try:
+        await ensure_streams(js, config)
+    except Exception as exc:  # NATS away again: the next failure tries again
+        log.warning("bus.streams_redeclare_failed", error=repr(exc))
+        return False
+    log.warning("bus.streams_redeclared", stream=config.stream, reason=repr(error))
+    return True
 
 
 async def _ensure_stream(js: Any, stream: StreamConfig, attempts: int = 5) -> None:

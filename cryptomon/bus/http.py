@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from cryptomon.errors import ConfigError
+from cryptomon.errors import ConfigError, listen_problem
 
 log = structlog.get_logger()
 
@@ -91,9 +91,7 @@ class CollectorHttp:
         except OSError as exc:
             await self.runner.cleanup()
             self.runner = None
-            raise ConfigError(
-                f"api: cannot listen on {self.host}:{self.port} ({exc.strerror})"
-            ) from None
+            raise ConfigError([listen_problem(self.host, self.port, exc)]) from None
         addresses = self.runner.addresses  # api.port: 0 = ephemeral
         self.bound_port = int(addresses[0][1]) if addresses else self.port
         log.info("bus.collector_http", host=self.host, port=self.bound_port)

@@ -33,7 +33,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from cryptomon.bus import subjects
-from cryptomon.bus.connect import connect, ensure_streams
+from cryptomon.bus.connect import connect, ensure_streams, redeclare_streams
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
 from cryptomon.events import Anomaly, Event, Fill, OrderUpdate, Signal
@@ -127,7 +127,8 @@ class EventPublisher:
                 except Exception as exc:  # NATS away: never dropped, tried again
                     self.errors += 1
                     log.warning("bus.event_publish_failed", kind=kind, error=repr(exc))
-                    await self.clock.sleep(_RETRY_S)
+                    if not await redeclare_streams(js, self.config, exc):
+                        await self.clock.sleep(_RETRY_S)
 
     def stats(self) -> dict[str, Any]:
         return {"published": self.published, "errors": self.errors}

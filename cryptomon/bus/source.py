@@ -28,6 +28,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from cryptomon.bus.codec import Batch, CodecError, decode
 from cryptomon.bus.connect import connect, ensure_streams, meta_stream
@@ -36,6 +37,7 @@ from cryptomon.config import BusConfig
 from cryptomon.events import FeedState, FeedStatus
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.hub import Hub
+from cryptomon.log import redact_url
 from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.specs_file import SpecsFileError, spec_from_dict
 
@@ -141,6 +143,10 @@ class SeenBatches:
         return True
 
 
+CONSUMER_CHECK_S = 5.0
+"""While nothing arrives, how often the brain checks that its consumer still exists."""
+
+
 class BusFeedSource:
     """See the module docstring."""
 
@@ -171,12 +177,18 @@ class BusFeedSource:
         self.on_batch: Callable[[Batch], None] | None = None  # e.g. a lag probe (benchmark)
         self.instruments: dict[str, list[dict[str, Any]]] = {}
         self.nc: Client | None = None
+        self._js: Any = None
         self._task: asyncio.Task[None] | None = None
         self._subs: list[Any] = []
 
     async def start(self) -> None:
         cfg = self.config
-        self.nc = await connect(cfg, name=f"cryptomon-brain-{cfg.durable}")
+        self.nc = await connect(
+            cfg,
+            name=f"cryptomon-brain-{cfg.durable}",
+            on_disconnected=self._nats_lost,
+            on_reconnected=self._nats_back,
+        )
         js = self.nc.jetstream()
         await ensure_streams(js, cfg)
         prefix = cfg.subject_prefix
@@ -190,6 +202,17 @@ class BusFeedSource:
                 deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
             )
         )
+        self._js = js
+        sub = await self._pull_subscribe()
+        self.health.on_connected()
+        self.health.state = "live"
+        self._task = asyncio.get_running_loop().create_task(self._run(sub), name=self.name)
+        log.info("bus.brain_consuming", durable=cfg.durable, stream=cfg.stream)
+
+    async def _pull_subscribe(self) -> Any:
+        """The durable pull consumer of the market data stream (created when missing)."""
+        cfg = self.config
+        prefix = cfg.subject_prefix
         consumer = ConsumerConfig(
             durable_name=cfg.durable,
             ack_policy=AckPolicy.ALL,
@@ -197,13 +220,45 @@ class BusFeedSource:
             filter_subject=f"{prefix}.md.>",
             max_ack_pending=-1,
         )
-        sub = await js.pull_subscribe(
+        assert self._js is not None
+        return await self._js.pull_subscribe(
             f"{prefix}.md.>", durable=cfg.durable, stream=cfg.stream, config=consumer
         )
-        self.health.on_connected()
-        self.health.state = "live"
-        self._task = asyncio.get_running_loop().create_task(self._run(sub), name=self.name)
-        log.info("bus.brain_consuming", durable=cfg.durable, stream=cfg.stream)
+
+    async def _consumer_or_again(self, sub: Any) -> Any:
+        """``sub``, or a new one when the consumer no longer exists (NATS came back without
+        its JetStream storage, someone deleted the stream): a fetch from a missing consumer
+        just times out, so nothing would ever arrive again."""
+        js = self._js
+        assert js is not None
+        try:
+            await js.consumer_info(self.config.stream, self.config.durable)
+            return sub
+        except NotFoundError:
+            pass
+        except Exception:  # NATS away: the client reconnects; checked again later
+            return sub
+        try:
+            await ensure_streams(js, self.config)
+            new = await self._pull_subscribe()
+        except Exception as exc:
+            log.warning("bus.consumer_redeclare_failed", error=repr(exc))
+            return sub
+        log.warning(
+            "bus.consumer_redeclared", stream=self.config.stream, durable=self.config.durable
+        )
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        return new
+
+    def _nats_lost(self) -> None:
+        self.health.on_disconnected(f"NATS at {redact_url(self.config.nats_url)} unreachable")
+
+    def _nats_back(self) -> None:
+        self.health.on_connected(reconnect=True)
+        if self.health.state != "live":
+            self.health.state = "live"
+            self.health.publish("live", detail="NATS reachable again")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -218,10 +273,14 @@ class BusFeedSource:
         self.health.state = "disconnected"
 
     async def _run(self, sub: Any) -> None:
+        checked = self.clock.monotonic()
         while True:
             try:
                 msgs = await sub.fetch(self.config.fetch_batch, timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
+                if self.clock.monotonic() - checked >= CONSUMER_CHECK_S:
+                    checked = self.clock.monotonic()
+                    sub = await self._consumer_or_again(sub)
                 continue
             except asyncio.CancelledError:
                 raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from cryptomon.commands.support import (
@@ -92,6 +93,15 @@ def _known_revision(rev: str) -> bool:
 async def _run(action: str, revision: str | None, config: Any) -> int:
     from cryptomon.store import migrate
 
+    if action == "current":
+        missing = _missing_sqlite_file(config.url)
+        if missing is not None:  # a mistyped path is said so, never created
+            sys.stdout.write("base (no schema)\n")
+            sys.stderr.write(
+                f"crypto-monitor db current: no database file at {missing} (`db upgrade` or "
+                "the daemon's start creates it)\n"
+            )
+            return EXIT_OK
     db = await open_database(config.model_copy(update={"auto_migrate": False}), f"db {action}")
     if db is None:
         return EXIT_FAILURE
@@ -101,7 +111,15 @@ async def _run(action: str, revision: str | None, config: Any) -> int:
         elif action == "downgrade":
             await migrate.downgrade(db, revision or "")
         heads = await migrate.current(db)
-        shown = ", ".join(heads) if heads else "base (no schema)"
+        known = set(_revisions())
+        shown = (
+            ", ".join(
+                h if h in known else f"{h} (unknown to this cryptomon: a newer one migrated it)"
+                for h in heads
+            )
+            if heads
+            else "base (no schema)"
+        )
         if action == "current":
             sys.stdout.write(f"{shown}\n")
         else:
@@ -113,3 +131,17 @@ async def _run(action: str, revision: str | None, config: Any) -> int:
         return EXIT_FAILURE
     finally:
         await db.stop()
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The path of a SQLite database URL whose file does not exist (None otherwise)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    path = Path(database).expanduser()
+    return None if path.exists() else path

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cryptomon.commands.support import run_async, settings_from_args, setup_logging
+from cryptomon.commands.support import run_daemon, settings_from_args, setup_logging
 from cryptomon.config import ROLES, Settings
 
 
@@ -34,7 +34,8 @@ def with_role(settings: Settings, role: str | None) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Build the daemon from the config and run it until SIGTERM/SIGINT."""
-    settings = with_role(settings_from_args(args), getattr(args, "role", None))
+    role = getattr(args, "role", None)
+    settings = with_role(settings_from_args(args), role)
     setup_logging(settings)
     from cryptomon.app import build_app
     from cryptomon.reload import Reloader
@@ -43,8 +44,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         app = build_app(settings)
         # SIGHUP (systemctl reload): the same file, loaded and validated as at start
         app.reloader = Reloader(
-            load=lambda: settings_from_args(args), settings=settings, services=app.services
+            load=lambda: with_role(settings_from_args(args), role),
+            settings=settings,
+            services=app.services,
         )
         return await app.run()
 
-    return run_async(main())
+    return run_daemon(main())

@@ -94,6 +94,67 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
+EXIT_GRACE_S = 2.0
+"""How long the daemon's exit waits for worker threads still busy once it has stopped."""
+
+
+def run_daemon(main: Coroutine[Any, Any, int], *, grace_s: float = EXIT_GRACE_S) -> int:
+    """:func:`run_async` for the daemon, whose exit must follow its stop: a worker thread
+    still blocked in a call that cannot be cancelled (a venue's symbol list through a proxy
+    that never answers, a DNS lookup) is waited for ``grace_s``, then left behind with the
+    process (``os._exit`` after the logs are flushed). ``asyncio.run`` and the interpreter's
+    exit would wait for it: up to the library's own timeout, or until systemd's SIGKILL."""
+    import concurrent.futures
+    import logging
+    import os
+    import threading
+    import time
+
+    loop: asyncio.AbstractEventLoop
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        loop = asyncio.new_event_loop()
+    executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="cryptomon-worker")
+    loop.set_default_executor(executor)
+    asyncio.set_event_loop(loop)
+    try:
+        code = loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+    executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace_s
+    workers: list[threading.Thread] = list(getattr(executor, "_threads", ()))
+    for thread in workers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in workers if t.is_alive()]
+    if not stuck:
+        return code
+    import structlog
+
+    structlog.get_logger().warning("daemon.exit_abandons_threads", threads=stuck, code=code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
+def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still scheduled on ``loop`` and let it finish (as ``asyncio.run``)."""
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
 def usage_error(message: str) -> int:
     """Report a bad argument on stderr (``crypto-monitor: MESSAGE``); the usage exit code."""
     sys.stderr.write(f"crypto-monitor: {message}\n")

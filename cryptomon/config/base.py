@@ -17,14 +17,31 @@ _URL_PASSWORD_RE = re.compile(r"^([a-z0-9+.-]+://[^:/@]+:)([^@]+)(@)", re.IGNORE
 
 
 def url_password(url: str) -> str | None:
-    """The password of a ``scheme://user:password@host`` URL, if it has one."""
-    m = _URL_PASSWORD_RE.match(url)
-    return m.group(2) if m else None
+    """The password of a ``scheme://user:password@host`` URL, if it has one (the first one
+    of a comma-separated list)."""
+    found = url_passwords(url)
+    return found[0] if found else None
+
+
+def url_passwords(url: str) -> list[str]:
+    """The passwords of a URL or of a comma-separated list of them (a NATS cluster:
+    ``nats://a:pw1@h1,tls://b:pw2@h2``)."""
+    out = []
+    for part in url.split(","):
+        m = _URL_PASSWORD_RE.match(part.strip())
+        if m:
+            out.append(m.group(2))
+    return out
 
 
 def redact_url_password(url: str) -> str:
-    """``scheme://user:password@host`` -> ``scheme://user:***@host``."""
-    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}***{m.group(3)}", url)
+    """``scheme://user:password@host`` -> ``scheme://user:***@host``, each URL of a
+    comma-separated list alike."""
+    return ",".join(
+        part[: len(part) - len(part.lstrip())]
+        + _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}***{m.group(3)}", part.lstrip())
+        for part in url.split(",")
+    )
 
 
 PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")

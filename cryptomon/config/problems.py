@@ -12,7 +12,13 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from cryptomon.config.base import Section, is_secret, model_in, redact_url_password, url_password
+from cryptomon.config.base import (
+    Section,
+    is_secret,
+    model_in,
+    redact_url_password,
+    url_passwords,
+)
 from cryptomon.errors import Problem
 
 REDACTED = "***"
@@ -93,9 +99,8 @@ def secrets_in(annotation: Any, value: Any) -> list[str]:
 
     def walk(ann: Any, val: Any) -> None:
         if isinstance(val, str):
-            password = url_password(val) if "://" in val else None
-            if password:
-                found.append(password)
+            if "://" in val:
+                found.extend(url_passwords(val))
             model = model_in(ann)
             if is_secret(ann) or (model is not None and has_secrets(model)):
                 found.append(val)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from cryptomon.config.alerts import AlertsConfig
 from cryptomon.config.api import ApiConfig
 from cryptomon.config.backtest import BacktestConfig
-from cryptomon.config.base import Section, redact_url_password, url_password
+from cryptomon.config.base import Section, redact_url_password, url_passwords
 from cryptomon.config.bus import BusConfig
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import ExchangeConfig
@@ -60,6 +60,8 @@ class Settings(Section):
                 val = obj.get_secret_value()
                 if val:
                     found.append(val)
+            elif isinstance(obj, str) and "://" in obj:  # database.url, bus.nats_url, ...
+                found.extend(url_passwords(obj))
             elif isinstance(obj, BaseModel):
                 for name in type(obj).model_fields:
                     walk(getattr(obj, name))
@@ -71,9 +73,6 @@ class Settings(Section):
                     walk(item)
 
         walk(self)
-        pw = url_password(self.database.url)
-        if pw:
-            found.append(pw)
         return found
 
     def redacted(self) -> dict[str, Any]:
@@ -87,8 +86,9 @@ class Settings(Section):
                 return {k: walk(getattr(model, k), v) for k, v in obj.items()}
             if isinstance(model, list) and isinstance(obj, list):
                 return [walk(m, o) for m, o in zip(model, obj, strict=True)]
+            if isinstance(obj, str) and "://" in obj:  # database.url, bus.nats_url, ...
+                return redact_url_password(obj)
             return obj
 
         out: dict[str, Any] = walk(self, data)
-        out["database"]["url"] = redact_url_password(self.database.url)
         return out

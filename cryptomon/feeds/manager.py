@@ -110,14 +110,31 @@ class FeedManager:
             except Exception as exc:
                 log.error("feed.stop_failed", exchange=src.exchange, error=repr(exc))
 
-    async def replace(self, config: ExchangeConfig) -> None:
-        """Restart one feed with a changed config entry (config reload); the others go on."""
-        (new,) = build_sources([config], hub=self.hub, clock=self.clock, market=self.market)
-        old = self.source(config.name)
-        if old in self._started:
-            await old.stop()
-            self._started.remove(old)
-        self.sources[self.sources.index(old)] = new
+    def build(self, config: ExchangeConfig) -> FeedSource | None:
+        """The feed ``config`` describes, not started (None when it is disabled);
+        ``ConfigError`` when it cannot be built (checked before a reload changes anything)."""
+        built = build_sources([config], hub=self.hub, clock=self.clock, market=self.market)
+        return built[0] if built else None
+
+    async def replace(self, config: ExchangeConfig, new: FeedSource | None = None) -> None:
+        """Restart one feed with a changed config entry (config reload); the others go on.
+        ``new``: the feed :meth:`build` made of ``config`` (built here when not given). An
+        entry now disabled stops its feed; one now enabled starts it."""
+        if new is None and config.enabled:
+            new = self.build(config)
+        try:
+            old: FeedSource | None = self.source(config.name)
+        except KeyError:  # it was disabled
+            old = None
+        if old is not None:
+            if old in self._started:
+                await old.stop()
+                self._started.remove(old)
+            self.sources.remove(old)
+        if new is None:
+            log.info("feed.stopped", exchange=config.name, reason="disabled by config reload")
+            return
+        self.sources.append(new)
         await new.start()
         self._started.append(new)
         log.info("feed.restarted", exchange=config.name, reason="config reload")

@@ -70,6 +70,10 @@ class UnknownChannelError(ValueError):
         super().__init__(f"unknown channel {name!r}; configured channels: {names}")
 
 
+STOP_MARGIN_S = 0.1
+"""Kept from the App's stop budget to record the undelivered messages as failed."""
+
+
 class NotificationRouter:
     """Queued (never_drop) hub subscriber that routes alerts to apprise channels."""
 
@@ -88,6 +92,9 @@ class NotificationRouter:
         self.transport = transport
         self.clock = clock
         self.config = config
+        # set by the App before stop(): the share of shutdown_timeout_s this stop may take
+        # (the store writer after it keeps its own); None: alerts.stop_timeout_s alone
+        self.stop_budget_s: float | None = None
         self.builder = AlertBuilder(api_base_url=config.api_base_url)
         self.renderer = Renderer(config.templates)
         self.feeds = FeedWatch(config.feed_down_after_s)
@@ -143,6 +150,8 @@ class NotificationRouter:
         """Route what the hub still holds, flush digests, deliver within ``stop_timeout_s``;
         whatever is left is recorded as failed."""
         budget = self.config.stop_timeout_s
+        if self.stop_budget_s is not None:  # finish (and record what is left) in time
+            budget = max(0.0, min(budget, self.stop_budget_s - STOP_MARGIN_S))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         if self._sub is not None:

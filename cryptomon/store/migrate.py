@@ -39,8 +39,30 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+class UnknownSchemaRevision(Exception):
+    """The database is at a revision the packaged migrations do not have (a newer cryptomon
+    migrated it): nothing is changed."""
+
+
+def check_known_revision(conn: Connection, cfg: Config) -> None:
+    """Raise :class:`UnknownSchemaRevision` naming what to do when the database's revision
+    is not one of the packaged migrations (alembic says only "Can't locate revision")."""
+    script = ScriptDirectory.from_config(cfg)
+    known = {rev.revision for rev in script.walk_revisions()}
+    for rev in MigrationContext.configure(conn).get_current_heads():
+        if rev not in known:
+            newest = ", ".join(script.get_heads())
+            raise UnknownSchemaRevision(
+                f"the database schema is at revision {rev}, which this cryptomon does not "
+                f"have (its newest is {newest}): a newer cryptomon migrated it. Run that "
+                f"version, or take the schema back with its `crypto-monitor db downgrade "
+                f"{newest}` first"
+            )
+
+
 def _run(cfg: Config, fn: Any, *args: Any) -> Any:
     def inner(conn: Connection) -> Any:
+        check_known_revision(conn, cfg)
         cfg.attributes["connection"] = conn
         return fn(cfg, *args)
 

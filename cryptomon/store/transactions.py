@@ -105,6 +105,15 @@ class Transactions:
             if timer is not None:
                 timer.cancel()
 
+    def outage_s(self) -> float:
+        """Seconds since the first failed (or unanswered) write of the current outage; 0.0
+        while writes succeed. Reads may still work meanwhile (a SQLite file locked by another
+        writer, a full disk, a read-only file), so this, not a ping, says whether rows are
+        being stored."""
+        if self._outage_since is None:
+            return 0.0
+        return max(0.0, self.clock.time() - self._outage_since)
+
     def _outage(self, error: str) -> None:
         """The first failure of an outage: one ``db_unreachable`` notice."""
         if self._outage_since is not None:

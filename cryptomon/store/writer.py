@@ -66,6 +66,10 @@ class StoreWriter:
     """Persists hub events in batches; see the module docstring."""
 
     name = "store-writer"
+    stop_reserve = 0.5
+    """The share of the daemon's ``shutdown_timeout_s`` the components stopped before the
+    writer (the notifier delivering to a dead channel, ...) leave to it and what follows, so
+    what it has buffered is written (:meth:`cryptomon.app.lifecycle.App.stop`)."""
 
     def __init__(self, *, hub: Hub, db: Database, config: StorageConfig, clock: Clock) -> None:
         self.hub = hub
@@ -83,6 +87,7 @@ class StoreWriter:
         self._last_sample: dict[tuple[str, str], float] = {}
         self._durable_lock = asyncio.Lock()
         self._market_lock = asyncio.Lock()
+        self._market_writing = 0  # rows of the market batch being written (or retried)
         # SQLite has one writer at a time: the two streams take turns in-process (FIFO, so a
         # waiting durable batch goes next) instead of meeting at the file lock, where the
         # loser sleeps in SQLite's busy handler while the other stream writes again
@@ -356,7 +361,12 @@ class StoreWriter:
                     out["candles"] = await repos.upsert_candles(session, candles)
                 return out
 
-            if not await self._write(work, len(trades) + len(tops) + len(candles)):
+            self._market_writing = len(trades) + len(tops) + len(candles)
+            try:
+                written = await self._write(work, self._market_writing)
+            finally:
+                self._market_writing = 0
+            if not written:
                 self.rejected += len(trades) + len(tops) + len(candles)
                 log.error("store.market_batch_rejected", rows=len(trades) + len(tops))
 
@@ -372,9 +382,13 @@ class StoreWriter:
             "retries": self.retries,
             "rejected": self.rejected,
             "last_error": self.last_error,
+            "outage_s": self.tx.outage_s(),
             "backlog": {
                 "durable": len(self._durable),
-                "market": len(self._trades) + len(self._tops) + len(self._exchange_candles),
+                "market": len(self._trades)
+                + len(self._tops)
+                + len(self._exchange_candles)
+                + self._market_writing,  # a batch retried through an outage is waiting too
                 "queued": sum(hub_depth.values()),
             },
             "dropped": self.dropped + hub_dropped + self.candles.dropped,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,4 +48,114 @@ def test_daemon_exits_0_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     assert rc == 0, "".join(seen) + rest
     assert time.monotonic() - started < 10
     assert '"daemon.stopped"' in rest
+    assert "Traceback" not in rest
+
+
+def test_signal_during_a_start_waiting_on_the_database_stops_at_once(tmp_path: Path) -> None:
+    """SIGTERM while a component is still starting (here: PostgreSQL accepts the TCP
+    connection and never answers, so the database waits out its 30 s connect timeout) stops
+    the daemon within seconds with exit 0, not after the timeout with exit 1: systemd's
+    TimeoutStopSec would otherwise end in SIGKILL."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)  # the kernel completes the handshake; nobody ever reads or answers
+    port = hole.getsockname()[1]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"database: {{url: 'postgresql+psycopg://cm:pw-9f2c@127.0.0.1:{port}/cm', "
+        "connect_timeout_s: 30}\n"
+        f"data_dir: {tmp_path}\napi: {{port: 0}}\nshutdown_timeout_s: 5\n"
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "cryptomon", "--config", str(cfg), "--log-format", "json"]
+    proc = subprocess.Popen(
+        [*argv, "--log-level", "DEBUG"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if '"component.starting"' in line and '"database"' in line:
+                break
+        assert any('"component.starting"' in ln for ln in seen), "".join(seen)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        rc = proc.wait(timeout=40)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        hole.close()
+    rest = proc.stderr.read()
+    assert took < 10, f"stopped after {took:.1f} s\n" + rest
+    assert rc == 0, "".join(seen) + rest
+    assert '"daemon.start_interrupted"' in rest
+    assert '"daemon.stopped"' in rest
+    assert "Traceback" not in rest
+    assert "pw-9f2c" not in "".join(seen) + rest
+
+
+def test_exit_follows_the_stop_when_a_worker_thread_is_stuck(tmp_path: Path) -> None:
+    """A venue's symbol list is fetched in a worker thread (cryptofeed, blocking HTTP) through
+    a proxy that accepts and never answers. SIGTERM stops the daemon at once; its exit waits
+    for that thread a short grace only (it waited for the library's own HTTP timeout, ~30 s,
+    past systemd's TimeoutStopSec), saying which thread it leaves behind."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    port = hole.getsockname()[1]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/x.db'}}\n"
+        f"data_dir: {tmp_path}\napi: {{port: 0}}\nshutdown_timeout_s: 5\n"
+        "exchanges: [{name: binance, symbols: [BTC/USDT], "
+        f"proxy: 'http://127.0.0.1:{port}'}}]\n"
+    )
+    argv = [sys.executable, "-m", "cryptomon", "--config", str(cfg), "--log-format", "json"]
+    proc = subprocess.Popen(
+        [*argv, "--log-level", "DEBUG"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if '"component.starting"' in line and '"feeds"' in line:
+                break
+        assert any('"feeds"' in ln for ln in seen), "".join(seen)
+        hole.settimeout(20)
+        conn, _ = hole.accept()  # the symbol request reached the proxy: its thread now waits
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        rc = proc.wait(timeout=60)
+        took = time.monotonic() - started
+        conn.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        hole.close()
+    rest = proc.stderr.read()
+    assert took < 8, f"exited {took:.1f} s after SIGTERM\n" + rest
+    assert rc == 0, "".join(seen) + rest
+    assert '"daemon.stopped"' in rest
+    assert '"daemon.exit_abandons_threads"' in rest
     assert "Traceback" not in rest

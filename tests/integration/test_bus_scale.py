@@ -4,6 +4,7 @@ collectors and brains as separate processes (DESIGN.md section 8)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import time
 from collections import Counter
@@ -17,7 +18,10 @@ from nats.js.errors import NotFoundError
 
 from cryptomon.app import build_app
 from cryptomon.bus.collector import CollectorPublisher
-from cryptomon.config import Settings
+from cryptomon.clock import LiveClock
+from cryptomon.config import BusConfig, Settings
+from cryptomon.events import Trade
+from cryptomon.hub import Hub
 from tests.integration.bus_support import (
     NatsServer,
     bus_section,
@@ -316,4 +320,87 @@ async def test_brain_kill9_resumes_after_what_it_acknowledged(
                 proc.kill()
                 await proc.wait()
         await collector.stop()
+        await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_brain_feed_health_follows_its_nats_connection(tmp_path: Path) -> None:
+    """NATS going away makes the brain's `bus` feed disconnected (so /ready and
+    /api/v1/feeds say so; it stayed `live` and `connected`), and live again once NATS is back."""
+    nats_server = NatsServer(tmp_path)
+    await nats_server.start()
+    brain = build_app(brain_settings(tmp_path, bus_section(nats_server.url)))
+    await brain.start()
+    try:
+        feeds = brain.services.feeds
+        assert feeds is not None
+
+        def bus() -> dict[str, Any]:
+            return dict(feeds.health()["bus"])
+
+        assert (bus()["state"], bus()["connected"]) == ("live", True)
+        await nats_server.stop()
+        await wait_until(lambda: bus()["state"] == "disconnected", timeout=10, message="down")
+        assert bus()["connected"] is False
+        await nats_server.start()
+        await wait_until(lambda: bus()["state"] == "live", timeout=20, message="back")
+        assert bus()["connected"] is True
+        assert bus()["reconnects"] == 1
+    finally:
+        await brain.stop()
+        await nats_server.stop()
+
+
+@pytest.mark.asyncio
+async def test_nats_back_without_its_storage_gets_streams_and_consumer_again(
+    tmp_path: Path,
+) -> None:
+    """NATS restarted without its JetStream storage (no volume, a stream deleted): the
+    collector declares the streams again and re-sends what it holds, the brain makes its
+    consumer again, and market data flows (the collector failed every publish and the brain
+    waited on a consumer that no longer existed, both for good)."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    section = bus_section(server.url)
+    brain = build_app(brain_settings(tmp_path, section))
+    got: list[Trade] = []
+    brain.hub.subscribe(Trade, got.append, name="test-trades")
+    await brain.start()
+    hub = Hub()
+    config = BusConfig.model_validate({**section, "role": "collector", "collector_id": "w"})
+    publisher = CollectorPublisher(
+        config=config, hub=hub, clock=LiveClock(), health=dict, instruments=dict
+    )
+    await publisher.start()
+
+    def send(tag: str) -> None:
+        for i in range(3):
+            now = time.time()
+            trade = Trade(
+                exchange="x",
+                symbol="A-USDT",
+                ts=now,
+                ts_recv=now,
+                price=1.0,
+                amount=1.0,
+                side="buy",
+                trade_id=f"{tag}{i}",
+            )
+            hub.publish(trade)
+            publisher.flush()
+
+    try:
+        send("a")
+        await wait_until(lambda: len(got) == 3, timeout=10, message="before")
+        await server.stop()
+        shutil.rmtree(server.store)
+        await server.start()
+        await wait_until(lambda: publisher.connected, timeout=10, message="collector back")
+        send("b")
+        await wait_until(lambda: len(got) == 6, timeout=20, message="after")
+        assert [t.trade_id for t in got] == ["a0", "a1", "a2", "b0", "b1", "b2"]
+        assert publisher.stats()["dropped_batches"] == 0
+    finally:
+        await publisher.stop()
+        await brain.stop()
         await server.stop()

@@ -352,3 +352,31 @@ def test_compose_scale_profile_turns_the_daemon_into_the_brain_of_two_collectors
         ids.add(settings.bus.collector_id)
     assert ids == {"collector-1", "collector-2"}
     assert "nats-data" in compose["volumes"]
+
+
+def test_compose_collectors_load_their_config_with_the_image_environment(
+    compose: dict[str, Any], stage: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """A collector container has the image's environment too, whose CRYPTOMON_API__TOKENS
+    reads /run/secrets/api_token: each collector must be given that secret, or it exits 2
+    on every start (and `restart: unless-stopped` loops on it)."""
+    from cryptomon.config import load_settings
+
+    env = _env_example()
+    for name in ("collector-1", "collector-2"):
+        svc = compose["services"][name]
+        secrets = tmp_path / name / "secrets"
+        secrets.mkdir(parents=True)
+        for secret in svc.get("secrets", []):  # what compose mounts in /run/secrets
+            source = DEPLOY / compose["secrets"][secret]["file"]
+            assert source.parent.name == "secrets"
+            (secrets / secret).write_text(TOKEN + "\n")
+        environ = {
+            **{k: v.replace("/run/secrets/", f"{secrets}/") for k, v in image_env(stage).items()},
+            **{k: _interpolate(str(v), env) for k, v in svc["environment"].items()},
+        }
+        (mount,) = [v for v in svc["volumes"] if v.endswith(":/etc/crypto-monitor/config.yaml:ro")]
+        host = _interpolate(mount, {"CRYPTOMON_CONFIG": "../config.example.yaml"}).split(":")[0]
+        settings = load_settings(DEPLOY / host, environ=environ)
+        assert [t.name for t in settings.api.tokens] == ["docker"], name
+        assert settings.api.host == "127.0.0.1"

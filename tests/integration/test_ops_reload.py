@@ -6,6 +6,7 @@ is rejected with one line and the running config stays."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -19,10 +20,11 @@ from structlog.testing import capture_logs
 
 from cryptomon.app import App, build_app
 from cryptomon.config import load_settings
-from cryptomon.events import AuditEntry
+from cryptomon.events import AuditEntry, Trade
 from cryptomon.reload import Reloader
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
+from tests.integration.bus_support import CLI, NatsServer, bus_section
 from tests.util import wait_until
 
 
@@ -150,6 +152,159 @@ async def test_sighup_with_an_invalid_file_keeps_the_running_config(
         assert app.services.trading.runtime.config.risk_percentage == 2.0
         assert not [a for a in audits if a.action == "reloaded"]
         assert not task.done()
+    finally:
+        app.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+
+
+@pytest.mark.asyncio
+async def test_sighup_disabling_then_enabling_an_exchange_stops_then_starts_its_feed(
+    tmp_path: Path, sim: SimExchange
+) -> None:
+    """`enabled: false` on reload stops that feed (no trades come), `enabled: true` on the
+    next reload starts it again; each reload completes and the daemon keeps running."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, sim)))
+    app, task, _ = await running(path)
+    feeds = app.services.feeds
+    assert feeds is not None
+    assert app.reloader
+    trades: list[Trade] = []
+    app.hub.subscribe(Trade, trades.append, name="test.trades")
+    entry = {"name": "simulator", "url": sim.rest_url, "symbols": ["BTC-USDT"], "depth": 20}
+    try:
+        await wait_until(lambda: len(trades) > 0, timeout=20, message="trades")
+        path.write_text(
+            yaml.safe_dump(config(tmp_path, sim, exchanges=[{**entry, "enabled": False}]))
+        )
+        with capture_logs() as logs:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.reloads == 1, timeout=20, message="reloaded")
+        assert [e["applied"] for e in logs if e["event"] == "config.reloaded"] == [["exchanges"]]
+        assert [s.exchange for s in feeds.sources] == []
+        path.write_text(yaml.safe_dump(config(tmp_path, sim, exchanges=[entry])))
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_until(lambda: app.reloader.reloads == 2, timeout=20, message="reloaded again")
+        seen = len(trades)
+        await wait_until(lambda: len(trades) > seen, timeout=20, message="trades again")
+        assert [s.exchange for s in feeds.sources] == ["simulator"]
+        assert app.reloader.rejected == 0
+        assert not task.done()
+    finally:
+        app.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+
+
+@pytest.mark.asyncio
+async def test_sighup_with_an_exchange_entry_only_its_builder_refuses_changes_nothing(
+    tmp_path: Path, sim: SimExchange
+) -> None:
+    """A changed exchange entry that passes the file's validation but cannot be built (a
+    plugin that is not installed) rejects the reload whole, in one line naming it: the running
+    feed is not stopped and the trading change in the same file is not applied."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, sim)))
+    app, task, audits = await running(path)
+    feeds = app.services.feeds
+    assert feeds is not None
+    assert app.services.trading is not None
+    assert app.reloader
+    old_feed = feeds.source("simulator")
+    bad = {"name": "simulator", "url": sim.rest_url, "symbols": ["BTC-USDT"], "plugin": "nosuch"}
+    try:
+        path.write_text(
+            yaml.safe_dump(config(tmp_path, sim, trading={"risk_percentage": 1.0}, exchanges=[bad]))
+        )
+        with capture_logs() as logs:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.rejected == 1, timeout=20, message="rejected")
+        lines = [e for e in logs if e["event"] == "config.reload_rejected"]
+        assert len(lines) == 1
+        assert "exchanges[simulator]" in lines[0]["problems"]
+        assert "nosuch" in lines[0]["problems"]
+        assert feeds.source("simulator") is old_feed
+        assert old_feed in feeds._started
+        assert app.services.trading.runtime.config.risk_percentage == 2.0
+        assert not [a for a in audits if a.action == "reloaded"]
+        assert app.reloader.settings.trading.risk_percentage == 2.0
+        assert not task.done()
+    finally:
+        app.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0
+
+
+@pytest.mark.asyncio
+async def test_sighup_keeps_the_role_given_on_the_command_line(tmp_path: Path) -> None:
+    """`run --role collector` with a file that names no role: a reload of the unchanged file
+    applies nothing and asks for no restart (it read the file's role, `all`, and logged
+    `config.reload_needs_restart sections=['bus']`)."""
+    nats = NatsServer(tmp_path)
+    await nats.start()
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"bus": bus_section(nats.url), "api": {"port": 0}, "data_dir": str(tmp_path)}
+        )
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        "run",
+        "--role",
+        "collector",
+        "--config",
+        str(path),
+        "--log-format",
+        "json",
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+
+    async def until(event: str) -> None:
+        while not any(f'"{event}"' in ln for ln in lines):
+            line = (await proc.stderr.readline()).decode()  # type: ignore[union-attr]
+            assert line, "".join(lines)
+            lines.append(line)
+
+    try:
+        await asyncio.wait_for(until("daemon.running"), 60)
+        proc.send_signal(signal.SIGHUP)
+        await asyncio.wait_for(until("config.reloaded"), 20)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await nats.stop()
+    reloaded = [json.loads(ln) for ln in lines if '"config.reloaded"' in ln]
+    assert reloaded[0]["applied"] == []
+    assert not [ln for ln in lines if "config.reload_needs_restart" in ln], "".join(lines)
+
+
+@pytest.mark.asyncio
+async def test_a_change_that_needs_a_restart_is_said_at_every_reload_until_then(
+    tmp_path: Path, sim: SimExchange
+) -> None:
+    """A storage change needs a restart: the reload that brings it says so, and so does the
+    next one (which changes only trading), since the daemon still runs the old storage."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, sim)))
+    app, task, _ = await running(path)
+    assert app.reloader
+    try:
+        base = config(tmp_path, sim)
+        path.write_text(yaml.safe_dump({**base, "storage": {"batch_size": 10}}))
+        with capture_logs() as logs:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.reloads == 1, timeout=20, message="reloaded")
+            changed = {**base, "storage": {"batch_size": 10}, "trading": {"risk_percentage": 1.0}}
+            path.write_text(yaml.safe_dump(changed))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.reloads == 2, timeout=20, message="again")
+        restart = [e["sections"] for e in logs if e["event"] == "config.reload_needs_restart"]
+        assert restart == [["storage"], ["storage"]]
     finally:
         app.request_stop()
         assert await asyncio.wait_for(task, 30) == 0

@@ -233,6 +233,38 @@ async def test_sqlite_locked_database_loses_and_duplicates_nothing(sqlite_url: s
 
 
 @pytest.mark.asyncio
+async def test_backlog_counts_the_market_batch_retried_through_an_outage(sqlite_url: str) -> None:
+    """The market batch taken out of the buffer and retried while SQLite is locked is still
+    backlog in stats() (so in /metrics): it read 0 while its rows waited."""
+    db = Database(DatabaseConfig(url=sqlite_url, sqlite_busy_timeout_s=0.05))
+    await db.start()
+    hub = Hub()
+    config = StorageConfig(
+        trades=True, batch_max_age_s=0.05, retry_max_s=0.3, market_batch_size=1000
+    )
+    writer = StoreWriter(hub=hub, db=db, config=config, clock=LiveClock())
+    await writer.start()
+    locker = sqlite3.connect(str(make_url(sqlite_url).database), timeout=5, isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        for i in range(50):
+            hub.publish(trade(1_700_000_000.0 + i))
+        await wait_until(lambda: writer.retries >= 2, message="market batch retried")
+        assert writer.stats()["backlog"]["market"] >= 50
+        locker.execute("ROLLBACK")
+        await wait_until(lambda: writer.stats()["backlog"]["market"] == 0, message="written")
+        async with db.sessionmaker() as s:
+            stored = (await s.execute(select(func.count()).select_from(TradeRow))).scalar_one()
+        assert stored == 50
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+        await writer.stop()
+        await db.stop()
+
+
+@pytest.mark.asyncio
 async def test_stop_cut_short_during_outage_reports_unsaved_events(sqlite_url: str) -> None:
     """If the shutdown budget ends while the database is locked, the loss is logged and counted."""
     db = Database(DatabaseConfig(url=sqlite_url, sqlite_busy_timeout_s=0.05))

@@ -219,3 +219,35 @@ def test_services_are_fixed_once_built() -> None:
     app = build_app(load_settings(), clock=ManualClock(), hub=Hub())
     with pytest.raises(dataclasses.FrozenInstanceError):
         app.services.feeds = None  # type: ignore[misc]
+
+
+class EndlessReload:
+    """A reloader whose reload never finishes on its own (a feed replace that hangs)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def reload(self) -> bool:
+        self.started.set()
+        await asyncio.Event().wait()
+        return True
+
+
+@pytest.mark.asyncio
+async def test_a_reload_still_running_is_cancelled_before_the_components_stop() -> None:
+    """SIGTERM while a SIGHUP reload is still applying: the reload ends first, then the
+    components stop; it was left running past the stop (and could start a feed afterwards)."""
+    journal: list[str] = []
+    app = make_app([Recorder("feeds", journal)])
+    reloader = EndlessReload()
+    app.reloader = reloader  # type: ignore[assignment]
+    task = asyncio.ensure_future(app.run())
+    await wait_until(lambda: app.started_at is not None, message="started")
+    app._on_reload()
+    await asyncio.wait_for(reloader.started.wait(), 5)
+    reloading = app._reloading
+    assert reloading is not None
+    app.request_stop()
+    assert await asyncio.wait_for(task, 5) == 0
+    assert reloading.cancelled()
+    assert journal == ["start feeds", "stop feeds"]

@@ -149,6 +149,22 @@ def test_redacted_hides_every_secret() -> None:
     assert s.redacted()["database"]["url"] == "postgresql+psycopg://u:***@db:5432/x"
 
 
+def test_nats_cluster_passwords_are_hidden_from_check_config_logs_and_errors() -> None:
+    """bus.nats_url carries passwords (one per server of a cluster): `check-config` prints
+    them as ***, the log redactor knows them, and an error line shows none of them."""
+    url = "nats://alice:NATSPW1@h1:4222, tls://bob:NATSPW2@h2:4222"
+    s = load_settings(data={"bus": {"nats_url": url}})
+    shown = s.redacted()["bus"]["nats_url"]
+    assert shown == "nats://alice:***@h1:4222, tls://bob:***@h2:4222"
+    assert {"NATSPW1", "NATSPW2"} <= set(s.secret_values())
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"bus": {"nats_url": "nats://alice:NATSPW1@h1,nat://bob:NATSPW2@h2"}})
+    text = "\n".join(str(p) for p in exc.value.problems)
+    assert "bus.nats_url" in text
+    assert "NATSPW1" not in text
+    assert "NATSPW2" not in text
+
+
 def test_unknown_key_names_path_and_allowed_keys() -> None:
     """An unknown key is an error listing the allowed keys of that section."""
     with pytest.raises(ConfigError) as exc:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from cryptomon.api import models as m
 from cryptomon.api.routing import Call, RouteTable
-from cryptomon.api.services import CLOCK, DATABASE, FEEDS, HUB, TRADING
+from cryptomon.api.services import CLOCK, DATABASE, FEEDS, HUB, TRADING, WRITER
 
 table = RouteTable("system")
 _DB_PING_TIMEOUT_S = 2.0
@@ -46,7 +46,8 @@ def feed_states(health: Mapping[str, Any]) -> list[str]:
     scope=None,
     response=m.Ready,
     errors=(503,),
-    description="200 when feeds are live, the database answers and trading is reconciled; "
+    description="200 when feeds are live, the database answers and takes writes and trading "
+    "is reconciled; "
     "503 (same body) otherwise. A subsystem that is not configured is not checked.",
 )
 async def ready(call: Call) -> web.Response:
@@ -60,6 +61,17 @@ async def ready(call: Call) -> web.Response:
             checks["database"] = m.Check(ok=ok, detail="" if ok else "ping failed")
         except Exception as exc:
             checks["database"] = m.Check(ok=False, detail=f"unreachable: {type(exc).__name__}")
+    writer = app.get(WRITER)
+    if writer is not None and checks.get("database", m.Check(ok=True)).ok:
+        # a database that answers reads may still refuse every write (a SQLite file locked
+        # by another process, a full disk, a read-only file): the writer knows
+        stats = writer.stats()
+        failing = stats.get("outage_s") or 0.0
+        if failing > 0:
+            checks["database"] = m.Check(
+                ok=False,
+                detail=f"writes failing for {failing:.0f} s: {stats.get('last_error') or ''}",
+            )
     feeds = app.get(FEEDS)
     if feeds is not None:
         states = feed_states(feeds.health())

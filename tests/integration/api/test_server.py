@@ -57,6 +57,9 @@ async def test_busy_port_is_a_clear_error(start_api: StartApi) -> None:
     with pytest.raises(ConfigError) as exc:
         await server.start()
     assert f"127.0.0.1:{first.server.port}" in str(exc.value)
+    # one line naming the key and its value (it read "config: got None; expected api: ...")
+    assert [(p.path, p.value) for p in exc.value.problems] == [("api.port", first.server.port)]
+    assert "got None" not in str(exc.value)
 
 
 @pytest.mark.asyncio

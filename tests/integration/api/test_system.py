@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from cryptomon.api.rest import all_routes
 from cryptomon.clock import LiveClock
-from cryptomon.config import DatabaseConfig
+from cryptomon.config import DatabaseConfig, StorageConfig
 from cryptomon.events import Trade
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
+from cryptomon.store.writer import StoreWriter
 from tests.integration.api.conftest import READ, StartApi, api_config, bearer
 from tests.integration.api.fakes import FakeTrading, feed_manager
+from tests.stubs import anomaly
 from tests.util import wait_until
 
 
@@ -49,6 +53,53 @@ async def test_ready_reports_unreachable_database(start_api: StartApi) -> None:
     status, body = await api.get("/ready", token=None)
     assert status == 503
     assert body["checks"]["database"]["ok"] is False
+
+
+@pytest.mark.asyncio
+async def test_ready_and_metrics_report_writes_failing_while_reads_work(
+    start_api: StartApi, sqlite_url: str
+) -> None:
+    """Another process holding SQLite's write lock (a full disk or a read-only file alike)
+    leaves reads working, so a ping passes; /ready still fails the database check while the
+    writer's rows wait, /metrics shows how long, and both clear once the rows are stored."""
+    db = Database(DatabaseConfig(url=sqlite_url, sqlite_busy_timeout_s=0.05))
+    await db.start()
+    hub = Hub()
+    config = StorageConfig(batch_size=5, batch_max_age_s=0.05, retry_max_s=0.2)
+    writer = StoreWriter(hub=hub, db=db, config=config, clock=LiveClock())
+    await writer.start()
+    api = await start_api(hub=hub, db=db, writer=writer)
+    locker = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None)
+    try:
+        status, body = await api.get("/ready", token=None)
+        assert (status, body["checks"]["database"]["ok"]) == (200, True)
+        locker.execute("BEGIN EXCLUSIVE")
+        hub.publish(anomaly())
+        await wait_until(lambda: writer.retries >= 2, message="writes retried while locked")
+        assert await db.ping()  # reads still answer
+        status, body = await api.get("/ready", token=None)
+        assert status == 503, body
+        check = body["checks"]["database"]
+        assert check["ok"] is False
+        assert "writes failing" in check["detail"]
+        assert "locked" in check["detail"]
+        async with api.http.get(api.url + "/metrics", headers=bearer(READ)) as r:
+            fams = _families(await r.text())
+        assert fams["cryptomon_store_outage_seconds"].samples[0].value > 0
+        assert fams["cryptomon_store_rejected"].samples[0].value == 0
+        locker.execute("ROLLBACK")
+        await wait_until(lambda: writer.tx.outage_s() == 0.0, message="writes recovered")
+        status, body = await api.get("/ready", token=None)
+        assert (status, body["checks"]["database"]) == (200, {"ok": True, "detail": ""})
+        async with api.http.get(api.url + "/metrics", headers=bearer(READ)) as r:
+            fams = _families(await r.text())
+        assert fams["cryptomon_store_outage_seconds"].samples[0].value == 0
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+        await writer.stop()
+        await db.stop()
 
 
 @pytest.mark.asyncio

@@ -8,15 +8,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import structlog
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from cryptomon.cli import main
 from cryptomon.config import DatabaseConfig
+from cryptomon.errors import FatalError
 from cryptomon.store import migrate
 from cryptomon.store.db import Database
 from cryptomon.store.models import Base
@@ -105,6 +107,20 @@ def test_cli_upgrade_and_downgrade(
     assert _tables_now(db_url) == set()
 
 
+def test_cli_current_of_a_missing_sqlite_file_says_so_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`db current` on a mistyped SQLite path: "base (no schema)" and a line naming the
+    missing file; no directory or empty database is left behind (both were created)."""
+    path = tmp_path / "typo" / "cryptomon.db"
+    monkeypatch.setenv("CRYPTOMON_DATABASE__URL", f"sqlite+aiosqlite:///{path}")
+    assert main(["db", "current"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "base (no schema)"
+    assert f"no database file at {path}" in err
+    assert not path.parent.exists()
+
+
 def test_cli_history_lists_revisions(capsys: pytest.CaptureFixture[str]) -> None:
     """`db history` lists the packaged revisions without a database."""
     assert main(["db", "history"]) == 0
@@ -187,6 +203,7 @@ def test_migration_graph_has_one_head() -> None:
 _STARTS_AND_LISTS_ALEMBIC = """
 import asyncio, sys
 from cryptomon.config import DatabaseConfig
+from cryptomon.errors import FatalError
 from cryptomon.store.db import Database
 
 async def main() -> None:
@@ -222,6 +239,31 @@ async def test_start_behind_head_still_upgrades(db: Database, db_url: str) -> No
         assert await migrate.compare(again) == []
     finally:
         await again.stop()
+
+
+@pytest.mark.asyncio
+async def test_schema_of_a_newer_cryptomon_is_refused_naming_what_to_do(
+    db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database a newer release migrated (a rollback of the binary): the start, `db
+    upgrade` and `db current` say so and what to do instead of alembic's "Can't locate
+    revision", and the schema is left as it is."""
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    again = Database(DatabaseConfig(url=db_url))
+    with pytest.raises(FatalError) as exc:
+        await again.start()
+    message = str(exc.value)
+    assert "at revision 9999" in message
+    assert "a newer cryptomon migrated it" in message
+    assert f"db downgrade {migrate.head()}" in message
+    monkeypatch.setenv("CRYPTOMON_DATABASE__URL", db_url)
+    assert await asyncio.to_thread(main, ["db", "upgrade"]) == 1
+    assert "a newer cryptomon migrated it" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["db", "current"]) == 0
+    assert "9999 (unknown to this cryptomon" in capsys.readouterr().out
+    assert await migrate.current(db) == ("9999",)
+    assert await _tables(db) == APP_TABLES
 
 
 @pytest.mark.asyncio
