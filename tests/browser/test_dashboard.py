@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page
@@ -274,3 +277,48 @@ def test_markets_overview_sorts_shows_feed_state_and_quarantine_and_clicks_throu
     page.wait_for_selector("#feed-quality dl")
     assert "bad prints quarantined" in (page.text_content("#feed-quality") or "")
     assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+def _send(demo: Demo, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """A write to the demo's API with its admin token."""
+    req = urllib.request.Request(
+        demo.url.rstrip("/") + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {demo.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_a_canceled_limit_order_gets_no_line_on_the_chart(page: Page, demo: Demo) -> None:
+    """The market chart draws a line for each open order only: of two limit orders, the one
+    canceled is listed in the orders table as canceled but not drawn; the open one is."""
+    markets = demo.get("/api/v1/markets/overview")["markets"]
+    last = next(m["last"] for m in markets if m["symbol"] == "ETH-USDT")
+    order = {"exchange": "simulator", "symbol": "ETH-USDT", "side": "buy", "type": "limit"}
+    kept = _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {**order, "amount": "0.01", "price": f"{last * 0.98:.2f}"},
+    )
+    gone = _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {**order, "amount": "0.02", "price": f"{last * 0.97:.2f}"},
+    )
+    _send(demo, "DELETE", f"/api/v1/trading/orders/{gone['client_order_id']}")
+    try:
+        open_dashboard(page, demo, demo.token, view="market/simulator/ETH-USDT")
+        page.wait_for_selector(
+            f"#market-orders tr:has(td:text-is('{gone['client_order_id']}'))"
+            " >> td:text-is('canceled')"
+        )
+        page.wait_for_function("() => Number(document.getElementById('chart').dataset.orders) > 0")
+        names = page.evaluate("document.getElementById('chart').layout.shapes.map(s => s.name)")
+        assert f"buy 0.01 @ {kept['price']}" in names, names
+        assert not [n for n in names if str(n).startswith("buy 0.02 @")], names
+    finally:
+        _send(demo, "DELETE", f"/api/v1/trading/orders/{kept['client_order_id']}")
