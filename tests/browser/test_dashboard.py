@@ -322,3 +322,21 @@ def test_a_canceled_limit_order_gets_no_line_on_the_chart(page: Page, demo: Demo
         assert not [n for n in names if str(n).startswith("buy 0.02 @")], names
     finally:
         _send(demo, "DELETE", f"/api/v1/trading/orders/{kept['client_order_id']}")
+
+
+def test_every_view_fits_a_phone_screen(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At a phone's 390 px no view is wider than the screen (the page never scrolls
+    sideways; a wide table scrolls inside its panel) and the header's controls stay on it."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_dashboard(page, demo, demo.token)
+    for view in VIEWS:
+        page.evaluate(f"location.hash = '#/{view}'")
+        page.wait_for_selector(READY[view.split("/")[0]])
+        shot(page, tmp_path, "phone-" + view.split("/")[0], capsys)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (view, width)
+        for control in ("#logout", "#live"):
+            box = page.locator(control).bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 390, (view, control, box)
