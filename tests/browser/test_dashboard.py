@@ -339,4 +339,39 @@ def test_every_view_fits_a_phone_screen(
         assert width <= 390, (view, width)
         for control in ("#logout", "#live"):
             box = page.locator(control).bounding_box()
-            assert box is not None and box["x"] + box["width"] <= 390, (view, control, box)
+            assert box is not None, (view, control)
+            assert box["x"] + box["width"] <= 390, (view, control, box)
+
+
+# every WebSocket the page opens, kept for the test to count the open ones
+TRACK_SOCKETS = """() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) { super(...args); window.__sockets.push(this); }
+  };
+}"""
+# the socket is lost (as when the daemon goes away), then the tab signs in again while the
+# reconnection is pending, as a sign-in link opened in it does; trade ids are then collected
+LOSE_THEN_SIGN_IN = """async () => {
+  const { live } = await import('/static/api.js');
+  const ws = live.socket;
+  await new Promise((done) => { ws.addEventListener('close', done); ws.close(); });
+  live.reconnect();
+  window.__ids = [];
+  live.on('trades', (t) => window.__ids.push(t.exchange + ' ' + t.symbol + ' ' + t.trade_id));
+}"""
+
+
+def test_a_sign_in_during_the_reconnect_backoff_leaves_one_socket(page: Page, demo: Demo) -> None:
+    """A reconnection pending after a lost socket is dropped when the tab reconnects for a
+    sign-in: one socket stays open and each trade arrives once (two sockets delivered
+    every event twice: doubled volume on the live candle, repeated rows)."""
+    page.add_init_script(f"({TRACK_SOCKETS})()")
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#live.ok")
+    page.evaluate(LOSE_THEN_SIGN_IN)
+    page.wait_for_function("() => window.__ids.length >= 60", timeout=60_000)
+    ids = page.evaluate("window.__ids")
+    assert len(ids) == len(set(ids)), sorted(i for i in set(ids) if ids.count(i) > 1)[:5]
+    assert page.evaluate("window.__sockets.filter((s) => s.readyState === 1).length") == 1
