@@ -59,6 +59,7 @@ export class Live {
     this.opens = 0; // connections opened so far (a reconnection makes it 2 and more)
     this.lost = false; // the socket closed on its own (daemon restart, network): not by us
     this.timer = null; // the pending reconnection after a lost socket
+    this.refused = () => {}; // a socket closed before it opened (daemon away, or token refused)
   }
   connect() {
     // one socket at a time: a retry still pending (the daemon was away) and a socket still
@@ -73,7 +74,9 @@ export class Live {
     const q = auth.token ? "?token=" + encodeURIComponent(auth.token) : "";
     const ws = new WebSocket(`${proto}//${location.host}/ws${q}`);
     this.socket = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       this.retry = 500;
       this.opens += 1;
       const recovered = this.lost;
@@ -91,6 +94,7 @@ export class Live {
     ws.onclose = () => {
       if (this.socket !== ws) return; // an old socket replaced by reconnect()
       this.status(false);
+      if (!opened && !this.closed) this.refused();
       if (!this.closed) {
         this.lost = true;
         this.timer = setTimeout(() => this.connect(), this.retry);
