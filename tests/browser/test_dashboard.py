@@ -375,3 +375,27 @@ def test_a_sign_in_during_the_reconnect_backoff_leaves_one_socket(page: Page, de
     ids = page.evaluate("window.__ids")
     assert len(ids) == len(set(ids)), sorted(i for i in set(ids) if ids.count(i) > 1)[:5]
     assert page.evaluate("window.__sockets.filter((s) => s.readyState === 1).length") == 1
+
+
+ANOMALY_VALUE = """async (a) => (await import('/static/format.js')).anomalyValue(a)"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "shown"),
+    [
+        ("price_change", 2.5386, "+2.54 %"),
+        ("ma_deviation", -1.8312, "-1.83 %"),  # the distance from the MA (reasons say so)
+        ("divergence", 42.5, "+42.5 bps"),  # the gap to the other exchanges, bps
+        ("spread", 4.0693, "4.07 bps"),
+    ],
+)
+def test_an_anomalys_value_is_its_own_number_in_its_kinds_unit(
+    page: Page, demo: Demo, kind: str, value: float, shown: str
+) -> None:
+    """The value column (Alerts, market view) shows the anomaly's ``value`` in its kind's
+    unit; ``price_change_pct`` rides on every anomaly as context and is not an MA
+    deviation's or a divergence's value (both showed the price change, as %)."""
+    page.goto(demo.url)
+    page.wait_for_selector("body[data-ready='1']")
+    anomaly = {"kind": kind, "value": value, "price_change_pct": 0.3257, "z_score": 3.1}
+    assert page.evaluate(ANOMALY_VALUE, anomaly) == shown

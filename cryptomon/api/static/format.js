@@ -80,10 +80,15 @@ export function clock(ts) {
 // The headline number of an anomaly, in the unit of its kind.
 export function anomalyValue(a) {
   switch (a.kind) {
-    case "price_change":
-    case "ma_deviation":
-    case "divergence":
-      return pct(a.price_change_pct ?? a.value);
+    // value is the kind's own number; price_change_pct is every anomaly's context (the
+    // price change over the lookback), not an MA deviation's or a divergence's value
+    case "price_change": // the change, %
+    case "ma_deviation": // the distance from the moving average, %
+      return pct(a.value);
+    case "divergence": { // the gap to the other exchanges, bps
+      const x = num(a.value);
+      return Number.isFinite(x) ? `${x > 0 ? "+" : ""}${bps(x)}` : "–";
+    }
     case "spread":
       return bps(a.value);
     case "funding":
