@@ -387,6 +387,7 @@ ANOMALY_VALUE = """async (a) => (await import('/static/format.js')).anomalyValue
         ("ma_deviation", -1.8312, "-1.83 %"),  # the distance from the MA (reasons say so)
         ("divergence", 42.5, "+42.5 bps"),  # the gap to the other exchanges, bps
         ("spread", 4.0693, "4.07 bps"),
+        ("liquidations", 3.25, "3.25 liquidated"),  # base volume, not a notional "3"
     ],
 )
 def test_an_anomalys_value_is_its_own_number_in_its_kinds_unit(

@@ -98,9 +98,10 @@ export function anomalyValue(a) {
       return `${fmt(2, 2).format(num(a.value))} imbalance`;
     case "whale_burst": // value: the whale trades inside the burst window
       return `${fmt(0, 0).format(num(a.value))} whale trades`;
-    case "whale":
-    case "liquidations":
+    case "whale": // value: the taker order's notional
       return `${fmt(0, 0).format(num(a.value))} notional`;
+    case "liquidations": // value: the liquidated volume in the bucket, base units
+      return `${amount(a.value)} liquidated`;
     default:
       return a.z_score !== null && a.z_score !== undefined
         ? `z ${fmt(1, 1).format(num(a.z_score))}`
