@@ -400,3 +400,28 @@ def test_an_anomalys_value_is_its_own_number_in_its_kinds_unit(
     page.wait_for_selector("body[data-ready='1']")
     anomaly = {"kind": kind, "value": value, "price_change_pct": 0.3257, "z_score": 3.1}
     assert page.evaluate(ANOMALY_VALUE, anomaly) == shown
+
+
+def test_numbers_left_from_before_an_api_outage_are_marked_out_of_date(
+    page: Page, demo: Demo
+) -> None:
+    """When the API stops answering, the markets table and the trading view's performance,
+    positions, orders and fills stay on screen dimmed, with the reason (they used to look
+    live: green "live" feeds and an equity with nothing saying it was minutes old); the
+    next answer clears the mark."""
+    open_dashboard(page, demo, demo.token, view="markets")
+    page.wait_for_selector("#markets-table:not(.stale) tbody tr.link")
+    page.route("**/api/v1/**", lambda route: route.abort())
+    page.wait_for_selector("#markets-table.stale")
+    assert "Not updated" in (page.text_content("#view .panel p") or "")
+    assert "not updated" in (page.get_attribute("#markets-table", "title") or "")
+    page.unroute("**/api/v1/**")
+    page.wait_for_selector("#markets-table:not(.stale)")
+    page.evaluate("location.hash = '#/trading'")
+    page.wait_for_selector("#trading-stats dl")
+    page.route("**/api/v1/trading/**", lambda route: route.abort())
+    for box in ("#trading-stats", "#positions", "#orders", "#fills", "#equity-chart"):
+        page.wait_for_selector(f"{box}.stale")
+    assert page.text_content("#trading-stats dl")  # the last numbers are kept
+    page.unroute("**/api/v1/trading/**")
+    page.wait_for_selector("#trading-stats:not(.stale)")

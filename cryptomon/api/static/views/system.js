@@ -1,7 +1,7 @@
 // System view: version and uptime, feeds and per-channel health, hub and writer backlog,
 // database state, process resources (with the thresholds crossed).
 import { api, auth } from "../api.js";
-import { el, kv, panel, Table } from "../dom.js";
+import { el, kv, markStale, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 import { marketState } from "./markets.js";
 
@@ -93,6 +93,12 @@ export function mount(root) {
       res.replaceChildren(el("span", { class: "msg err", text: rs.reason.message }));
     }
     if (mk.status === "fulfilled") markets.render(mk.value.markets);
+    // what a failed request left on screen is the last answer, not the present
+    markStale(feeds.node, st.reason);
+    markStale(quality, st.reason);
+    markStale(backlog, st.reason);
+    markStale(ready, rd.reason);
+    markStale(markets.node, mk.reason);
   }
   refresh();
   const timer = setInterval(refresh, 5000);

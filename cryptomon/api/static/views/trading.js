@@ -1,7 +1,7 @@
 // Trading view: positions, orders (cancel), fills, equity curve and drawdown, risk state,
 // the kill switch and the manual order form. Controls only for tokens that may use them.
 import { api, auth, live } from "../api.js";
-import { confirmAction, el, frameThrottle, kv, message, panel, Table } from "../dom.js";
+import { confirmAction, el, frameThrottle, kv, markStale, message, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 import { orderForm } from "./orderform.js";
 import { positionColumns } from "./positions.js";
@@ -131,6 +131,11 @@ export function mount(root) {
     } else {
       riskBox.replaceChildren(el("span", { class: "msg err", text: st.reason.message }));
     }
+    markStale(statsBox, st.reason);
+    markStale(positions.node, pos.reason);
+    markStale(orders.node, ord.reason);
+    markStale(fills.node, fil.reason);
+    markStale(equity, eq.reason);
     if (pos.status === "fulfilled") positions.render(pos.value.positions.filter((p) => Number(p.amount) !== 0));
     if (ord.status === "fulfilled") orders.render(ord.value.orders);
     if (fil.status === "fulfilled") fills.render(fil.value.fills);
