@@ -425,3 +425,15 @@ def test_numbers_left_from_before_an_api_outage_are_marked_out_of_date(
     assert page.text_content("#trading-stats dl")  # the last numbers are kept
     page.unroute("**/api/v1/trading/**")
     page.wait_for_selector("#trading-stats:not(.stale)")
+
+
+def test_the_system_view_without_a_token_says_why_the_feeds_table_is_empty(
+    page: Page, demo: Demo
+) -> None:
+    """Public read: the feeds table (it needs a token) says so in its body instead of
+    showing bare headers, and is not dimmed as out of date (nothing was shown before)."""
+    open_dashboard(page, demo, view="system")
+    page.wait_for_selector("#symbol-health tbody tr td")
+    cell = page.wait_for_selector("#feeds tbody td")
+    assert "needs a token" in (cell.text_content() or "")
+    assert "stale" not in (page.get_attribute("#feeds", "class") or "")

@@ -71,6 +71,10 @@ export function mount(root) {
       backlog.replaceChildren(kv(subs.map(([name, v]) => [name, `${f.count(v.depth)} queued · ${f.count(v.dropped)} dropped`])));
     } else {
       about.replaceChildren(el("span", { class: "msg err", text: st.reason.message }));
+      if (!feeds.rows.length) { // never answered (no token): say why the table is empty
+        feeds.empty = st.reason.message;
+        feeds.render([]);
+      }
     }
     if (rd.status === "fulfilled") {
       const r = rd.value;
@@ -94,9 +98,10 @@ export function mount(root) {
     }
     if (mk.status === "fulfilled") markets.render(mk.value.markets);
     // what a failed request left on screen is the last answer, not the present
-    markStale(feeds.node, st.reason);
-    markStale(quality, st.reason);
-    markStale(backlog, st.reason);
+    const lost = auth.signedIn ? st.reason : null; // without a token there is nothing to dim
+    markStale(feeds.node, lost);
+    markStale(quality, lost);
+    markStale(backlog, lost);
     markStale(ready, rd.reason);
     markStale(markets.node, mk.reason);
   }
