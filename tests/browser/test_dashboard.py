@@ -437,3 +437,26 @@ def test_the_system_view_without_a_token_says_why_the_feeds_table_is_empty(
     cell = page.wait_for_selector("#feeds tbody td")
     assert "needs a token" in (cell.text_content() or "")
     assert "stale" not in (page.get_attribute("#feeds", "class") or "")
+
+
+DURATION = """async (s) => (await import('/static/format.js')).duration(s)"""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (59.94, "59.9 s"),
+        (125, "2 min 5 s"),
+        (179.6, "3 min"),  # was "2 min 60 s"
+        (7199.7, "2 h 0 min"),  # was "119 min 60 s"
+        (10_770, "3 h 0 min"),  # 2 h 59.5 min: was "2 h 60 min"
+        (172_799, "2 d 0 h"),  # was "1 d 24 h"
+    ],
+)
+def test_durations_never_show_60_seconds_or_minutes_or_24_hours(
+    page: Page, demo: Demo, seconds: float, shown: str
+) -> None:
+    """Uptime, message ages and CPU time are rounded before they are split into units."""
+    page.goto(demo.url)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate(DURATION, seconds) == shown

@@ -53,12 +53,14 @@ export function duration(s) {
   if (!Number.isFinite(x)) return "–";
   if (x < 1) return `${fmt(0, 1).format(x * 1000)} ms`;
   if (x < 120) return `${fmt(0, 1).format(x)} s`;
-  if (x < 7200) {
-    const sec = Math.round(x % 60);
-    return `${Math.floor(x / 60)} min` + (sec ? ` ${sec} s` : "");
-  }
-  if (x < 172800) return `${Math.floor(x / 3600)} h ${Math.round((x % 3600) / 60)} min`;
-  return `${Math.floor(x / 86400)} d ${Math.round((x % 86400) / 3600)} h`;
+  // rounded to the smallest unit shown before it is split (and before the unit is chosen):
+  // 179.6 s is 3 min, not "2 min 60 s"; 7199.7 s is 2 h 0 min, not "119 min 60 s"
+  const sec = Math.round(x);
+  if (sec < 7200) return `${Math.floor(sec / 60)} min` + (sec % 60 ? ` ${sec % 60} s` : "");
+  const m = Math.round(x / 60);
+  if (m < 2880) return `${Math.floor(m / 60)} h ${m % 60} min`;
+  const h = Math.round(x / 3600);
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 export function count(v) {
   const x = num(v);
