@@ -460,3 +460,18 @@ def test_durations_never_show_60_seconds_or_minutes_or_24_hours(
     page.goto(demo.url)
     page.wait_for_selector("body[data-ready='1']")
     assert page.evaluate(DURATION, seconds) == shown
+
+
+def test_a_market_that_did_not_load_says_so_above_its_chart(page: Page, demo: Demo) -> None:
+    """A mistyped market (nothing stored, no book) says there is nothing for it instead of
+    drawing an empty chart of January 2000; a request that fails is named above the chart;
+    a market with data shows no note."""
+    open_dashboard(page, demo, view="market/nope/BTC-USDT")
+    page.wait_for_selector("#market-msg:has-text('No candles or trades for nope BTC-USDT')")
+    page.route("**/api/v1/market/history**", lambda route: route.abort())
+    page.evaluate("location.hash = '#/market/simulator/BTC-USDT'")
+    page.wait_for_selector("#market-msg.err:has-text('candles:')")
+    page.unroute("**/api/v1/market/history**")
+    page.evaluate("location.hash = '#/market/simulator/ETH-USDT'")
+    page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) > 0")
+    assert page.is_hidden("#market-msg")
