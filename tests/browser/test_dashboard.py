@@ -475,3 +475,20 @@ def test_a_market_that_did_not_load_says_so_above_its_chart(page: Page, demo: De
     page.evaluate("location.hash = '#/market/simulator/ETH-USDT'")
     page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) > 0")
     assert page.is_hidden("#market-msg")
+
+
+@pytest.mark.parametrize("typed", ["btc-usdt", "BTC/USDT"])
+def test_a_hand_typed_market_address_gets_live_trades(page: Page, demo: Demo, typed: str) -> None:
+    """#/market/simulator/btc-usdt (or BTC/USDT) is the BTC-USDT market as the API reads it:
+    the title names it so and live trades keep arriving (they were dropped as another
+    market's, leaving the trades table frozen at the first load)."""
+    open_dashboard(page, demo, view=f"market/simulator/{typed}")
+    page.wait_for_selector("#view h2:text-is('BTC-USDT · simulator')")
+    page.wait_for_selector("#market-trades tbody td.num")
+    newest = demo.get("/api/v1/market/trades?exchange=simulator&symbol=BTC-USDT&limit=1")
+    clock = page.evaluate(
+        "(ts) => new Date(ts * 1000).toISOString().slice(11, 19)", newest["trades"][-1]["ts"]
+    )
+    page.wait_for_function(
+        "(c) => document.querySelector('#market-trades tbody tr td').textContent > c", arg=clock
+    )

@@ -15,7 +15,10 @@ const MAX_ANOMALIES = 300;
 const MAX_TRADES = 50;
 
 export function mount(root, params) {
-  const [exchange = "", symbol = ""] = params;
+  const exchange = params[0] || "";
+  // as the API reads a symbol (btc/usdt -> BTC-USDT): the live events carry that form, and a
+  // hand-typed #/market/simulator/btc-usdt or .../BTC/USDT would otherwise match none of them
+  const symbol = params.slice(1).join("/").trim().toUpperCase().replaceAll("/", "-");
   const state = { candles: [], anomalies: [], fills: [], orders: [], levels: [], trades: [], top: null, position: null };
   const q = `exchange=${encodeURIComponent(exchange)}&symbol=${encodeURIComponent(symbol)}`;
   const chart = el("div", { class: "chart", id: "chart" });
