@@ -492,3 +492,35 @@ def test_a_hand_typed_market_address_gets_live_trades(page: Page, demo: Demo, ty
     page.wait_for_function(
         "(c) => document.querySelector('#market-trades tbody tr td').textContent > c", arg=clock
     )
+
+
+def test_engage_and_flatten_says_how_many_positions_it_closes(page: Page, demo: Demo) -> None:
+    """Engage + flatten reports the closing orders it sent, as many as the API answers
+    (it said only "risk state halted", the same as a plain halt, so nobody could tell
+    the positions were being closed)."""
+    _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {
+            "exchange": "simulator",
+            "symbol": "BTC-USDT",
+            "side": "buy",
+            "type": "market",
+            "amount": "0.001",
+        },
+    )
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_selector("#positions tr:has(td:text-is('simulator BTC-USDT'))")
+    replies: list[Any] = []
+    page.on("response", lambda r: replies.append(r) if r.url.endswith("/kill-switch") else None)
+    page.click("#kill-flatten")
+    page.wait_for_selector("#confirm[open]")
+    page.click("#confirm-yes")
+    try:
+        page.wait_for_selector("#kill-msg.ok")
+        closing = replies[0].json()["flatten"]
+        assert closing
+        assert f"{len(closing)} position(s) being closed" in (page.text_content("#kill-msg") or "")
+    finally:
+        _send(demo, "POST", "/api/v1/trading/kill-switch", {"action": "release"})

@@ -25,8 +25,10 @@ function killSwitch(status, after) {
     if (!(await confirmAction(text))) return;
     try {
       const out = await api("/api/v1/trading/kill-switch", { method: "POST", body: { action, flatten } });
+      const closing = out.flatten || [];
       message(msg, `Kill switch ${action}: risk state ${out.state}` +
-        (out.canceled.length ? `, ${out.canceled.length} order(s) canceled` : ""), true);
+        (out.canceled.length ? `, ${out.canceled.length} order(s) canceled` : "") +
+        (flatten ? `, ${closing.length} position(s) being closed` : ""), true);
     } catch (err) {
       message(msg, `Kill switch ${action} refused: ${err.message}`);
     }
