@@ -524,3 +524,21 @@ def test_engage_and_flatten_says_how_many_positions_it_closes(page: Page, demo: 
         assert f"{len(closing)} position(s) being closed" in (page.text_content("#kill-msg") or "")
     finally:
         _send(demo, "POST", "/api/v1/trading/kill-switch", {"action": "release"})
+
+
+OVERLAPS = """() => {
+  const chart = document.getElementById('equity-chart');
+  const legend = chart.querySelector('.legend').getBoundingClientRect();
+  return [...chart.querySelectorAll('.xtick text')].map((t) => t.getBoundingClientRect())
+    .filter((r) => r.left < legend.right && legend.left < r.right
+      && r.top < legend.bottom && legend.top < r.bottom).length;
+}"""
+
+
+def test_the_equity_legend_covers_no_time_axis_label(page: Page, demo: Demo) -> None:
+    """The equity chart's legend sits above the plot; below it, it hid the time axis' labels
+    (the date line and the first tick)."""
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_selector("#equity-chart .legend")
+    page.wait_for_selector("#equity-chart .xtick text")
+    assert page.evaluate(OVERLAPS) == 0

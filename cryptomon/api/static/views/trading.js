@@ -100,7 +100,9 @@ export function mount(root) {
         fill: "tozeroy", line: { color: "#ef5350" } },
     ], {
       paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },
-      margin: { l: 70, r: 80, t: 10, b: 30 }, legend: { orientation: "h" }, uirevision: "keep",
+      // the legend above the plot: below it, it covered the time axis' labels
+      margin: { l: 70, r: 80, t: 30, b: 30 }, legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
+      uirevision: "keep",
       yaxis: { gridcolor: "#2a323c", title: { text: "USDT" } },
       yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown %" }, showgrid: false, tickformat: ".3~f", rangemode: "tozero" },
       xaxis: { gridcolor: "#2a323c", type: "date" },
