@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page
 
 from tests.browser.conftest import open_dashboard, shot
-from tests.browser.demo_daemon import VIEWER_TOKEN, Demo
+from tests.browser.demo_daemon import VIEWER_TOKEN, Demo, wait_for
 
 PERP = "BTC-USDT-PERP"  # the demo's linear perpetual (--perpetual)
 
@@ -274,3 +279,273 @@ def test_markets_overview_sorts_shows_feed_state_and_quarantine_and_clicks_throu
     page.wait_for_selector("#feed-quality dl")
     assert "bad prints quarantined" in (page.text_content("#feed-quality") or "")
     assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+def _send(demo: Demo, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """A write to the demo's API with its admin token."""
+    req = urllib.request.Request(
+        demo.url.rstrip("/") + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {demo.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_a_canceled_limit_order_gets_no_line_on_the_chart(page: Page, demo: Demo) -> None:
+    """The market chart draws a line for each open order only: of two limit orders, the one
+    canceled is listed in the orders table as canceled but not drawn; the open one is."""
+    markets = demo.get("/api/v1/markets/overview")["markets"]
+    last = next(m["last"] for m in markets if m["symbol"] == "ETH-USDT")
+    order = {"exchange": "simulator", "symbol": "ETH-USDT", "side": "buy", "type": "limit"}
+    kept = _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {**order, "amount": "0.01", "price": f"{last * 0.98:.2f}"},
+    )
+    gone = _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {**order, "amount": "0.02", "price": f"{last * 0.97:.2f}"},
+    )
+    _send(demo, "DELETE", f"/api/v1/trading/orders/{gone['client_order_id']}")
+    try:
+        open_dashboard(page, demo, demo.token, view="market/simulator/ETH-USDT")
+        page.wait_for_selector(
+            f"#market-orders tr:has(td:text-is('{gone['client_order_id']}'))"
+            " >> td:text-is('canceled')"
+        )
+        page.wait_for_function("() => Number(document.getElementById('chart').dataset.orders) > 0")
+        names = page.evaluate("document.getElementById('chart').layout.shapes.map(s => s.name)")
+        assert f"buy 0.01 @ {kept['price']}" in names, names
+        assert not [n for n in names if str(n).startswith("buy 0.02 @")], names
+    finally:
+        with contextlib.suppress(urllib.error.HTTPError):  # 409: filled meanwhile
+            _send(demo, "DELETE", f"/api/v1/trading/orders/{kept['client_order_id']}")
+
+
+def test_every_view_fits_a_phone_screen(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At a phone's 390 px no view is wider than the screen (the page never scrolls
+    sideways; a wide table scrolls inside its panel) and the header's controls stay on it."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_dashboard(page, demo, demo.token)
+    for view in VIEWS:
+        page.evaluate(f"location.hash = '#/{view}'")
+        page.wait_for_selector(READY[view.split("/")[0]])
+        shot(page, tmp_path, "phone-" + view.split("/")[0], capsys)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (view, width)
+        for control in ("#logout", "#live"):
+            box = page.locator(control).bounding_box()
+            assert box is not None, (view, control)
+            assert box["x"] + box["width"] <= 390, (view, control, box)
+
+
+# every WebSocket the page opens, kept for the test to count the open ones
+TRACK_SOCKETS = """() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) { super(...args); window.__sockets.push(this); }
+  };
+}"""
+# the socket is lost (as when the daemon goes away), then the tab signs in again while the
+# reconnection is pending, as a sign-in link opened in it does; trade ids are then collected
+LOSE_THEN_SIGN_IN = """async () => {
+  const { live } = await import('/static/api.js');
+  const ws = live.socket;
+  await new Promise((done) => { ws.addEventListener('close', done); ws.close(); });
+  live.reconnect();
+  window.__ids = [];
+  live.on('trades', (t) => window.__ids.push(t.exchange + ' ' + t.symbol + ' ' + t.trade_id));
+}"""
+
+
+def test_a_sign_in_during_the_reconnect_backoff_leaves_one_socket(page: Page, demo: Demo) -> None:
+    """A reconnection pending after a lost socket is dropped when the tab reconnects for a
+    sign-in: one socket stays open and each trade arrives once (two sockets delivered
+    every event twice: doubled volume on the live candle, repeated rows)."""
+    page.add_init_script(f"({TRACK_SOCKETS})()")
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#live.ok")
+    page.evaluate(LOSE_THEN_SIGN_IN)
+    page.wait_for_function("() => window.__ids.length >= 60", timeout=60_000)
+    ids = page.evaluate("window.__ids")
+    assert len(ids) == len(set(ids)), sorted(i for i in set(ids) if ids.count(i) > 1)[:5]
+    assert page.evaluate("window.__sockets.filter((s) => s.readyState === 1).length") == 1
+
+
+ANOMALY_VALUE = """async (a) => (await import('/static/format.js')).anomalyValue(a)"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "shown"),
+    [
+        ("price_change", 2.5386, "+2.54 %"),
+        ("ma_deviation", -1.8312, "-1.83 %"),  # the distance from the MA (reasons say so)
+        ("divergence", 42.5, "+42.5 bps"),  # the gap to the other exchanges, bps
+        ("spread", 4.0693, "4.07 bps"),
+        ("liquidations", 3.25, "3.25 liquidated"),  # base volume, not a notional "3"
+    ],
+)
+def test_an_anomalys_value_is_its_own_number_in_its_kinds_unit(
+    page: Page, demo: Demo, kind: str, value: float, shown: str
+) -> None:
+    """The value column (Alerts, market view) shows the anomaly's ``value`` in its kind's
+    unit; ``price_change_pct`` rides on every anomaly as context and is not an MA
+    deviation's or a divergence's value (both showed the price change, as %)."""
+    page.goto(demo.url)
+    page.wait_for_selector("body[data-ready='1']")
+    anomaly = {"kind": kind, "value": value, "price_change_pct": 0.3257, "z_score": 3.1}
+    assert page.evaluate(ANOMALY_VALUE, anomaly) == shown
+
+
+def test_numbers_left_from_before_an_api_outage_are_marked_out_of_date(
+    page: Page, demo: Demo
+) -> None:
+    """When the API stops answering, the markets table and the trading view's performance,
+    positions, orders and fills stay on screen dimmed, with the reason (they used to look
+    live: green "live" feeds and an equity with nothing saying it was minutes old); the
+    next answer clears the mark."""
+    open_dashboard(page, demo, demo.token, view="markets")
+    page.wait_for_selector("#markets-table:not(.stale) tbody tr.link")
+    page.route("**/api/v1/**", lambda route: route.abort())
+    page.wait_for_selector("#markets-table.stale")
+    assert "Not updated" in (page.text_content("#view .panel p") or "")
+    assert "not updated" in (page.get_attribute("#markets-table", "title") or "")
+    page.unroute("**/api/v1/**")
+    page.wait_for_selector("#markets-table:not(.stale)")
+    page.evaluate("location.hash = '#/trading'")
+    page.wait_for_selector("#trading-stats dl")
+    page.route("**/api/v1/trading/**", lambda route: route.abort())
+    for box in ("#trading-stats", "#positions", "#orders", "#fills", "#equity-chart"):
+        page.wait_for_selector(f"{box}.stale")
+    assert page.text_content("#trading-stats dl")  # the last numbers are kept
+    page.unroute("**/api/v1/trading/**")
+    page.wait_for_selector("#trading-stats:not(.stale)")
+
+
+def test_the_system_view_without_a_token_says_why_the_feeds_table_is_empty(
+    page: Page, demo: Demo
+) -> None:
+    """Public read: the feeds table (it needs a token) says so in its body instead of
+    showing bare headers, and is not dimmed as out of date (nothing was shown before)."""
+    open_dashboard(page, demo, view="system")
+    page.wait_for_selector("#symbol-health tbody tr td")
+    cell = page.wait_for_selector("#feeds tbody td")
+    assert "needs a token" in (cell.text_content() or "")
+    assert "stale" not in (page.get_attribute("#feeds", "class") or "")
+
+
+DURATION = """async (s) => (await import('/static/format.js')).duration(s)"""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (59.94, "59.9 s"),
+        (125, "2 min 5 s"),
+        (179.6, "3 min"),  # was "2 min 60 s"
+        (7199.7, "2 h 0 min"),  # was "119 min 60 s"
+        (10_770, "3 h 0 min"),  # 2 h 59.5 min: was "2 h 60 min"
+        (172_799, "2 d 0 h"),  # was "1 d 24 h"
+    ],
+)
+def test_durations_never_show_60_seconds_or_minutes_or_24_hours(
+    page: Page, demo: Demo, seconds: float, shown: str
+) -> None:
+    """Uptime, message ages and CPU time are rounded before they are split into units."""
+    page.goto(demo.url)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate(DURATION, seconds) == shown
+
+
+def test_a_market_that_did_not_load_says_so_above_its_chart(page: Page, demo: Demo) -> None:
+    """A mistyped market (nothing stored, no book) says there is nothing for it instead of
+    drawing an empty chart of January 2000; a request that fails is named above the chart;
+    a market with data shows no note."""
+    open_dashboard(page, demo, view="market/nope/BTC-USDT")
+    page.wait_for_selector("#market-msg:has-text('No candles or trades for nope BTC-USDT')")
+    page.route("**/api/v1/market/history**", lambda route: route.abort())
+    page.evaluate("location.hash = '#/market/simulator/BTC-USDT'")
+    page.wait_for_selector("#market-msg.err:has-text('candles:')")
+    page.unroute("**/api/v1/market/history**")
+    page.evaluate("location.hash = '#/market/simulator/ETH-USDT'")
+    page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) > 0")
+    assert page.is_hidden("#market-msg")
+
+
+@pytest.mark.parametrize("typed", ["btc-usdt", "BTC/USDT"])
+def test_a_hand_typed_market_address_gets_live_trades(page: Page, demo: Demo, typed: str) -> None:
+    """#/market/simulator/btc-usdt (or BTC/USDT) is the BTC-USDT market as the API reads it:
+    the title names it so and live trades keep arriving (they were dropped as another
+    market's, leaving the trades table frozen at the first load)."""
+    open_dashboard(page, demo, view=f"market/simulator/{typed}")
+    page.wait_for_selector("#view h2:text-is('BTC-USDT · simulator')")
+    page.wait_for_selector("#market-trades tbody td.num")
+    newest = demo.get("/api/v1/market/trades?exchange=simulator&symbol=BTC-USDT&limit=1")
+    clock = page.evaluate(
+        "(ts) => new Date(ts * 1000).toISOString().slice(11, 19)", newest["trades"][-1]["ts"]
+    )
+    page.wait_for_function(
+        "(c) => document.querySelector('#market-trades tbody tr td').textContent > c", arg=clock
+    )
+
+
+def test_engage_and_flatten_says_how_many_positions_it_closes(page: Page, demo: Demo) -> None:
+    """Engage + flatten reports the closing orders it sent, as many as the API answers
+    (it said only "risk state halted", the same as a plain halt, so nobody could tell
+    the positions were being closed)."""
+    _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {
+            "exchange": "simulator",
+            "symbol": "BTC-USDT",
+            "side": "buy",
+            "type": "market",
+            "amount": "0.001",
+        },
+    )
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_selector("#positions tr:has(td:text-is('simulator BTC-USDT'))")
+    replies: list[Any] = []
+    page.on("response", lambda r: replies.append(r) if r.url.endswith("/kill-switch") else None)
+    page.click("#kill-flatten")
+    page.wait_for_selector("#confirm[open]")
+    page.click("#confirm-yes")
+    try:
+        page.wait_for_selector("#kill-msg.ok")
+        closing = replies[0].json()["flatten"]
+        assert closing
+        assert f"{len(closing)} position(s) being closed" in (page.text_content("#kill-msg") or "")
+    finally:  # leave the daemon trading (release answers 409 until the flatten reconciles)
+        wait_for(
+            lambda: _send(demo, "POST", "/api/v1/trading/kill-switch", {"action": "release"}),
+            30,
+            "the kill switch's release",
+        )
+
+
+OVERLAPS = """() => {
+  const chart = document.getElementById('equity-chart');
+  const legend = chart.querySelector('.legend').getBoundingClientRect();
+  return [...chart.querySelectorAll('.xtick text')].map((t) => t.getBoundingClientRect())
+    .filter((r) => r.left < legend.right && legend.left < r.right
+      && r.top < legend.bottom && legend.top < r.bottom).length;
+}"""
+
+
+def test_the_equity_legend_covers_no_time_axis_label(page: Page, demo: Demo) -> None:
+    """The equity chart's legend sits above the plot; below it, it hid the time axis' labels
+    (the date line and the first tick)."""
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_selector("#equity-chart .legend")
+    page.wait_for_selector("#equity-chart .xtick text")
+    assert page.evaluate(OVERLAPS) == 0

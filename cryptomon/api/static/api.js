@@ -58,14 +58,25 @@ export class Live {
     this.closed = false;
     this.opens = 0; // connections opened so far (a reconnection makes it 2 and more)
     this.lost = false; // the socket closed on its own (daemon restart, network): not by us
+    this.timer = null; // the pending reconnection after a lost socket
+    this.refused = () => {}; // a socket closed before it opened (daemon away, or token refused)
   }
   connect() {
+    // one socket at a time: a retry still pending (the daemon was away) and a socket still
+    // open are dropped here, so a sign-in during the backoff cannot leave two sockets
+    // delivering every event twice
+    clearTimeout(this.timer);
+    this.timer = null;
+    const old = this.socket;
+    if (old && old.readyState !== WebSocket.CLOSED) old.close();
     this.closed = false;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const q = auth.token ? "?token=" + encodeURIComponent(auth.token) : "";
     const ws = new WebSocket(`${proto}//${location.host}/ws${q}`);
     this.socket = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       this.retry = 500;
       this.opens += 1;
       const recovered = this.lost;
@@ -74,6 +85,7 @@ export class Live {
       for (const data of this.filters.values()) this._send("Subscribe", data);
     };
     ws.onmessage = (ev) => {
+      if (this.socket !== ws) return; // a replaced socket's last messages
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
       const set = this.handlers.get(msg.channel);
@@ -82,16 +94,16 @@ export class Live {
     ws.onclose = () => {
       if (this.socket !== ws) return; // an old socket replaced by reconnect()
       this.status(false);
+      if (!opened && !this.closed) this.refused();
       if (!this.closed) {
         this.lost = true;
-        setTimeout(() => this.connect(), this.retry);
+        this.timer = setTimeout(() => this.connect(), this.retry);
         this.retry = Math.min(this.retry * 2, 10000);
       }
     };
   }
   reconnect() {
     this.closed = true;
-    if (this.socket) this.socket.close();
     this.connect();
   }
   _send(msg_type, data) {

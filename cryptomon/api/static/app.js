@@ -97,6 +97,27 @@ live.status = (up, recovered = false) => {
   if (up && recovered && current) render();
 };
 
+// A socket that never opened: the daemon is away, or it refuses the token (restarted with
+// other tokens: the demo's generated one changes). The browser does not tell which; the
+// session route does. A refused token is forgotten at once and the page goes on as the
+// public sees it: retrying with it every few seconds would leave the view frozen and the
+// pill offline with no word why, and the failed authentications would get this address
+// throttled (429) for public reads too.
+live.refused = async () => {
+  const tried = auth.token;
+  if (!tried) return;
+  try {
+    await api("/api/v1/session", { quiet: true });
+  } catch (err) {
+    if (err.status !== 401 || auth.token !== tried) return; // away, or signed in meanwhile
+    auth.token = "";
+    await loadSession();
+    banner("The saved token was refused (401): sign in again.");
+    live.reconnect();
+    render();
+  }
+};
+
 // A sign-in link (`crypto-monitor demo` prints one): `#token=...` is kept for this tab like a
 // typed token and taken out of the address bar and of this history entry. A fragment is
 // never sent to the server, so the token is not in any request line or access log. The link

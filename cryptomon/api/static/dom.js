@@ -92,6 +92,14 @@ export function confirmAction(text) {
   });
 }
 
+// Marks what a failed refresh left on screen as out of date (dimmed, the reason on hover),
+// so numbers from before an outage do not read as live; a later success clears it.
+export function markStale(node, err) {
+  node.classList.toggle("stale", !!err);
+  if (err) node.title = `not updated: ${err.message || err} (showing the last answer)`;
+  else node.removeAttribute("title");
+}
+
 // Runs fn at most once per animation frame, however often it is requested.
 export function frameThrottle(fn) {
   let pending = false;

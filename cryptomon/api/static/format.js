@@ -53,12 +53,14 @@ export function duration(s) {
   if (!Number.isFinite(x)) return "–";
   if (x < 1) return `${fmt(0, 1).format(x * 1000)} ms`;
   if (x < 120) return `${fmt(0, 1).format(x)} s`;
-  if (x < 7200) {
-    const sec = Math.round(x % 60);
-    return `${Math.floor(x / 60)} min` + (sec ? ` ${sec} s` : "");
-  }
-  if (x < 172800) return `${Math.floor(x / 3600)} h ${Math.round((x % 3600) / 60)} min`;
-  return `${Math.floor(x / 86400)} d ${Math.round((x % 86400) / 3600)} h`;
+  // rounded to the smallest unit shown before it is split (and before the unit is chosen):
+  // 179.6 s is 3 min, not "2 min 60 s"; 7199.7 s is 2 h 0 min, not "119 min 60 s"
+  const sec = Math.round(x);
+  if (sec < 7200) return `${Math.floor(sec / 60)} min` + (sec % 60 ? ` ${sec % 60} s` : "");
+  const m = Math.round(x / 60);
+  if (m < 2880) return `${Math.floor(m / 60)} h ${m % 60} min`;
+  const h = Math.round(x / 3600);
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 export function count(v) {
   const x = num(v);
@@ -80,10 +82,15 @@ export function clock(ts) {
 // The headline number of an anomaly, in the unit of its kind.
 export function anomalyValue(a) {
   switch (a.kind) {
-    case "price_change":
-    case "ma_deviation":
-    case "divergence":
-      return pct(a.price_change_pct ?? a.value);
+    // value is the kind's own number; price_change_pct is every anomaly's context (the
+    // price change over the lookback), not an MA deviation's or a divergence's value
+    case "price_change": // the change, %
+    case "ma_deviation": // the distance from the moving average, %
+      return pct(a.value);
+    case "divergence": { // the gap to the other exchanges, bps
+      const x = num(a.value);
+      return Number.isFinite(x) ? `${x > 0 ? "+" : ""}${bps(x)}` : "–";
+    }
     case "spread":
       return bps(a.value);
     case "funding":
@@ -93,9 +100,10 @@ export function anomalyValue(a) {
       return `${fmt(2, 2).format(num(a.value))} imbalance`;
     case "whale_burst": // value: the whale trades inside the burst window
       return `${fmt(0, 0).format(num(a.value))} whale trades`;
-    case "whale":
-    case "liquidations":
+    case "whale": // value: the taker order's notional
       return `${fmt(0, 0).format(num(a.value))} notional`;
+    case "liquidations": // value: the liquidated volume in the bucket, base units
+      return `${amount(a.value)} liquidated`;
     default:
       return a.z_score !== null && a.z_score !== undefined
         ? `z ${fmt(1, 1).format(num(a.z_score))}`

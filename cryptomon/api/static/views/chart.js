@@ -5,6 +5,8 @@ import { time } from "../format.js";
 const MIN_SPAN_CANDLES = 20; // the chart shows at least this many 1-minute slots
 const SEV_SIZE = { low: 8, medium: 10, high: 12, critical: 14 };
 const SEV_COLOR = { low: "#8a96a3", medium: "#f0b429", high: "#ff8a3d", critical: "#ef5350" };
+// an order in one of these states rests on no book: it gets no line on the chart
+const CLOSED = new Set(["filled", "canceled", "rejected", "expired"]);
 
 function nearestCandle(candles, ts) {
   let best = null;
@@ -61,7 +63,7 @@ export function figure({ candles, anomalies, fills, orders, levels, position = n
   }
   const shapes = [];
   for (const o of orders) {
-    if (o.price) shapes.push(hline(Number(o.price), "#4c9aff", `${o.side} ${o.amount} @ ${o.price}`, "dot"));
+    if (o.price && !CLOSED.has(o.state)) shapes.push(hline(Number(o.price), "#4c9aff", `${o.side} ${o.amount} @ ${o.price}`, "dot"));
   }
   for (const l of levels) {
     if (l.stop_loss) shapes.push(hline(Number(l.stop_loss), "#ef5350", `SL ${l.stop_loss}`));

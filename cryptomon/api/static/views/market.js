@@ -2,7 +2,7 @@
 // WebSocket; anomaly markers, fills, open orders and SL/TP levels; top of book with
 // imbalance; recent anomalies and trades; the order form. At most one chart update per
 // animation frame; every list is bounded.
-import { api, auth, live } from "../api.js";
+import { api, auth, explain, live } from "../api.js";
 import { el, frameThrottle, kv, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 import { figure } from "./chart.js";
@@ -15,10 +15,14 @@ const MAX_ANOMALIES = 300;
 const MAX_TRADES = 50;
 
 export function mount(root, params) {
-  const [exchange = "", symbol = ""] = params;
+  const exchange = params[0] || "";
+  // as the API reads a symbol (btc/usdt -> BTC-USDT): the live events carry that form, and a
+  // hand-typed #/market/simulator/btc-usdt or .../BTC/USDT would otherwise match none of them
+  const symbol = params.slice(1).join("/").trim().toUpperCase().replaceAll("/", "-");
   const state = { candles: [], anomalies: [], fills: [], orders: [], levels: [], trades: [], top: null, position: null };
   const q = `exchange=${encodeURIComponent(exchange)}&symbol=${encodeURIComponent(symbol)}`;
   const chart = el("div", { class: "chart", id: "chart" });
+  const note = el("p", { class: "msg", id: "market-msg", hidden: true }); // what did not load
   const topBox = el("div", { id: "top-of-book" });
   const positionBox = el("div", { id: "market-position" });
   const anomalyTable = new Table([
@@ -44,7 +48,7 @@ export function mount(root, params) {
 
   const form = orderForm({ exchange, symbol, onPlaced: () => loadTrading() });
   root.append(el("div", { class: "grid" },
-    el("section", { class: "panel wide" }, el("h2", { text: `${symbol} · ${exchange}` }), chart),
+    el("section", { class: "panel wide" }, el("h2", { text: `${symbol} · ${exchange}` }), note, chart),
     panel("Top of book", topBox),
     auth.signedIn ? panel("Position", positionBox) : null,
     panel("Recent anomalies", anomalyTable.node),
@@ -91,6 +95,7 @@ export function mount(root, params) {
   function onTrade(t) {
     if (t.symbol !== symbol || t.exchange !== exchange) return;
     state.trades.push(t);
+    if (empty) { empty = false; note.hidden = true; } // "no candles or trades yet" no more
     if (state.trades.length > MAX_TRADES * 2) state.trades.splice(0, state.trades.length - MAX_TRADES);
     const start = Math.floor(t.ts / BUCKET_S) * BUCKET_S;
     const last = state.candles[state.candles.length - 1];
@@ -121,6 +126,7 @@ export function mount(root, params) {
   }
 
   let tradingTimer = null;
+  let empty = false; // loaded with neither candles nor trades (the note says so)
   async function loadTrading() {
     if (!auth.signedIn) return;
     const sym = encodeURIComponent(symbol);
@@ -160,6 +166,19 @@ export function mount(root, params) {
     if (anomalies.status === "fulfilled") state.anomalies = anomalies.value.items.slice().reverse();
     if (trades.status === "fulfilled") state.trades = trades.value.trades;
     if (book.status === "fulfilled" && book.value.top) state.top = book.value.top;
+    // a request that failed, or a market with nothing at all (a mistyped address), is said
+    // above the chart instead of an empty chart of January 2000 (a book not there yet is not
+    // an error: the top-of-book panel says "no book yet")
+    const failed = [["candles", candles], ["anomalies", anomalies], ["trades", trades], ["order book", book]]
+      .filter(([what, r]) => r.status === "rejected" && !(what === "order book" && r.reason.status === 404))
+      .map(([what, r]) => `${what}: ${r.reason.status ? explain(r.reason.status, r.reason.message) : r.reason.message}`);
+    const nothing = empty = !failed.length && candles.status === "fulfilled" && !state.candles.length &&
+      trades.status === "fulfilled" && !state.trades.length;
+    note.hidden = !failed.length && !nothing;
+    note.className = failed.length ? "msg err" : "msg muted";
+    note.textContent = failed.length
+      ? `Not loaded: ${failed.join("; ")}`
+      : nothing ? `No candles or trades for ${exchange} ${symbol} yet: the chart fills from live trades.` : "";
     draw();
     drawTables();
     await loadTrading();

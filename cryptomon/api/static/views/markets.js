@@ -1,6 +1,6 @@
 // Markets overview: one sortable row per exchange/symbol; a click opens the market.
 import { api } from "../api.js";
-import { el, panel, Table } from "../dom.js";
+import { el, markStale, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 
 const SEVS = ["critical", "high", "medium", "low"];
@@ -56,8 +56,10 @@ export function mount(root) {
         feed: marketState(m),
         anomaly_total: Object.values(m.anomalies).reduce((a, b) => a + b, 0),
       })));
+      markStale(table.node, null);
     } catch (err) {
-      note.textContent = err.message;
+      note.textContent = `Not updated: ${err.message}; the rows below are the last answer.`;
+      markStale(table.node, err);
     }
   }
   refresh();

@@ -1,7 +1,7 @@
 // System view: version and uptime, feeds and per-channel health, hub and writer backlog,
 // database state, process resources (with the thresholds crossed).
 import { api, auth } from "../api.js";
-import { el, kv, panel, Table } from "../dom.js";
+import { el, kv, markStale, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 import { marketState } from "./markets.js";
 
@@ -71,6 +71,10 @@ export function mount(root) {
       backlog.replaceChildren(kv(subs.map(([name, v]) => [name, `${f.count(v.depth)} queued · ${f.count(v.dropped)} dropped`])));
     } else {
       about.replaceChildren(el("span", { class: "msg err", text: st.reason.message }));
+      if (!feeds.rows.length) { // never answered (no token): say why the table is empty
+        feeds.empty = st.reason.message;
+        feeds.render([]);
+      }
     }
     if (rd.status === "fulfilled") {
       const r = rd.value;
@@ -93,6 +97,13 @@ export function mount(root) {
       res.replaceChildren(el("span", { class: "msg err", text: rs.reason.message }));
     }
     if (mk.status === "fulfilled") markets.render(mk.value.markets);
+    // what a failed request left on screen is the last answer, not the present
+    const lost = auth.signedIn ? st.reason : null; // without a token there is nothing to dim
+    markStale(feeds.node, lost);
+    markStale(quality, lost);
+    markStale(backlog, lost);
+    markStale(ready, rd.reason);
+    markStale(markets.node, mk.reason);
   }
   refresh();
   const timer = setInterval(refresh, 5000);

@@ -1,7 +1,7 @@
 // Trading view: positions, orders (cancel), fills, equity curve and drawdown, risk state,
 // the kill switch and the manual order form. Controls only for tokens that may use them.
 import { api, auth, live } from "../api.js";
-import { confirmAction, el, frameThrottle, kv, message, panel, Table } from "../dom.js";
+import { confirmAction, el, frameThrottle, kv, markStale, message, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 import { orderForm } from "./orderform.js";
 import { positionColumns } from "./positions.js";
@@ -25,8 +25,10 @@ function killSwitch(status, after) {
     if (!(await confirmAction(text))) return;
     try {
       const out = await api("/api/v1/trading/kill-switch", { method: "POST", body: { action, flatten } });
+      const closing = out.flatten || [];
       message(msg, `Kill switch ${action}: risk state ${out.state}` +
-        (out.canceled.length ? `, ${out.canceled.length} order(s) canceled` : ""), true);
+        (out.canceled.length ? `, ${out.canceled.length} order(s) canceled` : "") +
+        (flatten ? `, ${closing.length} position(s) being closed` : ""), true);
     } catch (err) {
       message(msg, `Kill switch ${action} refused: ${err.message}`);
     }
@@ -98,7 +100,9 @@ export function mount(root) {
         fill: "tozeroy", line: { color: "#ef5350" } },
     ], {
       paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },
-      margin: { l: 70, r: 80, t: 10, b: 30 }, legend: { orientation: "h" }, uirevision: "keep",
+      // the legend above the plot: below it, it covered the time axis' labels
+      margin: { l: 70, r: 80, t: 30, b: 30 }, legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
+      uirevision: "keep",
       yaxis: { gridcolor: "#2a323c", title: { text: "USDT" } },
       yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown %" }, showgrid: false, tickformat: ".3~f", rangemode: "tozero" },
       xaxis: { gridcolor: "#2a323c", type: "date" },
@@ -131,6 +135,11 @@ export function mount(root) {
     } else {
       riskBox.replaceChildren(el("span", { class: "msg err", text: st.reason.message }));
     }
+    markStale(statsBox, st.reason);
+    markStale(positions.node, pos.reason);
+    markStale(orders.node, ord.reason);
+    markStale(fills.node, fil.reason);
+    markStale(equity, eq.reason);
     if (pos.status === "fulfilled") positions.render(pos.value.positions.filter((p) => Number(p.amount) !== 0));
     if (ord.status === "fulfilled") orders.render(ord.value.orders);
     if (fil.status === "fulfilled") fills.render(fil.value.fills);
