@@ -352,7 +352,9 @@ class AlertBuilder:
             category="system",
             severity=Severity.HIGH,
             kind="feed_down",
-            dedup_key=(status.exchange, status.symbol, f"feed_down:{status.channel}"),
+            # FeedWatch reports each down period once; a dedup key would hide the next period
+            # after a recovery (the last message would say "recovered" while the feed is down)
+            dedup_key=None,
             link=self.link("/api/v1/feeds"),
             feed=feed_name(status),
             ts=since,

@@ -351,3 +351,39 @@ async def test_a_dead_channel_digest_records_its_alerts_as_failed(inbox: Inbox) 
     assert [r.event_type for r in failed].count("digest") == 1
     assert all("digest not delivered" in r.error for r in failed[1:] if r.event_type != "digest")
     assert run.by("dead", "digested") == []
+
+
+@pytest.mark.asyncio
+async def test_feed_down_again_after_its_recovery_is_reported_within_dedup_window(
+    inbox: Inbox,
+) -> None:
+    """A feed that recovers and goes down again for good is reported down again, even inside
+    dedup_window_s: the last message must never be a recovery while the feed is down."""
+    async with running_router(
+        transport=inbox.transport,
+        channels=[_ch("ops", inbox)],
+        feed_down_after_s=60,
+        dedup_window_s=300,
+    ) as run:
+
+        async def advance(seconds: int) -> None:
+            for _ in range(seconds // 30):
+                run.clock.advance(30)
+                await wait_until(lambda: run.clock.sleepers > 0)
+
+        run.hub.publish(_feed("stale", run.clock.time()))
+        await run.hub.join()
+        await advance(90)
+        await wait_until(lambda: len(inbox.messages) == 1)
+        run.hub.publish(_feed("live", run.clock.time()))
+        await wait_until(lambda: len(inbox.messages) == 2)
+        run.hub.publish(_feed("stale", run.clock.time()))  # down again, and stays down
+        await run.hub.join()
+        await advance(90)
+        await wait_until(lambda: len(inbox.messages) == 3, message="the second feed down")
+    assert inbox.titles() == [
+        "[P1] feed down: binance BTC-USDT trades",
+        "[P2] feed recovered: binance BTC-USDT trades",
+        "[P1] feed down: binance BTC-USDT trades",
+    ]
+    assert run.by("ops", "suppressed") == []
