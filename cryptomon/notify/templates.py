@@ -12,8 +12,11 @@ Which format a channel gets with ``format: auto`` comes from the URL scheme thro
 
 from __future__ import annotations
 
+import math
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 import structlog
@@ -213,6 +216,41 @@ class Rendered:
     summary: str
 
 
+def plain_number(value: float | Decimal, spec: str = "") -> str:
+    """A number as people read it, never in exponent notation: ``1.23457e+06`` (a whale's
+    notional through ``:g``) becomes ``1234568``, a Decimal ``1E-8`` becomes ``0.00000001``
+    and ``65000.10000000`` becomes ``65000.1``. ``spec`` is ``""`` or ``"g"``."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        return format(value.normalize(), "f")
+    if not math.isfinite(value):
+        return str(value)
+    text = f"{value:.6g}" if spec == "g" else repr(value)
+    if "e" not in text:
+        return text
+    if spec == "g" and abs(value) >= 1:
+        return f"{value:.0f}"
+    return format(Decimal(text), "f")
+
+
+class _PlainFormatter(string.Formatter):
+    """``str.format`` whose numbers never come out in exponent notation (:func:`plain_number`)
+    for an empty or ``g`` spec; every other spec (``.2f``, ``,.0f``, ...) is Python's own."""
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if format_spec in ("", "g") and isinstance(value, float | Decimal):
+            return plain_number(value, format_spec)
+        return format(value, format_spec)
+
+
+_FORMATTER = _PlainFormatter()
+
+
+def _fmt(template: str, fields: Mapping[str, Any]) -> str:
+    return _FORMATTER.vformat(template, (), fields)
+
+
 class Renderer:
     """Renders alerts with the defaults, or the config's per-event-type overrides."""
 
@@ -228,23 +266,23 @@ class Renderer:
         title_ov = self._overrides.get(event_type, (None, None))[0]
         if title_ov:
             try:
-                return title_ov.format_map(fields)
-            except (ValueError, TypeError, KeyError):
+                return _fmt(title_ov, fields)
+            except (ValueError, TypeError, KeyError, IndexError):
                 pass  # render() logs it
-        return DEFAULTS[event_type].title.format_map(_Lenient(fields))
+        return _fmt(DEFAULTS[event_type].title, _Lenient(fields))
 
     def render(self, event_type: str, fields: Mapping[str, Any], fmt: Format) -> Rendered:
         tpl = DEFAULTS[event_type]
         title_ov, body_ov = self._overrides.get(event_type, (None, None))
-        summary = tpl.summary.format_map(_Lenient(fields))
+        summary = _fmt(tpl.summary, _Lenient(fields))
         title = body = None
         try:  # overrides were checked at load; a None field may still not take a format spec
-            title = title_ov.format_map(fields) if title_ov else None
-            body = body_ov.format_map(fields) if body_ov else None
-        except (ValueError, TypeError, KeyError) as exc:
+            title = _fmt(title_ov, fields) if title_ov else None
+            body = _fmt(body_ov, fields) if body_ov else None
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
             log.warning("notify.template_failed", event_type=event_type, error=str(exc))
         if title is None:
-            title = tpl.title.format_map(_Lenient(fields))
+            title = _fmt(tpl.title, _Lenient(fields))
         if body is None:
             body = _body(tpl.lines, fields, fmt)
         return Rendered(title=title, body=body, summary=summary)
@@ -260,7 +298,7 @@ class _Lenient(dict[str, Any]):
 def _body(lines: Sequence[tuple[str, str]], fields: Mapping[str, Any], fmt: Format) -> str:
     out: list[str] = []
     for label, value_tpl in lines:
-        value = value_tpl.format_map(_Lenient(fields)).strip()
+        value = _fmt(value_tpl, _Lenient(fields)).strip()
         if not value or value in ("None", "None None"):
             continue
         out.append(f"**{label}:** {value}" if fmt == "markdown" else f"{label}: {value}")

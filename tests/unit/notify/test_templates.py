@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from cryptomon.notify.alerts import AlertBuilder
@@ -13,6 +15,7 @@ from cryptomon.notify.templates import (
     format_for,
     render_digest,
 )
+from tests import stubs
 from tests.unit.notify.factories import anomaly
 
 
@@ -112,3 +115,27 @@ def test_digest_lists_every_item() -> None:
     lines = body.splitlines()
     assert len(lines) == 31
     assert lines[1] == "* [P1] 2023-11-14T22:13:20Z binance C0-USDT: volume 7.5 vs 3 (high)"
+
+
+def test_numbers_never_render_in_exponent_notation() -> None:
+    """A whale's notional, a tiny price and venue Decimals read as plain numbers, in the
+    built-in templates and in overrides without a format spec; explicit specs are kept."""
+    b = AlertBuilder(api_base_url="http://h:1")
+    whale = b.build(anomaly(kind="whale", value=1_234_567.89, threshold=1_000_000.0))
+    tiny = b.build(anomaly(kind="ma_deviation", value=0.0000123, threshold=0.00001))
+    fill = b.build(
+        stubs.fill(amount=Decimal("1E-8"), price=Decimal("65000.10000000"), fee=Decimal("0E-8"))
+    )
+    assert whale is not None
+    assert tiny is not None
+    assert fill is not None
+    r = Renderer({"fill": {"body": "{amount} at {price:.2f}"}})
+    w = r.render("anomaly", whale.fields, "text")
+    assert "Value: 1234568 vs threshold 1000000" in w.body
+    assert w.summary == "whale 1234568 vs 1000000 (high)"
+    assert "Value: 0.0000123 vs threshold 0.00001" in r.render("anomaly", tiny.fields, "text").body
+    f = r.render("fill", fill.fields, "text")
+    assert f.title == "[P2] binance BTC-USDT: buy 0.00000001 @ 65000.1"
+    assert f.body == "0.00000001 at 65000.10"
+    assert f.summary == "fill buy 0.00000001 @ 65000.1"
+    assert "Fee: 0 BNB" in Renderer().render("fill", fill.fields, "text").body
