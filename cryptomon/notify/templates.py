@@ -13,6 +13,7 @@ Which format a channel gets with ``format: auto`` comes from the URL scheme thro
 from __future__ import annotations
 
 import math
+import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -251,6 +252,26 @@ def _fmt(template: str, fields: Mapping[str, Any]) -> str:
     return _FORMATTER.vformat(template, (), fields)
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
+_NOT_ESCAPED = frozenset({"link"})
+"""A URL is written as the link's destination, not as text."""
+
+
+def md_escape(text: str) -> str:
+    """``text`` as literal CommonMark: ``__init__``, ``RSI*2`` or ``[15m]`` in a reason or a
+    message stay as written instead of turning into emphasis or links (apprise converts the
+    escapes to each chat service's own markup)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _md_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields with every text value escaped for Markdown (numbers keep their type)."""
+    return {
+        k: md_escape(v) if isinstance(v, str) and k not in _NOT_ESCAPED else v
+        for k, v in fields.items()
+    }
+
+
 class Renderer:
     """Renders alerts with the defaults, or the config's per-event-type overrides."""
 
@@ -274,17 +295,19 @@ class Renderer:
     def render(self, event_type: str, fields: Mapping[str, Any], fmt: Format) -> Rendered:
         tpl = DEFAULTS[event_type]
         title_ov, body_ov = self._overrides.get(event_type, (None, None))
-        summary = _fmt(tpl.summary, _Lenient(fields))
+        # titles are plain text everywhere; Markdown bodies (and digest lines) get escaped text
+        text = _md_fields(fields) if fmt == "markdown" else fields
+        summary = _fmt(tpl.summary, _Lenient(text))
         title = body = None
         try:  # overrides were checked at load; a None field may still not take a format spec
             title = _fmt(title_ov, fields) if title_ov else None
-            body = _fmt(body_ov, fields) if body_ov else None
+            body = _fmt(body_ov, text) if body_ov else None
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             log.warning("notify.template_failed", event_type=event_type, error=str(exc))
         if title is None:
             title = _fmt(tpl.title, _Lenient(fields))
         if body is None:
-            body = _body(tpl.lines, fields, fmt)
+            body = _body(tpl.lines, text, fmt)
         return Rendered(title=title, body=body, summary=summary)
 
 
@@ -316,7 +339,9 @@ def render_digest(
     head = f"{len(items)} alerts were collapsed into this digest over up to {window_s:g}s:"
     lines = [f"**{head}**" if fmt == "markdown" else head]
     bullet = "- " if fmt == "markdown" else "* "
+    esc = md_escape if fmt == "markdown" else str
     lines.extend(
-        f"{bullet}[{prio}] {when} {market}: {r.summary}" for prio, when, market, r in items
+        f"{bullet}{esc(f'[{prio}]')} {when} {esc(market)}: {r.summary}"
+        for prio, when, market, r in items
     )
     return title, "\n".join(lines)

@@ -166,3 +166,36 @@ async def test_errors_and_logs_never_contain_url_credentials() -> None:
     assert "supersecretpw" not in repr(logs)
     assert "supersecretpw" not in run.by("c", "failed")[0].error
     assert "supersecretpw" not in repr(listed)
+
+
+@pytest.mark.asyncio
+async def test_markdown_characters_in_reasons_reach_telegram_as_written(web_sink: HttpSink) -> None:
+    """Reasons and messages with Markdown characters (``RSI*2``, ``[15m]``, ``__init__``) reach
+    Telegram (apprise's real plugin, its API served by the local sink) escaped, so they read as
+    written instead of turning into italics, bold or links; the message link stays a link."""
+    url = "tgram://123456789:AAF-notARealToken/-100200300"
+    async with running_router([{"name": "tg", "url": url}], dedup_window_s=0) as run:
+        plugin = run.router.channels["tg"].sender.plugin
+        plugin.notify_url = f"http://127.0.0.1:{web_sink.port}/bot"  # Telegram's API, here
+        run.hub.publish(anomaly(kind="price_change", reasons=("RSI*2 > 70 on *4h* [15m]",)))
+        run.hub.publish(
+            Notice(
+                exchange="",
+                symbol="",
+                ts=T0,
+                ts_recv=T0,
+                code="db_unreachable",
+                level="error",
+                message="__init__ of store_writer failed",
+            )
+        )
+        await wait_until(lambda: len(run.by("tg", "sent")) == 2)
+    texts = sorted(m["text"] for m in web_sink.messages)
+    assert [m["parse_mode"] for m in web_sink.messages] == ["MARKDOWN", "MARKDOWN"]
+    anomaly_text = next(t for t in texts if "price" in t)
+    notice_text = next(t for t in texts if "store" in t)
+    # Telegram's (legacy) Markdown shows \* \_ \[ as the character itself
+    assert r"RSI\*2 > 70 on \*4h\* \[15m\]" in anomaly_text
+    assert r"*Kind:* price\_change" in anomaly_text
+    assert "[Open in cryptomon](http://127.0.0.1:8080/api/v1/anomalies?" in anomaly_text
+    assert r"\_\_init\_\_ of store\_writer failed" in notice_text

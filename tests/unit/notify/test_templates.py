@@ -139,3 +139,21 @@ def test_numbers_never_render_in_exponent_notation() -> None:
     assert f.body == "0.00000001 at 65000.10"
     assert f.summary == "fill buy 0.00000001 @ 65000.1"
     assert "Fee: 0 BNB" in Renderer().render("fill", fill.fields, "text").body
+
+
+def test_markdown_escapes_text_fields_but_not_titles_links_or_text_bodies() -> None:
+    """Markdown bodies and digest lines escape ``*``/``_``/``[`` in text fields; titles, the
+    link and plain-text bodies show the text unchanged."""
+    alert = AlertBuilder(api_base_url="http://h:1").build(
+        anomaly(kind="price_change", reasons=("a*b [1m] c_d",))
+    )
+    assert alert is not None
+    r = Renderer()
+    md = r.render("anomaly", alert.fields, "markdown")
+    tx = r.render("anomaly", alert.fields, "text")
+    assert md.title == tx.title == "[P1] binance BTC-USDT: price_change anomaly (high)"
+    assert r"**Reasons:** a\*b \[1m\] c\_d" in md.body
+    assert "kind=price_change)" in md.body
+    assert "Reasons: a*b [1m] c_d" in tx.body
+    _, body = render_digest("ops", [("P1", "t", "binance BTC-USDT", md)], "markdown", 60)
+    assert body.splitlines()[1] == r"- \[P1\] t binance BTC-USDT: price\_change 7.5 vs 3 (high)"
