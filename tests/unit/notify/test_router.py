@@ -387,3 +387,22 @@ async def test_feed_down_again_after_its_recovery_is_reported_within_dedup_windo
         "[P1] feed down: binance BTC-USDT trades",
     ]
     assert run.by("ops", "suppressed") == []
+
+
+@pytest.mark.asyncio
+async def test_criticals_digested_in_quiet_hours_go_out_when_due(inbox: Inbox) -> None:
+    """Quiet hours let P0 through: criticals beyond the budget at night are in a digest sent
+    when its interval ends, not held until the morning."""
+    channel = _ch(
+        "ops", inbox, rate_limit_per_min=1, digest_interval_s=60, quiet_hours="22:00-07:00"
+    )
+    async with running_router(transport=inbox.transport, channels=[channel]) as run:
+        for i in range(3):  # T0 = 22:13:20 UTC: quiet
+            run.hub.publish(anomaly(symbol=f"C{i}-USDT", severity=Severity.CRITICAL))
+        await wait_until(lambda: len(inbox.messages) == 1)
+        await run.hub.join()
+        assert run.router.stats()["digest_pending"]["ops"] == 2
+        run.clock.advance(61)
+        await wait_until(lambda: len(inbox.messages) == 2, message="the critical digest")
+    assert inbox.titles()[1] == "[digest] 2 alerts for ops (rate limit reached)"
+    assert inbox.messages[1]["type"] == "failure"  # sent as P0
