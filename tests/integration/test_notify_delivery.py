@@ -199,3 +199,30 @@ async def test_markdown_characters_in_reasons_reach_telegram_as_written(web_sink
     assert r"*Kind:* price\_change" in anomaly_text
     assert "[Open in cryptomon](http://127.0.0.1:8080/api/v1/anomalies?" in anomaly_text
     assert r"\_\_init\_\_ of store\_writer failed" in notice_text
+
+
+@pytest.mark.asyncio
+async def test_sms_gets_one_text_per_alert_and_per_digest(web_sink: HttpSink) -> None:
+    """An SMS channel (apprise's real Twilio plugin, its API served by the local sink) gets one
+    text per alert and one per digest, truncated at 160 characters with the title first,
+    never split into several texts; a Telegram channel still splits a long digest."""
+    sms = "twilio://AC" + "a" * 32 + ":" + "b" * 32 + "@15551234567/15557654321"
+    tg = "tgram://123456789:AAF-notARealToken/-100200300"
+    channels = [
+        {"name": "sms", "url": sms, "rate_limit_per_min": 1, "digest_interval_s": 60},
+        {"name": "tg", "url": tg, "min_severity": "critical"},  # built, sent nothing
+    ]
+    async with running_router(channels, dedup_window_s=0) as run:
+        plugin = run.router.channels["sms"].sender.plugin
+        plugin.notify_sms_url = f"http://127.0.0.1:{web_sink.port}/twilio/{{sid}}/Messages.json"
+        for i in range(40):
+            run.hub.publish(anomaly(symbol=f"COIN{i}-USDT", ts=run.clock.time()))
+        await wait_until(lambda: len(run.by("sms", "sent")) == 1)
+        run.clock.advance(61)
+        await wait_until(lambda: len(run.by("sms", "digested")) == 39)
+        assert run.router.channels["tg"].sender.plugin.overflow_mode == "split"
+    texts = [m["Body"] for m in web_sink.messages]
+    assert len(texts) == 2
+    assert texts[0].startswith("[P1] binance COIN0-USDT: volume anomaly (high)")
+    assert texts[1].startswith("[digest] 39 alerts for sms (rate limit reached)")
+    assert all(len(t) <= 160 for t in texts)
