@@ -191,6 +191,9 @@ class NotificationRouter:
         Cheap checks first; rendering happens once per format, and suppressed alerts are
         recorded with their title only."""
         now_m, now = self.clock.monotonic(), self.clock.time()
+        for key in alert.clears:  # in every channel, whether or not this alert reaches it
+            for ch in self.channels.values():
+                ch.dedup.forget(key)
         rendered: dict[str, Rendered] = {}
         title = dup_why = ""
         for ch in self.channels.values():

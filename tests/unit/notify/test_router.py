@@ -11,7 +11,15 @@ import pytest
 from structlog.testing import capture_logs
 
 from cryptomon.errors import ConfigError
-from cryptomon.events import FeedStatus, OrderIntent, OrderState, OrderUpdate, RiskEvent, Severity
+from cryptomon.events import (
+    FeedStatus,
+    Notice,
+    OrderIntent,
+    OrderState,
+    OrderUpdate,
+    RiskEvent,
+    Severity,
+)
 from cryptomon.notify.router import UnknownChannelError
 from tests.unit.notify.factories import T0, anomaly, running_router
 from tests.unit.notify.inbox import Inbox
@@ -406,3 +414,35 @@ async def test_criticals_digested_in_quiet_hours_go_out_when_due(inbox: Inbox) -
         await wait_until(lambda: len(inbox.messages) == 2, message="the critical digest")
     assert inbox.titles()[1] == "[digest] 2 alerts for ops (rate limit reached)"
     assert inbox.messages[1]["type"] == "failure"  # sent as P0
+
+
+def _notice(code: str, level: str, ts: float) -> Notice:
+    return Notice(exchange="", symbol="", ts=ts, ts_recv=ts, code=code, message=code, level=level)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_condition_that_ends_and_starts_again_is_told_again(inbox: Inbox) -> None:
+    """Database outage, lost trading lease and a halted risk state that end and start again
+    inside dedup_window_s are told each time, with their ends (P2) in between."""
+    async with running_router(
+        transport=inbox.transport,
+        channels=[_ch("ops", inbox, rate_limit_per_min=600)],
+        dedup_window_s=300,
+    ) as run:
+        now = run.clock.time()
+        risk = {"exchange": "", "symbol": "", "ts": now, "ts_recv": now, "reason": "r"}
+        for _ in range(2):
+            run.hub.publish(_notice("db_unreachable", "error", now))
+            run.hub.publish(_notice("db_recovered", "info", now))
+            run.hub.publish(_notice("trading_lease", "critical", now))
+            run.hub.publish(_notice("trading_lease", "info", now))
+            run.hub.publish(RiskEvent(**risk, kind="state_change", state="halted"))
+            run.hub.publish(RiskEvent(**risk, kind="state_change", state="active"))
+        await run.hub.join()
+        await wait_until(lambda: len(run.by("ops", "sent")) == 12)
+    assert run.by("ops", "suppressed") == []
+    sent = [(r.priority, r.title) for r in run.by("ops", "sent")]
+    assert sent.count(("P1", "[P1] cryptomon: db_unreachable")) == 2
+    assert sent.count(("P2", "[P2] cryptomon: db_recovered")) == 2
+    assert sent.count(("P0", "[P0] cryptomon: trading_lease")) == 2
+    assert sent.count(("P1", "[P1] risk risk_state_change: r")) == 2
