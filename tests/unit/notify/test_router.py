@@ -338,7 +338,8 @@ async def test_critical_flood_has_its_own_budget_then_is_digested_on_time(
 
 @pytest.mark.asyncio
 async def test_a_dead_channel_digest_records_its_alerts_as_failed(inbox: Inbox) -> None:
-    """A digest the channel refuses: the digest and each of its alerts are recorded failed."""
+    """A digest the channel refuses: the digest and each of its alerts are recorded failed,
+    and logged once, not once per alert."""
     inbox.fail_always = True
     channel = {
         "name": "dead",
@@ -349,12 +350,16 @@ async def test_a_dead_channel_digest_records_its_alerts_as_failed(inbox: Inbox) 
     async with running_router(
         transport=inbox.transport, channels=[channel], dedup_window_s=0, retries=0
     ) as run:
-        for i in range(4):
-            run.hub.publish(anomaly(symbol=f"C{i}-USDT", ts=run.clock.time()))
-        await run.hub.join()
-        await wait_until(lambda: len(run.by("dead", "failed")) == 1, message="single failed")
-        run.clock.advance(61)
-        await wait_until(lambda: len(run.by("dead", "failed")) == 5, message="digest failed")
+        with capture_logs() as logs:
+            for i in range(4):
+                run.hub.publish(anomaly(symbol=f"C{i}-USDT", ts=run.clock.time()))
+            await run.hub.join()
+            await wait_until(lambda: len(run.by("dead", "failed")) == 1, message="single failed")
+            run.clock.advance(61)
+            await wait_until(lambda: len(run.by("dead", "failed")) == 5, message="digest failed")
+    errors = [e["event"] for e in logs if e["log_level"] == "error"]
+    # the single alert and the digest, once each; not one line per alert in the digest
+    assert sorted(errors) == ["notify.digest_failed", "notify.failed", "notify.failed"]
     failed = run.by("dead", "failed")
     assert [r.event_type for r in failed].count("digest") == 1
     assert all("digest not delivered" in r.error for r in failed[1:] if r.event_type != "digest")
