@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -203,11 +203,31 @@ def scheme_of(url: str) -> str:
     return url.partition("://")[0].lower()
 
 
-def format_for(url: str, configured: str = "auto") -> Format:
-    """The body format of a channel: its configured one, or by URL scheme for ``auto``."""
+def format_for(
+    url: str, configured: str = "auto", plugin_formats: Iterable[str] | None = None
+) -> Format:
+    """The body format of a channel: its configured one, or by URL scheme for ``auto``.
+
+    ``plugin_formats`` are the formats the channel's apprise plugin takes (its
+    ``notify_format``): one that takes neither Markdown nor HTML gets plain text even for a
+    chat scheme, since apprise would hand the Markdown over as it is (WeCom's bot sends a text
+    message: the reader saw ``**Market:**`` and ``price\\_change``)."""
     if configured in ("markdown", "text"):
         return configured  # type: ignore[return-value]
-    return SCHEME_FORMATS.get(scheme_of(url), DEFAULT_FORMAT)
+    fmt = SCHEME_FORMATS.get(scheme_of(url), DEFAULT_FORMAT)
+    takes = None if plugin_formats is None else {str(f).lower() for f in plugin_formats}
+    if fmt == "markdown" and takes is not None and not {"markdown", "html"} & takes:
+        return "text"
+    return fmt
+
+
+def plugin_formats(plugin: Any) -> list[str]:
+    """The body formats an apprise plugin takes (``notify_format``: one value or a tuple)."""
+    formats = getattr(plugin, "notify_format", None)
+    if formats is None:
+        return []
+    items = formats if isinstance(formats, tuple | list | set | frozenset) else (formats,)
+    return [str(getattr(f, "value", f)) for f in items]
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,3 +226,21 @@ async def test_sms_gets_one_text_per_alert_and_per_digest(web_sink: HttpSink) ->
     assert texts[0].startswith("[P1] binance COIN0-USDT: volume anomaly (high)")
     assert texts[1].startswith("[digest] 39 alerts for sms (rate limit reached)")
     assert all(len(t) <= 160 for t in texts)
+
+
+@pytest.mark.asyncio
+async def test_wecom_bot_gets_plain_text_it_can_show(web_sink: HttpSink) -> None:
+    """A WeCom bot (apprise's real plugin, its API served by the local sink) sends text
+    messages: format auto gives it plain text, not Markdown it would show as ``**Kind:**``."""
+    async with running_router([{"name": "wecom", "url": "wecombot://botkey1234567"}]) as run:
+        run.router.channels["wecom"].sender.plugin.api_url = web_sink.url("wecom").replace(
+            "json://", "http://"
+        )
+        run.hub.publish(anomaly(kind="price_change", reasons=("RSI*2 [15m]",)))
+        await wait_until(lambda: len(run.by("wecom", "sent")) == 1)
+        assert run.router.channels_redacted()[0]["format"] == "text"
+    content = web_sink.messages[0]["text"]["content"]
+    assert "Kind: price_change" in content
+    assert "Reasons: RSI*2 [15m]" in content
+    assert "**" not in content
+    assert "\\" not in content

@@ -157,3 +157,12 @@ def test_markdown_escapes_text_fields_but_not_titles_links_or_text_bodies() -> N
     assert "Reasons: a*b [1m] c_d" in tx.body
     _, body = render_digest("ops", [("P1", "t", "binance BTC-USDT", md)], "markdown", 60)
     assert body.splitlines()[1] == r"- \[P1\] t binance BTC-USDT: price\_change 7.5 vs 3 (high)"
+
+
+def test_auto_format_is_text_when_the_apprise_plugin_takes_no_markdown() -> None:
+    """A chat scheme whose apprise plugin takes only text (WeCom's bot, Gotify without
+    ?format=markdown) gets plain text; plugins that take Markdown or HTML keep Markdown."""
+    assert format_for("wecombot://key", "auto", ["text"]) == "text"
+    assert format_for("gotify://h/t", "auto", ["markdown"]) == "markdown"
+    assert format_for("tgram://1:a/2", "auto", ["html", "markdown"]) == "markdown"
+    assert format_for("wecombot://key", "markdown", ["text"]) == "markdown"  # configured wins
