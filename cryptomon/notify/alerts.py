@@ -58,7 +58,25 @@ NOTICE_CODE_SEVERITY: Mapping[str, Severity] = {
     "daemon_start": Severity.MEDIUM,
     "daemon_stop": Severity.MEDIUM,
     "db_unreachable": Severity.HIGH,
+    # the end of a P0/P1 condition reaches the channels that were told it began (P2, like a
+    # feed's recovery); at their own level (info) they were below the default min_severity
+    "db_recovered": Severity.MEDIUM,
+    "venue_clock_ok": Severity.MEDIUM,
+    "trading_lease": Severity.MEDIUM,
 }
+_NOTICE_PAIRS = (
+    ("db_unreachable", "db_recovered"),
+    ("venue_clock_skew", "venue_clock_ok"),
+    ("trading_lease", "trading_lease"),  # held / not held: the level says which
+)
+NOTICE_ENDS: Mapping[str, str] = {
+    **dict(_NOTICE_PAIRS),
+    **{end: start for start, end in _NOTICE_PAIRS},
+}
+"""A notice of one code ends the state the other code reported: after an outage's recovery
+the next outage (and after that, its recovery) is notified again, even inside
+``dedup_window_s``."""
+RISK_STATES: tuple[str, ...] = ("active", "reducing", "halted")
 GRADE_SEVERITY: Mapping[str, Severity] = {
     SignalGrade.STRONG: Severity.MEDIUM,
     SignalGrade.MEDIUM: Severity.LOW,
@@ -83,6 +101,8 @@ class Alert:
     kind: str
     ts: float
     dedup_key: tuple[str, ...] | None
+    clears: tuple[tuple[str, ...], ...] = ()
+    """Dedup keys this alert ends (a recovery, a new state): forgotten by every channel."""
     ref_id: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
 
@@ -153,6 +173,7 @@ class AlertBuilder:
         link: str,
         ref_id: str | None = None,
         ts: float | None = None,
+        clears: tuple[tuple[str, ...], ...] = (),
         **fields: Any,
     ) -> Alert:
         prio = priority_of(severity)
@@ -177,6 +198,7 @@ class AlertBuilder:
             kind=kind,
             ts=when,
             dedup_key=dedup_key,
+            clears=clears,
             ref_id=ref_id,
             fields={**common, **fields},
         )
@@ -314,6 +336,11 @@ class AlertBuilder:
                 reason=r.reason,
             )
         key = None if r.kind == "rejected" else (r.exchange, r.symbol, f"risk_{r.kind}", r.state)
+        clears: tuple[tuple[str, ...], ...] = ()
+        if r.kind == "state_change":  # halted -> active -> halted again: told again
+            clears = tuple(
+                (r.exchange, r.symbol, "risk_state_change", s) for s in RISK_STATES if s != r.state
+            )
         return self._alert(
             r,
             event_type="risk",
@@ -321,6 +348,7 @@ class AlertBuilder:
             severity=severity,
             kind=f"risk_{r.kind}",
             dedup_key=key,
+            clears=clears,
             link=self.link("/api/v1/status"),
             ref_id=r.client_order_id,
             state=r.state,
@@ -332,6 +360,7 @@ class AlertBuilder:
     def _notice(self, n: Notice) -> Alert:
         by_code = NOTICE_CODE_SEVERITY.get(n.code, Severity.LOW)
         by_level = NOTICE_LEVEL_SEVERITY.get(n.level, Severity.MEDIUM)
+        ended = NOTICE_ENDS.get(n.code)
         return self._alert(
             n,
             event_type="notice",
@@ -339,6 +368,7 @@ class AlertBuilder:
             severity=max(by_code, by_level, key=lambda s: s.rank),
             kind=n.code,
             dedup_key=(n.exchange, n.symbol, f"notice:{n.code}"),
+            clears=((n.exchange, n.symbol, f"notice:{ended}"),) if ended else (),
             link=self.link("/api/v1/status"),
             code=n.code,
             message=n.message,
@@ -352,7 +382,9 @@ class AlertBuilder:
             category="system",
             severity=Severity.HIGH,
             kind="feed_down",
-            dedup_key=(status.exchange, status.symbol, f"feed_down:{status.channel}"),
+            # FeedWatch reports each down period once; a dedup key would hide the next period
+            # after a recovery (the last message would say "recovered" while the feed is down)
+            dedup_key=None,
             link=self.link("/api/v1/feeds"),
             feed=feed_name(status),
             ts=since,

@@ -14,7 +14,7 @@ from cryptomon.events import Severity
 from cryptomon.notify.alerts import Alert
 from cryptomon.notify.delivery import AppriseSender
 from cryptomon.notify.ratelimit import Deduper, QuietHours, TokenBucket
-from cryptomon.notify.templates import Format, Rendered, format_for, scheme_of
+from cryptomon.notify.templates import Format, Rendered, format_for, plugin_formats, scheme_of
 
 ROUTING_FIELDS = frozenset(
     {
@@ -65,7 +65,9 @@ class ChannelState:
         """(Re)configure routing, format, bucket and quiet hours from ``cfg``."""
         self.cfg = cfg
         self.name = cfg.name
-        self.format: Format = format_for(cfg.url.get_secret_value(), cfg.format)
+        self.format: Format = format_for(
+            cfg.url.get_secret_value(), cfg.format, plugin_formats(self.sender.plugin)
+        )
         self.min_rank = Severity(cfg.min_severity).rank
         self.kinds = None if cfg.kinds is None else frozenset(cfg.kinds)
         self.exchanges = None if cfg.exchanges is None else frozenset(cfg.exchanges)

@@ -37,6 +37,8 @@ log = structlog.get_logger()
 BODY_FORMATS: Mapping[str, str] = {"markdown": "MARKDOWN", "text": "TEXT"}
 NOTIFY_TYPES: Mapping[str, str] = {"P0": "FAILURE", "P1": "WARNING", "P2": "INFO"}
 _SPLIT = re.compile(r"[/:@?&=,]+")
+MIN_SPLIT_BODY = 1000
+"""Services whose messages hold fewer characters (SMS) truncate a long message, not split it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,13 @@ class AppriseSender:
         plugin.request_rate_per_sec = 0
         # A long digest must arrive whole: split it at the service's size limit (Telegram 4096)
         # instead of letting the service reject it, unless the URL chose its own ?overflow=.
+        # Not on SMS-sized services (160 characters): there a split turns each alert into
+        # several texts and one digest into dozens, outside the rate limit; one truncated
+        # message each (the title first) instead.
         if "overflow=" not in url:
-            plugin.overflow_mode = apprise.common.OverflowMode.SPLIT
+            small = int(plugin.body_maxlen) < MIN_SPLIT_BODY
+            mode = apprise.common.OverflowMode
+            plugin.overflow_mode = mode.TRUNCATE if small else mode.SPLIT
         self.plugin = plugin
         # apprise reports why a send failed through its logger; a logger quieter than WARNING
         # (e.g. --log-level ERROR) would leave our error text empty.

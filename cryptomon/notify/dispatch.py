@@ -118,8 +118,10 @@ class Dispatcher:
         )
         err = "" if result.ok else f"digest not delivered: {result.error}"
         status = "digested" if result.ok else "failed"  # a dead channel's digest failed
-        for alert, r in msg.digest:
-            self.records.alert(ch.name, alert, status, r.title, r.body, error=err)
+        for alert, r in msg.digest:  # a failed digest is logged once, below, not per alert
+            self.records.alert(
+                ch.name, alert, status, r.title, r.body, error=err, log_failure=False
+            )
         if not result.ok:
             log.error("notify.digest_failed", channel=ch.name, items=len(msg.digest), error=err)
 

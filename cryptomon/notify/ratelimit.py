@@ -71,6 +71,10 @@ class Deduper:
         self._seen[key] = (now, rank)
         return True
 
+    def forget(self, key: tuple[str, ...]) -> None:
+        """The condition ``key`` reported has ended: its next alert passes."""
+        self._seen.pop(key, None)
+
     def prune(self, now: float) -> None:
         """Forget keys whose window has passed (keeps memory bounded by active keys)."""
         old = [k for k, (t, _) in self._seen.items() if now - t >= self.window_s]

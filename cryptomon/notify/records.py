@@ -34,7 +34,9 @@ class Recorder:
         *,
         error: str = "",
         attempts: int = 0,
+        log_failure: bool = True,
     ) -> None:
+        """``log_failure=False``: the caller logs the failure once for many alerts (a digest)."""
         self.publish(
             channel=channel,
             status=status,
@@ -48,6 +50,7 @@ class Recorder:
             exchange=alert.exchange,
             symbol=alert.symbol,
             ts=alert.ts,
+            log_failure=log_failure,
         )
 
     def publish(
@@ -65,9 +68,10 @@ class Recorder:
         exchange: str,
         symbol: str,
         ts: float,
+        log_failure: bool = True,
     ) -> None:
         self.counts[(channel, status)] += 1
-        if status == "failed":
+        if status == "failed" and log_failure:
             log.error("notify.failed", channel=channel, event_type=event_type, error=error)
         self.hub.publish(
             NotificationRecord(

@@ -191,6 +191,9 @@ class NotificationRouter:
         Cheap checks first; rendering happens once per format, and suppressed alerts are
         recorded with their title only."""
         now_m, now = self.clock.monotonic(), self.clock.time()
+        for key in alert.clears:  # in every channel, whether or not this alert reaches it
+            for ch in self.channels.values():
+                ch.dedup.forget(key)
         rendered: dict[str, Rendered] = {}
         title = dup_why = ""
         for ch in self.channels.values():
@@ -236,13 +239,17 @@ class NotificationRouter:
 
     def tick(self) -> None:
         """Report feeds down long enough; flush due digests that have a token (not during the
-        channel's quiet hours)."""
+        channel's quiet hours, unless the digest holds a P0: those pass quiet hours)."""
         now_m, now = self.clock.monotonic(), self.clock.time()
         for status, since, down_for in self.feeds.due(now_m):
             self.route(self.builder.feed_down(status, since, since + down_for))
         for ch in self.channels.values():
             due = ch.digest_due
-            quiet = ch.quiet is not None and ch.quiet.active(now)  # held until quiet hours end
+            quiet = (  # held until quiet hours end, unless criticals are waiting in it
+                ch.quiet is not None
+                and ch.quiet.active(now)
+                and not any(a.priority == "P0" for a, _ in ch.digest)
+            )
             ready = ch.digest and due is not None and now_m >= due and not quiet
             if ready and self._digest_token(ch, now_m):
                 self.dispatch.flush_digest(ch)

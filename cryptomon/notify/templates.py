@@ -12,8 +12,12 @@ Which format a channel gets with ``format: auto`` comes from the URL scheme thro
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 import structlog
@@ -199,11 +203,31 @@ def scheme_of(url: str) -> str:
     return url.partition("://")[0].lower()
 
 
-def format_for(url: str, configured: str = "auto") -> Format:
-    """The body format of a channel: its configured one, or by URL scheme for ``auto``."""
+def format_for(
+    url: str, configured: str = "auto", plugin_formats: Iterable[str] | None = None
+) -> Format:
+    """The body format of a channel: its configured one, or by URL scheme for ``auto``.
+
+    ``plugin_formats`` are the formats the channel's apprise plugin takes (its
+    ``notify_format``): one that takes neither Markdown nor HTML gets plain text even for a
+    chat scheme, since apprise would hand the Markdown over as it is (WeCom's bot sends a text
+    message: the reader saw ``**Market:**`` and ``price\\_change``)."""
     if configured in ("markdown", "text"):
         return configured  # type: ignore[return-value]
-    return SCHEME_FORMATS.get(scheme_of(url), DEFAULT_FORMAT)
+    fmt = SCHEME_FORMATS.get(scheme_of(url), DEFAULT_FORMAT)
+    takes = None if plugin_formats is None else {str(f).lower() for f in plugin_formats}
+    if fmt == "markdown" and takes is not None and not {"markdown", "html"} & takes:
+        return "text"
+    return fmt
+
+
+def plugin_formats(plugin: Any) -> list[str]:
+    """The body formats an apprise plugin takes (``notify_format``: one value or a tuple)."""
+    formats = getattr(plugin, "notify_format", None)
+    if formats is None:
+        return []
+    items = formats if isinstance(formats, tuple | list | set | frozenset) else (formats,)
+    return [str(getattr(f, "value", f)) for f in items]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +235,61 @@ class Rendered:
     title: str
     body: str
     summary: str
+
+
+def plain_number(value: float | Decimal, spec: str = "") -> str:
+    """A number as people read it, never in exponent notation: ``1.23457e+06`` (a whale's
+    notional through ``:g``) becomes ``1234568``, a Decimal ``1E-8`` becomes ``0.00000001``
+    and ``65000.10000000`` becomes ``65000.1``. ``spec`` is ``""`` or ``"g"``."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        return format(value.normalize(), "f")
+    if not math.isfinite(value):
+        return str(value)
+    text = f"{value:.6g}" if spec == "g" else repr(value)
+    if "e" not in text:
+        return text
+    if spec == "g" and abs(value) >= 1:
+        return f"{value:.0f}"
+    return format(Decimal(text), "f")
+
+
+class _PlainFormatter(string.Formatter):
+    """``str.format`` whose numbers never come out in exponent notation (:func:`plain_number`)
+    for an empty or ``g`` spec; every other spec (``.2f``, ``,.0f``, ...) is Python's own."""
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if format_spec in ("", "g") and isinstance(value, float | Decimal):
+            return plain_number(value, format_spec)
+        return format(value, format_spec)
+
+
+_FORMATTER = _PlainFormatter()
+
+
+def _fmt(template: str, fields: Mapping[str, Any]) -> str:
+    return _FORMATTER.vformat(template, (), fields)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
+_NOT_ESCAPED = frozenset({"link"})
+"""A URL is written as the link's destination, not as text."""
+
+
+def md_escape(text: str) -> str:
+    """``text`` as literal CommonMark: ``__init__``, ``RSI*2`` or ``[15m]`` in a reason or a
+    message stay as written instead of turning into emphasis or links (apprise converts the
+    escapes to each chat service's own markup)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _md_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields with every text value escaped for Markdown (numbers keep their type)."""
+    return {
+        k: md_escape(v) if isinstance(v, str) and k not in _NOT_ESCAPED else v
+        for k, v in fields.items()
+    }
 
 
 class Renderer:
@@ -228,25 +307,27 @@ class Renderer:
         title_ov = self._overrides.get(event_type, (None, None))[0]
         if title_ov:
             try:
-                return title_ov.format_map(fields)
-            except (ValueError, TypeError, KeyError):
+                return _fmt(title_ov, fields)
+            except (ValueError, TypeError, KeyError, IndexError):
                 pass  # render() logs it
-        return DEFAULTS[event_type].title.format_map(_Lenient(fields))
+        return _fmt(DEFAULTS[event_type].title, _Lenient(fields))
 
     def render(self, event_type: str, fields: Mapping[str, Any], fmt: Format) -> Rendered:
         tpl = DEFAULTS[event_type]
         title_ov, body_ov = self._overrides.get(event_type, (None, None))
-        summary = tpl.summary.format_map(_Lenient(fields))
+        # titles are plain text everywhere; Markdown bodies (and digest lines) get escaped text
+        text = _md_fields(fields) if fmt == "markdown" else fields
+        summary = _fmt(tpl.summary, _Lenient(text))
         title = body = None
         try:  # overrides were checked at load; a None field may still not take a format spec
-            title = title_ov.format_map(fields) if title_ov else None
-            body = body_ov.format_map(fields) if body_ov else None
-        except (ValueError, TypeError, KeyError) as exc:
+            title = _fmt(title_ov, fields) if title_ov else None
+            body = _fmt(body_ov, text) if body_ov else None
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
             log.warning("notify.template_failed", event_type=event_type, error=str(exc))
         if title is None:
-            title = tpl.title.format_map(_Lenient(fields))
+            title = _fmt(tpl.title, _Lenient(fields))
         if body is None:
-            body = _body(tpl.lines, fields, fmt)
+            body = _body(tpl.lines, text, fmt)
         return Rendered(title=title, body=body, summary=summary)
 
 
@@ -260,7 +341,7 @@ class _Lenient(dict[str, Any]):
 def _body(lines: Sequence[tuple[str, str]], fields: Mapping[str, Any], fmt: Format) -> str:
     out: list[str] = []
     for label, value_tpl in lines:
-        value = value_tpl.format_map(_Lenient(fields)).strip()
+        value = _fmt(value_tpl, _Lenient(fields)).strip()
         if not value or value in ("None", "None None"):
             continue
         out.append(f"**{label}:** {value}" if fmt == "markdown" else f"{label}: {value}")
@@ -278,7 +359,9 @@ def render_digest(
     head = f"{len(items)} alerts were collapsed into this digest over up to {window_s:g}s:"
     lines = [f"**{head}**" if fmt == "markdown" else head]
     bullet = "- " if fmt == "markdown" else "* "
+    esc = md_escape if fmt == "markdown" else str
     lines.extend(
-        f"{bullet}[{prio}] {when} {market}: {r.summary}" for prio, when, market, r in items
+        f"{bullet}{esc(f'[{prio}]')} {when} {esc(market)}: {r.summary}"
+        for prio, when, market, r in items
     )
     return title, "\n".join(lines)

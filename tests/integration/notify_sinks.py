@@ -16,7 +16,8 @@ from aiosmtpd.controller import Controller
 
 
 class HttpSink:
-    """apprise ``json://`` target; ``fail_next`` answers that many requests with HTTP 500."""
+    """apprise ``json://`` target (form posts too); ``fail_next`` answers that many requests
+    with HTTP 500."""
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
@@ -28,7 +29,10 @@ class HttpSink:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1
-        payload = await request.json()
+        if request.content_type == "application/x-www-form-urlencoded":  # e.g. Twilio's API
+            payload: dict[str, Any] = dict(await request.post())
+        else:
+            payload = await request.json()
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.json_response({"error": "try later"}, status=500)

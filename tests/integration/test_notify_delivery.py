@@ -166,3 +166,81 @@ async def test_errors_and_logs_never_contain_url_credentials() -> None:
     assert "supersecretpw" not in repr(logs)
     assert "supersecretpw" not in run.by("c", "failed")[0].error
     assert "supersecretpw" not in repr(listed)
+
+
+@pytest.mark.asyncio
+async def test_markdown_characters_in_reasons_reach_telegram_as_written(web_sink: HttpSink) -> None:
+    """Reasons and messages with Markdown characters (``RSI*2``, ``[15m]``, ``__init__``) reach
+    Telegram (apprise's real plugin, its API served by the local sink) escaped, so they read as
+    written instead of turning into italics, bold or links; the message link stays a link."""
+    url = "tgram://123456789:AAF-notARealToken/-100200300"
+    async with running_router([{"name": "tg", "url": url}], dedup_window_s=0) as run:
+        plugin = run.router.channels["tg"].sender.plugin
+        plugin.notify_url = f"http://127.0.0.1:{web_sink.port}/bot"  # Telegram's API, here
+        run.hub.publish(anomaly(kind="price_change", reasons=("RSI*2 > 70 on *4h* [15m]",)))
+        run.hub.publish(
+            Notice(
+                exchange="",
+                symbol="",
+                ts=T0,
+                ts_recv=T0,
+                code="db_unreachable",
+                level="error",
+                message="__init__ of store_writer failed",
+            )
+        )
+        await wait_until(lambda: len(run.by("tg", "sent")) == 2)
+    texts = sorted(m["text"] for m in web_sink.messages)
+    assert [m["parse_mode"] for m in web_sink.messages] == ["MARKDOWN", "MARKDOWN"]
+    anomaly_text = next(t for t in texts if "price" in t)
+    notice_text = next(t for t in texts if "store" in t)
+    # Telegram's (legacy) Markdown shows \* \_ \[ as the character itself
+    assert r"RSI\*2 > 70 on \*4h\* \[15m\]" in anomaly_text
+    assert r"*Kind:* price\_change" in anomaly_text
+    assert "[Open in cryptomon](http://127.0.0.1:8080/api/v1/anomalies?" in anomaly_text
+    assert r"\_\_init\_\_ of store\_writer failed" in notice_text
+
+
+@pytest.mark.asyncio
+async def test_sms_gets_one_text_per_alert_and_per_digest(web_sink: HttpSink) -> None:
+    """An SMS channel (apprise's real Twilio plugin, its API served by the local sink) gets one
+    text per alert and one per digest, truncated at 160 characters with the title first,
+    never split into several texts; a Telegram channel still splits a long digest."""
+    sms = "twilio://AC" + "a" * 32 + ":" + "b" * 32 + "@15551234567/15557654321"
+    tg = "tgram://123456789:AAF-notARealToken/-100200300"
+    channels = [
+        {"name": "sms", "url": sms, "rate_limit_per_min": 1, "digest_interval_s": 60},
+        {"name": "tg", "url": tg, "min_severity": "critical"},  # built, sent nothing
+    ]
+    async with running_router(channels, dedup_window_s=0) as run:
+        plugin = run.router.channels["sms"].sender.plugin
+        plugin.notify_sms_url = f"http://127.0.0.1:{web_sink.port}/twilio/{{sid}}/Messages.json"
+        for i in range(40):
+            run.hub.publish(anomaly(symbol=f"COIN{i}-USDT", ts=run.clock.time()))
+        await wait_until(lambda: len(run.by("sms", "sent")) == 1)
+        run.clock.advance(61)
+        await wait_until(lambda: len(run.by("sms", "digested")) == 39)
+        assert run.router.channels["tg"].sender.plugin.overflow_mode == "split"
+    texts = [m["Body"] for m in web_sink.messages]
+    assert len(texts) == 2
+    assert texts[0].startswith("[P1] binance COIN0-USDT: volume anomaly (high)")
+    assert texts[1].startswith("[digest] 39 alerts for sms (rate limit reached)")
+    assert all(len(t) <= 160 for t in texts)
+
+
+@pytest.mark.asyncio
+async def test_wecom_bot_gets_plain_text_it_can_show(web_sink: HttpSink) -> None:
+    """A WeCom bot (apprise's real plugin, its API served by the local sink) sends text
+    messages: format auto gives it plain text, not Markdown it would show as ``**Kind:**``."""
+    async with running_router([{"name": "wecom", "url": "wecombot://botkey1234567"}]) as run:
+        run.router.channels["wecom"].sender.plugin.api_url = web_sink.url("wecom").replace(
+            "json://", "http://"
+        )
+        run.hub.publish(anomaly(kind="price_change", reasons=("RSI*2 [15m]",)))
+        await wait_until(lambda: len(run.by("wecom", "sent")) == 1)
+        assert run.router.channels_redacted()[0]["format"] == "text"
+    content = web_sink.messages[0]["text"]["content"]
+    assert "Kind: price_change" in content
+    assert "Reasons: RSI*2 [15m]" in content
+    assert "**" not in content
+    assert "\\" not in content

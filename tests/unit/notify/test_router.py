@@ -11,7 +11,15 @@ import pytest
 from structlog.testing import capture_logs
 
 from cryptomon.errors import ConfigError
-from cryptomon.events import FeedStatus, OrderIntent, OrderState, OrderUpdate, RiskEvent, Severity
+from cryptomon.events import (
+    FeedStatus,
+    Notice,
+    OrderIntent,
+    OrderState,
+    OrderUpdate,
+    RiskEvent,
+    Severity,
+)
 from cryptomon.notify.router import UnknownChannelError
 from tests.unit.notify.factories import T0, anomaly, running_router
 from tests.unit.notify.inbox import Inbox
@@ -330,7 +338,8 @@ async def test_critical_flood_has_its_own_budget_then_is_digested_on_time(
 
 @pytest.mark.asyncio
 async def test_a_dead_channel_digest_records_its_alerts_as_failed(inbox: Inbox) -> None:
-    """A digest the channel refuses: the digest and each of its alerts are recorded failed."""
+    """A digest the channel refuses: the digest and each of its alerts are recorded failed,
+    and logged once, not once per alert."""
     inbox.fail_always = True
     channel = {
         "name": "dead",
@@ -341,13 +350,104 @@ async def test_a_dead_channel_digest_records_its_alerts_as_failed(inbox: Inbox) 
     async with running_router(
         transport=inbox.transport, channels=[channel], dedup_window_s=0, retries=0
     ) as run:
-        for i in range(4):
-            run.hub.publish(anomaly(symbol=f"C{i}-USDT", ts=run.clock.time()))
-        await run.hub.join()
-        await wait_until(lambda: len(run.by("dead", "failed")) == 1, message="single failed")
-        run.clock.advance(61)
-        await wait_until(lambda: len(run.by("dead", "failed")) == 5, message="digest failed")
+        with capture_logs() as logs:
+            for i in range(4):
+                run.hub.publish(anomaly(symbol=f"C{i}-USDT", ts=run.clock.time()))
+            await run.hub.join()
+            await wait_until(lambda: len(run.by("dead", "failed")) == 1, message="single failed")
+            run.clock.advance(61)
+            await wait_until(lambda: len(run.by("dead", "failed")) == 5, message="digest failed")
+    errors = [e["event"] for e in logs if e["log_level"] == "error"]
+    # the single alert and the digest, once each; not one line per alert in the digest
+    assert sorted(errors) == ["notify.digest_failed", "notify.failed", "notify.failed"]
     failed = run.by("dead", "failed")
     assert [r.event_type for r in failed].count("digest") == 1
     assert all("digest not delivered" in r.error for r in failed[1:] if r.event_type != "digest")
     assert run.by("dead", "digested") == []
+
+
+@pytest.mark.asyncio
+async def test_feed_down_again_after_its_recovery_is_reported_within_dedup_window(
+    inbox: Inbox,
+) -> None:
+    """A feed that recovers and goes down again for good is reported down again, even inside
+    dedup_window_s: the last message must never be a recovery while the feed is down."""
+    async with running_router(
+        transport=inbox.transport,
+        channels=[_ch("ops", inbox)],
+        feed_down_after_s=60,
+        dedup_window_s=300,
+    ) as run:
+
+        async def advance(seconds: int) -> None:
+            for _ in range(seconds // 30):
+                run.clock.advance(30)
+                await wait_until(lambda: run.clock.sleepers > 0)
+
+        run.hub.publish(_feed("stale", run.clock.time()))
+        await run.hub.join()
+        await advance(90)
+        await wait_until(lambda: len(inbox.messages) == 1)
+        run.hub.publish(_feed("live", run.clock.time()))
+        await wait_until(lambda: len(inbox.messages) == 2)
+        run.hub.publish(_feed("stale", run.clock.time()))  # down again, and stays down
+        await run.hub.join()
+        await advance(90)
+        await wait_until(lambda: len(inbox.messages) == 3, message="the second feed down")
+    assert inbox.titles() == [
+        "[P1] feed down: binance BTC-USDT trades",
+        "[P2] feed recovered: binance BTC-USDT trades",
+        "[P1] feed down: binance BTC-USDT trades",
+    ]
+    assert run.by("ops", "suppressed") == []
+
+
+@pytest.mark.asyncio
+async def test_criticals_digested_in_quiet_hours_go_out_when_due(inbox: Inbox) -> None:
+    """Quiet hours let P0 through: criticals beyond the budget at night are in a digest sent
+    when its interval ends, not held until the morning."""
+    channel = _ch(
+        "ops", inbox, rate_limit_per_min=1, digest_interval_s=60, quiet_hours="22:00-07:00"
+    )
+    async with running_router(transport=inbox.transport, channels=[channel]) as run:
+        for i in range(3):  # T0 = 22:13:20 UTC: quiet
+            run.hub.publish(anomaly(symbol=f"C{i}-USDT", severity=Severity.CRITICAL))
+        await wait_until(lambda: len(inbox.messages) == 1)
+        await run.hub.join()
+        assert run.router.stats()["digest_pending"]["ops"] == 2
+        run.clock.advance(61)
+        await wait_until(lambda: len(inbox.messages) == 2, message="the critical digest")
+    assert inbox.titles()[1] == "[digest] 2 alerts for ops (rate limit reached)"
+    assert inbox.messages[1]["type"] == "failure"  # sent as P0
+
+
+def _notice(code: str, level: str, ts: float) -> Notice:
+    return Notice(exchange="", symbol="", ts=ts, ts_recv=ts, code=code, message=code, level=level)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_condition_that_ends_and_starts_again_is_told_again(inbox: Inbox) -> None:
+    """Database outage, lost trading lease and a halted risk state that end and start again
+    inside dedup_window_s are told each time, with their ends (P2) in between."""
+    async with running_router(
+        transport=inbox.transport,
+        channels=[_ch("ops", inbox, rate_limit_per_min=600)],
+        dedup_window_s=300,
+    ) as run:
+        now = run.clock.time()
+        risk = {"exchange": "", "symbol": "", "ts": now, "ts_recv": now, "reason": "r"}
+        for _ in range(2):
+            run.hub.publish(_notice("db_unreachable", "error", now))
+            run.hub.publish(_notice("db_recovered", "info", now))
+            run.hub.publish(_notice("trading_lease", "critical", now))
+            run.hub.publish(_notice("trading_lease", "info", now))
+            run.hub.publish(RiskEvent(**risk, kind="state_change", state="halted"))
+            run.hub.publish(RiskEvent(**risk, kind="state_change", state="active"))
+        await run.hub.join()
+        await wait_until(lambda: len(run.by("ops", "sent")) == 12)
+    assert run.by("ops", "suppressed") == []
+    sent = [(r.priority, r.title) for r in run.by("ops", "sent")]
+    assert sent.count(("P1", "[P1] cryptomon: db_unreachable")) == 2
+    assert sent.count(("P2", "[P2] cryptomon: db_recovered")) == 2
+    assert sent.count(("P0", "[P0] cryptomon: trading_lease")) == 2
+    assert sent.count(("P1", "[P1] risk risk_state_change: r")) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from cryptomon.notify.alerts import AlertBuilder
@@ -13,6 +15,7 @@ from cryptomon.notify.templates import (
     format_for,
     render_digest,
 )
+from tests import stubs
 from tests.unit.notify.factories import anomaly
 
 
@@ -112,3 +115,54 @@ def test_digest_lists_every_item() -> None:
     lines = body.splitlines()
     assert len(lines) == 31
     assert lines[1] == "* [P1] 2023-11-14T22:13:20Z binance C0-USDT: volume 7.5 vs 3 (high)"
+
+
+def test_numbers_never_render_in_exponent_notation() -> None:
+    """A whale's notional, a tiny price and venue Decimals read as plain numbers, in the
+    built-in templates and in overrides without a format spec; explicit specs are kept."""
+    b = AlertBuilder(api_base_url="http://h:1")
+    whale = b.build(anomaly(kind="whale", value=1_234_567.89, threshold=1_000_000.0))
+    tiny = b.build(anomaly(kind="ma_deviation", value=0.0000123, threshold=0.00001))
+    fill = b.build(
+        stubs.fill(amount=Decimal("1E-8"), price=Decimal("65000.10000000"), fee=Decimal("0E-8"))
+    )
+    assert whale is not None
+    assert tiny is not None
+    assert fill is not None
+    r = Renderer({"fill": {"body": "{amount} at {price:.2f}"}})
+    w = r.render("anomaly", whale.fields, "text")
+    assert "Value: 1234568 vs threshold 1000000" in w.body
+    assert w.summary == "whale 1234568 vs 1000000 (high)"
+    assert "Value: 0.0000123 vs threshold 0.00001" in r.render("anomaly", tiny.fields, "text").body
+    f = r.render("fill", fill.fields, "text")
+    assert f.title == "[P2] binance BTC-USDT: buy 0.00000001 @ 65000.1"
+    assert f.body == "0.00000001 at 65000.10"
+    assert f.summary == "fill buy 0.00000001 @ 65000.1"
+    assert "Fee: 0 BNB" in Renderer().render("fill", fill.fields, "text").body
+
+
+def test_markdown_escapes_text_fields_but_not_titles_links_or_text_bodies() -> None:
+    """Markdown bodies and digest lines escape ``*``/``_``/``[`` in text fields; titles, the
+    link and plain-text bodies show the text unchanged."""
+    alert = AlertBuilder(api_base_url="http://h:1").build(
+        anomaly(kind="price_change", reasons=("a*b [1m] c_d",))
+    )
+    assert alert is not None
+    r = Renderer()
+    md = r.render("anomaly", alert.fields, "markdown")
+    tx = r.render("anomaly", alert.fields, "text")
+    assert md.title == tx.title == "[P1] binance BTC-USDT: price_change anomaly (high)"
+    assert r"**Reasons:** a\*b \[1m\] c\_d" in md.body
+    assert "kind=price_change)" in md.body
+    assert "Reasons: a*b [1m] c_d" in tx.body
+    _, body = render_digest("ops", [("P1", "t", "binance BTC-USDT", md)], "markdown", 60)
+    assert body.splitlines()[1] == r"- \[P1\] t binance BTC-USDT: price\_change 7.5 vs 3 (high)"
+
+
+def test_auto_format_is_text_when_the_apprise_plugin_takes_no_markdown() -> None:
+    """A chat scheme whose apprise plugin takes only text (WeCom's bot, Gotify without
+    ?format=markdown) gets plain text; plugins that take Markdown or HTML keep Markdown."""
+    assert format_for("wecombot://key", "auto", ["text"]) == "text"
+    assert format_for("gotify://h/t", "auto", ["markdown"]) == "markdown"
+    assert format_for("tgram://1:a/2", "auto", ["html", "markdown"]) == "markdown"
+    assert format_for("wecombot://key", "markdown", ["text"]) == "markdown"  # configured wins
