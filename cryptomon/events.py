@@ -343,6 +343,9 @@ class Notice(Event):
     code: str
     message: str
     level: Literal["info", "warning", "error", "critical"] = "info"
+    # what the notice is about within its code (a resource: ``rss_bytes``); notifications
+    # deduplicate per code and subject, so one resource's alert never hides another's
+    subject: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

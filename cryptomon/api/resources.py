@@ -131,12 +131,12 @@ class ResourceMonitor:
                 self.crossed.add(lim.key)
                 self.alerts += 1
                 side = "below" if lim.floor else "above"
-                self._notice("warning", f"{lim.key} {shown:,.1f} is {side} {bound:,.1f}")
+                self._notice(lim.key, "warning", f"{lim.key} {shown:,.1f} is {side} {bound:,.1f}")
             elif not lim.crossed(value) and lim.key in self.crossed:
                 self.crossed.discard(lim.key)
-                self._notice("info", f"{lim.key} {shown:,.1f} is back within {bound:,.1f}")
+                self._notice(lim.key, "info", f"{lim.key} {shown:,.1f} is back within {bound:,.1f}")
 
-    def _notice(self, level: Literal["info", "warning"], message: str) -> None:
+    def _notice(self, resource: str, level: Literal["info", "warning"], message: str) -> None:
         now = self.clock.time()
         log.warning("resources.threshold", message=message, level=level)
         self.hub.publish(
@@ -148,6 +148,7 @@ class ResourceMonitor:
                 code="resource_threshold",
                 message=message,
                 level=level,
+                subject=resource,
             )
         )
 

@@ -63,6 +63,7 @@ NOTICE_CODE_SEVERITY: Mapping[str, Severity] = {
     "db_recovered": Severity.MEDIUM,
     "venue_clock_ok": Severity.MEDIUM,
     "trading_lease": Severity.MEDIUM,
+    "resource_threshold": Severity.MEDIUM,  # a warning, and its end: back within the bound
 }
 _NOTICE_PAIRS = (
     ("db_unreachable", "db_recovered"),
@@ -360,15 +361,14 @@ class AlertBuilder:
     def _notice(self, n: Notice) -> Alert:
         by_code = NOTICE_CODE_SEVERITY.get(n.code, Severity.LOW)
         by_level = NOTICE_LEVEL_SEVERITY.get(n.level, Severity.MEDIUM)
-        ended = NOTICE_ENDS.get(n.code)
         return self._alert(
             n,
             event_type="notice",
             category="system",
             severity=max(by_code, by_level, key=lambda s: s.rank),
             kind=n.code,
-            dedup_key=(n.exchange, n.symbol, f"notice:{n.code}"),
-            clears=((n.exchange, n.symbol, f"notice:{ended}"),) if ended else (),
+            dedup_key=(n.exchange, n.symbol, f"notice:{n.code}", n.subject, n.level),
+            clears=_notice_clears(n),
             link=self.link("/api/v1/status"),
             code=n.code,
             message=n.message,
@@ -408,3 +408,23 @@ class AlertBuilder:
             channel=status.channel,
             down_for_s=now - since,
         )
+
+
+NOTICE_LEVELS: tuple[str, ...] = ("info", "warning", "error", "critical")
+
+
+def _notice_clears(n: Notice) -> tuple[tuple[str, ...], ...]:
+    """The dedup keys a notice ends: its code's counterpart (an outage's recovery), and the
+    same code and subject at another level (a resource back within its bound ends its
+    warning, so the next crossing is told again)."""
+    keys: list[tuple[str, ...]] = [
+        (n.exchange, n.symbol, f"notice:{n.code}", n.subject, level)
+        for level in NOTICE_LEVELS
+        if level != n.level
+    ]
+    ended = NOTICE_ENDS.get(n.code)
+    if ended is not None and ended != n.code:
+        keys += [
+            (n.exchange, n.symbol, f"notice:{ended}", n.subject, level) for level in NOTICE_LEVELS
+        ]
+    return tuple(keys)

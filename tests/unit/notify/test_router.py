@@ -451,3 +451,44 @@ async def test_condition_that_ends_and_starts_again_is_told_again(inbox: Inbox) 
     assert sent.count(("P2", "[P2] cryptomon: db_recovered")) == 2
     assert sent.count(("P0", "[P0] cryptomon: trading_lease")) == 2
     assert sent.count(("P1", "[P1] risk risk_state_change: r")) == 2
+
+
+@pytest.mark.asyncio
+async def test_resource_notices_are_deduplicated_per_resource(inbox: Inbox) -> None:
+    """Resource thresholds share one notice code: RSS above its bound, then the free disk
+    below its own within dedup_window_s, are both told (the second was suppressed as the
+    same notice); RSS back within its bound and above it again are told too, while a
+    repeated warning of the same resource stays deduplicated. Every one is P2: the end of a
+    warning reaches the channels told of it (at info it was below the default min_severity)."""
+    async with running_router(
+        transport=inbox.transport,
+        channels=[_ch("ops", inbox, rate_limit_per_min=600)],
+        dedup_window_s=300,
+    ) as run:
+        now = run.clock.time()
+
+        def resource(subject: str, level: str, message: str) -> Notice:
+            return Notice(
+                exchange="",
+                symbol="",
+                ts=now,
+                ts_recv=now,
+                code="resource_threshold",
+                message=message,
+                level=level,  # type: ignore[arg-type]
+                subject=subject,
+            )
+
+        run.hub.publish(resource("rss_bytes", "warning", "rss_bytes 900.0 is above 800.0"))
+        run.hub.publish(resource("disk_free_bytes", "warning", "disk_free_bytes 90 is below 100"))
+        run.hub.publish(resource("rss_bytes", "warning", "rss_bytes 901.0 is above 800.0"))
+        run.hub.publish(resource("rss_bytes", "info", "rss_bytes 700.0 is back within 800.0"))
+        run.hub.publish(resource("rss_bytes", "warning", "rss_bytes 950.0 is above 800.0"))
+        await run.hub.join()
+        await wait_until(lambda: len(run.by("ops")) == 5)
+    bodies = [r.body for r in run.by("ops", "sent")]
+    assert len(bodies) == 4
+    assert {r.priority for r in run.by("ops")} == {"P2"}
+    for told in ("rss_bytes 900.0", "disk_free_bytes 90", "back within", "rss_bytes 950.0"):
+        assert sum(told in b for b in bodies) == 1, (told, bodies)
+    assert len(run.by("ops", "suppressed")) == 1
