@@ -77,6 +77,11 @@ class ChannelState:
         # Criticals (P0) have their own budget of the same size: they never spend the tokens
         # the other alerts and the digest need, and beyond it they are digested too.
         self.critical = _rebuilt(getattr(self, "critical", None), cfg, now)
+        # messages that may wait for the channel (in flight included) before new alerts go to
+        # its digest: both buckets' bursts and one in flight. A healthy channel never has more;
+        # a dead or hung one collects one digest instead of a backlog of single alerts that
+        # would go out one by one, hours stale, when it comes back
+        self.backlog_cap = 2 * cfg.burst + 1
         self.quiet = QuietHours(cfg.quiet_hours, cfg.quiet_hours_tz) if cfg.quiet_hours else None
 
     def validated_update(self, fields: dict[str, Any]) -> ChannelConfig:
@@ -112,6 +117,10 @@ class ChannelState:
         if alert.exchange and self.exchanges is not None and alert.exchange not in self.exchanges:
             return False
         return not (alert.symbol and self.symbols is not None and alert.symbol not in self.symbols)
+
+    def behind(self) -> bool:
+        """The channel has all the messages it may have waiting (see ``backlog_cap``)."""
+        return self.pending() >= self.backlog_cap
 
     def pending(self) -> int:
         return self.outbox.qsize() + (1 if self.in_flight is not None else 0)

@@ -214,7 +214,7 @@ class NotificationRouter:
                 r = rendered[ch.format] = self.renderer.render(
                     alert.event_type, alert.fields, ch.format
                 )
-            if self._token(ch, alert, now_m):
+            if not ch.behind() and self._token(ch, alert, now_m):
                 ch.outbox.put_nowait(
                     Outgoing(r.title, r.body, alert.priority, alert.event_type, alert)
                 )
@@ -251,6 +251,7 @@ class NotificationRouter:
                 and not any(a.priority == "P0" for a, _ in ch.digest)
             )
             ready = ch.digest and due is not None and now_m >= due and not quiet
+            ready = ready and not ch.behind()  # a channel still catching up: the digest waits
             if ready and self._digest_token(ch, now_m):
                 self.dispatch.flush_digest(ch)
             ch.dedup.prune(now_m)

@@ -492,3 +492,37 @@ async def test_resource_notices_are_deduplicated_per_resource(inbox: Inbox) -> N
     for told in ("rss_bytes 900.0", "disk_free_bytes 90", "back within", "rss_bytes 950.0"):
         assert sum(told in b for b in bodies) == 1, (told, bodies)
     assert len(run.by("ops", "suppressed")) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_hung_channel_collects_a_digest_not_a_backlog(inbox: Inbox) -> None:
+    """A channel that stops answering: at most twice its burst plus the one in flight wait
+    for it; later alerts go to its digest, sent once the channel has caught up. Before, every
+    alert the rate limit let through queued behind the hung one (without bound: 6 a minute,
+    for hours) and went out one by one, stale, when the channel came back."""
+    inbox.hang = True
+    async with running_router(
+        transport=inbox.transport,
+        channels=[_ch("ops", inbox, rate_limit_per_min=6, digest_interval_s=60)],
+        dedup_window_s=0,
+    ) as run:
+        cap = run.router.channels["ops"].backlog_cap
+        assert cap == 13
+        for minute in range(4):  # the bucket refills 6 a minute; 24 alerts in all
+            for i in range(6):
+                sym = f"C{minute * 6 + i}-USDT"
+                run.hub.publish(anomaly(symbol=sym, ts=run.clock.time()))
+            await run.hub.join()
+            run.clock.advance(60)
+            run.router.tick()  # the digest is due, but the channel has not caught up
+        await wait_until(lambda: inbox.waiting == 1, message="the first delivery hangs")
+        assert run.router.stats()["outbox"]["ops"] == cap
+        inbox.release()
+        await wait_until(lambda: len(inbox.messages) == cap, message="the backlog sent")
+        run.clock.advance(60)
+        run.router.tick()
+        await wait_until(lambda: len(inbox.messages) == cap + 1, message="then the digest")
+    digest = inbox.bodies()[-1]
+    assert digest.startswith(f"{24 - cap} alerts were collapsed into this digest")
+    listed = [line.split(" binance ")[1].split(":")[0] for line in digest.splitlines()[1:]]
+    assert listed == [f"C{i}-USDT" for i in range(cap, 24)]
