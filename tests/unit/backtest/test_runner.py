@@ -86,6 +86,21 @@ def test_take_profit_alone_fills_at_its_level() -> None:
     assert (trade.exit_reason, trade.exit_price) == ("take_profit", Decimal(106))
 
 
+@pytest.mark.parametrize("allow_short", [False, True])
+def test_take_profit_fills_at_its_level_with_a_spread(allow_short: bool) -> None:
+    """With a half spread, a candle passing the take-profit exits at the level (106 / 94),
+    not at the candle's extreme less the spread (the level's quote bid a hair below it)."""
+    cfg = quiet(slippage_bps=10.0, allow_short=allow_short)
+    row = (100.0, 100.0, 92.0, 93.0) if allow_short else (100.0, 108.0, 100.0, 107.0)
+    side = "sell" if allow_short else "buy"
+    result = run_with_signals(cfg, [FLAT, row, FLAT], {0: side})
+    [trade] = result.trades
+    entry = Decimal("99.9") if allow_short else Decimal("100.1")
+    assert (trade.exit_reason, trade.entry_price) == ("take_profit", entry)
+    level = Decimal(94) if allow_short else Decimal(106)  # from the entry's mid, 100
+    assert trade.exit_price == level
+
+
 def test_gap_through_the_stop_exits_at_the_open() -> None:
     """A candle opening below the stop exits at the open's quote (a gap), worse than 97."""
     result = run_with_signals(quiet(), [FLAT, (95.0, 96.0, 94.0, 95.0), FLAT], {0: "buy"})
