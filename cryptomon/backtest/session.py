@@ -13,6 +13,7 @@ from typing import Any
 
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.inputs import (
+    FileData,
     cut_trades,
     load_db,
     load_db_trades,
@@ -47,14 +48,12 @@ class BacktestRequest:
 async def load_series(settings: Settings, req: BacktestRequest) -> list[CandleSeries]:
     """The candle series of the request (files, or the configured database)."""
     if req.files:
-        symbol = req.symbols[0] if len(req.symbols) == 1 else None
-        series = [
-            load_file(
-                f, exchange=req.exchange or "binance", symbol=symbol, timeframe=req.timeframe
-            ).series
+        symbol = _file_symbol(req)
+        data = [
+            load_file(f, exchange=req.exchange or "binance", symbol=symbol, timeframe=req.timeframe)
             for f in req.files
         ]
-        return select_range(series, req.start, req.end)
+        return select_range([d.series for d in _wanted(req, data)], req.start, req.end)
     from cryptomon.store.db import Database
 
     db = Database(settings.database)
@@ -77,10 +76,15 @@ async def load_trade_markets(
 ) -> list[tuple[str, str, TradeRows]]:
     """(exchange, symbol, trades) of the request: trade files, or the stored trades."""
     if req.files:
-        symbol = req.symbols[0] if len(req.symbols) == 1 else None
+        symbol = _file_symbol(req)
+        loaded = [
+            load_file(f, exchange=req.exchange or "binance", symbol=symbol) for f in req.files
+        ]
         out = []
-        for f in req.files:
-            data = load_file(f, exchange=req.exchange or "binance", symbol=symbol)
+        wanted = {id(d) for d in _wanted(req, loaded)}
+        for f, data in zip(req.files, loaded, strict=True):
+            if id(data) not in wanted:
+                continue
             if not isinstance(data.trades, TradeRows):
                 raise DataError(f"--trades: {f} holds candles, not trades")
             trades = cut_trades(data.trades, req.start, req.end)
@@ -98,6 +102,34 @@ async def load_trade_markets(
         )
     finally:
         await db.stop()
+
+
+def _file_symbol(req: BacktestRequest) -> str | None:
+    """The market one file is named by ``--symbols`` (one file, one symbol: its name need not
+    tell it); with several files each is named by its file name and ``--symbols`` filters."""
+    return req.symbols[0] if len(req.files) == 1 and len(req.symbols) == 1 else None
+
+
+def _wanted(req: BacktestRequest, data: list[FileData]) -> list[FileData]:
+    """The files of the markets in ``--symbols`` (all without it); a symbol without a file,
+    or two files of one market, is a :class:`DataError`."""
+    markets: dict[tuple[str, str], str] = {}
+    for f, d in zip(req.files, data, strict=True):
+        key = (d.series.exchange, d.series.symbol)
+        if key in markets:
+            raise DataError(
+                f"{markets[key]} and {f} are both {key[0]} {key[1]}; give one file per market"
+            )
+        markets[key] = f
+    if _file_symbol(req) is not None or not req.symbols:
+        return data
+    missing = [s for s in req.symbols if s not in {d.series.symbol for d in data}]
+    if missing:
+        raise DataError(
+            f"--symbols: no file of {', '.join(missing)} among {', '.join(req.files)} "
+            "(the market of each file is read from its name, e.g. ALT_BTC-1m.json)"
+        )
+    return [d for d in data if d.series.symbol in req.symbols]
 
 
 def check_quote(settings: Settings, symbols: list[str]) -> None:

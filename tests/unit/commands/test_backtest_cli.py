@@ -342,3 +342,32 @@ def test_trades_backtest_of_a_trade_file(
     code, _, err = run(capsys, "backtest", str(path), "--trades", "--no-store")
     assert code == 2
     assert "ALT-ETH is quoted in ETH but the paper balance is in USDT" in err
+
+
+def test_symbols_filter_several_files(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path, tmp_path: Path
+) -> None:
+    """With several files, --symbols picks the files of those markets (named by the files);
+    it named every file as its one symbol, so another market's candles ran as ALT-BTC too."""
+    other = tmp_path / "ETH_BTC-1m.json"
+    s = random_walk(1000, seed=3)
+    rows = [
+        [int(s.ts[i] * 1000), s.open[i], s.high[i], s.low[i], s.close[i], s.volume[i]]
+        for i in range(len(s))
+    ]
+    other.write_text(json.dumps(rows))
+    files = (str(candles_file), str(other))
+    args = ("--config", str(config), "--json", "--no-store")
+    code, out, err = run(capsys, "backtest", *files, "--symbols", "ETH/BTC", *args)
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert (doc["params"]["symbols"], doc["summary"]["candles"]) == (["ETH-BTC"], 1000)
+    code, out, err = run(capsys, "backtest", *files, *args)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["params"]["symbols"] == ["ALT-BTC", "ETH-BTC"]
+    code, _, err = run(capsys, "backtest", *files, "--symbols", "DOGE/BTC", *args)
+    assert code == 2
+    assert "--symbols: no file of DOGE-BTC" in err
+    code, _, err = run(capsys, "backtest", str(candles_file), str(candles_file), *args)
+    assert code == 2
+    assert "give one file per market" in err
