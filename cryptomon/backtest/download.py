@@ -10,7 +10,7 @@
   in ccxt) waits the venue's ``Retry-After`` (else a capped backoff) and repeats the request.
 - **Gaps** (expected candles the venue did not have) are reported as time spans.
 
-Trades (``--trades``) are fetched after the newest stored history trade of the market (or
+Trades (``--trades``) are fetched from the newest stored history trade of the market (or
 ``since``), one hour window at a time as Binance requires, and stored with ``source =
 download`` (a live trade of the same id stored by the daemon becomes ``download``). Candles
 are stored as the venue's (``source = exchange``) with ``history`` set. Retention keeps both.
@@ -192,7 +192,9 @@ class Downloader:
     ) -> None:
         """Fetch public trades after the newest stored one (or ``start``) up to ``end``."""
         newest = await trade_span(self.db, exchange=self.name, symbol=symbol, history=True)
-        since_ms = int(max(start, newest + 0.001 if newest is not None else start) * 1000)
+        # from the newest stored trade's millisecond, not after it: an interrupted run may
+        # have stored only some of the trades printed in it (each id is stored once)
+        since_ms = round(max(start, newest if newest is not None else start) * 1000)
         end_ms = int(end * 1000)
         while since_ms < end_ms:
             window = min(since_ms + HOUR_MS - 1, end_ms - 1)
@@ -207,8 +209,13 @@ class Downloader:
             fresh = [t for t in rows or [] if since_ms <= int(t["timestamp"]) <= window]
             if fresh:
                 report.trades += await save_trades(self.db, self._trade_rows(symbol, fresh))
-            full = len(fresh) >= self.limit  # more in this window: continue after the last
-            since_ms = int(fresh[-1]["timestamp"]) + 1 if full else window + 1
+            if len(fresh) >= self.limit:  # more in this window: continue from the last one's
+                # millisecond (the page may have ended amid its trades; the ones stored
+                # already are skipped by id), after it when the whole page was that one
+                last = int(fresh[-1]["timestamp"])
+                since_ms = last if last > since_ms else last + 1
+            else:
+                since_ms = window + 1
             await asyncio.sleep(0)
 
     def _trade_rows(self, symbol: str, trades: list[dict[str, Any]]) -> list[dict[str, Any]]:

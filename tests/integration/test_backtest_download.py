@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from cryptomon.backtest.download import Downloader
+from cryptomon.backtest.download import Downloader, DownloadReport
 from cryptomon.clock import ManualClock
 from cryptomon.config import LiveTradingConfig, StorageConfig
 from cryptomon.sim.exchange import SimExchange
@@ -200,6 +200,53 @@ async def test_downloaded_history_survives_retention(
         ).all()
     assert [tuple(r) for r in trades] == [("download", 180)]
     assert [(src, bool(h), n) for src, h, n in candles] == [("exchange", True, 60)]
+
+
+@pytest.mark.asyncio
+async def test_trades_sharing_a_millisecond_across_pages_and_a_resume(db: Database) -> None:
+    """The three trades of each minute print in one millisecond; pages of four end amid
+    them. Every trade is stored once (the next page started after the last one's
+    millisecond: two of every four were lost), and a resume after a run that stored only
+    part of the last millisecond fetches the rest of it (it resumed after it)."""
+    exchange = SimExchange(MarketModel(["BTC-USDT"], seed=7), clock=ManualClock(time.time()))
+    end = START + 600
+    history = HistoryEndpoints(
+        ["BTCUSDT"],
+        start_ms=int(START * 1000),
+        end_ms=int(end * 1000),
+        max_limit=4,
+        trade_spacing_ms=0,
+    )
+    exchange.add_routes(history.routes())
+    await exchange.start(run=False)
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+
+    async def download() -> int:
+        loader = Downloader(
+            exchange=client, db=db, clock=ManualClock(START), name="binance", limit=4
+        )
+        report = DownloadReport("BTC-USDT")
+        await loader.trades(report, "BTC-USDT", "BTC/USDT", START, end)
+        return report.trades
+
+    async def stored() -> list[str]:
+        async with db.sessionmaker() as s:
+            rows = await s.execute(select(TradeRow.trade_id).order_by(TradeRow.trade_id))
+            return [r[0] for r in rows]
+
+    try:
+        await client.load_markets()
+        assert await download() == 30
+        ids = await stored()
+        assert len(ids) == len(set(ids)) == 30
+        last_minute = sorted(ids, key=int)[-2:]  # the run stopped amid the last millisecond
+        async with db.sessionmaker() as s, s.begin():
+            await s.execute(delete(TradeRow).where(TradeRow.trade_id.in_(last_minute)))
+        assert await download() == 2
+        assert await stored() == ids
+    finally:
+        await client.close()
+        await exchange.stop()
 
 
 def minute(ts: float, *, source: str) -> dict[str, Any]:
