@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.ledger import Ledger
+from cryptomon.backtest.report import monthly_returns
 from cryptomon.backtest.runner import BacktestResult
-from cryptomon.backtest.stats import breakdown, summarize
+from cryptomon.backtest.stats import breakdown, daily_returns, summarize
 from cryptomon.events import Fill
 from tests.unit.backtest.conftest import T0
 
@@ -122,3 +124,17 @@ def test_short_round_trip_is_a_short() -> None:
     """A trade opened by a sell is a short with the sell as its entry price."""
     trip = ledger().closed[2]
     assert (trip.side, trip.entry_price, trip.exit_price) == ("short", Decimal(100), Decimal(95))
+
+
+def test_a_candle_closing_at_midnight_ends_its_day() -> None:
+    """Two days of minutes whose equity rises 10% on the candle closing at the first
+    midnight: the days return +10% and 0%, and the month of the month's last candle is
+    that month (the midnight candle counted in the next day: 0%, +10%, 0%)."""
+    ts = T0 + 60.0 * np.arange(1, 2881)
+    equity = np.where(ts >= T0 + DAY, 1100.0, 1000.0)
+    assert daily_returns(ts, equity, 1000.0).tolist() == pytest.approx([0.1, 0.0])
+    end_of_month = datetime(2026, 2, 1, tzinfo=UTC).timestamp()
+    months_ts = np.array([end_of_month - 60, end_of_month, end_of_month + 60])
+    res = result()
+    res.equity_ts, res.equity = months_ts, np.array([1000.0, 1100.0, 1100.0])
+    assert monthly_returns(res) == (["2026-01", "2026-02"], [pytest.approx(10.0), 0.0])
