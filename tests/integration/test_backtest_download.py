@@ -115,6 +115,21 @@ async def test_download_paginates_waits_on_429_reports_the_gap_and_resumes(
 
 
 @pytest.mark.asyncio
+async def test_a_symbol_the_venue_does_not_list_stops_before_any_download(
+    sim: tuple[SimExchange, HistoryEndpoints], config: Path
+) -> None:
+    """``--symbols BTC/USDT,FOO/USDT``: one line naming FOO/USDT, exit 2, before BTC/USDT is
+    fetched (it was downloaded first, then the run stopped without its summary)."""
+    exchange, history = sim
+    args = ("download", "--exchange", "binance", "--symbols", "BTC/USDT,FOO/USDT")
+    args += ("--since", "2026-01-01", "--until", "2026-01-01T01:00", "--url", exchange.rest_url)
+    code, _, err = await cli(*args, config=config)
+    assert code == 2, err
+    assert "binance does not list FOO/USDT" in err
+    assert [p for p, _ in history.requests] == []
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("name", "symbol", "kind", "candles", "trades"),
     [
