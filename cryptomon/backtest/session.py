@@ -134,10 +134,12 @@ def _wanted(req: BacktestRequest, data: list[FileData]) -> list[FileData]:
 
 def check_quote(settings: Settings, symbols: list[str]) -> None:
     """The paper balance must be in the quote currency of every market traded."""
+    from cryptomon.trading.brokers.paper_funds import split_symbol
+
     quote = settings.trading.paper.quote_currency
-    wrong = [s for s in symbols if s.rpartition("-")[2] != quote]
+    wrong = [s for s in symbols if split_symbol(s)[1] != quote]  # BTC-USDT-PERP: USDT
     if wrong:
-        other = wrong[0].rpartition("-")[2]
+        other = split_symbol(wrong[0])[1]
         raise DataError(
             f"{wrong[0]} is quoted in {other} but the paper balance is in {quote}; "
             f"set trading.paper.quote_currency: {other} (and its starting_balance)"

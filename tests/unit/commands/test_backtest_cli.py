@@ -371,3 +371,20 @@ def test_symbols_filter_several_files(
     code, _, err = run(capsys, "backtest", str(candles_file), str(candles_file), *args)
     assert code == 2
     assert "give one file per market" in err
+
+
+def test_a_perpetual_is_quoted_in_its_quote_currency(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path, tmp_path: Path
+) -> None:
+    """BTC-USDT-PERP runs on a USDT balance (it was refused as 'quoted in PERP', advising
+    quote_currency: PERP); on a BTC balance the line names USDT."""
+    cfg = tmp_path / "usdt.yaml"
+    cfg.write_text(CONFIG.format(db=tmp_path / "db.sqlite").replace("BTC", "USDT"))
+    args = (str(candles_file), "--symbols", "BTC-USDT-PERP", "--json", "--no-store")
+    code, out, err = run(capsys, "backtest", *args, "--config", str(cfg))
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert (doc["params"]["symbols"], doc["summary"]["candles"]) == (["BTC-USDT-PERP"], 2880)
+    code, _, err = run(capsys, "backtest", *args, "--config", str(config))
+    assert code == 2
+    assert "BTC-USDT-PERP is quoted in USDT but the paper balance is in BTC" in err
