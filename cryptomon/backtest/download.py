@@ -119,7 +119,9 @@ class Downloader:
                 report.rate_limited += 1
                 report.waited_s += wait
                 await self.clock.sleep(wait)
-        raise RuntimeError(f"{method}: still rate limited after {MAX_RATE_RETRIES} attempts")
+        # a ccxt error: the command says it in one line and keeps what was stored (a
+        # RuntimeError here was a traceback)
+        raise ccxt.DDoSProtection(f"{method}: still rate limited after {MAX_RATE_RETRIES} attempts")
 
     def _retry_after(self) -> float | None:
         headers = getattr(self.exchange, "last_response_headers", None) or {}

@@ -115,6 +115,39 @@ async def test_download_paginates_waits_on_429_reports_the_gap_and_resumes(
 
 
 @pytest.mark.asyncio
+async def test_a_venue_that_keeps_rate_limiting_is_a_ccxt_error(
+    sim: tuple[SimExchange, HistoryEndpoints], db: Database
+) -> None:
+    """Eight 429s in a row end the download with ccxt's DDoSProtection (the command's one
+    line, exit 1), not a RuntimeError (a traceback)."""
+    import ccxt
+
+    exchange, history = sim
+    history.rate_limit_next(retry_after_s=5.0, times=8)
+    clock = ManualClock(START)
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+    try:
+        await client.load_markets()
+        loader = Downloader(exchange=client, db=db, clock=clock, name="binance", limit=100)
+        task = asyncio.ensure_future(
+            loader.candles(
+                "BTC-USDT", "BTC/USDT", timeframe="1m", step=60.0, start=START, end=START + 600
+            )
+        )
+        deadline = time.monotonic() + 60
+        while not task.done():  # each 429's wait passes on the ManualClock
+            assert time.monotonic() < deadline, "the download did not end"
+            if clock.sleepers:
+                clock.advance(5.0)
+            await asyncio.sleep(0.01)
+        with pytest.raises(ccxt.DDoSProtection, match="still rate limited after 8 attempts"):
+            task.result()
+    finally:
+        await client.close()
+    assert len(history.requests) == 8
+
+
+@pytest.mark.asyncio
 async def test_a_symbol_the_venue_does_not_list_stops_before_any_download(
     sim: tuple[SimExchange, HistoryEndpoints], config: Path
 ) -> None:
