@@ -69,18 +69,18 @@ class CandlePath:
         self, t: float, group: list[tuple[CandleSeries, int]], anomalies: list[Anomaly]
     ) -> None:
         step = group[0][0].seconds
-        last: dict[str, float] = {}
+        last: dict[int, float] = {}  # per series (one symbol may trade on two exchanges)
         # an idle market (flat, no order) skips the path: nobody reads those quotes
         moving = [(series, row) for series, row in group if not self.idle(series)]
         for slot in range(SLOTS):
             self.clock.set(max(self.clock.time(), t + step * slot / SLOTS))
             for series, row in moving if slot < SLOTS - 1 else group:
                 target = slot_price(series, row, slot, self._long(series))
-                start = last.get(series.symbol, float(series.open[row]))
+                start = last.get(id(series), float(series.open[row]))
                 for price in [*self._levels(series, row, start, target), target]:
                     self.quote(series, row, price)
                     await self.pipe.settle()
-                last[series.symbol] = target
+                last[id(series)] = target
         self.clock.set(max(self.clock.time(), t + step))
         for series, row in group:
             self.close(series, row, t)

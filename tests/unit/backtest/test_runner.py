@@ -4,6 +4,7 @@ slippage and determinism."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 from decimal import Decimal
 from typing import Any
@@ -261,3 +262,37 @@ def test_settling_ends_when_the_loop_has_nothing_else_to_run(
     assert idle_ends.signals == every_round.signals
     assert idle_ends.equity.tobytes() == every_round.equity.tobytes()
     assert short < full / 2
+
+
+def test_one_symbol_on_two_exchanges_keeps_its_own_path() -> None:
+    """ALT-BTC at 50 on kraken and 100 on binance: a long on binance is not stopped. The
+    path started each candle of one at the other's last price (kept per symbol), so the
+    binance long was quoted at its stop, 97, on the way from kraken's 50."""
+    cfg = quiet()
+    binance = candles([FLAT] * 4)
+    kraken = dataclasses.replace(candles([(50.0, 50.0, 50.0, 50.0)] * 4), exchange="kraken")
+    runner = BacktestRunner(cfg, [kraken, binance], fast=False)  # the hook's signal
+    done = [False]
+
+    def on_candle(c: Candle) -> None:
+        if c.exchange == "binance" and not done[0]:
+            done[0] = True
+            runner.hub.publish(
+                Signal(
+                    exchange=c.exchange,
+                    symbol=c.symbol,
+                    ts=c.end,
+                    ts_recv=c.end,
+                    side="buy",
+                    strength=1.0,
+                    source="test",
+                    price=c.close,
+                )
+            )
+
+    runner.hub.subscribe(Candle, on_candle, name="test.signals")
+    result = asyncio.run(runner.run())
+    assert [(f.exchange, f.side, f.price) for f in result.fills] == [
+        ("binance", "buy", Decimal(100))
+    ]
+    assert result.trades == []
