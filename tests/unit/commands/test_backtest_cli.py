@@ -388,3 +388,23 @@ def test_a_perpetual_is_quoted_in_its_quote_currency(
     code, _, err = run(capsys, "backtest", *args, "--config", str(config))
     assert code == 2
     assert "BTC-USDT-PERP is quoted in USDT but the paper balance is in BTC" in err
+
+
+@pytest.mark.parametrize("command", ["backtest", "download"])
+def test_a_time_in_milliseconds_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path, command: str
+) -> None:
+    """--start/--since 1700000000000 (milliseconds, as the data files count) was a
+    ValueError traceback in the backtest ('year 55840 is out of range') and 'the range holds
+    no closed 1m candle' in the download; now one line saying what is expected."""
+    if command == "backtest":
+        argv = ["backtest", str(candles_file), "--start", "1700000000000", "--no-store"]
+    else:
+        argv = ["download", "--exchange", "binance", "--symbols", "BTC/USDT"]
+        argv += ["--since", "1700000000000"]
+    code, _, err = run(capsys, *argv, "--config", str(config))
+    assert code == 2
+    assert "expected epoch seconds (1970..3000)" in err
+    assert "(milliseconds?)" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
