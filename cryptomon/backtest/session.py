@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.data import CandleSeries, timeframe_seconds
 from cryptomon.backtest.inputs import (
     FileData,
     cut_trades,
@@ -53,7 +53,14 @@ async def load_series(settings: Settings, req: BacktestRequest) -> list[CandleSe
             load_file(f, exchange=req.exchange or "binance", symbol=symbol, timeframe=req.timeframe)
             for f in req.files
         ]
-        return select_range([d.series for d in _wanted(req, data)], req.start, req.end)
+        series = [d.series for d in _wanted(req, data)]
+        frames = sorted({s.timeframe for s in series}, key=timeframe_seconds)
+        if len(frames) > 1:  # one clock step and one indicator interval per run
+            raise DataError(
+                f"the files hold candles of different timeframes ({', '.join(frames)}); "
+                "backtest files of one timeframe"
+            )
+        return select_range(series, req.start, req.end)
     from cryptomon.store.db import Database
 
     db = Database(settings.database)

@@ -408,3 +408,21 @@ def test_a_time_in_milliseconds_is_one_line_and_exit_2(
     assert "(milliseconds?)" in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_files_of_different_timeframes_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path, tmp_path: Path
+) -> None:
+    """A 1m and a 5m file in one run: refused (they ran on the first file's one-minute
+    clock steps: each 5m candle closed four minutes early, its indicator interval 1m)."""
+    s = random_walk(600, seed=5)
+    rows = [
+        [int((s.ts[0] + 300 * i) * 1000), s.open[i], s.high[i], s.low[i], s.close[i], 1.0]
+        for i in range(len(s))
+    ]
+    other = tmp_path / "ETH_BTC-5m.json"
+    other.write_text(json.dumps(rows))
+    argv = ("backtest", str(candles_file), str(other), "--no-store", "--config", str(config))
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert "different timeframes (1m, 5m)" in err
