@@ -50,7 +50,7 @@ def candles_figure(result: BacktestResult, series: CandleSeries) -> Any:
     fig = go.Figure(
         go.Candlestick(x=_dt(ts), open=op, high=hi, low=lo, close=cl, name=series.symbol)
     )
-    trips = [t for t in result.trades if t.symbol == series.symbol]
+    trips = [t for t in result.trades if (t.exchange, t.symbol) == (series.exchange, series.symbol)]
     for label, color, symbol, pick in (
         ("entry", "#1f77b4", "triangle-up", lambda t: (t.entry_ts, t.entry_price)),
         ("exit", "#d62728", "x", lambda t: (t.exit_ts or t.entry_ts, t.exit_price)),

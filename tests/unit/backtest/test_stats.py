@@ -11,7 +11,7 @@ import pytest
 
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.ledger import Ledger
-from cryptomon.backtest.report import monthly_returns
+from cryptomon.backtest.report import candles_figure, monthly_returns
 from cryptomon.backtest.runner import BacktestResult
 from cryptomon.backtest.stats import breakdown, daily_returns, summarize
 from cryptomon.events import Fill
@@ -194,3 +194,13 @@ def test_a_contract_trade_is_valued_in_contracts(
     [trip] = book.closed
     assert trip.pnl == pytest.approx(Decimal(pnl), abs=Decimal("1e-18"))
     assert trip.as_dict()["pnl_pct"] == pytest.approx(pnl_pct, rel=1e-3)
+
+
+def test_the_price_chart_marks_the_trades_of_its_own_exchange() -> None:
+    """Two ALT-BTC trades, one on kraken: binance's ALT-BTC chart marks only its own (it
+    marked every exchange's trades of the symbol)."""
+    res = result()
+    res.trades[0].exchange = "kraken"
+    fig = candles_figure(res, res.series[0])
+    entries = next(t for t in fig.data if t.name == "entry")
+    assert len(entries.x) == 1
