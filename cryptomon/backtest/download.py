@@ -103,6 +103,7 @@ class Downloader:
         self.name = name
         self.limit = limit
         self.progress = progress
+        self._page = 0  # the longest answer of fetch_trades seen (the venue's page size)
 
     async def _call(self, report: DownloadReport, method: str, *args: Any, **kw: Any) -> Any:
         """One request; a 429/418 waits Retry-After (or a backoff) and repeats it."""
@@ -208,12 +209,17 @@ class Downloader:
                 limit=self.limit,
                 params={"endTime": window},
             )
-            fresh = [t for t in rows or [] if since_ms <= int(t["timestamp"]) <= window]
+            rows = rows or []
+            # a venue answers at most its own page size, which may be below --limit (Binance:
+            # 1,000): an answer as long as the longest seen may be a full page too
+            self._page = max(self._page, len(rows))
+            fresh = [t for t in rows if since_ms <= int(t["timestamp"]) <= window]
             if fresh:
                 report.trades += await save_trades(self.db, self._trade_rows(symbol, fresh))
-            if len(fresh) >= self.limit:  # more in this window: continue from the last one's
-                # millisecond (the page may have ended amid its trades; the ones stored
-                # already are skipped by id), after it when the whole page was that one
+            if fresh and len(rows) >= min(self.limit, self._page):  # more in this window:
+                # continue from the last one's millisecond (the page may have ended amid its
+                # trades; those stored already are skipped by id), after it when the whole
+                # page was that one
                 last = int(fresh[-1]["timestamp"])
                 since_ms = last if last > since_ms else last + 1
             else:

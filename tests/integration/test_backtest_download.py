@@ -297,6 +297,28 @@ async def test_trades_sharing_a_millisecond_across_pages_and_a_resume(db: Databa
         await exchange.stop()
 
 
+@pytest.mark.asyncio
+async def test_trades_pages_shorter_than_the_limit_asked_are_followed(
+    sim: tuple[SimExchange, HistoryEndpoints], db: Database
+) -> None:
+    """--limit 1000 against a venue answering at most 100 rows: all 180 trades of the hour
+    are stored (an answer shorter than the limit asked ended the hour's window: 100)."""
+    exchange, _ = sim
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+    try:
+        await client.load_markets()
+        loader = Downloader(
+            exchange=client, db=db, clock=ManualClock(START), name="binance", limit=1000
+        )
+        report = DownloadReport("BTC-USDT")
+        await loader.trades(report, "BTC-USDT", "BTC/USDT", START, START + 3600)
+    finally:
+        await client.close()
+    assert report.trades == 180
+    async with db.sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(TradeRow)) == 180
+
+
 def minute(ts: float, *, source: str) -> dict[str, Any]:
     """A live candle row of the minute at ``ts`` (not history)."""
     return {
