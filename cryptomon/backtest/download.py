@@ -10,8 +10,9 @@
   in ccxt) waits the venue's ``Retry-After`` (else a capped backoff) and repeats the request.
 - **Gaps** (expected candles the venue did not have) are reported as time spans.
 
-Trades (``--trades``) are fetched from the newest stored history trade of the market (or
-``since``), one hour window at a time as Binance requires, and stored with ``source =
+Trades (``--trades``) are fetched from the newest stored history trade of the range (when the
+stored ones begin in its first hour; else from ``since``), one hour window at a time as
+Binance requires, and stored with ``source =
 download`` (a live trade of the same id stored by the daemon becomes ``download``). Candles
 are stored as the venue's (``source = exchange``) with ``history`` set. Retention keeps both.
 """
@@ -30,7 +31,7 @@ from cryptomon.store.history import (
     candle_times,
     save_candles,
     save_trades,
-    trade_span,
+    trade_bounds,
 )
 from cryptomon.store.types import utc
 
@@ -193,11 +194,16 @@ class Downloader:
     async def trades(
         self, report: DownloadReport, symbol: str, market: str, start: float, end: float
     ) -> None:
-        """Fetch public trades after the newest stored one (or ``start``) up to ``end``."""
-        newest = await trade_span(self.db, exchange=self.name, symbol=symbol, history=True)
-        # from the newest stored trade's millisecond, not after it: an interrupted run may
-        # have stored only some of the trades printed in it (each id is stored once)
-        since_ms = round(max(start, newest if newest is not None else start) * 1000)
+        """Fetch the public trades of ``[start, end)`` not stored yet (see the module doc)."""
+        # resume from the newest stored trade of the range when the stored ones begin within
+        # its first hour (what an earlier or interrupted download of it left), else from
+        # ``start`` (the ids stored already are skipped); from that trade's millisecond, not
+        # after it: an interrupted run may have stored only some of the trades printed in it
+        bounds = await trade_bounds(
+            self.db, exchange=self.name, symbol=symbol, start=start, end=end
+        )
+        resume = bounds[1] if bounds is not None and bounds[0] < start + HOUR_MS / 1000 else start
+        since_ms = round(resume * 1000)
         end_ms = int(end * 1000)
         while since_ms < end_ms:
             window = min(since_ms + HOUR_MS - 1, end_ms - 1)

@@ -319,6 +319,37 @@ async def test_trades_pages_shorter_than_the_limit_asked_are_followed(
         assert await s.scalar(select(func.count()).select_from(TradeRow)) == 180
 
 
+@pytest.mark.asyncio
+async def test_trades_of_an_earlier_range_than_the_stored_ones_are_fetched(
+    sim: tuple[SimExchange, HistoryEndpoints], db: Database
+) -> None:
+    """Trades of 04:00-05:00 stored, then 03:00-04:00 asked: its 180 trades are fetched (the
+    resume started after the newest stored trade, 04:59:40, past the range: none); then
+    03:00-05:00 asked: nothing is missing, and the stored ones are not asked again."""
+    exchange, history = sim
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+    hour = 3600.0
+
+    async def download(start: float, end: float) -> int:
+        loader = Downloader(exchange=client, db=db, clock=ManualClock(START), name="binance")
+        report = DownloadReport("BTC-USDT")
+        await loader.trades(report, "BTC-USDT", "BTC/USDT", start, end)
+        return report.trades
+
+    try:
+        await client.load_markets()
+        assert await download(START + 4 * hour, START + 5 * hour) == 180
+        assert await download(START + 3 * hour, START + 4 * hour) == 180
+        history.requests.clear()
+        assert await download(START + 3 * hour, START + 5 * hour) == 0
+        asked = [int(q["startTime"]) for p, q in history.requests if p == "/api/v3/aggTrades"]
+        assert min(asked) >= int((START + 5 * hour - 60) * 1000)
+    finally:
+        await client.close()
+    async with db.sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(TradeRow)) == 360
+
+
 def minute(ts: float, *, source: str) -> dict[str, Any]:
     """A live candle row of the minute at ``ts`` (not history)."""
     return {
