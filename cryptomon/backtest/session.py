@@ -174,6 +174,21 @@ async def run_request(
     if recordings(req):
         from cryptomon.backtest.recording import RecordingRunner
 
+        given = [
+            name
+            for name, value in (
+                ("--symbols", req.symbols),
+                ("--start", req.start),
+                ("--end", req.end),
+            )
+            if value
+        ]
+        if given:  # the replay runs the whole recording: they would be ignored
+            raise DataError(
+                f"{', '.join(given)}: a recording is replayed whole, every market it holds; "
+                "leave them out (or record the markets and time wanted)"
+            )
+
         result = await RecordingRunner(settings, list(req.files), exchange=req.exchange).run()
         return result, _document(settings, result, req)
     return await run_series(settings, await load_series(settings, req), req)

@@ -426,3 +426,17 @@ def test_files_of_different_timeframes_are_one_line_and_exit_2(
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert "different timeframes (1m, 5m)" in err
+
+
+@pytest.mark.parametrize(
+    "option", [("--symbols", "BTC/USDT"), ("--start", "2026-01-01"), ("--end", "2026-01-02")]
+)
+def test_a_recording_with_symbols_or_a_range_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], shared_data: Path, option: tuple[str, str]
+) -> None:
+    """A recording is replayed whole: --symbols, --start and --end are refused, not ignored
+    (the run traded every market of the recording, over all of it, and exited 0)."""
+    files = [str(p) for p in sorted(shared_data.glob("BINANCE.*"))]
+    code, _, err = run(capsys, "backtest", *files, *option, "--no-store")
+    assert code == 2, err
+    assert f"{option[0]}: a recording is replayed whole" in err
