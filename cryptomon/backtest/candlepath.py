@@ -4,6 +4,8 @@ trade and candle, and the equity mark at a candle's end."""
 
 from __future__ import annotations
 
+import math
+
 from cryptomon.backtest.candle_detect import candle_trade
 from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
@@ -67,18 +69,18 @@ class CandlePath:
         self, t: float, group: list[tuple[CandleSeries, int]], anomalies: list[Anomaly]
     ) -> None:
         step = group[0][0].seconds
-        last: dict[str, float] = {}
+        last: dict[int, float] = {}  # per series (one symbol may trade on two exchanges)
         # an idle market (flat, no order) skips the path: nobody reads those quotes
         moving = [(series, row) for series, row in group if not self.idle(series)]
         for slot in range(SLOTS):
             self.clock.set(max(self.clock.time(), t + step * slot / SLOTS))
             for series, row in moving if slot < SLOTS - 1 else group:
                 target = slot_price(series, row, slot, self._long(series))
-                start = last.get(series.symbol, float(series.open[row]))
+                start = last.get(id(series), float(series.open[row]))
                 for price in [*self._levels(series, row, start, target), target]:
                     self.quote(series, row, price)
                     await self.pipe.settle()
-                last[series.symbol] = target
+                last[id(series)] = target
         self.clock.set(max(self.clock.time(), t + step))
         for series, row in group:
             self.close(series, row, t)
@@ -152,11 +154,30 @@ class CandlePath:
                 continue
             value = float(level)
             if is_take:  # the quote's bid (long) / ask (short) touches it: fills at the level
-                half = self._half_spread(series, row, value)
-                value = value + half if prot.long else value - half
+                value = self._touching(series, row, value, long=prot.long)
             out.append(value)
         out.sort(reverse=end < start)
         return out
+
+    def _touching(self, series: CandleSeries, row: int, level: float, *, long: bool) -> float:
+        """The mid whose quote's bid (``long``) / ask is ``level``: its half spread is the
+        mid's, not the level's (``level + half(level)`` bids a hair below the level, which
+        then fired only at a later, better quote of the candle)."""
+        b = self._bps / 10_000.0
+        fixed = self._half_spread(series, row, 0.0)  # the range part alone
+        if long:
+            mid = max(level / (1.0 - b), level + fixed)  # slippage_bps <= 1000
+            for _ in range(8):  # float rounding: the first mid whose bid reaches the level
+                if mid - self._half_spread(series, row, mid) >= level:
+                    break
+                mid = math.nextafter(mid, math.inf)
+        else:
+            mid = min(level / (1.0 + b), level - fixed)
+            for _ in range(8):
+                if mid + self._half_spread(series, row, mid) <= level:
+                    break
+                mid = math.nextafter(mid, -math.inf)
+        return mid
 
     def quote(self, series: CandleSeries, row: int, price: float) -> None:
         """Publish the quote around ``price`` now. A deferred close quote of the same market

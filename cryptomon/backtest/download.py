@@ -10,8 +10,9 @@
   in ccxt) waits the venue's ``Retry-After`` (else a capped backoff) and repeats the request.
 - **Gaps** (expected candles the venue did not have) are reported as time spans.
 
-Trades (``--trades``) are fetched after the newest stored history trade of the market (or
-``since``), one hour window at a time as Binance requires, and stored with ``source =
+Trades (``--trades``) are fetched from the newest stored history trade of the range (when the
+stored ones begin in its first hour; else from ``since``), one hour window at a time as
+Binance requires, and stored with ``source =
 download`` (a live trade of the same id stored by the daemon becomes ``download``). Candles
 are stored as the venue's (``source = exchange``) with ``history`` set. Retention keeps both.
 """
@@ -30,7 +31,7 @@ from cryptomon.store.history import (
     candle_times,
     save_candles,
     save_trades,
-    trade_span,
+    trade_bounds,
 )
 from cryptomon.store.types import utc
 
@@ -103,6 +104,7 @@ class Downloader:
         self.name = name
         self.limit = limit
         self.progress = progress
+        self._page = 0  # the longest answer of fetch_trades seen (the venue's page size)
 
     async def _call(self, report: DownloadReport, method: str, *args: Any, **kw: Any) -> Any:
         """One request; a 429/418 waits Retry-After (or a backoff) and repeats it."""
@@ -119,7 +121,9 @@ class Downloader:
                 report.rate_limited += 1
                 report.waited_s += wait
                 await self.clock.sleep(wait)
-        raise RuntimeError(f"{method}: still rate limited after {MAX_RATE_RETRIES} attempts")
+        # a ccxt error: the command says it in one line and keeps what was stored (a
+        # RuntimeError here was a traceback)
+        raise ccxt.DDoSProtection(f"{method}: still rate limited after {MAX_RATE_RETRIES} attempts")
 
     def _retry_after(self) -> float | None:
         headers = getattr(self.exchange, "last_response_headers", None) or {}
@@ -190,9 +194,16 @@ class Downloader:
     async def trades(
         self, report: DownloadReport, symbol: str, market: str, start: float, end: float
     ) -> None:
-        """Fetch public trades after the newest stored one (or ``start``) up to ``end``."""
-        newest = await trade_span(self.db, exchange=self.name, symbol=symbol, history=True)
-        since_ms = int(max(start, newest + 0.001 if newest is not None else start) * 1000)
+        """Fetch the public trades of ``[start, end)`` not stored yet (see the module doc)."""
+        # resume from the newest stored trade of the range when the stored ones begin within
+        # its first hour (what an earlier or interrupted download of it left), else from
+        # ``start`` (the ids stored already are skipped); from that trade's millisecond, not
+        # after it: an interrupted run may have stored only some of the trades printed in it
+        bounds = await trade_bounds(
+            self.db, exchange=self.name, symbol=symbol, start=start, end=end
+        )
+        resume = bounds[1] if bounds is not None and bounds[0] < start + HOUR_MS / 1000 else start
+        since_ms = round(resume * 1000)
         end_ms = int(end * 1000)
         while since_ms < end_ms:
             window = min(since_ms + HOUR_MS - 1, end_ms - 1)
@@ -204,11 +215,21 @@ class Downloader:
                 limit=self.limit,
                 params={"endTime": window},
             )
-            fresh = [t for t in rows or [] if since_ms <= int(t["timestamp"]) <= window]
+            rows = rows or []
+            # a venue answers at most its own page size, which may be below --limit (Binance:
+            # 1,000): an answer as long as the longest seen may be a full page too
+            self._page = max(self._page, len(rows))
+            fresh = [t for t in rows if since_ms <= int(t["timestamp"]) <= window]
             if fresh:
                 report.trades += await save_trades(self.db, self._trade_rows(symbol, fresh))
-            full = len(fresh) >= self.limit  # more in this window: continue after the last
-            since_ms = int(fresh[-1]["timestamp"]) + 1 if full else window + 1
+            if fresh and len(rows) >= min(self.limit, self._page):  # more in this window:
+                # continue from the last one's millisecond (the page may have ended amid its
+                # trades; those stored already are skipped by id), after it when the whole
+                # page was that one
+                last = int(fresh[-1]["timestamp"])
+                since_ms = last if last > since_ms else last + 1
+            else:
+                since_ms = window + 1
             await asyncio.sleep(0)
 
     def _trade_rows(self, symbol: str, trades: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from cryptomon.market.datafiles import DataError, TradeRows
 from cryptomon.store.db import Database
 from cryptomon.store.history import candle_rows, save_candles, save_trades
 from cryptomon.store.types import utc
+from cryptomon.trading.brokers.paper_funds import split_symbol
 
 
 def market_symbol(symbol: str, quote: str | None) -> str:
@@ -39,8 +40,8 @@ def market_symbol(symbol: str, quote: str | None) -> str:
         sym = normalize_symbol(raw)
     except ValueError as exc:
         raise DataError(f"--symbol: {exc}") from None
-    if quote and has_quote and sym.rpartition("-")[2] != quote.strip().upper():
-        raise DataError(f"--symbol {symbol} is quoted in {sym.rpartition('-')[2]}, not {quote}")
+    if quote and has_quote and split_symbol(sym)[1] != quote.strip().upper():
+        raise DataError(f"--symbol {symbol} is quoted in {split_symbol(sym)[1]}, not {quote}")
     return sym
 
 

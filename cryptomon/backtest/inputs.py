@@ -22,7 +22,14 @@ from cryptomon.backtest.data import (
     timeframe_seconds,
 )
 from cryptomon.config import normalize_symbol
-from cryptomon.market.datafiles import DataError, TradeRows, is_trade_rows, parse_trades, read_rows
+from cryptomon.market.datafiles import (
+    MAX_EPOCH_S,
+    DataError,
+    TradeRows,
+    is_trade_rows,
+    parse_trades,
+    read_rows,
+)
 
 _FILE_SYMBOL = re.compile(r"^([A-Za-z0-9]+)[_-]([A-Za-z0-9]+)(?:[-_.]|$)")
 
@@ -33,9 +40,16 @@ def parse_time(value: str | None, option: str) -> float | None:
         return None
     text = value.strip()
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if not 0 <= number <= MAX_EPOCH_S:  # also NaN; a time in ms was a traceback
+            raise DataError(
+                f"{option}: expected epoch seconds (1970..3000) or a date like 2026-01-01, "
+                f"got {value!r}" + (" (milliseconds?)" if number > MAX_EPOCH_S else "")
+            )
+        return number
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

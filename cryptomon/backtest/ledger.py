@@ -9,14 +9,23 @@ anomaly kind that caused it; its exit reason is the origin of the closing order
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from cryptomon.events import Anomaly, Fill, OrderIntent, Signal
 from cryptomon.hub import Hub
+from cryptomon.market.instruments import InstrumentSpec
+from cryptomon.trading.futures import is_contract
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
+SpecLookup = Callable[[str, str], InstrumentSpec | None]
+
+
+def _no_spec(exchange: str, symbol: str) -> None:
+    return None
 
 
 @dataclass(slots=True)
@@ -39,10 +48,22 @@ class RoundTrip:
     exit_reason: str = ""
     fills: int = 0
     position: Decimal = ZERO
+    # a contract market (fills in venue contracts, PnL and fees in its settle currency):
+    # the contract size, and for an inverse contract the coin value of the buys and sells
+    size: Decimal = ONE
+    inverse: bool = False
+    bought_coin: Decimal = ZERO
+    sold_coin: Decimal = ZERO
 
     @property
     def pnl(self) -> Decimal:
-        """Net PnL in quote: what was sold minus what was bought minus the fees."""
+        """Net PnL (in the settle currency of a contract): what was sold minus what was
+        bought minus the fees; an inverse contract's is the coin value of the contracts
+        bought minus that of those sold."""
+        if self.inverse:
+            return (self.bought_coin - self.sold_coin) * self.size - self.fees
+        if self.size != ONE:
+            return (self.sold - self.bought) * self.size - self.fees
         return self.sold - self.bought - self.fees
 
     @property
@@ -61,7 +82,11 @@ class RoundTrip:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly fields (Decimals as strings)."""
-        cost = self.entry_price * self.amount
+        entry = self.entry_price
+        if self.inverse:
+            cost = self.amount * self.size / entry if entry else ZERO
+        else:
+            cost = entry * self.amount * self.size if self.size != ONE else entry * self.amount
         return {
             "exchange": self.exchange,
             "symbol": self.symbol,
@@ -95,6 +120,7 @@ class Ledger:
     anomalies: dict[str, Anomaly] = field(default_factory=dict)
     activity: int = 0  # trading events seen: the runner settles the loop while it moves
     dropped: int = 0  # signals counted, not kept (see count_signals)
+    specs: SpecLookup = _no_spec  # the instrument of a market (contracts: size, inverse)
     _subs: list[Any] = field(default_factory=list)
 
     def follow(self, hub: Hub) -> None:
@@ -155,16 +181,23 @@ class Ledger:
             source, kind = self._cause(intent)
             side = "long" if fill.side == "buy" else "short"
             trip = RoundTrip(fill.exchange, fill.symbol, side, source, kind, fill.ts)
+            spec = self.specs(fill.exchange, fill.symbol)
+            if spec is not None and is_contract(spec):
+                trip.size, trip.inverse = spec.contract_size, spec.inverse
             self.open[key] = trip
         notional = fill.amount * fill.price
         if fill.side == "buy":
             trip.bought += notional
             trip.bought_qty += fill.amount
             trip.position += fill.amount
+            if trip.inverse:
+                trip.bought_coin += fill.amount / fill.price
         else:
             trip.sold += notional
             trip.sold_qty += fill.amount
             trip.position -= fill.amount
+            if trip.inverse:
+                trip.sold_coin += fill.amount / fill.price
         trip.fees += fill.fee
         trip.fills += 1
         trip.amount = max(trip.amount, abs(trip.position))

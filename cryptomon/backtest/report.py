@@ -17,6 +17,7 @@ import numpy as np
 
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.result import BacktestResult
+from cryptomon.backtest.stats import DAY, close_day
 
 MAX_BARS = 4000  # candles per chart; longer series are merged into coarser bars
 
@@ -49,7 +50,7 @@ def candles_figure(result: BacktestResult, series: CandleSeries) -> Any:
     fig = go.Figure(
         go.Candlestick(x=_dt(ts), open=op, high=hi, low=lo, close=cl, name=series.symbol)
     )
-    trips = [t for t in result.trades if t.symbol == series.symbol]
+    trips = [t for t in result.trades if (t.exchange, t.symbol) == (series.exchange, series.symbol)]
     for label, color, symbol, pick in (
         ("entry", "#1f77b4", "triangle-up", lambda t: (t.entry_ts, t.entry_price)),
         ("exit", "#d62728", "x", lambda t: (t.exit_ts or t.entry_ts, t.exit_price)),
@@ -113,7 +114,10 @@ def monthly_returns(result: BacktestResult) -> tuple[list[str], list[float]]:
     months: list[str] = []
     values: list[float] = []
     prev = result.starting_balance
-    labels = [datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m") for t in result.equity_ts]
+    labels = [  # the month of the day each equity time ends (stats.close_day)
+        datetime.fromtimestamp(float(d) * DAY, UTC).strftime("%Y-%m")
+        for d in close_day(result.equity_ts)
+    ]
     for i, label in enumerate(labels):
         if i + 1 == len(labels) or labels[i + 1] != label:
             value = float(result.equity[i])

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.data import CandleSeries, timeframe_seconds
 from cryptomon.backtest.inputs import (
+    FileData,
     cut_trades,
     load_db,
     load_db_trades,
@@ -47,13 +48,18 @@ class BacktestRequest:
 async def load_series(settings: Settings, req: BacktestRequest) -> list[CandleSeries]:
     """The candle series of the request (files, or the configured database)."""
     if req.files:
-        symbol = req.symbols[0] if len(req.symbols) == 1 else None
-        series = [
-            load_file(
-                f, exchange=req.exchange or "binance", symbol=symbol, timeframe=req.timeframe
-            ).series
+        symbol = _file_symbol(req)
+        data = [
+            load_file(f, exchange=req.exchange or "binance", symbol=symbol, timeframe=req.timeframe)
             for f in req.files
         ]
+        series = [d.series for d in _wanted(req, data)]
+        frames = sorted({s.timeframe for s in series}, key=timeframe_seconds)
+        if len(frames) > 1:  # one clock step and one indicator interval per run
+            raise DataError(
+                f"the files hold candles of different timeframes ({', '.join(frames)}); "
+                "backtest files of one timeframe"
+            )
         return select_range(series, req.start, req.end)
     from cryptomon.store.db import Database
 
@@ -77,10 +83,15 @@ async def load_trade_markets(
 ) -> list[tuple[str, str, TradeRows]]:
     """(exchange, symbol, trades) of the request: trade files, or the stored trades."""
     if req.files:
-        symbol = req.symbols[0] if len(req.symbols) == 1 else None
+        symbol = _file_symbol(req)
+        loaded = [
+            load_file(f, exchange=req.exchange or "binance", symbol=symbol) for f in req.files
+        ]
         out = []
-        for f in req.files:
-            data = load_file(f, exchange=req.exchange or "binance", symbol=symbol)
+        wanted = {id(d) for d in _wanted(req, loaded)}
+        for f, data in zip(req.files, loaded, strict=True):
+            if id(data) not in wanted:
+                continue
             if not isinstance(data.trades, TradeRows):
                 raise DataError(f"--trades: {f} holds candles, not trades")
             trades = cut_trades(data.trades, req.start, req.end)
@@ -100,12 +111,42 @@ async def load_trade_markets(
         await db.stop()
 
 
+def _file_symbol(req: BacktestRequest) -> str | None:
+    """The market one file is named by ``--symbols`` (one file, one symbol: its name need not
+    tell it); with several files each is named by its file name and ``--symbols`` filters."""
+    return req.symbols[0] if len(req.files) == 1 and len(req.symbols) == 1 else None
+
+
+def _wanted(req: BacktestRequest, data: list[FileData]) -> list[FileData]:
+    """The files of the markets in ``--symbols`` (all without it); a symbol without a file,
+    or two files of one market, is a :class:`DataError`."""
+    markets: dict[tuple[str, str], str] = {}
+    for f, d in zip(req.files, data, strict=True):
+        key = (d.series.exchange, d.series.symbol)
+        if key in markets:
+            raise DataError(
+                f"{markets[key]} and {f} are both {key[0]} {key[1]}; give one file per market"
+            )
+        markets[key] = f
+    if _file_symbol(req) is not None or not req.symbols:
+        return data
+    missing = [s for s in req.symbols if s not in {d.series.symbol for d in data}]
+    if missing:
+        raise DataError(
+            f"--symbols: no file of {', '.join(missing)} among {', '.join(req.files)} "
+            "(the market of each file is read from its name, e.g. ALT_BTC-1m.json)"
+        )
+    return [d for d in data if d.series.symbol in req.symbols]
+
+
 def check_quote(settings: Settings, symbols: list[str]) -> None:
     """The paper balance must be in the quote currency of every market traded."""
+    from cryptomon.trading.brokers.paper_funds import split_symbol
+
     quote = settings.trading.paper.quote_currency
-    wrong = [s for s in symbols if s.rpartition("-")[2] != quote]
+    wrong = [s for s in symbols if split_symbol(s)[1] != quote]  # BTC-USDT-PERP: USDT
     if wrong:
-        other = wrong[0].rpartition("-")[2]
+        other = split_symbol(wrong[0])[1]
         raise DataError(
             f"{wrong[0]} is quoted in {other} but the paper balance is in {quote}; "
             f"set trading.paper.quote_currency: {other} (and its starting_balance)"
@@ -132,6 +173,21 @@ async def run_request(
         return result, _document(settings, result, req)
     if recordings(req):
         from cryptomon.backtest.recording import RecordingRunner
+
+        given = [
+            name
+            for name, value in (
+                ("--symbols", req.symbols),
+                ("--start", req.start),
+                ("--end", req.end),
+            )
+            if value
+        ]
+        if given:  # the replay runs the whole recording: they would be ignored
+            raise DataError(
+                f"{', '.join(given)}: a recording is replayed whole, every market it holds; "
+                "leave them out (or record the markets and time wanted)"
+            )
 
         result = await RecordingRunner(settings, list(req.files), exchange=req.exchange).run()
         return result, _document(settings, result, req)

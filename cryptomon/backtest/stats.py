@@ -62,11 +62,18 @@ def trade_stats(trades: list[RoundTrip], starting_balance: float) -> dict[str, A
     }
 
 
+def close_day(ts: np.ndarray) -> np.ndarray:
+    """The UTC day number (epoch days) each equity time ends: a candle closing at midnight
+    ends the day before it (``floor((ts - 1e-9) / DAY)`` meant that, but 1e-9 is below the
+    resolution of an epoch float, so such a candle counted in the next day)."""
+    return np.ceil(ts / DAY) - 1
+
+
 def daily_returns(ts: np.ndarray, equity: np.ndarray, starting_balance: float) -> np.ndarray:
     """Simple returns of the equity at the end of each UTC day with data."""
     if ts.shape[0] == 0:
         return np.empty(0)
-    day = np.floor((ts - 1e-9) / DAY)
+    day = close_day(ts)
     last = np.append(np.nonzero(np.diff(day))[0], ts.shape[0] - 1)
     closes = np.concatenate([[starting_balance], equity[last]])
     return np.diff(closes) / closes[:-1]

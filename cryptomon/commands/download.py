@@ -164,10 +164,11 @@ async def _fetch(settings: Any, plan: dict[str, Any], args: argparse.Namespace) 
     reports = []
     try:
         await client.load_markets()
+        for symbol in plan["symbols"]:  # every symbol before any download
+            if symbol.replace("-", "/") not in client.markets:
+                raise_unknown(plan["exchange"], symbol)
         for symbol in plan["symbols"]:
             market = symbol.replace("-", "/")
-            if market not in client.markets:
-                raise_unknown(plan["exchange"], symbol)
             tty = sys.stderr.isatty() and not args.json
             loader = Downloader(
                 exchange=client,

@@ -38,11 +38,17 @@ class HistoryEndpoints:
         max_limit: int = 500,
         gaps: list[tuple[int, int]] | None = None,
         trades_per_minute: int = 3,
+        trade_spacing_ms: int | None = None,
     ) -> None:
+        """``trade_spacing_ms``: between a minute's trades (default: spread over the minute;
+        0: all at its first millisecond, as a burst of fills of one taker order prints)."""
         self.start_ms = start_ms - start_ms % MINUTE_MS
         self.end_ms = end_ms
         self.max_limit = max_limit
         self.trades_per_minute = trades_per_minute
+        self.trade_spacing_ms = (
+            MINUTE_MS // trades_per_minute if trade_spacing_ms is None else trade_spacing_ms
+        )
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._limited: list[float] = []
         n = max(0, (end_ms - self.start_ms) // MINUTE_MS)
@@ -130,7 +136,7 @@ class HistoryEndpoints:
     async def _agg_trades(self, request: web.Request) -> web.Response:
         closes, limit = self._check(request)
         per = self.trades_per_minute
-        times = (self.times[:, None] + (np.arange(per) * (MINUTE_MS // per))[None, :]).ravel()
+        times = (self.times[:, None] + (np.arange(per) * self.trade_spacing_ms)[None, :]).ravel()
         lo, hi = self._window(request, times)
         out = []
         for k in range(lo, min(hi, lo + limit)):

@@ -136,6 +136,28 @@ async def trade_span(
     return epoch(newest)
 
 
+async def trade_bounds(
+    db: Database, *, exchange: str, symbol: str, start: float, end: float
+) -> tuple[float, float] | None:
+    """(oldest, newest) time (epoch s) of the downloaded or imported trades of a market in
+    ``[start, end)``, or None."""
+    conds = [
+        TradeRow.exchange == exchange,
+        TradeRow.symbol == symbol,
+        TradeRow.source != "feed",
+        TradeRow.ts >= utc(start),
+        TradeRow.ts < utc(end),
+    ]
+    async with db.sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(func.min(TradeRow.ts), func.max(TradeRow.ts)).where(*conds)
+            )
+        ).one()
+    oldest, newest = epoch(row[0]), epoch(row[1])
+    return None if oldest is None or newest is None else (oldest, newest)
+
+
 def _candle_market(exchange: str, symbol: str, interval: str) -> Any:
     return and_(
         CandleRow.exchange == exchange,

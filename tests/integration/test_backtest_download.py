@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from cryptomon.backtest.download import Downloader
+from cryptomon.backtest.download import Downloader, DownloadReport
 from cryptomon.clock import ManualClock
 from cryptomon.config import LiveTradingConfig, StorageConfig
 from cryptomon.sim.exchange import SimExchange
@@ -115,6 +115,54 @@ async def test_download_paginates_waits_on_429_reports_the_gap_and_resumes(
 
 
 @pytest.mark.asyncio
+async def test_a_venue_that_keeps_rate_limiting_is_a_ccxt_error(
+    sim: tuple[SimExchange, HistoryEndpoints], db: Database
+) -> None:
+    """Eight 429s in a row end the download with ccxt's DDoSProtection (the command's one
+    line, exit 1), not a RuntimeError (a traceback)."""
+    import ccxt
+
+    exchange, history = sim
+    history.rate_limit_next(retry_after_s=5.0, times=8)
+    clock = ManualClock(START)
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+    try:
+        await client.load_markets()
+        loader = Downloader(exchange=client, db=db, clock=clock, name="binance", limit=100)
+        task = asyncio.ensure_future(
+            loader.candles(
+                "BTC-USDT", "BTC/USDT", timeframe="1m", step=60.0, start=START, end=START + 600
+            )
+        )
+        deadline = time.monotonic() + 60
+        while not task.done():  # each 429's wait passes on the ManualClock
+            assert time.monotonic() < deadline, "the download did not end"
+            if clock.sleepers:
+                clock.advance(5.0)
+            await asyncio.sleep(0.01)
+        with pytest.raises(ccxt.DDoSProtection, match="still rate limited after 8 attempts"):
+            task.result()
+    finally:
+        await client.close()
+    assert len(history.requests) == 8
+
+
+@pytest.mark.asyncio
+async def test_a_symbol_the_venue_does_not_list_stops_before_any_download(
+    sim: tuple[SimExchange, HistoryEndpoints], config: Path
+) -> None:
+    """``--symbols BTC/USDT,FOO/USDT``: one line naming FOO/USDT, exit 2, before BTC/USDT is
+    fetched (it was downloaded first, then the run stopped without its summary)."""
+    exchange, history = sim
+    args = ("download", "--exchange", "binance", "--symbols", "BTC/USDT,FOO/USDT")
+    args += ("--since", "2026-01-01", "--until", "2026-01-01T01:00", "--url", exchange.rest_url)
+    code, _, err = await cli(*args, config=config)
+    assert code == 2, err
+    assert "binance does not list FOO/USDT" in err
+    assert [p for p, _ in history.requests] == []
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("name", "symbol", "kind", "candles", "trades"),
     [
@@ -200,6 +248,106 @@ async def test_downloaded_history_survives_retention(
         ).all()
     assert [tuple(r) for r in trades] == [("download", 180)]
     assert [(src, bool(h), n) for src, h, n in candles] == [("exchange", True, 60)]
+
+
+@pytest.mark.asyncio
+async def test_trades_sharing_a_millisecond_across_pages_and_a_resume(db: Database) -> None:
+    """The three trades of each minute print in one millisecond; pages of four end amid
+    them. Every trade is stored once (the next page started after the last one's
+    millisecond: two of every four were lost), and a resume after a run that stored only
+    part of the last millisecond fetches the rest of it (it resumed after it)."""
+    exchange = SimExchange(MarketModel(["BTC-USDT"], seed=7), clock=ManualClock(time.time()))
+    end = START + 600
+    history = HistoryEndpoints(
+        ["BTCUSDT"],
+        start_ms=int(START * 1000),
+        end_ms=int(end * 1000),
+        max_limit=4,
+        trade_spacing_ms=0,
+    )
+    exchange.add_routes(history.routes())
+    await exchange.start(run=False)
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+
+    async def download() -> int:
+        loader = Downloader(
+            exchange=client, db=db, clock=ManualClock(START), name="binance", limit=4
+        )
+        report = DownloadReport("BTC-USDT")
+        await loader.trades(report, "BTC-USDT", "BTC/USDT", START, end)
+        return report.trades
+
+    async def stored() -> list[str]:
+        async with db.sessionmaker() as s:
+            rows = await s.execute(select(TradeRow.trade_id).order_by(TradeRow.trade_id))
+            return [r[0] for r in rows]
+
+    try:
+        await client.load_markets()
+        assert await download() == 30
+        ids = await stored()
+        assert len(ids) == len(set(ids)) == 30
+        last_minute = sorted(ids, key=int)[-2:]  # the run stopped amid the last millisecond
+        async with db.sessionmaker() as s, s.begin():
+            await s.execute(delete(TradeRow).where(TradeRow.trade_id.in_(last_minute)))
+        assert await download() == 2
+        assert await stored() == ids
+    finally:
+        await client.close()
+        await exchange.stop()
+
+
+@pytest.mark.asyncio
+async def test_trades_pages_shorter_than_the_limit_asked_are_followed(
+    sim: tuple[SimExchange, HistoryEndpoints], db: Database
+) -> None:
+    """--limit 1000 against a venue answering at most 100 rows: all 180 trades of the hour
+    are stored (an answer shorter than the limit asked ended the hour's window: 100)."""
+    exchange, _ = sim
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+    try:
+        await client.load_markets()
+        loader = Downloader(
+            exchange=client, db=db, clock=ManualClock(START), name="binance", limit=1000
+        )
+        report = DownloadReport("BTC-USDT")
+        await loader.trades(report, "BTC-USDT", "BTC/USDT", START, START + 3600)
+    finally:
+        await client.close()
+    assert report.trades == 180
+    async with db.sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(TradeRow)) == 180
+
+
+@pytest.mark.asyncio
+async def test_trades_of_an_earlier_range_than_the_stored_ones_are_fetched(
+    sim: tuple[SimExchange, HistoryEndpoints], db: Database
+) -> None:
+    """Trades of 04:00-05:00 stored, then 03:00-04:00 asked: its 180 trades are fetched (the
+    resume started after the newest stored trade, 04:59:40, past the range: none); then
+    03:00-05:00 asked: nothing is missing, and the stored ones are not asked again."""
+    exchange, history = sim
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+    hour = 3600.0
+
+    async def download(start: float, end: float) -> int:
+        loader = Downloader(exchange=client, db=db, clock=ManualClock(START), name="binance")
+        report = DownloadReport("BTC-USDT")
+        await loader.trades(report, "BTC-USDT", "BTC/USDT", start, end)
+        return report.trades
+
+    try:
+        await client.load_markets()
+        assert await download(START + 4 * hour, START + 5 * hour) == 180
+        assert await download(START + 3 * hour, START + 4 * hour) == 180
+        history.requests.clear()
+        assert await download(START + 3 * hour, START + 5 * hour) == 0
+        asked = [int(q["startTime"]) for p, q in history.requests if p == "/api/v3/aggTrades"]
+        assert min(asked) >= int((START + 5 * hour - 60) * 1000)
+    finally:
+        await client.close()
+    async with db.sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(TradeRow)) == 360
 
 
 def minute(ts: float, *, source: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ slippage and determinism."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 from decimal import Decimal
 from typing import Any
@@ -84,6 +85,21 @@ def test_take_profit_alone_fills_at_its_level() -> None:
     result = run_with_signals(quiet(), [FLAT, (100.0, 107.0, 99.0, 105.0), FLAT], {0: "buy"})
     [trade] = result.trades
     assert (trade.exit_reason, trade.exit_price) == ("take_profit", Decimal(106))
+
+
+@pytest.mark.parametrize("allow_short", [False, True])
+def test_take_profit_fills_at_its_level_with_a_spread(allow_short: bool) -> None:
+    """With a half spread, a candle passing the take-profit exits at the level (106 / 94),
+    not at the candle's extreme less the spread (the level's quote bid a hair below it)."""
+    cfg = quiet(slippage_bps=10.0, allow_short=allow_short)
+    row = (100.0, 100.0, 92.0, 93.0) if allow_short else (100.0, 108.0, 100.0, 107.0)
+    side = "sell" if allow_short else "buy"
+    result = run_with_signals(cfg, [FLAT, row, FLAT], {0: side})
+    [trade] = result.trades
+    entry = Decimal("99.9") if allow_short else Decimal("100.1")
+    assert (trade.exit_reason, trade.entry_price) == ("take_profit", entry)
+    level = Decimal(94) if allow_short else Decimal(106)  # from the entry's mid, 100
+    assert trade.exit_price == level
 
 
 def test_gap_through_the_stop_exits_at_the_open() -> None:
@@ -246,3 +262,37 @@ def test_settling_ends_when_the_loop_has_nothing_else_to_run(
     assert idle_ends.signals == every_round.signals
     assert idle_ends.equity.tobytes() == every_round.equity.tobytes()
     assert short < full / 2
+
+
+def test_one_symbol_on_two_exchanges_keeps_its_own_path() -> None:
+    """ALT-BTC at 50 on kraken and 100 on binance: a long on binance is not stopped. The
+    path started each candle of one at the other's last price (kept per symbol), so the
+    binance long was quoted at its stop, 97, on the way from kraken's 50."""
+    cfg = quiet()
+    binance = candles([FLAT] * 4)
+    kraken = dataclasses.replace(candles([(50.0, 50.0, 50.0, 50.0)] * 4), exchange="kraken")
+    runner = BacktestRunner(cfg, [kraken, binance], fast=False)  # the hook's signal
+    done = [False]
+
+    def on_candle(c: Candle) -> None:
+        if c.exchange == "binance" and not done[0]:
+            done[0] = True
+            runner.hub.publish(
+                Signal(
+                    exchange=c.exchange,
+                    symbol=c.symbol,
+                    ts=c.end,
+                    ts_recv=c.end,
+                    side="buy",
+                    strength=1.0,
+                    source="test",
+                    price=c.close,
+                )
+            )
+
+    runner.hub.subscribe(Candle, on_candle, name="test.signals")
+    result = asyncio.run(runner.run())
+    assert [(f.exchange, f.side, f.price) for f in result.fills] == [
+        ("binance", "buy", Decimal(100))
+    ]
+    assert result.trades == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.ledger import Ledger
+from cryptomon.backtest.report import candles_figure, monthly_returns
 from cryptomon.backtest.runner import BacktestResult
-from cryptomon.backtest.stats import breakdown, summarize
+from cryptomon.backtest.stats import breakdown, daily_returns, summarize
 from cryptomon.events import Fill
+from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 from tests.unit.backtest.conftest import T0
 
 DAY = 86400.0
@@ -122,3 +125,82 @@ def test_short_round_trip_is_a_short() -> None:
     """A trade opened by a sell is a short with the sell as its entry price."""
     trip = ledger().closed[2]
     assert (trip.side, trip.entry_price, trip.exit_price) == ("short", Decimal(100), Decimal(95))
+
+
+def test_a_candle_closing_at_midnight_ends_its_day() -> None:
+    """Two days of minutes whose equity rises 10% on the candle closing at the first
+    midnight: the days return +10% and 0%, and the month of the month's last candle is
+    that month (the midnight candle counted in the next day: 0%, +10%, 0%)."""
+    ts = T0 + 60.0 * np.arange(1, 2881)
+    equity = np.where(ts >= T0 + DAY, 1100.0, 1000.0)
+    assert daily_returns(ts, equity, 1000.0).tolist() == pytest.approx([0.1, 0.0])
+    end_of_month = datetime(2026, 2, 1, tzinfo=UTC).timestamp()
+    months_ts = np.array([end_of_month - 60, end_of_month, end_of_month + 60])
+    res = result()
+    res.equity_ts, res.equity = months_ts, np.array([1000.0, 1100.0, 1100.0])
+    assert monthly_returns(res) == (["2026-01", "2026-02"], [pytest.approx(10.0), 0.0])
+
+
+def contract(symbol: str, size: str, *, inverse: bool) -> InstrumentSpec:
+    base, quote = symbol.split("-")[:2]
+    return InstrumentSpec(
+        exchange="binance",
+        symbol=symbol,
+        kind=InstrumentKind.PERPETUAL,
+        base=base,
+        quote=quote,
+        settle=base if inverse else quote,
+        contract_size=Decimal(size),
+        inverse=inverse,
+    )
+
+
+@pytest.mark.parametrize(
+    ("symbol", "size", "inverse", "legs", "pnl", "pnl_pct"),
+    [
+        # 10 contracts of 0.001 BTC, 50,000 -> 51,000: +10 USDT less 1.01 of fees (it was
+        # 10 x 1,000 - 1.01 = 9,998.99, as if a contract were one coin)
+        ("BTC-USDT-PERP", "0.001", False, (("buy", "0.5"), ("sell", "0.51")), "8.99", 1.798),
+        # 10 contracts of 100 USD, inverse: 1,000 x (1/50,000 - 1/51,000) BTC
+        ("BTC-USD-PERP", "100", True, (("buy", "0"), ("sell", "0")), "0.000392156862745098", 1.96),
+        # the same short: a fall from 51,000 to 50,000 earns it
+        ("BTC-USD-PERP", "100", True, (("sell", "0"), ("buy", "0")), "0.000392156862745098", 2.0),
+    ],
+)
+def test_a_contract_trade_is_valued_in_contracts(
+    symbol: str, size: str, inverse: bool, legs: tuple, pnl: str, pnl_pct: float
+) -> None:
+    """A round trip on a perpetual: its fills are venue contracts, its PnL the contract
+    value in the settle currency (linear: size x price moves; inverse: coin values)."""
+    spec = contract(symbol, size, inverse=inverse)
+    book = Ledger(specs=lambda ex, sym: spec if sym == symbol else None)
+    prices = ("50000", "51000") if legs[0][0] == "buy" else ("51000", "50000")
+    for n, ((side, fee), price) in enumerate(zip(legs, prices, strict=True)):
+        book.on_fill(
+            Fill(
+                exchange="binance",
+                symbol=symbol,
+                ts=T0 + n,
+                ts_recv=T0 + n,
+                trade_id=f"t{n}",
+                client_order_id=f"c{n}",
+                side="buy" if side == "buy" else "sell",
+                amount=Decimal(10),
+                price=Decimal(price),
+                fee=Decimal(fee),
+                fee_currency="USDT",
+            )
+        )
+    [trip] = book.closed
+    assert trip.pnl == pytest.approx(Decimal(pnl), abs=Decimal("1e-18"))
+    assert trip.as_dict()["pnl_pct"] == pytest.approx(pnl_pct, rel=1e-3)
+
+
+def test_the_price_chart_marks_the_trades_of_its_own_exchange() -> None:
+    """Two ALT-BTC trades, one on kraken: binance's ALT-BTC chart marks only its own (it
+    marked every exchange's trades of the symbol)."""
+    res = result()
+    res.trades[0].exchange = "kraken"
+    fig = candles_figure(res, res.series[0])
+    entries = next(t for t in fig.data if t.name == "entry")
+    assert len(entries.x) == 1

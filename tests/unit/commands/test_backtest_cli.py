@@ -342,3 +342,101 @@ def test_trades_backtest_of_a_trade_file(
     code, _, err = run(capsys, "backtest", str(path), "--trades", "--no-store")
     assert code == 2
     assert "ALT-ETH is quoted in ETH but the paper balance is in USDT" in err
+
+
+def test_symbols_filter_several_files(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path, tmp_path: Path
+) -> None:
+    """With several files, --symbols picks the files of those markets (named by the files);
+    it named every file as its one symbol, so another market's candles ran as ALT-BTC too."""
+    other = tmp_path / "ETH_BTC-1m.json"
+    s = random_walk(1000, seed=3)
+    rows = [
+        [int(s.ts[i] * 1000), s.open[i], s.high[i], s.low[i], s.close[i], s.volume[i]]
+        for i in range(len(s))
+    ]
+    other.write_text(json.dumps(rows))
+    files = (str(candles_file), str(other))
+    args = ("--config", str(config), "--json", "--no-store")
+    code, out, err = run(capsys, "backtest", *files, "--symbols", "ETH/BTC", *args)
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert (doc["params"]["symbols"], doc["summary"]["candles"]) == (["ETH-BTC"], 1000)
+    code, out, err = run(capsys, "backtest", *files, *args)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["params"]["symbols"] == ["ALT-BTC", "ETH-BTC"]
+    code, _, err = run(capsys, "backtest", *files, "--symbols", "DOGE/BTC", *args)
+    assert code == 2
+    assert "--symbols: no file of DOGE-BTC" in err
+    code, _, err = run(capsys, "backtest", str(candles_file), str(candles_file), *args)
+    assert code == 2
+    assert "give one file per market" in err
+
+
+def test_a_perpetual_is_quoted_in_its_quote_currency(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path, tmp_path: Path
+) -> None:
+    """BTC-USDT-PERP runs on a USDT balance (it was refused as 'quoted in PERP', advising
+    quote_currency: PERP); on a BTC balance the line names USDT."""
+    cfg = tmp_path / "usdt.yaml"
+    cfg.write_text(CONFIG.format(db=tmp_path / "db.sqlite").replace("BTC", "USDT"))
+    args = (str(candles_file), "--symbols", "BTC-USDT-PERP", "--json", "--no-store")
+    code, out, err = run(capsys, "backtest", *args, "--config", str(cfg))
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert (doc["params"]["symbols"], doc["summary"]["candles"]) == (["BTC-USDT-PERP"], 2880)
+    code, _, err = run(capsys, "backtest", *args, "--config", str(config))
+    assert code == 2
+    assert "BTC-USDT-PERP is quoted in USDT but the paper balance is in BTC" in err
+
+
+@pytest.mark.parametrize("command", ["backtest", "download"])
+def test_a_time_in_milliseconds_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path, command: str
+) -> None:
+    """--start/--since 1700000000000 (milliseconds, as the data files count) was a
+    ValueError traceback in the backtest ('year 55840 is out of range') and 'the range holds
+    no closed 1m candle' in the download; now one line saying what is expected."""
+    if command == "backtest":
+        argv = ["backtest", str(candles_file), "--start", "1700000000000", "--no-store"]
+    else:
+        argv = ["download", "--exchange", "binance", "--symbols", "BTC/USDT"]
+        argv += ["--since", "1700000000000"]
+    code, _, err = run(capsys, *argv, "--config", str(config))
+    assert code == 2
+    assert "expected epoch seconds (1970..3000)" in err
+    assert "(milliseconds?)" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_files_of_different_timeframes_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path, tmp_path: Path
+) -> None:
+    """A 1m and a 5m file in one run: refused (they ran on the first file's one-minute
+    clock steps: each 5m candle closed four minutes early, its indicator interval 1m)."""
+    s = random_walk(600, seed=5)
+    rows = [
+        [int((s.ts[0] + 300 * i) * 1000), s.open[i], s.high[i], s.low[i], s.close[i], 1.0]
+        for i in range(len(s))
+    ]
+    other = tmp_path / "ETH_BTC-5m.json"
+    other.write_text(json.dumps(rows))
+    argv = ("backtest", str(candles_file), str(other), "--no-store", "--config", str(config))
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert "different timeframes (1m, 5m)" in err
+
+
+@pytest.mark.parametrize(
+    "option", [("--symbols", "BTC/USDT"), ("--start", "2026-01-01"), ("--end", "2026-01-02")]
+)
+def test_a_recording_with_symbols_or_a_range_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], shared_data: Path, option: tuple[str, str]
+) -> None:
+    """A recording is replayed whole: --symbols, --start and --end are refused, not ignored
+    (the run traded every market of the recording, over all of it, and exited 0)."""
+    files = [str(p) for p in sorted(shared_data.glob("BINANCE.*"))]
+    code, _, err = run(capsys, "backtest", *files, *option, "--no-store")
+    assert code == 2, err
+    assert f"{option[0]}: a recording is replayed whole" in err
