@@ -159,7 +159,13 @@ async def load_db(
                     f"no stored {timeframe} candles of {sym}{where}; import or download them "
                     "first (crypto-monitor download)"
                 )
-            wanted.extend(found[:1])
+            if len(found) > 1:  # never one of them silently: the user names it
+                venues = ", ".join(ex for ex, _ in found)
+                raise DataError(
+                    f"--symbols {sym}: stored {timeframe} candles on {venues}; "
+                    "name one with --exchange"
+                )
+            wanted.extend(found)
         markets = wanted
     if not markets:
         raise DataError(f"no stored {timeframe} candles; run crypto-monitor download first")

@@ -317,6 +317,30 @@ def test_a_time_out_of_range_is_one_line_and_exit_2(
         assert "Traceback" not in err
 
 
+def test_a_symbol_stored_on_two_exchanges_needs_exchange(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """``backtest --source db --symbols ALT/BTC`` with ALT/BTC candles stored for two
+    exchanges: one line naming both and --exchange, exit 2 (it ran the alphabetically first
+    exchange's and said nothing); with --exchange, that one runs."""
+    for venue in ("kraken", "binance"):
+        code, _, err = run(
+            capsys, "download", "--from-file", str(candles_file), "--exchange", venue,
+            "--symbol", "ALT/BTC", "--config", str(config),
+        )  # fmt: skip
+        assert code == 0, err
+    base = ("backtest", "--source", "db", "--symbols", "ALT/BTC", "--config", str(config))
+    code, _, err = run(capsys, *base, "--json", "--no-store")
+    assert code == 2
+    assert (
+        "--symbols ALT-BTC: stored 1m candles on binance, kraken; name one with --exchange" in err
+    )
+    assert len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, *base, "--exchange", "kraken", "--json", "--no-store")
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["summary"]["candles"] == 2880
+
+
 def test_trades_backtest_of_a_trade_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
