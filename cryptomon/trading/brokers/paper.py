@@ -344,7 +344,9 @@ class PaperBroker:
             crosses = price <= intent.price if intent.side == "buy" else price >= intent.price
             if not crosses:
                 continue
-            qty = min(intent.amount - order.filled, d(trade.amount))
+            # the venue's quantity (contracts on a derivative), as the order's amount
+            size = trade.amount if trade.contracts is None else trade.contracts
+            qty = min(intent.amount - order.filled, d(size))
             if qty <= 0:
                 continue
             self._fill(order, qty, intent.price, "maker")
