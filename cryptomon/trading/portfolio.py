@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -153,10 +153,19 @@ class Portfolio:
         pos = self.positions.get((exchange, symbol))
         if pos is None or pos.contract is None:
             return None
-        pos.receive_funding(payment, ts)
+        if not pos.receive_funding(payment, ts) and pos.amount == 0:
+            self._amend_last_trip(pos, payment)
         self.cash += pos.contract.to_quote(payment, price)
         self.snapshot(ts)
         return pos
+
+    def _amend_last_trip(self, pos: Position, payment: Decimal) -> None:
+        """A payment booked after its position closed goes to the round trip that held it."""
+        for i in range(len(self.trades) - 1, -1, -1):
+            trip = self.trades[i]
+            if (trip.exchange, trip.symbol) == (pos.exchange, pos.symbol):
+                self.trades[i] = replace(trip, pnl=trip.pnl + payment)
+                return
 
     def sweep_dust(
         self, exchange: str, symbol: str, step: Decimal, price: Decimal, ts: float

@@ -158,14 +158,20 @@ class Position:
                 self.contract.entry = price
         return result
 
-    def receive_funding(self, payment: Decimal, ts: float) -> None:
-        """A funding payment (settle currency, negative = paid) into the PnL of a contract."""
+    def receive_funding(self, payment: Decimal, ts: float) -> bool:
+        """A funding payment (settle currency, negative = paid) into the PnL of a contract;
+        False when the position is already closed (the payment is then only realized: the
+        caller books it on the round trip that held it)."""
         if self.contract is None:
-            return
+            return False
+        if self.amount == 0:
+            self.realized_pnl += payment
+            return False
         self.contract.funding += payment
         self.realized_pnl += payment
         self.trip_pnl += payment
         self.updated = ts
+        return True
 
     def event(self, ts: float, ts_recv: float) -> PositionUpdate:
         return PositionUpdate(

@@ -302,12 +302,12 @@ class PaperBroker:
         notional = qty * price
         fee = notional * rate
         terms = self.margin.terms(intent.exchange, intent.symbol) if self.margin else None
+        now = self.clock.time()
         if terms is not None and self.margin is not None:
-            fee, quote = self.margin.fill(intent, terms, qty, price, rate)
+            fee, quote = self.margin.fill(intent, terms, qty, price, rate, ts=now)
         else:
             settle_spot(self.balances, intent, qty, price, fee)
         self._seq += 1
-        now = self.clock.time()
         fill = Fill(
             exchange=intent.exchange,
             symbol=intent.symbol,

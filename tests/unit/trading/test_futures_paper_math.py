@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from cryptomon.clock import ManualClock
-from cryptomon.events import OrderIntent, OrderState, Trade
+from cryptomon.events import Funding, OrderIntent, OrderState, Trade
 from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 from cryptomon.market.state import MarketState
@@ -155,3 +155,98 @@ async def test_resting_linear_limit_with_a_contract_size_fills_in_contracts() ->
     assert await broker.fetch_positions() == {LINEAR.symbol: D(-30)}
     # fee: 30 x 0.1 ETH x 3000 = 9000 USDT x 0.0002 = 1.8 USDT
     assert (await broker.fetch_balances())["USDT"] == D(10_000) - D("1.8")
+
+
+def announce(hub: Hub, clock: ManualClock, rate: float, mark: float, next_time: float) -> None:
+    now = clock.time()
+    hub.publish(
+        Funding(
+            exchange=EX,
+            symbol=INVERSE.symbol,
+            ts=now,
+            ts_recv=now,
+            rate=rate,
+            mark_price=mark,
+            next_funding_time=next_time,
+        )
+    )
+
+
+@pytest.mark.asyncio
+async def test_paper_funding_skips_a_position_opened_after_the_funding_time() -> None:
+    """0.01% announced for T; a long of 10 BTC-USD contracts opened 10 s after T (before the
+    next announcement) was not held at T: no payment, the BTC balance moves by the taker fee
+    only (10 x 100 / 50000.1 x 0.0005). Before, the paper venue charged it 0.000002 BTC, which
+    the engine (payment time T before the position opened) never booked."""
+    broker, hub, clock = build()
+    book(hub, clock, bid=50000, ask=50000.1, size=50, exchange=EX, symbol=INVERSE.symbol)
+    due = clock.time() + 60
+    announce(hub, clock, 0.0001, 50000.0, due)
+    clock.advance(70)
+    order = await broker.place_order(intent(INVERSE.symbol, "buy", "10"))
+    assert order.filled == D(10)
+    clock.advance(10)
+    announce(hub, clock, 0.0001, 50000.0, due + 8 * 3600)
+    assert await broker.fetch_funding(INVERSE.symbol) == []
+    fee = D(1000) / D("50000.1") * D("0.0005")
+    assert (await broker.fetch_balances())["BTC"] == D(1) - fee
+
+
+@pytest.mark.asyncio
+async def test_paper_funding_charges_a_position_closed_after_the_funding_time() -> None:
+    """A long of 10 BTC-USD contracts held at T and closed 10 s after it, before the next
+    announcement, pays 10 x 100 / 50000 (mark) x 0.0001 = 0.000002 BTC for T, once. Before,
+    the close came first and the position escaped the payment."""
+    broker, hub, clock = build()
+    book(hub, clock, bid=50000, ask=50000.1, size=50, exchange=EX, symbol=INVERSE.symbol)
+    due = clock.time() + 60
+    announce(hub, clock, 0.0001, 50000.0, due)
+    await broker.place_order(intent(INVERSE.symbol, "buy", "10", n=1))
+    clock.advance(70)
+    await broker.place_order(intent(INVERSE.symbol, "sell", "10", n=2))
+    clock.advance(10)
+    announce(hub, clock, 0.0001, 50000.0, due + 8 * 3600)
+    (payment,) = await broker.fetch_funding(INVERSE.symbol)
+    assert payment.ts == due
+    assert payment.amount == D("-0.000002")
+    assert payment.currency == "BTC"
+    # entry 50000.1, exit 50000: 1000 x (1/50000.1 - 1/50000) BTC, taker fees both ways
+    pnl = D(1000) * (1 / D("50000.1") - 1 / D(50000))
+    fees = (D(1000) / D("50000.1") + D(1000) / D(50000)) * D("0.0005")
+    assert (await broker.fetch_balances())["BTC"] == D(1) + pnl - fees - D("0.000002")
+
+
+@pytest.mark.asyncio
+async def test_engine_books_the_funding_of_a_position_closed_before_the_sync() -> None:
+    """A 0.1 BTC USDT-perp long (5x) held at the funding time T (0.01% on mark 20000 = 0.2
+    USDT paid) and closed 10 s after T, before the engine's funding sync: the sync still books
+    the payment into the closed round trip, so the engine's cash equals the paper venue's
+    balance. Before, the sync asked about open positions only and the payment was lost."""
+    from tests.unit.trading import test_futures_paper as perp
+
+    engine, broker, hub, clock = perp.build()
+    perp.quote(hub, clock, 20000)
+    await engine.start()
+    due = clock.time() + 60
+    perp.funding(hub, clock, 0.0001, 20000.0, due)
+    await engine.place_manual_order(
+        actor="t", exchange=perp.EX, symbol=perp.PERP, side="buy", amount="0.1"
+    )
+    clock.advance(70)
+    await engine.place_manual_order(
+        actor="t", exchange=perp.EX, symbol=perp.PERP, side="sell", amount="0.1"
+    )
+    pos = engine.portfolio.positions[(perp.EX, perp.PERP)]
+    assert pos.amount == 0
+    clock.advance(10)
+    perp.funding(hub, clock, 0.0001, 20000.0, due + 8 * 3600)
+    assert await engine.funding.sync() == 1
+    fees = (D("0.1") * D("20000.5") + D("0.1") * D("19999.5")) * D("0.001")
+    hand = D("0.1") * (D("19999.5") - D("20000.5")) - D("0.2") - fees
+    (trip,) = engine.portfolio.trades
+    assert trip.pnl == hand
+    assert pos.realized_pnl == hand + fees
+    assert (await broker.fetch_balances())["USDT"] == D(10_000) + hand
+    assert engine.portfolio.cash == D(10_000) + hand
+    assert await engine.funding.sync() == 0  # once
+    await engine.stop()
