@@ -140,8 +140,16 @@ class Portfolio:
         if pos.mark is None:
             pos.mark = fill.price
         result = pos.apply(fill.side, fill.amount, fill.price, fee, fill.ts)
-        self.cash += contract.to_quote(pos.realized_pnl - before - fee, fill.price)
-        if result is not None:
+        realized = pos.realized_pnl - before
+        self.cash += contract.to_quote(realized - fee, fill.price)
+        quote_realized = contract.to_quote(realized, fill.price)
+        quote_fee = contract.to_quote(fee, fill.price)
+        pos.quote_realized += quote_realized
+        pos.quote_fees += quote_fee
+        pos.quote_trip += quote_realized - quote_fee
+        if result is not None:  # the fill's fee goes with the trip it closed, as in its pnl
+            result = replace(result, quote_pnl=pos.quote_trip)
+            pos.quote_trip = ZERO
             self.trades.append(result)
         self.snapshot(fill.ts)
         return result
@@ -153,18 +161,23 @@ class Portfolio:
         pos = self.positions.get((exchange, symbol))
         if pos is None or pos.contract is None:
             return None
-        if not pos.receive_funding(payment, ts) and pos.amount == 0:
-            self._amend_last_trip(pos, payment)
-        self.cash += pos.contract.to_quote(payment, price)
+        quote = pos.contract.to_quote(payment, price)
+        pos.quote_realized += quote
+        if pos.receive_funding(payment, ts):
+            pos.quote_trip += quote
+        elif pos.amount == 0:
+            self._amend_last_trip(pos, payment, quote)
+        self.cash += quote
         self.snapshot(ts)
         return pos
 
-    def _amend_last_trip(self, pos: Position, payment: Decimal) -> None:
-        """A payment booked after its position closed goes to the round trip that held it."""
+    def _amend_last_trip(self, pos: Position, payment: Decimal, quote: Decimal) -> None:
+        """A payment booked after its position closed goes to the round trip that held it
+        (``quote``: the payment in the portfolio's quote)."""
         for i in range(len(self.trades) - 1, -1, -1):
             trip = self.trades[i]
             if (trip.exchange, trip.symbol) == (pos.exchange, pos.symbol):
-                self.trades[i] = replace(trip, pnl=trip.pnl + payment)
+                self.trades[i] = replace(trip, pnl=trip.pnl + payment, quote_pnl=trip.net + quote)
                 return
 
     def sweep_dust(
@@ -299,11 +312,12 @@ class Portfolio:
 
     def stats(self) -> dict[str, Any]:
         """Trades, win rate, average win/loss, profit factor, max drawdown, Sharpe, PnL."""
-        wins = [t.pnl for t in self.trades if t.pnl > 0]
-        losses = [t.pnl for t in self.trades if t.pnl <= 0]
+        wins = [t.net for t in self.trades if t.net > 0]
+        losses = [t.net for t in self.trades if t.net <= 0]
         gross_win = sum(wins, ZERO)
         gross_loss = -sum(losses, ZERO)
         n = len(self.trades)
+        held = list(self.positions.values())
         rets = [t.ret for t in self.trades]
         sharpe: float | None = None
         if n >= 2:
@@ -318,10 +332,10 @@ class Portfolio:
             "avg_win": money(gross_win / len(wins)) if wins else None,
             "avg_loss": money(-gross_loss / len(losses)) if losses else None,
             "profit_factor": float(gross_win / gross_loss) if gross_loss > 0 else None,
-            "net_pnl": money(sum((t.pnl for t in self.trades), ZERO)),
-            "realized_pnl": money(sum((p.realized_pnl for p in self.positions.values()), ZERO)),
-            "unrealized_pnl": money(sum((p.unrealized_pnl for p in self.positions.values()), ZERO)),
-            "fees": money(sum((p.fees for p in self.positions.values()), ZERO)),
+            "net_pnl": money(sum((t.net for t in self.trades), ZERO)),
+            "realized_pnl": money(sum((_quote_realized(p) for p in held), ZERO)),
+            "unrealized_pnl": money(sum((_quote_unrealized(p) for p in held), ZERO)),
+            "fees": money(sum((_quote_fees(p) for p in held), ZERO)),
             "max_drawdown": float(self.max_drawdown),
             "sharpe": sharpe,
             "equity": money(self.equity),
@@ -331,3 +345,21 @@ class Portfolio:
             "dust": {k: money(v) for k, v in sorted(self.dust.items())},
             "open_positions": len(self.open_positions()),
         }
+
+
+# what stats() sums, in the portfolio's quote (a contract's settle-currency amounts converted
+# when they were booked; its unrealized PnL at the mark)
+
+
+def _quote_realized(pos: Position) -> Decimal:
+    return pos.quote_realized if pos.contract is not None else pos.realized_pnl
+
+
+def _quote_fees(pos: Position) -> Decimal:
+    return pos.quote_fees if pos.contract is not None else pos.fees
+
+
+def _quote_unrealized(pos: Position) -> Decimal:
+    if pos.contract is not None:
+        return pos.contract.to_quote(pos.unrealized_pnl, pos.mark)
+    return pos.unrealized_pnl

@@ -37,11 +37,17 @@ class TradeResult:
     opened: float
     closed: float
     entry_notional: Decimal
-    pnl: Decimal  # realized minus fees
+    pnl: Decimal  # realized minus fees (the settle currency on a contract)
+    quote_pnl: Decimal | None = None  # ``pnl`` in the portfolio's quote, where they differ
 
     @property
     def ret(self) -> float:
         return float(self.pnl / self.entry_notional) if self.entry_notional else 0.0
+
+    @property
+    def net(self) -> Decimal:
+        """The net PnL in the portfolio's quote currency."""
+        return self.pnl if self.quote_pnl is None else self.quote_pnl
 
 
 @dataclass(slots=True)
@@ -63,6 +69,11 @@ class Position:
     trip_fees: Decimal = ZERO
     trip_notional: Decimal = ZERO
     contract: ContractState | None = None  # perpetuals and futures
+    # a contract's realized PnL (funding included), fees and current trip's net PnL in the
+    # portfolio's quote, each converted when it was booked (kept by the Portfolio)
+    quote_realized: Decimal = ZERO
+    quote_fees: Decimal = ZERO
+    quote_trip: Decimal = ZERO
 
     @property
     def avg_price(self) -> Decimal:
