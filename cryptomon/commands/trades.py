@@ -253,6 +253,7 @@ def _positions_table(positions: list[dict[str, Any]]) -> str:
         ("Unrealized", "unrealized_pnl"),
         ("Realized", "realized_pnl"),
         ("Fees", "fees"),
+        ("Settle", "settle"),  # the currency of a contract's PnL, fees, margin and funding
         ("Side", "side"),
         ("Lev", "leverage"),
         ("Margin", "initial_margin"),

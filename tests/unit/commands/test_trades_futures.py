@@ -120,3 +120,31 @@ async def test_trades_stats_include_the_stored_funding_payments(tmp_path: Path) 
     assert stats["realized_pnl"] == "499"
     assert stats["net_pnl"] == "499"
     assert stats["equity"] == "10499"
+
+
+def test_trades_text_names_the_settle_currency_of_a_coin_margined_position() -> None:
+    """The text table of an inverse position says its PnL, margin and funding are in BTC (the
+    JSON has ``settle``); before, "Unrealized 0.01" stood beside USD statistics unlabelled."""
+    row = {
+        "exchange": "binance_delivery",
+        "symbol": "BTC-USD-PERP",
+        "amount": "10",
+        "avg_price": "20000",
+        "mark_price": "25000",
+        "unrealized_pnl": "0.01",
+        "realized_pnl": "0",
+        "fees": "0",
+        "side": "long",
+        "settle": "BTC",
+        "contracts": "10",
+        "leverage": "5",
+        "margin_mode": "isolated",
+        "initial_margin": "0.01",
+        "liquidation_price": "16722.4",
+        "funding": "0",
+    }
+    report = {"positions": [row], "stats": {"quote_currency": "USD"}, "orders": []}
+    header, _rule, line = render(report).splitlines()[1:4]
+    assert "Settle" in header
+    at = header.index("Settle")
+    assert line[at : at + 4] == "BTC "
