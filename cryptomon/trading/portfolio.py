@@ -135,15 +135,15 @@ class Portfolio:
         fee = fill.fee
         if ccy != contract.settle:  # a quote fee on a coin-settled contract, or a third asset
             quote_fee = fee if ccy == self.quote else fee * self.prices.get(ccy, ZERO)
-            fee = contract.from_quote(quote_fee, fill.price)
+            fee = contract.from_quote(quote_fee, fill.price, self.quote)
         before = pos.realized_pnl
         if pos.mark is None:
             pos.mark = fill.price
         result = pos.apply(fill.side, fill.amount, fill.price, fee, fill.ts)
         realized = pos.realized_pnl - before
-        self.cash += contract.to_quote(realized - fee, fill.price)
-        quote_realized = contract.to_quote(realized, fill.price)
-        quote_fee = contract.to_quote(fee, fill.price)
+        self.cash += contract.to_quote(realized - fee, fill.price, self.quote)
+        quote_realized = contract.to_quote(realized, fill.price, self.quote)
+        quote_fee = contract.to_quote(fee, fill.price, self.quote)
         pos.quote_realized += quote_realized
         pos.quote_fees += quote_fee
         pos.quote_trip += quote_realized - quote_fee
@@ -161,7 +161,7 @@ class Portfolio:
         pos = self.positions.get((exchange, symbol))
         if pos is None or pos.contract is None:
             return None
-        quote = pos.contract.to_quote(payment, price)
+        quote = pos.contract.to_quote(payment, price, self.quote)
         pos.quote_realized += quote
         if pos.receive_funding(payment, ts):
             pos.quote_trip += quote
@@ -270,13 +270,18 @@ class Portfolio:
             ZERO,
         )
 
-    @staticmethod
-    def _held_value(pos: Position) -> Decimal:
+    def _held_value(self, pos: Position) -> Decimal:
         """What a position adds to equity: spot coins at the mark; a contract its unrealized
         PnL (its margin is still in the cash)."""
         if pos.contract is not None:
-            return pos.contract.to_quote(pos.unrealized_pnl, pos.mark)
+            return pos.contract.to_quote(pos.unrealized_pnl, pos.mark, self.quote)
         return pos.amount * pos.mark if pos.mark is not None else pos.cost
+
+    def _unrealized(self, pos: Position) -> Decimal:
+        """A position's unrealized PnL in the quote (a contract's converted at its mark)."""
+        if pos.contract is not None:
+            return pos.contract.to_quote(pos.unrealized_pnl, pos.mark, self.quote)
+        return pos.unrealized_pnl
 
     @property
     def day(self) -> str:
@@ -334,7 +339,7 @@ class Portfolio:
             "profit_factor": float(gross_win / gross_loss) if gross_loss > 0 else None,
             "net_pnl": money(sum((t.net for t in self.trades), ZERO)),
             "realized_pnl": money(sum((_quote_realized(p) for p in held), ZERO)),
-            "unrealized_pnl": money(sum((_quote_unrealized(p) for p in held), ZERO)),
+            "unrealized_pnl": money(sum((self._unrealized(p) for p in held), ZERO)),
             "fees": money(sum((_quote_fees(p) for p in held), ZERO)),
             "max_drawdown": float(self.max_drawdown),
             "sharpe": sharpe,
@@ -348,7 +353,7 @@ class Portfolio:
 
 
 # what stats() sums, in the portfolio's quote (a contract's settle-currency amounts converted
-# when they were booked; its unrealized PnL at the mark)
+# when they were booked)
 
 
 def _quote_realized(pos: Position) -> Decimal:
@@ -357,9 +362,3 @@ def _quote_realized(pos: Position) -> Decimal:
 
 def _quote_fees(pos: Position) -> Decimal:
     return pos.quote_fees if pos.contract is not None else pos.fees
-
-
-def _quote_unrealized(pos: Position) -> Decimal:
-    if pos.contract is not None:
-        return pos.contract.to_quote(pos.unrealized_pnl, pos.mark)
-    return pos.unrealized_pnl

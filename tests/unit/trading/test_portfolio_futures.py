@@ -159,3 +159,22 @@ def test_stats_of_an_inverse_contract_are_in_the_quote_currency() -> None:
     assert stats["unrealized_pnl"] == "250"
     assert stats["equity"] == "1500.5"
     assert pf.trades[0].pnl == D("0.01") - D("0.00009") + D("0.0001")  # settle currency
+
+
+def test_a_coin_account_books_coin_settled_pnl_without_converting_it() -> None:
+    """A BTC-denominated account (``paper.quote_currency: BTC``, a COIN-M wallet) trading
+    10 BTC-USD contracts long 20000 -> 25000 with a 0.00005 BTC fee each way: the cash moves by
+    0.01 - 0.0001 BTC, funding of -0.000002 BTC by that, and the open unrealized PnL counts in
+    BTC. Before, each BTC amount was multiplied by the price as if the account were in USD:
+    the cash became 1 - 1 - 0.04 + 250 - 1.25 = 248.71 "BTC"."""
+    pf = Portfolio(quote="BTC", cash=D(1), terms=terms)
+    pf.apply_fill(fill("BTC-USD-PERP", "buy", "10", "20000", "0.00005", "BTC", 1))
+    pf.apply_funding("sim", "BTC-USD-PERP", D("-0.000002"), D(20000), 1.5)
+    pf.apply_fill(fill("BTC-USD-PERP", "sell", "10", "25000", "0.00005", "BTC", 2))
+    assert pf.cash == D(1) + D("0.01") - D("0.0001") - D("0.000002")
+    pf.apply_fill(fill("BTC-USD-PERP", "buy", "10", "20000", "0", "BTC", 3))
+    pf.mark("sim", "BTC-USD-PERP", D(25000))
+    assert pf.equity == pf.cash + D("0.01")
+    stats = pf.stats()
+    assert stats["net_pnl"] == "0.009898"
+    assert stats["fees"] == "0.0001"
