@@ -59,6 +59,28 @@ def value(spec: InstrumentSpec, qty: Decimal, price: Decimal) -> Decimal:
     return size / price if spec.inverse else size * price
 
 
+def account_value(
+    spec: InstrumentSpec, qty: Decimal, price: Decimal, account: str | None
+) -> Decimal:
+    """What ``|qty|`` venue units at ``price`` are worth in the account's currency
+    ``account`` (the portfolio's quote, in which the risk limits are set): the market's quote
+    value (:meth:`InstrumentSpec.notional_of`), or the coin value of an inverse contract when
+    the account is kept in the coin it settles in (a COIN-M wallet)."""
+    if spec.inverse and account is not None and account == settle_currency(spec):
+        return value(spec, qty, price)
+    return spec.notional_of(abs(qty), price)
+
+
+def qty_for_account(
+    spec: InstrumentSpec, budget: Decimal, price: Decimal, account: str | None
+) -> Decimal:
+    """The venue quantity worth ``budget`` of the account's currency at ``price`` (rounded
+    down to the lot): :func:`account_value` backwards."""
+    if spec.inverse and account is not None and account == settle_currency(spec):
+        return spec.qty_for_amount(budget, price)
+    return spec.qty_for_notional(budget, price)
+
+
 def pnl(spec: InstrumentSpec, qty: Decimal, entry: Decimal, exit_price: Decimal) -> Decimal:
     """Settle-currency PnL of a signed ``qty`` opened at ``entry`` and closed at ``exit``."""
     size = qty * spec.contract_size

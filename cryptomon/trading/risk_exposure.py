@@ -10,7 +10,7 @@ from decimal import Decimal
 from cryptomon.events import OrderIntent
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.brokers.base import MarketInfo
-from cryptomon.trading.futures import ContractTerms, stop_problem
+from cryptomon.trading.futures import ContractTerms, account_value, stop_problem
 from cryptomon.trading.risk_model import (
     APPROVED,
     ZERO,
@@ -124,8 +124,9 @@ def _value_checks(
     the quote currency, a contract's through its spec (``marks`` are the quote value of one
     venue unit of each market)."""
     key = (intent.exchange, intent.symbol)
-    notional = spec.notional_of(abs(projected), price) if spec else abs(projected) * price
-    unit = spec.notional_of(Decimal(1), mid) if spec else mid
+    account = portfolio.account
+    notional = account_value(spec, projected, price, account) if spec else abs(projected) * price
+    unit = account_value(spec, Decimal(1), mid, account) if spec else mid
     if notional > limits.max_position_size:
         return reject(
             "max_position_size", f"position would be {notional} (max {limits.max_position_size})"

@@ -250,3 +250,82 @@ async def test_engine_books_the_funding_of_a_position_closed_before_the_sync() -
     assert engine.portfolio.cash == D(10_000) + hand
     assert await engine.funding.sync() == 0  # once
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_coin_account_sizes_and_checks_inverse_entries_in_the_coin() -> None:
+    """An account kept in BTC (``paper.quote_currency: BTC``, 1 BTC; a COIN-M wallet) and a
+    buy signal on BTC-USD contracts of 100 USD at mid 20000: 2% risk over a 3% stop is
+    0.667 BTC, capped at max_position_size 0.5 BTC = 10000 USD = 100 contracts, and risk
+    values them at 10000 / 20000.05 BTC, within the BTC limits. Before, the BTC budget was
+    read as USD (0.5 / 100 = 0.005 contracts: "less than one lot") and a manual order of 100
+    contracts was a 10000 "BTC" position, refused by max_position_size."""
+    from cryptomon.events import Signal
+    from cryptomon.trading.engine import TradingEngine
+    from cryptomon.trading.journal import MemoryJournal
+
+    hub, clock = Hub(), ManualClock(start=1_700_000_000.0)
+    cfg = trading_config(
+        leverage=5.0,
+        max_leverage=5.0,
+        allow_short=True,
+        auto_trading_enabled=True,
+        risk_percentage=2.0,
+        stop_loss_percentage=3.0,
+        take_profit_percentage=6.0,
+        max_position_size=0.5,
+        max_symbol_exposure=0.5,
+        max_total_exposure=1.0,
+        paper={
+            "quote_currency": "BTC",
+            "starting_balance": 1.0,
+            "taker_fee": 0.0005,
+            "maker_fee": 0.0002,
+        },
+    )
+
+    def specs(exchange: str, symbol: str) -> InstrumentSpec | None:
+        return SPECS.get(symbol) if exchange == EX else None
+
+    market = MarketState(hub=hub)
+    broker = PaperBroker(
+        config=cfg.paper,
+        market=market,
+        hub=hub,
+        clock=clock,
+        allow_short=True,
+        terms=terms_lookup(cfg, specs),
+    )
+    engine = TradingEngine(
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=broker,
+        market=market,
+        journal=MemoryJournal(hub=hub),
+        specs=specs,
+    )
+    book(hub, clock, bid=20000, ask=20000.1, size=500, exchange=EX, symbol=INVERSE.symbol)
+    await engine.start()
+    sig = Signal(
+        exchange=EX,
+        symbol=INVERSE.symbol,
+        ts=clock.time(),
+        ts_recv=clock.time(),
+        side="buy",
+        strength=0.9,
+        source="test",
+        reason="test",
+        id="sig-coin",
+    )
+    record = await engine.handle_signal(sig)
+    assert record is not None
+    assert record.intent.amount == D(100)
+    assert record.state == OrderState.FILLED
+    pos = engine.portfolio.positions[(EX, INVERSE.symbol)]
+    assert pos.amount == D(100)
+    # the margin and fee came out of the same BTC balance: 10000 / 20000.1 BTC x 0.0005 fee
+    fee = D(10_000) / D("20000.1") * D("0.0005")
+    assert (await broker.fetch_balances())["BTC"] == D(1) - fee
+    assert engine.portfolio.cash == D(1) - fee
+    await engine.stop()
