@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptomon.events import Fill
+from cryptomon.trading.futures import account_value
 from cryptomon.trading.margin import ContractState, TermsLookup
 from cryptomon.trading.position import Position, TradeResult, money
 
@@ -231,15 +232,24 @@ class Portfolio:
         return pos
 
     def exposure(self, exchange: str | None = None, symbol: str | None = None) -> Decimal:
+        """The positions' value in the quote (an inverse contract's coin value when the
+        account is kept in that coin)."""
         return sum(
             (
-                p.notional()
+                self._exposure_of(p)
                 for p in self.positions.values()
                 if (exchange is None or p.exchange == exchange)
                 and (symbol is None or p.symbol == symbol)
             ),
             ZERO,
         )
+
+    def _exposure_of(self, pos: Position) -> Decimal:
+        contract, price = pos.contract, pos.mark
+        if contract is None or pos.amount == 0:
+            return pos.notional()
+        price = price if price is not None else contract.entry
+        return account_value(contract.terms.spec, pos.amount, price, self.quote) if price else ZERO
 
     @property
     def equity(self) -> Decimal:

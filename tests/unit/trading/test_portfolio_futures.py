@@ -175,6 +175,7 @@ def test_a_coin_account_books_coin_settled_pnl_without_converting_it() -> None:
     pf.apply_fill(fill("BTC-USD-PERP", "buy", "10", "20000", "0", "BTC", 3))
     pf.mark("sim", "BTC-USD-PERP", D(25000))
     assert pf.equity == pf.cash + D("0.01")
+    assert pf.exposure() == D("0.04")  # 1000 USD at 25000, in BTC (was 1000)
     stats = pf.stats()
     assert stats["net_pnl"] == "0.009898"
     assert stats["fees"] == "0.0001"
