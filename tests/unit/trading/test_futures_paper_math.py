@@ -15,7 +15,9 @@ from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.paper import PaperBroker
+from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.futures import terms_lookup
+from cryptomon.trading.journal import MemoryJournal
 from tests.unit.trading.helpers import book, trading_config
 
 D = Decimal
@@ -261,8 +263,6 @@ async def test_a_coin_account_sizes_and_checks_inverse_entries_in_the_coin() -> 
     read as USD (0.5 / 100 = 0.005 contracts: "less than one lot") and a manual order of 100
     contracts was a 10000 "BTC" position, refused by max_position_size."""
     from cryptomon.events import Signal
-    from cryptomon.trading.engine import TradingEngine
-    from cryptomon.trading.journal import MemoryJournal
 
     hub, clock = Hub(), ManualClock(start=1_700_000_000.0)
     cfg = trading_config(
@@ -329,3 +329,73 @@ async def test_a_coin_account_sizes_and_checks_inverse_entries_in_the_coin() -> 
     assert (await broker.fetch_balances())["BTC"] == D(1) - fee
     assert engine.portfolio.cash == D(1) - fee
     await engine.stop()
+
+
+def inverse_engine(
+    journal: object | None = None,
+) -> tuple[TradingEngine, PaperBroker, Hub, ManualClock, MemoryJournal]:
+    """An engine on a paper account of 10000 USDT plus 1 BTC (``paper.balances``) trading
+    the BTC-USD contracts at 5x."""
+    hub, clock = Hub(), ManualClock(start=1_700_000_000.0)
+    cfg = trading_config(
+        leverage=5.0,
+        max_leverage=5.0,
+        max_position_size=100_000.0,
+        max_symbol_exposure=100_000.0,
+        max_total_exposure=100_000.0,
+        price_band_percentage=50.0,
+        paper={"taker_fee": 0.0005, "balances": {"BTC": 1.0}},
+    )
+
+    def specs(exchange: str, symbol: str) -> InstrumentSpec | None:
+        return SPECS.get(symbol) if exchange == EX else None
+
+    market = MarketState(hub=hub)
+    broker = PaperBroker(
+        config=cfg.paper,
+        market=market,
+        hub=hub,
+        clock=clock,
+        allow_short=True,
+        terms=terms_lookup(cfg, specs),
+    )
+    store = journal if isinstance(journal, MemoryJournal) else MemoryJournal(hub=hub)
+    engine = TradingEngine(
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=broker,
+        market=market,
+        journal=store,
+        specs=specs,
+    )
+    return engine, broker, hub, clock, store
+
+
+@pytest.mark.asyncio
+async def test_the_paper_coin_balance_of_inverse_contracts_survives_the_engine_start() -> None:
+    """``paper.balances: {BTC: 1}`` is the margin of coin-margined contracts: after the engine
+    starts (and after a restart on the same journal) the paper venue still holds it, plus the
+    coin PnL of the closed trades. Before, the engine's start replaced the paper balances by
+    the quote cash alone: 0 BTC, every inverse entry refused for margin."""
+    engine, broker, hub, clock, journal = inverse_engine()
+    book(hub, clock, bid=20000, ask=20000.1, size=500, exchange=EX, symbol=INVERSE.symbol)
+    await engine.start()
+    assert (await broker.fetch_balances())["BTC"] == D(1)
+    await engine.place_manual_order(
+        actor="t", exchange=EX, symbol=INVERSE.symbol, side="buy", amount="10"
+    )
+    book(hub, clock, bid=25000, ask=25000.1, size=500, exchange=EX, symbol=INVERSE.symbol)
+    await engine.place_manual_order(
+        actor="t", exchange=EX, symbol=INVERSE.symbol, side="sell", amount="10"
+    )
+    await engine.stop()
+    # 1000 USD long 20000.1 -> 25000: 1000 x (1/20000.1 - 1/25000) BTC, 0.05% taker fees
+    pnl = D(1000) * (1 / D("20000.1") - 1 / D(25000))
+    fees = (D(1000) / D("20000.1") + D(1000) / D(25000)) * D("0.0005")
+    assert (await broker.fetch_balances())["BTC"] == D(1) + pnl - fees
+    engine2, broker2, hub2, clock2, _ = inverse_engine(journal)
+    book(hub2, clock2, bid=25000, ask=25000.1, size=500, exchange=EX, symbol=INVERSE.symbol)
+    await engine2.start()
+    assert (await broker2.fetch_balances())["BTC"] == D(1) + pnl - fees
+    await engine2.stop()
