@@ -210,11 +210,13 @@ class TradingEngine:
         """Orders and fills from the journal; a simulated venue restarts from them."""
         ctx = self.context
         for stored in await self.journal.open_orders():
+            spec = ctx.spec(stored.intent.exchange, stored.intent.symbol)
             record = ctx.book.add(
                 OrderRecord(
                     intent=stored.intent,
                     state=stored.state,
                     exchange_order_id=stored.exchange_order_id,
+                    inverse=spec is not None and spec.inverse,
                 )
             )
             if stored.missing_fills:

@@ -187,7 +187,9 @@ class OrderExecutor:
     async def _record(self, intent: OrderIntent) -> OrderRecord:
         """Add to the book and write the intent (committed) before anything is sent."""
         ctx = self.context
-        record = ctx.book.add(OrderRecord(intent=intent, updated=ctx.now()))
+        spec = ctx.spec(intent.exchange, intent.symbol)
+        inverse = spec is not None and spec.inverse
+        record = ctx.book.add(OrderRecord(intent=intent, updated=ctx.now(), inverse=inverse))
         try:
             await ctx.journal.record_intent(intent)
         except Exception as exc:

@@ -399,3 +399,23 @@ async def test_the_paper_coin_balance_of_inverse_contracts_survives_the_engine_s
     await engine2.start()
     assert (await broker2.fetch_balances())["BTC"] == D(1) + pnl - fees
     await engine2.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_inverse_order_reports_the_harmonic_average_fill_price() -> None:
+    """A market buy of 60 BTC-USD contracts walking 50 at 20000.1 and 10 at 20001.1 has an
+    average price of 60 / (50/20000.1 + 10/20001.1) (the venue's avgPrice of a coin-margined
+    order, and the position's entry); before, the order showed the arithmetic 20000.2666..."""
+    engine, _broker, hub, clock, _ = inverse_engine()
+    book(hub, clock, bid=20000, ask=20000.1, size=50, exchange=EX, symbol=INVERSE.symbol)
+    await engine.start()
+    shown = await engine.place_manual_order(
+        actor="t", exchange=EX, symbol=INVERSE.symbol, side="buy", amount="60"
+    )
+    harmonic = D(60) / (D(50) / D("20000.1") + D(10) / D("20001.1"))
+    (record,) = engine.context.book.all()
+    assert record.filled == D(60)
+    assert record.avg_price == harmonic
+    assert engine.portfolio.positions[(EX, INVERSE.symbol)].avg_price == harmonic
+    assert shown["avg_price"] == f"{harmonic.normalize():f}"
+    await engine.stop()
