@@ -97,10 +97,16 @@ class OrderExecutor:
             marks[key] = (
                 account_value(spec, Decimal(1), price, account) if spec and price else price
             )
+        entries = {
+            k: p.avg_price
+            for k, p in ctx.portfolio.positions.items()
+            if p.contract is not None and p.amount != 0
+        }
         equity = ctx.portfolio.equity
         return PortfolioView(
             equity=equity,
             account=account,
+            entries=entries,
             daily_pnl=ctx.portfolio.daily_pnl(ctx.now(), equity),
             positions=positions,
             pending=pending,
