@@ -1,10 +1,10 @@
 """``crypto-monitor trades [--json] [--orders N]``: positions, performance and recent orders,
 read from the database (the daemon need not run).
 
-Statistics are recomputed from the stored fills (cash from ``trading.paper.starting_balance``
-in paper mode; in live mode equity and cash are the latest stored equity snapshot), positions
-come from the positions table with their last mark, and the maximum drawdown also considers
-the stored equity snapshots.
+Statistics are recomputed from the stored fills and funding payments (cash from
+``trading.paper.starting_balance`` in paper mode; in live mode equity and cash are the latest
+stored equity snapshot), positions come from the positions table with their last mark, and the
+maximum drawdown also considers the stored equity snapshots.
 """
 
 from __future__ import annotations
@@ -91,8 +91,17 @@ async def build_report(db: Any, trading: Any, *, orders: int = 10) -> dict[str, 
         cash=start,
         terms=terms_lookup(trading, lambda ex, sym: specs.get((ex, sym))),
     )
-    for fill in fills:
-        pf.apply_fill(fill)
+    # the stored funding payments with the fills, in time order (as the daemon replays them)
+    funding = await StoreJournal(db=db).funding_payments()
+    events: list[tuple[float, int, Any]] = [(f.ts, 0, f) for f in fills]
+    events += [(p.payment.ts, 1, p) for p in funding]
+    events.sort(key=lambda e: (e[0], e[1]))
+    for _, kind, item in events:
+        if kind == 0:
+            pf.apply_fill(item)
+        else:
+            pay = item.payment
+            pf.apply_funding(pay.exchange, pay.symbol, pay.amount, item.price, pay.ts)
     positions = []
     for row in await q.positions():
         if row["amount"] == 0:
@@ -244,6 +253,7 @@ def _positions_table(positions: list[dict[str, Any]]) -> str:
         ("Unrealized", "unrealized_pnl"),
         ("Realized", "realized_pnl"),
         ("Fees", "fees"),
+        ("Settle", "settle"),  # the currency of a contract's PnL, fees, margin and funding
         ("Side", "side"),
         ("Lev", "leverage"),
         ("Margin", "initial_margin"),

@@ -210,11 +210,13 @@ class TradingEngine:
         """Orders and fills from the journal; a simulated venue restarts from them."""
         ctx = self.context
         for stored in await self.journal.open_orders():
+            spec = ctx.spec(stored.intent.exchange, stored.intent.symbol)
             record = ctx.book.add(
                 OrderRecord(
                     intent=stored.intent,
                     state=stored.state,
                     exchange_order_id=stored.exchange_order_id,
+                    inverse=spec is not None and spec.inverse,
                 )
             )
             if stored.missing_fills:
@@ -241,10 +243,22 @@ class TradingEngine:
             await close()
 
     def _balances(self) -> dict[str, Decimal]:
+        """The simulated venue's balances from the engine's books: the cash in the quote; the
+        extra starting balances (``paper.balances``, e.g. the coin of inverse contracts) plus
+        the spot coins held and, per settle coin, the contracts' realized PnL, funding and
+        fees in it (the cash already holds those of contracts settled in the quote)."""
         portfolio = self.context.portfolio
         out = {portfolio.quote: portfolio.cash}
-        for pos in portfolio.open_positions():
+        for currency, amount in self.context.config.paper.balances.items():
+            if currency != portfolio.quote:
+                out[currency] = out.get(currency, ZERO) + to_decimal(amount)
+        for pos in portfolio.positions.values():
             if pos.contract is not None:
+                settle = pos.contract.settle
+                if settle != portfolio.quote:
+                    out[settle] = out.get(settle, ZERO) + pos.realized_pnl - pos.fees
+                continue
+            if pos.amount == 0:
                 continue
             base = pos.symbol.rpartition("-")[0] or pos.symbol
             out[base] = out.get(base, ZERO) + pos.amount

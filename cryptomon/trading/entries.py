@@ -117,7 +117,7 @@ class SignalTrader:
             risk_pct=to_decimal(cfg.risk_percentage),
             max_notional=min(limits.max_position_size, limits.max_symbol_exposure),
         )
-        qty = venue_qty(spec, notional, mid, info.lot_size)
+        qty = venue_qty(spec, notional, mid, info.lot_size, ctx.portfolio.quote)
         if qty <= 0:
             reason = (
                 f"{sig.symbol}: the sized order ({notional:.8f} {info.quote}) is less "

@@ -27,6 +27,7 @@ from cryptomon.trading.brokers.base import (
     OrderRejectedError,
 )
 from cryptomon.trading.context import EngineContext
+from cryptomon.trading.futures import account_value
 from cryptomon.trading.orders import IllegalTransition, OrderRecord, client_order_id
 from cryptomon.trading.portfolio import Position
 from cryptomon.trading.protection import round_down
@@ -86,16 +87,26 @@ class OrderExecutor:
             remaining = rec.remaining if intent.side == "buy" else -rec.remaining
             into = exiting if intent.reduce_only else pending
             into[key] = into.get(key, ZERO) + remaining
-        marks: dict[MarketKey, Decimal] = {}  # the quote value of one venue unit
+        marks: dict[MarketKey, Decimal] = {}  # the account-currency value of one venue unit
+        account = ctx.portfolio.quote
         for key in set(positions) | set(pending):
             mid = ctx.mid(*key)
             pos = ctx.portfolio.positions.get(key)
             price = mid if mid is not None else (pos.avg_price if pos is not None else ZERO)
             spec = ctx.spec(*key)
-            marks[key] = spec.notional_of(Decimal(1), price) if spec and price else price
+            marks[key] = (
+                account_value(spec, Decimal(1), price, account) if spec and price else price
+            )
+        entries = {
+            k: p.avg_price
+            for k, p in ctx.portfolio.positions.items()
+            if p.contract is not None and p.amount != 0
+        }
         equity = ctx.portfolio.equity
         return PortfolioView(
             equity=equity,
+            account=account,
+            entries=entries,
             daily_pnl=ctx.portfolio.daily_pnl(ctx.now(), equity),
             positions=positions,
             pending=pending,
@@ -182,7 +193,9 @@ class OrderExecutor:
     async def _record(self, intent: OrderIntent) -> OrderRecord:
         """Add to the book and write the intent (committed) before anything is sent."""
         ctx = self.context
-        record = ctx.book.add(OrderRecord(intent=intent, updated=ctx.now()))
+        spec = ctx.spec(intent.exchange, intent.symbol)
+        inverse = spec is not None and spec.inverse
+        record = ctx.book.add(OrderRecord(intent=intent, updated=ctx.now(), inverse=inverse))
         try:
             await ctx.journal.record_intent(intent)
         except Exception as exc:

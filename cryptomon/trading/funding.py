@@ -28,11 +28,19 @@ class FundingSync:
     def __init__(self, *, context: EngineContext) -> None:
         self.context = context
         self._seen: set[str] = set()
+        self._last = context.now()  # positions closed after this are asked once more
 
     async def sync(self) -> int:
-        """Fetch and apply new payments of every open contract position; returns how many."""
+        """Fetch and apply new payments of every open contract position, and of those closed
+        since the last sync (a funding time can pass between the sync and the close);
+        returns how many."""
         ctx = self.context
-        contracts = [p for p in ctx.portfolio.open_positions() if p.contract is not None]
+        since_last, self._last = self._last, ctx.now()
+        contracts = [
+            p
+            for p in ctx.portfolio.positions.values()
+            if p.contract is not None and (p.amount != 0 or p.updated >= since_last)
+        ]
         broker = ctx.broker
         # spot only: nothing to ask (before the protocol check, slow on a non-source)
         if not contracts or not isinstance(broker, FundingSource):
@@ -46,6 +54,8 @@ class FundingSync:
                 continue
             for pay in payments:
                 if pay.payment_id in self._seen or pay.ts < pos.opened:
+                    continue
+                if pos.amount == 0 and pay.ts > pos.updated:  # after the close
                     continue
                 price = pos.mark if pos.mark is not None else pos.avg_price
                 if isinstance(ctx.journal, FundingJournal):

@@ -59,6 +59,28 @@ def value(spec: InstrumentSpec, qty: Decimal, price: Decimal) -> Decimal:
     return size / price if spec.inverse else size * price
 
 
+def account_value(
+    spec: InstrumentSpec, qty: Decimal, price: Decimal, account: str | None
+) -> Decimal:
+    """What ``|qty|`` venue units at ``price`` are worth in the account's currency
+    ``account`` (the portfolio's quote, in which the risk limits are set): the market's quote
+    value (:meth:`InstrumentSpec.notional_of`), or the coin value of an inverse contract when
+    the account is kept in the coin it settles in (a COIN-M wallet)."""
+    if spec.inverse and account is not None and account == settle_currency(spec):
+        return value(spec, qty, price)
+    return spec.notional_of(abs(qty), price)
+
+
+def qty_for_account(
+    spec: InstrumentSpec, budget: Decimal, price: Decimal, account: str | None
+) -> Decimal:
+    """The venue quantity worth ``budget`` of the account's currency at ``price`` (rounded
+    down to the lot): :func:`account_value` backwards."""
+    if spec.inverse and account is not None and account == settle_currency(spec):
+        return spec.qty_for_amount(budget, price)
+    return spec.qty_for_notional(budget, price)
+
+
 def pnl(spec: InstrumentSpec, qty: Decimal, entry: Decimal, exit_price: Decimal) -> Decimal:
     """Settle-currency PnL of a signed ``qty`` opened at ``entry`` and closed at ``exit``."""
     size = qty * spec.contract_size
@@ -176,26 +198,40 @@ FUNDING_PERIOD_S = 8 * 3600.0  # when a venue announces no next funding time
 class FundingSchedule:
     """Tells when a stream of funding-rate announcements (``Funding`` events) settles a
     payment: when an event's time reaches the ``next_funding_time`` announced before it (or,
-    without one, when an 8-hour UTC boundary is crossed), the rate announced before is due."""
+    without one, when an 8-hour UTC boundary is crossed), the rate announced before is due.
+    A fill between the funding time and the next announcement asks :meth:`pending` first, so
+    the payment falls on the position held at the funding time; each time settles once."""
 
-    __slots__ = ("_last",)
+    __slots__ = ("_last", "_paid")
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, str], tuple[float, Decimal, float | None]] = {}
+        self._paid: dict[tuple[str, str], float] = {}
 
     def due(
         self, key: tuple[str, str], ts: float, rate: Decimal, next_time: float | None
     ) -> tuple[float, Decimal] | None:
         """``(funding time, rate)`` when this announcement follows a settlement, else None."""
-        last = self._last.get(key)
+        found = self.pending(key, ts)
         self._last[key] = (ts, rate, next_time)
+        return found
+
+    def pending(self, key: tuple[str, str], ts: float) -> tuple[float, Decimal] | None:
+        """``(funding time, rate)`` of a funding time passed by ``ts`` since the last
+        announcement and not settled yet (then counted as settled), else None."""
+        last = self._last.get(key)
         if last is None:
             return None
         last_ts, last_rate, last_next = last
         if last_next is not None:
-            return (last_next, last_rate) if last_next <= ts else None
-        boundary = (ts // FUNDING_PERIOD_S) * FUNDING_PERIOD_S
-        return (boundary, last_rate) if last_ts < boundary <= ts else None
+            at = last_next if last_next <= ts else None
+        else:
+            boundary = (ts // FUNDING_PERIOD_S) * FUNDING_PERIOD_S
+            at = boundary if last_ts < boundary <= ts else None
+        if at is None or (key in self._paid and self._paid[key] >= at):
+            return None
+        self._paid[key] = at
+        return at, last_rate
 
 
 def terms_lookup(config: TradingConfig, specs: SpecLookup) -> TermsLookup:

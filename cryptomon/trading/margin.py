@@ -63,16 +63,23 @@ class ContractState:
             return ZERO
         return pnl(self.terms.spec, amount, self.entry, mark)
 
-    def to_quote(self, amount_settle: Decimal, price: Decimal | None) -> Decimal:
-        """A settle-currency amount in the quote currency (the base coin at ``price``)."""
-        spec = self.terms.spec
-        if self.settle == spec.quote:
+    def to_quote(
+        self, amount_settle: Decimal, price: Decimal | None, account: str | None = None
+    ) -> Decimal:
+        """A settle-currency amount in the account's currency ``account`` (the portfolio's
+        quote): unchanged when the contract settles in it or in its own quote, else the base
+        coin at ``price``."""
+        if self.settle in (self.terms.spec.quote, account):
             return amount_settle
         return amount_settle * price if price is not None else ZERO
 
-    def from_quote(self, amount_quote: Decimal, price: Decimal) -> Decimal:
-        spec = self.terms.spec
-        return amount_quote if self.settle == spec.quote else amount_quote / price
+    def from_quote(
+        self, amount_quote: Decimal, price: Decimal, account: str | None = None
+    ) -> Decimal:
+        """:meth:`to_quote` backwards."""
+        if self.settle in (self.terms.spec.quote, account):
+            return amount_quote
+        return amount_quote / price
 
     def fields(self, amount: Decimal, mark: Decimal | None) -> dict[str, Any]:
         """Side, leverage, margins, liquidation estimate and funding (Decimal or None)."""

@@ -141,6 +141,10 @@ class OrderRecord:
     state: OrderState = OrderState.NEW
     filled: Decimal = Decimal(0)
     cost: Decimal = Decimal(0)  # sum of fill amount * price
+    # an inverse contract's fills: their average price is the contract-weighted harmonic mean
+    # (what the venue reports, and the position's entry), from ``base`` = sum of amount / price
+    inverse: bool = False
+    base: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
     exchange_order_id: str | None = None
     reason: str = ""
@@ -161,7 +165,11 @@ class OrderRecord:
 
     @property
     def avg_price(self) -> Decimal | None:
-        return self.cost / self.filled if self.filled > 0 else None
+        if self.filled <= 0:
+            return None
+        if self.inverse and self.base > 0:
+            return self.filled / self.base
+        return self.cost / self.filled
 
     @property
     def is_open(self) -> bool:
@@ -187,6 +195,8 @@ class OrderRecord:
         self.trade_ids.add(fill.trade_id)
         self.filled += fill.amount
         self.cost += fill.amount * fill.price
+        if self.inverse and fill.price > 0:
+            self.base += fill.amount / fill.price
         self.fees += fill.fee
         return True
 

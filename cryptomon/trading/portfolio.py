@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from cryptomon.events import Fill
+from cryptomon.trading.futures import account_value
 from cryptomon.trading.margin import ContractState, TermsLookup
 from cryptomon.trading.position import Position, TradeResult, money
 
@@ -135,13 +136,21 @@ class Portfolio:
         fee = fill.fee
         if ccy != contract.settle:  # a quote fee on a coin-settled contract, or a third asset
             quote_fee = fee if ccy == self.quote else fee * self.prices.get(ccy, ZERO)
-            fee = contract.from_quote(quote_fee, fill.price)
+            fee = contract.from_quote(quote_fee, fill.price, self.quote)
         before = pos.realized_pnl
         if pos.mark is None:
             pos.mark = fill.price
         result = pos.apply(fill.side, fill.amount, fill.price, fee, fill.ts)
-        self.cash += contract.to_quote(pos.realized_pnl - before - fee, fill.price)
-        if result is not None:
+        realized = pos.realized_pnl - before
+        self.cash += contract.to_quote(realized - fee, fill.price, self.quote)
+        quote_realized = contract.to_quote(realized, fill.price, self.quote)
+        quote_fee = contract.to_quote(fee, fill.price, self.quote)
+        pos.quote_realized += quote_realized
+        pos.quote_fees += quote_fee
+        pos.quote_trip += quote_realized - quote_fee
+        if result is not None:  # the fill's fee goes with the trip it closed, as in its pnl
+            result = replace(result, quote_pnl=pos.quote_trip)
+            pos.quote_trip = ZERO
             self.trades.append(result)
         self.snapshot(fill.ts)
         return result
@@ -153,10 +162,24 @@ class Portfolio:
         pos = self.positions.get((exchange, symbol))
         if pos is None or pos.contract is None:
             return None
-        pos.receive_funding(payment, ts)
-        self.cash += pos.contract.to_quote(payment, price)
+        quote = pos.contract.to_quote(payment, price, self.quote)
+        pos.quote_realized += quote
+        if pos.receive_funding(payment, ts):
+            pos.quote_trip += quote
+        elif pos.amount == 0:
+            self._amend_last_trip(pos, payment, quote)
+        self.cash += quote
         self.snapshot(ts)
         return pos
+
+    def _amend_last_trip(self, pos: Position, payment: Decimal, quote: Decimal) -> None:
+        """A payment booked after its position closed goes to the round trip that held it
+        (``quote``: the payment in the portfolio's quote)."""
+        for i in range(len(self.trades) - 1, -1, -1):
+            trip = self.trades[i]
+            if (trip.exchange, trip.symbol) == (pos.exchange, pos.symbol):
+                self.trades[i] = replace(trip, pnl=trip.pnl + payment, quote_pnl=trip.net + quote)
+                return
 
     def sweep_dust(
         self, exchange: str, symbol: str, step: Decimal, price: Decimal, ts: float
@@ -209,15 +232,24 @@ class Portfolio:
         return pos
 
     def exposure(self, exchange: str | None = None, symbol: str | None = None) -> Decimal:
+        """The positions' value in the quote (an inverse contract's coin value when the
+        account is kept in that coin)."""
         return sum(
             (
-                p.notional()
+                self._exposure_of(p)
                 for p in self.positions.values()
                 if (exchange is None or p.exchange == exchange)
                 and (symbol is None or p.symbol == symbol)
             ),
             ZERO,
         )
+
+    def _exposure_of(self, pos: Position) -> Decimal:
+        contract, price = pos.contract, pos.mark
+        if contract is None or pos.amount == 0:
+            return pos.notional()
+        price = price if price is not None else contract.entry
+        return account_value(contract.terms.spec, pos.amount, price, self.quote) if price else ZERO
 
     @property
     def equity(self) -> Decimal:
@@ -248,13 +280,18 @@ class Portfolio:
             ZERO,
         )
 
-    @staticmethod
-    def _held_value(pos: Position) -> Decimal:
+    def _held_value(self, pos: Position) -> Decimal:
         """What a position adds to equity: spot coins at the mark; a contract its unrealized
         PnL (its margin is still in the cash)."""
         if pos.contract is not None:
-            return pos.contract.to_quote(pos.unrealized_pnl, pos.mark)
+            return pos.contract.to_quote(pos.unrealized_pnl, pos.mark, self.quote)
         return pos.amount * pos.mark if pos.mark is not None else pos.cost
+
+    def _unrealized(self, pos: Position) -> Decimal:
+        """A position's unrealized PnL in the quote (a contract's converted at its mark)."""
+        if pos.contract is not None:
+            return pos.contract.to_quote(pos.unrealized_pnl, pos.mark, self.quote)
+        return pos.unrealized_pnl
 
     @property
     def day(self) -> str:
@@ -290,11 +327,12 @@ class Portfolio:
 
     def stats(self) -> dict[str, Any]:
         """Trades, win rate, average win/loss, profit factor, max drawdown, Sharpe, PnL."""
-        wins = [t.pnl for t in self.trades if t.pnl > 0]
-        losses = [t.pnl for t in self.trades if t.pnl <= 0]
+        wins = [t.net for t in self.trades if t.net > 0]
+        losses = [t.net for t in self.trades if t.net <= 0]
         gross_win = sum(wins, ZERO)
         gross_loss = -sum(losses, ZERO)
         n = len(self.trades)
+        held = list(self.positions.values())
         rets = [t.ret for t in self.trades]
         sharpe: float | None = None
         if n >= 2:
@@ -309,10 +347,10 @@ class Portfolio:
             "avg_win": money(gross_win / len(wins)) if wins else None,
             "avg_loss": money(-gross_loss / len(losses)) if losses else None,
             "profit_factor": float(gross_win / gross_loss) if gross_loss > 0 else None,
-            "net_pnl": money(sum((t.pnl for t in self.trades), ZERO)),
-            "realized_pnl": money(sum((p.realized_pnl for p in self.positions.values()), ZERO)),
-            "unrealized_pnl": money(sum((p.unrealized_pnl for p in self.positions.values()), ZERO)),
-            "fees": money(sum((p.fees for p in self.positions.values()), ZERO)),
+            "net_pnl": money(sum((t.net for t in self.trades), ZERO)),
+            "realized_pnl": money(sum((_quote_realized(p) for p in held), ZERO)),
+            "unrealized_pnl": money(sum((self._unrealized(p) for p in held), ZERO)),
+            "fees": money(sum((_quote_fees(p) for p in held), ZERO)),
             "max_drawdown": float(self.max_drawdown),
             "sharpe": sharpe,
             "equity": money(self.equity),
@@ -322,3 +360,15 @@ class Portfolio:
             "dust": {k: money(v) for k, v in sorted(self.dust.items())},
             "open_positions": len(self.open_positions()),
         }
+
+
+# what stats() sums, in the portfolio's quote (a contract's settle-currency amounts converted
+# when they were booked)
+
+
+def _quote_realized(pos: Position) -> Decimal:
+    return pos.quote_realized if pos.contract is not None else pos.realized_pnl
+
+
+def _quote_fees(pos: Position) -> Decimal:
+    return pos.quote_fees if pos.contract is not None else pos.fees

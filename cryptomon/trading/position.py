@@ -37,11 +37,17 @@ class TradeResult:
     opened: float
     closed: float
     entry_notional: Decimal
-    pnl: Decimal  # realized minus fees
+    pnl: Decimal  # realized minus fees (the settle currency on a contract)
+    quote_pnl: Decimal | None = None  # ``pnl`` in the portfolio's quote, where they differ
 
     @property
     def ret(self) -> float:
         return float(self.pnl / self.entry_notional) if self.entry_notional else 0.0
+
+    @property
+    def net(self) -> Decimal:
+        """The net PnL in the portfolio's quote currency."""
+        return self.pnl if self.quote_pnl is None else self.quote_pnl
 
 
 @dataclass(slots=True)
@@ -63,6 +69,11 @@ class Position:
     trip_fees: Decimal = ZERO
     trip_notional: Decimal = ZERO
     contract: ContractState | None = None  # perpetuals and futures
+    # a contract's realized PnL (funding included), fees and current trip's net PnL in the
+    # portfolio's quote, each converted when it was booked (kept by the Portfolio)
+    quote_realized: Decimal = ZERO
+    quote_fees: Decimal = ZERO
+    quote_trip: Decimal = ZERO
 
     @property
     def avg_price(self) -> Decimal:
@@ -158,14 +169,20 @@ class Position:
                 self.contract.entry = price
         return result
 
-    def receive_funding(self, payment: Decimal, ts: float) -> None:
-        """A funding payment (settle currency, negative = paid) into the PnL of a contract."""
+    def receive_funding(self, payment: Decimal, ts: float) -> bool:
+        """A funding payment (settle currency, negative = paid) into the PnL of a contract;
+        False when the position is already closed (the payment is then only realized: the
+        caller books it on the round trip that held it)."""
         if self.contract is None:
-            return
+            return False
+        if self.amount == 0:
+            self.realized_pnl += payment
+            return False
         self.contract.funding += payment
         self.realized_pnl += payment
         self.trip_pnl += payment
         self.updated = ts
+        return True
 
     def event(self, ts: float, ts_recv: float) -> PositionUpdate:
         return PositionUpdate(

@@ -99,7 +99,13 @@ def check(
         return refused
     if not growing:
         return APPROVED
-    refused = liquidation_check(intent, market.contract, price)
+    refused = liquidation_check(
+        intent,
+        market.contract,
+        price,
+        held=portfolio.positions.get(key, ZERO),
+        entry=portfolio.entries.get(key),
+    )
     if refused is not None:
         return refused
     return exposure_checks(

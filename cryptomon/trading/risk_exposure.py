@@ -10,7 +10,12 @@ from decimal import Decimal
 from cryptomon.events import OrderIntent
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.brokers.base import MarketInfo
-from cryptomon.trading.futures import ContractTerms, stop_problem
+from cryptomon.trading.futures import (
+    ContractTerms,
+    account_value,
+    average_entry,
+    stop_problem,
+)
 from cryptomon.trading.risk_model import (
     APPROVED,
     ZERO,
@@ -24,16 +29,26 @@ from cryptomon.trading.risk_model import (
 
 
 def liquidation_check(
-    intent: OrderIntent, contract: ContractTerms | None, price: Decimal
+    intent: OrderIntent,
+    contract: ContractTerms | None,
+    price: Decimal,
+    *,
+    held: Decimal = ZERO,
+    entry: Decimal | None = None,
 ) -> Decision | None:
     """A contract entry whose estimated liquidation price lies inside its stop-loss: the
-    stop could never protect it."""
+    stop could never protect it. An add to ``held`` contracts opened at ``entry`` is checked
+    at the position's new average entry."""
     if contract is None or intent.stop_loss is None:
         return None
+    long = intent.side == "buy"
+    at = price
+    if entry is not None and entry > 0 and held != 0 and (held > 0) == long:
+        at = average_entry(contract.spec, held, entry, intent.amount, price)
     problem = stop_problem(
         contract.spec,
-        long=intent.side == "buy",
-        entry=price,
+        long=long,
+        entry=at,
         stop=intent.stop_loss,
         leverage=contract.leverage,
         mmr=contract.mmr,
@@ -124,8 +139,9 @@ def _value_checks(
     the quote currency, a contract's through its spec (``marks`` are the quote value of one
     venue unit of each market)."""
     key = (intent.exchange, intent.symbol)
-    notional = spec.notional_of(abs(projected), price) if spec else abs(projected) * price
-    unit = spec.notional_of(Decimal(1), mid) if spec else mid
+    account = portfolio.account
+    notional = account_value(spec, projected, price, account) if spec else abs(projected) * price
+    unit = account_value(spec, Decimal(1), mid, account) if spec else mid
     if notional > limits.max_position_size:
         return reject(
             "max_position_size", f"position would be {notional} (max {limits.max_position_size})"

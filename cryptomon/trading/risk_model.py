@@ -116,6 +116,8 @@ class PortfolioView:
     marks: Mapping[_Key, Decimal] = field(default_factory=dict)
     orders_last_minute: int = 0
     exiting: Mapping[_Key, Decimal] = field(default_factory=dict)
+    account: str | None = None  # the currency of equity and the limits (the portfolio's quote)
+    entries: Mapping[_Key, Decimal] = field(default_factory=dict)  # open contracts' entries
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from cryptomon.events import OrderIntent
 from cryptomon.market.instruments import InstrumentSpec
+from cryptomon.trading.futures import qty_for_account
 from cryptomon.trading.protection import round_down
 
 ZERO = Decimal(0)
@@ -26,12 +27,17 @@ def notional_budget(
 
 
 def venue_qty(
-    spec: InstrumentSpec | None, notional: Decimal, price: Decimal, venue_lot: Decimal
+    spec: InstrumentSpec | None,
+    notional: Decimal,
+    price: Decimal,
+    venue_lot: Decimal,
+    account: str | None = None,
 ) -> Decimal:
-    """The venue quantity worth ``notional`` quote at ``price``: through the spec
-    (``qty_for_notional``: contracts, its lot) when known, rounded down to the venue's own
-    lot too."""
-    qty = spec.qty_for_notional(notional, price) if spec is not None else notional / price
+    """The venue quantity worth ``notional`` of the account's currency ``account`` at
+    ``price``: through the spec (``qty_for_notional``: contracts, its lot; an inverse
+    contract's coin value when the account is kept in that coin) when known, rounded down to
+    the venue's own lot too."""
+    qty = notional / price if spec is None else qty_for_account(spec, notional, price, account)
     return round_down(qty, venue_lot)
 
 

@@ -302,12 +302,12 @@ class PaperBroker:
         notional = qty * price
         fee = notional * rate
         terms = self.margin.terms(intent.exchange, intent.symbol) if self.margin else None
+        now = self.clock.time()
         if terms is not None and self.margin is not None:
-            fee, quote = self.margin.fill(intent, terms, qty, price, rate)
+            fee, quote = self.margin.fill(intent, terms, qty, price, rate, ts=now)
         else:
             settle_spot(self.balances, intent, qty, price, fee)
         self._seq += 1
-        now = self.clock.time()
         fill = Fill(
             exchange=intent.exchange,
             symbol=intent.symbol,
@@ -344,7 +344,9 @@ class PaperBroker:
             crosses = price <= intent.price if intent.side == "buy" else price >= intent.price
             if not crosses:
                 continue
-            qty = min(intent.amount - order.filled, d(trade.amount))
+            # the venue's quantity (contracts on a derivative), as the order's amount
+            size = trade.amount if trade.contracts is None else trade.contracts
+            qty = min(intent.amount - order.filled, d(size))
             if qty <= 0:
                 continue
             self._fill(order, qty, intent.price, "maker")

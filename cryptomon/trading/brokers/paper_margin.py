@@ -56,6 +56,7 @@ class MarginBook:
         self.positions: dict[tuple[str, str], PaperContract] = {}
         self.payments: list[FundingPayment] = []
         self._schedule = FundingSchedule()
+        self._marks: dict[tuple[str, str], Decimal] = {}  # the last announced mark
 
     def terms(self, exchange: str, symbol: str) -> ContractTerms | None:
         return self._terms(exchange, symbol)
@@ -135,11 +136,23 @@ class MarginBook:
             )
 
     def fill(
-        self, intent: OrderIntent, terms: ContractTerms, qty: Decimal, price: Decimal, rate: Decimal
+        self,
+        intent: OrderIntent,
+        terms: ContractTerms,
+        qty: Decimal,
+        price: Decimal,
+        rate: Decimal,
+        *,
+        ts: float | None = None,
     ) -> tuple[Decimal, str]:
-        """Move the position and the settle balance by one fill; returns (fee, currency)."""
+        """Move the position and the settle balance by one fill at ``ts``; returns (fee,
+        currency). A funding time passed before ``ts`` is settled first, on the position
+        held then (a position opened after it pays nothing, one closed after it pays)."""
         spec = terms.spec
         settle = settle_currency(spec)
+        if ts is not None:
+            key = (intent.exchange, spec.symbol)
+            self._settle(key, self._schedule.pending(key, ts), self._marks.get(key, price))
         pos = self.position(terms, intent.exchange)
         signed = qty if intent.side == "buy" else -qty
         fee = value(spec, qty, price) * rate
@@ -161,20 +174,30 @@ class MarginBook:
         """Pay or receive funding when ``event`` follows a funding time."""
         key = (event.exchange, event.symbol)
         due = self._schedule.due(key, event.ts, Decimal(str(event.rate)), event.next_funding_time)
-        pos = self.positions.get(key)
-        if due is None or pos is None or pos.qty == 0:
-            return None
         price = Decimal(str(event.mark_price)) if event.mark_price else mark
-        if price is None or price <= 0:
+        if price is not None and price > 0:
+            self._marks[key] = price
+        return self._settle(key, due, price)
+
+    def _settle(
+        self,
+        key: tuple[str, str],
+        due: tuple[float, Decimal] | None,
+        price: Decimal | None,
+    ) -> FundingPayment | None:
+        """Pay or receive the funding ``due`` on the position held now, valued at ``price``."""
+        pos = self.positions.get(key)
+        if due is None or pos is None or pos.qty == 0 or price is None or price <= 0:
             return None
         at, rate = due
+        exchange, symbol = key
         amount = funding_payment(pos.terms.spec, pos.qty, price, rate)
         settle = settle_currency(pos.terms.spec)
         self.balances[settle] = self.balances.get(settle, ZERO) + amount
         payment = FundingPayment(
-            payment_id=f"funding-{event.exchange}-{event.symbol}-{at:.0f}",
-            exchange=event.exchange,
-            symbol=event.symbol,
+            payment_id=f"funding-{exchange}-{symbol}-{at:.0f}",
+            exchange=exchange,
+            symbol=symbol,
             ts=at,
             amount=amount,
             currency=settle,

@@ -140,3 +140,19 @@ def test_stop_problem_when_liquidation_is_inside_the_stop() -> None:
         stop_problem(LINEAR, long=False, entry=D(20000), stop=None, leverage=D(20), mmr=D("0.004"))
         is None
     )
+
+
+def test_funding_schedule_settles_each_funding_time_once() -> None:
+    """A stream that keeps announcing the passed funding time T for a while (the venue's
+    mark-price stream moves its next time a little after T) settles T once, then the next
+    time once. Before, every announcement after T that still named T settled it again."""
+    from cryptomon.trading.futures import FundingSchedule
+
+    key = ("binance_futures", "BTC-USDT-PERP")
+    sched = FundingSchedule()
+    t = 1_700_028_800.0
+    assert sched.due(key, t - 10, D("0.0001"), t) is None
+    assert sched.due(key, t + 1, D("0.0002"), t) == (t, D("0.0001"))
+    assert sched.due(key, t + 2, D("0.0002"), t) is None  # stale: T again
+    assert sched.due(key, t + 3, D("0.0003"), t + 28_800) is None
+    assert sched.due(key, t + 28_801, D("0.0003"), t + 57_600) == (t + 28_800, D("0.0003"))

@@ -135,3 +135,47 @@ def test_api_position_model_carries_the_contract_fields() -> None:
     assert out.initial_margin == "2000"
     assert out.liquidation_price == "23920"
     assert out.funding == "1"
+
+
+def test_stats_of_an_inverse_contract_are_in_the_quote_currency() -> None:
+    """10 BTC-USD contracts (100 USD) long 20000 -> 25000 with a 0.00005 BTC entry fee (1 USD
+    at 20000) and a 0.00004 BTC exit fee (1 USD at 25000): 0.01 BTC realized = 250 USD, net
+    248 USD, as the cash moved; a second long of 10 at 20000 marked 25000 is 250 USD
+    unrealized. Before, the statistics (API /trading/stats, crypto-monitor trades) summed the
+    coin amounts under the quote currency: net PnL 0.01001, fees 0.00009."""
+    pf = Portfolio(quote="USD", cash=D(1000), terms=terms)
+    pf.apply_fill(fill("BTC-USD-PERP", "buy", "10", "20000", "0.00005", "BTC", 1))
+    pf.apply_fill(fill("BTC-USD-PERP", "sell", "10", "25000", "0.00004", "BTC", 2))
+    pf.apply_funding("sim", "BTC-USD-PERP", D("0.0001"), D(25000), 2.5)  # after the close
+    assert pf.cash == D(1000) - 1 + 250 - 1 + D("2.5")
+    pf.apply_fill(fill("BTC-USD-PERP", "buy", "10", "20000", "0", "BTC", 3))
+    pf.mark("sim", "BTC-USD-PERP", D(25000))
+    stats = pf.stats()
+    assert stats["quote_currency"] == "USD"
+    assert stats["net_pnl"] == "250.5"  # 250 - 1 - 1 + 2.5 of funding booked on the trip
+    assert stats["avg_win"] == "250.5"
+    assert stats["realized_pnl"] == "252.5"  # 250 + 2.5 of funding, before fees
+    assert stats["fees"] == "2"
+    assert stats["unrealized_pnl"] == "250"
+    assert stats["equity"] == "1500.5"
+    assert pf.trades[0].pnl == D("0.01") - D("0.00009") + D("0.0001")  # settle currency
+
+
+def test_a_coin_account_books_coin_settled_pnl_without_converting_it() -> None:
+    """A BTC-denominated account (``paper.quote_currency: BTC``, a COIN-M wallet) trading
+    10 BTC-USD contracts long 20000 -> 25000 with a 0.00005 BTC fee each way: the cash moves by
+    0.01 - 0.0001 BTC, funding of -0.000002 BTC by that, and the open unrealized PnL counts in
+    BTC. Before, each BTC amount was multiplied by the price as if the account were in USD:
+    the cash became 1 - 1 - 0.04 + 250 - 1.25 = 248.71 "BTC"."""
+    pf = Portfolio(quote="BTC", cash=D(1), terms=terms)
+    pf.apply_fill(fill("BTC-USD-PERP", "buy", "10", "20000", "0.00005", "BTC", 1))
+    pf.apply_funding("sim", "BTC-USD-PERP", D("-0.000002"), D(20000), 1.5)
+    pf.apply_fill(fill("BTC-USD-PERP", "sell", "10", "25000", "0.00005", "BTC", 2))
+    assert pf.cash == D(1) + D("0.01") - D("0.0001") - D("0.000002")
+    pf.apply_fill(fill("BTC-USD-PERP", "buy", "10", "20000", "0", "BTC", 3))
+    pf.mark("sim", "BTC-USD-PERP", D(25000))
+    assert pf.equity == pf.cash + D("0.01")
+    assert pf.exposure() == D("0.04")  # 1000 USD at 25000, in BTC (was 1000)
+    stats = pf.stats()
+    assert stats["net_pnl"] == "0.009898"
+    assert stats["fees"] == "0.0001"

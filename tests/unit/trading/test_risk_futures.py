@@ -81,3 +81,18 @@ def test_spot_and_exits_are_not_checked_for_liquidation() -> None:
     market = MarketView(mid=D(20000), contract=terms(20))
     exit_ = entry("sell", "22000", reduce_only=True, origin="stop_loss")
     assert check(exit_, held, market, LIMITS).approved
+
+
+def test_an_add_is_checked_at_the_position_s_new_average_entry() -> None:
+    """Long 0.1 at 20000 (5x, mmr 0.4%), adding 0.1 at 18000 with a stop at 14600: the
+    position's entry becomes 19000 and its liquidation 19000 x 0.804 = 15276, above the stop:
+    refused. Before, the add was checked alone at 18000 (liquidation 14472) and passed."""
+    key = ("binance_futures", "BTC-USDT-PERP")
+    held = PortfolioView(equity=D(10_000), positions={key: D("0.1")}, entries={key: D(20000)})
+    market = MarketView(mid=D(18000), contract=terms(5))
+    decision = check(entry("buy", "14600"), held, market, LIMITS)
+    assert decision.check == "liquidation_inside_stop"
+    assert "15276" in decision.reason
+    assert check(entry("buy", "15300"), held, market, LIMITS).approved
+    fresh = check(entry("buy", "14600"), EQUITY, market, LIMITS)  # no position: 18000 x 0.804
+    assert fresh.approved
