@@ -146,7 +146,9 @@ class Authenticator:
         self.rate_limited = 0
 
     def _lookup(self, presented: str) -> _Token | None:
-        digest = hashlib.sha256(presented.encode("utf-8")).digest()
+        # aiohttp keeps header bytes that are not UTF-8 as surrogates: hash the bytes as sent
+        # (a plain encode raised, a 500 not counted by the throttle, with a traceback each)
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
         found = None
         for tok in self.tokens:  # compare against every token: no early exit
             if hmac.compare_digest(digest, tok.digest):

@@ -58,7 +58,9 @@ class WebhookCall:
 
 
 def _digest(text: str | bytes) -> bytes:
-    raw = text.encode("utf-8") if isinstance(text, str) else text
+    # surrogateescape: header bytes that are not UTF-8 (aiohttp keeps them as surrogates) are
+    # a wrong secret, not an encoding error
+    raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
     return hashlib.sha256(raw).digest()
 
 

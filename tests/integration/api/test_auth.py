@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from typing import Any
@@ -198,3 +199,39 @@ async def test_open_endpoints_are_rate_limited_per_address(start_api: StartApi) 
         statuses.append(r.status)
         assert r.headers["Retry-After"]
     assert statuses == [200, 200, 429]
+
+
+async def _raw_status(port: int, head: bytes) -> int:
+    """The status of one request written byte for byte (header bytes that are not UTF-8)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_a_token_that_is_not_utf8_is_401_and_counts_toward_the_throttle(
+    start_api: StartApi,
+) -> None:
+    """A bearer token with bytes that are not UTF-8 (in the header or the WebSocket's ?token=)
+    is a wrong token: 401, counted by the failed-auth throttle (then 429), no 500 and no
+    error line with a traceback per request."""
+    api = await start_api(config=api_config(auth_fail_limit=3, auth_fail_window_s=600))
+    port = api.server.port
+    assert port is not None
+    bad = b"Authorization: Bearer " + READ.encode() + b"\xff\r\n"
+    with capture_logs() as logs:
+        statuses = [
+            await _raw_status(port, b"GET /api/v1/status HTTP/1.1\r\n" + bad),
+            await _raw_status(port, b"GET /ws?token=%FF" + READ.encode() + b" HTTP/1.1\r\n"),
+            await _raw_status(port, b"GET /ws HTTP/1.1\r\n" + bad),
+            await _raw_status(port, b"GET /api/v1/status HTTP/1.1\r\n" + bad),
+        ]
+    assert statuses == [401, 401, 401, 429]
+    assert not [line for line in logs if line["log_level"] == "error"]
+    assert (await api.get("/api/v1/status", token=READ))[0] == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -212,3 +213,31 @@ async def test_webhook_is_in_openapi_without_bearer_security(hook_api: Any) -> N
     assert "401" in op["responses"]
     assert "/api/v1/signals" in doc["paths"]
     assert "/api/v1/signals/stats" in doc["paths"]
+
+
+@pytest.mark.asyncio
+async def test_a_signature_that_is_not_utf8_is_a_wrong_secret(hook_api: Any) -> None:
+    """An X-Signature header with bytes that are not UTF-8 is a wrong secret (401, counted by
+    the throttle), never a 500 with a traceback in the log."""
+    api, _engine, col = hook_api
+    port = api.server.port
+    assert port is not None
+    raw = json.dumps({"symbol": "BTC-USDT", "side": "buy"}).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"POST {HOOK} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n".encode()
+            + b"X-Signature: \xff\xfe\r\n\r\n"
+            + raw
+        )
+        await writer.drain()
+        with capture_logs() as logs:
+            status = int((await reader.readline()).split()[1])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert status == 401
+    assert not [line for line in logs if line["log_level"] == "error"]
+    assert api.server.app_context.auth.auth_failures == 1
+    assert col.of(Signal) == []
