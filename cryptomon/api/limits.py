@@ -1,20 +1,62 @@
-"""Connection limits of the embedded aiohttp server.
+"""Connection limits of the embedded aiohttp server, and its answer to requests it cannot
+parse.
 
 aiohttp closes a connection whose keep-alive timer (``keepalive_timeout``, started when the
 connection opens and again after each response) expires while no complete request has
 arrived: set from ``api.idle_timeout_s`` it bounds idle connections and half-sent request
 headers alike. It has no cap on open connections; :func:`cap_connections` adds one.
+
+A request aiohttp cannot parse (a control character in a header, a raw byte in the URL) never
+reaches the application: aiohttp answers 400 itself with its version in ``Server`` and logs
+an error with the offending bytes (a bearer token, a ``?token=``) and a traceback.
+:class:`_Handler` answers with ``Server: cryptomon`` and logs one warning naming the problem,
+not the bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
 log = structlog.get_logger()
+
+
+class _Handler(RequestHandler):
+    """aiohttp's connection handler; only its answer to unparsable requests differs."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> StreamResponse:
+        resp = super().handle_error(request, status, exc, message)
+        resp.headers["Server"] = "cryptomon"  # no versions, as on every other answer
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError):
+            # its message quotes the raw request line or header (a token): the first line only
+            reason = (exc.message or "").splitlines()[0].rstrip(":") if exc.message else ""
+            log.warning(
+                "api.bad_request",
+                status=exc.code,
+                error=f"{type(exc).__name__}: {reason}",
+                client=args[1] if len(args) > 1 else None,
+            )
+            return
+        super().log_exception(*args, **kw)
 
 
 class CappedServer(web.Server):
@@ -33,6 +75,9 @@ class CappedServer(web.Server):
             transport.abort()
             return
         super().connection_made(handler, transport)
+
+    def __call__(self) -> RequestHandler:
+        return _Handler(self, loop=self._loop, **self._kwargs)
 
 
 def cap_connections(server: web.Server | None, limit: int) -> CappedServer:

@@ -133,3 +133,39 @@ async def test_websocket_message_rate_is_capped(start_stack: Start) -> None:
                 break
         assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
     assert (await st.call("GET", "/health"))[0] == 200
+
+
+@pytest.mark.asyncio
+async def test_malformed_requests_log_no_credential_and_name_no_version(
+    start_stack: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request aiohttp cannot parse (a token with a control character, a raw byte in the
+    URL) is 400 with `Server: cryptomon` (no version), and its log line is one warning
+    without the request's bytes: the bearer token or ?token= never reaches the log."""
+    st = await start_stack()
+    port = st.server.port
+    assert port is not None
+    heads = [
+        b"GET /api/v1/status HTTP/1.1\r\nAuthorization: Bearer " + READ.encode() + b"\x01\r\n",
+        b"GET /ws?token=" + READ.encode() + b"&x=\xff HTTP/1.1\r\n",
+    ]
+    answers = []
+    with capture_logs() as logs, caplog.at_level("DEBUG"):
+        for head in heads:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answers.append(await asyncio.wait_for(reader.read(), 10))
+            writer.close()
+    for answer in answers:
+        head, _, _ = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].split()[1] == b"400"
+        assert b"\r\nServer: cryptomon\r\n" in head + b"\r\n", head
+        assert b"aiohttp" not in head
+        assert b"Python" not in head
+    warned = [e for e in logs if e["event"] == "api.bad_request"]
+    assert len(warned) == 2
+    assert all(e["log_level"] == "warning" and e["status"] == 400 for e in warned)
+    assert "header value" in warned[0]["error"]
+    assert "url" in warned[1]["error"]
+    assert all(READ not in repr(e) for e in logs)
+    assert all(READ not in r.getMessage() and r.exc_info is None for r in caplog.records)
