@@ -110,6 +110,14 @@ class SignalWebhooks:
         if cfg is None:
             raise WebhookRejected(404, f"no webhook {name!r}")
         symbol = self._symbol(cfg, call.symbol)
+        if cfg.exchange is not None and call.exchange not in (None, cfg.exchange):
+            # like its symbols: the secret of a webhook pinned to one venue opens no other
+            raise WebhookRejected(
+                422,
+                f"body.exchange {call.exchange!r}: webhook {cfg.name!r} signals only "
+                f"{cfg.exchange!r} (omit exchange)",
+                field="body.exchange",
+            )
         exchange = call.exchange or cfg.exchange or self.generator.config.exchange
         if exchange is None:
             raise WebhookRejected(

@@ -23,6 +23,7 @@ from tests.util import wait_until
 
 SECRET = "tv-secret-0123456789abcdef"
 HOOK = "/api/v1/signals/webhook/tv"
+PINNED_SECRET = "pinned-secret-0123456789abcdef"
 # What a TradingView alert's message box holds (placeholders already substituted).
 TV_ALERT = (
     '{"secret": "' + SECRET + '", "symbol": "BTCUSDT", "side": "BUY", "price": "100.1", '
@@ -36,7 +37,10 @@ async def hook_api(start_api: StartApi) -> AsyncIterator[tuple[Running, Any, Col
     """A paper engine with a book and one webhook 'tv' (BTC-USDT, 3 per minute) behind the API."""
     cfg = trading_config(
         exchange=EX,
-        webhooks=[{"name": "tv", "secret": SECRET, "symbols": ["BTC/USDT"], "max_per_minute": 3}],
+        webhooks=[
+            {"name": "tv", "secret": SECRET, "symbols": ["BTC/USDT"], "max_per_minute": 3},
+            {"name": "pinned", "secret": PINNED_SECRET, "exchange": EX},
+        ],
     )
     engine, _broker, hub, market, clock = paper_engine(config=cfg)
     generator = SignalGenerator(
@@ -241,3 +245,22 @@ async def test_a_signature_that_is_not_utf8_is_a_wrong_secret(hook_api: Any) -> 
     assert not [line for line in logs if line["log_level"] == "error"]
     assert api.server.app_context.auth.auth_failures == 1
     assert col.of(Signal) == []
+
+
+@pytest.mark.asyncio
+async def test_a_webhook_with_an_exchange_signals_only_that_exchange(hook_api: Any) -> None:
+    """A webhook configured with an exchange refuses a body naming another one (422 naming
+    body.exchange, no signal): its secret does not open the other venues; the same exchange,
+    or none, passes."""
+    api, _engine, col = hook_api
+    path = "/api/v1/signals/webhook/pinned"
+    body = {"secret": PINNED_SECRET, "symbol": "BTC-USDT", "side": "buy", "exchange": "kraken"}
+    status, answer = await _send(api, body, path=path)
+    assert status == 422, answer
+    assert answer["error"]["details"]["fields"][0]["field"] == "body.exchange"
+    assert col.of(Signal) == []
+    status, answer = await _send(api, {**body, "exchange": EX.upper()}, path=path)
+    assert status == 200, answer
+    status, answer = await _send(api, {**body, "exchange": None}, path=path)
+    assert status == 200, answer
+    assert [s.exchange for s in col.of(Signal)] == [EX, EX]
