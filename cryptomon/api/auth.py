@@ -28,6 +28,8 @@ _IMPLIED: dict[str, frozenset[str]] = {
     "trade": frozenset({"read", "trade"}),
     "admin": frozenset({"read", "trade", "admin"}),
 }
+# the audit actor of a credential that matched none
+INVALID_TOKEN = "invalid-token"  # noqa: S105 - a label, not a secret
 _MAX_TRACKED = 10_000  # bound of the per-key limiter/throttle tables (LRU evicted)
 
 
@@ -182,7 +184,11 @@ class Authenticator:
             self._check_throttle(client)
             self.auth_failures += 1
             self.throttle.failed(client)
-            raise ApiError(401, "invalid bearer token (expected 'Authorization: Bearer <token>')")
+            raise ApiError(
+                401,
+                "invalid bearer token (expected 'Authorization: Bearer <token>')",
+                actor=INVALID_TOKEN,  # audited: counted, so bounded by the throttle
+            )
         principal = Principal(tok.name, tok.scopes, f"token:{tok.name}", tok.rate_per_s, tok.burst)
         self._limit(principal)  # before the scope check: refusals count against the rate too
         require(principal, scope)
