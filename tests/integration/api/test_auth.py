@@ -235,3 +235,35 @@ async def test_a_token_that_is_not_utf8_is_401_and_counts_toward_the_throttle(
     assert statuses == [401, 401, 401, 429]
     assert not [line for line in logs if line["log_level"] == "error"]
     assert (await api.get("/api/v1/status", token=READ))[0] == 200
+
+
+def test_ipv6_clients_are_counted_per_64_prefix() -> None:
+    """One IPv6 host holds a whole /64: the failed-auth throttle and the anonymous rate limit
+    count per /64 (rotating the last 64 bits gave unlimited guesses and requests), another
+    /64 and IPv4 are counted on their own, and an IPv4-mapped address as its IPv4."""
+    clock = ManualClock()
+    auth = Authenticator(
+        api_config(auth_fail_limit=3, public_read=True, rate_limit_per_s=0.01, rate_limit_burst=2),
+        clock=clock,
+    )
+    for n in range(3):
+        with pytest.raises(ApiError) as exc:
+            auth.authenticate("Bearer guess-guess-guess", f"2001:db8::{n + 1:x}", "read")
+        assert exc.value.status == 401
+    with pytest.raises(ApiError) as exc:
+        auth.authenticate("Bearer guess-guess-guess", "2001:db8::ffff:1", "read")
+    assert exc.value.status == 429
+    with pytest.raises(ApiError) as exc:
+        auth.authenticate("Bearer guess-guess-guess", "2001:db8:0:1::1", "read")
+    assert exc.value.status == 401  # another /64: not throttled
+    assert auth.authenticate(f"Bearer {READ}", "2001:db8::9", "read").name == "reader"
+    for n in range(2):
+        auth.authenticate(None, f"2001:db8:0:2::{n + 1}", "read", public=True)
+    with pytest.raises(ApiError) as exc:
+        auth.authenticate(None, "2001:db8:0:2::3", "read", public=True)
+    assert exc.value.status == 429
+    auth.limit_address("::ffff:10.0.0.1")
+    auth.limit_address("10.0.0.1")
+    with pytest.raises(ApiError) as exc:
+        auth.limit_address("::ffff:10.0.0.1")
+    assert exc.value.status == 429
