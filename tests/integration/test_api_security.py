@@ -301,3 +301,17 @@ async def test_anonymous_refusals_cannot_fill_the_audit_log(start_stack: Start) 
     await wait_until(marked, timeout=20, message="the marker audited")
     rows = await st.audit_rows("denied")
     assert sorted(r["actor"] for r in rows) == ["invalid-token"] * 3 + ["reader"]
+
+
+@pytest.mark.asyncio
+async def test_a_foreign_host_is_not_told_the_allowed_names(start_stack: Start) -> None:
+    """The 421 for a Host that is not allowed (a scan by IP address) names neither the
+    configured host names nor the bind address: they would tie the server to its names."""
+    st = await start_stack(allowed_hosts=["dash.corp.example", "127.0.0.1"])
+    async with st.http.get(st.url + "/health", headers={"Host": "203.0.113.9"}) as r:
+        assert r.status == 421
+        text = await r.text()
+    assert "host_not_allowed" in text
+    assert "dash.corp.example" not in text
+    assert "127.0.0.1" not in text
+    assert (await st.call("GET", "/health", headers={"Host": "dash.corp.example"}))[0] == 200
