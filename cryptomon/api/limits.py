@@ -29,7 +29,30 @@ log = structlog.get_logger()
 
 
 class _Handler(RequestHandler):
-    """aiohttp's connection handler; only its answer to unparsable requests differs."""
+    """aiohttp's connection handler; its answer to unparsable requests differs, and a send
+    that makes no progress for ``stall_timeout_s`` aborts the connection."""
+
+    stall_timeout_s = 0.0
+    server: CappedServer | None = None
+
+    async def _drain_helper(self) -> None:
+        # every write that fills the transport's buffer waits here for the peer to read. A
+        # peer that never reads (a large answer, plotly.js, asked for and left unread) held
+        # its connection slot and the buffered answer for as long as it liked: aiohttp has
+        # no write timeout, and the keep-alive timer only runs between requests
+        if not self.stall_timeout_s:
+            return await super()._drain_helper()
+        try:
+            async with asyncio.timeout(self.stall_timeout_s):
+                await super()._drain_helper()
+        except TimeoutError:
+            transport = self.transport
+            if transport is not None:
+                transport.abort()  # close() would wait to flush what the peer does not read
+            if self.server is not None:
+                self.server.stalled += 1
+            log.info("api.stalled_send_aborted", timeout_s=self.stall_timeout_s)
+            raise ConnectionResetError("the client read nothing for api.idle_timeout_s") from None
 
     def handle_error(
         self,
@@ -64,6 +87,8 @@ class CappedServer(web.Server):
 
     max_connections = 0
     refused = 0
+    stall_timeout_s = 0.0
+    stalled = 0  # connections aborted because the client stopped reading
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         if self.max_connections and len(self.connections) >= self.max_connections:
@@ -77,15 +102,21 @@ class CappedServer(web.Server):
         super().connection_made(handler, transport)
 
     def __call__(self) -> RequestHandler:
-        return _Handler(self, loop=self._loop, **self._kwargs)
+        handler = _Handler(self, loop=self._loop, **self._kwargs)
+        handler.stall_timeout_s = self.stall_timeout_s
+        handler.server = self
+        return handler
 
 
-def cap_connections(server: web.Server | None, limit: int) -> CappedServer:
+def cap_connections(
+    server: web.Server | None, limit: int, *, stall_timeout_s: float = 0.0
+) -> CappedServer:
     """Turn the runner's server (after ``AppRunner.setup()``) into a :class:`CappedServer`:
-    the same object and state, one overridden method."""
+    the same object and state, its own connection handlers."""
     if server is None:
         raise RuntimeError("cap_connections needs the server of a set-up AppRunner")
     server.__class__ = CappedServer
     assert isinstance(server, CappedServer)
     server.max_connections = limit
+    server.stall_timeout_s = stall_timeout_s
     return server

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 import aiohttp
 import pytest
@@ -169,3 +170,34 @@ async def test_malformed_requests_log_no_credential_and_name_no_version(
     assert "url" in warned[1]["error"]
     assert all(READ not in repr(e) for e in logs)
     assert all(READ not in r.getMessage() and r.exc_info is None for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_does_not_read_its_answer_is_disconnected(start_stack: Start) -> None:
+    """A client that asks for a large answer (plotly.js, no token needed) and never reads it
+    is disconnected once its answer has not moved for api.idle_timeout_s (aborted: what was
+    still buffered is dropped); such clients held their connection slot and megabytes of
+    buffered answer for as long as they liked. A client that reads gets the whole answer."""
+    st = await start_stack(idle_timeout_s=0.5)
+    conns = st.server.connections
+    assert conns is not None
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", st.server.port))
+        ask = b"GET /vendor/plotly.min.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        await loop.sock_sendall(sock, ask)
+        await wait_until(lambda: getattr(conns, "stalled", 0) == 1, message="the stall noticed")
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 10):
+                received += len(chunk)
+    finally:
+        sock.close()
+    async with st.http.get(st.url + "/vendor/plotly.min.js") as r:
+        assert r.status == 200
+        full = len(await r.read())
+    assert full > 1_000_000
+    assert received < full  # cut off, not delivered late
