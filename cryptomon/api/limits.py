@@ -83,15 +83,33 @@ class _Handler(RequestHandler):
 
 
 class CappedServer(web.Server):
-    """``web.Server`` that refuses (aborts) connections beyond ``max_connections``."""
+    """``web.Server`` with at most ``max_connections``: at the cap, the oldest idle
+    connection is closed for the new one; when every connection is serving a request, the new
+    one is refused (aborted)."""
 
     max_connections = 0
     refused = 0
+    evicted = 0  # idle connections closed at the cap for a new one
     stall_timeout_s = 0.0
     stalled = 0  # connections aborted because the client stopped reading
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         if self.max_connections and len(self.connections) >= self.max_connections:
+            # an idle connection (nothing or half a request sent) makes room: otherwise
+            # anyone, without a token, could hold every slot by opening connections again
+            # each idle_timeout_s and keep the kill switch out of reach
+            idle = next((h for h in self.connections if not h._request_in_progress), None)
+            if idle is not None:
+                self.evicted += 1
+                if self.evicted == 1 or self.evicted % 1000 == 0:
+                    log.warning(
+                        "api.idle_connection_closed",
+                        limit=self.max_connections,
+                        evicted=self.evicted,
+                    )
+                idle.force_close()
+                super().connection_made(handler, transport)
+                return
             self.refused += 1
             if self.refused == 1 or self.refused % 1000 == 0:
                 log.warning(

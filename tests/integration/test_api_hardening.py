@@ -54,23 +54,65 @@ async def test_idle_and_half_sent_connections_are_closed(start_stack: Start) -> 
     slow.close()
 
 
+async def _busy(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection with a request in progress: a body announced, a part of it sent."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /api/v1/trading/kill-switch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: Bearer " + ADMIN.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{"
+    )
+    await writer.drain()
+    return reader, writer
+
+
 @pytest.mark.asyncio
 async def test_connections_beyond_the_cap_are_refused(start_stack: Start) -> None:
-    """With api.max_connections open, the next connection is closed at once; a freed slot
-    serves again."""
-    st = await start_stack(max_connections=2)
-    assert st.server.connections is not None
-    held = [await asyncio.open_connection("127.0.0.1", st.server.port) for _ in range(2)]
-    await wait_until(lambda: len(st.server.connections.connections) == 2, message="2 held")
+    """With api.max_connections open and each serving a request, the next connection is
+    closed at once; a freed slot serves again."""
+    st = await start_stack(max_connections=2, request_timeout_s=60)
+    conns = st.server.connections
+    assert conns is not None
+    held = [await _busy(st.server.port) for _ in range(2)]
+    await wait_until(
+        lambda: sum(h._request_in_progress for h in conns.connections) == 2, message="2 busy"
+    )
     reader, writer = await asyncio.open_connection("127.0.0.1", st.server.port)
     with contextlib.suppress(ConnectionResetError):  # aborted (reset) or closed: refused
         assert await asyncio.wait_for(reader.read(), 10) == b""
     writer.close()
-    assert st.server.connections.refused == 1
+    assert conns.refused == 1
     for _, w in held:
         w.close()
-    await wait_until(lambda: not st.server.connections.connections, message="slots freed")
+    await wait_until(lambda: not conns.connections, message="slots freed")
     assert (await st.call("GET", "/health"))[0] == 200
+    assert str(st.engine.risk_state) == "active"
+
+
+@pytest.mark.asyncio
+async def test_idle_connections_make_room_at_the_cap(start_stack: Start) -> None:
+    """Connections that only sit there (opened, nothing or half a request sent) cannot keep
+    everyone out: at api.max_connections the oldest idle one is closed for the newcomer,
+    which is served; a connection serving a request is never the one closed."""
+    st = await start_stack(max_connections=3, request_timeout_s=60)
+    conns = st.server.connections
+    assert conns is not None
+    busy_reader, busy = await _busy(st.server.port)
+    oldest_reader, oldest = await asyncio.open_connection("127.0.0.1", st.server.port)
+    _, slow = await asyncio.open_connection("127.0.0.1", st.server.port)
+    slow.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never finished
+    await wait_until(lambda: len(conns.connections) == 3, message="3 held")
+    assert (await st.call("GET", "/health"))[0] == 200  # a new connection: served
+    assert conns.evicted == 1
+    assert conns.refused == 0
+    with contextlib.suppress(ConnectionResetError):
+        assert await asyncio.wait_for(oldest_reader.read(), 10) == b""  # the oldest idle
+    busy.write(b"}" + b" " * 48)  # the busy connection finishes its request
+    await busy.drain()
+    status_line = await asyncio.wait_for(busy_reader.readline(), 10)
+    assert status_line.split()[1] == b"200"
+    for w in (busy, oldest, slow):
+        w.close()
 
 
 @pytest.mark.asyncio
