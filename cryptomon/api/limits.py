@@ -40,7 +40,7 @@ class _Handler(RequestHandler):
         # peer that never reads (a large answer, plotly.js, asked for and left unread) held
         # its connection slot and the buffered answer for as long as it liked: aiohttp has
         # no write timeout, and the keep-alive timer only runs between requests
-        if not self.stall_timeout_s:
+        if not self.stall_timeout_s or not self._paused:  # the usual case: nothing to wait
             return await super()._drain_helper()
         try:
             async with asyncio.timeout(self.stall_timeout_s):
