@@ -3,7 +3,8 @@
 - ``read`` < ``trade`` < ``admin``: a token with ``admin`` may do everything, ``trade`` may also
   read. Market data and anomalies may be read anonymously with ``api.public_read: true``;
   everything else (trading, alerts, status, metrics) always needs a token with the scope.
-- Per-token token-bucket rate limit (anonymous clients are limited per IP): 429 + Retry-After.
+- Per-token token-bucket rate limit (anonymous clients are limited per IP, IPv6 per /64):
+  429 + Retry-After.
 - Failed authentications are counted per client IP in a sliding window; past the limit that
   IP gets 429 for requests without a valid token until the window has passed, so tokens cannot
   be guessed quickly; a request with a valid token is never refused by it.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -28,7 +30,24 @@ _IMPLIED: dict[str, frozenset[str]] = {
     "trade": frozenset({"read", "trade"}),
     "admin": frozenset({"read", "trade", "admin"}),
 }
+# the audit actor of a credential that matched none
+INVALID_TOKEN = "invalid-token"  # noqa: S105 - a label, not a secret
 _MAX_TRACKED = 10_000  # bound of the per-key limiter/throttle tables (LRU evicted)
+
+
+def address_key(client: str) -> str:
+    """The key a client address is counted under: an IPv4 address as itself; an IPv6 one by
+    its /64 (one host or subscriber holds a whole /64: counting per address let it rotate
+    the last 64 bits for unlimited guesses and requests); IPv4-mapped as the IPv4."""
+    if ":" not in client:  # IPv4 (the common case): no parsing
+        return client
+    try:
+        addr = ipaddress.IPv6Address(client.split("%", 1)[0])
+    except ValueError:
+        return client
+    if addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return f"{ipaddress.IPv6Address(int(addr) >> 64 << 64)}/64"
 
 
 def hash_token(token: str) -> str:
@@ -146,7 +165,9 @@ class Authenticator:
         self.rate_limited = 0
 
     def _lookup(self, presented: str) -> _Token | None:
-        digest = hashlib.sha256(presented.encode("utf-8")).digest()
+        # aiohttp keeps header bytes that are not UTF-8 as surrogates: hash the bytes as sent
+        # (a plain encode raised, a 500 not counted by the throttle, with a traceback each)
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
         found = None
         for tok in self.tokens:  # compare against every token: no early exit
             if hmac.compare_digest(digest, tok.digest):
@@ -162,6 +183,7 @@ class Authenticator:
         ``api.public_read`` is on. A valid token is never refused by the failed-auth throttle
         (it only slows down guessing), so one noisy neighbour cannot lock honest users out.
         """
+        client = address_key(client)
         if not authorization:
             self._check_throttle(client)
             if public and scope == "read" and self.config.public_read:
@@ -180,7 +202,11 @@ class Authenticator:
             self._check_throttle(client)
             self.auth_failures += 1
             self.throttle.failed(client)
-            raise ApiError(401, "invalid bearer token (expected 'Authorization: Bearer <token>')")
+            raise ApiError(
+                401,
+                "invalid bearer token (expected 'Authorization: Bearer <token>')",
+                actor=INVALID_TOKEN,  # audited: counted, so bounded by the throttle
+            )
         principal = Principal(tok.name, tok.scopes, f"token:{tok.name}", tok.rate_per_s, tok.burst)
         self._limit(principal)  # before the scope check: refusals count against the rate too
         require(principal, scope)
@@ -188,12 +214,12 @@ class Authenticator:
 
     def check_throttle(self, client: str) -> None:
         """429 while ``client`` is throttled for failed authentications (any credential)."""
-        self._check_throttle(client)
+        self._check_throttle(address_key(client))
 
     def failed(self, client: str) -> None:
         """Count one failed authentication of ``client`` (a wrong webhook secret, ...)."""
         self.auth_failures += 1
-        self.throttle.failed(client)
+        self.throttle.failed(address_key(client))
 
     def _check_throttle(self, client: str) -> None:
         wait = self.throttle.retry_after(client)
@@ -207,7 +233,7 @@ class Authenticator:
             Principal(
                 "anonymous",
                 frozenset(),
-                f"ip:{client}",
+                f"ip:{address_key(client)}",
                 self.config.rate_limit_per_s,
                 self.config.rate_limit_burst,
             )

@@ -173,7 +173,9 @@ class ApiServer:
             keepalive_timeout=cfg.idle_timeout_s,  # idle and half-sent-header connections
         )
         await self._runner.setup()
-        self.connections = cap_connections(self._runner.server, cfg.max_connections)
+        self.connections = cap_connections(
+            self._runner.server, cfg.max_connections, stall_timeout_s=cfg.idle_timeout_s
+        )
         self._site = web.TCPSite(
             self._runner, cfg.host, cfg.port, reuse_address=True, ssl_context=tls
         )

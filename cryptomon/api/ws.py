@@ -38,6 +38,7 @@ from pydantic import (
     field_validator,
 )
 
+from cryptomon.api.auth import Principal
 from cryptomon.api.errors import ApiError
 from cryptomon.api.guard import check_origin
 from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
@@ -182,12 +183,15 @@ class WsManager:
         self.rejected = 0
         self.rate_limited = 0
         self.connected_total = 0
+        self.evicted = 0  # anonymous clients closed to make room for a token holder
+        self._closing: set[asyncio.Task[Any]] = set()
 
     def stats(self) -> dict[str, Any]:
         return {
             "clients": len(self.clients),
             "connected_total": self.connected_total,
             "rejected": self.rejected,
+            "evicted": self.evicted,
             "rate_limited": self.rate_limited,
             "dropped": self.dropped,
             "disconnected_slow": self.disconnected_slow,
@@ -253,7 +257,7 @@ class WsManager:
         check_origin(request, self.config.cors_origins)
         principal = ctx.auth.authenticate(header, client_address(request), "read", public=True)
         request[PRINCIPAL] = principal
-        if len(self.clients) >= self.config.ws_max_clients:
+        if len(self.clients) >= self.config.ws_max_clients and not self._make_room(principal):
             self.rejected += 1
             raise ApiError(
                 503,
@@ -289,6 +293,25 @@ class WsManager:
                 "api.ws_disconnected", client_id=client.id, dropped=client.dropped, sent=client.sent
             )
         return ws
+
+    def _make_room(self, principal: Principal) -> bool:
+        """At the cap, a token holder takes the slot of the oldest anonymous client (closed
+        with 1013, try again later): clients without a token (``api.public_read``) must not be
+        able to keep token holders out. False when there is no such slot."""
+        if principal.anonymous:
+            return False
+        victim = next((c for c in self.clients.values() if c.anonymous), None)
+        if victim is None:
+            return False
+        self.clients.pop(victim.id, None)  # its slot is free now; its handler cleans up
+        self.evicted += 1
+        log.info("api.ws_anonymous_evicted", client_id=victim.id, for_principal=principal.name)
+        task = asyncio.get_running_loop().create_task(
+            victim.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slot taken by a token")
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return True
 
     async def _receive_loop(self, client: WsClient) -> None:
         auth = client.request.app[CONTEXT].auth

@@ -25,7 +25,7 @@ import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.errors import backoff_delays
-from cryptomon.log import Redactor, redact_notify_url
+from cryptomon.log import REDACTED, Redactor
 from cryptomon.notify.templates import Format
 from cryptomon.notify.transport import AppriseTransport, NotifyRequest, Transport
 
@@ -79,7 +79,9 @@ class AppriseSender:
         self.retry_backoff_s = retry_backoff_s
         self.retry_backoff_cap_s = retry_backoff_cap_s
         self._rng = rng
-        self.redacted_url = redact_notify_url(url)
+        # the scheme only: apprise keeps secrets anywhere in its URLs (opsgenie://APIKEY, a
+        # Slack or Discord https webhook path), not only in the schemes the log redactor knows
+        self.redacted_url = f"{url.partition('://')[0]}://{REDACTED}"
         import apprise  # lazy: see BODY_FORMATS
 
         plugin = apprise.Apprise.instantiate(url)

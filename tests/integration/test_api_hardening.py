@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 import aiohttp
 import pytest
@@ -53,23 +54,65 @@ async def test_idle_and_half_sent_connections_are_closed(start_stack: Start) -> 
     slow.close()
 
 
+async def _busy(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection with a request in progress: a body announced, a part of it sent."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /api/v1/trading/kill-switch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: Bearer " + ADMIN.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{"
+    )
+    await writer.drain()
+    return reader, writer
+
+
 @pytest.mark.asyncio
 async def test_connections_beyond_the_cap_are_refused(start_stack: Start) -> None:
-    """With api.max_connections open, the next connection is closed at once; a freed slot
-    serves again."""
-    st = await start_stack(max_connections=2)
-    assert st.server.connections is not None
-    held = [await asyncio.open_connection("127.0.0.1", st.server.port) for _ in range(2)]
-    await wait_until(lambda: len(st.server.connections.connections) == 2, message="2 held")
+    """With api.max_connections open and each serving a request, the next connection is
+    closed at once; a freed slot serves again."""
+    st = await start_stack(max_connections=2, request_timeout_s=60)
+    conns = st.server.connections
+    assert conns is not None
+    held = [await _busy(st.server.port) for _ in range(2)]
+    await wait_until(
+        lambda: sum(h._request_in_progress for h in conns.connections) == 2, message="2 busy"
+    )
     reader, writer = await asyncio.open_connection("127.0.0.1", st.server.port)
     with contextlib.suppress(ConnectionResetError):  # aborted (reset) or closed: refused
         assert await asyncio.wait_for(reader.read(), 10) == b""
     writer.close()
-    assert st.server.connections.refused == 1
+    assert conns.refused == 1
     for _, w in held:
         w.close()
-    await wait_until(lambda: not st.server.connections.connections, message="slots freed")
+    await wait_until(lambda: not conns.connections, message="slots freed")
     assert (await st.call("GET", "/health"))[0] == 200
+    assert str(st.engine.risk_state) == "active"
+
+
+@pytest.mark.asyncio
+async def test_idle_connections_make_room_at_the_cap(start_stack: Start) -> None:
+    """Connections that only sit there (opened, nothing or half a request sent) cannot keep
+    everyone out: at api.max_connections the oldest idle one is closed for the newcomer,
+    which is served; a connection serving a request is never the one closed."""
+    st = await start_stack(max_connections=3, request_timeout_s=60)
+    conns = st.server.connections
+    assert conns is not None
+    busy_reader, busy = await _busy(st.server.port)
+    oldest_reader, oldest = await asyncio.open_connection("127.0.0.1", st.server.port)
+    _, slow = await asyncio.open_connection("127.0.0.1", st.server.port)
+    slow.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never finished
+    await wait_until(lambda: len(conns.connections) == 3, message="3 held")
+    assert (await st.call("GET", "/health"))[0] == 200  # a new connection: served
+    assert conns.evicted == 1
+    assert conns.refused == 0
+    with contextlib.suppress(ConnectionResetError):
+        assert await asyncio.wait_for(oldest_reader.read(), 10) == b""  # the oldest idle
+    busy.write(b"}" + b" " * 48)  # the busy connection finishes its request
+    await busy.drain()
+    status_line = await asyncio.wait_for(busy_reader.readline(), 10)
+    assert status_line.split()[1] == b"200"
+    for w in (busy, oldest, slow):
+        w.close()
 
 
 @pytest.mark.asyncio
@@ -133,3 +176,70 @@ async def test_websocket_message_rate_is_capped(start_stack: Start) -> None:
                 break
         assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
     assert (await st.call("GET", "/health"))[0] == 200
+
+
+@pytest.mark.asyncio
+async def test_malformed_requests_log_no_credential_and_name_no_version(
+    start_stack: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request aiohttp cannot parse (a token with a control character, a raw byte in the
+    URL) is 400 with `Server: cryptomon` (no version), and its log line is one warning
+    without the request's bytes: the bearer token or ?token= never reaches the log."""
+    st = await start_stack()
+    port = st.server.port
+    assert port is not None
+    heads = [
+        b"GET /api/v1/status HTTP/1.1\r\nAuthorization: Bearer " + READ.encode() + b"\x01\r\n",
+        b"GET /ws?token=" + READ.encode() + b"&x=\xff HTTP/1.1\r\n",
+    ]
+    answers = []
+    with capture_logs() as logs, caplog.at_level("DEBUG"):
+        for head in heads:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answers.append(await asyncio.wait_for(reader.read(), 10))
+            writer.close()
+    for answer in answers:
+        head, _, _ = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].split()[1] == b"400"
+        assert b"\r\nServer: cryptomon\r\n" in head + b"\r\n", head
+        assert b"aiohttp" not in head
+        assert b"Python" not in head
+    warned = [e for e in logs if e["event"] == "api.bad_request"]
+    assert len(warned) == 2
+    assert all(e["log_level"] == "warning" and e["status"] == 400 for e in warned)
+    assert "header value" in warned[0]["error"]
+    assert "url" in warned[1]["error"]
+    assert all(READ not in repr(e) for e in logs)
+    assert all(READ not in r.getMessage() and r.exc_info is None for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_does_not_read_its_answer_is_disconnected(start_stack: Start) -> None:
+    """A client that asks for a large answer (plotly.js, no token needed) and never reads it
+    is disconnected once its answer has not moved for api.idle_timeout_s (aborted: what was
+    still buffered is dropped); such clients held their connection slot and megabytes of
+    buffered answer for as long as they liked. A client that reads gets the whole answer."""
+    st = await start_stack(idle_timeout_s=0.5)
+    conns = st.server.connections
+    assert conns is not None
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", st.server.port))
+        ask = b"GET /vendor/plotly.min.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        await loop.sock_sendall(sock, ask)
+        await wait_until(lambda: getattr(conns, "stalled", 0) == 1, message="the stall noticed")
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 10):
+                received += len(chunk)
+    finally:
+        sock.close()
+    async with st.http.get(st.url + "/vendor/plotly.min.js") as r:
+        assert r.status == 200
+        full = len(await r.read())
+    assert full > 1_000_000
+    assert received < full  # cut off, not delivered late

@@ -277,3 +277,41 @@ async def test_nul_bytes_are_bad_input(db_url: str, start_stack: Start) -> None:
         status, body = await st.call("GET", path)
         assert status == 422, (path, body)
         assert "NUL" in body["error"]["message"] or "NUL" in json.dumps(body["error"]["details"])
+
+
+@pytest.mark.asyncio
+async def test_anonymous_refusals_cannot_fill_the_audit_log(start_stack: Start) -> None:
+    """A ?token= on a REST route (where it is no credential) or an empty Authorization header
+    is an anonymous refusal: 401, only logged, never an audit row (nothing counts or bounds
+    them); a token that matches none is audited, bounded by the failed-auth throttle."""
+    st = await start_stack(auth_fail_limit=3, auth_fail_window_s=600)
+    for _ in range(5):
+        assert (await st.call("GET", "/api/v1/status?token=guess-guess-guess", None))[0] == 401
+        empty = {"Authorization": ""}
+        assert (await st.call("GET", "/api/v1/status", None, headers=empty))[0] == 401
+    statuses = [(await st.call("GET", "/api/v1/status", "guess-guess-guess"))[0] for _ in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+    marker = {"X-Request-ID": "marker"}
+    status, _ = await st.call("POST", "/api/v1/trading/kill-switch", READ, json={}, headers=marker)
+    assert status == 403
+
+    async def marked() -> bool:
+        return any(r["request_id"] == "marker" for r in await st.audit_rows("denied"))
+
+    await wait_until(marked, timeout=20, message="the marker audited")
+    rows = await st.audit_rows("denied")
+    assert sorted(r["actor"] for r in rows) == ["invalid-token"] * 3 + ["reader"]
+
+
+@pytest.mark.asyncio
+async def test_a_foreign_host_is_not_told_the_allowed_names(start_stack: Start) -> None:
+    """The 421 for a Host that is not allowed (a scan by IP address) names neither the
+    configured host names nor the bind address: they would tie the server to its names."""
+    st = await start_stack(allowed_hosts=["dash.corp.example", "127.0.0.1"])
+    async with st.http.get(st.url + "/health", headers={"Host": "203.0.113.9"}) as r:
+        assert r.status == 421
+        text = await r.text()
+    assert "host_not_allowed" in text
+    assert "dash.corp.example" not in text
+    assert "127.0.0.1" not in text
+    assert (await st.call("GET", "/health", headers={"Host": "dash.corp.example"}))[0] == 200

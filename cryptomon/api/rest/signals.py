@@ -4,6 +4,7 @@ through which external senders (TradingView alerts, scripts) send signals."""
 from __future__ import annotations
 
 from cryptomon.api import models_signals as ms
+from cryptomon.api.auth import INVALID_TOKEN
 from cryptomon.api.errors import ApiError
 from cryptomon.api.rest.paging import check_limit, invalid_query
 from cryptomon.api.routing import Call, RouteTable, client_address
@@ -109,6 +110,7 @@ async def signal_webhook(call: Call) -> ms.WebhookOut:
             401,
             f"invalid secret for webhook {name!r} (expected the webhook's secret as the body's "
             "'secret', as ?token=, or an X-Signature HMAC-SHA256 of the body)",
+            actor=INVALID_TOKEN,  # audited (never the secret), bounded by the throttle
         )
     fields = body.model_dump(exclude={"secret"})
     try:

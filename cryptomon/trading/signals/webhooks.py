@@ -58,7 +58,9 @@ class WebhookCall:
 
 
 def _digest(text: str | bytes) -> bytes:
-    raw = text.encode("utf-8") if isinstance(text, str) else text
+    # surrogateescape: header bytes that are not UTF-8 (aiohttp keeps them as surrogates) are
+    # a wrong secret, not an encoding error
+    raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
     return hashlib.sha256(raw).digest()
 
 
@@ -108,6 +110,14 @@ class SignalWebhooks:
         if cfg is None:
             raise WebhookRejected(404, f"no webhook {name!r}")
         symbol = self._symbol(cfg, call.symbol)
+        if cfg.exchange is not None and call.exchange not in (None, cfg.exchange):
+            # like its symbols: the secret of a webhook pinned to one venue opens no other
+            raise WebhookRejected(
+                422,
+                f"body.exchange {call.exchange!r}: webhook {cfg.name!r} signals only "
+                f"{cfg.exchange!r} (omit exchange)",
+                field="body.exchange",
+            )
         exchange = call.exchange or cfg.exchange or self.generator.config.exchange
         if exchange is None:
             raise WebhookRejected(

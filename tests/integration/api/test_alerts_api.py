@@ -128,3 +128,32 @@ async def test_history_from_the_store(start_api: StartApi, queries: Any, databas
     status, body = await api.get("/api/v1/alerts/history?status=lost")
     assert status == 422
     assert "query.status" in body["error"]["message"]
+
+
+@pytest.mark.asyncio
+async def test_every_apprise_url_form_is_redacted(start_api: StartApi) -> None:
+    """A read token sees no channel secret whatever the apprise URL form: a scheme outside the
+    log redactor's list (opsgenie://APIKEY) or a service's own https webhook URL (Slack,
+    Discord) was shown whole; every channel URL now shows its scheme only."""
+    secrets = {
+        "opsgenie": "0a1b2c3d4e5f6a7b8c9d",
+        "slack": "TIiajkdnlazkcOXrIdevi7FQ",
+        "discord": "JHMHI8qBe7bk2ZwO5U711o3dV_js",
+    }
+    urls = {
+        "opsgenie": f"opsgenie://{secrets['opsgenie']}",
+        "slack": f"https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/{secrets['slack']}",
+        "discord": f"https://discord.com/api/webhooks/4174216298/{secrets['discord']}",
+    }
+    cfg = AlertsConfig.model_validate(
+        {"channels": [{"name": n, "url": u, "min_severity": "high"} for n, u in urls.items()]}
+    )
+    hub = Hub()
+    api = await start_api(
+        hub=hub, notifier=NotificationRouter(hub=hub, clock=LiveClock(), config=cfg)
+    )
+    status, body = await api.get("/api/v1/alerts/config", token=READ)
+    assert status == 200
+    shown = {ch["name"]: ch["url"] for ch in body["channels"]}
+    assert shown == {"opsgenie": "opsgenie://***", "slack": "https://***", "discord": "https://***"}
+    assert not [s for s in secrets.values() if s in str(body)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from typing import Any
@@ -198,3 +199,71 @@ async def test_open_endpoints_are_rate_limited_per_address(start_api: StartApi) 
         statuses.append(r.status)
         assert r.headers["Retry-After"]
     assert statuses == [200, 200, 429]
+
+
+async def _raw_status(port: int, head: bytes) -> int:
+    """The status of one request written byte for byte (header bytes that are not UTF-8)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_a_token_that_is_not_utf8_is_401_and_counts_toward_the_throttle(
+    start_api: StartApi,
+) -> None:
+    """A bearer token with bytes that are not UTF-8 (in the header or the WebSocket's ?token=)
+    is a wrong token: 401, counted by the failed-auth throttle (then 429), no 500 and no
+    error line with a traceback per request."""
+    api = await start_api(config=api_config(auth_fail_limit=3, auth_fail_window_s=600))
+    port = api.server.port
+    assert port is not None
+    bad = b"Authorization: Bearer " + READ.encode() + b"\xff\r\n"
+    with capture_logs() as logs:
+        statuses = [
+            await _raw_status(port, b"GET /api/v1/status HTTP/1.1\r\n" + bad),
+            await _raw_status(port, b"GET /ws?token=%FF" + READ.encode() + b" HTTP/1.1\r\n"),
+            await _raw_status(port, b"GET /ws HTTP/1.1\r\n" + bad),
+            await _raw_status(port, b"GET /api/v1/status HTTP/1.1\r\n" + bad),
+        ]
+    assert statuses == [401, 401, 401, 429]
+    assert not [line for line in logs if line["log_level"] == "error"]
+    assert (await api.get("/api/v1/status", token=READ))[0] == 200
+
+
+def test_ipv6_clients_are_counted_per_64_prefix() -> None:
+    """One IPv6 host holds a whole /64: the failed-auth throttle and the anonymous rate limit
+    count per /64 (rotating the last 64 bits gave unlimited guesses and requests), another
+    /64 and IPv4 are counted on their own, and an IPv4-mapped address as its IPv4."""
+    clock = ManualClock()
+    auth = Authenticator(
+        api_config(auth_fail_limit=3, public_read=True, rate_limit_per_s=0.01, rate_limit_burst=2),
+        clock=clock,
+    )
+    for n in range(3):
+        with pytest.raises(ApiError) as exc:
+            auth.authenticate("Bearer guess-guess-guess", f"2001:db8::{n + 1:x}", "read")
+        assert exc.value.status == 401
+    with pytest.raises(ApiError) as exc:
+        auth.authenticate("Bearer guess-guess-guess", "2001:db8::ffff:1", "read")
+    assert exc.value.status == 429
+    with pytest.raises(ApiError) as exc:
+        auth.authenticate("Bearer guess-guess-guess", "2001:db8:0:1::1", "read")
+    assert exc.value.status == 401  # another /64: not throttled
+    assert auth.authenticate(f"Bearer {READ}", "2001:db8::9", "read").name == "reader"
+    for n in range(2):
+        auth.authenticate(None, f"2001:db8:0:2::{n + 1}", "read", public=True)
+    with pytest.raises(ApiError) as exc:
+        auth.authenticate(None, "2001:db8:0:2::3", "read", public=True)
+    assert exc.value.status == 429
+    auth.limit_address("::ffff:10.0.0.1")
+    auth.limit_address("10.0.0.1")
+    with pytest.raises(ApiError) as exc:
+        auth.limit_address("::ffff:10.0.0.1")
+    assert exc.value.status == 429

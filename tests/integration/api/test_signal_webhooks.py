@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -22,6 +23,7 @@ from tests.util import wait_until
 
 SECRET = "tv-secret-0123456789abcdef"
 HOOK = "/api/v1/signals/webhook/tv"
+PINNED_SECRET = "pinned-secret-0123456789abcdef"
 # What a TradingView alert's message box holds (placeholders already substituted).
 TV_ALERT = (
     '{"secret": "' + SECRET + '", "symbol": "BTCUSDT", "side": "BUY", "price": "100.1", '
@@ -35,7 +37,10 @@ async def hook_api(start_api: StartApi) -> AsyncIterator[tuple[Running, Any, Col
     """A paper engine with a book and one webhook 'tv' (BTC-USDT, 3 per minute) behind the API."""
     cfg = trading_config(
         exchange=EX,
-        webhooks=[{"name": "tv", "secret": SECRET, "symbols": ["BTC/USDT"], "max_per_minute": 3}],
+        webhooks=[
+            {"name": "tv", "secret": SECRET, "symbols": ["BTC/USDT"], "max_per_minute": 3},
+            {"name": "pinned", "secret": PINNED_SECRET, "exchange": EX},
+        ],
     )
     engine, _broker, hub, market, clock = paper_engine(config=cfg)
     generator = SignalGenerator(
@@ -212,3 +217,50 @@ async def test_webhook_is_in_openapi_without_bearer_security(hook_api: Any) -> N
     assert "401" in op["responses"]
     assert "/api/v1/signals" in doc["paths"]
     assert "/api/v1/signals/stats" in doc["paths"]
+
+
+@pytest.mark.asyncio
+async def test_a_signature_that_is_not_utf8_is_a_wrong_secret(hook_api: Any) -> None:
+    """An X-Signature header with bytes that are not UTF-8 is a wrong secret (401, counted by
+    the throttle), never a 500 with a traceback in the log."""
+    api, _engine, col = hook_api
+    port = api.server.port
+    assert port is not None
+    raw = json.dumps({"symbol": "BTC-USDT", "side": "buy"}).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"POST {HOOK} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n".encode()
+            + b"X-Signature: \xff\xfe\r\n\r\n"
+            + raw
+        )
+        await writer.drain()
+        with capture_logs() as logs:
+            status = int((await reader.readline()).split()[1])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert status == 401
+    assert not [line for line in logs if line["log_level"] == "error"]
+    assert api.server.app_context.auth.auth_failures == 1
+    assert col.of(Signal) == []
+
+
+@pytest.mark.asyncio
+async def test_a_webhook_with_an_exchange_signals_only_that_exchange(hook_api: Any) -> None:
+    """A webhook configured with an exchange refuses a body naming another one (422 naming
+    body.exchange, no signal): its secret does not open the other venues; the same exchange,
+    or none, passes."""
+    api, _engine, col = hook_api
+    path = "/api/v1/signals/webhook/pinned"
+    body = {"secret": PINNED_SECRET, "symbol": "BTC-USDT", "side": "buy", "exchange": "kraken"}
+    status, answer = await _send(api, body, path=path)
+    assert status == 422, answer
+    assert answer["error"]["details"]["fields"][0]["field"] == "body.exchange"
+    assert col.of(Signal) == []
+    status, answer = await _send(api, {**body, "exchange": EX.upper()}, path=path)
+    assert status == 200, answer
+    status, answer = await _send(api, {**body, "exchange": None}, path=path)
+    assert status == 200, answer
+    assert [s.exchange for s in col.of(Signal)] == [EX, EX]

@@ -225,3 +225,32 @@ async def test_signals_channel_pushes_graded_signals(start_api: StartApi) -> Non
         0.82,
     )
     await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_anonymous_clients_cannot_lock_token_holders_out(start_api: StartApi) -> None:
+    """With public_read, anonymous clients that fill ws_max_clients are refused beyond it, but a
+    token holder still connects: the oldest anonymous client is closed (1013, try again later)
+    to make room, so nobody without a token can keep the dashboard's live feed out."""
+    api = await start_api(config=api_config(ws_max_clients=2, public_read=True))
+    url = api.url + "/ws"
+    oldest, newer = await api.http.ws_connect(url), await api.http.ws_connect(url)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await api.http.ws_connect(url)
+    assert exc.value.status == 503
+    holder = await connect(api)
+    assert (await send(holder, {"msg_type": "Ping"}))["channel"] == "pong"
+    closing = await oldest.receive(timeout=5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE
+    assert closing.data == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+    assert (await send(newer, {"msg_type": "Ping"}))["channel"] == "pong"
+    assert api.server.ws.stats()["clients"] == 2
+    assert api.server.ws.stats()["evicted"] == 1
+    # token holders fill the rest: nobody left to evict, the next token holder is refused
+    second_holder = await connect(api)
+    assert (await send(second_holder, {"msg_type": "Ping"}))["channel"] == "pong"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+        await connect(api)
+    assert exc.value.status == 503
+    for ws in (oldest, newer, holder, second_holder):
+        await ws.close()
