@@ -130,32 +130,57 @@ class Recording:
                     self.http[url].append((receipt, body))
 
 
-def _timed(path: Path, index: int) -> Iterator[tuple[float, int, str]]:
-    """``(receipt, index, line)`` per line of one websocket file; a line without a receipt
-    (a connection header) keeps the previous line's, so it stays where it was."""
-    last = -math.inf
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            end = line.find(": ", 0, 40)
-            if end > 0:
-                try:  # noqa: SIM105 - per line: suppress() would cost a context manager each
-                    last = float(line[:end])
-                except ValueError:
-                    pass  # a header line: keeps its place after the previous line
-            yield last, index, line
+def _receipt(line: str, last: float) -> float:
+    """The receipt time a websocket line starts with; a line without one (a connection
+    header) keeps ``last``, so it stays where it was."""
+    end = line.find(": ", 0, 40)
+    if end > 0:
+        try:
+            return float(line[:end])
+        except ValueError:
+            pass
+    return last
 
 
 def merged_lines(paths: list[Path]) -> Generator[str, None, None]:
     """The lines of a recording's websocket files in receipt order: a venue recorded over
     several connections (Kraken: trades, tickers and books each on its own; Huobi swaps: coin-
     and USDT-margined) is replayed as the connections delivered it, not one file after the
-    other. Each file's own order is kept (ties: the earlier file first)."""
+    other. Each file's own order is kept (ties: the earlier file first).
+
+    The file in the lead is read in a plain loop until its next line is later than the
+    other files' next lines (a heap of one head per file), so a line costs a receipt parse
+    and a comparison, not a heap operation."""
     if len(paths) == 1:
         with paths[0].open(encoding="utf-8") as lines:
             yield from lines
         return
-    for _, _, line in heapq.merge(*(_timed(path, i) for i, path in enumerate(paths))):
-        yield line
+    with contextlib.ExitStack() as stack:
+        heads: list[tuple[float, int, str, Iterator[str]]] = []
+        for index, path in enumerate(paths):
+            opened: Iterator[str] = stack.enter_context(path.open(encoding="utf-8"))
+            for line in opened:
+                heads.append((_receipt(line, -math.inf), index, line, opened))
+                break
+        heapq.heapify(heads)
+        while heads:
+            last, index, line, rest = heapq.heappop(heads)
+            yield line
+            if heads:
+                other, other_index = heads[0][0], heads[0][1]
+            else:
+                other, other_index = math.inf, -1
+            for line in rest:
+                end = line.find(": ", 0, 40)
+                if end > 0:  # inlined _receipt: this loop runs once per line
+                    try:  # noqa: SIM105 - per line: suppress() would cost a context manager
+                        last = float(line[:end])
+                    except ValueError:
+                        pass
+                if last > other or (last == other and index > other_index):
+                    heapq.heappush(heads, (last, index, line, rest))
+                    break
+                yield line
 
 
 def _loads(path: str, line: str, payload: str) -> Any:
