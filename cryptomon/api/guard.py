@@ -60,11 +60,19 @@ def check_origin(request: web.Request, cors_origins: list[str]) -> None:
     )
 
 
+HSTS = "max-age=31536000"
+"""One year; no ``includeSubDomains``: the daemon does not speak for the domain's other hosts."""
+
+
 async def harden(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: no version banner, nothing cached by browsers or proxies."""
+    """``on_response_prepare``: no version banner, nothing cached by browsers or proxies; over
+    TLS, HSTS (a browser that has seen the dashboard over HTTPS never sends its token over
+    plain HTTP to the same host, e.g. through a downgrading network)."""
     response.headers["Server"] = "cryptomon"
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.secure:  # the server's own TLS (a proxy's X-Forwarded-Proto is not trusted)
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
 
 
 def audit_denied(request: web.Request, err: ApiError) -> None:

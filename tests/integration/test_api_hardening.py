@@ -138,12 +138,14 @@ async def test_bodies_are_strict_json_objects(start_stack: Start) -> None:
 
 @pytest.mark.asyncio
 async def test_answers_are_not_cached_and_name_no_version(start_stack: Start) -> None:
-    """API answers carry Cache-Control: no-store and a Server header without versions."""
+    """API answers carry Cache-Control: no-store and a Server header without versions; no
+    HSTS over plain HTTP (it is sent over TLS only: test_tls)."""
     st = await start_stack()
     for path in ("/health", "/api/v1/trading/config", "/api/v1/nope"):
         async with st.http.get(st.url + path, headers=bearer(ADMIN)) as r:
             assert r.headers["Cache-Control"] == "no-store"
             assert r.headers["Server"] == "cryptomon"
+            assert "Strict-Transport-Security" not in r.headers
 
 
 @pytest.mark.asyncio

@@ -61,8 +61,9 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 async def test_https_and_wss_with_a_self_signed_certificate(
     start_api: StartApi, tmp_path: Path
 ) -> None:
-    """A client trusting the certificate gets /health over HTTPS and a WebSocket
-    subscription over WSS; a plain HTTP request gets no answer."""
+    """A client trusting the certificate gets /health over HTTPS (with HSTS, so a browser
+    never sends its token over plain HTTP to this host later) and a WebSocket subscription
+    over WSS; a plain HTTP request gets no answer."""
     cert, key = self_signed(tmp_path)
     run = await start_api(config=api_config(tls_cert_file=str(cert), tls_key_file=str(key)))
     assert run.url.startswith("https://127.0.0.1:")
@@ -71,6 +72,7 @@ async def test_https_and_wss_with_a_self_signed_certificate(
         async with https.get(run.url + "/health", ssl=trust) as r:
             assert r.status == 200
             assert (await r.json())["status"] == "ok"
+            assert r.headers["Strict-Transport-Security"] == "max-age=31536000"
         ws_url = run.url.replace("https://", "wss://") + "/ws"
         async with https.ws_connect(ws_url, ssl=trust) as ws:
             await ws.send_str(json.dumps({"msg_type": "Subscribe", "data": {"channel": "trades"}}))
