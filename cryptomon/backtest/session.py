@@ -205,6 +205,7 @@ async def run_series(
 
 def _document(settings: Settings, result: BacktestResult, req: BacktestRequest) -> dict[str, Any]:
     series = result.series
+    settings = result.settings or settings  # as run (auto trading forced on), not as given
     result.params = {
         "source": req.source,
         "exchange": req.exchange,

@@ -464,3 +464,16 @@ def test_a_recording_with_symbols_or_a_range_is_one_line_and_exit_2(
     code, _, err = run(capsys, "backtest", *files, *option, "--no-store")
     assert code == 2, err
     assert f"{option[0]}: a recording is replayed whole" in err
+
+
+def test_stored_params_are_the_settings_the_run_used(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """The run forces auto trading on and paper mode: its params say so (they said the
+    config's ``auto_trading_enabled: false``, which would not reproduce the run)."""
+    code, out, err = run(capsys, "backtest", str(candles_file), "--config", str(config), "--json")
+    assert code == 0, err
+    trading = json.loads(out.splitlines()[-1])["params"]["trading"]
+    assert trading["auto_trading_enabled"] is True
+    assert trading["mode"] == "paper"
+    assert trading["indicators"]["interval"] == "1m"
