@@ -182,16 +182,17 @@ def render(result: BacktestResult, document: dict[str, Any], title: str) -> str:
         ),
         charts,
     ]
-    for name in ("by_symbol", "by_source"):
+    for name, what in (("by_symbol", "market"), ("by_source", "source")):
         data = document[name]
-        parts.append(f"<h2>Breakdown {name.replace('_', ' ')}</h2>")
+        parts.append(f"<h2>Breakdown by {what}</h2>")
         parts.append(
             _grid(
-                ["", "trades", "win rate", "PnL", "fees"],
+                [what, "trades", "win rate", "PnL", "fees"],
                 [[k, v["trades"], v["win_rate"], v["pnl"], v["fees"]] for k, v in data.items()],
             )
         )
-    fields = ["symbol", "side", "source", "entry_price", "exit_price", "pnl", "exit_reason"]
+    fields = ["exchange", "symbol", "side", "source", "entry_price", "exit_price", "pnl"]
+    fields.append("exit_reason")
     parts.append("<h2>Trades</h2>")
     parts.append(
         _grid(

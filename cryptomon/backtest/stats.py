@@ -167,17 +167,21 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
 
 
 def breakdown(trades: Iterable[RoundTrip], key: str) -> dict[str, dict[str, Any]]:
-    """Trades, win rate, PnL and fees grouped by ``symbol`` or ``source`` (source with the
-    anomaly kind that caused it, e.g. ``rule:momentum/volume``)."""
+    """Trades, win rate, PnL and fees grouped by market (``symbol``: exchange and symbol,
+    named ``binance BTC-USDT``, the row with its ``exchange`` and ``symbol``; one symbol on two
+    exchanges is two rows) or by ``source`` (with the anomaly kind that caused it, e.g.
+    ``rule:momentum/volume``)."""
     groups: dict[str, list[RoundTrip]] = {}
     for t in trades:
-        name = t.symbol if key == "symbol" else _source_name(t)
+        name = f"{t.exchange} {t.symbol}" if key == "symbol" else _source_name(t)
         groups.setdefault(name, []).append(t)
     out: dict[str, dict[str, Any]] = {}
     for name in sorted(groups):
         items = groups[name]
         pnl = sum((t.pnl for t in items), ZERO)
+        market = {"exchange": items[0].exchange, "symbol": items[0].symbol}
         out[name] = {
+            **(market if key == "symbol" else {}),
             "trades": len(items),
             "win_rate": sum(1 for t in items if t.pnl > 0) / len(items),
             "pnl": float(pnl),

@@ -115,10 +115,24 @@ def test_risk_statistics_match_the_hand_computation() -> None:
 def test_breakdown_per_symbol_and_source() -> None:
     """Trades are grouped per symbol with their PnL and fees."""
     by_symbol = breakdown(result().trades, "symbol")
-    assert by_symbol["ALT-BTC"]["trades"] == 2
-    assert by_symbol["ALT-BTC"]["pnl"] == pytest.approx(97.9 + 96.1)
-    assert by_symbol["XRP-BTC"]["fees"] == pytest.approx(1.95 + 0.98)
+    assert by_symbol["binance ALT-BTC"]["trades"] == 2
+    assert by_symbol["binance ALT-BTC"]["pnl"] == pytest.approx(97.9 + 96.1)
+    assert by_symbol["binance XRP-BTC"]["fees"] == pytest.approx(1.95 + 0.98)
     assert set(breakdown(result().trades, "source")) == {"unknown"}
+
+
+def test_breakdown_is_per_market_not_per_symbol() -> None:
+    """One symbol traded on two exchanges is two rows (it was one row summing both), each
+    naming its exchange and symbol."""
+    trades = result().trades
+    trades[2].exchange = "kraken"  # ALT-BTC's second trade: +96.1 on another venue
+    by_symbol = breakdown(trades, "symbol")
+    assert list(by_symbol) == ["binance ALT-BTC", "binance XRP-BTC", "kraken ALT-BTC"]
+    assert by_symbol["binance ALT-BTC"]["trades"] == 1
+    assert by_symbol["binance ALT-BTC"]["pnl"] == pytest.approx(97.9)
+    assert by_symbol["kraken ALT-BTC"]["pnl"] == pytest.approx(96.1)
+    assert by_symbol["kraken ALT-BTC"]["exchange"] == "kraken"
+    assert by_symbol["kraken ALT-BTC"]["symbol"] == "ALT-BTC"
 
 
 def test_short_round_trip_is_a_short() -> None:

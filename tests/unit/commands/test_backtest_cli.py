@@ -66,7 +66,12 @@ def test_backtest_json_report_and_stored_run(
     assert doc["summary"]["candles"] == 2880
     assert doc["summary"]["trades"] == len(doc["trades"]) > 0
     assert {"by_symbol", "by_source", "digest", "params"} <= set(doc)
+    [market] = doc["by_symbol"].items()  # per market: exchange and symbol
+    assert market[0] == "binance ALT-BTC"
+    assert (market[1]["exchange"], market[1]["symbol"]) == ("binance", "ALT-BTC")
     html = report.read_text()
+    assert "<h2>Breakdown by market</h2>" in html
+    assert "<td>binance ALT-BTC</td>" in html
     assert html.startswith("<!DOCTYPE html>")
     assert "Plotly" in html
     assert "cdn." not in html.split("<body>")[1]  # plotly.js inlined, nothing fetched
