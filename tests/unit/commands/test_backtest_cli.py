@@ -482,3 +482,24 @@ def test_stored_params_are_the_settings_the_run_used(
     assert trading["auto_trading_enabled"] is True
     assert trading["mode"] == "paper"
     assert trading["indicators"]["interval"] == "1m"
+
+
+def test_a_timeframe_other_than_the_candle_files_is_refused(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """``--timeframe 5m`` on a file of 1m candles: one line, exit 2 (it was ignored: the run
+    went on the 1m candles); the file's own timeframe, or none given, runs."""
+    code, out, err = run(
+        capsys, "backtest", str(candles_file), "--config", str(config), "--timeframe", "5m"
+    )
+    assert code == 2
+    assert out == ""
+    [line] = err.strip().splitlines()
+    assert "--timeframe 5m" in line
+    assert "1m" in line
+    for extra in (["--timeframe", "1m"], []):
+        code, out, err = run(
+            capsys, "backtest", str(candles_file), "--config", str(config), "--no-store", *extra
+        )
+        assert code == 0, err
+        assert "candles        2880" in out
