@@ -59,7 +59,7 @@ def candles_figure(result: BacktestResult, series: CandleSeries) -> Any:
         text = [
             f"{t.side} {label}: {t.source}"
             + (f" ({t.anomaly_kind} anomaly)" if t.anomaly_kind else "")
-            + (f", {t.exit_reason}, PnL {float(t.pnl):.6g}" if label == "exit" else "")
+            + (f", {t.exit_reason}, PnL {float(t.net):.6g}" if label == "exit" else "")
             for t in trips
         ]
         fig.add_trace(
@@ -102,7 +102,7 @@ def equity_figure(result: BacktestResult) -> Any:
 def pnl_figure(result: BacktestResult) -> Any:
     import plotly.graph_objects as go
 
-    pnl = [float(t.pnl) for t in result.trades]
+    pnl = [float(t.net) for t in result.trades]
     colors = ["#2ca02c" if p > 0 else "#d62728" for p in pnl]
     fig = go.Figure(go.Bar(x=list(range(1, len(pnl) + 1)), y=pnl, marker_color=colors, name="PnL"))
     fig.update_layout(title=f"PnL per trade ({result.quote})", xaxis_title="trade", height=360)

@@ -67,6 +67,7 @@ def make_result(
     """The result of a finished run of ``pipe``."""
     paper = pipe.settings.trading.paper
     ledger = pipe.ledger
+    ledger.settle(pipe.engine.portfolio.trades)  # contracts: funding, quote PnL
     return BacktestResult(
         series=series,
         trades=list(ledger.closed),
