@@ -34,7 +34,9 @@ class BacktestRunOut(Out):
 
 class BacktestRunDetail(BacktestRunOut):
     params: dict[str, Any] = Field(description="everything needed to run it again")
-    breakdown: dict[str, Any] = Field(description="by_symbol and by_source")
+    breakdown: dict[str, Any] = Field(
+        description="by_symbol (per market, keyed `exchange symbol`) and by_source"
+    )
     trades: list[dict[str, Any]]
 
 

@@ -116,7 +116,8 @@ class Downloader:
             try:
                 return await getattr(self.exchange, method)(*args, **kw)
             except ccxt.DDoSProtection:
-                wait = self._retry_after() or delay
+                told = self._retry_after()  # 0 is "now", not "absent"
+                wait = delay if told is None else told
                 delay = min(delay * 2, 60.0)
                 report.rate_limited += 1
                 report.waited_s += wait

@@ -5,6 +5,11 @@ with the first fill of a flat market and closes when the position is flat again.
 the signal source of the opening order (``indicators``, ``rule:NAME``, ``webhook...``) with the
 anomaly kind that caused it; its exit reason is the origin of the closing order
 (``stop_loss``, ``take_profit``, ``signal``, ...). Amounts stay ``Decimal``.
+
+At the end of a run :meth:`Ledger.settle` gives each closed contract trip the figures of the
+portfolio's round trip (``TradeResult``) that closed with it: the funding paid or received
+(in its PnL) and its net PnL in the paper balance's quote currency (:attr:`RoundTrip.net`,
+what the statistics sum: an inverse contract's PnL is in coins).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from cryptomon.events import Anomaly, Fill, OrderIntent, Signal
 from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.futures import is_contract
+from cryptomon.trading.position import TradeResult
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -54,17 +60,28 @@ class RoundTrip:
     inverse: bool = False
     bought_coin: Decimal = ZERO
     sold_coin: Decimal = ZERO
+    contract: bool = False
+    funding: Decimal = ZERO  # a contract's funding payments (settle currency; from settle)
+    quote_pnl: Decimal | None = None  # the portfolio's net PnL in its quote (from settle)
 
     @property
     def pnl(self) -> Decimal:
-        """Net PnL (in the settle currency of a contract): what was sold minus what was
-        bought minus the fees; an inverse contract's is the coin value of the contracts
-        bought minus that of those sold."""
+        """Net PnL (in the settle currency of a contract, funding in): what was sold minus
+        what was bought minus the fees; an inverse contract's is the coin value of the
+        contracts bought minus that of those sold."""
         if self.inverse:
-            return (self.bought_coin - self.sold_coin) * self.size - self.fees
-        if self.size != ONE:
-            return (self.sold - self.bought) * self.size - self.fees
-        return self.sold - self.bought - self.fees
+            pnl = (self.bought_coin - self.sold_coin) * self.size - self.fees
+        elif self.size != ONE:
+            pnl = (self.sold - self.bought) * self.size - self.fees
+        else:
+            pnl = self.sold - self.bought - self.fees
+        # only when paid: adding a zero could change the digest's str() (1E+2 -> 100, -0)
+        return pnl + self.funding if self.funding else pnl
+
+    @property
+    def net(self) -> Decimal:
+        """Net PnL in the quote currency of the paper balance (the statistics sum it)."""
+        return self.pnl if self.quote_pnl is None else self.quote_pnl
 
     @property
     def entry_price(self) -> Decimal:
@@ -99,7 +116,9 @@ class RoundTrip:
             "entry_price": str(self.entry_price),
             "exit_price": str(self.exit_price),
             "fees": str(self.fees),
-            "pnl": str(self.pnl),
+            "pnl": str(self.net),
+            "settle_pnl": str(self.pnl),
+            "funding": str(self.funding),
             "pnl_pct": float(self.pnl / cost * 100) if cost else 0.0,
             "exit_reason": self.exit_reason,
             "fills": self.fills,
@@ -184,6 +203,7 @@ class Ledger:
             spec = self.specs(fill.exchange, fill.symbol)
             if spec is not None and is_contract(spec):
                 trip.size, trip.inverse = spec.contract_size, spec.inverse
+                trip.contract = True
             self.open[key] = trip
         notional = fill.amount * fill.price
         if fill.side == "buy":
@@ -206,3 +226,28 @@ class Ledger:
             trip.exit_reason = str(intent.origin) if intent is not None else "unknown"
             self.closed.append(trip)
             del self.open[key]
+
+    def settle(self, results: list[TradeResult]) -> None:
+        """Give each closed contract trip the figures of the portfolio's round trip of its
+        market that closed at the same time (the n-th of the market's closes with the n-th):
+        its funding (the portfolio's settle-currency PnL has it) and its net PnL in the
+        portfolio's quote. A market whose closes do not pair up keeps the fill figures."""
+        trips: dict[tuple[str, str], list[RoundTrip]] = {}
+        for trip in self.closed:
+            if trip.contract:
+                trips.setdefault((trip.exchange, trip.symbol), []).append(trip)
+        if not trips:
+            return
+        done: dict[tuple[str, str], list[TradeResult]] = {}
+        for res in results:
+            if (res.exchange, res.symbol) in trips:
+                done.setdefault((res.exchange, res.symbol), []).append(res)
+        for key, mine in trips.items():
+            theirs = done.get(key, [])
+            if len(theirs) != len(mine) or any(
+                t.exit_ts != r.closed for t, r in zip(mine, theirs, strict=True)
+            ):
+                continue
+            for trip, res in zip(mine, theirs, strict=True):
+                trip.funding = res.pnl - trip.pnl
+                trip.quote_pnl = res.quote_pnl

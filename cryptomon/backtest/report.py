@@ -59,7 +59,7 @@ def candles_figure(result: BacktestResult, series: CandleSeries) -> Any:
         text = [
             f"{t.side} {label}: {t.source}"
             + (f" ({t.anomaly_kind} anomaly)" if t.anomaly_kind else "")
-            + (f", {t.exit_reason}, PnL {float(t.pnl):.6g}" if label == "exit" else "")
+            + (f", {t.exit_reason}, PnL {float(t.net):.6g}" if label == "exit" else "")
             for t in trips
         ]
         fig.add_trace(
@@ -102,7 +102,7 @@ def equity_figure(result: BacktestResult) -> Any:
 def pnl_figure(result: BacktestResult) -> Any:
     import plotly.graph_objects as go
 
-    pnl = [float(t.pnl) for t in result.trades]
+    pnl = [float(t.net) for t in result.trades]
     colors = ["#2ca02c" if p > 0 else "#d62728" for p in pnl]
     fig = go.Figure(go.Bar(x=list(range(1, len(pnl) + 1)), y=pnl, marker_color=colors, name="PnL"))
     fig.update_layout(title=f"PnL per trade ({result.quote})", xaxis_title="trade", height=360)
@@ -182,16 +182,17 @@ def render(result: BacktestResult, document: dict[str, Any], title: str) -> str:
         ),
         charts,
     ]
-    for name in ("by_symbol", "by_source"):
+    for name, what in (("by_symbol", "market"), ("by_source", "source")):
         data = document[name]
-        parts.append(f"<h2>Breakdown {name.replace('_', ' ')}</h2>")
+        parts.append(f"<h2>Breakdown by {what}</h2>")
         parts.append(
             _grid(
-                ["", "trades", "win rate", "PnL", "fees"],
+                [what, "trades", "win rate", "PnL", "fees"],
                 [[k, v["trades"], v["win_rate"], v["pnl"], v["fees"]] for k, v in data.items()],
             )
         )
-    fields = ["symbol", "side", "source", "entry_price", "exit_price", "pnl", "exit_reason"]
+    fields = ["exchange", "symbol", "side", "source", "entry_price", "exit_price", "pnl"]
+    fields.append("exit_reason")
     parts.append("<h2>Trades</h2>")
     parts.append(
         _grid(

@@ -33,6 +33,9 @@ class BacktestResult:
     params: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     candles: int = 0
+    # the settings the run used (backtest_settings: auto trading on, paper, the data's
+    # indicator interval, inferred tick and lot): what its params record
+    settings: Settings | None = None
 
     def __repr__(self) -> str:
         """Counts only: ``asyncio.run`` formats the finished task (its result) twice while
@@ -64,6 +67,7 @@ def make_result(
     """The result of a finished run of ``pipe``."""
     paper = pipe.settings.trading.paper
     ledger = pipe.ledger
+    ledger.settle(pipe.engine.portfolio.trades)  # contracts: funding, quote PnL
     return BacktestResult(
         series=series,
         trades=list(ledger.closed),
@@ -77,6 +81,7 @@ def make_result(
         quote=paper.quote_currency,
         seconds=seconds,
         candles=sum(len(s) for s in series),
+        settings=pipe.settings,
     )
 
 

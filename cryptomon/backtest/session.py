@@ -35,6 +35,7 @@ class BacktestRequest:
     exchange: str | None = None
     symbols: tuple[str, ...] = ()
     timeframe: str = "1m"
+    timeframe_given: bool = False  # --timeframe given: candle files must be of it
     start: float | None = None
     end: float | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -53,7 +54,17 @@ async def load_series(settings: Settings, req: BacktestRequest) -> list[CandleSe
             load_file(f, exchange=req.exchange or "binance", symbol=symbol, timeframe=req.timeframe)
             for f in req.files
         ]
-        series = [d.series for d in _wanted(req, data)]
+        wanted = _wanted(req, data)
+        series = [d.series for d in wanted]
+        if req.timeframe_given:  # trade files are aggregated to it; candles are not resampled
+            kept = {id(d) for d in wanted}
+            for f, d in zip(req.files, data, strict=True):
+                if id(d) in kept and d.trades is None and d.series.timeframe != req.timeframe:
+                    raise DataError(
+                        f"--timeframe {req.timeframe}: {f} holds {d.series.timeframe} candles "
+                        f"(not resampled); leave --timeframe out or give "
+                        f"--timeframe {d.series.timeframe}"
+                    )
         frames = sorted({s.timeframe for s in series}, key=timeframe_seconds)
         if len(frames) > 1:  # one clock step and one indicator interval per run
             raise DataError(
@@ -180,6 +191,7 @@ async def run_request(
                 ("--symbols", req.symbols),
                 ("--start", req.start),
                 ("--end", req.end),
+                ("--timeframe", req.timeframe_given),
             )
             if value
         ]
@@ -205,6 +217,7 @@ async def run_series(
 
 def _document(settings: Settings, result: BacktestResult, req: BacktestRequest) -> dict[str, Any]:
     series = result.series
+    settings = result.settings or settings  # as run (auto trading forced on), not as given
     result.params = {
         "source": req.source,
         "exchange": req.exchange,

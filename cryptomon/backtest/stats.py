@@ -1,6 +1,7 @@
 """The summary of a backtest: trade statistics, risk-adjusted returns and buy and hold.
 
-Definitions (PnL is net of fees, in the quote currency of the paper balance):
+Definitions (PnL is net of fees and, on contracts, of funding, in the quote currency of the
+paper balance: :attr:`~cryptomon.backtest.ledger.RoundTrip.net`):
 
 - win rate: trades with PnL > 0 / trades; profit factor: gross profit / gross loss
   (None without a losing trade); expectancy: mean PnL per trade;
@@ -38,7 +39,7 @@ def _ratio(num: float, den: float) -> float | None:
 
 def trade_stats(trades: list[RoundTrip], starting_balance: float) -> dict[str, Any]:
     """Counts, PnL, fees, profit factor, expectancy, durations, best and worst trade."""
-    pnls = [t.pnl for t in trades]
+    pnls = [t.net for t in trades]
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p < 0]
     total = sum(pnls, ZERO)
@@ -167,19 +168,23 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
 
 
 def breakdown(trades: Iterable[RoundTrip], key: str) -> dict[str, dict[str, Any]]:
-    """Trades, win rate, PnL and fees grouped by ``symbol`` or ``source`` (source with the
-    anomaly kind that caused it, e.g. ``rule:momentum/volume``)."""
+    """Trades, win rate, PnL and fees grouped by market (``symbol``: exchange and symbol,
+    named ``binance BTC-USDT``, the row with its ``exchange`` and ``symbol``; one symbol on two
+    exchanges is two rows) or by ``source`` (with the anomaly kind that caused it, e.g.
+    ``rule:momentum/volume``)."""
     groups: dict[str, list[RoundTrip]] = {}
     for t in trades:
-        name = t.symbol if key == "symbol" else _source_name(t)
+        name = f"{t.exchange} {t.symbol}" if key == "symbol" else _source_name(t)
         groups.setdefault(name, []).append(t)
     out: dict[str, dict[str, Any]] = {}
     for name in sorted(groups):
         items = groups[name]
-        pnl = sum((t.pnl for t in items), ZERO)
+        pnl = sum((t.net for t in items), ZERO)
+        market = {"exchange": items[0].exchange, "symbol": items[0].symbol}
         out[name] = {
+            **(market if key == "symbol" else {}),
             "trades": len(items),
-            "win_rate": sum(1 for t in items if t.pnl > 0) / len(items),
+            "win_rate": sum(1 for t in items if t.net > 0) / len(items),
             "pnl": float(pnl),
             "fees": float(sum((t.fees for t in items), ZERO)),
         }

@@ -34,7 +34,12 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     bt.add_argument("--source", default=None, metavar="db", help="db: stored candles (default)")
     bt.add_argument("--exchange", default=None, metavar="EX", help="market data exchange")
     bt.add_argument("--symbols", "--symbol", default=None, metavar="LIST", help="A/B,C/D")
-    bt.add_argument("--timeframe", default="1m", metavar="TF", help="candle interval (1m)")
+    bt.add_argument(
+        "--timeframe",
+        default=None,
+        metavar="TF",
+        help="candle interval (1m; candle files: their own, a different one is refused)",
+    )
     bt.add_argument("--start", default=None, metavar="T", help="first candle (UTC date/time)")
     bt.add_argument("--end", default=None, metavar="T", help="end of the range (exclusive)")
     bt.add_argument("--trades", action="store_true", help="public trades instead of candles")
@@ -57,7 +62,8 @@ def _request(args: argparse.Namespace) -> Any:
         raise _usage(f"--source: expected db (or recording files), got {args.source!r}")
     if args.source == "db" and args.files:
         raise _usage("--source db and files: give one or the other")
-    timeframe_seconds(args.timeframe)
+    timeframe = args.timeframe or "1m"
+    timeframe_seconds(timeframe)
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     check_range(start, end, ("--start", "--end"))
     symbols: list[str] = []
@@ -72,7 +78,8 @@ def _request(args: argparse.Namespace) -> Any:
         files=tuple(args.files),
         exchange=exchange,
         symbols=tuple(symbols),
-        timeframe=args.timeframe,
+        timeframe=timeframe,
+        timeframe_given=args.timeframe is not None,
         start=start,
         end=end,
         trades=args.trades,

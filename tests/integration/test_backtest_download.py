@@ -365,3 +365,30 @@ def minute(ts: float, *, source: str) -> dict[str, Any]:
         "closed": True,
         "source": source,
     }
+
+
+@pytest.mark.asyncio
+async def test_retry_after_zero_retries_at_once(
+    sim: tuple[SimExchange, HistoryEndpoints], db: Database
+) -> None:
+    """``Retry-After: 0`` (ccxt's ``last_response_headers``) repeats the request at once: no
+    wait on the clock (it was taken as absent: the default 1 s backoff)."""
+    exchange, history = sim
+    history.rate_limit_next(retry_after_s=0.0, times=2)
+    clock = ManualClock(START)
+    client = build_exchange(LiveTradingConfig(exchange="binance", url=exchange.rest_url))
+    try:
+        await client.load_markets()
+        loader = Downloader(exchange=client, db=db, clock=clock, name="binance", limit=100)
+        report = await asyncio.wait_for(
+            loader.candles(
+                "BTC-USDT", "BTC/USDT", timeframe="1m", step=60.0, start=START, end=START + 600
+            ),
+            timeout=10,  # the ManualClock never moves: a wait > 0 hangs
+        )
+    finally:
+        await client.close()
+    assert report.rate_limited == 2
+    assert report.waited_s == 0.0
+    assert clock.time() == START
+    assert report.candles == 10

@@ -115,10 +115,24 @@ def test_risk_statistics_match_the_hand_computation() -> None:
 def test_breakdown_per_symbol_and_source() -> None:
     """Trades are grouped per symbol with their PnL and fees."""
     by_symbol = breakdown(result().trades, "symbol")
-    assert by_symbol["ALT-BTC"]["trades"] == 2
-    assert by_symbol["ALT-BTC"]["pnl"] == pytest.approx(97.9 + 96.1)
-    assert by_symbol["XRP-BTC"]["fees"] == pytest.approx(1.95 + 0.98)
+    assert by_symbol["binance ALT-BTC"]["trades"] == 2
+    assert by_symbol["binance ALT-BTC"]["pnl"] == pytest.approx(97.9 + 96.1)
+    assert by_symbol["binance XRP-BTC"]["fees"] == pytest.approx(1.95 + 0.98)
     assert set(breakdown(result().trades, "source")) == {"unknown"}
+
+
+def test_breakdown_is_per_market_not_per_symbol() -> None:
+    """One symbol traded on two exchanges is two rows (it was one row summing both), each
+    naming its exchange and symbol."""
+    trades = result().trades
+    trades[2].exchange = "kraken"  # ALT-BTC's second trade: +96.1 on another venue
+    by_symbol = breakdown(trades, "symbol")
+    assert list(by_symbol) == ["binance ALT-BTC", "binance XRP-BTC", "kraken ALT-BTC"]
+    assert by_symbol["binance ALT-BTC"]["trades"] == 1
+    assert by_symbol["binance ALT-BTC"]["pnl"] == pytest.approx(97.9)
+    assert by_symbol["kraken ALT-BTC"]["pnl"] == pytest.approx(96.1)
+    assert by_symbol["kraken ALT-BTC"]["exchange"] == "kraken"
+    assert by_symbol["kraken ALT-BTC"]["symbol"] == "ALT-BTC"
 
 
 def test_short_round_trip_is_a_short() -> None:
@@ -204,3 +218,92 @@ def test_the_price_chart_marks_the_trades_of_its_own_exchange() -> None:
     fig = candles_figure(res, res.series[0])
     entries = next(t for t in fig.data if t.name == "entry")
     assert len(entries.x) == 1
+
+
+def test_contract_round_trips_carry_funding_and_quote_pnl_as_the_portfolio() -> None:
+    """An inverse BTC-USD contract round trip (10 x 100 USD, 20000 -> 25000, 0.00005 and
+    0.00004 BTC fees, +0.0001 BTC funding after the close) and a linear one (0.5 BTC-USDT-PERP
+    20000 -> 21000, 1 USDT funding paid while open), on a USD account: the trips carry the
+    portfolio's figures, funding in. Before, the summary summed the inverse trip's coin PnL
+    (0.00991 BTC) with the linear trip's USDT and left both fundings out (disagreeing with
+    the equity)."""
+    from cryptomon.trading.futures import ContractTerms
+    from cryptomon.trading.portfolio import Portfolio
+
+    inverse = InstrumentSpec(
+        exchange="sim",
+        symbol="BTC-USD-PERP",
+        kind=InstrumentKind.PERPETUAL,
+        base="BTC",
+        quote="USD",
+        settle="BTC",
+        contract_size=Decimal(100),
+        inverse=True,
+    )
+    linear = InstrumentSpec(
+        exchange="sim",
+        symbol="BTC-USDT-PERP",
+        kind=InstrumentKind.PERPETUAL,
+        base="BTC",
+        quote="USDT",
+        settle="USDT",
+    )
+    specs = {s.symbol: s for s in (inverse, linear)}
+
+    def terms(exchange: str, symbol: str) -> ContractTerms:
+        spec = specs[symbol]
+        return ContractTerms(spec=spec, leverage=Decimal(5), margin_mode="isolated", mmr=Decimal(0))
+
+    pf = Portfolio(quote="USD", cash=Decimal(10_000), terms=terms)
+    book = Ledger(specs=lambda exchange, symbol: specs.get(symbol))
+    legs = [
+        ("BTC-USD-PERP", "buy", "10", "20000", "0.00005", "BTC"),
+        ("BTC-USD-PERP", "sell", "10", "25000", "0.00004", "BTC"),
+        ("BTC-USDT-PERP", "buy", "0.5", "20000", "0", "USDT"),
+        ("BTC-USDT-PERP", "sell", "0.5", "21000", "0", "USDT"),
+    ]
+    for n, (symbol, side, qty, price, fee, ccy) in enumerate(legs, 1):
+        f = Fill(
+            exchange="sim",
+            symbol=symbol,
+            ts=float(n),
+            ts_recv=float(n),
+            trade_id=f"t{n}",
+            client_order_id=f"c{n}",
+            side=side,  # type: ignore[arg-type]
+            amount=Decimal(qty),
+            price=Decimal(price),
+            fee=Decimal(fee),
+            fee_currency=ccy,
+        )
+        pf.apply_fill(f)
+        book.on_fill(f)
+        if n == 2:  # after the inverse close: booked on its trip
+            pf.apply_funding("sim", "BTC-USD-PERP", Decimal("0.0001"), Decimal(25000), 2.5)
+        if n == 3:  # while the linear position is open
+            pf.apply_funding("sim", "BTC-USDT-PERP", Decimal(-1), Decimal(20000), 3.5)
+    book.settle(pf.trades)
+    inv, lin = book.closed
+    assert inv.pnl == Decimal("0.01") - Decimal("0.00009") + Decimal("0.0001")  # settle: BTC
+    assert inv.net == Decimal("250.5")  # 250 - 1 - 1 + 2.5 USD, as the portfolio
+    assert lin.pnl == lin.net == Decimal(499)  # 500 - 1 of funding
+    assert Decimal(inv.as_dict()["pnl"]) == Decimal("250.5")
+    assert Decimal(inv.as_dict()["funding"]) == Decimal("0.0001")
+    s = summarize(
+        BacktestResult(
+            series=[],
+            trades=book.closed,
+            fills=[],
+            anomalies=[],
+            signals=0,
+            equity_ts=np.array([4.0]),
+            equity=np.array([float(pf.equity)]),
+            exposure=np.array([0.0]),
+            starting_balance=10_000.0,
+            quote="USD",
+            candles=1,
+        )
+    )
+    assert s["pnl"] == pytest.approx(749.5)
+    assert s["final_equity"] - s["starting_balance"] == pytest.approx(s["pnl"])
+    assert breakdown(book.closed, "symbol")["sim BTC-USD-PERP"]["pnl"] == pytest.approx(250.5)

@@ -66,7 +66,12 @@ def test_backtest_json_report_and_stored_run(
     assert doc["summary"]["candles"] == 2880
     assert doc["summary"]["trades"] == len(doc["trades"]) > 0
     assert {"by_symbol", "by_source", "digest", "params"} <= set(doc)
+    [market] = doc["by_symbol"].items()  # per market: exchange and symbol
+    assert market[0] == "binance ALT-BTC"
+    assert (market[1]["exchange"], market[1]["symbol"]) == ("binance", "ALT-BTC")
     html = report.read_text()
+    assert "<h2>Breakdown by market</h2>" in html
+    assert "<td>binance ALT-BTC</td>" in html
     assert html.startswith("<!DOCTYPE html>")
     assert "Plotly" in html
     assert "cdn." not in html.split("<body>")[1]  # plotly.js inlined, nothing fetched
@@ -464,3 +469,37 @@ def test_a_recording_with_symbols_or_a_range_is_one_line_and_exit_2(
     code, _, err = run(capsys, "backtest", *files, *option, "--no-store")
     assert code == 2, err
     assert f"{option[0]}: a recording is replayed whole" in err
+
+
+def test_stored_params_are_the_settings_the_run_used(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """The run forces auto trading on and paper mode: its params say so (they said the
+    config's ``auto_trading_enabled: false``, which would not reproduce the run)."""
+    code, out, err = run(capsys, "backtest", str(candles_file), "--config", str(config), "--json")
+    assert code == 0, err
+    trading = json.loads(out.splitlines()[-1])["params"]["trading"]
+    assert trading["auto_trading_enabled"] is True
+    assert trading["mode"] == "paper"
+    assert trading["indicators"]["interval"] == "1m"
+
+
+def test_a_timeframe_other_than_the_candle_files_is_refused(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """``--timeframe 5m`` on a file of 1m candles: one line, exit 2 (it was ignored: the run
+    went on the 1m candles); the file's own timeframe, or none given, runs."""
+    code, out, err = run(
+        capsys, "backtest", str(candles_file), "--config", str(config), "--timeframe", "5m"
+    )
+    assert code == 2
+    assert out == ""
+    [line] = err.strip().splitlines()
+    assert "--timeframe 5m" in line
+    assert "1m" in line
+    for extra in (["--timeframe", "1m"], []):
+        code, out, err = run(
+            capsys, "backtest", str(candles_file), "--config", str(config), "--no-store", *extra
+        )
+        assert code == 0, err
+        assert "candles        2880" in out
