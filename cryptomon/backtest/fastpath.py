@@ -35,7 +35,12 @@ from cryptomon.config import IndicatorStrategyConfig, TradingConfig
 from cryptomon.kinds import SignalGrade
 from cryptomon.trading.signals.grades import GRADE_RANK, grade_for
 from cryptomon.trading.signals.indicators import IndicatorSet, Reading
-from cryptomon.trading.signals.scoring import RSI_MILD_BAND, SPEC_MIN_STRENGTH, SPEC_STRONG_SCORE
+from cryptomon.trading.signals.scoring import (
+    FLAT_TOLERANCE,
+    RSI_MILD_BAND,
+    SPEC_MIN_STRENGTH,
+    SPEC_STRONG_SCORE,
+)
 
 
 def readings(closes: np.ndarray, cfg: IndicatorStrategyConfig) -> np.ndarray:
@@ -95,9 +100,10 @@ class SeriesIndicators(IndicatorSet):
         return reading
 
 
-def _sign(x: np.ndarray) -> np.ndarray:
-    """``scoring._sign`` per value: 1.0, -1.0, else 0.0 (NaN included)."""
-    return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
+def _sign(x: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    """``scoring._sign`` per value: 1.0 above ``tol``, -1.0 below ``-tol``, else 0.0 (NaN
+    included)."""
+    return np.where(x > tol, 1.0, np.where(x < -tol, -1.0, 0.0))
 
 
 def spec_totals(
@@ -113,22 +119,25 @@ def spec_totals(
             rsi < cfg.rsi_oversold, 2, np.where(rsi < cfg.rsi_oversold + RSI_MILD_BAND, 1, 0)
         )
         sell_rsi = np.where(rsi > over, 2, np.where(rsi > over - RSI_MILD_BAND, 1, 0))
-        was_below = v[PREV_MACD] <= v[PREV_MACD_SIGNAL]
-        was_above = v[PREV_MACD] >= v[PREV_MACD_SIGNAL]
+        tol = FLAT_TOLERANCE * np.abs(close)
+        prev_cross = v[PREV_MACD] - v[PREV_MACD_SIGNAL]
+        cross = v[MACD] - v[MACD_SIGNAL]
+        sma = v[SMA_FAST] - v[SMA_SLOW]
+        ema = v[EMA_FAST] - v[EMA_SLOW]
         near = cfg.near_band_fraction * (v[UPPER] - v[LOWER])
         buy = (
             buy_rsi
-            + (was_below & (v[MACD] > v[MACD_SIGNAL]))
+            + ((prev_cross <= tol) & (cross > tol))
             + (close <= v[LOWER] + near)
-            + (v[SMA_FAST] > v[SMA_SLOW])
-            + (v[EMA_FAST] > v[EMA_SLOW])
+            + (sma > tol)
+            + (ema > tol)
         ).astype(np.int64)
         sell = (
             sell_rsi
-            + (was_above & (v[MACD] < v[MACD_SIGNAL]))
+            + ((prev_cross >= -tol) & (cross < -tol))
             + (close >= v[UPPER] - near)
-            + (v[SMA_FAST] < v[SMA_SLOW])
-            + (v[EMA_FAST] < v[EMA_SLOW])
+            + (sma < -tol)
+            + (ema < -tol)
         ).astype(np.int64)
     return buy, sell
 
@@ -169,9 +178,10 @@ def _outcomes(
                 rsi <= cfg.rsi_oversold, 1.0, np.where(rsi >= cfg.rsi_overbought, -1.0, 0.0)
             )
             band = np.where(close < v[LOWER], 1.0, np.where(close > v[UPPER], -1.0, 0.0))
+            tol = FLAT_TOLERANCE * np.abs(close)
             trend = (
-                0.0 + _sign(v[SMA_FAST] - v[SMA_SLOW]) + _sign(v[EMA_FAST] - v[EMA_SLOW])
-            ) + _sign(v[MACD])
+                0.0 + _sign(v[SMA_FAST] - v[SMA_SLOW], tol) + _sign(v[EMA_FAST] - v[EMA_SLOW], tol)
+            ) + _sign(v[MACD], tol)
             trend = trend / 3
             osc = (0.0 + vote_rsi + band) / 2
             fire = ready & (trend != 0) & ~(trend * osc < 0)

@@ -18,6 +18,8 @@ import math
 import numpy as np
 from numba import njit
 
+from cryptomon.trading.indicators_nb import rsi_of
+
 # rows of the readings array
 RSI, MACD, MACD_SIGNAL, PREV_MACD, PREV_MACD_SIGNAL = 0, 1, 2, 3, 4
 UPPER, LOWER, SMA_FAST, SMA_SLOW, EMA_FAST, EMA_SLOW = 5, 6, 7, 8, 9, 10
@@ -124,7 +126,7 @@ def stream_readings(
                 gain_acc = (gain_acc * (rsi_n - 1) + g) / rsi_n
                 loss_acc = (loss_acc * (rsi_n - 1) + lo) / rsi_n
             if changes >= rsi_n:
-                rsi = 100.0 if loss_acc == 0.0 else 100.0 - 100.0 / (1.0 + gain_acc / loss_acc)
+                rsi = rsi_of(gain_acc, loss_acc)
         prev = c
         # SMAs
         if len_f == sma_fast:

@@ -45,9 +45,18 @@ def ema_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+@njit(cache=True, inline="always")
+def rsi_of(gain: float, loss: float) -> float:
+    """RSI of Wilder's mean gain and loss; 50 (neutral) for no change at all: RS is 0/0
+    there, and 100 would read a flat series as only gains (overbought)."""
+    if loss == 0.0:
+        return 50.0 if gain == 0.0 else 100.0
+    return 100.0 - 100.0 / (1.0 + gain / loss)
+
+
 @njit(cache=True)
 def rsi_nb(x: np.ndarray, n: int) -> np.ndarray:
-    """Wilder's relative strength index in [0, 100]."""
+    """Wilder's relative strength index in [0, 100]; 50 while the closes never changed."""
     out = np.full(x.shape[0], np.nan)
     if n <= 0 or x.shape[0] <= n:
         return out
@@ -61,14 +70,14 @@ def rsi_nb(x: np.ndarray, n: int) -> np.ndarray:
             loss -= d
     gain /= n
     loss /= n
-    out[n] = 100.0 if loss == 0.0 else 100.0 - 100.0 / (1.0 + gain / loss)
+    out[n] = rsi_of(gain, loss)
     for i in range(n + 1, x.shape[0]):
         d = x[i] - x[i - 1]
         g = d if d > 0 else 0.0
         lo = -d if d < 0 else 0.0
         gain = (gain * (n - 1) + g) / n
         loss = (loss * (n - 1) + lo) / n
-        out[i] = 100.0 if loss == 0.0 else 100.0 - 100.0 / (1.0 + gain / loss)
+        out[i] = rsi_of(gain, loss)
     return out
 
 

@@ -59,7 +59,7 @@ class Ema:
 
 
 class Rsi:
-    """Wilder's relative strength index in [0, 100]."""
+    """Wilder's relative strength index in [0, 100]; 50 while the closes never changed."""
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -85,7 +85,10 @@ class Rsi:
         else:
             self._gain = (self._gain * (n - 1) + gain) / n
             self._loss = (self._loss * (n - 1) + loss) / n
-        self.value = 100.0 if self._loss == 0.0 else 100.0 - 100.0 / (1.0 + self._gain / self._loss)
+        if self._loss == 0.0:  # 0/0 when the closes never changed: neutral, not 100
+            self.value = 50.0 if self._gain == 0.0 else 100.0
+        else:
+            self.value = 100.0 - 100.0 / (1.0 + self._gain / self._loss)
         return self.value
 
 

@@ -13,9 +13,11 @@ EMA(12) vs EMA(26)             EMA12 > EMA26: +1            EMA12 < EMA26: +1
 =============================  ===========================  ===========================
 
 (30/70 are ``rsi_oversold`` / ``rsi_overbought``, the +1 band is 10 points inside them; f is
-``near_band_fraction``.) For a buy the strength is buy / (buy + sell), for a sell sell / (buy +
-sell). StrongBuy: strength >= 0.65 and buy >= 4; Buy: strength >= 0.65 and buy > sell;
-StrongSell / Sell alike; otherwise no signal.
+``near_band_fraction``; two averages, or the MACD and its signal, within
+:data:`FLAT_TOLERANCE` x the close of each other are equal: float rounding is no trend.)
+For a buy the strength is buy / (buy + sell), for a sell sell / (buy + sell). StrongBuy:
+strength >= 0.65 and buy >= 4; Buy: strength >= 0.65 and buy > sell; StrongSell /
+Sell alike; otherwise no signal.
 
 ``votes`` (the earlier strategy): trend votes SMA, EMA and the MACD line's sign; contrarian
 oscillator votes RSI beyond oversold/overbought and the close outside a band; each +1/-1/0.
@@ -35,6 +37,10 @@ from cryptomon.trading.signals.indicators import Reading
 SPEC_MIN_STRENGTH = 0.65
 SPEC_STRONG_SCORE = 4
 RSI_MILD_BAND = 10.0  # the +1 RSI zone: 10 points inside oversold / overbought
+# Averages and the MACD compare as equal within this fraction of the close: on a flat series
+# the running sums leave them a few ulps apart (SMA20 - SMA50 ~1e-15 x the price, ~3e-14 after
+# a million candles), and that rounding must not read as a trend or a crossing.
+FLAT_TOLERANCE = 1e-11
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,20 +63,23 @@ def _points(r: Reading, cfg: IndicatorStrategyConfig) -> tuple[int, ...]:
     buy_rsi = 2 if rsi < cfg.rsi_oversold else (1 if rsi < cfg.rsi_oversold + RSI_MILD_BAND else 0)
     over = cfg.rsi_overbought
     sell_rsi = 2 if rsi > over else (1 if rsi > over - RSI_MILD_BAND else 0)
-    was_below = r.prev_macd <= r.prev_macd_signal
-    was_above = r.prev_macd >= r.prev_macd_signal
+    tol = FLAT_TOLERANCE * abs(r.close)
+    prev_cross = r.prev_macd - r.prev_macd_signal
+    cross = r.macd - r.macd_signal
+    sma = r.sma_fast - r.sma_slow
+    ema = r.ema_fast - r.ema_slow
     near = cfg.near_band_fraction * (r.upper - r.lower)
     return (
         buy_rsi,
-        int(was_below and r.macd > r.macd_signal),
+        int(prev_cross <= tol and cross > tol),
         int(r.close <= r.lower + near),
-        int(r.sma_fast > r.sma_slow),
-        int(r.ema_fast > r.ema_slow),
+        int(sma > tol),
+        int(ema > tol),
         sell_rsi,
-        int(was_above and r.macd < r.macd_signal),
+        int(prev_cross >= -tol and cross < -tol),
         int(r.close >= r.upper - near),
-        int(r.sma_fast < r.sma_slow),
-        int(r.ema_fast < r.ema_slow),
+        int(sma < -tol),
+        int(ema < -tol),
     )
 
 
@@ -120,20 +129,21 @@ def spec_score(r: Reading, cfg: IndicatorStrategyConfig) -> Outcome | None:
     return spec_outcome(sum(points[:n]), sum(points[n:]))
 
 
-def _sign(x: float) -> float:
-    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+def _sign(x: float, tol: float = 0.0) -> float:
+    return 1.0 if x > tol else (-1.0 if x < -tol else 0.0)
 
 
 def votes_of(r: Reading, cfg: IndicatorStrategyConfig) -> dict[str, float]:
     """The five votes of the ``votes`` scoring on one reading."""
     rsi = 1.0 if r.rsi <= cfg.rsi_oversold else (-1.0 if r.rsi >= cfg.rsi_overbought else 0.0)
     band = 1.0 if r.close < r.lower else (-1.0 if r.close > r.upper else 0.0)
+    tol = FLAT_TOLERANCE * abs(r.close)
     return {
         "rsi": rsi,
-        "macd": _sign(r.macd),
+        "macd": _sign(r.macd, tol),
         "bollinger": band,
-        "sma": _sign(r.sma_fast - r.sma_slow),
-        "ema": _sign(r.ema_fast - r.ema_slow),
+        "sma": _sign(r.sma_fast - r.sma_slow, tol),
+        "ema": _sign(r.ema_fast - r.ema_slow, tol),
     }
 
 

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cryptomon.backtest.fastpath import readings
+from cryptomon.backtest.indicators_nb import RSI
+from cryptomon.config import IndicatorStrategyConfig
 from cryptomon.trading.indicators_nb import bollinger_nb, ema_nb, macd_nb, rsi_nb, sma_nb
+from cryptomon.trading.signals import IndicatorSet
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +67,21 @@ def test_rsi_matches_wilder_smoothing(closes: np.ndarray) -> None:
 def test_rsi_of_a_rising_series_is_100() -> None:
     """Only gains: RSI is 100 (no division by zero)."""
     assert rsi_nb(np.arange(1.0, 40.0), 14)[-1] == 100.0
+
+
+def test_rsi_of_a_flat_series_is_50_everywhere_it_is_computed() -> None:
+    """No change at all: gain and loss are both 0 and RSI is neutral 50 (was 100, read as
+    overbought: +2 to the sell score of a market that never moved), in the batch kernel, the
+    live incremental set and the backtest's stream; the first change moves it off 50."""
+    closes = np.concatenate([np.full(40, 1.0), [1.01]])
+    cfg = IndicatorStrategyConfig()
+    want = np.full(41, np.nan)
+    want[14:40] = 50.0
+    want[40] = 100.0
+    np.testing.assert_array_equal(rsi_nb(closes, 14), want)
+    state = IndicatorSet(cfg)
+    np.testing.assert_array_equal([state.update(float(c)).rsi for c in closes], want)
+    np.testing.assert_array_equal(readings(closes, cfg)[RSI], want)
 
 
 def test_macd_line_signal_and_histogram(closes: np.ndarray) -> None:

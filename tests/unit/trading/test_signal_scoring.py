@@ -7,6 +7,21 @@ import dataclasses
 import numpy as np
 import pytest
 
+from cryptomon.backtest.fastpath import readings, spec_totals
+from cryptomon.backtest.indicators_nb import (
+    EMA_FAST,
+    EMA_SLOW,
+    FIELDS,
+    LOWER,
+    MACD,
+    MACD_SIGNAL,
+    PREV_MACD,
+    PREV_MACD_SIGNAL,
+    RSI,
+    SMA_FAST,
+    SMA_SLOW,
+    UPPER,
+)
 from cryptomon.clock import ManualClock
 from cryptomon.config import GradeThresholds, IndicatorStrategyConfig, SignalRuleConfig
 from cryptomon.events import Candle, Signal
@@ -22,6 +37,7 @@ from cryptomon.trading.signals import (
     spec_score,
     spec_scores,
 )
+from cryptomon.trading.signals.scoring import votes_of
 from tests.unit.trading.helpers import EX, SYM, Collector, anomaly, trading_config
 
 CFG = IndicatorStrategyConfig()
@@ -280,3 +296,85 @@ def test_max_candles_caps_the_spec_warm_up() -> None:
     assert col.of(Signal) == []
     _publish_closes(hub, walk[99:150], first=99)
     assert col.of(Signal)
+
+
+@pytest.mark.parametrize("price", [1.0, 1.0001, 1.1, 0.00163, 100.01, 65_000.0])
+def test_a_flat_market_is_no_signal(price: float) -> None:
+    """260 equal closes: no change at all, RSI is 50 (0/0, not 100 = overbought) in the
+    incremental set, the batch kernel and the backtest's stream; the averages' float rounding
+    (SMA20 - SMA50 ~1e-15 x the price) is no trend. Before: Sell 0.75 at 1.0, StrongSell 0.8
+    at 1.0001 and 0.83 at 1.1 (RSI +2 sell, the SMA/EMA points by rounding)."""
+    closes = np.full(260, price)
+    state = IndicatorSet(CFG)
+    reading = [state.update(float(c)) for c in closes][-1]
+    assert reading.rsi == 50.0
+    assert rsi_nb(closes, 14)[-1] == 50.0
+    values = readings(closes, CFG)
+    assert values[RSI, -1] == 50.0
+    assert spec_scores(reading, CFG) == (
+        {"rsi": 0, "macd": 0, "bollinger": 1, "sma": 0, "ema": 0},
+        {"rsi": 0, "macd": 0, "bollinger": 1, "sma": 0, "ema": 0},
+    )
+    buy, sell = spec_totals(values, closes, CFG)
+    assert (buy[-1], sell[-1]) == (1, 1)
+    assert votes_of(reading, CFG) == {
+        "rsi": 0.0,
+        "macd": 0.0,
+        "bollinger": 0.0,
+        "sma": 0.0,
+        "ema": 0.0,
+    }
+    for scoring in ("spec", "votes"):
+        hub, clock = Hub(), ManualClock()
+        SignalGenerator(
+            config=trading_config(indicators={"scoring": scoring}), hub=hub, clock=clock
+        )
+        col = Collector(hub, Signal)
+        _publish_closes(hub, closes)
+        assert col.of(Signal) == [], scoring
+
+
+def test_averages_apart_by_rounding_only_are_equal_but_a_real_gap_scores() -> None:
+    """SMA/EMA/MACD comparisons ignore a gap of float rounding (1e-15 x the close), in the
+    live scoring and the backtest's vectorized one alike; a gap of 1e-8 x the close (well
+    under one tick) still scores."""
+    for gap, points in ((1e-15, 0), (1e-8, 1)):
+        d = 100.0 * gap
+        up = dataclasses.replace(
+            NEUTRAL,
+            sma_fast=100.0 + d,
+            ema_fast=100.0 + d,
+            prev_macd=-d,
+            macd=d,
+        )
+        buy, sell = spec_scores(up, CFG)
+        assert (buy["sma"], buy["ema"], buy["macd"]) == (points,) * 3, gap
+        assert (sell["sma"], sell["ema"], sell["macd"]) == (0, 0, 0), gap
+        votes = votes_of(up, CFG)
+        assert (votes["sma"], votes["ema"], votes["macd"]) == (float(points),) * 3, gap
+        down = dataclasses.replace(
+            NEUTRAL, sma_fast=100.0 - d, ema_fast=100.0 - d, prev_macd=d, macd=-d
+        )
+        buy, sell = spec_scores(down, CFG)
+        assert (sell["sma"], sell["ema"], sell["macd"]) == (points,) * 3, gap
+        assert (buy["sma"], buy["ema"], buy["macd"]) == (0, 0, 0), gap
+        # the backtest's vectorized totals agree with the live points
+        for r in (up, down):
+            v = np.full((FIELDS, 1), np.nan)
+            for row, name in (
+                (RSI, "rsi"),
+                (MACD, "macd"),
+                (MACD_SIGNAL, "macd_signal"),
+                (PREV_MACD, "prev_macd"),
+                (PREV_MACD_SIGNAL, "prev_macd_signal"),
+                (UPPER, "upper"),
+                (LOWER, "lower"),
+                (SMA_FAST, "sma_fast"),
+                (SMA_SLOW, "sma_slow"),
+                (EMA_FAST, "ema_fast"),
+                (EMA_SLOW, "ema_slow"),
+            ):
+                v[row, 0] = getattr(r, name)
+            b, s = spec_totals(v, np.array([r.close]), CFG)
+            live_b, live_s = spec_scores(r, CFG)
+            assert (int(b[0]), int(s[0])) == (sum(live_b.values()), sum(live_s.values()))
