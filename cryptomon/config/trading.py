@@ -222,6 +222,13 @@ class TradingConfig(Section):
     min_signal_strength: float = Field(
         default=0.65, ge=0, le=1, description="weaker signals are stored, never traded"
     )
+    max_signal_age_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="a signal whose event time is older than this is not traded (a brain "
+        "catching up on the bus after a restart, a late candle); 0 = no limit",
+    )
     grades: GradeThresholds = Field(
         default_factory=GradeThresholds, description="strength thresholds of the signal grades"
     )

@@ -38,6 +38,7 @@ class SignalTrader:
         self.context = context
         self.executor = executor
         self._unknown_logged: set[tuple[str, str]] = set()
+        self.too_old = 0  # signals not traded for their age (max_signal_age_s)
 
     def _wanted(self, sig: Signal) -> bool:
         cfg = self.context.config
@@ -55,9 +56,26 @@ class SignalTrader:
                 auto=cfg.auto_trading_enabled,
             )
             return False
-        return (cfg.exchange is None or cfg.exchange == sig.exchange) and (
-            not cfg.symbols or sig.symbol in cfg.symbols
-        )  # else not a traded market
+        if not (cfg.exchange is None or cfg.exchange == sig.exchange) or (
+            cfg.symbols and sig.symbol not in cfg.symbols
+        ):
+            return False  # not a traded market
+        age = self.context.now() - sig.ts
+        if cfg.max_signal_age_s and age > cfg.max_signal_age_s:
+            # made from old events (a brain draining its backlog after a restart, a replay
+            # into a live engine): the market it judged is gone; traded at today's price
+            # it would be a trade nobody decided
+            self.too_old += 1
+            if self.too_old == 1 or self.too_old % 1000 == 0:
+                log.warning(
+                    "trading.signal_too_old",
+                    signal_id=sig.id,
+                    age_s=round(age, 1),
+                    limit_s=cfg.max_signal_age_s,
+                    count=self.too_old,
+                )
+            return False
+        return True
 
     async def handle(self, sig: Signal) -> OrderRecord | None:
         """Turn one signal into an order when auto trading, strength and position allow."""

@@ -8,6 +8,7 @@ import dataclasses
 from decimal import Decimal
 
 import pytest
+from structlog.testing import capture_logs
 
 from cryptomon.clock import ManualClock
 from cryptomon.errors import RiskRejected, TemporaryError
@@ -33,6 +34,10 @@ from tests.util import wait_until
 S = OrderState
 
 
+# the ManualClock's start: a signal made now (older ones are not traded: max_signal_age_s)
+T_SIGNAL = 1_700_000_000.0
+
+
 def scripted_engine(
     native: bool = False, **cfg: object
 ) -> tuple[TradingEngine, ScriptedBroker, MemoryJournal, Collector, ManualClock]:
@@ -53,8 +58,8 @@ def signal(side: str = "buy", strength: float = 0.9, sid: str = "sig-1") -> Sign
     return Signal(
         exchange=EX,
         symbol=SYM,
-        ts=0.0,
-        ts_recv=0.0,
+        ts=T_SIGNAL,
+        ts_recv=T_SIGNAL,
         side=side,  # type: ignore[arg-type]
         strength=strength,
         source="test",
@@ -194,6 +199,32 @@ async def test_weak_or_disabled_signals_place_nothing() -> None:
     engine.update_limits("test", auto_trading_enabled=False)
     assert await engine.handle_signal(signal()) is None
     assert sum(broker.calls.values()) == 0
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_signal_older_than_max_signal_age_s_is_not_traded() -> None:
+    """A signal made from events older than max_signal_age_s (a brain draining its backlog
+    after a restart re-detects hour-old anomalies) places nothing; one within the limit, or
+    any with the limit off (0), is traded. Before, the hour-old signal was traded at today's
+    price."""
+    engine, broker, _, _, clock = scripted_engine()
+    await engine.start()
+    now = clock.time()
+    with capture_logs() as logs:
+        old = dataclasses.replace(signal(sid="old"), ts=now - 3600, ts_recv=now)
+        assert await engine.handle_signal(old) is None
+    assert sum(broker.calls.values()) == 0
+    [line] = [e for e in logs if e["event"] == "trading.signal_too_old"]
+    assert line["age_s"] == 3600.0
+    recent = dataclasses.replace(signal(sid="recent"), ts=now - 299, ts_recv=now)
+    assert await engine.handle_signal(recent) is not None
+    await engine.stop()
+    engine, broker, _, _, clock = scripted_engine(max_signal_age_s=0)
+    await engine.start()
+    now = clock.time()
+    old = dataclasses.replace(signal(sid="old"), ts=now - 3600, ts_recv=now)
+    assert await engine.handle_signal(old) is not None
     await engine.stop()
 
 

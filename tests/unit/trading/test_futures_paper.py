@@ -256,8 +256,8 @@ async def test_signal_entry_on_a_contract_is_sized_in_contracts() -> None:
     sig = Signal(
         exchange=EX,
         symbol=PERP,
-        ts=0.0,
-        ts_recv=0.0,
+        ts=clock.time(),
+        ts_recv=clock.time(),
         side="sell",
         strength=0.9,
         source="test",

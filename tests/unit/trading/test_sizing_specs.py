@@ -51,6 +51,10 @@ INVERSE = InstrumentSpec(
 )
 
 
+# the ManualClock's start: a signal made now (older ones are not traded: max_signal_age_s)
+T_SIGNAL = 1_700_000_000.0
+
+
 def build(specs: list[InstrumentSpec], **kw: object) -> tuple[TradingEngine, PaperBroker, Hub]:
     hub, clock = Hub(), ManualClock(start=1_700_000_000.0)
     registry = InstrumentRegistry()
@@ -74,8 +78,8 @@ def signal(n: int, symbol: str = SYM) -> Signal:
     return Signal(
         exchange=EX,
         symbol=symbol,
-        ts=0.0,
-        ts_recv=0.0,
+        ts=T_SIGNAL,
+        ts_recv=T_SIGNAL,
         side="buy",
         strength=0.9,
         source="test",
