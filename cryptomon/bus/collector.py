@@ -40,6 +40,8 @@ log = structlog.get_logger()
 
 _PUBLISH_TIMEOUT_S = 5.0
 _RETRY_S = 0.2
+_DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default, before the first connection
+_HEADER_ROOM = 1024  # Nats-Msg-Id and the other headers travel within max_payload
 
 
 @dataclass(slots=True)
@@ -168,24 +170,49 @@ class CollectorPublisher:
         prefix = self.config.subject_prefix
         sent = self.clock.time()
         for (exchange, symbol), events in pending.items():
-            self.seq += 1
-            payload = encode(
-                events,
-                collector=self.collector,
-                seq=self.seq,
-                exchange=exchange,
-                symbol=symbol,
-                sent=sent,
-            )
-            self._enqueue(
-                Outgoing(
-                    subjects.market_data(prefix, exchange, symbol),
-                    f"{self.collector}:{self.seq}",
-                    payload,
-                    len(events),
-                )
-            )
+            self._batch(subjects.market_data(prefix, exchange, symbol), events, sent)
         self._wake.set()
+
+    @property
+    def max_payload(self) -> int:
+        """The largest batch NATS takes (the server's ``max_payload``, less room for the
+        headers)."""
+        limit = self.nc.max_payload if self.nc is not None else 0
+        return (limit or _DEFAULT_MAX_PAYLOAD) - _HEADER_ROOM
+
+    def _batch(self, subject: str, events: list[Event], sent: float) -> None:
+        """Queue ``events`` (one symbol) as one batch, or as consecutive smaller ones when the
+        encoded batch exceeds the server's ``max_payload`` (a busy turn, a long linger, big
+        book snapshots): a batch NATS refuses would be retried forever, holding up every
+        batch behind it. A single event too large on its own is dropped and counted."""
+        first = events[0]
+        payload = encode(
+            events,
+            collector=self.collector,
+            seq=self.seq + 1,
+            exchange=first.exchange,
+            symbol=first.symbol,
+            sent=sent,
+        )
+        if len(payload) > self.max_payload:
+            if len(events) > 1:
+                half = len(events) // 2
+                self._batch(subject, events[:half], sent)
+                self._batch(subject, events[half:], sent)
+                return
+            self.stats_counts["dropped_batches"] += 1
+            self.stats_counts["dropped_events"] += 1
+            log.error(
+                "bus.event_too_large",
+                exchange=first.exchange,
+                symbol=first.symbol,
+                kind=type(first).__name__,
+                size=len(payload),
+                max_payload=self.max_payload,
+            )
+            return
+        self.seq += 1
+        self._enqueue(Outgoing(subject, f"{self.collector}:{self.seq}", payload, len(events)))
 
     def _enqueue(self, item: Outgoing) -> None:
         self.queue.append(item)
