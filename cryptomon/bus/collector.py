@@ -10,7 +10,8 @@ once (the stream's duplicate window).
 
 While NATS is away the queue keeps at most ``buffer_max_batches`` batches: beyond that the
 oldest market data batch is dropped and counted (``dropped_batches``, ``dropped_events``).
-Instrument specs travel in a separate list that is never dropped; health is the latest state
+Instrument specs travel in a separate list that is never dropped (zlib-compressed when their
+JSON exceeds the server's ``max_payload``); health is the latest state
 only (core NATS, skipped while disconnected).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -233,6 +235,16 @@ class CollectorPublisher:
         prefix = self.config.subject_prefix
         for exchange, specs in self.instruments().items():
             payload = json.dumps({"exchange": exchange, "instruments": specs}).encode()
+            if len(payload) > self.max_payload:  # a venue's whole list (thousands of specs)
+                payload = zlib.compress(payload, 6)  # ~8x smaller; the brain inflates it
+            if len(payload) > self.max_payload:  # refused for good: it would block the queue
+                log.error(
+                    "bus.instruments_too_large",
+                    exchange=exchange,
+                    size=len(payload),
+                    max_payload=self.max_payload,
+                )
+                continue
             self.control_seq += 1
             msg_id = f"{self.collector}:instruments:{exchange}:{self.control_seq}"
             self.control.append(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -362,13 +363,16 @@ class BusFeedSource:
 
     async def _on_instruments(self, msg: Msg) -> None:
         try:
-            info = json.loads(msg.data)
+            data = msg.data
+            if data[:1] != b"{":  # a long list, zlib-compressed by the collector
+                data = zlib.decompress(data)
+            info = json.loads(data)
             exchange = str(info["exchange"])
             entries = list(info["instruments"])
             specs = [
                 spec_from_dict(entry, f"{msg.subject}[{n}]") for n, entry in enumerate(entries)
             ]
-        except (ValueError, KeyError, TypeError, SpecsFileError) as exc:
+        except (ValueError, KeyError, TypeError, SpecsFileError, zlib.error) as exc:
             self.counters["bad"] += 1
             log.warning("bus.instruments_unreadable", subject=msg.subject, error=str(exc))
             return

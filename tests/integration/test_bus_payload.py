@@ -3,6 +3,7 @@ private nats-server (DESIGN.md section 8)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from structlog.testing import capture_logs
 
 from cryptomon.bus.codec import decode
 from cryptomon.bus.collector import CollectorPublisher
+from cryptomon.bus.source import BusFeedSource
 from cryptomon.clock import LiveClock
 from cryptomon.config import BusConfig
 from cryptomon.events import BookSnapshot, Event, Trade
 from cryptomon.hub import Hub
+from cryptomon.market.registry import InstrumentRegistry
 from tests.integration.bus_support import NatsServer, bus_section
 from tests.util import wait_until
 
@@ -95,5 +98,60 @@ async def test_a_turn_larger_than_max_payload_goes_out_as_several_batches(tmp_pa
         assert len(got) == len(sent)
         assert len({b.seq for b in batches}) == len(batches)
     finally:
+        await publisher.stop()
+        await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_venue_list_of_specs_beyond_max_payload_reaches_the_brain(tmp_path: Path) -> None:
+    """A collector's instrument specs whose JSON exceeds max_payload (a venue's whole list)
+    reach the brain's registry, and the market data queued behind them flows: the refused
+    message was retried forever ahead of every batch."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    section = bus_section(server.url, collector_id="s")
+    specs = [
+        {
+            "exchange": "x",
+            "symbol": f"COIN{n}-USDT",
+            "base": f"COIN{n}",
+            "quote": "USDT",
+            "kind": "spot",
+            "tick_size": "0.0001",
+            "lot_size": "0.001",
+            "min_qty": "0.001",
+            "min_notional": "5",
+        }
+        for n in range(8000)
+    ]
+    assert len(json.dumps(specs)) > 1024 * 1024
+    hub, clock = Hub(), LiveClock()
+    publisher = CollectorPublisher(
+        config=BusConfig.model_validate({**section, "role": "collector"}),
+        hub=hub,
+        clock=clock,
+        health=dict,
+        instruments=lambda: {"x": specs},
+    )
+    brain_hub = Hub()
+    registry = InstrumentRegistry()
+    source = BusFeedSource(
+        config=BusConfig.model_validate({**section, "role": "brain"}),
+        hub=brain_hub,
+        clock=clock,
+        registry=registry,
+    )
+    trades: list[Event] = []
+    brain_hub.subscribe(Trade, trades.append, name="test-trades")
+    await publisher.start()
+    await source.start()
+    try:
+        hub.publish(trade("COIN7-USDT", 1))
+        await wait_until(lambda: len(registry.specs("x")) == len(specs), timeout=20)
+        await wait_until(lambda: len(trades) == 1, timeout=20, message="data behind the specs")
+        assert registry.get("x", "COIN7999-USDT") is not None
+        assert source.counters["bad"] == 0
+    finally:
+        await source.stop()
         await publisher.stop()
         await server.stop()
