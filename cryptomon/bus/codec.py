@@ -11,7 +11,9 @@ value, no text)::
                      "o": {"side": ["buy", "sell", "buy"], "trade_id": ["1", "2", "3"]}}, ...],
               "r": [0, 1, 0, ...]}   # group of each event in publication order (several groups)
 
-A float field with a ``None`` in the batch travels in ``"o"`` (JSON) so ``None`` stays ``None``.
+A float field with a ``None`` in the batch travels in ``"o"`` (JSON) so ``None`` stays ``None``;
+a NaN or infinity in such a column (or in book levels) is spelled ``"nan"``/``"inf"``/``"-inf"``
+and the group names the column in ``"nf"`` (JSON has neither; it would come back ``None``).
 A :class:`~cryptomon.events.FlaggedTrade` (history, bad print: stored, never alerted) travels
 as the columns of its trade plus a ``flag`` column.
 
@@ -24,11 +26,13 @@ per-event dict or keyword call.
 from __future__ import annotations
 
 import dataclasses
+import math
 import struct
 import sys
 from array import array
 from collections.abc import Callable, Sequence
-from itertools import repeat
+from itertools import chain, repeat
+from math import isfinite
 from typing import Any
 
 import orjson
@@ -52,12 +56,15 @@ class _Layout:
     floats: tuple[str, ...]  # declared ``float`` (never None)
     others: tuple[str, ...]  # everything else except exchange/symbol
     tuples: tuple[str, ...]  # tuple fields: JSON lists turned back into tuples
+    floaty: tuple[str, ...]  # other fields holding floats (``float | None``, book levels)
+    optional: tuple[str, ...]  # ``float | None`` fields
+    levels: tuple[str, ...]  # tuples of floats (book levels)
     names: tuple[str, ...]  # every field in declaration order (exchange, symbol first)
     make: Callable[..., Event]  # positional constructor in ``names`` order
 
 
 def _layout(cls: type[Event]) -> _Layout:
-    floats, others, tuples = [], [], []
+    floats, others, tuples, floaty = [], [], [], []
     names = tuple(fld.name for fld in dataclasses.fields(cls))
     for fld in dataclasses.fields(cls):
         if fld.name in ("exchange", "symbol"):
@@ -69,9 +76,21 @@ def _layout(cls: type[Event]) -> _Layout:
             others.append(fld.name)
             if kind.startswith("tuple"):
                 tuples.append(fld.name)
+            if "float" in kind:
+                floaty.append(fld.name)
     if names[:2] != ("exchange", "symbol"):  # pragma: no cover - events.py's Event order
         raise TypeError(f"{cls.__name__}: exchange and symbol must be its first fields")
-    return _Layout(cls, tuple(floats), tuple(others), tuple(tuples), names, factory(cls, names))
+    return _Layout(
+        cls,
+        tuple(floats),
+        tuple(others),
+        tuple(tuples),
+        tuple(floaty),
+        tuple(name for name in floaty if name not in tuples),
+        tuple(name for name in floaty if name in tuples),
+        names,
+        factory(cls, names),
+    )
 
 
 TRANSPORTED: tuple[type[Event], ...] = (*MARKET_DATA, FlaggedTrade, FeedStatus)
@@ -160,7 +179,46 @@ def _encode_group(lay: _Layout, evs: list[Event]) -> tuple[dict[str, Any], bytes
             flat.extend(col)
     for name in lay.others:
         loose[name] = [getattr(ev, name) for ev in evs]
-    return {"k": lay.cls.__name__, "n": len(evs), "f": packed, "o": loose}, _pack(flat)
+    group: dict[str, Any] = {"k": lay.cls.__name__, "n": len(evs), "f": packed, "o": loose}
+    floaty = lay.floaty
+    if floaty and (
+        not isfinite(sum(filter(None, chain.from_iterable([loose[n] for n in lay.optional]))))
+        or lay.levels
+    ):
+        special = [name for name in floaty if not _finite(loose[name])]
+    else:
+        special = []
+    if special:  # JSON has no NaN/inf (they would come back None): spelled as strings
+        for name in special:
+            loose[name] = _spell(loose[name])
+        group["nf"] = special
+    return group, _pack(flat)
+
+
+def _finite(column: list[Any]) -> bool:
+    """True when ``column`` (floats or None, or tuples of float pairs) holds no NaN/inf: one
+    C-level sum (an overflow to inf only sends the column through the exact path)."""
+    try:
+        total = sum(filter(None, column))
+    except TypeError:  # book levels
+        total = sum(sum(map(sum, levels)) for levels in column)
+    return math.isfinite(total)
+
+
+def _spell(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)  # 'nan', 'inf', '-inf'
+    if isinstance(value, (list, tuple)):
+        return [_spell(item) for item in value]
+    return value
+
+
+def _unspell(value: Any) -> Any:
+    if isinstance(value, str):
+        return float(value)
+    if isinstance(value, list):
+        return [_unspell(item) for item in value]
+    return value
 
 
 def _pack(values: list[float]) -> bytes:
@@ -268,6 +326,11 @@ def _decode_group(
     if loose and set(map(len, loose.values())) != {n}:
         bad = next(name for name, col in loose.items() if len(col) != n)
         raise CodecError(f"{kind}: column {bad!r} has {len(loose[bad])} values, expected {n}")
+    for name in group.get("nf", ()):
+        if name not in loose:
+            raise CodecError(f"{kind}: no column {name!r}")
+        loose = dict(loose)
+        loose[name] = _unspell(loose[name])
     if tuples:
         loose = dict(loose)
         for name in tuples:

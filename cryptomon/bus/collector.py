@@ -10,7 +10,8 @@ once (the stream's duplicate window).
 
 While NATS is away the queue keeps at most ``buffer_max_batches`` batches: beyond that the
 oldest market data batch is dropped and counted (``dropped_batches``, ``dropped_events``).
-Instrument specs travel in a separate list that is never dropped; health is the latest state
+Instrument specs travel in a separate list that is never dropped (zlib-compressed when their
+JSON exceeds the server's ``max_payload``); health is the latest state
 only (core NATS, skipped while disconnected).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +42,8 @@ log = structlog.get_logger()
 
 _PUBLISH_TIMEOUT_S = 5.0
 _RETRY_S = 0.2
+_DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default, before the first connection
+_HEADER_ROOM = 1024  # Nats-Msg-Id and the other headers travel within max_payload
 
 
 @dataclass(slots=True)
@@ -168,24 +172,49 @@ class CollectorPublisher:
         prefix = self.config.subject_prefix
         sent = self.clock.time()
         for (exchange, symbol), events in pending.items():
-            self.seq += 1
-            payload = encode(
-                events,
-                collector=self.collector,
-                seq=self.seq,
-                exchange=exchange,
-                symbol=symbol,
-                sent=sent,
-            )
-            self._enqueue(
-                Outgoing(
-                    subjects.market_data(prefix, exchange, symbol),
-                    f"{self.collector}:{self.seq}",
-                    payload,
-                    len(events),
-                )
-            )
+            self._batch(subjects.market_data(prefix, exchange, symbol), events, sent)
         self._wake.set()
+
+    @property
+    def max_payload(self) -> int:
+        """The largest batch NATS takes (the server's ``max_payload``, less room for the
+        headers)."""
+        limit = self.nc.max_payload if self.nc is not None else 0
+        return (limit or _DEFAULT_MAX_PAYLOAD) - _HEADER_ROOM
+
+    def _batch(self, subject: str, events: list[Event], sent: float) -> None:
+        """Queue ``events`` (one symbol) as one batch, or as consecutive smaller ones when the
+        encoded batch exceeds the server's ``max_payload`` (a busy turn, a long linger, big
+        book snapshots): a batch NATS refuses would be retried forever, holding up every
+        batch behind it. A single event too large on its own is dropped and counted."""
+        first = events[0]
+        payload = encode(
+            events,
+            collector=self.collector,
+            seq=self.seq + 1,
+            exchange=first.exchange,
+            symbol=first.symbol,
+            sent=sent,
+        )
+        if len(payload) > self.max_payload:
+            if len(events) > 1:
+                half = len(events) // 2
+                self._batch(subject, events[:half], sent)
+                self._batch(subject, events[half:], sent)
+                return
+            self.stats_counts["dropped_batches"] += 1
+            self.stats_counts["dropped_events"] += 1
+            log.error(
+                "bus.event_too_large",
+                exchange=first.exchange,
+                symbol=first.symbol,
+                kind=type(first).__name__,
+                size=len(payload),
+                max_payload=self.max_payload,
+            )
+            return
+        self.seq += 1
+        self._enqueue(Outgoing(subject, f"{self.collector}:{self.seq}", payload, len(events)))
 
     def _enqueue(self, item: Outgoing) -> None:
         self.queue.append(item)
@@ -206,6 +235,16 @@ class CollectorPublisher:
         prefix = self.config.subject_prefix
         for exchange, specs in self.instruments().items():
             payload = json.dumps({"exchange": exchange, "instruments": specs}).encode()
+            if len(payload) > self.max_payload:  # a venue's whole list (thousands of specs)
+                payload = zlib.compress(payload, 6)  # ~8x smaller; the brain inflates it
+            if len(payload) > self.max_payload:  # refused for good: it would block the queue
+                log.error(
+                    "bus.instruments_too_large",
+                    exchange=exchange,
+                    size=len(payload),
+                    max_payload=self.max_payload,
+                )
+                continue
             self.control_seq += 1
             msg_id = f"{self.collector}:instruments:{exchange}:{self.control_seq}"
             self.control.append(

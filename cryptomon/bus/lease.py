@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import uuid
@@ -40,7 +41,13 @@ from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
 from cryptomon.events import Fill, Notice, OrderIntent
 from cryptomon.hub import Hub
-from cryptomon.trading.brokers.base import Broker, BrokerOrder, MarketInfo, OrderRejectedError
+from cryptomon.trading.brokers.base import (
+    SEND_GUARD,
+    Broker,
+    BrokerOrder,
+    MarketInfo,
+    OrderRejectedError,
+)
 
 log = structlog.get_logger()
 
@@ -240,11 +247,21 @@ class LeasedBroker:
 
     async def place_order(self, intent: OrderIntent) -> BrokerOrder:
         self._gate(intent.client_order_id)
-        return await self.inner.place_order(intent)
+        # checked again right before each request leaves (the venue's rate-limit gate, a slow
+        # spec or leverage call can hold the order past the lease's validity)
+        token = SEND_GUARD.set(functools.partial(self._gate, intent.client_order_id))
+        try:
+            return await self.inner.place_order(intent)
+        finally:
+            SEND_GUARD.reset(token)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> BrokerOrder:
         self._gate(client_order_id)
-        return await self.inner.cancel_order(symbol, client_order_id)
+        token = SEND_GUARD.set(functools.partial(self._gate, client_order_id))
+        try:
+            return await self.inner.cancel_order(symbol, client_order_id)
+        finally:
+            SEND_GUARD.reset(token)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
         return await self.inner.fetch_order(symbol, client_order_id)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ from cryptomon.market.specs_file import SpecsFileError, spec_from_dict
 log = structlog.get_logger()
 
 _DEDUPE_WINDOW = 200_000  # (collector, seq) pairs remembered
+_NOT_LIVE = frozenset({"stale", "disconnected", "error"})  # MarketState's stale states
 
 
 class BusHealth(FeedHealth):
@@ -59,6 +61,22 @@ class BusHealth(FeedHealth):
         self.silent: set[str] = set()
         self.counters: dict[str, int] = {}
         self.by_kind: dict[str, int] = {}  # events published on the hub per kind
+        # the collectors' own not-live markers still in force, per (exchange, symbol), as
+        # MarketState keeps them: restored after a collector's silence is over
+        self.markers: dict[tuple[str, str], FeedStatus] = {}
+
+    def remember(self, event: FeedStatus) -> None:
+        """A collector's own feed status (travelled with its data), kept as MarketState keeps
+        it: a not-live state per (exchange, symbol) until its "live"; an exchange-wide "live"
+        clears that exchange's symbols too."""
+        key = (event.exchange, event.symbol)
+        if event.status == "live":
+            if event.symbol:
+                self.markers.pop(key, None)
+            else:
+                self.markers = {k: v for k, v in self.markers.items() if k[0] != event.exchange}
+        elif event.status in _NOT_LIVE:
+            self.markers[key] = event
 
     def report(self, info: dict[str, Any]) -> None:
         """A collector's health message."""
@@ -81,6 +99,10 @@ class BusHealth(FeedHealth):
         return found
 
     def _mark(self, name: str, status: FeedState, detail: str) -> None:
+        """Mark the collector's exchanges ``status``. Back to "live" (it reports again): the
+        markers its own feeds set before (a stale symbol, a disconnected exchange) are in
+        force again, since the exchange-wide "live" clears them, as the single process would
+        still have them."""
         log.warning("bus.collector_" + status, collector=name, detail=detail)
         for exchange in self.collectors[name].get("feeds", {}):
             now = self.clock.time()
@@ -95,6 +117,10 @@ class BusHealth(FeedHealth):
                     detail=detail,
                 )
             )
+            if status == "live":
+                for (ex, _), marker in list(self.markers.items()):
+                    if ex == exchange:
+                        self.hub.publish(marker)
 
     def snapshot(self) -> dict[str, Any]:
         out = super().snapshot()
@@ -316,6 +342,11 @@ class BusFeedSource:
         publish = self.hub.publish
         for event in batch.events:
             publish(event)
+        if "FeedStatus" in batch.kinds:
+            remember = self.bus_health.remember
+            for event in batch.events:
+                if type(event) is FeedStatus:
+                    remember(event)
         counters["batches"] += 1
         counters["events"] += len(batch.events)
         if self.on_batch is not None:
@@ -332,13 +363,16 @@ class BusFeedSource:
 
     async def _on_instruments(self, msg: Msg) -> None:
         try:
-            info = json.loads(msg.data)
+            data = msg.data
+            if data[:1] != b"{":  # a long list, zlib-compressed by the collector
+                data = zlib.decompress(data)
+            info = json.loads(data)
             exchange = str(info["exchange"])
             entries = list(info["instruments"])
             specs = [
                 spec_from_dict(entry, f"{msg.subject}[{n}]") for n, entry in enumerate(entries)
             ]
-        except (ValueError, KeyError, TypeError, SpecsFileError) as exc:
+        except (ValueError, KeyError, TypeError, SpecsFileError, zlib.error) as exc:
             self.counters["bad"] += 1
             log.warning("bus.instruments_unreadable", subject=msg.subject, error=str(exc))
             return

@@ -12,6 +12,8 @@ Error contract:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -27,6 +29,13 @@ class OrderOutcomeUnknown(TemporaryError):
         self.client_order_id = client_order_id
         self.retry_after_s = retry_after_s
         super().__init__(f"order {client_order_id}: outcome unknown ({detail})")
+
+
+SEND_GUARD: ContextVar[Callable[[], None] | None] = ContextVar("send_guard", default=None)
+"""Set by a wrapper around one placement or cancel (the bus's lease, ``LeasedBroker``): a
+broker that sends over HTTP calls it right before each request of that call leaves, after any
+rate-limit wait, and the request is not sent when it raises. A check at the call's start alone
+would let an order through that waited at the venue's gate past the wrapper's validity."""
 
 
 class OrderRejectedError(FatalError):

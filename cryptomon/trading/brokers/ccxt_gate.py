@@ -20,6 +20,7 @@ import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.errors import TemporaryError
+from cryptomon.trading.brokers.base import SEND_GUARD
 
 log = structlog.get_logger()
 
@@ -106,6 +107,9 @@ def install(exchange: Any, gate: VenueGate) -> None:
 
     async def gated_fetch(*args: Any, **kwargs: Any) -> Any:
         await gate.wait()
+        guard = SEND_GUARD.get()
+        if guard is not None:  # e.g. the trading lease, checked now rather than before the wait
+            guard()
         return await fetch(*args, **kwargs)
 
     def observed(code: Any, reason: Any, url: Any, method: Any, headers: Any, *rest: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cryptomon.bus.codec import CodecError, decode, encode
@@ -9,7 +11,16 @@ from cryptomon.bus.outbound import to_message
 from cryptomon.commands.run import with_role
 from cryptomon.config import Settings
 from cryptomon.errors import ConfigError
-from cryptomon.events import Anomaly, BookSnapshot, FlaggedTrade, Funding, Severity, Ticker, Trade
+from cryptomon.events import (
+    Anomaly,
+    BookSnapshot,
+    Event,
+    FlaggedTrade,
+    Funding,
+    Severity,
+    Ticker,
+    Trade,
+)
 from cryptomon.ids import anomaly_id, signal_id, stable_id
 
 EX, SYM = "binance", "BTC-USDT"
@@ -222,3 +233,56 @@ def test_unknown_kinds_and_columns_are_codec_errors_naming_them() -> None:
         decode(with_header(b'"side":["buy"]', b'"side":["buy"],"mood":["calm"]'))
     with pytest.raises(CodecError, match=r"\|"):
         decode(with_header(b'"f":["ts",', b'"f":["|","ts",'))
+
+
+def test_nan_and_infinities_in_optional_floats_and_book_levels_travel_exactly() -> None:
+    """A NaN or infinity in a ``float | None`` field or a book level comes back as itself (JSON
+    has neither: they came back None, so the brain saw other events than the single process),
+    beside None, -0.0 and the extremes; a packed float column keeps them too."""
+    nan, inf = float("nan"), float("inf")
+    sym = "ÄB.C*> x"
+    events: list[Event] = [
+        Trade(
+            exchange=EX,
+            symbol=sym,
+            ts=1.0,
+            ts_recv=-0.0,
+            price=inf,
+            amount=nan,
+            side="buy",
+            contracts=nan,
+            notional=-inf,
+            notional_usd=-0.0,
+        ),
+        Trade(
+            exchange=EX,
+            symbol=sym,
+            ts=1.0,
+            ts_recv=2.0,
+            price=1.0,
+            amount=1.0,
+            side="sell",
+            trade_id="nan",
+            notional=1e308,
+            notional_usd=5e-324,
+        ),
+        BookSnapshot(
+            exchange=EX, symbol=sym, ts=1.0, ts_recv=1.0, bids=((nan, -0.0), (inf, 1.0)), asks=()
+        ),
+        Ticker(exchange=EX, symbol=sym, ts=1.0, ts_recv=1.0, bid=1.0, ask=2.0, last=nan),
+        Funding(exchange=EX, symbol=sym, ts=1.0, ts_recv=1.0, rate=-0.0, predicted_rate=-inf),
+    ]
+    back = decode(encode(events, collector="c", seq=1, exchange=EX, symbol=sym)).events
+
+    def same(a: object, b: object) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return repr(a) == repr(b)  # NaN equal to NaN, -0.0 not equal to 0.0
+        if isinstance(a, tuple) and isinstance(b, tuple):
+            return len(a) == len(b) and all(map(same, a, b))
+        return type(a) is type(b) and a == b
+
+    for sent, got in zip(events, back, strict=True):
+        assert type(got) is type(sent)
+        for fld in dataclasses.fields(sent):
+            assert same(getattr(sent, fld.name), getattr(got, fld.name)), fld.name
+    assert back[1].trade_id == "nan"  # a string stays a string
