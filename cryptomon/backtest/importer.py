@@ -20,12 +20,11 @@ from cryptomon.backtest.data import (
     timeframe_seconds,
 )
 from cryptomon.backtest.inputs import load_file
-from cryptomon.config import normalize_symbol
+from cryptomon.config import normalize_symbol, split_symbol
 from cryptomon.market.datafiles import DataError, TradeRows
 from cryptomon.store.db import Database
 from cryptomon.store.history import candle_rows, save_candles, save_trades
 from cryptomon.store.types import utc
-from cryptomon.trading.brokers.paper_funds import split_symbol
 
 
 def market_symbol(symbol: str, quote: str | None) -> str:

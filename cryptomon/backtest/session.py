@@ -152,7 +152,7 @@ def _wanted(req: BacktestRequest, data: list[FileData]) -> list[FileData]:
 
 def check_quote(settings: Settings, symbols: list[str]) -> None:
     """The paper balance must be in the quote currency of every market traded."""
-    from cryptomon.trading.brokers.paper_funds import split_symbol
+    from cryptomon.config import split_symbol
 
     quote = settings.trading.paper.quote_currency
     wrong = [s for s in symbols if split_symbol(s)[1] != quote]  # BTC-USDT-PERP: USDT

@@ -13,7 +13,7 @@ from cryptomon.config.alerts import AlertsConfig, ChannelConfig, NotifyCategory,
 from cryptomon.config.api import ApiConfig, Scope, TokenConfig
 from cryptomon.config.arbitrage import ArbitrageConfig
 from cryptomon.config.backtest import BacktestConfig
-from cryptomon.config.base import Section, SeverityName, normalize_symbol
+from cryptomon.config.base import Section, SeverityName, normalize_symbol, split_symbol
 from cryptomon.config.bus import ROLES, BusConfig, Role
 from cryptomon.config.detect import AnomalyDetectionConfig
 from cryptomon.config.feeds import SUBSCRIPTIONS, ExchangeConfig, Subscription
@@ -84,4 +84,5 @@ __all__ = [
     "problems_from",
     "read_yaml",
     "redact_url_password",
+    "split_symbol",
 ]

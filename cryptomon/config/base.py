@@ -68,6 +68,15 @@ def normalize_symbol(value: str) -> str:
     return s.replace("/", "-")
 
 
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """``BTC-USDT`` -> (``BTC``, ``USDT``); a derivative's normalized symbol keeps its quote
+    (``BTC-USDT-PERP`` -> ``USDT``, ``BTC-USD-22K27`` -> ``USD``), never ``PERP``."""
+    parts = symbol.split("-")
+    if len(parts) < 2:
+        return symbol, ""
+    return parts[0], parts[1]
+
+
 def is_secret(annotation: Any) -> bool:
     """True when a field annotation is (or contains) ``SecretStr``."""
     if annotation is SecretStr:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.config import AnomalyDetectionConfig, split_symbol
 from cryptomon.detect.kernels_nb import R_COLS, R_MIN, R_W, grow
 
 
@@ -49,8 +49,7 @@ def bucket_warmup(cfg: AnomalyDetectionConfig) -> Warmup:
 
 def quote_of(symbol: str) -> str:
     """``BTC-USDT`` -> ``USDT``; ``BTC-USD-PERP`` -> ``USD``."""
-    parts = symbol.split("-")
-    return parts[1] if len(parts) > 1 else ""
+    return split_symbol(symbol)[1]
 
 
 def buckets(cfg: AnomalyDetectionConfig) -> int:

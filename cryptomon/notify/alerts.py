@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
+from cryptomon.config import split_symbol
 from cryptomon.events import (
     Anomaly,
     Event,
@@ -297,6 +298,8 @@ class AlertBuilder:
             avg_price=u.avg_price if u.avg_price is not None else u.price,
             client_order_id=u.client_order_id,
             reason=u.reason or exit_kind,
+            unit=trade_unit(u.symbol),
+            quote=split_symbol(u.symbol)[1],
         )
 
     def _fill(self, f: Fill) -> Alert | None:
@@ -318,6 +321,8 @@ class AlertBuilder:
             fee_currency=f.fee_currency,
             liquidity=f.liquidity,
             client_order_id=f.client_order_id,
+            unit=trade_unit(f.symbol),
+            quote=split_symbol(f.symbol)[1],
         )
 
     def _risk(self, r: RiskEvent) -> Alert:
@@ -428,3 +433,11 @@ def _notice_clears(n: Notice) -> tuple[tuple[str, ...], ...]:
             (n.exchange, n.symbol, f"notice:{ended}", n.subject, level) for level in NOTICE_LEVELS
         ]
     return tuple(keys)
+
+
+def trade_unit(symbol: str) -> str:
+    """What an order's amount counts, for its messages: a spot market's base (``BTC-USDT``:
+    BTC); a derivative's amounts are the venue's contracts (``BTC-USDT-PERP``,
+    ``BTC-USD-20261225``)."""
+    parts = symbol.split("-")
+    return "contracts" if len(parts) > 2 else parts[0]

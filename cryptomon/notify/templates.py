@@ -69,11 +69,11 @@ DEFAULTS: dict[str, Template] = {
         ),
     ),
     "fill": Template(
-        title="[{priority}] {exchange} {symbol}: {side} {amount} @ {price}",
-        summary="fill {side} {amount} @ {price}",
+        title="[{priority}] {exchange} {symbol}: {side} {amount} {unit} @ {price} {quote}",
+        summary="fill {side} {amount} {unit} @ {price} {quote}",
         lines=(
             ("Market", "{exchange} {symbol}"),
-            ("Fill", "{side} {amount} @ {price} ({liquidity})"),
+            ("Fill", "{side} {amount} {unit} @ {price} {quote} ({liquidity})"),
             ("Fee", "{fee} {fee_currency}"),
             ("Order", "{client_order_id}"),
             ("Time", "{time}"),
@@ -81,10 +81,10 @@ DEFAULTS: dict[str, Template] = {
     ),
     "exit": Template(
         title="[{priority}] {exchange} {symbol}: {exit_kind} hit",
-        summary="{exit_kind} {side} {amount} @ {avg_price}",
+        summary="{exit_kind} {side} {amount} {unit} @ {avg_price} {quote}",
         lines=(
             ("Market", "{exchange} {symbol}"),
-            ("Exit", "{exit_kind}: {side} {amount} @ {avg_price}"),
+            ("Exit", "{exit_kind}: {side} {amount} {unit} @ {avg_price} {quote}"),
             ("Order", "{client_order_id}"),
             ("Reason", "{reason}"),
             ("Time", "{time}"),

@@ -27,11 +27,11 @@ from typing import TypeVar
 
 import structlog
 
+from cryptomon.config import split_symbol
 from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import OrderState
 from cryptomon.log import info_enabled
 from cryptomon.trading.brokers.base import BrokerOrder, OrderRejectedError
-from cryptomon.trading.brokers.paper_funds import split_symbol
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.orders import is_ours

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from cryptomon.clock import Clock
+from cryptomon.config import split_symbol
 from cryptomon.events import Fill, Funding, OrderIntent, OrderState, Trade, new_id
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
@@ -38,7 +39,7 @@ from cryptomon.trading.brokers.base import (
     OrderRejectedError,
 )
 from cryptomon.trading.brokers.paper_book import PaperOrder, book_levels, d
-from cryptomon.trading.brokers.paper_funds import check_spot_funds, settle_spot, split_symbol
+from cryptomon.trading.brokers.paper_funds import check_spot_funds, settle_spot
 from cryptomon.trading.brokers.paper_margin import MarginBook
 from cryptomon.trading.margin import TermsLookup
 from cryptomon.trading.sizing import spec_problem

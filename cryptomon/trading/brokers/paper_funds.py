@@ -6,19 +6,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from cryptomon.config import split_symbol
 from cryptomon.events import OrderIntent
 from cryptomon.trading.brokers.base import OrderRejectedError
 
 ZERO = Decimal(0)
-
-
-def split_symbol(symbol: str) -> tuple[str, str]:
-    """``BTC-USDT`` -> (``BTC``, ``USDT``); a derivative's normalized symbol keeps its quote
-    (``BTC-USDT-PERP`` -> ``USDT``, ``BTC-USD-22K27`` -> ``USD``), never ``PERP``."""
-    parts = symbol.split("-")
-    if len(parts) < 2:
-        return symbol, ""
-    return parts[0], parts[1]
 
 
 def check_spot_funds(

@@ -195,7 +195,7 @@ async def test_stop_loss_exit_and_kill_switch_are_notified(inbox: Inbox) -> None
         "[P1] binance BTC-USDT: stop-loss hit",
     ]
     exit_body = next(b for b in inbox.bodies() if "Exit:" in b)
-    assert "Exit: stop-loss: sell 0.5 @ 41000" in exit_body
+    assert "Exit: stop-loss: sell 0.5 BTC @ 41000 USDT" in exit_body
     assert "http://127.0.0.1:8080/api/v1/trading/orders/sl-1" in exit_body
 
 

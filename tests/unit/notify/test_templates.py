@@ -135,9 +135,9 @@ def test_numbers_never_render_in_exponent_notation() -> None:
     assert w.summary == "whale 1234568 vs 1000000 (high)"
     assert "Value: 0.0000123 vs threshold 0.00001" in r.render("anomaly", tiny.fields, "text").body
     f = r.render("fill", fill.fields, "text")
-    assert f.title == "[P2] binance BTC-USDT: buy 0.00000001 @ 65000.1"
+    assert f.title == "[P2] binance BTC-USDT: buy 0.00000001 BTC @ 65000.1 USDT"
     assert f.body == "0.00000001 at 65000.10"
-    assert f.summary == "fill buy 0.00000001 @ 65000.1"
+    assert f.summary == "fill buy 0.00000001 BTC @ 65000.1 USDT"
     assert "Fee: 0 BNB" in Renderer().render("fill", fill.fields, "text").body
 
 
@@ -166,3 +166,17 @@ def test_auto_format_is_text_when_the_apprise_plugin_takes_no_markdown() -> None
     assert format_for("gotify://h/t", "auto", ["markdown"]) == "markdown"
     assert format_for("tgram://1:a/2", "auto", ["html", "markdown"]) == "markdown"
     assert format_for("wecombot://key", "markdown", ["text"]) == "markdown"  # configured wins
+
+
+def test_fill_and_exit_messages_name_their_units() -> None:
+    """A fill's and an exit's amount and price carry their units: a spot market's base and
+    quote, a derivative's contracts and quote (the messages gave bare numbers: "buy 3 @ 65000"
+    did not say whether 3 were coins or contracts)."""
+    b = AlertBuilder(api_base_url="http://127.0.0.1:8080")
+    spot = b.build(stubs.fill(amount=Decimal("0.5"), price=Decimal("65000")))
+    perp = b.build(stubs.fill(amount=Decimal("3"), price=Decimal("65000"), symbol="BTC-USDT-PERP"))
+    assert spot is not None
+    assert perp is not None
+    r = Renderer()
+    assert r.render("fill", spot.fields, "text").summary == "fill buy 0.5 BTC @ 65000 USDT"
+    assert r.render("fill", perp.fields, "text").summary == "fill buy 3 contracts @ 65000 USDT"
