@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -76,6 +77,9 @@ class CollectorPublisher:
         self.health_source = health
         self.instruments = instruments
         self.collector = config.collector_id
+        # this process: a brain seeing two instances under one collector_id warns (their
+        # message ids can meet, and the stream drops the later batch as a duplicate)
+        self.instance = uuid.uuid4().hex[:12]
         self.seq = 0
         self.control_seq = 0
         self.queue: deque[Outgoing] = deque()
@@ -344,6 +348,7 @@ class CollectorPublisher:
         return {
             "role": "collector",
             "collector_id": self.collector,
+            "instance": self.instance,
             "ts": self.clock.time(),
             "nats": self.stats(),
             "feeds": self.health_source(),

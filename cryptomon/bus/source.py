@@ -64,6 +64,10 @@ class BusHealth(FeedHealth):
         # the collectors' own not-live markers still in force, per (exchange, symbol), as
         # MarketState keeps them: restored after a collector's silence is over
         self.markers: dict[tuple[str, str], FeedStatus] = {}
+        # per collector_id: the process instances heard from lately (our monotonic time), so
+        # two collectors started with one id are told apart and reported
+        self.instances: dict[str, dict[str, float]] = {}
+        self.shared_ids: set[str] = set()
 
     def remember(self, event: FeedStatus) -> None:
         """A collector's own feed status (travelled with its data), kept as MarketState keeps
@@ -81,11 +85,35 @@ class BusHealth(FeedHealth):
     def report(self, info: dict[str, Any]) -> None:
         """A collector's health message."""
         name = str(info["collector_id"])
+        now = self.clock.monotonic()
+        self._instance(name, str(info.get("instance") or ""), now)
         self.collectors[name] = info
-        self.seen_at[name] = self.clock.monotonic()
+        self.seen_at[name] = now
         if name in self.silent:
             self.silent.discard(name)
             self._mark(name, "live", f"collector {name} reports again")
+
+    def _instance(self, name: str, instance: str, now: float) -> None:
+        """Two processes reporting under one ``collector_id`` within ``silent_after_s``
+        (a restart replaces the old instance, which then stops reporting) are two
+        collectors sharing it: their message ids ``<collector_id>:<seq>`` can meet, and the
+        stream drops the later batch as a duplicate. Logged once per id, at error."""
+        if not instance:
+            return
+        seen = self.instances.setdefault(name, {})
+        seen[instance] = now
+        for other, at in list(seen.items()):
+            if now - at > self.silent_after_s:
+                del seen[other]
+        if len(seen) > 1 and name not in self.shared_ids:
+            self.shared_ids.add(name)
+            log.error(
+                "bus.collector_id_shared",
+                collector=name,
+                instances=sorted(seen),
+                detail="two collector processes report under one collector_id: give each its "
+                "own bus.collector_id, or the stream drops batches whose ids meet",
+            )
 
     def check_stale(self) -> list[str]:
         """Collectors silent longer than ``silent_after_s`` (their exchanges marked stale)."""
@@ -128,7 +156,11 @@ class BusHealth(FeedHealth):
         out["bus"] = {**self.counters, "by_kind": dict(self.by_kind)}
         now = self.clock.time()
         out["collectors"] = {
-            name: {**info, "age_s": round(now - float(info.get("ts", now)), 3)}
+            name: {
+                **info,
+                "age_s": round(now - float(info.get("ts", now)), 3),
+                "id_shared": name in self.shared_ids,
+            }
             for name, info in self.collectors.items()
         }
         return out
