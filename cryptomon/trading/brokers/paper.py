@@ -442,10 +442,13 @@ class PaperBroker:
     def _expiry(self, exchange: str, symbol: str) -> float | None:
         """The market's expiry (a dated future), None when it has none."""
         key = (exchange, symbol)
-        if key not in self._expiries:
-            terms = self.margin.terms(exchange, symbol) if self.margin is not None else None
-            self._expiries[key] = None if terms is None else terms.spec.expiry
-        return self._expiries[key]
+        if key in self._expiries:
+            return self._expiries[key]
+        terms = self.margin.terms(exchange, symbol) if self.margin is not None else None
+        if terms is None:  # not a contract, or its spec not known yet: asked again
+            return None
+        self._expiries[key] = terms.spec.expiry
+        return terms.spec.expiry
 
     def _watch(self, exchange: str, symbol: str, price: Decimal, ts: float, *, mark: bool) -> None:
         """A new mark or trade price: dated futures past their expiry are settled, and the

@@ -9,11 +9,16 @@ from decimal import Decimal
 
 import pytest
 
+from cryptomon.clock import ManualClock
 from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate
-from cryptomon.market.instruments import InstrumentKind
+from cryptomon.hub import Hub
+from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
+from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import OrderRejectedError
+from cryptomon.trading.brokers.paper import PaperBroker
+from cryptomon.trading.futures import terms_lookup
 from tests.unit.trading.helpers import trade
-from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, build, quote
+from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, build, config, quote
 from tests.util import wait_until
 
 D = Decimal
@@ -121,3 +126,30 @@ async def test_a_perpetual_never_expires() -> None:
     trade(hub, clock, price=20000.0, amount=1.0, exchange=EX, symbol=PERP)
     assert await broker.fetch_positions() == {PERP: D("0.1")}
     assert (await broker.place_order(order("buy", "0.1", "q"))).filled == D("0.1")
+
+
+@pytest.mark.asyncio
+async def test_an_expiry_learned_after_the_first_order_still_applies() -> None:
+    """The market's spec is unknown when its first order rests (the registry resolves it
+    later): once known, the expiry still cancels the order and refuses new ones. Before, the
+    missing expiry of the first look was kept for good."""
+    known: dict[tuple[str, str], InstrumentSpec] = {}
+    hub, clock = Hub(), ManualClock(start=START)
+    cfg = config()
+    broker = PaperBroker(
+        config=cfg.paper,
+        market=MarketState(hub=hub),
+        hub=hub,
+        clock=clock,
+        allow_short=True,
+        terms=terms_lookup(cfg, lambda ex, sym: known.get((ex, sym))),
+    )
+    quote(hub, clock, 20000)
+    limit = replace(order("buy", "0.1", "early"), type="limit", price=D(19000))
+    assert (await broker.place_order(limit)).state == OrderState.SUBMITTED
+    known[(EX, PERP)] = FUTURE
+    clock.set(EXPIRY)
+    trade(hub, clock, price=20000.0, amount=1.0, exchange=EX, symbol=PERP)
+    assert await broker.fetch_open_orders() == []
+    with pytest.raises(OrderRejectedError, match="expired at"):
+        await broker.place_order(order("buy", "0.1", "late"))
