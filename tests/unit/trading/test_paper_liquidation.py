@@ -247,3 +247,26 @@ async def test_the_engine_adopts_a_paper_liquidation_with_its_events() -> None:
     assert alert is not None
     assert (alert.event_type, alert.kind) == ("exit", "liquidation")
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_inverse_short_in_cross_mode_loses_its_coin_margin() -> None:
+    """10 inverse contracts of 100 USD short at 19999.5 with 5x in cross mode (settled in
+    BTC): the estimate is 19999.5 / 0.805; a trade beyond it closes the short there and the
+    BTC balance loses the entry fee and the whole initial margin, value / 5."""
+    inverse = replace(
+        SPEC, quote="USD", settle="BTC", inverse=True, contract_size=D(100), lot_size=D(1)
+    )
+    broker, hub, clock, forced, _updates = paper("cross", inverse)
+    broker.balances["BTC"] = D(1)
+    quote(hub, clock, 20000)
+    assert (await broker.place_order(order("sell", "10"))).filled == D(10)
+    trade(hub, clock, price=24000.0, amount=1.0, exchange=EX, symbol=PERP)
+    assert forced == []
+    trade(hub, clock, price=26000.0, amount=1.0, exchange=EX, symbol=PERP)
+    (fill,) = forced[0][1].fills
+    assert fill.price == D("19999.5") / D("0.805")
+    assert fill.fee_currency == "BTC"
+    value = D(10) * D(100) / D("19999.5")
+    expected = D(1) - value * D("0.001") - value / 5
+    assert abs((await broker.fetch_balances())["BTC"] - expected) < TINY
