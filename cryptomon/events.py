@@ -230,7 +230,16 @@ class Signal(Event):
 
 
 OrderType = Literal["market", "limit", "stop_market", "stop_limit", "take_profit"]
-OrderOrigin = Literal["signal", "manual", "stop_loss", "take_profit", "kill_switch", "reconcile"]
+OrderOrigin = Literal[
+    "signal",
+    "manual",
+    "stop_loss",
+    "take_profit",
+    "kill_switch",
+    "reconcile",
+    "liquidation",  # placed by the venue itself (the paper broker's forced closes)
+    "settlement",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

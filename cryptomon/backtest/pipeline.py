@@ -186,9 +186,12 @@ class Pipeline:
         protections = self.engine.protection.protections
         ready = self._ready
         for _ in range(MAX_SETTLE_ROUNDS):
-            # an emulated exit is a task of its own: only a triggered protection spawns one
-            busy = any(p.exiting for p in protections.values()) and (
-                len(asyncio.all_tasks()) > self._base_tasks
+            # an emulated exit is a task of its own: only a triggered protection spawns one;
+            # so is the engine's adoption of the paper venue's liquidation or settlement
+            engine = self.engine
+            busy = engine.forced_pending > 0 or (
+                any(p.exiting for p in protections.values())
+                and len(asyncio.all_tasks()) > self._base_tasks
             )
             if self.ledger.activity == self._seen and not busy:
                 return

@@ -85,7 +85,12 @@ GRADE_SEVERITY: Mapping[str, Severity] = {
 }
 """Signals worth a notification by grade: strong ones reach channels at the default
 ``min_severity: medium``; weak and ignored signals are stored only."""
-EXIT_ORIGINS: Mapping[str, str] = {"stop_loss": "stop-loss", "take_profit": "take-profit"}
+EXIT_ORIGINS: Mapping[str, str] = {
+    "stop_loss": "stop-loss",
+    "take_profit": "take-profit",
+    "liquidation": "liquidation",  # the venue's forced closes (the paper broker's)
+    "settlement": "settlement",
+}
 _ORIGIN_MEMORY = 10_000
 _LINK_CACHE = 10_000
 

@@ -25,7 +25,9 @@ its tasks (orders stay at the venue; the next start reconciles them).
 What the API may change at runtime lives in the shared
 :class:`~cryptomon.trading.runtime.TradingRuntime` (pass the signal generator's). Optional
 broker hooks: ``set_listener(callback)`` to push order changes (fills of resting orders) and
-``restore(balances, orders)`` for a simulated venue that must start from the persisted state.
+``restore(balances, orders)`` for a simulated venue that must start from the persisted state;
+``set_forced_listener(callback)`` for the orders the venue places itself (a liquidation, a dated
+future's settlement), adopted by :meth:`OrderExecutor.adopt_forced`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.errors import RiskRejected
-from cryptomon.events import BookTop, Signal
+from cryptomon.events import BookTop, OrderIntent, Signal
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import Broker, BrokerOrder
@@ -142,6 +144,7 @@ class TradingEngine:
         )
         self._queue: asyncio.Queue[Signal] = asyncio.Queue()
         self._subs: list[Any] = []
+        self.forced_pending = 0  # venue closes told by the broker, not adopted yet
 
     # ------------------------------------------------------------------ state views
 
@@ -189,6 +192,9 @@ class TradingEngine:
         set_listener = getattr(self.broker, "set_listener", None)
         if callable(set_listener):
             set_listener(self._on_broker_update)
+        set_forced = getattr(self.broker, "set_forced_listener", None)
+        if callable(set_forced):
+            set_forced(self._on_forced_close)
         await self.recovery.first_reconcile()
         if was_halted:  # the kill switch stays on across restarts until someone resumes
             ctx.set_risk_state(RiskState.HALTED, "halted before the restart (kill switch)")
@@ -290,6 +296,17 @@ class TradingEngine:
                 self.executor.apply_broker_order(record, answer),
                 f"update:{answer.client_order_id}",
             )
+
+    def _on_forced_close(self, intent: OrderIntent, answer: BrokerOrder, reason: str) -> None:
+        """The venue closed a position itself (liquidation, settlement): adopt its order."""
+        self.forced_pending += 1
+        self.context.spawn(self._adopt(intent, answer, reason), f"forced:{intent.client_order_id}")
+
+    async def _adopt(self, intent: OrderIntent, answer: BrokerOrder, reason: str) -> None:
+        try:
+            await self.executor.adopt_forced(intent, answer, reason)
+        finally:
+            self.forced_pending -= 1
 
     async def record_equity(self, now: float) -> None:
         """Write one equity snapshot (equity, cash, PnL, exposure) through the journal."""

@@ -302,6 +302,36 @@ class OrderExecutor:
         await apply_venue_view(self, record, answer)
         await cancel_if_requested(self, record)
 
+    async def adopt_forced(self, intent: OrderIntent, answer: BrokerOrder, reason: str) -> None:
+        """An order the venue placed itself (``intent.origin`` liquidation or settlement): it
+        is written and published like one of ours (its intent first), then its fills are
+        counted (the Fill and PositionUpdate events, the protection disarmed when the
+        position is closed) and its final state is published with ``reason`` (an exit alert,
+        like a stop-loss's)."""
+        ctx = self.context
+        async with self._lock:  # not between another order's write and its send
+            record = ctx.book.get(intent.client_order_id)
+            if record is None:
+                try:
+                    record = await self._record(intent)
+                except TemporaryError as exc:  # the fills below still count in memory
+                    log.error("trading.forced_not_written", error=str(exc))
+                    record = ctx.book.get(intent.client_order_id)
+                    if record is None:
+                        return
+        log.warning(
+            "trading.forced_close",
+            client_order_id=intent.client_order_id,
+            origin=intent.origin,
+            symbol=intent.symbol,
+            reason=reason,
+        )
+        for fill in answer.fills:
+            self.apply_fill(record, fill)
+        if record.state == OrderState.REJECTED:  # the intent was not written (logged)
+            return
+        self.move(record, answer.state, reason)
+
     async def cancel(self, record: OrderRecord) -> OrderRecord:
         """Cancel ``record`` at the venue (see :func:`cryptomon.trading.settle.cancel_at_venue`)."""
         return await cancel_at_venue(self, record)

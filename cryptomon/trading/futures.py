@@ -13,7 +13,11 @@ Quantities are venue contracts (``qty``), signed: positive = long, negative = sh
   ``entry * (1 + 1/L - mmr)``; inverse (the same in ``1/price``): long
   ``entry / (1 + 1/L - mmr)``, short ``entry / (1 - 1/L + mmr)``. The venue's own engine
   decides the real price (fees, cross margin, tiers); this is the estimate risk checks;
-- funding: a positive rate makes longs pay shorts ``value(mark) * rate``.
+- funding: a positive rate makes longs pay shorts ``value(mark) * rate``;
+- forced close (the paper venue's liquidation, :func:`liquidation_close`): at the liquidation
+  estimate, the position loses exactly its initial margin: the PnL to that price is
+  ``-value(entry) * (1/L - mmr)`` and the rest of the margin, ``value(entry) * mmr``, is
+  the liquidation fee (what a venue keeps for its insurance fund).
 
 The average entry of contracts added at several prices is the contract-weighted mean for a
 linear contract and the contract-weighted harmonic mean for an inverse one (what keeps the PnL
@@ -123,6 +127,28 @@ def liquidation_price(
         return entry / denominator if denominator > 0 else None
     price = entry * (ONE - step) if long else entry * (ONE + step)
     return price if price > 0 else None
+
+
+def liquidation_close(
+    spec: InstrumentSpec, qty: Decimal, entry: Decimal, leverage: Decimal, mmr: Decimal
+) -> tuple[Decimal, Decimal, Decimal] | None:
+    """``(price, pnl, fee)`` of liquidating the signed ``qty`` opened at ``entry``: the
+    price is :func:`liquidation_price` (the estimate risk checks the stop-loss against), the
+    PnL is the contract PnL to it and the fee what is left of the initial margin, so the
+    position loses its whole initial margin (module docstring). None without an estimate."""
+    if qty == 0:
+        return None
+    price = liquidation_price(spec, qty > 0, entry, leverage, mmr)
+    if price is None:
+        return None
+    loss = pnl(spec, qty, entry, price)
+    fee = max(initial_margin(spec, qty, entry, leverage) + loss, ZERO)
+    return price, loss, fee
+
+
+def liquidation_crossed(long: bool, mark: Decimal, liquidation: Decimal) -> bool:
+    """True when ``mark`` has reached the liquidation price of a long or short position."""
+    return mark <= liquidation if long else mark >= liquidation
 
 
 def funding_payment(spec: InstrumentSpec, qty: Decimal, mark: Decimal, rate: Decimal) -> Decimal:

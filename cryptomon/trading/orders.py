@@ -92,6 +92,8 @@ ORIGIN_CODES = {
     "take_profit": "p",
     "kill_switch": "k",
     "reconcile": "r",
+    "liquidation": "q",
+    "settlement": "x",
 }
 CLIENT_ID_PREFIX = "cm"
 CLIENT_ID_LENGTH = 32  # Binance allows 36; leave room for venue-side prefixes

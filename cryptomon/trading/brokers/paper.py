@@ -14,6 +14,20 @@
 Fills of resting orders happen outside ``place_order``: the engine registers a callback with
 :meth:`set_listener` and also polls :meth:`fetch_order`.
 
+Contract positions are closed by the venue itself, as a real one would (the engine hears of it
+through :meth:`set_forced_listener`: the venue's order, its fill and why):
+
+- liquidation: when the mark (a ``Funding`` event's ``mark_price``; on a market whose feed
+  announces none, the public trades) reaches the position's liquidation estimate
+  (:meth:`~cryptomon.trading.futures.ContractTerms.liquidation`, the one risk checks the
+  stop-loss against, isolated and cross alike), the position's resting orders are canceled and
+  it is closed at that estimate, even when the mark jumped past it, losing its whole initial
+  margin (the rest of the margin is the liquidation fee);
+- expiry: at the first event or engine poll at or after a dated future's expiry, its resting
+  orders are canceled and its position is settled at the last price seen before the expiry
+  (mark, else trade; the entry when none), without a fee, stamped at the expiry; orders on an
+  expired future are refused.
+
 The spot account (funds, settlement per currency) is :mod:`~cryptomon.trading.brokers.
 paper_funds`, the order record and book levels :mod:`~cryptomon.trading.brokers.paper_book`,
 contract margin :mod:`~cryptomon.trading.brokers.paper_margin`.
@@ -22,8 +36,9 @@ contract margin :mod:`~cryptomon.trading.brokers.paper_margin`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 
@@ -40,7 +55,7 @@ from cryptomon.trading.brokers.base import (
 )
 from cryptomon.trading.brokers.paper_book import PaperOrder, book_levels, d
 from cryptomon.trading.brokers.paper_funds import check_spot_funds, settle_spot
-from cryptomon.trading.brokers.paper_margin import MarginBook
+from cryptomon.trading.brokers.paper_margin import MarginBook, PaperContract
 from cryptomon.trading.margin import TermsLookup
 from cryptomon.trading.sizing import spec_problem
 
@@ -49,6 +64,13 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 ZERO = Decimal(0)
+ForcedListener = Callable[[OrderIntent, BrokerOrder, str], None]
+"""Told of an order the venue placed itself (a liquidation, a settlement): its intent, its
+filled view and why."""
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PaperBroker:
@@ -81,6 +103,8 @@ class PaperBroker:
         self._run = new_id()[:8]  # trade and order ids stay unique across restarts
         self._exchanges: set[str] = set()  # seen in trades and orders: market() has no exchange
         self._listener: Callable[[BrokerOrder], None] | None = None
+        self._forced_listener: ForcedListener | None = None
+        self._expiries: dict[tuple[str, str], float | None] = {}
         self._sub = hub.subscribe(Trade, self._on_trade, name="paper-broker.trade")
         # perpetuals and futures: margin, shorts, funding (paper_margin.py)
         self.margin = MarginBook(terms=terms, balances=self.balances) if terms else None
@@ -103,6 +127,10 @@ class PaperBroker:
     def set_listener(self, callback: Callable[[BrokerOrder], None] | None) -> None:
         """Called with the order after each fill that happens outside ``place_order``."""
         self._listener = callback
+
+    def set_forced_listener(self, callback: ForcedListener | None) -> None:
+        """Called with every order the venue places itself (liquidation, settlement)."""
+        self._forced_listener = callback
 
     def restore(
         self,
@@ -151,6 +179,15 @@ class PaperBroker:
         if existing is not None:
             return self._view(existing)
         self._exchanges.add(intent.exchange)
+        if self.margin is not None:
+            self._expire_due()
+            expiry = self._expiry(intent.exchange, intent.symbol)
+            if expiry is not None and self.clock.time() >= expiry:
+                raise OrderRejectedError(
+                    intent.client_order_id,
+                    f"{intent.symbol} expired at {_iso(expiry)}: a dated future takes no "
+                    "orders after its expiry",
+                )
         if intent.type not in ("market", "limit"):
             raise OrderRejectedError(
                 intent.client_order_id, f"paper supports market and limit orders, not {intent.type}"
@@ -178,10 +215,12 @@ class PaperBroker:
         return self._view(order)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
+        self._expire_due()
         order = self._orders.get(client_order_id)
         return None if order is None else self._view(order)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
+        self._expire_due()
         return [
             self._view(o)
             for o in self._resting.values()  # market orders never rest: filled or expired
@@ -199,6 +238,7 @@ class PaperBroker:
         ]
 
     async def fetch_balances(self) -> dict[str, Decimal]:
+        self._expire_due()
         return {k: v for k, v in self.balances.items() if v != 0}
 
     async def fetch_funding(self, symbol: str, since: float | None = None) -> list[FundingPayment]:
@@ -209,6 +249,7 @@ class PaperBroker:
         """Signed contracts of every open perpetual/future position."""
         if self.margin is None:
             return {}
+        self._expire_due()
         return {sym: p.qty for (_, sym), p in self.margin.positions.items() if p.qty != 0}
 
     def restore_positions(self, positions: Iterable[tuple[str, str, Decimal, Decimal]]) -> None:
@@ -308,19 +349,35 @@ class PaperBroker:
             fee, quote = self.margin.fill(intent, terms, qty, price, rate, ts=now)
         else:
             settle_spot(self.balances, intent, qty, price, fee)
+        return self._add_fill(
+            order, qty, price, fee=fee, currency=quote, liquidity=liquidity, ts=now
+        )
+
+    def _add_fill(
+        self,
+        order: PaperOrder,
+        qty: Decimal,
+        price: Decimal,
+        *,
+        fee: Decimal,
+        currency: str,
+        liquidity: str,
+        ts: float,
+    ) -> Fill:
+        intent = order.intent
         self._seq += 1
         fill = Fill(
             exchange=intent.exchange,
             symbol=intent.symbol,
-            ts=now,
-            ts_recv=now,
+            ts=ts,
+            ts_recv=ts,
             trade_id=f"paper-{self._run}-t{self._seq}",
             client_order_id=intent.client_order_id,
             side=intent.side,
             amount=qty,
             price=price,
             fee=fee,
-            fee_currency=quote,
+            fee_currency=currency,
             liquidity="taker" if liquidity == "taker" else "maker",
             exchange_order_id=order.exchange_order_id,
         )
@@ -354,16 +411,23 @@ class PaperBroker:
             order.state = (
                 OrderState.FILLED if order.filled >= intent.amount else OrderState.PARTIALLY_FILLED
             )
-            if self._listener is not None:
-                try:
-                    self._listener(self._view(order))
-                except Exception as exc:  # the listener must not break the hub
-                    log.error("paper.listener_failed", error=repr(exc))
+            self._tell(order)
+        if self.margin is not None and (self.margin.positions or self._resting):
+            self._watch(trade.exchange, trade.symbol, d(trade.price), trade.ts, mark=False)
+
+    def _tell(self, order: PaperOrder) -> None:
+        if self._listener is not None:
+            try:
+                self._listener(self._view(order))
+            except Exception as exc:  # the listener must not break the hub
+                log.error("paper.listener_failed", error=repr(exc))
 
     def _on_funding(self, event: Funding) -> None:
         if self.margin is None:
             return
         mid = self.market_state.mid(event.exchange, event.symbol)
+        if event.mark_price:
+            self._watch(event.exchange, event.symbol, d(event.mark_price), event.ts, mark=True)
         payment = self.margin.on_funding(event, d(mid) if mid else None)
         if payment is not None:
             log.info(
@@ -372,6 +436,123 @@ class PaperBroker:
                 amount=str(payment.amount),
                 currency=payment.currency,
             )
+
+    # ------------------------------------------------------------------ forced closes
+
+    def _expiry(self, exchange: str, symbol: str) -> float | None:
+        """The market's expiry (a dated future), None when it has none."""
+        key = (exchange, symbol)
+        if key in self._expiries:
+            return self._expiries[key]
+        terms = self.margin.terms(exchange, symbol) if self.margin is not None else None
+        if terms is None:  # not a contract, or its spec not known yet: asked again
+            return None
+        self._expiries[key] = terms.spec.expiry
+        return terms.spec.expiry
+
+    def _watch(self, exchange: str, symbol: str, price: Decimal, ts: float, *, mark: bool) -> None:
+        """A new mark or trade price: dated futures past their expiry are settled, and the
+        position of this market is liquidated when the price reaches its estimate."""
+        margin = self.margin
+        if margin is None:
+            return
+        key = (exchange, symbol)
+        watched = margin.follow(key, price, ts, mark=mark)
+        self._expire_due()
+        due = margin.liquidation_due(key, price) if watched else None
+        if due is None:
+            return
+        pos, at, fee = due
+        terms = pos.terms
+        side = "long" if pos.qty > 0 else "short"
+        reason = (
+            f"liquidation: {'mark' if mark else 'price'} {price} reached the liquidation price "
+            f"{at.quantize(Decimal('1e-8'))} of the {side} {abs(pos.qty)} {symbol} "
+            f"(entry {pos.entry}, {terms.leverage}x {terms.margin_mode}): closed there, "
+            f"losing its initial margin"
+        )
+        self._force(
+            key, pos, at, fee=fee, origin="liquidation", reason=reason, ts=self.clock.time()
+        )
+
+    def _expire_due(self) -> None:
+        """Settle the dated futures whose expiry has passed and cancel their resting orders."""
+        margin = self.margin
+        if margin is None:
+            return
+        now = self.clock.time()
+        for key, pos, price in margin.expired(now):
+            expiry = pos.terms.spec.expiry or now
+            reason = (
+                f"settlement: {key[1]} expired at {_iso(expiry)}; the position "
+                f"{pos.qty} was settled at {price}, the last price before the expiry"
+            )
+            self._force(key, pos, price, fee=ZERO, origin="settlement", reason=reason, ts=expiry)
+        for order in list(self._resting.values()):
+            intent = order.intent
+            ends = self._expiry(intent.exchange, intent.symbol)
+            if ends is not None and now >= ends and self._cancel_open(order):
+                self._tell(order)
+
+    @staticmethod
+    def _cancel_open(order: PaperOrder) -> bool:
+        if order.state in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED):
+            order.state = OrderState.CANCELED
+            return True
+        return False
+
+    def _force(
+        self,
+        key: tuple[str, str],
+        pos: PaperContract,
+        price: Decimal,
+        *,
+        fee: Decimal,
+        origin: Literal["liquidation", "settlement"],
+        reason: str,
+        ts: float,
+    ) -> None:
+        """The venue closes ``pos`` itself: the market's resting orders are canceled first,
+        then one reduce-only market order of the venue's fills the whole position at
+        ``price`` paying ``fee``; the forced listener is told."""
+        if self.margin is None:
+            return
+        exchange, symbol = key
+        for order in list(self._resting.values()):
+            i = order.intent
+            if i.exchange == exchange and i.symbol == symbol and self._cancel_open(order):
+                self._tell(order)
+        qty, currency = self.margin.force_close(key, price, fee, ts)
+        self._seq += 1
+        intent = OrderIntent(
+            exchange=exchange,
+            symbol=symbol,
+            ts=ts,
+            ts_recv=ts,
+            client_order_id=f"paper-{origin}-{self._run}-{self._seq}",
+            side="sell" if qty > 0 else "buy",
+            type="market",
+            amount=abs(qty),
+            reduce_only=True,
+            origin=origin,
+        )
+        order = PaperOrder(intent, f"paper-{self._run}-{self._seq}")
+        self._orders[intent.client_order_id] = order
+        self._add_fill(order, abs(qty), price, fee=fee, currency=currency, liquidity="taker", ts=ts)
+        order.state = OrderState.FILLED
+        log.warning(
+            f"paper.{origin}",
+            symbol=symbol,
+            qty=str(qty),
+            price=str(price),
+            fee=str(fee),
+            currency=currency,
+        )
+        if self._forced_listener is not None:
+            try:
+                self._forced_listener(intent, self._view(order), reason)
+            except Exception as exc:  # the listener must not break the hub
+                log.error("paper.listener_failed", error=repr(exc))
 
     def _view(self, order: PaperOrder) -> BrokerOrder:
         intent = order.intent

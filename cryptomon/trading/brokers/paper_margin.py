@@ -6,6 +6,12 @@ reads, like a venue's).
 
 Shorts need no coins. Reduce-only orders that would not reduce the position are refused, as a
 venue does.
+
+Forced closes (:meth:`MarginBook.liquidation_due`, :meth:`MarginBook.expired`,
+:meth:`MarginBook.force_close`): a position whose mark reaches its liquidation estimate is
+closed at that estimate and loses its whole initial margin
+(:func:`~cryptomon.trading.futures.liquidation_close`); a dated future past its expiry is
+settled at the last price seen before the expiry (:meth:`MarginBook.follow`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from cryptomon.trading.futures import (
     FundingSchedule,
     average_entry,
     funding_payment,
+    liquidation_close,
+    liquidation_crossed,
     pnl,
     settle_currency,
     value,
@@ -57,6 +65,9 @@ class MarginBook:
         self.payments: list[FundingPayment] = []
         self._schedule = FundingSchedule()
         self._marks: dict[tuple[str, str], Decimal] = {}  # the last announced mark
+        # the last price before expiry: the mark where the venue announces one, else trades
+        self.last: dict[tuple[str, str], Decimal] = {}
+        self._marked: set[tuple[str, str]] = set()  # markets whose venue announces a mark
 
     def terms(self, exchange: str, symbol: str) -> ContractTerms | None:
         return self._terms(exchange, symbol)
@@ -205,6 +216,66 @@ class MarginBook:
         )
         self.payments.append(payment)
         return payment
+
+    # ------------------------------------------------------------------ forced closes
+
+    def follow(self, key: tuple[str, str], price: Decimal, ts: float, *, mark: bool) -> bool:
+        """Note ``price`` (a mark when ``mark``, else a public trade) of the market ``key``
+        at ``ts``. Returns whether it is the price liquidation watches: the mark where the
+        venue announces one, the trades of a market without (a candle or trade replay).
+        Prices at or after a dated future's expiry are not kept (no trading then)."""
+        if price <= 0:
+            return False
+        if mark:
+            self._marked.add(key)
+        elif key in self._marked:
+            return False
+        pos = self.positions.get(key)
+        expiry = pos.terms.spec.expiry if pos is not None else None
+        if expiry is None or ts < expiry:
+            self.last[key] = price
+        return True
+
+    def liquidation_due(
+        self, key: tuple[str, str], mark: Decimal
+    ) -> tuple[PaperContract, Decimal, Decimal] | None:
+        """``(position, price, fee)`` when ``mark`` has reached the position's liquidation
+        estimate (the one risk checks the stop against, in isolated and cross mode alike):
+        closed at that estimate, whatever the mark jumped to, losing its initial margin."""
+        pos = self.positions.get(key)
+        if pos is None or pos.qty == 0:
+            return None
+        terms = pos.terms
+        close = liquidation_close(terms.spec, pos.qty, pos.entry, terms.leverage, terms.mmr)
+        if close is None or not liquidation_crossed(pos.qty > 0, mark, close[0]):
+            return None
+        return pos, close[0], close[2]
+
+    def expired(self, now: float) -> list[tuple[tuple[str, str], PaperContract, Decimal]]:
+        """``(key, position, settlement price)`` of every open dated-future position whose
+        expiry ``now`` has reached: settled at the last price seen before the expiry (the
+        entry when none was)."""
+        out = []
+        for key, pos in self.positions.items():
+            expiry = pos.terms.spec.expiry
+            if pos.qty != 0 and expiry is not None and now >= expiry:
+                out.append((key, pos, self.last.get(key, pos.entry)))
+        return out
+
+    def force_close(
+        self, key: tuple[str, str], price: Decimal, fee: Decimal, ts: float
+    ) -> tuple[Decimal, str]:
+        """Close the whole position ``key`` at ``price`` paying ``fee`` (a liquidation or a
+        settlement): its PnL and the fee move the settle balance, a funding time passed
+        before ``ts`` is settled first. Returns (closed signed qty, settle currency)."""
+        pos = self.positions[key]
+        settle = settle_currency(pos.terms.spec)
+        self._settle(key, self._schedule.pending(key, ts), self._marks.get(key, price))
+        qty = pos.qty
+        realized = pnl(pos.terms.spec, qty, pos.entry, price)
+        self.balances[settle] = self.balances.get(settle, ZERO) + realized - fee
+        pos.qty, pos.entry = ZERO, ZERO
+        return qty, settle
 
     def funding(self, symbol: str, since: float | None) -> list[FundingPayment]:
         return [p for p in self.payments if p.symbol == symbol and (since is None or p.ts >= since)]
