@@ -80,7 +80,7 @@ DEFAULTS: dict[str, Template] = {
         ),
     ),
     "exit": Template(
-        title="[{priority}] {exchange} {symbol}: {exit_kind} hit",
+        title="[{priority}] {exchange} {symbol}: closed by {exit_kind}",
         summary="{exit_kind} {side} {amount} {unit} @ {avg_price} {quote}",
         lines=(
             ("Market", "{exchange} {symbol}"),

@@ -192,7 +192,7 @@ async def test_stop_loss_exit_and_kill_switch_are_notified(inbox: Inbox) -> None
     titles = sorted(inbox.titles())
     assert titles == [
         "[P0] KILL SWITCH: trading halted",
-        "[P1] binance BTC-USDT: stop-loss hit",
+        "[P1] binance BTC-USDT: closed by stop-loss",
     ]
     exit_body = next(b for b in inbox.bodies() if "Exit:" in b)
     assert "Exit: stop-loss: sell 0.5 BTC @ 41000 USDT" in exit_body
