@@ -100,6 +100,19 @@ class ApiConfig(Section):
     max_connections: int = Field(
         default=512, ge=1, le=100_000, description="open HTTP/WebSocket connections; more: refused"
     )
+    max_inflight_per_ip: int = Field(
+        default=32,
+        ge=1,
+        le=100_000,
+        description="requests one client IP (IPv6: its /64) may have in progress at once; "
+        "more: 429 (WebSocket sessions count under ws_max_clients instead)",
+    )
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="a request body not fully received this long after its headers: 408",
+    )
 
     @field_validator("allowed_hosts")
     @classmethod

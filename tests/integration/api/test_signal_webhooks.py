@@ -35,6 +35,13 @@ TV_ALERT = (
 @pytest_asyncio.fixture
 async def hook_api(start_api: StartApi) -> AsyncIterator[tuple[Running, Any, Collector]]:
     """A paper engine with a book and one webhook 'tv' (BTC-USDT, 3 per minute) behind the API."""
+    api, engine, col = await start_hook_api(start_api, auth_fail_limit=3)
+    yield api, engine, col
+    await engine.stop()
+
+
+async def start_hook_api(start_api: StartApi, **api_over: Any) -> tuple[Running, Any, Collector]:
+    """:func:`hook_api` with ``api_over`` as the API's config; the caller stops the engine."""
     cfg = trading_config(
         exchange=EX,
         webhooks=[
@@ -51,10 +58,9 @@ async def hook_api(start_api: StartApi) -> AsyncIterator[tuple[Running, Any, Col
     book(hub, clock, bid=100.0, ask=100.2, size=10.0)
     await engine.start()
     api = await start_api(
-        hub=hub, market=market, trading=engine, webhooks=hooks, config=api_config(auth_fail_limit=3)
+        hub=hub, market=market, trading=engine, webhooks=hooks, config=api_config(**api_over)
     )
-    yield api, engine, col
-    await engine.stop()
+    return api, engine, col
 
 
 async def _send(
