@@ -184,6 +184,14 @@ async def _parse_body(route: Route, request: web.Request) -> Any:
         # byte at a time held a request slot for the whole api.request_timeout_s
         async with asyncio.timeout(timeout_s):
             raw = await request.read()
+    except ConnectionError:
+        # the sender hung up mid-body: nobody to answer, and not the daemon's error (this
+        # was an error-level log line with a traceback, for anyone to cause at will)
+        raise ApiError(
+            400,
+            "the connection closed before the request body was complete",
+            code="body_incomplete",
+        ) from None
     except TimeoutError:
         raise ApiError(
             408,

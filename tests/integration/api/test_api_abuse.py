@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from structlog.testing import capture_logs
 
 from cryptomon.events import Signal
 from tests.integration.api.conftest import Running, StartApi
@@ -142,5 +143,32 @@ async def test_a_trickled_body_is_408_and_its_connection_closed(
     assert "api.body_timeout_s" in answer["error"]["message"]
     assert headers["connection"] == "close"
     assert await asyncio.wait_for(slow.reader.read(), timeout=10) == b""  # closed by the server
+    assert api.server.app_context.inflight == {}
+    assert col.of(Signal) == []
+
+
+@pytest.mark.asyncio
+async def test_a_sender_hanging_up_mid_body_is_no_daemon_error(
+    start_api: StartApi, raw_requests: list[RawRequest], engines: list[Any]
+) -> None:
+    """Headers and half a body, then the connection closed: the request ends as a 400
+    body_incomplete in the access log, not an error-level api.handler_error with a traceback
+    (which anyone could cause at will); nothing stays counted against the address."""
+    api, engine, col = await _hooks(start_api)
+    engines.append(engine)
+    port = api.server.port
+    assert port is not None
+    with capture_logs() as logs:
+        half = await RawRequest.open(port, sent=10)
+        await wait_until(
+            lambda: api.server.app_context.inflight.get("127.0.0.1") == 1, message="in progress"
+        )
+        await half.close()
+        await wait_until(
+            lambda: any(e["event"] == "api.request" for e in logs), message="the request ended"
+        )
+    (line,) = [e for e in logs if e["event"] == "api.request"]
+    assert line["status"] == 400
+    assert [e for e in logs if e["log_level"] == "error"] == []
     assert api.server.app_context.inflight == {}
     assert col.of(Signal) == []
