@@ -196,6 +196,8 @@ def check_aiohttp(server: web.Server) -> None:
         (web.Server, ("connection_made", "connection_lost", "connections", "__call__")),
     ):
         problems += [f"{cls.__name__}.{n}" for n in names if not hasattr(cls, n)]
+    if "auto_decompress" not in inspect.signature(web.RequestHandler.__init__).parameters:
+        problems.append("RequestHandler(auto_decompress=)")  # ApiServer.start passes it
     if not problems:
         params = list(inspect.signature(web.RequestHandler.handle_error).parameters)
         if params[:5] != ["self", "request", "status", "exc", "message"]:

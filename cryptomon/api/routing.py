@@ -178,6 +178,13 @@ async def _parse_body(route: Route, request: web.Request) -> Any:
             f"Content-Type {request.content_type!r} is not accepted; send {' or '.join(expected)}",
             details={"expected": expected},
         )
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":  # the server does not inflate bodies (ApiServer.start)
+        raise ApiError(
+            415,
+            f"Content-Encoding {encoding[:20]!r} is not accepted; send the body uncompressed",
+            code="unsupported_content_encoding",
+        )
     timeout_s = request.app[CONTEXT].config.body_timeout_s
     try:
         # client_max_size bounds its size (413); the deadline its pace: a sender trickling a

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -171,4 +173,25 @@ async def test_a_sender_hanging_up_mid_body_is_no_daemon_error(
     assert line["status"] == 400
     assert [e for e in logs if e["log_level"] == "error"] == []
     assert api.server.app_context.inflight == {}
+    assert col.of(Signal) == []
+
+
+@pytest.mark.asyncio
+async def test_compressed_bodies_are_415_and_never_inflated(
+    start_api: StartApi, engines: list[Any]
+) -> None:
+    """A gzip body (a valid webhook call, or 512 MB of '[' in 512 KB) is 415 naming
+    Content-Encoding: the server does not inflate request bodies, so a small upload cannot
+    cost the event loop seconds of decompression. No signal."""
+    api, engine, col = await _hooks(start_api)
+    engines.append(engine)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    bomb = b"".join(packer.compress(b"[" * (1 << 20)) for _ in range(512)) + packer.flush()
+    for body in (gzip.compress(BODY), bomb):
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        async with api.http.post(api.url + PINNED, data=body, headers=headers) as r:
+            answer = await r.json()
+            assert r.status == 415, answer
+        assert answer["error"]["code"] == "unsupported_content_encoding"
+        assert "Content-Encoding 'gzip'" in answer["error"]["message"]
     assert col.of(Signal) == []
