@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from cryptomon.api.services import WEBHOOKS
 from cryptomon.events import AuditEntry, OrderIntent, Signal
-from cryptomon.trading.signals import SignalGenerator
+from cryptomon.trading.signals import SignalGenerator, webhooks
 from cryptomon.trading.signals.webhooks import SignalWebhooks
 from tests.integration.api.conftest import Running, StartApi, api_config
 from tests.unit.trading.helpers import EX, SYM, Collector, book, paper_engine, trading_config
@@ -342,3 +342,28 @@ async def test_a_webhook_with_an_exchange_signals_only_that_exchange(hook_api: A
     status, answer = await _send(api, {**body, "exchange": None}, path=path)
     assert status == 200, answer
     assert [s.exchange for s in col.of(Signal)] == [EX, EX]
+
+
+@pytest.mark.asyncio
+async def test_the_memory_of_signatures_is_bounded_and_fails_closed(
+    hook_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signatures are remembered until their window ends, at most _MAX_SIGNATURES (2 here)
+    per webhook: a third signed call within the window is 429 (never a signature forgotten
+    while it could still be replayed); once the first two are past their window, their
+    room is reused."""
+    monkeypatch.setattr(webhooks, "_MAX_SIGNATURES", 2)
+    api, _engine, col = hook_api
+    for strength in (0.6, 0.7):
+        raw = json.dumps({"symbol": "BTC-USDT", "side": "buy", "strength": strength})
+        status, answer = await _send(api, raw, **_signed(api, raw))
+        assert status == 200, answer
+    raw = json.dumps({"symbol": "BTC-USDT", "side": "sell"})
+    status, answer = await _send(api, raw, **_signed(api, raw))
+    assert status == 429, answer
+    assert "signature_window_s" in answer["error"]["message"]
+    clock = _clock(api)
+    clock.set(clock.time() + 301)
+    status, answer = await _send(api, raw, **_signed(api, raw))
+    assert status == 200, answer
+    assert [s.side for s in col.of(Signal)] == ["buy", "buy", "sell"]
