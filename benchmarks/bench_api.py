@@ -227,6 +227,7 @@ async def api_server(db: Any, ttl: float) -> Any:
             "tokens": [{"name": "bench", "token": TOKEN}],
             "rate_limit_per_s": 1e6,
             "rate_limit_burst": 1_000_000,
+            "max_inflight_per_ip": 100_000,  # every load client is 127.0.0.1
             "cache_ttl_s": ttl,
         }
     )

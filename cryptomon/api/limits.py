@@ -11,56 +11,54 @@ reaches the application: aiohttp answers 400 itself with its version in ``Server
 an error with the offending bytes (a bearer token, a ``?token=``) and a traceback.
 :class:`_Handler` answers with ``Server: cryptomon`` and logs one warning naming the problem,
 not the bytes.
+
+What this takes from aiohttp: the exported ``web.RequestHandler`` and ``web.Server``, their
+public methods (``handle_error``, ``log_exception``, ``connection_made``, ``connection_lost``,
+``connections``, ``transport``, ``force_close``; asyncio's ``pause_writing`` and
+``resume_writing``), and one private attribute no public API replaces:
+``RequestHandler._request_in_progress`` (is this connection serving a request? only an idle
+connection may be closed at the cap). :func:`check_aiohttp` verifies all of them on the
+installed aiohttp when the server starts and stops it with a message naming what changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
 
 log = structlog.get_logger()
+_REMEDY = "install aiohttp 3.9 to 3.14 (written and tested for those), or update cryptomon"
 
 
-class _Handler(RequestHandler):
-    """aiohttp's connection handler; its answer to unparsable requests differs, and a send
-    that makes no progress for ``stall_timeout_s`` aborts the connection."""
+class _Handler(web.RequestHandler):
+    """aiohttp's connection handler (made by ``web.Server`` and given this class); its
+    answer to unparsable requests differs, and it tells its server when its writes stall."""
 
-    stall_timeout_s = 0.0
-    server: CappedServer | None = None
+    __slots__ = ()  # the layout of web.RequestHandler: instances are re-classed, not built
+    capped: CappedServer  # set on the per-server subclass
 
-    async def _drain_helper(self) -> None:
-        # every write that fills the transport's buffer waits here for the peer to read. A
-        # peer that never reads (a large answer, plotly.js, asked for and left unread) held
-        # its connection slot and the buffered answer for as long as it liked: aiohttp has
-        # no write timeout, and the keep-alive timer only runs between requests
-        if not self.stall_timeout_s or not self._paused:  # the usual case: nothing to wait
-            return await super()._drain_helper()
-        try:
-            async with asyncio.timeout(self.stall_timeout_s):
-                await super()._drain_helper()
-        except TimeoutError:
-            transport = self.transport
-            if transport is not None:
-                transport.abort()  # close() would wait to flush what the peer does not read
-            if self.server is not None:
-                self.server.stalled += 1
-            log.info("api.stalled_send_aborted", timeout_s=self.stall_timeout_s)
-            raise ConnectionResetError("the client read nothing for api.idle_timeout_s") from None
+    def pause_writing(self) -> None:
+        # asyncio: the transport's buffer is full, the peer is not reading
+        super().pause_writing()
+        self.capped.writing_paused(self)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.capped.writing_resumed(self)
 
     def handle_error(
         self,
-        request: BaseRequest,
+        request: web.BaseRequest,
         status: int = 500,
         exc: BaseException | None = None,
         message: str | None = None,
-    ) -> StreamResponse:
+    ) -> web.StreamResponse:
         resp = super().handle_error(request, status, exc, message)
         resp.headers["Server"] = "cryptomon"  # no versions, as on every other answer
         resp.headers["Cache-Control"] = "no-store"
@@ -92,8 +90,10 @@ class CappedServer(web.Server):
     evicted = 0  # idle connections closed at the cap for a new one
     stall_timeout_s = 0.0
     stalled = 0  # connections aborted because the client stopped reading
+    stall_timers: dict[web.RequestHandler, asyncio.TimerHandle]
+    handler_class: type[_Handler]
 
-    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
         if self.max_connections and len(self.connections) >= self.max_connections:
             # an idle connection (nothing or half a request sent) makes room: otherwise
             # anyone, without a token, could hold every slot by opening connections again
@@ -119,22 +119,101 @@ class CappedServer(web.Server):
             return
         super().connection_made(handler, transport)
 
-    def __call__(self) -> RequestHandler:
-        handler = _Handler(self, loop=self._loop, **self._kwargs)
-        handler.stall_timeout_s = self.stall_timeout_s
-        handler.server = self
+    def __call__(self) -> web.RequestHandler:
+        handler = super().__call__()  # aiohttp builds it with the runner's settings
+        handler.__class__ = self.handler_class
         return handler
+
+    # A peer that never reads (a large answer, plotly.js, asked for and left unread) held its
+    # connection slot and the buffered answer for as long as it liked: aiohttp has no write
+    # timeout, and the keep-alive timer only runs between requests. A connection whose
+    # writing stays paused (no byte taken by the peer since the buffer filled) for
+    # stall_timeout_s is aborted (close() would wait to flush what the peer does not read).
+
+    def writing_paused(self, handler: web.RequestHandler) -> None:
+        if self.stall_timeout_s:
+            timer = asyncio.get_running_loop().call_later(
+                self.stall_timeout_s, self._stalled, handler
+            )
+            old = self.stall_timers.pop(handler, None)
+            if old is not None:
+                old.cancel()
+            self.stall_timers[handler] = timer
+
+    def writing_resumed(self, handler: web.RequestHandler) -> None:
+        timer = self.stall_timers.pop(handler, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _stalled(self, handler: web.RequestHandler) -> None:
+        self.stall_timers.pop(handler, None)
+        transport = handler.transport
+        if transport is None:
+            return
+        transport.abort()
+        self.stalled += 1
+        log.info("api.stalled_send_aborted", timeout_s=self.stall_timeout_s)
+
+    def connection_lost(
+        self, handler: web.RequestHandler, exc: BaseException | None = None
+    ) -> None:
+        self.writing_resumed(handler)  # no timer outlives its connection
+        super().connection_lost(handler, exc)
 
 
 def cap_connections(
     server: web.Server | None, limit: int, *, stall_timeout_s: float = 0.0
 ) -> CappedServer:
     """Turn the runner's server (after ``AppRunner.setup()``) into a :class:`CappedServer`:
-    the same object and state, its own connection handlers."""
+    the same object and state, its own connection handlers. Raises ``RuntimeError`` naming
+    what changed when the installed aiohttp lacks what it needs (:func:`check_aiohttp`)."""
     if server is None:
         raise RuntimeError("cap_connections needs the server of a set-up AppRunner")
-    server.__class__ = CappedServer
+    try:
+        server.__class__ = CappedServer
+    except TypeError as exc:  # web.Server's layout changed (e.g. gained __slots__)
+        raise RuntimeError(
+            f"aiohttp {aiohttp.__version__}: web.Server cannot be extended ({exc}); "
+            "cryptomon.api.limits needs it for api.max_connections: " + _REMEDY
+        ) from None
     assert isinstance(server, CappedServer)
     server.max_connections = limit
     server.stall_timeout_s = stall_timeout_s
+    server.stall_timers = {}
+    server.handler_class = type("_ServerHandler", (_Handler,), {"__slots__": (), "capped": server})
+    check_aiohttp(server)
     return server
+
+
+def check_aiohttp(server: web.Server) -> None:
+    """Fail at startup, naming the attribute, when the installed aiohttp no longer has what
+    :class:`CappedServer` relies on (its only private one, ``_request_in_progress``, and the
+    methods it overrides), instead of failing on the first connection or silently never
+    closing idle connections at the cap."""
+    problems: list[str] = []
+    for cls, names in (
+        (web.RequestHandler, ("handle_error", "log_exception", "pause_writing", "resume_writing")),
+        (web.Server, ("connection_made", "connection_lost", "connections", "__call__")),
+    ):
+        problems += [f"{cls.__name__}.{n}" for n in names if not hasattr(cls, n)]
+    if "auto_decompress" not in inspect.signature(web.RequestHandler.__init__).parameters:
+        problems.append("RequestHandler(auto_decompress=)")  # ApiServer.start passes it
+    if not problems:
+        params = list(inspect.signature(web.RequestHandler.handle_error).parameters)
+        if params[:5] != ["self", "request", "status", "exc", "message"]:
+            problems.append(f"RequestHandler.handle_error{tuple(params)}")
+        try:
+            probe = server()  # a handler as a connection gets it (no connection made)
+        except TypeError as exc:  # __class__ assignment: the handler's layout changed
+            problems.append(f"RequestHandler's layout ({exc})")
+        else:
+            if not isinstance(getattr(probe, "_request_in_progress", None), bool):
+                problems.append("RequestHandler._request_in_progress (a bool)")
+            if not hasattr(probe, "transport"):
+                problems.append("RequestHandler.transport")
+    if problems:
+        raise RuntimeError(
+            f"aiohttp {aiohttp.__version__} lacks {', '.join(problems)}, which "
+            "cryptomon.api.limits needs (api.max_connections, api.idle_timeout_s for stalled "
+            "answers): " + _REMEDY
+        )

@@ -12,9 +12,10 @@ import structlog
 from aiohttp import web
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from cryptomon.api.auth import address_key
 from cryptomon.api.errors import ApiError, error_response
 from cryptomon.api.guard import audit_denied, check_host
-from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
+from cryptomon.api.routing import CONTEXT, PRINCIPAL, ApiContext, client_address
 from cryptomon.events import AUDIT_ORIGIN
 from cryptomon.log import access_log
 
@@ -86,17 +87,68 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             client=client_address(request),
             principal=principal.name if principal is not None else None,
         )
+    if resp.status == 408 and not resp.prepared:
+        await _answer_and_close(request, resp)
     return resp
+
+
+async def _answer_and_close(request: web.Request, resp: web.StreamResponse) -> None:
+    """Send ``resp`` and close the connection: after an answer to an unfinished body aiohttp
+    would otherwise keep reading (discarding) what the sender trickles for up to its lingering
+    time, 10 s, on a connection that no longer counts as busy."""
+    await resp.prepare(request)
+    await resp.write_eof()
+    transport = request.transport
+    if transport is not None:
+        transport.close()  # after the buffered answer is written
+
+
+_WS_PATH = "/ws"  # a WebSocket session lasts hours: counted by api.ws_max_clients instead
+
+
+def _enter(ctx: ApiContext, request: web.Request) -> str:
+    """Count one request in progress for its client address; 429 past
+    ``api.max_inflight_per_ip``. Returns the key to release."""
+    key = address_key(client_address(request))
+    held = ctx.inflight.get(key, 0)
+    cap = ctx.config.max_inflight_per_ip
+    if held >= cap:
+        # one address trickling bodies or stalling on slow endpoints could otherwise hold
+        # every request (the rate limit admits burst + rate x request_timeout_s at once)
+        ctx.inflight_refused += 1
+        if ctx.inflight_refused == 1 or ctx.inflight_refused % 1000 == 0:
+            log.warning("api.inflight_refused", limit=cap, refused=ctx.inflight_refused)
+        raise ApiError(
+            429,
+            f"{cap} requests from this address are already in progress "
+            "(api.max_inflight_per_ip); wait for their answers",
+            code="too_many_in_progress",
+            details={"max_inflight_per_ip": cap, "retry_after_s": 1},
+            headers={"Retry-After": "1"},
+        )
+    ctx.inflight[key] = held + 1
+    return key
+
+
+def _leave(ctx: ApiContext, key: str) -> None:
+    held = ctx.inflight.get(key, 0) - 1
+    if held > 0:
+        ctx.inflight[key] = held
+    else:
+        ctx.inflight.pop(key, None)  # the table holds only addresses with requests open
 
 
 async def _serve(
     request: web.Request, handler: Handler, rid: str, origin: str | None
 ) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
+    held: str | None = None
     try:
         check_host(request, ctx.allowed_hosts)
         if request.method == "OPTIONS" and origin is not None:
             return _preflight(request, origin)
+        if request.path != _WS_PATH:
+            held = _enter(ctx, request)
         # every log line of this request (ours and the services') carries its id (tokens,
         # not bound_contextvars: no generator context manager or context copy per request)
         tokens = bind_contextvars(request_id=rid)
@@ -106,7 +158,10 @@ async def _serve(
             reset_contextvars(**tokens)
     except ApiError as err:
         audit_denied(request, err)
-        return error_response(err, rid)
+        resp = error_response(err, rid)
+        if err.status == 408:
+            resp.force_close()  # Connection: close; sent and closed by api_middleware
+        return resp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -116,6 +171,9 @@ async def _serve(
             "api.handler_error", request_id=rid, path=request.path, error=repr(exc), exc_info=exc
         )
         return error_response(ApiError(500, "internal error; see the daemon log"), rid)
+    finally:
+        if held is not None:
+            _leave(ctx, held)
 
 
 def _allowed(origins: list[str], origin: str) -> bool:

@@ -18,11 +18,13 @@ _STATUS_TEXT = {
     401: "Missing or invalid bearer token",
     403: "The token lacks the required scope",
     404: "Not found, or the capability is not available in this daemon",
+    408: "Request body not received within api.body_timeout_s (connection closed)",
     409: "Conflict with the current state (e.g. risk rejection, order already closed)",
     413: "Request body larger than api.max_body_bytes",
-    415: "Content-Type is not application/json",
+    415: "Content-Type is not accepted, or the body has a Content-Encoding (send it uncompressed)",
     422: "Validation error; details.fields names each offending field",
-    429: "Rate limited or too many failed authentications; see Retry-After",
+    429: "Rate limited, api.max_inflight_per_ip requests already in progress, or too many "
+    "failed authentications; see Retry-After",
     503: "Not ready, the store is unavailable, or no answer within api.request_timeout_s",
 }
 WS_DESCRIPTION = (

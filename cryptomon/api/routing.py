@@ -43,6 +43,9 @@ class ApiContext:
     requests: dict[tuple[str, int], int] = field(default_factory=dict)
     ws_stats: Callable[[], dict[str, Any]] = dict
     idempotency: IdempotencyLedger = field(default_factory=IdempotencyLedger)
+    # requests in progress per client address key (api.max_inflight_per_ip); 0s are removed
+    inflight: dict[str, int] = field(default_factory=dict)
+    inflight_refused: int = 0
 
     @cached_property
     def allowed_hosts(self) -> frozenset[str]:
@@ -106,7 +109,7 @@ class Route:
         if self.query is not None:
             out.add(422)
         if self.body is not None:
-            out |= {400, 413, 415, 422}
+            out |= {400, 408, 413, 415, 422}
         return sorted(out)
 
 
@@ -175,7 +178,34 @@ async def _parse_body(route: Route, request: web.Request) -> Any:
             f"Content-Type {request.content_type!r} is not accepted; send {' or '.join(expected)}",
             details={"expected": expected},
         )
-    raw = await request.read()  # client_max_size bounds this (413)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":  # the server does not inflate bodies (ApiServer.start)
+        raise ApiError(
+            415,
+            f"Content-Encoding {encoding[:20]!r} is not accepted; send the body uncompressed",
+            code="unsupported_content_encoding",
+        )
+    timeout_s = request.app[CONTEXT].config.body_timeout_s
+    try:
+        # client_max_size bounds its size (413); the deadline its pace: a sender trickling a
+        # byte at a time held a request slot for the whole api.request_timeout_s
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
+    except ConnectionError:
+        # the sender hung up mid-body: nobody to answer, and not the daemon's error (this
+        # was an error-level log line with a traceback, for anyone to cause at will)
+        raise ApiError(
+            400,
+            "the connection closed before the request body was complete",
+            code="body_incomplete",
+        ) from None
+    except TimeoutError:
+        raise ApiError(
+            408,
+            f"request body not received within api.body_timeout_s ({timeout_s:g} s); "
+            "send the whole body at once",
+            details={"body_timeout_s": timeout_s},
+        ) from None
     if not raw.strip():
         raise ApiError(400, "a JSON object body is required")
     try:

@@ -215,6 +215,7 @@ class Webhooks(Protocol):
         secret: str | None = None,
         signature: str | None = None,
         raw_body: bytes = b"",
+        timestamp: str | None = None,
     ) -> bool: ...
 
     def accept(self, name: str, call: Any) -> Mapping[str, Any]: ...

@@ -38,7 +38,7 @@ from pydantic import (
     field_validator,
 )
 
-from cryptomon.api.auth import Principal
+from cryptomon.api.auth import Principal, address_key
 from cryptomon.api.errors import ApiError
 from cryptomon.api.guard import check_origin
 from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
@@ -143,6 +143,7 @@ class WsClient:
         self.unnoticed = 0
         self.sent = 0
         self.anonymous = False
+        self.address = ""  # its client address key (IPv6: the /64)
         self.wake = asyncio.Event()
 
     def matches(self, channel: str, ev: Event) -> bool:
@@ -257,6 +258,9 @@ class WsManager:
         check_origin(request, self.config.cors_origins)
         principal = ctx.auth.authenticate(header, client_address(request), "read", public=True)
         request[PRINCIPAL] = principal
+        address = address_key(client_address(request))
+        if principal.anonymous:
+            self._check_address(address)
         if len(self.clients) >= self.config.ws_max_clients and not self._make_room(principal):
             self.rejected += 1
             raise ApiError(
@@ -271,6 +275,7 @@ class WsManager:
         await ws.prepare(request)
         client = WsClient(next(self._ids), ws, request, self.config.ws_queue_size)
         client.anonymous = principal.anonymous
+        client.address = address
         self.clients[client.id] = client
         self.connected_total += 1
         sender = asyncio.get_running_loop().create_task(
@@ -293,6 +298,23 @@ class WsManager:
                 "api.ws_disconnected", client_id=client.id, dropped=client.dropped, sent=client.sent
             )
         return ws
+
+    def _check_address(self, address: str) -> None:
+        """429 when ``address`` already holds ``api.ws_max_anonymous_per_ip`` clients without
+        a token: one address opening sockets could otherwise fill ws_max_clients and keep
+        every other anonymous reader out (token holders can still evict, but nobody else)."""
+        cap = self.config.ws_max_anonymous_per_ip
+        held = sum(1 for c in self.clients.values() if c.anonymous and c.address == address)
+        if held >= cap:
+            self.rejected += 1
+            raise ApiError(
+                429,
+                f"{cap} WebSocket clients without a token are already connected from this "
+                "address (api.ws_max_anonymous_per_ip); close one, or use a token",
+                code="too_many_clients_from_address",
+                details={"ws_max_anonymous_per_ip": cap, "retry_after_s": 5},
+                headers={"Retry-After": "5"},
+            )
 
     def _make_room(self, principal: Principal) -> bool:
         """At the cap, a token holder takes the slot of the oldest anonymous client (closed

@@ -66,6 +66,12 @@ class ApiConfig(Section):
     )
     cache_entries: int = Field(default=256, ge=1, description="read response cache bound")
     ws_max_clients: int = Field(default=100, ge=1, description="concurrent WebSocket clients")
+    ws_max_anonymous_per_ip: int = Field(
+        default=8,
+        ge=1,
+        le=100_000,
+        description="WebSocket clients without a token (public_read) per client IP (IPv6: /64)",
+    )
     ws_queue_size: int = Field(default=1000, ge=1, description="events queued per client")
     ws_channel_queue_size: int = Field(
         default=10_000, ge=1, description="events queued per channel before the fan-out"
@@ -99,6 +105,19 @@ class ApiConfig(Section):
     )
     max_connections: int = Field(
         default=512, ge=1, le=100_000, description="open HTTP/WebSocket connections; more: refused"
+    )
+    max_inflight_per_ip: int = Field(
+        default=32,
+        ge=1,
+        le=100_000,
+        description="requests one client IP (IPv6: its /64) may have in progress at once; "
+        "more: 429 (WebSocket sessions count under ws_max_clients instead)",
+    )
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="a request body not fully received this long after its headers: 408",
     )
 
     @field_validator("allowed_hosts")

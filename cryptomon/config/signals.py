@@ -43,6 +43,13 @@ class WebhookConfig(Section):
         default=None, description="exchange of its signals; None = trading.exchange"
     )
     max_per_minute: int = Field(default=10, ge=1, le=6000, description="accepted calls per minute")
+    signature_window_s: float = Field(
+        default=300.0,
+        ge=10,
+        le=3600,
+        description="X-Signature calls: X-Signature-Timestamp at most this far from the "
+        "daemon's clock; a signature is accepted once within it",
+    )
     strength: float = Field(
         default=0.8,
         ge=0,

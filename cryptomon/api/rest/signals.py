@@ -9,15 +9,17 @@ from cryptomon.api.errors import ApiError
 from cryptomon.api.rest.paging import check_limit, invalid_query
 from cryptomon.api.routing import Call, RouteTable, client_address
 from cryptomon.api.services import QUERIES, WEBHOOKS
-from cryptomon.trading.signals.webhooks import WebhookCall, WebhookRejected
+from cryptomon.trading.signals.webhooks import TIMESTAMP_HEADER, WebhookCall, WebhookRejected
 
 table = RouteTable("signals")
 
 WEBHOOK_DESCRIPTION = (
     "For each webhook of trading.webhooks. No bearer token: the webhook's secret comes in the "
-    "body ('secret'), as ?token=, or as an X-Signature header (hex HMAC-SHA256 of the raw body "
-    "with the secret). A wrong secret is 401 and counts toward the failed-auth throttle (past it: "
-    "429). The "
+    "body ('secret'), as ?token=, or as an X-Signature header: hex HMAC-SHA256 with the secret "
+    "of '<X-Signature-Timestamp>.<raw body>', where the X-Signature-Timestamp header (required "
+    "with X-Signature) is the Unix time in seconds; a timestamp outside the webhook's "
+    "signature_window_s (300 s) is 401 and a signature accepted before is 409 (no replays). "
+    "A wrong secret is 401 and counts toward the failed-auth throttle (past it: 429). The "
     "body may be sent as text/plain (TradingView's alert message). The signal goes through "
     "the same gates, risk checks and order engine as any other; a repeated alert_id answers "
     "'duplicate' without a second signal; calls beyond the webhook's max_per_minute get 429."
@@ -85,7 +87,7 @@ async def signal_stats(call: Call) -> ms.SignalStatsOut:
     body=ms.WebhookSignal,
     response=ms.WebhookOut,
     needs=(WEBHOOKS,),
-    errors=(401,),
+    errors=(401, 409),
     content_types=frozenset({"application/json", "text/plain"}),
     description=WEBHOOK_DESCRIPTION,
 )
@@ -97,19 +99,24 @@ async def signal_webhook(call: Call) -> ms.WebhookOut:
     auth = call.ctx.auth
     body: ms.WebhookSignal = call.body
     hooks = call.service(WEBHOOKS)
-    ok = hooks.verify(
-        name,
-        secret=body.secret if body.secret is not None else request.query.get("token"),
-        signature=request.headers.get("X-Signature"),
-        raw_body=await request.read(),
-    )
+    try:
+        ok = hooks.verify(
+            name,
+            secret=body.secret if body.secret is not None else request.query.get("token"),
+            signature=request.headers.get("X-Signature"),
+            raw_body=await request.read(),
+            timestamp=request.headers.get(TIMESTAMP_HEADER),
+        )
+    except WebhookRejected as exc:  # correctly signed, but unstamped, stale or replayed
+        raise _rejected(exc) from None
     if not ok:  # like a bearer token: a valid secret is never refused by the throttle
         auth.check_throttle(client)
         auth.failed(client)
         raise ApiError(
             401,
             f"invalid secret for webhook {name!r} (expected the webhook's secret as the body's "
-            "'secret', as ?token=, or an X-Signature HMAC-SHA256 of the body)",
+            f"'secret', as ?token=, or an X-Signature HMAC-SHA256 of "
+            f"'<{TIMESTAMP_HEADER}>.<body>')",
             actor=INVALID_TOKEN,  # audited (never the secret), bounded by the throttle
         )
     fields = body.model_dump(exclude={"secret"})
@@ -126,8 +133,9 @@ def _rejected(exc: WebhookRejected) -> ApiError:
         return ApiError(
             429,
             exc.message,
+            code=exc.code,
             details={"retry_after_s": retry},
             headers={"Retry-After": str(retry)},
         )
     details = {"fields": [{"field": exc.field, "message": exc.message}]} if exc.field else None
-    return ApiError(exc.status, exc.message, details=details)
+    return ApiError(exc.status, exc.message, details=details, code=exc.code)

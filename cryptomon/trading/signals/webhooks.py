@@ -2,11 +2,28 @@
 
 Each configured webhook (``trading.webhooks``) has a secret, the symbols it may signal and a
 rate. :meth:`SignalWebhooks.verify` checks a call's secret (the body's ``secret``, a
-``?token=`` query parameter, or an ``X-Signature`` HMAC-SHA256 of the raw body) in constant
-time. :meth:`SignalWebhooks.accept` then dedupes by the sender's alert id (the signal id is
+``?token=`` query parameter, or an ``X-Signature`` HMAC) in constant time.
+:meth:`SignalWebhooks.accept` then dedupes by the sender's alert id (the signal id is
 derived from it, so a retry never makes a second order), rate-limits per webhook, publishes
 the graded signal through the :class:`SignalGenerator` (the same gates, risk checks and order
 engine as any signal) and audits the call without its secret.
+
+Signed calls (``X-Signature``) must also carry ``X-Signature-Timestamp``, the Unix time in
+whole seconds at which the sender signed, and the signature covers it::
+
+    signing string  = <X-Signature-Timestamp value, as sent> + "." + <raw request body>
+    X-Signature     = hex(HMAC-SHA256(key=<webhook secret, UTF-8>, msg=signing string))
+                      (optionally written "sha256=<hex>")
+
+e.g. ``ts=$(date +%s); sig=$(printf '%s.%s' "$ts" "$body" | openssl dgst -sha256 -hmac
+"$secret" -r | cut -d' ' -f1)``. A timestamp more than the webhook's ``signature_window_s``
+(300 s) away from the daemon's clock is refused (401 ``signature_expired``), and a signature
+accepted once is refused again within that window (409 ``signature_replayed``), so a captured
+signed call cannot be replayed, with or without an ``alert_id``. The older form, an
+HMAC of the body alone without the timestamp header, could be replayed forever: it is refused
+with 401 ``signature_timestamp_missing`` explaining the signing string above. A secret sent
+in the body or as ``?token=`` travels with every call (whoever sees a call can make new
+ones), so it has no replay window; ``alert_id`` still dedupes retries.
 """
 
 from __future__ import annotations
@@ -25,20 +42,32 @@ from cryptomon.trading.signals.generator import SignalExtra, SignalGenerator
 from cryptomon.trading.signals.grades import grade_for, strength_of
 
 _MAX_ALERT_IDS = 10_000  # per webhook, LRU evicted
+# signatures remembered per webhook for their window; beyond, signed calls are refused (429)
+# rather than forgetting one still inside its window (only the secret's holder adds entries)
+_MAX_SIGNATURES = 100_000
+TIMESTAMP_HEADER = "X-Signature-Timestamp"
 
 
 class WebhookRejected(Exception):
-    """A call refused after authentication: ``status`` 422 (``field`` names the body field)
-    or 429 (``retry_after_s``)."""
+    """A call refused after authentication: ``status`` 422 (``field`` names the body field),
+    429 (``retry_after_s``), or a signed call that is stale (401) or replayed (409), named
+    by ``code``."""
 
     def __init__(
-        self, status: int, message: str, *, field: str = "", retry_after_s: float = 0.0
+        self,
+        status: int,
+        message: str,
+        *,
+        field: str = "",
+        retry_after_s: float = 0.0,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.retry_after_s = retry_after_s
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +86,11 @@ class WebhookCall:
     comment: str = ""
 
 
+def _signing_string(timestamp: str, raw_body: bytes) -> bytes:
+    """What ``X-Signature`` signs: the timestamp header's value as sent, ".", the raw body."""
+    return timestamp.encode("utf-8", "surrogateescape") + b"." + raw_body
+
+
 def _digest(text: str | bytes) -> bytes:
     # surrogateescape: header bytes that are not UTF-8 (aiohttp keeps them as surrogates) are
     # a wrong secret, not an encoding error
@@ -72,8 +106,10 @@ class SignalWebhooks:
         self.clock = clock
         self._calls: dict[str, deque[float]] = {}
         self._seen: dict[str, OrderedDict[str, str]] = {}
+        self._signatures: dict[str, dict[bytes, float]] = {}  # signature -> expiry (Unix s)
         self.accepted = 0
         self.duplicates = 0
+        self.replays = 0
 
     def _config(self, name: str) -> WebhookConfig | None:
         return next((w for w in self.generator.config.webhooks if w.name == name), None)
@@ -88,20 +124,84 @@ class SignalWebhooks:
         secret: str | None = None,
         signature: str | None = None,
         raw_body: bytes = b"",
+        timestamp: str | None = None,
     ) -> bool:
-        """True when ``secret`` (body or ``?token=``) or ``signature`` (hex HMAC-SHA256 of the
-        raw body, optionally ``sha256=``-prefixed) matches webhook ``name``; constant time. An
-        unknown name is compared against a dummy secret, so names cannot be told apart."""
+        """True when ``secret`` (body or ``?token=``) or ``signature`` (``X-Signature``: hex
+        HMAC-SHA256 of ``timestamp + "." + raw_body``, optionally ``sha256=``-prefixed; see the
+        module docstring) matches webhook ``name``; constant time. An unknown name is compared
+        against a dummy secret, so names cannot be told apart.
+
+        A matching signature must also be fresh: :class:`WebhookRejected` 401 when
+        ``timestamp`` (``X-Signature-Timestamp``) is missing, not whole Unix seconds, or
+        outside the webhook's ``signature_window_s``; 409 when the same signature was accepted
+        within that window. A matching ``secret`` needs neither."""
         cfg = self._config(name)
         key = cfg.secret.get_secret_value() if cfg is not None else "\x00unknown-webhook"
-        ok = False
-        if secret is not None:
-            ok = hmac.compare_digest(_digest(secret), _digest(key))
-        if signature is not None:
-            mac = hmac.new(key.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
-            given = signature.strip().lower().removeprefix("sha256=")
-            ok = hmac.compare_digest(_digest(given), _digest(mac)) or ok
-        return ok and cfg is not None
+        if secret is not None and hmac.compare_digest(_digest(secret), _digest(key)):
+            return cfg is not None
+        if signature is None:
+            return False
+        given = signature.strip().lower().removeprefix("sha256=")
+        signed = raw_body if timestamp is None else _signing_string(timestamp, raw_body)
+        mac = hmac.new(key.encode("utf-8"), signed, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(_digest(given), _digest(mac)) or cfg is None:
+            return False
+        self._check_fresh(cfg, timestamp, bytes.fromhex(mac))
+        return True
+
+    def _check_fresh(self, cfg: WebhookConfig, timestamp: str | None, mac: bytes) -> None:
+        """Refuse a correctly signed call that is unstamped, stale or seen before; remember it."""
+        window = cfg.signature_window_s
+        how = (
+            f"send {TIMESTAMP_HEADER}: <Unix time in seconds> and X-Signature: hex HMAC-SHA256 "
+            f"of '<{TIMESTAMP_HEADER}>.<body>' with the webhook's secret"
+        )
+        if timestamp is None:
+            raise WebhookRejected(
+                401,
+                f"the {TIMESTAMP_HEADER} header is required with X-Signature (an unstamped "
+                f"signature can be replayed): {how}",
+                code="signature_timestamp_missing",
+            )
+        stamp = timestamp.strip()
+        if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+            raise WebhookRejected(
+                401,
+                f"{TIMESTAMP_HEADER} {timestamp[:20]!r} is not a Unix time in whole seconds; {how}",
+                code="signature_timestamp_invalid",
+            )
+        now = self.clock.time()
+        skew = int(stamp) - now
+        if abs(skew) > window:
+            raise WebhookRejected(
+                401,
+                f"{TIMESTAMP_HEADER} is {abs(skew):.0f} s "
+                f"{'ahead of' if skew > 0 else 'behind'} the daemon's clock; webhook "
+                f"{cfg.name!r} accepts {window:g} s (signature_window_s): sign each call when "
+                "it is sent, with a synchronized clock",
+                code="signature_expired",
+            )
+        seen = self._signatures.setdefault(cfg.name, {})
+        expiry = seen.get(mac)
+        if expiry is not None and expiry >= now:
+            self.replays += 1
+            raise WebhookRejected(
+                409,
+                f"this X-Signature was already accepted (replay); sign each call with the "
+                f"current {TIMESTAMP_HEADER}",
+                code="signature_replayed",
+            )
+        if len(seen) >= _MAX_SIGNATURES:
+            for old in [m for m, exp in seen.items() if exp < now]:
+                del seen[old]
+            if len(seen) >= _MAX_SIGNATURES:
+                raise WebhookRejected(
+                    429,
+                    f"webhook {cfg.name!r} has {_MAX_SIGNATURES} signed calls within "
+                    f"signature_window_s; try again later",
+                    retry_after_s=window,
+                )
+        seen[mac] = int(stamp) + window  # past this the timestamp check refuses it anyway
 
     def accept(self, name: str, call: WebhookCall) -> dict[str, object]:
         """Publish the signal of an authenticated call (or answer a duplicate); see the module
@@ -223,4 +323,4 @@ class SignalWebhooks:
         calls.append(now)
 
     def stats(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates}
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "replays": self.replays}

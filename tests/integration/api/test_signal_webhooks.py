@@ -14,8 +14,9 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
+from cryptomon.api.services import WEBHOOKS
 from cryptomon.events import AuditEntry, OrderIntent, Signal
-from cryptomon.trading.signals import SignalGenerator
+from cryptomon.trading.signals import SignalGenerator, webhooks
 from cryptomon.trading.signals.webhooks import SignalWebhooks
 from tests.integration.api.conftest import Running, StartApi, api_config
 from tests.unit.trading.helpers import EX, SYM, Collector, book, paper_engine, trading_config
@@ -35,6 +36,13 @@ TV_ALERT = (
 @pytest_asyncio.fixture
 async def hook_api(start_api: StartApi) -> AsyncIterator[tuple[Running, Any, Collector]]:
     """A paper engine with a book and one webhook 'tv' (BTC-USDT, 3 per minute) behind the API."""
+    api, engine, col = await start_hook_api(start_api, auth_fail_limit=3)
+    yield api, engine, col
+    await engine.stop()
+
+
+async def start_hook_api(start_api: StartApi, **api_over: Any) -> tuple[Running, Any, Collector]:
+    """:func:`hook_api` with ``api_over`` as the API's config; the caller stops the engine."""
     cfg = trading_config(
         exchange=EX,
         webhooks=[
@@ -51,10 +59,9 @@ async def hook_api(start_api: StartApi) -> AsyncIterator[tuple[Running, Any, Col
     book(hub, clock, bid=100.0, ask=100.2, size=10.0)
     await engine.start()
     api = await start_api(
-        hub=hub, market=market, trading=engine, webhooks=hooks, config=api_config(auth_fail_limit=3)
+        hub=hub, market=market, trading=engine, webhooks=hooks, config=api_config(**api_over)
     )
-    yield api, engine, col
-    await engine.stop()
+    return api, engine, col
 
 
 async def _send(
@@ -133,14 +140,85 @@ async def test_token_query_and_hmac_signature_authenticate(hook_api: Any) -> Non
     )
     assert (status, answer["grade"], answer["strength"]) == (200, "weak", 0.5)
     raw = json.dumps({"symbol": "BTC/USDT", "side": "buy", "strength": 0.7})
-    mac = hmac.new(SECRET.encode(), raw.encode(), hashlib.sha256).hexdigest()
-    status, answer = await _send(api, json.loads(raw), **{"X-Signature": f"sha256={mac}"})
+    status, answer = await _send(api, raw, **_signed(api, raw))
     assert status == 200, answer
     assert answer["grade"] == "medium"
-    bad = hmac.new(b"other", raw.encode(), hashlib.sha256).hexdigest()
-    status, _ = await _send(api, json.loads(raw), **{"X-Signature": bad})
+    stamp = str(int(_clock(api).time()))
+    bad = hmac.new(b"other", f"{stamp}.{raw}".encode(), hashlib.sha256).hexdigest()
+    status, _ = await _send(api, raw, **{"X-Signature": bad, "X-Signature-Timestamp": stamp})
     assert status == 401
     assert [s.side for s in col.of(Signal)] == ["sell", "buy"]
+
+
+def _clock(api: Running) -> Any:
+    return api.server.app[WEBHOOKS].clock
+
+
+def _signed(
+    api: Running, raw: str, *, at: float | None = None, key: str = SECRET
+) -> dict[str, str]:
+    """The headers of a signed call: X-Signature-Timestamp (now, or ``at``) and the
+    ``sha256=``-prefixed HMAC of '<timestamp>.<body>'."""
+    stamp = str(int(_clock(api).time() if at is None else at))
+    mac = hmac.new(SECRET.encode(), f"{stamp}.{raw}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Signature": f"sha256={mac}", "X-Signature-Timestamp": stamp}
+
+
+@pytest.mark.asyncio
+async def test_a_signed_call_without_alert_id_cannot_be_replayed(hook_api: Any) -> None:
+    """A signed call without alert_id, sent again byte for byte (a captured request): 409
+    signature_replayed and no second signal; once the window has passed the same bytes are
+    401 signature_expired. Neither counts as a failed authentication."""
+    api, _engine, col = hook_api
+    raw = json.dumps({"symbol": "BTC-USDT", "side": "buy"})
+    headers = _signed(api, raw)
+    status, answer = await _send(api, raw, **headers)
+    assert status == 200, answer
+    status, answer = await _send(api, raw, **headers)
+    assert status == 409, answer
+    assert answer["error"]["code"] == "signature_replayed"
+    assert "X-Signature-Timestamp" in answer["error"]["message"]
+    clock = _clock(api)
+    clock.set(clock.time() + 301)
+    status, answer = await _send(api, raw, **headers)
+    assert status == 401, answer
+    assert answer["error"]["code"] == "signature_expired"
+    assert "signature_window_s" in answer["error"]["message"]
+    assert len(col.of(Signal)) == 1
+    assert api.server.app_context.auth.auth_failures == 0
+    status, answer = await _send(api, raw, **_signed(api, raw))  # signed anew: a new call
+    assert status == 200, answer
+    assert len(col.of(Signal)) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_signature_without_timestamp_or_out_of_window_is_refused(hook_api: Any) -> None:
+    """The old form (HMAC of the body alone) is 401 naming the missing X-Signature-Timestamp
+    header and the signing string; a timestamp 301 s behind or ahead is 401 signature_expired;
+    one that is not Unix seconds is 401 signature_timestamp_invalid; a timestamp changed
+    after signing is a wrong signature (401, counted). No signal."""
+    api, _engine, col = hook_api
+    raw = json.dumps({"symbol": "BTC-USDT", "side": "buy"})
+    legacy = hmac.new(SECRET.encode(), raw.encode(), hashlib.sha256).hexdigest()
+    status, answer = await _send(api, raw, **{"X-Signature": legacy})
+    assert status == 401, answer
+    assert answer["error"]["code"] == "signature_timestamp_missing"
+    assert "X-Signature-Timestamp" in answer["error"]["message"]
+    assert "'<X-Signature-Timestamp>.<body>'" in answer["error"]["message"]
+    now = _clock(api).time()
+    for at in (now - 301, now + 301):
+        status, answer = await _send(api, raw, **_signed(api, raw, at=at))
+        assert (status, answer["error"]["code"]) == (401, "signature_expired"), answer
+    changed = {**_signed(api, raw), "X-Signature-Timestamp": str(int(now) - 1)}
+    status, answer = await _send(api, raw, **changed)
+    assert (status, answer["error"]["code"]) == (401, "unauthorized"), answer
+    assert api.server.app_context.auth.auth_failures == 1  # a wrong signature: counted
+    milliseconds = str(int(now * 1000))
+    mac = hmac.new(SECRET.encode(), f"{milliseconds}.{raw}".encode(), hashlib.sha256).hexdigest()
+    headers = {"X-Signature": mac, "X-Signature-Timestamp": milliseconds}
+    status, answer = await _send(api, raw, **headers)
+    assert (status, answer["error"]["code"]) == (401, "signature_timestamp_invalid"), answer
+    assert col.of(Signal) == []
 
 
 BAD_BODIES = [
@@ -264,3 +342,28 @@ async def test_a_webhook_with_an_exchange_signals_only_that_exchange(hook_api: A
     status, answer = await _send(api, {**body, "exchange": None}, path=path)
     assert status == 200, answer
     assert [s.exchange for s in col.of(Signal)] == [EX, EX]
+
+
+@pytest.mark.asyncio
+async def test_the_memory_of_signatures_is_bounded_and_fails_closed(
+    hook_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signatures are remembered until their window ends, at most _MAX_SIGNATURES (2 here)
+    per webhook: a third signed call within the window is 429 (never a signature forgotten
+    while it could still be replayed); once the first two are past their window, their
+    room is reused."""
+    monkeypatch.setattr(webhooks, "_MAX_SIGNATURES", 2)
+    api, _engine, col = hook_api
+    for strength in (0.6, 0.7):
+        raw = json.dumps({"symbol": "BTC-USDT", "side": "buy", "strength": strength})
+        status, answer = await _send(api, raw, **_signed(api, raw))
+        assert status == 200, answer
+    raw = json.dumps({"symbol": "BTC-USDT", "side": "sell"})
+    status, answer = await _send(api, raw, **_signed(api, raw))
+    assert status == 429, answer
+    assert "signature_window_s" in answer["error"]["message"]
+    clock = _clock(api)
+    clock.set(clock.time() + 301)
+    status, answer = await _send(api, raw, **_signed(api, raw))
+    assert status == 200, answer
+    assert [s.side for s in col.of(Signal)] == ["buy", "buy", "sell"]

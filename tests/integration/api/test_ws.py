@@ -254,3 +254,32 @@ async def test_anonymous_clients_cannot_lock_token_holders_out(start_api: StartA
     assert exc.value.status == 503
     for ws in (oldest, newer, holder, second_holder):
         await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_one_address_cannot_take_every_anonymous_slot(start_api: StartApi) -> None:
+    """With public_read, ws_max_clients 4 and ws_max_anonymous_per_ip 2: the third anonymous
+    client from 127.0.0.1 is refused (429 naming the key) and the slots it would have taken
+    serve an anonymous reader from 127.0.0.2; a token holder from 127.0.0.1 still connects."""
+    api = await start_api(
+        config=api_config(ws_max_clients=4, ws_max_anonymous_per_ip=2, public_read=True)
+    )
+    url = api.url + "/ws"
+    mine = [await api.http.ws_connect(url) for _ in range(2)]
+    for _ in range(2):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+            await api.http.ws_connect(url)
+        assert exc.value.status == 429
+    async with api.http.get(url) as r:  # the refusal's body, as a plain GET gets it
+        answer = await r.json()
+    assert answer["error"]["code"] == "too_many_clients_from_address"
+    assert "api.ws_max_anonymous_per_ip" in answer["error"]["message"]
+    other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=other) as session:
+        ws = await session.ws_connect(url)
+        assert (await send(ws, {"msg_type": "Ping"}))["channel"] == "pong"
+        holder = await connect(api)
+        assert (await send(holder, {"msg_type": "Ping"}))["channel"] == "pong"
+        assert api.server.ws.stats()["clients"] == 4
+        for client in (*mine, ws, holder):
+            await client.close()
