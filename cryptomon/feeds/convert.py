@@ -51,6 +51,7 @@ from cryptomon.feeds.booktop import (
     BookState,
     SideLevels,
     TopTracker,
+    base_levels,
     book_top,
     float_levels,
     followed_levels,
@@ -88,7 +89,10 @@ TRADE_FIELDS = (
     *("contracts", "notional", "notional_usd"),
 )
 TICKER_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bid", "ask", "last")
-SNAPSHOT_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bids", "asks")
+SNAPSHOT_FIELDS = (
+    *("exchange", "symbol", "ts", "ts_recv", "bids", "asks"),
+    *("contract_bids", "contract_asks"),
+)
 _new_trade = factory(Trade, TRADE_FIELDS)
 _new_ticker = factory(Ticker, TICKER_FIELDS)
 _new_snapshot = factory(BookSnapshot, SNAPSHOT_FIELDS)
@@ -372,7 +376,26 @@ class Converter:
     ) -> None:
         bids, state.bids_memo = self._levels(state.bid, book.bids, state.bids_memo)
         asks, state.asks_memo = self._levels(state.ask, book.asks, state.asks_memo)
-        self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))
+        unit = self._unit_of.get(symbol, UNRESOLVED)
+        if unit is UNRESOLVED:
+            unit = self.gate.unit(symbol)
+        if unit is not None and unit.contracts_differ:
+            # base units like the BookTop's (book_top's rule: ``unit.amount`` at each level's
+            # price); the venue's contracts kept beside them
+            self._publish(
+                _new_snapshot(
+                    self.exchange,
+                    symbol,
+                    ts,
+                    receipt,
+                    base_levels(unit, bids),
+                    base_levels(unit, asks),
+                    bids,
+                    asks,
+                )
+            )
+            return
+        self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks, (), ()))
 
     def _levels(
         self, side: SideLevels, levels: Any, memo: dict[Any, Any]
