@@ -187,7 +187,14 @@ class FlaggedTrade(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenInterest(Event):
+    """Open interest in base units (the venue's contracts converted by the instrument spec;
+    an inverse contract's at the market's latest book mid, NaN before any was seen), the
+    venue's contracts beside it where the two differ and the quote value where the spec is
+    known (an inverse contract's needs no price)."""
+
     open_interest: float
+    contracts: float | None = None
+    notional: float | None = None
 
 
 MARKET_DATA: tuple[type[Event], ...] = (

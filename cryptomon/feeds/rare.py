@@ -113,13 +113,19 @@ class RareChannels:
         )
 
     async def open_interest(self, interest: Any, receipt: float) -> None:
+        """``open_interest`` in base units like a trade's amount (the venue's contracts
+        converted by the spec; :meth:`MarketGate.open_interest`)."""
         self._seen("open_interest", receipt)
+        symbol = interest.symbol
+        base, contracts, notional = self._gate.open_interest(symbol, float(interest.open_interest))
         self._publish(
             OpenInterest(
                 exchange=self.exchange,
-                symbol=interest.symbol,
+                symbol=symbol,
                 ts=float(interest.timestamp or receipt),
                 ts_recv=float(receipt),
-                open_interest=float(interest.open_interest),
+                open_interest=base,
+                contracts=contracts,
+                notional=notional,
             )
         )
