@@ -135,12 +135,12 @@ class QualityGuard:
 
     def on_connected(self, now: float | None) -> None:
         """A (re)connection subscribed at ``now`` (None: at the receipt of its first trade,
-        as for a replay): older trades are history, and every symbol's silence is counted
-        afresh from here."""
+        as for a replay): older trades are history, and every live symbol's silence is
+        counted afresh from here. A stale symbol stays stale: only its own data brings it
+        back (:meth:`check_stale` reports it then), not the connection's."""
         self.subscribed_at = now
         for st in self.symbols.values():
-            st.stale = False
-            if st.last_recv >= 0 and now is not None:
+            if not st.stale and st.last_recv >= 0 and now is not None:
                 st.last_recv = now
 
     # ------------------------------------------------------------------ trades
