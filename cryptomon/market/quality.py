@@ -143,6 +143,17 @@ class QualityGuard:
             if not st.stale and st.last_recv >= 0 and now is not None:
                 st.last_recv = now
 
+    def inherit_stale(self, old: QualityGuard) -> None:
+        """The feed was rebuilt (config reload) and this guard replaces ``old``: the symbols
+        ``old`` had marked stale stay stale here until their own data (the markers published
+        for them are cleared only by this guard's ``live``)."""
+        for symbol, st in old.symbols.items():
+            if st.stale:
+                mine = self.state(symbol)
+                mine.stale = True
+                mine.last_recv = st.last_recv
+                mine.gap = st.gap
+
     # ------------------------------------------------------------------ trades
 
     def trade(

@@ -201,6 +201,41 @@ async def test_a_reconnect_does_not_bring_a_silent_symbol_back(rig: Rig) -> None
 
 
 @pytest.mark.asyncio
+async def test_a_feed_rebuilt_by_a_reload_brings_a_stale_symbol_back_on_its_data(
+    rig: Rig,
+) -> None:
+    """ETH stale, then the feed is rebuilt (config reload: a new quality guard): ETH stays
+    stale while silent and its data makes it live again (the new guard knows it was stale;
+    else nobody would clear the marker the old guard published)."""
+    await trades_flowing(rig, "ETH-USDT", 10)
+    rig.sim.silence("ETH-USDT", 3600)
+
+    async def eth_stale() -> bool:
+        await rig.tick()
+        return bool(rig.status("stale", "ETH-USDT"))
+
+    await wait_until(eth_stale, interval=0.02, message="ETH stale")
+    old = rig.feed
+    await rig.manager.replace(old.config)
+    assert rig.feed is not old
+    before = len(rig.of(Trade, "BTC-USDT"))
+
+    async def streaming() -> bool:
+        await rig.tick()
+        return len(rig.of(Trade, "BTC-USDT")) >= before + 10
+
+    await wait_until(streaming, interval=0.02, message="the rebuilt feed streams BTC")
+    assert rig.state.is_stale("simulator", "ETH-USDT")
+    rig.sim.silence("ETH-USDT", 0)
+
+    async def eth_live() -> bool:
+        await rig.tick()
+        return not rig.state.is_stale("simulator", "ETH-USDT")
+
+    await wait_until(eth_live, interval=0.02, message="ETH live again on its data")
+
+
+@pytest.mark.asyncio
 async def test_a_symbol_delisted_mid_run_is_skipped_and_the_feed_goes_on(rig: Rig) -> None:
     """An instrument refresh that no longer finds ETH: delisted (stale for trading, alerted),
     BTC keeps streaming."""

@@ -137,3 +137,15 @@ def test_a_reconnect_keeps_a_silent_symbol_stale_until_its_own_data() -> None:
     assert guard.check_stale(16.7) == ([], ["A-USDT"])
     assert guard.check_stale(19.9) == ([], [])  # B: 3.9 s since the reconnect, bound 5 s
 
+
+def test_a_rebuilt_feeds_guard_keeps_the_old_guards_stale_symbols() -> None:
+    """A config reload's new guard inherits the stale symbols: their data reports them
+    recovered (else the marker the old guard published would never be cleared)."""
+    old = QualityGuard("x", config=MarketDataConfig(stale_min_s=2.0, stale_factor=10))
+    stale_a(old)
+    new = QualityGuard("x", config=MarketDataConfig(stale_min_s=2.0, stale_factor=10))
+    new.inherit_stale(old)
+    new.on_connected(16.0)
+    assert new.check_stale(16.5) == ([], [])
+    new.trade("A-USDT", 10.0, 16.6, 16.6, "a-back")
+    assert new.check_stale(16.7) == ([], ["A-USDT"])
