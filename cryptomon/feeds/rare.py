@@ -3,6 +3,7 @@ event each, built by keyword; the health bookkeeping and units come from the con
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -42,11 +43,21 @@ class RareChannels:
         self._publish = publish
         self._seen = seen  # (config channel name, receipt): the channel's health bookkeeping
         self._gate = gate
+        # (symbol, interval) -> the latest candle: published closed when a later one starts
+        # and the venue did not close it (venues without a closed flag)
+        self._open: dict[tuple[str, str], Candle] = {}
 
     async def candle(self, candle: Any, receipt: float) -> None:
         """``volume`` in base units: the venue's contracts converted by the spec (at the close
         for an inverse contract), a quote volume without the base amount divided by the close
-        (the true base lies between volume / high and volume / low)."""
+        (the true base lies between volume / high and volume / low).
+
+        A venue without a closed flag (cryptofeed passes None, read as False: Gate.io,
+        Kraken, Huobi, KuCoin ...) sends its open candle again on every update and never says
+        it closed: a candle whose last update was not closed is published again ``closed``
+        (that last update) when the first candle of a later start arrives (the closed
+        candles the indicator strategy and the store read). A venue that closes its candles
+        (Binance ``x``, OKX ``confirm``) already did: nothing is added."""
         self._seen("candles", receipt)
         volume = float(candle.volume)
         close = float(candle.close)
@@ -56,24 +67,29 @@ class RareChannels:
             volume = float(base) if base is not None else (volume / close if close else 0.0)
         elif volume:
             volume = self._gate.values(candle.symbol, volume, close, float(receipt))[0]
-        self._publish(
-            Candle(
-                exchange=self.exchange,
-                symbol=candle.symbol,
-                ts=float(candle.timestamp or receipt),
-                ts_recv=float(receipt),
-                interval=str(candle.interval),
-                start=float(candle.start),
-                end=float(candle.stop),
-                open=float(candle.open),
-                high=float(candle.high),
-                low=float(candle.low),
-                close=close,
-                volume=volume,
-                trades=None if candle.trades is None else int(candle.trades),
-                closed=bool(candle.closed),
-            )
+        event = Candle(
+            exchange=self.exchange,
+            symbol=candle.symbol,
+            ts=float(candle.timestamp or receipt),
+            ts_recv=float(receipt),
+            interval=str(candle.interval),
+            start=float(candle.start),
+            end=float(candle.stop),
+            open=float(candle.open),
+            high=float(candle.high),
+            low=float(candle.low),
+            close=close,
+            volume=volume,
+            trades=None if candle.trades is None else int(candle.trades),
+            closed=bool(candle.closed),
         )
+        key = (event.symbol, event.interval)
+        last = self._open.get(key)
+        if last is None or event.start >= last.start:  # (an older one: out of order)
+            if last is not None and event.start > last.start and not last.closed:
+                self._publish(dataclasses.replace(last, ts_recv=event.ts_recv, closed=True))
+            self._open[key] = event
+        self._publish(event)
 
     async def funding(self, funding: Any, receipt: float) -> None:
         self._seen("funding", receipt)
