@@ -60,6 +60,7 @@ from cryptomon.feeds.fastevents import factory
 from cryptomon.feeds.gate import UNRESOLVED, MarketGate
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
 from cryptomon.feeds.rare import RareChannels
+from cryptomon.feeds.times import MS_ABOVE, epoch_s
 from cryptomon.hub import Hub
 from cryptomon.market.quality import QualityGuard
 from cryptomon.market.units import MarketUnits
@@ -223,6 +224,8 @@ class Converter:
         price = float(trade.price)
         qty = float(trade.amount)
         ts = float(trade.timestamp or receipt)
+        if ts > MS_ABOVE:  # epoch_s inlined (hot path): a venue's milliseconds
+            ts /= 1000.0
         trade_id = None if trade.id is None else str(trade.id)
         if self._ts_shift:
             ts += self._ts_shift if trade.timestamp else 0.0
@@ -294,7 +297,7 @@ class Converter:
             _new_ticker(
                 self.exchange,
                 ticker.symbol,
-                float(ticker.timestamp + self._ts_shift if ticker.timestamp else receipt),
+                epoch_s(float(ticker.timestamp)) + self._ts_shift if ticker.timestamp else receipt,
                 receipt,
                 float(ticker.bid),
                 float(ticker.ask),
@@ -332,7 +335,7 @@ class Converter:
                     self.on_crossed(symbol)
             return
         receipt = float(receipt) + self._ts_shift
-        ts = float(update.timestamp + self._ts_shift if update.timestamp else receipt)
+        ts = epoch_s(float(update.timestamp)) + self._ts_shift if update.timestamp else receipt
         state.ts = ts
         state.ts_recv = receipt
         self._dirty[symbol] = state

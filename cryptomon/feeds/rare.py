@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptomon.events import Candle, Event, Funding, Liquidation, OpenInterest
 from cryptomon.feeds.gate import MarketGate
+from cryptomon.feeds.times import epoch_s, epoch_s_or_none
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -70,11 +71,11 @@ class RareChannels:
         event = Candle(
             exchange=self.exchange,
             symbol=candle.symbol,
-            ts=float(candle.timestamp or receipt),
+            ts=epoch_s(float(candle.timestamp or receipt)),
             ts_recv=float(receipt),
             interval=str(candle.interval),
-            start=float(candle.start),
-            end=float(candle.stop),
+            start=epoch_s(float(candle.start)),
+            end=epoch_s(float(candle.stop)),
             open=float(candle.open),
             high=float(candle.high),
             low=float(candle.low),
@@ -97,12 +98,12 @@ class RareChannels:
             Funding(
                 exchange=self.exchange,
                 symbol=funding.symbol,
-                ts=float(funding.timestamp or receipt),
+                ts=epoch_s(float(funding.timestamp or receipt)),
                 ts_recv=float(receipt),
                 rate=float(funding.rate or 0.0),
                 mark_price=_float_or_none(funding.mark_price),
                 predicted_rate=_float_or_none(funding.predicted_rate),
-                next_funding_time=_float_or_none(funding.next_funding_time),
+                next_funding_time=epoch_s_or_none(funding.next_funding_time),
             )
         )
 
@@ -116,7 +117,7 @@ class RareChannels:
             Liquidation(
                 exchange=self.exchange,
                 symbol=symbol,
-                ts=float(liquidation.timestamp or receipt),
+                ts=epoch_s(float(liquidation.timestamp or receipt)),
                 ts_recv=float(receipt),
                 side=liquidation.side,
                 price=price,
@@ -138,7 +139,7 @@ class RareChannels:
             OpenInterest(
                 exchange=self.exchange,
                 symbol=symbol,
-                ts=float(interest.timestamp or receipt),
+                ts=epoch_s(float(interest.timestamp or receipt)),
                 ts_recv=float(receipt),
                 open_interest=base,
                 contracts=contracts,
