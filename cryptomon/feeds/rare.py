@@ -29,6 +29,23 @@ def _gateio_spot_base(raw: Any) -> Any:
 QUOTE_VOLUME_CANDLES: dict[str, Callable[[Any], Any]] = {"GATEIO": _gateio_spot_base}
 
 
+def _kraken_futures_relative(raw: Any) -> tuple[Any, Any] | None:
+    """The fractions of a Kraken Futures ``ticker`` message: ``relative_funding_rate`` and its
+    prediction (not sent when zero), or None without the message."""
+    if not isinstance(raw, dict):
+        return None
+    return raw.get("relative_funding_rate", 0), raw.get("relative_funding_rate_prediction")
+
+
+# Venues (cryptofeed ids) whose funding ``rate`` cryptofeed passes on as an absolute amount
+# (Kraken Futures' ``funding_rate``: quote currency per contract, 1.2455 USD on PF_XBTUSD at
+# 34840 where the fraction is 3.5755e-05), with the reader of the fractions the venue sends
+# beside it. Every other venue's rate is already a fraction of the position's value.
+RELATIVE_FUNDING: dict[str, Callable[[Any], tuple[Any, Any] | None]] = {
+    "KRAKEN_FUTURES": _kraken_futures_relative
+}
+
+
 class RareChannels:
     """Callbacks of the rare channels of one feed."""
 
@@ -93,16 +110,25 @@ class RareChannels:
         self._publish(event)
 
     async def funding(self, funding: Any, receipt: float) -> None:
+        """``rate`` and ``predicted_rate`` as fractions of the position's value per funding
+        period on every venue (a venue's absolute amount replaced by the fraction it sends
+        beside it: :data:`RELATIVE_FUNDING`)."""
         self._seen("funding", receipt)
+        rate, predicted = funding.rate, funding.predicted_rate
+        relative_of = RELATIVE_FUNDING.get(funding.exchange)
+        if relative_of is not None:
+            relative = relative_of(getattr(funding, "raw", None))
+            if relative is not None:
+                rate, predicted = relative
         self._publish(
             Funding(
                 exchange=self.exchange,
                 symbol=funding.symbol,
                 ts=epoch_s(float(funding.timestamp or receipt)),
                 ts_recv=float(receipt),
-                rate=float(funding.rate or 0.0),
+                rate=float(rate or 0.0),
                 mark_price=_float_or_none(funding.mark_price),
-                predicted_rate=_float_or_none(funding.predicted_rate),
+                predicted_rate=_float_or_none(predicted),
                 next_funding_time=epoch_s_or_none(funding.next_funding_time),
             )
         )
