@@ -46,6 +46,22 @@ RELATIVE_FUNDING: dict[str, Callable[[Any], tuple[Any, Any] | None]] = {
 }
 
 
+def _okx_confirm(raw: Any) -> bool | None:
+    """An OKX v5 candle's ``confirm`` (its 9th field: "1" once the candle is complete), or
+    None when the message does not carry it."""
+    data = raw.get("data") if isinstance(raw, dict) else None
+    entry = data[0] if isinstance(data, list) and data else None
+    if not isinstance(entry, list) or len(entry) < 9:
+        return None
+    return str(entry[8]) == "1"
+
+
+# Venues (cryptofeed ids) whose candle ``closed`` cryptofeed fills from another field (OKX:
+# the 7th, the currency volume, so every candle with volume was "closed"), with the reader of
+# the venue's own flag (None: not sent, the candle counts as open until the next one starts).
+CANDLE_CLOSED: dict[str, Callable[[Any], bool | None]] = {"OKX": _okx_confirm}
+
+
 class RareChannels:
     """Callbacks of the rare channels of one feed."""
 
@@ -75,7 +91,8 @@ class RareChannels:
         it closed: a candle whose last update was not closed is published again ``closed``
         (that last update) when the first candle of a later start arrives (the closed
         candles the indicator strategy and the store read). A venue that closes its candles
-        (Binance ``x``, OKX ``confirm``) already did: nothing is added."""
+        (Binance ``x``, OKX ``confirm``: :data:`CANDLE_CLOSED`) already did: nothing is
+        added."""
         self._seen("candles", receipt)
         volume = float(candle.volume)
         close = float(candle.close)
@@ -85,6 +102,10 @@ class RareChannels:
             volume = float(base) if base is not None else (volume / close if close else 0.0)
         elif volume:
             volume = self._gate.values(candle.symbol, volume, close, float(receipt))[0]
+        closed = bool(candle.closed)
+        closed_of = CANDLE_CLOSED.get(candle.exchange)
+        if closed_of is not None:
+            closed = bool(closed_of(getattr(candle, "raw", None)))
         event = Candle(
             exchange=self.exchange,
             symbol=candle.symbol,
@@ -99,7 +120,7 @@ class RareChannels:
             close=close,
             volume=volume,
             trades=None if candle.trades is None else int(candle.trades),
-            closed=bool(candle.closed),
+            closed=closed,
         )
         key = (event.symbol, event.interval)
         last = self._open.get(key)
