@@ -106,10 +106,29 @@ class BookTop(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BookSnapshot(Event):
-    """Top N levels of each side, best first: ``((price, size), ...)``."""
+    """Top N levels of each side, best first: ``((price, size), ...)``, sizes in base units
+    like :class:`BookTop`'s (a derivative's contracts converted by the instrument spec, an
+    inverse contract's at its level's price).
+
+    ``contract_bids``/``contract_asks`` are the same levels in the venue's quantity
+    (contracts) where it differs from the base units; empty on spot and where the spec is
+    unknown (the sizes are then the venue's as sent). :attr:`venue_bids`/:attr:`venue_asks`
+    give the venue's levels in both cases (what an order's amount is counted in)."""
 
     bids: tuple[tuple[float, float], ...]
     asks: tuple[tuple[float, float], ...]
+    contract_bids: tuple[tuple[float, float], ...] = ()
+    contract_asks: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def venue_bids(self) -> tuple[tuple[float, float], ...]:
+        """The bid levels in the venue's quantity (contracts on a derivative)."""
+        return self.contract_bids or self.bids
+
+    @property
+    def venue_asks(self) -> tuple[tuple[float, float], ...]:
+        """The ask levels in the venue's quantity (contracts on a derivative)."""
+        return self.contract_asks or self.asks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,7 +187,14 @@ class FlaggedTrade(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenInterest(Event):
+    """Open interest in base units (the venue's contracts converted by the instrument spec;
+    an inverse contract's at the market's latest book mid, NaN before any was seen), the
+    venue's contracts beside it where the two differ and the quote value where the spec is
+    known (an inverse contract's needs no price)."""
+
     open_interest: float
+    contracts: float | None = None
+    notional: float | None = None
 
 
 MARKET_DATA: tuple[type[Event], ...] = (

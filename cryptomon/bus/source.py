@@ -71,14 +71,11 @@ class BusHealth(FeedHealth):
 
     def remember(self, event: FeedStatus) -> None:
         """A collector's own feed status (travelled with its data), kept as MarketState keeps
-        it: a not-live state per (exchange, symbol) until its "live"; an exchange-wide "live"
-        clears that exchange's symbols too."""
+        it: a not-live state per (exchange, symbol) until that key's own "live" (an
+        exchange-wide "live" does not clear a symbol's)."""
         key = (event.exchange, event.symbol)
         if event.status == "live":
-            if event.symbol:
-                self.markers.pop(key, None)
-            else:
-                self.markers = {k: v for k, v in self.markers.items() if k[0] != event.exchange}
+            self.markers.pop(key, None)
         elif event.status in _NOT_LIVE:
             self.markers[key] = event
 
@@ -129,8 +126,8 @@ class BusHealth(FeedHealth):
     def _mark(self, name: str, status: FeedState, detail: str) -> None:
         """Mark the collector's exchanges ``status``. Back to "live" (it reports again): the
         markers its own feeds set before (a stale symbol, a disconnected exchange) are in
-        force again, since the exchange-wide "live" clears them, as the single process would
-        still have them."""
+        force again (the exchange-wide "live" clears the exchange's own marker; a symbol's
+        is republished alike), as the single process would still have them."""
         log.warning("bus.collector_" + status, collector=name, detail=detail)
         for exchange in self.collectors[name].get("feeds", {}):
             now = self.clock.time()

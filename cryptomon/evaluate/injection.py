@@ -165,12 +165,13 @@ def plan_move(  # noqa: PLR0917 - one call site, the planning step's context
     snap = book_before(rep, symbol, receipt)
     if book_chan is None or snap is None or not snap.bids or not snap.asks:
         return
+    venue_bids, venue_asks = snap.venue_bids, snap.venue_asks  # the venue's units
     mark = frame.book_marker(native, book_chan)
     target = next((f for f in ws if any(mark in x for x in texts[f])), None)
     if target is None:
         return
-    new_bids = [(round(p * factor, decimals), q) for p, q in snap.bids]  # the venue's units
-    new_asks = [(round(p * factor, decimals), q) for p, q in snap.asks]
+    new_bids = [(round(p * factor, decimals), q) for p, q in venue_bids]
+    new_asks = [(round(p * factor, decimals), q) for p, q in venue_asks]
     lo, hi = snap.bids[-1][0] / 2.0, snap.asks[-1][0] * 2.0 * factor
     gone: list[float] = []
     if not frame.full_books:  # the book's prices: its recorded lines and REST snapshots
@@ -287,7 +288,7 @@ def _plan_book_copy(
             snap = book_before(rep, symbol, t0 + lat)
             if snap is None:
                 continue
-            base = (snap.bids, snap.asks)  # sizes in the venue's units
+            base = (snap.venue_bids, snap.venue_asks)  # sizes in the venue's units
         updates = book_updates(
             inj.kind,
             inj.magnitude,

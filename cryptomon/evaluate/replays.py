@@ -79,7 +79,8 @@ async def replay(
 ) -> Replayed:
     """One recording through the replay feed, a hub and a detector engine (``every_book``:
     a :class:`BookSnapshot` after every book update, not every second: the book at any
-    point, for the injections that move or replace it; sizes in the venue's units;
+    point, for the injections that move or replace it; ``venue_bids``/``venue_asks`` in the
+    venue's units;
     ``market``: the market layer's settings, defaults if None)."""
     hub = Hub()
     engine, got = engine_on(hub, cfg)
@@ -175,7 +176,8 @@ def live_trades(rep: Replayed, symbol: str) -> list[Trade]:
 
 
 def book_before(rep: Replayed, symbol: str, receipt: float) -> BookSnapshot | None:
-    """The market's last book snapshot (top ``depth`` levels, the venue's units) received
+    """The market's last book snapshot (top ``depth`` levels in base units, the venue's in
+    ``venue_bids``/``venue_asks``) received
     before ``receipt`` (the book a line inserted there applies to)."""
     books = [b for b in rep.books.get(symbol, []) if b.ts_recv < receipt]
     return books[-1] if books else None

@@ -305,6 +305,15 @@ def book_top(
     )
 
 
+def base_levels(
+    unit: SymbolUnits, levels: tuple[tuple[float, float], ...]
+) -> tuple[tuple[float, float], ...]:
+    """``(price, size)`` levels in the venue's quantity as base units, each converted at its
+    own price as :func:`book_top` converts the best levels (``unit.amount``)."""
+    amount = unit.amount
+    return tuple([(price, amount(size, price)) for price, size in levels])
+
+
 def float_levels(
     levels: list[tuple[Any, Any]], memo: dict[Any, tuple[Any, tuple[float, float]]]
 ) -> tuple[tuple[tuple[float, float], ...], dict[Any, tuple[Any, tuple[float, float]]]]:

@@ -51,6 +51,7 @@ from cryptomon.feeds.booktop import (
     BookState,
     SideLevels,
     TopTracker,
+    base_levels,
     book_top,
     float_levels,
     followed_levels,
@@ -59,6 +60,7 @@ from cryptomon.feeds.fastevents import factory
 from cryptomon.feeds.gate import UNRESOLVED, MarketGate
 from cryptomon.feeds.health import ChannelHealth, FeedHealth
 from cryptomon.feeds.rare import RareChannels
+from cryptomon.feeds.times import MS_ABOVE, epoch_s
 from cryptomon.hub import Hub
 from cryptomon.market.quality import QualityGuard
 from cryptomon.market.units import MarketUnits
@@ -88,7 +90,10 @@ TRADE_FIELDS = (
     *("contracts", "notional", "notional_usd"),
 )
 TICKER_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bid", "ask", "last")
-SNAPSHOT_FIELDS = ("exchange", "symbol", "ts", "ts_recv", "bids", "asks")
+SNAPSHOT_FIELDS = (
+    *("exchange", "symbol", "ts", "ts_recv", "bids", "asks"),
+    *("contract_bids", "contract_asks"),
+)
 _new_trade = factory(Trade, TRADE_FIELDS)
 _new_ticker = factory(Ticker, TICKER_FIELDS)
 _new_snapshot = factory(BookSnapshot, SNAPSHOT_FIELDS)
@@ -219,6 +224,8 @@ class Converter:
         price = float(trade.price)
         qty = float(trade.amount)
         ts = float(trade.timestamp or receipt)
+        if ts > MS_ABOVE:  # epoch_s inlined (hot path): a venue's milliseconds
+            ts /= 1000.0
         trade_id = None if trade.id is None else str(trade.id)
         if self._ts_shift:
             ts += self._ts_shift if trade.timestamp else 0.0
@@ -290,7 +297,7 @@ class Converter:
             _new_ticker(
                 self.exchange,
                 ticker.symbol,
-                float(ticker.timestamp + self._ts_shift if ticker.timestamp else receipt),
+                epoch_s(float(ticker.timestamp)) + self._ts_shift if ticker.timestamp else receipt,
                 receipt,
                 float(ticker.bid),
                 float(ticker.ask),
@@ -328,7 +335,7 @@ class Converter:
                     self.on_crossed(symbol)
             return
         receipt = float(receipt) + self._ts_shift
-        ts = float(update.timestamp + self._ts_shift if update.timestamp else receipt)
+        ts = epoch_s(float(update.timestamp)) + self._ts_shift if update.timestamp else receipt
         state.ts = ts
         state.ts_recv = receipt
         self._dirty[symbol] = state
@@ -372,7 +379,26 @@ class Converter:
     ) -> None:
         bids, state.bids_memo = self._levels(state.bid, book.bids, state.bids_memo)
         asks, state.asks_memo = self._levels(state.ask, book.asks, state.asks_memo)
-        self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks))
+        unit = self._unit_of.get(symbol, UNRESOLVED)
+        if unit is UNRESOLVED:
+            unit = self.gate.unit(symbol)
+        if unit is not None and unit.contracts_differ:
+            # base units like the BookTop's (book_top's rule: ``unit.amount`` at each level's
+            # price); the venue's contracts kept beside them
+            self._publish(
+                _new_snapshot(
+                    self.exchange,
+                    symbol,
+                    ts,
+                    receipt,
+                    base_levels(unit, bids),
+                    base_levels(unit, asks),
+                    bids,
+                    asks,
+                )
+            )
+            return
+        self._publish(_new_snapshot(self.exchange, symbol, ts, receipt, bids, asks, (), ()))
 
     def _levels(
         self, side: SideLevels, levels: Any, memo: dict[Any, Any]

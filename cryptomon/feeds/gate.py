@@ -51,6 +51,9 @@ class MarketGate:
         self.quality = quality
         self.unit_of: dict[str, SymbolUnits | None] = {}  # read inline by the converter
         self.history: list[Trade] = []  # historical trades of this loop turn
+        # each symbol's latest published book mid (an inverse contract's open interest in
+        # base units is counted at it)
+        self.mids: dict[str, float] = {}
         self._publish = publish
         self._schedule_flush = schedule_flush
 
@@ -88,6 +91,23 @@ class MarketGate:
         usd = notional if unit.usd else self.usd(unit, notional, now)
         return unit.amount(qty, price), qty if unit.contracts_differ else None, notional, usd
 
+    def open_interest(self, symbol: str, qty: float) -> tuple[float, float | None, float | None]:
+        """``(open_interest, contracts, notional)`` of ``qty`` venue units of open interest:
+        base units by the spec (linear: no price needed; inverse: at the latest book mid, NaN
+        before one was published), the contracts where they differ, the quote value (an
+        inverse contract's is its face value; a linear one's at the latest mid, else None)."""
+        unit = self.unit_of.get(symbol, UNRESOLVED)
+        if unit is UNRESOLVED:
+            unit = self.unit(symbol)
+        if unit is None:
+            return qty, None, None
+        mid = self.mids.get(symbol)
+        contracts = qty if unit.contracts_differ else None
+        if unit.inverse:
+            base = unit.amount(qty, mid) if mid else float("nan")
+            return base, contracts, unit.notional(qty, 1.0)
+        return unit.amount(qty, 1.0), contracts, None if mid is None else unit.notional(qty, mid)
+
     def judged(self, event: Trade, verdict: str) -> bool:
         """Publish a trade per the quality verdict: as is, flagged, later (history: True, it is
         sorted with the rest of its batch at the end of the loop turn) or not at all."""
@@ -120,6 +140,7 @@ class MarketGate:
         units = self.units
         observe = None if units is None else units.rates.observe
         unit_of = self.unit_of
+        mids = self.mids
         publish = self._publish
         for symbol, state in dirty.items():
             unit = unit_of.get(symbol, UNRESOLVED)
@@ -129,8 +150,9 @@ class MarketGate:
             state.pending = 0
             if judge is not None and not judge(symbol, top.bid, top.ask, top.ts_recv):
                 continue  # quarantined: counted by the guard
+            mid = mids[symbol] = (top.bid + top.ask) * 0.5
             if observe is not None:
-                observe(symbol, (top.bid + top.ask) * 0.5, top.ts_recv)
+                observe(symbol, mid, top.ts_recv)
             publish(top)
             published += 1
         return published

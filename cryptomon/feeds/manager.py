@@ -134,6 +134,9 @@ class FeedManager:
         if new is None:
             log.info("feed.stopped", exchange=config.name, reason="disabled by config reload")
             return
+        old_guard = None if old is None else old.health.quality
+        if old_guard is not None and new.health.quality is not None:
+            new.health.quality.inherit_stale(old_guard)  # still silent: still stale
         self.sources.append(new)
         await new.start()
         self._started.append(new)

@@ -135,13 +135,24 @@ class QualityGuard:
 
     def on_connected(self, now: float | None) -> None:
         """A (re)connection subscribed at ``now`` (None: at the receipt of its first trade,
-        as for a replay): older trades are history, and every symbol's silence is counted
-        afresh from here."""
+        as for a replay): older trades are history, and every live symbol's silence is
+        counted afresh from here. A stale symbol stays stale: only its own data brings it
+        back (:meth:`check_stale` reports it then), not the connection's."""
         self.subscribed_at = now
         for st in self.symbols.values():
-            st.stale = False
-            if st.last_recv >= 0 and now is not None:
+            if not st.stale and st.last_recv >= 0 and now is not None:
                 st.last_recv = now
+
+    def inherit_stale(self, old: QualityGuard) -> None:
+        """The feed was rebuilt (config reload) and this guard replaces ``old``: the symbols
+        ``old`` had marked stale stay stale here until their own data (the markers published
+        for them are cleared only by this guard's ``live``)."""
+        for symbol, st in old.symbols.items():
+            if st.stale:
+                mine = self.state(symbol)
+                mine.stale = True
+                mine.last_recv = st.last_recv
+                mine.gap = st.gap
 
     # ------------------------------------------------------------------ trades
 

@@ -67,10 +67,9 @@ class MarketState:
         elif ev.status in _STALE_STATES:
             self._stale.add(key)
         elif ev.status == "live":
+            # a symbol's own "live" clears its marker; the connection's "live" (a reconnect)
+            # clears the connection's only: a symbol still silent stays stale until its data
             self._stale.discard(key)
-            if not ev.symbol:
-                # the whole connection is live again: clear its per-symbol markers too
-                self._stale = {k for k in self._stale if k[0] != ev.exchange}
 
     # ------------------------------------------------------------------ queries
 

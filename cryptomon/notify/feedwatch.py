@@ -33,7 +33,8 @@ class FeedWatch:
     ) -> list[tuple[FeedStatus, float]]:
         """Record a status change; returns ``(down status, down_since_wall)`` of every feed that
         was reported down and is live again. A connection-wide ``live`` (empty channel and
-        symbol) clears every channel of that exchange."""
+        symbol) clears every channel of that exchange, not its symbols: a symbol still silent
+        after a reconnect stays down until its own ``live``."""
         key = (status.exchange, status.symbol, status.channel)
         if status.status in DOWN_STATES:
             entry = self._down.get(key)
@@ -47,7 +48,7 @@ class FeedWatch:
         if status.channel or status.symbol:
             keys = [key] if key in self._down else []
         else:
-            keys = [k for k in self._down if k[0] == status.exchange]
+            keys = [k for k in self._down if k[0] == status.exchange and not k[1]]
         back = [self._down.pop(k) for k in keys]
         return [(e.status, e.since_wall) for e in back if e.notified]
 

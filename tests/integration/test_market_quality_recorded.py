@@ -337,3 +337,53 @@ async def test_a_venue_recorded_over_several_connections_replays_in_receipt_orde
     assert arrivals == sorted(arrivals)
     counts = {name: n for name, n in got.feed.counts().items() if n}
     assert counts == {name: n for name, n in CRYPTOFEED_COUNTS[venue].items() if n}
+
+
+@pytest.mark.asyncio
+async def test_gateio_candles_close_when_the_next_one_starts(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Gate.io sends its open candle again on every update and no closed flag (cryptofeed's
+    closed None): the recorded DIS_USDT minute is published open, and closed (its last
+    update: close 121.58, 0.201 DIS) once a frame of the next minute is added; the others,
+    with no next minute, never close."""
+    for name in glob.glob(str(shared_data / "GATEIO.*")):
+        shutil.copy(name, tmp_path)
+    frame = {
+        "time": 1619093581,
+        "channel": "spot.candlesticks",
+        "event": "update",
+        "result": {
+            "t": "1619093580",
+            "v": "0",
+            "c": "121.6",
+            "h": "121.6",
+            "l": "121.6",
+            "o": "121.6",
+            "n": "1m_DIS_USDT",
+        },
+    }
+    with (tmp_path / "GATEIO.ws.1.0").open("a", encoding="utf-8") as ws:
+        ws.write(f"1619093581.5: {json.dumps(frame, separators=(',', ':'))}\n")
+    got = await replay(tmp_path, "GATEIO")
+    dis = [c for c in got.of(Candle) if c.symbol == "DIS-USDT"]
+    assert [(c.start, c.closed) for c in dis] == [
+        (1619093520.0, False),
+        (1619093520.0, False),
+        (1619093520.0, True),
+        (1619093580.0, False),
+    ]
+    closed = dis[2]
+    assert (closed.close, closed.volume) == (121.58, pytest.approx(0.201))
+    assert closed.ts_recv == 1619093581.5
+    assert not [c for c in got.of(Candle) if c.closed and c.symbol != "DIS-USDT"]
+
+
+@pytest.mark.asyncio
+async def test_binance_futures_candles_keep_the_venues_closed_flag(shared_data: Path) -> None:
+    """Binance USD-M says when a kline closed (``x``): each recorded closed minute is
+    published closed once, as the venue sent it, and nothing else is closed."""
+    got = await replay(shared_data, "BINANCE_FUTURES")
+    candles = got.of(Candle)
+    closed = [(c.symbol, c.start) for c in candles if c.closed]
+    assert len(closed) == len(set(closed)) == 4

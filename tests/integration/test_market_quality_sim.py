@@ -39,6 +39,7 @@ class Rig:
     manager: FeedManager
     registry: InstrumentRegistry
     state: MarketState
+    state_hub: Hub
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -72,7 +73,7 @@ async def make_rig(*, delist_first: str | None = None, symbols: list[str] = SYMB
     market = MarketInputs(registry=registry, config=QUALITY)
     sources = build_sources([cfg], hub=hub, clock=clock, market=market)
     manager = FeedManager(sources, hub=hub, clock=clock, watchdog_interval_s=0.05, market=market)
-    rig = Rig(sim, manager, registry, MarketState(hub=hub))
+    rig = Rig(sim, manager, registry, MarketState(hub=hub), state_hub=hub)
     hub.subscribe([Trade, FlaggedTrade, FeedStatus], rig.events.append, name="test")
     return rig
 
@@ -154,6 +155,84 @@ async def test_one_silent_symbol_goes_stale_alone_and_recovers_on_data(rig: Rig)
 
     await wait_until(eth_live, interval=0.02, message="ETH live again")
     assert rig.status("live", "ETH-USDT")
+
+
+@pytest.mark.asyncio
+async def test_a_reconnect_does_not_bring_a_silent_symbol_back(rig: Rig) -> None:
+    """ETH silent and stale, then the server drops the connection: cryptofeed reconnects and
+    the connection is live again, BTC streams, but ETH stays stale (MarketState, no ETH
+    ``live``) until its own data returns; then it is live."""
+    await trades_flowing(rig, "ETH-USDT", 10)
+    rig.sim.silence("ETH-USDT", 3600)
+
+    async def eth_stale() -> bool:
+        await rig.tick()
+        return bool(rig.status("stale", "ETH-USDT"))
+
+    await wait_until(eth_stale, interval=0.02, message="ETH stale")
+    seen: list[tuple[str, bool]] = []  # (what, ETH stale in MarketState at that moment)
+
+    def watch(ev: Event) -> None:
+        if isinstance(ev, FeedStatus) and ev.status == "live" and not ev.symbol:
+            seen.append(("connection live", rig.state.is_stale("simulator", "ETH-USDT")))
+        elif isinstance(ev, Trade) and ev.symbol == "BTC-USDT" and seen:
+            seen.append(("BTC trade", rig.state.is_stale("simulator", "ETH-USDT")))
+
+    rig.state_hub.subscribe([FeedStatus, Trade], watch, name="test.watch")
+    await rig.sim.disconnect()
+
+    async def reconnected() -> bool:
+        await rig.tick()
+        return sum(1 for what, _ in seen if what == "BTC trade") >= 20
+
+    await wait_until(reconnected, interval=0.02, message="reconnected, BTC streaming again")
+    assert rig.manager.health()["simulator"]["reconnects"] >= 1
+    assert seen[0][0] == "connection live"
+    assert all(stale for _, stale in seen), seen
+    assert not rig.status("live", "ETH-USDT")
+    rig.sim.silence("ETH-USDT", 0)
+
+    async def eth_live() -> bool:
+        await rig.tick()
+        return not rig.state.is_stale("simulator", "ETH-USDT")
+
+    await wait_until(eth_live, interval=0.02, message="ETH live again on its data")
+    assert rig.status("live", "ETH-USDT")
+
+
+@pytest.mark.asyncio
+async def test_a_feed_rebuilt_by_a_reload_brings_a_stale_symbol_back_on_its_data(
+    rig: Rig,
+) -> None:
+    """ETH stale, then the feed is rebuilt (config reload: a new quality guard): ETH stays
+    stale while silent and its data makes it live again (the new guard knows it was stale;
+    else nobody would clear the marker the old guard published)."""
+    await trades_flowing(rig, "ETH-USDT", 10)
+    rig.sim.silence("ETH-USDT", 3600)
+
+    async def eth_stale() -> bool:
+        await rig.tick()
+        return bool(rig.status("stale", "ETH-USDT"))
+
+    await wait_until(eth_stale, interval=0.02, message="ETH stale")
+    old = rig.feed
+    await rig.manager.replace(old.config)
+    assert rig.feed is not old
+    before = len(rig.of(Trade, "BTC-USDT"))
+
+    async def streaming() -> bool:
+        await rig.tick()
+        return len(rig.of(Trade, "BTC-USDT")) >= before + 10
+
+    await wait_until(streaming, interval=0.02, message="the rebuilt feed streams BTC")
+    assert rig.state.is_stale("simulator", "ETH-USDT")
+    rig.sim.silence("ETH-USDT", 0)
+
+    async def eth_live() -> bool:
+        await rig.tick()
+        return not rig.state.is_stale("simulator", "ETH-USDT")
+
+    await wait_until(eth_live, interval=0.02, message="ETH live again on its data")
 
 
 @pytest.mark.asyncio

@@ -93,13 +93,8 @@ async def market_orderbook(call: Call) -> m.OrderbookOut:
             f"no order book for {q.exchange} {q.symbol}", exchange=q.exchange, symbol=q.symbol
         )
     if snap is not None:
+        # base units, as the top's and the trades' (the feed converts a derivative's contracts)
         bids, asks, ts = list(snap.bids[: q.depth]), list(snap.asks[: q.depth]), snap.ts
-        spec = market.spec(q.exchange, q.symbol)
-        if spec is not None and (spec.inverse or spec.contract_size != 1):
-            # a snapshot's levels are the venue's contracts; sizes here are base units, as the
-            # top's and the trades' (and as the levels read off the top when no snapshot came)
-            bids = [(price, spec.base_amount(size, price)) for price, size in bids]
-            asks = [(price, spec.base_amount(size, price)) for price, size in asks]
     else:
         assert top is not None
         bids, asks, ts = [(top.bid, top.bid_size)], [(top.ask, top.ask_size)], top.ts

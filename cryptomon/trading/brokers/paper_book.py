@@ -49,8 +49,8 @@ def book_levels(market: MarketState, intent: OrderIntent) -> Iterator[tuple[Deci
     """Opposite side of the book, best first, with a newer BookTop taking precedence.
 
     Sizes are the venue's quantities, as the order's amount (contracts on a derivative):
-    a snapshot's levels are, a BookTop's best size is base units with the venue's contracts
-    beside it (``ask_contracts``/``bid_contracts``) where the two differ.
+    a snapshot's and a BookTop's sizes are base units with the venue's contracts beside them
+    (``venue_asks``/``venue_bids``, ``ask_contracts``/``bid_contracts``) where the two differ.
 
     Lazy: a level becomes Decimals only when the order reaches it (a market order usually
     takes the first level of a deep snapshot)."""
@@ -59,7 +59,7 @@ def book_levels(market: MarketState, intent: OrderIntent) -> Iterator[tuple[Deci
     top = market.top(intent.exchange, intent.symbol)
     levels: Iterable[tuple[float, float]] = ()
     if snap is not None:
-        levels = snap.asks if buy else snap.bids
+        levels = snap.venue_asks if buy else snap.venue_bids
     if top is not None and (snap is None or top.ts >= snap.ts):
         if buy:
             size = top.ask_size if top.ask_contracts is None else top.ask_contracts

@@ -35,7 +35,7 @@ def venue_files(shared_data: Path, venue: str) -> list[str]:
 async def test_orderbook_levels_are_base_units_like_the_top(
     shared_data: Path, start_api: StartApi, venue: str, symbol: str
 ) -> None:
-    """The levels of a replayed derivative book are its snapshot's contracts converted by the
+    """The levels of a replayed derivative book are its venue's contracts converted by the
     spec (QUICK: 100 contracts at 56.91 are 1 QUICK), the unit of ``top``'s sizes; a spot
     book's levels are the snapshot's as they are."""
     registry = InstrumentRegistry()
@@ -65,14 +65,13 @@ async def test_orderbook_levels_are_base_units_like_the_top(
         f"/api/v1/market/orderbook?exchange={venue.lower()}&symbol={symbol}&depth=5"
     )
     assert status == 200
-    for side, levels in (("bids", snap.bids), ("asks", snap.asks)):
+    for side, levels in (("bids", snap.venue_bids), ("asks", snap.venue_asks)):
         assert [p for p, _ in book[side]] == [p for p, _ in levels[:5]]
         sizes = [spec.base_amount(s, p) for p, s in levels[:5]]
         assert [s for _, s in book[side]] == pytest.approx(sizes)
-    if spec.kind == "spot":
-        assert book["bids"] == [list(level) for level in snap.bids[:5]]
-    else:
-        assert book["bids"][0][1] != snap.bids[0][1]  # not the venue's contracts
+    assert book["bids"] == [list(level) for level in snap.bids[:5]]  # the feed converted them
+    if spec.kind != "spot":
+        assert book["bids"][0][1] != snap.venue_bids[0][1]  # not the venue's contracts
     top = book["top"]
     for side in ("bids", "asks"):  # the top's best level, in the same unit, when it is the same
         price = top["bid" if side == "bids" else "ask"]

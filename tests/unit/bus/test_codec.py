@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -17,6 +18,7 @@ from cryptomon.events import (
     Event,
     FlaggedTrade,
     Funding,
+    OpenInterest,
     Severity,
     Ticker,
     Trade,
@@ -286,3 +288,39 @@ def test_nan_and_infinities_in_optional_floats_and_book_levels_travel_exactly() 
         for fld in dataclasses.fields(sent):
             assert same(getattr(sent, fld.name), getattr(got, fld.name)), fld.name
     assert back[1].trade_id == "nan"  # a string stays a string
+
+
+def test_contract_levels_and_open_interest_units_travel() -> None:
+    """A derivative's snapshot (base-unit levels with the venue's contract levels beside them)
+    and an open interest with its contracts, notional and a NaN base amount (an inverse
+    market before its first book) come back as sent: the brain's paper broker walks the same
+    contracts as a single process."""
+    snap = BookSnapshot(
+        exchange=EX,
+        symbol="ATOM-USD-PERP",
+        ts=1.0,
+        ts_recv=2.0,
+        bids=((10.0, 1.0), (9.99, 2.002002002002002)),
+        asks=((10.01, 0.999000999000999),),
+        contract_bids=((10.0, 1.0), (9.99, 2.0)),
+        contract_asks=((10.01, 1.0),),
+    )
+    spot = BookSnapshot(
+        exchange=EX, symbol="ATOM-USD-PERP", ts=3.0, ts_recv=3.0, bids=((1.0, 2.0),), asks=()
+    )
+    oi = OpenInterest(
+        exchange=EX,
+        symbol="ATOM-USD-PERP",
+        ts=1.0,
+        ts_recv=2.0,
+        open_interest=float("nan"),
+        contracts=50.0,
+        notional=500.0,
+    )
+    sent = [snap, spot, oi]
+    back = decode(encode(sent, collector="c", seq=1, exchange=EX, symbol="ATOM-USD-PERP")).events
+    assert back[:2] == sent[:2]
+    assert back[0].venue_asks == ((10.01, 1.0),)
+    assert back[1].venue_bids == ((1.0, 2.0),)
+    assert math.isnan(back[2].open_interest)
+    assert (back[2].contracts, back[2].notional) == (50.0, 500.0)

@@ -60,3 +60,25 @@ def test_a_collector_reporting_again_keeps_the_stale_markers_of_its_own_feeds() 
     health.check_stale()
     health.report({"collector_id": "c1", "ts": clock.time(), "feeds": {EX: {"state": "live"}}})
     assert not state.is_stale(EX, "ETH-USDT")
+
+
+def test_a_collectors_reconnect_keeps_its_stale_symbol_after_a_silence() -> None:
+    """The collector's own connection goes down and up (exchange-wide "live") while ETH-USDT
+    is still silent there: its marker is kept, and restored on the brain after a later
+    collector silence, as the single process still holds it."""
+    hub, clock = Hub(), ManualClock(time.time())
+    state = MarketState(hub=hub)
+    config = BusConfig.model_validate({"role": "brain", "health_interval_s": 1.0})
+    source = BusFeedSource(config=config, hub=hub, clock=clock)
+    health = source.bus_health
+    source.process(message([status("ETH-USDT", "stale")], 1, "ETH-USDT"))
+    source.process(message([status("", "disconnected")], 2, ""))
+    source.process(message([status("", "live")], 3, ""))
+    health.report({"collector_id": "c1", "ts": clock.time(), "feeds": {EX: {"state": "live"}}})
+    assert state.is_stale(EX, "ETH-USDT")
+    assert (EX, "ETH-USDT") in health.markers
+    clock.advance(3.5)
+    assert health.check_stale() == ["c1"]
+    health.report({"collector_id": "c1", "ts": clock.time(), "feeds": {EX: {"state": "live"}}})
+    assert state.is_stale(EX, "ETH-USDT")
+    assert not state.is_stale(EX, "BTC-USDT")

@@ -112,3 +112,40 @@ def test_a_symbol_silent_beyond_its_learned_bound_is_stale_and_recovers_on_data(
     assert guard.stats()["stale_symbols"] == 1
     guard.trade("A-USDT", 10.0, 15.2, 15.2, "a-back")
     assert guard.check_stale(15.3) == ([], ["A-USDT"])
+
+
+def stale_a(guard: QualityGuard) -> None:
+    """A-USDT seen every 0.5 s up to 9.5 s, then silent: stale at 15.1 (B-USDT busy)."""
+    guard.on_connected(0.0)
+    for i in range(20):
+        guard.trade("A-USDT", 10.0, i * 0.5, i * 0.5, f"a{i}")
+        guard.trade("B-USDT", 10.0, i * 0.5, i * 0.5, f"b{i}")
+    guard.trade("B-USDT", 10.0, 14.0, 14.0, "b-late")
+    assert guard.check_stale(15.1) == (["A-USDT"], [])
+
+
+def test_a_reconnect_keeps_a_silent_symbol_stale_until_its_own_data() -> None:
+    """A reconnection does not make a stale symbol live: it stays stale (no "recovered")
+    while silent, and its first message after the reconnect reports it recovered (the only
+    "live" that clears its marker); a live symbol's silence counts from the reconnect."""
+    guard = QualityGuard("x", config=MarketDataConfig(stale_min_s=2.0, stale_factor=10))
+    stale_a(guard)
+    guard.on_connected(16.0)
+    assert guard.check_stale(16.5) == ([], [])
+    assert guard.stats()["stale_symbols"] == 1
+    guard.trade("A-USDT", 10.0, 16.6, 16.6, "a-back")
+    assert guard.check_stale(16.7) == ([], ["A-USDT"])
+    assert guard.check_stale(19.9) == ([], [])  # B: 3.9 s since the reconnect, bound 5 s
+
+
+def test_a_rebuilt_feeds_guard_keeps_the_old_guards_stale_symbols() -> None:
+    """A config reload's new guard inherits the stale symbols: their data reports them
+    recovered (else the marker the old guard published would never be cleared)."""
+    old = QualityGuard("x", config=MarketDataConfig(stale_min_s=2.0, stale_factor=10))
+    stale_a(old)
+    new = QualityGuard("x", config=MarketDataConfig(stale_min_s=2.0, stale_factor=10))
+    new.inherit_stale(old)
+    new.on_connected(16.0)
+    assert new.check_stale(16.5) == ([], [])
+    new.trade("A-USDT", 10.0, 16.6, 16.6, "a-back")
+    assert new.check_stale(16.7) == ([], ["A-USDT"])

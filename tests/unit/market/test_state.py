@@ -76,7 +76,8 @@ def test_mid_falls_back_to_ticker_then_last_trade() -> None:
 
 
 def test_staleness_per_symbol_and_per_connection() -> None:
-    """A stale symbol or connection marks the market stale until a live status clears it."""
+    """A stale symbol or connection marks the market stale until its own live status clears
+    it: the connection's live (a reconnect) leaves a symbol still marked stale stale."""
     hub = Hub()
     state = MarketState(hub=hub)
     assert not state.is_stale("binance", "BTC-USDT")
@@ -90,6 +91,9 @@ def test_staleness_per_symbol_and_per_connection() -> None:
     assert not state.is_stale("okx", "ETH-USDT")
     hub.publish(status("stale", "BTC-USDT"))
     hub.publish(status("live"))
+    assert not state.is_stale("binance", "ETH-USDT")
+    assert state.is_stale("binance", "BTC-USDT")
+    hub.publish(status("live", "BTC-USDT"))
     assert not state.is_stale("binance", "BTC-USDT")
 
 

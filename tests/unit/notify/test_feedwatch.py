@@ -48,6 +48,19 @@ def test_connection_live_clears_every_channel_of_that_exchange() -> None:
     assert w.down == 1
 
 
+def test_connection_live_leaves_a_silent_symbol_down_until_its_own_live() -> None:
+    """A reconnection does not report a stale symbol recovered: it stays down (and its
+    recovery is reported) until the symbol's own live."""
+    w = FeedWatch(60)
+    w.on_status(_st("stale", "symbol", "ETH-USDT"), 0.0, 0.0)
+    w.due(60.0)
+    assert w.on_status(_st("live"), 70.0, 70.0) == []
+    assert w.down == 1
+    back = w.on_status(_st("live", "symbol", "ETH-USDT"), 80.0, 80.0)
+    assert [(s.symbol, since) for s, since in back] == [("ETH-USDT", 0.0)]
+    assert w.down == 0
+
+
 def test_transitional_states_change_nothing() -> None:
     """connecting, gap and resync neither start nor end a down period."""
     w = FeedWatch(60)

@@ -1,0 +1,68 @@
+"""Funding rates are fractions on every venue: cryptofeed's Kraken Futures parser passes the
+venue's absolute ``funding_rate`` (quote per contract, docs.kraken.com futures websocket
+``ticker``: "relative_funding_rate: the absolute funding rate relative to the spot price"),
+so the converter publishes the relative one the venue sends beside it."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from cryptofeed.exchanges.kraken_futures import KrakenFutures
+
+from cryptomon.clock import LiveClock
+from cryptomon.events import Funding
+from cryptomon.feeds.convert import Converter
+from cryptomon.feeds.health import FeedHealth
+from cryptomon.hub import Hub
+
+# a ticker message with the fields of Kraken's documentation (PF_XBTUSD at 34840: the
+# absolute 1.2455 USD is 3.5755e-05 of the price)
+TICKER = (
+    '{"time":1612270825253,"feed":"ticker","product_id":"PF_XBTUSD","bid":34832.5,'
+    '"ask":34847.5,"funding_rate":1.2455,"funding_rate_prediction":1.1,'
+    '"relative_funding_rate":3.5755e-05,"relative_funding_rate_prediction":3.2e-05,'
+    '"next_funding_rate_time":1612274400000,"openInterest":2541.0,"markPrice":34840.0}'
+)
+
+
+async def parsed(message: dict[str, Any]) -> list[Funding]:
+    """``message`` through cryptofeed's own Kraken Futures ticker parser into a converter
+    (the parser alone: the feed object is not connected)."""
+    hub = Hub()
+    seen: list[Funding] = []
+    hub.subscribe(Funding, seen.append)
+    health = FeedHealth("kraken_futures", ["funding"], hub=hub, clock=LiveClock())
+    conv = Converter("kraken_futures", hub=hub, health=health)
+    feed = object.__new__(KrakenFutures)
+    feed._open_interest_cache = {}  # the parser's own state, as its __init__ sets it
+
+    async def callback(channel: str, obj: Any, receipt: float) -> None:
+        if channel == "funding":
+            await conv.rare.funding(obj, receipt)
+
+    feed.callback = callback
+    await feed._funding(message, "BTC-USD-PERP", 1612270825.3)
+    return seen
+
+
+@pytest.mark.asyncio
+async def test_kraken_futures_funding_is_the_relative_rate() -> None:
+    """1.2455 (USD per contract) is published as 3.5755e-05, its prediction 3.2e-05."""
+    (funding,) = await parsed(json.loads(TICKER, parse_float=Decimal))
+    assert funding.rate == 3.5755e-05
+    assert funding.predicted_rate == 3.2e-05
+    assert funding.ts == 1612270825.253
+
+
+@pytest.mark.asyncio
+async def test_a_zero_relative_rate_the_venue_left_out_is_zero() -> None:
+    """Kraken leaves out a field that is zero: no relative rate published as 0.0, not the
+    absolute one."""
+    message = json.loads(TICKER, parse_float=Decimal)
+    del message["relative_funding_rate"], message["relative_funding_rate_prediction"]
+    (funding,) = await parsed(message)
+    assert funding.rate == 0.0
+    assert funding.predicted_rate is None
