@@ -17,6 +17,7 @@ generator shares with the order engine, when each event arrives: a runtime chang
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -97,6 +98,7 @@ class SignalGenerator:
         self.market = market
         self._recent: dict[MarketKey, deque[Recent]] = {}
         self._indicators: dict[MarketKey, IndicatorSet] = {}
+        self._candle_end: dict[MarketKey, float] = {}  # the end of the last closed candle read
         self._last_signal: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._subs = [
             hub.subscribe(Anomaly, self.on_anomaly, name="trading-signals.anomaly"),
@@ -192,6 +194,13 @@ class SignalGenerator:
         cfg = self.config.indicators
         if not cfg.enabled or not candle.closed or candle.interval != cfg.interval:
             return
+        # a candle is read once: a venue's own close arriving after the feed closed the candle
+        # at the next one's start (venues without a closed flag), or a closed candle sent
+        # again, would count its close twice in every indicator
+        key = (candle.exchange, candle.symbol)
+        if candle.end <= self._candle_end.get(key, -math.inf):
+            return
+        self._candle_end[key] = candle.end
         if not self.trades(candle.exchange, candle.symbol):
             return
         outcome = self._outcome(candle)

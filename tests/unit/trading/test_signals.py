@@ -263,3 +263,50 @@ def test_an_indicator_count_counts_and_logs_what_one_by_one_publishes(
     assert counted.indicator_count(EX, SYM, items) == 4
     assert logged == made
     assert counted_col.of(Signal) == []
+
+
+def test_a_closed_candle_sent_again_or_late_is_read_once() -> None:
+    """The same closed candle twice (a venue's own close after the feed closed it at the next
+    candle's start), or an older one after a newer one, does not move the indicators: the
+    signals are those of the series read once."""
+
+    def signals(repeat: bool) -> list[tuple[str, float, float]]:
+        hub, clock = Hub(), ManualClock()
+        gen = SignalGenerator(config=_votes_config(), hub=hub, clock=clock)
+        col = Collector(hub, Signal)
+        closes = np.concatenate([DIP, DIP[-1:] - 0.5, DIP[-1:] - 1.0])
+        for n in range(len(closes)):
+            _candles_at(hub, closes, n)
+            if repeat:
+                _candles_at(hub, closes, n)  # the same candle again
+                if n:
+                    _candles_at(hub, closes, n - 1)  # an older one, late
+        state = gen._indicators[(EX, SYM)]
+        return [(s.side, s.strength, s.ts) for s in col.of(Signal)] + [
+            ("count", float(state.update(0.0).count), 0.0)
+        ]
+
+    once = signals(repeat=False)
+    assert len(once) > 1
+    assert signals(repeat=True) == once
+
+
+def _candles_at(hub: Hub, closes: np.ndarray, n: int) -> None:
+    start = 1_700_000_000.0 + 60 * n
+    c = float(closes[n])
+    hub.publish(
+        Candle(
+            exchange=EX,
+            symbol=SYM,
+            ts=start + 60,
+            ts_recv=start + 60,
+            interval="1m",
+            start=start,
+            end=start + 60,
+            open=c,
+            high=c,
+            low=c,
+            close=c,
+            volume=1.0,
+        )
+    )
