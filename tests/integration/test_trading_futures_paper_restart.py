@@ -118,3 +118,53 @@ async def test_paper_funding_survives_a_restart_on_sqlite(tmp_path: Path) -> Non
 
 async def _has_fill(journal: StoreJournal) -> bool:
     return len(await journal.fills()) == 1
+
+
+@pytest.mark.asyncio
+async def test_funding_of_a_trip_reopened_before_the_sync_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A long pays 0.2 of funding, closes, and a new long opens before the sync: the stored
+    payment is replayed after a restart onto the first trip (in time order with the fills),
+    once: the trip's PnL, the cash and the new position are as before the restart."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'paper.db'}"
+    clock = ManualClock(start=1_700_000_000.0)
+    first = await daemon(url, clock)
+    engine = first.engine
+    for side in ("buy", "sell", "buy"):
+        await engine.place_manual_order(
+            actor="t",
+            exchange=EX,
+            symbol=PERP,
+            side=side,
+            amount="0.1",
+            stop_loss="19400" if side == "buy" else None,
+            reduce_only=side == "sell",
+        )
+        if side == "buy" and not engine.portfolio.trades:
+            pay_funding(first.hub, clock, 0.0001, 20000.0)
+        clock.advance(5)
+    assert await engine.funding.sync() == 1
+    trip, cash = engine.portfolio.trades[0], engine.portfolio.cash
+    fees = D("0.1") * (D("20000.5") + D("19999.5")) * D("0.001")
+    assert trip.pnl == D("0.1") * (D("19999.5") - D("20000.5")) - D("0.2") - fees
+    journal = StoreJournal(db=first.db)
+    await wait_until(lambda: _has_fills(journal, 3), timeout=10, message="fills stored")
+    await first.stop()
+
+    second = await daemon(url, clock)
+    try:
+        engine = second.engine
+        assert engine.portfolio.trades == [trip]
+        assert engine.portfolio.cash == cash
+        pos = engine.portfolio.positions[(EX, PERP)]
+        assert pos.amount == D("0.1")
+        assert pos.contract is not None
+        assert pos.contract.funding == 0
+        assert await engine.funding.sync() == 0
+    finally:
+        await second.stop()
+
+
+async def _has_fills(journal: StoreJournal, n: int) -> bool:
+    return len(await journal.fills()) == n
