@@ -170,21 +170,21 @@ class TradingControls:
         out: list[dict[str, Any]] = []
         for pos in self.context.portfolio.open_positions():
             key = (pos.exchange, pos.symbol)
-            intent = self.executor.exit_intent(
-                key,
-                abs(pos.amount),
-                "kill_switch",
-                ref=f"kill:{actor}:{now}",
-                leg=f"{key[0]}:{key[1]}",
-            )
             try:
-                record = await self.executor.submit(intent)
-                out.append(record.to_dict())
+                record = await self.executor.close_exposure(
+                    key, ref=f"kill:{actor}:{now}", leg=f"{key[0]}:{key[1]}"
+                )
             except RiskRejected as exc:
                 out.append({"symbol": pos.symbol, "rejected": exc.reason})
+                continue
             except Exception as exc:  # not sent (e.g. its intent not written): the next goes on
                 log.error("trading.flatten_failed", symbol=pos.symbol, error=repr(exc))
                 out.append({"symbol": pos.symbol, "rejected": f"not sent: {exc}"})
+                continue
+            if record is None:  # closes already on their way cover it
+                out.append({"symbol": pos.symbol, "closing": "an exit is already working"})
+            else:
+                out.append(record.to_dict())
         return out
 
     async def resume(self, actor: str) -> str:

@@ -31,7 +31,7 @@ from cryptomon.trading.futures import account_value
 from cryptomon.trading.orders import IllegalTransition, OrderRecord, client_order_id
 from cryptomon.trading.portfolio import Position
 from cryptomon.trading.protection import round_down
-from cryptomon.trading.risk import MarketView, PortfolioView, check
+from cryptomon.trading.risk import MarketView, PortfolioView, RiskState, check
 from cryptomon.trading.settle import (
     apply_venue_view,
     cancel_at_venue,
@@ -62,6 +62,7 @@ class OrderExecutor:
         self._trade_ids: set[tuple[str, str]] = set()
         self._settling: set[str] = set()
         self._observers: list[OrderObserver] = []
+        self._closing = asyncio.Lock()  # one halted close sized at a time (net of the others)
 
     def observe(self, observer: OrderObserver) -> None:
         self._observers.append(observer)
@@ -145,6 +146,60 @@ class OrderExecutor:
             origin=origin,
             signal_id=signal.id if signal else None,
             anomaly_id=signal.anomaly_id if signal else None,
+        )
+
+    async def close_exposure(
+        self, key: MarketKey, *, ref: str, leg: str, at_most: Decimal | None = None
+    ) -> OrderRecord | None:
+        """A reduce-only market exit (origin ``kill_switch``) of the position net of the
+        closes already working, at most ``at_most``; None when nothing is left to close (an
+        exit on its way covers it). The kill switch's flatten and the close of a fill that
+        landed while halted size their exits here one at a time, so neither sells what the
+        other already sells."""
+        async with self._closing:
+            view = self.portfolio_view()
+            held = view.positions.get(key, ZERO)
+            net = held + view.exiting.get(key, ZERO)
+            if held == 0 or net == 0 or (net > 0) != (held > 0):
+                return None
+            amount = abs(net) if at_most is None else min(abs(net), at_most)
+            intent = self.exit_intent(key, amount, "kill_switch", ref=ref, leg=leg)
+            return await self.submit(intent)  # less than a lot: refused, naming the amount
+
+    def _filled_while_halted(self, record: OrderRecord, fill: Fill, pos: Position) -> None:
+        """An entry that filled while trading is halted (its placement's outcome was unknown
+        when the kill switch canceled it, and the venue took it late; or it was still at the
+        venue across a restart): reported as a ``kill_switch`` risk event and the exposure it
+        added closed at once by a reduce-only market exit."""
+        held = pos.amount if fill.side == "buy" else -pos.amount
+        added = min(fill.amount, max(held, ZERO))
+        if added <= 0:  # it reduced a position: nothing opened
+            return
+        ctx = self.context
+        reason = (
+            f"{fill.side} {fill.amount} of {record.client_order_id} filled after trading was "
+            f"halted ({ctx.state_reason}): closing the {added} it opened"
+        )
+        log.error(
+            "trading.fill_while_halted",
+            client_order_id=record.client_order_id,
+            trade_id=fill.trade_id,
+            amount=str(fill.amount),
+            added=str(added),
+        )
+        ctx.risk_event(
+            "kill_switch",
+            reason,
+            exchange=fill.exchange,
+            symbol=fill.symbol,
+            client_order_id=record.client_order_id,
+            check_name="fill_while_halted",
+        )
+        key = (fill.exchange, fill.symbol)
+        ref = f"halted-fill:{fill.exchange}:{fill.trade_id}"
+        ctx.spawn(
+            self.close_exposure(key, ref=ref, leg=f"{key[0]}:{key[1]}", at_most=added),
+            f"close-halted-fill:{fill.trade_id}",
         )
 
     # ------------------------------------------------------------------ order path
@@ -378,6 +433,12 @@ class OrderExecutor:
             )
         for observer in self._observers:
             observer.on_fill(record, fill, pos)
+        if (
+            ctx.risk_state == RiskState.HALTED
+            and record is not None
+            and not record.intent.reduce_only
+        ):
+            self._filled_while_halted(record, fill, pos)
         return True
 
     def sweep_dust(self, exchange: str, symbol: str, price: Decimal, ts: float) -> None:

@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from cryptomon.clock import LiveClock, ManualClock
 from cryptomon.config import TradingConfig
-from cryptomon.events import BookTop, OrderIntent, OrderState
+from cryptomon.events import BookTop, OrderIntent, OrderState, RiskEvent
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.sim.exchange import SimExchange
@@ -421,3 +421,38 @@ async def test_kill_switch_flattens_even_when_a_cancel_fails(rig: Rig) -> None:
     assert out["cancel_pending"] == [resting.client_order_id]
     (order,) = [o for o in rig.endpoints.engine.orders.values() if o.type == "LIMIT"]
     await wait_until(lambda: order.status == "CANCELED", message="canceled on a later poll")
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_closes_an_entry_whose_placement_timed_out_and_filled_later(
+    rig: Rig,
+) -> None:
+    """Kill switch with flatten pressed while a market entry's placement is held at the venue
+    past the engine's timeout: the flatten finds nothing to close (the entry is ``unknown``),
+    its cancel finds no order yet, and the venue then accepts and fills it. The lookup by
+    client order id finds the fill, which is reported (a ``kill_switch`` risk event naming
+    the order) and closed at once by a reduce-only exit: the account ends flat. Before, the
+    late fill left a position open while trading was halted."""
+    events: list[RiskEvent] = []
+    rig.hub.subscribe(RiskEvent, events.append, name="test.risk")
+    fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
+    task = asyncio.ensure_future(rig.engine.executor.submit(buy("timed-out-entry")))
+    await wait_until(fault.reached.is_set, message="placement held at the venue")
+    result = await rig.engine.kill_switch("t", flatten=True)
+    entry = await task
+    assert entry.state is OrderState.UNKNOWN
+    assert result["flatten"] == []
+    assert result["cancel_pending"] == [entry.client_order_id]
+    fault.release()
+    await wait_until(lambda: entry.state is OrderState.FILLED, message="late fill found")
+    key = ("simulator", SYMBOL)
+    await wait_until(lambda: rig.engine.portfolio.amount(*key) == 0, message="closed here")
+    assert rig.endpoints.engine.position("BTC") == 0
+    assert rig.engine.risk_state == RiskState.HALTED
+    (late,) = [e for e in events if e.client_order_id == entry.client_order_id]
+    assert late.kind == "kill_switch"
+    assert "filled after trading was halted" in late.reason
+    exits = [r for r in rig.engine.book.all() if r.intent.reduce_only]
+    assert [(r.intent.side, r.intent.amount, r.state) for r in exits] == [
+        ("sell", Decimal("0.01"), OrderState.FILLED)
+    ]
