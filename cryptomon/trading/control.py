@@ -162,6 +162,28 @@ class TradingControls:
             "flatten": flattened,
         }
 
+    async def cancel_entries(self, actor: str) -> list[str]:
+        """Cancel every open order that is not reduce-only (after a restart while halted: the
+        kill switch's cancels may not all have gone out); returns their client order ids.
+        Reduce-only orders (stop-loss and take-profit legs, exits) stay: they only close."""
+        canceled: list[str] = []
+        for record in self.context.book.open():
+            if record.intent.reduce_only:
+                continue
+            log.warning(
+                "trading.halted_entry_canceled", client_order_id=record.client_order_id, by=actor
+            )
+            try:
+                await self.executor.cancel(record)
+            except Exception as exc:  # still open: the poll asks again
+                log.error(
+                    "trading.halted_cancel_failed",
+                    client_order_id=record.client_order_id,
+                    error=repr(exc),
+                )
+            canceled.append(record.client_order_id)
+        return canceled
+
     async def _flatten(self, actor: str) -> list[dict[str, Any]]:
         # an entry on its way when the switch was pressed: its answer first, so the position
         # it opened is closed too

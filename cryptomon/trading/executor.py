@@ -198,9 +198,17 @@ class OrderExecutor:
         key = (fill.exchange, fill.symbol)
         ref = f"halted-fill:{fill.exchange}:{fill.trade_id}"
         ctx.spawn(
-            self.close_exposure(key, ref=ref, leg=f"{key[0]}:{key[1]}", at_most=added),
+            self._close_when_reconciled(key, ref=ref, at_most=added),
             f"close-halted-fill:{fill.trade_id}",
         )
+
+    async def _close_when_reconciled(self, key: MarketKey, *, ref: str, at_most: Decimal) -> None:
+        """:meth:`close_exposure` once the engine is reconciled (a fill found by the startup
+        reconciliation of a halted engine: no order goes out before it has finished)."""
+        ctx = self.context
+        while not ctx.reconciled:
+            await ctx.clock.sleep(ctx.config.poll_interval_s)
+        await self.close_exposure(key, ref=ref, leg=f"{key[0]}:{key[1]}", at_most=at_most)
 
     # ------------------------------------------------------------------ order path
 

@@ -13,6 +13,7 @@ import pytest
 
 from cryptomon.clock import ManualClock
 from cryptomon.config import DatabaseConfig, StorageConfig
+from cryptomon.events import OrderState
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.store.db import Database
@@ -21,6 +22,7 @@ from cryptomon.store.writer import StoreWriter
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.futures import terms_lookup
+from cryptomon.trading.risk import RiskState
 from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, config, lookup, pay_funding, quote
 from tests.util import wait_until
 
@@ -168,3 +170,51 @@ async def test_funding_of_a_trip_reopened_before_the_sync_survives_a_restart(
 
 async def _has_fills(journal: StoreJournal, n: int) -> bool:
     return len(await journal.fills()) == n
+
+
+@pytest.mark.asyncio
+async def test_an_entry_left_open_by_a_kill_switch_cut_short_is_canceled_at_restart(
+    tmp_path: Path,
+) -> None:
+    """The process dies right after the kill switch halted trading, before its cancels went
+    out: a resting limit entry is still open in the journal and at the (restored) paper venue.
+    The restarted engine is halted from the start, cancels that entry and nothing fills when
+    the market later trades through its price. Before, the entry stayed open at the venue
+    after the restart and filled: a position opened while trading was halted."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'paper.db'}"
+    clock = ManualClock(start=1_700_000_000.0)
+    first = await daemon(url, clock)
+    out = await first.engine.place_manual_order(
+        actor="t",
+        exchange=EX,
+        symbol=PERP,
+        side="buy",
+        type="limit",
+        price="19000",
+        amount="0.1",
+        stop_loss="18500",
+    )
+    assert out["state"] == "submitted"
+    first.engine.context.set_risk_state(RiskState.HALTED, "kill switch by t", kind="kill_switch")
+    journal = StoreJournal(db=first.db)
+    await wait_until(lambda: _halted(journal, clock), timeout=10, message="halt stored")
+    await first.stop()
+
+    second = await daemon(url, clock)
+    try:
+        engine = second.engine
+        assert engine.risk_state == RiskState.HALTED
+        record = engine.book.get(out["client_order_id"])
+        assert record is not None
+        assert record.state is OrderState.CANCELED
+        assert await second.broker.fetch_open_orders() == []
+        quote(second.hub, clock, 18900)  # trades through the entry's price
+        assert engine.portfolio.amount(EX, PERP) == 0
+        assert await second.broker.fetch_positions() == {}
+    finally:
+        await second.stop()
+
+
+async def _halted(journal: StoreJournal, clock: ManualClock) -> bool:
+    clock.advance(0.02)  # the writer flushes batches older than batch_max_age_s
+    return await journal.last_risk_state() == "halted"

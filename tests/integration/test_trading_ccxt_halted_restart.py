@@ -1,0 +1,134 @@
+"""A halted engine restarted while an entry's outcome was unknown: the ccxt broker on the
+simulator, the journal on a real SQLite file. The kill switch halted trading while a market
+entry's placement was held at the venue (``unknown`` after the timeout); the process stopped
+before the lookup found it, and the venue then filled it. The restarted engine is halted from
+its first step: the reconciliation's lookup finds the fill, reports it and closes it once the
+reconciliation is done; the account ends flat and still halted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cryptomon.clock import LiveClock, ManualClock
+from cryptomon.config import DatabaseConfig, StorageConfig, TradingConfig
+from cryptomon.events import OrderState
+from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
+from cryptomon.sim.exchange import SimExchange
+from cryptomon.sim.market import MarketModel
+from cryptomon.sim.trading import Fault
+from cryptomon.sim.venue import install
+from cryptomon.store.db import Database
+from cryptomon.store.journal import StoreJournal
+from cryptomon.store.writer import StoreWriter
+from cryptomon.trading.brokers.ccxt import CcxtBroker
+from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.risk import RiskState
+from tests.usdm import manual_buy, sim_top
+from tests.util import wait_until
+
+KEY, SECRET = "halted-key", "halted-secret"
+SYMBOL = "BTC-USDT"
+
+
+class Daemon:
+    """The live engine journaled on ``url`` (its risk events stored by a writer)."""
+
+    def __init__(self, url: str, sim: SimExchange) -> None:
+        self.hub = Hub()
+        self.clock = LiveClock()
+        self.db = Database(DatabaseConfig(url=url))
+        self.writer = StoreWriter(
+            hub=self.hub, db=self.db, config=StorageConfig(batch_max_age_s=0.01), clock=self.clock
+        )
+        cfg = TradingConfig.model_validate(
+            {
+                "mode": "live",
+                "exchange": "simulator",
+                "poll_interval_s": 0.05,
+                "order_timeout_s": 0.5,
+                "unknown_lookups": 3,
+                "live": {
+                    "exchange": "binance",
+                    "api_key": KEY,
+                    "secret": SECRET,
+                    "url": sim.rest_url,
+                    "recv_window_ms": 5000,
+                },
+            }
+        )
+        self.journal = StoreJournal(db=self.db)
+        self.engine = TradingEngine(
+            config=cfg,
+            hub=self.hub,
+            clock=self.clock,
+            broker=CcxtBroker.from_config(cfg, clock=self.clock),
+            market=MarketState(hub=self.hub),
+            journal=self.journal,
+        )
+        self.sim = sim
+
+    async def start(self) -> None:
+        await self.hub.start()
+        await self.db.start()
+        await self.writer.start()
+        sim_top(self.hub, self.sim, SYMBOL)
+        await self.engine.start()
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        await self.writer.stop()
+        await self.db.stop()
+        await self.hub.stop(1.0)
+
+
+@pytest.mark.asyncio
+async def test_a_fill_found_at_the_restart_of_a_halted_engine_is_closed(tmp_path: Path) -> None:
+    sim = SimExchange(MarketModel([SYMBOL], seed=5), clock=ManualClock(time.time()))
+    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
+    await sim.start(run=False)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    first = Daemon(url, sim)
+    await first.start()
+    try:
+        assert first.engine.risk_state == RiskState.ACTIVE
+        fault = endpoints.faults.add(Fault(kind="hold", after_accept=False))
+        task = asyncio.ensure_future(first.engine.executor.submit(manual_buy("late", SYMBOL)))
+        await wait_until(fault.reached.is_set, message="placement held at the venue")
+        out = await first.engine.kill_switch("t", flatten=True)
+        entry = await task
+        assert entry.state is OrderState.UNKNOWN
+        assert out["flatten"] == []
+        await wait_until(
+            lambda: _halted(first.journal), timeout=10, message="halt and intent stored"
+        )
+    finally:
+        await first.stop()  # before any lookup found the order
+    fault.release()  # the venue takes and fills it while no engine runs
+    await wait_until(lambda: endpoints.engine.position("BTC") > 0, message="filled at the venue")
+
+    second = Daemon(url, sim)
+    await second.start()
+    try:
+        engine = second.engine
+        assert engine.risk_state == RiskState.HALTED
+        record = engine.book.get(entry.client_order_id)
+        assert record is not None
+        await wait_until(lambda: record.state is OrderState.FILLED, message="fill found")
+        key = ("simulator", SYMBOL)
+        await wait_until(lambda: engine.portfolio.amount(*key) == 0, message="closed")
+        await wait_until(lambda: endpoints.engine.position("BTC") == 0, message="flat at venue")
+        assert engine.risk_state == RiskState.HALTED
+        assert endpoints.order_posts == 2  # the entry once, its close
+    finally:
+        await second.stop()
+        await sim.stop()
+
+
+async def _halted(journal: StoreJournal) -> bool:
+    return await journal.last_risk_state() == "halted"
