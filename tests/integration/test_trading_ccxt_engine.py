@@ -456,3 +456,46 @@ async def test_kill_switch_closes_an_entry_whose_placement_timed_out_and_filled_
     assert [(r.intent.side, r.intent.amount, r.state) for r in exits] == [
         ("sell", Decimal("0.01"), OrderState.FILLED)
     ]
+
+
+@pytest.mark.asyncio
+async def test_a_partial_fill_the_cancel_reports_is_booked_though_the_trades_failed(
+    rig: Rig,
+) -> None:
+    """A limit buy takes 0.004 of its 0.01 on arrival and rests; its answer is lost and the
+    cancel that follows reports 0.004 filled, while the venue's trade list (myTrades) fails.
+    The order is not closed without that fill: once the trades can be read it ends canceled
+    with 0.004 booked, as held at the venue. Before, it was closed canceled with nothing
+    booked and never looked at again: 0.004 BTC held that the engine did not know of."""
+    venue = rig.endpoints.engine
+    venue.paused = True  # no fills but the one on arrival
+    _, asks = rig.sim.market.book(SYMBOL)
+    ask, size = asks[0]
+    venue.books.take("BTCUSDT", "buy", size - 0.004)  # 0.004 left at the best ask
+    publish_top(rig)
+    intent = resting_buy(rig, "partial-cancel")
+    intent = OrderIntent(
+        **{
+            name: getattr(intent, name)
+            for name in OrderIntent.__dataclass_fields__
+            if name != "price"
+        },
+        price=Decimal(str(ask)),
+    )
+    trades = rig.endpoints.faults.add(
+        Fault(kind="status", status=503, method="GET", path=f"{API}/myTrades", times=10_000)
+    )
+    rig.endpoints.faults.add(Fault(kind="drop", after_accept=True))
+    record = await rig.engine.executor.submit(intent)
+    assert record.state is OrderState.UNKNOWN
+    (order,) = venue.orders.values()
+    assert order.executed_qty == Decimal("0.004")
+    await rig.engine.cancel_order(record.client_order_id, "t")
+    assert order.status == "CANCELED"
+    await wait_until(lambda: trades.hits >= 2, message="the trade list asked and failing")
+    assert record.is_open  # not closed without its fill
+    rig.endpoints.faults.clear()
+    await wait_until(lambda: record.state is OrderState.CANCELED, message="settled")
+    assert record.filled == Decimal("0.004")
+    assert rig.engine.portfolio.amount("simulator", SYMBOL) == Decimal("0.004")
+    assert venue.position("BTC") == Decimal("0.004")
