@@ -42,6 +42,8 @@ from cryptomon.trading.settle import (
 log = structlog.get_logger()
 ZERO = Decimal(0)
 MarketKey = tuple[str, str]
+KILL_EXIT_RETRIES = 3
+"""How many times a kill switch exit that ended without closing its position is sent again."""
 
 
 class OrderObserver(Protocol):
@@ -63,6 +65,7 @@ class OrderExecutor:
         self._settling: set[str] = set()
         self._observers: list[OrderObserver] = []
         self._closing = asyncio.Lock()  # one halted close sized at a time (net of the others)
+        self._kill_retries: dict[MarketKey, int] = {}  # kill switch exits sent again
 
     def observe(self, observer: OrderObserver) -> None:
         self._observers.append(observer)
@@ -202,7 +205,9 @@ class OrderExecutor:
             f"close-halted-fill:{fill.trade_id}",
         )
 
-    async def _close_when_reconciled(self, key: MarketKey, *, ref: str, at_most: Decimal) -> None:
+    async def _close_when_reconciled(
+        self, key: MarketKey, *, ref: str, at_most: Decimal | None = None
+    ) -> None:
         """:meth:`close_exposure` once the engine is reconciled (a fill found by the startup
         reconciliation of a halted engine: no order goes out before it has finished)."""
         ctx = self.context
@@ -339,7 +344,44 @@ class OrderExecutor:
             self.publish_update(record)
             for observer in self._observers:
                 observer.on_order_state(record)
+            if record.intent.origin == "kill_switch" and record.state.is_terminal:
+                self._kill_exit_ended(record)
         return changed
+
+    def _kill_exit_ended(self, record: OrderRecord) -> None:
+        """A kill switch exit (the flatten's, or the close of a fill while halted) ended
+        without closing all it was sent for (never at the venue: the process stopped between
+        writing and sending it; refused; expired) while trading is still halted and the
+        position open: closed again, at most :data:`KILL_EXIT_RETRIES` times per position."""
+        ctx = self.context
+        intent = record.intent
+        key = (intent.exchange, intent.symbol)
+        if (
+            ctx.risk_state != RiskState.HALTED
+            or record.filled >= intent.amount
+            or ctx.portfolio.amount(*key) == 0
+        ):
+            return
+        tries = self._kill_retries.get(key, 0)
+        if tries >= KILL_EXIT_RETRIES:
+            log.error(
+                "trading.kill_exit_given_up",
+                client_order_id=record.client_order_id,
+                symbol=intent.symbol,
+                tries=tries,
+            )
+            return
+        self._kill_retries[key] = tries + 1
+        log.warning(
+            "trading.kill_exit_again",
+            client_order_id=record.client_order_id,
+            state=record.state.value,
+            reason=record.reason,
+        )
+        ctx.spawn(
+            self._close_when_reconciled(key, ref=f"again:{record.client_order_id}"),
+            f"kill-exit-again:{record.client_order_id}",
+        )
 
     def _unknown(self, record: OrderRecord, reason: str, retry_after: float | None) -> None:
         log.warning("trading.order_unknown", client_order_id=record.client_order_id, reason=reason)
@@ -441,6 +483,8 @@ class OrderExecutor:
             )
         for observer in self._observers:
             observer.on_fill(record, fill, pos)
+        if pos.amount == 0:
+            self._kill_retries.pop((fill.exchange, fill.symbol), None)
         if (
             ctx.risk_state == RiskState.HALTED
             and record is not None

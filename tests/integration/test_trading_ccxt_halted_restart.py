@@ -51,14 +51,14 @@ class Daemon:
                 "mode": "live",
                 "exchange": "simulator",
                 "poll_interval_s": 0.05,
-                "order_timeout_s": 0.5,
+                "order_timeout_s": 2.0,
                 "unknown_lookups": 3,
                 "live": {
                     "exchange": "binance",
                     "api_key": KEY,
                     "secret": SECRET,
                     "url": sim.rest_url,
-                    "recv_window_ms": 5000,
+                    "recv_window_ms": 3000,
                 },
             }
         )
@@ -132,3 +132,50 @@ async def test_a_fill_found_at_the_restart_of_a_halted_engine_is_closed(tmp_path
 
 async def _halted(journal: StoreJournal) -> bool:
     return await journal.last_risk_state() == "halted"
+
+
+@pytest.mark.asyncio
+async def test_a_flatten_cut_short_by_a_restart_is_carried_out(tmp_path: Path) -> None:
+    """The process dies in the middle of a kill switch's flatten: the position's exit intent
+    is written, the exit never reached the venue. The restarted engine (halted) finds the
+    exit absent at the venue and, as the position is still open, closes it: the flatten the
+    operator asked for ends flat. Before, the exit was closed as rejected and the position
+    stayed open with trading halted and nothing closing it."""
+    sim = SimExchange(MarketModel([SYMBOL], seed=5), clock=ManualClock(time.time()))
+    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
+    await sim.start(run=False)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    first = Daemon(url, sim)
+    await first.start()
+    key = ("simulator", SYMBOL)
+    try:
+        entry = await first.engine.executor.submit(manual_buy("held", SYMBOL))
+        assert entry.state is OrderState.FILLED
+        ctx = first.engine.context
+        ctx.set_risk_state(RiskState.HALTED, "kill switch by t (flatten)", kind="kill_switch")
+        # what the flatten writes before it sends: the exit's intent, committed
+        exit_intent = first.engine.executor.exit_intent(
+            key, Decimal("0.01"), "kill_switch", ref="kill:t:cut", leg="simulator:BTC-USDT"
+        )
+        await first.journal.record_intent(exit_intent)
+        await wait_until(lambda: _halted(first.journal), timeout=10, message="halt stored")
+    finally:
+        await first.stop()  # before the exit is sent
+    assert endpoints.engine.position("BTC") == Decimal("0.01")
+
+    second = Daemon(url, sim)
+    await second.start()
+    try:
+        engine = second.engine
+        assert engine.risk_state == RiskState.HALTED
+        record = engine.book.get(exit_intent.client_order_id)
+        assert record is not None
+        await wait_until(
+            lambda: record.state is OrderState.REJECTED, timeout=15, message="exit absent"
+        )
+        await wait_until(lambda: engine.portfolio.amount(*key) == 0, message="flattened")
+        assert endpoints.engine.position("BTC") == 0
+        assert engine.risk_state == RiskState.HALTED
+    finally:
+        await second.stop()
+        await sim.stop()
