@@ -147,3 +147,25 @@ async def test_funding_of_a_long_closed_and_reopened_before_the_sync_lands_on_it
     assert engine.portfolio.cash == venue.book.wallet
     assert await engine.funding.sync() == 0
     assert engine.portfolio.cash == venue.book.wallet
+
+
+@pytest.mark.asyncio
+async def test_the_periodic_step_books_funding_once_before_reading_the_cash(live: Live) -> None:
+    """The venue charges 0.2 of funding on a 0.1 long; the engine's periodic step (funding
+    sync and reconciliation) books it as realized PnL and its cash equals the venue's wallet
+    right after, with no cash change taken from the venue as a non-PnL move (the equity
+    history is not shifted). Before, the reconciliation ran first: it took the wallet (the
+    payment already in it) as a non-PnL cash change, then the sync took the payment from the
+    cash a second time: 0.2 short until the next reconciliation moved it back."""
+    engine, venue = live.engine, live.venue
+    await enter(engine, "buy", stop_loss="19400")
+    await engine.reconciler.run(periodic=True)
+    assert engine.portfolio.cash == venue.book.wallet
+    pos = engine.portfolio.positions[(EX, PERP)]
+    realized = pos.realized_pnl
+    venue.settle_funding(D("0.0001"))  # 0.1 x 20000 x 0.0001 paid
+    history = list(engine.portfolio.equity_curve)
+    await engine.poller.reconcile_step()
+    assert engine.portfolio.cash == venue.book.wallet
+    assert pos.realized_pnl == realized - D("0.2")
+    assert list(engine.portfolio.equity_curve)[: len(history)] == history  # not rebased
