@@ -11,10 +11,19 @@ Field names and meanings are those of the dataclasses in :mod:`cryptomon.events`
 market/detector numbers are JSON numbers; order and fill amounts, prices and fees are
 *strings* holding exact decimals; enums are their string values; tuples are arrays.
 
+The payload is standard JSON (no ``NaN``/``Infinity`` literals, which most parsers refuse): a
+NaN or infinite number (a detector's z-score over a flat window) is spelled as the string
+``"nan"``, ``"inf"`` or ``"-inf"`` and its field is named in the list ``"nf"`` (present only
+then), as the market-data batches spell them (:mod:`cryptomon.bus.codec`)::
+
+    {..., "z_score": "nan", "window_std": "inf", "nf": ["z_score", "window_std"]}
+
 ``Nats-Msg-Id`` is the event's identity (``anomaly:<id>``, ``signal:<id>``,
 ``order:<client_order_id>:<state>:<filled>``, ``fill:<exchange>:<trade_id>``): anomaly and
 signal ids are deterministic (:mod:`cryptomon.ids`), so a brain that reprocesses the same
-data after a crash publishes nothing twice within the stream's duplicate window.
+data after a crash publishes nothing twice within the stream's duplicate window. ``<filled>``
+is the amount in one spelling (plain digits, no exponent, no trailing zeros, zero as ``0``):
+``1.0``, ``1.00`` and ``1E+0`` are one state of the order, one message.
 Nothing here is dropped: the hub queue is ``never_drop`` and a failed publish is retried.
 """
 
@@ -24,7 +33,8 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from decimal import Decimal
+import math
+from decimal import Context, Decimal
 from enum import Enum
 from typing import Any
 
@@ -56,25 +66,52 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # 'nan', 'inf', '-inf'
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
     return value
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, tuple | list):
+        return any(_non_finite(item) for item in value)
+    return False
+
+
+def amount_key(value: Decimal) -> str:
+    """One spelling of an amount for message ids: plain digits without exponent or trailing
+    zeros, zero (``-0``, ``0E-8``) as ``0``; exact (no rounding to a context precision)."""
+    if not value.is_finite():
+        return str(value)
+    if value.is_zero():
+        return "0"
+    digits = len(value.as_tuple().digits)
+    return f"{value.normalize(Context(prec=digits)):f}"
 
 
 def to_message(event: Event) -> tuple[str, str, bytes]:
     """``(kind, Nats-Msg-Id, JSON payload)`` of one outbound event."""
     kind = KINDS[type(event)]
     body: dict[str, Any] = {"schema": SCHEMA_VERSION, "type": kind}
+    spelled: list[str] = []
     for fld in dataclasses.fields(event):
-        body[fld.name] = _plain(getattr(event, fld.name))
+        value = getattr(event, fld.name)
+        if _non_finite(value):
+            spelled.append(fld.name)
+        body[fld.name] = _plain(value)
+    if spelled:
+        body["nf"] = spelled
     if isinstance(event, Anomaly | Signal):
         msg_id = f"{kind}:{event.id}"
     elif isinstance(event, OrderUpdate):
-        msg_id = f"order:{event.client_order_id}:{event.state.value}:{event.filled}"
+        msg_id = f"order:{event.client_order_id}:{event.state.value}:{amount_key(event.filled)}"
     else:
         assert isinstance(event, Fill)
         msg_id = f"fill:{event.exchange}:{event.trade_id}"
-    return kind, msg_id, json.dumps(body, separators=(",", ":")).encode()
+    return kind, msg_id, json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 class EventPublisher:

@@ -162,6 +162,28 @@ class TradingControls:
             "flatten": flattened,
         }
 
+    async def cancel_entries(self, actor: str) -> list[str]:
+        """Cancel every open order that is not reduce-only (after a restart while halted: the
+        kill switch's cancels may not all have gone out); returns their client order ids.
+        Reduce-only orders (stop-loss and take-profit legs, exits) stay: they only close."""
+        canceled: list[str] = []
+        for record in self.context.book.open():
+            if record.intent.reduce_only:
+                continue
+            log.warning(
+                "trading.halted_entry_canceled", client_order_id=record.client_order_id, by=actor
+            )
+            try:
+                await self.executor.cancel(record)
+            except Exception as exc:  # still open: the poll asks again
+                log.error(
+                    "trading.halted_cancel_failed",
+                    client_order_id=record.client_order_id,
+                    error=repr(exc),
+                )
+            canceled.append(record.client_order_id)
+        return canceled
+
     async def _flatten(self, actor: str) -> list[dict[str, Any]]:
         # an entry on its way when the switch was pressed: its answer first, so the position
         # it opened is closed too
@@ -170,21 +192,21 @@ class TradingControls:
         out: list[dict[str, Any]] = []
         for pos in self.context.portfolio.open_positions():
             key = (pos.exchange, pos.symbol)
-            intent = self.executor.exit_intent(
-                key,
-                abs(pos.amount),
-                "kill_switch",
-                ref=f"kill:{actor}:{now}",
-                leg=f"{key[0]}:{key[1]}",
-            )
             try:
-                record = await self.executor.submit(intent)
-                out.append(record.to_dict())
+                record = await self.executor.close_exposure(
+                    key, ref=f"kill:{actor}:{now}", leg=f"{key[0]}:{key[1]}"
+                )
             except RiskRejected as exc:
                 out.append({"symbol": pos.symbol, "rejected": exc.reason})
+                continue
             except Exception as exc:  # not sent (e.g. its intent not written): the next goes on
                 log.error("trading.flatten_failed", symbol=pos.symbol, error=repr(exc))
                 out.append({"symbol": pos.symbol, "rejected": f"not sent: {exc}"})
+                continue
+            if record is None:  # closes already on their way cover it
+                out.append({"symbol": pos.symbol, "closing": "an exit is already working"})
+            else:
+                out.append(record.to_dict())
         return out
 
     async def resume(self, actor: str) -> str:

@@ -183,6 +183,8 @@ class TradingEngine:
         ctx = self.context
         last_state = getattr(self.journal, "last_risk_state", None)
         was_halted = callable(last_state) and await last_state() == RiskState.HALTED
+        if was_halted:  # from the start: a fill the reconciliation finds is one while halted
+            ctx.set_risk_state(RiskState.HALTED, "halted before the restart (kill switch)")
         await self._restore()
         if isinstance(self.journal, EquityJournal):  # today's start, for daily_loss_limit
             now = ctx.now()
@@ -197,7 +199,8 @@ class TradingEngine:
             set_forced(self._on_forced_close)
         await self.recovery.first_reconcile()
         if was_halted:  # the kill switch stays on across restarts until someone resumes
-            ctx.set_risk_state(RiskState.HALTED, "halted before the restart (kill switch)")
+            # the switch's cancels may not all have gone out before the process stopped
+            await self.controls.cancel_entries("restart")
         self._subs = [
             self.hub.subscribe(Signal, self.on_signal, name="trading-engine.signal"),
             self.hub.subscribe(BookTop, self.protection.on_top, name="trading-engine.top"),

@@ -31,7 +31,7 @@ from cryptomon.trading.futures import account_value
 from cryptomon.trading.orders import IllegalTransition, OrderRecord, client_order_id
 from cryptomon.trading.portfolio import Position
 from cryptomon.trading.protection import round_down
-from cryptomon.trading.risk import MarketView, PortfolioView, check
+from cryptomon.trading.risk import MarketView, PortfolioView, RiskState, check
 from cryptomon.trading.settle import (
     apply_venue_view,
     cancel_at_venue,
@@ -42,6 +42,8 @@ from cryptomon.trading.settle import (
 log = structlog.get_logger()
 ZERO = Decimal(0)
 MarketKey = tuple[str, str]
+KILL_EXIT_RETRIES = 3
+"""How many times a kill switch exit that ended without closing its position is sent again."""
 
 
 class OrderObserver(Protocol):
@@ -62,6 +64,8 @@ class OrderExecutor:
         self._trade_ids: set[tuple[str, str]] = set()
         self._settling: set[str] = set()
         self._observers: list[OrderObserver] = []
+        self._closing = asyncio.Lock()  # one halted close sized at a time (net of the others)
+        self._kill_retries: dict[MarketKey, int] = {}  # kill switch exits sent again
 
     def observe(self, observer: OrderObserver) -> None:
         self._observers.append(observer)
@@ -146,6 +150,70 @@ class OrderExecutor:
             signal_id=signal.id if signal else None,
             anomaly_id=signal.anomaly_id if signal else None,
         )
+
+    async def close_exposure(
+        self, key: MarketKey, *, ref: str, leg: str, at_most: Decimal | None = None
+    ) -> OrderRecord | None:
+        """A reduce-only market exit (origin ``kill_switch``) of the position net of the
+        closes already working, at most ``at_most``; None when nothing is left to close (an
+        exit on its way covers it). The kill switch's flatten and the close of a fill that
+        landed while halted size their exits here one at a time, so neither sells what the
+        other already sells."""
+        async with self._closing:
+            view = self.portfolio_view()
+            held = view.positions.get(key, ZERO)
+            net = held + view.exiting.get(key, ZERO)
+            if held == 0 or net == 0 or (net > 0) != (held > 0):
+                return None
+            amount = abs(net) if at_most is None else min(abs(net), at_most)
+            intent = self.exit_intent(key, amount, "kill_switch", ref=ref, leg=leg)
+            return await self.submit(intent)  # less than a lot: refused, naming the amount
+
+    def _filled_while_halted(self, record: OrderRecord, fill: Fill, pos: Position) -> None:
+        """An entry that filled while trading is halted (its placement's outcome was unknown
+        when the kill switch canceled it, and the venue took it late; or it was still at the
+        venue across a restart): reported as a ``kill_switch`` risk event and the exposure it
+        added closed at once by a reduce-only market exit."""
+        held = pos.amount if fill.side == "buy" else -pos.amount
+        added = min(fill.amount, max(held, ZERO))
+        if added <= 0:  # it reduced a position: nothing opened
+            return
+        ctx = self.context
+        reason = (
+            f"{fill.side} {fill.amount} of {record.client_order_id} filled after trading was "
+            f"halted ({ctx.state_reason}): closing the {added} it opened"
+        )
+        log.error(
+            "trading.fill_while_halted",
+            client_order_id=record.client_order_id,
+            trade_id=fill.trade_id,
+            amount=str(fill.amount),
+            added=str(added),
+        )
+        ctx.risk_event(
+            "kill_switch",
+            reason,
+            exchange=fill.exchange,
+            symbol=fill.symbol,
+            client_order_id=record.client_order_id,
+            check_name="fill_while_halted",
+        )
+        key = (fill.exchange, fill.symbol)
+        ref = f"halted-fill:{fill.exchange}:{fill.trade_id}"
+        ctx.spawn(
+            self._close_when_reconciled(key, ref=ref, at_most=added),
+            f"close-halted-fill:{fill.trade_id}",
+        )
+
+    async def _close_when_reconciled(
+        self, key: MarketKey, *, ref: str, at_most: Decimal | None = None
+    ) -> None:
+        """:meth:`close_exposure` once the engine is reconciled (a fill found by the startup
+        reconciliation of a halted engine: no order goes out before it has finished)."""
+        ctx = self.context
+        while not ctx.reconciled:
+            await ctx.clock.sleep(ctx.config.poll_interval_s)
+        await self.close_exposure(key, ref=ref, leg=f"{key[0]}:{key[1]}", at_most=at_most)
 
     # ------------------------------------------------------------------ order path
 
@@ -276,7 +344,44 @@ class OrderExecutor:
             self.publish_update(record)
             for observer in self._observers:
                 observer.on_order_state(record)
+            if record.intent.origin == "kill_switch" and record.state.is_terminal:
+                self._kill_exit_ended(record)
         return changed
+
+    def _kill_exit_ended(self, record: OrderRecord) -> None:
+        """A kill switch exit (the flatten's, or the close of a fill while halted) ended
+        without closing all it was sent for (never at the venue: the process stopped between
+        writing and sending it; refused; expired) while trading is still halted and the
+        position open: closed again, at most :data:`KILL_EXIT_RETRIES` times per position."""
+        ctx = self.context
+        intent = record.intent
+        key = (intent.exchange, intent.symbol)
+        if (
+            ctx.risk_state != RiskState.HALTED
+            or record.filled >= intent.amount
+            or ctx.portfolio.amount(*key) == 0
+        ):
+            return
+        tries = self._kill_retries.get(key, 0)
+        if tries >= KILL_EXIT_RETRIES:
+            log.error(
+                "trading.kill_exit_given_up",
+                client_order_id=record.client_order_id,
+                symbol=intent.symbol,
+                tries=tries,
+            )
+            return
+        self._kill_retries[key] = tries + 1
+        log.warning(
+            "trading.kill_exit_again",
+            client_order_id=record.client_order_id,
+            state=record.state.value,
+            reason=record.reason,
+        )
+        ctx.spawn(
+            self._close_when_reconciled(key, ref=f"again:{record.client_order_id}"),
+            f"kill-exit-again:{record.client_order_id}",
+        )
 
     def _unknown(self, record: OrderRecord, reason: str, retry_after: float | None) -> None:
         log.warning("trading.order_unknown", client_order_id=record.client_order_id, reason=reason)
@@ -378,6 +483,14 @@ class OrderExecutor:
             )
         for observer in self._observers:
             observer.on_fill(record, fill, pos)
+        if pos.amount == 0:
+            self._kill_retries.pop((fill.exchange, fill.symbol), None)
+        if (
+            ctx.risk_state == RiskState.HALTED
+            and record is not None
+            and not record.intent.reduce_only
+        ):
+            self._filled_while_halted(record, fill, pos)
         return True
 
     def sweep_dust(self, exchange: str, symbol: str, price: Decimal, ts: float) -> None:

@@ -2,6 +2,12 @@
 broker's is built from ``Funding`` events, a live venue's is its own) for the payments of each
 open contract position since it opened, and applies each payment once.
 
+A payment belongs to the round trip that held the position at its time. A trip that closed
+since the last sync is asked for from its opening too, also when the market has been opened
+again (or flipped) since: its payments, older than the new position, are booked on the closed
+trip (its PnL, the account's realized PnL and the cash), never on the new position, and not
+dropped. The venue paid them, so the cash stays the venue's.
+
 Each payment is committed to the journal (a ``FundingJournal``) before it is applied; after a
 restart :meth:`FundingSync.replay` applies the stored payments in time order with the fills
 (so a paper position's funding, which only the paper broker's memory knew, survives), and
@@ -18,6 +24,7 @@ from cryptomon.events import Fill
 from cryptomon.trading.brokers.base import FundingSource
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.journal import FundingJournal, Journal, StoredFunding
+from cryptomon.trading.position import Position
 
 log = structlog.get_logger()
 
@@ -46,16 +53,20 @@ class FundingSync:
         if not contracts or not isinstance(broker, FundingSource):
             return 0
         applied = 0
+        portfolio = ctx.portfolio
         for pos in contracts:
+            # a trip closed since the last sync (the position may be open again, or flipped,
+            # with a later ``opened``): its payments are asked for too
+            earlier = portfolio.first_open_since(pos.exchange, pos.symbol, since_last)
+            since = pos.opened if earlier is None else min(pos.opened, earlier)
             try:
-                payments = await broker.fetch_funding(pos.symbol, since=pos.opened)
+                payments = await broker.fetch_funding(pos.symbol, since=since)
             except Exception as exc:  # retried on the next sync
                 log.warning("trading.funding_failed", symbol=pos.symbol, error=repr(exc))
                 continue
+            booked = 0
             for pay in payments:
-                if pay.payment_id in self._seen or pay.ts < pos.opened:
-                    continue
-                if pos.amount == 0 and pay.ts > pos.updated:  # after the close
+                if pay.payment_id in self._seen or not self._held(pos, pay.ts, earlier):
                     continue
                 price = pos.mark if pos.mark is not None else pos.avg_price
                 if isinstance(ctx.journal, FundingJournal):
@@ -65,11 +76,21 @@ class FundingSync:
                         log.warning("trading.funding_unrecorded", error=repr(exc))
                         break
                 self._seen.add(pay.payment_id)
-                ctx.portfolio.apply_funding(pos.exchange, pos.symbol, pay.amount, price, pay.ts)
-                applied += 1
-            if applied:
+                portfolio.apply_funding(pos.exchange, pos.symbol, pay.amount, price, pay.ts)
+                booked += 1
+            if booked:
                 ctx.publish_position(pos)
+            applied += booked
         return applied
+
+    @staticmethod
+    def _held(pos: Position, ts: float, earlier: float | None) -> bool:
+        """Whether a payment at ``ts`` belongs to a trip of ours: the position open now (from
+        its opening), the trip just closed (up to its close), or a trip closed since the last
+        sync (from ``earlier``, its opening; the portfolio books it on that trip)."""
+        if ts >= pos.opened:
+            return pos.amount != 0 or ts <= pos.updated
+        return earlier is not None and ts >= earlier
 
     def replay(self, stored: StoredFunding) -> None:
         """A stored payment at startup: applied to its position once, no events."""

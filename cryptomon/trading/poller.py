@@ -51,13 +51,22 @@ class EnginePoller:
                 await self.record_equity(now)
             if now - last_reconcile >= config.reconcile_interval_s:
                 last_reconcile = now
-                try:
-                    await self.reconciler.run(periodic=True)
-                except Exception as exc:
-                    log.warning("trading.reconcile_failed", error=repr(exc))
-                await self.funding.sync()
+                await self.reconcile_step()
             self.protection.check_daily_loss()
             await self.clock_watch.check()
+
+    async def reconcile_step(self) -> None:
+        """The periodic funding sync, then the periodic reconciliation. In this order: the
+        reconciliation takes a live venue's balance as the cash, and that balance already
+        holds the funding the venue paid; booked first, the payment is realized PnL and the
+        balance then agrees. The other way round the payment came in as a cash change that
+        is not PnL and the sync then booked it a second time (the equity short by it until
+        the next reconciliation took it back, the equity history moved twice)."""
+        await self.funding.sync()
+        try:
+            await self.reconciler.run(periodic=True)
+        except Exception as exc:
+            log.warning("trading.reconcile_failed", error=repr(exc))
 
     async def poll_orders(self) -> None:
         """Ask the broker about every open order; unknown ones are settled by lookup, and a

@@ -158,7 +158,9 @@ class Portfolio:
     def apply_funding(
         self, exchange: str, symbol: str, payment: Decimal, price: Decimal, ts: float
     ) -> Position | None:
-        """A funding payment of a contract position (settle currency, negative = paid)."""
+        """A funding payment of a contract position (settle currency, negative = paid): into
+        the open trip when it held ``ts``, else (the position closed, or closed and opened
+        again, since ``ts``) into the realized PnL and the round trip that held it."""
         pos = self.positions.get((exchange, symbol))
         if pos is None or pos.contract is None:
             return None
@@ -166,20 +168,41 @@ class Portfolio:
         pos.quote_realized += quote
         if pos.receive_funding(payment, ts):
             pos.quote_trip += quote
-        elif pos.amount == 0:
-            self._amend_last_trip(pos, payment, quote)
+        else:
+            self._amend_trip(pos, payment, quote, ts)
         self.cash += quote
         self.snapshot(ts)
         return pos
 
-    def _amend_last_trip(self, pos: Position, payment: Decimal, quote: Decimal) -> None:
-        """A payment booked after its position closed goes to the round trip that held it
-        (``quote``: the payment in the portfolio's quote)."""
+    def _amend_trip(self, pos: Position, payment: Decimal, quote: Decimal, ts: float) -> None:
+        """A payment booked after its position closed goes to the round trip that held it:
+        the last one of the market opened at or before ``ts`` (``quote``: the payment in the
+        portfolio's quote)."""
+        i = self.trip_at(pos.exchange, pos.symbol, ts)
+        if i is not None:
+            trip = self.trades[i]
+            self.trades[i] = replace(trip, pnl=trip.pnl + payment, quote_pnl=trip.net + quote)
+
+    def trip_at(self, exchange: str, symbol: str, ts: float) -> int | None:
+        """The index in :attr:`trades` of the last round trip of a market opened at or before
+        ``ts`` (None: no trip of it had opened by then)."""
         for i in range(len(self.trades) - 1, -1, -1):
             trip = self.trades[i]
-            if (trip.exchange, trip.symbol) == (pos.exchange, pos.symbol):
-                self.trades[i] = replace(trip, pnl=trip.pnl + payment, quote_pnl=trip.net + quote)
-                return
+            if (trip.exchange, trip.symbol) == (exchange, symbol) and trip.opened <= ts:
+                return i
+        return None
+
+    def first_open_since(self, exchange: str, symbol: str, since: float) -> float | None:
+        """The earliest opening time of the market's round trips that closed at or after
+        ``since`` (None: none did)."""
+        first: float | None = None
+        for i in range(len(self.trades) - 1, -1, -1):
+            trip = self.trades[i]
+            if trip.closed < since:
+                break
+            if (trip.exchange, trip.symbol) == (exchange, symbol):
+                first = trip.opened if first is None else min(first, trip.opened)
+        return first
 
     def sweep_dust(
         self, exchange: str, symbol: str, step: Decimal, price: Decimal, ts: float

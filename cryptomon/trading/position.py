@@ -171,11 +171,12 @@ class Position:
 
     def receive_funding(self, payment: Decimal, ts: float) -> bool:
         """A funding payment (settle currency, negative = paid) into the PnL of a contract;
-        False when the position is already closed (the payment is then only realized: the
-        caller books it on the round trip that held it)."""
+        False when the position held at ``ts`` is already closed (flat now, or ``ts`` before
+        the current trip opened: a trip closed and a new one opened since): the payment is
+        then only realized and the caller books it on the round trip that held it."""
         if self.contract is None:
             return False
-        if self.amount == 0:
+        if self.amount == 0 or ts < self.opened:
             self.realized_pnl += payment
             return False
         self.contract.funding += payment

@@ -150,6 +150,18 @@ async def apply_venue_view(sync: OrderSync, record: OrderRecord, answer: BrokerO
         for fill in fills:
             if fill.client_order_id == intent.client_order_id:
                 sync.apply_fill(record, fill)
+    if answer.filled > record.filled and answer.state.is_terminal:
+        # not closed without its fills: a closed order is never looked up again, so the
+        # venue's position would stay unknown here; the poll (or the unknown order's
+        # lookups) asks again until the trades can be read
+        log.warning(
+            "trading.fills_missing",
+            client_order_id=record.client_order_id,
+            venue_filled=str(answer.filled),
+            booked=str(record.filled),
+            venue_state=answer.state.value,
+        )
+        return
     state = answer.state
     if state == OrderState.SUBMITTED and record.filled > 0:
         state = OrderState.PARTIALLY_FILLED

@@ -48,7 +48,8 @@ class StartupRecovery:
         if not ctx.config.reconcile_on_start:
             ctx.reconciled = True
             ctx.resume_day()
-            ctx.set_risk_state(RiskState.ACTIVE, "reconciliation disabled by config")
+            if ctx.risk_state == RiskState.REDUCING:  # a kill switch from before stays on
+                ctx.set_risk_state(RiskState.ACTIVE, "reconciliation disabled by config")
             return
         try:
             await self.reconciler.run()

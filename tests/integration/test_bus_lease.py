@@ -22,7 +22,7 @@ from cryptomon.bus.outbound import EventPublisher
 from cryptomon.bus.roles import LEASE_REASON, gate_trading, lease_risk_gate
 from cryptomon.clock import LiveClock
 from cryptomon.config import BusConfig
-from cryptomon.events import Anomaly, Fill, OrderIntent, Severity, Trade
+from cryptomon.events import Anomaly, Fill, OrderIntent, OrderState, OrderUpdate, Severity, Trade
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import OrderRejectedError
@@ -253,6 +253,90 @@ async def test_outbound_events_are_published_once_with_their_schema(tmp_path: Pa
         body = json.loads(got_anomaly.data)
         assert (body["schema"], body["type"], body["id"]) == (1, "anomaly", "a" * 32)
         assert json.loads(got_fill.data)["price"] == "100.10"
+    finally:
+        await publisher.stop()
+        await hub.stop()
+        await server.stop()
+
+
+def _strict_json(data: bytes) -> dict[str, object]:
+    """``data`` parsed as standard JSON: NaN, Infinity and -Infinity are refused."""
+
+    def refuse(name: str) -> object:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(data, parse_constant=refuse)  # type: ignore[no-any-return]
+
+
+@pytest.mark.asyncio
+async def test_outbound_order_ids_ignore_how_the_amount_is_written_and_json_stays_valid(
+    tmp_path: Path,
+) -> None:
+    """The same order state with ``filled`` written 1.0, 1.00 and 1E+0 (and 0, -0, 0E-8) is
+    one message each in the events stream (one Nats-Msg-Id); an anomaly with a NaN z-score
+    and an infinite window deviation is standard JSON, the non-finite numbers spelled
+    "nan"/"inf" and named in ``nf`` as the market-data batches do. Before, each spelling was
+    its own message id (stored three times) and the anomaly carried NaN/Infinity literals
+    that standard JSON parsers refuse."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    config = BusConfig.model_validate(bus_section(server.url, role="brain"))
+    hub, clock = Hub(), LiveClock()
+    publisher = EventPublisher(config=config, hub=hub, clock=clock)
+    await hub.start()
+    await publisher.start()
+    try:
+        now = time.time()
+
+        def update(state: OrderState, filled: str) -> OrderUpdate:
+            return OrderUpdate(
+                exchange="binance",
+                symbol=SYM,
+                ts=now,
+                ts_recv=now,
+                client_order_id="c1",
+                state=state,
+                side="buy",
+                type="limit",
+                amount=Decimal(1),
+                filled=Decimal(filled),
+            )
+
+        anomaly = Anomaly(
+            exchange="binance",
+            symbol=SYM,
+            ts=now,
+            ts_recv=now,
+            kind="volume_spike",
+            severity=Severity.HIGH,
+            value=5.0,
+            threshold=3.0,
+            confidence=0.9,
+            z_score=float("nan"),
+            window_std=float("inf"),
+            price_change_pct=float("-inf"),
+            id="b" * 32,
+        )
+        events = [update(OrderState.SUBMITTED, f) for f in ("0", "-0", "0E-8")]
+        events += [update(OrderState.FILLED, f) for f in ("1.0", "1.00", "1E+0")]
+        for event in (*events, anomaly):
+            hub.publish(event)
+        await wait_until(lambda: publisher.published == 7, message="published")
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        info = await js.stream_info(events_stream(config))
+        prefix = config.subject_prefix
+        got = await js.get_last_msg(events_stream(config), f"{prefix}.anomaly.binance.{SYM}")
+        await nc.close()
+        assert info.state.messages == 3  # submitted once, filled once, the anomaly
+        body = _strict_json(got.data)
+        assert (body["z_score"], body["window_std"], body["price_change_pct"]) == (
+            "nan",
+            "inf",
+            "-inf",
+        )
+        assert body["nf"] == ["z_score", "price_change_pct", "window_std"]
+        assert body["value"] == 5.0
     finally:
         await publisher.stop()
         await hub.stop()

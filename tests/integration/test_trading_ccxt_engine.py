@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from cryptomon.clock import LiveClock, ManualClock
 from cryptomon.config import TradingConfig
-from cryptomon.events import BookTop, OrderIntent, OrderState
+from cryptomon.events import BookTop, OrderIntent, OrderState, RiskEvent
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.sim.exchange import SimExchange
@@ -421,3 +421,81 @@ async def test_kill_switch_flattens_even_when_a_cancel_fails(rig: Rig) -> None:
     assert out["cancel_pending"] == [resting.client_order_id]
     (order,) = [o for o in rig.endpoints.engine.orders.values() if o.type == "LIMIT"]
     await wait_until(lambda: order.status == "CANCELED", message="canceled on a later poll")
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_closes_an_entry_whose_placement_timed_out_and_filled_later(
+    rig: Rig,
+) -> None:
+    """Kill switch with flatten pressed while a market entry's placement is held at the venue
+    past the engine's timeout: the flatten finds nothing to close (the entry is ``unknown``),
+    its cancel finds no order yet, and the venue then accepts and fills it. The lookup by
+    client order id finds the fill, which is reported (a ``kill_switch`` risk event naming
+    the order) and closed at once by a reduce-only exit: the account ends flat. Before, the
+    late fill left a position open while trading was halted."""
+    events: list[RiskEvent] = []
+    rig.hub.subscribe(RiskEvent, events.append, name="test.risk")
+    fault = rig.endpoints.faults.add(Fault(kind="hold", after_accept=False))
+    task = asyncio.ensure_future(rig.engine.executor.submit(buy("timed-out-entry")))
+    await wait_until(fault.reached.is_set, message="placement held at the venue")
+    result = await rig.engine.kill_switch("t", flatten=True)
+    entry = await task
+    assert entry.state is OrderState.UNKNOWN
+    assert result["flatten"] == []
+    assert result["cancel_pending"] == [entry.client_order_id]
+    fault.release()
+    await wait_until(lambda: entry.state is OrderState.FILLED, message="late fill found")
+    key = ("simulator", SYMBOL)
+    await wait_until(lambda: rig.engine.portfolio.amount(*key) == 0, message="closed here")
+    assert rig.endpoints.engine.position("BTC") == 0
+    assert rig.engine.risk_state == RiskState.HALTED
+    (late,) = [e for e in events if e.client_order_id == entry.client_order_id]
+    assert late.kind == "kill_switch"
+    assert "filled after trading was halted" in late.reason
+    exits = [r for r in rig.engine.book.all() if r.intent.reduce_only]
+    assert [(r.intent.side, r.intent.amount, r.state) for r in exits] == [
+        ("sell", Decimal("0.01"), OrderState.FILLED)
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_partial_fill_the_cancel_reports_is_booked_though_the_trades_failed(
+    rig: Rig,
+) -> None:
+    """A limit buy takes 0.004 of its 0.01 on arrival and rests; its answer is lost and the
+    cancel that follows reports 0.004 filled, while the venue's trade list (myTrades) fails.
+    The order is not closed without that fill: once the trades can be read it ends canceled
+    with 0.004 booked, as held at the venue. Before, it was closed canceled with nothing
+    booked and never looked at again: 0.004 BTC held that the engine did not know of."""
+    venue = rig.endpoints.engine
+    venue.paused = True  # no fills but the one on arrival
+    _, asks = rig.sim.market.book(SYMBOL)
+    ask, size = asks[0]
+    venue.books.take("BTCUSDT", "buy", size - 0.004)  # 0.004 left at the best ask
+    publish_top(rig)
+    intent = resting_buy(rig, "partial-cancel")
+    intent = OrderIntent(
+        **{
+            name: getattr(intent, name)
+            for name in OrderIntent.__dataclass_fields__
+            if name != "price"
+        },
+        price=Decimal(str(ask)),
+    )
+    trades = rig.endpoints.faults.add(
+        Fault(kind="status", status=503, method="GET", path=f"{API}/myTrades", times=10_000)
+    )
+    rig.endpoints.faults.add(Fault(kind="drop", after_accept=True))
+    record = await rig.engine.executor.submit(intent)
+    assert record.state is OrderState.UNKNOWN
+    (order,) = venue.orders.values()
+    assert order.executed_qty == Decimal("0.004")
+    await rig.engine.cancel_order(record.client_order_id, "t")
+    assert order.status == "CANCELED"
+    await wait_until(lambda: trades.hits >= 2, message="the trade list asked and failing")
+    assert record.is_open  # not closed without its fill
+    rig.endpoints.faults.clear()
+    await wait_until(lambda: record.state is OrderState.CANCELED, message="settled")
+    assert record.filled == Decimal("0.004")
+    assert rig.engine.portfolio.amount("simulator", SYMBOL) == Decimal("0.004")
+    assert venue.position("BTC") == Decimal("0.004")

@@ -13,6 +13,7 @@ import pytest
 
 from cryptomon.clock import ManualClock
 from cryptomon.config import DatabaseConfig, StorageConfig
+from cryptomon.events import OrderState
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.store.db import Database
@@ -21,6 +22,7 @@ from cryptomon.store.writer import StoreWriter
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.futures import terms_lookup
+from cryptomon.trading.risk import RiskState
 from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, config, lookup, pay_funding, quote
 from tests.util import wait_until
 
@@ -118,3 +120,101 @@ async def test_paper_funding_survives_a_restart_on_sqlite(tmp_path: Path) -> Non
 
 async def _has_fill(journal: StoreJournal) -> bool:
     return len(await journal.fills()) == 1
+
+
+@pytest.mark.asyncio
+async def test_funding_of_a_trip_reopened_before_the_sync_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A long pays 0.2 of funding, closes, and a new long opens before the sync: the stored
+    payment is replayed after a restart onto the first trip (in time order with the fills),
+    once: the trip's PnL, the cash and the new position are as before the restart."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'paper.db'}"
+    clock = ManualClock(start=1_700_000_000.0)
+    first = await daemon(url, clock)
+    engine = first.engine
+    for side in ("buy", "sell", "buy"):
+        await engine.place_manual_order(
+            actor="t",
+            exchange=EX,
+            symbol=PERP,
+            side=side,
+            amount="0.1",
+            stop_loss="19400" if side == "buy" else None,
+            reduce_only=side == "sell",
+        )
+        if side == "buy" and not engine.portfolio.trades:
+            pay_funding(first.hub, clock, 0.0001, 20000.0)
+        clock.advance(5)
+    assert await engine.funding.sync() == 1
+    trip, cash = engine.portfolio.trades[0], engine.portfolio.cash
+    fees = D("0.1") * (D("20000.5") + D("19999.5")) * D("0.001")
+    assert trip.pnl == D("0.1") * (D("19999.5") - D("20000.5")) - D("0.2") - fees
+    journal = StoreJournal(db=first.db)
+    await wait_until(lambda: _has_fills(journal, 3), timeout=10, message="fills stored")
+    await first.stop()
+
+    second = await daemon(url, clock)
+    try:
+        engine = second.engine
+        assert engine.portfolio.trades == [trip]
+        assert engine.portfolio.cash == cash
+        pos = engine.portfolio.positions[(EX, PERP)]
+        assert pos.amount == D("0.1")
+        assert pos.contract is not None
+        assert pos.contract.funding == 0
+        assert await engine.funding.sync() == 0
+    finally:
+        await second.stop()
+
+
+async def _has_fills(journal: StoreJournal, n: int) -> bool:
+    return len(await journal.fills()) == n
+
+
+@pytest.mark.asyncio
+async def test_an_entry_left_open_by_a_kill_switch_cut_short_is_canceled_at_restart(
+    tmp_path: Path,
+) -> None:
+    """The process dies right after the kill switch halted trading, before its cancels went
+    out: a resting limit entry is still open in the journal and at the (restored) paper venue.
+    The restarted engine is halted from the start, cancels that entry and nothing fills when
+    the market later trades through its price. Before, the entry stayed open at the venue
+    after the restart and filled: a position opened while trading was halted."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'paper.db'}"
+    clock = ManualClock(start=1_700_000_000.0)
+    first = await daemon(url, clock)
+    out = await first.engine.place_manual_order(
+        actor="t",
+        exchange=EX,
+        symbol=PERP,
+        side="buy",
+        type="limit",
+        price="19000",
+        amount="0.1",
+        stop_loss="18500",
+    )
+    assert out["state"] == "submitted"
+    first.engine.context.set_risk_state(RiskState.HALTED, "kill switch by t", kind="kill_switch")
+    journal = StoreJournal(db=first.db)
+    await wait_until(lambda: _halted(journal, clock), timeout=10, message="halt stored")
+    await first.stop()
+
+    second = await daemon(url, clock)
+    try:
+        engine = second.engine
+        assert engine.risk_state == RiskState.HALTED
+        record = engine.book.get(out["client_order_id"])
+        assert record is not None
+        assert record.state is OrderState.CANCELED
+        assert await second.broker.fetch_open_orders() == []
+        quote(second.hub, clock, 18900)  # trades through the entry's price
+        assert engine.portfolio.amount(EX, PERP) == 0
+        assert await second.broker.fetch_positions() == {}
+    finally:
+        await second.stop()
+
+
+async def _halted(journal: StoreJournal, clock: ManualClock) -> bool:
+    clock.advance(0.02)  # the writer flushes batches older than batch_max_age_s
+    return await journal.last_risk_state() == "halted"

@@ -6,6 +6,7 @@ computation and the venue's positions; a venue that refuses the leverage gets no
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -113,3 +114,58 @@ async def test_leverage_read_back_differently_sends_no_order(live: Live) -> None
     assert out["state"] == "rejected"
     assert "read back as 20x, expected 5x" in out["reason"]
     assert live.venue.book.orders == []
+
+
+@pytest.mark.asyncio
+async def test_funding_of_a_long_closed_and_reopened_before_the_sync_lands_on_it(
+    live: Live,
+) -> None:
+    """The venue charges 0.2 of funding on a 0.1 long that is closed, and a new long opened,
+    before the engine syncs funding: the sync books the payment on the closed trip (its PnL
+    equals the venue's wallet change) and in the cash, once, and not on the new long."""
+    engine, venue = live.engine, live.venue
+    await enter(engine, "buy", stop_loss="19400")
+    pos = engine.portfolio.positions[(EX, PERP)]
+    venue.settle_funding(D("0.0001"))  # 0.1 x 20000 x 0.0001 paid
+    paid_at = venue.book.incomes[-1]["time"]
+    out = await engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="sell", amount="0.1", reduce_only=True
+    )
+    assert out["state"] == "filled"
+    assert pos.amount == 0
+    wallet_after_trip = venue.book.wallet
+    # the new long opens in a later venue millisecond than the payment
+    await wait_until(lambda: time.time() * 1000 > paid_at + 1, timeout=5)
+    await enter(engine, "buy", stop_loss="19400")
+    assert pos.amount == D("0.1")
+    assert await engine.funding.sync() == 1
+    trip = engine.portfolio.trades[-1]
+    assert trip.pnl == wallet_after_trip - D(10_000)
+    assert trip.pnl == -D("0.2") - D("0.1") * D(20000) * FEE * 2
+    assert pos.contract is not None
+    assert pos.contract.funding == 0
+    assert engine.portfolio.cash == venue.book.wallet
+    assert await engine.funding.sync() == 0
+    assert engine.portfolio.cash == venue.book.wallet
+
+
+@pytest.mark.asyncio
+async def test_the_periodic_step_books_funding_once_before_reading_the_cash(live: Live) -> None:
+    """The venue charges 0.2 of funding on a 0.1 long; the engine's periodic step (funding
+    sync and reconciliation) books it as realized PnL and its cash equals the venue's wallet
+    right after, with no cash change taken from the venue as a non-PnL move (the equity
+    history is not shifted). Before, the reconciliation ran first: it took the wallet (the
+    payment already in it) as a non-PnL cash change, then the sync took the payment from the
+    cash a second time: 0.2 short until the next reconciliation moved it back."""
+    engine, venue = live.engine, live.venue
+    await enter(engine, "buy", stop_loss="19400")
+    await engine.reconciler.run(periodic=True)
+    assert engine.portfolio.cash == venue.book.wallet
+    pos = engine.portfolio.positions[(EX, PERP)]
+    realized = pos.realized_pnl
+    venue.settle_funding(D("0.0001"))  # 0.1 x 20000 x 0.0001 paid
+    history = list(engine.portfolio.equity_curve)
+    await engine.poller.reconcile_step()
+    assert engine.portfolio.cash == venue.book.wallet
+    assert pos.realized_pnl == realized - D("0.2")
+    assert list(engine.portfolio.equity_curve)[: len(history)] == history  # not rebased

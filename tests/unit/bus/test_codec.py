@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 
@@ -324,3 +326,66 @@ def test_contract_levels_and_open_interest_units_travel() -> None:
     assert back[1].venue_bids == ((1.0, 2.0),)
     assert math.isnan(back[2].open_interest)
     assert (back[2].contracts, back[2].notional) == (50.0, 500.0)
+
+
+def test_outbound_order_message_id_has_one_spelling_of_the_filled_amount() -> None:
+    """Equal amounts give one Nats-Msg-Id whatever their spelling (trailing zeros, exponent,
+    negative zero); amounts that differ in their 30th digit stay apart (no rounding)."""
+    from cryptomon.bus.outbound import amount_key
+    from cryptomon.events import OrderState, OrderUpdate
+
+    def msg_id(filled: str) -> str:
+        update = OrderUpdate(
+            exchange=EX,
+            symbol=SYM,
+            ts=1,
+            ts_recv=1,
+            client_order_id="c1",
+            state=OrderState.PARTIALLY_FILLED,
+            side="buy",
+            type="limit",
+            amount=Decimal(2),
+            filled=Decimal(filled),
+        )
+        return to_message(update)[1]
+
+    assert {msg_id(f) for f in ("1.0", "1.00", "1E+0", "1", "0.1E1")} == {
+        "order:c1:partially_filled:1"
+    }
+    assert {msg_id(f) for f in ("0", "-0", "0E-8", "-0.000", "0E+3")} == {
+        "order:c1:partially_filled:0"
+    }
+    assert msg_id("1E+2") == msg_id("100.000") == "order:c1:partially_filled:100"
+    assert msg_id("1.5E-7") == "order:c1:partially_filled:0.00000015"
+    long = "1.00000000000000000000000000001"  # 30 digits: beyond the default precision
+    assert amount_key(Decimal(long)) == long
+    assert amount_key(Decimal(long + "000")) == long
+    assert amount_key(Decimal("-2.50")) == "-2.5"
+
+
+def test_outbound_message_spells_non_finite_detector_numbers_as_valid_json() -> None:
+    """NaN and infinities are standard JSON strings named in ``nf``; finite fields stay
+    numbers and a message without them has no ``nf``."""
+    import json
+
+    def refuse(name: str) -> object:
+        raise ValueError(f"not JSON: {name}")
+
+    anomaly = Anomaly(
+        exchange=EX,
+        symbol=SYM,
+        ts=1,
+        ts_recv=1,
+        kind="x",
+        severity=Severity.HIGH,
+        value=float("inf"),
+        threshold=1.5,
+        confidence=1,
+        z_score=float("nan"),
+        id="abc",
+    )
+    body = json.loads(to_message(anomaly)[2], parse_constant=refuse)
+    assert (body["value"], body["z_score"], body["threshold"]) == ("inf", "nan", 1.5)
+    assert body["nf"] == ["value", "z_score"]
+    plain = json.loads(to_message(replace(anomaly, value=2.0, z_score=None))[2])
+    assert "nf" not in plain
