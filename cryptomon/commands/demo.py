@@ -135,7 +135,7 @@ class _Tally:
         self.events[type(ev).__name__] += 1
 
     def _on_anomaly(self, ev: Any) -> None:
-        self.anomalies[ev.kind] += 1
+        self.anomalies[str(ev.kind)] += 1  # the plain name, never the enum's repr
 
     def _on_order(self, ev: Any) -> None:
         self.orders.add(ev.client_order_id)
