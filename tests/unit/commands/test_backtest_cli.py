@@ -143,7 +143,18 @@ BAD_BACKTEST = [
     (["--start", "2020-01-01", "--end", "2020-01-02"], "no 1m candles of binance ALT-BTC in"),
     (["--sweep", "trading.stop_loss_percentage"], "--sweep: expected SECTION.KEY=V1,V2"),
     (["--sweep", "trading.nope=1,2"], "no such config key 'nope'"),
-    (["--sweep", "trading.stop_loss_percentage=-1"], "invalid value"),
+    # the config file's wording, not pydantic's dump ("{'trading...': -1}: invalid value
+    # (Input should be greater than 0 [type=greater_than, input_value=-1, input_type=int])")
+    (
+        ["--sweep", "trading.stop_loss_percentage=-1"],
+        "--sweep trading.stop_loss_percentage=-1: invalid value: "
+        "trading.stop_loss_percentage: got -1; expected greater than 0",
+    ),
+    (
+        ["--sweep", "trading.indicators.rsi_oversold=abc"],
+        "--sweep trading.indicators.rsi_oversold=abc: invalid value: "
+        "trading.indicators.rsi_oversold: got 'abc'; expected a valid number",
+    ),
     (["--start", "yesterday"], "--start: expected a date like 2026-01-01"),
     # refused before the run, not with a traceback once it is over
     (["--report", "/nonexistent-cryptomon-qa-dir/out.html"], "no directory"),
