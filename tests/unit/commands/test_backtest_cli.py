@@ -514,3 +514,20 @@ def test_a_timeframe_other_than_the_candle_files_is_refused(
         )
         assert code == 0, err
         assert "candles        2880" in out
+
+
+def test_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """`backtest --help` said "grid axis", "sweep ranking (pnl)" and "candle/trade files":
+    not the KEY=V1,V2 form, not the metrics --rank accepts, not that raw recordings are read.
+    It now names what the README documents for each."""
+    from cryptomon.backtest.sweep import RANK_METRICS
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["backtest", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for metric in RANK_METRICS:
+        assert metric in text, metric
+    assert "trading.stop_loss_percentage=2,3,4; repeat for more axes" in text
+    assert "raw recordings of `crypto-monitor record`" in text
+    assert "default: one per core" in text
