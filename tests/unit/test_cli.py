@@ -46,8 +46,9 @@ def test_check_config_without_config_uses_defaults(capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        (None, "an existing YAML config file"),  # missing file
-        ("api: {port: [1,\n", "valid YAML"),  # bad YAML
+        # the file-level problems said "got None" (there is no value to show)
+        (None, "missing.yaml: got no such file; expected an existing YAML config file"),
+        ("api: {port: [1,\n", ":2:1: got invalid YAML; expected valid YAML (expected "),
         ("api: {port: eighty}\n", "api.port: got 'eighty'"),  # wrong type
         ("api: {prot: 80}\n", "api.prot: got 80; expected no such key"),  # unknown key
         (
@@ -73,7 +74,25 @@ def test_bad_config_exits_2_with_one_line_per_problem(
     err = capsys.readouterr().err
     assert "invalid configuration" in err
     assert needle in err
+    assert "got None" not in err
     assert "Traceback" not in err
+
+
+def test_a_directory_or_a_file_in_the_wrong_place_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--config naming a directory said "got None; expected a readable file (Is a
+    directory)"; data_dir naming a file said "expected a writable directory (File exists)"."""
+    assert main(["check-config", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: got a directory; expected a readable YAML config file" in err, err
+    a_file = tmp_path / "journal"
+    a_file.write_text("")
+    cfg = write(tmp_path, f"data_dir: {a_file}\n")
+    assert main(["check-config", "--config", cfg]) == 2
+    err = capsys.readouterr().err
+    assert f"data_dir: got '{a_file}'; expected a writable directory (a file is there)" in err
+    assert "File exists" not in err
 
 
 def test_merge_keys_may_override_merged_values(tmp_path: Path) -> None:
