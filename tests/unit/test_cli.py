@@ -171,3 +171,29 @@ def test_log_options_override_the_frozen_logging_section(tmp_path: Path) -> None
     quiet = with_logging(settings, fmt="json")
     assert (quiet.logging.level, quiet.logging.format) == ("DEBUG", "json")
     assert settings.logging.format == "console"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["download", "--exchange", "binance", "--symbol", "ALT", "--quote", "BTC", "--from-file"],
+        ["backtest", "--symbols", "ALT/BTC"],
+    ],
+)
+def test_a_database_that_does_not_answer_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """`download --from-file` and `backtest` from the database printed the whole traceback
+    of the FatalError when the database refused the connection; they now print its message
+    on one line (password hidden) and exit 1, as `trades` and `db` do."""
+    data = tmp_path / "ALT_BTC-1m.json"
+    data.write_text("[[1510000000000, 1.0, 1.0, 1.0, 1.0, 5.0]]")
+    cfg = write(tmp_path, "database: {url: 'postgresql+psycopg://bob:pw-77ab@127.0.0.1:1/cm'}\n")
+    full = [*argv, str(data)] if argv[0] == "download" else argv
+    assert main([*full, "--config", cfg]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"crypto-monitor {argv[0]}: database postgresql+psycopg://bob:***@"), err
+    assert "is unreachable" in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert "pw-77ab" not in err
