@@ -110,6 +110,14 @@ async def _replay(settings: Any, name: str, args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     code = await app.run(until=manager.wait_replays)
     seconds = time.perf_counter() - t0
+    if code and feed.messages == 0 and feed.error is None:
+        # a component failed to start (a database that refuses connections): no summary of
+        # a replay that never ran
+        sys.stderr.write(
+            "crypto-monitor replay: nothing was replayed: the pipeline did not start "
+            "(daemon.start_failed in the log above says why)\n"
+        )
+        return int(code)
     if feed.error is not None:
         sys.stderr.write(f"crypto-monitor: replay failed: {feed.error}\n")
         code = code or 1
