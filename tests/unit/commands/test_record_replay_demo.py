@@ -159,15 +159,14 @@ async def test_demo_summary_names_anomaly_kinds_plainly(capsys: pytest.CaptureFi
 
 
 def test_replay_whose_pipeline_did_not_start_prints_no_summary(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, shared_data: Path
 ) -> None:
     """A replay whose daemon could not start (its database refuses connections) exited 1
     but printed "replayed 0 messages of binance in 0.007s: ..." as if it had run; it now
     says on one line that nothing was replayed and why to look at the log."""
-    sample = Path(__file__).resolve().parents[3].parent / "shared/data/cryptofeed-sample"
     cfg = tmp_path / "c.yaml"
     cfg.write_text("database: {url: 'postgresql+psycopg://bob:pw@127.0.0.1:1/cm'}\n")
-    argv = ["replay", "--exchange", "binance", str(sample / "BINANCE.0"), "--config", str(cfg)]
+    argv = ["replay", "--exchange", "binance", str(shared_data / "BINANCE.0"), "--config", str(cfg)]
     for extra in ([], ["--json"]):
         assert main([*argv, *extra]) == 1
         out, err = capsys.readouterr()
