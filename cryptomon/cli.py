@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from cryptomon import __version__
 from cryptomon import commands as commands_pkg
 from cryptomon.commands.run import cmd_run
-from cryptomon.commands.support import EXIT_USAGE, print_config_error
-from cryptomon.errors import ConfigError
+from cryptomon.commands.support import EXIT_FAILURE, EXIT_USAGE, print_config_error
+from cryptomon.errors import ConfigError, CryptomonError
 
 
 class Parser(argparse.ArgumentParser):
@@ -93,5 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print_config_error(exc)
         return EXIT_USAGE
+    except CryptomonError as exc:
+        # raised on purpose with a message for the user (a database that does not answer):
+        # one line, never a traceback
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.stderr.write(f"crypto-monitor {args.command or 'run'}: {first}\n")
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

@@ -19,6 +19,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+class Found(str):
+    """What was found where no value can be shown (a missing file, a directory, text that
+    is not YAML): printed as is, where a value is printed as its repr."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One configuration problem: where, what was found, what was expected."""

@@ -166,6 +166,8 @@ def writable_data_dir(path: Path) -> None:
             pass
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
+        if path.exists() and not path.is_dir():
+            reason = "a file is there"
         expected = (
             f"a writable directory ({reason}): protective exits are journaled there while "
             "the database is away"

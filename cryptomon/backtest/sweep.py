@@ -16,9 +16,11 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from cryptomon.backtest.data import CandleSeries
 from cryptomon.config import Settings
+from cryptomon.config.problems import problems_from
 from cryptomon.errors import ConfigError
 from cryptomon.market.datafiles import DataError
 
@@ -77,15 +79,15 @@ def apply_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
         if leaf not in node:
             raise DataError(f"--sweep {key}: no such config key {leaf!r} in {'.'.join(parents)}")
         node[leaf] = value
+    variant = " ".join(f"{k}={v}" for k, v in overrides.items())
     try:
         return Settings.model_validate(data)
-    except Exception as exc:
-        problems = getattr(exc, "problems", None)
-        if isinstance(exc, ConfigError) and problems:
-            raise DataError(f"--sweep {overrides}: {problems[0]}") from None
-        first = str(exc).splitlines()
-        detail = first[2].strip() if len(first) > 2 else str(exc)
-        raise DataError(f"--sweep {overrides}: invalid value ({detail})") from None
+    except ValidationError as exc:
+        # the config file's wording (key path, value, expected), never pydantic's dump
+        problems = problems_from(exc, secrets=settings.secret_values())
+        raise DataError(f"--sweep {variant}: invalid value: {problems[0]}") from None
+    except ConfigError as exc:
+        raise DataError(f"--sweep {variant}: invalid value: {exc.problems[0]}") from None
 
 
 def _run_variant(

@@ -30,8 +30,19 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
         parents=[parent],
         help="run stored or recorded history through the live trading pipeline",
     )
-    bt.add_argument("files", nargs="*", metavar="FILE", help="candle/trade files (JSON/CSV)")
-    bt.add_argument("--source", default=None, metavar="db", help="db: stored candles (default)")
+    bt.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="candle or trade files (JSON, .json.gz, CSV) or raw recordings of "
+        "`crypto-monitor record` (EXCHANGE.0, EXCHANGE.ws.N.M, ...); none: --source db",
+    )
+    bt.add_argument(
+        "--source",
+        default=None,
+        metavar="db",
+        help="db: the candles stored in the database of --config (the default without FILEs)",
+    )
     bt.add_argument("--exchange", default=None, metavar="EX", help="market data exchange")
     bt.add_argument("--symbols", "--symbol", default=None, metavar="LIST", help="A/B,C/D")
     bt.add_argument(
@@ -46,9 +57,28 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     bt.add_argument("--json", action="store_true", help="print the result as one JSON line")
     bt.add_argument("--report", default=None, metavar="FILE", help="write the HTML report")
     bt.add_argument("--no-store", action="store_true", help="do not keep the run")
-    bt.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2", help="grid axis")
-    bt.add_argument("--rank", default="pnl", metavar="METRIC", help="sweep ranking (pnl)")
-    bt.add_argument("--workers", type=int, default=None, metavar="N", help="sweep processes")
+    bt.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="one axis of a parameter grid: a dotted config key and its values, e.g. "
+        "trading.stop_loss_percentage=2,3,4; repeat for more axes (every combination runs)",
+    )
+    bt.add_argument(
+        "--rank",
+        default="pnl",
+        metavar="METRIC",
+        help="sweep ranking, highest first: pnl (default), return_pct, sharpe, sortino, "
+        "calmar, profit_factor, win_rate, expectancy, or max_drawdown_pct (lowest first)",
+    )
+    bt.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sweep worker processes (default: one per core)",
+    )
     bt.set_defaults(handler=cmd_backtest)
 
 

@@ -106,6 +106,11 @@ async def _run(action: str, revision: str | None, config: Any) -> int:
     if db is None:
         return EXIT_FAILURE
     try:
+        if action in ("upgrade", "downgrade") and revision is not None:
+            wrong = _wrong_direction(action, revision, await migrate.current(db))
+            if wrong is not None:
+                sys.stderr.write(f"crypto-monitor db {action}: {wrong}\n")
+                return EXIT_USAGE
         if action == "upgrade":
             await migrate.upgrade(db, revision or "head")
         elif action == "downgrade":
@@ -131,6 +136,44 @@ async def _run(action: str, revision: str | None, config: Any) -> int:
         return EXIT_FAILURE
     finally:
         await db.stop()
+
+
+def _wrong_direction(action: str, revision: str, heads: tuple[str, ...]) -> str | None:
+    """Why ``revision`` cannot be reached by ``action`` from where the database is (a step
+    the other way, or past head/base), or None. Alembic's own words for these ("Relative
+    revision -1 didn't produce 1 migrations", or nothing at all for an upgrade to an older
+    revision) named neither the database's revision nor the command to use."""
+    order = list(reversed(_revisions()))  # oldest first; the packaged history is linear
+    if len(heads) > 1 or any(h not in order for h in heads):
+        return None  # several heads or a newer cryptomon's revision: refused further on
+    at = order.index(heads[0]) + 1 if heads else 0
+    here = heads[0] if heads else "base (no schema)"
+    if revision in ("head", "heads"):
+        target = len(order)
+    elif revision == "base":
+        target = 0
+    elif revision[:1] in "+-" and revision[1:].isdigit():
+        target = at + int(revision)
+    else:
+        target = next(i + 1 for i, r in enumerate(order) if r.startswith(revision))
+    if target > len(order):
+        return (
+            f"{revision} goes past head from {here}; expected at most +{len(order) - at} (or head)"
+        )
+    if target < 0:
+        return f"{revision} goes past base from {here}; expected at most -{at} (or base)"
+    named = order[target - 1] if target else "base"
+    if action == "upgrade" and target < at:
+        return (
+            f"the database is at {here}, above {named}; expected a revision at or above it "
+            f"(to go down: crypto-monitor db downgrade {revision})"
+        )
+    if action == "downgrade" and target > at:
+        return (
+            f"the database is at {here}, below {named}; expected a revision at or below it "
+            f"(to go up: crypto-monitor db upgrade {revision})"
+        )
+    return None
 
 
 def _missing_sqlite_file(url: str) -> Path | None:

@@ -29,7 +29,7 @@ from cryptomon.commands.demo_config import (
     demo_symbols,
     user_config,
 )
-from cryptomon.commands.support import EXIT_USAGE, run_async, setup_logging
+from cryptomon.commands.support import EXIT_USAGE, run_daemon, setup_logging
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -104,7 +104,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"crypto-monitor: --event-every: expected 0.05..3600 seconds, got {args.event_every}\n"
         )
         return EXIT_USAGE
-    return run_async(_demo(args))
+    return run_daemon(_demo(args))  # the exit follows the stop (a first compile: not waited for)
 
 
 class _Tally:
@@ -135,7 +135,7 @@ class _Tally:
         self.events[type(ev).__name__] += 1
 
     def _on_anomaly(self, ev: Any) -> None:
-        self.anomalies[ev.kind] += 1
+        self.anomalies[str(ev.kind)] += 1  # the plain name, never the enum's repr
 
     def _on_order(self, ev: Any) -> None:
         self.orders.add(ev.client_order_id)

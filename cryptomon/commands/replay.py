@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptomon.commands.support import run_async, settings_from_args, setup_logging, usage_error
+from cryptomon.commands.support import run_daemon, settings_from_args, setup_logging, usage_error
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -84,11 +84,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     fields.update(source="replay", files=list(args.files), replay_speed=args.speed, enabled=True)
     settings = settings.model_copy(update={"exchanges": [ExchangeConfig.model_validate(fields)]})
     setup_logging(settings)
-    try:
-        return run_async(_replay(settings, name, args))
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+
+    async def replay_then_clean() -> int:
+        try:
+            return await _replay(settings, name, args)
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+
+    # the exit follows the stop, as the daemon's: Ctrl-C during a first start's kernel
+    # compile does not wait for the compile thread
+    return run_daemon(replay_then_clean())
 
 
 async def _replay(settings: Any, name: str, args: argparse.Namespace) -> int:
@@ -110,6 +116,14 @@ async def _replay(settings: Any, name: str, args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     code = await app.run(until=manager.wait_replays)
     seconds = time.perf_counter() - t0
+    if code and feed.messages == 0 and feed.error is None:
+        # a component failed to start (a database that refuses connections): no summary of
+        # a replay that never ran
+        sys.stderr.write(
+            "crypto-monitor replay: nothing was replayed: the pipeline did not start "
+            "(daemon.start_failed in the log above says why)\n"
+        )
+        return int(code)
     if feed.error is not None:
         sys.stderr.write(f"crypto-monitor: replay failed: {feed.error}\n")
         code = code or 1

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from cryptomon.config.base import is_complex, is_secret, model_in
 from cryptomon.config.problems import REDACTED, has_secrets, problems_from, secrets_in
 from cryptomon.config.settings import Settings
-from cryptomon.errors import ConfigError, Problem, RepeatedKey, unique_keys
+from cryptomon.errors import ConfigError, Found, Problem, RepeatedKey, unique_keys
 
 ENV_PREFIX = "CRYPTOMON_"
 RESERVED_ENV_PREFIXES = ("CRYPTOMON_TEST_", "CRYPTOMON_CI_")
@@ -64,9 +64,16 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([Problem(str(p), None, "an existing YAML config file")]) from None
+        raise ConfigError(
+            [Problem(str(p), Found("no such file"), "an existing YAML config file")]
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            [Problem(str(p), Found("a directory"), "a readable YAML config file")]
+        ) from None
     except OSError as exc:
-        raise ConfigError([Problem(str(p), None, f"a readable file ({exc.strerror})")]) from None
+        found = Found((exc.strerror or type(exc).__name__).lower())
+        raise ConfigError([Problem(str(p), found, "a readable YAML config file")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             [
@@ -92,7 +99,9 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([Problem(where, None, f"valid YAML ({problem})")]) from None
+        raise ConfigError(
+            [Problem(where, Found("invalid YAML"), f"valid YAML ({problem})")]
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

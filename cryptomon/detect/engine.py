@@ -153,8 +153,10 @@ class DetectorEngine:
 
     async def start(self) -> None:
         """Compile (or load from the numba cache) every kernel before data flows (see
-        :func:`warmup_with_notice`)."""
-        warmup_with_notice(self.registry)
+        :func:`warmup_with_notice`), in a worker thread: the first start's compile takes
+        10-30 s, and the event loop must stay free meanwhile to see SIGINT/SIGTERM (the stop
+        then abandons the compiling thread instead of waiting for it)."""
+        await asyncio.to_thread(warmup_with_notice, self.registry)
 
     async def stop(self) -> None:
         self.flush()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 
 def test_demo_runs_offline_and_prints_summary() -> None:
@@ -23,3 +27,45 @@ def test_demo_runs_offline_and_prints_summary() -> None:
         assert summary["events"].get(kind, 0) > 0, kind
     assert isinstance(summary["anomalies"], dict)
     assert summary["seconds"] >= 5
+
+
+def test_ctrl_c_during_the_first_compile_exits_without_waiting_for_it(tmp_path: Path) -> None:
+    """The README's first command on a fresh install compiles the detector kernels (10-30 s;
+    an empty NUMBA_CACHE_DIR forces it). Ctrl-C meanwhile stops the daemon, and the process
+    exits after a short grace instead of waiting for the compile to finish (the demo ran on
+    ``asyncio.run``, which joins every worker thread: the compile's end was logged before
+    the exit)."""
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NUMBA_CACHE_DIR": str(cache)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cryptomon", "demo", "--port", "0", "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if '"detectors.compiling"' in line:
+                break
+        assert any('"detectors.compiling"' in ln for ln in seen), "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        out, rest = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert '"daemon.start_interrupted"' in rest, rest
+    assert '"daemon.exit_abandons_threads"' in rest, rest
+    assert '"detectors.compiled"' not in rest, rest
+    assert "demo summary: " in out, out
+    assert "Traceback" not in rest

@@ -159,3 +159,47 @@ def test_exit_follows_the_stop_when_a_worker_thread_is_stuck(tmp_path: Path) -> 
     assert '"daemon.stopped"' in rest
     assert '"daemon.exit_abandons_threads"' in rest
     assert "Traceback" not in rest
+
+
+def test_ctrl_c_during_the_first_start_compile_stops_at_once(tmp_path: Path) -> None:
+    """The first start after an install compiles the detector kernels (10-15 s on two cores;
+    an empty NUMBA_CACHE_DIR forces it here). Ctrl-C meanwhile stops the daemon while the
+    detectors are still starting: the compile ran on the event loop and held it, so the signal
+    was only seen once every kernel was compiled and the next component was starting."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/x.db'}}\n"
+        f"data_dir: {tmp_path}\napi: {{port: 0}}\nshutdown_timeout_s: 5\n"
+    )
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NUMBA_CACHE_DIR": str(cache)}
+    argv = [sys.executable, "-m", "cryptomon", "--config", str(cfg), "--log-format", "json"]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if '"detectors.compiling"' in line:
+                break
+        assert any('"detectors.compiling"' in ln for ln in seen), "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rest = proc.stderr.read()
+    assert rc == 0, "".join(seen) + rest
+    interrupted = [ln for ln in rest.splitlines() if '"daemon.start_interrupted"' in ln]
+    assert interrupted, "".join(seen) + rest
+    assert '"component": "detectors"' in interrupted[0], rest
+    assert '"detectors.compiled"' not in rest, rest
+    assert '"daemon.stopped"' in rest
+    assert "Traceback" not in rest

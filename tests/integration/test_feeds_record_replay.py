@@ -80,3 +80,60 @@ async def test_record_then_replay_gives_the_same_callbacks(tmp_path: Path) -> No
     assert summary["events"]["trades"] > 0
     assert summary["events"]["l2_book"] > 0
     assert sum(summary["events"].values()) == live_total
+
+
+def test_ctrl_c_during_the_first_compile_exits_without_waiting_for_it(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """`crypto-monitor replay` right after an install compiles the detector kernels (10-30
+    s; an empty NUMBA_CACHE_DIR forces it). Ctrl-C meanwhile stopped the pipeline at once but
+    the process waited for the compile to end (``asyncio.run`` joins every worker thread);
+    it now exits after the daemon's short grace, its temporary database removed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "NUMBA_CACHE_DIR": str(cache),
+        "TMPDIR": str(tmpdir),
+    }
+    files = [str(shared_data / n) for n in ("BINANCE.0", "BINANCE.http.0.0", "BINANCE.ws.1.0")]
+    argv = [sys.executable, "-m", "cryptomon", "replay", "--exchange", "binance", *files]
+    proc = subprocess.Popen(
+        [*argv, "--speed", "1x", "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if '"detectors.compiling"' in line:
+                break
+        assert any('"detectors.compiling"' in ln for ln in seen), "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert '"daemon.exit_abandons_threads"' in rest, rest
+    assert '"detectors.compiled"' not in rest, rest
+    assert not [p for p in tmpdir.iterdir() if p.name.startswith("cryptomon-replay-")]
+    assert "Traceback" not in rest

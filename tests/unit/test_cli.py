@@ -46,8 +46,9 @@ def test_check_config_without_config_uses_defaults(capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        (None, "an existing YAML config file"),  # missing file
-        ("api: {port: [1,\n", "valid YAML"),  # bad YAML
+        # the file-level problems said "got None" (there is no value to show)
+        (None, "missing.yaml: got no such file; expected an existing YAML config file"),
+        ("api: {port: [1,\n", ":2:1: got invalid YAML; expected valid YAML (expected "),
         ("api: {port: eighty}\n", "api.port: got 'eighty'"),  # wrong type
         ("api: {prot: 80}\n", "api.prot: got 80; expected no such key"),  # unknown key
         (
@@ -73,7 +74,25 @@ def test_bad_config_exits_2_with_one_line_per_problem(
     err = capsys.readouterr().err
     assert "invalid configuration" in err
     assert needle in err
+    assert "got None" not in err
     assert "Traceback" not in err
+
+
+def test_a_directory_or_a_file_in_the_wrong_place_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--config naming a directory said "got None; expected a readable file (Is a
+    directory)"; data_dir naming a file said "expected a writable directory (File exists)"."""
+    assert main(["check-config", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: got a directory; expected a readable YAML config file" in err, err
+    a_file = tmp_path / "journal"
+    a_file.write_text("")
+    cfg = write(tmp_path, f"data_dir: {a_file}\n")
+    assert main(["check-config", "--config", cfg]) == 2
+    err = capsys.readouterr().err
+    assert f"data_dir: got '{a_file}'; expected a writable directory (a file is there)" in err
+    assert "File exists" not in err
 
 
 def test_merge_keys_may_override_merged_values(tmp_path: Path) -> None:
@@ -152,3 +171,29 @@ def test_log_options_override_the_frozen_logging_section(tmp_path: Path) -> None
     quiet = with_logging(settings, fmt="json")
     assert (quiet.logging.level, quiet.logging.format) == ("DEBUG", "json")
     assert settings.logging.format == "console"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["download", "--exchange", "binance", "--symbol", "ALT", "--quote", "BTC", "--from-file"],
+        ["backtest", "--symbols", "ALT/BTC"],
+    ],
+)
+def test_a_database_that_does_not_answer_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """`download --from-file` and `backtest` from the database printed the whole traceback
+    of the FatalError when the database refused the connection; they now print its message
+    on one line (password hidden) and exit 1, as `trades` and `db` do."""
+    data = tmp_path / "ALT_BTC-1m.json"
+    data.write_text("[[1510000000000, 1.0, 1.0, 1.0, 1.0, 5.0]]")
+    cfg = write(tmp_path, "database: {url: 'postgresql+psycopg://bob:pw-77ab@127.0.0.1:1/cm'}\n")
+    full = [*argv, str(data)] if argv[0] == "download" else argv
+    assert main([*full, "--config", cfg]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"crypto-monitor {argv[0]}: database postgresql+psycopg://bob:***@"), err
+    assert "is unreachable" in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert "pw-77ab" not in err

@@ -111,3 +111,38 @@ def test_systemd_analyze_rates_the_sandbox_below_5(tmp_path: Path) -> None:
     found = re.search(r"Overall exposure level for \S+: ([\d.]+)", proc.stdout)
     assert found, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert float(found.group(1)) < 5.0
+
+
+def test_every_readme_section_the_deploy_files_point_to_exists() -> None:
+    """The unit's header sent readers to README "Running as a service" and its ExecReload
+    comment to README "Operations": neither section exists (they are "Deployment / systemd"
+    and "Reload (SIGHUP)"). Every `README "Section"` pointer in the deploy files, the
+    Dockerfile and config.example.yaml names a heading of README.md (its start; "A / B" is
+    heading B under heading A)."""
+    headings = [
+        (len(m.group(1)), m.group(2).strip())
+        for m in re.finditer(r"^(#+) (.+)$", (REPO / "README.md").read_text(), re.M)
+    ]
+
+    def found(name: str) -> bool:
+        *parents, last = [part.strip() for part in name.split(" / ")]
+        for i, (level, text) in enumerate(headings):
+            if not text.startswith(last):
+                continue
+            above = [t for lv, t in reversed(headings[:i]) if lv < level]
+            if all(any(t.startswith(p) for t in above) for p in parents):
+                return True
+        return False
+
+    files = [
+        *(p for p in (REPO / "deploy").rglob("*") if p.is_file() and p.suffix != ".json"),
+        REPO / "Dockerfile",
+        REPO / "config.example.yaml",
+    ]
+    missing = [
+        f"{path.relative_to(REPO)}: README {name!r}"
+        for path in files
+        for name in re.findall(r'README "([^"]+)"', path.read_text())
+        if not found(name)
+    ]
+    assert not missing, missing

@@ -368,3 +368,38 @@ async def test_0013_marks_existing_candles_live_and_downgrades(db: Database) -> 
     assert "ix_trades_feed_ts" not in trade_ix
     await migrate.upgrade(db, "head")
     assert await migrate.compare(db) == []
+
+
+def test_cli_a_step_the_wrong_way_or_past_the_end_is_a_usage_error(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`db upgrade -1`, `db downgrade +1` and a step beyond base or head exited 1 with
+    alembic's "Relative revision -1 didn't produce 1 migrations", and `db upgrade 0005` on a
+    database at head said "now at <head>" having done nothing. Each is now a usage error (2)
+    naming where the database is and the command that goes that way; nothing changes."""
+    monkeypatch.setenv("CRYPTOMON_DATABASE__URL", sqlite_url)
+    head = migrate.head()
+    steps = len(list(migrate.history()))
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    cases = {
+        ("upgrade", "-1"): "(to go down: crypto-monitor db downgrade -1)",
+        ("upgrade", "0001"): f"the database is at {head}, above 0001",
+        ("upgrade", "+1"): f"+1 goes past head from {head}; expected at most +0 (or head)",
+        ("downgrade", f"-{steps + 1}"): f"goes past base from {head}; expected at most -{steps}",
+    }
+    for (action, rev), said in cases.items():
+        assert main(["db", action, rev]) == 2, (action, rev)
+        err = capsys.readouterr().err
+        assert err.startswith(f"crypto-monitor db {action}: "), err
+        assert said in err, err
+        assert "Relative revision" not in err
+        assert len(err.strip().splitlines()) == 1, err
+    assert main(["db", "downgrade", "-1"]) == 0
+    capsys.readouterr()
+    assert main(["db", "downgrade", "+1"]) == 2
+    assert "(to go up: crypto-monitor db upgrade +1)" in capsys.readouterr().err
+    assert main(["db", "upgrade", "+1"]) == 0
+    assert f"now at {head}" in capsys.readouterr().out
+    assert main(["db", "current"]) == 0
+    assert capsys.readouterr().out.strip() == head

@@ -143,7 +143,18 @@ BAD_BACKTEST = [
     (["--start", "2020-01-01", "--end", "2020-01-02"], "no 1m candles of binance ALT-BTC in"),
     (["--sweep", "trading.stop_loss_percentage"], "--sweep: expected SECTION.KEY=V1,V2"),
     (["--sweep", "trading.nope=1,2"], "no such config key 'nope'"),
-    (["--sweep", "trading.stop_loss_percentage=-1"], "invalid value"),
+    # the config file's wording, not pydantic's dump ("{'trading...': -1}: invalid value
+    # (Input should be greater than 0 [type=greater_than, input_value=-1, input_type=int])")
+    (
+        ["--sweep", "trading.stop_loss_percentage=-1"],
+        "--sweep trading.stop_loss_percentage=-1: invalid value: "
+        "trading.stop_loss_percentage: got -1; expected greater than 0",
+    ),
+    (
+        ["--sweep", "trading.indicators.rsi_oversold=abc"],
+        "--sweep trading.indicators.rsi_oversold=abc: invalid value: "
+        "trading.indicators.rsi_oversold: got 'abc'; expected a valid number",
+    ),
     (["--start", "yesterday"], "--start: expected a date like 2026-01-01"),
     # refused before the run, not with a traceback once it is over
     (["--report", "/nonexistent-cryptomon-qa-dir/out.html"], "no directory"),
@@ -503,3 +514,20 @@ def test_a_timeframe_other_than_the_candle_files_is_refused(
         )
         assert code == 0, err
         assert "candles        2880" in out
+
+
+def test_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """`backtest --help` said "grid axis", "sweep ranking (pnl)" and "candle/trade files":
+    not the KEY=V1,V2 form, not the metrics --rank accepts, not that raw recordings are read.
+    It now names what the README documents for each."""
+    from cryptomon.backtest.sweep import RANK_METRICS
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["backtest", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for metric in RANK_METRICS:
+        assert metric in text, metric
+    assert "trading.stop_loss_percentage=2,3,4; repeat for more axes" in text
+    assert "raw recordings of `crypto-monitor record`" in text
+    assert "default: one per core" in text

@@ -131,3 +131,44 @@ def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["replay", "x"])
     assert info.value.code == 2
     assert "--exchange" in capsys.readouterr().err
+
+
+@pytest.mark.asyncio
+async def test_demo_summary_names_anomaly_kinds_plainly(capsys: pytest.CaptureFixture[str]) -> None:
+    """The summary line printed when the demo stops named the kinds by the enum's repr
+    (``anomalies={<AnomalyKind.WHALE: 'whale'>: 1}``); it names them as everywhere else."""
+    from cryptomon.commands.demo import _print_summary, _Tally
+    from cryptomon.hub import Hub
+    from cryptomon.kinds import AnomalyKind
+    from tests.stubs import anomaly
+
+    hub = Hub()
+    await hub.start()
+    try:
+        tally = _Tally(hub)
+        hub.publish(anomaly(kind=AnomalyKind.WHALE))  # what the detectors publish
+        hub.publish(anomaly(kind=AnomalyKind.WHALE))
+        hub.publish(anomaly(kind=AnomalyKind.PRICE_CHANGE))
+        await hub.join()
+    finally:
+        await hub.stop()
+    _print_summary(tally.summary(), as_json=False)
+    out = capsys.readouterr().out
+    assert "anomalies={'price_change': 1, 'whale': 2}" in out, out
+    assert "AnomalyKind" not in out
+
+
+def test_replay_whose_pipeline_did_not_start_prints_no_summary(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, shared_data: Path
+) -> None:
+    """A replay whose daemon could not start (its database refuses connections) exited 1
+    but printed "replayed 0 messages of binance in 0.007s: ..." as if it had run; it now
+    says on one line that nothing was replayed and why to look at the log."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("database: {url: 'postgresql+psycopg://bob:pw@127.0.0.1:1/cm'}\n")
+    argv = ["replay", "--exchange", "binance", str(shared_data / "BINANCE.0"), "--config", str(cfg)]
+    for extra in ([], ["--json"]):
+        assert main([*argv, *extra]) == 1
+        out, err = capsys.readouterr()
+        assert out == "", out
+        assert "crypto-monitor replay: nothing was replayed: the pipeline did not start" in err
