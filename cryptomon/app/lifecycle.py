@@ -230,6 +230,12 @@ class App:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+                if sig != signal.SIGHUP:
+                    # a second Ctrl-C (or SIGTERM) while the process finishes its exit (a
+                    # summary, the loop's close) is told, not a KeyboardInterrupt that ends
+                    # it by the signal after a clean stop; the loop's close removes these
+                    with contextlib.suppress(NotImplementedError, RuntimeError):
+                        loop.add_signal_handler(sig, _signal_while_exiting, sig)
 
     async def _start_unless_stopped(self) -> bool:
         """:meth:`start`, cut short by SIGTERM/SIGINT: a component can take its whole
@@ -279,6 +285,10 @@ class App:
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("daemon.signal", signal=sig.name)
         self._stop_requested.set()
+
+
+def _signal_while_exiting(sig: signal.Signals) -> None:
+    log.info("daemon.signal_while_exiting", signal=sig.name)
 
 
 def _notice(clock: Clock, code: str, message: str) -> Notice:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
+import signal
 import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -104,12 +106,6 @@ def run_daemon(main: Coroutine[Any, Any, int], *, grace_s: float = EXIT_GRACE_S)
     that never answers, a DNS lookup) is waited for ``grace_s``, then left behind with the
     process (``os._exit`` after the logs are flushed). ``asyncio.run`` and the interpreter's
     exit would wait for it: up to the library's own timeout, or until systemd's SIGKILL."""
-    import concurrent.futures
-    import logging
-    import os
-    import threading
-    import time
-
     loop: asyncio.AbstractEventLoop
     try:
         import uvloop
@@ -129,6 +125,29 @@ def run_daemon(main: Coroutine[Any, Any, int], *, grace_s: float = EXIT_GRACE_S)
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+    # the daemon has stopped: a second Ctrl-C or SIGTERM during the rest of the exit (the
+    # worker threads' grace) must not end the process by the signal after a clean stop
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _EXIT_SIGNALS}
+    try:
+        return _join_workers(executor, code, grace_s)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _join_workers(
+    executor: concurrent.futures.ThreadPoolExecutor, code: int, grace_s: float
+) -> int:
+    """Wait ``grace_s`` for the executor's threads; leave the process (``os._exit``) when
+    some are still busy."""
+    import logging
+    import os
+    import threading
+    import time
+
     executor.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + grace_s
     workers: list[threading.Thread] = list(getattr(executor, "_threads", ()))

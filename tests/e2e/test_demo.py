@@ -69,3 +69,47 @@ def test_ctrl_c_during_the_first_compile_exits_without_waiting_for_it(tmp_path: 
     assert '"detectors.compiled"' not in rest, rest
     assert "demo summary: " in out, out
     assert "Traceback" not in rest
+
+
+def test_a_second_ctrl_c_after_the_stop_does_not_end_the_process_by_the_signal(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C, and again once the daemon has stopped (while the process prints its summary
+    and exits), then SIGTERM: the exit stays the clean stop's 0 with the summary printed,
+    not a KeyboardInterrupt (130, or the process ended by SIGINT)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cryptomon", "demo", "--port", "0", "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+
+    def wait_for(event: str) -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline() if proc.stderr is not None else ""
+            if not line:
+                break
+            seen.append(line)
+            if f'"{event}"' in line:
+                return
+        raise AssertionError(f"{event} not logged:\n" + "".join(seen))
+
+    try:
+        wait_for("daemon.running")
+        proc.send_signal(signal.SIGINT)
+        wait_for("daemon.stopped")
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
+        out, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert "demo summary: " in out, out
+    assert "Traceback" not in rest, rest
