@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -119,6 +120,16 @@ class ApiConfig(Section):
         le=600,
         description="a request body not fully received this long after its headers: 408",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="reverse proxies (IP addresses or CIDR networks) whose forwarded client "
+        "address is used for limits, logs and audit; empty = trust nobody",
+    )
+    trusted_proxy_header: Literal["X-Forwarded-For", "Forwarded"] = Field(
+        default="X-Forwarded-For",
+        description="the header the trusted proxies write the client address in (RFC 7239 "
+        "Forwarded: its for=); only this one is read",
+    )
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -126,6 +137,24 @@ class ApiConfig(Section):
         for host in v:
             if not re.match(r"^(\*|\[?[A-Za-z0-9.:_-]+\]?)$", host):
                 raise ValueError(f"host names like dash.example.com or 10.0.0.5, not {host!r}")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        for i, entry in enumerate(v):
+            try:
+                ipaddress.ip_network(entry.strip(), strict=True)
+            except ValueError:
+                try:
+                    suggestion = f" (did you mean {ipaddress.ip_network(entry.strip(), False)}?)"
+                except ValueError:
+                    suggestion = ""
+                raise ValueError(
+                    "each entry an IP address like 127.0.0.1 or ::1, or a CIDR network with "
+                    f"no host bits set like 10.0.0.0/8 or fd00::/8 (no host names); entry {i} "
+                    f"{entry!r} is neither{suggestion}"
+                ) from None
         return v
 
     @field_validator("cors_origins")
