@@ -118,7 +118,8 @@ class ApiConfig(Section):
         default=10.0,
         gt=0,
         le=600,
-        description="a request body not fully received this long after its headers: 408",
+        description="a request body not fully received this long after its headers: 408 "
+        "(less than request_timeout_s)",
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,
@@ -173,6 +174,13 @@ class ApiConfig(Section):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"unique token names; repeated: {', '.join(sorted(dup))}")
+        if self.body_timeout_s >= self.request_timeout_s:
+            raise ValueError(
+                f"api.body_timeout_s ({self.body_timeout_s:g} s) less than "
+                f"api.request_timeout_s ({self.request_timeout_s:g} s): a body still arriving "
+                "when the request deadline runs out would be answered 503 instead of 408; "
+                "lower body_timeout_s or raise request_timeout_s"
+            )
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
         if self.enabled and not self.tokens and not self.is_loopback:

@@ -416,3 +416,28 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(data={"api": {"trusted_proxy_header": "X-Real-IP"}})
     assert "api.trusted_proxy_header" in problems(exc)
+
+
+def test_a_body_deadline_past_the_request_deadline_is_refused() -> None:
+    """api.body_timeout_s at or past api.request_timeout_s would answer a slow body 503 (the
+    request deadline, which starts first, runs out first) instead of 408: refused at load
+    naming both keys and their values, the default body_timeout_s (10 s) too; from the
+    environment alike."""
+    cases = [
+        {"request_timeout_s": 15, "body_timeout_s": 20},
+        {"request_timeout_s": 15, "body_timeout_s": 15},
+        {"request_timeout_s": 5},  # the default body_timeout_s, 10 s
+    ]
+    for api in cases:
+        with pytest.raises(ConfigError) as exc:
+            load_settings(data={"api": api})
+        text = problems(exc)["api"]
+        body = api.get("body_timeout_s", 10)
+        assert f"api.body_timeout_s ({body:g} s) less than api.request_timeout_s" in text
+        assert f"({api['request_timeout_s']:g} s)" in text
+        assert "503 instead of 408" in text
+    env = {"CRYPTOMON_API__BODY_TIMEOUT_S": "30"}
+    with pytest.raises(ConfigError, match=r"api\.body_timeout_s \(30 s\) less than"):
+        load_settings(environ=env)
+    ok = load_settings(data={"api": {"request_timeout_s": 5, "body_timeout_s": 4.5}}).api
+    assert (ok.body_timeout_s, ok.request_timeout_s) == (4.5, 5)

@@ -92,7 +92,9 @@ async def test_one_address_cannot_hold_more_than_its_share_of_requests(
     come are in progress; a fifth from that address is refused at once (429 naming the key)
     while a client from 127.0.0.2 is served; once one of the four completes, 127.0.0.1 is
     served again."""
-    api, engine, col = await _hooks(start_api, max_inflight_per_ip=4, body_timeout_s=60)
+    api, engine, col = await _hooks(
+        start_api, max_inflight_per_ip=4, body_timeout_s=60, request_timeout_s=120
+    )
     engines.append(engine)
     port = api.server.port
     assert port is not None
