@@ -236,3 +236,27 @@ async def test_rfc7239_forwarded_with_ipv6_throttles_and_audits_the_client(
     await wait_until(lambda: len(col.of(AuditEntry)) == 5, message="five denials audited")
     clients = [e.client for e in col.of(AuditEntry)]
     assert clients[2:] == ["2001:db8:1::1", "192.0.2.60", PROXY]
+
+
+@pytest.mark.asyncio
+async def test_forwarded_clients_have_their_own_anonymous_websocket_slots(
+    start_api: StartApi, sessions: dict[str, aiohttp.ClientSession]
+) -> None:
+    """public_read with ws_max_anonymous_per_ip 1 behind the proxy: client .7 gets one
+    anonymous WebSocket and is refused a second (429), client .8 through the same proxy
+    still connects; the connection is logged with the forwarded address."""
+    config = api_config(trusted_proxies=[PROXY], ws_max_anonymous_per_ip=1, public_read=True)
+    api = await start_api(config=config)
+    proxy = sessions[PROXY]
+    url = api.url + "/ws"
+    with capture_logs() as logs:
+        first = await proxy.ws_connect(url, headers={"X-Forwarded-For": "203.0.113.7"})
+        with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+            await proxy.ws_connect(url, headers={"X-Forwarded-For": "203.0.113.7"})
+        assert exc.value.status == 429
+        second = await proxy.ws_connect(url, headers={"X-Forwarded-For": "203.0.113.8"})
+    connected = [e["client"] for e in logs if e["event"] == "api.ws_connected"]
+    assert connected == ["203.0.113.7", "203.0.113.8"]
+    assert api.server.ws.stats()["clients"] == 2
+    await first.close()
+    await second.close()
