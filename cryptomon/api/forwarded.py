@@ -30,6 +30,7 @@ log = structlog.get_logger()
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 HeaderName = Literal["X-Forwarded-For", "Forwarded"]
+_MAX_SEEN = 4096
 
 
 def parse_network(entry: str) -> Network:
@@ -70,6 +71,9 @@ class TrustedProxies:
     def __init__(self, entries: Iterable[str], header: HeaderName = "X-Forwarded-For") -> None:
         self.networks: tuple[Network, ...] = tuple(parse_network(e) for e in entries)
         self.header = header
+        # address text -> (address, trusted) or None: parsing is most of the cost per
+        # request, and the same proxies and clients come back; emptied when full
+        self._seen: dict[str, tuple[str, bool] | None] = {}
 
     def __bool__(self) -> bool:
         return bool(self.networks)
@@ -77,9 +81,23 @@ class TrustedProxies:
     def trusts(self, addr: Address) -> bool:
         return any(addr in net for net in self.networks)
 
+    def _lookup(self, text: str) -> tuple[str, bool] | None:
+        """``text`` as an address (normalized) and whether it is a trusted proxy; None when
+        it is not an address."""
+        try:
+            return self._seen[text]
+        except KeyError:
+            pass
+        addr = parse_address(text)
+        found = None if addr is None else (str(addr), self.trusts(addr))
+        if len(self._seen) >= _MAX_SEEN:
+            self._seen.clear()
+        self._seen[text] = found
+        return found
+
     def _trusted_peer(self, request: web.Request) -> bool:
-        peer = parse_address(request.remote or "")
-        return peer is not None and self.trusts(peer)
+        peer = self._lookup(request.remote or "")
+        return peer is not None and peer[1]
 
     def _chain(self, request: web.Request) -> list[str]:
         """The forwarded addresses, first proxy's first, as written (unparsed)."""
@@ -88,17 +106,17 @@ class TrustedProxies:
         values = request.headers.getall("X-Forwarded-For", ())
         return [part for value in values for part in value.split(",")]
 
-    def _pick(self, chain: Sequence[str]) -> tuple[int, Address] | None:
+    def _pick(self, chain: Sequence[str]) -> tuple[int, str] | None:
         """Where in ``chain`` the client is, and its address: the rightmost address that is
         not a trusted proxy (all trusted: the leftmost). None when the value there is not an
         address."""
-        found: tuple[int, Address] | None = None
+        found: tuple[int, str] | None = None
         for i in range(len(chain) - 1, -1, -1):
-            addr = parse_address(chain[i])
-            if addr is None:
+            entry = self._lookup(chain[i].strip())
+            if entry is None:
                 return None
-            found = (i, addr)
-            if not self.trusts(addr):
+            found = (i, entry[0])
+            if not entry[1]:
                 break
         return found
 
@@ -119,7 +137,7 @@ class TrustedProxies:
                 peer=peer,
             )
             return peer
-        return str(picked[1])
+        return picked[1]
 
     def secure(self, request: web.Request) -> bool:
         """True when a trusted proxy says the client reached it over HTTPS: ``proto=`` of the
