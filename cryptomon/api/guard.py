@@ -8,6 +8,7 @@ import json
 from aiohttp import web
 
 from cryptomon.api.errors import ApiError
+from cryptomon.api.forwarded import PROXIES
 from cryptomon.api.services import CLOCK, HUB
 from cryptomon.config import ApiConfig
 from cryptomon.events import AuditEntry
@@ -66,13 +67,21 @@ HSTS = "max-age=31536000"
 
 async def harden(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: no version banner, nothing cached by browsers or proxies; over
-    TLS, HSTS (a browser that has seen the dashboard over HTTPS never sends its token over
-    plain HTTP to the same host, e.g. through a downgrading network)."""
+    TLS (the server's own, or up to a proxy of ``api.trusted_proxies``), HSTS (a browser that
+    has seen the dashboard over HTTPS never sends its token over plain HTTP to the same host,
+    e.g. through a downgrading network)."""
     response.headers["Server"] = "cryptomon"
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if request.secure:  # the server's own TLS (a proxy's X-Forwarded-Proto is not trusted)
+    if request.secure or _forwarded_secure(request):
         response.headers.setdefault("Strict-Transport-Security", HSTS)
+
+
+def _forwarded_secure(request: web.Request) -> bool:
+    """HTTPS up to a reverse proxy of ``api.trusted_proxies`` (``X-Forwarded-Proto`` or the
+    ``Forwarded`` proto=); any other peer's word is not taken."""
+    proxies = request.app.get(PROXIES)
+    return proxies is not None and bool(proxies) and proxies.secure(request)
 
 
 def audit_denied(request: web.Request, err: ApiError) -> None:

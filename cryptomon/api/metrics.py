@@ -27,6 +27,7 @@ from cryptomon.api.services import (
     NOTIFIER,
     RESOURCES,
     TRADING,
+    WEBHOOKS,
     WRITER,
 )
 
@@ -51,6 +52,7 @@ class ServiceCollector(Collector):
             (NOTIFIER, lambda n: src.notifier_metrics(n.stats())),
             (TRADING, _trading),
             (RESOURCES, lambda r: src.resource_metrics(r.stats())),
+            (WEBHOOKS, lambda w: src.webhook_metrics(w.stats())),
         ]
         for key, collect in sources:
             service = app.get(key)
@@ -84,6 +86,12 @@ class ServiceCollector(Collector):
             "cryptomon_api_rate_limited",
             "requests answered 429",
             value=auth.rate_limited + auth.throttle.throttled,
+        )
+        yield CounterMetricFamily(
+            "cryptomon_api_inflight_refused",
+            "requests answered 429 because their client address had api.max_inflight_per_ip "
+            "requests in progress",
+            value=ctx.inflight_refused,
         )
         yield CounterMetricFamily(
             "cryptomon_api_cache_hits", "response cache hits", value=ctx.cache.hits

@@ -329,6 +329,38 @@ def notifier_metrics(s: Mapping[str, Any]) -> Iterator[Metric]:
     )
 
 
+# --------------------------------------------------------------------------- webhooks
+
+
+def webhook_metrics(s: Mapping[str, Any]) -> Iterator[Metric]:
+    """``SignalWebhooks.stats()``."""
+    yield from _counter(
+        "cryptomon_webhook_accepted", "webhook calls whose signal was published", s.get("accepted")
+    )
+    yield from _counter(
+        "cryptomon_webhook_duplicates",
+        "webhook calls answered as a duplicate of an earlier alert_id",
+        s.get("duplicates"),
+    )
+    yield from _labelled(
+        CounterMetricFamily,
+        "cryptomon_webhook_refused",
+        "correctly signed webhook calls refused: replayed (409 signature_replayed), expired "
+        "(401 signature_expired: outside signature_window_s), unstamped (401: no or a bad "
+        "X-Signature-Timestamp)",
+        "reason",
+        {
+            reason: s[key]
+            for reason, key in (
+                ("replayed", "replays"),
+                ("expired", "expired"),
+                ("unstamped", "unstamped"),
+            )
+            if key in s
+        },
+    )
+
+
 # --------------------------------------------------------------------------- trading
 
 RISK_STATES = ("active", "reducing", "halted")

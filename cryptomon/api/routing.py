@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cryptomon.api.auth import Authenticator, Principal, Scope
 from cryptomon.api.cache import ResponseCache
 from cryptomon.api.errors import ApiError, validation_error
+from cryptomon.api.forwarded import TrustedProxies
 from cryptomon.api.guard import allowed_hosts
 from cryptomon.api.idempotency import IdempotencyLedger
 from cryptomon.api.services import CAPABILITY_NAMES
@@ -52,9 +53,15 @@ class ApiContext:
         """Host names this server answers to (``api.allowed_hosts``)."""
         return allowed_hosts(self.config)
 
+    @cached_property
+    def proxies(self) -> TrustedProxies:
+        """The reverse proxies whose forwarded client address counts (``api.trusted_proxies``)."""
+        return TrustedProxies(self.config.trusted_proxies, self.config.trusted_proxy_header)
+
 
 CONTEXT = web.AppKey("api_context", ApiContext)
 PRINCIPAL = web.RequestKey("principal", Principal)
+CLIENT_ADDRESS = web.RequestKey("client_address", str)
 
 
 @dataclass
@@ -139,7 +146,16 @@ class RouteTable:
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """Who is asking: the peer's address, or behind a proxy of ``api.trusted_proxies`` the
+    address it forwarded (``cryptomon.api.forwarded``). Every per-address limit, the access
+    log and the audit use this."""
+    proxies = request.app[CONTEXT].proxies
+    if not proxies:
+        return request.remote or "unknown"
+    found = request.get(CLIENT_ADDRESS)
+    if found is None:
+        found = request[CLIENT_ADDRESS] = proxies.client(request)
+    return found
 
 
 def authorize(request: web.Request, scope: Scope, *, public: bool = False) -> Principal:

@@ -13,6 +13,7 @@ from cryptomon import __version__
 from cryptomon.api import services as svc
 from cryptomon.api.auth import Authenticator
 from cryptomon.api.cache import ResponseCache
+from cryptomon.api.forwarded import PROXIES
 from cryptomon.api.guard import harden
 from cryptomon.api.limits import CappedServer, cap_connections
 from cryptomon.api.metrics import METRICS_REGISTRY, make_registry, metrics_handler
@@ -82,6 +83,7 @@ class ApiServer:
             components=components or self._components,
             ws_stats=self.ws.stats,
         )
+        self.app[PROXIES] = self.app[CONTEXT].proxies  # HSTS behind a TLS-terminating proxy
         self.app[svc.HUB] = hub
         self.app[svc.CLOCK] = clock
         # an absent service (None) has no key: its endpoints answer 404

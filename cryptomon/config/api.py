@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -117,7 +118,18 @@ class ApiConfig(Section):
         default=10.0,
         gt=0,
         le=600,
-        description="a request body not fully received this long after its headers: 408",
+        description="a request body not fully received this long after its headers: 408 "
+        "(less than request_timeout_s)",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="reverse proxies (IP addresses or CIDR networks) whose forwarded client "
+        "address is used for limits, logs and audit; empty = trust nobody",
+    )
+    trusted_proxy_header: Literal["X-Forwarded-For", "Forwarded"] = Field(
+        default="X-Forwarded-For",
+        description="the header the trusted proxies write the client address in (RFC 7239 "
+        "Forwarded: its for=); only this one is read",
     )
 
     @field_validator("allowed_hosts")
@@ -126,6 +138,24 @@ class ApiConfig(Section):
         for host in v:
             if not re.match(r"^(\*|\[?[A-Za-z0-9.:_-]+\]?)$", host):
                 raise ValueError(f"host names like dash.example.com or 10.0.0.5, not {host!r}")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        for i, entry in enumerate(v):
+            try:
+                ipaddress.ip_network(entry.strip(), strict=True)
+            except ValueError:
+                try:
+                    suggestion = f" (did you mean {ipaddress.ip_network(entry.strip(), False)}?)"
+                except ValueError:
+                    suggestion = ""
+                raise ValueError(
+                    "each entry an IP address like 127.0.0.1 or ::1, or a CIDR network with "
+                    f"no host bits set like 10.0.0.0/8 or fd00::/8 (no host names); entry {i} "
+                    f"{entry!r} is neither{suggestion}"
+                ) from None
         return v
 
     @field_validator("cors_origins")
@@ -144,6 +174,13 @@ class ApiConfig(Section):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"unique token names; repeated: {', '.join(sorted(dup))}")
+        if self.body_timeout_s >= self.request_timeout_s:
+            raise ValueError(
+                f"api.body_timeout_s ({self.body_timeout_s:g} s) less than "
+                f"api.request_timeout_s ({self.request_timeout_s:g} s): a body still arriving "
+                "when the request deadline runs out would be answered 503 instead of 408; "
+                "lower body_timeout_s or raise request_timeout_s"
+            )
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
         if self.enabled and not self.tokens and not self.is_loopback:

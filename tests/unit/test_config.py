@@ -392,3 +392,52 @@ def test_a_key_repeated_in_env_json_is_rejected(name: str, value: str, key: str)
     assert f"{name}: got '***'; expected JSON for" in text
     assert f"with each key once ({key!r} is given twice" in text
     assert value not in text
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    """api.trusted_proxies takes IPv4/IPv6 addresses and CIDR networks (also as JSON from the
+    environment); a host name, a bad prefix or host bits set name the entry and what is
+    expected (with the network meant, when there is one)."""
+    s = load_settings(data={"api": {"trusted_proxies": ["127.0.0.1", "::1", "10.0.0.0/8"]}})
+    assert s.api.trusted_proxies == ["127.0.0.1", "::1", "10.0.0.0/8"]
+    assert s.api.trusted_proxy_header == "X-Forwarded-For"
+    env = {"CRYPTOMON_API__TRUSTED_PROXIES": '["172.16.0.0/12"]'}
+    assert load_settings(environ=env).api.trusted_proxies == ["172.16.0.0/12"]
+    for entries, shown, hint in (
+        (["127.0.0.1", "nginx"], "entry 1 'nginx' is neither", ""),
+        (["10.0.0.0/33"], "entry 0 '10.0.0.0/33' is neither", ""),
+        (["10.0.0.1/8"], "entry 0 '10.0.0.1/8' is neither", " (did you mean 10.0.0.0/8?)"),
+    ):
+        with pytest.raises(ConfigError) as exc:
+            load_settings(data={"api": {"trusted_proxies": entries}})
+        text = problems(exc)["api.trusted_proxies"]
+        assert "expected each entry an IP address like 127.0.0.1" in text
+        assert shown + hint in text
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"api": {"trusted_proxy_header": "X-Real-IP"}})
+    assert "api.trusted_proxy_header" in problems(exc)
+
+
+def test_a_body_deadline_past_the_request_deadline_is_refused() -> None:
+    """api.body_timeout_s at or past api.request_timeout_s would answer a slow body 503 (the
+    request deadline, which starts first, runs out first) instead of 408: refused at load
+    naming both keys and their values, the default body_timeout_s (10 s) too; from the
+    environment alike."""
+    cases = [
+        {"request_timeout_s": 15, "body_timeout_s": 20},
+        {"request_timeout_s": 15, "body_timeout_s": 15},
+        {"request_timeout_s": 5},  # the default body_timeout_s, 10 s
+    ]
+    for api in cases:
+        with pytest.raises(ConfigError) as exc:
+            load_settings(data={"api": api})
+        text = problems(exc)["api"]
+        body = api.get("body_timeout_s", 10)
+        assert f"api.body_timeout_s ({body:g} s) less than api.request_timeout_s" in text
+        assert f"({api['request_timeout_s']:g} s)" in text
+        assert "503 instead of 408" in text
+    env = {"CRYPTOMON_API__BODY_TIMEOUT_S": "30"}
+    with pytest.raises(ConfigError, match=r"api\.body_timeout_s \(30 s\) less than"):
+        load_settings(environ=env)
+    ok = load_settings(data={"api": {"request_timeout_s": 5, "body_timeout_s": 4.5}}).api
+    assert (ok.body_timeout_s, ok.request_timeout_s) == (4.5, 5)

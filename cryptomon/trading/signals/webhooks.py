@@ -109,7 +109,10 @@ class SignalWebhooks:
         self._signatures: dict[str, dict[bytes, float]] = {}  # signature -> expiry (Unix s)
         self.accepted = 0
         self.duplicates = 0
+        # correctly signed calls refused: seen before, timestamp outside the window, unstamped
         self.replays = 0
+        self.expired = 0
+        self.unstamped = 0
 
     def _config(self, name: str) -> WebhookConfig | None:
         return next((w for w in self.generator.config.webhooks if w.name == name), None)
@@ -157,6 +160,7 @@ class SignalWebhooks:
             f"of '<{TIMESTAMP_HEADER}>.<body>' with the webhook's secret"
         )
         if timestamp is None:
+            self.unstamped += 1
             raise WebhookRejected(
                 401,
                 f"the {TIMESTAMP_HEADER} header is required with X-Signature (an unstamped "
@@ -165,6 +169,7 @@ class SignalWebhooks:
             )
         stamp = timestamp.strip()
         if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+            self.unstamped += 1
             raise WebhookRejected(
                 401,
                 f"{TIMESTAMP_HEADER} {timestamp[:20]!r} is not a Unix time in whole seconds; {how}",
@@ -173,6 +178,7 @@ class SignalWebhooks:
         now = self.clock.time()
         skew = int(stamp) - now
         if abs(skew) > window:
+            self.expired += 1
             raise WebhookRejected(
                 401,
                 f"{TIMESTAMP_HEADER} is {abs(skew):.0f} s "
@@ -323,4 +329,10 @@ class SignalWebhooks:
         calls.append(now)
 
     def stats(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "replays": self.replays}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "replays": self.replays,
+            "expired": self.expired,
+            "unstamped": self.unstamped,
+        }

@@ -55,6 +55,23 @@ class Running:
         async with self.http.get(self.url + path, headers=headers, **kw) as r:
             return r.status, await r.json(content_type=None)
 
+    async def metrics(self, http: aiohttp.ClientSession | None = None) -> dict[str, Any]:
+        """/metrics (read token) as {sample name: value, or {labels: value} when labelled}."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        async with (http or self.http).get(self.url + "/metrics", headers=bearer(READ)) as r:
+            assert r.status == 200, await r.text()
+            text = await r.text()
+        out: dict[str, Any] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.labels:
+                    key = tuple(sorted(sample.labels.items()))
+                    out.setdefault(sample.name, {})[key] = sample.value
+                else:
+                    out[sample.name] = sample.value
+        return out
+
     async def post(
         self, path: str, body: Any, token: str | None = ADMIN, **kw: Any
     ) -> tuple[int, Any]:

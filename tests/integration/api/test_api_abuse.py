@@ -91,8 +91,10 @@ async def test_one_address_cannot_hold_more_than_its_share_of_requests(
     """api.max_inflight_per_ip 4: four webhook calls from 127.0.0.1 whose bodies have not
     come are in progress; a fifth from that address is refused at once (429 naming the key)
     while a client from 127.0.0.2 is served; once one of the four completes, 127.0.0.1 is
-    served again."""
-    api, engine, col = await _hooks(start_api, max_inflight_per_ip=4, body_timeout_s=60)
+    served again. /metrics counts the refusal."""
+    api, engine, col = await _hooks(
+        start_api, max_inflight_per_ip=4, body_timeout_s=60, request_timeout_s=120
+    )
     engines.append(engine)
     port = api.server.port
     assert port is not None
@@ -109,11 +111,13 @@ async def test_one_address_cannot_hold_more_than_its_share_of_requests(
     assert headers["retry-after"] == "1"
 
     other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
-    async with (
-        aiohttp.ClientSession(connector=other) as session,
-        session.post(api.url + PINNED, data=BODY, headers={"Content-Type": "text/plain"}) as r,
-    ):
-        assert r.status == 200, await r.text()
+    async with aiohttp.ClientSession(connector=other) as session:
+        async with session.post(
+            api.url + PINNED, data=BODY, headers={"Content-Type": "text/plain"}
+        ) as r:
+            assert r.status == 200, await r.text()
+        # the refusal is counted in /metrics (scraped from the address not at its cap)
+        assert (await api.metrics(session))["cryptomon_api_inflight_refused_total"] == 1
     assert len(col.of(Signal)) == 1
 
     await raw_requests[0].finish(sent=5)

@@ -281,7 +281,9 @@ async def test_503_when_a_request_takes_too_long(start_api: StartApi) -> None:
             await asyncio.Event().wait()
             return {}
 
-    api = await start_api(config=api_config(request_timeout_s=0.2), trading=Stuck())
+    api = await start_api(
+        config=api_config(request_timeout_s=0.2, body_timeout_s=0.1), trading=Stuck()
+    )
     status, body = await api.post(
         "/api/v1/trading/orders",
         {"exchange": "binance", "symbol": "BTC-USDT", "side": "buy", "amount": "0.1"},

@@ -168,7 +168,7 @@ def _signed(
 async def test_a_signed_call_without_alert_id_cannot_be_replayed(hook_api: Any) -> None:
     """A signed call without alert_id, sent again byte for byte (a captured request): 409
     signature_replayed and no second signal; once the window has passed the same bytes are
-    401 signature_expired. Neither counts as a failed authentication."""
+    401 signature_expired. Neither counts as a failed authentication; /metrics counts both."""
     api, _engine, col = hook_api
     raw = json.dumps({"symbol": "BTC-USDT", "side": "buy"})
     headers = _signed(api, raw)
@@ -189,6 +189,14 @@ async def test_a_signed_call_without_alert_id_cannot_be_replayed(hook_api: Any) 
     status, answer = await _send(api, raw, **_signed(api, raw))  # signed anew: a new call
     assert status == 200, answer
     assert len(col.of(Signal)) == 2
+    metrics = await api.metrics()
+    assert metrics["cryptomon_webhook_accepted_total"] == 2
+    refused = metrics["cryptomon_webhook_refused_total"]
+    assert refused == {
+        (("reason", "replayed"),): 1,
+        (("reason", "expired"),): 1,
+        (("reason", "unstamped"),): 0,
+    }
 
 
 @pytest.mark.asyncio
@@ -196,7 +204,8 @@ async def test_a_signature_without_timestamp_or_out_of_window_is_refused(hook_ap
     """The old form (HMAC of the body alone) is 401 naming the missing X-Signature-Timestamp
     header and the signing string; a timestamp 301 s behind or ahead is 401 signature_expired;
     one that is not Unix seconds is 401 signature_timestamp_invalid; a timestamp changed
-    after signing is a wrong signature (401, counted). No signal."""
+    after signing is a wrong signature (401, counted). No signal; /metrics counts the refusals
+    by reason."""
     api, _engine, col = hook_api
     raw = json.dumps({"symbol": "BTC-USDT", "side": "buy"})
     legacy = hmac.new(SECRET.encode(), raw.encode(), hashlib.sha256).hexdigest()
@@ -219,6 +228,12 @@ async def test_a_signature_without_timestamp_or_out_of_window_is_refused(hook_ap
     status, answer = await _send(api, raw, **headers)
     assert (status, answer["error"]["code"]) == (401, "signature_timestamp_invalid"), answer
     assert col.of(Signal) == []
+    refused = (await api.metrics())["cryptomon_webhook_refused_total"]
+    assert refused == {
+        (("reason", "replayed"),): 0,
+        (("reason", "expired"),): 2,
+        (("reason", "unstamped"),): 2,
+    }
 
 
 BAD_BODIES = [
