@@ -12,8 +12,10 @@ Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import pkgutil
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -31,7 +33,25 @@ class Parser(argparse.ArgumentParser):
     parsers are of this class too (``add_subparsers`` makes its parsers of the caller's)."""
 
     def error(self, message: str) -> NoReturn:
+        found = _UNKNOWN_COMMAND.match(message)
+        if found is not None:  # argparse's own line lists the choices but not why it got one
+            message = _unknown_command(found.group(1), found.group(2))
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+_UNKNOWN_COMMAND = re.compile(r"argument COMMAND: invalid choice: '(.*)' \(choose from (.*)\)$")
+
+
+def _unknown_command(word: str, choices: str) -> str:
+    """``crypto-monitor --duration 1`` made argparse read ``1`` as the command: say which
+    commands there are, the closest one, and that a command's options follow its name."""
+    names = [c.strip().strip("'") for c in choices.split(",")]
+    close = difflib.get_close_matches(word, names, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return (
+        f"unknown command '{word}' (commands: {', '.join(names)}){hint}; a command's options "
+        "go after its name, e.g. crypto-monitor demo --duration 30"
+    )
 
 
 def common_parent() -> argparse.ArgumentParser:

@@ -123,7 +123,9 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "needle"),
     [
         (["--nope"], "crypto-monitor: unrecognized arguments: --nope"),
-        (["nope"], "crypto-monitor: argument COMMAND: invalid choice: 'nope'"),
+        (["nope"], "crypto-monitor: unknown command 'nope' (commands: run, api, backtest"),
+        (["demoo"], "did you mean 'demo'?; a command's options go after its name"),
+        (["--duration", "1"], "crypto-monitor: unknown command '1' (commands: run,"),
         (["backtest", "--workers", "abc"], "crypto-monitor backtest: argument --workers: invalid"),
         (["db", "nope"], "crypto-monitor db: argument ACTION: invalid choice: 'nope'"),
         (["download"], "crypto-monitor download: the following arguments are required"),
