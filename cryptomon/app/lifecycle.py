@@ -117,6 +117,7 @@ class App:
         self._reloading: asyncio.Task[bool] | None = None
         self._switch_interval: float | None = None  # the interpreter's, restored by stop
         self._froze = False  # startup objects frozen out of the GC's passes, unfrozen by stop
+        self.start_failure: str | None = None  # why `run` could not start (for the CLI's line)
 
     async def start(self) -> None:
         """Start every component in order; on a failure stop the started ones and raise.
@@ -204,6 +205,7 @@ class App:
                     return 0 if clean else 1
             except StartupError as exc:
                 log.error("daemon.start_failed", component=exc.component, error=str(exc.cause))
+                self.start_failure = f"{exc.component}: {exc.cause}"
                 if isinstance(exc.cause, ConfigError):
                     raise exc.cause from None  # a config problem found at start: exit 2
                 return 1

@@ -7,6 +7,7 @@ section 8); it overrides ``bus.role`` from the config. ``all`` (the default) is 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from cryptomon.commands.support import run_daemon, settings_from_args, setup_logging
@@ -48,6 +49,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             settings=settings,
             services=app.services,
         )
-        return await app.run()
+        code = await app.run()
+        if app.start_failure is not None:  # the logs said it; a terminal gets one plain line
+            first = app.start_failure.splitlines()[0]
+            sys.stderr.write(f"crypto-monitor: the daemon could not start: {first}\n")
+        return code
 
     return run_daemon(main())

@@ -199,3 +199,23 @@ def test_a_database_that_does_not_answer_is_one_line_not_a_traceback(
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
     assert "pw-77ab" not in err
+
+
+def test_a_daemon_that_cannot_start_ends_with_one_plain_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon whose database does not answer exits 1; after its log lines (JSON when
+    stderr is not a terminal) the last line says plainly why, password hidden."""
+    cfg = write(
+        tmp_path,
+        "database: {url: 'postgresql+psycopg://bob:pw-77ab@127.0.0.1:1/cm', "
+        "connect_timeout_s: 2}\n",
+    )
+    assert main(["--config", cfg, "--log-format", "json"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(
+        "crypto-monitor: the daemon could not start: database: database "
+        "postgresql+psycopg://bob:***@"
+    ), last
+    assert "is unreachable" in last
+    assert "pw-77ab" not in last
