@@ -32,7 +32,17 @@ from cryptomon.store.writer import StoreWriter
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.risk import RiskState
-from tests.usdm import EX, PERP, VENUE_ID, enter, live_engine, live_trading, top, usdm_venue
+from tests.usdm import (
+    EX,
+    PERP,
+    VENUE_ID,
+    enter,
+    live_engine,
+    live_trading,
+    start_live,
+    top,
+    usdm_venue,
+)
 from tests.util import wait_until
 
 D = Decimal
@@ -273,3 +283,30 @@ async def test_a_manual_trade_on_the_account_stays_a_mismatch(rig: Rig) -> None:
     assert pos.amount == D("0.1")
     assert "position 0.1 contracts but the venue holds 0" in engine.context.state_reason
     assert [r for r in engine.book.all() if r.intent.origin in ("liquidation", "settlement")] == []
+
+
+@pytest.mark.asyncio
+async def test_a_liquidation_with_venue_legs_leaves_no_order_open() -> None:
+    """With the stop-loss and take-profit resting on the venue (conditional orders), the
+    venue cancels them when it liquidates: the engine adopts the liquidation and its leg
+    records end (none stays open, nothing is an orphan), still ``active``."""
+    live = await start_live(key=KEY, secret=SECRET, seed=8, native=True, reconcile_interval_s=0.1)
+    try:
+        engine, venue = live.engine, live.venue
+        await enter(engine, "buy", stop_loss="19400", take_profit="21200")
+        await wait_until(
+            lambda: len([a for a in venue.book.algos if a["algoStatus"] == "NEW"]) == 2,
+            timeout=30,
+            message="both legs rest on the venue",
+        )
+        pos = engine.portfolio.positions[(EX, PERP)]
+        venue.force_close(VENUE_ID, GAP)
+        await wait_until(lambda: pos.amount == 0, timeout=30, message="liquidation adopted")
+        await wait_until(lambda: not engine.book.open(), timeout=30, message="legs ended")
+        assert (EX, PERP) not in engine.protection.protections
+        hand = D("0.1") * (GAP - ENTRY) - D("0.1") * (ENTRY + GAP) * FEE
+        assert engine.portfolio.trades[-1].pnl == hand
+        assert await engine.reconciler.run(periodic=True) == []
+        assert engine.risk_state == RiskState.ACTIVE
+    finally:
+        await live.stop()
