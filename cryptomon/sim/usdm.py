@@ -13,7 +13,9 @@ POST/GET/DELETE, ``openAlgoOrders``, ``allAlgoOrders``: :mod:`cryptomon.sim.usdm
 Prices are set by the test (:meth:`UsdmVenue.set_price`): market orders fill there at once,
 stop-market and take-profit-market orders (plain or algo) rest until the price crosses their
 trigger; :meth:`UsdmVenue.trade` and :meth:`UsdmVenue.liquidation` print public trades and
-liquidations; :meth:`UsdmVenue.settle_funding` pays funding on the open positions at the mark.
+liquidations; :meth:`UsdmVenue.settle_funding` pays funding on the open positions at the mark;
+:meth:`UsdmVenue.force_close` closes the account's own position as the venue's liquidation,
+auto-deleveraging or settlement order.
 ``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that refuses).
 """
 
@@ -85,6 +87,15 @@ class UsdmVenue:
 
     def settle_funding(self, rate: Decimal) -> None:
         self.book.settle_funding(rate, now_ms())
+
+    def force_close(self, symbol: str, price: Decimal, kind: str = "liquidation") -> Any:
+        """The venue liquidates (``kind`` liquidation), auto-deleverages (adl) or settles
+        (settlement) the account's position of ``symbol`` at ``price`` with an order of its
+        own, reported like Binance's (``autoclose-…`` client ids in ``order`` and
+        ``userTrades``); the mark moves there."""
+        order = self.book.force_close(symbol, price, kind)
+        self.set_price(symbol, price)
+        return order
 
     def _publish_fills(self) -> None:
         """The account's own fills appear in the public trade stream too."""

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptomon.sim.usdm_algo import cancel_algo, crossed, find_algo, fire, place_algo
-from cryptomon.sim.usdm_orders import UsdmError, execute, place
+from cryptomon.sim.usdm_orders import UsdmError, execute, force_close, place
 
 ZERO = Decimal(0)
 BRACKETS = (  # notional cap, max leverage, maintenance margin ratio (Binance BTCUSDT-like)
@@ -63,6 +63,19 @@ class UsdmBook:
         for algo in [a for a in self.algos if a["algoStatus"] == "NEW"]:
             if algo["symbol"] == symbol and crossed(algo, price):
                 fire(self, algo, price, _now_ms())
+
+    def force_close(self, symbol: str, price: Decimal, kind: str = "liquidation") -> dict[str, Any]:
+        """The venue closes the position of ``symbol`` itself at ``price`` (``kind``
+        liquidation, adl or settlement; :func:`~cryptomon.sim.usdm_orders.force_close`): the
+        symbol's resting orders and algo orders are canceled first, as Binance does."""
+        now = _now_ms()
+        for order in self.orders:
+            if order["symbol"] == symbol and order["status"] == "NEW":
+                order.update(status="CANCELED", updateTime=now)
+        for algo in self.algos:
+            if algo["symbol"] == symbol and algo["algoStatus"] == "NEW":
+                algo.update(algoStatus="CANCELED", updateTime=now)
+        return force_close(self, symbol, price, kind, now)
 
     def price_of(self, symbol: str) -> Decimal:
         if symbol not in self.symbols:

@@ -100,13 +100,69 @@ def place(book: UsdmBook, params: dict[str, str]) -> dict[str, Any]:
     return order
 
 
+FORCED_IDS = {  # Binance's client ids of the orders it places itself
+    "liquidation": "autoclose-",
+    "adl": "adl_autoclose",
+    "settlement": "settlement_autoclose-",
+}
+
+
+def force_close(book: UsdmBook, symbol: str, price: Decimal, kind: str, now: int) -> dict[str, Any]:
+    """The venue closes the whole position of ``symbol`` itself at ``price`` (``kind``
+    liquidation, adl or settlement): one filled LIMIT IOC order of its own with Binance's
+    client id (``autoclose-…``, ``adl_autoclose``, ``settlement_autoclose-…``), its trade in
+    the account's trades with the taker fee (settlement: no fee) and the realized PnL."""
+    if kind not in FORCED_IDS:
+        raise ValueError(f"unknown forced close {kind!r}: expected one of {sorted(FORCED_IDS)}")
+    pos = book.position_of(symbol)
+    if pos.qty == 0:
+        raise ValueError(f"no {symbol} position to close")
+    oid = book.next_id()
+    prefix = FORCED_IDS[kind]
+    cid = prefix if kind == "adl" else f"{prefix}{now}{oid:06d}"
+    qty = abs(pos.qty)
+    order = {
+        "orderId": oid,
+        "symbol": symbol,
+        "status": "NEW",
+        "clientOrderId": cid,
+        "price": str(price),
+        "avgPrice": "0",
+        "origQty": str(qty),
+        "executedQty": "0",
+        "cumQuote": "0",
+        "timeInForce": "IOC" if kind == "liquidation" else "GTC",
+        "type": "LIMIT",
+        "origType": "LIMIT",
+        "reduceOnly": False,
+        "closePosition": False,
+        "side": "SELL" if pos.qty > 0 else "BUY",
+        "positionSide": "BOTH",
+        "stopPrice": "0",
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "time": now,
+        "updateTime": now,
+    }
+    book.orders.append(order)
+    execute(book, order, price, now, fee_rate=ZERO if kind == "settlement" else None)
+    return order
+
+
 def reduces(held: Decimal, side: str, qty: Decimal) -> bool:
     return held != 0 and (held > 0) == (side == "SELL") and qty <= abs(held)
 
 
-def execute(book: UsdmBook, order: dict[str, Any], price: Decimal, now: int) -> None:
-    """Fill ``order`` entirely at ``price``; a reduce-only trigger that no longer reduces
-    expires instead."""
+def execute(
+    book: UsdmBook,
+    order: dict[str, Any],
+    price: Decimal,
+    now: int,
+    *,
+    fee_rate: Decimal | None = None,
+) -> None:
+    """Fill ``order`` entirely at ``price`` paying ``fee_rate`` (the taker fee by default); a
+    reduce-only trigger that no longer reduces expires instead."""
     symbol, side = order["symbol"], order["side"]
     qty = Decimal(order["origQty"])
     pos = book.position_of(symbol)
@@ -125,7 +181,7 @@ def execute(book: UsdmBook, order: dict[str, Any], price: Decimal, now: int) -> 
     pos.qty += signed
     if pos.qty == 0:
         pos.entry = ZERO
-    fee = qty * price * book.taker_fee
+    fee = qty * price * (book.taker_fee if fee_rate is None else fee_rate)
     book.wallet += realized - fee
     if realized:
         book.add_income(symbol, "REALIZED_PNL", realized, now)

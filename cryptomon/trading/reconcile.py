@@ -8,7 +8,9 @@
 2. Open venue orders carrying one of our client order ids but unknown to the journal are
    orphans: they are canceled (a mismatch). Venues that list open orders only per symbol
    (the broker's ``open_orders_need_symbol()``) are asked once per traded symbol.
-3. Contract positions (perpetuals, futures) must equal the venue's (``fetch_positions``);
+3. Contract positions (perpetuals, futures) must equal the venue's (``fetch_positions``); one
+   that differs is first searched for orders the venue placed itself (a live broker's
+   ``forced_closes``: liquidation, auto-deleveraging, delivery), which are adopted;
    long spot positions are checked against the venue's base-currency balances: holding less than
    the engine believes is a mismatch. With a real venue (no ``restore``), the engine's cash
    becomes the venue's quote-currency balance (0 when absent), at start and on the periodic
@@ -119,9 +121,14 @@ class Reconciler:
                 log.error("trading.orphan_cancel_failed", client_order_id=coid, error=repr(exc))
 
     async def _check_balances(self, mismatches: list[str], *, periodic: bool) -> None:
-        """Step 3: the venue's balances hold the long positions; a real venue's cash."""
+        """Step 3: the venue's balances hold the long positions; a real venue's cash. The
+        positions the venue closed itself are adopted first (their PnL is then in the cash
+        the venue reports, not counted twice)."""
         ctx = self.context
         broker = ctx.broker
+        venue_positions = await self._venue_positions()
+        if venue_positions is not None:
+            await self._adopt_forced_closes(venue_positions)
         balances = await self._retry("fetch_balances", broker.fetch_balances)
         # A real venue's quote balance is the cash (equity = cash + positions at their marks);
         # the periodic run refreshes it only while no order is in flight (a fill the venue has
@@ -136,7 +143,8 @@ class Reconciler:
             if ctx.portfolio.rebase_cash(cash):
                 log.info("trading.cash_from_venue", old=str(old), new=str(cash))
             ctx.portfolio.snapshot(ctx.clock.time())
-        await self._check_contracts(mismatches)
+        if venue_positions is not None:
+            self._check_contracts(mismatches, venue_positions)
         held: dict[str, Decimal] = {}
         for pos in ctx.portfolio.open_positions():
             if pos.amount > 0 and pos.contract is None:
@@ -147,13 +155,51 @@ class Reconciler:
             if have < amount:
                 mismatches.append(f"position needs {amount} {base} but the venue holds {have}")
 
-    async def _check_contracts(self, mismatches: list[str]) -> None:
-        """Contract positions (signed contracts) equal the venue's, when it reports them."""
-        ctx = self.context
-        fetch = getattr(ctx.broker, "fetch_positions", None)
+    async def _venue_positions(self) -> dict[str, Decimal] | None:
+        """The venue's contract positions (signed contracts), None when it reports none."""
+        fetch = getattr(self.context.broker, "fetch_positions", None)
         if not callable(fetch):
-            return
+            return None
         venue: dict[str, Decimal] = await self._retry("fetch_positions", fetch)
+        return venue
+
+    async def _adopt_forced_closes(self, venue: dict[str, Decimal]) -> None:
+        """A contract position the venue holds differently may have been closed by the venue
+        itself (liquidation, auto-deleveraging, delivery): the broker's ``forced_closes`` finds
+        those orders among the account's trades since the position opened, and each one that
+        reduces the position is adopted like the paper broker's (its fills realize the PnL,
+        the protection is disarmed, the exit is alerted). Anything else stays a mismatch."""
+        ctx = self.context
+        find = getattr(ctx.broker, "forced_closes", None)
+        if not callable(find):
+            return
+        for key, pos in list(ctx.portfolio.positions.items()):
+            if pos.contract is None or pos.amount == venue.get(pos.symbol, ZERO):
+                continue
+            try:
+                closes = await self._retry(
+                    "forced_closes", partial(find, pos.symbol, pos.opened or None)
+                )
+            except Exception as exc:  # not found: the mismatch is reported as before
+                log.warning("trading.forced_closes_failed", symbol=pos.symbol, error=repr(exc))
+                continue
+            for close in closes:
+                intent = close.intent
+                held = ctx.portfolio.positions[key].amount
+                if intent.client_order_id in ctx.book:
+                    continue
+                if held == 0 or (held > 0) != (intent.side == "sell") or intent.amount > abs(held):
+                    log.warning(
+                        "trading.forced_close_ignored",
+                        client_order_id=intent.client_order_id,
+                        detail=f"{intent.side} {intent.amount} does not reduce {held}",
+                    )
+                    continue
+                await self.executor.adopt_forced(intent, close.order, close.reason)
+
+    def _check_contracts(self, mismatches: list[str], venue: dict[str, Decimal]) -> None:
+        """Contract positions (signed contracts) equal the venue's."""
+        ctx = self.context
         ours = {p.symbol: p.amount for p in ctx.portfolio.positions.values() if p.contract}
         for symbol in sorted(set(ours) | set(venue)):
             mine, theirs = ours.get(symbol, ZERO), venue.get(symbol, ZERO)

@@ -51,6 +51,7 @@ from cryptomon.trading.brokers.ccxt_contracts import (
     is_contract_symbol,
     settings_from,
 )
+from cryptomon.trading.brokers.ccxt_forced import ForcedClose, forced_close, journal_id
 from cryptomon.trading.brokers.ccxt_gate import RateLimited, VenueGate, install
 from cryptomon.trading.brokers.ccxt_map import dec, market_info, order_request, to_fill, to_order
 from cryptomon.trading.brokers.ccxt_read import REFUSALS, placement_error, read
@@ -347,6 +348,47 @@ class CcxtBroker:
                 if cid:
                     self._order_ids[oid] = cid
             out.append(self._fill(t, m, cid or ""))
+        return out
+
+    async def forced_closes(self, symbol: str, since: float | None = None) -> list[ForcedClose]:
+        """The orders the venue placed itself on the contract ``symbol`` (liquidation,
+        auto-deleveraging, settlement: :mod:`~cryptomon.trading.brokers.ccxt_forced`) among
+        the account's trades since ``since`` (seconds), each with its fills; finished ones
+        only. The orders of the other trades are looked up once (their client id is kept)."""
+        import ccxt
+
+        ex = self._ex()
+        m = self._market(symbol)
+        if not m.get("contract"):
+            return []
+        since_ms = int(since * 1000) if since else None
+        trades: dict[str, list[dict[str, Any]]] = {}
+        for t in await self._read(ex.fetch_my_trades, m["symbol"], since_ms):
+            oid = str(t.get("order") or "")
+            if oid:
+                trades.setdefault(oid, []).append(t)
+        out: list[ForcedClose] = []
+        for oid, rows in trades.items():
+            venue_cid = self._order_ids.get(oid)  # ours (or a fired trigger of ours), or seen
+            if venue_cid is None:
+                try:
+                    raw = await self._read(ex.fetch_order, oid, m["symbol"])
+                except ccxt.OrderNotFound:
+                    continue
+                if raw.get("status") == "open":  # adopted once it is done
+                    continue
+                venue_cid = self._order_ids[oid] = str(raw.get("clientOrderId") or "")
+            cid = journal_id(venue_cid, oid)
+            found = forced_close(
+                exchange=self.exchange_name,
+                symbol=symbol,
+                order_id=oid,
+                venue_client_id=venue_cid,
+                fills=tuple(self._fill(t, m, cid) for t in rows),
+                now=self.clock.time(),
+            )
+            if found is not None:
+                out.append(found)
         return out
 
     async def fetch_balances(self) -> dict[str, Decimal]:
