@@ -3,6 +3,9 @@ generated admin token changes). The page says so and goes on as the public sees 
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from playwright.sync_api import Page
 
 from tests.browser.demo_daemon import Demo
@@ -31,8 +34,16 @@ def test_a_token_refused_after_a_restart_is_dropped_and_the_page_goes_on_public(
     assert page.is_visible("#login")
     assert page.evaluate("sessionStorage.getItem('cryptomon.token')") is None
     # live again: a trade published after the restart reaches the reloaded view
-    newest = demo.get("/api/v1/market/trades?exchange=simulator&symbol=BTC-USDT&limit=1")
-    ts = newest["trades"][-1]["ts"]
+    # (the restarted daemon's trades are in memory: the first one may still be on its way)
+    deadline = time.monotonic() + 30
+    trades: list[dict[str, Any]] = []
+    while not trades:
+        path = "/api/v1/market/trades?exchange=simulator&symbol=BTC-USDT&limit=1"
+        trades = demo.get(path)["trades"]
+        assert trades or time.monotonic() < deadline, "no BTC-USDT trade 30 s after the restart"
+        if not trades:
+            time.sleep(0.1)
+    ts = trades[-1]["ts"]
     page.wait_for_function(
         """(ts) => {
           const first = document.querySelector('#market-trades tbody tr td');
