@@ -426,16 +426,21 @@ class FastLanes:
             indicators = SeriesIndicators(cfg.indicators, series.close)
             self.path.indicators[key] = indicators
             signals.use_indicators(*key, indicators)  # the generator's own state for this market
+            totals = None
+            if cfg.indicators.scoring == "spec":  # the dropped signals' outcomes too
+                totals = spec_totals(indicators.values, series.close, cfg.indicators)
+                self.dropped.totals[key] = (columns(totals[0]), columns(totals[1]))
             fired_rows = indicator_signals(
-                series.close, found.closes[groups], indicators.values, cfg
+                series.close, found.closes[groups], indicators.values, cfg, totals
             )
             self._fires[key] = fired_rows
             self._fire_rows[key] = columns(np.flatnonzero(fired_rows[0]))
-            if cfg.indicators.scoring == "spec":  # the dropped signals' outcomes
-                totals = spec_totals(indicators.values, series.close, cfg.indicators)
-                self.dropped.totals[key] = (columns(totals[0]), columns(totals[1]))
             fire_groups.append(groups[fired_rows[0]])
-        return [int(g) for g in np.unique(np.concatenate(fire_groups))]
+        fired = np.concatenate(fire_groups)
+        if fired.shape[0] > 1 and not bool(np.all(fired[1:] > fired[:-1])):
+            fired = np.unique(fired)  # several markets: their groups merged (one market's
+            # groups ascend strictly already, its rows in group order)
+        return fired.tolist()
 
     def _times(self, times: np.ndarray) -> tuple[float, ...]:
         """The timeline's open times as floats, once (one market: row r is group r)."""
