@@ -29,9 +29,9 @@ from cryptomon.trading.signals.generator import IndicatorItem
 from cryptomon.trading.signals.scoring import Outcome, spec_outcome
 
 MarketKey = tuple[str, str]
-# DroppedSignals._lists: after the four fire columns, whether the engine acts on the row's
-# signal while the market is flat, long or short
-ACTS_FLAT, ACTS_LONG, ACTS_SHORT = 4, 5, 6
+# DroppedSignals._lists: whether the row's indicator signal fires, then whether the engine
+# acts on it while the market is flat, long or short
+FIRES, ACTS_FLAT, ACTS_LONG, ACTS_SHORT = 0, 1, 2, 3
 
 
 class DroppedSignals:
@@ -166,9 +166,11 @@ class DroppedSignals:
         return pnl - 2 * swing - 0.01 * limit > -limit
 
     def _lists(self, key: MarketKey) -> tuple[tuple[Any, ...], ...] | None:
-        """``fires[key]`` as lists (a list item is read faster than an array's), then
-        whether the engine acts on each row's signal while the market is flat, long or
-        short (:data:`ACTS_FLAT`, :data:`ACTS_LONG`, :data:`ACTS_SHORT`):
+        """Whether each row's indicator signal fires (``fires[key]``'s first column,
+        :data:`FIRES`), then whether the engine acts on it while the market is flat, long or
+        short (:data:`ACTS_FLAT`, :data:`ACTS_LONG`, :data:`ACTS_SHORT`), as tuples (an
+        item of a tuple is read faster than an array's; the side, strength and grade
+        columns are read by nothing here, so they are not converted):
         ``SignalTrader.handle``'s early returns all fail (strong enough, not graded
         ``ignore``, not on the side of the position, not a sell while flat without
         ``allow_short``)."""
@@ -179,7 +181,7 @@ class DroppedSignals:
             traded = fires & (rank != 0) & ~(strength < cfg.min_signal_strength)
             buy = side == 1
             acts = (traded & (buy | cfg.allow_short), traded & ~buy, traded & buy)
-            lists = self._fire_lists[key] = tuple(columns(a) for a in (*self.fires[key], *acts))
+            lists = self._fire_lists[key] = tuple(columns(a) for a in (fires, *acts))
         return lists
 
     def _float(self, value: Decimal, slot: int) -> float:
@@ -235,7 +237,7 @@ class DroppedSignals:
         (:meth:`CandlePath.defer_close`), the signal's price."""
         key = (series.exchange, series.symbol)
         fired = self._lists(key)
-        if fired is None or not fired[0][row]:
+        if fired is None or not fired[FIRES][row]:
             return
         indicators = self.path.indicators[key]
         indicators.row = row
