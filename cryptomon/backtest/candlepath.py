@@ -66,12 +66,20 @@ class CandlePath:
         return True
 
     async def candles(
-        self, t: float, group: list[tuple[CandleSeries, int]], anomalies: list[Anomaly]
+        self,
+        t: float,
+        group: list[tuple[CandleSeries, int]],
+        anomalies: list[Anomaly],
+        *,
+        still: bool = False,
     ) -> None:
+        """The group's quotes along each candle, its closing trades and candles, then
+        ``anomalies``. ``still``: the caller knows no quote before the close ones can act
+        (see :meth:`FastLanes._still`): only the close quotes are published."""
         step = group[0][0].seconds
         last: dict[int, float] = {}  # per series (one symbol may trade on two exchanges)
         # an idle market (flat, no order) skips the path: nobody reads those quotes
-        moving = [(series, row) for series, row in group if not self.idle(series)]
+        moving = [] if still else [(s, row) for s, row in group if not self.idle(s)]
         for slot in range(SLOTS):
             self.clock.set(max(self.clock.time(), t + step * slot / SLOTS))
             for series, row in moving if slot < SLOTS - 1 else group:
@@ -133,6 +141,11 @@ class CandlePath:
     def _long(self, series: CandleSeries) -> bool | None:
         amount = self.engine.portfolio.amount(series.exchange, series.symbol)
         return None if amount == 0 else amount > 0
+
+    def close_bid(self, series: CandleSeries, row: int) -> float:
+        """The bid of the row's close quote (as :meth:`quote` publishes it)."""
+        price = float(series.close[row])
+        return max(price - self._half_spread(series, row, price), 0.0)
 
     def _half_spread(self, series: CandleSeries, row: int, price: float) -> float:
         cached = self._spans.get(id(series))

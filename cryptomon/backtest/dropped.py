@@ -9,8 +9,7 @@ signal but its count). A batch of spec signals is only counted, never made
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -25,13 +24,13 @@ from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Event, Signal
 from cryptomon.trading.context import to_decimal
 from cryptomon.trading.risk import RiskState
-from cryptomon.trading.signals.generator import IndicatorItem
+from cryptomon.trading.signals.generator import IndicatorItem, Publisher
 from cryptomon.trading.signals.scoring import Outcome, spec_outcome
 
 MarketKey = tuple[str, str]
-# DroppedSignals._lists: after the four fire columns, whether the engine acts on the row's
-# signal while the market is flat, long or short
-ACTS_FLAT, ACTS_LONG, ACTS_SHORT = 4, 5, 6
+# DroppedSignals._lists: whether the row's indicator signal fires, then whether the engine
+# acts on it while the market is flat, long or short
+FIRES, ACTS_FLAT, ACTS_LONG, ACTS_SHORT = 0, 1, 2, 3
 
 
 class DroppedSignals:
@@ -68,15 +67,13 @@ class DroppedSignals:
         # per market with the spec scoring: the kernel's (buy, sell) scores of each row
         self.totals: dict[MarketKey, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
-    @contextmanager
-    def publishing(self) -> Iterator[None]:
+    def publishing(self) -> _Publishing:
         """The generator publishes to the ledger only inside this block; the signals
-        :meth:`publish` batched are made when it ends (:meth:`flush`)."""
-        with self.pipe.signals.publishing_to(self._ledger):
-            try:
-                yield
-            finally:
-                self.flush()
+        :meth:`publish` batched are made when it ends (:meth:`flush`), then the generator
+        publishes where it did before (``SignalGenerator.publishing_to`` around a
+        ``try: ... finally: flush()``, without two generator-based context managers: the
+        walks enter it ~64k times on a year of candles)."""
+        return _Publishing(self)
 
     def flush(self) -> None:
         """The generator counts the batched signals (:meth:`SignalGenerator.indicator_count`:
@@ -166,9 +163,11 @@ class DroppedSignals:
         return pnl - 2 * swing - 0.01 * limit > -limit
 
     def _lists(self, key: MarketKey) -> tuple[tuple[Any, ...], ...] | None:
-        """``fires[key]`` as lists (a list item is read faster than an array's), then
-        whether the engine acts on each row's signal while the market is flat, long or
-        short (:data:`ACTS_FLAT`, :data:`ACTS_LONG`, :data:`ACTS_SHORT`):
+        """Whether each row's indicator signal fires (``fires[key]``'s first column,
+        :data:`FIRES`), then whether the engine acts on it while the market is flat, long or
+        short (:data:`ACTS_FLAT`, :data:`ACTS_LONG`, :data:`ACTS_SHORT`), as tuples (an
+        item of a tuple is read faster than an array's; the side, strength and grade
+        columns are read by nothing here, so they are not converted):
         ``SignalTrader.handle``'s early returns all fail (strong enough, not graded
         ``ignore``, not on the side of the position, not a sell while flat without
         ``allow_short``)."""
@@ -179,7 +178,7 @@ class DroppedSignals:
             traded = fires & (rank != 0) & ~(strength < cfg.min_signal_strength)
             buy = side == 1
             acts = (traded & (buy | cfg.allow_short), traded & ~buy, traded & buy)
-            lists = self._fire_lists[key] = tuple(columns(a) for a in (*self.fires[key], *acts))
+            lists = self._fire_lists[key] = tuple(columns(a) for a in (fires, *acts))
         return lists
 
     def _float(self, value: Decimal, slot: int) -> float:
@@ -235,7 +234,7 @@ class DroppedSignals:
         (:meth:`CandlePath.defer_close`), the signal's price."""
         key = (series.exchange, series.symbol)
         fired = self._lists(key)
-        if fired is None or not fired[0][row]:
+        if fired is None or not fired[FIRES][row]:
             return
         indicators = self.path.indicators[key]
         indicators.row = row
@@ -348,6 +347,29 @@ class DroppedSignals:
             if not float(held - start) - 2 * swing - 0.01 * limit > -limit:
                 return i
         return len(rows)
+
+
+class _Publishing:
+    """:meth:`DroppedSignals.publishing`'s block (one per entry: blocks may nest)."""
+
+    __slots__ = ("_dropped", "_own")
+
+    def __init__(self, dropped: DroppedSignals) -> None:
+        self._dropped = dropped
+        self._own: Publisher | None = None
+
+    def __enter__(self) -> None:
+        dropped = self._dropped
+        self._own = dropped.pipe.signals.publish_to(dropped._ledger)
+
+    def __exit__(self, *exc: object) -> None:
+        dropped = self._dropped
+        try:
+            dropped.flush()
+        finally:
+            own = self._own
+            if own is not None:
+                dropped.pipe.signals.publish_to(own)
 
 
 def _within_day(t: float, step: float, day: int) -> bool:

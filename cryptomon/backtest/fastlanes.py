@@ -144,7 +144,8 @@ class FastLanes:
                 self.pipe.absorb()
             self.lanes["dropped" if dropped else "close"] += 1
         else:
-            await self.path.candles(t, group, found.due(g))
+            still = self._still(group)
+            await self.path.candles(t, group, found.due(g), still=still)
             self.lanes["whole"] += 1
 
     def _walk(
@@ -426,16 +427,21 @@ class FastLanes:
             indicators = SeriesIndicators(cfg.indicators, series.close)
             self.path.indicators[key] = indicators
             signals.use_indicators(*key, indicators)  # the generator's own state for this market
+            totals = None
+            if cfg.indicators.scoring == "spec":  # the dropped signals' outcomes too
+                totals = spec_totals(indicators.values, series.close, cfg.indicators)
+                self.dropped.totals[key] = (columns(totals[0]), columns(totals[1]))
             fired_rows = indicator_signals(
-                series.close, found.closes[groups], indicators.values, cfg
+                series.close, found.closes[groups], indicators.values, cfg, totals
             )
             self._fires[key] = fired_rows
             self._fire_rows[key] = columns(np.flatnonzero(fired_rows[0]))
-            if cfg.indicators.scoring == "spec":  # the dropped signals' outcomes
-                totals = spec_totals(indicators.values, series.close, cfg.indicators)
-                self.dropped.totals[key] = (columns(totals[0]), columns(totals[1]))
             fire_groups.append(groups[fired_rows[0]])
-        return [int(g) for g in np.unique(np.concatenate(fire_groups))]
+        fired = np.concatenate(fire_groups)
+        if fired.shape[0] > 1 and not bool(np.all(fired[1:] > fired[:-1])):
+            fired = np.unique(fired)  # several markets: their groups merged (one market's
+            # groups ascend strictly already, its rows in group order)
+        return fired.tolist()
 
     def _times(self, times: np.ndarray) -> tuple[float, ...]:
         """The timeline's open times as floats, once (one market: row r is group r)."""
@@ -476,6 +482,26 @@ class FastLanes:
         if cached is None or cached[0] != levels or row > cached[1]:
             cached = self._safe[key] = (levels, self._safe_until(series, row, prot))
         return row <= cached[1]
+
+    def _still(self, group: list[tuple[CandleSeries, int]]) -> bool:
+        """The whole path of ``group`` needs only its close quotes: every candle is safe
+        (:meth:`_safe_candle`: idle, or a position whose emulated levels the candle cannot
+        reach, no trailing stop, no open order) with a positive bid at its close, and the
+        pipeline is settled. Then the quotes before the close ones trigger nothing, so the
+        settling after each returns at once (no loop turn: the engine, its poller and the
+        signal worker run only after the close quotes, as they would), and every reader of
+        a quote keeps only the latest one (the market's top, the position's mark, the
+        portfolio's price of the asset): the close quote leaves them as the whole path's
+        last quote does. A zero bid at the close leaves the mark and price of the quote
+        before it: such a candle takes every quote."""
+        if not self.pipe.settled:
+            return False
+        for series, row in group:
+            if not self._safe_candle(series, row):
+                return False
+            if not self.path.close_bid(series, row) > 0:
+                return False
+        return True
 
     def _close_mids(self, series: CandleSeries) -> CloseMids:
         """:func:`close_mids` of ``series``, once."""

@@ -29,6 +29,7 @@ from cryptomon.backtest.indicators_nb import (
     SMA_SLOW,
     UPPER,
     cooldown_fires,
+    spec_scores,
     stream_readings,
 )
 from cryptomon.config import IndicatorStrategyConfig, TradingConfig
@@ -111,42 +112,30 @@ def spec_totals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``spec`` scoring's (buy score, sell score) per row: the sums of
     :func:`~cryptomon.trading.signals.scoring.spec_score`'s points (``spec_outcome`` of a
-    row's two totals is the generator's outcome of that close)."""
-    rsi, close = v[RSI], closes
-    with np.errstate(invalid="ignore"):
-        over = cfg.rsi_overbought
-        buy_rsi = np.where(
-            rsi < cfg.rsi_oversold, 2, np.where(rsi < cfg.rsi_oversold + RSI_MILD_BAND, 1, 0)
-        )
-        sell_rsi = np.where(rsi > over, 2, np.where(rsi > over - RSI_MILD_BAND, 1, 0))
-        tol = FLAT_TOLERANCE * np.abs(close)
-        prev_cross = v[PREV_MACD] - v[PREV_MACD_SIGNAL]
-        cross = v[MACD] - v[MACD_SIGNAL]
-        sma = v[SMA_FAST] - v[SMA_SLOW]
-        ema = v[EMA_FAST] - v[EMA_SLOW]
-        near = cfg.near_band_fraction * (v[UPPER] - v[LOWER])
-        buy = (
-            buy_rsi
-            + ((prev_cross <= tol) & (cross > tol))
-            + (close <= v[LOWER] + near)
-            + (sma > tol)
-            + (ema > tol)
-        ).astype(np.int64)
-        sell = (
-            sell_rsi
-            + ((prev_cross >= -tol) & (cross < -tol))
-            + (close >= v[UPPER] - near)
-            + (sma < -tol)
-            + (ema < -tol)
-        ).astype(np.int64)
-    return buy, sell
+    row's two totals is the generator's outcome of that close), in one kernel pass
+    (:func:`~cryptomon.backtest.indicators_nb.spec_scores`)."""
+    over, under = float(cfg.rsi_overbought), float(cfg.rsi_oversold)
+    return spec_scores(
+        np.ascontiguousarray(v, dtype=np.float64),
+        np.ascontiguousarray(closes, dtype=np.float64),
+        under,
+        under + RSI_MILD_BAND,
+        over,
+        over - RSI_MILD_BAND,
+        float(cfg.near_band_fraction),
+        FLAT_TOLERANCE,
+    )
 
 
 def _outcomes(
-    v: np.ndarray, closes: np.ndarray, cfg: IndicatorStrategyConfig
+    v: np.ndarray,
+    closes: np.ndarray,
+    cfg: IndicatorStrategyConfig,
+    totals: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(side 0/1 buy/2 sell, strength, grade floor 0 none/2 medium/3 strong) per row, as
-    :func:`~cryptomon.trading.signals.scoring.spec_score` / ``votes_score`` decide."""
+    :func:`~cryptomon.trading.signals.scoring.spec_score` / ``votes_score`` decide;
+    ``totals``: :func:`spec_totals` of the same readings, if the caller has them."""
     n = closes.shape[0]
     with np.errstate(invalid="ignore"):
         ready = ~(
@@ -163,7 +152,7 @@ def _outcomes(
         rsi, close = v[RSI], closes
         if cfg.scoring == "spec":
             ready &= np.arange(1, n + 1) >= min(cfg.min_candles, cfg.max_candles)
-            buy, sell = spec_totals(v, closes, cfg)
+            buy, sell = spec_totals(v, closes, cfg) if totals is None else totals
             total = buy + sell
             safe = np.where(total == 0, 1, total)
             s_buy, s_sell = buy / safe, sell / safe
@@ -194,17 +183,23 @@ _FLOORS = {0: None, 2: SignalGrade.MEDIUM, 3: SignalGrade.STRONG}
 
 
 def indicator_signals(
-    closes: np.ndarray, ends: np.ndarray, values: np.ndarray, trading: TradingConfig
+    closes: np.ndarray,
+    ends: np.ndarray,
+    values: np.ndarray,
+    trading: TradingConfig,
+    totals: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(fires, side 1 buy / 2 sell, strength, grade rank) per row: ``fires`` where the
     generator publishes an indicator signal on the closed candle (``ends``: each candle's
-    ``end``, the close time the runner gives it), the rest what that signal carries."""
+    ``end``, the close time the runner gives it), the rest what that signal carries.
+    ``totals``: :func:`spec_totals` of ``values`` and ``closes`` (the ``spec`` scoring's
+    scores), if the caller has them (computed here otherwise)."""
     cfg = trading.indicators
     n = closes.shape[0]
     if not cfg.enabled or n == 0:
         zeros = np.zeros(n, dtype=np.int64)
         return np.zeros(n, dtype=np.bool_), zeros, np.zeros(n), zeros
-    side, strength, floor = _outcomes(values, closes, cfg)
+    side, strength, floor = _outcomes(values, closes, cfg, totals)
     rank = np.zeros(n, dtype=np.int64)
     # each distinct (strength, grade floor) graded once: per floor (a few), the distinct
     # strengths (a 1-D unique, much cheaper than the unique pairs of a 2-D array)

@@ -176,3 +176,53 @@ def cooldown_fires(
         last_rank[s] = rank[i]
         fires[i] = True
     return fires
+
+
+@njit(cache=True)
+def spec_scores(
+    v: np.ndarray,
+    closes: np.ndarray,
+    oversold: float,
+    buy_mild: float,
+    overbought: float,
+    sell_mild: float,
+    near_fraction: float,
+    flat_tolerance: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``spec`` scoring's (buy, sell) points of each row of the readings ``v`` (see
+    :func:`cryptomon.backtest.fastpath.spec_totals`): ``buy_mild`` is ``oversold`` plus the
+    mild RSI band, ``sell_mild`` ``overbought`` less it. The same float64 operations per row
+    as the array expressions (a NaN reading compares false: no point)."""
+    n = closes.shape[0]
+    buy = np.zeros(n, dtype=np.int64)
+    sell = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        rsi = v[RSI, i]
+        close = closes[i]
+        b = 2 if rsi < oversold else (1 if rsi < buy_mild else 0)
+        s = 2 if rsi > overbought else (1 if rsi > sell_mild else 0)
+        tol = flat_tolerance * abs(close)
+        prev_cross = v[PREV_MACD, i] - v[PREV_MACD_SIGNAL, i]
+        cross = v[MACD, i] - v[MACD_SIGNAL, i]
+        sma = v[SMA_FAST, i] - v[SMA_SLOW, i]
+        ema = v[EMA_FAST, i] - v[EMA_SLOW, i]
+        near = near_fraction * (v[UPPER, i] - v[LOWER, i])
+        if prev_cross <= tol and cross > tol:
+            b += 1
+        if close <= v[LOWER, i] + near:
+            b += 1
+        if sma > tol:
+            b += 1
+        if ema > tol:
+            b += 1
+        if prev_cross >= -tol and cross < -tol:
+            s += 1
+        if close >= v[UPPER, i] - near:
+            s += 1
+        if sma < -tol:
+            s += 1
+        if ema < -tol:
+            s += 1
+        buy[i] = b
+        sell[i] = s
+    return buy, sell

@@ -177,6 +177,14 @@ class Pipeline:
         candle path's signals that the engine would drop)."""
         self._seen = self.ledger.activity
 
+    @property
+    def settled(self) -> bool:
+        """:meth:`settle` would return now without a yield: no trading event since the last
+        settling and no emulated exit on its way (conservative: an exit anywhere counts)."""
+        if self.ledger.activity != self._seen:
+            return False
+        return not any(p.exiting for p in self.engine.protection.protections.values())
+
     async def settle(self) -> None:
         """Run the loop until no trading event happened and no extra task is left (bounded).
 

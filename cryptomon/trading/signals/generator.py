@@ -126,11 +126,17 @@ class SignalGenerator:
     def publishing_to(self, hub: Publisher) -> Iterator[None]:
         """Publish the signals made inside the block to ``hub`` instead of the generator's own
         (a backtest's ledger of signals the engine would drop)."""
-        own, self._out = self._out, hub
+        own = self.publish_to(hub)
         try:
             yield
         finally:
-            self._out = own
+            self.publish_to(own)
+
+    def publish_to(self, hub: Publisher) -> Publisher:
+        """Publish the signals made from now on to ``hub``; returns where they went before
+        (:meth:`publishing_to` as two calls, for a caller that enters it very often)."""
+        own, self._out = self._out, hub
+        return own
 
     def trades(self, exchange: str, symbol: str) -> bool:
         cfg = self.config

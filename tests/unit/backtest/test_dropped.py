@@ -99,3 +99,44 @@ def test_a_dropped_signal_is_kept_near_the_daily_loss_limit_or_on_another_day() 
         assert check(next_day, [(series, ROW)], safe=True) is False
 
     _started(series, test, daily_loss_limit=100.0)
+
+
+def test_the_publishing_block_routes_to_the_ledger_flushes_and_restores_even_on_errors() -> None:
+    """Inside ``DroppedSignals.publishing`` the generator publishes to the ledger only; the
+    block's end counts the batched signals while still routed there (flush), then routes
+    them where they went before, also when the body or the flush raises, and nested blocks
+    unwind in order."""
+    series = random_walk(120, seed=4)
+
+    def test(runner: BacktestRunner) -> None:
+        dropped = runner.fast_lanes.dropped
+        signals = runner.pipe.signals
+        own = signals._out
+        routed: list[object] = []
+        flush = dropped.flush
+        dropped.flush = lambda: routed.append(signals._out)  # type: ignore[method-assign]
+        try:
+            with dropped.publishing():
+                ledger = signals._out
+                assert ledger is not own
+                with dropped.publishing():
+                    assert signals._out is ledger
+                assert signals._out is ledger  # the inner block restored the outer's route
+            assert signals._out is own
+            assert routed == [ledger, ledger]  # each flush while routed to the ledger
+            with pytest.raises(RuntimeError, match="body"), dropped.publishing():
+                raise RuntimeError("body")
+            assert signals._out is own
+            assert len(routed) == 3  # the body's error still flushed
+
+            def failing() -> None:
+                raise RuntimeError("flush")
+
+            dropped.flush = failing  # type: ignore[method-assign]
+            with pytest.raises(RuntimeError, match="flush"), dropped.publishing():
+                pass
+            assert signals._out is own
+        finally:
+            dropped.flush = flush  # type: ignore[method-assign]
+
+    _started(series, test)

@@ -304,3 +304,36 @@ def test_dropped_signals_over_a_position_driven_at_once_are_the_slow_path(
     assert any(k == 0 for k, _ in driven)  # some walks batched none (their first check failed)
     assert any(0 < k < n for k, n in driven)  # some batches ended before the walk's last signal
     _same_run(fast, slow)
+
+
+@pytest.mark.parametrize("case", ["stop", "spread", "two_markets"])
+def test_whole_path_candles_over_safe_positions_quoted_at_their_close_are_the_slow_path(
+    monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """A candle group that takes the whole path (a signal the engine acts on, an anomaly)
+    while every position is safe (its levels out of the candle's reach, no trailing stop,
+    no open order) and the pipeline settled gets only its close quotes before its trades
+    and candles (FastLanes._still): the same signals, orders, fills and equity as the slow
+    path's four quotes per candle, with stops and take-profits that do fire on other
+    candles, with a half spread, and with two markets."""
+    seen: list[tuple[bool, bool]] = []  # (still, a position held in the group)
+    still_of = FastLanes._still
+
+    def counted(self: FastLanes, group: list[tuple[CandleSeries, int]]) -> bool:
+        still = still_of(self, group)
+        seen.append((still, not all(self.path.idle(s) for s, _ in group)))
+        return still
+
+    monkeypatch.setattr(FastLanes, "_still", counted)
+    cfg = settings(min_signal_strength=0.5, stop_loss_percentage=0.4, take_profit_percentage=0.6)
+    series = [random_walk(6000, seed=11)]
+    if case == "spread":
+        update = {"slippage_bps": 5.0, "slippage_range_fraction": 0.05}
+        cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update=update)})
+    elif case == "two_markets":
+        series = [random_walk(6000, seed=3), random_walk(6000, seed=5, symbol="ETH-BTC")]
+    fast, slow = _run(cfg, series, fast=True), _run(cfg, series, fast=False)
+    _same_run(fast, slow)
+    assert {"stop_loss", "take_profit"} <= {t.exit_reason for t in slow.trades}
+    assert sum(1 for still, held in seen if still and held) > 20  # held, close quotes only
+    assert any(not still and held for still, held in seen)  # a reachable level: every quote
