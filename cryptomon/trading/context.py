@@ -157,7 +157,9 @@ class EngineContext:
             )
         )
 
-    def set_risk_state(self, state: RiskState, reason: str, *, kind: Any = "state_change") -> None:
+    def set_risk_state(
+        self, state: RiskState, reason: str, *, kind: Any = "state_change", check_name: str = ""
+    ) -> None:
         """Change the risk state; every change is a RiskEvent."""
         if state == self.risk_state:
             return
@@ -166,7 +168,7 @@ class EngineContext:
         emit("trading.risk_state", old=str(self.risk_state), new=str(state), reason=reason)
         self.risk_state = state
         self.state_reason = reason
-        self.risk_event(kind, reason)
+        self.risk_event(kind, reason, check_name=check_name)
 
     def audit(self, actor: str, action: str, payload: dict[str, Any]) -> None:
         publish_audit(self.hub, self.clock, actor, action, payload)

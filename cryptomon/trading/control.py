@@ -17,6 +17,7 @@ from cryptomon.errors import RiskRejected
 from cryptomon.events import OrderIntent, new_id
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
+from cryptomon.trading.journal import FLATTEN_CHECK
 from cryptomon.trading.orders import client_order_id, intent_fields
 from cryptomon.trading.risk import RiskState
 
@@ -139,9 +140,11 @@ class TradingControls:
         flatten = ctx.config.kill_switch_flatten if flatten is None else flatten
         ctx.audit(actor, "kill_switch", {"flatten": flatten})
         reason = f"kill switch by {actor}" + (" (flatten)" if flatten else "")
+        # stored with the halt: a restart while halted completes a flatten cut short
+        check = FLATTEN_CHECK if flatten else ""
         if ctx.risk_state == RiskState.HALTED:
-            ctx.risk_event("kill_switch", reason)
-        ctx.set_risk_state(RiskState.HALTED, reason, kind="kill_switch")
+            ctx.risk_event("kill_switch", reason, check_name=check)
+        ctx.set_risk_state(RiskState.HALTED, reason, kind="kill_switch", check_name=check)
         canceled: list[str] = []
         pending: list[str] = []  # the cancel not confirmed yet: the poll asks again
         for record in ctx.book.open():
@@ -183,6 +186,19 @@ class TradingControls:
                 )
             canceled.append(record.client_order_id)
         return canceled
+
+    async def flatten_when_reconciled(self, actor: str) -> list[dict[str, Any]]:
+        """The flatten of a kill switch pressed before a restart (the process stopped before
+        the flatten had closed everything): once the startup reconciliation has finished,
+        every open position is closed, net of the exits already working."""
+        ctx = self.context
+        while not ctx.reconciled:
+            await ctx.clock.sleep(ctx.config.poll_interval_s)
+        if ctx.risk_state != RiskState.HALTED:  # resumed meanwhile: the operator decided
+            return []
+        out = await self._flatten(actor)
+        log.warning("trading.flatten_resumed", by=actor, result=out)
+        return out
 
     async def _flatten(self, actor: str) -> list[dict[str, Any]]:
         # an entry on its way when the switch was pressed: its answer first, so the position

@@ -29,6 +29,7 @@ from cryptomon.events import OrderIntent
 from cryptomon.trading.journal import (
     EquityJournal,
     FundingJournal,
+    HaltJournal,
     Journal,
     StoredFunding,
     StoredOrder,
@@ -114,6 +115,9 @@ class ExitJournal:
 
     async def last_risk_state(self) -> str | None:
         return await self.inner.last_risk_state()
+
+    async def halt_flatten(self) -> bool:
+        return isinstance(self.inner, HaltJournal) and await self.inner.halt_flatten()
 
     async def first_equity_since(self, ts: float) -> Decimal | None:
         if isinstance(self.inner, EquityJournal):
