@@ -8,6 +8,16 @@ again (or flipped) since: its payments, older than the new position, are booked 
 trip (its PnL, the account's realized PnL and the cash), never on the new position, and not
 dropped. The venue paid them, so the cash stays the venue's.
 
+The venue pays the position held at the funding time and stamps the payment at or slightly
+after it (Binance's income history: the funding time plus up to a few seconds); the time a
+payment carries is its stamp, not the funding time. So a trip that closed less than
+:data:`FUNDING_STAMP_LAG_S` before a payment's stamp, with the market flat at the stamp, held
+it (closed just after the funding time): it is booked on that trip. A payment stamped later
+than that after the close of a flat position is not ours (a position opened on the account
+outside the engine). When the market was opened again between the close and the stamp, the
+payment goes to the open position (the stamp alone cannot tell which of the two held the
+funding time; reopening within seconds of a funding time is the rare case).
+
 Each payment is committed to the journal (a ``FundingJournal``) before it is applied; after a
 restart :meth:`FundingSync.replay` applies the stored payments in time order with the fills
 (so a paper position's funding, which only the paper broker's memory knew, survives), and
@@ -28,6 +38,10 @@ from cryptomon.trading.position import Position
 
 log = structlog.get_logger()
 
+FUNDING_STAMP_LAG_S = 60.0
+"""How long after the funding time a venue may stamp its payment: a payment stamped up to this
+long after a flat position's close is the closed trip's."""
+
 
 class FundingSync:
     """Applies the broker's funding payments to the portfolio, each payment once."""
@@ -39,14 +53,16 @@ class FundingSync:
 
     async def sync(self) -> int:
         """Fetch and apply new payments of every open contract position, and of those closed
-        since the last sync (a funding time can pass between the sync and the close);
-        returns how many."""
+        since the last sync (a funding time can pass between the sync and the close) or less
+        than :data:`FUNDING_STAMP_LAG_S` before it (the venue may not have stamped the payment
+        of a funding time just before the close yet); returns how many."""
         ctx = self.context
         since_last, self._last = self._last, ctx.now()
         contracts = [
             p
             for p in ctx.portfolio.positions.values()
-            if p.contract is not None and (p.amount != 0 or p.updated >= since_last)
+            if p.contract is not None
+            and (p.amount != 0 or p.updated + FUNDING_STAMP_LAG_S >= since_last)
         ]
         broker = ctx.broker
         # spot only: nothing to ask (before the protocol check, slow on a non-source)
@@ -85,11 +101,12 @@ class FundingSync:
 
     @staticmethod
     def _held(pos: Position, ts: float, earlier: float | None) -> bool:
-        """Whether a payment at ``ts`` belongs to a trip of ours: the position open now (from
-        its opening), the trip just closed (up to its close), or a trip closed since the last
-        sync (from ``earlier``, its opening; the portfolio books it on that trip)."""
+        """Whether a payment stamped at ``ts`` belongs to a trip of ours: the position open now
+        (from its opening), the trip just closed (up to its close, plus the venue's stamp lag:
+        the funding time was before the close), or a trip closed since the last sync (from
+        ``earlier``, its opening; the portfolio books it on that trip)."""
         if ts >= pos.opened:
-            return pos.amount != 0 or ts <= pos.updated
+            return pos.amount != 0 or ts <= pos.updated + FUNDING_STAMP_LAG_S
         return earlier is not None and ts >= earlier
 
     def replay(self, stored: StoredFunding) -> None:
