@@ -50,6 +50,7 @@ class FundingSync:
         self.context = context
         self._seen: set[str] = set()
         self._last = context.now()  # positions closed after this are asked once more
+        self._trips = len(context.portfolio.trades)  # the round trips closed before the sync
 
     async def sync(self) -> int:
         """Fetch and apply new payments of every open contract position, and of those closed
@@ -58,11 +59,18 @@ class FundingSync:
         of a funding time just before the close yet); returns how many."""
         ctx = self.context
         since_last, self._last = self._last, ctx.now()
+        trips, self._trips = self._trips, len(ctx.portfolio.trades)
+        # closed since the last sync, whatever the time of the fill that closed them
+        closed = {(t.exchange, t.symbol) for t in ctx.portfolio.trades[trips:]}
         contracts = [
             p
             for p in ctx.portfolio.positions.values()
             if p.contract is not None
-            and (p.amount != 0 or p.updated + FUNDING_STAMP_LAG_S >= since_last)
+            and (
+                p.amount != 0
+                or p.updated + FUNDING_STAMP_LAG_S >= since_last
+                or (p.exchange, p.symbol) in closed
+            )
         ]
         broker = ctx.broker
         # spot only: nothing to ask (before the protocol check, slow on a non-source)
@@ -73,7 +81,7 @@ class FundingSync:
         for pos in contracts:
             # a trip closed since the last sync (the position may be open again, or flipped,
             # with a later ``opened``): its payments are asked for too
-            earlier = portfolio.first_open_since(pos.exchange, pos.symbol, since_last)
+            earlier = portfolio.first_open_since(pos.exchange, pos.symbol, trips)
             since = pos.opened if earlier is None else min(pos.opened, earlier)
             try:
                 payments = await broker.fetch_funding(pos.symbol, since=since)
@@ -109,6 +117,10 @@ class FundingSync:
             return pos.amount != 0 or ts <= pos.updated + FUNDING_STAMP_LAG_S
         return earlier is not None and ts >= earlier
 
+    def replayed(self) -> None:
+        """The journal is replayed: its round trips are not closed since the last sync."""
+        self._trips = len(self.context.portfolio.trades)
+
     def replay(self, stored: StoredFunding) -> None:
         """A stored payment at startup: applied to its position once, no events."""
         pay = stored.payment
@@ -135,3 +147,4 @@ async def replay_journal(
             sync.replay(item)
         else:
             replay_fill(item)
+    sync.replayed()
