@@ -190,14 +190,26 @@ class TradingControls:
     async def flatten_when_reconciled(self, actor: str) -> list[dict[str, Any]]:
         """The flatten of a kill switch pressed before a restart (the process stopped before
         the flatten had closed everything): once the startup reconciliation has finished,
-        every open position is closed, net of the exits already working."""
+        every position open then is closed, net of the exits already working, each as soon
+        as its market has a price (after a restart the feeds may not have sent one yet).
+        Ends when all were sent (or refused), or when trading is resumed meanwhile."""
         ctx = self.context
-        while not ctx.reconciled:
+        out: list[dict[str, Any]] = []
+        waiting: set[tuple[str, str]] | None = None
+        while ctx.risk_state == RiskState.HALTED:  # resumed meanwhile: the operator decided
+            if ctx.reconciled:
+                if waiting is None:
+                    waiting = {(p.exchange, p.symbol) for p in ctx.portfolio.open_positions()}
+                now = ctx.now()
+                for key in sorted(waiting):
+                    if ctx.mid(*key) is None:
+                        continue
+                    waiting.discard(key)
+                    out.append(await self._flatten_one(key, actor, now))
+                if not waiting:
+                    break
             await ctx.clock.sleep(ctx.config.poll_interval_s)
-        if ctx.risk_state != RiskState.HALTED:  # resumed meanwhile: the operator decided
-            return []
-        out = await self._flatten(actor)
-        log.warning("trading.flatten_resumed", by=actor, result=out)
+        log.warning("trading.flatten_resumed", by=actor, result=out, waiting=sorted(waiting or ()))
         return out
 
     async def _flatten(self, actor: str) -> list[dict[str, Any]]:
@@ -205,25 +217,26 @@ class TradingControls:
         # it opened is closed too
         await self.executor.placements_done()
         now = self.context.now()
-        out: list[dict[str, Any]] = []
-        for pos in self.context.portfolio.open_positions():
-            key = (pos.exchange, pos.symbol)
-            try:
-                record = await self.executor.close_exposure(
-                    key, ref=f"kill:{actor}:{now}", leg=f"{key[0]}:{key[1]}"
-                )
-            except RiskRejected as exc:
-                out.append({"symbol": pos.symbol, "rejected": exc.reason})
-                continue
-            except Exception as exc:  # not sent (e.g. its intent not written): the next goes on
-                log.error("trading.flatten_failed", symbol=pos.symbol, error=repr(exc))
-                out.append({"symbol": pos.symbol, "rejected": f"not sent: {exc}"})
-                continue
-            if record is None:  # closes already on their way cover it
-                out.append({"symbol": pos.symbol, "closing": "an exit is already working"})
-            else:
-                out.append(record.to_dict())
-        return out
+        return [
+            await self._flatten_one((pos.exchange, pos.symbol), actor, now)
+            for pos in self.context.portfolio.open_positions()
+        ]
+
+    async def _flatten_one(self, key: tuple[str, str], actor: str, now: float) -> dict[str, Any]:
+        """Close one market's position (net of the exits working); what became of it."""
+        symbol = key[1]
+        try:
+            record = await self.executor.close_exposure(
+                key, ref=f"kill:{actor}:{now}", leg=f"{key[0]}:{key[1]}"
+            )
+        except RiskRejected as exc:
+            return {"symbol": symbol, "rejected": exc.reason}
+        except Exception as exc:  # not sent (e.g. its intent not written): the next goes on
+            log.error("trading.flatten_failed", symbol=symbol, error=repr(exc))
+            return {"symbol": symbol, "rejected": f"not sent: {exc}"}
+        if record is None:  # closes already on their way cover it
+            return {"symbol": symbol, "closing": "an exit is already working"}
+        return record.to_dict()
 
     async def resume(self, actor: str) -> str:
         """Back to ``active`` (refused until reconciled)."""
