@@ -184,17 +184,18 @@ async def test_a_flatten_cut_short_by_a_restart_is_carried_out(tmp_path: Path) -
 
 @pytest.mark.asyncio
 async def test_a_flatten_asked_before_a_crash_is_carried_out_at_the_restart(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
     """The kill switch is pressed with flatten while an entry's placement holds the executor
     (the flatten waits for its answer first); the process dies before the flatten has written
     any exit. The halt is stored, and with it that a flatten was asked: the restarted engine,
     halted, closes the position. Before, the stored risk event carried only the state: the
-    restart halted and left the position open, although the operator had asked to be flat."""
+    restart halted and left the position open, although the operator had asked to be flat.
+    Run on SQLite and on PostgreSQL."""
     sim = SimExchange(MarketModel([SYMBOL], seed=5), clock=ManualClock(time.time()))
     endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
     await sim.start(run=False)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    url = db_url  # SQLite and PostgreSQL
     first = Daemon(url, sim)
     await first.start()
     key = ("simulator", SYMBOL)
