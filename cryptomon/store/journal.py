@@ -14,7 +14,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from cryptomon.events import Fill, OrderIntent, OrderState, Side
+from cryptomon.events import Fill, OrderIntent, OrderState, RiskEvent, Side
 from cryptomon.store import repos
 from cryptomon.store.db import Database
 from cryptomon.store.models import (
@@ -70,6 +70,11 @@ class StoreJournal:
         )
         async with self.db.sessionmaker() as session:
             return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def record_risk_event(self, event: RiskEvent) -> None:
+        """Store ``event`` at once; the writer's later copy is ignored (same event key)."""
+        async with self.db.sessionmaker() as session, session.begin():
+            await repos.insert_risk_events(session, [event])
 
     async def halt_flatten(self) -> bool:
         """Whether a ``kill_switch`` event asking to flatten was stored since the newest event

@@ -14,10 +14,10 @@ import structlog
 
 from cryptomon.config import normalize_symbol
 from cryptomon.errors import RiskRejected
-from cryptomon.events import OrderIntent, new_id
+from cryptomon.events import OrderIntent, RiskEvent, new_id
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
-from cryptomon.trading.journal import FLATTEN_CHECK
+from cryptomon.trading.journal import FLATTEN_CHECK, HaltJournal
 from cryptomon.trading.orders import client_order_id, intent_fields
 from cryptomon.trading.risk import RiskState
 
@@ -142,9 +142,17 @@ class TradingControls:
         reason = f"kill switch by {actor}" + (" (flatten)" if flatten else "")
         # stored with the halt: a restart while halted completes a flatten cut short
         check = FLATTEN_CHECK if flatten else ""
+        event: RiskEvent | None
         if ctx.risk_state == RiskState.HALTED:
-            ctx.risk_event("kill_switch", reason, check_name=check)
-        ctx.set_risk_state(RiskState.HALTED, reason, kind="kill_switch", check_name=check)
+            event = ctx.risk_event("kill_switch", reason, check_name=check)
+        else:
+            event = ctx.set_risk_state(
+                RiskState.HALTED, reason, kind="kill_switch", check_name=check
+            )
+        if event is not None and isinstance(ctx.journal, HaltJournal):
+            # stored now, not after the writer's batch age (a crash in between lost the halt
+            # and the flatten asked); in the background: the switch never waits on the database
+            ctx.spawn(self._store_halt(ctx.journal, event), "trading-kill-switch-stored")
         canceled: list[str] = []
         pending: list[str] = []  # the cancel not confirmed yet: the poll asks again
         for record in ctx.book.open():
@@ -164,6 +172,13 @@ class TradingControls:
             "cancel_pending": pending,
             "flatten": flattened,
         }
+
+    @staticmethod
+    async def _store_halt(journal: HaltJournal, event: RiskEvent) -> None:
+        try:
+            await journal.record_risk_event(event)
+        except Exception as exc:  # the writer stores it too, once the database is back
+            log.error("trading.halt_unrecorded", error=repr(exc))
 
     async def cancel_entries(self, actor: str) -> list[str]:
         """Cancel every open order that is not reduce-only (after a restart while halted: the

@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from cryptomon.events import OrderIntent
+from cryptomon.events import OrderIntent, RiskEvent
 from cryptomon.trading.journal import (
     EquityJournal,
     FundingJournal,
@@ -118,6 +118,10 @@ class ExitJournal:
 
     async def halt_flatten(self) -> bool:
         return isinstance(self.inner, HaltJournal) and await self.inner.halt_flatten()
+
+    async def record_risk_event(self, event: RiskEvent) -> None:
+        if isinstance(self.inner, HaltJournal):
+            await self.inner.record_risk_event(event)
 
     async def first_equity_since(self, ts: float) -> Decimal | None:
         if isinstance(self.inner, EquityJournal):

@@ -71,6 +71,11 @@ class FundingJournal(Protocol):
 
 @runtime_checkable
 class HaltJournal(Protocol):
+    async def record_risk_event(self, event: RiskEvent) -> None:
+        """Store ``event`` now (the kill switch's halt, not after the writer's batch age);
+        storing the same event again (the writer's copy) is a no-op."""
+        ...
+
     async def halt_flatten(self) -> bool:
         """Whether a kill switch of the current halt (the stored risk events since the last
         one not ``halted``) asked to flatten (its event's check is :data:`FLATTEN_CHECK`)."""
@@ -121,6 +126,9 @@ class MemoryJournal:
 
     async def halt_flatten(self) -> bool:
         return self.flatten_asked and self.risk_state == "halted"
+
+    async def record_risk_event(self, event: RiskEvent) -> None:
+        self._on_risk(event)
 
     async def last_risk_state(self) -> str | None:
         return self.risk_state
