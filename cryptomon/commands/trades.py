@@ -24,6 +24,7 @@ from cryptomon.commands.support import (
     open_database,
     run_async,
 )
+from cryptomon.decimals import plain_decimal
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -194,7 +195,7 @@ _STAT_KEYS = (
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return f"{value.normalize():f}"
+        return plain_decimal(value)
     return value
 
 

@@ -28,6 +28,7 @@ from cryptomon.config.templates import (  # noqa: F401 - re-exported for the not
     check_override,
     sample_fields,
 )
+from cryptomon.decimals import plain_decimal
 
 log = structlog.get_logger()
 
@@ -240,11 +241,11 @@ class Rendered:
 def plain_number(value: float | Decimal, spec: str = "") -> str:
     """A number as people read it, never in exponent notation: ``1.23457e+06`` (a whale's
     notional through ``:g``) becomes ``1234568``, a Decimal ``1E-8`` becomes ``0.00000001``
-    and ``65000.10000000`` becomes ``65000.1``. ``spec`` is ``""`` or ``"g"``."""
+    and ``65000.10000000`` becomes ``65000.1`` (a Decimal zero is ``0``, never ``-0``; its
+    digits are all kept: :func:`cryptomon.decimals.plain_decimal`). ``spec`` is ``""`` or
+    ``"g"``."""
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            return str(value)
-        return format(value.normalize(), "f")
+        return plain_decimal(value)
     if not math.isfinite(value):
         return str(value)
     text = f"{value:.6g}" if spec == "g" else repr(value)

@@ -85,8 +85,10 @@ class UsdmVenue:
         """A forced order of another participant filled at ``price`` (``forceOrder``)."""
         self.streams.liquidation(symbol, side, qty, price, now_ms())
 
-    def settle_funding(self, rate: Decimal) -> None:
-        self.book.settle_funding(rate, now_ms())
+    def settle_funding(self, rate: Decimal, *, stamp_lag_ms: int = 0) -> None:
+        """Pay funding on the positions open now; the income history stamps the payments
+        ``stamp_lag_ms`` later (a real venue stamps them at or slightly after the funding time)."""
+        self.book.settle_funding(rate, now_ms() + stamp_lag_ms)
 
     def force_close(self, symbol: str, price: Decimal, kind: str = "liquidation") -> Any:
         """The venue liquidates (``kind`` liquidation), auto-deleverages (adl) or settles

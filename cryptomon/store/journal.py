@@ -11,10 +11,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from cryptomon.events import Fill, OrderIntent, OrderState, Side
+from cryptomon.events import Fill, OrderIntent, OrderState, RiskEvent, Side
 from cryptomon.store import repos
 from cryptomon.store.db import Database
 from cryptomon.store.models import (
@@ -26,7 +26,7 @@ from cryptomon.store.models import (
 )
 from cryptomon.store.types import epoch, utc
 from cryptomon.trading.brokers.base import FundingPayment
-from cryptomon.trading.journal import StoredFunding, StoredOrder
+from cryptomon.trading.journal import FLATTEN_CHECK, StoredFunding, StoredOrder
 
 Liquidity = Literal["maker", "taker"]
 
@@ -70,6 +70,37 @@ class StoreJournal:
         )
         async with self.db.sessionmaker() as session:
             return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def record_risk_event(self, event: RiskEvent) -> None:
+        """Store ``event`` at once; the writer's later copy is ignored (same event key)."""
+        async with self.db.sessionmaker() as session, session.begin():
+            await repos.insert_risk_events(session, [event])
+
+    async def halt_flatten(self) -> bool:
+        """Whether a ``kill_switch`` event asking to flatten was stored since the newest event
+        whose state is not ``halted`` (the current halt's switches)."""
+        newest = (RiskEventRow.ts.desc(), RiskEventRow.id.desc())
+        before = (
+            select(RiskEventRow.ts, RiskEventRow.id)
+            .where(RiskEventRow.state != "halted")
+            .order_by(*newest)
+            .limit(1)
+        )
+        asked = select(RiskEventRow.id).where(
+            RiskEventRow.kind == "kill_switch", RiskEventRow.check == FLATTEN_CHECK
+        )
+        async with self.db.sessionmaker() as session:
+            last = (await session.execute(before)).first()
+            if last is not None:
+                ts, row_id = last
+                asked = asked.where(
+                    or_(
+                        RiskEventRow.ts > ts,
+                        and_(RiskEventRow.ts == ts, RiskEventRow.id > row_id),
+                    )
+                )
+            found = (await session.execute(asked.limit(1))).first()
+        return found is not None
 
     async def open_orders(self) -> list[StoredOrder]:
         filled = (

@@ -140,33 +140,35 @@ class EngineContext:
         symbol: str = "",
         client_order_id: str | None = None,
         check_name: str = "",
-    ) -> None:
-        """Publish a ``RiskEvent`` carrying the current risk state."""
+    ) -> RiskEvent:
+        """Publish (and return) a ``RiskEvent`` carrying the current risk state."""
         now = self.now()
-        self.hub.publish(
-            RiskEvent(
-                exchange=exchange,
-                symbol=symbol,
-                ts=now,
-                ts_recv=now,
-                kind=kind,
-                state=str(self.risk_state),
-                reason=reason,
-                client_order_id=client_order_id,
-                check=check_name,
-            )
+        event = RiskEvent(
+            exchange=exchange,
+            symbol=symbol,
+            ts=now,
+            ts_recv=now,
+            kind=kind,
+            state=str(self.risk_state),
+            reason=reason,
+            client_order_id=client_order_id,
+            check=check_name,
         )
+        self.hub.publish(event)
+        return event
 
-    def set_risk_state(self, state: RiskState, reason: str, *, kind: Any = "state_change") -> None:
-        """Change the risk state; every change is a RiskEvent."""
+    def set_risk_state(
+        self, state: RiskState, reason: str, *, kind: Any = "state_change", check_name: str = ""
+    ) -> RiskEvent | None:
+        """Change the risk state; every change is a RiskEvent (returned; None: no change)."""
         if state == self.risk_state:
-            return
+            return None
         # back to active (e.g. reconciled at start) is routine; reducing or halted is a warning
         emit = log.info if state == RiskState.ACTIVE else log.warning
         emit("trading.risk_state", old=str(self.risk_state), new=str(state), reason=reason)
         self.risk_state = state
         self.state_reason = reason
-        self.risk_event(kind, reason)
+        return self.risk_event(kind, reason, check_name=check_name)
 
     def audit(self, actor: str, action: str, payload: dict[str, Any]) -> None:
         publish_audit(self.hub, self.clock, actor, action, payload)

@@ -14,9 +14,10 @@ import structlog
 
 from cryptomon.config import normalize_symbol
 from cryptomon.errors import RiskRejected
-from cryptomon.events import OrderIntent, new_id
+from cryptomon.events import OrderIntent, RiskEvent, new_id
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
+from cryptomon.trading.journal import FLATTEN_CHECK, HaltJournal
 from cryptomon.trading.orders import client_order_id, intent_fields
 from cryptomon.trading.risk import RiskState
 
@@ -139,9 +140,19 @@ class TradingControls:
         flatten = ctx.config.kill_switch_flatten if flatten is None else flatten
         ctx.audit(actor, "kill_switch", {"flatten": flatten})
         reason = f"kill switch by {actor}" + (" (flatten)" if flatten else "")
+        # stored with the halt: a restart while halted completes a flatten cut short
+        check = FLATTEN_CHECK if flatten else ""
+        event: RiskEvent | None
         if ctx.risk_state == RiskState.HALTED:
-            ctx.risk_event("kill_switch", reason)
-        ctx.set_risk_state(RiskState.HALTED, reason, kind="kill_switch")
+            event = ctx.risk_event("kill_switch", reason, check_name=check)
+        else:
+            event = ctx.set_risk_state(
+                RiskState.HALTED, reason, kind="kill_switch", check_name=check
+            )
+        if event is not None and isinstance(ctx.journal, HaltJournal):
+            # stored now, not after the writer's batch age (a crash in between lost the halt
+            # and the flatten asked); in the background: the switch never waits on the database
+            ctx.spawn(self._store_halt(ctx.journal, event), "trading-kill-switch-stored")
         canceled: list[str] = []
         pending: list[str] = []  # the cancel not confirmed yet: the poll asks again
         for record in ctx.book.open():
@@ -161,6 +172,13 @@ class TradingControls:
             "cancel_pending": pending,
             "flatten": flattened,
         }
+
+    @staticmethod
+    async def _store_halt(journal: HaltJournal, event: RiskEvent) -> None:
+        try:
+            await journal.record_risk_event(event)
+        except Exception as exc:  # the writer stores it too, once the database is back
+            log.error("trading.halt_unrecorded", error=repr(exc))
 
     async def cancel_entries(self, actor: str) -> list[str]:
         """Cancel every open order that is not reduce-only (after a restart while halted: the
@@ -184,30 +202,56 @@ class TradingControls:
             canceled.append(record.client_order_id)
         return canceled
 
+    async def flatten_when_reconciled(self, actor: str) -> list[dict[str, Any]]:
+        """The flatten of a kill switch pressed before a restart (the process stopped before
+        the flatten had closed everything): once the startup reconciliation has finished,
+        every position open then is closed, net of the exits already working, each as soon
+        as its market has a price (after a restart the feeds may not have sent one yet).
+        Ends when all were sent (or refused), or when trading is resumed meanwhile."""
+        ctx = self.context
+        out: list[dict[str, Any]] = []
+        waiting: set[tuple[str, str]] | None = None
+        while ctx.risk_state == RiskState.HALTED:  # resumed meanwhile: the operator decided
+            if ctx.reconciled:
+                if waiting is None:
+                    waiting = {(p.exchange, p.symbol) for p in ctx.portfolio.open_positions()}
+                now = ctx.now()
+                for key in sorted(waiting):
+                    if ctx.mid(*key) is None:
+                        continue
+                    waiting.discard(key)
+                    out.append(await self._flatten_one(key, actor, now))
+                if not waiting:
+                    break
+            await ctx.clock.sleep(ctx.config.poll_interval_s)
+        log.warning("trading.flatten_resumed", by=actor, result=out, waiting=sorted(waiting or ()))
+        return out
+
     async def _flatten(self, actor: str) -> list[dict[str, Any]]:
         # an entry on its way when the switch was pressed: its answer first, so the position
         # it opened is closed too
         await self.executor.placements_done()
         now = self.context.now()
-        out: list[dict[str, Any]] = []
-        for pos in self.context.portfolio.open_positions():
-            key = (pos.exchange, pos.symbol)
-            try:
-                record = await self.executor.close_exposure(
-                    key, ref=f"kill:{actor}:{now}", leg=f"{key[0]}:{key[1]}"
-                )
-            except RiskRejected as exc:
-                out.append({"symbol": pos.symbol, "rejected": exc.reason})
-                continue
-            except Exception as exc:  # not sent (e.g. its intent not written): the next goes on
-                log.error("trading.flatten_failed", symbol=pos.symbol, error=repr(exc))
-                out.append({"symbol": pos.symbol, "rejected": f"not sent: {exc}"})
-                continue
-            if record is None:  # closes already on their way cover it
-                out.append({"symbol": pos.symbol, "closing": "an exit is already working"})
-            else:
-                out.append(record.to_dict())
-        return out
+        return [
+            await self._flatten_one((pos.exchange, pos.symbol), actor, now)
+            for pos in self.context.portfolio.open_positions()
+        ]
+
+    async def _flatten_one(self, key: tuple[str, str], actor: str, now: float) -> dict[str, Any]:
+        """Close one market's position (net of the exits working); what became of it."""
+        symbol = key[1]
+        try:
+            record = await self.executor.close_exposure(
+                key, ref=f"kill:{actor}:{now}", leg=f"{key[0]}:{key[1]}"
+            )
+        except RiskRejected as exc:
+            return {"symbol": symbol, "rejected": exc.reason}
+        except Exception as exc:  # not sent (e.g. its intent not written): the next goes on
+            log.error("trading.flatten_failed", symbol=symbol, error=repr(exc))
+            return {"symbol": symbol, "rejected": f"not sent: {exc}"}
+        if record is None:  # closes already on their way cover it
+            return {"symbol": symbol, "closing": "an exit is already working"}
+        return record.to_dict()
 
     async def resume(self, actor: str) -> str:
         """Back to ``active`` (refused until reconciled)."""

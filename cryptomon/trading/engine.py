@@ -51,7 +51,7 @@ from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.funding import FundingSync, replay_journal
 from cryptomon.trading.futures import SpecLookup
 from cryptomon.trading.guard import ProtectionManager
-from cryptomon.trading.journal import EquityJournal, Journal
+from cryptomon.trading.journal import EquityJournal, HaltJournal, Journal
 from cryptomon.trading.orders import OrderBook, OrderRecord
 from cryptomon.trading.poller import EnginePoller
 from cryptomon.trading.portfolio import Portfolio
@@ -183,6 +183,12 @@ class TradingEngine:
         ctx = self.context
         last_state = getattr(self.journal, "last_risk_state", None)
         was_halted = callable(last_state) and await last_state() == RiskState.HALTED
+        # the switch asked to flatten: the process may have stopped before it closed all
+        flatten = (
+            was_halted
+            and isinstance(self.journal, HaltJournal)
+            and await self.journal.halt_flatten()
+        )
         if was_halted:  # from the start: a fill the reconciliation finds is one while halted
             ctx.set_risk_state(RiskState.HALTED, "halted before the restart (kill switch)")
         await self._restore()
@@ -201,6 +207,8 @@ class TradingEngine:
         if was_halted:  # the kill switch stays on across restarts until someone resumes
             # the switch's cancels may not all have gone out before the process stopped
             await self.controls.cancel_entries("restart")
+        if flatten:  # a flatten asked before the restart ends flat (net of exits working)
+            ctx.spawn(self.controls.flatten_when_reconciled("restart"), "trading-flatten-restart")
         self._subs = [
             self.hub.subscribe(Signal, self.on_signal, name="trading-engine.signal"),
             self.hub.subscribe(BookTop, self.protection.on_top, name="trading-engine.top"),

@@ -25,10 +25,11 @@ from typing import Any
 
 import structlog
 
-from cryptomon.events import OrderIntent
+from cryptomon.events import OrderIntent, RiskEvent
 from cryptomon.trading.journal import (
     EquityJournal,
     FundingJournal,
+    HaltJournal,
     Journal,
     StoredFunding,
     StoredOrder,
@@ -114,6 +115,13 @@ class ExitJournal:
 
     async def last_risk_state(self) -> str | None:
         return await self.inner.last_risk_state()
+
+    async def halt_flatten(self) -> bool:
+        return isinstance(self.inner, HaltJournal) and await self.inner.halt_flatten()
+
+    async def record_risk_event(self, event: RiskEvent) -> None:
+        if isinstance(self.inner, HaltJournal):
+            await self.inner.record_risk_event(event)
 
     async def first_equity_since(self, ts: float) -> Decimal | None:
         if isinstance(self.inner, EquityJournal):

@@ -27,6 +27,9 @@ from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEve
 from cryptomon.hub import Hub
 from cryptomon.trading.brokers.base import FundingPayment
 
+FLATTEN_CHECK = "flatten"
+"""The ``check`` of a ``kill_switch`` RiskEvent whose switch asked to close every position."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredOrder:
@@ -67,6 +70,19 @@ class FundingJournal(Protocol):
 
 
 @runtime_checkable
+class HaltJournal(Protocol):
+    async def record_risk_event(self, event: RiskEvent) -> None:
+        """Store ``event`` now (the kill switch's halt, not after the writer's batch age);
+        storing the same event again (the writer's copy) is a no-op."""
+        ...
+
+    async def halt_flatten(self) -> bool:
+        """Whether a kill switch of the current halt (the stored risk events since the last
+        one not ``halted``) asked to flatten (its event's check is :data:`FLATTEN_CHECK`)."""
+        ...
+
+
+@runtime_checkable
 class EquityJournal(Protocol):
     async def first_equity_since(self, ts: float) -> Decimal | None: ...
 
@@ -81,6 +97,7 @@ class MemoryJournal:
         self.writes = 0
         self.equity: list[dict[str, Any]] = []
         self.risk_state: str | None = None
+        self.flatten_asked = False  # by a kill switch of the current halt
         self.funding: dict[tuple[str, str], StoredFunding] = {}
         self.fail_next: Exception | None = None
         self._subs: list[Any] = []
@@ -102,6 +119,16 @@ class MemoryJournal:
 
     def _on_risk(self, ev: RiskEvent) -> None:
         self.risk_state = ev.state
+        if ev.state != "halted":
+            self.flatten_asked = False
+        elif ev.kind == "kill_switch" and ev.check == FLATTEN_CHECK:
+            self.flatten_asked = True
+
+    async def halt_flatten(self) -> bool:
+        return self.flatten_asked and self.risk_state == "halted"
+
+    async def record_risk_event(self, event: RiskEvent) -> None:
+        self._on_risk(event)
 
     async def last_risk_state(self) -> str | None:
         return self.risk_state

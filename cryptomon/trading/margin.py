@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from cryptomon.decimals import plain_decimal
 from cryptomon.trading.futures import (
     ContractTerms,
     TermsLookup,
@@ -34,7 +35,7 @@ __all__ = ["ContractState", "TermsLookup", "notional_quote", "settle_value"]
 
 
 def _text(number: Decimal | None) -> str | None:
-    return None if number is None else f"{number.normalize():f}"
+    return None if number is None else plain_decimal(number)
 
 
 @dataclass(slots=True)

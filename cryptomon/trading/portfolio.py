@@ -192,14 +192,13 @@ class Portfolio:
                 return i
         return None
 
-    def first_open_since(self, exchange: str, symbol: str, since: float) -> float | None:
-        """The earliest opening time of the market's round trips that closed at or after
-        ``since`` (None: none did)."""
+    def first_open_since(self, exchange: str, symbol: str, start: int) -> float | None:
+        """The earliest opening time of the market's round trips closed since :attr:`trades`
+        held ``start`` trips (None: none was). By position in the list, not by close time: a
+        fill learnt late (the venue's older trade time) closes a trip with an older ``closed``
+        after newer ones, so the list is not in close-time order."""
         first: float | None = None
-        for i in range(len(self.trades) - 1, -1, -1):
-            trip = self.trades[i]
-            if trip.closed < since:
-                break
+        for trip in self.trades[start:]:
             if (trip.exchange, trip.symbol) == (exchange, symbol):
                 first = trip.opened if first is None else min(first, trip.opened)
         return first

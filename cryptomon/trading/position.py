@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from cryptomon.decimals import plain_decimal
 from cryptomon.events import PositionUpdate
 from cryptomon.trading.margin import ContractState, notional_quote, settle_value
 
@@ -20,8 +21,9 @@ ZERO = Decimal(0)
 
 
 def money(value: Decimal) -> str:
-    """A Decimal as a plain string without exponent or trailing zeros (``1E+2`` -> ``100``)."""
-    return f"{value.normalize():f}"
+    """A Decimal as a plain string: no exponent or trailing zeros (``1E+2`` -> ``100``),
+    zero as ``0`` (never ``-0``), every digit kept (:func:`cryptomon.decimals.plain_decimal`)."""
+    return plain_decimal(value)
 
 
 _BASIS_Q = Decimal("1e-12")  # cost basis removed on a partial close: exact sums afterwards

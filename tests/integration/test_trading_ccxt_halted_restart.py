@@ -8,6 +8,7 @@ reconciliation is done; the account ends flat and still halted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -39,12 +40,15 @@ SYMBOL = "BTC-USDT"
 class Daemon:
     """The live engine journaled on ``url`` (its risk events stored by a writer)."""
 
-    def __init__(self, url: str, sim: SimExchange) -> None:
+    def __init__(self, url: str, sim: SimExchange, *, batch_max_age_s: float = 0.01) -> None:
         self.hub = Hub()
         self.clock = LiveClock()
         self.db = Database(DatabaseConfig(url=url))
         self.writer = StoreWriter(
-            hub=self.hub, db=self.db, config=StorageConfig(batch_max_age_s=0.01), clock=self.clock
+            hub=self.hub,
+            db=self.db,
+            config=StorageConfig(batch_max_age_s=batch_max_age_s),
+            clock=self.clock,
         )
         cfg = TradingConfig.model_validate(
             {
@@ -176,6 +180,136 @@ async def test_a_flatten_cut_short_by_a_restart_is_carried_out(tmp_path: Path) -
         await wait_until(lambda: engine.portfolio.amount(*key) == 0, message="flattened")
         assert endpoints.engine.position("BTC") == 0
         assert engine.risk_state == RiskState.HALTED
+    finally:
+        await second.stop()
+        await sim.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_flatten_asked_before_a_crash_is_carried_out_at_the_restart(
+    db_url: str,
+) -> None:
+    """The kill switch is pressed with flatten while an entry's placement holds the executor
+    (the flatten waits for its answer first); the process dies before the flatten has written
+    any exit. The halt is stored, and with it that a flatten was asked: the restarted engine,
+    halted, closes the position. Before, the stored risk event carried only the state: the
+    restart halted and left the position open, although the operator had asked to be flat.
+    Run on SQLite and on PostgreSQL."""
+    sim = SimExchange(MarketModel([SYMBOL], seed=5), clock=ManualClock(time.time()))
+    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
+    await sim.start(run=False)
+    url = db_url  # SQLite and PostgreSQL
+    first = Daemon(url, sim)
+    await first.start()
+    key = ("simulator", SYMBOL)
+    try:
+        entry = await first.engine.executor.submit(manual_buy("crash", SYMBOL))
+        assert entry.state is OrderState.FILLED
+        # an entry's placement on its way: the flatten waits for it (placements_done)
+        await first.engine.executor._lock.acquire()
+        press = asyncio.ensure_future(first.engine.kill_switch("t", flatten=True))
+        await wait_until(lambda: _halted(first.journal), timeout=10, message="halt stored")
+        assert not press.done()
+        press.cancel()  # the process dies here: no exit written, none sent
+        with contextlib.suppress(asyncio.CancelledError):
+            await press
+        first.engine.executor._lock.release()
+    finally:
+        await first.stop()
+    assert endpoints.engine.position("BTC") == Decimal("0.01")
+    posts = endpoints.order_posts
+
+    second = Daemon(url, sim)
+    await second.start()
+    try:
+        engine = second.engine
+        assert engine.risk_state == RiskState.HALTED
+        await wait_until(lambda: engine.portfolio.amount(*key) == 0, message="flattened")
+        await wait_until(lambda: endpoints.engine.position("BTC") == 0, message="flat at venue")
+        assert engine.risk_state == RiskState.HALTED
+        assert endpoints.order_posts == posts + 1  # one exit
+    finally:
+        await second.stop()
+        await sim.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_halt_without_flatten_keeps_its_position_at_the_restart(tmp_path: Path) -> None:
+    """The kill switch pressed without flatten: the restart halts and leaves the position."""
+    sim = SimExchange(MarketModel([SYMBOL], seed=5), clock=ManualClock(time.time()))
+    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
+    await sim.start(run=False)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    first = Daemon(url, sim)
+    await first.start()
+    key = ("simulator", SYMBOL)
+    try:
+        entry = await first.engine.executor.submit(manual_buy("keep", SYMBOL))
+        assert entry.state is OrderState.FILLED
+        await first.engine.kill_switch("t", flatten=False)
+        await wait_until(lambda: _halted(first.journal), timeout=10, message="halt stored")
+    finally:
+        await first.stop()
+    posts = endpoints.order_posts
+
+    second = Daemon(url, sim)
+    await second.start()
+    try:
+        engine = second.engine
+        assert engine.risk_state == RiskState.HALTED
+        assert engine.reconciled
+        assert engine.portfolio.amount(*key) == Decimal("0.01")
+        assert endpoints.order_posts == posts
+    finally:
+        await second.stop()
+        await sim.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_kill_switch_is_stored_before_the_writer_batch_a_crash_loses(
+    tmp_path: Path,
+) -> None:
+    """The store writer batches risk events (up to batch_max_age_s, 1 s by default); the
+    process dies right after the kill switch with flatten, before that batch was written (the
+    flatten waiting for an entry's placement). The switch stored its halt at once, with the
+    flatten asked: the restart halts and closes the position. Before, the halt went only
+    through the writer's batch: the crash lost it, and the restart traded on, not flat."""
+    sim = SimExchange(MarketModel([SYMBOL], seed=5), clock=ManualClock(time.time()))
+    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
+    await sim.start(run=False)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    first = Daemon(url, sim, batch_max_age_s=3600)
+    await first.start()
+    key = ("simulator", SYMBOL)
+    try:
+        entry = await first.engine.executor.submit(manual_buy("lost", SYMBOL))
+        assert entry.state is OrderState.FILLED
+        await first.writer.flush()  # the entry and its fill are stored
+        await first.engine.executor._lock.acquire()  # an entry's placement on its way
+        press = asyncio.ensure_future(first.engine.kill_switch("t", flatten=True))
+        await wait_until(lambda: _halted(first.journal), timeout=5, message="halt stored")
+        press.cancel()  # the process dies: the writer's batch is lost, no exit written
+        with contextlib.suppress(asyncio.CancelledError):
+            await press
+        first.engine.executor._lock.release()
+        for queue in first.writer._subs:  # a crash: what the writer holds is never written
+            queue.close()
+        first.writer._subs = []
+        first.writer._durable.clear()
+    finally:
+        await first.engine.stop()
+        await first.writer.stop()
+        await first.db.stop()
+        await first.hub.stop(1.0)
+    assert endpoints.engine.position("BTC") == Decimal("0.01")
+
+    second = Daemon(url, sim)
+    await second.start()
+    try:
+        engine = second.engine
+        assert engine.risk_state == RiskState.HALTED
+        await wait_until(lambda: engine.portfolio.amount(*key) == 0, message="flattened")
+        await wait_until(lambda: endpoints.engine.position("BTC") == 0, message="flat at venue")
     finally:
         await second.stop()
         await sim.stop()

@@ -199,3 +199,42 @@ async def test_first_equity_since_reads_the_days_first_snapshot(db: Database) ->
     assert await journal.first_equity_since(day) == D("9990.123456789")
     assert await journal.first_equity_since(day - 3600) == D("10000.5")
     assert await journal.first_equity_since(day + 3600) is None
+
+
+@pytest.mark.asyncio
+async def test_halt_flatten_is_asked_by_a_switch_of_the_current_halt(db: Database) -> None:
+    """halt_flatten: a kill switch event with the flatten check since the last event that was
+    not halted (a flatten of an earlier halt, resumed since, does not count)."""
+    from cryptomon.events import RiskEvent
+    from cryptomon.store.repos import insert_risk_events
+
+    journal = StoreJournal(db=db)
+    assert await journal.halt_flatten() is False
+    n = 0
+
+    async def store(kind: str, state: str, check: str = "") -> None:
+        nonlocal n
+        n += 1
+        event = RiskEvent(
+            exchange="",
+            symbol="",
+            ts=1_700_000_000.0 + n,
+            ts_recv=0.0,
+            kind=kind,  # type: ignore[arg-type]
+            state=state,
+            reason=kind,
+            check=check,
+        )
+        async with db.sessionmaker() as session, session.begin():
+            await insert_risk_events(session, [event])
+
+    await store("kill_switch", "halted", "flatten")
+    assert await journal.halt_flatten() is True  # no earlier event at all
+    await store("state_change", "active")  # resumed
+    assert await journal.halt_flatten() is False
+    await store("kill_switch", "halted")  # halted without flatten
+    await store("rejected", "halted", "halted")
+    assert await journal.halt_flatten() is False
+    await store("kill_switch", "halted", "flatten")  # pressed again, with flatten
+    await store("rejected", "halted", "halted")
+    assert await journal.halt_flatten() is True

@@ -5,6 +5,8 @@ payment is applied twice, and the close realizes the hand computation including 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -43,8 +45,9 @@ class Daemon:
         await self.db.stop()
 
 
-async def daemon(url: str, clock: ManualClock) -> Daemon:
-    """The paper engine journaled on the database at ``url`` (started, reconciled)."""
+async def daemon(url: str, clock: ManualClock, *, quoted: bool = True) -> Daemon:
+    """The paper engine journaled on the database at ``url`` (started, reconciled); with
+    ``quoted`` the perpetual's book has a 20000 mid before the start."""
     hub = Hub()
     db = Database(DatabaseConfig(url=url))
     await db.start()
@@ -69,7 +72,8 @@ async def daemon(url: str, clock: ManualClock) -> Daemon:
         journal=StoreJournal(db=db),
         specs=lookup(SPEC),
     )
-    quote(hub, clock, 20000)
+    if quoted:
+        quote(hub, clock, 20000)
     await engine.start()
     return Daemon(engine, broker, hub, writer, db)
 
@@ -218,3 +222,58 @@ async def test_an_entry_left_open_by_a_kill_switch_cut_short_is_canceled_at_rest
 async def _halted(journal: StoreJournal, clock: ManualClock) -> bool:
     clock.advance(0.02)  # the writer flushes batches older than batch_max_age_s
     return await journal.last_risk_state() == "halted"
+
+
+@pytest.mark.asyncio
+async def test_a_flatten_cut_short_closes_once_the_restarted_feed_has_a_price(
+    tmp_path: Path,
+) -> None:
+    """The kill switch is pressed with flatten on a 0.1 paper long; the process dies before
+    the flatten has written any exit (it waits for an entry's placement on its way). The
+    restarted engine has no market price yet (the feeds not connected): it stays halted with
+    the position open and closes it once the first book arrives. Before, the restart's
+    flatten was refused for want of a price and nothing tried again."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'paper.db'}"
+    clock = ManualClock(start=1_700_000_000.0)
+    first = await daemon(url, clock)
+    await first.engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
+    )
+    assert first.engine.portfolio.amount(EX, PERP) == D("0.1")
+    await first.engine.executor._lock.acquire()  # an entry's placement on its way
+    press = asyncio.ensure_future(first.engine.kill_switch("t", flatten=True))
+    journal = StoreJournal(db=first.db)
+    await wait_until(lambda: _halted(journal, clock), timeout=10, message="halt stored")
+    assert not press.done()
+    press.cancel()  # the process dies: no exit written
+    with contextlib.suppress(asyncio.CancelledError):
+        await press
+    first.engine.executor._lock.release()
+    await first.stop()
+
+    second = await daemon(url, clock, quoted=False)
+    try:
+        engine = second.engine
+        assert engine.risk_state == RiskState.HALTED
+        ticks = 0
+
+        def unpriced_polls() -> bool:  # the engine's polls go by without a market price
+            nonlocal ticks
+            clock.advance(1)
+            ticks += 1
+            return ticks >= 5
+
+        await wait_until(unpriced_polls, message="polls without a price")
+        assert engine.portfolio.amount(EX, PERP) == D("0.1")
+        assert engine.risk_state == RiskState.HALTED
+        quote(second.hub, clock, 20100)  # the feed's first book
+
+        def flat() -> bool:
+            clock.advance(1)  # the engine's retry waits on the (manual) clock
+            return engine.portfolio.amount(EX, PERP) == 0
+
+        await wait_until(flat, timeout=10, message="flattened once priced")
+        assert await second.broker.fetch_positions() == {}
+        assert engine.risk_state == RiskState.HALTED
+    finally:
+        await second.stop()
