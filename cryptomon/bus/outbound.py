@@ -34,7 +34,7 @@ import contextlib
 import dataclasses
 import json
 import math
-from decimal import Context, Decimal
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -46,6 +46,7 @@ from cryptomon.bus import subjects
 from cryptomon.bus.connect import connect, ensure_streams, redeclare_streams
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
+from cryptomon.decimals import plain_decimal
 from cryptomon.events import Anomaly, Event, Fill, OrderUpdate, Signal
 from cryptomon.hub import Hub, QueuedSubscription
 
@@ -83,13 +84,9 @@ def _non_finite(value: Any) -> bool:
 
 def amount_key(value: Decimal) -> str:
     """One spelling of an amount for message ids: plain digits without exponent or trailing
-    zeros, zero (``-0``, ``0E-8``) as ``0``; exact (no rounding to a context precision)."""
-    if not value.is_finite():
-        return str(value)
-    if value.is_zero():
-        return "0"
-    digits = len(value.as_tuple().digits)
-    return f"{value.normalize(Context(prec=digits)):f}"
+    zeros, zero (``-0``, ``0E-8``) as ``0``; exact (no rounding to a context precision):
+    :func:`cryptomon.decimals.plain_decimal`."""
+    return plain_decimal(value)
 
 
 def to_message(event: Event) -> tuple[str, str, bytes]:
