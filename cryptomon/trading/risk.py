@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from cryptomon.decimals import plain_decimal as _d
 from cryptomon.events import OrderIntent
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.brokers.base import MarketInfo
@@ -90,8 +91,8 @@ def check(
         if not reduces or intent.amount > abs(position):
             return reject(
                 "reduce_only",
-                f"reduce-only {intent.side} {intent.amount} does not reduce position {position}"
-                " (net of closes already working)",
+                f"reduce-only {intent.side} {_d(intent.amount)} does not reduce position "
+                f"{_d(position)} (net of closes already working)",
             )
         return APPROVED
     refused = _flip_check(intent, portfolio, limits)
@@ -126,8 +127,8 @@ def _flip_check(intent: OrderIntent, portfolio: PortfolioView, limits: Limits) -
         return None
     return reject(
         "short_not_allowed",
-        f"{intent.side} {intent.amount} would open a short "
-        f"position ({projected}); shorting is disabled",
+        f"{intent.side} {_d(intent.amount)} would open a short "
+        f"position ({_d(projected)}); shorting is disabled",
     )
 
 
@@ -155,7 +156,7 @@ def _state_checks(
     if market.mid is None or market.mid <= 0:
         return reject("no_market_price", f"no market price for {intent.symbol}")
     if intent.amount <= 0:
-        return reject("invalid_amount", f"amount must be > 0, got {intent.amount}")
+        return reject("invalid_amount", f"amount must be > 0, got {_d(intent.amount)}")
     return None
 
 
@@ -174,26 +175,31 @@ def _order_checks(
     if info is not None:
         if not _multiple(intent.amount, info.lot_size):
             return reject(
-                "lot_size", f"amount {intent.amount} is not a multiple of lot size {info.lot_size}"
+                "lot_size",
+                f"amount {_d(intent.amount)} is not a multiple of lot size {_d(info.lot_size)}",
             )
         if intent.amount < info.min_amount:
-            return reject("min_amount", f"amount {intent.amount} < minimum {info.min_amount}")
+            return reject(
+                "min_amount", f"amount {_d(intent.amount)} < minimum {_d(info.min_amount)}"
+            )
         for name, level in (("price", intent.price), ("stop price", intent.stop_price)):
             if level is not None and not _multiple(level, info.tick_size):
                 return reject(
-                    "tick_size", f"{name} {level} is not a multiple of tick size {info.tick_size}"
+                    "tick_size",
+                    f"{name} {_d(level)} is not a multiple of tick size {_d(info.tick_size)}",
                 )
         if spec is None and intent.amount * price < info.min_notional:
             return reject(
-                "min_notional", f"notional {intent.amount * price} < minimum {info.min_notional}"
+                "min_notional",
+                f"notional {_d(intent.amount * price)} < minimum {_d(info.min_notional)}",
             )
     if intent.price is not None and intent.type in ("limit", "stop_limit"):
         band = abs(intent.price - mid) / mid * 100
         if band > limits.price_band_percentage:
             return reject(
                 "price_band",
-                f"limit price {intent.price} is {band:.2f}% from mid "
-                f"{mid} (band {limits.price_band_percentage}%)",
+                f"limit price {_d(intent.price)} is {band:.2f}% from mid "
+                f"{_d(mid)} (band {_d(limits.price_band_percentage)}%)",
             )
     if intent.origin not in RATE_EXEMPT_ORIGINS and (
         portfolio.orders_last_minute >= limits.max_orders_per_minute

@@ -420,3 +420,25 @@ def test_a_delisted_market_keeps_its_protective_exits() -> None:
     assert check(stop, p, delisted, LIMITS).approved
     assert rejected(intent(), p, m=delisted) == "stale_feed"
     assert rejected(stop, p, m=replace(MARKET, stale=True)) == "stale_feed"
+
+
+def test_rejection_reasons_spell_amounts_plainly() -> None:
+    """A venue's steps and an order's amounts come as Decimals in any spelling (``1E-8``,
+    ``0.0010000``); the reasons people read show them as plain digits, never an exponent."""
+    info = replace(INFO, lot_size=D("1E-5"), min_amount=D("1E-8"), min_notional=D("5E+1"))
+    market = MarketView(mid=MID, info=info)
+
+    def reason(i: OrderIntent) -> str:
+        decision = check(i, EMPTY, market, LIMITS)
+        assert not decision.approved
+        return decision.reason
+
+    assert (
+        reason(intent(amount="1.000000001E-3"))
+        == "amount 0.001000000001 is not a multiple of lot size 0.00001"
+    )
+    assert reason(intent(amount="0.10000")) == "notional 10 < minimum 50"
+    assert (
+        reason(intent(type="limit", amount="1", price="1.5E+2"))
+        == "limit price 150 is 50.00% from mid 100 (band 2%)"
+    )
