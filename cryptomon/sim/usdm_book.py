@@ -202,6 +202,15 @@ class UsdmBook:
             ZERO,
         )
 
+    def margin_free(self) -> Decimal:
+        """Wallet and unrealized PnL less the initial margin of the open positions: what the
+        margin of a new order comes out of."""
+        used = sum(
+            (abs(p.qty) * self.prices.get(s, ZERO) / p.leverage for s, p in self.positions.items()),
+            ZERO,
+        )
+        return self.wallet + self.unrealized() - used
+
     def balance(self, _params: dict[str, str]) -> list[dict[str, Any]]:
         wallet = str(self.wallet)
         margin = str(self.wallet + self.unrealized())  # like Binance: wallet + unrealized

@@ -1,7 +1,8 @@
 """Order placement and execution of the simulator's USD-M account (:mod:`cryptomon.sim.usdm`):
 market orders fill at the set price with the taker fee, stop-market and take-profit-market
 orders rest until the price crosses their trigger; reduce-only orders never increase or flip
-a position. Realized PnL and commissions go to the wallet and the income history."""
+a position; an order that grows a position beyond the free margin is refused (-2019).
+Realized PnL and commissions go to the wallet and the income history."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class UsdmBook(Protocol):
     def position_of(self, symbol: str) -> Any: ...
 
     def add_income(self, symbol: str, kind: str, amount: Decimal, now: int) -> None: ...
+
+    def margin_free(self) -> Decimal: ...
 
     def next_id(self) -> int: ...
 
@@ -70,6 +73,11 @@ def place(book: UsdmBook, params: dict[str, str]) -> dict[str, Any]:
     held = pos.qty if pos is not None else ZERO
     if kind == "MARKET" and reduce_only and not reduces(held, side, qty):
         raise UsdmError(400, -2022, "ReduceOnly Order is rejected.")
+    if kind == "MARKET" and not reduce_only:
+        signed = qty if side == "BUY" else -qty
+        grows = max(abs(held + signed) - abs(held), ZERO)
+        if grows * price / book.position_of(symbol).leverage > book.margin_free():
+            raise UsdmError(400, -2019, "Margin is insufficient.")
     now = _now()
     order = {
         "orderId": book.next_id(),

@@ -315,8 +315,9 @@ async def test_a_liquidation_with_venue_legs_leaves_no_order_open() -> None:
 @pytest.mark.asyncio
 async def test_a_stop_loss_fired_into_the_liquidated_position_does_not_count(rig: Rig) -> None:
     """The price gaps through the stop to the liquidation: the engine's emulated stop-loss
-    fires too, but the venue refuses it (nothing left to reduce); the liquidation is the one
-    exit, with one trade of the venue's PnL."""
+    fires too, but the venue refuses it (-2022, nothing left to reduce: ccxt's InvalidOrder,
+    rejected at once with the venue's message); the liquidation is the one exit, with one
+    trade of the venue's PnL."""
     engine, venue = rig.engine, rig.venue
     await enter(engine, "buy", stop_loss="19400")
     pos = engine.portfolio.positions[(EX, PERP)]
@@ -326,6 +327,8 @@ async def test_a_stop_loss_fired_into_the_liquidated_position_does_not_count(rig
     await wait_until(lambda: not engine.book.open(), timeout=30, message="stop-loss settled")
     by_origin = {r.intent.origin: r for r in engine.book.all()}
     assert by_origin["stop_loss"].state == OrderState.REJECTED
+    assert "InvalidOrder" in by_origin["stop_loss"].reason
+    assert "ReduceOnly Order is rejected." in by_origin["stop_loss"].reason
     assert by_origin["liquidation"].state == OrderState.FILLED
     hand = D("0.1") * (GAP - ENTRY) - D("0.1") * (ENTRY + GAP) * FEE
     assert [t.pnl for t in engine.portfolio.trades] == [hand]

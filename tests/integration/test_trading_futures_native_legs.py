@@ -97,9 +97,10 @@ async def test_short_venue_stop_fires_and_take_profit_leg_is_canceled(live: Live
 @pytest.mark.asyncio
 async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> None:
     """A stop the venue refuses (-2021, it would trigger at once) leaves the position protected
-    by the engine on the book, and the take-profit leg canceled: no leg rests alone. (On the
-    loopback URL ccxt cannot pick Binance's linear error table, so the refusal arrives as an
-    unclassified error: the engine settles it by lookup and closes it as never placed.)"""
+    by the engine on the book and no leg resting alone. The refusal is ccxt's
+    OrderImmediatelyFillable as on fapi.binance.com (the loopback URL is classified as the
+    real host): the stop is rejected at once with the venue's message, never looked up, and
+    the take-profit leg is never sent."""
     engine, venue = live.engine, live.venue
     # the venue's price has fallen below the stop the engine's book still allows: a sell
     # stop above the venue's price is refused
@@ -112,7 +113,12 @@ async def test_a_leg_the_venue_refuses_falls_back_to_emulation(live: Live) -> No
     record = engine.book.get(str(prot.stop_order))
     assert record is not None
     assert record.state == OrderState.REJECTED
-    assert [a["orderType"] for a in algos(venue)] == ["TAKE_PROFIT_MARKET"]  # canceled
+    assert "OrderImmediatelyFillable" in record.reason
+    assert "Order would immediately trigger." in record.reason
+    assert algos(venue) == []  # the take-profit leg was never placed
+    calls = [m for m, p in venue.requests if p == ALGO]
+    assert calls.count("POST") == 1
+    assert calls[calls.index("POST") :] == ["POST"]  # the stop's: no lookup, no cancel after
     assert prot.trigger(D("19399.9"), D("19400.1")) == "stop_loss"  # the book watch is back
 
 

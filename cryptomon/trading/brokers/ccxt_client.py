@@ -3,10 +3,16 @@
 Exchange differences are data: :data:`EXCHANGE_OPTIONS` holds per-exchange ccxt options,
 applied before the user's ``options``; ``url`` rewrites the origin of every ccxt API URL (the
 loopback simulator) and ``urls`` overrides single API sections. ccxt's own retries are off.
+
+A venue's refusal is classified by ccxt from the request URL (Binance maps ``-2022`` to
+``InvalidOrder`` only for ``https://fapi.binance.com/...``): with a rewritten origin the client
+is an :func:`origin_classified` subclass whose ``handle_errors`` sees the URL the request would
+have had on the exchange's own host, so an error is the same ccxt exception as in production.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -87,6 +93,62 @@ def _rewrite_urls(api: Any, base: str) -> Any:
     return api
 
 
+def _flatten(api: Any, key: str = "") -> dict[str, str]:
+    if isinstance(api, str):
+        return {key: api}
+    if isinstance(api, dict):
+        return {k2: v2 for k, v in api.items() for k2, v2 in _flatten(v, f"{key}/{k}").items()}
+    return {}
+
+
+def origin_map(original: Any, rewritten: Any) -> dict[str, str]:
+    """Rewritten API base URL -> the exchange's own one, for every section the rewrite or an
+    override changed; a rewritten URL that two different hosts collapsed into (Binance's
+    ``fapiData`` and ``dapiData`` both become ``.../futures/data``) is left out: which venue it
+    stands for cannot be told."""
+    before, after = _flatten(original), _flatten(rewritten)
+    out: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for key, new in after.items():
+        old = before.get(key)
+        if old is None or old == new:
+            continue
+        if out.get(new, old) != old:
+            ambiguous.add(new)
+        out[new] = old
+    return {k: v for k, v in out.items() if k not in ambiguous}
+
+
+class _OriginClassified:
+    """Mixin over a ccxt exchange class: ``handle_errors`` (where ccxt turns a venue's error
+    answer into an exception, by URL for Binance) sees the request's URL on the original host."""
+
+    origin_urls: dict[str, str]
+
+    def original_url(self, url: str) -> str:
+        """``url`` with the longest matching rewritten base replaced by the original one."""
+        best = ""
+        for new in self.origin_urls:
+            boundary = url[len(new) : len(new) + 1] in "/?"  # "" (the whole URL) too
+            if len(new) > len(best) and url.startswith(new) and boundary:
+                best = new
+        return self.origin_urls[best] + url[len(best) :] if best else url
+
+    def handle_errors(self, code: Any, reason: Any, url: str, *args: Any) -> Any:
+        return super().handle_errors(code, reason, self.original_url(url), *args)  # type: ignore[misc]
+
+
+_CLASSIFIED: dict[type, type] = {}
+
+
+def origin_classified(cls: type) -> type:
+    """The subclass of the ccxt exchange class ``cls`` that classifies errors as on the
+    exchange's own host (one per class; ``isinstance(x, cls)`` still holds)."""
+    if cls not in _CLASSIFIED:
+        _CLASSIFIED[cls] = type(cls.__name__, (_OriginClassified, cls), {})
+    return _CLASSIFIED[cls]
+
+
 def proxy_params(proxy: SecretStr | None) -> dict[str, str]:
     """ccxt's proxy setting for ``trading.live.proxy``: ``httpProxy`` / ``httpsProxy`` (the
     protocol spoken to the proxy) or ``socksProxy`` (needs aiohttp_socks)."""
@@ -155,9 +217,10 @@ def build_exchange(
     params.update(proxy_params(s.proxy))
     if session is not None:
         params["session"] = session
-    exchange = cls(params)
+    exchange = (origin_classified(cls) if s.url or urls else cls)(params)
     if s.sandbox:
         exchange.set_sandbox_mode(True)
+    original = copy.deepcopy(exchange.urls.get("api"))
     if s.url:
         exchange.urls["api"] = _rewrite_urls(exchange.urls.get("api"), s.url)
     if urls:
@@ -166,4 +229,6 @@ def build_exchange(
             api.update(urls)
         else:
             exchange.urls["api"] = dict(urls)
+    if s.url or urls:
+        exchange.origin_urls = origin_map(original, exchange.urls.get("api"))
     return exchange

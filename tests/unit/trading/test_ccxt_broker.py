@@ -118,3 +118,40 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     assert parse_retry_after("10", now) == 10.0
     assert parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now) == pytest.approx(30.0)
     assert parse_retry_after("soon", now) is None
+
+
+@pytest.mark.parametrize(
+    ("exchange", "section", "market_type"),
+    [
+        ("binance", "private", "spot"),
+        ("binanceusdm", "fapiPrivate", "linear"),
+        ("binancecoinm", "dapiPrivate", "inverse"),
+    ],
+)
+def test_a_rewritten_origin_classifies_errors_as_the_real_host(
+    exchange: str, section: str, market_type: str
+) -> None:
+    """ccxt's Binance picks the error table of a request by its URL: with the origin
+    rewritten to the simulator, the request URL is read as on the exchange's own host, so a
+    venue code raises the same ccxt exception as in production (not a bare ExchangeError)."""
+    ex = CcxtBroker(LiveTradingConfig(exchange=exchange, url="http://127.0.0.1:5555"))._build()
+    url = ex.urls["api"][section] + "/order?symbol=X"
+    assert url.startswith("http://127.0.0.1:5555/")
+    assert ex.original_url(url).startswith("https://")
+    assert (
+        ex.get_exceptions_by_url(ex.original_url(url), "exact")
+        == (ex.exceptions[market_type]["exact"])
+    )
+    assert ex.original_url("http://elsewhere:1/x") == "http://elsewhere:1/x"
+    # fapiData and dapiData both become .../futures/data: which venue it is cannot be told
+    assert ex.original_url(ex.urls["api"]["fapiData"] + "/x").startswith("http://127.0.0.1")
+
+
+def test_the_exchange_own_hosts_keep_the_plain_ccxt_class() -> None:
+    """Without a rewrite the client is ccxt's own class: production runs ccxt untouched."""
+    import ccxt.async_support as ccxt_async
+
+    ex = CcxtBroker(LiveTradingConfig(exchange="binanceusdm"))._build()
+    assert type(ex) is ccxt_async.binanceusdm
+    rewritten = CcxtBroker(LiveTradingConfig(exchange="binanceusdm", url="http://h:1"))._build()
+    assert isinstance(rewritten, ccxt_async.binanceusdm)
