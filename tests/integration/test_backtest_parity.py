@@ -5,12 +5,19 @@ with auto-trading on, and the backtest of the same recording, give the same orde
 Both run on a ManualClock moved in the same steps of recorded time; the daemon's journal
 writes to SQLite (real I/O), so after a step with trading activity the daemon is given time
 until it has been quiet (no new signal, order or fill, no open order) for a while.
+
+A second case trades an inverse perpetual of the HUOBI_SWAP recording at 50x: a manual long
+entered at the same recorded step in both paths (after that step's messages) is liquidated by
+the paper venue when a recorded trade reaches its estimate; the forced close is a fill of both
+paths alike, and the backtest's round trip ends by liquidation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +25,7 @@ import pytest
 
 from cryptomon.app import build_app
 from cryptomon.backtest.recording import RecordingRunner, first_timestamp
+from cryptomon.backtest.result import BacktestResult
 from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
 from cryptomon.events import Fill, OrderIntent, Signal
@@ -68,8 +76,58 @@ def key(fill: Fill) -> tuple[Any, ...]:
     return (fill.ts, fill.symbol, fill.side, fill.amount, fill.price, fill.fee)
 
 
-async def live_fills(settings: Settings, files: list[str]) -> list[Fill]:
-    """The daemon on a ManualClock, moved in steps; its fills."""
+@dataclass(frozen=True)
+class Entry:
+    """A manual market order placed after the messages of the first step at or past ``at``."""
+
+    exchange: str
+    symbol: str
+    side: str
+    amount: str
+    at: float
+
+    def due(self, now: float, placed: list[dict[str, Any]]) -> bool:
+        return not placed and now >= self.at
+
+    async def place(self, engine: Any, placed: list[dict[str, Any]]) -> None:
+        placed.append(
+            await engine.place_manual_order(
+                actor="parity",
+                exchange=self.exchange,
+                symbol=self.symbol,
+                side=self.side,
+                amount=self.amount,
+            )
+        )
+
+
+async def backtest_with(
+    settings: Settings, files: list[str], entry: Entry, placed: list[dict[str, Any]]
+) -> BacktestResult:
+    """The backtest of ``files`` with ``entry`` placed once the step's messages are in (the
+    runner settles the pipeline after each step's messages; the entry goes first)."""
+    runner = RecordingRunner(settings, files)
+    pipe = runner.pipe
+    settle = pipe.settle
+
+    async def settle_with_entry() -> None:
+        if entry.due(pipe.clock.time(), placed):
+            await entry.place(pipe.engine, placed)
+        await settle()
+
+    pipe.settle = settle_with_entry  # type: ignore[method-assign]
+    return await runner.run()
+
+
+async def live_fills(
+    settings: Settings,
+    files: list[str],
+    exchange: str = EXCHANGE,
+    entry: Entry | None = None,
+    placed: list[dict[str, Any]] | None = None,
+) -> list[Fill]:
+    """The daemon on a ManualClock, moved in steps; its fills (``entry`` placed after the
+    messages of its step, as :func:`backtest_with` does)."""
     hub = Hub()
     clock = ManualClock(first_timestamp(files))
     fills: list[Fill] = []
@@ -85,7 +143,7 @@ async def live_fills(settings: Settings, files: list[str]) -> list[Fill]:
     assert feeds is not None
     assert engine is not None
     await app.start()
-    feed: Any = feeds.source(EXCHANGE.lower())
+    feed: Any = feeds.source(exchange.lower())
     try:
         for _ in range(QUIET_ROUNDS):
             await asyncio.sleep(0.002)
@@ -95,6 +153,8 @@ async def live_fills(settings: Settings, files: list[str]) -> list[Fill]:
             assert time.monotonic() < deadline, "the live replay did not finish"
             while not feed.done.is_set() and clock.sleepers <= base:  # noqa: ASYNC110 - loop turns
                 await asyncio.sleep(0)
+            if entry is not None and placed is not None and entry.due(clock.time(), placed):
+                await entry.place(engine, placed)
             seen, quiet = activity[0], 0
             while quiet < QUIET_ROUNDS or engine.stats()["open_orders"]:
                 await asyncio.sleep(0.002)
@@ -121,3 +181,75 @@ async def test_live_replay_and_backtest_give_the_same_fills(
     live = await live_fills(settings, files)
     assert backtest.fills, "the permissive config should trade the sample"
     assert [key(f) for f in live] == [key(f) for f in backtest.fills]
+
+
+INVERSE = "HUOBI_SWAP"
+SHIB = "SHIB-USD-PERP"  # inverse: 10 USD a contract, settled in SHIB
+
+
+def liquidating(tmp_path: Path, files: list[str]) -> Settings:
+    """50x on the inverse perpetual with a maintenance rate of 1.99 %: the estimate of a long
+    is 0.01 % under its entry (entry / 1.0001), which the recorded trades reach."""
+    return Settings.model_validate(
+        {
+            "exchanges": [
+                {"name": INVERSE.lower(), "source": "replay", "files": files, "replay_speed": "1x"}
+            ],
+            "anomaly_detection": {"enabled": False},
+            "trading": {
+                "auto_trading_enabled": True,
+                "allow_short": True,
+                "leverage": 50.0,
+                "max_leverage": 50.0,
+                "maintenance_margin_rate": 0.0199,
+                "signal_rules": [],
+                "paper": {"balances": {"SHIB": 100_000_000.0}},
+            },
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"},
+            "api": {"enabled": False},
+            "logging": {"level": "WARNING"},
+            "backtest": {"replay_step_s": STEP_S},
+        }
+    )
+
+
+@pytest.fixture
+def inverse_files(shared_data: Path) -> list[str]:
+    return sorted(str(p) for p in shared_data.glob(f"{INVERSE}.*"))
+
+
+@pytest.mark.asyncio
+async def test_a_liquidation_on_a_recording_is_the_same_in_both_paths(
+    inverse_files: list[str], tmp_path: Path
+) -> None:
+    """10 SHIB-USD-PERP contracts long at 50x from the first book after 6 s of recording:
+    entered at the ask 0.00002782, liquidated at 0.00002782 / 1.0001 when the recorded trade at
+    0.00002781 comes; the fee of the liquidation is the initial margin less the loss, so the
+    round trip loses its whole margin and the entry fee (hand computation below)."""
+    files = inverse_files
+    settings = liquidating(tmp_path, files)
+    entry = Entry(INVERSE.lower(), SHIB, "buy", "10", first_timestamp(files) + 6.0)
+    placed_bt: list[dict[str, Any]] = []
+    backtest = await backtest_with(settings, files, entry, placed_bt)
+    placed_live: list[dict[str, Any]] = []
+    live = await live_fills(settings, files, INVERSE, entry, placed_live)
+    assert [p["state"] for p in placed_bt + placed_live] == ["filled", "filled"]
+    assert [key(f) for f in live] == [key(f) for f in backtest.fills]
+
+    D = Decimal
+    entry_price, contracts, usd = D("0.00002782"), D(10), D(100)  # 10 contracts of 10 USD
+    liq = entry_price / (1 + (D(1) / 50 - D("0.0199")))
+    loss = usd / entry_price - usd / liq  # coin PnL of an inverse long (negative)
+    margin = usd / entry_price / 50
+    taker = D("0.001")
+    opened, closed = backtest.fills
+    assert (opened.side, opened.amount, opened.price) == ("buy", contracts, entry_price)
+    assert opened.fee == usd / entry_price * taker
+    assert (closed.side, closed.amount, closed.price) == ("sell", contracts, liq)
+    assert closed.fee == margin + loss  # what is left of the margin
+    assert closed.fee_currency == opened.fee_currency == "SHIB"
+    [trip] = backtest.trades
+    assert (trip.symbol, trip.exit_reason, trip.inverse) == (SHIB, "liquidation", True)
+    assert trip.fees == opened.fee + closed.fee
+    coin = loss - trip.fees  # == -(margin + entry fee)
+    assert trip.pnl == coin == -(margin + opened.fee)
