@@ -26,6 +26,7 @@ import pytest
 from cryptomon.app import build_app
 from cryptomon.backtest.recording import RecordingRunner, first_timestamp
 from cryptomon.backtest.result import BacktestResult
+from cryptomon.backtest.stats import result_document
 from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
 from cryptomon.events import Fill, OrderIntent, Signal
@@ -253,3 +254,19 @@ async def test_a_liquidation_on_a_recording_is_the_same_in_both_paths(
     assert trip.fees == opened.fee + closed.fee
     coin = loss - trip.fees  # == -(margin + entry fee)
     assert trip.pnl == coin == -(margin + opened.fee)
+
+    # the report in the paper balance's USDT: the coin PnL and fees at the fill prices
+    quote_fees = opened.fee * entry_price + closed.fee * liq
+    quote_pnl = loss * liq - quote_fees  # the realized coin PnL at the closing fill's price
+    doc = result_document(backtest)
+    summary, by_source = doc["summary"], doc["by_source"]
+    assert summary["quote"] == "USDT"
+    assert summary["pnl"] == pytest.approx(float(trip.net)) == pytest.approx(float(quote_pnl))
+    assert summary["pnl"] == pytest.approx(-2.0998, abs=1e-4)
+    assert summary["fees"] == pytest.approx(float(quote_fees)) == pytest.approx(2.0898, abs=1e-4)
+    assert by_source == {
+        "manual": {"trades": 1, "win_rate": 0.0, "pnl": summary["pnl"], "fees": summary["fees"]}
+    }
+    assert summary["final_equity"] == pytest.approx(10_000 + summary["pnl"])
+    [row] = doc["trades"]
+    assert (row["exit_reason"], row["settle_pnl"]) == ("liquidation", str(trip.pnl))
