@@ -6,7 +6,13 @@ Both run on a ManualClock moved in the same steps of recorded time; the daemon's
 writes to SQLite (real I/O), so after a step with trading activity the daemon is given time
 until it has been quiet (no new signal, order or fill, no open order) for a while.
 
-A second case trades an inverse perpetual of the HUOBI_SWAP recording at 50x: a manual long
+A second case trades the same signals of CTK-USDT-PERP at 50x with a maintenance rate of
+1.9 % (liquidation 0.1 % from the entry) and a 0.02 % stop: a recorded trade gapping through
+both liquidates a long in both paths alike, and the sell signal that follows opens a short
+in both (the live path took it for a close of the liquidated long and dropped it) which its
+own stop closes (the backtest closed it with the long's stale stop exit).
+
+A third case trades an inverse perpetual of the HUOBI_SWAP recording at 50x: a manual long
 entered at the same recorded step in both paths (after that step's messages) is liquidated by
 the paper venue when a recorded trade reaches its estimate; the forced close is a fill of both
 paths alike, and the backtest's round trip ends by liquidation.
@@ -37,8 +43,9 @@ STEP_S = 0.1
 QUIET_ROUNDS = 25  # rounds of 2 ms without a trading event (SQLite commits in between)
 
 
-def permissive(tmp_path: Path, files: list[str]) -> Settings:
-    """Low detector thresholds and a rule trading every anomaly: the sample trades."""
+def permissive(tmp_path: Path, files: list[str], **trading: Any) -> Settings:
+    """Low detector thresholds and a rule trading every anomaly: the sample trades
+    (``trading``: more trading keys)."""
     return Settings.model_validate(
         {
             "exchanges": [
@@ -64,6 +71,7 @@ def permissive(tmp_path: Path, files: list[str]) -> Settings:
                         "strength": 1.0,
                     }
                 ],
+                **trading,
             },
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"},
             "api": {"enabled": False},
@@ -182,6 +190,41 @@ async def test_live_replay_and_backtest_give_the_same_fills(
     live = await live_fills(settings, files)
     assert backtest.fills, "the permissive config should trade the sample"
     assert [key(f) for f in live] == [key(f) for f in backtest.fills]
+
+
+@pytest.mark.asyncio
+async def test_a_signal_entry_liquidated_is_the_same_in_both_paths(
+    files: list[str], tmp_path: Path
+) -> None:
+    """CTK-USDT-PERP long 988 at 1.012 (a volume signal), liquidated at 1.012 x 0.999 when
+    the recorded trade at 1.010 passes its stop (1.011) and its estimate: the same fills,
+    the forced close among them, and the trip loses its margin and entry fee; then a short
+    of 989 at 1.01 (the sell signal) closed by its own stop at 1.011."""
+    settings = permissive(
+        tmp_path,
+        files,
+        leverage=50.0,
+        max_leverage=50.0,
+        maintenance_margin_rate=0.019,
+        stop_loss_percentage=0.02,
+        symbols=["CTK-USDT-PERP"],
+    )
+    backtest = await RecordingRunner(settings, files).run()
+    live = await live_fills(settings, files)
+    assert [key(f) for f in live] == [key(f) for f in backtest.fills]
+    liquidated = [t for t in backtest.trades if t.exit_reason == "liquidation"]
+    assert [(t.symbol, t.side, t.amount) for t in liquidated] == [
+        ("CTK-USDT-PERP", "long", Decimal(988))
+    ]
+    [trip] = liquidated
+    entry = Decimal("1.012")
+    assert (trip.entry_price, trip.exit_price) == (entry, entry * Decimal("0.999"))
+    margin, entry_fee = 988 * entry / 50, 988 * entry * Decimal("0.001")
+    assert trip.pnl == trip.net == -(margin + entry_fee)  # -20.996976 USDT
+    short = [t for t in backtest.trades if t.side == "short"]
+    assert [(t.amount, t.exit_reason, t.exit_price) for t in short] == [
+        (Decimal(989), "stop_loss", Decimal("1.011"))
+    ]
 
 
 INVERSE = "HUOBI_SWAP"
