@@ -63,6 +63,10 @@ class RoundTrip:
     contract: bool = False
     funding: Decimal = ZERO  # a contract's funding payments (settle currency; from settle)
     quote_pnl: Decimal | None = None  # the portfolio's net PnL in its quote (from settle)
+    # the fees in the paper balance's quote (the statistics sum them): a coin-settled
+    # (inverse) contract's coin fees at each fill's price when the account is not kept in
+    # that coin, as the portfolio books them (ContractState.to_quote); else the fees
+    quote_fees: Decimal = ZERO
 
     @property
     def pnl(self) -> Decimal:
@@ -140,6 +144,10 @@ class Ledger:
     activity: int = 0  # trading events seen: the runner settles the loop while it moves
     dropped: int = 0  # signals counted, not kept (see count_signals)
     specs: SpecLookup = _no_spec  # the instrument of a market (contracts: size, inverse)
+    quote: str | None = None  # the paper balance's currency (an inverse contract's fees)
+    # per market: the settle coin whose fees are converted at the fill price (inverse
+    # contracts of an account not kept in that coin), else None
+    _coin_fees: dict[tuple[str, str], str | None] = field(default_factory=dict)
     _subs: list[Any] = field(default_factory=list)
 
     def follow(self, hub: Hub) -> None:
@@ -204,6 +212,8 @@ class Ledger:
             if spec is not None and is_contract(spec):
                 trip.size, trip.inverse = spec.contract_size, spec.inverse
                 trip.contract = True
+                in_coin = spec.inverse and spec.settle not in (spec.quote, self.quote)
+                self._coin_fees[key] = spec.settle if in_coin else None
             self.open[key] = trip
         notional = fill.amount * fill.price
         if fill.side == "buy":
@@ -219,6 +229,9 @@ class Ledger:
             if trip.inverse:
                 trip.sold_coin += fill.amount / fill.price
         trip.fees += fill.fee
+        settle = self._coin_fees.get(key)
+        converted = settle is not None and fill.fee_currency in ("", settle)
+        trip.quote_fees += fill.fee * fill.price if converted else fill.fee
         trip.fills += 1
         trip.amount = max(trip.amount, abs(trip.position))
         if trip.position == 0:

@@ -69,7 +69,7 @@ class Pipeline:
         registry = inputs.registry if inputs is not None else None
         specs = registry.get if registry is not None else _no_spec
         self.market = MarketState(hub=self.hub, instruments=registry)
-        self.ledger = Ledger(specs=specs)
+        self.ledger = Ledger(specs=specs, quote=settings.trading.paper.quote_currency)
         self.ledger.follow(self.hub)
         cfg = settings.trading
         self.detectors = self._detectors()

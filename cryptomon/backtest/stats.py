@@ -53,7 +53,7 @@ def trade_stats(trades: list[RoundTrip], starting_balance: float) -> dict[str, A
         "win_rate": len(wins) / len(trades) if trades else 0.0,
         "pnl": float(total),
         "pnl_pct": float(total) / starting_balance * 100 if starting_balance else 0.0,
-        "fees": float(sum((t.fees for t in trades), ZERO)),
+        "fees": float(sum((t.quote_fees for t in trades), ZERO)),
         "profit_factor": _ratio(float(gross_profit), float(gross_loss)),
         "expectancy": float(total) / len(trades) if trades else 0.0,
         "avg_trade_s": sum(durations) / len(durations) if durations else 0.0,
@@ -186,7 +186,7 @@ def breakdown(trades: Iterable[RoundTrip], key: str) -> dict[str, dict[str, Any]
             "trades": len(items),
             "win_rate": sum(1 for t in items if t.net > 0) / len(items),
             "pnl": float(pnl),
-            "fees": float(sum((t.fees for t in items), ZERO)),
+            "fees": float(sum((t.quote_fees for t in items), ZERO)),
         }
     return out
 

@@ -145,6 +145,8 @@ class TradingEngine:
         self._queue: asyncio.Queue[Signal] = asyncio.Queue()
         self._subs: list[Any] = []
         self.forced_pending = 0  # venue closes told by the broker, not adopted yet
+        self._adopted = asyncio.Event()  # set while no forced close waits for its adoption
+        self._adopted.set()
 
     # ------------------------------------------------------------------ state views
 
@@ -290,14 +292,19 @@ class TradingEngine:
         while True:
             sig = await self._queue.get()
             try:
-                await self.entries.handle(sig)
+                await self.handle_signal(sig)
             except RiskRejected:
                 pass  # already published as a RiskEvent
             except Exception as exc:
                 log.error("trading.signal_failed", signal_id=sig.id, error=repr(exc))
 
     async def handle_signal(self, sig: Signal) -> OrderRecord | None:
-        """Turn one signal into an order when auto trading, strength and position allow."""
+        """Turn one signal into an order when auto trading, strength and position allow.
+
+        A position the venue has closed itself (liquidation, settlement) whose close is not
+        adopted yet is gone: the signal waits for the adoption instead of being judged
+        against it (it was taken for a close of that position and dropped)."""
+        await self._adopted.wait()
         return await self.entries.handle(sig)
 
     def _on_broker_update(self, answer: BrokerOrder) -> None:
@@ -311,6 +318,7 @@ class TradingEngine:
     def _on_forced_close(self, intent: OrderIntent, answer: BrokerOrder, reason: str) -> None:
         """The venue closed a position itself (liquidation, settlement): adopt its order."""
         self.forced_pending += 1
+        self._adopted.clear()
         self.context.spawn(self._adopt(intent, answer, reason), f"forced:{intent.client_order_id}")
 
     async def _adopt(self, intent: OrderIntent, answer: BrokerOrder, reason: str) -> None:
@@ -318,6 +326,8 @@ class TradingEngine:
             await self.executor.adopt_forced(intent, answer, reason)
         finally:
             self.forced_pending -= 1
+            if self.forced_pending == 0:
+                self._adopted.set()
 
     async def record_equity(self, now: float) -> None:
         """Write one equity snapshot (equity, cash, PnL, exposure) through the journal."""

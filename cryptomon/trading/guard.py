@@ -287,6 +287,12 @@ class ProtectionManager:
     async def _exit(self, prot: Protection, origin: Any) -> None:
         ctx = self.context
         key = (prot.exchange, prot.symbol)
+        held = ctx.portfolio.amount(*key)
+        if self.protections.get(key) is not prot or (held != 0 and (held > 0) != prot.long):
+            # disarmed since it fired (the venue liquidated or settled the position, whose
+            # adoption ran first), maybe with another position opened since: not this exit's
+            prot.exiting = False
+            return
         pos = ctx.portfolio.positions.get(key)
         if pos is not None and pos.amount != 0:  # a leftover below the lot is dust
             self.executor.sweep_dust(

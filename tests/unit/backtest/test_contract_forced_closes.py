@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.config import Settings
-from cryptomon.events import Fill, Trade
+from cryptomon.events import Fill, OrderIntent, Trade
 from cryptomon.market.inputs import MarketInputs
 from cryptomon.market.instruments import InstrumentKind
 from cryptomon.market.registry import InstrumentRegistry
@@ -97,3 +97,43 @@ def test_liquidation_and_expiry_replay_deterministically() -> None:
     assert liquidation in [f[:4] for f in first]
     settled = [f for f in first if f[0] == FUT and f[1] == "buy"]
     assert settled == [(FUT, "buy", D("0.2"), D(15600), D(0), START + 600)]
+
+
+async def stale_exit() -> tuple[Decimal, list[str]]:
+    """A long's stop fires, the venue closes the long itself first and a short opens before
+    the fired exit runs: the exit is the long's, not the short's."""
+    registry = InstrumentRegistry()
+    registry.add([SPEC])
+    pipe = Pipeline(settings(), start=START, inputs=MarketInputs(registry=registry))
+    intents: list[str] = []
+    await pipe.start()
+    book(pipe.hub, pipe.clock, bid=19999.5, ask=20000.5, size=10.0, exchange=EX, symbol=PERP)
+    await pipe.engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.5", stop_loss="19000"
+    )
+    await pipe.settle()
+    guard = pipe.engine.protection
+    long_stop = guard.protections[(EX, PERP)]
+    # the venue's close of the long (as an adopted liquidation would leave it), then a short
+    await pipe.engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="sell", amount="0.5", reduce_only=True
+    )
+    await pipe.engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="sell", amount="0.3", stop_loss="21000"
+    )
+    await pipe.settle()
+    pipe.hub.subscribe(OrderIntent, lambda i: intents.append(i.origin), name="test.intents")
+    long_stop.exiting = True
+    await guard._exit(long_stop, "stop_loss")  # the task the long's trigger spawned
+    await pipe.settle()
+    held = pipe.engine.portfolio.amount(EX, PERP)
+    await pipe.stop()
+    return held, intents
+
+
+def test_a_stop_exit_fired_before_the_venue_closed_its_position_leaves_the_next_one() -> None:
+    """The short of 0.3 stays open and no order is sent; the long's stop exit bought the
+    short back (a backtest liquidated a long whose stop had fired on the same book, opened
+    a short on the next signal and closed it at once with the long's stop_loss exit)."""
+    held, intents = asyncio.run(stale_exit())
+    assert (held, intents) == (D("-0.3"), [])

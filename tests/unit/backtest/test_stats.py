@@ -307,3 +307,49 @@ def test_contract_round_trips_carry_funding_and_quote_pnl_as_the_portfolio() -> 
     assert s["pnl"] == pytest.approx(749.5)
     assert s["final_equity"] - s["starting_balance"] == pytest.approx(s["pnl"])
     assert breakdown(book.closed, "symbol")["sim BTC-USD-PERP"]["pnl"] == pytest.approx(250.5)
+
+
+@pytest.mark.parametrize(("account", "fees"), [("USD", "2"), ("BTC", "0.00009")])
+def test_an_inverse_trips_fees_are_summed_in_the_account_currency(account: str, fees: str) -> None:
+    """An inverse BTC-USD trip's BTC fees (0.00005 at 20000, 0.00004 at 25000) are 2 USD in a
+    USD account's summary and breakdowns (each at its fill's price, as the portfolio books
+    them), and stay 0.00009 in an account kept in BTC. The summary summed the coin fees as
+    if they were USD (0.00009 USD; 75125.8 'USDT' for a SHIB-USD-PERP liquidation)."""
+    spec = contract("BTC-USD-PERP", "100", inverse=True)
+    book = Ledger(specs=lambda ex, sym: spec, quote=account)
+    for n, (side, price, fee) in enumerate((("buy", 20000, "0.00005"), ("sell", 25000, "0.00004"))):
+        book.on_fill(
+            Fill(
+                exchange="binance",
+                symbol=spec.symbol,
+                ts=T0 + n,
+                ts_recv=T0 + n,
+                trade_id=f"t{n}",
+                client_order_id=f"c{n}",
+                side=side,  # type: ignore[arg-type]
+                amount=Decimal(10),
+                price=Decimal(price),
+                fee=Decimal(fee),
+                fee_currency="BTC",
+            )
+        )
+    [trip] = book.closed
+    assert trip.fees == Decimal("0.00009")  # the trade list's fees: the settle currency
+    assert trip.quote_fees == Decimal(fees)
+    assert breakdown(book.closed, "source")["unknown"]["fees"] == pytest.approx(float(fees))
+    s = summarize(
+        BacktestResult(
+            series=[],
+            trades=book.closed,
+            fills=[],
+            anomalies=[],
+            signals=0,
+            equity_ts=np.array([T0 + 2]),
+            equity=np.array([10_000.0]),
+            exposure=np.array([0.0]),
+            starting_balance=10_000.0,
+            quote=account,
+            candles=1,
+        )
+    )
+    assert s["fees"] == pytest.approx(float(fees))
