@@ -8,6 +8,7 @@ import * as f from "../format.js";
 import { figure } from "./chart.js";
 import { orderForm } from "./orderform.js";
 import { positionPairs } from "./positions.js";
+import { originCell } from "./trading.js";
 
 const BUCKET_S = 60;
 const MAX_CANDLES = 300;
@@ -44,6 +45,7 @@ export function mount(root, params) {
     { key: "state", label: "state" },
     { key: "price", label: "price", num: true, fmt: (o) => f.price(o.price ?? o.avg_price) },
     { key: "amount", label: "amount", num: true, fmt: (o) => f.amount(o.amount) },
+    { key: "origin", label: "origin", fmt: originCell },
   ], { max: 20, empty: auth.signedIn ? "no orders" : "orders and positions need a token: sign in above", id: "market-orders" });
 
   const form = orderForm({ exchange, symbol, onPlaced: () => loadTrading() });
