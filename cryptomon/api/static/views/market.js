@@ -20,6 +20,9 @@ export function mount(root, params) {
   // as the API reads a symbol (btc/usdt -> BTC-USDT): the live events carry that form, and a
   // hand-typed #/market/simulator/btc-usdt or .../BTC/USDT would otherwise match none of them
   const symbol = params.slice(1).join("/").trim().toUpperCase().replaceAll("/", "-");
+  // trade amounts and book sizes are base units on every market (the feed converts a
+  // derivative's contracts by its instrument spec): they are labelled with the base currency
+  const base = symbol.split("-")[0] || "base";
   const state = { candles: [], anomalies: [], fills: [], orders: [], levels: [], trades: [], top: null, position: null };
   const q = `exchange=${encodeURIComponent(exchange)}&symbol=${encodeURIComponent(symbol)}`;
   const chart = el("div", { class: "chart", id: "chart" });
@@ -36,7 +39,7 @@ export function mount(root, params) {
     { key: "ts", label: "time", fmt: (t) => f.clock(t.ts) },
     { key: "side", label: "side", cls: (t) => (t.side === "buy" ? "up" : "down") },
     { key: "price", label: "price", num: true, fmt: (t) => f.price(t.price) },
-    { key: "amount", label: "amount", num: true, fmt: (t) => f.amount(t.amount) },
+    { key: "amount", label: `amount (${base})`, num: true, fmt: (t) => f.amount(t.amount) },
   ], { max: MAX_TRADES, id: "market-trades" });
   const ordersTable = new Table([
     { key: "client_order_id", label: "order" },
@@ -74,13 +77,20 @@ export function mount(root, params) {
     renderPosition();
   });
 
+  // a book size in base units, and the venue's contracts beside it where they differ
+  function size(amount, contracts) {
+    const ct = contracts === null || contracts === undefined || Number(contracts) === Number(amount)
+      ? "" : ` (${f.amount(contracts, 4)} ct)`;
+    return `${f.amount(amount, 4)} ${base}${ct}`;
+  }
+
   function renderTop() {
     const t = state.top;
     if (!t) { topBox.replaceChildren(el("span", { class: "muted", text: "no book yet" })); return; }
     const imb = Number(t.imbalance);
     topBox.replaceChildren(kv([
-      ["bid", `${f.price(t.bid)} × ${f.amount(t.bid_size, 4)}`, "up"],
-      ["ask", `${f.price(t.ask)} × ${f.amount(t.ask_size, 4)}`, "down"],
+      ["bid", `${f.price(t.bid)} × ${size(t.bid_size, t.bid_contracts)}`, "up"],
+      ["ask", `${f.price(t.ask)} × ${size(t.ask_size, t.ask_contracts)}`, "down"],
       ["spread", f.bps(t.spread_bps)],
       ["imbalance", el("span", {}, `${(imb * 100).toFixed(1)} % `,
         el("span", { class: "bar", style: `width:${Math.round(Math.abs(imb) * 80)}px;background:${imb >= 0 ? "#26a69a" : "#ef5350"}` }))],
