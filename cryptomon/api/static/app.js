@@ -94,6 +94,8 @@ live.status = (up, recovered = false) => {
   pill.dataset.opens = String(live.opens);
   pill.title = up ? "WebSocket connected" : "WebSocket down: reconnecting with backoff";
   // back after an outage (a daemon restart): the view reloads what it missed meanwhile
+  if (up && refusal && $("banner").textContent === refusal) banner("");
+  if (up) refusal = "";
   if (up && recovered && current) render();
 };
 
@@ -103,19 +105,32 @@ live.status = (up, recovered = false) => {
 // public sees it: retrying with it every few seconds would leave the view frozen and the
 // pill offline with no word why, and the failed authentications would get this address
 // throttled (429) for public reads too.
+//
+// A socket refused for being one too many (429: api.ws_max_anonymous_per_ip sockets without a
+// token from this address, e.g. many open tabs; 503: the daemon's client cap) says so in the
+// banner while it retries with backoff; the banner goes when the socket is back.
+let refusal = ""; // the banner text of the last refusal, cleared once connected
 live.refused = async () => {
   const tried = auth.token;
-  if (!tried) return;
-  try {
-    await api("/api/v1/session", { quiet: true });
-  } catch (err) {
-    if (err.status !== 401 || auth.token !== tried) return; // away, or signed in meanwhile
-    auth.token = "";
-    await loadSession();
-    banner("The saved token was refused (401): sign in again.");
-    live.reconnect();
-    render();
+  if (tried) {
+    try {
+      await api("/api/v1/session", { quiet: true });
+    } catch (err) {
+      if (err.status !== 401 || auth.token !== tried) return; // away, or signed in meanwhile
+      auth.token = "";
+      await loadSession();
+      banner("The saved token was refused (401): sign in again.");
+      live.reconnect();
+      render();
+      return;
+    }
   }
+  const why = await live.probe();
+  if (!why || live.socket.readyState === WebSocket.OPEN) return;
+  const hint = why.status === 429 && !auth.signedIn ? " Close another tab of this dashboard, or sign in." : "";
+  refusal = `Live updates refused (${why.status}): ${why.message}.${hint} ` +
+    `Retrying in ${Math.round(why.wait / 1000)} s and with backoff after; the tables still refresh meanwhile.`;
+  banner(refusal, "info");
 };
 
 // A sign-in link (`crypto-monitor demo` prints one): `#token=...` is kept for this tab like a
