@@ -25,7 +25,9 @@ function showLogin(show) {
   $("logout").hidden = !auth.token;
 }
 
+let sessionError = null; // why the last session request failed (an ApiError), null after one that did not
 async function loadSession() {
+  sessionError = null;
   try {
     auth.session = await api("/api/v1/session", { quiet: true });
     const s = auth.session;
@@ -33,6 +35,7 @@ async function loadSession() {
     showLogin(s.anonymous);
     return true;
   } catch (err) {
+    sessionError = err;
     auth.session = null;
     $("who").textContent = "";
     showLogin(true);
@@ -151,15 +154,46 @@ function takeLink() {
   return problem;
 }
 
-async function signIn(linkProblem) {
+// A session request that failed for another reason than the token (429 too many requests in
+// progress from this address or throttled, the daemon away or failing): the token is kept and
+// the session asked again with backoff (at least the answer's Retry-After); once it answers,
+// the page is shown as that token sees it.
+let sessionRetry = null;
+function retrySession(delay) {
+  clearTimeout(sessionRetry);
+  const err = sessionError;
+  const details = err && err.body && err.body.error ? err.body.error.details : null;
+  const wait = Math.max(delay, details ? Number(details.retry_after_s) * 1000 || 0 : 0);
+  const why = err && err.status ? explain(err.status, err.message) : `The daemon did not answer (${err ? err.message : "no answer"})`;
+  banner(`${why}. Retrying in ${Math.round(wait / 1000)} s.`);
+  sessionRetry = setTimeout(async () => {
+    sessionRetry = null;
+    const outcome = await signIn("", Math.min(delay * 2, 10000));
+    if (outcome === "retry") return;
+    if (outcome === "ok") banner("");
+    live.reconnect();
+    render();
+  }, wait);
+}
+
+// Returns "ok", "refused" (the token was forgotten: the page goes on as the public sees it)
+// or "retry" (no answer yet: asked again later, the token kept).
+async function signIn(linkProblem, delay = 1000) {
+  clearTimeout(sessionRetry);
   const ok = await loadSession();
-  if (!ok && auth.token) {
+  let outcome = "ok";
+  if (!ok && sessionError && sessionError.status !== 401) {
+    retrySession(delay);
+    outcome = "retry";
+  } else if (!ok && auth.token) {
     // a stored token that no longer works: forget it, show the page as the public sees it
     auth.token = "";
     const publicOk = await loadSession();
     if (publicOk) banner("The saved token was refused (401): sign in again.");
+    outcome = "refused";
   }
   if (linkProblem) banner(linkProblem);
+  return outcome;
 }
 
 window.addEventListener("hashchange", async () => {
