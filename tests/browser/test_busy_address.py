@@ -78,3 +78,27 @@ def test_a_sign_in_refused_as_too_many_in_progress_keeps_the_token_and_retries(
     )
     page.wait_for_function("() => document.getElementById('banner').hidden")
     assert page.evaluate("sessionStorage.getItem('cryptomon.token')") == ADMIN_TOKEN
+
+
+def test_the_market_view_loaded_while_the_address_is_busy_loads_once_it_is_not(
+    page: Page, demo: Demo
+) -> None:
+    open_dashboard(page, demo)
+    page.wait_for_selector("#live.ok")
+    held = [_hold_the_slot(demo) for _ in range(SLOTS)]
+    try:
+        wait_for(lambda: _busy(demo), 10, "every slot of the address held")
+        page.evaluate("location.hash = '#/market/simulator/BTC-USDT-PERP'")
+        note = page.locator("#market-msg")
+        page.wait_for_function(
+            "() => document.getElementById('market-msg')?.textContent.includes('Retrying in')"
+        )
+        text = note.inner_text()
+        assert "candles: " in text, text
+        assert "(HTTP 429)" in text, text
+    finally:
+        for sock in held:
+            sock.close()
+    # the note goes only when a load answers (a live trade does not hide a failure's note)
+    page.wait_for_function("() => document.getElementById('market-msg').hidden", timeout=45_000)
+    page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) >= 1")

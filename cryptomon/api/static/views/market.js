@@ -138,6 +138,9 @@ export function mount(root, params) {
   }
 
   let tradingTimer = null;
+  let reloadTimer = null;
+  let reloadDelay = 1000;
+  let stopped = false;
   let empty = false; // loaded with neither candles nor trades (the note says so)
   async function loadTrading() {
     if (!auth.signedIn) return;
@@ -193,6 +196,19 @@ export function mount(root, params) {
       : nothing ? `No candles or trades for ${exchange} ${symbol} yet: the chart fills from live trades.` : "";
     draw();
     drawTables();
+    // what failed (429 too many requests in progress from this address, the daemon away) is
+    // asked again with backoff: the view would otherwise stay without its candles for good
+    clearTimeout(reloadTimer);
+    const retryable = [candles, anomalies, trades, book].some((r) => r.status === "rejected" &&
+      (!r.reason.status || r.reason.status === 429 || r.reason.status >= 500));
+    if (retryable && !stopped) {
+      const wait = reloadDelay;
+      reloadDelay = Math.min(reloadDelay * 2, 10000);
+      note.textContent += ` Retrying in ${Math.round(wait / 1000)} s.`;
+      reloadTimer = setTimeout(load, wait);
+    } else {
+      reloadDelay = 1000;
+    }
     await loadTrading();
   }
 
@@ -210,6 +226,8 @@ export function mount(root, params) {
       offs.forEach((off) => off());
       clearInterval(poll);
       clearTimeout(tradingTimer);
+      clearTimeout(reloadTimer);
+      stopped = true;
       if (window.Plotly) window.Plotly.purge(chart);
     },
   };
