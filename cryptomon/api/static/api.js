@@ -59,6 +59,7 @@ export class Live {
     this.opens = 0; // connections opened so far (a reconnection makes it 2 and more)
     this.lost = false; // the socket closed on its own (daemon restart, network): not by us
     this.timer = null; // the pending reconnection after a lost socket
+    this.wait = 0; // its delay (ms)
     this.refused = () => {}; // a socket closed before it opened (daemon away, or token refused)
   }
   connect() {
@@ -98,9 +99,32 @@ export class Live {
       if (!this.closed) {
         this.lost = true;
         this.timer = setTimeout(() => this.connect(), this.retry);
+        this.wait = this.retry;
         this.retry = Math.min(this.retry * 2, 10000);
       }
     };
+  }
+  // Why a socket was refused before it opened: a plain GET of /ws gets the refusal the
+  // upgrade got (the browser's WebSocket does not tell): 429 too many sockets without a token
+  // from this address, 503 the daemon's client cap. Returns {status, message} for those (the
+  // next retry waits at least their Retry-After), else null (admitted: 400 without an
+  // upgrade; or the daemon is away).
+  async probe() {
+    const headers = { Accept: "application/json" };
+    if (auth.token) headers.Authorization = "Bearer " + auth.token;
+    let resp;
+    try { resp = await fetch("/ws", { headers, cache: "no-store" }); } catch { return null; }
+    if (resp.status !== 429 && resp.status !== 503) return null;
+    let data = null;
+    try { data = await resp.json(); } catch { data = null; }
+    const after = Number(resp.headers.get("Retry-After")) * 1000;
+    if (after > 0 && this.timer !== null && !this.closed) {
+      clearTimeout(this.timer);
+      const wait = Math.max(after, this.wait);
+      this.timer = setTimeout(() => this.connect(), wait);
+      this.wait = wait;
+    }
+    return { status: resp.status, message: data && data.error ? data.error.message : resp.statusText, wait: this.wait };
   }
   reconnect() {
     this.closed = true;

@@ -25,7 +25,9 @@ function showLogin(show) {
   $("logout").hidden = !auth.token;
 }
 
+let sessionError = null; // why the last session request failed (an ApiError), null after one that did not
 async function loadSession() {
+  sessionError = null;
   try {
     auth.session = await api("/api/v1/session", { quiet: true });
     const s = auth.session;
@@ -33,6 +35,7 @@ async function loadSession() {
     showLogin(s.anonymous);
     return true;
   } catch (err) {
+    sessionError = err;
     auth.session = null;
     $("who").textContent = "";
     showLogin(true);
@@ -94,6 +97,8 @@ live.status = (up, recovered = false) => {
   pill.dataset.opens = String(live.opens);
   pill.title = up ? "WebSocket connected" : "WebSocket down: reconnecting with backoff";
   // back after an outage (a daemon restart): the view reloads what it missed meanwhile
+  if (up && refusal && $("banner").textContent === refusal) banner("");
+  if (up) refusal = "";
   if (up && recovered && current) render();
 };
 
@@ -103,19 +108,32 @@ live.status = (up, recovered = false) => {
 // public sees it: retrying with it every few seconds would leave the view frozen and the
 // pill offline with no word why, and the failed authentications would get this address
 // throttled (429) for public reads too.
+//
+// A socket refused for being one too many (429: api.ws_max_anonymous_per_ip sockets without a
+// token from this address, e.g. many open tabs; 503: the daemon's client cap) says so in the
+// banner while it retries with backoff; the banner goes when the socket is back.
+let refusal = ""; // the banner text of the last refusal, cleared once connected
 live.refused = async () => {
   const tried = auth.token;
-  if (!tried) return;
-  try {
-    await api("/api/v1/session", { quiet: true });
-  } catch (err) {
-    if (err.status !== 401 || auth.token !== tried) return; // away, or signed in meanwhile
-    auth.token = "";
-    await loadSession();
-    banner("The saved token was refused (401): sign in again.");
-    live.reconnect();
-    render();
+  if (tried) {
+    try {
+      await api("/api/v1/session", { quiet: true });
+    } catch (err) {
+      if (err.status !== 401 || auth.token !== tried) return; // away, or signed in meanwhile
+      auth.token = "";
+      await loadSession();
+      banner("The saved token was refused (401): sign in again.");
+      live.reconnect();
+      render();
+      return;
+    }
   }
+  const why = await live.probe();
+  if (!why || live.socket.readyState === WebSocket.OPEN) return;
+  const hint = why.status === 429 && !auth.signedIn ? " Close another tab of this dashboard, or sign in." : "";
+  refusal = `Live updates refused (${why.status}): ${why.message}.${hint} ` +
+    `Retrying in ${Math.round(why.wait / 1000)} s and with backoff after; the tables still refresh meanwhile.`;
+  banner(refusal, "info");
 };
 
 // A sign-in link (`crypto-monitor demo` prints one): `#token=...` is kept for this tab like a
@@ -136,15 +154,46 @@ function takeLink() {
   return problem;
 }
 
-async function signIn(linkProblem) {
+// A session request that failed for another reason than the token (429 too many requests in
+// progress from this address or throttled, the daemon away or failing): the token is kept and
+// the session asked again with backoff (at least the answer's Retry-After); once it answers,
+// the page is shown as that token sees it.
+let sessionRetry = null;
+function retrySession(delay) {
+  clearTimeout(sessionRetry);
+  const err = sessionError;
+  const details = err && err.body && err.body.error ? err.body.error.details : null;
+  const wait = Math.max(delay, details ? Number(details.retry_after_s) * 1000 || 0 : 0);
+  const why = err && err.status ? explain(err.status, err.message) : `The daemon did not answer (${err ? err.message : "no answer"})`;
+  banner(`${why}. Retrying in ${Math.round(wait / 1000)} s.`);
+  sessionRetry = setTimeout(async () => {
+    sessionRetry = null;
+    const outcome = await signIn("", Math.min(delay * 2, 10000));
+    if (outcome === "retry") return;
+    if (outcome === "ok") banner("");
+    live.reconnect();
+    render();
+  }, wait);
+}
+
+// Returns "ok", "refused" (the token was forgotten: the page goes on as the public sees it)
+// or "retry" (no answer yet: asked again later, the token kept).
+async function signIn(linkProblem, delay = 1000) {
+  clearTimeout(sessionRetry);
   const ok = await loadSession();
-  if (!ok && auth.token) {
+  let outcome = "ok";
+  if (!ok && sessionError && sessionError.status !== 401) {
+    retrySession(delay);
+    outcome = "retry";
+  } else if (!ok && auth.token) {
     // a stored token that no longer works: forget it, show the page as the public sees it
     auth.token = "";
     const publicOk = await loadSession();
     if (publicOk) banner("The saved token was refused (401): sign in again.");
+    outcome = "refused";
   }
   if (linkProblem) banner(linkProblem);
+  return outcome;
 }
 
 window.addEventListener("hashchange", async () => {

@@ -114,3 +114,15 @@ export function sign(v) {
   const x = num(v);
   return x > 0 ? "up" : x < 0 ? "down" : "";
 }
+
+// What placed an order, in words (the API's origin codes); a venue's forced close says so.
+const ORIGINS = {
+  signal: "signal", manual: "manual", stop_loss: "stop-loss", take_profit: "take-profit",
+  kill_switch: "kill switch", reconcile: "reconciliation",
+  liquidation: "liquidation (forced by the venue)", settlement: "settlement (forced by the venue)",
+};
+export const FORCED = new Set(["liquidation", "settlement"]);
+export function origin(o) {
+  if (!o.origin) return "–";
+  return ORIGINS[o.origin] || o.origin.replaceAll("_", " ");
+}

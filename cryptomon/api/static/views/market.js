@@ -8,6 +8,7 @@ import * as f from "../format.js";
 import { figure } from "./chart.js";
 import { orderForm } from "./orderform.js";
 import { positionPairs } from "./positions.js";
+import { originCell } from "./trading.js";
 
 const BUCKET_S = 60;
 const MAX_CANDLES = 300;
@@ -19,6 +20,9 @@ export function mount(root, params) {
   // as the API reads a symbol (btc/usdt -> BTC-USDT): the live events carry that form, and a
   // hand-typed #/market/simulator/btc-usdt or .../BTC/USDT would otherwise match none of them
   const symbol = params.slice(1).join("/").trim().toUpperCase().replaceAll("/", "-");
+  // trade amounts and book sizes are base units on every market (the feed converts a
+  // derivative's contracts by its instrument spec): they are labelled with the base currency
+  const base = symbol.split("-")[0] || "base";
   const state = { candles: [], anomalies: [], fills: [], orders: [], levels: [], trades: [], top: null, position: null };
   const q = `exchange=${encodeURIComponent(exchange)}&symbol=${encodeURIComponent(symbol)}`;
   const chart = el("div", { class: "chart", id: "chart" });
@@ -35,7 +39,7 @@ export function mount(root, params) {
     { key: "ts", label: "time", fmt: (t) => f.clock(t.ts) },
     { key: "side", label: "side", cls: (t) => (t.side === "buy" ? "up" : "down") },
     { key: "price", label: "price", num: true, fmt: (t) => f.price(t.price) },
-    { key: "amount", label: "amount", num: true, fmt: (t) => f.amount(t.amount) },
+    { key: "amount", label: `amount (${base})`, num: true, fmt: (t) => f.amount(t.amount) },
   ], { max: MAX_TRADES, id: "market-trades" });
   const ordersTable = new Table([
     { key: "client_order_id", label: "order" },
@@ -44,6 +48,7 @@ export function mount(root, params) {
     { key: "state", label: "state" },
     { key: "price", label: "price", num: true, fmt: (o) => f.price(o.price ?? o.avg_price) },
     { key: "amount", label: "amount", num: true, fmt: (o) => f.amount(o.amount) },
+    { key: "origin", label: "origin", fmt: originCell },
   ], { max: 20, empty: auth.signedIn ? "no orders" : "orders and positions need a token: sign in above", id: "market-orders" });
 
   const form = orderForm({ exchange, symbol, onPlaced: () => loadTrading() });
@@ -72,13 +77,20 @@ export function mount(root, params) {
     renderPosition();
   });
 
+  // a book size in base units, and the venue's contracts beside it where they differ
+  function size(amount, contracts) {
+    const ct = contracts === null || contracts === undefined || Number(contracts) === Number(amount)
+      ? "" : ` (${f.amount(contracts, 4)} ct)`;
+    return `${f.amount(amount, 4)} ${base}${ct}`;
+  }
+
   function renderTop() {
     const t = state.top;
     if (!t) { topBox.replaceChildren(el("span", { class: "muted", text: "no book yet" })); return; }
     const imb = Number(t.imbalance);
     topBox.replaceChildren(kv([
-      ["bid", `${f.price(t.bid)} × ${f.amount(t.bid_size, 4)}`, "up"],
-      ["ask", `${f.price(t.ask)} × ${f.amount(t.ask_size, 4)}`, "down"],
+      ["bid", `${f.price(t.bid)} × ${size(t.bid_size, t.bid_contracts)}`, "up"],
+      ["ask", `${f.price(t.ask)} × ${size(t.ask_size, t.ask_contracts)}`, "down"],
       ["spread", f.bps(t.spread_bps)],
       ["imbalance", el("span", {}, `${(imb * 100).toFixed(1)} % `,
         el("span", { class: "bar", style: `width:${Math.round(Math.abs(imb) * 80)}px;background:${imb >= 0 ? "#26a69a" : "#ef5350"}` }))],
@@ -126,6 +138,9 @@ export function mount(root, params) {
   }
 
   let tradingTimer = null;
+  let reloadTimer = null;
+  let reloadDelay = 1000;
+  let stopped = false;
   let empty = false; // loaded with neither candles nor trades (the note says so)
   async function loadTrading() {
     if (!auth.signedIn) return;
@@ -181,6 +196,19 @@ export function mount(root, params) {
       : nothing ? `No candles or trades for ${exchange} ${symbol} yet: the chart fills from live trades.` : "";
     draw();
     drawTables();
+    // what failed (429 too many requests in progress from this address, the daemon away) is
+    // asked again with backoff: the view would otherwise stay without its candles for good
+    clearTimeout(reloadTimer);
+    const retryable = [candles, anomalies, trades, book].some((r) => r.status === "rejected" &&
+      (!r.reason.status || r.reason.status === 429 || r.reason.status >= 500));
+    if (retryable && !stopped) {
+      const wait = reloadDelay;
+      reloadDelay = Math.min(reloadDelay * 2, 10000);
+      note.textContent += ` Retrying in ${Math.round(wait / 1000)} s.`;
+      reloadTimer = setTimeout(load, wait);
+    } else {
+      reloadDelay = 1000;
+    }
     await loadTrading();
   }
 
@@ -198,6 +226,8 @@ export function mount(root, params) {
       offs.forEach((off) => off());
       clearInterval(poll);
       clearTimeout(tradingTimer);
+      clearTimeout(reloadTimer);
+      stopped = true;
       if (window.Plotly) window.Plotly.purge(chart);
     },
   };

@@ -6,6 +6,15 @@ import * as f from "../format.js";
 import { orderForm } from "./orderform.js";
 import { positionColumns } from "./positions.js";
 
+// The origin in words; a forced close (liquidation, settlement) also shows the venue's or
+// the paper broker's reason, which says at what price and why the position was closed.
+export function originCell(o) {
+  const label = f.origin(o);
+  if (!f.FORCED.has(o.origin)) return label;
+  return el("span", { class: "forced", title: o.reason || undefined }, el("strong", { class: "down", text: label }),
+    o.reason ? el("span", { class: "reason", text: o.reason }) : null);
+}
+
 function cancelButton(order, after) {
   if (!auth.can("trade") || ["filled", "canceled", "rejected", "expired", "cancel_pending"].includes(order.state)) return "";
   return el("button", { type: "button", class: "cancel", text: "Cancel", onclick: async (ev) => {
@@ -68,7 +77,7 @@ export function mount(root) {
     { key: "state", label: "state" },
     { key: "amount", label: "amount", num: true, fmt: (o) => `${f.amount(o.filled)} / ${f.amount(o.amount)}` },
     { key: "price", label: "price", num: true, fmt: (o) => f.price(o.price ?? o.avg_price) },
-    { key: "origin", label: "origin" },
+    { key: "origin", label: "origin", fmt: originCell },
     { key: "cancel", label: "", fmt: (o) => cancelButton(o, refreshSoon) },
   ], { max: 100, empty: "no orders", id: "orders" });
   const fills = new Table([
