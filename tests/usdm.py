@@ -120,7 +120,8 @@ async def usdm_venue(*, key: str, secret: str, seed: int) -> tuple[SimExchange, 
 def live_trading(
     url: str, *, key: str, secret: str, native: bool, live: dict[str, Any] | None = None, **kw: Any
 ) -> dict[str, Any]:
-    """The ``trading`` section of a 5x live perpetual engine on ``url`` (``kw`` adds keys)."""
+    """The ``trading`` section of a 5x live perpetual engine on ``url`` (``kw`` adds keys),
+    without ccxt's client-side rate limiting (``live`` may turn it back on)."""
     return {
         "mode": "live",
         "exchange": EX,
@@ -138,6 +139,10 @@ def live_trading(
             "secret": secret,
             "url": url,
             "native_stop_loss": native,
+            # ccxt's own request pacing waits the weight of each call (2 s for Binance's
+            # openOrders/openAlgoOrders without a symbol) against a loopback simulator that
+            # has no limit; the venue's 429/418 gate (VenueGate) stays in force
+            "enable_rate_limit": False,
             **(live or {}),
         },
     }

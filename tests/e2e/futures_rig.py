@@ -46,7 +46,10 @@ async def start(url: str, db_path: str, *, native: bool = False) -> Rig:
                 key=KEY,
                 secret=SECRET,
                 native=native,
-                live={"recv_window_ms": 500},
+                # ccxt's request pacing stays on here as before: without it the restarted
+                # engine books a venue leg's fill but never cancels the other resting leg
+                # (test_sigkill_with_venue_legs_resting fails; reported, not fixed yet)
+                live={"recv_window_ms": 500, "enable_rate_limit": True},
                 reconcile_interval_s=0.5,
                 unknown_lookups=2,
             ),

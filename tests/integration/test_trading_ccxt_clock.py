@@ -60,6 +60,9 @@ async def _rig(skew_s: float) -> tuple[Rig, Callable[[], Any]]:
                 "url": sim.rest_url,
                 "recv_window_ms": 2500,
                 "max_clock_skew_ms": 1000,
+                # no ccxt request pacing (Binance's openOrders weight) against the loopback
+                # simulator; the venue's 429/418 gate stays in force
+                "enable_rate_limit": False,
             },
         }
     )

@@ -40,7 +40,15 @@ SYMBOL = "BTC-USDT"
 class Daemon:
     """The live engine journaled on ``url`` (its risk events stored by a writer)."""
 
-    def __init__(self, url: str, sim: SimExchange, *, batch_max_age_s: float = 0.01) -> None:
+    def __init__(
+        self,
+        url: str,
+        sim: SimExchange,
+        *,
+        batch_max_age_s: float = 0.01,
+        order_timeout_s: float = 2.0,
+        recv_window_ms: int = 3000,
+    ) -> None:
         self.hub = Hub()
         self.clock = LiveClock()
         self.db = Database(DatabaseConfig(url=url))
@@ -55,14 +63,17 @@ class Daemon:
                 "mode": "live",
                 "exchange": "simulator",
                 "poll_interval_s": 0.05,
-                "order_timeout_s": 2.0,
+                "order_timeout_s": order_timeout_s,
                 "unknown_lookups": 3,
                 "live": {
                     "exchange": "binance",
                     "api_key": KEY,
                     "secret": SECRET,
                     "url": sim.rest_url,
-                    "recv_window_ms": 3000,
+                    "recv_window_ms": recv_window_ms,
+                    # no ccxt request pacing (Binance's openOrders weight waits ~0.8 s per
+                    # start) against the loopback simulator; the venue's 429 gate stays
+                    "enable_rate_limit": False,
                 },
             }
         )
@@ -97,7 +108,9 @@ async def test_a_fill_found_at_the_restart_of_a_halted_engine_is_closed(tmp_path
     endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
     await sim.start(run=False)
     url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
-    first = Daemon(url, sim)
+    # the held placement times out (unknown) after 1 s, well inside its 3 s recv window: the
+    # venue still accepts it when it is released after the stop
+    first = Daemon(url, sim, order_timeout_s=1.0)
     await first.start()
     try:
         assert first.engine.risk_state == RiskState.ACTIVE
@@ -149,7 +162,9 @@ async def test_a_flatten_cut_short_by_a_restart_is_carried_out(tmp_path: Path) -
     endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
     await sim.start(run=False)
     url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
-    first = Daemon(url, sim)
+    # the exit is concluded absent once its recv window (+1 s of clock skew) has passed
+    # since its intent: 1 s here rather than 3 s
+    first = Daemon(url, sim, recv_window_ms=1000)
     await first.start()
     key = ("simulator", SYMBOL)
     try:
@@ -167,7 +182,7 @@ async def test_a_flatten_cut_short_by_a_restart_is_carried_out(tmp_path: Path) -
         await first.stop()  # before the exit is sent
     assert endpoints.engine.position("BTC") == Decimal("0.01")
 
-    second = Daemon(url, sim)
+    second = Daemon(url, sim, recv_window_ms=1000)
     await second.start()
     try:
         engine = second.engine
