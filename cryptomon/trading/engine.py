@@ -206,6 +206,7 @@ class TradingEngine:
         if callable(set_forced):
             set_forced(self._on_forced_close)
         await self.recovery.first_reconcile()
+        self.protection.cancel_orphan_legs()  # a venue leg whose sibling fired while down
         if was_halted:  # the kill switch stays on across restarts until someone resumes
             # the switch's cancels may not all have gone out before the process stopped
             await self.controls.cancel_entries("restart")

@@ -41,6 +41,7 @@ class ProtectionManager:
         self.protections: dict[MarketKey, Protection] = {}
         self._daily_day: int | None = None
         self._daily_reason = ""  # the state reason the daily loss limit set
+        self._orphans: set[str] = set()  # orphan legs being canceled
 
     def check_daily_loss(self) -> None:
         """Entries stop (``reducing``) at the daily loss limit until the next UTC day."""
@@ -201,6 +202,39 @@ class ProtectionManager:
                 symbol=intent.symbol,
                 origin=intent.origin,
             )
+
+    def cancel_orphan_legs(self) -> list[str]:
+        """Once reconciled: a venue-side leg (stop-loss or take-profit) still open for a
+        market with no position and no protection is an orphan (its sibling fired and closed
+        the position while the daemon was down, and the journal held that fill by the restart,
+        so no protection adopted the other leg): canceled. Returns the client order ids asked
+        to cancel. Only after a reconciliation, whose positions are the venue's: before it a
+        position whose fills the journal lacks could look flat."""
+        ctx = self.context
+        if not ctx.reconciled:
+            return []
+        asked: list[str] = []
+        for record in ctx.book.open():
+            intent = record.intent
+            coid = intent.client_order_id
+            if intent.origin not in ("stop_loss", "take_profit") or not intent.reduce_only:
+                continue
+            if intent.type not in ("stop_market", "take_profit") or coid in self._orphans:
+                continue
+            key = (intent.exchange, intent.symbol)
+            if key in self.protections or ctx.portfolio.amount(*key) != 0:
+                continue
+            self._orphans.add(coid)
+            log.warning("trading.orphan_leg_canceled", client_order_id=coid, symbol=intent.symbol)
+            ctx.spawn(self._cancel_orphan(record), f"cancel-orphan-leg:{coid}")
+            asked.append(coid)
+        return asked
+
+    async def _cancel_orphan(self, record: OrderRecord) -> None:
+        try:
+            await self.executor.cancel(record)
+        finally:  # asked again at the next reconciliation if it is still open
+            self._orphans.discard(record.intent.client_order_id)
 
     # ------------------------------------------------------------------ native legs
 

@@ -67,6 +67,8 @@ class EnginePoller:
             await self.reconciler.run(periodic=True)
         except Exception as exc:
             log.warning("trading.reconcile_failed", error=repr(exc))
+            return
+        self.protection.cancel_orphan_legs()
 
     async def poll_orders(self) -> None:
         """Ask the broker about every open order; unknown ones are settled by lookup, and a

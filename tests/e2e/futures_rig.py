@@ -35,8 +35,9 @@ class Rig:
         await self.db.stop()
 
 
-async def start(url: str, db_path: str, *, native: bool = False) -> Rig:
-    """The engine started (reconciled) on the database, with a 20000 mid published."""
+async def start(url: str, db_path: str, *, native: bool = False, pace: bool = True) -> Rig:
+    """The engine started (reconciled) on the database, with a 20000 mid published;
+    ``pace``: ccxt's client-side request pacing."""
     settings = load_settings(
         data={
             "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
@@ -46,10 +47,10 @@ async def start(url: str, db_path: str, *, native: bool = False) -> Rig:
                 key=KEY,
                 secret=SECRET,
                 native=native,
-                # ccxt's request pacing stays on here as before: without it the restarted
-                # engine books a venue leg's fill but never cancels the other resting leg
-                # (test_sigkill_with_venue_legs_resting fails; reported, not fixed yet)
-                live={"recv_window_ms": 500, "enable_rate_limit": True},
+                # ccxt's request pacing: on by default here; a restart without it finds the
+                # fired leg's fill already journaled by the first reconciliation, before any
+                # protection adopts the other leg (an orphan the engine must cancel)
+                live={"recv_window_ms": 500, "enable_rate_limit": pace},
                 reconcile_interval_s=0.5,
                 unknown_lookups=2,
             ),
@@ -66,13 +67,14 @@ async def start(url: str, db_path: str, *, native: bool = False) -> Rig:
     return Rig(engine, writer, db, hub)
 
 
-async def child(url: str, db_path: str, native: bool) -> None:
+async def child(url: str, db_path: str, native: bool, pace: bool = True) -> None:
     """Place one 5x long of 0.1 (stop 19400, take-profit 21200) and wait to be killed."""
-    rig = await start(url, db_path, native=native)
+    rig = await start(url, db_path, native=native, pace=pace)
     print("ready", flush=True)
     await enter(rig.engine, "buy", stop_loss="19400", take_profit="21200", actor="crash")
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(child(sys.argv[1], sys.argv[2], sys.argv[3:] == ["native"]))
+    flags = sys.argv[3:]
+    asyncio.run(child(sys.argv[1], sys.argv[2], "native" in flags, "unpaced" not in flags))
