@@ -147,6 +147,7 @@ class Converter:
             quality=quality,
         )
         self._unit_of = self.gate.unit_of
+        self.gate.mid_of = self._book_mid
         self.rare = RareChannels(
             exchange, publish=hub.publish, seen=self._seen_name, gate=self.gate
         )
@@ -155,6 +156,14 @@ class Converter:
         self._trades_channel = self._channel("trades") if "trades" in channels else None
         self._ticker_channel = self._channel("ticker") if "ticker" in channels else None
         self._book_channel = self._channel("orderbook") if "orderbook" in channels else None
+
+    def _book_mid(self, symbol: str) -> float | None:
+        """The mid of ``symbol``'s followed book (None before both sides were seen): read
+        when a rare channel needs it, nothing kept per book update."""
+        state = self._books.get(symbol)
+        if state is None or not state.loaded or not state.bid.top or not state.ask.top:
+            return None
+        return (state.bid.floats()[0] + state.ask.floats()[0]) * 0.5
 
     def _channel(self, name: str) -> ChannelHealth:
         channel = self.health.channels.get(name)

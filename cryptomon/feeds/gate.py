@@ -51,9 +51,9 @@ class MarketGate:
         self.quality = quality
         self.unit_of: dict[str, SymbolUnits | None] = {}  # read inline by the converter
         self.history: list[Trade] = []  # historical trades of this loop turn
-        # each symbol's latest published book mid (an inverse contract's open interest in
-        # base units is counted at it)
-        self.mids: dict[str, float] = {}
+        # a symbol's current book mid, read only by the rare channels (an inverse contract's
+        # open interest in base units is counted at it); set by the converter
+        self.mid_of: Callable[[str], float | None] = lambda _symbol: None
         self._publish = publish
         self._schedule_flush = schedule_flush
 
@@ -93,15 +93,15 @@ class MarketGate:
 
     def open_interest(self, symbol: str, qty: float) -> tuple[float, float | None, float | None]:
         """``(open_interest, contracts, notional)`` of ``qty`` venue units of open interest:
-        base units by the spec (linear: no price needed; inverse: at the latest book mid, NaN
-        before one was published), the contracts where they differ, the quote value (an
+        base units by the spec (linear: no price needed; inverse: at the current book mid, NaN
+        before a book was seen), the contracts where they differ, the quote value (an
         inverse contract's is its face value; a linear one's at the latest mid, else None)."""
         unit = self.unit_of.get(symbol, UNRESOLVED)
         if unit is UNRESOLVED:
             unit = self.unit(symbol)
         if unit is None:
             return qty, None, None
-        mid = self.mids.get(symbol)
+        mid = self.mid_of(symbol)
         contracts = qty if unit.contracts_differ else None
         if unit.inverse:
             base = unit.amount(qty, mid) if mid else float("nan")
@@ -140,7 +140,6 @@ class MarketGate:
         units = self.units
         observe = None if units is None else units.rates.observe
         unit_of = self.unit_of
-        mids = self.mids
         publish = self._publish
         for symbol, state in dirty.items():
             unit = unit_of.get(symbol, UNRESOLVED)
@@ -150,9 +149,8 @@ class MarketGate:
             state.pending = 0
             if judge is not None and not judge(symbol, top.bid, top.ask, top.ts_recv):
                 continue  # quarantined: counted by the guard
-            mid = mids[symbol] = (top.bid + top.ask) * 0.5
             if observe is not None:
-                observe(symbol, mid, top.ts_recv)
+                observe(symbol, (top.bid + top.ask) * 0.5, top.ts_recv)
             publish(top)
             published += 1
         return published
