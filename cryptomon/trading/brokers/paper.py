@@ -412,8 +412,14 @@ class PaperBroker:
                 OrderState.FILLED if order.filled >= intent.amount else OrderState.PARTIALLY_FILLED
             )
             self._tell(order)
-        if self.margin is not None and (self.margin.positions or self._resting):
+        margin = self.margin
+        if margin is None:
+            return
+        pos = margin.positions.get((trade.exchange, trade.symbol))
+        if pos is not None and pos.qty != 0:  # its liquidation and its last price watched
             self._watch(trade.exchange, trade.symbol, d(trade.price), trade.ts, mark=False)
+        elif self._resting or margin.positions:  # another market's expiry may be due
+            self._expire_due()
 
     def _tell(self, order: PaperOrder) -> None:
         if self._listener is not None:
