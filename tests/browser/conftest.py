@@ -20,9 +20,15 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
+# The tests place manual orders beside the demo's own auto-trading, and the risk check's
+# default of 10 new orders a minute is shared by both: late in a module the demo's entries
+# had used it up and a test's order was refused (409 "10 orders in the last minute").
+MANUAL_ORDER_ROOM = "trading:\n  max_orders_per_minute: 600\n"
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    d = start_demo(tmp_path_factory.mktemp("demo"), "--perpetual")
+    d = start_demo(tmp_path_factory.mktemp("demo"), "--perpetual", yaml=MANUAL_ORDER_ROOM)
     yield d
     d.stop()
 

@@ -289,8 +289,12 @@ def _send(demo: Demo, method: str, path: str, body: dict[str, Any] | None = None
         data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {demo.token}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # name the refusal (a risk check's reason, ...)
+        exc.msg = f"{exc.msg}: {exc.read().decode(errors='replace')[:500]}"
+        raise
 
 
 def test_a_canceled_limit_order_gets_no_line_on_the_chart(page: Page, demo: Demo) -> None:
