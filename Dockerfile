@@ -6,7 +6,7 @@
 FROM python:3.11-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends gcc g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY cryptomon ./cryptomon
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
