@@ -16,7 +16,10 @@ trigger; :meth:`UsdmVenue.trade` and :meth:`UsdmVenue.liquidation` print public 
 liquidations; :meth:`UsdmVenue.settle_funding` pays funding on the open positions at the mark;
 :meth:`UsdmVenue.force_close` closes the account's own position as the venue's liquidation,
 auto-deleveraging or settlement order.
-``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that refuses).
+``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that refuses);
+:meth:`UsdmVenue.refuse` answers the next signed request of an endpoint with one of Binance's
+error answers (``{"code": ..., "msg": ...}``, e.g. :data:`PERCENT_PRICE` or
+:data:`SERVER_BUSY`), with or without carrying the request out first.
 """
 
 from __future__ import annotations
@@ -40,6 +43,28 @@ from cryptomon.sim.usdm_streams import UsdmStreams
 API, API2, API3 = "/fapi/v1", "/fapi/v2", "/fapi/v3"
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """One of the venue's error answers: HTTP status, Binance code, message."""
+
+    status: int
+    code: int
+    msg: str
+
+
+PERCENT_PRICE = Refusal(
+    400, -4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit."
+)
+"""A market order refused at acceptance: the opposite book's best price is outside the
+symbol's PERCENT_PRICE band around the mark (a thin or gapped book)."""
+
+MAX_STOP_ORDERS = Refusal(400, -4045, "Reach max stop order limit.")
+"""A conditional order refused at acceptance: the account's stop orders are at the limit."""
+
+SERVER_BUSY = Refusal(503, -1004, "Server is busy, please wait and try again")
+"""An overloaded venue's answer: the request may or may not have been carried out."""
+
+
 @dataclass
 class Hold:
     """A request held after processing; ``reached`` once it arrived."""
@@ -61,6 +86,7 @@ class UsdmVenue:
     refuse_leverage: bool = False
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) signed
     holds: dict[tuple[str, str], Hold] = field(default_factory=dict)
+    refusals: dict[tuple[str, str], tuple[Refusal, bool]] = field(default_factory=dict)
     streams: UsdmStreams = field(default_factory=UsdmStreams)
     _published: int = 0  # book.trades already sent as public trades
 
@@ -69,6 +95,14 @@ class UsdmVenue:
         answer waits until :meth:`Hold.release`): how tests kill a client mid-request."""
         hold = self.holds[(method, path)] = Hold()
         return hold
+
+    def refuse(
+        self, method: str, path: str, refusal: Refusal, *, carried_out: bool = False
+    ) -> None:
+        """Answer the next signed ``method path`` request with ``refusal`` in Binance's error
+        shape; ``carried_out``: the venue processes the request first (a busy venue that took
+        the order and answered with an error), else it is refused untouched."""
+        self.refusals[(method, path)] = (refusal, carried_out)
 
     def set_price(self, symbol: str, price: Decimal) -> None:
         """Move the price: resting triggers fire, the streams send the new book and mark."""
@@ -169,7 +203,11 @@ class UsdmVenue:
                 return refused
             params = dict(parse_qsl(request.query_string)) | dict(parse_qsl(body))
             self.requests.append((request.method, request.path))
-            answer = self._answer(lambda: handler(params))
+            refusal, carried_out = self.refusals.pop((request.method, request.path), (None, False))
+            if refusal is None or carried_out:
+                answer = self._answer(lambda: handler(params))
+            if refusal is not None:
+                answer = _error(refusal.status, refusal.code, refusal.msg)
             self._publish_fills()
             hold = self.holds.pop((request.method, request.path), None)
             if hold is not None:

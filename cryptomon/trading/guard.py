@@ -28,7 +28,7 @@ ZERO = Decimal(0)
 ENTRY_ORIGINS = frozenset({"signal", "manual"})
 GONE = (OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED)
 MarketKey = tuple[str, str]
-EXIT_BACKOFF_S = 0.5  # a failed protective exit is tried again after 0.5, 1, 2, ... s
+EXIT_BACKOFF_S = 0.5  # a failed or refused protective exit is tried again after 0.5, 1, 2, ... s
 EXIT_BACKOFF_MAX_S = 30.0
 
 
@@ -341,14 +341,21 @@ class ProtectionManager:
             key, amount, origin, ref=prot.entry_id, leg=f"{origin}:{prot.attempt}"
         )
         try:
-            await self.executor.submit(intent)
+            rec = await self.executor.submit(intent)
         except Exception as exc:
-            delay = min(EXIT_BACKOFF_S * 2**prot.attempt, EXIT_BACKOFF_MAX_S)
-            log.warning(
-                "trading.exit_failed", symbol=prot.symbol, error=repr(exc), retry_in_s=delay
-            )
-            prot.retry_at = ctx.clock.monotonic() + delay
+            self._retry_later(prot, prot.attempt, repr(exc))
             prot.exiting = False
             prot.attempt += 1
+            return
+        if rec.state in GONE and ctx.portfolio.amount(*key) != 0:
+            # the venue refused it (on_order_state counted the attempt and re-armed the
+            # trigger): backed off like a failed send, not resent on every book top
+            self._retry_later(prot, prot.attempt - 1, f"{rec.state.value}: {rec.reason}")
         else:
             prot.retry_at = 0.0
+
+    def _retry_later(self, prot: Protection, failures: int, why: str) -> None:
+        """The next try of ``prot``'s exit waits ``EXIT_BACKOFF_S * 2**failures`` (capped)."""
+        delay = min(EXIT_BACKOFF_S * 2 ** max(failures, 0), EXIT_BACKOFF_MAX_S)
+        log.warning("trading.exit_failed", symbol=prot.symbol, error=why, retry_in_s=delay)
+        prot.retry_at = self.context.clock.monotonic() + delay

@@ -10,9 +10,12 @@ Placement is never retried here (ccxt's ``maxRetriesOnFailure`` is 0): a timeout
 connection, a 5xx or a 429 raises :class:`OrderOutcomeUnknown` (with ``Retry-After`` when the
 venue sent one) and the engine settles the order with :meth:`CcxtBroker.fetch_order` by client
 order id. A venue refusal (insufficient funds, invalid order, bad symbol, bad request,
-authentication) raises :class:`OrderRejectedError`. A "duplicate order" answer means the order
-already exists, so it is looked up and returned instead. Reads raise ``TemporaryError`` on
-network trouble (the engine retries with backoff).
+authentication, or a venue code that certainly left no order, such as Binance USD-M's -4131
+PERCENT_PRICE: :mod:`~cryptomon.trading.brokers.ccxt_codes`) raises
+:class:`OrderRejectedError` with the venue's message; ccxt's ``OperationRejected`` alone does
+not (it also stands for a busy venue that may have taken the order). A "duplicate order"
+answer means the order already exists, so it is looked up and returned instead. Reads raise
+``TemporaryError`` on network trouble (the engine retries with backoff).
 """
 
 from __future__ import annotations
@@ -213,7 +216,9 @@ class CcxtBroker:
         except ccxt.BaseError as exc:
             if isinstance(exc, REFUSALS) and "duplicate order" in str(exc).lower():
                 return await self._existing(intent.symbol, cid)
-            raise placement_error(exc, cid, self.gate.last_wait_s) from exc
+            raise placement_error(
+                exc, cid, self.gate.last_wait_s, exchange_id=ex.id, market=m
+            ) from exc
         self.venue_clock.accepted()
         order = self._order(raw, m, intent=intent)
         log.info("broker.ccxt.placed", order_id=cid, state=order.state, filled=str(order.filled))
