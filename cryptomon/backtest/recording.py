@@ -3,9 +3,11 @@
 The recording is replayed by the daemon's own :class:`~cryptomon.feeds.replay.ReplayFeed`
 (cryptofeed parse, the converter, book tops) at its recorded pace on the pipeline's
 ManualClock, which the driver moves forward in steps of ``step_s``: after each step the feed
-delivers every message up to the new time, then the pipeline settles (detectors flushed,
-signals traded, fills applied) before the next step. Trade and book detectors see the real
-trades and books; the paper broker fills against the recorded book.
+delivers every message up to the new time, the loop turn those messages were handled in
+ends (book tops conflated and published, detectors flushed), then the pipeline settles
+(signals traded, fills applied, emulated exits run) before the next step, as the daemon's
+replay would before that time. Trade and book detectors see the real trades and books; the
+paper broker fills against the recorded book.
 
 For the report and buy and hold, the recorded trades are aggregated into one-minute candles.
 """
@@ -132,6 +134,13 @@ class RecordingRunner:
                 # the feed delivers every message up to now, then sleeps on the clock again
                 while not self.feed.done.is_set() and clock.sleepers <= base:  # noqa: ASYNC110 - loop turns, not time: the clock is manual
                     await asyncio.sleep(0)
+                # the end of the loop turn of the step's last message, before the clock moves:
+                # the converter's conflated book tops and the detectors' batch (call_soon), in
+                # the order they were scheduled, as the daemon's loop runs them. Without it a
+                # step with no trading activity (settle returns at once) published its book
+                # tops after the clock had moved on: an emulated stop they cross exited a
+                # step (0.1 s) later than in the daemon.
+                await asyncio.sleep(0)
                 self.pipe.flush()
                 await self.pipe.settle()
                 points.append((clock.time(), self.pipe.equity, 1.0 if self.pipe.exposed else 0.0))

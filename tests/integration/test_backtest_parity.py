@@ -4,13 +4,18 @@ with auto-trading on, and the backtest of the same recording, give the same orde
 
 Both run on a ManualClock moved in the same steps of recorded time; the daemon's journal
 writes to SQLite (real I/O), so after a step with trading activity the daemon is given time
-until it has been quiet (no new signal, order or fill, no open order) for a while.
+until it has been quiet (no new signal, order or fill, no open order) for a while. Both
+publish a step's book tops in that step, so an emulated stop (watching the book tops) fires
+at the same step in both.
 
-A second case trades the same signals of CTK-USDT-PERP at 50x with a maintenance rate of
-1.9 % (liquidation 0.1 % from the entry) and a 0.02 % stop: a recorded trade gapping through
-both liquidates a long in both paths alike, and the sell signal that follows opens a short
-in both (the live path took it for a close of the liquidated long and dropped it) which its
-own stop closes (the backtest closed it with the long's stale stop exit).
+A second case trades the same signals of CTK-USDT-PERP and AKRO-USDT-PERP at 50x with a
+maintenance rate of 1.9 % (liquidation 0.1 % from the entry) and a 0.02 % stop: a recorded
+trade gapping through both liquidates a CTK long in both paths alike, and the sell signal that
+follows opens a short in both (the live path took it for a close of the liquidated long and
+dropped it) which its own stop closes (the backtest closed it with the long's stale stop
+exit); an AKRO long whose stop is at the bid it filled beside is stopped out by the first
+book top after its fill in both (the backtest published that top a step late, after its
+clock had moved on, and exited 0.1 s later).
 
 A third case trades an inverse perpetual of the HUOBI_SWAP recording at 50x: a manual long
 entered at the same recorded step in both paths (after that step's messages) is liquidated by
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,11 +40,12 @@ from cryptomon.backtest.result import BacktestResult
 from cryptomon.backtest.stats import result_document
 from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
-from cryptomon.events import Fill, OrderIntent, Signal
+from cryptomon.events import BookTop, Fill, OrderIntent, Signal
 from cryptomon.hub import Hub
 
 EXCHANGE = "BINANCE_FUTURES"
 STEP_S = 0.1
+CTK, AKRO = "CTK-USDT-PERP", "AKRO-USDT-PERP"
 QUIET_ROUNDS = 25  # rounds of 2 ms without a trading event (SQLite commits in between)
 
 
@@ -85,6 +91,53 @@ def key(fill: Fill) -> tuple[Any, ...]:
     return (fill.ts, fill.symbol, fill.side, fill.amount, fill.price, fill.fee)
 
 
+def order_key(intent: OrderIntent) -> tuple[Any, ...]:
+    """An order as both paths must send it (client order ids aside: a forced close's is
+    random)."""
+    return (
+        intent.ts,
+        intent.symbol,
+        intent.origin,
+        intent.side,
+        intent.type,
+        intent.amount,
+        intent.price,
+        intent.reduce_only,
+    )
+
+
+@dataclass
+class Seen:
+    """What one path published: its orders, its fills, and its book tops (clock time when
+    published, symbol, receipt time, bid, ask)."""
+
+    clock: ManualClock
+    orders: list[OrderIntent] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    tops: list[tuple[float, str, float, float, float]] = field(default_factory=list)
+
+    def follow(self, hub: Hub) -> None:
+        hub.subscribe(OrderIntent, self.orders.append, name="parity.orders")
+        hub.subscribe(Fill, self.fills.append, name="parity.fills")
+        hub.subscribe(BookTop, self._top, name="parity.tops")
+
+    def _top(self, top: BookTop) -> None:
+        self.tops.append((self.clock.time(), top.symbol, top.ts_recv, top.bid, top.ask))
+
+    def assert_same(self, other: Seen) -> None:
+        """Same orders and fills (time, side, amount, price, fee)."""
+        assert [order_key(o) for o in self.orders] == [order_key(o) for o in other.orders]
+        assert [key(f) for f in self.fills] == [key(f) for f in other.fills]
+
+
+async def backtest(settings: Settings, files: list[str]) -> tuple[BacktestResult, Seen]:
+    """The backtest of ``files`` and what its pipeline published."""
+    runner = RecordingRunner(settings, files)
+    seen = Seen(runner.pipe.clock)
+    seen.follow(runner.pipe.hub)
+    return await runner.run(), seen
+
+
 @dataclass(frozen=True)
 class Entry:
     """A manual market order placed after the messages of the first step at or past ``at``."""
@@ -112,11 +165,14 @@ class Entry:
 
 async def backtest_with(
     settings: Settings, files: list[str], entry: Entry, placed: list[dict[str, Any]]
-) -> BacktestResult:
+) -> tuple[BacktestResult, Seen]:
     """The backtest of ``files`` with ``entry`` placed once the step's messages are in (the
-    runner settles the pipeline after each step's messages; the entry goes first)."""
+    runner settles the pipeline after each step's messages; the entry goes first), and what
+    its pipeline published."""
     runner = RecordingRunner(settings, files)
     pipe = runner.pipe
+    seen = Seen(pipe.clock)
+    seen.follow(pipe.hub)
     settle = pipe.settle
 
     async def settle_with_entry() -> None:
@@ -125,23 +181,23 @@ async def backtest_with(
         await settle()
 
     pipe.settle = settle_with_entry  # type: ignore[method-assign]
-    return await runner.run()
+    return await runner.run(), seen
 
 
-async def live_fills(
+async def live_run(
     settings: Settings,
     files: list[str],
     exchange: str = EXCHANGE,
     entry: Entry | None = None,
     placed: list[dict[str, Any]] | None = None,
-) -> list[Fill]:
-    """The daemon on a ManualClock, moved in steps; its fills (``entry`` placed after the
-    messages of its step, as :func:`backtest_with` does)."""
+) -> Seen:
+    """The daemon on a ManualClock, moved in steps; what it published (``entry`` placed
+    after the messages of its step, as :func:`backtest_with` does)."""
     hub = Hub()
     clock = ManualClock(first_timestamp(files))
-    fills: list[Fill] = []
+    published = Seen(clock)
+    published.follow(hub)
     activity = [0]
-    hub.subscribe(Fill, fills.append, name="parity.fills")
     hub.subscribe(
         (Signal, OrderIntent, Fill),
         lambda _e: activity.__setitem__(0, activity[0] + 1),
@@ -172,7 +228,7 @@ async def live_fills(
             clock.advance(STEP_S)
     finally:
         await app.stop()
-    return fills
+    return published
 
 
 @pytest.fixture
@@ -184,22 +240,39 @@ def files(shared_data: Path) -> list[str]:
 async def test_live_replay_and_backtest_give_the_same_fills(
     files: list[str], tmp_path: Path
 ) -> None:
-    """Same orders and fills (time, side, amount, price, fee) from both paths."""
+    """Same orders and fills (time, side, amount, price, fee) from both paths, and the same
+    book tops published at the same steps: each in the step its message was received."""
     settings = permissive(tmp_path, files)
-    backtest = await RecordingRunner(settings, files).run()
-    live = await live_fills(settings, files)
-    assert backtest.fills, "the permissive config should trade the sample"
-    assert [key(f) for f in live] == [key(f) for f in backtest.fills]
+    result, bt = await backtest(settings, files)
+    live = await live_run(settings, files)
+    assert result.fills, "the permissive config should trade the sample"
+    assert [key(f) for f in bt.fills] == [key(f) for f in result.fills]
+    live.assert_same(bt)
+    assert len(bt.tops) > 500
+    assert live.tops == bt.tops
+    # each in the step of its message: published at the first clock step at or past its
+    # receipt (a symbol's first book is the REST snapshot, stamped with the response's
+    # receipt, which may come after the websocket line that asked for it)
+    first = {symbol: at for at, symbol, *_ in reversed(bt.tops)}
+    late = [
+        (at, symbol, receipt)
+        for at, symbol, receipt, *_ in bt.tops
+        if first[symbol] != at and not receipt <= at < receipt + STEP_S
+    ]
+    assert late == []
 
 
 @pytest.mark.asyncio
-async def test_a_signal_entry_liquidated_is_the_same_in_both_paths(
+async def test_signal_entries_liquidated_or_stopped_are_the_same_in_both_paths(
     files: list[str], tmp_path: Path
 ) -> None:
     """CTK-USDT-PERP long 988 at 1.012 (a volume signal), liquidated at 1.012 x 0.999 when
     the recorded trade at 1.010 passes its stop (1.011) and its estimate: the same fills,
     the forced close among them, and the trip loses its margin and entry fee; then a short
-    of 989 at 1.01 (the sell signal) closed by its own stop at 1.011."""
+    of 989 at 1.01 (the sell signal) closed by its own stop at 1.011. AKRO-USDT-PERP long
+    57653 at the ask 0.01735 with its stop (0.01735 x 0.9998, to the tick below: 0.01734) at
+    the bid of the book it filled against: stopped out by the first book top after the fill,
+    one step later in both paths."""
     settings = permissive(
         tmp_path,
         files,
@@ -207,24 +280,46 @@ async def test_a_signal_entry_liquidated_is_the_same_in_both_paths(
         max_leverage=50.0,
         maintenance_margin_rate=0.019,
         stop_loss_percentage=0.02,
-        symbols=["CTK-USDT-PERP"],
+        symbols=[CTK, AKRO],
     )
-    backtest = await RecordingRunner(settings, files).run()
-    live = await live_fills(settings, files)
-    assert [key(f) for f in live] == [key(f) for f in backtest.fills]
-    liquidated = [t for t in backtest.trades if t.exit_reason == "liquidation"]
-    assert [(t.symbol, t.side, t.amount) for t in liquidated] == [
-        ("CTK-USDT-PERP", "long", Decimal(988))
-    ]
+    result, bt = await backtest(settings, files)
+    live = await live_run(settings, files)
+    live.assert_same(bt)
+    assert {f.symbol for f in result.fills} == {CTK, AKRO}
+    liquidated = [t for t in result.trades if t.exit_reason == "liquidation"]
+    assert [(t.symbol, t.side, t.amount) for t in liquidated] == [(CTK, "long", Decimal(988))]
     [trip] = liquidated
     entry = Decimal("1.012")
     assert (trip.entry_price, trip.exit_price) == (entry, entry * Decimal("0.999"))
     margin, entry_fee = 988 * entry / 50, 988 * entry * Decimal("0.001")
     assert trip.pnl == trip.net == -(margin + entry_fee)  # -20.996976 USDT
-    short = [t for t in backtest.trades if t.side == "short"]
-    assert [(t.amount, t.exit_reason, t.exit_price) for t in short] == [
-        (Decimal(989), "stop_loss", Decimal("1.011"))
+    short = [t for t in result.trades if t.side == "short"]
+    assert [(t.symbol, t.amount, t.exit_reason, t.exit_price) for t in short] == [
+        (CTK, Decimal(989), "stop_loss", Decimal("1.011"))
     ]
+
+    [akro] = [t for t in result.trades if t.symbol == AKRO]
+    assert (akro.side, akro.amount, akro.entry_price, akro.exit_reason) == (
+        "long",
+        Decimal(57653),
+        Decimal("0.01735"),
+        "stop_loss",
+    )
+    opened, *closed = [f for f in result.fills if f.symbol == AKRO]
+    assert (opened.side, opened.amount, opened.price) == ("buy", Decimal(57653), Decimal("0.01735"))
+    # the book at the fill: the bid is at the stop already
+    *_, (_, _, _, bid, ask) = [t for t in bt.tops if t[1] == AKRO and t[0] <= opened.ts]
+    assert (bid, ask) == (0.01734, 0.01735)
+    # the stop fires on the next book top (a message of the next step), and the exit sells
+    # down the recorded bids
+    after = [t[0] for t in bt.tops if t[1] == AKRO and t[0] > opened.ts]
+    assert after[0] == pytest.approx(opened.ts + STEP_S, abs=1e-6)
+    assert [(f.side, f.amount, f.price) for f in closed] == [
+        ("sell", Decimal(502), Decimal("0.01734")),
+        ("sell", Decimal(40443), Decimal("0.01733")),
+        ("sell", Decimal(16708), Decimal("0.01732")),
+    ]
+    assert {f.ts for f in closed} == {after[0]}
 
 
 INVERSE = "HUOBI_SWAP"
@@ -274,11 +369,12 @@ async def test_a_liquidation_on_a_recording_is_the_same_in_both_paths(
     settings = liquidating(tmp_path, files)
     entry = Entry(INVERSE.lower(), SHIB, "buy", "10", first_timestamp(files) + 6.0)
     placed_bt: list[dict[str, Any]] = []
-    backtest = await backtest_with(settings, files, entry, placed_bt)
+    backtest, bt = await backtest_with(settings, files, entry, placed_bt)
     placed_live: list[dict[str, Any]] = []
-    live = await live_fills(settings, files, INVERSE, entry, placed_live)
+    live = await live_run(settings, files, INVERSE, entry, placed_live)
     assert [p["state"] for p in placed_bt + placed_live] == ["filled", "filled"]
-    assert [key(f) for f in live] == [key(f) for f in backtest.fills]
+    live.assert_same(bt)
+    assert [key(f) for f in bt.fills] == [key(f) for f in backtest.fills]
 
     D = Decimal
     entry_price, contracts, usd = D("0.00002782"), D(10), D(100)  # 10 contracts of 10 USD
