@@ -265,6 +265,8 @@ OrderOrigin = Literal[
     "reconcile",
     "liquidation",  # placed by the venue itself (the paper broker's forced closes)
     "settlement",
+    "adl",  # the venue's auto-deleveraging (a live venue's mark)
+    "venue",  # a live account's order the engine did not send and no mark names
 ]
 
 

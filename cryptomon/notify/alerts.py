@@ -90,6 +90,8 @@ EXIT_ORIGINS: Mapping[str, str] = {
     "take_profit": "take-profit",
     "liquidation": "liquidation",  # the venue's forced closes (the paper broker's)
     "settlement": "settlement",
+    "adl": "auto-deleveraging",
+    "venue": "venue order",  # a live account's close the engine did not send (by hand)
 }
 _ORIGIN_MEMORY = 10_000
 _LINK_CACHE = 10_000
@@ -293,7 +295,7 @@ class AlertBuilder:
             event_type="exit",
             category="trading",
             severity=Severity.HIGH,
-            kind=exit_kind.replace("-", "_"),
+            kind=exit_kind.replace("-", "_").replace(" ", "_"),
             dedup_key=None,
             link=self.order_link(u.client_order_id),
             ref_id=u.client_order_id,

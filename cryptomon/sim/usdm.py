@@ -15,7 +15,8 @@ stop-market and take-profit-market orders (plain or algo) rest until the price c
 trigger; :meth:`UsdmVenue.trade` and :meth:`UsdmVenue.liquidation` print public trades and
 liquidations; :meth:`UsdmVenue.settle_funding` pays funding on the open positions at the mark;
 :meth:`UsdmVenue.force_close` closes the account's own position as the venue's liquidation,
-auto-deleveraging or settlement order.
+auto-deleveraging or settlement order, :meth:`UsdmVenue.close_by_hand` as someone's order on
+the venue's website.
 ``refuse_leverage`` makes the venue refuse ``POST leverage`` (a venue that refuses);
 :meth:`UsdmVenue.refuse` answers the next signed request of an endpoint with one of Binance's
 error answers (``{"code": ..., "msg": ...}``, e.g. :data:`PERCENT_PRICE` or
@@ -131,6 +132,29 @@ class UsdmVenue:
         ``userTrades``); the mark moves there."""
         order = self.book.force_close(symbol, price, kind)
         self.set_price(symbol, price)
+        return order
+
+    def close_by_hand(
+        self, symbol: str, price: Decimal, qty: Decimal | None = None, client_id: str = ""
+    ) -> Any:
+        """Someone trades the account's position of ``symbol`` down by ``qty`` (all of it by
+        default) at ``price`` outside the API client: a MARKET order of the venue's website
+        (Binance's ``web_…`` client id) with no mark of the venue's own; the mark moves there
+        first (a resting trigger it crosses fires before)."""
+        self.set_price(symbol, price)
+        held = self.book.position_of(symbol).qty
+        if held == 0:
+            raise ValueError(f"no {symbol} position to close")
+        order = self.book.new_order(
+            {
+                "symbol": symbol,
+                "side": "SELL" if held > 0 else "BUY",
+                "type": "MARKET",
+                "quantity": str(abs(held) if qty is None else qty),
+                "newClientOrderId": client_id or f"web_{self.book.next_id()}",
+            }
+        )
+        self._publish_fills()
         return order
 
     def _publish_fills(self) -> None:

@@ -408,9 +408,10 @@ class OrderExecutor:
         await cancel_if_requested(self, record)
 
     async def adopt_forced(self, intent: OrderIntent, answer: BrokerOrder, reason: str) -> None:
-        """An order the venue placed itself (``intent.origin`` liquidation or settlement): it
-        is written and published like one of ours (its intent first), then its fills are
-        counted (the Fill and PositionUpdate events, the protection disarmed when the
+        """An order the engine did not send (``intent.origin`` liquidation, adl or settlement:
+        the venue's own; venue: a trade by hand on the account): it is written and published
+        like one of ours (its intent first), then its fills are counted (the Fill and
+        PositionUpdate events, the protection disarmed and its venue legs canceled when the
         position is closed) and its final state is published with ``reason`` (an exit alert,
         like a stop-loss's)."""
         ctx = self.context
@@ -453,6 +454,10 @@ class OrderExecutor:
         if record is not None:
             record.add_fill(fill)
         self.context.portfolio.apply_fill(fill)
+
+    def counted(self, fill: Fill) -> bool:
+        """Whether ``fill`` (by venue and trade id) is counted already."""
+        return (fill.exchange, fill.trade_id) in self._trade_ids
 
     def apply_fill(self, record: OrderRecord | None, fill: Fill) -> bool:
         """Count ``fill`` once: order, portfolio, Fill and PositionUpdate events."""

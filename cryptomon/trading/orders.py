@@ -94,6 +94,8 @@ ORIGIN_CODES = {
     "reconcile": "r",
     "liquidation": "q",
     "settlement": "x",
+    "adl": "a",
+    "venue": "v",
 }
 CLIENT_ID_PREFIX = "cm"
 CLIENT_ID_LENGTH = 32  # Binance allows 36; leave room for venue-side prefixes

@@ -9,8 +9,9 @@
    orphans: they are canceled (a mismatch). Venues that list open orders only per symbol
    (the broker's ``open_orders_need_symbol()``) are asked once per traded symbol.
 3. Contract positions (perpetuals, futures) must equal the venue's (``fetch_positions``); one
-   that differs is first searched for orders the venue placed itself (a live broker's
-   ``forced_closes``: liquidation, auto-deleveraging, delivery), which are adopted;
+   that differs is first searched for finished orders the engine did not send that reduce it
+   (a live broker's ``forced_closes``: the venue's liquidation, auto-deleveraging or
+   delivery, or a trade by hand on the account), which are adopted;
    long spot positions are checked against the venue's base-currency balances: holding less than
    the engine believes is a mismatch. With a real venue (no ``restore``), the engine's cash
    becomes the venue's quote-currency balance (0 when absent), at start and on the periodic
@@ -34,6 +35,7 @@ from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import OrderState
 from cryptomon.log import info_enabled
 from cryptomon.trading.brokers.base import BrokerOrder, OrderRejectedError
+from cryptomon.trading.brokers.ccxt_forced import ForcedClose
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.orders import is_ours
@@ -164,11 +166,14 @@ class Reconciler:
         return venue
 
     async def _adopt_forced_closes(self, venue: dict[str, Decimal]) -> None:
-        """A contract position the venue holds differently may have been closed by the venue
-        itself (liquidation, auto-deleveraging, delivery): the broker's ``forced_closes`` finds
-        those orders among the account's trades since the position opened, and each one that
-        reduces the position is adopted like the paper broker's (its fills realize the PnL,
-        the protection is disarmed, the exit is alerted). Anything else stays a mismatch."""
+        """A contract position the venue holds differently may have been closed or reduced by
+        an order the engine did not send: the venue's own (liquidation, auto-deleveraging,
+        delivery) or one placed by hand on the account. The broker's ``forced_closes`` lists
+        the finished orders among the account's trades since the position opened; each one
+        that is not ours (:meth:`_ours`) and reduces the position is adopted like the paper
+        broker's forced closes (its fills realize the PnL, the protection is disarmed and the
+        position's venue legs canceled once it is flat, the exit is alerted). Anything else
+        stays a mismatch."""
         ctx = self.context
         find = getattr(ctx.broker, "forced_closes", None)
         if not callable(find):
@@ -180,6 +185,13 @@ class Reconciler:
                 closes = await self._retry(
                     "forced_closes", partial(find, pos.symbol, pos.opened or None)
                 )
+                closes = [c for c in closes if not self._ours(c)]
+                if any(c.intent.origin == "venue" for c in closes):
+                    # a trigger leg of ours that fired at the venue trades under an order of
+                    # the venue's own id (Binance's algo orders): only the leg's lookup, after
+                    # the trades were read, says it is ours and counts its fills
+                    await self._refresh_orders(pos.exchange, pos.symbol)
+                    closes = [c for c in closes if not self._ours(c)]
             except Exception as exc:  # not found: the mismatch is reported as before
                 log.warning("trading.forced_closes_failed", symbol=pos.symbol, error=repr(exc))
                 continue
@@ -196,6 +208,26 @@ class Reconciler:
                     )
                     continue
                 await self.executor.adopt_forced(intent, close.order, close.reason)
+
+    def _ours(self, close: ForcedClose) -> bool:
+        """Whether a venue order is one this engine sent (a client id it issues, or one of its
+        journal's), or one whose fills it has counted already (an order of ours whose venue
+        id is another, like a fired trigger leg; an adopted close)."""
+        ctx = self.context
+        cid = close.venue_client_id
+        if cid and (is_ours(cid) or cid in ctx.book):
+            return True
+        return any(self.executor.counted(f) for f in close.order.fills)
+
+    async def _refresh_orders(self, exchange: str, symbol: str) -> None:
+        """Look up the engine's open orders of one market now and apply what the venue says
+        (what the poller does for every open order)."""
+        for record in self.context.book.open(exchange, symbol):
+            if record.state == OrderState.UNKNOWN:  # its own settling looks it up
+                continue
+            answer = await self._lookup(symbol, record.intent.client_order_id)
+            if answer is not None:
+                await self.executor.apply_broker_order(record, answer)
 
     def _check_contracts(self, mismatches: list[str], venue: dict[str, Decimal]) -> None:
         """Contract positions (signed contracts) equal the venue's."""

@@ -4,8 +4,9 @@ own (Binance's ``autoclose-…`` client ids in ``order`` and ``userTrades``); th
 reconciliation finds that order among the account's trades and adopts it: the order is
 journaled (SQLite file and PostgreSQL) with origin ``liquidation``, the position closes with
 the PnL of the venue's fills, the emulated stop-loss is disarmed, the exit is alerted, and the
-engine stays ``active`` (no position mismatch). A trade someone placed by hand on the same
-account is not adopted: it stays a mismatch that moves the engine to ``reducing``, as before."""
+engine stays ``active`` (no position mismatch). A trade by hand on the same account that does
+not reduce the position is not adopted: it stays a mismatch that moves the engine to
+``reducing`` (a close by hand: test_trading_futures_venue_close_live.py)."""
 
 from __future__ import annotations
 
@@ -232,7 +233,7 @@ async def test_the_adopted_liquidation_makes_an_exit_alert(rig: Rig) -> None:
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("kind", "origin", "fee"),
-    [("adl", "liquidation", FEE), ("settlement", "settlement", D(0))],
+    [("adl", "adl", FEE), ("settlement", "settlement", D(0))],
 )
 async def test_auto_deleveraging_and_settlement_are_adopted(
     rig: Rig, kind: str, origin: str, fee: Decimal
@@ -259,10 +260,11 @@ async def test_auto_deleveraging_and_settlement_are_adopted(
 
 
 @pytest.mark.asyncio
-async def test_a_manual_trade_on_the_account_stays_a_mismatch(rig: Rig) -> None:
-    """Someone closes the long by hand on the same account (an order of their own client
-    id): it is not adopted; the position differs from the venue's on two periodic runs in a
-    row and the engine goes to ``reducing`` naming it, as without forced-close adoption."""
+async def test_a_trade_by_hand_that_flips_the_position_stays_a_mismatch(rig: Rig) -> None:
+    """Someone sells 0.2 by hand on the same account against the engine's 0.1 long (a venue
+    order, not the engine's): it does not reduce the long (it turns it into a short), so it
+    is not adopted; the position differs from the venue's on two periodic runs in a row and
+    the engine goes to ``reducing`` naming it."""
     engine, venue = rig.engine, rig.venue
     await enter(engine, "buy", stop_loss="19400")
     pos = engine.portfolio.positions[(EX, PERP)]
@@ -271,18 +273,18 @@ async def test_a_manual_trade_on_the_account_stays_a_mismatch(rig: Rig) -> None:
             "symbol": VENUE_ID,
             "side": "SELL",
             "type": "MARKET",
-            "quantity": "0.1",
+            "quantity": "0.2",
             "newClientOrderId": "web_by_hand_1",
         }
     )
     first = await engine.reconciler.run(periodic=True)  # a first sighting is not reported
     (mismatch,) = await engine.reconciler.run(periodic=True)
     assert first in ([], [mismatch])  # the engine's own periodic run may have seen it first
-    assert mismatch == f"{PERP}: position 0.1 contracts but the venue holds 0"
+    assert mismatch == f"{PERP}: position 0.1 contracts but the venue holds -0.1"
     assert engine.risk_state == RiskState.REDUCING
     assert pos.amount == D("0.1")
-    assert "position 0.1 contracts but the venue holds 0" in engine.context.state_reason
-    assert [r for r in engine.book.all() if r.intent.origin in ("liquidation", "settlement")] == []
+    assert "position 0.1 contracts but the venue holds -0.1" in engine.context.state_reason
+    assert [r for r in engine.book.all() if r.intent.origin not in ("manual",)] == []
 
 
 @pytest.mark.asyncio

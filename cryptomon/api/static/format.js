@@ -115,13 +115,15 @@ export function sign(v) {
   return x > 0 ? "up" : x < 0 ? "down" : "";
 }
 
-// What placed an order, in words (the API's origin codes); a venue's forced close says so.
+// What placed an order, in words (the API's origin codes); a close the engine did not send
+// says so: the venue's own (forced), or a venue order (a trade by hand on the live account).
 const ORIGINS = {
   signal: "signal", manual: "manual", stop_loss: "stop-loss", take_profit: "take-profit",
   kill_switch: "kill switch", reconcile: "reconciliation",
   liquidation: "liquidation (forced by the venue)", settlement: "settlement (forced by the venue)",
+  adl: "auto-deleveraging (forced by the venue)", venue: "venue order (not sent by cryptomon)",
 };
-export const FORCED = new Set(["liquidation", "settlement"]);
+export const FORCED = new Set(["liquidation", "settlement", "adl", "venue"]);
 export function origin(o) {
   if (!o.origin) return "–";
   return ORIGINS[o.origin] || o.origin.replaceAll("_", " ");

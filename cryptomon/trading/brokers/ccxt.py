@@ -356,10 +356,13 @@ class CcxtBroker:
         return out
 
     async def forced_closes(self, symbol: str, since: float | None = None) -> list[ForcedClose]:
-        """The orders the venue placed itself on the contract ``symbol`` (liquidation,
-        auto-deleveraging, settlement: :mod:`~cryptomon.trading.brokers.ccxt_forced`) among
-        the account's trades since ``since`` (seconds), each with its fills; finished ones
-        only. The orders of the other trades are looked up once (their client id is kept)."""
+        """Every finished order among the account's trades of the contract ``symbol`` since
+        ``since`` (seconds), each with its fills and its origin
+        (:mod:`~cryptomon.trading.brokers.ccxt_forced`: the venue's mark of a liquidation,
+        auto-deleveraging or settlement, else ``venue``); the caller tells ours from the
+        others by :attr:`ForcedClose.venue_client_id` and the fills it counted. The client id
+        of an order not placed here is looked up once by order id and kept; an order the venue
+        cannot look up takes the one its trades carry (``info.clientOrderId``), if any."""
         import ccxt
 
         ex = self._ex()
@@ -370,7 +373,7 @@ class CcxtBroker:
         trades: dict[str, list[dict[str, Any]]] = {}
         for t in await self._read(ex.fetch_my_trades, m["symbol"], since_ms):
             oid = str(t.get("order") or "")
-            if oid:
+            if oid:  # a trade without its order cannot be told from ours: left alone
                 trades.setdefault(oid, []).append(t)
         out: list[ForcedClose] = []
         for oid, rows in trades.items():
@@ -378,8 +381,9 @@ class CcxtBroker:
             if venue_cid is None:
                 try:
                     raw = await self._read(ex.fetch_order, oid, m["symbol"])
-                except ccxt.OrderNotFound:
-                    continue
+                except (ccxt.OrderNotFound, FatalError) as exc:  # gone, or not by order id
+                    log.info("broker.ccxt.order_not_found", order_id=oid, error=str(exc))
+                    raw = {"clientOrderId": (rows[0].get("info") or {}).get("clientOrderId")}
                 if raw.get("status") == "open":  # adopted once it is done
                     continue
                 venue_cid = self._order_ids[oid] = str(raw.get("clientOrderId") or "")

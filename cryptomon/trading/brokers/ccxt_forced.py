@@ -1,21 +1,25 @@
-"""Orders a live venue placed itself on a contract account: liquidations, auto-deleveraging and
-a dated future's delivery.
+"""Orders placed on a live contract account by anyone but this engine: the venue's own
+(liquidations, auto-deleveraging, a dated future's delivery) and the trades someone places by
+hand on the same account (the venue's website or app).
 
-A venue closes a position on its own with an order of its own, whose fills are the account's
-like any other (ccxt ``fetch_my_trades``). Binance (USD-M and COIN-M) marks those orders by
-their client order id (its ``ORDER_TRADE_UPDATE`` and ``forceOrders`` documentation):
-``autoclose-…`` is a liquidation, ``adl_autoclose`` an auto-deleveraging (the same id for every
-such order), ``settlement_autoclose-…`` the settlement of a delisted or delivered contract.
-An order carrying none of these marks (a trade someone placed by hand on the same account, the
-market order a venue-side stop places) is not one of these: it stays a position mismatch.
+Their fills are the account's like any other (ccxt ``fetch_my_trades``: each trade names its
+``order``, the order its ``clientOrderId``). Binance (USD-M and COIN-M) marks the orders it
+places itself by their client order id (its ``ORDER_TRADE_UPDATE`` and ``forceOrders``
+documentation): ``autoclose-…`` is a liquidation, ``adl_autoclose`` an auto-deleveraging (the
+same id for every such order), ``settlement_autoclose-…`` the settlement of a delisted or
+delivered contract. An order with none of these marks and no client id of ours (a close by
+hand, another venue's liquidation, which no venue documents alike) is a ``venue`` order: to the
+daemon it is the same thing, a close it did not send.
 
 :meth:`CcxtBroker.forced_closes <cryptomon.trading.brokers.ccxt.CcxtBroker.forced_closes>`
-finds them; the reconciliation adopts them (:meth:`~cryptomon.trading.executor.OrderExecutor.
-adopt_forced`) before it compares positions.
+returns every finished order of the account's trades as a :class:`ForcedClose`; the
+reconciliation keeps those that are not ours and reduce a position it holds, and adopts them
+(:meth:`~cryptomon.trading.executor.OrderExecutor.adopt_forced`) before it compares positions.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -23,24 +27,31 @@ from typing import Literal
 from cryptomon.events import Fill, OrderIntent, OrderState
 from cryptomon.trading.brokers.base import BrokerOrder
 
-ForcedOrigin = Literal["liquidation", "settlement"]
+ForcedOrigin = Literal["liquidation", "adl", "settlement", "venue"]
 # (client order id prefix, origin, what it is), the longest prefix first
 MARKS: tuple[tuple[str, ForcedOrigin, str], ...] = (
     ("settlement_autoclose", "settlement", "settlement"),
-    ("adl_autoclose", "liquidation", "auto-deleveraging"),
+    ("adl_autoclose", "adl", "auto-deleveraging"),
     ("autoclose-", "liquidation", "liquidation"),
 )
+UNMARKED: tuple[ForcedOrigin, str] = ("venue", "venue order")
+"""The origin and kind of an order not ours that carries no mark of the venue's own."""
+VENUE_PREFIX = "venue-"
+MAX_ID = 64  # the journal's client order id column
 ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
 class ForcedClose:
-    """One order the venue placed itself, as the engine adopts it: its intent (written to the
-    journal like one of ours), the venue's view with its fills, and why."""
+    """One order the engine did not send, as the engine adopts it: its intent (written to the
+    journal like one of ours), the venue's view with its fills, why, and the client id the
+    venue gave it ("" when none; one of ours when the order is ours: the reconciliation
+    skips those)."""
 
     intent: OrderIntent
     order: BrokerOrder
     reason: str
+    venue_client_id: str = ""
 
 
 def forced_mark(client_order_id: str) -> tuple[ForcedOrigin, str] | None:
@@ -53,8 +64,15 @@ def forced_mark(client_order_id: str) -> tuple[ForcedOrigin, str] | None:
 
 
 def journal_id(venue_client_id: str, order_id: str) -> str:
-    """The id the engine keys the order by: the venue's client id, with the venue's order id
-    appended when the client id is one shared by many orders (``adl_autoclose``)."""
+    """The id the engine keys the order by: a marked client id as it is, with the venue's
+    order id appended when it is one shared by many orders (``adl_autoclose``); any other
+    order ``venue-<order id>`` (a client id given by hand or by another venue may repeat, be
+    empty or be too long for the journal)."""
+    if forced_mark(venue_client_id) is None:
+        out = f"{VENUE_PREFIX}{order_id}"
+        if len(out) > MAX_ID:
+            out = VENUE_PREFIX + hashlib.sha256(order_id.encode()).hexdigest()[:32]
+        return out
     for prefix, _, _ in MARKS:
         if venue_client_id == prefix.rstrip("-"):
             return f"{venue_client_id}-{order_id}"
@@ -71,14 +89,16 @@ def forced_close(
     now: float,
 ) -> ForcedClose | None:
     """The :class:`ForcedClose` of the venue's order ``order_id`` (its ``fills`` carrying the
-    id :func:`journal_id` gives), None when its client id has no mark or it has no fill."""
-    mark = forced_mark(venue_client_id)
-    if mark is None or not fills:
+    id :func:`journal_id` gives), None when it has no fill. Its origin is the venue's mark,
+    else ``venue``; its reason names the kind, the venue's ids, the fills' average price and
+    their fee."""
+    if not fills:
         return None
-    origin, kind = mark
+    origin, kind = forced_mark(venue_client_id) or UNMARKED
     cid = fills[0].client_order_id
     amount = sum((f.amount for f in fills), ZERO)
     cost = sum((f.amount * f.price for f in fills), ZERO)
+    fee = sum((f.fee for f in fills), ZERO)
     side = fills[0].side
     first = min(f.ts for f in fills)
     last = max(f.ts for f in fills)
@@ -109,8 +129,11 @@ def forced_close(
         fills=fills,
         ts=last,
     )
+    named = venue_client_id or "no client id"
     reason = (
-        f"{kind}: the venue's order {order_id} ({venue_client_id}) {side} {amount} {symbol} "
-        f"at {avg}"
+        f"{kind}: the venue's order {order_id} ({named}) {side} {amount} {symbol} at {avg}, "
+        f"fee {fee} {fills[0].fee_currency}"
     )
-    return ForcedClose(intent, order, reason)
+    if origin == "venue":
+        reason += " (not sent by cryptomon: a trade by hand on the account, or the venue's own)"
+    return ForcedClose(intent, order, reason, venue_client_id)

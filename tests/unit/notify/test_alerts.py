@@ -96,6 +96,39 @@ def test_take_profit_exit_from_intent_origin_and_its_fill_is_not_repeated() -> N
     assert (fill.event_type, fill.priority, fill.dedup_key) == ("fill", "P2", None)
 
 
+@pytest.mark.parametrize(
+    ("origin", "exit_kind", "kind"),
+    [
+        ("liquidation", "liquidation", "liquidation"),
+        ("adl", "auto-deleveraging", "auto_deleveraging"),
+        ("settlement", "settlement", "settlement"),
+        ("venue", "venue order", "venue_order"),
+    ],
+)
+def test_a_close_the_engine_did_not_send_is_an_exit_naming_its_cause(
+    origin: str, exit_kind: str, kind: str
+) -> None:
+    """An adopted venue close (a venue's mark, or a venue order: a trade by hand) is an exit
+    alert whose kind says which, with the venue's reason."""
+    b = _b()
+    intent = OrderIntent(
+        **C,
+        client_order_id="venue-42",
+        side="sell",
+        type="market",
+        amount=Decimal(1),
+        reduce_only=True,
+        origin=origin,  # type: ignore[arg-type]
+    )
+    assert b.build(intent) is None
+    assert b.build(_fill("venue-42")) is None
+    alert = b.build(_update("venue-42", OrderState.FILLED, reason="venue order: the venue's"))
+    assert alert is not None
+    assert (alert.event_type, alert.kind, alert.priority) == ("exit", kind, "P1")
+    assert alert.fields["exit_kind"] == exit_kind
+    assert alert.fields["reason"] == "venue order: the venue's"
+
+
 def test_exit_recognised_from_update_reason_without_intent() -> None:
     """Without the intent seen, reason 'stop_loss' on a filled update marks the exit."""
     alert = _b().build(_update("x", OrderState.FILLED, reason="stop_loss"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import get_args
 
 import pytest
 
-from cryptomon.events import Fill, OrderIntent, OrderState
+from cryptomon.events import Fill, OrderIntent, OrderOrigin, OrderState
 from cryptomon.trading.orders import (
+    ORIGIN_CODES,
     TRANSITIONS,
     IllegalTransition,
     OrderBook,
@@ -58,6 +60,12 @@ def test_client_order_id_is_deterministic_and_short() -> None:
     assert is_ours(a)
     assert not is_ours("web_123")
     assert not is_ours("x" * 32)
+
+
+def test_every_origin_has_a_code_letter_of_its_own() -> None:
+    """An origin without a letter of its own would take settlement's ("x") in a client id."""
+    assert set(ORIGIN_CODES) == set(get_args(OrderOrigin))
+    assert len(set(ORIGIN_CODES.values())) == len(ORIGIN_CODES)
 
 
 def test_happy_path_transitions() -> None:

@@ -6,8 +6,9 @@ import * as f from "../format.js";
 import { orderForm } from "./orderform.js";
 import { positionColumns } from "./positions.js";
 
-// The origin in words; a forced close (liquidation, settlement) also shows the venue's or
-// the paper broker's reason, which says at what price and why the position was closed.
+// The origin in words; a close the engine did not send (liquidation, auto-deleveraging,
+// settlement, a venue order) also shows the venue's or the paper broker's reason, which says
+// at what price and why the position was closed.
 export function originCell(o) {
   const label = f.origin(o);
   if (!f.FORCED.has(o.origin)) return label;
