@@ -561,3 +561,21 @@ def test_the_equity_legend_covers_no_time_axis_label(page: Page, demo: Demo) -> 
     page.wait_for_selector("#equity-chart .legend")
     page.wait_for_selector("#equity-chart .xtick text")
     assert page.evaluate(OVERLAPS) == 0
+
+
+def test_a_fill_names_its_order_with_the_venues_id_on_hover(page: Page, demo: Demo) -> None:
+    """A manual market buy: its fill is listed with its order's client id, as the orders
+    table names it, and the venue's order id on hover."""
+    order = _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {"exchange": "simulator", "symbol": "BTC-USDT", "side": "buy", "amount": "0.001"},
+    )
+    coid = order["client_order_id"]
+    open_dashboard(page, demo, demo.token, view="trading")
+    cell = page.wait_for_selector(f"#fills .order-id:text-is('{coid}')")
+    fills = demo.get("/api/v1/trading/fills?limit=1000")["fills"]
+    (fill, *_) = [x for x in fills if x["client_order_id"] == coid]
+    assert fill["exchange_order_id"]
+    assert cell.get_attribute("title") == f"venue order {fill['exchange_order_id']}"

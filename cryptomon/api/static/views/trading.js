@@ -82,6 +82,9 @@ export function mount(root) {
   ], { max: 100, empty: "no orders", id: "orders" });
   const fills = new Table([
     { key: "ts", label: "time", fmt: (x) => f.time(x.ts) },
+    // the order this fill executes, as the orders table names it (the venue's id on hover)
+    { key: "client_order_id", label: "order", fmt: (x) => el("span", { class: "order-id", text: x.client_order_id,
+      title: x.exchange_order_id ? `venue order ${x.exchange_order_id}` : undefined }) },
     { key: "symbol", label: "market", fmt: (x) => `${x.exchange} ${x.symbol}` },
     { key: "side", label: "side", cls: (x) => (x.side === "buy" ? "up" : "down") },
     { key: "amount", label: "amount", num: true, fmt: (x) => f.amount(x.amount) },
