@@ -16,6 +16,7 @@ from cryptomon.api.auth import address_key
 from cryptomon.api.errors import ApiError, error_response
 from cryptomon.api.guard import audit_denied, check_host
 from cryptomon.api.routing import CONTEXT, PRINCIPAL, ApiContext, client_address
+from cryptomon.api.static_files import PLOTLY_PATH
 from cryptomon.events import AUDIT_ORIGIN
 from cryptomon.log import access_log
 
@@ -104,6 +105,17 @@ async def _answer_and_close(request: web.Request, resp: web.StreamResponse) -> N
 
 
 _WS_PATH = "/ws"  # a WebSocket session lasts hours: counted by api.ws_max_clients instead
+# Not counted against api.max_inflight_per_ip: the dashboard's files (answered from memory,
+# no token, still rate limited) and the liveness probe. A page loading while its address
+# had its API requests in progress (a slow link, or many users behind one proxy) was refused
+# its own scripts; a probe through that proxy saw the daemon as down.
+_UNCOUNTED_PATHS = frozenset({"/", PLOTLY_PATH, "/health"})
+_UNCOUNTED_PREFIX = "/static/"
+
+
+def _counted(path: str) -> bool:
+    """Whether a request to ``path`` holds one of its address's in-progress slots."""
+    return not (path == _WS_PATH or path in _UNCOUNTED_PATHS or path.startswith(_UNCOUNTED_PREFIX))
 
 
 def _enter(ctx: ApiContext, request: web.Request) -> str:
@@ -147,7 +159,7 @@ async def _serve(
         check_host(request, ctx.allowed_hosts)
         if request.method == "OPTIONS" and origin is not None:
             return _preflight(request, origin)
-        if request.path != _WS_PATH:
+        if _counted(request.path):
             held = _enter(ctx, request)
         # every log line of this request (ours and the services') carries its id (tokens,
         # not bound_contextvars: no generator context manager or context copy per request)

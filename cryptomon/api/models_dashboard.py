@@ -60,11 +60,27 @@ class SymbolQuery(Query):
         return None if v is None else normalize_symbol(v)
 
 
+# an order id as venues and this engine spell them: printable ASCII, no space, at most 64
+# (the orders and fills columns' width)
+ORDER_ID_PATTERN = r"^[!-~]{1,64}$"
+
+
+class FillsQuery(SymbolQuery):
+    client_order_id: str | None = Field(
+        default=None, pattern=ORDER_ID_PATTERN, description="only the fills of this order"
+    )
+
+
 class FillOut(Out):
     exchange: str
     symbol: str
     trade_id: str
-    client_order_id: str
+    client_order_id: str = Field(
+        description="the order this fill executes (GET /api/v1/trading/orders)"
+    )
+    exchange_order_id: str | None = Field(
+        default=None, description="the venue's id of that order; null when the venue gave none"
+    )
     side: str
     amount: DecimalStr
     price: DecimalStr

@@ -2,8 +2,10 @@
 installed ``plotly`` package (DESIGN.md section 9: no copy in the repo, no CDN).
 
 The static files hold no data (the page calls the API with the user's token), so they need
-no token; the per-address rate limit still applies. The set of files is read once at start:
-a name that is not one of them is 404, so no path ever reaches the file system.
+no token, and they are not counted against ``api.max_inflight_per_ip`` (answered from memory,
+they hold no slot worth capping); the per-address rate limit still applies. The set of files
+is read once at start: a name that is not one of them is 404, so no path ever reaches the
+file system.
 """
 
 from __future__ import annotations

@@ -85,18 +85,38 @@ def equity_figure(result: BacktestResult) -> Any:
     from plotly.subplots import make_subplots
 
     eq = result.equity
-    peaks = np.maximum.accumulate(np.concatenate([[result.starting_balance], eq]))[1:]
-    dd = (eq - peaks) / peaks * 100 if eq.shape[0] else eq
+    dd = drawdown_pct(eq, result.starting_balance)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3])
     x = _dt(result.equity_ts)
     fig.add_trace(go.Scatter(x=x, y=eq, name=f"equity ({result.quote})"), row=1, col=1)
     fig.add_trace(
-        go.Scatter(x=x, y=dd, name="drawdown %", fill="tozeroy", line={"color": "#d62728"}),
+        go.Scatter(x=x, y=dd, name="drawdown (%)", fill="tozeroy", line={"color": "#d62728"}),
+        row=2,
+        col=1,
+    )
+    fig.update_yaxes(title_text=f"equity ({result.quote})", row=1, col=1)
+    # below zero, as the dashboard's trading view draws it: 0 at the top, the worst fall at
+    # the bottom (with no fall, autorange would centre a flat 0 and show a positive half)
+    worst = float(dd.min()) if dd.shape[0] else 0.0
+    fig.update_yaxes(
+        title_text="drawdown (%)",
+        range=[worst * 1.1 if worst < 0 else -1.0, 0.0],
         row=2,
         col=1,
     )
     fig.update_layout(title="Equity and drawdown", height=460)
     return fig
+
+
+def drawdown_pct(equity: np.ndarray, start: float) -> np.ndarray:
+    """The fall of ``equity`` below its running peak (``start`` the first peak), in % of the
+    peak: 0 at a peak, negative below it (-10.0 is 10 % under the peak)."""
+    if equity.shape[0] == 0:
+        return equity
+    peaks = np.maximum.accumulate(np.concatenate([[start], equity]))[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peaks > 0, (equity - peaks) / peaks * 100, 0.0)
+    return dd + 0.0  # -0.0 (a peak equal to the equity) as 0.0
 
 
 def pnl_figure(result: BacktestResult) -> Any:

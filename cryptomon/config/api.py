@@ -112,7 +112,8 @@ class ApiConfig(Section):
         ge=1,
         le=100_000,
         description="requests one client IP (IPv6: its /64) may have in progress at once; "
-        "more: 429 (WebSocket sessions count under ws_max_clients instead)",
+        "more: 429 (WebSocket sessions count under ws_max_clients instead; the dashboard's "
+        "files and /health are not counted)",
     )
     body_timeout_s: float = Field(
         default=10.0,

@@ -22,6 +22,7 @@ from cryptomon.trading.orders import OrderRecord, client_order_id, intent_fields
 from cryptomon.trading.portfolio import Position
 from cryptomon.trading.protection import Protection, bracket
 from cryptomon.trading.risk import RiskState
+from cryptomon.trading.risk_model import daily_loss_reason
 
 log = structlog.get_logger()
 ZERO = Decimal(0)
@@ -50,7 +51,7 @@ class ProtectionManager:
         pnl = ctx.portfolio.daily_pnl(now)
         limit = ctx.runtime.limits.daily_loss_limit
         if pnl <= -limit and ctx.risk_state == RiskState.ACTIVE:
-            reason = f"daily loss {pnl} reached the limit -{limit}"
+            reason = daily_loss_reason(pnl, limit)
             ctx.set_risk_state(RiskState.REDUCING, reason, kind="limit")
             self._daily_day = int(now // 86400)
             self._daily_reason = reason

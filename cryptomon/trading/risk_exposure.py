@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from cryptomon.decimals import plain_decimal as _d
 from cryptomon.events import OrderIntent
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.brokers.base import MarketInfo
@@ -23,7 +24,9 @@ from cryptomon.trading.risk_model import (
     Limits,
     PortfolioView,
     _Key,
+    daily_loss_reason,
     reject,
+    shown,
     signed,
 )
 
@@ -106,13 +109,12 @@ def _opening_checks(
     if projected < 0 and not limits.allow_short:
         return reject(
             "short_not_allowed",
-            f"{intent.side} {intent.amount} would open a short "
-            f"position ({projected}); shorting is disabled",
+            f"{intent.side} {_d(intent.amount)} would open a short "
+            f"position ({_d(projected)}); shorting is disabled",
         )
     if portfolio.daily_pnl <= -limits.daily_loss_limit:
         return reject(
-            "daily_loss_limit",
-            f"daily loss {portfolio.daily_pnl} reached the limit -{limits.daily_loss_limit}",
+            "daily_loss_limit", daily_loss_reason(portfolio.daily_pnl, limits.daily_loss_limit)
         )
     key = (intent.exchange, intent.symbol)
     if key not in open_keys and len(open_keys) >= limits.max_open_positions:
@@ -144,7 +146,8 @@ def _value_checks(
     unit = account_value(spec, Decimal(1), mid, account) if spec else mid
     if notional > limits.max_position_size:
         return reject(
-            "max_position_size", f"position would be {notional} (max {limits.max_position_size})"
+            "max_position_size",
+            f"position would be {shown(notional)} (max {_d(limits.max_position_size)})",
         )
 
     def value(other: _Key) -> Decimal:
@@ -157,13 +160,13 @@ def _value_checks(
         return reject(
             "max_symbol_exposure",
             f"{intent.symbol} exposure would be "
-            f"{symbol_exposure} (max {limits.max_symbol_exposure})",
+            f"{shown(symbol_exposure)} (max {_d(limits.max_symbol_exposure)})",
         )
     total = notional + sum((value(k) for k in others), ZERO)
     if total > limits.max_total_exposure:
         return reject(
             "max_total_exposure",
-            f"total exposure would be {total} (max {limits.max_total_exposure})",
+            f"total exposure would be {shown(total)} (max {_d(limits.max_total_exposure)})",
         )
     max_leverage = limits.max_leverage
     if info is not None:
@@ -171,6 +174,7 @@ def _value_checks(
     if portfolio.equity <= 0 or total / portfolio.equity > max_leverage:
         return reject(
             "max_leverage",
-            f"exposure {total} on equity {portfolio.equity} exceeds leverage {max_leverage}",
+            f"exposure {shown(total)} on equity {shown(portfolio.equity)} "
+            f"exceeds leverage {_d(max_leverage)}",
         )
     return APPROVED

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from cryptomon.decimals import plain_decimal
 from cryptomon.events import OrderIntent
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.brokers.base import MarketInfo
@@ -142,6 +143,28 @@ class Decision:
 
 
 APPROVED = Decision(True)
+
+
+_SHOWN_STEP = Decimal("1e-8")
+
+
+def shown(value: Decimal) -> str:
+    """An account value (PnL, notional, exposure, equity) as a reason shows it to people:
+    plain digits (:func:`cryptomon.decimals.plain_decimal`), at most 8 decimal places. An
+    equity holding an inverse contract (valued at 1/price) carries 28 digits; none beyond
+    1e-8, the smallest unit of any account currency, says anything to the reader."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -8:
+        # enough precision for every digit left of the 8th decimal place (quantize would
+        # fail on a value whose rounded digits exceed the default context's 28)
+        value = value.quantize(_SHOWN_STEP, context=Context(prec=max(28, value.adjusted() + 10)))
+    return plain_decimal(value)
+
+
+def daily_loss_reason(pnl: Decimal, limit: Decimal) -> str:
+    """Why entries stop: the day's PnL (in the account currency) reached ``-limit``. The
+    risk check's refusal and the engine's ``reducing`` state say it in the same words."""
+    return f"daily loss {shown(pnl)} reached the limit {plain_decimal(-limit)}"
 
 
 def reject(check: str, reason: str) -> Decision:

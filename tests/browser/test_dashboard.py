@@ -565,3 +565,52 @@ def test_the_equity_legend_covers_no_time_axis_label(page: Page, demo: Demo) -> 
     page.wait_for_selector("#equity-chart .legend")
     page.wait_for_selector("#equity-chart .xtick text")
     assert page.evaluate(OVERLAPS) == 0
+
+
+def test_a_fill_names_its_order_with_the_venues_id_on_hover(page: Page, demo: Demo) -> None:
+    """A manual market buy: its fill is listed with its order's client id, as the orders
+    table names it, and the venue's order id on hover."""
+    order = _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {"exchange": "simulator", "symbol": "BTC-USDT", "side": "buy", "amount": "0.001"},
+    )
+    coid = order["client_order_id"]
+    open_dashboard(page, demo, demo.token, view="trading")
+    cell = page.wait_for_selector(f"#fills .order-id:text-is('{coid}')")
+    fills = demo.get("/api/v1/trading/fills?limit=1000")["fills"]
+    (fill, *_) = [x for x in fills if x["client_order_id"] == coid]
+    assert fill["exchange_order_id"]
+    assert cell.get_attribute("title") == f"venue order {fill['exchange_order_id']}"
+
+
+EQUITY_AXES = """() => {
+  const chart = document.getElementById('equity-chart');
+  const dd = chart.data.find((t) => t.yaxis === 'y2');
+  const full = chart._fullLayout;
+  return { name: dd.name, y: dd.y, equity: full.yaxis.title.text,
+           title: full.yaxis2.title.text, range: full.yaxis2.range };
+}"""
+
+
+def test_the_drawdown_reads_below_zero_on_an_axis_titled_with_its_unit(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The equity chart draws the drawdown as a negative percentage on a right axis titled
+    "drawdown (%)" that ends at 0 (never above it, with or without a fall yet), as the
+    backtest report does; the equity axis names the account currency."""
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_function(
+        "() => { const c = document.getElementById('equity-chart');"
+        " return c.data && c.data.length === 2 && c.data[1].y.length > 0; }"
+    )
+    axes = page.evaluate(EQUITY_AXES)
+    assert all(y <= 0 for y in axes["y"]), axes["y"]
+    assert axes["range"][1] == 0, axes["range"]
+    assert axes["range"][0] < 0, axes["range"]
+    assert axes["range"][0] <= min(axes["y"])
+    assert axes["name"] == axes["title"] == "drawdown (%)"
+    stats = demo.get("/api/v1/trading/stats")["stats"]
+    assert axes["equity"] == f"equity ({stats['quote_currency']})"
+    shot(page, tmp_path, "equity-drawdown", capsys)

@@ -1,9 +1,11 @@
 """The whole read path on SQLite and PostgreSQL: anomalies published on the hub, persisted by
-the real StoreWriter, served by the API with filters and keyset pagination."""
+the real StoreWriter, served by the API with filters and keyset pagination; fills served with
+the ids of their orders."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -13,6 +15,7 @@ import pytest_asyncio
 from cryptomon.api import ApiServer
 from cryptomon.clock import LiveClock
 from cryptomon.config import DatabaseConfig, StorageConfig
+from cryptomon.events import Fill
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
 from cryptomon.store.queries import Queries
@@ -87,3 +90,55 @@ async def test_published_anomalies_are_served_in_pages(stack: dict[str, Any]) ->
     async with http.get(server.url + "/metrics") as r:
         text = await r.text()
     assert 'cryptomon_store_rows_total{table="anomalies"} 45.0' in text
+
+
+def _fill(i: int, coid: str, venue_id: str | None) -> Fill:
+    return Fill(
+        exchange="binance",
+        symbol="BTC-USDT",
+        ts=1_700_000_000.0 + i,
+        ts_recv=1_700_000_000.0 + i,
+        trade_id=f"t{i}",
+        client_order_id=coid,
+        exchange_order_id=venue_id,
+        side="buy",
+        amount=Decimal("0.001"),
+        price=Decimal("65000.5"),
+        fee=Decimal("0.0650005"),
+        fee_currency="USDT",
+    )
+
+
+@pytest.mark.asyncio
+async def test_fills_are_served_with_their_order_ids_and_filtered_by_order(
+    stack: dict[str, Any],
+) -> None:
+    """Each stored fill names its order: the client order id and the venue's order id (null
+    when the venue gave none); ?client_order_id= lists one order's fills, newest first; a
+    malformed id is a 422 naming the parameter."""
+    hub, server, http = stack["hub"], stack["server"], stack["http"]
+    hub.publish(_fill(0, "cmma" + "0" * 28, "881"))
+    hub.publish(_fill(1, "cmmb" + "1" * 28, None))
+    hub.publish(_fill(2, "cmma" + "0" * 28, "881"))
+    url = server.url + "/api/v1/trading/fills"
+
+    async def stored() -> bool:
+        async with http.get(url) as r:
+            return len((await r.json())["fills"]) == 3
+
+    await wait_until(stored, timeout=20, message="3 fills stored")
+    async with http.get(url) as r:
+        fills = (await r.json())["fills"]
+    assert [(f["trade_id"], f["client_order_id"], f["exchange_order_id"]) for f in fills] == [
+        ("t2", "cmma" + "0" * 28, "881"),
+        ("t1", "cmmb" + "1" * 28, None),
+        ("t0", "cmma" + "0" * 28, "881"),
+    ]
+    async with http.get(url + "?client_order_id=" + "cmma" + "0" * 28) as r:
+        assert r.status == 200, await r.text()
+        assert [f["trade_id"] for f in (await r.json())["fills"]] == ["t2", "t0"]
+    async with http.get(url + "?client_order_id=nope&symbol=ETH-USDT") as r:
+        assert (r.status, (await r.json())["fills"]) == (200, [])
+    async with http.get(url + "?client_order_id=a%20b") as r:
+        assert r.status == 422, await r.text()
+        assert "client_order_id" in await r.text()

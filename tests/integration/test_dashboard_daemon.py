@@ -7,6 +7,7 @@ import gzip
 import json
 import re
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,11 @@ async def test_a_manual_order_shows_in_fills_levels_and_equity(daemon: Daemon) -
         lambda: _nonempty(http, levels_url, "levels"), timeout=30, interval=0.2, message="levels"
     )
     (level,) = (await _json(http, levels_url))["levels"]
-    assert (level["stop_loss"], level["take_profit"]) == (body["stop_loss"], body["take_profit"])
+    # compared as numbers: the API spells 53998.60 as 53998.6 (plain digits)
+    assert (Decimal(level["stop_loss"]), Decimal(level["take_profit"])) == (
+        Decimal(body["stop_loss"]),
+        Decimal(body["take_profit"]),
+    )
     equity = await _json(http, api.url + "/api/v1/trading/equity")
     assert equity["max_drawdown_pct"] >= 0
     assert trading["risk_state"] in {"active", "reducing"}

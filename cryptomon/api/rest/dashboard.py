@@ -122,13 +122,15 @@ async def markets_overview(call: Call) -> md.OverviewOut:
     "/api/v1/trading/fills",
     scope="read",
     response=md.FillsOut,
-    query=md.SymbolQuery,
+    query=md.FillsQuery,
     needs=(QUERIES,),
 )
 async def list_fills(call: Call) -> md.FillsOut:
-    """Stored fills (executions), newest first."""
-    q: md.SymbolQuery = call.query
-    rows = await call.service(QUERIES).fills(symbol=q.symbol, limit=q.limit)
+    """Stored fills (executions) with the ids of their orders, newest first."""
+    q: md.FillsQuery = call.query
+    rows = await call.service(QUERIES).fills(
+        symbol=q.symbol, client_order_id=q.client_order_id, limit=q.limit
+    )
     return md.FillsOut(fills=[md.FillOut.model_validate(r) for r in rows])
 
 

@@ -132,6 +132,37 @@ async def test_one_address_cannot_hold_more_than_its_share_of_requests(
 
 
 @pytest.mark.asyncio
+async def test_the_dashboard_files_and_health_are_served_to_an_address_at_its_cap(
+    start_api: StartApi, raw_requests: list[RawRequest], engines: list[Any]
+) -> None:
+    """api.max_inflight_per_ip 2 held by two webhook calls whose bodies have not come: the
+    page, its scripts, plotly.js and /health are still served to that address (a dashboard
+    behind a proxy sharing the address, or on a slow link, loads) and hold no slot, while an
+    API route from it is refused 429."""
+    api, engine, _ = await _hooks(
+        start_api, max_inflight_per_ip=2, body_timeout_s=60, request_timeout_s=120
+    )
+    engines.append(engine)
+    port = api.server.port
+    assert port is not None
+    ctx = api.server.app_context
+    raw_requests.extend([await RawRequest.open(port, sent=5) for _ in range(2)])
+    await wait_until(lambda: ctx.inflight.get("127.0.0.1") == 2, message="2 requests in progress")
+    async with aiohttp.ClientSession() as http:
+        for path in ("/", "/static/app.js", "/static/style.css", "/vendor/plotly.min.js"):
+            async with http.get(api.url + path) as r:
+                assert r.status == 200, (path, await r.text())
+                await r.read()
+        async with http.get(api.url + "/health") as r:
+            assert r.status == 200, await r.text()
+        async with http.get(api.url + "/api/v1/markets/overview") as r:
+            assert r.status == 429, await r.text()
+            assert (await r.json())["error"]["code"] == "too_many_in_progress"
+    assert ctx.inflight == {"127.0.0.1": 2}
+    assert ctx.inflight_refused == 1
+
+
+@pytest.mark.asyncio
 async def test_a_trickled_body_is_408_and_its_connection_closed(
     start_api: StartApi, raw_requests: list[RawRequest], engines: list[Any]
 ) -> None:

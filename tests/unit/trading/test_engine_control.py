@@ -199,14 +199,17 @@ async def test_update_limits_validates_applies_and_audits() -> None:
 
 @pytest.mark.asyncio
 async def test_daily_loss_limit_moves_to_reducing_and_back_next_day() -> None:
-    """Losing more than daily_loss_limit: reducing (RiskEvent kind limit); entries refused;
-    the next UTC day restores active."""
+    """Losing more than daily_loss_limit: reducing (RiskEvent kind limit, its reason in plain
+    digits: the limit 20.0 from YAML reads -20); entries refused; the next UTC day restores
+    active."""
     engine, _, hub, clock, col = await _started(daily_loss_limit=20.0)
     await engine.place_manual_order(actor="a", exchange=EX, symbol=SYM, side="buy", amount="9")
     book(hub, clock, bid=97.4, ask=97.6, size=10.0)  # above the 97.19 stop, -25 unrealized
     engine.protection.check_daily_loss()
     assert engine.risk_state == RiskState.REDUCING
     assert col.of(RiskEvent)[-1].kind == "limit"
+    reason = "daily loss -25.2018 reached the limit -20"
+    assert (engine.state_reason, col.of(RiskEvent)[-1].reason) == (reason, reason)
     with pytest.raises(RiskRejected):
         await engine.place_manual_order(
             actor="a", exchange=EX, symbol="ETH-USDT", side="buy", amount="1"

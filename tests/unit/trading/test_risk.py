@@ -442,3 +442,44 @@ def test_rejection_reasons_spell_amounts_plainly() -> None:
         reason(intent(type="limit", amount="1", price="1.5E+2"))
         == "limit price 150 is 50.00% from mid 100 (band 2%)"
     )
+
+
+def test_the_daily_loss_reason_spells_the_loss_and_the_limit_plainly() -> None:
+    """The daily loss refusal shows the day's PnL as plain digits, at most 8 decimal places
+    (an equity with an inverse contract's 1/price in it carries 28 digits), and the limit as
+    given in any spelling (``2.0E+2``, from ``200.0`` in YAML) as plain digits."""
+    limits = replace(LIMITS, daily_loss_limit=D("2.0E+2"))
+    for pnl, shown in (
+        ("-200.1234567891234567891234567", "-200.12345679"),
+        ("-2.00E+2", "-200"),
+        ("-250.50000000", "-250.5"),
+    ):
+        p = PortfolioView(equity=D(9800), daily_pnl=D(pnl))
+        decision = check(intent("buy", "1"), p, MARKET, limits)
+        assert (decision.check, decision.reason) == (
+            "daily_loss_limit",
+            f"daily loss {shown} reached the limit -200",
+        )
+
+
+def test_exposure_reasons_spell_values_plainly() -> None:
+    """The position size, exposure and leverage refusals show their values as plain digits
+    (no exponent, no trailing zeros, at most 8 decimal places)."""
+    p = PortfolioView(equity=D("10000.000"))
+    m = MarketView(mid=D("100.00000"), info=INFO)
+
+    def reason(i: OrderIntent, limits: Limits = LIMITS) -> str:
+        decision = check(i, p, m, limits)
+        assert not decision.approved
+        return decision.reason
+
+    assert reason(intent(amount="10.01")) == "position would be 1001 (max 1000)"
+    assert (
+        reason(
+            intent(amount="10.01"),
+            replace(LIMITS, max_position_size=D("1.5E+3"), max_symbol_exposure=D("1.0E+3")),
+        )
+        == "BTC-USDT exposure would be 1001 (max 1000)"
+    )
+    low = replace(LIMITS, max_leverage=D("0.050"))
+    assert reason(intent(amount="9"), low) == "exposure 900 on equity 10000 exceeds leverage 0.05"

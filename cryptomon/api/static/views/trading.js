@@ -83,6 +83,9 @@ export function mount(root) {
   ], { max: 100, empty: "no orders", id: "orders" });
   const fills = new Table([
     { key: "ts", label: "time", fmt: (x) => f.time(x.ts) },
+    // the order this fill executes, as the orders table names it (the venue's id on hover)
+    { key: "client_order_id", label: "order", fmt: (x) => el("span", { class: "order-id", text: x.client_order_id,
+      title: x.exchange_order_id ? `venue order ${x.exchange_order_id}` : undefined }) },
     { key: "symbol", label: "market", fmt: (x) => `${x.exchange} ${x.symbol}` },
     { key: "side", label: "side", cls: (x) => (x.side === "buy" ? "up" : "down") },
     { key: "amount", label: "amount", num: true, fmt: (x) => f.amount(x.amount) },
@@ -101,20 +104,28 @@ export function mount(root) {
     el("section", { class: "panel wide" }, el("h2", { text: "Fills" }), el("div", { class: "scroll" }, fills.node))));
 
   let curve = [];
+  let currency = "";
   const drawEquity = frameThrottle(() => {
     if (!window.Plotly) return;
     const x = curve.map((p) => f.time(p.ts));
+    // the API gives the drawdown as a fall below the peak (5 = 5 % under it): drawn below
+    // zero, as the backtest report draws it, on an axis ending at 0 (a curve with no fall
+    // would otherwise be centred on 0, its axis half positive)
+    const dd = curve.map((p) => (Number(p.drawdown_pct) > 0 ? -Number(p.drawdown_pct) : 0));
+    const worst = Math.min(0, ...dd);
+    const unit = currency ? `equity (${currency})` : "equity";
     window.Plotly.react(equity, [
-      { type: "scatter", mode: "lines", name: "equity", x, y: curve.map((p) => Number(p.equity)), line: { color: "#4c9aff" } },
-      { type: "scatter", mode: "lines", name: "drawdown %", x, y: curve.map((p) => -p.drawdown_pct), yaxis: "y2",
+      { type: "scatter", mode: "lines", name: unit, x, y: curve.map((p) => Number(p.equity)), line: { color: "#4c9aff" } },
+      { type: "scatter", mode: "lines", name: "drawdown (%)", x, y: dd, yaxis: "y2",
         fill: "tozeroy", line: { color: "#ef5350" } },
     ], {
       paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },
       // the legend above the plot: below it, it covered the time axis' labels
       margin: { l: 70, r: 80, t: 30, b: 30 }, legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
       uirevision: "keep",
-      yaxis: { gridcolor: "#2a323c", title: { text: "USDT" } },
-      yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown %" }, showgrid: false, tickformat: ".3~f", rangemode: "tozero" },
+      yaxis: { gridcolor: "#2a323c", title: { text: unit } },
+      yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown (%)" }, showgrid: false, tickformat: ".3~r",
+        range: [worst < 0 ? worst * 1.1 : -1, 0], autorange: false },
       xaxis: { gridcolor: "#2a323c", type: "date" },
     }, { displaylogo: false, responsive: true });
   });
@@ -127,6 +138,7 @@ export function mount(root) {
     ]);
     if (st.status === "fulfilled") {
       const s = st.value;
+      currency = s.stats.quote_currency || currency;
       riskBox.replaceChildren(kv([
         ["risk state", s.risk_state, "state-" + s.risk_state],
         ["reason", s.stats.risk_reason || "–"],
