@@ -31,6 +31,7 @@ from typing import TypeVar
 import structlog
 
 from cryptomon.config import split_symbol
+from cryptomon.decimals import plain_decimal as _d
 from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import OrderState
 from cryptomon.log import info_enabled
@@ -155,7 +156,9 @@ class Reconciler:
         for base, amount in held.items():
             have = balances.get(base, ZERO)
             if have < amount:
-                mismatches.append(f"position needs {amount} {base} but the venue holds {have}")
+                mismatches.append(
+                    f"position needs {_d(amount)} {base} but the venue holds {_d(have)}"
+                )
 
     async def _venue_positions(self) -> dict[str, Decimal] | None:
         """The venue's contract positions (signed contracts), None when it reports none."""
@@ -237,7 +240,7 @@ class Reconciler:
             mine, theirs = ours.get(symbol, ZERO), venue.get(symbol, ZERO)
             if mine != theirs:
                 mismatches.append(
-                    f"{symbol}: position {mine} contracts but the venue holds {theirs}"
+                    f"{symbol}: position {_d(mine)} contracts but the venue holds {_d(theirs)}"
                 )
 
     async def _open_orders(self) -> list[BrokerOrder]:

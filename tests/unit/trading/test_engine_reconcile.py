@@ -239,12 +239,13 @@ async def test_balance_short_of_position_is_a_mismatch() -> None:
     """Fills say we hold 2 BTC, the venue holds 0.5: reducing, with the numbers in the reason."""
     journal = await _journal_with_filled_buy("old", "2", fee="0.2", fee_currency="USDT")
     engine, broker, _, col = _engine(journal)
-    broker.balances_override = {"USDT": d(9000), "BTC": d("0.5")}
+    broker.balances_override = {"USDT": d(9000), "BTC": d("0.50000000")}  # a venue's digits
     await engine.start()
     assert engine.portfolio.amount(EX, SYM) == d(2)
     assert engine.risk_state == RiskState.REDUCING
     reason = list(col.of(RiskEvent))[-1].reason
     assert "needs 2 BTC but the venue holds 0.5" in reason
+    assert "0.50" not in reason, reason  # plain digits, not the venue's padding
     with pytest.raises(RiskRejected):
         await engine.place_manual_order(
             actor="ops", exchange=EX, symbol=SYM, side="buy", amount="1"
