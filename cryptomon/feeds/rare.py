@@ -133,7 +133,9 @@ class RareChannels:
     async def funding(self, funding: Any, receipt: float) -> None:
         """``rate`` and ``predicted_rate`` as fractions of the position's value per funding
         period on every venue (a venue's absolute amount replaced by the fraction it sends
-        beside it: :data:`RELATIVE_FUNDING`)."""
+        beside it: :data:`RELATIVE_FUNDING`). A rate the message does not carry is None
+        (unknown), never 0.0: a real zero rate and a missing one stay apart for the
+        detectors and the paper broker's funding payments."""
         self._seen("funding", receipt)
         rate, predicted = funding.rate, funding.predicted_rate
         relative_of = RELATIVE_FUNDING.get(funding.exchange)
@@ -147,7 +149,7 @@ class RareChannels:
                 symbol=funding.symbol,
                 ts=epoch_s(float(funding.timestamp or receipt)),
                 ts_recv=float(receipt),
-                rate=float(rate or 0.0),
+                rate=_float_or_none(rate),
                 mark_price=_float_or_none(funding.mark_price),
                 predicted_rate=_float_or_none(predicted),
                 next_funding_time=epoch_s_or_none(funding.next_funding_time),
