@@ -246,6 +246,11 @@ class MarginBook:
             self.last[key] = price
         return True
 
+    def has_mark(self, key: tuple[str, str]) -> bool:
+        """Whether the venue announced a mark for the market ``key`` (then only the mark is
+        watched for its liquidation)."""
+        return key in self._marked
+
     def liquidation_due(
         self, key: tuple[str, str], mark: Decimal
     ) -> tuple[PaperContract, Decimal, Decimal] | None:
