@@ -156,7 +156,13 @@ class Candle(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Funding(Event):
-    rate: float
+    """A funding-rate announcement of a perpetual. ``rate`` and ``predicted_rate`` are
+    fractions of the position's value per funding period (the period that ends at
+    ``next_funding_time``, epoch seconds UTC: 8 hours on most venues, 1 hour on Kraken
+    Futures); None where the venue's message did not carry them (unknown, which is not a
+    0 % rate). ``mark_price`` is the venue's mark in quote currency, None when not sent."""
+
+    rate: float | None
     mark_price: float | None = None
     predicted_rate: float | None = None
     next_funding_time: float | None = None

@@ -169,6 +169,14 @@ class BookTopOut(Out):
     ask_depth: float
     imbalance: float
     levels: int
+    bid_contracts: float | None = Field(
+        default=None,
+        description="the venue's quantity (contracts) at the best bid, beside bid_size in base "
+        "units; null on spot and where the instrument spec is unknown",
+    )
+    ask_contracts: float | None = Field(
+        default=None, description="the venue's quantity (contracts) at the best ask"
+    )
 
 
 class OrderbookOut(Out):
@@ -180,6 +188,14 @@ class OrderbookOut(Out):
         "instrument spec, as the top's sizes)], best first"
     )
     asks: list[tuple[float, float]]
+    contract_bids: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="the same levels as bids in the venue's quantity (contracts) where it "
+        "differs from base units; empty on spot and where the instrument spec is unknown",
+    )
+    contract_asks: list[tuple[float, float]] = Field(
+        default_factory=list, description="the same levels as asks in contracts"
+    )
     top: BookTopOut | None = None
     stale: bool = False
 

@@ -239,8 +239,11 @@ class DetectorEngine:
             self._schedule()
 
     def _on_funding(self, ev: Funding) -> None:
-        """Funding updates are rare: run their detectors at once, one event at a time."""
+        """Funding updates are rare: run their detectors at once, one event at a time. An
+        update without a rate (unknown) is not a rate of 0: nothing to compare."""
         self.events["funding"] += 1
+        if ev.rate is None:
+            return
         sids = np.array([self.symbol_id(ev.exchange, ev.symbol)], dtype=np.int64)
         cols = FundingCols(sid=sids, ts=np.array([ev.ts]), rate=np.array([float(ev.rate)]))
         self._run(Source.FUNDING, cols, [ev])

@@ -29,19 +29,32 @@ def _gateio_spot_base(raw: Any) -> Any:
 QUOTE_VOLUME_CANDLES: dict[str, Callable[[Any], Any]] = {"GATEIO": _gateio_spot_base}
 
 
-def _kraken_futures_relative(raw: Any) -> tuple[Any, Any] | None:
-    """The fractions of a Kraken Futures ``ticker`` message: ``relative_funding_rate`` and its
-    prediction (not sent when zero), or None without the message."""
+def _kraken_futures_relative(raw: Any) -> tuple[Any, Any, Any] | None:
+    """The fractions of a Kraken Futures ``ticker`` message (``relative_funding_rate`` and
+    its prediction) and its ``markPrice``, or None without the message.
+
+    Kraken leaves out a field that is zero. cryptofeed only publishes a ticker that carries
+    the absolute ``funding_rate``: a relative rate left out beside an absolute one of zero is
+    zero, beside a non-zero one it is not zero but unknown (None)."""
     if not isinstance(raw, dict):
         return None
-    return raw.get("relative_funding_rate", 0), raw.get("relative_funding_rate_prediction")
+    relative = raw.get("relative_funding_rate")
+    if relative is None and not raw.get("funding_rate"):
+        relative = 0
+    return relative, raw.get("relative_funding_rate_prediction"), raw.get("markPrice")
 
 
 # Venues (cryptofeed ids) whose funding ``rate`` cryptofeed passes on as an absolute amount
 # (Kraken Futures' ``funding_rate``: quote currency per contract, 1.2455 USD on PF_XBTUSD at
-# 34840 where the fraction is 3.5755e-05), with the reader of the fractions the venue sends
-# beside it. Every other venue's rate is already a fraction of the position's value.
-RELATIVE_FUNDING: dict[str, Callable[[Any], tuple[Any, Any] | None]] = {
+# 34840 where the fraction is 3.5755e-05) and whose mark price it drops (passes None), with
+# the reader of the fractions and the mark the venue sends beside them. Every other venue's
+# rate is already a fraction of the position's value.
+#
+# Kraken Futures' rate is per hour: ``next_funding_rate_time`` (epoch ms, cryptofeed gives
+# seconds) is the next whole UTC hour, when the rate of the hour under way is realized; the
+# paper broker pays the rate announced before each next funding time at that time (hourly
+# here, as every 8 hours on Binance), so no interval needs converting.
+RELATIVE_FUNDING: dict[str, Callable[[Any], tuple[Any, Any, Any] | None]] = {
     "KRAKEN_FUTURES": _kraken_futures_relative
 }
 
@@ -133,22 +146,25 @@ class RareChannels:
     async def funding(self, funding: Any, receipt: float) -> None:
         """``rate`` and ``predicted_rate`` as fractions of the position's value per funding
         period on every venue (a venue's absolute amount replaced by the fraction it sends
-        beside it: :data:`RELATIVE_FUNDING`)."""
+        beside it: :data:`RELATIVE_FUNDING`). A rate the message does not carry is None
+        (unknown), never 0.0: a real zero rate and a missing one stay apart for the
+        detectors and the paper broker's funding payments."""
         self._seen("funding", receipt)
-        rate, predicted = funding.rate, funding.predicted_rate
+        rate, predicted, mark = funding.rate, funding.predicted_rate, funding.mark_price
         relative_of = RELATIVE_FUNDING.get(funding.exchange)
         if relative_of is not None:
             relative = relative_of(getattr(funding, "raw", None))
             if relative is not None:
-                rate, predicted = relative
+                rate, predicted, venue_mark = relative
+                mark = mark if venue_mark is None else venue_mark
         self._publish(
             Funding(
                 exchange=self.exchange,
                 symbol=funding.symbol,
                 ts=epoch_s(float(funding.timestamp or receipt)),
                 ts_recv=float(receipt),
-                rate=float(rate or 0.0),
-                mark_price=_float_or_none(funding.mark_price),
+                rate=_float_or_none(rate),
+                mark_price=_float_or_none(mark),
                 predicted_rate=_float_or_none(predicted),
                 next_funding_time=epoch_s_or_none(funding.next_funding_time),
             )

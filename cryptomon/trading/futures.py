@@ -226,23 +226,31 @@ class FundingSchedule:
     payment: when an event's time reaches the ``next_funding_time`` announced before it (or,
     without one, when an 8-hour UTC boundary is crossed), the rate announced before is due.
     A fill between the funding time and the next announcement asks :meth:`pending` first, so
-    the payment falls on the position held at the funding time; each time settles once."""
+    the payment falls on the position held at the funding time; each time settles once.
+
+    An announcement without a rate (None: the venue's message did not carry it) keeps the
+    rate announced earlier for the same funding time; a funding time for which no rate was
+    ever known is due with rate None (settled, paying nothing: unknown is not 0 %)."""
 
     __slots__ = ("_last", "_paid")
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, str], tuple[float, Decimal, float | None]] = {}
+        self._last: dict[tuple[str, str], tuple[float, Decimal | None, float | None]] = {}
         self._paid: dict[tuple[str, str], float] = {}
 
     def due(
-        self, key: tuple[str, str], ts: float, rate: Decimal, next_time: float | None
-    ) -> tuple[float, Decimal] | None:
+        self, key: tuple[str, str], ts: float, rate: Decimal | None, next_time: float | None
+    ) -> tuple[float, Decimal | None] | None:
         """``(funding time, rate)`` when this announcement follows a settlement, else None."""
         found = self.pending(key, ts)
+        if rate is None:
+            last = self._last.get(key)
+            if last is not None and _period(last[0], last[2]) == _period(ts, next_time):
+                rate = last[1]  # the same funding time's rate, announced before
         self._last[key] = (ts, rate, next_time)
         return found
 
-    def pending(self, key: tuple[str, str], ts: float) -> tuple[float, Decimal] | None:
+    def pending(self, key: tuple[str, str], ts: float) -> tuple[float, Decimal | None] | None:
         """``(funding time, rate)`` of a funding time passed by ``ts`` since the last
         announcement and not settled yet (then counted as settled), else None."""
         last = self._last.get(key)
@@ -258,6 +266,14 @@ class FundingSchedule:
             return None
         self._paid[key] = at
         return at, last_rate
+
+
+def _period(ts: float, next_time: float | None) -> float:
+    """The funding time an announcement at ``ts`` is about: the one it names, else the end
+    of its 8-hour UTC window."""
+    if next_time is not None:
+        return next_time
+    return (ts // FUNDING_PERIOD_S + 1) * FUNDING_PERIOD_S
 
 
 def terms_lookup(config: TradingConfig, specs: SpecLookup) -> TermsLookup:

@@ -92,18 +92,25 @@ async def market_orderbook(call: Call) -> m.OrderbookOut:
         raise not_found(
             f"no order book for {q.exchange} {q.symbol}", exchange=q.exchange, symbol=q.symbol
         )
+    # base units, as the top's and the trades' (the feed converts a derivative's contracts),
+    # with the venue's contracts beside them where the two differ (BookSnapshot's convention)
     if snap is not None:
-        # base units, as the top's and the trades' (the feed converts a derivative's contracts)
         bids, asks, ts = list(snap.bids[: q.depth]), list(snap.asks[: q.depth]), snap.ts
+        contract_bids = list(snap.contract_bids[: q.depth])
+        contract_asks = list(snap.contract_asks[: q.depth])
     else:
         assert top is not None
         bids, asks, ts = [(top.bid, top.bid_size)], [(top.ask, top.ask_size)], top.ts
+        contract_bids = [] if top.bid_contracts is None else [(top.bid, top.bid_contracts)]
+        contract_asks = [] if top.ask_contracts is None else [(top.ask, top.ask_contracts)]
     return m.OrderbookOut(
         exchange=q.exchange,
         symbol=q.symbol,
         ts=ts,
         bids=bids,
         asks=asks,
+        contract_bids=contract_bids,
+        contract_asks=contract_asks,
         top=m.BookTopOut.model_validate(top) if top is not None else None,
         stale=market.is_stale(q.exchange, q.symbol),
     )

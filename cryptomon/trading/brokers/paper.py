@@ -18,7 +18,9 @@ Contract positions are closed by the venue itself, as a real one would (the engi
 through :meth:`set_forced_listener`: the venue's order, its fill and why):
 
 - liquidation: when the mark (a ``Funding`` event's ``mark_price``; on a market whose feed
-  announces none, the public trades) reaches the position's liquidation estimate
+  announces none, the public trades; on a market that has shown neither, such as Gate.io
+  futures subscribed without funding and trades, the book mid of its ``BookTop``s, until
+  the first mark or trade) reaches the position's liquidation estimate
   (:meth:`~cryptomon.trading.futures.ContractTerms.liquidation`, the one risk checks the
   stop-loss against, isolated and cross alike), the position's resting orders are canceled and
   it is closed at that estimate, even when the mark jumped past it, losing its whole initial
@@ -56,6 +58,7 @@ from cryptomon.trading.brokers.base import (
 from cryptomon.trading.brokers.paper_book import PaperOrder, book_levels, d
 from cryptomon.trading.brokers.paper_funds import check_spot_funds, settle_spot
 from cryptomon.trading.brokers.paper_margin import MarginBook, PaperContract
+from cryptomon.trading.brokers.paper_mid import BookMidWatch
 from cryptomon.trading.margin import TermsLookup
 from cryptomon.trading.sizing import spec_problem
 
@@ -113,6 +116,9 @@ class PaperBroker:
             if self.margin is not None
             else None
         )
+        # contract markets with an open position that have shown neither a mark nor a trade:
+        # their liquidation watches the book mid (paper_mid.py)
+        self._mid = BookMidWatch(hub=hub, on_mid=self._on_mid)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,6 +129,7 @@ class PaperBroker:
         self._sub.close()
         if self._funding_sub is not None:
             self._funding_sub.close()
+        self._mid.close()
 
     def set_listener(self, callback: Callable[[BrokerOrder], None] | None) -> None:
         """Called with the order after each fill that happens outside ``place_order``."""
@@ -256,6 +263,8 @@ class PaperBroker:
         """Contract positions after a restart: ``(exchange, symbol, signed qty, entry)``."""
         if self.margin is not None:
             self.margin.restore(positions)
+            for key in list(self.margin.positions):
+                self._track_mid(key)
 
     # ------------------------------------------------------------------ matching
 
@@ -347,6 +356,7 @@ class PaperBroker:
         now = self.clock.time()
         if terms is not None and self.margin is not None:
             fee, quote = self.margin.fill(intent, terms, qty, price, rate, ts=now)
+            self._track_mid((intent.exchange, intent.symbol))
         else:
             settle_spot(self.balances, intent, qty, price, fee)
         return self._add_fill(
@@ -415,8 +425,11 @@ class PaperBroker:
         margin = self.margin
         if margin is None:
             return
-        pos = margin.positions.get((trade.exchange, trade.symbol))
+        market = (trade.exchange, trade.symbol)
+        pos = margin.positions.get(market)
         if pos is not None and pos.qty != 0:  # its liquidation and its last price watched
+            if self._mid.keys:  # the market has trades after all
+                self._mid.set(market, False)
             self._watch(trade.exchange, trade.symbol, d(trade.price), trade.ts, mark=False)
         elif self._resting or margin.positions:  # another market's expiry may be due
             self._expire_due()
@@ -433,6 +446,7 @@ class PaperBroker:
             return
         mid = self.market_state.mid(event.exchange, event.symbol)
         if event.mark_price:
+            self._mid.set((event.exchange, event.symbol), False)  # a mark after all
             self._watch(event.exchange, event.symbol, d(event.mark_price), event.ts, mark=True)
         payment = self.margin.on_funding(event, d(mid) if mid else None)
         if payment is not None:
@@ -442,6 +456,25 @@ class PaperBroker:
                 amount=str(payment.amount),
                 currency=payment.currency,
             )
+
+    def _on_mid(self, exchange: str, symbol: str, mid: Decimal, ts: float) -> None:
+        """The book mid of a market whose position has no mark or trade to watch."""
+        self._watch(exchange, symbol, mid, ts, mark=False, what="book mid")
+
+    def _track_mid(self, key: tuple[str, str]) -> None:
+        """After a position of ``key`` changed: its book mid is watched while it is open on a
+        market that has shown neither a mark nor a trade."""
+        margin = self.margin
+        if margin is None:
+            return
+        pos = margin.positions.get(key)
+        self._mid.set(
+            key,
+            pos is not None
+            and pos.qty != 0
+            and not margin.has_mark(key)
+            and not self.market_state.trades(key[0], key[1], limit=1),
+        )
 
     # ------------------------------------------------------------------ forced closes
 
@@ -456,9 +489,19 @@ class PaperBroker:
         self._expiries[key] = terms.spec.expiry
         return terms.spec.expiry
 
-    def _watch(self, exchange: str, symbol: str, price: Decimal, ts: float, *, mark: bool) -> None:
-        """A new mark or trade price: dated futures past their expiry are settled, and the
-        position of this market is liquidated when the price reaches its estimate."""
+    def _watch(
+        self,
+        exchange: str,
+        symbol: str,
+        price: Decimal,
+        ts: float,
+        *,
+        mark: bool,
+        what: str = "",
+    ) -> None:
+        """A new mark, trade price or book mid (``what`` names it in the reason; a trade
+        price by default): dated futures past their expiry are settled, and the position of
+        this market is liquidated when the price reaches its estimate."""
         margin = self.margin
         if margin is None:
             return
@@ -472,7 +515,8 @@ class PaperBroker:
         terms = pos.terms
         side = "long" if pos.qty > 0 else "short"
         reason = (
-            f"liquidation: {'mark' if mark else 'price'} {price} reached the liquidation price "
+            f"liquidation: {what or ('mark' if mark else 'price')} {price} reached the "
+            "liquidation price "
             f"{at.quantize(Decimal('1e-8'))} of the {side} {abs(pos.qty)} {symbol} "
             f"(entry {pos.entry}, {terms.leverage}x {terms.margin_mode}): closed there, "
             f"losing its initial margin"
@@ -529,6 +573,7 @@ class PaperBroker:
             if i.exchange == exchange and i.symbol == symbol and self._cancel_open(order):
                 self._tell(order)
         qty, currency = self.margin.force_close(key, price, fee, ts)
+        self._track_mid(key)
         self._seq += 1
         intent = OrderIntent(
             exchange=exchange,

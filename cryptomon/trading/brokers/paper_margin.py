@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+import structlog
+
 from cryptomon.events import Funding, OrderIntent
 from cryptomon.trading.brokers.base import FundingPayment, MarketInfo, OrderRejectedError
 from cryptomon.trading.futures import (
@@ -34,6 +36,8 @@ from cryptomon.trading.futures import (
     value,
 )
 from cryptomon.trading.margin import TermsLookup
+
+log = structlog.get_logger()
 
 ZERO = Decimal(0)
 VENUE_MAX_LEVERAGE = Decimal(125)
@@ -184,7 +188,8 @@ class MarginBook:
     def on_funding(self, event: Funding, mark: Decimal | None) -> FundingPayment | None:
         """Pay or receive funding when ``event`` follows a funding time."""
         key = (event.exchange, event.symbol)
-        due = self._schedule.due(key, event.ts, Decimal(str(event.rate)), event.next_funding_time)
+        rate = None if event.rate is None else Decimal(str(event.rate))
+        due = self._schedule.due(key, event.ts, rate, event.next_funding_time)
         price = Decimal(str(event.mark_price)) if event.mark_price else mark
         if price is not None and price > 0:
             self._marks[key] = price
@@ -193,15 +198,20 @@ class MarginBook:
     def _settle(
         self,
         key: tuple[str, str],
-        due: tuple[float, Decimal] | None,
+        due: tuple[float, Decimal | None] | None,
         price: Decimal | None,
     ) -> FundingPayment | None:
-        """Pay or receive the funding ``due`` on the position held now, valued at ``price``."""
+        """Pay or receive the funding ``due`` on the position held now, valued at ``price``.
+        A funding time whose rate was never announced (the venue's messages left it out)
+        pays nothing and says so: an unknown rate is not a 0 % one."""
         pos = self.positions.get(key)
         if due is None or pos is None or pos.qty == 0 or price is None or price <= 0:
             return None
         at, rate = due
         exchange, symbol = key
+        if rate is None:
+            log.info("paper.funding_rate_unknown", exchange=exchange, symbol=symbol, at=at)
+            return None
         amount = funding_payment(pos.terms.spec, pos.qty, price, rate)
         settle = settle_currency(pos.terms.spec)
         self.balances[settle] = self.balances.get(settle, ZERO) + amount
@@ -235,6 +245,11 @@ class MarginBook:
         if expiry is None or ts < expiry:
             self.last[key] = price
         return True
+
+    def has_mark(self, key: tuple[str, str]) -> bool:
+        """Whether the venue announced a mark for the market ``key`` (then only the mark is
+        watched for its liquidation)."""
+        return key in self._marked
 
     def liquidation_due(
         self, key: tuple[str, str], mark: Decimal

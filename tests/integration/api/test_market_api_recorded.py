@@ -3,6 +3,7 @@ book levels in base units on derivative markets, like the top and the trades."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,77 @@ async def test_orderbook_levels_are_base_units_like_the_top(
         same = [s for p, s in book[side] if p == price]
         if same and snap.ts >= top["ts"]:
             assert same[0] == pytest.approx(size)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("venue", "symbol"),
+    [
+        ("GATEIO_FUTURES", "QUICK-USDT-PERP"),  # 0.01 QUICK per contract
+        ("HUOBI_SWAP", "ATOM-USD-PERP"),  # inverse: 10 USD per contract
+        ("OKX", "BTC-USDT"),  # spot: nothing beside the sizes
+    ],
+)
+async def test_orderbook_and_top_carry_the_venue_contracts(
+    shared_data: Path, start_api: StartApi, venue: str, symbol: str
+) -> None:
+    """Beside the base-unit levels and top sizes, the route gives the venue's contracts like
+    BookSnapshot does: ``contract_bids``/``contract_asks`` are the snapshot's contract
+    levels (the same prices) and the top's ``bid_contracts``/``ask_contracts`` the BookTop's;
+    on spot they are empty and null. Without a snapshot (a top only) the one level each side
+    has its contracts beside it too."""
+    registry = InstrumentRegistry()
+    registry.add(specs_from_recording(shared_data / f"{venue}.0"))
+    hub = Hub()
+    market = MarketState(hub=hub, instruments=registry)
+    api = await start_api(hub=hub, market=market)
+    config = ExchangeConfig(
+        name=venue.lower(), source="replay", files=venue_files(shared_data, venue), depth=20
+    )
+    feed = ReplayFeed(
+        config,
+        feed_class=replay_feed_class(venue),
+        hub=hub,
+        clock=LiveClock(),
+        market=MarketInputs(registry=registry),
+    )
+    await feed.start()
+    await feed.done.wait()
+    await feed.stop()
+    assert feed.error is None
+    exchange = venue.lower()
+    snap = market.snapshot(exchange, symbol)
+    top = market.top(exchange, symbol)
+    spec = registry.get(exchange, symbol)
+    assert snap is not None
+    assert top is not None
+    assert spec is not None
+    url = f"/api/v1/market/orderbook?exchange={exchange}&symbol={symbol}&depth=5"
+    status, book = await api.get(url)
+    assert status == 200
+    assert book["contract_bids"] == [list(level) for level in snap.contract_bids[:5]]
+    assert book["contract_asks"] == [list(level) for level in snap.contract_asks[:5]]
+    assert book["top"]["bid_contracts"] == top.bid_contracts
+    assert book["top"]["ask_contracts"] == top.ask_contracts
+    if spec.kind == "spot":
+        assert book["contract_bids"] == book["contract_asks"] == []
+        assert book["top"]["bid_contracts"] is None
+        return
+    assert len(book["contract_bids"]) == len(book["bids"]) == 5
+    for base, contracts in (
+        (book["bids"], book["contract_bids"]),
+        (book["asks"], book["contract_asks"]),
+    ):
+        assert [p for p, _ in contracts] == [p for p, _ in base]
+        assert [s for _, s in base] == pytest.approx([spec.base_amount(s, p) for p, s in contracts])
+    assert book["top"]["bid_contracts"] is not None
+    assert book["top"]["bid_size"] == pytest.approx(spec.base_amount(top.bid_contracts, top.bid))
+    # a market with a top and no snapshot yet: the top's level with its contracts beside it
+    hub.publish(replace(top, symbol="ZZZ-USDT-PERP"))
+    status, only_top = await api.get(
+        f"/api/v1/market/orderbook?exchange={exchange}&symbol=ZZZ-USDT-PERP"
+    )
+    assert status == 200
+    assert only_top["bids"] == [[top.bid, top.bid_size]]
+    assert only_top["contract_bids"] == [[top.bid, top.bid_contracts]]
+    assert only_top["contract_asks"] == [[top.ask, top.ask_contracts]]

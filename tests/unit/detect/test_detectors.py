@@ -376,6 +376,19 @@ def test_funding_jump_fires() -> None:
     assert got[0].reasons
 
 
+def test_an_unknown_funding_rate_is_no_jump() -> None:
+    """Updates without a rate (None: unknown) between two equal rates neither fire nor
+    break the detector: 0.0001, None, 0.0001 is no change (read as 0 it was two jumps of
+    0.0001, each over a threshold of 0.00005)."""
+    eng, got = engine(funding_jump=0.00005)
+    for i, r in enumerate([0.0001, None, 0.0001]):
+        t = 1_700_000_000.0 + i * 3600
+        eng.hub.publish(Funding(exchange="x", symbol="BTC-USDT-PERP", ts=t, ts_recv=t, rate=r))
+    assert got == []
+    assert eng.stats()["errors"] == 0
+    assert eng.hub.stats()["subscribers"]["detectors.funding"]["errors"] == 0
+
+
 def test_warm_up_suppresses_statistical_detectors() -> None:
     """Before min_samples buckets, a huge volume spike does not fire."""
     eng, got = engine()

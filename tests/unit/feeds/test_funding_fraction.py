@@ -58,11 +58,28 @@ async def test_kraken_futures_funding_is_the_relative_rate() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_zero_relative_rate_the_venue_left_out_is_zero() -> None:
-    """Kraken leaves out a field that is zero: no relative rate published as 0.0, not the
-    absolute one."""
+async def test_a_relative_rate_left_out_is_zero_or_unknown_by_the_absolute_one() -> None:
+    """Kraken leaves out a field that is zero. No relative rate beside an absolute 1.2455
+    USD per contract: the fraction is not 0, it is unknown (None), and the absolute amount
+    is not published in its place. Beside an absolute rate of 0 it is a real 0 %."""
     message = json.loads(TICKER, parse_float=Decimal)
     del message["relative_funding_rate"], message["relative_funding_rate_prediction"]
     (funding,) = await parsed(message)
+    assert funding.rate is None
+    assert funding.predicted_rate is None
+    message["funding_rate"] = Decimal(0)
+    (funding,) = await parsed(message)
     assert funding.rate == 0.0
     assert funding.predicted_rate is None
+
+
+@pytest.mark.asyncio
+async def test_kraken_futures_next_funding_time_and_mark() -> None:
+    """cryptofeed gives ``next_funding_rate_time`` (epoch ms) in seconds: published as the
+    next whole UTC hour after the message (the venue's hourly funding, the hour its rate is
+    realized), and the ``markPrice`` cryptofeed drops (it passes None) is the event's mark."""
+    (funding,) = await parsed(json.loads(TICKER, parse_float=Decimal))
+    assert funding.next_funding_time == 1612274400.0  # 2021-02-02 14:00:00 UTC
+    assert funding.next_funding_time % 3600 == 0
+    assert 0 < funding.next_funding_time - funding.ts <= 3600
+    assert funding.mark_price == 34840.0

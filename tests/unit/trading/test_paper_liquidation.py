@@ -270,3 +270,71 @@ async def test_an_inverse_short_in_cross_mode_loses_its_coin_margin() -> None:
     value = D(10) * D(100) / D("19999.5")
     expected = D(1) - value * D("0.001") - value / 5
     assert abs((await broker.fetch_balances())["BTC"] - expected) < TINY
+
+
+MID_SUB = "paper-broker.book-mid"
+
+
+@pytest.mark.asyncio
+async def test_without_marks_or_trades_the_book_mid_liquidates() -> None:
+    """Long 0.5 at 20000.5, 5x (estimate 16100.4025) on a market that has shown no mark and
+    no trade: a book mid of 16200 leaves it open, one of 16000 closes it at the estimate,
+    named in the reason; the BookTop subscription exists only while that position does."""
+    broker, hub, clock, forced, _updates = paper()
+    assert MID_SUB not in hub.stats()["subscribers"]
+    quote(hub, clock, 20000)
+    await broker.place_order(order("buy", "0.5"))
+    assert MID_SUB in hub.stats()["subscribers"]
+    quote(hub, clock, 16200)
+    assert forced == []
+    quote(hub, clock, 16000)
+    (fill,) = forced[0][1].fills
+    assert fill.price == D("20000.5") * D("0.805")
+    assert forced[0][2].startswith("liquidation: book mid 16000")
+    assert MID_SUB not in hub.stats()["subscribers"]
+
+
+@pytest.mark.asyncio
+async def test_a_market_with_trades_or_a_mark_does_not_watch_the_book() -> None:
+    """A position on a market with a trade seen before it opened adds no BookTop subscriber
+    (no work per book update) and a mid past the estimate does not close it; a position
+    watching the mid stops at the market's first trade, and at its first mark."""
+    broker, hub, clock, forced, _updates = paper()
+    trade(hub, clock, price=20000.0, amount=1.0, exchange=EX, symbol=PERP)
+    quote(hub, clock, 20000)
+    await broker.place_order(order("buy", "0.5"))
+    assert MID_SUB not in hub.stats()["subscribers"]
+    quote(hub, clock, 15000)
+    assert forced == []
+    assert await broker.fetch_positions() == {PERP: D("0.5")}
+
+    broker, hub, clock, forced, _updates = paper()
+    quote(hub, clock, 20000)
+    await broker.place_order(order("buy", "0.5"))
+    assert MID_SUB in hub.stats()["subscribers"]
+    trade(hub, clock, price=20000.0, amount=1.0, exchange=EX, symbol=PERP)
+    assert MID_SUB not in hub.stats()["subscribers"]
+    quote(hub, clock, 15000)
+    assert forced == []
+
+    broker, hub, clock, forced, _updates = paper()
+    quote(hub, clock, 20000)
+    await broker.place_order(order("buy", "0.5"))
+    mark(hub, clock, 20000.0)
+    assert MID_SUB not in hub.stats()["subscribers"]
+    quote(hub, clock, 15000)
+    assert forced == []
+    assert await broker.fetch_positions() == {PERP: D("0.5")}
+
+
+@pytest.mark.asyncio
+async def test_a_position_restored_after_a_restart_watches_the_book_mid() -> None:
+    """Long 0.5 at 20000.5 restored after a restart, before any mark or trade: the first book
+    mid past its estimate (16000) closes it at 16100.4025."""
+    broker, hub, clock, forced, _updates = paper()
+    broker.restore_positions([(EX, PERP, D("0.5"), D("20000.5"))])
+    assert MID_SUB in hub.stats()["subscribers"]
+    quote(hub, clock, 16000)
+    (fill,) = forced[0][1].fills
+    assert fill.price == D("20000.5") * D("0.805")
+    assert await broker.fetch_positions() == {}
