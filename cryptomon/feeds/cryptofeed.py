@@ -39,6 +39,7 @@ from cryptomon.feeds.proxy import proxied, require_proxy_support
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
 from cryptomon.feeds.simulated import simulator_class
 from cryptomon.feeds.supervisor import Supervised
+from cryptomon.feeds.venue_fixes import fixed_class
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
 
@@ -57,7 +58,7 @@ def exchange_class(name: str) -> type[Feed]:
     """The cryptofeed class of exchange ``name`` (case-insensitive); ConfigError if unknown."""
     for key, cls in EXCHANGE_MAP.items():
         if key.lower() == name.lower():
-            return cls
+            return fixed_class(cls)  # with the fixes its real messages need (venue_fixes.py)
     valid = valid_exchange_names()
     close = difflib.get_close_matches(name.lower(), valid, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""

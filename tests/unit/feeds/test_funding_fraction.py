@@ -83,3 +83,32 @@ async def test_kraken_futures_next_funding_time_and_mark() -> None:
     assert funding.next_funding_time % 3600 == 0
     assert 0 < funding.next_funding_time - funding.ts <= 3600
     assert funding.mark_price == 34840.0
+
+
+@pytest.mark.asyncio
+async def test_a_zero_prediction_left_out_does_not_lose_the_ticker() -> None:
+    """Kraken leaves ``funding_rate_prediction`` out when it is zero; cryptofeed's parser read
+    it unconditionally and the KeyError lost the message's funding and open interest. The
+    class the daemon builds for the venue fills it in: both are published."""
+    from cryptomon.feeds.cryptofeed import exchange_class
+
+    message = json.loads(TICKER, parse_float=Decimal)
+    del message["funding_rate_prediction"]
+    cls = exchange_class("kraken_futures")
+    assert exchange_class("KRAKEN_FUTURES") is cls  # one class per venue
+    feed: Any = object.__new__(cls)
+    feed._open_interest_cache = {}
+    seen: list[tuple[str, Any]] = []
+
+    async def callback(channel: str, obj: Any, receipt: float) -> None:
+        seen.append((channel, obj))
+
+    feed.callback = callback
+    await feed._funding(message, "BTC-USD-PERP", 1612270825.3)
+    assert [channel for channel, _ in seen] == ["funding", "open_interest"]
+    assert seen[0][1].predicted_rate == 0
+    assert seen[1][1].open_interest == Decimal("2541.0")
+    plain: Any = object.__new__(KrakenFutures)  # cryptofeed's own class, as it is
+    plain._open_interest_cache, plain.callback = {}, callback
+    with pytest.raises(KeyError):
+        await plain._funding(message, "BTC-USD-PERP", 1612270825.3)
