@@ -94,15 +94,14 @@ class ProtectionManager:
         ):
             prot.exiting = False  # the exit did not close it: trigger again on the book
             prot.attempt += 1
-        info = self.context.market_infos.get(intent.symbol)
-        if (
-            not prot.native
-            and intent.origin in ENTRY_ORIGINS
-            and record.state == OrderState.FILLED
-            and info is not None
-            and info.native_stop_loss
-        ):
-            self.context.spawn(self._place_native(prot), f"native-legs:{intent.client_order_id}")
+        if not prot.native and intent.origin in ENTRY_ORIGINS and record.state == OrderState.FILLED:
+            ctx = self.context
+            info = ctx.market_infos.get(intent.symbol)
+            coid = intent.client_order_id
+            if info is None or not ctx.reconciled:
+                ctx.spawn(self._native_when_reconciled(prot), f"native-legs-later:{coid}")
+            elif info.native_stop_loss:
+                ctx.spawn(self._place_native(prot), f"native-legs:{coid}")
         if (
             prot.native
             and record.client_order_id in (prot.stop_order, prot.take_order)
@@ -265,6 +264,29 @@ class ProtectionManager:
             self._orphans.discard(record.intent.client_order_id)
 
     # ------------------------------------------------------------------ native legs
+
+    async def _native_when_reconciled(self, prot: Protection) -> None:
+        """Venue legs for an entry whose fill a restart's reconciliation found (the process
+        died after the venue filled it, before the legs were sent): no order goes out before
+        the reconciliation has finished, and the venue's metadata (whether it takes venue
+        legs) is only asked then. Until they rest, or when the metadata cannot be read, the
+        book watch protects the position."""
+        ctx = self.context
+        while not ctx.reconciled:
+            await ctx.clock.sleep(ctx.config.poll_interval_s)
+        try:
+            info = await ctx.market_info(prot.symbol)
+        except Exception as exc:
+            log.warning("trading.native_legs_skipped", symbol=prot.symbol, error=repr(exc))
+            return
+        key = (prot.exchange, prot.symbol)
+        if (
+            info.native_stop_loss
+            and self.protections.get(key) is prot  # not closed or re-armed since
+            and not prot.native
+            and not prot.exiting
+        ):
+            await self._place_native(prot)
 
     async def _place_native(self, prot: Protection) -> None:
         """Venue-side stop-loss and take-profit legs (reduce-only) for a filled entry. A leg
