@@ -95,15 +95,14 @@ class ProtectionManager:
         ):
             prot.exiting = False  # the exit did not close it: trigger again on the book
             prot.attempt += 1
-        info = self.context.market_infos.get(intent.symbol)
-        if (
-            not prot.native
-            and intent.origin in ENTRY_ORIGINS
-            and record.state == OrderState.FILLED
-            and info is not None
-            and info.native_stop_loss
-        ):
-            self.context.spawn(self._place_native(prot), f"native-legs:{intent.client_order_id}")
+        if not prot.native and intent.origin in ENTRY_ORIGINS and record.state == OrderState.FILLED:
+            ctx = self.context
+            info = ctx.market_infos.get(intent.symbol)
+            coid = intent.client_order_id
+            if info is None or not ctx.reconciled:
+                ctx.spawn(self._native_when_reconciled(prot), f"native-legs-later:{coid}")
+            elif info.native_stop_loss:
+                ctx.spawn(self._place_native(prot), f"native-legs:{coid}")
         if (
             prot.native
             and record.client_order_id in (prot.stop_order, prot.take_order)
@@ -134,9 +133,11 @@ class ProtectionManager:
     def _arm(self, pos: Position, intent: OrderIntent) -> None:
         """Protect ``pos`` after a fill of ``intent`` (an entry). Venue legs of an earlier
         entry are canceled: they hold the old size and levels, and the entry's own pair is
-        placed once it has filled (the book watch covers the gap)."""
+        placed once it has filled (the book watch covers the gap). The entry's own legs
+        already open are adopted (see :meth:`_adopt_own_legs`), never canceled by another
+        fill of it."""
         old = self.protections.get((pos.exchange, pos.symbol))
-        if old is not None:
+        if old is not None and old.entry_id != intent.client_order_id:
             self._cancel_legs(old)
         cfg = self.context.config
         long = pos.amount > 0
@@ -152,7 +153,7 @@ class ProtectionManager:
             )
             stop, take = stop or default_stop, take or default_take
         trail = to_decimal(cfg.trailing_stop_percentage) if cfg.trailing_stop_percentage else None
-        self.protections[(pos.exchange, pos.symbol)] = Protection(
+        prot = Protection(
             exchange=pos.exchange,
             symbol=pos.symbol,
             long=long,
@@ -162,6 +163,27 @@ class ProtectionManager:
             trail_pct=trail,
             best=pos.avg_price,
         )
+        self.protections[(pos.exchange, pos.symbol)] = prot
+        self._adopt_own_legs(prot)
+
+    def _adopt_own_legs(self, prot: Protection) -> None:
+        """The venue legs of ``prot``'s entry already open in the book protect it (no second
+        pair, and the book watch stays off). They exist before the entry's fill is counted
+        only after a restart whose journal lacked that fill (the process died after the legs
+        were sent, before the store wrote the fill): the position, and this protection, come
+        back with the reconciliation, after :meth:`adopt_legs` found no position to adopt
+        them for. The legs' ids are those :meth:`_place_native` gives them."""
+        exits = [
+            r
+            for r in self.context.book.open(prot.exchange, prot.symbol)
+            if r.intent.origin in ("stop_loss", "take_profit")
+        ]
+        if not exits:  # the usual case (an entry's legs are placed once it has filled)
+            return
+        own = {client_order_id(prot.entry_id, o, o) for o in ("stop_loss", "take_profit")}
+        for record in exits:
+            if record.client_order_id in own:
+                self._adopt(prot, record)
 
     def arm_default(self, pos: Position) -> None:
         """Protect a position restored at startup with the configured percentages."""
@@ -190,19 +212,24 @@ class ProtectionManager:
             prot = self.protections.get((intent.exchange, intent.symbol))
             if prot is None or intent.origin not in ("stop_loss", "take_profit"):
                 continue
-            if intent.type not in ("stop_market", "take_profit") or intent.stop_price is None:
-                continue
-            prot.native = True
-            if intent.origin == "stop_loss":
-                prot.stop_order, prot.stop = intent.client_order_id, intent.stop_price
-            else:
-                prot.take_order, prot.take = intent.client_order_id, intent.stop_price
-            log.info(
-                "trading.native_leg_adopted",
-                client_order_id=intent.client_order_id,
-                symbol=intent.symbol,
-                origin=intent.origin,
-            )
+            self._adopt(prot, record)
+
+    def _adopt(self, prot: Protection, record: OrderRecord) -> None:
+        """``record`` (an open venue-side stop-loss or take-profit leg) protects ``prot``."""
+        intent = record.intent
+        if intent.type not in ("stop_market", "take_profit") or intent.stop_price is None:
+            return
+        prot.native = True
+        if intent.origin == "stop_loss":
+            prot.stop_order, prot.stop = intent.client_order_id, intent.stop_price
+        else:
+            prot.take_order, prot.take = intent.client_order_id, intent.stop_price
+        log.info(
+            "trading.native_leg_adopted",
+            client_order_id=intent.client_order_id,
+            symbol=intent.symbol,
+            origin=intent.origin,
+        )
 
     def cancel_orphan_legs(self) -> list[str]:
         """Once reconciled: a venue-side leg (stop-loss or take-profit) still open for a
@@ -238,6 +265,29 @@ class ProtectionManager:
             self._orphans.discard(record.intent.client_order_id)
 
     # ------------------------------------------------------------------ native legs
+
+    async def _native_when_reconciled(self, prot: Protection) -> None:
+        """Venue legs for an entry whose fill a restart's reconciliation found (the process
+        died after the venue filled it, before the legs were sent): no order goes out before
+        the reconciliation has finished, and the venue's metadata (whether it takes venue
+        legs) is only asked then. Until they rest, or when the metadata cannot be read, the
+        book watch protects the position."""
+        ctx = self.context
+        while not ctx.reconciled:
+            await ctx.clock.sleep(ctx.config.poll_interval_s)
+        try:
+            info = await ctx.market_info(prot.symbol)
+        except Exception as exc:
+            log.warning("trading.native_legs_skipped", symbol=prot.symbol, error=repr(exc))
+            return
+        key = (prot.exchange, prot.symbol)
+        if (
+            info.native_stop_loss
+            and self.protections.get(key) is prot  # not closed or re-armed since
+            and not prot.native
+            and not prot.exiting
+        ):
+            await self._place_native(prot)
 
     async def _place_native(self, prot: Protection) -> None:
         """Venue-side stop-loss and take-profit legs (reduce-only) for a filled entry. A leg

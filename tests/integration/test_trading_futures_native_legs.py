@@ -186,3 +186,106 @@ async def test_adding_to_a_position_replaces_its_venue_legs(live: Live) -> None:
     prot = engine.protection.protections[(EX, PERP)]
     assert prot.native
     assert {prot.stop_order, prot.take_order} == {str(a["clientAlgoId"]) for a in resting}
+
+
+@pytest.mark.asyncio
+async def test_legs_resting_when_the_journal_lost_the_entry_fill_are_adopted() -> None:
+    """The process died after both legs were sent but before the store wrote the entry's
+    fill (the journal holds the three intents, all ``new``, and no fill): the restarted
+    engine gets the position from the reconciliation and adopts the legs at once (native,
+    no second pair, no book watch); when the venue fires the take-profit the stop leg is
+    canceled with the close, not left resting until a periodic reconciliation. Before, the
+    protection came back emulated with both legs resting beside it, untracked."""
+    from cryptomon.config import load_settings
+    from cryptomon.hub import Hub
+    from cryptomon.trading.journal import MemoryJournal
+    from tests.usdm import live_engine, live_trading, top
+
+    rig = await start_live(key=KEY, secret=SECRET, seed=6, native=True)
+    engine = None
+    try:
+        await enter(rig.engine, "buy", stop_loss="19400", take_profit="21200")
+        await legs_resting(rig)
+        lost = MemoryJournal()  # what the crash left: the intents, written before sending
+        for record in rig.engine.book.all():
+            await lost.record_intent(record.intent)
+        await rig.engine.stop()
+        sent = [m for m, p in rig.venue.requests if p == ALGO].count("POST")
+        assert sent == 2
+
+        data = {"trading": live_trading(rig.sim.rest_url, key=KEY, secret=SECRET, native=True)}
+        hub = Hub()
+        engine = live_engine(load_settings(data=data).trading, hub=hub, journal=lost)
+        top(hub, 20000.0)
+        await engine.start()
+        assert engine.portfolio.amount(EX, PERP) == D("0.1")
+        prot = engine.protection.protections[(EX, PERP)]
+        assert prot.native
+        stop, take = sorted(algos(rig.venue, "NEW"), key=lambda a: str(a["orderType"]))
+        assert (prot.stop_order, prot.take_order) == (stop["clientAlgoId"], take["clientAlgoId"])
+        assert (prot.stop, prot.take) == (D(19400), D(21200))
+        assert prot.trigger(D("19399.9"), D("19400.1")) is None  # the venue's legs, no watch
+
+        rig.venue.set_price(VENUE_ID, D(21300))  # the venue fires the take-profit
+        pos = engine.portfolio.positions[(EX, PERP)]
+        await wait_until(lambda: pos.amount == 0, timeout=10, message="position closed")
+        await wait_until(lambda: stop["algoStatus"] == "CANCELED", timeout=10, message="stop gone")
+        assert take["algoStatus"] == "FINISHED"
+        assert [m for m, p in rig.venue.requests if p == ALGO].count("POST") == sent
+        await wait_until(lambda: not engine.book.open(), timeout=10, message="no open order")
+    finally:
+        if engine is not None:
+            await engine.stop()
+        await rig.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_entry_filled_while_the_engine_died_gets_its_legs_after_the_restart() -> None:
+    """The process died after the venue filled the entry, before its answer arrived (no leg
+    was sent): the restarted engine finds the fill in its reconciliation and, once that has
+    finished, places the pair at the entry's levels. Before, no leg was placed: the venue's
+    metadata had not been asked yet at that point (nothing since the start had needed it),
+    so the position was watched on the book only and had no protection at the venue."""
+    import asyncio
+
+    from cryptomon.config import load_settings
+    from cryptomon.hub import Hub
+    from cryptomon.trading.journal import MemoryJournal
+    from tests.usdm import live_engine, live_trading, top
+
+    rig = await start_live(key=KEY, secret=SECRET, seed=7, native=True)
+    engine = None
+    try:
+        hold = rig.venue.hold("POST", "/fapi/v1/order")  # filled, the answer held
+        entry = asyncio.create_task(
+            enter(rig.engine, "buy", stop_loss="19400", take_profit="21200")
+        )
+        await asyncio.wait_for(hold.reached.wait(), timeout=10)
+        lost = MemoryJournal()  # what the crash left: the entry's intent, written before sending
+        for record in rig.engine.book.all():
+            await lost.record_intent(record.intent)
+        entry.cancel()
+        await rig.engine.stop()
+        hold.release()
+        assert rig.venue.book.positions[VENUE_ID].qty == D("0.1")
+        assert algos(rig.venue) == []
+
+        data = {"trading": live_trading(rig.sim.rest_url, key=KEY, secret=SECRET, native=True)}
+        hub = Hub()
+        engine = live_engine(load_settings(data=data).trading, hub=hub, journal=lost)
+        top(hub, 20000.0)
+        await engine.start()
+        assert engine.portfolio.amount(EX, PERP) == D("0.1")
+        await legs_resting(Live(rig.sim, rig.venue, engine, hub))
+        stop, take = sorted(algos(rig.venue, "NEW"), key=lambda a: str(a["orderType"]))
+        assert (stop["triggerPrice"], take["triggerPrice"]) == ("19400", "21200")
+        assert D(str(stop["quantity"])) == D(str(take["quantity"])) == D("0.1")
+        prot = engine.protection.protections[(EX, PERP)]
+        await wait_until(lambda: prot.take_order is not None, timeout=10, message="pair known")
+        assert prot.native
+        assert (prot.stop_order, prot.take_order) == (stop["clientAlgoId"], take["clientAlgoId"])
+        assert [m for m, p in rig.venue.requests if p == ALGO].count("POST") == 2
+    finally:
+        if engine is not None:
+            await engine.stop()
+        await rig.stop()

@@ -107,6 +107,27 @@ async def test_refused_leverage_is_a_clear_rejection_and_no_order(live: Live) ->
 
 
 @pytest.mark.asyncio
+async def test_a_margin_type_already_set_by_an_earlier_process_is_not_a_refusal(
+    live: Live,
+) -> None:
+    """The account is already isolated (an earlier process set it; every restart finds it
+    so): the venue answers -4046 "No need to change margin type.", which ccxt raises as
+    MarginModeAlreadySet. The mode is the wanted one (the read-back checks it), so the
+    order goes out; before, it was rejected as a refused margin mode, and so was every later
+    order of the symbol in that process (exits included)."""
+    live.venue.book.position_of(VENUE_ID).margin_type = "ISOLATED"
+    out = await enter(live.engine, "buy", stop_loss="19400")
+    assert out["state"] == "filled", out["reason"]
+    assert order_paths(live.venue)[:3] == [
+        "/fapi/v1/marginType",
+        "/fapi/v1/leverage",
+        "/fapi/v1/order",
+    ]
+    assert live.venue.book.positions[VENUE_ID].qty == D("0.1")
+    assert live.venue.book.positions[VENUE_ID].leverage == 5
+
+
+@pytest.mark.asyncio
 async def test_leverage_read_back_differently_sends_no_order(live: Live) -> None:
     """The venue accepts 5x but reads back 20x: the order is rejected naming both."""
     live.venue.book.misreport_leverage = 20

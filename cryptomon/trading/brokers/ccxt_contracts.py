@@ -5,13 +5,15 @@ Before the first order of a contract symbol the broker calls ccxt's unified
 ``set_margin_mode`` and ``set_leverage``, then reads them back (``fetch_leverage``) and
 compares; a venue that refuses either, or reads back something else, raises
 :class:`~cryptomon.trading.brokers.base.OrderRejectedError` and no order is sent. Setting
-them again is harmless (a venue answers "no need to change"), so a restart after a kill
-between ``set_leverage`` and the order simply sets them again; the order itself is never
-resent (its intent is in the journal and settled by lookup).
+them again is harmless (a venue answers "no need to change", which ccxt raises as
+``MarginModeAlreadySet`` for the margin mode: taken as done, the read-back checks it), so
+every restart sets them again; the order itself is never resent (its intent is in the
+journal and settled by lookup).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -73,9 +75,13 @@ class ContractSetup:
         leverage = Decimal(f"{leverage.normalize():f}")  # 5.0 -> 5 in messages
         unified = market["symbol"]
         has = ex.has or {}
+        import ccxt
+
         try:
             if has.get("setMarginMode"):
-                await ex.set_margin_mode(mode, unified)
+                # already in that mode (set by an earlier process): not a refusal
+                with contextlib.suppress(ccxt.MarginModeAlreadySet):
+                    await ex.set_margin_mode(mode, unified)
             await ex.set_leverage(int(leverage), unified)
             read = await ex.fetch_leverage(unified) if has.get("fetchLeverage") else None
         except Exception as exc:  # any venue refusal: no order without the settings

@@ -333,6 +333,28 @@ async def test_native_stop_and_take_profit_legs_one_cancels_the_other() -> None:
 
 
 @pytest.mark.asyncio
+async def test_another_fill_of_the_entry_keeps_its_resting_legs() -> None:
+    """A fill of the entry counted while its own legs rest (a restart's reconciliation books
+    an entry filled in several trades one by one, its legs already in the book) re-arms the
+    protection on the same legs: they are not canceled as an earlier entry's would be (the
+    position would fall back to the book watch with no leg at the venue)."""
+    engine, broker, _, col, _ = scripted_engine(native=True)
+    await engine.start()
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    await wait_until(lambda: len(broker.native_orders) == 2, timeout=5)
+    prot = engine.protection.protections[(EX, SYM)]
+    fill = next(f for f in col.of(Fill) if f.client_order_id == rec.client_order_id)
+    engine.protection.on_fill(rec, fill, engine.portfolio.positions[(EX, SYM)])
+    again = engine.protection.protections[(EX, SYM)]
+    assert again.native
+    assert (again.stop_order, again.take_order) == (prot.stop_order, prot.take_order)
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("cancel-leg:")]
+    assert broker.canceled == []
+    await engine.stop()
+
+
+@pytest.mark.asyncio
 async def test_exit_rejected_by_risk_is_retried_after_a_backoff() -> None:
     """A stop exit refused because the feed went stale is not retried on every book (it
     backs off) and fires again once the feed is live and the backoff has passed."""
