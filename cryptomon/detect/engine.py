@@ -135,8 +135,9 @@ class DetectorEngine:
         self._by_source: dict[Source, list[Detector]] = {source: [] for source in Source}
         self._source_of: dict[int, Source] = {}
         self.gate = WarmupGate()
-        # (detector, whether it declares a warm-up): the isinstance check of a runtime
-        # protocol walks the protocol's attributes (~40 us), once per detector, not per market
+        # (detector, whether it declares a warm-up): an isinstance check against a runtime
+        # protocol walks the protocol's attributes (~6 us under load), so it is made once per
+        # detector here rather than for every detector of every new market
         self._configured: list[tuple[Detector, bool]] = []
         for entry in self.registry:
             det = entry.factory()
