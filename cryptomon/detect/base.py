@@ -164,9 +164,10 @@ def grow_rows(arr: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
 
 
 def grow_records(arr: np.ndarray, n: int) -> np.ndarray:
-    """A structured (parameter) array enlarged to at least ``n`` records, zeros appended."""
+    """A structured (parameter) array enlarged to at least ``n`` records, zeros appended (by
+    doubling, as :func:`~cryptomon.detect.kernels_nb.grow` grows rows)."""
     if n <= arr.shape[0]:
         return arr
-    out = np.zeros(n, dtype=arr.dtype)
+    out = np.zeros(max(n, 2 * arr.shape[0]), dtype=arr.dtype)
     out[: arr.shape[0]] = arr
     return out

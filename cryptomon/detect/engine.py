@@ -53,9 +53,10 @@ from cryptomon.detect.columns import (
 )
 from cryptomon.detect.detectors_nb import new_findings
 from cryptomon.detect.emission import LATENCY_BUCKETS, SEVERITY_NAMES, Emitter
-from cryptomon.detect.gate import WarmupGate
+from cryptomon.detect.gate import NO_WARMUP, WarmupGate
 from cryptomon.detect.kernels_nb import rolling_zscore_nb
 from cryptomon.detect.registry import (
+    DeclaresWarmup,
     Detector,
     DetectorRegistry,
     PriceContext,
@@ -134,11 +135,16 @@ class DetectorEngine:
         self._by_source: dict[Source, list[Detector]] = {source: [] for source in Source}
         self._source_of: dict[int, Source] = {}
         self.gate = WarmupGate()
+        # (detector, whether it declares a warm-up): an isinstance check against a runtime
+        # protocol walks the protocol's attributes (~6 us under load), so it is made once per
+        # detector here rather than for every detector of every new market
+        self._configured: list[tuple[Detector, bool]] = []
         for entry in self.registry:
             det = entry.factory()
             self.detectors[entry.name] = det
             self._by_source[entry.source].append(det)
             self._source_of[id(det)] = entry.source
+            self._configured.append((det, isinstance(det, DeclaresWarmup)))
         registered = {kind for det in self.detectors.values() for kind in det.kinds.values()}
         # the enum's order first (stable metrics), then kinds of extra detectors
         self.kinds: tuple[str, ...] = (
@@ -180,9 +186,10 @@ class DetectorEngine:
                 cfg=self.config.for_symbol(exchange, symbol),
             )
             self._infos.append(info)
-            for det in self.detectors.values():
+            for det, declares in self._configured:
                 det.configure(info)
-                self.gate.configure(det, sid, self.gate.declared(det, info.cfg))
+                warm = det.warmup(info.cfg) if declares else NO_WARMUP  # type: ignore[attr-defined]
+                self.gate.configure(det, sid, warm)
             if self._has_book.shape[0] <= sid:
                 more = np.zeros(max(64, sid + 1), dtype=bool)
                 self._has_book = np.concatenate([self._has_book, more])

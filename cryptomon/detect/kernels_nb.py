@@ -310,11 +310,15 @@ def new_rolling(n_sym: int, window: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def grow(arr: np.ndarray, rows: int, cols: int | None = None, fill: float = 0.0) -> np.ndarray:
-    """``arr`` enlarged to at least ``rows`` rows (and ``cols`` columns), contents kept."""
+    """``arr`` enlarged to at least ``rows`` rows (and ``cols`` columns), contents kept. Rows
+    (one per market or group) grow by doubling, so registering markets one by one reallocates
+    each array O(log n) times rather than once per market; the rows past the last market are
+    ``fill`` and no kernel reads them (kernels index rows by market id). Columns (a window's
+    length, a group's exchanges: kernels iterate them) grow exactly."""
     r, c = arr.shape[0], arr.shape[1]
     cols = c if cols is None else max(c, cols)
     if rows <= r and cols <= c:
         return arr
-    out = np.full((max(rows, r), cols), fill, dtype=arr.dtype)
+    out = np.full((max(rows, 2 * r) if rows > r else r, cols), fill, dtype=arr.dtype)
     out[:r, :c] = arr
     return out
