@@ -19,7 +19,7 @@ import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.decimals import float_decimal
-from cryptomon.events import RiskEvent
+from cryptomon.events import PositionUpdate, RiskEvent
 from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.market.state import MarketState
@@ -128,7 +128,7 @@ class EngineContext:
 
     def publish_position(self, pos: Position) -> None:
         now = self.now()
-        self.hub.publish(pos.event(now, now))
+        self.hub.publish_built(PositionUpdate, pos.event, now, now)
 
     # ------------------------------------------------------------------ risk state, audit
 
