@@ -5,11 +5,18 @@
 sign or exponent (``-0``, ``-0.00``, ``0E-8``: a short's PnL at its entry price is the Decimal
 ``-0.00``), and every digit the value has: it is normalized at its own precision, never
 rounded to the Decimal context's 28 digits (a NUMERIC(36, 18) value has up to 36).
+
+:func:`float_decimal` turns a float (a market price, a float setting) into the Decimal it
+prints as.
 """
 
 from __future__ import annotations
 
 from decimal import Context, Decimal
+
+FLOAT_CACHE_SIZE = 4096
+"""How many floats :func:`float_decimal` remembers (all are forgotten when it is full)."""
+_floats: dict[float, Decimal] = {}
 
 
 def plain_decimal(value: Decimal) -> str:
@@ -21,3 +28,23 @@ def plain_decimal(value: Decimal) -> str:
         return "0"
     digits = len(value.as_tuple().digits)
     return f"{value.normalize(Context(prec=digits)):f}"
+
+
+def float_decimal(value: float) -> Decimal:
+    """``value`` as the Decimal it prints as (``Decimal(str(value))``: ``0.1`` is
+    ``Decimal('0.1')``, not the binary fraction).
+
+    One order converts the same few floats several times (the mid for its size, its risk
+    check and its fill; the quote the paper venue fills at, for the funds check and the fill;
+    the fee rate; the configured percentages), and the string round trip is most of what a
+    conversion costs: the last :data:`FLOAT_CACHE_SIZE` floats are remembered (a Decimal is
+    immutable, one instance serves every caller). Only nonzero floats are: ``0.0`` and
+    ``-0.0`` are equal keys that print differently, and so are ``1`` and ``1.0``."""
+    if value.__class__ is not float or not value:
+        return Decimal(str(value))
+    dec = _floats.get(value)
+    if dec is None:
+        if len(_floats) >= FLOAT_CACHE_SIZE:
+            _floats.clear()
+        dec = _floats[value] = Decimal(repr(value))
+    return dec

@@ -16,11 +16,12 @@ from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from enum import StrEnum
 from types import MemberDescriptorType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from cryptomon.kinds import OrderState, SignalGrade
 
 Side = Literal["buy", "sell"]
+T = TypeVar("T")
 
 
 def new_id() -> str:
@@ -452,43 +453,48 @@ DURABLE: tuple[type[Event], ...] = (
 _FACTORY: Any = object()  # a parameter left to its field's default_factory
 
 
-def _slot_init(cls: type[Event]) -> None:
-    """Give the frozen dataclass ``cls`` an ``__init__`` that stores each field through its
-    slot's descriptor instead of the generated ``object.__setattr__(self, name, value)`` per
-    field (about half the cost of building an event): the same keyword-only parameters,
-    defaults and factories (called in field order), the same frozen instance. A class with
-    an ``__post_init__`` or a field outside ``__init__`` keeps the generated one."""
-    spec = fields(cls)
-    if hasattr(cls, "__post_init__") or not all(f.init and f.kw_only for f in spec):
-        return
+def slot_init(cls: type[T]) -> type[T]:
+    """Give the frozen slotted dataclass ``cls`` an ``__init__`` that stores each field
+    through its slot's descriptor instead of the generated ``object.__setattr__(self, name,
+    value)`` per field (about half the cost of building one): the same parameters (positional
+    or keyword-only), defaults and factories (called in field order), the same frozen
+    instance. A class with an ``__post_init__``, a field outside ``__init__`` or no slots
+    keeps the generated one. Returns ``cls`` (usable as a decorator above ``@dataclass``)."""
+    spec = fields(cls)  # type: ignore[arg-type]
+    if hasattr(cls, "__post_init__") or not all(f.init for f in spec):
+        return cls
     ns: dict[str, Any] = {"_FACTORY": _FACTORY}
-    params: list[str] = []
+    positional: list[str] = []
+    keyword: list[str] = []
     body: list[str] = []
     for f in spec:
         slot = getattr(cls, f.name, None)
         if not isinstance(slot, MemberDescriptorType):
-            return
+            return cls
         ns[f"_set_{f.name}"] = slot.__set__
         if f.default is not MISSING:
             ns[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
+            param = f"{f.name}=_default_{f.name}"
         elif f.default_factory is not MISSING:
             ns[f"_factory_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_FACTORY")
+            param = f"{f.name}=_FACTORY"
             body.append(f"    if {f.name} is _FACTORY:\n        {f.name} = _factory_{f.name}()")
         else:
-            params.append(f.name)
+            param = f.name
+        (keyword if f.kw_only else positional).append(param)
         body.append(f"    _set_{f.name}(self, {f.name})")
-    exec(f"def __init__(self, *, {', '.join(params)}):\n" + "\n".join(body), ns)  # noqa: S102
+    params = ["self", *positional, *(["*", *keyword] if keyword else [])]
+    exec(f"def __init__({', '.join(params)}):\n" + "\n".join(body), ns)  # noqa: S102
     init = ns["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     init.__annotations__ = {**{f.name: f.type for f in spec}, "return": None}
     init.__doc__ = cls.__init__.__doc__
     cls.__init__ = init  # type: ignore[method-assign]
+    return cls
 
 
 for _cls in [c for c in list(globals().values()) if isinstance(c, type) and issubclass(c, Event)]:
     if _cls.__module__ == __name__:
-        _slot_init(_cls)
+        slot_init(_cls)
 del _cls

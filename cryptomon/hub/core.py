@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptomon.events import Event
 from cryptomon.hub.subscriptions import (
@@ -33,6 +33,7 @@ from cryptomon.hub.subscriptions import (
     Topic,
 )
 
+E = TypeVar("E", bound=Event)
 _Route = tuple[Topic, tuple[Callable[[Any], None], ...], tuple["Subscription", ...]]
 
 
@@ -158,6 +159,19 @@ class Hub:
                 call(event)
             except Exception as exc:  # isolation is the point: count, log, go on
                 subs[calls.index(call)].record_error(exc, event)
+
+    def publish_built(self, cls: type[E], build: Callable[..., E], *args: Any) -> None:
+        """Publish ``build(*args)``, an event of class ``cls``, building it only when a
+        subscriber takes ``cls``; counted as published either way. For an event that costs
+        more to build than to route and that may have no reader (a position update after
+        every fill and mark: the daemon's store and WebSocket read them, a backtest nothing)."""
+        route = self._routes.get(cls)
+        if route is None:
+            route = self._route(cls)
+        if route[1]:
+            self.publish(build(*args))
+        else:
+            route[0].published += 1
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from cryptomon.clock import Clock
-from cryptomon.events import RiskEvent
+from cryptomon.decimals import float_decimal
+from cryptomon.events import PositionUpdate, RiskEvent
 from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.market.state import MarketState
@@ -36,9 +37,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 
-def to_decimal(value: float) -> Decimal:
-    """A float setting or market price as the Decimal it prints as."""
-    return Decimal(str(value))
+to_decimal = float_decimal
+"""A float setting or market price as the Decimal it prints as (remembered: see
+:func:`~cryptomon.decimals.float_decimal`)."""
 
 
 class EngineContext:
@@ -127,7 +128,7 @@ class EngineContext:
 
     def publish_position(self, pos: Position) -> None:
         now = self.now()
-        self.hub.publish(pos.event(now, now))
+        self.hub.publish_built(PositionUpdate, pos.event, now, now)
 
     # ------------------------------------------------------------------ risk state, audit
 

@@ -27,6 +27,7 @@ from cryptomon.trading.brokers.base import (
     OrderRejectedError,
 )
 from cryptomon.trading.context import EngineContext
+from cryptomon.trading.deadline import within
 from cryptomon.trading.futures import account_value
 from cryptomon.trading.orders import IllegalTransition, OrderRecord, client_order_id
 from cryptomon.trading.portfolio import Position
@@ -299,10 +300,10 @@ class OrderExecutor:
             )
         record.sent = ctx.now()
         try:
-            # in this task (asyncio.timeout), not one of its own (wait_for on 3.11): the
-            # placement takes no extra loop turns
-            async with asyncio.timeout(ctx.config.order_timeout_s):
-                return await ctx.broker.place_order(intent)
+            # in this task, not one of its own (wait_for on 3.11): the placement takes no
+            # extra loop turns; the timeout is armed once it waits (deadline.py): a venue
+            # that answers at once (the paper broker) needs no timer
+            return await within(ctx.broker.place_order(intent), ctx.config.order_timeout_s)
         except OrderRejectedError as exc:
             self.move(record, OrderState.REJECTED, exc.reason)
         except OrderOutcomeUnknown as exc:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptomon.decimals import plain_decimal
-from cryptomon.events import PositionUpdate
+from cryptomon.events import PositionUpdate, slot_init
 from cryptomon.trading.margin import ContractState, notional_quote, settle_value
 
 ZERO = Decimal(0)
@@ -29,6 +29,7 @@ def money(value: Decimal) -> str:
 _BASIS_Q = Decimal("1e-12")  # cost basis removed on a partial close: exact sums afterwards
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class TradeResult:
     """One closed round trip."""

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from cryptomon.decimals import plain_decimal
-from cryptomon.events import OrderIntent
+from cryptomon.events import OrderIntent, slot_init
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.brokers.base import MarketInfo
 from cryptomon.trading.futures import ContractTerms
@@ -99,6 +99,7 @@ class Limits:
         )
 
 
+@slot_init  # built for every order's risk check
 @dataclass(frozen=True, slots=True)
 class PortfolioView:
     """What risk needs to know about the account.
@@ -121,6 +122,7 @@ class PortfolioView:
     entries: Mapping[_Key, Decimal] = field(default_factory=dict)  # open contracts' entries
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class MarketView:
     """The traded market: mid price (None when unknown), feed staleness, venue limits, and for
@@ -135,6 +137,7 @@ class MarketView:
     delisted: bool = False  # the venue no longer lists it (stale for good)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     approved: bool

@@ -1,4 +1,4 @@
-"""Events: built through their slots (events._slot_init), still frozen keyword-only dataclasses."""
+"""Events: built through their slots (events.slot_init), still frozen keyword-only dataclasses."""
 
 from __future__ import annotations
 
@@ -95,3 +95,46 @@ def test_factories_run_per_event_in_field_order() -> None:
     )
     assert fill.amount == Decimal("0.5")
     assert fill.fee == Decimal("0.05")
+
+
+def test_slot_init_takes_positional_and_keyword_fields_like_the_dataclass() -> None:
+    """slot_init on a positional dataclass (the engine's risk views): the same signature,
+    defaults and fresh factories, still frozen, comparable, hashable and replaceable."""
+
+    @events.slot_init
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class View:
+        a: int
+        b: list[int] = dataclasses.field(default_factory=list)
+        c: int = dataclasses.field(default=3, kw_only=True)
+
+    assert "_set_a" in View.__init__.__globals__  # the slot-storing __init__
+    one, two = View(1), View(1)
+    assert (one.a, one.b, one.c) == (1, [], 3)
+    assert one.b is not two.b
+    assert View(1, [2], c=4) == View(a=1, b=[2], c=4)
+    with pytest.raises(TypeError):
+        View()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        View(1, [2], 4)  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one.a = 2  # type: ignore[misc]
+    assert dataclasses.replace(one, c=9).c == 9
+    assert copy.copy(View(5, c=6)) == View(5, c=6)
+    assert hash(View(5, (), c=6)) == hash(View(5, (), c=6))  # type: ignore[arg-type]
+
+
+def test_the_order_paths_views_and_answers_are_built_through_their_slots() -> None:
+    """Built for every order: the risk check's views and decision, the venue's answer, a
+    closed round trip."""
+    from cryptomon.trading.brokers.base import BrokerOrder
+    from cryptomon.trading.position import TradeResult
+    from cryptomon.trading.risk_model import Decision, MarketView, PortfolioView
+
+    for cls in (PortfolioView, MarketView, Decision, BrokerOrder, TradeResult):
+        first = dataclasses.fields(cls)[0].name
+        assert f"_set_{first}" in cls.__init__.__globals__, cls
+    view = PortfolioView(Decimal(5))
+    assert view.positions == {}
+    assert view.positions is not PortfolioView(Decimal(5)).positions
+    assert Decision(False, "why", "check") == Decision(approved=False, reason="why", check="check")

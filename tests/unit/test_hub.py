@@ -270,3 +270,24 @@ async def test_queued_subscription_made_after_start_runs() -> None:
     hub.publish(trade(1))
     await wait_until(lambda: len(got) == 1, message="late subscriber delivery")
     await hub.stop()
+
+
+def test_publish_built_builds_only_for_a_subscriber_and_counts_either_way() -> None:
+    """An event nobody takes is counted, not built; with a subscriber it is built once and
+    delivered like a published one."""
+    hub = Hub()
+    built: list[int] = []
+
+    def build(i: int) -> Trade:
+        built.append(i)
+        return trade(i)
+
+    hub.publish_built(Trade, build, 1)
+    assert built == []
+    assert hub.stats()["topics"]["Trade"]["published"] == 1
+    got: list[Trade] = []
+    hub.subscribe(Trade, got.append, name="t")
+    hub.publish_built(Trade, build, 2)
+    assert built == [2]
+    assert [t.trade_id for t in got] == ["2"]
+    assert hub.stats()["topics"]["Trade"]["published"] == 2

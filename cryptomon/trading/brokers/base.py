@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from cryptomon.errors import FatalError, TemporaryError
-from cryptomon.events import Fill, OrderIntent, OrderState
+from cryptomon.events import Fill, OrderIntent, OrderState, slot_init
 
 
 class OrderOutcomeUnknown(TemporaryError):
@@ -63,6 +63,7 @@ class MarketInfo:
     maintenance_margin_rate: Decimal | None = None  # venue's first bracket (contracts)
 
 
+@slot_init  # every placement, lookup and poll answers with one
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BrokerOrder:
     """An order as the venue reports it."""

@@ -7,14 +7,14 @@ import itertools
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
+from cryptomon.decimals import float_decimal
 from cryptomon.events import Fill, OrderIntent, OrderState
 from cryptomon.market.state import MarketState
 
 ZERO = Decimal(0)
 
 
-def d(x: float) -> Decimal:
-    return Decimal(str(x))
+d = float_decimal  # a float as the Decimal it prints as (remembered)
 
 
 class PaperOrder:
