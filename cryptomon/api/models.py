@@ -206,6 +206,11 @@ class TradeOut(Out):
     amount: float
     side: Literal["buy", "sell"]
     trade_id: str | None = None
+    contracts: float | None = Field(
+        default=None,
+        description="the venue's quantity (contracts) beside amount in base units; null on "
+        "spot and where the instrument spec is unknown",
+    )
 
 
 class TradesOut(Out):

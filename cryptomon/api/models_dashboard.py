@@ -79,7 +79,10 @@ class FillOut(Out):
         description="the order this fill executes (GET /api/v1/trading/orders)"
     )
     exchange_order_id: str | None = Field(
-        default=None, description="the venue's id of that order; null when the venue gave none"
+        default=None,
+        description="the venue's id of that order: the fill's own, else the one its order "
+        "learned (a venue may report a fill before, or without, its order's id); null when "
+        "neither is known",
     )
     side: str
     amount: DecimalStr

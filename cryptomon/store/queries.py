@@ -220,10 +220,22 @@ class Queries(ReadPool):
     async def fills(
         self, *, symbol: str | None = None, client_order_id: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        """Newest first."""
-        return await self._newest(
-            FillRow.__table__, limit=limit, symbol=symbol, client_order_id=client_order_id
+        """Newest first. A fill the venue reported without its order's id (a ccxt trade with
+        no ``order`` field) gets the id its order row learned since: the venue's id is read
+        through the orders table's primary key, one lookup per returned fill, so it is right
+        whichever of the two was written first and for fills stored before it was known."""
+        f, o = FillRow.__table__, OrderRow.__table__
+        columns = [c for c in f.c if c.name != "exchange_order_id"]
+        venue_id = func.coalesce(f.c.exchange_order_id, o.c.exchange_order_id)
+        stmt = select(*columns, venue_id.label("exchange_order_id")).select_from(
+            f.outerjoin(o, o.c.client_order_id == f.c.client_order_id)
         )
+        if symbol is not None:
+            stmt = stmt.where(f.c.symbol == symbol)
+        if client_order_id is not None:
+            stmt = stmt.where(f.c.client_order_id == client_order_id)
+        order = (f.c.ts.desc(), f.c.id.desc())
+        return await self._all(stmt.order_by(*order).limit(check_limit(limit)))
 
     async def positions(self) -> list[dict[str, Any]]:
         t = PositionRow.__table__

@@ -15,7 +15,7 @@ import pytest_asyncio
 from cryptomon.api import ApiServer
 from cryptomon.clock import LiveClock
 from cryptomon.config import DatabaseConfig, StorageConfig
-from cryptomon.events import Fill
+from cryptomon.events import Fill, OrderState, OrderUpdate
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
 from cryptomon.store.queries import Queries
@@ -142,3 +142,55 @@ async def test_fills_are_served_with_their_order_ids_and_filtered_by_order(
     async with http.get(url + "?client_order_id=a%20b") as r:
         assert r.status == 422, await r.text()
         assert "client_order_id" in await r.text()
+
+
+def _order_update(coid: str, venue_id: str | None, ts: float) -> OrderUpdate:
+    return OrderUpdate(
+        exchange="binance",
+        symbol="BTC-USDT",
+        ts=ts,
+        ts_recv=ts,
+        client_order_id=coid,
+        state=OrderState.SUBMITTED if venue_id is None else OrderState.PARTIALLY_FILLED,
+        side="buy",
+        type="limit",
+        amount=Decimal("0.003"),
+        price=Decimal("65000.5"),
+        filled=Decimal("0.001"),
+        exchange_order_id=venue_id,
+    )
+
+
+@pytest.mark.asyncio
+async def test_fills_without_a_venue_order_id_get_their_orders(stack: dict[str, Any]) -> None:
+    """A fill stored without the venue's order id (a ccxt trade with no ``order`` field) is
+    served with the id its order row has, whether the order learned it after the fill was
+    stored or before; a fill's own id wins, and a fill of an unknown order stays null."""
+    hub, server, http = stack["hub"], stack["server"], stack["http"]
+    known, late = "cmmc" + "2" * 28, "cmmd" + "3" * 28
+    url = server.url + "/api/v1/trading/fills"
+
+    async def served(n: int) -> list[tuple[str, str | None]]:
+        async def ready() -> bool:
+            async with http.get(url) as r:
+                return len((await r.json())["fills"]) == n
+
+        await wait_until(ready, timeout=20, message=f"{n} fills stored")
+        async with http.get(url) as r:
+            return [(f["trade_id"], f["exchange_order_id"]) for f in (await r.json())["fills"]]
+
+    hub.publish(_order_update(late, None, 1_700_000_000.0))  # no venue id yet
+    hub.publish(_fill(0, late, None))
+    hub.publish(_fill(1, "cmme" + "4" * 28, None))  # no order row at all
+    assert await served(2) == [("t1", None), ("t0", None)]
+    hub.publish(_order_update(late, "7001", 1_700_000_010.0))  # the venue's id, learned later
+    hub.publish(_order_update(known, "7002", 1_700_000_010.0))
+    hub.publish(_fill(2, known, None))  # stored after its order's id was known
+    hub.publish(_fill(3, known, "7999"))  # the fill's own id is kept
+    assert await served(4) == [("t3", "7999"), ("t2", "7002"), ("t1", None), ("t0", "7001")]
+    async with http.get(url + "?client_order_id=" + late) as r:
+        fills = (await r.json())["fills"]
+    assert [(f["trade_id"], f["exchange_order_id"]) for f in fills] == [("t0", "7001")]
+    async with http.get(url + "?symbol=BTC-USDT&limit=1") as r:
+        fills = (await r.json())["fills"]
+    assert [(f["trade_id"], f["exchange_order_id"]) for f in fills] == [("t3", "7999")]

@@ -125,7 +125,8 @@ async def market_orderbook(call: Call) -> m.OrderbookOut:
     needs=(MARKET,),
 )
 async def market_trades(call: Call) -> m.TradesOut:
-    """Recent trades of one market from memory, newest last."""
+    """Recent trades of one market from memory, newest last: amounts in base units, the
+    venue's contracts beside them on a contract market (as the Trade events carry them)."""
     q: m.TradesQuery = call.query
     trades = call.service(MARKET).trades(q.exchange, q.symbol, limit=q.limit)
     return m.TradesOut(

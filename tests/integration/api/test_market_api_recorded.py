@@ -154,3 +154,58 @@ async def test_orderbook_and_top_carry_the_venue_contracts(
     assert only_top["bids"] == [[top.bid, top.bid_size]]
     assert only_top["contract_bids"] == [[top.bid, top.bid_contracts]]
     assert only_top["contract_asks"] == [[top.ask, top.ask_contracts]]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("venue", "symbol"),
+    [
+        ("HUOBI_SWAP", "SOS-USDT-PERP"),  # 100,000 SOS per contract
+        ("HUOBI_SWAP", "ATOM-USD-PERP"),  # inverse: 10 USD per contract
+        ("OKX", "BTC-USD-22K27"),  # inverse future: 100 USD per contract
+        ("OKX", "BTC-USDT"),  # spot: nothing beside the amounts
+    ],
+)
+async def test_trades_carry_the_venue_contracts(
+    shared_data: Path, start_api: StartApi, venue: str, symbol: str
+) -> None:
+    """Beside each trade's base-unit ``amount`` the route gives the venue's ``contracts`` as
+    the Trade event has them (the amount is those contracts converted by the spec, at the
+    trade's price on an inverse contract); on spot ``contracts`` is null."""
+    registry = InstrumentRegistry()
+    registry.add(specs_from_recording(shared_data / f"{venue}.0"))
+    hub = Hub()
+    market = MarketState(hub=hub, instruments=registry)
+    api = await start_api(hub=hub, market=market)
+    config = ExchangeConfig(
+        name=venue.lower(), source="replay", files=venue_files(shared_data, venue), depth=20
+    )
+    feed = ReplayFeed(
+        config,
+        feed_class=replay_feed_class(venue),
+        hub=hub,
+        clock=LiveClock(),
+        market=MarketInputs(registry=registry),
+    )
+    await feed.start()
+    await feed.done.wait()
+    await feed.stop()
+    assert feed.error is None
+    exchange = venue.lower()
+    trades = market.trades(exchange, symbol, limit=100)
+    spec = registry.get(exchange, symbol)
+    assert trades
+    assert spec is not None
+    status, body = await api.get(f"/api/v1/market/trades?exchange={exchange}&symbol={symbol}")
+    assert status == 200
+    got = body["trades"]
+    assert [t["trade_id"] for t in got] == [t.trade_id for t in trades]
+    assert [t["amount"] for t in got] == [t.amount for t in trades]
+    assert [t["contracts"] for t in got] == [t.contracts for t in trades]
+    if spec.kind == "spot":
+        assert all(t["contracts"] is None for t in got)
+        return
+    for t in got:
+        assert t["contracts"] is not None
+        assert t["contracts"] != pytest.approx(t["amount"])  # two units, not one number twice
+        assert t["amount"] == pytest.approx(spec.base_amount(t["contracts"], t["price"]))

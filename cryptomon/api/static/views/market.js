@@ -15,6 +15,13 @@ const MAX_CANDLES = 300;
 const MAX_ANOMALIES = 300;
 const MAX_TRADES = 50;
 
+// " (N ct)": the venue's contracts beside a base-unit size or trade amount on a contract
+// market; empty on spot and where they equal the base units (null from the API)
+function contractsNote(amount, contracts) {
+  return contracts === null || contracts === undefined || Number(contracts) === Number(amount)
+    ? "" : ` (${f.amount(contracts, 4)} ct)`;
+}
+
 export function mount(root, params) {
   const exchange = params[0] || "";
   // as the API reads a symbol (btc/usdt -> BTC-USDT): the live events carry that form, and a
@@ -39,7 +46,7 @@ export function mount(root, params) {
     { key: "ts", label: "time", fmt: (t) => f.clock(t.ts) },
     { key: "side", label: "side", cls: (t) => (t.side === "buy" ? "up" : "down") },
     { key: "price", label: "price", num: true, fmt: (t) => f.price(t.price) },
-    { key: "amount", label: `amount (${base})`, num: true, fmt: (t) => f.amount(t.amount) },
+    { key: "amount", label: `amount (${base})`, num: true, fmt: (t) => f.amount(t.amount) + contractsNote(t.amount, t.contracts) },
   ], { max: MAX_TRADES, id: "market-trades" });
   const ordersTable = new Table([
     { key: "client_order_id", label: "order" },
@@ -79,9 +86,7 @@ export function mount(root, params) {
 
   // a book size in base units, and the venue's contracts beside it where they differ
   function size(amount, contracts) {
-    const ct = contracts === null || contracts === undefined || Number(contracts) === Number(amount)
-      ? "" : ` (${f.amount(contracts, 4)} ct)`;
-    return `${f.amount(amount, 4)} ${base}${ct}`;
+    return `${f.amount(amount, 4)} ${base}${contractsNote(amount, contracts)}`;
   }
 
   function renderTop() {
