@@ -28,6 +28,7 @@ log = structlog.get_logger()
 ZERO = Decimal(0)
 ENTRY_ORIGINS = frozenset({"signal", "manual"})
 GONE = (OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED)
+RESTING = (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)  # a leg the venue took
 MarketKey = tuple[str, str]
 EXIT_BACKOFF_S = 0.5  # a failed or refused protective exit is tried again after 0.5, 1, 2, ... s
 EXIT_BACKOFF_MAX_S = 30.0
@@ -43,6 +44,7 @@ class ProtectionManager:
         self._daily_day: int | None = None
         self._daily_reason = ""  # the state reason the daily loss limit set
         self._orphans: set[str] = set()  # orphan legs being canceled
+        self._completing: set[MarketKey] = set()  # half pairs waiting for the reconciliation
 
     def check_daily_loss(self) -> None:
         """Entries stop (``reducing``) at the daily loss limit until the next UTC day."""
@@ -89,8 +91,8 @@ class ProtectionManager:
         if (
             prot.exiting
             and intent.origin in ("stop_loss", "take_profit")
+            and intent.type == "market"  # an emulated exit (a venue leg is a trigger order)
             and record.state.is_terminal
-            and not prot.native
             and still_open
         ):
             prot.exiting = False  # the exit did not close it: trigger again on the book
@@ -110,6 +112,13 @@ class ProtectionManager:
             and still_open
         ):  # a venue leg is gone: the engine watches the book again
             self._native_lost(prot, record.client_order_id, str(record.state))
+        elif (
+            prot.native
+            and prot.missing is not None
+            and record.client_order_id == self._leg_id(prot, prot.missing)
+            and record.state in RESTING
+        ):  # the leg that completes a half pair rests: the venue covers that side now
+            self._rests(prot)
 
     # ------------------------------------------------------------------ arming
 
@@ -184,6 +193,7 @@ class ProtectionManager:
         for record in exits:
             if record.client_order_id in own:
                 self._adopt(prot, record)
+        self._complete_later(prot)
 
     def arm_default(self, pos: Position) -> None:
         """Protect a position restored at startup with the configured percentages."""
@@ -206,13 +216,18 @@ class ProtectionManager:
         """After a restart: venue-side legs the journal still has open protect their position
         again (no second pair is placed); the reconciliation then follows them like any
         open order (a leg that fired while the daemon was down closes the position and the
-        other leg is canceled)."""
+        other leg is canceled). Half a pair is completed (:meth:`_complete_later`)."""
+        adopted: list[Protection] = []
         for record in records:
             intent = record.intent
             prot = self.protections.get((intent.exchange, intent.symbol))
             if prot is None or intent.origin not in ("stop_loss", "take_profit"):
                 continue
             self._adopt(prot, record)
+            if prot not in adopted:
+                adopted.append(prot)
+        for prot in adopted:
+            self._complete_later(prot)
 
     def _adopt(self, prot: Protection, record: OrderRecord) -> None:
         """``record`` (an open venue-side stop-loss or take-profit leg) protects ``prot``."""
@@ -289,39 +304,109 @@ class ProtectionManager:
         ):
             await self._place_native(prot)
 
+    def _complete_later(self, prot: Protection) -> None:
+        """``prot`` adopted only one of its pair's legs (the process died between sending the
+        stop-loss and the take-profit, or the take-profit's leg is all the venue has): the
+        missing side is watched on the book from now on, and once the reconciliation has
+        finished (the adopted leg may have fired or gone meanwhile) the missing leg is placed.
+        A protection without a take-profit price has no pair to complete."""
+        if not prot.native:
+            return
+        # called again when a later adoption brings the other leg (a restored position's
+        # protection adopts by id first, then every open leg of its market)
+        prot.missing = None
+        if prot.stop_order is None:
+            prot.missing = "stop_loss"
+        elif prot.take_order is None and prot.take is not None:
+            prot.missing = "take_profit"
+        key = (prot.exchange, prot.symbol)
+        if prot.missing is None or key in self._completing:
+            return
+        log.warning(
+            "trading.native_leg_missing",
+            symbol=prot.symbol,
+            missing=prot.missing,
+            client_order_id=prot.stop_order or prot.take_order,
+        )
+        self._completing.add(key)
+        self.context.spawn(self._complete_pair(prot), f"native-leg-complete:{prot.entry_id}")
+
+    async def _complete_pair(self, prot: Protection) -> None:
+        """Place the leg ``prot`` misses once reconciled (see :meth:`_complete_later`), with
+        the id :meth:`_place_native` gives it: an earlier try whose outcome is unknown is in
+        the journal under that id (written before it was sent), so it is looked up by the
+        reconciliation and adopted, never sent twice, and a later restart adopts this one."""
+        ctx = self.context
+        key = (prot.exchange, prot.symbol)
+        try:
+            while not ctx.reconciled:
+                await ctx.clock.sleep(ctx.config.poll_interval_s)
+        finally:
+            self._completing.discard(key)
+        origin = prot.missing
+        amount = abs(ctx.portfolio.amount(*key))
+        if (
+            origin is None
+            or not prot.native
+            or prot.exiting
+            or self.protections.get(key) is not prot  # closed or re-armed since
+            or amount == 0
+        ):
+            return
+        rec = await self._place_leg(prot, origin, amount)
+        if rec is not None and rec.state in RESTING and prot.native:
+            self._rests(prot)
+
+    def _rests(self, prot: Protection) -> None:
+        log.info("trading.native_pair_completed", symbol=prot.symbol, leg=prot.missing)
+        prot.missing = None
+
+    @staticmethod
+    def _leg_id(prot: Protection, origin: str) -> str | None:
+        return prot.stop_order if origin == "stop_loss" else prot.take_order
+
     async def _place_native(self, prot: Protection) -> None:
         """Venue-side stop-loss and take-profit legs (reduce-only) for a filled entry. A leg
         refused (risk or venue) puts the position back on emulation and cancels the other."""
         key = (prot.exchange, prot.symbol)
         amount = abs(self.context.portfolio.amount(*key))
         prot.native = True
-        legs: list[tuple[Literal["stop_loss", "take_profit"], Decimal | None]] = [
-            ("stop_loss", prot.stop),
-            ("take_profit", prot.take),
-        ]
-        for origin, price in legs:
-            if price is None or not prot.native:
-                continue
-            base = self.executor.exit_intent(key, amount, origin, ref=prot.entry_id, leg=origin)
-            intent = OrderIntent(
-                **{
-                    **intent_fields(base),
-                    "type": "stop_market" if origin == "stop_loss" else "take_profit",
-                    "stop_price": price,
-                }
-            )
-            # known before sending: a refusal seen during submit finds its protection
-            if origin == "stop_loss":
-                prot.stop_order = intent.client_order_id
-            else:
-                prot.take_order = intent.client_order_id
-            try:
-                rec = await self.executor.submit(intent)
-            except RiskRejected:
-                self._native_lost(prot, intent.client_order_id, "refused by the risk checks")
-                continue
-            if rec.state in GONE:
-                self._native_lost(prot, rec.client_order_id, str(rec.state))
+        for origin in ("stop_loss", "take_profit"):
+            if not prot.native:
+                break
+            await self._place_leg(prot, origin, amount)
+
+    async def _place_leg(
+        self, prot: Protection, origin: Literal["stop_loss", "take_profit"], amount: Decimal
+    ) -> OrderRecord | None:
+        """One venue leg of ``prot`` for ``amount`` (its id from the entry's and the leg's).
+        Refused (risk or venue): the position goes back on emulation and the other leg is
+        canceled. None when nothing was placed (no take-profit price, or refused by risk)."""
+        key = (prot.exchange, prot.symbol)
+        price = prot.stop if origin == "stop_loss" else prot.take
+        if price is None:
+            return None
+        base = self.executor.exit_intent(key, amount, origin, ref=prot.entry_id, leg=origin)
+        intent = OrderIntent(
+            **{
+                **intent_fields(base),
+                "type": "stop_market" if origin == "stop_loss" else "take_profit",
+                "stop_price": price,
+            }
+        )
+        # known before sending: a refusal seen during submit finds its protection
+        if origin == "stop_loss":
+            prot.stop_order = intent.client_order_id
+        else:
+            prot.take_order = intent.client_order_id
+        try:
+            rec = await self.executor.submit(intent)
+        except RiskRejected:
+            self._native_lost(prot, intent.client_order_id, "refused by the risk checks")
+            return None
+        if rec.state in GONE:
+            self._native_lost(prot, rec.client_order_id, str(rec.state))
+        return rec
 
     def _native_lost(self, prot: Protection, coid: str, why: str) -> None:
         """A native leg is gone while the position is open: emulate from the book again and
@@ -329,6 +414,7 @@ class ProtectionManager:
         if not prot.native:
             return
         prot.native = False
+        prot.missing = None
         log.warning("trading.native_leg_lost", client_order_id=coid, why=why, symbol=prot.symbol)
         for other_id in (prot.stop_order, prot.take_order):
             other = self.context.book.get(other_id) if other_id and other_id != coid else None
