@@ -64,9 +64,11 @@ async def crash_journal(live: Live, *, fills: bool, drop: str | None = None) -> 
     return lost
 
 
-async def restart(live: Live, journal: MemoryJournal) -> TradingEngine:
-    """A new engine on ``journal`` (which follows its hub from now on), started."""
-    data = {"trading": live_trading(live.sim.rest_url, key=KEY, secret=SECRET, native=True)}
+async def restart(rig: Live, journal: MemoryJournal, **trading: object) -> TradingEngine:
+    """A new engine on ``journal`` (which follows its hub from now on), started; ``trading``
+    adds keys to its config (``live``: to its ``live`` section)."""
+    url = rig.sim.rest_url
+    data = {"trading": live_trading(url, key=KEY, secret=SECRET, native=True, **trading)}
     hub = Hub()
     journal.close()
     journal.follow(hub)
@@ -234,4 +236,59 @@ async def test_a_refused_completing_leg_falls_back_to_the_book(live: Live) -> No
         assert "Reach max stop order limit" in record.reason
         assert posts(venue) == 2
     finally:
+        await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_book_watch_of_a_missing_stop_fires_and_retries_a_refused_exit(
+    live: Live,
+) -> None:
+    """Only the take-profit rests and the stop placed to complete the pair is still on its
+    way when the book falls through the stop: the engine's own stop exit fires; the venue
+    refuses it (PERCENT_PRICE) and it is tried again until it closes the position, then the
+    take-profit leg is canceled. Before, a refused exit of a protection with venue legs was
+    never tried again (its trigger stayed off): the position was left without a stop."""
+    from cryptomon.sim.usdm import PERCENT_PRICE
+
+    venue = live.venue
+    await enter(live.engine, "buy", stop_loss="19400", take_profit="21200")
+    await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="2 legs")
+    gone = next(a for a in algos(venue) if a["orderType"] == "STOP_MARKET")
+    journal = await crash_journal(live, fills=True, drop=str(gone["clientAlgoId"]))
+    await live.engine.stop()
+    venue.book.algos.remove(gone)
+    (take,) = algos(venue, "NEW")
+
+    held = venue.hold("POST", ALGO, before=True)
+    # the exit waits for the leg's placement (one order is sent at a time) until it times
+    # out; the leg then stays unknown (looked up, not at the venue) for the whole test
+    engine = await restart(live, journal, order_timeout_s=1.0, live={"recv_window_ms": 30_000})
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+        await asyncio.wait_for(held.reached.wait(), timeout=10)
+        assert prot.missing == "stop_loss"
+        venue.refuse("POST", "/fapi/v1/order", PERCENT_PRICE)
+        venue.set_price(VENUE_ID, D(19390))
+        hub = engine.hub
+        pos = engine.portfolio.positions[(EX, PERP)]
+
+        def falling() -> bool:
+            top(hub, 19390.0)  # the book keeps quoting below the stop
+            return pos.amount == 0
+
+        await wait_until(falling, timeout=10, interval=0.05, message="closed by the book watch")
+        leg = engine.book.get(str(prot.stop_order))
+        assert leg is not None
+        assert leg.state.value == "unknown"  # the exit did not wait for the leg's outcome
+        exits = [r for r in engine.book.all() if r.intent.type == "market" and r.intent.reduce_only]
+        assert [(r.intent.origin, r.state.value) for r in exits] == [
+            ("stop_loss", "rejected"),
+            ("stop_loss", "filled"),
+        ]
+        held.release()
+        await wait_until(lambda: take["algoStatus"] == "CANCELED", timeout=10, message="take gone")
+        await wait_until(lambda: not algos(venue, "NEW"), timeout=10, message="no leg resting")
+        assert venue.book.positions[VENUE_ID].qty == 0
+    finally:
+        held.release()
         await engine.stop()
