@@ -82,7 +82,8 @@ class VenueLegs:
 
     def adopt_own(self, prot: Protection) -> None:
         """The venue legs of ``prot``'s entry already open in the book protect it (no second
-        pair, and the book watch stays off). They exist before the entry's fill is counted
+        pair; the book watch stays off, but for the side of a leg missing from the pair,
+        :meth:`_complete_later`). They exist before the entry's fill is counted
         only after a restart whose journal lacked that fill (the process died after the legs
         were sent, before the store wrote the fill): the position, and this protection, come
         back with the reconciliation, after :meth:`adopt` found no position to adopt
@@ -217,29 +218,27 @@ class VenueLegs:
             client_order_id=prot.stop_order or prot.take_order,
         )
         self._completing.add(key)
-        self.context.spawn(self._complete_pair(prot), f"native-leg-complete:{prot.entry_id}")
+        self.context.spawn(self._complete_pair(key), f"native-leg-complete:{key[0]}:{key[1]}")
 
-    async def _complete_pair(self, prot: Protection) -> None:
-        """Place the leg ``prot`` misses once reconciled (see :meth:`_complete_later`), with
-        the id :meth:`place` gives it: an earlier try whose outcome is unknown is in
-        the journal under that id (written before it was sent), so it is looked up by the
-        reconciliation and adopted, never sent twice, and a later restart adopts this one."""
+    async def _complete_pair(self, key: MarketKey) -> None:
+        """Once reconciled, place the leg the protection of ``key`` misses (see
+        :meth:`_complete_later`; the protection then, which a fill the reconciliation found
+        may have armed anew), with the id :meth:`place` gives it: an earlier try whose
+        outcome is unknown is in the journal under that id (written before it was sent), so
+        it is looked up by the reconciliation and adopted, never sent twice, and a later
+        restart adopts this one."""
         ctx = self.context
-        key = (prot.exchange, prot.symbol)
         try:
             while not ctx.reconciled:
                 await ctx.clock.sleep(ctx.config.poll_interval_s)
         finally:
             self._completing.discard(key)
-        origin = prot.missing
+        prot = self.protections.get(key)  # None: closed since
         amount = abs(ctx.portfolio.amount(*key))
-        if (
-            origin is None
-            or not prot.native
-            or prot.exiting
-            or self.protections.get(key) is not prot  # closed or re-armed since
-            or amount == 0
-        ):
+        if prot is None or not prot.native or prot.exiting or amount == 0:
+            return
+        origin = prot.missing
+        if origin is None:
             return
         rec = await self._place_leg(prot, origin, amount)
         if rec is not None and rec.state in RESTING and prot.native:

@@ -46,11 +46,14 @@ def posts(venue: UsdmVenue) -> int:
     return [m for m, p in venue.requests if p == ALGO].count("POST")
 
 
-async def crash_journal(live: Live, *, fills: bool, drop: str | None = None) -> MemoryJournal:
-    """What the crash left of the first engine's journal: every intent (written before it was
-    sent) except ``drop``'s; with ``fills`` also the states and fills the store had written
-    (else the restart finds the entry's fill in its reconciliation)."""
-    old = live.engine.journal
+async def crash_journal(
+    live: Live | MemoryJournal, *, fills: bool, drop: str | None = None
+) -> MemoryJournal:
+    """What the crash left of the first engine's journal (or of ``live``, a journal): every
+    intent (written before it was sent) except ``drop``'s; with ``fills`` also the states and
+    fills the store had written (else the restart finds the entry's fill in its
+    reconciliation)."""
+    old = live if isinstance(live, MemoryJournal) else live.engine.journal
     assert isinstance(old, MemoryJournal)
     lost = MemoryJournal()
     for coid, intent in old.intents.items():
@@ -291,4 +294,46 @@ async def test_the_book_watch_of_a_missing_stop_fires_and_retries_a_refused_exit
         assert venue.book.positions[VENUE_ID].qty == 0
     finally:
         held.release()
+        await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_completing_leg_of_unknown_outcome_is_looked_up_not_resent(live: Live) -> None:
+    """Killed again while the take-profit completing the pair was on its way (the venue took
+    it, its answer never came): its intent is in the journal, so the next restart looks it up
+    and adopts it; nothing is sent (no second take-profit, no third leg)."""
+    venue = live.venue
+    hold = venue.hold("POST", ALGO)
+    entry = asyncio.create_task(enter(live.engine, "buy", stop_loss="19400", take_profit="21200"))
+    await asyncio.wait_for(hold.reached.wait(), timeout=10)
+    await entry
+    journal = await crash_journal(live, fills=True)
+    await live.engine.stop()
+    hold.release()
+
+    held = venue.hold("POST", ALGO)  # the completing take-profit: taken, its answer held
+    engine = await restart(live, journal)
+    try:
+        await asyncio.wait_for(held.reached.wait(), timeout=10)
+        lost = await crash_journal(journal, fills=True)  # the second crash's journal
+    finally:
+        await engine.stop()
+        held.release()
+    assert len(algos(venue, "NEW")) == 2
+    sent = posts(venue)
+    assert sent == 2
+
+    engine = await restart(live, lost)
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+        assert prot.native
+        assert prot.missing is None
+        assert {prot.stop_order, prot.take_order} == {
+            str(a["clientAlgoId"]) for a in algos(venue, "NEW")
+        }
+        take = engine.book.get(str(prot.take_order))
+        assert take is not None
+        assert take.state.value == "submitted"  # looked up at the venue by the reconciliation
+        assert posts(venue) == sent
+    finally:
         await engine.stop()
