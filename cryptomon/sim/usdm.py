@@ -68,10 +68,11 @@ SERVER_BUSY = Refusal(503, -1004, "Server is busy, please wait and try again")
 
 @dataclass
 class Hold:
-    """A request held after processing; ``reached`` once it arrived."""
+    """A request held after processing (``before``: before it); ``reached`` once it arrived."""
 
     reached: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    before: bool = False
 
     def release(self) -> None:
         self.released.set()
@@ -91,10 +92,11 @@ class UsdmVenue:
     streams: UsdmStreams = field(default_factory=UsdmStreams)
     _published: int = 0  # book.trades already sent as public trades
 
-    def hold(self, method: str, path: str) -> Hold:
+    def hold(self, method: str, path: str, *, before: bool = False) -> Hold:
         """Hold the next signed ``method path`` request after the venue processed it (its
-        answer waits until :meth:`Hold.release`): how tests kill a client mid-request."""
-        hold = self.holds[(method, path)] = Hold()
+        answer waits until :meth:`Hold.release`): how tests kill a client mid-request.
+        ``before``: held before the venue processes it (a request still on its way)."""
+        hold = self.holds[(method, path)] = Hold(before=before)
         return hold
 
     def refuse(
@@ -227,6 +229,11 @@ class UsdmVenue:
                 return refused
             params = dict(parse_qsl(request.query_string)) | dict(parse_qsl(body))
             self.requests.append((request.method, request.path))
+            early = self.holds.get((request.method, request.path))
+            if early is not None and early.before:
+                del self.holds[(request.method, request.path)]
+                early.reached.set()
+                await early.released.wait()
             refusal, carried_out = self.refusals.pop((request.method, request.path), (None, False))
             if refusal is None or carried_out:
                 answer = self._answer(lambda: handler(params))

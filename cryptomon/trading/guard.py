@@ -1,6 +1,6 @@
 """Protective exits: stop-loss / take-profit (native legs or emulated from the book,
 trailing) and the daily loss limit. See ``protection.py`` for the pure pieces (sizing,
-bracket prices, trigger logic).
+bracket prices, trigger logic) and ``legs.py`` for the venue-side legs.
 
 :class:`ProtectionManager` observes the executor (every fill arms or disarms the position's
 protection, every state change of an exit or a native leg is followed) and the book tops the
@@ -10,15 +10,15 @@ engine forwards to :meth:`ProtectionManager.on_top`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
-from cryptomon.errors import RiskRejected
-from cryptomon.events import BookTop, Fill, OrderIntent, OrderState
+from cryptomon.events import BookTop, Fill, OrderIntent
 from cryptomon.trading.context import EngineContext, to_decimal
-from cryptomon.trading.executor import OrderExecutor
-from cryptomon.trading.orders import OrderRecord, client_order_id, intent_fields
+from cryptomon.trading.executor import MarketKey, OrderExecutor
+from cryptomon.trading.legs import ENTRY_ORIGINS, GONE, VenueLegs
+from cryptomon.trading.orders import OrderRecord, client_order_id
 from cryptomon.trading.portfolio import Position
 from cryptomon.trading.protection import Protection, bracket
 from cryptomon.trading.risk import RiskState
@@ -26,9 +26,6 @@ from cryptomon.trading.risk_model import daily_loss_reason
 
 log = structlog.get_logger()
 ZERO = Decimal(0)
-ENTRY_ORIGINS = frozenset({"signal", "manual"})
-GONE = (OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED)
-MarketKey = tuple[str, str]
 EXIT_BACKOFF_S = 0.5  # a failed or refused protective exit is tried again after 0.5, 1, 2, ... s
 EXIT_BACKOFF_MAX_S = 30.0
 
@@ -42,7 +39,7 @@ class ProtectionManager:
         self.protections: dict[MarketKey, Protection] = {}
         self._daily_day: int | None = None
         self._daily_reason = ""  # the state reason the daily loss limit set
-        self._orphans: set[str] = set()  # orphan legs being canceled
+        self.legs = VenueLegs(context=context, executor=executor, protections=self.protections)
 
     def check_daily_loss(self) -> None:
         """Entries stop (``reducing``) at the daily loss limit until the next UTC day."""
@@ -89,27 +86,13 @@ class ProtectionManager:
         if (
             prot.exiting
             and intent.origin in ("stop_loss", "take_profit")
+            and intent.type == "market"  # an emulated exit (a venue leg is a trigger order)
             and record.state.is_terminal
-            and not prot.native
             and still_open
         ):
             prot.exiting = False  # the exit did not close it: trigger again on the book
             prot.attempt += 1
-        if not prot.native and intent.origin in ENTRY_ORIGINS and record.state == OrderState.FILLED:
-            ctx = self.context
-            info = ctx.market_infos.get(intent.symbol)
-            coid = intent.client_order_id
-            if info is None or not ctx.reconciled:
-                ctx.spawn(self._native_when_reconciled(prot), f"native-legs-later:{coid}")
-            elif info.native_stop_loss:
-                ctx.spawn(self._place_native(prot), f"native-legs:{coid}")
-        if (
-            prot.native
-            and record.client_order_id in (prot.stop_order, prot.take_order)
-            and record.state in GONE
-            and still_open
-        ):  # a venue leg is gone: the engine watches the book again
-            self._native_lost(prot, record.client_order_id, str(record.state))
+        self.legs.on_order_state(record, prot, still_open)
 
     # ------------------------------------------------------------------ arming
 
@@ -117,28 +100,17 @@ class ProtectionManager:
         """The position is closed: drop its protection and cancel native legs left open."""
         prot = self.protections.pop(key, None)
         if prot is not None:
-            self._cancel_legs(prot)
-
-    def _cancel_legs(self, prot: Protection) -> None:
-        """Cancel the venue-side legs of ``prot`` that are still open (a placement of its
-        legs still running places no further one)."""
-        if not prot.native:
-            return
-        prot.native = False
-        for coid in (prot.stop_order, prot.take_order):
-            other = self.context.book.get(coid) if coid else None
-            if other is not None and other.is_open:
-                self.context.spawn(self.executor.cancel(other), f"cancel-leg:{coid}")
+            self.legs.cancel(prot)
 
     def _arm(self, pos: Position, intent: OrderIntent) -> None:
         """Protect ``pos`` after a fill of ``intent`` (an entry). Venue legs of an earlier
         entry are canceled: they hold the old size and levels, and the entry's own pair is
         placed once it has filled (the book watch covers the gap). The entry's own legs
-        already open are adopted (see :meth:`_adopt_own_legs`), never canceled by another
+        already open are adopted (see :meth:`VenueLegs.adopt_own`), never canceled by another
         fill of it."""
         old = self.protections.get((pos.exchange, pos.symbol))
         if old is not None and old.entry_id != intent.client_order_id:
-            self._cancel_legs(old)
+            self.legs.cancel(old)
         cfg = self.context.config
         long = pos.amount > 0
         stop, take = intent.stop_loss, intent.take_profit
@@ -164,26 +136,7 @@ class ProtectionManager:
             best=pos.avg_price,
         )
         self.protections[(pos.exchange, pos.symbol)] = prot
-        self._adopt_own_legs(prot)
-
-    def _adopt_own_legs(self, prot: Protection) -> None:
-        """The venue legs of ``prot``'s entry already open in the book protect it (no second
-        pair, and the book watch stays off). They exist before the entry's fill is counted
-        only after a restart whose journal lacked that fill (the process died after the legs
-        were sent, before the store wrote the fill): the position, and this protection, come
-        back with the reconciliation, after :meth:`adopt_legs` found no position to adopt
-        them for. The legs' ids are those :meth:`_place_native` gives them."""
-        exits = [
-            r
-            for r in self.context.book.open(prot.exchange, prot.symbol)
-            if r.intent.origin in ("stop_loss", "take_profit")
-        ]
-        if not exits:  # the usual case (an entry's legs are placed once it has filled)
-            return
-        own = {client_order_id(prot.entry_id, o, o) for o in ("stop_loss", "take_profit")}
-        for record in exits:
-            if record.client_order_id in own:
-                self._adopt(prot, record)
+        self.legs.adopt_own(prot)
 
     def arm_default(self, pos: Position) -> None:
         """Protect a position restored at startup with the configured percentages."""
@@ -203,137 +156,14 @@ class ProtectionManager:
         self._arm(pos, intent)
 
     def adopt_legs(self, records: list[OrderRecord]) -> None:
-        """After a restart: venue-side legs the journal still has open protect their position
-        again (no second pair is placed); the reconciliation then follows them like any
-        open order (a leg that fired while the daemon was down closes the position and the
-        other leg is canceled)."""
-        for record in records:
-            intent = record.intent
-            prot = self.protections.get((intent.exchange, intent.symbol))
-            if prot is None or intent.origin not in ("stop_loss", "take_profit"):
-                continue
-            self._adopt(prot, record)
-
-    def _adopt(self, prot: Protection, record: OrderRecord) -> None:
-        """``record`` (an open venue-side stop-loss or take-profit leg) protects ``prot``."""
-        intent = record.intent
-        if intent.type not in ("stop_market", "take_profit") or intent.stop_price is None:
-            return
-        prot.native = True
-        if intent.origin == "stop_loss":
-            prot.stop_order, prot.stop = intent.client_order_id, intent.stop_price
-        else:
-            prot.take_order, prot.take = intent.client_order_id, intent.stop_price
-        log.info(
-            "trading.native_leg_adopted",
-            client_order_id=intent.client_order_id,
-            symbol=intent.symbol,
-            origin=intent.origin,
-        )
+        """After a restart: the venue legs the journal still has open (see
+        :meth:`VenueLegs.adopt`)."""
+        self.legs.adopt(records)
 
     def cancel_orphan_legs(self) -> list[str]:
-        """Once reconciled: a venue-side leg (stop-loss or take-profit) still open for a
-        market with no position and no protection is an orphan (its sibling fired and closed
-        the position while the daemon was down, and the journal held that fill by the restart,
-        so no protection adopted the other leg): canceled. Returns the client order ids asked
-        to cancel. Only after a reconciliation, whose positions are the venue's: before it a
-        position whose fills the journal lacks could look flat."""
-        ctx = self.context
-        if not ctx.reconciled:
-            return []
-        asked: list[str] = []
-        for record in ctx.book.open():
-            intent = record.intent
-            coid = intent.client_order_id
-            if intent.origin not in ("stop_loss", "take_profit") or not intent.reduce_only:
-                continue
-            if intent.type not in ("stop_market", "take_profit") or coid in self._orphans:
-                continue
-            key = (intent.exchange, intent.symbol)
-            if key in self.protections or ctx.portfolio.amount(*key) != 0:
-                continue
-            self._orphans.add(coid)
-            log.warning("trading.orphan_leg_canceled", client_order_id=coid, symbol=intent.symbol)
-            ctx.spawn(self._cancel_orphan(record), f"cancel-orphan-leg:{coid}")
-            asked.append(coid)
-        return asked
-
-    async def _cancel_orphan(self, record: OrderRecord) -> None:
-        try:
-            await self.executor.cancel(record)
-        finally:  # asked again at the next reconciliation if it is still open
-            self._orphans.discard(record.intent.client_order_id)
-
-    # ------------------------------------------------------------------ native legs
-
-    async def _native_when_reconciled(self, prot: Protection) -> None:
-        """Venue legs for an entry whose fill a restart's reconciliation found (the process
-        died after the venue filled it, before the legs were sent): no order goes out before
-        the reconciliation has finished, and the venue's metadata (whether it takes venue
-        legs) is only asked then. Until they rest, or when the metadata cannot be read, the
-        book watch protects the position."""
-        ctx = self.context
-        while not ctx.reconciled:
-            await ctx.clock.sleep(ctx.config.poll_interval_s)
-        try:
-            info = await ctx.market_info(prot.symbol)
-        except Exception as exc:
-            log.warning("trading.native_legs_skipped", symbol=prot.symbol, error=repr(exc))
-            return
-        key = (prot.exchange, prot.symbol)
-        if (
-            info.native_stop_loss
-            and self.protections.get(key) is prot  # not closed or re-armed since
-            and not prot.native
-            and not prot.exiting
-        ):
-            await self._place_native(prot)
-
-    async def _place_native(self, prot: Protection) -> None:
-        """Venue-side stop-loss and take-profit legs (reduce-only) for a filled entry. A leg
-        refused (risk or venue) puts the position back on emulation and cancels the other."""
-        key = (prot.exchange, prot.symbol)
-        amount = abs(self.context.portfolio.amount(*key))
-        prot.native = True
-        legs: list[tuple[Literal["stop_loss", "take_profit"], Decimal | None]] = [
-            ("stop_loss", prot.stop),
-            ("take_profit", prot.take),
-        ]
-        for origin, price in legs:
-            if price is None or not prot.native:
-                continue
-            base = self.executor.exit_intent(key, amount, origin, ref=prot.entry_id, leg=origin)
-            intent = OrderIntent(
-                **{
-                    **intent_fields(base),
-                    "type": "stop_market" if origin == "stop_loss" else "take_profit",
-                    "stop_price": price,
-                }
-            )
-            # known before sending: a refusal seen during submit finds its protection
-            if origin == "stop_loss":
-                prot.stop_order = intent.client_order_id
-            else:
-                prot.take_order = intent.client_order_id
-            try:
-                rec = await self.executor.submit(intent)
-            except RiskRejected:
-                self._native_lost(prot, intent.client_order_id, "refused by the risk checks")
-                continue
-            if rec.state in GONE:
-                self._native_lost(prot, rec.client_order_id, str(rec.state))
-
-    def _native_lost(self, prot: Protection, coid: str, why: str) -> None:
-        """A native leg is gone while the position is open: emulate from the book again and
-        cancel the other leg (it would lock the coins an emulated exit must sell)."""
-        if not prot.native:
-            return
-        prot.native = False
-        log.warning("trading.native_leg_lost", client_order_id=coid, why=why, symbol=prot.symbol)
-        for other_id in (prot.stop_order, prot.take_order):
-            other = self.context.book.get(other_id) if other_id and other_id != coid else None
-            if other is not None and other.is_open:
-                self.context.spawn(self.executor.cancel(other), f"cancel-leg:{other_id}")
+        """Once reconciled: cancel open venue legs of markets without a position (see
+        :meth:`VenueLegs.cancel_orphans`); returns the client order ids asked to cancel."""
+        return self.legs.cancel_orphans()
 
     # ------------------------------------------------------------------ emulated exits
 

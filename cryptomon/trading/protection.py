@@ -61,6 +61,9 @@ class Protection:
     trail_pct: Decimal | None = None
     best: Decimal = ZERO
     native: bool = False
+    # a native protection with one leg not at the venue (a restart found half a pair): that
+    # side is still watched on the book until the leg placed for it rests
+    missing: Literal["stop_loss", "take_profit"] | None = None
     stop_order: str | None = None
     take_order: str | None = None
     exiting: bool = False
@@ -68,23 +71,27 @@ class Protection:
     retry_at: float = 0.0  # monotonic time before which a failed exit is not tried again
 
     def trigger(self, bid: Decimal, ask: Decimal) -> Literal["stop_loss", "take_profit"] | None:
-        """Update the trailing stop with the book and say which exit fires, if any."""
-        if self.native:
+        """Update the trailing stop with the book and say which exit fires, if any (with venue
+        legs, only on the side whose leg is :attr:`missing`; the stop trails only while it is
+        watched here: a venue leg keeps its price)."""
+        if self.native and self.missing is None:
             return None
+        stop_side = not self.native or self.missing == "stop_loss"
+        take_side = self.take is not None and (not self.native or self.missing == "take_profit")
         if self.long:
-            if self.trail_pct is not None and bid > self.best:
+            if stop_side and self.trail_pct is not None and bid > self.best:
                 self.best = bid
                 self.stop = max(self.stop, bid * (1 - self.trail_pct / HUNDRED))
-            if bid <= self.stop:
+            if stop_side and bid <= self.stop:
                 return "stop_loss"
-            if self.take is not None and bid >= self.take:
+            if take_side and self.take is not None and bid >= self.take:
                 return "take_profit"
             return None
-        if self.trail_pct is not None and (self.best == 0 or ask < self.best):
+        if stop_side and self.trail_pct is not None and (self.best == 0 or ask < self.best):
             self.best = ask
             self.stop = min(self.stop, ask * (1 + self.trail_pct / HUNDRED))
-        if ask >= self.stop:
+        if stop_side and ask >= self.stop:
             return "stop_loss"
-        if self.take is not None and ask <= self.take:
+        if take_side and self.take is not None and ask <= self.take:
             return "take_profit"
         return None

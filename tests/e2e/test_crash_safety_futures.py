@@ -150,3 +150,55 @@ async def test_sigkill_with_venue_legs_resting(
         assert await engine.reconciler.run(periodic=True) == []
     finally:
         await rig.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.slow
+async def test_sigkill_between_the_two_venue_legs(
+    venue: tuple[SimExchange, UsdmVenue], tmp_path: Path
+) -> None:
+    """Killed while the stop-loss leg's request was on its way (the venue took it, the
+    take-profit was never sent): the restarted engine adopts the stop and places the missing
+    take-profit once reconciled; a second restart places nothing; the venue's take-profit
+    then closes the position and the stop is canceled. Before, the stop alone protected the
+    position (no take-profit at the venue, none watched on the book)."""
+    sim, usdm = venue
+    db = tmp_path / "half.db"
+    algo = ("POST", "/fapi/v1/algoOrder")
+    hold = usdm.hold(*algo)
+    await run_child_until(sim.rest_url, db, hold.reached, "native")
+    hold.release()
+    (stop,) = resting(usdm)
+    assert stop["orderType"] == "STOP_MARKET"
+    rig = await start(sim.rest_url, str(db), native=True)
+    try:
+        await wait_until(lambda: len(resting(usdm)) == 2, timeout=30, message="pair completed")
+        take = next(a for a in resting(usdm) if a is not stop)
+        assert (take["orderType"], take["triggerPrice"]) == ("TAKE_PROFIT_MARKET", "21200")
+        assert Decimal(str(take["quantity"])) == Decimal("0.1")
+        prot = rig.engine.protection.protections[(rig.engine.broker.exchange_name, PERP)]  # type: ignore[attr-defined]
+        await wait_until(lambda: prot.missing is None, timeout=30, message="take resting")
+        assert (prot.stop_order, prot.take_order) == (stop["clientAlgoId"], take["clientAlgoId"])
+    finally:
+        await rig.stop()
+    sent = [(m, p) for m, p in usdm.requests if (m, p) == algo]
+    assert len(sent) == 2
+    rig = await start(sim.rest_url, str(db), native=True)  # the second restart
+    try:
+        engine = rig.engine
+        key = (engine.broker.exchange_name, PERP)  # type: ignore[attr-defined]
+        prot = engine.protection.protections[key]
+        assert prot.native
+        assert prot.missing is None
+        assert {prot.stop_order, prot.take_order} == {a["clientAlgoId"] for a in resting(usdm)}
+        usdm.set_price("BTCUSDT", Decimal(21300))  # the venue fires the take-profit
+        await wait_until(lambda: not resting(usdm), timeout=30, message="stop canceled")
+        await wait_until(lambda: not engine.book.open(), timeout=30, message="legs settled")
+        assert engine.portfolio.positions[key].amount == 0
+        assert usdm.book.positions["BTCUSDT"].qty == 0
+        fee = Decimal("0.1") * (Decimal(20000) + Decimal(21300)) * Decimal("0.0004")
+        assert engine.portfolio.trades[-1].pnl == Decimal("0.1") * 1300 - fee
+        assert [(m, p) for m, p in usdm.requests if (m, p) == algo] == sent  # no third leg
+        assert sorted(str(a["algoStatus"]) for a in usdm.book.algos) == ["CANCELED", "FINISHED"]
+    finally:
+        await rig.stop()
