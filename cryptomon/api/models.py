@@ -153,7 +153,7 @@ class HistoryQuery(MarketQuery):
     @model_validator(mode="after")
     def _range(self) -> HistoryQuery:
         if self.since is not None and self.until is not None and self.until < self.since:
-            raise ValueError("until must not be before since")
+            raise ValueError("until: must not be before since")
         return self
 
 
@@ -269,7 +269,7 @@ class MarketWindow(Query, MarketNames):
     @model_validator(mode="after")
     def _range(self) -> MarketWindow:
         if self.since is not None and self.until is not None and self.until < self.since:
-            raise ValueError("until must not be before since")
+            raise ValueError("until: must not be before since")
         return self
 
 
