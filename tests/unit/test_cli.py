@@ -219,3 +219,36 @@ def test_a_daemon_that_cannot_start_ends_with_one_plain_line(
     ), last
     assert "is unreachable" in last
     assert "pw-77ab" not in last
+
+
+@pytest.mark.parametrize(
+    ("extra", "warned"),
+    [
+        ("", {"daemon.no_exchanges", "api.no_access"}),
+        (
+            "exchanges: [{name: binance, symbols: [BTC-USDT]}]\n"
+            "api: {tokens: [{name: ops, token: 'a-token-of-some-length', scopes: [read]}]}\n",
+            set(),
+        ),
+        ("bus: {role: brain}\napi: {enabled: false}\n", set()),
+    ],
+)
+def test_a_daemon_that_would_watch_nothing_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, warned: set[str]
+) -> None:
+    """`crypto-monitor` without a config (or one without exchanges) started, logged
+    daemon.running and watched nothing, its API refusing every request (no token, no
+    public_read) without a word; it now warns of both at start. A brain (its data comes over
+    NATS) and a configured daemon are not warned. The database refuses, so the start ends."""
+    cfg = write(
+        tmp_path,
+        "database: {url: 'postgresql+psycopg://bob:pw@127.0.0.1:1/cm', connect_timeout_s: 2}\n"
+        + extra,
+    )
+    assert main(["run", "--config", cfg, "--log-format", "json"]) == 1
+    err = capsys.readouterr().err
+    events = {line for line in ("daemon.no_exchanges", "api.no_access") if line in err}
+    assert events == warned, err
+    if warned:
+        assert "config.example.yaml" in err
+        assert "crypto-monitor api token" in err
