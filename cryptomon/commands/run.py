@@ -33,28 +33,32 @@ def with_role(settings: Settings, role: str | None) -> Settings:
     return settings.model_copy(update={"bus": settings.bus.model_copy(update={"role": role})})
 
 
-def warn_if_idle(settings: Settings) -> None:
-    """Warn of a daemon that starts fine and does nothing useful: no exchange to watch (the
-    built-in defaults, without --config, have none), or an API that refuses every request
-    (no token and no public_read). A brain takes its market data from NATS; a collector
-    serves no API."""
-    import structlog
-
-    log = structlog.get_logger()
+def idle_warnings(settings: Settings) -> list[tuple[str, str]]:
+    """``(event, hint)`` for a daemon that starts fine and does nothing useful: no exchange to
+    watch (the built-in defaults, without --config, have none), or an API that refuses every
+    request (no token and no public_read). A brain takes its market data from NATS; a
+    collector serves no API. ``run`` logs them at start, ``check-config`` prints them."""
+    out = []
     role = settings.bus.role
     if role != "brain" and not any(e.enabled for e in settings.exchanges):
-        log.warning(
-            "daemon.no_exchanges",
-            hint="no enabled exchange: the daemon watches nothing; list them under exchanges "
-            "(see config.example.yaml) and pass --config FILE, or try `crypto-monitor demo`",
+        out.append(
+            (
+                "daemon.no_exchanges",
+                "no enabled exchange: the daemon watches nothing; list them under exchanges "
+                "(see config.example.yaml) and pass --config FILE, or try `crypto-monitor demo`",
+            )
         )
     api = settings.api
     if role != "collector" and api.enabled and not api.tokens and not api.public_read:
-        log.warning(
-            "api.no_access",
-            hint="api.tokens is empty and api.public_read is off: the API refuses every "
-            "request; make a token with `crypto-monitor api token` and add it to api.tokens",
+        out.append(
+            (
+                "api.no_access",
+                "api.tokens is empty and api.public_read is off: the API answers /health and "
+                "/ready only, every data route needs a token; make one with "
+                "`crypto-monitor api token` and add it to api.tokens",
+            )
         )
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -62,7 +66,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     role = getattr(args, "role", None)
     settings = with_role(settings_from_args(args), role)
     setup_logging(settings)
-    warn_if_idle(settings)
+    import structlog
+
+    for event, hint in idle_warnings(settings):
+        structlog.get_logger().warning(event, hint=hint)
     from cryptomon.app import build_app
     from cryptomon.reload import Reloader
 

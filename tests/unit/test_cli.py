@@ -252,3 +252,21 @@ def test_a_daemon_that_would_watch_nothing_says_so(
     if warned:
         assert "config.example.yaml" in err
         assert "crypto-monitor api token" in err
+
+
+def test_check_config_warns_of_a_daemon_that_would_watch_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check-config said "config OK" for a config with no exchange and an API nobody can
+    use; it says so too (still exit 0: such a config is valid), as `run` warns at start. The
+    example config lists exchanges but no token: only the API warning."""
+    assert main(["check-config", "--config", write(tmp_path, "api: {port: 9000}\n")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no enabled exchange: the daemon watches nothing" in err
+    assert "warning: api.tokens is empty and api.public_read is off" in err
+    assert err.rstrip().endswith("config OK")
+    example = Path(__file__).resolve().parents[2] / "config.example.yaml"
+    assert main(["check-config", "--config", str(example)]) == 0
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1, warnings
+    assert "api.tokens is empty" in warnings[0]
