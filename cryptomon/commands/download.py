@@ -81,6 +81,7 @@ def _import(settings: Any, exchange: str, args: argparse.Namespace) -> int:
             f"{', '.join(given)}: not used with --from-file (the file is imported whole); "
             "leave them out"
         )
+    _check_import_exchange(exchange)
     if args.timeframe is not None:
         timeframe_seconds(args.timeframe)  # an unknown one is named before the file is read
     # no --symbol: the file name tells it (ALT_BTC-1m.json.gz), as for `backtest FILE`
@@ -110,6 +111,25 @@ def _import(settings: Any, exchange: str, args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run_async(main())
+
+
+def _check_import_exchange(exchange: str) -> None:
+    """An import is stored under ``exchange``, and a backtest finds it by that name: a ccxt
+    id (``download`` from the venue) or a cryptofeed name (the daemon's feeds, e.g.
+    binance_futures). A typo would store the data where nothing looks."""
+    import difflib
+
+    import ccxt
+
+    from cryptomon.feeds.cryptofeed import valid_exchange_names
+    from cryptomon.market.datafiles import DataError
+
+    known = set(ccxt.exchanges) | set(valid_exchange_names())
+    if exchange in known:
+        return
+    close = difflib.get_close_matches(exchange, sorted(known), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise DataError(f"--exchange {exchange!r}: not an exchange ccxt or cryptofeed knows{hint}")
 
 
 def _plan(exchange: str, args: argparse.Namespace) -> dict[str, Any]:
