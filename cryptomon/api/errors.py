@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+
+_NAMED = re.compile(r"^([a-z_][a-z0-9_]*): (.+)$", re.DOTALL)
 
 _CODES = {
     400: "bad_request",
@@ -73,12 +76,19 @@ def validation_error(exc: ValidationError, where: str) -> ApiError:
     for e in exc.errors(include_url=False, include_context=False):
         loc = ".".join(str(p) for p in e.get("loc", ()))
         value = e.get("input")
+        message = str(e["msg"]).removeprefix("Value error, ")
+        # a rule across fields (a model validator) has no location of its own: its message
+        # starts with the field to change ("price: required for a limit order")
+        named = _NAMED.match(message) if not loc else None
+        if named is not None:
+            loc, message = named.group(1), named.group(2)
+            value = value.get(loc) if isinstance(value, dict) else None
         if isinstance(value, dict | list):
             value = None
         fields.append(
             {
                 "field": f"{where}.{loc}" if loc else where,
-                "message": str(e["msg"]).removeprefix("Value error, "),
+                "message": message,
                 "value": value,
             }
         )

@@ -32,8 +32,19 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from cryptomon.api.errors import ApiError, error_response
+
 log = structlog.get_logger()
 _REMEDY = "install aiohttp 3.9 to 3.14 (written and tested for those), or update cryptomon"
+
+
+def _reason(exc: BaseException | None) -> str:
+    """What aiohttp found wrong with a request, without the request's bytes: its message
+    quotes the raw request line or header (a token) after a colon or on the next lines
+    ("Got more than 8190 bytes when reading: bytearray(b'/ws?token=...')")."""
+    if not isinstance(exc, HttpProcessingError) or not exc.message:
+        return ""
+    return exc.message.splitlines()[0].split(": ", 1)[0].rstrip(":").strip()
 
 
 class _Handler(web.RequestHandler):
@@ -60,6 +71,14 @@ class _Handler(web.RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         resp = super().handle_error(request, status, exc, message)
+        if isinstance(resp, web.Response):
+            # the API's JSON error shape, as on every other answer; aiohttp's text quoted the
+            # request line back (a ?token= in a too-long URL)
+            what = _reason(exc) if status < 500 else ""
+            text = f"the request could not be parsed ({what})" if what else "internal error"
+            shaped = error_response(ApiError(status, f"{text}; nothing was done"))
+            resp.body = shaped.body
+            resp.content_type = "application/json"
         resp.headers["Server"] = "cryptomon"  # no versions, as on every other answer
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["X-Content-Type-Options"] = "nosniff"
@@ -68,12 +87,10 @@ class _Handler(web.RequestHandler):
     def log_exception(self, *args: Any, **kw: Any) -> None:
         exc = kw.get("exc_info")
         if isinstance(exc, HttpProcessingError):
-            # its message quotes the raw request line or header (a token): the first line only
-            reason = (exc.message or "").splitlines()[0].rstrip(":") if exc.message else ""
             log.warning(
                 "api.bad_request",
                 status=exc.code,
-                error=f"{type(exc).__name__}: {reason}",
+                error=f"{type(exc).__name__}: {_reason(exc)}",
                 client=args[1] if len(args) > 1 else None,
             )
             return

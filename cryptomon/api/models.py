@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cryptomon.config import normalize_symbol
+from cryptomon.kinds import AnomalyKind
 
 SeverityName = Literal["low", "medium", "high", "critical"]
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -48,6 +49,19 @@ class Query(BaseModel):
         if isinstance(data, dict):
             reject_nul(data)
         return data
+
+    @field_validator("since", "until", mode="before", check_fields=False)
+    @classmethod
+    def _epoch_seconds(cls, value: Any) -> Any:
+        # a date here is the usual mistake: say the unit instead of "a valid number"
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                raise ValueError(
+                    f"expected epoch seconds (a number such as 1767225600), got {value!r}"
+                ) from None
+        return value
 
 
 class Out(BaseModel):
@@ -139,7 +153,7 @@ class HistoryQuery(MarketQuery):
     @model_validator(mode="after")
     def _range(self) -> HistoryQuery:
         if self.since is not None and self.until is not None and self.until < self.since:
-            raise ValueError("until must not be before since")
+            raise ValueError("until: must not be before since")
         return self
 
 
@@ -276,7 +290,7 @@ class MarketWindow(Query, MarketNames):
     @model_validator(mode="after")
     def _range(self) -> MarketWindow:
         if self.since is not None and self.until is not None and self.until < self.since:
-            raise ValueError("until must not be before since")
+            raise ValueError("until: must not be before since")
         return self
 
 
@@ -290,7 +304,8 @@ class PagedMarketWindow(MarketWindow):
 
 
 class AnomalyQuery(PagedMarketWindow):
-    kind: str | None = Field(default=None, pattern=_NAME)
+    # the detectors' kinds: a misspelt one is an error, not an empty page
+    kind: AnomalyKind | None = None
     min_severity: SeverityName | None = None
     until: float | None = Field(
         default=None, ge=0, le=MAX_EPOCH, description="epoch seconds (ts < until)"

@@ -158,9 +158,9 @@ class OrderCreate(Body, MarketNames):
     @model_validator(mode="after")
     def _price(self) -> OrderCreate:
         if self.type == "limit" and self.price is None:
-            raise ValueError("price is required for a limit order")
+            raise ValueError("price: required for a limit order")
         if self.type == "market" and self.price is not None:
-            raise ValueError("price must be omitted for a market order")
+            raise ValueError("price: must be omitted for a market order")
         return self
 
 

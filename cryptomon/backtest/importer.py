@@ -1,8 +1,9 @@
 """``download --from-file``: candles or trades from JSON/CSV files into the database.
 
 Candle files become ``candles`` rows (``source = import``); trade files become ``trades`` rows
-(``source = import``, written once per trade id) plus their one-minute candles
-(``source = trades``, the same aggregation the live store uses: an exchange candle wins). The
+(``source = import``, written once per trade id) plus their candles, one-minute unless
+``--timeframe`` says otherwise (``source = trades``, the same aggregation the live store uses:
+an exchange candle wins). The
 instrument (spot) is inferred from the data: the tick from the price decimals, the lot from
 the amount decimals.
 """
@@ -44,10 +45,21 @@ def market_symbol(symbol: str, quote: str | None) -> str:
     return sym
 
 
-async def import_file(db: Database, path: str, *, exchange: str, symbol: str) -> dict[str, Any]:
-    """Store the file's candles (or trades and their candles); what was imported."""
-    data = load_file(path, exchange=exchange, symbol=symbol)
+async def import_file(
+    db: Database, path: str, *, exchange: str, symbol: str | None, timeframe: str | None = None
+) -> dict[str, Any]:
+    """Store the file's candles (or trades and their candles); what was imported.
+    ``symbol`` None: read from the file name (``ALT_BTC-1m.json.gz``), as ``backtest`` does.
+    ``timeframe``: trades are aggregated to it (default 1m); a candle file must be of it, as
+    candles are not resampled."""
+    data = load_file(path, exchange=exchange, symbol=symbol, timeframe=timeframe or "1m")
     series = data.series
+    symbol = series.symbol
+    if timeframe is not None and data.trades is None and series.timeframe != timeframe:
+        raise DataError(
+            f"--timeframe {timeframe}: {path} holds {series.timeframe} candles (not "
+            f"resampled); leave --timeframe out or give --timeframe {series.timeframe}"
+        )
     step = timeframe_seconds(series.timeframe)
     tick, lot = infer_instrument(series)
     rows = np.stack([series.ts, series.open, series.high, series.low, series.close, series.volume])
@@ -68,7 +80,9 @@ async def import_file(db: Database, path: str, *, exchange: str, symbol: str) ->
         out["kind"] = "trades"
         out["lot"] = f"{decimals_step(trades.amount, cap=8):f}"
         out["trades"] = await save_trades(db, _trade_rows(trades, exchange, symbol))
-        series = candles_from_trades(trades, exchange=exchange, symbol=symbol)
+        series = candles_from_trades(
+            trades, exchange=exchange, symbol=symbol, timeframe=series.timeframe
+        )
         rows = np.stack(
             [series.ts, series.open, series.high, series.low, series.close, series.volume]
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cryptomon.backtest.data import (
+    TIMEFRAMES,
     CandleSeries,
     candles_from_trades,
     parse_candles,
@@ -131,6 +132,25 @@ def select_range(
     return out
 
 
+async def _stored_timeframes(
+    db: object, exchange: str | None, symbol: str, *, skip: str
+) -> list[str]:
+    """The timeframes other than ``skip`` with stored candles of ``symbol`` (on
+    ``exchange``), shortest first: asked only to explain a missing one."""
+    from cryptomon.store.db import Database
+    from cryptomon.store.history import stored_markets
+
+    assert isinstance(db, Database)
+    out = []
+    for tf in TIMEFRAMES:
+        if tf == skip:
+            continue
+        markets = await stored_markets(db, tf)
+        if any(m[1] == symbol and exchange in (None, m[0]) for m in markets):
+            out.append(tf)
+    return out
+
+
 async def load_db(
     db: object,
     *,
@@ -155,6 +175,13 @@ async def load_db(
             found = [m for m in markets if m[1] == sym]
             if not found:
                 where = f" on {exchange}" if exchange else ""
+                others = await _stored_timeframes(db, exchange, sym, skip=timeframe)
+                if others:  # the market is there: the timeframe is what to change
+                    raise DataError(
+                        f"no stored {timeframe} candles of {sym}{where}; stored: "
+                        f"{', '.join(others)} (candles are not resampled; give --timeframe "
+                        f"{others[0]})"
+                    )
                 raise DataError(
                     f"no stored {timeframe} candles of {sym}{where}; import or download them "
                     "first (crypto-monitor download)"

@@ -14,7 +14,9 @@ paper balance: :attr:`~cryptomon.backtest.ledger.RoundTrip.net`):
 - Calmar: annualized return ((final / start) ** (365 / days) - 1, None under a day of
   data) / max drawdown;
 - exposure: the fraction of candles that ended with a position open;
-- buy and hold: the last close over the first open of each market, averaged over markets.
+- buy and hold: the last close over the first open of each market, averaged over markets;
+- open at end: markets with a position still open when the data ends; their open PnL is the
+  final equity - the starting balance - PnL (in the return, not in PnL or the trades).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 
 from cryptomon.backtest.ledger import RoundTrip
 from cryptomon.backtest.result import BacktestResult
+from cryptomon.events import Fill
 
 ZERO = Decimal(0)
 DAY = 86400.0
@@ -61,6 +64,15 @@ def trade_stats(trades: list[RoundTrip], starting_balance: float) -> dict[str, A
         "best_trade": float(max(pnls)) if pnls else None,
         "worst_trade": float(min(pnls)) if pnls else None,
     }
+
+
+def open_markets(fills: Iterable[Fill]) -> int:
+    """Markets whose fills do not net to zero: a position still open at the end."""
+    net: dict[tuple[str, str], Decimal] = {}
+    for f in fills:
+        key = (f.exchange, f.symbol)
+        net[key] = net.get(key, ZERO) + (f.amount if f.side == "buy" else -f.amount)
+    return sum(1 for amount in net.values() if amount != 0)
 
 
 def close_day(ts: np.ndarray) -> np.ndarray:
@@ -150,7 +162,12 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
         "signals": result.signals,
         "anomalies": len(result.anomalies),
     }
-    out.update(trade_stats(result.trades, start))
+    closed = trade_stats(result.trades, start)
+    out.update(closed)
+    # PnL counts closed trades; the equity (return) marks what is still open at the end
+    open_at_end = open_markets(result.fills)
+    out["open_at_end"] = open_at_end
+    out["open_pnl"] = final - start - float(closed["pnl"]) if open_at_end else 0.0
     out.update(
         {
             "return_pct": (final / start - 1) * 100 if start else 0.0,

@@ -239,6 +239,14 @@ def _print_summary(document: dict[str, Any], seconds: float) -> None:
         ),
         ("best/worst", f"{_num(s['best_trade'])} / {_num(s['worst_trade'])} {q}"),
     ]
+    if s.get("open_at_end"):  # why return and PnL differ
+        lines.append(
+            (
+                "open at end",
+                f"{s['open_at_end']} position(s), {_num(s['open_pnl'])} {q} unrealized "
+                "(in return, not in PnL)",
+            )
+        )
     for name, text in lines:
         out.write(f"{name:<15}{text}\n")
     for name, row in document["by_source"].items():

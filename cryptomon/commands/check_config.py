@@ -36,6 +36,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     sys.stdout.write(yaml.safe_dump(settings.redacted(), sort_keys=False))
     for note in offline_notes(settings):
         sys.stderr.write(f"note: {note}\n")
+    from cryptomon.commands.run import idle_warnings
+
+    for _event, hint in idle_warnings(settings):  # valid, but probably not what was meant
+        sys.stderr.write(f"warning: {hint}\n")
     sys.stderr.write("config OK\n")
     return EXIT_OK
 

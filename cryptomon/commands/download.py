@@ -3,8 +3,9 @@
 ``download --exchange EX --symbols A/B,C/D --timeframe 1m --since T [--until T] [--trades]
 [--url URL]`` fetches OHLCV (and public trades) through ccxt, paginated, rate-limited and
 resumable (:mod:`cryptomon.backtest.download`); ``--url`` points ccxt at another origin (the
-simulator). ``download --from-file FILE --exchange EX --symbol SYM [--quote Q]`` imports a
-JSON/CSV candle or trade file (:mod:`cryptomon.backtest.importer`). A progress bar on a
+simulator). ``download --from-file FILE --exchange EX [--symbol SYM [--quote Q]]`` imports a
+JSON/CSV candle or trade file (:mod:`cryptomon.backtest.importer`; without --symbol the market
+is read from a freqtrade-style name such as ``ALT_BTC-1m.json.gz``). A progress bar on a
 terminal, one summary line per market at the end, ``--json`` for one JSON line.
 Bad input: one line, exit 2. A venue that does not answer or refuses a request: one line
 naming it, exit 1 (what was stored before stays; a rerun resumes).
@@ -32,7 +33,12 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     dl.add_argument("--symbols", "--symbol", default=None, metavar="LIST", help="A/B,C/D")
     dl.add_argument("--quote", default=None, metavar="Q", help="quote of a bare --symbol")
     dl.add_argument("--from-file", default=None, metavar="FILE", help="import a JSON/CSV file")
-    dl.add_argument("--timeframe", default="1m", metavar="TF", help="candle interval (1m)")
+    dl.add_argument(
+        "--timeframe",
+        default=None,
+        metavar="TF",
+        help="candle interval (1m; --from-file: trades are aggregated to it, candles must match)",
+    )
     dl.add_argument("--since", default=None, metavar="T", help="first candle (UTC date/time)")
     dl.add_argument("--until", default=None, metavar="T", help="end (exclusive; default now)")
     dl.add_argument("--trades", action="store_true", help="public trades too")
@@ -52,6 +58,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     try:
         if args.from_file:
             return _import(settings, exchange, args)
+        args.timeframe = args.timeframe or "1m"
         plan = _plan(exchange, args)
         return run_async(_download(settings, plan, args))
     except DataError as exc:
@@ -59,12 +66,26 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def _import(settings: Any, exchange: str, args: argparse.Namespace) -> int:
+    from cryptomon.backtest.data import timeframe_seconds
     from cryptomon.backtest.importer import market_symbol
     from cryptomon.market.datafiles import DataError
 
-    if not args.symbols:
-        raise DataError("--from-file needs --symbol BASE/QUOTE (or --symbol BASE --quote Q)")
-    symbol = market_symbol(args.symbols, args.quote)
+    # options of a download from the venue: refused, not silently ignored
+    given = [
+        name
+        for name, value in (("--since", args.since), ("--until", args.until), ("--url", args.url))
+        if value is not None
+    ]
+    if given:
+        raise DataError(
+            f"{', '.join(given)}: not used with --from-file (the file is imported whole); "
+            "leave them out"
+        )
+    _check_import_exchange(exchange)
+    if args.timeframe is not None:
+        timeframe_seconds(args.timeframe)  # an unknown one is named before the file is read
+    # no --symbol: the file name tells it (ALT_BTC-1m.json.gz), as for `backtest FILE`
+    symbol = market_symbol(args.symbols, args.quote) if args.symbols else None
 
     async def main() -> int:
         from cryptomon.backtest.importer import import_file
@@ -73,14 +94,16 @@ def _import(settings: Any, exchange: str, args: argparse.Namespace) -> int:
         db = Database(settings.database)
         await db.start()
         try:
-            out = await import_file(db, args.from_file, exchange=exchange, symbol=symbol)
+            out = await import_file(
+                db, args.from_file, exchange=exchange, symbol=symbol, timeframe=args.timeframe
+            )
         finally:
             await db.stop()
         if args.json:
             sys.stdout.write(json.dumps(out) + "\n")
         else:
             sys.stdout.write(
-                f"imported {out['kind']} of {exchange} {symbol} from {args.from_file}: "
+                f"imported {out['kind']} of {exchange} {out['symbol']} from {args.from_file}: "
                 f"{out['candles']} {out['timeframe']} candles, {out['trades']} trades, "
                 f"{_day(out['first'])} .. {_day(out['last'])}; tick {out['tick']}, "
                 f"lot {out['lot']} (spot, inferred)\n"
@@ -88,6 +111,25 @@ def _import(settings: Any, exchange: str, args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run_async(main())
+
+
+def _check_import_exchange(exchange: str) -> None:
+    """An import is stored under ``exchange``, and a backtest finds it by that name: a ccxt
+    id (``download`` from the venue) or a cryptofeed name (the daemon's feeds, e.g.
+    binance_futures). A typo would store the data where nothing looks."""
+    import difflib
+
+    import ccxt
+
+    from cryptomon.feeds.cryptofeed import valid_exchange_names
+    from cryptomon.market.datafiles import DataError
+
+    known = set(ccxt.exchanges) | set(valid_exchange_names())
+    if exchange in known:
+        return
+    close = difflib.get_close_matches(exchange, sorted(known), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise DataError(f"--exchange {exchange!r}: not an exchange ccxt or cryptofeed knows{hint}")
 
 
 def _plan(exchange: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -47,6 +47,29 @@ def _progress_bar(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
+def _recorded_exchange(files: list[str], feed_id: str) -> str | None:
+    """The exchange whose recording ``files`` are when it is not the one of ``feed_id``: their
+    names start with the recording exchange's id (``BINANCE.0``), and another exchange's
+    files fail deep inside its parser. None when they match, or when the names are not a
+    known exchange's (renamed files are taken as given)."""
+    from cryptomon.errors import ConfigError
+    from cryptomon.feeds.replay import replay_feed_class
+
+    if any(Path(f).name.upper().startswith(f"{feed_id.upper()}.") for f in files):
+        return None
+    # instruments.EXCHANGE.json (the specs `record` saves beside them) says nothing here
+    names = [Path(f).name for f in files if not Path(f).name.startswith("instruments.")]
+    prefixes = {n.split(".")[0].lower() for n in names}
+    if len(prefixes) != 1:
+        return None
+    (prefix,) = prefixes
+    try:
+        replay_feed_class(prefix)
+    except ConfigError:
+        return None
+    return prefix
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from cryptomon.config import ExchangeConfig
     from cryptomon.errors import ConfigError
@@ -60,13 +83,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     name = args.exchange.strip().lower()
     try:
-        replay_feed_class(name)
+        feed_id = replay_feed_class(name).id
     except ConfigError as exc:
         expected = exc.problems[0].expected
         return usage_error(f"--exchange: expected {expected}; got {name!r}")
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         return usage_error(f"recording file(s) not found: {', '.join(missing)}")
+    other = _recorded_exchange(args.files, feed_id)
+    if other is not None:
+        return usage_error(
+            f"--exchange {name}: the files are a {other.upper()} recording "
+            f"({Path(args.files[0]).name}, ...); give --exchange {other}"
+        )
     settings = settings_from_args(args)
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if getattr(args, "config", None) is None:

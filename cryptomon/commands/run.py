@@ -33,11 +33,43 @@ def with_role(settings: Settings, role: str | None) -> Settings:
     return settings.model_copy(update={"bus": settings.bus.model_copy(update={"role": role})})
 
 
+def idle_warnings(settings: Settings) -> list[tuple[str, str]]:
+    """``(event, hint)`` for a daemon that starts fine and does nothing useful: no exchange to
+    watch (the built-in defaults, without --config, have none), or an API that refuses every
+    request (no token and no public_read). A brain takes its market data from NATS; a
+    collector serves no API. ``run`` logs them at start, ``check-config`` prints them."""
+    out = []
+    role = settings.bus.role
+    if role != "brain" and not any(e.enabled for e in settings.exchanges):
+        out.append(
+            (
+                "daemon.no_exchanges",
+                "no enabled exchange: the daemon watches nothing; list them under exchanges "
+                "(see config.example.yaml) and pass --config FILE, or try `crypto-monitor demo`",
+            )
+        )
+    api = settings.api
+    if role != "collector" and api.enabled and not api.tokens and not api.public_read:
+        out.append(
+            (
+                "api.no_access",
+                "api.tokens is empty and api.public_read is off: the API answers /health and "
+                "/ready only, every data route needs a token; make one with "
+                "`crypto-monitor api token` and add it to api.tokens",
+            )
+        )
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Build the daemon from the config and run it until SIGTERM/SIGINT."""
     role = getattr(args, "role", None)
     settings = with_role(settings_from_args(args), role)
     setup_logging(settings)
+    import structlog
+
+    for event, hint in idle_warnings(settings):
+        structlog.get_logger().warning(event, hint=hint)
     from cryptomon.app import build_app
     from cryptomon.reload import Reloader
 

@@ -31,6 +31,12 @@ _SECRET_WORDS = frozenset(
     )
 )
 _SECRET_WORD_RE = re.compile(r"(?:api|access|private|secret|auth)(?:key|token|secret)s?")
+# keys people put in the wrong section: (model, key without _file) -> where they go. The
+# exchanges[] entries are market-data feeds; the venue account is trading.live's.
+_ELSEWHERE = {
+    ("ExchangeConfig", key): "venue credentials go under trading.live (trading.live.{key})"
+    for key in ("api_key", "secret", "password")
+}
 
 
 def problems_from(exc: ValidationError, *, secrets: Iterable[str] = ()) -> list[Problem]:
@@ -49,6 +55,12 @@ def problems_from(exc: ValidationError, *, secrets: Iterable[str] = ()) -> list[
             parent = model_in(annotation_at(root, loc[:-1])) if root is not None else None
             allowed = sorted(parent.model_fields) if parent is not None else []
             expected = "no such key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+            key = str(loc[-1]) if loc else ""
+            hint = _ELSEWHERE.get((parent.__name__ if parent else "", key.removesuffix("_file")))
+            if hint is not None:
+                expected = f"no such key here: {hint.format(key=key)}; allowed here: " + (
+                    ", ".join(allowed)
+                )
             if _near_secret(str(loc[-1]) if loc else "", parent, value):
                 value = REDACTED
         elif kind == "missing":

@@ -126,14 +126,15 @@ class InstrumentSpec:
         return (price / self.tick_size).to_integral_value(ROUND_HALF_EVEN) * self.tick_size
 
     def order_problem(self, qty: Decimal, price: Decimal) -> str | None:
-        """Why an order of ``qty`` at ``price`` breaks the venue's limits, or None."""
+        """Why an order of ``qty`` at ``price`` breaks the venue's limits, or None. Numbers are
+        written without an exponent (``0.00000001``, not ``1E-8``): people read these."""
         if self.min_qty is not None and qty < self.min_qty:
-            return f"quantity {qty} is below the minimum {self.min_qty} of {self.symbol}"
+            return f"quantity {qty:f} is below the minimum {self.min_qty:f} of {self.symbol}"
         value = self.notional_of(qty, price)
         if self.min_notional is not None and value < self.min_notional:
             return (
-                f"order value {value} {self.quote} is below the minimum "
-                f"{self.min_notional} {self.quote} of {self.symbol}"
+                f"order value {value:f} {self.quote} is below the minimum "
+                f"{self.min_notional:f} {self.quote} of {self.symbol}"
             )
         return None
 

@@ -48,7 +48,7 @@ def spec_problem(spec: InstrumentSpec, qty: Decimal, price: Decimal) -> tuple[st
     if spec.round_qty(qty) != qty:
         return (
             "lot_size",
-            f"amount {qty} is not a whole number of lots ({spec.lot_size}) of {spec.symbol}",
+            f"amount {qty:f} is not a whole number of lots ({spec.lot_size:f}) of {spec.symbol}",
         )
     problem = spec.order_problem(qty, price)
     if problem is None:

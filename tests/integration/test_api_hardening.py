@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 
 import aiohttp
@@ -214,6 +215,39 @@ async def test_malformed_requests_log_no_credential_and_name_no_version(
     assert "url" in warned[1]["error"]
     assert all(READ not in repr(e) for e in logs)
     assert all(READ not in r.getMessage() and r.exc_info is None for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_an_unparsable_request_gets_the_json_error_shape_without_its_bytes(
+    start_stack: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request line over aiohttp's 8190 bytes (a long query with ?token= first) was
+    answered in text/plain with the request line quoted back ("Got more than 8190 bytes when
+    reading: bytearray(b'/ws?token=...')"), the token in the log warning too. The answer is
+    now the API's JSON error shape, and neither it nor the log holds the request's bytes."""
+    st = await start_stack()
+    port = st.server.port
+    assert port is not None
+    heads = [
+        b"GET /api/v1/anomalies?token=" + READ.encode() + b"&x=" + b"a" * 9000 + b" HTTP/1.1\r\n",
+        b"GET /api/v1/status HTTP/1.1\r\nAuthorization: Bearer " + READ.encode() + b"\x01\r\n",
+    ]
+    with capture_logs() as logs, caplog.at_level("DEBUG"):
+        for head in heads:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            top, _, body = answer.partition(b"\r\n\r\n")
+            assert top.split(b"\r\n")[0].split()[1] == b"400", top
+            assert b"Content-Type: application/json" in top, top
+            error = json.loads(body)["error"]
+            assert error["code"] == "bad_request"
+            assert error["message"].startswith("the request could not be parsed"), error
+            assert READ.encode() not in body
+            assert b"aaaa" not in body
+    assert all(READ not in repr(e) for e in logs)
+    assert all(READ not in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.asyncio

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select
 
 from cryptomon.backtest.download import Downloader, DownloadReport
 from cryptomon.clock import ManualClock
-from cryptomon.config import LiveTradingConfig, StorageConfig
+from cryptomon.config import DatabaseConfig, LiveTradingConfig, StorageConfig
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.history import HistoryEndpoints
 from cryptomon.sim.market import MarketModel
@@ -183,6 +183,45 @@ async def test_import_of_the_shared_series(
     assert doc["tick"] == "0.00000001"
     code, out, _ = await cli(*args, "--json", config=config)
     assert json.loads(out.splitlines()[-1])["trades"] == 0
+
+
+@pytest.mark.asyncio
+async def test_import_takes_the_symbol_from_the_name_and_honours_or_refuses_its_options(
+    config: Path,
+) -> None:
+    """Like ``backtest FILE``, ``--from-file`` reads the market from a freqtrade file name;
+    ``--timeframe`` aggregates a trade file and must match a candle file (a 1m file imported
+    with ``--timeframe 5m`` was stored as 1m candles without a word); ``--since``/``--until``
+    and ``--url`` belong to downloads and are refused, not ignored."""
+    alt = str(FREQTRADE / "ALT_BTC-1m.json.gz")
+    xrp = str(FREQTRADE / "XRP_ETH-trades.json.gz")
+    base = ("download", "--exchange", "binance", "--json")
+    code, out, err = await cli(*base, "--from-file", alt, "--timeframe", "5m", config=config)
+    assert code == 2, err
+    assert "--timeframe 5m" in err
+    assert "1m candles" in err
+    code, out, err = await cli(*base, "--from-file", alt, "--since", "2017-11-05", config=config)
+    assert code == 2, err
+    assert "--since" in err
+    assert "--from-file" in err
+    assert out == ""
+    code, out, err = await cli(*base, "--from-file", alt, config=config)
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert (doc["symbol"], doc["timeframe"], doc["candles"]) == ("ALT-BTC", "1m", 13681)
+    code, out, err = await cli(*base, "--from-file", xrp, "--timeframe", "5m", config=config)
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    assert (doc["symbol"], doc["timeframe"], doc["trades"]) == ("XRP-ETH", "5m", 12477)
+    assert 0 < doc["candles"] < 2469  # five-minute candles of the 2469 one-minute ones
+    db = Database(DatabaseConfig(url=f"sqlite+aiosqlite:///{config.parent / 'db.sqlite'}"))
+    await db.start()
+    try:
+        async with db.sessionmaker() as s:
+            frames = (await s.execute(select(CandleRow.interval).distinct())).scalars()
+            assert sorted(frames) == ["1m", "5m"]
+    finally:
+        await db.stop()
 
 
 @pytest.mark.asyncio

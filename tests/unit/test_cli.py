@@ -219,3 +219,54 @@ def test_a_daemon_that_cannot_start_ends_with_one_plain_line(
     ), last
     assert "is unreachable" in last
     assert "pw-77ab" not in last
+
+
+@pytest.mark.parametrize(
+    ("extra", "warned"),
+    [
+        ("", {"daemon.no_exchanges", "api.no_access"}),
+        (
+            "exchanges: [{name: binance, symbols: [BTC-USDT]}]\n"
+            "api: {tokens: [{name: ops, token: 'a-token-of-some-length', scopes: [read]}]}\n",
+            set(),
+        ),
+        ("bus: {role: brain}\napi: {enabled: false}\n", set()),
+    ],
+)
+def test_a_daemon_that_would_watch_nothing_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, warned: set[str]
+) -> None:
+    """`crypto-monitor` without a config (or one without exchanges) started, logged
+    daemon.running and watched nothing, its API refusing every request (no token, no
+    public_read) without a word; it now warns of both at start. A brain (its data comes over
+    NATS) and a configured daemon are not warned. The database refuses, so the start ends."""
+    cfg = write(
+        tmp_path,
+        "database: {url: 'postgresql+psycopg://bob:pw@127.0.0.1:1/cm', connect_timeout_s: 2}\n"
+        + extra,
+    )
+    assert main(["run", "--config", cfg, "--log-format", "json"]) == 1
+    err = capsys.readouterr().err
+    events = {line for line in ("daemon.no_exchanges", "api.no_access") if line in err}
+    assert events == warned, err
+    if warned:
+        assert "config.example.yaml" in err
+        assert "crypto-monitor api token" in err
+
+
+def test_check_config_warns_of_a_daemon_that_would_watch_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check-config said "config OK" for a config with no exchange and an API nobody can
+    use; it says so too (still exit 0: such a config is valid), as `run` warns at start. The
+    example config lists exchanges but no token: only the API warning."""
+    assert main(["check-config", "--config", write(tmp_path, "api: {port: 9000}\n")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no enabled exchange: the daemon watches nothing" in err
+    assert "warning: api.tokens is empty and api.public_read is off" in err
+    assert err.rstrip().endswith("config OK")
+    example = Path(__file__).resolve().parents[2] / "config.example.yaml"
+    assert main(["check-config", "--config", str(example)]) == 0
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1, warnings
+    assert "api.tokens is empty" in warnings[0]

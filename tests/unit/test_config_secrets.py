@@ -114,6 +114,21 @@ def test_secret_model_given_the_wrong_shape_is_hidden_whole() -> None:
     assert "alerts.channels: got '***'" in str(exc.value)
 
 
+@pytest.mark.parametrize("key", ["api_key", "secret", "password_file"])
+def test_exchange_credentials_under_exchanges_point_to_trading_live(key: str) -> None:
+    """The README's "exchange api_key/secret/password" put under exchanges[] got only "no such
+    key" and the feed keys; the line now says where venue credentials go, value hidden."""
+    value = "/run/secrets/venue" if key.endswith("_file") else "VENUESECRET"
+    entry = {"name": "binance", "symbols": ["BTC-USDT"], key: value}
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"exchanges": [entry]})
+    text = str(exc.value)
+    shown = value if key.endswith("_file") else "***"  # a file's path is no secret
+    assert f"exchanges.0.{key}: got '{shown}'; expected no such key here: " in text
+    assert f"venue credentials go under trading.live (trading.live.{key})" in text
+    assert "VENUESECRET" not in text
+
+
 # (YAML added to a valid file, the problem the reload_rejected line must name)
 UNKNOWN_KEYS = [
     pytest.param(

@@ -7,6 +7,7 @@ audits every write itself with the token's name as actor.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from cryptomon.api import models_trading as mt
@@ -14,6 +15,7 @@ from cryptomon.api.auth import require
 from cryptomon.api.errors import ApiError
 from cryptomon.api.routing import Call, RouteTable
 from cryptomon.api.services import CLOCK, HUB, TRADING
+from cryptomon.decimals import plain_decimal
 from cryptomon.errors import ConfigError, RiskRejected
 from cryptomon.events import AuditEntry, OrderState
 
@@ -55,6 +57,20 @@ def _config_error(exc: ConfigError) -> ApiError:
     ]
     names = ", ".join(str(f["field"]) for f in fields)
     return ApiError(422, f"invalid body: {names}", details={"fields": fields})
+
+
+def _order_error(exc: ValueError, body: dict[str, Any]) -> ApiError:
+    """The 422 for an order the engine found invalid. Its messages start with the field
+    (``stop_loss: 150 must be below ...``): details name it as a schema error does."""
+    text = str(exc)
+    name, sep, rest = text.partition(": ")
+    if not sep or name not in body:
+        return ApiError(422, f"invalid body: {text}")
+    value = body[name]
+    if isinstance(value, Decimal):
+        value = plain_decimal(value)
+    field = {"field": f"body.{name}", "message": rest, "value": value}
+    return ApiError(422, f"invalid body: body.{name}: {rest}", details={"fields": [field]})
 
 
 @table.get("/api/v1/trading/config", scope="read", response=mt.RiskConfigOut, needs=(TRADING,))
@@ -129,16 +145,17 @@ async def place_order(call: Call) -> mt.OrderOut:
                 code="idempotency_conflict",
                 details={"idempotency_key": key},
             )
+    fields = b.model_dump()
     try:
         order = await call.service(TRADING).place_manual_order(
             actor=call.principal.name,
             request_id=f"{call.principal.name}:{key}" if key else None,
-            **b.model_dump(),
+            **fields,
         )
     except RiskRejected as exc:
         raise _rejected(exc) from None
     except ValueError as exc:
-        raise ApiError(422, f"invalid body: {exc}") from None
+        raise _order_error(exc, fields) from None
     return mt.OrderOut.model_validate(order)
 
 

@@ -20,7 +20,7 @@ def anomaly(i: int, **kw: Any) -> Anomaly:
         "symbol": "BTC-USDT" if i % 3 else "ETH-USDT",
         "ts": T0 + i,
         "ts_recv": T0 + i,
-        "kind": "volume" if i % 4 else "price",
+        "kind": "volume" if i % 4 else "price_change",
         "severity": [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL][i % 4],
         "value": float(i),
         "confidence": 0.5,
@@ -60,8 +60,10 @@ async def test_filters(start_api: StartApi, queries: Any, database: Any) -> None
     _, body = await api.get("/api/v1/anomalies?exchange=OKX&symbol=btc/usdt&limit=100")
     assert body["items"]
     assert all(a["exchange"] == "okx" and a["symbol"] == "BTC-USDT" for a in body["items"])
-    _, body = await api.get("/api/v1/anomalies?kind=price&min_severity=high&limit=100")
+    _, body = await api.get("/api/v1/anomalies?kind=price_change&min_severity=high&limit=100")
     assert body["items"] == []  # price anomalies here are all low
+    _, body = await api.get("/api/v1/anomalies?kind=price_change&limit=100")
+    assert len(body["items"]) == 6
     _, body = await api.get("/api/v1/anomalies?min_severity=critical&limit=100")
     assert {a["severity"] for a in body["items"]} == {"critical"}
     assert len(body["items"]) == 6
@@ -87,6 +89,28 @@ async def test_bad_cursor_and_page_cap_are_422(start_api: StartApi, queries: Any
 
 
 @pytest.mark.asyncio
+async def test_unknown_kind_and_non_numeric_times_are_422(
+    start_api: StartApi, queries: Any
+) -> None:
+    """A misspelt kind is refused with the valid kinds (it used to match nothing and return an
+    empty page, which reads as "no anomalies"); a date in place of epoch seconds says which
+    unit the field takes."""
+    api = await start_api(queries=queries)
+    status, body = await api.get("/api/v1/anomalies?kind=pricechange")
+    assert status == 422
+    (field,) = body["error"]["details"]["fields"]
+    assert field["field"] == "query.kind"
+    assert "price_change" in field["message"]
+    assert "volume" in field["message"]
+    for path in ("/api/v1/anomalies?since=2026-01-01", "/api/v1/anomalies/stats?until=today"):
+        status, body = await api.get(path)
+        assert status == 422, path
+        (field,) = body["error"]["details"]["fields"]
+        assert field["field"] in ("query.since", "query.until")
+        assert "epoch seconds" in field["message"], field
+
+
+@pytest.mark.asyncio
 async def test_stats(start_api: StartApi, queries: Any, database: Any) -> None:
     """Counts by kind and severity come from the store."""
     await insert_anomalies(database, [anomaly(i) for i in range(8)])
@@ -94,7 +118,7 @@ async def test_stats(start_api: StartApi, queries: Any, database: Any) -> None:
     status, body = await api.get("/api/v1/anomalies/stats")
     assert status == 200
     assert body["total"] == 8
-    assert body["by_kind"] == {"price": 2, "volume": 6}
+    assert body["by_kind"] == {"price_change": 2, "volume": 6}
     assert body["by_severity"] == {"low": 2, "medium": 2, "high": 2, "critical": 2}
 
 

@@ -148,7 +148,33 @@ async def test_422_body_validation_names_the_field(start_api: StartApi) -> None:
         token=TRADE,
     )
     assert status == 422
-    assert "price is required" in str(body)
+    assert "required for a limit order" in str(body)
+
+
+@pytest.mark.asyncio
+async def test_422_a_rule_across_fields_names_the_field(start_api: StartApi, queries: Any) -> None:
+    """A rule between fields (a limit order's price, until before since, a NUL in the cursor)
+    named only "body" or "query"; it names the field the client has to change."""
+    api = await start_api(trading=FakeTrading(), queries=queries)
+    order = {"exchange": "binance", "symbol": "BTC-USDT", "side": "buy", "amount": "1"}
+    cases = [
+        ({**order, "type": "limit"}, "body.price", "required for a limit order"),
+        ({**order, "price": "100"}, "body.price", "must be omitted for a market order"),
+    ]
+    for payload, name, text in cases:
+        status, body = await api.post("/api/v1/trading/orders", payload, token=TRADE)
+        assert status == 422, body
+        (field,) = assert_error(body, "validation_error")["details"]["fields"]
+        assert (field["field"], field["message"]) == (name, text)
+        assert name in body["error"]["message"]
+    for path, name in (
+        ("/api/v1/anomalies?since=200&until=100", "query.until"),
+        ("/api/v1/anomalies?cursor=a%00b", "query.cursor"),
+    ):
+        status, body = await api.get(path, token=READ)
+        assert status == 422, body
+        (field,) = assert_error(body, "validation_error")["details"]["fields"]
+        assert field["field"] == name, field
 
 
 @pytest.mark.asyncio

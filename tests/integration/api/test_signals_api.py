@@ -110,7 +110,7 @@ async def test_filters_combine(start_api: StartApi, store: tuple[Database, Queri
         ("grade=great", "query.grade"),
         ("side=hold", "query.side"),
         ("cursor=nonsense", "query.cursor"),
-        ("since=20&until=10", "query"),
+        ("since=20&until=10", "query.until"),
         ("colour=red", "query.colour"),
     ],
 )

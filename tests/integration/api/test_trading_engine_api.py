@@ -68,6 +68,22 @@ async def test_risk_rejection_is_409(engine_api: Any) -> None:
 
 
 @pytest.mark.asyncio
+async def test_stop_on_the_wrong_side_names_the_field(engine_api: Any) -> None:
+    """The engine's 422 for a stop-loss above a buy's price names body.stop_loss in details,
+    as a schema error does (details was null: a client could not tell which field)."""
+    api, _engine, _ = engine_api
+    status, body = await api.post(
+        "/api/v1/trading/orders", {**BUY, "stop_loss": "150"}, token=TRADE
+    )
+    assert status == 422, body
+    (field,) = body["error"]["details"]["fields"]
+    assert field["field"] == "body.stop_loss"
+    assert field["value"] == "150"
+    assert "must be below" in field["message"]
+    assert "body.stop_loss" in body["error"]["message"]
+
+
+@pytest.mark.asyncio
 async def test_resting_limit_order_cancel(engine_api: Any) -> None:
     """A resting limit order is cancelled through DELETE."""
     api, _engine, _ = engine_api

@@ -353,3 +353,41 @@ def test_an_inverse_trips_fees_are_summed_in_the_account_currency(account: str, 
         )
     )
     assert s["fees"] == pytest.approx(float(fees))
+
+
+def test_a_position_open_at_the_end_is_counted_and_valued(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A run that ends with a position open has PnL (closed trades only) and return (the
+    equity, the open position marked) that disagree: the README's ALT/BTC example shows
+    PnL -4.10% and return -1.77% with nothing saying why. The summary counts the open
+    positions and values them (final equity - start - PnL), and the printed summary says so;
+    a run that ends flat has neither."""
+    from cryptomon.commands.backtest import _print_summary
+
+    base = result()
+    opening = Fill(
+        exchange="binance",
+        symbol="ALT-BTC",
+        ts=T0 + 3 * DAY + 600,
+        ts_recv=T0 + 3 * DAY + 600,
+        trade_id="t-open",
+        client_order_id="c-open",
+        side="buy",
+        amount=Decimal("3"),
+        price=Decimal("100"),
+        fee=Decimal("0.3"),
+        fee_currency="BTC",
+    )
+    base.fills = list(ledger().fills)  # four closed trades: flat at the end
+    flat = summarize(base)
+    assert (flat["open_at_end"], flat["open_pnl"]) == (0, 0.0)
+    base.fills.append(opening)
+    s = summarize(base)
+    assert s["open_at_end"] == 1
+    assert s["open_pnl"] == pytest.approx(1034.55 - 1000.0 - 121.07)
+    _print_summary({"summary": s, "by_source": {}}, 0.1)
+    out = capsys.readouterr().out
+    assert "open at end    1 position(s), -86.52 BTC unrealized (in return, not in PnL)" in out
+    _print_summary({"summary": flat, "by_source": {}}, 0.1)
+    assert "open at end" not in capsys.readouterr().out

@@ -357,6 +357,45 @@ def test_a_symbol_stored_on_two_exchanges_needs_exchange(
     assert json.loads(out.splitlines()[-1])["summary"]["candles"] == 2880
 
 
+def test_a_timeframe_not_stored_names_the_stored_ones(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """``--timeframe 5m`` over stored 1m candles said "no stored 5m candles of ALT-BTC;
+    import or download them first" to someone who had just imported them; it now names the
+    timeframes that are stored (candles are not resampled)."""
+    code, _, err = run(
+        capsys, "download", "--from-file", str(candles_file), "--exchange", "binance",
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, err
+    base = ("backtest", "--symbols", "ALT/BTC", "--config", str(config), "--no-store")
+    code, _, err = run(capsys, *base, "--timeframe", "5m")
+    assert code == 2
+    assert "no stored 5m candles of ALT-BTC" in err
+    assert "stored: 1m (candles are not resampled; give --timeframe 1m)" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, *base, "--timeframe", "5m", "--exchange", "kraken")
+    assert code == 2
+    assert "no stored 5m candles of ALT-BTC on kraken; import or download" in err
+
+
+def test_an_import_under_a_misspelt_exchange_is_refused(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """``download --from-file ... --exchange binanse`` stored the candles under "binanse",
+    where no backtest (default binance) would find them; a name neither ccxt nor cryptofeed
+    knows is refused with the close matches. A cryptofeed name (binance_futures) imports."""
+    base = ("download", "--from-file", str(candles_file), "--config", str(config))
+    code, _, err = run(capsys, *base, "--exchange", "binanse")
+    assert code == 2, err
+    assert "--exchange 'binanse': not an exchange ccxt or cryptofeed knows" in err
+    assert "did you mean binance" in err
+    assert len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, *base, "--exchange", "binance_futures")
+    assert code == 0, err
+    assert "imported candles of binance_futures ALT-BTC" in out
+
+
 def test_trades_backtest_of_a_trade_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

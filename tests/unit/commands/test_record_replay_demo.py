@@ -54,6 +54,26 @@ def test_replay_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert "not found" in err
 
 
+def test_replay_of_another_exchanges_files_names_the_recording(
+    capsys: pytest.CaptureFixture[str], shared_data: Path, tmp_path: Path
+) -> None:
+    """BINANCE.* files replayed as --exchange binance_futures failed inside cryptofeed
+    ("Premium Index Symbols only allowed on Candle data feed", exit 1); the command now says
+    whose recording the files are, before anything starts. Renamed files are left alone."""
+    files = [str(shared_data / "BINANCE.0"), str(shared_data / "BINANCE.ws.1.0")]
+    code, err = run(capsys, "replay", "--exchange", "binance_futures", *files)
+    assert code == 2, err
+    assert "--exchange binance_futures" in err
+    assert "BINANCE recording" in err
+    assert "--exchange binance" in err
+    assert len(err.strip().splitlines()) == 1, err
+    specs = tmp_path / "instruments.BINANCE.json"  # the specs `record` saves beside them
+    specs.write_text("{}")
+    code, err = run(capsys, "replay", "--exchange", "okx", *files, str(specs))
+    assert code == 2, err
+    assert "BINANCE recording" in err
+
+
 def test_record_needs_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """record without --config says it needs one."""
     code, err = run(capsys, "record", "--out", str(tmp_path))

@@ -5,6 +5,7 @@ a reason naming the minimum; a tracked market without a spec is never sized on (
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -110,6 +111,24 @@ def test_venue_qty_and_spec_problem_name_the_limits() -> None:
         "order value 9.000 USDT is below the minimum 10 USDT of BTC-USDT",
     )
     assert spec_problem(SPOT, D("0.001"), D(20000)) is None
+
+
+def test_spec_problem_writes_tiny_numbers_without_an_exponent() -> None:
+    """A dust order's reason reads 0.00000001, not 1E-8 (what a person types in the order
+    form and reads back in the 409)."""
+    assert spec_problem(SPOT, D("0.00000001"), D(20000)) == (
+        "lot_size",
+        "amount 0.00000001 is not a whole number of lots (0.001) of BTC-USDT",
+    )
+    assert spec_problem(SPOT, D("0.001"), D("0.0000001")) == (
+        "min_notional",
+        "order value 0.0000000001 USDT is below the minimum 10 USDT of BTC-USDT",
+    )
+    tiny_min = replace(SPOT, min_qty=D("1E-7"), lot_size=D("1E-9"))
+    assert spec_problem(tiny_min, D("1E-8"), D(20000)) == (
+        "min_amount",
+        "quantity 0.00000001 is below the minimum 0.0000001 of BTC-USDT",
+    )
 
 
 def test_notional_budget_loses_the_risk_share_at_the_stop() -> None:
