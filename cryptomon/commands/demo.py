@@ -124,12 +124,15 @@ class _Tally:
         self.events: Counter[str] = Counter()
         self.anomalies: Counter[str] = Counter()
         self.orders: set[str] = set()
-        self.counts = {"fills": 0, "notifications": 0}
+        self.counts = {"fills": 0}
+        # per outcome: the sink receives the sent ones; suppressed (cooldown, severity) and
+        # digested ones are counted here but never delivered on their own
+        self.notifications: dict[str, int] = {}
         hub.subscribe(list(MARKET_DATA), self._on_market, name="demo.events")
         hub.subscribe(Anomaly, self._on_anomaly, name="demo.anomalies")
         hub.subscribe((OrderIntent, OrderUpdate), self._on_order, name="demo.orders")
         hub.subscribe(Fill, self._counter("fills"), name="demo.fills")
-        hub.subscribe(NotificationRecord, self._counter("notifications"), name="demo.notifications")
+        hub.subscribe(NotificationRecord, self._on_notification, name="demo.notifications")
 
     def _on_market(self, ev: Any) -> None:
         self.events[type(ev).__name__] += 1
@@ -140,6 +143,9 @@ class _Tally:
     def _on_order(self, ev: Any) -> None:
         self.orders.add(ev.client_order_id)
 
+    def _on_notification(self, ev: Any) -> None:
+        self.notifications[ev.status] = self.notifications.get(ev.status, 0) + 1
+
     def _counter(self, key: str) -> Any:
         return lambda _ev: self.counts.__setitem__(key, self.counts[key] + 1)
 
@@ -149,7 +155,7 @@ class _Tally:
             "anomalies": dict(sorted(self.anomalies.items())),
             "orders": len(self.orders),
             "fills": self.counts["fills"],
-            "notifications": self.counts["notifications"],
+            "notifications": dict(sorted(self.notifications.items())),
         }
 
 

@@ -27,6 +27,12 @@ def test_demo_runs_offline_and_prints_summary() -> None:
         assert summary["events"].get(kind, 0) > 0, kind
     assert isinstance(summary["anomalies"], dict)
     assert summary["seconds"] >= 5
+    # by outcome, beside what the sink received (a bare count of 42 beside 15 delivered
+    # read as lost notifications: most were suppressed by cooldowns)
+    notes = summary["notifications"]
+    assert isinstance(notes, dict), notes
+    assert set(notes) <= {"sent", "failed", "suppressed", "digested"}, notes
+    assert isinstance(summary["notifications_delivered"], int)
 
 
 def test_ctrl_c_during_the_first_compile_exits_without_waiting_for_it(tmp_path: Path) -> None:
