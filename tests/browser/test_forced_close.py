@@ -4,8 +4,8 @@ a ``demo --perpetual``.
 The demo's perpetual only streams a random walk (its injected events go to the spot markets),
 so a paper liquidation at 5x cannot be produced on time from a browser. The order rows come
 from the real daemon; the orders answer gets one more row shaped as the paper broker books a
-liquidation (``PaperBroker._force``: origin ``liquidation``, client id with code ``q``, its
-reason) through Playwright's route, the one thing mocked here."""
+liquidation (``paper_forced.ForcedCloses.force``: origin ``liquidation``, client id with code
+``q``, its reason) through Playwright's route, the one thing mocked here."""
 
 from __future__ import annotations
 

@@ -14,33 +14,19 @@
 Fills of resting orders happen outside ``place_order``: the engine registers a callback with
 :meth:`set_listener` and also polls :meth:`fetch_order`.
 
-Contract positions are closed by the venue itself, as a real one would (the engine hears of it
-through :meth:`set_forced_listener`: the venue's order, its fill and why):
-
-- liquidation: when the mark (a ``Funding`` event's ``mark_price``; on a market whose feed
-  announces none, the public trades; on a market that has shown neither, such as Gate.io
-  futures subscribed without funding and trades, the book mid of its ``BookTop``s, until
-  the first mark or trade) reaches the position's liquidation estimate
-  (:meth:`~cryptomon.trading.futures.ContractTerms.liquidation`, the one risk checks the
-  stop-loss against, isolated and cross alike), the position's resting orders are canceled and
-  it is closed at that estimate, even when the mark jumped past it, losing its whole initial
-  margin (the rest of the margin is the liquidation fee);
-- expiry: at the first event or engine poll at or after a dated future's expiry, its resting
-  orders are canceled and its position is settled at the last price seen before the expiry
-  (mark, else trade; the entry when none), without a fee, stamped at the expiry; orders on an
-  expired future are refused.
-
-The spot account (funds, settlement per currency) is :mod:`~cryptomon.trading.brokers.
-paper_funds`, the order record and book levels :mod:`~cryptomon.trading.brokers.paper_book`,
-contract margin :mod:`~cryptomon.trading.brokers.paper_margin`.
+This module matches orders and keeps them; its collaborators (``cryptomon.trading.brokers``):
+``paper_funds`` admits orders (lots, minimums, funds) and settles spot fills, ``paper_book``
+is the order record, its venue view and the book levels, ``paper_margin`` the contract margin
+and funding, ``paper_forced`` the venue's own closes of contract positions (liquidation,
+expiry settlement; the engine hears of them through :meth:`set_forced_listener`) and
+``paper_mid`` the book-mid watch of markets that show no mark or trade.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -56,24 +42,16 @@ from cryptomon.trading.brokers.base import (
     OrderRejectedError,
 )
 from cryptomon.trading.brokers.paper_book import PaperOrder, book_levels, d
-from cryptomon.trading.brokers.paper_funds import check_spot_funds, settle_spot
-from cryptomon.trading.brokers.paper_margin import MarginBook, PaperContract
-from cryptomon.trading.brokers.paper_mid import BookMidWatch
+from cryptomon.trading.brokers.paper_forced import ForcedCloses, ForcedListener, iso
+from cryptomon.trading.brokers.paper_funds import check_order, settle_spot
+from cryptomon.trading.brokers.paper_margin import MarginBook
 from cryptomon.trading.margin import TermsLookup
-from cryptomon.trading.sizing import spec_problem
 
 if TYPE_CHECKING:
     from cryptomon.config import PaperBrokerConfig
 
 log = structlog.get_logger()
 ZERO = Decimal(0)
-ForcedListener = Callable[[OrderIntent, BrokerOrder, str], None]
-"""Told of an order the venue placed itself (a liquidation, a settlement): its intent, its
-filled view and why."""
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PaperBroker:
@@ -106,8 +84,6 @@ class PaperBroker:
         self._run = new_id()[:8]  # trade and order ids stay unique across restarts
         self._exchanges: set[str] = set()  # seen in trades and orders: market() has no exchange
         self._listener: Callable[[BrokerOrder], None] | None = None
-        self._forced_listener: ForcedListener | None = None
-        self._expiries: dict[tuple[str, str], float | None] = {}
         self._sub = hub.subscribe(Trade, self._on_trade, name="paper-broker.trade")
         # perpetuals and futures: margin, shorts, funding (paper_margin.py)
         self.margin = MarginBook(terms=terms, balances=self.balances) if terms else None
@@ -116,9 +92,25 @@ class PaperBroker:
             if self.margin is not None
             else None
         )
-        # contract markets with an open position that have shown neither a mark nor a trade:
-        # their liquidation watches the book mid (paper_mid.py)
-        self._mid = BookMidWatch(hub=hub, on_mid=self._on_mid)
+        # liquidations, expiry settlements and the book-mid watch (paper_forced.py); its
+        # methods are bound here so the per-trade and per-fill paths reach them in one hop
+        self._forced = forced = ForcedCloses(
+            margin=self.margin,
+            market=market,
+            hub=hub,
+            clock=clock,
+            orders=self._orders,
+            resting=self._resting,
+            run=self._run,
+            next_seq=self._next_seq,
+            add_fill=self._add_fill,
+            tell=self._tell,
+        )
+        self._mid = forced.mid
+        self._watch = forced.watch
+        self._expire_due = forced.expire_due
+        self._expiry = forced.expiry
+        self._track_mid = forced.track_mid
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -129,7 +121,7 @@ class PaperBroker:
         self._sub.close()
         if self._funding_sub is not None:
             self._funding_sub.close()
-        self._mid.close()
+        self._forced.close()
 
     def set_listener(self, callback: Callable[[BrokerOrder], None] | None) -> None:
         """Called with the order after each fill that happens outside ``place_order``."""
@@ -137,7 +129,7 @@ class PaperBroker:
 
     def set_forced_listener(self, callback: ForcedListener | None) -> None:
         """Called with every order the venue places itself (liquidation, settlement)."""
-        self._forced_listener = callback
+        self._forced.listener = callback
 
     def restore(
         self,
@@ -184,7 +176,7 @@ class PaperBroker:
     async def place_order(self, intent: OrderIntent) -> BrokerOrder:
         existing = self._orders.get(intent.client_order_id)
         if existing is not None:
-            return self._view(existing)
+            return existing.view(self.clock.time())
         self._exchanges.add(intent.exchange)
         if self.margin is not None:
             self._expire_due()
@@ -192,7 +184,7 @@ class PaperBroker:
             if expiry is not None and self.clock.time() >= expiry:
                 raise OrderRejectedError(
                     intent.client_order_id,
-                    f"{intent.symbol} expired at {_iso(expiry)}: a dated future takes no "
+                    f"{intent.symbol} expired at {iso(expiry)}: a dated future takes no "
                     "orders after its expiry",
                 )
         if intent.type not in ("market", "limit"):
@@ -201,7 +193,15 @@ class PaperBroker:
             )
         if intent.type == "limit" and intent.price is None:
             raise OrderRejectedError(intent.client_order_id, "limit order without price")
-        self._check_funds(intent, self._check_spec(intent))
+        check_order(
+            intent,
+            market=self.market_state,
+            margin=self.margin,
+            balances=self.balances,
+            price_of=self._price,  # an attribute: a test counts the look-ups
+            taker_fee=d(self.config.taker_fee),
+            allow_short=self.allow_short,
+        )
         self._seq += 1
         order = PaperOrder(intent, f"paper-{self._run}-{self._seq}")
         self._orders[intent.client_order_id] = order
@@ -211,7 +211,7 @@ class PaperBroker:
         if intent.type == "market":  # immediate-or-cancel: what the book cannot fill expires
             full = order.filled >= intent.amount
             order.state = OrderState.FILLED if full else OrderState.EXPIRED
-        return self._view(order)
+        return order.view(self.clock.time())
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> BrokerOrder:
         order = self._orders.get(client_order_id)
@@ -219,17 +219,17 @@ class PaperBroker:
             raise OrderRejectedError(client_order_id, "unknown order")
         if order.state in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED):
             order.state = OrderState.CANCELED
-        return self._view(order)
+        return order.view(self.clock.time())
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
         self._expire_due()
         order = self._orders.get(client_order_id)
-        return None if order is None else self._view(order)
+        return None if order is None else order.view(self.clock.time())
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
         self._expire_due()
         return [
-            self._view(o)
+            o.view(self.clock.time())
             for o in self._resting.values()  # market orders never rest: filled or expired
             if o.state in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)
             and (symbol is None or o.intent.symbol == symbol)
@@ -279,54 +279,6 @@ class PaperBroker:
         if price is None:
             raise OrderRejectedError(intent.client_order_id, "no market price")
         return price
-
-    def _check_spec(self, intent: OrderIntent) -> Decimal | None:
-        """Like a venue: an order that opens or grows a position is a whole number of the
-        instrument's lots, at least its minimum quantity and order value (exits are not held
-        to the minimums: a venue lets a position close). Returns the order's price when the
-        check needed it (None when it did not look)."""
-        spec = self.market_state.spec(intent.exchange, intent.symbol)
-        if spec is None or intent.reduce_only:
-            return None
-        price = self._price(intent)
-        problem = spec_problem(spec, intent.amount, price)
-        if problem is not None:
-            raise OrderRejectedError(intent.client_order_id, problem[1])
-        return price
-
-    def _check_funds(self, intent: OrderIntent, price: Decimal | None = None) -> None:
-        """The account can pay for ``intent``; ``price`` is its price when already known
-        (looked up here only when the check needs it)."""
-
-        def priced() -> Decimal:
-            return price if price is not None else self._price(intent)
-
-        terms = self.margin.terms(intent.exchange, intent.symbol) if self.margin else None
-        if terms is not None and self.margin is not None:
-            self.margin.check(intent, terms, priced(), d(self.config.taker_fee))
-            return
-        buy = intent.side == "buy"
-        walked = self._walk_cost(intent) if buy and intent.type == "market" else None
-        check_spot_funds(
-            self.balances,
-            intent,
-            priced() if buy and walked is None else ZERO,  # a spot sell needs no price
-            taker_fee=d(self.config.taker_fee),
-            allow_short=self.allow_short,
-            cost=walked,
-        )
-
-    def _walk_cost(self, intent: OrderIntent) -> Decimal | None:
-        """What a market order pays when it walks the book as :meth:`_take` will (what the
-        book cannot fill expires and costs nothing); None without a book."""
-        cost, left = ZERO, intent.amount
-        for price, size in book_levels(self.market_state, intent):
-            qty = min(left, size)
-            cost += qty * price
-            left -= qty
-            if left <= 0:
-                break
-        return cost if cost > 0 else None
 
     def _take(self, order: PaperOrder, *, limit: Decimal | None) -> None:
         intent = order.intent
@@ -437,7 +389,7 @@ class PaperBroker:
     def _tell(self, order: PaperOrder) -> None:
         if self._listener is not None:
             try:
-                self._listener(self._view(order))
+                self._listener(order.view(self.clock.time()))
             except Exception as exc:  # the listener must not break the hub
                 log.error("paper.listener_failed", error=repr(exc))
 
@@ -457,171 +409,7 @@ class PaperBroker:
                 currency=payment.currency,
             )
 
-    def _on_mid(self, exchange: str, symbol: str, mid: Decimal, ts: float) -> None:
-        """The book mid of a market whose position has no mark or trade to watch."""
-        self._watch(exchange, symbol, mid, ts, mark=False, what="book mid")
-
-    def _track_mid(self, key: tuple[str, str]) -> None:
-        """After a position of ``key`` changed: its book mid is watched while it is open on a
-        market that has shown neither a mark nor a trade."""
-        margin = self.margin
-        if margin is None:
-            return
-        pos = margin.positions.get(key)
-        self._mid.set(
-            key,
-            pos is not None
-            and pos.qty != 0
-            and not margin.has_mark(key)
-            and not self.market_state.trades(key[0], key[1], limit=1),
-        )
-
-    # ------------------------------------------------------------------ forced closes
-
-    def _expiry(self, exchange: str, symbol: str) -> float | None:
-        """The market's expiry (a dated future), None when it has none."""
-        key = (exchange, symbol)
-        if key in self._expiries:
-            return self._expiries[key]
-        terms = self.margin.terms(exchange, symbol) if self.margin is not None else None
-        if terms is None:  # not a contract, or its spec not known yet: asked again
-            return None
-        self._expiries[key] = terms.spec.expiry
-        return terms.spec.expiry
-
-    def _watch(
-        self,
-        exchange: str,
-        symbol: str,
-        price: Decimal,
-        ts: float,
-        *,
-        mark: bool,
-        what: str = "",
-    ) -> None:
-        """A new mark, trade price or book mid (``what`` names it in the reason; a trade
-        price by default): dated futures past their expiry are settled, and the position of
-        this market is liquidated when the price reaches its estimate."""
-        margin = self.margin
-        if margin is None:
-            return
-        key = (exchange, symbol)
-        watched = margin.follow(key, price, ts, mark=mark)
-        self._expire_due()
-        due = margin.liquidation_due(key, price) if watched else None
-        if due is None:
-            return
-        pos, at, fee = due
-        terms = pos.terms
-        side = "long" if pos.qty > 0 else "short"
-        reason = (
-            f"liquidation: {what or ('mark' if mark else 'price')} {price} reached the "
-            "liquidation price "
-            f"{at.quantize(Decimal('1e-8'))} of the {side} {abs(pos.qty)} {symbol} "
-            f"(entry {pos.entry}, {terms.leverage}x {terms.margin_mode}): closed there, "
-            f"losing its initial margin"
-        )
-        self._force(
-            key, pos, at, fee=fee, origin="liquidation", reason=reason, ts=self.clock.time()
-        )
-
-    def _expire_due(self) -> None:
-        """Settle the dated futures whose expiry has passed and cancel their resting orders."""
-        margin = self.margin
-        if margin is None:
-            return
-        now = self.clock.time()
-        for key, pos, price in margin.expired(now):
-            expiry = pos.terms.spec.expiry or now
-            reason = (
-                f"settlement: {key[1]} expired at {_iso(expiry)}; the position "
-                f"{pos.qty} was settled at {price}, the last price before the expiry"
-            )
-            self._force(key, pos, price, fee=ZERO, origin="settlement", reason=reason, ts=expiry)
-        for order in list(self._resting.values()):
-            intent = order.intent
-            ends = self._expiry(intent.exchange, intent.symbol)
-            if ends is not None and now >= ends and self._cancel_open(order):
-                self._tell(order)
-
-    @staticmethod
-    def _cancel_open(order: PaperOrder) -> bool:
-        if order.state in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED):
-            order.state = OrderState.CANCELED
-            return True
-        return False
-
-    def _force(
-        self,
-        key: tuple[str, str],
-        pos: PaperContract,
-        price: Decimal,
-        *,
-        fee: Decimal,
-        origin: Literal["liquidation", "settlement"],
-        reason: str,
-        ts: float,
-    ) -> None:
-        """The venue closes ``pos`` itself: the market's resting orders are canceled first,
-        then one reduce-only market order of the venue's fills the whole position at
-        ``price`` paying ``fee``; the forced listener is told."""
-        if self.margin is None:
-            return
-        exchange, symbol = key
-        for order in list(self._resting.values()):
-            i = order.intent
-            if i.exchange == exchange and i.symbol == symbol and self._cancel_open(order):
-                self._tell(order)
-        qty, currency = self.margin.force_close(key, price, fee, ts)
-        self._track_mid(key)
+    def _next_seq(self) -> int:
+        """The next number of the run's order and trade ids."""
         self._seq += 1
-        intent = OrderIntent(
-            exchange=exchange,
-            symbol=symbol,
-            ts=ts,
-            ts_recv=ts,
-            client_order_id=f"paper-{origin}-{self._run}-{self._seq}",
-            side="sell" if qty > 0 else "buy",
-            type="market",
-            amount=abs(qty),
-            reduce_only=True,
-            origin=origin,
-        )
-        order = PaperOrder(intent, f"paper-{self._run}-{self._seq}")
-        self._orders[intent.client_order_id] = order
-        self._add_fill(order, abs(qty), price, fee=fee, currency=currency, liquidity="taker", ts=ts)
-        order.state = OrderState.FILLED
-        log.warning(
-            f"paper.{origin}",
-            symbol=symbol,
-            qty=str(qty),
-            price=str(price),
-            fee=str(fee),
-            currency=currency,
-        )
-        if self._forced_listener is not None:
-            try:
-                self._forced_listener(intent, self._view(order), reason)
-            except Exception as exc:  # the listener must not break the hub
-                log.error("paper.listener_failed", error=repr(exc))
-
-    def _view(self, order: PaperOrder) -> BrokerOrder:
-        intent = order.intent
-        filled = order.filled
-        new = filled - order.prior
-        cost = order.cost
-        return BrokerOrder(
-            client_order_id=intent.client_order_id,
-            exchange=intent.exchange,
-            symbol=intent.symbol,
-            state=order.state,
-            side=intent.side,
-            type=intent.type,
-            amount=intent.amount,
-            filled=filled,
-            price=intent.price,
-            avg_price=cost / new if new > 0 else None,  # of the fills since the restart
-            exchange_order_id=order.exchange_order_id,
-            fills=tuple(order.fills),
-            ts=self.clock.time(),
-        )
+        return self._seq

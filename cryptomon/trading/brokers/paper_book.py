@@ -1,5 +1,5 @@
-"""The paper broker's matching data: its order record and the opposite side of the live
-book an order takes liquidity from."""
+"""The paper broker's matching data: its order record (and the venue view of it the engine
+reads) and the opposite side of the live book an order takes liquidity from."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from decimal import Decimal
 from cryptomon.decimals import float_decimal
 from cryptomon.events import Fill, OrderIntent, OrderState
 from cryptomon.market.state import MarketState
+from cryptomon.trading.brokers.base import BrokerOrder
 
 ZERO = Decimal(0)
 
@@ -43,6 +44,28 @@ class PaperOrder:
         self.fills.append(fill)
         self.fills_amount = self.fills_amount + fill.amount
         self.cost = self.cost + fill.amount * fill.price
+
+    def view(self, ts: float) -> BrokerOrder:
+        """The order as the venue reports it at ``ts`` (epoch seconds)."""
+        intent = self.intent
+        filled = self.filled
+        new = filled - self.prior
+        cost = self.cost
+        return BrokerOrder(
+            client_order_id=intent.client_order_id,
+            exchange=intent.exchange,
+            symbol=intent.symbol,
+            state=self.state,
+            side=intent.side,
+            type=intent.type,
+            amount=intent.amount,
+            filled=filled,
+            price=intent.price,
+            avg_price=cost / new if new > 0 else None,  # of the fills since the restart
+            exchange_order_id=self.exchange_order_id,
+            fills=tuple(self.fills),
+            ts=ts,
+        )
 
 
 def book_levels(market: MarketState, intent: OrderIntent) -> Iterator[tuple[Decimal, Decimal]]:

@@ -1,16 +1,87 @@
-"""The paper broker's spot account: balances per currency, the funds an order needs and
-what a fill moves (perpetuals and futures settle through margin instead:
+"""The paper broker's order admission and spot account: whether an order may be placed (the
+instrument's lots and minimums, then the funds it needs) and what a spot fill moves through
+the balances per currency (perpetuals and futures check and settle through margin instead:
 :mod:`cryptomon.trading.brokers.paper_margin`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from cryptomon.config import split_symbol
 from cryptomon.events import OrderIntent
+from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import OrderRejectedError
+from cryptomon.trading.brokers.paper_book import book_levels
+from cryptomon.trading.brokers.paper_margin import MarginBook
+from cryptomon.trading.sizing import spec_problem
 
 ZERO = Decimal(0)
+
+
+def check_order(
+    intent: OrderIntent,
+    *,
+    market: MarketState,
+    margin: MarginBook | None,
+    balances: dict[str, Decimal],
+    price_of: Callable[[OrderIntent], Decimal],
+    taker_fee: Decimal,
+    allow_short: bool,
+) -> None:
+    """Raise :class:`OrderRejectedError` when a venue would refuse ``intent``: its spec
+    (:func:`check_spec`), then its funds (contract margin through ``margin``, else the spot
+    ``balances``). ``price_of`` is the order's price (limit, touch or mid), looked up at most
+    once and only when a check needs it."""
+    price = check_spec(intent, market, price_of)
+
+    def priced() -> Decimal:
+        return price if price is not None else price_of(intent)
+
+    terms = margin.terms(intent.exchange, intent.symbol) if margin else None
+    if terms is not None and margin is not None:
+        margin.check(intent, terms, priced(), taker_fee)
+        return
+    buy = intent.side == "buy"
+    walked = walk_cost(market, intent) if buy and intent.type == "market" else None
+    check_spot_funds(
+        balances,
+        intent,
+        priced() if buy and walked is None else ZERO,  # a spot sell needs no price
+        taker_fee=taker_fee,
+        allow_short=allow_short,
+        cost=walked,
+    )
+
+
+def check_spec(
+    intent: OrderIntent, market: MarketState, price_of: Callable[[OrderIntent], Decimal]
+) -> Decimal | None:
+    """Like a venue: an order that opens or grows a position is a whole number of the
+    instrument's lots, at least its minimum quantity and order value (exits are not held
+    to the minimums: a venue lets a position close). Returns the order's price when the
+    check needed it (None when it did not look)."""
+    spec = market.spec(intent.exchange, intent.symbol)
+    if spec is None or intent.reduce_only:
+        return None
+    price = price_of(intent)
+    problem = spec_problem(spec, intent.amount, price)
+    if problem is not None:
+        raise OrderRejectedError(intent.client_order_id, problem[1])
+    return price
+
+
+def walk_cost(market: MarketState, intent: OrderIntent) -> Decimal | None:
+    """What a market order pays when it walks the book as the broker's matching will (what
+    the book cannot fill expires and costs nothing); None without a book."""
+    cost, left = ZERO, intent.amount
+    for price, size in book_levels(market, intent):
+        qty = min(left, size)
+        cost += qty * price
+        left -= qty
+        if left <= 0:
+            break
+    return cost if cost > 0 else None
 
 
 def check_spot_funds(
