@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -125,6 +126,38 @@ async def test_limits_update_validated_by_the_engine(engine_api: Any) -> None:
     )
     assert status == 422, body
     assert engine.limits()["max_symbol_exposure"] != 999_999.0
+
+
+@pytest.mark.asyncio
+async def test_null_clears_an_optional_setting_and_is_refused_for_the_others(
+    engine_api: Any,
+) -> None:
+    """null in POST /trading/config was dropped silently (200, nothing changed): it now turns
+    trailing_stop_percentage off again, audited; a setting that always has a value refuses
+    null with a 422 naming the field."""
+    api, engine, audits = engine_api
+    status, body = await api.post("/api/v1/trading/config", {"trailing_stop_percentage": 2.5})
+    assert status == 200, body
+    assert engine.limits()["trailing_stop_percentage"] == 2.5
+    status, body = await api.post("/api/v1/trading/config", {"trailing_stop_percentage": None})
+    assert status == 200, body
+    assert body["config"]["trailing_stop_percentage"] is None
+    assert engine.limits()["trailing_stop_percentage"] is None
+    last = audits[-1]
+    assert (last.actor, last.action) == ("admin", "update_limits")
+    assert json.loads(last.payload) == {"changes": {"trailing_stop_percentage": None}}
+
+    before = len(audits)
+    status, body = await api.post(
+        "/api/v1/trading/config", {"max_position_size": None, "max_open_positions": 5}
+    )
+    assert status == 422, body
+    (field,) = body["error"]["details"]["fields"]
+    assert field["field"] == "body.max_position_size"
+    assert "null" in field["message"]
+    assert engine.limits()["max_position_size"] == 1000.0
+    assert engine.limits()["max_open_positions"] != 5  # nothing of a refused body applies
+    assert len(audits) == before
 
 
 @pytest.mark.asyncio
