@@ -228,3 +228,20 @@ async def test_min_signal_strength_change_reaches_the_signal_generator(engine_ap
     assert order is not None
     assert order.intent.signal_id == medium.id
     await generator.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("text", ["Infinity", "-Infinity", "NaN", "1e999"])
+async def test_non_finite_limits_are_refused_naming_the_field(engine_api: Any, text: str) -> None:
+    """A money limit of Infinity / NaN (JSON literals Python's parser takes) or 1e999 (parsed
+    as infinity) is a 422 naming the field; the limit stays as it was."""
+    api, engine, _ = engine_api
+    url = f"{api.url}/api/v1/trading/config"
+    body = '{"max_position_size": ' + text + "}"
+    headers = {**bearer(ADMIN), "Content-Type": "application/json"}
+    async with api.http.post(url, data=body, headers=headers) as r:
+        status, answer = r.status, await r.json()
+    assert status == 422, answer
+    (field,) = answer["error"]["details"]["fields"]
+    assert field["field"] == "body.max_position_size"
+    assert engine.limits()["max_position_size"] == 1000.0
