@@ -21,7 +21,6 @@ _STATUS_TEXT = {
     408: "Request body not received within api.body_timeout_s (connection closed)",
     409: "Conflict with the current state (e.g. risk rejection, order already closed)",
     413: "Request body larger than api.max_body_bytes",
-    414: "Request URL (path and query) longer than 8190 bytes",
     415: "Content-Type is not accepted, or the body has a Content-Encoding (send it uncompressed)",
     422: "Validation error; details.fields names each offending field",
     429: "Rate limited, api.max_inflight_per_ip requests already in progress, or too many "
@@ -125,7 +124,7 @@ def _plain_paths(err_ref: dict[str, str]) -> dict[str, dict[str, Any]]:
                 "x-required-scope": "read",
                 "responses": {
                     "101": {"description": "Switching Protocols (WebSocket)"},
-                    **_error_entries(err_ref, (400, 401, 403, 414, 429, 503)),
+                    **_error_entries(err_ref, (400, 401, 403, 429, 503)),
                 },
             }
         },

@@ -110,7 +110,7 @@ class Route:
         return self.handler.__name__
 
     def statuses(self) -> list[int]:
-        out = set(self.errors) | {404, 414, 429, 503}  # 414: any URL can be too long
+        out = set(self.errors) | {404, 429, 503}
         if self.scope is not None:
             out |= {401, 403}
         if self.query is not None:
