@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import traceback
 from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import HttpProcessingError
 
 from cryptomon.api.errors import ApiError, error_response
 
@@ -46,26 +45,6 @@ def _reason(exc: BaseException | None) -> str:
     if not isinstance(exc, HttpProcessingError) or not exc.message:
         return ""
     return exc.message.splitlines()[0].split(": ", 1)[0].rstrip(":").strip()
-
-
-def _uri_too_long(exc: BaseException | None) -> bool:
-    """Whether aiohttp refused the request line's URL as too long, not a header: both are
-    ``LineTooLong``. Its C parser raises it from ``cb_on_url`` for the URL (the name is on
-    the traceback; a header's is ``cb_on_header_*``, whose value may start with ``/`` too).
-    The pure-Python parser (AIOHTTP_NO_EXTENSIONS) gives the whole line: a request line is
-    ``METHOD /target ...``, a header ``Name: value``. Anything else stays a 400, as before."""
-    if not isinstance(exc, LineTooLong) or not exc.args:
-        return False
-    frames = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
-    if any(name.startswith("aiohttp._http_parser.") for name in frames):
-        return any(name.endswith(".cb_on_url") for name in frames)
-    line = exc.args[0]
-    if isinstance(line, str):
-        line = line.encode("latin-1", "replace")
-    if not isinstance(line, bytes | bytearray):
-        return False
-    method, sep, target = bytes(line).partition(b" ")
-    return bool(sep) and method.isalpha() and method.isupper() and target.startswith(b"/")
 
 
 class _Handler(web.RequestHandler):
@@ -91,19 +70,12 @@ class _Handler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        if status == 400 and _uri_too_long(exc):
-            status = (
-                414  # URI Too Long (RFC 9110 15.5.15): aiohttp answers 400 to every parse error
-            )
         resp = super().handle_error(request, status, exc, message)
         if isinstance(resp, web.Response):
             # the API's JSON error shape, as on every other answer; aiohttp's text quoted the
             # request line back (a ?token= in a too-long URL)
             what = _reason(exc) if status < 500 else ""
             text = f"the request could not be parsed ({what})" if what else "internal error"
-            if status == 414:
-                limit = exc.args[1] if isinstance(exc, LineTooLong) and len(exc.args) > 1 else "?"
-                text = f"the request URL is longer than the {limit} bytes accepted"
             shaped = error_response(ApiError(status, f"{text}; nothing was done"))
             resp.body = shaped.body
             resp.content_type = "application/json"
