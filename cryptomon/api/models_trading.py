@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cryptomon.api.models import SYMBOL_PATTERN, MarketNames, Out, Query, SeverityName, reject_nul
-from cryptomon.config import normalize_symbol
+from cryptomon.config import TradingConfig, normalize_symbol
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -46,9 +54,25 @@ class RiskConfigOut(Out):
     config: dict[str, Any] = Field(description="current risk limits and trading switches")
 
 
+def _not_null_schema(schema: dict[str, Any]) -> None:
+    """The documented schema: only the optional settings (``_NULLABLE``) may be null."""
+    for name, prop in schema.get("properties", {}).items():
+        if name in _NULLABLE or "anyOf" not in prop:
+            continue
+        kept = [s for s in prop.pop("anyOf") if s.get("type") != "null"]
+        prop.pop("default", None)
+        if len(kept) == 1:
+            prop.update(kept[0])
+        else:
+            prop["anyOf"] = kept
+
+
 class RiskConfigUpdate(Body):
     """A partial update of the risk limits: only the fields given change (validated again by
-    the order engine exactly like the config file)."""
+    the order engine exactly like the config file). null turns an optional setting off and is
+    refused for the others."""
+
+    model_config = ConfigDict(**Body.model_config, json_schema_extra=_not_null_schema)
 
     auto_trading_enabled: bool | None = None
     max_position_size: float | None = Field(default=None, gt=0, description="quote")
@@ -67,6 +91,15 @@ class RiskConfigUpdate(Body):
     min_signal_strength: float | None = Field(default=None, ge=0, le=1)
     kill_switch_flatten: bool | None = None
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_clears_only_optional(cls, v: Any, info: ValidationInfo) -> Any:
+        # null turns an optional setting off (trailing_stop_percentage); the others always
+        # have a value, so null is refused naming the field (it was silently ignored)
+        if v is None and info.field_name not in _NULLABLE:
+            raise ValueError("a value; this setting cannot be cleared with null")
+        return v
+
     @model_validator(mode="after")
     def _not_empty(self) -> RiskConfigUpdate:
         if not self.changes():
@@ -74,7 +107,16 @@ class RiskConfigUpdate(Body):
         return self
 
     def changes(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+        """The fields given, null included (it clears an optional setting)."""
+        return self.model_dump(exclude_unset=True)
+
+
+# the runtime settings that may be null (off) in TradingConfig
+_NULLABLE = frozenset(
+    name
+    for name in RiskConfigUpdate.model_fields
+    if type(None) in get_args(TradingConfig.model_fields[name].annotation)
+)
 
 
 class PositionOut(Out):

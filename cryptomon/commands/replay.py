@@ -5,6 +5,7 @@ recording through the same adapter into the full daemon (``build_app``: whatever
 enables). Without ``--config`` the API is off and the database is a temporary SQLite file.
 ``--json`` prints one JSON object as the last line:
 ``{"exchange", "messages", "events": {channel: callbacks}, "anomalies", "seconds"}``.
+REST requests (book snapshots) the recording held no answer for are named on stderr.
 """
 
 from __future__ import annotations
@@ -70,6 +71,25 @@ def _recorded_exchange(files: list[str], feed_id: str) -> str | None:
     return prefix
 
 
+def _http_files_left_out(files: list[str], feed_id: str) -> list[Path]:
+    """The recording's ``EXCHANGE.http.*`` files (its REST answers: book snapshots) lying
+    beside the given ``EXCHANGE.0`` when none was given: without them every book message
+    that needs a snapshot is dropped."""
+    paths = [Path(f) for f in files]
+    if any(".http." in p.name for p in paths) or not any(".ws." in p.name for p in paths):
+        return []  # given, or nothing replayed asks for them
+    prefix = f"{feed_id.upper()}."
+    mains = [p for p in paths if p.name.upper() == f"{prefix}0"]
+    return sorted(
+        {
+            sibling
+            for main in mains
+            for sibling in main.parent.iterdir()
+            if sibling.name.upper().startswith(f"{prefix}HTTP.") and sibling.is_file()
+        }
+    )
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from cryptomon.config import ExchangeConfig
     from cryptomon.errors import ConfigError
@@ -95,6 +115,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return usage_error(
             f"--exchange {name}: the files are a {other.upper()} recording "
             f"({Path(args.files[0]).name}, ...); give --exchange {other}"
+        )
+    left_out = _http_files_left_out(args.files, feed_id)
+    if left_out:
+        return usage_error(
+            f"the recording's REST answers ({', '.join(str(p) for p in left_out)}) were not "
+            "given: add them to the files; without them the book messages needing a "
+            "snapshot are dropped"
         )
     settings = settings_from_args(args)
     tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -156,6 +183,9 @@ async def _replay(settings: Any, name: str, args: argparse.Namespace) -> int:
     if feed.error is not None:
         sys.stderr.write(f"crypto-monitor: replay failed: {feed.error}\n")
         code = code or 1
+    missing_rest = feed.missing_rest_problem()
+    if missing_rest is not None:
+        sys.stderr.write(f"crypto-monitor replay: warning: {missing_rest}\n")
     summary = {
         "exchange": name,
         "messages": feed.messages,
@@ -169,6 +199,12 @@ async def _replay(settings: Any, name: str, args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"replayed {feed.messages} messages of {name} in {summary['seconds']}s: "
             + ", ".join(f"{k}={v}" for k, v in summary["events"].items())
-            + f"; anomalies={anomalies[0]}; parse errors={feed.health.parse_errors}\n"
+            + f"; anomalies={anomalies[0]}; parse errors={feed.health.parse_errors}"
+            + (
+                f" ({feed.missing_rest} without a recorded REST answer: see above)"
+                if feed.missing_rest
+                else ""
+            )
+            + "\n"
         )
     return int(code)

@@ -77,6 +77,8 @@ class Recording:
         # REST responses by URL: (recorded receipt time, body)
         self.http: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.ws_files: list[Path] = []
+        self.http_files: list[Path] = []
+        self.main_files: list[Path] = []  # EXCHANGE.0
         self.key: tuple[tuple[str, int, int], ...] = ()  # identifies the symbol lists
         paths = [Path(name) for name in files]
         missing = [str(path) for path in paths if not path.is_file()]
@@ -90,8 +92,10 @@ class Recording:
             if ".ws." in path.name:
                 self.ws_files.append(path)
             elif ".http." in path.name:
+                self.http_files.append(path)
                 self._read_http(path)
             else:
+                self.main_files.append(path)
                 self._read_main(path)
         if not self.subscription:
             raise ConfigError(
@@ -219,6 +223,8 @@ class _RecordedHTTP:
     ) -> None:
         self.cache = {url: list(responses) for url, responses in cache.items()}
         self.on_read = on_read
+        self.missing = 0  # requests without a recorded response
+        self.first_missing: str | None = None
 
     async def read(self, address: str, **kwargs: Any) -> Any:
         queue = self.cache.get(address)
@@ -228,6 +234,9 @@ class _RecordedHTTP:
                 (left for url, left in self.cache.items() if left and _url_key(url) == key), None
             )
         if not queue:
+            self.missing += 1
+            if self.first_missing is None:
+                self.first_missing = address
             raise LookupError(f"no recorded response for {address}")
         receipt, data = queue.pop(0)
         if self.on_read is not None and not math.isnan(receipt):
@@ -310,6 +319,34 @@ class ReplayFeed:
         self.feed: Any = None
         # the feed's book callbacks while one REST snapshot's callback is redirected
         self._book_callbacks: list[Any] | None = None
+
+    @property
+    def missing_rest(self) -> int:
+        """REST requests (book snapshots) the recording held no response for."""
+        http = getattr(self.feed, "http_conn", None)
+        return http.missing if isinstance(http, _RecordedHTTP) else 0
+
+    def missing_rest_problem(self) -> str | None:
+        """What to say when REST requests went unanswered: which file is missing and where
+        it is expected (a recording's REST answers are in its ``EXCHANGE.http.*`` files,
+        written beside ``EXCHANGE.0``); None when none did."""
+        http = getattr(self.feed, "http_conn", None)
+        if not isinstance(http, _RecordedHTTP) or not http.missing:
+            return None
+        recording = self.recording
+        main = recording.main_files[0] if recording.main_files else None
+        prefix = main.name.split(".")[0] if main is not None else self.base_class.id
+        where = f" beside {main.name} in {main.parent}" if main is not None else ""
+        if recording.http_files:
+            given = ", ".join(path.name for path in recording.http_files)
+            cause = f"the given {given} hold(s) no answer to them"
+        else:
+            cause = f"no {prefix}.http.* file (the recorded REST answers) was given"
+        return (
+            f"{http.missing} REST request(s) had no recorded answer (the first: "
+            f"{http.first_missing}), so the messages needing them were dropped: {cause}; "
+            f"expected {prefix}.http.N.M{where}, as `crypto-monitor record` writes it"
+        )
 
     def counts(self) -> dict[str, int]:
         """Callbacks per cryptofeed channel (``trades``, ``l2_book``, ...), as ``playback``."""

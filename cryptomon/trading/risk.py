@@ -15,7 +15,7 @@ exposure), ``halted`` (only reduce-only exits: stop loss, take profit, kill swit
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from cryptomon.decimals import plain_decimal as _d
 from cryptomon.events import OrderIntent
@@ -55,7 +55,13 @@ __all__ = [
 
 
 def _multiple(value: Decimal, step: Decimal) -> bool:
-    return step <= 0 or (value % step) == 0
+    if step <= 0:
+        return True
+    # exact at any size: the default context's 28 digits raised DivisionImpossible (a
+    # traceback, no answer) for a quotient of more digits, e.g. 1e40 base on a 0.001 lot
+    with localcontext() as ctx:
+        ctx.prec = max(ctx.prec, value.adjusted() - step.adjusted() + 2)
+        return (value % step) == 0
 
 
 def check(

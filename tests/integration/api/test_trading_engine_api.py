@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -128,6 +129,38 @@ async def test_limits_update_validated_by_the_engine(engine_api: Any) -> None:
 
 
 @pytest.mark.asyncio
+async def test_null_clears_an_optional_setting_and_is_refused_for_the_others(
+    engine_api: Any,
+) -> None:
+    """null in POST /trading/config was dropped silently (200, nothing changed): it now turns
+    trailing_stop_percentage off again, audited; a setting that always has a value refuses
+    null with a 422 naming the field."""
+    api, engine, audits = engine_api
+    status, body = await api.post("/api/v1/trading/config", {"trailing_stop_percentage": 2.5})
+    assert status == 200, body
+    assert engine.limits()["trailing_stop_percentage"] == 2.5
+    status, body = await api.post("/api/v1/trading/config", {"trailing_stop_percentage": None})
+    assert status == 200, body
+    assert body["config"]["trailing_stop_percentage"] is None
+    assert engine.limits()["trailing_stop_percentage"] is None
+    last = audits[-1]
+    assert (last.actor, last.action) == ("admin", "update_limits")
+    assert json.loads(last.payload) == {"changes": {"trailing_stop_percentage": None}}
+
+    before = len(audits)
+    status, body = await api.post(
+        "/api/v1/trading/config", {"max_position_size": None, "max_open_positions": 5}
+    )
+    assert status == 422, body
+    (field,) = body["error"]["details"]["fields"]
+    assert field["field"] == "body.max_position_size"
+    assert "null" in field["message"]
+    assert engine.limits()["max_position_size"] == 1000.0
+    assert engine.limits()["max_open_positions"] != 5  # nothing of a refused body applies
+    assert len(audits) == before
+
+
+@pytest.mark.asyncio
 async def test_idempotency_key_on_the_real_engine(engine_api: Any) -> None:
     """A retried POST with the same Idempotency-Key does not place a second order."""
     api, engine, _ = engine_api
@@ -195,3 +228,20 @@ async def test_min_signal_strength_change_reaches_the_signal_generator(engine_ap
     assert order is not None
     assert order.intent.signal_id == medium.id
     await generator.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("text", ["Infinity", "-Infinity", "NaN", "1e999"])
+async def test_non_finite_limits_are_refused_naming_the_field(engine_api: Any, text: str) -> None:
+    """A money limit of Infinity / NaN (JSON literals Python's parser takes) or 1e999 (parsed
+    as infinity) is a 422 naming the field; the limit stays as it was."""
+    api, engine, _ = engine_api
+    url = f"{api.url}/api/v1/trading/config"
+    body = '{"max_position_size": ' + text + "}"
+    headers = {**bearer(ADMIN), "Content-Type": "application/json"}
+    async with api.http.post(url, data=body, headers=headers) as r:
+        status, answer = r.status, await r.json()
+    assert status == 422, answer
+    (field,) = answer["error"]["details"]["fields"]
+    assert field["field"] == "body.max_position_size"
+    assert engine.limits()["max_position_size"] == 1000.0

@@ -192,3 +192,33 @@ def test_replay_whose_pipeline_did_not_start_prints_no_summary(
         out, err = capsys.readouterr()
         assert out == "", out
         assert "crypto-monitor replay: nothing was replayed: the pipeline did not start" in err
+
+
+def test_replay_without_the_http_file_names_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, shared_data: Path
+) -> None:
+    """A BINANCE recording replayed without its BINANCE.http.* file (the REST book
+    snapshots) reported only "parse errors=177". The command now names the file and where
+    it is expected: before starting when it lies beside BINANCE.0 but was not given, in the
+    summary when there is none."""
+    beside = [str(shared_data / "BINANCE.0"), str(shared_data / "BINANCE.ws.1.0")]
+    code, err = run(capsys, "replay", "--exchange", "binance", *beside)
+    assert code == 2, err
+    assert str(shared_data / "BINANCE.http.0.0") in err
+    assert "were not given" in err
+
+    copied = tmp_path / "rec"
+    copied.mkdir()
+    for name in ("BINANCE.0", "BINANCE.ws.1.0"):  # the ws file only, not the http one
+        (copied / name).write_bytes((shared_data / name).read_bytes())
+    argv = ["replay", "--exchange", "binance", str(copied / "BINANCE.0")]
+    for extra in ([], ["--json"]):
+        assert main([*argv, str(copied / "BINANCE.ws.1.0"), *extra]) == 0
+        out, err = capsys.readouterr()
+        (warning,) = [line for line in err.splitlines() if "REST" in line]
+        assert warning.startswith("crypto-monitor replay: warning: 177 REST request(s)"), warning
+        assert "no BINANCE.http.* file" in warning
+        assert f"beside BINANCE.0 in {copied}" in warning
+        assert "api/v3/depth" in warning  # the first request not answered
+        if not extra:
+            assert "parse errors=177 (177 without a recorded REST answer" in out, out

@@ -141,6 +141,16 @@ def test_lot_size() -> None:
     assert rejected(intent(amount="1.0005")) == "lot_size"
 
 
+@pytest.mark.parametrize("amount", ["1e40", "1e290"])
+def test_a_huge_amount_is_refused_by_the_limits_not_a_decimal_error(amount: str) -> None:
+    """The lot check's remainder raised DivisionImpossible when amount / lot has more than
+    the 28 digits of Decimal's default context (engine.place_manual_order(amount="1e290")
+    ended in a traceback); it is exact now, and the position limit refuses the order."""
+    assert rejected(intent(amount=amount)) == "max_position_size"
+    off_the_lot = f"{int(D(amount))}.0005"  # as a string: adding would round to 28 digits
+    assert rejected(intent(amount=off_the_lot)) == "lot_size"
+
+
 def test_min_amount() -> None:
     """An amount below the venue minimum is refused."""
     info = replace(INFO, min_amount=D("0.01"))
