@@ -321,6 +321,11 @@ class TradingConfig(Section):
                 raise ValueError(
                     f"{name} ({lev}) <= max_leverage ({self.max_leverage}), the account-wide cap"
                 )
+        if self.allow_short and self.take_profit_percentage >= 100:
+            raise ValueError(
+                f"take_profit_percentage ({self.take_profit_percentage}) < 100 with allow_short: "
+                "a short's take-profit that far below its entry is at or below a price of 0"
+            )
         if self.mode == "live" and (self.live.api_key is None or self.live.secret is None):
             raise ValueError("mode: live needs live.api_key and live.secret (or *_file)")
         return self

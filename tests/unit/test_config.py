@@ -441,3 +441,13 @@ def test_a_body_deadline_past_the_request_deadline_is_refused() -> None:
         load_settings(environ=env)
     ok = load_settings(data={"api": {"request_timeout_s": 5, "body_timeout_s": 4.5}}).api
     assert (ok.body_timeout_s, ok.request_timeout_s) == (4.5, 5)
+
+
+def test_a_take_profit_of_100_percent_or_more_is_refused_with_shorts() -> None:
+    """A short's take-profit 100 % below its entry is at a price of 0 (below it beyond):
+    refused when shorts are allowed, accepted for longs only (a long's +150 % is a price)."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"trading": {"allow_short": True, "take_profit_percentage": 100}})
+    assert "take_profit_percentage (100.0) < 100 with allow_short" in str(exc.value)
+    ok = load_settings(data={"trading": {"take_profit_percentage": 150}})
+    assert ok.trading.take_profit_percentage == 150
