@@ -133,6 +133,7 @@ class VenueLegs:
             client_order_id=intent.client_order_id,
             symbol=intent.symbol,
             origin=intent.origin,
+            stop_price=str(intent.stop_price),  # this side's level from now on
         )
 
     def cancel_orphans(self) -> list[str]:

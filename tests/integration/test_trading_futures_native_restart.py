@@ -337,3 +337,49 @@ async def test_a_completing_leg_of_unknown_outcome_is_looked_up_not_resent(live:
         assert posts(venue) == sent
     finally:
         await engine.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("resting", ["stop_loss", "take_profit"])
+async def test_a_restored_half_pair_is_completed_at_the_entrys_own_levels(
+    live: Live, resting: str
+) -> None:
+    """The entry's own stop-loss and take-profit (19000 and 22000, not the configured 3% and
+    6%: 19400 and 21200) survive a restart whose journal has the entry's fill (the position
+    is restored from it): the leg completing the half pair is placed at the entry's level,
+    found in the entry's intent in the journal, and the book watches that level until it
+    rests; the restored protection takes the entry's id, so the leg gets the id the pair's
+    own placement gives it. Before, the missing leg went to the default level."""
+    venue = live.venue
+    await enter(live.engine, "buy", stop_loss="19000", take_profit="22000")
+    await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="2 legs")
+    kind = "STOP_MARKET" if resting == "take_profit" else "TAKE_PROFIT_MARKET"
+    gone = next(a for a in algos(venue) if a["orderType"] == kind)  # the missing leg
+    journal = await crash_journal(live, fills=True, drop=str(gone["clientAlgoId"]))
+    await live.engine.stop()
+    venue.book.algos.remove(gone)  # never reached the venue
+    (kept,) = algos(venue, "NEW")
+
+    held = venue.hold("POST", ALGO, before=True)  # the completing leg, still on its way
+    engine = await restart(live, journal)
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+        await asyncio.wait_for(held.reached.wait(), timeout=10)
+        assert (prot.stop, prot.take) == (D(19000), D(22000))
+        if resting == "stop_loss":
+            assert prot.trigger(D("21200.0"), D("21200.1")) is None  # not the default
+            assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"
+        else:
+            assert prot.trigger(D("19400.0"), D("19400.1")) is None
+            assert prot.trigger(D("19000.0"), D("19000.1")) == "stop_loss"
+        held.release()
+        await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="pair")
+        await wait_until(lambda: prot.missing is None, timeout=10, message="leg resting")
+        (placed,) = [a for a in algos(venue, "NEW") if a is not kept]
+        assert placed["orderType"] == kind
+        assert D(str(placed["triggerPrice"])) == (D(22000) if kind != "STOP_MARKET" else D(19000))
+        assert placed["clientAlgoId"] == gone["clientAlgoId"]  # the pair's own id
+        assert kept["algoStatus"] == "NEW"
+    finally:
+        held.release()
+        await engine.stop()
