@@ -383,3 +383,62 @@ async def test_a_restored_half_pair_is_completed_at_the_entrys_own_levels(
     finally:
         held.release()
         await engine.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("window_ms", [100, 5_000], ids=["past-window", "looked-up"])
+async def test_a_completing_leg_that_never_reached_the_venue_is_placed_again(
+    live: Live, window_ms: int
+) -> None:
+    """Killed again while the take-profit completing the pair was on its way, before the
+    venue had it (the request dropped with the process): the next restart finds it nowhere
+    (at once past its recv window, or after its lookups inside it) and places it again under
+    a new id (the old one is spent), the stop leg kept resting; the book watches the take
+    side meanwhile. Before, it was taken for a refused leg: the stop was canceled and the
+    position went back to the book watch."""
+    from cryptomon.sim.usdm import SERVER_BUSY
+
+    venue = live.venue
+    hold = venue.hold("POST", ALGO)
+    entry = asyncio.create_task(enter(live.engine, "buy", stop_loss="19000", take_profit="22000"))
+    await asyncio.wait_for(hold.reached.wait(), timeout=10)
+    await entry
+    journal = await crash_journal(live, fills=True)
+    await live.engine.stop()
+    hold.release()
+    (stop,) = algos(venue, "NEW")
+
+    held = venue.hold("POST", ALGO, before=True)  # the completing take-profit, on its way
+    engine = await restart(live, journal)
+    try:
+        await asyncio.wait_for(held.reached.wait(), timeout=10)
+        burned = engine.protection.protections[(EX, PERP)].take_order
+        lost = await crash_journal(journal, fills=True)  # the second crash's journal
+    finally:
+        await engine.stop()
+        venue.refuse("POST", ALGO, SERVER_BUSY)  # the held request is dropped untouched
+        held.release()
+    await wait_until(lambda: not venue.refusals, timeout=10, message="request dropped")
+    assert algos(venue, "NEW") == [stop]
+    assert burned in lost.intents
+
+    engine = await restart(live, lost, live={"recv_window_ms": window_ms})
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+        if window_ms == 5_000:  # still looked up: its side is watched meanwhile
+            assert prot.missing == "take_profit"
+            assert prot.trigger(D("18999.9"), D("19000.0")) is None  # the venue's stop rests
+            assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"
+        await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=15, message="take again")
+        await wait_until(lambda: prot.missing is None, timeout=10, message="take resting")
+        take = next(a for a in algos(venue, "NEW") if a is not stop)
+        assert (take["orderType"], D(str(take["triggerPrice"]))) == ("TAKE_PROFIT_MARKET", 22000)
+        assert prot.native
+        assert prot.take_order == take["clientAlgoId"] != burned
+        assert prot.stop_order == stop["clientAlgoId"]
+        assert stop["algoStatus"] == "NEW"  # kept
+        old = engine.book.get(str(burned))
+        assert old is not None
+        assert old.state.value == "rejected"
+    finally:
+        await engine.stop()
