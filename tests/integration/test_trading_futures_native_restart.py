@@ -442,3 +442,43 @@ async def test_a_completing_leg_that_never_reached_the_venue_is_placed_again(
         assert old.state.value == "rejected"
     finally:
         await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_leg_the_venue_keeps_losing_falls_back_to_the_book(live: Live) -> None:
+    """The stop-loss completing the pair never reaches the venue, time after time (every
+    request answered busy, untouched): it is placed again at most 3 times, then the position
+    goes back to the book watch (both sides) and the take-profit leg is canceled, as for a
+    refused leg; nothing more is sent."""
+    from cryptomon.sim.usdm import SERVER_BUSY
+
+    venue = live.venue
+    await enter(live.engine, "buy", stop_loss="19000", take_profit="22000")
+    await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="2 legs")
+    gone = next(a for a in algos(venue) if a["orderType"] == "STOP_MARKET")
+    journal = await crash_journal(live, fills=True, drop=str(gone["clientAlgoId"]))
+    await live.engine.stop()
+    venue.book.algos.remove(gone)
+    (take,) = algos(venue, "NEW")
+    sent = posts(venue)
+
+    engine = await restart(live, journal, live={"recv_window_ms": 100})
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+
+        def dropping() -> bool:  # every placement of the stop is lost
+            if ("POST", ALGO) not in venue.refusals:
+                venue.refuse("POST", ALGO, SERVER_BUSY)
+            return not prot.native
+
+        await wait_until(dropping, timeout=30, interval=0.02, message="back to the book")
+        venue.refusals.clear()
+        await wait_until(lambda: take["algoStatus"] == "CANCELED", timeout=10, message="take gone")
+        assert posts(venue) == sent + 4  # the completing leg, then 3 more
+        stops = [r for r in engine.book.all() if r.intent.type == "stop_market"]
+        assert len({r.client_order_id for r in stops}) == 4
+        assert all(r.absent and r.state.value == "rejected" for r in stops)
+        assert prot.trigger(D("19000.0"), D("19000.1")) == "stop_loss"
+        assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"
+    finally:
+        await engine.stop()
