@@ -8,6 +8,7 @@ the first equity snapshot of the day.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any, Literal, cast
 
@@ -119,25 +120,7 @@ class StoreJournal:
             have = Decimal(str(amt)) if amt is not None else Decimal(0)
             if state.is_terminal and row.filled <= have:
                 continue
-            ts = epoch(row.created_at) or 0.0
-            intent = OrderIntent(
-                exchange=row.exchange,
-                symbol=row.symbol,
-                ts=ts,
-                ts_recv=ts,
-                client_order_id=row.client_order_id,
-                side=row.side,
-                type=row.type,
-                amount=row.amount,
-                price=row.price,
-                stop_price=row.stop_price,
-                stop_loss=row.stop_loss,
-                take_profit=row.take_profit,
-                reduce_only=bool(row.reduce_only),
-                origin=row.origin,
-                signal_id=row.signal_id,
-                anomaly_id=row.anomaly_id,
-            )
+            intent = _row_intent(row)
             out.append(
                 StoredOrder(
                     intent=intent,
@@ -147,6 +130,16 @@ class StoreJournal:
                 )
             )
         return out
+
+    async def stored_intents(self, client_order_ids: Collection[str]) -> dict[str, OrderIntent]:
+        """The intents of ``client_order_ids`` as stored (by primary key, any state)."""
+        ids = list(client_order_ids)
+        if not ids:
+            return {}
+        stmt = select(OrderRow).where(OrderRow.client_order_id.in_(ids))
+        async with self.db.sessionmaker() as session:
+            rows = (await session.scalars(stmt)).all()
+        return {row.client_order_id: _row_intent(row) for row in rows}
 
     async def fills(self) -> list[Fill]:
         async with self.db.sessionmaker() as session:
@@ -211,3 +204,27 @@ class StoreJournal:
             )
             for row in rows
         ]
+
+
+def _row_intent(row: Any) -> OrderIntent:
+    """The intent an :class:`OrderRow` was written from (its time: when it was created; its
+    string columns hold the intent's literals, written from them)."""
+    ts = epoch(row.created_at) or 0.0
+    return OrderIntent(
+        exchange=row.exchange,
+        symbol=row.symbol,
+        ts=ts,
+        ts_recv=ts,
+        client_order_id=row.client_order_id,
+        side=row.side,
+        type=row.type,
+        amount=row.amount,
+        price=row.price,
+        stop_price=row.stop_price,
+        stop_loss=row.stop_loss,
+        take_profit=row.take_profit,
+        reduce_only=bool(row.reduce_only),
+        origin=row.origin,
+        signal_id=row.signal_id,
+        anomaly_id=row.anomaly_id,
+    )

@@ -40,7 +40,7 @@ import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.errors import RiskRejected
-from cryptomon.events import BookTop, OrderIntent, Signal
+from cryptomon.events import BookTop, Fill, OrderIntent, Signal
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.trading.brokers.base import Broker, BrokerOrder
@@ -241,7 +241,21 @@ class TradingEngine:
             )
             if stored.missing_fills:
                 ctx.incomplete.append(record)
-        await replay_journal(self.journal, replay_fill=self.executor.replay_fill, sync=self.funding)
+        # the fills that opened or added to each position, newest last: its entry's intent
+        # (own stop-loss and take-profit) protects it again
+        grew: dict[tuple[str, str], list[str]] = {}
+
+        def replay_fill(fill: Fill) -> None:
+            key = (fill.exchange, fill.symbol)
+            before = ctx.portfolio.amount(*key)
+            self.executor.replay_fill(fill)
+            after = ctx.portfolio.amount(*key)
+            if after == 0 or (before != 0 and (before > 0) != (after > 0)):
+                grew.pop(key, None)  # flat, or flipped: a new position from here
+            if after != 0 and (abs(after) > abs(before) or key not in grew):
+                grew.setdefault(key, []).append(fill.client_order_id)
+
+        await replay_journal(self.journal, replay_fill=replay_fill, sync=self.funding)
         restore = getattr(self.broker, "restore", None)
         if callable(restore):  # a simulated venue restarts from the persisted state
             restore(self._balances(), [(r.intent, r.filled, r.state) for r in ctx.book.open()])
@@ -249,8 +263,7 @@ class TradingEngine:
         if callable(restore_positions):  # contracts: signed qty and entry, no coins held
             held = [p for p in ctx.portfolio.open_positions() if p.contract is not None]
             restore_positions([(p.exchange, p.symbol, p.amount, p.avg_price) for p in held])
-        for pos in ctx.portfolio.open_positions():
-            self.protection.arm_default(pos)
+        await self.protection.arm_restored(ctx.portfolio.open_positions(), grew)
         self.protection.adopt_legs(ctx.book.open())
 
     async def stop(self) -> None:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import random
+from collections.abc import Collection
 from dataclasses import fields
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,7 @@ from cryptomon.trading.journal import (
     EquityJournal,
     FundingJournal,
     HaltJournal,
+    IntentJournal,
     Journal,
     StoredFunding,
     StoredOrder,
@@ -127,6 +129,11 @@ class ExitJournal:
         if isinstance(self.inner, EquityJournal):
             return await self.inner.first_equity_since(ts)
         return None
+
+    async def stored_intents(self, client_order_ids: Collection[str]) -> dict[str, OrderIntent]:
+        if isinstance(self.inner, IntentJournal):
+            return await self.inner.stored_intents(client_order_ids)
+        return {}
 
     async def record_funding(self, funding: StoredFunding) -> None:
         if isinstance(self.inner, FundingJournal):

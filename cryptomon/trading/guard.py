@@ -17,6 +17,7 @@ import structlog
 from cryptomon.events import BookTop, Fill, OrderIntent
 from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.executor import MarketKey, OrderExecutor
+from cryptomon.trading.journal import IntentJournal
 from cryptomon.trading.legs import ENTRY_ORIGINS, GONE, VenueLegs
 from cryptomon.trading.orders import OrderRecord, client_order_id
 from cryptomon.trading.portfolio import Position
@@ -137,6 +138,52 @@ class ProtectionManager:
         )
         self.protections[(pos.exchange, pos.symbol)] = prot
         self.legs.adopt_own(prot)
+
+    async def arm_restored(
+        self, positions: list[Position], opened_by: dict[MarketKey, list[str]]
+    ) -> None:
+        """Protect the positions restored at startup at their entry's own levels: the newest
+        entry among the orders whose fills opened or added to it (``opened_by``, client
+        order ids, oldest first) read back from the journal, as its fill armed it before the
+        restart (a level the entry did not set takes the configured percentage). A position
+        whose entry is not found takes the configured percentages. A resting venue leg adopted
+        afterwards (:meth:`adopt_legs`) sets its own side's level."""
+        ids = {coid for pos in positions for coid in opened_by.get((pos.exchange, pos.symbol), [])}
+        journal = self.context.journal
+        intents: dict[str, OrderIntent] = {}
+        if ids and isinstance(journal, IntentJournal):
+            try:
+                intents = await journal.stored_intents(ids)
+            except Exception as exc:  # protected at the defaults rather than not at all
+                log.warning("trading.entry_levels_unread", error=repr(exc))
+        for pos in positions:
+            entry = None
+            for coid in reversed(opened_by.get((pos.exchange, pos.symbol), [])):
+                intent = intents.get(coid)
+                if (
+                    intent is not None
+                    and intent.origin in ENTRY_ORIGINS
+                    and not intent.reduce_only
+                    and intent.exchange == pos.exchange
+                    and intent.symbol == pos.symbol
+                ):
+                    entry = intent
+                    break
+            if entry is None:
+                self.arm_default(pos)
+            else:
+                self._arm(pos, entry)
+            prot = self.protections[(pos.exchange, pos.symbol)]
+            own = (entry.stop_loss, entry.take_profit) if entry is not None else (None, None)
+            log.info(
+                "trading.protection_restored",
+                symbol=pos.symbol,
+                entry=entry.client_order_id if entry is not None else None,
+                stop=str(prot.stop),
+                stop_from="entry" if own[0] is not None else "default",
+                take=str(prot.take),
+                take_from="entry" if own[1] is not None else "default",
+            )
 
     def arm_default(self, pos: Position) -> None:
         """Protect a position restored at startup with the configured percentages."""

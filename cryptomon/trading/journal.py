@@ -9,6 +9,8 @@
 - A :class:`FundingJournal` also keeps the funding payments applied to contract positions
   (committed before they are applied); they are replayed in time order with the fills, so
   a paper account's funding survives a restart.
+- An :class:`IntentJournal` reads back the intents of given orders, finished ones too: a
+  position restored at startup is protected at its entry's own stop-loss and take-profit.
 - An :class:`EquityJournal` reads back the first equity snapshot of the UTC day, so a restart
   keeps the day's start for ``daily_loss_limit`` (the fills alone would restart the day at the
   equity after its first fill, forgetting a loss made before the restart).
@@ -19,6 +21,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
@@ -79,6 +82,14 @@ class HaltJournal(Protocol):
     async def halt_flatten(self) -> bool:
         """Whether a kill switch of the current halt (the stored risk events since the last
         one not ``halted``) asked to flatten (its event's check is :data:`FLATTEN_CHECK`)."""
+        ...
+
+
+@runtime_checkable
+class IntentJournal(Protocol):
+    async def stored_intents(self, client_order_ids: Collection[str]) -> dict[str, OrderIntent]:
+        """The stored intents of ``client_order_ids`` (whatever their state), by id; an id
+        never written is left out."""
         ...
 
 
@@ -149,6 +160,9 @@ class MemoryJournal:
 
     async def record_equity(self, **values: Any) -> None:
         self.equity.append(values)
+
+    async def stored_intents(self, client_order_ids: Collection[str]) -> dict[str, OrderIntent]:
+        return {c: self.intents[c] for c in client_order_ids if c in self.intents}
 
     async def first_equity_since(self, ts: float) -> Decimal | None:
         """The equity of the oldest snapshot at or after ``ts`` (None: none)."""

@@ -23,6 +23,7 @@ log = structlog.get_logger()
 ENTRY_ORIGINS = frozenset({"signal", "manual"})
 GONE = (OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED)
 RESTING = (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)  # a leg the venue took
+AGAIN_MAX = 3  # legs of one protection placed again (never at the venue) before the book watch
 
 
 class VenueLegs:
@@ -44,7 +45,9 @@ class VenueLegs:
     def on_order_state(self, record: OrderRecord, prot: Protection, still_open: bool) -> None:
         """Follow ``prot``'s entry and legs: a filled entry gets its pair (once reconciled,
         on a venue that takes them); a leg gone while the position is open puts it back on
-        the book watch; the leg completing a half pair rests."""
+        the book watch, but for one that never reached the venue (placed again); a leg whose
+        outcome is unknown has its side watched on the book until it is found resting; the
+        leg completing a half pair rests."""
         intent = record.intent
         if not prot.native and intent.origin in ENTRY_ORIGINS and record.state == OrderState.FILLED:
             ctx = self.context
@@ -60,7 +63,23 @@ class VenueLegs:
             and record.state in GONE
             and still_open
         ):  # a venue leg is gone: the engine watches the book again
-            self.lost(prot, record.client_order_id, str(record.state))
+            if not (record.absent and self._again(prot, record)):
+                self.lost(prot, record.client_order_id, str(record.state))
+        elif (
+            prot.native
+            and prot.missing is None
+            and record.state == OrderState.UNKNOWN
+            and record.client_order_id in (prot.stop_order, prot.take_order)
+            and intent.origin in ("stop_loss", "take_profit")
+            and still_open
+        ):  # may not be at the venue: its side is watched on the book until it is found
+            prot.missing = intent.origin
+            log.warning(
+                "trading.native_leg_unknown",
+                client_order_id=record.client_order_id,
+                symbol=prot.symbol,
+                watched=prot.missing,
+            )
         elif (
             prot.native
             and prot.missing is not None
@@ -133,6 +152,7 @@ class VenueLegs:
             client_order_id=intent.client_order_id,
             symbol=intent.symbol,
             origin=intent.origin,
+            stop_price=str(intent.stop_price),  # this side's level from now on
         )
 
     def cancel_orphans(self) -> list[str]:
@@ -244,7 +264,40 @@ class VenueLegs:
         if rec is not None and rec.state in RESTING and prot.native:
             self._rests(prot)
 
+    def _again(self, prot: Protection, record: OrderRecord) -> bool:
+        """``record``, a leg of ``prot``, never reached the venue (looked up and not found past
+        its recv window; the process died while sending it, or the request was lost): its
+        side is watched on the book and the leg placed again once reconciled (a new id: the
+        old one is spent), the other leg kept. False (the caller falls back to the book watch)
+        when the other side is already missing, the position is being exited, or
+        :data:`AGAIN_MAX` legs of this protection were placed again (a venue that keeps
+        losing them)."""
+        origin = record.intent.origin
+        if (
+            origin not in ("stop_loss", "take_profit")
+            or prot.missing not in (None, origin)
+            or prot.exiting
+            or prot.placed_again >= AGAIN_MAX
+        ):
+            return False
+        prot.placed_again += 1
+        log.warning(
+            "trading.native_leg_again",
+            client_order_id=record.client_order_id,
+            symbol=prot.symbol,
+            leg=origin,
+            why="never reached the venue",
+        )
+        if origin == "stop_loss":
+            prot.stop_order = None
+        else:
+            prot.take_order = None
+        self._complete_later(prot)
+        return True
+
     def _rests(self, prot: Protection) -> None:
+        if prot.missing is None:  # told already (its state change, then its placement)
+            return
         log.info("trading.native_pair_completed", symbol=prot.symbol, leg=prot.missing)
         prot.missing = None
 
@@ -274,9 +327,13 @@ class VenueLegs:
         if price is None:
             return None
         base = self.executor.exit_intent(key, amount, origin, ref=prot.entry_id, leg=origin)
+        coid = base.client_order_id
+        while (old := self.context.book.get(coid)) is not None and old.absent:
+            coid = client_order_id(coid, "again", origin)  # the leg again under a new id
         intent = OrderIntent(
             **{
                 **intent_fields(base),
+                "client_order_id": coid,
                 "type": "stop_market" if origin == "stop_loss" else "take_profit",
                 "stop_price": price,
             }

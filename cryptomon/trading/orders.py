@@ -158,6 +158,9 @@ class OrderRecord:
     # a cancel was asked while the venue could not know the order yet (its placement on its
     # way, or its outcome unknown): canceled as soon as the venue has it
     cancel_requested: bool = False
+    # looked up and not found past its recv window: the placement never reached the venue
+    # (its client id is spent all the same); a refusal is the venue's answer, not this
+    absent: bool = False
 
     @property
     def client_order_id(self) -> str:

@@ -66,6 +66,7 @@ class Protection:
     missing: Literal["stop_loss", "take_profit"] | None = None
     stop_order: str | None = None
     take_order: str | None = None
+    placed_again: int = 0  # legs placed again after they never reached the venue
     exiting: bool = False
     attempt: int = 0
     retry_at: float = 0.0  # monotonic time before which a failed exit is not tried again

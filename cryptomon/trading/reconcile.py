@@ -300,6 +300,7 @@ class Reconciler:
                         record, OrderState.CANCELED, "unknown at the venue (reconciliation)"
                     )
                     continue
+                record.absent = True
                 executor.move(
                     record, OrderState.REJECTED, "never reached the venue (reconciliation)"
                 )

@@ -82,6 +82,7 @@ async def settle_unknown(sync: OrderSync, record: OrderRecord, retry_after: floa
             if misses >= ctx.config.unknown_lookups and ctx.clock.time() >= absent_deadline(
                 ctx, record
             ):
+                record.absent = True
                 sync.move(
                     record,
                     OrderState.REJECTED,

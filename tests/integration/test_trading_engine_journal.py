@@ -114,6 +114,22 @@ async def test_terminal_orders_are_skipped_unless_their_fills_are_missing(db: Da
 
 
 @pytest.mark.asyncio
+async def test_stored_intents_are_read_back_whatever_their_state(db: Database) -> None:
+    """stored_intents returns the asked intents as written, a filled one too (a restored
+    position's entry: its own stop-loss and take-profit), and leaves out an id never
+    written."""
+    journal = StoreJournal(db=db)
+    for coid in ("entry", "other"):
+        await journal.record_intent(_intent(coid))
+    async with db.sessionmaker() as session, session.begin():
+        await upsert_orders(session, [_update("entry", OrderState.FILLED, "0.5")])
+    got = await journal.stored_intents(["entry", "never"])
+    assert got == {"entry": _intent("entry")}
+    assert (got["entry"].stop_loss, got["entry"].take_profit) == (D("58200"), D("63600"))
+    assert await journal.stored_intents([]) == {}
+
+
+@pytest.mark.asyncio
 async def test_equity_snapshot_is_written(db: Database) -> None:
     """record_equity stores a row the API can read back."""
     journal = StoreJournal(db=db)

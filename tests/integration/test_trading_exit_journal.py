@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,16 @@ async def test_spooled_exit_survives_a_restart(db: Database, lock: Lock, tmp_pat
     assert await _origins(db, "cm-tp") == ["take_profit"]
     assert second.pending() == []
     await second.aclose()
+
+
+@pytest.mark.asyncio
+async def test_stored_intents_come_from_the_database(db: Database, tmp_path: Path) -> None:
+    """A restart reads an entry's intent (its own stop-loss) back through the exit journal
+    from the database it wraps."""
+    journal = ExitJournal(inner=StoreJournal(db=db), data_dir=tmp_path / "state")
+    entry = intent("cm-entry", origin="signal")
+    await journal.record_intent(entry)
+    got = await journal.stored_intents(["cm-entry", "cm-never"])
+    assert list(got) == ["cm-entry"]
+    assert got["cm-entry"].stop_loss == Decimal("63000")
+    await journal.aclose()

@@ -337,3 +337,148 @@ async def test_a_completing_leg_of_unknown_outcome_is_looked_up_not_resent(live:
         assert posts(venue) == sent
     finally:
         await engine.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("resting", ["stop_loss", "take_profit"])
+async def test_a_restored_half_pair_is_completed_at_the_entrys_own_levels(
+    live: Live, resting: str
+) -> None:
+    """The entry's own stop-loss and take-profit (19000 and 22000, not the configured 3% and
+    6%: 19400 and 21200) survive a restart whose journal has the entry's fill (the position
+    is restored from it): the leg completing the half pair is placed at the entry's level,
+    found in the entry's intent in the journal, and the book watches that level until it
+    rests; the restored protection takes the entry's id, so the leg gets the id the pair's
+    own placement gives it. Before, the missing leg went to the default level."""
+    venue = live.venue
+    await enter(live.engine, "buy", stop_loss="19000", take_profit="22000")
+    await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="2 legs")
+    kind = "STOP_MARKET" if resting == "take_profit" else "TAKE_PROFIT_MARKET"
+    gone = next(a for a in algos(venue) if a["orderType"] == kind)  # the missing leg
+    journal = await crash_journal(live, fills=True, drop=str(gone["clientAlgoId"]))
+    await live.engine.stop()
+    venue.book.algos.remove(gone)  # never reached the venue
+    (kept,) = algos(venue, "NEW")
+
+    held = venue.hold("POST", ALGO, before=True)  # the completing leg, still on its way
+    engine = await restart(live, journal)
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+        await asyncio.wait_for(held.reached.wait(), timeout=10)
+        assert (prot.stop, prot.take) == (D(19000), D(22000))
+        if resting == "stop_loss":
+            assert prot.trigger(D("21200.0"), D("21200.1")) is None  # not the default
+            assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"
+        else:
+            assert prot.trigger(D("19400.0"), D("19400.1")) is None
+            assert prot.trigger(D("19000.0"), D("19000.1")) == "stop_loss"
+        held.release()
+        await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="pair")
+        await wait_until(lambda: prot.missing is None, timeout=10, message="leg resting")
+        (placed,) = [a for a in algos(venue, "NEW") if a is not kept]
+        assert placed["orderType"] == kind
+        assert D(str(placed["triggerPrice"])) == (D(22000) if kind != "STOP_MARKET" else D(19000))
+        assert placed["clientAlgoId"] == gone["clientAlgoId"]  # the pair's own id
+        assert kept["algoStatus"] == "NEW"
+    finally:
+        held.release()
+        await engine.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("window_ms", [100, 5_000], ids=["past-window", "looked-up"])
+async def test_a_completing_leg_that_never_reached_the_venue_is_placed_again(
+    live: Live, window_ms: int
+) -> None:
+    """Killed again while the take-profit completing the pair was on its way, before the
+    venue had it (the request dropped with the process): the next restart finds it nowhere
+    (at once past its recv window, or after its lookups inside it) and places it again under
+    a new id (the old one is spent), the stop leg kept resting; the book watches the take
+    side meanwhile. Before, it was taken for a refused leg: the stop was canceled and the
+    position went back to the book watch."""
+    from cryptomon.sim.usdm import SERVER_BUSY
+
+    venue = live.venue
+    hold = venue.hold("POST", ALGO)
+    entry = asyncio.create_task(enter(live.engine, "buy", stop_loss="19000", take_profit="22000"))
+    await asyncio.wait_for(hold.reached.wait(), timeout=10)
+    await entry
+    journal = await crash_journal(live, fills=True)
+    await live.engine.stop()
+    hold.release()
+    (stop,) = algos(venue, "NEW")
+
+    held = venue.hold("POST", ALGO, before=True)  # the completing take-profit, on its way
+    engine = await restart(live, journal)
+    try:
+        await asyncio.wait_for(held.reached.wait(), timeout=10)
+        burned = engine.protection.protections[(EX, PERP)].take_order
+        lost = await crash_journal(journal, fills=True)  # the second crash's journal
+    finally:
+        await engine.stop()
+        venue.refuse("POST", ALGO, SERVER_BUSY)  # the held request is dropped untouched
+        held.release()
+    await wait_until(lambda: not venue.refusals, timeout=10, message="request dropped")
+    assert algos(venue, "NEW") == [stop]
+    assert burned in lost.intents
+
+    engine = await restart(live, lost, live={"recv_window_ms": window_ms})
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+        if window_ms == 5_000:  # still looked up: its side is watched meanwhile
+            assert prot.missing == "take_profit"
+            assert prot.trigger(D("18999.9"), D("19000.0")) is None  # the venue's stop rests
+            assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"
+        await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=15, message="take again")
+        await wait_until(lambda: prot.missing is None, timeout=10, message="take resting")
+        take = next(a for a in algos(venue, "NEW") if a is not stop)
+        assert (take["orderType"], D(str(take["triggerPrice"]))) == ("TAKE_PROFIT_MARKET", 22000)
+        assert prot.native
+        assert prot.take_order == take["clientAlgoId"] != burned
+        assert prot.stop_order == stop["clientAlgoId"]
+        assert stop["algoStatus"] == "NEW"  # kept
+        old = engine.book.get(str(burned))
+        assert old is not None
+        assert old.state.value == "rejected"
+    finally:
+        await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_leg_the_venue_keeps_losing_falls_back_to_the_book(live: Live) -> None:
+    """The stop-loss completing the pair never reaches the venue, time after time (every
+    request answered busy, untouched): it is placed again at most 3 times, then the position
+    goes back to the book watch (both sides) and the take-profit leg is canceled, as for a
+    refused leg; nothing more is sent."""
+    from cryptomon.sim.usdm import SERVER_BUSY
+
+    venue = live.venue
+    await enter(live.engine, "buy", stop_loss="19000", take_profit="22000")
+    await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="2 legs")
+    gone = next(a for a in algos(venue) if a["orderType"] == "STOP_MARKET")
+    journal = await crash_journal(live, fills=True, drop=str(gone["clientAlgoId"]))
+    await live.engine.stop()
+    venue.book.algos.remove(gone)
+    (take,) = algos(venue, "NEW")
+    sent = posts(venue)
+
+    engine = await restart(live, journal, live={"recv_window_ms": 100})
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+
+        def dropping() -> bool:  # every placement of the stop is lost
+            if ("POST", ALGO) not in venue.refusals:
+                venue.refuse("POST", ALGO, SERVER_BUSY)
+            return not prot.native
+
+        await wait_until(dropping, timeout=30, interval=0.02, message="back to the book")
+        venue.refusals.clear()
+        await wait_until(lambda: take["algoStatus"] == "CANCELED", timeout=10, message="take gone")
+        assert posts(venue) == sent + 4  # the completing leg, then 3 more
+        stops = [r for r in engine.book.all() if r.intent.type == "stop_market"]
+        assert len({r.client_order_id for r in stops}) == 4
+        assert all(r.absent and r.state.value == "rejected" for r in stops)
+        assert prot.trigger(D("19000.0"), D("19000.1")) == "stop_loss"
+        assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"
+    finally:
+        await engine.stop()
