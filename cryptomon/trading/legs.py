@@ -218,7 +218,8 @@ class VenueLegs:
         stop-loss and the take-profit, or the take-profit's leg is all the venue has): the
         missing side is watched on the book from now on, and once the reconciliation has
         finished (the adopted leg may have fired or gone meanwhile) the missing leg is placed.
-        A protection without a take-profit price has no pair to complete."""
+        A protection without a take-profit price has no pair to complete. A whole pair with
+        a leg of unknown outcome has that side watched (:meth:`_watch_unknown`)."""
         if not prot.native:
             return
         # called again when a later adoption brings the other leg (a restored position's
@@ -228,8 +229,11 @@ class VenueLegs:
             prot.missing = "stop_loss"
         elif prot.take_order is None and prot.take is not None:
             prot.missing = "take_profit"
+        else:
+            self._watch_unknown(prot)
+            return
         key = (prot.exchange, prot.symbol)
-        if prot.missing is None or key in self._completing:
+        if key in self._completing:
             return
         log.warning(
             "trading.native_leg_missing",
@@ -239,6 +243,26 @@ class VenueLegs:
         )
         self._completing.add(key)
         self.context.spawn(self._complete_pair(key), f"native-leg-complete:{key[0]}:{key[1]}")
+
+    def _watch_unknown(self, prot: Protection) -> None:
+        """A leg adopted whose outcome the journal has ``unknown`` (its answer never came
+        before the restart) may not be at the venue: its side is watched on the book until
+        its lookup settles it (found resting: :meth:`_rests`; never arrived: placed again),
+        as for a leg whose outcome turns unknown while running. No state change comes to
+        say so (it was unknown already). With both unknown, the stop-loss is the one
+        watched (one side at a time, as while running)."""
+        for origin in ("stop_loss", "take_profit"):
+            coid = self._leg_id(prot, origin)
+            record = self.context.book.get(coid) if coid else None
+            if record is not None and record.state == OrderState.UNKNOWN:
+                prot.missing = origin
+                log.warning(
+                    "trading.native_leg_unknown",
+                    client_order_id=coid,
+                    symbol=prot.symbol,
+                    watched=origin,
+                )
+                return
 
     async def _complete_pair(self, key: MarketKey) -> None:
         """Once reconciled, place the leg the protection of ``key`` misses (see

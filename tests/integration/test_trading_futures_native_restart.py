@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from cryptomon.config import load_settings
 from cryptomon.hub import Hub
+from cryptomon.kinds import OrderState
 from cryptomon.sim.usdm import UsdmVenue
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
@@ -480,5 +481,63 @@ async def test_a_leg_the_venue_keeps_losing_falls_back_to_the_book(live: Live) -
         assert all(r.absent and r.state.value == "rejected" for r in stops)
         assert prot.trigger(D("19000.0"), D("19000.1")) == "stop_loss"
         assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"
+    finally:
+        await engine.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("then", ["settled", "crossed"])
+async def test_a_leg_unknown_in_the_journal_has_its_side_watched_until_settled(
+    live: Live, then: str
+) -> None:
+    """The journal has the stop-loss leg ``unknown`` (its answer never came before the crash)
+    and the venue does not have it yet (the request still on its way), the take-profit
+    resting: after the restart its lookups find nothing inside its recv window, and the
+    stop side is watched on the book meanwhile (a fall through 19000 closes the position
+    with the engine's own exit); once the venue has it, the lookup finds it resting and the
+    watch stops, nothing placed again. Before, the unknown leg counted as covering its side
+    and no state change came to turn the watch on: the position had no stop until the
+    lookup settled it."""
+    venue = live.venue
+    await enter(live.engine, "buy", stop_loss="19000", take_profit="22000")
+    await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="2 legs")
+    stop = next(a for a in algos(venue) if a["orderType"] == "STOP_MARKET")
+    stop_id = str(stop["clientAlgoId"])
+    journal = await crash_journal(live, fills=True)
+    journal.states[stop_id] = (OrderState.UNKNOWN, None)
+    await live.engine.stop()
+    venue.book.algos.remove(stop)  # not at the venue yet
+    sent = posts(venue)
+
+    engine = await restart(live, journal, live={"recv_window_ms": 30_000})
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+        leg = engine.book.get(stop_id)
+        assert leg is not None
+        assert leg.state == OrderState.UNKNOWN  # looked up, not found yet
+        assert prot.native
+        assert prot.stop_order == stop_id
+        assert prot.missing == "stop_loss"
+        assert prot.trigger(D("21999.9"), D("22000.0")) is None  # the venue's take-profit
+        if then == "crossed":
+            venue.set_price(VENUE_ID, D(18990))
+            hub = engine.hub
+            pos = engine.portfolio.positions[(EX, PERP)]
+
+            def falling() -> bool:
+                top(hub, 18990.0)  # the book keeps quoting below the stop
+                return pos.amount == 0
+
+            await wait_until(falling, timeout=10, interval=0.05, message="closed by the book")
+            exits = [r for r in engine.book.all() if r.intent.type == "market"]
+            assert [(r.intent.origin, r.state) for r in exits] == [("stop_loss", OrderState.FILLED)]
+            return
+        assert prot.trigger(D("19000.0"), D("19000.1")) == "stop_loss"  # watched meanwhile
+        venue.book.algos.append(stop)  # the request arrives: the venue has the leg
+        await wait_until(lambda: leg.state == OrderState.SUBMITTED, timeout=10, message="found")
+        assert prot.missing is None
+        assert prot.native
+        assert prot.trigger(D("18999.9"), D("19000.0")) is None  # the venue's stop rests
+        assert posts(venue) == sent  # nothing placed again
     finally:
         await engine.stop()
