@@ -108,7 +108,7 @@ asyncio.run(main(a[1], a[2], a[3], a[4], float(a[5]), json.loads(sys.stdin.read(
 TOKEN = "bench-read-token-0123456789"
 EXCHANGES = ("binance", "okx", "bybit")
 SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "XRP-USDT", "DOGE-USDT")
-KINDS = ("volume", "price", "whale", "book")
+KINDS = ("volume", "price_change", "whale", "book_imbalance")  # the API refuses others
 T0 = 1_700_000_000.0
 
 
