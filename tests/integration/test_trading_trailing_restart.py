@@ -6,7 +6,8 @@ entry's stop and the trailed one closes the position. Before, the restart went b
 entry's stop: a stop that had locked in profit gave it back.
 
 The paper perpetual on a real SQLite file and on PostgreSQL; the ccxt ``binanceusdm`` broker
-on the simulator's USD-M venue on a SQLite file."""
+on the simulator's USD-M venue on a SQLite file. A stop resting at the venue as a leg never
+trails and keeps its price across a restart, as before."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from cryptomon.store.writer import StoreWriter
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.futures import terms_lookup
+from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.protection import Protection
 from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, config, lookup, quote
 from tests.usdm import EX as UEX
@@ -265,3 +267,47 @@ async def test_a_live_trailed_stop_survives_a_restart(tmp_path: Path, side: str)
             await second.stop()
     finally:
         await sim.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_resting_venue_stop_does_not_trail_and_keeps_its_price_after_a_restart() -> None:
+    """Venue legs (``native_stop_loss``) with a 1% trailing stop: the stop leg resting at the
+    venue keeps its price as the book rises (the engine never replaces a resting leg, so the
+    emulated trail does not move), nothing is persisted for it, and a restart adopts the leg
+    at that same price: the protection after the restart is the one before it."""
+    from tests.integration.test_trading_futures_native_restart import KEY as NKEY
+    from tests.integration.test_trading_futures_native_restart import SECRET as NSECRET
+    from tests.integration.test_trading_futures_native_restart import restart
+    from tests.usdm import enter, start_live
+
+    live = await start_live(
+        key=NKEY, secret=NSECRET, seed=12, native=True, trailing_stop_percentage=1.0
+    )
+    try:
+        await enter(live.engine, "buy", stop_loss="19400", take_profit="21200")
+        prot = live.engine.protection.protections[(UEX, UPERP)]
+        await wait_until(
+            lambda: prot.native and prot.stop_order is not None and prot.take_order is not None,
+            timeout=10,
+            message="both legs resting",
+        )
+        top(live.hub, 20500.0)
+        top(live.hub, 20600.0)
+        assert prot.stop == D(19400)
+        await live.engine.stop()
+        assert live.engine.protection.trail_writes == 0
+        journal = live.engine.journal
+        assert isinstance(journal, MemoryJournal)
+        assert journal.trails == {}
+
+        again = await restart(live, journal, trailing_stop_percentage=1.0)
+        try:
+            restored = again.protection.protections[(UEX, UPERP)]
+            assert restored.native
+            assert (restored.stop_order, restored.stop) == (prot.stop_order, D(19400))
+            (row,) = again.positions()
+            assert (row["stop_loss"], row["stop_at"]) == ("19400", "venue")
+        finally:
+            await again.stop()
+    finally:
+        await live.sim.stop()
