@@ -56,9 +56,12 @@ class Daemon:
 
 
 async def store(url: str, hub: Hub, clock: Clock) -> tuple[Database, StoreWriter]:
+    """The database at ``url`` and its writer. Its batches are written at the stop (or when
+    full), never by its age timer: on the manual clock the timer would wake on the test's
+    own steps and could be cut off mid-write by the stop."""
     db = Database(DatabaseConfig(url=url))
     await db.start()
-    writer = StoreWriter(hub=hub, db=db, config=StorageConfig(batch_max_age_s=0.01), clock=clock)
+    writer = StoreWriter(hub=hub, db=db, config=StorageConfig(batch_max_age_s=3600), clock=clock)
     await writer.start()
     return db, writer
 
