@@ -353,6 +353,22 @@ class PositionUpdate(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProtectionUpdate(Event):
+    """The stop of an open position moved on the book (a trailing stop): its level and the
+    best price it trails from, for the protection armed by the entry ``entry_id``. Persisted
+    (the latest per market) so that a restart protects the position at the trailed level,
+    not back at its entry's. Published throttled (see ``trading.trailing_stop_save_interval_s``)
+    and once more at the engine's stop."""
+
+    entry_id: str
+    side: Literal["long", "short"]
+    stop: Decimal
+    best: Decimal
+    take: Decimal | None = None
+    trail_pct: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RiskEvent(Event):
     """A risk rejection or a change of the risk state (active / reducing / halted)."""
 
@@ -441,6 +457,7 @@ DURABLE: tuple[type[Event], ...] = (
     OrderUpdate,
     Fill,
     PositionUpdate,
+    ProtectionUpdate,
     RiskEvent,
     NotificationRecord,
     AuditEntry,

@@ -146,6 +146,17 @@ class PositionOut(Out):
         default=None, description="isolated-margin estimate; the venue decides"
     )
     funding: DecimalStr | None = Field(default=None, description="received (+) or paid (-)")
+    # the protection as it stands now (absent when the position has none)
+    stop_loss: DecimalStr | None = Field(
+        default=None, description="current stop: trailed, restored, or the venue leg's price"
+    )
+    take_profit: DecimalStr | None = None
+    trailing_best: DecimalStr | None = Field(
+        default=None, description="best price the trailing stop follows (trailing only)"
+    )
+    stop_at: Literal["book", "venue"] | None = Field(
+        default=None, description="book: watched by the engine; venue: a resting stop order"
+    )
 
 
 class PositionsOut(Out):

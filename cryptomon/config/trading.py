@@ -193,6 +193,13 @@ class TradingConfig(Section):
     trailing_stop_percentage: float | None = Field(
         default=None, gt=0, lt=100, description="trail the stop this % behind the best price"
     )
+    trailing_stop_save_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="a trailed stop is saved at most once per this many seconds per position "
+        "(once it moved a tick or more; always at stop)",
+    )
     max_open_positions: int = Field(
         default=3, ge=1, le=1000, description="markets with a position or entry"
     )

@@ -2,8 +2,8 @@
 
 Implements ``cryptomon.trading.journal.Journal``: intents are committed before they are sent,
 startup reads the stored orders and fills back, equity snapshots and the last risk state;
-``FundingJournal``: the funding payments applied to contract positions; and ``EquityJournal``:
-the first equity snapshot of the day.
+``FundingJournal``: the funding payments applied to contract positions; ``TrailJournal``: the
+latest trailed stop of each market; and ``EquityJournal``: the first equity snapshot of the day.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from cryptomon.events import Fill, OrderIntent, OrderState, RiskEvent, Side
+from cryptomon.events import Fill, OrderIntent, OrderState, ProtectionUpdate, RiskEvent, Side
 from cryptomon.store import repos
 from cryptomon.store.db import Database
 from cryptomon.store.models import (
@@ -23,6 +23,7 @@ from cryptomon.store.models import (
     FillRow,
     FundingPaymentRow,
     OrderRow,
+    ProtectionLevelRow,
     RiskEventRow,
 )
 from cryptomon.store.types import epoch, utc
@@ -140,6 +141,27 @@ class StoreJournal:
         async with self.db.sessionmaker() as session:
             rows = (await session.scalars(stmt)).all()
         return {row.client_order_id: _row_intent(row) for row in rows}
+
+    async def stored_trails(self) -> dict[tuple[str, str], ProtectionUpdate]:
+        """The latest trailed stop of each market (``protection_levels``)."""
+        async with self.db.sessionmaker() as session:
+            rows = (await session.scalars(select(ProtectionLevelRow))).all()
+        out: dict[tuple[str, str], ProtectionUpdate] = {}
+        for row in rows:
+            ts = epoch(row.updated_at) or 0.0
+            out[(row.exchange, row.symbol)] = ProtectionUpdate(
+                exchange=row.exchange,
+                symbol=row.symbol,
+                ts=ts,
+                ts_recv=ts,
+                entry_id=row.entry_id,
+                side="long" if row.side == "long" else "short",
+                stop=row.stop,
+                best=row.best,
+                take=row.take,
+                trail_pct=row.trail_pct,
+            )
+        return out
 
     async def fills(self) -> list[Fill]:
         async with self.db.sessionmaker() as session:

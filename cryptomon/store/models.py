@@ -319,6 +319,24 @@ class PositionRow(Base):
     funding: Mapped[Decimal | None]
 
 
+class ProtectionLevelRow(Base):
+    """The latest trailed stop of each market's position (``ProtectionUpdate``): its level,
+    the best price it trails from and the entry order whose protection it is. A restart
+    takes it for the position that entry opened (never looser than the entry's own stop)."""
+
+    __tablename__ = "protection_levels"
+
+    exchange: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    stop: Mapped[Decimal]
+    best: Mapped[Decimal]
+    take: Mapped[Decimal | None]
+    trail_pct: Mapped[Decimal | None]
+    updated_at: Mapped[datetime]
+
+
 class FundingPaymentRow(Base):
     """One funding payment applied to a contract position (settle currency, negative = paid)
     and the price it was converted to the account currency at: replayed after a restart."""

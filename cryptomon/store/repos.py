@@ -3,7 +3,7 @@
 Every function takes an ``AsyncSession`` (the caller owns the transaction) and a list of events
 from :mod:`cryptomon.events`; replaying the same list is harmless (exactly-once rows):
 anomalies and signals are keyed by the event's ``id``, orders by ``client_order_id``, fills
-by ``(exchange, trade_id)``, positions by ``(exchange, symbol)``, candles by
+by ``(exchange, trade_id)``, positions and protection levels by ``(exchange, symbol)``, candles by
 ``(exchange, symbol, interval, open_time)``, the other durable kinds by an ``event_key``
 digest of the event. Market rows without a natural key (trades, book tops) are plain bulk
 inserts; on PostgreSQL they go through ``COPY``.
@@ -28,6 +28,7 @@ from cryptomon.events import (
     OrderIntent,
     OrderUpdate,
     PositionUpdate,
+    ProtectionUpdate,
     RiskEvent,
     Severity,
     Signal,
@@ -52,6 +53,7 @@ from cryptomon.store.models import (
     EquitySnapshotRow,
     FillRow,
     PositionRow,
+    ProtectionLevelRow,
     SignalRow,
 )
 from cryptomon.store.ops import (
@@ -169,6 +171,33 @@ async def upsert_positions(session: AsyncSession, events: Sequence[PositionUpdat
         )
         set_ = {c: ins.excluded[c] for c in (*cols, "updated_at")}
         stmt = ins.on_conflict_do_update(index_elements=["exchange", "symbol"], set_=set_)
+        await session.execute(stmt, list(latest.values()))
+    return len(latest)
+
+
+async def upsert_protection_levels(
+    session: AsyncSession, events: Sequence[ProtectionUpdate]
+) -> int:
+    """The latest trailed stop per (exchange, symbol); the last event of the batch wins."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for ev in events:
+        latest[(ev.exchange, ev.symbol)] = {
+            "exchange": ev.exchange,
+            "symbol": ev.symbol,
+            "entry_id": ev.entry_id,
+            "side": ev.side,
+            "stop": ev.stop,
+            "best": ev.best,
+            "take": ev.take,
+            "trail_pct": ev.trail_pct,
+            "updated_at": utc(ev.ts),
+        }
+    if latest:
+        ins = dialect_insert(session, ProtectionLevelRow)
+        cols = ("entry_id", "side", "stop", "best", "take", "trail_pct", "updated_at")
+        stmt = ins.on_conflict_do_update(
+            index_elements=["exchange", "symbol"], set_={c: ins.excluded[c] for c in cols}
+        )
         await session.execute(stmt, list(latest.values()))
     return len(latest)
 
@@ -301,6 +330,7 @@ _DURABLE_WRITERS: dict[type, tuple[str, Any]] = {
     Signal: ("signals", insert_signals),
     Fill: ("fills", insert_fills),
     PositionUpdate: ("positions", upsert_positions),
+    ProtectionUpdate: ("protection_levels", upsert_protection_levels),
     RiskEvent: ("risk_events", insert_risk_events),
     NotificationRecord: ("notifications", insert_notifications),
     AuditEntry: ("audit_log", insert_audit),

@@ -19,6 +19,8 @@ from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.journal import FLATTEN_CHECK, HaltJournal
 from cryptomon.trading.orders import client_order_id, intent_fields
+from cryptomon.trading.position import money
+from cryptomon.trading.protection import Protection
 from cryptomon.trading.risk import RiskState
 
 log = structlog.get_logger()
@@ -27,14 +29,36 @@ log = structlog.get_logger()
 class TradingControls:
     """Manual orders, cancels, kill switch, resume, limits and read views."""
 
-    def __init__(self, *, context: EngineContext, executor: OrderExecutor) -> None:
+    def __init__(
+        self,
+        *,
+        context: EngineContext,
+        executor: OrderExecutor,
+        protections: dict[tuple[str, str], Protection] | None = None,
+    ) -> None:
         self.context = context
         self.executor = executor
+        self.protections = protections if protections is not None else {}
 
     # ------------------------------------------------------------------ read views
 
     def positions(self) -> list[dict[str, Any]]:
-        return [p.to_dict() for p in self.context.portfolio.open_positions()]
+        """The open positions, each with its protection's current levels: the stop as it
+        stands (trailed, restored after a restart, or a venue leg's price), the take-profit,
+        the best price a trailing stop follows and where the stop is watched."""
+        out = []
+        for pos in self.context.portfolio.open_positions():
+            row = pos.to_dict()
+            prot = self.protections.get((pos.exchange, pos.symbol))
+            if prot is not None:
+                row.update(
+                    stop_loss=money(prot.stop),
+                    take_profit=None if prot.take is None else money(prot.take),
+                    trailing_best=money(prot.best) if prot.trail_pct is not None else None,
+                    stop_at="book" if prot.stop_on_book else "venue",
+                )
+            out.append(row)
+        return out
 
     def orders(
         self, symbol: str | None = None, open_only: bool = False, limit: int = 100

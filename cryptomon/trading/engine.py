@@ -3,7 +3,8 @@
 ``start()`` rebuilds positions from the journal's fills, re-arms the protection of open
 positions, reconciles with the broker and only then leaves the ``reducing`` state it starts
 in; then it follows ``Signal`` and ``BookTop`` events and polls open orders. ``stop()`` ends
-its tasks (orders stay at the venue; the next start reconciles them).
+its tasks (orders stay at the venue; the next start reconciles them) after publishing every
+trailed stop not persisted yet (the next start protects at it).
 
 :class:`TradingEngine` composes collaborators that share one
 :class:`~cryptomon.trading.context.EngineContext`:
@@ -115,7 +116,11 @@ class TradingEngine:
         self.executor.observe(self.protection)
         self.reconciler = Reconciler(context=self.context, executor=self.executor)
         self.entries = SignalTrader(context=self.context, executor=self.executor)
-        self.controls = TradingControls(context=self.context, executor=self.executor)
+        self.controls = TradingControls(
+            context=self.context,
+            executor=self.executor,
+            protections=self.protection.protections,
+        )
         # The API's methods are the controls' own (see control.py), under the same names.
         self.positions = self.controls.positions
         self.orders = self.controls.orders
@@ -269,6 +274,9 @@ class TradingEngine:
     async def stop(self) -> None:
         for sub in self._subs:
             sub.close()
+        # every trailed stop not persisted yet, before the store writer (stopped after the
+        # engine) drains its durable queue
+        self.protection.save_trails(final=True)
         await self.context.stop_tasks()
         await self.broker.stop()
         close = getattr(self.journal, "aclose", None)  # ExitJournal: stop folding

@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from cryptomon.events import OrderIntent, RiskEvent
+from cryptomon.events import OrderIntent, ProtectionUpdate, RiskEvent
 from cryptomon.trading.journal import (
     EquityJournal,
     FundingJournal,
@@ -35,6 +35,7 @@ from cryptomon.trading.journal import (
     Journal,
     StoredFunding,
     StoredOrder,
+    TrailJournal,
 )
 
 log = structlog.get_logger()
@@ -133,6 +134,11 @@ class ExitJournal:
     async def stored_intents(self, client_order_ids: Collection[str]) -> dict[str, OrderIntent]:
         if isinstance(self.inner, IntentJournal):
             return await self.inner.stored_intents(client_order_ids)
+        return {}
+
+    async def stored_trails(self) -> dict[tuple[str, str], ProtectionUpdate]:
+        if isinstance(self.inner, TrailJournal):
+            return await self.inner.stored_trails()
         return {}
 
     async def record_funding(self, funding: StoredFunding) -> None:

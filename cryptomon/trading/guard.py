@@ -5,6 +5,14 @@ bracket prices, trigger logic) and ``legs.py`` for the venue-side legs.
 :class:`ProtectionManager` observes the executor (every fill arms or disarms the position's
 protection, every state change of an exit or a native leg is followed) and the book tops the
 engine forwards to :meth:`ProtectionManager.on_top`.
+
+A stop that trails on the book is persisted (a ``ProtectionUpdate`` on the hub, written by the
+store's durable writer) once it has moved by a tick or more since the last write, at most once
+per ``trading.trailing_stop_save_interval_s`` per position (a move held back is written by a
+later book top or the engine's poll), and always at the engine's stop. A restart protects the
+position at the persisted level when it belongs to the same entry and side, never looser than
+the entry's own stop. A stop resting at the venue as a leg never trails (the venue keeps its
+price) and is not persisted: after a restart the adopted leg's price is the stop again.
 """
 
 from __future__ import annotations
@@ -14,10 +22,10 @@ from typing import Any
 
 import structlog
 
-from cryptomon.events import BookTop, Fill, OrderIntent
+from cryptomon.events import BookTop, Fill, OrderIntent, ProtectionUpdate
 from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.executor import MarketKey, OrderExecutor
-from cryptomon.trading.journal import IntentJournal
+from cryptomon.trading.journal import IntentJournal, TrailJournal
 from cryptomon.trading.legs import ENTRY_ORIGINS, GONE, VenueLegs
 from cryptomon.trading.orders import OrderRecord, client_order_id
 from cryptomon.trading.portfolio import Position
@@ -41,6 +49,9 @@ class ProtectionManager:
         self._daily_day: int | None = None
         self._daily_reason = ""  # the state reason the daily loss limit set
         self.legs = VenueLegs(context=context, executor=executor, protections=self.protections)
+        # the trailed stops read back at startup, until the restored venue legs are adopted
+        self._trails: dict[MarketKey, ProtectionUpdate] = {}
+        self.trail_writes = 0  # ProtectionUpdate events published
 
     def check_daily_loss(self) -> None:
         """Entries stop (``reducing``) at the daily loss limit until the next UTC day."""
@@ -135,6 +146,7 @@ class ProtectionManager:
             entry_id=intent.client_order_id,
             trail_pct=trail,
             best=pos.avg_price,
+            saved_stop=stop,  # the entry's own level: nothing to persist until it trails
         )
         self.protections[(pos.exchange, pos.symbol)] = prot
         self.legs.adopt_own(prot)
@@ -146,8 +158,10 @@ class ProtectionManager:
         entry among the orders whose fills opened or added to it (``opened_by``, client
         order ids, oldest first) read back from the journal, as its fill armed it before the
         restart (a level the entry did not set takes the configured percentage). A position
-        whose entry is not found takes the configured percentages. A resting venue leg adopted
-        afterwards (:meth:`adopt_legs`) sets its own side's level."""
+        whose entry is not found takes the configured percentages. A stop that had trailed
+        (persisted for the same entry and side) takes its trailed level and best price when
+        tighter than the entry's. A resting venue leg adopted afterwards (:meth:`adopt_legs`)
+        sets its own side's level."""
         ids = {coid for pos in positions for coid in opened_by.get((pos.exchange, pos.symbol), [])}
         journal = self.context.journal
         intents: dict[str, OrderIntent] = {}
@@ -156,6 +170,7 @@ class ProtectionManager:
                 intents = await journal.stored_intents(ids)
             except Exception as exc:  # protected at the defaults rather than not at all
                 log.warning("trading.entry_levels_unread", error=repr(exc))
+        self._trails = await self._read_trails() if positions else {}
         for pos in positions:
             entry = None
             for coid in reversed(opened_by.get((pos.exchange, pos.symbol), [])):
@@ -175,15 +190,45 @@ class ProtectionManager:
                 self._arm(pos, entry)
             prot = self.protections[(pos.exchange, pos.symbol)]
             own = (entry.stop_loss, entry.take_profit) if entry is not None else (None, None)
+            trailed = self._apply_trail(prot)
             log.info(
                 "trading.protection_restored",
                 symbol=pos.symbol,
                 entry=entry.client_order_id if entry is not None else None,
                 stop=str(prot.stop),
-                stop_from="entry" if own[0] is not None else "default",
+                stop_from="trail" if trailed else "entry" if own[0] is not None else "default",
+                best=str(prot.best),
                 take=str(prot.take),
                 take_from="entry" if own[1] is not None else "default",
             )
+
+    async def _read_trails(self) -> dict[MarketKey, ProtectionUpdate]:
+        journal = self.context.journal
+        if not isinstance(journal, TrailJournal):
+            return {}
+        try:
+            return await journal.stored_trails()
+        except Exception as exc:  # protected at the entry's levels rather than not at all
+            log.warning("trading.trailed_stops_unread", error=repr(exc))
+            return {}
+
+    def _apply_trail(self, prot: Protection) -> bool:
+        """Give restored ``prot`` the trailed stop persisted for it (the same entry and side;
+        a level looser than its own is ignored, the best price kept from the tighter);
+        True when its stop is now the trailed one."""
+        saved = self._trails.get((prot.exchange, prot.symbol))
+        if saved is None or saved.entry_id != prot.entry_id or (saved.side == "long") != prot.long:
+            return False
+        if prot.long:
+            tighter = saved.stop > prot.stop
+            prot.best = max(prot.best, saved.best)
+        else:
+            tighter = saved.stop < prot.stop
+            prot.best = min(prot.best, saved.best) if prot.best > 0 else saved.best
+        if tighter:
+            prot.stop = saved.stop
+        prot.saved_stop = saved.stop
+        return tighter
 
     def arm_default(self, pos: Position) -> None:
         """Protect a position restored at startup with the configured percentages."""
@@ -204,13 +249,74 @@ class ProtectionManager:
 
     def adopt_legs(self, records: list[OrderRecord]) -> None:
         """After a restart: the venue legs the journal still has open (see
-        :meth:`VenueLegs.adopt`)."""
+        :meth:`VenueLegs.adopt`). An adopted stop leg's price is the stop (the venue's, as
+        while running: a resting leg does not trail); where the stop is still watched on the
+        book (no stop leg adopted, or one whose outcome is unknown) the persisted trailed stop
+        applies again, so a leg placed for it later rests at the trailed level."""
         self.legs.adopt(records)
+        for prot in self.protections.values():
+            if prot.native and prot.stop_on_book and self._apply_trail(prot):
+                log.info(
+                    "trading.protection_restored",
+                    symbol=prot.symbol,
+                    entry=prot.entry_id,
+                    stop=str(prot.stop),
+                    stop_from="trail",
+                    best=str(prot.best),
+                    watched="stop_loss",
+                )
+        self._trails = {}
 
     def cancel_orphan_legs(self) -> list[str]:
         """Once reconciled: cancel open venue legs of markets without a position (see
         :meth:`VenueLegs.cancel_orphans`); returns the client order ids asked to cancel."""
         return self.legs.cancel_orphans()
+
+    # ------------------------------------------------------------------ trailed stops
+
+    def save_trails(self, *, final: bool = False) -> int:
+        """Persist the trailed stops that moved and were held back by the throttle (the
+        engine's poll), or with ``final`` every one not persisted yet, whatever the throttle
+        (the engine's stop). Returns how many were published."""
+        now = self.context.clock.monotonic()
+        return sum(
+            self._save_trail(prot, now, final=final)
+            for prot in list(self.protections.values())
+            if prot.stop != prot.saved_stop
+        )
+
+    def _save_trail(self, prot: Protection, now: float, *, final: bool = False) -> bool:
+        """Publish ``prot``'s trailed stop when it moved a tick or more since the last write
+        and the last write is ``trailing_stop_save_interval_s`` old (``final``: when it moved
+        at all). A stop resting at the venue is not the engine's to persist."""
+        if prot.saved_stop is None or not prot.stop_on_book:
+            return False
+        if not final:
+            info = self.context.market_infos.get(prot.symbol)
+            tick = info.tick_size if info is not None else ZERO
+            if tick > 0 and abs(prot.stop - prot.saved_stop) < tick:
+                return False
+            interval = self.context.config.trailing_stop_save_interval_s
+            if prot.saved_at is not None and now - prot.saved_at < interval:
+                return False
+        ts = self.context.now()
+        self.context.hub.publish(
+            ProtectionUpdate(
+                exchange=prot.exchange,
+                symbol=prot.symbol,
+                ts=ts,
+                ts_recv=ts,
+                entry_id=prot.entry_id,
+                side="long" if prot.long else "short",
+                stop=prot.stop,
+                best=prot.best,
+                take=prot.take,
+                trail_pct=prot.trail_pct,
+            )
+        )
+        prot.saved_stop, prot.saved_at = prot.stop, now
+        self.trail_writes += 1
+        return True
 
     # ------------------------------------------------------------------ emulated exits
 
@@ -233,6 +339,8 @@ class ProtectionManager:
         if prot.retry_at and self.context.clock.monotonic() < prot.retry_at:
             return  # the last attempt failed: back off instead of retrying on every book
         origin = prot.trigger(to_decimal(top.bid), to_decimal(top.ask))
+        if prot.stop != prot.saved_stop:
+            self._save_trail(prot, self.context.clock.monotonic())
         if origin is not None:
             prot.exiting = True
             log.info(

@@ -11,6 +11,9 @@
   a paper account's funding survives a restart.
 - An :class:`IntentJournal` reads back the intents of given orders, finished ones too: a
   position restored at startup is protected at its entry's own stop-loss and take-profit.
+- A :class:`TrailJournal` reads back the latest trailed stop of each market
+  (``ProtectionUpdate`` events, persisted by the store's writer like the positions): a
+  position restored at startup keeps the stop it had trailed to.
 - An :class:`EquityJournal` reads back the first equity snapshot of the UTC day, so a restart
   keeps the day's start for ``daily_loss_limit`` (the fills alone would restart the day at the
   equity after its first fill, forgetting a loss made before the restart).
@@ -26,7 +29,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from cryptomon.events import Fill, OrderIntent, OrderState, OrderUpdate, RiskEvent
+from cryptomon.events import (
+    Fill,
+    OrderIntent,
+    OrderState,
+    OrderUpdate,
+    ProtectionUpdate,
+    RiskEvent,
+)
 from cryptomon.hub import Hub
 from cryptomon.trading.brokers.base import FundingPayment
 
@@ -94,6 +104,14 @@ class IntentJournal(Protocol):
 
 
 @runtime_checkable
+class TrailJournal(Protocol):
+    async def stored_trails(self) -> dict[tuple[str, str], ProtectionUpdate]:
+        """The latest persisted trailed stop of each (exchange, symbol) (its time: when it
+        was written)."""
+        ...
+
+
+@runtime_checkable
 class EquityJournal(Protocol):
     async def first_equity_since(self, ts: float) -> Decimal | None: ...
 
@@ -110,6 +128,7 @@ class MemoryJournal:
         self.risk_state: str | None = None
         self.flatten_asked = False  # by a kill switch of the current halt
         self.funding: dict[tuple[str, str], StoredFunding] = {}
+        self.trails: dict[tuple[str, str], ProtectionUpdate] = {}
         self.fail_next: Exception | None = None
         self._subs: list[Any] = []
         if hub is not None:
@@ -119,6 +138,7 @@ class MemoryJournal:
         self._subs.append(hub.subscribe(OrderUpdate, self._on_update, name="memory-journal.u"))
         self._subs.append(hub.subscribe(Fill, self._on_fill, name="memory-journal.f"))
         self._subs.append(hub.subscribe(RiskEvent, self._on_risk, name="memory-journal.r"))
+        self._subs.append(hub.subscribe(ProtectionUpdate, self._on_trail, name="memory-journal.t"))
 
     def close(self) -> None:
         for sub in self._subs:
@@ -127,6 +147,12 @@ class MemoryJournal:
 
     def _on_update(self, ev: OrderUpdate) -> None:
         self.states[ev.client_order_id] = (ev.state, ev.exchange_order_id)
+
+    def _on_trail(self, ev: ProtectionUpdate) -> None:
+        self.trails[(ev.exchange, ev.symbol)] = ev
+
+    async def stored_trails(self) -> dict[tuple[str, str], ProtectionUpdate]:
+        return dict(self.trails)
 
     def _on_risk(self, ev: RiskEvent) -> None:
         self.risk_state = ev.state

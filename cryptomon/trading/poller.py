@@ -1,5 +1,6 @@
 """The engine's periodic loop: poll open orders, publish marks, snapshot equity, reconcile
-and sync funding now and then, watch the daily loss limit and the venue's clock."""
+and sync funding now and then, watch the daily loss limit and the venue's clock, persist the
+trailed stops the throttle held back."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class EnginePoller:
                 last_reconcile = now
                 await self.reconcile_step()
             self.protection.check_daily_loss()
+            self.protection.save_trails()  # a trailed stop the throttle held back
             await self.clock_watch.check()
 
     async def reconcile_step(self) -> None:

@@ -70,6 +70,15 @@ class Protection:
     exiting: bool = False
     attempt: int = 0
     retry_at: float = 0.0  # monotonic time before which a failed exit is not tried again
+    # the trailed stop as last persisted (None: nothing to persist yet, the entry's own level)
+    # and when (monotonic; None: never, so the first move is written at once)
+    saved_stop: Decimal | None = None
+    saved_at: float | None = None
+
+    @property
+    def stop_on_book(self) -> bool:
+        """Whether the stop is watched here (and may trail), not a venue leg resting."""
+        return not self.native or self.missing == "stop_loss"
 
     def trigger(self, bid: Decimal, ask: Decimal) -> Literal["stop_loss", "take_profit"] | None:
         """Update the trailing stop with the book and say which exit fires, if any (with venue

@@ -168,8 +168,9 @@ async def equity_curve(call: Call) -> md.EquityOut:
     response=md.LevelsOut,
     query=md.SymbolQuery,
     needs=(TRADING, QUERIES),
-    description="For each open position, the stop-loss and take-profit of its latest filled "
-    "entry order (on its side) that carried them.",
+    description="For each open position, its protection's current stop-loss and take-profit "
+    "(a trailed stop as it stands, also after a restart); without one, those of its latest "
+    "filled entry order (on its side) that carried them.",
 )
 async def protection_levels(call: Call) -> md.LevelsOut:
     """Stop-loss and take-profit levels of the open positions."""
@@ -200,12 +201,18 @@ async def protection_levels(call: Call) -> md.LevelsOut:
                 side=side,
                 amount=str(amount),
                 entry=str(pos.get("avg_price")) if pos.get("avg_price") is not None else None,
-                stop_loss=_opt(entry, "stop_loss"),
-                take_profit=_opt(entry, "take_profit"),
+                stop_loss=_live(pos, "stop_loss") or _opt(entry, "stop_loss"),
+                take_profit=_live(pos, "take_profit") or _opt(entry, "take_profit"),
                 client_order_id=_field(entry, "client_order_id") if entry else None,
             )
         )
     return md.LevelsOut(levels=levels)
+
+
+def _live(pos: Mapping[str, Any], name: str) -> str | None:
+    """The level the engine protects ``pos`` at now (None without a protection)."""
+    value = pos.get(name)
+    return None if value is None else str(value)
 
 
 def _opt(row: Any, name: str) -> str | None:

@@ -354,7 +354,6 @@ async def test_0013_marks_existing_candles_live_and_downgrades(db: Database) -> 
     assert "ix_candles_open_time" not in candle_ix
     assert "ix_trades_feed_ts" in trade_ix
     assert "ix_trades_ts" not in trade_ix
-    assert await migrate.compare(db) == []
 
     await migrate.downgrade(db, "0012")
     async with db.engine.connect() as conn:
@@ -366,6 +365,72 @@ async def test_0013_marks_existing_candles_live_and_downgrades(db: Database) -> 
     assert "ix_candles_live_open_time" not in candle_ix
     assert "ix_trades_ts" in trade_ix
     assert "ix_trades_feed_ts" not in trade_ix
+    await migrate.upgrade(db, "head")
+    assert await migrate.compare(db) == []
+
+
+@pytest.mark.asyncio
+async def test_0014_adds_protection_levels_from_0013_and_downgrades(db: Database) -> None:
+    """From the previous head (0013, with a position stored), 0014 adds ``protection_levels``:
+    the writer's upsert keeps the latest trailed stop per market and the journal reads it
+    back exactly; downgrade to 0013 drops the table and leaves the rest."""
+    from decimal import Decimal
+
+    from cryptomon.events import ProtectionUpdate
+    from cryptomon.store import repos
+    from cryptomon.store.journal import StoreJournal
+
+    await migrate.downgrade(db, "0013")
+    assert "protection_levels" not in await _tables(db)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO positions (exchange, symbol, amount, avg_price, realized_pnl, "
+                "unrealized_pnl, fees, updated_at) VALUES ('binance', 'BTC-USDT', '0.1', "
+                "'20000', '0', '0', '0', '2026-12-06 12:00:00')"
+            )
+        )
+    await migrate.upgrade(db, "0014")
+    assert await migrate.compare(db) == []
+
+    def level(stop: str, best: str, ts: float) -> ProtectionUpdate:
+        return ProtectionUpdate(
+            exchange="binance",
+            symbol="BTC-USDT",
+            ts=ts,
+            ts_recv=ts,
+            entry_id="entry-1",
+            side="long",
+            stop=Decimal(stop),
+            best=Decimal(best),
+            take=Decimal("21200.5"),
+            trail_pct=Decimal("1.5"),
+        )
+
+    async with db.sessionmaker() as session, session.begin():
+        await repos.write_durable(session, [level("19900.123456789", "20203.17", 1.0)])
+    async with db.sessionmaker() as session, session.begin():  # a later move, then the latest
+        await repos.write_durable(
+            session, [level("20000.5", "20305.08", 2.0), level("20001.25", "20306.34", 3.0)]
+        )
+    stored = await StoreJournal(db=db).stored_trails()
+    assert list(stored) == [("binance", "BTC-USDT")]
+    got = stored[("binance", "BTC-USDT")]
+    assert (got.entry_id, got.side, got.stop, got.best, got.take, got.trail_pct, got.ts) == (
+        "entry-1",
+        "long",
+        Decimal("20001.25"),
+        Decimal("20306.34"),
+        Decimal("21200.5"),
+        Decimal("1.5"),
+        3.0,
+    )
+
+    await migrate.downgrade(db, "0013")
+    async with db.engine.connect() as conn:
+        kept = (await conn.execute(text("SELECT count(*) FROM positions"))).scalar_one()
+    assert "protection_levels" not in await _tables(db)
+    assert kept == 1
     await migrate.upgrade(db, "head")
     assert await migrate.compare(db) == []
 
