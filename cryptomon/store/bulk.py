@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
+from math import modf
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -338,11 +339,66 @@ def sqlite_statements(
     1; only those needed): a few statements more, but a bounded set of SQL texts, so neither
     :func:`multirow_insert_sql`'s cache nor sqlite3's cache of prepared statements grows with
     the batch sizes a daemon sees (a prepared 1,024-row INSERT is large)."""
-    if len(ts_indexes) == 1:
-        params = sqlite_params(rows, ts_indexes[0])
-    else:
-        params = sqlite_params_at(rows, ts_indexes)
-    return statement_groups(params, per)
+    if not rows:
+        return []
+    # One flat list of every value, the time columns replaced in place (a slice each): no
+    # tuple rebuilt per row; each statement's parameters are then one slice of it.
+    width = len(rows[0])
+    flat = list(chain.from_iterable(rows))
+    if len(flat) != width * len(rows):
+        raise ValueError(f"rows of unequal width: expected {width} values in each row")
+    for i in ts_indexes:
+        flat[i::width] = _sqlite_texts(flat[i::width])
+    return _flat_groups(flat, width, len(rows), per)
+
+
+def _sqlite_texts(times: list[Any]) -> list[Any]:
+    """:func:`sqlite_text` of each time (None stays None). Epoch seconds (a float: the store
+    writer's market rows on SQLite) are formatted here, off the loop, with the text of each
+    whole second made once per call: rows of one batch share their seconds."""
+    iso_year = _ISO_YEAR
+    seconds: dict[float, str] = {}
+    out: list[Any] = []
+    append = out.append
+    for ts in times:
+        cls = ts.__class__
+        if cls is float:
+            # datetime.fromtimestamp's microseconds (round half even) without the datetime
+            frac, whole = modf(ts)
+            us = round(frac * 1e6)
+            if us >= 1_000_000:
+                us -= 1_000_000
+                whole += 1.0
+            elif us < 0:
+                us += 1_000_000
+                whole -= 1.0
+            head = seconds.get(whole)
+            if head is None:
+                head = seconds[whole] = sqlite_text(datetime.fromtimestamp(whole, UTC))[:-7]
+            append(f"{head}.{us:06d}")
+        elif cls is datetime and ts.tzinfo is UTC and ts.year >= iso_year:
+            append(ts.isoformat(" ", "microseconds")[:26])
+        else:
+            append(None if ts is None else sqlite_text(ts))
+    return out
+
+
+def _flat_groups(
+    flat: list[Any], width: int, n: int, per: int
+) -> list[tuple[int, list[tuple[Any, ...]]]]:
+    """:func:`statement_groups` of ``n`` rows of ``width`` values given as one flat list."""
+    out: list[tuple[int, list[tuple[Any, ...]]]] = []
+    start, size = 0, per
+    while start < n:
+        end = start + (n - start) // size * size
+        if end > start:
+            step = size * width
+            out.append(
+                (size, [tuple(flat[i : i + step]) for i in range(start * width, end * width, step)])
+            )
+            start = end
+        size = max(1, size // 2)
+    return out
 
 
 def statement_groups(
@@ -385,8 +441,10 @@ def sqlite_params(rows: Sequence[tuple[Any, ...]], ts_index: int) -> list[tuple[
     return out
 
 
-def sqlite_text(ts: datetime) -> str:
-    """One UTC datetime as SQLite stores it (see :func:`sqlite_params`)."""
+def sqlite_text(ts: datetime | float) -> str:
+    """One UTC datetime (or epoch seconds) as SQLite stores it (see :func:`sqlite_params`)."""
+    if not isinstance(ts, datetime):
+        ts = datetime.fromtimestamp(ts, UTC)
     if ts.tzinfo is not UTC:
         ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     if ts.year >= _ISO_YEAR:

@@ -92,6 +92,10 @@ class StoreWriter:
         # waiting durable batch goes next) instead of meeting at the file lock, where the
         # loser sleeps in SQLite's busy handler while the other stream writes again
         self._turn: asyncio.Lock | None = asyncio.Lock() if db.dialect == "sqlite" else None
+        # On SQLite the buffered trades and book tops keep their epoch seconds: the worker
+        # thread of store.bulk.sqlite_insert makes the stored text from them, so the loop
+        # builds no datetime per row (PostgreSQL's binary COPY takes datetimes)
+        self._epoch_ts = db.dialect == "sqlite"
         self._subs: list[QueuedSubscription] = []
         self._top_sampler: InlineSubscription | None = None
         self._inline: list[InlineSubscription] = []
@@ -227,7 +231,9 @@ class StoreWriter:
         keep_trades = self.config.trades
         agg = self.candles.add
         trades = self._trades
+        tops = self._tops
         fromts = datetime.fromtimestamp
+        epoch = self._epoch_ts
         for ev in batch:
             cls = ev.__class__
             if cls is Trade:
@@ -238,7 +244,7 @@ class StoreWriter:
                         (
                             t.exchange,
                             t.symbol,
-                            fromts(t.ts, UTC),
+                            t.ts if epoch else fromts(t.ts, UTC),
                             t.price,
                             t.amount,
                             t.side,
@@ -249,11 +255,41 @@ class StoreWriter:
                     )
             elif cls is FlaggedTrade:  # stored with its flag, never in candles
                 self.flagged += 1
-                if keep_trades:
+                if keep_trades:  # repos.trade_tuple inlined, with the flag
                     flagged: Any = ev
-                    trades.append(repos.trade_tuple(flagged.trade, flagged.flag))
-            elif cls is BookTop:  # already sampled by _sample_top
-                self._tops.append(repos.book_top_tuple(ev))  # type: ignore[arg-type]
+                    t = flagged.trade
+                    trades.append(
+                        (
+                            t.exchange,
+                            t.symbol,
+                            t.ts if epoch else fromts(t.ts, UTC),
+                            t.price,
+                            t.amount,
+                            t.side,
+                            t.trade_id,
+                            t.notional,
+                            flagged.flag,
+                        )
+                    )
+            elif cls is BookTop:  # already sampled by _sample_top; repos.book_top_tuple inlined
+                b: Any = ev
+                tops.append(
+                    (
+                        b.exchange,
+                        b.symbol,
+                        b.ts if epoch else fromts(b.ts, UTC),
+                        b.bid,
+                        b.bid_size,
+                        b.ask,
+                        b.ask_size,
+                        b.spread,
+                        b.spread_bps,
+                        b.bid_depth,
+                        b.ask_depth,
+                        b.imbalance,
+                        b.levels,
+                    )
+                )
             elif cls is Candle and ev.closed:  # type: ignore[attr-defined]
                 self._exchange_candles.append(repos.candle_row(ev))  # type: ignore[arg-type]
         if len(self._trades) + len(self._tops) >= self.config.market_batch_size:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -565,3 +566,61 @@ def test_sqlite_statements_flatten_full_statements_and_the_rest() -> None:
     assert bulk.sqlite_rows_per_insert(13, 250_000) == bulk.SQLITE_ROWS_PER_INSERT
     assert bulk.sqlite_rows_per_insert(20, 999) == 49  # SQLite before 3.32: 999 values at most
     assert bulk.sqlite_rows_per_insert(2000, 999) == 1
+
+
+def test_sqlite_statements_equal_the_row_by_row_conversion() -> None:
+    """The flat conversion (one slice per time column) gives, statement by statement, the
+    parameters of converting each row (sqlite_params / sqlite_params_at) and then
+    flattening: aware, naive, other-zone and early-year times, None, every batch size."""
+    east = timezone(timedelta(hours=5, minutes=30))
+    times = [
+        datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 1, 17, 30, 1, 5, tzinfo=east),
+        datetime(2026, 3, 1, 12, 0, 2, 999999),  # naive: taken as UTC
+        datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),  # strftime's unpadded year
+        datetime(1, 1, 1, tzinfo=UTC),
+    ]
+    one = [(f"x{i}", times[i % len(times)], float(i), None) for i in range(37)]
+    two = [
+        (i, times[i % len(times)], None if i % 3 else times[-i % len(times)], "s")
+        for i in range(37)
+    ]
+    for n in range(0, 38):
+        assert bulk.sqlite_statements(one[:n], (1,), 8) == bulk.statement_groups(
+            bulk.sqlite_params(one[:n], 1), 8
+        )
+        assert bulk.sqlite_statements(two[:n], (1, 2), 4) == bulk.statement_groups(
+            bulk.sqlite_params_at(two[:n], (1, 2)), 4
+        )
+    with pytest.raises(ValueError, match="unequal width"):
+        bulk.sqlite_statements([(1, times[0]), (2, times[0], 3)], (1,), 4)
+
+
+def test_sqlite_statements_store_epoch_seconds_as_their_utc_datetime() -> None:
+    """The store writer's market rows keep their epoch seconds on SQLite: each is stored as
+    the text of ``datetime.fromtimestamp(ts, UTC)`` (its microseconds rounded half to even,
+    carried into the next second), for any float."""
+    rng = random.Random(16)
+    stamps = [
+        1_767_225_600.0,
+        1_767_225_599.9999995,  # rounds up into the next second
+        1_767_225_600.0000005,
+        1_767_225_600.0000015,
+        0.0,
+        -1.5,
+        -0.0000004,
+        -31_000_000_000.123456,  # year 987: strftime's unpadded year
+        253_402_300_799.5,  # 9999-12-31 23:59:59.500000
+        *(rng.uniform(1.6e9, 1.8e9) for _ in range(3000)),
+        *(round(rng.uniform(1.6e9, 1.8e9), 6) + 0.0000005 for _ in range(1000)),
+        *(rng.uniform(-6e10, 2.5e11) for _ in range(1000)),
+    ]
+    rows = [(str(i), ts, float(i)) for i, ts in enumerate(stamps)]
+    expected = bulk.statement_groups(
+        [(r[0], bulk.sqlite_text(datetime.fromtimestamp(r[1], UTC)), r[2]) for r in rows], 64
+    )
+    assert bulk.sqlite_statements(rows, (1,), 64) == expected
+    mixed = [(ts, datetime.fromtimestamp(ts, UTC)) for ts in stamps[:50]]
+    flat = [v for _, stmts in bulk.sqlite_statements(mixed, (0, 1), 8) for p in stmts for v in p]
+    assert flat[0::2] == flat[1::2]  # a float and its datetime give the same text
