@@ -90,27 +90,32 @@ class FastLanes:
         fired = self._signal_groups(timeline, starts, found)
         # one market with one candle per group: group g is row g
         single = len(self.series) == 1 and total == n_rows(self.series[0], rows)
+        at = columns(starts)  # read per group as Python ints, not numpy scalars
         fi = 0  # fired[fi] is the next group with an indicator signal
         g = 0
         while g < total:
-            while fi < len(fired) and fired[fi] < g:
-                fi += 1
-            signal_at = min(fired[fi] if fi < len(fired) else total, found.next_due(g))
-            lo, hi = int(starts[g]), int(starts[g + 1])
+            if fi < len(fired) and fired[fi] < g:
+                fi = bisect_left(fired, g, fi)
+            due = found.next_due(g)
+            signal_at = min(fired[fi] if fi < len(fired) else total, due)
+            lo, hi = at[g], at[g + 1]
             if signal_at > g and self._all_idle():
-                end = int(starts[signal_at])
+                end = at[signal_at]
                 equity[lo:end], exposure[lo:end] = self.path.mark()
                 self.lanes["skipped"] += signal_at - g
                 g = signal_at
                 continue
             if single:  # a safe position, or none at a signal: its lanes in one walk
                 walk = self._idle_walk if signal_at == g and self._all_idle() else self._walk
-                walked = walk(self.series[0], g, found.next_due(g), times, out)
+                walked = walk(self.series[0], g, due, times, out)
                 if walked > g:
                     g = walked
                     continue
             await self._drive_group(g, timeline, lo=lo, hi=hi, signal_at=signal_at, found=found)
-            equity[lo:hi], exposure[lo:hi] = self.path.mark()
+            if hi == lo + 1:  # one candle: item stores, cheaper than slice stores
+                equity[lo], exposure[lo] = self.path.mark()
+            else:
+                equity[lo:hi], exposure[lo:hi] = self.path.mark()
             g += 1
         self.path.flush()  # a walk's last deferred close quote
 
@@ -128,10 +133,13 @@ class FastLanes:
         quotes and its signals to the ledger (dropped by the engine), or the whole path."""
         times, which, rows = timeline
         t = float(times[lo])
-        group = [
-            (self.series[i], r)
-            for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
-        ]
+        if hi == lo + 1:  # one candle (one market): no slices
+            group = [(self.series[int(which[lo])], int(rows[lo]))]
+        else:
+            group = [
+                (self.series[i], r)
+                for i, r in zip(which[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True)
+            ]
         quiet = signal_at > g and all(self._safe_candle(s, r) for s, r in group)
         dropped = not quiet and signal_at == g < found.next_due(g)
         dropped = dropped and self.dropped.check(t, group)

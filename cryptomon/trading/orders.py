@@ -283,6 +283,8 @@ class OrderBook:
     def open(self, exchange: str | None = None, symbol: str | None = None) -> list[OrderRecord]:
         """The open orders (of ``exchange``/``symbol``), oldest first; a terminal state is
         final, so closed orders are dropped from the open index here, never looked at again."""
+        if not self._open:  # most calls: nothing may be open (no prune, no filter)
+            return []
         self._prune()
         return [
             o
@@ -295,6 +297,8 @@ class OrderBook:
         return list(self._orders.values())
 
     def _prune(self) -> None:
+        if not self._open:
+            return
         closed = [k for k, o in self._open.items() if not o.is_open]
         for key in closed:
             del self._open[key]
