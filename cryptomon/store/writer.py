@@ -30,7 +30,6 @@ retries are :mod:`cryptomon.store.transactions`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +99,8 @@ class StoreWriter:
         self._top_sampler: InlineSubscription | None = None
         self._inline: list[InlineSubscription] = []
         self._timers: list[asyncio.Task[None]] = []
+        self._ticking: set[str] = set()  # the streams whose age timer is writing now
+        self._stopping = False
         self.tx = Transactions(hub=hub, db=db, config=config, clock=clock)
         # stats (the written rows, batches, retries and latency are the transactions')
         self.rejected = 0
@@ -167,6 +168,7 @@ class StoreWriter:
         for sub in self._subs:
             sub.start()  # drain even before the hub starts (the hub then skips it)
         loop = asyncio.get_running_loop()
+        self._stopping = False
         self._timers = [
             loop.create_task(self._tick(stream), name=f"store-writer.{stream}")
             for stream in ("durable", "market")
@@ -182,14 +184,13 @@ class StoreWriter:
         self._inline = []
         for sub in self._subs:
             await sub.stop(timeout=3600)
-        for timer in self._timers:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
-        self._timers = []
         try:
+            await self._end_timers()
             await self.flush()
         finally:
+            for timer in self._timers:  # stop() cut short (the shutdown budget)
+                timer.cancel()
+            self._timers = []
             durable_kinds = (*DURABLE, FeedStatus)
             left = len(self._durable) + sum(
                 1 for sub in self._subs for ev in sub.queue if isinstance(ev, durable_kinds)
@@ -200,6 +201,17 @@ class StoreWriter:
             self._subs = []
             if left:  # only when stop was cut short (shutdown budget) during an outage
                 log.error("store.unsaved_durable_events", count=left)
+
+    async def _end_timers(self) -> None:
+        """End the age timers. One is cancelled only while it sleeps: one that is writing
+        finishes its write (cut off, a PostgreSQL COPY leaves its connection busy and the
+        batch it took is lost) and then ends by itself."""
+        self._stopping = True
+        for stream, timer in zip(("durable", "market"), self._timers, strict=True):
+            if stream not in self._ticking:
+                timer.cancel()
+            # wait(), not await: a cancellation of stop() itself is never swallowed here
+            await asyncio.wait([timer])
 
     async def flush(self) -> None:
         """Write every buffered row now, open candles included."""
@@ -300,9 +312,12 @@ class StoreWriter:
         stream, so a durable batch retrying through an outage never stalls market flushes
         (whose bounded buffers must keep draining to drop, not grow)."""
         max_age = self.config.batch_max_age_s
-        while True:
+        while not self._stopping:
             await self.clock.sleep(max_age / 2)
+            if self._stopping:  # woken as stop() began: stop() writes what is left
+                return
             now = self.clock.monotonic()
+            self._ticking.add(stream)
             try:
                 if stream == "durable":
                     if self._durable and now - self._durable_since >= max_age:
@@ -313,6 +328,8 @@ class StoreWriter:
                 raise
             except Exception as exc:  # never let the timer die
                 log.error("store.flush_failed", stream=stream, error=repr(exc))
+            finally:
+                self._ticking.discard(stream)
 
     # ------------------------------------------------------------------ writing
 

@@ -64,6 +64,9 @@ class OrderExecutor:
         self._order_times: deque[float] = deque()
         self._trade_ids: set[tuple[str, str]] = set()
         self._settling: set[str] = set()
+        # orders on their way to the venue (written, sent, the answer not applied yet): the
+        # placement's answer decides their state, a lookup meanwhile only races the POST
+        self._placing: set[str] = set()
         self._observers: list[OrderObserver] = []
         self._closing = asyncio.Lock()  # one halted close sized at a time (net of the others)
         self._kill_retries: dict[MarketKey, int] = {}  # kill switch exits sent again
@@ -225,11 +228,24 @@ class OrderExecutor:
             if existing is not None:
                 return existing
             await self._risk_gate(intent)
-            record = await self._record(intent)
-            answer = await self._place(record)
-        if answer is not None:
-            await self.apply_broker_order(record, answer)
+            coid = intent.client_order_id
+            self._placing.add(coid)
+            try:
+                record = await self._record(intent)
+                answer = await self._place(record)
+            except BaseException:
+                self._placing.discard(coid)
+                raise
+        try:
+            if answer is not None:
+                await self.apply_broker_order(record, answer)
+        finally:
+            self._placing.discard(coid)
         return record
+
+    def placing(self, record: OrderRecord) -> bool:
+        """True while ``record``'s placement is on its way (its answer not applied yet)."""
+        return record.client_order_id in self._placing
 
     async def placements_done(self) -> None:
         """Wait until no placement is on its way: every submit holds the lock while it sends,

@@ -29,7 +29,7 @@ from cryptomon.trading.journal import IntentJournal, TrailJournal
 from cryptomon.trading.legs import ENTRY_ORIGINS, GONE, VenueLegs
 from cryptomon.trading.orders import OrderRecord, client_order_id
 from cryptomon.trading.portfolio import Position
-from cryptomon.trading.protection import Protection, bracket
+from cryptomon.trading.protection import Protection, bracket, keep_trail
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.risk_model import daily_loss_reason
 
@@ -119,7 +119,9 @@ class ProtectionManager:
         entry are canceled: they hold the old size and levels, and the entry's own pair is
         placed once it has filled (the book watch covers the gap). The entry's own legs
         already open are adopted (see :meth:`VenueLegs.adopt_own`), never canceled by another
-        fill of it."""
+        fill of it. Another fill of the same entry (a limit entry filling in parts) keeps the
+        stop as it trailed, never loosened back to the entry's level; the exits take the
+        position's amount when they fire."""
         old = self.protections.get((pos.exchange, pos.symbol))
         if old is not None and old.entry_id != intent.client_order_id:
             self.legs.cancel(old)
@@ -148,6 +150,8 @@ class ProtectionManager:
             best=pos.avg_price,
             saved_stop=stop,  # the entry's own level: nothing to persist until it trails
         )
+        if old is not None and old.entry_id == prot.entry_id and old.long == long:
+            keep_trail(prot, old)
         self.protections[(pos.exchange, pos.symbol)] = prot
         self.legs.adopt_own(prot)
 

@@ -74,8 +74,12 @@ class EnginePoller:
 
     async def poll_orders(self) -> None:
         """Ask the broker about every open order; unknown ones are settled by lookup, and a
-        cancel the venue has not acted on is sent again."""
+        cancel the venue has not acted on is sent again. An order whose placement is still on
+        its way is left to the placement's answer: a lookup then would race the POST (the
+        venue may not know the order yet, or answer about it after the placement did)."""
         for record in self.context.book.open():
+            if self.executor.placing(record):
+                continue
             if record.state == OrderState.UNKNOWN:
                 self.executor.settle_later(record)
                 continue

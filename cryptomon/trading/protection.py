@@ -105,3 +105,13 @@ class Protection:
         if take_side and self.take is not None and ask <= self.take:
             return "take_profit"
         return None
+
+
+def keep_trail(prot: Protection, old: Protection) -> None:
+    """``prot``, armed again by another fill of ``old``'s entry, keeps what ``old`` trailed:
+    the tighter stop (never loosened), the best price seen and what was persisted of it."""
+    tighter = max if prot.long else min
+    prot.stop = tighter(prot.stop, old.stop)
+    if old.best != 0:
+        prot.best = old.best if prot.best == 0 else tighter(prot.best, old.best)
+    prot.saved_stop, prot.saved_at = old.saved_stop, old.saved_at
