@@ -84,9 +84,13 @@ class DriverStatement:
     positions: tuple[str, ...] | None  # qmark/format dialects: the parameter names in order
     compiled: Any
     binds: tuple[tuple[str, _Convert], ...]
+    names: tuple[str, ...] | None  # the binds when they are exactly the keys of ``present``
 
     def parameters(self, params: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        values = self.compiled.construct_params(params)
+        if self.names is None:
+            values = self.compiled.construct_params(params)
+        else:  # (every bind is a value of ``params``: no need of construct_params' work)
+            values = {name: params[name] for name in self.names}
         for name, process in self.binds:
             value = values[name]
             if value is not None:
@@ -109,7 +113,12 @@ def driver_statement(dialect: Dialect, present: frozenset[str]) -> DriverStateme
         if process is not None:
             binds.append((name, process))
     positions = tuple(compiled.positiontup or ()) if compiled.positional else None
-    return DriverStatement(compiled.string, positions, compiled, tuple(binds))
+    # PostgreSQL's statement binds exactly the request's values; SQLite's adds its own
+    # (LIMIT's offset): construct_params fills those in
+    names: tuple[str, ...] | None = tuple(compiled.binds)
+    if set(compiled.binds) != present:
+        names = None
+    return DriverStatement(compiled.string, positions, compiled, tuple(binds), names)
 
 
 def driver_row(conn: Connection, sql: str, params: Any) -> Any:

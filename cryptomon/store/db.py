@@ -344,6 +344,11 @@ class Database:
             connect_kwargs={
                 "connect_timeout": max(1, round(cfg.connect_timeout_s)),
                 "options": options,
+                # each filter shape's statement is prepared on its first read of a connection
+                # (psycopg's default waits for the 5th: parsed and planned by the server and
+                # sent whole from the loop until then); at most psycopg's ``prepared_max``
+                # statements are kept per connection
+                "prepare_threshold": 0,
             },
             size=cfg.pool_size,
             timeout_s=cfg.statement_timeout_s,

@@ -85,7 +85,10 @@ def plain_rows(result: Any, rows: list[Any] | None = None) -> list[dict[str, Any
 def encode_cursor(ts: datetime, key: str) -> str:
     """The opaque page cursor of the last row (its time and id) of a page."""
     micros = (ts - _EPOCH) // timedelta(microseconds=1)
-    raw = json.dumps([micros, key], separators=(",", ":")).encode()
+    if key.isascii() and key.isprintable():  # (orjson's bytes are json's: a cheaper call)
+        raw = orjson.dumps([micros, key])
+    else:  # json escapes non-ASCII and DEL, orjson does not: the cursor's bytes stay json's
+        raw = json.dumps([micros, key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
