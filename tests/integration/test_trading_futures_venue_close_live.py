@@ -285,6 +285,7 @@ async def test_a_trade_by_hand_that_flips_the_position_closes_it_and_leaves_the_
         timeout=10,
         message="the unmanaged position told",
     )
+    assert engine.stats()["unmanaged_positions"] == {PERP: unmanaged[0]}
     with pytest.raises(RiskRejected) as refused:
         await enter(engine, "buy", stop_loss="19400")
     assert refused.value.check == "unmanaged_position"
@@ -293,6 +294,34 @@ async def test_a_trade_by_hand_that_flips_the_position_closes_it_and_leaves_the_
     await wait_until(lambda: not engine.context.unmanaged, timeout=30, message="the short is gone")
     assert await engine.reconciler.run(periodic=True) == []
     assert engine.risk_state == RiskState.ACTIVE
+    assert engine.stats()["unmanaged_positions"] == {}
     assert [t.pnl for t in engine.portfolio.trades] == [pnl("0.1", HAND)]
     await enter(engine, "buy", stop_loss="19400")
     assert pos.amount == D("0.1")
+
+
+@pytest.mark.asyncio
+async def test_a_flip_by_hand_while_the_engine_was_down_is_adopted_at_start(db_url: str) -> None:
+    """The engine stops with its 0.1 long journaled; someone sells 0.25 by hand meanwhile:
+    the engine started again adopts the 0.1 that closed its long in its first
+    reconciliation, starts ``active`` with the 0.15 short named as unmanaged."""
+    first = await start(db_url)
+    try:
+        await enter(first.engine, "buy", stop_loss="19400")
+    finally:
+        await first.stop(venue=False)
+    order = first.venue.close_by_hand(VENUE_ID, HAND, D("0.25"))
+    second = await start(db_url, on=first)
+    try:
+        engine = second.engine
+        assert engine.portfolio.open_positions() == []
+        assert engine.risk_state == RiskState.ACTIVE
+        record = engine.book.get(f"venue-{order['orderId']}")
+        assert record is not None
+        assert (record.intent.origin, record.filled) == ("venue", D("0.1"))
+        assert engine.portfolio.trades[-1].pnl == pnl("0.1", HAND)
+        assert list(engine.context.unmanaged) == [PERP]
+        assert "the venue holds -0.15 contracts" in engine.context.unmanaged[PERP]
+        assert (EX, PERP) not in engine.protection.protections
+    finally:
+        await second.stop()

@@ -33,7 +33,7 @@ from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.orders import OrderRecord
 from cryptomon.trading.risk import RiskState
-from tests.usdm import manual_buy, sim_top
+from tests.usdm import manual_buy, publish_top, sim_top
 from tests.util import wait_until
 
 D = Decimal
@@ -164,6 +164,24 @@ async def test_a_partial_sale_by_hand_is_adopted_and_the_rest_stays_protected(ri
     assert await engine.reconciler.run(periodic=True) == []
     assert engine.risk_state == RiskState.ACTIVE
     assert len(venue_records(rig)) == 1
+    assert stop is not None
+    bid = float(stop) - 1.0  # the stop-loss fires: it sells what is left, no more
+    publish_top(
+        rig.hub,
+        bid,
+        bid + 0.5,
+        bid_size=1.0,
+        ask_size=1.0,
+        depth=(1.0, 1.0),
+        levels=1,
+        exchange="simulator",
+        symbol=SYMBOL,
+    )
+    await wait_until(lambda: pos.amount == 0, message="the stop-loss sold the rest")
+    exits = [r for r in engine.book.all() if r.intent.origin == "stop_loss"]
+    assert [(r.state, r.filled) for r in exits] == [(OrderState.FILLED, D("0.006"))]
+    assert rig.venue.rejected == 0
+    assert rig.venue.position("BTC") == 0
 
 
 @pytest.mark.asyncio

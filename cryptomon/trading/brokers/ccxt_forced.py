@@ -42,6 +42,7 @@ UNMARKED: tuple[ForcedOrigin, str] = ("venue", "venue order")
 VENUE_PREFIX = "venue-"
 MAX_ID = 64  # the journal's client order id column
 ZERO = Decimal(0)
+FEE_STEP = Decimal("1e-18")  # an adopted part's fee share (the journal keeps 18 decimals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +153,10 @@ def part(close: ForcedClose, amount: Decimal, beyond: str) -> ForcedClose:
         if left <= 0:
             break
         take = min(fill.amount, left)
-        cut = (
-            fill
-            if take == fill.amount
-            else replace(fill, amount=take, fee=fill.fee * take / fill.amount)
-        )
+        share = fill.fee * take / fill.amount
+        if share != share.quantize(FEE_STEP):  # at most the journal's 18 decimals
+            share = share.quantize(FEE_STEP)
+        cut = fill if take == fill.amount else replace(fill, amount=take, fee=share)
         fills.append(cut)
         left -= take
     adopted = forced_close(
