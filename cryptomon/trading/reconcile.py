@@ -279,8 +279,11 @@ class Reconciler:
         the finished orders among the account's trades since the position opened; each one
         that is not ours (:meth:`_ours`) and reduces the position is adopted like the paper
         broker's forced closes (its fills realize the PnL, the protection is disarmed and the
-        position's venue legs canceled once it is flat, the exit is alerted). Anything else
-        stays a mismatch."""
+        position's venue legs canceled once it is flat, the exit is alerted). One that went
+        through zero (a trade by hand that flipped the position) is adopted for the part that
+        closed it (:func:`~cryptomon.trading.brokers.ccxt_forced.part`); the rest is the
+        venue's unmanaged position (:meth:`_check_contracts`). Anything else (an order that
+        adds to the position) stays a mismatch."""
         ctx = self.context
         for key, pos in list(ctx.portfolio.positions.items()):
             if pos.contract is None or pos.amount in (ZERO, venue.get(pos.symbol, ZERO)):

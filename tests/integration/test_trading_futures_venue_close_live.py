@@ -285,6 +285,12 @@ async def test_a_trade_by_hand_that_flips_the_position_closes_it_and_leaves_the_
         timeout=10,
         message="the unmanaged position told",
     )
+    (told,) = [r for r in risks if r.check == "unmanaged_position"]
+    assert (told.symbol, told.reason, told.state) == (PERP, unmanaged[0], "active")
+    alert = AlertBuilder(api_base_url="http://x").build(told)
+    assert alert is not None
+    assert (alert.kind, alert.fields["check"]) == ("risk_limit", "unmanaged_position")
+    assert alert.fields["reason"] == unmanaged[0]
     assert engine.stats()["unmanaged_positions"] == {PERP: unmanaged[0]}
     with pytest.raises(RiskRejected) as refused:
         await enter(engine, "buy", stop_loss="19400")
