@@ -70,6 +70,9 @@ class EngineContext:
         self.state_reason = "starting: not reconciled yet"
         self.reconciled = False
         self.last_mismatches: set[str] = set()
+        # markets where the venue holds a contract position this engine did not open (a trade
+        # by hand that flipped its position): symbol -> what to do; no entry goes there
+        self.unmanaged: dict[str, str] = {}
         self.incomplete: list[OrderRecord] = []  # terminal orders whose fills were not stored
         self.market_infos: dict[str, MarketInfo] = {}
         # the first stored equity of today, read at start: the day's start once the cash is

@@ -75,6 +75,8 @@ class TradingControls:
         out.update(
             risk_state=str(ctx.risk_state),
             risk_reason=ctx.state_reason,
+            # markets where the venue holds a position the engine did not open: what to do
+            unmanaged_positions=dict(ctx.unmanaged),
             reconciled=ctx.reconciled,
             open_orders=len(ctx.book.open()),
         )

@@ -269,6 +269,7 @@ class OrderExecutor:
             spec_known=ctx.market.spec_known(intent.exchange, intent.symbol),
             spec=ctx.spec(intent.exchange, intent.symbol),
             delisted=ctx.market.is_delisted(intent.exchange, intent.symbol),
+            unmanaged=ctx.unmanaged.get(intent.symbol, ""),
         )
         limits = ctx.runtime.limits
         decision = check(intent, self.portfolio_view(), view, limits, ctx.risk_state)

@@ -11,11 +11,21 @@
 3. Contract positions (perpetuals, futures) must equal the venue's (``fetch_positions``); one
    that differs is first searched for finished orders the engine did not send that reduce it
    (a live broker's ``forced_closes``: the venue's liquidation, auto-deleveraging or
-   delivery, or a trade by hand on the account), which are adopted;
-   long spot positions are checked against the venue's base-currency balances: holding less than
-   the engine believes is a mismatch. With a real venue (no ``restore``), the engine's cash
-   becomes the venue's quote-currency balance (0 when absent), at start and on the periodic
-   run while no order is open: position sizing works from the account's real equity.
+   delivery, or a trade by hand on the account), which are adopted. An order that went
+   through zero (a trade by hand that flipped the position) is adopted for the part that
+   closed the position; the rest is a position the engine did not open: it is not taken over
+   (no protection, no trading), the market is *unmanaged* (``EngineContext.unmanaged``: a
+   RiskEvent tells the operator to close it on the venue, no entry goes to that market until
+   the venue's position there is flat) and the engine is not held in ``reducing`` for it.
+   Long spot positions are checked against the venue's base-currency balances: a balance below
+   what they hold is first searched for sales the engine did not send among the account's
+   trades of the position's market (a sale by hand on the venue's website or app), adopted
+   like a contract's close by hand (origin ``venue``, at most what the balance lost); a
+   shortfall that no such sale explains (a withdrawal, a transfer to another account) books
+   nothing and is a mismatch telling what to do. With a real venue (no ``restore``), the
+   engine's cash becomes the venue's quote-currency balance (0 when absent), at start and on
+   the periodic run while no order is open: position sizing works from the account's real
+   equity.
 
 Mismatches keep the engine in ``reducing`` (no new entries) with a RiskEvent naming them until
 an operator resumes; a clean run moves it to ``active``.
@@ -36,10 +46,11 @@ from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import OrderState
 from cryptomon.log import info_enabled
 from cryptomon.trading.brokers.base import BrokerOrder, OrderRejectedError
-from cryptomon.trading.brokers.ccxt_forced import ForcedClose
+from cryptomon.trading.brokers.ccxt_forced import ForcedClose, part
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.orders import is_ours
+from cryptomon.trading.position import Position
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.settle import absent_deadline
 
@@ -55,6 +66,7 @@ class Reconciler:
     def __init__(self, *, context: EngineContext, executor: OrderExecutor) -> None:
         self.context = context
         self.executor = executor
+        self._flipped: set[str] = set()  # markets a close by hand flipped (this run)
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Reads during reconciliation retry TemporaryError with capped backoff."""
@@ -81,16 +93,26 @@ class Reconciler:
         """
         ctx = self.context
         mismatches: list[str] = []
+        unmanaged: dict[str, str] = {}
+        self._flipped = set()
         if not periodic:
             await self._settle_journal_orders(mismatches)
         await self._cancel_orphans(mismatches)
-        await self._check_balances(mismatches, periodic=periodic)
+        await self._check_balances(mismatches, unmanaged, periodic=periodic)
         if not periodic:
             ctx.resume_day()
         if periodic:
             previous = ctx.last_mismatches
-            ctx.last_mismatches = set(mismatches)
+            ctx.last_mismatches = set(mismatches) | set(unmanaged.values())
             mismatches = [m for m in mismatches if m in previous or m.startswith("orphan")]
+            # an unmanaged position is told once seen twice (a fill of ours in flight is
+            # not one), at once when it is the rest of a flip just adopted
+            unmanaged = {
+                s: m
+                for s, m in unmanaged.items()
+                if m in previous or s in ctx.unmanaged or s in self._flipped
+            }
+        self._set_unmanaged(unmanaged)
         ctx.reconciled = True
         if mismatches:
             reason = "reconciliation mismatch: " + "; ".join(mismatches)
@@ -109,7 +131,29 @@ class Reconciler:
                 periodic=periodic,
                 open_orders=len(ctx.book.open()),
             )
-        return mismatches
+        return mismatches + list(unmanaged.values())
+
+    def _set_unmanaged(self, unmanaged: dict[str, str]) -> None:
+        """The markets where the venue holds a position the engine does not manage: a
+        RiskEvent for each new one (or one whose size changed), a line when one is gone."""
+        ctx = self.context
+        for symbol, what in unmanaged.items():
+            if ctx.unmanaged.get(symbol) != what:
+                log.error("trading.unmanaged_position", symbol=symbol, detail=what)
+                ctx.risk_event(
+                    "limit",
+                    what,
+                    exchange=ctx.config.exchange or "",
+                    symbol=symbol,
+                    check_name="unmanaged_position",
+                )
+        for symbol in set(ctx.unmanaged) - set(unmanaged):
+            log.warning(
+                "trading.unmanaged_position_gone",
+                symbol=symbol,
+                detail="the venue's position is flat: entries allowed again",
+            )
+        ctx.unmanaged = unmanaged
 
     async def _cancel_orphans(self, mismatches: list[str]) -> None:
         """Step 2: our client order ids open at the venue but unknown here are canceled."""
@@ -123,16 +167,19 @@ class Reconciler:
             except Exception as exc:
                 log.error("trading.orphan_cancel_failed", client_order_id=coid, error=repr(exc))
 
-    async def _check_balances(self, mismatches: list[str], *, periodic: bool) -> None:
+    async def _check_balances(
+        self, mismatches: list[str], unmanaged: dict[str, str], *, periodic: bool
+    ) -> None:
         """Step 3: the venue's balances hold the long positions; a real venue's cash. The
-        positions the venue closed itself are adopted first (their PnL is then in the cash
-        the venue reports, not counted twice)."""
+        positions the venue (or someone by hand) closed are adopted first (their PnL is then
+        in the cash the venue reports, not counted twice)."""
         ctx = self.context
         broker = ctx.broker
         venue_positions = await self._venue_positions()
         if venue_positions is not None:
             await self._adopt_forced_closes(venue_positions)
         balances = await self._retry("fetch_balances", broker.fetch_balances)
+        await self._adopt_spot_sales(balances)
         # A real venue's quote balance is the cash (equity = cash + positions at their marks);
         # the periodic run refreshes it only while no order is in flight (a fill the venue has
         # booked but the engine not yet would otherwise count twice).
@@ -147,18 +194,75 @@ class Reconciler:
                 log.info("trading.cash_from_venue", old=str(old), new=str(cash))
             ctx.portfolio.snapshot(ctx.clock.time())
         if venue_positions is not None:
-            self._check_contracts(mismatches, venue_positions)
-        held: dict[str, Decimal] = {}
-        for pos in ctx.portfolio.open_positions():
-            if pos.amount > 0 and pos.contract is None:
-                base, _ = split_symbol(pos.symbol)
-                held[base] = held.get(base, ZERO) + pos.amount
-        for base, amount in held.items():
+            self._check_contracts(mismatches, unmanaged, venue_positions)
+        for base, amount in self._spot_held().items():
             have = balances.get(base, ZERO)
             if have < amount:
                 mismatches.append(
                     f"position needs {_d(amount)} {base} but the venue holds {_d(have)}"
+                    + self._unexplained(base, amount - have)
                 )
+
+    def _unexplained(self, base: str, missing: Decimal) -> str:
+        """What a spot shortfall that no sale explains means and what to do about it."""
+        if not callable(getattr(self.context.broker, "forced_closes", None)):
+            return ""
+        return (
+            f": the venue's trades since the position opened show no sale cryptomon did not "
+            f"send for the other {_d(missing)} {base} (a withdrawal or a transfer out of the "
+            f"account?), so cryptomon booked no sale and no PnL for them; move {_d(missing)} "
+            f"{base} back to the account, then resume trading"
+        )
+
+    def _spot_held(self) -> dict[str, Decimal]:
+        """The base-currency coins the long spot positions hold, by coin."""
+        held: dict[str, Decimal] = {}
+        for pos in self.context.portfolio.open_positions():
+            if pos.amount > 0 and pos.contract is None:
+                base, _ = split_symbol(pos.symbol)
+                held[base] = held.get(base, ZERO) + pos.amount
+        return held
+
+    async def _adopt_spot_sales(self, balances: dict[str, Decimal]) -> None:
+        """A coin's balance below what the long spot positions hold: the account's trades of
+        each such position's market since it opened are searched for sales the engine did not
+        send (someone selling the coins by hand on the venue's website or app); each one is
+        adopted as a ``venue`` close like a contract's (its fills realize the PnL at the
+        sale's price and fee, the protection stays armed for what is left or is disarmed once
+        the position is flat, the exit is alerted), never more than the balance lost (a sale
+        of coins that were not the position's is not the position's). A buy's fee paid in
+        the coin is in the position already (it holds the amount less that fee): it is no
+        shortfall."""
+        ctx = self.context
+        short = {
+            base: amount - balances.get(base, ZERO)
+            for base, amount in self._spot_held().items()
+            if balances.get(base, ZERO) < amount
+        }
+        if not short:
+            return
+        for key, pos in list(ctx.portfolio.positions.items()):
+            base, _ = split_symbol(pos.symbol)
+            if pos.contract is not None or pos.amount <= 0 or short.get(base, ZERO) <= 0:
+                continue
+            for found in await self._closes(pos):
+                held = ctx.portfolio.positions[key].amount
+                limit = min(short[base], held)
+                intent = found.intent
+                if limit <= 0:
+                    break
+                if intent.client_order_id in ctx.book or intent.side != "sell":
+                    continue
+                close = found
+                if intent.amount > limit:
+                    close = part(
+                        found,
+                        limit,
+                        "the balance fell by no more than that: the rest sold coins that were "
+                        "not the position's",
+                    )
+                await self.executor.adopt_forced(close.intent, close.order, close.reason)
+                short[base] -= close.intent.amount
 
     async def _venue_positions(self) -> dict[str, Decimal] | None:
         """The venue's contract positions (signed contracts), None when it reports none."""
@@ -175,42 +279,59 @@ class Reconciler:
         the finished orders among the account's trades since the position opened; each one
         that is not ours (:meth:`_ours`) and reduces the position is adopted like the paper
         broker's forced closes (its fills realize the PnL, the protection is disarmed and the
-        position's venue legs canceled once it is flat, the exit is alerted). Anything else
-        stays a mismatch."""
+        position's venue legs canceled once it is flat, the exit is alerted). One that went
+        through zero (a trade by hand that flipped the position) is adopted for the part that
+        closed it (:func:`~cryptomon.trading.brokers.ccxt_forced.part`); the rest is the
+        venue's unmanaged position (:meth:`_check_contracts`). Anything else (an order that
+        adds to the position) stays a mismatch."""
         ctx = self.context
-        find = getattr(ctx.broker, "forced_closes", None)
-        if not callable(find):
-            return
         for key, pos in list(ctx.portfolio.positions.items()):
-            if pos.contract is None or pos.amount == venue.get(pos.symbol, ZERO):
-                continue
-            try:
-                closes = await self._retry(
-                    "forced_closes", partial(find, pos.symbol, pos.opened or None)
-                )
-                closes = [c for c in closes if not self._ours(c)]
-                if any(c.intent.origin == "venue" for c in closes):
-                    # a trigger leg of ours that fired at the venue trades under an order of
-                    # the venue's own id (Binance's algo orders): only the leg's lookup, after
-                    # the trades were read, says it is ours and counts its fills
-                    await self._refresh_orders(pos.exchange, pos.symbol)
-                    closes = [c for c in closes if not self._ours(c)]
-            except Exception as exc:  # not found: the mismatch is reported as before
-                log.warning("trading.forced_closes_failed", symbol=pos.symbol, error=repr(exc))
-                continue
-            for close in closes:
-                intent = close.intent
+            if pos.contract is None or pos.amount in (ZERO, venue.get(pos.symbol, ZERO)):
+                continue  # flat: nothing of the engine's to close (the rest is unmanaged)
+            for found in await self._closes(pos):
+                intent = found.intent
                 held = ctx.portfolio.positions[key].amount
                 if intent.client_order_id in ctx.book:
                     continue
-                if held == 0 or (held > 0) != (intent.side == "sell") or intent.amount > abs(held):
+                if held == 0 or (held > 0) != (intent.side == "sell"):
                     log.warning(
                         "trading.forced_close_ignored",
                         client_order_id=intent.client_order_id,
                         detail=f"{intent.side} {intent.amount} does not reduce {held}",
                     )
                     continue
-                await self.executor.adopt_forced(intent, close.order, close.reason)
+                close = found
+                if intent.amount > abs(held):  # through zero: the close is ours, not the rest
+                    close = part(
+                        found,
+                        abs(held),
+                        f"the rest went beyond the {_d(held)} contracts cryptomon held, into "
+                        "a position it did not open and does not manage",
+                    )
+                    self._flipped.add(pos.symbol)
+                await self.executor.adopt_forced(close.intent, close.order, close.reason)
+
+    async def _closes(self, pos: Position) -> list[ForcedClose]:
+        """The finished orders of ``pos``'s market since it opened that the engine did not
+        send (none when the broker cannot list them, or the venue did not answer)."""
+        find = getattr(self.context.broker, "forced_closes", None)
+        if not callable(find):
+            return []
+        try:
+            closes = await self._retry(
+                "forced_closes", partial(find, pos.symbol, pos.opened or None)
+            )
+            closes = [c for c in closes if not self._ours(c)]
+            if any(c.intent.origin == "venue" for c in closes):
+                # a trigger leg of ours that fired at the venue trades under an order of
+                # the venue's own id (Binance's algo orders): only the leg's lookup, after
+                # the trades were read, says it is ours and counts its fills
+                await self._refresh_orders(pos.exchange, pos.symbol)
+                closes = [c for c in closes if not self._ours(c)]
+        except Exception as exc:  # not found: the mismatch is reported as before
+            log.warning("trading.forced_closes_failed", symbol=pos.symbol, error=repr(exc))
+            return []
+        return closes
 
     def _ours(self, close: ForcedClose) -> bool:
         """Whether a venue order is one this engine sent (a client id it issues, or one of its
@@ -232,16 +353,28 @@ class Reconciler:
             if answer is not None:
                 await self.executor.apply_broker_order(record, answer)
 
-    def _check_contracts(self, mismatches: list[str], venue: dict[str, Decimal]) -> None:
-        """Contract positions (signed contracts) equal the venue's."""
+    def _check_contracts(
+        self, mismatches: list[str], unmanaged: dict[str, str], venue: dict[str, Decimal]
+    ) -> None:
+        """Contract positions (signed contracts) equal the venue's; a venue position where
+        the engine holds none is unmanaged (not the engine's to protect or trade)."""
         ctx = self.context
         ours = {p.symbol: p.amount for p in ctx.portfolio.positions.values() if p.contract}
         for symbol in sorted(set(ours) | set(venue)):
             mine, theirs = ours.get(symbol, ZERO), venue.get(symbol, ZERO)
-            if mine != theirs:
-                mismatches.append(
-                    f"{symbol}: position {_d(mine)} contracts but the venue holds {_d(theirs)}"
+            if mine == theirs:
+                continue
+            if mine == 0:
+                unmanaged[symbol] = (
+                    f"{symbol}: the venue holds {_d(theirs)} contracts that cryptomon did not "
+                    "open and does not manage (a trade by hand that went beyond the position "
+                    "it held, or one opened outside cryptomon): close that position on the "
+                    f"venue; cryptomon sends no entry on {symbol} until it is flat"
                 )
+                continue
+            mismatches.append(
+                f"{symbol}: position {_d(mine)} contracts but the venue holds {_d(theirs)}"
+            )
 
     async def _open_orders(self) -> list[BrokerOrder]:
         """Every open venue order: one call, or one per traded symbol (configured, or with an

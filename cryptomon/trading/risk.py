@@ -147,6 +147,8 @@ def _state_checks(
         return reject("halted", "trading is halted: only reduce-only exits are allowed")
     if state == RiskState.REDUCING and growing:
         return reject("reducing", "risk state is reducing: only orders that reduce exposure")
+    if market.unmanaged and not intent.reduce_only:  # it would net against that position
+        return reject("unmanaged_position", market.unmanaged)
     if origin == "signal" and not limits.auto_trading_enabled:
         return reject("auto_trading_disabled", "auto trading is disabled")
     # a delisted market never becomes live again: its protective exits still go through

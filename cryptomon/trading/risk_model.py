@@ -36,6 +36,7 @@ CHECKS = (
     "market_info",  # engine-level: the venue's market limits could not be read
     "halted",
     "reducing",
+    "unmanaged_position",  # the venue holds a position there that the engine did not open
     "auto_trading_disabled",
     "stale_feed",
     "unknown_instrument",
@@ -135,6 +136,8 @@ class MarketView:
     spec_known: bool = True  # False: no instrument spec, units unknown, nothing is sized
     spec: InstrumentSpec | None = None  # lots, ticks and minimums in the venue's units
     delisted: bool = False  # the venue no longer lists it (stale for good)
+    # the venue holds a position there that the engine did not open: what to do about it
+    unmanaged: str = ""
 
 
 @slot_init

@@ -5,8 +5,9 @@ reconciliation finds that order among the account's trades and adopts it: the or
 journaled (SQLite file and PostgreSQL) with origin ``liquidation``, the position closes with
 the PnL of the venue's fills, the emulated stop-loss is disarmed, the exit is alerted, and the
 engine stays ``active`` (no position mismatch). A trade by hand on the same account that does
-not reduce the position is not adopted: it stays a mismatch that moves the engine to
-``reducing`` (a close by hand: test_trading_futures_venue_close_live.py)."""
+not reduce the position (it adds to it) is not adopted: it stays a mismatch that moves the
+engine to ``reducing`` (a close by hand, and one that flips the position:
+test_trading_futures_venue_close_live.py)."""
 
 from __future__ import annotations
 
@@ -260,30 +261,31 @@ async def test_auto_deleveraging_and_settlement_are_adopted(
 
 
 @pytest.mark.asyncio
-async def test_a_trade_by_hand_that_flips_the_position_stays_a_mismatch(rig: Rig) -> None:
-    """Someone sells 0.2 by hand on the same account against the engine's 0.1 long (a venue
-    order, not the engine's): it does not reduce the long (it turns it into a short), so it
-    is not adopted; the position differs from the venue's on two periodic runs in a row and
-    the engine goes to ``reducing`` naming it."""
+async def test_a_trade_by_hand_that_adds_to_the_position_stays_a_mismatch(rig: Rig) -> None:
+    """Someone buys 0.05 by hand on the same account on top of the engine's 0.1 long (a
+    venue order, not the engine's): it does not reduce the long, so it is not adopted; the
+    position differs from the venue's on two periodic runs in a row and the engine goes to
+    ``reducing`` naming it (a trade by hand that flips the position:
+    test_trading_futures_venue_close_live.py)."""
     engine, venue = rig.engine, rig.venue
     await enter(engine, "buy", stop_loss="19400")
     pos = engine.portfolio.positions[(EX, PERP)]
     venue.book.new_order(
         {
             "symbol": VENUE_ID,
-            "side": "SELL",
+            "side": "BUY",
             "type": "MARKET",
-            "quantity": "0.2",
+            "quantity": "0.05",
             "newClientOrderId": "web_by_hand_1",
         }
     )
     first = await engine.reconciler.run(periodic=True)  # a first sighting is not reported
     (mismatch,) = await engine.reconciler.run(periodic=True)
     assert first in ([], [mismatch])  # the engine's own periodic run may have seen it first
-    assert mismatch == f"{PERP}: position 0.1 contracts but the venue holds -0.1"
+    assert mismatch == f"{PERP}: position 0.1 contracts but the venue holds 0.15"
     assert engine.risk_state == RiskState.REDUCING
     assert pos.amount == D("0.1")
-    assert "position 0.1 contracts but the venue holds -0.1" in engine.context.state_reason
+    assert "position 0.1 contracts but the venue holds 0.15" in engine.context.state_reason
     assert [r for r in engine.book.all() if r.intent.origin not in ("manual",)] == []
 
 

@@ -5,7 +5,10 @@ reconciliation adopts it as a ``venue`` order like a liquidation: journaled (SQL
 PostgreSQL) as ``venue-<order id>``, the position closed (or reduced) with the PnL of the
 venue's fills in Decimal, the protection disarmed and the position's venue legs canceled, an
 exit alert, the engine ``active`` (no position mismatch). A stop-loss leg of the engine's that
-fired at the venue (an order of the venue's own id too) stays the engine's stop-loss."""
+fired at the venue (an order of the venue's own id too) stays the engine's stop-loss. A trade
+by hand that flips the position is adopted for the part that closed it; the rest is left to
+the account's owner as an unmanaged position: named in a RiskEvent, no entry on that market
+until it is flat, the engine not held in ``reducing``."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from cryptomon.events import OrderState
+from cryptomon.errors import RiskRejected
+from cryptomon.events import OrderState, RiskEvent
 from cryptomon.notify.alerts import AlertBuilder
 from cryptomon.store.models import FillRow, OrderRow
 from cryptomon.trading.risk import RiskState
@@ -241,3 +245,89 @@ async def test_a_fired_stop_loss_leg_is_not_taken_for_a_venue_order() -> None:
         assert engine.risk_state == RiskState.ACTIVE
     finally:
         await live.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_trade_by_hand_that_flips_the_position_closes_it_and_leaves_the_rest_unmanaged(
+    rig: Rig,
+) -> None:
+    """0.1 long; someone sells 0.3 by hand at 19500: the venue now holds a 0.2 short. The
+    0.1 that closed the long is adopted (the PnL and fee of that part of the venue's fill),
+    the protection is disarmed; the 0.2 beyond zero is not taken over: the reconciliation
+    names it with what to do, a RiskEvent tells it, entries on the market are refused, the
+    engine stays ``active``; once the owner closes that short on the venue, entries are
+    allowed again."""
+    engine, venue = rig.engine, rig.venue
+    risks: list[RiskEvent] = []
+    rig.hub.subscribe(RiskEvent, risks.append, name="test.risks")
+    await enter(engine, "buy", stop_loss="19400")
+    pos = engine.portfolio.positions[(EX, PERP)]
+    order = venue.close_by_hand(VENUE_ID, HAND, D("0.3"))
+    assert venue.book.positions[VENUE_ID].qty == D("-0.2")
+    await wait_until(lambda: pos.amount == 0, timeout=30, message="the closing part adopted")
+    assert engine.portfolio.trades[-1].pnl == pnl("0.1", HAND)
+    assert (EX, PERP) not in engine.protection.protections
+    (done,) = forced_updates(rig, "venue")
+    assert (done.state, done.filled) == (OrderState.FILLED, D("0.1"))
+    assert done.client_order_id == f"venue-{order['orderId']}"
+    assert "0.1 of the order's 0.3 adopted: the rest went beyond the 0.1 contracts" in (done.reason)
+    unmanaged = await engine.reconciler.run(periodic=True)
+    assert len(unmanaged) == 1
+    assert unmanaged[0].startswith(
+        f"{PERP}: the venue holds -0.2 contracts that cryptomon did not open and does not manage"
+    )
+    assert "close that position on the venue" in unmanaged[0]
+    assert engine.risk_state == RiskState.ACTIVE
+    assert pos.amount == 0
+    assert (EX, PERP) not in engine.protection.protections
+    await wait_until(
+        lambda: any(r.check == "unmanaged_position" for r in risks),
+        timeout=10,
+        message="the unmanaged position told",
+    )
+    (told,) = [r for r in risks if r.check == "unmanaged_position"]
+    assert (told.symbol, told.reason, told.state) == (PERP, unmanaged[0], "active")
+    alert = AlertBuilder(api_base_url="http://x").build(told)
+    assert alert is not None
+    assert (alert.kind, alert.fields["check"]) == ("risk_limit", "unmanaged_position")
+    assert alert.fields["reason"] == unmanaged[0]
+    assert engine.stats()["unmanaged_positions"] == {PERP: unmanaged[0]}
+    with pytest.raises(RiskRejected) as refused:
+        await enter(engine, "buy", stop_loss="19400")
+    assert refused.value.check == "unmanaged_position"
+    assert venue.book.positions[VENUE_ID].qty == D("-0.2")
+    venue.close_by_hand(VENUE_ID, HAND)  # the owner closes the short on the venue
+    await wait_until(lambda: not engine.context.unmanaged, timeout=30, message="the short is gone")
+    assert await engine.reconciler.run(periodic=True) == []
+    assert engine.risk_state == RiskState.ACTIVE
+    assert engine.stats()["unmanaged_positions"] == {}
+    assert [t.pnl for t in engine.portfolio.trades] == [pnl("0.1", HAND)]
+    await enter(engine, "buy", stop_loss="19400")
+    assert pos.amount == D("0.1")
+
+
+@pytest.mark.asyncio
+async def test_a_flip_by_hand_while_the_engine_was_down_is_adopted_at_start(db_url: str) -> None:
+    """The engine stops with its 0.1 long journaled; someone sells 0.25 by hand meanwhile:
+    the engine started again adopts the 0.1 that closed its long in its first
+    reconciliation, starts ``active`` with the 0.15 short named as unmanaged."""
+    first = await start(db_url)
+    try:
+        await enter(first.engine, "buy", stop_loss="19400")
+    finally:
+        await first.stop(venue=False)
+    order = first.venue.close_by_hand(VENUE_ID, HAND, D("0.25"))
+    second = await start(db_url, on=first)
+    try:
+        engine = second.engine
+        assert engine.portfolio.open_positions() == []
+        assert engine.risk_state == RiskState.ACTIVE
+        record = engine.book.get(f"venue-{order['orderId']}")
+        assert record is not None
+        assert (record.intent.origin, record.filled) == ("venue", D("0.1"))
+        assert engine.portfolio.trades[-1].pnl == pnl("0.1", HAND)
+        assert list(engine.context.unmanaged) == [PERP]
+        assert "the venue holds -0.15 contracts" in engine.context.unmanaged[PERP]
+        assert (EX, PERP) not in engine.protection.protections
+    finally:
+        await second.stop()

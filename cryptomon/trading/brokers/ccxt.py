@@ -356,8 +356,9 @@ class CcxtBroker:
         return out
 
     async def forced_closes(self, symbol: str, since: float | None = None) -> list[ForcedClose]:
-        """Every finished order among the account's trades of the contract ``symbol`` since
-        ``since`` (seconds), each with its fills and its origin
+        """Every finished order among the account's trades of ``symbol`` (a contract, or a
+        spot market: a sale by hand of the coins a position holds) since ``since``
+        (seconds), each with its fills and its origin
         (:mod:`~cryptomon.trading.brokers.ccxt_forced`: the venue's mark of a liquidation,
         auto-deleveraging or settlement, else ``venue``); the caller tells ours from the
         others by :attr:`ForcedClose.venue_client_id` and the fills it counted. The client id
@@ -367,8 +368,6 @@ class CcxtBroker:
 
         ex = self._ex()
         m = self._market(symbol)
-        if not m.get("contract"):
-            return []
         since_ms = int(since * 1000) if since else None
         trades: dict[str, list[dict[str, Any]]] = {}
         for t in await self._read(ex.fetch_my_trades, m["symbol"], since_ms):

@@ -15,12 +15,15 @@ daemon it is the same thing, a close it did not send.
 returns every finished order of the account's trades as a :class:`ForcedClose`; the
 reconciliation keeps those that are not ours and reduce a position it holds, and adopts them
 (:meth:`~cryptomon.trading.executor.OrderExecutor.adopt_forced`) before it compares positions.
+On spot it lists the sales someone made by hand of the coins a position holds. An order that
+goes further than the position (a trade by hand that flips a contract position; a sale of more
+coins than the balance lost) is adopted only up to what it closed (:func:`part`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
@@ -39,6 +42,7 @@ UNMARKED: tuple[ForcedOrigin, str] = ("venue", "venue order")
 VENUE_PREFIX = "venue-"
 MAX_ID = 64  # the journal's client order id column
 ZERO = Decimal(0)
+FEE_STEP = Decimal("1e-18")  # an adopted part's fee share (the journal keeps 18 decimals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +141,33 @@ def forced_close(
     if origin == "venue":
         reason += " (not sent by cryptomon: a trade by hand on the account, or the venue's own)"
     return ForcedClose(intent, order, reason, venue_client_id)
+
+
+def part(close: ForcedClose, amount: Decimal, beyond: str) -> ForcedClose:
+    """The first ``amount`` of ``close`` (its fills in order, the last one taken cut and its
+    fee pro rata; the cut fill keeps its trade id, so the rest is never counted later), its
+    reason telling how much of the order was adopted and why not the rest (``beyond``)."""
+    fills: list[Fill] = []
+    left = amount
+    for fill in close.order.fills:
+        if left <= 0:
+            break
+        take = min(fill.amount, left)
+        share = fill.fee * take / fill.amount
+        if share != share.quantize(FEE_STEP):  # at most the journal's 18 decimals
+            share = share.quantize(FEE_STEP)
+        cut = fill if take == fill.amount else replace(fill, amount=take, fee=share)
+        fills.append(cut)
+        left -= take
+    adopted = forced_close(
+        exchange=close.intent.exchange,
+        symbol=close.intent.symbol,
+        order_id=close.order.exchange_order_id or "",
+        venue_client_id=close.venue_client_id,
+        fills=tuple(fills),
+        now=close.intent.ts_recv,
+    )
+    assert adopted is not None  # amount > 0
+    total = close.intent.amount
+    reason = f"{adopted.reason}; {amount} of the order's {total} adopted: {beyond}"
+    return replace(adopted, reason=reason)

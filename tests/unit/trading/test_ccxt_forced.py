@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from cryptomon.trading.brokers.ccxt_forced import forced_close, forced_mark, journal_id
+from cryptomon.events import Fill
+from cryptomon.trading.brokers.ccxt_forced import forced_close, forced_mark, journal_id, part
 from tests import stubs
 
 
@@ -44,9 +45,8 @@ def test_an_unmarked_order_is_journaled_by_its_venue_order_id() -> None:
     assert out == journal_id("x", long_id) != journal_id("", "8" * 80)
 
 
-def test_an_unmarked_order_is_a_venue_order_with_its_fills_and_fee() -> None:
-    """No mark: origin ``venue``, the fills' amount, average price and fee in the reason."""
-    fills = tuple(
+def venue_fills() -> tuple[Fill, ...]:
+    return tuple(
         stubs.fill(
             f"BTCUSDT:{n}",
             "venue-42",
@@ -63,6 +63,11 @@ def test_an_unmarked_order_is_a_venue_order_with_its_fills_and_fee() -> None:
             [("0.06", "19500", "0.468"), ("0.04", "19400", "0.3104")]
         )
     )
+
+
+def test_an_unmarked_order_is_a_venue_order_with_its_fills_and_fee() -> None:
+    """No mark: origin ``venue``, the fills' amount, average price and fee in the reason."""
+    fills = venue_fills()
     close = forced_close(
         exchange="binanceusdm",
         symbol="BTC-USDT-PERP",
@@ -93,3 +98,53 @@ def test_an_unmarked_order_is_a_venue_order_with_its_fills_and_fee() -> None:
         )
         is None
     )
+
+
+def test_part_of_an_order_takes_its_first_fills_and_cuts_the_last_one() -> None:
+    """The first 0.07 of the 0.10 (a flip by hand through a 0.07 position): the first fill
+    whole, 0.01 of the second with its fee's share and its trade id, the reason saying how
+    much of the order was adopted and why; the fee's share keeps at most 18 decimals."""
+    close = forced_close(
+        exchange="binanceusdm",
+        symbol="BTC-USDT-PERP",
+        order_id="42",
+        venue_client_id="web_1",
+        fills=venue_fills(),
+        now=2000.0,
+    )
+    assert close is not None
+    cut = part(close, Decimal("0.07"), "the rest is not ours")
+    assert [(f.trade_id, f.amount, f.fee) for f in cut.order.fills] == [
+        ("BTCUSDT:0", Decimal("0.06"), Decimal("0.468")),
+        ("BTCUSDT:1", Decimal("0.01"), Decimal("0.0776")),
+    ]
+    assert (cut.intent.amount, cut.order.filled) == (Decimal("0.07"), Decimal("0.07"))
+    assert (cut.intent.client_order_id, cut.intent.origin) == ("venue-42", "venue")
+    assert cut.order.avg_price == (Decimal("0.06") * 19500 + Decimal("0.01") * 19400) / Decimal(
+        "0.07"
+    )
+    assert cut.reason.startswith("venue order: the venue's order 42 (web_1) sell 0.07 ")
+    assert cut.reason.endswith("; 0.07 of the order's 0.10 adopted: the rest is not ours")
+    odd = stubs.fill(
+        "BTCUSDT:9",
+        "venue-43",
+        exchange="binanceusdm",
+        symbol="BTC-USDT-PERP",
+        ts=1000.0,
+        side="sell",
+        amount=Decimal("0.03"),
+        price=Decimal("19500"),
+        fee=Decimal("0.1"),
+        fee_currency="USDT",
+    )
+    whole = forced_close(
+        exchange="binanceusdm",
+        symbol="BTC-USDT-PERP",
+        order_id="43",
+        venue_client_id="",
+        fills=(odd,),
+        now=2000.0,
+    )
+    assert whole is not None
+    (share,) = part(whole, Decimal("0.01"), "x").order.fills
+    assert share.fee == Decimal("0.033333333333333333")

@@ -432,6 +432,21 @@ def test_a_delisted_market_keeps_its_protective_exits() -> None:
     assert rejected(stop, p, m=replace(MARKET, stale=True)) == "stale_feed"
 
 
+def test_an_unmanaged_market_refuses_every_order_that_is_not_reduce_only() -> None:
+    """The venue holds a position there that the engine did not open: an entry (or a
+    manual order) would net against it, so it is refused with what to do; nothing else."""
+    what = "BTC-USDT: the venue holds -0.2 contracts that cryptomon did not open"
+    unmanaged = replace(MARKET, unmanaged=what)
+    decision = check(intent(), PortfolioView(equity=D(10000)), unmanaged, LIMITS)
+    assert (decision.approved, decision.check, decision.reason) == (
+        False,
+        "unmanaged_position",
+        what,
+    )
+    assert rejected(intent("sell", "1", origin="manual"), m=unmanaged) == "unmanaged_position"
+    assert check(intent(), PortfolioView(equity=D(10000)), MARKET, LIMITS).approved
+
+
 def test_rejection_reasons_spell_amounts_plainly() -> None:
     """A venue's steps and an order's amounts come as Decimals in any spelling (``1E-8``,
     ``0.0010000``); the reasons people read show them as plain digits, never an exponent."""
