@@ -390,6 +390,23 @@ def trading_metrics(
     yield from _gauge(
         "cryptomon_trading_reconciled", "1 once reconciled with the broker", s.get("reconciled")
     )
+    broker = s.get("broker") or {}
+    yield from _labelled(
+        CounterMetricFamily,
+        "cryptomon_paper_mid_checks_skipped",
+        "paper book-mid liquidation checks skipped (markets without mark or trades): tops "
+        "wider than mid_max_spread (spread), tops past the liquidation price still within "
+        "mid_confirm_ms (unconfirmed)",
+        "reason",
+        {
+            reason: broker[key]
+            for reason, key in (
+                ("spread", "mid_skipped_spread"),
+                ("unconfirmed", "mid_unconfirmed"),
+            )
+            if key in broker
+        },
+    )
 
 
 # --------------------------------------------------------------------------- process

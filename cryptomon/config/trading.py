@@ -120,6 +120,20 @@ class PaperBrokerConfig(Section):
         description="extra starting balances per currency (coin-margined contracts settle "
         "in the coin: {BTC: 0.5})",
     )
+    mid_max_spread: float = Field(
+        default=0.02,
+        gt=0,
+        le=1,
+        description="book-mid liquidation (contract markets without mark or trades): a book "
+        "top whose spread is wider than this fraction of its mid is skipped",
+    )
+    mid_confirm_ms: int = Field(
+        default=1_000,
+        ge=0,
+        le=600_000,
+        description="book-mid liquidation: the mid must stay past the liquidation price on "
+        "every top for this long (event time) before the position is closed",
+    )
 
 
 class LiveTradingConfig(Section):

@@ -125,6 +125,8 @@ class TradingEndpoints:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.order_posts = 0  # every POST /order that passed authentication
         self.open_orders_need_symbol = False  # switch: openOrders without a symbol is refused
+        # switch: account trades (myTrades) without their orderId, as some venues list them
+        self.trades_without_order_id = False
 
     # ------------------------------------------------------------------ wiring
 
@@ -365,7 +367,11 @@ class TradingEndpoints:
             limit = min(int(params.get("limit", "500")), 1000)
         except ValueError:
             raise _BadParam("Illegal characters found in a parameter.") from None
-        return [f.as_binance() for f in fills[:limit]]
+        rows = [f.as_binance() for f in fills[:limit]]
+        if self.trades_without_order_id:
+            for row in rows:
+                row.pop("orderId", None)
+        return rows
 
 
 class _BadParam(Exception):

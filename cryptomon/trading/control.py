@@ -80,6 +80,9 @@ class TradingControls:
             reconciled=ctx.reconciled,
             open_orders=len(ctx.book.open()),
         )
+        broker_stats = getattr(ctx.broker, "stats", None)  # the paper broker's book-mid checks
+        if callable(broker_stats):
+            out["broker"] = broker_stats()
         return out
 
     def limits(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, NoReturn, Protocol
 
@@ -478,12 +479,16 @@ class OrderExecutor:
         return (fill.exchange, fill.trade_id) in self._trade_ids
 
     def apply_fill(self, record: OrderRecord | None, fill: Fill) -> bool:
-        """Count ``fill`` once: order, portfolio, Fill and PositionUpdate events."""
+        """Count ``fill`` once: order, portfolio, Fill and PositionUpdate events. A fill
+        without the venue's order id (a venue's trade without one) takes its order's, so the
+        Fill published (WebSocket, store) names it as the REST read of the fills does."""
         key = (fill.exchange, fill.trade_id)
         if key in self._trade_ids:
             return False
         self._trade_ids.add(key)
         ctx = self.context
+        if fill.exchange_order_id is None and record is not None and record.exchange_order_id:
+            fill = replace(fill, exchange_order_id=record.exchange_order_id)
         if record is not None:
             record.add_fill(fill)
         ctx.portfolio.apply_fill(fill)

@@ -26,6 +26,12 @@ RESTING = (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)  # a leg the venue
 AGAIN_MAX = 3  # legs of one protection placed again (never at the venue) before the book watch
 
 
+def other_side(
+    origin: Literal["stop_loss", "take_profit"],
+) -> Literal["stop_loss", "take_profit"]:
+    return "take_profit" if origin == "stop_loss" else "stop_loss"
+
+
 class VenueLegs:
     """The venue legs of the protections in ``protections`` (the manager's own dict)."""
 
@@ -67,13 +73,14 @@ class VenueLegs:
                 self.lost(prot, record.client_order_id, str(record.state))
         elif (
             prot.native
-            and prot.missing is None
             and record.state == OrderState.UNKNOWN
             and record.client_order_id in (prot.stop_order, prot.take_order)
             and intent.origin in ("stop_loss", "take_profit")
+            and prot.missing in (None, other_side(intent.origin))
             and still_open
         ):  # may not be at the venue: its side is watched on the book until it is found
-            prot.missing = intent.origin
+            # (the other side too when it is watched already)
+            prot.missing = intent.origin if prot.missing is None else "both"
             log.warning(
                 "trading.native_leg_unknown",
                 client_order_id=record.client_order_id,
@@ -82,11 +89,12 @@ class VenueLegs:
             )
         elif (
             prot.native
-            and prot.missing is not None
-            and record.client_order_id == self._leg_id(prot, prot.missing)
+            and intent.origin in ("stop_loss", "take_profit")
+            and prot.missing in (intent.origin, "both")
+            and record.client_order_id == self._leg_id(prot, intent.origin)
             and record.state in RESTING
-        ):  # the leg that completes a half pair rests: the venue covers that side now
-            self._rests(prot)
+        ):  # the leg of a watched side rests: the venue covers that side now
+            self._rests(prot, intent.origin)
 
     def cancel(self, prot: Protection) -> None:
         """Cancel the venue-side legs of ``prot`` that are still open (a placement of its
@@ -232,6 +240,8 @@ class VenueLegs:
         else:
             self._watch_unknown(prot)
             return
+        if self._unknown(prot, other_side(prot.missing)):  # the other leg may be absent too
+            prot.missing = "both"
         key = (prot.exchange, prot.symbol)
         if key in self._completing:
             return
@@ -249,20 +259,26 @@ class VenueLegs:
         before the restart) may not be at the venue: its side is watched on the book until
         its lookup settles it (found resting: :meth:`_rests`; never arrived: placed again),
         as for a leg whose outcome turns unknown while running. No state change comes to
-        say so (it was unknown already). With both unknown, the stop-loss is the one
-        watched (one side at a time, as while running)."""
-        for origin in ("stop_loss", "take_profit"):
-            coid = self._leg_id(prot, origin)
-            record = self.context.book.get(coid) if coid else None
-            if record is not None and record.state == OrderState.UNKNOWN:
-                prot.missing = origin
-                log.warning(
-                    "trading.native_leg_unknown",
-                    client_order_id=coid,
-                    symbol=prot.symbol,
-                    watched=origin,
-                )
-                return
+        say so (it was unknown already). With both unknown, both sides are watched, each
+        until its own leg is settled."""
+        unknown = [o for o in ("stop_loss", "take_profit") if self._unknown(prot, o)]
+        for origin in unknown:
+            log.warning(
+                "trading.native_leg_unknown",
+                client_order_id=self._leg_id(prot, origin),
+                symbol=prot.symbol,
+                watched=origin,
+            )
+        if len(unknown) == 2:
+            prot.missing = "both"
+        elif unknown:
+            prot.missing = "stop_loss" if unknown[0] == "stop_loss" else "take_profit"
+
+    def _unknown(self, prot: Protection, origin: str) -> bool:
+        """Whether ``prot``'s leg of ``origin`` is in the book with an unknown outcome."""
+        coid = self._leg_id(prot, origin)
+        record = self.context.book.get(coid) if coid else None
+        return record is not None and record.state == OrderState.UNKNOWN
 
     async def _complete_pair(self, key: MarketKey) -> None:
         """Once reconciled, place the leg the protection of ``key`` misses (see
@@ -281,12 +297,22 @@ class VenueLegs:
         amount = abs(ctx.portfolio.amount(*key))
         if prot is None or not prot.native or prot.exiting or amount == 0:
             return
-        origin = prot.missing
+        origin: Literal["stop_loss", "take_profit"] | None
+        if prot.missing == "both":  # the absent leg; the other one's outcome is unknown
+            origin = (
+                "stop_loss"
+                if prot.stop_order is None
+                else "take_profit"
+                if prot.take_order is None
+                else None
+            )
+        else:
+            origin = prot.missing
         if origin is None:
             return
         rec = await self._place_leg(prot, origin, amount)
         if rec is not None and rec.state in RESTING and prot.native:
-            self._rests(prot)
+            self._rests(prot, origin)
 
     def _again(self, prot: Protection, record: OrderRecord) -> bool:
         """``record``, a leg of ``prot``, never reached the venue (looked up and not found past
@@ -299,7 +325,7 @@ class VenueLegs:
         origin = record.intent.origin
         if (
             origin not in ("stop_loss", "take_profit")
-            or prot.missing not in (None, origin)
+            or prot.missing not in (None, origin, "both")
             or prot.exiting
             or prot.placed_again >= AGAIN_MAX
         ):
@@ -319,11 +345,12 @@ class VenueLegs:
         self._complete_later(prot)
         return True
 
-    def _rests(self, prot: Protection) -> None:
-        if prot.missing is None:  # told already (its state change, then its placement)
+    def _rests(self, prot: Protection, origin: Literal["stop_loss", "take_profit"]) -> None:
+        """The leg of ``origin`` rests at the venue: its side is no longer watched here."""
+        if prot.missing not in (origin, "both"):  # told already (state change, placement)
             return
-        log.info("trading.native_pair_completed", symbol=prot.symbol, leg=prot.missing)
-        prot.missing = None
+        log.info("trading.native_pair_completed", symbol=prot.symbol, leg=origin)
+        prot.missing = None if prot.missing == origin else other_side(origin)
 
     @staticmethod
     def _leg_id(prot: Protection, origin: str) -> str | None:

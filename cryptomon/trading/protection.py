@@ -61,9 +61,10 @@ class Protection:
     trail_pct: Decimal | None = None
     best: Decimal = ZERO
     native: bool = False
-    # a native protection with one leg not at the venue (a restart found half a pair): that
-    # side is still watched on the book until the leg placed for it rests
-    missing: Literal["stop_loss", "take_profit"] | None = None
+    # a native protection with one leg not at the venue (a restart found half a pair), or
+    # one whose outcome is unknown: that side is still watched on the book until the leg
+    # rests; "both" when both legs' outcomes are unknown (both sides watched)
+    missing: Literal["stop_loss", "take_profit", "both"] | None = None
     stop_order: str | None = None
     take_order: str | None = None
     placed_again: int = 0  # legs placed again after they never reached the venue
@@ -86,8 +87,10 @@ class Protection:
         watched here: a venue leg keeps its price)."""
         if self.native and self.missing is None:
             return None
-        stop_side = not self.native or self.missing == "stop_loss"
-        take_side = self.take is not None and (not self.native or self.missing == "take_profit")
+        stop_side = not self.native or self.missing in ("stop_loss", "both")
+        take_side = self.take is not None and (
+            not self.native or self.missing in ("take_profit", "both")
+        )
         if self.long:
             if stop_side and self.trail_pct is not None and bid > self.best:
                 self.best = bid

@@ -541,3 +541,114 @@ async def test_a_leg_unknown_in_the_journal_has_its_side_watched_until_settled(
         assert posts(venue) == sent  # nothing placed again
     finally:
         await engine.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("then", ["settled", "crossed"])
+async def test_both_legs_unknown_in_the_journal_have_both_sides_watched_until_settled(
+    live: Live, then: str
+) -> None:
+    """The journal has both legs ``unknown`` (neither answer came before the crash) and the
+    venue has neither yet: after the restart both sides are watched on the book (a rise
+    through 22000 closes the position with the engine's own take-profit exit), not the stop
+    alone as before; each lookup that finds its leg resting stops that side's watch only,
+    nothing is placed again."""
+    venue = live.venue
+    await enter(live.engine, "buy", stop_loss="19000", take_profit="22000")
+    await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="2 legs")
+    stop = next(a for a in algos(venue) if a["orderType"] == "STOP_MARKET")
+    take = next(a for a in algos(venue) if a["orderType"] != "STOP_MARKET")
+    stop_id, take_id = str(stop["clientAlgoId"]), str(take["clientAlgoId"])
+    journal = await crash_journal(live, fills=True)
+    journal.states[stop_id] = (OrderState.UNKNOWN, None)
+    journal.states[take_id] = (OrderState.UNKNOWN, None)
+    await live.engine.stop()
+    venue.book.algos.remove(stop)  # neither at the venue yet
+    venue.book.algos.remove(take)
+    sent = posts(venue)
+
+    engine = await restart(live, journal, live={"recv_window_ms": 30_000})
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+        stop_leg, take_leg = engine.book.get(stop_id), engine.book.get(take_id)
+        assert stop_leg is not None
+        assert take_leg is not None
+        assert (stop_leg.state, take_leg.state) == (OrderState.UNKNOWN, OrderState.UNKNOWN)
+        assert prot.native
+        assert (prot.stop_order, prot.take_order) == (stop_id, take_id)
+        assert prot.trigger(D("19000.0"), D("19000.1")) == "stop_loss"
+        assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"
+        if then == "crossed":
+            venue.set_price(VENUE_ID, D(22010))
+            hub = engine.hub
+            pos = engine.portfolio.positions[(EX, PERP)]
+
+            def rising() -> bool:
+                top(hub, 22010.0)  # the book keeps quoting above the take-profit
+                return pos.amount == 0
+
+            await wait_until(rising, timeout=10, interval=0.05, message="closed by the book")
+            exits = [r for r in engine.book.all() if r.intent.type == "market"]
+            assert [(r.intent.origin, r.state) for r in exits] == [
+                ("take_profit", OrderState.FILLED)
+            ]
+            return
+        venue.book.algos.append(stop)  # the stop's request arrives: the venue has it
+        await wait_until(
+            lambda: stop_leg.state == OrderState.SUBMITTED, timeout=10, message="stop found"
+        )
+        assert prot.native
+        assert prot.trigger(D("18999.9"), D("19000.0")) is None  # the venue's stop rests
+        assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"  # still watched
+        venue.book.algos.append(take)
+        await wait_until(
+            lambda: take_leg.state == OrderState.SUBMITTED, timeout=10, message="take found"
+        )
+        assert prot.missing is None
+        assert prot.trigger(D("22000.0"), D("22000.1")) is None  # the venue's take rests
+        assert prot.trigger(D("18999.9"), D("19000.0")) is None
+        assert posts(venue) == sent  # nothing placed again
+    finally:
+        await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_both_legs_unknown_and_never_arrived_are_placed_again_each_side_watched(
+    live: Live,
+) -> None:
+    """Both legs ``unknown`` in the journal and neither ever reaches the venue: their lookups
+    find them absent past the recv window and each is placed again under a new id; while
+    one is placed again the other's side stays watched on the book, and once both new legs
+    rest the book watch is off, with one post per leg."""
+    venue = live.venue
+    await enter(live.engine, "buy", stop_loss="19000", take_profit="22000")
+    await wait_until(lambda: len(algos(venue, "NEW")) == 2, timeout=10, message="2 legs")
+    old = {str(a["clientAlgoId"]) for a in algos(venue)}
+    journal = await crash_journal(live, fills=True)
+    for coid in old:
+        journal.states[coid] = (OrderState.UNKNOWN, None)
+    await live.engine.stop()
+    venue.book.algos.clear()  # neither request ever arrives
+    sent = posts(venue)
+
+    engine = await restart(live, journal, live={"recv_window_ms": 500})
+    try:
+        prot = engine.protection.protections[(EX, PERP)]
+        assert prot.trigger(D("19000.0"), D("19000.1")) == "stop_loss"
+        assert prot.trigger(D("22000.0"), D("22000.1")) == "take_profit"
+        await wait_until(
+            lambda: len(algos(venue, "NEW")) == 2 and prot.missing is None,
+            timeout=20,
+            message="both legs placed again and resting",
+        )
+        assert prot.native
+        assert {prot.stop_order, prot.take_order}.isdisjoint(old)
+        assert {str(a["clientAlgoId"]) for a in algos(venue, "NEW")} == {
+            prot.stop_order,
+            prot.take_order,
+        }
+        assert prot.trigger(D("18999.9"), D("19000.0")) is None
+        assert prot.trigger(D("22000.0"), D("22000.1")) is None
+        assert posts(venue) == sent + 2
+    finally:
+        await engine.stop()

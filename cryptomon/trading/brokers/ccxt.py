@@ -302,7 +302,9 @@ class CcxtBroker:
                 for t in await self._read(ex.fetch_my_trades, m["symbol"])
                 if str(t.get("order")) == order_id
             ]
-        return tuple(self._fill(t, m, cid) for t in trades)
+        # the order's own trades: a venue that lists them without their order id (no
+        # ``order`` field) still has them named after the order they were asked for
+        return tuple(self._fill(t, m, cid, order_id=order_id) for t in trades)
 
     def open_orders_need_symbol(self) -> bool:
         """Whether the exchange lists open orders only per symbol: ccxt's ``features`` data
@@ -442,5 +444,8 @@ class CcxtBroker:
             self._order_ids[order.exchange_order_id] = order.client_order_id
         return order
 
-    def _fill(self, t: dict[str, Any], m: dict[str, Any], cid: str) -> Fill:
-        return to_fill(t, m, cid, exchange=self.exchange_name, now=self.clock.time())
+    def _fill(
+        self, t: dict[str, Any], m: dict[str, Any], cid: str, *, order_id: str | None = None
+    ) -> Fill:
+        raw = {"id": order_id} if order_id else None
+        return to_fill(t, m, cid, exchange=self.exchange_name, now=self.clock.time(), raw=raw)

@@ -15,9 +15,14 @@ The tables are data per ccxt exchange id (the Binance family shares its codes):
   went to, as ccxt picks its error table by URL), the codes with which the venue refuses a new
   order before it enters the book (a filter, a limit or the account's mode checked at
   acceptance): the order certainly does not exist, so it is rejected at once with the venue's
-  message instead of being looked up. Only codes ccxt raises as an ``ExchangeError`` are
-  looked at here; ccxt's ``InvalidOrder``, ``InsufficientFunds`` and ``BadRequest`` answers
-  are refusals already (:data:`~cryptomon.trading.brokers.ccxt_read.REFUSALS`).
+  message instead of being looked up. Only codes ccxt raises as an ``ExchangeError`` (such as
+  ``OperationRejected``) or as an ``OperationFailed`` venue answer are looked at here; ccxt's
+  ``InvalidOrder``, ``InsufficientFunds``, ``BadRequest`` and ``PermissionDenied`` answers
+  are refusals already (:data:`~cryptomon.trading.brokers.ccxt_read.REFUSALS`, and
+  ``PermissionDenied`` is an ``AuthenticationError``). Each listed code is one Binance
+  documents as refusing the request itself (its USD-M and COIN-M error code pages); none
+  that can answer an order the venue took (-1008 "Request throttled / server overloaded"
+  stays an unknown outcome, as do codes known only from third parties, such as -4531).
 - :data:`BUSY` -- codes that mean the venue is overloaded and may or may not have carried the
   request out: a placement stays "outcome unknown" (settled by lookup, never resent) and a
   read is retried like a 5xx.
@@ -37,6 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 
 _BINANCE_FUTURES_COMMON = {
+    "-2023": "User in liquidation mode now: no new order is taken",
     "-2025": "Reach max open order limit: the order was not accepted",
     "-2027": "Exceeded the maximum allowable position at current leverage: refused at entry",
     "-2028": "Leverage is smaller than permitted (insufficient margin balance): refused",
@@ -49,6 +55,9 @@ _BINANCE_REFUSED: dict[str, dict[str, str]] = {
     # USD-M (fapi): ccxt's linear table and the common one it falls back to
     "linear": {
         **_BINANCE_FUTURES_COMMON,
+        "-4072": "Premium fee is not updated: reject order",
+        "-4074": "Order amount is bigger than the upper boundary or less than 0: reject order",
+        "-4077": "Place order amount has reached the limit: reject order",
         "-4118": "ReduceOnly order failed the margin check: refused",
         "-4131": "The counterparty's best price does not meet the PERCENT_PRICE filter limit",
         "-4141": "Symbol is closed: no order is accepted",

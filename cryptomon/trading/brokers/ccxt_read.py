@@ -99,6 +99,9 @@ def placement_error(
         return OrderRejectedError(cid, f"authentication failed: {exc}")
     if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
         return OrderOutcomeUnknown(cid, f"rate limited: {exc}", retry_after_s=retry_after_s)
-    if isinstance(exc, ccxt.ExchangeError) and refused(exchange_id, market, exc) is not None:
+    # a venue answer whose code says the order was refused: ccxt raises some as
+    # OperationRejected (an ExchangeError), some as OperationFailed (-2023 in liquidation)
+    answer = isinstance(exc, (ccxt.ExchangeError, ccxt.OperationFailed))
+    if answer and refused(exchange_id, market, exc) is not None:
         return OrderRejectedError(cid, name)
     return OrderOutcomeUnknown(cid, name)

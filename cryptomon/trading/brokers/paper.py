@@ -105,6 +105,8 @@ class PaperBroker:
             next_seq=self._next_seq,
             add_fill=self._add_fill,
             tell=self._tell,
+            mid_max_spread=config.mid_max_spread,
+            mid_confirm_ms=config.mid_confirm_ms,
         )
         self._mid = forced.mid
         self._watch = forced.watch
@@ -122,6 +124,15 @@ class PaperBroker:
         if self._funding_sub is not None:
             self._funding_sub.close()
         self._forced.close()
+
+    def stats(self) -> dict[str, int]:
+        """Book-mid liquidation checks skipped: tops wider than ``mid_max_spread``
+        (``mid_skipped_spread``) and tops past the liquidation price still waiting for
+        ``mid_confirm_ms`` (``mid_unconfirmed``)."""
+        return {
+            "mid_skipped_spread": self._mid.skipped,
+            "mid_unconfirmed": self._forced.mid_unconfirmed,
+        }
 
     def set_listener(self, callback: Callable[[BrokerOrder], None] | None) -> None:
         """Called with the order after each fill that happens outside ``place_order``."""

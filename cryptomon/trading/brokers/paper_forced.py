@@ -5,7 +5,9 @@ fill and why):
 - liquidation: when the mark (a ``Funding`` event's ``mark_price``; on a market whose feed
   announces none, the public trades; on a market that has shown neither, such as Gate.io
   futures subscribed without funding and trades, the book mid of its ``BookTop``s, until
-  the first mark or trade) reaches the position's liquidation estimate
+  the first mark or trade; a top wider than ``mid_max_spread`` is skipped, and the mid must
+  stay past the estimate on every top for ``mid_confirm_ms`` of event time, see
+  :meth:`ForcedCloses.on_mid`) reaches the position's liquidation estimate
   (:meth:`~cryptomon.trading.futures.ContractTerms.liquidation`, the one risk checks the
   stop-loss against, isolated and cross alike), the position's resting orders are canceled and
   it is closed at that estimate, even when the mark jumped past it, losing its whole initial
@@ -95,6 +97,8 @@ class ForcedCloses:
         next_seq: Callable[[], int],
         add_fill: AddFill,
         tell: Callable[[PaperOrder], None],
+        mid_max_spread: float = 0.02,
+        mid_confirm_ms: int = 1_000,
     ) -> None:
         # the broker's own maps (never replaced by it, so shared), and its id counter, fill
         # booking and fill listener
@@ -111,13 +115,36 @@ class ForcedCloses:
         self._expiries: dict[tuple[str, str], float | None] = {}
         # contract markets with an open position that have shown neither a mark nor a trade:
         # their liquidation watches the book mid (paper_mid.py)
-        self.mid = BookMidWatch(hub=hub, on_mid=self.on_mid)
+        self.mid = BookMidWatch(hub=hub, on_mid=self.on_mid, max_spread=mid_max_spread)
+        self._mid_confirm_s = mid_confirm_ms / 1000
+        # per market, the event time of the first top of an unbroken run past the estimate
+        self._mid_since: dict[tuple[str, str], float] = {}
+        self.mid_unconfirmed = 0  # tops past the estimate that did not liquidate (yet)
 
     def close(self) -> None:
         self.mid.close()
 
     def on_mid(self, exchange: str, symbol: str, mid: Decimal, ts: float) -> None:
-        """The book mid of a market whose position has no mark or trade to watch."""
+        """The book mid of a market whose position has no mark or trade to watch (its top
+        within ``mid_max_spread``). A thin book's mid jumps, so one top past the estimate
+        does not liquidate: the mid must stay past it on every such top from the first one
+        for ``mid_confirm_ms`` of the tops' own (exchange) time, the same live and in a
+        backtest; with 0, two tops in a row. A top back on the safe side starts it over."""
+        margin = self.margin
+        if margin is None:
+            return
+        key = (exchange, symbol)
+        if margin.liquidation_due(key, mid) is None:
+            self._mid_since.pop(key, None)
+        else:
+            since = self._mid_since.get(key)
+            if since is None:
+                self._mid_since[key] = ts
+            if since is None or ts - since < self._mid_confirm_s:
+                self.mid_unconfirmed += 1
+                margin.follow(key, mid, ts, mark=False)
+                self.expire_due()
+                return
         self.watch(exchange, symbol, mid, ts, mark=False, what="book mid")
 
     def track_mid(self, key: tuple[str, str]) -> None:
@@ -127,13 +154,15 @@ class ForcedCloses:
         if margin is None:
             return
         pos = margin.positions.get(key)
-        self.mid.set(
-            key,
+        watched = (
             pos is not None
             and pos.qty != 0
             and not margin.has_mark(key)
-            and not self.market_state.trades(key[0], key[1], limit=1),
+            and not self.market_state.trades(key[0], key[1], limit=1)
         )
+        if not watched:
+            self._mid_since.pop(key, None)
+        self.mid.set(key, watched)
 
     def expiry(self, exchange: str, symbol: str) -> float | None:
         """The market's expiry (a dated future), None when it has none."""
@@ -221,6 +250,7 @@ class ForcedCloses:
             if i.exchange == exchange and i.symbol == symbol and cancel_open(order):
                 self._tell(order)
         qty, currency = self.margin.force_close(key, price, fee, ts)
+        self._mid_since.pop(key, None)
         self.track_mid(key)
         seq = self._next_seq()
         intent = OrderIntent(

@@ -5,6 +5,11 @@ Gate.io futures subscribed to books and book tickers only.
 BookTop arrives on every book update of every market, so it is subscribed only while at least
 one such market is watched, filtered to the watched markets: the markets with marks or trades
 (nearly all) cost nothing here per book update.
+
+A thin book is a poor price: a top whose spread is wider than ``max_spread`` (a fraction of
+its mid; ``trading.paper.mid_max_spread``) is skipped, and counted in :attr:`BookMidWatch.skipped`,
+so a book whose one side emptied or thinned out to a far level does not liquidate anything
+(the confirmation over time is :class:`~cryptomon.trading.brokers.paper_forced.ForcedCloses`').
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ class BookMidWatch:
 
     name = "paper-broker.book-mid"
 
-    def __init__(self, *, hub: Hub, on_mid: MidListener) -> None:
+    def __init__(self, *, hub: Hub, on_mid: MidListener, max_spread: float = 0.02) -> None:
         self._hub = hub
         self._on_mid = on_mid
+        self.max_spread = max_spread
+        self.skipped = 0  # tops of watched markets skipped for a spread wider than max_spread
         self.keys: set[tuple[str, str]] = set()  # (exchange, symbol)
         self._sub: InlineSubscription | None = None
 
@@ -58,5 +65,8 @@ class BookMidWatch:
     def _on_top(self, top: BookTop) -> None:
         # the filter matches exchanges and symbols separately: check the pair
         if (top.exchange, top.symbol) in self.keys and top.bid > 0 and top.ask > 0:
-            mid = Decimal(str((top.bid + top.ask) / 2))
-            self._on_mid(top.exchange, top.symbol, mid, top.ts)
+            mid = (top.bid + top.ask) / 2
+            if top.ask - top.bid > self.max_spread * mid:
+                self.skipped += 1
+                return
+            self._on_mid(top.exchange, top.symbol, Decimal(str(mid)), top.ts)

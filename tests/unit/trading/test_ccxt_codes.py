@@ -44,7 +44,8 @@ def venue_answer(kind: str, code: str, msg: str = "m", status: int = 400) -> ccx
 )
 def test_each_listed_refusal_is_a_venue_answer_of_its_api(kind: str, code: str) -> None:
     exc = venue_answer(kind, code)
-    assert isinstance(exc, ccxt.ExchangeError)
+    assert isinstance(exc, (ccxt.ExchangeError, ccxt.OperationFailed))
+    assert not isinstance(exc, ccxt.NetworkError)
     assert venue_code(exc) == code
     error = placement_error(exc, "c1", None, exchange_id=URLS[kind][0], market=MARKETS[kind])
     assert isinstance(error, OrderRejectedError)
@@ -109,3 +110,50 @@ def test_codes_are_read_from_ccxt_messages_and_tables_do_not_overlap() -> None:
     for exchange_id, kinds in REFUSED.items():
         for codes in kinds.values():
             assert not set(codes) & set(BUSY.get(exchange_id, {}))
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "cls", "msg"),
+    [
+        # USER_IN_LIQUIDATION: no new order is taken while the account is being liquidated;
+        # ccxt raises it as OperationFailed (not an ExchangeError) on both futures APIs
+        ("linear", "-2023", ccxt.OperationFailed, "User in liquidation mode now."),
+        ("inverse", "-2023", ccxt.OperationFailed, "User in liquidation mode now."),
+        # USD-M's "..., reject order" answers (OPTIONS_PREMIUM_NOT_UPDATE,
+        # OPTIONS_AMOUNT_BIGGER_THAN_UPPER, OPTIONS_PREMIUM_REACH_LIMIT)
+        ("linear", "-4072", ccxt.OperationRejected, "premium fee is not updated, reject order"),
+        (
+            "linear",
+            "-4074",
+            ccxt.OperationRejected,
+            "Order amount is bigger than upper boundary or less than 0, reject order",
+        ),
+        (
+            "linear",
+            "-4077",
+            ccxt.OperationRejected,
+            "place order amount has reached to limit, reject order",
+        ),
+    ],
+)
+def test_the_added_refusals_are_rejected_at_once(
+    kind: str, code: str, cls: type[ccxt.BaseError], msg: str
+) -> None:
+    """Binance's documented refusals of a new order that ccxt raises as a class of unknown
+    outcome (OperationFailed, OperationRejected): listed, so the placement is rejected with
+    the venue's message instead of being looked up."""
+    exc = venue_answer(kind, code, msg)
+    assert type(exc) is cls
+    assert code in REFUSED[URLS[kind][0]][kind]
+    error = placement_error(exc, "c1", None, exchange_id=URLS[kind][0], market=MARKETS[kind])
+    assert isinstance(error, OrderRejectedError)
+    assert msg in error.reason
+
+
+def test_an_operation_failed_answer_without_a_listed_code_stays_unknown() -> None:
+    """-1008 (Request throttled / server overloaded) is OperationFailed too, but the venue may
+    have been overloaded after taking the order: not listed, an unknown outcome."""
+    exc = venue_answer("linear", "-1008", "Server is currently overloaded", 503)
+    assert isinstance(exc, ccxt.OperationFailed)
+    error = placement_error(exc, "c1", None, exchange_id="binanceusdm", market=MARKETS["linear"])
+    assert isinstance(error, OrderOutcomeUnknown)

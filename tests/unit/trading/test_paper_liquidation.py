@@ -21,7 +21,7 @@ from cryptomon.trading.brokers.base import BrokerOrder
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.futures import ContractTerms, liquidation_close, terms_lookup
 from cryptomon.trading.risk_exposure import liquidation_check
-from tests.unit.trading.helpers import trade
+from tests.unit.trading.helpers import book, trade
 from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, build, config, lookup, quote
 from tests.util import wait_until
 
@@ -278,8 +278,9 @@ MID_SUB = "paper-broker.book-mid"
 @pytest.mark.asyncio
 async def test_without_marks_or_trades_the_book_mid_liquidates() -> None:
     """Long 0.5 at 20000.5, 5x (estimate 16100.4025) on a market that has shown no mark and
-    no trade: a book mid of 16200 leaves it open, one of 16000 closes it at the estimate,
-    named in the reason; the BookTop subscription exists only while that position does."""
+    no trade: a book mid of 16200 leaves it open, one of 16000 held for the confirmation
+    (``mid_confirm_ms``, 1 s of event time) closes it at the estimate, named in the reason;
+    the BookTop subscription exists only while that position does."""
     broker, hub, clock, forced, _updates = paper()
     assert MID_SUB not in hub.stats()["subscribers"]
     quote(hub, clock, 20000)
@@ -287,6 +288,9 @@ async def test_without_marks_or_trades_the_book_mid_liquidates() -> None:
     assert MID_SUB in hub.stats()["subscribers"]
     quote(hub, clock, 16200)
     assert forced == []
+    quote(hub, clock, 16000)
+    assert forced == []  # the first top across it is not enough
+    clock.advance(1.0)
     quote(hub, clock, 16000)
     (fill,) = forced[0][1].fills
     assert fill.price == D("20000.5") * D("0.805")
@@ -329,12 +333,57 @@ async def test_a_market_with_trades_or_a_mark_does_not_watch_the_book() -> None:
 
 @pytest.mark.asyncio
 async def test_a_position_restored_after_a_restart_watches_the_book_mid() -> None:
-    """Long 0.5 at 20000.5 restored after a restart, before any mark or trade: the first book
-    mid past its estimate (16000) closes it at 16100.4025."""
+    """Long 0.5 at 20000.5 restored after a restart, before any mark or trade: a book mid
+    past its estimate (16000) held for 1 s of event time closes it at 16100.4025."""
     broker, hub, clock, forced, _updates = paper()
     broker.restore_positions([(EX, PERP, D("0.5"), D("20000.5"))])
     assert MID_SUB in hub.stats()["subscribers"]
     quote(hub, clock, 16000)
+    clock.advance(1.0)
+    quote(hub, clock, 16000)
     (fill,) = forced[0][1].fills
     assert fill.price == D("20000.5") * D("0.805")
+    assert await broker.fetch_positions() == {}
+
+
+@pytest.mark.asyncio
+async def test_a_wide_book_mid_does_not_liquidate() -> None:
+    """Long 0.5 at 20000.5, 5x (estimate 16100.4025), watching the book mid: a thin book
+    whose bid fell away (bid 1000, ask 31000: mid 16000, spread 188% of it) for seconds is
+    not a price, whatever its mid: each such top is skipped and counted
+    (``mid_max_spread``, 2% by default), and the position stays open."""
+    broker, hub, clock, forced, _updates = paper()
+    quote(hub, clock, 20000)
+    await broker.place_order(order("buy", "0.5"))
+    for _ in range(5):
+        book(hub, clock, bid=1000.0, ask=31000.0, size=1.0, exchange=EX, symbol=PERP)
+        clock.advance(1.0)
+    assert forced == []
+    assert await broker.fetch_positions() == {PERP: D("0.5")}
+    assert broker.stats()["mid_skipped_spread"] == 5
+    assert broker.stats()["mid_unconfirmed"] == 0
+
+
+@pytest.mark.asyncio
+async def test_a_book_mid_must_stay_past_the_estimate_to_liquidate() -> None:
+    """A mid past the estimate (16000) that comes back (20000) before 1 s of event time
+    passed does not liquidate, and the next crossing starts the wait again: only a mid past
+    it on every top for 1 s closes the position; the tops that waited are counted."""
+    broker, hub, clock, forced, _updates = paper()
+    quote(hub, clock, 20000)
+    await broker.place_order(order("buy", "0.5"))
+    quote(hub, clock, 16000)
+    clock.advance(0.5)
+    quote(hub, clock, 20000)
+    clock.advance(0.6)
+    quote(hub, clock, 16000)  # 1.1 s after the first crossing, but it came back between
+    assert forced == []
+    clock.advance(0.5)
+    quote(hub, clock, 16050)
+    assert forced == []
+    assert broker.stats()["mid_unconfirmed"] == 3
+    clock.advance(0.5)
+    quote(hub, clock, 16000)
+    assert len(forced) == 1
+    assert forced[0][2].startswith("liquidation: book mid 16000")
     assert await broker.fetch_positions() == {}
