@@ -22,8 +22,19 @@ def browser() -> Iterator[Browser]:
 
 # The tests place manual orders beside the demo's own auto-trading, and the risk check's
 # default of 10 new orders a minute is shared by both: late in a module the demo's entries
-# had used it up and a test's order was refused (409 "10 orders in the last minute").
-MANUAL_ORDER_ROOM = "trading:\n  max_orders_per_minute: 600\n"
+# had used it up and a test's order was refused (409 "10 orders in the last minute"). The
+# same holds for the position limits: the demo's entries are capped at max_position_size
+# (1,000 USDT), so a test's buy on a market the demo held was refused ("position would be
+# ... (max 1000)"). Its entries are sized below that instead (0.24 % of 10,000 USDT at a
+# 3 % stop: ~800 USDT) and the limits leave room for the tests' orders.
+MANUAL_ORDER_ROOM = (
+    "trading:\n"
+    "  max_orders_per_minute: 600\n"
+    "  risk_percentage: 0.24\n"
+    "  max_position_size: 2000\n"
+    "  max_symbol_exposure: 2000\n"
+    "  max_total_exposure: 8000\n"
+)
 
 
 @pytest.fixture(scope="module")
