@@ -34,6 +34,7 @@ MANUAL_ORDER_ROOM = (
     "  max_position_size: 2000\n"
     "  max_symbol_exposure: 2000\n"
     "  max_total_exposure: 8000\n"
+    "  daily_loss_limit: 100000\n"  # the demo's jumpy market must not halt the tests' entries
 )
 
 

@@ -70,7 +70,10 @@ def test_order_from_the_form_shows_in_the_orders_table_and_on_the_chart(
     page.fill("#order-form input[name=amount]", "0.001")
     page.fill("#order-form input[name=price]", price)
     page.click("#order-form button[type=submit]")
-    page.wait_for_selector("#order-msg.ok")
+    page.wait_for_selector("#order-msg:not(:empty)")
+    answer = page.text_content("#order-msg") or ""
+    assert "refused" not in answer, answer  # the API's reason
+    assert answer.startswith("Order "), answer
     order_id = page.text_content("#order-msg").split()[1].rstrip(":")
     page.wait_for_selector(f"#market-orders td:text-is('{order_id}')")
     page.wait_for_function("() => Number(document.getElementById('chart').dataset.orders) > 0")
