@@ -79,7 +79,7 @@ class Protection:
     @property
     def stop_on_book(self) -> bool:
         """Whether the stop is watched here (and may trail), not a venue leg resting."""
-        return not self.native or self.missing == "stop_loss"
+        return not self.native or self.missing in ("stop_loss", "both")
 
     def trigger(self, bid: Decimal, ask: Decimal) -> Literal["stop_loss", "take_profit"] | None:
         """Update the trailing stop with the book and say which exit fires, if any (with venue
