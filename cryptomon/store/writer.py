@@ -267,22 +267,9 @@ class StoreWriter:
                     )
             elif cls is FlaggedTrade:  # stored with its flag, never in candles
                 self.flagged += 1
-                if keep_trades:  # repos.trade_tuple inlined, with the flag
+                if keep_trades:  # rare: a datetime here is written like epoch seconds
                     flagged: Any = ev
-                    t = flagged.trade
-                    trades.append(
-                        (
-                            t.exchange,
-                            t.symbol,
-                            t.ts if epoch else fromts(t.ts, UTC),
-                            t.price,
-                            t.amount,
-                            t.side,
-                            t.trade_id,
-                            t.notional,
-                            flagged.flag,
-                        )
-                    )
+                    trades.append(repos.trade_tuple(flagged.trade, flagged.flag))
             elif cls is BookTop:  # already sampled by _sample_top; repos.book_top_tuple inlined
                 b: Any = ev
                 tops.append(
