@@ -29,7 +29,7 @@ from cryptomon.trading.journal import IntentJournal, TrailJournal
 from cryptomon.trading.legs import ENTRY_ORIGINS, GONE, VenueLegs
 from cryptomon.trading.orders import OrderRecord, client_order_id
 from cryptomon.trading.portfolio import Position
-from cryptomon.trading.protection import Protection, bracket, keep_trail
+from cryptomon.trading.protection import Protection, bracket, keep_trail, tighten
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.risk_model import daily_loss_reason
 
@@ -223,14 +223,7 @@ class ProtectionManager:
         saved = self._trails.get((prot.exchange, prot.symbol))
         if saved is None or saved.entry_id != prot.entry_id or (saved.side == "long") != prot.long:
             return False
-        if prot.long:
-            tighter = saved.stop > prot.stop
-            prot.best = max(prot.best, saved.best)
-        else:
-            tighter = saved.stop < prot.stop
-            prot.best = min(prot.best, saved.best) if prot.best > 0 else saved.best
-        if tighter:
-            prot.stop = saved.stop
+        tighter = tighten(prot, saved.stop, saved.best)
         prot.saved_stop = saved.stop
         return tighter
 

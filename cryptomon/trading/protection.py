@@ -110,11 +110,19 @@ class Protection:
         return None
 
 
+def tighten(prot: Protection, stop: Decimal, best: Decimal) -> bool:
+    """``prot`` takes ``stop`` where it is tighter (a stop is never loosened) and the better of
+    its best price and ``best`` (0: none seen); True when its stop moved."""
+    better = max if prot.long else min
+    moved = better(prot.stop, stop) != prot.stop
+    prot.stop = better(prot.stop, stop)
+    if best != 0:
+        prot.best = best if prot.best == 0 else better(prot.best, best)
+    return moved
+
+
 def keep_trail(prot: Protection, old: Protection) -> None:
     """``prot``, armed again by another fill of ``old``'s entry, keeps what ``old`` trailed:
     the tighter stop (never loosened), the best price seen and what was persisted of it."""
-    tighter = max if prot.long else min
-    prot.stop = tighter(prot.stop, old.stop)
-    if old.best != 0:
-        prot.best = old.best if prot.best == 0 else tighter(prot.best, old.best)
+    tighten(prot, old.stop, old.best)
     prot.saved_stop, prot.saved_at = old.saved_stop, old.saved_at
