@@ -451,3 +451,44 @@ def test_a_take_profit_of_100_percent_or_more_is_refused_with_shorts() -> None:
     assert "take_profit_percentage (100.0) < 100 with allow_short" in str(exc.value)
     ok = load_settings(data={"trading": {"take_profit_percentage": 150}})
     assert ok.trading.take_profit_percentage == 150
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "expected"),
+    [
+        (
+            {"trailing_stop_save_interval_s": -1},
+            "trading.trailing_stop_save_interval_s",
+            "got -1; expected greater than or equal to 0",
+        ),
+        (
+            {"trailing_stop_save_interval_s": 7200},
+            "trading.trailing_stop_save_interval_s",
+            "got 7200; expected less than or equal to 3600",
+        ),
+        (
+            {"paper": {"mid_max_spread": 0}},
+            "trading.paper.mid_max_spread",
+            "got 0; expected greater than 0",
+        ),
+        (
+            {"paper": {"mid_max_spread": 2}},
+            "trading.paper.mid_max_spread",
+            "got 2; expected less than or equal to 1",
+        ),
+        (
+            {"paper": {"mid_confirm_ms": -5}},
+            "trading.paper.mid_confirm_ms",
+            "got -5; expected greater than or equal to 0",
+        ),
+    ],
+)
+def test_the_trailing_save_and_paper_mid_keys_refuse_out_of_range_values(
+    data: dict[str, Any], path: str, expected: str
+) -> None:
+    """Each new key's bad value is an error naming the key and what it expects."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"trading": data})
+    found = problems(exc)
+    assert path in found, found
+    assert expected in found[path], found[path]
