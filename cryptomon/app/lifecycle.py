@@ -231,13 +231,16 @@ class App:
             return 0 if clean else 1
         finally:
             for sig in installed:
-                loop.remove_signal_handler(sig)
-                if sig != signal.SIGHUP:
-                    # a second Ctrl-C (or SIGTERM) while the process finishes its exit (a
-                    # summary, the loop's close) is told, not a KeyboardInterrupt that ends
-                    # it by the signal after a clean stop; the loop's close removes these
-                    with contextlib.suppress(NotImplementedError, RuntimeError):
-                        loop.add_signal_handler(sig, _signal_while_exiting, sig)
+                if sig == signal.SIGHUP:
+                    loop.remove_signal_handler(sig)
+                    continue
+                # a second Ctrl-C (or SIGTERM) while the process finishes its exit (a
+                # summary, the loop's close) is told, not a KeyboardInterrupt that ends it
+                # by the signal after a clean stop. Replaced in place: removing it first
+                # puts Python's default handler back for an instant, and a Ctrl-C landing
+                # there raised KeyboardInterrupt (exit 130). `run_daemon` takes these off.
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, _signal_while_exiting, sig)
 
     async def _start_unless_stopped(self) -> bool:
         """:meth:`start`, cut short by SIGTERM/SIGINT: a component can take its whole

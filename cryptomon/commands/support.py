@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import signal
 import sys
 from collections.abc import Coroutine
@@ -116,26 +117,47 @@ def run_daemon(main: Coroutine[Any, Any, int], *, grace_s: float = EXIT_GRACE_S)
     executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="cryptomon-worker")
     loop.set_default_executor(executor)
     asyncio.set_event_loop(loop)
+    previous = {sig: signal.getsignal(sig) for sig in _EXIT_SIGNALS}
     try:
-        code = loop.run_until_complete(main)
-    finally:
         try:
-            _cancel_tasks(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            code = loop.run_until_complete(main)
         finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-    # the daemon has stopped: a second Ctrl-C or SIGTERM during the rest of the exit (the
-    # worker threads' grace) must not end the process by the signal after a clean stop
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _EXIT_SIGNALS}
-    try:
+            try:
+                _cancel_tasks(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                # the daemon has stopped: a second Ctrl-C or SIGTERM during the rest of the
+                # exit (the loop's close, the worker threads' grace) must not end the
+                # process by the signal after a clean stop
+                ignore_exit_signals(loop)
+                asyncio.set_event_loop(None)
+                loop.close()
         return _join_workers(executor, code, grace_s)
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 _EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def ignore_exit_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Take SIGINT and SIGTERM off ``loop`` and ignore them: the daemon has stopped, and a
+    second Ctrl-C or SIGTERM during the rest of the exit must not end the process by the
+    signal after a clean stop. Done before the loop's close, which would put Python's
+    default handlers back. Removing a handler puts the default back for an instant; a
+    Ctrl-C in that instant raises KeyboardInterrupt, which is taken as what it is (a signal
+    the exit ignores) and the step done again."""
+    for sig in _EXIT_SIGNALS:
+        while True:
+            try:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+                signal.signal(sig, signal.SIG_IGN)
+                break
+            except KeyboardInterrupt:
+                continue
 
 
 def _join_workers(
