@@ -123,6 +123,11 @@ def tighten(prot: Protection, stop: Decimal, best: Decimal) -> bool:
 
 def keep_trail(prot: Protection, old: Protection) -> None:
     """``prot``, armed again by another fill of ``old``'s entry, keeps what ``old`` trailed:
-    the tighter stop (never loosened), the best price seen and what was persisted of it."""
+    the tighter stop (never loosened), the best price seen and what was persisted of it; and
+    its exit attempts so far: the next exit is a new order (its id counts the attempts; an
+    id the executor knows is answered with that order's record, a refused one included),
+    after the backoff of the last failure. An exit in flight is not carried: if it fires
+    again, its id is the one in flight and the executor answers with that order."""
     tighten(prot, old.stop, old.best)
     prot.saved_stop, prot.saved_at = old.saved_stop, old.saved_at
+    prot.attempt, prot.retry_at = old.attempt, old.retry_at

@@ -554,3 +554,26 @@ async def test_cancel_of_an_unknown_order_inside_its_recv_window_keeps_it_unknow
     assert clock.time() >= rec.sent + engine.config.live.recv_window_ms / 1000
     assert broker.calls[rec.client_order_id] == 1
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_exit_refused_then_another_fill_of_the_entry_still_exits() -> None:
+    """A stop exit the venue refuses, then another fill of the same entry (a limit entry
+    filling in parts) arms the position again: the next try is a new exit order, not the
+    refused one's id again (the executor answers an id it knows with its record: the
+    refused one, and the stop waited forever on an exit that never came)."""
+    engine, broker, _, col, clock = scripted_engine()
+    await engine.start()
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    broker.reject_types = {"market"}
+    book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
+    await wait_until(lambda: any(u.state == S.REJECTED for u in col.of(OrderUpdate)), timeout=5)
+    await wait_until(lambda: not engine.protection.protections[(EX, SYM)].exiting, timeout=5)
+    fill = next(f for f in col.of(Fill) if f.client_order_id == rec.client_order_id)
+    engine.protection.on_fill(rec, fill, engine.portfolio.positions[(EX, SYM)])  # the entry again
+    broker.reject_types = set()
+    clock.advance(5.0)  # past the backoff
+    book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    await engine.stop()
