@@ -20,13 +20,20 @@ DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """Tests that run CLI commands configure logging for the process (onto pytest's capture
-    streams, closed after the test); put the defaults back so later tests log safely."""
+    streams, closed after the test); put the defaults back so later tests log safely. The
+    API's access log too: a command run at ``--log-level WARNING`` turned it off for every
+    later test of the process (an API test waiting for its ``api.request`` line then timed
+    out, depending on which tests a worker had run before)."""
+    from cryptomon.log import access_log
+
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    access = dict(vars(access_log))
     yield
     structlog.reset_defaults()
     root.handlers[:] = handlers
     root.setLevel(level)
+    vars(access_log).update(access)
 
 
 def shared_data_dir() -> Path:
