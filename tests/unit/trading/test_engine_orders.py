@@ -614,3 +614,26 @@ async def test_an_entry_filling_again_after_its_stop_closed_the_position_is_prot
     exits = {u.client_order_id for u in col.of(OrderUpdate) if u.state == S.FILLED} - {entry}
     assert len(exits) == 2
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_restored_protection_counts_its_exits_on_past_a_gap_in_the_journal() -> None:
+    """The exit attempts of a restored entry are read back from the journal in batches: an
+    attempt the risk checks refused was never written, and a later one written after such a
+    gap (here attempts 1 to 39) still counts."""
+    from cryptomon.trading.guard import ATTEMPTS_PROBED, exit_id
+
+    engine, _, journal, _, _ = scripted_engine()
+    await engine.start()
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    entry = rec.client_order_id
+    for origin, n in (("stop_loss", 0), ("take_profit", 40)):
+        coid = exit_id(entry, origin, n)
+        journal.intents[coid] = dataclasses.replace(rec.intent, client_order_id=coid)
+    assert ATTEMPTS_PROBED < 39  # the gap is longer than a batch
+    pos = engine.portfolio.positions[(EX, SYM)]
+    engine.protection.protections.clear()
+    await engine.protection.arm_restored([pos], {(EX, SYM): [entry]})
+    assert engine.protection.protections[(EX, SYM)].attempt == 41
+    await engine.stop()
