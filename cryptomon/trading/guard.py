@@ -37,6 +37,14 @@ log = structlog.get_logger()
 ZERO = Decimal(0)
 EXIT_BACKOFF_S = 0.5  # a failed or refused protective exit is tried again after 0.5, 1, 2, ... s
 EXIT_BACKOFF_MAX_S = 30.0
+EXIT_ORIGINS = ("stop_loss", "take_profit")
+ATTEMPTS_PROBED = 32  # exit attempts of a restored entry looked up in the journal at a time
+
+
+def exit_id(entry_id: str, origin: str, attempt: int) -> str:
+    """The client order id of attempt ``attempt`` of an emulated exit of ``entry_id``'s
+    protection (what :meth:`OrderExecutor.exit_intent` gives it)."""
+    return client_order_id(entry_id, f"{origin}:{attempt}", origin)
 
 
 class ProtectionManager:
@@ -193,6 +201,7 @@ class ProtectionManager:
             else:
                 self._arm(pos, entry)
             prot = self.protections[(pos.exchange, pos.symbol)]
+            await self._count_past_exits(prot)
             own = (entry.stop_loss, entry.take_profit) if entry is not None else (None, None)
             trailed = self._apply_trail(prot)
             log.info(
@@ -205,6 +214,37 @@ class ProtectionManager:
                 take=str(prot.take),
                 take_from="entry" if own[1] is not None else "default",
             )
+
+    async def _count_past_exits(self, prot: Protection) -> None:
+        """Restored ``prot``'s exits count on from the highest attempt of its entry that the
+        journal (or the book: an exit still open) holds, so an exit id is never sent twice:
+        the journal keeps the first intent written under an id, and a venue may refuse an id
+        it has seen. Attempts are looked up :data:`ATTEMPTS_PROBED` at a time until a whole
+        batch is unknown (an attempt the risk checks refused was never written: a gap). An
+        exit still open makes the next one wait: the risk checks net it out of the position."""
+        journal = self.context.journal
+        reader = journal if isinstance(journal, IntentJournal) else None
+        highest, low = -1, 0
+        while True:
+            ids = {
+                exit_id(prot.entry_id, origin, n): n
+                for n in range(low, low + ATTEMPTS_PROBED)
+                for origin in EXIT_ORIGINS
+            }
+            known = {coid for coid in ids if coid in self.context.book}
+            if reader is not None:
+                try:
+                    known |= set(await reader.stored_intents(ids))
+                except Exception as exc:  # counted from the book's (an exit skips those too)
+                    log.warning("trading.past_exits_unread", entry=prot.entry_id, error=repr(exc))
+                    reader = None
+            highest = max([highest, *(ids[coid] for coid in known)])
+            if not known or reader is None:
+                break
+            low += ATTEMPTS_PROBED
+        if highest >= prot.attempt:
+            prot.attempt = highest + 1
+            log.info("trading.past_exits_counted", entry=prot.entry_id, next_attempt=prot.attempt)
 
     async def _read_trails(self) -> dict[MarketKey, ProtectionUpdate]:
         journal = self.context.journal
@@ -370,6 +410,13 @@ class ProtectionManager:
         amount = abs(ctx.portfolio.amount(*key))
         if amount == 0:
             return
+        # an id the book knows finished is never the next exit (the executor would answer it
+        # with that order): the entry filled again after its exits closed the position, and
+        # the protection armed anew counts from zero
+        while (done := ctx.book.get(exit_id(prot.entry_id, origin, prot.attempt))) is not None:
+            if done.is_open:
+                break
+            prot.attempt += 1
         intent = self.executor.exit_intent(
             key, amount, origin, ref=prot.entry_id, leg=f"{origin}:{prot.attempt}"
         )

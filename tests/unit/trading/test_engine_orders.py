@@ -27,6 +27,7 @@ from tests.unit.trading.helpers import (
     book,
     d,
     paper_engine,
+    trade,
     trading_config,
 )
 from tests.util import wait_until
@@ -576,4 +577,63 @@ async def test_an_exit_refused_then_another_fill_of_the_entry_still_exits() -> N
     clock.advance(5.0)  # past the backoff
     book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
     await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_an_entry_filling_again_after_its_stop_closed_the_position_is_protected() -> None:
+    """A limit entry fills in part, its stop closes that part, then the rest of the entry
+    fills: the new position's stop exit is a new order. Before, the new protection counted
+    its exits from zero again: its exit id was the one that had closed the first part, and the
+    executor answered it with that filled order (nothing sent, the exit never ended)."""
+    engine, _, _, col, clock = scripted_engine()
+    await engine.start()
+    order = await engine.place_manual_order(
+        actor="t",
+        exchange=EX,
+        symbol=SYM,
+        side="buy",
+        amount="1",
+        type="limit",
+        price="99",
+        stop_loss="98",
+    )
+    entry = order["client_order_id"]
+    trade(engine.hub, clock, price=99.0, amount=0.5)  # the entry fills in part
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == d("0.5"), timeout=5)
+    book(engine.hub, clock, bid=97.5, ask=97.7, size=10.0)  # the stop closes it
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    trade(engine.hub, clock, price=99.0, amount=0.5)  # the rest of the entry fills
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == d("0.5"), timeout=5)
+    assert engine.context.book.get(entry).state == S.FILLED  # type: ignore[union-attr]
+    clock.advance(1.0)
+    book(engine.hub, clock, bid=97.5, ask=97.7, size=10.0)  # the stop again
+    await wait_until(
+        lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5, message="the stop closed it"
+    )
+    exits = {u.client_order_id for u in col.of(OrderUpdate) if u.state == S.FILLED} - {entry}
+    assert len(exits) == 2
+    await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_restored_protection_counts_its_exits_on_past_a_gap_in_the_journal() -> None:
+    """The exit attempts of a restored entry are read back from the journal in batches: an
+    attempt the risk checks refused was never written, and a later one written after such a
+    gap (here attempts 1 to 39) still counts."""
+    from cryptomon.trading.guard import ATTEMPTS_PROBED, exit_id
+
+    engine, _, journal, _, _ = scripted_engine()
+    await engine.start()
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    entry = rec.client_order_id
+    for origin, n in (("stop_loss", 0), ("take_profit", 40)):
+        coid = exit_id(entry, origin, n)
+        journal.intents[coid] = dataclasses.replace(rec.intent, client_order_id=coid)
+    assert ATTEMPTS_PROBED < 39  # the gap is longer than a batch
+    pos = engine.portfolio.positions[(EX, SYM)]
+    engine.protection.protections.clear()
+    await engine.protection.arm_restored([pos], {(EX, SYM): [entry]})
+    assert engine.protection.protections[(EX, SYM)].attempt == 41
     await engine.stop()

@@ -1,0 +1,108 @@
+"""A protective exit after a restart is a new order, never one the previous run sent.
+
+The emulated stop's exit ids count the attempts of the entry's protection; a restart protects
+the restored position again, and before it counted from zero: the first exit reused the id of
+the previous run's first exit (refused, or filled only in part). The journal keeps one row per
+client order id (an intent already stored is not written again), so two venue orders shared a
+row, and a venue that refuses a client id it has seen refused the exit. The restored
+protection now counts on from the highest exit attempt the journal holds for its entry.
+
+The paper perpetual on a real SQLite file: the first run's stop exit fills only in part (a
+thin book), the engine stops, the second run's stop closes the rest."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from cryptomon.clock import ManualClock
+from cryptomon.hub import Hub
+from cryptomon.market.state import MarketState
+from cryptomon.store.journal import StoreJournal
+from cryptomon.store.models import OrderRow
+from cryptomon.trading.brokers.paper import PaperBroker
+from cryptomon.trading.engine import TradingEngine
+from cryptomon.trading.futures import terms_lookup
+from cryptomon.trading.orders import client_order_id
+from tests.integration.test_trading_trailing_restart import Daemon, store
+from tests.unit.trading.helpers import book
+from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, config, lookup, quote
+from tests.util import wait_until
+
+D = Decimal
+
+
+async def daemon(url: str, clock: ManualClock, mid: float) -> Daemon:
+    """The paper perpetual engine (no trailing), journaled on ``url``, its book at ``mid``."""
+    hub = Hub()
+    db, writer = await store(url, hub, clock)
+    cfg = config()
+    market = MarketState(hub=hub)
+    broker = PaperBroker(
+        config=cfg.paper,
+        market=market,
+        hub=hub,
+        clock=clock,
+        allow_short=True,
+        terms=terms_lookup(cfg, lookup(SPEC)),
+    )
+    engine = TradingEngine(
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=broker,
+        market=market,
+        journal=StoreJournal(db=db),
+        specs=lookup(SPEC),
+    )
+    quote(hub, clock, mid)
+    await engine.start()
+    return Daemon(engine, hub, writer, db)
+
+
+async def exit_rows(d: Daemon) -> dict[str, OrderRow]:
+    async with d.db.sessionmaker() as session:
+        rows = (await session.scalars(select(OrderRow).where(OrderRow.origin == "stop_loss"))).all()
+    return {r.client_order_id: r for r in rows}
+
+
+@pytest.mark.asyncio
+async def test_the_first_exit_after_a_restart_is_not_an_exit_of_the_previous_run(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'exits.db'}"
+    clock = ManualClock(start=1_700_000_000.0)
+    first = await daemon(url, clock, 20000)
+    await first.engine.place_manual_order(
+        actor="t", exchange=EX, symbol=PERP, side="buy", amount="0.1", stop_loss="19400"
+    )
+    engine = first.engine
+    prot = engine.protection.protections[(EX, PERP)]
+    entry = prot.entry_id
+    # the stop fires on a thin book: its market exit fills 0.04 of 0.1, the rest expires
+    book(first.hub, clock, bid=19300, ask=19301, size=0.04, levels=1, exchange=EX, symbol=PERP)
+    await wait_until(lambda: prot.attempt == 1 and not prot.exiting, timeout=5)
+    assert engine.portfolio.amount(EX, PERP) == D("0.06")
+    await first.stop()
+
+    second = await daemon(url, clock, 20000)
+    try:
+        before = await exit_rows(second)
+        assert list(before) == [client_order_id(entry, "stop_loss:0", "stop_loss")]
+        pos = second.engine.portfolio.positions[(EX, PERP)]
+        assert pos.amount == D("0.06")
+        quote(second.hub, clock, 19300)  # the stop again, on a deep book
+        await wait_until(lambda: pos.amount == 0, timeout=5, message="the stop closed the rest")
+        await second.writer.flush()
+        after = await exit_rows(second)
+        assert len(after) == 2, "the exit after the restart reused the previous run's id"
+        (new,) = set(after) - set(before)
+        assert after[new].state == "filled"
+        assert after[new].amount == D("0.06")
+        (old,) = before
+        assert (after[old].state, after[old].filled) == ("expired", D("0.04"))
+    finally:
+        await second.stop()
