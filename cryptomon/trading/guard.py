@@ -183,6 +183,13 @@ class ProtectionManager:
             except Exception as exc:  # protected at the defaults rather than not at all
                 log.warning("trading.entry_levels_unread", error=repr(exc))
         self._trails = await self._read_trails() if positions else {}
+        for symbol in {pos.symbol for pos in positions}:
+            # the tick the levels are rounded to (nothing has looked the market up yet at a
+            # restart); unknown, the levels stay unrounded (the venue may refuse a leg off it)
+            try:
+                await self.context.market_info(symbol)
+            except Exception as exc:
+                log.warning("trading.restored_market_info", symbol=symbol, error=repr(exc))
         for pos in positions:
             entry = None
             for coid in reversed(opened_by.get((pos.exchange, pos.symbol), [])):

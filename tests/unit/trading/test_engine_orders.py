@@ -637,3 +637,25 @@ async def test_a_restored_protection_counts_its_exits_on_past_a_gap_in_the_journ
     await engine.protection.arm_restored([pos], {(EX, SYM): [entry]})
     assert engine.protection.protections[(EX, SYM)].attempt == 41
     await engine.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_restored_position_takes_default_levels_on_the_markets_tick() -> None:
+    """At a restart the market's tick is not known yet; the levels a restored position takes
+    from the configured percentages are still rounded to it (a venue refuses a leg off the
+    tick; before, the take-profit came back as 101.0016 on a 0.01 tick)."""
+    engine, _, _, _, _ = scripted_engine()
+    await engine.start()
+    rec = await engine.handle_signal(signal())
+    assert rec is not None
+    pos = engine.portfolio.positions[(EX, SYM)]
+    pos.cost = pos.amount * d("100.0016")  # off the tick, as fills at several prices give
+    engine.protection.protections.clear()
+    engine.context.market_infos.clear()  # as at a restart: nothing looked up yet
+    await engine.protection.arm_restored([pos], {})
+    prot = engine.protection.protections[(EX, SYM)]
+    tick = d("0.01")
+    assert prot.stop % tick == 0, prot.stop
+    assert prot.take is not None
+    assert prot.take % tick == 0, prot.take
+    await engine.stop()
