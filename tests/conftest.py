@@ -23,17 +23,17 @@ def _restore_logging() -> Iterator[None]:
     streams, closed after the test); put the defaults back so later tests log safely. The
     API's access log too: a command run at ``--log-level WARNING`` turned it off for every
     later test of the process (an API test waiting for its ``api.request`` line then timed
-    out, depending on which tests a worker had run before)."""
+    out, depending on which tests a worker had run before), and its fast path kept writing
+    to the closed stream of the test that configured it."""
     from cryptomon.log import access_log
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    access = dict(vars(access_log))
     yield
     structlog.reset_defaults()
     root.handlers[:] = handlers
     root.setLevel(level)
-    vars(access_log).update(access)
+    access_log.__init__()  # its defaults: on, through structlog
 
 
 def shared_data_dir() -> Path:
