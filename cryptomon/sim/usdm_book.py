@@ -40,6 +40,9 @@ class UsdmBook:
     taker_fee: Decimal = Decimal("0.0004")
     prices: dict[str, Decimal] = field(default_factory=dict)
     misreport_leverage: int | None = None  # symbolConfig answers this instead (a bad read-back)
+    # positionRisk answers without unRealizedProfit nor markPrice (ccxt derives the
+    # unrealized PnL from the entry and the mark when only the first is missing)
+    omit_unrealized: bool = False
     positions: dict[str, _Position] = field(default_factory=dict)
     orders: list[dict[str, Any]] = field(default_factory=list)
     trades: list[dict[str, Any]] = field(default_factory=list)
@@ -194,6 +197,8 @@ class UsdmBook:
                     "updateTime": 1,
                 }
             )
+            if self.omit_unrealized:
+                del out[-1]["unRealizedProfit"], out[-1]["markPrice"]
         return out
 
     def unrealized(self) -> Decimal:

@@ -25,7 +25,9 @@
    nothing and is a mismatch telling what to do. With a real venue (no ``restore``), the
    engine's cash becomes the venue's quote-currency balance (0 when absent), at start and on
    the periodic run while no order is open: position sizing works from the account's real
-   equity.
+   equity. A derivatives account's balance holds the unrealized PnL of its open contracts:
+   the engine's own (its equity adds them at its marks) and, as the venue reports it, that of
+   the positions it does not manage, which is not the engine's money; both are left out.
 
 Mismatches keep the engine in ``reducing`` (no new entries) with a RiskEvent naming them until
 an operator resumes; a clean run moves it to ``active``.
@@ -45,7 +47,7 @@ from cryptomon.decimals import plain_decimal as _d
 from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import OrderState
 from cryptomon.log import info_enabled
-from cryptomon.trading.brokers.base import BrokerOrder, OrderRejectedError
+from cryptomon.trading.brokers.base import BrokerOrder, OrderRejectedError, VenuePosition
 from cryptomon.trading.brokers.ccxt_forced import ForcedClose, part
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
@@ -67,6 +69,8 @@ class Reconciler:
         self.context = context
         self.executor = executor
         self._flipped: set[str] = set()  # markets a close by hand flipped (this run)
+        self._venue: dict[str, VenuePosition] = {}  # the venue's positions (this run)
+        self._pnl_unknown: set[str] = set()  # unmanaged positions told to have no PnL figure
 
     async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Reads during reconciliation retry TemporaryError with capped backoff."""
@@ -187,8 +191,10 @@ class Reconciler:
         if real_venue and (not periodic or not ctx.book.open()):
             cash = balances.get(ctx.portfolio.quote, ZERO)  # an empty balance is absent
             # a derivatives account's balance (ccxt's total: the margin balance) includes the
-            # open contracts' unrealized PnL, which the equity adds on its own
+            # open contracts' unrealized PnL: the engine's, which the equity adds on its own,
+            # and that of the positions it does not manage, which are not its money
             cash -= ctx.portfolio.contract_unrealized(ctx.portfolio.quote)
+            cash -= self._unmanaged_unrealized(ctx.portfolio.quote)
             old = ctx.portfolio.cash
             if ctx.portfolio.rebase_cash(cash):
                 log.info("trading.cash_from_venue", old=str(old), new=str(cash))
@@ -265,12 +271,62 @@ class Reconciler:
                 short[base] -= close.intent.amount
 
     async def _venue_positions(self) -> dict[str, Decimal] | None:
-        """The venue's contract positions (signed contracts), None when it reports none."""
-        fetch = getattr(self.context.broker, "fetch_positions", None)
+        """The venue's contract positions (signed contracts), None when it reports none; a
+        broker that also reads the unrealized PnL the venue reports for each keeps them for
+        the cash (:meth:`_unmanaged_unrealized`)."""
+        broker = self.context.broker
+        self._venue = {}
+        details = getattr(broker, "fetch_venue_positions", None)
+        if callable(details):
+            self._venue = await self._retry("fetch_positions", details)
+            return {symbol: p.contracts for symbol, p in self._venue.items()}
+        fetch = getattr(broker, "fetch_positions", None)
         if not callable(fetch):
             return None
         venue: dict[str, Decimal] = await self._retry("fetch_positions", fetch)
         return venue
+
+    def _unmanaged_unrealized(self, currency: str) -> Decimal:
+        """The unrealized PnL the venue reports for the parts of its positions settled in
+        ``currency`` that are not the engine's (after the closes by hand were adopted): all
+        of a position where the engine holds none or holds the other side (the rest of a
+        flip by hand, a position opened outside cryptomon), the share beyond the engine's
+        contracts of a larger one on the same side (the venue's figure pro rata). A venue
+        that gives no figure for such a position: nothing is guessed (the cash keeps it, as
+        the venue's balance does) and a warning says so, once while it stays."""
+        ours: dict[str, Decimal] = {}
+        for pos in self.context.portfolio.positions.values():
+            if pos.contract is not None:
+                ours[pos.symbol] = ours.get(pos.symbol, ZERO) + pos.amount
+        total = ZERO
+        unknown: set[str] = set()
+        for symbol, venue in sorted(self._venue.items()):
+            theirs, mine = venue.contracts, ours.get(symbol, ZERO)
+            if venue.settle != currency or theirs == 0:
+                continue
+            same_side = mine != 0 and (mine > 0) == (theirs > 0)
+            if same_side and abs(theirs) <= abs(mine):
+                continue  # all of it is the engine's (or less than the engine's: a mismatch)
+            if venue.unrealized is None:
+                unknown.add(symbol)
+                if symbol not in self._pnl_unknown:
+                    log.warning(
+                        "trading.unmanaged_pnl_unknown",
+                        symbol=symbol,
+                        contracts=_d(theirs),
+                        detail=(
+                            "the venue reports no unrealized PnL for a position cryptomon "
+                            "does not manage: the cash taken from the venue's balance "
+                            "includes that position's unrealized PnL"
+                        ),
+                    )
+                continue
+            if same_side:
+                total += venue.unrealized * (abs(theirs) - abs(mine)) / abs(theirs)
+            else:
+                total += venue.unrealized
+        self._pnl_unknown = unknown
+        return total
 
     async def _adopt_forced_closes(self, venue: dict[str, Decimal]) -> None:
         """A contract position the venue holds differently may have been closed or reduced by

@@ -97,6 +97,17 @@ class FundingPayment:
     rate: Decimal | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VenuePosition:
+    """A venue's contract position of one market: ``contracts`` signed (negative = short),
+    the ``unrealized`` PnL the venue reports for it in its ``settle`` currency (None when the
+    venue reports none: a derivatives account's balance holds it all the same)."""
+
+    contracts: Decimal
+    unrealized: Decimal | None
+    settle: str
+
+
 @runtime_checkable
 class FundingSource(Protocol):
     """A broker that reports funding payments (paper: from ``Funding`` events; live: the

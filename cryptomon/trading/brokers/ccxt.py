@@ -37,6 +37,7 @@ from cryptomon.trading.brokers.base import (
     MarketInfo,
     OrderOutcomeUnknown,
     OrderRejectedError,
+    VenuePosition,
 )
 from cryptomon.trading.brokers.ccxt_client import LiveSettings, build_exchange
 from cryptomon.trading.brokers.ccxt_conditional import (
@@ -420,6 +421,10 @@ class CcxtBroker:
 
     async def fetch_positions(self) -> dict[str, Decimal]:
         """Signed contracts of every open contract position at the venue."""
+        return {s: p.contracts for s, p in (await self.fetch_venue_positions()).items()}
+
+    async def fetch_venue_positions(self) -> dict[str, VenuePosition]:
+        """Every open contract position at the venue with the unrealized PnL it reports."""
         return await self.contracts.positions(self._ex(), self._read)
 
     # ------------------------------------------------------------------ mapping

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from cryptomon.trading.brokers.base import FundingPayment, OrderRejectedError
+from cryptomon.trading.brokers.base import FundingPayment, OrderRejectedError, VenuePosition
 from cryptomon.trading.brokers.ccxt_map import dec, symbol_of
 
 log = structlog.get_logger()
@@ -122,14 +122,14 @@ class ContractSetup:
         return list(rows)
 
     @staticmethod
-    async def positions(ex: Any, read: Reader) -> dict[str, Decimal]:
-        """Signed contracts per symbol; {} when no contract market is loaded."""
+    async def positions(ex: Any, read: Reader) -> dict[str, VenuePosition]:
+        """The open positions per symbol; {} when no contract market is loaded."""
         markets = ex.markets or {}
         if not (ex.has or {}).get("fetchPositions") or not any(
             m.get("contract") for m in markets.values()
         ):
             return {}
-        return signed_positions(await read(ex.fetch_positions), markets)
+        return venue_positions(await read(ex.fetch_positions), markets)
 
 
 def _mismatch(read: dict[str, Any] | None, leverage: Decimal, mode: str) -> str | None:
@@ -170,9 +170,13 @@ def funding_payments(
     return out
 
 
-def signed_positions(rows: list[dict[str, Any]], markets: dict[str, Any]) -> dict[str, Decimal]:
-    """ccxt positions (``fetch_positions``) as signed contracts per cryptofeed symbol."""
-    out: dict[str, Decimal] = {}
+def venue_positions(
+    rows: list[dict[str, Any]], markets: dict[str, Any]
+) -> dict[str, VenuePosition]:
+    """ccxt positions (``fetch_positions``) per cryptofeed symbol: signed contracts and the
+    unrealized PnL the venue reports (``unrealizedPnl``, settle currency; the rows of a
+    hedge-mode account's two sides are added, None when a row has none)."""
+    out: dict[str, VenuePosition] = {}
     for row in rows:
         contracts = dec(row.get("contracts")) or Decimal(0)
         market = markets.get(str(row.get("symbol")))
@@ -180,5 +184,13 @@ def signed_positions(rows: list[dict[str, Any]], markets: dict[str, Any]) -> dic
             continue
         sign = Decimal(-1) if row.get("side") == "short" else Decimal(1)
         symbol = symbol_of(market)
-        out[symbol] = out.get(symbol, Decimal(0)) + sign * abs(contracts)
+        upnl = dec(row.get("unrealizedPnl"))
+        settle = str(market.get("settle") or market.get("quote") or "")
+        seen = out.get(symbol)
+        if seen is not None:
+            contracts = seen.contracts + sign * abs(contracts)
+            upnl = None if upnl is None or seen.unrealized is None else seen.unrealized + upnl
+        else:
+            contracts = sign * abs(contracts)
+        out[symbol] = VenuePosition(contracts=contracts, unrealized=upnl, settle=settle)
     return out
