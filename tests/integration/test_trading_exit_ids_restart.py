@@ -19,51 +19,22 @@ import pytest
 from sqlalchemy import select
 
 from cryptomon.clock import ManualClock
-from cryptomon.hub import Hub
-from cryptomon.market.state import MarketState
-from cryptomon.store.journal import StoreJournal
 from cryptomon.store.models import OrderRow
-from cryptomon.trading.brokers.paper import PaperBroker
-from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.futures import terms_lookup
 from cryptomon.trading.orders import client_order_id
-from tests.integration.test_trading_trailing_restart import Daemon, store
+from tests.journaled import Journaled, paper_perp
 from tests.unit.trading.helpers import book
-from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, config, lookup, quote
+from tests.unit.trading.test_futures_paper import EX, PERP, quote
 from tests.util import wait_until
 
 D = Decimal
 
 
-async def daemon(url: str, clock: ManualClock, mid: float) -> Daemon:
+async def daemon(url: str, clock: ManualClock, mid: float) -> Journaled:
     """The paper perpetual engine (no trailing), journaled on ``url``, its book at ``mid``."""
-    hub = Hub()
-    db, writer = await store(url, hub, clock)
-    cfg = config()
-    market = MarketState(hub=hub)
-    broker = PaperBroker(
-        config=cfg.paper,
-        market=market,
-        hub=hub,
-        clock=clock,
-        allow_short=True,
-        terms=terms_lookup(cfg, lookup(SPEC)),
-    )
-    engine = TradingEngine(
-        config=cfg,
-        hub=hub,
-        clock=clock,
-        broker=broker,
-        market=market,
-        journal=StoreJournal(db=db),
-        specs=lookup(SPEC),
-    )
-    quote(hub, clock, mid)
-    await engine.start()
-    return Daemon(engine, hub, writer, db)
+    return await paper_perp(url, clock, mid=mid)
 
 
-async def exit_rows(d: Daemon) -> dict[str, OrderRow]:
+async def exit_rows(d: Journaled) -> dict[str, OrderRow]:
     async with d.db.sessionmaker() as session:
         rows = (await session.scalars(select(OrderRow).where(OrderRow.origin == "stop_loss"))).all()
     return {r.client_order_id: r for r in rows}

@@ -7,77 +7,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from cryptomon.clock import ManualClock
-from cryptomon.config import DatabaseConfig, StorageConfig
 from cryptomon.events import OrderState
-from cryptomon.hub import Hub
-from cryptomon.market.state import MarketState
-from cryptomon.store.db import Database
 from cryptomon.store.journal import StoreJournal
-from cryptomon.store.writer import StoreWriter
-from cryptomon.trading.brokers.paper import PaperBroker
-from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.futures import terms_lookup
 from cryptomon.trading.risk import RiskState
-from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, config, lookup, pay_funding, quote
+from tests.journaled import Journaled, paper_perp
+from tests.unit.trading.test_futures_paper import EX, PERP, pay_funding, quote
 from tests.util import wait_until
 
 D = Decimal
 
 
-@dataclass
-class Daemon:
-    engine: TradingEngine
-    broker: PaperBroker
-    hub: Hub
-    writer: StoreWriter
-    db: Database
-
-    async def stop(self) -> None:
-        await self.engine.stop()
-        await self.writer.stop()
-        await self.db.stop()
-
-
-async def daemon(url: str, clock: ManualClock, *, quoted: bool = True) -> Daemon:
+async def daemon(url: str, clock: ManualClock, *, quoted: bool = True) -> Journaled:
     """The paper engine journaled on the database at ``url`` (started, reconciled); with
-    ``quoted`` the perpetual's book has a 20000 mid before the start."""
-    hub = Hub()
-    db = Database(DatabaseConfig(url=url))
-    await db.start()
-    writer = StoreWriter(hub=hub, db=db, config=StorageConfig(batch_max_age_s=0.01), clock=clock)
-    await writer.start()
-    # no periodic funding sync within a test's span of the clock (the funding advances it
-    # 61 s): it raced the test's own sync, which then found nothing left to apply
-    cfg = config(reconcile_interval_s=3600.0)
-    market = MarketState(hub=hub)
-    broker = PaperBroker(
-        config=cfg.paper,
-        market=market,
-        hub=hub,
-        clock=clock,
-        allow_short=True,
-        terms=terms_lookup(cfg, lookup(SPEC)),
+    ``quoted`` the perpetual's book has a 20000 mid before the start. Rows are written within
+    10 ms (the tests wait for them while it runs); no periodic funding sync within a test's
+    span of the clock (the funding advances it 61 s): it raced the test's own sync, which
+    then found nothing left to apply."""
+    return await paper_perp(
+        url,
+        clock,
+        mid=20000.0 if quoted else None,
+        batch_max_age_s=0.01,
+        reconcile_interval_s=3600.0,
     )
-    engine = TradingEngine(
-        config=cfg,
-        hub=hub,
-        clock=clock,
-        broker=broker,
-        market=market,
-        journal=StoreJournal(db=db),
-        specs=lookup(SPEC),
-    )
-    if quoted:
-        quote(hub, clock, 20000)
-    await engine.start()
-    return Daemon(engine, broker, hub, writer, db)
 
 
 @pytest.mark.asyncio

@@ -11,7 +11,6 @@ trails and keeps its price across a restart, as before."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,15 @@ from typing import Any
 import pytest
 
 from cryptomon.api.models_trading import PositionOut
-from cryptomon.clock import Clock, LiveClock, ManualClock
-from cryptomon.config import DatabaseConfig, StorageConfig, load_settings
+from cryptomon.clock import LiveClock, ManualClock
+from cryptomon.config import DatabaseConfig, load_settings
 from cryptomon.hub import Hub
-from cryptomon.market.state import MarketState
 from cryptomon.store.db import Database
 from cryptomon.store.journal import StoreJournal
-from cryptomon.store.writer import StoreWriter
-from cryptomon.trading.brokers.paper import PaperBroker
-from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.futures import terms_lookup
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.protection import Protection
-from tests.unit.trading.test_futures_paper import EX, PERP, SPEC, config, lookup, quote
+from tests.journaled import Journaled, paper_perp, store
+from tests.unit.trading.test_futures_paper import EX, PERP, quote
 from tests.usdm import EX as UEX
 from tests.usdm import PERP as UPERP
 from tests.usdm import VENUE_ID, live_engine, live_trading, top, usdm_venue
@@ -41,58 +36,10 @@ D = Decimal
 KEY, SECRET = "trail-key", "trail-secret"
 
 
-@dataclass
-class Daemon:
-    engine: TradingEngine
-    hub: Hub
-    writer: StoreWriter
-    db: Database
-
-    async def stop(self) -> None:
-        await self.engine.stop()
-        await self.writer.stop()
-        await self.db.stop()
-        await self.hub.stop(1.0)
-
-
-async def store(url: str, hub: Hub, clock: Clock) -> tuple[Database, StoreWriter]:
-    """The database at ``url`` and its writer. Its batches are written at the stop (or when
-    full), never by its age timer: on the manual clock the timer would wake on the test's
-    own steps and could be cut off mid-write by the stop."""
-    db = Database(DatabaseConfig(url=url))
-    await db.start()
-    writer = StoreWriter(hub=hub, db=db, config=StorageConfig(batch_max_age_s=3600), clock=clock)
-    await writer.start()
-    return db, writer
-
-
-async def paper_daemon(url: str, clock: ManualClock, mid: float) -> Daemon:
+async def paper_daemon(url: str, clock: ManualClock, mid: float) -> Journaled:
     """The paper perpetual engine with a 1% trailing stop, journaled on ``url``, its book at
     ``mid`` before the start."""
-    hub = Hub()
-    db, writer = await store(url, hub, clock)
-    cfg = config(trailing_stop_percentage=1.0)
-    market = MarketState(hub=hub)
-    broker = PaperBroker(
-        config=cfg.paper,
-        market=market,
-        hub=hub,
-        clock=clock,
-        allow_short=True,
-        terms=terms_lookup(cfg, lookup(SPEC)),
-    )
-    engine = TradingEngine(
-        config=cfg,
-        hub=hub,
-        clock=clock,
-        broker=broker,
-        market=market,
-        journal=StoreJournal(db=db),
-        specs=lookup(SPEC),
-    )
-    quote(hub, clock, mid)
-    await engine.start()
-    return Daemon(engine, hub, writer, db)
+    return await paper_perp(url, clock, mid=mid, trailing_stop_percentage=1.0)
 
 
 def levels(prot: Protection) -> tuple[Decimal, Decimal]:
@@ -197,7 +144,7 @@ async def test_a_persisted_stop_looser_or_of_another_entry_is_not_taken(tmp_path
 # ---------------------------------------------------------------- ccxt on the simulator
 
 
-async def live_daemon(url: str, sim_url: str, mid: float) -> Daemon:
+async def live_daemon(url: str, sim_url: str, mid: float) -> Journaled:
     """The live ``binanceusdm`` engine (emulated protection, 1% trailing stop) journaled on
     ``url``, its book at ``mid`` before the start."""
     hub = Hub()
@@ -221,7 +168,7 @@ async def live_daemon(url: str, sim_url: str, mid: float) -> Daemon:
     await hub.start()
     top(hub, mid)
     await engine.start()
-    return Daemon(engine, hub, writer, db)
+    return Journaled(engine, hub, writer, db)
 
 
 @pytest.mark.asyncio

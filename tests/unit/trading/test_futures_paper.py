@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from cryptomon.clock import ManualClock
+from cryptomon.config.trading import TradingConfig
 from cryptomon.errors import RiskRejected
 from cryptomon.events import Funding, OrderIntent, Signal
 from cryptomon.hub import Hub
@@ -19,7 +20,7 @@ from cryptomon.trading.brokers.base import FundingSource, OrderRejectedError
 from cryptomon.trading.brokers.paper import PaperBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.futures import terms_lookup
-from cryptomon.trading.journal import MemoryJournal
+from cryptomon.trading.journal import Journal, MemoryJournal
 from tests.unit.trading.helpers import book, trading_config
 from tests.util import wait_until
 
@@ -67,7 +68,15 @@ def build(
     spec: InstrumentSpec = SPEC, **kw: object
 ) -> tuple[TradingEngine, PaperBroker, Hub, ManualClock]:
     hub, clock = Hub(), ManualClock(start=1_700_000_000.0)
-    cfg = config(**kw)
+    engine = perp_engine(hub, clock, config(**kw), MemoryJournal(hub=hub), spec)
+    assert isinstance(engine.broker, PaperBroker)
+    return engine, engine.broker, hub, clock
+
+
+def perp_engine(
+    hub: Hub, clock: ManualClock, cfg: TradingConfig, journal: Journal, spec: InstrumentSpec = SPEC
+) -> TradingEngine:
+    """The paper engine (shorts allowed) on ``spec``'s market, journaled by ``journal``."""
     market = MarketState(hub=hub)
     broker = PaperBroker(
         config=cfg.paper,
@@ -77,16 +86,15 @@ def build(
         allow_short=True,
         terms=terms_lookup(cfg, lookup(spec)),
     )
-    engine = TradingEngine(
+    return TradingEngine(
         config=cfg,
         hub=hub,
         clock=clock,
         broker=broker,
         market=market,
-        journal=MemoryJournal(hub=hub),
+        journal=journal,
         specs=lookup(spec),
     )
-    return engine, broker, hub, clock
 
 
 def quote(hub: Hub, clock: ManualClock, mid: float) -> None:
