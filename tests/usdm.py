@@ -1,11 +1,13 @@
 """Test kit of the live perpetual rigs: the simulator's USD-M venue, the perpetual's spec and
 book top, the trading config and engine of ccxt ``binanceusdm`` on it (shared by the futures
-integration tests and the crash-safety rig); and the book top of the spot simulator for the
-ccxt engine rigs."""
+integration tests and the crash-safety rig); and the live spot engine of ccxt ``binance`` on
+the spot simulator, its book top and manual buys, for the ccxt engine rigs."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -18,10 +20,13 @@ from cryptomon.market.instruments import InstrumentKind, InstrumentSpec
 from cryptomon.market.state import MarketState
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
+from cryptomon.sim.trading import TradingEndpoints
 from cryptomon.sim.usdm import UsdmVenue
+from cryptomon.sim.venue import install
 from cryptomon.trading.brokers.ccxt import CcxtBroker
 from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.journal import Journal
+from cryptomon.trading.journal import Journal, MemoryJournal
+from cryptomon.trading.risk import RiskState
 
 D = Decimal
 EX, PERP, VENUE_ID = "binanceusdm", "BTC-USDT-PERP", "BTCUSDT"
@@ -231,3 +236,69 @@ def manual_buy(key: str, symbol: str, amount: str = "0.01") -> OrderIntent:
         amount=Decimal(amount),
         origin="manual",
     )
+
+
+@dataclass
+class SpotLive:
+    sim: SimExchange
+    endpoints: TradingEndpoints
+    engine: TradingEngine
+    hub: Hub
+
+
+@asynccontextmanager
+async def spot_live(
+    *,
+    key: str,
+    secret: str,
+    seed: int,
+    symbol: str = "BTC-USDT",
+    live: dict[str, Any] | None = None,
+    **trading: Any,
+) -> AsyncIterator[SpotLive]:
+    """The live ccxt ``binance`` engine (emulated protection, in-memory journal) on the spot
+    simulator with 7,500 USDT, started over ``symbol``'s top and active; ``trading`` and
+    ``live`` override the trading config and its ``live`` section. Stopped on the way out."""
+    sim = SimExchange(MarketModel([symbol], seed=seed), clock=ManualClock(time.time()))
+    endpoints = install(sim, api_key=key, api_secret=secret, balances={"USDT": D(7_500)})
+    await sim.start(run=False)
+    cfg = TradingConfig.model_validate(
+        {
+            "auto_trading_enabled": True,
+            "mode": "live",
+            "exchange": "simulator",
+            "poll_interval_s": 0.05,
+            "mark_interval_s": 0.05,
+            **trading,
+            "live": {
+                "exchange": "binance",
+                "api_key": key,
+                "secret": secret,
+                "url": sim.rest_url,
+                # no ccxt request pacing (Binance's openOrders weight) against the loopback
+                # simulator; the venue's 429/418 gate stays in force
+                "enable_rate_limit": False,
+                **(live or {}),
+            },
+        }
+    )
+    hub = Hub()
+    await hub.start()
+    clock = LiveClock()
+    engine = TradingEngine(
+        config=cfg,
+        hub=hub,
+        clock=clock,
+        broker=CcxtBroker.from_config(cfg, clock=clock),
+        market=MarketState(hub=hub),
+        journal=MemoryJournal(hub=hub),
+    )
+    sim_top(hub, sim, symbol)
+    try:
+        await engine.start()
+        assert engine.risk_state == RiskState.ACTIVE
+        yield SpotLive(sim, endpoints, engine, hub)
+    finally:
+        await engine.stop()
+        await hub.stop(1.0)
+        await sim.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -20,26 +19,21 @@ from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
-from cryptomon.sim.trading import API, Fault, TradingEndpoints
+from cryptomon.sim.trading import API, Fault
 from cryptomon.sim.venue import install
 from cryptomon.trading.brokers.ccxt import CcxtBroker
 from cryptomon.trading.engine import TradingEngine
 from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.orders import OrderRecord, client_order_id
 from cryptomon.trading.risk import RiskState
-from tests.usdm import manual_buy, sim_top
+from tests.usdm import SpotLive, manual_buy, sim_top, spot_live
 from tests.util import wait_until
 
 KEY, SECRET = "engine-key", "engine-secret"
 SYMBOL = "BTC-USDT"
 
 
-@dataclass
-class Rig:
-    sim: SimExchange
-    endpoints: TradingEndpoints
-    engine: TradingEngine
-    hub: Hub
+Rig = SpotLive
 
 
 def publish_top(rig: Rig) -> None:
@@ -48,52 +42,16 @@ def publish_top(rig: Rig) -> None:
 
 @pytest_asyncio.fixture
 async def rig() -> AsyncIterator[Rig]:
-    sim = SimExchange(MarketModel([SYMBOL], seed=11), clock=ManualClock(time.time()))
-    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": Decimal(7_500)})
-    await sim.start(run=False)
-    cfg = TradingConfig.model_validate(
-        {
-            "auto_trading_enabled": True,
-            "mode": "live",
-            "exchange": "simulator",
-            "poll_interval_s": 0.05,
-            "mark_interval_s": 0.05,
-            "order_timeout_s": 0.5,
-            "unknown_lookups": 3,
-            "live": {
-                "exchange": "binance",
-                "api_key": KEY,
-                "secret": SECRET,
-                "url": sim.rest_url,
-                "recv_window_ms": 2500,
-                # no ccxt request pacing (Binance's openOrders weight) against the loopback
-                # simulator; the venue's 429/418 gate stays in force
-                "enable_rate_limit": False,
-            },
-        }
-    )
-    hub = Hub()
-    await hub.start()
-    clock = LiveClock()
-    market = MarketState(hub=hub)
-    engine = TradingEngine(
-        config=cfg,
-        hub=hub,
-        clock=clock,
-        broker=CcxtBroker.from_config(cfg, clock=clock),
-        market=market,
-        journal=MemoryJournal(hub=hub),
-    )
-    r = Rig(sim, endpoints, engine, hub)
-    publish_top(r)
-    await engine.start()
-    try:
-        assert engine.risk_state == RiskState.ACTIVE
+    async with spot_live(
+        key=KEY,
+        secret=SECRET,
+        seed=11,
+        symbol=SYMBOL,
+        live={"recv_window_ms": 2500},
+        order_timeout_s=0.5,
+        unknown_lookups=3,
+    ) as r:
         yield r
-    finally:
-        await engine.stop()
-        await hub.stop(1.0)
-        await sim.stop()
 
 
 def buy(key: str, amount: str = "0.01") -> OrderIntent:

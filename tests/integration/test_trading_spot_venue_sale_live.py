@@ -9,7 +9,6 @@ it stays a mismatch that says what to do."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,23 +16,16 @@ from decimal import Decimal
 import pytest
 import pytest_asyncio
 
-from cryptomon.clock import LiveClock, ManualClock
-from cryptomon.config import TradingConfig
 from cryptomon.events import OrderState, OrderUpdate
 from cryptomon.hub import Hub
-from cryptomon.market.state import MarketState
 from cryptomon.notify.alerts import AlertBuilder
 from cryptomon.sim.exchange import SimExchange
-from cryptomon.sim.market import MarketModel
 from cryptomon.sim.matching import MatchingEngine
 from cryptomon.sim.records import SimFill
-from cryptomon.sim.venue import install
-from cryptomon.trading.brokers.ccxt import CcxtBroker
 from cryptomon.trading.engine import TradingEngine
-from cryptomon.trading.journal import MemoryJournal
 from cryptomon.trading.orders import OrderRecord
 from cryptomon.trading.risk import RiskState
-from tests.usdm import manual_buy, publish_top, sim_top
+from tests.usdm import manual_buy, publish_top, spot_live
 from tests.util import wait_until
 
 D = Decimal
@@ -55,48 +47,12 @@ class Rig:
 async def rig() -> AsyncIterator[Rig]:
     """A live spot engine (stop-loss and take-profit emulated on the book) on the spot
     simulator with 7,500 USDT; reconciliations are run by the tests."""
-    sim = SimExchange(MarketModel([SYMBOL], seed=13), clock=ManualClock(time.time()))
-    endpoints = install(sim, api_key=KEY, api_secret=SECRET, balances={"USDT": D(7_500)})
-    await sim.start(run=False)
-    cfg = TradingConfig.model_validate(
-        {
-            "auto_trading_enabled": True,
-            "mode": "live",
-            "exchange": "simulator",
-            "poll_interval_s": 0.05,
-            "mark_interval_s": 0.05,
-            "reconcile_interval_s": 3600,
-            "live": {
-                "exchange": "binance",
-                "api_key": KEY,
-                "secret": SECRET,
-                "url": sim.rest_url,
-                "enable_rate_limit": False,
-            },
-        }
-    )
-    hub = Hub()
-    await hub.start()
-    clock = LiveClock()
-    engine = TradingEngine(
-        config=cfg,
-        hub=hub,
-        clock=clock,
-        broker=CcxtBroker.from_config(cfg, clock=clock),
-        market=MarketState(hub=hub),
-        journal=MemoryJournal(hub=hub),
-    )
-    updates: list[OrderUpdate] = []
-    hub.subscribe(OrderUpdate, updates.append, name="test.updates")
-    sim_top(hub, sim, SYMBOL)
-    await engine.start()
-    try:
-        assert engine.risk_state == RiskState.ACTIVE
-        yield Rig(sim, endpoints.engine, engine, hub, updates)
-    finally:
-        await engine.stop()
-        await hub.stop(1.0)
-        await sim.stop()
+    async with spot_live(
+        key=KEY, secret=SECRET, seed=13, symbol=SYMBOL, reconcile_interval_s=3600
+    ) as live:
+        updates: list[OrderUpdate] = []
+        live.hub.subscribe(OrderUpdate, updates.append, name="test.updates")
+        yield Rig(live.sim, live.endpoints.engine, live.engine, live.hub, updates)
 
 
 async def buy(rig: Rig, amount: str = "0.01") -> OrderRecord:
