@@ -619,8 +619,9 @@ async def test_an_entry_filling_again_after_its_stop_closed_the_position_is_prot
 @pytest.mark.asyncio
 async def test_a_restored_protection_counts_its_exits_on_past_a_gap_in_the_journal() -> None:
     """The exit attempts of a restored entry are read back from the journal in batches: an
-    attempt the risk checks refused was never written, and a later one written after such a
-    gap (here attempts 1 to 39) still counts."""
+    attempt whose intent was never written (its write failed and the process stopped before
+    the store's writer wrote it) leaves a gap, and a later one written after such a gap (here
+    attempts 1 to 39) still counts."""
     from cryptomon.trading.guard import ATTEMPTS_PROBED, exit_id
 
     engine, _, journal, _, _ = scripted_engine()
