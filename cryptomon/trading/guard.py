@@ -453,7 +453,8 @@ class ProtectionManager:
             prot.retry_at = 0.0
 
     def _retry_later(self, prot: Protection, failures: int, why: str) -> None:
-        """The next try of ``prot``'s exit waits ``EXIT_BACKOFF_S * 2**failures`` (capped)."""
-        delay = min(EXIT_BACKOFF_S * 2 ** max(failures, 0), EXIT_BACKOFF_MAX_S)
+        """The next try of ``prot``'s exit waits ``EXIT_BACKOFF_S * 2**failures`` (capped;
+        the exponent too: hours of refusals would overflow the float)."""
+        delay = min(EXIT_BACKOFF_S * 2 ** min(max(failures, 0), 32), EXIT_BACKOFF_MAX_S)
         log.warning("trading.exit_failed", symbol=prot.symbol, error=why, retry_in_s=delay)
         prot.retry_at = self.context.clock.monotonic() + delay
