@@ -20,6 +20,7 @@ _CODES = {
     408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     421: "misdirected_request",
     422: "validation_error",

@@ -9,13 +9,17 @@ headers alike. It has no cap on open connections; :func:`cap_connections` adds o
 A request aiohttp cannot parse (a control character in a header, a raw byte in the URL) never
 reaches the application: aiohttp answers 400 itself with its version in ``Server`` and logs
 an error with the offending bytes (a bearer token, a ``?token=``) and a traceback.
-:class:`_Handler` answers with ``Server: cryptomon`` and logs one warning naming the problem,
-not the bytes.
+:class:`_Handler` answers with ``Server: cryptomon`` and the API's JSON error, and logs one
+warning naming the problem, not the bytes. A request line over :data:`REQUEST_LINE_MAX` bytes
+(a long query) is 414 URI Too Long: aiohttp raises the same ``LineTooLong`` for it and for a
+long header, and the limit the error names tells them apart (:func:`_answer_status`), so a
+header's limit, :data:`HEADER_FIELD_MAX`, is set apart from the request line's.
 
 What this takes from aiohttp: the exported ``web.RequestHandler`` and ``web.Server``, their
 public methods (``handle_error``, ``log_exception``, ``connection_made``, ``connection_lost``,
 ``connections``, ``transport``, ``force_close``; asyncio's ``pause_writing`` and
-``resume_writing``), and one private attribute no public API replaces:
+``resume_writing``; ``max_line_size`` and ``max_field_size``, which ``LineTooLong``'s
+``args`` name as its limit), and one private attribute no public API replaces:
 ``RequestHandler._request_in_progress`` (is this connection serving a request? only an idle
 connection may be closed at the cap). :func:`check_aiohttp` verifies all of them on the
 installed aiohttp when the server starts and stops it with a message naming what changed.
@@ -25,17 +29,41 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from cryptomon.api.errors import ApiError, error_response
 
 log = structlog.get_logger()
 _REMEDY = "install aiohttp 3.9 to 3.14 (written and tested for those), or update cryptomon"
+REQUEST_LINE_MAX = 8190  # bytes of the request line (aiohttp's default): longer is 414
+HEADER_FIELD_MAX = 8192  # bytes of a header's name and value: not the request line's limit
+URI_TOO_LONG = 414
+# the start of a header line as aiohttp's pure-Python parser quotes it: a name and a colon
+# (not a URL's scheme: "http://")
+_HEADER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:(?!//)")
+
+
+def _answer_status(handler: web.RequestHandler, status: int, exc: BaseException | None) -> int:
+    """414 for a request line over ``handler.max_line_size``, else ``status``. aiohttp raises
+    ``LineTooLong(line, limit)`` for a long request line and a long header alike; its C
+    parser names the request line's limit for the URL and the header limit for a header, so
+    the two limits differ (:data:`HEADER_FIELD_MAX`). Its pure-Python parser names the request
+    line's limit for any line still unfinished: a header's quoted bytes begin with its name
+    and a colon, a request line's with its method and a space."""
+    if not isinstance(exc, LineTooLong) or len(exc.args) < 2:
+        return status
+    line, limit = exc.args[0], exc.args[1]
+    if limit != handler.max_line_size or limit == handler.max_field_size:
+        return status
+    if isinstance(line, bytes | bytearray) and _HEADER_LINE.match(line):
+        return status
+    return URI_TOO_LONG
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -70,12 +98,18 @@ class _Handler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
+        status = _answer_status(self, status, exc)
         resp = super().handle_error(request, status, exc, message)
         if isinstance(resp, web.Response):
             # the API's JSON error shape, as on every other answer; aiohttp's text quoted the
             # request line back (a ?token= in a too-long URL)
             what = _reason(exc) if status < 500 else ""
             text = f"the request could not be parsed ({what})" if what else "internal error"
+            if status == URI_TOO_LONG:
+                text = (
+                    f"the request line is over {self.max_line_size} bytes: a shorter URL "
+                    "(fewer or shorter query parameters)"
+                )
             shaped = error_response(ApiError(status, f"{text}; nothing was done"))
             resp.body = shaped.body
             resp.content_type = "application/json"
@@ -89,7 +123,7 @@ class _Handler(web.RequestHandler):
         if isinstance(exc, HttpProcessingError):
             log.warning(
                 "api.bad_request",
-                status=exc.code,
+                status=_answer_status(self, exc.code, exc),
                 error=f"{type(exc).__name__}: {_reason(exc)}",
                 client=args[1] if len(args) > 1 else None,
             )
@@ -213,8 +247,10 @@ def check_aiohttp(server: web.Server) -> None:
         (web.Server, ("connection_made", "connection_lost", "connections", "__call__")),
     ):
         problems += [f"{cls.__name__}.{n}" for n in names if not hasattr(cls, n)]
-    if "auto_decompress" not in inspect.signature(web.RequestHandler.__init__).parameters:
-        problems.append("RequestHandler(auto_decompress=)")  # ApiServer.start passes it
+    accepted = inspect.signature(web.RequestHandler.__init__).parameters
+    for name in ("auto_decompress", "max_line_size", "max_field_size"):  # ApiServer.start's
+        if name not in accepted:
+            problems.append(f"RequestHandler({name}=)")
     if not problems:
         params = list(inspect.signature(web.RequestHandler.handle_error).parameters)
         if params[:5] != ["self", "request", "status", "exc", "message"]:
@@ -228,6 +264,9 @@ def check_aiohttp(server: web.Server) -> None:
                 problems.append("RequestHandler._request_in_progress (a bool)")
             if not hasattr(probe, "transport"):
                 problems.append("RequestHandler.transport")
+            for name in ("max_line_size", "max_field_size"):
+                if not isinstance(getattr(probe, name, None), int):
+                    problems.append(f"RequestHandler.{name} (an int)")
     if problems:
         raise RuntimeError(
             f"aiohttp {aiohttp.__version__} lacks {', '.join(problems)}, which "

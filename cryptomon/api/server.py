@@ -15,7 +15,12 @@ from cryptomon.api.auth import Authenticator
 from cryptomon.api.cache import ResponseCache
 from cryptomon.api.forwarded import PROXIES
 from cryptomon.api.guard import harden
-from cryptomon.api.limits import CappedServer, cap_connections
+from cryptomon.api.limits import (
+    HEADER_FIELD_MAX,
+    REQUEST_LINE_MAX,
+    CappedServer,
+    cap_connections,
+)
 from cryptomon.api.metrics import METRICS_REGISTRY, make_registry, metrics_handler
 from cryptomon.api.middleware import api_middleware
 from cryptomon.api.openapi import build_openapi
@@ -176,6 +181,10 @@ class ApiServer:
             # request bodies are never inflated: a 512 KB gzip of 512 MB cost ~1.3 s of the
             # event loop's CPU before its 413 (bodies with a Content-Encoding get 415)
             auto_decompress=False,
+            # a too-long request line is 414, a too-long header 400: told apart by the limit
+            # aiohttp's error names (cryptomon.api.limits)
+            max_line_size=REQUEST_LINE_MAX,
+            max_field_size=HEADER_FIELD_MAX,
         )
         await self._runner.setup()
         self.connections = cap_connections(

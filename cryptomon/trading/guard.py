@@ -227,8 +227,11 @@ class ProtectionManager:
         journal (or the book: an exit still open) holds, so an exit id is never sent twice:
         the journal keeps the first intent written under an id, and a venue may refuse an id
         it has seen. Attempts are looked up :data:`ATTEMPTS_PROBED` at a time until a whole
-        batch is unknown (an attempt the risk checks refused was never written: a gap). An
-        exit still open makes the next one wait: the risk checks net it out of the position."""
+        batch is unknown. A try the risk checks refused keeps its number (nothing was written
+        or sent under it: :meth:`_exit`), so the attempts written have no gap; one remains
+        only where an intent's write failed and the process stopped before the store's writer
+        wrote it (never sent). An exit still open makes the next one wait: the risk checks
+        net it out of the position."""
         journal = self.context.journal
         reader = journal if isinstance(journal, IntentJournal) else None
         highest, low = -1, 0
@@ -430,19 +433,28 @@ class ProtectionManager:
         try:
             rec = await self.executor.submit(intent)
         except Exception as exc:
-            self._retry_later(prot, prot.attempt, repr(exc))
+            self._retry_later(prot, prot.attempt + prot.refused, repr(exc))
             prot.exiting = False
-            prot.attempt += 1
+            if ctx.book.get(intent.client_order_id) is None:
+                # refused before it was recorded (the risk checks): nothing was written or
+                # sent under its id, so the next try takes it again. The attempts written
+                # have no gap: a restart counts on past every exit sent (_count_past_exits)
+                prot.refused += 1
+            else:  # recorded (its write failed): maybe written, so never the next one's id
+                prot.attempt += 1
             return
         if rec.state in GONE and ctx.portfolio.amount(*key) != 0:
             # the venue refused it (on_order_state counted the attempt and re-armed the
             # trigger): backed off like a failed send, not resent on every book top
-            self._retry_later(prot, prot.attempt - 1, f"{rec.state.value}: {rec.reason}")
+            self._retry_later(
+                prot, prot.attempt - 1 + prot.refused, f"{rec.state.value}: {rec.reason}"
+            )
         else:
             prot.retry_at = 0.0
 
     def _retry_later(self, prot: Protection, failures: int, why: str) -> None:
-        """The next try of ``prot``'s exit waits ``EXIT_BACKOFF_S * 2**failures`` (capped)."""
-        delay = min(EXIT_BACKOFF_S * 2 ** max(failures, 0), EXIT_BACKOFF_MAX_S)
+        """The next try of ``prot``'s exit waits ``EXIT_BACKOFF_S * 2**failures`` (capped;
+        the exponent too: hours of refusals would overflow the float)."""
+        delay = min(EXIT_BACKOFF_S * 2 ** min(max(failures, 0), 32), EXIT_BACKOFF_MAX_S)
         log.warning("trading.exit_failed", symbol=prot.symbol, error=why, retry_in_s=delay)
         prot.retry_at = self.context.clock.monotonic() + delay

@@ -69,7 +69,10 @@ class Protection:
     take_order: str | None = None
     placed_again: int = 0  # legs placed again after they never reached the venue
     exiting: bool = False
-    attempt: int = 0
+    attempt: int = 0  # emulated exits recorded so far: the next exit's id counts them
+    # exit tries the risk checks refused (each took the attempt's id again: nothing was
+    # written or sent under it); with ``attempt`` they set the backoff of the next try
+    refused: int = 0
     retry_at: float = 0.0  # monotonic time before which a failed exit is not tried again
     # the trailed stop as last persisted (None: nothing to persist yet, the entry's own level)
     # and when (monotonic; None: never, so the first move is written at once)
@@ -130,4 +133,4 @@ def keep_trail(prot: Protection, old: Protection) -> None:
     again, its id is the one in flight and the executor answers with that order."""
     tighten(prot, old.stop, old.best)
     prot.saved_stop, prot.saved_at = old.saved_stop, old.saved_at
-    prot.attempt, prot.retry_at = old.attempt, old.retry_at
+    prot.attempt, prot.refused, prot.retry_at = old.attempt, old.refused, old.retry_at

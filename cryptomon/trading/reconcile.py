@@ -290,14 +290,21 @@ class Reconciler:
         """The unrealized PnL the venue reports for the parts of its positions settled in
         ``currency`` that are not the engine's (after the closes by hand were adopted): all
         of a position where the engine holds none or holds the other side (the rest of a
-        flip by hand, a position opened outside cryptomon), the share beyond the engine's
-        contracts of a larger one on the same side (the venue's figure pro rata). A venue
-        that gives no figure for such a position: nothing is guessed (the cash keeps it, as
-        the venue's balance does) and a warning says so, once while it stays."""
+        flip by hand, a position opened outside cryptomon); of a larger one on the same side
+        (added to by hand), the venue's figure less the engine's own contracts' unrealized
+        PnL (at the engine's entry and mark, what ``Portfolio.contract_unrealized``
+        leaves out): a position's PnL is the sum of its lots', so that is the added lots' at
+        their own prices, and the cash is the wallet. (The venue's figure pro rata would
+        price them at the venue's average entry: the cash off by the engine's contracts
+        times the gap between its entry and the venue's.) A venue that gives no figure for
+        such a position: nothing is guessed (the cash keeps it, as the venue's balance
+        does) and a warning says so, once while it stays."""
         ours: dict[str, Decimal] = {}
+        own_pnl: dict[str, Decimal] = {}  # the engine's contracts' unrealized PnL (settle)
         for pos in self.context.portfolio.positions.values():
             if pos.contract is not None:
                 ours[pos.symbol] = ours.get(pos.symbol, ZERO) + pos.amount
+                own_pnl[pos.symbol] = own_pnl.get(pos.symbol, ZERO) + pos.unrealized_pnl
         total = ZERO
         unknown: set[str] = set()
         for symbol, venue in sorted(self._venue.items()):
@@ -322,7 +329,7 @@ class Reconciler:
                     )
                 continue
             if same_side:
-                total += venue.unrealized * (abs(theirs) - abs(mine)) / abs(theirs)
+                total += venue.unrealized - own_pnl.get(symbol, ZERO)
             else:
                 total += venue.unrealized
         self._pnl_unknown = unknown

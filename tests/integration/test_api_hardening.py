@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 
@@ -224,28 +225,44 @@ async def test_an_unparsable_request_gets_the_json_error_shape_without_its_bytes
     """A request line over aiohttp's 8190 bytes (a long query with ?token= first) was
     answered in text/plain with the request line quoted back ("Got more than 8190 bytes when
     reading: bytearray(b'/ws?token=...')"), the token in the log warning too. The answer is
-    now the API's JSON error shape, and neither it nor the log holds the request's bytes."""
+    now the API's JSON error shape, and neither it nor the log holds the request's bytes.
+    The too-long request line is 414 URI Too Long (it was 400), whether it came in one
+    write or in pieces; a too-long header (its value starting like a URL) stays 400."""
     st = await start_stack()
     port = st.server.port
     assert port is not None
+    token = READ.encode()
     heads = [
-        b"GET /api/v1/anomalies?token=" + READ.encode() + b"&x=" + b"a" * 9000 + b" HTTP/1.1\r\n",
-        b"GET /api/v1/status HTTP/1.1\r\nAuthorization: Bearer " + READ.encode() + b"\x01\r\n",
+        (b"GET /api/v1/anomalies?token=" + token + b"&x=" + b"a" * 9000 + b" HTTP/1.1\r\n", 414),
+        (b"GET /api/v1/status HTTP/1.1\r\nAuthorization: Bearer " + token + b"\x01\r\n", 400),
+        (b"GET /api/v1/status HTTP/1.1\r\nX-Path: /?token=" + token + b"a" * 9000 + b"\r\n", 400),
     ]
     with capture_logs() as logs, caplog.at_level("DEBUG"):
-        for head in heads:
+        for (head, status), pieces in itertools.product(heads, (1, 10)):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            request = head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            size = -(-len(request) // pieces)
+            with contextlib.suppress(ConnectionError):  # answered before the last piece
+                for at in range(0, len(request), size):
+                    writer.write(request[at : at + size])
+                    await writer.drain()
             answer = await asyncio.wait_for(reader.read(), 10)
             writer.close()
             top, _, body = answer.partition(b"\r\n\r\n")
-            assert top.split(b"\r\n")[0].split()[1] == b"400", top
+            assert top.split(b"\r\n")[0].split()[1] == str(status).encode(), top
             assert b"Content-Type: application/json" in top, top
+            assert b"\r\nServer: cryptomon\r\n" in top + b"\r\n", top
             error = json.loads(body)["error"]
-            assert error["code"] == "bad_request"
-            assert error["message"].startswith("the request could not be parsed"), error
-            assert READ.encode() not in body
+            if status == 414:
+                assert error["code"] == "uri_too_long"
+                assert error["message"].startswith("the request line is over 8190 bytes"), error
+            else:
+                assert error["code"] == "bad_request"
+                assert error["message"].startswith("the request could not be parsed"), error
+            assert token not in body
             assert b"aaaa" not in body
+    warned = [e for e in logs if e["event"] == "api.bad_request"]
+    assert [e["status"] for e in warned] == [414, 414, 400, 400, 400, 400]
     assert all(READ not in repr(e) for e in logs)
     assert all(READ not in r.getMessage() for r in caplog.records)
 

@@ -175,3 +175,45 @@ async def test_an_unmanaged_position_without_unrealized_pnl_is_told_once() -> No
         assert engine.portfolio.cash == venue.book.wallet + D(200)  # as the venue's balance
     finally:
         await rig.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_position_added_to_by_hand_leaves_the_added_part_out_of_the_cash() -> None:
+    """The engine's 0.1 long from 20000; someone buys 0.2 more by hand at 21000 (the venue's
+    0.3 long at their average entry). At 22000 the venue's margin balance holds the unrealized
+    PnL: the engine's own 0.1's and the 200 of the 0.2 added by hand. The engine's
+    cash is the wallet and its equity the wallet plus its own 0.1's PnL; before, the added
+    0.2 took the venue's figure pro rata (priced at the venue's average entry) and the cash
+    came out short of the wallet by 0.1 times the gap between the two entries."""
+    rig = await start_live(
+        key=KEY,
+        secret=SECRET,
+        seed=14,
+        native=False,
+        margin_mode="isolated",
+        reconcile_interval_s=3600,  # only the test's runs
+    )
+    try:
+        engine, venue = rig.engine, rig.venue
+        await enter(engine, "buy", stop_loss="19400", take_profit="30000")
+        pos = engine.portfolio.positions[(EX, PERP)]
+        await settle(rig, D(21000))
+        venue.book.new_order(
+            {
+                "symbol": VENUE_ID,
+                "side": "BUY",
+                "type": "MARKET",
+                "quantity": "0.2",
+                "newClientOrderId": "web_by_hand_add",
+            }
+        )
+        await settle(rig, D(22000))
+        own = pos.unrealized_pnl
+        assert own == D("0.1") * (D(22000) - pos.avg_price)
+        tiny = D("1e-12")  # the venue's average entry of 0.3 is a rounded quotient
+        assert abs(venue.book.unrealized() - (own + D(200))) < tiny
+        await engine.reconciler.run(periodic=True)
+        assert abs(engine.portfolio.cash - venue.book.wallet) < tiny
+        assert abs(engine.portfolio.equity - (venue.book.wallet + own)) < tiny
+    finally:
+        await rig.stop()

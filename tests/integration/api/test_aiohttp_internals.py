@@ -82,5 +82,6 @@ async def test_an_aiohttp_without_what_limits_needs_fails_at_startup_naming_it()
         limits.check_aiohttp(_ChangedServer(nothing))
     message = str(err.value)
     assert "RequestHandler._request_in_progress" in message
+    assert "RequestHandler.max_line_size (an int)" in message  # what tells a 414 from a 400
     assert aiohttp.__version__ in message
     assert "install aiohttp 3.9 to 3.14" in message

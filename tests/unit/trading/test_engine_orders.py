@@ -381,6 +381,31 @@ async def test_exit_rejected_by_risk_is_retried_after_a_backoff() -> None:
 
 
 @pytest.mark.asyncio
+async def test_exit_backoff_after_hours_of_refusals_stays_at_its_cap() -> None:
+    """The backoff of an exit refused 1100 times (9 hours of refusals at the 30 s cap) is the
+    cap: before, 0.5 * 2**1100 overflowed a float, the exit's task died on the OverflowError
+    and the stop stayed ``exiting`` for good (never fired again)."""
+    from cryptomon.trading.guard import EXIT_BACKOFF_MAX_S
+    from tests.unit.trading.helpers import status
+
+    engine, _, _, col, clock = scripted_engine()
+    await engine.start()
+    await engine.handle_signal(signal())
+    prot = engine.protection.protections[(EX, SYM)]
+    prot.refused = 1100  # as after 9 hours of refusals
+    status(engine.hub, clock, "stale")
+    book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
+    await wait_until(lambda: any(r.check == "stale_feed" for r in col.of(RiskEvent)), timeout=5)
+    await wait_until(lambda: not prot.exiting, timeout=5, message="the stop re-armed")
+    assert prot.retry_at - clock.monotonic() == EXIT_BACKOFF_MAX_S
+    status(engine.hub, clock, "live")
+    clock.advance(EXIT_BACKOFF_MAX_S)
+    book(engine.hub, clock, bid=96.0, ask=96.2, size=10.0)
+    await wait_until(lambda: engine.portfolio.amount(EX, SYM) == 0, timeout=5)
+    await engine.stop()
+
+
+@pytest.mark.asyncio
 async def test_order_rejected_for_an_unwritten_intent_keeps_its_origin() -> None:
     """An intent the journal could not write is published with its true origin before its
     rejection, so the stored rejected order says ``signal``, not ``reconcile``."""
@@ -619,8 +644,9 @@ async def test_an_entry_filling_again_after_its_stop_closed_the_position_is_prot
 @pytest.mark.asyncio
 async def test_a_restored_protection_counts_its_exits_on_past_a_gap_in_the_journal() -> None:
     """The exit attempts of a restored entry are read back from the journal in batches: an
-    attempt the risk checks refused was never written, and a later one written after such a
-    gap (here attempts 1 to 39) still counts."""
+    attempt whose intent was never written (its write failed and the process stopped before
+    the store's writer wrote it) leaves a gap, and a later one written after such a gap (here
+    attempts 1 to 39) still counts."""
     from cryptomon.trading.guard import ATTEMPTS_PROBED, exit_id
 
     engine, _, journal, _, _ = scripted_engine()
