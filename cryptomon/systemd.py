@@ -11,12 +11,13 @@ restarts the service. Without ``$NOTIFY_SOCKET`` (not under systemd) there is no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 from collections.abc import Mapping
 
 import structlog
+
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 
@@ -84,11 +85,8 @@ class SystemdNotifier:
             await asyncio.sleep(every_s)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._sock is not None:
             self.notify("STOPPING=1")
             self._sock.close()

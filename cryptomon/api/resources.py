@@ -23,6 +23,7 @@ from cryptomon.clock import Clock
 from cryptomon.config import ResourcesConfig
 from cryptomon.events import Notice
 from cryptomon.hub import Hub
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 _MB = 1024 * 1024
@@ -176,10 +177,7 @@ class ResourceMonitor:
 
     async def stop(self) -> None:
         for task in (self._task, self._probe):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
         self._task = self._probe = None
 
 

@@ -58,6 +58,7 @@ from cryptomon.events import (
     Trade,
 )
 from cryptomon.hub import Hub, QueuedSubscription
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 
@@ -288,9 +289,7 @@ class WsManager:
             for ch in list(client.filters):
                 self._unsubscribe(client, ch)
             self.clients.pop(client.id, None)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            await cancel_and_wait(sender)
             if not ws.closed:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(ws.close(), 1.0)

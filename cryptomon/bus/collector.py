@@ -38,6 +38,7 @@ from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
 from cryptomon.events import Event
 from cryptomon.hub import Hub
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 
@@ -133,9 +134,7 @@ class CollectorPublisher:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._drain(), timeout=max(1.0, _PUBLISH_TIMEOUT_S))
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks = []
         if self.nc is not None:
             with contextlib.suppress(Exception):

@@ -41,6 +41,7 @@ from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
 from cryptomon.events import Fill, Notice, OrderIntent
 from cryptomon.hub import Hub
+from cryptomon.tasks import cancel_and_wait
 from cryptomon.trading.brokers.base import (
     SEND_GUARD,
     Broker,
@@ -115,11 +116,8 @@ class TradingLease:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.kv is not None and self.revision is not None and self.held():
             with contextlib.suppress(Exception):  # let a standby brain take over now
                 await self.kv.delete(self.key, last=self.revision)

@@ -41,6 +41,7 @@ from cryptomon.hub import Hub
 from cryptomon.log import redact_url
 from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.specs_file import SpecsFileError, spec_from_dict
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 
@@ -316,11 +317,8 @@ class BusFeedSource:
             self.health.publish("live", detail="NATS reachable again")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.close()  # unacknowledged batches are redelivered to the next run

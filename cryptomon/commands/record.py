@@ -23,6 +23,7 @@ from cryptomon.commands.support import (
     setup_logging,
     usage_error,
 )
+from cryptomon.tasks import cancel_and_wait
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -100,10 +101,7 @@ async def _record(configs: list[Any], out: Path, duration: float | None) -> int:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=duration)
     finally:
-        if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+        await cancel_and_wait(ticker)
         bar.close()
         await manager.stop()
         recorder.stop()

@@ -111,6 +111,24 @@ def check_symbols(
     return delisted
 
 
+def feed_converter(
+    config: ExchangeConfig, *, hub: Hub, health: FeedHealth, market: MarketInputs | None
+) -> Converter:
+    """The :class:`Converter` of exchange ``config``'s feed (live or replayed): its book and
+    loop settings, and the market's units and quality guard when there is a market."""
+    return Converter(
+        config.name,
+        hub=hub,
+        health=health,
+        book_levels=config.book_levels,
+        depth=config.depth,
+        book_snapshot_interval_s=config.book_snapshot_interval_s,
+        loop_yield_every=config.loop_yield_every,
+        units=None if market is None else market.units,
+        quality=None if market is None else market.guard(config.name),
+    )
+
+
 class CryptofeedFeed:
     """One exchange through cryptofeed: FeedHandler on the daemon loop, events to the hub."""
 
@@ -153,17 +171,7 @@ class CryptofeedFeed:
             stale_after_s=config.stale_after_s,
         )
         self.health.on_stale = self._on_stale
-        self.converter = Converter(
-            config.name,
-            hub=hub,
-            health=self.health,
-            book_levels=config.book_levels,
-            depth=config.depth,
-            book_snapshot_interval_s=config.book_snapshot_interval_s,
-            loop_yield_every=config.loop_yield_every,
-            units=None if market is None else market.units,
-            quality=None if market is None else market.guard(config.name),
-        )
+        self.converter = feed_converter(config, hub=hub, health=self.health, market=market)
         self.health.quality = self.converter.quality
         self.converter.on_crossed = self.resync
         self.handler: FeedHandler | None = None

@@ -17,7 +17,6 @@ starts them in order, runs the stall watchdog (every ``watchdog_interval_s``) an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +28,7 @@ from cryptomon.errors import ConfigError
 from cryptomon.feeds.registry import FeedPlugin, FeedSource, load_plugins, plugin_for
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 
@@ -98,11 +98,8 @@ class FeedManager:
         )
 
     async def stop(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-            self._watchdog = None
+        await cancel_and_wait(self._watchdog)
+        self._watchdog = None
         while self._started:
             src = self._started.pop()
             try:

@@ -39,8 +39,8 @@ from cryptomon.clock import Clock
 from cryptomon.config import ExchangeConfig
 from cryptomon.config.feeds import REPLAY_MULTIPLE
 from cryptomon.errors import ConfigError, Problem
-from cryptomon.feeds.convert import CF_CHANNELS, CONFIG_CHANNELS, Converter
-from cryptomon.feeds.cryptofeed import CF_CONFIG, exchange_class
+from cryptomon.feeds.convert import CF_CHANNELS, CONFIG_CHANNELS
+from cryptomon.feeds.cryptofeed import CF_CONFIG, exchange_class, feed_converter
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.feeds.registry import FeedPlugin, FeedSource
 from cryptomon.feeds.simulated import SimulatorBinance
@@ -299,17 +299,7 @@ class ReplayFeed:
         self.health = FeedHealth(config.name, channels, hub=hub, clock=clock, source="replay")
         for channel in self.health.channels.values():
             channel.stale_after = None  # a replay has no live pace to watch
-        self.converter = Converter(
-            config.name,
-            hub=hub,
-            health=self.health,
-            book_levels=config.book_levels,
-            depth=config.depth,
-            book_snapshot_interval_s=config.book_snapshot_interval_s,
-            loop_yield_every=config.loop_yield_every,
-            units=None if market is None else market.units,
-            quality=None if market is None else market.guard(config.name),
-        )
+        self.converter = feed_converter(config, hub=hub, health=self.health, market=market)
         self.health.quality = self.converter.quality
         self.messages = 0
         self.done = asyncio.Event()

@@ -5,13 +5,13 @@ reporting the symbols a venue stopped listing (the delisting input of the qualit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 
 import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.market.registry import InstrumentRegistry
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 
@@ -64,11 +64,8 @@ class InstrumentRefresher:
 
     async def stop(self) -> None:
         """Cancel the refresh task and wait for it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def refresh_once(self) -> None:
         """Re-read every exchange's venue now."""

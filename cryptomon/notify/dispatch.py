@@ -17,6 +17,7 @@ from cryptomon.notify.channel import ChannelState, Outgoing
 from cryptomon.notify.delivery import DeliveryResult
 from cryptomon.notify.records import Recorder
 from cryptomon.notify.templates import Renderer, render_digest
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 
@@ -53,11 +54,8 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*joins), max(0.0, timeout_s))
         for ch in self.channels.values():
-            if ch.task is not None:
-                ch.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ch.task
-                ch.task = None
+            await cancel_and_wait(ch.task)
+            ch.task = None
             self._abandon(ch)
 
     def _abandon(self, ch: ChannelState) -> None:

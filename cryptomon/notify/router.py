@@ -45,6 +45,7 @@ from cryptomon.notify.feedwatch import FeedWatch
 from cryptomon.notify.records import Recorder
 from cryptomon.notify.templates import Rendered, Renderer
 from cryptomon.notify.transport import Transport
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 
@@ -162,11 +163,8 @@ class NotificationRouter:
             self._sub.queue.clear()
             self._sub = None
             await self._on_batch(leftover)
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await cancel_and_wait(self._ticker)
+        self._ticker = None
         await self.dispatch.drain(deadline - loop.time())
 
     # ------------------------------------------------------------------ intake

@@ -41,6 +41,7 @@ from aiohttp import WSMsgType, web
 from cryptomon.clock import Clock, LiveClock
 from cryptomon.sim import protocol
 from cryptomon.sim.market import MarketModel, Side, SimTrade
+from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
 
@@ -119,11 +120,8 @@ class SimExchange:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="sim-exchange")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.disconnect()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -20,13 +20,14 @@ subscribers of their symbol.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from cryptomon.tasks import cancel_and_wait
 
 WS_PATH = "/fstream/stream"
 TICK = Decimal("0.1")
@@ -216,9 +217,7 @@ class UsdmStreams:
                     break
         finally:
             self.clients.remove(client)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            await cancel_and_wait(writer)
         return ws
 
     async def close(self) -> None:

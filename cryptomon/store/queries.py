@@ -69,6 +69,18 @@ class Queries(ReadPool):
         result, rows = await self._fetch(stmt)
         return plain_rows(result, rows)
 
+    async def _oldest_first(
+        self, stmt: Select[Any], column: Any, since: float | datetime | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Rows of ``stmt`` by ``column``, oldest first: the first ``limit`` from ``since``
+        when it is given, else the latest ``limit``."""
+        limit = check_limit(limit)
+        if since is not None:
+            return await self._all(stmt.order_by(column.asc()).limit(limit))
+        rows = await self._all(stmt.order_by(column.desc()).limit(limit))
+        rows.reverse()
+        return rows
+
     # ------------------------------------------------------------------ anomalies
 
     async def anomalies(
@@ -181,11 +193,7 @@ class Queries(ReadPool):
             t.c.exchange == exchange, t.c.symbol == symbol, t.c.interval == interval
         )
         stmt = time_range(stmt, t.c.open_time, since, until)
-        if since is not None:
-            return await self._all(stmt.order_by(t.c.open_time.asc()).limit(limit))
-        rows = await self._all(stmt.order_by(t.c.open_time.desc()).limit(limit))
-        rows.reverse()
-        return rows
+        return await self._oldest_first(stmt, t.c.open_time, since, limit)
 
     async def latest_book_top(self, exchange: str, symbol: str) -> dict[str, Any] | None:
         t = BookTopRow.__table__
@@ -308,11 +316,7 @@ class Queries(ReadPool):
         """Oldest first (the latest ``limit`` when ``since`` is not given)."""
         t = EquitySnapshotRow.__table__
         stmt = time_range(select(t), t.c.ts, since, until)
-        if since is not None:
-            return await self._all(stmt.order_by(t.c.ts.asc()).limit(check_limit(limit)))
-        rows = await self._all(stmt.order_by(t.c.ts.desc()).limit(check_limit(limit)))
-        rows.reverse()
-        return rows
+        return await self._oldest_first(stmt, t.c.ts, since, limit)
 
     # ------------------------------------------------------------------ operations
 

@@ -140,6 +140,22 @@ CONTRACT_COLUMNS = (
 )
 
 
+async def _upsert_per_market(
+    session: AsyncSession,
+    table: Any,
+    latest: dict[tuple[str, str], dict[str, Any]],
+    columns: tuple[str, ...],
+) -> int:
+    """Writes the row of each (exchange, symbol) of ``latest``: inserted, or over the market's
+    stored row with ``columns`` replaced; returns the number of markets written."""
+    if latest:
+        ins = dialect_insert(session, table)
+        set_ = {c: ins.excluded[c] for c in columns}
+        stmt = ins.on_conflict_do_update(index_elements=["exchange", "symbol"], set_=set_)
+        await session.execute(stmt, list(latest.values()))
+    return len(latest)
+
+
 async def upsert_positions(session: AsyncSession, events: Sequence[PositionUpdate]) -> int:
     """The latest state per (exchange, symbol); the last event of the batch wins."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -158,21 +174,17 @@ async def upsert_positions(session: AsyncSession, events: Sequence[PositionUpdat
         }
         if ev.side is None:  # spot: no contract fields
             latest[(ev.exchange, ev.symbol)]["funding"] = None
-    if latest:
-        ins = dialect_insert(session, PositionRow)
-        cols = (
-            "amount",
-            "avg_price",
-            "realized_pnl",
-            "unrealized_pnl",
-            "fees",
-            "mark_price",
-            *CONTRACT_COLUMNS,
-        )
-        set_ = {c: ins.excluded[c] for c in (*cols, "updated_at")}
-        stmt = ins.on_conflict_do_update(index_elements=["exchange", "symbol"], set_=set_)
-        await session.execute(stmt, list(latest.values()))
-    return len(latest)
+    cols = (
+        "amount",
+        "avg_price",
+        "realized_pnl",
+        "unrealized_pnl",
+        "fees",
+        "mark_price",
+        *CONTRACT_COLUMNS,
+        "updated_at",
+    )
+    return await _upsert_per_market(session, PositionRow, latest, cols)
 
 
 async def upsert_protection_levels(
@@ -192,14 +204,8 @@ async def upsert_protection_levels(
             "trail_pct": ev.trail_pct,
             "updated_at": utc(ev.ts),
         }
-    if latest:
-        ins = dialect_insert(session, ProtectionLevelRow)
-        cols = ("entry_id", "side", "stop", "best", "take", "trail_pct", "updated_at")
-        stmt = ins.on_conflict_do_update(
-            index_elements=["exchange", "symbol"], set_={c: ins.excluded[c] for c in cols}
-        )
-        await session.execute(stmt, list(latest.values()))
-    return len(latest)
+    cols = ("entry_id", "side", "stop", "best", "take", "trail_pct", "updated_at")
+    return await _upsert_per_market(session, ProtectionLevelRow, latest, cols)
 
 
 async def insert_signals(session: AsyncSession, events: Sequence[Signal]) -> int:

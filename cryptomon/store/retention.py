@@ -14,7 +14,6 @@ never holds a long lock. Durable tables (anomalies, orders, fills, ...) are neve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from cryptomon.clock import Clock
 from cryptomon.config import StorageConfig
 from cryptomon.store.models import MARKET_TABLES, RETENTION_WHERE
 from cryptomon.store.types import utc
+from cryptomon.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from cryptomon.store.db import Database
@@ -62,11 +62,8 @@ class Retention:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

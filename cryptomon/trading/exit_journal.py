@@ -14,7 +14,6 @@ never got are folded first, or reported as open orders so reconciliation looks t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -27,6 +26,7 @@ from typing import Any
 import structlog
 
 from cryptomon.events import OrderIntent, ProtectionUpdate, RiskEvent
+from cryptomon.tasks import cancel_and_wait
 from cryptomon.trading.journal import (
     EquityJournal,
     FundingJournal,
@@ -223,8 +223,5 @@ class ExitJournal:
 
     async def aclose(self) -> None:
         """Stop folding (the spool stays on disk for the next start)."""
-        if self._fold_task is not None:
-            self._fold_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._fold_task
-            self._fold_task = None
+        await cancel_and_wait(self._fold_task)
+        self._fold_task = None

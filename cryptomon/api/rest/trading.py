@@ -59,6 +59,11 @@ def _config_error(exc: ConfigError) -> ApiError:
     return ApiError(422, f"invalid body: {names}", details={"fields": fields})
 
 
+def _no_order(coid: str) -> ApiError:
+    """The 404 for an order the engine does not know."""
+    return ApiError(404, f"no order {coid!r}", details={"client_order_id": coid})
+
+
 def _order_error(exc: ValueError, body: dict[str, Any]) -> ApiError:
     """The 422 for an order the engine found invalid. Its messages start with the field
     (``stop_loss: 150 must be below ...``): details name it as a schema error does."""
@@ -174,7 +179,7 @@ async def cancel_order(call: Call) -> mt.OrderOut:
     known = {o["client_order_id"]: o for o in trading.orders(limit=1_000_000)}
     current = known.get(coid)
     if current is None:
-        raise ApiError(404, f"no order {coid!r}", details={"client_order_id": coid})
+        raise _no_order(coid)
     if str(current["state"]) in _TERMINAL:
         raise ApiError(
             409,
@@ -184,7 +189,7 @@ async def cancel_order(call: Call) -> mt.OrderOut:
     try:
         order = await trading.cancel_order(coid, call.principal.name)
     except LookupError:
-        raise ApiError(404, f"no order {coid!r}", details={"client_order_id": coid}) from None
+        raise _no_order(coid) from None
     return mt.OrderOut.model_validate(order)
 
 
