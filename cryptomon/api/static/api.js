@@ -3,10 +3,11 @@
 const KEY = "cryptomon.token";
 
 export class ApiError extends Error {
-  constructor(status, message, body) {
+  constructor(status, message, body, token = "") {
     super(message);
     this.status = status;
     this.body = body;
+    this.token = token; // the token a 401 refused ("" when none was sent)
   }
 }
 
@@ -15,6 +16,7 @@ export const auth = {
   set token(value) {
     if (value) sessionStorage.setItem(KEY, value);
     else sessionStorage.removeItem(KEY);
+    if (value) refusedToken = ""; // signed in (again): asked afresh
   },
   session: null, // {name, scopes, anonymous, public_read}
   can(scope) { return !!this.session && !this.session.anonymous && this.session.scopes.includes(scope); },
@@ -24,6 +26,13 @@ export const auth = {
 const listeners = new Set();
 export function onAuthError(fn) { listeners.add(fn); }
 
+// The last token the API refused (401), noted the moment its answer arrives: no request or
+// socket is sent with it after that, even before the page has handled the refusal (a
+// request sent with it counts as a failed authentication, and api.auth_fail_limit of them
+// throttle this address for a minute).
+let refusedToken = "";
+export function wasRefused(token) { return !!token && token === refusedToken; }
+
 export function explain(status, message) {
   if (status === 401) return `The API refused the request (401): ${message}. Sign in with a valid token.`;
   if (status === 403) return `This token may not do that (403): ${message}.`;
@@ -32,14 +41,21 @@ export function explain(status, message) {
 
 export async function api(path, { method = "GET", body, quiet = false } = {}) {
   const headers = { Accept: "application/json" };
-  if (auth.token) headers.Authorization = "Bearer " + auth.token;
+  const sent = auth.token;
+  if (wasRefused(sent)) { // refused already: the same answer without asking again
+    const err = new ApiError(401, "the saved token was refused", null, sent);
+    if (!quiet) listeners.forEach((fn) => fn(err));
+    throw err;
+  }
+  if (sent) headers.Authorization = "Bearer " + sent;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (resp.status === 401 && sent) refusedToken = sent;
   let data = null;
   try { data = await resp.json(); } catch { data = null; }
   if (!resp.ok) {
     const message = data && data.error ? data.error.message : resp.statusText;
-    const err = new ApiError(resp.status, message, data);
+    const err = new ApiError(resp.status, message, data, resp.status === 401 ? sent : "");
     if ((resp.status === 401 || resp.status === 403) && !quiet) listeners.forEach((fn) => fn(err));
     throw err;
   }
@@ -72,7 +88,8 @@ export class Live {
     if (old && old.readyState !== WebSocket.CLOSED) old.close();
     this.closed = false;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const q = auth.token ? "?token=" + encodeURIComponent(auth.token) : "";
+    const token = wasRefused(auth.token) ? "" : auth.token;
+    const q = token ? "?token=" + encodeURIComponent(token) : "";
     const ws = new WebSocket(`${proto}//${location.host}/ws${q}`);
     this.socket = ws;
     let opened = false;
@@ -111,7 +128,7 @@ export class Live {
   // upgrade; or the daemon is away).
   async probe() {
     const headers = { Accept: "application/json" };
-    if (auth.token) headers.Authorization = "Bearer " + auth.token;
+    if (auth.token && !wasRefused(auth.token)) headers.Authorization = "Bearer " + auth.token;
     let resp;
     try { resp = await fetch("/ws", { headers, cache: "no-store" }); } catch { return null; }
     if (resp.status !== 429 && resp.status !== 503) return null;

@@ -65,9 +65,25 @@ function render() {
 }
 
 onAuthError((err) => {
+  if (err.token) { tokenRefused(err.token); return; } // a 401 of the saved token
   banner(explain(err.status, err.message));
   if (err.status === 401) showLogin(true);
 });
+
+// The saved token ``tried`` was refused (401: the daemon restarted with other tokens, the
+// token was removed): it is forgotten at its first refusal, by whichever request or socket
+// met it first, and the page goes on as the public sees it. Every request sent with it
+// meanwhile counts as a failed authentication, and api.auth_fail_limit of them throttle this
+// address (429, for public reads too) for a minute: the views' polls and reloads (8 requests
+// at a time on a market) would reach it before the socket's backoff asked again.
+async function tokenRefused(tried) {
+  if (!tried || auth.token !== tried) return; // forgotten already, or signed in meanwhile
+  auth.token = "";
+  await loadSession();
+  banner("The saved token was refused (401): sign in again.");
+  live.reconnect();
+  render();
+}
 
 $("login").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -119,13 +135,8 @@ live.refused = async () => {
     try {
       await api("/api/v1/session", { quiet: true });
     } catch (err) {
-      if (err.status !== 401 || auth.token !== tried) return; // away, or signed in meanwhile
-      auth.token = "";
-      await loadSession();
-      banner("The saved token was refused (401): sign in again.");
-      live.reconnect();
-      render();
-      return;
+      if (err.status === 401) await tokenRefused(tried);
+      return; // refused, away, or signed in meanwhile
     }
   }
   const why = await live.probe();
