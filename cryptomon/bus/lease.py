@@ -18,24 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
 import structlog
 from nats.aio.client import Client
-from nats.js.api import KeyValueConfig
-from nats.js.errors import (
-    BadRequestError,
-    BucketNotFoundError,
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
-)
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from cryptomon.bus.claim import holder_name, open_bucket
 from cryptomon.bus.connect import connect
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
@@ -73,7 +65,7 @@ class TradingLease:
         self.hub = hub
         self.on_change = on_change
         self.key = config.account
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder_name()
         self.revision: int | None = None
         self.valid_until = -1.0
         self.other_holder: str | None = None
@@ -94,26 +86,8 @@ class TradingLease:
         await self.renew()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
 
-    async def _bucket(self, js: Any, attempts: int = 5) -> KeyValue:
-        """Open the lease bucket, creating it if missing. Two brains starting together race
-        here: the loser's creation is refused (``subjects overlap``) while the winner's settles,
-        so it looks again for the bucket the winner made."""
-        for attempt in range(attempts):
-            try:
-                return await js.key_value(self.config.lease_bucket)
-            except BucketNotFoundError:
-                pass
-            try:
-                return await js.create_key_value(
-                    KeyValueConfig(
-                        bucket=self.config.lease_bucket, history=1, ttl=self.config.lease_ttl_s
-                    )
-                )
-            except BadRequestError:
-                if attempt == attempts - 1:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _bucket(self, js: Any) -> KeyValue:
+        return await open_bucket(js, self.config)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)

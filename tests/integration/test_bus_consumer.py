@@ -1,0 +1,214 @@
+"""The brain's durable consumer on the shared nats-server (127.0.0.1:4222): what another
+client was delivered but never acknowledged reaches the brain (the consumer's ack policy
+``all`` would otherwise acknowledge it with the next ack), and one brain at a time consumes a
+durable (DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
+from structlog.testing import capture_logs
+
+from cryptomon.bus.codec import encode
+from cryptomon.bus.connect import ensure_streams, events_stream, meta_stream
+from cryptomon.bus.source import BusFeedSource
+from cryptomon.clock import LiveClock
+from cryptomon.config import BusConfig
+from cryptomon.events import Trade
+from cryptomon.hub import Hub
+from tests.integration.bus_support import bus_section
+from tests.util import wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+def trade(n: int) -> Trade:
+    now = time.time()
+    return Trade(
+        exchange="x",
+        symbol="BTC-USDT",
+        ts=now,
+        ts_recv=now,
+        price=60000.0 + n,
+        amount=0.5,
+        side="buy",
+        trade_id=str(n),
+    )
+
+
+class Stream:
+    """The test's own streams on the shared server: publishes one-trade batches."""
+
+    def __init__(self, config: BusConfig) -> None:
+        self.config = config
+        self.nc: Any = None
+        self.js: Any = None
+        self.sent = 0
+
+    async def publish(self, count: int) -> None:
+        for _ in range(count):
+            n = self.sent
+            self.sent += 1
+            payload = encode(
+                [trade(n)], collector="c", seq=n + 1, exchange="x", symbol="BTC-USDT", sent=0.0
+            )
+            subject = f"{self.config.subject_prefix}.md.x.BTC-USDT"
+            await self.js.publish(subject, payload, headers={"Nats-Msg-Id": f"c:{n + 1}"})
+
+    async def steal(self, count: int, *, timeout: float) -> int:
+        """Another client on the brain's durable fetches up to ``count`` messages and goes
+        away without acknowledging them (a brain that died mid-fetch, deliveries lost in
+        flight); how many it was delivered."""
+        nc = await nats.connect(NATS_URL)
+        try:
+            sub = await nc.jetstream().pull_subscribe(
+                f"{self.config.subject_prefix}.md.>",
+                durable=self.config.durable,
+                stream=self.config.stream,
+                config=consumer_config(self.config),
+            )
+            try:
+                return len(await sub.fetch(count, timeout=timeout))
+            except (nats.errors.TimeoutError, TimeoutError):
+                return 0
+        finally:
+            await nc.close()
+
+
+def consumer_config(config: BusConfig) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=config.durable,
+        ack_policy=AckPolicy.ALL,
+        ack_wait=config.ack_wait_s,
+        filter_subject=f"{config.subject_prefix}.md.>",
+        max_ack_pending=-1,
+    )
+
+
+@contextlib.asynccontextmanager
+async def streams(**extra: Any) -> AsyncIterator[Stream]:
+    config = BusConfig.model_validate(
+        bus_section(NATS_URL, role="brain", ack_wait_s=120.0, **extra)
+    )
+    stream = Stream(config)
+    stream.nc = await nats.connect(NATS_URL)
+    stream.js = stream.nc.jetstream()
+    await ensure_streams(stream.js, config)
+    try:
+        yield stream
+    finally:
+        for name in (config.stream, meta_stream(config), events_stream(config)):
+            with contextlib.suppress(Exception):
+                await stream.js.delete_stream(name)
+        with contextlib.suppress(Exception):
+            await stream.js.delete_key_value(config.lease_bucket)
+        await stream.nc.close()
+
+
+def trade_ids(hub: Hub) -> list[str]:
+    got: list[str] = []
+    hub.subscribe(Trade, lambda event: got.append(event.trade_id), name="test-trades")
+    return got
+
+
+@pytest.mark.asyncio
+async def test_what_a_dead_brain_fetched_reaches_the_next_one() -> None:
+    """A brain that died with batches fetched but not acknowledged: the next brain on the
+    durable gets them at once, in order, before what came after (they were lost: the next
+    brain's first acknowledgement, ack policy ``all``, covered them)."""
+    async with streams() as stream:
+        await stream.publish(20)
+        assert await stream.steal(5, timeout=5) == 5
+        hub = Hub()
+        got = trade_ids(hub)
+        source = BusFeedSource(config=stream.config, hub=hub, clock=LiveClock())
+        await source.start()
+        try:
+            await wait_until(lambda: len(got) >= 20, timeout=15, message="20 trades")
+            await stream.publish(5)
+            await wait_until(lambda: len(got) >= 25, timeout=15, message="25 trades")
+            assert got == [str(n) for n in range(25)]
+        finally:
+            await source.stop()
+
+
+@pytest.mark.asyncio
+async def test_deliveries_lost_in_flight_are_fetched_again() -> None:
+    """Deliveries the running brain never received (lost while NATS was away, taken by
+    another client) are fetched again instead of being acknowledged unseen by the brain's
+    next acknowledgement (ack policy ``all``)."""
+    async with streams(fetch_batch=1) as stream:
+        hub = Hub()
+        got = trade_ids(hub)
+        gate, held = asyncio.Event(), asyncio.Event()
+
+        async def slow_store(events: list[Any]) -> None:  # holds the brain before its ack
+            if any(event.trade_id == "2" for event in events):
+                held.set()
+                await gate.wait()
+
+        hub.subscribe_queued(Trade, slow_store, name="test-slow", policy="never_drop")
+        await hub.start()
+        source = BusFeedSource(config=stream.config, hub=hub, clock=LiveClock())
+        await source.start()
+        try:
+            await stream.publish(5)
+            await asyncio.wait_for(held.wait(), 15)  # the brain holds trade 2, fetches nothing
+            assert await stream.steal(1, timeout=5) == 1  # trade 3: delivered elsewhere
+            gate.set()
+            await stream.publish(3)
+            sent = stream.sent
+            await wait_until(
+                lambda: sorted(set(got), key=int) == [str(n) for n in range(sent)],
+                timeout=15,
+                message="every trade",
+            )
+            assert sorted(got, key=int) == [str(n) for n in range(sent)]
+            assert source.counters["rewinds"] >= 1
+        finally:
+            gate.set()
+            await source.stop()
+            await hub.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_second_brain_on_the_same_durable_waits_and_takes_over() -> None:
+    """Two brains started with one config (one ``bus.durable``) split the market data between
+    them (each saw about half, the trading one included). The second now waits: it says why
+    (error ``bus.durable_in_use`` naming bus.durable, its ``bus`` feed not live) and
+    consumes nothing until the first stops; then it takes over where the first left off."""
+    async with streams(lease_ttl_s=1.0) as stream:
+        hub1, hub2 = Hub(), Hub()
+        got1, got2 = trade_ids(hub1), trade_ids(hub2)
+        first = BusFeedSource(config=stream.config, hub=hub1, clock=LiveClock())
+        second = BusFeedSource(config=stream.config, hub=hub2, clock=LiveClock())
+        await first.start()
+        try:
+            with capture_logs() as logs:
+                await second.start()
+                await stream.publish(30)
+                await wait_until(lambda: len(got1) == 30, timeout=15, message="first: 30")
+            assert got2 == []
+            errors = [e for e in logs if e["event"] == "bus.durable_in_use"]
+            assert errors and errors[0]["log_level"] == "error"
+            assert "bus.durable" in errors[0]["detail"]
+            snap = second.health.snapshot()
+            assert snap["state"] != "live"
+            assert "bus.durable" in snap["detail"]
+            await first.stop()
+            await stream.publish(10)
+            await wait_until(lambda: len(got2) == 10, timeout=15, message="second: 10")
+            assert got2 == [str(n) for n in range(30, 40)]
+            assert second.health.snapshot()["state"] == "live"
+        finally:
+            await first.stop()
+            await second.stop()
