@@ -199,7 +199,8 @@ async def test_a_second_brain_on_the_same_durable_waits_and_takes_over() -> None
                 await wait_until(lambda: len(got1) == 30, timeout=15, message="first: 30")
             assert got2 == []
             errors = [e for e in logs if e["event"] == "bus.durable_in_use"]
-            assert errors and errors[0]["log_level"] == "error"
+            assert errors
+            assert errors[0]["log_level"] == "error"
             assert "bus.durable" in errors[0]["detail"]
             snap = second.health.snapshot()
             assert snap["state"] != "live"
