@@ -79,10 +79,13 @@ class DurableClaim:
             if self.kv is None:
                 self.kv = await open_bucket(self.js, self.config)
             value = self.holder.encode()
+            if self.revision is not None:
+                try:
+                    self.revision = await self.kv.update(self.key, value, last=self.revision)
+                except KeyWrongLastSequenceError:  # expired (NATS away) or taken: create
+                    self.revision = None
             if self.revision is None:
                 self.revision = await self.kv.create(self.key, value)
-            else:
-                self.revision = await self.kv.update(self.key, value, last=self.revision)
             self.other = None
         except KeyWrongLastSequenceError:
             self.revision = None

@@ -397,10 +397,18 @@ class BusFeedSource:
         return new
 
     def _nats_lost(self) -> None:
-        self.health.on_disconnected(f"NATS at {redact_url(self.config.nats_url)} unreachable")
+        detail = (
+            f"NATS at {redact_url(self.config.nats_url)} unreachable: reconnecting by itself; "
+            "check that nats-server runs there with JetStream (bus.nats_url)"
+        )
+        if self.claim is None or self.claim.held:
+            self.bus_health.detail = detail
+        self.health.on_disconnected(detail)
 
     def _nats_back(self) -> None:
         self.health.on_connected(reconnect=True)
+        if self.claim is not None and self.claim.held:
+            self.bus_health.detail = ""
         if self.health.state != "live" and self.claim is not None and self.claim.held:
             self.health.state = "live"
             self.health.publish("live", detail="NATS reachable again")

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -23,7 +24,7 @@ from cryptomon.clock import LiveClock
 from cryptomon.config import BusConfig
 from cryptomon.events import Trade
 from cryptomon.hub import Hub
-from tests.integration.bus_support import bus_section
+from tests.integration.bus_support import NatsServer, bus_section
 from tests.util import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -213,3 +214,53 @@ async def test_a_second_brain_on_the_same_durable_waits_and_takes_over() -> None
         finally:
             await first.stop()
             await second.stop()
+
+
+@pytest.mark.asyncio
+async def test_nats_away_longer_than_the_claim_names_nats_and_resumes(tmp_path: Path) -> None:
+    """NATS away (a private nats-server stopped, then started on its storage) for longer than
+    the claim's TTL: the brain's ``bus`` feed says NATS is unreachable and where to look; once
+    NATS is back the brain takes its expired claim again without calling it another brain's,
+    and every batch arrives once."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    config = BusConfig.model_validate(bus_section(server.url, role="brain", lease_ttl_s=1.0))
+    stream = Stream(config)
+    hub = Hub()
+    got = trade_ids(hub)
+    source = BusFeedSource(config=config, hub=hub, clock=LiveClock())
+    try:
+        stream.nc = await nats.connect(server.url, max_reconnect_attempts=-1)
+        stream.js = stream.nc.jetstream()
+        with capture_logs() as logs:
+            await source.start()
+            await stream.publish(3)
+            await wait_until(lambda: len(got) == 3, timeout=15, message="3 trades")
+            await server.stop()
+            await wait_until(
+                lambda: source.health.snapshot()["state"] == "disconnected",
+                timeout=15,
+                message="bus disconnected",
+            )
+            detail = source.health.snapshot()["detail"]
+            assert "NATS" in detail
+            assert "bus.nats_url" in detail
+
+            def failures() -> int:
+                return sum(e["event"] == "bus.durable_claim_failed" for e in logs)
+
+            await wait_until(lambda: failures() >= 3, timeout=30, message="claim expired")
+            await server.start()
+            await wait_until(
+                lambda: source.health.snapshot()["state"] == "live", timeout=30, message="live"
+            )
+            await stream.publish(3)
+            await wait_until(lambda: len(got) == 6, timeout=30, message="6 trades")
+        assert got == [str(n) for n in range(6)]
+        assert not [e for e in logs if e["event"] == "bus.durable_in_use"]
+        assert "detail" not in source.health.snapshot()
+    finally:
+        await source.stop()
+        if stream.nc is not None:
+            await stream.nc.close()
+        await server.stop()
