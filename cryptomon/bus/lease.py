@@ -75,6 +75,10 @@ class TradingLease:
         self.kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._was_held: bool | None = None
+        # with the bus source: only while it consumes the market data (lease_follows_durable)
+        self.eligible: Callable[[], bool] | None = None
+        self._lock = asyncio.Lock()  # one write at a time (loop and renew_soon)
+        self._soon: asyncio.Task[None] | None = None
 
     def held(self) -> bool:
         """True while this brain may send orders."""
@@ -83,13 +87,31 @@ class TradingLease:
     async def start(self) -> None:
         self.nc = await connect(self.config, name=f"cryptomon-lease-{self.key}")
         self.kv = await self._bucket(self.nc.jetstream())
-        await self.renew()
+        if self.eligible is None or self.eligible():
+            await self.renew()
+        elif self.on_change is not None:  # the feeds start later: renew_soon when consuming
+            self.on_change(False)
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
 
     async def _bucket(self, js: Any) -> KeyValue:
         return await open_bucket(js, self.config)
 
+    def renew_soon(self, _consuming: bool = True) -> None:
+        """Renew now (not at the next third of the TTL): the brain began or stopped
+        consuming the market data."""
+        if self.kv is None or (self._soon is not None and not self._soon.done()):
+            return
+        self._soon = asyncio.get_running_loop().create_task(self._renew_logged())
+
+    async def _renew_logged(self) -> None:
+        try:
+            await self.renew()
+        except Exception as exc:
+            log.warning("bus.lease_renew_error", error=repr(exc))
+
     async def stop(self) -> None:
+        await cancel_and_wait(self._soon)
+        self._soon = None
         await cancel_and_wait(self._task)
         self._task = None
         if self.kv is not None and self.revision is not None and self.held():
@@ -112,7 +134,25 @@ class TradingLease:
                 self._report()
 
     async def renew(self) -> None:
-        """Take the lease if free, renew it if ours; then report a change of holding."""
+        """Take the lease if free, renew it if ours; then report a change of holding. Not
+        eligible (this brain does not consume the market data): give it up."""
+        async with self._lock:
+            if self.eligible is not None and not self.eligible():
+                await self._give_up()
+            else:
+                await self._renew()
+        self._report()
+
+    async def _give_up(self) -> None:
+        if self.revision is not None and self.kv is not None:
+            with contextlib.suppress(Exception):
+                await self.kv.delete(self.key, last=self.revision)
+            self.lost += 1
+        self.revision = None
+        self.valid_until = -1.0
+        self.other_holder = "another brain (this one does not consume the market data)"
+
+    async def _renew(self) -> None:
         kv = self.kv
         assert kv is not None, "start() first"
         sent = self.clock.monotonic()
@@ -133,7 +173,6 @@ class TradingLease:
             self.other_holder = await self._current_holder()
         except Exception as exc:  # NATS away: the validity runs out on its own
             log.warning("bus.lease_renew_failed", account=self.key, error=repr(exc))
-        self._report()
 
     async def _current_holder(self) -> str | None:
         assert self.kv is not None

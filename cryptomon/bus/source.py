@@ -250,6 +250,7 @@ class BusFeedSource:
         self._stopping = False
         self._idle: asyncio.Event | None = None  # clear while a fetched batch is processed
         self._next_delivery: int | None = None  # the consumer's next delivery number
+        self.on_claim: Callable[[bool], None] | None = None  # told when the claim changes
 
     async def start(self) -> None:
         cfg = self.config
@@ -283,6 +284,10 @@ class BusFeedSource:
         self._task = loop.create_task(self._run(sub), name=self.name)
         self._claim_task = loop.create_task(self._keep_claim(), name=f"{self.name}.claim")
 
+    def consuming(self) -> bool:
+        """True while this brain holds the claim on the durable (it gets the market data)."""
+        return self.claim is not None and self.claim.held
+
     def _consuming(self) -> None:
         self.bus_health.detail = ""
         if self.health.state != "live":
@@ -299,6 +304,8 @@ class BusFeedSource:
             self._claimed.set()
         else:
             self._claimed.clear()
+        if held != was and self.on_claim is not None:
+            self.on_claim(held)
         if not held and (was or not self._standby_told):
             self._standby_told = True
             cfg = self.config

@@ -19,6 +19,8 @@ from structlog.testing import capture_logs
 
 from cryptomon.bus.codec import encode
 from cryptomon.bus.connect import ensure_streams, events_stream, meta_stream
+from cryptomon.bus.lease import TradingLease
+from cryptomon.bus.roles import lease_follows_durable
 from cryptomon.bus.source import BusFeedSource
 from cryptomon.clock import LiveClock
 from cryptomon.config import BusConfig
@@ -264,3 +266,38 @@ async def test_nats_away_longer_than_the_claim_names_nats_and_resumes(tmp_path: 
         if stream.nc is not None:
             await stream.nc.close()
         await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_only_the_brain_consuming_the_market_data_holds_the_trading_lease() -> None:
+    """Two brains of one config starting together: the one that got the durable (the market
+    data) must be the one that trades. The trading lease and the durable were taken
+    independently, so one brain could trade blind (no prices: its stops never fire) while
+    the other saw the data and could not trade. Now the lease follows the durable, and
+    moves with it when the consuming brain stops."""
+    async with streams(lease_ttl_s=1.0) as stream:
+        config = stream.config
+        hub_a, hub_b = Hub(), Hub()
+        source_b = BusFeedSource(config=config, hub=hub_b, clock=LiveClock())
+        lease_b = TradingLease(config=config, clock=LiveClock(), hub=hub_b)
+        lease_follows_durable(lease_b, source_b)
+        await source_b.start()  # B consumes
+        source_a = BusFeedSource(config=config, hub=hub_a, clock=LiveClock())
+        lease_a = TradingLease(config=config, clock=LiveClock(), hub=hub_a)
+        lease_follows_durable(lease_a, source_a)
+        try:
+            await lease_a.start()  # A is first at the lease (its start order: lease, feeds)
+            await source_a.start()
+            await lease_b.start()
+            assert source_b.claim is not None
+            assert source_b.claim.held
+            await wait_until(lease_b.held, timeout=10, message="B trades")
+            assert not lease_a.held()
+            await source_b.stop()
+            await lease_b.stop()
+            await wait_until(lease_a.held, timeout=15, message="A takes over the lease")
+            assert source_a.claim is not None
+            assert source_a.claim.held
+        finally:
+            for part in (source_b, lease_b, source_a, lease_a):
+                await part.stop()
