@@ -78,6 +78,7 @@ class TradingLease:
         # with the bus source: only while it consumes the market data (lease_follows_durable)
         self.eligible: Callable[[], bool] | None = None
         self._lock = asyncio.Lock()  # one write at a time (loop and renew_soon)
+        self._reopen = False
         self._soon: asyncio.Task[None] | None = None
 
     def held(self) -> bool:
@@ -153,11 +154,14 @@ class TradingLease:
         self.other_holder = "another brain (this one does not consume the market data)"
 
     async def _renew(self) -> None:
-        kv = self.kv
-        assert kv is not None, "start() first"
+        assert self.kv is not None, "start() first"
         sent = self.clock.monotonic()
         value = self.holder.encode()
         try:
+            if self._reopen and self.nc is not None:  # NATS may be back without its storage
+                self.kv = await self._bucket(self.nc.jetstream())
+                self._reopen = False
+            kv = self.kv
             if self.revision is None:
                 self.revision = await kv.create(self.key, value)
                 self.acquired += 1
@@ -172,6 +176,7 @@ class TradingLease:
             self.valid_until = -1.0
             self.other_holder = await self._current_holder()
         except Exception as exc:  # NATS away: the validity runs out on its own
+            self._reopen = True  # the bucket opened (or made) again next time
             log.warning("bus.lease_renew_failed", account=self.key, error=repr(exc))
 
     async def _current_holder(self) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -301,3 +302,25 @@ async def test_only_the_brain_consuming_the_market_data_holds_the_trading_lease(
         finally:
             for part in (source_b, lease_b, source_a, lease_a):
                 await part.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_trading_lease_comes_back_after_nats_lost_its_storage(tmp_path: Path) -> None:
+    """NATS restarted without its JetStream storage (no volume): the lease bucket is gone, so
+    the brain makes it again and holds the lease again (it failed every renewal for good:
+    a brain that never trades again until someone restarts it)."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    config = BusConfig.model_validate(bus_section(server.url, role="brain", lease_ttl_s=1.0))
+    lease = TradingLease(config=config, clock=LiveClock(), hub=Hub())
+    try:
+        await lease.start()
+        assert lease.held()
+        await server.stop()
+        shutil.rmtree(server.store)
+        await wait_until(lambda: not lease.held(), timeout=10, message="validity over")
+        await server.start()
+        await wait_until(lease.held, timeout=20, message="the lease held again")
+    finally:
+        await lease.stop()
+        await server.stop()
