@@ -67,6 +67,7 @@ class DurableClaim:
         self.revision: int | None = None
         self.other: str | None = None  # the holder when another process has the claim
         self.kv: KeyValue | None = None
+        self.error: str | None = None  # the last write failed (NATS away, no permission)
 
     @property
     def held(self) -> bool:
@@ -87,11 +88,14 @@ class DurableClaim:
             if self.revision is None:
                 self.revision = await self.kv.create(self.key, value)
             self.other = None
+            self.error = None
         except KeyWrongLastSequenceError:
             self.revision = None
             self.other = await self._current()
+            self.error = None
         except Exception as exc:  # NATS away, the bucket gone: opened again next time
             self.kv = None
+            self.error = repr(exc)
             log.warning("bus.durable_claim_failed", durable=self.config.durable, error=repr(exc))
         return self.held
 

@@ -36,6 +36,7 @@ from cryptomon.bus.codec import Batch, CodecError, decode
 from cryptomon.bus.connect import connect, ensure_streams, meta_stream
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
+from cryptomon.errors import TemporaryError
 from cryptomon.events import FeedState, FeedStatus
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.hub import Hub
@@ -277,7 +278,14 @@ class BusFeedSource:
         self.claim = DurableClaim(js, cfg)
         self.health.on_connected()
         sub = None
-        if await self._take_claim():
+        held = await self._take_claim()
+        if self.claim.error is not None:  # the bucket refused (permissions, limits)
+            raise TemporaryError(
+                f"cannot claim bus.durable {cfg.durable!r} in the JetStream key-value bucket "
+                f"{cfg.lease_bucket!r} (bus.lease_bucket): {self.claim.error}; the brain needs "
+                "JetStream key-value access on NATS"
+            )
+        if held:
             sub = await self._subscribe()
             self._consuming()
         loop = asyncio.get_running_loop()
@@ -306,7 +314,7 @@ class BusFeedSource:
             self._claimed.clear()
         if held != was and self.on_claim is not None:
             self.on_claim(held)
-        if not held and (was or not self._standby_told):
+        if not held and self.claim.error is None and (was or not self._standby_told):
             self._standby_told = True
             cfg = self.config
             detail = (

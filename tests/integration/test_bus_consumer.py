@@ -15,7 +15,7 @@ from typing import Any
 
 import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from structlog.testing import capture_logs
 
 from cryptomon.bus.codec import encode
@@ -25,6 +25,7 @@ from cryptomon.bus.roles import lease_follows_durable
 from cryptomon.bus.source import BusFeedSource
 from cryptomon.clock import LiveClock
 from cryptomon.config import BusConfig
+from cryptomon.errors import TemporaryError
 from cryptomon.events import Trade
 from cryptomon.hub import Hub
 from tests.integration.bus_support import NatsServer, bus_section
@@ -324,3 +325,24 @@ async def test_the_trading_lease_comes_back_after_nats_lost_its_storage(tmp_path
     finally:
         await lease.stop()
         await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_lease_bucket_that_cannot_be_used_fails_the_start_naming_it() -> None:
+    """The bucket that holds the claim on the durable cannot be used (here a stream of the
+    bucket's name that is not a key-value bucket; elsewhere no permission): the brain's start
+    fails with a line naming bus.lease_bucket, instead of waiting for ever as if another
+    brain had the durable."""
+    async with streams() as stream:
+        config = stream.config
+        await stream.js.add_stream(
+            StreamConfig(name=f"KV_{config.lease_bucket}", subjects=[f"{config.stream}x.>"])
+        )
+        source = BusFeedSource(config=config, hub=Hub(), clock=LiveClock())
+        try:
+            with pytest.raises(TemporaryError, match=r"bus\.lease_bucket"):
+                await source.start()
+        finally:
+            await source.stop()
+            with contextlib.suppress(Exception):
+                await stream.js.delete_stream(f"KV_{config.lease_bucket}")
