@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from cryptomon.config.base import Section
 
@@ -97,6 +97,16 @@ class BusConfig(Section):
             raise ValueError(f"nats://host:port (comma-separated for a cluster), not {v!r}")
         for n, url in enumerate(v.split(",")):
             _server(url.strip(), n)
+        return v
+
+    @field_validator("duplicate_window_s")
+    @classmethod
+    def _window(cls, v: float, info: ValidationInfo) -> float:
+        # NATS refuses a stream whose duplicate window is longer than it keeps messages
+        for key in ("max_age_s", "events_max_age_s"):
+            limit = info.data.get(key)
+            if limit is not None and v > limit:
+                raise ValueError(f"at most bus.{key} ({limit:g}): NATS refuses a longer window")
         return v
 
     @field_validator("credentials_file")

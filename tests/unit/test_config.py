@@ -541,3 +541,18 @@ def test_a_bad_nats_url_from_the_environment_exits_2(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stderr
     assert "bus.nats_url" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_nats_duplicate_window_longer_than_the_streams_keep_data_is_a_config_error() -> None:
+    """bus.duplicate_window_s beyond bus.max_age_s (or events_max_age_s): NATS refuses the
+    stream, which a collector or brain found out at start (exit 1, restarted for ever, an
+    error naming no key); now the config names both keys."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"bus": {"duplicate_window_s": 7200, "max_age_s": 3600}})
+    found = problems(exc)
+    assert "bus.duplicate_window_s" in found
+    assert "bus.max_age_s" in found["bus.duplicate_window_s"]
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"bus": {"duplicate_window_s": 120, "events_max_age_s": 60}})
+    assert "bus.events_max_age_s" in problems(exc)["bus.duplicate_window_s"]
+    load_settings(data={"bus": {"duplicate_window_s": 3600, "max_age_s": 3600}})
