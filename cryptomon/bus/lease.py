@@ -115,9 +115,10 @@ class TradingLease:
         self._soon = None
         await cancel_and_wait(self._task)
         self._task = None
-        if self.kv is not None and self.revision is not None and self.held():
+        connected = self.nc is not None and self.nc.is_connected  # away: it expires
+        if self.kv is not None and self.revision is not None and self.held() and connected:
             with contextlib.suppress(Exception):  # let a standby brain take over now
-                await self.kv.delete(self.key, last=self.revision)
+                await asyncio.wait_for(self.kv.delete(self.key, last=self.revision), 2.0)
                 log.info("bus.lease_released", account=self.key, holder=self.holder)
         self.valid_until = -1.0
         self.revision = None

@@ -204,6 +204,9 @@ class SeenBatches:
         return True
 
 
+RELEASE_S = 2.0
+"""On stop, how long giving the claim on the durable back may take."""
+
 STOP_FINISH_S = 5.0
 """On stop, how long the batch in hand may take to be finished and acknowledged."""
 
@@ -439,8 +442,10 @@ class BusFeedSource:
         self._task = None
         await cancel_and_wait(self._claim_task)
         self._claim_task = None
-        if self.claim is not None:
-            await self.claim.release()  # a brain waiting for the durable takes over now
+        if self.claim is not None and self.nc is not None and self.nc.is_connected:
+            # a brain waiting for the durable takes over now (NATS away: when it expires)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.claim.release(), RELEASE_S)
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.close()  # what was fetched and not processed: the next run

@@ -346,3 +346,31 @@ async def test_a_lease_bucket_that_cannot_be_used_fails_the_start_naming_it() ->
             await source.stop()
             with contextlib.suppress(Exception):
                 await stream.js.delete_stream(f"KV_{config.lease_bucket}")
+
+
+@pytest.mark.asyncio
+async def test_a_brain_stops_promptly_while_nats_is_away(tmp_path: Path) -> None:
+    """SIGTERM while NATS is away: the bus source and the trading lease stop at once (giving
+    the claim or the lease back waited for a NATS answer that could not come, past the
+    component's stop timeout, so the daemon's stop was not clean)."""
+    server = NatsServer(tmp_path)
+    await server.start()
+    config = BusConfig.model_validate(bus_section(server.url, role="brain"))
+    source = BusFeedSource(config=config, hub=Hub(), clock=LiveClock())
+    lease = TradingLease(config=config, clock=LiveClock(), hub=Hub())
+    try:
+        await lease.start()
+        await source.start()
+        assert source.consuming()
+        assert lease.held()
+        await server.stop()
+        await wait_until(lambda: not source.health.connected, timeout=15, message="away")
+        assert lease.held()  # still valid for most of its TTL
+        for part in (source, lease):
+            started = time.monotonic()
+            await asyncio.wait_for(part.stop(), 10)
+            assert time.monotonic() - started < 2.0, part
+    finally:
+        await source.stop()
+        await lease.stop()
+        await server.stop()
