@@ -465,12 +465,15 @@ class BusFeedSource:
                     continue
                 self._consuming()
             sub = await self._consume(sub)
+            if self._stopping:
+                return
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             sub = None
 
     async def _consume(self, sub: Any) -> Any:
-        """Fetch, process, acknowledge until the claim is lost; the subscription then."""
+        """Fetch, process, acknowledge until the claim is lost or deliveries were missed;
+        the subscription then."""
         assert self.claim is not None
         checked = self.clock.monotonic()
         self._idle = idle = asyncio.Event()
@@ -495,10 +498,7 @@ class BusFeedSource:
                 # deliveries that never reached us (lost while NATS was away, taken by
                 # another client): acknowledging these would acknowledge them unseen
                 self.counters["rewinds"] += 1
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
-                sub = await self._subscribe()  # from the acknowledged ones on, at once
-                continue
+                return sub  # subscribed again from the acknowledged ones on, at once
             idle.clear()
             try:
                 for msg in msgs:
