@@ -74,6 +74,14 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     signals, trading, lease = _build_trading(
         settings, hub=hub, clock=clock, market=market, db=store.db, specs=inputs.registry.get
     )
+    if lease is not None:  # the brain trades only while it consumes the market data
+        from cryptomon.bus.lease import TradingLease
+        from cryptomon.bus.roles import lease_follows_durable
+        from cryptomon.bus.source import BusFeedSource
+
+        for source in feeds.sources:
+            if isinstance(source, BusFeedSource) and isinstance(lease, TradingLease):
+                lease_follows_durable(lease, source)
     webhooks = _build_webhooks(settings, signals=signals, clock=clock)
     instruments = InstrumentRefresher(
         registry=inputs.registry,

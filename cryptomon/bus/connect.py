@@ -16,6 +16,7 @@ from nats.js.errors import BadRequestError, NoStreamResponseError
 
 from cryptomon.config import BusConfig
 from cryptomon.errors import TemporaryError
+from cryptomon.log import redact_url
 
 log = structlog.get_logger()
 
@@ -69,8 +70,8 @@ async def connect(
         client = await nats.connect(**options)
     except Exception as exc:
         raise TemporaryError(
-            f"cannot connect to NATS at {config.nats_url} ({exc!r}); expected a nats-server "
-            "with JetStream (nats-server -js)"
+            f"cannot connect to NATS at {redact_url(config.nats_url)} ({exc!r}); start a "
+            "nats-server with JetStream there (nats-server -js) or fix bus.nats_url"
         ) from None
     client.options["max_reconnect_attempts"] = -1  # once connected, reconnect forever
     return client

@@ -18,24 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
 import structlog
 from nats.aio.client import Client
-from nats.js.api import KeyValueConfig
-from nats.js.errors import (
-    BadRequestError,
-    BucketNotFoundError,
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
-)
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from cryptomon.bus.claim import holder_name, open_bucket
 from cryptomon.bus.connect import connect
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
@@ -73,7 +65,7 @@ class TradingLease:
         self.hub = hub
         self.on_change = on_change
         self.key = config.account
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder_name()
         self.revision: int | None = None
         self.valid_until = -1.0
         self.other_holder: str | None = None
@@ -83,6 +75,11 @@ class TradingLease:
         self.kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._was_held: bool | None = None
+        # with the bus source: only while it consumes the market data (lease_follows_durable)
+        self.eligible: Callable[[], bool] | None = None
+        self._lock = asyncio.Lock()  # one write at a time (loop and renew_soon)
+        self._reopen = False
+        self._soon: asyncio.Task[None] | None = None
 
     def held(self) -> bool:
         """True while this brain may send orders."""
@@ -91,36 +88,37 @@ class TradingLease:
     async def start(self) -> None:
         self.nc = await connect(self.config, name=f"cryptomon-lease-{self.key}")
         self.kv = await self._bucket(self.nc.jetstream())
-        await self.renew()
+        if self.eligible is None or self.eligible():
+            await self.renew()
+        elif self.on_change is not None:  # the feeds start later: renew_soon when consuming
+            self.on_change(False)
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
 
-    async def _bucket(self, js: Any, attempts: int = 5) -> KeyValue:
-        """Open the lease bucket, creating it if missing. Two brains starting together race
-        here: the loser's creation is refused (``subjects overlap``) while the winner's settles,
-        so it looks again for the bucket the winner made."""
-        for attempt in range(attempts):
-            try:
-                return await js.key_value(self.config.lease_bucket)
-            except BucketNotFoundError:
-                pass
-            try:
-                return await js.create_key_value(
-                    KeyValueConfig(
-                        bucket=self.config.lease_bucket, history=1, ttl=self.config.lease_ttl_s
-                    )
-                )
-            except BadRequestError:
-                if attempt == attempts - 1:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _bucket(self, js: Any) -> KeyValue:
+        return await open_bucket(js, self.config)
+
+    def renew_soon(self, _consuming: bool = True) -> None:
+        """Renew now (not at the next third of the TTL): the brain began or stopped
+        consuming the market data."""
+        if self.kv is None or (self._soon is not None and not self._soon.done()):
+            return
+        self._soon = asyncio.get_running_loop().create_task(self._renew_logged())
+
+    async def _renew_logged(self) -> None:
+        try:
+            await self.renew()
+        except Exception as exc:
+            log.warning("bus.lease_renew_error", error=repr(exc))
 
     async def stop(self) -> None:
+        await cancel_and_wait(self._soon)
+        self._soon = None
         await cancel_and_wait(self._task)
         self._task = None
-        if self.kv is not None and self.revision is not None and self.held():
+        connected = self.nc is not None and self.nc.is_connected  # away: it expires
+        if self.kv is not None and self.revision is not None and self.held() and connected:
             with contextlib.suppress(Exception):  # let a standby brain take over now
-                await self.kv.delete(self.key, last=self.revision)
+                await asyncio.wait_for(self.kv.delete(self.key, last=self.revision), 2.0)
                 log.info("bus.lease_released", account=self.key, holder=self.holder)
         self.valid_until = -1.0
         self.revision = None
@@ -138,12 +136,33 @@ class TradingLease:
                 self._report()
 
     async def renew(self) -> None:
-        """Take the lease if free, renew it if ours; then report a change of holding."""
-        kv = self.kv
-        assert kv is not None, "start() first"
+        """Take the lease if free, renew it if ours; then report a change of holding. Not
+        eligible (this brain does not consume the market data): give it up."""
+        async with self._lock:
+            if self.eligible is not None and not self.eligible():
+                await self._give_up()
+            else:
+                await self._renew()
+        self._report()
+
+    async def _give_up(self) -> None:
+        if self.revision is not None and self.kv is not None:
+            with contextlib.suppress(Exception):
+                await self.kv.delete(self.key, last=self.revision)
+            self.lost += 1
+        self.revision = None
+        self.valid_until = -1.0
+        self.other_holder = "another brain (this one does not consume the market data)"
+
+    async def _renew(self) -> None:
+        assert self.kv is not None, "start() first"
         sent = self.clock.monotonic()
         value = self.holder.encode()
         try:
+            if self._reopen and self.nc is not None:  # NATS may be back without its storage
+                self.kv = await self._bucket(self.nc.jetstream())
+                self._reopen = False
+            kv = self.kv
             if self.revision is None:
                 self.revision = await kv.create(self.key, value)
                 self.acquired += 1
@@ -158,8 +177,8 @@ class TradingLease:
             self.valid_until = -1.0
             self.other_holder = await self._current_holder()
         except Exception as exc:  # NATS away: the validity runs out on its own
+            self._reopen = True  # the bucket opened (or made) again next time
             log.warning("bus.lease_renew_failed", account=self.key, error=repr(exc))
-        self._report()
 
     async def _current_holder(self) -> str | None:
         assert self.kv is not None

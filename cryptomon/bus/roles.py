@@ -17,6 +17,7 @@ import structlog
 from cryptomon.bus.collector import CollectorPublisher
 from cryptomon.bus.http import CollectorHttp
 from cryptomon.bus.lease import LeasedBroker, TradingLease
+from cryptomon.bus.source import BusFeedSource
 from cryptomon.clock import Clock
 from cryptomon.config import Settings
 from cryptomon.events import RiskEvent
@@ -128,3 +129,12 @@ def leased(
         return broker, None
     lease = TradingLease(config=settings.bus, clock=clock, hub=hub)
     return LeasedBroker(broker, lease=lease), lease
+
+
+def lease_follows_durable(lease: TradingLease, source: BusFeedSource) -> None:
+    """Only the brain that consumes the market data (holds its claim on ``bus.durable``)
+    takes the trading lease, and it gives the lease up with the claim: two brains of one
+    config would otherwise take the two independently, one trading without prices (its
+    stops never fire) while the other sees them and cannot trade."""
+    lease.eligible = source.consuming
+    source.on_claim = lease.renew_soon

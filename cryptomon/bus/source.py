@@ -31,10 +31,12 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from cryptomon.bus.claim import DurableClaim
 from cryptomon.bus.codec import Batch, CodecError, decode
 from cryptomon.bus.connect import connect, ensure_streams, meta_stream
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
+from cryptomon.errors import TemporaryError
 from cryptomon.events import FeedState, FeedStatus
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.hub import Hub
@@ -69,6 +71,7 @@ class BusHealth(FeedHealth):
         # two collectors started with one id are told apart and reported
         self.instances: dict[str, dict[str, float]] = {}
         self.shared_ids: set[str] = set()
+        self.detail = ""  # why the bus is not consumed (another brain has the durable)
 
     def remember(self, event: FeedStatus) -> None:
         """A collector's own feed status (travelled with its data), kept as MarketState keeps
@@ -151,6 +154,8 @@ class BusHealth(FeedHealth):
     def snapshot(self) -> dict[str, Any]:
         out = super().snapshot()
         out["messages"] = self.counters.get("events", 0)
+        if self.detail:
+            out["detail"] = self.detail
         out["bus"] = {**self.counters, "by_kind": dict(self.by_kind)}
         now = self.clock.time()
         out["collectors"] = {
@@ -199,6 +204,12 @@ class SeenBatches:
         return True
 
 
+RELEASE_S = 2.0
+"""On stop, how long giving the claim on the durable back may take."""
+
+STOP_FINISH_S = 5.0
+"""On stop, how long the batch in hand may take to be finished and acknowledged."""
+
 CONSUMER_CHECK_S = 5.0
 """While nothing arrives, how often the brain checks that its consumer still exists."""
 
@@ -227,7 +238,7 @@ class BusFeedSource:
         self.health: FeedHealth = self.bus_health  # the FeedSource protocol's type
         self.counters = self.bus_health.counters
         self.counters.update(
-            dict.fromkeys(("batches", "events", "duplicates", "redelivered", "bad"), 0)
+            dict.fromkeys(("batches", "events", "duplicates", "redelivered", "bad", "rewinds"), 0)
         )
         self.seen = SeenBatches()
         self.on_batch: Callable[[Batch], None] | None = None  # e.g. a lag probe (benchmark)
@@ -236,6 +247,14 @@ class BusFeedSource:
         self._js: Any = None
         self._task: asyncio.Task[None] | None = None
         self._subs: list[Any] = []
+        self.claim: DurableClaim | None = None
+        self._claimed = asyncio.Event()
+        self._claim_task: asyncio.Task[None] | None = None
+        self._standby_told = False
+        self._stopping = False
+        self._idle: asyncio.Event | None = None  # clear while a fetched batch is processed
+        self._next_delivery: int | None = None  # the consumer's next delivery number
+        self.on_claim: Callable[[bool], None] | None = None  # told when the claim changes
 
     async def start(self) -> None:
         cfg = self.config
@@ -259,14 +278,98 @@ class BusFeedSource:
             )
         )
         self._js = js
-        sub = await self._pull_subscribe()
+        self.claim = DurableClaim(js, cfg)
         self.health.on_connected()
-        self.health.state = "live"
-        self._task = asyncio.get_running_loop().create_task(self._run(sub), name=self.name)
-        log.info("bus.brain_consuming", durable=cfg.durable, stream=cfg.stream)
+        sub = None
+        held = await self._take_claim()
+        if self.claim.error is not None:  # the bucket refused (permissions, limits)
+            raise TemporaryError(
+                f"cannot claim bus.durable {cfg.durable!r} in the JetStream key-value bucket "
+                f"{cfg.lease_bucket!r} (bus.lease_bucket): {self.claim.error}; the brain needs "
+                "JetStream key-value access on NATS"
+            )
+        if held:
+            sub = await self._subscribe()
+            self._consuming()
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(sub), name=self.name)
+        self._claim_task = loop.create_task(self._keep_claim(), name=f"{self.name}.claim")
 
-    async def _pull_subscribe(self) -> Any:
-        """The durable pull consumer of the market data stream (created when missing)."""
+    def consuming(self) -> bool:
+        """True while this brain holds the claim on the durable (it gets the market data)."""
+        return self.claim is not None and self.claim.held
+
+    def _consuming(self) -> None:
+        self.bus_health.detail = ""
+        if self.health.state != "live":
+            self.health.state = "live"
+            self.health.publish("live", detail=f"consuming durable {self.config.durable}")
+        log.info("bus.brain_consuming", durable=self.config.durable, stream=self.config.stream)
+
+    async def _take_claim(self) -> bool:
+        """Take or keep the claim on the durable; on a change, say so (log, feed health)."""
+        assert self.claim is not None
+        was = self.claim.held
+        held = await self.claim.take()
+        if held:
+            self._claimed.set()
+        else:
+            self._claimed.clear()
+        if held != was and self.on_claim is not None:
+            self.on_claim(held)
+        if not held and self.claim.error is None and (was or not self._standby_told):
+            self._standby_told = True
+            cfg = self.config
+            detail = (
+                f"another brain ({self.claim.other or 'unknown'}) consumes bus.durable "
+                f"{cfg.durable!r}: this brain waits and takes over when that one stops; give "
+                "each brain its own bus.durable to run both"
+            )
+            log.error("bus.durable_in_use", durable=cfg.durable, detail=detail)
+            self.bus_health.detail = detail
+            self.health.state = "connecting"
+            self.health.publish("connecting", detail=detail)
+        elif held and not was and self._standby_told:
+            self._standby_told = False
+            log.warning("bus.durable_taken_over", durable=self.config.durable)
+        return held
+
+    async def _keep_claim(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.lease_ttl_s / 3)
+            await self._take_claim()
+
+    async def _subscribe(self) -> Any:
+        """The durable pull consumer, nothing delivered on it that this process has not
+        received: what another process (a brain that died or stopped mid-fetch) was
+        delivered and never acknowledged is fetched again at once, in order, from the first
+        of it (the first acknowledgement here, ack policy ``all``, would cover it unseen)."""
+        cfg = self.config
+        js = self._js
+        assert js is not None
+        start: int | None = None
+        try:
+            info = await js.consumer_info(cfg.stream, cfg.durable)
+        except NotFoundError:
+            info = None
+        if info is not None and info.num_ack_pending:
+            start = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
+            with contextlib.suppress(NotFoundError):
+                await js.delete_consumer(cfg.stream, cfg.durable)
+            log.warning(
+                "bus.consumer_rewound",
+                durable=cfg.durable,
+                from_stream_seq=start,
+                unacknowledged=info.num_ack_pending,
+            )
+        sub = await self._pull_subscribe(start)
+        info = await js.consumer_info(cfg.stream, cfg.durable)
+        self._next_delivery = (info.delivered.consumer_seq if info.delivered else 0) + 1
+        return sub
+
+    async def _pull_subscribe(self, start: int | None = None) -> Any:
+        """The durable pull consumer of the market data stream (created when missing, from
+        stream sequence ``start`` when given)."""
         cfg = self.config
         prefix = cfg.subject_prefix
         consumer = ConsumerConfig(
@@ -276,6 +379,9 @@ class BusFeedSource:
             filter_subject=f"{prefix}.md.>",
             max_ack_pending=-1,
         )
+        if start is not None:
+            consumer.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            consumer.opt_start_seq = start
         assert self._js is not None
         return await self._js.pull_subscribe(
             f"{prefix}.md.>", durable=cfg.durable, stream=cfg.stream, config=consumer
@@ -297,6 +403,7 @@ class BusFeedSource:
         try:
             await ensure_streams(js, self.config)
             new = await self._pull_subscribe()
+            self._next_delivery = None  # a new consumer: its numbering starts again
         except Exception as exc:
             log.warning("bus.consumer_redeclare_failed", error=repr(exc))
             return sub
@@ -308,26 +415,70 @@ class BusFeedSource:
         return new
 
     def _nats_lost(self) -> None:
-        self.health.on_disconnected(f"NATS at {redact_url(self.config.nats_url)} unreachable")
+        detail = (
+            f"NATS at {redact_url(self.config.nats_url)} unreachable: reconnecting by itself; "
+            "check that nats-server runs there with JetStream (bus.nats_url)"
+        )
+        if self.claim is None or self.claim.held:
+            self.bus_health.detail = detail
+        self.health.on_disconnected(detail)
 
     def _nats_back(self) -> None:
         self.health.on_connected(reconnect=True)
-        if self.health.state != "live":
+        if self.claim is not None and self.claim.held:
+            self.bus_health.detail = ""
+        if self.health.state != "live" and self.claim is not None and self.claim.held:
             self.health.state = "live"
             self.health.publish("live", detail="NATS reachable again")
 
     async def stop(self) -> None:
+        # the batch in hand is finished and acknowledged (bounded), so a restart neither
+        # processes it again nor waits for its redelivery
+        self._stopping = True
+        if self._idle is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), STOP_FINISH_S)
         await cancel_and_wait(self._task)
         self._task = None
+        await cancel_and_wait(self._claim_task)
+        self._claim_task = None
+        if self.claim is not None and self.nc is not None and self.nc.is_connected:
+            # a brain waiting for the durable takes over now (NATS away: when it expires)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.claim.release(), RELEASE_S)
         if self.nc is not None:
             with contextlib.suppress(Exception):
-                await self.nc.close()  # unacknowledged batches are redelivered to the next run
+                await self.nc.close()  # what was fetched and not processed: the next run
         self.health.connected = False
         self.health.state = "disconnected"
 
     async def _run(self, sub: Any) -> None:
-        checked = self.clock.monotonic()
+        """Consume while this brain holds the claim on the durable; wait while it does not."""
         while True:
+            if sub is None:
+                await self._claimed.wait()
+                try:
+                    sub = await self._subscribe()
+                except Exception as exc:  # NATS away: tried again
+                    log.warning("bus.subscribe_failed", error=repr(exc))
+                    await self.clock.sleep(1.0)
+                    continue
+                self._consuming()
+            sub = await self._consume(sub)
+            if self._stopping:
+                return
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            sub = None
+
+    async def _consume(self, sub: Any) -> Any:
+        """Fetch, process, acknowledge until the claim is lost or deliveries were missed;
+        the subscription then."""
+        assert self.claim is not None
+        checked = self.clock.monotonic()
+        self._idle = idle = asyncio.Event()
+        idle.set()
+        while self.claim.held and not self._stopping:
             try:
                 msgs = await sub.fetch(self.config.fetch_batch, timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
@@ -343,14 +494,42 @@ class BusFeedSource:
                 continue
             if not msgs:
                 continue
-            for msg in msgs:
-                self.process(msg)
-            await asyncio.sleep(0)  # the detectors' flush (call_soon) runs before the ack
-            await self.hub.join()  # ... and the store, notifications, outbound took everything
+            if not self._received_all(msgs):
+                # deliveries that never reached us (lost while NATS was away, taken by
+                # another client): acknowledging these would acknowledge them unseen
+                self.counters["rewinds"] += 1
+                return sub  # subscribed again from the acknowledged ones on, at once
+            idle.clear()
             try:
-                await msgs[-1].ack()
-            except Exception as exc:  # redelivered later and skipped by sequence
-                log.warning("bus.ack_failed", error=repr(exc))
+                for msg in msgs:
+                    self.process(msg)
+                await asyncio.sleep(0)  # the detectors' flush (call_soon) runs before the ack
+                await self.hub.join()  # ... and the store, notifications, outbound took all
+                try:
+                    await msgs[-1].ack()
+                except Exception as exc:  # redelivered later and skipped by sequence
+                    log.warning("bus.ack_failed", error=repr(exc))
+            finally:
+                idle.set()
+        return sub
+
+    def _received_all(self, msgs: list[Msg]) -> bool:
+        """True when ``msgs`` are the deliveries next after the last ones received (the
+        consumer numbers every delivery, redeliveries included)."""
+        first = msgs[0].metadata.sequence.consumer
+        last = msgs[-1].metadata.sequence.consumer
+        expected = self._next_delivery
+        if (expected is not None and first != expected) or last - first != len(msgs) - 1:
+            log.warning(
+                "bus.deliveries_missed",
+                durable=self.config.durable,
+                expected=expected,
+                got=first,
+                detail="fetched again from the last acknowledged batch",
+            )
+            return False
+        self._next_delivery = last + 1
+        return True
 
     def process(self, msg: Msg) -> None:
         """Publish the events of one batch on the hub (once per collector sequence)."""

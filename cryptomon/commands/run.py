@@ -71,6 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for event, hint in idle_warnings(settings):
         structlog.get_logger().warning(event, hint=hint)
     from cryptomon.app import build_app
+    from cryptomon.log import Redactor
     from cryptomon.reload import Reloader
 
     async def main() -> int:
@@ -83,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         code = await app.run()
         if app.start_failure is not None:  # the logs said it; a terminal gets one plain line
-            first = app.start_failure.splitlines()[0]
+            first = Redactor(settings.secret_values()).scrub(app.start_failure.splitlines()[0])
             sys.stderr.write(f"crypto-monitor: the daemon could not start: {first}\n")
         return code
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from cryptomon.config.base import Section
 
@@ -22,6 +23,21 @@ def _token(value: str, what: str) -> str:
     if not _TOKEN_RE.match(value):
         raise ValueError(f"{what} of letters, digits, '_' and '-' only, not {value!r}")
     return value
+
+
+def _server(url: str, n: int) -> None:
+    """One server of ``nats_url``: a host, and a port of 1-65535 when one is given (the
+    message names the server by its place, never its text: it may carry a password)."""
+    where = f"server {n + 1} of the list"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{where}: a host and a port of 1-65535 (nats://host:4222)") from None
+    if not parts.hostname or " " in url:
+        raise ValueError(f"{where}: a host (nats://host:4222)")
+    if port is not None and port == 0:
+        raise ValueError(f"{where}: a host and a port of 1-65535 (nats://host:4222)")
 
 
 class BusConfig(Section):
@@ -79,10 +95,23 @@ class BusConfig(Section):
         schemes = ("nats://", "tls://", "ws://", "wss://")
         if not all(url.strip().startswith(schemes) for url in v.split(",")):
             raise ValueError(f"nats://host:port (comma-separated for a cluster), not {v!r}")
+        for n, url in enumerate(v.split(",")):
+            _server(url.strip(), n)
         return v
 
-    @model_validator(mode="after")
-    def _check(self) -> BusConfig:
-        if self.credentials_file is not None and not self.credentials_file.is_file():
-            raise ValueError(f"credentials_file {self.credentials_file} is not a readable file")
-        return self
+    @field_validator("duplicate_window_s")
+    @classmethod
+    def _window(cls, v: float, info: ValidationInfo) -> float:
+        # NATS refuses a stream whose duplicate window is longer than it keeps messages
+        for key in ("max_age_s", "events_max_age_s"):
+            limit = info.data.get(key)
+            if limit is not None and v > limit:
+                raise ValueError(f"at most bus.{key} ({limit:g}): NATS refuses a longer window")
+        return v
+
+    @field_validator("credentials_file")
+    @classmethod
+    def _creds(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"a readable NATS .creds file; {str(v)!r} is not a file")
+        return v

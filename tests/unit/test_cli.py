@@ -272,3 +272,41 @@ def test_check_config_warns_of_a_daemon_that_would_watch_nothing(
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1, warnings
     assert "api.tokens is empty" in warnings[0]
+
+
+def test_a_role_that_cannot_reach_nats_says_so_in_one_line_without_its_password(
+    tmp_path: Path,
+) -> None:
+    """A collector whose NATS (a closed port) is unreachable at start: exit 1 with one line
+    naming NATS and bus.nats_url, no traceback, and the URL's password hidden on that line
+    too (the log lines hid it; the plain stderr line printed it)."""
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cryptomon",
+            "--log-level",
+            "CRITICAL",
+            "run",
+            "--role",
+            "collector",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(repo),
+            "CRYPTOMON_BUS__NATS_URL": "nats://alice:NATSPW99@127.0.0.1:4999",
+        },
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1, out.stderr
+    assert "NATSPW99" not in out.stderr + out.stdout
+    lines = [line for line in out.stderr.splitlines() if line.startswith("crypto-monitor:")]
+    assert len(lines) == 1, out.stderr
+    assert "NATS at nats://alice:***@127.0.0.1:4999" in lines[0]
+    assert "bus.nats_url" in lines[0]
+    assert "Traceback" not in out.stderr

@@ -492,3 +492,67 @@ def test_the_trailing_save_and_paper_mid_keys_refuse_out_of_range_values(
     found = problems(exc)
     assert path in found, found
     assert expected in found[path], found[path]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "nats://",
+        "nats://127.0.0.1:99999",
+        "nats://127.0.0.1:abc",
+        "nats://a b:4222",
+        "nats://h1:4222,,nats://h2:4222",
+        "nats://:4222",
+    ],
+)
+def test_a_nats_url_without_a_usable_host_or_port_is_a_config_error(url: str) -> None:
+    """A NATS URL that names no host or an impossible port is refused by the config (exit 2,
+    naming bus.nats_url), not found out by a collector or brain at its first connection
+    (exit 1, restarted forever by systemd)."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"bus": {"nats_url": url}})
+    found = problems(exc)
+    assert "bus.nats_url" in found
+    assert "host" in found["bus.nats_url"]
+
+
+def test_a_missing_nats_credentials_file_names_its_key(tmp_path: Path) -> None:
+    """bus.credentials_file that is not a file: the error names that key (it named `bus`)."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"bus": {"credentials_file": str(tmp_path / "none.creds")}})
+    found = problems(exc)
+    assert "bus.credentials_file" in found
+    assert "none.creds" in found["bus.credentials_file"]
+
+
+def test_a_bad_nats_url_from_the_environment_exits_2(tmp_path: Path) -> None:
+    """``CRYPTOMON_BUS__NATS_URL`` with a bad port: `run --role collector` exits 2 with one
+    line naming bus.nats_url, before connecting anywhere."""
+    env = {"CRYPTOMON_BUS__NATS_URL": "nats://127.0.0.1:99999", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "cryptomon", "run", "--role", "collector"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "PYTHONPATH": str(EXAMPLE.parent)},
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "bus.nats_url" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_nats_duplicate_window_longer_than_the_streams_keep_data_is_a_config_error() -> None:
+    """bus.duplicate_window_s beyond bus.max_age_s (or events_max_age_s): NATS refuses the
+    stream, which a collector or brain found out at start (exit 1, restarted for ever, an
+    error naming no key); now the config names both keys."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"bus": {"duplicate_window_s": 7200, "max_age_s": 3600}})
+    found = problems(exc)
+    assert "bus.duplicate_window_s" in found
+    assert "bus.max_age_s" in found["bus.duplicate_window_s"]
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"bus": {"duplicate_window_s": 120, "events_max_age_s": 60}})
+    assert "bus.events_max_age_s" in problems(exc)["bus.duplicate_window_s"]
+    load_settings(data={"bus": {"duplicate_window_s": 3600, "max_age_s": 3600}})
