@@ -71,7 +71,7 @@ class BusConfig(Section):
     health_interval_s: float = Field(default=5.0, gt=0)
     durable: str = Field(default="cryptomon-brain", description="the brain's durable consumer")
     fetch_batch: int = Field(default=256, ge=1, le=10_000)
-    ack_wait_s: float = Field(default=30.0, gt=0)
+    ack_wait_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     publish_events: bool = Field(
         default=True, description="brain: publish anomalies, signals, orders and fills"
     )

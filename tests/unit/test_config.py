@@ -556,3 +556,13 @@ def test_a_nats_duplicate_window_longer_than_the_streams_keep_data_is_a_config_e
         load_settings(data={"bus": {"duplicate_window_s": 120, "events_max_age_s": 60}})
     assert "bus.events_max_age_s" in problems(exc)["bus.duplicate_window_s"]
     load_settings(data={"bus": {"duplicate_window_s": 3600, "max_age_s": 3600}})
+
+
+def test_a_brain_ack_wait_under_a_second_is_a_config_error() -> None:
+    """bus.ack_wait_s is how long NATS waits for the brain's acknowledgement of a fetched
+    batch before delivering it again: under a second, a batch still going through the hub
+    and the store writer would be delivered again and again."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data={"bus": {"ack_wait_s": 0.05}})
+    assert "bus.ack_wait_s" in problems(exc)
+    assert load_settings(data={"bus": {"ack_wait_s": 1}}).bus.ack_wait_s == 1.0
