@@ -63,6 +63,17 @@ def test_check_config_without_config_uses_defaults(capsys: pytest.CaptureFixture
         ),
         ("api: {port: 1, host: x, port: 2}\n", ":1:25: got 'port'; expected each key once"),
         ("exchanges:\n  - name: a\n    name: b\n", ":3:5: got 'name'; expected each key once"),
+        # an alias used inside its own anchor: a RecursionError traceback (exit 1)
+        ("a: &a [*a]\n", "got a recursive alias at a.0; expected YAML whose aliases"),
+        ("exchanges: &x [{name: b, symbols: *x}]\n", "at exchanges.0.symbols; expected YAML"),
+        ("api: &a {tokens: [*a]}\n", "got a recursive alias at api.tokens.0; expected YAML"),
+        # aliases of aliases: nine values nine times over, nine levels (387 million values)
+        (
+            "l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+            + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9))
+            + "api: {tokens: *l8}\n",
+            "got aliases expanding to more than 1000000 values at l6; expected YAML whose",
+        ),
     ],
 )
 def test_bad_config_exits_2_with_one_line_per_problem(
