@@ -60,6 +60,26 @@ def check_proxy(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+HTTP_URL_EXPECTED = "an http(s) URL such as http://127.0.0.1:8901"
+
+
+def check_http_url(value: str | None) -> str | None:
+    """A REST origin (``http://`` or ``https://``, a host, a port within 1..65535 if given);
+    a URL without a scheme was accepted and then retried "No scheme supplied" for ever."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError:
+        raise ValueError(HTTP_URL_EXPECTED) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError(HTTP_URL_EXPECTED)
+    return value.strip()
+
+
 def normalize_symbol(value: str) -> str:
     """``btc/usdt`` -> ``BTC-USDT`` (cryptofeed's normalized form)."""
     s = value.strip().upper()

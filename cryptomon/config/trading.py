@@ -10,6 +10,7 @@ from cryptomon.config.base import (
     Section,
     SeverityName,
     check_finite,
+    check_http_url,
     check_proxy,
     normalize_symbol,
 )
@@ -171,6 +172,7 @@ class LiveTradingConfig(Section):
         return v
 
     _proxy = field_validator("proxy")(check_proxy)
+    _url = field_validator("url")(check_http_url)
 
 
 MarginMode = Literal["isolated", "cross"]

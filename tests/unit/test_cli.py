@@ -63,6 +63,17 @@ def test_check_config_without_config_uses_defaults(capsys: pytest.CaptureFixture
         ),
         ("api: {port: 1, host: x, port: 2}\n", ":1:25: got 'port'; expected each key once"),
         ("exchanges:\n  - name: a\n    name: b\n", ":3:5: got 'name'; expected each key once"),
+        # a URL without a scheme or with an impossible port: "config OK", then a daemon that
+        # retried "No scheme supplied" forever (a feed) or failed at the first order (live)
+        (
+            "exchanges: [{name: simulator, url: notaurl, symbols: [BTC/USDT]}]\n",
+            "exchanges.0.url: got 'notaurl'; expected an http(s) URL such as http://",
+        ),
+        (
+            "exchanges: [{name: binance, url: 'http://h:99999', symbols: [BTC/USDT]}]\n",
+            "exchanges.0.url: got 'http://h:99999'; expected an http(s) URL such as",
+        ),
+        ("trading: {live: {url: 'ftp://venue'}}\n", "trading.live.url: got 'ftp://venue';"),
         # an alias used inside its own anchor: a RecursionError traceback (exit 1)
         ("a: &a [*a]\n", "got a recursive alias at a.0; expected YAML whose aliases"),
         ("exchanges: &x [{name: b, symbols: *x}]\n", "at exchanges.0.symbols; expected YAML"),
@@ -186,6 +197,20 @@ def test_log_options_override_the_frozen_logging_section(tmp_path: Path) -> None
     quiet = with_logging(settings, fmt="json")
     assert (quiet.logging.level, quiet.logging.format) == ("DEBUG", "json")
     assert settings.logging.format == "console"
+
+
+def test_download_url_that_is_no_http_url_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`download --url notaurl` was exit 1 "ExchangeError: binance GET notaurl/api/v3/..."
+    after connecting; a bad argument is exit 2, one line naming it."""
+    argv = ["download", "--exchange", "binance", "--symbol", "BTC/USDT", "--since", "2026-01-01"]
+    assert main([*argv, "--url", "notaurl"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "crypto-monitor: --url: expected an http(s) URL such as http://127.0.0.1:8901, "
+        "got 'notaurl'"
+    )
 
 
 @pytest.mark.parametrize(
