@@ -199,6 +199,23 @@ def test_log_options_override_the_frozen_logging_section(tmp_path: Path) -> None
     assert settings.logging.format == "console"
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["api"], "crypto-monitor api: choose an action: token, openapi"),
+        (["db"], "crypto-monitor db: choose an action: upgrade, downgrade, current, history"),
+    ],
+)
+def test_a_command_without_its_action_is_one_line(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`crypto-monitor api` / `db` without an action printed the usage block (4 lines) before
+    the error; like every other usage error it is one line pointing at --help, exit 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"{line} (see crypto-monitor {argv[0]} --help)"
+
+
 def test_download_url_that_is_no_http_url_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
