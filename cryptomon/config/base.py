@@ -136,6 +136,9 @@ def check_finite(value: Any, where: str) -> None:
             check_finite(item, f"{where}.{i}")
 
 
+MAX_SECRET_FILE_BYTES = 65536  # a key, a token, a URL with one: far below this
+
+
 class Section(BaseModel):
     """Base of every config section: frozen, unknown keys are errors, numbers are finite, and
     any secret field ``X`` may be given as ``X_file: PATH`` (its stripped content)."""
@@ -161,7 +164,14 @@ class Section(BaseModel):
                 raise ValueError(f"{base} or {key}, not both")
             path = Path(str(out.pop(key))).expanduser()
             try:
-                out[base] = path.read_text(encoding="utf-8").strip()
+                with path.open("rb") as f:  # bounded: /dev/zero or a log was read whole
+                    raw = f.read(MAX_SECRET_FILE_BYTES + 1)
+                if len(raw) > MAX_SECRET_FILE_BYTES:
+                    raise ValueError(
+                        f"{key}: secret file {str(path)!r} holds more than "
+                        f"{MAX_SECRET_FILE_BYTES} bytes; expected a file holding only the secret"
+                    )
+                out[base] = raw.decode("utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
                 reason = getattr(exc, "strerror", None) or "not UTF-8 text"
                 raise ValueError(

@@ -216,6 +216,20 @@ def test_a_command_without_its_action_is_one_line(
     assert err.strip() == f"{line} (see crypto-monitor {argv[0]} --help)"
 
 
+def test_a_secret_file_that_is_no_secret_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `*_file` naming something far larger than a secret (a log, `/dev/zero`: read whole,
+    the daemon ran out of memory) is one line naming the key and the size expected."""
+    big = tmp_path / "app.log"
+    big.write_text("a" * 200_000)
+    cfg = write(tmp_path, f"api: {{tokens: [{{name: a, token_file: '{big}'}}]}}\n")
+    assert main(["check-config", "--config", cfg]) == 2
+    err = capsys.readouterr().err
+    assert f"token_file: secret file {str(big)!r} holds more than 65536 bytes; expected " in err
+    assert "aaaa" not in err
+
+
 def test_download_url_that_is_no_http_url_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
