@@ -253,6 +253,17 @@ BAD_BODIES = [
     ),
     ({"secret": SECRET, "symbol": "ETH-USDT", "side": "buy"}, "body.symbol"),
     ({"secret": SECRET, "symbol": "BTC", "side": "buy"}, "body.symbol"),
+    # prices past what an order row holds (NUMERIC(36, 18): below 1e18): a take-profit of
+    # 1e30 was accepted, then its entry refused by PostgreSQL ("numeric field overflow")
+    (
+        {"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "take_profit": 1e30},
+        "body.take_profit",
+    ),
+    (
+        {"secret": SECRET, "symbol": "BTC-USDT", "side": "sell", "stop_loss": "1e18"},
+        "body.stop_loss",
+    ),
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "price": 1e300}, "body.price"),
 ]
 
 
