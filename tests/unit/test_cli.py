@@ -74,6 +74,12 @@ def test_check_config_without_config_uses_defaults(capsys: pytest.CaptureFixture
             "exchanges.0.url: got 'http://h:99999'; expected an http(s) URL such as",
         ),
         ("trading: {live: {url: 'ftp://venue'}}\n", "trading.live.url: got 'ftp://venue';"),
+        # "config OK", then the daemon did not start ("Candle interval must be one of ...")
+        (
+            "exchanges: [{name: binance, symbols: [BTC/USDT], candle_interval: 7x}]\n",
+            "exchanges[binance].candle_interval: got '7x'; expected an interval binance "
+            "serves: 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M",
+        ),
         # an alias used inside its own anchor: a RecursionError traceback (exit 1)
         ("a: &a [*a]\n", "got a recursive alias at a.0; expected YAML whose aliases"),
         ("exchanges: &x [{name: b, symbols: *x}]\n", "at exchanges.0.symbols; expected YAML"),
