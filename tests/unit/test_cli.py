@@ -345,3 +345,35 @@ def test_check_config_warns_of_a_daemon_that_would_watch_nothing(
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1, warnings
     assert "api.tokens is empty" in warnings[0]
+
+
+def test_check_config_warns_of_trading_on_markets_no_feed_watches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trading.exchange or trading.symbols that no enabled exchange feeds was "config OK"
+    and a daemon that never traded (no price: every signal dropped); each is a warning line
+    (still exit 0: an exchange may be disabled for a while)."""
+    text = (
+        "exchanges:\n"
+        "  - {name: binance, symbols: [BTC/USDT, ETH/USDT]}\n"
+        "  - {name: kraken, enabled: false, symbols: [BTC/USD]}\n"
+        "api: {public_read: true}\n"
+    )
+    for trading, line in (
+        (
+            "trading: {exchange: kraken}\n",
+            "warning: trading.exchange 'kraken' is not an enabled exchange (enabled: binance): "
+            "nothing is traded",
+        ),
+        (
+            "trading: {exchange: binance, symbols: [BTC/USDT, SOL/USDT]}\n",
+            "warning: trading.symbols SOL-USDT: no enabled exchange watches them (binance: "
+            "BTC-USDT, ETH-USDT): they are never traded",
+        ),
+    ):
+        assert main(["check-config", "--config", write(tmp_path, text + trading)]) == 0
+        err = capsys.readouterr().err
+        warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+        assert warnings == [line], err
+    assert main(["check-config", "--config", write(tmp_path, text + "trading: {}\n")]) == 0
+    assert "warning:" not in capsys.readouterr().err
