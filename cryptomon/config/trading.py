@@ -203,8 +203,9 @@ class TradingConfig(Section):
     stop_loss_percentage: float = Field(
         default=3.0, gt=0, lt=100, description="stop distance from the entry, %"
     )
+    # at most 100x away: a bracket price past 1e18 is no order row (NUMERIC(36, 18))
     take_profit_percentage: float = Field(
-        default=6.0, gt=0, description="take-profit distance from the entry, %"
+        default=6.0, gt=0, le=10_000, description="take-profit distance from the entry, %"
     )
     trailing_stop_percentage: float | None = Field(
         default=None, gt=0, lt=100, description="trail the stop this % behind the best price"

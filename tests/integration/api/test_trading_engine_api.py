@@ -273,3 +273,22 @@ async def test_non_finite_limits_are_refused_naming_the_field(engine_api: Any, t
     (field,) = answer["error"]["details"]["fields"]
     assert field["field"] == "body.max_position_size"
     assert engine.limits()["max_position_size"] == 1000.0
+
+
+@pytest.mark.asyncio
+async def test_a_take_profit_percentage_no_order_could_hold_is_422(engine_api: Any) -> None:
+    """take_profit_percentage 1e300 was accepted: every later entry's take-profit price was
+    past what an order row holds and PostgreSQL refused each one; it is a 422 naming the
+    field, the limit as it was."""
+    api, engine, _ = engine_api
+    status, body = await api.post(
+        "/api/v1/trading/config", {"take_profit_percentage": 1e300}, token=ADMIN
+    )
+    assert status == 422, body
+    (field,) = body["error"]["details"]["fields"]
+    assert field["field"] == "body.take_profit_percentage"
+    assert engine.limits()["take_profit_percentage"] == 6.0
+    status, body = await api.post(
+        "/api/v1/trading/config", {"take_profit_percentage": 10_000}, token=ADMIN
+    )
+    assert status == 200, body
