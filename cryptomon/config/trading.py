@@ -110,7 +110,8 @@ class PaperBrokerConfig(Section):
     """Simulated venue: fills against the live book, balances in ``quote_currency``."""
 
     quote_currency: str = Field(default="USDT", min_length=1, description="balance currency")
-    starting_balance: float = Field(default=10_000.0, gt=0, description="quote currency")
+    # below 1e15: equity rows hold less than 1e18 (NUMERIC(36, 18)), with room for gains
+    starting_balance: float = Field(default=10_000.0, gt=0, lt=1e15, description="quote currency")
     taker_fee: float = Field(default=0.001, ge=0, lt=0.1, description="fraction, 0.001 = 0.1%")
     maker_fee: float = Field(default=0.001, ge=0, lt=0.1, description="fraction")
     tick_size: float = Field(default=0.01, gt=0, description="price increment")
