@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -118,6 +119,34 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise RepeatedKey(key)
         out[key] = value
     return out
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key/value pairs in order (repeats kept), for :func:`repeated_key`."""
+
+
+def repeated_key(text: str | bytes) -> str | None:
+    """The dotted path (``data.channel``, ``items.0.id``) of the first key that a JSON object
+    in ``text`` gives twice, or None (also for text that is not JSON: the caller's parser
+    says what is wrong with it). Call it on text whose nesting a parser has bounded."""
+    try:
+        doc = json.loads(text, object_pairs_hook=_Pairs)
+    except (ValueError, RecursionError):
+        return None
+    todo: list[tuple[str, Any]] = [("", doc)]
+    while todo:
+        path, value = todo.pop()
+        prefix = f"{path}." if path else ""
+        if isinstance(value, _Pairs):
+            seen: set[str] = set()
+            for key, _item in value:
+                if key in seen:
+                    return f"{prefix}{key}"
+                seen.add(key)
+            todo.extend((f"{prefix}{k}", v) for k, v in reversed(value))
+        elif isinstance(value, list):
+            todo.extend((f"{prefix}{i}", v) for i, v in reversed(list(enumerate(value))))
+    return None
 
 
 def backoff_delays(

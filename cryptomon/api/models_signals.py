@@ -80,9 +80,10 @@ class WebhookSignal(BaseModel):
     exchange: str | None = Field(default=None, pattern=_NAME, description="default: configured")
     strength: float | None = Field(default=None, ge=0, le=1, description="0..1")
     grade: SignalGrade | None = Field(default=None, description="when no strength is given")
-    price: float | None = Field(default=None, gt=0, description="the sender's price")
-    stop_loss: float | None = Field(default=None, gt=0, description="stop-loss price")
-    take_profit: float | None = Field(default=None, gt=0, description="take-profit price")
+    # below 1e18, as a manual order's prices: an order row holds no more (NUMERIC(36, 18))
+    price: float | None = Field(default=None, gt=0, lt=1e18, description="the sender's price")
+    stop_loss: float | None = Field(default=None, gt=0, lt=1e18, description="stop-loss price")
+    take_profit: float | None = Field(default=None, gt=0, lt=1e18, description="take-profit price")
     alert_id: str | None = Field(
         default=None, min_length=1, max_length=128, description="idempotency key of the alert"
     )

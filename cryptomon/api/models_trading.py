@@ -78,7 +78,7 @@ class RiskConfigUpdate(Body):
     max_position_size: float | None = Field(default=None, gt=0, description="quote")
     risk_percentage: float | None = Field(default=None, gt=0, le=100)
     stop_loss_percentage: float | None = Field(default=None, gt=0, lt=100)
-    take_profit_percentage: float | None = Field(default=None, gt=0)
+    take_profit_percentage: float | None = Field(default=None, gt=0, le=10_000)
     trailing_stop_percentage: float | None = Field(default=None, gt=0, lt=100)
     max_open_positions: int | None = Field(default=None, ge=1, le=1000)
     max_symbol_exposure: float | None = Field(default=None, gt=0, description="quote")

@@ -175,8 +175,15 @@ def _parse_query(route: Route, request: web.Request) -> Any:
     assert route.query is not None
     raw: dict[str, Any] = {}
     for key in request.query:
-        values = request.query.getall(key)
-        raw[key] = values[0] if len(values) == 1 else values
+        if len(request.query.getall(key)) > 1:  # no parameter takes a list
+            message = "given more than once; send each parameter once"
+            field = f"query.{key}"
+            raise ApiError(
+                422,
+                f"invalid query: {field} {message}",
+                details={"fields": [{"field": field, "message": message, "value": None}]},
+            )
+        raw[key] = request.query[key]
     try:
         return route.query.model_validate(raw)
     except ValidationError as exc:

@@ -44,6 +44,7 @@ from cryptomon.api.guard import check_origin
 from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
 from cryptomon.clock import Clock
 from cryptomon.config import ApiConfig, normalize_symbol
+from cryptomon.errors import repeated_key
 from cryptomon.events import (
     Anomaly,
     BookSnapshot,
@@ -371,6 +372,11 @@ class WsManager:
             where = ".".join(str(p) for p in first.get("loc", ())) or "message"
             text = str(first["msg"]).removeprefix("Value error, ")
             return _error(f"{where}: {text}", field=where)
+        # the parser keeps the last of a repeated key, as on REST bodies (checked once valid:
+        # its nesting is bounded)
+        repeated = repeated_key(text)
+        if repeated is not None:
+            return _error(f"{repeated}: given more than once; send each field once", field=repeated)
         if msg.msg_type == "Ping":
             return {"channel": "pong", "data": {"ts": self.clock.time()}}
         if msg.data is None:

@@ -82,7 +82,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         for source in feeds.sources:
             if isinstance(source, BusFeedSource) and isinstance(lease, TradingLease):
                 lease_follows_durable(lease, source)
-    webhooks = _build_webhooks(settings, signals=signals, clock=clock)
+    webhooks = _build_webhooks(settings, signals=signals, clock=clock, feeds=feeds)
     instruments = InstrumentRefresher(
         registry=inputs.registry,
         exchanges=exchange_names(settings.exchanges),
@@ -274,13 +274,14 @@ def _build_trading(
 
 
 def _build_webhooks(
-    settings: Settings, *, signals: SignalGenerator, clock: Clock
+    settings: Settings, *, signals: SignalGenerator, clock: Clock, feeds: FeedManager
 ) -> SignalWebhooks | None:
     if not settings.trading.webhooks:
         return None
     from cryptomon.trading.signals.webhooks import SignalWebhooks
 
-    return SignalWebhooks(generator=signals, clock=clock)
+    # a signal for an exchange or market no feed watches is refused (it could never trade)
+    return SignalWebhooks(generator=signals, clock=clock, markets=feeds.markets)
 
 
 def _build_resources(settings: Settings, *, hub: Hub, clock: Clock) -> ResourceMonitor | None:

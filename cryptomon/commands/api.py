@@ -31,13 +31,14 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     doc = sub.add_parser("openapi", parents=[parent], help="write the OpenAPI 3.1 document")
     doc.add_argument("--output", "-o", metavar="FILE", help="file to write (default stdout)")
     doc.set_defaults(handler=cmd_openapi)
-    api.set_defaults(handler=_usage(api))
+    api.set_defaults(handler=_usage())
 
 
-def _usage(parser: argparse.ArgumentParser) -> Any:
+def _usage() -> Any:
     def handler(args: argparse.Namespace) -> int:
-        parser.print_usage(sys.stderr)
-        sys.stderr.write("crypto-monitor api: choose an action: token, openapi\n")
+        sys.stderr.write(
+            "crypto-monitor api: choose an action: token, openapi (see crypto-monitor api --help)\n"
+        )
         return EXIT_USAGE
 
     return handler

@@ -40,14 +40,14 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     cur.set_defaults(handler=cmd_db)
     hist = sub.add_parser("history", parents=[parent], help="list the migrations")
     hist.set_defaults(handler=cmd_db)
-    db.set_defaults(handler=_usage(db))
+    db.set_defaults(handler=_usage())
 
 
-def _usage(parser: argparse.ArgumentParser) -> Any:
+def _usage() -> Any:
     def handler(args: argparse.Namespace) -> int:
-        parser.print_usage(sys.stderr)
         sys.stderr.write(
-            "crypto-monitor db: choose an action: upgrade, downgrade, current, history\n"
+            "crypto-monitor db: choose an action: upgrade, downgrade, current, history "
+            "(see crypto-monitor db --help)\n"
         )
         return EXIT_USAGE
 

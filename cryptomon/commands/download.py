@@ -159,6 +159,13 @@ def _plan(exchange: str, args: argparse.Namespace) -> dict[str, Any]:
     symbols = [market_symbol(s, args.quote) for s in args.symbols.split(",") if s.strip()]
     if args.limit < 1:
         raise DataError(f"--limit: expected an integer >= 1, got {args.limit}")
+    if args.url is not None:
+        from cryptomon.config.base import HTTP_URL_EXPECTED, check_http_url
+
+        try:
+            check_http_url(args.url)
+        except ValueError:
+            raise DataError(f"--url: expected {HTTP_URL_EXPECTED}, got {args.url!r}") from None
     return {"exchange": exchange, "symbols": symbols, "step": step, "start": start, "end": end}
 
 

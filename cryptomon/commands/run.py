@@ -48,6 +48,8 @@ def idle_warnings(settings: Settings) -> list[tuple[str, str]]:
                 "(see config.example.yaml) and pass --config FILE, or try `crypto-monitor demo`",
             )
         )
+    if role != "brain":
+        out += _untraded(settings)
     api = settings.api
     if role != "collector" and api.enabled and not api.tokens and not api.public_read:
         out.append(
@@ -59,6 +61,34 @@ def idle_warnings(settings: Settings) -> list[tuple[str, str]]:
             )
         )
     return out
+
+
+def _untraded(settings: Settings) -> list[tuple[str, str]]:
+    """A traded exchange or symbols no enabled feed watches: no price, so every signal for
+    them is dropped (the collectors of a brain are not in its config: not checked there)."""
+    watched = {e.name: e.symbols for e in settings.exchanges if e.enabled}
+    if not watched:
+        return []  # said by daemon.no_exchanges
+    trading = settings.trading
+    if trading.exchange is not None and trading.exchange not in watched:
+        hint = (
+            f"trading.exchange {trading.exchange!r} is not an enabled exchange (enabled: "
+            f"{', '.join(sorted(watched))}): nothing is traded"
+        )
+        return [("trading.exchange_not_watched", hint)]
+    feeds = {trading.exchange: watched[trading.exchange]} if trading.exchange else watched
+    if any(e.source == "replay" and not e.symbols for e in settings.exchanges if e.enabled):
+        return []  # a recording's markets are known once it is read
+    seen = {s for symbols in feeds.values() for s in symbols}
+    missing = [s for s in trading.symbols if s not in seen]
+    if not missing:
+        return []
+    listed = "; ".join(f"{name}: {', '.join(symbols)}" for name, symbols in sorted(feeds.items()))
+    hint = (
+        f"trading.symbols {', '.join(missing)}: no enabled exchange watches them ({listed}): "
+        "they are never traded"
+    )
+    return [("trading.symbols_not_watched", hint)]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -60,6 +60,26 @@ def check_proxy(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+HTTP_URL_EXPECTED = "an http(s) URL such as http://127.0.0.1:8901"
+
+
+def check_http_url(value: str | None) -> str | None:
+    """A REST origin (``http://`` or ``https://``, a host, a port within 1..65535 if given);
+    a URL without a scheme was accepted and then retried "No scheme supplied" for ever."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError:
+        raise ValueError(HTTP_URL_EXPECTED) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError(HTTP_URL_EXPECTED)
+    return value.strip()
+
+
 def normalize_symbol(value: str) -> str:
     """``btc/usdt`` -> ``BTC-USDT`` (cryptofeed's normalized form)."""
     s = value.strip().upper()
@@ -116,6 +136,9 @@ def check_finite(value: Any, where: str) -> None:
             check_finite(item, f"{where}.{i}")
 
 
+MAX_SECRET_FILE_BYTES = 65536  # a key, a token, a URL with one: far below this
+
+
 class Section(BaseModel):
     """Base of every config section: frozen, unknown keys are errors, numbers are finite, and
     any secret field ``X`` may be given as ``X_file: PATH`` (its stripped content)."""
@@ -141,7 +164,14 @@ class Section(BaseModel):
                 raise ValueError(f"{base} or {key}, not both")
             path = Path(str(out.pop(key))).expanduser()
             try:
-                out[base] = path.read_text(encoding="utf-8").strip()
+                with path.open("rb") as f:  # bounded: /dev/zero or a log was read whole
+                    raw = f.read(MAX_SECRET_FILE_BYTES + 1)
+                if len(raw) > MAX_SECRET_FILE_BYTES:
+                    raise ValueError(
+                        f"{key}: secret file {str(path)!r} holds more than "
+                        f"{MAX_SECRET_FILE_BYTES} bytes; expected a file holding only the secret"
+                    )
+                out[base] = raw.decode("utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
                 reason = getattr(exc, "strerror", None) or "not UTF-8 text"
                 raise ValueError(

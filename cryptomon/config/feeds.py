@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from cryptomon.config.base import Section, check_proxy, normalize_symbol
+from cryptomon.config.base import Section, check_http_url, check_proxy, normalize_symbol
 
 SUBSCRIPTIONS = (
     "trades",
@@ -61,6 +61,7 @@ class ExchangeConfig(Section):
     )
 
     _proxy = field_validator("proxy")(check_proxy)
+    _url = field_validator("url")(check_http_url)
 
     @field_validator("name")
     @classmethod

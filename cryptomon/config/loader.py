@@ -106,7 +106,54 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError([Problem(str(p), data, "a YAML mapping of sections at the top level")])
+    alias_problem = _alias_problem(data)
+    if alias_problem is not None:
+        raise ConfigError([Problem(str(p), Found(alias_problem), _ALIASES_EXPECTED)])
     return data
+
+
+MAX_EXPANDED_VALUES = 1_000_000
+_ALIASES_EXPECTED = (
+    "YAML whose aliases (*name) refer to nodes outside themselves and expand to at most "
+    f"{MAX_EXPANDED_VALUES} values"
+)
+
+
+def _alias_problem(data: dict[Any, Any]) -> str | None:
+    """What is wrong with the aliases of parsed YAML, or None: an alias inside its own anchor
+    (a list or mapping holding itself: every later walk recursed without end) or aliases of
+    aliases expanding to more than :data:`MAX_EXPANDED_VALUES` values (every later walk ran
+    for minutes). Each shared node is sized once, so this is linear in the document."""
+    sizes: dict[int, int] = {}  # id -> expanded size, of the nodes done
+    open_ids: set[int] = set()  # the nodes on the current path
+    # (node, its key path, its children still to visit)
+    stack: list[tuple[Any, str, list[tuple[str, Any]]]] = [(data, "", _children(data, ""))]
+    open_ids.add(id(data))
+    while stack:
+        node, path, todo = stack[-1]
+        if todo:
+            child_path, child = todo.pop()
+            if not isinstance(child, dict | list) or id(child) in sizes:
+                continue
+            if id(child) in open_ids:
+                return f"a recursive alias at {child_path}"
+            open_ids.add(id(child))
+            stack.append((child, child_path, _children(child, child_path)))
+            continue
+        stack.pop()
+        open_ids.discard(id(node))
+        items = node.values() if isinstance(node, dict) else node
+        size = 1 + sum(sizes.get(id(v), 1) for v in items)
+        if size > MAX_EXPANDED_VALUES:
+            return f"aliases expanding to more than {MAX_EXPANDED_VALUES} values at {path or '.'}"
+        sizes[id(node)] = size
+    return None
+
+
+def _children(node: dict[Any, Any] | list[Any], path: str) -> list[tuple[str, Any]]:
+    prefix = f"{path}." if path else ""
+    pairs = node.items() if isinstance(node, dict) else enumerate(node)
+    return [(f"{prefix}{k}", v) for k, v in reversed(list(pairs))]
 
 
 def load_settings(

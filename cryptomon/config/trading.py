@@ -10,6 +10,7 @@ from cryptomon.config.base import (
     Section,
     SeverityName,
     check_finite,
+    check_http_url,
     check_proxy,
     normalize_symbol,
 )
@@ -109,7 +110,8 @@ class PaperBrokerConfig(Section):
     """Simulated venue: fills against the live book, balances in ``quote_currency``."""
 
     quote_currency: str = Field(default="USDT", min_length=1, description="balance currency")
-    starting_balance: float = Field(default=10_000.0, gt=0, description="quote currency")
+    # below 1e15: equity rows hold less than 1e18 (NUMERIC(36, 18)), with room for gains
+    starting_balance: float = Field(default=10_000.0, gt=0, lt=1e15, description="quote currency")
     taker_fee: float = Field(default=0.001, ge=0, lt=0.1, description="fraction, 0.001 = 0.1%")
     maker_fee: float = Field(default=0.001, ge=0, lt=0.1, description="fraction")
     tick_size: float = Field(default=0.01, gt=0, description="price increment")
@@ -171,6 +173,7 @@ class LiveTradingConfig(Section):
         return v
 
     _proxy = field_validator("proxy")(check_proxy)
+    _url = field_validator("url")(check_http_url)
 
 
 MarginMode = Literal["isolated", "cross"]
@@ -201,8 +204,9 @@ class TradingConfig(Section):
     stop_loss_percentage: float = Field(
         default=3.0, gt=0, lt=100, description="stop distance from the entry, %"
     )
+    # at most 100x away: a bracket price past 1e18 is no order row (NUMERIC(36, 18))
     take_profit_percentage: float = Field(
-        default=6.0, gt=0, description="take-profit distance from the entry, %"
+        default=6.0, gt=0, le=10_000, description="take-profit distance from the entry, %"
     )
     trailing_stop_percentage: float | None = Field(
         default=None, gt=0, lt=100, description="trail the stop this % behind the best price"

@@ -83,6 +83,34 @@ def check_channels(config: ExchangeConfig, cls: type[Feed]) -> None:
         )
 
 
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2_592_000}
+
+
+def _interval_seconds(interval: str) -> float:
+    number, unit = interval[:-1], interval[-1:]
+    return float(number) * _UNIT_SECONDS[unit] if number.isdigit() and unit in _UNIT_SECONDS else 0
+
+
+def check_candle_interval(config: ExchangeConfig, cls: type[Feed]) -> None:
+    """The feed class must serve ``candle_interval`` (cryptofeed refuses any other when the
+    feed is made: the daemon did not start after check-config said OK)."""
+    valid: Any = getattr(cls, "valid_candle_intervals", NotImplemented)
+    if not isinstance(valid, set | frozenset | list | tuple) or not valid:
+        return  # the class does not say (NotImplemented): cryptofeed does not check either
+    if config.candle_interval in valid:
+        return
+    ordered = sorted(valid, key=lambda i: (_interval_seconds(i), i))
+    raise ConfigError(
+        [
+            Problem(
+                f"exchanges[{config.name}].candle_interval",
+                config.candle_interval,
+                f"an interval {config.name} serves: {', '.join(ordered)}",
+            )
+        ]
+    )
+
+
 def check_symbols(
     config: ExchangeConfig, known: list[str], cached: set[str] | frozenset[str] = frozenset()
 ) -> list[str]:
@@ -339,7 +367,9 @@ class CryptofeedPlugin(FeedPlugin):
         return exchange_class(config.name)
 
     def validate(self, config: ExchangeConfig) -> None:
-        check_channels(config, self.feed_class(config))
+        cls = self.feed_class(config)
+        check_channels(config, cls)
+        check_candle_interval(config, cls)
 
     def create(
         self, config: ExchangeConfig, *, hub: Hub, clock: Clock, market: MarketInputs | None = None

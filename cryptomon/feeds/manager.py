@@ -173,6 +173,17 @@ class FeedManager:
                 for symbol in sorted(symbols):
                     mark(symbol, "no longer listed by the exchange (instrument refresh)")
 
+    def markets(self) -> dict[str, frozenset[str]]:
+        """The exchanges this process's feeds watch and the symbols configured for each (an
+        empty set: those of a recording); the current feeds, so a config reload counts. A
+        brain's feed (the bus) names no exchange of its own: none here."""
+        out: dict[str, frozenset[str]] = {}
+        for src in self.sources:
+            config = getattr(src, "config", None)
+            if isinstance(config, ExchangeConfig):
+                out[src.exchange] = frozenset(config.symbols)
+        return out
+
     def health(self) -> dict[str, Any]:
         """Per exchange and channel health (shape in the module docstring)."""
         out = {src.exchange: src.health.snapshot() for src in self.sources}

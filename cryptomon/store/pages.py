@@ -97,7 +97,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         micros, key = orjson.loads(raw)
-        if not isinstance(micros, int) or not isinstance(key, str):
+        # a row id never holds NUL (PostgreSQL text refuses it: a forged cursor was a 503
+        # "store unavailable" there) and a time is no boolean
+        if type(micros) is not int or not isinstance(key, str) or "\x00" in key:
             raise TypeError
         return _EPOCH + timedelta(microseconds=micros), key
     except (ValueError, TypeError, binascii.Error, OverflowError):

@@ -4,6 +4,7 @@ the ids of their orders."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -194,3 +195,23 @@ async def test_fills_without_a_venue_order_id_get_their_orders(stack: dict[str, 
     async with http.get(url + "?symbol=BTC-USDT&limit=1") as r:
         fills = (await r.json())["fills"]
     assert [(f["trade_id"], f["exchange_order_id"]) for f in fills] == [("t3", "7999")]
+
+
+def _forged(payload: str) -> str:
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("route", ["/api/v1/anomalies", "/api/v1/signals"])
+async def test_forged_cursors_are_422_naming_the_cursor(stack: dict[str, Any], route: str) -> None:
+    """A cursor this server never made is a 422 naming query.cursor on both databases: a key
+    with a NUL character (PostgreSQL text refuses it: it was a 500 there), a boolean time."""
+    server, http = stack["server"], stack["http"]
+    for payload in ('[1, "\\u0000"]', '[1, "a\\u0000b"]', '[true, "x"]', '[false, "x"]'):
+        async with http.get(server.url + f"{route}?cursor={_forged(payload)}") as r:
+            body = await r.json()
+            assert r.status == 422, (payload, r.status, body)
+        assert body["error"]["details"]["fields"][0]["field"] == "query.cursor", payload
+    good = _forged('[1, "x"]')
+    async with http.get(server.url + f"{route}?cursor={good}") as r:
+        assert r.status == 200  # a well-formed cursor still pages

@@ -59,6 +59,19 @@ def test_live_mode_without_keys_is_a_config_error() -> None:
     [
         ({"max_open_positions": 0}, "trading.max_open_positions", "greater than or equal to 1"),
         ({"risk_percentage": 150}, "trading.risk_percentage", "less than or equal to 100"),
+        # a balance past what an equity row holds (NUMERIC(36, 18)): every snapshot refused
+        (
+            {"paper": {"starting_balance": 1e30}},
+            "trading.paper.starting_balance",
+            "less than 1000000000000000",
+        ),
+        # a take-profit 1e300 % away: every entry's bracket past what an order row holds,
+        # each refused by PostgreSQL ("numeric field overflow")
+        (
+            {"take_profit_percentage": 1e300},
+            "trading.take_profit_percentage",
+            "less than or equal to 10000",
+        ),
         (
             {"max_symbol_exposure": 5000, "max_total_exposure": 1000},
             "trading",

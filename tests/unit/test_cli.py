@@ -63,6 +63,34 @@ def test_check_config_without_config_uses_defaults(capsys: pytest.CaptureFixture
         ),
         ("api: {port: 1, host: x, port: 2}\n", ":1:25: got 'port'; expected each key once"),
         ("exchanges:\n  - name: a\n    name: b\n", ":3:5: got 'name'; expected each key once"),
+        # a URL without a scheme or with an impossible port: "config OK", then a daemon that
+        # retried "No scheme supplied" forever (a feed) or failed at the first order (live)
+        (
+            "exchanges: [{name: simulator, url: notaurl, symbols: [BTC/USDT]}]\n",
+            "exchanges.0.url: got 'notaurl'; expected an http(s) URL such as http://",
+        ),
+        (
+            "exchanges: [{name: binance, url: 'http://h:99999', symbols: [BTC/USDT]}]\n",
+            "exchanges.0.url: got 'http://h:99999'; expected an http(s) URL such as",
+        ),
+        ("trading: {live: {url: 'ftp://venue'}}\n", "trading.live.url: got 'ftp://venue';"),
+        # "config OK", then the daemon did not start ("Candle interval must be one of ...")
+        (
+            "exchanges: [{name: binance, symbols: [BTC/USDT], candle_interval: 7x}]\n",
+            "exchanges[binance].candle_interval: got '7x'; expected an interval binance "
+            "serves: 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M",
+        ),
+        # an alias used inside its own anchor: a RecursionError traceback (exit 1)
+        ("a: &a [*a]\n", "got a recursive alias at a.0; expected YAML whose aliases"),
+        ("exchanges: &x [{name: b, symbols: *x}]\n", "at exchanges.0.symbols; expected YAML"),
+        ("api: &a {tokens: [*a]}\n", "got a recursive alias at api.tokens.0; expected YAML"),
+        # aliases of aliases: nine values nine times over, nine levels (387 million values)
+        (
+            "l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+            + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9))
+            + "api: {tokens: *l8}\n",
+            "got aliases expanding to more than 1000000 values at l6; expected YAML whose",
+        ),
     ],
 )
 def test_bad_config_exits_2_with_one_line_per_problem(
@@ -175,6 +203,51 @@ def test_log_options_override_the_frozen_logging_section(tmp_path: Path) -> None
     quiet = with_logging(settings, fmt="json")
     assert (quiet.logging.level, quiet.logging.format) == ("DEBUG", "json")
     assert settings.logging.format == "console"
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["api"], "crypto-monitor api: choose an action: token, openapi"),
+        (["db"], "crypto-monitor db: choose an action: upgrade, downgrade, current, history"),
+    ],
+)
+def test_a_command_without_its_action_is_one_line(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`crypto-monitor api` / `db` without an action printed the usage block (4 lines) before
+    the error; like every other usage error it is one line pointing at --help, exit 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"{line} (see crypto-monitor {argv[0]} --help)"
+
+
+def test_a_secret_file_that_is_no_secret_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `*_file` naming something far larger than a secret (a log, `/dev/zero`: read whole,
+    the daemon ran out of memory) is one line naming the key and the size expected."""
+    big = tmp_path / "app.log"
+    big.write_text("a" * 200_000)
+    cfg = write(tmp_path, f"api: {{tokens: [{{name: a, token_file: '{big}'}}]}}\n")
+    assert main(["check-config", "--config", cfg]) == 2
+    err = capsys.readouterr().err
+    assert f"token_file: secret file {str(big)!r} holds more than 65536 bytes; expected " in err
+    assert "aaaa" not in err
+
+
+def test_download_url_that_is_no_http_url_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`download --url notaurl` was exit 1 "ExchangeError: binance GET notaurl/api/v3/..."
+    after connecting; a bad argument is exit 2, one line naming it."""
+    argv = ["download", "--exchange", "binance", "--symbol", "BTC/USDT", "--since", "2026-01-01"]
+    assert main([*argv, "--url", "notaurl"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "crypto-monitor: --url: expected an http(s) URL such as http://127.0.0.1:8901, "
+        "got 'notaurl'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -310,3 +383,35 @@ def test_a_role_that_cannot_reach_nats_says_so_in_one_line_without_its_password(
     assert "NATS at nats://alice:***@127.0.0.1:4999" in lines[0]
     assert "bus.nats_url" in lines[0]
     assert "Traceback" not in out.stderr
+
+
+def test_check_config_warns_of_trading_on_markets_no_feed_watches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trading.exchange or trading.symbols that no enabled exchange feeds was "config OK"
+    and a daemon that never traded (no price: every signal dropped); each is a warning line
+    (still exit 0: an exchange may be disabled for a while)."""
+    text = (
+        "exchanges:\n"
+        "  - {name: binance, symbols: [BTC/USDT, ETH/USDT]}\n"
+        "  - {name: kraken, enabled: false, symbols: [BTC/USD]}\n"
+        "api: {public_read: true}\n"
+    )
+    for trading, line in (
+        (
+            "trading: {exchange: kraken}\n",
+            "warning: trading.exchange 'kraken' is not an enabled exchange (enabled: binance): "
+            "nothing is traded",
+        ),
+        (
+            "trading: {exchange: binance, symbols: [BTC/USDT, SOL/USDT]}\n",
+            "warning: trading.symbols SOL-USDT: no enabled exchange watches them (binance: "
+            "BTC-USDT, ETH-USDT): they are never traded",
+        ),
+    ):
+        assert main(["check-config", "--config", write(tmp_path, text + trading)]) == 0
+        err = capsys.readouterr().err
+        warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+        assert warnings == [line], err
+    assert main(["check-config", "--config", write(tmp_path, text + "trading: {}\n")]) == 0
+    assert "warning:" not in capsys.readouterr().err

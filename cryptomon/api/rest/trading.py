@@ -137,8 +137,12 @@ async def place_order(call: Call) -> mt.OrderOut:
     b: mt.OrderCreate = call.body
     key = call.request.headers.get("Idempotency-Key")
     if key is not None:
+        try:  # aiohttp keeps bytes that are not UTF-8 as surrogates: no key can hash them
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            key = ""
         if not 1 <= len(key) <= 128:
-            raise ApiError(400, "Idempotency-Key must be 1 to 128 characters")
+            raise ApiError(400, "Idempotency-Key must be UTF-8 text of 1 to 128 characters")
         reused = call.ctx.idempotency.claim(f"{call.principal.name}:{key}", b.model_dump_json())
         if reused:
             conflict = {"idempotency_key": key, **b.model_dump()}

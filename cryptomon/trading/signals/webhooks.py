@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict, deque
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from cryptomon.clock import Clock
@@ -101,9 +102,19 @@ def _digest(text: str | bytes) -> bytes:
 class SignalWebhooks:
     """The configured webhooks of the shared trading settings; see the module docstring."""
 
-    def __init__(self, *, generator: SignalGenerator, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        generator: SignalGenerator,
+        clock: Clock,
+        markets: Callable[[], Mapping[str, Collection[str]]] | None = None,
+    ) -> None:
+        """``markets``: the exchanges the daemon's feeds watch, each with its symbols (empty:
+        any); a call for another exchange or market is refused (422), since no signal for it
+        could trade. None or an empty mapping (a brain, fed through the bus): not checked."""
         self.generator = generator
         self.clock = clock
+        self.markets = markets
         self._calls: dict[str, deque[float]] = {}
         self._seen: dict[str, OrderedDict[str, str]] = {}
         self._signatures: dict[str, dict[bytes, float]] = {}  # signature -> expiry (Unix s)
@@ -224,13 +235,22 @@ class SignalWebhooks:
                 f"{cfg.exchange!r} (omit exchange)",
                 field="body.exchange",
             )
-        exchange = call.exchange or cfg.exchange or self.generator.config.exchange
+        traded = self.generator.config.exchange
+        exchange = call.exchange or cfg.exchange or traded
         if exchange is None:
             raise WebhookRejected(
                 422,
                 "body.exchange is required: neither the webhook nor trading.exchange names one",
                 field="body.exchange",
             )
+        if traded is not None and exchange != traded:  # the engine would drop its signal
+            raise WebhookRejected(
+                422,
+                f"body.exchange {exchange!r}: trading.exchange is {traded!r}, signals for "
+                "another exchange are never traded (omit exchange)",
+                field="body.exchange",
+            )
+        self._watched(exchange, symbol)
         signal_id = None
         if call.alert_id is not None:
             signal_id = hashlib.sha256(f"webhook:{name}:{call.alert_id}".encode()).hexdigest()[:32]
@@ -244,6 +264,28 @@ class SignalWebhooks:
             if len(seen) > _MAX_ALERT_IDS:
                 seen.popitem(last=False)
         return self._publish(cfg, call, exchange, symbol, signal_id)
+
+    def _watched(self, exchange: str, symbol: str) -> None:
+        """Refuse an exchange no feed watches, or a market its feed does not (no price: the
+        engine could never trade it; the call was answered 'accepted' all the same)."""
+        markets = self.markets() if self.markets is not None else {}
+        if not markets:
+            return
+        watched = markets.get(exchange)
+        if watched is None:
+            raise WebhookRejected(
+                422,
+                f"body.exchange {exchange[:40]!r} is not an exchange this daemon watches "
+                f"(expected one of {', '.join(sorted(markets))})",
+                field="body.exchange",
+            )
+        if watched and symbol not in watched:
+            raise WebhookRejected(
+                422,
+                f"body.symbol {symbol!r} is not a market the daemon watches on {exchange!r} "
+                f"(expected one of {', '.join(sorted(watched))})",
+                field="body.symbol",
+            )
 
     def _publish(
         self, cfg: WebhookConfig, call: WebhookCall, exchange: str, symbol: str, sid: str | None
@@ -311,6 +353,14 @@ class SignalWebhooks:
                 422,
                 f"body.symbol {text!r} is not one of webhook {cfg.name!r}'s symbols "
                 f"({', '.join(cfg.symbols)})",
+                field="body.symbol",
+            )
+        traded = self.generator.config.symbols
+        if traded and text not in traded:  # the engine would drop its signal
+            raise WebhookRejected(
+                422,
+                f"body.symbol {text!r} is not one of trading.symbols ({', '.join(traded)}); "
+                "signals for other markets are never traded",
                 field="body.symbol",
             )
         return text

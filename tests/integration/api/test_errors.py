@@ -178,6 +178,25 @@ async def test_422_a_rule_across_fields_names_the_field(start_api: StartApi, que
 
 
 @pytest.mark.asyncio
+async def test_422_a_query_parameter_given_twice(start_api: StartApi, queries: Any) -> None:
+    """?limit=1&limit=2 answered "Input should be a valid integer" (value null) for an
+    integer given twice; it names the parameter and says what is wrong with it."""
+    api = await start_api(queries=queries)
+    for path, name in (
+        ("/api/v1/anomalies?limit=1&limit=2", "query.limit"),
+        ("/api/v1/anomalies?symbol=BTC-USDT&limit=5&symbol=ETH-USDT", "query.symbol"),
+    ):
+        status, body = await api.get(path, token=READ)
+        assert status == 422, body
+        (field,) = assert_error(body, "validation_error")["details"]["fields"]
+        assert field == {
+            "field": name,
+            "message": "given more than once; send each parameter once",
+            "value": None,
+        }
+
+
+@pytest.mark.asyncio
 async def test_422_a_field_given_twice(start_api: StartApi) -> None:
     """A body naming a field twice took the last value ({"side": "buy", ..., "side": "sell"}
     sold); now it is 422 naming the field, and nothing is done."""

@@ -253,6 +253,17 @@ BAD_BODIES = [
     ),
     ({"secret": SECRET, "symbol": "ETH-USDT", "side": "buy"}, "body.symbol"),
     ({"secret": SECRET, "symbol": "BTC", "side": "buy"}, "body.symbol"),
+    # prices past what an order row holds (NUMERIC(36, 18): below 1e18): a take-profit of
+    # 1e30 was accepted, then its entry refused by PostgreSQL ("numeric field overflow")
+    (
+        {"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "take_profit": 1e30},
+        "body.take_profit",
+    ),
+    (
+        {"secret": SECRET, "symbol": "BTC-USDT", "side": "sell", "stop_loss": "1e18"},
+        "body.stop_loss",
+    ),
+    ({"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "price": 1e300}, "body.price"),
 ]
 
 
@@ -382,3 +393,53 @@ async def test_the_memory_of_signatures_is_bounded_and_fails_closed(
     status, answer = await _send(api, raw, **_signed(api, raw))
     assert status == 200, answer
     assert [s.side for s in col.of(Signal)] == ["buy", "buy", "sell"]
+
+
+@pytest.mark.asyncio
+async def test_a_body_exchange_other_than_the_traded_one_is_422(hook_api: Any) -> None:
+    """trading.exchange set, a webhook not pinned to one: a body naming another exchange was
+    answered 'accepted' and its signal dropped by the engine (never traded); it is a 422
+    naming body.exchange and the traded exchange, with no signal."""
+    api, _engine, col = hook_api
+    body = {"secret": SECRET, "symbol": "BTC-USDT", "side": "buy", "exchange": "kraken"}
+    status, answer = await _send(api, body)
+    assert status == 422, answer
+    (field,) = answer["error"]["details"]["fields"]
+    assert field["field"] == "body.exchange"
+    assert "kraken" in field["message"]
+    assert EX in field["message"]
+    assert col.of(Signal) == []
+    status, answer = await _send(api, {**body, "exchange": EX})
+    assert (status, answer["status"]) == (200, "accepted")
+
+
+@pytest.mark.asyncio
+async def test_a_symbol_outside_trading_symbols_is_422(start_api: StartApi) -> None:
+    """A webhook without symbols of its own signals the traded ones (trading.symbols): another
+    symbol was 'accepted' and never traded; it is a 422 naming body.symbol."""
+    cfg = trading_config(exchange=EX, symbols=[SYM], webhooks=[{"name": "tv", "secret": SECRET}])
+    engine, _broker, hub, market, clock = paper_engine(config=cfg)
+    generator = SignalGenerator(
+        config=cfg, hub=hub, clock=clock, market=market, runtime=engine.runtime
+    )
+    col = Collector(hub, Signal)
+    await engine.start()
+    try:
+        api = await start_api(
+            hub=hub,
+            market=market,
+            trading=engine,
+            webhooks=SignalWebhooks(generator=generator, clock=clock),
+        )
+        body = {"secret": SECRET, "symbol": "ETH/USDT", "side": "buy"}
+        status, answer = await _send(api, body)
+        assert status == 422, answer
+        (field,) = answer["error"]["details"]["fields"]
+        assert field["field"] == "body.symbol"
+        assert "ETH-USDT" in field["message"]
+        assert SYM in field["message"]
+        assert col.of(Signal) == []
+        status, answer = await _send(api, {**body, "symbol": "BTCUSDT"})
+        assert (status, answer["status"]) == (200, "accepted")
+    finally:
+        await engine.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
+from yarl import URL
 
 from cryptomon.events import AuditEntry, Candle, Signal
 from cryptomon.hub import Hub
@@ -173,6 +175,32 @@ async def test_idempotency_key_on_the_real_engine(engine_api: Any) -> None:
     assert pos["positions"][0]["amount"] == "2"
 
 
+@pytest.mark.asyncio
+async def test_an_idempotency_key_that_is_not_utf8_is_400_naming_the_header(
+    engine_api: Any,
+) -> None:
+    """An Idempotency-Key with bytes that are not UTF-8 answered 422 "invalid body: 'utf-8'
+    codec can't encode characters..." (the engine's hashing error); it is a 400 naming the
+    header, and no order."""
+    api, engine, _ = engine_api
+    body = json.dumps(BUY).encode()
+    head = (
+        "POST /api/v1/trading/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {TRADE}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    ).encode()
+    url = URL(api.url)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(head + b"Idempotency-Key: k\xff\xfe1\r\n\r\n" + body)
+    answer = await asyncio.wait_for(reader.read(), timeout=10)
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer
+    error = json.loads(rest.partition(b"\r\n\r\n")[2])["error"]
+    assert error["message"] == "Idempotency-Key must be UTF-8 text of 1 to 128 characters"
+    assert engine.orders() == []
+
+
 # An uptrend, then a sharp dip under the lower Bollinger band: the indicator strategy's buy
 # of strength 0.75 (see tests/unit/trading/test_signals.py).
 UPTREND = 100 + np.arange(60, dtype=np.float64) * 0.3
@@ -245,3 +273,22 @@ async def test_non_finite_limits_are_refused_naming_the_field(engine_api: Any, t
     (field,) = answer["error"]["details"]["fields"]
     assert field["field"] == "body.max_position_size"
     assert engine.limits()["max_position_size"] == 1000.0
+
+
+@pytest.mark.asyncio
+async def test_a_take_profit_percentage_no_order_could_hold_is_422(engine_api: Any) -> None:
+    """take_profit_percentage 1e300 was accepted: every later entry's take-profit price was
+    past what an order row holds and PostgreSQL refused each one; it is a 422 naming the
+    field, the limit as it was."""
+    api, engine, _ = engine_api
+    status, body = await api.post(
+        "/api/v1/trading/config", {"take_profit_percentage": 1e300}, token=ADMIN
+    )
+    assert status == 422, body
+    (field,) = body["error"]["details"]["fields"]
+    assert field["field"] == "body.take_profit_percentage"
+    assert engine.limits()["take_profit_percentage"] == 6.0
+    status, body = await api.post(
+        "/api/v1/trading/config", {"take_profit_percentage": 10_000}, token=ADMIN
+    )
+    assert status == 200, body

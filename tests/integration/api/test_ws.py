@@ -109,6 +109,16 @@ async def test_unsubscribe_stops_delivery_and_hub_subscription(start_api: StartA
         # [] answered "subscribed" and matched no event
         (subscribe("trades", symbols=[]), "data.symbols: an empty list matches nothing"),
         (subscribe("trades", exchanges=[]), "data.exchanges: an empty list matches nothing"),
+        # a repeated key: the parser kept the last ("subscribed" to the second channel; a
+        # Subscribe that ended in "Ping" was answered pong), as REST bodies no longer do
+        (
+            '{"msg_type": "Subscribe", "msg_type": "Ping"}',
+            "msg_type: given more than once; send each field once",
+        ),
+        (
+            '{"msg_type": "Subscribe", "data": {"channel": "trades", "channel": "orders"}}',
+            "data.channel: given more than once",
+        ),
     ],
 )
 async def test_invalid_messages_get_an_error_not_a_disconnect(
