@@ -14,7 +14,9 @@ from cryptomon.config import normalize_symbol
 from cryptomon.kinds import AnomalyKind
 
 SeverityName = Literal["low", "medium", "high", "critical"]
+NAME_MAX_LENGTH = 64  # an exchange (or other) name: what _NAME allows
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+SYMBOL_MAX_LENGTH = 40  # a symbol field's max_length
 SYMBOL_PATTERN = r"^[A-Za-z0-9]+([-/][A-Za-z0-9]+)+$"
 """What ``normalize_symbol`` accepts (documented in OpenAPI): BTC-USDT, btc/usdt, BTC-USD-PERP."""
 MAX_EPOCH = 32_503_680_000.0  # year 3000: larger times are input errors, not dates

@@ -41,6 +41,7 @@ from pydantic import (
 from cryptomon.api.auth import Principal, address_key
 from cryptomon.api.errors import ApiError
 from cryptomon.api.guard import check_origin
+from cryptomon.api.models import NAME_MAX_LENGTH, SYMBOL_MAX_LENGTH
 from cryptomon.api.routing import CONTEXT, PRINCIPAL, client_address
 from cryptomon.clock import Clock
 from cryptomon.config import ApiConfig, normalize_symbol
@@ -109,6 +110,14 @@ class SubscriptionData(BaseModel):
         # [] subscribed to nothing (no event matched) and answered "subscribed"
         if v == []:
             raise ValueError(f"an empty list matches nothing; omit {info.field_name} to match all")
+        # bounded as the REST fields are (a 10,000-character symbol was subscribed to)
+        bound = SYMBOL_MAX_LENGTH if info.field_name == "symbols" else NAME_MAX_LENGTH
+        for item in v or ():
+            if len(item) > bound:
+                what = "a symbol like BTC-USDT" if bound == SYMBOL_MAX_LENGTH else "an exchange"
+                raise ValueError(
+                    f"{what} of at most {bound} characters, not {len(item)} ({item[:20]!r}...)"
+                )
         return v
 
     @field_validator("symbols")

@@ -7,6 +7,8 @@ a symbol without data, an unreadable file.
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +34,12 @@ from cryptomon.market.datafiles import (
     read_rows,
 )
 
+_EXPECTED_ROWS = (
+    "expected candle rows [open_time_ms, open, high, low, close, volume] or trade rows "
+    "[timestamp_ms, id, type, side, price, amount, cost], as a JSON list of lists or as CSV "
+    "lines (a header line allowed)"
+)
+_HEAD_BYTES = 65_536
 _FILE_SYMBOL = re.compile(r"^([A-Za-z0-9]+)[_-]([A-Za-z0-9]+)(?:[-_.]|$)")
 
 
@@ -104,14 +112,73 @@ def load_file(path: str, *, exchange: str, symbol: str | None, timeframe: str = 
         raise DataError(
             f"{path}: cannot tell the symbol from the file name; pass --symbol BASE/QUOTE"
         )
+    _check_json(path)
     rows = read_rows(path)
     if not rows:
-        raise DataError(f"{path}: no rows (expected candles or trades)")
+        raise DataError(f"cannot read {path}: {_nothing_in(path)}; {_EXPECTED_ROWS}")
     if is_trade_rows(rows):
         trades = parse_trades(rows, path=path)
         series = candles_from_trades(trades, exchange=exchange, symbol=sym, timeframe=timeframe)
         return FileData(series, trades)
     return FileData(parse_candles(rows, path=path, exchange=exchange, symbol=sym), None)
+
+
+def _text(path: str, limit: int | None = None) -> str | None:
+    """The file's text (its first ``limit`` bytes), gunzipped; None when it cannot be read
+    as UTF-8 text (``read_rows`` names that problem)."""
+    try:
+        with Path(path).open("rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        with gzip.open(path, "rb") if gz else Path(path).open("rb") as f:
+            raw = f.read(-1 if limit is None else limit)
+    except (OSError, EOFError):
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if limit is not None and exc.start >= len(raw) - 4:  # a character cut by the limit
+            return raw[: exc.start].decode("utf-8")
+        return None
+
+
+def _check_json(path: str) -> None:
+    """A JSON file that is not a JSON list of rows: what is wrong with it. ``read_rows`` took
+    any text not starting with ``[`` for CSV, so a JSON object, or text that is not JSON in
+    a ``.json`` file, came out as a CSV header and "no rows"."""
+    head = _text(path, _HEAD_BYTES)
+    if head is None:
+        return
+    start = head.lstrip()
+    named_json = Path(path).name.lower().removesuffix(".gz").endswith(".json")
+    if not start or start.startswith("[") or not (named_json or start[:1] in ("{", '"')):
+        return  # empty, a JSON list (read_rows checks them) or CSV
+    text = _text(path)
+    if text is None:
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"cannot read {path}: not valid JSON ({exc.msg}, line {exc.lineno} column "
+            f"{exc.colno}); {_EXPECTED_ROWS}"
+        ) from None
+    kind = (
+        "a JSON object"
+        if isinstance(data, dict)
+        else "a JSON string"
+        if isinstance(data, str)
+        else "a single JSON value"
+    )
+    raise DataError(f"cannot read {path}: not a JSON list of rows ({kind}); {_EXPECTED_ROWS}")
+
+
+def _nothing_in(path: str) -> str:
+    """What a file without rows holds: an empty JSON list, or a CSV header alone."""
+    text = (_text(path, _HEAD_BYTES) or "").strip()
+    if text.startswith("["):
+        return "an empty JSON list, no rows"
+    first = text.splitlines()[0] if text else ""
+    return f"only a header line ({first[:60]!r}), no rows"
 
 
 def select_range(

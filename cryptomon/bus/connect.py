@@ -12,10 +12,10 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NoStreamResponseError
+from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 
 from cryptomon.config import BusConfig
-from cryptomon.errors import TemporaryError
+from cryptomon.errors import ConfigError, Problem, TemporaryError
 from cryptomon.log import redact_url
 
 log = structlog.get_logger()
@@ -106,7 +106,7 @@ async def ensure_streams(js: JetStreamContext, config: BusConfig) -> None:
         ),
     ]
     for stream in streams:
-        await _ensure_stream(js, stream)
+        await _ensure_stream(js, stream, config)
 
 
 NO_STREAM = (NoStreamResponseError, NoRespondersError)
@@ -128,15 +128,20 @@ async def redeclare_streams(js: JetStreamContext, config: BusConfig, error: obje
     return True
 
 
-async def _ensure_stream(js: Any, stream: StreamConfig, attempts: int = 5) -> None:
+async def _ensure_stream(
+    js: Any, stream: StreamConfig, config: BusConfig, attempts: int = 5
+) -> None:
     """Create ``stream`` or update it to ``stream``. Two processes starting together (two
     brains, a collector and a brain) race here: the loser's create or update can be refused
-    while the winner's creation settles (``subjects overlap``), so it asks again."""
+    while the winner's creation settles (``subjects overlap``), so it asks again. A stream
+    of that name with subjects outside ``bus.subject_prefix`` is another setup's: ConfigError
+    (updating it took that setup's stream over)."""
     for attempt in range(attempts):
         try:
             await js.add_stream(stream)
             return
         except BadRequestError:
+            await _check_owner(js, stream, config)
             try:
                 await js.update_stream(stream)
                 return
@@ -144,3 +149,31 @@ async def _ensure_stream(js: Any, stream: StreamConfig, attempts: int = 5) -> No
                 if attempt == attempts - 1:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
+
+
+async def _check_owner(js: Any, stream: StreamConfig, config: BusConfig) -> None:
+    """ConfigError when the existing stream ``stream.name`` carries subjects that are not
+    under this setup's ``bus.subject_prefix``: another setup shares the stream name."""
+    try:
+        info = await js.stream_info(stream.name)
+    except NotFoundError:  # deleted meanwhile: creating it again is ours to do
+        return
+    found = list(info.config.subjects or [])
+    prefix = config.subject_prefix
+    foreign = [s for s in found if not s.startswith(f"{prefix}.")]
+    if not foreign:
+        return
+    shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
+    raise ConfigError(
+        [
+            Problem(
+                "bus.stream",
+                config.stream,
+                f"a stream name per setup: NATS stream {stream.name!r} exists with subjects "
+                f"{shown}, not under this setup's bus.subject_prefix {prefix!r} (another "
+                "setup's stream: updating it would take that setup's messages over); set "
+                "bus.stream to a name of this setup's own, or bus.subject_prefix to the "
+                "other setup's if this is the same setup",
+            )
+        ]
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import socket
 import sys
 import tempfile
@@ -87,9 +88,9 @@ def _pick_port(requested: int | None) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    if args.duration is not None and not args.duration > 0:  # NaN too
+    if args.duration is not None and not 0 < args.duration < math.inf:  # NaN too
         sys.stderr.write(
-            "crypto-monitor: --duration: expected a positive number of seconds, "
+            "crypto-monitor: --duration: expected a positive, finite number of seconds, "
             f"got {args.duration}\n"
         )
         return EXIT_USAGE

@@ -10,6 +10,7 @@ units of every market offline.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,9 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 def cmd_record(args: argparse.Namespace) -> int:
     if getattr(args, "config", None) is None:
         return usage_error("record needs --config FILE naming the exchanges to record")
-    if args.duration is not None and not args.duration > 0:  # NaN too
+    if args.duration is not None and not 0 < args.duration < math.inf:  # NaN too
         return usage_error(
-            f"--duration: expected a positive number of seconds, got {args.duration}"
+            f"--duration: expected a positive, finite number of seconds, got {args.duration}"
         )
     out = Path(args.out)
     if out.exists() and not out.is_dir():

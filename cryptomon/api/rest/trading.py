@@ -60,8 +60,10 @@ def _config_error(exc: ConfigError) -> ApiError:
 
 
 def _no_order(coid: str) -> ApiError:
-    """The 404 for an order the engine does not know."""
-    return ApiError(404, f"no order {coid!r}", details={"client_order_id": coid})
+    """The 404 for an order the engine does not know, echoing at most the id's first 64
+    characters (a 5,000-character id came back whole, twice)."""
+    shown = coid if len(coid) <= 64 else coid[:64] + "..."
+    return ApiError(404, f"no order {shown!r}", details={"client_order_id": shown})
 
 
 def _order_error(exc: ValueError, body: dict[str, Any]) -> ApiError:

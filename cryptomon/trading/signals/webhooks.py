@@ -33,11 +33,14 @@ import hmac
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from cryptomon.clock import Clock
 from cryptomon.config import WebhookConfig, normalize_symbol
+from cryptomon.decimals import float_decimal
 from cryptomon.events import Side
 from cryptomon.kinds import SignalGrade
+from cryptomon.trading.protection import round_price
 from cryptomon.trading.runtime import publish_audit
 from cryptomon.trading.signals.generator import SignalExtra, SignalGenerator
 from cryptomon.trading.signals.grades import grade_for, strength_of
@@ -47,6 +50,8 @@ _MAX_ALERT_IDS = 10_000  # per webhook, LRU evicted
 # rather than forgetting one still inside its window (only the secret's holder adds entries)
 _MAX_SIGNATURES = 100_000
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
+# the smallest price an order row holds (NUMERIC(36, 18)): the step when no tick is known
+_STORED_STEP = Decimal("1e-18")
 
 
 class WebhookRejected(Exception):
@@ -251,6 +256,7 @@ class SignalWebhooks:
                 field="body.exchange",
             )
         self._watched(exchange, symbol)
+        self._levels(exchange, symbol, call)
         signal_id = None
         if call.alert_id is not None:
             signal_id = hashlib.sha256(f"webhook:{name}:{call.alert_id}".encode()).hexdigest()[:32]
@@ -285,6 +291,50 @@ class SignalWebhooks:
                 f"body.symbol {symbol!r} is not a market the daemon watches on {exchange!r} "
                 f"(expected one of {', '.join(sorted(watched))})",
                 field="body.symbol",
+            )
+
+    def _tick(self, exchange: str, symbol: str) -> Decimal | None:
+        """The market's price step as the engine rounds to it: the instrument spec's, else
+        the paper broker's; None when neither is known here (a live broker's own market)."""
+        market = self.generator.market
+        spec = market.spec(exchange, symbol) if market is not None else None
+        if spec is not None and spec.tick_size is not None and spec.tick_size > 0:
+            return spec.tick_size
+        cfg = self.generator.config
+        return float_decimal(cfg.paper.tick_size) if cfg.mode == "paper" else None
+
+    def _levels(self, exchange: str, symbol: str, call: WebhookCall) -> None:
+        """Refuse a price, stop-loss or take-profit that rounds to 0 as the engine rounds it
+        (a long's stop down, its take-profit up, a short's the other way; the price to the
+        nearest tick): a long's stop of 1e-30 became a stop of 0, one that never triggers.
+        Without a known tick, the step of an order row (1e-18) stands for it."""
+        tick = self._tick(exchange, symbol)
+        step = tick if tick is not None else _STORED_STEP
+        buy = call.side == "buy"
+        for name, value, up in (
+            ("price", call.price, None),
+            ("stop_loss", call.stop_loss, not buy),
+            ("take_profit", call.take_profit, buy),
+        ):
+            if value is None:
+                continue
+            level = float_decimal(value)
+            if up is None:
+                rounded = (level / step).to_integral_value(ROUND_HALF_EVEN) * step
+            else:
+                rounded = round_price(level, step, up=up)
+            if rounded > 0:
+                continue
+            where = (
+                f"the market's tick {tick:f}"
+                if tick is not None
+                else f"{step:f}, the smallest price an order row holds"
+            )
+            raise WebhookRejected(
+                422,
+                f"body.{name} {str(value)[:40]} rounds to 0 at {where}: expected a price "
+                f"above 0 at that step (at least {step:f})",
+                field=f"body.{name}",
             )
 
     def _publish(

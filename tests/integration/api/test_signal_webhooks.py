@@ -443,3 +443,69 @@ async def test_a_symbol_outside_trading_symbols_is_422(start_api: StartApi) -> N
         assert (status, answer["status"]) == (200, "accepted")
     finally:
         await engine.stop()
+
+
+# A level that rounds to nothing at the market's tick (the paper broker's 0.01 here): a long's
+# stop of 1e-30 became a stop of 0, one that can never trigger, and its entry was sized on it.
+VANISHING_LEVELS = [
+    ({"side": "buy", "stop_loss": 1e-30}, "body.stop_loss"),
+    ({"side": "buy", "stop_loss": "0.001"}, "body.stop_loss"),  # floors to 0 at 0.01
+    ({"side": "sell", "take_profit": 1e-30}, "body.take_profit"),
+    ({"side": "buy", "price": "1e-30"}, "body.price"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), VANISHING_LEVELS, ids=[f for _, f in VANISHING_LEVELS])
+@pytest.mark.asyncio
+async def test_a_level_that_rounds_to_zero_at_the_tick_is_422(
+    hook_api: Any, body: dict[str, Any], field: str
+) -> None:
+    """422 naming the field and what is expected (a price above 0 at the tick); no signal,
+    no order. A level of one tick is accepted."""
+    api, _engine, col = hook_api
+    status, answer = await _send(api, {"secret": SECRET, "symbol": "BTC-USDT", **body})
+    assert status == 422, answer
+    (problem,) = answer["error"]["details"]["fields"]
+    assert problem["field"] == field
+    assert "above 0" in problem["message"]
+    assert "0.01" in problem["message"]  # the tick
+    assert col.of(Signal) == []
+    assert col.of(OrderIntent) == []
+    one_tick = {k: ("0.01" if k != "side" else v) for k, v in body.items()}
+    status, answer = await _send(api, {"secret": SECRET, "symbol": "BTC-USDT", **one_tick})
+    assert (status, answer["status"]) == (200, "accepted"), answer
+
+
+@pytest.mark.asyncio
+async def test_a_level_below_what_an_order_row_holds_is_422_without_a_tick(
+    start_api: StartApi,
+) -> None:
+    """No instrument spec and no paper tick known to the webhook (a live broker): a level
+    below 1e-18 is 0 in an order row (NUMERIC(36, 18)); it is refused all the same."""
+    cfg = trading_config(exchange=EX, symbols=[SYM], webhooks=[{"name": "tv", "secret": SECRET}])
+    engine, _broker, hub, market, clock = paper_engine(config=cfg)
+    generator = SignalGenerator(
+        config=cfg.model_copy(update={"mode": "live"}),
+        hub=hub,
+        clock=clock,
+        market=market,
+        runtime=engine.runtime,
+    )
+    col = Collector(hub, Signal)
+    await engine.start()
+    try:
+        api = await start_api(
+            hub=hub,
+            market=market,
+            trading=engine,
+            webhooks=SignalWebhooks(generator=generator, clock=clock),
+        )
+        body = {"secret": SECRET, "symbol": SYM, "side": "buy", "stop_loss": 1e-30}
+        status, answer = await _send(api, body)
+        assert status == 422, answer
+        (problem,) = answer["error"]["details"]["fields"]
+        assert problem["field"] == "body.stop_loss"
+        assert "above 0" in problem["message"]
+        assert col.of(Signal) == []
+    finally:
+        await engine.stop()

@@ -292,3 +292,23 @@ async def test_a_take_profit_percentage_no_order_could_hold_is_422(engine_api: A
         "/api/v1/trading/config", {"take_profit_percentage": 10_000}, token=ADMIN
     )
     assert status == 200, body
+
+
+@pytest.mark.asyncio
+async def test_cancelling_an_unknown_order_echoes_a_bounded_id(engine_api: Any) -> None:
+    """DELETE of an unknown 5,000-character client order id: 404 whose message and details
+    carry its first 64 characters and an ellipsis, not the whole id."""
+    api, _engine, _ = engine_api
+    coid = "c" * 64 + "x" * 4936
+    url = f"{api.url}/api/v1/trading/orders/{coid}"
+    async with api.http.delete(url, headers=bearer(TRADE)) as r:
+        assert r.status == 404
+        body = await r.json()
+    text = json.dumps(body)
+    assert "x" * 10 not in text
+    assert "c" * 64 + "..." in body["error"]["message"]
+    assert body["error"]["details"]["client_order_id"] == "c" * 64 + "..."
+    assert len(text) < 600
+    async with api.http.delete(api.url + "/api/v1/trading/orders/nope", headers=bearer(TRADE)) as r:
+        assert r.status == 404
+        assert (await r.json())["error"]["details"]["client_order_id"] == "nope"  # short: whole

@@ -137,6 +137,34 @@ async def test_invalid_messages_get_an_error_not_a_disconnect(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("filters", "field", "bound"),
+    [
+        ({"symbols": ["BTC-" + "U" * 10_000]}, "data.symbols", "at most 40 characters"),
+        ({"symbols": ["BTC-USDT", "x" * 10_000]}, "data.symbols", "at most 40 characters"),
+        ({"exchanges": ["b" * 10_000]}, "data.exchanges", "at most 64 characters"),
+    ],
+    ids=["symbol", "second-symbol", "exchange"],
+)
+@pytest.mark.asyncio
+async def test_a_subscribe_with_a_huge_symbol_or_exchange_is_an_error(
+    start_api: StartApi, filters: dict[str, Any], field: str, bound: str
+) -> None:
+    """A 10,000-character symbol or exchange was subscribed to (and echoed back in the
+    'subscribed' reply): an error naming the field and the bound of the REST fields, not
+    repeating the value; the socket stays usable."""
+    api = await start_api()
+    ws = await connect(api)
+    reply = await send(ws, subscribe("trades", **filters))
+    assert reply["channel"] == "error", str(reply)[:200]
+    assert reply["data"]["field"] == field
+    assert bound in reply["data"]["message"]
+    assert len(reply["data"]["message"]) < 200
+    assert (await send(ws, {"msg_type": "Ping"}))["channel"] == "pong"
+    await ws.close()
+
+
+@pytest.mark.asyncio
 async def test_ws_needs_a_token_and_accepts_query_token(start_api: StartApi) -> None:
     """No token: 401 before the upgrade; ?token= works for browsers."""
     api = await start_api()

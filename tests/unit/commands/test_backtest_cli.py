@@ -217,6 +217,48 @@ def test_symbol_with_no_data_and_unreadable_files(
     assert len(err.strip().splitlines()) == 1
 
 
+NOT_DATA = [
+    # a JSON object (not a list of rows) was read as a CSV header: "no rows"
+    ("ALT_BTC-1m.json", '{"open": 1, "close": 2}\n', "not a JSON list of rows (a JSON object"),
+    # text that is not JSON in a .json file: "no rows" as well
+    ("ALT_BTC-1m.json", "this is not json\n", "not valid JSON (Expecting value, line 1 column 1)"),
+    ("ALT_BTC-1m.json", '\n\n  {"open": 1,\n', "not valid JSON"),
+    ("ALT_BTC-1m.json", "[]", "an empty JSON list"),
+    ("ALT_BTC-1m.csv", "ts,open,high,low,close,volume\n", "only a header line"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"), NOT_DATA, ids=["object", "text", "truncated", "empty", "header"]
+)
+def test_a_data_file_that_is_not_candles_names_the_problem(
+    capsys: pytest.CaptureFixture[str],
+    config: Path,
+    tmp_path: Path,
+    name: str,
+    content: str,
+    problem: str,
+) -> None:
+    """A data file that is not valid JSON (or holds no rows) said "no rows": one line naming
+    the file, what is wrong (with the parser's line and column) and the expected format;
+    exit 2."""
+    bad = tmp_path / name
+    bad.write_text(content)
+    code, _, err = run(capsys, "backtest", str(bad), "--config", str(config), "--no-store")
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert str(bad) in err
+    assert problem in err
+    assert "expected candle rows [open_time_ms, open, high, low, close, volume]" in err
+    if "valid JSON" in problem:
+        assert "line " in err
+    gz = tmp_path / (name + ".gz")
+    gz.write_bytes(gzip.compress(content.encode()))
+    code, _, err = run(capsys, "backtest", str(gz), "--config", str(config), "--no-store")
+    assert code == 2, err
+    assert problem in err
+
+
 BAD_DOWNLOAD = [
     (
         ["--exchange", "nosuchex", "--symbols", "BTC/USDT", "--since", "2026-01-01"],

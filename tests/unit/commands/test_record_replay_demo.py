@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,8 +106,35 @@ def test_a_nan_duration_is_refused(capsys: pytest.CaptureFixture[str], tmp_path:
     ):
         code, err = run(capsys, *argv)
         assert code == 2, err
-        assert "--duration: expected a positive number of seconds, got nan" in err
+        assert "--duration: expected a positive, finite number of seconds, got nan" in err
         assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("duration", ["inf", "Infinity", "1e400", "-inf"])
+def test_an_infinite_duration_is_refused(tmp_path: Path, duration: str) -> None:
+    """``demo --duration inf`` passed the "> 0" check and ran forever (record too): the real
+    command line refuses it in one line, exit 2, at once."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("exchanges: []\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    for argv in (
+        ["demo", "--port", "0", f"--duration={duration}"],
+        ["record", "--config", str(cfg), "--out", str(tmp_path), f"--duration={duration}"],
+    ):
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "cryptomon", *argv],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env=env,
+            )
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{argv[0]} --duration {duration} ran on") from None
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "--duration: expected a positive, finite number of seconds" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
 
 
 def test_record_without_live_exchange(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
