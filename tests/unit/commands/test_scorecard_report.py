@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cryptomon.events import Anomaly, Severity
 from cryptomon.evaluate.scorecard import _score, format_report
+from cryptomon.events import Anomaly, Severity
 from cryptomon.kinds import AnomalyKind
 
 
