@@ -307,12 +307,12 @@ def _score(
         if any(a.symbol == lb.symbol and lb.start <= a.ts <= lb.end + grace_s for lb in labels):
             explained += 1
             continue
-        false_by_kind[a.kind] = false_by_kind.get(a.kind, 0) + 1
+        false_by_kind[str(a.kind)] = false_by_kind.get(str(a.kind), 0) + 1
         if a.kind in per_kind:
             per_kind[a.kind].false_alerts += 1
     calm_by_kind: dict[str, int] = {}
     for a in calm:
-        calm_by_kind[a.kind] = calm_by_kind.get(a.kind, 0) + 1
+        calm_by_kind[str(a.kind)] = calm_by_kind.get(str(a.kind), 0) + 1
     kinds = {k: s.as_dict() for k, s in per_kind.items()}
     calm_rate = len(calm) / calm_hours if calm_hours else 0.0
     return {

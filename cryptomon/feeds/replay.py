@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import json
 import math
@@ -292,7 +293,15 @@ class ReplayFeed:
         self.base_class = feed_class
         self.speed = parse_speed(config.replay_speed)
         self.progress = progress
-        self.recording = Recording(list(config.files))
+        try:
+            self.recording = Recording(list(config.files))
+        except ConfigError as exc:  # name the config key, as every other config error does
+            raise ConfigError(
+                [
+                    dataclasses.replace(p, path=f"exchanges[{config.name}].{p.path}")
+                    for p in exc.problems
+                ]
+            ) from None
         channels = [
             CONFIG_CHANNELS[name] for name in self.recording.subscription if name in CONFIG_CHANNELS
         ]

@@ -122,7 +122,8 @@ async def signal_webhook(call: Call) -> ms.WebhookOut:
     fields = body.model_dump(exclude={"secret"})
     try:
         result = hooks.accept(name, WebhookCall(**fields))
-    except WebhookRejected as exc:
+    except WebhookRejected as exc:  # not accepted: the same signed call may come again
+        hooks.forget_signature(name, request.headers.get("X-Signature"))
         raise _rejected(exc) from None
     return ms.WebhookOut.model_validate(dict(result))
 

@@ -225,6 +225,19 @@ class SignalWebhooks:
                 )
         seen[mac] = int(stamp) + window  # past this the timestamp check refuses it anyway
 
+    def forget_signature(self, name: str, signature: str | None) -> None:
+        """Forget a verified ``signature`` whose call :meth:`accept` then refused (429 past
+        ``max_per_minute``, 422): it was never accepted, so the same signed call sent again
+        (after Retry-After) is judged anew instead of being refused as a replay."""
+        if signature is None:
+            return
+        given = signature.strip().lower().removeprefix("sha256=")
+        try:
+            mac = bytes.fromhex(given)
+        except ValueError:
+            return
+        self._signatures.get(name, {}).pop(mac, None)
+
     def accept(self, name: str, call: WebhookCall) -> dict[str, object]:
         """Publish the signal of an authenticated call (or answer a duplicate); see the module
         docstring. Raises :class:`WebhookRejected`."""

@@ -310,6 +310,30 @@ async def test_rate_limit_per_webhook(hook_api: Any) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_signed_call_refused_for_the_rate_may_be_sent_again(hook_api: Any) -> None:
+    """A signed call answered 429 (max_per_minute) was never accepted: sent again byte for
+    byte after its Retry-After, within the signature window, it is accepted (not 409
+    signature_replayed, which says it was accepted before), and only once."""
+    api, _engine, col = hook_api
+    for n in range(3):
+        raw = json.dumps({"symbol": "BTC-USDT", "side": "buy", "alert_id": f"r{n}"})
+        status, answer = await _send(api, raw, **_signed(api, raw))
+        assert status == 200, answer
+    raw = json.dumps({"symbol": "BTC-USDT", "side": "buy", "alert_id": "r3"})
+    headers = _signed(api, raw)
+    status, answer = await _send(api, raw, **headers)
+    assert status == 429, answer
+    _clock(api).advance(61)  # past Retry-After, well inside signature_window_s (300 s)
+    status, answer = await _send(api, raw, **headers)
+    assert status == 200, answer
+    assert answer["status"] == "accepted"
+    status, answer = await _send(api, raw, **headers)
+    assert status == 409, answer
+    assert answer["error"]["code"] == "signature_replayed"
+    assert len(col.of(Signal)) == 4
+
+
+@pytest.mark.asyncio
 async def test_webhook_is_in_openapi_without_bearer_security(hook_api: Any) -> None:
     """The document lists the webhook with JSON and text/plain bodies, no bearer token, 401."""
     api, _engine, _col = hook_api

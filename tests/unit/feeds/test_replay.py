@@ -105,6 +105,26 @@ def test_missing_files_and_missing_configuration_are_config_errors(tmp_path: Pat
         )
 
 
+def test_recording_problems_name_the_exchange_entry(tmp_path: Path) -> None:
+    """A bad recording in the config names its key path (`exchanges[kraken].files`), as every
+    other config error does, not a bare `files`."""
+    only_ws = tmp_path / "KRAKEN.ws.48.0"
+    only_ws.write_text("1.0: {}\n")
+    for files, expected in (
+        ([str(tmp_path / "nope")], "an existing recording file"),
+        ([str(only_ws)], "configuration"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            ReplayFeed(
+                ExchangeConfig(name="kraken", source="replay", files=files),
+                feed_class=replay_feed_class("kraken"),
+                hub=Hub(),
+                clock=LiveClock(),
+            )
+        assert [p.path for p in caught.value.problems] == ["exchanges[kraken].files"]
+        assert expected in str(caught.value)
+
+
 def test_parse_speed() -> None:
     """max is unpaced, Nx is a multiple, anything else is a ConfigError."""
     assert parse_speed("max") is None
