@@ -67,6 +67,16 @@ async def test_signals_for_unwatched_exchanges_or_markets_are_422(tmp_path: Path
         assert app.services.webhooks.accepted == 0
         status, answer = await send({**base, "exchange": "simulator"})
         assert (status, answer["status"]) == (200, "accepted"), answer
+        # TradingView's {{ticker}} has no separator: with no webhook or traded symbols to
+        # read it by, the watched markets do (it was a 422 asking for a separator)
+        tv = {"symbol": "BTCUSDT", "side": "buy", "strength": 0.3, "exchange": "simulator"}
+        status, answer = await send(tv)
+        assert (status, answer["status"]) == (200, "accepted"), answer
+        assert answer["symbol"] == "BTC-USDT", answer
+        status, answer = await send({**tv, "symbol": "DOGEUSDT"})  # no watched market reads so
+        assert status == 422, answer
+        (field,) = answer["error"]["details"]["fields"]
+        assert field["field"] == "body.symbol"
     finally:
         await http.close()
         assert await app.stop()

@@ -397,9 +397,10 @@ class SignalWebhooks:
         return {"status": "accepted", **summary}
 
     def _symbol(self, cfg: WebhookConfig, given: str) -> str:
-        """The normalized symbol: ``BTC-USDT``, ``btc/usdt``, or ``BTCUSDT`` when it names one of
-        the webhook's (or the traded) symbols; it must be one of the webhook's symbols."""
-        allowed = cfg.symbols or self.generator.config.symbols
+        """The normalized symbol: ``BTC-USDT``, ``btc/usdt``, or ``BTCUSDT`` (TradingView's
+        ``{{ticker}}``) when it names one of the webhook's symbols, else of the traded ones,
+        else of the markets the feeds watch; it must be one of the webhook's symbols."""
+        allowed = cfg.symbols or self.generator.config.symbols or self._watched_symbols()
         text = given.strip().upper().replace("/", "-")
         if "-" not in text:
             text = next((s for s in allowed if s.replace("-", "") == text), text)
@@ -427,6 +428,12 @@ class SignalWebhooks:
                 field="body.symbol",
             )
         return text
+
+    def _watched_symbols(self) -> list[str]:
+        """Every market a feed watches (on any exchange), to read a symbol given without a
+        separator by."""
+        markets = self.markets() if self.markets is not None else {}
+        return sorted({symbol for symbols in markets.values() for symbol in symbols})
 
     def _rate(self, cfg: WebhookConfig) -> None:
         now = self.clock.monotonic()
