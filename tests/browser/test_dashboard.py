@@ -313,7 +313,7 @@ def test_a_canceled_limit_order_gets_no_line_on_the_chart(page: Page, demo: Demo
         last = next(m["last"] for m in markets if m["symbol"] == "ETH-USDT")
         placed: list[dict[str, Any]] = []
         try:
-            for amount, below in (("0.01", 0.965), ("0.02", 0.96)):
+            for amount, below in (("0.01", 0.96), ("0.02", 0.955)):
                 body = {**order, "amount": amount, "price": f"{last * below:.2f}"}
                 placed.append(_send(demo, "POST", "/api/v1/trading/orders", body))
         except urllib.error.HTTPError as exc:
