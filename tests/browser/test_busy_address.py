@@ -54,6 +54,25 @@ def _busy(demo: Demo) -> bool:
     return False
 
 
+def _hold_every_slot(demo: Demo, held: list[socket.socket]) -> None:
+    """Wait until the ``held`` requests fill every slot of the address. One that met the
+    page's own polls in progress was refused (429) and holds nothing: one more is sent at
+    each look that finds a slot free. A look finding the address busy while one of the
+    page's polls is in flight would pass too early, so it takes three in a row."""
+    streak = 0
+
+    def busy() -> bool:
+        nonlocal streak
+        if _busy(demo):
+            streak += 1
+        else:
+            streak = 0
+            held.append(_hold_the_slot(demo))
+        return streak >= 6
+
+    wait_for(busy, 10, "every slot of the address held")
+
+
 def test_a_sign_in_refused_as_too_many_in_progress_keeps_the_token_and_retries(
     page: Page, demo: Demo
 ) -> None:
@@ -61,13 +80,7 @@ def test_a_sign_in_refused_as_too_many_in_progress_keeps_the_token_and_retries(
     page.wait_for_selector("#live.ok")
     held = [_hold_the_slot(demo) for _ in range(SLOTS)]
     try:
-        # a held request that met the page's own polls in progress was refused (429), not
-        # held: one more is sent at each look until the address is busy
-        wait_for(
-            lambda: _busy(demo) or held.append(_hold_the_slot(demo)),
-            10,
-            "every slot of the address held",
-        )
+        _hold_every_slot(demo, held)
         page.evaluate(f"location.hash = '#token={ADMIN_TOKEN}'")
         page.wait_for_function(
             "() => document.getElementById('banner').textContent.includes('Retrying in')"
@@ -93,13 +106,7 @@ def test_the_market_view_loaded_while_the_address_is_busy_loads_once_it_is_not(
     page.wait_for_selector("#live.ok")
     held = [_hold_the_slot(demo) for _ in range(SLOTS)]
     try:
-        # a held request that met the page's own polls in progress was refused (429), not
-        # held: one more is sent at each look until the address is busy
-        wait_for(
-            lambda: _busy(demo) or held.append(_hold_the_slot(demo)),
-            10,
-            "every slot of the address held",
-        )
+        _hold_every_slot(demo, held)
         page.evaluate("location.hash = '#/market/simulator/BTC-USDT-PERP'")
         note = page.locator("#market-msg")
         page.wait_for_function(
