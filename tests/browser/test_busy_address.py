@@ -58,7 +58,7 @@ def _hold_every_slot(demo: Demo, held: list[socket.socket]) -> None:
     """Wait until the ``held`` requests fill every slot of the address. One that met the
     page's own polls in progress was refused (429) and holds nothing: one more is sent at
     each look that finds a slot free. A look finding the address busy while one of the
-    page's polls is in flight would pass too early, so it takes three in a row."""
+    page's polls is in flight would pass too early, so it takes six in a row."""
     streak = 0
 
     def busy() -> bool:
