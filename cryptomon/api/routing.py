@@ -5,7 +5,6 @@ the document is generated from the same models the handlers use and cannot drift
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,7 +24,7 @@ from cryptomon.api.guard import allowed_hosts
 from cryptomon.api.idempotency import IdempotencyLedger
 from cryptomon.api.services import CAPABILITY_NAMES
 from cryptomon.config import ApiConfig
-from cryptomon.errors import RepeatedKey, TemporaryError, unique_keys
+from cryptomon.errors import TemporaryError, repeated_key
 
 T = TypeVar("T")
 log = structlog.get_logger()
@@ -176,13 +175,7 @@ def _parse_query(route: Route, request: web.Request) -> Any:
     raw: dict[str, Any] = {}
     for key in request.query:
         if len(request.query.getall(key)) > 1:  # no parameter takes a list
-            message = "given more than once; send each parameter once"
-            field = f"query.{key}"
-            raise ApiError(
-                422,
-                f"invalid query: {field} {message}",
-                details={"fields": [{"field": field, "message": message, "value": None}]},
-            )
+            raise _given_twice("query", key, "parameter")
         raw[key] = request.query[key]
     try:
         return route.query.model_validate(raw)
@@ -242,19 +235,21 @@ async def _parse_body(route: Route, request: web.Request) -> Any:
         raise validation_error(exc, "body") from None
     # the parser keeps the last of a repeated key: {"action": "engage", "action": "release"}
     # released the kill switch. Checked once the body is valid (so its nesting is bounded).
-    try:
-        json.loads(raw, object_pairs_hook=unique_keys)
-    except RepeatedKey as exc:
-        message = "given more than once; send each field once"
-        field = f"body.{exc.key}"
-        raise ApiError(
-            422,
-            f"invalid body: {field} {message}",
-            details={"fields": [{"field": field, "message": message, "value": None}]},
-        ) from None
-    except (ValueError, RecursionError):  # what pydantic-core accepted, json may not: its call
-        pass
+    repeated = repeated_key(raw)
+    if repeated is not None:
+        raise _given_twice("body", repeated, "field")
     return body
+
+
+def _given_twice(part: str, path: str, what: str) -> ApiError:
+    """The 422 for a key of the query or the body (``path`` within it) given twice."""
+    message = f"given more than once; send each {what} once"
+    field = f"{part}.{path}"
+    return ApiError(
+        422,
+        f"invalid {part}: {field} {message}",
+        details={"fields": [{"field": field, "message": message, "value": None}]},
+    )
 
 
 # datetimes and dataclasses keep going through ``default=str`` as they did with json.dumps
