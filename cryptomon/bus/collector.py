@@ -23,7 +23,7 @@ import json
 import uuid
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,12 +71,14 @@ class CollectorPublisher:
         clock: Clock,
         health: Callable[[], dict[str, Any]],
         instruments: Callable[[], dict[str, list[dict[str, Any]]]] | None = None,
+        markets: Callable[[], Mapping[str, Collection[str]] | None] | None = None,
     ) -> None:
         self.config = config
         self.hub = hub
         self.clock = clock
         self.health_source = health
         self.instruments = instruments
+        self.markets = markets  # exchange -> symbols the feeds watch, carried by the health
         self.collector = config.collector_id
         # this process: a brain seeing two instances under one collector_id warns (their
         # message ids can meet, and the stream drops the later batch as a duplicate)
@@ -343,8 +345,10 @@ class CollectorPublisher:
         }
 
     def health(self) -> dict[str, Any]:
-        """What ``/health`` returns and ``<prefix>.health.<collector>`` carries."""
-        return {
+        """What ``/health`` returns and ``<prefix>.health.<collector>`` carries; with
+        ``markets`` (exchange -> the symbols its feed watches, empty: any), by which the brain
+        checks webhook signals."""
+        out = {
             "role": "collector",
             "collector_id": self.collector,
             "instance": self.instance,
@@ -352,3 +356,7 @@ class CollectorPublisher:
             "nats": self.stats(),
             "feeds": self.health_source(),
         }
+        markets = self.markets() if self.markets is not None else None
+        if markets is not None:
+            out["markets"] = {ex: sorted(symbols) for ex, symbols in markets.items()}
+        return out
