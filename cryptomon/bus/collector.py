@@ -12,7 +12,8 @@ While NATS is away the queue keeps at most ``buffer_max_batches`` batches: beyon
 oldest market data batch is dropped and counted (``dropped_batches``, ``dropped_events``).
 Instrument specs travel in a separate list that is never dropped (zlib-compressed when their
 JSON exceeds the server's ``max_payload``); health is the latest state
-only (core NATS, skipped while disconnected).
+only (core NATS, skipped while disconnected), sent every ``health_interval_s`` and at once
+when a brain asks (``<prefix>.health_request``, as it starts).
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ class CollectorPublisher:
             self.hub.subscribe(cls, self.on_event, name=f"bus-collector.{cls.__name__}")
             for cls in TRANSPORTED
         ]
+        # a brain that starts asks: its webhooks need the markets before the next report
+        await self.nc.subscribe(
+            subjects.health_request(self.config.subject_prefix), cb=self._on_health_request
+        )
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._send_loop(), name="bus-collector-send"),
@@ -323,14 +328,20 @@ class CollectorPublisher:
         return out + errors
 
     async def _health_loop(self) -> None:
-        subject = subjects.health(self.config.subject_prefix, self.collector)
         while True:
-            if self.connected and self.nc is not None:
-                try:
-                    await self.nc.publish(subject, json.dumps(self.health()).encode())
-                except Exception as exc:
-                    log.debug("bus.health_publish_failed", error=repr(exc))
+            await self._publish_health()
             await self.clock.sleep(self.config.health_interval_s)
+
+    async def _publish_health(self) -> None:
+        if self.connected and self.nc is not None:
+            subject = subjects.health(self.config.subject_prefix, self.collector)
+            try:
+                await self.nc.publish(subject, json.dumps(self.health()).encode())
+            except Exception as exc:
+                log.debug("bus.health_publish_failed", error=repr(exc))
+
+    async def _on_health_request(self, _msg: Any) -> None:
+        await self._publish_health()
 
     # ------------------------------------------------------------------ reporting
 

@@ -9,10 +9,11 @@ it acknowledges the ones before it). A restart resumes after the last acknowledg
 A batch delivered again (its ack was lost in a crash or a NATS restart) is recognised by
 ``(collector, sequence)`` and skipped, counted as ``duplicates``.
 
-Also listens to ``<prefix>.health.*`` (each collector's health, shown under ``collectors`` in
+Also listens to ``<prefix>.health.*``, asking every collector for it at start
+(``<prefix>.health_request``): each collector's health, shown under ``collectors`` in
 ``/api/v1/feeds``; a collector silent for 3 health intervals has its exchanges marked stale
-and its markets no longer count among those the brain's webhooks accept signals for)
-and keeps the latest instrument specs per exchange from ``<stream>_META``.
+and its markets no longer count among those the brain's webhooks accept signals for.
+It also keeps the latest instrument specs per exchange from ``<stream>_META``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from cryptomon.bus import subjects
 from cryptomon.bus.claim import DurableClaim
 from cryptomon.bus.codec import Batch, CodecError, decode
 from cryptomon.bus.connect import connect, ensure_streams, meta_stream
@@ -308,6 +310,9 @@ class BusFeedSource:
         await ensure_streams(js, cfg)
         prefix = cfg.subject_prefix
         self._subs.append(await self.nc.subscribe(f"{prefix}.health.*", cb=self._on_health))
+        # every collector reports now, not at its next interval: the webhooks check signals
+        # against the markets the collectors watch (unknown until one has reported)
+        await self.nc.publish(subjects.health_request(prefix), b"")
         self._subs.append(
             await js.subscribe(
                 f"{prefix}.instruments.>",

@@ -225,3 +225,22 @@ async def test_a_collector_health_without_markets_counts_its_exchanges(tmp_path:
             assert status == 422, answer
         finally:
             await nc.close()
+
+
+@pytest.mark.asyncio
+async def test_a_brain_started_after_its_collectors_knows_their_markets_at_once(
+    tmp_path: Path,
+) -> None:
+    """The collector runs before the brain, with a health interval of 60 s: the brain asks
+    for the collectors' health when it starts, so it accepts the watched market without
+    waiting for the collector's next report (and still refuses another)."""
+    async with rig(tmp_path, health_interval_s=60.0) as setup:
+        await setup.start_collector("c1", ["BTC/USDT"])
+        await setup.start_brain()
+        await wait_until(
+            lambda: "c1" in setup.source.bus_health.collectors, timeout=10, message="health"
+        )
+        status, answer = await setup.send(symbol="BTCUSDT")
+        assert (status, answer["status"]) == (200, "accepted"), answer
+        status, answer = await setup.send(symbol="ETH-USDT")
+        assert status == 422, answer
