@@ -12,7 +12,8 @@ While NATS is away the queue keeps at most ``buffer_max_batches`` batches: beyon
 oldest market data batch is dropped and counted (``dropped_batches``, ``dropped_events``).
 Instrument specs travel in a separate list that is never dropped (zlib-compressed when their
 JSON exceeds the server's ``max_payload``); health is the latest state
-only (core NATS, skipped while disconnected).
+only (core NATS, skipped while disconnected), sent every ``health_interval_s`` and at once
+when a brain asks (``<prefix>.health_request``, as it starts).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import uuid
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,12 +72,14 @@ class CollectorPublisher:
         clock: Clock,
         health: Callable[[], dict[str, Any]],
         instruments: Callable[[], dict[str, list[dict[str, Any]]]] | None = None,
+        markets: Callable[[], Mapping[str, Collection[str]] | None] | None = None,
     ) -> None:
         self.config = config
         self.hub = hub
         self.clock = clock
         self.health_source = health
         self.instruments = instruments
+        self.markets = markets  # exchange -> symbols the feeds watch, carried by the health
         self.collector = config.collector_id
         # this process: a brain seeing two instances under one collector_id warns (their
         # message ids can meet, and the stream drops the later batch as a duplicate)
@@ -118,6 +121,10 @@ class CollectorPublisher:
             self.hub.subscribe(cls, self.on_event, name=f"bus-collector.{cls.__name__}")
             for cls in TRANSPORTED
         ]
+        # a brain that starts asks: its webhooks need the markets before the next report
+        await self.nc.subscribe(
+            subjects.health_request(self.config.subject_prefix), cb=self._on_health_request
+        )
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._send_loop(), name="bus-collector-send"),
@@ -321,14 +328,20 @@ class CollectorPublisher:
         return out + errors
 
     async def _health_loop(self) -> None:
-        subject = subjects.health(self.config.subject_prefix, self.collector)
         while True:
-            if self.connected and self.nc is not None:
-                try:
-                    await self.nc.publish(subject, json.dumps(self.health()).encode())
-                except Exception as exc:
-                    log.debug("bus.health_publish_failed", error=repr(exc))
+            await self._publish_health()
             await self.clock.sleep(self.config.health_interval_s)
+
+    async def _publish_health(self) -> None:
+        if self.connected and self.nc is not None:
+            subject = subjects.health(self.config.subject_prefix, self.collector)
+            try:
+                await self.nc.publish(subject, json.dumps(self.health()).encode())
+            except Exception as exc:
+                log.debug("bus.health_publish_failed", error=repr(exc))
+
+    async def _on_health_request(self, _msg: Any) -> None:
+        await self._publish_health()
 
     # ------------------------------------------------------------------ reporting
 
@@ -343,8 +356,10 @@ class CollectorPublisher:
         }
 
     def health(self) -> dict[str, Any]:
-        """What ``/health`` returns and ``<prefix>.health.<collector>`` carries."""
-        return {
+        """What ``/health`` returns and ``<prefix>.health.<collector>`` carries; with
+        ``markets`` (exchange -> the symbols its feed watches, empty: any), by which the brain
+        checks webhook signals."""
+        out = {
             "role": "collector",
             "collector_id": self.collector,
             "instance": self.instance,
@@ -352,3 +367,7 @@ class CollectorPublisher:
             "nats": self.stats(),
             "feeds": self.health_source(),
         }
+        markets = self.markets() if self.markets is not None else None
+        if markets is not None:
+            out["markets"] = {ex: sorted(symbols) for ex, symbols in markets.items()}
+        return out

@@ -61,7 +61,12 @@ def collector_parts(settings: Settings, *, hub: Hub, clock: Clock) -> list[Any]:
         return {name: [spec_to_dict(spec) for spec in registry.specs(name)] for name in names}
 
     publisher = CollectorPublisher(
-        config=settings.bus, hub=hub, clock=clock, health=feeds.health, instruments=specs
+        config=settings.bus,
+        hub=hub,
+        clock=clock,
+        health=feeds.health,
+        instruments=specs,
+        markets=feeds.markets,
     )
 
     def loaded(exchange: str) -> None:  # specs arrived late: units again, the brain told

@@ -9,9 +9,11 @@ it acknowledges the ones before it). A restart resumes after the last acknowledg
 A batch delivered again (its ack was lost in a crash or a NATS restart) is recognised by
 ``(collector, sequence)`` and skipped, counted as ``duplicates``.
 
-Also listens to ``<prefix>.health.*`` (each collector's health, shown under ``collectors`` in
-``/api/v1/feeds``; a collector silent for 3 health intervals has its exchanges marked stale)
-and keeps the latest instrument specs per exchange from ``<stream>_META``.
+Also listens to ``<prefix>.health.*``, asking every collector for it at start
+(``<prefix>.health_request``): each collector's health, shown under ``collectors`` in
+``/api/v1/feeds``; a collector silent for 3 health intervals has its exchanges marked stale
+and its markets no longer count among those the brain's webhooks accept signals for.
+It also keeps the latest instrument specs per exchange from ``<stream>_META``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from cryptomon.bus import subjects
 from cryptomon.bus.claim import DurableClaim
 from cryptomon.bus.codec import Batch, CodecError, decode
 from cryptomon.bus.connect import connect, ensure_streams, meta_stream
@@ -72,6 +75,8 @@ class BusHealth(FeedHealth):
         self.instances: dict[str, dict[str, float]] = {}
         self.shared_ids: set[str] = set()
         self.detail = ""  # why the bus is not consumed (another brain has the durable)
+        # per collector: the markets its health reported, exchange -> symbols (empty: any)
+        self.markets: dict[str, dict[str, frozenset[str]]] = {}
 
     def remember(self, event: FeedStatus) -> None:
         """A collector's own feed status (travelled with its data), kept as MarketState keeps
@@ -84,9 +89,12 @@ class BusHealth(FeedHealth):
             self.markers[key] = event
 
     def report(self, info: dict[str, Any]) -> None:
-        """A collector's health message."""
+        """A collector's health message (ValueError, KeyError or TypeError: malformed, and
+        nothing of it kept)."""
         name = str(info["collector_id"])
+        markets = reported_markets(info)
         now = self.clock.monotonic()
+        self.markets[name] = markets
         self._instance(name, str(info.get("instance") or ""), now)
         self.collectors[name] = info
         self.seen_at[name] = now
@@ -115,6 +123,24 @@ class BusHealth(FeedHealth):
                 detail="two collector processes report under one collector_id: give each its "
                 "own bus.collector_id, or the stream drops batches whose ids meet",
             )
+
+    def watched(self) -> dict[str, frozenset[str]] | None:
+        """The markets of every collector heard from within ``silent_after_s`` (a symbol
+        set merged across collectors; an empty one, any symbol, wins); None when none."""
+        now = self.clock.monotonic()
+        out: dict[str, frozenset[str]] = {}
+        for name, markets in self.markets.items():
+            if now - self.seen_at.get(name, now) > self.silent_after_s:
+                continue
+            for exchange, symbols in markets.items():
+                have = out.get(exchange)
+                if have is None:
+                    out[exchange] = symbols
+                elif have and symbols:
+                    out[exchange] = have | symbols
+                else:  # one of them watches any symbol
+                    out[exchange] = frozenset()
+        return out or None
 
     def check_stale(self) -> list[str]:
         """Collectors silent longer than ``silent_after_s`` (their exchanges marked stale)."""
@@ -167,6 +193,22 @@ class BusHealth(FeedHealth):
             for name, info in self.collectors.items()
         }
         return out
+
+
+def reported_markets(info: dict[str, Any]) -> dict[str, frozenset[str]]:
+    """The markets a collector's health reports (``markets``: exchange -> symbols, in the
+    normalized form of ``exchanges[].symbols``; empty: any, a recording's); a collector of an
+    earlier version reports none: each exchange of its ``feeds``, with any symbol. TypeError
+    when malformed."""
+    raw = info.get("markets")
+    if raw is None:
+        feeds = info.get("feeds") or {}
+        if not isinstance(feeds, dict):
+            raise TypeError("feeds: expected an object")
+        return {str(exchange): frozenset() for exchange in feeds}
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise TypeError("markets: expected an object of exchange -> list of symbols")
+    return {str(ex): frozenset(str(s) for s in symbols) for ex, symbols in raw.items()}
 
 
 def delivered(msg: Msg) -> int:
@@ -268,6 +310,9 @@ class BusFeedSource:
         await ensure_streams(js, cfg)
         prefix = cfg.subject_prefix
         self._subs.append(await self.nc.subscribe(f"{prefix}.health.*", cb=self._on_health))
+        # every collector reports now, not at its next interval: the webhooks check signals
+        # against the markets the collectors watch (unknown until one has reported)
+        await self.nc.publish(subjects.health_request(prefix), b"")
         self._subs.append(
             await js.subscribe(
                 f"{prefix}.instruments.>",
@@ -585,6 +630,11 @@ class BusFeedSource:
         self.instruments[exchange] = entries
         if self.registry is not None:
             self.registry.add(specs)  # sizing, units and risk on the brain use the same specs
+
+    def remote_markets(self) -> dict[str, frozenset[str]] | None:
+        """The markets the collectors heard from lately watch (None: none reported): the
+        webhooks of the brain refuse a signal for any other (DESIGN.md section 8)."""
+        return self.bus_health.watched()
 
     def remote_feeds(self) -> dict[str, dict[str, Any]]:
         """Each exchange's feed health as its collector last reported it (channels, quality

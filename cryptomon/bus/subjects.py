@@ -6,6 +6,7 @@ subject                                stream              payload
 ``<p>.md.<exchange>.<symbol>``         ``<stream>``        columnar batch (:mod:`.codec`)
 ``<p>.instruments.<exchange>``         ``<stream>_META``   JSON list of instrument specs
 ``<p>.health.<collector>``             (core NATS)         JSON health of one collector
+``<p>.health_request``                 (core NATS)         empty: every collector sends its health
 ``<p>.anomaly.<exchange>.<symbol>``    ``<stream>_EVENTS`` JSON Anomaly (:mod:`.outbound`)
 ``<p>.signal.<exchange>.<symbol>``     ``<stream>_EVENTS`` JSON Signal
 ``<p>.order.<exchange>.<symbol>``      ``<stream>_EVENTS`` JSON OrderUpdate
@@ -38,6 +39,11 @@ def instruments(prefix: str, exchange: str) -> str:
 
 def health(prefix: str, collector: str) -> str:
     return f"{prefix}.health.{token(collector)}"
+
+
+def health_request(prefix: str) -> str:
+    """A brain starting asks every collector for its health (and markets) at once."""
+    return f"{prefix}.health_request"
 
 
 def event(prefix: str, kind: str, exchange: str, symbol: str) -> str:

@@ -173,15 +173,22 @@ class FeedManager:
                 for symbol in sorted(symbols):
                     mark(symbol, "no longer listed by the exchange (instrument refresh)")
 
-    def markets(self) -> dict[str, frozenset[str]]:
+    def markets(self) -> dict[str, frozenset[str]] | None:
         """The exchanges this process's feeds watch and the symbols configured for each (an
         empty set: those of a recording); the current feeds, so a config reload counts. A
-        brain's feed (the bus) names no exchange of its own: none here."""
+        brain's feed (the bus) adds those its collectors report watching; None while it
+        knows none (no collector has reported lately)."""
         out: dict[str, frozenset[str]] = {}
         for src in self.sources:
             config = getattr(src, "config", None)
+            remote = getattr(src, "remote_markets", None)
             if isinstance(config, ExchangeConfig):
                 out[src.exchange] = frozenset(config.symbols)
+            elif remote is not None:
+                found = remote()
+                if found is None:
+                    return None
+                out.update(found)
         return out
 
     def health(self) -> dict[str, Any]:

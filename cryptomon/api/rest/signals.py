@@ -22,7 +22,10 @@ WEBHOOK_DESCRIPTION = (
     "A wrong secret is 401 and counts toward the failed-auth throttle (past it: 429). The "
     "body may be sent as text/plain (TradingView's alert message). The signal goes through "
     "the same gates, risk checks and order engine as any other; a repeated alert_id answers "
-    "'duplicate' without a second signal; calls beyond the webhook's max_per_minute get 429."
+    "'duplicate' without a second signal; calls beyond the webhook's max_per_minute get 429. "
+    "A signal for an exchange or market the daemon's feeds (a brain: its collectors) do not "
+    "watch is 422; a brain none of whose collectors has reported yet answers 503 "
+    "markets_unknown."
 )
 
 
@@ -129,10 +132,10 @@ async def signal_webhook(call: Call) -> ms.WebhookOut:
 
 
 def _rejected(exc: WebhookRejected) -> ApiError:
-    if exc.status == 429:
+    if exc.status == 429 or exc.retry_after_s > 0:
         retry = max(1, int(exc.retry_after_s + 0.999))
         return ApiError(
-            429,
+            exc.status,
             exc.message,
             code=exc.code,
             details={"retry_after_s": retry},

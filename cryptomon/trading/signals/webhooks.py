@@ -52,12 +52,13 @@ _MAX_SIGNATURES = 100_000
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
 # the smallest price an order row holds (NUMERIC(36, 18)): the step when no tick is known
 _STORED_STEP = Decimal("1e-18")
+_MARKETS_RETRY_S = 5.0  # Retry-After of a 503 while the watched markets are not known yet
 
 
 class WebhookRejected(Exception):
     """A call refused after authentication: ``status`` 422 (``field`` names the body field),
-    429 (``retry_after_s``), or a signed call that is stale (401) or replayed (409), named
-    by ``code``."""
+    429 (``retry_after_s``), 503 while the watched markets are not known yet, or a signed
+    call that is stale (401) or replayed (409), named by ``code``."""
 
     def __init__(
         self,
@@ -92,6 +93,12 @@ class WebhookCall:
     comment: str = ""
 
 
+def _symbols_of(markets: Mapping[str, Collection[str]]) -> list[str]:
+    """Every market a feed watches (on any exchange), to read a symbol given without a
+    separator by."""
+    return sorted({symbol for symbols in markets.values() for symbol in symbols})
+
+
 def _signing_string(timestamp: str, raw_body: bytes) -> bytes:
     """What ``X-Signature`` signs: the timestamp header's value as sent, ".", the raw body."""
     return timestamp.encode("utf-8", "surrogateescape") + b"." + raw_body
@@ -112,11 +119,13 @@ class SignalWebhooks:
         *,
         generator: SignalGenerator,
         clock: Clock,
-        markets: Callable[[], Mapping[str, Collection[str]]] | None = None,
+        markets: Callable[[], Mapping[str, Collection[str]] | None] | None = None,
     ) -> None:
         """``markets``: the exchanges the daemon's feeds watch, each with its symbols (empty:
         any); a call for another exchange or market is refused (422), since no signal for it
-        could trade. None or an empty mapping (a brain, fed through the bus): not checked."""
+        could trade. It answers None while they are not known yet (a brain whose collectors
+        have not reported): every call is refused with 503 ``markets_unknown``. None or an
+        empty mapping: not checked."""
         self.generator = generator
         self.clock = clock
         self.markets = markets
@@ -244,7 +253,8 @@ class SignalWebhooks:
         cfg = self._config(name)
         if cfg is None:
             raise WebhookRejected(404, f"no webhook {name!r}")
-        symbol = self._symbol(cfg, call.symbol)
+        markets = self._markets()
+        symbol = self._symbol(cfg, call.symbol, markets)
         if cfg.exchange is not None and call.exchange not in (None, cfg.exchange):
             # like its symbols: the secret of a webhook pinned to one venue opens no other
             raise WebhookRejected(
@@ -268,7 +278,7 @@ class SignalWebhooks:
                 "another exchange are never traded (omit exchange)",
                 field="body.exchange",
             )
-        self._watched(exchange, symbol)
+        self._watched(markets, exchange, symbol)
         self._levels(exchange, symbol, call)
         signal_id = None
         if call.alert_id is not None:
@@ -284,10 +294,24 @@ class SignalWebhooks:
                 seen.popitem(last=False)
         return self._publish(cfg, call, exchange, symbol, signal_id)
 
-    def _watched(self, exchange: str, symbol: str) -> None:
+    def _markets(self) -> Mapping[str, Collection[str]]:
+        """The markets the feeds watch (empty: not checked); 503 while not known yet."""
+        markets = self.markets() if self.markets is not None else {}
+        if markets is None:
+            raise WebhookRejected(
+                503,
+                "the markets this daemon watches are not known yet (a brain learns them from "
+                "its collectors over the bus, and none has reported within 3 "
+                "bus.health_interval_s): a signal could be neither checked nor traded; try "
+                "again shortly",
+                retry_after_s=_MARKETS_RETRY_S,
+                code="markets_unknown",
+            )
+        return markets
+
+    def _watched(self, markets: Mapping[str, Collection[str]], exchange: str, symbol: str) -> None:
         """Refuse an exchange no feed watches, or a market its feed does not (no price: the
         engine could never trade it; the call was answered 'accepted' all the same)."""
-        markets = self.markets() if self.markets is not None else {}
         if not markets:
             return
         watched = markets.get(exchange)
@@ -396,11 +420,13 @@ class SignalWebhooks:
         )
         return {"status": "accepted", **summary}
 
-    def _symbol(self, cfg: WebhookConfig, given: str) -> str:
+    def _symbol(
+        self, cfg: WebhookConfig, given: str, markets: Mapping[str, Collection[str]]
+    ) -> str:
         """The normalized symbol: ``BTC-USDT``, ``btc/usdt``, or ``BTCUSDT`` (TradingView's
         ``{{ticker}}``) when it names one of the webhook's symbols, else of the traded ones,
         else of the markets the feeds watch; it must be one of the webhook's symbols."""
-        allowed = cfg.symbols or self.generator.config.symbols or self._watched_symbols()
+        allowed = cfg.symbols or self.generator.config.symbols or _symbols_of(markets)
         text = given.strip().upper().replace("/", "-")
         if "-" not in text:
             text = next((s for s in allowed if s.replace("-", "") == text), text)
@@ -428,12 +454,6 @@ class SignalWebhooks:
                 field="body.symbol",
             )
         return text
-
-    def _watched_symbols(self) -> list[str]:
-        """Every market a feed watches (on any exchange), to read a symbol given without a
-        separator by."""
-        markets = self.markets() if self.markets is not None else {}
-        return sorted({symbol for symbols in markets.values() for symbol in symbols})
 
     def _rate(self, cfg: WebhookConfig) -> None:
         now = self.clock.monotonic()
