@@ -73,13 +73,13 @@ def add_command(
 
 
 async def open_database(
-    config: DatabaseConfig, command: str, *, read_only: bool = False
+    config: DatabaseConfig, command: str, *, read_only: bool = False, check_schema: bool = True
 ) -> Database | None:
     """The started database, or None after saying on stderr why it could not start."""
     from cryptomon.errors import CryptomonError
     from cryptomon.store.db import Database
 
-    db = Database(config, read_only=read_only)
+    db = Database(config, read_only=read_only, check_schema=check_schema)
     try:
         await db.start()
     except CryptomonError as exc:

@@ -68,8 +68,9 @@ async def test_downgrade_base_removes_schema_and_upgrade_restores(db: Database) 
 
 @pytest.mark.asyncio
 async def test_no_auto_migrate_leaves_database_empty(db_url: str) -> None:
-    """auto_migrate: false connects without creating tables."""
-    database = Database(DatabaseConfig(url=db_url, auto_migrate=False))
+    """auto_migrate: false without the schema check (the `db` commands) connects without
+    creating tables."""
+    database = Database(DatabaseConfig(url=db_url, auto_migrate=False), check_schema=False)
     await database.start()
     try:
         assert await _tables(database) == set()
@@ -79,9 +80,47 @@ async def test_no_auto_migrate_leaves_database_empty(db_url: str) -> None:
     assert not await database.ping()
 
 
+@pytest.mark.asyncio
+async def test_without_auto_migrate_a_schema_not_at_head_is_refused(
+    db: Database, db_url: str
+) -> None:
+    """auto_migrate: false on a database behind head, with no schema, or at a newer
+    cryptomon's revision: the start is refused naming the revision and what to run, and the
+    schema is left as it is. (It started: the writer then refused every anomaly for a
+    missing column, as bad data, and the trailed stops were not read back.)"""
+    await migrate.downgrade(db, "-1")
+    (behind,) = await migrate.current(db)
+    again = Database(DatabaseConfig(url=db_url, auto_migrate=False))
+    with pytest.raises(FatalError) as exc:
+        await again.start()
+    message = str(exc.value)
+    assert f"schema revision {behind}" in message
+    assert f"needs {migrate.head()}" in message
+    assert "crypto-monitor db upgrade" in message
+    assert "database.auto_migrate is off" in message
+    assert not again.started
+    assert await migrate.current(db) == (behind,)
+
+    await migrate.downgrade(db, "base")
+    with pytest.raises(FatalError, match=r"no cryptomon schema.*crypto-monitor db upgrade"):
+        await Database(DatabaseConfig(url=db_url, auto_migrate=False)).start()
+    assert await _tables(db) == set()
+
+    await migrate.upgrade(db, "head")
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(FatalError, match=r"at revision 9999.*a newer cryptomon migrated it"):
+        await Database(DatabaseConfig(url=db_url, auto_migrate=False)).start()
+    async with db.engine.begin() as conn:
+        await conn.execute(text(f"UPDATE alembic_version SET version_num = '{migrate.head()}'"))
+    at_head = Database(DatabaseConfig(url=db_url, auto_migrate=False))
+    await at_head.start()  # at head: starts
+    await at_head.stop()
+
+
 def _tables_now(url: str) -> set[str]:
     async def go() -> set[str]:
-        database = Database(DatabaseConfig(url=url, auto_migrate=False))
+        database = Database(DatabaseConfig(url=url, auto_migrate=False), check_schema=False)
         await database.start()
         try:
             return await _tables(database)
