@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen subcommand and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the process's own command line (the console script, `python -m cryptomon`), not a call
+    # from a host program or a test: the interpreter exits when the command returns
+    args.process_exits_after = argv is None
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -10,7 +10,12 @@ import argparse
 import sys
 from typing import Any
 
-from cryptomon.commands.support import run_daemon, settings_from_args, setup_logging
+from cryptomon.commands.support import (
+    process_exits_after,
+    run_daemon,
+    settings_from_args,
+    setup_logging,
+)
 from cryptomon.config import ROLES, Settings
 
 
@@ -118,4 +123,4 @@ def cmd_run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"crypto-monitor: the daemon could not start: {first}\n")
         return code
 
-    return run_daemon(main())
+    return run_daemon(main(), exiting=process_exits_after(args))
