@@ -568,21 +568,25 @@ class Database:
 
     async def _migrate(self) -> None:
         """``upgrade head``, unless the database says it is at the packaged head already (then
-        alembic is not even imported: see :mod:`cryptomon.store.revision`)."""
+        alembic is not even imported: see :mod:`cryptomon.store.revision`). A schema it moved
+        is logged (``db.migrated``: from which revision to which)."""
         head = packaged_head()
-        if head is not None:
-            try:
-                async with self.engine.connect() as conn:
-                    rows = (
-                        await conn.execute(text("SELECT version_num FROM alembic_version"))
-                    ).all()
-            except sa_exc.DBAPIError:
-                rows = []  # unversioned (no table yet): alembic creates the schema
-            if [tuple(row) for row in rows] == [(head,)]:
-                return
+        async with self.engine.connect() as conn:
+            found = await conn.run_sync(_schema_revisions)
+        if head is not None and found == [head]:
+            return
+        from cryptomon.store.migrate import head as script_head
         from cryptomon.store.migrate import upgrade
 
         await upgrade(self, "head")
+        to = script_head()
+        if found != [to]:
+            log.info(
+                "db.migrated",
+                url=self.safe_url,
+                from_revision=", ".join(found) or "base",
+                to_revision=to,
+            )
 
     async def _require_head(self) -> None:
         """``auto_migrate`` off: the schema must be this version's head. A database behind it

@@ -268,16 +268,28 @@ async def test_start_at_head_does_not_load_alembic(db: Database, db_url: str) ->
 
 @pytest.mark.asyncio
 async def test_start_behind_head_still_upgrades(db: Database, db_url: str) -> None:
-    """A database one revision behind is brought to head by the next start (alembic runs)."""
+    """A database one revision behind is brought to head by the next start (alembic runs),
+    and the log says from which revision to which (the upgrade of a binary changes the
+    schema: an operator reads it there); a start at head says nothing of it."""
     await migrate.downgrade(db, "-1")
-    assert await migrate.current(db) != (migrate.head(),)
+    (behind,) = await migrate.current(db)
+    assert behind != migrate.head()
     again = Database(DatabaseConfig(url=db_url))
-    await again.start()
+    with structlog.testing.capture_logs() as logs:
+        await again.start()
     try:
         assert await migrate.current(again) == (migrate.head(),)
         assert await migrate.compare(again) == []
     finally:
         await again.stop()
+    (line,) = [e for e in logs if e["event"] == "db.migrated"]
+    assert line["log_level"] == "info"
+    assert (line["from_revision"], line["to_revision"]) == (behind, migrate.head())
+    once_more = Database(DatabaseConfig(url=db_url))
+    with structlog.testing.capture_logs() as logs:
+        await once_more.start()
+    await once_more.stop()
+    assert not [e for e in logs if e["event"] == "db.migrated"]
 
 
 @pytest.mark.asyncio
