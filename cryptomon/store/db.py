@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -253,6 +254,22 @@ class Database:
             path.parent.mkdir(parents=True, exist_ok=True)
             log.warning("db.directory_created", path=str(path.parent.resolve()))
         return url, args
+
+    def _sqlite_unwritable(self) -> str:
+        """Why a SQLite file could not be opened when its directory or the file itself cannot
+        be written (a read-only mount, another owner); sqlite3 says only "unable to open
+        database file" or "attempt to write a readonly database". "" otherwise."""
+        path = self._sqlite_file()
+        if path is None or self.read_only or not path.parent.is_dir():
+            return ""
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            return (
+                f" (the directory {path.parent} is not writable: SQLite creates "
+                f"{path.name}-wal and {path.name}-shm beside the database)"
+            )
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            return f" ({path} cannot be read and written by this user)"
+        return ""
 
     def _create_engine(self, *, reader: bool = False) -> AsyncEngine:
         cfg = self.config
@@ -504,9 +521,8 @@ class Database:
             await self._first_contact(engine)
         except Exception as exc:
             await engine.dispose()
-            raise FatalError(
-                f"database {self.safe_url} is unreachable: {_short_error(exc, self.config.url)}"
-            ) from None
+            why = _short_error(exc, self.config.url) + self._sqlite_unwritable()
+            raise FatalError(f"database {self.safe_url} is unreachable: {why}") from None
         self._engine = engine
         # reads run in autocommit: one round trip per query instead of BEGIN, SELECT and
         # ROLLBACK (PostgreSQL; the same pool, the isolation level set per checkout); the

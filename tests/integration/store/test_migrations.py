@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -158,6 +159,50 @@ def test_cli_current_of_a_missing_sqlite_file_says_so_and_creates_nothing(
     assert out.strip() == "base (no schema)"
     assert f"no database file at {path}" in err
     assert not path.parent.exists()
+
+
+def _without_root_override(argv: list[str]) -> list[str]:
+    """``argv`` run so file permissions apply: as root (CI), without the capabilities that
+    bypass them (setpriv, util-linux); as another user, as it is."""
+    if os.geteuid() != 0:
+        return argv
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *argv]
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["run", "--log-format", "json"]])
+def test_a_sqlite_file_in_a_directory_that_cannot_be_written_is_named(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """SQLite in a directory the daemon cannot write (a read-only mount, another owner):
+    exit 1 with one line saying the directory is not writable and why SQLite needs it, not
+    only "unreachable: unable to open database file"; no traceback."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"database: {{url: 'sqlite+aiosqlite:///{folder}/cm.db'}}\n"
+        f"data_dir: {tmp_path / 'data'}\napi: {{port: 0}}\n"
+    )
+    folder.chmod(0o555)
+    try:
+        argv = [sys.executable, "-m", "cryptomon", *command, "--config", str(cfg)]
+        proc = subprocess.run(
+            _without_root_override(argv),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=tmp_path,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("crypto-monitor")]
+    assert f"the directory {folder} is not writable" in line, line
+    assert "cm.db-wal" in line, line
+    assert "Traceback" not in proc.stderr
+    assert not (folder / "cm.db").exists()
 
 
 def test_cli_history_lists_revisions(capsys: pytest.CaptureFixture[str]) -> None:
