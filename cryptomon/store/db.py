@@ -584,8 +584,8 @@ class Database:
 
     async def _migrate(self) -> None:
         """``upgrade head``, unless the database says it is at the packaged head already (then
-        alembic is not even imported: see :mod:`cryptomon.store.revision`). A schema it moved
-        is logged (``db.migrated``: from which revision to which)."""
+        alembic is not even imported: see :mod:`cryptomon.store.revision`). An existing schema it
+        moved is logged (``db.migrated``: from which revision to which)."""
         head = packaged_head()
         async with self.engine.connect() as conn:
             found = await conn.run_sync(_schema_revisions)
@@ -596,13 +596,12 @@ class Database:
 
         await upgrade(self, "head")
         to = script_head()
-        if found != [to]:
+        if found and found != [to]:  # an existing schema moved (a new one: debug, see below)
             log.info(
-                "db.migrated",
-                url=self.safe_url,
-                from_revision=", ".join(found) or "base",
-                to_revision=to,
+                "db.migrated", url=self.safe_url, from_revision=", ".join(found), to_revision=to
             )
+        elif not found:  # a new database: one-shot commands make one, said on their stderr
+            log.debug("db.migrated", url=self.safe_url, from_revision="base", to_revision=to)
 
     async def _require_head(self) -> None:
         """``auto_migrate`` off: the schema must be this version's head. A database behind it
