@@ -256,3 +256,48 @@ def test_ctrl_c_held_down_after_the_stop_leaves_the_exit_code_0(tmp_path: Path) 
     rest = proc.stderr.read()
     assert rc == 0, f"exit {rc}\n" + "".join(seen) + rest
     assert "Traceback" not in rest, rest
+
+
+def test_sighup_while_the_daemon_is_being_built_does_not_end_it(tmp_path: Path) -> None:
+    """SIGHUP (a reload) before the event loop has its handler, while the daemon is still
+    importing and building its components: the daemon goes on to run and stops with 0 on
+    SIGTERM. SIGHUP's default action ended the process then, without a line (exit 129)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/x.db'}}\n"
+        f"data_dir: {tmp_path}\napi: {{port: 0}}\nshutdown_timeout_s: 5\n"
+    )
+    argv = [sys.executable, "-m", "cryptomon", "--config", str(cfg), "--log-format", "json"]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+
+    def wait_for(event: str) -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline() if proc.stderr is not None else ""
+            if not line:
+                break
+            seen.append(line)
+            if f'"{event}"' in line:
+                return
+        raise AssertionError(f"{event} not logged (exit {proc.poll()}):\n" + "".join(seen))
+
+    try:
+        wait_for("daemon.no_exchanges")  # logged before the daemon is built
+        proc.send_signal(signal.SIGHUP)
+        wait_for("daemon.running")
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rest = proc.stderr.read()
+    assert rc == 0, f"exit {rc}\n" + "".join(seen) + rest
