@@ -12,8 +12,10 @@ Exit codes: 0 success, 1 runtime failure, 2 bad configuration or arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
+import os
 import pkgutil
 import re
 import sys
@@ -108,9 +110,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen subcommand and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the process's own command line (the console script, `python -m cryptomon`), not a call
+    # from a host program or a test: the interpreter exits when the command returns
+    args.process_exits_after = argv is None
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a reader that has gone is found here, not by the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # the reader of stdout has gone (`crypto-monitor db history | head -1`): nothing more
+        # can be said there; what is still buffered goes nowhere instead of failing the exit
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except ConfigError as exc:
         print_config_error(exc)
         return EXIT_USAGE

@@ -12,7 +12,9 @@ section by section, each to the component that owns it:
   removed or given another URL is logged: it needs a restart);
 - ``exchanges``: a changed entry restarts that feed only; the others keep streaming.
 
-Everything else (database, API, logging, ...) needs a restart: a change there is logged.
+Everything else (database, API, logging, ...) needs a restart: a change there, and a channel
+or exchange added or removed, is logged by every reload until the restart
+(``config.reload_needs_restart``, against what the daemon started with).
 """
 
 from __future__ import annotations
@@ -75,8 +77,15 @@ class Reloader:
             for name in type(new).model_fields
             if name not in LIVE_SECTIONS and getattr(new, name) != getattr(self.started_with, name)
         ]
-        if rest:
-            log.warning("config.reload_needs_restart", sections=rest)
+        pending = {
+            "sections": rest,
+            "channels": self._channels_to_restart(new),
+            "exchanges": self._exchanges_to_restart(new),
+        }
+        if any(pending.values()):
+            log.warning(
+                "config.reload_needs_restart", **{key: val for key, val in pending.items() if val}
+            )
         self.reloads += 1
         log.info("config.reloaded", applied=applied)
         return True
@@ -95,6 +104,20 @@ class Reloader:
         notifier = self.services.notifier
         if notifier is not None:
             notifier.reload(new.alerts)
+
+    def _channels_to_restart(self, new: Settings) -> list[str]:
+        """Alert channels added, removed or given another URL since the start: the notifier
+        still runs the start's channels (the API changes routing, never a name or URL)."""
+        running = {ch.name: ch.url for ch in self.started_with.alerts.channels}
+        wanted = {ch.name: ch.url for ch in new.alerts.channels}
+        return sorted(n for n in running.keys() | wanted.keys() if running.get(n) != wanted.get(n))
+
+    def _exchanges_to_restart(self, new: Settings) -> list[str]:
+        """Exchange entries added or removed since the start (a changed one is restarted)."""
+        if new.bus.role == "brain":  # the collectors run the exchange feeds, not this process
+            return []
+        running = {ex.name for ex in self.started_with.exchanges}
+        return sorted(running ^ {ex.name for ex in new.exchanges})
 
     def _changed_exchanges(self, old: Settings, new: Settings) -> list[Any]:
         if new.bus.role == "brain":  # the collectors run the exchange feeds, not this process
@@ -117,8 +140,3 @@ class Reloader:
             return
         for cfg in self._changed_exchanges(old, new):
             await feeds.replace(cfg, built.get(cfg.name))
-        before = {ex.name for ex in old.exchanges}
-        after = {ex.name for ex in new.exchanges}
-        added_or_removed = sorted(before ^ after)
-        if added_or_removed:
-            log.warning("config.reload_needs_restart", exchanges=added_or_removed)

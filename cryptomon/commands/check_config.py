@@ -3,8 +3,8 @@
 The validation is the one ``run`` makes: the daemon is built (every component from its
 section, nothing started: no network, no database), so an unknown exchange name or an alert
 URL apprise refuses fails here exactly as it fails there. What only the network can tell
-(the symbols an exchange lists, the live venue's markets and keys, alert delivery) is not
-checked here: each is named in a ``note:`` line on stderr.
+(the symbols an exchange lists, the live venue's markets and keys, alert delivery, the
+database: not opened) is not checked here: each is named in a ``note:`` line on stderr.
 """
 
 from __future__ import annotations
@@ -70,6 +70,16 @@ def offline_notes(settings: Settings) -> list[str]:
         notes.append(
             "trading.live: the venue's markets, clock and API keys not checked "
             "(needs the network; `run` checks them at start)"
+        )
+    if settings.bus.role != "collector":  # a collector has no database
+        at_start = (
+            "migrates it at start"
+            if settings.database.auto_migrate
+            else "refuses a schema that is not this version's head"
+        )
+        notes.append(
+            "database.url: not opened (`crypto-monitor db current` checks that it answers and "
+            f"names its schema revision; `run` {at_start})"
         )
     if settings.alerts.channels:
         notes.append(

@@ -102,7 +102,10 @@ async def _run(action: str, revision: str | None, config: Any) -> int:
                 "the daemon's start creates it)\n"
             )
             return EXIT_OK
-    db = await open_database(config.model_copy(update={"auto_migrate": False}), f"db {action}")
+    # at whatever revision it is: these commands read and move it
+    db = await open_database(
+        config.model_copy(update={"auto_migrate": False}), f"db {action}", check_schema=False
+    )
     if db is None:
         return EXIT_FAILURE
     try:

@@ -30,7 +30,12 @@ from cryptomon.commands.demo_config import (
     demo_symbols,
     user_config,
 )
-from cryptomon.commands.support import EXIT_USAGE, run_daemon, setup_logging
+from cryptomon.commands.support import (
+    EXIT_USAGE,
+    process_exits_after,
+    run_daemon,
+    setup_logging,
+)
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -105,7 +110,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"crypto-monitor: --event-every: expected 0.05..3600 seconds, got {args.event_every}\n"
         )
         return EXIT_USAGE
-    return run_daemon(_demo(args))  # the exit follows the stop (a first compile: not waited for)
+    # the exit follows the stop (a first compile: not waited for)
+    return run_daemon(_demo(args), exiting=process_exits_after(args))
 
 
 class _Tally:

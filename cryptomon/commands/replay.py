@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptomon.commands.support import run_daemon, settings_from_args, setup_logging, usage_error
+from cryptomon.commands.support import (
+    process_exits_after,
+    run_daemon,
+    settings_from_args,
+    setup_logging,
+    usage_error,
+)
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -150,7 +156,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     # the exit follows the stop, as the daemon's: Ctrl-C during a first start's kernel
     # compile does not wait for the compile thread
-    return run_daemon(replay_then_clean())
+    return run_daemon(replay_then_clean(), exiting=process_exits_after(args))
 
 
 async def _replay(settings: Any, name: str, args: argparse.Namespace) -> int:

@@ -73,13 +73,13 @@ def add_command(
 
 
 async def open_database(
-    config: DatabaseConfig, command: str, *, read_only: bool = False
+    config: DatabaseConfig, command: str, *, read_only: bool = False, check_schema: bool = True
 ) -> Database | None:
     """The started database, or None after saying on stderr why it could not start."""
     from cryptomon.errors import CryptomonError
     from cryptomon.store.db import Database
 
-    db = Database(config, read_only=read_only)
+    db = Database(config, read_only=read_only, check_schema=check_schema)
     try:
         await db.start()
     except CryptomonError as exc:
@@ -101,12 +101,26 @@ EXIT_GRACE_S = 2.0
 """How long the daemon's exit waits for worker threads still busy once it has stopped."""
 
 
-def run_daemon(main: Coroutine[Any, Any, int], *, grace_s: float = EXIT_GRACE_S) -> int:
+def process_exits_after(args: argparse.Namespace) -> bool:
+    """True when the command is the process's own command line (``cli.main`` without
+    ``argv``): the interpreter exits once it returns."""
+    return bool(getattr(args, "process_exits_after", False))
+
+
+def run_daemon(
+    main: Coroutine[Any, Any, int], *, grace_s: float = EXIT_GRACE_S, exiting: bool = False
+) -> int:
     """:func:`run_async` for the daemon, whose exit must follow its stop: a worker thread
     still blocked in a call that cannot be cancelled (a venue's symbol list through a proxy
     that never answers, a DNS lookup) is waited for ``grace_s``, then left behind with the
     process (``os._exit`` after the logs are flushed). ``asyncio.run`` and the interpreter's
-    exit would wait for it: up to the library's own timeout, or until systemd's SIGKILL."""
+    exit would wait for it: up to the library's own timeout, or until systemd's SIGKILL.
+
+    ``exiting`` (:func:`process_exits_after`): SIGINT and SIGTERM stay ignored once the
+    daemon has stopped, through the interpreter's finalization (about a second, numba's
+    modules freed), which leaves an ignored signal alone; restored to Python's handlers, a
+    second Ctrl-C there ended the process by the signal (exit 130 after a clean stop).
+    Otherwise (a host program, a test) the previous handlers are put back."""
     loop: asyncio.AbstractEventLoop
     try:
         import uvloop
@@ -134,7 +148,7 @@ def run_daemon(main: Coroutine[Any, Any, int], *, grace_s: float = EXIT_GRACE_S)
                 loop.close()
         return _join_workers(executor, code, grace_s)
     finally:
-        for sig, handler in previous.items():
+        for sig, handler in () if exiting else previous.items():
             if handler is not None:
                 signal.signal(sig, handler)
 

@@ -9,7 +9,8 @@ with psycopg's sync driver (their own pool of autocommit connections); a one-row
 anomaly page) is read on the loop with psycopg's async connections (:meth:`row_on_loop`, at
 most ``pool_size`` more). ``start()`` checks
 connectivity and fails with a :class:`FatalError` naming the URL (password redacted); with
-``auto_migrate`` it then runs ``upgrade head``.
+``auto_migrate`` it then runs ``upgrade head``; without it, a schema that is not this version's
+head is refused (naming its revision and ``crypto-monitor db upgrade``).
 
 A pooled connection is checked with a ping before use only when it has been idle for
 ``PING_IDLE_S`` (a restarted server is still noticed before the first query after a pause);
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -29,7 +31,16 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 import structlog
-from sqlalchemy import Connection, Engine, StaticPool, create_engine, event, make_url, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    StaticPool,
+    create_engine,
+    event,
+    inspect,
+    make_url,
+    text,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
@@ -154,16 +165,28 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError)
 
 
+def _schema_revisions(conn: Connection) -> list[str]:
+    """The revisions in ``alembic_version`` ([] without the table), read without alembic."""
+    if not inspect(conn).has_table("alembic_version"):
+        return []
+    return [str(row[0]) for row in conn.execute(text("SELECT version_num FROM alembic_version"))]
+
+
 class Database:
     """Owns the engine and the session factory; other components receive it as ``db=``."""
 
     name = "database"
 
-    def __init__(self, config: DatabaseConfig, *, read_only: bool = False) -> None:
+    def __init__(
+        self, config: DatabaseConfig, *, read_only: bool = False, check_schema: bool = True
+    ) -> None:
         """``read_only``: for reports; nothing is created, migrated or written (SQLite opened
-        with ``mode=ro``, PostgreSQL sessions ``default_transaction_read_only``)."""
+        with ``mode=ro``, PostgreSQL sessions ``default_transaction_read_only``).
+        ``check_schema``: without ``auto_migrate``, refuse to start on a schema that is not
+        this version's head (the ``db`` commands, which move it, turn it off)."""
         self.config = config
         self.read_only = read_only
+        self.check_schema = check_schema
         self.url: URL = make_url(config.url)
         self.dialect: Dialect = (
             "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
@@ -231,6 +254,22 @@ class Database:
             path.parent.mkdir(parents=True, exist_ok=True)
             log.warning("db.directory_created", path=str(path.parent.resolve()))
         return url, args
+
+    def _sqlite_unwritable(self) -> str:
+        """Why a SQLite file could not be opened when its directory or the file itself cannot
+        be written (a read-only mount, another owner); sqlite3 says only "unable to open
+        database file" or "attempt to write a readonly database". "" otherwise."""
+        path = self._sqlite_file()
+        if path is None or self.read_only or not path.parent.is_dir():
+            return ""
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            return (
+                f" (the directory {path.parent} is not writable: SQLite creates "
+                f"{path.name}-wal and {path.name}-shm beside the database)"
+            )
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            return f" ({path} cannot be read and written by this user)"
+        return ""
 
     def _create_engine(self, *, reader: bool = False) -> AsyncEngine:
         cfg = self.config
@@ -482,9 +521,8 @@ class Database:
             await self._first_contact(engine)
         except Exception as exc:
             await engine.dispose()
-            raise FatalError(
-                f"database {self.safe_url} is unreachable: {_short_error(exc, self.config.url)}"
-            ) from None
+            why = _short_error(exc, self.config.url) + self._sqlite_unwritable()
+            raise FatalError(f"database {self.safe_url} is unreachable: {why}") from None
         self._engine = engine
         # reads run in autocommit: one round trip per query instead of BEGIN, SELECT and
         # ROLLBACK (PostgreSQL; the same pool, the isolation level set per checkout); the
@@ -504,15 +542,27 @@ class Database:
             self._loop_rows = self._create_loop_rows(self._sync_reader)
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         log.debug("db.connected", url=self.safe_url, dialect=self.dialect)
-        if self.config.auto_migrate and not self.read_only:
-            try:
-                await self._migrate()
-            except Exception as exc:
-                await self.stop()
-                raise FatalError(
-                    f"database {self.safe_url}: migration to head failed: "
-                    f"{_short_error(exc, self.config.url)}"
-                ) from exc
+        await self._prepare_schema()
+
+    async def _prepare_schema(self) -> None:
+        """``upgrade head`` with ``auto_migrate``, else the schema check (see ``__init__``)."""
+        if self.read_only or not (self.config.auto_migrate or self.check_schema):
+            return
+        step, doing = (
+            (self._migrate, "migration to head")
+            if self.config.auto_migrate
+            else (self._require_head, "schema check")
+        )
+        try:
+            await step()
+        except FatalError:
+            await self.stop()
+            raise
+        except Exception as exc:
+            await self.stop()
+            raise FatalError(
+                f"database {self.safe_url}: {doing} failed: {_short_error(exc, self.config.url)}"
+            ) from exc
 
     async def _first_contact(self, engine: AsyncEngine) -> None:
         """``SELECT 1`` on a new connection. On a SQLite file another process may be creating
@@ -534,21 +584,50 @@ class Database:
 
     async def _migrate(self) -> None:
         """``upgrade head``, unless the database says it is at the packaged head already (then
-        alembic is not even imported: see :mod:`cryptomon.store.revision`)."""
+        alembic is not even imported: see :mod:`cryptomon.store.revision`). An existing schema it
+        moved is logged (``db.migrated``: from which revision to which)."""
         head = packaged_head()
-        if head is not None:
-            try:
-                async with self.engine.connect() as conn:
-                    rows = (
-                        await conn.execute(text("SELECT version_num FROM alembic_version"))
-                    ).all()
-            except sa_exc.DBAPIError:
-                rows = []  # unversioned (no table yet): alembic creates the schema
-            if [tuple(row) for row in rows] == [(head,)]:
-                return
+        async with self.engine.connect() as conn:
+            found = await conn.run_sync(_schema_revisions)
+        if head is not None and found == [head]:
+            return
+        from cryptomon.store.migrate import head as script_head
         from cryptomon.store.migrate import upgrade
 
         await upgrade(self, "head")
+        to = script_head()
+        if found and found != [to]:  # an existing schema moved (a new one: debug, see below)
+            log.info(
+                "db.migrated", url=self.safe_url, from_revision=", ".join(found), to_revision=to
+            )
+        elif not found:  # a new database: one-shot commands make one, said on their stderr
+            log.debug("db.migrated", url=self.safe_url, from_revision="base", to_revision=to)
+
+    async def _require_head(self) -> None:
+        """``auto_migrate`` off: the schema must be this version's head. A database behind it
+        started, and then its writer refused every row of a changed table (anomalies too) as
+        bad data; one a newer cryptomon migrated is refused as the migration refuses it."""
+        head = packaged_head()
+        async with self.engine.connect() as conn:
+            if head is not None and await conn.run_sync(_schema_revisions) == [head]:
+                return  # alembic is not imported (see _migrate)
+            from cryptomon.store.migrate import UnknownSchemaRevision, schema_revision
+
+            try:
+                at, newest = await conn.run_sync(schema_revision)
+            except UnknownSchemaRevision as exc:
+                raise FatalError(f"database {self.safe_url}: {exc}") from None
+        if at == newest:
+            return
+        where = (
+            "has no cryptomon schema"
+            if at is None
+            else f"is at schema revision {at}, this cryptomon needs {newest}"
+        )
+        raise FatalError(
+            f"database {self.safe_url} {where} (database.auto_migrate is off): run "
+            "`crypto-monitor db upgrade` first, or turn database.auto_migrate on"
+        )
 
     @property
     def answer_timeout_s(self) -> float | None:

@@ -60,6 +60,15 @@ def check_known_revision(conn: Connection, cfg: Config) -> None:
             )
 
 
+def schema_revision(conn: Connection) -> tuple[str | None, str | None]:
+    """(the revision the database is at, None without a schema; the packaged head). Raises
+    :class:`UnknownSchemaRevision` for a revision a newer cryptomon made."""
+    cfg = alembic_config()
+    check_known_revision(conn, cfg)
+    heads = MigrationContext.configure(conn).get_current_heads()
+    return (", ".join(heads) or None), ScriptDirectory.from_config(cfg).get_current_head()
+
+
 def _run(cfg: Config, fn: Any, *args: Any) -> Any:
     def inner(conn: Connection) -> Any:
         check_known_revision(conn, cfg)

@@ -380,3 +380,51 @@ def test_compose_collectors_load_their_config_with_the_image_environment(
         settings = load_settings(DEPLOY / host, environ=environ)
         assert [t.name for t in settings.api.tokens] == ["docker"], name
         assert settings.api.host == "127.0.0.1"
+
+
+@pytest.mark.asyncio
+async def test_compose_prometheus_scrape_of_the_daemon_is_answered(
+    compose: dict[str, Any], stage: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """Prometheus asks the daemon's container by its service name (its target in
+    prometheus.yml, so ``Host: crypto-monitor:8080``) with the token secret: the daemon, run
+    with the image's environment and the compose service's, answers /metrics 200. Its
+    DNS-rebinding guard allowed only the bind address and the loopback names by default, so
+    every scrape got 421 and the target stayed down."""
+    services = compose["services"]
+    port = _free_port()
+    env = _as_run(image_env(stage), tmp_path, port)
+    values = {
+        k: _interpolate(str(v), _env_example())
+        for k, v in services["crypto-monitor"]["environment"].items()
+    }
+    values.pop("CRYPTOMON_DATABASE__URL")  # the postgres service: the image's SQLite here
+    env.update(values)
+    (tmp_path / "secrets" / "api_token").write_text(TOKEN + "\n")
+    prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    (target,) = prom["scrape_configs"][0]["static_configs"][0]["targets"]
+    daemon = await _run(_cli(stage), env, tmp_path / "data")
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def scraped() -> bool:
+                try:
+                    async with http.get(
+                        f"http://127.0.0.1:{port}/metrics",
+                        headers={"Host": target, "Authorization": f"Bearer {TOKEN}"},
+                    ) as r:
+                        if r.status == 421:
+                            raise AssertionError(f"scrape of {target}: 421 {await r.text()}")
+                        return r.status == 200
+                except aiohttp.ClientConnectionError:
+                    assert daemon.returncode is None, "the daemon exited"
+                    return False  # still starting
+
+            await wait_until(scraped, timeout=60, interval=0.2, message="/metrics scraped")
+        daemon.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(daemon.communicate(), 30)
+    finally:
+        if daemon.returncode is None:
+            daemon.kill()
+            await daemon.wait()
+    assert daemon.returncode == 0, err.decode()[-2000:]

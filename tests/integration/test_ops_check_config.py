@@ -68,7 +68,9 @@ async def test_check_config_rejects_what_run_rejects(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_check_config_names_the_checks_it_skips_offline(tmp_path: Path) -> None:
-    """A valid config passes with a note for each check that needs the network."""
+    """A valid config passes with a note for each check that needs the network, the
+    database included (it is not opened: a wrong port or a read-only SQLite directory
+    passed check-config with no word, and `run` then exited 1)."""
     cfg = write(
         tmp_path / "ok.yaml",
         exchanges=[{"name": "binance", "symbols": ["BTC/USDT"]}],
@@ -80,6 +82,7 @@ async def test_check_config_names_the_checks_it_skips_offline(tmp_path: Path) ->
     notes = [line for line in err.splitlines() if line.startswith("note: ")]
     assert any("exchanges[binance].symbols" in n and "needs the network" in n for n in notes)
     assert any("alerts.channels" in n and "needs the network" in n for n in notes)
+    assert any("database.url" in n and "crypto-monitor db current" in n for n in notes), notes
     assert "binance" in yaml.safe_load(out)["exchanges"][0]["name"]
 
 

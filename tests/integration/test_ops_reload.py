@@ -308,3 +308,45 @@ async def test_a_change_that_needs_a_restart_is_said_at_every_reload_until_then(
     finally:
         app.request_stop()
         assert await asyncio.wait_for(task, 30) == 0
+
+
+@pytest.mark.asyncio
+async def test_a_channel_or_exchange_added_is_said_to_need_a_restart_at_every_reload(
+    tmp_path: Path, sim: SimExchange
+) -> None:
+    """An alert channel and an exchange entry added to the file need a restart: the reload
+    that reads them says so, and so does the next one (which changes only trading), since
+    the daemon still runs without them. They were said once, by the reload that found them
+    new, and a later reload said nothing while the file and the running daemon differed."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, sim)))
+    app, task, _ = await running(path)
+    assert app.reloader
+    try:
+        base = config(tmp_path, sim)
+        more = {
+            **base,
+            "alerts": {
+                "channels": [
+                    *base["alerts"]["channels"],
+                    {"name": "ops", "url": "json://127.0.0.1:9/y"},
+                ]
+            },
+            "exchanges": [*base["exchanges"], {**base["exchanges"][0], "name": "sim2"}],
+        }
+        path.write_text(yaml.safe_dump(more))
+        with capture_logs() as logs:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.reloads == 1, timeout=20, message="reloaded")
+            path.write_text(yaml.safe_dump({**more, "trading": {"risk_percentage": 1.0}}))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.reloads == 2, timeout=20, message="again")
+        restart = [
+            (e.get("channels"), e.get("exchanges"))
+            for e in logs
+            if e["event"] == "config.reload_needs_restart"
+        ]
+        assert restart == [(["ops"], ["sim2"]), (["ops"], ["sim2"])], logs
+    finally:
+        app.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0

@@ -415,3 +415,31 @@ def test_check_config_warns_of_trading_on_markets_no_feed_watches(
         assert warnings == [line], err
     assert main(["check-config", "--config", write(tmp_path, text + "trading: {}\n")]) == 0
     assert "warning:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["db", "history"], ["check-config"]])
+def test_output_to_a_reader_that_has_gone_is_no_traceback(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`crypto-monitor db history | head -1`: the reader closes the pipe before the command
+    has written everything. The command ends quietly (exit 1, nothing on stderr), not with
+    a BrokenPipeError traceback."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader (head) has gone before the first write
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cryptomon", *command],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=tmp_path,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stderr

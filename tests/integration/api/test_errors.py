@@ -303,7 +303,8 @@ async def test_503_when_the_store_is_unusable(start_api: StartApi, sqlite_url: s
     from cryptomon.store.db import Database
     from cryptomon.store.queries import Queries
 
-    db = Database(DatabaseConfig(url=sqlite_url, auto_migrate=False))  # no tables
+    no_tables = DatabaseConfig(url=sqlite_url, auto_migrate=False)
+    db = Database(no_tables, check_schema=False)
     await db.start()
     try:
         api = await start_api(queries=Queries(db=db))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,8 +69,9 @@ async def test_downgrade_base_removes_schema_and_upgrade_restores(db: Database) 
 
 @pytest.mark.asyncio
 async def test_no_auto_migrate_leaves_database_empty(db_url: str) -> None:
-    """auto_migrate: false connects without creating tables."""
-    database = Database(DatabaseConfig(url=db_url, auto_migrate=False))
+    """auto_migrate: false without the schema check (the `db` commands) connects without
+    creating tables."""
+    database = Database(DatabaseConfig(url=db_url, auto_migrate=False), check_schema=False)
     await database.start()
     try:
         assert await _tables(database) == set()
@@ -79,9 +81,47 @@ async def test_no_auto_migrate_leaves_database_empty(db_url: str) -> None:
     assert not await database.ping()
 
 
+@pytest.mark.asyncio
+async def test_without_auto_migrate_a_schema_not_at_head_is_refused(
+    db: Database, db_url: str
+) -> None:
+    """auto_migrate: false on a database behind head, with no schema, or at a newer
+    cryptomon's revision: the start is refused naming the revision and what to run, and the
+    schema is left as it is. (It started: the writer then refused every anomaly for a
+    missing column, as bad data, and the trailed stops were not read back.)"""
+    await migrate.downgrade(db, "-1")
+    (behind,) = await migrate.current(db)
+    again = Database(DatabaseConfig(url=db_url, auto_migrate=False))
+    with pytest.raises(FatalError) as exc:
+        await again.start()
+    message = str(exc.value)
+    assert f"schema revision {behind}" in message
+    assert f"needs {migrate.head()}" in message
+    assert "crypto-monitor db upgrade" in message
+    assert "database.auto_migrate is off" in message
+    assert not again.started
+    assert await migrate.current(db) == (behind,)
+
+    await migrate.downgrade(db, "base")
+    with pytest.raises(FatalError, match=r"no cryptomon schema.*crypto-monitor db upgrade"):
+        await Database(DatabaseConfig(url=db_url, auto_migrate=False)).start()
+    assert await _tables(db) == set()
+
+    await migrate.upgrade(db, "head")
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(FatalError, match=r"at revision 9999.*a newer cryptomon migrated it"):
+        await Database(DatabaseConfig(url=db_url, auto_migrate=False)).start()
+    async with db.engine.begin() as conn:
+        await conn.execute(text(f"UPDATE alembic_version SET version_num = '{migrate.head()}'"))
+    at_head = Database(DatabaseConfig(url=db_url, auto_migrate=False))
+    await at_head.start()  # at head: starts
+    await at_head.stop()
+
+
 def _tables_now(url: str) -> set[str]:
     async def go() -> set[str]:
-        database = Database(DatabaseConfig(url=url, auto_migrate=False))
+        database = Database(DatabaseConfig(url=url, auto_migrate=False), check_schema=False)
         await database.start()
         try:
             return await _tables(database)
@@ -119,6 +159,50 @@ def test_cli_current_of_a_missing_sqlite_file_says_so_and_creates_nothing(
     assert out.strip() == "base (no schema)"
     assert f"no database file at {path}" in err
     assert not path.parent.exists()
+
+
+def _without_root_override(argv: list[str]) -> list[str]:
+    """``argv`` run so file permissions apply: as root (CI), without the capabilities that
+    bypass them (setpriv, util-linux); as another user, as it is."""
+    if os.geteuid() != 0:
+        return argv
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *argv]
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["run", "--log-format", "json"]])
+def test_a_sqlite_file_in_a_directory_that_cannot_be_written_is_named(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """SQLite in a directory the daemon cannot write (a read-only mount, another owner):
+    exit 1 with one line saying the directory is not writable and why SQLite needs it, not
+    only "unreachable: unable to open database file"; no traceback."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"database: {{url: 'sqlite+aiosqlite:///{folder}/cm.db'}}\n"
+        f"data_dir: {tmp_path / 'data'}\napi: {{port: 0}}\n"
+    )
+    folder.chmod(0o555)
+    try:
+        argv = [sys.executable, "-m", "cryptomon", *command, "--config", str(cfg)]
+        proc = subprocess.run(
+            _without_root_override(argv),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=tmp_path,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("crypto-monitor")]
+    assert f"the directory {folder} is not writable" in line, line
+    assert "cm.db-wal" in line, line
+    assert "Traceback" not in proc.stderr
+    assert not (folder / "cm.db").exists()
 
 
 def test_cli_history_lists_revisions(capsys: pytest.CaptureFixture[str]) -> None:
@@ -229,16 +313,28 @@ async def test_start_at_head_does_not_load_alembic(db: Database, db_url: str) ->
 
 @pytest.mark.asyncio
 async def test_start_behind_head_still_upgrades(db: Database, db_url: str) -> None:
-    """A database one revision behind is brought to head by the next start (alembic runs)."""
+    """A database one revision behind is brought to head by the next start (alembic runs),
+    and the log says from which revision to which (the upgrade of a binary changes the
+    schema: an operator reads it there); a start at head says nothing of it."""
     await migrate.downgrade(db, "-1")
-    assert await migrate.current(db) != (migrate.head(),)
+    (behind,) = await migrate.current(db)
+    assert behind != migrate.head()
     again = Database(DatabaseConfig(url=db_url))
-    await again.start()
+    with structlog.testing.capture_logs() as logs:
+        await again.start()
     try:
         assert await migrate.current(again) == (migrate.head(),)
         assert await migrate.compare(again) == []
     finally:
         await again.stop()
+    (line,) = [e for e in logs if e["event"] == "db.migrated"]
+    assert line["log_level"] == "info"
+    assert (line["from_revision"], line["to_revision"]) == (behind, migrate.head())
+    once_more = Database(DatabaseConfig(url=db_url))
+    with structlog.testing.capture_logs() as logs:
+        await once_more.start()
+    await once_more.stop()
+    assert not [e for e in logs if e["event"] == "db.migrated"]
 
 
 @pytest.mark.asyncio
