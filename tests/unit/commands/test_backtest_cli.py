@@ -217,6 +217,68 @@ def test_symbol_with_no_data_and_unreadable_files(
     assert len(err.strip().splitlines()) == 1
 
 
+GOOD_ROW = [1509836520000, 0.00162, 0.00163, 0.00161, 0.00162, 108.1]
+IMPOSSIBLE_CANDLES = [
+    ([1509836580000, 0.00161, 0.00162, 0.00160, -1.0, 82.3], "negative close"),
+    ([1509836580000, 0.0, 0.00162, 0.0, 0.00161, 82.3], "zero open and low"),
+    ([1509836580000, 0.00161, 0.00080, 0.00160, 0.00161, 82.3], "high below low"),
+    ([1509836580000, 0.00161, 0.00162, 0.00160, 0.00170, 82.3], "close above high"),
+    ([1509836580000, 0.00150, 0.00162, 0.00160, 0.00161, 82.3], "open below low"),
+    ([1509836580000, 0.00161, 0.00162, 0.00160, 0.00161, -5.0], "negative volume"),
+]
+
+
+@pytest.mark.parametrize("command", ["backtest", "download"])
+@pytest.mark.parametrize(
+    "row", [r for r, _ in IMPOSSIBLE_CANDLES], ids=[i for _, i in IMPOSSIBLE_CANDLES]
+)
+def test_a_candle_that_cannot_be_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    config: Path,
+    tmp_path: Path,
+    command: str,
+    row: list[float],
+) -> None:
+    """A candle with a price <= 0, a high below its low (or below its open or close), a low
+    above its open or close, or a negative volume was imported and run as it stood (a close
+    of -1 stored in `candles`): one line naming the file and the row, exit 2, nothing
+    stored."""
+    bad = tmp_path / "ALT_BTC-1m.json"
+    bad.write_text(json.dumps([GOOD_ROW, row]))
+    argv = [str(bad), "--no-store"] if command == "backtest" else ["--from-file", str(bad), "--exchange", "binance"]
+    code, out, err = run(capsys, command, *argv, "--config", str(config))
+    assert code == 2, out + err
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"{bad}: row 2 is not a candle" in err, err
+    assert "low <= open, close <= high" in err, err
+    code, _, err = run(
+        capsys, "backtest", "--source", "db", "--symbols", "ALT/BTC", "--config", str(config)
+    )
+    assert code == 2 and "no stored 1m candles" in err, err  # the import stored nothing
+
+
+def test_a_candle_given_twice_with_other_values_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path
+) -> None:
+    """Rows out of order and repeated as they were are sorted and kept once; a minute given
+    twice with different prices was silently run with the first of them: refused, naming
+    both rows."""
+    rows = [[GOOD_ROW[0] + 60_000 * k, *GOOD_ROW[1:]] for k in range(30)]
+    shuffled = [rows[5], *rows[::-1], rows[7], rows[0]]
+    same = tmp_path / "ALT_BTC-1m.json"
+    same.write_text(json.dumps(shuffled))
+    code, out, err = run(capsys, "backtest", str(same), "--no-store", "--config", str(config))
+    assert code == 0, err
+    assert "candles        30 in" in out, out
+    other = tmp_path / "OTHER_BTC-1m.json"
+    other.write_text(json.dumps([*rows, [rows[3][0], 0.002, 0.002, 0.002, 0.002, 1.0]]))
+    for argv in (["backtest", str(other), "--no-store"], ["download", "--from-file", str(other), "--exchange", "binance"]):
+        code, _, err = run(capsys, *argv, "--config", str(config))
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert f"{other}: rows 4 and 31 open at the same time" in err, err
+
+
 NOT_DATA = [
     # a JSON object (not a list of rows) was read as a CSV header: "no rows"
     ("ALT_BTC-1m.json", '{"open": 1, "close": 2}\n', "not a JSON list of rows (a JSON object"),
