@@ -153,7 +153,9 @@ def monthly_figure(result: BacktestResult) -> Any:
     months, values = monthly_returns(result)
     colors = ["#2ca02c" if v > 0 else "#d62728" for v in values]
     fig = go.Figure(go.Bar(x=months, y=values, marker_color=colors, name="return %"))
-    fig.update_layout(title="Monthly returns (%)", height=320)
+    # the labels are months, not instants: on a date axis one bar stood at sub-millisecond
+    # ticks of the month's first instant and its month was named nowhere
+    fig.update_layout(title="Monthly returns (%)", height=320, xaxis_type="category")
     return fig
 
 
