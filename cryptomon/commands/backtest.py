@@ -146,6 +146,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             raise DataError(f"--rank: expected one of {', '.join(RANK_METRICS)}, got {args.rank!r}")
         if args.workers is not None and args.workers < 1:
             raise DataError(f"--workers: expected an integer >= 1, got {args.workers}")
+        if args.report and variants:
+            raise DataError(
+                "--report: a sweep writes no report; run the chosen variant alone "
+                "(its parameters as --config) with --report"
+            )
         if args.report:
             _check_report_path(args.report)
     except DataError as exc:

@@ -159,6 +159,21 @@ BAD_BACKTEST = [
     # refused before the run, not with a traceback once it is over
     (["--report", "/nonexistent-cryptomon-qa-dir/out.html"], "no directory"),
     (["--report", "/"], "is a directory"),
+    # one key on two axes ran the product with the last value winning: two rows both
+    # "stop_loss_percentage=4", the 2 and the 3 never run
+    (
+        ["--sweep", "trading.stop_loss_percentage=2,3", "--sweep", "trading.stop_loss_percentage=4"],
+        "--sweep trading.stop_loss_percentage: given twice; list all its values in one --sweep",
+    ),
+    (
+        ["--sweep", "trading.stop_loss_percentage=2,3,2.0"],
+        "--sweep trading.stop_loss_percentage: 2.0 is listed twice",
+    ),
+    # a sweep wrote no report and said nothing of it
+    (
+        ["--sweep", "trading.stop_loss_percentage=2,3", "--report", "sweep.html"],
+        "--report: a sweep writes no report; run the chosen variant alone",
+    ),
 ]
 
 
