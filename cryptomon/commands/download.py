@@ -182,10 +182,21 @@ def _bar(symbol: str) -> Any:
 
 
 async def _download(settings: Any, plan: dict[str, Any], args: argparse.Namespace) -> int:
+    import asyncio
+
     import ccxt
 
     try:
         return await _fetch(settings, plan, args)
+    except asyncio.CancelledError:
+        # Ctrl-C (the runner cancels this task; the exit is 130): say what became of the
+        # work, after the progress bar's unfinished line
+        sys.stderr.write(
+            ("\n" if sys.stderr.isatty() else "")
+            + "crypto-monitor download: interrupted; what was stored stays; run the same "
+            "command again to resume\n"
+        )
+        raise
     except ccxt.BaseError as exc:
         # a venue that is unreachable, answers an error status or refuses the request: one
         # line, never ccxt's traceback
