@@ -171,7 +171,8 @@ async def test_ctrl_c_during_a_download_says_what_stays_and_a_rerun_resumes(
             stored = await s.scalar(select(func.count()).select_from(CandleRow))
     finally:
         await db.stop()
-    assert stored is not None and 0 < stored < 330
+    assert stored is not None
+    assert 0 < stored < 330
     code, out_text, err_text = await cli(*args[:-2], config=config)
     assert code == 0, err_text
     assert f"BTC-USDT: {330 - stored} candles" in out_text, out_text

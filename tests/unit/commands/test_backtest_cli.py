@@ -137,6 +137,7 @@ def test_sweep_ranks_the_variants(
     assert rows[0]["summary"]["pnl"] >= rows[1]["summary"]["pnl"]
 
 
+SL = "trading.stop_loss_percentage"
 BAD_BACKTEST = [
     (["--timeframe", "7m"], "unknown timeframe '7m'"),
     (["--start", "2023-11-16", "--end", "2023-11-15"], "--start (2023-11-16T00:00:00Z) must be"),
@@ -162,7 +163,7 @@ BAD_BACKTEST = [
     # one key on two axes ran the product with the last value winning: two rows both
     # "stop_loss_percentage=4", the 2 and the 3 never run
     (
-        ["--sweep", "trading.stop_loss_percentage=2,3", "--sweep", "trading.stop_loss_percentage=4"],
+        ["--sweep", f"{SL}=2,3", "--sweep", f"{SL}=4"],
         "--sweep trading.stop_loss_percentage: given twice; list all its values in one --sweep",
     ),
     (
@@ -260,7 +261,8 @@ def test_a_candle_that_cannot_be_is_one_line_and_exit_2(
     stored."""
     bad = tmp_path / "ALT_BTC-1m.json"
     bad.write_text(json.dumps([GOOD_ROW, row]))
-    argv = [str(bad), "--no-store"] if command == "backtest" else ["--from-file", str(bad), "--exchange", "binance"]
+    importing = ["--from-file", str(bad), "--exchange", "binance"]
+    argv = [str(bad), "--no-store"] if command == "backtest" else importing
     code, out, err = run(capsys, command, *argv, "--config", str(config))
     assert code == 2, out + err
     assert len(err.strip().splitlines()) == 1, err
@@ -269,7 +271,8 @@ def test_a_candle_that_cannot_be_is_one_line_and_exit_2(
     code, _, err = run(
         capsys, "backtest", "--source", "db", "--symbols", "ALT/BTC", "--config", str(config)
     )
-    assert code == 2 and "no stored 1m candles" in err, err  # the import stored nothing
+    assert code == 2, err
+    assert "no stored 1m candles" in err, err  # the import stored nothing
 
 
 def test_a_candle_given_twice_with_other_values_is_one_line_and_exit_2(
@@ -287,7 +290,8 @@ def test_a_candle_given_twice_with_other_values_is_one_line_and_exit_2(
     assert "candles        30 in" in out, out
     other = tmp_path / "OTHER_BTC-1m.json"
     other.write_text(json.dumps([*rows, [rows[3][0], 0.002, 0.002, 0.002, 0.002, 1.0]]))
-    for argv in (["backtest", str(other), "--no-store"], ["download", "--from-file", str(other), "--exchange", "binance"]):
+    importing = ["download", "--from-file", str(other), "--exchange", "binance"]
+    for argv in (["backtest", str(other), "--no-store"], importing):
         code, _, err = run(capsys, *argv, "--config", str(config))
         assert code == 2, err
         assert len(err.strip().splitlines()) == 1, err
