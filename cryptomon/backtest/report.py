@@ -172,6 +172,13 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
+def _digits(value: Any, digits: int) -> str:
+    """A Decimal string to ``digits`` significant digits (``-`` for none)."""
+    if value is None:
+        return "-"
+    return format(float(value), f".{digits}g")
+
+
 def _grid(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
@@ -213,14 +220,26 @@ def render(result: BacktestResult, document: dict[str, Any], title: str) -> str:
                 [[k, v["trades"], v["win_rate"], v["pnl"], v["fees"]] for k, v in data.items()],
             )
         )
-    fields = ["exchange", "symbol", "side", "source", "entry_price", "exit_price", "pnl"]
-    fields.append("exit_reason")
+    # the document's Decimal strings are exact (a quote's float arithmetic shows as
+    # 0.0015974683349999999): prices to 12 significant digits, PnL and fees to 6 as the
+    # summary; the amount as it is (a lot multiple)
+    fields = ["exchange", "symbol", "side", "source", "amount", "entry_price", "exit_price"]
+    fields += ["fees", "pnl", "pnl %", "exit_reason"]
     parts.append("<h2>Trades</h2>")
     parts.append(
         _grid(
             ["entry", "exit", *fields],
             [
-                [*_dt([t["entry_ts"], t["exit_ts"] or t["entry_ts"]]), *(t[f] for f in fields)]
+                [
+                    *_dt([t["entry_ts"], t["exit_ts"] or t["entry_ts"]]),
+                    *(t[f] for f in fields[:5]),
+                    _digits(t["entry_price"], 12),
+                    _digits(t["exit_price"], 12),
+                    _digits(t["fees"], 6),
+                    _digits(t["pnl"], 6),
+                    f"{t['pnl_pct']:.2f}",
+                    t["exit_reason"],
+                ]
                 for t in document["trades"]
             ],
         )
