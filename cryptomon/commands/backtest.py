@@ -100,9 +100,11 @@ def _request(args: argparse.Namespace) -> Any:
     for raw in (args.symbols or "").split(","):
         if raw.strip():
             try:
-                symbols.append(normalize_symbol(raw))
+                symbol = normalize_symbol(raw)
             except ValueError as exc:
                 raise _usage(f"--symbols: {exc}") from None
+            if symbol not in symbols:  # named twice (ALT/BTC,alt-btc): one market, run once
+                symbols.append(symbol)
     exchange = args.exchange.strip().lower() if args.exchange else None
     return BacktestRequest(
         files=tuple(args.files),

@@ -156,7 +156,10 @@ def _plan(exchange: str, args: argparse.Namespace) -> dict[str, Any]:
         raise DataError(f"--since {args.since}: the range holds no closed {args.timeframe} candle")
     if not args.symbols:
         raise DataError("--symbols is required (e.g. --symbols BTC/USDT,ETH/USDT)")
-    symbols = [market_symbol(s, args.quote) for s in args.symbols.split(",") if s.strip()]
+    # a market named twice (BTC/USDT,btc-usdt) is one market: fetched and reported once
+    symbols = list(
+        dict.fromkeys(market_symbol(s, args.quote) for s in args.symbols.split(",") if s.strip())
+    )
     if args.limit < 1:
         raise DataError(f"--limit: expected an integer >= 1, got {args.limit}")
     if args.url is not None:

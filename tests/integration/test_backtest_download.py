@@ -212,6 +212,22 @@ async def test_a_venue_that_keeps_rate_limiting_is_a_ccxt_error(
 
 
 @pytest.mark.asyncio
+async def test_a_market_named_twice_is_downloaded_once(
+    sim: tuple[SimExchange, HistoryEndpoints], config: Path
+) -> None:
+    """``--symbols BTC/USDT,btc-usdt`` is one market: one pass and one summary line (it was
+    fetched, then walked again and reported twice)."""
+    exchange, history = sim
+    args = ("download", "--exchange", "binance", "--symbols", "BTC/USDT,btc-usdt", "--json")
+    args += ("--since", "2026-01-01", "--until", "2026-01-01T01:00", "--url", exchange.rest_url)
+    code, out, err = await cli(*args, config=config)
+    assert code == 0, err
+    [market] = json.loads(out.splitlines()[-1])["markets"]
+    assert market["candles"] == 60
+    assert len([p for p, _ in history.requests if p == "/api/v3/klines"]) == 1
+
+
+@pytest.mark.asyncio
 async def test_a_symbol_the_venue_does_not_list_stops_before_any_download(
     sim: tuple[SimExchange, HistoryEndpoints], config: Path
 ) -> None:

@@ -114,6 +114,26 @@ def test_backtest_from_the_database_after_import(
     assert "id" not in doc
 
 
+def test_a_symbol_named_twice_runs_once(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """``--symbols ALT/BTC,alt-btc`` loaded the market twice: twice the candles (5,760 of
+    2,880), the exposure and buy and hold averaged over the copy. It is one market."""
+    importing = ["--from-file", str(candles_file), "--exchange", "binance"]
+    code, _, err = run(capsys, "download", *importing, "--config", str(config))
+    assert code == 0, err
+    docs = []
+    for symbols in ("ALT/BTC", "ALT/BTC,alt-btc"):
+        argv = ["--source", "db", "--symbols", symbols, "--json", "--no-store"]
+        code, out, err = run(capsys, "backtest", *argv, "--config", str(config))
+        assert code == 0, err
+        docs.append(json.loads(out.splitlines()[-1]))
+    once, twice = docs
+    assert twice["summary"]["candles"] == once["summary"]["candles"] == 2880
+    assert twice["params"]["symbols"] == ["ALT-BTC"]
+    assert twice["digest"] == once["digest"]
+
+
 def test_sweep_ranks_the_variants(
     capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
 ) -> None:
