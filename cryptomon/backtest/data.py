@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -107,14 +108,17 @@ def parse_candles(rows: list[Any], *, path: str, exchange: str, symbol: str) -> 
             len(vals) != 6
             or not all(math.isfinite(v) for v in vals)
             or not 0 <= vals[0] / 1000.0 <= MAX_EPOCH_S
+            or not _possible(*vals[1:])
         ):
             raise DataError(
                 f"{path}: row {n + 1} is not a candle; expected "
-                f"[open_time_ms (1970..3000), open, high, low, close, volume], got {str(row)[:80]}"
+                "[open_time_ms (1970..3000), open, high, low, close, volume] with prices > 0, "
+                f"low <= open, close <= high and volume >= 0, got {str(row)[:80]}"
             )
         out.append((vals[0] / 1000.0, *vals[1:]))
     if not out:
         raise DataError(f"{path}: no rows (expected candles or trades)")
+    _check_repeats(out, path)
     series = series_from_rows(out, exchange=exchange, symbol=symbol, timeframe="1m")
     return CandleSeries(
         exchange, symbol, infer_timeframe(series.ts), *(getattr(series, c) for c in _COLS)
@@ -122,6 +126,25 @@ def parse_candles(rows: list[Any], *, path: str, exchange: str, symbol: str) -> 
 
 
 _COLS = ("ts", "open", "high", "low", "close", "volume")
+
+
+def _possible(o: float, h: float, lo: float, c: float, v: float) -> bool:
+    """Prices > 0, the low and high bounding the open and close, a volume >= 0."""
+    return 0 < lo <= min(o, c) and max(o, c) <= h and v >= 0
+
+
+def _check_repeats(rows: list[tuple[float, ...]], path: str) -> None:
+    """A minute given twice must say the same both times (a repeat is dropped); two
+    different candles at one open time are refused, naming both rows (1-based)."""
+    seen: dict[float, int] = {}
+    for n, row in enumerate(rows):
+        first = seen.setdefault(row[0], n)
+        if first != n and rows[first] != row:
+            raise DataError(
+                f"{path}: rows {first + 1} and {n + 1} open at the same time "
+                f"({datetime.fromtimestamp(row[0], UTC):%Y-%m-%dT%H:%M:%S}Z) with different "
+                "values; keep one of them"
+            )
 
 
 def infer_timeframe(ts: np.ndarray) -> str:

@@ -153,7 +153,9 @@ def monthly_figure(result: BacktestResult) -> Any:
     months, values = monthly_returns(result)
     colors = ["#2ca02c" if v > 0 else "#d62728" for v in values]
     fig = go.Figure(go.Bar(x=months, y=values, marker_color=colors, name="return %"))
-    fig.update_layout(title="Monthly returns (%)", height=320)
+    # the labels are months, not instants: on a date axis one bar stood at sub-millisecond
+    # ticks of the month's first instant and its month was named nowhere
+    fig.update_layout(title="Monthly returns (%)", height=320, xaxis_type="category")
     return fig
 
 
@@ -168,6 +170,13 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return "-" if v is None else str(v)
+
+
+def _digits(value: Any, digits: int) -> str:
+    """A Decimal string to ``digits`` significant digits (``-`` for none)."""
+    if value is None:
+        return "-"
+    return format(float(value), f".{digits}g")
 
 
 def _grid(header: list[str], rows: list[list[Any]]) -> str:
@@ -211,14 +220,26 @@ def render(result: BacktestResult, document: dict[str, Any], title: str) -> str:
                 [[k, v["trades"], v["win_rate"], v["pnl"], v["fees"]] for k, v in data.items()],
             )
         )
-    fields = ["exchange", "symbol", "side", "source", "entry_price", "exit_price", "pnl"]
-    fields.append("exit_reason")
+    # the document's Decimal strings are exact (a quote's float arithmetic shows as
+    # 0.0015974683349999999): prices to 12 significant digits, PnL and fees to 6 as the
+    # summary; the amount as it is (a lot multiple)
+    fields = ["exchange", "symbol", "side", "source", "amount", "entry_price", "exit_price"]
+    fields += ["fees", "pnl", "pnl %", "exit_reason"]
     parts.append("<h2>Trades</h2>")
     parts.append(
         _grid(
             ["entry", "exit", *fields],
             [
-                [*_dt([t["entry_ts"], t["exit_ts"] or t["entry_ts"]]), *(t[f] for f in fields)]
+                [
+                    *_dt([t["entry_ts"], t["exit_ts"] or t["entry_ts"]]),
+                    *(t[f] for f in fields[:5]),
+                    _digits(t["entry_price"], 12),
+                    _digits(t["exit_price"], 12),
+                    _digits(t["fees"], 6),
+                    _digits(t["pnl"], 6),
+                    f"{t['pnl_pct']:.2f}",
+                    t["exit_reason"],
+                ]
                 for t in document["trades"]
             ],
         )

@@ -53,6 +53,13 @@ def parse_sweep(specs: list[str]) -> list[tuple[str, list[Any]]]:
             values = [yaml.safe_load(p) for p in parts]
         except yaml.YAMLError:
             raise DataError(f"--sweep {key}: values must be plain scalars, got {raw!r}") from None
+        if any(key == k for k, _ in out):  # the product would keep the last axis's value
+            raise DataError(
+                f"--sweep {key}: given twice; list all its values in one --sweep ({key}=V1,V2,...)"
+            )
+        for n, value in enumerate(values):
+            if value in values[:n]:
+                raise DataError(f"--sweep {key}: {parts[n]} is listed twice (in {raw!r})")
         out.append((key, values))
     return out
 

@@ -100,9 +100,11 @@ def _request(args: argparse.Namespace) -> Any:
     for raw in (args.symbols or "").split(","):
         if raw.strip():
             try:
-                symbols.append(normalize_symbol(raw))
+                symbol = normalize_symbol(raw)
             except ValueError as exc:
                 raise _usage(f"--symbols: {exc}") from None
+            if symbol not in symbols:  # named twice (ALT/BTC,alt-btc): one market, run once
+                symbols.append(symbol)
     exchange = args.exchange.strip().lower() if args.exchange else None
     return BacktestRequest(
         files=tuple(args.files),
@@ -146,6 +148,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             raise DataError(f"--rank: expected one of {', '.join(RANK_METRICS)}, got {args.rank!r}")
         if args.workers is not None and args.workers < 1:
             raise DataError(f"--workers: expected an integer >= 1, got {args.workers}")
+        if args.report and variants:
+            raise DataError(
+                "--report: a sweep writes no report; run the chosen variant alone "
+                "(its parameters as --config) with --report"
+            )
         if args.report:
             _check_report_path(args.report)
     except DataError as exc:

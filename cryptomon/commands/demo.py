@@ -220,7 +220,9 @@ async def _demo(args: argparse.Namespace) -> int:
         hub = Hub()
         tally = _Tally(hub)
         app = build_app(settings, hub=hub)
-        api_url = [f"http://127.0.0.1:{port}" if settings.api.enabled else ""]
+        # where the API listens, once every component has started (`until` runs then); a
+        # start cut short (Ctrl-C, a failure) leaves it empty: no URL that never listened
+        api_url = [""]
 
         async def until() -> None:
             import asyncio

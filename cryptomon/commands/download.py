@@ -156,7 +156,10 @@ def _plan(exchange: str, args: argparse.Namespace) -> dict[str, Any]:
         raise DataError(f"--since {args.since}: the range holds no closed {args.timeframe} candle")
     if not args.symbols:
         raise DataError("--symbols is required (e.g. --symbols BTC/USDT,ETH/USDT)")
-    symbols = [market_symbol(s, args.quote) for s in args.symbols.split(",") if s.strip()]
+    # a market named twice (BTC/USDT,btc-usdt) is one market: fetched and reported once
+    symbols = list(
+        dict.fromkeys(market_symbol(s, args.quote) for s in args.symbols.split(",") if s.strip())
+    )
     if args.limit < 1:
         raise DataError(f"--limit: expected an integer >= 1, got {args.limit}")
     if args.url is not None:
@@ -182,10 +185,21 @@ def _bar(symbol: str) -> Any:
 
 
 async def _download(settings: Any, plan: dict[str, Any], args: argparse.Namespace) -> int:
+    import asyncio
+
     import ccxt
 
     try:
         return await _fetch(settings, plan, args)
+    except asyncio.CancelledError:
+        # Ctrl-C (the runner cancels this task; the exit is 130): say what became of the
+        # work, after the progress bar's unfinished line
+        sys.stderr.write(
+            ("\n" if sys.stderr.isatty() else "")
+            + "crypto-monitor download: interrupted; what was stored stays; run the same "
+            "command again to resume\n"
+        )
+        raise
     except ccxt.BaseError as exc:
         # a venue that is unreachable, answers an error status or refuses the request: one
         # line, never ccxt's traceback

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ def test_demo_runs_offline_and_prints_summary() -> None:
         assert summary["events"].get(kind, 0) > 0, kind
     assert isinstance(summary["anomalies"], dict)
     assert summary["seconds"] >= 5
+    assert summary["api"].startswith("http://127.0.0.1:"), summary  # where it listened
     # by outcome, beside what the sink received (a bare count of 42 beside 15 delivered
     # read as lost notifications: most were suppressed by cooldowns)
     notes = summary["notifications"]
@@ -119,3 +121,43 @@ def test_a_second_ctrl_c_after_the_stop_does_not_end_the_process_by_the_signal(
     assert proc.returncode == 0, "".join(seen) + rest
     assert "demo summary: " in out, out
     assert "Traceback" not in rest, rest
+
+
+def test_a_start_cut_short_by_ctrl_c_names_no_dashboard_url(tmp_path: Path) -> None:
+    """Ctrl-C while the demo is still starting (its database, a PostgreSQL server that
+    accepted the connection and never answers, holds the start before the API listens): the
+    summary printed on the way out must not name an API URL, since none ever listened (it
+    named ``http://127.0.0.1:PORT``, the port only picked for the settings)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        db_port = silent.getsockname()[1]
+        config = tmp_path / "demo.yaml"
+        config.write_text(
+            "database:\n"
+            f"  url: postgresql+psycopg://postgres@127.0.0.1:{db_port}/demo\n"
+            "  connect_timeout_s: 120\n"
+        )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cryptomon", "demo", "--port", "0", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        try:
+            conn, _ = silent.accept()  # the daemon's store is connecting: the start is held
+            with conn:
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert "demo summary: " in out, out
+    assert "http://" not in out, out  # no dashboard URL: the API never listened
+    assert "dashboard" not in out, out
+    assert "Traceback" not in err, err

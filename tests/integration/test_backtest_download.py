@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -114,6 +115,69 @@ async def test_download_paginates_waits_on_429_reports_the_gap_and_resumes(
     assert int(klines[0]["startTime"]) == GAP[0]
 
 
+async def _wait(what: str, check: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.asyncio
+async def test_ctrl_c_during_a_download_says_what_stays_and_a_rerun_resumes(
+    sim: tuple[SimExchange, HistoryEndpoints], config: Path
+) -> None:
+    """Ctrl-C while the download waits out a 429 (after its first page was stored): one line
+    saying it was interrupted, that what was stored stays and that the same command resumes,
+    exit 130 (it ended with the progress line and nothing else); the rerun fetches only the
+    candles the first run did not store."""
+    exchange, history = sim
+    args = ["download", "--exchange", "binance", "--symbols", "BTC/USDT", "--timeframe", "1m"]
+    args += ["--since", "2026-01-01", "--until", "2026-01-01T06:00", "--limit", "100"]
+    args += ["--url", exchange.rest_url, "--config", str(config)]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cryptomon",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+
+        def klines() -> int:
+            return sum(1 for p, _ in history.requests if p == "/api/v3/klines")
+
+        await _wait("the first page", lambda: klines() >= 1)
+        history.rate_limit_next(retry_after_s=300.0)  # the next page waits five minutes
+        asked = klines()
+        await _wait("the 429", lambda: klines() > asked)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert "crypto-monitor download: interrupted" in text, text
+    assert "what was stored stays; run the same command again to resume" in text, text
+    assert "Traceback" not in text, text
+    assert out.decode() == ""
+    db = Database(DatabaseConfig(url=f"sqlite+aiosqlite:///{config.parent / 'db.sqlite'}"))
+    await db.start()
+    try:
+        async with db.sessionmaker() as s:
+            stored = await s.scalar(select(func.count()).select_from(CandleRow))
+    finally:
+        await db.stop()
+    assert stored is not None
+    assert 0 < stored < 330
+    code, out_text, err_text = await cli(*args[:-2], config=config)
+    assert code == 0, err_text
+    assert f"BTC-USDT: {330 - stored} candles" in out_text, out_text
+
+
 @pytest.mark.asyncio
 async def test_a_venue_that_keeps_rate_limiting_is_a_ccxt_error(
     sim: tuple[SimExchange, HistoryEndpoints], db: Database
@@ -145,6 +209,22 @@ async def test_a_venue_that_keeps_rate_limiting_is_a_ccxt_error(
     finally:
         await client.close()
     assert len(history.requests) == 8
+
+
+@pytest.mark.asyncio
+async def test_a_market_named_twice_is_downloaded_once(
+    sim: tuple[SimExchange, HistoryEndpoints], config: Path
+) -> None:
+    """``--symbols BTC/USDT,btc-usdt`` is one market: one pass and one summary line (it was
+    fetched, then walked again and reported twice)."""
+    exchange, history = sim
+    args = ("download", "--exchange", "binance", "--symbols", "BTC/USDT,btc-usdt", "--json")
+    args += ("--since", "2026-01-01", "--until", "2026-01-01T01:00", "--url", exchange.rest_url)
+    code, out, err = await cli(*args, config=config)
+    assert code == 0, err
+    [market] = json.loads(out.splitlines()[-1])["markets"]
+    assert market["candles"] == 60
+    assert len([p for p, _ in history.requests if p == "/api/v3/klines"]) == 1
 
 
 @pytest.mark.asyncio

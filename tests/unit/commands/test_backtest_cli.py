@@ -114,6 +114,26 @@ def test_backtest_from_the_database_after_import(
     assert "id" not in doc
 
 
+def test_a_symbol_named_twice_runs_once(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """``--symbols ALT/BTC,alt-btc`` loaded the market twice: twice the candles (5,760 of
+    2,880), the exposure and buy and hold averaged over the copy. It is one market."""
+    importing = ["--from-file", str(candles_file), "--exchange", "binance"]
+    code, _, err = run(capsys, "download", *importing, "--config", str(config))
+    assert code == 0, err
+    docs = []
+    for symbols in ("ALT/BTC", "ALT/BTC,alt-btc"):
+        argv = ["--source", "db", "--symbols", symbols, "--json", "--no-store"]
+        code, out, err = run(capsys, "backtest", *argv, "--config", str(config))
+        assert code == 0, err
+        docs.append(json.loads(out.splitlines()[-1]))
+    once, twice = docs
+    assert twice["summary"]["candles"] == once["summary"]["candles"] == 2880
+    assert twice["params"]["symbols"] == ["ALT-BTC"]
+    assert twice["digest"] == once["digest"]
+
+
 def test_sweep_ranks_the_variants(
     capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
 ) -> None:
@@ -137,6 +157,7 @@ def test_sweep_ranks_the_variants(
     assert rows[0]["summary"]["pnl"] >= rows[1]["summary"]["pnl"]
 
 
+SL = "trading.stop_loss_percentage"
 BAD_BACKTEST = [
     (["--timeframe", "7m"], "unknown timeframe '7m'"),
     (["--start", "2023-11-16", "--end", "2023-11-15"], "--start (2023-11-16T00:00:00Z) must be"),
@@ -159,6 +180,21 @@ BAD_BACKTEST = [
     # refused before the run, not with a traceback once it is over
     (["--report", "/nonexistent-cryptomon-qa-dir/out.html"], "no directory"),
     (["--report", "/"], "is a directory"),
+    # one key on two axes ran the product with the last value winning: two rows both
+    # "stop_loss_percentage=4", the 2 and the 3 never run
+    (
+        ["--sweep", f"{SL}=2,3", "--sweep", f"{SL}=4"],
+        "--sweep trading.stop_loss_percentage: given twice; list all its values in one --sweep",
+    ),
+    (
+        ["--sweep", "trading.stop_loss_percentage=2,3,2.0"],
+        "--sweep trading.stop_loss_percentage: 2.0 is listed twice",
+    ),
+    # a sweep wrote no report and said nothing of it
+    (
+        ["--sweep", "trading.stop_loss_percentage=2,3", "--report", "sweep.html"],
+        "--report: a sweep writes no report; run the chosen variant alone",
+    ),
 ]
 
 
@@ -215,6 +251,71 @@ def test_symbol_with_no_data_and_unreadable_files(
     assert code == 2
     assert "row 1 is not a candle" in err
     assert len(err.strip().splitlines()) == 1
+
+
+GOOD_ROW = [1509836520000, 0.00162, 0.00163, 0.00161, 0.00162, 108.1]
+IMPOSSIBLE_CANDLES = [
+    ([1509836580000, 0.00161, 0.00162, 0.00160, -1.0, 82.3], "negative close"),
+    ([1509836580000, 0.0, 0.00162, 0.0, 0.00161, 82.3], "zero open and low"),
+    ([1509836580000, 0.00161, 0.00080, 0.00160, 0.00161, 82.3], "high below low"),
+    ([1509836580000, 0.00161, 0.00162, 0.00160, 0.00170, 82.3], "close above high"),
+    ([1509836580000, 0.00150, 0.00162, 0.00160, 0.00161, 82.3], "open below low"),
+    ([1509836580000, 0.00161, 0.00162, 0.00160, 0.00161, -5.0], "negative volume"),
+]
+
+
+@pytest.mark.parametrize("command", ["backtest", "download"])
+@pytest.mark.parametrize(
+    "row", [r for r, _ in IMPOSSIBLE_CANDLES], ids=[i for _, i in IMPOSSIBLE_CANDLES]
+)
+def test_a_candle_that_cannot_be_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    config: Path,
+    tmp_path: Path,
+    command: str,
+    row: list[float],
+) -> None:
+    """A candle with a price <= 0, a high below its low (or below its open or close), a low
+    above its open or close, or a negative volume was imported and run as it stood (a close
+    of -1 stored in `candles`): one line naming the file and the row, exit 2, nothing
+    stored."""
+    bad = tmp_path / "ALT_BTC-1m.json"
+    bad.write_text(json.dumps([GOOD_ROW, row]))
+    importing = ["--from-file", str(bad), "--exchange", "binance"]
+    argv = [str(bad), "--no-store"] if command == "backtest" else importing
+    code, out, err = run(capsys, command, *argv, "--config", str(config))
+    assert code == 2, out + err
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"{bad}: row 2 is not a candle" in err, err
+    assert "low <= open, close <= high" in err, err
+    code, _, err = run(
+        capsys, "backtest", "--source", "db", "--symbols", "ALT/BTC", "--config", str(config)
+    )
+    assert code == 2, err
+    assert "no stored 1m candles" in err, err  # the import stored nothing
+
+
+def test_a_candle_given_twice_with_other_values_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path
+) -> None:
+    """Rows out of order and repeated as they were are sorted and kept once; a minute given
+    twice with different prices was silently run with the first of them: refused, naming
+    both rows."""
+    rows = [[GOOD_ROW[0] + 60_000 * k, *GOOD_ROW[1:]] for k in range(30)]
+    shuffled = [rows[5], *rows[::-1], rows[7], rows[0]]
+    same = tmp_path / "ALT_BTC-1m.json"
+    same.write_text(json.dumps(shuffled))
+    code, out, err = run(capsys, "backtest", str(same), "--no-store", "--config", str(config))
+    assert code == 0, err
+    assert "candles        30 in" in out, out
+    other = tmp_path / "OTHER_BTC-1m.json"
+    other.write_text(json.dumps([*rows, [rows[3][0], 0.002, 0.002, 0.002, 0.002, 1.0]]))
+    importing = ["download", "--from-file", str(other), "--exchange", "binance"]
+    for argv in (["backtest", str(other), "--no-store"], importing):
+        code, _, err = run(capsys, *argv, "--config", str(config))
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert f"{other}: rows 4 and 31 open at the same time" in err, err
 
 
 NOT_DATA = [
