@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from cryptomon.decimals import decimal_mid
 from cryptomon.events import BookTop, Fill, OrderIntent, ProtectionUpdate
 from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.executor import MarketKey, OrderExecutor
@@ -373,7 +374,7 @@ class ProtectionManager:
         key = (top.exchange, top.symbol)
         mid = None
         if top.bid > 0 and top.ask > 0:
-            mid = to_decimal((top.bid + top.ask) / 2)  # one conversion for both (immutable)
+            mid = decimal_mid(top.bid, top.ask)  # exact; one for both (immutable)
             portfolio.observe_price(top.symbol, mid)
         pos = portfolio.positions.get(key)
         if pos is None or pos.amount == 0:
