@@ -19,8 +19,8 @@ import numpy as np
 from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
-from cryptomon.backtest.stretch import CloseMids
 from cryptomon.backtest.indicators_nb import RSI
+from cryptomon.backtest.stretch import CloseMids
 from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Event, Signal
 from cryptomon.trading.risk import RiskState

@@ -135,11 +135,12 @@ def stretch_equity(
     Decimal mid the engine marks each quote with (``mids``, of :func:`close_mids`), and
     ``cash + amount * mark`` in Decimal as ``Portfolio.equity`` adds it (the other terms
     are exact zeros), each row's float from exact integers when it can be
-    (:func:`exact_floats`; the rows it cannot, one Decimal sum each). Only the stretch's last quote need be published: every
-    reader of a close quote keeps the latest one (the market state, the marks), and a safe
-    quote triggers no exit. Returns the floats and the last row's equity as the Decimal
-    ``Portfolio.equity`` would give after its quote. None: not such a stretch (another
-    holding, a fee balance, dust, a contract, a zero bid)."""
+    (:func:`exact_floats`; the rows it cannot, one Decimal sum each). Only the stretch's
+    last quote need be published: every reader of a close quote keeps the latest one (the
+    market state, the marks), and a safe quote triggers no exit. Returns the floats and
+    the last row's equity as the Decimal ``Portfolio.equity`` would give after its quote.
+    None: not such a stretch (another holding, a fee balance, dust, a contract, a zero
+    bid)."""
     zeros = mids.zeros
     if zeros[hi] != zeros[lo] or not plain_equity(portfolio, series):
         return None  # the engine does not mark at a zero bid
