@@ -55,9 +55,15 @@ class CloseMids:
 
     def mark(self, row: int) -> Decimal:
         """Row ``row``'s close quote's mid as the engine marks it (``ProtectionManager.on_top``:
-        :func:`~cryptomon.decimals.decimal_mid` of its bid and ask), the same Decimal
-        spelled without the remembered conversions: a row's quote is rarely converted
-        again, so remembering it would only cost."""
+        :func:`~cryptomon.decimals.decimal_mid` of its bid and ask), equal to it (the
+        equity sums read its value only): from the exact scaled integer when the row has
+        one (:class:`ScaledMids`), else that Decimal spelled without the remembered
+        conversions (a row's quote is rarely converted again: remembering would only
+        cost)."""
+        scaled = self.scaled
+        inexact = scaled.inexact
+        if inexact[row + 1] == inexact[row]:
+            return Decimal(scaled.ints[row]).scaleb(-scaled.places)
         return (Decimal(repr(float(self.bids[row]))) + Decimal(repr(float(self.asks[row])))) / _TWO
 
 
@@ -150,10 +156,15 @@ def stretch_equity(
     floats = exact_floats(cash, amount, mids.scaled, lo, hi, memo=mids.memo, partial=True)
     if floats is None:
         floats = [None] * (hi - lo)
+    from_ints = floats[-1] is not None  # the last row's float: no Decimal made for it
+    held = cash
     for i, value in enumerate(floats):
         if value is None:
-            floats[i] = float(cash + amount * mark(lo + i))  # as on_top marks its quote
-    return cast("list[float]", floats), cash + amount * mark(hi - 1)
+            held = cash + amount * mark(lo + i)  # as on_top marks its quote
+            floats[i] = float(held)
+    if from_ints:
+        held = cash + amount * mark(hi - 1)
+    return cast("list[float]", floats), held
 
 
 def exact_floats(

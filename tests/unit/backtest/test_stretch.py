@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from cryptomon.backtest.stretch import exact_floats, scaled_mids
+from cryptomon.backtest.stretch import close_mids, exact_floats, scaled_mids
+from cryptomon.config import Settings
 from cryptomon.decimals import decimal_mid
+from tests.unit.backtest.conftest import random_walk
 
 DECIMALS = st.decimals(
     min_value=Decimal("-1e9"), max_value=Decimal("1e9"), allow_nan=False, places=None
@@ -100,3 +102,24 @@ def test_a_stretch_beyond_the_precision_or_with_an_inexact_mid_is_refused() -> N
         assert exact_floats(cash, amount, scaled, 0, 1) is not None
         ctx.prec = 12
         assert exact_floats(cash, amount, scaled, 0, 1) is None
+
+
+def test_the_close_marks_are_the_engines_exact_mids() -> None:
+    """CloseMids.mark of every row is the Decimal the engine marks the row's close quote
+    with (decimal_mid of the bid and ask the candle path publishes, float by float), from
+    the scaled integers where the quote is exact at the series' scale and from the quote's
+    decimals where it is not (a spread of float noise: both kinds occur here)."""
+    series = random_walk(3000)
+    cfg = Settings.model_validate(
+        {"backtest": {"slippage_bps": 5.0, "slippage_range_fraction": 0.1}}
+    ).backtest
+    mids = close_mids(series, cfg)
+    inexact = mids.scaled.inexact
+    assert 0 < inexact[-1] < len(series.close)
+    for row in range(len(series.close)):
+        price = float(series.close[row])
+        span = float(series.high[row] - series.low[row])
+        half = max(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
+        bid, ask = max(price - half, 0.0), price + half
+        assert mids.values[row] == (bid + ask) / 2
+        assert mids.mark(row) == decimal_mid(bid, ask), row
