@@ -60,5 +60,10 @@ def decimal_mid(bid: float, ask: float) -> Decimal:
     to 17 digits within ten orders of magnitude of each other), and the half keeps the
     sum's exponent when it can (``119952.98 / 2`` is ``59976.49``, not ``59976.490``).
     The two conversions are remembered, so a caller that converts the bid and the ask
-    too (a protection's trigger) finds them."""
-    return (float_decimal(bid) + float_decimal(ask)) / _TWO
+    too finds them."""
+    return half_sum(float_decimal(bid), float_decimal(ask))
+
+
+def half_sum(bid: Decimal, ask: Decimal) -> Decimal:
+    """:func:`decimal_mid` of prices already converted (``float_decimal``)."""
+    return (bid + ask) / _TWO

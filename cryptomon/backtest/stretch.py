@@ -4,6 +4,7 @@ without publishing every quote (the fast candle path, :mod:`cryptomon.backtest.f
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal, getcontext
 from typing import TYPE_CHECKING, Any, cast
@@ -34,6 +35,7 @@ def plain_equity(portfolio: Portfolio, series: CandleSeries) -> bool:
 
 
 _TWO = Decimal(2)
+MARKS_KEPT = 4096  # CloseMids.marks
 PLACES = 8  # the most decimals a series' quotes are tried at (ScaledMids)
 
 
@@ -42,16 +44,20 @@ class CloseMids:
     """Per row of a series: the mid of its close quote (the float ``MarketState.mid``
     answers, the signal's price); one entry longer, how many rows before each have a close
     quote with a zero bid (prefix counts); the Decimal mids the engine marks with, as
-    exact scaled integers (:class:`ScaledMids`); and the quotes' bids and asks, of which
-    :meth:`mark` makes a row's Decimal mid."""
+    exact scaled integers (:class:`ScaledMids`); and the quotes' bids and asks (arrays of
+    doubles: an item reads as a Python float), of which :meth:`mark` makes a row's Decimal
+    mid."""
 
     values: tuple[float, ...]
     zeros: tuple[int, ...]
     scaled: ScaledMids
-    bids: np.ndarray = field(compare=False)
-    asks: np.ndarray = field(compare=False)
+    bids: array[float] = field(compare=False)
+    asks: array[float] = field(compare=False)
     # exact_floats' terms of the latest cash and amount (see _terms), for this run only
     memo: list[Any] = field(default_factory=list, compare=False)
+    # the latest marks made from the quotes' decimals, by row (a held run's rows are
+    # valued again by its stretch); cleared when full
+    marks: dict[int, Decimal] = field(default_factory=dict, compare=False)
 
     def mark(self, row: int) -> Decimal:
         """Row ``row``'s close quote's mid as the engine marks it (``ProtectionManager.on_top``:
@@ -64,7 +70,15 @@ class CloseMids:
         inexact = scaled.inexact
         if inexact[row + 1] == inexact[row]:
             return Decimal(scaled.ints[row]).scaleb(-scaled.places)
-        return (Decimal(repr(float(self.bids[row]))) + Decimal(repr(float(self.asks[row])))) / _TWO
+        marks = self.marks
+        mid = marks.get(row)
+        if mid is None:
+            if len(marks) >= MARKS_KEPT:
+                marks.clear()
+            mid = marks[row] = (
+                Decimal(repr(self.bids[row])) + Decimal(repr(self.asks[row]))
+            ) / _TWO
+        return mid
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +144,10 @@ def close_mids(series: CandleSeries, cfg: BacktestConfig) -> CloseMids:
     ask = price + half
     zeros = np.concatenate([[0], np.cumsum(~(bid > 0))])
     mids = (bid + ask) / 2
-    return CloseMids(columns(mids), columns(zeros), scaled_mids(bid, ask), bid, ask)
+    bids, asks = array("d"), array("d")
+    bids.frombytes(bid.astype(np.float64).tobytes())
+    asks.frombytes(ask.astype(np.float64).tobytes())
+    return CloseMids(columns(mids), columns(zeros), scaled_mids(bid, ask), bids, asks)
 
 
 def stretch_equity(
