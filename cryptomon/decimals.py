@@ -7,7 +7,7 @@ sign or exponent (``-0``, ``-0.00``, ``0E-8``: a short's PnL at its entry price 
 rounded to the Decimal context's 28 digits (a NUMERIC(36, 18) value has up to 36).
 
 :func:`float_decimal` turns a float (a market price, a float setting) into the Decimal it
-prints as.
+prints as; :func:`decimal_mid` is the exact mid of two quoted prices.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from decimal import Context, Decimal
 FLOAT_CACHE_SIZE = 4096
 """How many floats :func:`float_decimal` remembers (all are forgotten when it is full)."""
 _floats: dict[float, Decimal] = {}
+_TWO = Decimal(2)
 
 
 def plain_decimal(value: Decimal) -> str:
@@ -48,3 +49,21 @@ def float_decimal(value: float) -> Decimal:
             _floats.clear()
         dec = _floats[value] = Decimal(repr(value))
     return dec
+
+
+def decimal_mid(bid: float, ask: float) -> Decimal:
+    """The mid of two quoted prices, exact: half the sum of the Decimals they print as
+    (:func:`float_decimal`: each float's shortest repr is the price the venue quoted), so
+    a bid of 59976.48 and an ask of 59976.50 have the mid ``Decimal('59976.49')``, where
+    the float average ``(bid + ask) / 2`` is 59976.490000000005. The sum and its half are
+    exact while they fit the Decimal context's precision (28 digits: any two prices of up
+    to 17 digits within ten orders of magnitude of each other), and the half keeps the
+    sum's exponent when it can (``119952.98 / 2`` is ``59976.49``, not ``59976.490``).
+    The two conversions are remembered, so a caller that converts the bid and the ask
+    too finds them."""
+    return half_sum(float_decimal(bid), float_decimal(ask))
+
+
+def half_sum(bid: Decimal, ask: Decimal) -> Decimal:
+    """:func:`decimal_mid` of prices already converted (``float_decimal``)."""
+    return (bid + ask) / _TWO

@@ -20,9 +20,9 @@ from cryptomon.backtest.candlepath import CandlePath
 from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.indicators_nb import RSI
+from cryptomon.backtest.stretch import CloseMids
 from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Event, Signal
-from cryptomon.trading.context import to_decimal
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.signals.generator import IndicatorItem, Publisher
 from cryptomon.trading.signals.scoring import Outcome, spec_outcome
@@ -305,7 +305,7 @@ class DroppedSignals:
         series: CandleSeries,
         rows: Sequence[int],
         times: Sequence[float],
-        mids: Sequence[float],
+        mids: CloseMids,
         first: int,
     ) -> int:
         """How many of ``rows`` (the firing rows of a walk over the only market's safe spot
@@ -313,7 +313,7 @@ class DroppedSignals:
         while nothing reaches the engine between them (their close quotes deferred and
         valued, their signals batched: the risk state, the portfolio, its day and its
         position stay as they are). The equity each row's check reads is the one after the
-        row before's close quote, ``cash + amount * mark`` of its mid (``mids``, of
+        row before's close quote, ``cash + amount * mark`` of its Decimal mid (``mids``, of
         :func:`~cryptomon.backtest.stretch.close_mids`) as the walk values it; the walk's
         first row reads the portfolio's (the latest quote published). 0 without spec
         scores. ``times``: each row's open time."""
@@ -342,7 +342,7 @@ class DroppedSignals:
                 self.path.flush()  # the equity reads the latest quote
                 held = portfolio.equity
             else:
-                held = cash + amount * to_decimal(mids[row - 1])  # as the engine marks it
+                held = cash + amount * mids.mark(row - 1)  # as the engine marks it
             swing = size * span[row]
             if not float(held - start) - 2 * swing - 0.01 * limit > -limit:
                 return i

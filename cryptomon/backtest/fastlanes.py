@@ -25,7 +25,6 @@ from cryptomon.backtest.stretch import (
     safe_until,
     stretch_equity,
 )
-from cryptomon.trading.context import to_decimal
 from cryptomon.trading.protection import Protection
 
 ZERO = Decimal(0)
@@ -196,7 +195,7 @@ class FastLanes:
             if batched:  # the loop below goes on from the first row not batched
                 last = rows[batched - 1]
                 at, rows = last + 1, rows[batched:]
-                held = cash + amount * to_decimal(self._close_mids(series).values[last])
+                held = cash + amount * self._close_mids(series).mark(last)
             for r in rows:
                 stretched = r > at
                 if stretched:
@@ -216,7 +215,8 @@ class FastLanes:
                 self.dropped.publish(series, r, t, mid=mid)
                 self.pipe.absorb()
                 if mid is not None:
-                    held = cash + amount * to_decimal(mid)  # as the engine marks it
+                    # as the engine marks the quote (the float mid is the signal's price)
+                    held = cash + amount * self._close_mids(series).mark(r)
                     equity[r], exposure[r] = float(held), 1.0
                 else:
                     equity[r], exposure[r] = self.path.mark()
@@ -250,7 +250,7 @@ class FastLanes:
         if not rows or mids.zeros[rows[-1] + 1] != mids.zeros[g]:
             return 0
         starts = self._times(times)
-        run = self.dropped.held_run(series, rows, starts, mids.values, g)
+        run = self.dropped.held_run(series, rows, starts, mids, g)
         if not run:
             return 0
         last = rows[run - 1]

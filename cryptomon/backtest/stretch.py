@@ -4,15 +4,15 @@ without publishing every quote (the fast candle path, :mod:`cryptomon.backtest.f
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal, getcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numba import njit
 
 from cryptomon.backtest.data import CandleSeries, columns
-from cryptomon.trading.context import to_decimal
 
 if TYPE_CHECKING:
     from cryptomon.config import BacktestConfig
@@ -34,73 +34,120 @@ def plain_equity(portfolio: Portfolio, series: CandleSeries) -> bool:
     return key in portfolio.positions
 
 
-PLACES = 8  # the most decimals a series' mids are tried at (ScaledMids)
+_TWO = Decimal(2)
+MARKS_KEPT = 4096  # CloseMids.marks
+PLACES = 8  # the most decimals a series' quotes are tried at (ScaledMids)
 
 
 @dataclass(frozen=True, slots=True)
 class CloseMids:
-    """Per row of a series: the mid of its close quote; one entry longer, how many rows
-    before each have a close quote with a zero bid (prefix counts); and the mids as exact
-    scaled integers (:class:`ScaledMids`)."""
+    """Per row of a series: the mid of its close quote (the float ``MarketState.mid``
+    answers, the signal's price); one entry longer, how many rows before each have a close
+    quote with a zero bid (prefix counts); the Decimal mids the engine marks with, as
+    exact scaled integers (:class:`ScaledMids`); and the quotes' bids and asks (arrays of
+    doubles: an item reads as a Python float), of which :meth:`mark` makes a row's Decimal
+    mid."""
 
     values: tuple[float, ...]
     zeros: tuple[int, ...]
     scaled: ScaledMids
+    bids: array[float] = field(compare=False)
+    asks: array[float] = field(compare=False)
     # exact_floats' terms of the latest cash and amount (see _terms), for this run only
     memo: list[Any] = field(default_factory=list, compare=False)
+    # the latest marks made from the quotes' decimals, by row (a held run's rows are
+    # valued again by its stretch); cleared when full
+    marks: dict[int, Decimal] = field(default_factory=dict, compare=False)
+
+    def mark(self, row: int) -> Decimal:
+        """Row ``row``'s close quote's mid as the engine marks it (``ProtectionManager.on_top``:
+        :func:`~cryptomon.decimals.decimal_mid` of its bid and ask), equal to it (the
+        equity sums read its value only): from the exact scaled integer when the row has
+        one (:class:`ScaledMids`), else that Decimal spelled without the remembered
+        conversions (a row's quote is rarely converted again: remembering would only
+        cost)."""
+        scaled = self.scaled
+        inexact = scaled.inexact
+        if inexact[row + 1] == inexact[row]:
+            return Decimal(scaled.ints[row]).scaleb(-scaled.places)
+        marks = self.marks
+        mid = marks.get(row)
+        if mid is None:
+            if len(marks) >= MARKS_KEPT:
+                marks.clear()
+            mid = marks[row] = (
+                Decimal(repr(self.bids[row])) + Decimal(repr(self.asks[row]))
+            ) / _TWO
+        return mid
 
 
 @dataclass(frozen=True, slots=True)
 class ScaledMids:
-    """The mids as integers at one decimal scale: row ``r``'s mid is the decimal
-    ``ints[r] / 10**places`` its ``repr`` (and so ``to_decimal``) gives, for the rows
-    counted as exact (``inexact``: prefix counts of the others, whose ``ints`` are 0).
+    """The Decimal mids of quotes as integers at one decimal scale: row ``r``'s mid
+    (:func:`~cryptomon.decimals.decimal_mid` of its bid and ask) is ``ints[r] /
+    10**places``, for the rows counted as exact (``inexact``: prefix counts of the
+    others, whose ``ints`` are 0).
 
-    A row is exact when ``M = round(mid * 10**places)`` has ``|M| < 2**51`` and the IEEE
-    quotient ``M / 10**places`` is the mid (both operands exact, the quotient correctly
-    rounded): the decimal rounds to the mid, and as the spacing of doubles there is below
-    ``10**-places``, it is the only decimal of at most ``places`` decimals that does; the
-    shortest decimal that rounds to the mid (``repr``) has no more digits, so no more
-    decimals: it is that one."""
+    A price is exact at ``p`` decimals when ``P = round(price * 10**p)`` has ``|P| <
+    2**51`` and the IEEE quotient ``P / 10**p`` is the price (both operands exact, the
+    quotient correctly rounded): the decimal rounds to the price, and as the spacing of
+    doubles there is below ``10**-p``, it is the only decimal of at most ``p`` decimals
+    that does; the shortest decimal that rounds to the price (``repr``, so the Decimal
+    ``decimal_mid`` adds) has no more digits, so no more decimals: it is that one. A row
+    is exact when its bid ``B / 10**p`` and ask ``A / 10**p`` both are: its mid is
+    ``(B + A) / (2 * 10**p)``, that is ``5 * (B + A) / 10**(p + 1)`` (``places`` is ``p +
+    1``), and ``decimal_mid`` finds it exactly (the sum and its half have at most 17
+    digits); its exponent is at least ``-places``, so its coefficient is at most
+    ``|ints[r]|`` (what :func:`exact_floats` bounds)."""
 
     places: int
     ints: tuple[int, ...]
     inexact: tuple[int, ...]
 
 
-def scaled_mids(values: np.ndarray) -> ScaledMids:
-    """:class:`ScaledMids` of ``values`` at the fewest decimals (up to :data:`PLACES`) that
-    make the most rows exact."""
+def scaled_mids(bids: np.ndarray, asks: np.ndarray) -> ScaledMids:
+    """:class:`ScaledMids` of the quotes ``bids`` / ``asks`` at the fewest decimals (up to
+    :data:`PLACES`) that make the most rows exact."""
     best: tuple[int, int, np.ndarray, np.ndarray] | None = None
     with np.errstate(invalid="ignore", over="ignore"):
-        for places in range(PLACES + 1):
-            unit = 10.0**places  # exact for places <= 22
-            scaled = np.round(values * unit)
-            exact = (np.abs(scaled) < 2.0**51) & (scaled / unit == values)
+        for p in range(PLACES + 1):
+            unit = 10.0**p  # exact for p <= 22
+            b, a = np.round(bids * unit), np.round(asks * unit)
+            exact = (
+                (np.abs(b) < 2.0**51)
+                & (b / unit == bids)
+                & (np.abs(a) < 2.0**51)
+                & (a / unit == asks)
+            )
             count = int(np.count_nonzero(exact))
             if best is None or count > best[0]:
-                best = (count, places, scaled, exact)
-            if count == values.shape[0]:
+                best = (count, p, b + a, exact)  # the sum of two integers below 2**51: exact
+            if count == bids.shape[0]:
                 break
     if best is None:  # no rows
         return ScaledMids(0, (), (0,))
-    _, places, scaled, exact = best
-    ints = np.where(exact, scaled, 0.0).astype(np.int64)
+    _, p, sums, exact = best
+    ints = np.where(exact, sums, 0.0).astype(np.int64) * 5
     inexact = np.concatenate([[0], np.cumsum(~exact)])
-    return ScaledMids(places, columns(ints), columns(inexact))
+    return ScaledMids(p + 1, columns(ints), columns(inexact))
 
 
 def close_mids(series: CandleSeries, cfg: BacktestConfig) -> CloseMids:
     """Per row of ``series``: the mid of its close quote (:meth:`CandlePath.quote`'s float
     arithmetic on the row's arrays, the same IEEE operations in the same order, element by
-    element), the prefix counts of zero bids and the scaled mids (:class:`CloseMids`)."""
+    element), the prefix counts of zero bids, the scaled Decimal mids and the quotes
+    (:class:`CloseMids`)."""
     price = series.close
     span = series.high - series.low
     half = np.maximum(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
     bid = np.maximum(price - half, 0.0)
+    ask = price + half
     zeros = np.concatenate([[0], np.cumsum(~(bid > 0))])
-    mids = (bid + (price + half)) / 2
-    return CloseMids(columns(mids), columns(zeros), scaled_mids(mids))
+    mids = (bid + ask) / 2
+    bids, asks = array("d"), array("d")
+    bids.frombytes(bid.astype(np.float64).tobytes())
+    asks.frombytes(ask.astype(np.float64).tobytes())
+    return CloseMids(columns(mids), columns(zeros), scaled_mids(bid, ask), bids, asks)
 
 
 def stretch_equity(
@@ -108,29 +155,33 @@ def stretch_equity(
 ) -> tuple[list[float], Decimal] | None:
     """The equity at the end of rows ``lo:hi`` of a safe stretch of one market (its
     position unchanged, :func:`plain_equity`) as their close quotes would mark it: the
-    mid of each quote (``mids``, of :func:`close_mids`) as the Decimal the engine marks
-    with, and ``cash + amount * mark`` in Decimal as ``Portfolio.equity`` adds it (the
-    other terms are exact zeros), each row's float from exact integers when it can be
-    (:func:`exact_floats`). Only the stretch's last quote need be published: every
-    reader of a close quote keeps the latest one (the market state, the marks), and a safe
-    quote triggers no exit. Returns the floats and the last row's equity as the Decimal
-    ``Portfolio.equity`` would give after its quote. None: not such a stretch (another
-    holding, a fee balance, dust, a contract, a zero bid)."""
-    values, zeros = mids.values, mids.zeros
+    Decimal mid the engine marks each quote with (``mids``, of :func:`close_mids`), and
+    ``cash + amount * mark`` in Decimal as ``Portfolio.equity`` adds it (the other terms
+    are exact zeros), each row's float from exact integers when it can be
+    (:func:`exact_floats`; the rows it cannot, one Decimal sum each). Only the stretch's
+    last quote need be published: every reader of a close quote keeps the latest one (the
+    market state, the marks), and a safe quote triggers no exit. Returns the floats and
+    the last row's equity as the Decimal ``Portfolio.equity`` would give after its quote.
+    None: not such a stretch (another holding, a fee balance, dust, a contract, a zero
+    bid)."""
+    zeros = mids.zeros
     if zeros[hi] != zeros[lo] or not plain_equity(portfolio, series):
         return None  # the engine does not mark at a zero bid
     cash = portfolio.cash
     amount = portfolio.positions[(series.exchange, series.symbol)].amount
-    floats = exact_floats(cash, amount, mids.scaled, lo, hi, memo=mids.memo)
-    if floats is not None:
-        return floats, cash + amount * to_decimal(values[hi - 1])
-    out: list[float] = []
-    append = out.append
-    value = cash
-    for mid in values[lo:hi]:
-        value = cash + amount * to_decimal(mid)  # as on_top marks its mid
-        append(float(value))
-    return out, value
+    mark = mids.mark
+    floats = exact_floats(cash, amount, mids.scaled, lo, hi, memo=mids.memo, partial=True)
+    if floats is None:
+        floats = [None] * (hi - lo)
+    from_ints = floats[-1] is not None  # the last row's float: no Decimal made for it
+    held = cash
+    for i, value in enumerate(floats):
+        if value is None:
+            held = cash + amount * mark(lo + i)  # as on_top marks its quote
+            floats[i] = float(held)
+    if from_ints:
+        held = cash + amount * mark(hi - 1)
+    return cast("list[float]", floats), held
 
 
 def exact_floats(
@@ -141,16 +192,20 @@ def exact_floats(
     hi: int,
     *,
     memo: list[Any] | None = None,
-) -> list[float] | None:
-    """``float(cash + amount * to_decimal(mid))`` of the mids of rows ``lo:hi`` (``hi >
+    partial: bool = False,
+) -> list[float | None] | None:
+    """``float(cash + amount * mid)`` of the Decimal mids of rows ``lo:hi`` (``hi >
     lo``), from integers: with ``mid = M / 10**p`` exact (:class:`ScaledMids`), the sum is
     ``N / 10**k`` for the integer ``N`` below, and Python's int true division rounds it
     correctly, as ``float`` of the Decimal does (its string, parsed). The Decimal sum and
     product are exact, so equal to these, when their coefficients have at most the
     context's precision in digits (checked, with the largest ``|M|``). None: a row not
-    exact, a non-finite Decimal, or more digits than the precision. ``memo``: keeps the
-    terms of the latest cash and amount (a position's stretches share them)."""
-    if scaled.inexact[hi] != scaled.inexact[lo]:
+    exact (``partial``: None for that row only), a non-finite Decimal, or more digits than
+    the precision. ``memo``: keeps the terms of the latest cash and amount (a position's
+    stretches share them)."""
+    inexact = scaled.inexact
+    some = inexact[hi] != inexact[lo]
+    if some and not partial:
         return None
     terms = _terms(cash, amount, scaled.places, [] if memo is None else memo)
     if terms is None:
@@ -160,6 +215,11 @@ def exact_floats(
     top = max(map(abs, ints))
     if coefficient * top >= limit or abs(base) + abs(times) * top >= limit:
         return None  # the Decimal product or sum may round
+    if some:
+        return [
+            None if inexact[r + 1] != inexact[r] else (base + times * m) / scale
+            for r, m in zip(range(lo, hi), ints, strict=True)
+        ]
     return [(base + times * m) / scale for m in ints]
 
 

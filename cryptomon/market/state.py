@@ -9,7 +9,9 @@ reads it for ``/market/*``; the order engine reads it for marks, paper fills and
 from __future__ import annotations
 
 from collections import deque
+from decimal import Decimal
 
+from cryptomon.decimals import decimal_mid, float_decimal
 from cryptomon.events import BookSnapshot, BookTop, FeedStatus, Ticker, Trade
 from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentSpec
@@ -99,6 +101,20 @@ class MarketState:
             return (tick.bid + tick.ask) / 2
         ring = self._trades.get((exchange, symbol))
         return ring[-1].price if ring else None
+
+    def decimal_mid(self, exchange: str, symbol: str) -> Decimal | None:
+        """:meth:`mid` as an exact Decimal, the price money is marked, sized and checked
+        at: the mid of the bid and ask as quoted (:func:`~cryptomon.decimals.decimal_mid`:
+        59976.49 for 59976.48 / 59976.50, where the float mid is 59976.490000000005), else
+        the last trade price as it prints."""
+        top = self._tops.get((exchange, symbol))
+        if top is not None and top.bid > 0 and top.ask > 0:
+            return decimal_mid(top.bid, top.ask)
+        tick = self._tickers.get((exchange, symbol))
+        if tick is not None and tick.bid > 0 and tick.ask > 0:
+            return decimal_mid(tick.bid, tick.ask)
+        ring = self._trades.get((exchange, symbol))
+        return float_decimal(ring[-1].price) if ring else None
 
     def is_stale(self, exchange: str, symbol: str) -> bool:
         """True while the symbol's feed (or its whole exchange connection) is not live, and

@@ -89,9 +89,11 @@ class EngineContext:
         return self.clock.time()
 
     def mid(self, exchange: str, symbol: str) -> Decimal | None:
-        """The market's mid price as a Decimal, None without a positive one."""
-        price = self.market.mid(exchange, symbol)
-        return to_decimal(price) if price is not None and price > 0 else None
+        """The market's mid price as an exact Decimal (:meth:`MarketState.decimal_mid`: the
+        mid of the prices as quoted, not the float average's), None without a positive
+        one."""
+        price = self.market.decimal_mid(exchange, symbol)
+        return price if price is not None and price > 0 else None
 
     async def market_info(self, symbol: str) -> MarketInfo:
         """The venue's metadata of ``symbol`` (asked once, then cached)."""

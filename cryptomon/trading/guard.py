@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from cryptomon.decimals import half_sum
 from cryptomon.events import BookTop, Fill, OrderIntent, ProtectionUpdate
 from cryptomon.trading.context import EngineContext, to_decimal
 from cryptomon.trading.executor import MarketKey, OrderExecutor
@@ -371,21 +372,21 @@ class ProtectionManager:
         """Mark the position and fire an emulated exit when the book crosses its levels."""
         portfolio = self.context.portfolio
         key = (top.exchange, top.symbol)
-        mid = None
-        if top.bid > 0 and top.ask > 0:
-            mid = to_decimal((top.bid + top.ask) / 2)  # one conversion for both (immutable)
-            portfolio.observe_price(top.symbol, mid)
+        if top.bid <= 0 or top.ask <= 0:
+            return  # no mid to mark, no touch to trigger
+        bid, ask = to_decimal(top.bid), to_decimal(top.ask)  # one each for all (immutable)
+        mid = half_sum(bid, ask)  # decimal_mid: the exact mid of the quoted prices
+        portfolio.observe_price(top.symbol, mid)
         pos = portfolio.positions.get(key)
         if pos is None or pos.amount == 0:
             return
-        if mid is not None:
-            pos.mark = mid
+        pos.mark = mid
         prot = self.protections.get(key)
-        if prot is None or prot.exiting or top.bid <= 0 or top.ask <= 0:
+        if prot is None or prot.exiting:
             return
         if prot.retry_at and self.context.clock.monotonic() < prot.retry_at:
             return  # the last attempt failed: back off instead of retrying on every book
-        origin = prot.trigger(to_decimal(top.bid), to_decimal(top.ask))
+        origin = prot.trigger(bid, ask)
         if prot.stop != prot.saved_stop:
             self._save_trail(prot, self.context.clock.monotonic())
         if origin is not None:

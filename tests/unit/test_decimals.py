@@ -1,5 +1,6 @@
 """float_decimal: the Decimal a float prints as, remembered for the floats an order converts
-again and again, never mixing equal keys that print differently."""
+again and again, never mixing equal keys that print differently; decimal_mid: the exact mid
+of two quoted prices."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 from decimal import Decimal
 
 from cryptomon import decimals
-from cryptomon.decimals import FLOAT_CACHE_SIZE, float_decimal
+from cryptomon.decimals import FLOAT_CACHE_SIZE, decimal_mid, float_decimal
 
 
 def test_the_decimal_a_float_prints_as() -> None:
@@ -44,3 +45,21 @@ def test_the_memory_stays_bounded() -> None:
         float_decimal(1000.0 + i / 64)
         assert len(decimals._floats) <= FLOAT_CACHE_SIZE
     assert str(float_decimal(1000.5)) == "1000.5"
+
+
+def test_the_mid_of_two_quoted_prices_is_exact() -> None:
+    """Half the sum of the Decimals the prices print as, at the prices' own decimals where
+    it can (no trailing zero), one more where the half needs it; the float average's noise
+    never shows."""
+    assert (59976.48 + 59976.50) / 2 == 59976.490000000005
+    assert str(decimal_mid(59976.48, 59976.50)) == "59976.49"
+    assert str(decimal_mid(59976.47, 59976.50)) == "59976.485"
+    assert str(decimal_mid(0.1, 0.2)) == "0.15"
+    assert str(decimal_mid(100.0, 100.2)) == "100.1"
+    assert str(decimal_mid(1e-08, 3e-08)) == "2E-8"
+    rng = random.Random(7)
+    for _ in range(500):
+        bid = round(rng.uniform(0.01, 1e5), rng.randint(0, 8))
+        ask = round(bid + rng.uniform(0, 10), rng.randint(0, 8))
+        mid = decimal_mid(bid, ask)
+        assert mid * 2 == Decimal(repr(bid)) + Decimal(repr(ask))  # exact, not rounded

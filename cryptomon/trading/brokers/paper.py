@@ -284,9 +284,9 @@ class PaperBroker:
         price = intent.price
         if price is None:
             top = self.market_state.top(intent.exchange, intent.symbol)
-            mid = self.market_state.mid(intent.exchange, intent.symbol)
+            mid = self.market_state.decimal_mid(intent.exchange, intent.symbol)
             touch = None if top is None else (top.ask if intent.side == "buy" else top.bid)
-            price = d(touch) if touch else (d(mid) if mid else None)
+            price = d(touch) if touch else (mid if mid else None)
         if price is None:
             raise OrderRejectedError(intent.client_order_id, "no market price")
         return price
@@ -407,11 +407,11 @@ class PaperBroker:
     def _on_funding(self, event: Funding) -> None:
         if self.margin is None:
             return
-        mid = self.market_state.mid(event.exchange, event.symbol)
+        mid = self.market_state.decimal_mid(event.exchange, event.symbol)
         if event.mark_price:
             self._mid.set((event.exchange, event.symbol), False)  # a mark after all
             self._watch(event.exchange, event.symbol, d(event.mark_price), event.ts, mark=True)
-        payment = self.margin.on_funding(event, d(mid) if mid else None)
+        payment = self.margin.on_funding(event, mid if mid else None)
         if payment is not None:
             log.info(
                 "paper.funding",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
+from cryptomon.decimals import decimal_mid
 from cryptomon.events import BookTop
 from cryptomon.hub import Hub, InlineSubscription
 
@@ -69,4 +70,4 @@ class BookMidWatch:
             if top.ask - top.bid > self.max_spread * mid:
                 self.skipped += 1
                 return
-            self._on_mid(top.exchange, top.symbol, Decimal(str(mid)), top.ts)
+            self._on_mid(top.exchange, top.symbol, decimal_mid(top.bid, top.ask), top.ts)

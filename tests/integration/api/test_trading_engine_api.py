@@ -312,3 +312,45 @@ async def test_cancelling_an_unknown_order_echoes_a_bounded_id(engine_api: Any) 
     async with api.http.delete(api.url + "/api/v1/trading/orders/nope", headers=bearer(TRADE)) as r:
         assert r.status == 404
         assert (await r.json())["error"]["details"]["client_order_id"] == "nope"  # short: whole
+
+
+@pytest.mark.asyncio
+async def test_marks_are_the_exact_mid_of_the_quoted_prices(
+    start_api: StartApi, database: Any
+) -> None:
+    """A position marked by a top of bid 59976.48 / ask 59976.50 shows the mark 59976.49:
+    the mid of the two prices as quoted, exact in Decimal (the float average is
+    59976.490000000005, which the mark, the unrealized PnL and the equity showed), from the
+    fill's mark (the executor's) and from a later top's (the protection watch's)."""
+    from decimal import Decimal
+
+    from cryptomon.store.journal import StoreJournal
+
+    engine, _broker, hub, market, clock = paper_engine(
+        config=trading_config(kill_switch_flatten=False),
+        journal=StoreJournal(db=database),
+    )
+    book(hub, clock, bid=59976.48, ask=59976.50, size=10.0, step=0.01)
+    await engine.start()
+    api = await start_api(hub=hub, market=market, trading=engine)
+    try:
+        assert (59976.48 + 59976.50) / 2 == 59976.490000000005  # the float average's noise
+        status, order = await api.post(
+            "/api/v1/trading/orders", {**BUY, "amount": "0.01"}, token=TRADE
+        )
+        assert (status, order["state"]) == (200, "filled"), order
+        for bid, ask in ((59976.48, 59976.50), (59976.47, 59976.50)):
+            book(hub, clock, bid=bid, ask=ask, size=10.0, step=0.01)
+            mark = (Decimal(repr(bid)) + Decimal(repr(ask))) / 2
+            assert engine.context.mid(EX, SYM) == mark
+            pos = engine.context.portfolio.positions[(EX, SYM)]
+            assert pos.mark == mark
+            unrealized = pos.amount * mark - pos.cost
+            _, body = await api.get("/api/v1/trading/positions", token=READ)
+            (row,) = body["positions"]
+            assert row["mark_price"] == str(mark)
+            assert row["unrealized_pnl"] == str(unrealized)
+            _, stats = await api.get("/api/v1/trading/stats", token=READ)
+            assert stats["stats"]["unrealized_pnl"] == str(unrealized)
+    finally:
+        await engine.stop()

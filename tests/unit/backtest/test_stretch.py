@@ -1,5 +1,6 @@
 """A safe stretch's equity from exact integers (:func:`~cryptomon.backtest.stretch.exact_floats`)
-is the float of the Decimal sum the engine marks, row for row, or refused."""
+is the float of the Decimal sum the engine marks (the exact mid of the quote's bid and ask,
+:func:`~cryptomon.decimals.decimal_mid`), row for row, or refused."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from cryptomon.backtest.stretch import exact_floats, scaled_mids
-from cryptomon.trading.context import to_decimal
+from cryptomon.backtest.stretch import close_mids, exact_floats, scaled_mids
+from cryptomon.config import Settings
+from cryptomon.decimals import decimal_mid
+from tests.unit.backtest.conftest import random_walk
 
 DECIMALS = st.decimals(
     min_value=Decimal("-1e9"), max_value=Decimal("1e9"), allow_nan=False, places=None
 ).filter(lambda d: d.is_finite())
 
 
-def _marked(cash: Decimal, amount: Decimal, mids: list[float]) -> list[float]:
-    """What the engine's marks give, one Decimal sum per mid."""
-    return [float(cash + amount * to_decimal(mid)) for mid in mids]
+def _marked(cash: Decimal, amount: Decimal, quotes: list[tuple[float, float]]) -> list[float]:
+    """What the engine's marks give, one Decimal sum per quote's mid."""
+    return [float(cash + amount * decimal_mid(bid, ask)) for bid, ask in quotes]
 
 
 @hyp_settings(max_examples=300, deadline=None)
@@ -28,36 +31,95 @@ def _marked(cash: Decimal, amount: Decimal, mids: list[float]) -> list[float]:
     cash=DECIMALS,
     amount=DECIMALS,
     places=st.integers(0, 9),
-    mids=st.lists(st.floats(0.0, 2e6, allow_nan=False), min_size=1, max_size=30),
+    quotes=st.lists(
+        st.tuples(st.floats(0.0, 2e6, allow_nan=False), st.floats(0.0, 1e3, allow_nan=False)),
+        min_size=1,
+        max_size=30,
+    ),
 )
 def test_exact_floats_are_the_decimal_marks(
-    cash: Decimal, amount: Decimal, places: int, mids: list[float]
+    cash: Decimal, amount: Decimal, places: int, quotes: list[tuple[float, float]]
 ) -> None:
-    """Mids rounded to ``places`` decimals (or raw floats beyond 8): every row exact at
-    the scale found is the decimal its repr gives, and the floats, when given (not
-    refused), are the Decimal sums' floats."""
-    values = np.asarray(mids) if places > 8 else np.round(np.asarray(mids), places)
-    scaled = scaled_mids(values)
-    for row, mid in enumerate(values.tolist()):
-        if scaled.inexact[row + 1] == scaled.inexact[row]:
-            assert Decimal(scaled.ints[row]).scaleb(-scaled.places) == to_decimal(mid)
-    got = exact_floats(cash, amount, scaled, 0, len(mids))
+    """Bids and spreads rounded to ``places`` decimals (or raw floats beyond 8), the asks
+    their float sums: every row exact at the scale found is the exact mid of the decimals
+    the bid and ask print as (decimal_mid), and the floats, when given (not refused), are
+    the Decimal sums' floats; partial gives them for the exact rows and None for the
+    others."""
+    raw = np.asarray(quotes)
+    if places <= 8:
+        raw = np.round(raw, places)
+    bids, asks = raw[:, 0], raw[:, 0] + raw[:, 1]
+    scaled = scaled_mids(bids, asks)
+    pairs = list(zip(bids.tolist(), asks.tolist(), strict=True))
+    exact = [scaled.inexact[r + 1] == scaled.inexact[r] for r in range(len(pairs))]
+    for row, (bid, ask) in enumerate(pairs):
+        if exact[row]:
+            assert Decimal(scaled.ints[row]).scaleb(-scaled.places) == decimal_mid(bid, ask)
+    want = _marked(cash, amount, pairs)
+    got = exact_floats(cash, amount, scaled, 0, len(pairs))
     if got is not None:
-        assert got == _marked(cash, amount, values.tolist())
+        assert all(exact)
+        assert got == want
+    some = exact_floats(cash, amount, scaled, 0, len(pairs), partial=True)
+    if some is not None:
+        assert some == [w if e else None for w, e in zip(want, exact, strict=True)]
+
+
+def test_a_noisy_quote_is_marked_at_its_exact_mid() -> None:
+    """59976.48 / 59976.50 is marked 59976.49 (the float average is 59976.490000000005), at
+    the scale of the quotes' decimals and one more (a half cent)."""
+    bids, asks = np.array([59976.48, 59976.47]), np.array([59976.50, 59976.50])
+    assert (bids[0] + asks[0]) / 2 == 59976.490000000005
+    scaled = scaled_mids(bids, asks)
+    assert scaled.places == 3
+    assert [Decimal(m).scaleb(-3) for m in scaled.ints] == [
+        Decimal("59976.49"),
+        Decimal("59976.485"),
+    ]
+    cash, amount = Decimal(1000), Decimal(2)
+    assert exact_floats(cash, amount, scaled, 0, 2) == [120952.98, 120952.97]
 
 
 def test_a_stretch_beyond_the_precision_or_with_an_inexact_mid_is_refused() -> None:
     """A sum with more digits than the context's precision would round: refused; so is a
-    stretch with a mid that is not exact at the series' scale; the rows around it are not."""
+    stretch with a quote that is not exact at the series' scale (partial: that row only);
+    the rows around it are not."""
     cash, amount = Decimal("8998.5121990263400"), Decimal("0.03320")
-    values = np.array([30124.71, 30124.72, 0.1 + 0.2, 30124.74])
-    scaled = scaled_mids(values)
-    assert scaled.places == 2
-    assert exact_floats(cash, amount, scaled, 0, 2) == _marked(cash, amount, [30124.71, 30124.72])
+    bids = np.array([30124.70, 30124.71, 0.1 + 0.2, 30124.73])
+    asks = np.array([30124.72, 30124.73, 0.4, 30124.75])
+    pairs = list(zip(bids.tolist(), asks.tolist(), strict=True))
+    scaled = scaled_mids(bids, asks)
+    assert scaled.places == 3
+    assert exact_floats(cash, amount, scaled, 0, 2) == _marked(cash, amount, pairs[:2])
     assert exact_floats(cash, amount, scaled, 1, 3) is None
-    assert exact_floats(cash, amount, scaled, 3, 4) == _marked(cash, amount, [30124.74])
+    assert exact_floats(cash, amount, scaled, 1, 3, partial=True) == [
+        *_marked(cash, amount, pairs[1:2]),
+        None,
+    ]
+    assert exact_floats(cash, amount, scaled, 3, 4) == _marked(cash, amount, pairs[3:])
     with localcontext() as ctx:
         ctx.prec = 20  # cash has 17 digits, the sum's 19 at most: fits
         assert exact_floats(cash, amount, scaled, 0, 1) is not None
         ctx.prec = 12
         assert exact_floats(cash, amount, scaled, 0, 1) is None
+
+
+def test_the_close_marks_are_the_engines_exact_mids() -> None:
+    """CloseMids.mark of every row is the Decimal the engine marks the row's close quote
+    with (decimal_mid of the bid and ask the candle path publishes, float by float), from
+    the scaled integers where the quote is exact at the series' scale and from the quote's
+    decimals where it is not (a spread of float noise: both kinds occur here)."""
+    series = random_walk(3000)
+    cfg = Settings.model_validate(
+        {"backtest": {"slippage_bps": 5.0, "slippage_range_fraction": 0.1}}
+    ).backtest
+    mids = close_mids(series, cfg)
+    inexact = mids.scaled.inexact
+    assert 0 < inexact[-1] < len(series.close)
+    for row in range(len(series.close)):
+        price = float(series.close[row])
+        span = float(series.high[row] - series.low[row])
+        half = max(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
+        bid, ask = max(price - half, 0.0), price + half
+        assert mids.values[row] == (bid + ask) / 2
+        assert mids.mark(row) == decimal_mid(bid, ask), row

@@ -75,6 +75,28 @@ def test_mid_falls_back_to_ticker_then_last_trade() -> None:
     assert state.mid("x", "A-B") == 9
 
 
+def test_the_decimal_mid_is_the_exact_mid_of_the_quoted_prices() -> None:
+    """decimal_mid: the book's, else the ticker's, else the last trade price, each exact in
+    Decimal (the float mid of 59976.48 / 59976.50 is 59976.490000000005)."""
+    hub = Hub()
+    state = MarketState(hub=hub)
+    assert state.decimal_mid("x", "A-B") is None
+    hub.publish(
+        Trade(exchange="x", symbol="A-B", ts=1, ts_recv=1, price=0.3, amount=1, side="sell")
+    )
+    assert str(state.decimal_mid("x", "A-B")) == "0.3"
+    hub.publish(Ticker(exchange="x", symbol="A-B", ts=1, ts_recv=1, bid=0.1, ask=0.2))
+    assert state.mid("x", "A-B") == 0.15000000000000002
+    assert str(state.decimal_mid("x", "A-B")) == "0.15"
+    hub.publish(Ticker(exchange="x", symbol="A-B", ts=1, ts_recv=1, bid=0.0, ask=0.2))
+    assert str(state.decimal_mid("x", "A-B")) == "0.3"  # no bid: the last trade
+    hub.publish(top(59976.48, 59976.50))
+    assert state.mid("binance", "BTC-USDT") == 59976.490000000005
+    assert str(state.decimal_mid("binance", "BTC-USDT")) == "59976.49"
+    hub.publish(top(59976.47, 59976.50))
+    assert str(state.decimal_mid("binance", "BTC-USDT")) == "59976.485"
+
+
 def test_staleness_per_symbol_and_per_connection() -> None:
     """A stale symbol or connection marks the market stale until its own live status clears
     it: the connection's live (a reconnect) leaves a symbol still marked stale stale."""
