@@ -622,3 +622,74 @@ def test_the_drawdown_reads_below_zero_on_an_axis_titled_with_its_unit(
     stats = demo.get("/api/v1/trading/stats")["stats"]
     assert axes["equity"] == f"equity ({stats['quote_currency']})"
     shot(page, tmp_path, "equity-drawdown", capsys)
+
+
+def test_a_refused_sign_in_leaves_the_tab_public_with_no_sign_out_button(
+    page: Page, demo: Demo
+) -> None:
+    """A mistyped token is refused (401): the header then says the tab reads as the public
+    does and offers no "Sign out" (there is no session to end), as before the try."""
+    open_dashboard(page, demo)
+    page.wait_for_function(
+        "() => document.getElementById('who').textContent === 'public read (no token)'"
+    )
+    page.fill("#token", "not-a-valid-token-at-all")
+    page.click("#login button[type=submit]")
+    page.wait_for_function(
+        "() => !document.getElementById('banner').hidden"
+        " && document.getElementById('who').textContent === 'public read (no token)'",
+        timeout=10_000,
+    )
+    assert "401" in (page.text_content("#banner") or "")
+    assert page.is_hidden("#logout")
+    assert page.is_visible("#login")
+
+
+def test_an_order_refused_as_invalid_says_what_is_wrong_with_the_field(
+    page: Page, demo: Demo
+) -> None:
+    """A 422 from the order route names the field and why (the API's details), not only
+    "invalid body: body.amount": a negative amount reads "greater than 0"."""
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#order-form")
+    page.fill("#order-form input[name=amount]", "-1")
+    page.click("#order-form button[type=submit]")
+    page.wait_for_selector("#order-msg:not(:empty)")
+    answer = page.text_content("#order-msg") or ""
+    assert answer.startswith("Order refused:"), answer
+    assert "amount" in answer, answer
+    assert "greater than 0" in answer, answer
+    page.fill("#order-form input[name=amount]", "ten")
+    page.click("#order-form button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('order-msg').textContent.includes('valid decimal')"
+    )
+
+
+def test_the_drawdown_axis_ticks_are_round_numbers_ending_at_zero(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The drawdown axis has its own ticks (0 at the top, evenly stepped round values), not
+    ticks placed at the equity axis' gridlines, which read -0.000535, -0.00548, ... once the
+    equity moves (a flat curve's gridlines happen to fall on round drawdowns)."""
+    _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {"exchange": "simulator", "symbol": "BTC-USDT", "side": "buy", "amount": "0.001"},
+    )
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_function(  # the fee at least moved the equity off its first snapshot
+        "() => { const c = document.getElementById('equity-chart');"
+        " return c.data && new Set(c.data[0].y.map(Number)).size > 1"
+        " && document.querySelectorAll('#equity-chart .y2tick text').length >= 2; }"
+    )
+    texts = page.eval_on_selector_all(
+        "#equity-chart .y2tick text", "els => els.map((e) => e.textContent)"
+    )
+    values = sorted(float(t.replace("\u2212", "-").replace(",", "")) for t in texts)
+    assert values[-1] == 0, texts
+    step = values[-1] - values[-2]
+    for v in values:
+        assert math.isclose(v / step, round(v / step), abs_tol=1e-6), texts
+    shot(page, tmp_path, "drawdown-ticks", capsys)

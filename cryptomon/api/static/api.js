@@ -39,6 +39,15 @@ export function explain(status, message) {
   return `${message} (HTTP ${status})`;
 }
 
+// A 422's message names the fields ("invalid body: body.amount"); their details say why
+// ("Input should be greater than 0"): both are shown, or the user cannot tell what to change.
+function withFields(error) {
+  const fields = error.details && Array.isArray(error.details.fields) ? error.details.fields : [];
+  const why = fields.filter((x) => x && x.message)
+    .map((x) => (fields.length === 1 ? x.message : `${x.field}: ${x.message}`));
+  return why.length ? `${error.message} (${why.join("; ")})` : error.message;
+}
+
 export async function api(path, { method = "GET", body, quiet = false } = {}) {
   const headers = { Accept: "application/json" };
   const sent = auth.token;
@@ -54,7 +63,7 @@ export async function api(path, { method = "GET", body, quiet = false } = {}) {
   let data = null;
   try { data = await resp.json(); } catch { data = null; }
   if (!resp.ok) {
-    const message = data && data.error ? data.error.message : resp.statusText;
+    const message = data && data.error ? withFields(data.error) : resp.statusText;
     const err = new ApiError(resp.status, message, data, resp.status === 401 ? sent : "");
     if ((resp.status === 401 || resp.status === 403) && !quiet) listeners.forEach((fn) => fn(err));
     throw err;

@@ -124,7 +124,9 @@ export function mount(root) {
       margin: { l: 70, r: 80, t: 30, b: 30 }, legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
       uirevision: "keep",
       yaxis: { gridcolor: "#2a323c", title: { text: unit } },
-      yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown (%)" }, showgrid: false, tickformat: ".3~r",
+      // tickmode "auto": an overlaying axis defaults to "sync" (ticks at the equity axis'
+      // gridlines), which labels the drawdown -0.000535, -0.00548, ... instead of 0, -0.005, ...
+      yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown (%)" }, showgrid: false, tickformat: ".3~r", tickmode: "auto",
         range: [worst < 0 ? worst * 1.1 : -1, 0], autorange: false },
       xaxis: { gridcolor: "#2a323c", type: "date" },
     }, { displaylogo: false, responsive: true });
