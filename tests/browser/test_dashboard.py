@@ -666,7 +666,7 @@ def test_an_order_refused_as_invalid_says_what_is_wrong_with_the_field(
     )
 
 
-def test_the_drawdown_axis_ticks_are_round_numbers_ending_at_zero(
+def test_the_equity_chart_ticks_read_as_round_drawdowns_and_plain_amounts(
     page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The drawdown axis has its own ticks (0 at the top, evenly stepped round values), not
@@ -692,4 +692,38 @@ def test_the_drawdown_axis_ticks_are_round_numbers_ending_at_zero(
     step = values[-1] - values[-2]
     for v in values:
         assert math.isclose(v / step, round(v / step), abs_tol=1e-6), texts
+    # the equity axis reads as the money it is (9,999.98), not SI-shortened (9.99998k)
+    equity = page.eval_on_selector_all(
+        "#equity-chart .ytick text", "els => els.map((e) => e.textContent)"
+    )
+    assert equity, "no equity ticks"
+    for t in equity:
+        assert t.replace(",", "").replace(".", "", 1).isdigit(), equity
     shot(page, tmp_path, "drawdown-ticks", capsys)
+
+
+SIGNED = """async ([fn, v]) => { const f = await import('/static/format.js');
+  return { text: f[fn](v), cls: f.sign(v) }; }"""
+
+
+@pytest.mark.parametrize(
+    ("fn", "value", "text", "cls"),
+    [
+        ("signedMoney", "-0.0036", "0.00 USDT", ""),
+        ("signedMoney", "0.004", "0.00 USDT", ""),
+        ("signedMoney", "-0.006", "-0.01 USDT", "down"),
+        ("signedMoney", "12.5", "+12.50 USDT", "up"),
+        ("pct", -0.001, "0.00 %", ""),
+        ("pct", 0.0049, "0.00 %", ""),
+        ("pct", 2.4, "+2.40 %", "up"),
+        ("pct", -2.23, "-2.23 %", "down"),
+    ],
+)
+def test_a_pnl_or_change_that_rounds_to_zero_shows_no_sign_and_no_colour(
+    page: Page, demo: Demo, fn: str, value: Any, text: str, cls: str
+) -> None:
+    """An unrealized PnL of -0.0036 USDT reads "0.00 USDT" (not a red "-0.00"), a change of
+    +0.001 % "0.00 %" (not a green "+0.00 %"): sign and colour follow the shown number."""
+    page.goto(demo.url)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate(SIGNED, [fn, value]) == {"text": text, "cls": cls}

@@ -123,7 +123,8 @@ export function mount(root) {
       // the legend above the plot: below it, it covered the time axis' labels
       margin: { l: 70, r: 80, t: 30, b: 30 }, legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
       uirevision: "keep",
-      yaxis: { gridcolor: "#2a323c", title: { text: unit } },
+      // the money as written elsewhere (9,999.942), not SI-shortened (9.999942k)
+      yaxis: { gridcolor: "#2a323c", title: { text: unit }, tickformat: ",~f" },
       // tickmode "auto": an overlaying axis defaults to "sync" (ticks at the equity axis'
       // gridlines), which labels the drawdown -0.000535, -0.00548, ... instead of 0, -0.005, ...
       yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown (%)" }, showgrid: false, tickformat: ".3~r", tickmode: "auto",
