@@ -727,3 +727,42 @@ def test_a_pnl_or_change_that_rounds_to_zero_shows_no_sign_and_no_colour(
     page.goto(demo.url)
     page.wait_for_selector("body[data-ready='1']")
     assert page.evaluate(SIGNED, [fn, value]) == {"text": text, "cls": cls}
+
+
+def test_a_late_answer_to_an_older_filter_does_not_replace_the_newer_one(
+    page: Page, demo: Demo
+) -> None:
+    """Alerts: the answer for kind=volume, held back until the one for kind=spread (chosen
+    after it) is shown, is dropped when it comes: the table keeps the filter on screen."""
+    for kind in ("volume", "spread"):
+        wait_for(
+            lambda k=kind: demo.get(f"/api/v1/anomalies?kind={k}&limit=1")["items"],
+            90,
+            f"a {kind} anomaly in the demo",
+        )
+    held: list[Any] = []
+
+    def volume(url: str) -> bool:
+        return "/api/v1/anomalies?" in url and "kind=volume" in url
+
+    page.route(volume, lambda route: held.append(route))
+    open_dashboard(page, demo, demo.token, view="alerts")
+    page.wait_for_selector("#alerts-anomalies tbody tr td")
+    with page.expect_request(lambda r: volume(r.url)):
+        page.select_option("#anomaly-filters select[name=kind]", "volume")
+    page.select_option("#anomaly-filters select[name=kind]", "spread")
+    page.wait_for_function(
+        "() => { const cells = [...document.querySelectorAll("
+        "'#alerts-anomalies tbody tr td:nth-child(3)')];"
+        " return cells.length > 0 && cells.every((c) => c.textContent === 'spread'); }"
+    )
+    assert held, "the kind=volume request is held"
+    with page.expect_response(lambda r: volume(r.url)) as late:
+        for route in held:
+            route.continue_()
+    assert late.value.json()["items"], "the held answer lists volume anomalies"
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)))")
+    kinds = page.eval_on_selector_all(
+        "#alerts-anomalies tbody tr td:nth-child(3)", "els => els.map((e) => e.textContent)"
+    )
+    assert kinds and set(kinds) == {"spread"}, kinds
