@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -766,3 +767,43 @@ def test_a_late_answer_to_an_older_filter_does_not_replace_the_newer_one(
         "#alerts-anomalies tbody tr td:nth-child(3)", "els => els.map((e) => e.textContent)"
     )
     assert kinds and set(kinds) == {"spread"}, kinds
+
+
+LINE_LABELS = """() => {
+  const box = (n) => { const r = n.getBoundingClientRect();
+    return { text: n.textContent, top: r.top, bottom: r.bottom, left: r.left, right: r.right }; };
+  return { labels: [...document.querySelectorAll('#chart .shape-label-text')].map(box),
+           legend: box(document.querySelector('#chart .legend')) };
+}"""
+
+
+def test_the_chart_line_labels_are_readable_and_clear_of_the_legend(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A short on the perpetual: its liquidation line sits at the top of the chart, and its
+    label ("liquidation 71,573.89", the price as the position panel writes it) is not hidden
+    under the legend; no line's label is."""
+    _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {"exchange": "simulator", "symbol": PERP, "side": "sell", "amount": "0.002"},
+    )
+    open_dashboard(page, demo, demo.token, view=f"market/simulator/{PERP}")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#chart .shape-label-text')]"
+        ".some((t) => t.textContent.startsWith('liquidation'))"
+    )
+    got = page.evaluate(LINE_LABELS)
+    (liq,) = [x for x in got["labels"] if x["text"].startswith("liquidation")]
+    assert re.fullmatch(r"liquidation \d{1,3}(,\d{3})*\.\d{2}", liq["text"]), liq["text"]
+    legend = got["legend"]
+    for x in got["labels"]:
+        apart = (
+            x["bottom"] <= legend["top"]
+            or x["top"] >= legend["bottom"]
+            or x["right"] <= legend["left"]
+            or x["left"] >= legend["right"]
+        )
+        assert apart, (x, legend)
+    shot(page, tmp_path, "chart-line-labels", capsys)
