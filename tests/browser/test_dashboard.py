@@ -807,3 +807,49 @@ def test_the_chart_line_labels_are_readable_and_clear_of_the_legend(
         )
         assert apart, (x, legend)
     shot(page, tmp_path, "chart-line-labels", capsys)
+
+
+def _resting_buy(demo: Demo) -> str:
+    """A BTC-USDT limit buy 4.5 % below the last price (placed again when the demo's market
+    moved past the 5 % price band meanwhile); its client order id."""
+    for _attempt in range(5):
+        markets = demo.get("/api/v1/markets/overview")["markets"]
+        last = next(m["last"] for m in markets if m["symbol"] == "BTC-USDT")
+        body = {"exchange": "simulator", "symbol": "BTC-USDT", "side": "buy", "type": "limit"}
+        try:
+            order = _send(
+                demo,
+                "POST",
+                "/api/v1/trading/orders",
+                {**body, "amount": "0.001", "price": f"{last * 0.955:.2f}"},
+            )
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409 or "price_band" not in str(exc.msg):
+                raise
+            continue
+        return str(order["client_order_id"])
+    raise AssertionError("the price band refused the order 5 times")
+
+
+def test_a_double_click_on_cancel_sends_one_cancel_and_no_refusal(page: Page, demo: Demo) -> None:
+    """The trading view's Cancel is disabled once clicked: a double click sends one DELETE,
+    not a second one refused as "already canceled" in an alert over a cancel that worked."""
+    deletes: list[str] = []
+    dialogs: list[str] = []
+    page.on("request", lambda r: deletes.append(r.url) if r.method == "DELETE" else None)
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    for _attempt in range(5):
+        coid = _resting_buy(demo)
+        open_dashboard(page, demo, demo.token, view="trading")
+        row = f"#orders tr:has(td:text-is('{coid}'))"
+        page.wait_for_selector(row)
+        button = page.query_selector(f"{row} button.cancel")
+        if button is None:  # filled before the table was read: another one
+            continue
+        button.dblclick()
+        page.wait_for_selector(f"{row} >> td:text-is('canceled')")
+        break
+    else:
+        raise AssertionError("the order filled before it could be canceled, 5 times")
+    assert dialogs == [], dialogs
+    assert len(deletes) == 1, deletes

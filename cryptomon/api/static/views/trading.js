@@ -20,6 +20,12 @@ function cancelButton(order, after) {
   if (!auth.can("trade") || ["filled", "canceled", "rejected", "expired", "cancel_pending"].includes(order.state)) return "";
   return el("button", { type: "button", class: "cancel", text: "Cancel", onclick: async (ev) => {
     ev.stopPropagation();
+    // one cancel per click: a second click (a double click) would be refused as "already
+    // canceled" in an alert over a cancel that worked; the table's refresh replaces the button
+    const button = ev.currentTarget;
+    if (button.disabled) return;
+    button.disabled = true;
+    button.textContent = "Canceling…";
     try {
       await api(`/api/v1/trading/orders/${encodeURIComponent(order.client_order_id)}`, { method: "DELETE" });
     } catch (err) {
