@@ -853,3 +853,23 @@ def test_a_double_click_on_cancel_sends_one_cancel_and_no_refusal(page: Page, de
         raise AssertionError("the order filled before it could be canceled, 5 times")
     assert dialogs == [], dialogs
     assert len(deletes) == 1, deletes
+
+
+def test_a_double_click_on_place_order_places_one_order(page: Page, demo: Demo) -> None:
+    """The order form sends one order per submit: its button is disabled while the order is
+    on its way, so a double click on "Place order" does not buy twice."""
+    posts: list[str] = []
+    page.on(
+        "request",
+        lambda r: posts.append(r.url)
+        if r.method == "POST" and r.url.endswith("/api/v1/trading/orders")
+        else None,
+    )
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#order-form")
+    page.fill("#order-form input[name=amount]", "0.001")
+    page.dblclick("#order-form button[type=submit]")
+    page.wait_for_selector("#order-msg:not(:empty)")
+    page.wait_for_selector("#order-form button[type=submit]:enabled")
+    assert len(posts) == 1, posts
+    assert (page.text_content("#order-msg") or "").startswith("Order ")
