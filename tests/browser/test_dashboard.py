@@ -873,3 +873,21 @@ def test_a_double_click_on_place_order_places_one_order(page: Page, demo: Demo) 
     page.wait_for_selector("#order-form button[type=submit]:enabled")
     assert len(posts) == 1, posts
     assert (page.text_content("#order-msg") or "").startswith("Order ")
+
+
+def test_the_overview_volume_names_its_base_currency(page: Page, demo: Demo) -> None:
+    """The overview's volume is in base units (the API's "base volume over the lookback"):
+    each row says which ("7.309 BTC", "57.008 ETH"), as the market view's trades do, instead
+    of bare numbers that differ by market in unit."""
+    open_dashboard(page, demo, VIEWER_TOKEN, view="markets")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#markets-table tbody tr.link').length >= 3"
+    )
+    heads = page.evaluate(
+        "() => [...document.querySelectorAll('#markets-table th')].map(th => th.textContent)"
+    )
+    rows = [dict(zip(heads, cells, strict=True)) for cells in page.evaluate(ROWS)]
+    for row in rows:  # "–": no candle in the window yet
+        base = row["symbol"].split("-")[0]
+        assert re.fullmatch(rf"[\d,.]+ {base}|–", row["volume"]), row
+    assert any(row["volume"] != "–" for row in rows), rows
