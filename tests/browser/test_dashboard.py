@@ -891,3 +891,32 @@ def test_the_overview_volume_names_its_base_currency(page: Page, demo: Demo) -> 
         base = row["symbol"].split("-")[0]
         assert re.fullmatch(rf"[\d,.]+ {base}|–", row["volume"]), row
     assert any(row["volume"] != "–" for row in rows), rows
+
+
+@pytest.mark.parametrize("address", ["market", "market/simulator", "market//BTC-USDT"])
+def test_a_market_address_without_its_exchange_or_symbol_says_so_and_asks_nothing(
+    page: Page, demo: Demo, address: str
+) -> None:
+    """#/market or #/market/simulator (a shortened address): the view says which market
+    address it needs and links the list, instead of sending every market request (and a
+    poll of the trading ones every 5 s) the API refuses with 422, each repeated above an
+    empty chart."""
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda r: asked.append(r.url)
+        if "/api/v1/market/" in r.url or "symbol=" in r.url
+        else None,
+    )
+    open_dashboard(page, demo, demo.token, view="markets")
+    page.wait_for_selector("#markets-table tbody tr.link")
+    page.evaluate(f"location.hash = '#/{address}'")
+    page.wait_for_selector("#market-msg:not([hidden])")
+    text = page.text_content("#market-msg") or ""
+    assert "#/market/EXCHANGE/SYMBOL" in text, text
+    assert page.query_selector("#market-msg a[href='#/markets']")
+    assert page.query_selector("#chart") is None
+    page.evaluate("location.hash = '#/markets'")  # a request sent meanwhile is seen by now
+    page.wait_for_selector("#markets-table tbody tr.link")
+    assert asked == [], asked
+    assert page.console.errors == []  # type: ignore[attr-defined]

@@ -27,6 +27,14 @@ export function mount(root, params) {
   // as the API reads a symbol (btc/usdt -> BTC-USDT): the live events carry that form, and a
   // hand-typed #/market/simulator/btc-usdt or .../BTC/USDT would otherwise match none of them
   const symbol = params.slice(1).join("/").trim().toUpperCase().replaceAll("/", "-");
+  if (!exchange || !symbol) {
+    // a shortened address (#/market, #/market/simulator): every request would be refused
+    // (422), so none is sent; the view says what address it needs
+    root.append(panel("Market", el("p", { class: "msg err", id: "market-msg" },
+      "This address names no market: a market's address is #/market/EXCHANGE/SYMBOL. Open one from ",
+      el("a", { href: "#/markets", text: "the markets list" }), ".")));
+    return { unmount() {} };
+  }
   // trade amounts and book sizes are base units on every market (the feed converts a
   // derivative's contracts by its instrument spec): they are labelled with the base currency
   const base = symbol.split("-")[0] || "base";
