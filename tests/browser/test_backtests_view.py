@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from playwright.sync_api import Page
 
+from cryptomon.backtest.session import BacktestRequest, run_series, store_run
 from tests.browser.conftest import open_dashboard
 from tests.browser.demo_daemon import ADMIN_TOKEN, Demo, start_demo
-from cryptomon.backtest.session import BacktestRequest, run_series, store_run
 from tests.integration.api.test_backtests_api import stored_runs
 from tests.unit.backtest.conftest import random_walk, settings
 

@@ -746,7 +746,8 @@ def test_a_late_answer_to_an_older_filter_does_not_replace_the_newer_one(
     def volume(url: str) -> bool:
         return "/api/v1/anomalies?" in url and "kind=volume" in url
 
-    page.route(volume, lambda route: held.append(route))
+    # a lambda: Playwright takes a Python function as handler, not a builtin's bound method
+    page.route(volume, lambda route: held.append(route))  # noqa: PLW0108
     open_dashboard(page, demo, demo.token, view="alerts")
     page.wait_for_selector("#alerts-anomalies tbody tr td")
     with page.expect_request(lambda r: volume(r.url)):
@@ -766,7 +767,8 @@ def test_a_late_answer_to_an_older_filter_does_not_replace_the_newer_one(
     kinds = page.eval_on_selector_all(
         "#alerts-anomalies tbody tr td:nth-child(3)", "els => els.map((e) => e.textContent)"
     )
-    assert kinds and set(kinds) == {"spread"}, kinds
+    assert kinds, "the table lists the spread anomalies"
+    assert set(kinds) == {"spread"}, kinds
 
 
 LINE_LABELS = """() => {
@@ -861,9 +863,11 @@ def test_a_double_click_on_place_order_places_one_order(page: Page, demo: Demo) 
     posts: list[str] = []
     page.on(
         "request",
-        lambda r: posts.append(r.url)
-        if r.method == "POST" and r.url.endswith("/api/v1/trading/orders")
-        else None,
+        lambda r: (
+            posts.append(r.url)
+            if r.method == "POST" and r.url.endswith("/api/v1/trading/orders")
+            else None
+        ),
     )
     open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
     page.wait_for_selector("#order-form")
@@ -904,9 +908,7 @@ def test_a_market_address_without_its_exchange_or_symbol_says_so_and_asks_nothin
     asked: list[str] = []
     page.on(
         "request",
-        lambda r: asked.append(r.url)
-        if "/api/v1/market/" in r.url or "symbol=" in r.url
-        else None,
+        lambda r: asked.append(r.url) if "/api/v1/market/" in r.url or "symbol=" in r.url else None,
     )
     open_dashboard(page, demo, demo.token, view="markets")
     page.wait_for_selector("#markets-table tbody tr.link")
