@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Route
 
 from tests.browser.conftest import open_dashboard, shot
 from tests.browser.demo_daemon import VIEWER_TOKEN, Demo, wait_for
@@ -922,3 +922,37 @@ def test_a_market_address_without_its_exchange_or_symbol_says_so_and_asks_nothin
     page.wait_for_selector("#markets-table tbody tr.link")
     assert asked == [], asked
     assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_performance_panel_tells_closed_from_open_pnl(page: Page, demo: Demo) -> None:
+    """The API's net_pnl sums closed trades only: the panel calls it that and shows the open
+    positions' unrealized PnL beside it, so a "net PnL 0.00" under an equity up 50 USDT
+    (a position still open) does not read as a contradiction."""
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_selector("#trading-stats dl")
+    terms = page.eval_on_selector_all("#trading-stats dt", "els => els.map((e) => e.textContent)")
+    values = page.eval_on_selector_all("#trading-stats dd", "els => els.map((e) => e.textContent)")
+    shown = dict(zip(terms, values, strict=True))
+    assert "net PnL (closed trades)" in shown, shown
+    assert re.fullmatch(r"[+-]?[\d,]+\.\d{2} USDT", shown.get("unrealized PnL", "")), shown
+
+
+def test_the_performance_panel_writes_the_accounts_own_currency(page: Page, demo: Demo) -> None:
+    """An account kept in another currency than USDT (a paper broker's quote_currency, a live
+    USD account): the equity, PnL and fees read in the currency the API names, as the
+    equity chart's axis does, not in USDT. The stats answer is the demo's, its currency
+    renamed on the way (the demo's markets quote USDT)."""
+
+    def renamed(route: Route) -> None:
+        resp = route.fetch()
+        body = resp.json()
+        body["stats"]["quote_currency"] = "USDC"
+        route.fulfill(response=resp, body=json.dumps(body))
+
+    page.route("**/api/v1/trading/stats", renamed)
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_selector("#trading-stats dl")
+    values = page.eval_on_selector_all("#trading-stats dd", "els => els.map((e) => e.textContent)")
+    money = [v for v in values if re.fullmatch(r"[+-]?[\d,]+\.\d{2} [A-Z]+", v)]
+    assert len(money) >= 3, values  # equity, PnL, fees
+    assert all(v.endswith(" USDC") for v in money), values

@@ -155,13 +155,17 @@ export function mount(root) {
         ["open orders", f.count(s.stats.open_orders)],
       ]));
       riskBox.dataset.state = s.risk_state;
+      const ccy = currency || "USDT"; // the account's currency, as the API names it
       statsBox.replaceChildren(kv([
-        ["equity", f.money(s.stats.equity)],
-        ["net PnL", f.signedMoney(s.stats.net_pnl ?? s.stats.realized_pnl), f.sign(s.stats.net_pnl)],
+        ["equity", f.money(s.stats.equity, ccy)],
+        // net_pnl sums closed trades; what the open positions would make is beside it (an
+        // equity up 50 with a "net PnL 0.00" read as a contradiction)
+        ["net PnL (closed trades)", f.signedMoney(s.stats.net_pnl ?? s.stats.realized_pnl, ccy), f.sign(s.stats.net_pnl ?? s.stats.realized_pnl)],
+        ["unrealized PnL", f.signedMoney(s.stats.unrealized_pnl, ccy), f.sign(s.stats.unrealized_pnl)],
         ["trades", `${f.count(s.stats.trades)} (${f.count(s.stats.wins)} won)`],
         ["win rate", s.stats.win_rate === null || s.stats.win_rate === undefined ? "–" : f.pct(Number(s.stats.win_rate) * 100).replace("+", "")],
         ["max drawdown", s.stats.max_drawdown === undefined ? "–" : f.pct(Number(s.stats.max_drawdown) * 100).replace("+", "")],
-        ["fees", f.money(s.stats.fees)],
+        ["fees", f.money(s.stats.fees, ccy)],
       ]));
     } else {
       riskBox.replaceChildren(el("span", { class: "msg err", text: st.reason.message }));
