@@ -956,3 +956,20 @@ def test_the_performance_panel_writes_the_accounts_own_currency(page: Page, demo
     money = [v for v in values if re.fullmatch(r"[+-]?[\d,]+\.\d{2} [A-Z]+", v)]
     assert len(money) >= 3, values  # equity, PnL, fees
     assert all(v.endswith(" USDC") for v in money), values
+
+
+def test_rows_left_from_an_earlier_filter_are_dimmed_under_a_refused_one(
+    page: Page, demo: Demo
+) -> None:
+    """Alerts: a filter the API refuses (a symbol with a space: 422) says why, and the rows
+    still listed (the last filter's) are marked out of date, not shown as its answer."""
+    open_dashboard(page, demo, demo.token, view="alerts")
+    page.wait_for_selector("#alerts-anomalies tbody tr td")
+    page.fill("#anomaly-filters input[name=symbol]", "BTC USDT")
+    page.press("#anomaly-filters input[name=symbol]", "Enter")
+    page.wait_for_selector("#anomaly-filters + .msg.err:not(:empty)")
+    assert "query.symbol" in (page.text_content("#anomaly-filters + .msg") or "")
+    page.wait_for_selector("#alerts-anomalies.stale")
+    page.fill("#anomaly-filters input[name=symbol]", "BTC-USDT")
+    page.press("#anomaly-filters input[name=symbol]", "Enter")
+    page.wait_for_selector("#alerts-anomalies:not(.stale)")

@@ -1,6 +1,6 @@
 // Alerts view: stored anomalies and the notification history, each with filters.
 import { api, auth } from "../api.js";
-import { el, panel, Table } from "../dom.js";
+import { el, markStale, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 
 const KINDS = ["", "volume", "volume_imbalance", "price_change", "volatility", "ma_deviation", "book_imbalance",
@@ -74,9 +74,11 @@ export function mount(root) {
       const out = await api(`/api/v1/anomalies?${p}`);
       if (seq !== aSeq) return;
       anomalies.render(out.items);
+      markStale(anomalies.node, null);
       aMsg.textContent = "";
     } catch (err) {
       if (seq !== aSeq) return;
+      markStale(anomalies.node, err); // the rows are the last filter's answer, not this one's
       aMsg.className = "msg err";
       aMsg.textContent = err.message;
     }
@@ -95,9 +97,11 @@ export function mount(root) {
       const out = await api(`/api/v1/alerts/history?${p}`, { quiet: true });
       if (seq !== hSeq) return;
       history.render(out.items);
+      markStale(history.node, null);
       hMsg.textContent = "";
     } catch (err) {
       if (seq !== hSeq) return;
+      markStale(history.node, err);
       hMsg.className = "msg err";
       hMsg.textContent = err.status === 401 ? "The notification history needs a token with read scope." : err.message;
     }
