@@ -973,3 +973,31 @@ def test_rows_left_from_an_earlier_filter_are_dimmed_under_a_refused_one(
     page.fill("#anomaly-filters input[name=symbol]", "BTC-USDT")
     page.press("#anomaly-filters input[name=symbol]", "Enter")
     page.wait_for_selector("#alerts-anomalies:not(.stale)")
+
+
+# the socket is lost (as when the daemon goes away): which market panels read as out of date
+LOSE_SOCKET = """async () => {
+  const { live } = await import('/static/api.js');
+  const ws = live.socket;
+  await new Promise((done) => { ws.addEventListener('close', done); ws.close(); });
+  return ['top-of-book', 'market-trades', 'chart']
+    .map((id) => document.getElementById(id).classList.contains('stale'));
+}"""
+
+
+def test_the_market_views_live_panels_are_dimmed_while_the_socket_is_down(
+    page: Page, demo: Demo
+) -> None:
+    """The top of book, the recent trades and the chart are fed by the WebSocket: when it
+    is lost (the daemon away) they are marked out of date, as the polled tables are after a
+    failed refresh, instead of showing the last book as current; back once reconnected."""
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#live.ok")
+    page.wait_for_selector("#top-of-book dl")
+    assert page.evaluate(LOSE_SOCKET) == [True, True, True]
+    page.wait_for_selector("#live.ok")
+    page.wait_for_selector("#top-of-book dl")
+    assert page.evaluate(
+        "['top-of-book', 'market-trades', 'chart']"
+        ".map((id) => document.getElementById(id).classList.contains('stale'))"
+    ) == [False, False, False]

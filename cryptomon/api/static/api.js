@@ -86,6 +86,13 @@ export class Live {
     this.timer = null; // the pending reconnection after a lost socket
     this.wait = 0; // its delay (ms)
     this.refused = () => {}; // a socket closed before it opened (daemon away, or token refused)
+    this.watchers = new Set(); // fn(up) of the views showing what the socket feeds
+  }
+  // Calls fn(false) when the socket is lost and fn(true) when one opens; returns the
+  // unsubscriber. A view fed by the socket marks what it shows as out of date meanwhile.
+  watch(fn) {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
   }
   connect() {
     // one socket at a time: a retry still pending (the daemon was away) and a socket still
@@ -109,6 +116,7 @@ export class Live {
       const recovered = this.lost;
       this.lost = false;
       this.status(true, recovered);
+      for (const fn of [...this.watchers]) fn(true);
       for (const data of this.filters.values()) this._send("Subscribe", data);
     };
     ws.onmessage = (ev) => {
@@ -121,6 +129,7 @@ export class Live {
     ws.onclose = () => {
       if (this.socket !== ws) return; // an old socket replaced by reconnect()
       this.status(false);
+      for (const fn of [...this.watchers]) fn(false);
       if (!opened && !this.closed) this.refused();
       if (!this.closed) {
         this.lost = true;

@@ -3,7 +3,7 @@
 // imbalance; recent anomalies and trades; the order form. At most one chart update per
 // animation frame; every list is bounded.
 import { api, auth, explain, live } from "../api.js";
-import { el, frameThrottle, kv, panel, Table } from "../dom.js";
+import { el, frameThrottle, kv, markStale, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 import { figure } from "./chart.js";
 import { orderForm } from "./orderform.js";
@@ -232,6 +232,12 @@ export function mount(root, params) {
     live.on("book", onBook, filter),
   ];
   if (auth.signedIn) offs.push(live.on("orders", onOrder, filter));
+  // what the socket feeds is out of date while it is down (the daemon away): dimmed, as the
+  // polled tables are after a failed refresh, not shown as the present book
+  offs.push(live.watch((up) => {
+    const err = up ? null : new Error("live updates lost, reconnecting");
+    for (const node of [topBox, tradeTable.node, chart]) markStale(node, err);
+  }));
   load();
   const poll = setInterval(loadTrading, 5000);
   return {
