@@ -1,5 +1,6 @@
-"""The dashboard's Backtests view against a demo whose database holds a stored run: the
-table shows what GET /api/v1/backtests lists (created, market, net PnL, trades)."""
+"""The dashboard's Backtests view against a demo whose database holds stored runs: the
+table shows what GET /api/v1/backtests lists (created, market, net PnL, trades), a page at
+a time."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from playwright.sync_api import Page
 
+from cryptomon.backtest.session import BacktestRequest, run_series, store_run
 from tests.browser.conftest import open_dashboard
 from tests.browser.demo_daemon import ADMIN_TOKEN, Demo, start_demo
 from tests.integration.api.test_backtests_api import stored_runs
+from tests.unit.backtest.conftest import random_walk, settings
+
+PAGE = 50  # the runs the view asks for at a time (the API's default page)
 
 
 @pytest.fixture(scope="module")
@@ -49,4 +54,52 @@ def test_the_stored_run_row_shows_its_time_market_pnl_and_trades(
     assert "–" not in cells
     page.click("#backtest-runs tbody tr")
     page.wait_for_selector("#backtest-report a[download]")
+    assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+async def _copies_of_one_run(url: str, count: int) -> None:
+    """``count`` stored runs (one backtest, stored that many times: quicker than running
+    each) without reports."""
+    cfg = settings(min_signal_strength=0.5)
+    cfg = cfg.model_copy(update={"database": cfg.database.model_copy(update={"url": url})})
+    result, doc = await run_series(cfg, [random_walk(600, seed=0)], BacktestRequest())
+    for _ in range(count):
+        await store_run(cfg, result, doc, None)
+
+
+@pytest.fixture(scope="module")
+def many_runs_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """A demo whose database holds one run more than a page."""
+    tmp = tmp_path_factory.mktemp("bt-many")
+    url = f"sqlite+aiosqlite:///{tmp / 'demo.db'}"
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop may run in this thread
+        pool.submit(lambda: asyncio.run(_copies_of_one_run(url, PAGE + 1))).result()
+    d = start_demo(tmp, yaml=f'database: {{url: "{url}"}}\n')
+    yield d
+    d.stop()
+
+
+def test_runs_past_the_first_page_are_reached_with_older_runs(
+    page: Page, many_runs_demo: Demo
+) -> None:
+    """With one run more than a page stored, the view lists the newest page, does not call
+    it every stored run, and "Older runs" appends the rest (then goes: nothing is left)."""
+    open_dashboard(page, many_runs_demo, ADMIN_TOKEN, view="backtests")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#backtest-runs tbody tr').length === {PAGE}"
+    )
+    assert f"{PAGE} stored run(s)" not in (page.text_content("#backtests-msg") or "")
+    page.click("#backtests-more")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#backtest-runs tbody tr').length === {PAGE + 1}"
+    )
+    ids = [
+        int(t)
+        for t in page.eval_on_selector_all(
+            "#backtest-runs tbody tr td:first-child", "els => els.map((e) => e.textContent)"
+        )
+    ]
+    assert ids == list(range(PAGE + 1, 0, -1))
+    page.wait_for_selector("#backtests-more", state="hidden")
+    assert f"{PAGE + 1} stored run(s)" in (page.text_content("#backtests-msg") or "")
     assert page.console.errors == []  # type: ignore[attr-defined]

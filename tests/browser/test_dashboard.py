@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Route
 
 from tests.browser.conftest import open_dashboard, shot
 from tests.browser.demo_daemon import VIEWER_TOKEN, Demo, wait_for
@@ -622,3 +623,381 @@ def test_the_drawdown_reads_below_zero_on_an_axis_titled_with_its_unit(
     stats = demo.get("/api/v1/trading/stats")["stats"]
     assert axes["equity"] == f"equity ({stats['quote_currency']})"
     shot(page, tmp_path, "equity-drawdown", capsys)
+
+
+def test_a_refused_sign_in_leaves_the_tab_public_with_no_sign_out_button(
+    page: Page, demo: Demo
+) -> None:
+    """A mistyped token is refused (401): the header then says the tab reads as the public
+    does and offers no "Sign out" (there is no session to end), as before the try."""
+    open_dashboard(page, demo)
+    page.wait_for_function(
+        "() => document.getElementById('who').textContent === 'public read (no token)'"
+    )
+    page.fill("#token", "not-a-valid-token-at-all")
+    page.click("#login button[type=submit]")
+    page.wait_for_function(
+        "() => !document.getElementById('banner').hidden"
+        " && document.getElementById('who').textContent === 'public read (no token)'",
+        timeout=10_000,
+    )
+    assert "401" in (page.text_content("#banner") or "")
+    assert page.is_hidden("#logout")
+    assert page.is_visible("#login")
+
+
+def test_an_order_refused_as_invalid_says_what_is_wrong_with_the_field(
+    page: Page, demo: Demo
+) -> None:
+    """A 422 from the order route names the field and why (the API's details), not only
+    "invalid body: body.amount": a negative amount reads "greater than 0"."""
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#order-form")
+    page.fill("#order-form input[name=amount]", "-1")
+    page.click("#order-form button[type=submit]")
+    page.wait_for_selector("#order-msg:not(:empty)")
+    answer = page.text_content("#order-msg") or ""
+    assert answer.startswith("Order refused:"), answer
+    assert "amount" in answer, answer
+    assert "greater than 0" in answer, answer
+    page.fill("#order-form input[name=amount]", "ten")
+    page.click("#order-form button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('order-msg').textContent.includes('valid decimal')"
+    )
+
+
+def test_the_equity_chart_ticks_read_as_round_drawdowns_and_plain_amounts(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The drawdown axis has its own ticks (0 at the top, evenly stepped round values), not
+    ticks placed at the equity axis' gridlines, which read -0.000535, -0.00548, ... once the
+    equity moves (a flat curve's gridlines happen to fall on round drawdowns)."""
+    _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {"exchange": "simulator", "symbol": "BTC-USDT", "side": "buy", "amount": "0.001"},
+    )
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_function(  # the fee at least moved the equity off its first snapshot
+        "() => { const c = document.getElementById('equity-chart');"
+        " return c.data && new Set(c.data[0].y.map(Number)).size > 1"
+        " && document.querySelectorAll('#equity-chart .y2tick text').length >= 2; }"
+    )
+    texts = page.eval_on_selector_all(
+        "#equity-chart .y2tick text", "els => els.map((e) => e.textContent)"
+    )
+    values = sorted(float(t.replace("\u2212", "-").replace(",", "")) for t in texts)
+    assert values[-1] == 0, texts
+    step = values[-1] - values[-2]
+    for v in values:
+        assert math.isclose(v / step, round(v / step), abs_tol=1e-6), texts
+    # the equity axis reads as the money it is (9,999.98), not SI-shortened (9.99998k)
+    equity = page.eval_on_selector_all(
+        "#equity-chart .ytick text", "els => els.map((e) => e.textContent)"
+    )
+    assert equity, "no equity ticks"
+    for t in equity:
+        assert t.replace(",", "").replace(".", "", 1).isdigit(), equity
+    shot(page, tmp_path, "drawdown-ticks", capsys)
+
+
+SIGNED = """async ([fn, v]) => { const f = await import('/static/format.js');
+  return { text: f[fn](v), cls: f.sign(v) }; }"""
+
+
+@pytest.mark.parametrize(
+    ("fn", "value", "text", "cls"),
+    [
+        ("signedMoney", "-0.0036", "0.00 USDT", ""),
+        ("signedMoney", "0.004", "0.00 USDT", ""),
+        ("signedMoney", "-0.006", "-0.01 USDT", "down"),
+        ("signedMoney", "12.5", "+12.50 USDT", "up"),
+        ("pct", -0.001, "0.00 %", ""),
+        ("pct", 0.0049, "0.00 %", ""),
+        ("pct", 2.4, "+2.40 %", "up"),
+        ("pct", -2.23, "-2.23 %", "down"),
+    ],
+)
+def test_a_pnl_or_change_that_rounds_to_zero_shows_no_sign_and_no_colour(
+    page: Page, demo: Demo, fn: str, value: Any, text: str, cls: str
+) -> None:
+    """An unrealized PnL of -0.0036 USDT reads "0.00 USDT" (not a red "-0.00"), a change of
+    +0.001 % "0.00 %" (not a green "+0.00 %"): sign and colour follow the shown number."""
+    page.goto(demo.url)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate(SIGNED, [fn, value]) == {"text": text, "cls": cls}
+
+
+def test_a_late_answer_to_an_older_filter_does_not_replace_the_newer_one(
+    page: Page, demo: Demo
+) -> None:
+    """Alerts: the answer for kind=volume, held back until the one for kind=spread (chosen
+    after it) is shown, is dropped when it comes: the table keeps the filter on screen."""
+    for kind in ("volume", "spread"):
+        wait_for(
+            lambda k=kind: demo.get(f"/api/v1/anomalies?kind={k}&limit=1")["items"],
+            90,
+            f"a {kind} anomaly in the demo",
+        )
+    held: list[Any] = []
+
+    def volume(url: str) -> bool:
+        return "/api/v1/anomalies?" in url and "kind=volume" in url
+
+    # a lambda: Playwright takes a Python function as handler, not a builtin's bound method
+    page.route(volume, lambda route: held.append(route))  # noqa: PLW0108
+    open_dashboard(page, demo, demo.token, view="alerts")
+    page.wait_for_selector("#alerts-anomalies tbody tr td")
+    with page.expect_request(lambda r: volume(r.url)):
+        page.select_option("#anomaly-filters select[name=kind]", "volume")
+    page.select_option("#anomaly-filters select[name=kind]", "spread")
+    page.wait_for_function(
+        "() => { const cells = [...document.querySelectorAll("
+        "'#alerts-anomalies tbody tr td:nth-child(3)')];"
+        " return cells.length > 0 && cells.every((c) => c.textContent === 'spread'); }"
+    )
+    assert held, "the kind=volume request is held"
+    with page.expect_response(lambda r: volume(r.url)) as late:
+        for route in held:
+            route.continue_()
+    assert late.value.json()["items"], "the held answer lists volume anomalies"
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)))")
+    kinds = page.eval_on_selector_all(
+        "#alerts-anomalies tbody tr td:nth-child(3)", "els => els.map((e) => e.textContent)"
+    )
+    assert kinds, "the table lists the spread anomalies"
+    assert set(kinds) == {"spread"}, kinds
+
+
+LINE_LABELS = """() => {
+  const box = (n) => { const r = n.getBoundingClientRect();
+    return { text: n.textContent, top: r.top, bottom: r.bottom, left: r.left, right: r.right }; };
+  return { labels: [...document.querySelectorAll('#chart .shape-label-text')].map(box),
+           legend: box(document.querySelector('#chart .legend')) };
+}"""
+
+
+def test_the_chart_line_labels_are_readable_and_clear_of_the_legend(
+    page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A short on the perpetual: its liquidation line sits at the top of the chart, and its
+    label ("liquidation 71,573.89", the price as the position panel writes it) is not hidden
+    under the legend; no line's label is."""
+    _send(
+        demo,
+        "POST",
+        "/api/v1/trading/orders",
+        {"exchange": "simulator", "symbol": PERP, "side": "sell", "amount": "0.002"},
+    )
+    open_dashboard(page, demo, demo.token, view=f"market/simulator/{PERP}")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#chart .shape-label-text')]"
+        ".some((t) => t.textContent.startsWith('liquidation'))"
+    )
+    got = page.evaluate(LINE_LABELS)
+    (liq,) = [x for x in got["labels"] if x["text"].startswith("liquidation")]
+    assert re.fullmatch(r"liquidation \d{1,3}(,\d{3})*\.\d{2}", liq["text"]), liq["text"]
+    legend = got["legend"]
+    for x in got["labels"]:
+        apart = (
+            x["bottom"] <= legend["top"]
+            or x["top"] >= legend["bottom"]
+            or x["right"] <= legend["left"]
+            or x["left"] >= legend["right"]
+        )
+        assert apart, (x, legend)
+    shot(page, tmp_path, "chart-line-labels", capsys)
+
+
+def _resting_buy(demo: Demo) -> str:
+    """A BTC-USDT limit buy 4.5 % below the last price (placed again when the demo's market
+    moved past the 5 % price band meanwhile); its client order id."""
+    for _attempt in range(5):
+        markets = demo.get("/api/v1/markets/overview")["markets"]
+        last = next(m["last"] for m in markets if m["symbol"] == "BTC-USDT")
+        body = {"exchange": "simulator", "symbol": "BTC-USDT", "side": "buy", "type": "limit"}
+        try:
+            order = _send(
+                demo,
+                "POST",
+                "/api/v1/trading/orders",
+                {**body, "amount": "0.001", "price": f"{last * 0.955:.2f}"},
+            )
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409 or "price_band" not in str(exc.msg):
+                raise
+            continue
+        return str(order["client_order_id"])
+    raise AssertionError("the price band refused the order 5 times")
+
+
+def test_a_double_click_on_cancel_sends_one_cancel_and_no_refusal(page: Page, demo: Demo) -> None:
+    """The trading view's Cancel is disabled once clicked: a double click sends one DELETE,
+    not a second one refused as "already canceled" in an alert over a cancel that worked."""
+    deletes: list[str] = []
+    dialogs: list[str] = []
+    page.on("request", lambda r: deletes.append(r.url) if r.method == "DELETE" else None)
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    for _attempt in range(5):
+        coid = _resting_buy(demo)
+        open_dashboard(page, demo, demo.token, view="trading")
+        row = f"#orders tr:has(td:text-is('{coid}'))"
+        page.wait_for_selector(row)
+        button = page.query_selector(f"{row} button.cancel")
+        if button is None:  # filled before the table was read: another one
+            continue
+        button.dblclick()
+        page.wait_for_selector(f"{row} >> td:text-is('canceled')")
+        break
+    else:
+        raise AssertionError("the order filled before it could be canceled, 5 times")
+    assert dialogs == [], dialogs
+    assert len(deletes) == 1, deletes
+
+
+def test_a_double_click_on_place_order_places_one_order(page: Page, demo: Demo) -> None:
+    """The order form sends one order per submit: its button is disabled while the order is
+    on its way, so a double click on "Place order" does not buy twice."""
+    posts: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            posts.append(r.url)
+            if r.method == "POST" and r.url.endswith("/api/v1/trading/orders")
+            else None
+        ),
+    )
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#order-form")
+    page.fill("#order-form input[name=amount]", "0.001")
+    page.dblclick("#order-form button[type=submit]")
+    page.wait_for_selector("#order-msg:not(:empty)")
+    page.wait_for_selector("#order-form button[type=submit]:enabled")
+    assert len(posts) == 1, posts
+    assert (page.text_content("#order-msg") or "").startswith("Order ")
+
+
+def test_the_overview_volume_names_its_base_currency(page: Page, demo: Demo) -> None:
+    """The overview's volume is in base units (the API's "base volume over the lookback"):
+    each row says which ("7.309 BTC", "57.008 ETH"), as the market view's trades do, instead
+    of bare numbers that differ by market in unit."""
+    open_dashboard(page, demo, VIEWER_TOKEN, view="markets")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#markets-table tbody tr.link').length >= 3"
+    )
+    heads = page.evaluate(
+        "() => [...document.querySelectorAll('#markets-table th')].map(th => th.textContent)"
+    )
+    rows = [dict(zip(heads, cells, strict=True)) for cells in page.evaluate(ROWS)]
+    for row in rows:  # "–": no candle in the window yet
+        base = row["symbol"].split("-")[0]
+        assert re.fullmatch(rf"[\d,.]+ {base}|–", row["volume"]), row
+    assert any(row["volume"] != "–" for row in rows), rows
+
+
+@pytest.mark.parametrize("address", ["market", "market/simulator", "market//BTC-USDT"])
+def test_a_market_address_without_its_exchange_or_symbol_says_so_and_asks_nothing(
+    page: Page, demo: Demo, address: str
+) -> None:
+    """#/market or #/market/simulator (a shortened address): the view says which market
+    address it needs and links the list, instead of sending every market request (and a
+    poll of the trading ones every 5 s) the API refuses with 422, each repeated above an
+    empty chart."""
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda r: asked.append(r.url) if "/api/v1/market/" in r.url or "symbol=" in r.url else None,
+    )
+    open_dashboard(page, demo, demo.token, view="markets")
+    page.wait_for_selector("#markets-table tbody tr.link")
+    page.evaluate(f"location.hash = '#/{address}'")
+    page.wait_for_selector("#market-msg:not([hidden])")
+    text = page.text_content("#market-msg") or ""
+    assert "#/market/EXCHANGE/SYMBOL" in text, text
+    assert page.query_selector("#market-msg a[href='#/markets']")
+    assert page.query_selector("#chart") is None
+    page.evaluate("location.hash = '#/markets'")  # a request sent meanwhile is seen by now
+    page.wait_for_selector("#markets-table tbody tr.link")
+    assert asked == [], asked
+    assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_performance_panel_tells_closed_from_open_pnl(page: Page, demo: Demo) -> None:
+    """The API's net_pnl sums closed trades only: the panel calls it that and shows the open
+    positions' unrealized PnL beside it, so a "net PnL 0.00" under an equity up 50 USDT
+    (a position still open) does not read as a contradiction."""
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_selector("#trading-stats dl")
+    terms = page.eval_on_selector_all("#trading-stats dt", "els => els.map((e) => e.textContent)")
+    values = page.eval_on_selector_all("#trading-stats dd", "els => els.map((e) => e.textContent)")
+    shown = dict(zip(terms, values, strict=True))
+    assert "net PnL (closed trades)" in shown, shown
+    assert re.fullmatch(r"[+-]?[\d,]+\.\d{2} USDT", shown.get("unrealized PnL", "")), shown
+
+
+def test_the_performance_panel_writes_the_accounts_own_currency(page: Page, demo: Demo) -> None:
+    """An account kept in another currency than USDT (a paper broker's quote_currency, a live
+    USD account): the equity, PnL and fees read in the currency the API names, as the
+    equity chart's axis does, not in USDT. The stats answer is the demo's, its currency
+    renamed on the way (the demo's markets quote USDT)."""
+
+    def renamed(route: Route) -> None:
+        resp = route.fetch()
+        body = resp.json()
+        body["stats"]["quote_currency"] = "USDC"
+        route.fulfill(response=resp, body=json.dumps(body))
+
+    page.route("**/api/v1/trading/stats", renamed)
+    open_dashboard(page, demo, demo.token, view="trading")
+    page.wait_for_selector("#trading-stats dl")
+    values = page.eval_on_selector_all("#trading-stats dd", "els => els.map((e) => e.textContent)")
+    money = [v for v in values if re.fullmatch(r"[+-]?[\d,]+\.\d{2} [A-Z]+", v)]
+    assert len(money) >= 3, values  # equity, PnL, fees
+    assert all(v.endswith(" USDC") for v in money), values
+
+
+def test_rows_left_from_an_earlier_filter_are_dimmed_under_a_refused_one(
+    page: Page, demo: Demo
+) -> None:
+    """Alerts: a filter the API refuses (a symbol with a space: 422) says why, and the rows
+    still listed (the last filter's) are marked out of date, not shown as its answer."""
+    open_dashboard(page, demo, demo.token, view="alerts")
+    page.wait_for_selector("#alerts-anomalies tbody tr td")
+    page.fill("#anomaly-filters input[name=symbol]", "BTC USDT")
+    page.press("#anomaly-filters input[name=symbol]", "Enter")
+    page.wait_for_selector("#anomaly-filters + .msg.err:not(:empty)")
+    assert "query.symbol" in (page.text_content("#anomaly-filters + .msg") or "")
+    page.wait_for_selector("#alerts-anomalies.stale")
+    page.fill("#anomaly-filters input[name=symbol]", "BTC-USDT")
+    page.press("#anomaly-filters input[name=symbol]", "Enter")
+    page.wait_for_selector("#alerts-anomalies:not(.stale)")
+
+
+# the socket is lost (as when the daemon goes away): which market panels read as out of date
+LOSE_SOCKET = """async () => {
+  const { live } = await import('/static/api.js');
+  const ws = live.socket;
+  await new Promise((done) => { ws.addEventListener('close', done); ws.close(); });
+  return ['top-of-book', 'market-trades', 'chart']
+    .map((id) => document.getElementById(id).classList.contains('stale'));
+}"""
+
+
+def test_the_market_views_live_panels_are_dimmed_while_the_socket_is_down(
+    page: Page, demo: Demo
+) -> None:
+    """The top of book, the recent trades and the chart are fed by the WebSocket: when it
+    is lost (the daemon away) they are marked out of date, as the polled tables are after a
+    failed refresh, instead of showing the last book as current; back once reconnected."""
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#live.ok")
+    page.wait_for_selector("#top-of-book dl")
+    assert page.evaluate(LOSE_SOCKET) == [True, True, True]
+    page.wait_for_selector("#live.ok")
+    page.wait_for_selector("#top-of-book dl")
+    assert page.evaluate(
+        "['top-of-book', 'market-trades', 'chart']"
+        ".map((id) => document.getElementById(id).classList.contains('stale'))"
+    ) == [False, False, False]

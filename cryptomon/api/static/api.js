@@ -39,6 +39,15 @@ export function explain(status, message) {
   return `${message} (HTTP ${status})`;
 }
 
+// A 422's message names the fields ("invalid body: body.amount"); their details say why
+// ("Input should be greater than 0"): both are shown, or the user cannot tell what to change.
+function withFields(error) {
+  const fields = error.details && Array.isArray(error.details.fields) ? error.details.fields : [];
+  const why = fields.filter((x) => x && x.message)
+    .map((x) => (fields.length === 1 ? x.message : `${x.field}: ${x.message}`));
+  return why.length ? `${error.message} (${why.join("; ")})` : error.message;
+}
+
 export async function api(path, { method = "GET", body, quiet = false } = {}) {
   const headers = { Accept: "application/json" };
   const sent = auth.token;
@@ -54,7 +63,7 @@ export async function api(path, { method = "GET", body, quiet = false } = {}) {
   let data = null;
   try { data = await resp.json(); } catch { data = null; }
   if (!resp.ok) {
-    const message = data && data.error ? data.error.message : resp.statusText;
+    const message = data && data.error ? withFields(data.error) : resp.statusText;
     const err = new ApiError(resp.status, message, data, resp.status === 401 ? sent : "");
     if ((resp.status === 401 || resp.status === 403) && !quiet) listeners.forEach((fn) => fn(err));
     throw err;
@@ -77,6 +86,13 @@ export class Live {
     this.timer = null; // the pending reconnection after a lost socket
     this.wait = 0; // its delay (ms)
     this.refused = () => {}; // a socket closed before it opened (daemon away, or token refused)
+    this.watchers = new Set(); // fn(up) of the views showing what the socket feeds
+  }
+  // Calls fn(false) when the socket is lost and fn(true) when one opens; returns the
+  // unsubscriber. A view fed by the socket marks what it shows as out of date meanwhile.
+  watch(fn) {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
   }
   connect() {
     // one socket at a time: a retry still pending (the daemon was away) and a socket still
@@ -100,6 +116,7 @@ export class Live {
       const recovered = this.lost;
       this.lost = false;
       this.status(true, recovered);
+      for (const fn of [...this.watchers]) fn(true);
       for (const data of this.filters.values()) this._send("Subscribe", data);
     };
     ws.onmessage = (ev) => {
@@ -112,6 +129,7 @@ export class Live {
     ws.onclose = () => {
       if (this.socket !== ws) return; // an old socket replaced by reconnect()
       this.status(false);
+      for (const fn of [...this.watchers]) fn(false);
       if (!opened && !this.closed) this.refused();
       if (!this.closed) {
         this.lost = true;

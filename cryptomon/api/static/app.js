@@ -94,7 +94,10 @@ $("login").addEventListener("submit", async (ev) => {
     live.reconnect();
     render();
   } else {
-    auth.token = ""; // keep the message; the page goes on as the public sees it
+    // keep the message; the page goes on as the public sees it, and the header says so (no
+    // "Sign out": the refused token was never a session)
+    auth.token = "";
+    await loadSession();
   }
 });
 

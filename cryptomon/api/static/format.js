@@ -6,6 +6,17 @@ function fmt(min, max) {
   if (!cache.has(key)) cache.set(key, nf(min, max));
   return cache.get(key);
 }
+// "+" before a positive number, "-" before a negative one, no sign where the number shown
+// rounds to zero (-0.0036 at 2 decimals is "0.00", not "-0.00")
+const signed = new Map();
+function fmtSigned(digits) {
+  if (!signed.has(digits)) {
+    signed.set(digits, new Intl.NumberFormat("en-US", {
+      minimumFractionDigits: digits, maximumFractionDigits: digits, signDisplay: "exceptZero",
+    }));
+  }
+  return signed.get(digits);
+}
 const num = (v) => (v === null || v === undefined || v === "" ? NaN : Number(v));
 
 // A price with decimals by magnitude: 60,017.15 / 3,073.37 / 0.51234 / 0.00001234.
@@ -27,12 +38,12 @@ export function money(v, ccy = "USDT") {
 export function signedMoney(v, ccy = "USDT") {
   const x = num(v);
   if (!Number.isFinite(x)) return "–";
-  return `${x > 0 ? "+" : ""}${fmt(2, 2).format(x)} ${ccy}`;
+  return `${fmtSigned(2).format(x)} ${ccy}`;
 }
 export function pct(v, digits = 2) {
   const x = num(v);
   if (!Number.isFinite(x)) return "–";
-  return `${x > 0 ? "+" : ""}${fmt(digits, digits).format(x)} %`;
+  return `${fmtSigned(digits).format(x)} %`;
 }
 export function bps(v) {
   const x = num(v);
@@ -110,8 +121,10 @@ export function anomalyValue(a) {
         : fmt(0, 3).format(num(a.value));
   }
 }
+// The colour class of a PnL or a change, as shown (2 decimals): one that rounds to zero
+// gets none (a red "0.00" reads as a loss).
 export function sign(v) {
-  const x = num(v);
+  const x = Math.round(Math.abs(num(v)) * 100) * Math.sign(num(v)); // half away from zero, as shown
   return x > 0 ? "up" : x < 0 ? "down" : "";
 }
 

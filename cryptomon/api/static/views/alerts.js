@@ -1,6 +1,6 @@
 // Alerts view: stored anomalies and the notification history, each with filters.
 import { api, auth } from "../api.js";
-import { el, panel, Table } from "../dom.js";
+import { el, markStale, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 
 const KINDS = ["", "volume", "volume_imbalance", "price_change", "volatility", "ma_deviation", "book_imbalance",
@@ -61,15 +61,30 @@ export function mount(root) {
     el("section", { class: "panel wide" }, el("h2", { text: "Anomalies" }), aForm, aMsg, el("div", { class: "scroll" }, anomalies.node)),
     el("section", { class: "panel wide" }, el("h2", { text: "Notifications" }), hForm, hMsg, el("div", { class: "scroll" }, history.node))));
 
+  // Each load is numbered: an answer that comes after a later load was sent (a slow
+  // answer for the filter before the last change, or a poll's) is dropped, so the table
+  // never shows another filter's rows than the form's.
+  let aSeq = 0;
+  let hSeq = 0;
   async function loadAnomalies() {
+    const seq = ++aSeq;
     const p = params(aForm);
     p.set("limit", "200");
     try {
-      anomalies.render((await api(`/api/v1/anomalies?${p}`)).items);
+      const out = await api(`/api/v1/anomalies?${p}`);
+      if (seq !== aSeq) return;
+      anomalies.render(out.items);
+      markStale(anomalies.node, null);
       aMsg.textContent = "";
-    } catch (err) { aMsg.className = "msg err"; aMsg.textContent = err.message; }
+    } catch (err) {
+      if (seq !== aSeq) return;
+      markStale(anomalies.node, err); // the rows are the last filter's answer, not this one's
+      aMsg.className = "msg err";
+      aMsg.textContent = err.message;
+    }
   }
   async function loadHistory() {
+    const seq = ++hSeq;
     if (!auth.signedIn) {
       hMsg.className = "msg err";
       hMsg.textContent = "The notification history needs a token: sign in above.";
@@ -79,9 +94,14 @@ export function mount(root) {
     const p = params(hForm);
     p.set("limit", "200");
     try {
-      history.render((await api(`/api/v1/alerts/history?${p}`, { quiet: true })).items);
+      const out = await api(`/api/v1/alerts/history?${p}`, { quiet: true });
+      if (seq !== hSeq) return;
+      history.render(out.items);
+      markStale(history.node, null);
       hMsg.textContent = "";
     } catch (err) {
+      if (seq !== hSeq) return;
+      markStale(history.node, err);
       hMsg.className = "msg err";
       hMsg.textContent = err.status === 401 ? "The notification history needs a token with read scope." : err.message;
     }

@@ -4,6 +4,8 @@ import { api, auth, explain } from "../api.js";
 import { el, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 
+const PAGE = 50; // runs asked for at a time
+
 export function mount(root) {
   const msg = el("p", { class: "muted", id: "backtests-msg" });
   const report = el("div", { id: "backtest-report" });
@@ -22,9 +24,13 @@ export function mount(root) {
     { key: "symbol", label: "market", fmt: (r) => (r.symbols || []).join(", ") || "–" },
     { key: "net_pnl", label: "net PnL", num: true, fmt: pnl },
     { key: "trades", label: "trades", num: true, fmt: (r) => f.count(sum(r).trades) },
-  ], { empty: "no stored backtests", id: "backtest-runs", onRow: (r) => open(r.id) });
+  ], { max: Infinity, empty: "no stored backtests", id: "backtest-runs", onRow: (r) => open(r.id) });
+  // the API answers a page of runs (newest first) and where the next one starts: older
+  // pages are appended on demand
+  const more = el("button", { type: "button", id: "backtests-more", text: "Older runs", hidden: true,
+    onclick: () => loadPage() });
   root.append(el("div", { class: "grid" },
-    el("section", { class: "panel wide" }, el("h2", { text: "Backtests" }), msg, runs.node),
+    el("section", { class: "panel wide" }, el("h2", { text: "Backtests" }), msg, runs.node, more),
     el("section", { class: "panel wide" }, el("h2", { text: "Report" }), report)));
 
   async function open(id) {
@@ -42,22 +48,41 @@ export function mount(root) {
       report.replaceChildren(el("span", { class: "msg err", text: err.message }));
     }
   }
+  let shown = [];
+  let before = null; // the next page's start (null: the first page, or none left)
+  async function loadPage() {
+    more.disabled = true;
+    try {
+      const q = before === null ? "" : `&before=${encodeURIComponent(before)}`;
+      const out = await api(`/api/v1/backtests?limit=${PAGE}${q}`, { quiet: true });
+      shown = [...shown, ...(out.items || [])];
+      before = out.next_before ?? null;
+      runs.render(shown);
+      more.hidden = before === null;
+      msg.textContent = before === null
+        ? `${shown.length} stored run(s); click one to open its report`
+        : `the newest ${shown.length} stored runs; click one to open its report, "Older runs" for more`;
+    } catch (err) {
+      if (!shown.length) runs.render([]);
+      msg.textContent = `Not loaded: ${err.message}` + (shown.length ? " (the runs above are listed)" : "");
+    } finally {
+      more.disabled = false;
+    }
+  }
   (async () => {
     try {
       // ask the API's own document first: no request to a route this daemon lacks
       const doc = await api("/api/v1/openapi.json", { quiet: true });
       if (!doc.paths || !doc.paths["/api/v1/backtests"]) throw Object.assign(new Error("absent"), { status: 404 });
       if (!auth.signedIn) throw new Error("Stored backtests need a token: sign in above.");
-      const out = await api("/api/v1/backtests", { quiet: true });
-      const items = out.items || out.runs || out.backtests || [];
-      runs.render(items);
-      msg.textContent = `${items.length} stored run(s); click one to open its report`;
     } catch (err) {
       runs.render([]);
       msg.textContent = err.status === 404
         ? "This daemon stores no backtests yet (GET /api/v1/backtests answers 404). Run `crypto-monitor backtest` to make one."
         : err.message;
+      return;
     }
+    await loadPage();
   })();
   return { unmount() {} };
 }

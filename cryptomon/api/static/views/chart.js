@@ -1,6 +1,6 @@
 // The market chart's plotly figure: candles + volume, anomaly markers, fills (entries and
 // exits), open orders and SL/TP levels as horizontal lines. Pure: data in, figure out.
-import { time } from "../format.js";
+import { price, time } from "../format.js";
 
 const MIN_SPAN_CANDLES = 20; // the chart shows at least this many 1-minute slots
 const SEV_SIZE = { low: 8, medium: 10, high: 12, critical: 14 };
@@ -17,11 +17,15 @@ function nearestCandle(candles, ts) {
   return best || candles[candles.length - 1] || null;
 }
 
-function hline(y, color, label, dash = "dash") {
+// A horizontal line across the chart with its label at the left end: under a line above the
+// last price, over one below it, so the top line's label is not hidden under the legend
+// (above the plot) nor the bottom line's under the time axis.
+function hline(y, color, label, dash = "dash", last = null) {
+  const below = last !== null && y > last;
   return {
     type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: y, y1: y, name: label,
     line: { color, width: 1, dash },
-    label: { text: label, textposition: "start", font: { color, size: 10 } },
+    label: { text: label, textposition: "start", yanchor: below ? "top" : "bottom", font: { color, size: 10 } },
   };
 }
 
@@ -62,16 +66,18 @@ export function figure({ candles, anomalies, fills, orders, levels, position = n
     });
   }
   const shapes = [];
+  const last = candles.length ? Number(candles[candles.length - 1].close) : null;
   for (const o of orders) {
-    if (o.price && !CLOSED.has(o.state)) shapes.push(hline(Number(o.price), "#4c9aff", `${o.side} ${o.amount} @ ${o.price}`, "dot"));
+    if (o.price && !CLOSED.has(o.state)) shapes.push(hline(Number(o.price), "#4c9aff", `${o.side} ${o.amount} @ ${o.price}`, "dot", last));
   }
   for (const l of levels) {
-    if (l.stop_loss) shapes.push(hline(Number(l.stop_loss), "#ef5350", `SL ${l.stop_loss}`));
-    if (l.take_profit) shapes.push(hline(Number(l.take_profit), "#26a69a", `TP ${l.take_profit}`));
-    if (l.entry) shapes.push(hline(Number(l.entry), "#8a96a3", `entry ${l.entry}`, "solid"));
+    if (l.stop_loss) shapes.push(hline(Number(l.stop_loss), "#ef5350", `SL ${l.stop_loss}`, "dash", last));
+    if (l.take_profit) shapes.push(hline(Number(l.take_profit), "#26a69a", `TP ${l.take_profit}`, "dash", last));
+    if (l.entry) shapes.push(hline(Number(l.entry), "#8a96a3", `entry ${l.entry}`, "solid", last));
   }
   if (position && position.liquidation_price) {
-    shapes.push(hline(Number(position.liquidation_price), "#ff8a3d", `liquidation ${position.liquidation_price}`, "dashdot"));
+    // an estimate computed to many decimals (71573.89165): written as the position panel does
+    shapes.push(hline(Number(position.liquidation_price), "#ff8a3d", `liquidation ${price(position.liquidation_price)}`, "dashdot", last));
   }
   const xaxis = { rangeslider: { visible: false }, gridcolor: "#2a323c", type: "date" };
   if (candles.length && candles.length < MIN_SPAN_CANDLES) {

@@ -3,7 +3,7 @@
 // imbalance; recent anomalies and trades; the order form. At most one chart update per
 // animation frame; every list is bounded.
 import { api, auth, explain, live } from "../api.js";
-import { el, frameThrottle, kv, panel, Table } from "../dom.js";
+import { el, frameThrottle, kv, markStale, panel, Table } from "../dom.js";
 import * as f from "../format.js";
 import { figure } from "./chart.js";
 import { orderForm } from "./orderform.js";
@@ -27,6 +27,14 @@ export function mount(root, params) {
   // as the API reads a symbol (btc/usdt -> BTC-USDT): the live events carry that form, and a
   // hand-typed #/market/simulator/btc-usdt or .../BTC/USDT would otherwise match none of them
   const symbol = params.slice(1).join("/").trim().toUpperCase().replaceAll("/", "-");
+  if (!exchange || !symbol) {
+    // a shortened address (#/market, #/market/simulator): every request would be refused
+    // (422), so none is sent; the view says what address it needs
+    root.append(panel("Market", el("p", { class: "msg err", id: "market-msg" },
+      "This address names no market: a market's address is #/market/EXCHANGE/SYMBOL. Open one from ",
+      el("a", { href: "#/markets", text: "the markets list" }), ".")));
+    return { unmount() {} };
+  }
   // trade amounts and book sizes are base units on every market (the feed converts a
   // derivative's contracts by its instrument spec): they are labelled with the base currency
   const base = symbol.split("-")[0] || "base";
@@ -224,6 +232,12 @@ export function mount(root, params) {
     live.on("book", onBook, filter),
   ];
   if (auth.signedIn) offs.push(live.on("orders", onOrder, filter));
+  // what the socket feeds is out of date while it is down (the daemon away): dimmed, as the
+  // polled tables are after a failed refresh, not shown as the present book
+  offs.push(live.watch((up) => {
+    const err = up ? null : new Error("live updates lost, reconnecting");
+    for (const node of [topBox, tradeTable.node, chart]) markStale(node, err);
+  }));
   load();
   const poll = setInterval(loadTrading, 5000);
   return {

@@ -36,7 +36,11 @@ export function mount(root) {
     { key: "last", label: "last", num: true, fmt: (r) => f.price(r.last) },
     { key: "change_pct", label: "change", num: true, fmt: (r) => f.pct(r.change_pct), cls: (r) => f.sign(r.change_pct) },
     { key: "spread_bps", label: "spread", num: true, fmt: (r) => f.bps(r.spread_bps) },
-    { key: "volume", label: "volume", num: true, fmt: (r) => f.amount(r.volume, 3) },
+    // base units (the API's "base volume over the lookback"): named, as they differ by market
+    { key: "volume", label: "volume", num: true, fmt: (r) => {
+      const v = f.amount(r.volume, 3);
+      return v === "–" ? v : `${v} ${String(r.symbol).split("-")[0]}`;
+    } },
     { key: "feed", label: "feed", fmt: feedCell },
     { key: "quarantined", label: "quarantined", num: true, fmt: quarantineCell },
     { key: "anomaly_total", label: "anomalies (1 h)", fmt: anomalyCell },

@@ -16,14 +16,18 @@ export function orderForm({ exchange = "", symbol = "", onPlaced = () => {} } = 
     stop_loss: el("input", { name: "stop_loss", inputmode: "decimal", size: 10, placeholder: "optional" }),
     take_profit: el("input", { name: "take_profit", inputmode: "decimal", size: 10, placeholder: "optional" }),
   };
+  const submit = el("button", { type: "submit", text: "Place order" });
   const form = el("form", { class: "inline", id: "order-form" },
     exchange ? null : field("exchange", inputs.exchange),
     symbol ? null : field("symbol", inputs.symbol),
     field("side", inputs.side), field("type", inputs.type), field("amount (base)", inputs.amount),
     field("price", inputs.price), field("stop-loss", inputs.stop_loss), field("take-profit", inputs.take_profit),
-    el("button", { type: "submit", text: "Place order" }));
+    submit);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    // one order per submit: the button is off until the answer, so a double click (or Enter
+    // pressed twice) does not send the order twice
+    if (submit.disabled) return;
     const body = {
       exchange: inputs.exchange.value.trim(), symbol: inputs.symbol.value.trim(),
       side: inputs.side.value, type: inputs.type.value, amount: inputs.amount.value.trim(),
@@ -36,12 +40,15 @@ export function orderForm({ exchange = "", symbol = "", onPlaced = () => {} } = 
       message(msg, "A limit order needs a price.");
       return;
     }
+    submit.disabled = true;
     try {
       const order = await api("/api/v1/trading/orders", { method: "POST", body });
       message(msg, `Order ${order.client_order_id}: ${order.state}`, true);
       onPlaced(order);
     } catch (err) {
       message(msg, `Order refused: ${err.message}`);
+    } finally {
+      submit.disabled = false;
     }
   });
   return el("div", {}, form, msg);

@@ -20,6 +20,12 @@ function cancelButton(order, after) {
   if (!auth.can("trade") || ["filled", "canceled", "rejected", "expired", "cancel_pending"].includes(order.state)) return "";
   return el("button", { type: "button", class: "cancel", text: "Cancel", onclick: async (ev) => {
     ev.stopPropagation();
+    // one cancel per click: a second click (a double click) would be refused as "already
+    // canceled" in an alert over a cancel that worked; the table's refresh replaces the button
+    const button = ev.currentTarget;
+    if (button.disabled) return;
+    button.disabled = true;
+    button.textContent = "Canceling…";
     try {
       await api(`/api/v1/trading/orders/${encodeURIComponent(order.client_order_id)}`, { method: "DELETE" });
     } catch (err) {
@@ -123,8 +129,11 @@ export function mount(root) {
       // the legend above the plot: below it, it covered the time axis' labels
       margin: { l: 70, r: 80, t: 30, b: 30 }, legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
       uirevision: "keep",
-      yaxis: { gridcolor: "#2a323c", title: { text: unit } },
-      yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown (%)" }, showgrid: false, tickformat: ".3~r",
+      // the money as written elsewhere (9,999.942), not SI-shortened (9.999942k)
+      yaxis: { gridcolor: "#2a323c", title: { text: unit }, tickformat: ",~f" },
+      // tickmode "auto": an overlaying axis defaults to "sync" (ticks at the equity axis'
+      // gridlines), which labels the drawdown -0.000535, -0.00548, ... instead of 0, -0.005, ...
+      yaxis2: { overlaying: "y", side: "right", title: { text: "drawdown (%)" }, showgrid: false, tickformat: ".3~r", tickmode: "auto",
         range: [worst < 0 ? worst * 1.1 : -1, 0], autorange: false },
       xaxis: { gridcolor: "#2a323c", type: "date" },
     }, { displaylogo: false, responsive: true });
@@ -146,13 +155,17 @@ export function mount(root) {
         ["open orders", f.count(s.stats.open_orders)],
       ]));
       riskBox.dataset.state = s.risk_state;
+      const ccy = currency || "USDT"; // the account's currency, as the API names it
       statsBox.replaceChildren(kv([
-        ["equity", f.money(s.stats.equity)],
-        ["net PnL", f.signedMoney(s.stats.net_pnl ?? s.stats.realized_pnl), f.sign(s.stats.net_pnl)],
+        ["equity", f.money(s.stats.equity, ccy)],
+        // net_pnl sums closed trades; what the open positions would make is beside it (an
+        // equity up 50 with a "net PnL 0.00" read as a contradiction)
+        ["net PnL (closed trades)", f.signedMoney(s.stats.net_pnl ?? s.stats.realized_pnl, ccy), f.sign(s.stats.net_pnl ?? s.stats.realized_pnl)],
+        ["unrealized PnL", f.signedMoney(s.stats.unrealized_pnl, ccy), f.sign(s.stats.unrealized_pnl)],
         ["trades", `${f.count(s.stats.trades)} (${f.count(s.stats.wins)} won)`],
         ["win rate", s.stats.win_rate === null || s.stats.win_rate === undefined ? "–" : f.pct(Number(s.stats.win_rate) * 100).replace("+", "")],
         ["max drawdown", s.stats.max_drawdown === undefined ? "–" : f.pct(Number(s.stats.max_drawdown) * 100).replace("+", "")],
-        ["fees", f.money(s.stats.fees)],
+        ["fees", f.money(s.stats.fees, ccy)],
       ]));
     } else {
       riskBox.replaceChildren(el("span", { class: "msg err", text: st.reason.message }));
