@@ -10,7 +10,14 @@ from cryptomon.backtest.candle_detect import candle_trade
 from cryptomon.backtest.data import CandleSeries, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.pipeline import Pipeline
-from cryptomon.backtest.synth import quote_top, series_candle
+from cryptomon.backtest.synth import (
+    grid_down,
+    grid_quote,
+    grid_unit,
+    grid_up,
+    quote_top,
+    series_candle,
+)
 from cryptomon.config import Settings
 from cryptomon.events import Anomaly
 from cryptomon.trading.protection import Protection
@@ -31,6 +38,7 @@ class CandlePath:
         self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
         self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
         self._spans: dict[int, tuple[CandleSeries, tuple[float, ...]]] = {}  # id -> high - low
+        self._unit = grid_unit(settings.trading.paper.tick_size)  # the quotes' grid
         self._bps = settings.backtest.slippage_bps
         self._fraction = settings.backtest.slippage_range_fraction
         # per market: the indicator columns the generator reads (fast path, set by its driver)
@@ -117,8 +125,7 @@ class CandlePath:
         clock.set(max(clock.time(), t + step * (SLOTS - 1) / SLOTS))
         now = clock.time()
         price = float(series.close[row])
-        half = self._half_spread(series, row, price)
-        bid, ask = max(price - half, 0.0), price + half
+        bid, ask = self._quote(series, row, price)
         if bid > 0:
             pending = self._pending
             if pending is not None and pending[0] is not series:
@@ -144,8 +151,12 @@ class CandlePath:
 
     def close_bid(self, series: CandleSeries, row: int) -> float:
         """The bid of the row's close quote (as :meth:`quote` publishes it)."""
-        price = float(series.close[row])
-        return max(price - self._half_spread(series, row, price), 0.0)
+        return self._quote(series, row, float(series.close[row]))[0]
+
+    def _quote(self, series: CandleSeries, row: int, price: float) -> tuple[float, float]:
+        """The bid and ask of the quote around ``price``: its half spread, on the series'
+        price grid (:func:`~cryptomon.backtest.synth.grid_quote`)."""
+        return grid_quote(price, self._half_spread(series, row, price), self._unit)
 
     def _half_spread(self, series: CandleSeries, row: int, price: float) -> float:
         cached = self._spans.get(id(series))
@@ -178,16 +189,19 @@ class CandlePath:
         then fired only at a later, better quote of the candle)."""
         b = self._bps / 10_000.0
         fixed = self._half_spread(series, row, 0.0)  # the range part alone
-        if long:
-            mid = max(level / (1.0 - b), level + fixed)  # slippage_bps <= 1000
+        unit = self._unit
+        if long:  # the bid is on the grid: the first grid price at or above the level
+            target = grid_up(level, unit)
+            mid = max(target / (1.0 - b), target + fixed)  # slippage_bps <= 1000
             for _ in range(8):  # float rounding: the first mid whose bid reaches the level
-                if mid - self._half_spread(series, row, mid) >= level:
+                if self._quote(series, row, mid)[0] >= level:
                     break
                 mid = math.nextafter(mid, math.inf)
         else:
-            mid = min(level / (1.0 + b), level - fixed)
+            target = grid_down(level, unit)
+            mid = min(target / (1.0 + b), target - fixed)
             for _ in range(8):
-                if mid + self._half_spread(series, row, mid) <= level:
+                if self._quote(series, row, mid)[1] <= level:
                     break
                 mid = math.nextafter(mid, -math.inf)
         return mid
@@ -198,15 +212,14 @@ class CandlePath:
         one would), else published first; another market's is published first."""
         pending = self._pending
         if pending is not None:
-            if pending[0] is series and price - self._half_spread(series, row, price) > 0:
+            if pending[0] is series and self._quote(series, row, price)[0] > 0:
                 self._pending = None
             else:
                 self.flush()
         self._publish(series, row, price, self.clock.time())
 
     def _publish(self, series: CandleSeries, row: int, price: float, now: float) -> None:
-        half = self._half_spread(series, row, price)
-        bid, ask = max(price - half, 0.0), price + half
+        bid, ask = self._quote(series, row, price)
         mid = (bid + ask) / 2 or 1.0
         self.hub.publish(quote_top(series.exchange, series.symbol, now, bid=bid, ask=ask, ref=mid))
 

@@ -516,7 +516,9 @@ class FastLanes:
         key = (series.exchange, series.symbol)
         mids = self._mids.get(key)
         if mids is None:
-            mids = self._mids[key] = close_mids(series, self.settings.backtest)
+            mids = self._mids[key] = close_mids(
+                series, self.settings.backtest, self.settings.trading.paper.tick_size
+            )
         return mids
 
     def _safe_until(self, series: CandleSeries, row: int, prot: Protection) -> int:
@@ -525,7 +527,9 @@ class FastLanes:
         key = (series.exchange, series.symbol)
         reach = self._reach.get(key)
         if reach is None:
-            reach = self._reach[key] = reach_bounds(series, self.settings.backtest)
+            reach = self._reach[key] = reach_bounds(
+                series, self.settings.backtest, self.settings.trading.paper.tick_size
+            )
         take = None if prot.take is None else float(prot.take)
         return safe_until(reach, row, long=prot.long, stop=float(prot.stop), take=take)
 

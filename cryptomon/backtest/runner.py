@@ -7,12 +7,15 @@ The candle driver turns each candle into market data the live components read:
   ``+1/4``, ``+1/2`` and ``+3/4`` of the interval: open, first extreme, second extreme, close.
   The half spread is ``backtest.slippage_bps`` of the price or
   ``backtest.slippage_range_fraction`` of the candle range, whichever is larger, so a market
-  order pays it (the paper broker fills at the quote);
+  order pays it (the paper broker fills at the quote); the bid is rounded down and the ask
+  up to the paper venue's tick (``trading.paper.tick_size``, inferred from the data by
+  default), so every quote, fill and mark is a price the venue could print;
 - **SL/TP inside a candle** (documented, conservative): with a long position the low is
   visited before the high, with a short the high before the low, so when one candle touches
   both the stop and the take-profit the stop fills first (the worse outcome). Every protection
   level crossed between two path points is quoted on the way: a stop fills at the level minus
-  (long) / plus (short) the half spread, a take-profit at its level; a candle opening beyond
+  (long) / plus (short) the half spread (on the tick), a take-profit at its level (the first
+  tick at or beyond it when the level is between ticks); a candle opening beyond
   a level (a gap) exits at the open's quote;
 - at the candle's end one public ``Trade`` carrying its volume (the trade detectors see candle
   buckets) and the closed ``Candle`` (the indicator strategy); signals from it fill at the

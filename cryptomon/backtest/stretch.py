@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from cryptomon.backtest.data import CandleSeries, columns
+from cryptomon.backtest.synth import grid_quotes, grid_unit
 
 if TYPE_CHECKING:
     from cryptomon.config import BacktestConfig
@@ -132,16 +133,16 @@ def scaled_mids(bids: np.ndarray, asks: np.ndarray) -> ScaledMids:
     return ScaledMids(p + 1, columns(ints), columns(inexact))
 
 
-def close_mids(series: CandleSeries, cfg: BacktestConfig) -> CloseMids:
+def close_mids(series: CandleSeries, cfg: BacktestConfig, tick: float) -> CloseMids:
     """Per row of ``series``: the mid of its close quote (:meth:`CandlePath.quote`'s float
     arithmetic on the row's arrays, the same IEEE operations in the same order, element by
-    element), the prefix counts of zero bids, the scaled Decimal mids and the quotes
-    (:class:`CloseMids`)."""
+    element, on the grid of ``tick``), the prefix counts of zero bids, the scaled Decimal
+    mids and the quotes (:class:`CloseMids`)."""
+    unit = grid_unit(tick)
     price = series.close
     span = series.high - series.low
     half = np.maximum(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
-    bid = np.maximum(price - half, 0.0)
-    ask = price + half
+    bid, ask = grid_quotes(price, half, unit)
     zeros = np.concatenate([[0], np.cumsum(~(bid > 0))])
     mids = (bid + ask) / 2
     bids, asks = array("d"), array("d")
@@ -247,11 +248,16 @@ def _terms(
     return terms
 
 
-def reach_bounds(series: CandleSeries, cfg: BacktestConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) per row: the candle's range widened by twice its half spread."""
+def reach_bounds(
+    series: CandleSeries, cfg: BacktestConfig, tick: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) per row: the candle's range widened by twice its half spread and one
+    step of the price grid (a quote's bid is rounded down to it, its ask up)."""
     span = series.high - series.low
     half = np.maximum(series.high * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
-    return series.low - 2 * half, series.high + 2 * half
+    unit = grid_unit(tick)
+    step = 1.0 / unit if unit else 0.0
+    return series.low - 2 * half - step, series.high + 2 * half + step
 
 
 def safe_until(

@@ -2,11 +2,12 @@
 ``download --trades`` / ``--from-file``).
 
 Every trade, in time order across markets, moves the ManualClock to its time, is quoted
-(its price with the ``backtest.slippage_bps`` half spread: the paper broker fills there and
-the protections watch it) and published, so the trade detectors (volume, whale, imbalance,
-...) see the real trades; the detectors' micro-batch is flushed after each trade. When a
-trade opens a later minute, the previous minute's candle is closed first (the indicator
-strategy). The equity is sampled at each candle's close.
+(its price with the ``backtest.slippage_bps`` half spread, the bid and ask on the paper
+venue's tick: the paper broker fills there and the protections watch it) and published, so
+the trade detectors (volume, whale, imbalance, ...) see the real trades; the detectors'
+micro-batch is flushed after each trade. When a trade opens a later minute, the previous
+minute's candle is closed first (the indicator strategy). The equity is sampled at each
+candle's close.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from cryptomon.backtest.data import CandleSeries, candles_from_trades
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.backtest.result import BacktestResult, backtest_settings, make_result
-from cryptomon.backtest.synth import quote_top
+from cryptomon.backtest.synth import grid_quote, grid_unit, quote_top
 from cryptomon.config import Settings
 from cryptomon.events import Candle, Side, Trade
 from cryptomon.market.datafiles import TradeRows
@@ -35,6 +36,7 @@ class TradeRunner:
             candles_from_trades(t, exchange=ex, symbol=sym) for ex, sym, t in self.markets
         ]
         self.settings = backtest_settings(settings, self.series)
+        self._unit = grid_unit(self.settings.trading.paper.tick_size)  # the quotes' grid
         start = min((float(t.ts[0]) for _, _, t in self.markets), default=0.0)
         self.pipe = Pipeline(self.settings, start=start)
         self.hub = self.pipe.hub
@@ -78,7 +80,7 @@ class TradeRunner:
         now = self.pipe.clock.time()
         price, amount = float(trades.price[r]), float(trades.amount[r])
         half = price * self.settings.backtest.slippage_bps / 10_000.0
-        bid, ask = max(price - half, 0.0), price + half
+        bid, ask = grid_quote(price, half, self._unit)
         self.hub.publish(quote_top(ex, sym, now, bid=bid, ask=ask, ref=price))
         side: Side = "sell" if trades.side[r] == "sell" else "buy"
         self.hub.publish(

@@ -7,11 +7,13 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from cryptomon.backtest.stretch import close_mids, exact_floats, scaled_mids
+from cryptomon.backtest.synth import grid_quote, grid_unit
 from cryptomon.config import Settings
 from cryptomon.decimals import decimal_mid
 from tests.unit.backtest.conftest import random_walk
@@ -104,22 +106,31 @@ def test_a_stretch_beyond_the_precision_or_with_an_inexact_mid_is_refused() -> N
         assert exact_floats(cash, amount, scaled, 0, 1) is None
 
 
-def test_the_close_marks_are_the_engines_exact_mids() -> None:
+@pytest.mark.parametrize(("tick", "all_exact"), [(0.01, True), (0.3, False)])
+def test_the_close_marks_are_the_engines_exact_mids(tick: float, all_exact: bool) -> None:
     """CloseMids.mark of every row is the Decimal the engine marks the row's close quote
-    with (decimal_mid of the bid and ask the candle path publishes, float by float), from
-    the scaled integers where the quote is exact at the series' scale and from the quote's
-    decimals where it is not (a spread of float noise: both kinds occur here)."""
+    with (decimal_mid of the bid and ask the candle path publishes, float by float). On a
+    tick that is a whole fraction of 1 the quotes are on its grid and every row comes from
+    the scaled integers; on another (0.3: no grid) the quotes carry float noise and those
+    rows come from the quote's decimals (both kinds occur)."""
     series = random_walk(3000)
     cfg = Settings.model_validate(
         {"backtest": {"slippage_bps": 5.0, "slippage_range_fraction": 0.1}}
     ).backtest
-    mids = close_mids(series, cfg)
+    mids = close_mids(series, cfg, tick)
     inexact = mids.scaled.inexact
-    assert 0 < inexact[-1] < len(series.close)
+    if all_exact:
+        assert inexact[-1] == 0
+    else:
+        assert 0 < inexact[-1] < len(series.close)
+    unit = grid_unit(tick)
     for row in range(len(series.close)):
         price = float(series.close[row])
         span = float(series.high[row] - series.low[row])
         half = max(price * cfg.slippage_bps / 10_000.0, cfg.slippage_range_fraction * span)
-        bid, ask = max(price - half, 0.0), price + half
+        bid, ask = grid_quote(price, half, unit)
+        if all_exact:  # on the grid: the float prints as a multiple of the tick
+            assert Decimal(repr(bid)) % Decimal("0.01") == 0
+            assert Decimal(repr(ask)) % Decimal("0.01") == 0
         assert mids.values[row] == (bid + ask) / 2
         assert mids.mark(row) == decimal_mid(bid, ask), row
