@@ -296,3 +296,25 @@ def test_one_symbol_on_two_exchanges_keeps_its_own_path() -> None:
         ("binance", "buy", Decimal(100))
     ]
     assert result.trades == []
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_fills_exits_and_marks_are_on_the_tick(fast: bool) -> None:
+    """With a half spread of float noise (5 bps of prices of two decimals), every quote's
+    bid and ask are on the paper tick (0.01: the bid rounded down, the ask up), so every fill
+    and every trade's entry and exit is a multiple of the tick; before, they were the float
+    sums' reprs (100.13050000000001)."""
+    cfg = settings(min_signal_strength=0.5)
+    cfg = cfg.model_copy(
+        update={
+            "backtest": cfg.backtest.model_copy(
+                update={"slippage_bps": 5.0, "infer_instrument": False}
+            )
+        }
+    )
+    result = asyncio.run(BacktestRunner(cfg, [random_walk(3000)], fast=fast).run())
+    assert len(result.fills) > 20, "the walk should trade"
+    tick = Decimal("0.01")
+    off = [f.price for f in result.fills if f.price % tick != 0]
+    assert not off, off[:5]
+    assert all(t.entry_price % tick == 0 and t.exit_price % tick == 0 for t in result.trades)
