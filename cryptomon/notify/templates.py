@@ -256,11 +256,20 @@ def plain_number(value: float | Decimal, spec: str = "") -> str:
     return format(Decimal(text), "f")
 
 
+MISSING = "-"
+"""How a value an event does not have reads (a whale's z-score, a signal without a price)."""
+
+
 class _PlainFormatter(string.Formatter):
     """``str.format`` whose numbers never come out in exponent notation (:func:`plain_number`)
-    for an empty or ``g`` spec; every other spec (``.2f``, ``,.0f``, ...) is Python's own."""
+    for an empty or ``g`` spec; every other spec (``.2f``, ``,.0f``, ...) is Python's own. A
+    missing value (None, or the alert's ``-``) under a spec is ``-``: an override such as
+    ``{z_score:.2f}``, checked against a number at load, must not fail on an event that has
+    none (a whale has no z-score) and fall back to the built-in template."""
 
     def format_field(self, value: Any, format_spec: str) -> Any:
+        if format_spec and (value is None or (isinstance(value, str) and value == MISSING)):
+            return MISSING
         if format_spec in ("", "g") and isinstance(value, float | Decimal):
             return plain_number(value, format_spec)
         return format(value, format_spec)

@@ -73,11 +73,12 @@ def test_overrides_replace_title_and_body() -> None:
     assert out.body.startswith("see http://h:1/api/v1/anomalies?")
 
 
-def test_override_failing_at_run_time_falls_back_to_the_default() -> None:
-    """A format spec that cannot take a missing (None) value falls back to the built-in text."""
-    r = Renderer({"anomaly": {"title": "{z_score:.2f}"}})
+def test_override_format_spec_on_a_missing_value_renders_a_dash() -> None:
+    """A format spec on a value the event lacks (None) renders ``-``: the override is still
+    used, not the built-in text."""
+    r = Renderer({"anomaly": {"title": "{symbol} z={z_score:.2f}"}})
     out = r.render("anomaly", _fields(), "text")  # z_score is None here
-    assert out.title == "[P1] binance BTC-USDT: volume anomaly (high)"
+    assert out.title == "BTC-USDT z=-"
 
 
 @pytest.mark.parametrize(
