@@ -8,8 +8,9 @@ section by section, each to the component that owns it:
   settings whole (risk limits, signal gates and rules); changes made through the API since
   are reset to the file's values, audited as ``reloaded``;
 - ``anomaly_detection``: the detector engine re-reads its thresholds (per market);
-- ``alerts.channels``: the routing of channels that keep their name and URL (a channel added,
-  removed or given another URL is logged: it needs a restart);
+- ``alerts``: the routing of channels that keep their name and URL, the templates, the dedup
+  window, the delivery settings and the link base (a channel added, removed or given another
+  URL, and ``alerts.enabled``, need a restart: logged at every reload until then);
 - ``exchanges``: a changed entry restarts that feed only; the others keep streaming.
 
 Everything else (database, API, logging, ...) needs a restart: a change there is logged.
@@ -75,8 +76,12 @@ class Reloader:
             for name in type(new).model_fields
             if name not in LIVE_SECTIONS and getattr(new, name) != getattr(self.started_with, name)
         ]
+        notifier = self.services.notifier
+        pending = notifier.needs_restart(new.alerts) if notifier is not None else {}
+        if pending:  # channels added, removed or moved; alerts.enabled
+            rest.append("alerts")
         if rest:
-            log.warning("config.reload_needs_restart", sections=rest)
+            log.warning("config.reload_needs_restart", sections=rest, **pending)
         self.reloads += 1
         log.info("config.reloaded", applied=applied)
         return True

@@ -74,10 +74,6 @@ class AppriseSender:
         self.name = name
         self.transport: Transport = transport or AppriseTransport()
         self.clock = clock
-        self.attempt_timeout_s = attempt_timeout_s
-        self.retries = retries
-        self.retry_backoff_s = retry_backoff_s
-        self.retry_backoff_cap_s = retry_backoff_cap_s
         self._rng = rng
         # the scheme only: apprise keeps secrets anywhere in its URLs (opsgenie://APIKEY, a
         # Slack or Discord https webhook path), not only in the schemes the log redactor knows
@@ -90,8 +86,6 @@ class AppriseSender:
                 f"channel {name!r}: {url.partition('://')[0]}://*** is not a URL apprise supports "
                 "(see https://github.com/caronc/apprise/wiki for the URL forms)"
             )
-        plugin.socket_connect_timeout = min(float(plugin.socket_connect_timeout), attempt_timeout_s)
-        plugin.socket_read_timeout = attempt_timeout_s
         # Spacing is the channel's token bucket; apprise's own throttle would time.sleep() in a
         # shared worker thread, outside the injected clock (5.5 s per email by default).
         plugin.request_rate_per_sec = 0
@@ -105,12 +99,36 @@ class AppriseSender:
             mode = apprise.common.OverflowMode
             plugin.overflow_mode = mode.TRUNCATE if small else mode.SPLIT
         self.plugin = plugin
+        self._connect_timeout_s = float(plugin.socket_connect_timeout)  # the service's own
+        self.configure(
+            attempt_timeout_s=attempt_timeout_s,
+            retries=retries,
+            retry_backoff_s=retry_backoff_s,
+            retry_backoff_cap_s=retry_backoff_cap_s,
+        )
         # apprise reports why a send failed through its logger; a logger quieter than WARNING
         # (e.g. --log-level ERROR) would leave our error text empty.
         alog = logging.getLogger("apprise")
         if alog.getEffectiveLevel() > logging.WARNING:
             alog.setLevel(logging.WARNING)
         self._redactor = Redactor(_secret_parts(plugin, url))
+
+    def configure(
+        self,
+        *,
+        attempt_timeout_s: float,
+        retries: int,
+        retry_backoff_s: float,
+        retry_backoff_cap_s: float,
+    ) -> None:
+        """The attempt timeout (the service's socket timeouts too), retries and backoff; a
+        reload calls it again with the file's values."""
+        self.attempt_timeout_s = attempt_timeout_s
+        self.retries = retries
+        self.retry_backoff_s = retry_backoff_s
+        self.retry_backoff_cap_s = retry_backoff_cap_s
+        self.plugin.socket_connect_timeout = min(self._connect_timeout_s, attempt_timeout_s)
+        self.plugin.socket_read_timeout = attempt_timeout_s
 
     def scrub(self, text: str) -> str:
         return self._redactor.scrub(text)

@@ -9,10 +9,10 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
-from cryptomon.events import Signal
+from cryptomon.events import Severity, Signal
 from cryptomon.kinds import SignalGrade
 from tests.integration.notify_sinks import HttpSink
-from tests.unit.notify.factories import T0, anomaly, running_router
+from tests.unit.notify.factories import T0, alerts_config, anomaly, running_router
 from tests.util import wait_until
 
 
@@ -58,3 +58,60 @@ async def test_numeric_template_override_renders_a_missing_value_as_a_dash(
         "ETH-USDT buy at -",
     ]
     assert not [e for e in logs if e["event"] == "notify.template_failed"]
+
+
+@pytest.mark.asyncio
+async def test_reload_applies_templates_dedup_and_link_base(web_sink: HttpSink) -> None:
+    """A reload (SIGHUP) that changes ``alerts.templates``, ``dedup_window_s`` and
+    ``api_base_url`` takes effect: the next alerts carry the new title and link, and a repeat
+    that the old window hid goes out."""
+    channels = [{"name": "hook", "url": web_sink.url(), "rate_limit_per_min": 600}]
+    async with running_router(channels, dedup_window_s=300) as run:
+        run.hub.publish(anomaly())
+        await wait_until(lambda: len(run.by("hook", "sent")) == 1)
+        run.router.reload(
+            alerts_config(
+                channels,
+                dedup_window_s=0,
+                api_base_url="https://mon.example.com",
+                templates={"anomaly": {"title": "NEW {symbol} {kind}"}},
+            )
+        )
+        run.hub.publish(anomaly())  # a repeat within the old 300 s window
+        await wait_until(lambda: len(web_sink.messages) == 2)
+    assert web_sink.titles()[1] == "NEW BTC-USDT volume"
+    assert "Link: https://mon.example.com/api/v1/anomalies?" in web_sink.bodies()[1]
+    assert not run.by("hook", "suppressed")
+
+
+@pytest.mark.asyncio
+async def test_reload_applies_delivery_settings(web_sink: HttpSink) -> None:
+    """``retries`` changed by a reload is what the next delivery uses."""
+    channels = [{"name": "hook", "url": web_sink.url(), "rate_limit_per_min": 600}]
+    async with running_router(channels, retries=0) as run:
+        run.router.reload(alerts_config(channels, retries=2))
+        web_sink.fail_next = 2
+        run.hub.publish(anomaly(severity=Severity.CRITICAL))
+
+        def sent() -> bool:
+            if run.clock.sleepers:  # the retry backoff runs on the clock
+                run.clock.advance(5)
+            return bool(run.by("hook", "sent") or run.by("hook", "failed"))
+
+        await wait_until(sent)
+    assert [r.attempts for r in run.by("hook", "sent")] == [3]
+    assert web_sink.requests == 3
+
+
+@pytest.mark.asyncio
+async def test_reload_says_what_needs_a_restart(web_sink: HttpSink) -> None:
+    """What a reload cannot apply is logged each time: a channel added or with another URL,
+    and ``enabled``."""
+    channels = [{"name": "hook", "url": web_sink.url(), "rate_limit_per_min": 600}]
+    new = [*channels, {"name": "more", "url": web_sink.url("more")}]
+    async with running_router(channels) as run:
+        pending = run.router.needs_restart(alerts_config(new, enabled=False))
+        assert pending == {"channels": ["more"], "alerts": ["enabled"]}
+        assert run.router.needs_restart(alerts_config(channels)) == {}
+        moved = [{**channels[0], "url": web_sink.url("elsewhere")}]
+        assert run.router.needs_restart(alerts_config(moved)) == {"channels": ["hook"]}
