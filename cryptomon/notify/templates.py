@@ -205,21 +205,41 @@ def scheme_of(url: str) -> str:
 
 
 def format_for(
-    url: str, configured: str = "auto", plugin_formats: Iterable[str] | None = None
+    url: str,
+    configured: str = "auto",
+    plugin_formats: Iterable[str] | None = None,
+    plugin_schemes: Iterable[str] = (),
 ) -> Format:
     """The body format of a channel: its configured one, or by URL scheme for ``auto``.
 
     ``plugin_formats`` are the formats the channel's apprise plugin takes (its
     ``notify_format``): one that takes neither Markdown nor HTML gets plain text even for a
     chat scheme, since apprise would hand the Markdown over as it is (WeCom's bot sends a text
-    message: the reader saw ``**Market:**`` and ``price\\_change``)."""
+    message: the reader saw ``**Market:**`` and ``price\\_change``). ``plugin_schemes`` are
+    the plugin's own schemes (:func:`plugin_schemes`): a service's native web address
+    (``https://discord.com/api/webhooks/...``, ``https://hooks.slack.com/...``) is the chat
+    service its plugin is, not a plain-text webhook."""
     if configured in ("markdown", "text"):
         return configured  # type: ignore[return-value]
-    fmt = SCHEME_FORMATS.get(scheme_of(url), DEFAULT_FORMAT)
+    schemes = [scheme_of(url), *(str(s).lower() for s in plugin_schemes)]
+    fmt = next((SCHEME_FORMATS[s] for s in schemes if s in SCHEME_FORMATS), DEFAULT_FORMAT)
     takes = None if plugin_formats is None else {str(f).lower() for f in plugin_formats}
     if fmt == "markdown" and takes is not None and not {"markdown", "html"} & takes:
         return "text"
     return fmt
+
+
+def plugin_schemes(plugin: Any) -> list[str]:
+    """The URL schemes of an apprise plugin (``protocol`` and ``secure_protocol``: one value
+    or a tuple each), e.g. ``discord`` for a Discord plugin built from its https address."""
+    out: list[str] = []
+    for attr in ("secure_protocol", "protocol"):
+        value = getattr(plugin, attr, None)
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, tuple | list):
+            out.extend(str(v) for v in value)
+    return out
 
 
 def plugin_formats(plugin: Any) -> list[str]:

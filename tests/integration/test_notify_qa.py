@@ -115,3 +115,23 @@ async def test_reload_says_what_needs_a_restart(web_sink: HttpSink) -> None:
         assert run.router.needs_restart(alerts_config(channels)) == {}
         moved = [{**channels[0], "url": web_sink.url("elsewhere")}]
         assert run.router.needs_restart(alerts_config(moved)) == {"channels": ["hook"]}
+
+
+@pytest.mark.asyncio
+async def test_discord_https_webhook_url_is_a_chat_channel(web_sink: HttpSink) -> None:
+    """Discord's own webhook URL (``https://discord.com/api/webhooks/ID/TOKEN``, which apprise
+    takes as its Discord plugin) gets Markdown with ``format: auto`` like ``discord://``: the
+    reasons arrive escaped, so Discord shows ``RSI*2`` and ``__init__`` as written instead of
+    italics and underline."""
+    url = "https://discord.com/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQrStUvWx"
+    channels = [{"name": "discord", "url": url}]
+    async with running_router(channels) as run:
+        run.router.channels["discord"].sender.plugin.notify_url = web_sink.url("discord").replace(
+            "json://", "http://"
+        )
+        assert run.router.channels_redacted()[0]["format"] == "markdown"
+        run.hub.publish(anomaly(kind="price_change", reasons=("RSI*2 [15m]", "__init__ *x*")))
+        await wait_until(lambda: len(run.by("discord", "sent")) == 1)
+    sent = repr(web_sink.messages[0])
+    assert r"RSI\\*2 \\[15m\\]" in sent
+    assert r"\\_\\_init\\_\\_ \\*x\\*" in sent
