@@ -1,5 +1,6 @@
 """Notifications as a user runs them, to a real HTTP sink: template overrides whose numeric
-format meets a field an event does not have, and a reload of the ``alerts`` section."""
+format meets a field an event does not have, a reload of the ``alerts`` section, and a chat
+service given by its https webhook address."""
 
 from __future__ import annotations
 

@@ -181,3 +181,12 @@ def test_fill_and_exit_messages_name_their_units() -> None:
     r = Renderer()
     assert r.render("fill", spot.fields, "text").summary == "fill buy 0.5 BTC @ 65000 USDT"
     assert r.render("fill", perp.fields, "text").summary == "fill buy 3 contracts @ 65000 USDT"
+
+
+def test_auto_format_of_a_service_given_by_its_web_address_follows_its_plugin() -> None:
+    """``https://discord.com/api/webhooks/...`` is the Discord plugin (scheme ``discord``):
+    Markdown like ``discord://``; a plain https webhook stays text."""
+    discord = "https://discord.com/api/webhooks/1/abc"
+    assert format_for(discord, "auto", ["text", "markdown"], ["discord"]) == "markdown"
+    assert format_for(discord, "text", ["text", "markdown"], ["discord"]) == "text"
+    assert format_for("https://example.com/hook", "auto", None, ["json", "jsons"]) == "text"
