@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +80,8 @@ class AppriseSender:
         self.redacted_url = f"{url.partition('://')[0]}://{REDACTED}"
         import apprise  # lazy: see BODY_FORMATS
 
-        plugin = apprise.Apprise.instantiate(url)
+        with _apprise_log_scrubbed(url):
+            plugin = apprise.Apprise.instantiate(url)
         if plugin is None:
             raise InvalidChannelURL(
                 f"channel {name!r}: {url.partition('://')[0]}://*** is not a URL apprise supports "
@@ -191,6 +192,36 @@ class AppriseSender:
         return DeliveryResult(
             ok=False, attempts=total, error=f"failed after {total} attempt(s): {error}"
         )
+
+
+class _ScrubURL(logging.Filter):
+    """Hides every part of one URL in the apprise log records it is attached for."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        parts = {p for p in _SPLIT.split(url.partition("://")[2]) if len(p) >= 3}
+        self._parts = sorted(parts, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        for part in self._parts:
+            text = text.replace(part, REDACTED)
+        record.msg, record.args = text, None
+        return True
+
+
+@contextlib.contextmanager
+def _apprise_log_scrubbed(url: str) -> Iterator[None]:
+    """While apprise parses ``url``: its log lines name the URL with only the parts it takes
+    for secrets shortened (a mistyped Slack webhook kept its workspace and channel ids), and
+    the log redactor cannot know the parts of a URL apprise does not understand."""
+    alog = logging.getLogger("apprise")
+    scrub = _ScrubURL(url)
+    alog.addFilter(scrub)
+    try:
+        yield
+    finally:
+        alog.removeFilter(scrub)
 
 
 def _secret_parts(plugin: Any, url: str) -> list[str]:
