@@ -8,8 +8,9 @@ section by section, each to the component that owns it:
   settings whole (risk limits, signal gates and rules); changes made through the API since
   are reset to the file's values, audited as ``reloaded``;
 - ``anomaly_detection``: the detector engine re-reads its thresholds (per market);
-- ``alerts.channels``: the routing of channels that keep their name and URL (a channel added,
-  removed or given another URL is logged: it needs a restart);
+- ``alerts``: the routing of channels that keep their name and URL, the templates, the dedup
+  window, the delivery settings and the link base (a channel added, removed or given another
+  URL, and ``alerts.enabled``, need a restart: logged at every reload until then);
 - ``exchanges``: a changed entry restarts that feed only; the others keep streaming.
 
 Everything else (database, API, logging, ...) needs a restart: a change there, and a channel
@@ -77,14 +78,19 @@ class Reloader:
             for name in type(new).model_fields
             if name not in LIVE_SECTIONS and getattr(new, name) != getattr(self.started_with, name)
         ]
-        pending = {
-            "sections": rest,
-            "channels": self._channels_to_restart(new),
-            "exchanges": self._exchanges_to_restart(new),
-        }
-        if any(pending.values()):
+        channels = self._channels_to_restart(new)
+        exchanges = self._exchanges_to_restart(new)
+        enabled = ["enabled"] if new.alerts.enabled != self.started_with.alerts.enabled else []
+        if channels or enabled:
+            rest.append("alerts")
+        if exchanges:
+            rest.append("exchanges")
+        pending = {"channels": channels, "exchanges": exchanges, "alerts": enabled}
+        if rest:
             log.warning(
-                "config.reload_needs_restart", **{key: val for key, val in pending.items() if val}
+                "config.reload_needs_restart",
+                sections=rest,
+                **{key: val for key, val in pending.items() if val},
             )
         self.reloads += 1
         log.info("config.reloaded", applied=applied)

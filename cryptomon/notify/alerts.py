@@ -152,6 +152,11 @@ class AlertBuilder:
         self._origins: OrderedDict[str, OrderOrigin] = OrderedDict()
         self._links: dict[tuple[str, str, str], str] = {}
 
+    def set_api_base_url(self, api_base_url: str) -> None:
+        """Links from now on start with ``api_base_url`` (a reload)."""
+        self.api = api_base_url.rstrip("/")
+        self._links.clear()
+
     def link(self, path: str, **query: Any) -> str:
         q = {k: v for k, v in query.items() if v not in (None, "")}
         return f"{self.api}{path}" + (f"?{urlencode(q)}" if q else "")

@@ -14,7 +14,14 @@ from cryptomon.events import Severity
 from cryptomon.notify.alerts import Alert
 from cryptomon.notify.delivery import AppriseSender
 from cryptomon.notify.ratelimit import Deduper, QuietHours, TokenBucket
-from cryptomon.notify.templates import Format, Rendered, format_for, plugin_formats, scheme_of
+from cryptomon.notify.templates import (
+    Format,
+    Rendered,
+    format_for,
+    plugin_formats,
+    plugin_schemes,
+    scheme_of,
+)
 
 ROUTING_FIELDS = frozenset(
     {
@@ -65,8 +72,9 @@ class ChannelState:
         """(Re)configure routing, format, bucket and quiet hours from ``cfg``."""
         self.cfg = cfg
         self.name = cfg.name
+        plugin = self.sender.plugin
         self.format: Format = format_for(
-            cfg.url.get_secret_value(), cfg.format, plugin_formats(self.sender.plugin)
+            cfg.url.get_secret_value(), cfg.format, plugin_formats(plugin), plugin_schemes(plugin)
         )
         self.min_rank = Severity(cfg.min_severity).rank
         self.kinds = None if cfg.kinds is None else frozenset(cfg.kinds)

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,24 +74,19 @@ class AppriseSender:
         self.name = name
         self.transport: Transport = transport or AppriseTransport()
         self.clock = clock
-        self.attempt_timeout_s = attempt_timeout_s
-        self.retries = retries
-        self.retry_backoff_s = retry_backoff_s
-        self.retry_backoff_cap_s = retry_backoff_cap_s
         self._rng = rng
         # the scheme only: apprise keeps secrets anywhere in its URLs (opsgenie://APIKEY, a
         # Slack or Discord https webhook path), not only in the schemes the log redactor knows
         self.redacted_url = f"{url.partition('://')[0]}://{REDACTED}"
         import apprise  # lazy: see BODY_FORMATS
 
-        plugin = apprise.Apprise.instantiate(url)
+        with _apprise_log_scrubbed(url):
+            plugin = apprise.Apprise.instantiate(url)
         if plugin is None:
             raise InvalidChannelURL(
                 f"channel {name!r}: {url.partition('://')[0]}://*** is not a URL apprise supports "
                 "(see https://github.com/caronc/apprise/wiki for the URL forms)"
             )
-        plugin.socket_connect_timeout = min(float(plugin.socket_connect_timeout), attempt_timeout_s)
-        plugin.socket_read_timeout = attempt_timeout_s
         # Spacing is the channel's token bucket; apprise's own throttle would time.sleep() in a
         # shared worker thread, outside the injected clock (5.5 s per email by default).
         plugin.request_rate_per_sec = 0
@@ -105,12 +100,36 @@ class AppriseSender:
             mode = apprise.common.OverflowMode
             plugin.overflow_mode = mode.TRUNCATE if small else mode.SPLIT
         self.plugin = plugin
+        self._connect_timeout_s = float(plugin.socket_connect_timeout)  # the service's own
+        self.configure(
+            attempt_timeout_s=attempt_timeout_s,
+            retries=retries,
+            retry_backoff_s=retry_backoff_s,
+            retry_backoff_cap_s=retry_backoff_cap_s,
+        )
         # apprise reports why a send failed through its logger; a logger quieter than WARNING
         # (e.g. --log-level ERROR) would leave our error text empty.
         alog = logging.getLogger("apprise")
         if alog.getEffectiveLevel() > logging.WARNING:
             alog.setLevel(logging.WARNING)
         self._redactor = Redactor(_secret_parts(plugin, url))
+
+    def configure(
+        self,
+        *,
+        attempt_timeout_s: float,
+        retries: int,
+        retry_backoff_s: float,
+        retry_backoff_cap_s: float,
+    ) -> None:
+        """The attempt timeout (the service's socket timeouts too), retries and backoff; a
+        reload calls it again with the file's values."""
+        self.attempt_timeout_s = attempt_timeout_s
+        self.retries = retries
+        self.retry_backoff_s = retry_backoff_s
+        self.retry_backoff_cap_s = retry_backoff_cap_s
+        self.plugin.socket_connect_timeout = min(self._connect_timeout_s, attempt_timeout_s)
+        self.plugin.socket_read_timeout = attempt_timeout_s
 
     def scrub(self, text: str) -> str:
         return self._redactor.scrub(text)
@@ -173,6 +192,36 @@ class AppriseSender:
         return DeliveryResult(
             ok=False, attempts=total, error=f"failed after {total} attempt(s): {error}"
         )
+
+
+class _ScrubURL(logging.Filter):
+    """Hides every part of one URL in the apprise log records it is attached for."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        parts = {p for p in _SPLIT.split(url.partition("://")[2]) if len(p) >= 3}
+        self._parts = sorted(parts, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        for part in self._parts:
+            text = text.replace(part, REDACTED)
+        record.msg, record.args = text, None
+        return True
+
+
+@contextlib.contextmanager
+def _apprise_log_scrubbed(url: str) -> Iterator[None]:
+    """While apprise parses ``url``: its log lines name the URL with only the parts it takes
+    for secrets shortened (a mistyped Slack webhook kept its workspace and channel ids), and
+    the log redactor cannot know the parts of a URL apprise does not understand."""
+    alog = logging.getLogger("apprise")
+    scrub = _ScrubURL(url)
+    alog.addFilter(scrub)
+    try:
+        yield
+    finally:
+        alog.removeFilter(scrub)
 
 
 def _secret_parts(plugin: Any, url: str) -> list[str]:

@@ -293,17 +293,30 @@ class NotificationRouter:
         return ch.redacted()
 
     def reload(self, config: AlertsConfig) -> None:
-        """The config file was read again: every channel that keeps its name and URL takes the
-        file's settings (API routing changes are reset); other channel changes need a restart."""
+        """The config file was read again. Every channel that keeps its name and URL takes the
+        file's settings (API routing changes are reset); the templates, ``dedup_window_s``,
+        the delivery settings (``attempt_timeout_s``, ``retries``, the backoff),
+        ``api_base_url``, ``feed_down_after_s``, ``tick_s`` and ``stop_timeout_s`` apply at
+        once. What needs a restart (:meth:`needs_restart`) is left as it runs."""
+        now = self.clock.monotonic()
         kept = []
         for cfg in config.channels:
             ch = self.channels.get(cfg.name)
             if ch is not None and ch.cfg.url == cfg.url:
-                ch.apply(cfg, now=self.clock.monotonic())
+                ch.apply(cfg, now=now)
                 kept.append(cfg.name)
-        others = sorted((set(self.channels) | {c.name for c in config.channels}) - set(kept))
-        if others:
-            log.warning("notify.reload_needs_restart", channels=others)
+        self.config = config.model_copy(update={"enabled": self.config.enabled})
+        self.builder.set_api_base_url(config.api_base_url)
+        self.renderer = self.dispatch.renderer = Renderer(config.templates)
+        self.feeds.after_s = config.feed_down_after_s
+        for ch in self.channels.values():
+            ch.dedup.window_s = config.dedup_window_s
+            ch.sender.configure(
+                attempt_timeout_s=config.attempt_timeout_s,
+                retries=config.retries,
+                retry_backoff_s=config.retry_backoff_s,
+                retry_backoff_cap_s=config.retry_backoff_cap_s,
+            )
         log.info("notify.reloaded", channels=kept)
 
     async def send_test(self, channel: str | None = None) -> dict[str, dict[str, Any]]:

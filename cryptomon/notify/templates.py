@@ -205,21 +205,41 @@ def scheme_of(url: str) -> str:
 
 
 def format_for(
-    url: str, configured: str = "auto", plugin_formats: Iterable[str] | None = None
+    url: str,
+    configured: str = "auto",
+    plugin_formats: Iterable[str] | None = None,
+    plugin_schemes: Iterable[str] = (),
 ) -> Format:
     """The body format of a channel: its configured one, or by URL scheme for ``auto``.
 
     ``plugin_formats`` are the formats the channel's apprise plugin takes (its
     ``notify_format``): one that takes neither Markdown nor HTML gets plain text even for a
     chat scheme, since apprise would hand the Markdown over as it is (WeCom's bot sends a text
-    message: the reader saw ``**Market:**`` and ``price\\_change``)."""
+    message: the reader saw ``**Market:**`` and ``price\\_change``). ``plugin_schemes`` are
+    the plugin's own schemes (:func:`plugin_schemes`): a service's native web address
+    (``https://discord.com/api/webhooks/...``, ``https://hooks.slack.com/...``) is the chat
+    service its plugin is, not a plain-text webhook."""
     if configured in ("markdown", "text"):
         return configured  # type: ignore[return-value]
-    fmt = SCHEME_FORMATS.get(scheme_of(url), DEFAULT_FORMAT)
+    schemes = [scheme_of(url), *(str(s).lower() for s in plugin_schemes)]
+    fmt = next((SCHEME_FORMATS[s] for s in schemes if s in SCHEME_FORMATS), DEFAULT_FORMAT)
     takes = None if plugin_formats is None else {str(f).lower() for f in plugin_formats}
     if fmt == "markdown" and takes is not None and not {"markdown", "html"} & takes:
         return "text"
     return fmt
+
+
+def plugin_schemes(plugin: Any) -> list[str]:
+    """The URL schemes of an apprise plugin (``protocol`` and ``secure_protocol``: one value
+    or a tuple each), e.g. ``discord`` for a Discord plugin built from its https address."""
+    out: list[str] = []
+    for attr in ("secure_protocol", "protocol"):
+        value = getattr(plugin, attr, None)
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, tuple | list):
+            out.extend(str(v) for v in value)
+    return out
 
 
 def plugin_formats(plugin: Any) -> list[str]:
@@ -256,11 +276,20 @@ def plain_number(value: float | Decimal, spec: str = "") -> str:
     return format(Decimal(text), "f")
 
 
+MISSING = "-"
+"""How a value an event does not have reads (a whale's z-score, a signal without a price)."""
+
+
 class _PlainFormatter(string.Formatter):
     """``str.format`` whose numbers never come out in exponent notation (:func:`plain_number`)
-    for an empty or ``g`` spec; every other spec (``.2f``, ``,.0f``, ...) is Python's own."""
+    for an empty or ``g`` spec; every other spec (``.2f``, ``,.0f``, ...) is Python's own. A
+    missing value (None, or the alert's ``-``) under a spec is ``-``: an override such as
+    ``{z_score:.2f}``, checked against a number at load, must not fail on an event that has
+    none (a whale has no z-score) and fall back to the built-in template."""
 
     def format_field(self, value: Any, format_spec: str) -> Any:
+        if format_spec and (value is None or (isinstance(value, str) and value == MISSING)):
+            return MISSING
         if format_spec in ("", "g") and isinstance(value, float | Decimal):
             return plain_number(value, format_spec)
         return format(value, format_spec)

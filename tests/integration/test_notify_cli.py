@@ -133,3 +133,22 @@ async def test_notify_test_unsupported_url_is_a_config_error(tmp_path: Path) -> 
     assert "alerts.channels.0.url" in err
     assert "not a URL apprise supports" in err
     assert "sekrit-token" not in err
+
+
+@pytest.mark.asyncio
+async def test_a_mistyped_webhook_url_leaks_no_part_of_it(tmp_path: Path) -> None:
+    """A Slack webhook URL with a typo in its scheme or host: apprise cannot parse it and logs
+    it, shortening only the parts it takes for secrets; none of its path (the workspace and
+    channel ids, the token) reaches the output."""
+    urls = [
+        "hxxps://hooks.slack.com/services/T03QAWSPC/B04QAWSPC/aBcDeFgHiJkLmNoPqRsTuVwX",
+        "https://hooks.slak.com/services/T03QAWSPC/B04QAWSPC/aBcDeFgHiJkLmNoPqRsTuVwX",
+    ]
+    for url in urls:
+        code, out, err = await _cli(
+            "notify-test", "--config", _config(tmp_path, [{"name": "s", "url": url}])
+        )
+        assert code == 2
+        assert "not a URL apprise supports" in err
+        for part in ("T03QAWSPC", "B04QAWSPC", "aBcDeFgHiJkLmNoPqRsTuVwX"):
+            assert part not in out + err

@@ -350,3 +350,41 @@ async def test_a_channel_or_exchange_added_is_said_to_need_a_restart_at_every_re
     finally:
         app.request_stop()
         assert await asyncio.wait_for(task, 30) == 0
+
+
+@pytest.mark.asyncio
+async def test_an_added_channel_needs_a_restart_said_at_every_reload(
+    tmp_path: Path, sim: SimExchange
+) -> None:
+    """A channel added to the file is not started by a reload: the reload that brings it says
+    so (`config.reload_needs_restart sections=['alerts'] channels=['more']`), and so does the
+    next one, which changes only the kept channel's routing (applied)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, sim)))
+    app, task, _ = await running(path)
+    assert app.reloader
+    notifier = app.services.notifier
+    assert notifier is not None
+    try:
+        hook = {"name": "hook", "url": "json://127.0.0.1:9/x"}
+        more = {"name": "more", "url": "json://127.0.0.1:9/more"}
+        path.write_text(yaml.safe_dump(config(tmp_path, sim, alerts={"channels": [hook, more]})))
+        with capture_logs() as logs:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.reloads == 1, timeout=20, message="reloaded")
+            routed = {**hook, "min_severity": "critical"}
+            changed = config(tmp_path, sim, alerts={"channels": [routed, more]})
+            path.write_text(yaml.safe_dump(changed))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_until(lambda: app.reloader.reloads == 2, timeout=20, message="again")
+        restart = [
+            (e["sections"], e.get("channels"))
+            for e in logs
+            if e["event"] == "config.reload_needs_restart"
+        ]
+        assert restart == [(["alerts"], ["more"]), (["alerts"], ["more"])]
+        assert list(notifier.channels) == ["hook"]
+        assert notifier.channels["hook"].cfg.min_severity == "critical"
+    finally:
+        app.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0

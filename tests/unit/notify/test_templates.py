@@ -73,11 +73,12 @@ def test_overrides_replace_title_and_body() -> None:
     assert out.body.startswith("see http://h:1/api/v1/anomalies?")
 
 
-def test_override_failing_at_run_time_falls_back_to_the_default() -> None:
-    """A format spec that cannot take a missing (None) value falls back to the built-in text."""
-    r = Renderer({"anomaly": {"title": "{z_score:.2f}"}})
+def test_override_format_spec_on_a_missing_value_renders_a_dash() -> None:
+    """A format spec on a value the event lacks (None) renders ``-``: the override is still
+    used, not the built-in text."""
+    r = Renderer({"anomaly": {"title": "{symbol} z={z_score:.2f}"}})
     out = r.render("anomaly", _fields(), "text")  # z_score is None here
-    assert out.title == "[P1] binance BTC-USDT: volume anomaly (high)"
+    assert out.title == "BTC-USDT z=-"
 
 
 @pytest.mark.parametrize(
@@ -180,3 +181,12 @@ def test_fill_and_exit_messages_name_their_units() -> None:
     r = Renderer()
     assert r.render("fill", spot.fields, "text").summary == "fill buy 0.5 BTC @ 65000 USDT"
     assert r.render("fill", perp.fields, "text").summary == "fill buy 3 contracts @ 65000 USDT"
+
+
+def test_auto_format_of_a_service_given_by_its_web_address_follows_its_plugin() -> None:
+    """``https://discord.com/api/webhooks/...`` is the Discord plugin (scheme ``discord``):
+    Markdown like ``discord://``; a plain https webhook stays text."""
+    discord = "https://discord.com/api/webhooks/1/abc"
+    assert format_for(discord, "auto", ["text", "markdown"], ["discord"]) == "markdown"
+    assert format_for(discord, "text", ["text", "markdown"], ["discord"]) == "text"
+    assert format_for("https://example.com/hook", "auto", None, ["json", "jsons"]) == "text"
