@@ -121,10 +121,18 @@ def demo_scenario(
     ]
     targets = symbols or (symbol,)
     repeats = max(150, int(3600 / (every_s * len(cycle))))
-    injections = [
-        Injection(kind, targets[n % len(targets)], warmup_s + n * every_s, duration, magnitude)
-        for n, (kind, magnitude, duration) in enumerate(cycle * repeats)
-    ]
+    injections = []
+    jumps: dict[str, int] = {}  # per market: its price jumps so far
+    for n, (kind, size, duration) in enumerate(cycle * repeats):
+        target = targets[n % len(targets)]
+        magnitude = size
+        if kind == "price_change":  # each market's jumps alternate up and down, the way
+            # down undoing the way up (with the events going round the markets, one market
+            # could get every jump up; +2.5 % then -2.5 % also drifted down)
+            count = jumps[target] = jumps.get(target, 0) + 1
+            up = abs(size)
+            magnitude = up if count % 2 else -100.0 * up / (100.0 + up)
+        injections.append(Injection(kind, target, warmup_s + n * every_s, duration, magnitude))
     return Scenario("demo", injections)
 
 
