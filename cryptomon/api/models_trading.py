@@ -202,7 +202,12 @@ class OrderCreate(Body, MarketNames):
     symbol: str = Field(min_length=3, max_length=40, pattern=SYMBOL_PATTERN)
     side: Literal["buy", "sell"]
     type: Literal["market", "limit"] = "market"
-    amount: Decimal = Field(gt=0, max_digits=30, decimal_places=12, description="base amount")
+    amount: Decimal = Field(
+        gt=0,
+        max_digits=30,
+        decimal_places=12,
+        description="base amount on spot; contracts (the venue's quantity) on a perpetual/future",
+    )
     price: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
     stop_loss: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)
     take_profit: Decimal | None = Field(default=None, gt=0, max_digits=30, decimal_places=12)

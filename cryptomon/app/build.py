@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptomon.app.lifecycle import App, Component, HubComponent
+from cryptomon.app.lifecycle import App, Component, HubComponent, InstanceLock
 from cryptomon.app.services import Services
 from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
@@ -107,7 +107,9 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     api = _build_api(settings, hub=hub, clock=clock, services=services, resources=resources)
     # Start order: storage, notifications, detection, trading, API, then the feeds that make
     # data flow once every consumer is ready. Shutdown runs the other way round.
+    live = trading is not None and settings.trading.mode == "live" and lease is None
     ordered: list[Component | None] = [
+        InstanceLock(settings.data_dir) if live else None,  # before anything reaches the venue
         HubComponent(hub=hub, drain_timeout_s=settings.shutdown_timeout_s / 2),
         _build_outbound(settings, hub=hub, clock=clock),
         store.db,

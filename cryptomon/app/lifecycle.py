@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
@@ -19,7 +20,7 @@ import structlog
 from cryptomon import __version__
 from cryptomon.app.services import Services
 from cryptomon.clock import Clock
-from cryptomon.errors import ConfigError, CryptomonError
+from cryptomon.errors import ConfigError, CryptomonError, Problem
 from cryptomon.events import Notice
 from cryptomon.hub import Hub
 
@@ -47,6 +48,52 @@ class StartupError(CryptomonError):
         self.component = component
         self.cause = cause
         super().__init__(f"{component} failed to start: {cause}")
+
+
+LOCK_FILE = "cryptomon.lock"
+
+
+class InstanceLock:
+    """One live trader per ``data_dir``: an exclusive ``flock`` on ``data_dir/cryptomon.lock``
+    taken before any other component starts, held until the daemon stops (the kernel drops
+    it when the process dies, a ``kill -9`` too). A second daemon on the same config (a
+    manual ``run`` beside the service) would replay the journal, reconcile with the venue and
+    cancel as orphans the orders the first placed since its replay, before any later check
+    (the API's port) stopped it: it fails here, having sent nothing. The scale-out brains
+    share the account through the bus's trading lease instead (not built with this)."""
+
+    name = "instance-lock"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._fd: int | None = None
+
+    async def start(self) -> None:
+        import fcntl
+        import os
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            expected = (
+                f"a data_dir no other live trader uses: another crypto-monitor (pid {holder}) "
+                "trades from it; two would send and cancel orders on the same account"
+            )
+            raise ConfigError([Problem("data_dir", str(self.data_dir), expected)]) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    async def stop(self) -> None:
+        import os
+
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
 
 
 class HubComponent:

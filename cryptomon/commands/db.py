@@ -62,7 +62,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         for line in migrate.history():
             sys.stdout.write(line + "\n")
         return EXIT_OK
-    settings = configured(args)
+    settings = configured(args, offline=True)  # the schema only: no venue
     revision: str | None = getattr(args, "revision", None)
     if revision is not None and not _known_revision(revision):
         sys.stderr.write(

@@ -26,10 +26,11 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Load the config named by ``--config`` (or defaults) and apply logging overrides."""
+def settings_from_args(args: argparse.Namespace, *, offline: bool = False) -> Settings:
+    """Load the config named by ``--config`` (or defaults) and apply logging overrides;
+    ``offline``: for a command that never reaches the venue (no live keys needed)."""
     return with_logging(
-        load_settings(getattr(args, "config", None)),
+        load_settings(getattr(args, "config", None), offline=offline),
         level=getattr(args, "log_level", None),
         fmt=getattr(args, "log_format", None),
     )
@@ -56,9 +57,10 @@ def setup_logging(settings: Settings) -> None:
     )
 
 
-def configured(args: argparse.Namespace) -> Settings:
-    """The settings of the common options, with logging set up from them."""
-    settings = settings_from_args(args)
+def configured(args: argparse.Namespace, *, offline: bool = False) -> Settings:
+    """The settings of the common options, with logging set up from them (``offline``: see
+    :func:`settings_from_args`)."""
+    settings = settings_from_args(args, offline=offline)
     setup_logging(settings)
     return settings
 

@@ -45,7 +45,7 @@ def cmd_trades(args: argparse.Namespace) -> int:
     if not 0 <= args.orders <= 10_000:
         sys.stderr.write(f"crypto-monitor trades: --orders must be 0..10000, got {args.orders}\n")
         return EXIT_USAGE
-    settings = configured(args)
+    settings = configured(args, offline=True)  # reads the database only
     return run_async(_main(settings, args))
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from cryptomon.config.base import is_complex, is_secret, model_in
 from cryptomon.config.problems import REDACTED, has_secrets, problems_from, secrets_in
 from cryptomon.config.settings import Settings
+from cryptomon.config.trading import OFFLINE
 from cryptomon.errors import ConfigError, Found, Problem, RepeatedKey, unique_keys
 
 ENV_PREFIX = "CRYPTOMON_"
@@ -162,9 +163,12 @@ def load_settings(
     data: dict[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     warn: Callable[[str], None] | None = None,
+    offline: bool = False,
 ) -> Settings:
     """Build :class:`Settings` from a YAML file (and/or a dict) plus ``CRYPTOMON_*`` environment
     variables (which win). ``warn`` receives the line about unknown variables (default: stderr).
+    ``offline``: for a command that never reaches the venue (``trades``, ``db``): a live
+    trading section needs no keys.
 
     Raises :class:`ConfigError` with one :class:`Problem` per invalid key.
     """
@@ -181,7 +185,7 @@ def load_settings(
         )
     merged = deep_merge(raw, overrides)
     try:
-        settings = Settings.model_validate(merged)
+        settings = Settings.model_validate(merged, context={OFFLINE: True} if offline else None)
     except ValidationError as exc:
         problems += problems_from(exc, secrets=secrets_in(Settings, merged))
     if problems:

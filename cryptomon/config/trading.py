@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from cryptomon.config.base import (
     Section,
@@ -16,6 +16,10 @@ from cryptomon.config.base import (
 )
 from cryptomon.config.signals import GradeThresholds, WebhookConfig
 from cryptomon.kinds import AnomalyKind
+
+OFFLINE = "offline"
+"""Validation context key: the settings of a command that never reaches the venue (no keys
+needed for ``trading.mode: live``)."""
 
 
 class SignalRuleConfig(Section):
@@ -331,7 +335,7 @@ class TradingConfig(Section):
         return override.maintenance_margin_rate
 
     @model_validator(mode="after")
-    def _check(self) -> TradingConfig:
+    def _check(self, info: ValidationInfo) -> TradingConfig:
         if self.max_symbol_exposure > self.max_total_exposure:
             raise ValueError(
                 f"max_symbol_exposure ({self.max_symbol_exposure}) <= max_total_exposure "
@@ -351,6 +355,10 @@ class TradingConfig(Section):
                 f"take_profit_percentage ({self.take_profit_percentage}) < 100 with allow_short: "
                 "a short's take-profit that far below its entry is at or below a price of 0"
             )
-        if self.mode == "live" and (self.live.api_key is None or self.live.secret is None):
+        # a command that never reaches the venue (``trades``, ``db``) loads the config of a
+        # live daemon from a shell without its keys (context ``offline``)
+        offline = isinstance(info.context, dict) and info.context.get(OFFLINE) is True
+        keyless = self.live.api_key is None or self.live.secret is None
+        if self.mode == "live" and keyless and not offline:
             raise ValueError("mode: live needs live.api_key and live.secret (or *_file)")
         return self

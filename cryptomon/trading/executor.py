@@ -261,7 +261,8 @@ class OrderExecutor:
         try:
             info: MarketInfo | None = await ctx.market_info(intent.symbol)
         except Exception as exc:  # venue metadata unreachable: do not trade blind
-            self._reject(intent, f"market info unavailable: {exc}", "market_info")
+            why = exc.reason if isinstance(exc, OrderRejectedError) else exc  # no "order  rejected"
+            self._reject(intent, f"market info unavailable: {why}", "market_info")
         view = MarketView(
             mid=ctx.mid(intent.exchange, intent.symbol),
             stale=ctx.market.is_stale(intent.exchange, intent.symbol),

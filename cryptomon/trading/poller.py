@@ -47,7 +47,11 @@ class EnginePoller:
                 for pos in ctx.portfolio.open_positions():
                     ctx.publish_position(pos)
                 ctx.portfolio.snapshot(now)
-            if now - last_equity >= config.equity_snapshot_interval_s:
+            # none before the first reconciliation: until then a live engine's cash is a
+            # placeholder (the starting balance, the replayed fills' sum), not the venue's,
+            # and a stored snapshot of it would stay in the equity history (the drawdown, the
+            # UTC day's start that daily_loss_limit counts from after a restart)
+            if ctx.reconciled and now - last_equity >= config.equity_snapshot_interval_s:
                 last_equity = now
                 await self.record_equity(now)
             if now - last_reconcile >= config.reconcile_interval_s:

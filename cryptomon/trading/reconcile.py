@@ -193,7 +193,7 @@ class Reconciler:
             # a derivatives account's balance (ccxt's total: the margin balance) includes the
             # open contracts' unrealized PnL: the engine's, which the equity adds on its own,
             # and that of the positions it does not manage, which are not its money
-            cash -= ctx.portfolio.contract_unrealized(ctx.portfolio.quote)
+            cash -= self._own_unrealized(ctx.portfolio.quote)
             cash -= self._unmanaged_unrealized(ctx.portfolio.quote)
             old = ctx.portfolio.cash
             if ctx.portfolio.rebase_cash(cash):
@@ -285,6 +285,30 @@ class Reconciler:
             return None
         venue: dict[str, Decimal] = await self._retry("fetch_positions", fetch)
         return venue
+
+    def _own_unrealized(self, currency: str) -> Decimal:
+        """The unrealized PnL of the engine's open contracts settled in ``currency`` that the
+        venue's balance holds: where the venue's position is all the engine's and the venue
+        reports its unrealized PnL, the venue's figure (at the venue's mark, the one its
+        balance uses: the engine's mark may be stale, after a restart the last it knew, and
+        the cash would then be off by the move since, counted again once the engine's mark
+        catches up); else the engine's own at its mark (a position added to by hand takes
+        the rest from :meth:`_unmanaged_unrealized`; a broker without the venue's figures)."""
+        ours: dict[str, Decimal] = {}
+        own_pnl: dict[str, Decimal] = {}
+        for pos in self.context.portfolio.positions.values():
+            c = pos.contract
+            if c is not None and pos.amount != 0 and c.settle == currency:
+                ours[pos.symbol] = ours.get(pos.symbol, ZERO) + pos.amount
+                own_pnl[pos.symbol] = own_pnl.get(pos.symbol, ZERO) + pos.unrealized_pnl
+        total = ZERO
+        for symbol, mine in ours.items():
+            venue = self._venue.get(symbol)
+            figure = None if venue is None or venue.settle != currency else venue.unrealized
+            theirs = ZERO if venue is None else venue.contracts
+            all_ours = theirs != 0 and (theirs > 0) == (mine > 0) and abs(theirs) <= abs(mine)
+            total += figure if figure is not None and all_ours else own_pnl[symbol]
+        return total
 
     def _unmanaged_unrealized(self, currency: str) -> Decimal:
         """The unrealized PnL the venue reports for the parts of its positions settled in

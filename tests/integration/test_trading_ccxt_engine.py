@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from cryptomon.clock import LiveClock, ManualClock
 from cryptomon.config import TradingConfig
+from cryptomon.errors import RiskRejected
 from cryptomon.events import BookTop, OrderIntent, OrderState, RiskEvent
 from cryptomon.hub import Hub
 from cryptomon.market.state import MarketState
@@ -460,3 +461,13 @@ async def test_a_partial_fill_the_cancel_reports_is_booked_though_the_trades_fai
     assert record.filled == Decimal("0.004")
     assert rig.engine.portfolio.amount("simulator", SYMBOL) == Decimal("0.004")
     assert venue.position("BTC") == Decimal("0.004")
+
+
+@pytest.mark.asyncio
+async def test_an_order_for_a_market_the_venue_does_not_list_says_so(rig: Rig) -> None:
+    """A manual order for a symbol the venue does not list is refused before anything is
+    sent, its reason naming the market once (not an empty ``order  rejected:`` inside)."""
+    with pytest.raises(RiskRejected) as refused:
+        await rig.engine.executor.submit(manual_buy("no-such", "ETH-USDT", "0.1"))
+    assert str(refused.value) == "market info unavailable: ETH-USDT is not a market of binance"
+    assert rig.endpoints.order_posts == 0

@@ -99,8 +99,13 @@ async def test_418_ban_longer_than_the_gate_waits_sends_nothing_and_says_why(rig
     with pytest.raises(TemporaryError, match=r"wait 60\.0 s more \(HTTP 418\)"):
         await rig.broker.fetch_balances()
     assert rig.endpoints.requests[ACCOUNT] == 1
-    with pytest.raises(OrderRejectedError, match="not sent"):
+    with pytest.raises(OrderRejectedError, match="not sent") as refused:
         await rig.broker.place_order(buy("cm-418"))
+    # the book read that values the order met the ban: said so, not as a failed spec
+    reason = str(refused.value)
+    assert "the venue's book could not be read" in reason
+    assert "spec check failed" not in reason
+    assert reason.count("not sent") == 1
     assert rig.endpoints.requests[("POST", "/api/v3/order")] == 0
     rig.clock.advance(60.0)
     assert (await rig.broker.fetch_balances())["USDT"] == Decimal(10_000)

@@ -157,3 +157,22 @@ def test_trades_bad_arguments_and_unreachable_database(
     assert "crypto-monitor trades:" in err
     assert "unreachable" in err
     assert "Traceback" not in err
+
+
+def test_trades_of_a_live_config_needs_no_venue_keys(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report reads the database only: a live config run from a shell without the
+    venue's keys (they live in the service's environment or files) is reported, not
+    refused as an invalid configuration; ``run`` still refuses it."""
+    for name in ("API_KEY", "SECRET", "PASSWORD"):
+        monkeypatch.delenv(f"CRYPTOMON_TRADING__LIVE__{name}", raising=False)
+    doc = yaml.safe_load(config_file.read_text())
+    doc["trading"] = {"mode": "live", "live": {"exchange": "binance"}}
+    config_file.write_text(yaml.safe_dump(doc))
+    assert main(["trades", "--config", str(config_file)]) == 0
+    out = capsys.readouterr().out
+    assert "Statistics (live, USDT)" in out
+    assert "cms-entry" in out
+    assert main(["check-config", "--config", str(config_file)]) == 2
+    assert "live.api_key" in capsys.readouterr().err

@@ -64,6 +64,11 @@ async def check_spec(
     try:
         refusal = await spec_refusal(ex, m, intent, exchange=exchange, read=read)
     except (RateLimited, TemporaryError) as exc:
-        raise OrderRejectedError(cid, f"not sent, the spec check failed: {exc}") from exc
+        detail = str(exc).replace(": not sent, ", ": ", 1)  # the read's own "not sent"
+        raise OrderRejectedError(
+            cid,
+            "not sent: the venue's book could not be read to check the order's minimum "
+            f"value ({detail})",
+        ) from exc
     if refusal is not None:  # the reason text of the risk checks and the paper broker
         raise OrderRejectedError(cid, refusal)
