@@ -175,6 +175,7 @@ api:
   tokens: [{{name: crash-test, token: {TOKEN}, scopes: [read, trade]}}]
 logging: {{level: INFO, format: json}}
 shutdown_timeout_s: 10
+data_dir: "{path.parent}"
 """
     )
 
