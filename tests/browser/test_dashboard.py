@@ -867,9 +867,7 @@ def test_a_refused_cancel_says_why_under_the_orders_table_not_in_a_dialog(
     held: list[Route] = []
     page.route(
         "**/api/v1/trading/orders/**",
-        lambda route: held.append(route)
-        if route.request.method == "DELETE"
-        else route.continue_(),
+        lambda route: held.append(route) if route.request.method == "DELETE" else route.continue_(),
     )
     for _attempt in range(5):
         coid = _resting_buy(demo)
