@@ -103,3 +103,36 @@ def test_runs_past_the_first_page_are_reached_with_older_runs(
     page.wait_for_selector("#backtests-more", state="hidden")
     assert f"{PAGE + 1} stored run(s)" in (page.text_content("#backtests-msg") or "")
     assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+# records the report links the page makes and those it lets go
+COUNT_BLOBS = """(() => {
+  const made = [], gone = [];
+  window.blobs = { made, gone };
+  const create = URL.createObjectURL.bind(URL), revoke = URL.revokeObjectURL.bind(URL);
+  URL.createObjectURL = (b) => { const u = create(b); made.push(u); return u; };
+  URL.revokeObjectURL = (u) => { gone.push(u); revoke(u); };
+})()"""
+
+
+def test_a_report_link_is_let_go_when_replaced_and_when_the_view_is_left(
+    page: Page, backtest_demo: Demo
+) -> None:
+    """The report fetched for a download is held as an object URL: opening the report again
+    lets the first go, and leaving the view lets the last go (no blob kept for the tab's
+    lifetime)."""
+    page.add_init_script(COUNT_BLOBS)
+    open_dashboard(page, backtest_demo, ADMIN_TOKEN, view="backtests")
+    page.wait_for_selector("#backtest-runs tbody tr.link")
+    page.click("#backtest-runs tbody tr")
+    page.wait_for_selector("#backtest-report a[download]")
+    page.click("#backtest-runs tbody tr")
+    page.wait_for_function("() => window.blobs.made.length === 2")
+    page.wait_for_selector("#backtest-report a[download]")
+    page.wait_for_function("() => window.blobs.gone.includes(window.blobs.made[0])")
+    href = page.get_attribute("#backtest-report a[download]", "href")
+    assert href == page.evaluate("() => window.blobs.made[1]")
+    assert page.evaluate("() => window.blobs.gone.includes(window.blobs.made[1])") is False
+    page.click("#nav a[data-view=markets]")
+    page.wait_for_function("() => window.blobs.gone.includes(window.blobs.made[1])")
+    assert page.console.errors == []  # type: ignore[attr-defined]

@@ -857,6 +857,42 @@ def test_a_double_click_on_cancel_sends_one_cancel_and_no_refusal(page: Page, de
     assert len(deletes) == 1, deletes
 
 
+def test_a_refused_cancel_says_why_under_the_orders_table_not_in_a_dialog(
+    page: Page, demo: Demo
+) -> None:
+    """A cancel the API refuses (the order was canceled meanwhile by another client) says
+    why inline, like the page's other refusals: no blocking dialog."""
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    held: list[Route] = []
+    page.route(
+        "**/api/v1/trading/orders/**",
+        lambda route: held.append(route) if route.request.method == "DELETE" else route.continue_(),
+    )
+    for _attempt in range(5):
+        coid = _resting_buy(demo)
+        open_dashboard(page, demo, demo.token, view="trading")
+        row = f"#orders tr:has(td:text-is('{coid}'))"
+        page.wait_for_selector(row)
+        button = page.query_selector(f"{row} button.cancel")
+        if button is None:  # filled before the table was read: another one
+            continue
+        with page.expect_request(lambda r: r.method == "DELETE"):
+            button.click()
+        break
+    else:
+        raise AssertionError("the order filled before it could be canceled, 5 times")
+    _send(demo, "DELETE", f"/api/v1/trading/orders/{coid}")  # canceled by another client
+    wait_for(lambda: held, 10, "the page's DELETE held")
+    with page.expect_response(lambda r: r.request.method == "DELETE") as refused:
+        held[0].continue_()
+    assert refused.value.status >= 400
+    page.wait_for_selector("#orders-msg.err:not(:empty)")
+    assert "Cancel refused" in (page.text_content("#orders-msg") or "")
+    assert coid in (page.text_content("#orders-msg") or "")
+    assert dialogs == [], dialogs
+
+
 def test_a_double_click_on_place_order_places_one_order(page: Page, demo: Demo) -> None:
     """The order form sends one order per submit: its button is disabled while the order is
     on its way, so a double click on "Place order" does not buy twice."""

@@ -33,18 +33,32 @@ export function mount(root) {
     el("section", { class: "panel wide" }, el("h2", { text: "Backtests" }), msg, runs.node, more),
     el("section", { class: "panel wide" }, el("h2", { text: "Report" }), report)));
 
+  // the object URL of the report offered for download: let go (the blob freed) when another
+  // report replaces it and when the view is left
+  let blobUrl = null;
+  let left = false; // the view was left: a report still loading is dropped
+  function letGo() {
+    if (blobUrl !== null) URL.revokeObjectURL(blobUrl);
+    blobUrl = null;
+  }
+  let opening = 0; // the last report asked for: an earlier one's late answer is dropped
   async function open(id) {
     // the report needs the token (a header), so it is fetched, then offered as a file
     const url = `/api/v1/backtests/${encodeURIComponent(id)}/report`;
+    const seq = ++opening;
+    letGo();
     report.replaceChildren(el("span", { class: "muted", text: "loading…" }));
     const headers = auth.token ? { Authorization: "Bearer " + auth.token } : {};
     try {
       const resp = await fetch(url, { headers });
       if (!resp.ok) throw new Error(explain(resp.status, resp.status === 404 ? "no report for this run" : resp.statusText));
       const blob = await resp.blob();
-      const link = el("a", { href: URL.createObjectURL(blob), download: `backtest-${id}.html`, text: "Download the report" });
+      if (seq !== opening || left) return;
+      blobUrl = URL.createObjectURL(blob);
+      const link = el("a", { href: blobUrl, download: `backtest-${id}.html`, text: "Download the report" });
       report.replaceChildren(el("p", {}, link, el("span", { class: "muted", text: ` (${f.bytes(blob.size)}; interactive charts open in the browser)` })));
     } catch (err) {
+      if (seq !== opening || left) return;
       report.replaceChildren(el("span", { class: "msg err", text: err.message }));
     }
   }
@@ -84,5 +98,5 @@ export function mount(root) {
     }
     await loadPage();
   })();
-  return { unmount() {} };
+  return { unmount() { left = true; letGo(); } };
 }

@@ -16,20 +16,23 @@ export function originCell(o) {
     o.reason ? el("span", { class: "reason", text: o.reason }) : null);
 }
 
-function cancelButton(order, after) {
+// msg: where a refused cancel says why (under the orders table, like the page's other
+// refusals; not a blocking dialog)
+function cancelButton(order, after, msg) {
   if (!auth.can("trade") || ["filled", "canceled", "rejected", "expired", "cancel_pending"].includes(order.state)) return "";
   return el("button", { type: "button", class: "cancel", text: "Cancel", onclick: async (ev) => {
     ev.stopPropagation();
     // one cancel per click: a second click (a double click) would be refused as "already
-    // canceled" in an alert over a cancel that worked; the table's refresh replaces the button
+    // canceled" over a cancel that worked; the table's refresh replaces the button
     const button = ev.currentTarget;
     if (button.disabled) return;
     button.disabled = true;
     button.textContent = "Canceling…";
     try {
       await api(`/api/v1/trading/orders/${encodeURIComponent(order.client_order_id)}`, { method: "DELETE" });
+      msg.textContent = ""; // an earlier refusal no longer stands under a cancel that worked
     } catch (err) {
-      window.alert(`Cancel refused: ${err.message}`);
+      message(msg, `Cancel refused: ${order.client_order_id}: ${err.message}`);
     }
     after();
   } });
@@ -75,6 +78,7 @@ export function mount(root) {
   const refreshSoon = () => { clearTimeout(timerSoon); timerSoon = setTimeout(refresh, 250); };
   let timerSoon = null;
   const positions = new Table(positionColumns(), { empty: "no open positions", id: "positions" });
+  const ordersMsg = el("div", { class: "msg", id: "orders-msg" }); // a refused cancel's reason
   const orders = new Table([
     { key: "created", label: "time", fmt: (o) => f.clock(o.created) },
     { key: "client_order_id", label: "order" },
@@ -85,7 +89,7 @@ export function mount(root) {
     { key: "amount", label: "amount", num: true, fmt: (o) => `${f.amount(o.filled)} / ${f.amount(o.amount)}` },
     { key: "price", label: "price", num: true, fmt: (o) => f.price(o.price ?? o.avg_price) },
     { key: "origin", label: "origin", fmt: originCell },
-    { key: "cancel", label: "", fmt: (o) => cancelButton(o, refreshSoon) },
+    { key: "cancel", label: "", fmt: (o) => cancelButton(o, refreshSoon, ordersMsg) },
   ], { max: 100, empty: "no orders", id: "orders" });
   const fills = new Table([
     { key: "ts", label: "time", fmt: (x) => f.time(x.ts) },
@@ -105,7 +109,7 @@ export function mount(root) {
     panel("Performance", statsBox),
     el("section", { class: "panel wide" }, el("h2", { text: "Equity and drawdown" }), equity),
     el("section", { class: "panel wide" }, el("h2", { text: "Positions" }), el("div", { class: "hscroll" }, positions.node)),
-    el("section", { class: "panel wide" }, el("h2", { text: "Orders" }), el("div", { class: "scroll" }, orders.node),
+    el("section", { class: "panel wide" }, el("h2", { text: "Orders" }), el("div", { class: "scroll" }, orders.node), ordersMsg,
       form ? el("h3", { text: "Manual order" }) : null, form),
     el("section", { class: "panel wide" }, el("h2", { text: "Fills" }), el("div", { class: "scroll" }, fills.node))));
 
