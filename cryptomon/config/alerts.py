@@ -48,6 +48,13 @@ class ChannelConfig(Section):
     digest_interval_s: float = Field(
         default=60.0, gt=0, le=86_400, description="beyond the limit: one digest per interval"
     )
+    digest_max_items: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="alerts one digest lists (the most severe, then the latest); the others "
+        "are counted by kind in its last line",
+    )
     quiet_hours: str | None = Field(
         default=None,
         pattern=rf"^{_HHMM}-{_HHMM}$",
