@@ -239,7 +239,7 @@ class App:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
                 installed.append(sig)
-        if self.reloader is not None:
+        if hasattr(signal, "SIGHUP"):  # a reload with `run`; logged as not done otherwise
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signal.SIGHUP, self._on_reload)
                 installed.append(signal.SIGHUP)
@@ -278,14 +278,12 @@ class App:
             return 0 if clean else 1
         finally:
             for sig in installed:
-                if sig == signal.SIGHUP:
-                    loop.remove_signal_handler(sig)
-                    continue
-                # a second Ctrl-C (or SIGTERM) while the process finishes its exit (a
-                # summary, the loop's close) is told, not a KeyboardInterrupt that ends it
-                # by the signal after a clean stop. Replaced in place: removing it first
-                # puts Python's default handler back for an instant, and a Ctrl-C landing
-                # there raised KeyboardInterrupt (exit 130). `run_daemon` takes these off.
+                # a second Ctrl-C (or SIGTERM, or a SIGHUP) while the process finishes its
+                # exit (a summary, the loop's close) is told, not a KeyboardInterrupt or the
+                # signal's default action that ends it after a clean stop. Replaced in
+                # place: removing it first puts Python's default handler back for an
+                # instant, and a Ctrl-C landing there raised KeyboardInterrupt (exit 130).
+                # `run_daemon` takes these off.
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, _signal_while_exiting, sig)
 
@@ -328,7 +326,14 @@ class App:
 
     def _on_reload(self) -> None:
         log.info("daemon.signal", signal="SIGHUP")
-        if self.reloader is None or (self._reloading is not None and not self._reloading.done()):
+        if self.reloader is None:  # demo, replay: their config is not a file to read again
+            log.warning(
+                "daemon.reload_unsupported",
+                hint="a config reload (SIGHUP) is done by `crypto-monitor run` only; "
+                "this command goes on with the config it started with",
+            )
+            return
+        if self._reloading is not None and not self._reloading.done():
             return
         self._reloading = asyncio.get_running_loop().create_task(
             self.reloader.reload(), name="config-reload"

@@ -32,6 +32,7 @@ from cryptomon.commands.demo_config import (
 )
 from cryptomon.commands.support import (
     EXIT_USAGE,
+    ignore_sighup_until_running,
     process_exits_after,
     run_daemon,
     setup_logging,
@@ -110,6 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"crypto-monitor: --event-every: expected 0.05..3600 seconds, got {args.event_every}\n"
         )
         return EXIT_USAGE
+    ignore_sighup_until_running(args)  # the running demo logs that it does not reload
     # the exit follows the stop (a first compile: not waited for)
     return run_daemon(_demo(args), exiting=process_exits_after(args))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptomon.commands.support import (
+    ignore_sighup_until_running,
     process_exits_after,
     run_daemon,
     settings_from_args,
@@ -97,6 +98,7 @@ def _http_files_left_out(files: list[str], feed_id: str) -> list[Path]:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    ignore_sighup_until_running(args)  # the running replay logs that it does not reload
     from cryptomon.config import ExchangeConfig
     from cryptomon.errors import ConfigError
     from cryptomon.feeds.replay import parse_speed, replay_feed_class

@@ -7,11 +7,11 @@ section 8); it overrides ``bus.role`` from the config. ``all`` (the default) is 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from typing import Any
 
 from cryptomon.commands.support import (
+    ignore_sighup_until_running,
     process_exits_after,
     run_daemon,
     settings_from_args,
@@ -99,12 +99,8 @@ def _untraded(settings: Settings) -> list[tuple[str, str]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Build the daemon from the config and run it until SIGTERM/SIGINT."""
-    if process_exits_after(args) and hasattr(signal, "SIGHUP"):
-        # a reload asked while the daemon is still being built (imports, components) is not
-        # its end: SIGHUP's default action ended the process without a line. The event loop
-        # takes SIGHUP over as it runs; a reload asked before then is not done (ask again
-        # once daemon.running is logged)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # a reload asked before daemon.running is logged is not done (ask again then)
+    ignore_sighup_until_running(args)
     role = getattr(args, "role", None)
     settings = with_role(settings_from_args(args), role)
     setup_logging(settings)

@@ -99,6 +99,16 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
+def ignore_sighup_until_running(args: argparse.Namespace) -> None:
+    """A SIGHUP (a reload) asked while the daemon is still being built (imports, components)
+    is not its end: its default action ended the process without a line (exit 129). The
+    daemon's event loop takes SIGHUP over as it runs (`run` reloads, the other commands log
+    that they do not); one asked before then is ignored. Only for the process's own command
+    line (:func:`process_exits_after`): a host program keeps its handler."""
+    if process_exits_after(args) and hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 EXIT_GRACE_S = 2.0
 """How long the daemon's exit waits for worker threads still busy once it has stopped."""
 
@@ -155,13 +165,17 @@ def run_daemon(
                 signal.signal(sig, handler)
 
 
-_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_EXIT_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()),
+)
 
 
 def ignore_exit_signals(loop: asyncio.AbstractEventLoop) -> None:
-    """Take SIGINT and SIGTERM off ``loop`` and ignore them: the daemon has stopped, and a
-    second Ctrl-C or SIGTERM during the rest of the exit must not end the process by the
-    signal after a clean stop. Done before the loop's close, which would put Python's
+    """Take SIGINT, SIGTERM and SIGHUP off ``loop`` and ignore them: the daemon has stopped,
+    and a second Ctrl-C, SIGTERM or a reload during the rest of the exit must not end the
+    process by the signal after a clean stop. Done before the loop's close, which would put Python's
     default handlers back. Removing a handler puts the default back for an instant; a
     Ctrl-C in that instant raises KeyboardInterrupt, which is taken as what it is (a signal
     the exit ignores) and the step done again."""

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from cryptomon.config.base import Section, SeverityName, normalize_symbol
-from cryptomon.config.templates import check_override
+from cryptomon.config.templates import FIELDS, check_override
 from cryptomon.kinds import AnomalyKind, NotifyEventType
 
 NotifyCategory = Literal["anomaly", "trading", "system"]
@@ -40,6 +47,13 @@ class ChannelConfig(Section):
     )
     digest_interval_s: float = Field(
         default=60.0, gt=0, le=86_400, description="beyond the limit: one digest per interval"
+    )
+    digest_max_items: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="alerts one digest lists (the most severe, then the latest); the others "
+        "are counted by kind in its last line",
     )
     quiet_hours: str | None = Field(
         default=None,
@@ -133,18 +147,42 @@ class AlertsConfig(Section):
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
 
-    @field_validator("templates")
+    @field_validator("templates", mode="wrap")
     @classmethod
     def _check_templates(
-        cls, v: dict[NotifyEventType, TemplateOverride]
+        cls, v: Any, handler: ValidatorFunctionWrapHandler
     ) -> dict[NotifyEventType, TemplateOverride]:
-        for event_type, ov in v.items():
+        """Every bad override is its own problem at ``alerts.templates.TYPE.PART``, reported
+        together with the shape errors (an unknown event type) of the others."""
+        errors: list[InitErrorDetails] = []
+        for event_type, ov in v.items() if isinstance(v, dict) else ():
+            if event_type not in FIELDS or not isinstance(ov, dict):
+                continue  # the type check below names it
             for part in ("title", "body"):
-                text = getattr(ov, part)
-                if text is None:
+                text = ov.get(part)
+                if not isinstance(text, str) or not text:
                     continue
                 try:
                     check_override(event_type, text)
                 except ValueError as exc:
-                    raise ValueError(f"{event_type}.{part}: {exc}") from None
-        return v
+                    error = PydanticCustomError("template", "{why}", {"why": str(exc)})
+                    errors.append(InitErrorDetails(type=error, loc=(event_type, part), input=text))
+        try:
+            checked: dict[NotifyEventType, TemplateOverride] = handler(v)
+        except ValidationError as exc:
+            if not errors:
+                raise
+            errors = [*_details(exc), *errors]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return checked
+
+
+def _details(exc: ValidationError) -> list[InitErrorDetails]:
+    """``exc``'s errors, to be raised again beside others."""
+    out: list[InitErrorDetails] = []
+    for e in exc.errors():
+        why = str(e.get("msg", ""))
+        error = PydanticCustomError(e["type"], "{why}", {"why": why})
+        out.append(InitErrorDetails(type=error, loc=tuple(e["loc"]), input=e.get("input")))
+    return out

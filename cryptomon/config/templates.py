@@ -123,7 +123,8 @@ def check_override(event_type: str, text: str) -> None:
             continue
         if name not in allowed:  # plain names only: no attribute or index access
             raise ValueError(
-                f"unknown field {{{name}}} for {event_type}; fields: {', '.join(allowed)}"
+                f"known fields only: unknown field {{{name}}} for {event_type}; "
+                f"fields: {', '.join(allowed)}"
             )
     try:
         text.format_map(sample_fields(event_type))

@@ -12,7 +12,7 @@ from cryptomon.config import ChannelConfig, problems_from
 from cryptomon.errors import ConfigError, Problem
 from cryptomon.events import Severity
 from cryptomon.notify.alerts import Alert
-from cryptomon.notify.delivery import AppriseSender
+from cryptomon.notify.delivery import MIN_SPLIT_BODY, AppriseSender
 from cryptomon.notify.ratelimit import Deduper, QuietHours, TokenBucket
 from cryptomon.notify.templates import (
     Format,
@@ -39,6 +39,12 @@ ROUTING_FIELDS = frozenset(
     }
 )
 """What ``update_routing`` may change; never ``name`` or ``url``."""
+
+
+DIGEST_TITLE_ROOM = 100
+"""Characters kept for a digest's title on a service that puts it in the body."""
+DIGEST_MARGIN = 64
+"""Characters kept for what the service adds around the body (line ends, markup)."""
 
 
 @dataclass(slots=True)
@@ -91,6 +97,19 @@ class ChannelState:
         # would go out one by one, hours stale, when it comes back
         self.backlog_cap = 2 * cfg.burst + 1
         self.quiet = QuietHours(cfg.quiet_hours, cfg.quiet_hours_tz) if cfg.quiet_hours else None
+
+    @property
+    def digest_max_chars(self) -> int | None:
+        """The body size one digest may have to go out as one message of the service
+        (Telegram 4096 characters, its title included: it has none of its own); None for a
+        service with no useful limit and for SMS-sized ones (those truncate, see delivery)."""
+        plugin = self.sender.plugin
+        size = int(getattr(plugin, "body_maxlen", 0) or 0)
+        if size < MIN_SPLIT_BODY:
+            return None
+        if int(getattr(plugin, "title_maxlen", 0) or 0) <= 0:  # the title goes in the body
+            size -= DIGEST_TITLE_ROOM
+        return size - DIGEST_MARGIN
 
     def validated_update(self, fields: dict[str, Any]) -> ChannelConfig:
         """This channel's config with ``fields`` changed; ConfigError per bad field. Only

@@ -16,7 +16,7 @@ from cryptomon.notify.alerts import iso
 from cryptomon.notify.channel import ChannelState, Outgoing
 from cryptomon.notify.delivery import DeliveryResult
 from cryptomon.notify.records import Recorder
-from cryptomon.notify.templates import Renderer, render_digest
+from cryptomon.notify.templates import DigestItem, Renderer, render_digest
 from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
@@ -73,9 +73,21 @@ class Dispatcher:
         top = min((a.priority for a, _ in items), default="P2")
         title, body = render_digest(
             ch.name,
-            [(a.priority, iso(a.ts), a.market, r) for a, r in items],
+            [
+                DigestItem(
+                    a.priority,
+                    iso(a.ts),
+                    a.market,
+                    r,
+                    a.kind if a.category == "anomaly" else a.event_type,
+                    a.severity.rank,
+                )
+                for a, r in items
+            ],
             ch.format,
             ch.cfg.digest_interval_s,
+            max_items=ch.cfg.digest_max_items,
+            max_chars=ch.digest_max_chars,
         )
         ch.outbox.put_nowait(Outgoing(title, body, top, "digest", None, items))
 

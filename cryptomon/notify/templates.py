@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 import re
 import string
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import structlog
 
@@ -381,17 +382,55 @@ def _body(lines: Sequence[tuple[str, str]], fields: Mapping[str, Any], fmt: Form
     return "\n".join(out)
 
 
+class DigestItem(NamedTuple):
+    """One alert of a digest: ``rank`` is its severity's (higher first), ``kind`` what the
+    count of the alerts left out groups it under."""
+
+    priority: str
+    time: str
+    market: str
+    rendered: Rendered
+    kind: str
+    rank: int
+
+
 def render_digest(
-    channel: str, items: Sequence[tuple[str, str, str, Rendered]], fmt: Format, window_s: float
+    channel: str,
+    items: Sequence[DigestItem],
+    fmt: Format,
+    window_s: float,
+    *,
+    max_items: int | None = None,
+    max_chars: int | None = None,
 ) -> tuple[str, str]:
-    """Title and body of a digest; ``items`` are ``(priority, time, market, rendered)``."""
+    """Title and body of a digest that lists at most ``max_items`` of ``items`` (the most
+    severe, then the latest; shown in the order they came) and, when the body would pass
+    ``max_chars``, fewer: one digest is one message of the service. The last line counts the
+    alerts left out, by kind."""
     title = f"[digest] {len(items)} alerts for {channel} (rate limit reached)"
     head = f"{len(items)} alerts were collapsed into this digest over up to {window_s:g}s:"
-    lines = [f"**{head}**" if fmt == "markdown" else head]
     bullet = "- " if fmt == "markdown" else "* "
     esc = md_escape if fmt == "markdown" else str
-    lines.extend(
-        f"{bullet}{esc(f'[{prio}]')} {when} {esc(market)}: {r.summary}"
-        for prio, when, market, r in items
-    )
-    return title, "\n".join(lines)
+    # most severe first, the latest first among equals
+    order = sorted(range(len(items)), key=lambda i: (-items[i].rank, -i))
+    keep = len(items) if max_items is None else min(max_items, len(items))
+    while True:
+        shown = sorted(order[:keep])
+        lines = [f"**{head}**" if fmt == "markdown" else head]
+        lines.extend(
+            f"{bullet}{esc(f'[{it.priority}]')} {it.time} {esc(it.market)}: {it.rendered.summary}"
+            for it in (items[i] for i in shown)
+        )
+        left = [items[i] for i in order[keep:]]
+        if left:
+            kinds = Counter(it.kind for it in left)
+            by_kind = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=_by_count))
+            lines.append(esc(f"... and {len(left)} more (by kind: {by_kind})"))
+        body = "\n".join(lines)
+        if max_chars is None or len(body) <= max_chars or keep == 0:
+            return title, body
+        keep -= 1
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]

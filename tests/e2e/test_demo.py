@@ -161,3 +161,46 @@ def test_a_start_cut_short_by_ctrl_c_names_no_dashboard_url(tmp_path: Path) -> N
     assert "http://" not in out, out  # no dashboard URL: the API never listened
     assert "dashboard" not in out, out
     assert "Traceback" not in err, err
+
+
+def test_sighup_is_ignored_with_a_log_line_and_the_demo_goes_on(tmp_path: Path) -> None:
+    """SIGHUP to a running demo (a reload is `run`'s): logged as not supported, the demo goes
+    on and still stops with 0 and its summary on SIGTERM. It had no SIGHUP handler: the
+    signal's default action ended it (exit -1 / 129) without a line."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cryptomon", "demo", "--port", "0", "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+
+    def wait_for(event: str) -> str:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline() if proc.stderr is not None else ""
+            if not line:
+                break
+            seen.append(line)
+            if f'"{event}"' in line:
+                return line
+        raise AssertionError(f"{event} not logged (exit {proc.poll()}):\n" + "".join(seen))
+
+    try:
+        wait_for("daemon.running")
+        proc.send_signal(signal.SIGHUP)
+        line = wait_for("daemon.reload_unsupported")
+        assert "crypto-monitor run" in line, line
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        out, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert "demo summary: " in out, out
+    assert "Traceback" not in rest, rest

@@ -137,3 +137,54 @@ def test_ctrl_c_during_the_first_compile_exits_without_waiting_for_it(
     assert '"detectors.compiled"' not in rest, rest
     assert not [p for p in tmpdir.iterdir() if p.name.startswith("cryptomon-replay-")]
     assert "Traceback" not in rest
+
+
+def test_sighup_during_a_replay_is_ignored_with_a_log_line(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """SIGHUP to a running replay (a reload is `run`'s): logged as not supported, the replay
+    goes on and stops with 0 and its summary on SIGTERM. It had no SIGHUP handler: the
+    signal's default action ended it (exit -1 / 129) without a line."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    files = [str(shared_data / n) for n in ("BINANCE.0", "BINANCE.http.0.0", "BINANCE.ws.1.0")]
+    argv = [*CLI, "replay", "--exchange", "binance", *files, "--speed", "1x"]
+    argv += ["--log-format", "json"]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,
+    )
+    seen: list[str] = []
+
+    def wait_for(event: str) -> str:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline() if proc.stderr is not None else ""
+            if not line:
+                break
+            seen.append(line)
+            if f'"{event}"' in line:
+                return line
+        raise AssertionError(f"{event} not logged (exit {proc.poll()}):\n" + "".join(seen))
+
+    try:
+        wait_for("daemon.running")
+        proc.send_signal(signal.SIGHUP)
+        line = wait_for("daemon.reload_unsupported")
+        assert "crypto-monitor run" in line, line
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        out, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert out.startswith("replayed "), out
+    assert "Traceback" not in rest, rest

@@ -119,7 +119,7 @@ async def test_notify_test_bad_template_is_a_config_error(tmp_path: Path) -> Non
     )
     code, _, err = await _cli("notify-test", "--config", str(path))
     assert code == 2
-    assert "alerts.templates" in err
+    assert "alerts.templates.anomaly.title: got '{exchange} {bogus}'" in err
     assert "unknown field {bogus} for anomaly" in err
     assert "Traceback" not in err
 

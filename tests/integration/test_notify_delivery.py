@@ -244,3 +244,42 @@ async def test_wecom_bot_gets_plain_text_it_can_show(web_sink: HttpSink) -> None
     assert "Reasons: RSI*2 [15m]" in content
     assert "**" not in content
     assert "\\" not in content
+
+
+@pytest.mark.asyncio
+async def test_a_burst_digest_is_one_telegram_message_listing_the_most_severe(
+    web_sink: HttpSink,
+) -> None:
+    """300 alerts beyond a Telegram channel's rate limit (apprise's real plugin, its API served
+    by the local sink): the digest is one message within Telegram's 4096 characters, listing
+    ``digest_max_items`` alerts (the most severe first, then the latest) and the count of the
+    others by kind; every alert is still recorded as digested. The digest listed every alert
+    and was split into 6 messages sent at once, outside the rate limit."""
+    tg = "tgram://123456789:AAF-notARealToken/-100200300"
+    channel = {"name": "tg", "url": tg, "rate_limit_per_min": 1, "digest_max_items": 10}
+    async with running_router([channel], dedup_window_s=0) as run:
+        plugin = run.router.channels["tg"].sender.plugin
+        plugin.notify_url = f"http://127.0.0.1:{web_sink.port}/bot"  # Telegram's API, here
+        for i in range(300):  # 1 sent alone, 299 digested: 3 high ones among them
+            sev = Severity.HIGH if i in (100, 200, 250) else Severity.MEDIUM
+            kind = "price_change" if i % 3 == 0 else "volume"
+            run.hub.publish(
+                anomaly(symbol=f"C{i}-USDT", kind=kind, severity=sev, ts=run.clock.time() + i)
+            )
+        await wait_until(lambda: len(run.by("tg", "sent")) == 1)
+        assert len(web_sink.messages) == 1
+        run.clock.advance(61)
+        await wait_until(lambda: len(run.by("tg", "digested")) == 299)
+        await wait_until(lambda: len(run.by("tg", "sent")) == 2)  # the digest's own record
+    assert len(web_sink.messages) == 2, [m["text"][:60] for m in web_sink.messages]
+    text = web_sink.messages[1]["text"]
+    assert len(text) <= 4096
+    assert "[digest] 299 alerts for tg (rate limit reached)" in text.splitlines()[0], text[:200]
+    listed = [ln for ln in text.splitlines() if ln.startswith("- ")]
+    assert len(listed) == 10, text
+    for sym in ("C100-USDT", "C200-USDT", "C250-USDT"):  # the most severe are listed
+        assert any(sym.replace("-", r"\-") in ln or sym in ln for ln in listed), (sym, text)
+    assert "... and 289 more (by kind: " in text, text
+    tail = text[text.index("... and 289 more") :]
+    # the 3 high ones (volume) and the 7 latest (5 volume, 2 price_change) are listed
+    assert tail.startswith(r"... and 289 more (by kind: volume 192, price\_change 97)"), tail

@@ -144,3 +144,39 @@ async def test_a_data_dir_that_cannot_be_written_is_refused_by_check_config_and_
     assert code == 0, err
     assert fresh.is_dir()
     assert list(fresh.iterdir()) == []  # the probe file is gone
+
+
+@pytest.mark.asyncio
+async def test_check_config_names_each_bad_template_by_its_key(tmp_path: Path) -> None:
+    """Two bad template overrides (three bad parts): check-config exits 2 with one line per
+    part, each named by its key path with its value and what is wrong; it printed one line
+    for the whole alerts.templates dict, about the first bad one only."""
+    cfg = write(
+        tmp_path / "bad.yaml",
+        alerts={
+            "templates": {
+                "anomaly": {"title": "{nope} x", "body": "{value:d}"},
+                "fill": {"title": "filled {symbol}"},
+                "signal": {"body": "{bad"},
+            }
+        },
+    )
+    code, _, err = await run("check-config", "--config", cfg)
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line.strip() for line in err.splitlines() if line.startswith("  ")]
+    assert len(lines) == 3, err
+    assert any(
+        line.startswith("alerts.templates.anomaly.title: got '{nope} x'")
+        and "unknown field {nope} for anomaly" in line
+        for line in lines
+    ), err
+    assert any(
+        line.startswith("alerts.templates.anomaly.body: got '{value:d}'")
+        and "formats with sample values" in line
+        for line in lines
+    ), err
+    assert any(
+        line.startswith("alerts.templates.signal.body: got '{bad'") and "str.format" in line
+        for line in lines
+    ), err

@@ -17,7 +17,7 @@ from cryptomon.clock import ManualClock
 from cryptomon.commands.support import ignore_exit_signals
 from cryptomon.hub import Hub
 
-EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # a SIGHUP is no end either
 
 
 @pytest.fixture

@@ -61,7 +61,11 @@ def test_bad_channel_values_name_the_key(channel: dict[str, Any], path: str, exp
         ({"attempt_timeout_s": 0}, "alerts.attempt_timeout_s", "greater than 0"),
         ({"api_base_url": "ftp://x"}, "alerts.api_base_url", "match pattern"),
         ({"templates": {"trade": {"title": "x"}}}, "alerts.templates.trade", "'anomaly', 'fill'"),
-        ({"templates": {"fill": {"body": "{value}"}}}, "alerts.templates", "unknown field {value}"),
+        (
+            {"templates": {"fill": {"body": "{value}"}}},
+            "alerts.templates.fill.body: got '{value}'",
+            "unknown field {value}",
+        ),
         (
             {"channels": [{"name": "a", "url": URL}, {"name": "a", "url": URL}]},
             "alerts.channels",
@@ -75,6 +79,32 @@ def test_bad_alerts_values_name_the_key(alerts: dict[str, Any], path: str, expec
         load_settings(data={"alerts": alerts})
     assert path in str(err.value)
     assert expected in str(err.value)
+
+
+def test_every_bad_template_is_reported_by_its_own_key() -> None:
+    """Several bad template overrides: one problem each, named by its own key path with what
+    is wrong (an unknown event type too); it was one problem for the whole alerts.templates
+    dict, naming only the first bad template."""
+    templates = {
+        "anomaly": {"title": "{nope} x", "body": "{value:d}"},
+        "signal": {"body": "{bad"},
+        "fill": {"title": "filled {symbol}"},  # fine
+        "trade": {"title": "x"},
+    }
+    with pytest.raises(ConfigError) as err:
+        load_settings(data={"alerts": {"templates": templates}})
+    problems = {p.path: p for p in err.value.problems}
+    assert sorted(problems) == [
+        "alerts.templates.anomaly.body",
+        "alerts.templates.anomaly.title",
+        "alerts.templates.signal.body",
+        "alerts.templates.trade.[key]",
+    ], problems
+    assert problems["alerts.templates.anomaly.title"].value == "{nope} x"
+    assert "unknown field {nope} for anomaly" in problems["alerts.templates.anomaly.title"].expected
+    assert "formats with sample values" in problems["alerts.templates.anomaly.body"].expected
+    assert "str.format template" in problems["alerts.templates.signal.body"].expected
+    assert "'anomaly', 'fill'" in problems["alerts.templates.trade.[key]"].expected
 
 
 def test_environment_overrides_alerts_keys(monkeypatch: pytest.MonkeyPatch) -> None:

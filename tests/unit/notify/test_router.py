@@ -84,7 +84,8 @@ async def test_alert_storm_is_rate_limited_and_digested(inbox: Inbox) -> None:
     storm = [rng.choice(keys) for _ in range(1000)]
     storm[: len(keys)] = keys  # every key occurs at least once
     rng.shuffle(storm)
-    channel = _ch("ops", inbox, rate_limit_per_min=6, digest_interval_s=60)
+    # a digest listing all of them (digest_max_items): which ones it holds is the point here
+    channel = _ch("ops", inbox, rate_limit_per_min=6, digest_interval_s=60, digest_max_items=500)
     async with running_router(transport=inbox.transport, channels=[channel]) as run:
         for chunk in range(10):  # 100 anomalies every 6 s: the whole storm within 60 s
             for sym, kind in storm[chunk * 100 : (chunk + 1) * 100]:
@@ -332,8 +333,11 @@ async def test_critical_flood_has_its_own_budget_then_is_digested_on_time(
     titles = inbox.titles()
     assert sum(t.startswith("[P0]") for t in titles) == 6
     assert titles[-1] == "[digest] 138 alerts for ops (rate limit reached)"
-    assert "M-USDT" in inbox.messages[-1]["message"]
+    # the 20 latest criticals are listed, the medium one is counted (and recorded)
+    assert "M-USDT" not in inbox.messages[-1]["message"]
+    assert "... and 118 more (by kind: volume 118)" in inbox.messages[-1]["message"]
     assert len(run.by("ops", "digested")) == 138
+    assert [r.symbol for r in run.by("ops", "digested")].count("M-USDT") == 1
 
 
 @pytest.mark.asyncio

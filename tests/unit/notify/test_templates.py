@@ -10,6 +10,7 @@ from cryptomon.notify.alerts import AlertBuilder
 from cryptomon.notify.templates import (
     DEFAULTS,
     FIELDS,
+    DigestItem,
     Renderer,
     check_override,
     format_for,
@@ -107,8 +108,9 @@ def test_built_in_templates_use_only_their_event_types_fields() -> None:
 def test_digest_lists_every_item() -> None:
     """A digest has one line per collapsed alert, with its priority, time and market."""
     r = Renderer()
+    rendered = r.render("anomaly", _fields(), "text")
     items = [
-        ("P1", "2023-11-14T22:13:20Z", f"binance C{i}-USDT", r.render("anomaly", _fields(), "text"))
+        DigestItem("P1", "2023-11-14T22:13:20Z", f"binance C{i}-USDT", rendered, "volume", 3)
         for i in range(30)
     ]
     title, body = render_digest("ops", items, "text", 60)
@@ -116,6 +118,29 @@ def test_digest_lists_every_item() -> None:
     lines = body.splitlines()
     assert len(lines) == 31
     assert lines[1] == "* [P1] 2023-11-14T22:13:20Z binance C0-USDT: volume 7.5 vs 3 (high)"
+
+
+def test_digest_lists_the_most_severe_then_latest_and_counts_the_rest_by_kind() -> None:
+    """With ``max_items`` a digest lists that many alerts (the most severe, then the latest,
+    in the order they came) and counts the others by kind; with ``max_chars`` it lists fewer
+    to stay within the service's message size, and still counts every alert."""
+    r = Renderer().render("anomaly", _fields(), "text")
+    items = [
+        DigestItem("P2", f"t{i}", f"binance C{i}-USDT", r, "price" if i % 2 else "volume", 2)
+        for i in range(50)
+    ]
+    items[5] = items[5]._replace(priority="P0", rank=4)
+    title, body = render_digest("ops", items, "text", 60, max_items=4)
+    assert title == "[digest] 50 alerts for ops (rate limit reached)"
+    lines = body.splitlines()
+    assert [ln.split()[2] for ln in lines[1:-1]] == ["t5", "t47", "t48", "t49"]
+    assert lines[-1] == "... and 46 more (by kind: volume 24, price 22)"
+    _, short = render_digest("ops", items, "text", 60, max_items=40, max_chars=500)
+    assert len(short) <= 500
+    kept = len(short.splitlines()) - 2
+    assert 0 < kept < 40
+    assert short.splitlines()[1].split()[2] == "t5"  # the most severe stays
+    assert f"... and {50 - kept} more" in short.splitlines()[-1]
 
 
 def test_numbers_never_render_in_exponent_notation() -> None:
@@ -156,7 +181,8 @@ def test_markdown_escapes_text_fields_but_not_titles_links_or_text_bodies() -> N
     assert r"**Reasons:** a\*b \[1m\] c\_d" in md.body
     assert "kind=price_change)" in md.body
     assert "Reasons: a*b [1m] c_d" in tx.body
-    _, body = render_digest("ops", [("P1", "t", "binance BTC-USDT", md)], "markdown", 60)
+    item = DigestItem("P1", "t", "binance BTC-USDT", md, "price_change", 3)
+    _, body = render_digest("ops", [item], "markdown", 60)
     assert body.splitlines()[1] == r"- \[P1\] t binance BTC-USDT: price\_change 7.5 vs 3 (high)"
 
 
