@@ -87,6 +87,7 @@ class UsdmVenue:
     book: UsdmBook = field(default_factory=UsdmBook)
     refuse_leverage: bool = False
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) signed
+    symbols: list[str] = field(default_factory=list)  # each request's ``symbol`` ("": none)
     holds: dict[tuple[str, str], Hold] = field(default_factory=dict)
     refusals: dict[tuple[str, str], tuple[Refusal, bool]] = field(default_factory=dict)
     streams: UsdmStreams = field(default_factory=UsdmStreams)
@@ -229,6 +230,7 @@ class UsdmVenue:
                 return refused
             params = dict(parse_qsl(request.query_string)) | dict(parse_qsl(body))
             self.requests.append((request.method, request.path))
+            self.symbols.append(params.get("symbol", ""))
             early = self.holds.get((request.method, request.path))
             if early is not None and early.before:
                 del self.holds[(request.method, request.path)]

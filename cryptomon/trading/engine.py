@@ -198,12 +198,16 @@ class TradingEngine:
         )
         if was_halted:  # from the start: a fill the reconciliation finds is one while halted
             ctx.set_risk_state(RiskState.HALTED, "halted before the restart (kill switch)")
-        await self._restore()
+        grew = await self._restore()
         if isinstance(self.journal, EquityJournal):  # today's start, for daily_loss_limit
             now = ctx.now()
             ctx.day_start_equity = await self.journal.first_equity_since(now - now % 86400)
         await self.broker.start()
         await self.recovery.sweep_restored_dust()
+        # armed once the broker is up: the levels are rounded to the market's tick (asked of
+        # the venue; before start, unknown: a level off the tick a venue leg could be refused at)
+        await self.protection.arm_restored(ctx.portfolio.open_positions(), grew)
+        self.protection.adopt_legs(ctx.book.open())
         set_listener = getattr(self.broker, "set_listener", None)
         if callable(set_listener):
             set_listener(self._on_broker_update)
@@ -231,8 +235,9 @@ class TradingEngine:
             open_orders=len(ctx.book.open()),
         )
 
-    async def _restore(self) -> None:
-        """Orders and fills from the journal; a simulated venue restarts from them."""
+    async def _restore(self) -> dict[tuple[str, str], list[str]]:
+        """Orders and fills from the journal; a simulated venue restarts from them. Returns
+        the client order ids whose fills opened or added to each position, oldest first."""
         ctx = self.context
         for stored in await self.journal.open_orders():
             spec = ctx.spec(stored.intent.exchange, stored.intent.symbol)
@@ -268,8 +273,7 @@ class TradingEngine:
         if callable(restore_positions):  # contracts: signed qty and entry, no coins held
             held = [p for p in ctx.portfolio.open_positions() if p.contract is not None]
             restore_positions([(p.exchange, p.symbol, p.amount, p.avg_price) for p in held])
-        await self.protection.arm_restored(ctx.portfolio.open_positions(), grew)
-        self.protection.adopt_legs(ctx.book.open())
+        return grew
 
     async def stop(self) -> None:
         for sub in self._subs:

@@ -26,6 +26,8 @@ from cryptomon.trading.brokers.base import (
     MarketInfo,
     OrderOutcomeUnknown,
     OrderRejectedError,
+    is_protective,
+    urgent,
 )
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.deadline import within
@@ -322,7 +324,9 @@ class OrderExecutor:
             # in this task, not one of its own (wait_for on 3.11): the placement takes no
             # extra loop turns; the timeout is armed once it waits (deadline.py): a venue
             # that answers at once (the paper broker) needs no timer
-            return await within(ctx.broker.place_order(intent), ctx.config.order_timeout_s)
+            # an exit's requests go ahead of the broker's paced reads (brokers.base.URGENT)
+            with urgent(is_protective(intent)):
+                return await within(ctx.broker.place_order(intent), ctx.config.order_timeout_s)
         except OrderRejectedError as exc:
             self.move(record, OrderState.REJECTED, exc.reason)
         except OrderOutcomeUnknown as exc:

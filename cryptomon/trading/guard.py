@@ -185,8 +185,9 @@ class ProtectionManager:
                 log.warning("trading.entry_levels_unread", error=repr(exc))
         self._trails = await self._read_trails() if positions else {}
         for symbol in {pos.symbol for pos in positions}:
-            # the tick the levels are rounded to (nothing has looked the market up yet at a
-            # restart); unknown, the levels stay unrounded (the venue may refuse a leg off it)
+            # the tick the levels are rounded to (the engine arms them once the broker has
+            # started); unknown (the venue away), the levels stay unrounded (the venue may
+            # refuse a leg off it)
             try:
                 await self.context.market_info(symbol)
             except Exception as exc:

@@ -10,6 +10,7 @@ from decimal import Decimal
 import structlog
 
 from cryptomon.events import OrderState
+from cryptomon.trading.brokers.base import is_protective, urgent
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.executor import OrderExecutor
 from cryptomon.trading.funding import FundingSync
@@ -89,9 +90,10 @@ class EnginePoller:
                 continue
             intent = record.intent
             try:
-                answer = await self.context.broker.fetch_order(
-                    intent.symbol, intent.client_order_id
-                )
+                with urgent(is_protective(intent)):  # an exit in flight: its fills at once
+                    answer = await self.context.broker.fetch_order(
+                        intent.symbol, intent.client_order_id
+                    )
             except Exception as exc:
                 log.warning(
                     "trading.poll_failed",

@@ -7,7 +7,10 @@
    settled by lookup, :mod:`cryptomon.trading.settle`), never sent again.
 2. Open venue orders carrying one of our client order ids but unknown to the journal are
    orphans: they are canceled (a mismatch). Venues that list open orders only per symbol
-   (the broker's ``open_orders_need_symbol()``) are asked once per traded symbol.
+   (the broker's ``open_orders_need_symbol()``) are asked once per traded symbol, and so is
+   every venue on the periodic run: a list without a symbol weighs much more in the venue's
+   rate limit (Binance USD-M: 40 against 1) and ccxt's pacing made every request after it,
+   a stop-loss exit included, wait for it (2 s); the startup run asks for every market.
 3. Contract positions (perpetuals, futures) must equal the venue's (``fetch_positions``); one
    that differs is first searched for finished orders the engine did not send that reduce it
    (a live broker's ``forced_closes``: the venue's liquidation, auto-deleveraging or
@@ -101,7 +104,7 @@ class Reconciler:
         self._flipped = set()
         if not periodic:
             await self._settle_journal_orders(mismatches)
-        await self._cancel_orphans(mismatches)
+        await self._cancel_orphans(mismatches, periodic=periodic)
         await self._check_balances(mismatches, unmanaged, periodic=periodic)
         if not periodic:
             ctx.resume_day()
@@ -159,9 +162,9 @@ class Reconciler:
             )
         ctx.unmanaged = unmanaged
 
-    async def _cancel_orphans(self, mismatches: list[str]) -> None:
+    async def _cancel_orphans(self, mismatches: list[str], *, periodic: bool) -> None:
         """Step 2: our client order ids open at the venue but unknown here are canceled."""
-        for answer in await self._open_orders():
+        for answer in await self._open_orders(per_symbol=periodic):
             coid = answer.client_order_id
             if coid in self.context.book or not is_ours(coid):
                 continue
@@ -463,13 +466,13 @@ class Reconciler:
                 f"{symbol}: position {_d(mine)} contracts but the venue holds {_d(theirs)}"
             )
 
-    async def _open_orders(self) -> list[BrokerOrder]:
+    async def _open_orders(self, *, per_symbol: bool) -> list[BrokerOrder]:
         """Every open venue order: one call, or one per traded symbol (configured, or with an
-        order or a position) when the broker says its venue needs the symbol."""
+        order or a position) when ``per_symbol`` or the broker says its venue needs it."""
         ctx = self.context
         broker = ctx.broker
         need = getattr(broker, "open_orders_need_symbol", None)
-        if not (callable(need) and need()):
+        if not per_symbol and not (callable(need) and need()):
             return await self._retry("fetch_open_orders", broker.fetch_open_orders)
         symbols = set(ctx.config.symbols)
         symbols.update(r.intent.symbol for r in ctx.book.all())

@@ -20,7 +20,13 @@ import structlog
 
 from cryptomon.errors import TemporaryError, backoff_delays
 from cryptomon.events import Fill, OrderState
-from cryptomon.trading.brokers.base import BrokerOrder, OrderOutcomeUnknown, OrderRejectedError
+from cryptomon.trading.brokers.base import (
+    BrokerOrder,
+    OrderOutcomeUnknown,
+    OrderRejectedError,
+    is_protective,
+    urgent,
+)
 from cryptomon.trading.context import EngineContext
 from cryptomon.trading.orders import OrderRecord
 
@@ -66,7 +72,8 @@ async def settle_unknown(sync: OrderSync, record: OrderRecord, retry_after: floa
         await ctx.clock.sleep(max(wait or 0.0, delay))
         wait = None
         try:
-            answer = await ctx.broker.fetch_order(intent.symbol, intent.client_order_id)
+            with urgent(is_protective(intent)):
+                answer = await ctx.broker.fetch_order(intent.symbol, intent.client_order_id)
         except OrderOutcomeUnknown as exc:
             wait = exc.retry_after_s
             continue
@@ -144,7 +151,8 @@ async def apply_venue_view(sync: OrderSync, record: OrderRecord, answer: BrokerO
     if answer.filled > record.filled:
         intent = record.intent
         try:
-            fills = await sync.context.broker.fetch_fills(intent.symbol, since=intent.ts - 60)
+            with urgent(is_protective(intent)):  # an exit's fills: booked without delay
+                fills = await sync.context.broker.fetch_fills(intent.symbol, since=intent.ts - 60)
         except Exception as exc:
             log.warning("trading.fetch_fills_failed", error=repr(exc))
             fills = []

@@ -12,7 +12,8 @@ Error contract:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,6 +37,33 @@ SEND_GUARD: ContextVar[Callable[[], None] | None] = ContextVar("send_guard", def
 broker that sends over HTTP calls it right before each request of that call leaves, after any
 rate-limit wait, and the request is not sent when it raises. A check at the call's start alone
 would let an order through that waited at the venue's gate past the wrapper's validity."""
+
+
+URGENT: ContextVar[bool] = ContextVar("urgent_request", default=False)
+"""True inside :func:`urgent`: the requests of a protective exit (its placement, the reads that
+book its fills, its lookups). A broker that paces its requests on the client side (ccxt's
+rate limiter, a queue in which a heavy read makes every later request wait) sends these at
+once, ahead of the reads waiting there, and counts their weight against the requests after
+them: a stop-loss must not wait seconds behind the periodic reconciliation's reads."""
+
+
+def is_protective(intent: OrderIntent) -> bool:
+    """Whether ``intent`` is one of the engine's exits: a reduce-only market order (a
+    stop-loss or take-profit the engine watches, the kill switch's flatten, a close)."""
+    return intent.reduce_only and intent.type == "market"
+
+
+@contextmanager
+def urgent(on: bool = True) -> Iterator[None]:
+    """Mark the requests made inside as urgent (:data:`URGENT`) when ``on``."""
+    if not on:
+        yield
+        return
+    token = URGENT.set(True)
+    try:
+        yield
+    finally:
+        URGENT.reset(token)
 
 
 class OrderRejectedError(FatalError):

@@ -8,11 +8,18 @@ makes on its own: every response is seen by ccxt's ``on_rest_response`` hook, an
 ``Retry-After`` (seconds or an HTTP date; a default when the venue sent none). Every request
 waits at the gate first; a wait longer than ``max_wait_s`` is not waited for but raised as
 :class:`RateLimited` before anything is sent.
+
+ccxt's own pacing (``enableRateLimit``) is a queue with a debt: a request of weight w makes
+the next one wait w x ``rateLimit`` (Binance USD-M's open orders without a symbol: 40 x 50 ms,
+2 s), whoever sends it. An urgent request (:data:`~cryptomon.trading.brokers.base.URGENT`: a
+protective exit) is not queued there (:func:`pace`): it goes at once and its weight is added
+to the debt the next paced request waits out. The venue's gate above applies to it as to any.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -20,7 +27,7 @@ import structlog
 
 from cryptomon.clock import Clock
 from cryptomon.errors import TemporaryError
-from cryptomon.trading.brokers.base import SEND_GUARD
+from cryptomon.trading.brokers.base import SEND_GUARD, URGENT
 
 log = structlog.get_logger()
 
@@ -119,3 +126,31 @@ def install(exchange: Any, gate: VenueGate) -> None:
 
     exchange.fetch = gated_fetch
     exchange.on_rest_response = observed
+    pace(exchange)
+
+
+def charge(throttler: Any, cost: float | None) -> None:
+    """Count a request that skipped ccxt's queue in its limiter: the leaky bucket's tokens
+    go down by its weight (the next paced request waits that much longer), the rolling
+    window gets its timestamp."""
+    config = getattr(throttler, "config", None)
+    if not isinstance(config, dict):
+        return
+    weight = float(config.get("cost", 1.0) if cost is None else cost)
+    if config.get("algorithm") == "rollingWindow":
+        throttler.timestamps.append({"timestamp": time.time() * 1000, "cost": weight})
+    else:
+        config["tokens"] = config.get("tokens", 0) - weight
+
+
+def pace(exchange: Any) -> None:
+    """Let the urgent requests of the ccxt client ``exchange`` skip ccxt's pacing queue."""
+    throttle = exchange.throttle
+
+    async def laned(cost: float | None = None) -> Any:
+        if URGENT.get():
+            charge(getattr(exchange, "throttler", None), cost)
+            return None
+        return await throttle(cost)
+
+    exchange.throttle = laned
