@@ -260,6 +260,9 @@ class OrderBook:
         self._orders: dict[str, OrderRecord] = {}
         self._open: dict[str, OrderRecord] = {}  # may be open; terminal ones leave on open()
         self.keep_closed = keep_closed
+        # every symbol an order of this run was for (trimmed orders' too): the markets the
+        # periodic reconciliation lists open orders of, without walking the book each time
+        self.symbols: set[str] = set()
 
     def __contains__(self, client_order_id: str) -> bool:
         return client_order_id in self._orders
@@ -272,6 +275,7 @@ class OrderBook:
         if existing is not None:
             return existing
         self._orders[record.client_order_id] = record
+        self.symbols.add(record.intent.symbol)
         if record.is_open:
             self._open[record.client_order_id] = record
         self._trim()

@@ -475,7 +475,7 @@ class Reconciler:
         if not per_symbol and not (callable(need) and need()):
             return await self._retry("fetch_open_orders", broker.fetch_open_orders)
         symbols = set(ctx.config.symbols)
-        symbols.update(r.intent.symbol for r in ctx.book.all())
+        symbols.update(ctx.book.symbols)  # kept as orders are added: no walk of the book
         symbols.update(p.symbol for p in ctx.portfolio.open_positions())
         out: list[BrokerOrder] = []
         for symbol in sorted(symbols):

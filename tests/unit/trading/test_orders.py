@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import get_args
 
@@ -153,6 +154,18 @@ def test_order_book_open_follows_state_changes_and_trims_the_oldest_closed() -> 
     assert [r.client_order_id for r in book.open(symbol="ETH-USDT")] == []
     book.add(OrderRecord(intent=_intent("e"), state=S.FILLED))
     assert [r.client_order_id for r in book.all()] == ["c", "d", "e"]
+
+
+def test_order_book_remembers_every_symbol_it_held_an_order_for() -> None:
+    """``symbols`` (the markets the periodic reconciliation lists open orders of) keeps the
+    symbol of an order trimmed from the book: an orphan of it may still rest at the venue."""
+    book = OrderBook(keep_closed=1)
+    old = replace(_intent("a"), symbol="ETH-USDT")
+    book.add(OrderRecord(intent=old, state=S.FILLED))
+    for coid in ("b", "c"):
+        book.add(OrderRecord(intent=_intent(coid), state=S.FILLED))
+    assert "a" not in book
+    assert book.symbols == {"ETH-USDT", "BTC-USDT"}
 
 
 def test_update_event_and_dict_carry_the_state() -> None:
