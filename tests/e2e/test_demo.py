@@ -11,6 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from tests.util import LoggedProcess
+
+DEMO_JSON = [sys.executable, "-m", "cryptomon", "demo", "--port", "0", "--log-format", "json"]
+
 
 def test_demo_runs_offline_and_prints_summary() -> None:
     """A short demo exits 0 and its last line summarises events, anomalies, orders, fills."""
@@ -85,40 +89,15 @@ def test_a_second_ctrl_c_after_the_stop_does_not_end_the_process_by_the_signal(
     """Ctrl-C, and again once the daemon has stopped (while the process prints its summary
     and exits), then SIGTERM: the exit stays the clean stop's 0 with the summary printed,
     not a KeyboardInterrupt (130, or the process ended by SIGINT)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cryptomon", "demo", "--port", "0", "--log-format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.stderr is not None
-    seen: list[str] = []
-
-    def wait_for(event: str) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline() if proc.stderr is not None else ""
-            if not line:
-                break
-            seen.append(line)
-            if f'"{event}"' in line:
-                return
-        raise AssertionError(f"{event} not logged:\n" + "".join(seen))
-
-    try:
-        wait_for("daemon.running")
+    with LoggedProcess(DEMO_JSON, cwd=tmp_path) as demo:
+        proc = demo.proc
+        demo.wait_for("daemon.running")
         proc.send_signal(signal.SIGINT)
-        wait_for("daemon.stopped")
+        demo.wait_for("daemon.stopped")
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGTERM)
         out, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, "".join(seen) + rest
+    assert proc.returncode == 0, demo.log() + rest
     assert "demo summary: " in out, out
     assert "Traceback" not in rest, rest
 
@@ -167,40 +146,15 @@ def test_sighup_is_ignored_with_a_log_line_and_the_demo_goes_on(tmp_path: Path) 
     """SIGHUP to a running demo (a reload is `run`'s): logged as not supported, the demo goes
     on and still stops with 0 and its summary on SIGTERM. It had no SIGHUP handler: the
     signal's default action ended it (exit -1 / 129) without a line."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cryptomon", "demo", "--port", "0", "--log-format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.stderr is not None
-    seen: list[str] = []
-
-    def wait_for(event: str) -> str:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline() if proc.stderr is not None else ""
-            if not line:
-                break
-            seen.append(line)
-            if f'"{event}"' in line:
-                return line
-        raise AssertionError(f"{event} not logged (exit {proc.poll()}):\n" + "".join(seen))
-
-    try:
-        wait_for("daemon.running")
+    with LoggedProcess(DEMO_JSON, cwd=tmp_path) as demo:
+        proc = demo.proc
+        demo.wait_for("daemon.running")
         proc.send_signal(signal.SIGHUP)
-        line = wait_for("daemon.reload_unsupported")
+        line = demo.wait_for("daemon.reload_unsupported")
         assert "crypto-monitor run" in line, line
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         out, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, "".join(seen) + rest
+    assert proc.returncode == 0, demo.log() + rest
     assert "demo summary: " in out, out
     assert "Traceback" not in rest, rest

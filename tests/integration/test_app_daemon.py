@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.util import LoggedProcess
+
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_daemon_exits_0_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
@@ -206,43 +208,26 @@ def test_ctrl_c_during_the_first_start_compile_stops_at_once(tmp_path: Path) -> 
     assert "Traceback" not in rest
 
 
-def test_ctrl_c_held_down_after_the_stop_leaves_the_exit_code_0(tmp_path: Path) -> None:
-    """Ctrl-C, then Ctrl-C again and again (every 10 ms) once the daemon has stopped, until
-    the process is gone: the exit stays the clean stop's 0. The exit restored Python's
-    SIGINT handler, and the interpreter's own finalization (about a second, freeing numba's
-    modules) then ended the process by the signal: exit 130 after a clean stop."""
+def _daemon_config(tmp_path: Path) -> list[str]:
+    """The argv of a daemon on a SQLite file with no exchanges and a free API port."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/x.db'}}\n"
         f"data_dir: {tmp_path}\napi: {{port: 0}}\nshutdown_timeout_s: 5\n"
     )
-    argv = [sys.executable, "-m", "cryptomon", "--config", str(cfg), "--log-format", "json"]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        cwd=tmp_path,
-    )
-    assert proc.stderr is not None
-    seen: list[str] = []
+    return [sys.executable, "-m", "cryptomon", "--config", str(cfg), "--log-format", "json"]
 
-    def wait_for(event: str) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline() if proc.stderr is not None else ""
-            if not line:
-                break
-            seen.append(line)
-            if f'"{event}"' in line:
-                return
-        raise AssertionError(f"{event} not logged:\n" + "".join(seen))
 
-    try:
-        wait_for("daemon.running")
+def test_ctrl_c_held_down_after_the_stop_leaves_the_exit_code_0(tmp_path: Path) -> None:
+    """Ctrl-C, then Ctrl-C again and again (every 10 ms) once the daemon has stopped, until
+    the process is gone: the exit stays the clean stop's 0. The exit restored Python's
+    SIGINT handler, and the interpreter's own finalization (about a second, freeing numba's
+    modules) then ended the process by the signal: exit 130 after a clean stop."""
+    with LoggedProcess(_daemon_config(tmp_path), cwd=tmp_path) as daemon:
+        proc = daemon.proc
+        daemon.wait_for("daemon.running")
         proc.send_signal(signal.SIGINT)
-        wait_for("daemon.stopped")
+        daemon.wait_for("daemon.stopped")
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
             with contextlib.suppress(ProcessLookupError):
@@ -250,11 +235,8 @@ def test_ctrl_c_held_down_after_the_stop_leaves_the_exit_code_0(tmp_path: Path) 
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.01)
         rc = proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    rest = proc.stderr.read()
-    assert rc == 0, f"exit {rc}\n" + "".join(seen) + rest
+    rest = proc.stderr.read() if proc.stderr is not None else ""
+    assert rc == 0, f"exit {rc}\n" + daemon.log() + rest
     assert "Traceback" not in rest, rest
 
 
@@ -262,42 +244,12 @@ def test_sighup_while_the_daemon_is_being_built_does_not_end_it(tmp_path: Path) 
     """SIGHUP (a reload) before the event loop has its handler, while the daemon is still
     importing and building its components: the daemon goes on to run and stops with 0 on
     SIGTERM. SIGHUP's default action ended the process then, without a line (exit 129)."""
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/x.db'}}\n"
-        f"data_dir: {tmp_path}\napi: {{port: 0}}\nshutdown_timeout_s: 5\n"
-    )
-    argv = [sys.executable, "-m", "cryptomon", "--config", str(cfg), "--log-format", "json"]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        cwd=tmp_path,
-    )
-    assert proc.stderr is not None
-    seen: list[str] = []
-
-    def wait_for(event: str) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline() if proc.stderr is not None else ""
-            if not line:
-                break
-            seen.append(line)
-            if f'"{event}"' in line:
-                return
-        raise AssertionError(f"{event} not logged (exit {proc.poll()}):\n" + "".join(seen))
-
-    try:
-        wait_for("daemon.no_exchanges")  # logged before the daemon is built
+    with LoggedProcess(_daemon_config(tmp_path), cwd=tmp_path) as daemon:
+        proc = daemon.proc
+        daemon.wait_for("daemon.no_exchanges")  # logged before the daemon is built
         proc.send_signal(signal.SIGHUP)
-        wait_for("daemon.running")
+        daemon.wait_for("daemon.running")
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    rest = proc.stderr.read()
-    assert rc == 0, f"exit {rc}\n" + "".join(seen) + rest
+    rest = proc.stderr.read() if proc.stderr is not None else ""
+    assert rc == 0, f"exit {rc}\n" + daemon.log() + rest

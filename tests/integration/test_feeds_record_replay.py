@@ -13,6 +13,7 @@ import yaml
 
 from cryptomon.sim.exchange import SimExchange
 from cryptomon.sim.market import MarketModel
+from tests.util import LoggedProcess
 
 CLI = [sys.executable, "-m", "cryptomon"]
 
@@ -145,46 +146,20 @@ def test_sighup_during_a_replay_is_ignored_with_a_log_line(
     """SIGHUP to a running replay (a reload is `run`'s): logged as not supported, the replay
     goes on and stops with 0 and its summary on SIGTERM. It had no SIGHUP handler: the
     signal's default action ended it (exit -1 / 129) without a line."""
-    import os
     import signal
-    import subprocess
-    import time
 
     files = [str(shared_data / n) for n in ("BINANCE.0", "BINANCE.http.0.0", "BINANCE.ws.1.0")]
     argv = [*CLI, "replay", "--exchange", "binance", *files, "--speed", "1x"]
     argv += ["--log-format", "json"]
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        cwd=tmp_path,
-    )
-    seen: list[str] = []
-
-    def wait_for(event: str) -> str:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline() if proc.stderr is not None else ""
-            if not line:
-                break
-            seen.append(line)
-            if f'"{event}"' in line:
-                return line
-        raise AssertionError(f"{event} not logged (exit {proc.poll()}):\n" + "".join(seen))
-
-    try:
-        wait_for("daemon.running")
+    with LoggedProcess(argv, cwd=tmp_path) as replay:
+        proc = replay.proc
+        replay.wait_for("daemon.running")
         proc.send_signal(signal.SIGHUP)
-        line = wait_for("daemon.reload_unsupported")
+        line = replay.wait_for("daemon.reload_unsupported")
         assert "crypto-monitor run" in line, line
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         out, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, "".join(seen) + rest
+    assert proc.returncode == 0, replay.log() + rest
     assert out.startswith("replayed "), out
     assert "Traceback" not in rest, rest
