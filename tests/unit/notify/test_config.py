@@ -35,6 +35,8 @@ def test_defaults() -> None:
     ("channel", "path", "expected"),
     [
         ({"rate_limit_per_min": 0}, "alerts.channels.0.rate_limit_per_min", "greater than 0"),
+        ({"digest_max_items": 0}, "alerts.channels.0.digest_max_items", "greater than or equal"),
+        ({"digest_max_items": 501}, "alerts.channels.0.digest_max_items", "less than or equal"),
         ({"quiet_hours": "10pm-7am"}, "alerts.channels.0.quiet_hours", "match pattern"),
         ({"quiet_hours_tz": "Moon/Base"}, "alerts.channels.0.quiet_hours_tz", "IANA time zone"),
         ({"events": ["trades"]}, "alerts.channels.0.events.0", "'anomaly', 'trading'"),
