@@ -4,6 +4,11 @@ A bar closes when a trade of a later interval arrives for its market, or when th
 trade time seen on any market is two intervals past its start (so a market that went quiet
 still gets its bar closed; "data time" works the same live and in replay). Open bars are
 also handed out while they grow (``closed: false``), so a reader sees the current minute.
+
+A process knows only the trades it received: a restart in the middle of a minute would
+replace that minute's stored row with the new run's part of it. The store writer reads the
+row a run before stored for the minute its own run started in, once per market, and writes
+that minute as :func:`continued` (the earlier part and the new one as one bar).
 """
 
 from __future__ import annotations
@@ -130,3 +135,21 @@ class CandleAggregator:
                     rows.append(self._row(key, bar, closed=False))
                     bar.dirty = False
         return rows
+
+
+def _zero(value: Any) -> Any:
+    return 0 if value is None else value
+
+
+def continued(before: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` (this run's bar of a minute, from trades) after ``before`` (the same minute's
+    row a run before this one stored, from trades): the earlier open, the extremes of both,
+    this run's close, volumes and counts summed. A new dict; ``row`` is left as it is (a
+    write retried after an outage merges it again from the same two)."""
+    out = dict(row)
+    out["open"] = before["open"]
+    out["high"] = max(before["high"], row["high"])
+    out["low"] = min(before["low"], row["low"])
+    for key in ("volume", "trade_count", "buy_volume", "sell_volume"):
+        out[key] = _zero(before.get(key)) + _zero(row.get(key))
+    return out

@@ -12,10 +12,12 @@ inserts; on PostgreSQL they go through ``COPY``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.events import (
@@ -50,6 +52,7 @@ from cryptomon.store.bulk import (
 )
 from cryptomon.store.models import (
     AnomalyRow,
+    CandleRow,
     EquitySnapshotRow,
     FillRow,
     PositionRow,
@@ -86,6 +89,7 @@ __all__ = [
     "insert_signals",
     "insert_trades",
     "record_intent",
+    "stored_trade_bars",
     "trade_tuple",
     "upsert_candles",
     "upsert_orders",
@@ -342,3 +346,46 @@ _DURABLE_WRITERS: dict[type, tuple[str, Any]] = {
     AuditEntry: ("audit_log", insert_audit),
     FeedStatus: ("feed_events", insert_feed_events),
 }
+
+
+async def stored_trade_bars(
+    session: AsyncSession, open_time: datetime, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stored 1-minute candles from trades (``source: trades``) that open at
+    ``open_time``, of the ``(exchange, symbol)`` markets in ``keys``, by market: the values
+    :func:`cryptomon.store.candles.continued` merges."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    c = CandleRow
+    result = await session.execute(
+        select(
+            c.exchange,
+            c.symbol,
+            c.open,
+            c.high,
+            c.low,
+            c.volume,
+            c.trade_count,
+            c.buy_volume,
+            c.sell_volume,
+        ).where(
+            c.interval == "1m",
+            c.open_time == open_time,
+            c.source == "trades",
+            c.exchange.in_(sorted({e for e, _ in wanted})),
+        )
+    )
+    return {
+        (r.exchange, r.symbol): {
+            "open": r.open,
+            "high": r.high,
+            "low": r.low,
+            "volume": r.volume,
+            "trade_count": r.trade_count,
+            "buy_volume": r.buy_volume,
+            "sell_volume": r.sell_volume,
+        }
+        for r in result
+        if (r.exchange, r.symbol) in wanted
+    }

@@ -50,13 +50,17 @@ from cryptomon.events import (
 )
 from cryptomon.hub import Hub, InlineSubscription, QueuedSubscription
 from cryptomon.store import repos
-from cryptomon.store.candles import CandleAggregator
+from cryptomon.store.candles import INTERVAL_S, CandleAggregator, continued
 from cryptomon.store.transactions import Transactions, Work
 
 if TYPE_CHECKING:
     from cryptomon.store.db import Database
 
 log = structlog.get_logger()
+
+JOINED_MINUTES = 2
+"""The minutes a run may join in progress: the one it started in and the one before (trades
+received late, or again from the bus after a brain's restart)."""
 
 DURABLE_BURST = 8  # batches per durable transaction while a backlog is written
 
@@ -77,6 +81,11 @@ class StoreWriter:
         self.clock = clock
         # closed bars wait for the database at most candle_buffer of them (an outage)
         self.candles = CandleAggregator(max_closed=config.candle_buffer)
+        # the minutes this run joined in progress (set by start: the one it started in, and
+        # the one before for trades that arrive late or again from the bus): its bars from
+        # trades of these continue the rows a run before stored (candles.continued)
+        self._joined: frozenset[datetime] = frozenset()
+        self._before: dict[tuple[str, str, datetime], dict[str, Any] | None] = {}  # read once
         self._durable: list[Event] = []
         self._durable_since = 0.0
         self._trades: list[tuple[Any, ...]] = []
@@ -131,6 +140,12 @@ class StoreWriter:
 
     async def start(self) -> None:
         cfg = self.config
+        now = self.clock.time()
+        minute = now - now % INTERVAL_S
+        self._joined = frozenset(
+            datetime.fromtimestamp(minute - k * INTERVAL_S, UTC) for k in range(JOINED_MINUTES)
+        )
+        self._before = {}
         self._subs = [
             self.hub.subscribe_queued(
                 (*DURABLE, FeedStatus),
@@ -398,7 +413,8 @@ class StoreWriter:
                         session, "book_tops", repos.BOOK_TOP_COLUMNS, tops
                     )
                 if candles:
-                    out["candles"] = await repos.upsert_candles(session, candles)
+                    rows = await self._continued(session, candles)
+                    out["candles"] = await repos.upsert_candles(session, rows)
                 return out
 
             self._market_writing = len(trades) + len(tops) + len(candles)
@@ -409,6 +425,35 @@ class StoreWriter:
             if not written:
                 self.rejected += len(trades) + len(tops) + len(candles)
                 log.error("store.market_batch_rejected", rows=len(trades) + len(tops))
+
+    async def _continued(
+        self, session: AsyncSession, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """``rows`` with this run's bars of the minutes it joined in progress continuing
+        what a run before stored for them (a restart mid-minute). A stored row is read once
+        per market and minute, before this run first writes it (after, it would read this
+        run's own part back)."""
+        joined = self._joined
+        mine = [
+            (r["exchange"], r["symbol"], r["open_time"])
+            for r in rows
+            if r["source"] == "trades" and r["open_time"] in joined
+        ]
+        if not mine:
+            return rows
+        before = self._before
+        for minute in {m for _, _, m in mine}:
+            unread = {(e, s) for e, s, m in mine if m == minute and (e, s, m) not in before}
+            if unread:
+                stored = await repos.stored_trade_bars(session, minute, unread)
+                for e, s in unread:  # kept if this transaction fails: the row is unchanged
+                    before[e, s, minute] = stored.get((e, s))
+        out = []
+        for r in rows:
+            key = (r["exchange"], r["symbol"], r["open_time"])
+            earlier = before.get(key) if r["source"] == "trades" else None
+            out.append(r if earlier is None else continued(earlier, r))
+        return out
 
     # ------------------------------------------------------------------ stats
 

@@ -288,3 +288,75 @@ async def test_flagged_trades_are_stored_with_their_flag_never_in_candles(
     ]
     assert (candle.high, candle.trade_count) == (100.0, 1)
     assert rig.writer.stats()["flagged_trades"] == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("keep_trades", [False, True])
+async def test_a_restart_within_a_minute_continues_the_minutes_stored_candle(
+    db: Database, rig_factory: Any, keep_trades: bool
+) -> None:
+    """The daemon restarted in the middle of a minute (T0 is 20 s into minute M): the minute's
+    candle from trades holds the trades of the run before the restart and of the new run
+    (the earlier run's open, the extremes of both, the later close, summed volumes and
+    counts), instead of the new run's alone replacing it; a minute after the restart's is
+    the new run's own, and an exchange's candle still wins."""
+    first = await rig_factory(trades=keep_trades)
+    first.hub.publish(trade(M + 1, price=100.0, amount=1.0))
+    first.hub.publish(trade(M + 5, price=90.0, amount=2.0, side="sell"))
+    await first.writer.stop()
+    second = await rig_factory(trades=keep_trades)
+    second.hub.publish(trade(M + 30, price=120.0, amount=0.5))
+    second.hub.publish(trade(M + 40, price=110.0, amount=0.25, side="sell"))
+    await second.hub.join()
+    await second.writer.flush()  # the open minute written once, then again on stop
+    second.hub.publish(trade(M + 50, price=105.0, amount=0.25))
+    second.hub.publish(trade(M + 61, price=107.0, amount=3.0))  # the next minute: its own
+    await second.writer.stop()
+    async with db.sessionmaker() as s:
+        rows = (await s.execute(select(CandleRow).order_by(CandleRow.open_time))).scalars().all()
+    assert [
+        (r.open, r.high, r.low, r.close, r.volume, r.trade_count, r.buy_volume, r.sell_volume)
+        for r in rows
+    ] == [
+        (100.0, 120.0, 90.0, 105.0, 4.0, 5, 1.75, 2.25),
+        (107.0, 107.0, 107.0, 107.0, 3.0, 1, 3.0, 0.0),
+    ]
+    # a third run in the same minute continues the merged row, not the first run's part
+    third = await rig_factory(trades=keep_trades)
+    third.hub.publish(trade(M + 55, price=80.0, amount=1.0))
+    await third.writer.stop()
+    async with db.sessionmaker() as s:
+        row = (
+            await s.execute(select(CandleRow).order_by(CandleRow.open_time).limit(1))
+        ).scalar_one()
+    assert (row.open, row.low, row.close, row.volume, row.trade_count) == (
+        100.0,
+        80.0,
+        80.0,
+        5.0,
+        6,
+    )
+
+
+@pytest.mark.asyncio
+async def test_late_trades_of_the_minute_before_the_restart_continue_its_row_old_ones_replace(
+    db: Database, rig_factory: Any
+) -> None:
+    """A run started in minute M (T0) that receives trades of minute M - 1 (late, or again
+    from the bus) continues M - 1's stored row too; a minute further back (a replay of old
+    data written twice) is replaced as before, so writing the same old trades again leaves
+    the same row."""
+    first = await rig_factory()
+    first.hub.publish(trade(M - 50, price=100.0, amount=1.0))  # minute M - 1
+    first.hub.publish(trade(M - 3600, price=50.0, amount=1.0, symbol="ETH-USDT"))  # an hour ago
+    await first.writer.stop()
+    second = await rig_factory()
+    second.hub.publish(trade(M - 10, price=101.0, amount=2.0))
+    second.hub.publish(trade(M - 3590, price=50.0, amount=1.0, symbol="ETH-USDT"))
+    await second.writer.stop()
+    async with db.sessionmaker() as s:
+        rows = (await s.execute(select(CandleRow).order_by(CandleRow.open_time))).scalars().all()
+    assert [(r.open, r.close, r.volume, r.trade_count) for r in rows] == [
+        (50.0, 50.0, 1.0, 1),
+        (100.0, 101.0, 3.0, 2),
+    ]
