@@ -588,3 +588,19 @@ async def test_a_replays_rate_limit_stays_on_the_clock_and_its_digest_on_the_rec
         await wait_until(lambda: len(inbox.messages) == 2)
     assert inbox.titles()[1] == "[digest] 2 alerts for ops (rate limit reached)"
     assert [r.status for r in run.records].count("digested") == 2
+
+
+@pytest.mark.asyncio
+async def test_a_replays_quiet_hours_are_those_of_the_recorded_time(inbox: Inbox) -> None:
+    """Quiet 22:00-23:00 and the clock at 22:13: a replay's router suppresses the anomaly
+    recorded at 22:20 and sends the one recorded at 23:20 (the live router would hold both)."""
+    channel = _ch("ops", inbox, quiet_hours="22:00-23:00")
+    async with running_router(
+        transport=inbox.transport, channels=[channel], event_time=True
+    ) as run:  # T0 = 22:13:20 UTC
+        run.hub.publish(anomaly(symbol="A-USDT", ts=T0 + 400))
+        run.hub.publish(anomaly(symbol="B-USDT", ts=T0 + 4000))
+        await wait_until(lambda: len(inbox.messages) == 1)
+    assert inbox.titles() == ["[P1] binance B-USDT: volume anomaly (high)"]
+    [quiet] = run.by("ops", "suppressed")
+    assert quiet.error == "quiet hours"
