@@ -156,7 +156,11 @@ def _build_notify(settings: Settings, *, hub: Hub, clock: Clock) -> Notification
     # sends tests through it. Disabled = it does not subscribe to the hub (nothing routed).
     from cryptomon.notify.router import NotificationRouter
 
-    return NotificationRouter(hub=hub, clock=clock, config=settings.alerts)
+    # replayed recordings only: the alerts' windows follow the recording's time (a recording
+    # of hours plays in seconds), the channels' rate limits stay on the clock
+    sources = [e.source for e in settings.exchanges if e.enabled]
+    replay = bool(sources) and all(source == "replay" for source in sources)
+    return NotificationRouter(hub=hub, clock=clock, config=settings.alerts, event_time=replay)
 
 
 def _build_detect(settings: Settings, *, hub: Hub, clock: Clock) -> DetectorEngine | None:

@@ -19,14 +19,24 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from cryptomon.events import Anomaly, Fill, OrderIntent, Signal
+from cryptomon.events import (
+    Anomaly,
+    Fill,
+    OrderIntent,
+    OrderState,
+    OrderUpdate,
+    RiskEvent,
+    Signal,
+)
 from cryptomon.hub import Hub
 from cryptomon.market.instruments import InstrumentSpec
 from cryptomon.trading.futures import is_contract
+from cryptomon.trading.orders import CLIENT_ID_PREFIX, ORIGIN_CODES
 from cryptomon.trading.position import TradeResult
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+_SIGNAL_ORDER = CLIENT_ID_PREFIX + ORIGIN_CODES["signal"]  # how a signal's order id starts
 SpecLookup = Callable[[str, str], InstrumentSpec | None]
 
 
@@ -142,6 +152,14 @@ class Ledger:
     signals: dict[str, Signal] = field(default_factory=dict)
     anomalies: dict[str, Anomaly] = field(default_factory=dict)
     activity: int = 0  # trading events seen: the runner settles the loop while it moves
+    # the orders the risk checks refused, by the check's name (``RiskEvent.check``), and how
+    # many of them a signal asked for (its entry or close: the signal made no order)
+    refused: dict[str, int] = field(default_factory=dict)
+    signals_refused: int = 0
+    signal_orders: int = 0  # order intents of signals (entries and closes) that were placed
+    # the placed orders the broker rejected, by the reason's head (its text before a colon:
+    # "insufficient balance: 0.3 BTC needed, ..." counts as "insufficient balance")
+    rejected: dict[str, int] = field(default_factory=dict)
     dropped: int = 0  # signals counted, not kept (see count_signals)
     specs: SpecLookup = _no_spec  # the instrument of a market (contracts: size, inverse)
     quote: str | None = None  # the paper balance's currency (an inverse contract's fees)
@@ -156,6 +174,8 @@ class Ledger:
             hub.subscribe(Anomaly, self._on_anomaly, name="backtest.anomaly"),
             hub.subscribe(OrderIntent, self._on_intent, name="backtest.intent"),
             hub.subscribe(Fill, self.on_fill, name="backtest.fill"),
+            hub.subscribe(RiskEvent, self._on_risk, name="backtest.risk"),
+            hub.subscribe(OrderUpdate, self._on_update, name="backtest.update"),
         ]
 
     def close(self) -> None:
@@ -189,6 +209,28 @@ class Ledger:
     def _on_intent(self, intent: OrderIntent) -> None:
         self.activity += 1
         self.intents[intent.client_order_id] = intent
+        if intent.origin == "signal":
+            self.signal_orders += 1
+
+    def _on_update(self, update: OrderUpdate) -> None:
+        """An order the broker rejected, counted by the head of its reason (not a trading
+        event either: the rejection is the order's end)."""
+        if update.state != OrderState.REJECTED:
+            return
+        head = update.reason.split(":", 1)[0].strip()[:80] or "no reason given"
+        self.rejected[head] = self.rejected.get(head, 0) + 1
+
+    def _on_risk(self, event: RiskEvent) -> None:
+        """A refused order, counted by its check. Not a trading event (:attr:`activity`):
+        nothing follows it. A refusal without an order id is a signal's entry refused while
+        it was sized (below one lot, no instrument spec)."""
+        if event.kind != "rejected":
+            return
+        check = event.check or "unnamed"
+        self.refused[check] = self.refused.get(check, 0) + 1
+        coid = event.client_order_id
+        if coid is None or coid.startswith(_SIGNAL_ORDER):
+            self.signals_refused += 1
 
     def _cause(self, intent: OrderIntent | None) -> tuple[str, str | None]:
         if intent is None:

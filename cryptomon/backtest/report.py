@@ -169,6 +169,8 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
+    if isinstance(v, dict):  # counts by name (refused_by_check)
+        return ", ".join(f"{k} {n}" for k, n in v.items()) or "-"
     return "-" if v is None else str(v)
 
 

@@ -36,6 +36,11 @@ class BacktestResult:
     # the settings the run used (backtest_settings: auto trading on, paper, the data's
     # indicator interval, inferred tick and lot): what its params record
     settings: Settings | None = None
+    orders: int = 0  # order intents placed (they passed the risk checks)
+    signal_orders: int = 0  # of them, the signals' entries and closes
+    refused: dict[str, int] = field(default_factory=dict)  # refused orders by risk check
+    signals_refused: int = 0  # signals whose order the risk checks refused
+    rejected: dict[str, int] = field(default_factory=dict)  # by the broker, by reason
 
     def __repr__(self) -> str:
         """Counts only: ``asyncio.run`` formats the finished task (its result) twice while
@@ -82,6 +87,11 @@ def make_result(
         seconds=seconds,
         candles=sum(len(s) for s in series),
         settings=pipe.settings,
+        orders=len(ledger.intents),
+        signal_orders=ledger.signal_orders,
+        refused=dict(sorted(ledger.refused.items())),
+        signals_refused=ledger.signals_refused,
+        rejected=dict(sorted(ledger.rejected.items())),
     )
 
 

@@ -161,6 +161,17 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
         "candles": result.candles,
         "signals": result.signals,
         "anomalies": len(result.anomalies),
+        # why signals made no trade: the orders placed, those the risk checks refused (by
+        # check) and those the broker rejected (by reason), and what the signals came to (an
+        # order, a refused order, or nothing)
+        "orders": result.orders,
+        "refused": sum(result.refused.values()),
+        "refused_by_check": dict(result.refused),
+        "rejected": sum(result.rejected.values()),
+        "rejected_by_reason": dict(result.rejected),
+        "signals_ordered": result.signal_orders,
+        "signals_refused": result.signals_refused,
+        "signals_not_acted": max(0, result.signals - result.signal_orders - result.signals_refused),
     }
     closed = trade_stats(result.trades, start)
     out.update(closed)

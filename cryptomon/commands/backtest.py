@@ -218,6 +218,36 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+NOT_ACTED = (
+    "below min_signal_strength or graded ignore, on the side already held, "
+    "a sell while flat without allow_short, or an order still working"
+)
+"""Why the engine makes no order of a signal, short of a risk check (``SignalTrader``)."""
+
+
+def _signals_line(s: dict[str, Any]) -> str:
+    """What the signals came to: ``580 -> 0 orders: 277 refused, 303 not acted on (why)``."""
+    text = f"{s['signals']} -> {s['signals_ordered']} orders"
+    parts = []
+    if s["signals_refused"]:
+        parts.append(f"{s['signals_refused']} refused")
+    if s["signals_not_acted"]:
+        parts.append(f"{s['signals_not_acted']} not acted on ({NOT_ACTED})")
+    return text + (": " + ", ".join(parts) if parts else "")
+
+
+def _refused_line(s: dict[str, Any]) -> str:
+    """The orders refused, by check: ``277 by the risk checks (min_notional 277)``."""
+    checks = ", ".join(f"{name} {n}" for name, n in s["refused_by_check"].items())
+    return f"{s['refused']} by the risk checks ({checks})"
+
+
+def _rejected_line(s: dict[str, Any]) -> str:
+    """The placed orders the broker rejected, by reason: ``12 by the broker (...)``."""
+    reasons = ", ".join(f"{why} {n}" for why, n in s["rejected_by_reason"].items())
+    return f"{s['rejected']} orders by the broker ({reasons})"
+
+
 def _print_summary(document: dict[str, Any], seconds: float) -> None:
     from datetime import UTC, datetime
 
@@ -230,7 +260,10 @@ def _print_summary(document: dict[str, Any], seconds: float) -> None:
     out.write(f"period         {day(s['start'])} .. {day(s['end'])} UTC ({s['days']:.2f} days)\n")
     q = s["quote"]
     lines = [
-        ("candles", f"{s['candles']} in {seconds:.1f}s; signals {s['signals']}"),
+        ("candles", f"{s['candles']} in {seconds:.1f}s; anomalies {s['anomalies']}"),
+        ("signals", _signals_line(s)),
+        *([("refused", _refused_line(s))] if s["refused"] else []),
+        *([("rejected", _rejected_line(s))] if s["rejected"] else []),
         ("trades", f"{s['trades']} (win rate {s['win_rate'] * 100:.1f}%)"),
         ("PnL", f"{_num(s['pnl'])} {q} ({s['pnl_pct']:.2f}%), fees {_num(s['fees'])} {q}"),
         ("return", f"{s['return_pct']:.2f}% (buy and hold {s['buy_and_hold_pct']:.2f}%)"),

@@ -6,6 +6,8 @@ enables). Without ``--config`` the API is off and the database is a temporary SQ
 ``--json`` prints one JSON object as the last line:
 ``{"exchange", "messages", "events": {channel: callbacks}, "anomalies", "seconds"}``.
 REST requests (book snapshots) the recording held no answer for are named on stderr.
+Alerts are routed on the recording's time (dedup window, digest interval, quiet hours: as the
+live daemon would have on that market), the channels' rate limits on the clock.
 """
 
 from __future__ import annotations

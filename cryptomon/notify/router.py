@@ -10,7 +10,10 @@ outcome is published as a :class:`~cryptomon.events.NotificationRecord` (sent / 
 suppressed / digested).
 
 Time comes from the injected clock, except the shutdown budget (``stop_timeout_s``), which is
-real time because it bounds the process's own exit.
+real time because it bounds the process's own exit. In a replay (``event_time``) the windows
+that describe the market (dedup, the digest interval, quiet hours) follow the recording's time
+instead (:class:`RoutingTime`); the token buckets stay on the clock: they pace real messages
+to real services, however fast the recording plays.
 """
 
 from __future__ import annotations
@@ -75,6 +78,41 @@ STOP_MARGIN_S = 0.1
 """Kept from the App's stop budget to record the undelivered messages as failed."""
 
 
+class RoutingTime:
+    """The time axis of the router's windows: dedup, the digest interval, quiet hours.
+
+    Live: the injected clock. With ``event_time`` (a replay): the recorded market's time, the
+    latest anomaly's own ``ts`` (never backwards), so a recording of hours played in seconds is
+    deduplicated and digested as the live daemon would have on that market; until the first
+    anomaly it stands at 0 on the monotonic axis and at the clock for quiet hours. Alerts that
+    are not anomalies (notices, feed status, orders) are routed at the market time reached.
+    The channels' token buckets never use it (see :class:`NotificationRouter`)."""
+
+    __slots__ = ("_clock", "_now", "event_time")
+
+    def __init__(self, clock: Clock, *, event_time: bool) -> None:
+        self._clock = clock
+        self.event_time = event_time
+        self._now: float | None = None
+
+    def see(self, alert: Alert) -> None:
+        """An alert is routed: an anomaly moves the market time to its ``ts``."""
+        if self.event_time and alert.category == "anomaly":
+            now = self._now
+            if now is None or alert.ts > now:
+                self._now = alert.ts
+
+    def monotonic(self) -> float:
+        if not self.event_time:
+            return self._clock.monotonic()
+        return 0.0 if self._now is None else self._now
+
+    def time(self) -> float:
+        if not self.event_time or self._now is None:
+            return self._clock.time()
+        return self._now
+
+
 class NotificationRouter:
     """Queued (never_drop) hub subscriber that routes alerts to apprise channels."""
 
@@ -87,11 +125,14 @@ class NotificationRouter:
         clock: Clock,
         config: AlertsConfig,
         transport: Transport | None = None,
+        event_time: bool = False,
     ) -> None:
-        """``transport`` carries every channel's messages (apprise's own I/O by default)."""
+        """``transport`` carries every channel's messages (apprise's own I/O by default).
+        ``event_time``: the events are a replay's (see :class:`RoutingTime`)."""
         self.hub = hub
         self.transport = transport
         self.clock = clock
+        self.routing_time = RoutingTime(clock, event_time=event_time)
         self.config = config
         # set by the App before stop(): the share of shutdown_timeout_s this stop may take
         # (the store writer after it keeps its own); None: alerts.stop_timeout_s alone
@@ -187,8 +228,11 @@ class NotificationRouter:
         """Decide, per matching channel: suppress, send, or collapse into the digest.
 
         Cheap checks first; rendering happens once per format, and suppressed alerts are
-        recorded with their title only."""
-        now_m, now = self.clock.monotonic(), self.clock.time()
+        recorded with their title only. Dedup, digest and quiet hours on
+        :attr:`routing_time`, the token buckets on the clock."""
+        self.routing_time.see(alert)
+        now_m, now = self.routing_time.monotonic(), self.routing_time.time()
+        wall_m = self.clock.monotonic()
         for key in alert.clears:  # in every channel, whether or not this alert reaches it
             for ch in self.channels.values():
                 ch.dedup.forget(key)
@@ -212,7 +256,7 @@ class NotificationRouter:
                 r = rendered[ch.format] = self.renderer.render(
                     alert.event_type, alert.fields, ch.format
                 )
-            if not ch.behind() and self._token(ch, alert, now_m):
+            if not ch.behind() and self._token(ch, alert, wall_m):
                 ch.outbox.put_nowait(
                     Outgoing(r.title, r.body, alert.priority, alert.event_type, alert)
                 )
@@ -237,10 +281,13 @@ class NotificationRouter:
 
     def tick(self) -> None:
         """Report feeds down long enough; flush due digests that have a token (not during the
-        channel's quiet hours, unless the digest holds a P0: those pass quiet hours)."""
-        now_m, now = self.clock.monotonic(), self.clock.time()
-        for status, since, down_for in self.feeds.due(now_m):
+        channel's quiet hours, unless the digest holds a P0: those pass quiet hours).
+        Feeds and tokens on the clock; digests' due times and quiet hours on
+        :attr:`routing_time`."""
+        for status, since, down_for in self.feeds.due(self.clock.monotonic()):
             self.route(self.builder.feed_down(status, since, since + down_for))
+        now_m, now = self.routing_time.monotonic(), self.routing_time.time()
+        wall_m = self.clock.monotonic()
         for ch in self.channels.values():
             due = ch.digest_due
             quiet = (  # held until quiet hours end, unless criticals are waiting in it
@@ -250,7 +297,7 @@ class NotificationRouter:
             )
             ready = ch.digest and due is not None and now_m >= due and not quiet
             ready = ready and not ch.behind()  # a channel still catching up: the digest waits
-            if ready and self._digest_token(ch, now_m):
+            if ready and self._digest_token(ch, wall_m):
                 self.dispatch.flush_digest(ch)
             ch.dedup.prune(now_m)
 

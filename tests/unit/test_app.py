@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -251,3 +252,20 @@ async def test_a_reload_still_running_is_cancelled_before_the_components_stop() 
     assert await asyncio.wait_for(task, 5) == 0
     assert reloading.cancelled()
     assert journal == ["start feeds", "stop feeds"]
+
+
+def test_the_notifier_runs_its_windows_on_the_recording_only_for_a_replay(
+    shared_data: Path,
+) -> None:
+    """A daemon of replayed recordings routes alerts on their own times (a recording plays
+    faster than it happened); one with a live exchange, or none, on its clock."""
+    files = [str(shared_data / "BINANCE.0"), str(shared_data / "BINANCE.ws.1.0")]
+    replay = {"name": "binance", "source": "replay", "files": files}
+    live = {"name": "okx", "symbols": ["BTC-USDT"]}
+    cases = [([replay], True), ([replay, live], False), ([live], False), ([], False)]
+    for exchanges, event_time in cases:
+        settings = load_settings(data={"exchanges": exchanges, "api": {"enabled": False}})
+        app = build_app(settings, clock=ManualClock(), hub=Hub())
+        notifier = app.services.notifier
+        assert notifier is not None
+        assert notifier.routing_time.event_time is event_time, exchanges

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -713,3 +714,109 @@ def test_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> None
     assert "trading.stop_loss_percentage=2,3,4; repeat for more axes" in text
     assert "raw recordings of `crypto-monitor record`" in text
     assert "default: one per core" in text
+
+
+FREQTRADE_CANDLES = (
+    Path(__file__).resolve().parents[3].parent
+    / "shared"
+    / "data"
+    / "freqtrade-testdata"
+    / "ALT_BTC-1m.json.gz"
+)
+
+
+def _summary(out: str) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads(out.splitlines()[-1])["summary"]
+    return summary
+
+
+def test_a_run_whose_signals_are_all_refused_says_why(
+    capsys: pytest.CaptureFixture[str], candles_file: Path, tmp_path: Path
+) -> None:
+    """Signals and no trade, every entry under trading.paper.min_notional: the summary counts
+    the signals, the orders (none) and the refusals by risk check, in the text and in
+    --json; the JSON is the same byte for byte on a second run."""
+    config = tmp_path / "refusing.yaml"
+    config.write_text(
+        CONFIG.format(db=tmp_path / "db.sqlite").replace("min_notional: 1.0", "min_notional: 1e9")
+    )
+    args = ["backtest", str(candles_file), "--config", str(config), "--no-store"]
+    code, first, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    code, second, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    assert first == second
+    s = _summary(first)
+    assert s["trades"] == s["orders"] == s["signals_ordered"] == 0
+    refused, signals = s["refused"], s["signals"]
+    assert 0 < refused == s["signals_refused"] <= signals
+    assert s["refused_by_check"] == {"min_notional": refused}
+    assert s["signals_not_acted"] == signals - refused
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    assert (
+        f"signals        {signals} -> 0 orders: {refused} refused, "
+        f"{signals - refused} not acted on (below min_signal_strength or graded ignore, " in out
+    ), out
+    assert f"refused        {refused} by the risk checks (min_notional {refused})\n" in out, out
+    assert "trades         0 (" in out
+
+
+def test_refusals_and_rejections_of_a_real_series_in_the_text_json_and_report(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Ten real days (freqtrade's ALT/BTC, ~0.002 BTC) on an account of 0.5 BTC. Lots of
+    1,000 it cannot afford: each entry is refused as it is sized (lot_size), in the text, the
+    JSON and the report. A tick of 0.01 (the prices round up to 5x the market): every order
+    placed is rejected by the paper broker for the balance. Lots of 1 and a tick of 1e-8: it
+    trades, and nothing is refused or rejected."""
+
+    def config(name: str, lot: int, tick: float) -> str:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"database: {{url: 'sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}'}}\n"
+            "backtest: {infer_instrument: false}\n"
+            "trading:\n  min_signal_strength: 0.5\n"
+            "  paper: {quote_currency: BTC, starting_balance: 0.5, min_notional: 0.0, "
+            f"lot_size: {lot}, tick_size: {tick}}}\n"
+        )
+        return str(path)
+
+    args = ["backtest", str(FREQTRADE_CANDLES), "--no-store"]
+    poor, report = config("poor", 1000, 1e-8), tmp_path / "poor.html"
+    code, out, err = run(capsys, *args, "--config", poor, "--json", "--report", str(report))
+    assert code == 0, err
+    s = _summary(out)
+    refused = s["refused"]
+    assert refused > 0
+    assert s["trades"] == s["orders"] == s["rejected"] == 0
+    assert s["refused_by_check"] == {"lot_size": refused}
+    assert s["signals_refused"] == refused
+    assert f"<td>lot_size {refused}</td>" in report.read_text()
+    code, out, err = run(capsys, *args, "--config", poor)
+    assert code == 0, err
+    assert f"refused        {refused} by the risk checks (lot_size {refused})\n" in out, out
+
+    coarse = config("coarse", 1, 0.01)
+    code, out, err = run(capsys, *args, "--config", coarse, "--json")
+    assert code == 0, err
+    s = _summary(out)
+    orders = s["orders"]
+    assert orders > 0
+    assert s["trades"] == s["refused"] == 0
+    assert s["rejected"] == orders == s["signals_ordered"]
+    assert s["rejected_by_reason"] == {"insufficient balance": orders}
+    code, out, err = run(capsys, *args, "--config", coarse)
+    assert code == 0, err
+    assert f" -> {orders} orders: " in out
+    assert f"rejected       {orders} orders by the broker (insufficient balance {orders})\n" in out
+
+    code, out, err = run(capsys, *args, "--config", config("fine", 1, 1e-8), "--json")
+    assert code == 0, err
+    s = _summary(out)
+    assert s["refused"] == s["signals_refused"] == s["rejected"] == 0
+    assert s["refused_by_check"] == s["rejected_by_reason"] == {}
+    ordered, signals = s["signals_ordered"], s["signals"]
+    assert ordered > 0
+    assert s["trades"] > 0
+    assert s["signals_not_acted"] == signals - ordered

@@ -60,14 +60,20 @@ async def running_router(
     *,
     clock: ManualClock | None = None,
     transport: Transport | None = None,
+    event_time: bool = False,
     **kw: Any,
 ) -> AsyncIterator[Running]:
     """A started hub + router on a ManualClock; records collected inline. Without
-    ``transport`` the channels deliver for real (apprise's own I/O)."""
+    ``transport`` the channels deliver for real (apprise's own I/O). ``event_time``: route as
+    a replay's router does (windows on the anomalies' own times)."""
     hub = Hub()
     clock = clock or ManualClock(T0)
     router = NotificationRouter(
-        hub=hub, clock=clock, config=alerts_config(channels, **kw), transport=transport
+        hub=hub,
+        clock=clock,
+        config=alerts_config(channels, **kw),
+        transport=transport,
+        event_time=event_time,
     )
     run = Running(hub=hub, clock=clock, router=router)
     hub.subscribe(NotificationRecord, run.records.append, name="records")

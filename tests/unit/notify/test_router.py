@@ -530,3 +530,77 @@ async def test_a_hung_channel_collects_a_digest_not_a_backlog(inbox: Inbox) -> N
     assert digest.startswith(f"{24 - cap} alerts were collapsed into this digest")
     listed = [line.split(" binance ")[1].split(":")[0] for line in digest.splitlines()[1:]]
     assert listed == [f"C{i}-USDT" for i in range(cap, 24)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("event_time", [False, True], ids=["live", "replay"])
+async def test_dedup_window_is_the_clocks_live_and_the_recordings_in_a_replay(
+    inbox: Inbox, event_time: bool
+) -> None:
+    """Three anomalies of one market and kind routed at the same moment of the clock, recorded
+    0, 2 and 10 minutes apart: live, the window runs on the clock (one is sent); a replay's
+    router runs it on the anomalies' own times (the first and the third are sent, the second
+    is a duplicate within the window)."""
+    async with running_router(
+        transport=inbox.transport,
+        channels=[_ch("ops", inbox)],
+        dedup_window_s=300,
+        event_time=event_time,
+    ) as run:
+        for minutes in (0, 2, 10):
+            run.hub.publish(anomaly(ts=T0 + 60 * minutes))
+        await run.hub.join()
+        sent = 2 if event_time else 1
+        await wait_until(lambda: len(run.by("ops", "sent")) == sent)
+        assert len(run.by("ops", "suppressed")) == 3 - sent
+        if not event_time:  # live: the clock moves past the window, the next one is sent
+            run.clock.advance(301)
+            run.hub.publish(anomaly(ts=T0 + 60 * 11))
+            await wait_until(lambda: len(run.by("ops", "sent")) == 2)
+    assert "within 300s" in run.by("ops", "suppressed")[0].error
+    assert [r.status for r in run.records].count("sent") == 2
+    assert len(inbox.messages) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_replays_rate_limit_stays_on_the_clock_and_its_digest_on_the_recording(
+    inbox: Inbox,
+) -> None:
+    """A replay's router: anomalies an hour apart in the recording but routed within the same
+    second still spend the channel's tokens (the real service's rate limit); the one beyond the
+    burst waits in the digest, which is due by the recording's time (digest_interval_s after
+    it) and goes out when a token is back."""
+    channel = _ch("ops", inbox, rate_limit_per_min=1, digest_interval_s=600)
+    async with running_router(
+        transport=inbox.transport, channels=[channel], event_time=True
+    ) as run:
+        run.hub.publish(anomaly(symbol="A-USDT", ts=T0))
+        run.hub.publish(anomaly(symbol="B-USDT", ts=T0 + 3600))  # no token: into the digest
+        await wait_until(lambda: len(run.by("ops", "sent")) == 1)
+        assert len(inbox.messages) == 1
+        run.clock.advance(61)  # a token is back, but the recording is not 600 s further yet
+        await wait_until(lambda: run.clock.sleepers > 0)
+        run.router.tick()
+        assert run.router.stats()["digest_pending"]["ops"] == 1
+        run.hub.publish(anomaly(symbol="C-USDT", ts=T0 + 3600 + 601))  # joins the digest
+        await run.hub.join()
+        run.router.tick()
+        await wait_until(lambda: len(inbox.messages) == 2)
+    assert inbox.titles()[1] == "[digest] 2 alerts for ops (rate limit reached)"
+    assert [r.status for r in run.records].count("digested") == 2
+
+
+@pytest.mark.asyncio
+async def test_a_replays_quiet_hours_are_those_of_the_recorded_time(inbox: Inbox) -> None:
+    """Quiet 22:00-23:00 and the clock at 22:13: a replay's router suppresses the anomaly
+    recorded at 22:20 and sends the one recorded at 23:20 (the live router would hold both)."""
+    channel = _ch("ops", inbox, quiet_hours="22:00-23:00")
+    async with running_router(
+        transport=inbox.transport, channels=[channel], event_time=True
+    ) as run:  # T0 = 22:13:20 UTC
+        run.hub.publish(anomaly(symbol="A-USDT", ts=T0 + 400))
+        run.hub.publish(anomaly(symbol="B-USDT", ts=T0 + 4000))
+        await wait_until(lambda: len(inbox.messages) == 1)
+    assert inbox.titles() == ["[P1] binance B-USDT: volume anomaly (high)"]
+    [quiet] = run.by("ops", "suppressed")
+    assert quiet.error == "quiet hours"
