@@ -171,6 +171,8 @@ def _fmt(v: Any) -> str:
         return f"{v:.6g}"
     if isinstance(v, dict):  # counts by name (refused_by_check)
         return ", ".join(f"{k} {n}" for k, n in v.items()) or "-"
+    if isinstance(v, list):  # texts (warnings)
+        return "; ".join(str(x) for x in v) or "-"
     return "-" if v is None else str(v)
 
 

@@ -7,9 +7,12 @@ processes with the settings). :func:`run_request` loads the candles, runs them, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from cryptomon.backtest.data import CandleSeries, timeframe_seconds
 from cryptomon.backtest.inputs import (
@@ -230,7 +233,26 @@ def _document(settings: Settings, result: BacktestResult, req: BacktestRequest) 
         "anomaly_detection": settings.anomaly_detection.model_dump(mode="json"),
         "backtest": settings.backtest.model_dump(mode="json"),
     }
-    return result_document(result)
+    document = result_document(result)
+    document["summary"]["warnings"] = tick_warnings(settings, series)
+    return document
+
+
+def tick_warnings(settings: Settings, series: list[CandleSeries]) -> list[str]:
+    """A paper tick above a market's lowest price (``backtest.infer_instrument`` off and
+    ``trading.paper.tick_size`` left at a default meant for another market): every quote is
+    then rounded to a price off the market, and the run's orders say nothing of it."""
+    tick = settings.trading.paper.tick_size
+    out = []
+    for s in series:
+        low = float(np.min(s.low)) if len(s.low) else math.nan
+        if low > 0 and tick > low:
+            out.append(
+                f"trading.paper.tick_size {tick:g} is above {s.symbol}'s lowest price {low:g}: "
+                "every quote rounds to a price off the market; set trading.paper.tick_size to "
+                "the market's tick, or leave backtest.infer_instrument on"
+            )
+    return out
 
 
 async def store_run(

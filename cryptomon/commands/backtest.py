@@ -287,6 +287,7 @@ def _print_summary(document: dict[str, Any], seconds: float) -> None:
                 "(in return, not in PnL)",
             )
         )
+    lines += [("warning", text) for text in s.get("warnings", ())]
     for name, text in lines:
         out.write(f"{name:<15}{text}\n")
     for name, row in document["by_source"].items():

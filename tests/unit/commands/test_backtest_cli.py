@@ -806,9 +806,14 @@ def test_refusals_and_rejections_of_a_real_series_in_the_text_json_and_report(
     assert s["trades"] == s["refused"] == 0
     assert s["rejected"] == orders == s["signals_ordered"]
     assert s["rejected_by_reason"] == {"insufficient balance": orders}
+    warning = "trading.paper.tick_size 0.01 is above ALT-BTC's lowest price 0.00157792:"
+    assert len(s["warnings"]) == 1
+    assert s["warnings"][0].startswith(warning), s["warnings"]
+    assert "set trading.paper.tick_size to the market's tick" in s["warnings"][0]
     code, out, err = run(capsys, *args, "--config", coarse)
     assert code == 0, err
     assert f" -> {orders} orders: " in out
+    assert "\nwarning        " + warning in out, out
     assert f"rejected       {orders} orders by the broker (insufficient balance {orders})\n" in out
 
     code, out, err = run(capsys, *args, "--config", config("fine", 1, 1e-8), "--json")
@@ -816,6 +821,7 @@ def test_refusals_and_rejections_of_a_real_series_in_the_text_json_and_report(
     s = _summary(out)
     assert s["refused"] == s["signals_refused"] == s["rejected"] == 0
     assert s["refused_by_check"] == s["rejected_by_reason"] == {}
+    assert s["warnings"] == []  # a tick of 1e-8 is the market's
     ordered, signals = s["signals_ordered"], s["signals"]
     assert ordered > 0
     assert s["trades"] > 0
