@@ -530,3 +530,28 @@ def test_a_level_shift_under_the_price_change_threshold_is_credited_to_the_movin
     }
     assert AnomalyKind.MA_DEVIATION in kinds
     assert AnomalyKind.PRICE_CHANGE not in kinds
+
+
+def test_volatility_points_wait_for_a_full_window_of_returns(shared_data: Path) -> None:
+    """OKX's BTC-USDT has its 20 live trades within 3 s, so the warm-up decides where a label
+    may go: a level shift may start 5 buckets after the market's first trade (the declared
+    warm-up), a volatility burst only 6 (its window holds bucket-to-bucket returns:
+    ``min_samples`` returns need one close more); a burst in the sixth second could not be
+    found and was labelled a miss."""
+    name, symbol = "OKX", "BTC-USDT"
+    files = sorted(shared_data.glob(f"{name}.*"))
+    cfg = _short()
+    untouched = asyncio.run(rec.replay(name, files, cfg, every_book=True))
+    live = [t.ts for t in untouched.trades[symbol] if t.ts >= untouched.start]
+    first = min([*live, *untouched.history.get(symbol, [])])  # the live market's first trade
+    starts: dict[AnomalyKind, list[float]] = {}
+    for kind in (AnomalyKind.VOLATILITY, AnomalyKind.MA_DEVIATION):
+        for r in range(20):
+            rng = rec.random.Random(r)
+            plan = rec.plan_copy(
+                name, files, untouched, Injection(kind, 1.0), copy=1, cfg=cfg, rng=rng
+            )
+            starts.setdefault(kind, []).extend(lb.start - first for lb in plan.labels)
+    assert len(starts[AnomalyKind.VOLATILITY]) == 20
+    assert min(starts[AnomalyKind.VOLATILITY]) >= 6.0
+    assert min(starts[AnomalyKind.MA_DEVIATION]) < 6.0  # the rule binds on this market
