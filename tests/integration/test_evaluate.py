@@ -170,7 +170,8 @@ def test_evaluate_a_slice_of_the_long_series_is_deterministic(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The first 4000 XRP/ETH trades (~19 hours) as binance:XRP/ETH: labels for whales,
-    bursts and jumps; every 5% jump found; the same JSON bytes twice."""
+    bursts, jumps, level shifts and volatility bursts; every 5% jump found; the same JSON
+    bytes twice."""
     path = _slice(tmp_path, 4000)
     args = ["evaluate", "--trades", str(path), "--exchange", "binance", "--symbol", "XRP/ETH"]
     outs = []
@@ -185,6 +186,10 @@ def test_evaluate_a_slice_of_the_long_series_is_deterministic(
     inj = series["injections"]
     assert all(v["labels"] >= 3 for v in inj.values()), inj
     assert inj["price_change_5pct"]["recall"] == 1.0
+    # a 4 % shift (under the 5 % price change) is the moving average's; a 1 % burst is ~10 std
+    # of XRP/ETH's minute returns
+    assert inj["ma_deviation_4pct"]["recall"] == 1.0
+    assert inj["volatility_1pct"]["recall"] == 1.0
 
 
 @pytest.mark.parametrize(
