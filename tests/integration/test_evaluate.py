@@ -102,6 +102,10 @@ def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
     code = main(["evaluate", *files, "--repeats", "1", "--config", str(cfg), "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the thresholds the volatility and moving-average labels are measured against
+    assert report["config"]["volatility_z_threshold"] == 6.0
+    assert report["config"]["ma_deviation_percentage"] == 3.0
+    assert report["config"]["ma_deviation_z_threshold"] == 4.5
     result = report["recordings"]
     ex = result["exchanges"]["BINANCE_FUTURES"]
     assert ex["eligible_markets"] == [  # any kind: books on all four
