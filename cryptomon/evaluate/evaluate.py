@@ -24,7 +24,16 @@ from cryptomon.hub import Hub
 from cryptomon.kinds import AnomalyKind
 
 Progress = Callable[[int, int], None]
-SERIES_KINDS = frozenset({AnomalyKind.WHALE, AnomalyKind.VOLUME, AnomalyKind.PRICE_CHANGE})
+# the kinds injected as trades (into a trade series, or a recording's trades)
+SERIES_KINDS = frozenset(
+    {
+        AnomalyKind.WHALE,
+        AnomalyKind.VOLUME,
+        AnomalyKind.PRICE_CHANGE,
+        AnomalyKind.VOLATILITY,
+        AnomalyKind.MA_DEVIATION,
+    }
+)
 
 
 def grace_s(cfg: AnomalyDetectionConfig, kind: AnomalyKind | None = None) -> float:

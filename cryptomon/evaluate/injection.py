@@ -1,7 +1,8 @@
 """The injection planning of :mod:`cryptomon.evaluate.recordings`: for one copy of a
 recording, where each eligible market gets its injection (past the warm-up, not masked by the
 untouched replay), the lines to insert in the venue's own format (trades, book updates, a
-persistent price move), and the copy written with them (:func:`write_copy`)."""
+persistent price move: a jump, or a smaller level shift labelled ``ma_deviation``; a
+volatility burst that leaves the level), and the copy written with them (:func:`write_copy`)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ from cryptomon.evaluate.evaluate import grace_s
 from cryptomon.evaluate.frames import BookUpdate, Injected, Shift, TradeFrame, frame_for
 from cryptomon.evaluate.labels import (
     MIN_LIVE_TRADES,
+    MOVE_KINDS,
+    PCT_KINDS,
     Injection,
     Label,
     masked,
+    volatility_burst,
+    warmup_buckets,
 )
 from cryptomon.evaluate.points import book_point, book_t0
 from cryptomon.evaluate.replays import (
@@ -63,6 +68,10 @@ def _trades_at(
         step = min(0.02, cfg.bucket_seconds / (4 * BURST_TRADES))
         return [(t0 + i * step, last, each, True) for i in range(BURST_TRADES)]
     size = statistics.median(t.amount for t in live)
+    if inj.kind == AnomalyKind.VOLATILITY:
+        return [(ts, px, size, buy) for ts, px, buy in volatility_burst(t0, last, k)]
+    if inj.kind not in MOVE_KINDS:
+        raise ValueError(f"no trades to inject for {inj.kind}")
     up = last * (1.0 + k / 100.0)
     return [(t0 + 0.4 * i, up, size, True) for i in range(JUMP_PRINTS)]
 
@@ -113,9 +122,9 @@ def plan_copy(
         t0 = _t0(live, i)
         lat = statistics.median(t.ts_recv - t.ts for t in before)
         unit = _venue_units(before[-1])
-        grid = None  # the jump's prints on the market's price grid, like the moved book
-        if inj.kind == AnomalyKind.PRICE_CHANGE:
-            grid = _decimals(rep, symbol)
+        # prints away from the price (a jump, a shift, a burst) on the market's price grid
+        grid = _decimals(rep, symbol) if inj.kind in PCT_KINDS else None
+        if inj.kind in MOVE_KINDS:
             # received after every trade before the point: none of those is moved (a trade
             # from before the jump arriving late would otherwise come out moved, early)
             lat = max(lat, max(t.ts_recv for t in before) - t0 + 1e-5)
@@ -213,13 +222,14 @@ def _point(
 ) -> int | None:
     """A random injection point (index of the live trade it precedes) past the detectors'
     warm-up (``min_samples`` trades, history included, and ``min_samples`` buckets of time
-    since the market's first trade: they report nothing before it); when the untouched
-    replay masks it (:func:`~cryptomon.evaluate.labels.masked`), counted and drawn again
-    among the open ones (None: none open)."""
+    since the market's first trade, one more for volatility:
+    :func:`~cryptomon.evaluate.labels.warmup_buckets`; they report nothing before it); when
+    the untouched replay masks it (:func:`~cryptomon.evaluate.labels.masked`), counted and
+    drawn again among the open ones (None: none open)."""
     exchange = next(iter(rep.trades[symbol])).exchange
     history = rep.history.get(symbol, [])
     first = min([live[0].ts, *history])
-    warm_s = cfg.min_samples * cfg.bucket_seconds
+    warm_s = warmup_buckets(inj.kind, cfg.min_samples) * cfg.bucket_seconds
     points = [
         j
         for j in range(MIN_LIVE_TRADES, len(live))

@@ -5,11 +5,14 @@ injected event: its kind, market, start (exchange time) and the copy of the inpu
 A label is *detected* by the first anomaly of its kind on its market in its copy with
 ``start <= ts <= start + grace_s`` that the untouched input did not produce as well (a real
 event of the recording is never credited to an injection); its delay is that anomaly's
-``ts - start``. Only markets with at least :data:`MIN_LIVE_TRADES` live trades before the
-injection point are labelled, and only at points the untouched input leaves open
-(:func:`masked`): no alert of the injected kind on that market within ``cooldown_s`` before
-(the detector is silent there by design: the cooldown) nor within the grace window after
-(it would be credited). How many points were masked is reported beside the recall.
+``ts - start``. Only the label's own kind counts: a level shift labelled ``ma_deviation`` is
+not found by a ``price_change`` alert, nor a volatility burst by a volume one. Only markets
+with at least :data:`MIN_LIVE_TRADES` live trades before the injection point are labelled,
+past the warm-up of the kind (:func:`warmup_buckets`), and only at points the untouched input
+leaves open (:func:`masked`): no alert of the injected kind on that market within
+``cooldown_s`` before (the detector is silent there by design: the cooldown) nor within the
+grace window after (it would be credited). How many points were masked is reported beside
+the recall.
 """
 
 from __future__ import annotations
@@ -28,17 +31,27 @@ MIN_LIVE_TRADES = 20
 @dataclass(frozen=True, slots=True)
 class Injection:
     """What to inject: a whale of ``magnitude`` x the median trade, a volume burst of
-    ``magnitude`` x the bucket mean, a price jump of ``magnitude`` %, a book imbalance of
-    ``magnitude`` (0-1) or a spread of ``magnitude`` x the current one."""
+    ``magnitude`` x the bucket mean, a price jump of ``magnitude`` %, a volatility burst of
+    prints ``magnitude`` % either side of the price (:func:`volatility_burst`), a level shift
+    of ``magnitude`` % that the moving average lags (``ma_deviation``: the jump's persistent
+    move, labelled for the moving-average detector), a book imbalance of ``magnitude`` (0-1)
+    or a spread of ``magnitude`` x the current one."""
 
     kind: AnomalyKind
     magnitude: float
 
     @property
     def name(self) -> str:
-        unit = {AnomalyKind.PRICE_CHANGE: "pct", AnomalyKind.BOOK_IMBALANCE: ""}.get(self.kind, "x")
+        unit = "" if self.kind == AnomalyKind.BOOK_IMBALANCE else "x"
+        if self.kind in PCT_KINDS:
+            unit = "pct"
         return f"{self.kind.value}_{self.magnitude:g}{unit}"
 
+
+# kinds whose magnitude is a % of the price
+PCT_KINDS = frozenset({AnomalyKind.PRICE_CHANGE, AnomalyKind.VOLATILITY, AnomalyKind.MA_DEVIATION})
+# kinds injected as a persistent move of the market (every later price moved by the factor)
+MOVE_KINDS = frozenset({AnomalyKind.PRICE_CHANGE, AnomalyKind.MA_DEVIATION})
 
 # the injections of the issue's targets (and a jump beyond the default bad-print band)
 PLAN: tuple[Injection, ...] = (
@@ -49,9 +62,37 @@ PLAN: tuple[Injection, ...] = (
     Injection(AnomalyKind.VOLUME, 10.0),
     Injection(AnomalyKind.PRICE_CHANGE, 5.0),
     Injection(AnomalyKind.PRICE_CHANGE, 15.0),  # beyond the bad-print band: a real move
+    Injection(AnomalyKind.VOLATILITY, 0.1),  # 2-7 std of the recordings' 1 s returns
+    Injection(AnomalyKind.VOLATILITY, 1.0),
+    # between the moving average's 3 % and the price change's 5 % (the defaults)
+    Injection(AnomalyKind.MA_DEVIATION, 4.0),
     Injection(AnomalyKind.BOOK_IMBALANCE, 0.9),
     Injection(AnomalyKind.SPREAD, 20.0),
 )
+
+VOLATILITY_PRINTS = 10  # alternating prints of a volatility burst, then one at the price
+VOLATILITY_STEP_S = 0.2
+
+
+def volatility_burst(t0: float, price: float, pct: float) -> list[tuple[float, float, bool]]:
+    """(time, price, buy) of a volatility burst at ``t0``: ``VOLATILITY_PRINTS`` prints
+    alternating ``pct`` % above (taker buys) and below (taker sells) ``price``,
+    ``VOLATILITY_STEP_S`` apart, then one at ``price``: the market swings without moving its
+    level."""
+    x = pct / 100.0
+    out = [
+        (t0 + VOLATILITY_STEP_S * i, price * (1.0 + x if i % 2 == 0 else 1.0 - x), i % 2 == 0)
+        for i in range(VOLATILITY_PRINTS)
+    ]
+    out.append((t0 + VOLATILITY_STEP_S * VOLATILITY_PRINTS, price, True))
+    return out
+
+
+def warmup_buckets(kind: AnomalyKind, min_samples: int) -> int:
+    """Buckets of time since a market's first trade before ``kind`` can fire: the declared
+    warm-up (``min_samples``), one more for volatility (its window holds bucket-to-bucket
+    returns: ``min_samples`` of them need ``min_samples + 1`` closes)."""
+    return min_samples + 1 if kind == AnomalyKind.VOLATILITY else min_samples
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,13 @@ median trade, bucket volume, price and book. Each copy then gets one injection p
 market (past the warm-up, at least ``MIN_LIVE_TRADES`` live trades or book tops before the
 point, not masked by the recording's own alerts; chosen by the seed), written as new lines
 in the exchange's own format (:mod:`cryptomon.evaluate.frames`) at the receipt position they
-would have had: trades (whale, volume burst, price jump as several prints) and book updates
+would have had: trades (whale, volume burst, price jump or level shift as several prints,
+volatility burst) and book updates
 (:mod:`cryptomon.evaluate.books`; on venues that send whole books, held in every recorded
 book until the next injected one). A price jump persists: the market's book is moved at the
 point and every later recorded trade, book level and book ticker of the market is rewritten
 by the factor (:meth:`~cryptomon.evaluate.frames.TradeFrame.shift`), so the quality guard
-accepts it as a real move.
+accepts it as a real move (a level shift labelled ``ma_deviation`` is the same move).
 
 The replay plumbing is :mod:`cryptomon.evaluate.replays`, the planning and writing of the
 copies :mod:`cryptomon.evaluate.injection`; this module runs the evaluation over them.
@@ -86,7 +87,10 @@ __all__ = [
 
 NOT_INJECTED = (
     "trade-borne events on Gate.io futures and Bitfinex (no live trades in the recordings: "
-    "nothing to scale a whale or a burst from)"
+    "nothing to scale a whale or a burst from); divergence and arbitrage (they compare one "
+    "asset on two venues at the same time: no two recordings overlap in time, each is another "
+    "day, and no recording holds the asset twice); funding and liquidations (no recording "
+    "subscribes to either channel)"
 )
 REPEATS = 10  # copies per injection (each with one injection per eligible market)
 Progress = Callable[[int, int], None]

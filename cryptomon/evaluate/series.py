@@ -6,7 +6,9 @@ Each copy gets one kind of injection at points spaced ``spacing_s`` apart (so on
 statistics settle before the next): a whale (one trade of k x the median notional of the
 last trades), a volume burst (ten trades within a second adding k x the mean bucket volume
 of the lookback), a price jump (five prints over two seconds at +x%, and every later trade
-shifted by the same factor: a move that persists).
+shifted by the same factor: a move that persists), a level shift labelled ``ma_deviation``
+(the same move, smaller), a volatility burst (prints alternating x% either side of the price
+for two seconds, then one at it: :func:`~cryptomon.evaluate.labels.volatility_burst`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptomon.config import AnomalyDetectionConfig
-from cryptomon.evaluate.labels import MIN_LIVE_TRADES, Injection, Label, masked
+from cryptomon.evaluate.labels import (
+    MIN_LIVE_TRADES,
+    MOVE_KINDS,
+    Injection,
+    Label,
+    masked,
+    volatility_burst,
+    warmup_buckets,
+)
 from cryptomon.events import Anomaly
 from cryptomon.kinds import AnomalyKind
 from cryptomon.market.datafiles import DataError, parse_trades, read_rows
@@ -86,9 +96,14 @@ def _inject(
             Tick(ts=t0 + 0.1 * i, price=last.price, amount=each, side="buy")
             for i in range(BURST_TRADES)
         ], 1.0
-    if inj.kind == AnomalyKind.PRICE_CHANGE:
+    size = statistics.median(t.amount for t in before[-200:])
+    if inj.kind == AnomalyKind.VOLATILITY:
+        return [
+            Tick(ts=ts, price=px, amount=size, side="buy" if buy else "sell")
+            for ts, px, buy in volatility_burst(t0, last.price, k)
+        ], 1.0
+    if inj.kind in MOVE_KINDS:
         factor = 1.0 + k / 100.0
-        size = statistics.median(t.amount for t in before[-200:])
         return [
             Tick(ts=t0 + 0.5 * i, price=last.price * factor, amount=size, side="buy")
             for i in range(JUMP_PRINTS)
@@ -114,7 +129,10 @@ def inject_series(
     masked (:func:`~cryptomon.evaluate.labels.masked`: skipped, no label)."""
     rng = random.Random(f"{seed}:{copy}:{inj.name}")  # noqa: S311 - sampling, not secrets
     first = ticks[0].ts
-    warm = max(cfg.min_samples * cfg.bucket_seconds, cfg.lookback_window_minutes * 60.0)
+    warm = max(
+        warmup_buckets(inj.kind, cfg.min_samples) * cfg.bucket_seconds,
+        cfg.lookback_window_minutes * 60.0,
+    )
     out: list[Tick] = []
     labels: list[Label] = []
     skipped = 0

@@ -102,6 +102,10 @@ def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
     code = main(["evaluate", *files, "--repeats", "1", "--config", str(cfg), "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the thresholds the volatility and moving-average labels are measured against
+    assert report["config"]["volatility_z_threshold"] == 6.0
+    assert report["config"]["ma_deviation_percentage"] == 3.0
+    assert report["config"]["ma_deviation_z_threshold"] == 4.5
     result = report["recordings"]
     ex = result["exchanges"]["BINANCE_FUTURES"]
     assert ex["eligible_markets"] == [  # any kind: books on all four
@@ -117,7 +121,8 @@ def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
     inj = result["injections"]
     trade_kinds = {"whale_50x", "whale_150x", "volume_3x", "volume_5x", "volume_10x"}
     jumps = {"price_change_5pct", "price_change_15pct"}
-    assert set(inj) == trade_kinds | jumps | {"book_imbalance_0.9", "spread_20x"}
+    moves = {"volatility_0.1pct", "volatility_1pct", "ma_deviation_4pct"}
+    assert set(inj) == trade_kinds | jumps | moves | {"book_imbalance_0.9", "spread_20x"}
     for name in trade_kinds:
         assert (inj[name]["labels"], inj[name]["masked"]) == (1, 1), name
     for name in jumps:  # 15 %: beyond the bad-print band, accepted as a real move
@@ -125,10 +130,17 @@ def test_evaluate_one_exchange_reports_recall_delay_and_untouched_rates(
         assert inj[name]["recall"] == 1.0, name
         assert inj[name]["max_delay_s"] <= 1.0, name
     assert inj["whale_50x"]["recall"] == inj["whale_150x"]["recall"] == 1.0
+    for name in moves:  # CTK and SUSHI: no alert of those kinds of their own masks a point
+        assert (inj[name]["labels"], inj[name]["masked"]) == (2, 0), name
+    assert inj["volatility_1pct"]["recall"] == 1.0
+    assert inj["volatility_1pct"]["max_delay_s"] <= 1.0  # a flat window: at the next bucket
+    assert inj["ma_deviation_4pct"]["recall"] == 1.0
     for name in ("book_imbalance_0.9", "spread_20x"):  # depthUpdate diffs, ids re-chained
         assert inj[name]["labels"] == 4, name  # the four markets' books
         assert inj[name]["recall"] >= 0.5, name
     assert "Gate.io futures" in result["not_injected"]
+    for kind in ("divergence", "arbitrage", "funding", "liquidations"):  # nothing to inject into
+        assert kind in result["not_injected"]
 
 
 def test_evaluate_injects_book_events_into_a_recording(
@@ -162,7 +174,8 @@ def test_evaluate_a_slice_of_the_long_series_is_deterministic(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The first 4000 XRP/ETH trades (~19 hours) as binance:XRP/ETH: labels for whales,
-    bursts and jumps; every 5% jump found; the same JSON bytes twice."""
+    bursts, jumps, level shifts and volatility bursts; every 5% jump found; the same JSON
+    bytes twice."""
     path = _slice(tmp_path, 4000)
     args = ["evaluate", "--trades", str(path), "--exchange", "binance", "--symbol", "XRP/ETH"]
     outs = []
@@ -177,6 +190,10 @@ def test_evaluate_a_slice_of_the_long_series_is_deterministic(
     inj = series["injections"]
     assert all(v["labels"] >= 3 for v in inj.values()), inj
     assert inj["price_change_5pct"]["recall"] == 1.0
+    # a 4 % shift (under the 5 % price change) is the moving average's; a 1 % burst is ~10 std
+    # of XRP/ETH's minute returns
+    assert inj["ma_deviation_4pct"]["recall"] == 1.0
+    assert inj["volatility_1pct"]["recall"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -423,3 +440,127 @@ def test_evaluate_names_a_gz_trades_file_that_is_not_gzip(
     assert f"--trades: cannot read {path}: not gzip data (the name ends in .gz" in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+def _short() -> AnomalyDetectionConfig:
+    return AnomalyDetectionConfig(
+        bucket_seconds=1, min_samples=5, lookback_window_minutes=1, cooldown_s=5
+    )
+
+
+def _injected(trades: list[Trade]) -> list[Trade]:
+    return [t for t in trades if (t.trade_id or "").startswith("9000")]
+
+
+@pytest.mark.parametrize(
+    ("name", "symbol"), [("BINANCE_FUTURES", "SUSHI-USDT-PERP"), ("OKX", "BTC-USDT")]
+)
+def test_a_volatility_burst_goes_through_the_exchanges_own_parser_and_leaves_the_level(
+    shared_data: Path, tmp_path: Path, name: str, symbol: str
+) -> None:
+    """A 1 % volatility burst: prints alternating 1 % above and below the last price, then one
+    at it, written as the venue's own trades, come out of the replay feed as trades (none
+    quarantined); every recorded trade keeps its price (the level does not move: no shift);
+    the point is past the return window's warm-up (a return needs two closes); a
+    ``volatility`` anomaly fires at the burst and no ``price_change``."""
+    files = sorted(shared_data.glob(f"{name}.*"))
+    cfg = _short()
+    untouched = asyncio.run(rec.replay(name, files, cfg, every_book=True))
+    inj = Injection(AnomalyKind.VOLATILITY, 1.0)
+    assert inj.name == "volatility_1pct"
+    plan = rec.plan_copy(name, files, untouched, inj, copy=1, cfg=cfg, rng=rec.random.Random(3))
+    label = next(lb for lb in plan.labels if lb.symbol == symbol)
+    assert label.injection == inj
+    assert not plan.shifts  # the level stays
+    live = [t for t in untouched.trades[symbol] if t.ts >= untouched.start]
+    assert label.start - live[0].ts >= (cfg.min_samples + 1) * cfg.bucket_seconds
+    copied = rec.write_copy(files, plan, tmp_path, frame_for(name))
+    replayed = asyncio.run(rec.replay(name, copied, cfg))
+    assert not replayed.bad_prints.get(symbol)
+    burst = _injected(replayed.trades[symbol])
+    level = max((t for t in live if t.ts < label.start), key=lambda t: t.ts).price
+    assert len(burst) >= 6
+    moves = [t.price / level - 1.0 for t in burst]
+    tick = 10.0 ** -plan_decimals(untouched, symbol)
+    for i, move in enumerate(moves[:-1]):
+        assert abs(move) == pytest.approx(0.01, abs=tick / level + 1e-9), (i, moves)
+        assert (move > 0) == (i % 2 == 0), moves
+        assert burst[i].side == ("buy" if move > 0 else "sell")
+    assert burst[-1].price == pytest.approx(level)  # back at the level
+    assert burst[0].ts == pytest.approx(label.start, abs=1e-3)
+    recorded = [t.price for t in replayed.trades[symbol] if t not in burst]
+    assert recorded == [t.price for t in untouched.trades[symbol]]
+    kinds = {
+        a.kind
+        for a in replayed.anomalies
+        if a.symbol == symbol and label.start <= a.ts <= label.start + 3.0
+    }
+    assert AnomalyKind.VOLATILITY in kinds
+    assert AnomalyKind.PRICE_CHANGE not in kinds
+
+
+def plan_decimals(rep: rec.Replayed, symbol: str) -> int:
+    return price_grid(rep.tops[symbol])[1]
+
+
+def test_a_level_shift_under_the_price_change_threshold_is_credited_to_the_moving_average(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A 4 % level shift on SUSHI (Binance futures), below the 5 % price-change threshold:
+    the same persistent move as a price jump (the book moved at the point, every later
+    recorded trade rewritten x 1.04, five prints at the new level), labelled
+    ``ma_deviation``; the moving-average detector finds it, the price-change rule does not
+    fire."""
+    name, symbol = "BINANCE_FUTURES", "SUSHI-USDT-PERP"
+    files = sorted(shared_data.glob(f"{name}.*"))
+    cfg = _short()
+    untouched = asyncio.run(rec.replay(name, files, cfg, every_book=True))
+    inj = Injection(AnomalyKind.MA_DEVIATION, 4.0)
+    assert inj.name == "ma_deviation_4pct"
+    plan = rec.plan_copy(name, files, untouched, inj, copy=1, cfg=cfg, rng=rec.random.Random(3))
+    label = next(lb for lb in plan.labels if lb.symbol == symbol)
+    assert label.injection.kind == AnomalyKind.MA_DEVIATION
+    move = next(m for m in plan.shifts if m.native == "SUSHIUSDT")
+    assert move.factor == pytest.approx(1.04)
+    copied = rec.write_copy(files, plan, tmp_path, frame_for(name))
+    replayed = asyncio.run(rec.replay(name, copied, cfg))
+    assert not replayed.bad_prints.get(symbol)
+    prints = _injected(replayed.trades[symbol])
+    level = max((t for t in untouched.trades[symbol] if t.ts < label.start), key=lambda t: t.ts)
+    assert [t.price for t in prints] == pytest.approx([level.price * 1.04] * 5, rel=2e-4)
+    old = [t.price for t in untouched.trades[symbol] if t.ts_recv >= move.start]
+    new = [t.price for t in replayed.trades[symbol] if t.ts_recv >= move.start and t not in prints]
+    assert old
+    assert new == pytest.approx([p * 1.04 for p in old], rel=2e-3)
+    kinds = {
+        a.kind
+        for a in replayed.anomalies
+        if a.symbol == symbol and label.start <= a.ts <= label.start + 3.0
+    }
+    assert AnomalyKind.MA_DEVIATION in kinds
+    assert AnomalyKind.PRICE_CHANGE not in kinds
+
+
+def test_volatility_points_wait_for_a_full_window_of_returns(shared_data: Path) -> None:
+    """OKX's BTC-USDT has its 20 live trades within 3 s, so the warm-up decides where a label
+    may go: a level shift may start 5 buckets after the market's first trade (the declared
+    warm-up), a volatility burst only 6 (its window holds bucket-to-bucket returns:
+    ``min_samples`` returns need one close more); a burst in the sixth second could not be
+    found and was labelled a miss."""
+    name, symbol = "OKX", "BTC-USDT"
+    files = sorted(shared_data.glob(f"{name}.*"))
+    cfg = _short()
+    untouched = asyncio.run(rec.replay(name, files, cfg, every_book=True))
+    live = [t.ts for t in untouched.trades[symbol] if t.ts >= untouched.start]
+    first = min([*live, *untouched.history.get(symbol, [])])  # the live market's first trade
+    starts: dict[AnomalyKind, list[float]] = {}
+    for kind in (AnomalyKind.VOLATILITY, AnomalyKind.MA_DEVIATION):
+        for r in range(20):
+            rng = rec.random.Random(r)
+            plan = rec.plan_copy(
+                name, files, untouched, Injection(kind, 1.0), copy=1, cfg=cfg, rng=rng
+            )
+            starts.setdefault(kind, []).extend(lb.start - first for lb in plan.labels)
+    assert len(starts[AnomalyKind.VOLATILITY]) == 20
+    assert min(starts[AnomalyKind.VOLATILITY]) >= 6.0
+    assert min(starts[AnomalyKind.MA_DEVIATION]) < 6.0  # the rule binds on this market
