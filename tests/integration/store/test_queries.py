@@ -308,7 +308,8 @@ async def test_notification_pages_cover_everything_once_newest_first(db: Databas
     rows, _ = await q.notification_page(exchange="okx", symbol="BTC-USDT", limit=100)
     assert len(rows) == 15
     rows, last = await q.notification_page(limit=23)
-    assert len(rows) == 23 and last is None
+    assert len(rows) == 23
+    assert last is None
 
 
 @pytest.mark.asyncio
