@@ -233,3 +233,23 @@ def test_one_enter_in_a_filter_field_sends_one_request(
     with page.expect_response(lambda r: path in r.url and value not in r.url):
         page.click(f"{form} button[type=submit]")
     assert len(sent) == 3, sent
+
+
+def test_signed_out_the_history_says_why_it_lists_nothing_and_asks_nothing(
+    page: Page, alerts_demo: Demo
+) -> None:
+    """Without a token the notification history (read scope) is not asked for: the panel
+    says to sign in, its table says the same instead of "no notifications match" (which read
+    as if none were stored), and no "Older" is offered; the polls leave it alone."""
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/api/v1/" in r.url else None)
+    open_dashboard(page, alerts_demo, view="alerts")
+    page.wait_for_selector("#history-filters + .msg.err:not(:empty)")
+    assert "sign in" in (page.text_content("#history-filters + .msg") or "")
+    assert page.text_content("#alerts-history tbody") == "sign in to list the notifications"
+    for _ in range(2):  # two polls of the anomalies go by
+        with page.expect_request(lambda r: "/api/v1/anomalies?" in r.url):
+            pass
+    assert not [u for u in sent if "/api/v1/alerts/history" in u]
+    assert page.is_hidden("#history-more")
+    assert page.console.errors == []  # type: ignore[attr-defined]
