@@ -13,6 +13,7 @@ from playwright.sync_api import Page
 
 from cryptomon.config import DatabaseConfig
 from cryptomon.events import NotificationRecord
+from cryptomon.kinds import AnomalyKind, NotificationEventType
 from cryptomon.store.db import Database
 from cryptomon.store.repos import insert_notifications
 from tests import stubs
@@ -190,7 +191,13 @@ def test_older_notifications_are_appended_and_kept_by_the_refresh(
         pass
     page.evaluate("() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)))")
     assert _titles(page) == [f"notified {i}" for i in range(STORED)]
-    # another filter starts again from its own first page
+    # the event filter offers every type the API knows; another filter starts again from
+    # its own first page
+    options = "els => els.map((e) => e.value)"
+    offered = page.eval_on_selector_all("#history-filters select[name=event_type] option", options)
+    assert sorted(offered) == sorted(["", *(e.value for e in NotificationEventType)])
+    kinds = page.eval_on_selector_all("#anomaly-filters select[name=kind] option", options)
+    assert sorted(kinds) == sorted(["", *(k.value for k in AnomalyKind)])  # arbitrage was missing
     page.select_option("#history-filters select[name=event_type]", "fill")
     page.wait_for_function(f"() => ({HISTORY_ROWS})() === 0")
     assert page.text_content("#alerts-history tbody") == "no notifications match these filters"
