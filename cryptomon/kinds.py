@@ -52,6 +52,23 @@ class NotifyEventType(StrEnum):
     SIGNAL = "signal"
 
 
+class NotificationEventType(StrEnum):
+    """What a stored notification was about: an event type a channel subscribes to, or the
+    digest message that delivered several of them (the notification history's filter)."""
+
+    ANOMALY = "anomaly"
+    FILL = "fill"
+    EXIT = "exit"
+    RISK = "risk"
+    KILL_SWITCH = "kill_switch"
+    FEED_DOWN = "feed_down"
+    FEED_RECOVERED = "feed_recovered"
+    NOTICE = "notice"
+    TEST = "test"
+    SIGNAL = "signal"
+    DIGEST = "digest"
+
+
 class OrderState(StrEnum):
     """The life of an order; terminal states never change again."""
 

@@ -15,8 +15,17 @@ from pydantic import (
     model_validator,
 )
 
-from cryptomon.api.models import SYMBOL_PATTERN, MarketNames, Out, Query, SeverityName, reject_nul
+from cryptomon.api.models import (
+    SYMBOL_PATTERN,
+    MarketNames,
+    Out,
+    PagedMarketWindow,
+    Query,
+    SeverityName,
+    reject_nul,
+)
 from cryptomon.config import TradingConfig, normalize_symbol
+from cryptomon.kinds import NotificationEventType
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -303,15 +312,19 @@ class AlertRoutingUpdate(Body):
         return self.model_dump(exclude_unset=True, exclude={"channel"})
 
 
-class AlertHistoryQuery(Query):
+class AlertHistoryQuery(PagedMarketWindow):
     channel: str | None = Field(default=None, min_length=1, max_length=64)
     status: Literal["sent", "failed", "suppressed", "digested"] | None = None
-    limit: int = Field(default=50, ge=1, le=1000)
+    # a misspelt type is an error, not an empty page
+    event_type: NotificationEventType | None = Field(
+        default=None, description="what the notification was about; digest: a digest message"
+    )
 
 
 class NotificationOut(Out):
     model_config = ConfigDict(from_attributes=True, extra="allow")
 
+    id: int
     ts: float
     channel: str
     status: str
@@ -325,6 +338,7 @@ class NotificationOut(Out):
 
 class NotificationsOut(Out):
     items: list[NotificationOut] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null at end")
 
 
 class AlertTest(Body):

@@ -67,9 +67,19 @@ class StoreQueries(Protocol):
         limit: int = 500,
     ) -> Sequence[Any]: ...
 
-    async def notifications(
-        self, *, channel: str | None = None, status: str | None = None, limit: int = 100
-    ) -> Sequence[Any]: ...
+    async def notification_page(
+        self,
+        *,
+        channel: str | None = None,
+        status: str | None = None,
+        event_type: str | None = None,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page: ...
 
     async def signal_page(
         self,

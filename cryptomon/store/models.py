@@ -425,6 +425,7 @@ class NotificationRow(Base):
         Index("ix_notifications_channel_time", "channel", "ts"),
         Index("ix_notifications_status_time", "status", "ts"),
         Index("ix_notifications_time_id", "ts", "id"),
+        Index("ix_notifications_event_type_time_id", "event_type", "ts", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -12,7 +12,7 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Select
+from sqlalchemy import Select, and_, or_
 
 from cryptomon.store.types import utc
 
@@ -82,10 +82,15 @@ def plain_rows(result: Any, rows: list[Any] | None = None) -> list[dict[str, Any
     return out
 
 
-def encode_cursor(ts: datetime, key: str) -> str:
-    """The opaque page cursor of the last row (its time and id) of a page."""
+_BIGINT = 2**63  # an integer id is a BIGINT: a cursor's id outside it is not one we issued
+
+
+def encode_cursor(ts: datetime, key: str | int) -> str:
+    """The opaque page cursor of the last row (its time and id: text, or an integer) of a
+    page."""
     micros = (ts - _EPOCH) // timedelta(microseconds=1)
-    if key.isascii() and key.isprintable():  # (orjson's bytes are json's: a cheaper call)
+    if isinstance(key, int) or (key.isascii() and key.isprintable()):  # (orjson's bytes are
+        # json's: a cheaper call)
         raw = orjson.dumps([micros, key])
     else:  # json escapes non-ASCII and DEL, orjson does not: the cursor's bytes stay json's
         raw = json.dumps([micros, key], separators=(",", ":")).encode()
@@ -93,19 +98,51 @@ def encode_cursor(ts: datetime, key: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Inverse of :func:`encode_cursor`; ValueError for anything it did not produce."""
+    """Inverse of :func:`encode_cursor` for a text id; ValueError for anything it did not
+    produce."""
+    ts, key = _decode(cursor)
+    # a row id never holds NUL (PostgreSQL text refuses it: a forged cursor was a 503
+    # "store unavailable" there)
+    if not isinstance(key, str) or "\x00" in key:
+        raise _invalid(cursor)
+    return ts, key
+
+
+def decode_int_cursor(cursor: str) -> tuple[datetime, int]:
+    """Inverse of :func:`encode_cursor` for an integer id (a BIGINT: one outside its range
+    would be a database error, not an empty page); ValueError for anything it did not
+    produce, such as another list's cursor."""
+    ts, key = _decode(cursor)
+    if type(key) is not int or not -_BIGINT <= key < _BIGINT:
+        raise _invalid(cursor)
+    return ts, key
+
+
+def _invalid(cursor: str) -> ValueError:
+    return ValueError(
+        f"invalid cursor {cursor[:40]!r}: pass the next_cursor value of a previous page"
+    )
+
+
+def _decode(cursor: str) -> tuple[datetime, object]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         micros, key = orjson.loads(raw)
-        # a row id never holds NUL (PostgreSQL text refuses it: a forged cursor was a 503
-        # "store unavailable" there) and a time is no boolean
-        if type(micros) is not int or not isinstance(key, str) or "\x00" in key:
+        if type(micros) is not int:  # a time is no boolean
             raise TypeError
         return _EPOCH + timedelta(microseconds=micros), key
     except (ValueError, TypeError, binascii.Error, OverflowError):
-        raise ValueError(
-            f"invalid cursor {cursor[:40]!r}: pass the next_cursor value of a previous page"
-        ) from None
+        raise _invalid(cursor) from None
+
+
+def after_key(stmt: _S, ts: Any, key: Any, cursor: tuple[datetime, Any] | None) -> _S:
+    """``stmt`` limited to the rows after ``cursor`` in the newest-first (``ts``, ``key``)
+    order (unchanged when it is None)."""
+    if cursor is None:
+        return stmt
+    c_ts, c_key = cursor
+    # the redundant ``<=`` bounds the index range (the OR alone is only a filter)
+    return stmt.where(ts <= c_ts, or_(ts < c_ts, and_(ts == c_ts, key < c_key)))
 
 
 def time_range(stmt: _S, col: Any, since: Any, until: Any) -> _S:

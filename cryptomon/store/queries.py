@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 
 from cryptomon.events import Severity
+from cryptomon.kinds import NotificationEventType
 from cryptomon.store.anomaly_json import driver_statement, page_body
 from cryptomon.store.anomaly_queries import ROW_COLUMNS, anomaly_page, anomaly_params
 from cryptomon.store.models import (
@@ -29,9 +30,11 @@ from cryptomon.store.models import (
 )
 from cryptomon.store.pages import (
     MAX_LIMIT,
+    after_key,
     as_time,
     check_limit,
     decode_cursor,
+    decode_int_cursor,
     encode_cursor,
     plain,
     plain_rows,
@@ -41,6 +44,8 @@ from cryptomon.store.reads import ReadPool
 from cryptomon.store.signal_queries import SignalFilter, page_statement, signal_stats
 
 __all__ = ["MAX_LIMIT", "Queries", "decode_cursor", "encode_cursor"]
+
+_EVENT_TYPES = tuple(e.value for e in NotificationEventType)
 
 
 class Queries(ReadPool):
@@ -324,9 +329,46 @@ class Queries(ReadPool):
         self, *, channel: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Newest first."""
-        return await self._newest(
-            NotificationRow.__table__, limit=limit, channel=channel, status=status
-        )
+        return (await self.notification_page(channel=channel, status=status, limit=limit))[0]
+
+    async def notification_page(
+        self,
+        *,
+        channel: str | None = None,
+        status: str | None = None,
+        event_type: str | None = None,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first (by time, then id); returns (page, next_cursor or None)."""
+        limit = check_limit(limit)
+        if event_type is not None and event_type not in _EVENT_TYPES:
+            allowed = ", ".join(_EVENT_TYPES)
+            raise ValueError(f"event_type must be one of {allowed}, got {event_type!r}")
+        t = NotificationRow.__table__
+        stmt = select(t)
+        equals = {
+            "channel": channel,
+            "status": status,
+            "event_type": event_type,
+            "exchange": exchange,
+            "symbol": symbol,
+        }
+        for column, value in equals.items():
+            if value is not None:
+                stmt = stmt.where(t.c[column] == value)
+        stmt = time_range(stmt, t.c.ts, since, until)
+        stmt = after_key(stmt, t.c.ts, t.c.id, decode_int_cursor(cursor) if cursor else None)
+        stmt = stmt.order_by(t.c.ts.desc(), t.c.id.desc()).limit(limit + 1)
+        result, rows = await self._fetch(stmt)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].ts, rows[-1].id) if more else None
+        return plain_rows(result, rows), next_cursor
 
     async def feed_events(
         self,

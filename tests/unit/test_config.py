@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from cryptomon.config import Settings, load_settings, normalize_symbol
 from cryptomon.errors import ConfigError
-from cryptomon.kinds import AnomalyKind, NotifyEventType
+from cryptomon.kinds import AnomalyKind, NotificationEventType, NotifyEventType
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 
@@ -321,6 +321,14 @@ def test_anomaly_kind_typo_lists_the_valid_kinds(data: dict[str, Any], path: str
     text = str(exc.value)
     assert path in text
     assert ", ".join(repr(k.value) for k in list(AnomalyKind)[:-1]) in text
+
+
+def test_the_notification_history_filters_by_every_event_type_and_digests() -> None:
+    """The history's event types are the ones a channel subscribes to, plus the digest
+    message: a type added to one and not the other would be refused (422) as a filter."""
+    assert {e.value for e in NotificationEventType} == {e.value for e in NotifyEventType} | {
+        "digest"
+    }
 
 
 def test_kinds_load_as_enum_members() -> None:

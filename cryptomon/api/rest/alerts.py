@@ -6,6 +6,7 @@ from typing import Any
 
 from cryptomon.api import models_trading as mt
 from cryptomon.api.errors import ApiError
+from cryptomon.api.rest.paging import check_limit, invalid_query
 from cryptomon.api.rest.trading import audit
 from cryptomon.api.routing import Call, RouteTable
 from cryptomon.api.services import NOTIFIER, QUERIES
@@ -65,20 +66,39 @@ def _body_field(path: str, channel: str) -> str:
     return "body." + (path[len(prefix) :] if path.startswith(prefix) else path.rsplit(".", 1)[-1])
 
 
+_HISTORY_FIELDS = ("cursor", "since", "until", "event_type")
+
+
 @table.get(
     "/api/v1/alerts/history",
     scope="read",
     response=mt.NotificationsOut,
     query=mt.AlertHistoryQuery,
     needs=(QUERIES,),
+    description="Newest first. Keyset pagination: pass next_cursor back as cursor.",
 )
 async def alerts_history(call: Call) -> mt.NotificationsOut:
-    """Sent, failed, suppressed and digested notifications, newest first."""
+    """Sent, failed, suppressed and digested notifications, newest first, filtered and
+    paginated."""
     q: mt.AlertHistoryQuery = call.query
-    rows = await call.service(QUERIES).notifications(
-        channel=q.channel, status=q.status, limit=q.limit
+    check_limit(call, q.limit)
+    try:
+        rows, next_cursor = await call.service(QUERIES).notification_page(
+            channel=q.channel,
+            status=q.status,
+            event_type=q.event_type,
+            exchange=q.exchange,
+            symbol=q.symbol,
+            since=q.since,
+            until=q.until,
+            limit=q.limit,
+            cursor=q.cursor,
+        )
+    except ValueError as exc:  # the store names the argument (e.g. a malformed cursor)
+        raise invalid_query(exc, _HISTORY_FIELDS) from None
+    return mt.NotificationsOut(
+        items=[mt.NotificationOut.model_validate(r) for r in rows], next_cursor=next_cursor
     )
-    return mt.NotificationsOut(items=[mt.NotificationOut.model_validate(r) for r in rows])
 
 
 @table.post(

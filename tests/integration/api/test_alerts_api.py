@@ -13,7 +13,9 @@ from cryptomon.config import AlertsConfig
 from cryptomon.events import AuditEntry, NotificationRecord
 from cryptomon.hub import Hub
 from cryptomon.notify.router import NotificationRouter
-from tests.integration.api.conftest import READ, StartApi
+from cryptomon.store.db import Database
+from cryptomon.store.queries import Queries
+from tests.integration.api.conftest import READ, StartApi, api_config
 from tests.integration.notify_sinks import HttpSink
 
 T0 = 1_700_000_000.0
@@ -157,3 +159,101 @@ async def test_every_apprise_url_form_is_redacted(start_api: StartApi) -> None:
     shown = {ch["name"]: ch["url"] for ch in body["channels"]}
     assert shown == {"opsgenie": "opsgenie://***", "slack": "https://***", "discord": "https://***"}
     assert not [s for s in secrets.values() if s in str(body)]
+
+
+async def _store_notifications(database: Any, n: int) -> None:
+    """``n`` notifications on ``ops`` (odd) and ``mail`` (even), pairs sharing a time, every
+    third a digest; titles ``t0`` (oldest) to ``t<n-1>``."""
+    from cryptomon.store.repos import insert_notifications
+
+    records = [
+        NotificationRecord(
+            exchange="",
+            symbol="",
+            ts=T0 + i // 2,
+            ts_recv=T0 + i // 2,
+            channel="ops" if i % 2 else "mail",
+            status="sent",
+            title=f"t{i}",
+            attempts=1,
+            event_type="anomaly" if i % 3 else "digest",
+        )
+        for i in range(n)
+    ]
+    async with database.sessionmaker() as session, session.begin():
+        await insert_notifications(session, records)
+
+
+@pytest.mark.asyncio
+async def test_history_pages_back_by_cursor(start_api: StartApi, db: Database) -> None:
+    """Following next_cursor lists every notification once, newest first, then null; the
+    filters (channel, event type, time range) hold on every page."""
+    await _store_notifications(db, 23)
+    api = await start_api(queries=Queries(db=db))
+    titles: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        path = "/api/v1/alerts/history?limit=5" + (f"&cursor={cursor}" if cursor else "")
+        status, body = await api.get(path)
+        assert status == 200, body
+        titles += [n["title"] for n in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 5
+    assert titles == [f"t{i}" for i in range(22, -1, -1)]
+    query = f"channel=ops&event_type=anomaly&since={T0 + 1}&until={T0 + 10}&limit=3"
+    _, first = await api.get(f"/api/v1/alerts/history?{query}")
+    _, second = await api.get(f"/api/v1/alerts/history?{query}&cursor={first['next_cursor']}")
+    wanted = [f"t{i}" for i in range(21, 1, -1) if i % 2 and i % 3]
+    assert [n["title"] for n in first["items"] + second["items"]] == wanted
+    assert second["next_cursor"] is None
+    assert isinstance(first["items"][0]["id"], int)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("cursor=garbage!", "query.cursor"),
+        # another list's cursor (a text id): refused, not a database error
+        ("cursor=WzE3MDAwMDAwMDAwMDAwMDAsImFiYyJd", "query.cursor"),
+        ("cursor=WzEsMTAwMDAwMDAwMDAwMDAwMDAwMDAwMF0", "query.cursor"),  # id beyond BIGINT
+        ("limit=101", "query.limit"),
+        ("limit=0", "query.limit"),
+        ("event_type=anomalies", "query.event_type"),
+        ("status=lost", "query.status"),
+        ("since=20&until=10", "query.until"),
+        ("since=yesterday", "query.since"),
+        ("colour=red", "query.colour"),
+    ],
+)
+async def test_bad_history_queries_are_422_naming_the_field(
+    start_api: StartApi, db: Database, query: str, field: str
+) -> None:
+    """A cursor the store did not issue, a page above api.max_page_size, an unknown event
+    type or status, an inverted range or an unknown parameter: 422 naming the field, like
+    the anomaly and signal lists."""
+    api = await start_api(config=api_config(max_page_size=100), queries=Queries(db=db))
+    status, body = await api.get(f"/api/v1/alerts/history?{query}")
+    assert status == 422, body
+    assert field in [f["field"] for f in body["error"]["details"]["fields"]], body
+
+
+@pytest.mark.asyncio
+async def test_openapi_documents_the_history_page(start_api: StartApi, db: Database) -> None:
+    """The OpenAPI document lists the history's cursor and filters and its next_cursor."""
+    api = await start_api(queries=Queries(db=db))
+    status, doc = await api.get("/api/v1/openapi.json")
+    assert status == 200
+    op = doc["paths"]["/api/v1/alerts/history"]["get"]
+    names = {p["name"] for p in op["parameters"]}
+    assert {"cursor", "limit", "channel", "status", "event_type", "since", "until"} <= names
+    assert {"exchange", "symbol"} <= names
+    ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert {"items", "next_cursor"} <= set(schema["required"])
+    event_type = next(p for p in op["parameters"] if p["name"] == "event_type")
+    assert "digest" in str(event_type["schema"])

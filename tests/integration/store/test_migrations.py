@@ -23,6 +23,7 @@ from cryptomon.errors import FatalError
 from cryptomon.store import migrate
 from cryptomon.store.db import Database
 from cryptomon.store.models import Base
+from cryptomon.store.queries import Queries
 
 APP_TABLES = set(Base.metadata.tables)
 
@@ -486,7 +487,7 @@ async def test_0014_adds_protection_levels_from_0013_and_downgrades(db: Database
                 "'20000', '0', '0', '0', '2026-12-06 12:00:00')"
             )
         )
-    await migrate.upgrade(db, "0014")
+    await migrate.upgrade(db, "head")  # 0014 and the revisions after it
     assert await migrate.compare(db) == []
 
     def level(stop: str, best: str, ts: float) -> ProtectionUpdate:
@@ -526,6 +527,40 @@ async def test_0014_adds_protection_levels_from_0013_and_downgrades(db: Database
     async with db.engine.connect() as conn:
         kept = (await conn.execute(text("SELECT count(*) FROM positions"))).scalar_one()
     assert "protection_levels" not in await _tables(db)
+    assert kept == 1
+    await migrate.upgrade(db, "head")
+    assert await migrate.compare(db) == []
+
+
+@pytest.mark.asyncio
+async def test_0015_indexes_notifications_by_event_type_and_downgrades(db: Database) -> None:
+    """From 0014 (with a notification stored), 0015 adds the (event_type, ts, id) index of
+    the notification history's event type filter; downgrade to 0014 drops it and keeps the
+    row."""
+
+    def indexes(sync_conn: Any) -> set[str]:
+        return {ix["name"] for ix in inspect(sync_conn).get_indexes("notifications")}
+
+    await migrate.downgrade(db, "0014")
+    async with db.engine.begin() as conn:
+        assert "ix_notifications_event_type_time_id" not in await conn.run_sync(indexes)
+        await conn.execute(
+            text(
+                "INSERT INTO notifications (event_key, ts, exchange, symbol, channel, status, "
+                "title, body, attempts, error, priority, event_type) VALUES ('k1', "
+                "'2026-12-06 12:00:00', '', '', 'ops', 'sent', 't', '', 1, '', 'P2', 'test')"
+            )
+        )
+    await migrate.upgrade(db, "0015")
+    async with db.engine.connect() as conn:
+        assert "ix_notifications_event_type_time_id" in await conn.run_sync(indexes)
+    assert await migrate.compare(db) == []
+    rows, _ = await Queries(db=db).notification_page(event_type="test")
+    assert [r["title"] for r in rows] == ["t"]
+    await migrate.downgrade(db, "0014")
+    async with db.engine.connect() as conn:
+        assert "ix_notifications_event_type_time_id" not in await conn.run_sync(indexes)
+        kept = (await conn.execute(text("SELECT count(*) FROM notifications"))).scalar_one()
     assert kept == 1
     await migrate.upgrade(db, "head")
     assert await migrate.compare(db) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -20,7 +21,8 @@ from cryptomon.events import (
 )
 from cryptomon.store import repos
 from cryptomon.store.db import Database
-from cryptomon.store.queries import Queries
+from cryptomon.store.queries import Queries, encode_cursor
+from cryptomon.store.types import utc
 from tests.stubs import T0, anomaly, fill, intent, update
 
 SEVERITIES = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
@@ -248,3 +250,79 @@ async def test_operations_queries(db: Database) -> None:
     assert (await q.feed_events(exchange="binance"))[0]["status"] == "stale"
     assert (await q.audit_log(actor="api:ops"))[0]["payload"] == {}
     assert [e["equity"] for e in await q.equity_snapshots(limit=2)] == [1001, 1002]
+
+
+async def _seed_notifications(db: Database, n: int = 23) -> None:
+    """``n`` notifications, pairs sharing a time (the id breaks the tie), channels and event
+    types alternating."""
+    records = [
+        NotificationRecord(
+            exchange="okx" if i % 3 else "",
+            symbol="BTC-USDT" if i % 3 else "",
+            ts=T0 + i // 2,
+            ts_recv=T0 + i // 2,
+            channel="ops" if i % 2 else "mail",
+            status="sent" if i % 4 else "failed",
+            title=f"n{i}",
+            event_type="anomaly" if i % 3 else "digest",
+        )
+        for i in range(n)
+    ]
+    async with db.sessionmaker() as s, s.begin():
+        await repos.write_durable(s, records)
+
+
+@pytest.mark.asyncio
+async def test_notification_pages_cover_everything_once_newest_first(db: Database) -> None:
+    """Keyset pages of 5 return all 23 notifications once, newest first (time, then id); the
+    filters hold on every page and a page after the last is not offered."""
+    await _seed_notifications(db)
+    q = Queries(db=db)
+    seen: list[dict] = []
+    cursor = None
+    pages = 0
+    while True:
+        page, cursor = await q.notification_page(limit=5, cursor=cursor)
+        assert len(page) == 5 or cursor is None
+        seen.extend(page)
+        pages += 1
+        if cursor is None:
+            break
+    assert pages == 5
+    assert sorted(r["title"] for r in seen) == sorted(f"n{i}" for i in range(23))
+    keys = [(r["ts"], r["id"]) for r in seen]
+    assert keys == sorted(keys, reverse=True)
+    assert isinstance(seen[0]["ts"], float)
+    assert "event_key" not in seen[0]
+    # filters and the cursor together: the second page continues the filtered list
+    first, cursor = await q.notification_page(channel="ops", event_type="anomaly", limit=3)
+    assert cursor is not None
+    second, _ = await q.notification_page(
+        channel="ops", event_type="anomaly", limit=100, cursor=cursor
+    )
+    titles = [r["title"] for r in first + second]
+    wanted = [f"n{i}" for i in range(22, -1, -1) if i % 2 and i % 3]
+    assert titles == wanted
+    rows, _ = await q.notification_page(status="failed", since=T0 + 4, until=T0 + 8, limit=100)
+    assert [r["title"] for r in rows] == ["n16", "n12", "n8"]
+    rows, _ = await q.notification_page(exchange="okx", symbol="BTC-USDT", limit=100)
+    assert len(rows) == 15
+    rows, last = await q.notification_page(limit=23)
+    assert len(rows) == 23
+    assert last is None
+
+
+@pytest.mark.asyncio
+async def test_notification_page_refuses_a_cursor_it_did_not_issue(db: Database) -> None:
+    """A malformed cursor, another list's cursor (a text id) and an id out of the column's
+    range are ValueErrors naming the cursor, not a database error."""
+    q = Queries(db=db)
+    anomaly_cursor = encode_cursor(utc(T0), "a" * 32)
+    huge = base64.urlsafe_b64encode(b"[1700000000000000,99999999999999999999]").decode()
+    for cursor in ("not-a-cursor!", anomaly_cursor, huge.rstrip("=")):
+        with pytest.raises(ValueError, match="invalid cursor"):
+            await q.notification_page(cursor=cursor)
+    with pytest.raises(ValueError, match="event_type must be one of"):
+        await q.notification_page(event_type="anomalies")
+    with pytest.raises(ValueError, match=r"since .* must not be after until"):
+        await q.notification_page(since=T0 + 10, until=T0)

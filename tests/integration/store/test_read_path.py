@@ -21,6 +21,7 @@ from cryptomon.store.types import utc
 from tests import stubs
 
 CURSOR = encode_cursor(utc(1_700_000_100.0), "a" * 32)
+NOTIFICATION_CURSOR = encode_cursor(utc(1_700_000_100.0), 12_345)  # the id is an integer
 SINCE, UNTIL = 1_700_000_000.0, 1_700_000_500.0
 
 # (method, arguments): the filter combinations the list routes document
@@ -54,6 +55,14 @@ LISTS: list[tuple[str, dict[str, Any]]] = [
     ("notifications", {}),
     ("notifications", {"channel": "ops"}),
     ("notifications", {"status": "failed"}),
+    ("notification_page", {}),
+    ("notification_page", {"cursor": NOTIFICATION_CURSOR}),
+    ("notification_page", {"channel": "ops", "cursor": NOTIFICATION_CURSOR}),
+    ("notification_page", {"status": "failed", "cursor": NOTIFICATION_CURSOR}),
+    ("notification_page", {"event_type": "fill", "cursor": NOTIFICATION_CURSOR}),
+    ("notification_page", {"channel": "ops", "status": "sent", "event_type": "anomaly"}),
+    ("notification_page", {"since": SINCE, "until": UNTIL}),
+    ("notification_page", {"channel": "ops", "since": SINCE, "until": UNTIL}),
 ]
 
 # a sort of every matching row (a partial sort within equal times is allowed)
@@ -148,6 +157,37 @@ async def test_min_severity_is_checked_on_the_index_entry(
             assert "Filter: (severity_rank" not in text_plan, text_plan
         else:
             assert re.search(r"USING INDEX ix_anomalies_\w+_rank\b", text_plan), text_plan
+
+
+NOTIFICATION_SHAPES: list[dict[str, Any]] = [
+    {"channel": "ops"},
+    {"status": "failed"},
+    {"event_type": "kill_switch"},
+    {"event_type": "kill_switch", "cursor": NOTIFICATION_CURSOR},
+    {"channel": "ops", "cursor": NOTIFICATION_CURSOR},
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "args", NOTIFICATION_SHAPES, ids=["-".join(a) for a in NOTIFICATION_SHAPES]
+)
+async def test_a_notification_filter_seeks_its_own_index(
+    db: Database, args: dict[str, Any]
+) -> None:
+    """The notification history's channel, status and event type filters each seek an index
+    that starts with their column: a page of a rare event type (a kill switch among 300k
+    anomaly notifications: 90 ms on PostgreSQL, 1.3 s on SQLite) does not walk every
+    notification's time order."""
+    queries = Queries(db=db)
+    captured = await statements(db, lambda: queries.notification_page(limit=50, **args))
+    column = next(k for k in args if k != "cursor")
+    for statement, params in captured:
+        text_plan = await plan(db, statement, params)
+        if db.dialect == "postgresql":
+            assert re.search(rf"Index Cond: \(\(?\({column}\)", text_plan), text_plan
+        else:
+            assert re.search(rf"USING INDEX \w+ \({column}=\?", text_plan), text_plan
 
 
 @pytest.mark.asyncio
