@@ -531,6 +531,51 @@ async def test_0014_adds_protection_levels_from_0013_and_downgrades(db: Database
     assert await migrate.compare(db) == []
 
 
+@pytest.mark.asyncio
+async def test_0015_links_backtest_runs_to_their_sweep_and_downgrades(db: Database) -> None:
+    """From the previous head (0014, with a stored backtest run), 0015 adds the run's sweep
+    (id, rank, metric; NULL for the runs stored before: they were single runs) and the index
+    the sweep's listing reads; downgrade to 0014 drops them and keeps the run."""
+    from cryptomon.store.history import BacktestRuns
+
+    await migrate.downgrade(db, "0014")
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                'INSERT INTO backtest_runs (created_at, source, symbols, start, "end", params, '
+                "summary, breakdown, trades, digest) VALUES ('2026-12-06 12:00:00', 'db', "
+                "'[\"ALT-BTC\"]', '2026-12-01 00:00:00', '2026-12-02 00:00:00', "
+                "'{\"overrides\": {}}', '{\"pnl\": 1.5}', '{}', '[]', 'abc')"
+            )
+        )
+    await migrate.upgrade(db, "0015")
+    assert await migrate.compare(db) == []
+
+    def schema(c: Any) -> tuple[dict[str, Any], set[str]]:
+        insp = inspect(c)
+        cols = {col["name"]: col for col in insp.get_columns("backtest_runs")}
+        return cols, {ix["name"] for ix in insp.get_indexes("backtest_runs")}
+
+    async with db.engine.connect() as conn:
+        cols, indexes = await conn.run_sync(schema)
+    assert {"sweep_id", "sweep_rank", "sweep_metric"} <= set(cols)
+    assert all(cols[c]["nullable"] for c in ("sweep_id", "sweep_rank", "sweep_metric"))
+    assert "ix_backtest_runs_sweep" in indexes
+    [old] = await BacktestRuns(db=db).list_runs()
+    assert (old["sweep_id"], old["sweep_rank"], old["overrides"]) == (None, None, {})
+    assert await BacktestRuns(db=db).list_runs(sweep=old["id"]) == []
+
+    await migrate.downgrade(db, "0014")
+    async with db.engine.connect() as conn:
+        cols, indexes = await conn.run_sync(schema)
+        kept = (await conn.execute(text("SELECT count(*) FROM backtest_runs"))).scalar_one()
+    assert not {"sweep_id", "sweep_rank", "sweep_metric"} & set(cols)
+    assert "ix_backtest_runs_sweep" not in indexes
+    assert kept == 1
+    await migrate.upgrade(db, "head")
+    assert await migrate.compare(db) == []
+
+
 def test_cli_a_step_the_wrong_way_or_past_the_end_is_a_usage_error(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
