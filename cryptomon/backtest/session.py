@@ -7,10 +7,13 @@ processes with the settings). :func:`run_request` loads the candles, runs them, 
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import yaml
 
 from cryptomon.backtest.data import CandleSeries, timeframe_seconds
 from cryptomon.backtest.inputs import (
@@ -48,8 +51,6 @@ class BacktestRequest:
     @property
     def command(self) -> str:
         """``crypto-monitor backtest ...``: this run again (shell-quoted)."""
-        from cryptomon.backtest.sweep import override_args
-
         return shlex.join(
             ["crypto-monitor", "backtest", *self.argv, *override_args(self.overrides)]
         )
@@ -57,6 +58,25 @@ class BacktestRequest:
     @property
     def source(self) -> str:
         return ", ".join(self.files) if self.files else "db"
+
+
+def scalar_text(value: Any) -> str:
+    """``value`` written so that YAML reads it back as the same value (``--set`` and
+    ``--sweep`` values): ``null``, ``true``, ``2.5``, a string quoted only when needed."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, str):
+        try:
+            same = yaml.safe_load(value) == value
+        except yaml.YAMLError:
+            same = False
+        return value if same and "," not in value else json.dumps(value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def override_args(overrides: dict[str, Any]) -> list[str]:
+    """The ``--set`` options that run ``overrides`` again, in their order."""
+    return [f"--set={key}={scalar_text(value)}" for key, value in overrides.items()]
 
 
 async def load_series(settings: Settings, req: BacktestRequest) -> list[CandleSeries]:

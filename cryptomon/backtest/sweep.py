@@ -4,7 +4,7 @@ A key is a dotted config path (``trading.stop_loss_percentage``,
 ``anomaly_detection.volume_threshold_multiplier``, ``trading.indicators.rsi_oversold``); the
 values are YAML scalars. Every variant is the config with its overrides applied and validated
 like a config file, so a variant is reproducible from its parameters alone: one run with
-``--set KEY=VALUE`` for each of its overrides (:func:`override_args`, in the command stored
+``--set KEY=VALUE`` for each of its overrides (``session.override_args``, in the command stored
 with it) is the same run. The candles are loaded once and sent to the workers; each worker
 sends back the variant's whole document and the command stores it (the parent writes, one
 transaction per variant: one writer, whatever the database).
@@ -14,24 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from cryptomon.backtest.data import CandleSeries
+from cryptomon.backtest.session import BacktestRequest, scalar_text
 from cryptomon.config import Settings
 from cryptomon.config.problems import problems_from
 from cryptomon.errors import ConfigError
 from cryptomon.market.datafiles import DataError
-
-if TYPE_CHECKING:
-    from cryptomon.backtest.session import BacktestRequest
 
 RANK_METRICS = (
     "pnl",
@@ -92,25 +89,6 @@ def parse_sets(specs: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             raise DataError(f"--set {key}: the value must be a plain scalar, got {raw!r}") from None
     return out
-
-
-def scalar_text(value: Any) -> str:
-    """``value`` written so that YAML reads it back as the same value (``--set`` and
-    ``--sweep`` values): ``null``, ``true``, ``2.5``, a string quoted only when needed."""
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, str):
-        try:
-            same = yaml.safe_load(value) == value
-        except yaml.YAMLError:
-            same = False
-        return value if same and "," not in value else json.dumps(value)
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def override_args(overrides: dict[str, Any]) -> list[str]:
-    """The ``--set`` options that run ``overrides`` again, in their order."""
-    return [f"--set={key}={scalar_text(value)}" for key, value in overrides.items()]
 
 
 def grid(axes: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:

@@ -245,8 +245,8 @@ async def _main(settings: Any, req: Any, args: argparse.Namespace, variants: lis
 async def _sweep(
     settings: Any, req: Any, series: Any, variants: list[Any], args: argparse.Namespace
 ) -> int:
-    from cryptomon.backtest.session import store_sweep
-    from cryptomon.backtest.sweep import override_args, run_sweep
+    from cryptomon.backtest.session import override_args, store_sweep
+    from cryptomon.backtest.sweep import run_sweep
 
     workers = args.workers or min(len(variants), os.cpu_count() or 1)
     docs = run_sweep(settings, series, req, variants, workers=workers, rank=args.rank)

@@ -118,10 +118,12 @@ def test_a_sweep_stores_every_variant_ranked_and_each_reruns_identically(
 def test_the_sweep_table_names_each_variants_run(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, sqlite_url: str
 ) -> None:
-    """The printed table has each variant's run id and its overrides as ``--set`` options,
-    and says where the sweep is listed; with --no-store nothing is kept and it says so."""
+    """The printed table has each variant's run id and its overrides (``--set`` ones
+    included) as ``--set`` options, and says where the sweep is listed; with --no-store
+    nothing is kept and it says so."""
     data, config = candle_file(tmp_path, 720), config_file(tmp_path, sqlite_url)
     argv = ["backtest", str(data), "--config", str(config), "--sweep", f"{SL}=1,3"]
+    argv += ["--set", f"{TP}=4.5"]
     code, out, err = run(capsys, [*argv, "--workers", "2"])
     assert code == 0, err
     lines = out.splitlines()
@@ -129,7 +131,10 @@ def test_the_sweep_table_names_each_variants_run(
     rows = lines[1:3]
     runs = sorted(int(r.split()[1]) for r in rows)
     assert runs == [1, 2]
-    assert {r.split("  ")[-1].strip() for r in rows} == {f"--set={SL}=1", f"--set={SL}=3"}
+    assert {r.split("  ")[-1].strip() for r in rows} == {
+        f"--set={TP}=4.5 --set={SL}=1",
+        f"--set={TP}=4.5 --set={SL}=3",
+    }
     best = int(rows[0].split()[1])
     assert f"sweep {best} stored" in out
     assert f"GET /api/v1/backtests?sweep={best}" in out

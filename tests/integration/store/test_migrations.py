@@ -486,8 +486,7 @@ async def test_0014_adds_protection_levels_from_0013_and_downgrades(db: Database
                 "'20000', '0', '0', '0', '2026-12-06 12:00:00')"
             )
         )
-    await migrate.upgrade(db, "0014")
-    assert await migrate.compare(db) == []
+    await migrate.upgrade(db, "0014")  # the models' schema is head's: compared at the end
 
     def level(stop: str, best: str, ts: float) -> ProtectionUpdate:
         return ProtectionUpdate(
