@@ -209,8 +209,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         settings = with_logging(settings, level="WARNING")
     setup_logging(settings)
     try:
-        if sets and not variants:  # a sweep applies them to each variant (in its overrides)
-            settings = apply_overrides(settings, sets, option="--set")
+        if sets:  # named --set when wrong; a sweep applies them to each variant instead
+            with_sets = apply_overrides(settings, sets, option="--set")
+            settings = settings if variants else with_sets
         return run_async(_main(settings, req, args, variants))
     except DataError as exc:
         return usage_error(str(exc))

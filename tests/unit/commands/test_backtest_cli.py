@@ -200,6 +200,10 @@ BAD_BACKTEST = [
     (["--set", SL], "--set: expected SECTION.KEY=VALUE (e.g. trading.stop_loss_percentage=2)"),
     (["--set", "trading.nope=1"], "--set trading.nope: no such config key 'nope'"),
     (
+        ["--set", "trading.nope=1", "--sweep", f"{SL}=2,3"],
+        "--set trading.nope: no such config key 'nope'",
+    ),
+    (
         ["--set", f"{SL}=-1"],
         "--set trading.stop_loss_percentage=-1: invalid value: "
         "trading.stop_loss_percentage: got -1; expected greater than 0",
