@@ -243,7 +243,13 @@ class Backtests(Protocol):
     """``cryptomon.store.history.BacktestRuns``: stored backtest runs as JSON-ready dicts."""
 
     async def list_runs(
-        self, *, limit: int = 50, before: int | None = None
+        self,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        sweep: int | None = None,
+        after_rank: int | None = None,
+        variants: bool = True,
     ) -> Sequence[Mapping[str, Any]]: ...
 
     async def get_run(self, run_id: int) -> Mapping[str, Any] | None: ...

@@ -7,12 +7,15 @@ processes with the settings). :func:`run_request` loads the candles, runs them, 
 
 from __future__ import annotations
 
+import json
 import math
+import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import yaml
 
 from cryptomon.backtest.data import CandleSeries, timeframe_seconds
 from cryptomon.backtest.inputs import (
@@ -43,10 +46,39 @@ class BacktestRequest:
     end: float | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     trades: bool = False  # public trades (files or stored) instead of candles
+    # the command's inputs as given (files, --config, range, ...: absolute paths), without
+    # the overrides: with their --set options, the command that runs it again
+    argv: tuple[str, ...] = ()
+
+    @property
+    def command(self) -> str:
+        """``crypto-monitor backtest ...``: this run again (shell-quoted)."""
+        return shlex.join(
+            ["crypto-monitor", "backtest", *self.argv, *override_args(self.overrides)]
+        )
 
     @property
     def source(self) -> str:
         return ", ".join(self.files) if self.files else "db"
+
+
+def scalar_text(value: Any) -> str:
+    """``value`` written so that YAML reads it back as the same value (``--set`` and
+    ``--sweep`` values): ``null``, ``true``, ``2.5``, a string quoted only when needed."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, str):
+        try:
+            same = yaml.safe_load(value) == value
+        except yaml.YAMLError:
+            same = False
+        return value if same and "," not in value else json.dumps(value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def override_args(overrides: dict[str, Any]) -> list[str]:
+    """The ``--set`` options that run ``overrides`` again, in their order."""
+    return [f"--set={key}={scalar_text(value)}" for key, value in overrides.items()]
 
 
 async def load_series(settings: Settings, req: BacktestRequest) -> list[CandleSeries]:
@@ -229,6 +261,7 @@ def _document(settings: Settings, result: BacktestResult, req: BacktestRequest) 
         "start": req.start,
         "end": req.end,
         "overrides": req.overrides,
+        "command": req.command,
         "trading": settings.trading.model_dump(mode="json", exclude={"live"}),
         "anomaly_detection": settings.anomaly_detection.model_dump(mode="json"),
         "backtest": settings.backtest.model_dump(mode="json"),
@@ -255,36 +288,55 @@ def tick_warnings(settings: Settings, series: list[CandleSeries]) -> list[str]:
     return out
 
 
+def _run_columns(document: dict[str, Any], report: str | None) -> dict[str, Any]:
+    """The ``backtest_runs`` columns of a run's document."""
+    from cryptomon.store.types import utc
+
+    summary = document["summary"]
+    return {
+        "created_at": datetime.now(UTC),
+        "source": document["params"]["source"][:200],
+        "symbols": document["params"]["symbols"],
+        "start": utc(summary["start"]),
+        "end": utc(summary["end"]),
+        "params": document["params"],
+        "summary": summary,
+        "breakdown": {
+            "by_symbol": document["by_symbol"],
+            "by_source": document["by_source"],
+        },
+        "trades": document["trades"],
+        "digest": document["digest"],
+        "report_html": report,
+    }
+
+
 async def store_run(
     settings: Settings, result: BacktestResult, document: dict[str, Any], report: str | None
 ) -> int:
     """Keep the run in ``backtest_runs`` of the configured database; its id."""
     from cryptomon.store.db import Database
     from cryptomon.store.history import save_run
-    from cryptomon.store.types import utc
 
-    summary = document["summary"]
     db = Database(settings.database)
     await db.start()
     try:
-        return await save_run(
-            db,
-            {
-                "created_at": datetime.now(UTC),
-                "source": document["params"]["source"][:200],
-                "symbols": document["params"]["symbols"],
-                "start": utc(summary["start"]),
-                "end": utc(summary["end"]),
-                "params": document["params"],
-                "summary": summary,
-                "breakdown": {
-                    "by_symbol": document["by_symbol"],
-                    "by_source": document["by_source"],
-                },
-                "trades": document["trades"],
-                "digest": document["digest"],
-                "report_html": report,
-            },
-        )
+        return await save_run(db, _run_columns(document, report))
+    finally:
+        await db.stop()
+
+
+async def store_sweep(
+    settings: Settings, documents: list[dict[str, Any]], *, metric: str
+) -> list[int]:
+    """Keep a sweep's variants (``documents``, ranked best first by ``metric``) in
+    ``backtest_runs``, without reports; their ids (the first names the sweep)."""
+    from cryptomon.store.db import Database
+    from cryptomon.store.history import save_sweep
+
+    db = Database(settings.database)
+    await db.start()
+    try:
+        return await save_sweep(db, [_run_columns(d, None) for d in documents], metric=metric)
     finally:
         await db.stop()

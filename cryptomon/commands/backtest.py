@@ -3,12 +3,15 @@ engine and paper broker on a ManualClock (:mod:`cryptomon.backtest`).
 
 ``backtest [--config F] [FILE...] [--source db] [--exchange EX] [--symbols A,B]
 [--timeframe 1m] [--start T] [--end T] [--trades] [--json] [--report out.html] [--no-store]
-[--sweep KEY=V1,V2 ...] [--rank METRIC] [--workers N]``
+[--set KEY=VALUE ...] [--sweep KEY=V1,V2 ...] [--rank METRIC] [--workers N]``
 
 Files are candle or trade files (JSON, ``.gz``, CSV; freqtrade's layouts); without files the
 candles come from the database (``--source db``, filled by ``crypto-monitor download``). The
 run is stored in ``backtest_runs`` unless ``--no-store``; ``--json`` prints the whole document
-(summary, breakdowns, trades, digest, id) as one line. Bad input: one line, exit 2.
+(summary, breakdowns, trades, digest, id) as one line. A sweep stores each variant as a run
+(without a report), linked by the sweep's id, and its table names each variant's run and its
+``--set`` options: the stored command (``params.command``) runs it again. Bad input: one line,
+exit 2.
 """
 
 from __future__ import annotations
@@ -57,6 +60,15 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     bt.add_argument("--json", action="store_true", help="print the result as one JSON line")
     bt.add_argument("--report", default=None, metavar="FILE", help="write the HTML report")
     bt.add_argument("--no-store", action="store_true", help="do not keep the run")
+    bt.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="sets",
+        metavar="KEY=VALUE",
+        help="override one config key for this run, e.g. trading.stop_loss_percentage=2.5; "
+        "repeat for more keys (the command a stored sweep variant names runs it with them)",
+    )
     bt.add_argument(
         "--sweep",
         action="append",
@@ -107,6 +119,7 @@ def _request(args: argparse.Namespace) -> Any:
                 symbols.append(symbol)
     exchange = args.exchange.strip().lower() if args.exchange else None
     return BacktestRequest(
+        argv=_argv(args),
         files=tuple(args.files),
         exchange=exchange,
         symbols=tuple(symbols),
@@ -116,6 +129,27 @@ def _request(args: argparse.Namespace) -> Any:
         end=end,
         trades=args.trades,
     )
+
+
+def _argv(args: argparse.Namespace) -> tuple[str, ...]:
+    """The inputs of the run as given (files and --config made absolute), without what only
+    prints or keeps it: the stored command runs it again from anywhere."""
+    out = [str(Path(f).absolute()) for f in args.files]
+    if getattr(args, "config", None):
+        out += ["--config", str(Path(args.config).absolute())]
+    for option, value in (
+        ("--source", args.source),
+        ("--exchange", args.exchange),
+        ("--symbols", args.symbols),
+        ("--timeframe", args.timeframe),
+        ("--start", args.start),
+        ("--end", args.end),
+    ):
+        if value is not None:
+            out.append(f"{option}={value}")
+    if args.trades:
+        out.append("--trades")
+    return tuple(out)
 
 
 def _check_report_path(path: str) -> None:
@@ -137,21 +171,34 @@ def _usage(message: str) -> Exception:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from cryptomon.backtest.sweep import RANK_METRICS, grid, parse_sweep
+    from dataclasses import replace
+
+    from cryptomon.backtest.sweep import (
+        RANK_METRICS,
+        apply_overrides,
+        grid,
+        parse_sets,
+        parse_sweep,
+    )
     from cryptomon.commands.support import setup_logging, with_logging
     from cryptomon.market.datafiles import DataError
 
     try:
-        req = _request(args)
-        variants = grid(parse_sweep(args.sweep)) if args.sweep else []
+        sets = parse_sets(args.sets)
+        axes = parse_sweep(args.sweep) if args.sweep else []
+        for key, _ in axes:
+            if key in sets:
+                raise DataError(f"--set {key}: also swept by --sweep; give it in one of them")
+        req = replace(_request(args), overrides=sets)
+        variants = [{**sets, **v} for v in grid(axes)] if axes else []
         if args.rank not in RANK_METRICS:
             raise DataError(f"--rank: expected one of {', '.join(RANK_METRICS)}, got {args.rank!r}")
         if args.workers is not None and args.workers < 1:
             raise DataError(f"--workers: expected an integer >= 1, got {args.workers}")
         if args.report and variants:
             raise DataError(
-                "--report: a sweep writes no report; run the chosen variant alone "
-                "(its parameters as --config) with --report"
+                "--report: a sweep writes no report; re-run the chosen variant with its --set "
+                "options (the sweep's table prints them) and --report"
             )
         if args.report:
             _check_report_path(args.report)
@@ -162,6 +209,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         settings = with_logging(settings, level="WARNING")
     setup_logging(settings)
     try:
+        if sets:  # named --set when wrong; a sweep applies them to each variant instead
+            with_sets = apply_overrides(settings, sets, option="--set")
+            settings = settings if variants else with_sets
         return run_async(_main(settings, req, args, variants))
     except DataError as exc:
         return usage_error(str(exc))
@@ -173,7 +223,7 @@ async def _main(settings: Any, req: Any, args: argparse.Namespace, variants: lis
     if variants:
         if recordings(req) or req.trades:
             raise _usage("--sweep runs on candles (stored or files), not on trades or recordings")
-        return _sweep(settings, await load_series(settings, req), variants, args)
+        return await _sweep(settings, req, await load_series(settings, req), variants, args)
     result, document = await run_request(settings, req)
     report = None
     if args.report:
@@ -193,20 +243,46 @@ async def _main(settings: Any, req: Any, args: argparse.Namespace, variants: lis
     return EXIT_OK
 
 
-def _sweep(settings: Any, series: Any, variants: list[Any], args: argparse.Namespace) -> int:
+async def _sweep(
+    settings: Any, req: Any, series: Any, variants: list[Any], args: argparse.Namespace
+) -> int:
+    from cryptomon.backtest.session import override_args, store_sweep
     from cryptomon.backtest.sweep import run_sweep
 
     workers = args.workers or min(len(variants), os.cpu_count() or 1)
-    rows = run_sweep(settings, series, variants, workers=workers, rank=args.rank)
+    docs = run_sweep(settings, series, req, variants, workers=workers, rank=args.rank)
+    ids: list[int | None] = [None] * len(docs)
+    if not args.no_store:  # the parent writes, one variant per transaction
+        ids = list(await store_sweep(settings, docs, metric=args.rank))
+    rows = []
+    for run_id, doc in zip(ids, docs, strict=True):
+        row = {"overrides": doc["params"]["overrides"], "summary": doc["summary"]}
+        row.update(digest=doc["digest"], command=doc["params"]["command"])
+        if run_id is not None:
+            row["id"] = run_id
+        rows.append(row)
     if args.json:
-        sys.stdout.write(json.dumps({"rank": args.rank, "variants": rows}, default=str) + "\n")
+        out: dict[str, Any] = {"rank": args.rank, "variants": rows}
+        if not args.no_store:
+            out["sweep"] = ids[0]
+        sys.stdout.write(json.dumps(out, default=str) + "\n")
         return EXIT_OK
     cols = ("pnl", "return_pct", "trades", "win_rate", "sharpe", "max_drawdown_pct")
-    sys.stdout.write("rank  " + "  ".join(f"{c:>16}" for c in cols) + "  parameters\n")
-    for n, row in enumerate(rows, 1):
+    head = "  ".join(f"{c:>16}" for c in cols)
+    sys.stdout.write(f"rank  {'run':>8}  {head}  parameters\n")
+    for n, (run_id, row) in enumerate(zip(ids, rows, strict=True), 1):
         cells = "  ".join(f"{_num(row['summary'].get(c)):>16}" for c in cols)
-        params = " ".join(f"{k}={v}" for k, v in row["overrides"].items())
-        sys.stdout.write(f"{n:>4}  {cells}  {params}\n")
+        params = " ".join(override_args(row["overrides"]))
+        sys.stdout.write(f"{n:>4}  {_num(run_id):>8}  {cells}  {params}\n")
+    if ids[0] is None:
+        sys.stdout.write("not stored (--no-store)\n")
+    else:
+        sys.stdout.write(
+            f"sweep {ids[0]} stored: {len(ids)} runs, best first "
+            f"(GET /api/v1/backtests?sweep={ids[0]}); each run's params.command runs it "
+            f"again (add --report for its HTML report), the best:\n"
+            f"  {rows[0]['command']}\n"
+        )
     return EXIT_OK
 
 

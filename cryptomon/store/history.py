@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from cryptomon.store.bulk import upsert_candles
 from cryptomon.store.db import Database
@@ -254,6 +254,24 @@ async def save_run(db: Database, run: dict[str, Any]) -> int:
         return int(row.id)
 
 
+async def save_sweep(db: Database, runs: Sequence[dict[str, Any]], *, metric: str) -> list[int]:
+    """Store a sweep's variants, ``runs`` ranked best first, one transaction each (a writer on
+    SQLite waits for one variant, not the whole sweep); their ids. The best variant's id names
+    the sweep: it is stored first and its ``sweep_id`` set to its own id before it commits, so
+    no listing ever sees a variant without its sweep."""
+    ids: list[int] = []
+    for rank, run in enumerate(runs, 1):
+        async with db.sessionmaker() as session, session.begin():
+            sweep = ids[0] if ids else None
+            row = BacktestRunRow(**run, sweep_id=sweep, sweep_rank=rank, sweep_metric=metric)
+            session.add(row)
+            await session.flush()
+            if sweep is None:
+                row.sweep_id = row.id
+            ids.append(int(row.id))
+    return ids
+
+
 class BacktestRuns:
     """The API's read side of ``backtest_runs``: newest first, one run, its report."""
 
@@ -261,18 +279,29 @@ class BacktestRuns:
         self.db = db
 
     async def list_runs(
-        self, *, limit: int = 50, before: int | None = None
+        self,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        sweep: int | None = None,
+        after_rank: int | None = None,
+        variants: bool = True,
     ) -> list[dict[str, Any]]:
-        """Newest first, without the heavy columns (trades, report: only whether it exists)."""
+        """Newest first, without the heavy columns (trades, report: only whether it exists);
+        with ``sweep`` that sweep's variants best first (from ``after_rank`` on); without
+        ``variants`` a sweep is listed by its best variant alone."""
         row = BacktestRunRow
-        cols = (row.id, row.created_at, row.source, row.symbols, row.start, row.end)
-        query = (
-            select(*cols, row.summary, row.digest, row.report_html.is_not(None))
-            .order_by(row.id.desc())
-            .limit(limit)
-        )
+        query = select(*_LISTED).limit(limit)
+        if sweep is not None:
+            query = query.where(row.sweep_id == sweep).order_by(row.sweep_rank, row.id)
+            if after_rank is not None:
+                query = query.where(row.sweep_rank > after_rank)
+        else:
+            query = query.order_by(row.id.desc())
         if before is not None:
             query = query.where(row.id < before)
+        if not variants:
+            query = query.where(or_(row.sweep_id.is_(None), row.sweep_rank == 1))
         async with self.db.sessionmaker() as session:
             rows = (await session.execute(query)).all()
         return [_summary_dict(tuple(r)) for r in rows]
@@ -282,19 +311,8 @@ class BacktestRuns:
             row = await session.get(BacktestRunRow, run_id)
             if row is None:
                 return None
-            out = _summary_dict(
-                (
-                    row.id,
-                    row.created_at,
-                    row.source,
-                    row.symbols,
-                    row.start,
-                    row.end,
-                    row.summary,
-                    row.digest,
-                    row.report_html is not None,
-                )
-            )
+            values = tuple(getattr(row, name) for name in _COLUMNS)
+            out = _summary_dict((*values, row.report_html is not None, row.params))
             out.update(params=row.params, breakdown=row.breakdown, trades=row.trades)
             return out
 
@@ -314,7 +332,7 @@ def _iso(dt: datetime) -> str:
     return dt.isoformat()
 
 
-SUMMARY_FIELDS = (
+_COLUMNS = (
     "id",
     "created_at",
     "source",
@@ -323,16 +341,27 @@ SUMMARY_FIELDS = (
     "end",
     "summary",
     "digest",
-    "has_report",
+    "sweep_id",
+    "sweep_rank",
+    "sweep_metric",
 )
+_LISTED = (
+    *(getattr(BacktestRunRow, name) for name in _COLUMNS),
+    BacktestRunRow.report_html.is_not(None),
+    BacktestRunRow.params,
+)
+SUMMARY_FIELDS = (*_COLUMNS, "has_report", "params")
 
 
 def _summary_dict(values: Sequence[Any]) -> dict[str, Any]:
-    """One listed run from its column values, in the order of ``SUMMARY_FIELDS``."""
+    """One listed run from its column values, in the order of ``SUMMARY_FIELDS``; of its
+    params only the overrides (a sweep variant's, or ``--set``'s: ``{}`` for none)."""
     out = dict(zip(SUMMARY_FIELDS, values, strict=True))
     for name in ("created_at", "start", "end"):
         out[name] = _iso(out[name])
     out["symbols"] = list(out["symbols"])
     out["summary"] = dict(out["summary"])
     out["has_report"] = bool(out["has_report"])
+    params = out.pop("params") or {}
+    out["overrides"] = dict(params.get("overrides") or {})
     return out

@@ -486,10 +486,17 @@ class FeedEventRow(Base):
 
 
 class BacktestRunRow(Base):
-    """One ``crypto-monitor backtest`` run: its parameters, summary, trades and HTML report."""
+    """One ``crypto-monitor backtest`` run: its parameters, summary, trades and HTML report.
+
+    A variant of a sweep (``--sweep``) has ``sweep_id`` (the run id of the sweep's best
+    variant), ``sweep_rank`` (1 for the best) and ``sweep_metric`` (what it was ranked by);
+    a single run has none of them."""
 
     __tablename__ = "backtest_runs"
-    __table_args__ = (Index("ix_backtest_runs_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_backtest_runs_created_at", "created_at"),
+        Index("ix_backtest_runs_sweep", "sweep_id", "sweep_rank"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime]
@@ -503,6 +510,9 @@ class BacktestRunRow(Base):
     trades: Mapped[list[Any]]
     digest: Mapped[str] = mapped_column(String(64))
     report_html: Mapped[str | None] = mapped_column(Text)
+    sweep_id: Mapped[int | None] = mapped_column(BigInteger)
+    sweep_rank: Mapped[int | None] = mapped_column(Integer)
+    sweep_metric: Mapped[str | None] = mapped_column(String(32))
 
 
 MARKET_TABLES = (TradeRow, BookTopRow, CandleRow)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 
 from cryptomon.backtest.session import BacktestRequest, run_series, store_run
-from tests.browser.conftest import open_dashboard
+from tests.browser.conftest import open_dashboard, shot
 from tests.browser.demo_daemon import ADMIN_TOKEN, Demo, start_demo
 from tests.integration.api.test_backtests_api import stored_runs
 from tests.unit.backtest.conftest import random_walk, settings
@@ -135,4 +136,81 @@ def test_a_report_link_is_let_go_when_replaced_and_when_the_view_is_left(
     assert page.evaluate("() => window.blobs.gone.includes(window.blobs.made[1])") is False
     page.click("#nav a[data-view=markets]")
     page.wait_for_function("() => window.blobs.gone.includes(window.blobs.made[1])")
+    assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+SL = "trading.stop_loss_percentage"
+
+
+@pytest.fixture(scope="module")
+def sweep_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """A demo whose database holds one single run and, after it, a stored sweep of three
+    stop distances (no reports: a sweep stores none)."""
+    from tests.integration.api.test_backtests_api import stored_sweep
+
+    tmp = tmp_path_factory.mktemp("bt-sweep")
+    url = f"sqlite+aiosqlite:///{tmp / 'demo.db'}"
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop may run in this thread
+        pool.submit(
+            lambda: asyncio.run(stored_sweep(url, [0.5, 1.5, 2.5], plain_before=1))
+        ).result()
+    d = start_demo(tmp, yaml=f'database: {{url: "{url}"}}\n')
+    yield d
+    d.stop()
+
+
+def _texts(page: Page, selector: str) -> list[str]:
+    return [
+        t.strip()
+        for t in page.eval_on_selector_all(selector, "els => els.map((e) => e.textContent)")
+    ]
+
+
+def test_a_sweep_is_one_row_whose_variants_open_ranked_with_their_parameters(
+    page: Page, sweep_demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The runs table lists a sweep by its best variant (not its 3 rows among the single
+    runs), saying it is one; "variants" lists them best first with their rank, run and
+    overrides; a variant has no report, and opening one shows the command that runs it
+    again with --report."""
+    variants = sweep_demo.get("/api/v1/backtests?sweep=2", token=ADMIN_TOKEN)["items"]
+    assert [v["sweep_rank"] for v in variants] == [1, 2, 3]
+    best = variants[0]
+    open_dashboard(page, sweep_demo, ADMIN_TOKEN, view="backtests")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#backtest-runs tbody tr').length === 2"
+    )
+    assert _texts(page, "#backtest-runs tbody tr td:first-child") == [str(best["id"]), "1"]
+    rows = page.locator("#backtest-runs tbody tr")
+    best_params = rows.nth(0).locator("td").last.inner_text()
+    assert "best of sweep 2 (by pnl)" in best_params
+    assert f"{SL}={best['overrides'][SL]}" in best_params
+    assert rows.nth(1).locator("td").last.inner_text().strip() == "as configured"
+    assert page.is_hidden("#backtest-sweep")
+
+    page.click("#backtest-runs button.variants")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#backtest-sweep-runs tbody tr').length === 3"
+    )
+    assert "Sweep 2" in (page.text_content("#backtest-sweep h2") or "")
+    assert "ranked by pnl" in (page.text_content("#backtest-sweep h2") or "")
+    assert _texts(page, "#backtest-sweep-runs tbody tr td:nth-child(1)") == ["1", "2", "3"]
+    assert _texts(page, "#backtest-sweep-runs tbody tr td:nth-child(2)") == [
+        str(v["id"]) for v in variants
+    ]
+    assert _texts(page, "#backtest-sweep-runs tbody tr td:nth-child(3)") == [
+        f"{SL}={v['overrides'][SL]}" for v in variants
+    ]
+    assert page.is_hidden("#backtest-report a[download]")  # "variants" opened no report
+    shot(page, tmp_path, "sweep", capsys)
+
+    page.click("#backtest-sweep-runs tbody tr >> nth=1")
+    page.wait_for_selector("#backtest-command")
+    detail = sweep_demo.get(f"/api/v1/backtests/{variants[1]['id']}", token=ADMIN_TOKEN)
+    command = page.text_content("#backtest-command") or ""
+    assert command.startswith(detail["params"]["command"])
+    assert f"--set={SL}={variants[1]['overrides'][SL]}" in command
+    assert "--report" in command
+    assert "no stored report" in (page.text_content("#backtest-report") or "")
+    shot(page, tmp_path, "variant-command", capsys)
     assert page.console.errors == []  # type: ignore[attr-defined]

@@ -34,15 +34,25 @@ def _run_id(call: Call) -> int:
     response=mb.BacktestPage,
     query=mb.BacktestQuery,
     needs=(BACKTESTS,),
-    description="Newest first; pass next_before back as before for the next page.",
+    description="Newest first; pass next_before back as before for the next page. With "
+    "sweep: that sweep's variants, best first; pass next_after_rank back as after_rank.",
 )
 async def list_backtests(call: Call) -> mb.BacktestPage:
-    """Stored backtest runs with their summaries, newest first."""
+    """Stored backtest runs with their summaries, newest first (or a sweep's, ranked)."""
     q: mb.BacktestQuery = call.query
-    rows = await call.service(BACKTESTS).list_runs(limit=q.limit, before=q.before)
+    rows = await call.service(BACKTESTS).list_runs(
+        limit=q.limit,
+        before=q.before,
+        sweep=q.sweep,
+        after_rank=q.after_rank,
+        variants=q.variants,
+    )
     items = [mb.BacktestRunOut.model_validate(dict(r)) for r in rows]
-    next_before = items[-1].id if len(items) == q.limit else None
-    return mb.BacktestPage(items=items, next_before=next_before)
+    full = len(items) == q.limit
+    if q.sweep is not None:
+        next_rank = items[-1].sweep_rank if full else None
+        return mb.BacktestPage(items=items, next_before=None, next_after_rank=next_rank)
+    return mb.BacktestPage(items=items, next_before=items[-1].id if full else None)
 
 
 @table.get(
@@ -72,13 +82,14 @@ async def get_backtest(call: Call) -> mb.BacktestRunDetail:
     description="text/html, self-contained (plotly.js inlined); 404 when the run has none.",
 )
 async def get_backtest_report(call: Call) -> web.Response:
-    """The run's HTML report (runs made with --report)."""
+    """The run's HTML report (runs made with --report; a sweep's variants have none)."""
     run_id = _run_id(call)
     html = await call.service(BACKTESTS).report(run_id)
     if html is None:
         raise ApiError(
             404,
-            f"backtest run {run_id} has no report (unknown run, or run without --report)",
+            f"backtest run {run_id} has no report (unknown run, or run without --report: "
+            "its params.command with --report makes one)",
             details={"run_id": run_id},
         )
     return web.Response(text=html, content_type="text/html", charset="utf-8")

@@ -554,13 +554,57 @@ async def test_0015_indexes_notifications_by_event_type_and_downgrades(db: Datab
     await migrate.upgrade(db, "0015")
     async with db.engine.connect() as conn:
         assert "ix_notifications_event_type_time_id" in await conn.run_sync(indexes)
-    assert await migrate.compare(db) == []
     rows, _ = await Queries(db=db).notification_page(event_type="test")
     assert [r["title"] for r in rows] == ["t"]
     await migrate.downgrade(db, "0014")
     async with db.engine.connect() as conn:
         assert "ix_notifications_event_type_time_id" not in await conn.run_sync(indexes)
         kept = (await conn.execute(text("SELECT count(*) FROM notifications"))).scalar_one()
+    assert kept == 1
+    await migrate.upgrade(db, "head")
+    assert await migrate.compare(db) == []
+
+
+@pytest.mark.asyncio
+async def test_0016_links_backtest_runs_to_their_sweep_and_downgrades(db: Database) -> None:
+    """From 0015 (with a stored backtest run), 0016 adds the run's sweep
+    (id, rank, metric; NULL for the runs stored before: they were single runs) and the index
+    the sweep's listing reads; downgrade to 0015 drops them and keeps the run."""
+    from cryptomon.store.history import BacktestRuns
+
+    await migrate.downgrade(db, "0015")
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                'INSERT INTO backtest_runs (created_at, source, symbols, start, "end", params, '
+                "summary, breakdown, trades, digest) VALUES ('2026-12-06 12:00:00', 'db', "
+                "'[\"ALT-BTC\"]', '2026-12-01 00:00:00', '2026-12-02 00:00:00', "
+                "'{\"overrides\": {}}', '{\"pnl\": 1.5}', '{}', '[]', 'abc')"
+            )
+        )
+    await migrate.upgrade(db, "0016")
+    assert await migrate.compare(db) == []
+
+    def schema(c: Any) -> tuple[dict[str, Any], set[str]]:
+        insp = inspect(c)
+        cols = {col["name"]: col for col in insp.get_columns("backtest_runs")}
+        return cols, {ix["name"] for ix in insp.get_indexes("backtest_runs")}
+
+    async with db.engine.connect() as conn:
+        cols, indexes = await conn.run_sync(schema)
+    assert {"sweep_id", "sweep_rank", "sweep_metric"} <= set(cols)
+    assert all(cols[c]["nullable"] for c in ("sweep_id", "sweep_rank", "sweep_metric"))
+    assert "ix_backtest_runs_sweep" in indexes
+    [old] = await BacktestRuns(db=db).list_runs()
+    assert (old["sweep_id"], old["sweep_rank"], old["overrides"]) == (None, None, {})
+    assert await BacktestRuns(db=db).list_runs(sweep=old["id"]) == []
+
+    await migrate.downgrade(db, "0015")
+    async with db.engine.connect() as conn:
+        cols, indexes = await conn.run_sync(schema)
+        kept = (await conn.execute(text("SELECT count(*) FROM backtest_runs"))).scalar_one()
+    assert not {"sweep_id", "sweep_rank", "sweep_metric"} & set(cols)
+    assert "ix_backtest_runs_sweep" not in indexes
     assert kept == 1
     await migrate.upgrade(db, "head")
     assert await migrate.compare(db) == []

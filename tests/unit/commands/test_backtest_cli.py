@@ -191,10 +191,28 @@ BAD_BACKTEST = [
         ["--sweep", "trading.stop_loss_percentage=2,3,2.0"],
         "--sweep trading.stop_loss_percentage: 2.0 is listed twice",
     ),
-    # a sweep wrote no report and said nothing of it
+    # a sweep wrote no report and said nothing of it; it says how to get one
     (
         ["--sweep", "trading.stop_loss_percentage=2,3", "--report", "sweep.html"],
-        "--report: a sweep writes no report; run the chosen variant alone",
+        "--report: a sweep writes no report; re-run the chosen variant with its --set "
+        "options (the sweep's table prints them) and --report",
+    ),
+    # one run with overrides (how a stored sweep variant is run again)
+    (["--set", SL], "--set: expected SECTION.KEY=VALUE (e.g. trading.stop_loss_percentage=2)"),
+    (["--set", "trading.nope=1"], "--set trading.nope: no such config key 'nope'"),
+    (
+        ["--set", "trading.nope=1", "--sweep", f"{SL}=2,3"],
+        "--set trading.nope: no such config key 'nope'",
+    ),
+    (
+        ["--set", f"{SL}=-1"],
+        "--set trading.stop_loss_percentage=-1: invalid value: "
+        "trading.stop_loss_percentage: got -1; expected greater than 0",
+    ),
+    (["--set", f"{SL}=2", "--set", f"{SL}=3"], "--set trading.stop_loss_percentage: given twice"),
+    (
+        ["--set", f"{SL}=2", "--sweep", f"{SL}=3,4"],
+        "--set trading.stop_loss_percentage: also swept by --sweep; give it in one of them",
     ),
 ]
 
@@ -714,6 +732,8 @@ def test_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> None
     assert "trading.stop_loss_percentage=2,3,4; repeat for more axes" in text
     assert "raw recordings of `crypto-monitor record`" in text
     assert "default: one per core" in text
+    assert "--set KEY=VALUE" in text
+    assert "the command a stored sweep variant names" in text
 
 
 FREQTRADE_CANDLES = (
