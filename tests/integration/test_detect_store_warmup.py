@@ -19,6 +19,7 @@ from cryptomon.app.warmstart import StoreWarmStart
 from cryptomon.clock import ManualClock
 from cryptomon.config import AnomalyDetectionConfig, StorageConfig, load_settings
 from cryptomon.detect.engine import DetectorEngine
+from cryptomon.detect.kernels_nb import R_N
 from cryptomon.events import Anomaly, Trade
 from cryptomon.hub import Hub
 from cryptomon.store.db import Database
@@ -32,9 +33,7 @@ CFG = AnomalyDetectionConfig()  # min_samples 30, 60 s buckets, 60 min lookback
 
 
 def _trade(ts: float, amount: float, price: float = PRICE, side: str = "buy") -> Trade:
-    return Trade(
-        exchange=EX, symbol=SYM, ts=ts, ts_recv=ts, price=price, amount=amount, side=side
-    )  # type: ignore[arg-type]
+    return Trade(exchange=EX, symbol=SYM, ts=ts, ts_recv=ts, price=price, amount=amount, side=side)  # type: ignore[arg-type]
 
 
 def stored_trades() -> list[Trade]:
@@ -115,10 +114,10 @@ async def test_stored_candles_warm_price_and_volume_never_whale(db: Database) ->
     assert stats["store_warmed_markets"] == 1
     sid = engine.symbol_id(EX, SYM)
     price: Any = engine.detectors["price"]
-    assert price.closes.state[sid, 2] == MINUTES - 1  # R_N: the closes of the completed buckets
+    assert price.closes.state[sid, R_N] == MINUTES - 1  # the closes of the completed buckets
     assert abs(price.change_pct(sid)) < 1.0  # the context of the next anomaly is known
     whale = engine.detectors["whale"]
-    assert whale.roll.state[sid, 2] == 0  # type: ignore[attr-defined]  # R_N: an empty window
+    assert whale.roll.state[sid, R_N] == 0  # type: ignore[attr-defined]  # an empty window
     assert not engine.gate.ready(whale)[sid]
 
     # the first live minute: a whale-sized order (100x the median) is a volume burst
