@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 BUDGET_S = 5.0  # the whole warm start at most (read and feed)
-MAX_TRADES = 200_000  # stored trades read at most (the newest)
+MAX_TRADES = 100_000  # stored trades read at most (each market its share, its newest)
 MAX_CANDLES = 100_000  # stored candles read at most (the newest)
 FEED_CHUNK = 20_000  # trades fed to the engine between two looks at the clock
 
@@ -112,7 +112,13 @@ class StoreWarmStart:
         engine = self.detectors
         if self.trades:
             trades, cut = await recent_trades(self.db, self.markets, since, now, self.max_trades)
-            self.result.update(markets=0, rows=0, minutes=0.0, cut=cut)
+            self.result.update(markets=0, rows=0, minutes=0.0, cut=len(cut))
+            if cut:
+                # a busy market's share of the cap spans less than its windows: its stored
+                # candles fill the price and volume buckets before its trades' first
+                candles, _ = await recent_candles(self.db, cut, since, now, self.max_candles)
+                engine.warm_from_candles(candles, now)
+                self.result["candles"] = len(candles)
             for i in range(0, len(trades), FEED_CHUNK):
                 engine.warm_from_trades(trades[i : i + FEED_CHUNK])
                 self.result.update(
@@ -122,13 +128,15 @@ class StoreWarmStart:
                 )
                 await asyncio.sleep(0)  # the budget's timeout (and signals) may end it here
             return
-        candles, cut = await recent_candles(self.db, self.markets, since, now, self.max_candles)
+        candles, cut_candles = await recent_candles(
+            self.db, self.markets, since, now, self.max_candles
+        )
         warmed, skipped = engine.warm_from_candles(candles, now)
         self.result.update(
             markets=warmed,
             rows=len(candles),
             minutes=round((now - candles[0].start) / 60.0, 1) if candles else 0.0,
-            cut=cut,
+            cut=cut_candles,
             detectors=[name for name, det in engine.detectors.items() if warms_from_candles(det)],
         )
         if skipped:  # their buckets do not start and end on minutes

@@ -67,8 +67,11 @@ async def store_previous_run(db: Database, *, trades: bool) -> None:
     await writer.stop()
 
 
-async def restart(db: Database, *, trades: bool) -> tuple[DetectorEngine, list[Anomaly], Hub]:
-    """A new hub and detector engine, warmed by the daemon's warm-start component."""
+async def restart(
+    db: Database, *, trades: bool, max_trades: int = 100_000
+) -> tuple[DetectorEngine, list[Anomaly], Hub, dict[str, Any]]:
+    """A new hub and detector engine, warmed by the daemon's warm-start component; its
+    ``detectors.warm_start`` log line."""
     hub = Hub()
     anomalies: list[Anomaly] = []
     hub.subscribe(Anomaly, anomalies.append, name="test.anomalies")
@@ -78,7 +81,13 @@ async def restart(db: Database, *, trades: bool) -> tuple[DetectorEngine, list[A
     engine = DetectorEngine(hub=hub, clock=clock, config=CFG)
     await engine.start()
     warm = StoreWarmStart(
-        db=db, detectors=engine, clock=clock, config=CFG, markets=[(EX, SYM)], trades=trades
+        db=db,
+        detectors=engine,
+        clock=clock,
+        config=CFG,
+        markets=[(EX, SYM)],
+        trades=trades,
+        max_trades=max_trades,
     )
     with capture_logs() as logs:
         await warm.start()
@@ -88,8 +97,8 @@ async def restart(db: Database, *, trades: bool) -> tuple[DetectorEngine, list[A
     assert len(line) == 1, logs
     assert line[0]["source"] == ("trades" if trades else "candles")
     assert line[0]["markets"] == 1
-    assert line[0]["minutes"] >= MINUTES
-    return engine, anomalies, hub
+    assert line[0]["minutes"] >= (MINUTES if max_trades > 1000 else 10)
+    return engine, anomalies, hub, line[0]
 
 
 def cold_engine() -> tuple[DetectorEngine, list[Anomaly], Hub]:
@@ -107,7 +116,8 @@ def live(engine: DetectorEngine, hub: Hub, trade: Trade) -> None:
 @pytest.mark.asyncio
 async def test_stored_candles_warm_price_and_volume_never_whale(db: Database) -> None:
     await store_previous_run(db, trades=False)
-    engine, anomalies, hub = await restart(db, trades=False)
+    engine, anomalies, hub, line = await restart(db, trades=False)
+    assert line["detectors"] == ["price", "volume"]
     assert anomalies == []  # the stored burst and whale alerted nothing
     stats = engine.stats()
     assert stats["store_warmed"] == {"candles": MINUTES}
@@ -135,7 +145,8 @@ async def test_stored_candles_warm_price_and_volume_never_whale(db: Database) ->
 @pytest.mark.asyncio
 async def test_stored_trades_warm_every_trade_detector(db: Database) -> None:
     await store_previous_run(db, trades=True)
-    engine, anomalies, hub = await restart(db, trades=True)
+    engine, anomalies, hub, line = await restart(db, trades=True)
+    assert (line["rows"], line["cut"]) == (len(stored_trades()), 0)
     assert anomalies == []
     assert engine.stats()["store_warmed"] == {"trades": len(stored_trades())}
     assert engine.warmed == 0  # venue history is counted apart
@@ -144,6 +155,22 @@ async def test_stored_trades_warm_every_trade_detector(db: Database) -> None:
     live(engine, hub, burst)
     kinds = {a.kind for a in anomalies}
     assert {"volume", "whale"} <= kinds
+
+
+@pytest.mark.asyncio
+async def test_a_market_whose_trades_the_cap_cuts_gets_its_candles_too(db: Database) -> None:
+    """60 stored trades (a busy market's share of the cap) span 15 minutes: the market's
+    candles fill the price and volume buckets before them; the whale window holds the 60
+    orders but its 30-minute warm-up is not met by them, so it stays quiet."""
+    await store_previous_run(db, trades=True)
+    engine, anomalies, hub, line = await restart(db, trades=True, max_trades=60)
+    assert (line["cut"], line["candles"], line["rows"]) == (1, MINUTES, 60)
+    assert anomalies == []
+    assert engine.stats()["store_warmed"] == {"candles": MINUTES, "trades": 60}
+    live(engine, hub, _trade(NOW + 1.0, 5.0))
+    kinds = {a.kind for a in anomalies}
+    assert "volume" in kinds
+    assert "whale" not in kinds
 
 
 @pytest.mark.asyncio
