@@ -238,3 +238,66 @@ def test_the_daemon_warms_between_the_detectors_and_the_feeds(tmp_path: Any) -> 
     data["anomaly_detection"] = {"warm_from_store": False}
     app = build_app(load_settings(data=data))
     assert "detector-warm-start" not in [c.name for c in app.components]
+
+
+@pytest.mark.asyncio
+async def test_the_daemon_starts_warm_over_its_stored_candles(tmp_path: Any) -> None:
+    """The whole daemon (build_app, the simulator venue, a SQLite file): the previous run's
+    store writer left 40 minutes of 1-minute candles; the next start warms price and volume
+    of the market from them before its feed runs."""
+    from cryptomon.clock import LiveClock
+    from cryptomon.sim.exchange import SimExchange
+    from cryptomon.sim.market import MarketModel
+    from tests.util import wait_until
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'daemon.db'}"
+    clock = LiveClock()
+    first = math.floor(clock.time() / 60.0) * 60.0 - MINUTES * 60.0
+    db = Database(load_settings(data={"database": {"url": url}}).database)
+    await db.start()
+    hub = Hub()
+    writer = StoreWriter(hub=hub, db=db, config=StorageConfig(), clock=clock)
+    await writer.start()
+    await hub.start()
+    for minute in range(MINUTES):
+        ts = first + minute * 60.0 + 10.0
+        hub.publish(
+            Trade(
+                exchange="simulator",
+                symbol=SYM,
+                ts=ts,
+                ts_recv=ts,
+                price=PRICE,
+                amount=0.01,
+                side="buy",
+            )
+        )
+    await hub.stop()
+    await writer.stop()
+    await db.stop()
+
+    sim = SimExchange(MarketModel([SYM], seed=3), interval=0.05)
+    await sim.start()
+    try:
+        settings = load_settings(
+            data={
+                "exchanges": [{"name": "simulator", "url": sim.rest_url, "symbols": [SYM]}],
+                "database": {"url": url},
+                "api": {"enabled": False},
+                "logging": {"level": "WARNING"},
+            }
+        )
+        app = build_app(settings)
+        await app.start()
+        try:
+            detectors = app.services.detectors
+            assert detectors is not None
+            stats = detectors.stats()
+            assert stats["store_warmed"] == {"candles": MINUTES}
+            assert stats["store_warmed_markets"] == 1
+            # the feed runs after it: live trades reach the warmed engine
+            await wait_until(lambda: detectors.stats()["events"].get("trades", 0) > 0)
+        finally:
+            await app.stop()
+    finally:
+        await sim.stop()
