@@ -7,12 +7,16 @@ minutes by default). With ``storage.trades`` the stored live trades of each conf
 within the detectors' lookback take the path of venue history
 (``DetectorEngine.warm_from_trades``); otherwise the stored 1-minute candles warm the
 detectors whose bucket statistics a candle reproduces (``DetectorEngine.warm_from_candles``:
-price and volume, never whale). Nothing is published on the hub (the store writer would store
-it again, the dashboard would show it) and nothing is alerted on.
+price and volume, never whale); a market whose trades the cap cuts gets its candles too,
+for the price and volume buckets before its first stored trade. Nothing is published on the
+hub (the store writer would store it again, the dashboard would show it) and nothing is
+alerted on.
 
-Bounded: one query per kind for all markets, the newest ``max_rows`` rows, and ``budget_s``
-for the whole warm start: past it the start goes on with what was warmed (logged). A failed
-read is logged and the daemon starts cold, as it did before.
+Bounded: one statement per kind for all markets (``cryptomon.store.warm``), at most
+``max_trades`` trades (each market its share, its newest) or ``max_candles`` candles, and
+``budget_s`` for the whole warm start: past it the start goes on with what was warmed
+(``detectors.warm_start_cut``). A failed read is logged and the daemon starts cold, as it did
+before. One ``detectors.warm_start`` line says what was warmed from what.
 """
 
 from __future__ import annotations
@@ -84,9 +88,9 @@ class StoreWarmStart:
         source = "trades" if self.trades else "candles"
         try:
             async with asyncio.timeout(self.budget_s):
-                await self._warm(started)
+                await self._warm()
         except TimeoutError:
-            self.result["cut"] = True
+            self.result["timed_out"] = True
             log.warning(
                 "detectors.warm_start_cut",
                 source=source,
@@ -104,7 +108,7 @@ class StoreWarmStart:
             seconds=round(time.perf_counter() - started, 2),
         )
 
-    async def _warm(self, started: float) -> None:
+    async def _warm(self) -> None:
         from cryptomon.store.warm import recent_candles, recent_trades
 
         now = self.clock.time()
