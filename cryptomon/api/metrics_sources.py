@@ -253,6 +253,13 @@ def detector_metrics(s: Mapping[str, Any]) -> Iterator[Metric]:
         "anomalies held back by cooldown",
         s.get("suppressed_by_cooldown"),
     )
+    yield from _labelled(
+        CounterMetricFamily,
+        "cryptomon_detect_store_warmed",
+        "stored rows that warmed the detector windows at start, by source",
+        "source",
+        s.get("store_warmed"),
+    )
     yield from _counter("cryptomon_detect_errors", "detector errors", s.get("errors"))
     yield from histogram(
         "cryptomon_detect_latency_seconds",

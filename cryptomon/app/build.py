@@ -118,6 +118,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         instruments,  # specs (cache, then venue) before the feeds need their units
         notifier,
         detectors,
+        _build_warm_start(settings, clock=clock, db=store.db, detectors=detectors),
         signals,
         lease,
         trading,
@@ -169,6 +170,31 @@ def _build_detect(settings: Settings, *, hub: Hub, clock: Clock) -> DetectorEngi
     from cryptomon.detect.engine import DetectorEngine
 
     return DetectorEngine(hub=hub, clock=clock, config=settings.anomaly_detection)
+
+
+def _build_warm_start(
+    settings: Settings, *, clock: Clock, db: Database, detectors: DetectorEngine | None
+) -> Component | None:
+    """The detectors warmed from the store before the feeds start (the configured live
+    markets; ``anomaly_detection.warm_from_store``)."""
+    if detectors is None or not settings.anomaly_detection.warm_from_store:
+        return None
+    from cryptomon.app.warmstart import StoreWarmStart
+
+    markets = [
+        (ex.name, symbol)
+        for ex in settings.exchanges
+        if ex.enabled and ex.source == "live"
+        for symbol in ex.symbols
+    ]
+    return StoreWarmStart(
+        db=db,
+        detectors=detectors,
+        clock=clock,
+        config=settings.anomaly_detection,
+        markets=markets,
+        trades=settings.storage.trades,
+    )
 
 
 def writable_data_dir(path: Path) -> None:

@@ -141,6 +141,11 @@ class AnomalyDetectionConfig(Section):
     batch_size: int = Field(
         default=1024, ge=1, le=1_000_000, description="events buffered before a kernel flush"
     )
+    warm_from_store: bool = Field(
+        default=True,
+        description="at start, warm the windows from the stored trades (storage.trades) or "
+        "1-minute candles of the lookback, before the feeds start",
+    )
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("whale_notional", "whale_min_notional")
@@ -153,7 +158,9 @@ class AnomalyDetectionConfig(Section):
             out[str(quote).upper()] = float(amount)
         return out
 
-    _not_overridable: ClassVar[frozenset[str]] = frozenset({"overrides", "enabled", "batch_size"})
+    _not_overridable: ClassVar[frozenset[str]] = frozenset(
+        {"overrides", "enabled", "batch_size", "warm_from_store"}
+    )
 
     @field_validator("overrides", mode="before")
     @classmethod

@@ -15,6 +15,12 @@ counts towards their warm-up, but its findings are discarded: no anomaly from hi
 historical trade older than the newest trade the detectors already saw of its market is
 skipped (a window cannot take the past after the present).
 
+At start the daemon warms the windows from the store before the feeds run
+(``cryptomon.app.warmstart``): stored trades take the history path
+(:meth:`DetectorEngine.warm_from_trades`), or else stored 1-minute candles warm the detectors
+whose bucket statistics candles reproduce (:meth:`DetectorEngine.warm_from_candles`,
+:mod:`cryptomon.detect.stored`); neither is published on the hub nor alerted on.
+
 The columns are built by :mod:`cryptomon.detect.columns`, the findings published by
 :mod:`cryptomon.detect.emission`; this module routes and batches.
 """
@@ -26,7 +32,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,8 +69,9 @@ from cryptomon.detect.registry import (
     Source,
     default_registry,
 )
+from cryptomon.detect.stored import after_candles, candle_plan, chunks, warms_from_candles
 from cryptomon.detect.warmup import warmup_events
-from cryptomon.events import BookTop, FlaggedTrade, Funding, Liquidation, Ticker, Trade
+from cryptomon.events import BookTop, Candle, FlaggedTrade, Funding, Liquidation, Ticker, Trade
 from cryptomon.hub import Hub, InlineSubscription
 from cryptomon.kinds import AnomalyKind
 
@@ -119,6 +126,13 @@ class DetectorEngine:
         self.events: Counter[str] = Counter()
         self.warmed = 0  # historical trades fed to the windows (their findings discarded)
         self.history_skipped = 0  # historical trades older than what the windows already hold
+        # stored rows that warmed the windows at start, by source (trades, candles), and the
+        # markets they warmed
+        self.store_warmed: Counter[str] = Counter()
+        self.store_markets: set[int] = set()
+        # market id -> end of the last bucket its candle-warmed detectors hold: history of
+        # that market older than it would land in their running bucket (it is in the candles)
+        self._candles_until: dict[int, float] = {}
         self.batches = 0
         self._subs: list[InlineSubscription] = [
             hub.subscribe(Trade, trades.put, name="detectors.trade"),
@@ -356,20 +370,75 @@ class DetectorEngine:
     def _flush_history(self, evs: list[Any]) -> None:
         """Historical trades into the trade detectors' windows and warm-up counts; whatever
         they find is dropped (never an anomaly from history)."""
+        n = self._warm(evs)
+        self.warmed += n
+        self.events["history"] += n
+
+    def _warm(self, evs: list[Any]) -> int:
+        """Past trades (venue history, stored trades) through the trade detectors, their
+        findings dropped; those older than their market's newest trade seen are skipped (and
+        counted). Returns the trades taken."""
         cols = self._trade_cols(evs)
         seen = self.gate.seen[Source.TRADES]
         keep = seen.not_before_last(cols.sid, cols.ts)
         if keep is not None:
             self.history_skipped += len(evs) - len(keep)
             if not keep:
-                return
+                return 0
             evs = [evs[i] for i in keep]
             cols = self._trade_cols(evs)
+        after = after_candles(cols, self._candles_until)
         for det in self._by_source[Source.TRADES]:
+            if after is not None and warms_from_candles(det):
+                if after.sid.shape[0]:  # the candles hold the rest
+                    det.process(after, self._fires, 0)
+                continue
             det.process(cols, self._fires, 0)  # findings discarded
         seen.add(cols.sid, cols.ts)
-        self.warmed += len(evs)
-        self.events["history"] += len(evs)
+        return len(evs)
+
+    # ------------------------------------------------------------------ warm start
+
+    def warm_from_trades(self, trades: Sequence[Trade]) -> int:
+        """Stored trades (oldest first; a restart's, read from the store) through the path
+        of venue history: into the trade detectors' windows and warm-up counts, their
+        findings dropped; nothing is published. Returns the trades taken (older ones than
+        a market's newest trade seen are skipped, as history is)."""
+        self.flush()
+        taken = 0
+        for i in range(0, len(trades), self._cap):
+            taken += self._warm(list(trades[i : i + self._cap]))
+        self.store_warmed["trades"] += taken
+        self.store_markets.update(self._sids[(t.exchange, t.symbol)] for t in trades)
+        return taken
+
+    def warm_from_candles(self, candles: Sequence[Candle], now: float) -> tuple[int, list[str]]:
+        """Stored 1-minute candles into the windows of the trade detectors they reproduce
+        (price and volume: :mod:`cryptomon.detect.stored`), for the buckets completed before
+        ``now``; their findings dropped, nothing published. Only those detectors count the
+        candles towards their warm-up (:meth:`WarmupGate.credit`): the whale detector of the
+        same market stays cold. Returns (the markets warmed, those left out as
+        "exchange:symbol": their bucket is no whole number of minutes)."""
+        self.flush()
+        dets = [d for d in self._by_source[Source.TRADES] if warms_from_candles(d)]
+        if not dets:
+            return 0, []
+        plan = candle_plan(
+            candles,
+            now,
+            sid_of=self.symbol_id,
+            bucket_of=lambda sid: self._infos[sid].cfg.bucket_seconds,
+        )
+        for batch in chunks(plan.cols, self._cap):
+            for det in dets:
+                det.process(batch, self._fires, 0)  # findings discarded
+        for sid, market in plan.markets.items():
+            for det in dets:
+                self.gate.credit(det, sid, market.samples, market.first)
+            self._candles_until[sid] = market.until
+            self.store_warmed["candles"] += market.candles
+            self.store_markets.add(sid)
+        return len(plan.markets), plan.skipped
 
     def _flush_liquidations(self, evs: list[Any]) -> None:
         cols = self._trade_cols(evs)
@@ -396,6 +465,8 @@ class DetectorEngine:
             "suppressed_in_warmup": emitted["suppressed_in_warmup"],
             "history_warmed": self.warmed,
             "history_skipped": self.history_skipped,
+            "store_warmed": dict(self.store_warmed),
+            "store_warmed_markets": len(self.store_markets),
             "errors": emitted["errors"],
             "latency_seconds": emitted["latency_seconds"],
         }

@@ -80,6 +80,9 @@ class WarmupGate:
         self.seen: dict[Source, SourceSeen] = {source: SourceSeen() for source in Source}
         self._need: dict[int, list[Warmup]] = {}  # id(detector) -> warm-up per market id
         self._ready: dict[int, list[bool]] = {}
+        # id(detector) -> market id -> (samples, earliest event time) it was warmed with
+        # outside its source's counts (1-minute candles at start: see :meth:`credit`)
+        self._credit: dict[int, dict[int, tuple[int, float]]] = {}
 
     @staticmethod
     def declared(det: Detector, cfg: AnomalyDetectionConfig) -> Warmup:
@@ -96,6 +99,14 @@ class WarmupGate:
             ready.append(False)
         need[sid] = warmup
         ready[sid] = warmup.samples <= 0 and warmup.seconds <= 0
+        self._credit.get(id(det), {}).pop(sid, None)
+
+    def credit(self, det: Detector, sid: int, samples: int, first: float) -> None:
+        """``det`` alone has seen ``samples`` events of market ``sid`` since ``first`` (event
+        time) that its source's counts do not hold: the detector's windows were warmed from
+        data that the other detectors of the same source did not get (stored candles warm
+        price and volume, never the whale window), so they stay cold."""
+        self._credit.setdefault(id(det), {})[sid] = (samples, first)
 
     def ready(self, det: Detector) -> list[bool]:
         """Per market id, whether it passed ``det``'s warm-up (for a quick look before
@@ -111,6 +122,10 @@ class WarmupGate:
             return True
         need = self._need[id(det)][s]
         samples, seconds = self.seen[source].at_row(sid, cols.ts, row)
+        credit = self._credit.get(id(det), {}).get(s)
+        if credit is not None:
+            samples += credit[0]
+            seconds = max(seconds, float(cols.ts[row]) - credit[1])
         if samples >= need.samples and seconds >= need.seconds:
             ready[s] = True
         return ready[s]

@@ -37,6 +37,8 @@ class PriceDetector:
         price_nb.CODE_MA: AnomalyKind.MA_DEVIATION,
     }
     z_kinds: ClassVar[frozenset[AnomalyKind]] = frozenset({AnomalyKind.VOLATILITY})
+    # 1-minute candles reproduce its completed buckets (cryptomon.detect.stored)
+    warms_from_candles: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.closes = Rolling()

@@ -32,6 +32,8 @@ class VolumeDetector:
         volume_nb.CODE_IMBALANCE: AnomalyKind.VOLUME_IMBALANCE,
     }
     z_kinds: ClassVar[frozenset[AnomalyKind]] = frozenset({AnomalyKind.VOLUME})
+    # 1-minute candles reproduce its completed buckets (cryptomon.detect.stored)
+    warms_from_candles: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.roll = Rolling()
@@ -92,6 +94,7 @@ class LiquidationDetector(VolumeDetector):
 
     kinds: ClassVar[dict[int, AnomalyKind]] = {volume_nb.CODE_VOLUME: AnomalyKind.LIQUIDATIONS}
     z_kinds: ClassVar[frozenset[AnomalyKind]] = frozenset({AnomalyKind.LIQUIDATIONS})
+    warms_from_candles: ClassVar[bool] = False  # a candle's volume is no liquidated volume
 
     def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
         """``min_samples`` buckets of time (liquidations are rare: one event is enough)."""

@@ -180,7 +180,8 @@ def test_build_app_with_defaults_has_the_hub_first() -> None:
 
 
 def test_build_app_starts_in_dependency_order_with_the_feeds_last() -> None:
-    """Storage, instrument specs, notifications, detection, trading, API, then the feeds."""
+    """Storage, instrument specs, notifications, detection (warmed from the store), trading,
+    API, then the feeds."""
     app = build_app(load_settings(), clock=ManualClock(), hub=Hub())
     assert [c.name for c in app.components] == [
         "hub",
@@ -190,6 +191,7 @@ def test_build_app_starts_in_dependency_order_with_the_feeds_last() -> None:
         "instruments",
         "notifier",
         "detectors",
+        "detector-warm-start",
         "trading-signals",
         "trading-engine",
         "resources",

@@ -1,0 +1,150 @@
+"""Warm start: the detector windows filled from the store before the feeds start.
+
+(``anomaly_detection.warm_from_store``.)
+
+A restart would otherwise leave every market in warm-up for ``min_samples`` buckets (30
+minutes by default). With ``storage.trades`` the stored live trades of each configured market
+within the detectors' lookback take the path of venue history
+(``DetectorEngine.warm_from_trades``); otherwise the stored 1-minute candles warm the
+detectors whose bucket statistics a candle reproduces (``DetectorEngine.warm_from_candles``:
+price and volume, never whale); a market whose trades the cap cuts gets its candles too,
+for the price and volume buckets before its first stored trade. Nothing is published on the
+hub (the store writer would store it again, the dashboard would show it) and nothing is
+alerted on.
+
+Bounded: one statement per kind for all markets (``cryptomon.store.warm``), at most
+``max_trades`` trades (each market its share, its newest) or ``max_candles`` candles, and
+``budget_s`` for the whole warm start: past it the start goes on with what was warmed
+(``detectors.warm_start_cut``). A failed read is logged and the daemon starts cold, as it did
+before. One ``detectors.warm_start`` line says what was warmed from what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import structlog
+
+from cryptomon.clock import Clock
+from cryptomon.config import AnomalyDetectionConfig
+from cryptomon.detect.stored import warms_from_candles
+
+if TYPE_CHECKING:
+    from cryptomon.detect.engine import DetectorEngine
+    from cryptomon.store.db import Database
+
+log = structlog.get_logger()
+
+BUDGET_S = 5.0  # the whole warm start at most (read and feed)
+MAX_TRADES = 100_000  # stored trades read at most (each market its share, its newest)
+MAX_CANDLES = 100_000  # stored candles read at most (the newest)
+FEED_CHUNK = 20_000  # trades fed to the engine between two looks at the clock
+
+
+class StoreWarmStart:
+    """A start-only component between the detectors and the feeds."""
+
+    name = "detector-warm-start"
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        detectors: DetectorEngine,
+        clock: Clock,
+        config: AnomalyDetectionConfig,
+        markets: Sequence[tuple[str, str]],
+        trades: bool,
+        budget_s: float = BUDGET_S,
+        max_trades: int = MAX_TRADES,
+        max_candles: int = MAX_CANDLES,
+    ) -> None:
+        self.db = db
+        self.detectors = detectors
+        self.clock = clock
+        self.config = config
+        self.markets = list(dict.fromkeys(markets))
+        self.trades = trades
+        self.budget_s = budget_s
+        self.max_trades = max_trades
+        self.max_candles = max_candles
+        self.result: dict[str, object] = {}
+
+    def _span_s(self) -> float:
+        """The history the windows hold: the longest lookback of the markets plus a bucket."""
+        spans = [
+            cfg.lookback_window_minutes * 60.0 + cfg.bucket_seconds
+            for cfg in (self.config.for_symbol(x, s) for x, s in self.markets)
+        ]
+        return max(spans, default=0.0)
+
+    async def start(self) -> None:
+        if not self.markets:
+            return
+        started = time.perf_counter()
+        source = "trades" if self.trades else "candles"
+        try:
+            async with asyncio.timeout(self.budget_s):
+                await self._warm()
+        except TimeoutError:
+            self.result["timed_out"] = True
+            log.warning(
+                "detectors.warm_start_cut",
+                source=source,
+                budget_s=self.budget_s,
+                hint="the stored history took too long to read; the start goes on with what "
+                "was warmed",
+            )
+        except Exception as exc:  # the daemon starts cold rather than not at all
+            log.warning("detectors.warm_start_failed", source=source, error=repr(exc))
+            return
+        log.info(
+            "detectors.warm_start",
+            source=source,
+            **self.result,
+            seconds=round(time.perf_counter() - started, 2),
+        )
+
+    async def _warm(self) -> None:
+        from cryptomon.store.warm import recent_candles, recent_trades
+
+        now = self.clock.time()
+        since = now - self._span_s()
+        engine = self.detectors
+        if self.trades:
+            trades, cut = await recent_trades(self.db, self.markets, since, now, self.max_trades)
+            self.result.update(markets=0, rows=0, minutes=0.0, cut=len(cut))
+            if cut:
+                # a busy market's share of the cap spans less than its windows: its stored
+                # candles fill the price and volume buckets before its trades' first
+                candles, _ = await recent_candles(self.db, cut, since, now, self.max_candles)
+                engine.warm_from_candles(candles, now)
+                self.result["candles"] = len(candles)
+            for i in range(0, len(trades), FEED_CHUNK):
+                engine.warm_from_trades(trades[i : i + FEED_CHUNK])
+                self.result.update(
+                    markets=len({(t.exchange, t.symbol) for t in trades[: i + FEED_CHUNK]}),
+                    rows=min(len(trades), i + FEED_CHUNK),
+                    minutes=round((now - trades[0].ts) / 60.0, 1),
+                )
+                await asyncio.sleep(0)  # the budget's timeout (and signals) may end it here
+            return
+        candles, cut_candles = await recent_candles(
+            self.db, self.markets, since, now, self.max_candles
+        )
+        warmed, skipped = engine.warm_from_candles(candles, now)
+        self.result.update(
+            markets=warmed,
+            rows=len(candles),
+            minutes=round((now - candles[0].start) / 60.0, 1) if candles else 0.0,
+            cut=cut_candles,
+            detectors=[name for name, det in engine.detectors.items() if warms_from_candles(det)],
+        )
+        if skipped:  # their buckets do not start and end on minutes
+            self.result["not_warmed"] = skipped
+
+    async def stop(self) -> None:
+        return None
