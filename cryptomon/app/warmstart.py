@@ -42,6 +42,11 @@ BUDGET_S = 5.0  # the whole warm start at most (read and feed)
 MAX_TRADES = 100_000  # stored trades read at most (each market its share, its newest)
 MAX_CANDLES = 100_000  # stored candles read at most (the newest)
 FEED_CHUNK = 20_000  # trades fed to the engine between two looks at the clock
+MAX_DOWN_BUCKETS = 3
+"""A store whose newest data is older than this many buckets before the start is not used:
+the daemon was down, and the minutes in between would enter the windows as quiet buckets
+(volume 0, the price flat), lowering the volume mean a live burst is measured against. A
+restart or a deploy is shorter."""
 
 
 class StoreWarmStart:
@@ -72,6 +77,24 @@ class StoreWarmStart:
         self.max_trades = max_trades
         self.max_candles = max_candles
         self.result: dict[str, object] = {}
+
+    def _down_too_long(self, newest: float, now: float) -> bool:
+        """True (and the reason in the result) when the store's ``newest`` data is more than
+        ``MAX_DOWN_BUCKETS`` buckets before ``now``."""
+        bucket = max(
+            (self.config.for_symbol(x, s).bucket_seconds for x, s in self.markets),
+            default=self.config.bucket_seconds,
+        )
+        down = now - newest
+        if down <= MAX_DOWN_BUCKETS * bucket:
+            return False
+        self.result.update(
+            markets=0,
+            skipped=f"the store's newest data is {down / 60.0:.1f} min old (the daemon was "
+            f"down longer than {MAX_DOWN_BUCKETS} buckets): the minutes in between would count "
+            "as quiet ones, so the detectors start cold",
+        )
+        return True
 
     def _span_s(self) -> float:
         """The history the windows hold: the longest lookback of the markets plus a bucket."""
@@ -117,6 +140,8 @@ class StoreWarmStart:
         if self.trades:
             trades, cut = await recent_trades(self.db, self.markets, since, now, self.max_trades)
             self.result.update(markets=0, rows=0, minutes=0.0, cut=len(cut))
+            if trades and self._down_too_long(max(t.ts for t in trades), now):
+                return
             if cut:
                 # a busy market's share of the cap spans less than its windows: its stored
                 # candles fill the price and volume buckets before its trades' first
@@ -135,6 +160,8 @@ class StoreWarmStart:
         candles, cut_candles = await recent_candles(
             self.db, self.markets, since, now, self.max_candles
         )
+        if candles and self._down_too_long(max(c.end for c in candles), now):
+            return
         warmed, skipped = engine.warm_from_candles(candles, now)
         self.result.update(
             markets=warmed,

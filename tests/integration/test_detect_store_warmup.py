@@ -301,3 +301,29 @@ async def test_the_daemon_starts_warm_over_its_stored_candles(tmp_path: Any) -> 
             await app.stop()
     finally:
         await sim.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("trades", [False, True])
+async def test_a_store_that_stopped_long_before_the_start_is_not_used(
+    db: Database, trades: bool
+) -> None:
+    """The daemon was down 20 minutes: the store's newest data is that old, and the minutes
+    in between would enter the windows as quiet buckets (volume 0, the price flat), lowering
+    the volume mean a live burst is measured against. The warm start is skipped, saying why;
+    the detectors start cold, as without it. Down no longer than three buckets (a restart,
+    a deploy): warmed (the other tests)."""
+    await store_previous_run(db, trades=trades)
+    hub = Hub()
+    clock = ManualClock(NOW + 20 * 60.0)
+    engine = DetectorEngine(hub=hub, clock=clock, config=CFG)
+    warm = StoreWarmStart(
+        db=db, detectors=engine, clock=clock, config=CFG, markets=[(EX, SYM)], trades=trades
+    )
+    with capture_logs() as logs:
+        await warm.start()
+    line = next(e for e in logs if e["event"] == "detectors.warm_start")
+    assert line["markets"] == 0
+    assert line["skipped"].startswith("the store's newest data is 20.")
+    assert "min old" in line["skipped"]
+    assert engine.stats()["store_warmed"] == {}
