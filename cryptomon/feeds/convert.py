@@ -265,7 +265,9 @@ class Converter:
         guard = self.gate.quality
         if guard is None:
             self._publish(event)
-        elif self.gate.judged(event, guard.trade(symbol, price, ts, receipt, trade_id)):
+        elif self.gate.judged(
+            event, guard.trade(symbol, price, ts, receipt, trade_id, qty, trade.side)
+        ):
             return  # history waits for the end of the turn: no yield inside a batch of it
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
