@@ -20,6 +20,7 @@ from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 from cryptomon.kinds import AnomalyKind
 from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.quality import QualityGuard
 from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.venues import RecordingError, specs_from_recording
 
@@ -76,12 +77,14 @@ async def replay(
     *,
     every_book: bool = False,
     market: MarketDataConfig | None = None,
+    guard: QualityGuard | None = None,
 ) -> Replayed:
     """One recording through the replay feed, a hub and a detector engine (``every_book``:
     a :class:`BookSnapshot` after every book update, not every second: the book at any
     point, for the injections that move or replace it; ``venue_bids``/``venue_asks`` in the
     venue's units;
-    ``market``: the market layer's settings, defaults if None)."""
+    ``market``: the market layer's settings, defaults if None; ``guard``: the quality guard
+    to judge with, instead of the one the feed builds from ``market``)."""
     hub = Hub()
     engine, got = engine_on(hub, cfg)
     out = Replayed(got)
@@ -100,6 +103,9 @@ async def replay(
         clock=clock,
         market=market_inputs(name, files, market),
     )
+    if guard is not None:
+        feed.converter.quality = guard
+        feed.health.quality = guard
     if every_book:  # not throttled (a REST snapshot's wall-clock receipt would stop the
         # receipt-time throttle for the rest of a recording)
         feed.converter.snapshot_interval = float("-inf")
