@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -128,6 +129,12 @@ class TradeFrame:
         """``payload`` (a recorded message) with the prices of ``s``'s market moved (None:
         not a trade, book or ticker message of that market; the base: nothing is moved)."""
         return None
+
+    def leave_out(self, lines: list[str], gone: Callable[[str], bool]) -> list[str]:
+        """``lines`` of a websocket file without those ``gone`` says (a market's silence);
+        where book updates are chained, the market's next update is chained to its last kept
+        one, as the venue's would be after a quiet spell (the base: just left out)."""
+        return [line for line in lines if not gone(line)]
 
     full_books: ClassVar[bool] = False  # every book message is the whole book (Huobi)
 

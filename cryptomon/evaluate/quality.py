@@ -157,7 +157,7 @@ async def _run(
     name: str, files: list[Path], market: MarketDataConfig, cfg: AnomalyDetectionConfig
 ) -> Run:
     guard = WatchedGuard(name.lower(), config=market)
-    rep = await replay(name, files, cfg, every_book=True, market=market, guard=guard)
+    rep = await replay(name, files, cfg, every_book=True, market=market, guard=guard, yield_every=1)
     guard.tick_to(rep.end)
     return Run(rep, guard)
 
@@ -432,7 +432,8 @@ def _bound(guard: QualityGuard, gap: float) -> float:
 
 def _plan_silence(v: Venue, rng: random.Random) -> tuple[str, float, float, float] | None:
     """(market, from, to receipt, bound) of one market's silence: a market with several
-    others, past ``SILENCE_MIN_EVENTS`` judged events, whose data comes back before the end."""
+    others, past ``SILENCE_MIN_EVENTS`` judged events, whose data comes back a watchdog tick
+    before the end."""
     base = v.base
     judged = base.guard.judged
     symbols = sorted({j.symbol for j in judged})
@@ -448,28 +449,31 @@ def _plan_silence(v: Venue, rng: random.Random) -> tuple[str, float, float, floa
             bound = _bound(base.guard, j.gap)
             start = j.ts_recv + 1e-4
             end = start + bound + 1.0 + 2 * WATCHDOG_S
-            if any(x.ts_recv >= end for x in mine) and end < base.rep.end:
+            last = base.rep.end - 2 * WATCHDOG_S  # its return seen by a watchdog tick
+            if any(end <= x.ts_recv <= last for x in mine):
                 options.append((symbol, start, end, bound))
     return rng.choice(options) if options else None
 
 
 def _write_silenced(v: Venue, symbol: str, start: float, end: float, folder: Path) -> list[Path]:
     """The recording with ``symbol``'s lines received in [start, end) left out (the lines
-    its frame would move in a price jump: trades, book, book ticker)."""
+    its frame would move in a price jump: trades, book, book ticker), its next book update
+    chained to its last kept one where the venue chains them
+    (:meth:`~cryptomon.evaluate.frames.TradeFrame.leave_out`)."""
     native = v.base.rep.natives[symbol]
     chan, book_chan = v.channels(native)
     same = Shift(native, chan, book_chan, start, 1.0, _decimals(v.base.rep, symbol))
+
+    def gone(line: str) -> bool:
+        payload = line.partition(": ")[2]
+        return start <= receipt_time(line) < end and v.frame.shift(payload, same) is not None
+
     folder.mkdir()
     out = []
     for f in v.files:
         lines = read_lines(f)
         if f in v.texts:
-            kept = []
-            for line in lines:
-                receipt = receipt_time(line)
-                if start <= receipt < end and v.frame.shift(line.partition(": ")[2], same):
-                    continue
-                kept.append(line)
+            kept = v.frame.leave_out(lines, gone)
             lines = v.frame.resequence(kept)
         dest = folder / f.name
         dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
