@@ -10,6 +10,7 @@ from cryptomon.evaluate.frame_base import (
     Injected,
     Shift,
     TradeFrame,
+    chain_after_gaps,
     dump,
     num_text,
     price_text,
@@ -120,30 +121,5 @@ class BinanceFrame(TradeFrame):
         return dump(msg)
 
     def leave_out(self, lines: list[str], gone: Callable[[str], bool]) -> list[str]:
-        """Left out; a market's first ``depthUpdate`` after some of its own were left out
-        chains to its last kept one (futures ``pu``, spot ``U``), as Binance's next update
-        after a quiet spell does (a broken chain resets every book of the connection)."""
-        last: dict[str, int] = {}
-        broken: set[str] = set()
-        out = []
-        for line in lines:
-            head, sep, payload = line.partition(": ")
-            depth = bool(sep) and '"depthUpdate"' in payload and not head.startswith("wss")
-            if gone(line):
-                if depth:
-                    broken.add(json.loads(payload)["data"]["s"])
-                continue
-            if depth:
-                msg = json.loads(payload)
-                data = msg["data"]
-                sym = data["s"]
-                if sym in broken and sym in last:
-                    broken.discard(sym)
-                    if "pu" in data:
-                        data["pu"] = last[sym]
-                    else:
-                        data["U"] = last[sym] + 1
-                    line = f"{head}: {dump(msg)}"  # noqa: PLW2901 - the line as rewritten
-                last[sym] = data["u"]
-            out.append(line)
-        return out
+        """Left out; a market's next ``depthUpdate`` chained to its last kept one."""
+        return chain_after_gaps(lines, gone, '"depthUpdate"', lambda msg: msg.get("data"))

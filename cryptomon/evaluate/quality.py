@@ -10,7 +10,9 @@ Per exchange, each scenario in ``repeats`` seeded copies:
 - **bad prints**: one lone absurd trade per market (x10, x0.1, +25 %, -25 % of the market's
   last accepted price; no book move) at a point where the guard judges (it has seen
   ``_MIN_PRICES`` prices of the market): recall of the quarantine, its delay, and the real
-  trades and book tops of the copy whose verdict changed (collateral);
+  trades of the copy whose verdict changed (collateral), the markets never judged; and a
+  burst of ``bad_print_confirm_prints`` x10 prints 0.1 s apart (what the guard takes for a
+  move when the book does not refute it);
 - **a genuine move**: the evaluation's persistent 15 % price jump
   (:func:`~cryptomon.evaluate.injection.plan_copy`: the book moved, every later price
   rewritten): how many of the moved prints are held back, and for how long;
@@ -55,6 +57,8 @@ BAD_PRINTS: tuple[tuple[str, float], ...] = (
     ("up_25pct", 1.25),
     ("down_25pct", 0.75),
 )
+BURST = ("x10_burst", 10.0)  # bad_print_confirm_prints x10 prints 0.1 s apart: a "move"
+BURST_STEP_S = 0.1
 JUMP = Injection(AnomalyKind.PRICE_CHANGE, 15.0)
 WATCHDOG_S = 0.5  # the daemon's watchdog interval (FeedManager.watchdog_interval_s)
 SILENCE_MIN_EVENTS = 10  # a market's judged events before its silence (its pace learned)
@@ -229,10 +233,15 @@ class Print:
     price: float
 
 
-def _plan_prints(v: Venue, factor: float, rng: random.Random) -> tuple[CopyPlan, list[Print]]:
-    """One lone print per market whose trades the venue sends, at a judged point."""
+def _plan_prints(
+    v: Venue, factor: float, count: int, rng: random.Random
+) -> tuple[CopyPlan, list[Print], list[str]]:
+    """``count`` prints (``BURST_STEP_S`` apart) per market whose trades the venue sends, at
+    a point where the guard judges; the markets with no such point (never ``_MIN_PRICES``
+    prices seen: not judged)."""
     plan = CopyPlan()
     prints: list[Print] = []
+    unjudged: list[str] = []
     rep = v.base.rep
     judged = v.base.guard.judged
     for n, (symbol, native) in enumerate(sorted(rep.natives.items())):
@@ -246,17 +255,18 @@ def _plan_prints(v: Venue, factor: float, rng: random.Random) -> tuple[CopyPlan,
             if j.symbol == symbol and j.warm and j.verdict == "ok" and rep.start <= j.ts_recv
         ]
         if not points:
+            unjudged.append(symbol)
             continue
         at = rng.choice(points)
-        decimals = _decimals(rep, symbol)
-        price = round(at.price * factor, decimals)
-        receipt = at.ts_recv + 1e-4
+        price = round(at.price * factor, _decimals(rep, symbol))
         amount = _amount(rep, symbol)
-        ts = math.floor((receipt - v.lat) * 1000.0) / 1000.0
-        trade = Injected(native, chan, price, amount, True, ts, _ID0 + n)
-        plan.lines.setdefault(target, []).append((receipt, v.frame.render(trade)))
-        prints.append(Print(symbol, receipt, price))
-    return plan, prints
+        for k in range(count):
+            receipt = at.ts_recv + 1e-4 + k * BURST_STEP_S
+            ts = math.floor((receipt - v.lat) * 1000.0) / 1000.0
+            trade = Injected(native, chan, price, amount, True, ts, _ID0 + 100 * n + k)
+            plan.lines.setdefault(target, []).append((receipt, v.frame.render(trade)))
+            prints.append(Print(symbol, receipt, price))
+    return plan, prints, unjudged
 
 
 def _amount(rep: Replayed, symbol: str) -> float:
@@ -281,13 +291,15 @@ def _found(copy: Run, p: Print) -> Judged | None:
 
 async def _bad_prints(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    burst = (BURST[0], BURST[1], cfg.market.bad_print_confirm_prints)
     with tempfile.TemporaryDirectory(prefix=f"quality-{v.name}-") as tmp:
-        for label, factor in BAD_PRINTS:
+        for label, factor, count in [(k, f, 1) for k, f in BAD_PRINTS] + [burst]:
             labels = held = lost = books = 0
             collateral: list[Judged] = []
+            unjudged: list[str] = []
             for r in range(repeats):
                 rng = random.Random(f"{seed}:{v.name}:bad:{label}:{r}")  # noqa: S311
-                plan, prints = _plan_prints(v, factor, rng)
+                plan, prints, unjudged = _plan_prints(v, factor, count, rng)
                 if not prints:
                     continue
                 copy = await _replay_copy(v, plan, Path(tmp) / f"{label}-{r}", cfg)
@@ -299,6 +311,7 @@ async def _bad_prints(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[
                 collateral += _changed(v.base, copy, mine)
                 books += _refused(copy) - _refused(v.base)
             out[label] = {
+                "prints_each": count,
                 "labels": labels,
                 "quarantined": held,
                 "recall": round(held / labels, 4) if labels else None,
@@ -307,6 +320,7 @@ async def _bad_prints(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[
                 "collateral_trades": len(collateral),
                 "collateral_examples": [_example(j) for j in collateral[:EXAMPLES]],
                 "books_refused_more": books,
+                "not_judged_markets": unjudged,
             }
     return out
 
@@ -371,18 +385,14 @@ async def _genuine_move(v: Venue, seed: int, repeats: int, cfg: Settings) -> dic
 
 
 def _trade_lines(v: Venue) -> dict[Path, list[tuple[float, str]]]:
-    """Every recorded line carrying a trade of a market of the replay, per file."""
-    marks = []
-    for native in sorted(v.base.rep.natives.values()):
-        chan, _ = v.channels(native)
-        if chan is not None:
-            marks.append(v.frame.marker(native, chan))
+    """Every recorded line that carried a trade in the untouched replay (its receipt is the
+    trade's), per file."""
+    receipts = {j.ts_recv for j in v.base.trades()}
     out: dict[Path, list[tuple[float, str]]] = {}
     for f, lines in v.texts.items():
         for line in lines:
-            receipt = receipt_time(line)
-            if receipt > -math.inf and any(m in line for m in marks):
-                out.setdefault(f, []).append((receipt, line.partition(": ")[2]))
+            if receipt_time(line) in receipts:
+                out.setdefault(f, []).append((receipt_time(line), line.partition(": ")[2]))
     return out
 
 

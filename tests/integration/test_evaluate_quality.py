@@ -22,7 +22,7 @@ SHORT = """
 market_data:
   stale_min_s: 2
 """
-VENUES = ("BINANCE_FUTURES", "KRAKEN", "OKX")
+VENUES = ("BINANCE_FUTURES", "GATEIO", "KRAKEN", "OKX")
 
 
 @pytest.fixture(scope="module")
@@ -42,39 +42,48 @@ def test_lone_bad_prints_are_all_quarantined_and_no_real_trade_is(
     report: dict[str, Any], venue: str
 ) -> None:
     """x10, x0.1, +25 % and -25 % lone prints: every one quarantined at once, no recorded
-    trade judged otherwise than in the untouched replay, none of those quarantined."""
+    trade judged otherwise than in the untouched replay, none of those quarantined. A burst
+    of bad_print_confirm_prints (3) x10 prints with the book unmoved is what the guard takes
+    for a move: its first two quarantined, the third accepted (measured, by design)."""
     ex = report["quality"]["exchanges"][venue]
     assert ex["untouched"]["quarantined"] == 0
     assert ex["untouched"]["quarantined_examples"] == []
-    assert set(ex["bad_prints"]) == {"x10", "x0.1", "up_25pct", "down_25pct"}
-    for kind, b in ex["bad_prints"].items():
+    lone = {"x10", "x0.1", "up_25pct", "down_25pct"}
+    assert set(ex["bad_prints"]) == lone | {"x10_burst"}
+    for kind in lone:
+        b = ex["bad_prints"][kind]
         assert b["labels"] >= 2, kind
         assert b["recall"] == 1.0, kind
+        assert b["delay_s"] == 0.0, kind
         assert (b["not_replayed"], b["collateral_trades"]) == (0, 0), kind
+    burst = ex["bad_prints"]["x10_burst"]
+    assert burst["prints_each"] == 3
+    assert burst["quarantined"] == burst["labels"] * 2 // 3
+    assert burst["collateral_trades"] == 0
 
 
 def test_a_genuine_move_is_held_back_only_within_the_confirmation_window(
     report: dict[str, Any],
 ) -> None:
-    """The persistent 15 % jump (book moved, every later price moved): accepted, and no
-    moved print quarantined after that or beyond bad_print_confirm_s."""
+    """The persistent 15 % jump (book moved, every later price moved): accepted at its first
+    print (the moved book came first, in the same loop turn), no moved print quarantined."""
     labels = 0
     for venue in VENUES:
         m = report["quality"]["exchanges"][venue]["genuine_move"]
         labels += m["labels"]
         assert m["never_accepted"] == 0, venue
         assert m["held_after_accepted"] == 0, venue
+        assert m["held_back"] == 0, venue
         if m["labels"]:
-            assert m["max_accept_s"] <= m["confirm_window_s"], venue
-            assert m["moved_prints"] > m["held_back"], venue
+            assert m["max_accept_s"] == 0.0, venue
     assert labels >= 3  # BINANCE_FUTURES' two markets with >= 20 live trades, OKX's one
 
 
 @pytest.mark.parametrize("venue", VENUES)
 def test_every_resent_trade_is_dropped_and_no_original(report: dict[str, Any], venue: str) -> None:
     """Every recorded trade frame sent again later (a second connection): each of its trades
-    dropped as a duplicate, the originals judged as in the untouched replay. Kraken's trades
-    carry no id."""
+    dropped as a duplicate, the originals judged as in the untouched replay (Kraken's trades
+    carry no id: told by time, price, amount, side and rank within their message)."""
     d = report["quality"]["exchanges"][venue]["duplicates"]
     assert d["resent_trades"] == d["expected_resent"] > 0
     assert d["dropped"] == d["resent_trades"], d["slipped_examples"]
