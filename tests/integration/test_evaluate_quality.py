@@ -15,7 +15,7 @@ import pytest
 
 from cryptomon.cli import main
 from cryptomon.config import AnomalyDetectionConfig, MarketDataConfig
-from cryptomon.evaluate.quality import WATCHDOG_S, Settings, evaluate_venue
+from cryptomon.evaluate.quality import WATCHDOG_S, Settings, evaluate_venue, format_quality
 
 # stale_min_s 2 s: the recordings last 30 s, the default 30 s floor would never be reached
 SHORT = """
@@ -129,3 +129,16 @@ def test_quality_refuses_a_trades_series(
     args += ["--exchange", "binance", "--symbol", "XRP/ETH"]
     assert main(args) == 2
     assert "--quality evaluates recordings" in capsys.readouterr().err
+
+
+def test_the_text_report_has_a_line_per_scenario(report: dict[str, Any]) -> None:
+    """Without --json: per exchange its untouched figures, each bad print, the move, the
+    resent trades and each silence."""
+    text = format_quality(report)
+    assert text.startswith("quality guard, seed 1, 1 copies:")
+    for venue in VENUES:
+        block = text.split(f"{venue}: untouched ", 1)[1].split("\n  silence", 1)[0]
+        assert "bad print x10_burst" in block
+        assert "genuine 15% move" in block
+        assert "resent trades:" in block
+    assert text.count("\n  silence ") == len(VENUES)
