@@ -1,12 +1,13 @@
 """``crypto-monitor evaluate``: detection quality on real inputs with labelled injections.
 
 ``evaluate RECORDINGS... [--trades FILE --exchange EX --symbol SYM] [--config F] [--seed N]
-[--repeats N] [--json]``: the recordings (cryptofeed raw files of the shared exchanges,
+[--repeats N] [--quality] [--json]``: the recordings (cryptofeed raw files of the shared exchanges,
 grouped by their ``EXCHANGE.`` prefix) and/or a trade series file, copied, injected,
 replayed through the detectors (:mod:`cryptomon.evaluate.evaluate`). Prints a table, or
 with ``--json`` one JSON document (the same bytes for the same inputs, config and seed). A
 progress bar goes to stderr when it is a terminal. Exit 0 after a run, 2 for bad arguments
-or inputs.
+or inputs. ``--quality``: the market-data quality guard instead of the detectors (bad prints,
+duplicates, silence written into the recordings; :mod:`cryptomon.evaluate.quality`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
         metavar="N",
         help="copies of a recording per injection (default 10)",
     )
+    ev.add_argument(
+        "--quality",
+        action="store_true",
+        help="evaluate the market-data quality guard on the recordings instead of the "
+        "detectors: lone bad prints, a genuine 15%% move, resent trades and one market's "
+        "silence injected; quarantine recall, duplicates dropped, stale delays vs the learned "
+        "bound, false positives on the untouched recordings (market_data settings of --config)",
+    )
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(handler=cmd_evaluate)
 
@@ -68,6 +77,17 @@ def _progress(label: str) -> Any:
     return bar
 
 
+def _inputs_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the inputs and --repeats (None: nothing)."""
+    if args.repeats < 1:
+        return f"--repeats: expected an integer >= 1, got {args.repeats}"
+    if not args.recordings and not args.trades:
+        return "expected recordings (EXCHANGE.* files) and/or --trades FILE"
+    if args.quality and (args.trades or not args.recordings):
+        return "--quality evaluates recordings (EXCHANGE.* files), not a --trades series"
+    return None
+
+
 def _series_args(args: argparse.Namespace) -> tuple[str, str] | str:
     """(exchange, symbol) of --trades, or the problem."""
     from cryptomon.config import normalize_symbol
@@ -84,10 +104,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cryptomon.commands.support import settings_from_args, setup_logging, with_logging
     from cryptomon.errors import ConfigError
 
-    if args.repeats < 1:
-        return _bad(f"--repeats: expected an integer >= 1, got {args.repeats}")
-    if not args.recordings and not args.trades:
-        return _bad("expected recordings (EXCHANGE.* files) and/or --trades FILE")
+    problem = _inputs_problem(args)
+    if problem is not None:
+        return _bad(problem)
     if args.trades is None and (args.exchange or args.symbol):
         return _bad("--exchange and --symbol name the market of a --trades series")
     series = _series_args(args) if args.trades else None
@@ -106,6 +125,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     report: dict[str, Any] = {"seed": args.seed, "config": _config_summary(cfg)}
     try:
+        if args.quality:
+            return _quality(args, settings)
         if args.recordings:
             groups = group_recordings([Path(p) for p in args.recordings])
             report["recordings"] = evaluate_recordings(
@@ -133,6 +154,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(report, sort_keys=True) + "\n")
     else:
         sys.stdout.write(format_report(report) + "\n")
+    return EXIT_OK
+
+
+def _quality(args: argparse.Namespace, settings: Any) -> int:
+    from cryptomon.evaluate.quality import evaluate_quality, format_quality
+    from cryptomon.evaluate.recordings import group_recordings
+
+    groups = group_recordings([Path(p) for p in args.recordings])
+    report = {"seed": args.seed, "repeats": args.repeats}
+    report["quality"] = evaluate_quality(
+        groups,
+        settings.market_data,
+        settings.anomaly_detection,
+        seed=args.seed,
+        repeats=args.repeats,
+        progress=_progress("quality"),
+    )
+    text = json.dumps(report, sort_keys=True) if args.json else format_quality(report)
+    sys.stdout.write(text + "\n")
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -82,6 +83,46 @@ def shift_keys(obj: dict[str, Any], s: Shift, *keys: str) -> None:
             obj[k] = s.px(obj[k])
 
 
+def chain_after_gaps(
+    lines: list[str],
+    gone: Callable[[str], bool],
+    kind: str,
+    body: Callable[[Any], Any],
+) -> list[str]:
+    """``lines`` without those ``gone`` says, where a market's book updates (messages holding
+    ``kind``, whose ``body(msg)`` is a dict with the market ``s`` and the update ids ``U``/
+    ``u``, futures also ``pu``) are chained: the market's first update after some of its own
+    were left out chains to its last kept one (``pu`` = its ``u``, else ``U`` = its ``u`` + 1),
+    as the venue's next update after a quiet spell does."""
+    last: dict[str, int] = {}
+    broken: set[str] = set()
+    out = []
+    for line in lines:
+        head, sep, payload = line.partition(": ")
+        msg = (
+            json.loads(payload) if sep and kind in payload and not head.startswith("wss") else None
+        )
+        data = None if msg is None else body(msg)
+        if not isinstance(data, dict) or "u" not in data:
+            data = None
+        if gone(line):
+            if data is not None:
+                broken.add(data["s"])
+            continue
+        if data is not None:
+            sym = data["s"]
+            if sym in broken and sym in last:
+                broken.discard(sym)
+                if "pu" in data:
+                    data["pu"] = last[sym]
+                else:
+                    data["U"] = last[sym] + 1
+                line = f"{head}: {dump(msg)}"  # noqa: PLW2901 - the line as rewritten
+            last[sym] = data["u"]
+        out.append(line)
+    return out
+
+
 def dump(msg: Any) -> str:
     """Compact JSON, as the venues send it."""
     return json.dumps(msg, separators=(",", ":"))
@@ -128,6 +169,12 @@ class TradeFrame:
         """``payload`` (a recorded message) with the prices of ``s``'s market moved (None:
         not a trade, book or ticker message of that market; the base: nothing is moved)."""
         return None
+
+    def leave_out(self, lines: list[str], gone: Callable[[str], bool]) -> list[str]:
+        """``lines`` of a websocket file without those ``gone`` says (a market's silence);
+        where book updates are chained, the market's next update is chained to its last kept
+        one, as the venue's would be after a quiet spell (the base: just left out)."""
+        return [line for line in lines if not gone(line)]
 
     full_books: ClassVar[bool] = False  # every book message is the whole book (Huobi)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from cryptomon.evaluate.frame_base import (
     BookUpdate,
     Injected,
     Shift,
     TradeFrame,
+    chain_after_gaps,
     dump,
     num_text,
     price_text,
@@ -117,3 +119,7 @@ class BinanceFrame(TradeFrame):
         else:
             return None
         return dump(msg)
+
+    def leave_out(self, lines: list[str], gone: Callable[[str], bool]) -> list[str]:
+        """Left out; a market's next ``depthUpdate`` chained to its last kept one."""
+        return chain_after_gaps(lines, gone, '"depthUpdate"', lambda msg: msg.get("data"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from cryptomon.evaluate.frame_base import (
@@ -11,6 +12,7 @@ from cryptomon.evaluate.frame_base import (
     Injected,
     Shift,
     TradeFrame,
+    chain_after_gaps,
     dump,
     num_text,
     price_text,
@@ -124,6 +126,10 @@ class GateioFrame(TradeFrame):
     def _shift_levels(self, result: dict[str, Any], s: Shift) -> None:
         shift_rows(result.get("b"), s)
         shift_rows(result.get("a"), s)
+
+    def leave_out(self, lines: list[str], gone: Callable[[str], bool]) -> list[str]:
+        """Left out; a market's next ``order_book_update`` chained to its last kept one."""
+        return chain_after_gaps(lines, gone, "order_book_update", lambda msg: msg.get("result"))
 
 
 class GateioFuturesFrame(GateioFrame):

@@ -6,6 +6,7 @@ and their receipt times (:mod:`cryptomon.evaluate.recordings`)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 from cryptomon.kinds import AnomalyKind
 from cryptomon.market.inputs import MarketInputs
+from cryptomon.market.instruments import InstrumentSpec
+from cryptomon.market.quality import QualityGuard
 from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.venues import RecordingError, specs_from_recording
 
@@ -76,12 +79,17 @@ async def replay(
     *,
     every_book: bool = False,
     market: MarketDataConfig | None = None,
+    guard: QualityGuard | None = None,
+    yield_every: int | None = None,
 ) -> Replayed:
     """One recording through the replay feed, a hub and a detector engine (``every_book``:
     a :class:`BookSnapshot` after every book update, not every second: the book at any
     point, for the injections that move or replace it; ``venue_bids``/``venue_asks`` in the
     venue's units;
-    ``market``: the market layer's settings, defaults if None)."""
+    ``market``: the market layer's settings, defaults if None; ``guard``: the quality guard
+    to judge with, instead of the one the feed builds from ``market``; ``yield_every``: the
+    feed's ``loop_yield_every``, 1 for a loop turn per message as a live feed has, where
+    receipt time is wall time: book tops are coalesced per turn)."""
     hub = Hub()
     engine, got = engine_on(hub, cfg)
     out = Replayed(got)
@@ -91,6 +99,7 @@ async def replay(
         source="replay",
         files=[str(f) for f in files],
         depth=20,
+        **({} if yield_every is None else {"loop_yield_every": yield_every}),
     )
     clock = ManualClock(0.0)
     feed = ReplayFeed(
@@ -100,6 +109,9 @@ async def replay(
         clock=clock,
         market=market_inputs(name, files, market),
     )
+    if guard is not None:
+        feed.converter.quality = guard
+        feed.health.quality = guard
     if every_book:  # not throttled (a REST snapshot's wall-clock receipt would stop the
         # receipt-time throttle for the rest of a recording)
         feed.converter.snapshot_interval = float("-inf")
@@ -165,9 +177,25 @@ def market_inputs(
     registry = InstrumentRegistry()
     head = next((f for f in files if f.name == f"{name}.0"), None)
     if head is not None:
-        with contextlib.suppress(RecordingError):
-            registry.add(specs_from_recording(head))
+        registry.add(_recorded_specs(head))
     return MarketInputs(registry=registry, config=config or MarketDataConfig())
+
+
+_SPECS: dict[tuple[str, str], tuple[InstrumentSpec, ...]] = {}
+
+
+def _recorded_specs(head: Path) -> tuple[InstrumentSpec, ...]:
+    """The specs of a recording's ``EXCHANGE.0`` (none: a venue without a format), read once
+    per content (every copy of a recording has the same; OKX's takes half a second)."""
+    data = head.read_bytes()
+    key = (head.name, hashlib.sha256(data).hexdigest())
+    specs = _SPECS.get(key)
+    if specs is None:
+        specs = ()
+        with contextlib.suppress(RecordingError):
+            specs = tuple(specs_from_recording(head))
+        _SPECS[key] = specs
+    return specs
 
 
 def live_trades(rep: Replayed, symbol: str) -> list[Trade]:

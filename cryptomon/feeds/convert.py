@@ -265,8 +265,13 @@ class Converter:
         guard = self.gate.quality
         if guard is None:
             self._publish(event)
-        elif self.gate.judged(event, guard.trade(symbol, price, ts, receipt, trade_id)):
-            return  # history waits for the end of the turn: no yield inside a batch of it
+        else:
+            if symbol in self._dirty:  # the market's book of this turn first: the trade is
+                self._flush_top(symbol)  # judged against what the venue sent before it
+            if self.gate.judged(
+                event, guard.trade(symbol, price, ts, receipt, trade_id, qty, trade.side)
+            ):
+                return  # history waits for the end of the turn: no yield inside a batch of it
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
             self._since_yield = 0
@@ -382,6 +387,12 @@ class Converter:
             publish(book_top(state, exchange, symbol))
             state.pending = 0
         self.health.book_tops += len(dirty)
+
+    def _flush_top(self, symbol: str) -> None:
+        """Publish (judge) ``symbol``'s pending BookTop now, before a trade of the market
+        received after it in the same loop turn."""
+        state = self._dirty.pop(symbol)
+        self.health.book_tops += self.gate.publish_tops({symbol: state})
 
     def _snapshot(
         self, state: BookState, symbol: str, ts: float, receipt: float, book: Any

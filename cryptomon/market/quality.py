@@ -8,7 +8,9 @@ published:
   :class:`~cryptomon.events.FlaggedTrade` (stored, never alerted or traded on), sorted by time
   at the end of the loop turn (venues send newest-first batches);
 - **duplicates**: a trade id already seen for the market (the last ``duplicate_memory`` ids)
-  is dropped and counted;
+  is dropped and counted; a venue that sends no trade id (Kraken) is told by the trade's
+  time, price, amount and side and its rank among identical fills of the same receipt (one
+  message), so a message sent again is dropped and two identical fills in one are kept;
 - **bad prints**: a trade price (or book mid) outside ``bad_print_band_pct`` of the recent
   median and not backed by the opposite side of the book is quarantined (``bad_print``,
   counted, stored flagged). A real move is accepted after ``bad_print_confirm_prints``
@@ -61,6 +63,8 @@ class SymbolQuality:
         "bad_prints",
         "bid",
         "book_ts",
+        "fills",
+        "fills_recv",
         "gap",
         "id_order",
         "ids",
@@ -86,6 +90,8 @@ class SymbolQuality:
         self.gap = math.nan  # learned normal gap between messages (s)
         self.stale = False
         self.bad_prints = 0  # trades of this market quarantined as bad prints
+        self.fills: dict[tuple[float, float, float, str | None], int] = {}  # id-less, per receipt
+        self.fills_recv = -1.0
 
     def accept(self, price: float, *, append: bool = True) -> None:
         if append:
@@ -156,12 +162,22 @@ class QualityGuard:
 
     # ------------------------------------------------------------------ trades
 
-    def trade(
-        self, symbol: str, price: float, ts: float, ts_recv: float, trade_id: str | None
+    def trade(  # noqa: PLR0917 - the converter's hot-path call, positional
+        self,
+        symbol: str,
+        price: float,
+        ts: float,
+        ts_recv: float,
+        trade_id: str | None,
+        amount: float | None = None,
+        side: str | None = None,
     ) -> Verdict:
-        """The verdict on one trade (and its bookkeeping)."""
+        """The verdict on one trade (and its bookkeeping); ``amount`` and ``side`` tell a
+        trade without an id from another."""
         st = self.symbols.get(symbol) or self.state(symbol)
         self._seen(st, ts_recv)
+        if trade_id is None and amount is not None:
+            trade_id = self._fill_key(st, price, ts, ts_recv, amount, side)
         if trade_id is not None:
             if trade_id in st.ids:
                 self.duplicates += 1
@@ -181,6 +197,20 @@ class QualityGuard:
             st.bad_prints += 1
             return "bad_print"
         return "ok"
+
+    @staticmethod
+    def _fill_key(  # noqa: PLR0917 - one call site
+        st: SymbolQuality, price: float, ts: float, ts_recv: float, amount: float, side: str | None
+    ) -> str:
+        """The identity of an id-less trade: its time, price, amount, side and how many
+        identical fills came before it in the same receipt."""
+        if st.fills_recv != ts_recv:
+            st.fills_recv = ts_recv
+            st.fills.clear()
+        fill = (ts, price, amount, side)
+        rank = st.fills.get(fill, 0)
+        st.fills[fill] = rank + 1
+        return f"~{ts!r}/{price!r}/{amount!r}/{side}/{rank}"
 
     # ------------------------------------------------------------------ books
 

@@ -26,6 +26,25 @@ def test_a_repeated_trade_id_is_a_duplicate_and_counted() -> None:
     assert guard.duplicates == 1
 
 
+def test_a_trade_without_id_sent_again_is_a_duplicate() -> None:
+    """A venue without trade ids (Kraken): a message of trades received again (same time,
+    price, amount and side of each, in the same order) is dropped; two identical fills within
+    one message (one receipt) are both kept, and so is the same fill at another time."""
+    guard = warmed()
+    first = [(100.0, 0.5, "buy"), (100.0, 0.5, "buy"), (100.1, 0.2, "sell")]
+    for price, amount, side in first:
+        got = guard.trade(SYM, price, 1011.25, 1011.3, None, amount=amount, side=side)
+        assert got == "ok"
+    for price, amount, side in first:  # the same message again, 2 s later
+        got = guard.trade(SYM, price, 1011.25, 1013.3, None, amount=amount, side=side)
+        assert got == "duplicate"
+    assert guard.duplicates == 3
+    assert guard.trade(SYM, 100.0, 1011.26, 1013.4, None, amount=0.5, side="buy") == "ok"
+    assert guard.trade(SYM, 100.0, 1011.26, 1013.5, None, amount=0.6, side="buy") == "ok"
+    assert guard.trade(SYM, 100.0, 1011.26, 1013.6, None) == "ok"  # nothing to tell it by
+    assert guard.trade(SYM, 100.0, 1011.26, 1013.7, None) == "ok"
+
+
 def test_trade_id_memory_is_bounded_per_market() -> None:
     """Only the last ``duplicate_memory`` ids are remembered: an id older than that passes."""
     guard = warmed(MarketDataConfig(duplicate_memory=16))

@@ -1,0 +1,683 @@
+"""``crypto-monitor evaluate --quality``: the market-data quality guard on real recordings with
+labelled defects written into the exchanges' own raw frames (the per-venue frame writers of
+:mod:`cryptomon.evaluate.frames`), replayed through the real replay feed and converter into
+a :class:`WatchedGuard` (the real :class:`~cryptomon.market.quality.QualityGuard`, keeping
+every verdict, with the daemon's per-symbol stall watchdog ticking on the recorded receipt
+clock).
+
+Per exchange, each scenario in ``repeats`` seeded copies:
+
+- **bad prints**: one lone absurd trade per market (x10, x0.1, +25 %, -25 % of the market's
+  last accepted price; no book move) at a point where the guard judges (it has seen
+  ``_MIN_PRICES`` prices of the market): recall of the quarantine, its delay, and the real
+  trades of the copy whose verdict changed (collateral), the markets never judged; and a
+  burst of ``bad_print_confirm_prints`` x10 prints 0.1 s apart (what the guard takes for a
+  move when the book does not refute it);
+- **a genuine move**: the evaluation's persistent 15 % price jump
+  (:func:`~cryptomon.evaluate.injection.plan_copy`: the book moved, every later price
+  rewritten): how many of the moved prints are held back, and for how long;
+- **duplicates**: every recorded trade frame sent again ``0.5-5 s`` later (a second
+  connection's copy, same trade ids): resent trades dropped, originals untouched;
+- **silence**: one market's frames (trades, book, book ticker: the lines the venue's frame
+  moves in a price jump) removed for its learned stale bound plus a second on an exchange
+  with several markets: when it goes stale (vs the bound), whether another market does, how
+  soon it is live again on its first data.
+
+The untouched recording gives the false positives: real trades quarantined (each listed),
+duplicates, and stale periods per symbol-hour. The report depends on the inputs, the config
+and the seed only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import statistics
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptomon.config import AnomalyDetectionConfig, MarketDataConfig
+from cryptomon.evaluate.books import price_grid, prices_grid
+from cryptomon.evaluate.frames import Injected, Shift, TradeFrame, frame_for
+from cryptomon.evaluate.injection import CopyPlan, plan_copy, write_copy
+from cryptomon.evaluate.labels import Injection
+from cryptomon.evaluate.replays import Replayed, read_lines, receipt_time, replay
+from cryptomon.kinds import AnomalyKind
+from cryptomon.market.quality import _MIN_PRICES, QualityGuard, SymbolQuality, Verdict
+
+Progress = Callable[[int, int], None]
+BAD_PRINTS: tuple[tuple[str, float], ...] = (
+    ("x10", 10.0),
+    ("x0.1", 0.1),
+    ("up_25pct", 1.25),
+    ("down_25pct", 0.75),
+)
+BURST = ("x10_burst", 10.0)  # bad_print_confirm_prints x10 prints 0.1 s apart: a "move"
+BURST_STEP_S = 0.1
+JUMP = Injection(AnomalyKind.PRICE_CHANGE, 15.0)
+WATCHDOG_S = 0.5  # the daemon's watchdog interval (FeedManager.watchdog_interval_s)
+SILENCE_MIN_EVENTS = 10  # a market's judged events before its silence (its pace learned)
+EXAMPLES = 5
+_ID0 = 9_100_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """One trade or book top the guard judged: its verdict (a book: ``ok``/``bad_print``)
+    and whether the guard had enough prices of the market to judge it (``warm``)."""
+
+    book: bool
+    symbol: str
+    price: float
+    ts_recv: float
+    trade_id: str | None
+    verdict: Verdict
+    warm: bool
+    gap: float  # the market's learned gap after it
+
+
+@dataclass(frozen=True, slots=True)
+class StaleChange:
+    """The watchdog marked ``symbol`` stale (or live again) at tick ``at``."""
+
+    at: float
+    symbol: str
+    stale: bool
+    silence: float  # since the market's last data
+    bound: float
+
+
+class WatchedGuard(QualityGuard):
+    """The real guard, keeping every verdict, its stall watchdog ticking every
+    ``tick_s`` of receipt time (as the daemon's does on the wall clock; receipts the feed
+    hands late, e.g. book tops at the end of a loop turn, never move it back)."""
+
+    def __init__(self, exchange: str, *, config: MarketDataConfig, tick_s: float = WATCHDOG_S):
+        super().__init__(exchange, config=config)
+        self.tick_s = tick_s
+        self.judged: list[Judged] = []
+        self.changes: list[StaleChange] = []
+        self._next: float | None = None
+
+    def tick_to(self, now: float) -> None:
+        """Run the watchdog at every tick up to ``now``."""
+        if self._next is None:
+            self._next = now + self.tick_s
+        while self._next <= now:
+            at = self._next
+            self._next = at + self.tick_s
+            went, back = self.check_stale(at)
+            for symbol, stale in [(s, True) for s in went] + [(s, False) for s in back]:
+                st = self.symbols[symbol]
+                self.changes.append(
+                    StaleChange(at, symbol, stale, at - st.last_recv, self.stale_bound(st))
+                )
+
+    def trade(  # noqa: PLR0917 - the guard's signature
+        self,
+        symbol: str,
+        price: float,
+        ts: float,
+        ts_recv: float,
+        trade_id: str | None,
+        amount: float | None = None,
+        side: str | None = None,
+    ) -> Verdict:
+        self.tick_to(ts_recv)
+        warm = len(self.state(symbol).prices) >= _MIN_PRICES
+        verdict = super().trade(symbol, price, ts, ts_recv, trade_id, amount, side)
+        gap = self.symbols[symbol].gap
+        self.judged.append(Judged(False, symbol, price, ts_recv, trade_id, verdict, warm, gap))
+        return verdict
+
+    def book(self, symbol: str, bid: float, ask: float, ts_recv: float) -> bool:
+        self.tick_to(ts_recv)
+        warm = len(self.state(symbol).prices) >= _MIN_PRICES
+        ok = super().book(symbol, bid, ask, ts_recv)
+        gap = self.symbols[symbol].gap
+        mid = (bid + ask) * 0.5
+        verdict: Verdict = "ok" if ok else "bad_print"
+        self.judged.append(Judged(True, symbol, mid, ts_recv, None, verdict, warm, gap))
+        return ok
+
+
+@dataclass
+class Run:
+    """One replay through a :class:`WatchedGuard`."""
+
+    rep: Replayed
+    guard: WatchedGuard
+
+    def trades(self) -> list[Judged]:
+        return [j for j in self.guard.judged if not j.book]
+
+
+async def _run(
+    name: str, files: list[Path], market: MarketDataConfig, cfg: AnomalyDetectionConfig
+) -> Run:
+    guard = WatchedGuard(name.lower(), config=market)
+    rep = await replay(name, files, cfg, every_book=True, market=market, guard=guard, yield_every=1)
+    guard.tick_to(rep.end)
+    return Run(rep, guard)
+
+
+def _key(j: Judged) -> tuple[bool, str, float, float, str | None]:
+    return (j.book, j.symbol, j.price, j.ts_recv, j.trade_id)
+
+
+def _changed(base: Run, copy: Run, skip: set[float]) -> list[Judged]:
+    """Trades of the untouched replay judged otherwise in ``copy`` (the injected ones, at
+    the receipts ``skip``, left out). Trades only: book tops are coalesced per loop turn of the
+    replay, which an inserted line moves, so the same book can come as other tops."""
+    before = Counter((_key(j), j.verdict) for j in base.trades())
+    after = Counter((_key(j), j.verdict) for j in copy.trades() if j.ts_recv not in skip)
+    gone = before - after
+    return [j for j in base.trades() if gone[(_key(j), j.verdict)] > 0]
+
+
+def _refused(run: Run) -> int:
+    return sum(1 for j in run.guard.judged if j.book and j.verdict != "ok")
+
+
+def _decimals(rep: Replayed, symbol: str) -> int:
+    tops = rep.tops.get(symbol)
+    if tops:
+        return price_grid(tops)[1]
+    return prices_grid([t.price for t in rep.trades.get(symbol, [])])[1]
+
+
+@dataclass
+class Venue:
+    """What the planning needs of one recording."""
+
+    name: str
+    files: list[Path]
+    frame: TradeFrame
+    ws: list[Path]
+    texts: dict[Path, list[str]]
+    base: Run
+    lat: float  # the exchange's median receipt latency of live trades
+
+    @property
+    def every(self) -> list[str]:
+        return [line for lines in self.texts.values() for line in lines]
+
+    def target(self, mark: str) -> Path | None:
+        return next((f for f in self.ws if any(mark in x for x in self.texts[f])), None)
+
+    def channels(self, native: str) -> tuple[str | None, str | None]:
+        every = self.every
+        return self.frame.channel(every, native), self.frame.book_channel(every, native)
+
+
+def _venue(name: str, files: list[Path], base: Run) -> Venue:
+    ws = [f for f in files if ".ws." in f.name]
+    texts = {f: read_lines(f) for f in ws}
+    live = [t for ts in base.rep.trades.values() for t in ts if t.ts >= base.rep.start]
+    lat = statistics.median(t.ts_recv - t.ts for t in live) if live else 0.0
+    return Venue(name, files, frame_for(name), ws, texts, base, max(0.0, lat))
+
+
+# ---------------------------------------------------------------------- bad prints
+
+
+@dataclass(frozen=True, slots=True)
+class Print:
+    symbol: str
+    receipt: float
+    price: float
+
+
+def _plan_prints(
+    v: Venue, factor: float, count: int, rng: random.Random
+) -> tuple[CopyPlan, list[Print], list[str]]:
+    """``count`` prints (``BURST_STEP_S`` apart) per market whose trades the venue sends, at
+    a point where the guard judges; the markets with no such point (never ``_MIN_PRICES``
+    prices seen: not judged)."""
+    plan = CopyPlan()
+    prints: list[Print] = []
+    unjudged: list[str] = []
+    rep = v.base.rep
+    judged = v.base.guard.judged
+    for n, (symbol, native) in enumerate(sorted(rep.natives.items())):
+        chan, _ = v.channels(native)
+        target = None if chan is None else v.target(v.frame.marker(native, chan))
+        if chan is None or target is None:
+            continue
+        points = [
+            j
+            for j in judged
+            if j.symbol == symbol and j.warm and j.verdict == "ok" and rep.start <= j.ts_recv
+        ]
+        if not points:
+            unjudged.append(symbol)
+            continue
+        at = rng.choice(points)
+        price = round(at.price * factor, _decimals(rep, symbol))
+        amount = _amount(rep, symbol)
+        for k in range(count):
+            receipt = at.ts_recv + 1e-4 + k * BURST_STEP_S
+            ts = math.floor((receipt - v.lat) * 1000.0) / 1000.0
+            trade = Injected(native, chan, price, amount, True, ts, _ID0 + 100 * n + k)
+            plan.lines.setdefault(target, []).append((receipt, v.frame.render(trade)))
+            prints.append(Print(symbol, receipt, price))
+    return plan, prints, unjudged
+
+
+def _amount(rep: Replayed, symbol: str) -> float:
+    """The market's median trade in the venue's units (1 without trades)."""
+    trades = rep.trades.get(symbol, [])
+    if not trades:
+        return 1.0
+    return statistics.median(t.contracts if t.contracts is not None else t.amount for t in trades)
+
+
+def _found(copy: Run, p: Print) -> Judged | None:
+    for j in copy.guard.judged:
+        if (
+            not j.book
+            and j.symbol == p.symbol
+            and abs(j.ts_recv - p.receipt) < 1e-6
+            and math.isclose(j.price, p.price, rel_tol=1e-9)
+        ):
+            return j
+    return None
+
+
+async def _bad_prints(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    burst = (BURST[0], BURST[1], cfg.market.bad_print_confirm_prints)
+    with tempfile.TemporaryDirectory(prefix=f"quality-{v.name}-") as tmp:
+        for label, factor, count in [(k, f, 1) for k, f in BAD_PRINTS] + [burst]:
+            labels = held = lost = books = 0
+            collateral: list[Judged] = []
+            unjudged: list[str] = []
+            for r in range(repeats):
+                rng = random.Random(f"{seed}:{v.name}:bad:{label}:{r}")  # noqa: S311
+                plan, prints, unjudged = _plan_prints(v, factor, count, rng)
+                if not prints:
+                    continue
+                copy = await _replay_copy(v, plan, Path(tmp) / f"{label}-{r}", cfg)
+                found = [_found(copy, p) for p in prints]
+                labels += len(prints)
+                held += sum(1 for j in found if j is not None and j.verdict == "bad_print")
+                lost += sum(1 for j in found if j is None)
+                mine = {j.ts_recv for j in found if j is not None}
+                collateral += _changed(v.base, copy, mine)
+                books += _refused(copy) - _refused(v.base)
+            out[label] = {
+                "prints_each": count,
+                "labels": labels,
+                "quarantined": held,
+                "recall": round(held / labels, 4) if labels else None,
+                "delay_s": 0.0 if held else None,  # the verdict is the print's own
+                "not_replayed": lost,
+                "collateral_trades": len(collateral),
+                "collateral_examples": [_example(j) for j in collateral[:EXAMPLES]],
+                "books_refused_more": books,
+                "not_judged_markets": unjudged,
+            }
+    return out
+
+
+def _example(j: Judged) -> dict[str, Any]:
+    return {
+        "symbol": j.symbol,
+        "kind": "book_mid" if j.book else "trade",
+        "price": j.price,
+        "ts_recv": round(j.ts_recv, 6),
+        "trade_id": j.trade_id,
+        "verdict": j.verdict,
+    }
+
+
+# ---------------------------------------------------------------------- a genuine move
+
+
+async def _genuine_move(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[str, Any]:
+    """Per labelled jump: its moved prints (the injected ones and every recorded trade of
+    the market after it), those quarantined, how long after the first the move was accepted
+    (the first moved print let through) and the prints held after that."""
+    labels = prints = held = late = 0
+    accept_s: list[float] = []
+    with tempfile.TemporaryDirectory(prefix=f"quality-{v.name}-") as tmp:
+        for r in range(repeats):
+            rng = random.Random(f"{seed}:{v.name}:jump:{r}")  # noqa: S311
+            plan = plan_copy(v.name, v.files, v.base.rep, JUMP, copy=r, cfg=cfg.placing, rng=rng)
+            if not plan.labels:
+                continue
+            copy = await _replay_copy(v, plan, Path(tmp) / f"jump-{r}", cfg)
+            natives = {s.native: s for s in plan.shifts}
+            for lb in plan.labels:
+                shift = natives[v.base.rep.natives[lb.symbol]]
+                moved = [
+                    j
+                    for j in copy.trades()
+                    if j.symbol == lb.symbol and j.ts_recv >= shift.start - 1e-5
+                ]
+                labels += 1
+                prints += len(moved)
+                held += sum(1 for j in moved if j.verdict == "bad_print")
+                first_ok = next((j for j in moved if j.verdict == "ok"), None)
+                if first_ok is not None:
+                    accept_s.append(first_ok.ts_recv - moved[0].ts_recv)
+                    after = [j for j in moved if j.ts_recv > first_ok.ts_recv]
+                    late += sum(1 for j in after if j.verdict == "bad_print")
+    never = labels - len(accept_s)
+    return {
+        "labels": labels,
+        "moved_prints": prints,
+        "held_back": held,
+        "held_after_accepted": late,
+        "never_accepted": never,
+        "median_accept_s": round(statistics.median(accept_s), 3) if accept_s else None,
+        "max_accept_s": round(max(accept_s), 3) if accept_s else None,
+        "confirm_window_s": cfg.market.bad_print_confirm_s,
+    }
+
+
+# ---------------------------------------------------------------------- duplicates
+
+
+def _trade_lines(v: Venue) -> dict[Path, list[tuple[float, str]]]:
+    """Every recorded line that carried a trade in the untouched replay (its receipt is the
+    trade's), per file."""
+    receipts = {j.ts_recv for j in v.base.trades()}
+    out: dict[Path, list[tuple[float, str]]] = {}
+    for f, lines in v.texts.items():
+        for line in lines:
+            if receipt_time(line) in receipts:
+                out.setdefault(f, []).append((receipt_time(line), line.partition(": ")[2]))
+    return out
+
+
+async def _duplicates(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[str, Any]:
+    resent = dropped = originals = 0
+    slipped: Counter[str] = Counter()
+    examples: list[Judged] = []
+    recorded = _trade_lines(v)
+    if not recorded:
+        return {"resent_trades": 0}
+    with tempfile.TemporaryDirectory(prefix=f"quality-{v.name}-") as tmp:
+        for r in range(repeats):
+            rng = random.Random(f"{seed}:{v.name}:dup:{r}")  # noqa: S311
+            delay = round(rng.uniform(0.5, 5.0), 3)
+            plan = CopyPlan()
+            again: set[float] = set()
+            for f, rows in recorded.items():
+                for receipt, payload in rows:
+                    plan.lines.setdefault(f, []).append((receipt + delay, payload))
+                    again.add(receipt + delay)
+            copy = await _replay_copy(v, plan, Path(tmp) / f"dup-{r}", cfg)
+            mine = [j for j in copy.trades() if j.ts_recv in again]
+            resent += len(mine)
+            dropped += sum(1 for j in mine if j.verdict == "duplicate")
+            slipped.update(j.verdict for j in mine if j.verdict != "duplicate")
+            examples += [j for j in mine if j.verdict != "duplicate"][: EXAMPLES - len(examples)]
+            originals += len(_changed(v.base, copy, again))
+    expected = repeats * len(v.base.trades())
+    return {
+        "resent_trades": resent,
+        "expected_resent": expected,
+        "dropped": dropped,
+        "slipped": dict(sorted(slipped.items())),
+        "slipped_examples": [_example(j) for j in examples],
+        "originals_changed": originals,
+    }
+
+
+# ---------------------------------------------------------------------- silence
+
+
+def _bound(guard: QualityGuard, gap: float) -> float:
+    st = SymbolQuality(16)
+    st.gap = gap
+    return guard.stale_bound(st)
+
+
+def _plan_silence(v: Venue, rng: random.Random) -> tuple[str, float, float, float] | None:
+    """(market, from, to receipt, bound) of one market's silence: a market with several
+    others, past ``SILENCE_MIN_EVENTS`` judged events, whose data comes back a watchdog tick
+    before the end."""
+    base = v.base
+    judged = base.guard.judged
+    symbols = sorted({j.symbol for j in judged})
+    if len(symbols) < 2:
+        return None
+    options: list[tuple[str, float, float, float]] = []
+    for symbol in symbols:
+        if symbol not in base.rep.natives:
+            continue
+        mine = [j for j in judged if j.symbol == symbol]
+        for k in range(SILENCE_MIN_EVENTS, len(mine)):
+            j = mine[k - 1]
+            bound = _bound(base.guard, j.gap)
+            start = j.ts_recv + 1e-4
+            end = start + bound + 1.0 + 2 * WATCHDOG_S
+            last = base.rep.end - 2 * WATCHDOG_S  # its return seen by a watchdog tick
+            if any(end <= x.ts_recv <= last for x in mine):
+                options.append((symbol, start, end, bound))
+    return rng.choice(options) if options else None
+
+
+def _write_silenced(v: Venue, symbol: str, start: float, end: float, folder: Path) -> list[Path]:
+    """The recording with ``symbol``'s lines received in [start, end) left out (the lines
+    its frame would move in a price jump: trades, book, book ticker), its next book update
+    chained to its last kept one where the venue chains them
+    (:meth:`~cryptomon.evaluate.frames.TradeFrame.leave_out`)."""
+    native = v.base.rep.natives[symbol]
+    chan, book_chan = v.channels(native)
+    same = Shift(native, chan, book_chan, start, 1.0, _decimals(v.base.rep, symbol))
+
+    def gone(line: str) -> bool:
+        payload = line.partition(": ")[2]
+        return start <= receipt_time(line) < end and v.frame.shift(payload, same) is not None
+
+    folder.mkdir()
+    out = []
+    for f in v.files:
+        lines = read_lines(f)
+        if f in v.texts:
+            kept = v.frame.leave_out(lines, gone)
+            lines = v.frame.resequence(kept)
+        dest = folder / f.name
+        dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        out.append(dest)
+    return out
+
+
+async def _silence(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[str, Any]:
+    runs: list[dict[str, Any]] = []
+    base_changes = {(c.symbol, c.at, c.stale) for c in v.base.guard.changes}
+    with tempfile.TemporaryDirectory(prefix=f"quality-{v.name}-") as tmp:
+        for r in range(repeats):
+            rng = random.Random(f"{seed}:{v.name}:silence:{r}")  # noqa: S311
+            chosen = _plan_silence(v, rng)
+            if chosen is None:
+                continue
+            symbol, start, end, bound = chosen
+            files = await asyncio.to_thread(
+                _write_silenced, v, symbol, start, end, Path(tmp) / f"silence-{r}"
+            )
+            copy = await _run(v.name, files, cfg.market, cfg.detect)
+            runs.append(_score_silence(copy, base_changes, symbol, start, end, bound))
+    return {"copies": len(runs), "runs": runs}
+
+
+def _score_silence(  # noqa: PLR0917 - one call site
+    copy: Run,
+    base_changes: set[tuple[str, float, bool]],
+    symbol: str,
+    start: float,
+    end: float,
+    bound: float,
+) -> dict[str, Any]:
+    changes = copy.guard.changes
+    stale = next((c for c in changes if c.symbol == symbol and c.stale and c.at >= start), None)
+    back = next((j for j in copy.guard.judged if j.symbol == symbol and j.ts_recv >= end), None)
+    live = next(
+        (c for c in changes if c.symbol == symbol and not c.stale and back and c.at >= start),
+        None,
+    )
+    others = [
+        c
+        for c in changes
+        if c.symbol != symbol and c.stale and (c.symbol, c.at, c.stale) not in base_changes
+    ]
+    return {
+        "symbol": symbol,
+        "window_s": round(end - start, 3),
+        "bound_s": round(bound, 3),
+        "stale_after_s": None if stale is None else round(stale.silence, 3),
+        "late_s": None if stale is None else round(stale.silence - bound, 3),
+        "live_after_s": None if live is None or back is None else round(live.at - back.ts_recv, 3),
+        "others_stale": len(others),
+    }
+
+
+# ---------------------------------------------------------------------- the untouched recording
+
+
+def _untouched(v: Venue, market: MarketDataConfig) -> dict[str, Any]:
+    g = v.base.guard
+    rep = v.base.rep
+    trades = v.base.trades()
+    bad = [j for j in trades if j.verdict == "bad_print"]
+    symbols = {j.symbol for j in g.judged}
+    hours = max(0.0, rep.end - rep.start) * len(symbols) / 3600.0
+    stale = [c for c in g.changes if c.stale]
+    return {
+        "markets": len(symbols),
+        "trades": len(trades),
+        "quarantined": len(bad),
+        "quarantined_examples": [_example(j) for j in bad[:EXAMPLES]],
+        "books_refused": sum(1 for j in g.judged if j.book and j.verdict != "ok"),
+        "duplicates": g.duplicates,
+        "historical": g.historical,
+        "symbol_hours": round(hours, 4),
+        "stale_periods": len(stale),
+        "stale_per_symbol_hour": round(len(stale) / hours, 3) if hours else None,
+        "stale_examples": [
+            {"symbol": c.symbol, "silence_s": round(c.silence, 3), "bound_s": round(c.bound, 3)}
+            for c in stale[:EXAMPLES]
+        ],
+    }
+
+
+# ---------------------------------------------------------------------- running it
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The market layer judged (``market``), the detectors the replay runs (``detect``) and
+    the warm-up the price jump's point is placed after (``placing``)."""
+
+    market: MarketDataConfig
+    detect: AnomalyDetectionConfig
+    placing: AnomalyDetectionConfig = field(
+        default_factory=lambda: AnomalyDetectionConfig(
+            bucket_seconds=1.0, min_samples=5, lookback_window_minutes=1.0, cooldown_s=5.0
+        )
+    )
+
+
+def _write(v: Venue, plan: CopyPlan, folder: Path) -> list[Path]:
+    folder.mkdir()
+    return write_copy(v.files, plan, folder, v.frame)
+
+
+async def _replay_copy(v: Venue, plan: CopyPlan, folder: Path, cfg: Settings) -> Run:
+    copied = await asyncio.to_thread(_write, v, plan, folder)
+    return await _run(v.name, copied, cfg.market, cfg.detect)
+
+
+async def evaluate_venue(
+    name: str, files: list[Path], cfg: Settings, *, seed: int, repeats: int
+) -> dict[str, Any]:
+    """Every scenario on one recording."""
+    base = await _run(name, files, cfg.market, cfg.detect)
+    v = _venue(name, files, base)
+    return {
+        "untouched": _untouched(v, cfg.market),
+        "bad_prints": await _bad_prints(v, seed, repeats, cfg),
+        "genuine_move": await _genuine_move(v, seed, repeats, cfg),
+        "duplicates": await _duplicates(v, seed, repeats, cfg),
+        "silence": await _silence(v, seed, repeats, cfg),
+    }
+
+
+def evaluate_quality(
+    groups: dict[str, list[Path]],
+    market: MarketDataConfig,
+    detect: AnomalyDetectionConfig,
+    *,
+    seed: int,
+    repeats: int,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The quality report of every recording (see the module docstring)."""
+    cfg = Settings(market, detect)
+    venues: dict[str, Any] = {}
+    for n, (name, files) in enumerate(groups.items(), start=1):
+        venues[name] = asyncio.run(evaluate_venue(name, files, cfg, seed=seed, repeats=repeats))
+        if progress is not None:
+            progress(n, len(groups))
+    keys = (
+        "bad_print_band_pct",
+        "bad_print_book_pct",
+        "bad_print_confirm_prints",
+        "bad_print_confirm_s",
+        "bad_print_mid_follow_s",
+        "duplicate_memory",
+        "stale_factor",
+        "stale_min_s",
+        "stale_max_s",
+    )
+    return {
+        "config": {k: getattr(market, k) for k in keys},
+        "watchdog_s": WATCHDOG_S,
+        "exchanges": venues,
+    }
+
+
+def format_quality(report: dict[str, Any]) -> str:
+    """The plain-text table of a quality report (``--json`` has every field)."""
+    q = report["quality"]
+    lines = [f"quality guard, seed {report['seed']}, {report['repeats']} copies: {q['config']}"]
+    for name, v in q["exchanges"].items():
+        u = v["untouched"]
+        lines.append(
+            f"{name}: untouched {u['trades']} trades, {u['quarantined']} quarantined, "
+            f"{u['duplicates']} duplicates, {u['stale_periods']} stale periods in "
+            f"{u['symbol_hours']:.4f} symbol-hours"
+        )
+        for kind, b in v["bad_prints"].items():
+            lines.append(
+                f"  bad print {kind:<11} {b['quarantined']}/{b['labels']} quarantined, "
+                f"{b['collateral_trades']} real trades changed"
+            )
+        m = v["genuine_move"]
+        lines.append(
+            f"  genuine 15% move: {m['labels']} labels, {m['held_back']}/{m['moved_prints']} "
+            f"prints held, accepted after <= {m['max_accept_s']} s, "
+            f"{m['held_after_accepted']} held after"
+        )
+        d = v["duplicates"]
+        lines.append(
+            f"  resent trades: {d.get('dropped', 0)}/{d['resent_trades']} dropped, "
+            f"slipped {d.get('slipped', {})}, originals changed {d.get('originals_changed', 0)}"
+        )
+        lines.extend(
+            f"  silence {s['symbol']} {s['window_s']} s: stale after {s['stale_after_s']} s "
+            f"(bound {s['bound_s']} s), live {s['live_after_s']} s after its data, "
+            f"{s['others_stale']} other markets stale"
+            for s in v["silence"]["runs"]
+        )
+        if not v["silence"]["runs"]:
+            lines.append("  silence: no market whose learned stale bound fits in the recording")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""``crypto-monitor evaluate --quality``: the market-data quality guard on the shared real
+recordings with bad prints, resent trades and one market's silence written into the
+exchanges' own frames, replayed through the real feed, converter and guard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cryptomon.cli import main
+from cryptomon.config import AnomalyDetectionConfig, MarketDataConfig
+from cryptomon.evaluate.quality import WATCHDOG_S, Settings, evaluate_venue, format_quality
+
+# stale_min_s 2 s: the recordings last 30 s, the default 30 s floor would never be reached
+SHORT = """
+market_data:
+  stale_min_s: 2
+"""
+VENUES = ("BINANCE_FUTURES", "GATEIO", "KRAKEN", "OKX")
+
+
+@pytest.fixture(scope="module")
+def report(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    cfg = tmp_path_factory.mktemp("quality") / "short.yaml"
+    cfg.write_text(SHORT)
+    files = [str(p) for name in VENUES for p in sorted(shared_data.glob(f"{name}.*"))]
+    args = ["evaluate", *files, "--quality", "--repeats", "1", "--config", str(cfg), "--json"]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(args) == 0
+    return json.loads(buf.getvalue().strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_lone_bad_prints_are_all_quarantined_and_no_real_trade_is(
+    report: dict[str, Any], venue: str
+) -> None:
+    """x10, x0.1, +25 % and -25 % lone prints: every one quarantined at once, no recorded
+    trade judged otherwise than in the untouched replay, none of those quarantined. A burst
+    of bad_print_confirm_prints (3) x10 prints with the book unmoved is what the guard takes
+    for a move: its first two quarantined, the third accepted (measured, by design)."""
+    ex = report["quality"]["exchanges"][venue]
+    assert ex["untouched"]["quarantined"] == 0
+    assert ex["untouched"]["quarantined_examples"] == []
+    lone = {"x10", "x0.1", "up_25pct", "down_25pct"}
+    assert set(ex["bad_prints"]) == lone | {"x10_burst"}
+    for kind in lone:
+        b = ex["bad_prints"][kind]
+        assert b["labels"] >= 2, kind
+        assert b["recall"] == 1.0, kind
+        assert b["delay_s"] == 0.0, kind
+        assert (b["not_replayed"], b["collateral_trades"]) == (0, 0), kind
+    burst = ex["bad_prints"]["x10_burst"]
+    assert burst["prints_each"] == 3
+    assert burst["quarantined"] == burst["labels"] * 2 // 3
+    assert burst["collateral_trades"] == 0
+
+
+def test_a_genuine_move_is_held_back_only_within_the_confirmation_window(
+    report: dict[str, Any],
+) -> None:
+    """The persistent 15 % jump (book moved, every later price moved): accepted at its first
+    print (the moved book came first, in the same loop turn), no moved print quarantined."""
+    labels = 0
+    for venue in VENUES:
+        m = report["quality"]["exchanges"][venue]["genuine_move"]
+        labels += m["labels"]
+        assert m["never_accepted"] == 0, venue
+        assert m["held_after_accepted"] == 0, venue
+        assert m["held_back"] == 0, venue
+        if m["labels"]:
+            assert m["max_accept_s"] == 0.0, venue
+    assert labels >= 3  # BINANCE_FUTURES' two markets with >= 20 live trades, OKX's one
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_every_resent_trade_is_dropped_and_no_original(report: dict[str, Any], venue: str) -> None:
+    """Every recorded trade frame sent again later (a second connection): each of its trades
+    dropped as a duplicate, the originals judged as in the untouched replay (Kraken's trades
+    carry no id: told by time, price, amount, side and rank within their message)."""
+    d = report["quality"]["exchanges"][venue]["duplicates"]
+    assert d["resent_trades"] == d["expected_resent"] > 0
+    assert d["dropped"] == d["resent_trades"], d["slipped_examples"]
+    assert d["originals_changed"] == 0
+    assert report["quality"]["exchanges"][venue]["untouched"]["duplicates"] == 0
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_a_silent_market_goes_stale_within_its_bound_and_only_it(
+    report: dict[str, Any], venue: str
+) -> None:
+    """One market's frames removed for its learned bound + 2 s: stale within a watchdog tick
+    of the bound, no other market of the venue stale, live again within a tick of its data."""
+    runs = report["quality"]["exchanges"][venue]["silence"]["runs"]
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["stale_after_s"] is not None, run
+    assert 0 <= run["late_s"] <= WATCHDOG_S + 1e-6, run
+    assert run["bound_s"] >= 2.0
+    assert run["others_stale"] == 0, run
+    assert run["live_after_s"] is not None
+    assert 0 <= run["live_after_s"] <= WATCHDOG_S + 1e-6, run
+
+
+def test_the_report_is_the_same_for_the_same_seed(
+    shared_data: Path, report: dict[str, Any]
+) -> None:
+    """One recording evaluated again with the CLI's seed and settings: the same report."""
+    files = sorted(shared_data.glob("OKX.*"))
+    cfg = Settings(MarketDataConfig(stale_min_s=2.0), AnomalyDetectionConfig())
+    again = asyncio.run(evaluate_venue("OKX", files, cfg, seed=1, repeats=1))
+    assert report["seed"] == 1
+    assert json.dumps(again, sort_keys=True) == json.dumps(
+        report["quality"]["exchanges"]["OKX"], sort_keys=True
+    )
+
+
+def test_quality_refuses_a_trades_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--quality evaluates recordings: a --trades series alone is a usage error naming it."""
+    args = ["evaluate", "--quality", "--trades", str(tmp_path / "x.json")]
+    args += ["--exchange", "binance", "--symbol", "XRP/ETH"]
+    assert main(args) == 2
+    assert "--quality evaluates recordings" in capsys.readouterr().err
+
+
+def test_the_text_report_has_a_line_per_scenario(report: dict[str, Any]) -> None:
+    """Without --json: per exchange its untouched figures, each bad print, the move, the
+    resent trades and each silence."""
+    text = format_quality(report)
+    assert text.startswith("quality guard, seed 1, 1 copies:")
+    for venue in VENUES:
+        block = text.split(f"{venue}: untouched ", 1)[1].split("\n  silence", 1)[0]
+        assert "bad print x10_burst" in block
+        assert "genuine 15% move" in block
+        assert "resent trades:" in block
+    assert text.count("\n  silence ") == len(VENUES)

@@ -1,0 +1,50 @@
+"""Converter and quality guard: a trade is judged against the book received before it."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from cryptofeed.types import OrderBook
+from cryptofeed.types import Trade as CfTrade
+
+from cryptomon.clock import LiveClock
+from cryptomon.events import BookTop, FlaggedTrade, Trade
+from cryptomon.feeds.convert import Converter
+from cryptomon.feeds.health import FeedHealth
+from cryptomon.hub import Hub
+from cryptomon.market.quality import QualityGuard
+from tests.unit.feeds.loop_turns import next_turn
+
+
+def book(bid: str, ask: str) -> OrderBook:
+    ob = OrderBook("X", "BTC-USDT", max_depth=20, bids={D(bid): D(1)}, asks={D(ask): D(1)})
+    ob.delta = None
+    return ob
+
+
+@pytest.mark.asyncio
+async def test_a_move_whose_book_came_first_in_the_same_loop_turn_is_not_quarantined() -> None:
+    """The venue's book jumps 15 % and a trade at the new level follows in the same loop turn
+    (one network read): the trade is judged against that book (it backs the print), so the
+    real trade is published, not quarantined as a bad print."""
+    hub = Hub()
+    seen: list[object] = []
+    hub.subscribe((Trade, FlaggedTrade, BookTop), seen.append)
+    health = FeedHealth("x", ["trades", "orderbook"], hub=hub, clock=LiveClock())
+    conv = Converter("x", hub=hub, health=health, book_levels=1, depth=1)
+    conv.quality = QualityGuard("x")
+    conv.quality.on_connected(0.0)
+    for i in range(8):  # the market at 100
+        await conv.book(book("100", "101"), 1.0 + i)
+        await conv.trade(
+            CfTrade("X", "BTC-USDT", "buy", D(1), D("100.5"), 1.0 + i, id=f"t{i}"), 1.0 + i
+        )
+        await next_turn()
+    await conv.book(book("115", "116"), 10.0)  # the move: book, then its trade, one turn
+    await conv.trade(CfTrade("X", "BTC-USDT", "buy", D(1), D("115.5"), 10.0, id="m"), 10.0)
+    await next_turn()
+    assert [e for e in seen if isinstance(e, FlaggedTrade)] == []
+    moved = [e for e in seen if isinstance(e, Trade) and e.trade_id == "m"]
+    assert len(moved) == 1
+    assert conv.quality.bad_prints == 0
