@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import (
 
 from cryptomon.config import DatabaseConfig
 from cryptomon.errors import FatalError
-from cryptomon.log import redact_url
+from cryptomon.log import Redactor, redact_url
 from cryptomon.store.loop_rows import LoopRows
 from cryptomon.store.reader_threads import (
     ReaderThreads,
@@ -137,10 +137,11 @@ def _apply_pragmas(dbapi_conn: Any, busy_ms: int, *, read_only: bool = False) ->
 def _short_error(exc: BaseException, url: str) -> str:
     msg = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = msg[0] if msg else type(exc).__name__
+    # the URL's userinfo is hidden by its shape (redact_url); the password's text only where
+    # the Redactor would take it (4 characters or more): a one-letter password replaced in
+    # the text made "port 5432" "***ort 5432" (and told which letter it was)
     password = make_url(url).password if "://" in url else None
-    if password:
-        first = first.replace(str(password), "***")
-    return redact_url(first)
+    return Redactor([str(password)] if password else []).scrub(first)
 
 
 # SQLite's primary result codes for a statement interrupted (the progress handler) or kept
