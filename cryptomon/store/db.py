@@ -51,7 +51,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from cryptomon.config import DatabaseConfig
-from cryptomon.errors import FatalError
+from cryptomon.errors import FatalError, OperatorError
 from cryptomon.log import Redactor, redact_url
 from cryptomon.store.loop_rows import LoopRows
 from cryptomon.store.reader_threads import (
@@ -561,6 +561,11 @@ class Database:
             raise
         except Exception as exc:
             await self.stop()
+            # imported here: a start at head never loads alembic (see _migrate)
+            from cryptomon.store.migrate import UnknownSchemaRevision
+
+            if isinstance(exc, UnknownSchemaRevision):  # a newer cryptomon's: no restart fixes it
+                raise OperatorError(f"database {self.safe_url}: {exc}") from None
             raise FatalError(
                 f"database {self.safe_url}: {doing} failed: {_short_error(exc, self.config.url)}"
             ) from exc
@@ -617,7 +622,7 @@ class Database:
             try:
                 at, newest = await conn.run_sync(schema_revision)
             except UnknownSchemaRevision as exc:
-                raise FatalError(f"database {self.safe_url}: {exc}") from None
+                raise OperatorError(f"database {self.safe_url}: {exc}") from None
         if at == newest:
             return
         where = (
@@ -625,7 +630,7 @@ class Database:
             if at is None
             else f"is at schema revision {at}, this cryptomon needs {newest}"
         )
-        raise FatalError(
+        raise OperatorError(
             f"database {self.safe_url} {where} (database.auto_migrate is off): run "
             "`crypto-monitor db upgrade` first, or turn database.auto_migrate on"
         )
