@@ -23,7 +23,9 @@ def _daemon(tmp_path: Path, url: str, *, auto_migrate: bool) -> subprocess.Compl
         f"data_dir: {tmp_path}\napi: {{enabled: false}}\n"
     )
     argv = [sys.executable, "-m", "cryptomon", "--config", str(cfg), "--log-format", "json"]
-    return subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    return subprocess.run(
+        argv, check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
 
 
 def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
@@ -64,7 +66,8 @@ def test_schema_without_cryptomon_tables_and_auto_migrate_off_exits_2(tmp_path: 
     proc = _daemon(tmp_path, url, auto_migrate=False)
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = _last_line(proc)
-    assert "has no cryptomon schema" in last and "crypto-monitor db upgrade" in last
+    assert "has no cryptomon schema" in last
+    assert "crypto-monitor db upgrade" in last
 
 
 @pytest.mark.parametrize("auto_migrate", [True, False])
@@ -82,7 +85,8 @@ def test_schema_of_a_newer_cryptomon_exits_2_naming_what_to_do(
     proc = _daemon(tmp_path, url, auto_migrate=auto_migrate)
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = _last_line(proc)
-    assert "at revision 9999" in last and "a newer cryptomon migrated it" in last, last
+    assert "at revision 9999" in last, last
+    assert "a newer cryptomon migrated it" in last, last
     assert f"crypto-monitor db downgrade {migrate.head()}" in last, last
 
 

@@ -85,7 +85,8 @@ async def test_ready_and_metrics_report_writes_failing_while_reads_work(
         # the database's own words (hostnames, tables, SQL) are not for a caller without a
         # token: /ready points to where they are, the read-scoped status carries them
         assert "locked" not in check["detail"], check
-        assert writer.last_error is not None and writer.last_error not in check["detail"]
+        assert writer.last_error is not None
+        assert writer.last_error not in check["detail"]
         assert "/api/v1/status" in check["detail"]
         status, full = await api.get("/api/v1/status")
         assert status == 200
