@@ -53,6 +53,7 @@ def test_schema_behind_head_with_auto_migrate_off_exits_2_naming_db_upgrade(
     assert last.startswith("crypto-monitor: the daemon could not start:"), proc.stderr[-3000:]
     assert f"schema revision {behind}, this cryptomon needs {migrate.head()}" in last
     assert "run `crypto-monitor db upgrade` first" in last
+    assert last.endswith(f"(with this daemon's --config {tmp_path / 'c.yaml'} and environment)")
     assert '"daemon.start_failed"' in proc.stderr
     assert "Traceback" not in proc.stderr
     # nothing was changed: still behind
