@@ -5,7 +5,8 @@ with the API on a fixed port it asks ``GET /health`` there, over HTTPS when
 ``api.tls_cert_file`` is set (the certificate is not verified: the probe sends nothing
 secret and only asks whether this host's own daemon answers), at ``api.host`` (a wildcard
 bind is asked on loopback) with a ``Host`` header ``api.allowed_hosts`` admits. A collector
-(``bus.role: collector``) answers ``/health`` over plain HTTP, 503 while NATS is away. With
+(``bus.role: collector``, or ``--role collector`` as given to ``run``) answers ``/health``
+over plain HTTP, 503 while NATS is away. With
 ``api.enabled: false`` or ``api.port: 0`` it reads the heartbeat the daemon's event loop
 writes in ``data_dir`` instead (:mod:`cryptomon.heartbeat`).
 
@@ -24,7 +25,7 @@ import urllib.request
 from typing import Any
 
 from cryptomon.commands.support import EXIT_FAILURE, EXIT_OK, settings_from_args
-from cryptomon.config import ApiConfig, Settings
+from cryptomon.config import ROLES, ApiConfig, Settings
 from cryptomon.errors import ConfigError
 
 # a wildcard bind is asked on loopback
@@ -45,6 +46,13 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
         "rewrites in data_dir every few seconds. Exit 0 healthy, 1 unhealthy.",
     )
     check.add_argument(
+        "--role",
+        choices=ROLES,
+        default=None,
+        help="the daemon's `run --role` when it was given one (a collector answers over "
+        "plain HTTP); default bus.role",
+    )
+    check.add_argument(
         "--timeout",
         type=float,
         default=4.0,
@@ -62,8 +70,10 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from cryptomon.commands.run import with_role
+
     try:
-        settings = settings_from_args(args, offline=True)
+        settings = with_role(settings_from_args(args, offline=True), args.role)
     except ConfigError as exc:
         return _say(False, f"invalid configuration: {str(exc).splitlines()[0]}")
     from cryptomon.heartbeat import api_probed
@@ -125,8 +135,8 @@ def _probe(settings: Settings, *, timeout_s: float) -> int:
         return _say(False, f"{url} answered {status} with a body that is not JSON")
     if not isinstance(answer, dict):
         return _say(False, f"{url} answered {status} with {type(answer).__name__} JSON")
-    if settings.bus.role == "collector":
-        return _say(True, f"{url} answered {status} (NATS connected)")
+    if answer.get("role") == "collector":  # its own /health: 503 while NATS is away
+        return _say(True, f"{url} answered {status} (a collector, NATS connected)")
     if answer.get("status") != "ok":
         return _say(False, f"{url} answered {status} with status {answer.get('status')!r}")
     return _say(True, f"{url} answered {status} ok")

@@ -4,22 +4,20 @@ stopped event loop ages it), and one line with exit 0 or 1 (never Docker's reser
 
 from __future__ import annotations
 
+import asyncio
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+import yaml
+
 from cryptomon.heartbeat import HEARTBEAT_FILE
 from tests.integration.api.test_tls import self_signed
+from tests.integration.bus_support import CLI, NatsServer, bus_section, free_port
 from tests.util import LoggedProcess
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _healthcheck(cfg: Path, *extra: str) -> tuple[int, str]:
@@ -59,7 +57,7 @@ def _stop(daemon: LoggedProcess) -> None:
 
 def test_https_api_with_allowed_hosts_is_probed_over_tls(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
-    port = _free_port()
+    port = free_port()
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/x.db'}}\ndata_dir: {tmp_path}\n"
@@ -117,3 +115,42 @@ def test_a_config_that_does_not_load_is_unhealthy_with_exit_1_not_2(tmp_path: Pa
     rc, line = _healthcheck(cfg)
     assert rc == 1
     assert line.startswith("unhealthy: invalid configuration: api.port: got 70000"), line
+
+
+@pytest.mark.asyncio
+async def test_a_collector_is_probed_over_http_and_unhealthy_without_nats(
+    tmp_path: Path,
+) -> None:
+    """``run --role collector`` on a file that names no role serves its own /health over
+    plain HTTP even with a certificate configured for the brain's API: ``healthcheck --role
+    collector`` asks there, and the collector's 503 without NATS is unhealthy. Without
+    ``--role`` (no certificate) its answer is recognised as a collector's."""
+    nats = NatsServer(tmp_path)
+    await nats.start()
+    port = free_port()
+    cert, key = self_signed(tmp_path)
+    with_tls = tmp_path / "tls.yaml"
+    plain = tmp_path / "plain.yaml"
+    base = {"bus": bus_section(nats.url), "data_dir": str(tmp_path)}
+    with_tls.write_text(
+        yaml.safe_dump(
+            {**base, "api": {"port": port, "tls_cert_file": str(cert), "tls_key_file": str(key)}}
+        )
+    )
+    plain.write_text(yaml.safe_dump({**base, "api": {"port": port}}))
+    url = f"http://127.0.0.1:{port}/health"
+    argv = [*CLI, "run", "--role", "collector", "--config", str(with_tls), "--log-format", "json"]
+    try:
+        with LoggedProcess(argv, cwd=tmp_path) as collector:
+            await asyncio.to_thread(collector.wait_for, "daemon.running")
+            rc, line = await asyncio.to_thread(_healthcheck, with_tls, "--role", "collector")
+            assert (rc, line) == (0, f"healthy: {url} answered 200 (a collector, NATS connected)")
+            rc, line = await asyncio.to_thread(_healthcheck, plain)
+            assert (rc, line) == (0, f"healthy: {url} answered 200 (a collector, NATS connected)")
+            await nats.stop()
+            line = await asyncio.to_thread(_wait_health, plain, 1)
+            assert line == f"unhealthy: {url} answered 503 Service Unavailable", line
+            collector.proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(collector.proc.wait, 60)
+    finally:
+        await nats.stop()
