@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import ssl
 import sys
 import urllib.error
 import urllib.request
 from typing import Any
 
-from cryptomon.commands.support import EXIT_FAILURE, EXIT_OK, settings_from_args
+from cryptomon.commands.support import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, settings_from_args
 from cryptomon.config import ROLES, ApiConfig, Settings
 from cryptomon.errors import ConfigError
 
@@ -70,6 +71,13 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> int:
+    for flag, value in (("--timeout", args.timeout), ("--max-age", args.max_age)):
+        if not (math.isfinite(value) and value > 0):
+            sys.stderr.write(
+                f"crypto-monitor healthcheck: {flag}: expected a positive, finite number of "
+                f"seconds, got {value:g}\n"
+            )
+            return EXIT_USAGE  # the command line itself, as argparse's own errors
     from cryptomon.commands.run import with_role
 
     try:

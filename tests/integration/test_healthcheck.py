@@ -154,3 +154,17 @@ async def test_a_collector_is_probed_over_http_and_unhealthy_without_nats(
             await asyncio.to_thread(collector.proc.wait, 60)
     finally:
         await nats.stop()
+
+
+@pytest.mark.parametrize("bad", [["--timeout", "0"], ["--max-age", "-1"], ["--timeout", "nan"]])
+def test_a_timeout_or_age_that_is_not_positive_is_named(tmp_path: Path, bad: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cryptomon", "healthcheck", *bad],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc
+    assert proc.stderr.startswith(f"crypto-monitor healthcheck: {bad[0]}: expected a positive")
