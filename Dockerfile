@@ -34,9 +34,12 @@ ENV NUMBA_CACHE_DIR=/data/.numba \
     CRYPTOMON_LOGGING__FORMAT=json
 VOLUME ["/data"]
 EXPOSE 8080
-# /health needs no token; python is in the image, curl is not.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('CRYPTOMON_API__PORT', '8080'), timeout=4)"]
+# `crypto-monitor healthcheck` follows the config and the CRYPTOMON_* variables: /health over
+# http or https (api.tls_cert_file) at api.host/api.port, or, with api.enabled false, the
+# heartbeat file the daemon rewrites in data_dir. Running another config (a CMD of your own)?
+# Override this with --health-cmd "crypto-monitor healthcheck --config YOURS".
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["crypto-monitor", "healthcheck", "--config", "/etc/crypto-monitor/config.yaml", "--timeout", "4"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["crypto-monitor"]
 CMD ["--config", "/etc/crypto-monitor/config.yaml"]

@@ -4,6 +4,9 @@
 - ``TemporaryError``: worth retrying (network blips, 429, 5xx, database failover); callers retry
   with capped exponential backoff and jitter (see :func:`backoff_delays`).
 - ``FatalError``: the component cannot go on; it stops and the failure is reported.
+- ``OperatorError``: a ``FatalError`` a restart cannot fix (a database schema that is not this
+  version's head, keys the venue refuses); the daemon's start exits 2 like a config error, so
+  a supervisor (systemd's ``RestartPreventExitStatus=2``) does not restart it in a loop.
 - ``RiskRejected``: an order intent failed a risk check; carries the reason.
 - ``RepeatedKey``: a JSON object names a key twice (:func:`unique_keys`, the
   ``object_pairs_hook`` for ``json.loads``, which otherwise keeps the last silently).
@@ -91,6 +94,11 @@ class TemporaryError(CryptomonError):
 
 class FatalError(CryptomonError):
     """A failure that stops the component."""
+
+
+class OperatorError(FatalError):
+    """A failure only the operator can fix, its message naming the fix: a start refused by
+    it exits 2 (restarting the daemon would only refuse again)."""
 
 
 class RiskRejected(CryptomonError):

@@ -25,7 +25,9 @@ _PAIR_RE = re.compile(
     r"(?i)\b((?:api[_-]?)?(?:key|secret|token|password|passwd|pwd|passphrase|apikey))"
     r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&\"'}]+)"
 )
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/@:]*):([^\s/@]*)@")
+# by the URL's shape, not by the password's text: a one-letter password is hidden without
+# scrubbing that letter from the rest of the line; a ``/`` in the password hides it too
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/@:]*):((?:(?!://)[^\s@])*)@")
 # apprise-style URLs whose first path segments are credentials
 _NOTIFY_SCHEMES = (
     "tgram|telegram|wecombot|feishu|lark|dingtalk|slack|discord|twilio|json|jsons|xml|xmls|"

@@ -107,6 +107,12 @@ class Status(Out):
     hub: dict[str, Any]
     feeds: dict[str, Any] | None = None
     websocket: dict[str, Any]
+    store: dict[str, Any] | None = Field(
+        default=None,
+        description="the store writer's counters, with the database's last error "
+        "(last_error) and how long writes have been failing (outage_s); /ready, open to "
+        "anyone, says only that they fail",
+    )
 
 
 class Feeds(Out):

@@ -17,6 +17,7 @@ from cryptomon.clock import Clock, LiveClock
 from cryptomon.config import Settings
 from cryptomon.errors import ConfigError, Problem, Problems
 from cryptomon.feeds.specs import exchange_names
+from cryptomon.heartbeat import Heartbeat, api_probed
 from cryptomon.hub import Hub
 from cryptomon.market.inputs import MarketInputs
 from cryptomon.market.refresh import InstrumentRefresher
@@ -126,6 +127,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
         api,
         feeds,
     ]
+    ordered.append(_heartbeat(settings))  # no API to probe: the health check reads it
     # last: READY=1 only once everything else has started (Type=notify, WatchdogSec)
     ordered.append(SystemdNotifier.from_environ())
     return App(
@@ -222,12 +224,17 @@ def _build_collector(settings: Settings, *, hub: Hub, clock: Clock) -> App:
     hub_part = HubComponent(hub=hub, drain_timeout_s=settings.shutdown_timeout_s / 2)
     parts = collector_parts(settings, hub=hub, clock=clock)
     return App(
-        [hub_part, *parts],
+        [hub_part, *parts, *filter(None, [_heartbeat(settings)])],
         hub=hub,
         clock=clock,
         shutdown_timeout_s=settings.shutdown_timeout_s,
         services=Services(feeds=parts[-1]),  # the feed manager comes last
     )
+
+
+def _heartbeat(settings: Settings) -> Heartbeat | None:
+    """The heartbeat file of ``crypto-monitor healthcheck`` when it has no port to probe."""
+    return None if api_probed(settings.api) else Heartbeat(settings.data_dir)
 
 
 def _build_outbound(settings: Settings, *, hub: Hub, clock: Clock) -> Component | None:

@@ -20,7 +20,7 @@ import structlog
 from cryptomon import __version__
 from cryptomon.app.services import Services
 from cryptomon.clock import Clock
-from cryptomon.errors import ConfigError, CryptomonError, Problem
+from cryptomon.errors import ConfigError, CryptomonError, OperatorError, Problem
 from cryptomon.events import Notice
 from cryptomon.hub import Hub
 
@@ -255,6 +255,10 @@ class App:
                 self.start_failure = f"{exc.component}: {exc.cause}"
                 if isinstance(exc.cause, ConfigError):
                     raise exc.cause from None  # a config problem found at start: exit 2
+                if isinstance(exc.cause, OperatorError):
+                    # the operator must act (the message says how): exit 2 as for a config
+                    # error, which the systemd unit does not restart (RestartPreventExitStatus)
+                    return 2
                 return 1
             log.info(
                 "daemon.running",

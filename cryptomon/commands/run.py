@@ -123,6 +123,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = await app.run()
         if app.start_failure is not None:  # the logs said it; a terminal gets one plain line
             first = Redactor(settings.secret_values()).scrub(app.start_failure.splitlines()[0])
+            config = getattr(args, "config", None)
+            if code == 2 and config:  # the operator's fix (`db upgrade`) needs the same config
+                first += f" (with this daemon's --config {config} and environment)"
             sys.stderr.write(f"crypto-monitor: the daemon could not start: {first}\n")
         return code
 

@@ -13,7 +13,12 @@ from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 SeverityName = Literal["low", "medium", "high", "critical"]
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]+([-/][A-Z0-9]+)+$")
-_URL_PASSWORD_RE = re.compile(r"^([a-z0-9+.-]+://[^:/@]+:)([^@]+)(@)", re.IGNORECASE)
+# the userinfo of ``scheme://user:password@host``, by its shape: any password length (one
+# letter too), an empty user name (``://:password@``) and a ``/`` in the password alike; a
+# ``://`` ends it, so ``nats://h1:4222,tls://u:pw@h2`` is the second URL's password only
+_URL_PASSWORD_RE = re.compile(
+    r"^([a-z][a-z0-9+.-]*://[^\s:/@]*:)((?:(?!://)[^\s@])+)(@)", re.IGNORECASE
+)
 
 
 def url_password(url: str) -> str | None:

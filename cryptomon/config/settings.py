@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
@@ -61,7 +62,8 @@ class Settings(Section):
                 if val:
                     found.append(val)
             elif isinstance(obj, str) and "://" in obj:  # database.url, bus.nats_url, ...
-                found.extend(url_passwords(obj))
+                for password in url_passwords(obj):  # as written, and as the driver sees it
+                    found.extend(sorted({password, unquote(password)}))
             elif isinstance(obj, BaseModel):
                 for name in type(obj).model_fields:
                     walk(getattr(obj, name))

@@ -51,8 +51,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from cryptomon.config import DatabaseConfig
-from cryptomon.errors import FatalError
-from cryptomon.log import redact_url
+from cryptomon.errors import FatalError, OperatorError
+from cryptomon.log import Redactor, redact_url
 from cryptomon.store.loop_rows import LoopRows
 from cryptomon.store.reader_threads import (
     ReaderThreads,
@@ -137,10 +137,11 @@ def _apply_pragmas(dbapi_conn: Any, busy_ms: int, *, read_only: bool = False) ->
 def _short_error(exc: BaseException, url: str) -> str:
     msg = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = msg[0] if msg else type(exc).__name__
+    # the URL's userinfo is hidden by its shape (redact_url); the password's text only where
+    # the Redactor would take it (4 characters or more): a one-letter password replaced in
+    # the text made "port 5432" "***ort 5432" (and told which letter it was)
     password = make_url(url).password if "://" in url else None
-    if password:
-        first = first.replace(str(password), "***")
-    return redact_url(first)
+    return Redactor([str(password)] if password else []).scrub(first)
 
 
 # SQLite's primary result codes for a statement interrupted (the progress handler) or kept
@@ -560,6 +561,11 @@ class Database:
             raise
         except Exception as exc:
             await self.stop()
+            # imported here: a start at head never loads alembic (see _migrate)
+            from cryptomon.store.migrate import UnknownSchemaRevision
+
+            if isinstance(exc, UnknownSchemaRevision):  # a newer cryptomon's: no restart fixes it
+                raise OperatorError(f"database {self.safe_url}: {exc}") from None
             raise FatalError(
                 f"database {self.safe_url}: {doing} failed: {_short_error(exc, self.config.url)}"
             ) from exc
@@ -616,7 +622,7 @@ class Database:
             try:
                 at, newest = await conn.run_sync(schema_revision)
             except UnknownSchemaRevision as exc:
-                raise FatalError(f"database {self.safe_url}: {exc}") from None
+                raise OperatorError(f"database {self.safe_url}: {exc}") from None
         if at == newest:
             return
         where = (
@@ -624,7 +630,7 @@ class Database:
             if at is None
             else f"is at schema revision {at}, this cryptomon needs {newest}"
         )
-        raise FatalError(
+        raise OperatorError(
             f"database {self.safe_url} {where} (database.auto_migrate is off): run "
             "`crypto-monitor db upgrade` first, or turn database.auto_migrate on"
         )

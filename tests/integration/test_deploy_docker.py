@@ -22,6 +22,7 @@ import yaml
 
 from cryptomon.cli import build_parser
 from cryptomon.config import DatabaseConfig
+from tests.integration.api.test_tls import self_signed
 from tests.util import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,12 +109,25 @@ def test_image_runs_as_a_user_with_data_dir_on_a_volume_and_a_health_check(
     (expose,) = [a for w, a in stage if w == "EXPOSE"]
     assert expose == env["CRYPTOMON_API__PORT"]
     (health,) = [a for w, a in stage if w == "HEALTHCHECK"]
-    assert "/health" in health
     assert "CMD [" in health
+    probe = _healthcheck_argv(stage)  # the subcommand that follows the config (TLS, API off)
+    assert probe[3:5] == ["healthcheck", "--config"], probe
+    assert build_parser().parse_args(probe[3:]).handler.__name__ == "cmd_healthcheck"
     argv = exec_form(stage, "ENTRYPOINT") + exec_form(stage, "CMD")
     assert argv[0] == "crypto-monitor"
     args = build_parser().parse_args(argv[1:])
     assert args.config == "/etc/crypto-monitor/config.yaml"
+
+
+def _healthcheck_argv(stage: list[tuple[str, str]]) -> list[str]:
+    """The image's HEALTHCHECK command as run here: ``crypto-monitor`` is this interpreter's
+    ``-m cryptomon`` and the image's config path the repo's example (what the image copies)."""
+    (check,) = [a for w, a in stage if w == "HEALTHCHECK"]
+    probe = json.loads(check[check.index("CMD ") + 4 :])
+    assert probe[0] == "crypto-monitor", probe
+    config = str(REPO / "config.example.yaml")
+    rest = [config if a == "/etc/crypto-monitor/config.yaml" else a for a in probe[1:]]
+    return [sys.executable, "-m", "cryptomon", *rest]
 
 
 def _free_port() -> int:
@@ -166,16 +180,13 @@ async def test_image_command_with_image_env_serves_health_and_metrics_with_the_s
     workdir = tmp_path / "data"
     daemon = await _run(_cli(stage), env, workdir)
     try:
-        (check,) = [a for w, a in stage if w == "HEALTHCHECK"]
-        probe = json.loads(check[check.index("CMD ") + 4 :])
-        assert probe[0] == "python"
-        probe = [sys.executable, *probe[1:]]
+        probe = _healthcheck_argv(stage)
 
         async def healthy() -> bool:
             proc = await _run(probe, env, workdir)
             return await proc.wait() == 0
 
-        await wait_until(healthy, timeout=60, interval=0.2, message="HEALTHCHECK passing")
+        await wait_until(healthy, timeout=60, interval=1.0, message="HEALTHCHECK passing")
         async with aiohttp.ClientSession() as http:
             url = f"http://127.0.0.1:{port}/metrics"
             async with http.get(url) as r:
@@ -190,6 +201,58 @@ async def test_image_command_with_image_env_serves_health_and_metrics_with_the_s
             daemon.kill()
             await daemon.wait()
     assert daemon.returncode == 0, err.decode()[-2000:]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("variant", ["tls", "api-off"])
+async def test_image_healthcheck_follows_tls_and_an_api_that_is_off(
+    stage: list[tuple[str, str]], tmp_path: Path, variant: str
+) -> None:
+    """The image's HEALTHCHECK with the API on HTTPS (a certificate by variables) or turned
+    off: it passes while the daemon runs and fails, in one line, once it has stopped. The
+    old probe asked http://127.0.0.1:PORT/health whatever the config: unhealthy forever."""
+    port = _free_port()
+    env = _as_run(image_env(stage), tmp_path, port)
+    (tmp_path / "secrets" / "api_token").write_text(TOKEN + "\n")
+    # not what is tested here: the detectors' numba compile took minutes on a loaded machine
+    env["CRYPTOMON_ANOMALY_DETECTION__ENABLED"] = "false"
+    if variant == "tls":
+        cert, key = self_signed(tmp_path)
+        env["CRYPTOMON_API__TLS_CERT_FILE"] = str(cert)
+        env["CRYPTOMON_API__TLS_KEY_FILE"] = str(key)
+        expected = f"healthy: https://127.0.0.1:{port}/health answered 200 ok"
+    else:
+        env["CRYPTOMON_API__ENABLED"] = "false"
+        expected = "healthy: heartbeat (pid "
+    workdir = tmp_path / "data"
+    probe = _healthcheck_argv(stage)
+
+    async def check() -> tuple[int, str]:
+        proc = await _run(probe, env, workdir)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        return int(proc.returncode or 0), out.decode()
+
+    daemon = await _run(_cli(stage), env, workdir)
+    try:
+
+        async def healthy() -> bool:
+            return (await check())[0] == 0
+
+        await wait_until(healthy, timeout=60, interval=1.0, message="HEALTHCHECK passing")
+        rc, out = await check()
+        assert rc == 0, out
+        assert out.startswith(expected), out
+        daemon.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(daemon.communicate(), 30)
+    finally:
+        if daemon.returncode is None:
+            daemon.kill()
+            await daemon.wait()
+    assert daemon.returncode == 0, err.decode()[-2000:]
+    rc, out = await check()
+    assert rc == 1, out
+    assert out.startswith("unhealthy: "), out
+    assert len(out.splitlines()) == 1, out
 
 
 @pytest.mark.asyncio

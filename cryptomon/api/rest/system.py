@@ -65,12 +65,14 @@ async def ready(call: Call) -> web.Response:
     if writer is not None and checks.get("database", m.Check(ok=True)).ok:
         # a database that answers reads may still refuse every write (a SQLite file locked
         # by another process, a full disk, a read-only file): the writer knows
-        stats = writer.stats()
-        failing = stats.get("outage_s") or 0.0
+        # /ready needs no token: the database's own words (hostnames, tables, SQL) stay in
+        # the log and the read-scoped /api/v1/status
+        failing = writer.stats().get("outage_s") or 0.0
         if failing > 0:
             checks["database"] = m.Check(
                 ok=False,
-                detail=f"writes failing for {failing:.0f} s: {stats.get('last_error') or ''}",
+                detail=f"writes failing for {failing:.0f} s (the error: GET /api/v1/status, "
+                "store.last_error, or the log's store.write_retry)",
             )
     feeds = app.get(FEEDS)
     if feeds is not None:
@@ -97,6 +99,7 @@ async def status(call: Call) -> m.Status:
     """Version, uptime, components, hub statistics and feed health."""
     ctx = call.ctx
     feeds = call.request.app.get(FEEDS)
+    writer = call.request.app.get(WRITER)
     return m.Status(
         version=ctx.version,
         uptime_s=round(call.service(CLOCK).monotonic() - ctx.started_monotonic, 3),
@@ -104,6 +107,7 @@ async def status(call: Call) -> m.Status:
         hub=call.service(HUB).stats(),
         feeds=dict(feeds.health()) if feeds is not None else None,
         websocket=ctx.ws_stats(),
+        store=dict(writer.stats()) if writer is not None else None,
     )
 
 

@@ -28,6 +28,7 @@ def test_every_subcommand_is_registered_with_run_first() -> None:
             "demo",
             "download",
             "evaluate",
+            "healthcheck",
             "notify-test",
             "record",
             "replay",
