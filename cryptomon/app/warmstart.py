@@ -159,6 +159,7 @@ class StoreWarmStart:
                     return
                 trades = [t for t in trades if (t.exchange, t.symbol) not in cold]
                 cut = [m for m in cut if m not in cold]
+                self.result["cut"] = len(cut)
             if cut:
                 # a busy market's share of the cap spans less than its windows: its stored
                 # candles fill the price and volume buckets before its trades' first
