@@ -274,6 +274,12 @@ async def _sweep(
         cells = "  ".join(f"{_num(row['summary'].get(c)):>16}" for c in cols)
         params = " ".join(override_args(row["overrides"]))
         sys.stdout.write(f"{n:>4}  {_num(run_id):>8}  {cells}  {params}\n")
+    for n, (run_id, row) in enumerate(zip(ids, rows, strict=True), 1):
+        # what the single run's summary prints as "warning" (a tick off the market: no
+        # trade, a PnL of 0 that may rank first), by the variant's rank
+        name = f"rank {n}" + (f" (run {run_id})" if run_id is not None else "")
+        for text in row["summary"].get("warnings", ()):
+            sys.stdout.write(f"warning   {name}: {text}\n")
     if ids[0] is None:
         sys.stdout.write("not stored (--no-store)\n")
     else:

@@ -148,3 +148,25 @@ def test_the_sweep_table_names_each_variants_run(
     assert "not stored (--no-store)" in out
     listed, _ = asyncio.run(stored(sqlite_url, best))
     assert len(listed) == 2  # the second sweep added nothing
+
+
+def test_the_sweep_table_prints_the_warnings_of_its_variants(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A variant whose paper tick is above the market's price (every quote off the market:
+    on the freqtrade ALT/BTC series no trade, a PnL of 0 that ranked it first) has the
+    summary's warning under the table, named by its rank, as the single run's text prints
+    it. The table alone said nothing."""
+    data = candle_file(tmp_path, 720)
+    config = config_file(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/w.db")
+    argv = ["backtest", str(data), "--config", str(config), "--no-store", "--workers", "1"]
+    argv += ["--set", "backtest.infer_instrument=false"]
+    code, out, err = run(capsys, [*argv, "--sweep", "trading.paper.tick_size=0.01,200"])
+    assert code == 0, err
+    lines = out.splitlines()
+    rows = {line.split()[0]: line for line in lines[1:3]}
+    bad = next(rank for rank, line in rows.items() if "tick_size=200" in line)
+    warned = [line for line in lines if line.startswith("warning")]
+    assert len(warned) == 1, out
+    assert warned[0].startswith(f"warning   rank {bad}: trading.paper.tick_size 200")
+    assert "is above ALT-BTC's lowest price" in warned[0]
