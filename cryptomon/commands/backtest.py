@@ -152,6 +152,16 @@ def _argv(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _relative_sqlite(url: str) -> bool:
+    """A SQLite file named relative to the current folder (``sqlite+aiosqlite:///./x.db``)."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database or ""
+    if not url.startswith("sqlite") or database in ("", ":memory:"):
+        return False
+    return not database.startswith("file:") and not os.path.isabs(os.path.expanduser(database))
+
+
 def _check_report_path(path: str) -> None:
     """Refuse a report path that cannot be written before the run, not after it."""
     target = Path(path)
@@ -212,6 +222,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if sets:  # named --set when wrong; a sweep applies them to each variant instead
             with_sets = apply_overrides(settings, sets, option="--set")
             settings = settings if variants else with_sets
+        if not req.files and _relative_sqlite(settings.database.url):
+            req = replace(req, workdir=os.getcwd())  # its candles are found from there
         return run_async(_main(settings, req, args, variants))
     except DataError as exc:
         return usage_error(str(exc))
