@@ -152,6 +152,18 @@ def _argv(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _refuse_nested(sets: list[str], swept: list[str]) -> None:
+    """A ``--set`` section beside a key inside it (``trading.indicators={}`` and
+    ``trading.indicators.rsi_oversold=25``, set or swept): the later one would win, or the
+    key be said not to exist."""
+    for outer in sets:
+        for inner, how in [*((k, "") for k in sets), *((k, " (swept by --sweep)") for k in swept)]:
+            if inner.startswith(outer + "."):
+                raise _usage(
+                    f"--set {outer}: also sets {inner}{how}; give the section or keys inside it"
+                )
+
+
 def _relative_sqlite(url: str) -> bool:
     """A SQLite file named relative to the current folder (``sqlite+aiosqlite:///./x.db``)."""
     from sqlalchemy.engine import make_url
@@ -199,6 +211,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         for key, _ in axes:
             if key in sets:
                 raise DataError(f"--set {key}: also swept by --sweep; give it in one of them")
+        _refuse_nested(list(sets), [key for key, _ in axes])
         req = replace(_request(args), overrides=sets)
         variants = [{**sets, **v} for v in grid(axes)] if axes else []
         if args.rank not in RANK_METRICS:
