@@ -43,10 +43,11 @@ MAX_TRADES = 100_000  # stored trades read at most (each market its share, its n
 MAX_CANDLES = 100_000  # stored candles read at most (the newest)
 FEED_CHUNK = 20_000  # trades fed to the engine between two looks at the clock
 MAX_DOWN_BUCKETS = 3
-"""A store whose newest data is older than this many buckets before the start is not used:
-the daemon was down, and the minutes in between would enter the windows as quiet buckets
-(volume 0, the price flat), lowering the volume mean a live burst is measured against. A
-restart or a deploy is shorter."""
+"""A store whose newest data is older than this many buckets before the start is not used
+for a market (its own ``bucket_seconds``, an override's too): the daemon was down, and the
+buckets in between would enter its windows as quiet ones (volume 0, the price flat), lowering
+the volume mean a live burst is measured against. A restart or a deploy is shorter than
+three buckets of a minute; with buckets of seconds the markets start cold."""
 
 
 class StoreWarmStart:
@@ -78,23 +79,35 @@ class StoreWarmStart:
         self.max_candles = max_candles
         self.result: dict[str, object] = {}
 
-    def _down_too_long(self, newest: float, now: float) -> bool:
-        """True (and the reason in the result) when the store's ``newest`` data is more than
-        ``MAX_DOWN_BUCKETS`` buckets before ``now``."""
-        bucket = max(
-            (self.config.for_symbol(x, s).bucket_seconds for x, s in self.markets),
-            default=self.config.bucket_seconds,
-        )
+    def _bucket(self, market: tuple[str, str]) -> float:
+        return self.config.for_symbol(*market).bucket_seconds
+
+    def _cold(self, newest: float, now: float) -> set[tuple[str, str]]:
+        """The markets the store's ``newest`` data is more than ``MAX_DOWN_BUCKETS`` of their
+        own buckets before ``now`` for (the daemon was down that long; a per-market
+        ``bucket_seconds`` counts for its market alone). Every market: the reason is in the
+        result's ``skipped``; some: they are named in ``cold`` and ``cold_why``."""
         down = now - newest
-        if down <= MAX_DOWN_BUCKETS * bucket:
-            return False
-        self.result.update(
-            markets=0,
-            skipped=f"the store's newest data is {down / 60.0:.1f} min old (the daemon was "
-            f"down longer than {MAX_DOWN_BUCKETS} buckets): the minutes in between would count "
-            "as quiet ones, so the detectors start cold",
-        )
-        return True
+        cold = {m for m in self.markets if down > MAX_DOWN_BUCKETS * self._bucket(m)}
+        if not cold:
+            return cold
+        if len(cold) == len(self.markets):
+            bucket = max(self._bucket(m) for m in self.markets)
+            self.result.update(
+                markets=0,
+                skipped=f"the store's newest data is {_span(down)} old, more than "
+                f"{MAX_DOWN_BUCKETS} buckets ({_span(MAX_DOWN_BUCKETS * bucket)}; the daemon "
+                "was down): the buckets in between would count as quiet ones, so the "
+                "detectors start cold",
+            )
+        else:
+            self.result.update(
+                cold=sorted(f"{x}:{s}" for x, s in cold),
+                cold_why=f"the store's newest data is {_span(down)} old, more than "
+                f"{MAX_DOWN_BUCKETS} of their buckets: the buckets in between would count as "
+                "quiet ones, so they start cold",
+            )
+        return cold
 
     def _span_s(self) -> float:
         """The history the windows hold: the longest lookback of the markets plus a bucket."""
@@ -140,8 +153,13 @@ class StoreWarmStart:
         if self.trades:
             trades, cut = await recent_trades(self.db, self.markets, since, now, self.max_trades)
             self.result.update(markets=0, rows=0, minutes=0.0, cut=len(cut))
-            if trades and self._down_too_long(max(t.ts for t in trades), now):
-                return
+            cold = self._cold(max(t.ts for t in trades), now) if trades else set()
+            if cold:
+                if len(cold) == len(self.markets):
+                    return
+                trades = [t for t in trades if (t.exchange, t.symbol) not in cold]
+                cut = [m for m in cut if m not in cold]
+                self.result["cut"] = len(cut)
             if cut:
                 # a busy market's share of the cap spans less than its windows: its stored
                 # candles fill the price and volume buckets before its trades' first
@@ -160,18 +178,32 @@ class StoreWarmStart:
         candles, cut_candles = await recent_candles(
             self.db, self.markets, since, now, self.max_candles
         )
-        if candles and self._down_too_long(max(c.end for c in candles), now):
-            return
+        cold = self._cold(max(c.end for c in candles), now) if candles else set()
+        if cold:
+            if len(cold) == len(self.markets):
+                return
+            candles = [c for c in candles if (c.exchange, c.symbol) not in cold]
         warmed, skipped = engine.warm_from_candles(candles, now)
         self.result.update(
             markets=warmed,
             rows=len(candles),
             minutes=round((now - candles[0].start) / 60.0, 1) if candles else 0.0,
             cut=cut_candles,
-            detectors=[name for name, det in engine.detectors.items() if warms_from_candles(det)],
+            detectors=[name for name, det in engine.detectors.items() if warms_from_candles(det)]
+            if warmed
+            else [],
         )
         if skipped:  # their buckets do not start and end on minutes
             self.result["not_warmed"] = skipped
+            self.result["hint"] = (
+                "1-minute candles fill buckets of whole minutes only (bucket_seconds 60, "
+                "120, ...); with storage.trades: true these markets warm from stored trades"
+            )
 
     async def stop(self) -> None:
         return None
+
+
+def _span(seconds: float) -> str:
+    """``seconds`` as the log reads it: minutes from a minute on, else seconds."""
+    return f"{seconds / 60.0:.1f} min" if seconds >= 60.0 else f"{seconds:.1f} s"

@@ -49,13 +49,17 @@ class BacktestRequest:
     # the command's inputs as given (files, --config, range, ...: absolute paths), without
     # the overrides: with their --set options, the command that runs it again
     argv: tuple[str, ...] = ()
+    # the folder a run from a relative SQLite file ran in (the command goes there first)
+    workdir: str | None = None
 
     @property
     def command(self) -> str:
-        """``crypto-monitor backtest ...``: this run again (shell-quoted)."""
-        return shlex.join(
+        """``crypto-monitor backtest ...``: this run again (shell-quoted); ``cd FOLDER &&``
+        before it for a run whose database is a SQLite file named relative to the folder."""
+        line = shlex.join(
             ["crypto-monitor", "backtest", *self.argv, *override_args(self.overrides)]
         )
+        return f"cd {shlex.quote(self.workdir)} && {line}" if self.workdir else line
 
     @property
     def source(self) -> str:

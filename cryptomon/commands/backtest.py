@@ -152,6 +152,28 @@ def _argv(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _refuse_nested(sets: list[str], swept: list[str]) -> None:
+    """A ``--set`` section beside a key inside it (``trading.indicators={}`` and
+    ``trading.indicators.rsi_oversold=25``, set or swept): the later one would win, or the
+    key be said not to exist."""
+    for outer in sets:
+        for inner, how in [*((k, "") for k in sets), *((k, " (swept by --sweep)") for k in swept)]:
+            if inner.startswith(outer + "."):
+                raise _usage(
+                    f"--set {outer}: also sets {inner}{how}; give the section or keys inside it"
+                )
+
+
+def _relative_sqlite(url: str) -> bool:
+    """A SQLite file named relative to the current folder (``sqlite+aiosqlite:///./x.db``)."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database or ""
+    if not url.startswith("sqlite") or database in ("", ":memory:"):
+        return False
+    return not database.startswith("file:") and not os.path.isabs(os.path.expanduser(database))
+
+
 def _check_report_path(path: str) -> None:
     """Refuse a report path that cannot be written before the run, not after it."""
     target = Path(path)
@@ -189,6 +211,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         for key, _ in axes:
             if key in sets:
                 raise DataError(f"--set {key}: also swept by --sweep; give it in one of them")
+        _refuse_nested(list(sets), [key for key, _ in axes])
         req = replace(_request(args), overrides=sets)
         variants = [{**sets, **v} for v in grid(axes)] if axes else []
         if args.rank not in RANK_METRICS:
@@ -212,6 +235,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if sets:  # named --set when wrong; a sweep applies them to each variant instead
             with_sets = apply_overrides(settings, sets, option="--set")
             settings = settings if variants else with_sets
+        if not req.files and _relative_sqlite(settings.database.url):
+            req = replace(req, workdir=os.getcwd())  # its candles are found from there
         return run_async(_main(settings, req, args, variants))
     except DataError as exc:
         return usage_error(str(exc))
@@ -274,6 +299,12 @@ async def _sweep(
         cells = "  ".join(f"{_num(row['summary'].get(c)):>16}" for c in cols)
         params = " ".join(override_args(row["overrides"]))
         sys.stdout.write(f"{n:>4}  {_num(run_id):>8}  {cells}  {params}\n")
+    for n, (run_id, row) in enumerate(zip(ids, rows, strict=True), 1):
+        # what the single run's summary prints as "warning" (a tick off the market: no
+        # trade, a PnL of 0 that may rank first), by the variant's rank
+        name = f"rank {n}" + (f" (run {run_id})" if run_id is not None else "")
+        for text in row["summary"].get("warnings", ()):
+            sys.stdout.write(f"warning   {name}: {text}\n")
     if ids[0] is None:
         sys.stdout.write("not stored (--no-store)\n")
     else:

@@ -148,3 +148,69 @@ def test_the_sweep_table_names_each_variants_run(
     assert "not stored (--no-store)" in out
     listed, _ = asyncio.run(stored(sqlite_url, best))
     assert len(listed) == 2  # the second sweep added nothing
+
+
+def test_the_sweep_table_prints_the_warnings_of_its_variants(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A variant whose paper tick is above the market's price (every quote off the market:
+    on the freqtrade ALT/BTC series no trade, a PnL of 0 that ranked it first) has the
+    summary's warning under the table, named by its rank, as the single run's text prints
+    it. The table alone said nothing."""
+    data = candle_file(tmp_path, 720)
+    config = config_file(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/w.db")
+    argv = ["backtest", str(data), "--config", str(config), "--no-store", "--workers", "1"]
+    argv += ["--set", "backtest.infer_instrument=false"]
+    code, out, err = run(capsys, [*argv, "--sweep", "trading.paper.tick_size=0.01,200"])
+    assert code == 0, err
+    lines = out.splitlines()
+    rows = {line.split()[0]: line for line in lines[1:3]}
+    bad = next(rank for rank, line in rows.items() if "tick_size=200" in line)
+    warned = [line for line in lines if line.startswith("warning")]
+    assert len(warned) == 1, out
+    assert warned[0].startswith(f"warning   rank {bad}: trading.paper.tick_size 200")
+    assert "is above ALT-BTC's lowest price" in warned[0]
+
+
+def test_a_command_on_a_relative_sqlite_file_names_the_folder_it_runs_in(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's worked example keeps its candles in ``sqlite+aiosqlite:///./backtest.db``:
+    a relative file. A run from the database stores ``cd FOLDER && crypto-monitor backtest
+    ...`` (the folder it ran in), and that command runs it again to the same digest; without
+    the ``cd``, from another folder, the same options found no candles (exit 2), though the
+    command is stored as the one that "runs it again from anywhere"."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    data = candle_file(work, 720)
+    config = config_file(work, "sqlite+aiosqlite:///./backtest.db")
+    monkeypatch.chdir(work)
+    download = ["download", "--config", str(config), "--exchange", "binance", "--symbols"]
+    code, _, err = run(capsys, [*download, "ALT", "--quote", "BTC", "--from-file", str(data)])
+    assert code == 0, err
+    argv = ["backtest", "--config", "config.yaml", "--symbols", "ALT/BTC", "--json"]
+    code, out, err = run(capsys, [*argv, "--set", f"{SL}=2"])
+    assert code == 0, err
+    doc = json.loads(out.splitlines()[-1])
+    command = doc["params"]["command"]
+    assert command.startswith(f"cd {work} && crypto-monitor backtest --config {config} "), command
+    folder, rest = command.removeprefix("cd ").split(" && ", 1)
+    words = shlex.split(rest)
+
+    monkeypatch.chdir(elsewhere)  # the options alone: no candles there
+    code, _, err = run(capsys, [*words[1:], "--no-store"])
+    assert code == 2
+    assert "no stored 1m candles of ALT-BTC" in err
+
+    monkeypatch.chdir(folder)  # what the command's cd does
+    code, out, err = run(capsys, [*words[1:], "--json", "--no-store"])
+    assert code == 0, err
+    again = json.loads(out.splitlines()[-1])
+    assert again["digest"] == doc["digest"]
+    assert again["params"]["command"] == command
+
+    # a run on files (absolute paths) needs no folder
+    code, out, err = run(capsys, ["backtest", str(data), "--config", str(config), "--json"])
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["params"]["command"].startswith("crypto-monitor ")

@@ -8,7 +8,9 @@ candles. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from typing import Any
 
 import pytest
@@ -52,9 +54,12 @@ def stored_trades() -> list[Trade]:
     return out
 
 
-async def store_previous_run(db: Database, *, trades: bool) -> None:
+async def store_previous_run(
+    db: Database, *, trades: bool, symbols: tuple[str, ...] = (SYM,)
+) -> None:
     """The previous run: its store writer folds the trades into 1-minute candles (and stores
-    the trades with ``storage.trades``); stopping it writes everything."""
+    the trades with ``storage.trades``); stopping it writes everything. ``symbols``: the
+    same trades on each of these markets."""
     hub = Hub()
     writer = StoreWriter(
         hub=hub, db=db, config=StorageConfig(trades=trades), clock=ManualClock(NOW - 60.0)
@@ -62,7 +67,8 @@ async def store_previous_run(db: Database, *, trades: bool) -> None:
     await writer.start()
     await hub.start()
     for t in stored_trades():
-        hub.publish(t)
+        for symbol in symbols:
+            hub.publish(dataclasses.replace(t, symbol=symbol) if symbol != SYM else t)
     await hub.stop()
     await writer.stop()
 
@@ -187,6 +193,8 @@ async def test_a_bucket_of_no_whole_minutes_is_not_warmed_from_candles(db: Datab
     line = next(e for e in logs if e["event"] == "detectors.warm_start")
     assert line["markets"] == 0
     assert line["not_warmed"] == [f"{EX}:{SYM}"]
+    assert line["detectors"] == []  # none warmed (it listed price and volume, as if they were)
+    assert "storage.trades: true" in line["hint"]  # what warms such a market
     assert engine.stats()["store_warmed"] == {}
 
 
@@ -327,3 +335,67 @@ async def test_a_store_that_stopped_long_before_the_start_is_not_used(
     assert line["skipped"].startswith("the store's newest data is 20.")
     assert "min old" in line["skipped"]
     assert engine.stats()["store_warmed"] == {}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("trades", [False, True])
+async def test_each_market_is_measured_by_its_own_bucket_for_the_time_down(
+    db: Database, trades: bool
+) -> None:
+    """A per-market ``bucket_seconds`` of 5 s beside the 60 s default, both markets stored
+    until about 40 s before the start (a restart): the 60 s market is warmed (40 s is less
+    than three of its buckets); the 5 s one starts cold (40 s is eight of its buckets, which
+    would enter its windows as quiet ones) and the line names it and says why. The largest
+    bucket of all the markets decided for every one of them, so the 5 s market was warmed
+    over its gap."""
+    other = "ETH-USDT"
+    await store_previous_run(db, trades=trades, symbols=(SYM, other))
+    cfg = AnomalyDetectionConfig(
+        overrides={f"{EX}:{other}": {"bucket_seconds": 5.0, "lookback_window_minutes": 10}}
+    )
+    hub = Hub()
+    clock = ManualClock(NOW)
+    engine = DetectorEngine(hub=hub, clock=clock, config=cfg)
+    await engine.start()
+    warm = StoreWarmStart(
+        db=db,
+        detectors=engine,
+        clock=clock,
+        config=cfg,
+        markets=[(EX, SYM), (EX, other)],
+        trades=trades,
+    )
+    with capture_logs() as logs:
+        await warm.start()
+    line = next(e for e in logs if e["event"] == "detectors.warm_start")
+    assert line["markets"] == 1, line
+    assert line["cold"] == [f"{EX}:{other}"], line
+    # about 40 s (a trade) or 20 s (a candle, which ends at its minute's end) old
+    assert re.match(
+        r"the store's newest data is [2-4][0-9]\.[0-9] s old, more than 3 of their buckets",
+        line["cold_why"],
+    ), line
+    assert "skipped" not in line
+    assert engine.stats()["store_warmed_markets"] == 1
+    price: Any = engine.detectors["price"]
+    assert price.closes.state[engine.symbol_id(EX, SYM), R_N] > 0
+
+
+@pytest.mark.asyncio
+async def test_buckets_of_seconds_say_the_store_is_seconds_old_not_minutes(db: Database) -> None:
+    """Buckets of 1 s (the demo's) and a restart 40 s after the last stored trade: skipped,
+    in seconds and buckets ("40.x s old, more than 3 buckets (3.0 s ...)"), not "0.7 min old
+    ... the minutes in between"."""
+    await store_previous_run(db, trades=True)
+    cfg = AnomalyDetectionConfig(bucket_seconds=1.0, lookback_window_minutes=1.0, min_samples=5)
+    hub = Hub()
+    engine = DetectorEngine(hub=hub, clock=ManualClock(NOW), config=cfg)
+    warm = StoreWarmStart(
+        db=db, detectors=engine, clock=engine.clock, config=cfg, markets=[(EX, SYM)], trades=True
+    )
+    with capture_logs() as logs:
+        await warm.start()
+    line = next(e for e in logs if e["event"] == "detectors.warm_start")
+    assert line["markets"] == 0
+    assert " s old, more than 3 buckets (3.0 s; the daemon was down)" in line["skipped"], line
+    assert "min" not in line["skipped"]

@@ -35,7 +35,8 @@ def _run_id(call: Call) -> int:
     query=mb.BacktestQuery,
     needs=(BACKTESTS,),
     description="Newest first; pass next_before back as before for the next page. With "
-    "sweep: that sweep's variants, best first; pass next_after_rank back as after_rank.",
+    "sweep: that sweep's variants, best first; pass next_after_rank back as after_rank "
+    "(404 when no sweep has that id).",
 )
 async def list_backtests(call: Call) -> mb.BacktestPage:
     """Stored backtest runs with their summaries, newest first (or a sweep's, ranked)."""
@@ -49,10 +50,28 @@ async def list_backtests(call: Call) -> mb.BacktestPage:
     )
     items = [mb.BacktestRunOut.model_validate(dict(r)) for r in rows]
     full = len(items) == q.limit
+    if q.sweep is not None and not items and q.after_rank is None:
+        await _no_sweep(call, q.sweep)
     if q.sweep is not None:
         next_rank = items[-1].sweep_rank if full else None
         return mb.BacktestPage(items=items, next_before=None, next_after_rank=next_rank)
     return mb.BacktestPage(items=items, next_before=items[-1].id if full else None)
+
+
+async def _no_sweep(call: Call, sweep: int) -> None:
+    """404 for ``?sweep=`` naming no sweep: what the id is instead (a later variant's run id
+    names its sweep, the best variant's)."""
+    run = await call.service(BACKTESTS).get_run(sweep)
+    if run is None:
+        message = f"no sweep {sweep} (no backtest run {sweep})"
+    elif run.get("sweep_id") is not None:
+        message = (
+            f"no sweep {sweep}: backtest run {sweep} is variant {run['sweep_rank']} of sweep "
+            f"{run['sweep_id']} (GET /api/v1/backtests?sweep={run['sweep_id']})"
+        )
+    else:
+        message = f"no sweep {sweep}: backtest run {sweep} is a single run, not a sweep"
+    raise ApiError(404, message, details={"sweep": sweep})
 
 
 @table.get(

@@ -191,7 +191,22 @@ async def _check_sweep_listing(api: Any, ids: list[int]) -> None:
     _, paged = await api.get(f"/api/v1/backtests?variants=false&limit=2&before={sweep}")
     assert [r["id"] for r in paged["items"]] == [2, 1]
 
-    status, empty = await api.get("/api/v1/backtests?sweep=999")
+    # no such sweep: 404 naming it (an empty 200 read as a sweep of no variants); a run id
+    # of a later variant names the sweep it belongs to, a single run says it is none
+    status, body = await api.get("/api/v1/backtests?sweep=999")
+    assert status == 404, body
+    assert body["error"]["message"] == "no sweep 999 (no backtest run 999)"
+    status, body = await api.get(f"/api/v1/backtests?sweep={ids[1]}")
+    assert status == 404, body
+    assert body["error"]["message"] == (
+        f"no sweep {ids[1]}: backtest run {ids[1]} is variant 2 of sweep {sweep} "
+        f"(GET /api/v1/backtests?sweep={sweep})"
+    )
+    status, body = await api.get("/api/v1/backtests?sweep=1")
+    assert status == 404, body
+    assert body["error"]["message"] == "no sweep 1: backtest run 1 is a single run, not a sweep"
+    # past a sweep's last rank: an empty page, not an error
+    status, empty = await api.get(f"/api/v1/backtests?sweep={sweep}&after_rank=4")
     assert (status, empty["items"], empty["next_after_rank"]) == (200, [], None)
     status, run = await api.get(f"/api/v1/backtests/{ids[1]}")
     assert status == 200

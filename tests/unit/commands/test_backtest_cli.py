@@ -214,6 +214,23 @@ BAD_BACKTEST = [
         ["--set", f"{SL}=2", "--sweep", f"{SL}=3,4"],
         "--set trading.stop_loss_percentage: also swept by --sweep; give it in one of them",
     ),
+    # a section and a key inside it: the later one won (rsi_oversold=25 dropped without a
+    # word), or, the other way round, the key was said not to exist
+    (
+        ["--set", "trading.indicators.rsi_oversold=25", "--set", "trading.indicators={}"],
+        "--set trading.indicators: also sets trading.indicators.rsi_oversold; give the "
+        "section or keys inside it",
+    ),
+    (
+        ["--set", "trading.indicators={}", "--set", "trading.indicators.rsi_oversold=25"],
+        "--set trading.indicators: also sets trading.indicators.rsi_oversold; give the "
+        "section or keys inside it",
+    ),
+    (
+        ["--set", "trading.indicators={}", "--sweep", "trading.indicators.rsi_oversold=25,30"],
+        "--set trading.indicators: also sets trading.indicators.rsi_oversold (swept by "
+        "--sweep); give the section or keys inside it",
+    ),
 ]
 
 
