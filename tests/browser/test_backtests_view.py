@@ -214,3 +214,51 @@ def test_a_sweep_is_one_row_whose_variants_open_ranked_with_their_parameters(
     assert "no stored report" in (page.text_content("#backtest-report") or "")
     shot(page, tmp_path, "variant-command", capsys)
     assert page.console.errors == []  # type: ignore[attr-defined]
+
+
+async def _run_off_the_tick(url: str) -> None:
+    """One stored run whose paper tick (1000, inference off) is above the market's prices
+    (~100): its summary carries the tick warning."""
+    cfg = settings(min_signal_strength=0.5, paper={"quote_currency": "BTC", "tick_size": 1000.0})
+    cfg = cfg.model_copy(
+        update={
+            "database": cfg.database.model_copy(update={"url": url}),
+            "backtest": cfg.backtest.model_copy(update={"infer_instrument": False}),
+        }
+    )
+    result, doc = await run_series(cfg, [random_walk(300, seed=0)], BacktestRequest())
+    assert doc["summary"]["warnings"], doc["summary"]
+    await store_run(cfg, result, doc, None)
+
+
+def test_a_runs_warnings_are_shown_on_its_row_and_an_empty_list_says_how_to_fill_it(
+    page: Page, tmp_path: Path
+) -> None:
+    """A run whose summary has warnings (a tick off the market) is marked on its row, the
+    warning's text on hover; a daemon without stored runs says which command stores one."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop may run in this thread
+        pool.submit(lambda: asyncio.run(_run_off_the_tick(url))).result()
+    demo = start_demo(tmp_path, yaml=f'database: {{url: "{url}"}}\n')
+    try:
+        [run] = demo.get("/api/v1/backtests", token=ADMIN_TOKEN)["items"]
+        [warning] = run["summary"]["warnings"]
+        open_dashboard(page, demo, ADMIN_TOKEN, view="backtests")
+        mark = page.locator("#backtest-runs tbody tr .warn")
+        mark.wait_for()
+        assert mark.get_attribute("title") == warning
+        assert "warning" in mark.inner_text()
+        assert page.console.errors == []  # type: ignore[attr-defined]
+    finally:
+        demo.stop()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    demo = start_demo(empty)
+    try:
+        open_dashboard(page, demo, ADMIN_TOKEN, view="backtests")
+        page.wait_for_selector("#backtest-runs tbody tr")
+        text = page.locator("#backtest-runs tbody").inner_text()
+        assert "no stored backtests" in text
+        assert "crypto-monitor backtest --config" in text
+    finally:
+        demo.stop()

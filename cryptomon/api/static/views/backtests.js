@@ -21,6 +21,15 @@ export function mount(root) {
     const pct = Number.isFinite(p) ? ` (${f.pct(p)})` : "";
     return `${v > 0 ? "+" : ""}${f.amount(v, 8)} ${quote || ""}`.trim() + pct;
   };
+  // the run's warnings (a paper tick above the market's prices, ...): marked beside its PnL,
+  // their text on hover, so a broken run (a sweep's "best" with no trades) is not mistaken
+  // for a plain one
+  const pnlCell = (r) => {
+    const warnings = sum(r).warnings || [];
+    if (!warnings.length) return pnl(r);
+    return el("span", {}, `${pnl(r)} `, el("span", { class: "warn", title: warnings.join("\n"),
+      text: warnings.length > 1 ? `⚠ ${warnings.length} warnings` : "⚠ warning" }));
+  };
   // the config keys a run set (a sweep variant's overrides, or --set's), as KEY=VALUE
   const overrides = (r) => Object.entries(r.overrides || {}).map(([k, v]) => `${k}=${v}`).join(" ");
   const params = (r) => {
@@ -36,10 +45,11 @@ export function mount(root) {
     { key: "id", label: "run" },
     { key: "created", label: "created", fmt: (r) => f.time(Date.parse(r.created_at) / 1000) },
     { key: "symbol", label: "market", fmt: (r) => (r.symbols || []).join(", ") || "–" },
-    { key: "net_pnl", label: "net PnL", num: true, fmt: pnl },
+    { key: "net_pnl", label: "net PnL", num: true, fmt: pnlCell },
     { key: "trades", label: "trades", num: true, fmt: (r) => f.count(sum(r).trades) },
     { key: "params", label: "parameters", fmt: params },
-  ], { max: Infinity, empty: "no stored backtests", id: "backtest-runs", onRow: (r) => open(r) });
+  ], { max: Infinity, id: "backtest-runs", onRow: (r) => open(r),
+    empty: "no stored backtests: crypto-monitor backtest --config FILE stores each run here" });
   // the API answers a page of runs (newest first) and where the next one starts: older
   // pages are appended on demand
   const more = el("button", { type: "button", id: "backtests-more", text: "Older runs", hidden: true,
@@ -50,7 +60,7 @@ export function mount(root) {
     { key: "sweep_rank", label: "rank" },
     { key: "id", label: "run" },
     { key: "params", label: "parameters", fmt: (r) => overrides(r) || "–" },
-    { key: "net_pnl", label: "net PnL", num: true, fmt: pnl },
+    { key: "net_pnl", label: "net PnL", num: true, fmt: pnlCell },
     { key: "trades", label: "trades", num: true, fmt: (r) => f.count(sum(r).trades) },
     { key: "sharpe", label: "Sharpe", num: true, fmt: (r) => Number.isFinite(sum(r).sharpe) ? sum(r).sharpe.toFixed(2) : "–" },
     { key: "dd", label: "max drawdown", num: true, fmt: (r) => Number.isFinite(sum(r).max_drawdown_pct) ? `${sum(r).max_drawdown_pct.toFixed(2)} %` : "–" },
