@@ -163,7 +163,13 @@ def _build_notify(settings: Settings, *, hub: Hub, clock: Clock) -> Notification
     # of hours plays in seconds), the channels' rate limits stay on the clock
     sources = [e.source for e in settings.exchanges if e.enabled]
     replay = bool(sources) and all(source == "replay" for source in sources)
-    return NotificationRouter(hub=hub, clock=clock, config=settings.alerts, event_time=replay)
+    return NotificationRouter(
+        hub=hub,
+        clock=clock,
+        config=settings.alerts,
+        event_time=replay,
+        links=settings.api.enabled,  # no API: no link to one in the messages
+    )
 
 
 def _build_detect(settings: Settings, *, hub: Hub, clock: Clock) -> DetectorEngine | None:

@@ -158,6 +158,10 @@ class AlertBuilder:
         self._links.clear()
 
     def link(self, path: str, **query: Any) -> str:
+        """``path`` under ``api_base_url``; "" (no link: the renderer writes none) when the
+        daemon serves no API."""
+        if not self.api:
+            return ""
         q = {k: v for k, v in query.items() if v not in (None, "")}
         return f"{self.api}{path}" + (f"?{urlencode(q)}" if q else "")
 

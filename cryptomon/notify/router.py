@@ -126,9 +126,13 @@ class NotificationRouter:
         config: AlertsConfig,
         transport: Transport | None = None,
         event_time: bool = False,
+        links: bool = True,
     ) -> None:
         """``transport`` carries every channel's messages (apprise's own I/O by default).
-        ``event_time``: the events are a replay's (see :class:`RoutingTime`)."""
+        ``event_time``: the events are a replay's (see :class:`RoutingTime`). ``links``:
+        the daemon serves its API, so messages link to it (else a link would point at a
+        port nobody listens on)."""
+        self.links = links
         self.hub = hub
         self.transport = transport
         self.clock = clock
@@ -137,7 +141,7 @@ class NotificationRouter:
         # set by the App before stop(): the share of shutdown_timeout_s this stop may take
         # (the store writer after it keeps its own); None: alerts.stop_timeout_s alone
         self.stop_budget_s: float | None = None
-        self.builder = AlertBuilder(api_base_url=config.api_base_url)
+        self.builder = AlertBuilder(api_base_url=config.api_base_url if links else "")
         self.renderer = Renderer(config.templates)
         self.feeds = FeedWatch(config.feed_down_after_s)
         self.channels: dict[str, ChannelState] = {}
@@ -353,7 +357,7 @@ class NotificationRouter:
                 ch.apply(cfg, now=now)
                 kept.append(cfg.name)
         self.config = config.model_copy(update={"enabled": self.config.enabled})
-        self.builder.set_api_base_url(config.api_base_url)
+        self.builder.set_api_base_url(config.api_base_url if self.links else "")
         self.renderer = self.dispatch.renderer = Renderer(config.templates)
         self.feeds.after_s = config.feed_down_after_s
         for ch in self.channels.values():

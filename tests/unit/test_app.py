@@ -271,3 +271,26 @@ def test_the_notifier_runs_its_windows_on_the_recording_only_for_a_replay(
         notifier = app.services.notifier
         assert notifier is not None
         assert notifier.routing_time.event_time is event_time, exchanges
+
+
+def test_messages_link_to_the_api_only_when_it_runs() -> None:
+    """With the API off (a replay, a headless daemon) a message's link would point at a
+    port nobody listens on: messages carry none. With it on, `alerts.api_base_url`'s."""
+    from tests.stubs import anomaly
+
+    for enabled, link in ((False, None), (True, "http://10.0.0.5:8080/api/v1/anomalies")):
+        settings = load_settings(
+            data={
+                "api": {"enabled": enabled, "tokens": [{"name": "t", "token": "x" * 32}]},
+                "alerts": {"api_base_url": "http://10.0.0.5:8080"},
+            }
+        )
+        app = build_app(settings, clock=ManualClock(), hub=Hub())
+        notifier = app.services.notifier
+        assert notifier is not None
+        alert = notifier.builder.build(anomaly())
+        assert alert is not None
+        got = alert.fields.get("link") or None
+        assert (got or "").split("?")[0] == (link or ""), (enabled, got)
+        status = notifier.builder.link("/api/v1/status")
+        assert status == ("http://10.0.0.5:8080/api/v1/status" if enabled else "")
