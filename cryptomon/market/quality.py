@@ -276,13 +276,19 @@ class QualityGuard:
     def _confirmed(self, st: SymbolQuality, price: float, now: float, source: int) -> bool:
         sus = st.suspect
         near = sus is not None and abs(price - sus.price) <= self._band * 0.5 * sus.price
+        # a print a fresh book contradicts (it was not backed: _price_ok asked) is a suspect
+        # still, which a book following it confirms, but it is no vote for the move: a burst
+        # of consistent bad prints under an unmoved book confirmed itself before
+        vote = source != _TRADE or now - st.book_ts > self._follow_s
         if sus is None or not near or now - sus.ts0 > self._confirm_s:
-            st.suspect = _Suspect(price, now, source)
+            st.suspect = sus = _Suspect(price, now, source)
+            if not vote:
+                sus.count = 0
             return False
         sus.ts_last = now
         sus.sources |= source
         if source == _TRADE:
-            sus.count += 1
+            sus.count += vote
         else:
             sus.books += 1
         followed = sus.sources == _TRADE | _BOOK and now - sus.ts0 <= self._follow_s

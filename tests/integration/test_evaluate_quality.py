@@ -43,8 +43,11 @@ def test_lone_bad_prints_are_all_quarantined_and_no_real_trade_is(
 ) -> None:
     """x10, x0.1, +25 % and -25 % lone prints: every one quarantined at once, no recorded
     trade judged otherwise than in the untouched replay, none of those quarantined. A burst
-    of bad_print_confirm_prints (3) x10 prints with the book unmoved is what the guard takes
-    for a move: its first two quarantined, the third accepted (measured, by design)."""
+    of bad_print_confirm_prints (3) x10 prints 0.1 s apart under an unmoved, fresh book is
+    no move: every print quarantined (before, the third went out and real book tops were
+    refused for seconds after); where the market's book was last seen more than
+    bad_print_mid_follow_s before (Gate.io spot's sparse books), the prints still vote, by
+    design: at most one print of a burst out, never fewer held than the first two."""
     ex = report["quality"]["exchanges"][venue]
     assert ex["untouched"]["quarantined"] == 0
     assert ex["untouched"]["quarantined_examples"] == []
@@ -58,7 +61,10 @@ def test_lone_bad_prints_are_all_quarantined_and_no_real_trade_is(
         assert (b["not_replayed"], b["collateral_trades"]) == (0, 0), kind
     burst = ex["bad_prints"]["x10_burst"]
     assert burst["prints_each"] == 3
-    assert burst["quarantined"] == burst["labels"] * 2 // 3
+    assert burst["quarantined"] >= burst["labels"] * 2 // 3
+    if venue != "GATEIO":  # every market judged there had a fresh book at its bursts
+        assert burst["quarantined"] == burst["labels"], burst
+        assert burst["books_refused_more"] == 0, burst
     assert burst["collateral_trades"] == 0
 
 

@@ -168,3 +168,38 @@ def test_a_rebuilt_feeds_guard_keeps_the_old_guards_stale_symbols() -> None:
     assert new.check_stale(16.5) == ([], [])
     new.trade("A-USDT", 10.0, 16.6, 16.6, "a-back")
     assert new.check_stale(16.7) == ([], ["A-USDT"])
+
+
+def test_prints_a_fresh_book_contradicts_never_confirm_a_move_until_the_book_follows() -> None:
+    """Three (four) consistent x10 prints 0.1 s apart while the venue's fresh book stays at
+    100: a burst of bad prints, not a move; none goes out and the real book tops still pass
+    (found by `evaluate --quality`: such a burst confirmed, and real tops were refused for
+    seconds). A real crash to 85 whose prints lead the book: quarantined while the book is
+    at 100, accepted as soon as the book follows them."""
+    guard = warmed()
+    assert guard.book(SYM, 99.99, 100.01, 1010.9) is True
+    burst = [
+        guard.trade(SYM, 1000.0, 1011.0 + i * 0.1, 1011.0 + i * 0.1, f"x{i}") for i in range(4)
+    ]
+    assert burst == ["bad_print"] * 4
+    assert guard.moves_accepted == 0
+    assert guard.book(SYM, 99.99, 100.01, 1011.5) is True
+    assert guard.trade(SYM, 100.0, 1011.6, 1011.6, "real") == "ok"
+
+    crash = [guard.trade(SYM, 85.0, 1012.0 + i * 0.1, 1012.0 + i * 0.1, f"c{i}") for i in range(3)]
+    assert crash == ["bad_print"] * 3  # the book still says 100
+    assert guard.book(SYM, 84.95, 85.05, 1012.4) is True  # the book follows: a real move
+    assert guard.moves_accepted == 1
+    assert guard.trade(SYM, 85.0, 1012.5, 1012.5, "c9") == "ok"
+
+
+def test_prints_confirm_a_move_when_no_fresh_book_contradicts_them() -> None:
+    """The book last seen longer than `bad_print_mid_follow_s` ago (a venue whose book
+    channel is slow or off): three consistent prints still make the move."""
+    guard = warmed()
+    assert guard.book(SYM, 99.99, 100.01, 1005.0) is True  # 6 s before the prints
+    verdicts = [
+        guard.trade(SYM, 89.0 + i * 0.1, 1011.0 + i * 0.5, 1011.0 + i * 0.5, f"c{i}")
+        for i in range(4)
+    ]
+    assert verdicts == ["bad_print", "bad_print", "ok", "ok"]
