@@ -6,7 +6,6 @@ error), then the daemon is restarted on the same port and the WebSocket reconnec
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,13 +108,12 @@ def test_market_view_two_minutes_bounded_then_reconnects_after_a_restart(
     # the heap may grow by what the capped lists still take in, not by half again
     assert last["heap_mb"] - mid["heap_mb"] < 0.5 * mid["heap_mb"], samples
     # plotly holds extra listeners for the moment of a redraw (127, then 139, 225 and 323 seen
-    # in single samples): a leak is a level that climbs sample after sample, so the second
-    # half's typical level (median) may not exceed the first half's by much, and the last
-    # samples must come back down to it
+    # in single samples; on a slow machine most samples fall inside a redraw, so a median of
+    # them moved by the machine's speed: 127 -> 182 with no leak): a leak is a floor that
+    # climbs, so the second half's lowest level may not exceed the first half's by much
     half = len(samples) // 2
-    level_before = statistics.median(s["listeners"] for s in samples[:half])
-    assert statistics.median(s["listeners"] for s in samples[half:]) <= level_before + 50, samples
-    assert min(s["listeners"] for s in samples[-4:]) <= level_before + 50, samples
+    floor_before = min(s["listeners"] for s in samples[:half])
+    assert min(s["listeners"] for s in samples[half:]) <= floor_before + 50, samples
 
     # the daemon restarts on the same port: the page says offline, then reconnects
     opens = int(page.get_attribute("#live", "data-opens") or 0)

@@ -57,6 +57,7 @@ def off_terminal(args: list[str], timeout: float = 240) -> tuple[int, str]:
     return proc.returncode, proc.stderr
 
 
+@pytest.mark.timeout(600)  # two whole scorecard runs: ~1 min each idle, 2-4 min on a busy CI
 def test_scorecard_shows_progress_on_a_terminal_only() -> None:
     """On a terminal the scorecard redraws a bar of sim seconds; piped, stderr has no bar."""
     code, shown = on_terminal(SCORECARD)

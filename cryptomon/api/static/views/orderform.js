@@ -2,6 +2,10 @@
 import { api, auth } from "../api.js";
 import { el, message } from "../dom.js";
 
+// a double click's second click can come after a quick answer (a local API answers in a few
+// ms): the button stays off this long from the submit, so it never sends a second order
+const DOUBLE_CLICK_MS = 700;
+
 export function orderForm({ exchange = "", symbol = "", onPlaced = () => {} } = {}) {
   if (!auth.can("trade")) return null;
   const msg = el("div", { class: "msg", id: "order-msg" });
@@ -41,6 +45,7 @@ export function orderForm({ exchange = "", symbol = "", onPlaced = () => {} } = 
       return;
     }
     submit.disabled = true;
+    const sent = performance.now();
     try {
       const order = await api("/api/v1/trading/orders", { method: "POST", body });
       message(msg, `Order ${order.client_order_id}: ${order.state}`, true);
@@ -48,6 +53,8 @@ export function orderForm({ exchange = "", symbol = "", onPlaced = () => {} } = 
     } catch (err) {
       message(msg, `Order refused: ${err.message}`);
     } finally {
+      const left = DOUBLE_CLICK_MS - (performance.now() - sent);
+      if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
       submit.disabled = false;
     }
   });
