@@ -144,6 +144,35 @@ def _short_error(exc: BaseException, url: str) -> str:
     return Redactor([str(password)] if password else []).scrub(first)
 
 
+# PostgreSQL's refusals of a login that the same login will meet again (the server answered:
+# no outage to wait out), by the server's message: libpq hands psycopg no SQLSTATE for a
+# failed connection. Matched on the English texts (the server's lc_messages); a refusal in
+# another language stays "unreachable" (exit 1, restarted), as before.
+_LOGIN_REFUSALS = (
+    ("password authentication failed", "check the user and password in database.url"),
+    ("does not exist", "create the role or database, or fix database.url"),
+    ("no pg_hba.conf entry", "allow this host and user in the server's pg_hba.conf"),
+    ("permission denied for database", "GRANT CONNECT on the database to the user"),
+    ("authentication failed", "check the credentials in database.url"),
+)
+
+
+def login_refusal_fix(exc: BaseException) -> str:
+    """The fix to name when ``exc`` is PostgreSQL refusing the login itself (a role or a
+    database that does not exist, a wrong password, a pg_hba.conf without this host), else
+    ``""``: a server that is starting, full or unreachable may take the login later."""
+    orig = getattr(exc, "orig", None) or exc
+    if type(orig).__module__.split(".")[0] != "psycopg":
+        return ""
+    text = str(orig)
+    if "FATAL:" not in text:
+        return ""
+    for needle, fix in _LOGIN_REFUSALS:
+        if needle in text:
+            return fix
+    return ""
+
+
 # SQLite's primary result codes for a statement interrupted (the progress handler) or kept
 # from starting by another connection's lock; an extended code carries its primary one in
 # the low byte (SQLITE_BUSY_SNAPSHOT is 517 = 5 | 2 << 8)
@@ -523,6 +552,11 @@ class Database:
         except Exception as exc:
             await engine.dispose()
             why = _short_error(exc, self.config.url) + self._sqlite_unwritable()
+            fix = login_refusal_fix(exc)
+            if fix:  # the server answered and refused this login: a restart cannot fix it
+                raise OperatorError(
+                    f"database {self.safe_url} refused the login: {why}; {fix}"
+                ) from None
             raise FatalError(f"database {self.safe_url} is unreachable: {why}") from None
         self._engine = engine
         # reads run in autocommit: one round trip per query instead of BEGIN, SELECT and

@@ -100,3 +100,30 @@ def test_an_unreachable_database_still_exits_1_for_a_restart(tmp_path: Path) -> 
     proc = _daemon(tmp_path, f"postgresql+psycopg://u@127.0.0.1:{port}/x", auto_migrate=True)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "unreachable" in _last_line(proc)
+
+
+@pytest.mark.parametrize(
+    ("part", "said", "fix"),
+    [
+        ("user", 'role "cmt_nobody" does not exist', "create the role or database"),
+        ("database", 'database "cmt_no_such_db" does not exist', "create the role or database"),
+    ],
+)
+def test_a_postgresql_login_the_server_refuses_exits_2_naming_the_fix(
+    tmp_path: Path, pg_url: str, part: str, said: str, fix: str
+) -> None:
+    """The real server answers and refuses the login (a role or a database that does not
+    exist): the same login is refused on every restart, so exit 2, naming what to fix."""
+    base, _, _ = pg_url.rpartition("/")
+    if part == "user":
+        scheme, _, rest = base.partition("://")
+        url = f"{scheme}://cmt_nobody@{rest.rpartition('@')[2]}/test"
+    else:
+        url = f"{base}/cmt_no_such_db"
+    proc = _daemon(tmp_path, url, auto_migrate=True)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = _last_line(proc)
+    assert "refused the login" in last, last
+    assert said in last, last
+    assert fix in last, last
+    assert "Traceback" not in proc.stderr
