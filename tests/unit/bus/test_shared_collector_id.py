@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from cryptomon.bus.source import BusHealth
+from cryptomon.bus.collectors import BusHealth
 from cryptomon.clock import ManualClock
 from cryptomon.hub import Hub
 
