@@ -101,6 +101,19 @@ class SideLevels:
         self.depth = sum([q for _, q in head], _ZERO)
         return True
 
+    def refill(self, levels: list[tuple[Any, Any]]) -> None:
+        """Follow the spare levels of a sorted read of the side (best first) again: a top
+        level removed took the best spare's place, and a level below the last one followed
+        is not followed (levels between them may be unknown), so the spares only shrink
+        between reads. The top is the read's first ``count`` levels already."""
+        tail = levels[self.count : self.count + self.spare_max]
+        if len(tail) > len(self.spare_prices):
+            self.spare = dict(tail)
+            prices = [price for price, _ in tail]  # best first: bids descending
+            if self.is_bid:
+                prices.reverse()
+            self.spare_prices = prices
+
     def floats(self) -> tuple[float, float, float]:
         """The best price, its size and the depth as floats (converted only when their
         Decimal changed since the last call: a Decimal's float() goes through a string)."""
