@@ -283,10 +283,40 @@ def book_top(
     With ``unit`` (the market's spec) sizes and depths are base units and the best levels'
     venue quantities go in ``bid_contracts``/``ask_contracts`` where the two differ (an
     inverse market's depth is converted at its side's best price)."""
+    # SideLevels.floats of both sides, inlined (once per BookTop): a Decimal's float() only
+    # when the object changed since the side's last BookTop
     bid = state.bid
+    best = bid.best
+    if best is not bid.src_best:
+        bid.src_best = best
+        bid.float_best = float(best)
+    bid_price = bid.float_best
+    size = bid.top[best]
+    if size is not bid.src_size:
+        bid.src_size = size
+        bid.float_size = float(size)
+    bid_size = bid.float_size
+    size = bid.depth
+    if size is not bid.src_depth:
+        bid.src_depth = size
+        bid.float_depth = float(size)
+    bid_depth = bid.float_depth
     ask = state.ask
-    bid_price, bid_size, bid_depth = bid.floats()
-    ask_price, ask_size, ask_depth = ask.floats()
+    best = ask.best
+    if best is not ask.src_best:
+        ask.src_best = best
+        ask.float_best = float(best)
+    ask_price = ask.float_best
+    size = ask.top[best]
+    if size is not ask.src_size:
+        ask.src_size = size
+        ask.float_size = float(size)
+    ask_size = ask.float_size
+    size = ask.depth
+    if size is not ask.src_depth:
+        ask.src_depth = size
+        ask.float_depth = float(size)
+    ask_depth = ask.float_depth
     spread = ask_price - bid_price
     mid = (ask_price + bid_price) * 0.5
     bid_contracts = ask_contracts = None
