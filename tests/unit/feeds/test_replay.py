@@ -220,4 +220,6 @@ def test_timed_lines_merge_by_receipt_and_hand_over_the_parsed_receipt(tmp_path:
         (9.0000001234567891, "9.0000001234567891: []\n"),
     ]
     assert list(merged_lines([first, second])) == [line for _, line in merged]
-    assert list(timed_lines([first])) == [(None, line) for line in first.read_text().splitlines(True)]
+    assert list(timed_lines([first])) == [
+        (None, line) for line in first.read_text().splitlines(True)
+    ]
