@@ -101,6 +101,19 @@ class SideLevels:
         self.depth = sum([q for _, q in head], _ZERO)
         return True
 
+    def refill(self, levels: list[tuple[Any, Any]]) -> None:
+        """Follow the spare levels of a sorted read of the side (best first) again: a top
+        level removed took the best spare's place, and a level below the last one followed
+        is not followed (levels between them may be unknown), so the spares only shrink
+        between reads. The top is the read's first ``count`` levels already."""
+        tail = levels[self.count : self.count + self.spare_max]
+        if len(tail) > len(self.spare_prices):
+            self.spare = dict(tail)
+            prices = [price for price, _ in tail]  # best first: bids descending
+            if self.is_bid:
+                prices.reverse()
+            self.spare_prices = prices
+
     def floats(self) -> tuple[float, float, float]:
         """The best price, its size and the depth as floats (converted only when their
         Decimal changed since the last call: a Decimal's float() goes through a string)."""
@@ -270,10 +283,40 @@ def book_top(
     With ``unit`` (the market's spec) sizes and depths are base units and the best levels'
     venue quantities go in ``bid_contracts``/``ask_contracts`` where the two differ (an
     inverse market's depth is converted at its side's best price)."""
+    # SideLevels.floats of both sides, inlined (once per BookTop): a Decimal's float() only
+    # when the object changed since the side's last BookTop
     bid = state.bid
+    best = bid.best
+    if best is not bid.src_best:
+        bid.src_best = best
+        bid.float_best = float(best)
+    bid_price = bid.float_best
+    size = bid.top[best]
+    if size is not bid.src_size:
+        bid.src_size = size
+        bid.float_size = float(size)
+    bid_size = bid.float_size
+    size = bid.depth
+    if size is not bid.src_depth:
+        bid.src_depth = size
+        bid.float_depth = float(size)
+    bid_depth = bid.float_depth
     ask = state.ask
-    bid_price, bid_size, bid_depth = bid.floats()
-    ask_price, ask_size, ask_depth = ask.floats()
+    best = ask.best
+    if best is not ask.src_best:
+        ask.src_best = best
+        ask.float_best = float(best)
+    ask_price = ask.float_best
+    size = ask.top[best]
+    if size is not ask.src_size:
+        ask.src_size = size
+        ask.float_size = float(size)
+    ask_size = ask.float_size
+    size = ask.depth
+    if size is not ask.src_depth:
+        ask.src_depth = size
+        ask.float_depth = float(size)
+    ask_depth = ask.float_depth
     spread = ask_price - bid_price
     mid = (ask_price + bid_price) * 0.5
     bid_contracts = ask_contracts = None

@@ -435,4 +435,6 @@ class Converter:
         read = levels.to_list()
         if len(read) > depth:  # a book cryptofeed does not truncate to ``max_depth``
             read = read[:depth]
+        if side.full:  # the spares the side lost to its top, back from the read
+            side.refill(read)
         return float_levels(read, memo)

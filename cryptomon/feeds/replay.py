@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import heapq
+import itertools
 import json
 import math
 import re
@@ -135,57 +136,72 @@ class Recording:
                     self.http[url].append((receipt, body))
 
 
-def _receipt(line: str, last: float) -> float:
-    """The receipt time a websocket line starts with; a line without one (a connection
-    header) keeps ``last``, so it stays where it was."""
-    end = line.find(": ", 0, 40)
-    if end > 0:
-        try:
-            return float(line[:end])
-        except ValueError:
-            pass
-    return last
-
-
 def merged_lines(paths: list[Path]) -> Generator[str, None, None]:
     """The lines of a recording's websocket files in receipt order: a venue recorded over
     several connections (Kraken: trades, tickers and books each on its own; Huobi swaps: coin-
     and USDT-margined) is replayed as the connections delivered it, not one file after the
-    other. Each file's own order is kept (ties: the earlier file first).
+    other. Each file's own order is kept (ties: the earlier file first)."""
+    lines = timed_lines(paths)
+    try:
+        for _, line in lines:
+            yield line
+    finally:
+        lines.close()
+
+
+def timed_lines(paths: list[Path]) -> Generator[tuple[float | None, str], None, None]:
+    """:func:`merged_lines` as ``(receipt, line)`` pairs: ``receipt`` is the float the merge
+    read off the line's ``TIMESTAMP: `` prefix (the same text and parse as the replay's), or
+    None where it read none (one file: no merge; no prefix; not a number), so a line's time
+    is parsed once.
 
     The file in the lead is read in a plain loop until its next line is later than the
     other files' next lines (a heap of one head per file), so a line costs a receipt parse
     and a comparison, not a heap operation."""
     if len(paths) == 1:
         with paths[0].open(encoding="utf-8") as lines:
-            yield from lines
+            yield from zip(itertools.repeat(None), lines)
         return
     with contextlib.ExitStack() as stack:
-        heads: list[tuple[float, int, str, Iterator[str]]] = []
+        heads: list[tuple[float, int, str, Iterator[str], float | None]] = []
         for index, path in enumerate(paths):
             opened: Iterator[str] = stack.enter_context(path.open(encoding="utf-8"))
             for line in opened:
-                heads.append((_receipt(line, -math.inf), index, line, opened))
+                ts = _stamp(line)
+                heads.append((-math.inf if ts is None else ts, index, line, opened, ts))
                 break
         heapq.heapify(heads)
         while heads:
-            last, index, line, rest = heapq.heappop(heads)
-            yield line
+            last, index, line, rest, ts = heapq.heappop(heads)
+            yield ts, line
             if heads:
                 other, other_index = heads[0][0], heads[0][1]
             else:
                 other, other_index = math.inf, -1
             for line in rest:
+                ts = None
                 end = line.find(": ", 0, 40)
-                if end > 0:  # inlined _receipt: this loop runs once per line
+                if end > 0:  # inlined _stamp: this loop runs once per line
                     try:  # noqa: SIM105 - per line: suppress() would cost a context manager
-                        last = float(line[:end])
+                        ts = last = float(line[:end])
                     except ValueError:
-                        pass
+                        pass  # no receipt: the line stays where it was (``last``)
                 if last > other or (last == other and index > other_index):
-                    heapq.heappush(heads, (last, index, line, rest))
+                    heapq.heappush(heads, (last, index, line, rest, ts))
                     break
-                yield line
+                yield ts, line
+
+
+def _stamp(line: str) -> float | None:
+    """The receipt time a websocket line starts with (``TIMESTAMP: ``), None without one (a
+    connection header)."""
+    end = line.find(": ", 0, 40)
+    if end > 0:
+        try:
+            return float(line[:end])
+        except ValueError:
+            pass
+    return None
 
 
 def _loads(path: str, line: str, payload: str) -> Any:
@@ -471,9 +487,9 @@ class ReplayFeed:
         done_bytes = 0
         handed = 0  # websocket messages handed to the feed
         messages = self.messages  # counted in a local (hot loop), stored back below
-        lines = merged_lines(recording.ws_files)
+        lines = timed_lines(recording.ws_files)
         try:
-            for line in lines:
+            for receipt, line in lines:
                 done_bytes += len(line)
                 if line == "\n":
                     continue
@@ -486,7 +502,7 @@ class ReplayFeed:
                 ts_text, _, message = line.partition(": ")
                 handed += 1
                 try:
-                    ts = float(ts_text)
+                    ts = float(ts_text) if receipt is None else receipt
                     if message.startswith(("b'", 'b"')):
                         message = ast.literal_eval(message.strip())
                     if speed is not None:

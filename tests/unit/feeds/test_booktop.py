@@ -251,3 +251,37 @@ def test_levels_count(levels: int) -> None:
     state = tracker.state("S")
     assert tracker.refresh(state, book.book, None)
     assert book_top(state, "x", "S").levels == 1
+
+
+@pytest.mark.asyncio
+async def test_a_snapshot_read_refills_the_spare_levels() -> None:
+    """Top levels removed take the spares' places and a level below the last followed one is
+    not followed, so the spares shrink until a snapshot reads the sorted book: that read
+    follows the spares again (the next snapshots come from them), and every snapshot is the
+    book's best ``depth`` levels."""
+    conv, _ = converter(5, 10)
+    snapshots: list[BookSnapshot] = []
+    conv.hub.subscribe(BookSnapshot, snapshots.append)
+    book = OrderBook(
+        "X",
+        "S",
+        max_depth=10,
+        bids={PRICE - i * TICK: Decimal(1) for i in range(1, 21)},
+        asks={PRICE + i * TICK: Decimal(1) for i in range(1, 21)},
+    )
+    book.timestamp = 1.0
+    await conv.book(book, 0.0)
+    state = conv._books["S"]
+    assert len(state.bid.spare_prices) == 5
+    book.delta = apply(book, [("bid", 1, 0), ("bid", 2, 0)])  # two top levels removed
+    await conv.book(book, 0.5)  # within the snapshot interval: no snapshot
+    assert len(state.bid.spare_prices) == 3
+    await conv.book(book, 1.5)  # a snapshot: 8 followed levels for a depth of 10, a read
+    assert len(state.bid.spare_prices) == 5
+    assert state.bid.spare_prices == sorted(PRICE - i * TICK for i in range(8, 13))
+    book.delta = apply(book, [("bid", 3, 3)])
+    await conv.book(book, 3.0)
+    await next_turn()
+    expected = [naive_levels(book.book.bids.to_dict(), 10, bids=True)]
+    assert [s.bids for s in snapshots[-1:]] == expected
+    assert len(snapshots) == 3

@@ -87,3 +87,41 @@ def test_a_stale_order_is_refused_with_both_orders_named() -> None:
         factory(Quote, ("ask", "bid"))
     with pytest.raises(TypeError, match="caller passes bid, ask, last"):
         factory(Quote, ("bid", "ask", "last"))
+
+
+def test_built_events_are_of_the_event_class_only() -> None:
+    """The constructor stores the fields on a builder instance and swaps its class: what comes
+    out is exactly the event class, equal, hashable and frozen like a class-built one (and
+    its ``__delattr__`` still refuses)."""
+    make = factory(BookTop, BOOK_TOP_FIELDS)
+    args = ("x", "S", 1.0, 2.0, 10.0, 1.0, 11.0, 2.0, 1.0, 952.0, 3.0, 4.0, -0.1, 5, 7, None, 2.0)
+    top = make(*args)
+    slow = BookTop(**dict(zip(BOOK_TOP_FIELDS, args, strict=True)))
+    assert type(top) is BookTop
+    assert top == slow
+    assert hash(top) == hash(slow)
+    assert repr(top) == repr(slow)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        top.bid = 5.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del top.bid  # type: ignore[misc]
+
+
+def test_a_class_that_refuses_the_builder_gets_the_descriptor_constructor() -> None:
+    """Where no builder subclass can be made the constructor sets the slots through their
+    descriptors: the same frozen instances either way."""
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Sealed:
+        a: float
+        b: str
+
+        def __init_subclass__(cls, **kwargs: object) -> None:
+            raise TypeError("no subclasses")
+
+    make = factory(Sealed, ("a", "b"))
+    built = make(1.5, "x")
+    assert type(built) is Sealed
+    assert built == Sealed(a=1.5, b="x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.a = 2.0  # type: ignore[misc]

@@ -11,7 +11,13 @@ from cryptomon.clock import LiveClock
 from cryptomon.config import ExchangeConfig
 from cryptomon.errors import ConfigError
 from cryptomon.events import BookTop, Candle, Ticker, Trade
-from cryptomon.feeds.replay import ReplayFeed, parse_speed, replay_feed_class
+from cryptomon.feeds.replay import (
+    ReplayFeed,
+    merged_lines,
+    parse_speed,
+    replay_feed_class,
+    timed_lines,
+)
 from cryptomon.hub import Hub
 
 # ../shared/data/cryptofeed-sample/README.md: callbacks of cryptofeed 2.4.1's own playback
@@ -190,3 +196,30 @@ async def test_symbol_table_is_built_once_per_recording(shared_data: Path, tmp_p
     other = await run_replay("GATEIO", files_of(tmp_path, "GATEIO"), Hub())
     assert Symbols.get("GATEIO")[0] is not table  # another recording: rebuilt from its files
     assert first.counts() == again.counts() == other.counts() == EXPECTED["GATEIO"][1]
+
+
+def test_timed_lines_merge_by_receipt_and_hand_over_the_parsed_receipt(tmp_path: Path) -> None:
+    """Several websocket files are merged by receipt (ties: the earlier file first), each line
+    with the float of its ``TIMESTAMP: `` prefix, or None where it has none (the connection
+    header keeps its place); a single file is not merged and its receipts are left to the
+    replay."""
+    first = tmp_path / "X.ws.1.0"
+    second = tmp_path / "X.ws.2.0"
+    first.write_text("wss://a\n1.5: {}\n3.25: {}\n3.25: {}\nno stamp\n")
+    second.write_text("wss://b\n1.0: []\n3.25: []\n9.0000001234567891: []\n")
+    merged = list(timed_lines([first, second]))
+    assert merged == [
+        (None, "wss://a\n"),
+        (None, "wss://b\n"),
+        (1.0, "1.0: []\n"),
+        (1.5, "1.5: {}\n"),
+        (3.25, "3.25: {}\n"),
+        (3.25, "3.25: {}\n"),
+        (None, "no stamp\n"),
+        (3.25, "3.25: []\n"),
+        (9.0000001234567891, "9.0000001234567891: []\n"),
+    ]
+    assert list(merged_lines([first, second])) == [line for _, line in merged]
+    assert list(timed_lines([first])) == [
+        (None, line) for line in first.read_text().splitlines(True)
+    ]
