@@ -133,7 +133,7 @@ def feed_metrics(health: Mapping[str, Any]) -> Iterator[Metric]:
     quality = CounterMetricFamily(
         "cryptomon_feed_quality",
         "market data kept away by the quality layer (duplicates, historical, bad_prints, "
-        "bad_books) and real moves accepted",
+        "bad_books), real moves accepted and first prints passed unjudged (unjudged)",
         labels=["exchange", "kind"],
     )
     symbols = GaugeMetricFamily(

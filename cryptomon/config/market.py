@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from cryptomon.config.base import Section
 
@@ -41,6 +41,11 @@ class MarketDataConfig(Section):
     bad_print_confirm_s: float = Field(
         default=2.0, gt=0, description="window (s) for those confirming prints"
     )
+    bad_print_confirm_hold_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="prints alone confirm a move only this long (s) after the first of them",
+    )
     bad_print_mid_follow_s: float = Field(
         default=1.0, gt=0, description="a book mid following a suspect print within this confirms"
     )
@@ -54,3 +59,13 @@ class MarketDataConfig(Section):
     @classmethod
     def _upper(cls, v: list[str]) -> list[str]:
         return [quote.strip().upper() for quote in v]
+
+    @model_validator(mode="after")
+    def _hold_within_window(self) -> MarketDataConfig:
+        if self.bad_print_confirm_hold_s > self.bad_print_confirm_s:
+            msg = (
+                "bad_print_confirm_hold_s must not exceed bad_print_confirm_s "
+                "(prints alone could never confirm a move)"
+            )
+            raise ValueError(msg)
+        return self

@@ -13,6 +13,12 @@ Per exchange, each scenario in ``repeats`` seeded copies:
   trades of the copy whose verdict changed (collateral), the markets never judged; and a
   burst of ``bad_print_confirm_prints`` x10 prints 0.1 s apart (what the guard takes for a
   move when the book does not refute it);
+- **a bad first print**: one x10 print per market right after one of its book tops while the
+  guard has seen fewer than ``_MIN_PRICES`` prices of it (a market just subscribed, or thin;
+  its book fresh): quarantined against the book, or let through unjudged;
+- **a burst with no fresh book**: the x10 burst at a point where the market's book was last
+  seen more than ``bad_print_mid_follow_s`` before its first print and sends nothing until
+  its last (a sparse book: nothing to refute the prints but their instant);
 - **a genuine move**: the evaluation's persistent 15 % price jump
   (:func:`~cryptomon.evaluate.injection.plan_copy`: the book moved, every later price
   rewritten): how many of the moved prints are held back, and for how long;
@@ -31,6 +37,7 @@ and the seed only.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import random
 import statistics
@@ -38,6 +45,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +66,8 @@ BAD_PRINTS: tuple[tuple[str, float], ...] = (
     ("down_25pct", 0.75),
 )
 BURST = ("x10_burst", 10.0)  # bad_print_confirm_prints x10 prints 0.1 s apart: a "move"
+EARLY = ("early_x10", 10.0)  # one x10 print before the market's _MIN_PRICES prices, book fresh
+BURST_NO_BOOK = ("x10_burst_no_book", 10.0)  # the burst where the market's book is not fresh
 BURST_STEP_S = 0.1
 JUMP = Injection(AnomalyKind.PRICE_CHANGE, 15.0)
 WATCHDOG_S = 0.5  # the daemon's watchdog interval (FeedManager.watchdog_interval_s)
@@ -233,27 +243,66 @@ class Print:
     price: float
 
 
+Points = Callable[[Venue, str, int], list[Judged]]
+
+
+def _warm_points(v: Venue, symbol: str, count: int) -> list[Judged]:
+    """Where the guard judges ``symbol`` (it has seen ``_MIN_PRICES`` of its prices)."""
+    start = v.base.rep.start
+    return [
+        j
+        for j in v.base.guard.judged
+        if j.symbol == symbol and j.warm and j.verdict == "ok" and start <= j.ts_recv
+    ]
+
+
+def _early_points(v: Venue, symbol: str, count: int) -> list[Judged]:
+    """``symbol``'s live book tops after which the guard still has fewer than
+    ``_MIN_PRICES`` of its prices (its next event, if any, is not ``warm``): a print right
+    after one meets a fresh book and no price history."""
+    start = v.base.rep.start
+    mine = [j for j in v.base.guard.judged if j.symbol == symbol]
+    return [
+        j
+        for k, j in enumerate(mine)
+        if j.book
+        and j.verdict == "ok"
+        and start <= j.ts_recv
+        and (k + 1 == len(mine) or not mine[k + 1].warm)
+    ]
+
+
+def _bookless_points(follow_s: float, v: Venue, symbol: str, count: int) -> list[Judged]:
+    """``symbol``'s judged trades after which a burst of ``count`` prints meets no fresh
+    book: none of the market's book tops within ``follow_s`` before its first print or
+    up to its last."""
+    books = sorted(j.ts_recv for j in v.base.guard.judged if j.book and j.symbol == symbol)
+    out = []
+    for j in _warm_points(v, symbol, count):
+        first = j.ts_recv + 1e-4
+        last = first + (count - 1) * BURST_STEP_S
+        k = bisect.bisect_left(books, first - follow_s)
+        if not j.book and (k == len(books) or books[k] > last):
+            out.append(j)
+    return out
+
+
 def _plan_prints(
-    v: Venue, factor: float, count: int, rng: random.Random
+    v: Venue, factor: float, count: int, rng: random.Random, where: Points = _warm_points
 ) -> tuple[CopyPlan, list[Print], list[str]]:
     """``count`` prints (``BURST_STEP_S`` apart) per market whose trades the venue sends, at
-    a point where the guard judges; the markets with no such point (never ``_MIN_PRICES``
-    prices seen: not judged)."""
+    a point ``where`` picks (by default one where the guard judges); the markets with no
+    such point (by default: never ``_MIN_PRICES`` prices seen, not judged)."""
     plan = CopyPlan()
     prints: list[Print] = []
     unjudged: list[str] = []
     rep = v.base.rep
-    judged = v.base.guard.judged
     for n, (symbol, native) in enumerate(sorted(rep.natives.items())):
         chan, _ = v.channels(native)
         target = None if chan is None else v.target(v.frame.marker(native, chan))
         if chan is None or target is None:
             continue
-        points = [
-            j
-            for j in judged
-            if j.symbol == symbol and j.warm and j.verdict == "ok" and rep.start <= j.ts_recv
-        ]
+        points = where(v, symbol, count)
         if not points:
             unjudged.append(symbol)
             continue
@@ -291,15 +340,22 @@ def _found(copy: Run, p: Print) -> Judged | None:
 
 async def _bad_prints(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    burst = (BURST[0], BURST[1], cfg.market.bad_print_confirm_prints)
+    n = cfg.market.bad_print_confirm_prints
+    bookless = partial(_bookless_points, cfg.market.bad_print_mid_follow_s)
+    cases: list[tuple[str, float, int, Points]] = [
+        *((k, f, 1, _warm_points) for k, f in BAD_PRINTS),
+        (BURST[0], BURST[1], n, _warm_points),
+        (EARLY[0], EARLY[1], 1, _early_points),
+        (BURST_NO_BOOK[0], BURST_NO_BOOK[1], n, bookless),
+    ]
     with tempfile.TemporaryDirectory(prefix=f"quality-{v.name}-") as tmp:
-        for label, factor, count in [(k, f, 1) for k, f in BAD_PRINTS] + [burst]:
+        for label, factor, count, where in cases:
             labels = held = lost = books = 0
             collateral: list[Judged] = []
             unjudged: list[str] = []
             for r in range(repeats):
                 rng = random.Random(f"{seed}:{v.name}:bad:{label}:{r}")  # noqa: S311
-                plan, prints, unjudged = _plan_prints(v, factor, count, rng)
+                plan, prints, unjudged = _plan_prints(v, factor, count, rng, where)
                 if not prints:
                     continue
                 copy = await _replay_copy(v, plan, Path(tmp) / f"{label}-{r}", cfg)
@@ -557,6 +613,7 @@ def _untouched(v: Venue, market: MarketDataConfig) -> dict[str, Any]:
         "quarantined": len(bad),
         "quarantined_examples": [_example(j) for j in bad[:EXAMPLES]],
         "books_refused": sum(1 for j in g.judged if j.book and j.verdict != "ok"),
+        "unjudged": g.unjudged,
         "duplicates": g.duplicates,
         "historical": g.historical,
         "symbol_hours": round(hours, 4),
@@ -632,6 +689,7 @@ def evaluate_quality(
         "bad_print_book_pct",
         "bad_print_confirm_prints",
         "bad_print_confirm_s",
+        "bad_print_confirm_hold_s",
         "bad_print_mid_follow_s",
         "duplicate_memory",
         "stale_factor",
@@ -653,13 +711,15 @@ def format_quality(report: dict[str, Any]) -> str:
         u = v["untouched"]
         lines.append(
             f"{name}: untouched {u['trades']} trades, {u['quarantined']} quarantined, "
+            f"{u['unjudged']} unjudged, "
             f"{u['duplicates']} duplicates, {u['stale_periods']} stale periods in "
             f"{u['symbol_hours']:.4f} symbol-hours"
         )
         for kind, b in v["bad_prints"].items():
             lines.append(
-                f"  bad print {kind:<11} {b['quarantined']}/{b['labels']} quarantined, "
-                f"{b['collateral_trades']} real trades changed"
+                f"  bad print {kind:<17} {b['quarantined']}/{b['labels']} quarantined, "
+                f"{b['collateral_trades']} real trades changed, "
+                f"{len(b['not_judged_markets'])} markets without a point"
             )
         m = v["genuine_move"]
         lines.append(

@@ -13,10 +13,18 @@ published:
   message), so a message sent again is dropped and two identical fills in one are kept;
 - **bad prints**: a trade price (or book mid) outside ``bad_print_band_pct`` of the recent
   median and not backed by the opposite side of the book is quarantined (``bad_print``,
-  counted, stored flagged). A real move is accepted after ``bad_print_confirm_prints``
-  consistent prints within ``bad_print_confirm_s``, or when the book's mid follows a print
+  counted, stored flagged). A real move is accepted when the book's mid follows a print
   within ``bad_print_mid_follow_s`` (a book alone: it held the new level that long, over more
-  than twice ``bad_print_confirm_prints`` updates): the reference moves to the new level;
+  than twice ``bad_print_confirm_prints`` updates), or on prints alone: at least
+  ``bad_print_confirm_prints`` consistent prints no fresh book contradicts, within
+  ``bad_print_confirm_s``, the last at least ``bad_print_confirm_hold_s`` after the first (a
+  burst of bad prints in one instant never confirms itself; the book has that long to
+  refute it, and a book top at the old level takes the prints' votes back). The reference
+  then moves to the new level;
+- **a market's first prints** (fewer than ``_MIN_PRICES`` prices of it seen: just
+  subscribed, or thin): a trade is judged against the market's fresh book (seen within
+  ``bad_print_mid_follow_s``): quarantined when outside ``bad_print_band_pct`` of its mid and
+  not backed by its sides; with no fresh book it passes unjudged (counted, ``unjudged``);
 - **per-symbol staleness**: each symbol's normal gap between messages is learned (an EWMA);
   :meth:`QualityGuard.check_stale` reports the symbols silent longer than ``stale_factor``
   normal gaps (bounded by ``stale_min_s`` / ``stale_max_s``) and those that came back.
@@ -125,6 +133,7 @@ class QualityGuard:
         self._confirm = cfg.bad_print_confirm_prints
         self._confirm_s = cfg.bad_print_confirm_s
         self._follow_s = cfg.bad_print_mid_follow_s
+        self._hold_s = cfg.bad_print_confirm_hold_s
         self.subscribed_at: float | None = None
         self.symbols: dict[str, SymbolQuality] = {}
         self.duplicates = 0
@@ -132,6 +141,7 @@ class QualityGuard:
         self.bad_prints = 0
         self.bad_books = 0
         self.moves_accepted = 0
+        self.unjudged = 0  # trades passed with neither price history nor a fresh book
 
     def state(self, symbol: str) -> SymbolQuality:
         st = self.symbols.get(symbol)
@@ -254,17 +264,37 @@ class QualityGuard:
     def _price_ok(self, st: SymbolQuality, price: float, now: float, source: int) -> bool:
         if not (price > 0.0 and price < math.inf):
             return False
+        if len(st.prices) < _MIN_PRICES:
+            return self._early(st, price, now, source)
         median = st.median
-        if len(st.prices) < _MIN_PRICES or abs(price - median) <= self._band * median:
+        if abs(price - median) <= self._band * median:
             st.accept(price)
-            if st.suspect is not None and now - st.suspect.ts_last > self._confirm_s:
-                st.suspect = None
+            sus = st.suspect
+            if sus is not None:
+                if now - sus.ts_last > self._confirm_s:
+                    st.suspect = None
+                elif source == _BOOK:  # the book is still at the old level: the prints so
+                    sus.count = 0  # far are no votes for the move
             return True
         if source == _TRADE and self._book_backs(st, price, now):
             st.move_to(price)
             self.moves_accepted += 1
             return True
         return self._confirmed(st, price, now, source)
+
+    def _early(self, st: SymbolQuality, price: float, now: float, source: int) -> bool:
+        """A market with fewer than ``_MIN_PRICES`` prices: a trade is judged against a fresh
+        book (its mid within the band, or its sides backing the print); without one it
+        passes unjudged (counted). Book tops pass: there is nothing to judge them by."""
+        if source == _TRADE:
+            if now - st.book_ts <= self._follow_s:
+                mid = (st.bid + st.ask) * 0.5
+                if abs(price - mid) > self._band * mid and not self._book_backs(st, price, now):
+                    return False
+            else:
+                self.unjudged += 1
+        st.accept(price)
+        return True
 
     def _book_backs(self, st: SymbolQuality, price: float, now: float) -> bool:
         """A fresh book whose sides enclose ``price`` (within the padding) backs it."""
@@ -294,7 +324,9 @@ class QualityGuard:
         followed = sus.sources == _TRADE | _BOOK and now - sus.ts0 <= self._follow_s
         # a book alone moves the reference once it held the new level for the follow time
         held = sus.books > 2 * self._confirm and now - sus.ts0 >= self._follow_s
-        if sus.count >= self._confirm or followed or held:
+        # prints alone: enough votes, and the level held long enough for a book to refute it
+        voted = sus.count >= self._confirm and now - sus.ts0 >= self._hold_s
+        if voted or followed or held:
             st.move_to(price)
             self.moves_accepted += 1
             return True
@@ -337,5 +369,6 @@ class QualityGuard:
             "bad_prints": self.bad_prints,
             "bad_books": self.bad_books,
             "moves_accepted": self.moves_accepted,
+            "unjudged": self.unjudged,
             "stale_symbols": sum(1 for st in self.symbols.values() if st.stale),
         }

@@ -48,3 +48,25 @@ async def test_a_move_whose_book_came_first_in_the_same_loop_turn_is_not_quarant
     moved = [e for e in seen if isinstance(e, Trade) and e.trade_id == "m"]
     assert len(moved) == 1
     assert conv.quality.bad_prints == 0
+
+
+@pytest.mark.asyncio
+async def test_a_bad_first_print_of_a_new_market_is_quarantined_against_its_book() -> None:
+    """A market just subscribed: its book top at 100, then a first trade at 1000 in the same
+    loop turn. No price history yet, but the book is fresh: the print is quarantined (before,
+    a market's first five prices were never judged), the genuine first trade goes out."""
+    hub = Hub()
+    seen: list[object] = []
+    hub.subscribe((Trade, FlaggedTrade), seen.append)
+    health = FeedHealth("x", ["trades", "orderbook"], hub=hub, clock=LiveClock())
+    conv = Converter("x", hub=hub, health=health, book_levels=1, depth=1)
+    conv.quality = QualityGuard("x")
+    conv.quality.on_connected(0.0)
+    await conv.book(book("100", "101"), 1.0)
+    await conv.trade(CfTrade("X", "BTC-USDT", "buy", D(1), D("1000"), 1.0, id="bad"), 1.0)
+    await conv.trade(CfTrade("X", "BTC-USDT", "buy", D(1), D("100.5"), 1.0, id="ok"), 1.0)
+    await next_turn()
+    assert [(type(e), e.trade_id) for e in seen if isinstance(e, Trade)] == [(Trade, "ok")]
+    assert [(e.flag, e.trade.trade_id) for e in seen if isinstance(e, FlaggedTrade)] == [
+        ("bad_print", "bad")
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cryptomon.config import MarketDataConfig
 from cryptomon.market.quality import QualityGuard
 
@@ -203,3 +205,71 @@ def test_prints_confirm_a_move_when_no_fresh_book_contradicts_them() -> None:
         for i in range(4)
     ]
     assert verdicts == ["bad_print", "bad_print", "ok", "ok"]
+
+
+def test_a_markets_first_prints_are_judged_against_its_fresh_book() -> None:
+    """A market just subscribed (no price history) whose book top came first: an x10 or
+    -25 % print outside the band around the book's mid is quarantined at once (before, the
+    first five prices of a market were never judged), genuine first prints pass, and so
+    does one outside the band but inside the book's sides (a wide spread)."""
+    guard = QualityGuard("x")
+    guard.on_connected(1000.0)
+    assert guard.book(SYM, 99.9, 100.1, 1000.5) is True
+    assert guard.trade(SYM, 1000.0, 1000.6, 1000.6, "x10") == "bad_print"
+    assert guard.trade(SYM, 75.0, 1000.7, 1000.7, "down") == "bad_print"
+    assert guard.trade(SYM, 100.1, 1000.8, 1000.8, "real") == "ok"
+    assert guard.bad_prints == 2
+    assert guard.unjudged == 0
+    assert guard.book("WIDE-USDT", 80.0, 120.0, 1000.5) is True  # a thin market's spread
+    assert guard.trade("WIDE-USDT", 121.0, 1000.6, 1000.6, "edge") == "ok"
+    assert guard.trade("WIDE-USDT", 200.0, 1000.7, 1000.7, "far") == "bad_print"
+    # the bad prints left no trace: the reference is still the market's real level
+    for i in range(6):
+        assert guard.trade(SYM, 100.0, 1001.0 + i, 1001.0 + i, f"n{i}") == "ok"
+    assert guard.trade(SYM, 1000.0, 1008.0, 1008.0, "late") == "bad_print"
+
+
+def test_a_markets_first_prints_without_a_fresh_book_pass_counted_unjudged() -> None:
+    """No price history and no book seen within bad_print_mid_follow_s: there is nothing to
+    judge a first print by; it passes and is counted as unjudged (feed health, /metrics)."""
+    guard = QualityGuard("x")
+    guard.on_connected(1000.0)
+    assert guard.trade(SYM, 100.0, 1000.1, 1000.1, "a") == "ok"
+    assert guard.book("ETH-USDT", 9.9, 10.1, 1000.0) is True
+    assert guard.trade("ETH-USDT", 10.0, 1002.0, 1002.0, "b") == "ok"  # book 2 s old
+    assert guard.unjudged == 2
+    assert guard.stats()["unjudged"] == 2
+
+
+def test_a_burst_in_one_instant_without_a_fresh_book_is_no_move() -> None:
+    """Three consistent x10 prints 0.1 s apart and no fresh book (found by `evaluate
+    --quality`: a Gate.io burst where the market's book was last seen seconds before went
+    out as a move): prints alone confirm only when the level holds for
+    bad_print_confirm_hold_s, so every one is quarantined and the reference stays."""
+    guard = warmed()
+    assert guard.book(SYM, 99.99, 100.01, 1005.0) is True  # 6 s before the burst
+    burst = [
+        guard.trade(SYM, 1000.0, 1011.0 + i * 0.1, 1011.0 + i * 0.1, f"x{i}") for i in range(3)
+    ]
+    assert burst == ["bad_print"] * 3
+    assert guard.moves_accepted == 0
+    assert guard.trade(SYM, 100.0, 1011.4, 1011.4, "real") == "ok"
+
+
+def test_a_book_at_the_old_level_takes_the_prints_votes_back() -> None:
+    """Two x0.5 prints with no fresh book, then a book top still at 100, then the book quiet
+    again: the third print (1.6 s after the first, the book 1.1 s old) is no confirmation,
+    the book refuted the first two."""
+    guard = warmed()
+    assert guard.trade(SYM, 50.0, 1011.0, 1011.0, "a") == "bad_print"
+    assert guard.trade(SYM, 50.0, 1011.1, 1011.1, "b") == "bad_print"
+    assert guard.book(SYM, 99.99, 100.01, 1011.5) is True
+    assert guard.trade(SYM, 50.0, 1012.6, 1012.6, "c") == "bad_print"
+    assert guard.trade(SYM, 50.0, 1012.8, 1012.8, "d") == "bad_print"
+    assert guard.moves_accepted == 0
+
+
+def test_the_confirmation_hold_must_fit_in_the_window() -> None:
+    """A hold longer than bad_print_confirm_s would let no move confirm on prints: refused."""
+    with pytest.raises(ValueError, match="bad_print_confirm_hold_s"):
+        MarketDataConfig(bad_print_confirm_hold_s=3.0, bad_print_confirm_s=2.0)
