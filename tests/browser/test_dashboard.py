@@ -281,7 +281,9 @@ def test_markets_overview_sorts_shows_feed_state_and_quarantine_and_clicks_throu
     assert page.evaluate("location.hash") == "#/market/simulator/ETH-USDT"
     page.evaluate("location.hash = '#/system'")
     page.wait_for_selector("#feed-quality dl")
-    assert "bad prints quarantined" in (page.text_content("#feed-quality") or "")
+    quality_text = page.text_content("#feed-quality") or ""
+    assert "bad prints quarantined" in quality_text
+    assert "first prints unjudged (no book yet)" in quality_text
     assert page.console.errors == []  # type: ignore[attr-defined]
 
 

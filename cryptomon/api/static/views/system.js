@@ -61,6 +61,7 @@ export function mount(root) {
           ["reconnects", f.count(h.reconnects)],
           ["bad prints quarantined", f.count(q.bad_prints ?? 0), q.bad_prints ? "state-stale" : ""],
           ["bad book tops", f.count(q.bad_books ?? 0)],
+          ["first prints unjudged (no book yet)", f.count(q.unjudged ?? 0)],
           ["duplicates / historical", `${f.count(q.duplicates ?? 0)} / ${f.count(q.historical ?? 0)}`],
           ["stale symbols", f.count(q.stale_symbols ?? 0), q.stale_symbols ? "state-stale" : ""],
           ["delisted", list(h.delisted), h.delisted && h.delisted.length ? "state-delisted" : ""],
