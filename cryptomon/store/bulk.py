@@ -352,12 +352,23 @@ def sqlite_statements(
     return _flat_groups(flat, width, len(rows), per)
 
 
+# "HH:MM:" of each minute of a day and "SS." of each second: a time of day's text from its
+# second without a datetime (:func:`_sqlite_texts`)
+_MINUTE_TEXTS = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECOND_TEXTS = tuple(f"{s:02d}." for s in range(60))
+
+
 def _sqlite_texts(times: list[Any]) -> list[Any]:
     """:func:`sqlite_text` of each time (None stays None). Epoch seconds (a float: the store
-    writer's market rows on SQLite) are formatted here, off the loop, with the text of each
-    whole second made once per call: rows of one batch share their seconds."""
+    writer's market rows on SQLite) are formatted here, off the loop: the text of each whole
+    second is made once per call (rows of one batch share their seconds) from its day's date,
+    made once per day, and two table lookups, and the microseconds appended, so no datetime
+    is built per row nor per second (a batch of history trades has a second of its own per
+    row)."""
     iso_year = _ISO_YEAR
-    seconds: dict[float, str] = {}
+    minutes, secs = _MINUTE_TEXTS, _SECOND_TEXTS
+    seconds: dict[float, str] = {}  # whole second -> "YYYY-MM-DD HH:MM:SS."
+    days: dict[float, str] = {}  # day number -> "YYYY-MM-DD " ("" before year 1000)
     out: list[Any] = []
     append = out.append
     for ts in times:
@@ -374,8 +385,18 @@ def _sqlite_texts(times: list[Any]) -> list[Any]:
                 whole -= 1.0
             head = seconds.get(whole)
             if head is None:
-                head = seconds[whole] = sqlite_text(datetime.fromtimestamp(whole, UTC))[:-7]
-            append(f"{head}.{us:06d}")
+                day, second = divmod(whole, 86400.0)  # UTC has no leap seconds
+                date = days.get(day)
+                if date is None:  # datetime's range checks, once per day (days bound it)
+                    first = datetime.fromtimestamp(whole, UTC)
+                    date = days[day] = sqlite_text(first)[:11] if first.year >= iso_year else ""
+                if date:
+                    n = int(second)
+                    head = date + minutes[n // 60] + secs[n % 60]
+                else:  # strftime's unpadded year
+                    head = sqlite_text(datetime.fromtimestamp(whole, UTC))[:-6]
+                seconds[whole] = head
+            append(head + str(1_000_000 + us)[1:])
         elif cls is datetime and ts.tzinfo is UTC and ts.year >= iso_year:
             append(ts.isoformat(" ", "microseconds")[:26])
         else:

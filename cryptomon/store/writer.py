@@ -282,9 +282,22 @@ class StoreWriter:
                     )
             elif cls is FlaggedTrade:  # stored with its flag, never in candles
                 self.flagged += 1
-                if keep_trades:  # rare: a datetime here is written like epoch seconds
-                    flagged: Any = ev
-                    trades.append(repos.trade_tuple(flagged.trade, flagged.flag))
+                if keep_trades:  # TRADE_COLUMNS order, like a Trade's row above
+                    f: Any = ev
+                    t = f.trade
+                    trades.append(
+                        (
+                            t.exchange,
+                            t.symbol,
+                            t.ts if epoch else fromts(t.ts, UTC),
+                            t.price,
+                            t.amount,
+                            t.side,
+                            t.trade_id,
+                            t.notional,
+                            f.flag,
+                        )
+                    )
             elif cls is BookTop:  # already sampled by _sample_top; repos.book_top_tuple inlined
                 b: Any = ev
                 tops.append(

@@ -615,6 +615,9 @@ def test_sqlite_statements_store_epoch_seconds_as_their_utc_datetime() -> None:
         *(rng.uniform(1.6e9, 1.8e9) for _ in range(3000)),
         *(round(rng.uniform(1.6e9, 1.8e9), 6) + 0.0000005 for _ in range(1000)),
         *(rng.uniform(-6e10, 2.5e11) for _ in range(1000)),
+        # around midnights (the date is made once per day): into the next day and back
+        *(d * 86_400.0 + e for d in (-2, -1, 0, 1, 20_454) for e in (-0.0000004, -0.0000006)),
+        *(d * 86_400.0 + e for d in (-2, -1, 0, 1, 20_454) for e in (-1.0, 59.5, 3599.5)),
     ]
     rows = [(str(i), ts, float(i)) for i, ts in enumerate(stamps)]
     expected = bulk.statement_groups(
