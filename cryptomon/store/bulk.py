@@ -126,11 +126,24 @@ PG_ROWS_PER_INSERT = 1024
 def latest_candles(
     rows: Iterable[dict[str, Any]],
 ) -> dict[tuple[str, str, str, datetime], dict[str, Any]]:
-    """The rows by candle key, the last of a key in the batch replacing the earlier ones
-    whole (before any upsert rule: PostgreSQL refuses a key twice in one statement)."""
+    """The rows by candle key, a key twice in the batch settled by the upsert's own rule
+    (PostgreSQL refuses a key twice in one statement): a later row replaces an earlier one
+    unless the earlier is the exchange's candle and the later is not (a market batch holds
+    the venue's candle and, after it, the bar built from the same minute's trades), and
+    ``history`` is sticky (``old OR new``)."""
     latest: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
     for r in rows:
-        latest[(r["exchange"], r["symbol"], r["interval"], r["open_time"])] = r
+        key = (r["exchange"], r["symbol"], r["interval"], r["open_time"])
+        old = latest.get(key)
+        if old is not None:
+            if old.get("source") == "exchange" and r.get("source") != "exchange":
+                if r.get("history") and not old.get("history"):
+                    latest[key] = {**old, "history": True}
+                continue
+            if old.get("history") and not r.get("history"):
+                latest[key] = {**r, "history": True}
+                continue
+        latest[key] = r
     return latest
 
 

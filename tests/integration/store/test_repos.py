@@ -264,6 +264,51 @@ async def test_exchange_candle_wins_over_aggregated_one(db: Database) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("history_on", ["exchange", "trades", "neither"])
+async def test_exchange_candle_wins_over_aggregated_one_in_the_same_batch(
+    db: Database, history_on: str
+) -> None:
+    """The writer's market batch holds the venue's candle and, after it, the bar built from
+    trades of the same minute: the exchange candle is stored, as across batches, and a
+    history flag on either row sticks (the upsert's rule, applied inside one statement)."""
+    start = datetime.fromtimestamp(T0, UTC)
+    exch = repos.candle_row(
+        Candle(
+            exchange="binance",
+            symbol="BTC-USDT",
+            ts=T0 + 60,
+            ts_recv=T0 + 60,
+            interval="1m",
+            start=T0,
+            end=T0 + 60,
+            open=1.1,
+            high=2.1,
+            low=0.4,
+            close=1.6,
+            volume=11.0,
+            trades=4,
+        )
+    )
+    agg = {
+        **exch,
+        "open_time": start,
+        "volume": 10.0,
+        "trade_count": 3,
+        "buy_volume": 6.0,
+        "sell_volume": 4.0,
+        "source": "trades",
+    }
+    exch["history"] = history_on == "exchange"
+    agg["history"] = history_on == "trades"
+    async with db.sessionmaker() as s, s.begin():
+        await repos.upsert_candles(s, [exch, agg])
+    async with db.sessionmaker() as s:
+        row = (await s.execute(select(CandleRow))).scalar_one()
+    assert (row.source, row.volume, row.trade_count) == ("exchange", 11.0, 4)
+    assert row.history is (history_on != "neither")
+
+
+@pytest.mark.asyncio
 async def test_update_before_intent_in_one_batch_keeps_both(db: Database) -> None:
     """An update queued ahead of its intent keeps its state; the intent supplies the rest."""
     await _write(
@@ -441,7 +486,8 @@ def _candle_cases() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
 async def _upsert_row_by_row(session: AsyncSession, rows: list[dict[str, object]]) -> int:
     """The reference: the candle upsert as one SQLAlchemy Core ``INSERT ... ON CONFLICT DO
     UPDATE`` executemany (one statement per row; what ``upsert_candles`` ran on both
-    databases before its multi-row statements), duplicate keys dropped first (last wins)."""
+    databases before its multi-row statements), duplicate keys settled first
+    (:func:`~cryptomon.store.bulk.latest_candles`)."""
     latest = bulk.latest_candles(rows)
     ins = bulk.dialect_insert(session, CandleRow)
     ex = ins.excluded
@@ -491,8 +537,9 @@ async def test_candle_upserts_store_what_the_row_by_row_upsert_stores(
 ) -> None:
     """``upsert_candles`` (multi-row statements) leaves exactly the rows the Core upsert (one
     statement per row) leaves, raw values compared: new and stored minutes, every source and
-    history combination, keys twice in a batch (the last row wins), and batch sizes around the
-    1,024-row statements (0: the cases alone)."""
+    history combination, keys twice in a batch (settled by the upsert's own rule: the last row
+    wins unless an earlier one is the exchange's candle and it is not), and batch sizes around
+    the 1,024-row statements (0: the cases alone)."""
     stored, batch = _candle_cases()
     if size and size < len(batch):
         batch = batch[:size]
@@ -505,11 +552,14 @@ async def test_candle_upserts_store_what_the_row_by_row_upsert_stores(
     reference = await _upserted(db, _upsert_row_by_row, stored, batch)
     assert ours == reference
     assert ours[0] == len({(r["open_time"]) for r in batch})
-    if not size:  # the duplicated keys: the last row of each wins whole
+    if not size:  # the duplicated keys
         assert len(ours[1]) == len(stored) + 9 + 1
         volumes = sorted(r[bulk.CANDLE_COLUMNS.index("volume")] for r in ours[1])
-        assert volumes.count(6.0) == 1  # the new key twice: its second row
-        assert volumes.count(5.0) == 0  # the first rows of duplicated keys lost
+        # the new key twice, the exchange's candle first: it stays, the trades bar after it
+        # does not replace it; a stored key's exchange candle then a trades bar: the same
+        assert volumes.count(5.0) == 1
+        assert volumes.count(6.0) == 0
+        assert volumes.count(8.0) == 1  # a trades row then the exchange's: the last wins
 
 
 @pytest.mark.asyncio
