@@ -15,7 +15,7 @@ exposure), ``halted`` (only reduce-only exits: stop loss, take profit, kill swit
 
 from __future__ import annotations
 
-from decimal import Decimal, localcontext
+from decimal import Decimal, getcontext, localcontext
 
 from cryptomon.decimals import plain_decimal as _d
 from cryptomon.events import OrderIntent
@@ -58,9 +58,13 @@ def _multiple(value: Decimal, step: Decimal) -> bool:
     if step <= 0:
         return True
     # exact at any size: the default context's 28 digits raised DivisionImpossible (a
-    # traceback, no answer) for a quotient of more digits, e.g. 1e40 base on a 0.001 lot
+    # traceback, no answer) for a quotient of more digits, e.g. 1e40 base on a 0.001 lot;
+    # a quotient the current context holds needs no local one (the same remainder)
+    need = value.adjusted() - step.adjusted() + 2
+    if need <= getcontext().prec:
+        return (value % step) == 0
     with localcontext() as ctx:
-        ctx.prec = max(ctx.prec, value.adjusted() - step.adjusted() + 2)
+        ctx.prec = need
         return (value % step) == 0
 
 

@@ -508,3 +508,20 @@ def test_exposure_reasons_spell_values_plainly() -> None:
     )
     low = replace(LIMITS, max_leverage=D("0.050"))
     assert reason(intent(amount="9"), low) == "exposure 900 on equity 10000 exceeds leverage 0.05"
+
+
+@pytest.mark.parametrize("digits", [26, 27, 28, 29, 30])
+@pytest.mark.parametrize("step", ["0.001", "0.5", "7", "0.00000013"])
+def test_the_lot_check_is_exact_at_and_past_the_context_precision(digits: int, step: str) -> None:
+    """A quotient the default context holds is taken there, a longer one in a wider local
+    context: either way the answer is that of exact integer arithmetic."""
+    from cryptomon.trading.risk import _multiple
+
+    lot = D(step)
+    places = -int(lot.as_tuple().exponent)  # the lot as an integer number of 10**-places
+    units = int(lot.scaleb(places))
+    for k in (10 ** (digits - 1) + 3, 10**digits - 1, 123456789 * 10 ** (digits - 9)):
+        for extra in (0, 1):
+            value = D(f"{k * units + extra}E-{places}")  # from text: exact at any length
+            exact = (k * units + extra) % units == 0
+            assert _multiple(value, lot) is exact
