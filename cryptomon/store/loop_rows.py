@@ -86,8 +86,8 @@ class LoopRows:
         self._slots = asyncio.Semaphore(size)
         self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []  # (conn, last use)
         self._open = 0  # connections open (idle or in a read)
-        # per connection: the statements :func:`_first_row` prepared on it (query -> name)
-        self._prepared: dict[psycopg.AsyncConnection[Any], dict[bytes, bytes]] = {}
+        # per connection: what :func:`_first_row` keeps between its reads of it
+        self._states: dict[psycopg.AsyncConnection[Any], _State] = {}
         self._closed = False
 
     @property
@@ -97,7 +97,7 @@ class LoopRows:
 
     async def _discard(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._open -= 1
-        self._prepared.pop(conn, None)
+        self._states.pop(conn, None)
         await conn.close()
 
     async def row(self, sql: str, params: Any) -> Any:
@@ -126,7 +126,10 @@ class LoopRows:
         try:
             self._listeners.dispatch.before_cursor_execute(None, None, sql, params, None, False)
             try:
-                row = await _first_row(conn, self._prepared.setdefault(conn, {}), sql, params)
+                state = self._states.get(conn)
+                if state is None:
+                    state = self._states[conn] = _State(conn)
+                row = await _first_row(conn, state, sql, params)
             except psycopg.Error as exc:
                 if cut.expired:
                     raise TimeoutError("the read's deadline passed") from exc
@@ -209,12 +212,24 @@ _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 
 
+class _State:
+    """What :func:`_first_row` keeps per connection: the statements prepared on it (query
+    -> name) and its transformer (psycopg's cursor keeps one across its executions: the
+    adapters it looked up stay cached)."""
+
+    __slots__ = ("prepared", "tx")
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.prepared: dict[bytes, bytes] = {}
+        self.tx = Transformer(conn)
+
+
 async def _first_row(
-    conn: psycopg.AsyncConnection[Any], prepared: dict[bytes, bytes], sql: str, params: Any
+    conn: psycopg.AsyncConnection[Any], state: _State, sql: str, params: Any
 ) -> Any:
     """The first row of ``sql`` (None when it gives none) as psycopg's cursor gives it (a
     tuple, values loaded by psycopg's adapters), sent with libpq's calls from the loop: the
-    statement prepared on its first use on ``conn`` (``prepared``: what was prepared on it;
+    statement prepared on its first use on ``conn`` (``state``: what was prepared on it;
     psycopg's ``prepare_threshold=0`` did the same), then
     executed by name, the result awaited with one reader callback. psycopg's cursor did the
     same through generators, a lock, and a timer per wait (~100 us of the loop's CPU per read
@@ -222,7 +237,7 @@ async def _first_row(
     raises ``psycopg.Error`` and its connection is discarded, never reused, so a statement
     is never left half-prepared on a kept connection."""
     pgconn = conn.pgconn
-    tx = Transformer(conn)
+    tx, prepared = state.tx, state.prepared
     query = PostgresQuery(tx)
     query.convert(sql, params)
     name = prepared.get(query.query)
