@@ -100,8 +100,10 @@ class LoopRows:
         self._states.pop(conn, None)
         await conn.close()
 
-    async def row(self, sql: str, params: Any) -> Any:
-        """The first row of ``sql`` (None when it gives none) on one of the connections."""
+    async def row(self, sql: str, params: Any, *, first_bytes: bool = False) -> Any:
+        """The first row of ``sql`` (None when it gives none) on one of the connections;
+        ``first_bytes``: its first column, when a ``text`` in UTF-8, as the bytes the server
+        sent (what the text's ``encode()`` gives, without decoding and encoding it again)."""
         if self._closed:
             raise RuntimeError("the loop's PostgreSQL reads are closed")
         loop = asyncio.get_running_loop()
@@ -114,13 +116,13 @@ class LoopRows:
             else:
                 await self._slots.acquire()
             try:
-                return await self._row(cut, sql, params)
+                return await self._row(cut, sql, params, first_bytes)
             finally:
                 self._slots.release()
         finally:
             timer.cancel()
 
-    async def _row(self, cut: _Cut, sql: str, params: Any) -> Any:
+    async def _row(self, cut: _Cut, sql: str, params: Any, first_bytes: bool) -> Any:
         conn = await self._checkout(cut)
         keep = False
         try:
@@ -129,7 +131,7 @@ class LoopRows:
                 state = self._states.get(conn)
                 if state is None:
                     state = self._states[conn] = _State(conn)
-                row = await _first_row(conn, state, sql, params)
+                row = await _first_row(conn, state, sql, params, first_bytes)
             except psycopg.Error as exc:
                 if cut.expired:
                     raise TimeoutError("the read's deadline passed") from exc
@@ -209,6 +211,7 @@ class LoopRows:
 # connection a new SQL text is sent unprepared.
 MAX_PREPARED = 256
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
+_TEXT_OID = 25  # PostgreSQL's text
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 
 
@@ -225,7 +228,7 @@ class _State:
 
 
 async def _first_row(
-    conn: psycopg.AsyncConnection[Any], state: _State, sql: str, params: Any
+    conn: psycopg.AsyncConnection[Any], state: _State, sql: str, params: Any, first_bytes: bool
 ) -> Any:
     """The first row of ``sql`` (None when it gives none) as psycopg's cursor gives it (a
     tuple, values loaded by psycopg's adapters), sent with libpq's calls from the loop: the
@@ -256,6 +259,10 @@ async def _first_row(
     if not result.ntuples:
         return None
     tx.set_pgresult(result)
+    if first_bytes and result.ftype(0) == _TEXT_OID and tx.encoding == "utf-8":
+        values = [result.get_value(0, i) for i in range(result.nfields)]
+        first, values[0] = values[0], None
+        return (first, *tx.load_sequence(values)[1:])
     return tx.load_row(0, tuple)
 
 
