@@ -93,3 +93,23 @@ async def _admin_row(pg_url: str, sql: str) -> Any:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         cursor = await conn.execute(sql)
         return await cursor.fetchone()
+
+
+@pytest.mark.asyncio
+async def test_first_bytes_gives_a_text_first_column_as_its_utf8_bytes(pg_url: str) -> None:
+    """``first_bytes``: a ``text`` first column comes as the bytes its ``encode()`` gives
+    (what the anomaly page joins without decoding it); NULL stays None; a first column of
+    another type, and the other columns, are loaded as without it."""
+    db = await _started(pg_url, pool_size=1)
+    try:
+
+        async def row(sql: str) -> Any:
+            return await db.row_on_loop(lambda _dialect: (sql, None), first_bytes=True)
+
+        assert await row("SELECT 'é,€'::text, 1, 'x'::text") == ("é,€".encode(), 1, "x")
+        assert await row("SELECT NULL::text, 2") == (None, 2)
+        assert await row("SELECT 3, 'y'::text") == (3, "y")
+        assert await row("SELECT 'z'::varchar") == ("z",)
+        assert await _row(db, "SELECT 'é'::text") == ("é",)  # without it: text
+    finally:
+        await db.stop()
