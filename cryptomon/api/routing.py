@@ -148,12 +148,11 @@ def client_address(request: web.Request) -> str:
     """Who is asking: the peer's address, or behind a proxy of ``api.trusted_proxies`` the
     address it forwarded (``cryptomon.api.forwarded``). Every per-address limit, the access
     log and the audit use this."""
-    proxies = request.app[CONTEXT].proxies
-    if not proxies:
-        return request.remote or "unknown"
-    found = request.get(CLIENT_ADDRESS)
+    found = request.get(CLIENT_ADDRESS)  # (asked several times per request: found once)
     if found is None:
-        found = request[CLIENT_ADDRESS] = proxies.client(request)
+        proxies = request.app[CONTEXT].proxies
+        found = proxies.client(request) if proxies else (request.remote or "unknown")
+        request[CLIENT_ADDRESS] = found
     return found
 
 

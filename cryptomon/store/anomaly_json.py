@@ -151,14 +151,16 @@ def driver_row(conn: Connection, sql: str, params: Any) -> Any:
 
 def page_body(row: Sequence[Any], limit: int) -> bytes:
     """The page's JSON from the joined statement's row: ``{"items":[...],"next_cursor":...}``
-    with orjson's separators and key order."""
+    with orjson's separators and key order. The joined items are text, or already its UTF-8
+    bytes (PostgreSQL's loop reads); the page is put together in one copy."""
     joined, found, last_ts, last_id = row
-    items = joined.encode() if joined else b""
+    if joined.__class__ is not bytes:
+        joined = joined.encode() if joined else b""
     if found <= limit:
-        return b'{"items":[' + items + b'],"next_cursor":null}'
+        return b"".join((b'{"items":[', joined, b'],"next_cursor":null}'))
     if isinstance(last_ts, str):  # SQLite's text of the time
         last_ts = datetime.fromisoformat(last_ts)
     if last_ts.tzinfo is None:
         last_ts = last_ts.replace(tzinfo=UTC)
     cursor = encode_cursor(last_ts, last_id).encode()
-    return b'{"items":[' + items + b'],"next_cursor":"' + cursor + b'"}'
+    return b"".join((b'{"items":[', joined, b'],"next_cursor":"', cursor, b'"}'))

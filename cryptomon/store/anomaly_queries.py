@@ -10,10 +10,12 @@ from typing import Any
 
 from sqlalchemy import (
     Integer,
+    LargeBinary,
     Select,
     aggregate_order_by,
     and_,
     bindparam,
+    cast,
     func,
     literal_column,
     or_,
@@ -83,8 +85,11 @@ def joined_page(present: frozenset[str], dialect: str, *, ordered: bool) -> Sele
     if ordered:
         joined = aggregate_order_by(joined, rows.c.ts_detected.desc(), rows.c.id.desc())
     last = rows.c.rn == shown
+    joined = joined.filter(rows.c.rn <= shown)
+    if dialect == "sqlite":  # its UTF-8 bytes as they are: no decoding to text and back
+        joined = cast(joined, LargeBinary)
     return select(
-        joined.filter(rows.c.rn <= shown),
+        joined,
         func.count(),
         func.max(rows.c.ts_detected).filter(last),
         func.max(rows.c.id).filter(last),

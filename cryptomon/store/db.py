@@ -435,15 +435,19 @@ class Database:
         """The connections of :meth:`row_on_loop` (PostgreSQL), None elsewhere."""
         return self._loop_rows
 
-    async def row_on_loop(self, statement: Callable[[Any], tuple[str, Any]]) -> Any:
+    async def row_on_loop(
+        self, statement: Callable[[Any], tuple[str, Any]], *, first_bytes: bool = False
+    ) -> Any:
         """The one row of a statement of one step, ``statement(dialect)`` giving its driver
         SQL and parameters, read on the loop with psycopg's async connection (PostgreSQL,
         ``rows_on_loop``; :class:`~cryptomon.store.loop_rows.LoopRows`: no reader thread,
-        the deadline, idle ping and error types of :meth:`read`)."""
+        the deadline, idle ping and error types of :meth:`read`). ``first_bytes``: a text
+        first column as its UTF-8 bytes (:meth:`LoopRows.row
+        <cryptomon.store.loop_rows.LoopRows.row>`)."""
         rows, engine = self._loop_rows, self._sync_reader
         if rows is None or engine is None:
             raise RuntimeError("reads on the loop need a started PostgreSQL database")
-        return await rows.row(*statement(engine.dialect))
+        return await rows.row(*statement(engine.dialect), first_bytes=first_bytes)
 
     async def read_on_loop(self, work: Callable[[Connection], T]) -> T:
         """:meth:`read` for a statement of one step (one row): on a SQLite file it runs on

@@ -154,7 +154,7 @@ class Queries(ReadPool):
             stmt = driver_statement(dialect, present)
             return stmt.sql, stmt.parameters(params)
 
-        return page_body(await self._one_row(sql), limit)
+        return page_body(await self._one_row(sql, first_bytes=True), limit)
 
     async def anomaly(self, anomaly_id: str) -> dict[str, Any] | None:
         rows = await self._all(select(*ROW_COLUMNS).where(AnomalyRow.id == anomaly_id))

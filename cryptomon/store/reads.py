@@ -89,14 +89,18 @@ class ReadPool:
 
         return await self._in_reader(work)
 
-    async def _one_row(self, statement: Callable[[Any], tuple[str, Any]]) -> Any:
+    async def _one_row(
+        self, statement: Callable[[Any], tuple[str, Any]], *, first_bytes: bool = False
+    ) -> Any:
         """The one row of a statement of one step, ``statement(dialect)`` giving its driver
         SQL and parameters, read where such a read costs least: on PostgreSQL on the loop
         with psycopg's async connection (:meth:`Database.row_on_loop
         <cryptomon.store.db.Database.row_on_loop>`); on a SQLite file on the loop, bounded,
         else on a reader thread (:meth:`Database.read_on_loop
         <cryptomon.store.db.Database.read_on_loop>`); in memory on the async read pool. An
-        unreachable database becomes a ``TemporaryError``."""
+        unreachable database becomes a ``TemporaryError``. ``first_bytes``: the first column,
+        a text, may come as its UTF-8 bytes (where the read gets them without decoding: the
+        loop's PostgreSQL reads)."""
         db = self.db
         if not db.threaded_reads:
             async with self._connection() as conn:
@@ -104,7 +108,7 @@ class ReadPool:
                 return result.one()
         try:
             if db.rows_on_loop:
-                return await db.row_on_loop(statement)
+                return await db.row_on_loop(statement, first_bytes=first_bytes)
             return await db.read_on_loop(lambda conn: driver_row(conn, *statement(conn.dialect)))
         except Exception as exc:
             self._unavailable(exc)

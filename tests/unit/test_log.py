@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+from typing import Any
 
 import pytest
 import structlog
@@ -171,3 +172,30 @@ def test_info_enabled_follows_the_configured_level() -> None:
         structlog.reset_defaults()
         logging.getLogger().handlers.clear()
     assert info_enabled()  # structlog's defaults log everything
+
+
+def test_flat_json_is_json_dumps_for_plain_values_and_declines_the_rest() -> None:
+    """The access line's renderer gives ``json.dumps``' text (escapes, non-ASCII, float
+    edges, NaN and infinities, big integers) for events of plain values, and declines
+    (None) an event holding anything else, which then goes through structlog's renderer."""
+    import enum
+    import math
+    import random
+    from decimal import Decimal
+
+    from cryptomon.log import flat_json
+
+    edges: list[Any] = ["", 'a"b\\c', "\x00\x1f\x7f", "é€😀", "\ud800", "line\nbreak"]
+    edges += [0, -1, 2**70, 0.0, -0.0, 1e300, 5e-324, 0.1, math.nan, math.inf, -math.inf]
+    edges += [True, False, None]
+    rnd = random.Random(16)
+    edges += [rnd.random() * 10 ** rnd.randint(-300, 300) for _ in range(2000)]
+    for value in edges:
+        event = {"k": value, "é": "x", "event": "api.request"}
+        assert flat_json(event) == json.dumps(event)
+
+    class Code(enum.IntEnum):
+        OK = 200
+
+    for other in ([1], {"a": 1}, Decimal("1.5"), Code.OK, (1,)):
+        assert flat_json({"event": "api.request", "k": other}) is None
