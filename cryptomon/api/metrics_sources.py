@@ -394,6 +394,13 @@ def trading_metrics(
         yield from _gauge(f"cryptomon_trading_{key}", f"{key} (quote currency)", s.get(key))
     yield from _gauge("cryptomon_trading_open_positions", "open positions", s.get("open_positions"))
     yield from _counter("cryptomon_trading_trades", "closed round trips", s.get("trades"))
+    yield from _labelled(
+        CounterMetricFamily,
+        "cryptomon_trading_signals_not_acted",
+        "signals that made no order, by reason (cryptomon.trading.entries.NOT_ACTED)",
+        "reason",
+        s.get("signals_not_acted") or {},
+    )
     yield from _gauge(
         "cryptomon_trading_reconciled", "1 once reconciled with the broker", s.get("reconciled")
     )

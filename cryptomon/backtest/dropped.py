@@ -23,6 +23,7 @@ from cryptomon.backtest.indicators_nb import RSI
 from cryptomon.backtest.stretch import CloseMids
 from cryptomon.backtest.synth import series_candle
 from cryptomon.events import Event, Signal
+from cryptomon.kinds import SignalGrade
 from cryptomon.trading.risk import RiskState
 from cryptomon.trading.signals.generator import IndicatorItem, Publisher
 from cryptomon.trading.signals.scoring import Outcome, spec_outcome
@@ -54,7 +55,10 @@ class DroppedSignals:
         self.fires = fires
         self.reach = reach
         self._safe = safe
-        self._ledger = _LedgerOnly(self.pipe.ledger.count_signals)
+        # the engine's count of the signals it makes no order of, by reason: the dropped
+        # signals are counted there too, by the reason the engine would give
+        self._tally = self.engine.entries.count_dropped
+        self._ledger = _LedgerOnly(self.pipe.ledger.count_signals, self._tally)
         # the spec signals of one market with a known mid, not made yet (see publish)
         self._batch: list[IndicatorItem] = []
         self._batch_of: tuple[MarketKey, SeriesIndicators, int] | None = None
@@ -85,7 +89,11 @@ class DroppedSignals:
             return
         self._batch, self._batch_of = [], None
         key, indicators, row = of
-        self.pipe.ledger.count_signals(self.pipe.signals.indicator_count(*key, batch))
+        tally = self._tally
+        count = self.pipe.signals.indicator_count(
+            *key, batch, lambda side, strength, grade: tally(*key, side, strength, grade)
+        )
+        self.pipe.ledger.count_signals(count)
         indicators.row = row
         indicators.rsi.value = batch[-1][4]
         self.pipe.absorb()
@@ -391,9 +399,15 @@ class _LedgerOnly:
     nothing else, and anything else would have no reader, as on a hub where only the ledger
     follows signals)."""
 
-    def __init__(self, count: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        count: Callable[[int], None],
+        tally: Callable[[str, str, str, float, SignalGrade | None], None],
+    ) -> None:
         self._count = count
+        self._tally = tally
 
     def publish(self, event: Event) -> None:
         if isinstance(event, Signal):
             self._count(1)
+            self._tally(event.exchange, event.symbol, event.side, event.strength, event.grade)

@@ -41,6 +41,9 @@ class BacktestResult:
     refused: dict[str, int] = field(default_factory=dict)  # refused orders by risk check
     signals_refused: int = 0  # signals whose order the risk checks refused
     rejected: dict[str, int] = field(default_factory=dict)  # by the broker, by reason
+    # signals that came to neither an order nor a refusal, by the engine's reason
+    # (cryptomon.trading.entries.NOT_ACTED)
+    not_acted: dict[str, int] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         """Counts only: ``asyncio.run`` formats the finished task (its result) twice while
@@ -92,6 +95,7 @@ def make_result(
         refused=dict(sorted(ledger.refused.items())),
         signals_refused=ledger.signals_refused,
         rejected=dict(sorted(ledger.rejected.items())),
+        not_acted=pipe.engine.entries.not_acted_unrefused(),
     )
 
 

@@ -172,6 +172,11 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
         "signals_ordered": result.signal_orders,
         "signals_refused": result.signals_refused,
         "signals_not_acted": max(0, result.signals - result.signal_orders - result.signals_refused),
+        # why the engine made no order of them (keys: cryptomon.trading.entries.NOT_ACTED),
+        # most first: they add up to signals_not_acted
+        "not_acted_by_reason": dict(
+            sorted(result.not_acted.items(), key=lambda kv: (-kv[1], kv[0]))
+        ),
     }
     closed = trade_stats(result.trades, start)
     out.update(closed)

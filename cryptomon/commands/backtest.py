@@ -57,7 +57,14 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     bt.add_argument("--start", default=None, metavar="T", help="first candle (UTC date/time)")
     bt.add_argument("--end", default=None, metavar="T", help="end of the range (exclusive)")
     bt.add_argument("--trades", action="store_true", help="public trades instead of candles")
-    bt.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    bt.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as one JSON line (summary.not_acted_by_reason: the signals "
+        "that made no order, by reason: auto_off, weak, not_traded, too_old, order_working, "
+        "side_held, no_short, no_price, unknown_spec, failed; see "
+        "cryptomon.trading.entries.NOT_ACTED)",
+    )
     bt.add_argument("--report", default=None, metavar="FILE", help="write the HTML report")
     bt.add_argument("--no-store", action="store_true", help="do not keep the run")
     bt.add_argument(
@@ -325,21 +332,19 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-NOT_ACTED = (
-    "below min_signal_strength or graded ignore, on the side already held, "
-    "a sell while flat without allow_short, or an order still working"
-)
-"""Why the engine makes no order of a signal, short of a risk check (``SignalTrader``)."""
-
-
 def _signals_line(s: dict[str, Any]) -> str:
-    """What the signals came to: ``580 -> 0 orders: 277 refused, 303 not acted on (why)``."""
+    """What the signals came to: ``580 -> 0 orders: 277 refused, 303 not acted on
+    (side_held 200, weak 103)``, the reasons the engine makes no order of a signal keyed as
+    :data:`cryptomon.trading.entries.NOT_ACTED` explains them."""
     text = f"{s['signals']} -> {s['signals_ordered']} orders"
     parts = []
     if s["signals_refused"]:
         parts.append(f"{s['signals_refused']} refused")
     if s["signals_not_acted"]:
-        parts.append(f"{s['signals_not_acted']} not acted on ({NOT_ACTED})")
+        reasons = ", ".join(f"{k} {n}" for k, n in s.get("not_acted_by_reason", {}).items())
+        parts.append(
+            f"{s['signals_not_acted']} not acted on" + (f" ({reasons})" if reasons else "")
+        )
     return text + (": " + ", ".join(parts) if parts else "")
 
 

@@ -7,6 +7,7 @@ ones. Limit changes go through the shared :class:`~cryptomon.trading.runtime.Tra
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,10 +36,13 @@ class TradingControls:
         context: EngineContext,
         executor: OrderExecutor,
         protections: dict[tuple[str, str], Protection] | None = None,
+        not_acted: Counter[str] | None = None,
     ) -> None:
         self.context = context
         self.executor = executor
         self.protections = protections if protections is not None else {}
+        # the signal trader's count of the signals that made no order, by reason
+        self.not_acted: Counter[str] = not_acted if not_acted is not None else Counter()
 
     # ------------------------------------------------------------------ read views
 
@@ -79,6 +83,8 @@ class TradingControls:
             unmanaged_positions=dict(ctx.unmanaged),
             reconciled=ctx.reconciled,
             open_orders=len(ctx.book.open()),
+            # the signals that made no order, by reason (entries.NOT_ACTED), most first
+            signals_not_acted=dict(self.not_acted.most_common()),
         )
         broker_stats = getattr(ctx.broker, "stats", None)  # the paper broker's book-mid checks
         if callable(broker_stats):

@@ -120,6 +120,7 @@ class TradingEngine:
             context=self.context,
             executor=self.executor,
             protections=self.protection.protections,
+            not_acted=self.entries.not_acted,
         )
         # The API's methods are the controls' own (see control.py), under the same names.
         self.positions = self.controls.positions
@@ -322,6 +323,7 @@ class TradingEngine:
             except RiskRejected:
                 pass  # already published as a RiskEvent
             except Exception as exc:
+                self.entries.not_acted["failed"] += 1
                 log.error("trading.signal_failed", signal_id=sig.id, error=repr(exc))
 
     async def handle_signal(self, sig: Signal) -> OrderRecord | None:

@@ -15,6 +15,7 @@ spec's minimum quantity and order value. A tracked market without a spec is neve
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 
 import structlog
@@ -30,6 +31,22 @@ from cryptomon.trading.sizing import notional_budget, venue_qty
 
 log = structlog.get_logger()
 
+NOT_ACTED: dict[str, str] = {
+    "auto_off": "auto trading off (auto_trading_enabled)",
+    "weak": "below min_signal_strength or graded ignore",
+    "not_traded": "not a traded market (trading.exchange / trading.symbols)",
+    "too_old": "older than max_signal_age_s",
+    "order_working": "an order of the market still working",
+    "side_held": "on the side already held",
+    "no_short": "a sell while flat without allow_short",
+    "no_price": "no mid price of the market yet",
+    "unknown_spec": "no instrument spec of the market (refused once per market)",
+    "below_lot": "the sized entry is less than one lot (refused: lot_size)",
+    "failed": "handling the signal raised an error (logged)",
+}
+"""Why the engine makes no order of a signal (:attr:`SignalTrader.not_acted`'s keys), short
+of an order the risk checks refuse."""
+
 
 class SignalTrader:
     """Turns signals into entry or closing orders through the executor."""
@@ -39,15 +56,16 @@ class SignalTrader:
         self.executor = executor
         self._unknown_logged: set[tuple[str, str]] = set()
         self.too_old = 0  # signals not traded for their age (max_signal_age_s)
+        # the signals that made no order, by reason (NOT_ACTED's keys)
+        self.not_acted: Counter[str] = Counter()
 
     def _wanted(self, sig: Signal) -> bool:
         cfg = self.context.config
         grade = sig.grade or grade_for(sig.strength, cfg.grades)
-        if (
-            not cfg.auto_trading_enabled
-            or sig.strength < cfg.min_signal_strength
-            or grade == SignalGrade.IGNORE
+        if not cfg.auto_trading_enabled or (
+            sig.strength < cfg.min_signal_strength or grade == SignalGrade.IGNORE
         ):
+            self.not_acted["weak" if cfg.auto_trading_enabled else "auto_off"] += 1
             log.debug(
                 "trading.signal_ignored",
                 signal_id=sig.id,
@@ -59,13 +77,15 @@ class SignalTrader:
         if not (cfg.exchange is None or cfg.exchange == sig.exchange) or (
             cfg.symbols and sig.symbol not in cfg.symbols
         ):
-            return False  # not a traded market
+            self.not_acted["not_traded"] += 1
+            return False
         age = self.context.now() - sig.ts
         if cfg.max_signal_age_s and age > cfg.max_signal_age_s:
             # made from old events (a brain draining its backlog after a restart, a replay
             # into a live engine): the market it judged is gone; traded at today's price
             # it would be a trade nobody decided
             self.too_old += 1
+            self.not_acted["too_old"] += 1
             if self.too_old == 1 or self.too_old % 1000 == 0:
                 log.warning(
                     "trading.signal_too_old",
@@ -88,8 +108,11 @@ class SignalTrader:
         if pos != 0:  # resting venue-side stop / take-profit legs are no close on its way
             working = [r for r in working if not _resting_leg(r)]
         if working:  # an entry or an exit of this market is still working
+            self.not_acted["order_working"] += 1
             return None
-        if (pos > 0 and sig.side == "buy") or (pos < 0 and sig.side == "sell"):
+        reason = _held_reason(pos, sig.side, ctx.config.allow_short)
+        if reason is not None:
+            self.not_acted[reason] += 1
             return None
         if pos != 0:  # opposite signal: close the position
             return await self.executor.submit(
@@ -97,8 +120,6 @@ class SignalTrader:
                     key, abs(pos), "signal", ref=sig.id, leg="close", signal=sig
                 )
             )
-        if sig.side == "sell" and not ctx.config.allow_short:
-            return None
         intent = await self._entry(sig)
         return await self.executor.submit(intent) if intent is not None else None
 
@@ -110,9 +131,11 @@ class SignalTrader:
         cfg = ctx.config
         mid = ctx.mid(sig.exchange, sig.symbol)
         if mid is None:
+            self.not_acted["no_price"] += 1
             return None
         spec = ctx.spec(sig.exchange, sig.symbol)
         if spec is None and not ctx.market.spec_known(sig.exchange, sig.symbol):
+            self.not_acted["unknown_spec"] += 1
             self._refuse_unknown(sig)
             return None
         info = await ctx.market_info(sig.symbol)
@@ -141,6 +164,7 @@ class SignalTrader:
                 f"{sig.symbol}: the sized order ({notional:.8f} {info.quote}) is less "
                 f"than one lot ({spec.lot_size if spec else info.lot_size})"
             )
+            self.not_acted["below_lot"] += 1
             log.info("trading.entry_too_small", signal_id=sig.id, reason=reason)
             ctx.risk_event(
                 "rejected", reason, exchange=sig.exchange, symbol=sig.symbol, check_name="lot_size"
@@ -163,6 +187,35 @@ class SignalTrader:
             anomaly_id=sig.anomaly_id,
         )
 
+    def count_dropped(
+        self, exchange: str, symbol: str, side: str, strength: float, grade: SignalGrade | None
+    ) -> None:
+        """A signal a fast backtest drops without the engine (it checked that :meth:`handle`
+        returns before an order: auto trading on, a traded market, no order working, not too
+        old), counted by the reason :meth:`handle` would give."""
+        cfg = self.context.config
+        grade = grade or grade_for(strength, cfg.grades)
+        if strength < cfg.min_signal_strength or grade == SignalGrade.IGNORE:
+            reason: str | None = "weak"
+        else:
+            pos = self.context.portfolio.amount(exchange, symbol)
+            reason = _held_reason(pos, side, cfg.allow_short)
+        if reason is None:  # the fast path's check and handle disagree: a bug
+            raise AssertionError(f"a dropped {side} signal of {exchange} {symbol} is acted on")
+        self.not_acted[reason] += 1
+
+    def not_acted_unrefused(self) -> dict[str, int]:
+        """:attr:`not_acted` less the drops also published as refused ``RiskEvent`` s
+        (``below_lot``; ``unknown_spec``: the first signal of each market): the signals that
+        came to neither an order nor a refusal."""
+        out = dict(self.not_acted)
+        out.pop("below_lot", None)
+        if "unknown_spec" in out:
+            out["unknown_spec"] -= len(self._unknown_logged)
+            if out["unknown_spec"] <= 0:
+                del out["unknown_spec"]
+        return out
+
     def _refuse_unknown(self, sig: Signal) -> None:
         """No spec for a tracked market: its units are unknown, nothing is sized on it (logged
         and published once per market)."""
@@ -182,6 +235,16 @@ class SignalTrader:
             symbol=sig.symbol,
             check_name="unknown_instrument",
         )
+
+
+def _held_reason(pos: Decimal, side: str, allow_short: bool) -> str | None:
+    """Why a signal makes no order against the position ``pos``: on the side held, or a sell
+    while flat without ``allow_short``; None when it opens or closes one."""
+    if (pos > 0 and side == "buy") or (pos < 0 and side == "sell"):
+        return "side_held"
+    if pos == 0 and side == "sell" and not allow_short:
+        return "no_short"
+    return None
 
 
 def _resting_leg(record: OrderRecord) -> bool:

@@ -55,6 +55,15 @@ def test_the_stored_run_row_shows_its_time_market_pnl_and_trades(
     assert "–" not in cells
     page.click("#backtest-runs tbody tr")
     page.wait_for_selector("#backtest-report a[download]")
+    # what the signals came to, with why the engine made no order of the rest
+    why = ", ".join(f"{k} {n:,}" for k, n in summary["not_acted_by_reason"].items())
+    assert summary["signals_not_acted"] > 0
+    refused = summary["signals_refused"]
+    assert page.text_content("#backtest-signals") == (
+        f"Run {run['id']}: signals {summary['signals']:,} → {summary['signals_ordered']:,} "
+        f"orders: {f'{refused:,} refused, ' if refused else ''}"
+        f"{summary['signals_not_acted']:,} not acted on ({why})"
+    )
     assert page.console.errors == []  # type: ignore[attr-defined]
 
 

@@ -14,7 +14,7 @@ from cryptomon.backtest.data import CandleSeries, parse_candles
 from cryptomon.backtest.fastlanes import FastLanes
 from cryptomon.backtest.fastpath import indicator_fires, reading_at, readings, spec_totals
 from cryptomon.backtest.runner import BacktestResult, BacktestRunner
-from cryptomon.backtest.stats import result_document
+from cryptomon.backtest.stats import result_document, summarize
 from cryptomon.clock import ManualClock
 from cryptomon.config import Settings
 from cryptomon.events import Candle, Signal
@@ -154,6 +154,11 @@ def _same_run(fast: BacktestResult, slow: BacktestResult) -> None:
     assert fast.params["looked_up"] == slow.params["looked_up"]
     assert {s for s in fast.params["looked_up"] if s is not None} <= kept.keys()
     assert fast.params["cooldowns"] == slow.params["cooldowns"]  # the generator's state
+    # the dropped signals are counted by the reason the engine gives the slow path's, and
+    # the reasons add up to the signals that made neither an order nor a refusal
+    assert fast.not_acted == slow.not_acted
+    summary = summarize(slow)
+    assert sum(summary["not_acted_by_reason"].values()) == summary["signals_not_acted"] > 0
     for name in ("equity_ts", "equity", "exposure"):
         assert getattr(fast, name).tobytes() == getattr(slow, name).tobytes(), name
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cryptomon.cli import main
+from cryptomon.trading.entries import NOT_ACTED
 from tests.unit.backtest.conftest import random_walk
 
 CONFIG = """database: {{url: "sqlite+aiosqlite:///{db}"}}
@@ -789,11 +790,16 @@ def test_a_run_whose_signals_are_all_refused_says_why(
     assert 0 < refused == s["signals_refused"] <= signals
     assert s["refused_by_check"] == {"min_notional": refused}
     assert s["signals_not_acted"] == signals - refused
+    by_reason = s["not_acted_by_reason"]  # why the engine made no order, most first
+    assert sum(by_reason.values()) == s["signals_not_acted"]
+    assert list(by_reason.values()) == sorted(by_reason.values(), reverse=True)
+    assert set(by_reason) <= set(NOT_ACTED)
+    reasons = ", ".join(f"{k} {n}" for k, n in by_reason.items())
     code, out, err = run(capsys, *args)
     assert code == 0, err
     assert (
         f"signals        {signals} -> 0 orders: {refused} refused, "
-        f"{signals - refused} not acted on (below min_signal_strength or graded ignore, " in out
+        f"{signals - refused} not acted on ({reasons})\n" in out
     ), out
     assert f"refused        {refused} by the risk checks (min_notional {refused})\n" in out, out
     assert "trades         0 (" in out
@@ -863,3 +869,6 @@ def test_refusals_and_rejections_of_a_real_series_in_the_text_json_and_report(
     assert ordered > 0
     assert s["trades"] > 0
     assert s["signals_not_acted"] == signals - ordered
+    by_reason = s["not_acted_by_reason"]
+    assert sum(by_reason.values()) == s["signals_not_acted"], by_reason
+    assert "side_held" in by_reason, by_reason

@@ -30,6 +30,22 @@ export function mount(root) {
     return el("span", {}, `${pnl(r)} `, el("span", { class: "warn", title: warnings.join("\n"),
       text: warnings.length > 1 ? `⚠ ${warnings.length} warnings` : "⚠ warning" }));
   };
+  // what the run's signals came to, as the command's summary prints it: the orders, the
+  // refusals and why the engine made no order of the rest (summary.not_acted_by_reason, the
+  // keys of cryptomon.trading.entries.NOT_ACTED; a run stored before it has none)
+  const signalsText = (r) => {
+    const s = sum(r);
+    if (!Number.isFinite(s.signals)) return "";
+    const parts = [];
+    if (s.signals_refused) parts.push(`${f.count(s.signals_refused)} refused`);
+    if (s.signals_not_acted) {
+      const why = Object.entries(s.not_acted_by_reason || {}).map(([k, n]) => `${k} ${f.count(n)}`).join(", ");
+      parts.push(`${f.count(s.signals_not_acted)} not acted on${why ? ` (${why})` : ""}`);
+    }
+    return `Run ${r.id}: signals ${f.count(s.signals)} → ${f.count(s.signals_ordered)} orders`
+      + (parts.length ? `: ${parts.join(", ")}` : "");
+  };
+  const signals = el("p", { class: "muted", id: "backtest-signals" });
   // the config keys a run set (a sweep variant's overrides, or --set's), as KEY=VALUE
   const overrides = (r) => Object.entries(r.overrides || {}).map(([k, v]) => `${k}=${v}`).join(" ");
   const params = (r) => {
@@ -73,7 +89,7 @@ export function mount(root) {
   root.append(el("div", { class: "grid" },
     el("section", { class: "panel wide" }, el("h2", { text: "Backtests" }), msg, runs.node, more),
     sweepPanel,
-    el("section", { class: "panel wide" }, el("h2", { text: "Report" }), report)));
+    el("section", { class: "panel wide" }, el("h2", { text: "Report" }), signals, report)));
 
   // the object URL of the report offered for download: let go (the blob freed) when another
   // report replaces it and when the view is left
@@ -88,6 +104,7 @@ export function mount(root) {
     const id = run.id;
     const seq = ++opening;
     letGo();
+    signals.textContent = signalsText(run);
     report.replaceChildren(el("span", { class: "muted", text: "loading…" }));
     try {
       if (!run.has_report) {
