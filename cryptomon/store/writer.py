@@ -263,9 +263,14 @@ class StoreWriter:
         epoch = self._epoch_ts
         for ev in batch:
             cls = ev.__class__
-            if cls is Trade:
+            if cls is Trade or cls is FlaggedTrade:
                 t: Any = ev
-                agg(t)
+                flag = None
+                if cls is Trade:
+                    agg(t)
+                else:  # stored with its flag, never in candles
+                    self.flagged += 1
+                    flag, t = t.flag, t.trade
                 if keep_trades:  # repos.trade_tuple inlined (hot path), TRADE_COLUMNS order
                     trades.append(
                         (
@@ -277,25 +282,7 @@ class StoreWriter:
                             t.side,
                             t.trade_id,
                             t.notional,
-                            None,
-                        )
-                    )
-            elif cls is FlaggedTrade:  # stored with its flag, never in candles
-                self.flagged += 1
-                if keep_trades:  # TRADE_COLUMNS order, like a Trade's row above
-                    f: Any = ev
-                    t = f.trade
-                    trades.append(
-                        (
-                            t.exchange,
-                            t.symbol,
-                            t.ts if epoch else fromts(t.ts, UTC),
-                            t.price,
-                            t.amount,
-                            t.side,
-                            t.trade_id,
-                            t.notional,
-                            f.flag,
+                            flag,
                         )
                     )
             elif cls is BookTop:  # already sampled by _sample_top; repos.book_top_tuple inlined
