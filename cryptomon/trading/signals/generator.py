@@ -71,20 +71,6 @@ _MID_GIVEN = SignalExtra(price_given=True)  # indicator_signal's ``mid``: the ca
 _INDICATORS = "indicators"  # the indicator strategy's signal source
 
 
-def _in_window(ring: deque[Recent], now: float, longest: float) -> list[Recent]:
-    """``[a for a in ring if now - a.t <= longest]`` for a ring in time order and a finite
-    ``now``: the test holds on a suffix of the ring (``now - t``, rounded, never grows with
-    ``t``), so it is read from the newest back to the first one outside the window, not
-    whole (64 anomalies, nearly all of them older than the window)."""
-    found: list[Recent] = []
-    for a in reversed(ring):
-        if not now - a.t <= longest:
-            break
-        found.append(a)
-    found.reverse()
-    return found
-
-
 def _outcome_words(outcome: Outcome) -> str:
     """An indicator signal's reason between the close and the RSI reading."""
     return f": {outcome.label}, {outcome.detail}; RSI "
@@ -111,8 +97,6 @@ class SignalGenerator:
         self.clock = clock
         self.market = market
         self._recent: dict[MarketKey, deque[Recent]] = {}
-        # markets whose ring of recent anomalies was ever out of time order (see _in_window)
-        self._unordered: set[MarketKey] = set()
         self._indicators: dict[MarketKey, IndicatorSet] = {}
         self._candle_end: dict[MarketKey, float] = {}  # the end of the last closed candle read
         self._last_signal: dict[tuple[str, str, str], tuple[float, int]] = {}
@@ -174,14 +158,8 @@ class SignalGenerator:
         ring = self._recent.setdefault(key, deque(maxlen=64))
         now = anomaly.ts_detected or anomaly.ts
         longest = self._window()  # once, not per anomaly of the ring
-        if key in self._unordered or not math.isfinite(now):
-            recent = [a for a in ring if now - a.t <= longest]
-        else:
-            recent = _in_window(ring, now, longest)
-        item = Recent.of(anomaly)
-        if not math.isfinite(item.t) or (ring and not item.t >= ring[-1].t):
-            self._unordered.add(key)  # the ring is no longer in time order: read it whole
-        ring.append(item)
+        recent = [a for a in ring if now - a.t <= longest]
+        ring.append(Recent.of(anomaly))
         for rule in self.config.signal_rules:
             window = [a for a in recent if now - a.t <= rule.window_s]
             fired = evaluate_rule(rule, anomaly, window)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
@@ -312,49 +310,3 @@ def _candles_at(hub: Hub, closes: np.ndarray, n: int) -> None:
             volume=1.0,
         )
     )
-
-
-@pytest.mark.parametrize("shuffled", [False, True])
-def test_the_rules_window_read_from_the_newest_back_equals_the_whole_ring(
-    shuffled: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A market's ring of recent anomalies in time order is read from the newest back to the
-    first one outside the longest window (most of its 64 are older); the rules see the same
-    anomalies as a read of the whole ring, in the same order. A ring that was ever out of
-    time order is read whole."""
-    rng = np.random.default_rng(7)
-    gaps = rng.choice([1.0, 30.0, 200.0, 299.0, 300.0, 301.0, 900.0], size=400)
-    if shuffled:
-        gaps[::17] = -250.0  # now and then an anomaly stamped before the one before it
-    changes = rng.choice([-3.0, -1.5, 0.4, 1.5, 3.0], size=400)
-    kinds = rng.choice(["volume", "price_change"], size=400)
-    rules = [MOMENTUM.model_copy(update={"window_s": 300.0}), REVERSION]
-
-    def run() -> tuple[list[tuple[str, str, float, str]], SignalGenerator]:
-        hub, clock = Hub(), ManualClock(1_700_000_000.0)
-        cfg = trading_config(exchange="binance", symbols=["BTC/USDT"], signal_rules=rules)
-        gen = SignalGenerator(config=cfg, hub=hub, clock=clock)
-        col = Collector(hub, Signal)
-        t = clock.time()
-        for n, (gap, change, kind) in enumerate(zip(gaps, changes, kinds, strict=True)):
-            t += float(gap)
-            z = 4.0 if kind == "volume" else None
-            made = anomaly(clock, change=float(change), z=z, kind=str(kind))
-            # a volume anomaly without a price change takes the newest one of its window
-            moved = None if kind == "volume" and n % 2 else made.price_change_pct
-            hub.publish(
-                replace(made, id=f"a{n}", ts=t, ts_recv=t, ts_detected=t, price_change_pct=moved)
-            )
-        out = [(s.anomaly_id or "", s.side, s.strength, s.reason) for s in col.of(Signal)]
-        return out, gen
-
-    fast, gen = run()
-    assert ((EX, SYM) in gen._unordered) is shuffled
-    monkeypatch.setattr(
-        generator_module,
-        "_in_window",
-        lambda ring, now, longest: [a for a in ring if now - a.t <= longest],
-    )
-    whole, _ = run()
-    assert len(fast) > 20
-    assert fast == whole
