@@ -20,6 +20,7 @@ from decimal import Decimal
 
 import structlog
 
+from cryptomon.config import TradingConfig
 from cryptomon.events import OrderIntent, Signal
 from cryptomon.kinds import SignalGrade
 from cryptomon.trading.context import EngineContext, to_decimal
@@ -62,9 +63,7 @@ class SignalTrader:
     def _wanted(self, sig: Signal) -> bool:
         cfg = self.context.config
         grade = sig.grade or grade_for(sig.strength, cfg.grades)
-        if not cfg.auto_trading_enabled or (
-            sig.strength < cfg.min_signal_strength or grade == SignalGrade.IGNORE
-        ):
+        if not cfg.auto_trading_enabled or _weak(sig.strength, grade, cfg):
             self.not_acted["weak" if cfg.auto_trading_enabled else "auto_off"] += 1
             log.debug(
                 "trading.signal_ignored",
@@ -194,8 +193,7 @@ class SignalTrader:
         returns before an order: auto trading on, a traded market, no order working, not too
         old), counted by the reason :meth:`handle` would give."""
         cfg = self.context.config
-        grade = grade or grade_for(strength, cfg.grades)
-        if strength < cfg.min_signal_strength or grade == SignalGrade.IGNORE:
+        if _weak(strength, grade or grade_for(strength, cfg.grades), cfg):
             reason: str | None = "weak"
         else:
             pos = self.context.portfolio.amount(exchange, symbol)
@@ -235,6 +233,11 @@ class SignalTrader:
             symbol=sig.symbol,
             check_name="unknown_instrument",
         )
+
+
+def _weak(strength: float, grade: SignalGrade, cfg: TradingConfig) -> bool:
+    """Below ``min_signal_strength`` or graded ``ignore``: no order."""
+    return strength < cfg.min_signal_strength or grade == SignalGrade.IGNORE
 
 
 def _held_reason(pos: Decimal, side: str, allow_short: bool) -> str | None:
