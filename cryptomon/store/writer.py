@@ -442,11 +442,11 @@ class StoreWriter:
 
         async def work(session: AsyncSession) -> dict[str, int]:
             out: dict[str, int] = {}
-            if self.db.dialect == "postgresql":
+            if self.db.dialect == "postgresql" and position is None:
                 # Market data may lose its last few hundred ms in a server crash (never
-                # corrupt): don't wait for the WAL flush. Durable kinds keep full commits.
-                # With a position (the brain), the same transaction holds it: a crash loses
-                # both, and the brain gets those messages again.
+                # corrupt): don't wait for the WAL flush. Durable kinds keep full commits, and
+                # so do the brain's market rows (with a position): their messages are
+                # acknowledged once committed, and JetStream never delivers them again.
                 await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             if trades:
                 out["trades"] = await repos.copy_rows(
