@@ -8,7 +8,9 @@ also handed out while they grow (``closed: false``), so a reader sees the curren
 A process knows only the trades it received: a restart in the middle of a minute would
 replace that minute's stored row with the new run's part of it. The store writer reads the
 row a run before stored for the minute its own run started in, once per market, and writes
-that minute as :func:`continued` (the earlier part and the new one as one bar).
+that minute as :func:`continued` (the earlier part and the new one as one bar):
+:class:`StoredBars`; a brain, which skips after a restart what it stored before, continues
+any minute that way.
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ bounded hub queue, which drops the oldest and counts it. A batch the database re
 (bad data, not an outage) is split and the offending rows are logged and counted as
 ``rejected``. ``stop()`` drains the queues and flushes everything. The transactions and their
 retries are :mod:`cryptomon.store.transactions`.
+
+The brain (:meth:`StoreWriter.track`) writes its market rows only at the checkpoints of its bus
+source instead (no size or age flush of its own), each transaction with the stream position
+it ends at, so a message is acknowledged once its rows are committed
+(:mod:`cryptomon.store.positions`).
 """
 
 from __future__ import annotations
