@@ -71,6 +71,12 @@ def build_app(settings: Settings, *, clock: Clock | None = None, hub: Hub | None
     problems.raise_any()
     if notifier is None or feeds is None:  # pragma: no cover - raise_any raised above
         raise ConfigError(problems.items)
+    if settings.bus.role == "brain":  # a message is acknowledged once its rows are stored
+        from cryptomon.bus.source import BusFeedSource
+
+        for source in feeds.sources:
+            if isinstance(source, BusFeedSource):
+                source.commits = store.writer.track(f"{settings.bus.stream}/{settings.bus.durable}")
     detectors = _build_detect(settings, hub=hub, clock=clock)
     signals, trading, lease = _build_trading(
         settings, hub=hub, clock=clock, market=market, db=store.db, specs=inputs.registry.get

@@ -4,9 +4,16 @@ A durable pull consumer (``bus.durable``) on ``<prefix>.md.>`` fetches up to ``f
 messages; each batch is decoded and its events published on the hub exactly as a local feed
 would; after one event-loop turn (the detectors' micro-batch flush runs in it) and once the
 hub's queued subscribers (store writer, notifications, outbound events) have taken every
-event published so far (``hub.join``), the last message is acknowledged (ack policy ``all``:
-it acknowledges the ones before it). A restart resumes after the last acknowledged message.
-A batch delivered again (its ack was lost in a crash or a NATS restart) is recognised by
+event published so far (``hub.join``), the batch is a checkpoint of the store's
+:class:`~cryptomon.store.positions.CommitTracker` (``commits``), and fetching goes on. Its last
+message is acknowledged (ack policy ``all``: it acknowledges the ones before it) once the
+store committed every row derived from it and the messages before it, durable and market
+rows, candles from trades included: within ``storage.batch_max_age_s`` plus a write, in order.
+A crash (``kill -9``) loses nothing acknowledged; a restart resumes after the last
+acknowledged message, and skips (as ``committed``) the messages up to the position the store
+committed with its rows, so none is stored twice. Without a store (``commits`` None) a batch
+is acknowledged once the hub's subscribers took it. A batch delivered again within a run (its
+ack was lost in a NATS restart, or ``bus.ack_wait_s`` ran out) is recognised by
 ``(collector, sequence)`` and skipped, counted as ``duplicates``.
 
 Also listens to ``<prefix>.health.*``, asking every collector for it at start
@@ -38,6 +45,7 @@ from cryptomon.bus.claim import DurableClaim
 from cryptomon.bus.codec import Batch, CodecError, decode
 from cryptomon.bus.collectors import BusHealth
 from cryptomon.bus.connect import connect, ensure_streams, meta_stream
+from cryptomon.bus.delivery import SeenBatches, delivered, position
 from cryptomon.clock import Clock
 from cryptomon.config import BusConfig
 from cryptomon.errors import TemporaryError
@@ -47,47 +55,10 @@ from cryptomon.hub import Hub
 from cryptomon.log import redact_url
 from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.specs_file import SpecsFileError, spec_from_dict
+from cryptomon.store.positions import CommitTracker, Position
 from cryptomon.tasks import cancel_and_wait
 
 log = structlog.get_logger()
-
-_DEDUPE_WINDOW = 200_000  # (collector, seq) pairs remembered
-
-
-def delivered(msg: Msg) -> int:
-    """How many times JetStream delivered ``msg``, read from its ack subject
-    (``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or the 12-token
-    form with domain and account hash) without building nats-py's ``Metadata`` for every
-    message (~3-6 us of the brain's ~10 us per message)."""
-    tokens = (msg.reply or "").split(".")
-    try:
-        if len(tokens) == 9:
-            return int(tokens[4])
-        if len(tokens) >= 12:
-            return int(tokens[6])
-    except ValueError:
-        pass
-    return int(msg.metadata.num_delivered)  # another form: nats-py's parser decides
-
-
-class SeenBatches:
-    """Bounded memory of ``(collector, seq)`` pairs already processed."""
-
-    def __init__(self, size: int = _DEDUPE_WINDOW) -> None:
-        self.size = size
-        self._set: set[tuple[str, int]] = set()
-        self._order: deque[tuple[str, int]] = deque()
-
-    def add(self, key: tuple[str, int]) -> bool:
-        """True the first time ``key`` is seen."""
-        if key in self._set:
-            return False
-        self._set.add(key)
-        self._order.append(key)
-        if len(self._order) > self.size:
-            self._set.discard(self._order.popleft())
-        return True
-
 
 RELEASE_S = 2.0
 """On stop, how long giving the claim on the durable back may take."""
@@ -123,7 +94,10 @@ class BusFeedSource:
         self.health: FeedHealth = self.bus_health  # the FeedSource protocol's type
         self.counters = self.bus_health.counters
         self.counters.update(
-            dict.fromkeys(("batches", "events", "duplicates", "redelivered", "bad", "rewinds"), 0)
+            dict.fromkeys(
+                ("batches", "events", "duplicates", "committed", "redelivered", "bad", "rewinds"),
+                0,
+            )
         )
         self.seen = SeenBatches()
         self.on_batch: Callable[[Batch], None] | None = None  # e.g. a lag probe (benchmark)
@@ -140,9 +114,20 @@ class BusFeedSource:
         self._idle: asyncio.Event | None = None  # clear while a fetched batch is processed
         self._next_delivery: int | None = None  # the consumer's next delivery number
         self.on_claim: Callable[[bool], None] | None = None  # told when the claim changes
+        # the store's commits (set before start): a batch is acknowledged once they hold it
+        self.commits: CommitTracker | None = None
+        self._stored: Position | None = None  # committed by a run before: skipped up to it
+        self._mark = 0  # checkpoints made (one per processed batch)
+        self._position: Position | None = None  # the last processed message's
+        self._unacked: deque[tuple[int, Msg]] = deque()  # (checkpoint, its last message)
+        self._acked = asyncio.Event()  # set by a commit: the ack task acknowledges
+        self._ack_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         cfg = self.config
+        if self.commits is not None:
+            self._stored = await self.commits.stored()
+            self.commits.on_commit = lambda _mark: self._acked.set()
         self.nc = await connect(
             cfg,
             name=f"cryptomon-brain-{cfg.durable}",
@@ -181,6 +166,7 @@ class BusFeedSource:
             self._consuming()
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run(sub), name=self.name)
+        self._ack_task = loop.create_task(self._ack_committed(), name=f"{self.name}.ack")
         self._claim_task = loop.create_task(self._keep_claim(), name=f"{self.name}.claim")
 
     def consuming(self) -> bool:
@@ -328,6 +314,12 @@ class BusFeedSource:
                 await asyncio.wait_for(self._idle.wait(), STOP_FINISH_S)
         await cancel_and_wait(self._task)
         self._task = None
+        if self.commits is not None:  # the store writes what it holds, then it is acknowledged
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.commits.flush(), STOP_FINISH_S)
+            await self._ack()
+        await cancel_and_wait(self._ack_task)
+        self._ack_task = None
         await cancel_and_wait(self._claim_task)
         self._claim_task = None
         if self.claim is not None and self.nc is not None and self.nc.is_connected:
@@ -370,6 +362,8 @@ class BusFeedSource:
             try:
                 msgs = await sub.fetch(self.config.fetch_batch, timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
+                if self.commits is not None and self._position is not None:
+                    self.commits.checkpoint(self._mark, self._position)  # written when due
                 if self.clock.monotonic() - checked >= CONSUMER_CHECK_S:
                     checked = self.clock.monotonic()
                     sub = await self._consumer_or_again(sub)
@@ -393,13 +387,43 @@ class BusFeedSource:
                     self.process(msg)
                 await asyncio.sleep(0)  # the detectors' flush (call_soon) runs before the ack
                 await self.hub.join()  # ... and the store, notifications, outbound took all
-                try:
-                    await msgs[-1].ack()
-                except Exception as exc:  # redelivered later and skipped by sequence
-                    log.warning("bus.ack_failed", error=repr(exc))
+                last = msgs[-1]
+                if self.commits is None:
+                    await self._ack_one(last)
+                else:  # acknowledged once the store committed it (_ack_committed)
+                    self._mark += 1
+                    self._position = position(last)
+                    self._unacked.append((self._mark, last))
+                    self.commits.checkpoint(self._mark, self._position)
             finally:
                 idle.set()
         return sub
+
+    async def _ack_one(self, msg: Msg) -> None:
+        try:
+            await msg.ack()
+        except Exception as exc:  # redelivered later and skipped by sequence
+            log.warning("bus.ack_failed", error=repr(exc))
+
+    async def _ack(self) -> None:
+        """Acknowledge the newest message whose checkpoint the store committed (ack policy
+        ``all``: the ones before it too)."""
+        assert self.commits is not None
+        committed = self.commits.committed
+        newest = None
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= committed:
+            newest = unacked.popleft()[1]
+        if newest is not None:
+            await self._ack_one(newest)
+
+    async def _ack_committed(self) -> None:
+        if self.commits is None:
+            return
+        while True:
+            await self._acked.wait()
+            self._acked.clear()
+            await self._ack()
 
     def _received_all(self, msgs: list[Msg]) -> bool:
         """True when ``msgs`` are the deliveries next after the last ones received (the
@@ -430,6 +454,13 @@ class BusFeedSource:
             return
         if delivered(msg) > 1:
             counters["redelivered"] += 1
+        stored = self._stored
+        if stored is not None:
+            seq, ts_ns = position(msg)
+            if seq <= stored[0] and ts_ns <= stored[1]:  # its rows are in the store already
+                counters["committed"] += 1
+                return
+            self._stored = None  # past it: every later message is new to the store
         if not self.seen.add((batch.collector, batch.seq)):
             counters["duplicates"] += 1
             return

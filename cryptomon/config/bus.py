@@ -14,6 +14,11 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from cryptomon.config.base import Section
 
+ACK_MARGIN_S = 10.0
+"""What ``bus.ack_wait_s`` must exceed ``storage.batch_max_age_s`` by: the brain acknowledges a
+message once the store committed its rows, up to ``batch_max_age_s`` after it was processed,
+plus a fetch turn (1 s) and a write."""
+
 Role = Literal["all", "collector", "brain"]
 ROLES: tuple[Role, ...] = ("all", "collector", "brain")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -115,3 +120,17 @@ class BusConfig(Section):
         if v is not None and not v.is_file():
             raise ValueError(f"a readable NATS .creds file; {str(v)!r} is not a file")
         return v
+
+
+def ack_wait_problem(bus: BusConfig, batch_max_age_s: float) -> str | None:
+    """What is wrong with ``bus.ack_wait_s`` beside ``storage.batch_max_age_s`` for a brain
+    (None: nothing): JetStream would deliver again what the brain still holds for the store."""
+    needed = batch_max_age_s + ACK_MARGIN_S
+    if bus.role != "brain" or bus.ack_wait_s >= needed:
+        return None
+    return (
+        f"at least storage.batch_max_age_s + {ACK_MARGIN_S:g} s = {needed:g} s "
+        f"(storage.batch_max_age_s is {batch_max_age_s:g}): the brain acknowledges a message "
+        "only once the store committed its rows, up to storage.batch_max_age_s later plus the "
+        "write; raise bus.ack_wait_s or lower storage.batch_max_age_s"
+    )

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from cryptomon.config.base import is_complex, is_secret, model_in
+from cryptomon.config.bus import ack_wait_problem
 from cryptomon.config.problems import REDACTED, has_secrets, problems_from, secrets_in
 from cryptomon.config.settings import Settings
 from cryptomon.config.trading import OFFLINE
@@ -188,6 +189,10 @@ def load_settings(
         settings = Settings.model_validate(merged, context={OFFLINE: True} if offline else None)
     except ValidationError as exc:
         problems += problems_from(exc, secrets=secrets_in(Settings, merged))
+    else:
+        expected = ack_wait_problem(settings.bus, settings.storage.batch_max_age_s)
+        if expected is not None:
+            problems.append(Problem("bus.ack_wait_s", settings.bus.ack_wait_s, expected))
     if problems:
         raise ConfigError(problems)
     return settings

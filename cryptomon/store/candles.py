@@ -8,13 +8,19 @@ also handed out while they grow (``closed: false``), so a reader sees the curren
 A process knows only the trades it received: a restart in the middle of a minute would
 replace that minute's stored row with the new run's part of it. The store writer reads the
 row a run before stored for the minute its own run started in, once per market, and writes
-that minute as :func:`continued` (the earlier part and the new one as one bar).
+that minute as :func:`continued` (the earlier part and the new one as one bar):
+:class:`StoredBars`; a brain, which skips after a restart what it stored before, continues
+any minute that way.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cryptomon.events import Trade
 from cryptomon.store.types import utc
@@ -153,3 +159,67 @@ def continued(before: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     for key in ("volume", "trade_count", "buy_volume", "sell_volume"):
         out[key] = _zero(before.get(key)) + _zero(row.get(key))
     return out
+
+
+BarKey = tuple[str, str, datetime]
+ReadBars = Callable[
+    [AsyncSession, datetime, Iterable[tuple[str, str]]],
+    Awaitable[dict[tuple[str, str], dict[str, Any]]],
+]
+
+
+class StoredBars:
+    """This run's bars from trades continuing what a run before stored for the same minute
+    (a restart mid-minute): the stored row is read once per market and minute, before this
+    run first writes it (after, it would read this run's own part back). ``read`` is
+    ``repos.stored_trade_bars``."""
+
+    def __init__(self, read: ReadBars) -> None:
+        self.read = read
+        # the minutes continued: by default none; join() sets the ones a run joined in
+        # progress (the one it started in, and those before it for trades that arrive late);
+        # None: every minute (a brain that skips what it stored: store.positions)
+        self.joined: frozenset[datetime] | None = frozenset()
+        self._before: dict[BarKey, dict[str, Any] | None] = {}
+
+    def join(self, now: float, minutes: int) -> None:
+        """Continue the ``minutes`` minutes up to the one of ``now``."""
+        minute = now - now % INTERVAL_S
+        self.joined = frozenset(
+            datetime.fromtimestamp(minute - k * INTERVAL_S, UTC) for k in range(minutes)
+        )
+        self._before = {}
+
+    async def continued(
+        self, session: AsyncSession, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """``rows`` with those of the continued minutes merged into the stored rows."""
+        joined = self.joined
+        mine = [
+            (r["exchange"], r["symbol"], r["open_time"])
+            for r in rows
+            if r["source"] == "trades" and (joined is None or r["open_time"] in joined)
+        ]
+        if not mine:
+            return rows
+        before = self._before
+        for minute in {m for _, _, m in mine}:
+            unread = {(e, s) for e, s, m in mine if m == minute and (e, s, m) not in before}
+            if unread:
+                stored = await self.read(session, minute, unread)
+                for e, s in unread:  # kept if this transaction fails: the row is unchanged
+                    before[e, s, minute] = stored.get((e, s))
+        out = []
+        for r in rows:
+            key = (r["exchange"], r["symbol"], r["open_time"])
+            earlier = before.get(key) if r["source"] == "trades" else None
+            out.append(r if earlier is None else continued(earlier, r))
+        return out
+
+    def written(self, rows: list[dict[str, Any]]) -> None:
+        """``rows`` are committed: when every minute is continued, forget the closed bars (a
+        closed bar is not written again; one opened again for its minute reads it back)."""
+        if self.joined is None:
+            for r in rows:
+                if r["closed"]:
+                    self._before.pop((r["exchange"], r["symbol"], r["open_time"]), None)

@@ -139,6 +139,20 @@ class TradeRow(Base):
     flag: Mapped[str | None] = mapped_column(String(16))
 
 
+class BusPositionRow(Base):
+    """How far the brain's store has committed the market data of its JetStream consumer
+    (``bus.stream`` / ``bus.durable``): the stream sequence and stream time (ns) of the
+    newest message every row derived from which is written, in the same transaction as
+    those rows. A brain restarted after a crash skips the messages redelivered up to it."""
+
+    __tablename__ = "bus_positions"
+
+    consumer: Mapped[str] = mapped_column(String(160), primary_key=True)
+    stream_seq: Mapped[int] = mapped_column(BigInteger)
+    stream_ts_ns: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
 class BookTopRow(Base):
     """Best bid/ask and depth summary sampled every ``storage.book_sample_s`` per market."""
 

@@ -25,6 +25,11 @@ bounded hub queue, which drops the oldest and counts it. A batch the database re
 (bad data, not an outage) is split and the offending rows are logged and counted as
 ``rejected``. ``stop()`` drains the queues and flushes everything. The transactions and their
 retries are :mod:`cryptomon.store.transactions`.
+
+The brain (:meth:`StoreWriter.track`) writes its market rows only at the checkpoints of its bus
+source instead (no size or age flush of its own), each transaction with the stream position
+it ends at, so a message is acknowledged once its rows are committed
+(:mod:`cryptomon.store.positions`).
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ from cryptomon.events import (
 )
 from cryptomon.hub import Hub, InlineSubscription, QueuedSubscription
 from cryptomon.store import repos
-from cryptomon.store.candles import INTERVAL_S, CandleAggregator, continued
+from cryptomon.store.candles import CandleAggregator, StoredBars
+from cryptomon.store.positions import CommitTracker, MarketRows, Position, save_position
 from cryptomon.store.transactions import Transactions, Work
 
 if TYPE_CHECKING:
@@ -81,11 +87,8 @@ class StoreWriter:
         self.clock = clock
         # closed bars wait for the database at most candle_buffer of them (an outage)
         self.candles = CandleAggregator(max_closed=config.candle_buffer)
-        # the minutes this run joined in progress (set by start: the one it started in, and
-        # the one before for trades that arrive late or again from the bus): its bars from
-        # trades of these continue the rows a run before stored (candles.continued)
-        self._joined: frozenset[datetime] = frozenset()
-        self._before: dict[tuple[str, str, datetime], dict[str, Any] | None] = {}  # read once
+        # this run's bars from trades continue the rows a run before stored (a restart)
+        self.stored_bars = StoredBars(repos.stored_trade_bars)
         self._durable: list[Event] = []
         self._durable_since = 0.0
         self._trades: list[tuple[Any, ...]] = []
@@ -110,6 +113,7 @@ class StoreWriter:
         self._timers: list[asyncio.Task[None]] = []
         self._ticking: set[str] = set()  # the streams whose age timer is writing now
         self._stopping = False
+        self.tracker: CommitTracker | None = None  # the brain's commit positions (track())
         self.tx = Transactions(hub=hub, db=db, config=config, clock=clock)
         # stats (the written rows, batches, retries and latency are the transactions')
         self.rejected = 0
@@ -138,14 +142,18 @@ class StoreWriter:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def track(self, consumer: str) -> CommitTracker:
+        """From now on, market rows are written only at the checkpoints of the returned
+        tracker (:mod:`cryptomon.store.positions`), each with its position: the brain's bus
+        source acknowledges a message once its rows are committed. Call before start."""
+        self.tracker = CommitTracker(self, consumer)
+        self.stored_bars.joined = None  # a restart may continue any minute (positions.py)
+        return self.tracker
+
     async def start(self) -> None:
         cfg = self.config
-        now = self.clock.time()
-        minute = now - now % INTERVAL_S
-        self._joined = frozenset(
-            datetime.fromtimestamp(minute - k * INTERVAL_S, UTC) for k in range(JOINED_MINUTES)
-        )
-        self._before = {}
+        if self.tracker is None:
+            self.stored_bars.join(self.clock.time(), JOINED_MINUTES)
         self._subs = [
             self.hub.subscribe_queued(
                 (*DURABLE, FeedStatus),
@@ -201,6 +209,8 @@ class StoreWriter:
             await sub.stop(timeout=3600)
         try:
             await self._end_timers()
+            if self.tracker is not None:
+                await self.tracker.drain()
             await self.flush()
         finally:
             for timer in self._timers:  # stop() cut short (the shutdown budget)
@@ -229,9 +239,18 @@ class StoreWriter:
             await asyncio.wait([timer])
 
     async def flush(self) -> None:
-        """Write every buffered row now, open candles included."""
+        """Write every buffered row now, open candles included (with a tracker, at its latest
+        checkpoint's position: what is buffered came from the messages up to it)."""
         await self._flush_durable()
-        await self._flush_market(with_open_candles=True)
+        latest = None if self.tracker is None else self.tracker.latest
+        position = (
+            None if latest is None or self.tracker is None else (self.tracker.consumer, latest[1])
+        )
+        await self._flush_market(with_open_candles=True, position=position)
+
+    async def flush_durable(self) -> None:
+        """Write every durable row received so far."""
+        await self._flush_durable()
 
     # ------------------------------------------------------------------ hub handlers
 
@@ -307,7 +326,10 @@ class StoreWriter:
             elif cls is Candle and ev.closed:  # type: ignore[attr-defined]
                 self._exchange_candles.append(repos.candle_row(ev))  # type: ignore[arg-type]
         if len(self._trades) + len(self._tops) >= self.config.market_batch_size:
-            await self._flush_market(with_open_candles=False)
+            if self.tracker is None:
+                await self._flush_market(with_open_candles=False)
+            else:  # written at the next checkpoint; while one is written, wait for it
+                await self.tracker.drain()
 
     async def _tick(self, stream: str) -> None:
         """Flush one stream's partial batch once it is ``batch_max_age_s`` old. One task per
@@ -324,7 +346,7 @@ class StoreWriter:
                 if stream == "durable":
                     if self._durable and now - self._durable_since >= max_age:
                         await self._flush_durable()
-                elif now - self._market_since >= max_age:
+                elif self.tracker is None and now - self._market_since >= max_age:
                     await self._flush_market(with_open_candles=True)
             except asyncio.CancelledError:
                 raise
@@ -381,7 +403,9 @@ class StoreWriter:
                     "store.event_rejected", event_type=type(ev).__name__, error=self.last_error
                 )
 
-    async def _flush_market(self, *, with_open_candles: bool) -> None:
+    async def _flush_market(
+        self, *, with_open_candles: bool, position: tuple[str, Position] | None = None
+    ) -> None:
         """Write buffered market rows; open (growing) candles only on the age timer and at
         stop, so size-triggered flushes stay pure bulk inserts. Durable rows go first: every
         market write is preceded by the durable rows already received, so a saturated market
@@ -389,71 +413,71 @@ class StoreWriter:
         if self._durable and not self._durable_lock.locked():
             await self._flush_durable()
         async with self._market_lock:
-            trades, self._trades = self._trades, []
-            tops, self._tops = self._tops, []
-            candles = self._exchange_candles
-            self._exchange_candles = []
-            self._market_since = self.clock.monotonic()
-            candles = candles + self.candles.take(include_open=with_open_candles)
-            if not (trades or tops or candles):
-                return
+            rows = self.take_market(with_open_candles=with_open_candles)
+            await self._write_market(rows, position)
 
-            async def work(session: AsyncSession) -> dict[str, int]:
-                out: dict[str, int] = {}
-                if self.db.dialect == "postgresql":
-                    # Market data may lose its last few hundred ms in a server crash (never
-                    # corrupt): don't wait for the WAL flush. Durable kinds keep full commits.
-                    await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-                if trades:
-                    out["trades"] = await repos.copy_rows(
-                        session, "trades", repos.TRADE_COLUMNS, trades
-                    )
-                if tops:
-                    out["book_tops"] = await repos.copy_rows(
-                        session, "book_tops", repos.BOOK_TOP_COLUMNS, tops
-                    )
-                if candles:
-                    rows = await self._continued(session, candles)
-                    out["candles"] = await repos.upsert_candles(session, rows)
-                return out
+    def market_due(self) -> bool:
+        """True when the buffered market rows make a batch, or the oldest is
+        ``storage.batch_max_age_s`` old."""
+        cfg = self.config
+        return (
+            len(self._trades) + len(self._tops) >= cfg.market_batch_size
+            or self.clock.monotonic() - self._market_since >= cfg.batch_max_age_s
+        )
 
-            self._market_writing = len(trades) + len(tops) + len(candles)
-            try:
-                written = await self._write(work, self._market_writing)
-            finally:
-                self._market_writing = 0
-            if not written:
-                self.rejected += len(trades) + len(tops) + len(candles)
-                log.error("store.market_batch_rejected", rows=len(trades) + len(tops))
+    def take_market(self, *, with_open_candles: bool) -> MarketRows:
+        """Hand over the buffered market rows and the candles to write (the buffers start
+        again empty)."""
+        trades, self._trades = self._trades, []
+        tops, self._tops = self._tops, []
+        candles = self._exchange_candles
+        self._exchange_candles = []
+        self._market_since = self.clock.monotonic()
+        return trades, tops, candles + self.candles.take(include_open=with_open_candles)
 
-    async def _continued(
-        self, session: AsyncSession, rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """``rows`` with this run's bars of the minutes it joined in progress continuing
-        what a run before stored for them (a restart mid-minute). A stored row is read once
-        per market and minute, before this run first writes it (after, it would read this
-        run's own part back)."""
-        joined = self._joined
-        mine = [
-            (r["exchange"], r["symbol"], r["open_time"])
-            for r in rows
-            if r["source"] == "trades" and r["open_time"] in joined
-        ]
-        if not mine:
-            return rows
-        before = self._before
-        for minute in {m for _, _, m in mine}:
-            unread = {(e, s) for e, s, m in mine if m == minute and (e, s, m) not in before}
-            if unread:
-                stored = await repos.stored_trade_bars(session, minute, unread)
-                for e, s in unread:  # kept if this transaction fails: the row is unchanged
-                    before[e, s, minute] = stored.get((e, s))
-        out = []
-        for r in rows:
-            key = (r["exchange"], r["symbol"], r["open_time"])
-            earlier = before.get(key) if r["source"] == "trades" else None
-            out.append(r if earlier is None else continued(earlier, r))
-        return out
+    async def write_market(self, rows: MarketRows, *, position: tuple[str, Position]) -> None:
+        """Write ``rows`` (from :meth:`take_market`) with ``position`` in one transaction."""
+        async with self._market_lock:
+            await self._write_market(rows, position)
+
+    async def _write_market(self, rows: MarketRows, position: tuple[str, Position] | None) -> None:
+        trades, tops, candles = rows
+        if not (trades or tops or candles):
+            return
+
+        async def work(session: AsyncSession) -> dict[str, int]:
+            out: dict[str, int] = {}
+            if self.db.dialect == "postgresql" and position is None:
+                # Market data may lose its last few hundred ms in a server crash (never
+                # corrupt): don't wait for the WAL flush. Durable kinds keep full commits, and
+                # so do the brain's market rows (with a position): their messages are
+                # acknowledged once committed, and JetStream never delivers them again.
+                await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            if trades:
+                out["trades"] = await repos.copy_rows(
+                    session, "trades", repos.TRADE_COLUMNS, trades
+                )
+            if tops:
+                out["book_tops"] = await repos.copy_rows(
+                    session, "book_tops", repos.BOOK_TOP_COLUMNS, tops
+                )
+            if candles:
+                rows = await self.stored_bars.continued(session, candles)
+                out["candles"] = await repos.upsert_candles(session, rows)
+            if position is not None:
+                await save_position(session, *position)
+            return out
+
+        self._market_writing = len(trades) + len(tops) + len(candles)
+        try:
+            written = await self._write(work, self._market_writing)
+        finally:
+            self._market_writing = 0
+        if not written:
+            self.rejected += len(trades) + len(tops) + len(candles)
+            log.error("store.market_batch_rejected", rows=len(trades) + len(tops))
+        else:
+            self.stored_bars.written(candles)
 
     # ------------------------------------------------------------------ stats
 

@@ -574,3 +574,23 @@ def test_a_brain_ack_wait_under_a_second_is_a_config_error() -> None:
         load_settings(data={"bus": {"ack_wait_s": 0.05}})
     assert "bus.ack_wait_s" in problems(exc)
     assert load_settings(data={"bus": {"ack_wait_s": 1}}).bus.ack_wait_s == 1.0
+
+
+def test_a_brain_ack_wait_shorter_than_the_store_batch_age_is_a_config_error() -> None:
+    """A brain acknowledges a message once the store committed its rows, up to
+    storage.batch_max_age_s later plus the write: a bus.ack_wait_s below that + 10 s would have
+    NATS deliver again what the store still holds. One problem naming both keys and the
+    least value; another role never acknowledges, so it is not checked."""
+    data: dict[str, Any] = {
+        "bus": {"role": "brain", "ack_wait_s": 30},
+        "storage": {"batch_max_age_s": 25},
+    }
+    with pytest.raises(ConfigError) as exc:
+        load_settings(data=data)
+    found = problems(exc)
+    assert list(found) == ["bus.ack_wait_s"]
+    assert "storage.batch_max_age_s" in found["bus.ack_wait_s"]
+    assert "35" in found["bus.ack_wait_s"]
+    data["bus"]["ack_wait_s"] = 35
+    assert load_settings(data=data).bus.ack_wait_s == 35.0
+    assert load_settings(data={**data, "bus": {"role": "all", "ack_wait_s": 30}})

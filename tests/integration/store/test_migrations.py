@@ -583,7 +583,6 @@ async def test_0016_links_backtest_runs_to_their_sweep_and_downgrades(db: Databa
             )
         )
     await migrate.upgrade(db, "0016")
-    assert await migrate.compare(db) == []
 
     def schema(c: Any) -> tuple[dict[str, Any], set[str]]:
         insp = inspect(c)
@@ -606,6 +605,32 @@ async def test_0016_links_backtest_runs_to_their_sweep_and_downgrades(db: Databa
     assert not {"sweep_id", "sweep_rank", "sweep_metric"} & set(cols)
     assert "ix_backtest_runs_sweep" not in indexes
     assert kept == 1
+    await migrate.upgrade(db, "head")
+    assert await migrate.compare(db) == []
+
+
+@pytest.mark.asyncio
+async def test_0017_adds_the_bus_positions_and_downgrades(db: Database) -> None:
+    """0017 adds ``bus_positions`` (the brain's committed stream position per consumer, read
+    back as stored); downgrade to 0016 drops it."""
+    from cryptomon.store.positions import read_position, save_position
+
+    def tables(c: Any) -> set[str]:
+        return set(inspect(c).get_table_names())
+
+    await migrate.downgrade(db, "0016")
+    async with db.engine.connect() as conn:
+        assert "bus_positions" not in await conn.run_sync(tables)
+    await migrate.upgrade(db, "0017")
+    async with db.sessionmaker() as session, session.begin():
+        await save_position(session, "S/d", (7, 1_700_000_000_123_456_789))
+        await save_position(session, "S/d", (9, 1_700_000_000_987_654_321))
+    async with db.sessionmaker() as session:
+        assert await read_position(session, "S/d") == (9, 1_700_000_000_987_654_321)
+        assert await read_position(session, "S/other") is None
+    await migrate.downgrade(db, "0016")
+    async with db.engine.connect() as conn:
+        assert "bus_positions" not in await conn.run_sync(tables)
     await migrate.upgrade(db, "head")
     assert await migrate.compare(db) == []
 
