@@ -71,6 +71,10 @@ def error_response(err: ApiError, request_id: str | None = None) -> web.Response
     )
 
 
+_SHOWN_CHARS = 100
+"""A refused text value longer than this is answered by its start and its length."""
+
+
 def validation_error(exc: ValidationError, where: str) -> ApiError:
     """422 naming every offending field (``query.limit``, ``body.amount``...)."""
     fields = []
@@ -86,6 +90,8 @@ def validation_error(exc: ValidationError, where: str) -> ApiError:
             value = value.get(loc) if isinstance(value, dict) else None
         if isinstance(value, dict | list):
             value = None
+        elif isinstance(value, str) and len(value) > _SHOWN_CHARS:  # sent back whole before
+            value = f"{value[:_SHOWN_CHARS]}... ({len(value)} characters)"
         fields.append(
             {
                 "field": f"{where}.{loc}" if loc else where,
