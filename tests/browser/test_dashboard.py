@@ -88,6 +88,24 @@ def test_order_from_the_form_shows_in_the_orders_table_and_on_the_chart(
     shot(page, tmp_path, "order-placed", capsys)
 
 
+def test_a_refused_stop_loss_is_said_once(page: Page, demo: Demo) -> None:
+    """A stop-loss above a buy's price was refused with its reason twice in one line
+    ("Order refused: invalid body: body.stop_loss: 999999 must be below ... (999999 must be
+    below ...)"): the API's message already carried the field's reason, and the dashboard
+    added the details again. The reason now appears once."""
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#order-form")
+    page.fill("#order-form input[name=amount]", "0.001")
+    page.fill("#order-form input[name=stop_loss]", "99999999")
+    page.click("#order-form button[type=submit]")
+    page.wait_for_selector("#order-msg:not(:empty)")
+    answer = page.text_content("#order-msg") or ""
+    assert answer.startswith("Order refused: invalid body: body.stop_loss: 99999999 must be"), (
+        answer
+    )
+    assert answer.count("must be below") == 1, answer
+
+
 def test_kill_switch_engages_and_the_risk_state_shows_it(
     page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
