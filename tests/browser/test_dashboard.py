@@ -525,6 +525,21 @@ def test_a_market_that_did_not_load_says_so_above_its_chart(page: Page, demo: De
     assert page.is_hidden("#market-msg")
 
 
+def test_a_market_without_data_charts_the_last_minutes_not_the_year_2000(
+    page: Page, demo: Demo
+) -> None:
+    """Beside its note, a market with nothing stored still drew plotly's empty axis: January
+    2000 to January 2001. The empty chart now spans the last minutes up to now, where the
+    market's first live trades will appear."""
+    open_dashboard(page, demo, view="market/nope/BTC-USDT")
+    page.wait_for_selector("#market-msg:has-text('No candles or trades for nope BTC-USDT')")
+    page.wait_for_function("() => document.getElementById('chart')._fullLayout !== undefined")
+    start, end = page.evaluate("document.getElementById('chart')._fullLayout.xaxis.range")
+    now = page.evaluate("new Date().toISOString()").replace("T", " ")
+    assert start[:13] <= now[:13] <= end[:13], (start, end, now)
+    assert start[:4] == now[:4], (start, end, now)
+
+
 @pytest.mark.parametrize("typed", ["btc-usdt", "BTC/USDT"])
 def test_a_hand_typed_market_address_gets_live_trades(page: Page, demo: Demo, typed: str) -> None:
     """#/market/simulator/btc-usdt (or BTC/USDT) is the BTC-USDT market as the API reads it:
