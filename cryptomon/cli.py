@@ -18,15 +18,18 @@ import importlib
 import os
 import pkgutil
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import NoReturn
 
 from cryptomon import __version__
-from cryptomon import commands as commands_pkg
-from cryptomon.commands.run import cmd_run
-from cryptomon.commands.support import EXIT_FAILURE, EXIT_USAGE, print_config_error
-from cryptomon.errors import ConfigError, CryptomonError
+
+# Nothing heavier is imported at the top: the console script imports this module before
+# `main` takes SIGINT and SIGTERM over, and a stop signal in that window printed a traceback
+# (Ctrl-C) or ended the process by the signal (SIGTERM). The commands, the config and the
+# error types are imported by `main`, once the signals are taken.
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,6 +41,8 @@ class Parser(argparse.ArgumentParser):
         found = _UNKNOWN_COMMAND.match(message)
         if found is not None:  # argparse's own line lists the choices but not why it got one
             message = _unknown_command(found.group(1), found.group(2))
+        from cryptomon.commands.support import EXIT_USAGE
+
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
@@ -84,12 +89,16 @@ def common_parent() -> argparse.ArgumentParser:
 
 def _command_modules() -> list[str]:
     """Module names that may register subcommands: ``run`` first, the rest by name."""
+    from cryptomon import commands as commands_pkg
+
     names = sorted(m.name for m in pkgutil.iter_modules(commands_pkg.__path__))
     return [f"cryptomon.commands.{n}" for n in sorted(names, key=lambda n: (n != "run", n))]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole tree: common options, ``--version`` and every discovered subcommand."""
+    from cryptomon.commands.run import cmd_run
+
     parent = common_parent()
     parser = Parser(
         prog="crypto-monitor",
@@ -106,10 +115,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DAEMON_COMMANDS = frozenset({"run", "demo", "replay"})
+"""Commands that run the daemon: a stop signal before it runs is a clean stop (exit 0), as
+one during its components' start is (``daemon.start_interrupted``)."""
+
+
+class _StopSignal(KeyboardInterrupt):
+    """SIGTERM received before the command took the signals over (the daemon's event loop
+    does once it runs): raised where the process is, like Ctrl-C's KeyboardInterrupt."""
+
+
+def _take_stop_signals() -> None:
+    """Until the command installs its own handlers, SIGTERM interrupts like Ctrl-C does
+    (its default ended the process by the signal, exit -15, no line): :func:`main` reports
+    either as one line. Only for the process's own command line, never a host program's."""
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise _StopSignal
+
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # an ignored SIGTERM stays so
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _stopped(command: str | None, exc: KeyboardInterrupt) -> int:
+    """The line and exit code for a stop signal the command did not handle itself."""
+    sig = signal.SIGTERM if isinstance(exc, _StopSignal) else signal.SIGINT
+    name = command or "run"
+    if name in DAEMON_COMMANDS:
+        sys.stderr.write(
+            f"crypto-monitor {name}: stopped by {sig.name} while starting (nothing was running)\n"
+        )
+        return 0
+    sys.stderr.write(f"crypto-monitor {name}: stopped by {sig.name}\n")
+    return 128 + int(sig)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen subcommand and return its exit code."""
+    if argv is None:
+        _take_stop_signals()
+    parsed: list[argparse.Namespace] = []
+    try:
+        return _main(argv, parsed)
+    except KeyboardInterrupt as exc:  # raised before the command took the signal itself
+        with contextlib.suppress(KeyboardInterrupt):  # a second one while saying so
+            return _stopped(parsed[0].command if parsed else _command_of(argv), exc)
+        return 128 + signal.SIGINT
+
+
+def _command_of(argv: Sequence[str] | None) -> str | None:
+    """The subcommand named on a command line not parsed yet (the first word that is one)."""
+    from cryptomon import commands as commands_pkg
+
+    names = {m.name.replace("_", "-") for m in pkgutil.iter_modules(commands_pkg.__path__)}
+    words = sys.argv[1:] if argv is None else argv
+    return next((w for w in words if w in names), None)
+
+
+def _main(argv: Sequence[str] | None, parsed: list[argparse.Namespace]) -> int:
+    from cryptomon.commands.support import EXIT_FAILURE, EXIT_USAGE, print_config_error
+    from cryptomon.errors import ConfigError, CryptomonError
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    parsed.append(args)
     # the process's own command line (the console script, `python -m cryptomon`), not a call
     # from a host program or a test: the interpreter exits when the command returns
     args.process_exits_after = argv is None
@@ -133,5 +202,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         sys.stderr.write(f"crypto-monitor {args.command or 'run'}: {first}\n")
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        return 130

@@ -71,13 +71,22 @@ def error_response(err: ApiError, request_id: str | None = None) -> web.Response
     )
 
 
+_SHOWN_CHARS = 100
+"""A refused text value longer than this is answered by its start and its length."""
+
+
 def validation_error(exc: ValidationError, where: str) -> ApiError:
     """422 naming every offending field (``query.limit``, ``body.amount``...)."""
     fields = []
-    for e in exc.errors(include_url=False, include_context=False):
+    from cryptomon.api.models import PATTERN_WORDS
+
+    for e in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in e.get("loc", ()))
         value = e.get("input")
         message = str(e["msg"]).removeprefix("Value error, ")
+        words = PATTERN_WORDS.get(str((e.get("ctx") or {}).get("pattern")))
+        if e["type"] == "string_pattern_mismatch" and words is not None:
+            message = f"expected {words}"
         # a rule across fields (a model validator) has no location of its own: its message
         # starts with the field to change ("price: required for a limit order")
         named = _NAMED.match(message) if not loc else None
@@ -86,6 +95,8 @@ def validation_error(exc: ValidationError, where: str) -> ApiError:
             value = value.get(loc) if isinstance(value, dict) else None
         if isinstance(value, dict | list):
             value = None
+        elif isinstance(value, str) and len(value) > _SHOWN_CHARS:  # sent back whole before
+            value = f"{value[:_SHOWN_CHARS]}... ({len(value)} characters)"
         fields.append(
             {
                 "field": f"{where}.{loc}" if loc else where,

@@ -19,6 +19,18 @@ _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
 SYMBOL_MAX_LENGTH = 40  # a symbol field's max_length
 SYMBOL_PATTERN = r"^[A-Za-z0-9]+([-/][A-Za-z0-9]+)+$"
 """What ``normalize_symbol`` accepts (documented in OpenAPI): BTC-USDT, btc/usdt, BTC-USD-PERP."""
+INTERVAL_PATTERN = r"^[0-9]{1,3}[smhdw]$"
+# an order id as venues and this engine spell them: printable ASCII, no space, at most 64
+# (the orders and fills columns' width)
+ORDER_ID_PATTERN = r"^[!-~]{1,64}$"
+PATTERN_WORDS = {
+    SYMBOL_PATTERN: "a market symbol such as BTC-USDT or BTC/USDT",
+    _NAME: "letters, digits and _ . : - only, at most 64 (such as binance)",
+    INTERVAL_PATTERN: "an interval such as 1m, 5m or 1h",
+    ORDER_ID_PATTERN: "printable characters without spaces, at most 64",
+}
+"""The form a value of each pattern takes, in words: a refused value's 422 says this, not the
+regular expression."""
 MAX_EPOCH = 32_503_680_000.0  # year 3000: larger times are input errors, not dates
 
 
@@ -153,7 +165,7 @@ class TradesQuery(MarketQuery):
 
 
 class HistoryQuery(MarketQuery):
-    interval: str = Field(default="1m", pattern=r"^[0-9]{1,3}[smhdw]$", description="e.g. 1m")
+    interval: str = Field(default="1m", pattern=INTERVAL_PATTERN, description="e.g. 1m")
     since: float | None = Field(default=None, ge=0, le=MAX_EPOCH, description="epoch seconds")
     until: float | None = Field(default=None, ge=0, le=MAX_EPOCH, description="epoch seconds")
     limit: int = Field(default=500, ge=1, le=5000)

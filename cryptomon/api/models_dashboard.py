@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from cryptomon.api.models import SYMBOL_PATTERN, Out, Query
+from cryptomon.api.models import ORDER_ID_PATTERN, SYMBOL_PATTERN, Out, Query
 from cryptomon.api.models_trading import DecimalStr
 from cryptomon.config import normalize_symbol
 
@@ -58,11 +58,6 @@ class SymbolQuery(Query):
     @classmethod
     def _norm(cls, v: str | None) -> str | None:
         return None if v is None else normalize_symbol(v)
-
-
-# an order id as venues and this engine spell them: printable ASCII, no space, at most 64
-# (the orders and fills columns' width)
-ORDER_ID_PATTERN = r"^[!-~]{1,64}$"
 
 
 class FillsQuery(SymbolQuery):

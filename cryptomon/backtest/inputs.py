@@ -233,13 +233,15 @@ async def load_db(
 
     assert isinstance(db, Database)
     timeframe_seconds(timeframe)
-    markets = await stored_markets(db, timeframe)
-    if exchange is not None:
-        markets = [m for m in markets if m[0] == exchange]
+    stored = await stored_markets(db, timeframe)
+    markets = stored if exchange is None else [m for m in stored if m[0] == exchange]
     if symbols:
         wanted = []
         for sym in symbols:
             found = [m for m in markets if m[1] == sym]
+            elsewhere = sorted({ex for ex, s in stored if s == sym})
+            if not found and elsewhere:  # the exchange is what to change (a typo)
+                raise _other_exchanges(f"{timeframe} candles of {sym}", exchange, elsewhere)
             if not found:
                 where = f" on {exchange}" if exchange else ""
                 others = await _stored_timeframes(db, exchange, sym, skip=timeframe)
@@ -261,6 +263,8 @@ async def load_db(
                 )
             wanted.extend(found)
         markets = wanted
+    if not markets and stored:
+        raise _other_exchanges(f"{timeframe} candles", exchange, sorted({ex for ex, _ in stored}))
     if not markets:
         raise DataError(f"no stored {timeframe} candles; run crypto-monitor download first")
     out = []
@@ -275,6 +279,14 @@ async def load_db(
             )
         out.append(series_from_rows(rows, exchange=ex, symbol=sym, timeframe=timeframe))
     return out
+
+
+def _other_exchanges(what: str, exchange: str | None, stored_on: list[str]) -> DataError:
+    """``--exchange`` names one without ``what`` while others have it: name them."""
+    return DataError(
+        f"no stored {what} on {exchange}; stored on: {', '.join(stored_on)} "
+        f"(give --exchange {stored_on[0]})"
+    )
 
 
 async def load_db_trades(

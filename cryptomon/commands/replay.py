@@ -38,7 +38,10 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     )
     rep.add_argument("--exchange", required=True, metavar="NAME", help="exchange of the recording")
     rep.add_argument(
-        "files", nargs="+", metavar="FILE", help="EXCHANGE.0, EXCHANGE.http.*, EXCHANGE.ws.*"
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="EXCHANGE.0, EXCHANGE.http.*, EXCHANGE.ws.*, or a folder holding them",
     )
     rep.add_argument(
         "--speed", default="max", metavar="max|1x|10x", help="replay pace (default max)"
@@ -80,6 +83,28 @@ def _recorded_exchange(files: list[str], feed_id: str) -> str | None:
     return prefix
 
 
+def _folders_expanded(files: list[str], feed_id: str) -> list[str]:
+    """``files`` with each folder replaced by its recording files of ``feed_id``'s exchange
+    (``BINANCE.0``, ``BINANCE.http.*``, ``BINANCE.ws.*``: what ``record --out`` wrote there);
+    ValueError naming the recordings a folder holds when none is that exchange's."""
+    prefix = f"{feed_id.upper()}."
+    out: list[str] = []
+    for name in files:
+        folder = Path(name)
+        if not folder.is_dir():
+            out.append(name)
+            continue
+        inside = sorted(p for p in folder.iterdir() if p.is_file())
+        mine = [str(p) for p in inside if p.name.upper().startswith(prefix)]
+        if not mine:
+            held = sorted({p.name.split(".")[0] for p in inside if p.name.endswith(".0")})
+            raise ValueError(
+                f"{name} holds no {prefix}* recording files (it holds: {', '.join(held) or 'none'})"
+            )
+        out.extend(mine)
+    return out
+
+
 def _http_files_left_out(files: list[str], feed_id: str) -> list[Path]:
     """The recording's ``EXCHANGE.http.*`` files (its REST answers: book snapshots) lying
     beside the given ``EXCHANGE.0`` when none was given: without them every book message
@@ -117,6 +142,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         expected = exc.problems[0].expected
         return usage_error(f"--exchange: expected {expected}; got {name!r}")
+    try:
+        args.files = _folders_expanded(args.files, feed_id)
+    except ValueError as exc:
+        return usage_error(str(exc))
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         return usage_error(f"recording file(s) not found: {', '.join(missing)}")

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -188,7 +189,8 @@ def load_settings(
     try:
         settings = Settings.model_validate(merged, context={OFFLINE: True} if offline else None)
     except ValidationError as exc:
-        problems += problems_from(exc, secrets=secrets_in(Settings, merged))
+        found = problems_from(exc, secrets=secrets_in(Settings, merged))
+        problems += [_named_by_variable(p, overrides, env) for p in found]
     else:
         expected = ack_wait_problem(settings.bus, settings.storage.batch_max_age_s)
         if expected is not None:
@@ -196,6 +198,40 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _named_by_variable(
+    problem: Problem, overrides: dict[str, Any], environ: Mapping[str, str]
+) -> Problem:
+    """``problem`` with the ``CRYPTOMON_*`` variable that set its key named, when one did (its
+    path is inside ``overrides``): the key path alone sent the reader to a config file that
+    had it right."""
+    node: Any = overrides
+    for part in problem.path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return problem  # from the file (or a default)
+    names = [
+        (len(path), name)
+        for name in environ
+        if (path := _env_path(name)) is not None
+        and (problem.path == path or problem.path.startswith(path + "."))
+    ]
+    if not names:
+        return problem
+    name = max(names)[1]
+    return replace(problem, expected=f"{problem.expected} (from the environment: {name})")
+
+
+def _env_path(name: str) -> str | None:
+    """The dotted key path a ``CRYPTOMON_*`` variable sets (None: not a setting's name)."""
+    upper = name.upper()
+    if not upper.startswith(ENV_PREFIX) or upper.startswith(RESERVED_ENV_PREFIXES):
+        return None
+    return ".".join(upper[len(ENV_PREFIX) :].lower().split("__"))
 
 
 def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[Problem], list[str]]:

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import random
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,13 +81,18 @@ class AppriseSender:
         self.redacted_url = f"{url.partition('://')[0]}://{REDACTED}"
         import apprise  # lazy: see BODY_FORMATS
 
-        with _apprise_log_scrubbed(url):
+        with _apprise_log_scrubbed(url) as said:
             plugin = apprise.Apprise.instantiate(url)
-        if plugin is None:
+        if plugin is None:  # apprise's reason (its first warning, else error) in the one line
+            found = [r for r in said if r.levelno == logging.WARNING] or said
+            why = f"apprise: {found[0].getMessage()}; " if found else ""
             raise InvalidChannelURL(
                 f"channel {name!r}: {url.partition('://')[0]}://*** is not a URL apprise supports "
-                "(see https://github.com/caronc/apprise/wiki for the URL forms)"
+                f"({why}see https://github.com/caronc/apprise/wiki for the URL forms)"
             )
+        alog = logging.getLogger("apprise")
+        for record in said:  # a usable URL's remarks go to the log as before
+            alog.handle(record)
         # Spacing is the channel's token bucket; apprise's own throttle would time.sleep() in a
         # shared worker thread, outside the injected clock (5.5 s per email by default).
         plugin.request_rate_per_sec = 0
@@ -201,25 +207,32 @@ class _ScrubURL(logging.Filter):
         super().__init__()
         parts = {p for p in _SPLIT.split(url.partition("://")[2]) if len(p) >= 3}
         self._parts = sorted(parts, key=len, reverse=True)
+        self._thread = threading.get_ident()
+        self.said: list[logging.LogRecord] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
         for part in self._parts:
             text = text.replace(part, REDACTED)
         record.msg, record.args = text, None
+        if record.thread == self._thread and record.levelno >= logging.WARNING:
+            self.said.append(record)  # held: the caller says it in its error, or logs it
+            return False
         return True
 
 
 @contextlib.contextmanager
-def _apprise_log_scrubbed(url: str) -> Iterator[None]:
+def _apprise_log_scrubbed(url: str) -> Iterator[list[logging.LogRecord]]:
     """While apprise parses ``url``: its log lines name the URL with only the parts it takes
     for secrets shortened (a mistyped Slack webhook kept its workspace and channel ids), and
-    the log redactor cannot know the parts of a URL apprise does not understand."""
+    the log redactor cannot know the parts of a URL apprise does not understand. Its warnings
+    and errors from this thread are held (scrubbed) in the list yielded: a URL it refuses is
+    one line naming apprise's reason, not its log lines and then ours."""
     alog = logging.getLogger("apprise")
     scrub = _ScrubURL(url)
     alog.addFilter(scrub)
     try:
-        yield
+        yield scrub.said
     finally:
         alog.removeFilter(scrub)
 

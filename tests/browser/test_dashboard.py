@@ -88,6 +88,24 @@ def test_order_from_the_form_shows_in_the_orders_table_and_on_the_chart(
     shot(page, tmp_path, "order-placed", capsys)
 
 
+def test_a_refused_stop_loss_is_said_once(page: Page, demo: Demo) -> None:
+    """A stop-loss above a buy's price was refused with its reason twice in one line
+    ("Order refused: invalid body: body.stop_loss: 999999 must be below ... (999999 must be
+    below ...)"): the API's message already carried the field's reason, and the dashboard
+    added the details again. The reason now appears once."""
+    open_dashboard(page, demo, demo.token, view="market/simulator/BTC-USDT")
+    page.wait_for_selector("#order-form")
+    page.fill("#order-form input[name=amount]", "0.001")
+    page.fill("#order-form input[name=stop_loss]", "99999999")
+    page.click("#order-form button[type=submit]")
+    page.wait_for_selector("#order-msg:not(:empty)")
+    answer = page.text_content("#order-msg") or ""
+    assert answer.startswith("Order refused: invalid body: body.stop_loss: 99999999 must be"), (
+        answer
+    )
+    assert answer.count("must be below") == 1, answer
+
+
 def test_kill_switch_engages_and_the_risk_state_shows_it(
     page: Page, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -505,6 +523,21 @@ def test_a_market_that_did_not_load_says_so_above_its_chart(page: Page, demo: De
     page.evaluate("location.hash = '#/market/simulator/ETH-USDT'")
     page.wait_for_function("() => Number(document.getElementById('chart').dataset.candles) > 0")
     assert page.is_hidden("#market-msg")
+
+
+def test_a_market_without_data_charts_the_last_minutes_not_the_year_2000(
+    page: Page, demo: Demo
+) -> None:
+    """Beside its note, a market with nothing stored still drew plotly's empty axis: January
+    2000 to January 2001. The empty chart now spans the last minutes up to now, where the
+    market's first live trades will appear."""
+    open_dashboard(page, demo, view="market/nope/BTC-USDT")
+    page.wait_for_selector("#market-msg:has-text('No candles or trades for nope BTC-USDT')")
+    page.wait_for_function("() => document.getElementById('chart')._fullLayout !== undefined")
+    start, end = page.evaluate("document.getElementById('chart')._fullLayout.xaxis.range")
+    now = page.evaluate("new Date().toISOString()").replace("T", " ")
+    assert start[:13] <= now[:13] <= end[:13], (start, end, now)
+    assert start[:4] == now[:4], (start, end, now)
 
 
 @pytest.mark.parametrize("typed", ["btc-usdt", "BTC/USDT"])

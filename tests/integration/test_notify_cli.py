@@ -152,3 +152,23 @@ async def test_a_mistyped_webhook_url_leaks_no_part_of_it(tmp_path: Path) -> Non
         assert "not a URL apprise supports" in err
         for part in ("T03QAWSPC", "B04QAWSPC", "aBcDeFgHiJkLmNoPqRsTuVwX"):
             assert part not in out + err
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_url_of_a_known_service_says_what_apprise_found(tmp_path: Path) -> None:
+    """``slack://x`` was refused as "not a URL apprise supports" (apprise supports Slack: the
+    token was missing), and for an unknown scheme apprise's own JSON log line came before the
+    error. The one line now carries apprise's reason, and apprise logs nothing beside it."""
+    code, _, err = await _cli(
+        "notify-test", "--config", _config(tmp_path, [{"name": "s", "url": "slack://x"}])
+    )
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err  # the heading and the problem
+    assert "slack://*** is not a URL apprise supports" in lines[1], err
+    assert "(apprise: An invalid Slack (second) Token (None) was specified." in lines[1], err
+    cfg = _config(tmp_path, [{"name": "n", "url": "nosuchservice://sekrit-token@host/x"}])
+    code, _, err = await _cli("notify-test", "--config", cfg)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 2, err
+    assert "sekrit-token" not in err

@@ -130,3 +130,35 @@ def test_env_json_and_nested_values_reach_their_keys() -> None:
     assert s.api.host == "localhost"
     assert s.anomaly_detection.whale_notional == {"USDT": 5.0}
     assert s.logging.level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        (
+            "CRYPTOMON_API__PORT",
+            "abc",
+            "api.port: got 'abc'; expected a valid integer, unable to parse string as an "
+            "integer (from the environment: CRYPTOMON_API__PORT)",
+        ),
+        (
+            "CRYPTOMON_EXCHANGES",
+            '[{"name": "binance", "symbols": ["BTC/USDT"], "subscriptions": ["tradez"]}]',
+            "exchanges.0.subscriptions.0: got 'tradez'; expected 'trades', 'orderbook', "
+            "'ticker', 'candles', 'funding', 'liquidations' or 'open_interest' (from "
+            "the environment: CRYPTOMON_EXCHANGES)",
+        ),
+    ],
+)
+def test_a_bad_value_from_the_environment_names_its_variable(
+    tmp_path: Path, name: str, value: str, line: str
+) -> None:
+    """``api.port: got 'abc'`` sent the reader to a config file whose port was fine: the value
+    came from a variable. The line now names it; a bad value in the file is unchanged."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("api: {port: 8080}\ntrading: {max_position_size: -1}\n")
+    proc = run_cli(["check-config", "--config", str(cfg)], {name: value})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert f"  {line}" in lines, proc.stderr
+    assert "  trading.max_position_size: got -1; expected greater than 0" in lines, proc.stderr

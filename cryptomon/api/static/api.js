@@ -43,7 +43,8 @@ export function explain(status, message) {
 // ("Input should be greater than 0"): both are shown, or the user cannot tell what to change.
 function withFields(error) {
   const fields = error.details && Array.isArray(error.details.fields) ? error.details.fields : [];
-  const why = fields.filter((x) => x && x.message)
+  // a reason the message already carries ("body.stop_loss: 150 must be below ...") once
+  const why = fields.filter((x) => x && x.message && !error.message.includes(x.message))
     .map((x) => (fields.length === 1 ? x.message : `${x.field}: ${x.message}`));
   return why.length ? `${error.message} (${why.join("; ")})` : error.message;
 }

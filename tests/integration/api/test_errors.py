@@ -369,3 +369,29 @@ async def test_unknown_methods_do_not_grow_metric_labels(start_api: StartApi) ->
             assert r.status == 405
     methods = {m for m, _ in api.server.app_context.requests}
     assert methods == {"OTHER"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("symbol=zzz/???", "query.symbol", "expected a market symbol such as BTC-USDT or BTC/USDT"),
+        (
+            "exchange=bin%20ance",
+            "query.exchange",
+            "expected letters, digits and _ . : - only, at most 64 (such as binance)",
+        ),
+    ],
+)
+async def test_a_malformed_name_is_explained_without_a_regex(
+    start_api: StartApi, queries: Any, query: str, field: str, message: str
+) -> None:
+    """A malformed symbol filter (typed in the dashboard's Alerts view) was answered "String
+    should match pattern '^[A-Za-z0-9]+([-/][A-Za-z0-9]+)+$'": the form a value must take is
+    now said in words."""
+    api = await start_api(queries=queries)
+    status, body = await api.get(f"/api/v1/anomalies?{query}")
+    assert status == 422
+    [got] = assert_error(body, "validation_error")["details"]["fields"]
+    assert got["field"] == field
+    assert got["message"] == message

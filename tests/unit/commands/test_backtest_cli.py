@@ -872,3 +872,29 @@ def test_refusals_and_rejections_of_a_real_series_in_the_text_json_and_report(
     by_reason = s["not_acted_by_reason"]
     assert sum(by_reason.values()) == s["signals_not_acted"], by_reason
     assert "side_held" in by_reason, by_reason
+
+
+def test_an_exchange_with_no_stored_candles_names_the_stored_ones(
+    capsys: pytest.CaptureFixture[str], config: Path, candles_file: Path
+) -> None:
+    """``--exchange krakn`` (a typo) over candles stored for binance said "no stored 1m
+    candles; run crypto-monitor download first" to someone who had just imported them; it
+    now names the exchange and the ones that have candles, with or without --symbols."""
+    code, _, err = run(
+        capsys, "download", "--from-file", str(candles_file), "--exchange", "binance",
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, err
+    base = ("backtest", "--config", str(config), "--no-store", "--exchange", "krakn")
+    code, _, err = run(capsys, *base)
+    assert code == 2
+    assert err.strip() == (
+        "crypto-monitor: no stored 1m candles on krakn; stored on: binance (give --exchange "
+        "binance)"
+    ), err
+    code, _, err = run(capsys, *base, "--symbols", "ALT/BTC")
+    assert code == 2
+    assert err.strip() == (
+        "crypto-monitor: no stored 1m candles of ALT-BTC on krakn; stored on: binance (give "
+        "--exchange binance)"
+    ), err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -252,3 +253,33 @@ def test_replay_without_the_http_file_names_it(
         assert "api/v3/depth" in warning  # the first request not answered
         if not extra:
             assert "parse errors=177 (177 without a recorded REST answer" in out, out
+
+
+def test_replay_of_a_folder_replays_its_files_of_the_exchange(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, shared_data: Path
+) -> None:
+    """``replay --exchange binance rec/`` (the folder ``record --out rec/`` wrote) said
+    "recording file(s) not found: rec/" of a folder that is there: a folder now stands for
+    its files of that exchange (``BINANCE.*``, not ``BINANCE_FUTURES.*``), as ``evaluate``
+    takes folders; a folder without them says which recordings it holds."""
+    code = main(["replay", "--exchange", "binance", str(shared_data), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    whole = main(
+        ["replay", "--exchange", "binance", "--json"]
+        + [str(shared_data / n) for n in ("BINANCE.0", "BINANCE.http.0.0", "BINANCE.ws.1.0")]
+    )
+    assert whole == 0
+    summary = json.loads(out.splitlines()[-1])
+    expected = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["messages"] == expected["messages"] > 0
+    assert summary["events"] == expected["events"]
+
+    empty = tmp_path / "rec"
+    empty.mkdir()
+    (empty / "KRAKEN.0").write_text("")
+    code, err = run(capsys, "replay", "--exchange", "binance", str(empty))
+    assert code == 2
+    assert err.strip() == (
+        f"crypto-monitor: {empty} holds no BINANCE.* recording files (it holds: KRAKEN)"
+    ), err

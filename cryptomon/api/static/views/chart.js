@@ -29,7 +29,9 @@ function hline(y, color, label, dash = "dash", last = null) {
   };
 }
 
-export function figure({ candles, anomalies, fills, orders, levels, position = null }) {
+// ``now`` (epoch seconds): where an empty chart's time axis ends (plotly's own default for no
+// data is January 2000 to January 2001)
+export function figure({ candles, anomalies, fills, orders, levels, position = null, now = null }) {
   const x = candles.map((c) => time(c.open_time));
   // plotly sizes candle bodies by the smallest step between x values: a lone candle gets an
   // empty slot a minute before it, so it is drawn one minute wide, not one millisecond
@@ -85,6 +87,9 @@ export function figure({ candles, anomalies, fills, orders, levels, position = n
     const last = candles[candles.length - 1].open_time;
     const first = Math.min(candles[0].open_time, last - (MIN_SPAN_CANDLES - 1) * 60);
     xaxis.range = [time(first - 30), time(last + 90)];
+  } else if (!candles.length && now !== null) {
+    // nothing stored yet: the last minutes, where the market's first live trades will appear
+    xaxis.range = [time(now - MIN_SPAN_CANDLES * 60), time(now + 90)];
   }
   const layout = {
     paper_bgcolor: "#171d24", plot_bgcolor: "#171d24", font: { color: "#d8dee6", size: 11 },

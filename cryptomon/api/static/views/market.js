@@ -77,7 +77,7 @@ export function mount(root, params) {
 
   const draw = frameThrottle(() => {
     if (!window.Plotly) return;
-    const { data, layout } = figure(state);
+    const { data, layout } = figure({ ...state, now: Date.now() / 1000 });
     window.Plotly.react(chart, data, layout, { displaylogo: false, responsive: true });
     Object.assign(chart.dataset, {
       candles: state.candles.length, anomalies: data[2].x.length,
