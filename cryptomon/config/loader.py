@@ -194,7 +194,8 @@ def load_settings(
     else:
         expected = ack_wait_problem(settings.bus, settings.storage.batch_max_age_s)
         if expected is not None:
-            problems.append(Problem("bus.ack_wait_s", settings.bus.ack_wait_s, expected))
+            problem = Problem("bus.ack_wait_s", settings.bus.ack_wait_s, expected)
+            problems.append(_named_by_variable(problem, overrides, env))
     if problems:
         raise ConfigError(problems)
     return settings
