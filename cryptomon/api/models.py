@@ -20,6 +20,24 @@ SYMBOL_MAX_LENGTH = 40  # a symbol field's max_length
 SYMBOL_PATTERN = r"^[A-Za-z0-9]+([-/][A-Za-z0-9]+)+$"
 """What ``normalize_symbol`` accepts (documented in OpenAPI): BTC-USDT, btc/usdt, BTC-USD-PERP."""
 INTERVAL_PATTERN = r"^[0-9]{1,3}[smhdw]$"
+CANDLE_INTERVALS = (
+    "1s",
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+)
+"""The candle intervals any venue serves (cryptofeed's, bar the month): what can be stored."""
 # an order id as venues and this engine spell them: printable ASCII, no space, at most 64
 # (the orders and fills columns' width)
 ORDER_ID_PATTERN = r"^[!-~]{1,64}$"
@@ -169,6 +187,13 @@ class HistoryQuery(MarketQuery):
     since: float | None = Field(default=None, ge=0, le=MAX_EPOCH, description="epoch seconds")
     until: float | None = Field(default=None, ge=0, le=MAX_EPOCH, description="epoch seconds")
     limit: int = Field(default=500, ge=1, le=5000)
+
+    @field_validator("interval")
+    @classmethod
+    def _served(cls, value: str) -> str:
+        if value not in CANDLE_INTERVALS:  # "7m" matched the form and found nothing, a 200
+            raise ValueError(f"an interval exchanges serve: one of {', '.join(CANDLE_INTERVALS)}")
+        return value
 
     @model_validator(mode="after")
     def _range(self) -> HistoryQuery:

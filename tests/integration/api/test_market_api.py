@@ -132,3 +132,12 @@ async def test_history_from_the_store(start_api: StartApi, queries: Any, databas
     )
     assert status == 422
     assert "query.interval" in body["error"]["message"]
+    # the form of an interval, but none a venue serves: no candle can be stored under it
+    status, body = await api.get(
+        "/api/v1/market/history?exchange=binance&symbol=BTC-USDT&interval=7m"
+    )
+    assert status == 422, body
+    (field,) = body["error"]["details"]["fields"]
+    assert field["field"] == "query.interval"
+    assert field["value"] == "7m"
+    assert "1m, 3m, 5m" in field["message"]
