@@ -27,6 +27,7 @@ the real trades judged otherwise than in the untouched replay of the same mode a
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import random
 import tempfile
@@ -163,30 +164,29 @@ def _maker(v: Venue, cfg: Settings, mode: Mode, peer: list[PeerEvent]) -> MakeGu
 
 
 def _ticker_points(early: bool, v: Venue, symbol: str, count: int) -> list[Judged]:
-    """``symbol``'s live ticker messages at which the guard has (``early``: fewer than)
-    ``_MIN_PRICES`` of its prices."""
-    start = v.base.rep.start
+    """``symbol``'s ticker messages at which the guard has (``early``: fewer than)
+    ``_MIN_PRICES`` of its prices, once its trades come (a print inserted before the venue
+    sent any: before its trade subscription, which some venues' sequence numbers refuse)."""
+    first = min((j.ts_recv for j in v.base.trades() if j.symbol == symbol), default=None)
     guard = v.base.guard
     tickers = guard.tickers if isinstance(guard, RefGuard) else []
-    return [j for j in tickers if j.symbol == symbol and j.warm != early and start <= j.ts_recv]
+    if first is None:
+        return []
+    return [j for j in tickers if j.symbol == symbol and j.warm != early and first < j.ts_recv]
 
 
 def _early_trade_points(v: Venue, symbol: str, count: int) -> list[Judged]:
-    """``symbol``'s live trades after which the guard still has fewer than ``_MIN_PRICES``
-    of its prices (on a replay whose guard sees no book: its prices are its accepted
-    trades)."""
+    """``symbol``'s live trades after whose message the guard still has fewer than
+    ``_MIN_PRICES`` of its prices (on a replay whose guard sees no book: its prices are its
+    accepted trades; the trades of one message share its receipt)."""
     start = v.base.rep.start
-    out = []
-    accepted = 0
-    for j in v.base.trades():
-        if j.symbol != symbol or j.verdict != "ok":
-            continue
-        accepted += 1
-        if accepted >= _MIN_PRICES:
-            break
-        if start <= j.ts_recv:
-            out.append(j)
-    return out
+    ok = [j for j in v.base.trades() if j.symbol == symbol and j.verdict == "ok"]
+    receipts = sorted(j.ts_recv for j in ok)
+    return [
+        j
+        for j in ok
+        if start <= j.ts_recv and bisect.bisect_right(receipts, j.ts_recv) < _MIN_PRICES
+    ]
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,14 @@ async def _side(s: _Setup, case: Case, mode: Mode, r: int) -> dict[str, Any]:
     where = bases[case.before]
     plan, prints, unjudged = _plan_prints(where, 10.0, case.count, rng, case.where, case.step)
     if not prints:
-        return {"labels": 0, "quarantined": 0, "collateral": 0, "counts": {}, "none": unjudged}
+        return {
+            "labels": 0,
+            "quarantined": 0,
+            "lost": 0,
+            "collateral": 0,
+            "counts": {},
+            "none": unjudged,
+        }
     name = f"{case.label}-{mode.books:d}{mode.tickers:d}{mode.peer:d}-{r}"
     copy = await _replay_copy(v, plan, s.tmp / name, cfg, _maker(v, cfg, mode, s.peer))
     found = [_found(copy, p) for p in prints]
@@ -255,6 +262,7 @@ async def _side(s: _Setup, case: Case, mode: Mode, r: int) -> dict[str, Any]:
     return {
         "labels": len(prints),
         "quarantined": sum(1 for j in found if j is not None and j.verdict == "bad_print"),
+        "lost": sum(1 for j in found if j is None),
         "collateral": len(_changed(bases[mode].base, copy, mine)),
         "counts": {k: stats[k] - bases[mode].base.guard.stats()[k] for k in COUNTERS},
         "none": unjudged,
@@ -277,12 +285,15 @@ async def references(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[s
         for case in cases:
             row: dict[str, Any] = {"prints_each": case.count, "step_s": case.step}
             for side, mode in (("before", case.before), ("after", case.after)):
-                total: dict[str, Any] = {"labels": 0, "quarantined": 0, "collateral_trades": 0}
+                total: dict[str, Any] = dict.fromkeys(
+                    ("labels", "quarantined", "not_replayed", "collateral_trades"), 0
+                )
                 counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
                 for r in range(repeats):
                     got = await _side(setup, case, mode, r)
                     total["labels"] += got["labels"]
                     total["quarantined"] += got["quarantined"]
+                    total["not_replayed"] += got["lost"]
                     total["collateral_trades"] += got["collateral"]
                     for k, n in got["counts"].items():
                         counts[k] += n

@@ -7,10 +7,11 @@ quote currency from the cryptofeed-normalized symbol (``BTC-USDT`` and ``BTC-USD
 ``("BTC", "USDT")``; an inverse ``BTC-USD-PERP`` quotes its price in USD per BTC as
 ``BTC-USD`` spot does). Spot and perpetual markets only: a dated future's basis and an option's
 premium are no reference, and a renamed multiple (``1000SHIB``) is another base, so another
-key. The board gives the state the dict of its comparable markets (every venue's state under
-the key, by ``(exchange, symbol)``); reading a reference is then a walk over those few other
-venues' last accepted prices, on the guard's slow path only (a print outside its band, or a
-market's first prints), never per event.
+key. A venue's own spot and perpetual of a pair are comparable too. The board gives the state
+the dict of its comparable markets (every venue's state under the key, by
+``(exchange, symbol)``); reading a reference is then a walk over those few other venues' last
+accepted prices, on the guard's slow path only (a print outside its band, or a market's first
+prints), never per event.
 """
 
 from __future__ import annotations
