@@ -133,7 +133,8 @@ def feed_metrics(health: Mapping[str, Any]) -> Iterator[Metric]:
     quality = CounterMetricFamily(
         "cryptomon_feed_quality",
         "market data kept away by the quality layer (duplicates, historical, bad_prints, "
-        "bad_books), real moves accepted and first prints passed unjudged (unjudged)",
+        "bad_books), real moves accepted, first prints passed unjudged (unjudged) and trades "
+        "judged against the ticker or other venues (ticker_/venue_judged, ..._refuted)",
         labels=["exchange", "kind"],
     )
     symbols = GaugeMetricFamily(

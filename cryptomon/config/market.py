@@ -49,6 +49,15 @@ class MarketDataConfig(Section):
     bad_print_mid_follow_s: float = Field(
         default=1.0, gt=0, description="a book mid following a suspect print within this confirms"
     )
+    bad_print_venue_band_pct: float = Field(
+        default=20.0,
+        gt=0,
+        description="with no fresh book or ticker: a print this far (%) from other venues' "
+        "fresh prices of the same pair is refuted",
+    )
+    bad_print_venue_max_age_s: float = Field(
+        default=5.0, gt=0, description="other venues' prices no older than this (s) count"
+    )
     stale_factor: float = Field(
         default=10.0, gt=1, description="a symbol is stale after this many normal gaps of silence"
     )

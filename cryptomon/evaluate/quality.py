@@ -19,6 +19,9 @@ Per exchange, each scenario in ``repeats`` seeded copies:
 - **a burst with no fresh book**: the x10 burst at a point where the market's book was last
   seen more than ``bad_print_mid_follow_s`` before its first print and sends nothing until
   its last (a sparse book: nothing to refute the prints but their instant);
+- **references beyond the book** (:mod:`cryptomon.evaluate.quality_refs`): bad prints on
+  ticker-only markets and on markets judged against another venue, before and after the
+  guard is given those references, and the genuine move with them;
 - **a genuine move**: the evaluation's persistent 15 % price jump
   (:func:`~cryptomon.evaluate.injection.plan_copy`: the book moved, every later price
   rewritten): how many of the moved prints are held back, and for how long;
@@ -38,25 +41,41 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import math
 import random
-import statistics
 import tempfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cryptomon.config import AnomalyDetectionConfig, MarketDataConfig
-from cryptomon.evaluate.books import price_grid, prices_grid
-from cryptomon.evaluate.frames import Injected, Shift, TradeFrame, frame_for
-from cryptomon.evaluate.injection import CopyPlan, plan_copy, write_copy
-from cryptomon.evaluate.labels import Injection
-from cryptomon.evaluate.replays import Replayed, read_lines, receipt_time, replay
-from cryptomon.kinds import AnomalyKind
-from cryptomon.market.quality import _MIN_PRICES, QualityGuard, SymbolQuality, Verdict
+from cryptomon.evaluate.frames import Shift
+from cryptomon.evaluate.injection import CopyPlan
+from cryptomon.evaluate.quality_refs import format_references, references
+from cryptomon.evaluate.quality_replay import (
+    BURST_STEP_S,
+    EXAMPLES,
+    WATCHDOG_S,
+    Judged,
+    Points,
+    Run,
+    Settings,
+    Venue,
+    _changed,
+    _decimals,
+    _example,
+    _found,
+    _genuine_move,
+    _plan_prints,
+    _refused,
+    _replay_copy,
+    _run,
+    _venue,
+    _warm_points,
+)
+from cryptomon.evaluate.replays import read_lines, receipt_time
+from cryptomon.market.quality import QualityGuard, SymbolQuality
 
 Progress = Callable[[int, int], None]
 BAD_PRINTS: tuple[tuple[str, float], ...] = (
@@ -68,192 +87,10 @@ BAD_PRINTS: tuple[tuple[str, float], ...] = (
 BURST = ("x10_burst", 10.0)  # bad_print_confirm_prints x10 prints 0.1 s apart: a "move"
 EARLY = ("early_x10", 10.0)  # one x10 print before the market's _MIN_PRICES prices, book fresh
 BURST_NO_BOOK = ("x10_burst_no_book", 10.0)  # the burst where the market's book is not fresh
-BURST_STEP_S = 0.1
-JUMP = Injection(AnomalyKind.PRICE_CHANGE, 15.0)
-WATCHDOG_S = 0.5  # the daemon's watchdog interval (FeedManager.watchdog_interval_s)
 SILENCE_MIN_EVENTS = 10  # a market's judged events before its silence (its pace learned)
-EXAMPLES = 5
-_ID0 = 9_100_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Judged:
-    """One trade or book top the guard judged: its verdict (a book: ``ok``/``bad_print``)
-    and whether the guard had enough prices of the market to judge it (``warm``)."""
-
-    book: bool
-    symbol: str
-    price: float
-    ts_recv: float
-    trade_id: str | None
-    verdict: Verdict
-    warm: bool
-    gap: float  # the market's learned gap after it
-
-
-@dataclass(frozen=True, slots=True)
-class StaleChange:
-    """The watchdog marked ``symbol`` stale (or live again) at tick ``at``."""
-
-    at: float
-    symbol: str
-    stale: bool
-    silence: float  # since the market's last data
-    bound: float
-
-
-class WatchedGuard(QualityGuard):
-    """The real guard, keeping every verdict, its stall watchdog ticking every
-    ``tick_s`` of receipt time (as the daemon's does on the wall clock; receipts the feed
-    hands late, e.g. book tops at the end of a loop turn, never move it back)."""
-
-    def __init__(self, exchange: str, *, config: MarketDataConfig, tick_s: float = WATCHDOG_S):
-        super().__init__(exchange, config=config)
-        self.tick_s = tick_s
-        self.judged: list[Judged] = []
-        self.changes: list[StaleChange] = []
-        self._next: float | None = None
-
-    def tick_to(self, now: float) -> None:
-        """Run the watchdog at every tick up to ``now``."""
-        if self._next is None:
-            self._next = now + self.tick_s
-        while self._next <= now:
-            at = self._next
-            self._next = at + self.tick_s
-            went, back = self.check_stale(at)
-            for symbol, stale in [(s, True) for s in went] + [(s, False) for s in back]:
-                st = self.symbols[symbol]
-                self.changes.append(
-                    StaleChange(at, symbol, stale, at - st.last_recv, self.stale_bound(st))
-                )
-
-    def trade(  # noqa: PLR0917 - the guard's signature
-        self,
-        symbol: str,
-        price: float,
-        ts: float,
-        ts_recv: float,
-        trade_id: str | None,
-        amount: float | None = None,
-        side: str | None = None,
-    ) -> Verdict:
-        self.tick_to(ts_recv)
-        warm = len(self.state(symbol).prices) >= _MIN_PRICES
-        verdict = super().trade(symbol, price, ts, ts_recv, trade_id, amount, side)
-        gap = self.symbols[symbol].gap
-        self.judged.append(Judged(False, symbol, price, ts_recv, trade_id, verdict, warm, gap))
-        return verdict
-
-    def book(self, symbol: str, bid: float, ask: float, ts_recv: float) -> bool:
-        self.tick_to(ts_recv)
-        warm = len(self.state(symbol).prices) >= _MIN_PRICES
-        ok = super().book(symbol, bid, ask, ts_recv)
-        gap = self.symbols[symbol].gap
-        mid = (bid + ask) * 0.5
-        verdict: Verdict = "ok" if ok else "bad_print"
-        self.judged.append(Judged(True, symbol, mid, ts_recv, None, verdict, warm, gap))
-        return ok
-
-
-@dataclass
-class Run:
-    """One replay through a :class:`WatchedGuard`."""
-
-    rep: Replayed
-    guard: WatchedGuard
-
-    def trades(self) -> list[Judged]:
-        return [j for j in self.guard.judged if not j.book]
-
-
-async def _run(
-    name: str, files: list[Path], market: MarketDataConfig, cfg: AnomalyDetectionConfig
-) -> Run:
-    guard = WatchedGuard(name.lower(), config=market)
-    rep = await replay(name, files, cfg, every_book=True, market=market, guard=guard, yield_every=1)
-    guard.tick_to(rep.end)
-    return Run(rep, guard)
-
-
-def _key(j: Judged) -> tuple[bool, str, float, float, str | None]:
-    return (j.book, j.symbol, j.price, j.ts_recv, j.trade_id)
-
-
-def _changed(base: Run, copy: Run, skip: set[float]) -> list[Judged]:
-    """Trades of the untouched replay judged otherwise in ``copy`` (the injected ones, at
-    the receipts ``skip``, left out). Trades only: book tops are coalesced per loop turn of the
-    replay, which an inserted line moves, so the same book can come as other tops."""
-    before = Counter((_key(j), j.verdict) for j in base.trades())
-    after = Counter((_key(j), j.verdict) for j in copy.trades() if j.ts_recv not in skip)
-    gone = before - after
-    return [j for j in base.trades() if gone[(_key(j), j.verdict)] > 0]
-
-
-def _refused(run: Run) -> int:
-    return sum(1 for j in run.guard.judged if j.book and j.verdict != "ok")
-
-
-def _decimals(rep: Replayed, symbol: str) -> int:
-    tops = rep.tops.get(symbol)
-    if tops:
-        return price_grid(tops)[1]
-    return prices_grid([t.price for t in rep.trades.get(symbol, [])])[1]
-
-
-@dataclass
-class Venue:
-    """What the planning needs of one recording."""
-
-    name: str
-    files: list[Path]
-    frame: TradeFrame
-    ws: list[Path]
-    texts: dict[Path, list[str]]
-    base: Run
-    lat: float  # the exchange's median receipt latency of live trades
-
-    @property
-    def every(self) -> list[str]:
-        return [line for lines in self.texts.values() for line in lines]
-
-    def target(self, mark: str) -> Path | None:
-        return next((f for f in self.ws if any(mark in x for x in self.texts[f])), None)
-
-    def channels(self, native: str) -> tuple[str | None, str | None]:
-        every = self.every
-        return self.frame.channel(every, native), self.frame.book_channel(every, native)
-
-
-def _venue(name: str, files: list[Path], base: Run) -> Venue:
-    ws = [f for f in files if ".ws." in f.name]
-    texts = {f: read_lines(f) for f in ws}
-    live = [t for ts in base.rep.trades.values() for t in ts if t.ts >= base.rep.start]
-    lat = statistics.median(t.ts_recv - t.ts for t in live) if live else 0.0
-    return Venue(name, files, frame_for(name), ws, texts, base, max(0.0, lat))
 
 
 # ---------------------------------------------------------------------- bad prints
-
-
-@dataclass(frozen=True, slots=True)
-class Print:
-    symbol: str
-    receipt: float
-    price: float
-
-
-Points = Callable[[Venue, str, int], list[Judged]]
-
-
-def _warm_points(v: Venue, symbol: str, count: int) -> list[Judged]:
-    """Where the guard judges ``symbol`` (it has seen ``_MIN_PRICES`` of its prices)."""
-    start = v.base.rep.start
-    return [
-        j
-        for j in v.base.guard.judged
-        if j.symbol == symbol and j.warm and j.verdict == "ok" and start <= j.ts_recv
-    ]
 
 
 def _early_points(v: Venue, symbol: str, count: int) -> list[Judged]:
@@ -285,57 +122,6 @@ def _bookless_points(follow_s: float, v: Venue, symbol: str, count: int) -> list
         if not j.book and (k == len(books) or books[k] > last):
             out.append(j)
     return out
-
-
-def _plan_prints(
-    v: Venue, factor: float, count: int, rng: random.Random, where: Points = _warm_points
-) -> tuple[CopyPlan, list[Print], list[str]]:
-    """``count`` prints (``BURST_STEP_S`` apart) per market whose trades the venue sends, at
-    a point ``where`` picks (by default one where the guard judges); the markets with no
-    such point (by default: never ``_MIN_PRICES`` prices seen, not judged)."""
-    plan = CopyPlan()
-    prints: list[Print] = []
-    unjudged: list[str] = []
-    rep = v.base.rep
-    for n, (symbol, native) in enumerate(sorted(rep.natives.items())):
-        chan, _ = v.channels(native)
-        target = None if chan is None else v.target(v.frame.marker(native, chan))
-        if chan is None or target is None:
-            continue
-        points = where(v, symbol, count)
-        if not points:
-            unjudged.append(symbol)
-            continue
-        at = rng.choice(points)
-        price = round(at.price * factor, _decimals(rep, symbol))
-        amount = _amount(rep, symbol)
-        for k in range(count):
-            receipt = at.ts_recv + 1e-4 + k * BURST_STEP_S
-            ts = math.floor((receipt - v.lat) * 1000.0) / 1000.0
-            trade = Injected(native, chan, price, amount, True, ts, _ID0 + 100 * n + k)
-            plan.lines.setdefault(target, []).append((receipt, v.frame.render(trade)))
-            prints.append(Print(symbol, receipt, price))
-    return plan, prints, unjudged
-
-
-def _amount(rep: Replayed, symbol: str) -> float:
-    """The market's median trade in the venue's units (1 without trades)."""
-    trades = rep.trades.get(symbol, [])
-    if not trades:
-        return 1.0
-    return statistics.median(t.contracts if t.contracts is not None else t.amount for t in trades)
-
-
-def _found(copy: Run, p: Print) -> Judged | None:
-    for j in copy.guard.judged:
-        if (
-            not j.book
-            and j.symbol == p.symbol
-            and abs(j.ts_recv - p.receipt) < 1e-6
-            and math.isclose(j.price, p.price, rel_tol=1e-9)
-        ):
-            return j
-    return None
 
 
 async def _bad_prints(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[str, Any]:
@@ -381,60 +167,7 @@ async def _bad_prints(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[
     return out
 
 
-def _example(j: Judged) -> dict[str, Any]:
-    return {
-        "symbol": j.symbol,
-        "kind": "book_mid" if j.book else "trade",
-        "price": j.price,
-        "ts_recv": round(j.ts_recv, 6),
-        "trade_id": j.trade_id,
-        "verdict": j.verdict,
-    }
-
-
 # ---------------------------------------------------------------------- a genuine move
-
-
-async def _genuine_move(v: Venue, seed: int, repeats: int, cfg: Settings) -> dict[str, Any]:
-    """Per labelled jump: its moved prints (the injected ones and every recorded trade of
-    the market after it), those quarantined, how long after the first the move was accepted
-    (the first moved print let through) and the prints held after that."""
-    labels = prints = held = late = 0
-    accept_s: list[float] = []
-    with tempfile.TemporaryDirectory(prefix=f"quality-{v.name}-") as tmp:
-        for r in range(repeats):
-            rng = random.Random(f"{seed}:{v.name}:jump:{r}")  # noqa: S311
-            plan = plan_copy(v.name, v.files, v.base.rep, JUMP, copy=r, cfg=cfg.placing, rng=rng)
-            if not plan.labels:
-                continue
-            copy = await _replay_copy(v, plan, Path(tmp) / f"jump-{r}", cfg)
-            natives = {s.native: s for s in plan.shifts}
-            for lb in plan.labels:
-                shift = natives[v.base.rep.natives[lb.symbol]]
-                moved = [
-                    j
-                    for j in copy.trades()
-                    if j.symbol == lb.symbol and j.ts_recv >= shift.start - 1e-5
-                ]
-                labels += 1
-                prints += len(moved)
-                held += sum(1 for j in moved if j.verdict == "bad_print")
-                first_ok = next((j for j in moved if j.verdict == "ok"), None)
-                if first_ok is not None:
-                    accept_s.append(first_ok.ts_recv - moved[0].ts_recv)
-                    after = [j for j in moved if j.ts_recv > first_ok.ts_recv]
-                    late += sum(1 for j in after if j.verdict == "bad_print")
-    never = labels - len(accept_s)
-    return {
-        "labels": labels,
-        "moved_prints": prints,
-        "held_back": held,
-        "held_after_accepted": late,
-        "never_accepted": never,
-        "median_accept_s": round(statistics.median(accept_s), 3) if accept_s else None,
-        "max_accept_s": round(max(accept_s), 3) if accept_s else None,
-        "confirm_window_s": cfg.market.bad_print_confirm_s,
-    }
 
 
 # ---------------------------------------------------------------------- duplicates
@@ -629,30 +362,6 @@ def _untouched(v: Venue, market: MarketDataConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------------- running it
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The market layer judged (``market``), the detectors the replay runs (``detect``) and
-    the warm-up the price jump's point is placed after (``placing``)."""
-
-    market: MarketDataConfig
-    detect: AnomalyDetectionConfig
-    placing: AnomalyDetectionConfig = field(
-        default_factory=lambda: AnomalyDetectionConfig(
-            bucket_seconds=1.0, min_samples=5, lookback_window_minutes=1.0, cooldown_s=5.0
-        )
-    )
-
-
-def _write(v: Venue, plan: CopyPlan, folder: Path) -> list[Path]:
-    folder.mkdir()
-    return write_copy(v.files, plan, folder, v.frame)
-
-
-async def _replay_copy(v: Venue, plan: CopyPlan, folder: Path, cfg: Settings) -> Run:
-    copied = await asyncio.to_thread(_write, v, plan, folder)
-    return await _run(v.name, copied, cfg.market, cfg.detect)
-
-
 async def evaluate_venue(
     name: str, files: list[Path], cfg: Settings, *, seed: int, repeats: int
 ) -> dict[str, Any]:
@@ -662,6 +371,7 @@ async def evaluate_venue(
     return {
         "untouched": _untouched(v, cfg.market),
         "bad_prints": await _bad_prints(v, seed, repeats, cfg),
+        "references": await references(v, seed, repeats, cfg),
         "genuine_move": await _genuine_move(v, seed, repeats, cfg),
         "duplicates": await _duplicates(v, seed, repeats, cfg),
         "silence": await _silence(v, seed, repeats, cfg),
@@ -691,6 +401,8 @@ def evaluate_quality(
         "bad_print_confirm_s",
         "bad_print_confirm_hold_s",
         "bad_print_mid_follow_s",
+        "bad_print_venue_band_pct",
+        "bad_print_venue_max_age_s",
         "duplicate_memory",
         "stale_factor",
         "stale_min_s",
@@ -721,6 +433,7 @@ def format_quality(report: dict[str, Any]) -> str:
                 f"{b['collateral_trades']} real trades changed, "
                 f"{len(b['not_judged_markets'])} markets without a point"
             )
+        lines.extend(format_references(v["references"]))
         m = v["genuine_move"]
         lines.append(
             f"  genuine 15% move: {m['labels']} labels, {m['held_back']}/{m['moved_prints']} "

@@ -307,17 +307,22 @@ class Converter:
         if channel.state != "live":
             self.health.became_live(channel)
         receipt = float(receipt) + self._ts_shift
+        bid = float(ticker.bid)
+        ask = float(ticker.ask)
         self._publish(
             _new_ticker(
                 self.exchange,
                 ticker.symbol,
                 epoch_s(float(ticker.timestamp)) + self._ts_shift if ticker.timestamp else receipt,
                 receipt,
-                float(ticker.bid),
-                float(ticker.ask),
+                bid,
+                ask,
                 None,
             )
         )
+        guard = self.gate.quality
+        if guard is not None:  # the market's trades are judged by it while its book is not fresh
+            guard.ticker(ticker.symbol, bid, ask, receipt)
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
             self._since_yield = 0

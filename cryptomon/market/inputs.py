@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cryptomon.config.market import MarketDataConfig
+from cryptomon.market.peers import VenueBoard
 from cryptomon.market.quality import QualityGuard
 from cryptomon.market.registry import InstrumentRegistry
 from cryptomon.market.units import MarketUnits, UsdRates
@@ -19,16 +20,18 @@ class MarketInputs:
     registry: InstrumentRegistry
     config: MarketDataConfig = field(default_factory=MarketDataConfig)
     units: MarketUnits = field(init=False)
+    board: VenueBoard = field(init=False)  # shared by every feed's guard
 
     def __post_init__(self) -> None:
         rates = UsdRates(
             usd_quotes=self.config.usd_quotes, max_age_s=self.config.usd_rate_max_age_s
         )
         object.__setattr__(self, "units", MarketUnits(registry=self.registry, rates=rates))
+        object.__setattr__(self, "board", VenueBoard())
 
     def guard(self, exchange: str) -> QualityGuard:
-        """A fresh quality guard for one exchange feed."""
-        return QualityGuard(exchange, config=self.config)
+        """A fresh quality guard for one exchange feed, on the shared venue board."""
+        return QualityGuard(exchange, config=self.config, board=self.board)
 
     def cached_symbols(self, exchange: str) -> set[str]:
         """The symbols whose spec is held for ``exchange`` (cache or earlier venue reads)."""

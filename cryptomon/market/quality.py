@@ -25,6 +25,17 @@ published:
   subscribed, or thin): a trade is judged against the market's fresh book (seen within
   ``bad_print_mid_follow_s``): quarantined when outside ``bad_print_band_pct`` of its mid and
   not backed by its sides; with no fresh book it passes unjudged (counted, ``unjudged``);
+- **references when the book is not fresh**: the market's own **ticker** (its best bid/ask,
+  or its last price on venues whose ticker has no bid/ask), fresh by the book's rule, stands
+  in for the book everywhere above (it judges a first print, backs a print, denies a suspect
+  print its vote, and a ticker off the suspect level takes the votes back, as a book top
+  does); without a fresh book or ticker, **other venues**' comparable markets
+  (:mod:`cryptomon.market.peers`: same base and quote, spot or perpetual) whose last accepted
+  price is at most ``bad_print_venue_max_age_s`` old: a print more than
+  ``bad_print_venue_band_pct`` from their median is refuted (a first print quarantined, a
+  suspect print's votes taken back). That band is wide on purpose: venues lead each other by
+  up to seconds, so a genuine move on the leading venue must stay within it (counted:
+  ``ticker_judged``/``ticker_refuted``, ``venue_judged``/``venue_refuted``);
 - **per-symbol staleness**: each symbol's normal gap between messages is learned (an EWMA);
   :meth:`QualityGuard.check_stale` reports the symbols silent longer than ``stale_factor``
   normal gaps (bounded by ``stale_min_s`` / ``stale_max_s``) and those that came back.
@@ -40,12 +51,14 @@ from collections import deque
 from typing import Literal
 
 from cryptomon.config.market import MarketDataConfig
+from cryptomon.market.peers import Peers, VenueBoard
 
 Verdict = Literal["ok", "duplicate", "historical", "bad_print"]
 _RING = 31  # accepted prices kept per market for the median
 _MEDIAN_EVERY = 8
 _MIN_PRICES = 5  # no judgement before this many accepted prices
 _TRADE, _BOOK = 1, 2
+_NO_TOP, _BOOK_TOP, _TICKER_TOP = 0, 1, 2  # which fresh top of its own a market has
 _EWMA = 0.05
 
 
@@ -76,12 +89,18 @@ class SymbolQuality:
         "gap",
         "id_order",
         "ids",
+        "last_ok",
         "last_recv",
         "median",
+        "ok_ts",
+        "peers",
         "prices",
         "since_median",
         "stale",
         "suspect",
+        "tick_ask",
+        "tick_bid",
+        "tick_ts",
     )
 
     def __init__(self, memory: int) -> None:
@@ -100,6 +119,12 @@ class SymbolQuality:
         self.bad_prints = 0  # trades of this market quarantined as bad prints
         self.fills: dict[tuple[float, float, float, str | None], int] = {}  # id-less, per receipt
         self.fills_recv = -1.0
+        self.tick_bid = math.nan  # the ticker's best bid/ask (its last price on venues
+        self.tick_ask = math.nan  # whose ticker has none), and when it came
+        self.tick_ts = -math.inf
+        self.last_ok = math.nan  # the last accepted trade price or book mid, what other
+        self.ok_ts = -math.inf  # venues' guards read as this market's price (and when)
+        self.peers: Peers | None = None  # the comparable markets of every venue (this one too)
 
     def accept(self, price: float, *, append: bool = True) -> None:
         if append:
@@ -122,7 +147,13 @@ class SymbolQuality:
 class QualityGuard:
     """Judges one exchange's trades and book tops; counts what it keeps away."""
 
-    def __init__(self, exchange: str, *, config: MarketDataConfig | None = None) -> None:
+    def __init__(
+        self,
+        exchange: str,
+        *,
+        config: MarketDataConfig | None = None,
+        board: VenueBoard | None = None,
+    ) -> None:
         cfg = config or MarketDataConfig()
         self.exchange = exchange
         self.config = cfg
@@ -134,6 +165,9 @@ class QualityGuard:
         self._confirm_s = cfg.bad_print_confirm_s
         self._follow_s = cfg.bad_print_mid_follow_s
         self._hold_s = cfg.bad_print_confirm_hold_s
+        self._venue_band = cfg.bad_print_venue_band_pct / 100.0
+        self._venue_age = cfg.bad_print_venue_max_age_s
+        self.board = board
         self.subscribed_at: float | None = None
         self.symbols: dict[str, SymbolQuality] = {}
         self.duplicates = 0
@@ -141,12 +175,18 @@ class QualityGuard:
         self.bad_prints = 0
         self.bad_books = 0
         self.moves_accepted = 0
-        self.unjudged = 0  # trades passed with neither price history nor a fresh book
+        self.unjudged = 0  # trades passed with neither price history nor a reference
+        self.ticker_judged = 0  # trades judged against the ticker (no fresh book)
+        self.ticker_refuted = 0  # ... of them quarantined or denied their vote by it
+        self.venue_judged = 0  # trades judged against other venues (no fresh book or ticker)
+        self.venue_refuted = 0  # ... of them quarantined or their votes taken back
 
     def state(self, symbol: str) -> SymbolQuality:
         st = self.symbols.get(symbol)
         if st is None:
             st = self.symbols[symbol] = SymbolQuality(self._memory)
+            if self.board is not None:
+                st.peers = self.board.join(self.exchange, symbol, st)
         return st
 
     def on_connected(self, now: float | None) -> None:
@@ -206,6 +246,8 @@ class QualityGuard:
             self.bad_prints += 1
             st.bad_prints += 1
             return "bad_print"
+        st.last_ok = price
+        st.ok_ts = ts_recv
         return "ok"
 
     @staticmethod
@@ -241,15 +283,40 @@ class QualityGuard:
         median = st.median
         # fast path (most tops): nothing pending, the mid well within the band
         if st.suspect is None and abs(mid - median) <= self._band * median:
+            st.last_ok = mid
+            st.ok_ts = ts_recv
             st.prices.append(mid)
             st.since_median += 1
             if st.since_median >= _MEDIAN_EVERY:
                 st.accept(mid, append=False)
             return True
         if self._price_ok(st, mid, ts_recv, _BOOK):
+            st.last_ok = mid
+            st.ok_ts = ts_recv
             return True
         self.bad_books += 1
         return False
+
+    def ticker(
+        self, symbol: str, bid: float, ask: float, ts_recv: float, last: float | None = None
+    ) -> None:
+        """Remember the market's ticker (best bid/ask; ``last`` on venues whose ticker has
+        no bid/ask, given as 0 or NaN): a reference for its trades while its book is not
+        fresh. A ticker off a pending suspect level takes the suspect prints' votes back.
+        A ticker does not count as the market's data for its staleness (trades and book do)."""
+        st = self.symbols.get(symbol) or self.state(symbol)
+        if not (0.0 < bid <= ask < math.inf):
+            if last is None or not (0.0 < last < math.inf):
+                return  # nothing to judge by
+            bid = ask = last
+        st.tick_bid = bid
+        st.tick_ask = ask
+        st.tick_ts = ts_recv
+        sus = st.suspect
+        if sus is not None:
+            pad = self._book_pad
+            if not (bid * (1 - pad) <= sus.price <= ask * (1 + pad)):
+                sus.count = 0
 
     # ------------------------------------------------------------------ internals
 
@@ -276,7 +343,7 @@ class QualityGuard:
                 elif source == _BOOK:  # the book is still at the old level: the prints so
                     sus.count = 0  # far are no votes for the move
             return True
-        if source == _TRADE and self._book_backs(st, price, now):
+        if source == _TRADE and self._top_backs(st, price, now):
             st.move_to(price)
             self.moves_accepted += 1
             return True
@@ -284,24 +351,89 @@ class QualityGuard:
 
     def _early(self, st: SymbolQuality, price: float, now: float, source: int) -> bool:
         """A market with fewer than ``_MIN_PRICES`` prices: a trade is judged against a fresh
-        book (its mid within the band, or its sides backing the print); without one it
-        passes unjudged (counted). Book tops pass: there is nothing to judge them by."""
+        book, else a fresh ticker (its mid within the band, or its sides backing the print),
+        else other venues (within their band); without any it passes unjudged (counted).
+        Book tops pass: there is nothing to judge them by."""
         if source == _TRADE:
-            if now - st.book_ts <= self._follow_s:
-                mid = (st.bid + st.ask) * 0.5
-                if abs(price - mid) > self._band * mid and not self._book_backs(st, price, now):
+            top = self._fresh_top(st, now)
+            if top != _NO_TOP:
+                bid, ask = (st.bid, st.ask) if top == _BOOK_TOP else (st.tick_bid, st.tick_ask)
+                mid = (bid + ask) * 0.5
+                pad = self._book_pad
+                bad = abs(price - mid) > self._band * mid
+                bad = bad and not (bid * (1 - pad) <= price <= ask * (1 + pad))
+                if top == _TICKER_TOP:
+                    self.ticker_judged += 1
+                    self.ticker_refuted += bad
+                if bad:
                     return False
             else:
-                self.unjudged += 1
+                ref = self._venue_ref(st, now)
+                if math.isnan(ref):  # no fresh comparable market elsewhere
+                    self.unjudged += 1
+                else:
+                    self.venue_judged += 1
+                    if abs(price - ref) > self._venue_band * ref:
+                        self.venue_refuted += 1
+                        return False
         st.accept(price)
         return True
 
-    def _book_backs(self, st: SymbolQuality, price: float, now: float) -> bool:
-        """A fresh book whose sides enclose ``price`` (within the padding) backs it."""
-        if now - st.book_ts > self._follow_s:
+    def _fresh_top(self, st: SymbolQuality, now: float) -> int:
+        """The market's freshest top of its own: its book, else its ticker (none: stale)."""
+        if now - st.book_ts <= self._follow_s:
+            return _BOOK_TOP
+        if now - st.tick_ts <= self._follow_s:
+            return _TICKER_TOP
+        return _NO_TOP
+
+    def _top_backs(self, st: SymbolQuality, price: float, now: float) -> bool:
+        """A fresh book (else a fresh ticker) whose sides enclose ``price`` (within the
+        padding) backs it."""
+        top = self._fresh_top(st, now)
+        if top == _NO_TOP:
             return False
         pad = self._book_pad
-        return st.bid * (1 - pad) <= price <= st.ask * (1 + pad)
+        if top == _BOOK_TOP:
+            return st.bid * (1 - pad) <= price <= st.ask * (1 + pad)
+        self.ticker_judged += 1
+        return st.tick_bid * (1 - pad) <= price <= st.tick_ask * (1 + pad)
+
+    def _venue_ref(self, st: SymbolQuality, now: float) -> float:
+        """The median of the other venues' comparable markets' last accepted prices no older
+        than ``bad_print_venue_max_age_s`` (NaN: none)."""
+        peers = st.peers
+        if peers is None or len(peers) < 2:
+            return math.nan
+        age = self._venue_age
+        fresh = [m.last_ok for m in peers.values() if m is not st and now - m.ok_ts <= age]
+        n = len(fresh)
+        if n == 0:
+            return math.nan
+        fresh.sort()
+        return float(fresh[n // 2] if n % 2 else (fresh[n // 2 - 1] + fresh[n // 2]) * 0.5)
+
+    def _votes(self, st: SymbolQuality, price: float, now: float) -> bool:
+        """Whether an unbacked print outside the band votes for a move: not when a fresh top
+        of the market's own is there (it did not back the print: it contradicts it), nor
+        when other venues' fresh prices are beyond their band (those take back the votes
+        so far, as a book top at the old level does)."""
+        top = self._fresh_top(st, now)
+        if top == _BOOK_TOP:
+            return False
+        if top == _TICKER_TOP:
+            self.ticker_refuted += 1  # counted as judged by _top_backs
+            return False
+        ref = self._venue_ref(st, now)
+        if math.isnan(ref):
+            return True
+        self.venue_judged += 1
+        if abs(price - ref) <= self._venue_band * ref:
+            return True
+        self.venue_refuted += 1
+        if st.suspect is not None:
+            st.suspect.count = 0
+        return False
 
     def _confirmed(self, st: SymbolQuality, price: float, now: float, source: int) -> bool:
         sus = st.suspect
@@ -309,7 +441,7 @@ class QualityGuard:
         # a print a fresh book contradicts (it was not backed: _price_ok asked) is a suspect
         # still, which a book following it confirms, but it is no vote for the move: a burst
         # of consistent bad prints under an unmoved book confirmed itself before
-        vote = source != _TRADE or now - st.book_ts > self._follow_s
+        vote = source != _TRADE or self._votes(st, price, now)
         if sus is None or not near or now - sus.ts0 > self._confirm_s:
             st.suspect = sus = _Suspect(price, now, source)
             if not vote:
@@ -370,5 +502,9 @@ class QualityGuard:
             "bad_books": self.bad_books,
             "moves_accepted": self.moves_accepted,
             "unjudged": self.unjudged,
+            "ticker_judged": self.ticker_judged,
+            "ticker_refuted": self.ticker_refuted,
+            "venue_judged": self.venue_judged,
+            "venue_refuted": self.venue_refuted,
             "stale_symbols": sum(1 for st in self.symbols.values() if st.stale),
         }

@@ -109,6 +109,84 @@ def test_a_genuine_move_is_held_back_only_within_the_confirmation_window(
     assert labels >= 3  # BINANCE_FUTURES' two markets with >= 20 live trades, OKX's one
 
 
+REFERENCE_CASES = {
+    "ticker_only_early_x10",
+    "ticker_only_held_x10",
+    "venue_early_x10",
+    "venue_held_x10_no_book",
+}
+
+
+def _refs(report: dict[str, Any], case: str) -> dict[str, dict[str, Any]]:
+    return {v: report["quality"]["exchanges"][v]["references"][case] for v in VENUES}
+
+
+def test_a_ticker_only_markets_bad_prints_are_quarantined_against_its_ticker(
+    report: dict[str, Any],
+) -> None:
+    """Markets whose book the guard never sees (ticker subscribed, not l2_book): an x10 first
+    print right after a ticker went out unjudged before, and is quarantined now on every
+    venue; an x10 burst held 1.1 s (past bad_print_confirm_hold_s) right after a ticker
+    confirmed itself as a move before (its last print let through, real trades after it
+    quarantined), and is quarantined whole now, no real trade judged otherwise."""
+    early = _refs(report, "ticker_only_early_x10")
+    for venue, row in early.items():
+        assert row["after"]["labels"] >= 1, venue
+        assert row["before"]["quarantined"] == 0, (venue, row)
+        assert row["after"]["quarantined"] == row["after"]["labels"], (venue, row)
+        assert row["after"]["counters"]["ticker_refuted"] >= row["after"]["labels"], venue
+    held = _refs(report, "ticker_only_held_x10")
+    assert sum(row["after"]["labels"] for row in held.values()) >= 12
+    assert sum(row["before"]["collateral_trades"] for row in held.values()) > 0
+    _held_bursts_kept_out(held)
+
+
+def _held_bursts_kept_out(held: dict[str, dict[str, Any]]) -> None:
+    """Before, a held burst let its last print through on every venue with one; after, every
+    print quarantined and no real trade judged otherwise."""
+    for venue, row in held.items():
+        assert row["before"]["quarantined"] < row["before"]["labels"] or not row["after"]["labels"]
+        assert row["after"]["quarantined"] == row["after"]["labels"], (venue, row)
+        assert row["after"]["collateral_trades"] == 0, (venue, row)
+
+
+def test_other_venues_keep_bad_prints_out_when_the_market_has_no_fresh_top(
+    report: dict[str, Any],
+) -> None:
+    """The same market on a second venue (its untouched copy, 0.5 s late), the market's own
+    book and ticker not seen: an x10 first print is quarantined against it (before: unjudged)
+    unless no other venue has a fresh price (then unjudged, counted; a dated future has no
+    comparable market); a held x10 burst, a move before, is quarantined whole now."""
+    early = _refs(report, "venue_early_x10")
+    assert sum(row["after"]["quarantined"] for row in early.values()) >= 10
+    for venue, row in early.items():
+        after = row["after"]
+        assert row["before"]["quarantined"] == 0, (venue, row)
+        assert after["quarantined"] == after["counters"]["venue_refuted"], (venue, row)
+        assert after["quarantined"] + after["counters"]["unjudged"] == after["labels"], venue
+    held = _refs(report, "venue_held_x10_no_book")
+    assert sum(row["after"]["labels"] for row in held.values()) >= 9
+    _held_bursts_kept_out(held)
+
+
+def test_a_genuine_move_is_not_held_back_by_a_venue_that_does_not_follow(
+    report: dict[str, Any],
+) -> None:
+    """The 15 % jump with the other venue still at the old level (within its 20 % band): on
+    the feed with its book no moved print held, as before; on the ticker-only feed no more
+    held than with the trades alone (the moved ticker backs the prints sooner)."""
+    labels = 0
+    for venue in VENUES:
+        moves = report["quality"]["exchanges"][venue]["references"]["genuine_move"]
+        labels += moves["with_book"]["after"]["labels"]
+        assert moves["with_book"]["after"]["held_back"] == 0, venue
+        assert moves["with_book"]["after"]["never_accepted"] == 0, venue
+        ticker = moves["ticker_only"]
+        assert ticker["after"]["held_back"] <= ticker["before"]["held_back"], (venue, ticker)
+        assert ticker["after"]["never_accepted"] == 0, venue
+    assert labels >= 3
+
+
 @pytest.mark.parametrize("venue", VENUES)
 def test_every_resent_trade_is_dropped_and_no_original(report: dict[str, Any], venue: str) -> None:
     """Every recorded trade frame sent again later (a second connection): each of its trades
@@ -170,5 +248,7 @@ def test_the_text_report_has_a_line_per_scenario(report: dict[str, Any]) -> None
         block = text.split(f"{venue}: untouched ", 1)[1].split("\n  silence", 1)[0]
         assert "bad print x10_burst" in block
         assert "genuine 15% move" in block
+        for case in REFERENCE_CASES:
+            assert f"reference {case}" in block
         assert "resent trades:" in block
     assert text.count("\n  silence ") == len(VENUES)

@@ -6,10 +6,11 @@ from decimal import Decimal as D
 
 import pytest
 from cryptofeed.types import OrderBook
+from cryptofeed.types import Ticker as CfTicker
 from cryptofeed.types import Trade as CfTrade
 
 from cryptomon.clock import LiveClock
-from cryptomon.events import BookTop, FlaggedTrade, Trade
+from cryptomon.events import BookTop, FlaggedTrade, Ticker, Trade
 from cryptomon.feeds.convert import Converter
 from cryptomon.feeds.health import FeedHealth
 from cryptomon.hub import Hub
@@ -70,3 +71,23 @@ async def test_a_bad_first_print_of_a_new_market_is_quarantined_against_its_book
     assert [(e.flag, e.trade.trade_id) for e in seen if isinstance(e, FlaggedTrade)] == [
         ("bad_print", "bad")
     ]
+
+
+@pytest.mark.asyncio
+async def test_a_ticker_only_market_has_its_x10_first_print_quarantined() -> None:
+    """A market followed by trades and ticker, no book: the ticker reaches the guard, so an
+    x10 first print is quarantined against it (before: it went out unjudged); the ticker is
+    published as before."""
+    hub = Hub()
+    seen: list[object] = []
+    hub.subscribe((Trade, FlaggedTrade, Ticker), seen.append)
+    health = FeedHealth("x", ["trades", "ticker"], hub=hub, clock=LiveClock())
+    conv = Converter("x", hub=hub, health=health, book_levels=1, depth=1)
+    conv.quality = QualityGuard("x")
+    conv.quality.on_connected(0.0)
+    await conv.ticker(CfTicker("X", "BTC-USDT", D("100"), D("100.1"), 1.0), 1.0)
+    await conv.trade(CfTrade("X", "BTC-USDT", "buy", D(1), D("1000"), 1.1, id="x10"), 1.1)
+    await conv.trade(CfTrade("X", "BTC-USDT", "buy", D(1), D("100.1"), 1.2, id="ok"), 1.2)
+    await next_turn()
+    assert [type(e).__name__ for e in seen] == ["Ticker", "FlaggedTrade", "Trade"]
+    assert conv.quality.stats()["ticker_refuted"] == 1
