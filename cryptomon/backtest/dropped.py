@@ -58,6 +58,7 @@ class DroppedSignals:
         # the engine's count of the signals it makes no order of, by reason: the dropped
         # signals are counted there too, by the reason the engine would give
         self._tally = self.engine.entries.count_dropped
+        self._tally_all = self.engine.entries.count_dropped_all
         self._ledger = _LedgerOnly(self.pipe.ledger.count_signals, self._tally)
         # the spec signals of one market with a known mid, not made yet (see publish)
         self._batch: list[IndicatorItem] = []
@@ -89,10 +90,8 @@ class DroppedSignals:
             return
         self._batch, self._batch_of = [], None
         key, indicators, row = of
-        tally = self._tally
-        count = self.pipe.signals.indicator_count(
-            *key, batch, lambda side, strength, grade: tally(*key, side, strength, grade)
-        )
+        tally = self._tally_all
+        count = self.pipe.signals.indicator_count(*key, batch, lambda drops: tally(*key, drops))
         self.pipe.ledger.count_signals(count)
         indicators.row = row
         indicators.rsi.value = batch[-1][4]
