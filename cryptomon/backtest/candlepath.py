@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from cryptomon.backtest.candle_detect import candle_trade
-from cryptomon.backtest.data import CandleSeries, columns
+from cryptomon.backtest.data import CandleSeries, Column, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.pipeline import Pipeline
 from cryptomon.backtest.synth import (
@@ -37,7 +37,7 @@ class CandlePath:
         self.engine = pipe.engine
         self._marked: tuple[int, float] | None = None  # (ledger activity, equity) when flat
         self._no_orders: dict[tuple[str, str], int] = {}  # market -> activity seen orderless
-        self._spans: dict[int, tuple[CandleSeries, tuple[float, ...]]] = {}  # id -> high - low
+        self._spans: dict[int, tuple[CandleSeries, Column]] = {}  # id -> high - low
         self._unit = grid_unit(settings.trading.paper.tick_size)  # the quotes' grid
         self._bps = settings.backtest.slippage_bps
         self._fraction = settings.backtest.slippage_range_fraction

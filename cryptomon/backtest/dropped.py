@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cryptomon.backtest.candlepath import CandlePath
-from cryptomon.backtest.data import CandleSeries, columns
+from cryptomon.backtest.data import CandleSeries, Column, columns
 from cryptomon.backtest.fastpath import SeriesIndicators
 from cryptomon.backtest.indicators_nb import RSI
 from cryptomon.backtest.stretch import CloseMids
@@ -58,18 +58,19 @@ class DroppedSignals:
         # the engine's count of the signals it makes no order of, by reason: the dropped
         # signals are counted there too, by the reason the engine would give
         self._tally = self.engine.entries.count_dropped
+        self._tally_all = self.engine.entries.count_dropped_all
         self._ledger = _LedgerOnly(self.pipe.ledger.count_signals, self._tally)
         # the spec signals of one market with a known mid, not made yet (see publish)
         self._batch: list[IndicatorItem] = []
         self._batch_of: tuple[MarketKey, SeriesIndicators, int] | None = None
         self._days: tuple[str, int] = ("", -1)  # the portfolio's day string, its day number
-        self._fire_lists: dict[MarketKey, tuple[tuple[Any, ...], ...]] = {}
+        self._fire_lists: dict[MarketKey, tuple[Column, ...]] = {}
         self._floats: list[tuple[Decimal | None, float]] = [(None, 0.0), (None, 0.0)]
-        self._spans: dict[MarketKey, tuple[float, ...]] = {}
-        # per market: (its series, its indicators, their closes and RSI readings as tuples)
+        self._spans: dict[MarketKey, Column] = {}
+        # per market: (its series, its indicators, their closes and RSI readings as columns)
         self._row_cols: dict[MarketKey, tuple[Any, ...]] = {}
         # per market with the spec scoring: the kernel's (buy, sell) scores of each row
-        self.totals: dict[MarketKey, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self.totals: dict[MarketKey, tuple[Column, Column]] = {}
 
     def publishing(self) -> _Publishing:
         """The generator publishes to the ledger only inside this block; the signals
@@ -89,10 +90,8 @@ class DroppedSignals:
             return
         self._batch, self._batch_of = [], None
         key, indicators, row = of
-        tally = self._tally
-        count = self.pipe.signals.indicator_count(
-            *key, batch, lambda side, strength, grade: tally(*key, side, strength, grade)
-        )
+        tally = self._tally_all
+        count = self.pipe.signals.indicator_count(*key, batch, lambda drops: tally(*key, drops))
         self.pipe.ledger.count_signals(count)
         indicators.row = row
         indicators.rsi.value = batch[-1][4]
@@ -170,11 +169,11 @@ class DroppedSignals:
         pnl = float(held - portfolio.day_start_equity)
         return pnl - 2 * swing - 0.01 * limit > -limit
 
-    def _lists(self, key: MarketKey) -> tuple[tuple[Any, ...], ...] | None:
+    def _lists(self, key: MarketKey) -> tuple[Column, ...] | None:
         """Whether each row's indicator signal fires (``fires[key]``'s first column,
         :data:`FIRES`), then whether the engine acts on it while the market is flat, long or
-        short (:data:`ACTS_FLAT`, :data:`ACTS_LONG`, :data:`ACTS_SHORT`), as tuples (an
-        item of a tuple is read faster than an array's; the side, strength and grade
+        short (:data:`ACTS_FLAT`, :data:`ACTS_LONG`, :data:`ACTS_SHORT`), as columns (an
+        item of a column is read faster than an array's; the side, strength and grade
         columns are read by nothing here, so they are not converted):
         ``SignalTrader.handle``'s early returns all fail (strong enough, not graded
         ``ignore``, not on the side of the position, not a sell while flat without
@@ -199,9 +198,9 @@ class DroppedSignals:
 
     def _row_columns(
         self, key: MarketKey, series: CandleSeries, indicators: SeriesIndicators
-    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        """The closes of ``series`` and the RSI readings of ``indicators``, as tuples (read
-        once per market: an item of a tuple is read faster than an array's)."""
+    ) -> tuple[Column, Column]:
+        """The closes of ``series`` and the RSI readings of ``indicators``, as columns (read
+        once per market: an item of a column is read faster than an array's)."""
         cached = self._row_cols.get(key)
         if cached is None or cached[0] is not series or cached[1] is not indicators:
             cached = self._row_cols[key] = (
@@ -212,8 +211,8 @@ class DroppedSignals:
             )
         return cached[2], cached[3]
 
-    def _span(self, key: MarketKey) -> tuple[float, ...]:
-        """The width of each candle's reach (high - low of ``reach[key]``), as a list."""
+    def _span(self, key: MarketKey) -> Column:
+        """The width of each candle's reach (high - low of ``reach[key]``), as a column."""
         span = self._spans.get(key)
         if span is None:
             low, high = self.reach[key]

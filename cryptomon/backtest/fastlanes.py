@@ -14,7 +14,7 @@ import numpy as np
 
 from cryptomon.backtest.candle_detect import CandleAnomalies
 from cryptomon.backtest.candlepath import CandlePath
-from cryptomon.backtest.data import CandleSeries, columns
+from cryptomon.backtest.data import CandleSeries, Column, columns
 from cryptomon.backtest.dropped import DroppedSignals
 from cryptomon.backtest.fastpath import SeriesIndicators, indicator_signals, spec_totals
 from cryptomon.backtest.stretch import (
@@ -47,8 +47,8 @@ class FastLanes:
         self._mids: dict[tuple[str, str], CloseMids] = {}
         # per market: (fires, side, strength, grade rank) of the indicator signal of each row
         self._fires: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
-        self._fire_rows: dict[tuple[str, str], tuple[int, ...]] = {}  # the rows of fires[0]
-        self._starts: tuple[np.ndarray, tuple[float, ...]] | None = None  # see _times
+        self._fire_rows: dict[tuple[str, str], Column] = {}  # the rows of fires[0]
+        self._starts: tuple[np.ndarray, Column] | None = None  # see _times
         # the signals the engine would drop go to the ledger only (see drive)
         self.dropped = DroppedSignals(path, self._fires, self._reach, self._safe_candle)
         self.lanes = {"skipped": 0, "close": 0, "dropped": 0, "whole": 0}
@@ -232,7 +232,7 @@ class FastLanes:
         self,
         series: CandleSeries,
         g: int,
-        rows: tuple[int, ...],
+        rows: Column,
         times: np.ndarray,
         out: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> int:
@@ -344,7 +344,7 @@ class FastLanes:
     def _dropped_run(
         self,
         series: CandleSeries,
-        rows: tuple[int, ...],
+        rows: Column,
         i: int,
         times: np.ndarray,
         held: Decimal,
@@ -451,13 +451,13 @@ class FastLanes:
             # groups ascend strictly already, its rows in group order)
         return fired.tolist()
 
-    def _times(self, times: np.ndarray) -> tuple[float, ...]:
+    def _times(self, times: np.ndarray) -> Column:
         """The timeline's open times as floats, once (one market: row r is group r)."""
         if self._starts is None or self._starts[0] is not times:
             self._starts = (times, columns(times))
         return self._starts[1]
 
-    def _rows_firing(self, key: tuple[str, str], lo: int, hi: int) -> tuple[int, ...]:
+    def _rows_firing(self, key: tuple[str, str], lo: int, hi: int) -> Column:
         """The rows ``lo:hi`` of market ``key`` where its indicator signal fires."""
         rows = self._fire_rows.get(key, ())
         return rows[bisect_left(rows, lo) : bisect_left(rows, hi)]

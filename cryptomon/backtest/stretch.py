@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from numba import njit
 
-from cryptomon.backtest.data import CandleSeries, columns
+from cryptomon.backtest.data import CandleSeries, Column, columns
 from cryptomon.backtest.synth import grid_quotes, grid_unit
 
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ class CloseMids:
     doubles: an item reads as a Python float), of which :meth:`mark` makes a row's Decimal
     mid."""
 
-    values: tuple[float, ...]
-    zeros: tuple[int, ...]
+    values: Column
+    zeros: Column
     scaled: ScaledMids
     bids: array[float] = field(compare=False)
     asks: array[float] = field(compare=False)
@@ -102,8 +102,8 @@ class ScaledMids:
     ``|ints[r]|`` (what :func:`exact_floats` bounds)."""
 
     places: int
-    ints: tuple[int, ...]
-    inexact: tuple[int, ...]
+    ints: Column
+    inexact: Column
 
 
 def scaled_mids(bids: np.ndarray, asks: np.ndarray) -> ScaledMids:

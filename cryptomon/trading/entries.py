@@ -16,6 +16,7 @@ spec's minimum quantity and order value. A tracked market without a spec is neve
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from decimal import Decimal
 
 import structlog
@@ -192,15 +193,26 @@ class SignalTrader:
         """A signal a fast backtest drops without the engine (it checked that :meth:`handle`
         returns before an order: auto trading on, a traded market, no order working, not too
         old), counted by the reason :meth:`handle` would give."""
+        self.count_dropped_all(exchange, symbol, ((side, strength, grade),))
+
+    def count_dropped_all(
+        self, exchange: str, symbol: str, drops: Iterable[tuple[str, float, SignalGrade | None]]
+    ) -> None:
+        """:meth:`count_dropped` of each of ``drops`` (side, strength, grade), in order: signals
+        of one market that nothing reaches the engine between (the settings and the
+        position read once)."""
         cfg = self.context.config
-        if _weak(strength, grade or grade_for(strength, cfg.grades), cfg):
-            reason: str | None = "weak"
-        else:
-            pos = self.context.portfolio.amount(exchange, symbol)
-            reason = _held_reason(pos, side, cfg.allow_short)
-        if reason is None:  # the fast path's check and handle disagree: a bug
-            raise AssertionError(f"a dropped {side} signal of {exchange} {symbol} is acted on")
-        self.not_acted[reason] += 1
+        grades, allow_short = cfg.grades, cfg.allow_short
+        pos = self.context.portfolio.amount(exchange, symbol)
+        not_acted = self.not_acted
+        for side, strength, grade in drops:
+            if _weak(strength, grade or grade_for(strength, grades), cfg):
+                reason: str | None = "weak"
+            else:
+                reason = _held_reason(pos, side, allow_short)
+            if reason is None:  # the fast path's check and handle disagree: a bug
+                raise AssertionError(f"a dropped {side} signal of {exchange} {symbol} is acted on")
+            not_acted[reason] += 1
 
     def not_acted_unrefused(self) -> dict[str, int]:
         """:attr:`not_acted` less the drops also published as refused ``RiskEvent`` s

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -257,7 +257,7 @@ class SignalGenerator:
         exchange: str,
         symbol: str,
         items: Iterable[IndicatorItem],
-        tally: Callable[[str, float, SignalGrade | None], None] | None = None,
+        tally: Callable[[Sequence[tuple[str, float, SignalGrade | None]]], None] | None = None,
     ) -> int:
         """How many signals :meth:`indicator_signal` of each item would publish, in order
         (``(outcome, end, close, mid, rsi)``: the scoring of the close ``close`` of the candle
@@ -265,23 +265,20 @@ class SignalGenerator:
         as it would (each side's cooldown), without making or publishing them: a backtest's
         signals that the engine drops have no reader but their count. With info logging on
         they are made for their log lines, as one by one would log them. ``tally``: called
-        with the side, strength and grade of each signal counted."""
+        once with the side, strength and grade of each signal counted, in order."""
         passed = self._cooled_items(exchange, symbol, items)
         if info_enabled():
             made = list(self._batch_signals(exchange, symbol, passed))
             for sig in made:
                 _log_signal(sig)
-                if tally is not None:
-                    tally(sig.side, sig.strength, sig.grade)
+            if tally is not None:
+                tally([(sig.side, sig.strength, sig.grade) for sig in made])
             return len(made)
         if tally is None:
             return sum(1 for _ in passed)
-        n = 0
-        for item, _, grade in passed:
-            outcome = item[0]
-            tally(outcome.side, outcome.strength, grade)
-            n += 1
-        return n
+        counted = [(item[0].side, item[0].strength, grade) for item, _, grade in passed]
+        tally(counted)
+        return len(counted)
 
     def _cooled_items(
         self, exchange: str, symbol: str, items: Iterable[IndicatorItem]

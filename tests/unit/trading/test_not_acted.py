@@ -116,3 +116,24 @@ async def test_a_dropped_signal_is_counted_as_handle_would() -> None:
     with pytest.raises(AssertionError, match="is acted on"):
         tally(EX, SYM, "buy", 0.9, None)
     assert engine.entries.not_acted == {"weak": 2, "no_short": 1}
+
+
+@pytest.mark.asyncio
+async def test_dropped_signals_counted_at_once_are_counted_as_one_by_one() -> None:
+    """``count_dropped_all`` (a batch of one market's dropped signals) counts each as
+    ``count_dropped`` does, in order: one acted on is a bug, raised after those before it."""
+    drops: list[tuple[str, float, SignalGrade | None]] = [
+        ("buy", 0.5, None),
+        ("sell", 0.9, None),
+        ("buy", 0.9, SignalGrade.IGNORE),
+        ("sell", 0.7, SignalGrade.STRONG),
+    ]
+    one, *_ = paper_engine(config=trading_config())
+    for drop in drops:
+        one.entries.count_dropped(EX, SYM, *drop)
+    batch, *_ = paper_engine(config=trading_config())
+    batch.entries.count_dropped_all(EX, SYM, drops)
+    assert batch.entries.not_acted == one.entries.not_acted == {"weak": 2, "no_short": 2}
+    with pytest.raises(AssertionError, match="is acted on"):
+        batch.entries.count_dropped_all(EX, SYM, [("sell", 0.9, None), ("buy", 0.9, None)])
+    assert batch.entries.not_acted == {"weak": 2, "no_short": 3}
