@@ -144,10 +144,11 @@ def _value_checks(
     account = portfolio.account
     notional = account_value(spec, projected, price, account) if spec else abs(projected) * price
     unit = account_value(spec, Decimal(1), mid, account) if spec else mid
+    cur = _currency(intent.symbol, spec, account)
     if notional > limits.max_position_size:
         return reject(
             "max_position_size",
-            f"position would be {shown(notional)} (max {_d(limits.max_position_size)})",
+            f"position would be {shown(notional)}{cur} (max {_d(limits.max_position_size)}{cur})",
         )
 
     def value(other: _Key) -> Decimal:
@@ -160,13 +161,14 @@ def _value_checks(
         return reject(
             "max_symbol_exposure",
             f"{intent.symbol} exposure would be "
-            f"{shown(symbol_exposure)} (max {_d(limits.max_symbol_exposure)})",
+            f"{shown(symbol_exposure)}{cur} (max {_d(limits.max_symbol_exposure)}{cur})",
         )
     total = notional + sum((value(k) for k in others), ZERO)
     if total > limits.max_total_exposure:
         return reject(
             "max_total_exposure",
-            f"total exposure would be {shown(total)} (max {_d(limits.max_total_exposure)})",
+            f"total exposure would be {shown(total)}{cur} "
+            f"(max {_d(limits.max_total_exposure)}{cur})",
         )
     max_leverage = limits.max_leverage
     if info is not None:
@@ -174,7 +176,18 @@ def _value_checks(
     if portfolio.equity <= 0 or total / portfolio.equity > max_leverage:
         return reject(
             "max_leverage",
-            f"exposure {shown(total)} on equity {shown(portfolio.equity)} "
+            f"exposure {shown(total)}{cur} on equity {shown(portfolio.equity)}{cur} "
             f"exceeds leverage {_d(max_leverage)}",
         )
     return APPROVED
+
+
+def _currency(symbol: str, spec: InstrumentSpec | None, account: str | None) -> str:
+    """ " USDT": the currency the risk limits are set in, as a reason names it (the account's,
+    else the market's quote), so that a refusal says what its figures count."""
+    if account:
+        return f" {account}"
+    if spec is not None and spec.quote:
+        return f" {spec.quote}"
+    parts = symbol.split("-")
+    return f" {parts[1]}" if len(parts) > 1 and parts[1] else ""

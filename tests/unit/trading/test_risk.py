@@ -498,16 +498,19 @@ def test_exposure_reasons_spell_values_plainly() -> None:
         assert not decision.approved
         return decision.reason
 
-    assert reason(intent(amount="10.01")) == "position would be 1001 (max 1000)"
+    assert reason(intent(amount="10.01")) == "position would be 1001 USDT (max 1000 USDT)"
     assert (
         reason(
             intent(amount="10.01"),
             replace(LIMITS, max_position_size=D("1.5E+3"), max_symbol_exposure=D("1.0E+3")),
         )
-        == "BTC-USDT exposure would be 1001 (max 1000)"
+        == "BTC-USDT exposure would be 1001 USDT (max 1000 USDT)"
     )
     low = replace(LIMITS, max_leverage=D("0.050"))
-    assert reason(intent(amount="9"), low) == "exposure 900 on equity 10000 exceeds leverage 0.05"
+    assert (
+        reason(intent(amount="9"), low)
+        == "exposure 900 USDT on equity 10000 USDT exceeds leverage 0.05"
+    )
 
 
 @pytest.mark.parametrize("digits", [26, 27, 28, 29, 30])

@@ -298,7 +298,10 @@ def test_risk_exposure_of_inverse_contracts_is_their_face_value() -> None:
 
     assert check(order("10"), PortfolioView(equity=D(10_000)), view, limits).approved
     big = check(order("25"), PortfolioView(equity=D(10_000)), view, limits)
-    assert (big.check, big.reason) == ("max_position_size", "position would be 2500 (max 2000)")
+    assert (big.check, big.reason) == (
+        "max_position_size",
+        "position would be 2500 USD (max 2000 USD)",
+    )
 
 
 @pytest.mark.asyncio
