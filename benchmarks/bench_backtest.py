@@ -38,7 +38,8 @@ from cryptomon.backtest.data import CandleSeries
 from cryptomon.backtest.runner import BacktestRunner
 from cryptomon.clock import LiveClock
 from cryptomon.config import AnomalyDetectionConfig, ExchangeConfig, Settings
-from cryptomon.detect.engine import DetectorEngine, warmup
+from cryptomon.detect.engine import DetectorEngine
+from cryptomon.detect.warmup import warmup
 from cryptomon.feeds.replay import ReplayFeed, replay_feed_class
 from cryptomon.hub import Hub
 
@@ -115,7 +116,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=2.0, help="replay baseline per round")
     ap.add_argument("--slow", action="store_true", help="also time the whole path per candle")
     args = ap.parse_args()
-    warmup()
+    warmup(DetectorEngine)
     from cryptomon import log
 
     log.configure(level="ERROR", fmt="json", secrets=[])

@@ -35,10 +35,13 @@ class SymbolInfo:
 class Warmup:
     """What a detector must have seen of one market before it may report on it: ``samples``
     input events (trades, book updates, ...) and ``seconds`` of event time since the first.
-    The engine drops findings of a market that has not passed both."""
+    The engine drops findings of a market that has not passed both. ``kinds``: (finding
+    code, warm-up) of a kind that needs more of the market than the detector's other kinds
+    (the price detector's volatility: a bucket more); its findings also wait for that one."""
 
     samples: int
     seconds: float
+    kinds: tuple[tuple[int, Warmup], ...] = ()
 
 
 def bucket_warmup(cfg: AnomalyDetectionConfig) -> Warmup:

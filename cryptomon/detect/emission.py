@@ -79,12 +79,21 @@ class Emitter:
         sid_of = cols.sid
         gate = self.gate
         ready = gate.ready(det)  # per market id: passed the warm-up (the common case)
+        later = gate.later(det)  # kinds with a longer warm-up of their own (rare)
         kinds = det.kinds
         context = self.row_context
         for finding in read_findings(fires, m):
             i = finding.row
             s = int(sid_of[i])
             if not ready[s] and not gate.passed(det, source, cols, i):
+                self.in_warmup += 1
+                continue
+            kind_ready = later.get(finding.code) if later else None
+            if (
+                kind_ready is not None
+                and not kind_ready[s]
+                and not gate.passed(det, source, cols, i, finding.code)
+            ):
                 self.in_warmup += 1
                 continue
             ev: Event = evs[i]

@@ -9,17 +9,9 @@ Findings pass a cooldown per (exchange, symbol, kind) in event time, where a hig
 passes; the time from receipt (``ts_recv``) to publication is recorded as a histogram.
 
 History (trades the quality layer publishes as a ``historical``
-:class:`~cryptomon.events.FlaggedTrade`, sent by the venue on subscribe) warms the windows:
-each batch runs through the trade detectors, before the live trades of the same flush, and
-counts towards their warm-up, but its findings are discarded: no anomaly from history. A
-historical trade older than the newest trade the detectors already saw of its market is
-skipped (a window cannot take the past after the present).
-
-At start the daemon warms the windows from the store before the feeds run
-(``cryptomon.app.warmstart``): stored trades take the history path
-(:meth:`DetectorEngine.warm_from_trades`), or else stored 1-minute candles warm the detectors
-whose bucket statistics candles reproduce (:meth:`DetectorEngine.warm_from_candles`,
-:mod:`cryptomon.detect.stored`); neither is published on the hub nor alerted on.
+:class:`~cryptomon.events.FlaggedTrade`) and a restart's stored trades or candles warm the
+trade detectors' windows through :mod:`cryptomon.detect.history` (never an anomaly from
+them); :mod:`cryptomon.detect.warmup` compiles the kernels at :meth:`DetectorEngine.start`.
 
 The columns are built by :mod:`cryptomon.detect.columns`, the findings published by
 :mod:`cryptomon.detect.emission`; this module routes and batches.
@@ -28,9 +20,6 @@ The columns are built by :mod:`cryptomon.detect.columns`, the findings published
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,7 +27,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from cryptomon.clock import Clock, ManualClock
+from cryptomon.clock import Clock
 from cryptomon.config import AnomalyDetectionConfig
 from cryptomon.detect.base import (
     BookCols,
@@ -60,7 +49,7 @@ from cryptomon.detect.columns import (
 from cryptomon.detect.detectors_nb import new_findings
 from cryptomon.detect.emission import LATENCY_BUCKETS, SEVERITY_NAMES, Emitter
 from cryptomon.detect.gate import NO_WARMUP, WarmupGate
-from cryptomon.detect.kernels_nb import rolling_zscore_nb
+from cryptomon.detect.history import HistoryWarmer
 from cryptomon.detect.registry import (
     DeclaresWarmup,
     Detector,
@@ -69,8 +58,7 @@ from cryptomon.detect.registry import (
     Source,
     default_registry,
 )
-from cryptomon.detect.stored import after_candles, candle_plan, chunks, warms_from_candles
-from cryptomon.detect.warmup import warmup_events
+from cryptomon.detect.warmup import warmup_with_notice
 from cryptomon.events import BookTop, Candle, FlaggedTrade, Funding, Liquidation, Ticker, Trade
 from cryptomon.hub import Hub, InlineSubscription
 from cryptomon.kinds import AnomalyKind
@@ -78,7 +66,7 @@ from cryptomon.kinds import AnomalyKind
 log = structlog.get_logger()
 
 KINDS = tuple(AnomalyKind)  # every kind, in the order of the enum (the built-in detectors')
-__all__ = ["KINDS", "LATENCY_BUCKETS", "SEVERITY_NAMES", "DetectorEngine", "warmup"]
+__all__ = ["KINDS", "LATENCY_BUCKETS", "SEVERITY_NAMES", "DetectorEngine"]
 
 
 class DetectorEngine:
@@ -109,10 +97,10 @@ class DetectorEngine:
         self._build_detectors()
         self._has_book = np.zeros(0, dtype=bool)  # per symbol id: BookTop seen
         self._is_multi = np.zeros(0, dtype=bool)  # per symbol id: in self._multi
-        self._history = event_buffer(self._cap, self._slow)  # historical trades (warm-up)
+        self._past = event_buffer(self._cap, self._slow)  # historical trades (warm-up)
         trades, books, tickers, liqs = (event_buffer(self._cap, self._slow) for _ in range(4))
         self._parts: tuple[tuple[EventBuffer, Callable[[list[Any]], None]], ...] = (
-            (self._history, self._flush_history),  # first: older than this turn's live trades
+            (self._past, self._flush_history),  # first: older than this turn's live trades
             (trades, self._flush_trades),
             (books, self._flush_books),
             (tickers, self._flush_tickers),
@@ -124,15 +112,14 @@ class DetectorEngine:
             hub=hub, clock=clock, gate=self.gate, infos=self._infos, price=self._price
         )
         self.events: Counter[str] = Counter()
-        self.warmed = 0  # historical trades fed to the windows (their findings discarded)
-        self.history_skipped = 0  # historical trades older than what the windows already hold
-        # stored rows that warmed the windows at start, by source (trades, candles), and the
-        # markets they warmed
-        self.store_warmed: Counter[str] = Counter()
-        self.store_markets: set[int] = set()
-        # market id -> end of the last bucket its candle-warmed detectors hold: history of
-        # that market older than it would land in their running bucket (it is in the candles)
-        self._candles_until: dict[int, float] = {}
+        # venue history and stored data into the trade detectors' windows
+        self.history = HistoryWarmer(
+            detectors=self._by_source[Source.TRADES],
+            gate=self.gate,
+            fires=self._fires,
+            trade_cols=self._trade_cols,
+            cap=self._cap,
+        )
         self.batches = 0
         self._subs: list[InlineSubscription] = [
             hub.subscribe(Trade, trades.put, name="detectors.trade"),
@@ -176,7 +163,7 @@ class DetectorEngine:
         :func:`warmup_with_notice`), in a worker thread: the first start's compile takes
         10-30 s, and the event loop must stay free meanwhile to see SIGINT/SIGTERM (the stop
         then abandons the compiling thread instead of waiting for it)."""
-        await asyncio.to_thread(warmup_with_notice, self.registry)
+        await asyncio.to_thread(warmup_with_notice, DetectorEngine, self.registry)
 
     async def stop(self) -> None:
         self.flush()
@@ -273,7 +260,7 @@ class DetectorEngine:
         """A historical trade is buffered to warm the windows (a quarantined one is ignored)."""
         if ev.flag != "historical":
             return
-        self._history.put(ev.trade)
+        self._past.put(ev.trade)
 
     def _schedule(self) -> None:
         # once per batch: the flush is pending from now on (call_soon, a full batch or flush())
@@ -370,75 +357,27 @@ class DetectorEngine:
     def _flush_history(self, evs: list[Any]) -> None:
         """Historical trades into the trade detectors' windows and warm-up counts; whatever
         they find is dropped (never an anomaly from history)."""
-        n = self._warm(evs)
-        self.warmed += n
-        self.events["history"] += n
-
-    def _warm(self, evs: list[Any]) -> int:
-        """Past trades (venue history, stored trades) through the trade detectors, their
-        findings dropped; those older than their market's newest trade seen are skipped (and
-        counted). Returns the trades taken."""
-        cols = self._trade_cols(evs)
-        seen = self.gate.seen[Source.TRADES]
-        keep = seen.not_before_last(cols.sid, cols.ts)
-        if keep is not None:
-            self.history_skipped += len(evs) - len(keep)
-            if not keep:
-                return 0
-            evs = [evs[i] for i in keep]
-            cols = self._trade_cols(evs)
-        after = after_candles(cols, self._candles_until)
-        for det in self._by_source[Source.TRADES]:
-            if after is not None and warms_from_candles(det):
-                if after.sid.shape[0]:  # the candles hold the rest
-                    det.process(after, self._fires, 0)
-                continue
-            det.process(cols, self._fires, 0)  # findings discarded
-        seen.add(cols.sid, cols.ts)
-        return len(evs)
+        self.events["history"] += self.history.venue(evs)
 
     # ------------------------------------------------------------------ warm start
 
     def warm_from_trades(self, trades: Sequence[Trade]) -> int:
-        """Stored trades (oldest first; a restart's, read from the store) through the path
-        of venue history: into the trade detectors' windows and warm-up counts, their
-        findings dropped; nothing is published. Returns the trades taken (older ones than
-        a market's newest trade seen are skipped, as history is)."""
+        """Stored trades (oldest first; a restart's) through the path of venue history
+        (:meth:`HistoryWarmer.from_trades`); nothing is published. Returns the trades taken."""
         self.flush()
-        taken = 0
-        for i in range(0, len(trades), self._cap):
-            taken += self._warm(list(trades[i : i + self._cap]))
-        self.store_warmed["trades"] += taken
-        self.store_markets.update(self._sids[(t.exchange, t.symbol)] for t in trades)
-        return taken
+        return self.history.from_trades(trades, self.symbol_id)
 
     def warm_from_candles(self, candles: Sequence[Candle], now: float) -> tuple[int, list[str]]:
         """Stored 1-minute candles into the windows of the trade detectors they reproduce
-        (price and volume: :mod:`cryptomon.detect.stored`), for the buckets completed before
-        ``now``; their findings dropped, nothing published. Only those detectors count the
-        candles towards their warm-up (:meth:`WarmupGate.credit`): the whale detector of the
-        same market stays cold. Returns (the markets warmed, those left out as
-        "exchange:symbol": their bucket is no whole number of minutes)."""
+        (:meth:`HistoryWarmer.from_candles`); nothing is published. Returns (the markets
+        warmed, those left out as "exchange:symbol")."""
         self.flush()
-        dets = [d for d in self._by_source[Source.TRADES] if warms_from_candles(d)]
-        if not dets:
-            return 0, []
-        plan = candle_plan(
+        return self.history.from_candles(
             candles,
             now,
             sid_of=self.symbol_id,
             bucket_of=lambda sid: self._infos[sid].cfg.bucket_seconds,
         )
-        for batch in chunks(plan.cols, self._cap):
-            for det in dets:
-                det.process(batch, self._fires, 0)  # findings discarded
-        for sid, market in plan.markets.items():
-            for det in dets:
-                self.gate.credit(det, sid, market.samples, market.first)
-            self._candles_until[sid] = market.until
-            self.store_warmed["candles"] += market.candles
-            self.store_markets.add(sid)
-        return len(plan.markets), plan.skipped
 
     def _flush_liquidations(self, evs: list[Any]) -> None:
         cols = self._trade_cols(evs)
@@ -463,58 +402,10 @@ class DetectorEngine:
             "anomalies": emitted["anomalies"],
             "suppressed_by_cooldown": emitted["suppressed_by_cooldown"],
             "suppressed_in_warmup": emitted["suppressed_in_warmup"],
-            "history_warmed": self.warmed,
-            "history_skipped": self.history_skipped,
-            "store_warmed": dict(self.store_warmed),
-            "store_warmed_markets": len(self.store_markets),
+            "history_warmed": self.history.warmed,
+            "history_skipped": self.history.skipped,
+            "store_warmed": dict(self.history.store_warmed),
+            "store_warmed_markets": len(self.history.store_markets),
             "errors": emitted["errors"],
             "latency_seconds": emitted["latency_seconds"],
         }
-
-
-COMPILE_NOTICE_S = 1.0  # a warm-up longer than this is compiling: say so
-
-
-def warmup_with_notice(registry: DetectorRegistry | None = None) -> float:
-    """:func:`warmup`, saying what happens when it takes long: the first start after an
-    install compiles every kernel (~10 s on 2 idle cores, more on a loaded machine), which
-    would otherwise be that long a silence before the API listens. After
-    ``COMPILE_NOTICE_S`` a ``detectors.compiling`` line is logged (from a timer thread: the
-    warm-up holds the loop), and a ``detectors.compiled`` line with the seconds when it is
-    done; a start that loads the kernels from numba's cache logs neither. Returns the
-    seconds taken."""
-    started = time.perf_counter()
-    notice = threading.Timer(
-        COMPILE_NOTICE_S,
-        lambda: log.info(
-            "detectors.compiling",
-            hint="the first start after an install compiles the detector kernels; later "
-            "starts load them from the cache",
-            cache_dir=os.environ.get("NUMBA_CACHE_DIR") or "the package's __pycache__",
-        ),
-    )
-    notice.daemon = True
-    notice.start()
-    try:
-        warmup(registry)
-    finally:
-        notice.cancel()
-    seconds = time.perf_counter() - started
-    if seconds >= COMPILE_NOTICE_S:
-        log.info("detectors.compiled", seconds=round(seconds, 1))
-    return seconds
-
-
-def warmup(registry: DetectorRegistry | None = None) -> None:
-    """Run every kernel once on a throw-away engine so compilation happens up front."""
-    hub = Hub()
-    engine = DetectorEngine(
-        hub=hub,
-        clock=ManualClock(0.0),
-        config=AnomalyDetectionConfig(batch_size=4),
-        registry=registry,
-    )
-    for event in warmup_events():
-        hub.publish(event)
-    engine.flush()
-    rolling_zscore_nb(np.zeros(2), 2, 2)

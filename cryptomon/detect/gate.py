@@ -10,6 +10,7 @@ fire, and a market that passed stays passed.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -74,12 +75,15 @@ class SourceSeen:
 
 
 class WarmupGate:
-    """Per detector and market: its warm-up, and whether the market passed it."""
+    """Per detector and market: its warm-up, and whether the market passed it; the same per
+    kind of a detector whose kind declares a longer one (:attr:`Warmup.kinds`)."""
 
     def __init__(self) -> None:
         self.seen: dict[Source, SourceSeen] = {source: SourceSeen() for source in Source}
-        self._need: dict[int, list[Warmup]] = {}  # id(detector) -> warm-up per market id
-        self._ready: dict[int, list[bool]] = {}
+        # key: id(detector), or (id(detector), finding code) of a kind's own warm-up
+        self._need: dict[Hashable, list[Warmup]] = {}  # key -> warm-up per market id
+        self._ready: dict[Hashable, list[bool]] = {}
+        self._later: dict[int, dict[int, list[bool]]] = {}  # id(det) -> code -> ready
         # id(detector) -> market id -> (samples, earliest event time) it was warmed with
         # outside its source's counts (1-minute candles at start: see :meth:`credit`)
         self._credit: dict[int, dict[int, tuple[int, float]]] = {}
@@ -92,14 +96,21 @@ class WarmupGate:
         return NO_WARMUP
 
     def configure(self, det: Detector, sid: int, warmup: Warmup) -> None:
-        need = self._need.setdefault(id(det), [])
-        ready = self._ready.setdefault(id(det), [])
+        self._configure(id(det), sid, warmup)
+        later = self._later.setdefault(id(det), {})
+        for code, warm in warmup.kinds:
+            later[code] = self._configure((id(det), code), sid, warm)
+        self._credit.get(id(det), {}).pop(sid, None)
+
+    def _configure(self, key: Hashable, sid: int, warmup: Warmup) -> list[bool]:
+        need = self._need.setdefault(key, [])
+        ready = self._ready.setdefault(key, [])
         while len(need) <= sid:
             need.append(warmup)
             ready.append(False)
         need[sid] = warmup
         ready[sid] = warmup.samples <= 0 and warmup.seconds <= 0
-        self._credit.get(id(det), {}).pop(sid, None)
+        return ready
 
     def credit(self, det: Detector, sid: int, samples: int, first: float) -> None:
         """``det`` alone has seen ``samples`` events of market ``sid`` since ``first`` (event
@@ -113,14 +124,23 @@ class WarmupGate:
         :meth:`passed`; a market not ready yet may pass at a row of this batch)."""
         return self._ready[id(det)]
 
-    def passed(self, det: Detector, source: Source, cols: Any, row: int) -> bool:
-        """Whether the market of ``row`` of this batch passed ``det``'s warm-up at that row."""
+    def later(self, det: Detector) -> dict[int, list[bool]]:
+        """Finding code -> per market id, whether it passed the longer warm-up of that kind
+        (empty: every kind of ``det`` reports after the detector's own)."""
+        return self._later.get(id(det), {})
+
+    def passed(
+        self, det: Detector, source: Source, cols: Any, row: int, code: int | None = None
+    ) -> bool:
+        """Whether the market of ``row`` of this batch passed ``det``'s warm-up at that row
+        (``code``: the longer warm-up of that kind, see :meth:`later`)."""
+        key: Hashable = id(det) if code is None else (id(det), code)
         sid: np.ndarray = cols.sid
         s = int(sid[row])
-        ready = self._ready[id(det)]
+        ready = self._ready[key]
         if ready[s]:
             return True
-        need = self._need[id(det)][s]
+        need = self._need[key][s]
         samples, seconds = self.seen[source].at_row(sid, cols.ts, row)
         credit = self._credit.get(id(det), {}).get(s)
         if credit is not None:

@@ -53,8 +53,12 @@ class PriceDetector:
         self.pct_rows = NO_ROWS
 
     def warmup(self, cfg: AnomalyDetectionConfig) -> Warmup:
-        """``min_samples`` trades and ``min_samples`` buckets."""
-        return bucket_warmup(cfg)
+        """``min_samples`` trades and ``min_samples`` buckets (the closes of the moving
+        average); volatility one bucket more: its z needs ``min_samples`` bucket returns, and
+        the first completed bucket has none (no close before it)."""
+        warm = bucket_warmup(cfg)
+        volatility = Warmup(samples=warm.samples, seconds=warm.seconds + cfg.bucket_seconds)
+        return Warmup(warm.samples, warm.seconds, kinds=((price_nb.CODE_VOLATILITY, volatility),))
 
     def configure(self, info: SymbolInfo) -> None:
         s = info.sid

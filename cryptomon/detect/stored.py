@@ -1,6 +1,7 @@
 """Stored 1-minute candles as the price and volume detectors' warm-up at start.
 
-(``DetectorEngine.warm_from_candles``, called by ``cryptomon.app.warmstart``.)
+(``DetectorEngine.warm_from_candles`` through ``cryptomon.detect.history``, called by
+``cryptomon.app.warmstart``.)
 
 A candle reproduces exactly what the price and volume detectors keep of a completed bucket
 when the bucket is a whole number of minutes: the traded volume (the sum of the candles'

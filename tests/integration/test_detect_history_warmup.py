@@ -68,8 +68,8 @@ async def test_history_on_subscribe_warms_the_windows_and_never_alerts(
     engine, anomalies, history = await replay_bitfinex(shared_data)
     assert len(history) == 210
     assert {h.flag for h in history} == {"historical"}
-    assert engine.warmed == 210
-    assert engine.history_skipped == 0
+    assert engine.history.warmed == 210
+    assert engine.history.skipped == 0
     assert engine.stats()["history_warmed"] == 210
     trade_kinds = {k for det in engine.detectors.values() for k in det.kinds.values()}
     book_only = {"spread", "book_imbalance", "divergence", "arbitrage"}
@@ -106,8 +106,8 @@ async def test_history_older_than_the_live_window_is_skipped(shared_data: Path) 
     before = whale.roll.state[sid].copy()  # type: ignore[attr-defined]
     engine.hub.publish(FlaggedTrade(**{**_fields(old), "flag": "historical"}))
     engine.flush()
-    assert engine.history_skipped == 1
-    assert engine.warmed == 210
+    assert engine.history.skipped == 1
+    assert engine.history.warmed == 210
     assert (whale.roll.state[sid] == before).all()  # type: ignore[attr-defined]
 
 

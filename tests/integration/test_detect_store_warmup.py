@@ -155,7 +155,7 @@ async def test_stored_trades_warm_every_trade_detector(db: Database) -> None:
     assert (line["rows"], line["cut"]) == (len(stored_trades()), 0)
     assert anomalies == []
     assert engine.stats()["store_warmed"] == {"trades": len(stored_trades())}
-    assert engine.warmed == 0  # venue history is counted apart
+    assert engine.history.warmed == 0  # venue history is counted apart
 
     burst = _trade(NOW + 1.0, 5.0)  # 500x the median order, 10x the stored whale
     live(engine, hub, burst)

@@ -274,27 +274,27 @@ def test_a_long_warmup_says_it_compiles_and_a_cached_one_is_silent(
 
     from structlog.testing import capture_logs
 
-    import cryptomon.detect.engine as engine_mod
+    import cryptomon.detect.warmup as warmup_mod
 
     with capture_logs() as logs:
 
-        def compiling(registry: object = None) -> None:  # holds until the notice is out
+        def compiling(engine: object, registry: object = None) -> None:  # until the notice
             deadline = time.monotonic() + 10.0
             while not any(e["event"] == "detectors.compiling" for e in logs):
                 assert time.monotonic() < deadline, "no detectors.compiling line"
                 time.sleep(0.005)
 
-        monkeypatch.setattr(engine_mod, "COMPILE_NOTICE_S", 0.02)
-        monkeypatch.setattr(engine_mod, "warmup", compiling)
-        seconds = engine_mod.warmup_with_notice()
+        monkeypatch.setattr(warmup_mod, "COMPILE_NOTICE_S", 0.02)
+        monkeypatch.setattr(warmup_mod, "warmup", compiling)
+        seconds = warmup_mod.warmup_with_notice(DetectorEngine)
     assert [e["event"] for e in logs] == ["detectors.compiling", "detectors.compiled"]
     assert "cache" in logs[0]["hint"]
     assert logs[0]["cache_dir"]
     assert seconds >= 0.02
     assert logs[1]["seconds"] == round(seconds, 1)
 
-    monkeypatch.setattr(engine_mod, "COMPILE_NOTICE_S", 5.0)
-    monkeypatch.setattr(engine_mod, "warmup", lambda registry=None: None)
+    monkeypatch.setattr(warmup_mod, "COMPILE_NOTICE_S", 5.0)
+    monkeypatch.setattr(warmup_mod, "warmup", lambda engine, registry=None: None)
     with capture_logs() as logs:
-        assert engine_mod.warmup_with_notice() < 5.0
+        assert warmup_mod.warmup_with_notice(DetectorEngine) < 5.0
     assert logs == []

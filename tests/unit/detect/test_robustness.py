@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from cryptomon.config import AnomalyDetectionConfig
-from cryptomon.detect.base import Warmup
+from cryptomon.detect.base import TradeCols, Warmup
 from cryptomon.detect.book_nb import B_TICK
-from cryptomon.detect.registry import DeclaresWarmup, default_registry
+from cryptomon.detect.kernels_nb import R_MIN, R_N
+from cryptomon.detect.price_nb import CODE_VOLATILITY
+from cryptomon.detect.registry import DeclaresWarmup, Source, default_registry
 from cryptomon.events import BookTop
-from tests.unit.detect.market import Market, engine, kinds
+from tests.unit.detect.market import T0, Market, engine, kinds
 
 
 def test_every_built_in_detector_declares_its_warmup_in_samples_and_time() -> None:
@@ -149,3 +152,34 @@ def test_spread_of_a_few_ticks_never_fires_but_a_wide_one_does() -> None:
     assert any("(40 ticks)" in r for r in sp[0].reasons)
     tick = eng.detectors["book"].state[eng.symbol_id("x", "BTC-USDT"), B_TICK]
     assert tick == pytest.approx(0.1)
+
+
+def test_the_price_detector_is_ready_when_its_volatility_z_can_first_be_scored() -> None:
+    """The volatility z scores the running bucket's return against ``min_samples`` past
+    bucket returns, and the first completed bucket has no return (no close before it): the
+    kernel needs ``min_samples + 1`` buckets. The warm-up gate must report the price detector
+    ready at that bucket, not one bucket early (the old declaration) nor later; its other
+    kinds (price change, moving average) stay ready a bucket before."""
+    eng, _ = engine(min_samples=10, bucket_seconds=1.0)
+    det = eng.detectors["price"]
+    m = Market(eng)
+    m.t = T0  # the first trade opens a bucket
+    sid = eng.symbol_id(m.exchange, m.symbol)
+    need = int(det.returns.state[sid, R_MIN])  # type: ignore[attr-defined]
+    ready_at = scored_at = others_at = None
+    while scored_at is None or ready_at is None:
+        assert m.t < T0 + 60.0, "never ready or never scored"
+        probe = TradeCols(
+            sid=np.array([sid]), ts=np.array([m.t]), px=np.ones(1), amt=np.ones(1), buy=np.ones(1)
+        )
+        if ready_at is None and eng.gate.passed(det, Source.TRADES, probe, 0, CODE_VOLATILITY):
+            ready_at = m.t
+        if others_at is None and eng.gate.passed(det, Source.TRADES, probe, 0):
+            others_at = m.t
+        m.trade(1.0)
+        eng.flush()
+        if scored_at is None and det.returns.state[sid, R_N] >= need:  # type: ignore[attr-defined]
+            scored_at = m.t  # this trade's z had its min_samples returns
+        m.t = round(m.t + 0.25, 6)
+    assert ready_at == scored_at == T0 + 11.0
+    assert others_at == T0 + 10.0

@@ -65,7 +65,7 @@ def test_venue_history_after_candles_reaches_whale_not_the_candle_buckets() -> N
     engine.flush()
     assert volume.state[sid, V_VOL] == 2.0  # not added to the candles' last bucket
     assert volume.roll.state[sid, R_N] == 39
-    assert engine.warmed == 1  # the whale window took it (its running order)
+    assert engine.history.warmed == 1  # the whale window took it (its running order)
     assert whale.state[sid, 4] == 5000.0  # W_AGG: the running order's notional
 
 
