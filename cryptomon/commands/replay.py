@@ -1,8 +1,11 @@
 """``crypto-monitor replay``: recorded exchange traffic through the full daemon.
 
-``replay --exchange NAME FILE... [--speed max|1x|10x] [--json] [--config FILE]`` runs the
+``replay [--exchange NAME] FILE... [--speed max|1x|10x] [--json] [--config FILE]`` runs the
 recording through the same adapter into the full daemon (``build_app``: whatever the config
-enables). Without ``--config`` the API is off and the database is a temporary SQLite file.
+enables). Without ``--exchange`` the exchange is the one the files' names say
+(``BINANCE.ws.1.0``). Files that are not a recording, or a recording without its websocket
+traffic, are refused before anything starts. Without ``--config`` the API is off and the
+database is a temporary SQLite file.
 ``--json`` prints one JSON object as the last line:
 ``{"exchange", "messages", "events": {channel: callbacks}, "anomalies", "seconds"}``.
 REST requests (book snapshots) the recording held no answer for are named on stderr.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -36,7 +40,11 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
         parents=[parent],
         help="replay recorded exchange traffic through the full pipeline",
     )
-    rep.add_argument("--exchange", required=True, metavar="NAME", help="exchange of the recording")
+    rep.add_argument(
+        "--exchange",
+        metavar="NAME",
+        help="exchange of the recording (default: the one the files' names say, e.g. BINANCE.0)",
+    )
     rep.add_argument(
         "files",
         nargs="+",
@@ -83,6 +91,107 @@ def _recorded_exchange(files: list[str], feed_id: str) -> str | None:
     return prefix
 
 
+def _named_exchanges(files: list[str]) -> tuple[list[str], list[str]]:
+    """The exchanges known to cryptofeed that ``files``' names say (``BINANCE.ws.1.0``: the
+    prefix; a folder: its ``EXCHANGE.0`` files) and the names that say none."""
+    from cryptomon.errors import ConfigError
+    from cryptomon.feeds.replay import replay_feed_class
+
+    names: list[str] = []
+    for name in files:
+        path = Path(name)
+        if path.is_dir():
+            names += sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix == ".0")
+        elif not path.name.startswith("instruments."):  # the specs `record` saves beside them
+            names.append(path.name)
+    known: set[str] = set()
+    unknown: list[str] = []
+    for item in names:
+        try:
+            known.add(replay_feed_class(item.split(".")[0]).id)
+        except ConfigError:
+            unknown.append(item)
+    return sorted(known), unknown
+
+
+def _inferred_exchange(files: list[str]) -> str:
+    """The exchange the files' names say; ValueError naming them when they say none, or
+    several."""
+    known, unknown = _named_exchanges(files)
+    if len(known) == 1:
+        return known[0].lower()
+    if known:
+        raise ValueError(
+            f"the files are recordings of {len(known)} exchanges ({', '.join(known)}): "
+            "give --exchange NAME to choose one"
+        )
+    problem = _not_a_recording([f for f in files if Path(f).is_file()])
+    raise ValueError(
+        problem
+        or f"--exchange NAME is needed: the file names ({', '.join(unknown) or 'none'}) name no "
+        "exchange known to cryptofeed (a recording's files are EXCHANGE.0, EXCHANGE.ws.N.M, "
+        "EXCHANGE.http.N.M)"
+    )
+
+
+_REST_LINE = re.compile(rb"\S+ -> \S+: ")  # URL -> TIMESTAMP: JSON
+
+
+def _not_a_recording(files: list[str]) -> str | None:
+    """What is wrong with the first of ``files``' ``EXCHANGE.0`` files (those neither
+    ``.ws.``, ``.http.`` nor the specs) that is not one of a cryptofeed raw-data recording:
+    its lines are ``URL -> TIMESTAMP: JSON`` (REST answers) and a ``configuration:`` line."""
+    for name in files:
+        path = Path(name)
+        if not _is_main(path):
+            continue
+        data = path.read_bytes()
+        first = data.split(b"\n", 1)[0]
+        expected = (
+            f"{name}: expected a cryptofeed raw-data recording's EXCHANGE.0 (lines "
+            "'URL -> TIMESTAMP: JSON' and a 'configuration:' line)"
+        )
+        if not data.strip():
+            return f"{expected}; the file is empty"
+        if not (_REST_LINE.match(first) or first.startswith(b"configuration: ")):
+            shown = first[:60].decode("utf-8", "replace")
+            return f"{expected}; line 1 is not 'URL -> TIMESTAMP: JSON': {shown!r}"
+        if not (data.startswith(b"configuration: ") or b"\nconfiguration: " in data):
+            return f"{expected}; it has no 'configuration:' line"
+    return None
+
+
+def _is_main(path: Path) -> bool:
+    """Whether ``path`` is taken as the recording's ``EXCHANGE.0`` (as the replay reads it:
+    a renamed one too): neither websocket, REST nor the specs saved beside them."""
+    name = path.name
+    return not (".ws." in name or ".http." in name or name.startswith("instruments."))
+
+
+def _part_left_out(files: list[str], feed_id: str) -> str | None:
+    """What to say when the files hold no websocket traffic (``EXCHANGE.ws.*``: everything a
+    replay replays) or no ``EXCHANGE.0`` (the recorded subscription), and which such files
+    lie beside the given ones."""
+    paths = [Path(f) for f in files]
+    prefix = f"{feed_id.upper()}."
+    if not any(".ws." in p.name for p in paths):
+        part, wanted = f"{prefix}ws.*", f"{prefix}WS."
+        missing = f"no websocket traffic given: the recording's {part} files are needed"
+    elif not any(_is_main(p) for p in paths):
+        part, wanted = f"{prefix}0", f"{prefix}0"
+        missing = f"no {part} given: the recording's {part} (its subscription) is needed"
+    else:
+        return None
+    beside = _siblings([p for p in paths if p.name.upper().startswith(prefix)], wanted)
+    if beside:
+        folders = sorted({str(p.parent) for p in beside})
+        return (
+            f"{missing}; beside the given files: {', '.join(str(p) for p in beside)}: add "
+            f"them, or give the folder ({', '.join(folders)})"
+        )
+    return f"{missing} (none was given, none lies beside the given files)"
+
+
 def _folders_expanded(files: list[str], feed_id: str) -> list[str]:
     """``files`` with each folder replaced by its recording files of ``feed_id``'s exchange
     (``BINANCE.0``, ``BINANCE.http.*``, ``BINANCE.ws.*``: what ``record --out`` wrote there);
@@ -113,13 +222,17 @@ def _http_files_left_out(files: list[str], feed_id: str) -> list[Path]:
     if any(".http." in p.name for p in paths) or not any(".ws." in p.name for p in paths):
         return []  # given, or nothing replayed asks for them
     prefix = f"{feed_id.upper()}."
-    mains = [p for p in paths if p.name.upper() == f"{prefix}0"]
+    return _siblings([p for p in paths if p.name.upper() == f"{prefix}0"], f"{prefix}HTTP.")
+
+
+def _siblings(given: list[Path], start: str) -> list[Path]:
+    """The files beside ``given`` whose upper-cased names start with ``start``."""
     return sorted(
         {
             sibling
-            for main in mains
-            for sibling in main.parent.iterdir()
-            if sibling.name.upper().startswith(f"{prefix}HTTP.") and sibling.is_file()
+            for path in given
+            for sibling in path.parent.iterdir()
+            if sibling.name.upper().startswith(start) and sibling.is_file()
         }
     )
 
@@ -136,6 +249,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return usage_error(
             f"--speed: expected max or a positive multiple such as 1x or 10x, got {args.speed!r}"
         )
+    if args.exchange is None:
+        try:
+            args.exchange = _inferred_exchange(args.files)
+        except ValueError as exc:
+            return usage_error(str(exc))
     name = args.exchange.strip().lower()
     try:
         feed_id = replay_feed_class(name).id
@@ -149,12 +267,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         return usage_error(f"recording file(s) not found: {', '.join(missing)}")
+    problem = _not_a_recording(args.files)
+    if problem is not None:
+        return usage_error(problem)
     other = _recorded_exchange(args.files, feed_id)
     if other is not None:
         return usage_error(
             f"--exchange {name}: the files are a {other.upper()} recording "
             f"({Path(args.files[0]).name}, ...); give --exchange {other}"
         )
+    left = _part_left_out(args.files, feed_id)
+    if left is not None:
+        return usage_error(left)
     left_out = _http_files_left_out(args.files, feed_id)
     if left_out:
         return usage_error(

@@ -177,11 +177,11 @@ def test_demo_bad_duration_and_port(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    """A missing required option (replay without --exchange) is an argparse error, exit 2."""
+    """A missing required argument (replay without a file) is an argparse error, exit 2."""
     with pytest.raises(SystemExit) as info:
-        main(["replay", "x"])
+        main(["replay"])
     assert info.value.code == 2
-    assert "--exchange" in capsys.readouterr().err
+    assert "FILE" in capsys.readouterr().err
 
 
 @pytest.mark.asyncio
@@ -217,7 +217,8 @@ def test_replay_whose_pipeline_did_not_start_prints_no_summary(
     says on one line that nothing was replayed and why to look at the log."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text("database: {url: 'postgresql+psycopg://bob:pw@127.0.0.1:1/cm'}\n")
-    argv = ["replay", "--exchange", "binance", str(shared_data / "BINANCE.0"), "--config", str(cfg)]
+    files = [str(shared_data / n) for n in ("BINANCE.0", "BINANCE.http.0.0", "BINANCE.ws.1.0")]
+    argv = ["replay", "--exchange", "binance", *files, "--config", str(cfg)]
     for extra in ([], ["--json"]):
         assert main([*argv, *extra]) == 1
         out, err = capsys.readouterr()
@@ -283,3 +284,88 @@ def test_replay_of_a_folder_replays_its_files_of_the_exchange(
     assert err.strip() == (
         f"crypto-monitor: {empty} holds no BINANCE.* recording files (it holds: KRAKEN)"
     ), err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "found"),
+    [
+        ("notes.txt", "hello\n", "line 1 is not 'URL -> TIMESTAMP: JSON': 'hello'"),
+        ("config.yaml", "exchanges:\n  - name: binance\n", "line 1 is not"),
+        ("BINANCE.0", "", "the file is empty"),
+        ("BINANCE.0", "https://x/api -> 1.5: {}\n", "it has no 'configuration:' line"),
+    ],
+)
+def test_replay_of_a_file_that_is_not_a_recording(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, text: str, found: str
+) -> None:
+    """A text or YAML file given to replay was reported as "invalid configuration" under
+    ``exchanges[binance].files`` (and a REST-only EXCHANGE.0 the same); it is now one line
+    naming the file, what a recording is and what the file holds instead, exit 2, with or
+    without --exchange."""
+    path = tmp_path / name
+    path.write_text(text)
+    ws = tmp_path / "BINANCE.ws.1.0"
+    ws.write_text("wss://x\n")
+    for exchange in (["--exchange", "binance"], []):
+        code, err = run(capsys, "replay", *exchange, str(path), str(ws))
+        assert code == 2, err
+        assert err.startswith(f"crypto-monitor: {path}: expected a cryptofeed raw-data"), err
+        assert found in err, err
+        assert "invalid configuration" not in err
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def test_replay_without_the_websocket_files_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, shared_data: Path
+) -> None:
+    """``replay --exchange binance BINANCE.0`` (no BINANCE.ws.* file) "succeeded" with 0
+    messages replayed; it is refused, naming the websocket files lying beside it and the
+    folder to give instead, or that there are none. The same for ws files without their
+    BINANCE.0."""
+    code, err = run(capsys, "replay", "--exchange", "binance", str(shared_data / "BINANCE.0"))
+    assert code == 2, err
+    assert "no websocket traffic given: the recording's BINANCE.ws.* files are needed" in err
+    assert str(shared_data / "BINANCE.ws.1.0") in err
+    assert f"give the folder ({shared_data})" in err
+    assert len(err.strip().splitlines()) == 1, err
+
+    alone = tmp_path / "BINANCE.0"
+    alone.write_bytes((shared_data / "BINANCE.0").read_bytes())
+    code, err = run(capsys, "replay", "--exchange", "binance", str(alone))
+    assert code == 2, err
+    assert "BINANCE.ws.* files are needed (none was given, none lies beside" in err
+
+    code, err = run(capsys, "replay", str(shared_data / "BINANCE.ws.1.0"))
+    assert code == 2, err
+    assert "no BINANCE.0 given" in err
+    assert str(shared_data / "BINANCE.0") in err
+
+
+def test_replay_infers_the_exchange_from_the_file_names(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, shared_data: Path
+) -> None:
+    """``--exchange`` was required even of BINANCE.* files; the files' names now say it when
+    they name one exchange known to cryptofeed (--exchange still chooses or overrides).
+    Files of two exchanges, or names of none, are one line asking for --exchange."""
+    files = [str(shared_data / n) for n in ("BINANCE.0", "BINANCE.http.0.0", "BINANCE.ws.1.0")]
+    code = main(["replay", *files, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["exchange"] == "binance"
+    assert summary["messages"] > 0
+
+    mixed = [*files, str(shared_data / "KRAKEN.ws.48.0")]
+    code, err = run(capsys, "replay", *mixed)
+    assert code == 2, err
+    assert "recordings of 2 exchanges (BINANCE, KRAKEN): give --exchange NAME" in err
+    code, err = run(capsys, "replay", str(shared_data))
+    assert code == 2, err
+    assert "(BINANCE, BINANCE_FUTURES, BITFINEX," in err
+
+    renamed = tmp_path / "rec.0"
+    renamed.write_bytes((shared_data / "BINANCE.0").read_bytes())
+    code, err = run(capsys, "replay", str(renamed))
+    assert code == 2, err
+    assert "--exchange NAME is needed: the file names (rec.0) name no exchange" in err
+    assert len(err.strip().splitlines()) == 1, err
