@@ -97,6 +97,11 @@ _FEED_EXCHANGE = {
     "reconnects": ("cryptomon_feed_reconnects", True, "reconnects per exchange"),
     "parse_errors": ("cryptomon_feed_parse_errors", True, "malformed messages skipped"),
     "crossed_books": ("cryptomon_feed_crossed_books", True, "crossed books resynced"),
+    "unquoted_tickers": (
+        "cryptomon_feed_unquoted_tickers",
+        True,
+        "tickers without a best bid or ask, not published",
+    ),
     "book_tops": (
         "cryptomon_feed_book_tops",
         True,

@@ -307,6 +307,9 @@ class Converter:
         if channel.state != "live":
             self.health.became_live(channel)
         receipt = float(receipt) + self._ts_shift
+        if not ticker.bid or not ticker.ask:  # no best bid or ask: cryptofeed passes 0 or None
+            self.health.unquoted_tickers += 1  # (a 0 bid would be a mid of half the ask)
+            return
         bid = float(ticker.bid)
         ask = float(ticker.ask)
         self._publish(

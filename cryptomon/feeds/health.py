@@ -116,6 +116,7 @@ class FeedHealth:
         self.reconnects = 0
         self.parse_errors = 0
         self.crossed = 0
+        self.unquoted_tickers = 0  # tickers without a best bid or ask: not published
         self.book_tops = 0  # BookTop events published (conflated: see feeds.convert)
         self.connected_at = 0.0
         self._last_error_log = -1e18
@@ -275,6 +276,7 @@ class FeedHealth:
             "reconnects": self.reconnects,
             "parse_errors": self.parse_errors,
             "crossed_books": self.crossed,
+            "unquoted_tickers": self.unquoted_tickers,
             "book_tops": self.book_tops,
             "messages": sum(channel.messages for channel in self.channels.values()),
             "gaps": sum(channel.gaps for channel in self.channels.values()),

@@ -91,3 +91,25 @@ async def test_a_ticker_only_market_has_its_x10_first_print_quarantined() -> Non
     await next_turn()
     assert [type(e).__name__ for e in seen] == ["Ticker", "FlaggedTrade", "Trade"]
     assert conv.quality.stats()["ticker_refuted"] == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("bid", "ask"), [(D(0), D("100.1")), (D("100"), None), (None, None)])
+async def test_a_ticker_without_one_side_is_counted_not_published(
+    bid: D | None, ask: D | None
+) -> None:
+    """cryptofeed passes a venue's ticker without a best bid or ask as 0 (Bybit's snapshot
+    without ``bid1Price``) or None (Kraken futures): published, a 0 bid made a mid of half the
+    ask, a 50 % gap for the cross-exchange divergence detector, and None was a malformed
+    message (a warning each time). Counted apart; the next quoted ticker goes out."""
+    hub = Hub()
+    seen: list[object] = []
+    hub.subscribe((Ticker,), seen.append)
+    health = FeedHealth("x", ["ticker"], hub=hub, clock=LiveClock())
+    conv = Converter("x", hub=hub, health=health, book_levels=1, depth=1)
+    await conv.ticker(CfTicker("X", "BTC-USDT", bid, ask, 1.0), 1.0)  # type: ignore[arg-type]
+    await conv.ticker(CfTicker("X", "BTC-USDT", D("100"), D("100.1"), 1.1), 1.1)
+    await next_turn()
+    assert [(e.bid, e.ask) for e in seen] == [(100.0, 100.1)]  # type: ignore[attr-defined]
+    assert health.snapshot()["unquoted_tickers"] == 1
+    assert health.parse_errors == 0
