@@ -242,10 +242,9 @@ class StoreWriter:
         """Write every buffered row now, open candles included (with a tracker, at its latest
         checkpoint's position: what is buffered came from the messages up to it)."""
         await self._flush_durable()
-        latest = None if self.tracker is None else self.tracker.latest
-        position = (
-            None if latest is None or self.tracker is None else (self.tracker.consumer, latest[1])
-        )
+        tracker = self.tracker
+        latest = None if tracker is None else tracker.latest
+        position = None if tracker is None or latest is None else (tracker.consumer, latest[1])
         await self._flush_market(with_open_candles=True, position=position)
 
     async def flush_durable(self) -> None:
